@@ -1,0 +1,3 @@
+from straits.cli import main
+
+main()

@@ -1,0 +1,34 @@
+"""The ``straits`` command line: a thin shell over the Python API (Typer + Rich)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from straits.cli import catalog_cmd, check_cmd, demo_cmd, estimate_cmd, plan_cmd
+from straits.cli.common import err_console
+from straits.errors import StraitsError
+
+app = typer.Typer(
+    name="straits",
+    help="Decide where AI training and serving run across borders, within the rules, and "
+         "prove it. Start with `straits demo`.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+app.command("chips")(catalog_cmd.chips)
+app.command("check")(check_cmd.check)
+app.command("estimate")(estimate_cmd.estimate)
+app.command("plan")(plan_cmd.plan)
+app.command("demo")(demo_cmd.demo)
+
+
+def main() -> None:
+    try:
+        app()
+    except StraitsError as exc:  # anything raised outside a command's own handling
+        err_console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        sys.exit(exc.exit_code)

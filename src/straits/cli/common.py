@@ -1,0 +1,68 @@
+"""Shared CLI plumbing: consoles, reading input, JSON output, formatting helpers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from straits.errors import InputError, RequestError
+from straits.loading import parse_document, read_text
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+RulesOption = typer.Option(
+    None, "--rules", help="A directory of extra rule packs (repeatable); a pack with the name of "
+    "a shipped one replaces it.", exists=False)
+JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")
+
+
+def read_input(source: Path | None, *, what: str) -> tuple[Any, str]:
+    """Parse JSON/YAML from a file, or from stdin when ``source`` is None or '-'."""
+    if source is None or str(source) == "-":
+        if sys.stdin.isatty():
+            raise RequestError(f"expects {what} as JSON on stdin or in a file argument",
+                               source="<stdin>")
+        text, label = sys.stdin.read(), "<stdin>"
+    else:
+        text, label = read_text(source, error=RequestError), str(source)
+    if not text.strip():
+        raise RequestError("input is empty", source=label, expected=what)
+    return parse_document(text, source=label, error=RequestError), label
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def money(usd: float | None) -> str:
+    if usd is None:
+        return "-"
+    if abs(usd) >= 1e6:
+        return f"${usd / 1e6:,.2f}M"
+    if abs(usd) >= 1e3:
+        return f"${usd / 1e3:,.1f}K"
+    return f"${usd:,.0f}"
+
+
+def duration(hours: float) -> str:
+    if hours >= 48:
+        return f"{hours / 24:,.1f} d"
+    if hours >= 1:
+        return f"{hours:,.1f} h"
+    return f"{hours * 60:,.0f} min"
+
+
+def decision_style(decision: str) -> str:
+    return {"allow": "bold green", "conditional": "bold yellow", "deny": "bold red"}.get(
+        decision, "bold")
+
+
+def fail(exc: InputError) -> None:
+    err_console.print(f"[red]error:[/red] {exc}", markup=True, soft_wrap=True)
+    raise typer.Exit(exc.exit_code)

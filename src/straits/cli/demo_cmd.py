@@ -1,0 +1,74 @@
+"""``straits demo``: the shipped scenario under the enacted rules and the AI Diffusion rule."""
+
+from __future__ import annotations
+
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from straits.cli.common import JsonOption, console, duration, money, print_json
+from straits.cli.explain import reason_line
+from straits.cli.plan_view import diagnosis_view, warnings_view
+from straits.demo import REGIMES, run_demo
+from straits.plan import Plan
+
+STORY = (
+    "A cloud company headquartered in China trains a 72B chat model. It may rent H100s in "
+    "Singapore and Johor from non-Chinese operators: renting is not an export of the chip. Its "
+    "Chinese users' dialogues (3,000,000 people) may not leave China without a CAC security "
+    "assessment, so fine-tuning happens at home on the H800/H20/Ascend base. The January 2025 "
+    "AI Diffusion rule would have barred the offshore rental; it was rescinded on 2025-05-13, "
+    "before its compliance date. Here is the same scenario under both."
+)
+
+
+def _cell(plan: Plan, workload: str, stage: str) -> str:
+    a = plan.assignment(workload, stage)
+    if a is None:
+        return "[red]unplaced[/red]"
+    late = f" [red]late {duration(a.late_hours)}[/red]" if a.late_hours > 0 else ""
+    return (f"{a.site} {a.chip} x{a.chips:,}\n{money(a.cost_usd)}, "
+            f"{duration(a.end_h - a.start_h)}{late}")
+
+
+def demo(json_out: bool = JsonOption) -> None:
+    """Tell the story of Straits on the shipped scenario (examples/offshore-2025.yaml): plan it
+    under the `enacted` rules and under the `ai-diffusion` regime side by side, and show the
+    rules that made the difference."""
+    sc, plans, diffs = run_demo()
+    if json_out:
+        print_json({"scenario": sc.name,
+                    "plans": {r: p.to_json() for r, p in plans.items()},
+                    "differences": [d.to_json() for d in diffs]})
+        return
+    console.print(Panel(STORY, title=f"straits demo: {sc.name} ({sc.date})", expand=False))
+    t = Table(title="Where each stage runs", title_justify="left")
+    t.add_column("stage")
+    for r in REGIMES:
+        t.add_column(r)
+    for d in diffs:
+        t.add_row(f"{d.workload}/{d.stage}", *(_cell(plans[r], d.workload, d.stage)
+                                                for r in REGIMES))
+    t.add_row("[bold]total[/bold]", *(
+        f"[bold]{money(plans[r].total_cost_usd)}[/bold], makespan "
+        f"{duration(plans[r].makespan_hours)}, {len(plans[r].unplaced)} unplaced"
+        for r in REGIMES))
+    console.print(t)
+    console.print(Text("The rules that made the difference:", style="bold"))
+    for d in diffs:
+        if not d.rules:
+            continue
+        console.print(Text(f"  {d.workload}/{d.stage}: " + "  vs  ".join(
+            f"{r}: {p}" for r, p in d.placements.items()), style="bold"))
+        for regime, reason, n in d.rules:
+            line = Text(f"    under {regime}, blocked {n} option{'s' if n != 1 else ''}:",
+                        style="magenta")
+            console.print(line)
+            console.print(reason_line(reason, "    -"))
+    for r in REGIMES:
+        console.print()
+        console.rule(f"{r}")
+        console.print(diagnosis_view(plans[r]))
+        w = warnings_view(plans[r])
+        if w is not None:
+            console.print(w)

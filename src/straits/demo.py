@@ -1,0 +1,68 @@
+"""The story of DESIGN.md, told by the program: one scenario planned under two regimes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from straits.loading import load_scenario
+from straits.model.scenario import Scenario
+from straits.plan import Plan, StageDiagnosis, make_plan
+from straits.rules.decision import Reason
+from straits.rules.engine import RuleSet, ruleset
+
+REGIMES = ("enacted", "ai-diffusion")
+
+
+def demo_scenario_path() -> Path:
+    return Path(str(resources.files("straits.examples").joinpath("offshore-2025.yaml")))
+
+
+@dataclass(frozen=True)
+class StageDifference:
+    workload: str
+    stage: str
+    placements: dict[str, str]
+    """regime -> 'site/chip' or 'unplaced'"""
+    rules: tuple[tuple[str, Reason, int], ...]
+    """(regime where it blocked, the rule, options it blocked) for rules that blocked options
+    under one regime only."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"workload": self.workload, "stage": self.stage, "placements": self.placements,
+                "rules": [{"regime": reg, "options_blocked": n, **r.to_json()}
+                          for reg, r, n in self.rules]}
+
+
+def _blocked(d: StageDiagnosis) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for rej in d.rejections:
+        for rule in set(rej.rules):
+            counts[rule] = counts.get(rule, 0) + 1
+    return counts
+
+
+def differences(plans: dict[str, Plan]) -> list[StageDifference]:
+    """Per stage: where it went under each regime and which rules made the difference."""
+    a, b = (plans[r] for r in REGIMES)
+    out = []
+    for da, db in zip(a.diagnosis, b.diagnosis, strict=True):
+        ba, bb = _blocked(da), _blocked(db)
+        cites = {c.rule: c for c in (*da.citations, *db.citations)}
+        rules = [(REGIMES[1], cites[r], n) for r, n in bb.items() if r not in ba]
+        rules += [(REGIMES[0], cites[r], n) for r, n in ba.items() if r not in bb]
+        out.append(StageDifference(da.workload, da.stage,
+                                   {REGIMES[0]: da.chosen or "unplaced",
+                                    REGIMES[1]: db.chosen or "unplaced"},
+                                   tuple(rules)))
+    return out
+
+
+def run_demo(scenario: Scenario | None = None, rules: RuleSet | None = None
+             ) -> tuple[Scenario, dict[str, Plan], list[StageDifference]]:
+    sc = scenario or load_scenario(demo_scenario_path())
+    rs = rules or ruleset()
+    plans = {r: make_plan(sc, regime=r, rules=rs) for r in REGIMES}
+    return sc, plans, differences(plans)

@@ -1,0 +1,63 @@
+"""One exception tree for Straits.
+
+Every error a user can cause derives from :class:`InputError` and maps to exit status 2 in the
+CLI and to HTTP 4xx in the API. Messages say *what* was wrong, *where* (file, field path) and
+*what was expected*, so that one line is enough to fix the input.
+"""
+
+from __future__ import annotations
+
+
+class StraitsError(Exception):
+    """Base class of every error Straits raises on purpose."""
+
+    exit_code: int = 1
+
+
+class InputError(StraitsError):
+    """The user's input is wrong: a file, a request, an argument. Exit status 2."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, source: str | None = None, path: str | None = None,
+                 expected: str | None = None) -> None:
+        self.source = source
+        self.path = path
+        self.expected = expected
+        self.detail = message
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = ""
+        if self.source and self.path:
+            where = f"{self.source}: {self.path}: "
+        elif self.source:
+            where = f"{self.source}: "
+        elif self.path:
+            where = f"{self.path}: "
+        tail = f" (expected {self.expected})" if self.expected else ""
+        return f"{where}{self.detail}{tail}"
+
+
+class ScenarioError(InputError):
+    """A scenario file is malformed or refers to something that does not exist."""
+
+
+class RequestError(InputError):
+    """A check or estimate request is malformed."""
+
+
+class UnknownChipError(InputError):
+    """A chip id is not in the catalog."""
+
+
+class EstimateError(InputError):
+    """A stage cannot be estimated (e.g. a model larger than its parameters allow)."""
+
+
+class PackError(InputError):
+    """A rule pack (Cedar policies, schema or case table) is malformed."""
+
+
+class CatalogError(StraitsError):
+    """Shipped data is inconsistent: a bug in Straits, not in the user's input."""

@@ -1,0 +1,15 @@
+"""Estimates of what a stage needs on a chip: FLOPs, memory, chips, time, cost."""
+
+from straits.estimate.estimator import Estimate, estimate_serving, estimate_training
+from straits.estimate.flops import flops_per_token, training_flops
+from straits.estimate.memory import min_chips_serving, min_chips_training
+
+__all__ = [
+    "Estimate",
+    "estimate_serving",
+    "estimate_training",
+    "flops_per_token",
+    "min_chips_serving",
+    "min_chips_training",
+    "training_flops",
+]

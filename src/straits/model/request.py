@@ -1,0 +1,99 @@
+"""Requests to the rules (``straits check``) and to the estimator (``straits estimate``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from straits.model.scenario import Frozen, ModelSpec
+from straits.model.types import (
+    Authorization,
+    ChipId,
+    Country,
+    DataClass,
+    NonNegFloat,
+    NonNegInt,
+    PosFloat,
+    Regime,
+)
+
+Action = Literal["train", "finetune", "serve", "procure", "transfer-data", "transfer-weights"]
+ACTIONS: tuple[str, ...] = Action.__args__  # type: ignore[attr-defined]
+COMPUTE_ACTIONS = ("train", "finetune", "serve")
+
+
+class TenantFacts(Frozen):
+    hq: Country
+    authorizations: tuple[Authorization, ...] = ()
+    ciio: bool = False
+    entity_listed: bool = False
+
+
+class SiteFacts(Frozen):
+    country: Country
+    operator_hq: Country
+
+
+class DataFacts(Frozen):
+    origin: Country
+    classes: tuple[DataClass, ...] = Field(min_length=1)
+    subjects: NonNegInt = 0
+    sensitive_subjects: NonNegInt = 0
+    prior_subjects_ytd: NonNegInt = 0
+    """Individuals the handler already exported since 1 January of this year."""
+    prior_sensitive_ytd: NonNegInt = 0
+    prior_subjects_since_last_year: NonNegInt = 0
+    """Individuals already exported since 1 January of the previous year (2022 measures)."""
+    prior_sensitive_since_last_year: NonNegInt = 0
+
+
+class WeightsFacts(Frozen):
+    training_ops: NonNegFloat
+    open: bool = False
+    from_country: Country
+
+
+class CheckRequest(Frozen):
+    """One question to the rules: may ``tenant`` do ``action`` at ``site`` on ``date``?"""
+
+    date: dt.date
+    regime: Regime = "enacted"
+    action: Action
+    tenant: TenantFacts
+    site: SiteFacts
+    chip: ChipId | None = None
+    data: DataFacts | None = None
+    weights: WeightsFacts | None = None
+    quantity: NonNegInt = 0
+    """Chips acquired, for ``procure``."""
+    ships_from: Country | None = None
+
+    @model_validator(mode="after")
+    def _action_needs(self) -> CheckRequest:
+        if self.action in (*COMPUTE_ACTIONS, "procure") and self.chip is None:
+            raise ValueError(f"action {self.action!r} needs `chip`")
+        if self.action == "transfer-data" and self.data is None:
+            raise ValueError("action 'transfer-data' needs `data`")
+        if self.action == "transfer-weights" and self.weights is None:
+            raise ValueError("action 'transfer-weights' needs `weights`")
+        return self
+
+
+class EstimateRequest(Frozen):
+    model: ModelSpec
+    tokens: Annotated[float, Field(gt=0)] | None = None
+    chip: ChipId
+    chips: Annotated[int, Field(gt=0)] | None = None
+    usd_per_chip_hour: NonNegFloat | None = None
+    kind: Literal["train", "serve"] = "train"
+    days: PosFloat | None = None
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> EstimateRequest:
+        if self.kind == "train" and self.tokens is None:
+            raise ValueError("a training estimate needs `tokens` (> 0)")
+        if self.kind == "serve" and (self.chips is None or self.days is None):
+            raise ValueError("a serving estimate needs `chips` and `days`")
+        return self

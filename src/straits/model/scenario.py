@@ -1,0 +1,261 @@
+"""The scenario: tenants, sites and their chip pools, datasets and multi-stage workloads.
+
+Models are immutable (frozen, tuples) and validated on construction: field types and ranges by
+pydantic, cross references and the stage DAG by :func:`Scenario._check_references`, which raises
+:class:`~straits.errors.ScenarioError` naming the field path
+(``workloads[0].stages[1].after``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from graphlib import CycleError, TopologicalSorter
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from straits.errors import ScenarioError
+from straits.model.types import (
+    Authorization,
+    ChipId,
+    Country,
+    DataClass,
+    Id,
+    NonNegFloat,
+    NonNegInt,
+    Objective,
+    PosFloat,
+    Regime,
+    StageKind,
+)
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Tenant(Frozen):
+    id: Id
+    hq: Country
+    authorizations: tuple[Authorization, ...] = ()
+    ciio: bool = False
+    """A critical information infrastructure operator under China's rules."""
+
+
+class Procurable(Frozen):
+    """Capacity the tenant may add by buying chips (lawful only if `procure` is lawful)."""
+
+    max: Annotated[int, Field(gt=0)]
+    usd_per_chip: NonNegFloat
+    lead_days: NonNegFloat = 60
+    amortize_years: PosFloat = 4
+    ships_from: Country | None = None
+    """Country the chips ship from, when it is not the site's (e.g. MY for transhipment)."""
+
+
+class Pool(Frozen):
+    chip: ChipId
+    count: NonNegInt
+    usd_per_chip_hour: NonNegFloat
+    procurable: Procurable | None = None
+    source: str | None = None
+    """Where the price and count come from (shipped examples always say)."""
+    confidence: Literal["V", "V2", "D", "M"] | None = None
+
+
+class Site(Frozen):
+    id: Id
+    country: Country
+    operator_hq: Country
+    wan_gbps: PosFloat = 10.0
+    egress_usd_per_gb: NonNegFloat = 0.0
+    pools: tuple[Pool, ...] = ()
+    pue: Annotated[float, Field(ge=1.0, le=3.0)] | None = None
+    grid_gco2_per_kwh: NonNegFloat | None = None
+    source: str | None = None
+
+
+class Dataset(Frozen):
+    id: Id
+    tokens: PosFloat
+    size_gb: NonNegFloat
+    located_at: Id
+    origin: Country
+    classes: tuple[DataClass, ...] = Field(min_length=1)
+    subjects: NonNegInt = 0
+    sensitive_subjects: NonNegInt = 0
+
+    @property
+    def is_personal(self) -> bool:
+        return bool({"personal", "sensitive_personal"} & set(self.classes))
+
+    @model_validator(mode="after")
+    def _subjects_match_classes(self) -> Dataset:
+        if self.sensitive_subjects and "sensitive_personal" not in self.classes:
+            raise ValueError("sensitive_subjects > 0 needs 'sensitive_personal' in classes")
+        return self
+
+
+class ModelSpec(Frozen):
+    params: PosFloat
+    active_params: PosFloat | None = None
+    layers: Annotated[int, Field(ge=1)]
+    d_model: Annotated[int, Field(ge=1)]
+    heads: Annotated[int, Field(ge=1)]
+    seq_len: Annotated[int, Field(ge=1)] = 4096
+    open_weights: bool = False
+
+    @model_validator(mode="after")
+    def _active_le_total(self) -> ModelSpec:
+        if self.active_params is not None and self.active_params > self.params:
+            raise ValueError(
+                f"active_params ({self.active_params:g}) must not exceed params ({self.params:g})"
+            )
+        return self
+
+    @property
+    def active(self) -> float:
+        return self.active_params if self.active_params is not None else self.params
+
+    @property
+    def is_moe(self) -> bool:
+        return self.active < self.params
+
+
+class Stage(Frozen):
+    id: Id
+    kind: StageKind
+    after: tuple[Id, ...] = ()
+    datasets: tuple[Id, ...] = ()
+    tokens: PosFloat | None = None
+    """Training tokens; defaults to the sum of the stage's datasets' tokens x epochs."""
+    epochs: PosFloat = 1.0
+    chips: Annotated[int, Field(gt=0)] | None = None
+    days: PosFloat | None = None
+    users: tuple[Country, ...] = ()
+    """Countries whose users a serving stage answers."""
+    user_subjects: NonNegInt | None = None
+    """Individuals whose personal information serving processes (None: unknown)."""
+    locations: tuple[Country, ...] = ()
+    """Countries the stage may run in for reasons of its own (latency, contracts); empty: any."""
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> Stage:
+        if self.kind == "serve":
+            if self.chips is None or self.days is None:
+                raise ValueError("a serve stage needs `chips` and `days`")
+        elif not self.datasets and self.tokens is None:
+            raise ValueError(f"a {self.kind} stage needs `datasets` or `tokens`")
+        return self
+
+
+class Workload(Frozen):
+    id: Id
+    tenant: Id
+    model: ModelSpec
+    deadline: dt.date | None = None
+    budget_usd: PosFloat | None = None
+    stages: tuple[Stage, ...] = Field(min_length=1)
+
+    def stage(self, stage_id: str) -> Stage:
+        for s in self.stages:
+            if s.id == stage_id:
+                return s
+        raise KeyError(stage_id)
+
+    def topological_stages(self) -> list[Stage]:
+        order = TopologicalSorter({s.id: set(s.after) for s in self.stages}).static_order()
+        return [self.stage(sid) for sid in order]
+
+
+class Scenario(Frozen):
+    straits: Literal[1] = 1
+    name: Id
+    date: dt.date
+    regime: Regime = "enacted"
+    objective: Objective = "cost"
+    tenants: tuple[Tenant, ...] = Field(min_length=1)
+    sites: tuple[Site, ...] = Field(min_length=1)
+    datasets: tuple[Dataset, ...] = ()
+    workloads: tuple[Workload, ...] = ()
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Scenario:
+        _unique("tenants", [t.id for t in self.tenants])
+        _unique("sites", [s.id for s in self.sites])
+        _unique("datasets", [d.id for d in self.datasets])
+        _unique("workloads", [w.id for w in self.workloads])
+        sites = {s.id for s in self.sites}
+        datasets = {d.id for d in self.datasets}
+        tenants = {t.id for t in self.tenants}
+        for i, site in enumerate(self.sites):
+            _unique(f"sites[{i}].pools", [p.chip for p in site.pools], what="chip")
+        for i, d in enumerate(self.datasets):
+            if d.located_at not in sites:
+                raise _ref(f"datasets[{i}].located_at", d.located_at, "site", sites)
+        for w_i, w in enumerate(self.workloads):
+            base = f"workloads[{w_i}]"
+            if w.tenant not in tenants:
+                raise _ref(f"{base}.tenant", w.tenant, "tenant", tenants)
+            stage_ids = [s.id for s in w.stages]
+            _unique(f"{base}.stages", stage_ids)
+            for s_i, s in enumerate(w.stages):
+                for a_i, dep in enumerate(s.after):
+                    if dep not in stage_ids or dep == s.id:
+                        others = set(stage_ids) - {s.id}
+                        raise _ref(f"{base}.stages[{s_i}].after[{a_i}]", dep, "stage", others)
+                for d_i, ds in enumerate(s.datasets):
+                    if ds not in datasets:
+                        raise _ref(f"{base}.stages[{s_i}].datasets[{d_i}]", ds, "dataset", datasets)
+            try:
+                w.topological_stages()
+            except CycleError as exc:
+                cycle = " -> ".join(exc.args[1])
+                raise ScenarioError(
+                    f"stage dependencies form a cycle: {cycle}",
+                    path=f"{base}.stages",
+                    expected="an acyclic `after` graph",
+                ) from None
+        return self
+
+    # --- lookups -------------------------------------------------------------------------------
+    def site(self, site_id: str) -> Site:
+        return _by_id(self.sites, site_id)
+
+    def tenant(self, tenant_id: str) -> Tenant:
+        return _by_id(self.tenants, tenant_id)
+
+    def dataset(self, dataset_id: str) -> Dataset:
+        return _by_id(self.datasets, dataset_id)
+
+    def workload(self, workload_id: str) -> Workload:
+        return _by_id(self.workloads, workload_id)
+
+    @property
+    def start(self) -> dt.datetime:
+        """The instant plans start: the scenario date at 00:00 UTC."""
+        return dt.datetime.combine(self.date, dt.time(0), tzinfo=dt.UTC)
+
+
+_T = TypeVar("_T", Tenant, Site, Dataset, Workload)
+
+
+def _by_id(items: tuple[_T, ...], item_id: str) -> _T:
+    for item in items:
+        if item.id == item_id:
+            return item
+    raise KeyError(item_id)
+
+
+def _unique(path: str, ids: list[str], what: str = "id") -> None:
+    seen: set[str] = set()
+    for i, x in enumerate(ids):
+        if x in seen:
+            raise ScenarioError(f"duplicate {what} {x!r}", path=f"{path}[{i}]",
+                                expected=f"each {what} once")
+        seen.add(x)
+
+
+def _ref(path: str, value: str, kind: str, known: set[str]) -> ScenarioError:
+    listing = ", ".join(sorted(known)) if known else "none defined"
+    return ScenarioError(f"unknown {kind} {value!r}", path=path, expected=f"a {kind} id: {listing}")

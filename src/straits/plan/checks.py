@@ -1,0 +1,163 @@
+"""The rule questions one placement asks: compute with each dataset, moves, weights, users.
+
+A stage placed at a site is lawful only if every question is answered ``allow``:
+
+* the stage's compute (train / finetune / serve) at the site, once per dataset it reads (with the
+  dataset's facts and the volumes the tenant already exports: the CAC thresholds are cumulative
+  per handler, so every dataset a tenant sends abroad adds up);
+* ``transfer-data`` for each dataset stored at another site;
+* ``transfer-weights`` for each predecessor's weights produced at another site;
+* for serving, the personal information of the users it answers (origin: their country).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from straits.model.request import CheckRequest, DataFacts, SiteFacts, TenantFacts, WeightsFacts
+from straits.model.scenario import Dataset, Scenario, Site, Stage, Tenant, Workload
+
+ACTION_OF_KIND = {"pretrain": "train", "finetune": "finetune", "serve": "serve"}
+#: individuals assumed when a serving stage does not say how many users' data it processes:
+#: the top CAC tier (conservative)
+UNKNOWN_USER_SUBJECTS = 1_000_000
+
+
+Batch = dict[str, tuple[int, int]]
+"""export id (a dataset id, or 'users:<workload>/<stage>') -> (subjects, sensitive subjects)"""
+
+
+@dataclass
+class ExportLedger:
+    """Personal information each tenant exports, per origin country and calendar year.
+
+    The CAC thresholds count every export of a handler since 1 January (2024 provisions) or
+    since 1 January of the previous year (2022 measures), so a check adds up everything else the
+    tenant exports from the same origin in the counting window.
+    """
+
+    entries: dict[tuple[str, str, int], Batch] = field(default_factory=dict)
+
+    def add(self, tenant: str, origin: str, year: int, export_id: str,
+            subjects: int, sensitive: int) -> None:
+        batch = self.entries.setdefault((tenant, origin, year), {})
+        batch[export_id] = (subjects, sensitive)
+
+    def record(self, tenant: str, datasets: list[Dataset], site: Site, year: int) -> None:
+        for d in datasets:
+            if d.is_personal and d.origin != site.country:
+                self.add(tenant, d.origin, year, d.id, d.subjects, d.sensitive_subjects)
+
+    def covers(self, other: ExportLedger) -> bool:
+        """Whether every export of ``other`` is already in this ledger."""
+        return all(set(batch) <= set(self.entries.get(key, {}))
+                   for key, batch in other.entries.items())
+
+    def merged(self, other: ExportLedger) -> ExportLedger:
+        out = ExportLedger({k: dict(v) for k, v in self.entries.items()})
+        for key, batch in other.entries.items():
+            out.entries.setdefault(key, {}).update(batch)
+        return out
+
+
+def prior_volumes(ledgers: list[ExportLedger], tenant: str, origin: str, year: int,
+                  exclude: set[str]) -> tuple[int, int, int, int]:
+    """(subjects this year, sensitive this year, subjects since 1 January of last year,
+    sensitive since then) already exported, from the union of ``ledgers``, without
+    ``exclude``."""
+    out = []
+    for years in ((year,), (year - 1, year)):
+        batch: Batch = {}
+        for led in ledgers:
+            for y in years:
+                batch.update(led.entries.get((tenant, origin, y), {}))
+        kept = [v for k, v in batch.items() if k not in exclude]
+        out += [sum(v[0] for v in kept), sum(v[1] for v in kept)]
+    return out[0], out[1], out[2], out[3]
+
+
+@dataclass(frozen=True)
+class Question:
+    label: str
+    request: CheckRequest
+
+
+def _tenant(t: Tenant) -> TenantFacts:
+    return TenantFacts(hq=t.hq, authorizations=t.authorizations, ciio=t.ciio)
+
+
+def _site(s: Site) -> SiteFacts:
+    return SiteFacts(country=s.country, operator_hq=s.operator_hq)
+
+
+def data_facts(d: Dataset, prior: tuple[int, int, int, int], others: list[Dataset]) -> DataFacts:
+    """Facts of ``d`` with the volumes already exported (``prior``) plus the other datasets of
+    the same origin that the same placement exports alongside it."""
+    extra = [o for o in others if o.id != d.id and o.origin == d.origin and o.is_personal]
+    subj = sum(o.subjects for o in extra)
+    sens = sum(o.sensitive_subjects for o in extra)
+    return DataFacts(origin=d.origin, classes=d.classes, subjects=d.subjects,
+                     sensitive_subjects=d.sensitive_subjects,
+                     prior_subjects_ytd=prior[0] + subj, prior_sensitive_ytd=prior[1] + sens,
+                     prior_subjects_since_last_year=prior[2] + subj,
+                     prior_sensitive_since_last_year=prior[3] + sens)
+
+
+def users_export_id(w: Workload, stage: Stage, country: str) -> str:
+    return f"users:{w.id}/{stage.id}:{country}"
+
+
+def user_subjects(stage: Stage) -> int:
+    return stage.user_subjects if stage.user_subjects is not None else UNKNOWN_USER_SUBJECTS
+
+
+def placement_questions(
+    sc: Scenario, w: Workload, stage: Stage, site: Site, chip: str, *, date: dt.date,
+    regime: str, training_ops: float, preds: list[tuple[Stage, Site, float]],
+    exports: list[ExportLedger], year: int,
+) -> list[Question]:
+    """Every rule question of placing ``stage`` at ``site`` on ``chip``.
+
+    ``preds`` are (predecessor, its site, training ops through it); ``training_ops`` is the
+    cumulative training compute of the model through this stage; ``exports`` are the ledgers of
+    what the tenant already exports (volumes add up over the calendar ``year``).
+    """
+    tenant = sc.tenant(w.tenant)
+    action = ACTION_OF_KIND[stage.kind]
+    common = dict(date=date, regime=regime, tenant=_tenant(tenant), site=_site(site))
+    weights = None
+    if action != "serve":
+        weights = WeightsFacts(training_ops=training_ops, open=w.model.open_weights,
+                               from_country=site.country)
+    out: list[Question] = []
+    datasets = [sc.dataset(d) for d in stage.datasets]
+    abroad = [d for d in datasets if d.origin != site.country]
+    for d in datasets:
+        prior = prior_volumes(exports, w.tenant, d.origin, year, {d.id})
+        facts = data_facts(d, prior, abroad)
+        out.append(Question(f"{stage.kind} on {d.id}", CheckRequest(
+            **common, action=action, chip=chip, data=facts, weights=weights)))
+        if d.located_at != site.id:
+            out.append(Question(f"move {d.id} from {d.located_at}", CheckRequest(
+                **common, action="transfer-data", data=facts)))
+    for country in stage.users:
+        prior = prior_volumes(exports, w.tenant, country, year,
+                              {users_export_id(w, stage, country)})
+        facts = DataFacts(origin=country, classes=("personal",), subjects=user_subjects(stage),
+                          prior_subjects_ytd=prior[0], prior_sensitive_ytd=prior[1],
+                          prior_subjects_since_last_year=prior[2],
+                          prior_sensitive_since_last_year=prior[3])
+        out.append(Question(f"serve users in {country}", CheckRequest(
+            **common, action=action, chip=chip, data=facts)))
+    if not datasets and not stage.users:
+        out.append(Question(stage.kind, CheckRequest(**common, action=action, chip=chip,
+                                                     weights=weights)))
+    for pred, pred_site, pred_ops in preds:
+        if pred_site.id == site.id:
+            continue
+        out.append(Question(f"weights of {pred.id} from {pred_site.id}", CheckRequest(
+            **common, action="transfer-weights",
+            weights=WeightsFacts(training_ops=pred_ops, open=w.model.open_weights,
+                                 from_country=pred_site.country))))
+    return out

@@ -1,0 +1,173 @@
+"""What a plan is: assignments, unplaced stages, and the diagnosis of every option that lost."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from straits.rules.decision import Reason
+
+Status = Literal["optimal", "feasible", "infeasible"]
+
+
+def iso(start: dt.datetime, hours: float) -> str:
+    t = start + dt.timedelta(hours=hours)
+    return t.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Assignment:
+    workload: str
+    stage: str
+    site: str
+    chip: str
+    chips: int
+    start_h: float
+    end_h: float
+    chip_hours: float
+    compute_usd: float
+    egress_usd: float
+    transfer_hours: float
+    mfu: float
+    satisfied: tuple[str, ...]
+    warnings: tuple[Reason, ...] = ()
+    notes: tuple[Reason, ...] = ()
+    late_hours: float = 0.0
+
+    @property
+    def cost_usd(self) -> float:
+        return self.compute_usd + self.egress_usd
+
+    def to_json(self, start: dt.datetime) -> dict[str, Any]:
+        return {
+            "workload": self.workload, "stage": self.stage, "site": self.site,
+            "chip": self.chip, "chips": self.chips,
+            "start": iso(start, self.start_h), "end": iso(start, self.end_h),
+            "hours": round(self.end_h - self.start_h, 3),
+            "chip_hours": round(self.chip_hours, 1), "cost_usd": round(self.cost_usd, 2),
+            "compute_usd": round(self.compute_usd, 2), "egress_usd": round(self.egress_usd, 2),
+            "transfer_hours": round(self.transfer_hours, 3), "mfu": round(self.mfu, 4),
+            "decision": "allow", "requires": list(self.satisfied),
+            "warnings": sorted({w.rule for w in self.warnings}),
+            "late_hours": round(self.late_hours, 1),
+        }
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why one option (site, pool, chip count) of a stage lost."""
+
+    site: str
+    chip: str
+    reason: str
+    """Group label: a rule label such as 'PIPL cross-border (cac-security-assessment)', or
+    'memory', 'capacity', 'deadline', 'predecessor unplaced', 'cost', 'time'."""
+    detail: str
+    rules: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"site": self.site, "chip": self.chip, "reason": self.reason,
+                               "detail": self.detail}
+        if self.rules:
+            out["rules"] = list(self.rules)
+        return out
+
+
+LOST_TO_BETTER = ("cost", "time")
+
+
+@dataclass(frozen=True)
+class StageDiagnosis:
+    workload: str
+    stage: str
+    options: int
+    chosen: str | None
+    rejections: tuple[Rejection, ...]
+    citations: tuple[Reason, ...] = ()
+    """One reason per distinct blocking rule, for the explanation of what the rules did."""
+
+    @property
+    def lost(self) -> dict[str, int]:
+        return dict(Counter(r.reason for r in self.rejections).most_common())
+
+    @property
+    def lawful_and_free(self) -> int:
+        blocked = sum(1 for r in self.rejections if r.reason not in LOST_TO_BETTER)
+        return self.options - blocked
+
+    def summary(self) -> str:
+        """'1/12 options lawful and free: 7 PIPL cross-border (...), 3 capacity, 1 cost'."""
+        parts = ", ".join(f"{n} {reason}" for reason, n in self.lost.items())
+        head = f"{self.lawful_and_free}/{self.options} options lawful and free"
+        return f"{head}: {parts}" if parts else head
+
+    def to_json(self, details: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "workload": self.workload, "stage": self.stage, "options": self.options,
+            "lawful_and_free": self.lawful_and_free, "chosen": self.chosen, "lost": self.lost,
+            "summary": self.summary(),
+            "rules": [c.to_json() for c in self.citations],
+        }
+        if details:
+            out["rejections"] = [r.to_json() for r in self.rejections]
+        return out
+
+
+@dataclass(frozen=True)
+class Plan:
+    scenario: str
+    date: dt.date
+    regime: str
+    objective: str
+    solver: str
+    status: Status
+    start: dt.datetime
+    assignments: tuple[Assignment, ...]
+    unplaced: tuple[StageDiagnosis, ...]
+    diagnosis: tuple[StageDiagnosis, ...]
+    rules_digest: str = ""
+    bound_usd: float | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def total_cost_usd(self) -> float:
+        return sum(a.cost_usd for a in self.assignments)
+
+    @property
+    def makespan_hours(self) -> float:
+        return max((a.end_h for a in self.assignments), default=0.0)
+
+    def assignment(self, workload: str, stage: str) -> Assignment | None:
+        for a in self.assignments:
+            if a.workload == workload and a.stage == stage:
+                return a
+        return None
+
+    def warnings(self) -> dict[str, tuple[Reason, list[str]]]:
+        """Each warning rule once, with the stages it touches."""
+        out: dict[str, tuple[Reason, list[str]]] = {}
+        for a in self.assignments:
+            for w in a.warnings:
+                entry = out.setdefault(w.rule, (w, []))
+                tag = f"{a.workload}/{a.stage}"
+                if tag not in entry[1]:
+                    entry[1].append(tag)
+        return out
+
+    def to_json(self, details: bool = False) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario, "date": self.date.isoformat(), "regime": self.regime,
+            "solver": self.solver, "status": self.status, "objective": self.objective,
+            "total_cost_usd": round(self.total_cost_usd, 2),
+            "makespan_hours": round(self.makespan_hours, 3),
+            "assignments": [a.to_json(self.start) for a in self.assignments],
+            "unplaced": [{"workload": u.workload, "stage": u.stage, "lost": u.lost,
+                          "summary": u.summary()} for u in self.unplaced],
+            "diagnosis": [d.to_json(details) for d in self.diagnosis],
+            "warnings": [{**w.to_json(), "stages": stages}
+                         for w, stages in self.warnings().values()],
+            "rules_digest": self.rules_digest,
+            "notes": list(self.notes),
+        }

@@ -1,0 +1,94 @@
+"""The one module that talks to cedarpy.
+
+Everything Cedar-specific (parsing, schema validation, evaluation, policy ids) is behind these
+few functions so that the rest of Straits deals in rule ids and plain data.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import cedarpy
+
+
+class CedarSyntaxError(ValueError):
+    """Cedar could not parse a policy or schema."""
+
+
+@dataclass(frozen=True)
+class ValidationProblem:
+    policy_index: int | None
+    message: str
+
+
+def parse_est(text: str) -> dict[str, dict[str, Any]]:
+    """Policy text -> {positional policy id: Cedar JSON (EST) of the policy, with annotations}."""
+    try:
+        est = json.loads(cedarpy.policies_to_json_str(text))
+    except ValueError as exc:
+        raise CedarSyntaxError(str(exc)) from None
+    templates = est.get("templates") or {}
+    if templates:
+        raise CedarSyntaxError("policy templates (?principal / ?resource) are not supported")
+    policies: dict[str, dict[str, Any]] = est.get("staticPolicies", {})
+    return policies
+
+
+def validate(text: str, schema_text: str) -> list[ValidationProblem]:
+    """Type-check policies against the schema; positional ids are returned as indexes."""
+    try:
+        result = cedarpy.validate_policies(text, schema_text)
+    except ValueError as exc:
+        raise CedarSyntaxError(str(exc)) from None
+    problems = []
+    for err in result.errors:
+        pid = err.policy_id
+        index = int(pid[len("policy"):]) if pid.startswith("policy") and pid[6:].isdigit() else None
+        problems.append(ValidationProblem(index, err.error))
+    return problems
+
+
+def check_schema(schema_text: str) -> None:
+    try:
+        cedarpy.Schema.from_str(schema_text)
+    except ValueError as exc:
+        raise CedarSyntaxError(str(exc)) from None
+
+
+class Evaluator:
+    """A parsed policy set, entity graph and schema, reused across requests."""
+
+    def __init__(self, policy_text: str, entities: list[dict[str, Any]], schema_text: str) -> None:
+        try:
+            self._schema = cedarpy.Schema.from_str(schema_text)
+            self._policies = cedarpy.PolicySet.from_str(policy_text)
+            self._entities = cedarpy.Entities.from_json_str(json.dumps(entities), self._schema)
+        except ValueError as exc:
+            raise CedarSyntaxError(str(exc)) from None
+
+    def satisfied(self, requests: list[dict[str, Any]]) -> list[list[int]]:
+        """For each request, the positional indexes of the policies whose conditions hold.
+
+        Raises ValueError with Cedar's message when a request does not match the schema.
+        """
+        results = cedarpy.is_authorized_batch(requests, self._policies, self._entities,
+                                              schema=self._schema)
+        out = []
+        for res in results:
+            errors = res.diagnostics.errors
+            if errors:
+                raise ValueError("; ".join(str(e) for e in errors))
+            out.append(sorted(int(pid[len("policy"):]) for pid in res.diagnostics.reasons))
+        return out
+
+
+def entity(type_name: str, entity_id: str) -> dict[str, Any]:
+    """A Cedar entity reference as it appears in a request's context."""
+    return {"__entity": {"type": type_name, "id": entity_id}}
+
+
+def extension(fn: str, arg: str) -> dict[str, Any]:
+    """A Cedar extension value (``datetime``, ``decimal``) as it appears in a context."""
+    return {"__extn": {"fn": fn, "arg": arg}}

@@ -1,0 +1,197 @@
+"""From the rules Cedar found applicable to one decision, with reasons.
+
+Cedar evaluates the law's conditions: every policy is a ``permit`` whose condition says when the
+rule applies, and Cedar returns the complete set of applicable policies (its "determining
+policies"). This module applies one fixed, documented algebra to that set:
+
+* a ``deny`` rule makes the decision ``deny``;
+* a ``requires`` rule adds its authorization to what is needed. An authorization the tenant holds
+  satisfies it (a certification or a security assessment also satisfies
+  ``cac-standard-contract``: PIPL Art. 38 asks for any one mechanism). An unmet
+  requirement whose licence is reviewed with a *presumption of denial* makes the decision
+  ``deny``; any other unmet requirement makes it ``conditional``;
+* ``warn`` rules are warnings and ``note`` rules are explanations: neither changes the decision.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from straits.catalog import classify_2022, classify_2023, country_name, get_chip
+from straits.model.request import CheckRequest
+from straits.rules.pack_loader import Rule
+
+DecisionKind = Literal["allow", "conditional", "deny"]
+
+#: requirement -> authorizations that satisfy it. PIPL Art. 38 lets personal information leave
+#: China under any one of its mechanisms, so a passed security assessment or a certification
+#: also covers a transfer for which the standard contract would do.
+SATISFIED_BY: dict[str, tuple[str, ...]] = {
+    "cac-standard-contract": ("cac-standard-contract", "cac-certification",
+                              "cac-security-assessment"),
+}
+
+
+def satisfier(requirement: str, held: Iterable[str]) -> str | None:
+    """The held authorization that satisfies ``requirement``, if any."""
+    held = set(held)
+    for auth in SATISFIED_BY.get(requirement, (requirement,)):
+        if auth in held:
+            return auth
+    return None
+
+
+@dataclass(frozen=True)
+class Reason:
+    rule: str
+    title: str
+    citation: str
+    effect: str
+    confidence: str
+    text: str
+    requires: str | None = None
+    presumption: str | None = None
+    outcome: str = ""
+    """For requirements: ``satisfied`` (by an authorization held), ``conditional`` or ``deny``."""
+    satisfied_by: str | None = None
+    reading: str | None = None
+
+    @property
+    def label(self) -> str:
+        """Short label used to group rejections: 'PIPL cross-border (cac-security-assessment)'."""
+        return f"{self.title} ({self.requires})" if self.requires else self.title
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"rule": self.rule, "citation": self.citation,
+                               "effect": self.effect, "confidence": self.confidence,
+                               "title": self.title, "text": self.text}
+        if self.requires:
+            out["requires"] = self.requires
+            out["outcome"] = self.outcome
+            if self.presumption:
+                out["presumption"] = self.presumption
+            if self.satisfied_by:
+                out["satisfied_by"] = self.satisfied_by
+        if self.reading:
+            out["reading"] = self.reading
+        return out
+
+
+@dataclass(frozen=True)
+class Decision:
+    decision: DecisionKind
+    requires: tuple[str, ...]
+    reasons: tuple[Reason, ...]
+    warnings: tuple[Reason, ...] = ()
+    notes: tuple[Reason, ...] = ()
+    satisfied: tuple[str, ...] = ()
+
+    @property
+    def lawful(self) -> bool:
+        return self.decision == "allow"
+
+    @property
+    def blocking(self) -> tuple[Reason, ...]:
+        """The reasons that keep the decision from ``allow``."""
+        return tuple(r for r in self.reasons if r.outcome in ("deny", "conditional"))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "decision": self.decision,
+            "requires": list(self.requires),
+            "reasons": [r.to_json() for r in self.reasons],
+            "warnings": [w.to_json() for w in self.warnings],
+            "notes": [n.to_json() for n in self.notes],
+            "satisfied": list(self.satisfied),
+        }
+
+
+class _Blank(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def _count(n: int) -> str:
+    return f"{n:,}"
+
+
+def template_values(req: CheckRequest) -> Mapping[str, str]:
+    """Values the ``@reason`` templates may use, formatted for people."""
+    v = _Blank()
+    v["tenant_hq"] = f"{country_name(req.tenant.hq)} ({req.tenant.hq})"
+    v["site_country"] = f"{country_name(req.site.country)} ({req.site.country})"
+    v["site_operator_hq"] = f"{country_name(req.site.operator_hq)} ({req.site.operator_hq})"
+    v["site"] = f"the site in {country_name(req.site.country)}"
+    v["date"] = req.date.isoformat()
+    v["quantity"] = _count(req.quantity)
+    if req.chip:
+        chip = get_chip(req.chip)
+        v["chip"] = chip.id
+        v["chip_class_2023"] = classify_2023(chip).cls
+        v["chip_basis_2022"] = classify_2022(chip).basis
+        v["chip_tpp"] = f"{chip.tpp_upper:,.0f}"
+        v["chip_mem_bw"] = f"{chip.hbm_tbps.upper * 1000:,.0f}"
+        v["quantity_tpp"] = f"{req.quantity * chip.tpp_upper:,.0f}"
+    if req.data:
+        d = req.data
+        v["data_origin"] = f"{country_name(d.origin)} ({d.origin})"
+        v["data_subjects"] = _count(d.subjects)
+        v["data_total_ytd"] = _count(d.subjects + d.prior_subjects_ytd)
+        v["data_sensitive_ytd"] = _count(d.sensitive_subjects + d.prior_sensitive_ytd)
+        v["data_total_since_last_year"] = _count(d.subjects + d.prior_subjects_since_last_year)
+        v["data_sensitive_since_last_year"] = _count(
+            d.sensitive_subjects + d.prior_sensitive_since_last_year)
+    if req.weights:
+        v["training_ops"] = f"{req.weights.training_ops:.2g}"
+    return v
+
+
+def render(template: str, values: Mapping[str, str]) -> str:
+    return string.Formatter().vformat(template, (), values)
+
+
+def combine(rules: Iterable[Rule], req: CheckRequest,
+            values: Mapping[str, str] | None = None) -> Decision:
+    """Apply the decision algebra to the applicable ``rules`` of ``req``."""
+    values = values if values is not None else template_values(req)
+    held = req.tenant.authorizations
+    reasons: list[Reason] = []
+    warnings: list[Reason] = []
+    notes: list[Reason] = []
+    unmet: list[str] = []
+    satisfied: list[str] = []
+    denied = False
+    for rule in rules:
+        text = render(rule.reason, values)
+        base = Reason(rule=rule.id, title=rule.title, citation=rule.citation,
+                      effect=rule.effect, confidence=rule.confidence, text=text,
+                      reading=rule.reading)
+        if rule.effect == "warn":
+            warnings.append(base)
+        elif rule.effect == "note":
+            notes.append(base)
+        elif rule.effect == "deny":
+            denied = True
+            reasons.append(replace(base, outcome="deny"))
+        else:
+            assert rule.requires is not None
+            by = satisfier(rule.requires, held)
+            if by is not None:
+                outcome = "satisfied"
+                if rule.requires not in satisfied:
+                    satisfied.append(rule.requires)
+            elif rule.presumption == "denial":
+                outcome = "deny"
+                denied = True
+            else:
+                outcome = "conditional"
+            if outcome != "satisfied" and rule.requires not in unmet:
+                unmet.append(rule.requires)
+            reasons.append(replace(base, requires=rule.requires, presumption=rule.presumption,
+                                   outcome=outcome, satisfied_by=by))
+    kind: DecisionKind = "deny" if denied else ("conditional" if unmet else "allow")
+    return Decision(decision=kind, requires=tuple(unmet), reasons=tuple(reasons),
+                    warnings=tuple(warnings), notes=tuple(notes), satisfied=tuple(satisfied))

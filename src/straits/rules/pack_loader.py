@@ -1,0 +1,308 @@
+"""Rule packs on disk: Cedar policies with annotations, country groups, metadata.
+
+A pack is a directory holding ``pack.yaml`` (name, title, version), one or more ``*.cedar``
+files and optionally ``groups.yaml`` (country groups as data) and ``cases/*.yaml`` (test cases).
+Every policy is a ``permit`` whose condition says when the rule *applies*; its annotations say
+what follows (``@effect``: requires / deny / warn / note), with ``@id``, ``@title``,
+``@citation``, ``@confidence``, ``@reason`` and the effective window. See docs/rule-packs.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from straits.catalog import is_country
+from straits.errors import PackError
+from straits.model.types import AUTHORIZATIONS
+from straits.rules.cedar import CedarSyntaxError, parse_est
+
+EFFECTS = ("requires", "deny", "warn", "note")
+PRESUMPTIONS = ("denial", "approval", "case-by-case")
+CONFIDENCES = ("V", "V2", "D", "M")
+REQUIRED_ANNOTATIONS = ("id", "title", "citation", "confidence", "effect", "reason",
+                        "effective_from")
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    pack: str
+    file: str
+    line: int
+    title: str
+    citation: str
+    confidence: str
+    effect: str
+    reason: str
+    effective_from: dt.date
+    effective_until: dt.date | None = None
+    requires: str | None = None
+    presumption: str | None = None
+    reading: str | None = None
+    text: str = ""
+    est: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def in_force(self, on: dt.date) -> bool:
+        if on < self.effective_from:
+            return False
+        return self.effective_until is None or on <= self.effective_until
+
+
+@dataclass(frozen=True)
+class Group:
+    id: str
+    pack: str
+    title: str
+    source: str
+    confidence: str
+    members: tuple[str, ...] = ()
+    includes: tuple[str, ...] = ()
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Pack:
+    name: str
+    title: str
+    version: str
+    jurisdiction: str
+    description: str
+    path: Path
+    rules: tuple[Rule, ...]
+    groups: tuple[Group, ...]
+    digest: str
+    policy_text: str
+
+
+@dataclass(frozen=True)
+class Statement:
+    text: str
+    line: int
+
+
+def split_statements(text: str) -> list[Statement]:
+    """Split Cedar policy text at top-level semicolons, keeping each statement's first line."""
+    out: list[Statement] = []
+    buf: list[str] = []
+    start_line: int | None = None
+    line = 1
+    i = 0
+    in_string = False
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if in_string:
+            buf.append(ch)
+            if ch == "\\" and i + 1 < n:
+                buf.append(text[i + 1])
+                i += 1
+            elif ch == '"':
+                in_string = False
+            elif ch == "\n":
+                line += 1
+        elif ch == "/" and text.startswith("//", i):
+            end = text.find("\n", i)
+            end = n if end == -1 else end
+            i = end
+            continue
+        else:
+            if ch == "\n":
+                line += 1
+            elif not ch.isspace() and start_line is None:
+                start_line = line
+            if ch == '"':
+                in_string = True
+            buf.append(ch)
+            if ch == ";":
+                out.append(Statement("".join(buf).strip(), start_line or line))
+                buf, start_line = [], None
+        i += 1
+    rest = "".join(buf).strip()
+    if rest:
+        out.append(Statement(rest, start_line or line))
+    return out
+
+
+def _date(value: str, where: str, name: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise PackError(f"@{name}({value!r}) is not an ISO date", source=where,
+                        expected="YYYY-MM-DD") from None
+
+
+def _rule_from(est: dict[str, Any], stmt: Statement, pack: str, file: str) -> Rule:
+    where = f"{file}:{stmt.line}"
+    ann: dict[str, str] = est.get("annotations", {}) or {}
+    missing = [a for a in REQUIRED_ANNOTATIONS if not ann.get(a)]
+    if missing:
+        raise PackError("policy lacks annotation(s) " + ", ".join("@" + m for m in missing),
+                        source=where, expected="@" + ", @".join(REQUIRED_ANNOTATIONS))
+    if est.get("effect") != "permit":
+        raise PackError("rules are `permit` policies whose condition says when the rule applies",
+                        source=where, expected="permit (...) when { ... };")
+    effect = ann["effect"]
+    if effect not in EFFECTS:
+        raise PackError(f"@effect({effect!r}) is unknown", source=where,
+                        expected="one of " + ", ".join(EFFECTS))
+    if ann["confidence"] not in CONFIDENCES:
+        raise PackError(f"@confidence({ann['confidence']!r}) is unknown", source=where,
+                        expected="one of " + ", ".join(CONFIDENCES))
+    requires = ann.get("requires") or None
+    if effect == "requires":
+        if requires not in AUTHORIZATIONS:
+            raise PackError(f"@requires({requires!r}) is not a known authorization", source=where,
+                            expected="one of " + ", ".join(AUTHORIZATIONS))
+    elif requires:
+        raise PackError("@requires is only meaningful with @effect(\"requires\")", source=where)
+    presumption = ann.get("presumption") or None
+    if presumption is not None and presumption not in PRESUMPTIONS:
+        raise PackError(f"@presumption({presumption!r}) is unknown", source=where,
+                        expected="one of " + ", ".join(PRESUMPTIONS))
+    until = ann.get("effective_until") or None
+    return Rule(
+        id=ann["id"], pack=pack, file=file, line=stmt.line, title=ann["title"],
+        citation=ann["citation"], confidence=ann["confidence"], effect=effect,
+        reason=ann["reason"], effective_from=_date(ann["effective_from"], where, "effective_from"),
+        effective_until=_date(until, where, "effective_until") if until else None,
+        requires=requires, presumption=presumption, reading=ann.get("reading") or None,
+        text=stmt.text, est=est,
+    )
+
+
+def _parse_policy_file(path: Path, pack: str, label: str) -> list[Rule]:
+    text = path.read_text(encoding="utf-8")
+    statements = split_statements(text)
+    try:
+        policies = parse_est(text)
+    except CedarSyntaxError as whole:
+        for stmt in statements:  # find the statement Cedar cannot parse, for its line
+            try:
+                parse_est(stmt.text)
+            except CedarSyntaxError as exc:
+                raise PackError(f"Cedar syntax error: {exc}",
+                                source=f"{label}:{stmt.line}") from None
+        raise PackError(f"Cedar syntax error: {whole}", source=label) from None
+    if len(policies) != len(statements):
+        raise PackError(f"found {len(policies)} policies but {len(statements)} statements",
+                        source=label, expected="one policy per `;`-terminated statement")
+    return [_rule_from(policies[f"policy{i}"], stmt, pack, label)
+            for i, stmt in enumerate(statements)]
+
+
+def _load_groups(path: Path, pack: str, label: str) -> list[Group]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise PackError(f"not valid YAML: {exc}", source=label) from None
+    if not isinstance(raw, dict):
+        raise PackError("groups.yaml must map group ids to definitions", source=label)
+    groups = []
+    for gid, spec in raw.items():
+        where = f"{label}: {gid}"
+        if not isinstance(spec, dict) or not spec.get("source") or not spec.get("confidence"):
+            raise PackError("a group needs title, source, confidence and members/includes",
+                            source=where)
+        raw_members = spec.get("members", []) or []
+        if any(isinstance(m, bool) for m in raw_members):
+            raise PackError("a member parsed as a YAML boolean: quote country codes such as "
+                            "\"NO\" (Norway)", source=where)
+        members = tuple(str(m) for m in raw_members)
+        for m in members:
+            if not is_country(m):
+                raise PackError(f"member {m!r} is not an ISO 3166-1 alpha-2 code", source=where)
+        groups.append(Group(
+            id=str(gid), pack=pack, title=str(spec.get("title", gid)), source=str(spec["source"]),
+            confidence=str(spec["confidence"]), members=members,
+            includes=tuple(str(x) for x in spec.get("includes", []) or []),
+            note=spec.get("note"),
+        ))
+    return groups
+
+
+def _digest(paths: list[Path], root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        h.update(str(p.relative_to(root)).encode())
+        h.update(b"\0")
+        h.update(p.read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def load_pack(path: Path) -> Pack:
+    meta_path = path / "pack.yaml"
+    if not meta_path.is_file():
+        raise PackError("not a rule pack (no pack.yaml)", source=str(path))
+    try:
+        meta = yaml.safe_load(meta_path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise PackError(f"not valid YAML: {exc}", source=str(meta_path)) from None
+    name = str(meta.get("name") or path.name)
+    cedar_files = sorted(path.glob("*.cedar"))
+    if not cedar_files:
+        raise PackError("a pack needs at least one *.cedar file", source=str(path))
+    rules: list[Rule] = []
+    for f in cedar_files:
+        rules.extend(_parse_policy_file(f, name, _label(f)))
+    groups_path = path / "groups.yaml"
+    groups = _load_groups(groups_path, name, _label(groups_path)) if groups_path.is_file() else []
+    files = [meta_path, *cedar_files] + ([groups_path] if groups_path.is_file() else [])
+    files += sorted((path / "cases").glob("*.yaml")) if (path / "cases").is_dir() else []
+    return Pack(
+        name=name, title=str(meta.get("title", name)), version=str(meta.get("version", "0")),
+        jurisdiction=str(meta.get("jurisdiction", "")),
+        description=" ".join(str(meta.get("description", "")).split()),
+        path=path, rules=tuple(rules), groups=tuple(groups), digest=_digest(files, path),
+        policy_text="\n\n".join(r.text for r in rules),
+    )
+
+
+def _label(path: Path) -> str:
+    """A short, stable name for messages: packs/<pack>/<file> for shipped packs."""
+    parts = path.parts
+    if "packs" in parts:
+        return "/".join(parts[parts.index("packs"):])
+    return str(path)
+
+
+def builtin_packs_dir() -> Path:
+    return Path(str(resources.files("straits.rules").joinpath("packs")))
+
+
+def schema_text() -> str:
+    return (builtin_packs_dir() / "straits.cedarschema").read_text(encoding="utf-8")
+
+
+def discover(root: Path) -> list[Path]:
+    """Pack directories under ``root`` (``root`` itself when it is a pack)."""
+    if not root.exists():
+        raise PackError("rules directory not found", source=str(root))
+    if (root / "pack.yaml").is_file():
+        return [root]
+    found = sorted(p.parent for p in root.glob("*/pack.yaml"))
+    if not found:
+        raise PackError("no rule packs here (a pack is a directory with pack.yaml)",
+                        source=str(root))
+    return found
+
+
+def load_packs(extra_dirs: list[Path] | None = None) -> list[Pack]:
+    """The shipped packs, then those under ``extra_dirs``; a later pack replaces one of the same
+    name."""
+    by_name: dict[str, Pack] = {}
+    for d in discover(builtin_packs_dir()):
+        p = load_pack(d)
+        by_name[p.name] = p
+    for root in extra_dirs or []:
+        for d in discover(Path(root)):
+            p = load_pack(d)
+            by_name[p.name] = p
+    return list(by_name.values())

@@ -1,0 +1,1 @@
+"""Synthetic scenarios for tests, benchmarks and what-if runs."""

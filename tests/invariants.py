@@ -1,0 +1,93 @@
+"""Independent checks of a plan's invariants, shared by the planner property tests.
+
+These do not reuse the planner's own bookkeeping: capacity is swept from the assignments,
+transfer times recomputed from the scenario, and the China cross-border thresholds re-derived
+from the text of the 2024 provisions (a deliberate second implementation, as a test oracle).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from straits.model.scenario import Scenario
+from straits.plan import Plan
+from straits.plan.transfer import transfer_hours, weights_gb
+
+EPS = 1e-6
+
+
+def capacity_violations(sc: Scenario, plan: Plan) -> list[str]:
+    out = []
+    events: dict[tuple[str, str], list[tuple[float, int]]] = defaultdict(list)
+    for a in plan.assignments:
+        events[(a.site, a.chip)] += [(a.start_h, a.chips), (a.end_h, -a.chips)]
+    for (site, chip), evs in events.items():
+        count = next(p.count for p in sc.site(site).pools if p.chip == chip)
+        used = 0
+        for _, delta in sorted(evs, key=lambda e: (e[0], e[1])):  # ends before starts at ties
+            used += delta
+            if used > count:
+                out.append(f"{site}/{chip}: {used} chips in use > {count}")
+    return out
+
+
+def precedence_violations(sc: Scenario, plan: Plan) -> list[str]:
+    out = []
+    for a in plan.assignments:
+        w = sc.workload(a.workload)
+        stage = w.stage(a.stage)
+        site = sc.site(a.site)
+        for dep in stage.after:
+            p = plan.assignment(a.workload, dep)
+            if p is None:
+                out.append(f"{a.workload}/{a.stage} placed but {dep} is not")
+                continue
+            need = p.end_h + transfer_hours(weights_gb(w.model), sc.site(p.site), site)
+            if a.start_h + EPS < need:
+                out.append(f"{a.workload}/{a.stage} starts {a.start_h:.2f} before {need:.2f}")
+        for d_id in stage.datasets:
+            d = sc.dataset(d_id)
+            need = transfer_hours(d.size_gb, sc.site(d.located_at), site)
+            if a.start_h + EPS < need:
+                out.append(f"{a.workload}/{a.stage} starts before {d_id} arrives")
+    return out
+
+
+def required_cn_mechanism(total: int, sensitive: int, sensitive_class: bool) -> str | None:
+    """CAC Provisions (2024) Arts. 5, 7, 8 for a non-CIIO handler, counted over the year."""
+    if total >= 1_000_000 or sensitive >= 10_000:
+        return "assessment"
+    if total >= 100_000 or sensitive >= 1 or sensitive_class:
+        return "contract"
+    return None
+
+
+def residency_violations(sc: Scenario, plan: Plan) -> list[str]:
+    """No Chinese personal information abroad without the mechanism its yearly volume needs."""
+    out = []
+    exported: dict[str, dict[str, tuple[int, int, bool]]] = defaultdict(dict)
+    for a in plan.assignments:
+        site = sc.site(a.site)
+        w = sc.workload(a.workload)
+        for d_id in w.stage(a.stage).datasets:
+            d = sc.dataset(d_id)
+            if d.origin == "CN" and d.is_personal and site.country != "CN":
+                exported[w.tenant][d.id] = (d.subjects, d.sensitive_subjects,
+                                            "sensitive_personal" in d.classes)
+    for tenant_id, batch in exported.items():
+        tenant = sc.tenant(tenant_id)
+        total = sum(v[0] for v in batch.values())
+        sens = sum(v[1] for v in batch.values())
+        need = required_cn_mechanism(total, sens, any(v[2] for v in batch.values()))
+        held = set(tenant.authorizations)
+        if tenant.ciio or need == "assessment":
+            ok = "cac-security-assessment" in held
+        elif need == "contract":
+            ok = bool(held & {"cac-standard-contract", "cac-certification",
+                              "cac-security-assessment"})
+        else:
+            ok = True
+        if not ok:
+            out.append(f"{tenant_id} exports {total:,} individuals' PI ({sens:,} sensitive) "
+                       f"needing {need}, holds {sorted(held)}")
+    return out

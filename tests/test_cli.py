@@ -1,0 +1,152 @@
+"""End-to-end: the `straits` command as a user runs it (subprocess, real exit codes)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from test_rules_engine import DESIGN_REQUEST
+
+
+def straits(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "straits", *args], input=stdin,
+                          capture_output=True, text=True, timeout=300)
+
+
+def one_line_error(p: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "Traceback" not in p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, p.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+def test_help_lists_the_commands() -> None:
+    p = straits("--help")
+    assert p.returncode == 0
+    for cmd in ("chips", "check", "estimate", "plan", "demo"):
+        assert cmd in p.stdout
+
+
+def test_chips_json_and_table() -> None:
+    p = straits("chips", "--json")
+    chips = {c["id"]: c for c in json.loads(p.stdout)}
+    assert chips["H20"]["derived"]["class_2023"] == "not-controlled"
+    assert chips["H100-SXM"]["figures"]["bf16_tflops"]["source"]
+    table = straits("chips")
+    assert table.returncode == 0 and "Ascend-910B" in table.stdout
+
+
+def test_check_json_design_example() -> None:
+    p = straits("check", "--json", stdin=json.dumps(DESIGN_REQUEST))
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["decision"] == "conditional"
+    assert out["requires"] == ["cac-security-assessment"]
+    assert out["reasons"][0]["rule"] == "cn-cbdf-2024-assessment"
+
+
+def test_check_json_list_and_held_authorization() -> None:
+    held = {**DESIGN_REQUEST, "tenant": {"hq": "CN",
+                                         "authorizations": ["cac-security-assessment"]}}
+    p = straits("check", "--json", stdin=json.dumps([DESIGN_REQUEST, held]))
+    out = json.loads(p.stdout)
+    assert [d["decision"] for d in out] == ["conditional", "allow"]
+
+
+def test_check_human_view_cites_rules() -> None:
+    p = straits("check", stdin=json.dumps(DESIGN_REQUEST))
+    assert p.returncode == 0
+    text = " ".join(p.stdout.split())
+    assert "CONDITIONAL" in text
+    assert "cn-cbdf-2024-assessment" in text
+    assert "Art. 7; confidence V" in text
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    ({"chip": "H300"}, ("chip", "unknown chip 'H300'")),
+    ({"date": "2025-02-30"}, ("date",)),
+    ({"action": "rent"}, ("action", "'train'")),
+    ({"data": {"origin": "CN", "classes": ["personal"], "subjects": -1}},
+     ("data.subjects", "greater than or equal to 0")),
+    ({"tenant": {"hq": "China"}}, ("tenant.hq",)),
+])
+def test_check_bad_requests_exit_2(change: dict[str, Any], words: tuple[str, ...]) -> None:
+    one_line_error(straits("check", "--json", stdin=json.dumps({**DESIGN_REQUEST, **change})),
+                   "<stdin>", *words)
+
+
+def test_check_bad_json_and_list_index() -> None:
+    one_line_error(straits("check", stdin="{not json"), "not valid YAML/JSON")
+    bad = [DESIGN_REQUEST, {**DESIGN_REQUEST, "chip": "nope"}]
+    one_line_error(straits("check", "--json", stdin=json.dumps(bad)), "[1].chip")
+
+
+ESTIMATE = {"model": {"params": 7.2e10, "layers": 80, "d_model": 8192, "heads": 64,
+                      "seq_len": 8192}, "tokens": 1.5e13, "chip": "H100-SXM", "chips": 4096}
+
+
+def test_estimate_json_contract() -> None:
+    p = straits("estimate", "--json", stdin=json.dumps(ESTIMATE))
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    for key in ("flops", "chip_hours", "days", "mfu", "min_chips", "cost_usd"):
+        assert key in out
+    assert out["chips"] == 4096
+    assert out["chip_hours"] == pytest.approx(out["days"] * 24 * 4096)
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    ({"tokens": 0}, ("tokens", "greater than 0")),
+    ({"model": {**ESTIMATE["model"], "active_params": 1e12}}, ("model", "must not exceed")),
+    ({"chip": "TPU-v9"}, ("chip", "unknown chip")),
+])
+def test_estimate_bad_input_exit_2(change: dict[str, Any], words: tuple[str, ...]) -> None:
+    one_line_error(straits("estimate", "--json", stdin=json.dumps({**ESTIMATE, **change})),
+                   *words)
+
+
+def test_plan_json_and_exit_codes(example_path: Path) -> None:
+    p = straits("plan", str(example_path), "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["status"] == "feasible"
+    q = straits("plan", str(example_path), "--json", "--regime", "ai-diffusion")
+    assert q.returncode == 3
+    plan = json.loads(q.stdout)
+    assert plan["status"] == "infeasible"
+    assert plan["unplaced"][0]["stage"] == "serve-intl"
+
+
+def test_plan_table_shows_diagnosis(example_path: Path) -> None:
+    p = straits("plan", str(example_path))
+    text = " ".join(p.stdout.split())
+    assert "options lawful and free" in text
+    assert "PIPL cross-border (cac-security-assessment)" in text
+
+
+@pytest.mark.parametrize(("content", "words"), [
+    ("straits: 1\nname: x\n  date: [2025\n", ("line 3",)),
+    ("straits: 1\nname: x\ndate: 2025-06-01\ntenants: [{id: t, hq: CN}]\n"
+     "sites: [{id: s, country: SG, operator_hq: SG, pools: [{chip: H300, count: 1, "
+     "usd_per_chip_hour: 1}]}]\n", ("sites[0].pools[0].chip", "unknown chip")),
+])
+def test_plan_bad_scenario_exit_2(tmp_path: Path, content: str, words: tuple[str, ...]) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_text(content)
+    one_line_error(straits("plan", str(f)), str(f), *words)
+
+
+def test_demo_tells_both_regimes() -> None:
+    p = straits("demo")
+    assert p.returncode == 0, p.stderr
+    assert "enacted" in p.stdout and "ai-diffusion" in p.stdout
+    assert "us-diffusion-tier3-hq-compute" in p.stdout
+    j = straits("demo", "--json")
+    out = json.loads(j.stdout)
+    assert set(out["plans"]) == {"enacted", "ai-diffusion"}

@@ -1,0 +1,130 @@
+"""Planner: the shipped story, and invariants over generated portfolios."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from invariants import capacity_violations, precedence_violations, residency_violations
+from straits.loading import load_scenario
+from straits.plan import make_plan
+from straits.plan.checks import ExportLedger, placement_questions, user_subjects, users_export_id
+from straits.plan.greedy import GreedyPlanner
+from straits.plan.timeline import Timeline
+from straits.rules import RuleSet, ruleset
+from straits.simulate.generate import generate
+
+
+@pytest.fixture(scope="module")
+def example(example_path: Path):  # type: ignore[no-untyped-def]
+    return load_scenario(example_path)
+
+
+def test_enacted_plan_rents_offshore_and_finetunes_at_home(example, rules: RuleSet) -> None:
+    plan = make_plan(example, regime="enacted", rules=rules)
+    assert plan.status == "feasible" and not plan.unplaced
+    countries = {a.stage: example.site(a.site).country for a in plan.assignments}
+    assert countries["pretrain"] in ("SG", "MY")
+    assert countries["sft"] == "CN"
+    assert countries["serve-intl"] in ("SG", "MY")
+    sft = next(d for d in plan.diagnosis if d.stage == "sft")
+    assert sft.lost["PIPL cross-border (cac-security-assessment)"] == 3
+    assert "cn-cbdf-2024-assessment" in {c.rule for c in sft.citations}
+
+
+def test_ai_diffusion_plan_trains_at_home_and_cannot_serve_offshore(example, rules) -> None:
+    enacted = make_plan(example, regime="enacted", rules=rules)
+    plan = make_plan(example, regime="ai-diffusion", rules=rules)
+    assert plan.status == "infeasible"
+    assert [(u.workload, u.stage) for u in plan.unplaced] == [("chat-72b", "serve-intl")]
+    assert example.site(plan.assignment("chat-72b", "pretrain").site).country == "CN"
+    serve = plan.unplaced[0]
+    assert serve.lost == {"AI Diffusion: Tier 3-headquartered compute (bis-license)": 3,
+                          "location": 3}
+    assert plan.total_cost_usd > enacted.total_cost_usd
+
+
+def test_plan_json_contract(example, rules) -> None:
+    j = make_plan(example, rules=rules).to_json()
+    for key in ("status", "objective", "total_cost_usd", "makespan_hours", "assignments",
+                "unplaced", "diagnosis"):
+        assert key in j
+    a = j["assignments"][0]
+    for key in ("workload", "stage", "site", "chip", "chips", "start", "end", "chip_hours",
+                "cost_usd", "decision", "requires"):
+        assert key in a
+    assert a["start"].endswith("Z") and dt.datetime.fromisoformat(a["start"])
+    assert j["total_cost_usd"] == pytest.approx(sum(x["cost_usd"] for x in j["assignments"]),
+                                                abs=0.05)
+
+
+def test_held_assessment_lets_finetuning_go_offshore(example, rules) -> None:
+    tenant = example.tenants[0].model_copy(update={"authorizations": ("cac-security-assessment",)})
+    sc = example.model_copy(update={"tenants": (tenant,)})
+    plan = make_plan(sc, rules=rules)
+    sft = next(d for d in plan.diagnosis if d.stage == "sft")
+    assert not any("PIPL" in k for k in sft.lost)
+
+
+def test_timeline_never_overbooks() -> None:
+    tl = Timeline(10)
+    tl.book(0, 5, 6)
+    assert tl.earliest(5, 2, 0) == 5
+    assert tl.earliest(4, 10, 0) == 0
+    with pytest.raises(ValueError):
+        tl.book(1, 2, 5)
+
+
+# --- invariants over generated portfolios --------------------------------------------------------
+@given(st.integers(0, 10_000), st.integers(1, 6), st.integers(2, 6),
+       st.sampled_from(["enacted", "ai-diffusion"]), st.sampled_from(["cost", "time"]))
+def test_generated_plans_keep_every_invariant(seed: int, n: int, m: int, regime: str,
+                                              objective: str) -> None:
+    sc = generate(workloads=n, sites=m, seed=seed)
+    plan = make_plan(sc, regime=regime, objective=objective)
+    assert capacity_violations(sc, plan) == []
+    assert precedence_violations(sc, plan) == []
+    assert residency_violations(sc, plan) == []
+    placed = {(a.workload, a.stage) for a in plan.assignments}
+    unplaced = {(u.workload, u.stage) for u in plan.unplaced}
+    assert placed.isdisjoint(unplaced)
+    assert placed | unplaced == {(w.id, s.id) for w in sc.workloads for s in w.stages}
+    assert (plan.status == "feasible") == (not unplaced)
+
+
+@given(st.integers(0, 10_000), st.integers(1, 5), st.integers(2, 5),
+       st.sampled_from(["enacted", "ai-diffusion"]))
+def test_every_assignment_is_lawful_under_the_final_volumes(seed: int, n: int, m: int,
+                                                           regime: str) -> None:
+    """Re-ask every placement's rule questions with the plan's final yearly export volumes."""
+    sc = generate(workloads=n, sites=m, seed=seed, regime=regime)
+    rs = ruleset()
+    plan = make_plan(sc, rules=rs)
+    ops = GreedyPlanner(sc, rs, regime=regime, objective="cost", date=sc.date).ops
+    ledger = ExportLedger()
+    for a in plan.assignments:
+        w = sc.workload(a.workload)
+        stage = w.stage(a.stage)
+        site = sc.site(a.site)
+        ledger.record(w.tenant, [sc.dataset(d) for d in stage.datasets], site, sc.date.year)
+        for c in stage.users:
+            if c != site.country:
+                ledger.add(w.tenant, c, sc.date.year, users_export_id(w, stage, c),
+                           user_subjects(stage), 0)
+    for a in plan.assignments:
+        w = sc.workload(a.workload)
+        stage = w.stage(a.stage)
+        preds = []
+        for p in stage.after:
+            pa = plan.assignment(w.id, p)
+            assert pa is not None
+            preds.append((w.stage(p), sc.site(pa.site), ops[w.id][p]))
+        qs = placement_questions(sc, w, stage, sc.site(a.site), a.chip, date=sc.date,
+                                 regime=regime, training_ops=ops[w.id][stage.id], preds=preds,
+                                 exports=[ledger], year=sc.date.year)
+        for q, d in zip(qs, rs.check_many([q.request for q in qs]), strict=True):
+            assert d.decision == "allow", (a.workload, a.stage, q.label, d.to_json())
