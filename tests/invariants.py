@@ -69,11 +69,15 @@ def residency_violations(sc: Scenario, plan: Plan) -> list[str]:
     for a in plan.assignments:
         site = sc.site(a.site)
         w = sc.workload(a.workload)
-        for d_id in w.stage(a.stage).datasets:
+        stage = w.stage(a.stage)
+        for d_id in stage.datasets:
             d = sc.dataset(d_id)
             if d.origin == "CN" and d.is_personal and site.country != "CN":
                 exported[w.tenant][d.id] = (d.subjects, d.sensitive_subjects,
                                             "sensitive_personal" in d.classes)
+        if "CN" in stage.users and site.country != "CN":
+            n = stage.user_subjects if stage.user_subjects is not None else 1_000_000
+            exported[w.tenant][f"users of {a.workload}/{a.stage}"] = (n, 0, False)
     for tenant_id, batch in exported.items():
         tenant = sc.tenant(tenant_id)
         total = sum(v[0] for v in batch.values())

@@ -128,3 +128,43 @@ def test_every_assignment_is_lawful_under_the_final_volumes(seed: int, n: int, m
                                  exports=[ledger], year=sc.date.year)
         for q, d in zip(qs, rs.check_many([q.request for q in qs]), strict=True):
             assert d.decision == "allow", (a.workload, a.stage, q.label, d.to_json())
+
+
+def _two_finetunes(authorizations: list[str], subjects: tuple[int, int]) -> dict:  # type: ignore[type-arg]
+    """A CN tenant fine-tunes two models on two Chinese personal datasets; offshore capacity
+    is much cheaper than at home."""
+    model = {"params": 7e9, "layers": 32, "d_model": 4096, "heads": 32, "seq_len": 4096}
+    return {
+        "straits": 1, "name": "cumulative", "date": dt.date(2025, 6, 1),
+        "tenants": [{"id": "t", "hq": "CN", "authorizations": authorizations}],
+        "sites": [
+            {"id": "home", "country": "CN", "operator_hq": "CN",
+             "pools": [{"chip": "H800-SXM", "count": 512, "usd_per_chip_hour": 9.0}]},
+            {"id": "sg", "country": "SG", "operator_hq": "SG",
+             "pools": [{"chip": "H100-SXM", "count": 512, "usd_per_chip_hour": 1.0}]}],
+        "datasets": [
+            {"id": f"d{i}", "tokens": 1e10, "size_gb": 10, "located_at": "home", "origin": "CN",
+             "classes": ["personal"], "subjects": n} for i, n in enumerate(subjects)],
+        "workloads": [
+            {"id": f"w{i}", "tenant": "t", "model": model,
+             "stages": [{"id": "sft", "kind": "finetune", "datasets": [f"d{i}"]}]}
+            for i in range(2)],
+    }
+
+
+@pytest.mark.parametrize(("auths", "subjects", "offshore"), [
+    ([], (50_000, 40_000), 2),                         # 90,000 a year: exempt
+    ([], (60_000, 60_000), 1),                         # together 120,000: contract needed
+    (["cac-standard-contract"], (600_000, 600_000), 1),  # together 1.2M: assessment needed
+    (["cac-standard-contract"], (400_000, 500_000), 2),  # together 900,000: contract suffices
+    (["cac-security-assessment"], (600_000, 600_000), 2),
+])
+def test_cac_volumes_add_up_over_the_year(auths: list[str], subjects: tuple[int, int],
+                                          offshore: int) -> None:
+    from straits.loading import parse_scenario
+
+    sc = parse_scenario(_two_finetunes(auths, subjects))
+    plan = make_plan(sc)
+    assert not plan.unplaced
+    assert sum(a.site == "sg" for a in plan.assignments) == offshore
+    assert residency_violations(sc, plan) == []

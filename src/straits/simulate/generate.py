@@ -82,12 +82,14 @@ def generate_dict(workloads: int = 10, sites: int = 20, seed: int = 0,
         datasets.append({"id": f"{t['id']}-web", "tokens": 2e13, "size_gb": 80000,
                          "located_at": rng.choice([s["id"] for s in site_docs]),
                          "origin": t["hq"], "classes": ["public"]})
-        subjects = int(10 ** rng.uniform(3, 7))
-        sensitive = int(subjects * 0.01) if rng.random() < 0.3 else 0
-        classes = ["personal"] + (["sensitive_personal"] if sensitive else [])
-        datasets.append({"id": f"{t['id']}-users", "tokens": 5e10, "size_gb": 300,
-                         "located_at": rng.choice(home), "origin": t["hq"], "classes": classes,
-                         "subjects": subjects, "sensitive_subjects": sensitive})
+        for k in range(rng.choice((1, 2, 3))):
+            subjects = int(10 ** rng.uniform(3, 6.5))
+            sensitive = int(subjects * 0.01) if rng.random() < 0.2 else 0
+            classes = ["personal"] + (["sensitive_personal"] if sensitive else [])
+            datasets.append({"id": f"{t['id']}-users{k}", "tokens": 5e10, "size_gb": 300,
+                             "located_at": rng.choice(home), "origin": t["hq"],
+                             "classes": classes, "subjects": subjects,
+                             "sensitive_subjects": sensitive})
     work = []
     for i in range(workloads):
         t = rng.choice(tenants)
@@ -100,8 +102,10 @@ def generate_dict(workloads: int = 10, sites: int = 20, seed: int = 0,
         stages: list[dict[str, Any]] = [{"id": "pretrain", "kind": "pretrain",
                                          "datasets": [f"{t['id']}-web"], "tokens": tokens}]
         if rng.random() < 0.7:
+            personal = [d["id"] for d in datasets
+                        if str(d["id"]).startswith(f"{t['id']}-users")]
             stages.append({"id": "sft", "kind": "finetune", "after": ["pretrain"],
-                           "datasets": [f"{t['id']}-users"]})
+                           "datasets": [rng.choice(personal)]})
         if rng.random() < 0.6:
             stage: dict[str, Any] = {"id": "serve", "kind": "serve", "after": [stages[-1]["id"]],
                                      "chips": rng.choice((8, 16, 64, 128)),
