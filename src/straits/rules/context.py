@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from functools import cache
 from typing import Any
 
 from straits.catalog import classify_2022, classify_2023, get_chip
@@ -20,8 +21,16 @@ NS = "Straits"
 UNKNOWN_IO_GBPS = 1_000_000
 
 
+@cache
 def country(code: str) -> dict[str, Any]:
+    """A country entity reference (shared: callers must not mutate it)."""
     return entity(f"{NS}::Country", code)
+
+
+def chip_entity(chip: Chip) -> dict[str, Any]:
+    """The Cedar entity of a catalog chip, with the figures the rules read."""
+    return {"uid": {"type": f"{NS}::Chip", "id": chip.id}, "attrs": chip_facts(chip),
+            "parents": []}
 
 
 def chip_facts(chip: Chip) -> dict[str, Any]:
@@ -66,7 +75,7 @@ def build_context(req: CheckRequest, date: dt.date | None = None) -> dict[str, A
     }
     if req.chip is not None:
         chip = get_chip(req.chip)
-        ctx["chip"] = chip_facts(chip)
+        ctx["chip"] = entity(f"{NS}::Chip", chip.id)
         ctx["quantity_tpp"] = req.quantity * math.ceil(chip.tpp_upper)
     if req.data is not None:
         d = req.data

@@ -18,6 +18,7 @@ from __future__ import annotations
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from functools import cache
 from typing import Any, Literal
 
 from straits.catalog import classify_2022, classify_2023, country_name, get_chip
@@ -109,44 +110,69 @@ class Decision:
         }
 
 
-class _Blank(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        return "?"
-
-
 def _count(n: int) -> str:
     return f"{n:,}"
 
 
+@cache
+def _country(code: str) -> str:
+    return f"{country_name(code)} ({code})"
+
+
+@cache
+def _chip_values(chip_id: str) -> dict[str, str]:
+    chip = get_chip(chip_id)
+    return {"chip": chip.id, "chip_class_2023": classify_2023(chip).cls,
+            "chip_basis_2022": classify_2022(chip).basis, "chip_tpp": f"{chip.tpp_upper:,.0f}",
+            "chip_mem_bw": f"{chip.hbm_tbps.upper * 1000:,.0f}"}
+
+
+class TemplateValues(dict[str, str]):
+    """Values the ``@reason`` templates may use, formatted for people, computed on first use
+    (most requests render few or no reasons). Unknown names render as '?'."""
+
+    def __init__(self, req: CheckRequest) -> None:
+        super().__init__()
+        self.req = req
+
+    def __missing__(self, key: str) -> str:
+        value = self._compute(key)
+        self[key] = value
+        return value
+
+    def _compute(self, key: str) -> str:
+        r = self.req
+        if key.startswith("chip"):
+            return _chip_values(r.chip).get(key, "?") if r.chip else "?"
+        if key == "quantity_tpp" and r.chip:
+            return f"{r.quantity * get_chip(r.chip).tpp_upper:,.0f}"
+        simple = {"tenant_hq": lambda: _country(r.tenant.hq),
+                  "site_country": lambda: _country(r.site.country),
+                  "site_operator_hq": lambda: _country(r.site.operator_hq),
+                  "site": lambda: f"the site in {country_name(r.site.country)}",
+                  "date": lambda: r.date.isoformat(), "quantity": lambda: _count(r.quantity)}
+        if key in simple:
+            return simple[key]()
+        d = r.data
+        if key.startswith("data_") and d is not None:
+            data = {"data_origin": lambda: _country(d.origin),
+                    "data_subjects": lambda: _count(d.subjects),
+                    "data_total_ytd": lambda: _count(d.subjects + d.prior_subjects_ytd),
+                    "data_sensitive_ytd": lambda: _count(d.sensitive_subjects
+                                                         + d.prior_sensitive_ytd),
+                    "data_total_since_last_year": lambda: _count(
+                        d.subjects + d.prior_subjects_since_last_year),
+                    "data_sensitive_since_last_year": lambda: _count(
+                        d.sensitive_subjects + d.prior_sensitive_since_last_year)}
+            return data[key]() if key in data else "?"
+        if key == "training_ops" and r.weights is not None:
+            return f"{r.weights.training_ops:.2g}"
+        return "?"
+
+
 def template_values(req: CheckRequest) -> Mapping[str, str]:
-    """Values the ``@reason`` templates may use, formatted for people."""
-    v = _Blank()
-    v["tenant_hq"] = f"{country_name(req.tenant.hq)} ({req.tenant.hq})"
-    v["site_country"] = f"{country_name(req.site.country)} ({req.site.country})"
-    v["site_operator_hq"] = f"{country_name(req.site.operator_hq)} ({req.site.operator_hq})"
-    v["site"] = f"the site in {country_name(req.site.country)}"
-    v["date"] = req.date.isoformat()
-    v["quantity"] = _count(req.quantity)
-    if req.chip:
-        chip = get_chip(req.chip)
-        v["chip"] = chip.id
-        v["chip_class_2023"] = classify_2023(chip).cls
-        v["chip_basis_2022"] = classify_2022(chip).basis
-        v["chip_tpp"] = f"{chip.tpp_upper:,.0f}"
-        v["chip_mem_bw"] = f"{chip.hbm_tbps.upper * 1000:,.0f}"
-        v["quantity_tpp"] = f"{req.quantity * chip.tpp_upper:,.0f}"
-    if req.data:
-        d = req.data
-        v["data_origin"] = f"{country_name(d.origin)} ({d.origin})"
-        v["data_subjects"] = _count(d.subjects)
-        v["data_total_ytd"] = _count(d.subjects + d.prior_subjects_ytd)
-        v["data_sensitive_ytd"] = _count(d.sensitive_subjects + d.prior_sensitive_ytd)
-        v["data_total_since_last_year"] = _count(d.subjects + d.prior_subjects_since_last_year)
-        v["data_sensitive_since_last_year"] = _count(
-            d.sensitive_subjects + d.prior_sensitive_since_last_year)
-    if req.weights:
-        v["training_ops"] = f"{req.weights.training_ops:.2g}"
-    return v
+    """Values the ``@reason`` templates may use (see docs/rule-packs.md for the names)."""
+    return TemplateValues(req)
 
 
 def render(template: str, values: Mapping[str, str]) -> str:

@@ -2,59 +2,30 @@
 
 ``RuleSet.check(request)`` evaluates every shipped (and user) policy with Cedar and combines the
 applicable ones into a :class:`~straits.rules.decision.Decision`. The planner asks the same
-question many times, so results are cached by the attributes the policies read; the date is
-reduced to the interval between the rules' own date literals, which is exact because policies
-only compare ``context.date`` with date literals (checked when the packs load).
+question many times, so results are cached by exactly what the policies read
+(:mod:`straits.rules.cache_key`), and whole decisions are memoized by request.
 """
 
 from __future__ import annotations
 
-import bisect
-import datetime as dt
 import hashlib
-import json
-from collections.abc import Iterator
+from collections.abc import Hashable
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from straits.catalog import is_country
+from straits.catalog import catalog, is_country
 from straits.errors import PackError, RequestError
 from straits.model.request import CheckRequest
+from straits.rules.cache_key import KeyPlan
 from straits.rules.cedar import CedarSyntaxError, Evaluator, check_schema, validate
-from straits.rules.context import NS, build_request
+from straits.rules.context import NS, build_request, chip_entity
 from straits.rules.decision import Decision, combine, template_values
+from straits.rules.est import group_refs
 from straits.rules.pack_loader import Group, Pack, Rule, load_packs, schema_text
 
-
-def _walk(node: Any) -> Iterator[Any]:
-    yield node
-    if isinstance(node, dict):
-        for v in node.values():
-            yield from _walk(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from _walk(v)
-
-
-def _date_literals(est: dict[str, Any]) -> set[dt.date]:
-    out = set()
-    for node in _walk(est):
-        if isinstance(node, dict) and "datetime" in node and isinstance(node["datetime"], list):
-            for arg in node["datetime"]:
-                if isinstance(arg, dict) and isinstance(arg.get("Value"), str):
-                    out.add(dt.date.fromisoformat(arg["Value"][:10]))
-    return out
-
-
-def _group_refs(est: dict[str, Any]) -> set[str]:
-    out = set()
-    for node in _walk(est):
-        if isinstance(node, dict) and "__entity" in node:
-            ref = node["__entity"]
-            if ref.get("type") == f"{NS}::Group":
-                out.add(ref["id"])
-    return out
+#: most decisions memoized before the memo starts over (bounds memory in long-running servers)
+DECISION_MEMO = 200_000
 
 
 class RuleSet:
@@ -75,17 +46,9 @@ class RuleSet:
         policy_text = "\n\n".join(p.policy_text for p in packs if p.rules)
         self._validate(policy_text)
         self._evaluator = Evaluator(policy_text, self._entities(), self.schema)
-        literals = set().union(*(_date_literals(r.est) for r in self.rules))
-        literals |= {r.effective_from for r in self.rules}
-        literals |= {r.effective_until + dt.timedelta(days=1) for r in self.rules
-                     if r.effective_until}
-        # both d and d+1 so that <, <=, >, >= against any literal stay exact
-        self._breaks = sorted(literals | {d + dt.timedelta(days=1) for d in literals})
-        self._cache: dict[str, tuple[int, ...]] = {}
-        # authorizations are applied after Cedar, unless a policy reads them itself
-        self._reads_auths = any(
-            isinstance(n, dict) and n.get("attr") == "authorizations"
-            for r in self.rules for n in _walk(r.est))
+        self._keys = KeyPlan([r.est for r in self.rules])
+        self._cache: dict[Hashable, tuple[int, ...]] = {}
+        self._decisions: dict[CheckRequest, Decision] = {}
         self.evaluations = 0
 
     # --- loading ---------------------------------------------------------------------------
@@ -102,7 +65,7 @@ class RuleSet:
                     raise PackError(f"group {g.id!r} includes unknown group {inc!r}",
                                     source=f"packs/{g.pack}/groups.yaml")
         for r in self.rules:
-            for ref in _group_refs(r.est):
+            for ref in group_refs(r.est):
                 if ref not in by_id:
                     raise PackError(f"policy refers to unknown group {ref!r}",
                                     source=f"{r.file}:{r.line}",
@@ -139,6 +102,7 @@ class RuleSet:
             ents.append({"uid": {"type": f"{NS}::Group", "id": g.id}, "attrs": {},
                          "parents": [{"type": f"{NS}::Group", "id": outer}
                                      for outer in included_by.get(g.id, [])]})
+        ents += [chip_entity(c) for c in catalog()]
         for c in pycountry.countries:
             code = c.alpha_2
             ents.append({"uid": {"type": f"{NS}::Country", "id": code}, "attrs": {},
@@ -173,37 +137,32 @@ class RuleSet:
             h.update(f"{p.name}@{p.version}:{p.digest}\n".encode())
         return h.hexdigest()
 
-    def date_bucket(self, d: dt.date) -> dt.date:
-        """The first day of the interval between rule dates that holds ``d``."""
-        i = bisect.bisect_right(self._breaks, d)
-        return self._breaks[i - 1] if i > 0 else dt.date.min
-
-    def _key(self, req: CheckRequest) -> tuple[str, dt.date]:
-        bucket = self.date_bucket(req.date)
-        rep = max(bucket, dt.date(1, 1, 1))
-        payload = req.model_dump(mode="json", exclude={"date"})
-        if not self._reads_auths:
-            payload["tenant"].pop("authorizations", None)
-        return json.dumps(payload, sort_keys=True) + "|" + rep.isoformat(), rep
-
     def applicable(self, requests: list[CheckRequest], *, use_cache: bool = True
                    ) -> list[list[Rule]]:
         """The rules whose conditions hold, for each request (one Cedar batch for the misses)."""
-        keys = [self._key(r) for r in requests]
+        cedar_reqs = [build_request(r) for r in requests]
+        keys: list[Hashable] = [self._keys.key(r.action, c["context"])
+                                for r, c in zip(requests, cedar_reqs, strict=True)]
         out: list[tuple[int, ...] | None] = [
-            self._cache.get(k) if use_cache else None for k, _ in keys]
+            self._cache.get(k) if use_cache else None for k in keys]
         missing = [i for i, hit in enumerate(out) if hit is None]
         if missing:
-            cedar_reqs = [build_request(requests[i], keys[i][1]) for i in missing]
+            # one Cedar evaluation per distinct key (a batch often repeats a question)
+            first: dict[Hashable, int] = {}
+            for i in missing:
+                first.setdefault(keys[i] if use_cache else i, i)
+            unique = list(first.values())
             try:
-                results = self._evaluator.satisfied(cedar_reqs)
+                results = self._evaluator.satisfied([cedar_reqs[i] for i in unique])
             except ValueError as exc:
                 raise RequestError(f"the rules could not evaluate this request: {exc}") from None
-            self.evaluations += len(missing)
-            for i, idx in zip(missing, results, strict=True):
-                out[i] = tuple(idx)
-                if use_cache:
-                    self._cache[keys[i][0]] = tuple(idx)
+            self.evaluations += len(unique)
+            answers = {keys[i] if use_cache else i: tuple(idx)
+                       for i, idx in zip(unique, results, strict=True)}
+            for i in missing:
+                out[i] = answers[keys[i] if use_cache else i]
+            if use_cache:
+                self._cache.update(answers)
         return [[self.rules[j] for j in hit or ()] for hit in out]
 
     def check(self, req: CheckRequest, *, use_cache: bool = True) -> Decision:
@@ -211,12 +170,27 @@ class RuleSet:
 
     def check_many(self, requests: list[CheckRequest], *, use_cache: bool = True
                    ) -> list[Decision]:
-        applicable = self.applicable(requests, use_cache=use_cache)
-        return [combine(rules, req, template_values(req))
-                for rules, req in zip(applicable, requests, strict=True)]
+        """Decisions for ``requests``. With the cache, a request asked before (same date,
+        same everything) is answered from a memo of decisions, and one that differs only in
+        what the policies do not read reuses Cedar's answer."""
+        out: list[Decision | None] = [self._decisions.get(r) if use_cache else None
+                                      for r in requests]
+        todo = [i for i, d in enumerate(out) if d is None]
+        if todo:
+            asked = [requests[i] for i in todo]
+            applicable = self.applicable(asked, use_cache=use_cache)
+            for i, rules, req in zip(todo, applicable, asked, strict=True):
+                d = combine(rules, req, template_values(req))
+                out[i] = d
+                if use_cache:
+                    if len(self._decisions) >= DECISION_MEMO:
+                        self._decisions.clear()
+                    self._decisions[req] = d
+        return [d for d in out if d is not None]
 
     def clear_cache(self) -> None:
         self._cache.clear()
+        self._decisions.clear()
 
     @property
     def cache_size(self) -> int:
