@@ -150,3 +150,28 @@ def test_demo_tells_both_regimes() -> None:
     j = straits("demo", "--json")
     out = json.loads(j.stdout)
     assert set(out["plans"]) == {"enacted", "ai-diffusion"}
+
+
+def test_estimate_human_view_and_sweep() -> None:
+    p = straits("estimate", stdin=json.dumps({**ESTIMATE, "country": "SG"}))
+    assert p.returncode == 0, p.stderr
+    text = " ".join(p.stdout.split())
+    for words in ("predicted MFU", "layout", "memory per chip", "tCO2e", "whole-run overheads"):
+        assert words in text
+    s = straits("estimate", "--sweep", "chips", "--json", stdin=json.dumps(ESTIMATE))
+    rows = json.loads(s.stdout)
+    sizes = [r["chips"] for r in rows]
+    assert sizes == sorted(sizes) and sizes[0] == rows[0]["min_chips"] and 4096 in sizes
+    assert all(r["flops"] == rows[0]["flops"] for r in rows)
+    bad = straits("estimate", "--sweep", "tokens", stdin=json.dumps(ESTIMATE))
+    assert bad.returncode == 2 and "--sweep" in bad.stderr
+
+
+def test_estimate_serving_from_a_tokens_per_second_target() -> None:
+    req = {"kind": "serve", "model": ESTIMATE["model"], "chip": "H100-SXM", "days": 30,
+           "tokens_per_s": 50000}
+    out = json.loads(straits("estimate", "--json", stdin=json.dumps(req)).stdout)
+    assert out["chips"] == out["serving"]["replicas"] * out["serving"]["replica_chips"]
+    assert out["chip_hours"] == pytest.approx(out["chips"] * 30 * 24)
+    one_line_error(straits("estimate", stdin=json.dumps({**req, "tokens_per_s": None})),
+                   "`chips` or `tokens_per_s`")

@@ -65,7 +65,7 @@ class Figure(BaseModel):
 
 
 SPEC_FIELDS = ("bf16_tflops", "fp16_tflops", "fp8_tflops", "int8_tops", "hbm_gb", "hbm_tbps",
-               "scaleup_gbps", "tdp_w", "die_mm2")
+               "scaleup_gbps", "tdp_w", "die_mm2", "scaleout_gbit")
 
 #: bit length of each throughput figure, for TPP = dense throughput x bit length
 BIT_LENGTH: dict[str, int] = {"bf16_tflops": 16, "fp16_tflops": 16, "fp8_tflops": 8, "int8_tops": 8}
@@ -94,6 +94,8 @@ class Chip(BaseModel):
     prc_advanced: Figure | None = None
     rent_usd_per_hour: Figure | None = None
     """A reference rental price, used only when a request gives none."""
+    scaleout_gbit: Figure | None = None
+    """Scale-out network per chip (Gbit/s) in a typical cluster of this chip."""
 
     @model_validator(mode="after")
     def _has_compute(self) -> Chip:

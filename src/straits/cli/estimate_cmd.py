@@ -3,34 +3,109 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
 
 from straits.catalog import get_chip
-from straits.cli.common import (
-    JsonOption,
-    console,
-    duration,
-    fail,
-    money,
-    print_json,
-    read_input,
-)
+from straits.cli.common import JsonOption, console, duration, fail, money, print_json, read_input
 from straits.errors import InputError, RequestError
 from straits.estimate import Estimate, estimate_serving, estimate_training
 from straits.estimate.flops import flops_per_token
 from straits.loading import validate_as
 from straits.model.request import EstimateRequest
 
+SWEEP_MAX_CHIPS = 65536
 
-def run_estimate(req: EstimateRequest) -> Estimate:
+
+def run_estimate(req: EstimateRequest, chips: int | None = None) -> Estimate:
     chip = get_chip(req.chip)
+    n = chips if chips is not None else req.chips
     if req.kind == "serve":
-        assert req.chips is not None and req.days is not None
-        return estimate_serving(req.model, chip, req.chips, req.days, req.usd_per_chip_hour)
+        assert req.days is not None
+        return estimate_serving(req.model, chip, n, req.days, req.usd_per_chip_hour,
+                                tokens_per_s=req.tokens_per_s, prompt_tokens=req.prompt_tokens,
+                                output_tokens=req.output_tokens)
     assert req.tokens is not None
-    return estimate_training(req.model, req.tokens, chip, req.chips, req.usd_per_chip_hour)
+    return estimate_training(req.model, req.tokens, chip, n, req.usd_per_chip_hour)
+
+
+def estimate_json(req: EstimateRequest, est: Estimate) -> dict[str, Any]:
+    out = est.to_json()
+    e = est.energy(get_chip(req.chip), pue=req.pue, gco2_per_kwh=req.grid_gco2_per_kwh,
+                   country=req.country)
+    out["energy"] = e.to_json() if e is not None else None
+    return out
+
+
+def sweep_sizes(est: Estimate) -> list[int]:
+    """The fewest chips that fit, then every power of two above it (and the size asked for),
+    up to 65,536 chips."""
+    start = max(est.min_chips, 1)
+    sizes = {start, est.chips} | {1 << k for k in range(31) if start < 1 << k <= SWEEP_MAX_CHIPS}
+    return sorted(sizes)
+
+
+def _sweep(req: EstimateRequest, base: Estimate, json_out: bool) -> None:
+    rows = [run_estimate(req, n) for n in sweep_sizes(base)]
+    if json_out:
+        print_json([estimate_json(req, r) for r in rows])
+        return
+    t = Table(title=f"How days and cost change with cluster size on {base.chip}",
+              title_justify="left")
+    for col in ("chips", "layout", "MFU", "days", "chip-hours", "cost"):
+        t.add_column(col, justify="left" if col == "layout" else "right")
+    for r in rows:
+        t.add_row(f"{r.chips:,}", r.layout, f"{r.mfu:.1%}", f"{r.days:,.1f}",
+                  f"{r.chip_hours:,.0f}", money(r.cost_usd))
+    console.print(t)
+
+
+def _view(req: EstimateRequest, est: Estimate) -> None:
+    t = Table(title=f"Estimate on {est.chip}", title_justify="left", show_header=False)
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    if req.kind == "train":
+        t.add_row("FLOPs per token", f"{flops_per_token(req.model):.3e}")
+        t.add_row("training FLOPs", f"{est.flops:.3e}")
+        t.add_row("global batch (tokens)", f"{est.batch_tokens:,.0f}")
+    t.add_row("fewest chips that fit", f"{est.min_chips:,}")
+    t.add_row("chips", f"{est.chips:,}")
+    if req.kind == "train":
+        t.add_row("layout", est.layout)
+        mem = est.memory_gb
+        t.add_row("memory per chip", f"{mem.get('total_gb', 0):,.1f} GB (weights "
+                  f"{mem.get('weights_gb', 0):,.1f}, grads {mem.get('grads_gb', 0):,.1f}, "
+                  f"optimizer {mem.get('optimizer_gb', 0):,.1f}, activations "
+                  f"{mem.get('activations_gb', 0):,.1f})")
+        t.add_row("predicted MFU (per step)", f"{est.mfu:.1%}")
+        factors = est.mfu_components.get("factors", {})
+        t.add_row("  kernel rate", " x ".join(f"{k} {v:g}" for k, v in factors.items()))
+        shares = est.mfu_components.get("step_shares", {})
+        t.add_row("  step time", ", ".join(f"{k} {v:.0%}" for k, v in shares.items() if v))
+        t.add_row("step time", f"{est.step_seconds:,.2f} s")
+        o = est.overheads
+        t.add_row("whole-run overheads", f"goodput {o['goodput']:.0%}, evaluation "
+                  f"{o['evaluation']:.0%} (+{o['overhead_chip_hours']:,.0f} chip-hours)")
+    if est.serving:
+        s = est.serving
+        t.add_row("serving", f"{s['replicas']} replicas x {s['replica_chips']} chips, batch "
+                  f"{s['batch']}, {s['tokens_per_s_per_replica']:,.0f} tok/s each "
+                  f"({s['bound']}-bound)")
+    t.add_row("chip-hours", f"{est.chip_hours:,.0f}")
+    t.add_row("wall-clock", duration(est.hours))
+    price = f" at ${est.usd_per_chip_hour:.2f}/chip-hour" if est.usd_per_chip_hour else ""
+    t.add_row("cost" + price, money(est.cost_usd))
+    e = est.energy(get_chip(req.chip), pue=req.pue, gco2_per_kwh=req.grid_gco2_per_kwh,
+                   country=req.country)
+    if e is not None:
+        co2 = f", {e.tco2e:,.0f} tCO2e ({e.gco2_per_kwh:g} g/kWh, {e.grid_source})" \
+            if e.tco2e is not None else " (give `country` or `grid_gco2_per_kwh` for carbon)"
+        t.add_row("energy", f"{e.kwh / 1000:,.0f} MWh at PUE {e.pue:g}{co2}")
+    console.print(t)
+    for note in est.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
 
 
 def estimate(
@@ -38,14 +113,20 @@ def estimate(
                                         help="JSON file with the request; default: stdin."),
     json_out: bool = JsonOption,
     chips: int = typer.Option(None, "--chips", min=1, help="Override the cluster size."),
+    sweep: str = typer.Option(None, "--sweep", help="`chips`: show how days and cost change "
+                              "with the cluster size."),
 ) -> None:
-    """Estimate FLOPs, the fewest chips that hold the training state, chip-hours, days and cost.
+    """Estimate FLOPs, the fewest chips, the layout, predicted MFU, chip-hours, days, cost and
+    energy of a training stage (or the chips of a serving stage).
 
     Reads {"model": {"params": 7.2e10, "layers": 80, "d_model": 8192, "heads": 64,
     "seq_len": 8192}, "tokens": 1.5e13, "chip": "H100-SXM", "chips": 4096}; `chips` defaults to
-    the fewest that fit, `usd_per_chip_hour` to the catalog's reference price.
+    the fewest that fit, `usd_per_chip_hour` to the catalog's reference price. Serving:
+    {"kind": "serve", "model": ..., "chip": ..., "days": 30, "tokens_per_s": 50000}.
     """
     try:
+        if sweep is not None and sweep != "chips":
+            raise RequestError(f"cannot sweep {sweep!r}", path="--sweep", expected="chips")
         data, label = read_input(request_file, what="an estimate request")
         if not isinstance(data, dict):
             raise RequestError("expected a JSON object", source=label)
@@ -53,25 +134,13 @@ def estimate(
             data = {**data, "chips": chips}
         req = validate_as(EstimateRequest, data, source=label, error=RequestError)
         est = run_estimate(req)
+        if sweep == "chips":
+            _sweep(req, est, json_out)
+            return
     except InputError as exc:
         fail(exc)
         return
     if json_out:
-        print_json(est.to_json())
-        return
-    t = Table(title=f"Estimate on {est.chip}", title_justify="left", show_header=False)
-    t.add_column("figure")
-    t.add_column("value", justify="right")
-    if req.kind == "train":
-        t.add_row("FLOPs per token", f"{flops_per_token(req.model):.3e}")
-        t.add_row("training FLOPs", f"{est.flops:.3e}")
-        t.add_row("predicted MFU", f"{est.mfu:.1%}")
-    t.add_row("fewest chips that fit", f"{est.min_chips:,}")
-    t.add_row("chips", f"{est.chips:,}")
-    t.add_row("chip-hours", f"{est.chip_hours:,.0f}")
-    t.add_row("wall-clock", duration(est.hours))
-    price = f" at ${est.usd_per_chip_hour:.2f}/chip-hour" if est.usd_per_chip_hour else ""
-    t.add_row("cost" + price, money(est.cost_usd))
-    console.print(t)
-    for note in est.notes:
-        console.print(f"[yellow]note:[/yellow] {note}")
+        print_json(estimate_json(req, est))
+    else:
+        _view(req, est)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -15,26 +16,33 @@ from straits.plan import Plan
 
 def _when(plan: Plan, hours: float) -> str:
     t = plan.start + dt.timedelta(hours=hours)
-    return t.strftime("%Y-%m-%d %H:%M")
+    return t.strftime("%m-%d %H:%M" if t.year == plan.start.year else "%y-%m-%d %H:%M")
 
 
 def assignments_table(plan: Plan) -> Table:
-    t = Table(title=f"Plan {plan.scenario} on {plan.date} under {plan.regime} "
-                    f"(objective {plan.objective}, {plan.solver}: {plan.status})",
-              title_justify="left")
-    for col, just in [("stage", "left"), ("site", "left"), ("chip", "left"),
-                      ("chips", "right"), ("start (UTC)", "left"), ("end (UTC)", "left"),
-                      ("took", "right"), ("cost", "right"), ("relies on", "left")]:
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    t = Table(title=f"Plan {plan.scenario} from {plan.date} (UTC) under {plan.regime}, "
+                    f"objective {plan.objective}, {plan.solver}: {plan.status}",
+              title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    relies = any(a.satisfied for a in plan.assignments)
+    t.add_column("stage / where", no_wrap=True)
+    t.add_column("when (UTC) / took", no_wrap=True)
+    t.add_column("cost", justify="right", no_wrap=True)
+    t.add_column("tCO2e", justify="right", no_wrap=True)
+    if relies:
+        t.add_column("relies on")
     for a in sorted(plan.assignments, key=lambda a: (a.start_h, a.workload)):
-        end = _when(plan, a.end_h)
+        took = duration(a.end_h - a.start_h)
         if a.late_hours > 0:
-            end += f" [red](late {duration(a.late_hours)})[/red]"
-        t.add_row(f"{a.workload}/{a.stage}", a.site, a.chip, f"{a.chips:,}",
-                  _when(plan, a.start_h), end, duration(a.end_h - a.start_h), money(a.cost_usd),
-                  ", ".join(a.satisfied) or "-")
+            took += f", [red]late {duration(a.late_hours)}[/red]"
+        row = [f"[bold]{a.workload}/{a.stage}[/bold]\n  {a.site} {a.chip} x{a.chips:,}",
+               f"{_when(plan, a.start_h)} -> {_when(plan, a.end_h)}\n  {took}",
+               money(a.cost_usd), "-" if a.tco2e is None else f"{a.tco2e:,.0f}"]
+        if relies:
+            row.append(", ".join(a.satisfied) or "-")
+        t.add_row(*row)
     for u in plan.unplaced:
-        t.add_row(f"{u.workload}/{u.stage}", "[red]unplaced[/red]", "", "", "", "", "", "", "")
+        t.add_row(f"[bold]{u.workload}/{u.stage}[/bold]\n  [red]unplaced[/red]",
+                  *([""] * (4 if relies else 3)))
     return t
 
 
@@ -70,7 +78,8 @@ def warnings_view(plan: Plan) -> Group | None:
 
 def totals_line(plan: Plan) -> Text:
     t = Text(f"Total {money(plan.total_cost_usd)}, makespan {duration(plan.makespan_hours)}, "
-             f"{len(plan.assignments)} placed, {len(plan.unplaced)} unplaced.", style="bold")
+             f"{len(plan.assignments)} placed, {len(plan.unplaced)} unplaced; energy "
+             f"{plan.energy_mwh:,.0f} MWh, {plan.tco2e:,.0f} tCO2e.", style="bold")
     return t
 
 

@@ -2,7 +2,7 @@
 
 from straits.estimate.estimator import Estimate, estimate_serving, estimate_training
 from straits.estimate.flops import flops_per_token, training_flops
-from straits.estimate.memory import min_chips_serving, min_chips_training
+from straits.estimate.memory import min_chips_serving
 
 __all__ = [
     "Estimate",
@@ -10,6 +10,5 @@ __all__ = [
     "estimate_training",
     "flops_per_token",
     "min_chips_serving",
-    "min_chips_training",
     "training_flops",
 ]

@@ -1,38 +1,106 @@
-"""Predicted model FLOPs utilization (MFU) per chip family.
-
-Version 1: one default per chip family, from the calibration runs in
-shared/reference/calibration-runs.md (whole-run MFU on the BF16 dense peak):
-
-* ampere 0.47: Llama 2 70B, 1,720,320 A100-hours for 2.0T tokens (9.0e23 FLOPs with attention).
-* hopper 0.38: DeepSeek-V3, 2,664K H800-hours for 14.8T tokens at 37B active (3.6e24 FLOPs).
-* davinci 0.30: Pangu Ultra MoE on Ascend NPUs, MFU 30.0% (arXiv 2505.04519).
-* others 0.35: no run; between the figures above.
-"""
+"""Predicted efficiency: the fastest layout that fits, and what its step time is made of."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
+from functools import lru_cache
 
-from straits.catalog import Chip
+from straits.catalog import Chip, get_chip
+from straits.estimate.calibration import DEFAULT, Calibration, gemm_fraction
+from straits.estimate.layout import NODE, Layout, layouts
+from straits.estimate.memory import USABLE_FRACTION, MemoryUse, training_memory
+from straits.estimate.steptime import StepTime, max_data_parallel, step_time
 from straits.model.scenario import ModelSpec
-
-FAMILY_MFU: dict[str, float] = {
-    "ampere": 0.47,
-    "hopper": 0.38,
-    "davinci": 0.30,
-}
-DEFAULT_MFU = 0.35
 
 
 @dataclass(frozen=True)
 class Efficiency:
-    mfu: float
-    components: dict[str, float] = field(default_factory=dict)
-    basis: str = ""
+    fits: bool
+    layout: Layout
+    step: StepTime
+    memory: MemoryUse
+
+    @property
+    def mfu(self) -> float:
+        return self.step.mfu
+
+    def factors(self, model: ModelSpec, chip: Chip, cal: Calibration = DEFAULT
+                ) -> dict[str, float]:
+        """The multiplicative parts of the kernel rate, then the step-time shares."""
+        out = {"gemm_fraction": gemm_fraction(chip.family, cal), "framework": cal.framework}
+        if model.precision == "fp8" and chip.peak_fp8_tflops:
+            out["fp8_speedup"] = round(2.0 * cal.fp8, 3)
+        if model.is_moe:
+            out["moe_gemm"] = cal.moe_gemm
+        return out
 
 
-def predict_mfu(model: ModelSpec, chip: Chip, chips: int) -> Efficiency:
-    base = FAMILY_MFU.get(chip.family, DEFAULT_MFU)
-    basis = (f"family default for {chip.family}" if chip.family in FAMILY_MFU
-             else "default (no calibration run for this family)")
-    return Efficiency(mfu=base, components={"family": base}, basis=basis)
+def _candidates(model: ModelSpec, chip: Chip, chips: int, batch_tokens: float,
+                cal: Calibration) -> list[tuple[Layout, MemoryUse]]:
+    limit = chip.memory_gb * USABLE_FRACTION
+    max_dp = max_data_parallel(batch_tokens, model.seq_len)
+    out = []
+    for lay in layouts(model, chips):
+        if lay.dp > max_dp:
+            continue
+        mem = training_memory(model, lay)
+        if mem.total_gb <= limit:
+            out.append((lay, mem))
+    return out
+
+
+@lru_cache(maxsize=16384)
+def _best(model: ModelSpec, chip_id: str, chips: int, batch_tokens: float,
+          cal: Calibration) -> Efficiency:
+    chip = get_chip(chip_id)
+    fitting = _candidates(model, chip, chips, batch_tokens, cal)
+    if fitting:
+        timed = [(step_time(model, chip, lay, batch_tokens, cal), lay, mem)
+                 for lay, mem in fitting]
+        step, lay, mem = min(timed, key=lambda x: x[0].total)
+        return Efficiency(True, lay, step, mem)
+    # nothing fits: report the layout that needs the least memory, for the figures
+    max_dp = max_data_parallel(batch_tokens, model.seq_len)
+    every = [(training_memory(model, lay), lay) for lay in layouts(model, chips)
+             if lay.dp <= max_dp] or [(training_memory(model, lay), lay)
+                                      for lay in layouts(model, chips)]
+    if not every:
+        lay = Layout(chips, 1, 1, 1, 3, "full")
+        every = [(training_memory(model, lay), lay)]
+    mem, lay = min(every, key=lambda x: x[0].total_gb)
+    return Efficiency(False, lay, step_time(model, chip, lay, batch_tokens, cal), mem)
+
+
+def predict(model: ModelSpec, chip: Chip, chips: int, batch_tokens: float,
+            cal: Calibration = DEFAULT) -> Efficiency:
+    """The fastest layout of ``model`` on ``chips`` x ``chip`` that fits in memory."""
+    return _best(model, chip.id, chips, batch_tokens, cal)
+
+
+def cluster_sizes(start: int) -> list[int]:
+    """Sizes tried when looking for the fewest chips: every node multiple up to 16 nodes, then
+    ~12% steps (rounded to nodes)."""
+    sizes = [1, 2, 4] + [NODE * k for k in range(1, 17)]
+    n = NODE * 16
+    while n < 1 << 20:
+        n = math.ceil(n * 1.125 / NODE) * NODE
+        sizes.append(n)
+    return [s for s in sizes if s >= start]
+
+
+@lru_cache(maxsize=4096)
+def _min_chips(model: ModelSpec, chip_id: str, batch_tokens: float, cal: Calibration) -> int:
+    chip = get_chip(chip_id)
+    state = model.params * 16.0 / 1e9
+    lower = max(1, math.floor(state / (chip.memory_gb * USABLE_FRACTION)))
+    for n in cluster_sizes(lower):
+        if _candidates(model, chip, n, batch_tokens, cal):
+            return n
+    return cluster_sizes(lower)[-1]
+
+
+def min_chips(model: ModelSpec, chip: Chip, batch_tokens: float,
+              cal: Calibration = DEFAULT) -> int:
+    """The fewest chips (a node multiple beyond 4) on which some layout fits."""
+    return _min_chips(model, chip.id, batch_tokens, cal)

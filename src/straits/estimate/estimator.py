@@ -1,18 +1,25 @@
-"""What a stage needs on a chip: FLOPs, the fewest chips, time, cost.
+"""What a stage needs on a chip: FLOPs, the fewest chips, layout, MFU, time, cost.
 
-The one entry point is :func:`estimate_training` / :func:`estimate_serving`; the planner and the
-CLI both call them, so the figures a person reads are the figures the optimizer used.
+:func:`estimate_training` and :func:`estimate_serving` are the one entry point: the planner and
+the CLI both call them, so the figures a person reads are the figures the optimizer used.
+Whole-run chip-hours = step time x steps / goodput / (1 - evaluation share); the per-step MFU
+and the whole-run overheads are reported separately.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
 
-from straits.catalog import Chip
+from straits.catalog import Chip, get_chip
 from straits.errors import EstimateError
-from straits.estimate.efficiency import predict_mfu
+from straits.estimate.calibration import DEFAULT, Calibration, default_global_batch
+from straits.estimate.efficiency import min_chips, predict
+from straits.estimate.energy import Energy, energy
 from straits.estimate.flops import training_flops
-from straits.estimate.memory import min_chips_serving, min_chips_training
+from straits.estimate.memory import min_chips_serving, serving_state_gb
+from straits.estimate.serving import ServingPlan, serving_plan
 from straits.model.scenario import ModelSpec
 
 SECONDS_PER_HOUR = 3600.0
@@ -20,6 +27,7 @@ SECONDS_PER_HOUR = 3600.0
 
 @dataclass(frozen=True)
 class Estimate:
+    kind: str
     chip: str
     chips: int
     min_chips: int
@@ -27,21 +35,49 @@ class Estimate:
     flops: float
     mfu: float
     hours: float
+    """wall-clock hours of the whole run (overheads included)"""
     chip_hours: float
     cost_usd: float | None
     usd_per_chip_hour: float | None
-    mfu_components: dict[str, float] = field(default_factory=dict)
+    layout: str = ""
+    batch_tokens: float = 0.0
+    step_seconds: float = 0.0
+    memory_gb: dict[str, float] = field(default_factory=dict)
+    mfu_components: dict[str, Any] = field(default_factory=dict)
+    overheads: dict[str, float] = field(default_factory=dict)
+    serving: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
     @property
     def days(self) -> float:
         return self.hours / 24.0
 
-    def to_json(self) -> dict[str, object]:
-        out = asdict(self)
-        out["days"] = self.days
-        out["notes"] = list(self.notes)
+    def energy(self, chip: Chip, *, pue: float | None = None, gco2_per_kwh: float | None = None,
+               country: str | None = None) -> Energy | None:
+        return energy(chip, self.chip_hours, self.kind, pue=pue, gco2_per_kwh=gco2_per_kwh,
+                      country=country)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "kind": self.kind, "chip": self.chip, "chips": self.chips,
+            "min_chips": self.min_chips, "fits": self.fits, "flops": self.flops,
+            "mfu": round(self.mfu, 4), "hours": self.hours, "days": self.days,
+            "chip_hours": self.chip_hours, "cost_usd": self.cost_usd,
+            "usd_per_chip_hour": self.usd_per_chip_hour, "layout": self.layout,
+            "global_batch_tokens": self.batch_tokens,
+            "step_seconds": round(self.step_seconds, 4), "memory_per_chip_gb": self.memory_gb,
+            "mfu_components": self.mfu_components, "overheads": self.overheads,
+            "notes": list(self.notes),
+        }
+        if self.serving:
+            out["serving"] = self.serving
         return out
+
+
+def _price(chip: Chip, usd_per_chip_hour: float | None) -> float | None:
+    if usd_per_chip_hour is not None:
+        return usd_per_chip_hour
+    return chip.rent_usd_per_hour.mid if chip.rent_usd_per_hour is not None else None
 
 
 def _range_notes(chip: Chip) -> tuple[str, ...]:
@@ -50,49 +86,75 @@ def _range_notes(chip: Chip) -> tuple[str, ...]:
 
 
 def estimate_training(model: ModelSpec, tokens: float, chip: Chip, chips: int | None = None,
-                      usd_per_chip_hour: float | None = None) -> Estimate:
-    """Estimate a training stage of ``tokens`` tokens on ``chips`` chips (default: the fewest)."""
+                      usd_per_chip_hour: float | None = None, *,
+                      cal: Calibration = DEFAULT) -> Estimate:
+    """Estimate a training stage of ``tokens`` tokens on ``chips`` chips (default: the fewest
+    that fit)."""
     if tokens <= 0:
         raise EstimateError("tokens must be positive", path="tokens", expected="a number > 0")
     if chips is not None and chips <= 0:
         raise EstimateError("chips must be positive", path="chips", expected="an integer > 0")
-    need = min_chips_training(model, chip)
+    return _training(model, float(tokens), chip.id, chips, usd_per_chip_hour, cal)
+
+
+@lru_cache(maxsize=65536)
+def _training(model: ModelSpec, tokens: float, chip_id: str, chips: int | None,
+              usd_per_chip_hour: float | None, cal: Calibration) -> Estimate:
+    chip = get_chip(chip_id)
+    batch = model.global_batch_tokens or default_global_batch(tokens, model.seq_len)
+    need = min_chips(model, chip, batch, cal)
     n = chips if chips is not None else need
+    eff = predict(model, chip, n, batch, cal)
     flops = training_flops(model, tokens)
-    eff = predict_mfu(model, chip, n)
-    hours = flops / (n * chip.peak_tflops * 1e12 * eff.mfu) / SECONDS_PER_HOUR
-    price = usd_per_chip_hour
-    if price is None and chip.rent_usd_per_hour is not None:
-        price = chip.rent_usd_per_hour.mid
-    chip_hours = n * hours
+    steps = tokens / batch
+    step_hours = steps * eff.step.total / SECONDS_PER_HOUR
+    hours = step_hours / cal.goodput / (1.0 - cal.evaluation)
+    price = _price(chip, usd_per_chip_hour)
     notes = _range_notes(chip)
-    if n < need:
-        notes += (f"does not fit: needs at least {need} x {chip.id} "
-                  f"({model.params * 16 / 1e9:,.0f} GB of weights, gradients and Adam states), "
-                  f"got {n}",)
+    if not eff.fits:
+        notes += (f"does not fit: {model.params * 16 / 1e9:,.0f} GB of weights, gradients and "
+                  f"Adam states plus activations need at least {need:,} x {chip.id}; on "
+                  f"{n:,} the leanest layout ({eff.layout.describe()}) needs "
+                  f"{eff.memory.total_gb:,.1f} GB per chip of {chip.memory_gb:g} GB",)
+    components = {"factors": eff.factors(model, chip, cal), "step_shares": eff.step.shares()}
+    overheads = {"goodput": cal.goodput, "evaluation": cal.evaluation,
+                 "step_chip_hours": n * step_hours,
+                 "overhead_chip_hours": n * (hours - step_hours)}
     return Estimate(
-        chip=chip.id, chips=n, min_chips=need, fits=n >= need, flops=flops, mfu=eff.mfu,
-        hours=hours, chip_hours=chip_hours,
-        cost_usd=None if price is None else chip_hours * price,
-        usd_per_chip_hour=price, mfu_components=eff.components, notes=notes,
+        kind="train", chip=chip.id, chips=n, min_chips=need, fits=eff.fits, flops=flops,
+        mfu=eff.mfu, hours=hours, chip_hours=n * hours,
+        cost_usd=None if price is None else n * hours * price, usd_per_chip_hour=price,
+        layout=eff.layout.describe(), batch_tokens=batch, step_seconds=eff.step.total,
+        memory_gb=eff.memory.to_json(), mfu_components=components, overheads=overheads,
+        notes=notes,
     )
 
 
-def estimate_serving(model: ModelSpec, chip: Chip, chips: int, days: float,
-                     usd_per_chip_hour: float | None = None) -> Estimate:
-    """A serving stage holds ``chips`` chips for ``days`` days."""
+def estimate_serving(model: ModelSpec, chip: Chip, chips: int | None, days: float,
+                     usd_per_chip_hour: float | None = None, *,
+                     tokens_per_s: float | None = None, prompt_tokens: int = 1024,
+                     output_tokens: int = 256, cal: Calibration = DEFAULT) -> Estimate:
+    """A serving stage holds ``chips`` chips for ``days`` days; without ``chips``, enough
+    replicas for ``tokens_per_s`` output tokens per second."""
     need = min_chips_serving(model, chip)
+    plan: ServingPlan | None = None
+    if tokens_per_s is not None:
+        plan = serving_plan(model, chip, tokens_per_s, prompt_tokens, output_tokens, cal)
+    if chips is None:
+        if plan is None:
+            raise EstimateError("a serving estimate needs `chips` or `tokens_per_s`",
+                                expected="chips > 0 or tokens_per_s > 0")
+        chips = plan.chips
     hours = days * 24.0
-    price = usd_per_chip_hour
-    if price is None and chip.rent_usd_per_hour is not None:
-        price = chip.rent_usd_per_hour.mid
+    price = _price(chip, usd_per_chip_hour)
     notes = _range_notes(chip)
     if chips < need:
         notes += (f"does not fit: one replica needs {need} x {chip.id} "
-                  f"({model.params * 2 / 1e9:,.0f} GB of BF16 weights plus KV cache), got {chips}",)
+                  f"({serving_state_gb(model):,.0f} GB of BF16 weights plus KV cache), "
+                  f"got {chips}",)
     return Estimate(
-        chip=chip.id, chips=chips, min_chips=need, fits=chips >= need, flops=0.0, mfu=0.0,
-        hours=hours, chip_hours=chips * hours,
-        cost_usd=None if price is None else chips * hours * price,
-        usd_per_chip_hour=price, notes=notes,
+        kind="serve", chip=chip.id, chips=chips, min_chips=need, fits=chips >= need, flops=0.0,
+        mfu=0.0, hours=hours, chip_hours=chips * hours,
+        cost_usd=None if price is None else chips * hours * price, usd_per_chip_hour=price,
+        serving=plan.to_json() if plan else {}, notes=notes,
     )

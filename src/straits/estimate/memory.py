@@ -1,26 +1,89 @@
-"""Memory a stage needs, and the fewest chips that hold it.
+"""Memory a training or serving stage needs per chip, and the fewest chips that hold it.
 
-Training in mixed precision with Adam keeps, per parameter: BF16 weights (2 B) and gradients
-(2 B), plus FP32 master weights, first and second moments (12 B) = 16 B (Rajbhandari et al. 2020,
-ZeRO, Sec. 3.1). Fully sharded across chips (ZeRO-3 / FSDP), the fewest chips is the total divided
-by the usable memory per chip. Serving holds BF16 weights (2 B per parameter) plus a KV-cache
-reserve.
+Training in mixed precision with Adam keeps, per parameter: weights in BF16 (2 B) and gradients
+in BF16 (2 B), plus FP32 master weights and Adam's two moments (12 B) = 16 B (Rajbhandari et al.
+2020, ZeRO, Sec. 3.1). FP8 training keeps the same state (DeepSeek-V3 report, Sec. 3.3).
+ZeRO-1 shards the 12 B of optimizer state over the data-parallel replicas; ZeRO-3 shards all
+16 B. Tensor and pipeline parallelism split the model; expert parallelism splits the experts.
+
+Activations per token per layer, with FlashAttention (no stored attention scores) and sequence
+parallelism: 34·h/t bytes without recomputation, about 2·h/t with full recomputation, and
+selective recomputation in between (Korthikanti et al. 2022, "Reducing Activation Recomputation
+in Large Transformer Models", Sec. 4). MoE layers store the routed copies of each token as well.
+With 1F1B pipelining the first stage holds the activations of ``pp`` microbatches.
+
+Serving holds the BF16 weights plus a KV-cache reserve.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from straits.catalog import Chip
+from straits.estimate.layout import Layout
 from straits.model.scenario import ModelSpec
 
 GB = 1e9
 TRAIN_BYTES_PER_PARAM = 16.0
 SERVE_BYTES_PER_PARAM = 2.0
-#: share of HBM usable for model state; the rest goes to activations, buffers and fragmentation
+#: share of HBM usable for model state and activations; the rest is the framework's own
+#: buffers, communication buckets and fragmentation (PyTorch allocators typically lose 5-15%)
 USABLE_FRACTION = 0.85
 #: share of serving memory kept for the KV cache and activations
 KV_RESERVE = 0.30
+ACT_BYTES = {"none": 34.0, "selective": 18.0, "full": 2.0}
+#: extra activation bytes per token and layer per routed expert copy (dispatch buffers and the
+#: expert MLP input/hidden states), in units of h
+MOE_ACT_PER_EXPERT = 6.0
+
+
+@dataclass(frozen=True)
+class MemoryUse:
+    weights_gb: float
+    grads_gb: float
+    optimizer_gb: float
+    activations_gb: float
+
+    @property
+    def total_gb(self) -> float:
+        return self.weights_gb + self.grads_gb + self.optimizer_gb + self.activations_gb
+
+    def to_json(self) -> dict[str, float]:
+        return {"weights_gb": round(self.weights_gb, 2), "grads_gb": round(self.grads_gb, 2),
+                "optimizer_gb": round(self.optimizer_gb, 2),
+                "activations_gb": round(self.activations_gb, 2),
+                "total_gb": round(self.total_gb, 2)}
+
+
+def split_params(model: ModelSpec) -> tuple[float, float]:
+    """(dense, routed-expert) parameters. The parameters never active for a token are routed
+    experts; the active ones are counted as dense (a slight over-count of what every chip
+    keeps, on the safe side)."""
+    experts = model.params - model.active if model.is_moe else 0.0
+    return model.params - experts, experts
+
+
+def training_memory(model: ModelSpec, layout: Layout) -> MemoryUse:
+    dense, experts = split_params(model)
+    model_parallel = layout.tp * layout.pp
+    shard = dense / model_parallel + experts / (model_parallel * layout.ep)
+    dp = layout.dp
+    weights = 2.0 * shard / (dp if layout.zero == 3 else 1)
+    grads = 2.0 * shard / (dp if layout.zero == 3 else 1)
+    optimizer = 12.0 * shard / dp
+    per_token_layer = ACT_BYTES[layout.recompute] * model.d_model / layout.tp
+    if model.is_moe and layout.recompute != "full":
+        per_token_layer += MOE_ACT_PER_EXPERT * model.d_model * model.experts_per_token \
+            / layout.tp
+    layers = math.ceil(model.layers / layout.pp)
+    in_flight = layout.pp  # 1F1B: the first stage holds pp microbatches of one sequence each
+    acts = per_token_layer * model.seq_len * layers * in_flight
+    return MemoryUse(weights / GB, grads / GB, optimizer / GB, acts / GB)
+
+
+def fits(model: ModelSpec, layout: Layout, chip: Chip) -> bool:
+    return training_memory(model, layout).total_gb <= chip.memory_gb * USABLE_FRACTION
 
 
 def training_state_gb(model: ModelSpec) -> float:
@@ -29,10 +92,6 @@ def training_state_gb(model: ModelSpec) -> float:
 
 def serving_state_gb(model: ModelSpec) -> float:
     return model.params * SERVE_BYTES_PER_PARAM / GB
-
-
-def min_chips_training(model: ModelSpec, chip: Chip) -> int:
-    return max(1, math.ceil(training_state_gb(model) / (chip.memory_gb * USABLE_FRACTION)))
 
 
 def min_chips_serving(model: ModelSpec, chip: Chip) -> int:

@@ -89,11 +89,19 @@ class EstimateRequest(Frozen):
     usd_per_chip_hour: NonNegFloat | None = None
     kind: Literal["train", "serve"] = "train"
     days: PosFloat | None = None
+    tokens_per_s: PosFloat | None = None
+    prompt_tokens: Annotated[int, Field(ge=1)] = 1024
+    output_tokens: Annotated[int, Field(ge=1)] = 256
+    pue: Annotated[float, Field(ge=1.0, le=3.0)] | None = None
+    grid_gco2_per_kwh: NonNegFloat | None = None
+    country: Country | None = None
+    """Where it runs, for the grid carbon intensity when `grid_gco2_per_kwh` is not given."""
 
     @model_validator(mode="after")
     def _kind_fields(self) -> EstimateRequest:
         if self.kind == "train" and self.tokens is None:
             raise ValueError("a training estimate needs `tokens` (> 0)")
-        if self.kind == "serve" and (self.chips is None or self.days is None):
-            raise ValueError("a serving estimate needs `chips` and `days`")
+        if self.kind == "serve" and (self.days is None
+                                     or (self.chips is None and self.tokens_per_s is None)):
+            raise ValueError("a serving estimate needs `days`, and `chips` or `tokens_per_s`")
         return self

@@ -99,11 +99,20 @@ class Dataset(Frozen):
 class ModelSpec(Frozen):
     params: PosFloat
     active_params: PosFloat | None = None
+    """Parameters active per token (mixture of experts); default: all."""
     layers: Annotated[int, Field(ge=1)]
     d_model: Annotated[int, Field(ge=1)]
     heads: Annotated[int, Field(ge=1)]
     seq_len: Annotated[int, Field(ge=1)] = 4096
     open_weights: bool = False
+    precision: Literal["bf16", "fp8"] = "bf16"
+    """Precision of the matrix multiplications in training (FP32 master weights either way)."""
+    top_k: Annotated[int, Field(ge=1)] | None = None
+    """Experts each token is routed to (MoE); default from the total/active ratio."""
+    kv_heads: Annotated[int, Field(ge=1)] | None = None
+    """Key/value heads (grouped-query attention), for the serving KV cache; default: heads."""
+    global_batch_tokens: PosFloat | None = None
+    """Tokens per optimizer step; default grows with the training tokens (see estimate/)."""
 
     @model_validator(mode="after")
     def _active_le_total(self) -> ModelSpec:
@@ -111,6 +120,8 @@ class ModelSpec(Frozen):
             raise ValueError(
                 f"active_params ({self.active_params:g}) must not exceed params ({self.params:g})"
             )
+        if self.kv_heads is not None and self.kv_heads > self.heads:
+            raise ValueError(f"kv_heads ({self.kv_heads}) must not exceed heads ({self.heads})")
         return self
 
     @property
@@ -120,6 +131,20 @@ class ModelSpec(Frozen):
     @property
     def is_moe(self) -> bool:
         return self.active < self.params
+
+    @property
+    def experts_per_token(self) -> int:
+        """``top_k``, or a default from how sparse the model is: 8 when at most a tenth of the
+        parameters are active (DeepSeek-V3, Qwen3), 4 down to a fifth (DBRX), else 2
+        (Mixtral)."""
+        if self.top_k is not None:
+            return self.top_k
+        ratio = self.params / self.active
+        return 8 if ratio >= 10 else 4 if ratio >= 5 else 2
+
+    @property
+    def head_dim(self) -> float:
+        return self.d_model / self.heads
 
 
 class Stage(Frozen):
@@ -132,6 +157,10 @@ class Stage(Frozen):
     epochs: PosFloat = 1.0
     chips: Annotated[int, Field(gt=0)] | None = None
     days: PosFloat | None = None
+    tokens_per_s: PosFloat | None = None
+    """Serving: output tokens per second to sustain (instead of a fixed `chips`)."""
+    prompt_tokens: Annotated[int, Field(ge=1)] = 1024
+    output_tokens: Annotated[int, Field(ge=1)] = 256
     users: tuple[Country, ...] = ()
     """Countries whose users a serving stage answers."""
     user_subjects: NonNegInt | None = None
@@ -142,8 +171,8 @@ class Stage(Frozen):
     @model_validator(mode="after")
     def _kind_fields(self) -> Stage:
         if self.kind == "serve":
-            if self.chips is None or self.days is None:
-                raise ValueError("a serve stage needs `chips` and `days`")
+            if self.days is None or (self.chips is None and self.tokens_per_s is None):
+                raise ValueError("a serve stage needs `days`, and `chips` or `tokens_per_s`")
         elif not self.datasets and self.tokens is None:
             raise ValueError(f"a {self.kind} stage needs `datasets` or `tokens`")
         return self

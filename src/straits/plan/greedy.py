@@ -297,6 +297,9 @@ class GreedyPlanner:
              latest: float) -> Assignment:
         state.timeline(c.option).book(c.start, c.end, c.est.chips)
         satisfied = sorted({s for d in c.decisions for s in d.satisfied})
+        site = c.option.site
+        e = c.est.energy(c.option.chip, pue=site.pue, gco2_per_kwh=site.grid_gco2_per_kwh,
+                         country=site.country)
         warnings = {r.rule: r for d in c.decisions for r in d.warnings}
         notes = {r.rule: r for d in c.decisions for r in d.notes}
         a = Assignment(
@@ -305,6 +308,7 @@ class GreedyPlanner:
             compute_usd=c.est.cost_usd or 0.0, egress_usd=c.egress, transfer_hours=c.transfer,
             mfu=c.est.mfu, satisfied=tuple(satisfied), warnings=tuple(warnings.values()),
             notes=tuple(notes.values()), late_hours=max(0.0, c.end - latest),
+            layout=c.est.layout, energy_kwh=e.kwh if e else None, tco2e=e.tco2e if e else None,
         )
         state.placed[(w.id, stage.id)] = (a, c.option.site, ops)
         year = self.date.year

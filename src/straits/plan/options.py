@@ -74,15 +74,17 @@ def _option(sc: Scenario, w: Workload, stage: Stage, site: Site, pool: Pool) -> 
         return option(min_chips=0, sizes=(), problem="location",
                       detail=f"stage runs only in {', '.join(stage.locations)}")
     if stage.kind == "serve":
-        assert stage.chips is not None and stage.days is not None
-        est = estimate_serving(w.model, chip, stage.chips, stage.days, pool.usd_per_chip_hour)
+        assert stage.days is not None
+        est = estimate_serving(w.model, chip, stage.chips, stage.days, pool.usd_per_chip_hour,
+                               tokens_per_s=stage.tokens_per_s, prompt_tokens=stage.prompt_tokens,
+                               output_tokens=stage.output_tokens)
         if not est.fits:
             return option(min_chips=est.min_chips, sizes=(), problem="memory",
                           detail=f"one replica needs {est.min_chips} x {chip.id}, stage asks "
-                                 f"for {stage.chips}")
-        if stage.chips > pool.count:
+                                 f"for {est.chips}")
+        if est.chips > pool.count:
             return option(min_chips=est.min_chips, sizes=(), problem="capacity",
-                          detail=f"stage needs {stage.chips} chips, pool has {pool.count}")
+                          detail=f"stage needs {est.chips:,} chips, pool has {pool.count:,}")
         return option(min_chips=est.min_chips, sizes=(est,))
     tokens = stage_tokens(sc, stage)
     probe = estimate_training(w.model, tokens, chip, None, pool.usd_per_chip_hour)

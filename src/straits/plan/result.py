@@ -35,6 +35,9 @@ class Assignment:
     warnings: tuple[Reason, ...] = ()
     notes: tuple[Reason, ...] = ()
     late_hours: float = 0.0
+    layout: str = ""
+    energy_kwh: float | None = None
+    tco2e: float | None = None
 
     @property
     def cost_usd(self) -> float:
@@ -51,7 +54,9 @@ class Assignment:
             "transfer_hours": round(self.transfer_hours, 3), "mfu": round(self.mfu, 4),
             "decision": "allow", "requires": list(self.satisfied),
             "warnings": sorted({w.rule for w in self.warnings}),
-            "late_hours": round(self.late_hours, 1),
+            "late_hours": round(self.late_hours, 1), "layout": self.layout,
+            "energy_kwh": None if self.energy_kwh is None else round(self.energy_kwh, 1),
+            "tco2e": None if self.tco2e is None else round(self.tco2e, 3),
         }
 
 
@@ -136,6 +141,14 @@ class Plan:
         return sum(a.cost_usd for a in self.assignments)
 
     @property
+    def energy_mwh(self) -> float:
+        return sum(a.energy_kwh or 0.0 for a in self.assignments) / 1000.0
+
+    @property
+    def tco2e(self) -> float:
+        return sum(a.tco2e or 0.0 for a in self.assignments)
+
+    @property
     def makespan_hours(self) -> float:
         return max((a.end_h for a in self.assignments), default=0.0)
 
@@ -162,6 +175,7 @@ class Plan:
             "solver": self.solver, "status": self.status, "objective": self.objective,
             "total_cost_usd": round(self.total_cost_usd, 2),
             "makespan_hours": round(self.makespan_hours, 3),
+            "energy_mwh": round(self.energy_mwh, 3), "tco2e": round(self.tco2e, 2),
             "assignments": [a.to_json(self.start) for a in self.assignments],
             "unplaced": [{"workload": u.workload, "stage": u.stage, "lost": u.lost,
                           "summary": u.summary()} for u in self.unplaced],

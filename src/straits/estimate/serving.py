@@ -1,0 +1,75 @@
+"""Chips a serving stage needs for a target of output tokens per second.
+
+One replica holds the BF16 weights on the fewest chips that leave room for a KV cache. Decoding
+is bound by memory bandwidth: each step reads the weights once (for MoE, the experts the batch
+touches) and every sequence's KV cache, producing one token per sequence. The batch is as large
+as the KV memory allows. Prefill is bound by compute: 2·A FLOPs per prompt token. A replica
+completes ``batch`` requests every ``output_tokens`` decode steps plus their prefills.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from straits.catalog import Chip
+from straits.estimate.calibration import DEFAULT, Calibration, gemm_fraction
+from straits.estimate.memory import USABLE_FRACTION, min_chips_serving
+from straits.model.scenario import ModelSpec
+
+#: share of HBM bandwidth decoding achieves (paged attention, small GEMVs; confidence M)
+DECODE_BANDWIDTH = 0.70
+MAX_BATCH = 256
+
+
+@dataclass(frozen=True)
+class ServingPlan:
+    replica_chips: int
+    replicas: int
+    batch: int
+    decode_step_s: float
+    tokens_per_s_per_replica: float
+    bound: str
+
+    @property
+    def chips(self) -> int:
+        return self.replica_chips * self.replicas
+
+    def to_json(self) -> dict[str, float | int | str]:
+        return {"replica_chips": self.replica_chips, "replicas": self.replicas,
+                "batch": self.batch, "decode_step_ms": round(self.decode_step_s * 1e3, 2),
+                "tokens_per_s_per_replica": round(self.tokens_per_s_per_replica, 1),
+                "bound": self.bound}
+
+
+def kv_bytes_per_token(model: ModelSpec) -> float:
+    kv_heads = model.kv_heads or model.heads
+    return 2.0 * model.layers * kv_heads * model.head_dim * 2.0
+
+
+def replica_throughput(model: ModelSpec, chip: Chip, prompt_tokens: int, output_tokens: int,
+                       cal: Calibration = DEFAULT) -> ServingPlan:
+    r = min_chips_serving(model, chip)
+    r = 1 << math.ceil(math.log2(r))  # tensor-parallel groups are powers of two
+    weights = 2.0 * model.params
+    free = r * chip.memory_gb * 1e9 * USABLE_FRACTION - weights
+    kv = kv_bytes_per_token(model)
+    batch = int(max(1, min(MAX_BATCH, free // (kv * (prompt_tokens + output_tokens)))))
+    bw = r * chip.memory_tbps * 1e12 * DECODE_BANDWIDTH
+    rate = r * chip.peak_tflops * 1e12 * gemm_fraction(chip.family, cal) * cal.framework
+    read = 2.0 * min(model.params, model.active * batch) if model.is_moe else weights
+    context = prompt_tokens + output_tokens / 2.0
+    t_mem = (read + batch * context * kv) / bw
+    t_compute = 2.0 * model.active * batch / rate
+    step = max(t_mem, t_compute)
+    prefill = 2.0 * model.active * prompt_tokens / rate
+    tps = batch * output_tokens / (output_tokens * step + batch * prefill)
+    return ServingPlan(r, 1, batch, step, tps, "memory" if t_mem >= t_compute else "compute")
+
+
+def serving_plan(model: ModelSpec, chip: Chip, tokens_per_s: float, prompt_tokens: int = 1024,
+                 output_tokens: int = 256, cal: Calibration = DEFAULT) -> ServingPlan:
+    one = replica_throughput(model, chip, prompt_tokens, output_tokens, cal)
+    replicas = max(1, math.ceil(tokens_per_s / one.tokens_per_s_per_replica))
+    return ServingPlan(one.replica_chips, replicas, one.batch, one.decode_step_s,
+                       one.tokens_per_s_per_replica, one.bound)

@@ -1,0 +1,136 @@
+"""Time of one optimizer step on one layout, from mechanisms.
+
+Per chip, for a global batch of B tokens over N chips (data-parallel degree D, tensor t,
+pipeline p, expert e):
+
+* matrix multiplications: 6·A·B/N FLOPs (A active parameters) at the chip's achievable GEMM
+  rate (BF16, or FP8 at its own efficiency; expert GEMMs a little slower);
+* attention: 12·L·h·T·B/N FLOPs at the attention kernels' rate;
+* memory-bound kernels: B·L/N token-layers of ``elementwise_bytes``·h over the HBM bandwidth;
+  with full recomputation the forward runs twice (4/3 of the FLOPs), with selective only
+  attention does;
+* tensor parallelism: 4 all-reduces (6 with full recomputation) of 2h bytes per token-layer,
+  ring cost 2(t-1)/t, over half the bidirectional scale-up bandwidth; partly exposed;
+* MoE: all-to-all of the routed token copies (dispatch + combine, forward and backward) over the
+  scale-up link inside a node and the scale-out network beyond it; partly exposed;
+* the pipeline bubble (p-1)/(v·m + p-1) with m microbatches per replica and v virtual stages;
+* data-parallel gradient reduction, ring cost 2(D-1)/D (x1.5 for ZeRO-3's extra all-gather), over
+  the scale-out network, hidden behind the backward pass up to ``dp_overlap``;
+* the optimizer update, memory-bound over the chip's shard.
+
+MFU counts model FLOPs only (no recomputation) against the dense BF16 peak.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from straits.catalog import Chip
+from straits.estimate.calibration import DEFAULT, Calibration, gemm_fraction
+from straits.estimate.layout import NODE, Layout
+from straits.estimate.memory import split_params
+from straits.model.scenario import ModelSpec
+
+#: scale-up bandwidth assumed when a chip's is not published (GB/s, bidirectional)
+UNKNOWN_SCALEUP_GBPS = 400.0
+UNKNOWN_SCALEOUT_GBIT = 200.0
+#: share of a MoE model's active parameters in its expert MLPs (MLPs hold ~2/3 of a
+#: transformer layer's parameters)
+MOE_ACTIVE_IN_EXPERTS = 2.0 / 3.0
+MAX_INTERLEAVE = 4
+
+
+@dataclass(frozen=True)
+class StepTime:
+    gemm: float
+    attention: float
+    memory_bound: float
+    tp_comm: float
+    ep_comm: float
+    bubble: float
+    dp_comm: float
+    optimizer: float
+    model_flops: float
+    """model FLOPs per chip per step"""
+    peak_flops: float
+
+    @property
+    def total(self) -> float:
+        return (self.gemm + self.attention + self.memory_bound + self.tp_comm + self.ep_comm
+                + self.bubble + self.dp_comm + self.optimizer)
+
+    @property
+    def mfu(self) -> float:
+        return self.model_flops / (self.peak_flops * self.total)
+
+    def shares(self) -> dict[str, float]:
+        t = self.total
+        return {k: round(getattr(self, k) / t, 4) for k in (
+            "gemm", "attention", "memory_bound", "tp_comm", "ep_comm", "bubble", "dp_comm",
+            "optimizer")}
+
+
+def step_time(model: ModelSpec, chip: Chip, layout: Layout, batch_tokens: float,
+              cal: Calibration = DEFAULT) -> StepTime:
+    n, t, p, e, d = layout.chips, layout.tp, layout.pp, layout.ep, layout.dp
+    h, layers, seq = model.d_model, model.layers, model.seq_len
+    peak = chip.peak_tflops * 1e12
+    base = gemm_fraction(chip.family, cal) * cal.framework
+    rate = peak * base
+    if model.precision == "fp8" and chip.peak_fp8_tflops:
+        rate = chip.peak_fp8_tflops * 1e12 * base * cal.fp8
+    if model.is_moe:  # expert GEMMs run slower than the dense ones
+        rate = 1.0 / ((1 - MOE_ACTIVE_IN_EXPERTS) / rate
+                      + MOE_ACTIVE_IN_EXPERTS / (rate * cal.moe_gemm))
+    rc_gemm = 4.0 / 3.0 if layout.recompute == "full" else 1.0
+    rc_attn = 1.0 if layout.recompute == "none" else 4.0 / 3.0
+
+    gemm_flops = 6.0 * model.active * batch_tokens / n
+    attn_flops = 12.0 * layers * h * seq * batch_tokens / n
+    t_gemm = gemm_flops * rc_gemm / rate
+    t_attn = attn_flops * rc_attn / (peak * base * cal.attention)
+    hbm = chip.memory_tbps * 1e12
+    token_layers = batch_tokens * layers / n
+    t_mem = token_layers * cal.elementwise_bytes * h * rc_gemm / hbm
+
+    up = (chip.io_gbps or UNKNOWN_SCALEUP_GBPS) / 2.0 * 1e9  # one direction, bytes/s
+    out_gbit = chip.scaleout_gbit.mid if chip.scaleout_gbit else UNKNOWN_SCALEOUT_GBIT
+    out = out_gbit / 8.0 * 1e9
+    t_tp = 0.0
+    if t > 1:
+        ar = 6 if layout.recompute == "full" else 4
+        t_tp = (batch_tokens / d) * (layers / p) * ar * 2.0 * (t - 1) / t * 2.0 * h / up
+        t_tp *= cal.tp_exposed
+    t_ep = 0.0
+    if model.is_moe:
+        dispatch = 1.0 if model.precision == "fp8" else 2.0
+        per_token_layer = 2.0 * (dispatch + 2.0) * model.experts_per_token * h
+        local = min(1.0, (NODE / t) / e) if e > 1 else 1.0
+        t_ep = token_layers * per_token_layer * ((1 - local) / out + local / up)
+        t_ep *= cal.ep_exposed
+    micro = max(1.0, batch_tokens / d / seq)
+    bubble_share = 0.0
+    if p > 1:
+        v = max(1, min(MAX_INTERLEAVE, layers // p))
+        bubble_share = (p - 1) / (v * micro + p - 1)
+    busy = t_gemm + t_attn + t_mem + t_tp + t_ep
+    t_bubble = busy * bubble_share / (1.0 - bubble_share)
+
+    dense, experts = split_params(model)
+    shard = dense / (t * p) + experts / (t * p * e)
+    t_dp = 0.0
+    if d > 1:
+        volume = 2.0 * shard * 2.0 * (d - 1) / d * (1.5 if layout.zero == 3 else 1.0)
+        backward = (2.0 / 3.0) * (t_gemm + t_attn + t_mem)
+        t_dp = max(0.0, volume / out - cal.dp_overlap * backward)
+    t_opt = 20.0 * shard / d / hbm  # read/write master weights, moments, grads of the shard
+
+    model_flops = (6.0 * model.active + 12.0 * layers * h * seq) * batch_tokens / n
+    return StepTime(t_gemm, t_attn, t_mem, t_tp, t_ep, t_bubble, t_dp, t_opt, model_flops,
+                    peak)
+
+
+def max_data_parallel(batch_tokens: float, seq_len: int) -> int:
+    """Replicas the batch can feed: at least one sequence each."""
+    return max(1, math.floor(batch_tokens / seq_len))
