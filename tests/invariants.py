@@ -95,3 +95,28 @@ def residency_violations(sc: Scenario, plan: Plan) -> list[str]:
             out.append(f"{tenant_id} exports {total:,} individuals' PI ({sens:,} sensitive) "
                        f"needing {need}, holds {sorted(held)}")
     return out
+
+
+def deadline_violations(sc: Scenario, plan: Plan) -> list[str]:
+    """No stage of a workload with a hard deadline ends after the end of that day."""
+    from straits.plan.greedy import deadline_hours
+
+    out = []
+    for a in plan.assignments:
+        w = sc.workload(a.workload)
+        if w.deadline is not None and w.deadline_policy == "hard":
+            due = deadline_hours(sc, w.deadline)
+            if a.end_h > due + EPS:
+                out.append(f"{a.workload}/{a.stage} ends {a.end_h - due:.1f} h after its deadline")
+    return out
+
+
+def budget_violations(sc: Scenario, plan: Plan) -> list[str]:
+    """No workload spends more than its budget on rental and data movement."""
+    spent: dict[str, float] = defaultdict(float)
+    for a in plan.assignments:
+        spent[a.workload] += a.compute_usd + a.egress_usd
+    return [f"{wid} spends {v:,.0f} over a budget of {sc.workload(wid).budget_usd:,.0f}"
+            for wid, v in spent.items()
+            if sc.workload(wid).budget_usd is not None
+            and v > (sc.workload(wid).budget_usd or 0) * (1 + 1e-9) + 1.0]

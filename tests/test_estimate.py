@@ -12,7 +12,7 @@ from straits.catalog import catalog, get_chip
 from straits.errors import EstimateError
 from straits.estimate import estimate_serving, estimate_training, flops_per_token
 from straits.estimate.calibration import DEFAULT
-from straits.estimate.efficiency import _candidates, cluster_sizes
+from straits.estimate.efficiency import cluster_sizes, fits_anywhere
 from straits.estimate.energy import DEFAULT_PUE, POWER_SHARE
 from straits.estimate.layout import Layout
 from straits.estimate.memory import KV_RESERVE, USABLE_FRACTION, training_memory
@@ -53,7 +53,7 @@ def test_min_chips_is_the_fewest_that_fit() -> None:
     assert est.fits and est.chips == est.min_chips
     assert est.min_chips >= math.ceil(7e10 * 16 / 1e9 / (80 * USABLE_FRACTION))
     smaller = [n for n in cluster_sizes(1) if n < est.min_chips]
-    assert all(not _candidates(LLAMA2_70B, h100, n, 4e6, DEFAULT) for n in smaller)
+    assert all(not fits_anywhere(LLAMA2_70B, h100, n, 4e6) for n in smaller)
     assert est.memory_gb["total_gb"] <= 80 * USABLE_FRACTION
 
 

@@ -50,8 +50,9 @@ def demo(json_out: bool = JsonOption) -> None:
         t.add_row(f"{d.workload}/{d.stage}", *(_cell(plans[r], d.workload, d.stage)
                                                 for r in REGIMES))
     t.add_row("[bold]total[/bold]", *(
-        f"[bold]{money(plans[r].total_cost_usd)}[/bold], makespan "
-        f"{duration(plans[r].makespan_hours)}, {len(plans[r].unplaced)} unplaced"
+        f"[bold]{money(plans[r].total_cost_usd)}[/bold]"
+        + (f" + {money(plans[r].penalty_usd)} late penalty" if plans[r].penalty_usd else "")
+        + f", makespan {duration(plans[r].makespan_hours)}, {len(plans[r].unplaced)} unplaced"
         for r in REGIMES))
     console.print(t)
     console.print(Text("The rules that made the difference:", style="bold"))

@@ -77,7 +77,9 @@ def warnings_view(plan: Plan) -> Group | None:
 
 
 def totals_line(plan: Plan) -> Text:
-    t = Text(f"Total {money(plan.total_cost_usd)}, makespan {duration(plan.makespan_hours)}, "
+    penalty = f" + {money(plan.penalty_usd)} late penalty" if plan.penalty_usd else ""
+    t = Text(f"Total {money(plan.total_cost_usd)}{penalty}, makespan "
+             f"{duration(plan.makespan_hours)}, "
              f"{len(plan.assignments)} placed, {len(plan.unplaced)} unplaced; energy "
              f"{plan.energy_mwh:,.0f} MWh, {plan.tco2e:,.0f} tCO2e.", style="bold")
     return t

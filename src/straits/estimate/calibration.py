@@ -12,6 +12,7 @@ by the same benchmark.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 #: Achievable fraction of the dense BF16 peak on large matrix multiplications, per chip family
@@ -86,8 +87,11 @@ def gemm_fraction(family: str, cal: Calibration = DEFAULT) -> float:
 
 def default_global_batch(tokens: float, seq_len: int) -> float:
     """Tokens per optimizer step when the model does not say: 4M tokens for a 2T-token run
-    (Llama 2), growing as tokens^0.7 to 16M at 15.6T (Llama 3 405B); clamped to [1M, 64M] and
-    to whole sequences."""
+    (Llama 2), growing as tokens^0.7 to 16M at 15.6T (Llama 3 405B); clamped to [1M, 64M],
+    and rounded to a number of sequences on a sqrt(2) grid (batches are round numbers, and
+    estimates of one model on one chip are then shared across runs of similar length)."""
     batch: float = 4e6 * (tokens / 2e12) ** 0.7
     batch = min(max(batch, 1e6), 6.4e7)
-    return float(max(1, round(batch / seq_len)) * seq_len)
+    seqs = max(1.0, batch / seq_len)
+    seqs = round(2 ** (round(2 * math.log2(seqs)) / 2))
+    return float(max(1, seqs) * seq_len)

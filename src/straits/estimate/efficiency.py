@@ -6,9 +6,11 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
+
 from straits.catalog import Chip, get_chip
 from straits.estimate.calibration import DEFAULT, Calibration, gemm_fraction
-from straits.estimate.layout import NODE, Layout, layouts
+from straits.estimate.layout import NODE, Layout, Shapes, layouts
 from straits.estimate.memory import USABLE_FRACTION, MemoryUse, training_memory
 from straits.estimate.steptime import StepTime, max_data_parallel, step_time
 from straits.model.scenario import ModelSpec
@@ -36,40 +38,45 @@ class Efficiency:
         return out
 
 
-def _candidates(model: ModelSpec, chip: Chip, chips: int, batch_tokens: float,
-                cal: Calibration) -> list[tuple[Layout, MemoryUse]]:
-    limit = chip.memory_gb * USABLE_FRACTION
-    max_dp = max_data_parallel(batch_tokens, model.seq_len)
-    out = []
-    for lay in layouts(model, chips):
-        if lay.dp > max_dp:
-            continue
-        mem = training_memory(model, lay)
-        if mem.total_gb <= limit:
-            out.append((lay, mem))
-    return out
+@lru_cache(maxsize=4096)
+def _shapes(model: ModelSpec, chips: int) -> Shapes:
+    return Shapes(list(layouts(model, chips)))
+
+
+def _fitting(model: ModelSpec, chip: Chip, shapes: Shapes, batch_tokens: float
+             ) -> tuple[np.ndarray, MemoryUse]:
+    """Which layouts fit (memory within the usable HBM, replicas fed by the batch)."""
+    mem = training_memory(model, shapes)
+    ok = (np.asarray(mem.total_gb) <= chip.memory_gb * USABLE_FRACTION) & (
+        shapes.dp <= max_data_parallel(batch_tokens, model.seq_len))
+    return ok, mem
+
+
+def fits_anywhere(model: ModelSpec, chip: Chip, chips: int, batch_tokens: float) -> bool:
+    shapes = _shapes(model, chips)
+    return bool(shapes.items) and bool(_fitting(model, chip, shapes, batch_tokens)[0].any())
 
 
 @lru_cache(maxsize=16384)
 def _best(model: ModelSpec, chip_id: str, chips: int, batch_tokens: float,
           cal: Calibration) -> Efficiency:
     chip = get_chip(chip_id)
-    fitting = _candidates(model, chip, chips, batch_tokens, cal)
-    if fitting:
-        timed = [(step_time(model, chip, lay, batch_tokens, cal), lay, mem)
-                 for lay, mem in fitting]
-        step, lay, mem = min(timed, key=lambda x: x[0].total)
-        return Efficiency(True, lay, step, mem)
-    # nothing fits: report the layout that needs the least memory, for the figures
-    max_dp = max_data_parallel(batch_tokens, model.seq_len)
-    every = [(training_memory(model, lay), lay) for lay in layouts(model, chips)
-             if lay.dp <= max_dp] or [(training_memory(model, lay), lay)
-                                      for lay in layouts(model, chips)]
-    if not every:
-        lay = Layout(chips, 1, 1, 1, 3, "full")
-        every = [(training_memory(model, lay), lay)]
-    mem, lay = min(every, key=lambda x: x[0].total_gb)
-    return Efficiency(False, lay, step_time(model, chip, lay, batch_tokens, cal), mem)
+    shapes = _shapes(model, chips)
+    if not shapes.items:
+        shapes = Shapes([Layout(chips, 1, 1, 1, 3, "full")])
+    ok, mem = _fitting(model, chip, shapes, batch_tokens)
+    if ok.any():
+        total = np.asarray(step_time(model, chip, shapes, batch_tokens, cal).total)
+        i = int(np.argmin(np.where(ok, total, np.inf)))
+        fits = True
+    else:  # nothing fits: report the layout that needs the least memory, for the figures
+        fed = shapes.dp <= max_data_parallel(batch_tokens, model.seq_len)
+        totals = np.asarray(mem.total_gb)
+        i = int(np.argmin(np.where(fed, totals, np.inf) if fed.any() else totals))
+        fits = False
+    lay = shapes.items[i]
+    return Efficiency(fits, lay, step_time(model, chip, lay, batch_tokens, cal),
+                      training_memory(model, lay))
 
 
 def predict(model: ModelSpec, chip: Chip, chips: int, batch_tokens: float,
@@ -95,7 +102,7 @@ def _min_chips(model: ModelSpec, chip_id: str, batch_tokens: float, cal: Calibra
     state = model.params * 16.0 / 1e9
     lower = max(1, math.floor(state / (chip.memory_gb * USABLE_FRACTION)))
     for n in cluster_sizes(lower):
-        if _candidates(model, chip, n, batch_tokens, cal):
+        if fits_anywhere(model, chip, n, batch_tokens):
             return n
     return cluster_sizes(lower)[-1]
 

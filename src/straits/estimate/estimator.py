@@ -8,18 +8,19 @@ and the whole-run overheads are reported separately.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass, field, replace
+from functools import cache, lru_cache
 from typing import Any
 
 from straits.catalog import Chip, get_chip
 from straits.errors import EstimateError
 from straits.estimate.calibration import DEFAULT, Calibration, default_global_batch
-from straits.estimate.efficiency import min_chips, predict
+from straits.estimate.efficiency import Efficiency, min_chips, predict
 from straits.estimate.energy import Energy, energy
 from straits.estimate.flops import training_flops
 from straits.estimate.memory import min_chips_serving, serving_state_gb
 from straits.estimate.serving import ServingPlan, serving_plan
+from straits.estimate.steptime import StepTime
 from straits.model.scenario import ModelSpec
 
 SECONDS_PER_HOUR = 3600.0
@@ -43,7 +44,8 @@ class Estimate:
     batch_tokens: float = 0.0
     step_seconds: float = 0.0
     memory_gb: dict[str, float] = field(default_factory=dict)
-    mfu_components: dict[str, Any] = field(default_factory=dict)
+    factors: dict[str, float] = field(default_factory=dict)
+    step: StepTime | None = None
     overheads: dict[str, float] = field(default_factory=dict)
     serving: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
@@ -51,6 +53,13 @@ class Estimate:
     @property
     def days(self) -> float:
         return self.hours / 24.0
+
+    @property
+    def mfu_components(self) -> dict[str, Any]:
+        """The kernel-rate factors and the shares of the step time."""
+        if self.step is None:
+            return {}
+        return {"factors": self.factors, "step_shares": self.step.shares()}
 
     def energy(self, chip: Chip, *, pue: float | None = None, gco2_per_kwh: float | None = None,
                country: str | None = None) -> Energy | None:
@@ -80,7 +89,9 @@ def _price(chip: Chip, usd_per_chip_hour: float | None) -> float | None:
     return chip.rent_usd_per_hour.mid if chip.rent_usd_per_hour is not None else None
 
 
-def _range_notes(chip: Chip) -> tuple[str, ...]:
+@cache
+def _range_notes(chip_id: str) -> tuple[str, ...]:
+    chip = get_chip(chip_id)
     return tuple(f"{chip.id} {name} is a range in the sources; midpoint used"
                  for name in chip.mid_figures)
 
@@ -94,39 +105,68 @@ def estimate_training(model: ModelSpec, tokens: float, chip: Chip, chips: int | 
         raise EstimateError("tokens must be positive", path="tokens", expected="a number > 0")
     if chips is not None and chips <= 0:
         raise EstimateError("chips must be positive", path="chips", expected="an integer > 0")
-    return _training(model, float(tokens), chip.id, chips, usd_per_chip_hour, cal)
+    return _priced(model, float(tokens), chip.id, chips, cal, _price(chip, usd_per_chip_hour))
+
+
+@lru_cache(maxsize=131072)
+def _priced(model: ModelSpec, tokens: float, chip_id: str, chips: int | None, cal: Calibration,
+            price: float | None) -> Estimate:
+    est = _training(model, tokens, chip_id, chips, cal)
+    if price == est.usd_per_chip_hour:
+        return est
+    return replace(est, usd_per_chip_hour=price,
+                   cost_usd=None if price is None else est.chip_hours * price)
+
+
+@dataclass(frozen=True)
+class _Core:
+    """What does not depend on the number of tokens: the layout, step time, memory."""
+
+    need: int
+    eff: Efficiency
+    notes: tuple[str, ...]
+    factors: dict[str, float]
+    memory: dict[str, float]
 
 
 @lru_cache(maxsize=65536)
-def _training(model: ModelSpec, tokens: float, chip_id: str, chips: int | None,
-              usd_per_chip_hour: float | None, cal: Calibration) -> Estimate:
+def _core(model: ModelSpec, chip_id: str, chips: int | None, batch: float,
+          cal: Calibration) -> _Core:
     chip = get_chip(chip_id)
-    batch = model.global_batch_tokens or default_global_batch(tokens, model.seq_len)
     need = min_chips(model, chip, batch, cal)
     n = chips if chips is not None else need
     eff = predict(model, chip, n, batch, cal)
-    flops = training_flops(model, tokens)
-    steps = tokens / batch
-    step_hours = steps * eff.step.total / SECONDS_PER_HOUR
-    hours = step_hours / cal.goodput / (1.0 - cal.evaluation)
-    price = _price(chip, usd_per_chip_hour)
-    notes = _range_notes(chip)
+    notes = _range_notes(chip.id)
     if not eff.fits:
         notes += (f"does not fit: {model.params * 16 / 1e9:,.0f} GB of weights, gradients and "
                   f"Adam states plus activations need at least {need:,} x {chip.id}; on "
                   f"{n:,} the leanest layout ({eff.layout.describe()}) needs "
                   f"{eff.memory.total_gb:,.1f} GB per chip of {chip.memory_gb:g} GB",)
-    components = {"factors": eff.factors(model, chip, cal), "step_shares": eff.step.shares()}
+    return _Core(need, eff, notes, eff.factors(model, chip, cal), eff.memory.to_json())
+
+
+@lru_cache(maxsize=65536)
+def _training(model: ModelSpec, tokens: float, chip_id: str, chips: int | None,
+              cal: Calibration) -> Estimate:
+    chip = get_chip(chip_id)
+    batch = model.global_batch_tokens or default_global_batch(tokens, model.seq_len)
+    core = _core(model, chip_id, chips, batch, cal)
+    eff = core.eff
+    n = eff.layout.chips
+    steps = tokens / batch
+    step_hours = steps * eff.step.total / SECONDS_PER_HOUR
+    hours = step_hours / cal.goodput / (1.0 - cal.evaluation)
+    price = _price(chip, None)
     overheads = {"goodput": cal.goodput, "evaluation": cal.evaluation,
                  "step_chip_hours": n * step_hours,
                  "overhead_chip_hours": n * (hours - step_hours)}
     return Estimate(
-        kind="train", chip=chip.id, chips=n, min_chips=need, fits=eff.fits, flops=flops,
-        mfu=eff.mfu, hours=hours, chip_hours=n * hours,
+        kind="train", chip=chip.id, chips=n, min_chips=core.need, fits=eff.fits,
+        flops=training_flops(model, tokens), mfu=eff.mfu, hours=hours, chip_hours=n * hours,
         cost_usd=None if price is None else n * hours * price, usd_per_chip_hour=price,
         layout=eff.layout.describe(), batch_tokens=batch, step_seconds=eff.step.total,
-        memory_gb=eff.memory.to_json(), mfu_components=components, overheads=overheads,
-        notes=notes,
+        memory_gb=core.memory, factors=core.factors, step=eff.step, overheads=overheads,
+        notes=core.notes,
     )
 
 
@@ -147,7 +187,7 @@ def estimate_serving(model: ModelSpec, chip: Chip, chips: int | None, days: floa
         chips = plan.chips
     hours = days * 24.0
     price = _price(chip, usd_per_chip_hour)
-    notes = _range_notes(chip)
+    notes = _range_notes(chip.id)
     if chips < need:
         notes += (f"does not fit: one replica needs {need} x {chip.id} "
                   f"({serving_state_gb(model):,.0f} GB of BF16 weights plus KV cache), "

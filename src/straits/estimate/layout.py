@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 from straits.model.scenario import ModelSpec
 
 Recompute = Literal["none", "selective", "full"]
@@ -36,6 +38,11 @@ class Layout:
         """Data-parallel replicas (expert parallelism runs inside them)."""
         return self.chips // (self.tp * self.pp)
 
+    @property
+    def rc(self) -> int:
+        """Recomputation as a level: 0 none, 1 selective, 2 full."""
+        return RC_LEVELS.index(self.recompute)
+
     def describe(self) -> str:
         parts = [f"TP{self.tp}", f"PP{self.pp}", f"DP{self.dp}"]
         if self.ep > 1:
@@ -44,6 +51,24 @@ class Layout:
         if self.recompute != "none":
             parts.append(f"recompute={self.recompute}")
         return " ".join(parts)
+
+
+RC_LEVELS: tuple[Recompute, ...] = ("none", "selective", "full")
+
+
+class Shapes:
+    """Many layouts of one cluster as arrays, so that memory and step time are computed for all
+    of them at once by the same formulas (numpy broadcasting)."""
+
+    def __init__(self, items: list[Layout]) -> None:
+        self.items = items
+        self.chips = items[0].chips if items else 0
+        self.tp = np.array([x.tp for x in items], dtype=np.int64)
+        self.pp = np.array([x.pp for x in items], dtype=np.int64)
+        self.ep = np.array([x.ep for x in items], dtype=np.int64)
+        self.zero = np.array([x.zero for x in items], dtype=np.int64)
+        self.rc = np.array([x.rc for x in items], dtype=np.int64)
+        self.dp = self.chips // (self.tp * self.pp)
 
 
 def layouts(model: ModelSpec, chips: int) -> Iterator[Layout]:
@@ -58,5 +83,5 @@ def layouts(model: ModelSpec, chips: int) -> Iterator[Layout]:
             eps = [e for e in EP_DEGREES if dp % e == 0] if model.is_moe else [1]
             for ep in eps:
                 for zero in (1, 3):
-                    for rc in ("none", "selective", "full"):
+                    for rc in RC_LEVELS:
                         yield Layout(chips, tp, pp, ep, zero, rc)

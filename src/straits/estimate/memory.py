@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
 
 from straits.catalog import Chip
-from straits.estimate.layout import Layout
+from straits.estimate.layout import Layout, Shapes
 from straits.model.scenario import ModelSpec
 
 GB = 1e9
@@ -64,22 +67,37 @@ def split_params(model: ModelSpec) -> tuple[float, float]:
     return model.params - experts, experts
 
 
-def training_memory(model: ModelSpec, layout: Layout) -> MemoryUse:
+@cache
+def _constants(model: ModelSpec) -> tuple[float, float, bool, int]:
     dense, experts = split_params(model)
-    model_parallel = layout.tp * layout.pp
+    return dense, experts, model.is_moe, model.experts_per_token
+
+
+_ACT = np.array([ACT_BYTES["none"], ACT_BYTES["selective"], ACT_BYTES["full"]])
+
+
+def training_memory(model: ModelSpec, layout: Layout | Shapes) -> MemoryUse:
+    """Per-chip memory of ``layout``; given :class:`Shapes`, every field is an array."""
+    dense, experts, moe, top_k = _constants(model)
+    tp, pp, rc = layout.tp, layout.pp, layout.rc
+    model_parallel = tp * pp
     shard = dense / model_parallel + experts / (model_parallel * layout.ep)
     dp = layout.dp
-    weights = 2.0 * shard / (dp if layout.zero == 3 else 1)
-    grads = 2.0 * shard / (dp if layout.zero == 3 else 1)
+    sharded = np.where(layout.zero == 3, dp, 1)
+    weights = 2.0 * shard / sharded
+    grads = 2.0 * shard / sharded
     optimizer = 12.0 * shard / dp
-    per_token_layer = ACT_BYTES[layout.recompute] * model.d_model / layout.tp
-    if model.is_moe and layout.recompute != "full":
-        per_token_layer += MOE_ACT_PER_EXPERT * model.d_model * model.experts_per_token \
-            / layout.tp
-    layers = math.ceil(model.layers / layout.pp)
-    in_flight = layout.pp  # 1F1B: the first stage holds pp microbatches of one sequence each
-    acts = per_token_layer * model.seq_len * layers * in_flight
-    return MemoryUse(weights / GB, grads / GB, optimizer / GB, acts / GB)
+    per_token_layer = _ACT[rc] * model.d_model / tp
+    if moe:
+        per_token_layer = per_token_layer + np.where(
+            rc == 2, 0.0, MOE_ACT_PER_EXPERT * model.d_model * top_k / tp)
+    layers = -(-model.layers // pp)
+    # 1F1B: the first stage holds pp microbatches of one sequence each
+    acts = per_token_layer * model.seq_len * layers * pp
+    parts = (weights / GB, grads / GB, optimizer / GB, acts / GB)
+    if isinstance(layout, Layout):
+        return MemoryUse(*(float(x) for x in parts))
+    return MemoryUse(*parts)  # type: ignore[arg-type]
 
 
 def fits(model: ModelSpec, layout: Layout, chip: Chip) -> bool:

@@ -26,9 +26,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from straits.catalog import Chip
 from straits.estimate.calibration import DEFAULT, Calibration, gemm_fraction
-from straits.estimate.layout import NODE, Layout
+from straits.estimate.layout import NODE, Layout, Shapes
 from straits.estimate.memory import split_params
 from straits.model.scenario import ModelSpec
 
@@ -71,9 +73,13 @@ class StepTime:
             "optimizer")}
 
 
-def step_time(model: ModelSpec, chip: Chip, layout: Layout, batch_tokens: float,
+def step_time(model: ModelSpec, chip: Chip, layout: Layout | Shapes, batch_tokens: float,
               cal: Calibration = DEFAULT) -> StepTime:
-    n, t, p, e, d = layout.chips, layout.tp, layout.pp, layout.ep, layout.dp
+    """Step time of ``layout``; given :class:`Shapes` (arrays of layouts) every field of the
+    result is an array, one entry per layout, from the same formulas."""
+    n = layout.chips
+    t, p, e, d = layout.tp, layout.pp, layout.ep, layout.dp
+    rc = layout.rc
     h, layers, seq = model.d_model, model.layers, model.seq_len
     peak = chip.peak_tflops * 1e12
     base = gemm_fraction(chip.family, cal) * cal.framework
@@ -83,8 +89,8 @@ def step_time(model: ModelSpec, chip: Chip, layout: Layout, batch_tokens: float,
     if model.is_moe:  # expert GEMMs run slower than the dense ones
         rate = 1.0 / ((1 - MOE_ACTIVE_IN_EXPERTS) / rate
                       + MOE_ACTIVE_IN_EXPERTS / (rate * cal.moe_gemm))
-    rc_gemm = 4.0 / 3.0 if layout.recompute == "full" else 1.0
-    rc_attn = 1.0 if layout.recompute == "none" else 4.0 / 3.0
+    rc_gemm = np.where(rc == 2, 4.0 / 3.0, 1.0)   # full recomputation reruns the forward
+    rc_attn = np.where(rc == 0, 1.0, 4.0 / 3.0)   # selective reruns attention only
 
     gemm_flops = 6.0 * model.active * batch_tokens / n
     attn_flops = 12.0 * layers * h * seq * batch_tokens / n
@@ -97,38 +103,34 @@ def step_time(model: ModelSpec, chip: Chip, layout: Layout, batch_tokens: float,
     up = (chip.io_gbps or UNKNOWN_SCALEUP_GBPS) / 2.0 * 1e9  # one direction, bytes/s
     out_gbit = chip.scaleout_gbit.mid if chip.scaleout_gbit else UNKNOWN_SCALEOUT_GBIT
     out = out_gbit / 8.0 * 1e9
-    t_tp = 0.0
-    if t > 1:
-        ar = 6 if layout.recompute == "full" else 4
-        t_tp = (batch_tokens / d) * (layers / p) * ar * 2.0 * (t - 1) / t * 2.0 * h / up
-        t_tp *= cal.tp_exposed
-    t_ep = 0.0
+    all_reduces = np.where(rc == 2, 6.0, 4.0)
+    t_tp = ((batch_tokens / d) * (layers / p) * all_reduces * 2.0 * (t - 1) / t * 2.0 * h / up
+            * cal.tp_exposed)
+    t_ep = 0.0 * t_tp
     if model.is_moe:
         dispatch = 1.0 if model.precision == "fp8" else 2.0
         per_token_layer = 2.0 * (dispatch + 2.0) * model.experts_per_token * h
-        local = min(1.0, (NODE / t) / e) if e > 1 else 1.0
-        t_ep = token_layers * per_token_layer * ((1 - local) / out + local / up)
-        t_ep *= cal.ep_exposed
-    micro = max(1.0, batch_tokens / d / seq)
-    bubble_share = 0.0
-    if p > 1:
-        v = max(1, min(MAX_INTERLEAVE, layers // p))
-        bubble_share = (p - 1) / (v * micro + p - 1)
+        local = np.where(e > 1, np.minimum(1.0, (NODE / t) / e), 1.0)
+        t_ep = token_layers * per_token_layer * ((1 - local) / out + local / up) * cal.ep_exposed
+    micro = np.maximum(1.0, batch_tokens / d / seq)
+    v = np.maximum(1, np.minimum(MAX_INTERLEAVE, layers // p))
+    bubble_share = (p - 1) / (v * micro + p - 1)
     busy = t_gemm + t_attn + t_mem + t_tp + t_ep
     t_bubble = busy * bubble_share / (1.0 - bubble_share)
 
     dense, experts = split_params(model)
     shard = dense / (t * p) + experts / (t * p * e)
-    t_dp = 0.0
-    if d > 1:
-        volume = 2.0 * shard * 2.0 * (d - 1) / d * (1.5 if layout.zero == 3 else 1.0)
-        backward = (2.0 / 3.0) * (t_gemm + t_attn + t_mem)
-        t_dp = max(0.0, volume / out - cal.dp_overlap * backward)
+    volume = 2.0 * shard * 2.0 * (d - 1) / d * np.where(layout.zero == 3, 1.5, 1.0)
+    backward = (2.0 / 3.0) * (t_gemm + t_attn + t_mem)
+    t_dp = np.maximum(0.0, volume / out - cal.dp_overlap * backward)
     t_opt = 20.0 * shard / d / hbm  # read/write master weights, moments, grads of the shard
 
     model_flops = (6.0 * model.active + 12.0 * layers * h * seq) * batch_tokens / n
-    return StepTime(t_gemm, t_attn, t_mem, t_tp, t_ep, t_bubble, t_dp, t_opt, model_flops,
-                    peak)
+    parts = (t_gemm, t_attn, t_mem, t_tp, t_ep, t_bubble, t_dp, t_opt)
+    if isinstance(layout, Layout):
+        g, a, m, tp, ep, b, dp, o = (float(x) for x in parts)
+        return StepTime(g, a, m, tp, ep, b, dp, o, model_flops, peak)
+    return StepTime(*parts, model_flops, peak)  # type: ignore[arg-type]
 
 
 def max_data_parallel(batch_tokens: float, seq_len: int) -> int:

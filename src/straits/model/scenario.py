@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 from graphlib import CycleError, TopologicalSorter
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from straits.errors import ScenarioError
 from straits.model.types import (
@@ -43,7 +43,10 @@ class Tenant(Frozen):
 
 
 class Procurable(Frozen):
-    """Capacity the tenant may add by buying chips (lawful only if `procure` is lawful)."""
+    """Capacity a tenant may add by buying chips (lawful only if `procure` is lawful for it on
+    the order date, the scenario date). Bought chips arrive after ``lead_days``, serve only the
+    buyer's workloads, run at the pool's hourly price, and cost their capex amortized over
+    ``amortize_years`` for the part of the plan horizon after they arrive."""
 
     max: Annotated[int, Field(gt=0)]
     usd_per_chip: NonNegFloat
@@ -51,6 +54,23 @@ class Procurable(Frozen):
     amortize_years: PosFloat = 4
     ships_from: Country | None = None
     """Country the chips ship from, when it is not the site's (e.g. MY for transhipment)."""
+    buyer: Id | None = None
+    """The tenant that may buy; default: every tenant of the scenario may."""
+
+
+class Window(Frozen):
+    """A pool's chip count from ``start`` (inclusive) until ``end`` (exclusive; open-ended if
+    omitted)."""
+
+    start: dt.date
+    end: dt.date | None = None
+    count: NonNegInt
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Window:
+        if self.end is not None and self.end <= self.start:
+            raise ValueError("`end` must be after `start`")
+        return self
 
 
 class Pool(Frozen):
@@ -58,6 +78,9 @@ class Pool(Frozen):
     count: NonNegInt
     usd_per_chip_hour: NonNegFloat
     procurable: Procurable | None = None
+    availability: tuple[Window, ...] = ()
+    """Chip counts over time (maintenance, arrivals); outside every window the pool has
+    ``count`` chips."""
     source: str | None = None
     """Where the price and count come from (shipped examples always say)."""
     confidence: Literal["V", "V2", "D", "M"] | None = None
@@ -183,7 +206,14 @@ class Workload(Frozen):
     tenant: Id
     model: ModelSpec
     deadline: dt.date | None = None
+    deadline_policy: Literal["hard", "soft"] = "hard"
+    """hard: a stage that cannot end by the deadline is not placed; soft: it may end late, at
+    ``late_penalty_usd_per_day`` a day."""
+    late_penalty_usd_per_day: NonNegFloat = 0.0
     budget_usd: PosFloat | None = None
+    """Hard: the workload's stages may not cost more in total."""
+    weight: PosFloat = 1.0
+    """Weight of this workload's completion time under the `completion` objective."""
     stages: tuple[Stage, ...] = Field(min_length=1)
 
     def stage(self, stage_id: str) -> Stage:
@@ -203,6 +233,10 @@ class Scenario(Frozen):
     date: dt.date
     regime: Regime = "enacted"
     objective: Objective = "cost"
+    horizon_days: Annotated[float, Field(gt=0, le=3650)] = 730
+    _index: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = PrivateAttr(
+        default_factory=dict)
+    """How far ahead the optimizer schedules; also the accounting window for procured chips."""
     tenants: tuple[Tenant, ...] = Field(min_length=1)
     sites: tuple[Site, ...] = Field(min_length=1)
     datasets: tuple[Dataset, ...] = ()
@@ -219,6 +253,11 @@ class Scenario(Frozen):
         tenants = {t.id for t in self.tenants}
         for i, site in enumerate(self.sites):
             _unique(f"sites[{i}].pools", [p.chip for p in site.pools], what="chip")
+            for j, pool in enumerate(site.pools):
+                buyer = pool.procurable.buyer if pool.procurable else None
+                if buyer is not None and buyer not in tenants:
+                    raise _ref(f"sites[{i}].pools[{j}].procurable.buyer", buyer, "tenant",
+                               tenants)
         for i, d in enumerate(self.datasets):
             if d.located_at not in sites:
                 raise _ref(f"datasets[{i}].located_at", d.located_at, "site", sites)
@@ -248,32 +287,31 @@ class Scenario(Frozen):
         return self
 
     # --- lookups -------------------------------------------------------------------------------
+    def _lookup(self, kind: str, items: tuple[Any, ...], item_id: str) -> Any:
+        # keyed by the tuple itself: a model_copy(update=...) shares this cache but not the tuple
+        index = self.__pydantic_private__["_index"]  # type: ignore[index]
+        cached = index.get(kind)
+        if cached is None or cached[0] is not items:
+            cached = index[kind] = (items, {x.id: x for x in items})
+        return cached[1][item_id]
+
     def site(self, site_id: str) -> Site:
-        return _by_id(self.sites, site_id)
+        return cast(Site, self._lookup("sites", self.sites, site_id))
 
     def tenant(self, tenant_id: str) -> Tenant:
-        return _by_id(self.tenants, tenant_id)
+        return cast(Tenant, self._lookup("tenants", self.tenants, tenant_id))
 
     def dataset(self, dataset_id: str) -> Dataset:
-        return _by_id(self.datasets, dataset_id)
+        return cast(Dataset, self._lookup("datasets", self.datasets, dataset_id))
 
     def workload(self, workload_id: str) -> Workload:
-        return _by_id(self.workloads, workload_id)
+        return cast(Workload, self._lookup("workloads", self.workloads, workload_id))
 
     @property
     def start(self) -> dt.datetime:
         """The instant plans start: the scenario date at 00:00 UTC."""
         return dt.datetime.combine(self.date, dt.time(0), tzinfo=dt.UTC)
 
-
-_T = TypeVar("_T", Tenant, Site, Dataset, Workload)
-
-
-def _by_id(items: tuple[_T, ...], item_id: str) -> _T:
-    for item in items:
-        if item.id == item_id:
-            return item
-    raise KeyError(item_id)
 
 
 def _unique(path: str, ids: list[str], what: str = "id") -> None:

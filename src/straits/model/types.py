@@ -55,7 +55,7 @@ AUTHORIZATIONS: tuple[str, ...] = Authorization.__args__  # type: ignore[attr-de
 
 DataClass = Literal["public", "personal", "sensitive_personal", "important"]
 Regime = Literal["enacted", "ai-diffusion"]
-Objective = Literal["cost", "time"]
+Objective = Literal["cost", "time", "completion"]
 StageKind = Literal["pretrain", "finetune", "serve"]
 
 NonNegInt = Annotated[int, Field(ge=0)]

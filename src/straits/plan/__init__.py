@@ -6,20 +6,28 @@ from __future__ import annotations
 from typing import Literal
 
 from straits.model.scenario import Scenario
+from straits.plan.candidates import Candidates
 from straits.plan.greedy import GreedyPlanner
+from straits.plan.optimizer import Progress, optimize
 from straits.plan.result import Assignment, Plan, Rejection, StageDiagnosis
 from straits.rules.engine import RuleSet, ruleset
 
-Solver = Literal["greedy"]
+Solver = Literal["greedy", "cpsat"]
+DEFAULT_TIME_LIMIT = 20.0
 
 
 def make_plan(scenario: Scenario, *, regime: str | None = None, objective: str | None = None,
-              rules: RuleSet | None = None, solver: Solver = "greedy") -> Plan:
-    """Plan ``scenario`` under ``regime`` (default: the scenario's) for ``objective``."""
-    planner = GreedyPlanner(
-        scenario, rules or ruleset(), regime=regime or scenario.regime,
-        objective=objective or scenario.objective, date=scenario.date)
-    return planner.run()
+              rules: RuleSet | None = None, solver: Solver = "cpsat",
+              time_limit: float = DEFAULT_TIME_LIMIT, seed: int = 0,
+              on_progress: Progress | None = None) -> Plan:
+    """Plan ``scenario`` under ``regime`` (default: the scenario's) for ``objective``, with the
+    CP-SAT optimizer warm-started by the greedy planner, or with the greedy planner alone."""
+    cand = Candidates(scenario, rules or ruleset(), regime=regime or scenario.regime,
+                      date=scenario.date)
+    goal = objective or scenario.objective
+    if solver == "greedy":
+        return GreedyPlanner(cand, objective=goal).run()
+    return optimize(cand, goal, time_limit=time_limit, seed=seed, on_progress=on_progress)
 
 
 __all__ = ["Assignment", "Plan", "Rejection", "StageDiagnosis", "make_plan"]

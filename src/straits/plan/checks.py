@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 from straits.model.request import CheckRequest, DataFacts, SiteFacts, TenantFacts, WeightsFacts
 from straits.model.scenario import Dataset, Scenario, Site, Stage, Tenant, Workload
@@ -77,6 +78,10 @@ def prior_volumes(ledgers: list[ExportLedger], tenant: str, origin: str, year: i
     return out[0], out[1], out[2], out[3]
 
 
+# Requests below are built with ``model_construct``: every value comes from an already
+# validated scenario, and the planner asks many questions.
+
+
 @dataclass(frozen=True)
 class Question:
     label: str
@@ -84,11 +89,11 @@ class Question:
 
 
 def _tenant(t: Tenant) -> TenantFacts:
-    return TenantFacts(hq=t.hq, authorizations=t.authorizations, ciio=t.ciio)
+    return TenantFacts.model_construct(hq=t.hq, authorizations=t.authorizations, ciio=t.ciio)
 
 
 def _site(s: Site) -> SiteFacts:
-    return SiteFacts(country=s.country, operator_hq=s.operator_hq)
+    return SiteFacts.model_construct(country=s.country, operator_hq=s.operator_hq)
 
 
 def data_facts(d: Dataset, prior: tuple[int, int, int, int], others: list[Dataset]) -> DataFacts:
@@ -97,11 +102,12 @@ def data_facts(d: Dataset, prior: tuple[int, int, int, int], others: list[Datase
     extra = [o for o in others if o.id != d.id and o.origin == d.origin and o.is_personal]
     subj = sum(o.subjects for o in extra)
     sens = sum(o.sensitive_subjects for o in extra)
-    return DataFacts(origin=d.origin, classes=d.classes, subjects=d.subjects,
-                     sensitive_subjects=d.sensitive_subjects,
-                     prior_subjects_ytd=prior[0] + subj, prior_sensitive_ytd=prior[1] + sens,
-                     prior_subjects_since_last_year=prior[2] + subj,
-                     prior_sensitive_since_last_year=prior[3] + sens)
+    return DataFacts.model_construct(
+        origin=d.origin, classes=d.classes, subjects=d.subjects,
+        sensitive_subjects=d.sensitive_subjects,
+        prior_subjects_ytd=prior[0] + subj, prior_sensitive_ytd=prior[1] + sens,
+        prior_subjects_since_last_year=prior[2] + subj,
+        prior_sensitive_since_last_year=prior[3] + sens)
 
 
 def users_export_id(w: Workload, stage: Stage, country: str) -> str:
@@ -125,39 +131,43 @@ def placement_questions(
     """
     tenant = sc.tenant(w.tenant)
     action = ACTION_OF_KIND[stage.kind]
-    common = dict(date=date, regime=regime, tenant=_tenant(tenant), site=_site(site))
+    common: dict[str, Any] = dict(date=date, regime=regime, tenant=_tenant(tenant),
+                                  site=_site(site))
+
+    def ask(label: str, **kw: Any) -> Question:
+        return Question(label, CheckRequest.model_construct(**common, **kw))
+
     weights = None
     if action != "serve":
-        weights = WeightsFacts(training_ops=training_ops, open=w.model.open_weights,
-                               from_country=site.country)
+        weights = WeightsFacts.model_construct(training_ops=training_ops,
+                                               open=w.model.open_weights,
+                                               from_country=site.country)
     out: list[Question] = []
     datasets = [sc.dataset(d) for d in stage.datasets]
     abroad = [d for d in datasets if d.origin != site.country]
     for d in datasets:
         prior = prior_volumes(exports, w.tenant, d.origin, year, {d.id})
         facts = data_facts(d, prior, abroad)
-        out.append(Question(f"{stage.kind} on {d.id}", CheckRequest(
-            **common, action=action, chip=chip, data=facts, weights=weights)))
+        out.append(ask(f"{stage.kind} on {d.id}", action=action, chip=chip, data=facts,
+                       weights=weights))
         if d.located_at != site.id:
-            out.append(Question(f"move {d.id} from {d.located_at}", CheckRequest(
-                **common, action="transfer-data", data=facts)))
+            out.append(ask(f"move {d.id} from {d.located_at}", action="transfer-data",
+                           data=facts))
     for country in stage.users:
         prior = prior_volumes(exports, w.tenant, country, year,
                               {users_export_id(w, stage, country)})
-        facts = DataFacts(origin=country, classes=("personal",), subjects=user_subjects(stage),
-                          prior_subjects_ytd=prior[0], prior_sensitive_ytd=prior[1],
-                          prior_subjects_since_last_year=prior[2],
-                          prior_sensitive_since_last_year=prior[3])
-        out.append(Question(f"serve users in {country}", CheckRequest(
-            **common, action=action, chip=chip, data=facts)))
+        facts = DataFacts.model_construct(
+            origin=country, classes=("personal",), subjects=user_subjects(stage),
+            prior_subjects_ytd=prior[0], prior_sensitive_ytd=prior[1],
+            prior_subjects_since_last_year=prior[2], prior_sensitive_since_last_year=prior[3])
+        out.append(ask(f"serve users in {country}", action=action, chip=chip, data=facts))
     if not datasets and not stage.users:
-        out.append(Question(stage.kind, CheckRequest(**common, action=action, chip=chip,
-                                                     weights=weights)))
+        out.append(ask(stage.kind, action=action, chip=chip, weights=weights))
     for pred, pred_site, pred_ops in preds:
         if pred_site.id == site.id:
             continue
-        out.append(Question(f"weights of {pred.id} from {pred_site.id}", CheckRequest(
-            **common, action="transfer-weights",
-            weights=WeightsFacts(training_ops=pred_ops, open=w.model.open_weights,
-                                 from_country=pred_site.country))))
+        moved = WeightsFacts.model_construct(training_ops=pred_ops, open=w.model.open_weights,
+                                             from_country=pred_site.country)
+        out.append(ask(f"weights of {pred.id} from {pred_site.id}",
+                       action="transfer-weights", weights=moved))
     return out

@@ -1,32 +1,41 @@
-"""Capacity-aware greedy planner.
+"""Capacity-aware greedy planner: the baseline, and the warm start of the CP-SAT optimizer.
 
-Workloads are taken by deadline, stages in dependency order. For each stage every (site, pool)
-option is checked against the rules (given where its predecessors went and what the tenant has
-already exported), then scheduled at the earliest time its pool has the chips free, after its
-predecessors end and its datasets and predecessor weights have moved. The best candidate by the
-objective wins; every other option gets a rejection reason for the diagnosis.
+Workloads are taken by deadline, stages in dependency order. For each stage every option is
+checked against the rules (given where its predecessors went and what the tenant has already
+exported; verdicts are shared by options that look the same to the rules), the lawful ones are
+ranked on their own cost or finish, and the best few are scheduled at the earliest time their
+pool has the chips free after predecessors end and data and weights have moved. Hard deadlines
+and budgets exclude candidates; soft deadlines charge their penalty. Every other option gets
+the reason it lost.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from straits.estimate import Estimate
 from straits.model.scenario import Scenario, Site, Stage, Workload
-from straits.plan.checks import (
-    ExportLedger,
-    Question,
-    placement_questions,
-    user_subjects,
-    users_export_id,
-)
-from straits.plan.options import Option, fastest_hours, stage_options
+from straits.plan.candidates import Candidates, Placed, Verdict
+from straits.plan.checks import ExportLedger, user_subjects, users_export_id
+from straits.plan.options import Option, capex_share, fastest_hours, pool_steps, procured_steps
 from straits.plan.result import Assignment, Plan, Rejection, StageDiagnosis
 from straits.plan.timeline import Timeline
 from straits.plan.transfer import egress_usd, transfer_hours, weights_gb
-from straits.rules.decision import Decision, Reason
-from straits.rules.engine import RuleSet
+from straits.rules.decision import Reason
+
+#: options scheduled in full per stage (the best ranked on their own, by the objective and by
+#: finish); the rest lose on their own ranking
+TOP_BY_OBJECTIVE = 12
+TOP_BY_FINISH = 4
+#: stages with at most this many options get every option's legality examined
+EXAMINE_ALL_UP_TO = 64
+RANKED_OUT = {False: "ranked below the best lawful options even on an empty pool",
+              True: "ranked below the best lawful options even on an empty pool (its "
+                    "legality was not examined)"}
+EPS = 1e-6
 
 
 @dataclass(frozen=True)
@@ -37,30 +46,19 @@ class Candidate:
     end: float
     egress: float
     transfer: float
-    decisions: tuple[Decision, ...]
+    capex: float
+    verdict: Verdict
+    late_hours: float = 0.0
+    penalty: float = 0.0
 
     @property
     def cost(self) -> float:
-        return (self.est.cost_usd or 0.0) + self.egress
+        return self.option.cost(self.est) + self.egress + self.capex
 
-
-@dataclass(frozen=True)
-class Verdict:
-    """The rules' answer for one option: lawful, or the reason that blocks it."""
-
-    decisions: tuple[Decision, ...]
-    blocking: Reason | None
-    label: str
-
-
-def combine_decisions(decisions: list[Decision]) -> Verdict:
-    worst = None
-    for d in decisions:
-        for r in d.blocking:
-            if worst is None or (r.outcome == "deny" and worst.outcome != "deny"):
-                worst = r
-    label = worst.label if worst is not None else ""
-    return Verdict(tuple(decisions), worst, label)
+    @property
+    def charged(self) -> float:
+        """What the objective pays: the cost plus any late penalty."""
+        return self.cost + self.penalty
 
 
 @dataclass
@@ -68,53 +66,39 @@ class PlanState:
     timelines: dict[str, Timeline] = field(default_factory=dict)
     placed: dict[tuple[str, str], tuple[Assignment, Site, float]] = field(default_factory=dict)
     exports: ExportLedger = field(default_factory=ExportLedger)
+    spent: dict[str, float] = field(default_factory=dict)
+    late: dict[str, float] = field(default_factory=dict)
+    """hours each workload already ends after its (soft) deadline"""
+    bought_peak: dict[str, int] = field(default_factory=dict)
 
-    def timeline(self, option: Option) -> Timeline:
-        return self.timelines.setdefault(option.key, Timeline(option.pool.count))
 
-
-def _hours_until(sc: Scenario, day: dt.date) -> float:
+def deadline_hours(sc: Scenario, day: dt.date) -> float:
+    """Hours from the plan start to the end of ``day``."""
     end = dt.datetime.combine(day, dt.time(0), tzinfo=dt.UTC) + dt.timedelta(days=1)
     return (end - sc.start).total_seconds() / 3600.0
 
 
 class GreedyPlanner:
-    def __init__(self, sc: Scenario, rules: RuleSet, *, regime: str, objective: str,
-                 date: dt.date) -> None:
-        self.sc = sc
-        self.rules = rules
-        self.regime = regime
+    def __init__(self, cand: Candidates, *, objective: str) -> None:
+        self.cand = cand
+        self.sc = cand.sc
         self.objective = objective
-        self.date = date
-        self.options = {(w.id, s.id): stage_options(sc, w, s)
-                        for w in sc.workloads for s in w.stages}
-        self.ops = {w.id: self.training_ops(w) for w in sc.workloads}
         self.seed = ExportLedger()
+        self._data_moves: dict[tuple[tuple[str, ...], str], tuple[float, float]] = {}
+        self.state = PlanState()
 
     # --- per-workload preparation --------------------------------------------------------------
-    def training_ops(self, w: Workload) -> dict[str, float]:
-        """Cumulative training FLOPs of the model through each stage (its ancestors included)."""
-        own: dict[str, float] = {}
-        for s in w.stages:
-            sizes = [e for o in self.options[(w.id, s.id)] for e in o.sizes]
-            own[s.id] = max((e.flops for e in sizes), default=0.0)
-        total: dict[str, float] = {}
-        for s in w.topological_stages():
-            total[s.id] = own[s.id] + sum(total[p] for p in _ancestors(w, s))
-        return total
-
     def latest_finish(self, w: Workload) -> dict[str, float]:
         """Hours by which each stage must end so that its successors can still meet the
         deadline at their fastest."""
         if w.deadline is None:
-            return {s.id: float("inf") for s in w.stages}
-        deadline = _hours_until(self.sc, w.deadline)
+            return {s.id: math.inf for s in w.stages}
+        deadline = deadline_hours(self.sc, w.deadline)
         latest: dict[str, float] = {}
         for s in reversed(w.topological_stages()):
-            succ = [t for t in w.stages if s.id in t.after]
             bound = deadline
-            for t in succ:
-                fast = fastest_hours(self.options[(w.id, t.id)]) or 0.0
+            for t in (t for t in w.stages if s.id in t.after):
+                fast = fastest_hours(self.cand.options[(w.id, t.id)]) or 0.0
                 bound = min(bound, latest[t.id] - fast)
             latest[s.id] = bound
         return latest
@@ -124,209 +108,305 @@ class GreedyPlanner:
         """Plan, then verify every export against the year's final volumes; when a placement
         turns out to need more than it was checked for, plan again knowing those exports
         (seeds only grow, so this ends within one round per export)."""
-        seed = ExportLedger()
         for _ in range(64):
-            plan, state = self.run_once(seed)
+            plan, state = self.run_once()
             if self.verified(state):
+                self.state = state
                 return plan
-            seed = seed.merged(state.exports)
+            self.seed = self.seed.merged(state.exports)
         raise RuntimeError("export volumes did not converge")  # pragma: no cover
 
     def verified(self, state: PlanState) -> bool:
-        for (wid, sid), (a, site, _) in state.placed.items():
+        for (wid, sid), (a, _site, _) in state.placed.items():
             w = self.sc.workload(wid)
             stage = w.stage(sid)
             if not any(self.sc.dataset(d).is_personal for d in stage.datasets) and not stage.users:
                 continue
-            preds = [state.placed[(wid, p)] for p in stage.after]
-            qs = self.questions(w, stage, site, a.chip, preds, [state.exports])
-            if not all(d.lawful for d in self.rules.check_many([q.request for q in qs])):
+            option = next(o for o in self.cand.options[(wid, sid)] if o.label == a.option_label)
+            if not self.cand.verdict(w, stage, option, self.preds(w, stage, state),
+                                     [state.exports]).lawful:
                 return False
         return True
 
-    def run_once(self, seed: ExportLedger) -> tuple[Plan, PlanState]:
-        self.seed = seed
+    def preds(self, w: Workload, stage: Stage, state: PlanState) -> list[Placed]:
+        out = []
+        for p in stage.after:
+            _a, site, ops = state.placed[(w.id, p)]
+            out.append((w.stage(p), site, ops))
+        return out
+
+    def run_once(self) -> tuple[Plan, PlanState]:
         state = PlanState()
         diagnosis: list[StageDiagnosis] = []
         unplaced: list[StageDiagnosis] = []
         notes: list[str] = []
         order = sorted(self.sc.workloads, key=lambda w: (w.deadline or dt.date.max, w.id))
         for w in order:
-            ops = self.ops[w.id]
             latest = self.latest_finish(w)
             for stage in w.topological_stages():
-                diag, cand = self.place(w, stage, state, ops, latest[stage.id])
+                diag, cand = self.place(w, stage, state, latest[stage.id])
                 diagnosis.append(diag)
                 if cand is None:
                     unplaced.append(diag)
                     continue
-                a = self.book(w, stage, cand, state, ops[stage.id], latest[stage.id])
+                a = self.book(w, stage, cand, state)
                 if a.late_hours > 0:
-                    notes.append(f"{w.id}/{stage.id} ends {a.late_hours:,.0f} h after what the "
-                                 f"deadline {w.deadline} allows")
-            if w.budget_usd is not None:
-                spent = sum(a.cost_usd for (wid, _), (a, _, _) in state.placed.items()
-                            if wid == w.id)
-                if spent > w.budget_usd:
-                    notes.append(f"{w.id} costs ${spent:,.0f}, over its budget of "
-                                 f"${w.budget_usd:,.0f}")
+                    notes.append(f"{w.id}/{stage.id} ends {a.late_hours:,.0f} h after the "
+                                 f"deadline {w.deadline} (soft deadline)")
         assignments = tuple(a for a, _, _ in state.placed.values())
         return (Plan(
-            scenario=self.sc.name, date=self.date, regime=self.regime, objective=self.objective,
-            solver="greedy", status="infeasible" if unplaced else "feasible", start=self.sc.start,
+            scenario=self.sc.name, date=self.cand.date, regime=self.cand.regime,
+            objective=self.objective, solver="greedy",
+            status="infeasible" if unplaced else "feasible", start=self.sc.start,
             assignments=assignments, unplaced=tuple(unplaced), diagnosis=tuple(diagnosis),
-            rules_digest=self.rules.digest, notes=tuple(notes),
+            rules_digest=self.cand.rules.digest, notes=tuple(notes),
         ), state)
 
-    def place(self, w: Workload, stage: Stage, state: PlanState, ops: dict[str, float],
-              latest: float) -> tuple[StageDiagnosis, Candidate | None]:
-        options = self.options[(w.id, stage.id)]
-        preds = [state.placed.get((w.id, p)) for p in stage.after]
-        if any(p is None for p in preds):
-            rej = tuple(Rejection(o.site.id, o.chip.id, "predecessor unplaced",
+    # --- one stage -----------------------------------------------------------------------------
+    def place(self, w: Workload, stage: Stage, state: PlanState, latest: float
+              ) -> tuple[StageDiagnosis, Candidate | None]:
+        options = self.cand.options[(w.id, stage.id)]
+        if any((w.id, p) not in state.placed for p in stage.after):
+            rej = tuple(reject(o, "predecessor unplaced",
                                   "a stage it depends on could not be placed") for o in options)
             return StageDiagnosis(w.id, stage.id, len(options), None, rej), None
-        placed_preds = [p for p in preds if p is not None]
+        preds = self.preds(w, stage, state)
+        placed_preds = [state.placed[(w.id, p)] for p in stage.after]
         rejections: list[Rejection] = []
         citations: dict[str, Reason] = {}
-        per_option: dict[str, list[Candidate]] = {}
-        empty_end: dict[str, float] = {}
+        open_options: list[Option] = []
         for o in options:
             if o.problem is not None:
-                rejections.append(Rejection(o.site.id, o.chip.id, o.problem, o.detail))
+                rejections.append(reject(o, o.problem, o.detail))
+            else:
+                open_options.append(o)
+        ranked = self.rank(w, stage, open_options, placed_preds)
+        # verdicts, shared by the options the rules cannot tell apart; in a large portfolio only
+        # as far down the ranking as needed to find the best lawful options
+        verdicts: dict[tuple[object, ...], Verdict] = {}
+        ledgers = [state.exports, self.seed]
+        examine_all = len(ranked) <= EXAMINE_ALL_UP_TO
+
+        groups: dict[int, tuple[object, ...]] = {}
+
+        def group(o: Option) -> tuple[object, ...]:
+            g = groups.get(id(o))
+            if g is None:
+                g = groups[id(o)] = self.cand.group(stage, o, preds)
+            return g
+
+        def verdict(o: Option) -> Verdict:
+            g = group(o)
+            if g not in verdicts:
+                verdicts[g] = self.cand.verdict(w, stage, o, preds, ledgers)
+            return verdicts[g]
+
+        chosen: list[tuple[Option, Verdict]] = []
+        for order, quota in ((ranked, TOP_BY_OBJECTIVE),
+                             (sorted(ranked, key=lambda r: r[2]), TOP_BY_FINISH)):
+            found = 0
+            for o, _, _ in order:
+                if found >= quota and not examine_all:
+                    break
+                v = verdict(o)
+                if v.lawful:
+                    if found < quota and all(o is not c for c, _ in chosen):
+                        chosen.append((o, v))
+                    found += 1
+        per_option: dict[str, list[Candidate]] = {}
+        why: dict[str, tuple[str, str]] = {}
+        for o, v in chosen:
+            cands, failed = self.schedule(w, stage, o, v, placed_preds, state, latest)
+            per_option[o.label] = cands
+            if failed is not None:
+                why[o.label] = failed
+        pool = [c for cs in per_option.values() for c in cs]
+        best = min(pool, key=lambda c: self.score(w, c)) if pool else None
+        for o, _, _ in ranked:
+            if best is not None and o.label == best.option.label:
                 continue
-            verdict = self.verdict(w, stage, o, placed_preds, state)
-            if verdict.blocking is not None:
-                b = verdict.blocking
-                citations.setdefault(b.rule, b)
-                rejections.append(Rejection(o.site.id, o.chip.id, verdict.label, b.text,
-                                            rules=tuple(r.rule for d in verdict.decisions
-                                                        for r in d.blocking)))
-                continue
-            ready, transfer, egress = self.ready(w, stage, o.site, placed_preds)
-            tl = state.timeline(o)
-            cands = []
-            for est in o.sizes:
-                start = tl.earliest(est.chips, est.hours, ready)
-                if start is None:
-                    continue
-                cands.append(Candidate(o, est, start, start + est.hours, egress, transfer,
-                                       verdict.decisions))
-            per_option[o.key] = cands
-            empty_end[o.key] = ready + min(e.hours for e in o.sizes)
-        all_cands = [c for cs in per_option.values() for c in cs]
-        on_time = [c for c in all_cands if c.end <= latest + 1e-6]
-        best: Candidate | None
-        if on_time:
-            best = min(on_time, key=self.score)
-        else:  # nothing meets the deadline: the least late, then the cheapest
-            best = min(all_cands, key=lambda c: (c.end, c.cost)) if all_cands else None
-        for o in options:
-            if o.key not in per_option:
-                continue
-            if best is not None and o.key == best.option.key:
-                continue
-            rejections.append(self._lost(o, per_option[o.key], best, latest, empty_end[o.key],
-                                         bool(on_time)))
+            known = verdicts.get(group(o))
+            if known is not None and known.blocking is not None:
+                citations.setdefault(known.blocking.rule, known.blocking)
+                rejections.append(reject(o, known.label,
+                                            rules=known.rules, cite=known.blocking))
+            elif o.label in why:
+                reason, note = why[o.label]
+                rejections.append(reject(o, reason, note))
+            elif per_option.get(o.label) and best is not None:
+                rejections.append(self._lost(o, per_option[o.label], best))
+            else:
+                rejections.append(self._ranked_out(o, known is None, best))
         diag = StageDiagnosis(w.id, stage.id, len(options),
-                              best.option.key if best else None, tuple(rejections),
+                              best.option.label if best else None, tuple(rejections),
                               tuple(citations.values()))
         return diag, best
 
-    def score(self, c: Candidate) -> tuple[float, float]:
-        return (c.cost, c.end) if self.objective == "cost" else (c.end, c.cost)
+    def rank(self, w: Workload, stage: Stage, options: list[Option],
+             preds: list[tuple[Assignment, Site, float]]) -> list[tuple[Option, float, float]]:
+        """Options with their best standalone (cost, end) on an empty pool, best first by the
+        objective."""
+        ready_at: dict[str, tuple[float, float, float]] = {}
+        out = []
+        for o in options:
+            if o.site.id not in ready_at:
+                ready_at[o.site.id] = self.ready(w, stage, o.site, preds)
+            ready, _, egress = ready_at[o.site.id]
+            cost = o.min_chip_hours * o.price + egress
+            end = ready + o.min_hours
+            out.append((o, cost, end))
+        key = (lambda r: (r[1], r[2])) if self.objective == "cost" else (lambda r: (r[2], r[1]))
+        return sorted(out, key=key)
 
-    def _lost(self, o: Option, cands: list[Candidate], best: Candidate | None, latest: float,
-              empty_end: float, any_on_time: bool) -> Rejection:
-        on_time = [c for c in cands if c.end <= latest + 1e-6]
-        if any_on_time and not on_time:
-            if empty_end > latest:
-                return Rejection(o.site.id, o.chip.id, "deadline",
-                                 f"even on an empty pool it would end {empty_end - latest:,.0f} h"
-                                 f" too late")
-            return Rejection(o.site.id, o.chip.id, "capacity",
-                             "pool is busy with other stages until too late")
-        mine = min(on_time or cands, key=self.score)
-        assert best is not None
-        if self.objective == "cost" and mine.cost > best.cost + 1e-6:
-            return Rejection(o.site.id, o.chip.id, "cost",
-                             f"${mine.cost - best.cost:,.0f} more than {best.option.key}")
-        if mine.end > best.end + 1e-6:
-            return Rejection(o.site.id, o.chip.id, "time",
-                             f"ends {mine.end - best.end:,.1f} h after {best.option.key}")
-        return Rejection(o.site.id, o.chip.id, "cost",
-                         f"${mine.cost - best.cost:,.0f} more than {best.option.key}")
+    def schedule(self, w: Workload, stage: Stage, o: Option, v: Verdict,
+                 preds: list[tuple[Assignment, Site, float]], state: PlanState, latest: float
+                 ) -> tuple[list[Candidate], tuple[str, str] | None]:
+        """Candidates of one option at each chip count, and why none qualifies (if so)."""
+        ready, transfer, egress = self.ready(w, stage, o.site, preds)
+        tl = self.timeline(state, o)
+        hard = w.deadline is not None and w.deadline_policy == "hard"
+        due = deadline_hours(self.sc, w.deadline) if w.deadline is not None else math.inf
+        budget_left = (w.budget_usd - state.spent.get(w.id, 0.0)) if w.budget_usd else math.inf
+        out: list[Candidate] = []
+        late = over = busy = 0
+        for est in o.sizes:
+            start = tl.earliest(est.chips, est.hours, ready)
+            if start is None:
+                busy += 1
+                continue
+            end = start + est.hours
+            if hard and end > latest + EPS:
+                late += 1
+                continue
+            # soft deadlines: the workload pays for how late its last stage ends
+            late_h = max(0.0, end - due)
+            penalty = max(0.0, late_h - state.late.get(w.id, 0.0)) / 24.0 \
+                * w.late_penalty_usd_per_day
+            capex = self.capex(state, o, tl, start, end, est.chips)
+            c = Candidate(o, est, start, end, egress, transfer, capex, v, late_h, penalty)
+            if c.cost > budget_left + EPS:
+                over += 1
+                continue
+            out.append(c)
+        if out:
+            return out, None
+        if over:
+            return out, ("budget", f"would take the workload over its budget of "
+                                   f"${w.budget_usd:,.0f}")
+        if late:
+            empty_end = ready + min(e.hours for e in o.sizes)
+            if empty_end > latest + EPS:
+                return out, ("deadline", f"even on an empty pool it would end "
+                                         f"{empty_end - latest:,.0f} h too late")
+            return out, ("capacity", "pool is busy with other stages until too late")
+        return out, ("capacity", "pool never has the chips free")
 
-    def questions(self, w: Workload, stage: Stage, site: Site, chip: str,
-                  preds: list[tuple[Assignment, Site, float]],
-                  exports: list[ExportLedger]) -> list[Question]:
-        ops = self.ops[w.id]
-        pred_info = [(w.stage(a.stage), psite, pops) for a, psite, pops in preds]
-        return placement_questions(
-            self.sc, w, stage, site, chip, date=self.date, regime=self.regime,
-            training_ops=ops[stage.id], preds=pred_info, exports=exports, year=self.date.year)
+    def score(self, w: Workload, c: Candidate) -> tuple[float, float]:
+        if self.objective == "cost":
+            return (c.charged, c.end)
+        return (c.end * (w.weight if self.objective == "completion" else 1.0), c.charged)
 
-    def verdict(self, w: Workload, stage: Stage, o: Option,
-                preds: list[tuple[Assignment, Site, float]], state: PlanState) -> Verdict:
-        qs = self.questions(w, stage, o.site, o.chip.id, preds, [state.exports, self.seed])
-        return combine_decisions(self.rules.check_many([q.request for q in qs]))
+    def _lost(self, o: Option, cands: list[Candidate], best: Candidate) -> Rejection:
+        w = self.sc.workload(o.workload)
+        mine = min(cands, key=lambda c: self.score(w, c))
+        if self.objective == "cost" and mine.charged > best.charged + EPS:
+            return reject(o, "cost",
+                             f"${mine.charged - best.charged:,.0f} more than {best.option.label}")
+        if mine.end > best.end + EPS:
+            return reject(o, "time",
+                             f"ends {mine.end - best.end:,.1f} h after {best.option.label}")
+        return reject(o, "cost",
+                         f"${mine.charged - best.charged:,.0f} more than {best.option.label}")
+
+    def _ranked_out(self, o: Option, unexamined: bool, best: Candidate | None) -> Rejection:
+        what = "cost" if self.objective == "cost" else "time"
+        return reject(o, what, RANKED_OUT[unexamined])
+
+    # --- resources -----------------------------------------------------------------------------
+    def timeline(self, state: PlanState, o: Option) -> Timeline:
+        tl = state.timelines.get(o.key)
+        if tl is None:
+            steps = procured_steps(o.pool) if o.procured else pool_steps(self.sc, o.pool)
+            tl = Timeline(max(c for _, c in steps), steps)
+            state.timelines[o.key] = tl
+        return tl
+
+    def capex(self, state: PlanState, o: Option, tl: Timeline, start: float, end: float,
+              chips: int) -> float:
+        """Capex of the bought chips this booking adds to the tenant's peak on that pool."""
+        if not o.procured:
+            return 0.0
+        assert o.pool.procurable is not None
+        peak = max(state.bought_peak.get(o.key, 0), tl.used(start, end) + chips)
+        extra = peak - state.bought_peak.get(o.key, 0)
+        return extra * o.pool.procurable.usd_per_chip * capex_share(self.sc, o.pool)
 
     def ready(self, w: Workload, stage: Stage, site: Site,
               preds: list[tuple[Assignment, Site, float]]) -> tuple[float, float, float]:
         """(earliest start, longest transfer hours, egress USD) for running ``stage`` at
         ``site``: datasets move from the plan start, weights after their stage ends."""
-        ready = 0.0
-        longest = 0.0
-        egress = 0.0
-        for d_id in stage.datasets:
-            d = self.sc.dataset(d_id)
-            src = self.sc.site(d.located_at)
-            h = transfer_hours(d.size_gb, src, site)
-            ready = max(ready, h)
-            longest = max(longest, h)
-            egress += egress_usd(d.size_gb, src, site)
+        key = (stage.datasets, site.id)
+        data = self._data_moves.get(key)
+        if data is None:
+            h_max = cost = 0.0
+            for d_id in stage.datasets:
+                d = self.sc.dataset(d_id)
+                src = self.sc.site(d.located_at)
+                h_max = max(h_max, transfer_hours(d.size_gb, src, site))
+                cost += egress_usd(d.size_gb, src, site)
+            data = self._data_moves[key] = (h_max, cost)
+        ready = longest = data[0]
+        egress = data[1]
         size = weights_gb(w.model)
         for a, src, _ in preds:
             h = transfer_hours(size, src, site)
-            ready = max(ready, a.end_h + h)
-            longest = max(longest, h)
+            ready, longest = max(ready, a.end_h + h), max(longest, h)
             egress += egress_usd(size, src, site)
         return ready, longest, egress
 
-    def book(self, w: Workload, stage: Stage, c: Candidate, state: PlanState, ops: float,
-             latest: float) -> Assignment:
-        state.timeline(c.option).book(c.start, c.end, c.est.chips)
-        satisfied = sorted({s for d in c.decisions for s in d.satisfied})
-        site = c.option.site
-        e = c.est.energy(c.option.chip, pue=site.pue, gco2_per_kwh=site.grid_gco2_per_kwh,
-                         country=site.country)
-        warnings = {r.rule: r for d in c.decisions for r in d.warnings}
-        notes = {r.rule: r for d in c.decisions for r in d.notes}
-        a = Assignment(
-            workload=w.id, stage=stage.id, site=c.option.site.id, chip=c.option.chip.id,
-            chips=c.est.chips, start_h=c.start, end_h=c.end, chip_hours=c.est.chip_hours,
-            compute_usd=c.est.cost_usd or 0.0, egress_usd=c.egress, transfer_hours=c.transfer,
-            mfu=c.est.mfu, satisfied=tuple(satisfied), warnings=tuple(warnings.values()),
-            notes=tuple(notes.values()), late_hours=max(0.0, c.end - latest),
-            layout=c.est.layout, energy_kwh=e.kwh if e else None, tco2e=e.tco2e if e else None,
-        )
-        state.placed[(w.id, stage.id)] = (a, c.option.site, ops)
-        year = self.date.year
-        state.exports.record(w.tenant, [self.sc.dataset(d) for d in stage.datasets],
-                             c.option.site, year)
-        for country in stage.users:
-            if country != c.option.site.country:
-                state.exports.add(w.tenant, country, year, users_export_id(w, stage, country),
-                                  user_subjects(stage), 0)
+    def book(self, w: Workload, stage: Stage, c: Candidate, state: PlanState) -> Assignment:
+        tl = self.timeline(state, c.option)
+        if c.option.procured:
+            state.bought_peak[c.option.key] = max(state.bought_peak.get(c.option.key, 0),
+                                                  tl.used(c.start, c.end) + c.est.chips)
+        tl.book(c.start, c.end, c.est.chips)
+        a = make_assignment(self.sc, w, stage, c.option, c.est, c.start, c.end, c.egress,
+                            c.transfer, c.capex, c.verdict, c.late_hours, c.penalty)
+        state.placed[(w.id, stage.id)] = (a, c.option.site, self.cand.ops[w.id][stage.id])
+        state.spent[w.id] = state.spent.get(w.id, 0.0) + a.cost_usd
+        state.late[w.id] = max(state.late.get(w.id, 0.0), a.late_hours)
+        record_exports(self.sc, w, stage, c.option.site, state.exports, self.cand.date.year)
         return a
 
 
-def _ancestors(w: Workload, s: Stage) -> set[str]:
-    seen: set[str] = set()
-    todo = list(s.after)
-    while todo:
-        p = todo.pop()
-        if p not in seen:
-            seen.add(p)
-            todo.extend(w.stage(p).after)
-    return seen
+def reject(o: Option, reason: str, note: str = "", **kw: Any) -> Rejection:
+    return Rejection(o.site.id, o.chip.id, reason, note, bought=o.procured, **kw)
+
+
+def make_assignment(sc: Scenario, w: Workload, stage: Stage, o: Option, est: Estimate,
+                    start: float, end: float, egress: float, transfer: float, capex: float,
+                    verdict: Verdict, late_hours: float, penalty: float) -> Assignment:
+    satisfied = sorted({s for d in verdict.decisions for s in d.satisfied})
+    warnings = {r.rule: r for d in verdict.decisions for r in d.warnings}
+    notes = {r.rule: r for d in verdict.decisions for r in d.notes}
+    site = o.site
+    e = est.energy(o.chip, pue=site.pue, gco2_per_kwh=site.grid_gco2_per_kwh,
+                   country=site.country)
+    return Assignment(
+        workload=w.id, stage=stage.id, site=site.id, chip=o.chip.id, chips=est.chips,
+        start_h=start, end_h=end, chip_hours=est.chip_hours,
+        compute_usd=o.cost(est), egress_usd=egress, transfer_hours=transfer,
+        mfu=est.mfu, satisfied=tuple(satisfied), warnings=tuple(warnings.values()),
+        notes=tuple(notes.values()), late_hours=late_hours, layout=est.layout,
+        energy_kwh=e.kwh if e else None, tco2e=e.tco2e if e else None, capex_usd=capex,
+        penalty_usd=penalty, bought=o.procured,
+    )
+
+
+def record_exports(sc: Scenario, w: Workload, stage: Stage, site: Site, ledger: ExportLedger,
+                   year: int) -> None:
+    ledger.record(w.tenant, [sc.dataset(d) for d in stage.datasets], site, year)
+    for country in stage.users:
+        if country != site.country:
+            ledger.add(w.tenant, country, year, users_export_id(w, stage, country),
+                       user_subjects(stage), 0)

@@ -7,8 +7,9 @@ applied by the scheduler, which knows where predecessors went.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
 
 from straits.catalog import Chip, get_chip
 from straits.estimate import Estimate, estimate_serving, estimate_training
@@ -30,10 +31,77 @@ class Option:
     problem: str | None = None
     """'memory', 'capacity' or 'location' when no chip count of this pool can run the stage."""
     detail: str = ""
+    buyer: str | None = None
+    """For capacity the tenant buys (``pool.procurable``): the buying tenant."""
+    min_hours: float = 0.0
+    """the shortest of ``sizes``"""
+    min_chip_hours: float = 0.0
+    """the fewest chip-hours of ``sizes``"""
 
     @property
-    def key(self) -> str:
-        return f"{self.site.id}/{self.chip.id}"
+    def price(self) -> float:
+        return self.pool.usd_per_chip_hour
+
+    def cost(self, est: Estimate) -> float:
+        """What running ``est`` on this pool costs (estimates are priced per pool here; their
+        own ``cost_usd`` uses the catalog's reference price)."""
+        return est.chip_hours * self.price
+
+    @property
+    def procured(self) -> bool:
+        return self.buyer is not None
+
+    key: str = ""
+    """The resource this option uses: a pool, or the chips one tenant buys for it."""
+    label: str = ""
+    """How people name it: 'site/chip', or 'site/chip (bought)'."""
+
+    def __post_init__(self) -> None:
+        base = f"{self.site.id}/{self.chip.id}"
+        object.__setattr__(self, "key", f"{base}+bought:{self.buyer}" if self.buyer else base)
+        object.__setattr__(self, "label", f"{base} (bought)" if self.buyer else base)
+
+
+def hours_from(sc: Scenario, day: dt.date) -> float:
+    return (dt.datetime.combine(day, dt.time(0), tzinfo=dt.UTC) - sc.start).total_seconds() / 3600
+
+
+def pool_steps(sc: Scenario, pool: Pool) -> list[tuple[float, int]]:
+    """The pool's chip count over time, as (from hour, chips) steps starting at hour 0."""
+    points: dict[float, int] = {}
+    for w in sorted(pool.availability, key=lambda w: w.start):
+        points[max(0.0, hours_from(sc, w.start))] = w.count
+        if w.end is not None and hours_from(sc, w.end) > 0:
+            points.setdefault(hours_from(sc, w.end), -1)
+    steps: list[tuple[float, int]] = []
+    for t in sorted({0.0, *points}):
+        windows = [w for w in pool.availability
+                   if hours_from(sc, w.start) <= t + 1e-9
+                   and (w.end is None or hours_from(sc, w.end) > t + 1e-9)]
+        count = windows[-1].count if windows else pool.count
+        if not steps or steps[-1][1] != count:
+            steps.append((t, count))
+    return steps
+
+
+def arrival_hours(pool: Pool) -> float:
+    assert pool.procurable is not None
+    return pool.procurable.lead_days * 24.0
+
+
+def procured_steps(pool: Pool) -> list[tuple[float, int]]:
+    assert pool.procurable is not None
+    arrive = arrival_hours(pool)
+    return [(0.0, 0), (arrive, pool.procurable.max)] if arrive > 0 else [(0.0, pool.procurable.max)]
+
+
+def capex_share(sc: Scenario, pool: Pool) -> float:
+    """Share of a bought chip's price charged to this plan: the part of the plan horizon after
+    it arrives, over its amortization period."""
+    assert pool.procurable is not None
+    horizon = sc.horizon_days * 24.0
+    owned = max(0.0, horizon - arrival_hours(pool))
+    return min(1.0, owned / (pool.procurable.amortize_years * 8760.0))
 
 
 def stage_tokens(sc: Scenario, stage: Stage) -> float:
@@ -42,71 +110,115 @@ def stage_tokens(sc: Scenario, stage: Stage) -> float:
     return sum(sc.dataset(d).tokens for d in stage.datasets) * stage.epochs
 
 
+#: most chip counts tried per option besides the fewest that fit
+MENU_SIZES = 4
+
+
+@cache
 def size_menu(min_chips: int, count: int) -> list[int]:
-    """Chip counts to try: the fewest that fit (rounded to a node), doubling, and the whole
-    pool."""
+    """Chip counts to try: the fewest that fit (rounded up to a node), then up to four powers of
+    two above it that the pool holds, evenly spread in log scale and always including the
+    largest. The same sizes recur across pools, so their estimates are computed once."""
     if count <= 0 or min_chips > count:
         return []
     first = min(count, max(min_chips, -(-min_chips // NODE) * NODE))
-    sizes = {first, count}
-    n = first
-    while n * 2 < count:
-        n *= 2
-        sizes.add(n)
-    return sorted(sizes)
+    powers = [1 << k for k in range(31) if first < 1 << k <= count]
+    if len(powers) > MENU_SIZES:
+        step = len(powers) / MENU_SIZES
+        powers = [powers[len(powers) - 1 - int(i * step)] for i in range(MENU_SIZES)]
+    return sorted({first, *powers})
 
 
-def stage_options(sc: Scenario, w: Workload, stage: Stage) -> list[Option]:
+@dataclass(frozen=True)
+class Resource:
+    """A pool as the planner sees it: its site, chip and largest chip count."""
+
+    site: Site
+    pool: Pool
+    chip: Chip
+    count: int
+
+
+def resources(sc: Scenario) -> list[Resource]:
+    return [Resource(site, pool, get_chip(pool.chip), max(c for _, c in pool_steps(sc, pool)))
+            for site in sc.sites for pool in site.pools]
+
+
+Fit = tuple[str | None, str, int, tuple[Estimate, ...], float, float]
+"""(problem, detail, fewest chips, estimates at the menu sizes, their fewest hours and chip-hours)
+of a stage on (chip, count)"""
+
+
+def stage_options(sc: Scenario, w: Workload, stage: Stage,
+                  pools: list[Resource] | None = None) -> list[Option]:
+    """Every (site, pool) option of ``stage``, plus the pools' procurable capacity for the
+    tenant. Estimates depend on the chip and the pool size only, so they are computed once per
+    (chip, size) and shared."""
+    fits: dict[tuple[str, int], Fit] = {}
+    estimates: dict[tuple[str, int | None], Estimate] = {}
     out = []
-    for site in sc.sites:
-        for pool in site.pools:
-            out.append(_option(sc, w, stage, site, pool))
+    for r in pools if pools is not None else resources(sc):
+        buyable = r.pool.procurable
+        for buyer in (None, w.tenant) if buyable and buyable.buyer in (None, w.tenant) \
+                else (None,):
+            count = r.count if buyer is None else (buyable.max if buyable else 0)
+            if stage.locations and r.site.country not in stage.locations:
+                fit: Fit = ("location", f"stage runs only in {', '.join(stage.locations)}", 0,
+                            (), 0.0, 0.0)
+            else:
+                key = (r.chip.id, count)
+                if key not in fits:
+                    fits[key] = _fit(sc, w, stage, r.chip, count, estimates)
+                fit = fits[key]
+            problem, detail, need, sizes, hours, chip_hours = fit
+            out.append(Option(workload=w.id, stage=stage.id, site=r.site, pool=r.pool,
+                              chip=r.chip, min_chips=need, sizes=sizes, problem=problem,
+                              detail=detail, buyer=buyer, min_hours=hours,
+                              min_chip_hours=chip_hours))
     return out
 
 
-def _option(sc: Scenario, w: Workload, stage: Stage, site: Site, pool: Pool) -> Option:
-    chip = get_chip(pool.chip)
+def _fit(sc: Scenario, w: Workload, stage: Stage, chip: Chip, count: int,
+         estimates: dict[tuple[str, int | None], Estimate]) -> Fit:
+    def fit(problem: str | None, detail: str, need: int,
+            sizes: tuple[Estimate, ...] = ()) -> Fit:
+        return (problem, detail, need, sizes, min((e.hours for e in sizes), default=0.0),
+                min((e.chip_hours for e in sizes), default=0.0))
 
-    def option(**kw: Any) -> Option:
-        return Option(workload=w.id, stage=stage.id, site=site, pool=pool, chip=chip, **kw)
-
-    if stage.locations and site.country not in stage.locations:
-        return option(min_chips=0, sizes=(), problem="location",
-                      detail=f"stage runs only in {', '.join(stage.locations)}")
     if stage.kind == "serve":
         assert stage.days is not None
-        est = estimate_serving(w.model, chip, stage.chips, stage.days, pool.usd_per_chip_hour,
+        est = estimate_serving(w.model, chip, stage.chips, stage.days,
                                tokens_per_s=stage.tokens_per_s, prompt_tokens=stage.prompt_tokens,
                                output_tokens=stage.output_tokens)
         if not est.fits:
-            return option(min_chips=est.min_chips, sizes=(), problem="memory",
-                          detail=f"one replica needs {est.min_chips} x {chip.id}, stage asks "
-                                 f"for {est.chips}")
-        if est.chips > pool.count:
-            return option(min_chips=est.min_chips, sizes=(), problem="capacity",
-                          detail=f"stage needs {est.chips:,} chips, pool has {pool.count:,}")
-        return option(min_chips=est.min_chips, sizes=(est,))
+            return fit("memory", f"one replica needs {est.min_chips} x {chip.id}, stage asks "
+                                 f"for {est.chips}", est.min_chips)
+        if est.chips > count:
+            return fit("capacity", f"stage needs {est.chips:,} chips, pool has {count:,}",
+                       est.min_chips)
+        return fit(None, "", est.min_chips, (est,))
     tokens = stage_tokens(sc, stage)
-    probe = estimate_training(w.model, tokens, chip, None, pool.usd_per_chip_hour)
-    need = probe.min_chips
+
+    def train(n: int | None) -> Estimate:
+        if (chip.id, n) not in estimates:
+            estimates[(chip.id, n)] = estimate_training(w.model, tokens, chip, n)
+        return estimates[(chip.id, n)]
+
+    need = train(None).min_chips
     if stage.chips is not None:
-        counts = [stage.chips] if stage.chips <= pool.count else []
         if stage.chips < need:
-            return option(min_chips=need, sizes=(), problem="memory",
-                          detail=f"needs at least {need} x {chip.id}, stage fixes {stage.chips}")
-        if not counts:
-            return option(min_chips=need, sizes=(), problem="capacity",
-                          detail=f"stage needs {stage.chips} chips, pool has {pool.count}")
+            return fit("memory", f"needs at least {need} x {chip.id}, stage fixes {stage.chips}",
+                       need)
+        if stage.chips > count:
+            return fit("capacity", f"stage needs {stage.chips} chips, pool has {count}", need)
+        counts = [stage.chips]
     else:
-        counts = size_menu(need, pool.count)
+        counts = size_menu(need, count)
         if not counts:
-            return option(min_chips=need, sizes=(), problem="memory",
-                          detail=f"needs at least {need} x {chip.id} "
+            return fit("memory", f"needs at least {need} x {chip.id} "
                                  f"({w.model.params * 16 / 1e9:,.0f} GB of training state), "
-                                 f"pool has {pool.count}")
-    sizes = tuple(estimate_training(w.model, tokens, chip, n, pool.usd_per_chip_hour)
-                  for n in counts)
-    return option(min_chips=need, sizes=sizes)
+                                 f"pool has {count}", need)
+    return fit(None, "", need, tuple(train(n) for n in counts))
 
 
 def fastest_hours(options: list[Option]) -> float | None:

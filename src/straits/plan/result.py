@@ -38,10 +38,20 @@ class Assignment:
     layout: str = ""
     energy_kwh: float | None = None
     tco2e: float | None = None
+    capex_usd: float = 0.0
+    """amortized price of chips bought for this stage"""
+    penalty_usd: float = 0.0
+    """soft-deadline penalty (not a cost; counted by the objective)"""
+    bought: bool = False
 
     @property
     def cost_usd(self) -> float:
-        return self.compute_usd + self.egress_usd
+        return self.compute_usd + self.egress_usd + self.capex_usd
+
+    @property
+    def option_label(self) -> str:
+        base = f"{self.site}/{self.chip}"
+        return f"{base} (bought)" if self.bought else base
 
     def to_json(self, start: dt.datetime) -> dict[str, Any]:
         return {
@@ -51,6 +61,8 @@ class Assignment:
             "hours": round(self.end_h - self.start_h, 3),
             "chip_hours": round(self.chip_hours, 1), "cost_usd": round(self.cost_usd, 2),
             "compute_usd": round(self.compute_usd, 2), "egress_usd": round(self.egress_usd, 2),
+            "capex_usd": round(self.capex_usd, 2), "bought": self.bought,
+            "penalty_usd": round(self.penalty_usd, 2),
             "transfer_hours": round(self.transfer_hours, 3), "mfu": round(self.mfu, 4),
             "decision": "allow", "requires": list(self.satisfied),
             "warnings": sorted({w.rule for w in self.warnings}),
@@ -60,7 +72,7 @@ class Assignment:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rejection:
     """Why one option (site, pool, chip count) of a stage lost."""
 
@@ -68,9 +80,22 @@ class Rejection:
     chip: str
     reason: str
     """Group label: a rule label such as 'PIPL cross-border (cac-security-assessment)', or
-    'memory', 'capacity', 'deadline', 'predecessor unplaced', 'cost', 'time'."""
-    detail: str
+    'memory', 'capacity', 'location', 'deadline', 'budget', 'predecessor unplaced', 'cost',
+    'time'."""
+    note: str = ""
     rules: tuple[str, ...] = ()
+    cite: Reason | None = None
+    bought: bool = False
+
+    @property
+    def label(self) -> str:
+        base = f"{self.site}/{self.chip}"
+        return f"{base} (bought)" if self.bought else base
+    """The blocking rule's reason, for a rule rejection (its text is rendered when read)."""
+
+    @property
+    def detail(self) -> str:
+        return self.cite.text if self.cite is not None else self.note
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"site": self.site, "chip": self.chip, "reason": self.reason,
@@ -141,6 +166,15 @@ class Plan:
         return sum(a.cost_usd for a in self.assignments)
 
     @property
+    def penalty_usd(self) -> float:
+        return sum(a.penalty_usd for a in self.assignments)
+
+    @property
+    def objective_usd(self) -> float:
+        """What the cost objective minimizes: cost plus soft-deadline penalties."""
+        return self.total_cost_usd + self.penalty_usd
+
+    @property
     def energy_mwh(self) -> float:
         return sum(a.energy_kwh or 0.0 for a in self.assignments) / 1000.0
 
@@ -174,6 +208,7 @@ class Plan:
             "scenario": self.scenario, "date": self.date.isoformat(), "regime": self.regime,
             "solver": self.solver, "status": self.status, "objective": self.objective,
             "total_cost_usd": round(self.total_cost_usd, 2),
+            "penalty_usd": round(self.penalty_usd, 2),
             "makespan_hours": round(self.makespan_hours, 3),
             "energy_mwh": round(self.energy_mwh, 3), "tco2e": round(self.tco2e, 2),
             "assignments": [a.to_json(self.start) for a in self.assignments],

@@ -122,6 +122,15 @@ class KeyPlan:
                 return True
         return False
 
+    def position(self, path: Path, value: Any) -> Hashable:
+        """What the policies can tell about ``value`` at ``path``: its position among the
+        literals it is compared with, the value itself if it is read otherwise, or None if no
+        policy reads it."""
+        for p, tests in self._plan:
+            if p == path:
+                return (bisect_left(tests, value), bisect_right(tests, value))
+        return value if path in self.exact else None
+
     def key(self, action: str, ctx: dict[str, Any]) -> Hashable:
         parts: list[Hashable] = [action]
         for path in self._presence:

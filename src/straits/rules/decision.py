@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import string
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
-from functools import cache
+from dataclasses import dataclass, field, replace
+from functools import cache, cached_property
 from typing import Any, Literal
 
 from straits.catalog import classify_2022, classify_2023, country_name, get_chip
@@ -52,13 +52,20 @@ class Reason:
     citation: str
     effect: str
     confidence: str
-    text: str
+    template: str
+    """the rule's ``@reason``; :attr:`text` fills it from the request's values on first use"""
+    values: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     requires: str | None = None
     presumption: str | None = None
     outcome: str = ""
     """For requirements: ``satisfied`` (by an authorization held), ``conditional`` or ``deny``."""
     satisfied_by: str | None = None
     reading: str | None = None
+
+    @cached_property
+    def text(self) -> str:
+        """The one-sentence plain-language reason, for this request."""
+        return render(self.template, self.values)
 
     @property
     def label(self) -> str:
@@ -191,10 +198,9 @@ def combine(rules: Iterable[Rule], req: CheckRequest,
     satisfied: list[str] = []
     denied = False
     for rule in rules:
-        text = render(rule.reason, values)
         base = Reason(rule=rule.id, title=rule.title, citation=rule.citation,
-                      effect=rule.effect, confidence=rule.confidence, text=text,
-                      reading=rule.reading)
+                      effect=rule.effect, confidence=rule.confidence, template=rule.reason,
+                      values=values, reading=rule.reading)
         if rule.effect == "warn":
             warnings.append(base)
         elif rule.effect == "note":

@@ -165,6 +165,10 @@ class RuleSet:
                 self._cache.update(answers)
         return [[self.rules[j] for j in hit or ()] for hit in out]
 
+    def position(self, path: tuple[str, ...], value: object) -> Hashable:
+        """How the loaded policies see ``value`` at context ``path`` (see KeyPlan.position)."""
+        return self._keys.position(path, value)
+
     def check(self, req: CheckRequest, *, use_cache: bool = True) -> Decision:
         return self.check_many([req], use_cache=use_cache)[0]
 

@@ -1,0 +1,249 @@
+"""The portfolio optimizer: CP-SAT over the lawful choices, warm-started by the greedy plan.
+
+The greedy plan is always computed first: it seeds CP-SAT with a hint and is the answer if
+CP-SAT finds nothing better in time. The search is deterministic for a given seed (interleaved
+workers, a deterministic time budget), so the same scenario and seed give the same plan; a
+wall-clock limit of a few times the budget guards against slow machines. Every plan CP-SAT
+returns is re-checked against the rules with its final export volumes before it is used.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from ortools.sat.python import cp_model
+
+from straits.model.scenario import Scenario, Site, Workload
+from straits.plan.candidates import Candidates
+from straits.plan.checks import ExportLedger
+from straits.plan.cpsat_model import PortfolioModel, StageKey, add_hints, build, edge_lag
+from straits.plan.diagnosis import rediagnose
+from straits.plan.greedy import GreedyPlanner, deadline_hours, make_assignment, record_exports
+from straits.plan.options import capex_share, pool_steps, procured_steps
+from straits.plan.portfolio import Portfolio
+from straits.plan.result import Assignment, Plan, StageDiagnosis, Status
+from straits.plan.timeline import Timeline
+from straits.plan.transfer import egress_usd, transfer_hours, weights_gb
+
+Progress = Callable[[float, float | None, float | None], None]
+"""(seconds elapsed, best objective, best bound)"""
+
+WORKERS = 4
+WALL_FACTOR = 4.0
+
+
+@dataclass(frozen=True)
+class SolveInfo:
+    status: str
+    objective: float | None
+    bound: float | None
+    wall_s: float
+    solutions: int
+
+    @property
+    def gap(self) -> float | None:
+        if self.objective is None or self.bound is None:
+            return None
+        return max(0.0, (self.objective - self.bound) / max(abs(self.objective), 1.0))
+
+
+class _Watcher(cp_model.CpSolverSolutionCallback):
+    def __init__(self, on_progress: Progress | None) -> None:
+        super().__init__()
+        self.on_progress = on_progress
+        self.best: float | None = None
+        self.bound: float | None = None
+        self.count = 0
+        self.t0 = time.monotonic()
+
+    def on_solution_callback(self) -> None:
+        self.count += 1
+        self.best = self.objective_value
+        self.bound = self.best_objective_bound
+        self.report()
+
+    def on_bound(self, bound: float) -> None:
+        self.bound = bound
+        self.report()
+
+    def report(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(time.monotonic() - self.t0, self.best, self.bound)
+
+
+def retime_hints(pm: PortfolioModel, greedy: GreedyPlanner
+                 ) -> dict[StageKey, tuple[int | None, int]]:
+    """The greedy plan in the model's whole hours: the same choices, started as early as the
+    rounded durations, releases and capacities allow."""
+    pf = pm.pf
+    timelines: dict[str, Timeline] = {}
+    out: dict[StageKey, tuple[int | None, int]] = {}
+    ends: dict[StageKey, int] = {}
+    order = sorted(greedy.state.placed.items(), key=lambda kv: kv[1][0].start_h)
+    for key in pm.x:
+        out[key] = (None, 0)
+    for key, _ in order:
+        st = pf.stages.get(key)
+        if st is None or st.hint is None:
+            continue
+        c = st.choices[st.hint]
+        ready = c.release
+        for p in st.stage.after:
+            pk = (key[0], p)
+            if pk not in ends:
+                ready = -1
+                break
+            ready = max(ready, ends[pk] + edge_lag(pf, st.workload, pf.stages[pk], st))
+        if ready < 0:
+            continue
+        res = c.option.key
+        if res not in timelines:
+            o = c.option
+            steps = procured_steps(o.pool) if o.procured else pool_steps(pf.sc, o.pool)
+            timelines[res] = Timeline(max(n for _, n in steps), steps)
+        s = timelines[res].earliest(c.est.chips, c.duration, ready)
+        if s is None or s + c.duration > pm.horizon:
+            continue
+        s = int(-(-s // 1))
+        timelines[res].book(s, s + c.duration, c.est.chips)
+        out[key] = (st.hint, s)
+        ends[key] = s + c.duration
+    return out
+
+
+def optimize(cand: Candidates, objective: str, *, time_limit: float = 30.0, seed: int = 0,
+             on_progress: Progress | None = None) -> Plan:
+    t0 = time.monotonic()
+    greedy = GreedyPlanner(cand, objective=objective)
+    baseline = greedy.run()
+    if not cand.sc.workloads:
+        return replace(baseline, solver="cpsat", status="optimal",
+                       notes=(*baseline.notes, "nothing to plan: the scenario has no workloads"))
+    pf = Portfolio(cand, greedy)
+    pm = build(pf, objective)
+    add_hints(pm, retime_hints(pm, greedy))
+    solver = cp_model.CpSolver()
+    p = solver.parameters
+    p.random_seed = seed
+    p.num_workers = WORKERS
+    p.interleave_search = True
+    p.max_deterministic_time = max(0.5, time_limit)
+    p.max_time_in_seconds = max(1.0, time_limit * WALL_FACTOR)
+    p.repair_hint = False
+    watcher = _Watcher(on_progress)
+    solver.best_bound_callback = watcher.on_bound
+    stop = threading.Event()
+    ticker = threading.Thread(target=_tick, args=(watcher, stop), daemon=True)
+    ticker.start()
+    try:
+        status = solver.solve(pm.model, watcher)
+    finally:
+        stop.set()
+        ticker.join()
+    info = SolveInfo(solver.status_name(status),
+                     solver.objective_value if status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
+                     else None, solver.best_objective_bound, solver.wall_time, watcher.count)
+    prefix = (f"greedy baseline {baseline.objective_usd:,.0f} USD" if objective == "cost"
+              else f"greedy baseline makespan {baseline.makespan_hours:,.0f} h")
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        note = f"CP-SAT found no plan in {time_limit:g} s ({info.status}); the greedy plan stands"
+        return replace(baseline, notes=(*baseline.notes, note, prefix))
+    plan = extract(pm, solver, greedy, baseline, objective, info)
+    if plan is None:
+        note = "the CP-SAT plan failed the final rule check; the greedy plan stands"
+        return replace(baseline, notes=(*baseline.notes, note))
+    better = plan.objective_usd < baseline.objective_usd - 0.5 if objective == "cost" else \
+        plan.makespan_hours < baseline.makespan_hours - 1e-6
+    if len(plan.unplaced) > len(baseline.unplaced) or (
+            len(plan.unplaced) == len(baseline.unplaced) and not better
+            and info.status != "OPTIMAL"):
+        note = (f"CP-SAT ({info.status.lower()}, {info.wall_s:.1f} s) did not improve on the "
+                f"greedy plan, which stands")
+        return replace(baseline, solver="cpsat", bound_usd=_bound(pm, info, objective),
+                       notes=(*baseline.notes, note, prefix))
+    gap = f", gap {info.gap:.2%} to the bound" if info.gap is not None else ""
+    note = (f"CP-SAT {info.status.lower()} in {time.monotonic() - t0:.1f} s "
+            f"({info.solutions} solutions{gap}); {prefix}")
+    return replace(plan, notes=(*plan.notes, note))
+
+
+def _tick(watcher: _Watcher, stop: threading.Event) -> None:
+    while not stop.wait(0.5):
+        watcher.report()
+
+
+def _bound(pm: PortfolioModel, info: SolveInfo, objective: str) -> float | None:
+    if objective != "cost" or info.bound is None:
+        return None
+    return info.bound % pm.unplaced_weight if info.bound >= pm.unplaced_weight else info.bound
+
+
+def extract(pm: PortfolioModel, solver: cp_model.CpSolver, greedy: GreedyPlanner,
+            baseline: Plan, objective: str, info: SolveInfo) -> Plan | None:
+    """The plan CP-SAT found, with exact times, costs, verdicts and diagnosis; None when a
+    placement fails the final rule check."""
+    pf, sc, cand = pm.pf, pm.pf.sc, pm.pf.cand
+    chosen: dict[StageKey, tuple[int, int]] = {}
+    for key, xs in pm.x.items():
+        if solver.boolean_value(pm.u[key]):
+            continue
+        idx = next(i for i, xi in enumerate(xs) if solver.boolean_value(xi))
+        chosen[key] = (idx, solver.value(pm.start[key]))
+    ledger = ExportLedger()
+    for (wid, sid), (idx, _) in chosen.items():
+        w = sc.workload(wid)
+        record_exports(sc, w, w.stage(sid), pf.stages[(wid, sid)].choices[idx].option.site,
+                       ledger, cand.date.year)
+    placed: dict[StageKey, tuple[Assignment, Site, float]] = {}
+    capex_paid: set[str] = set()
+    lateness: dict[str, float] = {}
+    for key, (idx, start) in sorted(chosen.items(), key=lambda kv: kv[1][1]):
+        st = pf.stages[key]
+        w, stage, c = st.workload, st.stage, st.choices[idx]
+        preds = [(w.stage(p), placed[(w.id, p)][1], cand.ops[w.id][p]) for p in stage.after]
+        verdict = cand.verdict(w, stage, c.option, preds, [ledger])
+        if not verdict.lawful:
+            return None
+        egress = c.egress + sum(egress_usd(weights_gb(w.model), placed[(w.id, p)][1],
+                                              c.option.site) for p in stage.after)
+        transfer = max([c.transfer] + [transfer_hours(weights_gb(w.model),
+                                                      placed[(w.id, p)][1], c.option.site)
+                                       for p in stage.after])
+        capex = 0.0
+        if c.option.procured and c.option.key not in capex_paid:
+            capex_paid.add(c.option.key)
+            assert c.option.pool.procurable is not None
+            capex = solver.value(pm.bought[c.option.key]) * \
+                c.option.pool.procurable.usd_per_chip * capex_share(sc, c.option.pool)
+        end = start + c.est.hours
+        late = _late(w, sc, end)
+        penalty = max(0.0, late - lateness.get(w.id, 0.0)) / 24.0 * w.late_penalty_usd_per_day
+        lateness[w.id] = max(lateness.get(w.id, 0.0), late)
+        a = make_assignment(sc, w, stage, c.option, c.est, float(start), end, egress, transfer,
+                            capex, verdict, late, penalty)
+        placed[key] = (a, c.option.site, cand.ops[w.id][stage.id])
+    diagnosis = tuple(_diagnose(d, placed, greedy, objective) for d in baseline.diagnosis)
+    unplaced = tuple(d for d in diagnosis if d.chosen is None)
+    status: Status = "infeasible" if unplaced else (
+        "optimal" if info.status == "OPTIMAL" else "feasible")
+    notes = tuple(f"{a.workload}/{a.stage} ends {a.late_hours:,.0f} h after the deadline "
+                  f"(soft deadline)" for a, _, _ in placed.values() if a.late_hours > 0)
+    return replace(baseline, solver="cpsat", status=status,
+                   assignments=tuple(a for a, _, _ in placed.values()), unplaced=unplaced,
+                   diagnosis=diagnosis, bound_usd=_bound(pm, info, objective), notes=notes)
+
+
+def _late(w: Workload, sc: Scenario, end: float) -> float:
+    if w.deadline is None or w.deadline_policy == "hard":
+        return 0.0
+    return max(0.0, end - deadline_hours(sc, w.deadline))
+
+
+def _diagnose(d: StageDiagnosis, placed: dict[StageKey, tuple[Assignment, Site, float]],
+              greedy: GreedyPlanner, objective: str) -> StageDiagnosis:
+    got = placed.get((d.workload, d.stage))
+    return rediagnose(d, got[0] if got else None, greedy, objective)
+

@@ -1,0 +1,217 @@
+"""The choices the CP-SAT optimizer picks from, each of them lawful by construction.
+
+For every stage: its best options (by the objective, on their own), each at every chip count of
+its menu, always including the greedy plan's choice so that the greedy plan is a solution.
+
+What a choice may depend on besides its own stage is made safe here or handed to the model:
+
+* **Cumulative export volumes.** A choice that sends a tenant's personal information abroad is
+  kept only if it is lawful with every export the tenant could possibly make that year already
+  counted (the worst case), so any combination the optimizer picks stays lawful. Where the
+  greedy plan relies on a smaller total (an origin where its export would not pass the worst
+  case), that origin is held to the greedy plan's exports and checked at the greedy plan's
+  total.
+* **Weights moving between sites** (the AI Diffusion rule's 4E091): pairs of choices whose
+  transfer the rules do not allow are returned for the model to exclude.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import cast
+
+from straits.estimate import Estimate
+from straits.model.request import CheckRequest, SiteFacts, TenantFacts, WeightsFacts
+from straits.model.scenario import Site, Stage, Workload
+from straits.model.types import Regime
+from straits.plan.candidates import Candidates, Verdict
+from straits.plan.checks import ExportLedger, user_subjects, users_export_id
+from straits.plan.greedy import GreedyPlanner, PlanState
+from straits.plan.options import Option
+from straits.plan.transfer import egress_usd, transfer_hours, weights_gb
+
+#: options kept per stage, by portfolio size
+OPTIONS_SMALL = 16
+OPTIONS_LARGE = 6
+LARGE_PORTFOLIO_STAGES = 400
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One (option, chip count) a stage may take."""
+
+    option: Option
+    est: Estimate
+    duration: int
+    """whole hours (rounded up: the schedule never overlaps what really runs)"""
+    release: int
+    """whole hours until the stage's datasets have arrived"""
+    cost: int
+    """USD: compute at the pool's price, moving the datasets, and at most what moving the
+    predecessors' weights costs (so budgets hold whatever the predecessors choose)"""
+    egress: float
+    """moving the datasets"""
+    transfer: float
+
+
+@dataclass
+class StageChoices:
+    workload: Workload
+    stage: Stage
+    choices: list[Choice]
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
+    """option label -> the verdict it was admitted with"""
+    hint: int | None = None
+    """index of the greedy plan's choice"""
+    hint_end: int = 0
+    """when the greedy plan ends this stage, in whole hours"""
+
+
+def ceil_hours(h: float) -> int:
+    return max(0, math.ceil(h - 1e-9))
+
+
+class Portfolio:
+    def __init__(self, cand: Candidates, greedy: GreedyPlanner) -> None:
+        self.cand = cand
+        self.sc = cand.sc
+        self.greedy = greedy
+        state = greedy.state
+        n_stages = sum(len(w.stages) for w in self.sc.workloads)
+        self.per_stage = OPTIONS_LARGE if n_stages > LARGE_PORTFOLIO_STAGES else OPTIONS_SMALL
+        self.ledgers = self._ledgers(state)
+        self.stages: dict[tuple[str, str], StageChoices] = {}
+        for w in self.sc.workloads:
+            for s in w.topological_stages():
+                self.stages[(w.id, s.id)] = self._choices(w, s, state)
+        self._pair_memo: dict[Hashable, bool] = {}
+
+    # --- export volumes ------------------------------------------------------------------------
+    def _exports_of(self, w: Workload, stage: Stage, site: Site) -> set[str]:
+        """Origins whose personal information this placement sends abroad."""
+        out = {self.sc.dataset(d).origin for d in stage.datasets
+               if self.sc.dataset(d).is_personal and self.sc.dataset(d).origin != site.country}
+        return out | {c for c in stage.users if c != site.country}
+
+    def _ledgers(self, state: PlanState) -> dict[str, ExportLedger]:
+        """Per tenant: the worst-case ledger, with the greedy plan's exports instead for the
+        origins where the greedy plan needs a smaller total."""
+        year = self.cand.date.year
+        worst: dict[str, ExportLedger] = {}
+        for w in self.sc.workloads:
+            led = worst.setdefault(w.tenant, ExportLedger())
+            for s in w.stages:
+                for d_id in s.datasets:
+                    d = self.sc.dataset(d_id)
+                    if d.is_personal:
+                        led.add(w.tenant, d.origin, year, d.id, d.subjects, d.sensitive_subjects)
+                for c in s.users:
+                    led.add(w.tenant, c, year, users_export_id(w, s, c), user_subjects(s), 0)
+        self.tight: set[tuple[str, str]] = set()
+        for (wid, sid), (a, site, _) in state.placed.items():
+            w = self.sc.workload(wid)
+            stage = w.stage(sid)
+            origins = self._exports_of(w, stage, site)
+            if not origins:
+                continue
+            o = next(x for x in self.cand.options[(wid, sid)] if x.label == a.option_label)
+            if not self.cand.verdict(w, stage, o, [], [worst[w.tenant]]).lawful:
+                self.tight |= {(w.tenant, x) for x in origins}
+        out: dict[str, ExportLedger] = {}
+        for tenant, led in worst.items():
+            mixed = ExportLedger()
+            for key, batch in led.entries.items():
+                _, origin, _ = key
+                source = state.exports.entries.get(key, {}) if (tenant, origin) in self.tight \
+                    else batch
+                mixed.entries[key] = dict(source)
+            out[tenant] = mixed
+        self.greedy_exports = state.exports
+        return out
+
+    def admissible(self, w: Workload, stage: Stage, o: Option) -> Verdict | None:
+        """The verdict that admits ``o`` into the model, or None."""
+        origins = self._exports_of(w, stage, o.site)
+        for x in origins:
+            if (w.tenant, x) in self.tight:
+                allowed = set(self.greedy_exports.entries.get(
+                    (w.tenant, x, self.cand.date.year), {}))
+                mine = {d for d in stage.datasets if self.sc.dataset(d).origin == x
+                        and self.sc.dataset(d).is_personal}
+                mine |= {users_export_id(w, stage, x)} if x in stage.users else set()
+                if not mine <= allowed:
+                    return None
+        v = self.cand.verdict(w, stage, o, [], [self.ledgers[w.tenant]] if origins else [])
+        return v if v.lawful else None
+
+    # --- choices -------------------------------------------------------------------------------
+    def _choices(self, w: Workload, stage: Stage, state: PlanState) -> StageChoices:
+        options = [o for o in self.cand.options[(w.id, stage.id)] if o.problem is None]
+        ranked = self.greedy.rank(w, stage, options, [])
+        placed = state.placed.get((w.id, stage.id))
+        greedy_label = placed[0].option_label if placed else None
+        kept: list[tuple[Option, Verdict]] = []
+        groups: dict[Hashable, Verdict | None] = {}
+        for o, _, _ in ranked:
+            is_greedy = o.label == greedy_label
+            if len(kept) >= self.per_stage and not is_greedy:
+                continue
+            g = self.cand.group(stage, o, [])
+            if g not in groups:
+                groups[g] = self.admissible(w, stage, o)
+            v = groups[g]
+            if v is not None:
+                kept.append((o, v))
+            if len(kept) >= self.per_stage and (greedy_label is None or any(
+                    k.label == greedy_label for k, _ in kept)):
+                break
+        out = StageChoices(w, stage, [])
+        pred_sites = {c.option.site.id: c.option.site for p in stage.after
+                      for c in self.stages[(w.id, p)].choices}
+        size = weights_gb(w.model)
+        for o, v in kept:
+            out.verdicts[o.label] = v
+            ready, transfer, egress = self.greedy.ready(w, stage, o.site, [])
+            # the predecessors' weights come from one of their sites: count the dearest
+            weights = len(stage.after) * max(
+                (egress_usd(size, src, o.site) for src in pred_sites.values()), default=0.0)
+            for est in o.sizes:
+                out.choices.append(Choice(o, est, ceil_hours(est.hours), ceil_hours(ready),
+                                          math.ceil(o.cost(est) + egress + weights), egress,
+                                          transfer))
+                if placed and o.label == greedy_label and est.chips == placed[0].chips:
+                    out.hint = len(out.choices) - 1
+                    out.hint_end = ceil_hours(placed[0].end_h) + out.choices[-1].duration
+        return out
+
+    # --- weights between stages ----------------------------------------------------------------
+    def weights_hours(self, w: Workload, a: Choice, b: Choice) -> int:
+        if a.option.site.id == b.option.site.id:
+            return 0
+        return ceil_hours(transfer_hours(weights_gb(w.model), a.option.site, b.option.site))
+
+    def weights_lawful(self, w: Workload, pred: Stage, a: Choice, b: Choice) -> bool:
+        """May the predecessor's weights move from ``a``'s site to ``b``'s?"""
+        src, dst = a.option.site, b.option.site
+        if src.id == dst.id:
+            return True
+        ops = self.cand.ops[w.id][pred.id]
+        t = self.sc.tenant(w.tenant)
+        key = (t.hq, t.authorizations, src.country, dst.country, dst.operator_hq,
+               w.model.open_weights, self.cand.rules.position(
+                   ("weights", "training_ops_e18"), math.ceil(ops / 1e18)))
+        if key not in self._pair_memo:
+            req = CheckRequest.model_construct(
+                date=self.cand.date, regime=cast(Regime, self.cand.regime),
+                action="transfer-weights",
+                tenant=TenantFacts.model_construct(hq=t.hq, authorizations=t.authorizations,
+                                                   ciio=t.ciio),
+                site=SiteFacts.model_construct(country=dst.country,
+                                               operator_hq=dst.operator_hq),
+                weights=WeightsFacts.model_construct(training_ops=ops,
+                                                     open=w.model.open_weights,
+                                                     from_country=src.country))
+            self._pair_memo[key] = self.cand.rules.check(req).lawful
+        return self._pair_memo[key]
