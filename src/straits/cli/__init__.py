@@ -6,7 +6,15 @@ import sys
 
 import typer
 
-from straits.cli import catalog_cmd, check_cmd, demo_cmd, estimate_cmd, plan_cmd, rules_cmd
+from straits.cli import (
+    catalog_cmd,
+    check_cmd,
+    demo_cmd,
+    estimate_cmd,
+    plan_cmd,
+    rules_cmd,
+    scenario_cmd,
+)
 from straits.cli.common import err_console
 from straits.errors import StraitsError
 
@@ -25,6 +33,7 @@ app.command("estimate")(estimate_cmd.estimate)
 app.command("plan")(plan_cmd.plan)
 app.command("demo")(demo_cmd.demo)
 app.add_typer(rules_cmd.app, name="rules")
+app.add_typer(scenario_cmd.app, name="scenario")
 
 
 def main() -> None:

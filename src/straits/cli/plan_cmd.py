@@ -2,19 +2,57 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
-from straits.cli.common import JsonOption, RulesOption, console, fail, print_json
+from straits.cli.common import (
+    JsonOption,
+    RulesOption,
+    console,
+    duration,
+    err_console,
+    fail,
+    money,
+    print_json,
+)
 from straits.cli.plan_view import plan_view
 from straits.errors import InputError
 from straits.loading import load_scenario
 from straits.model.types import Objective, Regime
-from straits.plan import make_plan
+from straits.plan import DEFAULT_TIME_LIMIT, Solver, make_plan
+from straits.plan.candidates import Candidates
+from straits.plan.optimizer import Progress as OnProgress
+from straits.plan.pareto import FrontierPoint, frontier
 from straits.rules import ruleset
 
 EXIT_UNPLACED = 3
+
+
+@contextmanager
+def solver_progress(enabled: bool, limit: float) -> Iterator[OnProgress | None]:
+    """A progress bar on stderr while CP-SAT searches: time used, best plan, bound."""
+    if not enabled:
+        yield None
+        return
+    with Progress(TextColumn("[bold]CP-SAT[/bold] {task.description}"), BarColumn(),
+                  TimeElapsedColumn(), console=err_console, transient=True) as bar:
+        task = bar.add_task("building the model", total=limit)
+
+        def update(elapsed: float, best: float | None, bound: float | None) -> None:
+            text = "searching"
+            if best is not None:
+                gap = "" if bound is None else \
+                    f", gap {max(0.0, best - bound) / max(abs(best), 1):.1%}"
+                text = f"best {best:,.0f}, bound {bound or 0:,.0f}{gap}"
+            bar.update(task, completed=min(elapsed, limit), description=text)
+
+        yield update
 
 
 def plan(
@@ -22,21 +60,39 @@ def plan(
     json_out: bool = JsonOption,
     regime: Regime = typer.Option(None, "--regime", help="Override the scenario's regime: "
                                   "enacted | ai-diffusion."),
-    objective: Objective = typer.Option(None, "--objective",
-                                        help="Override the objective: cost | time."),
+    objective: Objective = typer.Option(None, "--objective", help="Override the objective: "
+                                        "cost | time (makespan) | completion (weighted)."),
+    solver: Solver = typer.Option("cpsat", "--solver", help="cpsat (optimizer, warm-started "
+                                  "by the greedy plan) | greedy (the baseline alone)."),
+    time_limit: float = typer.Option(DEFAULT_TIME_LIMIT, "--time-limit", min=0.5,
+                                     help="Seconds CP-SAT may search."),
+    seed: int = typer.Option(0, "--seed", help="CP-SAT's random seed (same seed, same plan)."),
+    pareto: int = typer.Option(0, "--pareto", min=0, metavar="N",
+                               help="Print the cost/time frontier with up to N plans."),
+    progress: bool = typer.Option(None, "--progress/--no-progress",
+                                  help="Show the search's progress (default: on a terminal)."),
     details: bool = typer.Option(False, "--details",
                                  help="With --json, list every rejected option."),
     rules: list[Path] = RulesOption,
 ) -> None:
     """Plan a scenario: for every stage, estimate and check every (site, pool), schedule the
-    lawful ones over capacity and time, and explain why every other option lost.
+    lawful ones over capacity and time with CP-SAT (or the greedy baseline), and explain why
+    every other option lost and why any stage could not be placed.
 
     Exit status: 0 when every stage is placed, 3 when some are not, 2 on bad input.
     """
     try:
         sc = load_scenario(scenario)
-        result = make_plan(sc, regime=regime, objective=objective,
-                           rules=ruleset(tuple(rules or ())))
+        rs = ruleset(tuple(rules or ()))
+        show = sys.stderr.isatty() if progress is None else progress
+        if pareto:
+            cand = Candidates(sc, rs, regime=regime or sc.regime, date=sc.date)
+            points = frontier(cand, points=max(2, pareto), time_limit=time_limit, seed=seed)
+            _print_frontier(points, json_out)
+            return
+        with solver_progress(show and solver == "cpsat", time_limit) as on_progress:
+            result = make_plan(sc, regime=regime, objective=objective, rules=rs, solver=solver,
+                               time_limit=time_limit, seed=seed, on_progress=on_progress)
     except InputError as exc:
         fail(exc)
         return
@@ -46,3 +102,16 @@ def plan(
         console.print(plan_view(result))
     if result.unplaced:
         raise typer.Exit(EXIT_UNPLACED)
+
+
+def _print_frontier(points: list[FrontierPoint], json_out: bool) -> None:
+    if json_out:
+        print_json({"pareto": [p.to_json() for p in points]})
+        return
+    t = Table(title="Cost / time frontier (rental and data movement; makespan in whole hours)",
+              title_justify="left")
+    for col in ("makespan", "cost", "unplaced", "search"):
+        t.add_column(col, justify="right" if col != "search" else "left")
+    for p in points:
+        t.add_row(duration(p.makespan_hours), money(p.cost_usd), str(p.unplaced), p.status)
+    console.print(t)

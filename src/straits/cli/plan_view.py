@@ -61,9 +61,12 @@ def diagnosis_view(plan: Plan, *, cite: bool = True) -> Group:
 
 def warnings_view(plan: Plan) -> Group | None:
     warnings = plan.warnings()
-    if not warnings and not plan.notes:
+    if not warnings and not plan.notes and not plan.why_not:
         return None
     parts: list[Text] = []
+    if plan.why_not:
+        parts.append(Text("Why not:", style="bold red"))
+        parts += [Text(f"  {x.text}", style="red") for x in plan.why_not]
     if warnings:
         parts.append(Text("Warnings (guidance and red flags; they do not change decisions):",
                           style="bold yellow"))
@@ -72,7 +75,7 @@ def warnings_view(plan: Plan) -> Group | None:
             line.append(f"  touches: {', '.join(stages)}", style="yellow")
             parts.append(line)
     for note in plan.notes:
-        parts.append(Text(f"  note: {note}", style="red"))
+        parts.append(Text(f"  note: {note}", style="dim"))
     return Group(*parts)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 #: Achievable fraction of the dense BF16 peak on large matrix multiplications, per chip family
 #: (first principles / typical vendor-library results, confidence M): Ampere libraries reach
@@ -85,6 +86,7 @@ def gemm_fraction(family: str, cal: Calibration = DEFAULT) -> float:
     return dict(cal.gemm_fractions).get(family, DEFAULT_GEMM_FRACTION)
 
 
+@lru_cache(maxsize=65536)
 def default_global_batch(tokens: float, seq_len: int) -> float:
     """Tokens per optimizer step when the model does not say: 4M tokens for a 2T-token run
     (Llama 2), growing as tokens^0.7 to 16M at 15.6T (Llama 3 405B); clamped to [1M, 64M],

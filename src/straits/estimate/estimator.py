@@ -127,6 +127,8 @@ class _Core:
     notes: tuple[str, ...]
     factors: dict[str, float]
     memory: dict[str, float]
+    layout: str
+    price: float | None
 
 
 @lru_cache(maxsize=65536)
@@ -142,13 +144,13 @@ def _core(model: ModelSpec, chip_id: str, chips: int | None, batch: float,
                   f"Adam states plus activations need at least {need:,} x {chip.id}; on "
                   f"{n:,} the leanest layout ({eff.layout.describe()}) needs "
                   f"{eff.memory.total_gb:,.1f} GB per chip of {chip.memory_gb:g} GB",)
-    return _Core(need, eff, notes, eff.factors(model, chip, cal), eff.memory.to_json())
+    return _Core(need, eff, notes, eff.factors(model, chip, cal), eff.memory.to_json(),
+                 eff.layout.describe(), _price(chip, None))
 
 
 @lru_cache(maxsize=65536)
 def _training(model: ModelSpec, tokens: float, chip_id: str, chips: int | None,
               cal: Calibration) -> Estimate:
-    chip = get_chip(chip_id)
     batch = model.global_batch_tokens or default_global_batch(tokens, model.seq_len)
     core = _core(model, chip_id, chips, batch, cal)
     eff = core.eff
@@ -156,15 +158,15 @@ def _training(model: ModelSpec, tokens: float, chip_id: str, chips: int | None,
     steps = tokens / batch
     step_hours = steps * eff.step.total / SECONDS_PER_HOUR
     hours = step_hours / cal.goodput / (1.0 - cal.evaluation)
-    price = _price(chip, None)
+    price = core.price
     overheads = {"goodput": cal.goodput, "evaluation": cal.evaluation,
                  "step_chip_hours": n * step_hours,
                  "overhead_chip_hours": n * (hours - step_hours)}
     return Estimate(
-        kind="train", chip=chip.id, chips=n, min_chips=core.need, fits=eff.fits,
+        kind="train", chip=chip_id, chips=n, min_chips=core.need, fits=eff.fits,
         flops=training_flops(model, tokens), mfu=eff.mfu, hours=hours, chip_hours=n * hours,
         cost_usd=None if price is None else n * hours * price, usd_per_chip_hour=price,
-        layout=eff.layout.describe(), batch_tokens=batch, step_seconds=eff.step.total,
+        layout=core.layout, batch_tokens=batch, step_seconds=eff.step.total,
         memory_gb=core.memory, factors=core.factors, step=eff.step, overheads=overheads,
         notes=core.notes,
     )

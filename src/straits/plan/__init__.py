@@ -3,13 +3,16 @@ every other option lost."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 from straits.model.scenario import Scenario
 from straits.plan.candidates import Candidates
 from straits.plan.greedy import GreedyPlanner
 from straits.plan.optimizer import Progress, optimize
+from straits.plan.portfolio import Portfolio
 from straits.plan.result import Assignment, Plan, Rejection, StageDiagnosis
+from straits.plan.whynot import explain
 from straits.rules.engine import RuleSet, ruleset
 
 Solver = Literal["greedy", "cpsat"]
@@ -26,7 +29,11 @@ def make_plan(scenario: Scenario, *, regime: str | None = None, objective: str |
                       date=scenario.date)
     goal = objective or scenario.objective
     if solver == "greedy":
-        return GreedyPlanner(cand, objective=goal).run()
+        greedy = GreedyPlanner(cand, objective=goal)
+        plan = greedy.run()
+        if plan.unplaced:
+            plan = replace(plan, why_not=explain(Portfolio(cand, greedy), plan, goal))
+        return plan
     return optimize(cand, goal, time_limit=time_limit, seed=seed, on_progress=on_progress)
 
 

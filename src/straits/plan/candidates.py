@@ -14,6 +14,8 @@ import math
 from collections.abc import Hashable
 from dataclasses import dataclass
 
+import numpy as np
+
 from straits.model.request import CheckRequest, SiteFacts, TenantFacts
 from straits.model.scenario import Pool, Scenario, Site, Stage, Workload
 from straits.plan.checks import (
@@ -23,7 +25,8 @@ from straits.plan.checks import (
     prior_volumes,
     users_export_id,
 )
-from straits.plan.options import Option, resources, stage_options
+from straits.plan.options import MENU_SIZES, MENU_SIZES_LARGE, Option
+from straits.plan.table import Index, StageTable, build_table
 from straits.rules.decision import Decision, Reason, combine, template_values
 from straits.rules.engine import RuleSet
 from straits.rules.pack_loader import Rule
@@ -59,6 +62,9 @@ def combine_decisions(decisions: list[Decision]) -> Verdict:
     return Verdict(tuple(decisions), worst)
 
 
+#: stages beyond which a portfolio counts as large
+LARGE_PORTFOLIO_STAGES = 400
+
 Placed = tuple[Stage, Site, float]
 """A predecessor: the stage, where it runs, the model's training operations through it."""
 
@@ -71,19 +77,62 @@ class Candidates:
         self.rules = rules
         self.regime = regime
         self.date = date
-        pools = resources(sc)
-        self.options = {(w.id, s.id): stage_options(sc, w, s, pools)
-                        for w in sc.workloads for s in w.stages}
+        self.index = Index.of(sc)
+        #: a large portfolio tries fewer chip counts and schedules fewer options per stage
+        self.large = sum(len(w.stages) for w in sc.workloads) > LARGE_PORTFOLIO_STAGES
+        self._tables: dict[tuple[str, str], StageTable] = {}
         self.ops = {w.id: self._training_ops(w) for w in sc.workloads}
         self._memo: dict[Hashable, tuple[list[list[Rule]], Verdict | None]] = {}
         self._procure: dict[tuple[str, str, str], Decision] = {}
-        self._homes: dict[tuple[str, str], tuple[str, ...]] = {}
-        self._site_class = {s.id: (s.country, s.operator_hq) for s in sc.sites}
+        self._moves: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def table(self, w: Workload, stage: Stage) -> StageTable:
+        """Every option of ``stage``, built on first use."""
+        key = (w.id, stage.id)
+        t = self._tables.get(key)
+        if t is None:
+            t = self._tables[key] = build_table(
+                self.sc, self.index, w, stage, MENU_SIZES_LARGE if self.large else MENU_SIZES)
+        return t
+
+    def options(self, w: Workload, stage: Stage) -> list[Option]:
+        return self.table(w, stage).options()
+
+    def data_moves(self, stage: Stage) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ready hours, egress USD, longest transfer hours) per site for the stage's datasets,
+        which start moving at the plan start."""
+        hit = self._moves.get(stage.datasets)
+        if hit is None:
+            n = len(self.index.site_ids)
+            ready, egress = np.zeros(n), np.zeros(n)
+            for d_id in stage.datasets:
+                d = self.sc.dataset(d_id)
+                src = self.index.site_of[d.located_at]
+                ready = np.maximum(ready, self.index.transfer_hours_from(src, d.size_gb))
+                egress += self.index.egress_from(src, d.size_gb)
+            hit = self._moves[stage.datasets] = (ready, egress, ready)
+        return hit
+
+    def groups(self, w: Workload, stage: Stage, t: StageTable, pred_sites: list[int]
+               ) -> np.ndarray:
+        """A number per row: rows with the same number look the same to the rules (site
+        class, chip, datasets stored there, bought or rented, predecessors there)."""
+        located = np.zeros(len(t), dtype=np.int64)
+        for k, d_id in enumerate(stage.datasets[:8]):
+            home = self.index.site_of[self.sc.dataset(d_id).located_at]
+            located |= (t.site == home).astype(np.int64) << k
+        preds = np.zeros(len(t), dtype=np.int64)
+        for k, s in enumerate(pred_sites[:8]):
+            preds |= (t.site == s).astype(np.int64) << k
+        n_chips = len(self.index.chip_ids)
+        out: np.ndarray = (((t.cls * n_chips + t.chip) * 256 + located) * 2 + t.bought) * 256 \
+            + preds
+        return out
 
     def _training_ops(self, w: Workload) -> dict[str, float]:
         """Cumulative training FLOPs of the model through each stage (ancestors included)."""
-        own = {s.id: max((e.flops for o in self.options[(w.id, s.id)] for e in o.sizes),
-                         default=0.0) for s in w.stages}
+        own = {s.id: max((e.flops for f in self.table(w, s).fits for e in f[3]), default=0.0)
+               for s in w.stages}
         total: dict[str, float] = {}
         for s in w.topological_stages():
             total[s.id] = own[s.id] + sum(total[p] for p in ancestors(w, s))
@@ -96,18 +145,6 @@ class Candidates:
             self.sc, w, stage, site, chip, date=self.date, regime=self.regime,
             training_ops=self.ops[w.id][stage.id], preds=preds, exports=exports,
             year=self.date.year)
-
-    def group(self, stage: Stage, option: Option, preds: list[Placed]) -> tuple[object, ...]:
-        """What the rules can tell apart about an option, given fixed ledgers: options of one
-        group share a verdict."""
-        site_id = option.site.id
-        homes = self._homes.get((option.workload, stage.id))
-        if homes is None:
-            homes = tuple(self.sc.dataset(d).located_at for d in stage.datasets)
-            self._homes[(option.workload, stage.id)] = homes
-        here = site_id in homes and tuple(h == site_id for h in homes)
-        there = bool(preds) and tuple(ps.id == site_id for _, ps, _ in preds)
-        return (self._site_class[site_id], option.chip.id, here, option.buyer, there)
 
     def _ops(self, training_ops: float) -> Hashable:
         return self.rules.position(("weights", "training_ops_e18"),

@@ -45,6 +45,9 @@ class PortfolioModel:
     bought: dict[str, cp_model.IntVar]
     unplaced_weight: int
     groups: Groups
+    late: dict[str, cp_model.IntVar] = field(default_factory=dict)
+    done: dict[str, cp_model.IntVar] = field(default_factory=dict)
+    span: cp_model.IntVar | None = None
 
 
 def _deadline(pf: Portfolio, day: dt.date) -> int:
@@ -53,10 +56,12 @@ def _deadline(pf: Portfolio, day: dt.date) -> int:
 
 def build(pf: Portfolio, objective: str, *, horizon: int | None = None,
           with_groups: bool = False, only: set[str] | None = None,
-          fixed: list[tuple[str, int, int, int]] | None = None) -> PortfolioModel:
+          fixed: list[tuple[str, int, int, int]] | None = None,
+          max_end: int | None = None) -> PortfolioModel:
     """Build the model. ``only`` restricts it to some workloads (for explanations), ``fixed``
     adds bookings that cannot move: (resource key, start, end, chips). ``with_groups`` makes
-    deadlines, budgets and capacities conditional on enable literals."""
+    deadlines, budgets and capacities conditional on enable literals. ``max_end`` bounds the
+    makespan (for the cost/time frontier)."""
     sc = pf.sc
     m = cp_model.CpModel()
     stages = {k: v for k, v in pf.stages.items() if only is None or k[0] in only}
@@ -89,6 +94,8 @@ def build(pf: Portfolio, objective: str, *, horizon: int | None = None,
             by_resource.setdefault(c.option.key, []).append((iv, c.est.chips))
         m.add(e == s + sum(xi * c.duration for xi, c in zip(xs, st.choices, strict=True)))
         m.add(s >= sum(xi * c.release for xi, c in zip(xs, st.choices, strict=True)))
+        if max_end is not None:
+            m.add(e <= max_end).only_enforce_if(un.Not())
         cost_terms += [xi * c.cost for xi, c in zip(xs, st.choices, strict=True)]
         x[key], u[key], start[key], end[key] = xs, un, s, e
 
@@ -106,6 +113,9 @@ def build(pf: Portfolio, objective: str, *, horizon: int | None = None,
             _forbid_unlawful_transfers(m, pf, w, pred, st, x[pk], x[(wid, sid)])
 
     # deadlines and lateness
+    lates: dict[str, cp_model.IntVar] = {}
+    dones: dict[str, cp_model.IntVar] = {}
+    span: cp_model.IntVar | None = None
     penalties: list[cp_model.LinearExprT] = []
     penalty_bound = 0
     for w in sc.workloads:
@@ -119,7 +129,7 @@ def build(pf: Portfolio, objective: str, *, horizon: int | None = None,
                 when = [u[k].Not()] + ([lit] if lit is not None else [])
                 m.add(end[k] <= due).only_enforce_if(when)
         else:
-            late = m.new_int_var(0, horizon, f"late[{w.id}]")
+            late = lates[w.id] = m.new_int_var(0, horizon, f"late[{w.id}]")
             for k in keys:
                 m.add(late >= end[k] - due).only_enforce_if(u[k].Not())
             per_hour = round(w.late_penalty_usd_per_day / 24.0)
@@ -193,7 +203,7 @@ def build(pf: Portfolio, objective: str, *, horizon: int | None = None,
             keys = [(w.id, s.id) for s in w.stages if (w.id, s.id) in stages]
             if not keys:
                 continue
-            done = m.new_int_var(0, horizon, f"done[{w.id}]")
+            done = dones[w.id] = m.new_int_var(0, horizon, f"done[{w.id}]")
             for k in keys:
                 m.add(done >= end[k]).only_enforce_if(u[k].Not())
                 m.add(span >= end[k]).only_enforce_if(u[k].Not())
@@ -206,7 +216,8 @@ def build(pf: Portfolio, objective: str, *, horizon: int | None = None,
         k_bound = cost_bound // 1000 + 1
         weight = (time_bound + 1) * k_bound + 1
         m.minimize(weight * unplaced + time_part * k_bound + sum(k_cost))
-    return PortfolioModel(m, pf, horizon, x, u, start, end, bought, weight, groups)
+    return PortfolioModel(m, pf, horizon, x, u, start, end, bought, weight, groups, lates,
+                          dones, span)
 
 
 def edge_lag(pf: Portfolio, w: Workload, pred: StageChoices, succ: StageChoices) -> int:
@@ -234,14 +245,41 @@ def _forbid_unlawful_transfers(m: cp_model.CpModel, pf: Portfolio, w: Workload,
 
 
 def add_hints(pm: PortfolioModel, choice_of: dict[StageKey, tuple[int | None, int]]) -> None:
-    """Hint a solution: the choice index (None: unplaced) and start hour of each stage."""
+    """Hint a complete solution: the choice index (None: unplaced) and start hour of each
+    stage, and every variable that follows from them (lateness, completion, bought chips)."""
+    m, pf = pm.model, pm.pf
+    ends: dict[StageKey, int] = {}
+    usage: dict[str, list[tuple[int, int, int]]] = {}
     for key, (idx, s) in choice_of.items():
         if key not in pm.x:
             continue
-        pm.model.add_hint(pm.u[key], idx is None)
+        m.add_hint(pm.u[key], idx is None)
         for i, xi in enumerate(pm.x[key]):
-            pm.model.add_hint(xi, i == idx)
-        if idx is not None:
-            c: Choice = pm.pf.stages[key].choices[idx]
-            pm.model.add_hint(pm.start[key], s)
-            pm.model.add_hint(pm.end[key], s + c.duration)
+            m.add_hint(xi, i == idx)
+        c: Choice | None = pf.stages[key].choices[idx] if idx is not None else None
+        m.add_hint(pm.start[key], s if c else 0)
+        m.add_hint(pm.end[key], s + c.duration if c else 0)
+        if c is not None:
+            ends[key] = s + c.duration
+            usage.setdefault(c.option.key, []).append((s, s + c.duration, c.est.chips))
+    for w in pf.sc.workloads:
+        mine = [e for (wid, _), e in ends.items() if wid == w.id]
+        if w.id in pm.late:
+            due = _deadline(pf, w.deadline) if w.deadline else 0
+            m.add_hint(pm.late[w.id], max([0] + [e - due for e in mine]))
+        if w.id in pm.done:
+            m.add_hint(pm.done[w.id], max(mine, default=0))
+    if pm.span is not None:
+        m.add_hint(pm.span, max(ends.values(), default=0))
+    for res, var in pm.bought.items():
+        m.add_hint(var, _peak(usage.get(res, [])))
+
+
+def _peak(bookings: list[tuple[int, int, int]]) -> int:
+    events = sorted([(s, n) for s, _, n in bookings] + [(e, -n) for _, e, n in bookings],
+                    key=lambda ev: (ev[0], ev[1]))
+    peak = used = 0
+    for _, n in events:
+        used += n
+        peak = max(peak, used)
+    return peak

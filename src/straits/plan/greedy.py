@@ -16,12 +16,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from straits.estimate import Estimate
 from straits.model.scenario import Scenario, Site, Stage, Workload
 from straits.plan.candidates import Candidates, Placed, Verdict
 from straits.plan.checks import ExportLedger, user_subjects, users_export_id
-from straits.plan.options import Option, capex_share, fastest_hours, pool_steps, procured_steps
+from straits.plan.options import Option, capex_share, pool_steps, procured_steps
 from straits.plan.result import Assignment, Plan, Rejection, StageDiagnosis
+from straits.plan.table import PROBLEMS, StageTable, weights_moves
 from straits.plan.timeline import Timeline
 from straits.plan.transfer import egress_usd, transfer_hours, weights_gb
 from straits.rules.decision import Reason
@@ -97,9 +100,9 @@ class GreedyPlanner:
         latest: dict[str, float] = {}
         for s in reversed(w.topological_stages()):
             bound = deadline
-            for t in (t for t in w.stages if s.id in t.after):
-                fast = fastest_hours(self.cand.options[(w.id, t.id)]) or 0.0
-                bound = min(bound, latest[t.id] - fast)
+            for nxt in (x for x in w.stages if s.id in x.after):
+                fast = self.cand.table(w, nxt).fastest or 0.0
+                bound = min(bound, latest[nxt.id] - fast)
             latest[s.id] = bound
         return latest
 
@@ -122,7 +125,8 @@ class GreedyPlanner:
             stage = w.stage(sid)
             if not any(self.sc.dataset(d).is_personal for d in stage.datasets) and not stage.users:
                 continue
-            option = next(o for o in self.cand.options[(wid, sid)] if o.label == a.option_label)
+            t = self.cand.table(w, stage)
+            option = t.option(t.row_of(a.option_label))
             if not self.cand.verdict(w, stage, option, self.preds(w, stage, state),
                                      [state.exports]).lawful:
                 return False
@@ -165,98 +169,108 @@ class GreedyPlanner:
     # --- one stage -----------------------------------------------------------------------------
     def place(self, w: Workload, stage: Stage, state: PlanState, latest: float
               ) -> tuple[StageDiagnosis, Candidate | None]:
-        options = self.cand.options[(w.id, stage.id)]
+        t = self.cand.table(w, stage)
         if any((w.id, p) not in state.placed for p in stage.after):
-            rej = tuple(reject(o, "predecessor unplaced",
-                                  "a stage it depends on could not be placed") for o in options)
-            return StageDiagnosis(w.id, stage.id, len(options), None, rej), None
+            rej = tuple(_row_reject(t, i, "predecessor unplaced",
+                                    "a stage it depends on could not be placed")
+                        for i in range(len(t)))
+            return StageDiagnosis(w.id, stage.id, len(t), None, rej), None
         preds = self.preds(w, stage, state)
         placed_preds = [state.placed[(w.id, p)] for p in stage.after]
-        rejections: list[Rejection] = []
-        citations: dict[str, Reason] = {}
-        open_options: list[Option] = []
-        for o in options:
-            if o.problem is not None:
-                rejections.append(reject(o, o.problem, o.detail))
-            else:
-                open_options.append(o)
-        ranked = self.rank(w, stage, open_options, placed_preds)
-        # verdicts, shared by the options the rules cannot tell apart; in a large portfolio only
+        pred_sites = [self.cand.index.site_of[site.id] for _, site, _ in placed_preds]
+        order, _, end = self.rank_rows(w, stage, t, [(a.end_h, self.cand.index.site_of[
+            site.id]) for a, site, _ in placed_preds])
+        gid = self.cand.groups(w, stage, t, pred_sites)
+        # verdicts, shared by the rows the rules cannot tell apart; in a large portfolio only
         # as far down the ranking as needed to find the best lawful options
-        verdicts: dict[tuple[object, ...], Verdict] = {}
+        verdicts: dict[int, Verdict] = {}
         ledgers = [state.exports, self.seed]
-        examine_all = len(ranked) <= EXAMINE_ALL_UP_TO
+        examine_all = len(order) <= EXAMINE_ALL_UP_TO
 
-        groups: dict[int, tuple[object, ...]] = {}
-
-        def group(o: Option) -> tuple[object, ...]:
-            g = groups.get(id(o))
-            if g is None:
-                g = groups[id(o)] = self.cand.group(stage, o, preds)
-            return g
-
-        def verdict(o: Option) -> Verdict:
-            g = group(o)
+        def verdict(i: int) -> Verdict:
+            g = int(gid[i])
             if g not in verdicts:
-                verdicts[g] = self.cand.verdict(w, stage, o, preds, ledgers)
+                verdicts[g] = self.cand.verdict(w, stage, t.option(i), preds, ledgers)
             return verdicts[g]
 
-        chosen: list[tuple[Option, Verdict]] = []
-        for order, quota in ((ranked, TOP_BY_OBJECTIVE),
-                             (sorted(ranked, key=lambda r: r[2]), TOP_BY_FINISH)):
+        chosen: list[int] = []
+        by_finish = order[np.argsort(end[order], kind="stable")]
+        shrink = 1
+        for rows, quota in ((order, TOP_BY_OBJECTIVE // shrink),
+                            (by_finish, TOP_BY_FINISH // shrink)):
             found = 0
-            for o, _, _ in order:
+            for i in rows:
                 if found >= quota and not examine_all:
                     break
-                v = verdict(o)
-                if v.lawful:
-                    if found < quota and all(o is not c for c, _ in chosen):
-                        chosen.append((o, v))
+                if verdict(int(i)).lawful:
+                    if found < quota and i not in chosen:
+                        chosen.append(int(i))
                     found += 1
-        per_option: dict[str, list[Candidate]] = {}
-        why: dict[str, tuple[str, str]] = {}
-        for o, v in chosen:
-            cands, failed = self.schedule(w, stage, o, v, placed_preds, state, latest)
-            per_option[o.label] = cands
+        per_row: dict[int, list[Candidate]] = {}
+        why: dict[int, tuple[str, str]] = {}
+        for i in chosen:
+            o = t.option(i)
+            cands, failed = self.schedule(w, stage, o, verdicts[int(gid[i])], placed_preds,
+                                          state, latest)
+            per_row[i] = cands
             if failed is not None:
-                why[o.label] = failed
-        pool = [c for cs in per_option.values() for c in cs]
+                why[i] = failed
+        pool = [c for cs in per_row.values() for c in cs]
         best = min(pool, key=lambda c: self.score(w, c)) if pool else None
-        for o, _, _ in ranked:
-            if best is not None and o.label == best.option.label:
-                continue
-            known = verdicts.get(group(o))
-            if known is not None and known.blocking is not None:
-                citations.setdefault(known.blocking.rule, known.blocking)
-                rejections.append(reject(o, known.label,
-                                            rules=known.rules, cite=known.blocking))
-            elif o.label in why:
-                reason, note = why[o.label]
-                rejections.append(reject(o, reason, note))
-            elif per_option.get(o.label) and best is not None:
-                rejections.append(self._lost(o, per_option[o.label], best))
-            else:
-                rejections.append(self._ranked_out(o, known is None, best))
-        diag = StageDiagnosis(w.id, stage.id, len(options),
-                              best.option.label if best else None, tuple(rejections),
-                              tuple(citations.values()))
+        best_row = next((i for i, cs in per_row.items() if best in cs), None)
+        rejections, citations, ranked_out = self._explain(t, gid, verdicts, per_row, why, best,
+                                                          best_row)
+        what = "cost" if self.objective == "cost" else "time"
+        also = tuple((what, n, RANKED_OUT[unexamined]) for unexamined, n in ranked_out.items()
+                     if n)
+        diag = StageDiagnosis(w.id, stage.id, len(t), best.option.label if best else None,
+                              tuple(rejections), tuple(citations.values()), also)
         return diag, best
 
-    def rank(self, w: Workload, stage: Stage, options: list[Option],
-             preds: list[tuple[Assignment, Site, float]]) -> list[tuple[Option, float, float]]:
-        """Options with their best standalone (cost, end) on an empty pool, best first by the
-        objective."""
-        ready_at: dict[str, tuple[float, float, float]] = {}
-        out = []
-        for o in options:
-            if o.site.id not in ready_at:
-                ready_at[o.site.id] = self.ready(w, stage, o.site, preds)
-            ready, _, egress = ready_at[o.site.id]
-            cost = o.min_chip_hours * o.price + egress
-            end = ready + o.min_hours
-            out.append((o, cost, end))
-        key = (lambda r: (r[1], r[2])) if self.objective == "cost" else (lambda r: (r[2], r[1]))
-        return sorted(out, key=key)
+    def _explain(self, t: StageTable, gid: np.ndarray, verdicts: dict[int, Verdict],
+                 per_row: dict[int, list[Candidate]], why: dict[int, tuple[str, str]],
+                 best: Candidate | None, best_row: int | None
+                 ) -> tuple[list[Rejection], dict[str, Reason], dict[bool, int]]:
+        """Why every row other than the chosen one lost."""
+        rejections: list[Rejection] = []
+        citations: dict[str, Reason] = {}
+        ranked_out = {False: 0, True: 0}
+        for i in range(len(t)):
+            if i == best_row:
+                continue
+            code = int(t.problem[i])
+            if code:
+                f = int(t.fit_of[i])
+                note = t.fits[f][1] if f >= 0 else \
+                    f"stage runs only in {', '.join(t.stage.locations)}"
+                rejections.append(_row_reject(t, i, PROBLEMS[code], note))
+                continue
+            known = verdicts.get(int(gid[i]))
+            if known is not None and known.blocking is not None:
+                citations.setdefault(known.blocking.rule, known.blocking)
+                rejections.append(_row_reject(t, i, known.label, rules=known.rules,
+                                              cite=known.blocking))
+            elif i in why:
+                rejections.append(_row_reject(t, i, *why[i]))
+            elif per_row.get(i) and best is not None:
+                rejections.append(self._lost(t.option(i), per_row[i], best))
+            else:
+                ranked_out[known is None] += 1
+        return rejections, citations, ranked_out
+
+    def rank_rows(self, w: Workload, stage: Stage, t: StageTable,
+                  preds: list[tuple[float, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows that can run the stage, best first by the objective on their own (empty pool),
+        with every row's standalone cost and end."""
+        ready, egress, _ = self.cand.data_moves(stage)
+        if preds:
+            w_ready, w_egress, _ = weights_moves(self.cand.index, w, preds)
+            ready, egress = np.maximum(ready, w_ready), egress + w_egress
+        cost = t.min_chip_hours * t.price + egress[t.site]
+        end = ready[t.site] + t.min_hours
+        rows = np.flatnonzero(t.problem == 0)
+        keys = (end[rows], cost[rows]) if self.objective == "cost" else (cost[rows], end[rows])
+        return rows[np.lexsort(keys)], cost, end
 
     def schedule(self, w: Workload, stage: Stage, o: Option, v: Verdict,
                  preds: list[tuple[Assignment, Site, float]], state: PlanState, latest: float
@@ -318,10 +332,6 @@ class GreedyPlanner:
         return reject(o, "cost",
                          f"${mine.charged - best.charged:,.0f} more than {best.option.label}")
 
-    def _ranked_out(self, o: Option, unexamined: bool, best: Candidate | None) -> Rejection:
-        what = "cost" if self.objective == "cost" else "time"
-        return reject(o, what, RANKED_OUT[unexamined])
-
     # --- resources -----------------------------------------------------------------------------
     def timeline(self, state: PlanState, o: Option) -> Timeline:
         tl = state.timelines.get(o.key)
@@ -381,6 +391,11 @@ class GreedyPlanner:
 
 def reject(o: Option, reason: str, note: str = "", **kw: Any) -> Rejection:
     return Rejection(o.site.id, o.chip.id, reason, note, bought=o.procured, **kw)
+
+
+def _row_reject(t: StageTable, i: int, reason: str, note: str = "", **kw: Any) -> Rejection:
+    r, buyer = t.rows[i]
+    return Rejection(r.site.id, r.chip.id, reason, note, bought=buyer is not None, **kw)
 
 
 def make_assignment(sc: Scenario, w: Workload, stage: Stage, o: Option, est: Estimate,

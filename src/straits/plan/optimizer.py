@@ -1,10 +1,12 @@
 """The portfolio optimizer: CP-SAT over the lawful choices, warm-started by the greedy plan.
 
 The greedy plan is always computed first: it seeds CP-SAT with a hint and is the answer if
-CP-SAT finds nothing better in time. The search is deterministic for a given seed (interleaved
-workers, a deterministic time budget), so the same scenario and seed give the same plan; a
-wall-clock limit of a few times the budget guards against slow machines. Every plan CP-SAT
-returns is re-checked against the rules with its final export volumes before it is used.
+CP-SAT finds nothing better in time. The search interleaves its workers in one thread, so for
+a given seed it is deterministic: the same scenario and seed give the same plan whenever the
+search ends by proving optimality or by its deterministic-time budget (both equal to the time
+limit); only when the wall clock runs out first, on a slow machine or a large portfolio, can two
+runs differ. Every plan CP-SAT returns is re-checked against the rules with its final export
+volumes before it is used.
 """
 
 from __future__ import annotations
@@ -27,12 +29,12 @@ from straits.plan.portfolio import Portfolio
 from straits.plan.result import Assignment, Plan, StageDiagnosis, Status
 from straits.plan.timeline import Timeline
 from straits.plan.transfer import egress_usd, transfer_hours, weights_gb
+from straits.plan.whynot import explain
 
 Progress = Callable[[float, float | None, float | None], None]
 """(seconds elapsed, best objective, best bound)"""
 
 WORKERS = 4
-WALL_FACTOR = 4.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ def retime_hints(pm: PortfolioModel, greedy: GreedyPlanner
     timelines: dict[str, Timeline] = {}
     out: dict[StageKey, tuple[int | None, int]] = {}
     ends: dict[StageKey, int] = {}
+    spent: dict[str, int] = {}
     order = sorted(greedy.state.placed.items(), key=lambda kv: kv[1][0].start_h)
     for key in pm.x:
         out[key] = (None, 0)
@@ -108,6 +111,13 @@ def retime_hints(pm: PortfolioModel, greedy: GreedyPlanner
         if s is None or s + c.duration > pm.horizon:
             continue
         s = int(-(-s // 1))
+        w = st.workload
+        if w.deadline is not None and w.deadline_policy == "hard" and \
+                s + c.duration > int(deadline_hours(pf.sc, w.deadline) + 1e-9):
+            continue  # rounded up to whole hours it no longer makes it: leave it out
+        if w.budget_usd is not None and spent.get(w.id, 0) + c.cost > int(w.budget_usd):
+            continue
+        spent[w.id] = spent.get(w.id, 0) + c.cost
         timelines[res].book(s, s + c.duration, c.est.chips)
         out[key] = (st.hint, s)
         ends[key] = s + c.duration
@@ -116,12 +126,23 @@ def retime_hints(pm: PortfolioModel, greedy: GreedyPlanner
 
 def optimize(cand: Candidates, objective: str, *, time_limit: float = 30.0, seed: int = 0,
              on_progress: Progress | None = None) -> Plan:
+    """The best plan CP-SAT finds in ``time_limit`` seconds, or the greedy plan; unplaced
+    stages come with the constraints that keep them out."""
+    plan, pf = _optimize(cand, objective, time_limit, seed, on_progress)
+    if plan.unplaced and pf is not None:
+        plan = replace(plan, why_not=explain(pf, plan, objective))
+    return plan
+
+
+def _optimize(cand: Candidates, objective: str, time_limit: float, seed: int,
+              on_progress: Progress | None) -> tuple[Plan, Portfolio | None]:
     t0 = time.monotonic()
     greedy = GreedyPlanner(cand, objective=objective)
     baseline = greedy.run()
     if not cand.sc.workloads:
         return replace(baseline, solver="cpsat", status="optimal",
-                       notes=(*baseline.notes, "nothing to plan: the scenario has no workloads"))
+                       notes=(*baseline.notes, "nothing to plan: the scenario has no workloads")
+                       ), None
     pf = Portfolio(cand, greedy)
     pm = build(pf, objective)
     add_hints(pm, retime_hints(pm, greedy))
@@ -131,8 +152,8 @@ def optimize(cand: Candidates, objective: str, *, time_limit: float = 30.0, seed
     p.num_workers = WORKERS
     p.interleave_search = True
     p.max_deterministic_time = max(0.5, time_limit)
-    p.max_time_in_seconds = max(1.0, time_limit * WALL_FACTOR)
-    p.repair_hint = False
+    p.max_time_in_seconds = max(1.0, time_limit)
+    p.cp_model_probing_level = 0  # probing the presolved model costs more than it saves here
     watcher = _Watcher(on_progress)
     solver.best_bound_callback = watcher.on_bound
     stop = threading.Event()
@@ -150,24 +171,27 @@ def optimize(cand: Candidates, objective: str, *, time_limit: float = 30.0, seed
               else f"greedy baseline makespan {baseline.makespan_hours:,.0f} h")
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         note = f"CP-SAT found no plan in {time_limit:g} s ({info.status}); the greedy plan stands"
-        return replace(baseline, notes=(*baseline.notes, note, prefix))
+        return replace(baseline, notes=(*baseline.notes, note, prefix)), pf
     plan = extract(pm, solver, greedy, baseline, objective, info)
     if plan is None:
         note = "the CP-SAT plan failed the final rule check; the greedy plan stands"
-        return replace(baseline, notes=(*baseline.notes, note))
+        return replace(baseline, notes=(*baseline.notes, note)), pf
     better = plan.objective_usd < baseline.objective_usd - 0.5 if objective == "cost" else \
         plan.makespan_hours < baseline.makespan_hours - 1e-6
     if len(plan.unplaced) > len(baseline.unplaced) or (
             len(plan.unplaced) == len(baseline.unplaced) and not better
             and info.status != "OPTIMAL"):
+        gap = f"; gap {info.gap:.2%} to its bound" if info.gap is not None else ""
         note = (f"CP-SAT ({info.status.lower()}, {info.wall_s:.1f} s) did not improve on the "
-                f"greedy plan, which stands")
+                f"greedy plan, which stands{gap}")
         return replace(baseline, solver="cpsat", bound_usd=_bound(pm, info, objective),
-                       notes=(*baseline.notes, note, prefix))
+                       gap=info.gap, baseline_usd=baseline.objective_usd,
+                       notes=(*baseline.notes, note, prefix)), pf
     gap = f", gap {info.gap:.2%} to the bound" if info.gap is not None else ""
     note = (f"CP-SAT {info.status.lower()} in {time.monotonic() - t0:.1f} s "
             f"({info.solutions} solutions{gap}); {prefix}")
-    return replace(plan, notes=(*plan.notes, note))
+    return replace(plan, gap=info.gap, baseline_usd=baseline.objective_usd,
+                   notes=(*plan.notes, note)), pf
 
 
 def _tick(watcher: _Watcher, stop: threading.Event) -> None:

@@ -1,8 +1,9 @@
-"""Where each stage could run: every (site, pool) with its estimates at a menu of chip counts.
+"""Where a stage could run: a (site, pool) with its estimates at a menu of chip counts.
 
 Options are static facts of the scenario (no schedule state): the estimator's figures for each
 chip count, and whether the pool can hold the stage at all. Rules and capacity over time are
-applied by the scheduler, which knows where predecessors went.
+applied by the planners, which know where predecessors went. See :mod:`straits.plan.table` for
+all of a stage's options at once.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from functools import cache
 
-from straits.catalog import Chip, get_chip
+from straits.catalog import Chip
 from straits.estimate import Estimate, estimate_serving, estimate_training
 from straits.model.scenario import Pool, Scenario, Site, Stage, Workload
 
@@ -110,22 +111,23 @@ def stage_tokens(sc: Scenario, stage: Stage) -> float:
     return sum(sc.dataset(d).tokens for d in stage.datasets) * stage.epochs
 
 
-#: most chip counts tried per option besides the fewest that fit
+#: most chip counts tried per option besides the fewest that fit (in a large portfolio: fewer)
 MENU_SIZES = 4
+MENU_SIZES_LARGE = 2
 
 
 @cache
-def size_menu(min_chips: int, count: int) -> list[int]:
-    """Chip counts to try: the fewest that fit (rounded up to a node), then up to four powers of
-    two above it that the pool holds, evenly spread in log scale and always including the
-    largest. The same sizes recur across pools, so their estimates are computed once."""
+def size_menu(min_chips: int, count: int, most: int = MENU_SIZES) -> list[int]:
+    """Chip counts to try: the fewest that fit (rounded up to a node), then up to ``most``
+    powers of two above it that the pool holds, evenly spread in log scale and always including
+    the largest. The same sizes recur across pools, so their estimates are computed once."""
     if count <= 0 or min_chips > count:
         return []
     first = min(count, max(min_chips, -(-min_chips // NODE) * NODE))
     powers = [1 << k for k in range(31) if first < 1 << k <= count]
-    if len(powers) > MENU_SIZES:
-        step = len(powers) / MENU_SIZES
-        powers = [powers[len(powers) - 1 - int(i * step)] for i in range(MENU_SIZES)]
+    if len(powers) > most:
+        step = len(powers) / most
+        powers = [powers[len(powers) - 1 - int(i * step)] for i in range(most)]
     return sorted({first, *powers})
 
 
@@ -139,47 +141,14 @@ class Resource:
     count: int
 
 
-def resources(sc: Scenario) -> list[Resource]:
-    return [Resource(site, pool, get_chip(pool.chip), max(c for _, c in pool_steps(sc, pool)))
-            for site in sc.sites for pool in site.pools]
-
-
 Fit = tuple[str | None, str, int, tuple[Estimate, ...], float, float]
 """(problem, detail, fewest chips, estimates at the menu sizes, their fewest hours and chip-hours)
 of a stage on (chip, count)"""
 
 
-def stage_options(sc: Scenario, w: Workload, stage: Stage,
-                  pools: list[Resource] | None = None) -> list[Option]:
-    """Every (site, pool) option of ``stage``, plus the pools' procurable capacity for the
-    tenant. Estimates depend on the chip and the pool size only, so they are computed once per
-    (chip, size) and shared."""
-    fits: dict[tuple[str, int], Fit] = {}
-    estimates: dict[tuple[str, int | None], Estimate] = {}
-    out = []
-    for r in pools if pools is not None else resources(sc):
-        buyable = r.pool.procurable
-        for buyer in (None, w.tenant) if buyable and buyable.buyer in (None, w.tenant) \
-                else (None,):
-            count = r.count if buyer is None else (buyable.max if buyable else 0)
-            if stage.locations and r.site.country not in stage.locations:
-                fit: Fit = ("location", f"stage runs only in {', '.join(stage.locations)}", 0,
-                            (), 0.0, 0.0)
-            else:
-                key = (r.chip.id, count)
-                if key not in fits:
-                    fits[key] = _fit(sc, w, stage, r.chip, count, estimates)
-                fit = fits[key]
-            problem, detail, need, sizes, hours, chip_hours = fit
-            out.append(Option(workload=w.id, stage=stage.id, site=r.site, pool=r.pool,
-                              chip=r.chip, min_chips=need, sizes=sizes, problem=problem,
-                              detail=detail, buyer=buyer, min_hours=hours,
-                              min_chip_hours=chip_hours))
-    return out
-
-
-def _fit(sc: Scenario, w: Workload, stage: Stage, chip: Chip, count: int,
-         estimates: dict[tuple[str, int | None], Estimate]) -> Fit:
+def fit_stage(sc: Scenario, w: Workload, stage: Stage, chip: Chip, count: int,
+              estimates: dict[tuple[str, int | None], Estimate],
+              menu: int = MENU_SIZES) -> Fit:
     def fit(problem: str | None, detail: str, need: int,
             sizes: tuple[Estimate, ...] = ()) -> Fit:
         return (problem, detail, need, sizes, min((e.hours for e in sizes), default=0.0),
@@ -213,15 +182,9 @@ def _fit(sc: Scenario, w: Workload, stage: Stage, chip: Chip, count: int,
             return fit("capacity", f"stage needs {stage.chips} chips, pool has {count}", need)
         counts = [stage.chips]
     else:
-        counts = size_menu(need, count)
+        counts = size_menu(need, count, menu)
         if not counts:
             return fit("memory", f"needs at least {need} x {chip.id} "
                                  f"({w.model.params * 16 / 1e9:,.0f} GB of training state), "
                                  f"pool has {count}", need)
     return fit(None, "", need, tuple(train(n) for n in counts))
-
-
-def fastest_hours(options: list[Option]) -> float | None:
-    """The shortest duration of a stage over all options that can run it."""
-    hours = [e.hours for o in options for e in o.sizes]
-    return min(hours) if hours else None

@@ -35,7 +35,6 @@ from straits.plan.transfer import egress_usd, transfer_hours, weights_gb
 #: options kept per stage, by portfolio size
 OPTIONS_SMALL = 16
 OPTIONS_LARGE = 6
-LARGE_PORTFOLIO_STAGES = 400
 
 
 @dataclass(frozen=True)
@@ -79,8 +78,7 @@ class Portfolio:
         self.sc = cand.sc
         self.greedy = greedy
         state = greedy.state
-        n_stages = sum(len(w.stages) for w in self.sc.workloads)
-        self.per_stage = OPTIONS_LARGE if n_stages > LARGE_PORTFOLIO_STAGES else OPTIONS_SMALL
+        self.per_stage = OPTIONS_LARGE if cand.large else OPTIONS_SMALL
         self.ledgers = self._ledgers(state)
         self.stages: dict[tuple[str, str], StageChoices] = {}
         for w in self.sc.workloads:
@@ -116,7 +114,8 @@ class Portfolio:
             origins = self._exports_of(w, stage, site)
             if not origins:
                 continue
-            o = next(x for x in self.cand.options[(wid, sid)] if x.label == a.option_label)
+            t = self.cand.table(w, stage)
+            o = t.option(t.row_of(a.option_label))
             if not self.cand.verdict(w, stage, o, [], [worst[w.tenant]]).lawful:
                 self.tight |= {(w.tenant, x) for x in origins}
         out: dict[str, ExportLedger] = {}
@@ -148,24 +147,27 @@ class Portfolio:
 
     # --- choices -------------------------------------------------------------------------------
     def _choices(self, w: Workload, stage: Stage, state: PlanState) -> StageChoices:
-        options = [o for o in self.cand.options[(w.id, stage.id)] if o.problem is None]
-        ranked = self.greedy.rank(w, stage, options, [])
+        t = self.cand.table(w, stage)
+        order, _, _ = self.greedy.rank_rows(w, stage, t, [])
+        gid = self.cand.groups(w, stage, t, [])
         placed = state.placed.get((w.id, stage.id))
         greedy_label = placed[0].option_label if placed else None
+        greedy_row = t.row_of(greedy_label) if greedy_label else None
         kept: list[tuple[Option, Verdict]] = []
-        groups: dict[Hashable, Verdict | None] = {}
-        for o, _, _ in ranked:
-            is_greedy = o.label == greedy_label
+        groups: dict[int, Verdict | None] = {}
+        have_greedy = greedy_row is None
+        for i in order:
+            is_greedy = int(i) == greedy_row
             if len(kept) >= self.per_stage and not is_greedy:
                 continue
-            g = self.cand.group(stage, o, [])
+            g = int(gid[i])
             if g not in groups:
-                groups[g] = self.admissible(w, stage, o)
+                groups[g] = self.admissible(w, stage, t.option(int(i)))
             v = groups[g]
             if v is not None:
-                kept.append((o, v))
-            if len(kept) >= self.per_stage and (greedy_label is None or any(
-                    k.label == greedy_label for k, _ in kept)):
+                kept.append((t.option(int(i)), v))
+                have_greedy = have_greedy or is_greedy
+            if len(kept) >= self.per_stage and have_greedy:
                 break
         out = StageChoices(w, stage, [])
         pred_sites = {c.option.site.id: c.option.site for p in stage.after

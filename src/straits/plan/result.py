@@ -117,10 +117,16 @@ class StageDiagnosis:
     rejections: tuple[Rejection, ...]
     citations: tuple[Reason, ...] = ()
     """One reason per distinct blocking rule, for the explanation of what the rules did."""
+    also_lost: tuple[tuple[str, int, str], ...] = ()
+    """(reason, options, note) for options that lost without a record of their own: in a large
+    portfolio, those ranked below the best lawful ones on their own cost or time."""
 
     @property
     def lost(self) -> dict[str, int]:
-        return dict(Counter(r.reason for r in self.rejections).most_common())
+        counts = Counter(r.reason for r in self.rejections)
+        for reason, n, _ in self.also_lost:
+            counts[reason] += n
+        return dict(counts.most_common())
 
     @property
     def lawful_and_free(self) -> int:
@@ -141,8 +147,27 @@ class StageDiagnosis:
             "rules": [c.to_json() for c in self.citations],
         }
         if details:
-            out["rejections"] = [r.to_json() for r in self.rejections]
+            out["rejections"] = [r.to_json() for r in self.rejections] + [
+                {"options": n, "reason": reason, "detail": note}
+                for reason, n, note in self.also_lost]
         return out
+
+
+@dataclass(frozen=True)
+class WhyNot:
+    """The smallest set of constraints that keeps a stage from being placed."""
+
+    workload: str
+    stage: str
+    constraints: tuple[str, ...]
+    requires: tuple[str, ...]
+    """authorizations that would make blocked options lawful"""
+    text: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"workload": self.workload, "stage": self.stage,
+                "constraints": list(self.constraints), "requires": list(self.requires),
+                "text": self.text}
 
 
 @dataclass(frozen=True)
@@ -159,7 +184,13 @@ class Plan:
     diagnosis: tuple[StageDiagnosis, ...]
     rules_digest: str = ""
     bound_usd: float | None = None
+    """CP-SAT's lower bound on the cost objective (when the search reports one)"""
+    gap: float | None = None
+    """(objective - bound) / objective of the CP-SAT search, in the model's units"""
+    baseline_usd: float | None = None
+    """the greedy plan's cost plus penalties, for comparison"""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    why_not: tuple[WhyNot, ...] = ()
 
     @property
     def total_cost_usd(self) -> float:
@@ -218,5 +249,9 @@ class Plan:
             "warnings": [{**w.to_json(), "stages": stages}
                          for w, stages in self.warnings().values()],
             "rules_digest": self.rules_digest,
+            "bound_usd": None if self.bound_usd is None else round(self.bound_usd, 2),
+            "gap": None if self.gap is None else round(self.gap, 6),
+            "baseline_usd": None if self.baseline_usd is None else round(self.baseline_usd, 2),
+            "why_not": [x.to_json() for x in self.why_not],
             "notes": list(self.notes),
         }

@@ -29,9 +29,13 @@ class Timeline:
     def __post_init__(self) -> None:
         if not self.steps:
             self.steps = [(0.0, self.capacity)]
+        self._starts = [s for s, _ in self.steps]
+        self._peak = max(c for _, c in self.steps)
 
     def capacity_at(self, t: float) -> int:
-        i = bisect.bisect_right([s for s, _ in self.steps], t + EPS) - 1
+        if len(self.steps) == 1:
+            return self.steps[0][1]
+        i = bisect.bisect_right(self._starts, t + EPS) - 1
         return self.steps[max(i, 0)][1]
 
     def segments(self) -> list[tuple[float, float, int]]:
@@ -62,7 +66,7 @@ class Timeline:
 
     def earliest(self, chips: int, hours: float, ready: float) -> float | None:
         """The earliest start >= ``ready`` at which ``chips`` are free for ``hours``."""
-        if chips > max(c for _, c in self.steps):
+        if chips > self._peak:
             return None
         run_start: float | None = None
         for seg_start, seg_end, free in self.segments():

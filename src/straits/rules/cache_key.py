@@ -154,19 +154,18 @@ class KeyPlan:
 
 def _get(ctx: dict[str, Any], path: Path) -> Any:
     """The value at ``path``; an entity reference met on the way stands for the rest."""
-    node: Any = ctx
-    for attr in path:
-        if not isinstance(node, dict):
+    node: Any = ctx.get(path[0], MISSING)
+    for attr in path[1:]:
+        if type(node) is not dict:
             return MISSING
         ref = node.get("__entity")
         if ref is not None:
-            return ("E", ref["type"], ref["id"])
+            return ("E", ref["id"])
         node = node.get(attr, MISSING)
-        if node is MISSING:
-            return MISSING
-    if isinstance(node, dict) and "__entity" in node:
-        ref = node["__entity"]
-        return ("E", ref["type"], ref["id"])
+    if type(node) is dict:
+        ref = node.get("__entity")
+        if ref is not None:
+            return ("E", ref["id"])
     return node
 
 

@@ -23,6 +23,7 @@ from straits.rules.context import NS, build_request, chip_entity
 from straits.rules.decision import Decision, combine, template_values
 from straits.rules.est import group_refs
 from straits.rules.pack_loader import Group, Pack, Rule, load_packs, schema_text
+from straits.rules.partition import partition
 
 #: most decisions memoized before the memo starts over (bounds memory in long-running servers)
 DECISION_MEMO = 200_000
@@ -45,9 +46,11 @@ class RuleSet:
         self.schema = schema_text()
         policy_text = "\n\n".join(p.policy_text for p in packs if p.rules)
         self._validate(policy_text)
-        self._evaluator = Evaluator(policy_text, self._entities(), self.schema)
+        entities = self._entities()
+        self._evaluator = Evaluator(policy_text, entities, self.schema)  # all policies at once
+        self._parts = partition(self.rules, entities, self.schema)
         self._keys = KeyPlan([r.est for r in self.rules])
-        self._cache: dict[Hashable, tuple[int, ...]] = {}
+        self._cache: list[dict[Hashable, tuple[int, ...]]] = [{} for _ in self._parts]
         self._decisions: dict[CheckRequest, Decision] = {}
         self.evaluations = 0
 
@@ -139,31 +142,39 @@ class RuleSet:
 
     def applicable(self, requests: list[CheckRequest], *, use_cache: bool = True
                    ) -> list[list[Rule]]:
-        """The rules whose conditions hold, for each request (one Cedar batch for the misses)."""
+        """The rules whose conditions hold, for each request. Each part of the policies
+        (:mod:`straits.rules.partition`) is asked about its own misses in one Cedar batch."""
         cedar_reqs = [build_request(r) for r in requests]
-        keys: list[Hashable] = [self._keys.key(r.action, c["context"])
-                                for r, c in zip(requests, cedar_reqs, strict=True)]
-        out: list[tuple[int, ...] | None] = [
-            self._cache.get(k) if use_cache else None for k in keys]
-        missing = [i for i, hit in enumerate(out) if hit is None]
-        if missing:
-            # one Cedar evaluation per distinct key (a batch often repeats a question)
-            first: dict[Hashable, int] = {}
-            for i in missing:
-                first.setdefault(keys[i] if use_cache else i, i)
-            unique = list(first.values())
-            try:
-                results = self._evaluator.satisfied([cedar_reqs[i] for i in unique])
-            except ValueError as exc:
-                raise RequestError(f"the rules could not evaluate this request: {exc}") from None
-            self.evaluations += len(unique)
-            answers = {keys[i] if use_cache else i: tuple(idx)
-                       for i, idx in zip(unique, results, strict=True)}
-            for i in missing:
-                out[i] = answers[keys[i] if use_cache else i]
-            if use_cache:
-                self._cache.update(answers)
-        return [[self.rules[j] for j in hit or ()] for hit in out]
+        found: list[list[int]] = [[] for _ in requests]
+        for part, memo in zip(self._parts, self._cache, strict=True):
+            ctxs = [part.context(c["context"]) for c in cedar_reqs]
+            keys: list[Hashable] = [part.key(r.action, ctx)
+                                    for r, ctx in zip(requests, ctxs, strict=True)]
+            out: list[tuple[int, ...] | None] = [memo.get(k) if use_cache else None
+                                                 for k in keys]
+            missing = [i for i, hit in enumerate(out) if hit is None]
+            if missing:
+                # one Cedar evaluation per distinct key (a batch often repeats a question)
+                first: dict[Hashable, int] = {}
+                for i in missing:
+                    first.setdefault(keys[i] if use_cache else i, i)
+                unique = list(first.values())
+                batch = [{**cedar_reqs[i], "context": ctxs[i]} for i in unique]
+                try:
+                    results = part.evaluator.satisfied(batch)
+                except ValueError as exc:
+                    raise RequestError(f"the rules could not evaluate this request: {exc}"
+                                       ) from None
+                self.evaluations += len(unique)
+                answers = {keys[i] if use_cache else i: tuple(part.rules[j] for j in idx)
+                           for i, idx in zip(unique, results, strict=True)}
+                for i in missing:
+                    out[i] = answers[keys[i] if use_cache else i]
+                if use_cache:
+                    memo.update(answers)
+            for i, hit in enumerate(out):
+                found[i] += hit or ()
+        return [[self.rules[j] for j in sorted(idx)] for idx in found]
 
     def position(self, path: tuple[str, ...], value: object) -> Hashable:
         """How the loaded policies see ``value`` at context ``path`` (see KeyPlan.position)."""
@@ -193,12 +204,13 @@ class RuleSet:
         return [d for d in out if d is not None]
 
     def clear_cache(self) -> None:
-        self._cache.clear()
+        for memo in self._cache:
+            memo.clear()
         self._decisions.clear()
 
     @property
     def cache_size(self) -> int:
-        return len(self._cache)
+        return sum(len(c) for c in self._cache)
 
 
 @cache

@@ -1,0 +1,87 @@
+"""The cost/time frontier: the cheapest plan for each bound on the makespan.
+
+The two ends are the cheapest plan and the fastest one; between them, the cheapest plan whose
+makespan stays within evenly spaced bounds (the epsilon-constraint method). Points that another
+point beats on both cost and time are dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ortools.sat.python import cp_model
+
+from straits.plan.candidates import Candidates
+from straits.plan.cpsat_model import add_hints, build
+from straits.plan.greedy import GreedyPlanner
+from straits.plan.optimizer import WORKERS, retime_hints
+from straits.plan.portfolio import Portfolio
+
+
+@dataclass(frozen=True)
+class FrontierPoint:
+    cost_usd: float
+    makespan_hours: float
+    unplaced: int
+    status: str
+    bound_hours: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cost_usd": round(self.cost_usd, 2),
+                "makespan_hours": round(self.makespan_hours, 2), "unplaced": self.unplaced,
+                "status": self.status, "max_makespan_hours": self.bound_hours}
+
+
+def _solve(pf: Portfolio, greedy: GreedyPlanner, objective: str, max_end: int | None,
+           seconds: float, seed: int) -> FrontierPoint | None:
+    pm = build(pf, objective, max_end=max_end)
+    add_hints(pm, retime_hints(pm, greedy))
+    solver = cp_model.CpSolver()
+    p = solver.parameters
+    p.random_seed, p.num_workers, p.interleave_search = seed, WORKERS, True
+    p.max_deterministic_time = p.max_time_in_seconds = max(0.5, seconds)
+    p.cp_model_probing_level = 0
+    status = solver.solve(pm.model)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return None
+    cost = 0.0
+    end = 0
+    unplaced = 0
+    for key, xs in pm.x.items():
+        if solver.boolean_value(pm.u[key]):
+            unplaced += 1
+            continue
+        idx = next(i for i, xi in enumerate(xs) if solver.boolean_value(xi))
+        cost += pf.stages[key].choices[idx].cost
+        end = max(end, solver.value(pm.end[key]))
+    return FrontierPoint(cost, float(end), unplaced, solver.status_name(status).lower(),
+                         None if max_end is None else float(max_end))
+
+
+def frontier(cand: Candidates, *, points: int = 5, time_limit: float = 30.0,
+             seed: int = 0) -> list[FrontierPoint]:
+    """Up to ``points`` plans from the cheapest to the fastest, none beaten on both counts.
+    Costs are the model's (rental and data movement, whole dollars); times whole hours."""
+    greedy = GreedyPlanner(cand, objective="cost")
+    greedy.run()
+    pf = Portfolio(cand, greedy)
+    share = time_limit / max(2, points)
+    cheap = _solve(pf, greedy, "cost", None, share, seed)
+    fast = _solve(pf, greedy, "time", None, share, seed)
+    found = [p for p in (cheap, fast) if p is not None]
+    if cheap is not None and fast is not None and points > 2 \
+            and cheap.makespan_hours > fast.makespan_hours:
+        lo, hi = fast.makespan_hours, cheap.makespan_hours
+        for k in range(1, points - 1):
+            bound = int(hi - (hi - lo) * k / (points - 1))
+            p = _solve(pf, greedy, "cost", bound, share, seed)
+            if p is not None:
+                found.append(p)
+    best = min((p.unplaced for p in found), default=0)
+    found = [p for p in found if p.unplaced == best]
+    front = [p for p in found if not any(
+        q.cost_usd <= p.cost_usd and q.makespan_hours <= p.makespan_hours
+        and (q.cost_usd, q.makespan_hours) != (p.cost_usd, p.makespan_hours) for q in found)]
+    unique = {(p.cost_usd, p.makespan_hours): p for p in front}
+    return sorted(unique.values(), key=lambda p: p.makespan_hours)
