@@ -7,6 +7,7 @@ from the text of the 2024 provisions (a deliberate second implementation, as a t
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 
 from straits.model.scenario import Scenario
@@ -16,18 +17,46 @@ from straits.plan.transfer import transfer_hours, weights_gb
 EPS = 1e-6
 
 
+def _hours(sc: Scenario, day: dt.date) -> float:
+    return (dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC) - sc.start
+            ).total_seconds() / 3600
+
+
+def chips_at(sc: Scenario, site: str, chip: str, t: float, bought_by: str | None) -> int:
+    """The chips a pool has at hour ``t``: its last availability window covering ``t`` or its
+    count; for chips bought by a tenant, the procurable maximum once they have arrived."""
+    pool = next(p for p in sc.site(site).pools if p.chip == chip)
+    if bought_by is not None:
+        pr = pool.procurable
+        if pr is None or (pr.buyer is not None and pr.buyer != bought_by):
+            return 0
+        return pr.max if t + EPS >= pr.lead_days * 24 else 0
+    count = pool.count
+    for w in sorted(pool.availability, key=lambda w: w.start):
+        if _hours(sc, w.start) <= t + EPS and (w.end is None or t + EPS < _hours(sc, w.end)):
+            count = w.count
+    return count
+
+
 def capacity_violations(sc: Scenario, plan: Plan) -> list[str]:
+    """At every instant where use changes, chips in use <= chips the pool has; the pool's
+    count may drop (maintenance) while stages run, so every window edge is checked too."""
     out = []
-    events: dict[tuple[str, str], list[tuple[float, int]]] = defaultdict(list)
+    events: dict[tuple[str, str, str | None], list[tuple[float, int]]] = defaultdict(list)
     for a in plan.assignments:
-        events[(a.site, a.chip)] += [(a.start_h, a.chips), (a.end_h, -a.chips)]
-    for (site, chip), evs in events.items():
-        count = next(p.count for p in sc.site(site).pools if p.chip == chip)
+        buyer = sc.workload(a.workload).tenant if a.bought else None
+        events[(a.site, a.chip, buyer)] += [(a.start_h, a.chips), (a.end_h, -a.chips)]
+    for (site, chip, buyer), evs in events.items():
+        pool = next(p for p in sc.site(site).pools if p.chip == chip)
+        edges = [(_hours(sc, w.start), 0) for w in pool.availability] + \
+            [(_hours(sc, w.end), 0) for w in pool.availability if w.end is not None]
         used = 0
-        for _, delta in sorted(evs, key=lambda e: (e[0], e[1])):  # ends before starts at ties
+        for t, delta in sorted(evs + edges, key=lambda e: (e[0], e[1])):  # ends first at ties
             used += delta
-            if used > count:
-                out.append(f"{site}/{chip}: {used} chips in use > {count}")
+            have = chips_at(sc, site, chip, t, buyer)
+            if used > 0 and used > have:
+                what = f"bought by {buyer}" if buyer else "rented"
+                out.append(f"{site}/{chip} ({what}) at {t:.1f} h: {used} chips in use > {have}")
     return out
 
 

@@ -175,3 +175,46 @@ def test_estimate_serving_from_a_tokens_per_second_target() -> None:
     assert out["chip_hours"] == pytest.approx(out["chips"] * 30 * 24)
     one_line_error(straits("estimate", stdin=json.dumps({**req, "tokens_per_s": None})),
                    "`chips` or `tokens_per_s`")
+
+
+def test_plan_solver_choice_and_pareto(example_path: Path) -> None:
+    g = straits("plan", str(example_path), "--json", "--solver", "greedy")
+    assert g.returncode == 0, g.stderr
+    assert json.loads(g.stdout)["solver"] == "greedy"
+    c = straits("plan", str(example_path), "--json", "--time-limit", "5")
+    doc = json.loads(c.stdout)
+    assert doc["solver"] == "cpsat" and doc["gap"] is not None
+    assert doc["baseline_usd"] >= doc["total_cost_usd"] + doc["penalty_usd"] - 1.0
+    p = straits("plan", str(example_path), "--json", "--pareto", "3", "--time-limit", "3")
+    assert p.returncode == 0, p.stderr
+    points = json.loads(p.stdout)["pareto"]
+    assert points and all({"makespan_hours", "cost_usd", "unplaced"} <= set(x) for x in points)
+    bad = straits("plan", str(example_path), "--solver", "magic")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_scenario_generate_validate_and_plan(tmp_path: Path) -> None:
+    out = tmp_path / "gen.yaml"
+    g = straits("scenario", "generate", "--workloads", "3", "--sites", "5", "--seed", "4",
+                "-o", str(out))
+    assert g.returncode == 0, g.stderr
+    again = straits("scenario", "generate", "--workloads", "3", "--sites", "5", "--seed", "4")
+    assert again.stdout == out.read_text()  # same seed, same scenario
+    v = straits("scenario", "validate", str(out))
+    assert v.returncode == 0 and "valid (" in v.stdout
+    assert not [f for f in tmp_path.iterdir() if f.name.endswith(".tmp")]
+    plan = straits("plan", str(out), "--json", "--time-limit", "3")
+    assert plan.returncode in (0, 3), plan.stderr
+    assert json.loads(plan.stdout)["status"] in ("optimal", "feasible", "infeasible")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(out.read_text().replace("tenant: t000", "tenant: nobody", 1))
+    one_line_error(straits("scenario", "validate", str(broken)), str(broken), "nobody")
+
+
+def test_plan_empty_scenario_exits_0(tmp_path: Path) -> None:
+    f = tmp_path / "empty.yaml"
+    f.write_text("straits: 1\nname: empty\ndate: 2025-06-01\ntenants: [{id: t, hq: SG}]\n"
+                 "sites: [{id: s, country: SG, operator_hq: SG}]\nworkloads: []\n")
+    p = straits("plan", str(f))
+    assert p.returncode == 0, p.stderr
+    assert "no workloads" in p.stdout

@@ -28,6 +28,7 @@ from straits.model.types import Objective, Regime
 from straits.plan import DEFAULT_TIME_LIMIT, Solver, make_plan
 from straits.plan.candidates import Candidates
 from straits.plan.optimizer import Progress as OnProgress
+from straits.plan.optimizer import SearchState
 from straits.plan.pareto import FrontierPoint, frontier
 from straits.rules import ruleset
 
@@ -35,7 +36,8 @@ EXIT_UNPLACED = 3
 
 
 @contextmanager
-def solver_progress(enabled: bool, limit: float) -> Iterator[OnProgress | None]:
+def solver_progress(enabled: bool, limit: float, objective: str
+                    ) -> Iterator[OnProgress | None]:
     """A progress bar on stderr while CP-SAT searches: time used, best plan, bound."""
     if not enabled:
         yield None
@@ -44,13 +46,9 @@ def solver_progress(enabled: bool, limit: float) -> Iterator[OnProgress | None]:
                   TimeElapsedColumn(), console=err_console, transient=True) as bar:
         task = bar.add_task("building the model", total=limit)
 
-        def update(elapsed: float, best: float | None, bound: float | None) -> None:
-            text = "searching"
-            if best is not None:
-                gap = "" if bound is None else \
-                    f", gap {max(0.0, best - bound) / max(abs(best), 1):.1%}"
-                text = f"best {best:,.0f}, bound {bound or 0:,.0f}{gap}"
-            bar.update(task, completed=min(elapsed, limit), description=text)
+        def update(state: SearchState) -> None:
+            bar.update(task, completed=min(state.elapsed, limit),
+                       description=state.describe(objective))
 
         yield update
 
@@ -90,7 +88,8 @@ def plan(
             points = frontier(cand, points=max(2, pareto), time_limit=time_limit, seed=seed)
             _print_frontier(points, json_out)
             return
-        with solver_progress(show and solver == "cpsat", time_limit) as on_progress:
+        goal = objective or sc.objective
+        with solver_progress(show and solver == "cpsat", time_limit, goal) as on_progress:
             result = make_plan(sc, regime=regime, objective=objective, rules=rs, solver=solver,
                                time_limit=time_limit, seed=seed, on_progress=on_progress)
     except InputError as exc:

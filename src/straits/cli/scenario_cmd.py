@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import typer
@@ -12,26 +10,11 @@ import yaml
 
 from straits.cli.common import console, fail
 from straits.errors import InputError
+from straits.fileio import write_atomically
 from straits.loading import load_scenario
 from straits.simulate.generate import generate_dict
 
 app = typer.Typer(help="Generate and validate scenarios.", no_args_is_help=True)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory, so a reader
-    never sees half a file and a failure leaves the old file as it was."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @app.command("generate")

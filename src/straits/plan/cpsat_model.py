@@ -48,6 +48,14 @@ class PortfolioModel:
     late: dict[str, cp_model.IntVar] = field(default_factory=dict)
     done: dict[str, cp_model.IntVar] = field(default_factory=dict)
     span: cp_model.IntVar | None = None
+    score_unit: int = 1
+    """model units per unit of the objective's own measure (dollars, or hours for time)"""
+
+    def decode(self, value: float) -> tuple[int, float]:
+        """A model objective value (or bound) as (unplaced stages, score): the score is
+        dollars for ``cost``, hours of makespan (or weighted completion) for the others."""
+        unplaced = int(value // self.unplaced_weight) if value >= 0 else 0
+        return unplaced, (value - unplaced * self.unplaced_weight) / self.score_unit
 
 
 def _deadline(pf: Portfolio, day: dt.date) -> int:
@@ -195,7 +203,7 @@ def build(pf: Portfolio, objective: str, *, horizon: int | None = None,
     unplaced = cp_model.LinearExpr.sum(list(u.values()))
     if objective == "cost":
         m.minimize(big * unplaced + total_cost)
-        weight = big
+        weight, unit = big, 1
     else:
         span = m.new_int_var(0, horizon, "makespan")
         completions = []
@@ -214,10 +222,10 @@ def build(pf: Portfolio, objective: str, *, horizon: int | None = None,
         k_cost = [xi * (c.cost // 1000) for key, st in stages.items()
                   for xi, c in zip(x[key], st.choices, strict=True)]
         k_bound = cost_bound // 1000 + 1
-        weight = (time_bound + 1) * k_bound + 1
+        weight, unit = (time_bound + 1) * k_bound + 1, k_bound
         m.minimize(weight * unplaced + time_part * k_bound + sum(k_cost))
     return PortfolioModel(m, pf, horizon, x, u, start, end, bought, weight, groups, lates,
-                          dones, span)
+                          dones, span, unit)
 
 
 def edge_lag(pf: Portfolio, w: Workload, pred: StageChoices, succ: StageChoices) -> int:

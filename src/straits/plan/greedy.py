@@ -158,10 +158,13 @@ class GreedyPlanner:
                     notes.append(f"{w.id}/{stage.id} ends {a.late_hours:,.0f} h after the "
                                  f"deadline {w.deadline} (soft deadline)")
         assignments = tuple(a for a, _, _ in state.placed.values())
+        if not self.sc.workloads:
+            notes.append("nothing to plan: the scenario has no workloads")
         return (Plan(
             scenario=self.sc.name, date=self.cand.date, regime=self.cand.regime,
             objective=self.objective, solver="greedy",
-            status="infeasible" if unplaced else "feasible", start=self.sc.start,
+            status="infeasible" if unplaced else "feasible" if self.sc.workloads else "optimal",
+            start=self.sc.start,
             assignments=assignments, unplaced=tuple(unplaced), diagnosis=tuple(diagnosis),
             rules_digest=self.cand.rules.digest, notes=tuple(notes),
         ), state)

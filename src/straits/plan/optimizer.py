@@ -31,49 +31,109 @@ from straits.plan.timeline import Timeline
 from straits.plan.transfer import egress_usd, transfer_hours, weights_gb
 from straits.plan.whynot import explain
 
-Progress = Callable[[float, float | None, float | None], None]
-"""(seconds elapsed, best objective, best bound)"""
-
 WORKERS = 4
+
+
+@dataclass(frozen=True)
+class SearchState:
+    """Where the search stands, in the objective's own terms: each of ``best`` and ``bound``
+    is (unplaced stages, score), the score in dollars for ``cost`` and in hours otherwise."""
+
+    elapsed: float
+    best: tuple[int, float] | None
+    bound: tuple[int, float] | None
+
+    @property
+    def gap(self) -> float | None:
+        return _gap(self.best, self.bound)
+
+    def describe(self, objective: str) -> str:
+        if self.best is None:
+            return "searching"
+        suffix = " USD" if objective == "cost" else " h"
+
+        def unit(v: float) -> str:
+            return f"{v:,.0f}{suffix}"
+
+        text = unit(self.best[1]) + (f", {self.best[0]} unplaced" if self.best[0] else "")
+        if self.bound is not None:
+            if self.bound[0] < self.best[0]:
+                text += f"; bound allows {self.best[0] - self.bound[0]} more placed"
+            else:
+                text += f"; bound {unit(self.bound[1])}, gap {self.gap or 0.0:.1%}"
+        return text
+
+
+Progress = Callable[[SearchState], None]
+
+
+def _gap(best: tuple[int, float] | None, bound: tuple[int, float] | None) -> float | None:
+    """The relative gap of the score when the bound places no more stages than the plan;
+    None when there is no plan or the bound does not rule out placing more stages."""
+    if best is None or bound is None or bound[0] < best[0]:
+        return None
+    if bound[0] > best[0]:
+        return 0.0
+    return max(0.0, (best[1] - bound[1]) / max(abs(best[1]), 1.0))
 
 
 @dataclass(frozen=True)
 class SolveInfo:
     status: str
-    objective: float | None
-    bound: float | None
+    best: tuple[int, float] | None
+    bound: tuple[int, float] | None
     wall_s: float
     solutions: int
 
-    @property
-    def gap(self) -> float | None:
-        if self.objective is None or self.bound is None:
-            return None
-        return max(0.0, (self.objective - self.bound) / max(abs(self.objective), 1.0))
+    def gap(self, plan: Plan, objective: str, sc: Scenario) -> float | None:
+        return _gap(_score(plan, objective, sc), self.bound)
+
+    def bound_note(self, plan: Plan, objective: str, sc: Scenario) -> str:
+        best = _score(plan, objective, sc)
+        if self.bound is not None and self.bound[0] < best[0]:
+            return (f"; its bound does not rule out placing {best[0] - self.bound[0]} "
+                    "more stages")
+        gap = self.gap(plan, objective, sc)
+        return f", gap {gap:.2%} to the bound" if gap is not None else ""
+
+
+def _score(plan: Plan, objective: str, sc: Scenario) -> tuple[int, float]:
+    """A plan in the model's terms: (unplaced stages, dollars | makespan | weighted
+    completion hours)."""
+    if objective == "cost":
+        return len(plan.unplaced), plan.objective_usd
+    if objective == "time":
+        return len(plan.unplaced), plan.makespan_hours
+    done: dict[str, float] = {}
+    for a in plan.assignments:
+        done[a.workload] = max(done.get(a.workload, 0.0), a.end_h)
+    return len(plan.unplaced), float(sum(
+        round(w.weight * 100) * done[w.id] for w in sc.workloads if w.id in done))
 
 
 class _Watcher(cp_model.CpSolverSolutionCallback):
-    def __init__(self, on_progress: Progress | None) -> None:
+    def __init__(self, on_progress: Progress | None, pm: PortfolioModel) -> None:
         super().__init__()
         self.on_progress = on_progress
-        self.best: float | None = None
-        self.bound: float | None = None
+        self.pm = pm
+        self.best: tuple[int, float] | None = None
+        self.bound: tuple[int, float] | None = None
         self.count = 0
         self.t0 = time.monotonic()
 
     def on_solution_callback(self) -> None:
         self.count += 1
-        self.best = self.objective_value
-        self.bound = self.best_objective_bound
+        self.best = self.pm.decode(self.objective_value)
+        self.bound = self.pm.decode(self.best_objective_bound)
         self.report()
 
     def on_bound(self, bound: float) -> None:
-        self.bound = bound
+        self.bound = self.pm.decode(bound)
         self.report()
 
     def report(self) -> None:
         if self.on_progress is not None:
-            self.on_progress(time.monotonic() - self.t0, self.best, self.bound)
+            self.on_progress(SearchState(time.monotonic() - self.t0, self.best, self.bound))
 
 
 def retime_hints(pm: PortfolioModel, greedy: GreedyPlanner
@@ -140,9 +200,7 @@ def _optimize(cand: Candidates, objective: str, time_limit: float, seed: int,
     greedy = GreedyPlanner(cand, objective=objective)
     baseline = greedy.run()
     if not cand.sc.workloads:
-        return replace(baseline, solver="cpsat", status="optimal",
-                       notes=(*baseline.notes, "nothing to plan: the scenario has no workloads")
-                       ), None
+        return replace(baseline, solver="cpsat"), None
     pf = Portfolio(cand, greedy)
     pm = build(pf, objective)
     add_hints(pm, retime_hints(pm, greedy))
@@ -154,7 +212,7 @@ def _optimize(cand: Candidates, objective: str, time_limit: float, seed: int,
     p.max_deterministic_time = max(0.5, time_limit)
     p.max_time_in_seconds = max(1.0, time_limit)
     p.cp_model_probing_level = 0  # probing the presolved model costs more than it saves here
-    watcher = _Watcher(on_progress)
+    watcher = _Watcher(on_progress, pm)
     solver.best_bound_callback = watcher.on_bound
     stop = threading.Event()
     ticker = threading.Thread(target=_tick, args=(watcher, stop), daemon=True)
@@ -164,11 +222,14 @@ def _optimize(cand: Candidates, objective: str, time_limit: float, seed: int,
     finally:
         stop.set()
         ticker.join()
+    found = status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
     info = SolveInfo(solver.status_name(status),
-                     solver.objective_value if status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
-                     else None, solver.best_objective_bound, solver.wall_time, watcher.count)
-    prefix = (f"greedy baseline {baseline.objective_usd:,.0f} USD" if objective == "cost"
-              else f"greedy baseline makespan {baseline.makespan_hours:,.0f} h")
+                     pm.decode(solver.objective_value) if found else None,
+                     pm.decode(solver.best_objective_bound) if found else None,
+                     solver.wall_time, watcher.count)
+    left = f", {len(baseline.unplaced)} stages unplaced" if baseline.unplaced else ""
+    prefix = (f"greedy baseline {baseline.objective_usd:,.0f} USD{left}" if objective == "cost"
+              else f"greedy baseline makespan {baseline.makespan_hours:,.0f} h{left}")
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         note = f"CP-SAT found no plan in {time_limit:g} s ({info.status}); the greedy plan stands"
         return replace(baseline, notes=(*baseline.notes, note, prefix)), pf
@@ -181,17 +242,21 @@ def _optimize(cand: Candidates, objective: str, time_limit: float, seed: int,
     if len(plan.unplaced) > len(baseline.unplaced) or (
             len(plan.unplaced) == len(baseline.unplaced) and not better
             and info.status != "OPTIMAL"):
-        gap = f"; gap {info.gap:.2%} to its bound" if info.gap is not None else ""
         note = (f"CP-SAT ({info.status.lower()}, {info.wall_s:.1f} s) did not improve on the "
-                f"greedy plan, which stands{gap}")
-        return replace(baseline, solver="cpsat", bound_usd=_bound(pm, info, objective),
-                       gap=info.gap, baseline_usd=baseline.objective_usd,
+                f"greedy plan, which stands{info.bound_note(baseline, objective, pf.sc)}")
+        return replace(baseline, solver="cpsat", bound_usd=_bound(info, objective, baseline),
+                       bound_unplaced=info.bound[0] if info.bound else None,
+                       gap=info.gap(baseline, objective, pf.sc),
+                       baseline_usd=baseline.objective_usd,
+                       baseline_unplaced=len(baseline.unplaced),
                        notes=(*baseline.notes, note, prefix)), pf
-    gap = f", gap {info.gap:.2%} to the bound" if info.gap is not None else ""
     note = (f"CP-SAT {info.status.lower()} in {time.monotonic() - t0:.1f} s "
-            f"({info.solutions} solutions{gap}); {prefix}")
-    return replace(plan, gap=info.gap, baseline_usd=baseline.objective_usd,
-                   notes=(*plan.notes, note)), pf
+            f"({info.solutions} solutions{info.bound_note(plan, objective, pf.sc)}); {prefix}")
+    return replace(plan, gap=info.gap(plan, objective, pf.sc),
+                   bound_usd=_bound(info, objective, plan),
+                   bound_unplaced=info.bound[0] if info.bound else None,
+                   baseline_usd=baseline.objective_usd,
+                   baseline_unplaced=len(baseline.unplaced), notes=(*plan.notes, note)), pf
 
 
 def _tick(watcher: _Watcher, stop: threading.Event) -> None:
@@ -199,10 +264,14 @@ def _tick(watcher: _Watcher, stop: threading.Event) -> None:
         watcher.report()
 
 
-def _bound(pm: PortfolioModel, info: SolveInfo, objective: str) -> float | None:
-    if objective != "cost" or info.bound is None:
+def _bound(info: SolveInfo, objective: str, plan: Plan) -> float | None:
+    """CP-SAT's bound on the cost, for plans that leave as many stages unplaced as the bound.
+    The model counts each stage's cost rounded up to a whole dollar and the costliest route
+    for its predecessors' weights, so its bound can exceed the exact cost of the plan by a few
+    dollars: it is clipped there."""
+    if objective != "cost" or info.bound is None or info.bound[0] < len(plan.unplaced):
         return None
-    return info.bound % pm.unplaced_weight if info.bound >= pm.unplaced_weight else info.bound
+    return min(info.bound[1], plan.objective_usd)
 
 
 def extract(pm: PortfolioModel, solver: cp_model.CpSolver, greedy: GreedyPlanner,
@@ -257,7 +326,7 @@ def extract(pm: PortfolioModel, solver: cp_model.CpSolver, greedy: GreedyPlanner
                   f"(soft deadline)" for a, _, _ in placed.values() if a.late_hours > 0)
     return replace(baseline, solver="cpsat", status=status,
                    assignments=tuple(a for a, _, _ in placed.values()), unplaced=unplaced,
-                   diagnosis=diagnosis, bound_usd=_bound(pm, info, objective), notes=notes)
+                   diagnosis=diagnosis, notes=notes)
 
 
 def _late(w: Workload, sc: Scenario, end: float) -> float:

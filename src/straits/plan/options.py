@@ -183,6 +183,8 @@ def fit_stage(sc: Scenario, w: Workload, stage: Stage, chip: Chip, count: int,
         counts = [stage.chips]
     else:
         counts = size_menu(need, count, menu)
+        if count == 0:
+            return fit("capacity", "the pool has no chips in the plan's horizon", need)
         if not counts:
             return fit("memory", f"needs at least {need} x {chip.id} "
                                  f"({w.model.params * 16 / 1e9:,.0f} GB of training state), "

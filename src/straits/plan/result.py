@@ -189,6 +189,11 @@ class Plan:
     """(objective - bound) / objective of the CP-SAT search, in the model's units"""
     baseline_usd: float | None = None
     """the greedy plan's cost plus penalties, for comparison"""
+    bound_unplaced: int | None = None
+    """the fewest unplaced stages CP-SAT's bound allows (a plan cannot place more than
+    all stages less this)"""
+    baseline_unplaced: int | None = None
+    """how many stages the greedy plan left unplaced (CP-SAT may place more at a higher cost)"""
     notes: tuple[str, ...] = field(default_factory=tuple)
     why_not: tuple[WhyNot, ...] = ()
 
@@ -252,6 +257,8 @@ class Plan:
             "bound_usd": None if self.bound_usd is None else round(self.bound_usd, 2),
             "gap": None if self.gap is None else round(self.gap, 6),
             "baseline_usd": None if self.baseline_usd is None else round(self.baseline_usd, 2),
+            "bound_unplaced": self.bound_unplaced,
+            "baseline_unplaced": self.baseline_unplaced,
             "why_not": [x.to_json() for x in self.why_not],
             "notes": list(self.notes),
         }

@@ -4,7 +4,9 @@ The mix follows the world Straits models: tenants headquartered in China, the US
 Europe and elsewhere; sites where the chips on offer depend on the country (H800/H20/Ascend in
 China, H100/H200/B200 elsewhere); public corpora and personal datasets collected in the tenant's
 home country; pre-train -> fine-tune -> serve workloads of 1B to 400B parameters. Prices are
-drawn around the catalog's reference rental prices. Every figure is synthetic and says so.
+drawn around the catalog's reference rental prices. Some pools have maintenance windows or
+capacity that arrives later, some may be bought (a synthetic purchase price of about 10,000 hours
+of rent), and some deadlines are soft with a daily penalty. Every figure is synthetic and says so.
 """
 
 from __future__ import annotations
@@ -67,8 +69,23 @@ def generate_dict(workloads: int = 10, sites: int = 20, seed: int = 0,
         for chip in chips:
             count = rng.choice((64, 128, 256, 512, 1024, 2048, 4096, 8192))
             price = round(BASE_PRICE[chip] * rng.uniform(0.8, 1.3), 2)
-            pools.append({"chip": chip, "count": count, "usd_per_chip_hour": price,
-                          "source": SOURCE, "confidence": "M"})
+            pool: dict[str, Any] = {"chip": chip, "count": count, "usd_per_chip_hour": price,
+                                    "source": SOURCE, "confidence": "M"}
+            roll = rng.random()
+            if roll < 0.1:  # maintenance: a share of the pool is out for two to eight weeks
+                begin = date + dt.timedelta(days=rng.randint(0, 300))
+                pool["availability"] = [{
+                    "start": begin, "end": begin + dt.timedelta(weeks=rng.randint(2, 8)),
+                    "count": count // rng.choice((2, 4, 8))}]
+            elif roll < 0.18:  # expansion: half the chips now, all of them later
+                pool["availability"] = [{
+                    "start": date, "end": date + dt.timedelta(days=rng.randint(30, 240)),
+                    "count": count // 2}]
+            if rng.random() < 0.08:
+                pool["procurable"] = {"max": max(8, count // 2),
+                                      "usd_per_chip": round(BASE_PRICE[chip] * 10_000, -2),
+                                      "lead_days": rng.choice((30, 60, 120))}
+            pools.append(pool)
         site_docs.append({"id": f"s{i:03d}-{country.lower()}", "country": country,
                           "operator_hq": operator, "wan_gbps": rng.choice((10, 40, 100, 400)),
                           "egress_usd_per_gb": round(rng.uniform(0.0, 0.09), 3),
@@ -118,6 +135,9 @@ def generate_dict(workloads: int = 10, sites: int = 20, seed: int = 0,
                              "stages": stages}
         if rng.random() < 0.6:
             w["deadline"] = date + dt.timedelta(days=rng.randint(60, 540))
+            if rng.random() < 0.3:
+                w["deadline_policy"] = "soft"
+                w["late_penalty_usd_per_day"] = float(rng.choice((1e3, 1e4, 1e5)))
         if rng.random() < 0.4:
             w["budget_usd"] = float(rng.choice((1e6, 1e7, 5e7, 2e8)))
         work.append(w)
