@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -24,3 +25,32 @@ def rules() -> RuleSet:
 @pytest.fixture(scope="session")
 def example_path() -> Path:
     return EXAMPLE
+
+
+# --- databases -----------------------------------------------------------------------------------
+# SQLite always; PostgreSQL too when STRAITS_TEST_POSTGRES_URL names a server (.ci/run starts
+# one). STRAITS_REQUIRE_POSTGRES=1 makes a missing or unreachable server a failure, not a skip.
+PG_URL = os.environ.get("STRAITS_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]
+if os.environ.get("STRAITS_REQUIRE_POSTGRES") == "1" and not PG_URL:
+    raise RuntimeError("STRAITS_REQUIRE_POSTGRES=1 but STRAITS_TEST_POSTGRES_URL is not set")
+
+
+def reset_postgres(url: str) -> None:
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+        conn.exec_driver_sql("CREATE SCHEMA public")
+    engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database of each backend under test."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'straits.db'}"
+    assert PG_URL is not None
+    reset_postgres(PG_URL)
+    return PG_URL

@@ -30,7 +30,8 @@ def one_line_error(p: subprocess.CompletedProcess[str], *words: str) -> None:
 def test_help_lists_the_commands() -> None:
     p = straits("--help")
     assert p.returncode == 0
-    for cmd in ("chips", "check", "estimate", "plan", "demo"):
+    for cmd in ("chips", "check", "estimate", "plan", "demo", "scenario", "rules", "ledger",
+                "tokens", "serve"):
         assert cmd in p.stdout
 
 
@@ -142,14 +143,18 @@ def test_plan_bad_scenario_exit_2(tmp_path: Path, content: str, words: tuple[str
     one_line_error(straits("plan", str(f)), str(f), *words)
 
 
-def test_demo_tells_both_regimes() -> None:
-    p = straits("demo")
+def test_demo_tells_both_regimes_and_records_them(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'demo.db'}"
+    p = straits("demo", "--db", db)
     assert p.returncode == 0, p.stderr
     assert "enacted" in p.stdout and "ai-diffusion" in p.stdout
     assert "us-diffusion-tier3-hq-compute" in p.stdout
-    j = straits("demo", "--json")
+    assert "ledger verifies" in p.stdout
+    j = straits("demo", "--json", "--db", db)
     out = json.loads(j.stdout)
     assert set(out["plans"]) == {"enacted", "ai-diffusion"}
+    assert out["ledger"]["verify"] == {**out["ledger"]["verify"], "ok": True, "entries": 4}
+    assert straits("demo", "--json", "--no-record").returncode == 0
 
 
 def test_estimate_human_view_and_sweep() -> None:

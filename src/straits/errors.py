@@ -59,5 +59,23 @@ class PackError(InputError):
     """A rule pack (Cedar policies, schema or case table) is malformed."""
 
 
+class StoreError(StraitsError):
+    """The database cannot be reached or written. Exit status 1."""
+
+
+class AuthError(StraitsError):
+    """A request without a valid token (401) or beyond its token's rights (403)."""
+
+    def __init__(self, message: str, status: int = 401) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class NotFoundError(StraitsError):
+    """Something asked for by id does not exist, or is not the caller's to see (404)."""
+
+    exit_code = 2
+
+
 class CatalogError(StraitsError):
     """Shipped data is inconsistent: a bug in Straits, not in the user's input."""

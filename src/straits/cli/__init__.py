@@ -11,9 +11,12 @@ from straits.cli import (
     check_cmd,
     demo_cmd,
     estimate_cmd,
+    ledger_cmd,
     plan_cmd,
     rules_cmd,
     scenario_cmd,
+    serve_cmd,
+    tokens_cmd,
 )
 from straits.cli.common import err_console
 from straits.errors import StraitsError
@@ -34,6 +37,9 @@ app.command("plan")(plan_cmd.plan)
 app.command("demo")(demo_cmd.demo)
 app.add_typer(rules_cmd.app, name="rules")
 app.add_typer(scenario_cmd.app, name="scenario")
+app.add_typer(ledger_cmd.app, name="ledger")
+app.add_typer(tokens_cmd.app, name="tokens")
+app.command("serve")(serve_cmd.serve)
 
 
 def main() -> None:

@@ -2,35 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.table import Table
 
-from straits.catalog import Chip, catalog, classify_2022, classify_2023
+from straits.api import chips_json
+from straits.catalog import catalog, classify_2022, classify_2023
 from straits.cli.common import JsonOption, console, print_json
-
-
-def chip_json(chip: Chip) -> dict[str, Any]:
-    figures = {}
-    for name in ("bf16_tflops", "fp16_tflops", "fp8_tflops", "int8_tops", "hbm_gb", "hbm_tbps",
-                 "scaleup_gbps", "tdp_w", "die_mm2", "rent_usd_per_hour"):
-        fig = getattr(chip, name)
-        if fig is not None:
-            figures[name] = fig.model_dump(exclude_none=True)
-    c22, c23 = classify_2022(chip), classify_2023(chip)
-    pd = chip.performance_density
-    return {
-        "id": chip.id, "name": chip.name, "vendor": chip.vendor, "origin": chip.origin,
-        "family": chip.family, "datacenter": chip.datacenter, "figures": figures,
-        "derived": {
-            "tpp": round(chip.tpp, 1), "tpp_upper": round(chip.tpp_upper, 1),
-            "performance_density": round(pd, 3) if pd is not None else None,
-            "class_2022": c22.cls, "class_2022_basis": c22.basis,
-            "class_2023": c23.cls, "class_2023_basis": c23.basis,
-            "us_origin": chip.origin == "US", "prc_advanced": chip.is_prc_advanced,
-            "midpoints_used": chip.mid_figures,
-        },
-    }
 
 
 def chips(json_out: bool = JsonOption) -> None:
@@ -38,7 +14,7 @@ def chips(json_out: bool = JsonOption) -> None:
     US export class computed from them (2022 and 2023 advanced-computing rules)."""
     cat = catalog()
     if json_out:
-        print_json([chip_json(c) for c in cat])
+        print_json(chips_json())
         return
     t = Table(title="Chip catalog (dense peak; TPP, PD and classes computed from specs)",
               title_justify="left")

@@ -3,36 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 
-from straits.cli.common import JsonOption, RulesOption, console, fail, print_json, read_input
+from straits.api import parse_check_document
+from straits.cli.common import (
+    ActorOption,
+    DbOption,
+    JsonOption,
+    RulesOption,
+    actor_name,
+    console,
+    err_console,
+    fail,
+    print_json,
+    read_input,
+)
 from straits.cli.explain import decision_view
-from straits.errors import InputError, RequestError
-from straits.loading import validate_as
-from straits.model.request import CheckRequest
+from straits.errors import StraitsError
 from straits.rules import ruleset
-
-
-def parse_requests(data: Any, label: str) -> tuple[list[CheckRequest], bool]:
-    """(requests, was_list) from a parsed document: one object or a list of them."""
-    if isinstance(data, dict):
-        return [validate_as(CheckRequest, data, source=label, error=RequestError)], False
-    if isinstance(data, list) and data:
-        out = []
-        for i, item in enumerate(data):
-            try:
-                if not isinstance(item, dict):
-                    raise RequestError("each request must be a JSON object", path=f"[{i}]")
-                out.append(validate_as(CheckRequest, item, source=label, error=RequestError))
-            except InputError as exc:
-                path = f"[{i}]" + ("." + exc.path if exc.path and exc.path != f"[{i}]" else "")
-                raise RequestError(exc.detail, source=label, path=path,
-                                   expected=exc.expected) from None
-        return out, True
-    raise RequestError("expected a JSON object (one request) or a non-empty list of them",
-                       source=label)
 
 
 def check(
@@ -40,6 +29,12 @@ def check(
                                         help="JSON file with the request(s); default: stdin."),
     json_out: bool = JsonOption,
     rules: list[Path] = RulesOption,
+    record: bool = typer.Option(False, "--record", help="Append the decision to the audit "
+                                "ledger (see `straits ledger`)."),
+    tenant: str = typer.Option("default", "--tenant", help="With --record: the tenant the "
+                               "entry belongs to."),
+    actor: str = ActorOption,
+    db: str = DbOption,
 ) -> None:
     """Decide whether an action is lawful: [bold]allow[/bold], [bold]conditional[/bold] (lawful
     with the authorizations listed in `requires`) or [bold]deny[/bold], with every rule cited.
@@ -52,15 +47,25 @@ def check(
     """
     try:
         data, label = read_input(request_file, what="a check request")
-        requests, was_list = parse_requests(data, label)
+        requests, was_list = parse_check_document(data, label)
         rs = ruleset(tuple(rules or ()))
         decisions = rs.check_many(requests)
-    except InputError as exc:
+        answers = [d.to_json() for d in decisions]
+        answer = answers if was_list else answers[0]
+        entry = None
+        if record:
+            from straits.store import Store
+            from straits.store.records import record_check
+
+            entry = record_check(Store(db), rs, requests, answer, tenant=tenant,
+                                 actor=actor_name(actor))
+    except StraitsError as exc:
         fail(exc)
         return
+    if entry is not None:
+        err_console.print(f"recorded as ledger entry {entry.seq} ({entry.hash[:12]})")
     if json_out:
-        answers = [d.to_json() for d in decisions]
-        print_json(answers if was_list else answers[0])
+        print_json(answer)
         return
     for i, (req, d) in enumerate(zip(requests, decisions, strict=True)):
         title = (f"{req.action} {req.chip or ''} in {req.site.country} for a tenant "

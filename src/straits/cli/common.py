@@ -10,7 +10,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from straits.errors import InputError, RequestError
+from straits.errors import RequestError, StraitsError
 from straits.loading import parse_document, read_text
 
 console = Console(highlight=False)
@@ -20,6 +20,22 @@ RulesOption = typer.Option(
     None, "--rules", help="A directory of extra rule packs (repeatable); a pack with the name of "
     "a shipped one replaces it.", exists=False)
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")
+DbOption = typer.Option(None, "--db", envvar="STRAITS_DATABASE_URL", show_envvar=True,
+                        help="Database URL (default: sqlite:///straits.db in the current "
+                             "directory; PostgreSQL: postgresql+psycopg://USER@HOST/DB).")
+ActorOption = typer.Option(None, "--actor", envvar="STRAITS_ACTOR",
+                           help="Who records the entry (default: cli:<your user name>).")
+
+
+def actor_name(actor: str | None) -> str:
+    if actor:
+        return actor
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"
 
 
 def read_input(source: Path | None, *, what: str) -> tuple[Any, str]:
@@ -63,6 +79,6 @@ def decision_style(decision: str) -> str:
         decision, "bold")
 
 
-def fail(exc: InputError) -> None:
+def fail(exc: StraitsError) -> None:
     err_console.print(f"[red]error:[/red] {exc}", markup=True, soft_wrap=True)
     raise typer.Exit(exc.exit_code)

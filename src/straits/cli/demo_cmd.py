@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import typer
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from straits.cli.common import JsonOption, console, duration, money, print_json
+from straits.cli.common import (
+    DbOption,
+    JsonOption,
+    actor_name,
+    console,
+    duration,
+    fail,
+    money,
+    print_json,
+)
 from straits.cli.explain import reason_line
 from straits.cli.plan_view import diagnosis_view, warnings_view
 from straits.demo import REGIMES, run_demo
+from straits.errors import StraitsError
+from straits.model.scenario import Scenario
 from straits.plan import Plan
+from straits.rules import ruleset
 
 STORY = (
     "A cloud company headquartered in China trains a 72B chat model. It may rent H100s in "
@@ -31,15 +46,40 @@ def _cell(plan: Plan, workload: str, stage: str) -> str:
             f"{duration(a.end_h - a.start_h)}{late}")
 
 
-def demo(json_out: bool = JsonOption) -> None:
+def _record(sc: Scenario, plans: dict[str, Plan], db: str | None) -> dict[str, Any]:
+    """Record both plans in the ledger (the default database: ./straits.db) and verify it."""
+    from straits.store import Store, ledger
+    from straits.store.records import record_plan
+
+    store = Store(db)
+    rs = ruleset()
+    entries = {}
+    for regime, plan in plans.items():
+        plan_id, entry = record_plan(store, sc, plan, rs, {"regime": regime}, tenant="hz-cloud",
+                                     actor=actor_name(None) + " (demo)")
+        entries[regime] = {"plan_id": plan_id, "ledger_seq": entry.seq, "hash": entry.hash}
+    return {"database": repr(store), "entries": entries,
+            "verify": ledger.verify(store).to_json()}
+
+
+def demo(json_out: bool = JsonOption,
+         record: bool = typer.Option(True, "--record/--no-record",
+                                     help="Record both plans in the audit ledger and verify "
+                                          "it (default database: ./straits.db)."),
+         db: str = DbOption) -> None:
     """Tell the story of Straits on the shipped scenario (examples/offshore-2025.yaml): plan it
-    under the `enacted` rules and under the `ai-diffusion` regime side by side, and show the
-    rules that made the difference."""
-    sc, plans, diffs = run_demo()
+    under the `enacted` rules and under the `ai-diffusion` regime side by side, show the
+    rules that made the difference, and record both plans in the tamper-evident ledger."""
+    try:
+        sc, plans, diffs = run_demo()
+        recorded = _record(sc, plans, db) if record else None
+    except StraitsError as exc:
+        fail(exc)
+        return
     if json_out:
         print_json({"scenario": sc.name,
                     "plans": {r: p.to_json() for r, p in plans.items()},
-                    "differences": [d.to_json() for d in diffs]})
+                    "differences": [d.to_json() for d in diffs], "ledger": recorded})
         return
     console.print(Panel(STORY, title=f"straits demo: {sc.name} ({sc.date})", expand=False))
     t = Table(title="Where each stage runs", title_justify="left")
@@ -73,3 +113,13 @@ def demo(json_out: bool = JsonOption) -> None:
         w = warnings_view(plans[r])
         if w is not None:
             console.print(w)
+    if recorded is not None:
+        console.print()
+        console.rule("ledger")
+        for r, e in recorded["entries"].items():
+            console.print(f"recorded the {r} plan {e['plan_id'][:8]} as ledger entry "
+                          f"{e['ledger_seq']} ({e['hash'][:12]}) in {recorded['database']}")
+        v = recorded["verify"]
+        console.print(f"[bold green]ledger verifies[/bold green]: {v['entries']} entries, head "
+                      f"{v['head_hash'][:16]}; `straits ledger show` lists them"
+                      if v["ok"] else f"[bold red]ledger broken[/bold red]: {v['problem']}")

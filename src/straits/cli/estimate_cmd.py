@@ -3,40 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.table import Table
 
+from straits.api import estimate_json, run_estimate
 from straits.catalog import get_chip
 from straits.cli.common import JsonOption, console, duration, fail, money, print_json, read_input
 from straits.errors import InputError, RequestError
-from straits.estimate import Estimate, estimate_serving, estimate_training
+from straits.estimate import Estimate
 from straits.estimate.flops import flops_per_token
 from straits.loading import validate_as
 from straits.model.request import EstimateRequest
 
 SWEEP_MAX_CHIPS = 65536
-
-
-def run_estimate(req: EstimateRequest, chips: int | None = None) -> Estimate:
-    chip = get_chip(req.chip)
-    n = chips if chips is not None else req.chips
-    if req.kind == "serve":
-        assert req.days is not None
-        return estimate_serving(req.model, chip, n, req.days, req.usd_per_chip_hour,
-                                tokens_per_s=req.tokens_per_s, prompt_tokens=req.prompt_tokens,
-                                output_tokens=req.output_tokens)
-    assert req.tokens is not None
-    return estimate_training(req.model, req.tokens, chip, n, req.usd_per_chip_hour)
-
-
-def estimate_json(req: EstimateRequest, est: Estimate) -> dict[str, Any]:
-    out = est.to_json()
-    e = est.energy(get_chip(req.chip), pue=req.pue, gco2_per_kwh=req.grid_gco2_per_kwh,
-                   country=req.country)
-    out["energy"] = e.to_json() if e is not None else None
-    return out
 
 
 def sweep_sizes(est: Estimate) -> list[int]:

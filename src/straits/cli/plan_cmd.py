@@ -12,8 +12,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from straits.cli.common import (
+    ActorOption,
+    DbOption,
     JsonOption,
     RulesOption,
+    actor_name,
     console,
     duration,
     err_console,
@@ -22,7 +25,7 @@ from straits.cli.common import (
     print_json,
 )
 from straits.cli.plan_view import plan_view
-from straits.errors import InputError
+from straits.errors import StraitsError
 from straits.loading import load_scenario
 from straits.model.types import Objective, Regime
 from straits.plan import DEFAULT_TIME_LIMIT, Solver, make_plan
@@ -72,6 +75,12 @@ def plan(
     details: bool = typer.Option(False, "--details",
                                  help="With --json, list every rejected option."),
     rules: list[Path] = RulesOption,
+    record: bool = typer.Option(False, "--record", help="Store the plan and append it to the "
+                                "audit ledger (see `straits ledger`)."),
+    tenant: str = typer.Option(None, "--tenant", help="With --record: the tenant the entry "
+                               "belongs to (default: the workloads' tenant, or 'portfolio')."),
+    actor: str = ActorOption,
+    db: str = DbOption,
 ) -> None:
     """Plan a scenario: for every stage, estimate and check every (site, pool), schedule the
     lawful ones over capacity and time with CP-SAT (or the greedy baseline), and explain why
@@ -92,7 +101,19 @@ def plan(
         with solver_progress(show and solver == "cpsat", time_limit, goal) as on_progress:
             result = make_plan(sc, regime=regime, objective=objective, rules=rs, solver=solver,
                                time_limit=time_limit, seed=seed, on_progress=on_progress)
-    except InputError as exc:
+        if record:
+            from straits.store import Store
+            from straits.store.records import record_plan
+
+            owners = sorted({w.tenant for w in sc.workloads})
+            options = {"solver": solver, "objective": objective, "regime": regime,
+                       "time_limit": time_limit, "seed": seed}
+            plan_id, entry = record_plan(
+                Store(db), sc, result, rs, options, actor=actor_name(actor),
+                tenant=tenant or (owners[0] if len(owners) == 1 else "portfolio"))
+            err_console.print(f"recorded plan {plan_id} as ledger entry {entry.seq} "
+                              f"({entry.hash[:12]})")
+    except StraitsError as exc:
         fail(exc)
         return
     if json_out:

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
+from straits.api import rule_json, select_rules
 from straits.cli.common import JsonOption, RulesOption, console, fail, print_json
 from straits.errors import InputError, RequestError
 from straits.model.types import Regime
 from straits.rules import Rule, ruleset
 from straits.rules.cases import CaseResult, run_cases
 from straits.rules.listing import diff as rules_diff
-from straits.rules.listing import in_force, rule_regimes
+from straits.rules.listing import rule_regimes
 
 app = typer.Typer(help="List, show, diff and test the rule packs.", no_args_is_help=True)
 
@@ -35,15 +35,6 @@ def _window(r: Rule) -> str:
     return f"{r.effective_from} .. {r.effective_until or ''}".rstrip()
 
 
-def rule_json(r: Rule) -> dict[str, Any]:
-    return {"rule": r.id, "pack": r.pack, "file": r.file, "line": r.line, "title": r.title,
-            "citation": r.citation, "confidence": r.confidence, "effect": r.effect,
-            "requires": r.requires, "presumption": r.presumption,
-            "effective_from": r.effective_from.isoformat(),
-            "effective_until": r.effective_until.isoformat() if r.effective_until else None,
-            "regimes": list(rule_regimes(r)), "reason": r.reason, "reading": r.reading}
-
-
 @app.command("list")
 def list_rules(
     date: str = typer.Option(None, "--date", help="Only rules in force on this date."),
@@ -55,11 +46,8 @@ def list_rules(
     """List the rules, or those in force on --date under --regime."""
     try:
         rs = ruleset(tuple(rules or ()))
-        selected = rs.rules
-        if date is not None:
-            selected = in_force(selected, _date(date, "--date"), regime)
-        if pack:
-            selected = [r for r in selected if r.pack in pack]
+        selected = select_rules(rs, _date(date, "--date") if date is not None else None,
+                                regime, pack)
     except InputError as exc:
         fail(exc)
         return

@@ -1,0 +1,153 @@
+"""``straits ledger``: verify, show and export the hash-chained audit ledger."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from straits.cli.common import DbOption, JsonOption, console, err_console, fail, print_json
+from straits.errors import InputError, StraitsError
+from straits.fileio import write_atomically
+from straits.store import Store, ledger
+from straits.store.ledger import Entry, Verification, verify_chain
+
+app = typer.Typer(help="Verify, show and export the audit ledger.", no_args_is_help=True)
+
+EXIT_BROKEN = 1
+
+
+def _report(result: Verification, json_out: bool, source: str) -> None:
+    if json_out:
+        print_json(result.to_json())
+    elif result.ok:
+        console.print(f"[bold green]ledger verifies[/bold green]: {result.entries:,} entries "
+                      f"in {source}; head {result.head_seq}:{result.head_hash}")
+    else:
+        console.print(f"[bold red]ledger broken at entry {result.first_bad}[/bold red]: "
+                      f"{result.problem} ({result.entries:,} entries verified before it)")
+    if not result.ok:
+        raise typer.Exit(EXIT_BROKEN)
+
+
+@app.command("verify")
+def verify(
+    db: str = DbOption,
+    file: Path = typer.Option(None, "--file", help="Verify an export (JSON lines) instead of "
+                              "the database; a removed tail cannot be seen without the head."),
+    head: str = typer.Option(None, "--head", help="With --file: the head hash published "
+                             "when the export was made (SEQ:HASH), so a removed tail shows."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Walk the hash chain and name the first entry that was altered, removed or reordered.
+
+    Exit status 0 when the ledger verifies, 1 when it does not, 2 on bad input.
+    """
+    try:
+        if file is not None:
+            result = verify_chain(_read_export(file), _parse_head(head) if head else None)
+            _report(result, json_out, str(file))
+            return
+        store = Store(db)
+        _report(ledger.verify(store), json_out, repr(store))
+    except StraitsError as exc:
+        fail(exc)
+
+
+def _parse_head(text: str) -> tuple[int, str]:
+    seq, _, value = text.partition(":")
+    if not seq.isdigit() or len(value) != 64:
+        raise InputError(f"{text!r} is not a ledger head", path="--head",
+                         expected="SEQ:HASH as `straits ledger verify` prints it")
+    return int(seq), value
+
+
+def _read_export(path: Path) -> list[Entry]:
+    out = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc}", source=str(path)) from None
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(Entry.from_json(json.loads(line)))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"not a ledger entry: {exc}", source=str(path),
+                             path=f"line {i}") from None
+    return out
+
+
+def _summary(e: Entry) -> str:
+    body = e.content
+    result = body.get("result")
+    if e.kind == "check":
+        answers = result if isinstance(result, list) else [result]
+        return ", ".join(str(a.get("decision")) for a in answers if isinstance(a, dict))
+    plan: dict[str, Any] = (result or {}).get("plan") or {}
+    return (f"{plan.get('status')} ${plan.get('total_cost_usd', 0):,.0f} "
+            f"{len(plan.get('assignments', []))} placed, {len(plan.get('unplaced', []))} "
+            f"unplaced (plan {str((result or {}).get('plan_id', ''))[:8]})")
+
+
+@app.command("show")
+def show(
+    seq: int = typer.Argument(None, help="One entry in full; default: a table of entries."),
+    db: str = DbOption,
+    tenant: str = typer.Option(None, "--tenant", help="Only this tenant's entries."),
+    since: int = typer.Option(1, "--since", min=1, help="First entry number."),
+    limit: int = typer.Option(50, "--limit", min=1, help="At most this many entries."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Show ledger entries: who recorded what, when, under which rules, and the result."""
+    try:
+        store = Store(db)
+        if seq is not None:
+            e = ledger.get_entry(store, seq)
+            if e is None:
+                raise InputError(f"no ledger entry {seq}", path="SEQ")
+            print_json({**e.to_json(), "body": e.content})
+            return
+        rows = list(ledger.entries(store, tenant=tenant, since=since, limit=limit))
+    except StraitsError as exc:
+        fail(exc)
+        return
+    if json_out:
+        print_json([{**e.to_json(), "body": e.content} for e in rows])
+        return
+    t = Table(title=f"Ledger ({len(rows)} entries from {since})", title_justify="left")
+    for col in ("seq", "recorded (UTC)", "tenant", "actor", "kind", "result", "hash"):
+        t.add_column(col, justify="right" if col == "seq" else "left")
+    for e in rows:
+        t.add_row(str(e.seq), e.recorded_at[:19], e.tenant, e.actor, e.kind, _summary(e),
+                  e.hash[:12])
+    console.print(t)
+
+
+@app.command("export")
+def export(
+    db: str = DbOption,
+    output: Path = typer.Option(None, "-o", "--output", help="File to write (default: stdout)."),
+    tenant: str = typer.Option(None, "--tenant", help="Only this tenant's entries (such an "
+                               "export cannot be verified as a chain on its own)."),
+) -> None:
+    """Export the ledger as JSON lines, one entry per line with every stored field, so that
+    `straits ledger verify --file` can check it anywhere."""
+    try:
+        store = Store(db)
+        lines = [json.dumps(e.to_json(), ensure_ascii=False, sort_keys=True)
+                 for e in ledger.entries(store, tenant=tenant)]
+    except StraitsError as exc:
+        fail(exc)
+        return
+    text = "".join(line + "\n" for line in lines)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        write_atomically(output, text)
+        err_console.print(f"wrote {len(lines):,} entries to {output}")

@@ -1,0 +1,44 @@
+"""Bearer tokens on every /v1 route; roles and tenants decide the rest."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from straits.errors import AuthError
+from straits.store.audit import log_refusal
+from straits.store.tokens import Principal, Role, authenticate
+
+
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def refuse(request: Request, status: int, reason: str,
+           who: Principal | None = None) -> AuthError:
+    """Log the refusal (database and log) and return the error to raise."""
+    log_refusal(request.app.state.store, method=request.method, path=request.url.path,
+                status=status, reason=reason, token_id=who.token_id if who else None,
+                tenant=who.tenant if who else None, client=_client(request))
+    return AuthError(reason, status)
+
+
+def principal(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    try:
+        if header and scheme.lower() != "bearer":
+            raise AuthError("use the Bearer scheme: 'Authorization: Bearer st_...'", 401)
+        return authenticate(request.app.state.store, token.strip() or None)
+    except AuthError as exc:
+        raise refuse(request, exc.status, str(exc)) from None
+
+
+Caller = Annotated[Principal, Depends(principal)]
+
+
+def require(request: Request, who: Principal, role: Role, what: str) -> None:
+    if not who.may(role):
+        raise refuse(request, 403, f"a {who.role} token cannot {what}: it needs the {role} "
+                                   "role", who)

@@ -1,0 +1,148 @@
+"""The database: SQLite by default, PostgreSQL by URL; migrations run when a store opens.
+
+``STRAITS_DATABASE_URL`` (or ``--db``) picks the database; unset, it is ``./straits.db``.
+SQLite runs in WAL mode with a busy timeout so several processes can share the file, and every
+write transaction that appends to the ledger starts with ``BEGIN IMMEDIATE``, which takes the
+database's write lock before the ledger's head is read. On PostgreSQL the same transaction
+takes a transaction-scoped advisory lock. Either way appends are serialized across processes,
+so the chain never forks.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from importlib import resources
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from straits.errors import InputError, StoreError
+
+ENV = "STRAITS_DATABASE_URL"
+DEFAULT_URL = "sqlite:///straits.db"
+#: the advisory-lock key PostgreSQL appends take (any constant shared by every process)
+LEDGER_LOCK = 0x5354524149545301
+
+
+def database_url(url: str | None = None) -> str:
+    """The URL to use: the argument, else ``$STRAITS_DATABASE_URL``, else ``./straits.db``."""
+    return url or os.environ.get(ENV) or DEFAULT_URL
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_con: Any, _record: Any) -> None:
+        dbapi_con.isolation_level = None  # SQLAlchemy emits BEGIN itself, below
+        cur = dbapi_con.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get("straits_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Store:
+    """A database with Straits' schema, migrated to the latest revision."""
+
+    def __init__(self, url: str | None = None, *, migrate: bool = True) -> None:
+        self.url = database_url(url)
+        try:
+            parsed = make_url(self.url)
+            if parsed.get_backend_name() == "sqlite":
+                if parsed.database in (None, "", ":memory:"):  # one shared in-memory database
+                    self.engine = create_engine(
+                        self.url, poolclass=StaticPool,
+                        connect_args={"timeout": 30, "check_same_thread": False})
+                else:
+                    self.engine = create_engine(self.url, connect_args={"timeout": 30})
+                _sqlite_setup(self.engine)
+            else:
+                self.engine = create_engine(self.url, pool_pre_ping=True)
+        except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+            raise InputError(f"cannot use database URL {_safe(self.url)!r}: {exc}",
+                             path=ENV, expected="sqlite:///FILE or "
+                             "postgresql+psycopg://USER@HOST/DB") from None
+        except ImportError as exc:
+            raise InputError(f"the driver for {_safe(self.url)!r} is not installed ({exc})",
+                             path=ENV, expected="pip install 'straits[postgres]'") from None
+        self.dialect = self.engine.dialect.name
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # threads of one process queue here rather than in SQLite's busy handler, which
+        # sleeps in growing steps; other processes still wait on the database's own lock
+        self._write_lock: AbstractContextManager[object] = (
+            threading.Lock() if self.dialect == "sqlite" else nullcontext())
+        if migrate:
+            self.migrate()
+
+    def __repr__(self) -> str:
+        return f"Store({_safe(self.url)!r})"
+
+    def migrate(self) -> None:
+        """Bring the schema to the latest revision (safe to run from several processes)."""
+        from alembic import command
+        from alembic.config import Config
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        cfg = Config()
+        cfg.set_main_option("script_location",
+                            str(resources.files("straits.store").joinpath("migrations")))
+        head = ScriptDirectory.from_config(cfg).get_current_head()
+        try:
+            with self.engine.connect() as conn:
+                if MigrationContext.configure(conn).get_current_revision() == head:
+                    return
+            with self.engine.connect().execution_options(straits_write=True) as conn, \
+                    conn.begin():
+                if self.dialect == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LEDGER_LOCK})
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        except OperationalError as exc:
+            raise StoreError(f"cannot open the database {_safe(self.url)!r}: "
+                             f"{exc.orig or exc}") from None
+
+    def session(self) -> Session:
+        """A session for reading (and for writes that need no ordering)."""
+        return self._sessions()
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One transaction holding the database-wide write lock: commits on success, rolls
+        back on any error. Ledger appends happen only inside one of these."""
+        with self._write_lock, self._sessions() as session:
+            try:
+                conn = session.connection(execution_options={"straits_write": True})
+                if self.dialect == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LEDGER_LOCK})
+                yield session
+                session.commit()
+            except OperationalError as exc:
+                session.rollback()
+                raise StoreError(f"database write failed: {exc.orig or exc}") from None
+            except BaseException:
+                session.rollback()
+                raise
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "<unparseable URL>"

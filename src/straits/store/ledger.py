@@ -1,0 +1,222 @@
+"""The audit ledger: append-only, hash-chained, verifiable years later.
+
+Each entry holds who recorded what, when, for which tenant, and a body: the digest of the
+inputs (and the inputs themselves, or the digest of a stored scenario), the rule packs'
+versions and digests, the regime and date asked about, and the decision or plan. Its hash is the
+SHA-256 of the canonical JSON (sorted keys, no whitespace, UTF-8) of all of that plus the
+previous entry's hash, so changing, removing or reordering any entry breaks the chain from that
+entry on. The head (last number and hash) is kept apart and written in the same transaction, so
+a truncated tail is caught too; publish the head hash elsewhere to anchor the whole history.
+
+An append is one transaction under the database-wide write lock (``Store.write``): it reads
+the head, inserts the entry and moves the head, or does nothing at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from straits.store.db import Store
+from straits.store.tables import LedgerHead, LedgerRow, ScenarioRow
+
+GENESIS = "0" * 64
+KINDS = ("check", "plan")
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, dt.datetime | dt.date):
+        return o.isoformat()
+    raise TypeError(f"{type(o).__name__} is not JSON")
+
+
+def canonical(obj: Any) -> str:
+    """Canonical JSON: sorted keys, no whitespace, UTF-8 characters kept, dates as ISO text."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False, default=_default)
+
+
+def digest(obj: Any) -> str:
+    return hashlib.sha256(canonical(obj).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    seq: int
+    recorded_at: str
+    tenant: str
+    actor: str
+    kind: str
+    body: str
+    """canonical JSON text"""
+    prev_hash: str
+    hash: str
+
+    def expected_hash(self) -> str:
+        return digest({"seq": self.seq, "recorded_at": self.recorded_at, "tenant": self.tenant,
+                       "actor": self.actor, "kind": self.kind, "body": self.body,
+                       "prev_hash": self.prev_hash})
+
+    @property
+    def content(self) -> dict[str, Any]:
+        return dict(json.loads(self.body))
+
+    def to_json(self) -> dict[str, Any]:
+        """The export form: every stored field, the body as text so the hash can be
+        recomputed from the export alone."""
+        return {"seq": self.seq, "recorded_at": self.recorded_at, "tenant": self.tenant,
+                "actor": self.actor, "kind": self.kind, "body": self.body,
+                "prev_hash": self.prev_hash, "hash": self.hash}
+
+    @classmethod
+    def from_row(cls, r: LedgerRow) -> Entry:
+        return cls(r.seq, r.recorded_at, r.tenant, r.actor, r.kind, r.body, r.prev_hash, r.hash)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Entry:
+        return cls(int(d["seq"]), str(d["recorded_at"]), str(d["tenant"]), str(d["actor"]),
+                   str(d["kind"]), str(d["body"]), str(d["prev_hash"]), str(d["hash"]))
+
+
+def append(session: Session, *, tenant: str, actor: str, kind: str, body: dict[str, Any],
+           before_commit: Callable[[Entry], None] | None = None) -> Entry:
+    """Append one entry inside ``session``, which must come from :meth:`Store.write` (the
+    write lock is what keeps concurrent appends in one chain). ``before_commit`` is called with
+    the entry after it is written and before the transaction commits (tests use it to kill a
+    process mid-append)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown ledger entry kind {kind!r}")
+    head = session.get(LedgerHead, 1)
+    seq, prev = (head.seq + 1, head.hash) if head is not None else (1, GENESIS)
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+    entry = Entry(seq, now, tenant, actor, kind, canonical(body), prev, "")
+    entry = Entry(**{**entry.__dict__, "hash": entry.expected_hash()})
+    session.add(LedgerRow(**entry.__dict__))
+    if head is None:
+        session.add(LedgerHead(id=1, seq=seq, hash=entry.hash))
+    else:
+        head.seq, head.hash = seq, entry.hash
+    session.flush()
+    if before_commit is not None:
+        before_commit(entry)
+    return entry
+
+
+def record(store: Store, *, tenant: str, actor: str, kind: str, body: dict[str, Any]) -> Entry:
+    """Append one entry in a transaction of its own."""
+    with store.write() as session:
+        return append(session, tenant=tenant, actor=actor, kind=kind, body=body)
+
+
+# --- reading -------------------------------------------------------------------------------------
+def entries(store: Store, *, tenant: str | None = None, since: int = 1,
+            limit: int | None = None) -> Iterator[Entry]:
+    """Entries in order, optionally one tenant's only."""
+    with store.session() as s:
+        q = select(LedgerRow).where(LedgerRow.seq >= since).order_by(LedgerRow.seq)
+        if tenant is not None:
+            q = q.where(LedgerRow.tenant == tenant)
+        if limit is not None:
+            q = q.limit(limit)
+        for row in s.scalars(q).yield_per(500):
+            yield Entry.from_row(row)
+
+
+def get_entry(store: Store, seq: int) -> Entry | None:
+    with store.session() as s:
+        row = s.get(LedgerRow, seq)
+        return Entry.from_row(row) if row is not None else None
+
+
+def head(store: Store) -> tuple[int, str] | None:
+    with store.session() as s:
+        h = s.get(LedgerHead, 1)
+        return (h.seq, h.hash) if h is not None else None
+
+
+def count(store: Store, tenant: str | None = None) -> int:
+    with store.session() as s:
+        q = select(func.count()).select_from(LedgerRow)
+        if tenant is not None:
+            q = q.where(LedgerRow.tenant == tenant)
+        return int(s.scalar(q) or 0)
+
+
+# --- verification --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    entries: int
+    head_seq: int
+    head_hash: str
+    first_bad: int | None = None
+    problem: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "entries": self.entries, "head_seq": self.head_seq,
+                "head_hash": self.head_hash, "first_bad": self.first_bad,
+                "problem": self.problem}
+
+
+def verify_chain(chain: Iterable[Entry], recorded_head: tuple[int, str] | None = None,
+                 scenario_digest_ok: Callable[[str], bool] | None = None, *,
+                 head_kept: bool = False) -> Verification:
+    """Walk ``chain`` in order and name the first entry that was altered, removed or
+    reordered. ``recorded_head`` (the stored head, or a published one) catches a removed
+    tail; ``head_kept`` says a head should exist (the database keeps one);
+    ``scenario_digest_ok`` checks the stored scenario a plan entry points to."""
+    prev, expected, n, last = GENESIS, 1, 0, GENESIS
+
+    def bad(seq: int, problem: str) -> Verification:
+        return Verification(False, n, expected - 1, last, seq, problem)
+
+    for e in chain:
+        if e.seq != expected:
+            if e.seq > expected:
+                return bad(expected, f"entry {expected} is missing: it was removed (the chain "
+                                     f"goes from {expected - 1} to {e.seq})")
+            return bad(e.seq, f"entry {e.seq} appears out of order after entry "
+                              f"{expected - 1}: entries were reordered")
+        if e.expected_hash() != e.hash:
+            return bad(e.seq, f"entry {e.seq} was altered: its content no longer matches "
+                              "its hash")
+        if e.prev_hash != prev and e.seq == 1:
+            return bad(1, "entry 1 does not start from the genesis hash: it was replaced")
+        if e.prev_hash != prev:
+            return bad(expected - 1, f"entry {expected - 1} does not match the hash entry "
+                                     f"{e.seq} recorded for it: entry {expected - 1} was "
+                                     "altered and re-hashed, or replaced")
+        if scenario_digest_ok is not None and e.kind == "plan":
+            ref = e.content.get("inputs", {}).get("scenario_digest")
+            if ref and not scenario_digest_ok(ref):
+                return bad(e.seq, f"entry {e.seq}: the scenario it records ({ref[:12]}...) "
+                                  "was altered or removed")
+        prev, last, expected, n = e.hash, e.hash, expected + 1, n + 1
+    if recorded_head is not None:
+        hseq, hhash = recorded_head
+        if hseq > n:
+            return bad(n + 1, f"entries {n + 1} to {hseq} were removed from the end (the "
+                              f"head records {hseq} entries)")
+        if hseq < n or hhash != last:
+            return bad(hseq, f"the ledger head records entry {hseq} with another hash: the "
+                             "head or the last entries were altered")
+    elif n and head_kept:
+        return bad(n, "the ledger head is missing")
+    return Verification(True, n, n, last)
+
+
+def verify(store: Store) -> Verification:
+    """Verify the stored chain, its head, and the scenarios plan entries point to."""
+    def scenario_ok(ref: str) -> bool:
+        with store.session() as s:
+            row = s.get(ScenarioRow, ref)
+            return row is not None and digest(json.loads(row.body)) == ref
+
+    return verify_chain(entries(store), head(store), scenario_ok, head_kept=True)

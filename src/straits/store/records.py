@@ -1,0 +1,181 @@
+"""What gets recorded: checks and plans, stored and appended to the ledger in one transaction.
+
+A ledger body always has the same keys: ``inputs`` (the requests, or the digest of the stored
+scenario and the planner's options), ``inputs_digest``, ``rules`` (the digest of all loaded packs
+and each pack's name, version and digest), ``regime``, ``date`` and ``result`` (the ``check``
+answer, or the plan id and the plan JSON contract).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from straits.api import packs_json
+from straits.errors import NotFoundError
+from straits.model.request import CheckRequest
+from straits.model.scenario import Scenario
+from straits.plan import Plan
+from straits.rules import RuleSet
+from straits.store.db import Store
+from straits.store.ledger import Entry, append, canonical, digest
+from straits.store.tables import DecisionRow, PlanRow, ScenarioRow, utcnow
+
+PLAN_STATES = ("queued", "running", "done", "failed")
+
+
+def rules_body(rules: RuleSet) -> dict[str, Any]:
+    return {"digest": rules.digest, "packs": packs_json(rules)}
+
+
+def _one_or_list(values: list[str]) -> str | list[str]:
+    distinct = sorted(set(values))
+    return distinct[0] if len(distinct) == 1 else distinct
+
+
+def record_check(store: Store, rules: RuleSet, requests: list[CheckRequest], answer: Any, *,
+                 tenant: str, actor: str) -> Entry:
+    """Store a check and its answer and append it to the ledger (one transaction)."""
+    inputs = {"requests": [r.model_dump(mode="json", exclude_none=True) for r in requests]}
+    body = {"inputs": inputs, "inputs_digest": digest(inputs), "rules": rules_body(rules),
+            "regime": _one_or_list([r.regime for r in requests]),
+            "date": _one_or_list([r.date.isoformat() for r in requests]), "result": answer}
+    with store.write() as s:
+        entry = append(s, tenant=tenant, actor=actor, kind="check", body=body)
+        s.add(DecisionRow(tenant=tenant, actor=actor, request=canonical(inputs),
+                          answer=canonical(answer), ledger_seq=entry.seq))
+    return entry
+
+
+# --- scenarios and plans -------------------------------------------------------------------------
+def scenario_document(sc: Scenario) -> dict[str, Any]:
+    """The scenario as validated (defaults filled, ids canonical): what the planner used."""
+    return dict(sc.model_dump(mode="json"))
+
+
+def save_scenario(session: Session, sc: Scenario) -> str:
+    doc = scenario_document(sc)
+    ref = digest(doc)
+    if session.get(ScenarioRow, ref) is None:
+        session.add(ScenarioRow(digest=ref, name=sc.name, body=canonical(doc)))
+        session.flush()  # before the plan row that refers to it
+    return ref
+
+
+def load_scenario_row(store: Store, ref: str) -> dict[str, Any]:
+    with store.session() as s:
+        row = s.get(ScenarioRow, ref)
+        if row is None:
+            raise NotFoundError(f"no stored scenario {ref[:12]}")
+        return dict(json.loads(row.body))
+
+
+def plan_body(ref: str, options: dict[str, Any], plan: Plan, rules: RuleSet,
+              plan_id: str) -> dict[str, Any]:
+    inputs = {"scenario_digest": ref, "options": options}
+    return {"inputs": inputs, "inputs_digest": digest(inputs), "rules": rules_body(rules),
+            "regime": plan.regime, "date": plan.date.isoformat(),
+            "result": {"plan_id": plan_id, "plan": plan.to_json()}}
+
+
+def new_plan_id() -> str:
+    return uuid.uuid4().hex
+
+
+def create_plan(store: Store, sc: Scenario, options: dict[str, Any], *, tenant: str,
+                actor: str) -> str:
+    """A queued plan (the server runs it in the background)."""
+    plan_id = new_plan_id()
+    with store.write() as s:
+        ref = save_scenario(s, sc)
+        s.add(PlanRow(id=plan_id, tenant=tenant, actor=actor, scenario_digest=ref,
+                      options=canonical(options), status="queued"))
+    return plan_id
+
+
+def finish_plan(store: Store, plan_id: str, plan: Plan, rules: RuleSet, *,
+                record: bool) -> Entry | None:
+    """Store a finished plan and, when asked, append it to the ledger in the same
+    transaction."""
+    with store.write() as s:
+        row = s.get(PlanRow, plan_id)
+        if row is None:
+            raise NotFoundError(f"no plan {plan_id}")
+        entry = None
+        if record:
+            body = plan_body(row.scenario_digest, json.loads(row.options), plan, rules, plan_id)
+            entry = append(s, tenant=row.tenant, actor=row.actor, kind="plan", body=body)
+            row.ledger_seq = entry.seq
+        row.status, row.result, row.finished_at = "done", canonical(plan.to_json()), utcnow()
+        row.progress = None
+    return entry
+
+
+def record_plan(store: Store, sc: Scenario, plan: Plan, rules: RuleSet,
+                options: dict[str, Any], *, tenant: str, actor: str) -> tuple[str, Entry]:
+    """Store a plan made elsewhere (the CLI) and append it to the ledger: one transaction."""
+    plan_id = new_plan_id()
+    with store.write() as s:
+        ref = save_scenario(s, sc)
+        entry = append(s, tenant=tenant, actor=actor, kind="plan",
+                       body=plan_body(ref, options, plan, rules, plan_id))
+        s.add(PlanRow(id=plan_id, tenant=tenant, actor=actor, scenario_digest=ref,
+                      options=canonical(options), status="done",
+                      result=canonical(plan.to_json()), ledger_seq=entry.seq,
+                      finished_at=utcnow()))
+    return plan_id, entry
+
+
+def set_plan_state(store: Store, plan_id: str, status: str, *, progress: Any = None,
+                   error: str | None = None) -> None:
+    assert status in PLAN_STATES
+    with store.session() as s, s.begin():
+        row = s.get(PlanRow, plan_id)
+        if row is None:
+            return
+        row.status = status
+        row.progress = canonical(progress) if progress is not None else row.progress
+        if error is not None:
+            row.error, row.finished_at = error, utcnow()
+
+
+def get_plan(store: Store, plan_id: str) -> PlanRow | None:
+    with store.session() as s:
+        return s.get(PlanRow, plan_id)
+
+
+def list_plans(store: Store, tenant: str | None, limit: int = 100) -> list[PlanRow]:
+    with store.session() as s:
+        q = select(PlanRow).order_by(PlanRow.created_at.desc()).limit(limit)
+        if tenant is not None:
+            q = q.where(PlanRow.tenant == tenant)
+        return list(s.scalars(q))
+
+
+def fail_unfinished(store: Store, reason: str) -> int:
+    """Mark queued or running plans failed (a server that restarts cannot resume them)."""
+    with store.session() as s, s.begin():
+        rows = list(s.scalars(select(PlanRow).where(PlanRow.status.in_(("queued", "running")))))
+        for row in rows:
+            row.status, row.error, row.finished_at = "failed", reason, utcnow()
+        return len(rows)
+
+
+def plan_job_json(row: PlanRow) -> dict[str, Any]:
+    """A plan as the API shows it: its state, progress and, once done, the plan contract."""
+    def iso(t: dt.datetime | None) -> str | None:
+        if t is None:
+            return None
+        return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).isoformat()
+
+    return {"id": row.id, "tenant": row.tenant, "status": row.status,
+            "created_at": iso(row.created_at), "finished_at": iso(row.finished_at),
+            "options": json.loads(row.options),
+            "progress": json.loads(row.progress) if row.progress else None,
+            "ledger_seq": row.ledger_seq, "error": row.error,
+            "plan": json.loads(row.result) if row.result else None}

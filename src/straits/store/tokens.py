@@ -1,0 +1,114 @@
+"""API tokens: ``st_<id>_<secret>``; only the SHA-256 of the secret is stored.
+
+The secret is 32 random bytes, so a fast hash is enough (a slow password hash protects guessable
+secrets; these are not guessable) and lookups stay cheap on every request. Comparison is
+constant-time. Roles: ``viewer`` reads its tenant's plans, checks and estimates without
+recording; ``planner`` also submits plans and records checks; ``admin`` sees every tenant.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import select
+
+from straits.errors import AuthError, InputError, NotFoundError
+from straits.store.db import Store
+from straits.store.tables import TokenRow
+
+Role = Literal["viewer", "planner", "admin"]
+ROLES: tuple[Role, ...] = ("viewer", "planner", "admin")
+PREFIX = "st_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking: the token's id, tenant and role."""
+
+    token_id: str
+    tenant: str
+    role: Role
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def may(self, role: Role) -> bool:
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+    @property
+    def actor(self) -> str:
+        return f"token:{self.token_id}"
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_token(store: Store, tenant: str, role: str, label: str = "") -> tuple[str, TokenRow]:
+    """A new token; the returned string is the only time the secret is seen."""
+    if role not in ROLES:
+        raise InputError(f"unknown role {role!r}", path="--role", expected=" | ".join(ROLES))
+    if not tenant or len(tenant) > 100:
+        raise InputError("a tenant id of 1 to 100 characters is required", path="--tenant")
+    token_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+    row = TokenRow(id=token_id, tenant=tenant, role=role, secret_hash=_hash(secret), label=label)
+    with store.write() as s:
+        s.add(row)
+    return f"{PREFIX}{token_id}_{secret}", row
+
+
+#: seconds a verified token is trusted without asking the database again (a revocation made
+#: by another process takes effect within this time; one made in this process, at once)
+TRUST_SECONDS = 1.0
+_trusted: dict[str, tuple[float, Principal]] = {}
+
+
+def authenticate(store: Store, token: str | None) -> Principal:
+    """The principal a bearer token stands for; AuthError(401) otherwise."""
+    if token:
+        hit = _trusted.get(_hash(token))
+        if hit is not None and time.monotonic() - hit[0] < TRUST_SECONDS:
+            return hit[1]
+    who = _authenticate(store, token)
+    if len(_trusted) > 10_000:
+        _trusted.clear()
+    _trusted[_hash(token or "")] = (time.monotonic(), who)
+    return who
+
+
+def _authenticate(store: Store, token: str | None) -> Principal:
+    if not token:
+        raise AuthError("missing bearer token: send 'Authorization: Bearer st_...'", 401)
+    parts = token.split("_", 2)
+    if len(parts) != 3 or f"{parts[0]}_" != PREFIX or not parts[1] or not parts[2]:
+        raise AuthError("malformed token: expected st_<id>_<secret>", 401)
+    with store.session() as s:
+        row = s.get(TokenRow, parts[1])
+        if row is None or not hmac.compare_digest(row.secret_hash, _hash(parts[2])):
+            raise AuthError("invalid token", 401)
+        if row.revoked_at is not None:
+            raise AuthError("token revoked", 401)
+        return Principal(row.id, row.tenant, row.role)  # type: ignore[arg-type]
+
+
+def list_tokens(store: Store) -> list[TokenRow]:
+    with store.session() as s:
+        return list(s.scalars(select(TokenRow).order_by(TokenRow.created_at)))
+
+
+def revoke_token(store: Store, token_id: str) -> TokenRow:
+    with store.write() as s:
+        row = s.get(TokenRow, token_id)
+        if row is None:
+            raise NotFoundError(f"no token {token_id!r}")
+        if row.revoked_at is None:
+            row.revoked_at = dt.datetime.now(dt.UTC)
+    _trusted.clear()
+    return row
