@@ -153,7 +153,16 @@ def test_demo_tells_both_regimes_and_records_them(tmp_path: Path) -> None:
     j = straits("demo", "--json", "--db", db)
     out = json.loads(j.stdout)
     assert set(out["plans"]) == {"enacted", "ai-diffusion"}
-    assert out["ledger"]["verify"] == {**out["ledger"]["verify"], "ok": True, "entries": 4}
+    # each run records the two regimes' plans and the two drift cases' plans
+    assert out["ledger"]["verify"] == {**out["ledger"]["verify"], "ok": True, "entries": 8}
+    drift = {d["case"]: d for d in out["drift"]}
+    h20 = next(d for c, d in drift.items() if "H20" in c)
+    assert h20["affected_stages"] == ["assistant-72b/serve-cn"] and h20["blocking"]
+    assert "us-ear-2025-h20" in {r["rule"] for c in h20["changes"] for r in c["rules"]}
+    resc = next(d for c, d in drift.items() if "rescission" in c)
+    moved = [s for s in resc["replan"]["stages"] if s["moved"]]
+    assert [s["stage"] for s in moved] == ["serve-intl"] and moved[0]["was"] == "unplaced"
+    assert "what rule changes did" in p.stdout and "us-ear-2025-h20" in p.stdout
     assert straits("demo", "--json", "--no-record").returncode == 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -66,3 +67,49 @@ def run_demo(scenario: Scenario | None = None, rules: RuleSet | None = None
     rs = rules or ruleset()
     plans = {r: make_plan(sc, regime=r, rules=rs) for r in REGIMES}
     return sc, plans, differences(plans)
+
+
+# --- drift: what rule changes did to plans made the day before ------------------------------
+@dataclass(frozen=True)
+class DriftCase:
+    title: str
+    story: str
+    example: str
+    checked: dt.date
+    plan_date: dt.date | None = None
+    plan_regime: str | None = None
+    check_regime: str | None = None
+
+    def scenario(self) -> Scenario:
+        sc = load_scenario(Path(str(resources.files("straits.examples").joinpath(self.example))))
+        update: dict[str, Any] = {}
+        if self.plan_date is not None:
+            update["date"] = self.plan_date
+        if self.plan_regime is not None:
+            update["regime"] = self.plan_regime
+        return sc.model_copy(update=update) if update else sc
+
+
+DRIFT_CASES = (
+    DriftCase(
+        "the H20 licence requirement (2025-04-09)",
+        "On 2025-04-08 a plan buys H20s to serve Chinese users at home; the next day the US "
+        "required a licence to ship them to China, with none being issued.",
+        "h20-2025.yaml", dt.date(2025, 4, 10)),
+    DriftCase(
+        "the AI Diffusion rule's rescission (2025-05-13)",
+        "On 2025-05-12 the AI Diffusion rule was on the books with compliance due 2025-05-15, "
+        "so a plan for runs from that date kept the international serving stage out of "
+        "Johor and Singapore; the rule was rescinded on 2025-05-13.",
+        "offshore-2025.yaml", dt.date(2025, 5, 13), plan_date=dt.date(2025, 5, 15),
+        plan_regime="ai-diffusion", check_regime="enacted"),
+)
+
+
+def drift_plans(rules: RuleSet, time_limit: float = 10.0) -> list[tuple[DriftCase, Scenario, Plan]]:
+    """The plans of :data:`DRIFT_CASES`, made as of their day."""
+    out = []
+    for case in DRIFT_CASES:
+        sc = case.scenario()
+        out.append((case, sc, make_plan(sc, rules=rules, time_limit=time_limit)))
+    return out

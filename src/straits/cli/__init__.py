@@ -11,6 +11,8 @@ from straits.cli import (
     check_cmd,
     demo_cmd,
     estimate_cmd,
+    export_cmd,
+    impact_cmd,
     ledger_cmd,
     plan_cmd,
     rules_cmd,
@@ -35,6 +37,8 @@ app.command("check")(check_cmd.check)
 app.command("estimate")(estimate_cmd.estimate)
 app.command("plan")(plan_cmd.plan)
 app.command("demo")(demo_cmd.demo)
+app.command("export")(export_cmd.export)
+app.command("impact")(impact_cmd.impact)
 app.add_typer(rules_cmd.app, name="rules")
 app.add_typer(scenario_cmd.app, name="scenario")
 app.add_typer(ledger_cmd.app, name="ledger")

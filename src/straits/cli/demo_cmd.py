@@ -62,6 +62,30 @@ def _record(sc: Scenario, plans: dict[str, Plan], db: str | None) -> dict[str, A
             "verify": ledger.verify(store).to_json()}
 
 
+def _drift(db: str | None, record: bool) -> list[tuple[Any, Any]]:
+    """Plans made the day before two rule changes, recorded and read back from the ledger,
+    then re-checked as of the change (`straits impact`)."""
+    from straits.demo import drift_plans
+    from straits.impact import impact
+
+    rs = ruleset()
+    out = []
+    for case, sc, plan in drift_plans(rs):
+        plan_id, recorded_sc, plan_json = "unrecorded", sc, plan.to_json()
+        if record:
+            from straits.store import Store
+            from straits.store.records import find_plan, record_plan
+
+            store = Store(db)
+            plan_id, _ = record_plan(store, sc, plan, rs, {"regime": plan.regime},
+                                     tenant="hz-cloud", actor=actor_name(None) + " (demo)")
+            rec = find_plan(store, plan_id)
+            recorded_sc, plan_json = rec.scenario, rec.plan
+        out.append((case, impact(plan_id, recorded_sc, plan_json, rs, date=case.checked,
+                                 regime=case.check_regime)))
+    return out
+
+
 def demo(json_out: bool = JsonOption,
          record: bool = typer.Option(True, "--record/--no-record",
                                      help="Record both plans in the audit ledger and verify "
@@ -73,13 +97,20 @@ def demo(json_out: bool = JsonOption,
     try:
         sc, plans, diffs = run_demo()
         recorded = _record(sc, plans, db) if record else None
+        drift = _drift(db, record)
+        if recorded is not None:  # verify once everything the demo records is in
+            from straits.store import Store, ledger
+
+            recorded["verify"] = ledger.verify(Store(db)).to_json()
     except StraitsError as exc:
         fail(exc)
         return
     if json_out:
         print_json({"scenario": sc.name,
                     "plans": {r: p.to_json() for r, p in plans.items()},
-                    "differences": [d.to_json() for d in diffs], "ledger": recorded})
+                    "differences": [d.to_json() for d in diffs], "ledger": recorded,
+                    "drift": [{"case": case.title, **_lean(im.to_json())}
+                              for case, im in drift]})
         return
     console.print(Panel(STORY, title=f"straits demo: {sc.name} ({sc.date})", expand=False))
     t = Table(title="Where each stage runs", title_justify="left")
@@ -123,3 +154,16 @@ def demo(json_out: bool = JsonOption,
         console.print(f"[bold green]ledger verifies[/bold green]: {v['entries']} entries, head "
                       f"{v['head_hash'][:16]}; `straits ledger show` lists them"
                       if v["ok"] else f"[bold red]ledger broken[/bold red]: {v['problem']}")
+    console.print()
+    console.rule("what rule changes did to plans made the day before (straits impact)")
+    from straits.cli.impact_cmd import show
+
+    for case, im in drift:
+        console.print(Text(f"{case.title}: {case.story}", style="bold"))
+        show(im)
+
+
+def _lean(impact_json: dict[str, Any]) -> dict[str, Any]:
+    if impact_json.get("replan"):
+        impact_json["replan"] = {k: v for k, v in impact_json["replan"].items() if k != "plan"}
+    return impact_json

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, cast
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from straits.errors import ScenarioError
+from straits.model.targets import PoolTargets, SiteTargets
 from straits.model.types import (
     Authorization,
     ChipId,
@@ -84,6 +85,8 @@ class Pool(Frozen):
     source: str | None = None
     """Where the price and count come from (shipped examples always say)."""
     confidence: Literal["V", "V2", "D", "M"] | None = None
+    targets: PoolTargets | None = None
+    """How the schedulers name this chip at this site (see `straits export`)."""
 
 
 class Site(Frozen):
@@ -96,6 +99,8 @@ class Site(Frozen):
     pue: Annotated[float, Field(ge=1.0, le=3.0)] | None = None
     grid_gco2_per_kwh: NonNegFloat | None = None
     source: str | None = None
+    targets: SiteTargets | None = None
+    """Where the site lives in SkyPilot, Kubernetes/Karmada and Slurm (see `straits export`)."""
 
 
 class Dataset(Frozen):
@@ -107,6 +112,8 @@ class Dataset(Frozen):
     classes: tuple[DataClass, ...] = Field(min_length=1)
     subjects: NonNegInt = 0
     sensitive_subjects: NonNegInt = 0
+    uri: Annotated[str, Field(min_length=1, max_length=2048)] | None = None
+    """Where the data is stored (s3://..., gs://...): exports mount it at /data/<id>."""
 
     @property
     def is_personal(self) -> bool:

@@ -81,7 +81,10 @@ class Candidates:
         #: a large portfolio tries fewer chip counts and schedules fewer options per stage
         self.large = sum(len(w.stages) for w in sc.workloads) > LARGE_PORTFOLIO_STAGES
         self._tables: dict[tuple[str, str], StageTable] = {}
-        self.ops = {w.id: self._training_ops(w) for w in sc.workloads}
+        self.ops = _TrainingOps(self)
+        """workload id -> stage id -> the model's training FLOPs through that stage (computed
+        for a workload when first asked: re-checking one stage of a large plan needs only
+        its own workload's tables)"""
         self._memo: dict[Hashable, tuple[list[list[Rule]], Verdict | None]] = {}
         self._procure: dict[tuple[str, str, str], Decision] = {}
         self._moves: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -218,6 +221,17 @@ class Candidates:
                 ships_from=pool.procurable.ships_from)
             self._procure[key] = self.rules.check(req)
         return self._procure[key]
+
+
+class _TrainingOps(dict[str, dict[str, float]]):
+    def __init__(self, cand: Candidates) -> None:
+        super().__init__()
+        self._cand = cand
+
+    def __missing__(self, workload_id: str) -> dict[str, float]:
+        value = self[workload_id] = self._cand._training_ops(
+            self._cand.sc.workload(workload_id))
+        return value
 
 
 def ancestors(w: Workload, s: Stage) -> set[str]:

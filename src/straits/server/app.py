@@ -29,6 +29,7 @@ from straits.server import bodies
 from straits.server.jobs import PlanRunner
 from straits.server.routes import router
 from straits.server.settings import Settings
+from straits.server.skypilot_routes import router as skypilot_router
 from straits.store.audit import log_refusal
 from straits.store.db import Store
 from straits.store.records import fail_unfinished
@@ -115,8 +116,11 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None,
     app.state.settings = settings
     app.state.rules = ruleset(rule_dirs)
     app.state.rules_lock = threading.Lock()
+    app.state.admission_plans = {}
+    app.state.admission_contexts = {}
     app.state.runner = runner
     app.include_router(router)
+    app.include_router(skypilot_router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, Any]:

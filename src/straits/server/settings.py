@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass
 
@@ -23,8 +24,12 @@ class Settings:
     """the most seconds a submitted plan may search"""
     plan_workers: int = 1
     """plans solved at once (each uses the CP-SAT workers of one search)"""
+    policy_date: dt.date | None = None
+    """the date launches are checked as of (STRAITS_POLICY_DATE; default: today, UTC)"""
 
     @classmethod
     def from_env(cls) -> Settings:
         return cls(max_body_bytes=_env_int("STRAITS_MAX_BODY_BYTES", cls.max_body_bytes),
-                   plan_workers=_env_int("STRAITS_PLAN_WORKERS", cls.plan_workers))
+                   plan_workers=_env_int("STRAITS_PLAN_WORKERS", cls.plan_workers),
+                   policy_date=(dt.date.fromisoformat(os.environ["STRAITS_POLICY_DATE"])
+                                if os.environ.get("STRAITS_POLICY_DATE") else None))

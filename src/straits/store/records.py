@@ -11,13 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from straits.api import packs_json
-from straits.errors import NotFoundError
+from straits.errors import InputError, NotFoundError
 from straits.model.request import CheckRequest
 from straits.model.scenario import Scenario
 from straits.plan import Plan
@@ -179,3 +180,62 @@ def plan_job_json(row: PlanRow) -> dict[str, Any]:
             "progress": json.loads(row.progress) if row.progress else None,
             "ledger_seq": row.ledger_seq, "error": row.error,
             "plan": json.loads(row.result) if row.result else None}
+
+
+@dataclass(frozen=True)
+class RecordedPlan:
+    """A finished plan read back: its id, the scenario it was made from, its JSON contract."""
+
+    id: str
+    tenant: str
+    scenario: Scenario
+    plan: dict[str, Any]
+    ledger_seq: int | None
+    created_at: dt.datetime | None
+
+
+def _recorded(store: Store, row: PlanRow) -> RecordedPlan:
+    from straits.loading import parse_scenario
+
+    doc = load_scenario_row(store, row.scenario_digest)
+    sc = parse_scenario(doc, source=f"stored scenario {row.scenario_digest[:12]}")
+    return RecordedPlan(row.id, row.tenant, sc, json.loads(row.result or "{}"), row.ledger_seq,
+                        row.created_at)
+
+
+def find_plan(store: Store, ref: str) -> RecordedPlan:
+    """The finished plan whose id is ``ref`` or starts with it (at least 4 characters)."""
+    if len(ref) < 4:
+        raise InputError(f"plan id {ref!r} is too short", path="PLAN",
+                         expected="a plan id or a unique prefix of at least 4 characters")
+    with store.session() as s:
+        rows = list(s.scalars(select(PlanRow).where(PlanRow.id.startswith(ref)).limit(2)))
+    if not rows:
+        raise NotFoundError(f"no plan {ref!r} in {store!r}; `straits ledger show` lists the "
+                            "recorded ones")
+    if len(rows) > 1:
+        raise InputError(f"plan id prefix {ref!r} matches several plans", path="PLAN",
+                         expected="a longer prefix")
+    if rows[0].status != "done" or not rows[0].result:
+        raise InputError(f"plan {rows[0].id} is {rows[0].status}, not done", path="PLAN",
+                         expected="a finished plan")
+    return _recorded(store, rows[0])
+
+
+def recorded_plans(store: Store, *, tenant: str | None = None, latest_per_scenario: bool = False
+                   ) -> list[RecordedPlan]:
+    """Finished plans recorded in the ledger, oldest first (optionally only the latest plan of
+    each scenario name and regime)."""
+    with store.session() as s:
+        q = (select(PlanRow).where(PlanRow.status == "done", PlanRow.ledger_seq.is_not(None))
+             .order_by(PlanRow.ledger_seq))
+        if tenant is not None:
+            q = q.where(PlanRow.tenant == tenant)
+        rows = list(s.scalars(q))
+    plans = [_recorded(store, r) for r in rows]
+    if latest_per_scenario:
+        latest: dict[tuple[str, str], RecordedPlan] = {}
+        for p in plans:
+            latest[(p.scenario.name, str(p.plan.get("regime")))] = p
+        plans = sorted(latest.values(), key=lambda p: p.ledger_seq or 0)
+    return plans

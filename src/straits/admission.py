@@ -1,0 +1,196 @@
+"""Admission of scheduler launches: is this launch of a planned stage lawful today?
+
+SkyPilot calls its RESTful admin policy before every launch, including each recovery relaunch
+of a managed job, with the task YAML it is about to run. A task exported by `straits export`
+names its plan and stage in ``envs``; :func:`admit_skypilot` maps every candidate resource of
+the task (``infra``/``cloud``+``region`` and ``accelerators``) back to a site and chip of the
+plan's scenario and asks the rules, as of the launch date, whether the stage may run there. One
+unlawful candidate rejects the launch, with the blocking rule's citation: silently dropping it
+would let a user believe the region they asked for was fine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from straits.errors import RequestError
+from straits.export.skypilot import ACCELERATORS, ENV_PLAN, ENV_STAGE, ENV_WORKLOAD
+from straits.model.scenario import Scenario, Site
+from straits.plan.recheck import PlanContext
+from straits.rules.decision import Reason
+from straits.rules.engine import RuleSet
+
+
+@dataclass(frozen=True)
+class Candidate:
+    infra: str
+    accelerator: str | None
+    count: int | None
+
+
+@dataclass
+class Admission:
+    allowed: bool
+    message: str
+    checked: list[dict[str, Any]] = field(default_factory=list)
+    citations: list[Reason] = field(default_factory=list)
+
+
+def parse_user_request(data: Any) -> dict[str, Any]:
+    """SkyPilot's UserRequest body: a JSON object, or (as its client sends it) a JSON string
+    holding one."""
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            raise RequestError("the body is a string but not JSON", source="request body",
+                               expected="SkyPilot's UserRequest") from None
+    if not isinstance(data, dict) or not isinstance(data.get("task"), str):
+        raise RequestError("no `task` YAML string", source="request body",
+                           expected="SkyPilot's UserRequest: {task, skypilot_config, ...}")
+    return data
+
+
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def task_of(user_request: dict[str, Any]) -> dict[str, Any]:
+    try:
+        task = yaml.load(user_request["task"], Loader=_LOADER) or {}  # a safe loader (C or Python)
+    except yaml.YAMLError as exc:
+        raise RequestError(f"task is not YAML: {exc}", source="request body",
+                           path="task") from None
+    if not isinstance(task, dict):
+        raise RequestError("task YAML is not a mapping", source="request body", path="task")
+    return task
+
+
+def _accelerator(value: Any) -> tuple[str | None, int | None]:
+    if value is None:
+        return None, None
+    if isinstance(value, dict) and len(value) == 1:
+        (name, n), = value.items()
+        return str(name), int(n) if n is not None else 1
+    if isinstance(value, str):
+        name, _, n = value.partition(":")
+        return name, int(float(n)) if n else 1
+    raise RequestError(f"cannot read accelerators {value!r}", source="request body",
+                       path="task.resources.accelerators")
+
+
+def candidates(task: dict[str, Any]) -> list[Candidate]:
+    """Every resource choice of the task: ``any_of``/``ordered`` entries over the base."""
+    res = task.get("resources") or {}
+    if isinstance(res, list):
+        res = {"any_of": res}
+    base = {k: v for k, v in res.items() if k not in ("any_of", "ordered")}
+    alts = list(res.get("any_of") or []) + list(res.get("ordered") or [])
+    out = []
+    for r in (alts or [{}]):
+        merged = {**base, **(r or {})}
+        infra = merged.get("infra")
+        if infra is None:
+            infra = "/".join(str(merged[k]) for k in ("cloud", "region", "zone")
+                             if merged.get(k))
+        name, n = _accelerator(merged.get("accelerators"))
+        out.append(Candidate(str(infra or "").lower(), name, n))
+    return out
+
+
+def site_of(sc: Scenario, infra: str) -> Site | None:
+    """The site a SkyPilot infra string names (cloud and region must both match; a zone in the
+    request narrows the region)."""
+    parts = infra.split("/")
+    for s in sc.sites:
+        sky = s.targets.skypilot if s.targets else None
+        if sky is None:
+            continue
+        want = [p.lower() for p in (sky.cloud, sky.region, sky.zone) if p]
+        if len(parts) >= len(want) and parts[:len(want)] == want and len(want) >= 2:
+            return s
+    return None
+
+
+def chip_of(site: Site, accelerator: str) -> str | None:
+    for pool in site.pools:
+        named = pool.targets.skypilot_accelerator if pool.targets else None
+        if accelerator.lower() in {pool.chip.lower(), (named or "").lower(),
+                                   ACCELERATORS.get(pool.chip, "").lower()}:
+            return pool.chip
+    return None
+
+
+#: contexts kept by a long-running server (their memoised verdicts serve every relaunch)
+MAX_CONTEXTS = 64
+
+
+def admit_skypilot(task: dict[str, Any], plan: tuple[Scenario, dict[str, Any]] | None,
+                   rules: RuleSet, *, date: dt.date, plan_ref: str | None,
+                   contexts: dict[tuple[str, dt.date], PlanContext] | None = None
+                   ) -> Admission:
+    """Decide one launch. ``plan`` is the recorded plan the task names (None: not found);
+    ``contexts`` caches one :class:`PlanContext` per plan and date across calls."""
+    cands = candidates(task)
+    envs = task.get("envs") or {}
+    if not any(c.accelerator for c in cands) and not envs.get(ENV_PLAN):
+        return Admission(True, "no accelerators and no Straits plan: not a training launch")
+    if not envs.get(ENV_PLAN) or not envs.get(ENV_STAGE):
+        return Admission(False, f"an accelerator launch must name its Straits plan and stage "
+                                f"(envs {ENV_PLAN}, {ENV_WORKLOAD}, {ENV_STAGE}); export it "
+                                "with `straits export --to skypilot`")
+    if plan is None:
+        return Admission(False, f"plan {plan_ref} is not recorded on this Straits server; "
+                                "export a recorded plan (`straits plan --record`)")
+    sc, plan_json = plan
+    workload, stage_id = str(envs.get(ENV_WORKLOAD, "")), str(envs[ENV_STAGE])
+    try:
+        w = sc.workload(workload)
+        stage = w.stage(stage_id)
+    except KeyError:
+        return Admission(False, f"plan {plan_ref} has no stage {workload}/{stage_id}")
+    key = (str(plan_ref), date)
+    ctx = contexts.get(key) if contexts is not None else None
+    if ctx is None or ctx.plan is not plan_json:
+        ctx = PlanContext(sc, plan_json, rules, date=date, regime=str(plan_json["regime"]))
+        if contexts is not None:
+            if len(contexts) >= MAX_CONTEXTS:
+                contexts.clear()
+            contexts[key] = ctx
+    out = Admission(True, "")
+    problems = []
+    for c in cands:
+        site = site_of(sc, c.infra)
+        row: dict[str, Any] = {"infra": c.infra, "accelerator": c.accelerator}
+        out.checked.append(row)
+        if site is None:
+            problems.append(f"{c.infra or '(any region)'} is not a site of scenario {sc.name} "
+                            "(a request must pin cloud and region to a mapped site)")
+            row["decision"] = "deny"
+            continue
+        chip = chip_of(site, c.accelerator) if c.accelerator else None
+        row["site"], row["chip"] = site.id, chip
+        option = ctx.option(w, stage, site.id, chip, False) if chip else None
+        if option is None:
+            problems.append(f"{c.infra}: {c.accelerator} is not a pool of site {site.id}")
+            row["decision"] = "deny"
+            continue
+        verdict = ctx.verdict(w, stage, option)
+        row["decision"] = "allow" if verdict.lawful else (
+            verdict.blocking.outcome if verdict.blocking else "deny")
+        if not verdict.lawful and verdict.blocking is not None:
+            b = verdict.blocking
+            out.citations.append(b)
+            problems.append(f"{workload}/{stage_id} on {site.id}/{chip} ({c.infra}) is not "
+                            f"lawful on {date}: {b.text} [{b.rule}; {b.citation}]")
+    if problems:
+        out.allowed = False
+        out.message = "; ".join(problems)
+    else:
+        out.message = (f"{workload}/{stage_id}: every candidate lawful on {date} under the "
+                       f"{plan_json['regime']} regime")
+    return out

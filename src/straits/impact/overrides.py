@@ -1,0 +1,126 @@
+"""Figures that changed since a plan was made: prices and capacity, from files with sources.
+
+A prices file lists ``{site, chip, usd_per_chip_hour, source}``; a capacity file lists
+``{site, chip, count, start?, source}`` (the pool has ``count`` chips from ``start``, default:
+the date of the check). Both are YAML or JSON lists (or a mapping with a ``prices`` /
+``capacity`` key), validated like every input: a wrong field names the file and its path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from straits.errors import ScenarioError
+from straits.loading import parse_document, parse_scenario, read_text, validate_as
+from straits.model.scenario import Scenario
+from straits.model.types import ChipId, Id, NonNegFloat, NonNegInt
+
+
+class _Change(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    site: Id
+    chip: ChipId
+    source: str | None = None
+
+
+class PriceChange(_Change):
+    usd_per_chip_hour: NonNegFloat
+
+
+class CapacityChange(_Change):
+    count: NonNegInt
+    start: dt.date | None = None
+
+
+class Overrides(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    prices: tuple[PriceChange, ...] = ()
+    capacity: tuple[CapacityChange, ...] = ()
+    prices_file: str | None = None
+    capacity_file: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.prices and not self.capacity
+
+
+def _load(path: Path, key: str) -> Overrides:
+    text = read_text(path, error=ScenarioError)
+    data = parse_document(text, source=str(path), error=ScenarioError)
+    if isinstance(data, list):
+        data = {key: data}
+    if not isinstance(data, dict) or set(data) != {key}:
+        raise ScenarioError(f"expected a list of {key} changes", source=str(path),
+                            expected=f"a list, or a mapping with the one key `{key}`")
+    return validate_as(Overrides, data, source=str(path), error=ScenarioError)
+
+
+def load_overrides(prices: Path | None, capacity: Path | None) -> Overrides:
+    return Overrides(prices=_load(prices, "prices").prices if prices else (),
+                     capacity=_load(capacity, "capacity").capacity if capacity else (),
+                     prices_file=str(prices) if prices else None,
+                     capacity_file=str(capacity) if capacity else None)
+
+
+def apply(sc: Scenario, ov: Overrides, *, date: dt.date, regime: str | None = None
+          ) -> Scenario:
+    """``sc`` with the changed figures, dated ``date`` (validated again, so a change naming a
+    pool that does not exist is an error)."""
+    doc = sc.model_dump(mode="json")
+    doc["date"] = date.isoformat()
+    if regime is not None:
+        doc["regime"] = regime
+    pools = {(s["id"], p["chip"]): p for s in doc["sites"] for p in s["pools"]}
+
+    def pool(kind: str, i: int, c: _Change) -> dict[str, Any]:
+        hit = pools.get((c.site, c.chip))
+        if hit is None:
+            raise ScenarioError(f"no pool {c.chip} at site {c.site!r} in scenario {sc.name}",
+                                source=ov.prices_file if kind == "prices" else ov.capacity_file,
+                                path=f"{kind}[{i}]", expected="a site and chip of the scenario")
+        out: dict[str, Any] = hit
+        return out
+
+    for i, p in enumerate(ov.prices):
+        hit = pool("prices", i, p)
+        hit["usd_per_chip_hour"] = p.usd_per_chip_hour
+        hit["source"] = p.source or hit.get("source")
+    for i, c in enumerate(ov.capacity):
+        hit = pool("capacity", i, c)
+        start = c.start or date
+        if start <= date:
+            hit["count"] = c.count
+            hit["availability"] = [w for w in hit.get("availability", ())
+                                   if w.get("end") and w["end"] <= start.isoformat()]
+        else:
+            hit["availability"] = [*hit.get("availability", ()),
+                                   {"start": start.isoformat(), "end": None, "count": c.count}]
+    return parse_scenario(doc, source=f"scenario {sc.name} with changes")
+
+
+def price_of(sc: Scenario, site: str, chip: str) -> float | None:
+    for p in sc.site(site).pools:
+        if p.chip == chip:
+            return p.usd_per_chip_hour
+    return None
+
+
+def capacity_at(sc: Scenario, site: str, chip: str, when: dt.date) -> int | None:
+    """Chips of the pool on ``when`` (availability windows over the count)."""
+    for p in sc.site(site).pools:
+        if p.chip != chip:
+            continue
+        count = p.count
+        for w in sorted(p.availability, key=lambda w: w.start):
+            if w.start <= when and (w.end is None or when < w.end):
+                count = w.count
+        return count
+    return None
+
+
+__all__ = ["CapacityChange", "Overrides", "PriceChange", "apply", "capacity_at",
+           "load_overrides", "price_of"]

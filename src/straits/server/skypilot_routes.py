@@ -1,0 +1,95 @@
+"""SkyPilot's RESTful admin policy: ``admin_policy: https://HOST/v1/skypilot/policy?token=st_...``.
+
+SkyPilot posts a UserRequest (the task YAML, its config) before every launch and every recovery
+relaunch and sends no Authorization header, so this route also takes the token as a ``token``
+query parameter. A lawful launch gets the request back unchanged; an unlawful one gets 400 with
+the rule's citation, which SkyPilot shows the user as the rejection.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from straits.admission import admit_skypilot, parse_user_request, task_of
+from straits.errors import AuthError, InputError, NotFoundError
+from straits.export.skypilot import ENV_PLAN
+from straits.model.scenario import Scenario
+from straits.server.auth import refuse
+from straits.server.bodies import documented, json_body
+from straits.store.records import find_plan
+from straits.store.tokens import Principal, authenticate
+
+router = APIRouter(prefix="/v1")
+_cache_lock = threading.Lock()
+
+
+def _principal(request: Request, token: str | None) -> Principal:
+    header = request.headers.get("authorization", "")
+    bearer = header.partition(" ")[2].strip() if header.lower().startswith("bearer ") else None
+    try:
+        return authenticate(request.app.state.store, bearer or token)
+    except AuthError as exc:
+        raise refuse(request, exc.status, str(exc)) from None
+
+
+def _plan(request: Request, who: Principal, ref: str
+          ) -> tuple[Scenario, dict[str, Any]] | None:
+    """The recorded plan ``ref`` if the caller's tenant may see it (finished plans never
+    change, so they are cached)."""
+    cache: dict[str, tuple[str, Scenario, dict[str, Any]]] = request.app.state.admission_plans
+    with _cache_lock:
+        hit = cache.get(ref)
+    if hit is None:
+        try:
+            rec = find_plan(request.app.state.store, ref)
+        except (NotFoundError, InputError):
+            return None
+        hit = (rec.tenant, rec.scenario, rec.plan)
+        with _cache_lock:
+            cache[ref] = hit
+    tenant, sc, plan = hit
+    if not (who.is_admin or tenant == who.tenant):
+        refuse(request, 404, f"plan {ref} belongs to another tenant", who)
+        return None
+    return sc, plan
+
+
+@router.post("/skypilot/policy", tags=["admission"], openapi_extra=documented(
+    dict[str, Any], "SkyPilot's UserRequest (JSON, or a JSON string holding it)."))
+async def skypilot_policy(
+    request: Request,
+    token: Annotated[str | None, Query(description="Bearer token, for SkyPilot, which sends "
+                                              "no Authorization header.")] = None,
+    date: Annotated[dt.date | None, Query(description="Check as of this date (default: "
+                                                     "today, UTC).")] = None,
+) -> Response:
+    """Re-check a SkyPilot launch against the rules: unchanged if every candidate resource is
+    lawful for the plan's stage today, 400 with the rule's citation otherwise."""
+    who = _principal(request, token)
+    user_request = parse_user_request(await json_body(request, "request body"))
+    task = task_of(user_request)
+    ref = str((task.get("envs") or {}).get(ENV_PLAN) or "")
+    plan = await run_in_threadpool(_plan, request, who, ref) if ref else None
+    when = date or request.app.state.settings.policy_date or dt.datetime.now(dt.UTC).date()
+
+    def decide() -> Any:
+        with request.app.state.rules_lock:
+            return admit_skypilot(task, plan, request.app.state.rules, date=when,
+                                  plan_ref=ref or None,
+                                  contexts=request.app.state.admission_contexts)
+
+    verdict = await run_in_threadpool(decide)
+    if not verdict.allowed:
+        return PlainTextResponse(f"Straits: launch rejected: {verdict.message}",
+                                 status_code=400)
+    # SkyPilot decodes response.json() as a JSON string holding the MutatedUserRequest
+    body = json.dumps({"task": user_request["task"],
+                       "skypilot_config": user_request.get("skypilot_config", "{}\n")})
+    return JSONResponse(body, headers={"X-Straits-Admission": verdict.message[:200]})

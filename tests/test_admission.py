@@ -1,0 +1,137 @@
+"""SkyPilot's RESTful admin policy: lawful launches pass unchanged, unlawful ones are rejected
+with the rule's citation. Requests are built and answers decoded with SkyPilot's own classes,
+as its client and server do."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from straits.export import export_input, exporter
+from straits.loading import load_scenario
+from straits.plan import make_plan
+from straits.rules import RuleSet
+from straits.server import create_app
+from straits.server.settings import Settings
+from straits.store import Store
+from straits.store.records import record_plan
+from straits.store.tokens import create_token
+
+sky = pytest.importorskip("sky")
+from sky import admin_policy  # noqa: E402
+from sky.server.requests import request_names  # noqa: E402
+from sky.utils import config_utils  # noqa: E402
+
+URL = "/v1/skypilot/policy"
+
+
+class Setup:
+    def __init__(self, client: TestClient, token: str, tasks: dict[str, dict[str, Any]],
+                 plan_id: str) -> None:
+        self.client, self.token, self.tasks, self.plan_id = client, token, tasks, plan_id
+
+    def user_request(self, task: dict[str, Any]) -> admin_policy.UserRequest:
+        return admin_policy.UserRequest(
+            task=sky.Task.from_yaml_config(copy.deepcopy(task)),
+            skypilot_config=config_utils.Config.from_dict({}),
+            request_name=request_names.AdminPolicyRequestName("jobs.launch_cluster"))
+
+    def post(self, task: dict[str, Any], token: str | None = "default",
+             date: str = "2025-06-01") -> Any:
+        # what SkyPilot's RestfulAdminPolicy sends: requests.post(json=<the encoded string>)
+        body = json.dumps(self.user_request(task).encode())
+        params = {"date": date}
+        if token is not None:
+            params["token"] = self.token if token == "default" else token
+        return self.client.post(URL, params=params, content=body,
+                                headers={"Content-Type": "application/json"})
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory, example_path: Path,
+          rules: RuleSet) -> Iterator[Setup]:
+    store = Store(f"sqlite:///{tmp_path_factory.mktemp('adm') / 's.db'}")
+    sc = load_scenario(example_path)
+    plan = make_plan(sc, rules=rules, time_limit=5)
+    plan_id, _ = record_plan(store, sc, plan, rules, {}, tenant="hz-cloud", actor="test")
+    inp = export_input(sc, plan.to_json(), rules, plan_id=plan_id)
+    tasks = {path.split("/")[-1].removesuffix(".yaml"): yaml.safe_load(text)
+             for path, text in exporter("skypilot").render(inp).files.items()}
+    token = create_token(store, "hz-cloud", "viewer")[0]
+    with TestClient(create_app(store, settings=Settings())) as client:
+        yield Setup(client, token, tasks, plan_id)
+
+
+def _normal(config: dict[str, Any]) -> dict[str, Any]:
+    """SkyPilot keeps ``any_of`` as a set: compare it in a fixed order."""
+    out = copy.deepcopy(config)
+    res = out.get("resources", {})
+    if "any_of" in res:
+        res["any_of"] = sorted(res["any_of"], key=lambda r: json.dumps(r, sort_keys=True))
+    return out
+
+
+def test_a_lawful_launch_passes_unchanged(setup: Setup) -> None:
+    for name, task in setup.tasks.items():
+        r = setup.post(task)
+        assert r.status_code == 200, (name, r.text)
+        original = setup.user_request(task)
+        mutated = admin_policy.MutatedUserRequest.decode(r.json(), original)
+        assert _normal(mutated.task.to_yaml_config()) == _normal(original.task.to_yaml_config())
+        assert dict(mutated.skypilot_config) == {}
+
+
+def test_an_unlawful_region_is_rejected_with_the_citation(setup: Setup) -> None:
+    """Fine-tuning on Chinese users' personal data in Singapore: PIPL cross-border."""
+    task = copy.deepcopy(setup.tasks["chat-72b-sft"])
+    task["resources"] = {"any_of": [{"infra": "aws/ap-southeast-1", "accelerators": "H100:8"}]}
+    r = setup.post(task)
+    assert r.status_code == 400
+    assert "cn-cbdf-2024-assessment" in r.text or "cn-pipl" in r.text, r.text
+    assert "Cross-Border" in r.text or "PIPL" in r.text
+    # SkyPilot turns a 400 into a rejection with our text
+    assert r.text.startswith("Straits: launch rejected")
+
+
+def test_one_unlawful_candidate_rejects_the_launch(setup: Setup) -> None:
+    task = copy.deepcopy(setup.tasks["chat-72b-sft"])
+    task["resources"]["any_of"].append({"infra": "kubernetes/my-johor",
+                                        "accelerators": "H100:8"})
+    r = setup.post(task)
+    assert r.status_code == 400 and "my-johor" in r.text
+
+
+def test_a_region_outside_the_scenario_is_rejected(setup: Setup) -> None:
+    task = copy.deepcopy(setup.tasks["chat-72b-pretrain"])
+    task["resources"] = {"any_of": [{"infra": "aws/us-east-1", "accelerators": "H100:8"}]}
+    r = setup.post(task)
+    assert r.status_code == 400 and "not a site" in r.text
+
+
+def test_an_unplanned_gpu_launch_is_rejected_but_a_controller_passes(setup: Setup) -> None:
+    gpu = {"name": "adhoc", "resources": {"infra": "aws/ap-southeast-1",
+                                          "accelerators": "H100:8"}, "run": "true"}
+    r = setup.post(gpu)
+    assert r.status_code == 400 and "STRAITS_PLAN_ID" in r.text
+    controller = {"name": "jobs-controller", "resources": {"cpus": "4+"}, "run": "true"}
+    assert setup.post(controller).status_code == 200
+
+
+def test_the_policy_needs_a_token(setup: Setup) -> None:
+    r = setup.post(setup.tasks["chat-72b-pretrain"], token=None)
+    assert r.status_code == 401
+    r = setup.post(setup.tasks["chat-72b-pretrain"], token="st_nope_nope")
+    assert r.status_code == 401
+
+
+def test_another_tenants_token_cannot_use_the_plan(setup: Setup) -> None:
+    other = create_token(setup.client.app.state.store, "other-co", "viewer")[0]  # type: ignore[attr-defined]
+    r = setup.post(setup.tasks["chat-72b-pretrain"], token=other)
+    assert r.status_code == 400 and "not recorded" in r.text

@@ -1,0 +1,147 @@
+"""`straits impact`: recorded plans re-checked when rules, prices or capacity change."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from straits.impact import Overrides, impact
+from straits.impact.overrides import CapacityChange, PriceChange
+from straits.loading import load_scenario
+from straits.model.scenario import Scenario
+from straits.plan import make_plan
+from straits.rules import RuleSet
+from test_cli import one_line_error, straits
+from test_export import recorded_id
+
+H20_EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "h20-2025.yaml"
+
+
+@pytest.fixture(scope="module")
+def h20(rules: RuleSet) -> tuple[Scenario, dict[str, Any]]:
+    sc = load_scenario(H20_EXAMPLE)
+    return sc, make_plan(sc, rules=rules, time_limit=5).to_json()
+
+
+def _kinds(changes: list[dict[str, Any]], stage: str) -> set[str]:
+    return {c["kind"] for c in changes if c["stage"] == stage}
+
+
+def test_the_h20_plan_buys_h20s_the_day_before(h20: tuple[Scenario, dict[str, Any]]) -> None:
+    _, plan = h20
+    serve = next(a for a in plan["assignments"] if a["stage"] == "serve-cn")
+    assert serve["chip"] == "H20" and serve["bought"]
+
+
+def test_cli_impact_names_the_h20_rule_and_the_affected_stage(tmp_path: Path) -> None:
+    """The acceptance case: recorded on 2025-04-08, re-checked on 2025-04-10."""
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    p = straits("plan", str(H20_EXAMPLE), "--record", "--db", db, "--time-limit", "5")
+    assert p.returncode == 0, p.stderr
+    plan_id = recorded_id(p.stderr)
+    p = straits("impact", "--date", "2025-04-10", "--db", db, "--json", "--time-limit", "5")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)["plans"]
+    assert [x["plan_id"] for x in out] == [plan_id]
+    res = out[0]
+    assert res["affected_stages"] == ["assistant-72b/serve-cn"] and res["blocking"]
+    rule_changes = [c for c in res["changes"] if c["kind"] == "rules"]
+    assert [r["rule"] for c in rule_changes for r in c["rules"]] == ["us-ear-2025-h20"]
+    assert rule_changes[0]["rules"][0]["citation"].startswith("US government letter")
+    assert "assistant-72b/serve-cn" in res["replan"]["unplaced"]
+    # the human view names them too, and --exit-code reports the blocked stage
+    p = straits("impact", "--date", "2025-04-10", "--db", db, "--exit-code", "--no-replan")
+    assert p.returncode == 4, p.stderr
+    assert "us-ear-2025-h20" in p.stdout and "serve-cn" in p.stdout
+
+
+def test_nothing_changes_on_the_day_the_plan_was_made(
+        h20: tuple[Scenario, dict[str, Any]], rules: RuleSet) -> None:
+    sc, plan = h20
+    res = impact("p", sc, plan, rules, date=sc.date, replan=False)
+    assert res.changes == [] and not res.blocking
+
+
+def test_chips_already_delivered_are_not_re_ordered(
+        h20: tuple[Scenario, dict[str, Any]], rules: RuleSet) -> None:
+    """Bought on 2025-04-08 with a 30-day lead: by June they have arrived, and running on them
+    is still lawful (the licence governs shipments, not use)."""
+    sc, plan = h20
+    serve = next(a for a in plan["assignments"] if a["stage"] == "serve-cn")
+    arrival = sc.date + dt.timedelta(days=30)
+    assert dt.date.fromisoformat(serve["start"][:10]) >= arrival
+    res = impact("p", sc, plan, rules, date=arrival + dt.timedelta(days=1), replan=False)
+    assert not [c for c in res.changes if c.kind == "rules"]
+
+
+def test_the_rescission_lets_the_blocked_stage_run_offshore(
+        example_path: Path, rules: RuleSet) -> None:
+    sc = load_scenario(example_path).model_copy(
+        update={"date": dt.date(2025, 5, 15), "regime": "ai-diffusion"})
+    plan = make_plan(sc, rules=rules, time_limit=5).to_json()
+    assert any(u["stage"] == "serve-intl" for u in plan["unplaced"])
+    res = impact("p", sc, plan, rules, date=dt.date(2025, 5, 13), regime="enacted",
+                 time_limit=5)
+    assert res.regime == "enacted" and res.replan is not None
+    stage = next(s for s in res.replan["stages"] if s["stage"] == "serve-intl")
+    assert stage["was"] == "unplaced" and stage["now"] != "unplaced"
+    assert sc.site(stage["now"].split("/")[0]).country in ("SG", "MY")
+    assert "us-diffusion-tier3-hq-compute" in {r["rule"] for r in stage["rules_lifted"]}
+    # and the same plan under its own regime: the rule still blocks, nothing moves
+    same = impact("p", sc, plan, rules, date=dt.date(2025, 5, 13), time_limit=5)
+    assert not [c for c in same.changes if c.kind in ("rules", "replan") and
+                c.stage == "serve-intl"]
+
+
+def test_a_price_change_is_costed_on_the_remaining_chip_hours(
+        h20: tuple[Scenario, dict[str, Any]], rules: RuleSet) -> None:
+    sc, plan = h20
+    sft = next(a for a in plan["assignments"] if a["stage"] == "sft")
+    old = next(p.usd_per_chip_hour for p in sc.site(sft["site"]).pools if p.chip == sft["chip"])
+    ov = Overrides(prices=(PriceChange(site=sft["site"], chip=sft["chip"],
+                                       usd_per_chip_hour=old + 0.5, source="test quote"),))
+    res = impact("p", sc, plan, rules, date=sc.date, overrides=ov, replan=False)
+    cost = [c for c in res.changes if c.kind == "cost"]
+    assert len(cost) == 1 and cost[0].stage == "sft"
+    assert cost[0].delta_usd == pytest.approx(sft["chip_hours"] * 0.5, rel=1e-3)
+    assert "test quote" in cost[0].summary
+
+
+def test_a_capacity_cut_makes_the_stage_infeasible(
+        h20: tuple[Scenario, dict[str, Any]], rules: RuleSet) -> None:
+    sc, plan = h20
+    sft = next(a for a in plan["assignments"] if a["stage"] == "sft")
+    ov = Overrides(capacity=(CapacityChange(site=sft["site"], chip=sft["chip"],
+                                            count=sft["chips"] - 8),))
+    res = impact("p", sc, plan, rules, date=sc.date, overrides=ov, replan=False)
+    cap = [c for c in res.changes if c.kind == "capacity"]
+    assert [c.stage for c in cap] == ["sft"] and res.blocking
+    # enough capacity: no change
+    ov = Overrides(capacity=(CapacityChange(site=sft["site"], chip=sft["chip"],
+                                            count=sft["chips"]),))
+    res = impact("p", sc, plan, rules, date=sc.date, overrides=ov, replan=False)
+    assert not [c for c in res.changes if c.kind == "capacity"]
+
+
+def test_bad_change_files_name_the_file_and_field(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    assert straits("plan", str(H20_EXAMPLE), "--record", "--db", db,
+                   "--time-limit", "3").returncode == 0
+    bad = tmp_path / "prices.yaml"
+    bad.write_text(yaml.safe_dump([{"site": "hz-idc", "chip": "H20", "usd_per_chip_hr": 2}]))
+    one_line_error(straits("impact", "--date", "2025-04-10", "--db", db, "--prices", str(bad)),
+                   str(bad), "prices[0]")
+    nopool = tmp_path / "cap.yaml"
+    nopool.write_text(yaml.safe_dump([{"site": "hz-idc", "chip": "B200", "count": 8}]))
+    one_line_error(straits("impact", "--date", "2025-04-10", "--db", db, "--capacity",
+                           str(nopool), "--no-replan"), "capacity[0]", "B200")
+
+
+def test_impact_without_recorded_plans_says_so(tmp_path: Path) -> None:
+    p = straits("impact", "--date", "2025-04-10", "--db", f"sqlite:///{tmp_path / 'e.db'}")
+    one_line_error(p, "no recorded plans")
