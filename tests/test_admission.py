@@ -135,3 +135,32 @@ def test_another_tenants_token_cannot_use_the_plan(setup: Setup) -> None:
     other = create_token(setup.client.app.state.store, "other-co", "viewer")[0]  # type: ignore[attr-defined]
     r = setup.post(setup.tasks["chat-72b-pretrain"], token=other)
     assert r.status_code == 400 and "not recorded" in r.text
+
+
+def test_launches_can_be_recorded_in_the_ledger(setup: Setup) -> None:
+    from straits.store import ledger
+
+    store = setup.client.app.state.store  # type: ignore[attr-defined]
+    planner = create_token(store, "hz-cloud", "planner")[0]
+    before = ledger.count(store)
+    lawful = setup.tasks["chat-72b-pretrain"]
+    r = setup.client.post(URL, params={"token": planner, "date": "2025-06-01", "record": "true"},
+                          content=json.dumps(setup.user_request(lawful).encode()))
+    assert r.status_code == 200
+    bad = copy.deepcopy(setup.tasks["chat-72b-sft"])
+    bad["resources"] = {"any_of": [{"infra": "aws/ap-southeast-1", "accelerators": "H100:8"}]}
+    r2 = setup.client.post(URL, params={"token": planner, "date": "2025-06-01",
+                                        "record": "true"},
+                           content=json.dumps(setup.user_request(bad).encode()))
+    assert r2.status_code == 400
+    entries = list(ledger.entries(store, since=before + 1))
+    assert [e.kind for e in entries] == ["admission", "admission"]
+    assert [e.content["result"]["allowed"] for e in entries] == [True, False]
+    assert entries[1].content["inputs"]["stage"] == "sft"
+    assert entries[1].content["result"]["rules"]
+    assert str(entries[1].seq) == r2.headers["X-Straits-Ledger-Seq"]
+    assert ledger.verify(store).ok
+    # recording needs the planner role
+    r3 = setup.client.post(URL, params={"token": setup.token, "record": "true"},
+                           content=json.dumps(setup.user_request(lawful).encode()))
+    assert r3.status_code == 403

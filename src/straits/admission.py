@@ -39,6 +39,12 @@ class Admission:
     message: str
     checked: list[dict[str, Any]] = field(default_factory=list)
     citations: list[Reason] = field(default_factory=list)
+    regime: str | None = None
+    """the regime the launch was checked under (the plan's), when a plan was found"""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"allowed": self.allowed, "message": self.message, "checked": self.checked,
+                "rules": [r.to_json() for r in self.citations]}
 
 
 def parse_user_request(data: Any) -> dict[str, Any]:
@@ -161,7 +167,7 @@ def admit_skypilot(task: dict[str, Any], plan: tuple[Scenario, dict[str, Any]] |
             if len(contexts) >= MAX_CONTEXTS:
                 contexts.clear()
             contexts[key] = ctx
-    out = Admission(True, "")
+    out = Admission(True, "", regime=str(plan_json["regime"]))
     problems = []
     for c in cands:
         site = site_of(sc, c.infra)

@@ -89,6 +89,11 @@ def _summary(e: Entry) -> str:
     if e.kind == "check":
         answers = result if isinstance(result, list) else [result]
         return ", ".join(str(a.get("decision")) for a in answers if isinstance(a, dict))
+    if e.kind == "admission":
+        inputs = body.get("inputs") or {}
+        verdict = "allowed" if (result or {}).get("allowed") else "rejected"
+        return (f"{verdict} launch of {inputs.get('workload')}/{inputs.get('stage')} "
+                f"(plan {str(inputs.get('plan_id', ''))[:8]})")
     plan: dict[str, Any] = (result or {}).get("plan") or {}
     return (f"{plan.get('status')} ${plan.get('total_cost_usd', 0):,.0f} "
             f"{len(plan.get('assignments', []))} placed, {len(plan.get('unplaced', []))} "

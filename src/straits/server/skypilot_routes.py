@@ -19,11 +19,11 @@ from starlette.concurrency import run_in_threadpool
 
 from straits.admission import admit_skypilot, parse_user_request, task_of
 from straits.errors import AuthError, InputError, NotFoundError
-from straits.export.skypilot import ENV_PLAN
+from straits.export.skypilot import ENV_PLAN, ENV_STAGE, ENV_WORKLOAD
 from straits.model.scenario import Scenario
-from straits.server.auth import refuse
+from straits.server.auth import refuse, require
 from straits.server.bodies import documented, json_body
-from straits.store.records import find_plan
+from straits.store.records import find_plan, record_admission
 from straits.store.tokens import Principal, authenticate
 
 router = APIRouter(prefix="/v1")
@@ -69,10 +69,15 @@ async def skypilot_policy(
                                               "no Authorization header.")] = None,
     date: Annotated[dt.date | None, Query(description="Check as of this date (default: "
                                                      "today, UTC).")] = None,
+    record: Annotated[bool, Query(description="Append every launch of a planned stage and "
+                                              "the answer to the ledger (planner role).")
+                      ] = False,
 ) -> Response:
     """Re-check a SkyPilot launch against the rules: unchanged if every candidate resource is
     lawful for the plan's stage today, 400 with the rule's citation otherwise."""
     who = _principal(request, token)
+    if record:
+        require(request, who, "planner", "record launches")
     user_request = parse_user_request(await json_body(request, "request body"))
     task = task_of(user_request)
     ref = str((task.get("envs") or {}).get(ENV_PLAN) or "")
@@ -86,10 +91,25 @@ async def skypilot_policy(
                                   contexts=request.app.state.admission_contexts)
 
     verdict = await run_in_threadpool(decide)
+    envs = task.get("envs") or {}
+    if record and ref and verdict.regime is not None:
+        inputs = {"plan_id": ref, "workload": envs.get(ENV_WORKLOAD),
+                  "stage": envs.get(ENV_STAGE), "request_name": user_request.get("request_name"),
+                  "user": user_request.get("user") or None, "task_name": task.get("name"),
+                  "candidates": [{"infra": c["infra"], "accelerator": c["accelerator"]}
+                                 for c in verdict.checked]}
+        entry = await run_in_threadpool(
+            lambda: record_admission(request.app.state.store, request.app.state.rules, inputs,
+                                     verdict.to_json(), regime=str(verdict.regime), date=when,
+                                     tenant=who.tenant, actor=who.actor))
+        headers = {"X-Straits-Ledger-Seq": str(entry.seq)}
+    else:
+        headers = {}
     if not verdict.allowed:
         return PlainTextResponse(f"Straits: launch rejected: {verdict.message}",
-                                 status_code=400)
+                                 status_code=400, headers=headers)
     # SkyPilot decodes response.json() as a JSON string holding the MutatedUserRequest
     body = json.dumps({"task": user_request["task"],
                        "skypilot_config": user_request.get("skypilot_config", "{}\n")})
-    return JSONResponse(body, headers={"X-Straits-Admission": verdict.message[:200]})
+    return JSONResponse(body, headers={**headers,
+                                       "X-Straits-Admission": verdict.message[:200]})

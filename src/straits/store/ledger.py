@@ -28,7 +28,7 @@ from straits.store.db import Store
 from straits.store.tables import LedgerHead, LedgerRow, ScenarioRow
 
 GENESIS = "0" * 64
-KINDS = ("check", "plan")
+KINDS = ("check", "plan", "admission")
 
 
 def _default(o: Any) -> Any:

@@ -53,6 +53,15 @@ def record_check(store: Store, rules: RuleSet, requests: list[CheckRequest], ans
     return entry
 
 
+def record_admission(store: Store, rules: RuleSet, inputs: dict[str, Any], result: Any, *,
+                     regime: str, date: dt.date, tenant: str, actor: str) -> Entry:
+    """Append a scheduler launch and Straits' answer to it to the ledger (one transaction)."""
+    body = {"inputs": inputs, "inputs_digest": digest(inputs), "rules": rules_body(rules),
+            "regime": regime, "date": date.isoformat(), "result": result}
+    with store.write() as s:
+        return append(s, tenant=tenant, actor=actor, kind="admission", body=body)
+
+
 # --- scenarios and plans -------------------------------------------------------------------------
 def scenario_document(sc: Scenario) -> dict[str, Any]:
     """The scenario as validated (defaults filled, ids canonical): what the planner used."""
