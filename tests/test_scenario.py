@@ -81,6 +81,14 @@ BAD = [
     ("tenants.0.authorizations", ["bis-licence"], "tenants[0].authorizations[0]",
      "'bis-license'"),
     ("date", "2025-13-01", "date", "date"),
+    ("sites.0.targets.kubernetes.cluster", "SG_Jurong", "sites[0].targets.kubernetes.cluster",
+     "pattern"),
+    ("sites.0.targets.slurm.gpus_per_node", 0, "sites[0].targets.slurm.gpus_per_node",
+     "greater than or equal to 1"),
+    ("sites.0.targets.skypilot.regoin", "x", "sites[0].targets.skypilot.regoin",
+     "unknown field"),
+    ("sites.0.pools.0.targets.kubernetes_node_labels", {"bad key!": "v"},
+     "sites[0].pools[0].targets.kubernetes_node_labels (key 'bad key!')", "pattern"),
 ]
 
 

@@ -21,12 +21,19 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:
+    """``sites[0].pools[1].chip``; a mapping's key that failed reads ``labels (key 'x!')``."""
     out = ""
-    for part in loc:
+    parts = list(loc)
+    key_error = len(parts) >= 2 and parts[-1] == "[key]"
+    if key_error:
+        parts = parts[:-2]
+    for part in parts:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
             out += f".{part}" if out else str(part)
+    if key_error:
+        out += f" (key {loc[-2]!r})"
     return out or "(top level)"
 
 
