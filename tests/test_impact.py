@@ -145,3 +145,20 @@ def test_bad_change_files_name_the_file_and_field(tmp_path: Path) -> None:
 def test_impact_without_recorded_plans_says_so(tmp_path: Path) -> None:
     p = straits("impact", "--date", "2025-04-10", "--db", f"sqlite:///{tmp_path / 'e.db'}")
     one_line_error(p, "no recorded plans")
+
+
+def test_stages_running_at_the_date_are_named(
+        h20: tuple[Scenario, dict[str, Any]], rules: RuleSet) -> None:
+    sc, plan = h20
+    sft = next(a for a in plan["assignments"] if a["stage"] == "sft")
+    start = dt.datetime.fromisoformat(sft["start"].replace("Z", "+00:00"))
+    end = dt.datetime.fromisoformat(sft["end"].replace("Z", "+00:00"))
+    mid = (start + (end - start) / 2).date()
+    assert start.date() < mid < end.date()
+    res = impact("p", sc, plan, rules, date=mid, time_limit=3)
+    assert res.running == ["assistant-72b/sft"] and res.finished == []
+    assert res.replan is not None
+    states = {s["stage"]: s["state"] for s in res.replan["stages"]}
+    assert states == {"sft": "running", "serve-cn": "not started"}
+    after = impact("p", sc, plan, rules, date=end.date() + dt.timedelta(days=1), replan=False)
+    assert after.finished == ["assistant-72b/sft"]

@@ -62,6 +62,8 @@ class PlanImpact:
     changes: list[Change] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
     """stages that ended before the check date (not re-checked)"""
+    running: list[str] = field(default_factory=list)
+    """stages that started before the check date and had not ended"""
     replan: dict[str, Any] | None = None
 
     @property
@@ -78,6 +80,7 @@ class PlanImpact:
                 "checked_date": self.checked_date.isoformat(), "regime": self.regime,
                 "affected_stages": self.affected, "blocking": self.blocking,
                 "changes": [c.to_json() for c in self.changes], "finished": self.finished,
+                "running": self.running,
                 "replan": self.replan}
 
 
@@ -231,12 +234,17 @@ def impact(plan_id: str, recorded_sc: Scenario, plan: dict[str, Any], rules: Rul
             out.finished.append(f"{p.workload}/{p.stage}")
             continue
         live.append(p)
+        if p.start < since:
+            out.running.append(f"{p.workload}/{p.stage}")
         out.changes += _rule_changes(ctx, p, recorded_sc)
         out.changes += _cost_changes(recorded_sc, new_sc, p, since)
     out.changes += _capacity_changes(new_sc, live, since)
     if replan:
         out.replan = _replan(new_sc, plan, rules, time_limit=time_limit, seed=seed)
         for s in out.replan["stages"]:
+            tag = f"{s['workload']}/{s['stage']}"
+            s["state"] = ("finished" if tag in out.finished else
+                          "running" if tag in out.running else "not started")
             if not s["moved"] and not s["rules_lifted"]:
                 continue
             lifted = tuple(_reason_stub(r) for r in s["rules_lifted"])
@@ -244,6 +252,8 @@ def impact(plan_id: str, recorded_sc: Scenario, plan: dict[str, Any], rules: Rul
                 s["cost_was"] is not None else None
             text = (f"re-plan moves it from {s['was']} to {s['now']}" if s["moved"]
                     else f"re-plan keeps {s['was']}")
+            if s["moved"] and s["state"] != "not started":
+                text += f" (it is {s['state']}: moving it means running it again)"
             if lifted:
                 text += "; no longer blocked by " + ", ".join(r.rule for r in lifted)
             added = tuple(_reason_stub(r) for r in s["rules_added"]) if s["moved"] else ()
