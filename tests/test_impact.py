@@ -162,3 +162,20 @@ def test_stages_running_at_the_date_are_named(
     assert states == {"sft": "running", "serve-cn": "not started"}
     after = impact("p", sc, plan, rules, date=end.date() + dt.timedelta(days=1), replan=False)
     assert after.finished == ["assistant-72b/sft"]
+
+
+def test_a_capacity_cut_during_a_stage_is_caught(
+        h20: tuple[Scenario, dict[str, Any]], rules: RuleSet) -> None:
+    """The pool shrinks after the stage has started: the check looks at capacity steps, not
+    only at the instants stages start."""
+    sc, plan = h20
+    sft = next(a for a in plan["assignments"] if a["stage"] == "sft")
+    start = dt.date.fromisoformat(sft["start"][:10])
+    end = dt.date.fromisoformat(sft["end"][:10])
+    cut = start + dt.timedelta(days=3)
+    assert cut < end
+    ov = Overrides(capacity=(CapacityChange(site=sft["site"], chip=sft["chip"],
+                                            count=sft["chips"] - 8, start=cut),))
+    res = impact("p", sc, plan, rules, date=sc.date, overrides=ov, replan=False)
+    cap = [c for c in res.changes if c.kind == "capacity"]
+    assert [c.stage for c in cap] == ["sft"] and str(cut) in cap[0].summary

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.panel import Panel
@@ -27,6 +27,9 @@ from straits.model.scenario import Scenario
 from straits.plan import Plan
 from straits.rules import ruleset
 
+if TYPE_CHECKING:
+    from straits.store import Store
+
 STORY = (
     "A cloud company headquartered in China trains a 72B chat model. It may rent H100s in "
     "Singapore and Johor from non-Chinese operators: renting is not an export of the chip. Its "
@@ -46,23 +49,20 @@ def _cell(plan: Plan, workload: str, stage: str) -> str:
             f"{duration(a.end_h - a.start_h)}{late}")
 
 
-def _record(sc: Scenario, plans: dict[str, Plan], db: str | None) -> dict[str, Any]:
-    """Record both plans in the ledger (the default database: ./straits.db) and verify it."""
-    from straits.store import Store, ledger
+def _record(sc: Scenario, plans: dict[str, Plan], store: Store) -> dict[str, Any]:
+    """Record both plans in the ledger (the default database: ./straits.db)."""
     from straits.store.records import record_plan
 
-    store = Store(db)
     rs = ruleset()
     entries = {}
     for regime, plan in plans.items():
         plan_id, entry = record_plan(store, sc, plan, rs, {"regime": regime}, tenant="hz-cloud",
                                      actor=actor_name(None) + " (demo)")
         entries[regime] = {"plan_id": plan_id, "ledger_seq": entry.seq, "hash": entry.hash}
-    return {"database": repr(store), "entries": entries,
-            "verify": ledger.verify(store).to_json()}
+    return {"database": repr(store), "entries": entries}
 
 
-def _drift(db: str | None, record: bool) -> list[tuple[Any, Any]]:
+def _drift(store: Store | None) -> list[tuple[Any, Any]]:
     """Plans made the day before two rule changes, recorded and read back from the ledger,
     then re-checked as of the change (`straits impact`)."""
     from straits.demo import drift_plans
@@ -72,11 +72,9 @@ def _drift(db: str | None, record: bool) -> list[tuple[Any, Any]]:
     out = []
     for case, sc, plan in drift_plans(rs):
         plan_id, recorded_sc, plan_json = "unrecorded", sc, plan.to_json()
-        if record:
-            from straits.store import Store
+        if store is not None:
             from straits.store.records import find_plan, record_plan
 
-            store = Store(db)
             plan_id, _ = record_plan(store, sc, plan, rs, {"regime": plan.regime},
                                      tenant="hz-cloud", actor=actor_name(None) + " (demo)")
             rec = find_plan(store, plan_id)
@@ -96,12 +94,17 @@ def demo(json_out: bool = JsonOption,
     rules that made the difference, and record both plans in the tamper-evident ledger."""
     try:
         sc, plans, diffs = run_demo()
-        recorded = _record(sc, plans, db) if record else None
-        drift = _drift(db, record)
-        if recorded is not None:  # verify once everything the demo records is in
-            from straits.store import Store, ledger
+        store = None
+        if record:
+            from straits.store import Store
 
-            recorded["verify"] = ledger.verify(Store(db)).to_json()
+            store = Store(db)
+        recorded = _record(sc, plans, store) if store is not None else None
+        drift = _drift(store)
+        if recorded is not None and store is not None:  # once everything the demo records is in
+            from straits.store import ledger
+
+            recorded["verify"] = ledger.verify(store).to_json()
     except StraitsError as exc:
         fail(exc)
         return

@@ -35,11 +35,6 @@ def accelerator(choice: Choice) -> str:
     return ACCELERATORS.get(choice.pool.chip, choice.pool.chip)
 
 
-def gpus_per_node(choice: Choice) -> int:
-    """Accelerators per node: the planner's node (8)."""
-    return NODE
-
-
 class SkyPilotExporter:
     name = "skypilot"
     description = "SkyPilot task YAML per stage (resources limited to lawful options)"
@@ -59,7 +54,7 @@ class SkyPilotExporter:
         return out
 
     def task(self, inp: ExportInput, job: StageJob, notes: list[str]) -> dict[str, Any] | None:
-        per_node = gpus_per_node(job.planned)
+        per_node = NODE
         nodes = max(1, -(-job.chips // per_node))
         if nodes * per_node != job.chips:
             notes.append(f"{job.workload}/{job.stage}: {job.chips} chips rounded up to "

@@ -23,10 +23,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from straits.impact.overrides import Overrides, apply, capacity_at, price_of
+from straits.impact.overrides import Overrides, apply, price_of
 from straits.model.scenario import Scenario
 from straits.plan import make_plan
+from straits.plan.options import arrival_hours, pool_steps
 from straits.plan.recheck import Placement, PlanContext
+from straits.plan.timeline import Timeline
 from straits.rules.decision import Reason
 from straits.rules.engine import RuleSet
 
@@ -91,8 +93,7 @@ def _utc(day: dt.date) -> dt.datetime:
 def _arrived(sc: Scenario, p: Placement, on: dt.date) -> bool:
     """Whether chips bought for ``p`` were delivered by ``on`` (ordered on the plan date)."""
     pool = next(x for x in sc.site(p.site).pools if x.chip == p.chip)
-    lead = pool.procurable.lead_days if pool.procurable else 0.0
-    return sc.date + dt.timedelta(days=lead) <= on
+    return sc.start + dt.timedelta(hours=arrival_hours(pool)) <= _utc(on)
 
 
 def _rule_changes(ctx: PlanContext, p: Placement, recorded_sc: Scenario) -> list[Change]:
@@ -158,20 +159,26 @@ def _cost_changes(old: Scenario, new: Scenario, p: Placement, since: dt.datetime
 def _capacity_changes(new: Scenario, placements: list[Placement], since: dt.datetime
                       ) -> list[Change]:
     """Stages running at an instant (from ``since``) when their pool has fewer chips than the
-    plan uses."""
+    plan uses. The pool's capacity is the planner's own step profile (availability windows
+    with the changes applied); usage can only exceed it where a booking starts or the
+    capacity steps down, so those are the instants checked."""
     by_pool: dict[tuple[str, str], list[Placement]] = defaultdict(list)
     for p in placements:
         if not p.bought and p.end > since:
             by_pool[(p.site, p.chip)].append(p)
     out = []
     for (site, chip), ps in by_pool.items():
-        instants = sorted({max(p.start, since) for p in ps})
+        pool = next(x for x in new.site(site).pools if x.chip == chip)
+        line = Timeline(pool.count, pool_steps(new, pool))
+        origin = new.start
+        steps = {origin + dt.timedelta(hours=h) for h, _ in line.steps}
+        instants = sorted({max(t, since) for t in (*(p.start for p in ps), *steps)})
         flagged: set[tuple[str, str]] = set()
         for t in instants:
             running = [p for p in ps if p.start <= t < p.end]
             used = sum(p.chips for p in running)
-            cap = capacity_at(new, site, chip, t.date())
-            if cap is not None and used > cap:
+            cap = line.capacity_at((t - origin).total_seconds() / 3600)
+            if used > cap:
                 for p in running:
                     if p.key not in flagged:
                         flagged.add(p.key)

@@ -109,18 +109,5 @@ def price_of(sc: Scenario, site: str, chip: str) -> float | None:
     return None
 
 
-def capacity_at(sc: Scenario, site: str, chip: str, when: dt.date) -> int | None:
-    """Chips of the pool on ``when`` (availability windows over the count)."""
-    for p in sc.site(site).pools:
-        if p.chip != chip:
-            continue
-        count = p.count
-        for w in sorted(p.availability, key=lambda w: w.start):
-            if w.start <= when and (w.end is None or when < w.end):
-                count = w.count
-        return count
-    return None
-
-
-__all__ = ["CapacityChange", "Overrides", "PriceChange", "apply", "capacity_at",
-           "load_overrides", "price_of"]
+__all__ = ["CapacityChange", "Overrides", "PriceChange", "apply", "load_overrides",
+           "price_of"]

@@ -25,12 +25,19 @@ def refuse(request: Request, status: int, reason: str,
 
 
 def principal(request: Request) -> Principal:
+    """The caller of ``request``, from its bearer token (the dependency of every /v1 route)."""
+    return caller(request)
+
+
+def caller(request: Request, fallback_token: str | None = None) -> Principal:
+    """The caller of ``request``: its bearer token, else ``fallback_token`` (for callers that
+    cannot send headers, such as SkyPilot's admin-policy client)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     try:
         if header and scheme.lower() != "bearer":
             raise AuthError("use the Bearer scheme: 'Authorization: Bearer st_...'", 401)
-        return authenticate(request.app.state.store, token.strip() or None)
+        return authenticate(request.app.state.store, token.strip() or fallback_token or None)
     except AuthError as exc:
         raise refuse(request, exc.status, str(exc)) from None
 

@@ -18,25 +18,16 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from straits.admission import admit_skypilot, parse_user_request, task_of
-from straits.errors import AuthError, InputError, NotFoundError
+from straits.errors import InputError, NotFoundError
 from straits.export.skypilot import ENV_PLAN, ENV_STAGE, ENV_WORKLOAD
 from straits.model.scenario import Scenario
-from straits.server.auth import refuse, require
+from straits.server.auth import caller, refuse, require
 from straits.server.bodies import documented, json_body
 from straits.store.records import find_plan, record_admission
-from straits.store.tokens import Principal, authenticate
+from straits.store.tokens import Principal
 
 router = APIRouter(prefix="/v1")
 _cache_lock = threading.Lock()
-
-
-def _principal(request: Request, token: str | None) -> Principal:
-    header = request.headers.get("authorization", "")
-    bearer = header.partition(" ")[2].strip() if header.lower().startswith("bearer ") else None
-    try:
-        return authenticate(request.app.state.store, bearer or token)
-    except AuthError as exc:
-        raise refuse(request, exc.status, str(exc)) from None
 
 
 def _plan(request: Request, who: Principal, ref: str
@@ -75,7 +66,7 @@ async def skypilot_policy(
 ) -> Response:
     """Re-check a SkyPilot launch against the rules: unchanged if every candidate resource is
     lawful for the plan's stage today, 400 with the rule's citation otherwise."""
-    who = _principal(request, token)
+    who = caller(request, token)
     if record:
         require(request, who, "planner", "record launches")
     user_request = parse_user_request(await json_body(request, "request body"))
