@@ -163,6 +163,14 @@ def test_demo_tells_both_regimes_and_records_them(tmp_path: Path) -> None:
     moved = [s for s in resc["replan"]["stages"] if s["moved"]]
     assert [s["stage"] for s in moved] == ["serve-intl"] and moved[0]["was"] == "unplaced"
     assert "what rule changes did" in p.stdout and "us-ear-2025-h20" in p.stdout
+    # the rules that made the difference: each once, with the stages it moved
+    tier3 = [g for g in out["rule_differences"] if g["rule"] == "us-diffusion-tier3-hq-compute"]
+    assert len(tier3) == 1 and tier3[0]["regime"] == "ai-diffusion"
+    assert {m["stage"] for m in tier3[0]["moved"]} == {"pretrain", "serve-intl"}
+    for m in tier3[0]["moved"]:
+        assert m["placements"]["enacted"] != m["placements"]["ai-diffusion"]
+    assert tier3[0]["unmoved"] == ["chat-72b/sft"]
+    assert "moved chat-72b/serve-intl: my-johor/H100-SXM under enacted -> unplaced" in p.stdout
     assert straits("demo", "--json", "--no-record").returncode == 0
 
 

@@ -61,6 +61,39 @@ def differences(plans: dict[str, Plan]) -> list[StageDifference]:
     return out
 
 
+@dataclass(frozen=True)
+class RuleDifference:
+    """A rule that blocked options under one regime only, with the stages it moved."""
+
+    regime: str
+    reason: Reason
+    options_blocked: int
+    moved: tuple[StageDifference, ...]
+    """stages placed differently under the two regimes whose options it blocked"""
+    unmoved: tuple[str, ...]
+    """stages whose options it blocked that run in the same place under both regimes"""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"regime": self.regime, "options_blocked": self.options_blocked,
+                "moved": [{"workload": d.workload, "stage": d.stage,
+                           "placements": d.placements} for d in self.moved],
+                "unmoved": list(self.unmoved), **self.reason.to_json()}
+
+
+def rule_differences(diffs: list[StageDifference]) -> list[RuleDifference]:
+    """:func:`differences` turned around: each rule once, with the stages it moved."""
+    grouped: dict[tuple[str, str], tuple[Reason, int, list[StageDifference], list[str]]] = {}
+    for d in diffs:
+        moved = len(set(d.placements.values())) > 1
+        for regime, reason, n in d.rules:
+            reason0, total, ms, us = grouped.get((regime, reason.rule), (reason, 0, [], []))
+            (ms.append(d) if moved else us.append(f"{d.workload}/{d.stage}"))
+            grouped[(regime, reason.rule)] = (reason0, total + n, ms, us)
+    out = [RuleDifference(regime, reason, n, tuple(ms), tuple(us))
+           for (regime, _), (reason, n, ms, us) in grouped.items()]
+    return sorted(out, key=lambda r: (-len(r.moved), r.regime, r.reason.rule))
+
+
 def run_demo(scenario: Scenario | None = None, rules: RuleSet | None = None
              ) -> tuple[Scenario, dict[str, Plan], list[StageDifference]]:
     sc = scenario or load_scenario(demo_scenario_path())

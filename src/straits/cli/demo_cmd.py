@@ -21,7 +21,7 @@ from straits.cli.common import (
 )
 from straits.cli.explain import reason_line
 from straits.cli.plan_view import diagnosis_view, warnings_view
-from straits.demo import REGIMES, run_demo
+from straits.demo import REGIMES, StageDifference, rule_differences, run_demo
 from straits.errors import StraitsError
 from straits.model.scenario import Scenario
 from straits.plan import Plan
@@ -111,7 +111,9 @@ def demo(json_out: bool = JsonOption,
     if json_out:
         print_json({"scenario": sc.name,
                     "plans": {r: p.to_json() for r, p in plans.items()},
-                    "differences": [d.to_json() for d in diffs], "ledger": recorded,
+                    "differences": [d.to_json() for d in diffs],
+                    "rule_differences": [g.to_json() for g in rule_differences(diffs)],
+                    "ledger": recorded,
                     "drift": [{"case": case.title, **_lean(im.to_json())}
                               for case, im in drift]})
         return
@@ -129,17 +131,7 @@ def demo(json_out: bool = JsonOption,
         + f", makespan {duration(plans[r].makespan_hours)}, {len(plans[r].unplaced)} unplaced"
         for r in REGIMES))
     console.print(t)
-    console.print(Text("The rules that made the difference:", style="bold"))
-    for d in diffs:
-        if not d.rules:
-            continue
-        console.print(Text(f"  {d.workload}/{d.stage}: " + "  vs  ".join(
-            f"{r}: {p}" for r, p in d.placements.items()), style="bold"))
-        for regime, reason, n in d.rules:
-            line = Text(f"    under {regime}, blocked {n} option{'s' if n != 1 else ''}:",
-                        style="magenta")
-            console.print(line)
-            console.print(reason_line(reason, "    -"))
+    _rules_view(diffs)
     for r in REGIMES:
         console.print()
         console.rule(f"{r}")
@@ -164,6 +156,28 @@ def demo(json_out: bool = JsonOption,
     for case, im in drift:
         console.print(Text(f"{case.title}: {case.story}", style="bold"))
         show(im)
+
+
+def _rules_view(diffs: list[StageDifference]) -> None:
+    """Each rule that blocked options under one regime only, printed once, with the stages
+    it moved from where they run under the other regime."""
+    grouped = rule_differences(diffs)
+    console.print(Text("The rules that made the difference:", style="bold"))
+    if not grouped:
+        console.print("  none: every stage had the same lawful options under both regimes")
+    for g in grouped:
+        other = next(r for r in REGIMES if r != g.regime)
+        console.print(reason_line(g.reason, "-"))
+        console.print(Text(f"      in force under {g.regime} only: blocked {g.options_blocked} "
+                           f"option{'s' if g.options_blocked != 1 else ''} of "
+                           f"{len(g.moved) + len(g.unmoved)} stage(s)", style="magenta"))
+        for d in g.moved:
+            console.print(f"      moved {d.workload}/{d.stage}: {d.placements[other]} under "
+                          f"{other} -> {d.placements[g.regime]} under {g.regime}",
+                          soft_wrap=True, markup=False)
+        if g.unmoved:
+            console.print(f"      same place under both: {', '.join(g.unmoved)}",
+                          soft_wrap=True, markup=False)
 
 
 def _lean(impact_json: dict[str, Any]) -> dict[str, Any]:

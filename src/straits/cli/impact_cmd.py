@@ -125,5 +125,5 @@ def show(r: object) -> None:
                 console.print(f"    {s['workload']}/{s['stage']}: {s['was']} -> {s['now']} "
                               f"({money(s['cost_was'])} -> {money(s['cost_now'])})")
         for w in rp["plan"].get("why_not", ()):
-            console.print(f"    why not {w['workload']}/{w['stage']}: {w['text']}")
+            console.print(f"    why not: {w['text']}", soft_wrap=True, markup=False)
     console.print()

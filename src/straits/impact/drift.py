@@ -262,10 +262,12 @@ def impact(plan_id: str, recorded_sc: Scenario, plan: dict[str, Any], rules: Rul
             if s["moved"] and s["state"] != "not started":
                 text += f" (it is {s['state']}: moving it means running it again)"
             if lifted:
-                text += "; no longer blocked by " + ", ".join(r.rule for r in lifted)
+                text += "; no longer blocking any of its options: " + ", ".join(
+                    r.rule for r in lifted)
             added = tuple(_reason_stub(r) for r in s["rules_added"]) if s["moved"] else ()
             if added:
-                text += "; now blocked by " + ", ".join(r.rule for r in added)
+                text += "; now blocking some of its options: " + ", ".join(
+                    r.rule for r in added)
             out.changes.append(Change(s["workload"], s["stage"], "replan", text,
                                       lifted + added, delta))
     return out
