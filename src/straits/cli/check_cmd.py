@@ -36,8 +36,8 @@ def check(
     actor: str = ActorOption,
     db: str = DbOption,
 ) -> None:
-    """Decide whether an action is lawful: [bold]allow[/bold], [bold]conditional[/bold] (lawful
-    with the authorizations listed in `requires`) or [bold]deny[/bold], with every rule cited.
+    """Decide whether an action is lawful: **allow**, **conditional** (lawful
+    with the authorizations listed in `requires`) or **deny**, with every rule cited.
 
     Reads one request (or a JSON list of them) such as
     {"date": "2025-06-01", "regime": "enacted", "action": "finetune",

@@ -24,7 +24,7 @@ DbOption = typer.Option(None, "--db", envvar="STRAITS_DATABASE_URL", show_envvar
                         help="Database URL (default: sqlite:///straits.db in the current "
                              "directory; PostgreSQL: postgresql+psycopg://USER@HOST/DB).")
 ActorOption = typer.Option(None, "--actor", envvar="STRAITS_ACTOR",
-                           help="Who records the entry (default: cli:<your user name>).")
+                           help="Who records the entry (default: cli:USER, your user name).")
 
 
 def actor_name(actor: str | None) -> str:
