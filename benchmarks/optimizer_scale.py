@@ -42,14 +42,17 @@ def main() -> None:
         ratio = plan.objective_usd / greedy if greedy else float("nan")
         bound = f"{plan.bound_usd:,.0f}" if plan.bound_usd is not None else \
             f">={plan.bound_unplaced} unplaced" if plan.bound_unplaced is not None else "-"
-        gap = f"{plan.gap:.2%}" if plan.gap is not None else "-"
+        gap = f"{plan.gap:.2%}" if plan.gap is not None else \
+            f"{len(plan.unplaced) - plan.bound_unplaced} stg" if plan.bound_unplaced is not None \
+            else "-"
         print(f"{n:>9} {stages:>6} {wall:>7.1f} {greedy or 0:>16,.0f} "
               f"{base_unplaced:>8} {plan.objective_usd:>16,.0f} {len(plan.unplaced):>8} "
               f"{plan.status:>10} {bound:>16} {gap:>8} {ratio:>6.3f}"
               + ("  (greedy plan kept)" if kept else ""))
     print(f"\nCP-SAT time limit {limit:g} s per plan; sites: {SITES}. The bound is in dollars "
           "when it leaves as many stages unplaced as the plan; otherwise it is the fewest "
-          "unplaced stages CP-SAT could not rule out, and the cost gap is undefined.")
+          "stages any plan must leave unplaced (CP-SAT's bound or the search-free one of "
+          "plan/bounds.py), and the gap is the stages between the plan and that bound.")
 
 
 if __name__ == "__main__":

@@ -8,14 +8,19 @@ import itertools
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from invariants import capacity_violations, precedence_violations
 from straits.loading import parse_scenario
 from straits.model.scenario import Scenario
 from straits.plan import make_plan
+from straits.plan.bounds import standalone_bound
 from straits.plan.candidates import Candidates
+from straits.plan.greedy import GreedyPlanner
 from straits.plan.pareto import frontier
-from straits.rules import RuleSet
+from straits.plan.portfolio import Portfolio
+from straits.rules import RuleSet, ruleset
 from straits.simulate.generate import generate
 
 MODEL = {"params": 7e9, "layers": 32, "d_model": 4096, "heads": 32, "seq_len": 4096}
@@ -142,6 +147,30 @@ def test_hard_deadline_conflict_is_explained() -> None:
     assert "deadline 2025-06-20" in why.text and "capacity of sg/H100-SXM" in why.text
 
 
+def test_greedy_looks_past_its_shortlist_when_the_best_options_are_busy(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a shortlist of one option per stage, the second run finds the cheap pool busy
+    until after its hard deadline: the greedy planner goes down the ranking to the dearer
+    pool instead of leaving the run unplaced, and says why the cheap pool lost."""
+    import straits.plan.greedy as greedy
+
+    monkeypatch.setattr(greedy, "TOP_BY_OBJECTIVE", 1)
+    monkeypatch.setattr(greedy, "TOP_BY_FINISH", 0)
+    monkeypatch.setattr(greedy, "EXAMINE_ALL_UP_TO", 0)
+    base = scenario(workloads=2, tokens=6e11, deadline=DAY0 + dt.timedelta(days=19))
+    dear = {"id": "my", "country": "MY", "operator_hq": "MY",
+            "pools": [{"chip": "H100-SXM", "count": 64, "usd_per_chip_hour": 3.0}]}
+    doc = base.model_dump(mode="json", exclude_none=True)
+    doc["sites"].append(dear)
+    sc = parse_scenario(doc)
+    plan = make_plan(sc, solver="greedy")
+    assert not plan.unplaced
+    assert sorted(a.site for a in plan.assignments) == ["my", "sg"]
+    assert capacity_violations(sc, plan) == []
+    second = next(d for d in plan.diagnosis if d.chosen and d.chosen.startswith("my/"))
+    assert [r.reason for r in second.rejections] == ["capacity"]
+
+
 def test_soft_deadline_places_late_and_charges_the_penalty() -> None:
     sc = scenario(workloads=2, tokens=6e11, deadline=DAY0 + dt.timedelta(days=19),
                   deadline_policy="soft", late_penalty_usd_per_day=10_000)
@@ -152,6 +181,43 @@ def test_soft_deadline_places_late_and_charges_the_penalty() -> None:
     assert late[0].penalty_usd == pytest.approx(late[0].late_hours / 24 * 10_000, rel=1e-6)
     assert plan.objective_usd == pytest.approx(plan.total_cost_usd + late[0].penalty_usd)
     assert precedence_violations(sc, plan) == []
+
+
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 8), m=st.integers(2, 8),
+       objective=st.sampled_from(["cost", "time"]))
+@settings(max_examples=15, deadline=None)
+def test_the_standalone_bound_holds_for_the_greedy_plan(seed: int, n: int, m: int,
+                                                        objective: str, rules: RuleSet) -> None:
+    """No plan over the optimizer's choices beats the search-free bound, the greedy plan
+    included: it leaves at least as many stages unplaced, and placing as many costs (or
+    takes) at least the bound's figure."""
+    sc = generate(workloads=n, sites=m, seed=seed)
+    cand = Candidates(sc, rules, regime=sc.regime, date=sc.date)
+    greedy = GreedyPlanner(cand, objective=objective)
+    plan = greedy.run()
+    impossible, score = standalone_bound(Portfolio(cand, greedy), objective)
+    assert impossible <= len(plan.unplaced)
+    if impossible == len(plan.unplaced):
+        got = plan.objective_usd if objective == "cost" else plan.makespan_hours
+        assert score <= got + 1e-6
+
+
+def test_a_stage_that_cannot_make_its_deadline_anywhere_is_counted_without_search() -> None:
+    """A run that would end after its hard deadline even alone on the pool: the bound says so
+    before CP-SAT searches, so the answer carries a gap in dollars."""
+    sc = scenario(workloads=2, tokens=6e11)
+    doc = sc.model_dump(mode="json", exclude_none=True)
+    doc["workloads"][1]["deadline"] = str(DAY0 + dt.timedelta(days=2))
+    sc = parse_scenario(doc)
+    cand = Candidates(sc, ruleset(), regime=sc.regime, date=sc.date)
+    greedy = GreedyPlanner(cand, objective="cost")
+    greedy.run()
+    impossible, cost = standalone_bound(Portfolio(cand, greedy), "cost")
+    assert impossible == 1 and cost > 0
+    plan = make_plan(sc, time_limit=5)
+    assert len(plan.unplaced) == 1 and plan.bound_unplaced == 1
+    assert plan.gap is not None and plan.bound_usd is not None
+    assert plan.bound_usd <= plan.objective_usd + 1e-6
 
 
 # --- frontier, empty and impossible portfolios ---------------------------------------------------

@@ -108,6 +108,10 @@ def test_generated_plans_keep_every_invariant(seed: int, n: int, m: int, regime:
     assert placed.isdisjoint(unplaced)
     assert placed | unplaced == {(w.id, s.id) for w in sc.workloads for s in w.stages}
     assert (plan.status in ("optimal", "feasible")) == (not unplaced)
+    if plan.bound_unplaced is not None:  # the bound never promises more than the plan shows
+        assert plan.bound_unplaced <= len(unplaced)
+    if plan.bound_usd is not None:
+        assert plan.bound_usd <= plan.objective_usd + 1e-6
 
 
 @given(st.integers(0, 10_000), st.integers(1, 5), st.integers(2, 5),

@@ -4,7 +4,8 @@ Workloads are taken by deadline, stages in dependency order. For each stage ever
 checked against the rules (given where its predecessors went and what the tenant has already
 exported; verdicts are shared by options that look the same to the rules), the lawful ones are
 ranked on their own cost or finish, and the best few are scheduled at the earliest time their
-pool has the chips free after predecessors end and data and weights have moved. Hard deadlines
+pool has the chips free after predecessors end and data and weights have moved; when none of
+those can run, the next lawful options in the ranking are tried, a batch at a time. Hard deadlines
 and budgets exclude candidates; soft deadlines charge their penalty. Every other option gets
 the reason it lost.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -181,7 +183,7 @@ class GreedyPlanner:
         preds = self.preds(w, stage, state)
         placed_preds = [state.placed[(w.id, p)] for p in stage.after]
         pred_sites = [self.cand.index.site_of[site.id] for _, site, _ in placed_preds]
-        order, _, end = self.rank_rows(w, stage, t, [(a.end_h, self.cand.index.site_of[
+        order, alone_cost, end = self.rank_rows(w, stage, t, [(a.end_h, self.cand.index.site_of[
             site.id]) for a, site, _ in placed_preds])
         gid = self.cand.groups(w, stage, t, pred_sites)
         # verdicts, shared by the rows the rules cannot tell apart; in a large portfolio only
@@ -219,6 +221,9 @@ class GreedyPlanner:
             if failed is not None:
                 why[i] = failed
         pool = [c for cs in per_row.values() for c in cs]
+        if not pool:  # the best-ranked options are all busy, late or over budget: go deeper
+            pool = self._deeper(w, stage, t, (order, alone_cost, end), chosen, verdict,
+                                placed_preds, state, latest, per_row, why)
         best = min(pool, key=lambda c: self.score(w, c)) if pool else None
         best_row = next((i for i, cs in per_row.items() if best in cs), None)
         rejections, citations, ranked_out = self._explain(t, gid, verdicts, per_row, why, best,
@@ -229,6 +234,46 @@ class GreedyPlanner:
         diag = StageDiagnosis(w.id, stage.id, len(t), best.option.label if best else None,
                               tuple(rejections), tuple(citations.values()), also)
         return diag, best
+
+    def _deeper(self, w: Workload, stage: Stage, t: StageTable,
+                ranking: tuple[np.ndarray, np.ndarray, np.ndarray],
+                chosen: list[int], verdict: Callable[[int], Verdict],
+                placed_preds: list[tuple[Assignment, Site, float]], state: PlanState,
+                latest: float, per_row: dict[int, list[Candidate]],
+                why: dict[int, tuple[str, str]]) -> list[Candidate]:
+        """Schedule the lawful options below the first few, a batch at a time in the order of
+        the ranking, until a batch yields a candidate or none are left (filling ``per_row``
+        and ``why`` for the diagnosis). Rows that would end after a hard deadline or cost
+        more than the budget left even on an empty pool lose on that, unexamined."""
+        order, alone_cost, alone_end = ranking
+        hard = w.deadline is not None and w.deadline_policy == "hard"
+        budget_left = (w.budget_usd - state.spent.get(w.id, 0.0)) if w.budget_usd else math.inf
+        done = set(chosen)
+        batch: list[int] = []
+        pool: list[Candidate] = []
+        rows = [int(i) for i in order if int(i) not in done]
+        for n, i in enumerate(rows):
+            if hard and alone_end[i] > latest + EPS:
+                why[i] = ("deadline", f"even on an empty pool it would end "
+                                      f"{alone_end[i] - latest:,.0f} h too late")
+            elif alone_cost[i] > budget_left + EPS:
+                why[i] = ("budget", f"would take the workload over its budget of "
+                                    f"${w.budget_usd or 0:,.0f}")
+            elif verdict(i).lawful:
+                batch.append(i)
+            if len(batch) < TOP_BY_OBJECTIVE and n < len(rows) - 1:
+                continue
+            for j in batch:
+                cands, failed = self.schedule(w, stage, t.option(j), verdict(j), placed_preds,
+                                              state, latest)
+                per_row[j] = cands
+                pool += cands
+                if failed is not None:
+                    why[j] = failed
+            batch = []
+            if pool:
+                break
+        return pool
 
     def _explain(self, t: StageTable, gid: np.ndarray, verdicts: dict[int, Verdict],
                  per_row: dict[int, list[Candidate]], why: dict[int, tuple[str, str]],

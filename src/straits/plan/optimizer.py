@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from ortools.sat.python import cp_model
 
 from straits.model.scenario import Scenario, Site, Workload
+from straits.plan.bounds import standalone_bound, stronger
 from straits.plan.candidates import Candidates
 from straits.plan.checks import ExportLedger
 from straits.plan.cpsat_model import PortfolioModel, StageKey, add_hints, build, edge_lag
@@ -225,18 +226,20 @@ def _optimize(cand: Candidates, objective: str, time_limit: float, seed: int,
     found = status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
     info = SolveInfo(solver.status_name(status),
                      pm.decode(solver.objective_value) if found else None,
-                     pm.decode(solver.best_objective_bound) if found else None,
+                     stronger(pm.decode(solver.best_objective_bound) if found else None,
+                              standalone_bound(pf, objective)),
                      solver.wall_time, watcher.count)
     left = f", {len(baseline.unplaced)} stages unplaced" if baseline.unplaced else ""
     prefix = (f"greedy baseline {baseline.objective_usd:,.0f} USD{left}" if objective == "cost"
               else f"greedy baseline makespan {baseline.makespan_hours:,.0f} h{left}")
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        note = f"CP-SAT found no plan in {time_limit:g} s ({info.status}); the greedy plan stands"
-        return replace(baseline, notes=(*baseline.notes, note, prefix)), pf
+        note = (f"CP-SAT found no plan in {time_limit:g} s ({info.status.lower()}); the greedy "
+                f"plan stands{info.bound_note(baseline, objective, pf.sc)}")
+        return _greedy_stands(baseline, info, objective, pf.sc, (note, prefix)), pf
     plan = extract(pm, solver, greedy, baseline, objective, info)
     if plan is None:
         note = "the CP-SAT plan failed the final rule check; the greedy plan stands"
-        return replace(baseline, notes=(*baseline.notes, note)), pf
+        return _greedy_stands(baseline, info, objective, pf.sc, (note, prefix)), pf
     better = plan.objective_usd < baseline.objective_usd - 0.5 if objective == "cost" else \
         plan.makespan_hours < baseline.makespan_hours - 1e-6
     if len(plan.unplaced) > len(baseline.unplaced) or (
@@ -244,12 +247,7 @@ def _optimize(cand: Candidates, objective: str, time_limit: float, seed: int,
             and info.status != "OPTIMAL"):
         note = (f"CP-SAT ({info.status.lower()}, {info.wall_s:.1f} s) did not improve on the "
                 f"greedy plan, which stands{info.bound_note(baseline, objective, pf.sc)}")
-        return replace(baseline, solver="cpsat", bound_usd=_bound(info, objective, baseline),
-                       bound_unplaced=info.bound[0] if info.bound else None,
-                       gap=info.gap(baseline, objective, pf.sc),
-                       baseline_usd=baseline.objective_usd,
-                       baseline_unplaced=len(baseline.unplaced),
-                       notes=(*baseline.notes, note, prefix)), pf
+        return _greedy_stands(baseline, info, objective, pf.sc, (note, prefix)), pf
     note = (f"CP-SAT {info.status.lower()} in {time.monotonic() - t0:.1f} s "
             f"({info.solutions} solutions{info.bound_note(plan, objective, pf.sc)}); {prefix}")
     return replace(plan, gap=info.gap(plan, objective, pf.sc),
@@ -257,6 +255,15 @@ def _optimize(cand: Candidates, objective: str, time_limit: float, seed: int,
                    bound_unplaced=info.bound[0] if info.bound else None,
                    baseline_usd=baseline.objective_usd,
                    baseline_unplaced=len(baseline.unplaced), notes=(*plan.notes, note)), pf
+
+
+def _greedy_stands(baseline: Plan, info: SolveInfo, objective: str, sc: Scenario,
+                   notes: tuple[str, ...]) -> Plan:
+    """The greedy plan as the answer, with the bound and gap CP-SAT's search gave it."""
+    return replace(baseline, solver="cpsat", bound_usd=_bound(info, objective, baseline),
+                   bound_unplaced=info.bound[0] if info.bound else None,
+                   gap=info.gap(baseline, objective, sc), baseline_usd=baseline.objective_usd,
+                   baseline_unplaced=len(baseline.unplaced), notes=(*baseline.notes, *notes))
 
 
 def _tick(watcher: _Watcher, stop: threading.Event) -> None:
