@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from invariants import capacity_violations, precedence_violations
+from invariants import capacity_violations, deadline_violations, precedence_violations
 from straits.loading import parse_scenario
 from straits.model.scenario import Scenario
 from straits.plan import make_plan
@@ -80,6 +80,27 @@ def test_cpsat_places_at_least_as_many_stages_as_greedy() -> None:
         assert best.baseline_unplaced == len(greedy.unplaced)
         if len(best.unplaced) == len(greedy.unplaced):
             assert best.objective_usd <= greedy.objective_usd + 1.0
+
+
+def test_cpsat_places_what_greedy_first_come_order_leaves_out() -> None:
+    """Two two-day runs due in three days; the cheap Singapore pool fits one at a time, a
+    dearer Malaysian pool the other, and run b may only run in Singapore. The greedy planner
+    gives Singapore to a (first by deadline and id), so b misses its deadline; CP-SAT sends a
+    to Malaysia and places both, and proves it optimal."""
+    base = scenario(workloads=2, tokens=1e11, deadline=DAY0 + dt.timedelta(days=2))
+    doc = base.model_dump(mode="json", exclude_none=True)
+    doc["sites"].append({"id": "my", "country": "MY", "operator_hq": "MY", "pools": [
+        {"chip": "H100-SXM", "count": 64, "usd_per_chip_hour": 3.0}]})
+    doc["workloads"][0]["id"], doc["workloads"][1]["id"] = "a", "b"
+    doc["workloads"][1]["stages"][0]["locations"] = ["SG"]
+    sc = parse_scenario(doc)
+    greedy = make_plan(sc, solver="greedy")
+    assert [(u.workload, u.stage) for u in greedy.unplaced] == [("b", "pretrain")]
+    best = make_plan(sc, time_limit=10)
+    assert not best.unplaced and best.status == "optimal"
+    assert {a.workload: a.site for a in best.assignments} == {"a": "my", "b": "sg"}
+    assert best.baseline_unplaced == 1
+    assert capacity_violations(sc, best) == [] and deadline_violations(sc, best) == []
 
 
 # --- capacity over time --------------------------------------------------------------------------
