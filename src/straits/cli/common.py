@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,20 @@ from rich.console import Console
 from straits.errors import RequestError, StraitsError
 from straits.loading import parse_document, read_text
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+#: width of tables and text when the output is not a terminal (a file, a pipe, CI logs) and
+#: COLUMNS is unset: wide enough that the rule and plan tables keep whole ids and citations
+PIPE_WIDTH = 140
+
+
+def _console(stderr: bool = False) -> Console:
+    c = Console(stderr=stderr, highlight=False)
+    if not c.is_terminal and "COLUMNS" not in os.environ:
+        c = Console(stderr=stderr, highlight=False, width=PIPE_WIDTH)
+    return c
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 RulesOption = typer.Option(
     None, "--rules", help="A directory of extra rule packs (repeatable); a pack with the name of "

@@ -57,8 +57,11 @@ def list_rules(
     title = f"{len(selected)} rules" + (f" in force on {date} ({regime})" if date else "")
     t = Table(title=title, title_justify="left")
     t.add_column("rule", no_wrap=True)
-    for col in ("effect", "requires", "in force", "conf", "title"):
-        t.add_column(col)
+    t.add_column("effect")
+    t.add_column("requires", no_wrap=True)  # an id a user types: never cut
+    t.add_column("in force")
+    t.add_column("conf", no_wrap=True)
+    t.add_column("title")
     for r in selected:
         effect = r.effect + (f" ({r.presumption})" if r.presumption else "")
         t.add_row(r.id, effect, r.requires or "", _window(r), r.confidence, r.title)
