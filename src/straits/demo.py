@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -82,16 +82,16 @@ class RuleDifference:
 
 def rule_differences(diffs: list[StageDifference]) -> list[RuleDifference]:
     """:func:`differences` turned around: each rule once, with the stages it moved."""
-    grouped: dict[tuple[str, str], tuple[Reason, int, list[StageDifference], list[str]]] = {}
+    grouped: dict[tuple[str, str], RuleDifference] = {}
     for d in diffs:
         moved = len(set(d.placements.values())) > 1
         for regime, reason, n in d.rules:
-            reason0, total, ms, us = grouped.get((regime, reason.rule), (reason, 0, [], []))
-            (ms.append(d) if moved else us.append(f"{d.workload}/{d.stage}"))
-            grouped[(regime, reason.rule)] = (reason0, total + n, ms, us)
-    out = [RuleDifference(regime, reason, n, tuple(ms), tuple(us))
-           for (regime, _), (reason, n, ms, us) in grouped.items()]
-    return sorted(out, key=lambda r: (-len(r.moved), r.regime, r.reason.rule))
+            g = grouped.get((regime, reason.rule)) or RuleDifference(regime, reason, 0, (), ())
+            grouped[(regime, reason.rule)] = replace(
+                g, options_blocked=g.options_blocked + n,
+                moved=(*g.moved, d) if moved else g.moved,
+                unmoved=g.unmoved if moved else (*g.unmoved, f"{d.workload}/{d.stage}"))
+    return sorted(grouped.values(), key=lambda r: (-len(r.moved), r.regime, r.reason.rule))
 
 
 def run_demo(scenario: Scenario | None = None, rules: RuleSet | None = None

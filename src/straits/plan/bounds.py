@@ -21,8 +21,6 @@ import math
 from straits.plan.greedy import deadline_hours
 from straits.plan.portfolio import Portfolio
 
-StageKey = tuple[str, str]
-
 
 def standalone_bound(pf: Portfolio, objective: str) -> tuple[int, float]:
     """(stages no plan can place, least score of a plan placing all the others): the score in

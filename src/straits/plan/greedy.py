@@ -13,6 +13,7 @@ the reason it lost.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,6 +82,36 @@ def deadline_hours(sc: Scenario, day: dt.date) -> float:
     """Hours from the plan start to the end of ``day``."""
     end = dt.datetime.combine(day, dt.time(0), tzinfo=dt.UTC) + dt.timedelta(days=1)
     return (end - sc.start).total_seconds() / 3600.0
+
+
+def _limits(w: Workload, state: PlanState) -> tuple[bool, float]:
+    """Whether the workload's deadline is hard, and how much of its budget is left."""
+    hard = w.deadline is not None and w.deadline_policy == "hard"
+    return hard, (w.budget_usd - state.spent.get(w.id, 0.0)) if w.budget_usd else math.inf
+
+
+def _too_late(hours: float) -> tuple[str, str]:
+    return "deadline", f"even on an empty pool it would end {hours:,.0f} h too late"
+
+
+def _over_budget(w: Workload) -> tuple[str, str]:
+    return "budget", f"would take the workload over its budget of ${w.budget_usd or 0:,.0f}"
+
+
+@dataclass
+class _StageJob:
+    """One stage being placed: its options, their verdicts, and what scheduling found."""
+
+    w: Workload
+    stage: Stage
+    t: StageTable
+    verdict: Callable[[int], Verdict]
+    preds: list[tuple[Assignment, Site, float]]
+    latest: float
+    per_row: dict[int, list[Candidate]] = field(default_factory=dict)
+    """row -> its candidates (empty when none qualified)"""
+    why: dict[int, tuple[str, str]] = field(default_factory=dict)
+    """row -> (reason, detail) it lost on before any candidate was compared"""
 
 
 class GreedyPlanner:
@@ -211,19 +242,11 @@ class GreedyPlanner:
                     if found < quota and i not in chosen:
                         chosen.append(int(i))
                     found += 1
-        per_row: dict[int, list[Candidate]] = {}
-        why: dict[int, tuple[str, str]] = {}
-        for i in chosen:
-            o = t.option(i)
-            cands, failed = self.schedule(w, stage, o, verdicts[int(gid[i])], placed_preds,
-                                          state, latest)
-            per_row[i] = cands
-            if failed is not None:
-                why[i] = failed
-        pool = [c for cs in per_row.values() for c in cs]
+        job = _StageJob(w, stage, t, verdict, placed_preds, latest)
+        pool = self._schedule_rows(job, chosen, state)
         if not pool:  # the best-ranked options are all busy, late or over budget: go deeper
-            pool = self._deeper(w, stage, t, (order, alone_cost, end), chosen, verdict,
-                                placed_preds, state, latest, per_row, why)
+            pool = self._deeper(job, (order, alone_cost, end), set(chosen), state)
+        per_row, why = job.per_row, job.why
         best = min(pool, key=lambda c: self.score(w, c)) if pool else None
         best_row = next((i for i, cs in per_row.items() if best in cs), None)
         rejections, citations, ranked_out = self._explain(t, gid, verdicts, per_row, why, best,
@@ -235,45 +258,44 @@ class GreedyPlanner:
                               tuple(rejections), tuple(citations.values()), also)
         return diag, best
 
-    def _deeper(self, w: Workload, stage: Stage, t: StageTable,
-                ranking: tuple[np.ndarray, np.ndarray, np.ndarray],
-                chosen: list[int], verdict: Callable[[int], Verdict],
-                placed_preds: list[tuple[Assignment, Site, float]], state: PlanState,
-                latest: float, per_row: dict[int, list[Candidate]],
-                why: dict[int, tuple[str, str]]) -> list[Candidate]:
-        """Schedule the lawful options below the first few, a batch at a time in the order of
-        the ranking, until a batch yields a candidate or none are left (filling ``per_row``
-        and ``why`` for the diagnosis). Rows that would end after a hard deadline or cost
-        more than the budget left even on an empty pool lose on that, unexamined."""
-        order, alone_cost, alone_end = ranking
-        hard = w.deadline is not None and w.deadline_policy == "hard"
-        budget_left = (w.budget_usd - state.spent.get(w.id, 0.0)) if w.budget_usd else math.inf
-        done = set(chosen)
-        batch: list[int] = []
+    def _schedule_rows(self, job: _StageJob, rows: list[int], state: PlanState
+                       ) -> list[Candidate]:
+        """Schedule ``rows`` of the stage's table, recording each row's candidates and why
+        none qualified; returns the candidates."""
         pool: list[Candidate] = []
-        rows = [int(i) for i in order if int(i) not in done]
-        for n, i in enumerate(rows):
-            if hard and alone_end[i] > latest + EPS:
-                why[i] = ("deadline", f"even on an empty pool it would end "
-                                      f"{alone_end[i] - latest:,.0f} h too late")
-            elif alone_cost[i] > budget_left + EPS:
-                why[i] = ("budget", f"would take the workload over its budget of "
-                                    f"${w.budget_usd or 0:,.0f}")
-            elif verdict(i).lawful:
-                batch.append(i)
-            if len(batch) < TOP_BY_OBJECTIVE and n < len(rows) - 1:
-                continue
-            for j in batch:
-                cands, failed = self.schedule(w, stage, t.option(j), verdict(j), placed_preds,
-                                              state, latest)
-                per_row[j] = cands
-                pool += cands
-                if failed is not None:
-                    why[j] = failed
-            batch = []
-            if pool:
-                break
+        for i in rows:
+            cands, failed = self.schedule(job.w, job.stage, job.t.option(i), job.verdict(i),
+                                          job.preds, state, job.latest)
+            job.per_row[i] = cands
+            pool += cands
+            if failed is not None:
+                job.why[i] = failed
         return pool
+
+    def _deeper(self, job: _StageJob, ranking: tuple[np.ndarray, np.ndarray, np.ndarray],
+                done: set[int], state: PlanState) -> list[Candidate]:
+        """Schedule the lawful rows below the shortlist ``done``, a batch at a time in the
+        order of the ranking, until a batch yields a candidate or none are left. Rows that
+        would end after a hard deadline or cost more than the budget left even on an empty
+        pool lose on that, without a rule check."""
+        order, alone_cost, alone_end = ranking
+        hard, budget_left = _limits(job.w, state)
+
+        def eligible(i: int) -> bool:
+            if hard and alone_end[i] > job.latest + EPS:
+                job.why[i] = _too_late(alone_end[i] - job.latest)
+            elif alone_cost[i] > budget_left + EPS:
+                job.why[i] = _over_budget(job.w)
+            else:
+                return job.verdict(i).lawful
+            return False
+
+        rows = (int(i) for i in order if int(i) not in done and eligible(int(i)))
+        while batch := list(itertools.islice(rows, TOP_BY_OBJECTIVE)):
+            pool = self._schedule_rows(job, batch, state)
+            if pool:
+                return pool
+        return []
 
     def _explain(self, t: StageTable, gid: np.ndarray, verdicts: dict[int, Verdict],
                  per_row: dict[int, list[Candidate]], why: dict[int, tuple[str, str]],
@@ -326,9 +348,8 @@ class GreedyPlanner:
         """Candidates of one option at each chip count, and why none qualifies (if so)."""
         ready, transfer, egress = self.ready(w, stage, o.site, preds)
         tl = self.timeline(state, o)
-        hard = w.deadline is not None and w.deadline_policy == "hard"
+        hard, budget_left = _limits(w, state)
         due = deadline_hours(self.sc, w.deadline) if w.deadline is not None else math.inf
-        budget_left = (w.budget_usd - state.spent.get(w.id, 0.0)) if w.budget_usd else math.inf
         out: list[Candidate] = []
         late = over = busy = 0
         for est in o.sizes:
@@ -353,13 +374,11 @@ class GreedyPlanner:
         if out:
             return out, None
         if over:
-            return out, ("budget", f"would take the workload over its budget of "
-                                   f"${w.budget_usd:,.0f}")
+            return out, _over_budget(w)
         if late:
             empty_end = ready + min(e.hours for e in o.sizes)
             if empty_end > latest + EPS:
-                return out, ("deadline", f"even on an empty pool it would end "
-                                         f"{empty_end - latest:,.0f} h too late")
+                return out, _too_late(empty_end - latest)
             return out, ("capacity", "pool is busy with other stages until too late")
         return out, ("capacity", "pool never has the chips free")
 

@@ -259,7 +259,8 @@ def _optimize(cand: Candidates, objective: str, time_limit: float, seed: int,
 
 def _greedy_stands(baseline: Plan, info: SolveInfo, objective: str, sc: Scenario,
                    notes: tuple[str, ...]) -> Plan:
-    """The greedy plan as the answer, with the bound and gap CP-SAT's search gave it."""
+    """The greedy plan as the answer, with the bound (CP-SAT's or the search-free one) and
+    its gap."""
     return replace(baseline, solver="cpsat", bound_usd=_bound(info, objective, baseline),
                    bound_unplaced=info.bound[0] if info.bound else None,
                    gap=info.gap(baseline, objective, sc), baseline_usd=baseline.objective_usd,
