@@ -152,6 +152,15 @@ class _PlainDumper(_DUMPER):  # type: ignore[misc,valid-type]
         return True
 
 
+def _str(dumper: Any, data: str) -> Any:
+    """Multi-line strings (commands) as literal blocks, as a person writes them."""
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_PlainDumper.add_representer(str, _str)
+
+
 def dump_yaml(*docs: Any) -> str:
     """YAML documents in the order given, keys in insertion order."""
     return str(yaml.dump_all(docs, Dumper=_PlainDumper, sort_keys=False, width=100))
@@ -205,10 +214,7 @@ def export_input(sc: Scenario, plan: Mapping[str, Any], rules: RuleSet, *, plan_
         alts = tuple(Choice(o.site, o.pool) for o in ctx.alternatives(p)
                      if (o.site.id, o.chip.id) != (p.site, p.chip))
         command, source = commands.resolve(w.id, stage)
-        replica = 0
-        if stage.kind == "serve":
-            replica = min(p.chips, _tensor_parallel(min_chips_serving(w.model,
-                                                                      catalog().get(p.chip))))
+        replica = replica_chips(sc, w.id, p.chip, p.chips) if stage.kind == "serve" else 0
         jobs.append(StageJob(
             workload=w.id, stage=stage.id, tenant=w.tenant, kind=stage.kind, placement=p,
             planned=Choice(site, pool), alternatives=alts,
@@ -217,6 +223,12 @@ def export_input(sc: Scenario, plan: Mapping[str, Any], rules: RuleSet, *, plan_
             command=command, command_source=source, replica_chips=replica))
     unplaced = tuple(f"{u['workload']}/{u['stage']}" for u in plan.get("unplaced", ()))
     return ExportInput(plan_id, sc, plan, tuple(jobs), unplaced, commands.default, image)
+
+
+def replica_chips(sc: Scenario, workload: str, chip: str, limit: int = 2**31) -> int:
+    """Chips of one serving replica of ``workload``'s model on ``chip`` (at most ``limit``)."""
+    need = min_chips_serving(sc.workload(workload).model, catalog().get(chip))
+    return max(1, min(limit, _tensor_parallel(need)))
 
 
 def _tensor_parallel(chips: int) -> int:
