@@ -68,6 +68,11 @@ case "$action" in
   stop)
     [ -d "$dir" ] || exit 0
     dir=$(cd "$dir" && pwd)
+    if [ -f "$dir/slurm.conf" ] && [ -f "$dir/slurmctld.pid" ]; then  # end jobs still running
+      SLURM_CONF="$dir/slurm.conf" squeue -h -o %i 2>/dev/null \
+        | xargs -r env SLURM_CONF="$dir/slurm.conf" scancel 2>/dev/null || true
+      sleep 1
+    fi
     stop_pid "$dir/slurmd.pid"
     stop_pid "$dir/slurmctld.pid"
     stop_pid "$dir/munged.pid"

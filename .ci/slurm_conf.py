@@ -3,11 +3,11 @@ targets of one or more scenarios: .ci/slurm.sh calls it.
 
 One slurmctld stands in for every cluster the scenarios name. Each partition a site or pool
 maps to becomes a partition here, with the site's ``max_time`` as its MaxTime and as many nodes
-as the pool has chips / ``gpus_per_node``, each with that many fake GPUs (GRES whose device files are
-links to /dev/null). The one real node, run by the local slurmd, belongs to every partition and has
-the largest GPU count any partition asks for; the others are ``State=CLOUD`` nodes that never
-start, so ``sbatch --test-only`` judges a 256-node job against the partition as configured while
-real jobs only ever run on the real node.
+as the pool has chips / ``gpus_per_node``, each with that many fake GPUs (GRES whose device
+files are links to /dev/null). The one real node, run by the local slurmd, belongs to every
+partition and has the largest GPU count any partition asks for; the others are ``State=CLOUD``
+nodes that never start, so ``sbatch --test-only`` judges a 256-node job against the partition
+as configured while real jobs only ever run on the real node.
 
     python .ci/slurm_conf.py DIR SCENARIO.yaml [SCENARIO.yaml ...]
 """
@@ -21,8 +21,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from straits.model.targets import UNLIMITED, format_minutes
 from straits.loading import load_scenario
+from straits.model.targets import UNLIMITED, format_minutes
 
 REAL_NODE = "straits-ci"
 

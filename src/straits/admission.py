@@ -3,9 +3,10 @@
 SkyPilot calls its RESTful admin policy before every launch, including each recovery relaunch
 of a managed job, with the task YAML it is about to run. A task exported by `straits export`
 names its plan and stage in ``envs``; :func:`admit_skypilot` maps every candidate resource of
-the task, as SkyPilot's own parser reads it, back to a site and chip of the plan's scenario and asks the rules, as of the launch date, whether the stage may run there. One
-unlawful candidate rejects the launch, with the blocking rule's citation: silently dropping it
-would let a user believe the region they asked for was fine.
+the task, as SkyPilot's own parser reads it, back to a site and chip of the plan's scenario
+and asks the rules, as of the launch date, whether the stage may run there. One unlawful
+candidate rejects the launch, with the blocking rule's citation: silently dropping it would
+let a user believe the region they asked for was fine.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def candidates(task: dict[str, Any]) -> list[Candidate]:
     sky = _sky()
     try:
         parsed = sky.Task.from_yaml_config(copy.deepcopy(task))
-    except Exception as exc:  # noqa: BLE001 - whatever SkyPilot's parser rejects, with its words
+    except Exception as exc:  # whatever SkyPilot's parser rejects, in its words
         raise RequestError(f"SkyPilot cannot read the task: {_first_line(exc)}",
                            source="request body", path="task",
                            expected="a task `sky launch` accepts") from None

@@ -144,7 +144,7 @@ DEFAULT_IMAGE = "nvcr.io/nvidia/pytorch:25.01-py3"
 _DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
-class _PlainDumper(_DUMPER):  # type: ignore[misc,valid-type]
+class _PlainDumper(_DUMPER):  # type: ignore[misc]
     """No anchors and aliases: an object shared between two places is written out twice,
     as a person would write it (and as kubectl and sky show it)."""
 

@@ -22,7 +22,6 @@ from typing import Any
 
 from straits.export.base import (
     MASTER_PORT,
-    NODE,
     READINESS_PATH,
     SERVE_PORT,
     Choice,
@@ -31,6 +30,7 @@ from straits.export.base import (
     label_value,
 )
 from straits.model.targets import KubernetesSite
+from straits.plan.options import NODE
 
 LABEL = "straits.dev"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
@@ -103,7 +103,7 @@ def kueue_labels(job: StageJob, k: KubernetesSite) -> dict[str, str]:
     return out
 
 
-def annotations(inp: ExportInput, job: StageJob) -> dict[str, str]:
+def stage_annotations(inp: ExportInput, job: StageJob) -> dict[str, str]:
     return {f"{LABEL}/plan-id": inp.plan_id,
             f"{LABEL}/after": ",".join(job.after),
             f"{LABEL}/planned-start": job.placement.raw["start"],
@@ -188,7 +188,7 @@ def jobset(inp: ExportInput, job: StageJob, k: KubernetesSite, *, site_labels: b
         "kind": "JobSet",
         "metadata": {"name": name, "namespace": k.namespace,
                      "labels": {**labels, **kueue_labels(job, k)},
-                     "annotations": annotations(inp, job)},
+                     "annotations": stage_annotations(inp, job)},
         "spec": {
             "suspend": True,
             "network": {"enableDNSHostnames": True, "publishNotReadyAddresses": True},
@@ -226,7 +226,7 @@ def serving(inp: ExportInput, job: StageJob, k: KubernetesSite, *, site_labels: 
     labels = stage_labels(inp, job)
     replicas = job.replicas()
     meta = {"name": name, "namespace": k.namespace, "labels": {**labels, **kueue_labels(job, k)},
-            "annotations": annotations(inp, job)}
+            "annotations": stage_annotations(inp, job)}
     common = _env({"STRAITS_REPLICA_CHIPS": str(job.replica_chips),
                    "STRAITS_SERVE_PORT": str(SERVE_PORT)})
     if job.replica_chips <= NODE:

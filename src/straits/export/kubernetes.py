@@ -19,7 +19,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from straits.export.base import NODE, ExportInput, ExportResult, StageJob, dump_yaml
+from straits.export.base import ExportInput, ExportResult, StageJob, dump_yaml
 from straits.export.k8s_objects import (
     k8s_site,
     local_queue,
@@ -27,6 +27,7 @@ from straits.export.k8s_objects import (
     stage_labels,
     stage_objects,
 )
+from straits.plan.options import NODE
 
 # names kept importable for callers of the old module
 __all__ = ["KarmadaExporter", "KubernetesExporter", "k8s_site", "stage_objects"]

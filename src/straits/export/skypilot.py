@@ -26,7 +26,6 @@ from typing import Any
 
 from straits.export.base import (
     MASTER_PORT,
-    NODE,
     READINESS_PATH,
     SERVE_PORT,
     Choice,
@@ -37,6 +36,7 @@ from straits.export.base import (
     dump_yaml,
     replica_chips,
 )
+from straits.plan.options import NODE
 
 #: catalog chip id -> the accelerator name SkyPilot's catalogs use
 ACCELERATORS = {
