@@ -204,6 +204,20 @@ def test_scripts_run_offline_and_honour_the_done_marker(inp: ExportInput, tmp_pa
     assert out.read_text().splitlines() == ["ran node-a 2", "ran node-a 2"]
 
 
+def test_a_hostile_plan_id_is_refused(inp: ExportInput) -> None:
+    from straits.errors import InputError
+
+    for bad in ('x"$(touch /tmp/pwned)"', "a\nrm -rf /", "", "x" * 200, "../up"):
+        with pytest.raises(InputError):
+            export_input(inp.scenario, inp.plan, _rules(), plan_id=bad)
+
+
+def _rules() -> RuleSet:
+    from straits.rules import ruleset
+
+    return ruleset()
+
+
 # --- against a real Slurm -----------------------------------------------------------------------
 def _slurm_env() -> dict[str, str]:
     conf = os.environ.get("SLURM_CONF")

@@ -11,8 +11,8 @@ let a user believe the region they asked for was fine.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,19 +89,33 @@ def _sky() -> Any:
 
 
 def candidates(task: dict[str, Any]) -> list[Candidate]:
-    """Every resource choice of the task as SkyPilot itself reads it (``sky.Task``): each
-    ``any_of``/``ordered`` entry over the base, each accelerator of a set or list of them, any
-    spelling of ``infra`` (``k8s/...``, ``cloud`` + ``region``). A task SkyPilot rejects is a
-    400 with SkyPilot's own message."""
-    sky = _sky()
+    """Every resource choice of the task as SkyPilot itself reads it
+    (``sky.Resources.from_yaml_config``, what ``sky.Task`` calls): each ``any_of``/``ordered``
+    entry over the base, each accelerator of a set or list of them, any spelling of ``infra``
+    (``k8s/...``, ``cloud`` + ``region``). Resources SkyPilot rejects are a 400 with SkyPilot's
+    own message. SkyPilot sends the same task again for every recovery relaunch, so readings
+    are kept (by the resources' JSON) for the next."""
+    res = task.get("resources")
     try:
-        parsed = sky.Task.from_yaml_config(copy.deepcopy(task))
+        key = json.dumps(res, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError):
+        raise RequestError("task.resources is not plain YAML data", source="request body",
+                           path="task.resources", expected="SkyPilot resources") from None
+    return list(_read_resources(key))
+
+
+@functools.lru_cache(maxsize=1024)
+def _read_resources(key: str) -> tuple[Candidate, ...]:
+    sky = _sky()
+    config = json.loads(key)
+    try:
+        parsed = sky.Resources.from_yaml_config(config) if config else {sky.Resources()}
     except Exception as exc:  # whatever SkyPilot's parser rejects, in its words
-        raise RequestError(f"SkyPilot cannot read the task: {_first_line(exc)}",
-                           source="request body", path="task",
-                           expected="a task `sky launch` accepts") from None
-    resources = list(parsed.resources)
-    if isinstance(parsed.resources, set):  # any_of: no order of its own
+        raise RequestError(f"SkyPilot cannot read the task's resources: {_first_line(exc)}",
+                           source="request body", path="task.resources",
+                           expected="resources `sky launch` accepts") from None
+    resources = list(parsed)
+    if isinstance(parsed, set):  # any_of: no order of its own
         resources.sort(key=repr)
     out = []
     for r in resources:
@@ -109,7 +123,7 @@ def candidates(task: dict[str, Any]) -> list[Candidate]:
         accs = r.accelerators or {None: None}
         for name, n in accs.items():
             out.append(Candidate(infra, name, int(n) if n is not None else None))
-    return out
+    return tuple(out)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -117,19 +131,20 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:500] if text else type(exc).__name__
 
 
-def _canonical(infra: str) -> list[str]:
+@functools.lru_cache(maxsize=4096)
+def _canonical(infra: str) -> tuple[str, ...]:
     """``cloud/region/zone`` as SkyPilot spells it (``k8s`` is ``kubernetes``)."""
     _sky()
     from sky.utils import infra_utils
 
     info = infra_utils.InfraInfo.from_str(infra)
-    return [str(p).lower() for p in (info.cloud, info.region, info.zone) if p]
+    return tuple(str(p).lower() for p in (info.cloud, info.region, info.zone) if p)
 
 
 def site_of(sc: Scenario, infra: str) -> Site | None:
     """The site a SkyPilot infra string names (cloud and region must both match; a zone in the
     request narrows the region)."""
-    parts = _canonical(infra) if infra else []
+    parts = _canonical(infra) if infra else ()
     for s in sc.sites:
         sky = s.targets.skypilot if s.targets else None
         if sky is None:

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import yaml
 
 from straits.catalog import catalog
+from straits.errors import InputError
 from straits.estimate import min_chips_serving
 from straits.export.commands import Commands
 from straits.model.scenario import Dataset, Pool, Scenario, Site
@@ -201,6 +202,10 @@ def export_input(sc: Scenario, plan: Mapping[str, Any], rules: RuleSet, *, plan_
     """Jobs of ``plan`` with the lawful alternatives of each, as of the plan's date and regime
     (the law the plan was made under). ``commands`` (from ``--run``) says what each stage runs;
     without it ``run`` is the command of every stage without one in the scenario."""
+    if not _PLAN_ID.fullmatch(plan_id):
+        raise InputError(f"plan id {plan_id[:80]!r} cannot name exported files and jobs",
+                         path="plan_id", expected="letters, digits, '.', '_', ':' or '-' "
+                         "(at most 128)")
     if commands is None:
         commands = Commands(None if run == DEFAULT_RUN else run)
     ctx = PlanContext(sc, dict(plan), rules, date=_date(plan), regime=str(plan["regime"]))
@@ -237,6 +242,10 @@ def _tensor_parallel(chips: int) -> int:
     if chips <= NODE:
         return 1 << (max(1, chips) - 1).bit_length()
     return -(-chips // NODE) * NODE
+
+
+#: what a plan id may hold: it goes into file comments, paths, labels and job environments
+_PLAN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 
 def _date(plan: Mapping[str, Any]) -> dt.date:

@@ -94,7 +94,9 @@ class SlurmExporter:
             opts.append("--exclusive")
         opts += [f"--time={format_minutes(minutes)}", f"--signal=B:USR1@{lead}",
                  "--kill-on-invalid-dep=yes", "--output=%x-%j.out"]
-        ckpt = f"{s.checkpoint_root}/{inp.plan_id}/{job.workload}/{job.stage}"
+        # the root may hold $VARS for the shell (its pattern allows nothing else); the rest is
+        # quoted whatever the plan id holds
+        ckpt = f'"{s.checkpoint_root}"/' + shlex.quote(f"{inp.plan_id}/{job.workload}/{job.stage}")
         envs = {"STRAITS_PLAN_ID": inp.plan_id, "STRAITS_WORKLOAD": job.workload,
                 "STRAITS_STAGE": job.stage, "STRAITS_STAGE_KIND": job.kind,
                 "STRAITS_SITE": job.planned.site.id, "NPROC_PER_NODE": str(per_node),
@@ -119,7 +121,7 @@ class SlurmExporter:
                   *(f"export {k}={shlex.quote(v)}" for k, v in envs.items()),
                   f"export STRAITS_SEGMENT=${{STRAITS_SEGMENT:-1}} "
                   f"STRAITS_SEGMENTS=${{STRAITS_SEGMENTS:-{parts}}}",
-                  f'export STRAITS_CHECKPOINT_DIR="{ckpt}"',
+                  f"export STRAITS_CHECKPOINT_DIR={ckpt}",
                   'mkdir -p "$STRAITS_CHECKPOINT_DIR" || exit 1',
                   f'done_marker="$STRAITS_CHECKPOINT_DIR/{DONE_MARKER}"',
                   'if [ -e "$done_marker" ]; then',
