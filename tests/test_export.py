@@ -24,7 +24,7 @@ from export_support import _ctx, _docs, _lawful, _tasks, demo, inp
 from straits.admission import candidates, chip_of, site_of
 from straits.errors import InputError
 from straits.export import export_input, exporter, render, write_bundle
-from straits.export.base import ExportInput, label_value, unique_names
+from straits.export.base import ExportInput, dns_name, label_value, unique_labels, unique_names
 from straits.export.commands import parse as parse_run
 from straits.model.scenario import Scenario
 from straits.rules import RuleSet
@@ -395,3 +395,15 @@ def test_colliding_names_get_a_hash() -> None:
 def test_label_values_are_valid(text: str) -> None:
     v = label_value(text)
     assert len(v) <= 63 and re.fullmatch(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?", v)
+
+
+@given(st.lists(ids, min_size=1, max_size=12, unique=True))
+def test_folder_and_pipeline_labels_are_distinct_dns_labels(names: list[str]) -> None:
+    """Workload and cluster names that differ only in case or punctuation ("Chat", "chat")
+    never share a pipeline file or a Slurm folder."""
+    labels = unique_labels(names)
+    assert len(set(labels.values())) == len(names)
+    for name, label in labels.items():
+        assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", label) and len(label) <= 63
+        if re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name) and len(name) <= 63:
+            assert label == name or sum(dns_name(n) == name for n in names) > 1

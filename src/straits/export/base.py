@@ -196,6 +196,21 @@ def unique_names(keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
     return out
 
 
+def unique_labels(names: list[str], limit: int = 63) -> dict[str, str]:
+    """Each name as a DNS label, distinct: one that had to change, or that two names share
+    after the change, gets the first 6 hex digits of a hash of the original."""
+    plain = {n: dns_name(n, limit) for n in names}
+    counts: dict[str, int] = {}
+    for label in plain.values():
+        counts[label] = counts.get(label, 0) + 1
+    out = {}
+    for n, label in plain.items():
+        if counts[label] > 1 or label != n:
+            label = f"{dns_name(n, limit - 7)}-{hashlib.sha256(n.encode()).hexdigest()[:6]}"
+        out[n] = label
+    return out
+
+
 def export_input(sc: Scenario, plan: Mapping[str, Any], rules: RuleSet, *, plan_id: str,
                  run: str | None = None, image: str = DEFAULT_IMAGE,
                  commands: Commands | None = None) -> ExportInput:

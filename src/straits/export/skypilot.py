@@ -32,9 +32,9 @@ from straits.export.base import (
     ExportInput,
     ExportResult,
     StageJob,
-    dns_name,
     dump_yaml,
     replica_chips,
+    unique_labels,
 )
 from straits.plan.options import NODE
 
@@ -157,8 +157,9 @@ class SkyPilotExporter:
             else:
                 pipelines.setdefault(job.workload, []).append((job, task))
         launch: dict[str, list[str]] = {}
+        labels = unique_labels(list(pipelines))
         for workload, tasks in pipelines.items():
-            name = dns_name(workload)
+            name = labels[workload]
             path = f"skypilot/{name}.pipeline.yaml"
             lines = [f"# Straits plan {inp.plan_id}: the training stages of {workload} as one "
                      "managed-job pipeline (`sky jobs launch`): each task starts once the one "

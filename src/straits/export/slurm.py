@@ -27,7 +27,7 @@ import math
 import shlex
 from collections import defaultdict
 
-from straits.export.base import MASTER_PORT, ExportInput, ExportResult, StageJob, dns_name
+from straits.export.base import MASTER_PORT, ExportInput, ExportResult, StageJob, unique_labels
 from straits.model.targets import SlurmSite, format_minutes
 
 #: how much longer than planned a stage may run, in all its jobs together
@@ -66,8 +66,6 @@ def _var(job: StageJob) -> str:
     return "JOB_" + "".join(ch if ch.isalnum() else "_" for ch in job.name).upper()
 
 
-def cluster_dir(s: SlurmSite) -> str:
-    return f"slurm/{dns_name(s.cluster)}"
 
 
 class SlurmExporter:
@@ -167,13 +165,15 @@ class SlurmExporter:
         res = ExportResult(self.name)
         submits: dict[str, list[str]] = defaultdict(list)
         where: dict[tuple[str, str], SlurmSite] = {}
+        folders = unique_labels(sorted({s.cluster for j in inp.jobs
+                                        if (s := slurm_site(j)) is not None}))
         for job in inp.jobs:
             s = slurm_site(job)
             if s is None:
                 res.notes.append(f"{job.workload}/{job.stage}: site {job.planned.site.id} has no "
                                  "sites[].targets.slurm mapping; no script written")
                 continue
-            folder = cluster_dir(s)
+            folder = f"slurm/{folders[s.cluster]}"
             res.files[f"{folder}/{job.name}.sbatch"] = self.script(inp, job, s)
             parts, minutes = chain(job.hours, s.max_minutes)
             if parts > 1:
