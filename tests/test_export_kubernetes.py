@@ -152,7 +152,8 @@ def test_kueue_queue_priority_and_topology_where_declared(
     for s in doc["sites"]:
         if s["id"] == "my-johor":
             s["targets"]["kubernetes"].update(cluster_queue="gpu-cq", priority_class="batch",
-                                              serve_priority_class="online")
+                                              serve_priority_class="online",
+                                              checkpoint_claim="ckpt")
             s["pools"][0]["targets"]["kubernetes_topology"] = {"level": level,
                                                                "mode": "required"}
     files = exporter("kubernetes").render(
@@ -169,8 +170,14 @@ def test_kueue_queue_priority_and_topology_where_declared(
             want = "online" if d["kind"] == "Deployment" else "batch"
             assert d["metadata"]["labels"]["kueue.x-k8s.io/priority-class"] == want
         if d.get("kind") == "JobSet" and d["metadata"]["labels"]["straits.dev/site"] == "my-johor":
-            meta = d["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["metadata"]
-            assert meta["annotations"] == {"kueue.x-k8s.io/podset-required-topology": level}
+            tmpl = d["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]
+            assert tmpl["metadata"]["annotations"] == {
+                "kueue.x-k8s.io/podset-required-topology": level}
+            pod = tmpl["spec"]
+            claim = next(v for v in pod["volumes"] if v["name"] == "checkpoints")
+            assert claim["persistentVolumeClaim"] == {"claimName": "ckpt"}
+            env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+            assert env["STRAITS_CHECKPOINT_DIR"].startswith("/checkpoints/")
             crds.validate(d)
 
 
