@@ -177,9 +177,10 @@ class SlurmExporter:
             res.files[f"{folder}/{job.name}.sbatch"] = self.script(inp, job, s)
             parts, minutes = chain(job.hours, s.max_minutes)
             if parts > 1:
-                res.notes.append(f"{job.workload}/{job.stage}: {needed_minutes(job.hours)} min "
-                                 f"as {parts} chained jobs of {format_minutes(minutes)} "
-                                 f"(MaxTime {s.max_time})")
+                res.notes.append(f"{job.workload}/{job.stage}: needs "
+                                 f"{needed_minutes(job.hours) / 60:,.1f} h (planned + 25%): "
+                                 f"{parts} chained jobs of {format_minutes(minutes)} within "
+                                 f"MaxTime {s.max_time}")
             if job.command_source == "none":
                 res.notes.append(f"{job.workload}/{job.stage}: no command given; the job "
                                  "fails saying so (--run)")
