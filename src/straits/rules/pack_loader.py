@@ -1,7 +1,8 @@
 """Rule packs on disk: Cedar policies with annotations, country groups, metadata.
 
-A pack is a directory holding ``pack.yaml`` (name, title, version), one or more ``*.cedar``
-files and optionally ``groups.yaml`` (country groups as data) and ``cases/*.yaml`` (test cases).
+A pack is a directory holding ``pack.yaml`` (name, title, version, changelog), one or more
+``*.cedar`` files and optionally ``groups.yaml`` (country groups as data) and ``cases/*.yaml``
+(test cases).
 Every policy is a ``permit`` whose condition says when the rule *applies*; its annotations say
 what follows (``@effect``: requires / deny / warn / note), with ``@id``, ``@title``,
 ``@citation``, ``@confidence``, ``@reason`` and the effective window. See docs/rule-packs.md.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -68,6 +70,21 @@ class Group:
 
 
 @dataclass(frozen=True)
+class Release:
+    """One entry of a pack's changelog (``pack.yaml``: ``changelog``, newest first)."""
+
+    version: str
+    date: dt.date
+    changes: tuple[str, ...]
+    digest: str | None = None
+    """the policy digest (Cedar files and groups) of the pack as released"""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "date": self.date.isoformat(),
+                "changes": list(self.changes), "digest": self.digest}
+
+
+@dataclass(frozen=True)
 class Pack:
     name: str
     title: str
@@ -78,7 +95,19 @@ class Pack:
     rules: tuple[Rule, ...]
     groups: tuple[Group, ...]
     digest: str
+    """SHA-256 of every file of the pack (recorded in the ledger with each decision)"""
     policy_text: str
+    policy_digest: str = ""
+    """SHA-256 of what decides: the Cedar files and groups.yaml"""
+    changelog: tuple[Release, ...] = ()
+
+    @property
+    def released(self) -> bool | None:
+        """Whether the policies are those the newest changelog entry records (None when it
+        records no digest)."""
+        if not self.changelog or self.changelog[0].digest is None:
+            return None
+        return self.changelog[0].digest == self.policy_digest
 
 
 @dataclass(frozen=True)
@@ -237,6 +266,45 @@ def _digest(paths: list[Path], root: Path) -> str:
     return h.hexdigest()
 
 
+def _changelog(raw: Any, version: str, label: str) -> tuple[Release, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise PackError("`changelog` must be a list of releases, newest first", source=label,
+                        expected="- {version, date, changes: [...], digest?}")
+    out: list[Release] = []
+    for i, entry in enumerate(raw):
+        where = f"{label}: changelog[{i}]"
+        if not isinstance(entry, dict) or not entry.get("version") or not entry.get("date"):
+            raise PackError("a release needs `version`, `date` and `changes`", source=where)
+        changes = entry.get("changes")
+        if not isinstance(changes, list) or not changes \
+                or not all(isinstance(c, str) and c.strip() for c in changes):
+            raise PackError("`changes` must be a non-empty list of sentences", source=where)
+        day = entry["date"]
+        try:
+            when = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
+        except ValueError:
+            raise PackError(f"date {day!r} is not an ISO date", source=where,
+                            expected="YYYY-MM-DD") from None
+        digest = entry.get("digest")
+        if digest is not None and (not isinstance(digest, str) or len(digest) != 64):
+            raise PackError("`digest` must be the 64-hex-digit policy digest "
+                            "(`straits rules packs` prints it)", source=where)
+        out.append(Release(str(entry["version"]), when, tuple(" ".join(c.split())
+                                                              for c in changes), digest))
+    versions = [r.version for r in out]
+    if len(set(versions)) != len(versions):
+        raise PackError("a version appears twice in the changelog", source=label)
+    if any(b.date > a.date for a, b in itertools.pairwise(out)):
+        raise PackError("changelog entries must be newest first", source=label)
+    if out[0].version != version:
+        raise PackError(f"the newest changelog entry is {out[0].version!r} but the pack's "
+                        f"version is {version!r}", source=label,
+                        expected="a changelog entry for the pack's version, first")
+    return tuple(out)
+
+
 def load_pack(path: Path) -> Pack:
     meta_path = path / "pack.yaml"
     if not meta_path.is_file():
@@ -245,6 +313,9 @@ def load_pack(path: Path) -> Pack:
         meta = yaml.safe_load(meta_path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise PackError(f"not valid YAML: {exc}", source=str(meta_path)) from None
+    if not isinstance(meta, dict):
+        raise PackError("pack.yaml must be a mapping (name, title, version, ...)",
+                        source=str(meta_path))
     name = str(meta.get("name") or path.name)
     cedar_files = sorted(path.glob("*.cedar"))
     if not cedar_files:
@@ -254,14 +325,18 @@ def load_pack(path: Path) -> Pack:
         rules.extend(_parse_policy_file(f, name, _label(f)))
     groups_path = path / "groups.yaml"
     groups = _load_groups(groups_path, name, _label(groups_path)) if groups_path.is_file() else []
-    files = [meta_path, *cedar_files] + ([groups_path] if groups_path.is_file() else [])
+    deciding = [*cedar_files] + ([groups_path] if groups_path.is_file() else [])
+    files = [meta_path, *deciding]
     files += sorted((path / "cases").glob("*.yaml")) if (path / "cases").is_dir() else []
+    version = str(meta.get("version", "0"))
     return Pack(
-        name=name, title=str(meta.get("title", name)), version=str(meta.get("version", "0")),
+        name=name, title=str(meta.get("title", name)), version=version,
         jurisdiction=str(meta.get("jurisdiction", "")),
         description=" ".join(str(meta.get("description", "")).split()),
         path=path, rules=tuple(rules), groups=tuple(groups), digest=_digest(files, path),
         policy_text="\n\n".join(r.text for r in rules),
+        policy_digest=_digest(deciding, path),
+        changelog=_changelog(meta.get("changelog"), version, _label(meta_path)),
     )
 
 
