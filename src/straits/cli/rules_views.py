@@ -110,11 +110,15 @@ def pack_diff(d: PackDiff) -> None:
             for detail in c.details():
                 console.print(Text(f"      {detail}", style="dim"), soft_wrap=True)
         for g in p.groups:
-            text = f"  group {g.group}: " + ", ".join(
-                [f"+{m}" for m in g.added] + [f"-{m}" for m in g.removed])
+            label = {"added": "new group", "removed": "removed group",
+                     "changed": "group"}[g.kind]
+            parts = [f"+{m}" for m in g.added] + [f"-{m}" for m in g.removed]
             if g.includes is not None:
-                text += f" includes {list(g.includes[0])} -> {list(g.includes[1])}"
-            console.print(Text(text, style="yellow"))
+                parts.append(f"includes {', '.join(g.includes[1]) or 'nothing'}"
+                             + ("" if g.kind == "added" else
+                                f" (was {', '.join(g.includes[0]) or 'nothing'})"))
+            console.print(Text(f"  {label} {g.group}: {' '.join(parts) or 'no members'}",
+                               style="yellow"), soft_wrap=True)
 
 
 def replay_view(r: Replay) -> None:
@@ -137,7 +141,10 @@ def replay_view(r: Replay) -> None:
     t = Table(show_header=bool(r.changes), title_justify="left")
     if r.changes:
         for col in ("entry", "tenant", "what", "before", "after", "rule"):
-            t.add_column(col, no_wrap=col in ("entry", "before", "after"))
+            # rule ids are typed by people: folded whole, never cut with an ellipsis
+            t.add_column(col, no_wrap=col in ("entry", "before", "after"),
+                         overflow="fold" if col == "rule" else "ellipsis",
+                         min_width=30 if col == "rule" else None)
     for c in r.changes:
         def outcome(o: object) -> str:
             from straits.rules.replay import Outcome
@@ -152,11 +159,20 @@ def replay_view(r: Replay) -> None:
                   outcome(c.after), " ".join(why))
     if r.changes:
         console.print(t)
+        # each rule that now blocks, once per distinct reason, with the entries it touches
+        seen: dict[tuple[str, str], list[int]] = {}
+        cites: dict[tuple[str, str], str] = {}
         for c in r.changes:
             for reason in c.now_blocking:
-                console.print(Text(f"  {c.seq}: {reason.rule}: {reason.text} "
-                                   f"({reason.citation}; confidence {reason.confidence})",
-                                   style="dim"), soft_wrap=True)
+                key = (reason.rule, reason.text)
+                seen.setdefault(key, [])
+                if c.seq not in seen[key]:
+                    seen[key].append(c.seq)
+                cites[key] = f"{reason.citation}; confidence {reason.confidence}"
+        for (rule, text), seqs in seen.items():
+            where = ", ".join(str(x) for x in seqs)
+            console.print(Text(f"  {rule} (entr{'y' if len(seqs) == 1 else 'ies'} {where}): "
+                               f"{text} ({cites[(rule, text)]})", style="dim"), soft_wrap=True)
     if r.reasons_changed:
         console.print(Text(f"{r.reasons_changed} decision(s) stay the same but now rest on "
                            "other rules (see --json).", style="dim"))

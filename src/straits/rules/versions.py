@@ -97,13 +97,15 @@ class RuleChange:
 class GroupChange:
     group: str
     pack: str
+    kind: Literal["added", "removed", "changed"]
     added: tuple[str, ...]
     removed: tuple[str, ...]
     includes: tuple[tuple[str, ...], tuple[str, ...]] | None = None
     """(before, after) when the groups it includes changed"""
 
     def to_json(self) -> dict[str, Any]:
-        return {"group": self.group, "pack": self.pack, "members_added": list(self.added),
+        return {"group": self.group, "pack": self.pack, "change": self.kind,
+                "members_added": list(self.added),
                 "members_removed": list(self.removed),
                 "includes": None if self.includes is None else
                 {"before": list(self.includes[0]), "after": list(self.includes[1])}}
@@ -160,8 +162,10 @@ def _groups(a: tuple[Group, ...], b: tuple[Group, ...], pack: str) -> list[Group
         mx, my = set(x.members if x else ()), set(y.members if y else ())
         ix, iy = tuple(x.includes if x else ()), tuple(y.includes if y else ())
         if mx != my or ix != iy or (x is None) != (y is None):
-            out.append(GroupChange(gid, pack, tuple(sorted(my - mx)), tuple(sorted(mx - my)),
-                                   (ix, iy) if ix != iy else None))
+            kind: Literal["added", "removed", "changed"] = \
+                "added" if x is None else "removed" if y is None else "changed"
+            out.append(GroupChange(gid, pack, kind, tuple(sorted(my - mx)),
+                                   tuple(sorted(mx - my)), (ix, iy) if ix != iy else None))
     return out
 
 
