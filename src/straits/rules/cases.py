@@ -139,7 +139,8 @@ def _load_file(pack: str, path: Path) -> list[Case]:
         except InputError as exc:
             raise PackError(exc.detail, source=exc.source, path=exc.path) from None
         out.append(Case(pack, label, str(raw["name"]), req, request, exp))
-    bounds = doc.get("boundaries") or []
+    bounds = doc.get("boundaries")
+    bounds = [] if bounds is None else bounds
     if not isinstance(bounds, list):
         raise PackError("`boundaries` must be a list", source=label)
     for i, raw in enumerate(bounds):
