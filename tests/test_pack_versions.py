@@ -147,3 +147,28 @@ def test_the_worked_example_packs_pass_their_tables() -> None:
 def test_diff_bad_arguments(args: tuple[str, ...], words: str) -> None:
     code, _, err = cli(*args)
     assert code == 2 and words in err
+
+
+# --- hostile pack files: a clear error naming the file, never a traceback or a blow-up ---------
+BOMB = "".join(f"{chr(97 + i)}: &{chr(97 + i)} [" + ",".join(
+    [f"*{chr(96 + i)}"] * 9 if i else ['"x"'] * 9) + "]\n" for i in range(10))
+
+
+@pytest.mark.parametrize(("file", "content", "words"), [
+    ("advisory.cedar", b"\xc1\xff\x00 binary", "not UTF-8 text"),
+    ("pack.yaml", b"\xff\xfe\x00", "not UTF-8 text"),
+    ("cases/advisory.yaml", b"\x89PNG\r\n\x1a\n", "not UTF-8 text"),
+    ("cases/advisory.yaml", ("cases: " + "[" * 5000 + "]" * 5000 + "\n").encode(),
+     "nested too deeply"),
+    ("cases/advisory.yaml", (BOMB + "defaults: {site: *j}\ncases: []\n").encode(),
+     "expands to more than"),
+    ("groups.yaml", b"x: " + b"y" * (9 * 1024 * 1024), "larger than any rule pack file"),
+    ("cases/advisory.yaml", b"cases: [{name: x, expect: {decision: allow}}]\ndefaults: [1]\n",
+     "`defaults` must be a mapping"),
+])
+def test_hostile_pack_files_are_named_errors(tmp_path: Path, file: str, content: bytes,
+                                             words: str) -> None:
+    pack = copy_pack("sg-guidance", tmp_path)
+    (pack / file).write_bytes(content)
+    code, _, err = cli("rules", "test", "sg-guidance", "--rules", str(pack))
+    assert code == 2 and words in err and file.split("/")[-1] in err

@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import Field
 
 from straits.errors import InputError, PackError
@@ -46,7 +45,7 @@ from straits.model.scenario import Frozen
 from straits.rules.decision import Decision
 from straits.rules.engine import RuleSet
 from straits.rules.listing import rule_regimes
-from straits.rules.pack_loader import Pack
+from straits.rules.pack_loader import Pack, load_yaml
 
 
 class Expectation(Frozen):
@@ -118,10 +117,7 @@ def load_cases(pack: Pack) -> list[Case]:
 
 def _load_file(pack: str, path: Path) -> list[Case]:
     label = f"{pack}/cases/{path.name}"
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise PackError(f"not valid YAML: {exc}", source=label) from None
+    doc = load_yaml(path, label) or {}
     if not isinstance(doc, dict) or not isinstance(doc.get("cases"), list):
         raise PackError("a case file needs a `cases` list", source=label)
     defaults = doc.get("defaults") or {}

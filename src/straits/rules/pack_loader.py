@@ -110,6 +110,59 @@ class Pack:
         return self.changelog[0].digest == self.policy_digest
 
 
+#: the largest pack file read (policies, groups, cases, pack.yaml): far above any real pack
+MAX_FILE_BYTES = 8 * 1024 * 1024
+
+
+def read_pack_file(path: Path, label: str | None = None) -> str:
+    """A pack file's text, or a PackError naming it (unreadable, not UTF-8, too large)."""
+    where = label or str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise PackError(f"file is {size:,} bytes, larger than any rule pack file should be",
+                            source=where, expected=f"at most {MAX_FILE_BYTES:,} bytes")
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PackError(f"not UTF-8 text (byte {exc.start})", source=where) from None
+    except OSError as exc:
+        raise PackError(f"cannot read: {exc.strerror or exc}", source=where) from None
+
+
+#: the most values a pack's YAML file may expand to (aliases counted at every use): a table of
+#: thousands of cases stays far below it, an alias bomb does not
+MAX_YAML_VALUES = 1_000_000
+
+
+def _expanded_size(doc: Any, limit: int) -> int:
+    """How many values ``doc`` holds once aliases are expanded, counting up to ``limit``."""
+    seen, stack = 0, [doc]
+    while stack and seen <= limit:
+        node = stack.pop()
+        seen += 1
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return seen
+
+
+def load_yaml(path: Path, label: str | None = None) -> Any:
+    """A pack's YAML file, parsed; errors name the file (and line, where YAML knows it)."""
+    where = label or str(path)
+    text = read_pack_file(path, label)
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PackError(f"not valid YAML: {exc}", source=where) from None
+    except RecursionError:
+        raise PackError("YAML nested too deeply", source=where) from None
+    if _expanded_size(doc, MAX_YAML_VALUES) > MAX_YAML_VALUES:
+        raise PackError(f"YAML expands to more than {MAX_YAML_VALUES:,} values (aliases "
+                        "repeated inside aliases?)", source=where)
+    return doc
+
+
 @dataclass(frozen=True)
 class Statement:
     text: str
@@ -207,7 +260,7 @@ def _rule_from(est: dict[str, Any], stmt: Statement, pack: str, file: str) -> Ru
 
 
 def _parse_policy_file(path: Path, pack: str, label: str) -> list[Rule]:
-    text = path.read_text(encoding="utf-8")
+    text = read_pack_file(path, label)
     statements = split_statements(text)
     try:
         policies = parse_est(text)
@@ -227,10 +280,7 @@ def _parse_policy_file(path: Path, pack: str, label: str) -> list[Rule]:
 
 
 def _load_groups(path: Path, pack: str, label: str) -> list[Group]:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise PackError(f"not valid YAML: {exc}", source=label) from None
+    raw = load_yaml(path, label) or {}
     if not isinstance(raw, dict):
         raise PackError("groups.yaml must map group ids to definitions", source=label)
     groups = []
@@ -309,10 +359,7 @@ def load_pack(path: Path) -> Pack:
     meta_path = path / "pack.yaml"
     if not meta_path.is_file():
         raise PackError("not a rule pack (no pack.yaml)", source=str(path))
-    try:
-        meta = yaml.safe_load(meta_path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise PackError(f"not valid YAML: {exc}", source=str(meta_path)) from None
+    meta = load_yaml(meta_path) or {}
     if not isinstance(meta, dict):
         raise PackError("pack.yaml must be a mapping (name, title, version, ...)",
                         source=str(meta_path))
