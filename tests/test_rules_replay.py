@@ -203,3 +203,37 @@ def test_cli_replay_bad_input(tmp_path: Path) -> None:
     assert p.returncode == 2 and "not found" in p.stderr
     empty = straits("rules", "replay", "--since", "2025-01-01", "--json", db=db)
     assert empty.returncode == 0 and json.loads(empty.stdout)["entries"] == 0
+
+
+OVERFLOW = """
+@id("team-overflow")
+@title("Team: a rule whose arithmetic overflows on large volumes")
+@citation("Team policy 3")
+@confidence("V")
+@effect("warn")
+@effective_from("2020-01-01")
+@reason("volumes times a trillion")
+permit (principal, action, resource)
+when { context has data && context.data.subjects * 1000000000000 > 0 };
+"""
+
+
+def test_a_decision_the_candidate_cannot_evaluate_is_skipped_not_fatal(
+        db_url: str, tmp_path: Path) -> None:
+    """Cedar stops on integer overflow; the entry is listed as skipped with Cedar's reason,
+    and the entries batched with it are still replayed."""
+    store = Store(db_url)
+    rules = ruleset()
+    for subjects in (10, 10**10, 20):
+        req = CheckRequest.model_validate({
+            "date": "2025-06-01", "action": "transfer-data", "tenant": {"hq": "SG"},
+            "site": {"country": "SG", "operator_hq": "SG"},
+            "data": {"origin": "CN", "classes": ["personal"], "subjects": subjects}})
+        record_check(store, rules, [req], rules.check(req).to_json(), tenant="t", actor="x")
+    pack = tmp_path / "team"
+    pack.mkdir()
+    (pack / "pack.yaml").write_text("name: team\ntitle: t\nversion: '1'\n")
+    (pack / "overflow.cedar").write_text(OVERFLOW)
+    result = Replayer(store, ruleset((pack,))).run(dt.date.today())
+    assert [s.seq for s in result.skipped] == [2] and "overflow" in result.skipped[0].reason
+    assert result.decisions == 2 and result.changes == []

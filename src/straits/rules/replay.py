@@ -26,6 +26,8 @@ from straits.rules.decision import Decision, Reason
 from straits.rules.engine import RuleSet
 
 REPLAYED = ("check", "plan")
+#: recorded requests asked of the rules in one batch
+BATCH = 2000
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,16 @@ class Change:
                 "now_blocking": [r.to_json() for r in self.now_blocking],
                 "lifted": list(self.lifted), "recorded_packs": self.recorded_packs,
                 "from_candidate": self.from_candidate}
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A check entry read and validated, waiting for its batch."""
+
+    entry: Any
+    raw: list[Any]
+    requests: list[CheckRequest]
+    answers: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -196,6 +208,8 @@ class Replayer:
         out = Replay(since, tenant, packs_json(self.candidate),
                      packs_json(self.baseline) if self.baseline is not None else None)
         start = since.isoformat()
+        pending: list[_Pending] = []
+        waiting = 0
         for entry in entries(self.store, tenant=tenant):
             if entry.kind not in REPLAYED or entry.recorded_at[:10] < start:
                 continue
@@ -204,15 +218,22 @@ class Replayer:
             out.last_seq = entry.seq
             try:
                 if entry.kind == "check":
-                    self._check(entry, out)
+                    pending.append(self._parse_check(entry))
+                    waiting += len(pending[-1].requests)
                 else:
                     self._plan(entry, out)
             except (StraitsError, KeyError, TypeError, ValueError) as exc:
                 out.skipped.append(Skipped(entry.seq, entry.kind, _why(exc)))
+            if waiting >= BATCH:
+                self._checks(pending, out)
+                pending, waiting = [], 0
+        self._checks(pending, out)
+        out.changes.sort(key=lambda c: c.seq)
         return out
 
     # --- checks ------------------------------------------------------------------------------
-    def _check(self, entry: Any, out: Replay) -> None:
+    @staticmethod
+    def _parse_check(entry: Any) -> _Pending:
         from straits.api import parse_check_document
 
         body = entry.content
@@ -220,22 +241,40 @@ class Replayer:
         requests, _ = parse_check_document(raw, f"ledger entry {entry.seq}")
         result = body["result"]
         answers = result if isinstance(result, list) else [result]
-        if len(answers) != len(requests):
+        if len(answers) != len(requests) or not all(isinstance(a, dict) for a in answers):
             raise ValueError(f"{len(requests)} requests but {len(answers)} recorded answers")
-        after = self.candidate.check_many(requests)
-        base = self.baseline.check_many(requests) if self.baseline is not None else None
-        for i, (req, answer, d) in enumerate(zip(requests, answers, after, strict=True)):
-            out.decisions += 1
-            out.regimes.add(req.regime)
-            before = Outcome.recorded(answer)
-            now = Outcome.of(d)
-            if now.same_decision(before):
-                out.reasons_changed += now.rules != before.rules
-                continue
-            subject = (f"[{i}] " if len(requests) > 1 else "") + describe(req)
-            out.changes.append(_change("check", entry, subject, before, d,
-                                       Outcome.of(base[i]) if base is not None else None,
-                                       {"request": raw[i] if isinstance(raw, list) else raw}))
+        return _Pending(entry, raw if isinstance(raw, list) else [raw], requests, answers)
+
+    def _checks(self, pending: list[_Pending], out: Replay) -> None:
+        """The decisions of several check entries, asked in one batch."""
+        asked = [r for p in pending for r in p.requests]
+        if not asked:
+            return
+        try:
+            after = iter(self.candidate.check_many(asked))
+            base = iter(self.baseline.check_many(asked)) if self.baseline is not None else None
+        except StraitsError as exc:  # one entry the rules cannot evaluate: find it, skip it
+            if len(pending) == 1:
+                out.skipped.append(Skipped(pending[0].entry.seq, "check", _why(exc)))
+                return
+            for p in pending:
+                self._checks([p], out)
+            return
+        for p in pending:
+            for i, (req, answer) in enumerate(zip(p.requests, p.answers, strict=True)):
+                d = next(after)
+                b = next(base) if base is not None else None
+                out.decisions += 1
+                out.regimes.add(req.regime)
+                before = Outcome.recorded(answer)
+                now = Outcome.of(d)
+                if now.same_decision(before):
+                    out.reasons_changed += now.rules != before.rules
+                    continue
+                subject = (f"[{i}] " if len(p.requests) > 1 else "") + describe(req)
+                out.changes.append(_change("check", p.entry, subject, before, d,
+                                           Outcome.of(b) if b is not None else None,
+                                           {"request": p.raw[i]}))
 
     # --- plans -------------------------------------------------------------------------------
     def _plan(self, entry: Any, out: Replay) -> None:
