@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from straits.rules.cases import CaseResult
     from straits.rules.coverage import CoverageReport
     from straits.rules.pack_loader import Pack
-    from straits.rules.replay import Replay
+    from straits.rules.replay import Outcome, Replay
     from straits.rules.versions import PackDiff
 
 
@@ -121,6 +121,10 @@ def pack_diff(d: PackDiff) -> None:
                                style="yellow"), soft_wrap=True)
 
 
+def _outcome(o: Outcome) -> str:
+    return o.decision + (f" ({', '.join(o.requires)})" if o.requires else "")
+
+
 def replay_view(r: Replay) -> None:
     j = r.to_json()
     done = j["replayed"]
@@ -146,17 +150,11 @@ def replay_view(r: Replay) -> None:
                          overflow="fold" if col == "rule" else "ellipsis",
                          min_width=30 if col == "rule" else None)
     for c in r.changes:
-        def outcome(o: object) -> str:
-            from straits.rules.replay import Outcome
-
-            assert isinstance(o, Outcome)
-            return o.decision + (f" ({', '.join(o.requires)})" if o.requires else "")
-
         why = [f"+{x.rule}" for x in c.now_blocking] + [f"-{x}" for x in c.lifted]
         if c.from_candidate is False:
             why.append("(already with the packs loaded now)")
-        t.add_row(f"{c.seq} {c.kind}", c.tenant, c.subject, outcome(c.before),
-                  outcome(c.after), " ".join(why))
+        t.add_row(f"{c.seq} {c.kind}", c.tenant, c.subject, _outcome(c.before),
+                  _outcome(c.after), " ".join(why))
     if r.changes:
         console.print(t)
         # each rule that now blocks, once per distinct reason, with the entries it touches
