@@ -7,9 +7,12 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import typer
+from click.testing import CliRunner
 
 from straits.model.request import ACTIONS
 from straits.model.types import Regime
@@ -132,13 +135,31 @@ cases:
 """
 
 
-def _straits(*args: str) -> subprocess.CompletedProcess[str]:
+def _process(*args: str) -> subprocess.CompletedProcess[str]:
+    """The installed command, in a process of its own (one end-to-end run)."""
     return subprocess.run([sys.executable, "-m", "straits", *args], capture_output=True,
                           text=True, timeout=300)
 
 
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _straits(*args: str) -> Ran:
+    """The real command line, in this process (its imports are paid once)."""
+    from straits.cli import app
+
+    res = CliRunner(mix_stderr=False).invoke(typer.main.get_command(app), list(args))
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        raise res.exception
+    return Ran(res.exit_code, res.stdout, res.stderr)
+
+
 def test_rules_test_cli_passes() -> None:
-    p = _straits("rules", "test")
+    p = _process("rules", "test")
     assert p.returncode == 0, p.stdout
     assert f"{len(RESULTS)} passed, 0 failed" in p.stdout
 
