@@ -94,6 +94,11 @@ def _summary(e: Entry) -> str:
         verdict = "allowed" if (result or {}).get("allowed") else "rejected"
         return (f"{verdict} launch of {inputs.get('workload')}/{inputs.get('stage')} "
                 f"(plan {str(inputs.get('plan_id', ''))[:8]})")
+    if e.kind == "replay":
+        done = (result or {}).get("replayed") or {}
+        return (f"rules replay since {body.get('date')}: {(result or {}).get('changed')} of "
+                f"{done.get('decisions', 0)} decisions and {done.get('placements', 0)} "
+                "placements would change")
     plan: dict[str, Any] = (result or {}).get("plan") or {}
     return (f"{plan.get('status')} ${plan.get('total_cost_usd', 0):,.0f} "
             f"{len(plan.get('assignments', []))} placed, {len(plan.get('unplaced', []))} "

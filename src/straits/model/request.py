@@ -34,6 +34,9 @@ class TenantFacts(Frozen):
 class SiteFacts(Frozen):
     country: Country
     operator_hq: Country
+    dpf_certified: bool = False
+    """The site's operator, which receives the data processed there, is certified under the
+    EU-US Data Privacy Framework (read by the GDPR rules for sites in the United States)."""
 
 
 class DataFacts(Frozen):

@@ -99,6 +99,9 @@ class Site(Frozen):
     pue: Annotated[float, Field(ge=1.0, le=3.0)] | None = None
     grid_gco2_per_kwh: NonNegFloat | None = None
     source: str | None = None
+    dpf_certified: bool = False
+    """The operator is certified under the EU-US Data Privacy Framework (2023): personal data
+    from the EEA may reach a site of it in the United States without other safeguards."""
     targets: SiteTargets | None = None
     """Where the site lives in SkyPilot, Kubernetes/Karmada and Slurm (see `straits export`)."""
 

@@ -50,6 +50,10 @@ Authorization = Literal[
     "cac-certification",
     "gdpr-transfer-safeguard",
     "my-strategic-trade-permit",
+    # a legal basis for a transfer of Chinese personal information under PIPL Art. 38, declared
+    # for transfers made before the CAC's mechanisms existed (assessment: 2022-09-01; standard
+    # contract: 2023-06-01); any later CAC mechanism also satisfies the requirement
+    "pipl-art38-basis",
 ]
 AUTHORIZATIONS: tuple[str, ...] = Authorization.__args__  # type: ignore[attr-defined]
 

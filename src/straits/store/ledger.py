@@ -28,7 +28,7 @@ from straits.store.db import Store
 from straits.store.tables import LedgerHead, LedgerRow, ScenarioRow
 
 GENESIS = "0" * 64
-KINDS = ("check", "plan", "admission")
+KINDS = ("check", "plan", "admission", "replay")
 
 
 def _default(o: Any) -> Any:

@@ -62,6 +62,16 @@ def record_admission(store: Store, rules: RuleSet, inputs: dict[str, Any], resul
         return append(s, tenant=tenant, actor=actor, kind="admission", body=body)
 
 
+def record_replay(store: Store, candidate: RuleSet, inputs: dict[str, Any], result: Any, *,
+                  regime: str | list[str], date: dt.date, tenant: str, actor: str) -> Entry:
+    """Append a rules replay (``straits rules replay --record``): the candidate packs, what was
+    replayed and the decisions that would change, in one transaction."""
+    body = {"inputs": inputs, "inputs_digest": digest(inputs), "rules": rules_body(candidate),
+            "regime": regime, "date": date.isoformat(), "result": result}
+    with store.write() as s:
+        return append(s, tenant=tenant, actor=actor, kind="replay", body=body)
+
+
 # --- scenarios and plans -------------------------------------------------------------------------
 def scenario_document(sc: Scenario) -> dict[str, Any]:
     """The scenario as validated (defaults filled, ids canonical): what the planner used."""
