@@ -12,6 +12,7 @@ Run: python benchmarks/fit_estimator.py [--write | --check]
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import sys
 import time
@@ -93,8 +94,10 @@ def main() -> int:
     doc = document(result, list(published_runs()))
     show(result, doc, time.perf_counter() - start)
     text = HEADER + yaml.safe_dump(doc, sort_keys=False, width=100)
-    if "--write" in sys.argv:
-        FITTED_YAML.write_text(text, encoding="utf-8")
+    if "--write" in sys.argv:  # atomically: a killed write leaves the old file whole
+        tmp = FITTED_YAML.with_suffix(".yaml.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, FITTED_YAML)
         print(f"\nwrote {FITTED_YAML}")
     elif "--check" in sys.argv:
         shipped = yaml.safe_load(FITTED_YAML.read_text(encoding="utf-8")) \

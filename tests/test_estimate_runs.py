@@ -157,3 +157,49 @@ def test_bad_software_year_is_a_one_line_error() -> None:
     p = straits("estimate", "--json", stdin=json.dumps({**REQUEST, "software_year": 1999}))
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert "software_year" in p.stderr
+
+
+# --- a damaged fitted.yaml ----------------------------------------------------------------------
+FITTED_DOC = yaml.safe_load((ROOT / "src/straits/estimate/fitted.yaml").read_text())
+
+
+def _damaged(**change: Any) -> dict[str, Any]:
+    return {**FITTED_DOC, **change}
+
+
+@pytest.mark.parametrize(("doc", "words"), [
+    (_damaged(parameters={**FITTED_DOC["parameters"], "era_decay": -1.0}), "outside"),
+    (_damaged(parameters={"framework_ampere": 0.9}), "exactly"),
+    (_damaged(parameters={**FITTED_DOC["parameters"], "gemm_width": float("nan")}),
+     "parameters"),
+    (_damaged(interval={**FITTED_DOC["interval"], "low": 0.3}), "central estimate"),
+    (_damaged(interval={**FITTED_DOC["interval"], "level": 1.5}), "interval.level"),
+    (_damaged(typical_days={"a": 1.0}), "typical_days"),
+    ({k: v for k, v in FITTED_DOC.items() if k != "runs"}, "runs"),
+])
+def test_a_damaged_fitted_file_is_refused_with_the_field(doc: dict[str, Any],
+                                                         words: str) -> None:
+    from straits.errors import InputError
+    from straits.estimate.calibration import FittedFile
+    from straits.loading import validate_as
+
+    with pytest.raises(InputError) as err:
+        validate_as(FittedFile, doc, source="fitted.yaml")
+    assert words in str(err.value)
+
+
+def test_estimates_refuse_when_the_shipped_parameters_did_not_load(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import straits.estimate.calibration as calibration
+    from straits.estimate import estimate_serving, estimate_training
+    from straits.model.scenario import ModelSpec
+
+    monkeypatch.setattr(calibration, "LOAD_ERROR", "fitted.yaml: interval.low: broken")
+    model = ModelSpec(params=7e9, layers=32, d_model=4096, heads=32)
+    chip = get_chip("H100-SXM")
+    with pytest.raises(CatalogError, match=r"interval\.low"):
+        estimate_training(model, 1e12, chip, 64)
+    with pytest.raises(CatalogError, match=r"interval\.low"):
+        estimate_serving(model, chip, 8, 1.0)
+    # an explicit calibration (the fitting script's) still works, so the file can be rewritten
+    assert estimate_training(model, 1e12, chip, 64, cal=calibration.Calibration()).chip_hours > 0

@@ -17,10 +17,12 @@ import math
 from dataclasses import dataclass, fields, replace
 from functools import cache, lru_cache
 from importlib import resources
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from straits.errors import CatalogError, InputError
 from straits.estimate.stack import DEFAULT_YEAR
 
 #: Achievable fraction of the dense BF16 peak on large matrix multiplications, per chip family
@@ -179,23 +181,96 @@ def fitted_values(cal: Calibration) -> dict[str, float]:
     return out
 
 
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Interval(_Strict):
+    low: Finite
+    high: Finite
+    level: Annotated[float, Field(gt=0, lt=1)]
+    basis: str
+
+    @model_validator(mode="after")
+    def _ordered(self) -> _Interval:
+        if not self.low <= 0 <= self.high:
+            raise ValueError("the interval must hold the central estimate: low <= 0 <= high")
+        return self
+
+
+class _TypicalDays(_Strict):
+    a: Finite
+    b: Annotated[float, Field(ge=0, le=1)]
+    runs: Annotated[int, Field(ge=0)]
+
+
+class FittedFile(_Strict):
+    """``fitted.yaml``: what ``benchmarks/fit_estimator.py`` writes."""
+
+    parameters: dict[str, Finite]
+    fit: dict[str, Any]
+    typical_days: _TypicalDays
+    interval: _Interval
+    runs: dict[str, dict[str, Any]]
+
+    @model_validator(mode="after")
+    def _parameters(self) -> FittedFile:
+        if set(self.parameters) != set(FITTED):
+            raise ValueError(f"parameters must be exactly {sorted(FITTED)}")
+        for name, value in self.parameters.items():
+            lo, hi = FITTED[name]
+            if not lo <= value <= hi:
+                raise ValueError(f"parameter {name} = {value:g} is outside [{lo:g}, {hi:g}]")
+        return self
+
+
 @cache
 def fitted_document() -> dict[str, Any]:
-    """``fitted.yaml`` as written by the fitting script (empty when absent)."""
+    """``fitted.yaml`` as written by the fitting script, validated (empty when absent; a
+    :class:`~straits.errors.CatalogError` naming the field when it is damaged)."""
+    from straits.loading import validate_as  # loading imports the model, which is heavier
+
+    source = f"straits/estimate/{FITTED_FILE}"
     path = resources.files("straits.estimate").joinpath(FITTED_FILE)
     if not path.is_file():
         return {}
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return data if isinstance(data, dict) else {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        validate_as(FittedFile, data, source=source)
+    except (yaml.YAMLError, RecursionError, UnicodeDecodeError) as exc:
+        raise CatalogError(f"{source}: not valid YAML ({type(exc).__name__}); rerun "
+                           f"benchmarks/fit_estimator.py --write") from None
+    except InputError as exc:
+        raise CatalogError(f"{exc}; rerun benchmarks/fit_estimator.py --write") from None
+    assert isinstance(data, dict)
+    return data
+
+
+#: why the shipped parameters could not be loaded (None: they were)
+LOAD_ERROR: str | None = None
 
 
 def _shipped() -> Calibration:
-    doc = fitted_document()
-    params = doc.get("parameters")
+    global LOAD_ERROR
+    try:
+        params = fitted_document().get("parameters")
+    except CatalogError as exc:  # reported by every estimate (require_shipped), not at import
+        LOAD_ERROR = str(exc)
+        return Calibration()
     return with_fitted(params) if isinstance(params, dict) else Calibration()
 
 
 DEFAULT = _shipped()
+
+
+def require_shipped(cal: Calibration) -> None:
+    """Refuse to estimate with the default parameters when ``fitted.yaml`` is damaged (a
+    silent fallback to unfitted values would be a wrong answer given as a right one)."""
+    if cal is DEFAULT and LOAD_ERROR is not None:
+        raise CatalogError(LOAD_ERROR)
 
 
 @lru_cache(maxsize=65536)

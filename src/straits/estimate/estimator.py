@@ -16,7 +16,12 @@ from typing import Any
 
 from straits.catalog import Chip, get_chip
 from straits.errors import EstimateError
-from straits.estimate.calibration import DEFAULT, Calibration, default_global_batch
+from straits.estimate.calibration import (
+    DEFAULT,
+    Calibration,
+    default_global_batch,
+    require_shipped,
+)
 from straits.estimate.efficiency import Efficiency, min_chips, predict
 from straits.estimate.energy import Energy, energy
 from straits.estimate.flops import training_flops
@@ -158,6 +163,7 @@ def estimate_training(model: ModelSpec, tokens: float, chip: Chip, chips: int | 
         raise EstimateError("tokens must be positive", path="tokens", expected="a number > 0")
     if chips is not None and chips <= 0:
         raise EstimateError("chips must be positive", path="chips", expected="an integer > 0")
+    require_shipped(cal)
     if not FIRST_YEAR <= software_year <= LAST_YEAR:
         raise EstimateError(f"software_year {software_year} is out of range",
                             path="software_year", expected=f"a year {FIRST_YEAR}-{LAST_YEAR}")
@@ -252,6 +258,7 @@ def estimate_serving(model: ModelSpec, chip: Chip, chips: int | None, days: floa
                      output_tokens: int = 256, cal: Calibration = DEFAULT) -> Estimate:
     """A serving stage holds ``chips`` chips for ``days`` days; without ``chips``, enough
     replicas for ``tokens_per_s`` output tokens per second."""
+    require_shipped(cal)
     need = min_chips_serving(model, chip)
     plan: ServingPlan | None = None
     if tokens_per_s is not None:

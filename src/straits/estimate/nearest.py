@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from straits.catalog import Chip, get_chip
+from straits.errors import CatalogError
 from straits.estimate.calibration import fitted_document
 from straits.estimate.runs import PublishedRun, published_runs
 from straits.model.scenario import ModelSpec
@@ -52,7 +53,10 @@ def distance(model: ModelSpec, tokens: float, chip: Chip, run: PublishedRun) -> 
 
 def nearest_runs(model: ModelSpec, tokens: float, chip: Chip, k: int = NEAREST
                  ) -> list[Neighbour]:
-    recorded = fitted_document().get("runs", {})
+    try:
+        recorded = fitted_document().get("runs", {})
+    except CatalogError:
+        recorded = {}  # a damaged fitted.yaml: show the runs without the errors
     scored = sorted(((distance(model, tokens, chip, r), r.id, r) for r in published_runs()
                      if r.metric == "chip_hours"), key=lambda x: (x[0], x[1]))
     out = []

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 
 from straits.catalog import Chip, get_chip
+from straits.errors import CatalogError
 from straits.estimate.calibration import DEFAULT, Calibration, fitted_document
 from straits.estimate.efficiency import cluster_sizes
 from straits.estimate.estimator import estimate_training
@@ -45,7 +46,10 @@ UNFITTED = TypicalDays(math.log(30.0), 0.0, 0)
 
 @cache
 def shipped_typical_days() -> TypicalDays:
-    doc = fitted_document().get("typical_days")
+    try:
+        doc = fitted_document().get("typical_days")
+    except CatalogError:  # damaged fitted.yaml: the estimate itself refuses (require_shipped)
+        return UNFITTED
     if not isinstance(doc, dict):
         return UNFITTED
     return TypicalDays(float(doc["a"]), float(doc["b"]), int(doc["runs"]))
