@@ -116,8 +116,10 @@ def main() -> None:
     s, b = summary(check), baseline_summary(check)
     print(f"\n{'on the check runs':22s} {'estimator':>10s} {'MFU 0.40':>10s} {'ratio':>7s}")
     for name in ("median |error|", "bias", "within 25%"):
-        ratio = s[name] / b[name] if b[name] else float("nan")
-        print(f"{name:22s} {s[name]:>+10.1%} {b[name]:>+10.1%} {ratio:7.2f}   "
+        # the ratio of sizes: for the bias, of how far each is from zero
+        ratio = abs(s[name]) / abs(b[name]) if b[name] else float("nan")
+        fmt = "{:>+10.1%}" if name == "bias" else "{:>10.1%}"
+        print(f"{name:22s} {fmt.format(s[name])} {fmt.format(b[name])} {ratio:7.2f}   "
               f"{verdict(name, s[name])}")
     print(f"{'interval coverage':22s} {s['interval coverage']:>10.0%} {'-':>10s} {'':7s}   "
           f"{verdict('interval coverage', s['interval coverage'])}")
