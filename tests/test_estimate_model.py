@@ -169,3 +169,26 @@ def test_serving_claims_no_interval() -> None:
 def test_calibration_is_hashable_and_its_defaults_are_the_shipped_fit() -> None:
     assert hash(DEFAULT) == hash(DEFAULT)
     assert Calibration() != DEFAULT  # fitted.yaml ships and is loaded
+
+
+# --- hostile figures ------------------------------------------------------------------------------
+@pytest.mark.parametrize(("model", "tokens", "path"), [
+    (SMALL, math.inf, "tokens"),
+    (SMALL, math.nan, "tokens"),
+    (SMALL.model_copy(update={"params": math.inf}), 1e12, "model.params"),
+    (MOE.model_copy(update={"active_params": math.inf}), 1e12, "model.active_params"),
+])
+def test_infinite_figures_are_input_errors(model: ModelSpec, tokens: float, path: str) -> None:
+    """JSON's Infinity and NaN parse; an estimate of them is refused, not printed as
+    Infinity (nor an OverflowError deep in the layout search)."""
+    with pytest.raises(EstimateError) as err:
+        estimate_training(model, tokens, get_chip("H100-SXM"))
+    assert err.value.path == path
+    with pytest.raises(EstimateError):
+        typical_chips(model, tokens, get_chip("H100-SXM"))
+
+
+def test_infinite_serving_days_are_an_input_error() -> None:
+    with pytest.raises(EstimateError) as err:
+        estimate_serving(SMALL, get_chip("H100-SXM"), 8, days=math.inf)
+    assert err.value.path == "days"

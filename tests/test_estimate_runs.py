@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -203,3 +204,10 @@ def test_estimates_refuse_when_the_shipped_parameters_did_not_load(
         estimate_serving(model, chip, 8, 1.0)
     # an explicit calibration (the fitting script's) still works, so the file can be rewritten
     assert estimate_training(model, 1e12, chip, 64, cal=calibration.Calibration()).chip_hours > 0
+
+
+def test_infinite_tokens_are_a_one_line_error() -> None:
+    p = straits("estimate", "--json", stdin=json.dumps({**REQUEST, "tokens": math.inf}))
+    assert "Infinity" in json.dumps({**REQUEST, "tokens": math.inf})
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert "tokens" in p.stderr and "finite" in p.stderr

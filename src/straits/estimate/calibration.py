@@ -4,10 +4,11 @@ Straits predicts step time from mechanisms (compute at an achievable fraction of
 memory-bound kernels at the HBM bandwidth, tensor-parallel all-reduces over the scale-up link,
 MoE all-to-all and data-parallel gradient reduction over the scale-out network, the pipeline
 bubble) and whole-run time from the step time, interruptions and evaluation. The parameters
-below are the numbers those mechanisms cannot derive from a chip's datasheet. Values marked *fitted* are written by ``benchmarks/fit_estimator.py`` into
-``fitted.yaml`` from the ``fit`` runs of ``runs.yaml`` and nothing else; the others come from
-first principles or published measurements, as stated. ``benchmarks/estimator_calibration.py``
-judges the result on the ``check`` runs.
+below are the numbers those mechanisms cannot derive from a chip's datasheet. Values marked
+*fitted* are written by ``benchmarks/fit_estimator.py`` into ``fitted.yaml`` from the ``fit``
+runs of ``runs.yaml`` and nothing else; the others come from first principles or published
+measurements, as stated. ``benchmarks/estimator_calibration.py`` judges the result on the
+``check`` runs.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ can be moved to its high end for planning (:func:`at_risk`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 from typing import Any
@@ -138,6 +139,16 @@ def at_risk(est: Estimate, risk: Risk) -> Estimate:
                    low_factor=est.low_factor / f, high_factor=est.high_factor / f, risk=risk)
 
 
+def _finite(model: ModelSpec, **figures: float | None) -> None:
+    """Infinite or NaN figures (JSON's ``Infinity`` parses) are input errors, not estimates."""
+    named = {f"model.{k}": getattr(model, k) for k in ("params", "active_params")}
+    named.update(figures)
+    for path, value in named.items():
+        if value is not None and not math.isfinite(value):
+            raise EstimateError(f"{path.split('.')[-1]} must be a finite number", path=path,
+                                expected="a finite number")
+
+
 def _price(chip: Chip, usd_per_chip_hour: float | None) -> float | None:
     if usd_per_chip_hour is not None:
         return usd_per_chip_hour
@@ -164,6 +175,7 @@ def estimate_training(model: ModelSpec, tokens: float, chip: Chip, chips: int | 
     if chips is not None and chips <= 0:
         raise EstimateError("chips must be positive", path="chips", expected="an integer > 0")
     require_shipped(cal)
+    _finite(model, tokens=tokens)
     if not FIRST_YEAR <= software_year <= LAST_YEAR:
         raise EstimateError(f"software_year {software_year} is out of range",
                             path="software_year", expected=f"a year {FIRST_YEAR}-{LAST_YEAR}")
@@ -259,6 +271,7 @@ def estimate_serving(model: ModelSpec, chip: Chip, chips: int | None, days: floa
     """A serving stage holds ``chips`` chips for ``days`` days; without ``chips``, enough
     replicas for ``tokens_per_s`` output tokens per second."""
     require_shipped(cal)
+    _finite(model, days=days, tokens_per_s=tokens_per_s)
     need = min_chips_serving(model, chip)
     plan: ServingPlan | None = None
     if tokens_per_s is not None:
