@@ -99,6 +99,9 @@ class EstimateRequest(Frozen):
     grid_gco2_per_kwh: NonNegFloat | None = None
     country: Country | None = None
     """Where it runs, for the grid carbon intensity when `grid_gco2_per_kwh` is not given."""
+    software_year: Annotated[int, Field(ge=2018, le=2035)] = 2025
+    """Year of the training software stack (fused attention and selective recomputation from
+    2023; older stacks run slower); default a current one."""
 
     @model_validator(mode="after")
     def _kind_fields(self) -> EstimateRequest:

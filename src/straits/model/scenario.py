@@ -251,6 +251,9 @@ class Scenario(Frozen):
     _index: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = PrivateAttr(
         default_factory=dict)
     """How far ahead the optimizer schedules; also the accounting window for procured chips."""
+    risk: Literal["p50", "p90"] = "p50"
+    """Which training estimate plans budget and schedule on: p50 the central estimate; p90 the
+    high end of its calibrated 80% interval (hard deadlines and budgets)."""
     tenants: tuple[Tenant, ...] = Field(min_length=1)
     sites: tuple[Site, ...] = Field(min_length=1)
     datasets: tuple[Dataset, ...] = ()
