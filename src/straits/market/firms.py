@@ -1,7 +1,8 @@
 """The firms: generated from the market's firm types, reproducibly from a seed.
 
 Each type has ``count`` firms (rescaled by ``--firms``) whose sizes are log-normal within the
-type; a type's share of its market's demand (home firms: home demand; the others: the offshore
+type, whose willingness to pay is log-normal around the market's (sigma 0.25) and whose initial
+offshore readiness is uniform between 0 and twice the market's; a type's share of its market's demand (home firms: home demand; the others: the offshore
 rental market's non-home demand) is its ``share`` normalised over the types of that market.
 """
 
@@ -13,6 +14,9 @@ import numpy as np
 
 from straits.market.params import FirmType, Market
 
+#: spread of firms' willingness to pay around the market's (log-normal sigma)
+WTP_SIGMA = 0.25
+
 
 @dataclass(frozen=True)
 class Firms:
@@ -23,6 +27,10 @@ class Firms:
     """True for firms headquartered in the home country"""
     weight: np.ndarray
     """each firm's share of its market's demand"""
+    wtp: np.ndarray
+    """each firm's multiple of the market's willingness to pay (log-normal, median 1)"""
+    readiness: np.ndarray
+    """each firm's multiple of the initial offshore readiness (uniform 0-2, mean 1)"""
 
     @property
     def n(self) -> int:
@@ -71,5 +79,7 @@ def make_firms(m: Market, seed: int, firms: int | None = None) -> Firms:
         type_of.append(np.full(n, i))
         home.append(np.full(n, is_home))
         weight.append(sizes / sizes.sum() * share)
+    n_all = sum(counts)
     return Firms(tuple(m.firm_types), np.concatenate(type_of).astype(np.int64),
-                 np.concatenate(home).astype(bool), np.concatenate(weight))
+                 np.concatenate(home).astype(bool), np.concatenate(weight),
+                 rng.lognormal(0.0, WTP_SIGMA, n_all), rng.uniform(0.0, 2.0, n_all))

@@ -176,7 +176,8 @@ def _run(s: Setup, seed: int) -> MarketResult:  # noqa: PLR0915 - one month's st
     arrivals = np.zeros((horizon, n_f, n_c))
     pool_chips = pool_targets(m, t0)
     pool_arrivals = np.zeros((horizon, n_p))
-    readiness = np.where(f.home, m.demand.initial_readiness.mid, 1.0)
+    readiness = np.where(f.home, np.minimum(m.demand.initial_readiness.mid * f.readiness, 1.0),
+                         1.0)
     mark = np.ones(n_p)
     # --- demand scale -----------------------------------------------------------------------
     mix0 = _mix(m, 0.0)
@@ -194,6 +195,7 @@ def _run(s: Setup, seed: int) -> MarketResult:  # noqa: PLR0915 - one month's st
     sharp = m.demand.buy_sharpness.mid
     wtp = m.demand.wtp_usd_per_h100e_hour.mid
     speed = m.demand.shift_speed.mid
+    firm_wtp = wtp * f.wtp
     amort_hours = m.demand.amortize_years.mid * HOURS_PER_YEAR * avail
     pools = m.supply.pools
     records: list[MonthRecord] = []
@@ -234,12 +236,12 @@ def _run(s: Setup, seed: int) -> MarketResult:  # noqa: PLR0915 - one month's st
                 continue
             for k in range(n_k):
                 cost = price / np.maximum(s.eff_pool[k], 1e-12)
-                ok = (a_off[ti, k] > 0) & (cost <= wtp)
+                ok = (a_off[ti, k] > 0) & (cost <= firm_wtp[idx].max())
                 weights = logit_split(cost, ok, sharp)
                 # a linear demand curve: the share of the work worth renting at the expected
-                # price falls from 1 (free) to 0 (at what the work is worth)
-                expected = float(weights @ cost) if ok.any() else wtp
-                willing[idx, k] *= max(0.0, 1.0 - expected / wtp)
+                # price falls from 1 (free) to 0 (at what the work is worth to the firm)
+                expected = float(weights @ cost) if ok.any() else np.inf
+                willing[idx, k] *= np.maximum(0.0, 1.0 - expected / firm_wtp[idx])
                 work = float(willing[idx, k].sum())
                 offers.append(Offer(ti, k, work, weights * a_off[ti, k], weights,
                                     full_off[ti, k] & ok))
