@@ -55,8 +55,9 @@ def shipped_raw() -> dict[str, Any]:
 
 
 def merge(base: Any, over: Any) -> Any:
-    """``over`` on top of ``base``: mappings merge key by key, anything else replaces."""
-    if isinstance(base, dict) and isinstance(over, dict):
+    """``over`` on top of ``base``: mappings merge key by key, anything else (lists, and a
+    parameter given whole) replaces."""
+    if isinstance(base, dict) and isinstance(over, dict) and not _is_param(over):
         out = dict(base)
         for k, v in over.items():
             out[k] = merge(base[k], v) if k in base else v
