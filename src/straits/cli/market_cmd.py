@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -16,7 +15,7 @@ from straits.errors import InputError
 class MarketGroup(TyperGroup):
     """``straits market [MARKET]`` runs the simulation; ``straits market sweep`` sweeps it."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if args and (args[0] in self.commands or args[0] in ("--help", "-h")):
             return super().parse_args(ctx, args)
         return super().parse_args(ctx, ["run", *args])

@@ -36,7 +36,8 @@ def use_own(need: np.ndarray, cap: np.ndarray, eff: np.ndarray, access: np.ndarr
     total = eff.sum(axis=0)
     rel = np.divide(eff, total, out=np.zeros_like(eff), where=total > 0)
     for k in kind_order:
-        for c in sorted(range(n_c), key=lambda c, k=k: (-rel[k, c], -eff[k, c], c)):
+        order = sorted(range(n_c), key=lambda c: (-float(rel[k, c]), -float(eff[k, c]), c))
+        for c in order:
             if eff[k, c] <= 0 or access[k, c] <= 0:
                 continue
             usable = cap[:, c] * access[k, c]
@@ -128,11 +129,13 @@ def asked_chip_hours(offers: list[Offer], eff_pool: np.ndarray, n_types: int) ->
 def buy_share(alt_cost: float, buy_cost: np.ndarray, sharpness: float) -> np.ndarray:
     """Share of a foreseen shortfall a firm covers by buying each chip."""
     rel = (alt_cost - buy_cost) / np.maximum(buy_cost, 1e-12)
-    return 1.0 / (1.0 + np.exp(-sharpness * rel))
+    out: np.ndarray = 1.0 / (1.0 + np.exp(-sharpness * rel))
+    return out
 
 
 def ration(desired: np.ndarray, supply: np.ndarray) -> np.ndarray:
     """``desired[f, c]`` units cut pro rata to ``supply[c]``."""
     total = desired.sum(axis=0)
     ratio = np.divide(supply, total, out=np.ones_like(total), where=total > supply)
-    return desired * np.minimum(ratio, 1.0)
+    out: np.ndarray = desired * np.minimum(ratio, 1.0)
+    return out

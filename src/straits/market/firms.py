@@ -2,8 +2,9 @@
 
 Each type has ``count`` firms (rescaled by ``--firms``) whose sizes are log-normal within the
 type, whose willingness to pay is log-normal around the market's (sigma 0.25) and whose initial
-offshore readiness is uniform between 0 and twice the market's; a type's share of its market's demand (home firms: home demand; the others: the offshore
-rental market's non-home demand) is its ``share`` normalised over the types of that market.
+offshore readiness is uniform between 0 and twice the market's. A type's share of its market's
+demand (home firms: home demand; the others: the offshore rental market's non-home demand) is
+its ``share`` normalised over the types of that market.
 """
 
 from __future__ import annotations

@@ -163,7 +163,8 @@ def _find(raw: Any, path: str, label: str) -> dict[str, Any]:
     if not _is_param(node):
         raise MarketError(f"{path!r} is not a parameter", source=label,
                           expected="a path to a {value | low, high, source, confidence} entry")
-    return node
+    found: dict[str, Any] = node
+    return found
 
 
 def with_values(raw: Mapping[str, Any], values: Mapping[str, float], *, label: str = "market"

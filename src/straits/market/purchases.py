@@ -85,7 +85,7 @@ def orders(s: Setup, step: int, t: int, own: np.ndarray, arrivals: np.ndarray,
             if ok[j] and want[j] > 0:
                 access[j] = s.rulebook.verdict(Question(
                     s.actors[ti], "procure", m.home, ft.hq, chip, None,
-                    max(1, int(round(want[j])))), month).share
+                    max(1, round(want[j]))), month).share
         pick = logit_split(buy_cost, ok & (access > 0), sharp)
         for j in range(n_j):
             if pick[j] > 0:

@@ -94,10 +94,9 @@ def market_page(result: MarketResult, other: MarketResult | None = None) -> Page
     if other is not None:
         sec = page.section(f"Difference: {result.regime} minus {other.regime}")
         fig = go.Figure()
-        for label, get in (("offshore", lambda r: r.offshore_total),
-                           ("home", lambda r: r.home_chip_hours),
-                           ("domestic", lambda r: r.domestic_accelerator_chip_hours)):
-            fig.add_trace(go.Bar(x=months, y=[get(a) - get(b) for a, b in
+        for label, attr in (("offshore", "offshore_total"), ("home", "home_chip_hours"),
+                            ("domestic", "domestic_accelerator_chip_hours")):
+            fig.add_trace(go.Bar(x=months, y=[getattr(a, attr) - getattr(b, attr) for a, b in
                                              zip(result.months, other.months, strict=True)],
                                  name=label))
         fig.update_layout(barmode="group", yaxis_title="chip-hours / month", height=320)

@@ -19,6 +19,7 @@ import math
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from straits.catalog import get_chip
 from straits.model.request import CheckRequest, DataFacts, SiteFacts, TenantFacts
@@ -174,7 +175,7 @@ class Rulebook:
                 continue
             base = self._base(q)
             for first, _, pos in segs:
-                key = (base, pos)
+                key: Hashable = (base, pos)
                 if key in self._memo or key in todo:
                     continue
                 shared = _SHARED.get((self._scope, key))
@@ -208,11 +209,11 @@ class Rulebook:
         return out
 
     def _request(self, q: Question, day: dt.date) -> CheckRequest:
-        return CheckRequest(date=day, regime=self.regime,  # type: ignore[arg-type]
-                            action=q.action,  # type: ignore[arg-type]
-                            tenant=q.actor.tenant,
-                            site=SiteFacts(country=q.country, operator_hq=q.operator_hq),
-                            chip=q.chip, data=q.data, quantity=q.quantity)
+        fields: dict[str, Any] = {
+            "date": day, "regime": self.regime, "action": q.action, "tenant": q.actor.tenant,
+            "site": SiteFacts(country=q.country, operator_hq=q.operator_hq), "chip": q.chip,
+            "data": q.data, "quantity": q.quantity}
+        return CheckRequest(**fields)
 
     def events(self, start: dt.date, end: dt.date) -> list[RuleEvent]:
         """The dates in [start, end] on which the rules in force under this regime change,

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from straits.catalog import get_chip
+from straits.market.accounting import record, trace_usage
 from straits.market.choices import Offer, asked_chip_hours, clear_rentals, logit_split, use_own
 from straits.market.efficiency import efficiency
 from straits.market.firms import Firms, make_firms
 from straits.market.params import ACTION_OF, KINDS, Market, month_index, month_start
-from straits.market.accounting import record, trace_usage
 from straits.market.purchases import orders
-from straits.market.result import MarketResult, MonthRecord, Usage  # noqa: F401
+from straits.market.result import MarketResult, MonthRecord, Usage
 from straits.market.rulebook import Actor, Question, Rulebook
 from straits.market.supply import (
     lead,
@@ -71,12 +71,13 @@ def _setup(m: Market, rules: RuleSet, regime: str, seed: int, firms: int | None,
     buy = [h.chip for h in m.home_chips]
     own = list(dict.fromkeys([*m.installed, *buy]))
     pool_chips = [p.chip for p in m.supply.pools]
-    table = efficiency(dict(m.models), list(dict.fromkeys([*own, *pool_chips,
-                                                           m.prices.base_chip])))
+    chips = list(dict.fromkeys([*own, *pool_chips, m.prices.base_chip]))
+    table = efficiency({str(k): v for k, v in m.models.items()}, chips)
     eff = np.array([[table[k][c] for c in own] for k in KINDS])
     eff_pool = np.array([[table[k][c] for c in pool_chips] for k in KINDS])
     base_eff = np.array([table[k][m.prices.base_chip] for k in KINDS]).mean()
-    uptake = {req: {pres: p.mid for pres, p in by.items()} for req, by in m.uptake.items()}
+    uptake: dict[str, dict[str, float]] = {
+        req: {str(pres): p.mid for pres, p in by.items()} for req, by in m.uptake.items()}
     return Setup(
         m=m, firms=make_firms(m, seed, firms), regime=regime, own_chips=own,
         domestic=np.array([get_chip(c).origin == m.home for c in own]),
@@ -160,7 +161,7 @@ def _mix(m: Market, t: float) -> np.ndarray:
     return mix / mix.sum() if mix.sum() > 0 else np.full(len(KINDS), 1.0 / len(KINDS))
 
 
-def _run(s: Setup, seed: int) -> MarketResult:  # noqa: PLR0915 - one month's steps, in order
+def _run(s: Setup, seed: int) -> MarketResult:
     m, f, rb = s.m, s.firms, s.rulebook
     months = s.months
     t0, n_t = months[0], len(months)
@@ -206,7 +207,8 @@ def _run(s: Setup, seed: int) -> MarketResult:  # noqa: PLR0915 - one month's st
         mix = _mix(m, min(max(frac, 0.0), 1.0))
         years = (t - t0) / 12.0
         total = np.where(f.home, home_base * g_home ** years, off_base * g_off ** years)
-        return (f.weight * total)[:, None] * mix[None, :]
+        out: np.ndarray = (f.weight * total)[:, None] * mix[None, :]
+        return out
 
     for step, t in enumerate(months):
         month = m.months[step]
@@ -222,9 +224,9 @@ def _run(s: Setup, seed: int) -> MarketResult:  # noqa: PLR0915 - one month's st
         cap = own * hours * avail
         used_own = np.zeros((n_f, n_k, n_c))
         for ti, idx in enumerate(type_members):
-            if not f.types[ti].hq == m.home or idx.size == 0:
+            if f.types[ti].hq != m.home or idx.size == 0:
                 continue
-            order = sorted(range(n_k), key=lambda k, ti=ti: (a_off[ti, k].max(), k))
+            order = sorted(range(n_k), key=lambda k: (float(a_off[ti, k].max()), k))
             sub_need, sub_cap = need[idx], cap[idx]
             used_own[idx] = use_own(sub_need, sub_cap, s.eff, a_home[ti], order)
             need[idx], cap[idx] = sub_need, sub_cap
@@ -265,7 +267,7 @@ def _run(s: Setup, seed: int) -> MarketResult:  # noqa: PLR0915 - one month's st
             want = max(0.0, target - pool_chips[p] - pipeline)
             if want > 0 and step + op_lead < horizon:
                 v = rb.verdict(Question(s.operators[p], "procure", pool.country,
-                                        pool.operator_hq, pool.chip, None, int(round(want))),
+                                        pool.operator_hq, pool.chip, None, round(want)),
                                month)
                 pool_arrivals[step + op_lead, p] += want * v.share
         # --- readiness, prices -------------------------------------------------------------------

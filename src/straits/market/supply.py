@@ -98,4 +98,4 @@ def month_hours(month: int) -> float:
 
 def lead(param_mid: float) -> int:
     """A lead time in whole months (at least one)."""
-    return max(1, int(math.ceil(param_mid - 1e-9)))
+    return max(1, math.ceil(param_mid - 1e-9))

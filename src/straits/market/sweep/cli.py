@@ -14,8 +14,7 @@ from straits.market.outputs import parquet_bytes, write_bytes_atomically
 from straits.market.sweep.analysis import prim, spearman
 from straits.market.sweep.design import Design, grid, latin_hypercube
 from straits.market.sweep.metrics import METRICS
-from straits.market.sweep.runner import Batch, inline, on_ray, processes, ray_available, \
-    write_part
+from straits.market.sweep.runner import Batch, inline, on_ray, processes, ray_available, write_part
 
 BACKENDS = ("auto", "ray", "processes", "inline")
 MANIFEST = "sweep.json"
@@ -37,7 +36,7 @@ def _read_parts(parts: Path) -> list[dict[str, Any]]:
     for f in sorted(parts.glob("part-*.parquet")):
         try:
             rows += pq.read_table(f).to_pylist()
-        except Exception:  # noqa: BLE001 - a damaged part is rerun, not trusted
+        except Exception:
             f.unlink(missing_ok=True)
     return rows
 
