@@ -28,6 +28,7 @@ TRAINING_KINDS: tuple[Kind, ...] = ("pretrain", "finetune")
 ACTION_OF: dict[str, str] = {"pretrain": "train", "finetune": "finetune",
                              "serve_home": "serve", "serve_abroad": "serve"}
 MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
+MAX_LEAD_MONTHS = 60
 
 
 class Strict(BaseModel):
@@ -259,6 +260,10 @@ class Market(Strict):
             raise ValueError("each home chip may be listed once")
         if sum(t.count for t in self.firm_types) > 100_000:
             raise ValueError("at most 100,000 firms")
+        leads = [self.supply.lead_months, *(c.lead_months for c in self.home_chips)]
+        if any((p.high if p.high is not None else p.mid) > MAX_LEAD_MONTHS or
+               (p.low if p.low is not None else p.mid) < 0 for p in leads):
+            raise ValueError(f"lead times must be between 0 and {MAX_LEAD_MONTHS} months")
         return self
 
     @property

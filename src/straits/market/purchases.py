@@ -37,7 +37,7 @@ def orders(s: Setup, step: int, t: int, own: np.ndarray, arrivals: np.ndarray,
     m, f = s.m, s.firms
     chips = [h.chip for h in m.home_chips]
     n_j = len(chips)
-    horizon = arrivals.shape[0]
+    ring = arrivals.shape[0]
     n_f = f.n
     shortfall = np.zeros((n_f, n_j))
     e_mix = np.zeros(n_j)
@@ -46,15 +46,14 @@ def orders(s: Setup, step: int, t: int, own: np.ndarray, arrivals: np.ndarray,
     mix_now = mix_now / mix_now.sum() if mix_now.sum() > 0 else mix_now
     for j, c in enumerate(buy_idx):
         ta = t + int(buy_lead[j])
-        if step + buy_lead[j] >= horizon:
-            continue
         future = demand_at(ta)
         mix = future[f.home].sum(axis=0)
         mix = mix / mix.sum() if mix.sum() > 0 else mix
         eff_mix = mix @ s.eff  # per own chip
         e_mix[j] = eff_mix[c]
         hours_at[j] = month_hours(ta)
-        have = own + arrivals[step + 1: step + int(buy_lead[j]) + 1].sum(axis=0)
+        slots = [(step + i) % ring for i in range(1, int(buy_lead[j]) + 1)]
+        have = own + arrivals[slots].sum(axis=0)
         cap = (have * eff_mix[None, :]).sum(axis=1) * hours_at[j] * avail
         shortfall[:, j] = np.where(f.home, np.maximum(future.sum(axis=1) - cap, 0.0), 0.0)
     premium = np.where(s.domestic[buy_idx], m.demand.domestic_premium.mid, 1.0)
@@ -94,7 +93,6 @@ def orders(s: Setup, step: int, t: int, own: np.ndarray, arrivals: np.ndarray,
     got = ration(desired, supply)
     out: dict[str, float] = {}
     for j, c in enumerate(buy_idx):
-        if step + buy_lead[j] < horizon:
-            arrivals[step + int(buy_lead[j]), :, c] += got[:, j]
+        arrivals[(step + int(buy_lead[j])) % ring, :, c] += got[:, j]
         out[chips[j]] = float(got[:, j].sum())
     return out

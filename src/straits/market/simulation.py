@@ -11,6 +11,7 @@ next month. Every unit of demand is served at home, served abroad or reported un
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,6 +64,8 @@ class Setup:
     trace: bool = False
     usage: list[Usage] = field(default_factory=list)
     questions: list[Question] = field(default_factory=list)
+    answers: dict[Hashable, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(
+        default_factory=dict)
     slots: list[tuple[str, int, int, int]] = field(default_factory=list)
 
 
@@ -114,6 +117,12 @@ def _ask(s: Setup, month: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     n_t, n_k, n_c, n_p = len(f.types), len(KINDS), len(s.own_chips), len(m.supply.pools)
     if not s.questions:
         s.questions, s.slots = _questions(s)
+    # months the policies cannot tell apart (same stretches, same date positions) get the
+    # same answers: ask once per such signature
+    signature = tuple((round(w, 12), pos) for _, w, pos in rb.segments(month))
+    cached = s.answers.get(signature)
+    if cached is not None:
+        return cached
     a_home = np.zeros((n_t, n_k, n_c))
     a_off = np.zeros((n_t, n_k, n_p))
     a_nodata = np.full((n_t, n_k, n_p), np.nan)
@@ -127,7 +136,10 @@ def _ask(s: Setup, month: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
         else:
             a_nodata[ti, k, i] = v.share
     a_nodata = np.where(np.isnan(a_nodata), a_off, a_nodata)
-    return a_home, a_off, a_nodata, full
+    for arr in (a_home, a_off, a_nodata, full):
+        arr.flags.writeable = False
+    s.answers[signature] = (a_home, a_off, a_nodata, full)
+    return s.answers[signature]
 
 
 def _questions(s: Setup) -> tuple[list[Question], list[tuple[str, int, int, int]]]:
@@ -174,7 +186,10 @@ def _run(s: Setup, seed: int) -> MarketResult:
                                 for c in s.own_chips])
     home_w = np.where(f.home, f.weight, 0.0)
     own += home_w[:, None] * installed_units[None, :]
-    arrivals = np.zeros((horizon, n_f, n_c))
+    buy_lead = np.array([lead(h.lead_months.mid) for h in m.home_chips])
+    # chips on order, by month of arrival modulo the longest lead (a ring, so memory does not
+    # grow with the period: firms x chips x (longest lead + 1))
+    arrivals = np.zeros((int(buy_lead.max()) + 1, n_f, n_c))
     pool_chips = pool_targets(m, t0)
     pool_arrivals = np.zeros((horizon, n_p))
     readiness = np.where(f.home, np.minimum(m.demand.initial_readiness.mid * f.readiness, 1.0),
@@ -190,7 +205,6 @@ def _run(s: Setup, seed: int) -> MarketResult:
     g_home, g_off = m.demand.growth_per_year.mid, m.demand.offshore_growth_per_year.mid
     buy_chips = [h.chip for h in m.home_chips]
     buy_idx = np.array([s.own_chips.index(c) for c in buy_chips])
-    buy_lead = np.array([lead(h.lead_months.mid) for h in m.home_chips])
     usd = np.array([h.usd_per_chip.mid for h in m.home_chips])
     op_lead = lead(m.supply.lead_months.mid)
     sharp = m.demand.buy_sharpness.mid
@@ -213,7 +227,9 @@ def _run(s: Setup, seed: int) -> MarketResult:
     for step, t in enumerate(months):
         month = m.months[step]
         hours = month_hours(t)
-        own += arrivals[step]
+        slot = step % arrivals.shape[0]
+        own += arrivals[slot]
+        arrivals[slot] = 0.0
         pool_chips = pool_chips + pool_arrivals[step]
         price = series_at(m.prices.base, t) * s.rel_price * mark
         # --- the rules, per firm type ---------------------------------------------------------
@@ -261,8 +277,9 @@ def _run(s: Setup, seed: int) -> MarketResult:
         # --- purchases (home firms) and operators -----------------------------------------------
         bought = orders(s, step, t, own, arrivals, a_off, price, demand_at, buy_idx, buy_lead,
                          usd, amort_hours, sharp, wtp, type_members, month, avail)
+        targets = pool_targets(m, t + op_lead)
         for p, pool in enumerate(pools):
-            target = pool_targets(m, t + op_lead)[p]
+            target = targets[p]
             pipeline = pool_arrivals[step + 1:].sum(axis=0)[p]
             want = max(0.0, target - pool_chips[p] - pipeline)
             if want > 0 and step + op_lead < horizon:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -25,14 +26,18 @@ HOURS_PER_DAY = 24.0
 
 def series_at(points: Sequence[Point], month: int) -> float:
     """The series' value at month index ``month``."""
-    pts = sorted(points, key=lambda p: month_index(p.date))
-    xs = [month_index(p.date) for p in pts]
-    ys = [p.mid for p in pts]
+    xs, ys = _xy(tuple(points))
     if month <= xs[0]:
         return ys[0]
     if month >= xs[-1]:
         return ys[-1]
     return float(np.interp(month, xs, ys))
+
+
+@lru_cache(maxsize=4096)
+def _xy(points: tuple[Point, ...]) -> tuple[list[int], list[float]]:
+    pts = sorted(points, key=lambda p: month_index(p.date))
+    return [month_index(p.date) for p in pts], [p.mid for p in pts]
 
 
 def server_overhead(m: Market) -> float:
