@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 import math
 
 import pytest
@@ -199,3 +200,49 @@ def test_invariants_hold_across_the_ranges(market, rules: RuleSet) -> None:  # t
 
 def test_kinds_are_the_four_documented() -> None:
     assert KINDS == ("pretrain", "finetune", "serve_home", "serve_abroad")
+
+
+def test_the_h20_letter_causes_the_rise(market, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
+    """The same market under rules without the 2025-04-09 letter (the us-ear pack with its
+    h20.cedar removed, loaded as a user pack that replaces the shipped one): less offshore
+    demand after April 2025, the same before."""
+    import shutil
+    from importlib import resources
+
+    from straits.rules import ruleset
+
+    src = Path(str(resources.files("straits.rules") / "packs" / "us-ear"))
+    dst = tmp_path_factory.mktemp("packs") / "us-ear"
+    shutil.copytree(src, dst)
+    (dst / "h20.cedar").unlink()
+    shutil.rmtree(dst / "cases", ignore_errors=True)
+    without = ruleset((dst.parent,))
+    assert not any(r.id.startswith("us-ear-2025-h20") for r in without.rules)
+    a = simulate(market, regime="enacted", firms=60)
+    b = simulate(market, regime="enacted", firms=60, rules=without)
+    after = ("2025-05", "2026-04")
+    assert _offshore_demand(_months(a, *after)) > _offshore_demand(_months(b, *after))
+    for x, y in zip(_months(a, "2023-01", "2025-03"), _months(b, "2023-01", "2025-03"),
+                    strict=True):
+        assert x.to_json() == y.to_json()
+    h20 = lambda r: sum(x.chips_ordered.get("H20", 0.0) for x in _months(r, *after))  # noqa: E731
+    assert h20(a) < h20(b)
+
+
+def test_docs_list_every_shipped_parameter() -> None:
+    """docs/market.md describes the shipped market as it is: every parameter path is there."""
+    from straits.market.loading import shipped_raw, walk_params
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "market.md").read_text()
+    missing = [path for path, _ in walk_params(shipped_raw()) if f"`{path}`" not in doc]
+    assert not missing
+
+
+def test_every_shipped_figure_has_source_and_confidence() -> None:
+    from straits.market.loading import shipped_raw, walk_params
+
+    for path, node in walk_params(shipped_raw()):
+        assert len(str(node["source"])) > 10, path
+        assert node["confidence"] in ("V", "V2", "D", "M"), path
+        if node.get("unpublished"):
+            assert "low" in node and "high" in node, f"{path}: unpublished must be a range"
