@@ -23,8 +23,9 @@ class MarketGroup(TyperGroup):
 
 app = typer.Typer(cls=MarketGroup, no_args_is_help=False, rich_markup_mode="markdown",
                   help="Simulate how the rules move AI compute demand between home and "
-                       "offshore, month by month (`straits market [MARKET.yaml]`), or sweep "
-                       "its uncertain parameters (`straits market sweep`).")
+                       "offshore, month by month (`straits market [MARKET.yaml] [OPTIONS]`, "
+                       "the same as `straits market run`), or sweep its uncertain parameters "
+                       "(`straits market sweep`). See docs/market.md.")
 
 
 @app.command("run")
