@@ -176,5 +176,4 @@ class MarketResult:
             "summary": self.summary(),
             "midpoints_used": [p.path for p in ranges],
             "unpublished": [p.path for p in ranges if p.unpublished],
-            "rules_asked": self.rules_asked,
         }

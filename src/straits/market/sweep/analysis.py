@@ -5,9 +5,9 @@ of all runs; repeatedly peel off the ``alpha`` share of runs at the low or high 
 parameter, whichever peel leaves the highest share of "cases" (runs whose outcome exceeds the
 threshold), until fewer than ``min_mass`` of the runs remain. Of that trajectory the box
 reported is the densest one still covering at least half of the cases, less the restrictions
-whose removal costs at most 0.05 of density (in all) (peels that only fitted noise). Written here (about 50
-lines) rather than taken from the EMA Workbench, which would bring matplotlib, seaborn,
-scikit-learn and statsmodels into the CLI.
+whose removal costs at most 0.05 of density in all (peels that only fitted noise). Written
+here (about 60 lines) rather than taken from the EMA Workbench, which would bring matplotlib,
+seaborn, scikit-learn and statsmodels into the CLI.
 """
 
 from __future__ import annotations
