@@ -69,6 +69,9 @@ def run(
         from straits.market.simulation import simulate
         from straits.rules import ruleset
 
+        if output is not None:
+            outputs.check_target(output)
+
         rules = ruleset(tuple(rules_dirs or ()))
         regime = regime or m.regime
         result = simulate(m, regime=regime, seed=seed, firms=firms, rules=rules)

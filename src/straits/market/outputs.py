@@ -101,15 +101,20 @@ def parquet_bytes(rows: list[dict[str, Any]], metadata: dict[str, str]) -> bytes
     return bytes(sink.getvalue().to_pybytes())
 
 
-def write(result: MarketResult, path: Path, other: MarketResult | None = None,
-          digest: str = "") -> None:
-    """Write ``result`` to ``path`` in the format its suffix names."""
-    suffix = path.suffix.lower()
-    if suffix not in FORMATS:
+def check_target(path: Path) -> None:
+    """Refuse an output path before any work is done."""
+    if path.suffix.lower() not in FORMATS:
         raise MarketError(f"cannot write {path.name!r}", path="-o",
                           expected="a file ending in " + ", ".join(FORMATS))
     if path.exists() and path.is_dir():
         raise MarketError(f"{path} is a directory", path="-o", expected="a file name")
+
+
+def write(result: MarketResult, path: Path, other: MarketResult | None = None,
+          digest: str = "") -> None:
+    """Write ``result`` to ``path`` in the format its suffix names."""
+    check_target(path)
+    suffix = path.suffix.lower()
     if suffix == ".json":
         text = json.dumps(document(result, other), indent=2) + "\n"
         write_bytes_atomically(path, text.encode())
