@@ -14,6 +14,7 @@ from straits.cli import (
     export_cmd,
     impact_cmd,
     ledger_cmd,
+    market_cmd,
     plan_cmd,
     rules_cmd,
     scenario_cmd,
@@ -44,6 +45,7 @@ app.add_typer(scenario_cmd.app, name="scenario")
 app.add_typer(ledger_cmd.app, name="ledger")
 app.add_typer(tokens_cmd.app, name="tokens")
 app.command("serve")(serve_cmd.serve)
+app.add_typer(market_cmd.app, name="market")
 
 
 def main() -> None:
