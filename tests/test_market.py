@@ -140,8 +140,11 @@ def test_ai_diffusion_moves_offshore_demand_home(enacted: MarketResult,
     home_a = sum(x.home_chip_hours + x.domestic_accelerator_chip_hours for x in a)
     home_b = sum(x.home_chip_hours + x.domestic_accelerator_chip_hours for x in b)
     assert home_b > home_a
-    assert sum(x.domestic_accelerator_chip_hours for x in b) > sum(
-        x.domestic_accelerator_chip_hours for x in a)
+    # domestic accelerators never lose work to the stricter rule (with the calibrated estimator
+    # their capped supply is used up under both regimes, so the two may be equal)
+    dom_a = sum(x.domestic_accelerator_chip_hours for x in a)
+    dom_b = sum(x.domestic_accelerator_chip_hours for x in b)
+    assert dom_b >= dom_a * (1 - 1e-9)
     # before the diffusion rule's compliance date the two regimes are the same market
     for x, y in zip(_months(enacted, "2023-01", "2025-04"), _months(diffusion, "2023-01",
                                                                     "2025-04"), strict=True):
