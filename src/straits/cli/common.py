@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from straits.errors import RequestError, StraitsError
-from straits.loading import parse_document, read_text
+from straits.loading import parse_document, read_stdin, read_text
 
 #: width of tables and text when the output is not a terminal (a file, a pipe, CI logs) and
 #: COLUMNS is unset: wide enough that the rule and plan tables keep whole ids and citations
@@ -57,7 +57,7 @@ def read_input(source: Path | None, *, what: str) -> tuple[Any, str]:
         if sys.stdin.isatty():
             raise RequestError(f"expects {what} as JSON on stdin or in a file argument",
                                source="<stdin>")
-        text, label = sys.stdin.read(), "<stdin>"
+        text, label = read_stdin(error=RequestError), "<stdin>"
     else:
         text, label = read_text(source, error=RequestError), str(source)
     if not text.strip():
