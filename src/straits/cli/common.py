@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -66,7 +65,10 @@ def read_input(source: Path | None, *, what: str) -> tuple[Any, str]:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    """Strict JSON (no NaN or Infinity) on stdout, exactly as the API answers it."""
+    from straits.jsonout import dumps
+
+    sys.stdout.write(dumps(data) + "\n")
 
 
 def money(usd: float | None) -> str:
