@@ -21,7 +21,7 @@ Errors are :class:`YamlLimitError` with the 1-based line of the offending node.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -48,7 +48,7 @@ def _line(node_or_mark: Any) -> int | None:
 
 class _Loader(yaml.SafeLoader):
     # timestamps stay strings (the models parse them and name the field when they are wrong)
-    yaml_implicit_resolvers: ClassVar[dict[Any, Any]] = {
+    yaml_implicit_resolvers = {  # noqa: RUF012 (PyYAML's own class attribute)
         first: [(tag, rx) for tag, rx in resolvers if tag != _TIMESTAMP]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
@@ -62,8 +62,10 @@ class _Loader(yaml.SafeLoader):
         try:
             if self._depth > MAX_DEPTH:
                 raise YamlLimitError(f"nested deeper than {MAX_DEPTH} levels",
-                                     _line(self.peek_event()))
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+                                     _line(self.peek_event()))  # type: ignore[no-untyped-call]
+            node = super().compose_node(parent, index)
+            assert node is not None
+            return node
         finally:
             self._depth -= 1
 
@@ -73,7 +75,7 @@ class _Loader(yaml.SafeLoader):
             for key_node, _ in node.value:
                 if key_node.tag == _MERGE:
                     continue
-                key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+                key = self.construct_object(key_node, deep=True)
                 try:
                     first = seen.get(key)
                 except TypeError:  # an unhashable key: the base class says so
@@ -83,19 +85,19 @@ class _Loader(yaml.SafeLoader):
                         f"duplicate key {_short(key)} (first at line {_line(first)}; each key "
                         "may appear once in a mapping)", _line(key_node))
                 seen[key] = key_node
-        return super().construct_mapping(node, deep)  # type: ignore[no-any-return]
+        return super().construct_mapping(node, deep)
 
     def construct_yaml_int(self, node: ScalarNode) -> int:
         digits = sum(c.isdigit() for c in str(node.value))
         if digits > MAX_INT_DIGITS:
             raise YamlLimitError(f"an integer of {digits} digits (at most {MAX_INT_DIGITS})",
                                  _line(node))
-        return super().construct_yaml_int(node)  # type: ignore[no-any-return]
+        return super().construct_yaml_int(node)
 
 
 _Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 # a timestamp given an explicit tag (!!timestamp) is text too
-_Loader.add_constructor(_TIMESTAMP, _Loader.construct_yaml_str)
+_Loader.add_constructor(_TIMESTAMP, _Loader.construct_yaml_str)  # type: ignore[type-var]
 
 
 def _short(value: Any) -> str:
@@ -151,10 +153,10 @@ def compose(text: str) -> Node | None:
     try:
         root = loader.get_single_node()
     finally:
-        loader.dispose()  # type: ignore[no-untyped-call]
+        loader.dispose()
     if root is not None:
         check_expansion(root)
-    return root  # type: ignore[no-any-return]
+    return root
 
 
 def load(text: str) -> Any:
@@ -166,9 +168,9 @@ def load(text: str) -> Any:
         if root is None:
             return None
         check_expansion(root)
-        return loader.construct_document(root)  # type: ignore[no-untyped-call]
+        return loader.construct_document(root)
     finally:
-        loader.dispose()  # type: ignore[no-untyped-call]
+        loader.dispose()
 
 
 def locate(text: str, loc: tuple[int | str, ...]) -> int | None:

@@ -19,6 +19,7 @@ from straits.cli import (
     scenario_cmd,
     serve_cmd,
     tokens_cmd,
+    worker_cmd,
 )
 from straits.cli.common import err_console
 from straits.errors import StraitsError
@@ -44,6 +45,7 @@ app.add_typer(scenario_cmd.app, name="scenario")
 app.add_typer(ledger_cmd.app, name="ledger")
 app.add_typer(tokens_cmd.app, name="tokens")
 app.command("serve")(serve_cmd.serve)
+app.command("worker")(worker_cmd.worker)
 
 
 def main() -> None:
