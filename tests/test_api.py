@@ -56,7 +56,8 @@ def scenario_doc(example_path: Path) -> dict[str, Any]:
 
 
 PROBLEM_KINDS = {400: "invalid-input", 401: "unauthorized", 403: "forbidden",
-                 404: "not-found", 408: "request-timeout", 409: "conflict",
+                 404: "not-found", 405: "method-not-allowed", 408: "request-timeout",
+                 409: "conflict",
                  413: "body-too-large", 500: "internal-error", 503: "unavailable"}
 
 
@@ -75,7 +76,7 @@ def wait_done(api: Api, plan_id: str, headers: dict[str, str], limit: float = 12
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         job = api.client.get(f"/v1/plans/{plan_id}", headers=headers).json()
-        if job["status"] in ("done", "failed"):
+        if job["status"] in ("done", "failed", "cancelled"):
             return job
         time.sleep(0.2)
     raise AssertionError(f"plan {plan_id} did not finish: {job}")
