@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 import schemathesis
-from schemathesis import checks
 from hypothesis import HealthCheck, settings
+from schemathesis import checks
 
 from straits.server import create_app
 from straits.server.settings import Settings

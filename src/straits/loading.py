@@ -271,5 +271,8 @@ def load_scenario(path: str | Path) -> Scenario:
     """Load and validate a scenario file (YAML, or JSON with the same shape)."""
     p = Path(path)
     text = read_text(p, error=ScenarioError)
+    if not text.strip():
+        raise ScenarioError("the file is empty", source=str(p),
+                            expected="a scenario, as docs/scenario-reference.md describes")
     data = parse_document(text, source=str(p), error=ScenarioError)
     return parse_scenario(data, source=str(p), text=text)

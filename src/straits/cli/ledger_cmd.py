@@ -101,11 +101,13 @@ def _summary(e: Entry) -> str:
 
 @app.command("show")
 def show(
-    seq: int = typer.Argument(None, help="One entry in full; default: a table of entries."),
+    seq: int = typer.Argument(None, min=1, max=2**53,
+                              help="One entry in full; default: a table of entries."),
     db: str = DbOption,
     tenant: str = typer.Option(None, "--tenant", help="Only this tenant's entries."),
-    since: int = typer.Option(1, "--since", min=1, help="First entry number."),
-    limit: int = typer.Option(50, "--limit", min=1, help="At most this many entries."),
+    since: int = typer.Option(1, "--since", min=1, max=2**53, help="First entry number."),
+    limit: int = typer.Option(50, "--limit", min=1, max=100_000,
+                              help="At most this many entries."),
     json_out: bool = JsonOption,
 ) -> None:
     """Show ledger entries: who recorded what, when, under which rules, and the result."""

@@ -18,9 +18,11 @@ app = typer.Typer(help="Generate and validate scenarios.", no_args_is_help=True)
 
 @app.command("generate")
 def generate(
-    workloads: int = typer.Option(10, "--workloads", min=0, help="Workloads to generate."),
-    sites: int = typer.Option(20, "--sites", min=1, help="Sites to generate."),
-    seed: int = typer.Option(0, "--seed", help="Same seed, same scenario."),
+    workloads: int = typer.Option(10, "--workloads", min=0, max=20_000,
+                                  help="Workloads to generate (at most 20,000)."),
+    sites: int = typer.Option(20, "--sites", min=1, max=5_000,
+                              help="Sites to generate (at most 5,000)."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Same seed, same scenario."),
     regime: str = typer.Option("enacted", "--regime", help="enacted | ai-diffusion."),
     output: str = typer.Option(None, "-o", "--output", help="File to write, or a directory "
                                "(a file named after the options inside it); '-' or none: "
