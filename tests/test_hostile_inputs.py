@@ -174,3 +174,43 @@ def _values(doc: Any) -> list[Any]:
     if isinstance(doc, list | tuple):
         return [x for v in doc for x in _values(v)]
     return [doc]
+
+
+# --- every number has a range, and the docs say which --------------------------------------------
+def _numbers_without_range(schema: dict[str, Any]) -> list[str]:
+    defs = schema.get("$defs", {})
+    out = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            if node.get("type") in ("number", "integer") and "const" not in node \
+                    and "enum" not in node:
+                lo = "minimum" in node or "exclusiveMinimum" in node
+                hi = "maximum" in node or "exclusiveMaximum" in node
+                if not (lo and hi):
+                    out.append(where)
+            for k, v in node.items():
+                walk(v, f"{where}.{k}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{where}[{i}]")
+
+    walk({k: v for k, v in schema.items() if k != "$defs"}, "$")
+    for name, d in defs.items():
+        walk(d, name)
+    return out
+
+
+def test_every_number_a_user_gives_has_a_finite_range() -> None:
+    from straits.model.request import CheckRequest, EstimateRequest
+    from straits.model.scenario import Scenario
+
+    for model in (Scenario, CheckRequest, EstimateRequest):
+        assert _numbers_without_range(model.model_json_schema()) == [], model.__name__
+
+
+def test_the_docs_list_the_ranges_as_the_code_has_them() -> None:
+    from straits.model.types import ranges_markdown
+
+    doc = (HERE.parent / "docs" / "robustness.md").read_text()
+    assert ranges_markdown() in doc

@@ -4,13 +4,15 @@ range of every number and date a user can give.
 Every number a scenario or request carries is finite and inside a documented range, checked by
 pydantic before any arithmetic: no ``1e308`` price, ``.inf`` token count or 400-digit chip count
 reaches the estimator or the optimizer, where it would overflow. The ranges are generous (10x to
-1000x beyond anything real) and listed in docs/robustness.md; ``RANGES`` below is the table a
-test checks every model field against.
+1000x beyond anything real); ``RANGES`` below is the table docs/robustness.md shows, and a test
+checks that every number field of every model has a finite range.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
@@ -69,10 +71,36 @@ Objective = Literal["cost", "time", "completion"]
 StageKind = Literal["pretrain", "finetune", "serve"]
 
 # --- numbers: finite and in range ----------------------------------------------------------------
-def _num(lo: float, hi: float, *, lo_open: bool = False) -> Any:
-    if lo_open:
-        return Field(gt=lo, le=hi, allow_inf_nan=False)
-    return Field(ge=lo, le=hi, allow_inf_nan=False)
+@dataclass(frozen=True)
+class Range:
+    """The accepted values of one kind of number."""
+
+    kind: str
+    """``int`` or ``number``"""
+    lo: float
+    hi: float
+    lo_open: bool
+    meaning: str
+
+    def text(self) -> str:
+        def num(v: float) -> str:
+            if v == 0 or 0.001 <= abs(v) < 1e7:
+                return f"{v:,g}" if v != int(v) else f"{int(v):,}"
+            exponent = round(math.log10(abs(v)))
+            return f"10^{exponent}" if v == 10.0 ** exponent else f"{v:.3g}"
+        return f"{'>' if self.lo_open else '≥'} {num(self.lo)}, ≤ {num(self.hi)}"
+
+
+#: every range a field of a scenario or request can have, by name (docs/robustness.md lists it)
+RANGES: dict[str, Range] = {}
+
+
+def _range(name: str, base: type, lo: float, hi: float, meaning: str, *,
+           lo_open: bool = False) -> Any:
+    RANGES[name] = Range("int" if base is int else "number", lo, hi, lo_open, meaning)
+    field = (Field(gt=lo, le=hi, allow_inf_nan=False) if lo_open
+             else Field(ge=lo, le=hi, allow_inf_nan=False))
+    return Annotated[base, field]
 
 
 #: the largest chip count anywhere (a pool, a window, a stage, a purchase): 10 million
@@ -80,65 +108,54 @@ MAX_CHIPS = 10_000_000
 #: individuals in a dataset (more than the world's population)
 MAX_PEOPLE = 10_000_000_000
 
-ChipCount = Annotated[int, _num(0, MAX_CHIPS)]
-"""Chips in a pool or an availability window: 0 to 10 million."""
-Chips = Annotated[int, _num(1, MAX_CHIPS)]
-"""Chips a stage or an estimate uses, or a tenant may buy: 1 to 10 million."""
-People = Annotated[int, _num(0, MAX_PEOPLE)]
-"""Individuals whose personal information a dataset or service holds: 0 to 10^10."""
-Quantity = Annotated[int, _num(0, 1_000_000_000)]
-"""Chips acquired in one `procure` check: 0 to 10^9."""
-UsdPerChipHour = Annotated[float, _num(0, 10_000)]
-"""Rental price: 0 to 10,000 USD per chip-hour (an H100 rents for about 2-3)."""
-UsdPerChip = Annotated[float, _num(0, 100_000_000)]
-"""Purchase price of one chip: 0 to 10^8 USD."""
-UsdPerGb = Annotated[float, _num(0, 10_000)]
-"""Egress price: 0 to 10,000 USD per GB."""
-Usd = Annotated[float, _num(0, 1e15, lo_open=True)]
-"""A budget: above 0, at most 10^15 USD."""
-UsdPerDay = Annotated[float, _num(0, 1e12)]
-"""A late penalty: 0 to 10^12 USD per day."""
-LeadDays = Annotated[float, _num(0, 3650)]
-"""Days until bought chips arrive: 0 to 3,650."""
-Days = Annotated[float, _num(0.01, 3650)]
-"""A serving period: 0.01 to 3,650 days."""
-HorizonDays = Annotated[float, _num(1, 3650)]
-"""How far ahead plans are scheduled: 1 to 3,650 days."""
-Years = Annotated[float, _num(0.1, 50)]
-"""An amortization period: 0.1 to 50 years."""
-Gbps = Annotated[float, _num(0.001, 10_000_000)]
-"""WAN bandwidth: 0.001 to 10^7 Gbit/s."""
-Gigabytes = Annotated[float, _num(0, 1e10)]
-"""A dataset's size: 0 to 10^10 GB (10 EB)."""
-Tokens = Annotated[float, _num(1, 1e18)]
-"""Training tokens: 1 to 10^18 (the largest runs so far use a few times 10^13)."""
-BatchTokens = Annotated[float, _num(1, 1e12)]
-"""Tokens per optimizer step: 1 to 10^12."""
-Params = Annotated[float, _num(1, 1e15)]
-"""Model parameters: 1 to 10^15."""
-Layers = Annotated[int, _num(1, 10_000)]
-DModel = Annotated[int, _num(1, 1_000_000)]
-Heads = Annotated[int, _num(1, 100_000)]
-SeqLen = Annotated[int, _num(1, 100_000_000)]
-"""Tokens of context: 1 to 10^8."""
-TopK = Annotated[int, _num(1, 10_000)]
-Epochs = Annotated[float, _num(0.001, 10_000)]
-TokensPerS = Annotated[float, _num(0.001, 1e12)]
-"""Serving throughput: 0.001 to 10^12 tokens per second."""
-RequestTokens = Annotated[int, _num(1, 100_000_000)]
-"""Prompt or output tokens of one request: 1 to 10^8."""
-Weight = Annotated[float, _num(0.001, 1_000_000)]
-Pue = Annotated[float, _num(1.0, 3.0)]
-"""Power usage effectiveness: 1.0 to 3.0."""
-GridIntensity = Annotated[float, _num(0, 5_000)]
-"""Grid carbon intensity: 0 to 5,000 gCO2e/kWh (the dirtiest grids are near 1,000)."""
-TrainingOps = Annotated[float, _num(0, 1e32)]
-"""Operations used to train a model: 0 to 10^32 (the rules' thresholds are near 10^26)."""
+ChipCount = _range("ChipCount", int, 0, MAX_CHIPS, "chips in a pool or availability window")
+Chips = _range("Chips", int, 1, MAX_CHIPS, "chips a stage or estimate uses; chips a tenant may buy")
+People = _range("People", int, 0, MAX_PEOPLE, "individuals whose personal information a dataset "
+                "or service holds (more than the world's population)")
+Quantity = _range("Quantity", int, 0, 1e9, "chips acquired in one `procure` check")
+UsdPerChipHour = _range("UsdPerChipHour", float, 0, 10_000, "rental price, USD per chip-hour "
+                        "(an H100 rents for about 2-3)")
+UsdPerChip = _range("UsdPerChip", float, 0, 1e8, "purchase price of one chip, USD")
+UsdPerGb = _range("UsdPerGb", float, 0, 10_000, "egress price, USD per GB")
+Usd = _range("Usd", float, 0, 1e15, "a budget, USD", lo_open=True)
+UsdPerDay = _range("UsdPerDay", float, 0, 1e12, "a late penalty, USD per day")
+LeadDays = _range("LeadDays", float, 0, 3650, "days until bought chips arrive")
+Days = _range("Days", float, 0.01, 3650, "a serving period, days")
+HorizonDays = _range("HorizonDays", float, 1, 3650, "how far ahead plans are scheduled, days")
+Years = _range("Years", float, 0.1, 50, "an amortization period, years")
+Gbps = _range("Gbps", float, 0.001, 1e7, "WAN bandwidth, Gbit/s")
+Gigabytes = _range("Gigabytes", float, 0, 1e10, "a dataset's size, GB (10 EB at most)")
+Tokens = _range("Tokens", float, 1, 1e18, "training tokens (the largest runs so far use a few "
+                "times 10^13)")
+BatchTokens = _range("BatchTokens", float, 1, 1e12, "tokens per optimizer step")
+Params = _range("Params", float, 1, 1e15, "model parameters, total or active")
+Layers = _range("Layers", int, 1, 10_000, "transformer layers")
+DModel = _range("DModel", int, 1, 1_000_000, "hidden size")
+Heads = _range("Heads", int, 1, 100_000, "attention heads, or key/value heads")
+SeqLen = _range("SeqLen", int, 1, 1e8, "tokens of context")
+TopK = _range("TopK", int, 1, 10_000, "experts each token is routed to")
+Epochs = _range("Epochs", float, 0.001, 10_000, "passes over a stage's datasets")
+TokensPerS = _range("TokensPerS", float, 0.001, 1e12, "serving throughput, tokens per second")
+RequestTokens = _range("RequestTokens", int, 1, 1e8, "prompt or output tokens of one request")
+Weight = _range("Weight", float, 0.001, 1_000_000, "a workload's weight under `completion`")
+Pue = _range("Pue", float, 1.0, 3.0, "power usage effectiveness")
+GridIntensity = _range("GridIntensity", float, 0, 5_000, "grid carbon intensity, gCO2e/kWh "
+                       "(the dirtiest grids are near 1,000)")
+TrainingOps = _range("TrainingOps", float, 0, 1e32, "operations used to train a model (the "
+                     "rules' thresholds are near 10^26)")
+
+
+def ranges_markdown() -> str:
+    """The table of ``RANGES`` as docs/robustness.md shows it."""
+    rows = ["| range | kind | accepted | for |", "|---|---|---|---|"]
+    rows += [f"| `{name}` | {r.kind} | {r.text()} | {r.meaning} |" for name, r in RANGES.items()]
+    return "\n".join(rows)
+
 
 # the types a few older modules still import: bounded as the generic quantities they are
-NonNegInt = Annotated[int, _num(0, 10**15)]
-PosFloat = Annotated[float, _num(0, 1e18, lo_open=True)]
-NonNegFloat = Annotated[float, _num(0, 1e18)]
+NonNegInt = _range("NonNegInt", int, 0, 1e15, "a count (older fields)")
+PosFloat = _range("PosFloat", float, 0, 1e18, "a positive quantity (older fields)", lo_open=True)
+NonNegFloat = _range("NonNegFloat", float, 0, 1e18, "a quantity (older fields)")
 
 
 # --- dates and text ------------------------------------------------------------------------------

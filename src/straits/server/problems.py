@@ -8,6 +8,7 @@ path), and these extensions:
 * ``path``: the field path of bad input (``workloads[0].stages[1].after``, ``[2].date`` in a
   list of checks, ``time_limit`` for a query parameter), or null;
 * ``expected``: what would have been accepted, or null;
+* ``line``: for bad input, the line of the body where the problem is, when known, else null;
 * ``errors``: every problem found, each ``{"path", "detail"}`` (request validation can find
   several at once);
 * ``error``: the whole one-line message, exactly as the CLI prints it (kept from the first
@@ -62,6 +63,7 @@ class Problem(BaseModel):
     instance: str | None = Field(None, description="The request's path.")
     path: str | None = Field(None, description="The field path of bad input, or null.")
     expected: str | None = Field(None, description="What would have been accepted.")
+    line: int | None = Field(None, description="The line of the body, when known.")
     errors: list[ProblemItem] = Field(default_factory=list)
     error: str = Field(description="The one-line message, as the CLI prints it.")
     incident: str | None = Field(None, description="500 only: the id in the server's log.")
