@@ -211,3 +211,33 @@ def test_healthz_answers_while_the_database_is_locked(tmp_path: Path) -> None:
     assert results["health"].status_code == 200
     assert health_done_while_locked
     assert results["refused"].status_code == 401
+
+
+SKYPILOT_TASKS: list[Any] = [
+    {"resources": {"accelerators": {"H100": "x"}}},
+    {"resources": {"accelerators": {"H100": 1e308}}},
+    {"resources": {"accelerators": "H100:inf"}},
+    {"resources": {"accelerators": "H100:-1"}},
+    {"resources": {"accelerators": "H100:" + "9" * 30}},
+    {"resources": {"accelerators": ["H100:8", 5, None]}},
+    {"resources": {"any_of": "nope"}},
+    {"resources": {"any_of": [1, 2]}},
+    {"resources": [{"cloud": "aws"}, "gcp"]},
+    {"resources": 5},
+    {"envs": "STRAITS_PLAN_ID=x"},
+    "a: &a [*a]",
+    "[" * 5000 + "]" * 5000,
+    "resources:\n  accelerators: H100:8\nresources: {}\n",
+    "- just\n- a list\n",
+]
+
+
+@pytest.mark.parametrize("task", SKYPILOT_TASKS, ids=[str(i) for i in range(len(SKYPILOT_TASKS))])
+def test_odd_skypilot_tasks_are_problems(api: Api, task: Any) -> None:
+    import yaml
+
+    text = task if isinstance(task, str) else yaml.safe_dump(task)
+    r = api.client.post("/v1/skypilot/policy", json={"task": text},
+                        headers=api.auth("a", "admin"))
+    body = assert_problem(r, 400)
+    assert body["path"] is not None and body["path"].startswith("task")
