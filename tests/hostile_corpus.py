@@ -265,6 +265,8 @@ def flag_cases() -> list[dict[str, Any]]:
          ("seq",)),
         ("ledger-show-limit-negative", ["ledger", "show", "--limit", "-3", "--db",
                                         "sqlite://"], None, ("--limit",)),
+        ("ledger-verify-dev-zero", ["ledger", "verify", "--file", "/dev/zero"], None,
+         ("more than 16 MiB",)),
         ("ledger-verify-bad-head", ["ledger", "verify", "--file", "/dev/null", "--head", "x"],
          None, ("--head",)),
         ("ledger-export-to-device", ["ledger", "export", "--db", "sqlite://", "-o",

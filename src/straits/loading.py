@@ -227,7 +227,7 @@ def read_bounded(stream: BinaryIO, *, source: str, error: type[InputError] = Inp
         size += len(chunk)
     if size > cap:
         raise InputTooLarge(f"more than {human_bytes(cap)}", source=source,
-                            expected="a smaller input (STRAITS_MAX_INPUT_BYTES raises the cap)")
+                            expected="a smaller input; STRAITS_MAX_INPUT_BYTES raises the cap")
     raw = b"".join(chunks)
     try:
         return raw.decode("utf-8-sig")

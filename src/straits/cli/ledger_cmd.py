@@ -66,11 +66,10 @@ def _parse_head(text: str) -> tuple[int, str]:
 
 
 def _read_export(path: Path) -> list[Entry]:
+    from straits.loading import read_text
+
     out = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc}", source=str(path)) from None
+    lines = read_text(path).splitlines()  # capped: /dev/zero is an error, not a hang
     for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
