@@ -97,10 +97,11 @@ RANGES: dict[str, Range] = {}
 
 def _range(name: str, base: type, lo: float, hi: float, meaning: str, *,
            lo_open: bool = False) -> Any:
+    """The pydantic constraint of a finite range, registered in RANGES under ``name``."""
     RANGES[name] = Range("int" if base is int else "number", lo, hi, lo_open, meaning)
-    field = (Field(gt=lo, le=hi, allow_inf_nan=False) if lo_open
-             else Field(ge=lo, le=hi, allow_inf_nan=False))
-    return Annotated[base, field]
+    if lo_open:
+        return Field(gt=lo, le=hi, allow_inf_nan=False)
+    return Field(ge=lo, le=hi, allow_inf_nan=False)
 
 
 #: the largest chip count anywhere (a pool, a window, a stage, a purchase): 10 million
@@ -108,41 +109,54 @@ MAX_CHIPS = 10_000_000
 #: individuals in a dataset (more than the world's population)
 MAX_PEOPLE = 10_000_000_000
 
-ChipCount = _range("ChipCount", int, 0, MAX_CHIPS, "chips in a pool or availability window")
-Chips = _range("Chips", int, 1, MAX_CHIPS, "chips a stage or estimate uses; chips a tenant may buy")
-People = _range("People", int, 0, MAX_PEOPLE, "individuals whose personal information a dataset "
-                "or service holds (more than the world's population)")
-Quantity = _range("Quantity", int, 0, 1e9, "chips acquired in one `procure` check")
-UsdPerChipHour = _range("UsdPerChipHour", float, 0, 10_000, "rental price, USD per chip-hour "
-                        "(an H100 rents for about 2-3)")
-UsdPerChip = _range("UsdPerChip", float, 0, 1e8, "purchase price of one chip, USD")
-UsdPerGb = _range("UsdPerGb", float, 0, 10_000, "egress price, USD per GB")
-Usd = _range("Usd", float, 0, 1e15, "a budget, USD", lo_open=True)
-UsdPerDay = _range("UsdPerDay", float, 0, 1e12, "a late penalty, USD per day")
-LeadDays = _range("LeadDays", float, 0, 3650, "days until bought chips arrive")
-Days = _range("Days", float, 0.01, 3650, "a serving period, days")
-HorizonDays = _range("HorizonDays", float, 1, 3650, "how far ahead plans are scheduled, days")
-Years = _range("Years", float, 0.1, 50, "an amortization period, years")
-Gbps = _range("Gbps", float, 0.001, 1e7, "WAN bandwidth, Gbit/s")
-Gigabytes = _range("Gigabytes", float, 0, 1e10, "a dataset's size, GB (10 EB at most)")
-Tokens = _range("Tokens", float, 1, 1e18, "training tokens (the largest runs so far use a few "
-                "times 10^13)")
-BatchTokens = _range("BatchTokens", float, 1, 1e12, "tokens per optimizer step")
-Params = _range("Params", float, 1, 1e15, "model parameters, total or active")
-Layers = _range("Layers", int, 1, 10_000, "transformer layers")
-DModel = _range("DModel", int, 1, 1_000_000, "hidden size")
-Heads = _range("Heads", int, 1, 100_000, "attention heads, or key/value heads")
-SeqLen = _range("SeqLen", int, 1, 1e8, "tokens of context")
-TopK = _range("TopK", int, 1, 10_000, "experts each token is routed to")
-Epochs = _range("Epochs", float, 0.001, 10_000, "passes over a stage's datasets")
-TokensPerS = _range("TokensPerS", float, 0.001, 1e12, "serving throughput, tokens per second")
-RequestTokens = _range("RequestTokens", int, 1, 1e8, "prompt or output tokens of one request")
-Weight = _range("Weight", float, 0.001, 1_000_000, "a workload's weight under `completion`")
-Pue = _range("Pue", float, 1.0, 3.0, "power usage effectiveness")
-GridIntensity = _range("GridIntensity", float, 0, 5_000, "grid carbon intensity, gCO2e/kWh "
-                       "(the dirtiest grids are near 1,000)")
-TrainingOps = _range("TrainingOps", float, 0, 1e32, "operations used to train a model (the "
-                     "rules' thresholds are near 10^26)")
+ChipCount = Annotated[int, _range("ChipCount", int, 0, MAX_CHIPS,
+                                  "chips in a pool or availability window")]
+Chips = Annotated[int, _range("Chips", int, 1, MAX_CHIPS,
+                              "chips a stage or estimate uses; chips a tenant may buy")]
+People = Annotated[int, _range("People", int, 0, MAX_PEOPLE,
+                               "individuals whose personal information a dataset or service "
+                               "holds (more than the world's population)")]
+Quantity = Annotated[int, _range("Quantity", int, 0, 1e9, "chips acquired in one `procure` check")]
+UsdPerChipHour = Annotated[float, _range("UsdPerChipHour", float, 0, 10_000,
+                                         "rental price, USD per chip-hour (an H100 rents for "
+                                         "about 2-3)")]
+UsdPerChip = Annotated[float, _range("UsdPerChip", float, 0, 1e8,
+                                     "purchase price of one chip, USD")]
+UsdPerGb = Annotated[float, _range("UsdPerGb", float, 0, 10_000, "egress price, USD per GB")]
+Usd = Annotated[float, _range("Usd", float, 0, 1e15, "a budget, USD", lo_open=True)]
+UsdPerDay = Annotated[float, _range("UsdPerDay", float, 0, 1e12, "a late penalty, USD per day")]
+LeadDays = Annotated[float, _range("LeadDays", float, 0, 3650, "days until bought chips arrive")]
+Days = Annotated[float, _range("Days", float, 0.01, 3650, "a serving period, days")]
+HorizonDays = Annotated[float, _range("HorizonDays", float, 1, 3650,
+                                      "how far ahead plans are scheduled, days")]
+Years = Annotated[float, _range("Years", float, 0.1, 50, "an amortization period, years")]
+Gbps = Annotated[float, _range("Gbps", float, 0.001, 1e7, "WAN bandwidth, Gbit/s")]
+Gigabytes = Annotated[float, _range("Gigabytes", float, 0, 1e10,
+                                    "a dataset's size, GB (10 EB at most)")]
+Tokens = Annotated[float, _range("Tokens", float, 1, 1e18,
+                                 "training tokens (the largest runs so far use a few times "
+                                 "10^13)")]
+BatchTokens = Annotated[float, _range("BatchTokens", float, 1, 1e12, "tokens per optimizer step")]
+Params = Annotated[float, _range("Params", float, 1, 1e15, "model parameters, total or active")]
+Layers = Annotated[int, _range("Layers", int, 1, 10_000, "transformer layers")]
+DModel = Annotated[int, _range("DModel", int, 1, 1_000_000, "hidden size")]
+Heads = Annotated[int, _range("Heads", int, 1, 100_000, "attention heads, or key/value heads")]
+SeqLen = Annotated[int, _range("SeqLen", int, 1, 1e8, "tokens of context")]
+TopK = Annotated[int, _range("TopK", int, 1, 10_000, "experts each token is routed to")]
+Epochs = Annotated[float, _range("Epochs", float, 0.001, 10_000, "passes over a stage's datasets")]
+TokensPerS = Annotated[float, _range("TokensPerS", float, 0.001, 1e12,
+                                     "serving throughput, tokens per second")]
+RequestTokens = Annotated[int, _range("RequestTokens", int, 1, 1e8,
+                                      "prompt or output tokens of one request")]
+Weight = Annotated[float, _range("Weight", float, 0.001, 1_000_000,
+                                 "a workload's weight under `completion`")]
+Pue = Annotated[float, _range("Pue", float, 1.0, 3.0, "power usage effectiveness")]
+GridIntensity = Annotated[float, _range("GridIntensity", float, 0, 5_000,
+                                        "grid carbon intensity, gCO2e/kWh (the dirtiest grids "
+                                        "are near 1,000)")]
+TrainingOps = Annotated[float, _range("TrainingOps", float, 0, 1e32,
+                                      "operations used to train a model (the rules' thresholds "
+                                      "are near 10^26)")]
 
 
 def ranges_markdown() -> str:
@@ -153,9 +167,10 @@ def ranges_markdown() -> str:
 
 
 # the types a few older modules still import: bounded as the generic quantities they are
-NonNegInt = _range("NonNegInt", int, 0, 1e15, "a count (older fields)")
-PosFloat = _range("PosFloat", float, 0, 1e18, "a positive quantity (older fields)", lo_open=True)
-NonNegFloat = _range("NonNegFloat", float, 0, 1e18, "a quantity (older fields)")
+NonNegInt = Annotated[int, _range("NonNegInt", int, 0, 1e15, "a count (older fields)")]
+PosFloat = Annotated[float, _range("PosFloat", float, 0, 1e18,
+                                   "a positive quantity (older fields)", lo_open=True)]
+NonNegFloat = Annotated[float, _range("NonNegFloat", float, 0, 1e18, "a quantity (older fields)")]
 
 
 # --- dates and text ------------------------------------------------------------------------------
