@@ -247,6 +247,28 @@ def test_transactions_retry_lock_contention_and_nothing_else(store: Store) -> No
             store.transaction(always_locked, attempts=2)
 
 
+def test_every_write_retries_contention_at_its_start(store: Store,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Store.write() (the ledger's appends, tokens, audit rows) retries a lock or a dropped
+    connection met while starting its transaction: nothing was done yet."""
+    from sqlalchemy.orm import Session
+
+    real = Session.connection
+    calls = {"n": 0}
+
+    def flaky(self: Session, *a: Any, **k: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            err = Exception("database is locked")
+            err.sqlstate = "55P03"  # type: ignore[attr-defined]  # lock_not_available
+            raise OperationalError("BEGIN IMMEDIATE", {}, err)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Session, "connection", flaky)
+    entry = ledger.record(store, tenant="t", actor="a", kind="check", body={"x": 1})
+    assert entry.seq == 1 and calls["n"] >= 2
+
+
 # --- upgrading a database made before the queue --------------------------------------------------
 def test_a_database_from_before_the_queue_resumes_its_unfinished_plans(
         tmp_path: Path, sc: Scenario) -> None:

@@ -144,14 +144,30 @@ class Store:
     def _raw_write(self, *, ledger: bool) -> Iterator[Session]:
         with self._write_lock, self._sessions() as session:
             try:
-                conn = session.connection(execution_options={"straits_write": True})
-                if self.dialect == "postgresql" and ledger:
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LEDGER_LOCK})
+                self._begin(session, ledger)
                 yield session
                 session.commit()
             except BaseException:
                 session.rollback()
                 raise
+
+    def _begin(self, session: Session, ledger: bool, attempts: int = 4) -> None:
+        """Start the write transaction (and take the ledger lock), retrying lock contention
+        and dropped connections: nothing has been done yet, so every caller of :meth:`write`
+        gets these retries; :meth:`transaction` also retries failures after the start."""
+        delay = 0.05
+        for attempt in range(1, attempts + 1):
+            try:
+                conn = session.connection(execution_options={"straits_write": True})
+                if self.dialect == "postgresql" and ledger:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LEDGER_LOCK})
+                return
+            except DBAPIError as exc:
+                if attempt == attempts or not self._transient(exc):
+                    raise
+                session.rollback()
+                time.sleep(delay * (0.5 + random.random()))
+                delay *= 2
 
     def transaction(self, work: Callable[[Session], T], *, ledger: bool = False,
                     attempts: int = 6) -> T:
