@@ -184,6 +184,24 @@ def test_jobs_wait_for_workers_with_their_rules_then_time_out(store: Store,
     assert error is not None and "no worker with the rules" in error and "1 h" in error
 
 
+def test_a_tampered_job_is_failed_with_the_reason_not_retried(store: Store,
+                                                               sc: Scenario) -> None:
+    broken_options = submit(store, sc)
+    sql(store, "UPDATE plans SET options = 'not json' WHERE id = :i", i=broken_options)
+    other = dict(GREEDY, seed=1)  # a second stored scenario, whose body is then damaged
+    broken_scenario = queue.enqueue(store, sc.model_copy(update={"name": "other"}), other,
+                                    tenant="t", actor="a", record=True, rules_digest=digest())
+    row = get_plan(store, broken_scenario)
+    assert row is not None
+    sql(store, "UPDATE scenarios SET body = '[' WHERE digest = :d", d=row.scenario_digest)
+    fine = submit(store, sc)
+    c = queue.claim(store, "w", digest(), POLICY)
+    assert c is not None and c.plan_id == fine  # the two before it failed, with the reason
+    for bad in (broken_options, broken_scenario):
+        state, error, _ = status(store, bad)
+        assert state == "failed" and error is not None and "altered" in error
+
+
 def test_release_gives_the_job_back_without_counting_the_attempt(store: Store,
                                                                  sc: Scenario) -> None:
     plan_id = submit(store, sc)

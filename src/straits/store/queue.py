@@ -39,8 +39,8 @@ from straits.plan import Plan
 from straits.rules import RuleSet
 from straits.store.db import Store
 from straits.store.ledger import Entry, append, canonical
-from straits.store.records import load_scenario_row, new_plan_id, plan_body, save_scenario
-from straits.store.tables import PlanRow, utcnow
+from straits.store.records import new_plan_id, plan_body, save_scenario
+from straits.store.tables import PlanRow, ScenarioRow, utcnow
 
 ACTIVE = ("queued", "running")
 FINISHED = ("done", "failed", "cancelled")
@@ -129,7 +129,7 @@ def cancel(store: Store, plan_id: str) -> str | None:
 def claim(store: Store, worker: str, rules_digest: str | None, policy: QueuePolicy
           ) -> Claim | None:
     """Lease the oldest queued job this worker's rules can run, or None."""
-    def work(s: Session) -> tuple[PlanRow, dict[str, Any]] | None:
+    def work(s: Session) -> Claim | Literal["unreadable"] | None:
         q = (select(PlanRow).where(PlanRow.status == "queued")
              .order_by(PlanRow.created_at, PlanRow.id).limit(1))
         if rules_digest is not None:
@@ -141,19 +141,28 @@ def claim(store: Store, worker: str, rules_digest: str | None, policy: QueuePoli
         if row is None:
             return None
         now = utcnow()
+        stored = s.get(ScenarioRow, row.scenario_digest)
+        try:
+            options = json.loads(row.options)
+            doc = json.loads(stored.body) if stored is not None else None
+            if not isinstance(options, dict) or not isinstance(doc, dict):
+                raise ValueError("not an object")
+        except ValueError:  # an altered database: fail the job, say why, take the next
+            row.status, row.finished_at = "failed", now
+            row.error = ("its stored scenario or options are missing or unreadable (the "
+                         "database was altered); submit the scenario again")
+            return "unreadable"
         row.status, row.worker, row.attempts = "running", worker, row.attempts + 1
         row.started_at, row.heartbeat_at = now, now
         row.lease_until = now + dt.timedelta(seconds=policy.lease_s)
         row.progress = canonical({"elapsed_s": 0.0, "attempt": row.attempts,
                                   "text": "estimating and checking options"})
-        return row, json.loads(row.options)
+        return Claim(row.id, worker, row.attempts, row.tenant, doc, options, bool(row.record))
 
-    got = store.transaction(work)
-    if got is None:
-        return None
-    row, options = got
-    doc = load_scenario_row(store, row.scenario_digest)
-    return Claim(row.id, worker, row.attempts, row.tenant, doc, options, bool(row.record))
+    while True:
+        got = store.transaction(work)
+        if got != "unreadable":
+            return got
 
 
 def _mine(s: Session, c: Claim) -> PlanRow | None:
