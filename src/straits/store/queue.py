@@ -31,7 +31,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, text
 from sqlalchemy.orm import Session
 
 from straits.model.scenario import Scenario
@@ -87,6 +87,17 @@ def worker_id() -> str:
     return f"{socket.gethostname()[:100]}:{os.getpid()}:{os.urandom(3).hex()}"
 
 
+def _now(s: Session) -> dt.datetime:
+    """The database's clock on PostgreSQL (workers on several machines compare leases on one
+    clock, whatever their own clocks say); this machine's on SQLite (every process sharing the
+    file runs here)."""
+    if s.get_bind().dialect.name == "postgresql":
+        value = s.execute(text("SELECT clock_timestamp()")).scalar_one()
+        if isinstance(value, dt.datetime):
+            return value.astimezone(dt.UTC)
+    return utcnow()
+
+
 def _aware(t: dt.datetime | None) -> dt.datetime | None:
     """SQLite hands back naive datetimes (stored as UTC)."""
     return t if t is None or t.tzinfo else t.replace(tzinfo=dt.UTC)
@@ -116,7 +127,7 @@ def cancel(store: Store, plan_id: str) -> str | None:
         if row is None:
             return None
         if row.status == "queued":
-            row.status, row.finished_at = "cancelled", utcnow()
+            row.status, row.finished_at = "cancelled", _now(s)
             row.error, row.lease_until, row.cancel_requested = "cancelled", None, True
         elif row.status == "running":
             row.cancel_requested = True
@@ -140,7 +151,7 @@ def claim(store: Store, worker: str, rules_digest: str | None, policy: QueuePoli
         row = s.scalars(q).first()
         if row is None:
             return None
-        now = utcnow()
+        now = _now(s)
         stored = s.get(ScenarioRow, row.scenario_digest)
         try:
             options = json.loads(row.options)
@@ -181,7 +192,7 @@ def heartbeat(store: Store, c: Claim, policy: QueuePolicy,
         row = _mine(s, c)
         if row is None:
             return "lost"
-        now = utcnow()
+        now = _now(s)
         row.heartbeat_at, row.lease_until = now, now + dt.timedelta(seconds=policy.lease_s)
         if progress is not None:
             row.progress = canonical({**progress, "attempt": c.attempt})
@@ -198,7 +209,7 @@ def finish(store: Store, c: Claim, plan: Plan, rules: RuleSet) -> tuple[bool, En
         row = _mine(s, c)
         if row is None:
             return False, None
-        now = utcnow()
+        now = _now(s)
         row.lease_until, row.progress, row.finished_at = None, None, now
         if row.cancel_requested:
             row.status, row.error = "cancelled", "cancelled while planning"
@@ -221,7 +232,7 @@ def fail(store: Store, c: Claim, reason: str) -> bool:
         row = _mine(s, c)
         if row is None:
             return False
-        row.lease_until, row.finished_at = None, utcnow()
+        row.lease_until, row.finished_at = None, _now(s)
         row.status = "cancelled" if row.cancel_requested else "failed"
         row.error = "cancelled while planning" if row.cancel_requested else reason
         return True
@@ -237,7 +248,7 @@ def release(store: Store, c: Claim, why: str) -> bool:
         if row is None:
             return False
         if row.cancel_requested:
-            row.status, row.error, row.finished_at = "cancelled", "cancelled", utcnow()
+            row.status, row.error, row.finished_at = "cancelled", "cancelled", _now(s)
         else:
             row.status, row.attempts = "queued", max(0, row.attempts - 1)
             row.progress = canonical({"text": f"requeued: {why}"})
@@ -281,14 +292,15 @@ def reap(store: Store, policy: QueuePolicy, *, me: str = "",
         return lease is None or lease <= now or _dead_here(row.worker, me)
 
     with store.session() as s:
-        rows = s.scalars(select(PlanRow).where(PlanRow.status.in_(ACTIVE)))
-        candidates = sorted(r.id for r in rows if due(r, utcnow()))
+        rows = list(s.scalars(select(PlanRow).where(PlanRow.status.in_(ACTIVE))))
+        now = _now(s)
+        candidates = sorted(r.id for r in rows if due(r, now))
     if not candidates:
         return Reaped()
 
     def work(s: Session) -> Reaped:
         out = Reaped()
-        now = utcnow()
+        now = _now(s)
         q = select(PlanRow).where(PlanRow.id.in_(candidates)).order_by(PlanRow.id)
         if store.dialect == "postgresql":
             q = q.with_for_update(skip_locked=True)
