@@ -104,7 +104,7 @@ def test_estimate_json_contract() -> None:
 
 
 @pytest.mark.parametrize(("change", "words"), [
-    ({"tokens": 0}, ("tokens", "greater than 0")),
+    ({"tokens": 0}, ("tokens", "greater than")),
     ({"model": {**ESTIMATE["model"], "active_params": 1e12}}, ("model", "must not exceed")),
     ({"chip": "TPU-v9"}, ("chip", "unknown chip")),
 ])

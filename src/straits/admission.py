@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from straits import safe_yaml
 from straits.errors import RequestError
 from straits.export.skypilot import ACCELERATORS, ENV_PLAN, ENV_STAGE, ENV_WORKLOAD
 from straits.model.scenario import Scenario, Site
@@ -63,17 +64,34 @@ def parse_user_request(data: Any) -> dict[str, Any]:
     return data
 
 
-_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def task_of(user_request: dict[str, Any]) -> dict[str, Any]:
+    """The task YAML, parsed within Straits' limits (depth, aliases, each key once), with the
+    shapes admission reads checked: a task whose ``resources`` or ``envs`` Straits cannot read
+    is a 400, never a launch checked on what a lenient reading guessed."""
     try:
-        task = yaml.load(user_request["task"], Loader=_LOADER) or {}  # a safe loader (C or Python)
-    except yaml.YAMLError as exc:
-        raise RequestError(f"task is not YAML: {exc}", source="request body",
+        task = safe_yaml.load(user_request["task"]) or {}
+    except safe_yaml.YamlLimitError as exc:
+        raise RequestError(exc.message, source="request body", path="task") from None
+    except (yaml.YAMLError, RecursionError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RequestError(f"task is not YAML: {first}", source="request body",
                            path="task") from None
     if not isinstance(task, dict):
         raise RequestError("task YAML is not a mapping", source="request body", path="task")
+    envs = task.get("envs")
+    if envs is not None and not isinstance(envs, dict):
+        raise RequestError("not a mapping", source="request body", path="task.envs")
+    res = task.get("resources")
+    if res is None or isinstance(res, dict):
+        for key in ("any_of", "ordered"):
+            alts = (res or {}).get(key)
+            if alts is not None and not (isinstance(alts, list)
+                                         and all(isinstance(a, dict | None) for a in alts)):
+                raise RequestError("not a list of resource mappings", source="request body",
+                                   path=f"task.resources.{key}")
+    elif not (isinstance(res, list) and all(isinstance(a, dict | None) for a in res)):
+        raise RequestError("not a mapping or a list of them", source="request body",
+                           path="task.resources")
     return task
 
 

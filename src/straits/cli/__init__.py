@@ -20,6 +20,7 @@ from straits.cli import (
     scenario_cmd,
     serve_cmd,
     tokens_cmd,
+    worker_cmd,
 )
 from straits.cli.common import err_console
 from straits.errors import StraitsError
@@ -46,6 +47,7 @@ app.add_typer(ledger_cmd.app, name="ledger")
 app.add_typer(tokens_cmd.app, name="tokens")
 app.command("serve")(serve_cmd.serve)
 app.add_typer(market_cmd.app, name="market")
+app.command("worker")(worker_cmd.worker)
 
 
 def main() -> None:

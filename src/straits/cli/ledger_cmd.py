@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ from rich.table import Table
 
 from straits.cli.common import DbOption, JsonOption, console, err_console, fail, print_json
 from straits.errors import InputError, StraitsError
-from straits.fileio import write_atomically
+from straits.fileio import output_path, write_output
 from straits.store import Store, ledger
 from straits.store.ledger import Entry, Verification, verify_chain
 
@@ -67,11 +66,10 @@ def _parse_head(text: str) -> tuple[int, str]:
 
 
 def _read_export(path: Path) -> list[Entry]:
+    from straits.loading import read_text
+
     out = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc}", source=str(path)) from None
+    lines = read_text(path).splitlines()  # capped: /dev/zero is an error, not a hang
     for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -107,11 +105,13 @@ def _summary(e: Entry) -> str:
 
 @app.command("show")
 def show(
-    seq: int = typer.Argument(None, help="One entry in full; default: a table of entries."),
+    seq: int = typer.Argument(None, min=1, max=2**53,
+                              help="One entry in full; default: a table of entries."),
     db: str = DbOption,
     tenant: str = typer.Option(None, "--tenant", help="Only this tenant's entries."),
-    since: int = typer.Option(1, "--since", min=1, help="First entry number."),
-    limit: int = typer.Option(50, "--limit", min=1, help="At most this many entries."),
+    since: int = typer.Option(1, "--since", min=1, max=2**53, help="First entry number."),
+    limit: int = typer.Option(50, "--limit", min=1, max=100_000,
+                              help="At most this many entries."),
     json_out: bool = JsonOption,
 ) -> None:
     """Show ledger entries: who recorded what, when, under which rules, and the result."""
@@ -142,22 +142,23 @@ def show(
 @app.command("export")
 def export(
     db: str = DbOption,
-    output: Path = typer.Option(None, "-o", "--output", help="File to write (default: stdout)."),
+    output: str = typer.Option(None, "-o", "--output", help="File to write, or a directory "
+                               "(ledger.jsonl inside it); '-' or none: stdout. Only a regular "
+                               "file is ever replaced."),
     tenant: str = typer.Option(None, "--tenant", help="Only this tenant's entries (such an "
                                "export cannot be verified as a chain on its own)."),
 ) -> None:
     """Export the ledger as JSON lines, one entry per line with every stored field, so that
     `straits ledger verify --file` can check it anywhere."""
     try:
+        output_path(output, default_name="ledger.jsonl")  # refuse a bad target before reading
         store = Store(db)
         lines = [json.dumps(e.to_json(), ensure_ascii=False, sort_keys=True)
                  for e in ledger.entries(store, tenant=tenant)]
+        written = write_output(output, "".join(line + "\n" for line in lines),
+                               default_name="ledger.jsonl")
     except StraitsError as exc:
         fail(exc)
         return
-    text = "".join(line + "\n" for line in lines)
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        write_atomically(output, text)
-        err_console.print(f"wrote {len(lines):,} entries to {output}")
+    if written is not None:
+        err_console.print(f"wrote {len(lines):,} entries to {written}")

@@ -65,14 +65,15 @@ def plan(
                                         "cost | time (makespan) | completion (weighted)."),
     solver: Solver = typer.Option("cpsat", "--solver", help="cpsat (optimizer, warm-started "
                                   "by the greedy plan) | greedy (the baseline alone)."),
-    time_limit: float = typer.Option(DEFAULT_TIME_LIMIT, "--time-limit", min=0.5,
-                                     help="Seconds CP-SAT may search."),
-    seed: int = typer.Option(0, "--seed", help="CP-SAT's random seed (same seed, same plan)."),
+    time_limit: float = typer.Option(DEFAULT_TIME_LIMIT, "--time-limit", min=0.5, max=3600,
+                                     help="Seconds CP-SAT may search (0.5 to 3600)."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**31 - 1,
+                             help="CP-SAT's random seed (same seed, same plan)."),
     risk: str = typer.Option(None, "--risk", metavar="p50|p90", help="Plan training stages "
                              "on the central estimate (p50, default) or on the high end of its "
                              "80% interval (p90: for hard deadlines and budgets). Overrides "
                              "the scenario's `risk`."),
-    pareto: int = typer.Option(0, "--pareto", min=0, metavar="N",
+    pareto: int = typer.Option(0, "--pareto", min=0, max=50, metavar="N",
                                help="Print the cost/time frontier with up to N plans."),
     progress: bool = typer.Option(None, "--progress/--no-progress",
                                   help="Show the search's progress (default: on a terminal)."),

@@ -53,7 +53,16 @@ def _plan(request: Request, who: Principal, ref: str
 
 
 @router.post("/skypilot/policy", tags=["admission"], openapi_extra=documented(
-    dict[str, Any], "SkyPilot's UserRequest (JSON, or a JSON string holding it)."))
+    dict[str, Any], "SkyPilot's UserRequest (JSON, or a JSON string holding it)."),
+    responses={
+        200: {"description": "The launch, unchanged: a JSON string holding SkyPilot's "
+                             "MutatedUserRequest.",
+              "content": {"application/json": {"schema": {"type": "string"}}}},
+        400: {"description": "A rejected launch (plain text, which SkyPilot shows its user), "
+                             "or a bad request (a problem).",
+              "content": {"text/plain": {"schema": {"type": "string"}},
+                          "application/problem+json": {
+                              "schema": {"$ref": "#/components/schemas/Problem"}}}}})
 async def skypilot_policy(
     request: Request,
     token: Annotated[str | None, Query(description="Bearer token, for SkyPilot, which sends "
@@ -66,9 +75,9 @@ async def skypilot_policy(
 ) -> Response:
     """Re-check a SkyPilot launch against the rules: unchanged if every candidate resource is
     lawful for the plan's stage today, 400 with the rule's citation otherwise."""
-    who = caller(request, token)
+    who = await run_in_threadpool(caller, request, token)  # database work: off the loop
     if record:
-        require(request, who, "planner", "record launches")
+        await run_in_threadpool(require, request, who, "planner", "record launches")
     user_request = parse_user_request(await json_body(request, "request body"))
     task = task_of(user_request)
     ref = str((task.get("envs") or {}).get(ENV_PLAN) or "")

@@ -27,7 +27,7 @@ from straits.store.db import Store
 from straits.store.ledger import Entry, append, canonical, digest
 from straits.store.tables import DecisionRow, PlanRow, ScenarioRow, utcnow
 
-PLAN_STATES = ("queued", "running", "done", "failed")
+PLAN_STATES = ("queued", "running", "done", "failed", "cancelled")
 
 
 def rules_body(rules: RuleSet) -> dict[str, Any]:
@@ -107,35 +107,6 @@ def new_plan_id() -> str:
     return uuid.uuid4().hex
 
 
-def create_plan(store: Store, sc: Scenario, options: dict[str, Any], *, tenant: str,
-                actor: str) -> str:
-    """A queued plan (the server runs it in the background)."""
-    plan_id = new_plan_id()
-    with store.write() as s:
-        ref = save_scenario(s, sc)
-        s.add(PlanRow(id=plan_id, tenant=tenant, actor=actor, scenario_digest=ref,
-                      options=canonical(options), status="queued"))
-    return plan_id
-
-
-def finish_plan(store: Store, plan_id: str, plan: Plan, rules: RuleSet, *,
-                record: bool) -> Entry | None:
-    """Store a finished plan and, when asked, append it to the ledger in the same
-    transaction."""
-    with store.write() as s:
-        row = s.get(PlanRow, plan_id)
-        if row is None:
-            raise NotFoundError(f"no plan {plan_id}")
-        entry = None
-        if record:
-            body = plan_body(row.scenario_digest, json.loads(row.options), plan, rules, plan_id)
-            entry = append(s, tenant=row.tenant, actor=row.actor, kind="plan", body=body)
-            row.ledger_seq = entry.seq
-        row.status, row.result, row.finished_at = "done", canonical(plan.to_json()), utcnow()
-        row.progress = None
-    return entry
-
-
 def record_plan(store: Store, sc: Scenario, plan: Plan, rules: RuleSet,
                 options: dict[str, Any], *, tenant: str, actor: str) -> tuple[str, Entry]:
     """Store a plan made elsewhere (the CLI) and append it to the ledger: one transaction."""
@@ -151,19 +122,6 @@ def record_plan(store: Store, sc: Scenario, plan: Plan, rules: RuleSet,
     return plan_id, entry
 
 
-def set_plan_state(store: Store, plan_id: str, status: str, *, progress: Any = None,
-                   error: str | None = None) -> None:
-    assert status in PLAN_STATES
-    with store.session() as s, s.begin():
-        row = s.get(PlanRow, plan_id)
-        if row is None:
-            return
-        row.status = status
-        row.progress = canonical(progress) if progress is not None else row.progress
-        if error is not None:
-            row.error, row.finished_at = error, utcnow()
-
-
 def get_plan(store: Store, plan_id: str) -> PlanRow | None:
     with store.session() as s:
         return s.get(PlanRow, plan_id)
@@ -177,25 +135,19 @@ def list_plans(store: Store, tenant: str | None, limit: int = 100) -> list[PlanR
         return list(s.scalars(q))
 
 
-def fail_unfinished(store: Store, reason: str) -> int:
-    """Mark queued or running plans failed (a server that restarts cannot resume them)."""
-    with store.session() as s, s.begin():
-        rows = list(s.scalars(select(PlanRow).where(PlanRow.status.in_(("queued", "running")))))
-        for row in rows:
-            row.status, row.error, row.finished_at = "failed", reason, utcnow()
-        return len(rows)
-
-
 def plan_job_json(row: PlanRow) -> dict[str, Any]:
-    """A plan as the API shows it: its state, progress and, once done, the plan contract."""
+    """A plan job as the API shows it: its state, attempts, progress and, once done, the plan
+    contract."""
     def iso(t: dt.datetime | None) -> str | None:
         if t is None:
             return None
         return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).isoformat()
 
     return {"id": row.id, "tenant": row.tenant, "status": row.status,
-            "created_at": iso(row.created_at), "finished_at": iso(row.finished_at),
-            "options": json.loads(row.options),
+            "created_at": iso(row.created_at), "started_at": iso(row.started_at),
+            "finished_at": iso(row.finished_at), "options": json.loads(row.options),
+            "record": bool(row.record), "attempts": row.attempts or 0,
+            "cancel_requested": bool(row.cancel_requested),
             "progress": json.loads(row.progress) if row.progress else None,
             "ledger_seq": row.ledger_seq, "error": row.error,
             "plan": json.loads(row.result) if row.result else None}

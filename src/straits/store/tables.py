@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, false, true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -28,7 +28,9 @@ class ScenarioRow(Base):
 
 
 class PlanRow(Base):
-    """A plan: queued, running, done or failed; its result is the plan JSON contract."""
+    """A plan job: queued, running, done, failed or cancelled; its result is the plan JSON
+    contract. A running job is leased to one worker until ``lease_until``; the worker renews
+    the lease (and writes its progress) while it plans (``straits.store.queue``)."""
 
     __tablename__ = "plans"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -44,6 +46,24 @@ class PlanRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True),
                                                             nullable=True)
+    record: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    """Append the finished plan to the ledger."""
+    rules_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The rules the accepting server had: only a worker with the same rules runs it."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    """The worker holding (or that last held) the lease: ``host:pid:nonce``."""
+    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True),
+                                                            nullable=True)
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True),
+                                                             nullable=True)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True),
+                                                           nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                   server_default=false())
+
+
+Index("ix_plans_status", PlanRow.status)
 
 
 class DecisionRow(Base):
