@@ -25,9 +25,9 @@ sc = load_scenario(sys.argv[3])
 try:
     plan = make_plan(sc, on_progress=on_progress, time_limit=3)
 except ZeroDivisionError:
-    print("raised")
+    print("raised", calls[0])
 else:
-    print("plan", plan.status)
+    print("plan", plan.status, calls[0])
 """
 
 
@@ -40,9 +40,13 @@ def test_callback_errors_and_stops_never_abort_the_solver(example_path: object, 
     p = subprocess.run([sys.executable, "-c", SCRIPT, str(k), mode, str(example_path)],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, (p.returncode, p.stderr[-2000:])
-    assert p.stdout.split()[0] == expected, p.stdout
+    words = p.stdout.split()
+    calls = int(words[-1])
+    if calls < k:  # the search reported fewer solutions than the case waits for
+        expected = "plan"
+    assert words[0] == expected, p.stdout
     if expected == "plan":
-        assert p.stdout.split()[1] in ("optimal", "feasible")
+        assert words[1] in ("optimal", "feasible")
 
 
 def test_the_issue_reproduction_exits_cleanly(example_path: object) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from straits import safe_yaml
 from straits.errors import RequestError
 from straits.export.skypilot import ACCELERATORS, ENV_PLAN, ENV_STAGE, ENV_WORKLOAD
 from straits.model.scenario import Scenario, Site
+from straits.model.types import MAX_CHIPS
 from straits.plan.recheck import PlanContext
 from straits.rules.decision import Reason
 from straits.rules.engine import RuleSet
@@ -140,8 +142,22 @@ def _read_resources(key: str) -> tuple[Candidate, ...]:
         infra = "/".join(str(p).lower() for p in (r.cloud, r.region, r.zone) if p)
         accs = r.accelerators or {None: None}
         for name, n in accs.items():
-            out.append(Candidate(infra, name, int(n) if n is not None else None))
+            out.append(Candidate(infra, name, _count(n) if n is not None else None))
     return tuple(out)
+
+
+def _count(value: Any) -> int:
+    """An accelerator count as SkyPilot read it, as whole chips: finite, above 0, at most
+    MAX_CHIPS (a fractional share of a chip still occupies one)."""
+    try:
+        n = float(value)
+    except (TypeError, ValueError):
+        n = math.nan
+    if not (math.isfinite(n) and 0 < n <= MAX_CHIPS):
+        raise RequestError(f"accelerator count {str(value)[:40]!r} is not a number of chips "
+                           f"from 1 to {MAX_CHIPS:,}", source="request body",
+                           path="task.resources.accelerators")
+    return math.ceil(n)
 
 
 def _first_line(exc: BaseException) -> str:
