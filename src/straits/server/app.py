@@ -23,15 +23,17 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from straits import __version__
-from straits.errors import AuthError, InputError, NotFoundError, StoreError
+from straits.errors import AuthError, InputError, LedgerError, NotFoundError, StoreError
 from straits.rules import ruleset
 from straits.server import bodies
 from straits.server.jobs import PlanRunner
+from straits.server.ledger_routes import router as ledger_router
 from straits.server.routes import router
 from straits.server.settings import Settings
 from straits.server.skypilot_routes import router as skypilot_router
 from straits.store.audit import log_refusal
 from straits.store.db import Store
+from straits.store.keys import configured as ledger_keys
 from straits.store.records import fail_unfinished
 
 log = logging.getLogger("straits.server")
@@ -119,7 +121,9 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None,
     app.state.admission_plans = {}
     app.state.admission_contexts = {}
     app.state.runner = runner
+    app.state.ledger_keys = ledger_keys()  # STRAITS_LEDGER_KEY / STRAITS_LEDGER_PUBKEY
     app.include_router(router)
+    app.include_router(ledger_router)
     app.include_router(skypilot_router)
 
     @app.get("/healthz", tags=["health"])
@@ -146,6 +150,11 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(NotFoundError)
     async def _missing(_: Request, exc: NotFoundError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=404)
+
+    @app.exception_handler(LedgerError)
+    async def _unproven(_: Request, exc: LedgerError) -> JSONResponse:
+        log.error("ledger integrity: %s", exc)  # nothing unproven is served
+        return JSONResponse({"error": str(exc), "ledger_seq": exc.seq}, status_code=409)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
