@@ -24,7 +24,7 @@ from straits.store.ledger import Entry, canonical
 from straits.store.note import Signer, open_checkpoint
 from straits.store.proven import prove_entry
 from straits.store.records import find_plan, record_check, record_plan
-from test_cli import straits
+from test_ledger_cli import straits
 from test_merkle import ref_mth, ref_path
 from test_rules_engine import DESIGN_REQUEST
 
