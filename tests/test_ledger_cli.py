@@ -252,12 +252,13 @@ def test_a_witness_catches_a_split_view(tmp_path: Path, keyfile: Path) -> None:
         "rejected"
 
 
-# --- migration from the first schema ---------------------------------------------------------------
+# --- migration from the first schema -------------------------------------------------------------
 def test_a_ledger_made_by_the_first_schema_verifies_after_the_upgrade(db_url: str,
                                                                       tmp_path: Path) -> None:
+    from importlib import resources
+
     from alembic import command
     from alembic.config import Config
-    from importlib import resources
 
     from straits.store.ledger import GENESIS, Entry, canonical
 
@@ -292,7 +293,7 @@ def test_a_ledger_made_by_the_first_schema_verifies_after_the_upgrade(db_url: st
     assert json.loads(p.stdout)["entries"] == 13
 
 
-# --- crashes ----------------------------------------------------------------------------------------
+# --- crashes -------------------------------------------------------------------------------------
 KILLED = textwrap.dedent("""
     import sys, time
     from straits.store import Store
@@ -330,7 +331,7 @@ def test_kill_9_mid_append_leaves_a_verifiable_log(db_url: str, keyfile: Path) -
     assert v.ok and v.entries == 9 and cp.checkpoint.size == 9, v.problem
 
 
-# --- a real server, a witness and a tenant over HTTP ----------------------------------------------
+# --- a real server, a witness and a tenant over HTTP ---------------------------------------------
 @pytest.mark.slow
 def test_a_witness_and_a_tenant_against_a_real_server(tmp_path: Path, keyfile: Path) -> None:
     import socket

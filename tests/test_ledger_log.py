@@ -19,7 +19,7 @@ from straits.plan import Plan, make_plan
 from straits.rules import RuleSet
 from straits.store import Store, checkpoints, ledger, merkle
 from straits.store.integrity import ChainHead, verify_heads, verify_store
-from straits.store.keys import Keys, load_signer
+from straits.store.keys import Keys
 from straits.store.ledger import Entry, canonical
 from straits.store.note import Signer, open_checkpoint
 from straits.store.proven import prove_entry
@@ -59,7 +59,7 @@ def plan(rules: RuleSet, example_path: Path) -> Plan:
     return make_plan(load_scenario(example_path), rules=rules, solver="greedy")
 
 
-# --- the tree --------------------------------------------------------------------------------------
+# --- the tree ------------------------------------------------------------------------------------
 def test_stored_tree_matches_the_reference_and_every_entry_is_proven(db_url: str) -> None:
     store = Store(db_url)
     fill(store, 13)
@@ -98,7 +98,7 @@ def test_checkpoints_are_signed_reused_and_never_fork(db_url: str, keys: Keys) -
     assert prove_entry(store, 3, keys).signed
 
 
-# --- tampering --------------------------------------------------------------------------------------
+# --- tampering -----------------------------------------------------------------------------------
 def _rewrite_everything(url: str, seq: int, keep_checkpoints: bool = True) -> None:
     """The strongest forger without the key: alter entry ``seq`` and recompute the whole chain
     and the whole tree, so everything in the database is consistent again."""
@@ -244,7 +244,7 @@ def test_an_older_published_head_verifies_and_a_forged_one_fails(db_url: str) ->
     assert not future.ok and "removed from the end" in (future.problem or "")
 
 
-# --- verified reads -------------------------------------------------------------------------------
+# --- verified reads ------------------------------------------------------------------------------
 def _recorded(db_url: str, rules: RuleSet, plan: Plan, example_path: Path) -> tuple[str, int]:
     store = Store(db_url)
     sc = load_scenario(example_path)

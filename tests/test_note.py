@@ -3,6 +3,8 @@ database's note package and of c2sp.org/signed-note; hostile notes and keys are 
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -79,10 +81,8 @@ def test_malformed_notes_are_refused(note: str) -> None:
 
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_never_crash_the_parser(blob: bytes) -> None:
-    try:
+    with contextlib.suppress(NoteError):
         parse_note(blob)
-    except NoteError:
-        pass
 
 
 def test_checkpoints_round_trip_and_bind_the_origin_to_the_key() -> None:
@@ -102,7 +102,7 @@ def test_checkpoints_round_trip_and_bind_the_origin_to_the_key() -> None:
     "log\n012\nAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n",
     "log\n-1\nAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n",
     "log\n12\nAAEC\n", "log\n12\n", "log\n\n12\nAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n",
-    "log\n１２\nAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n"])
+    "log\n\uff11\uff12\nAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n"])  # fullwidth 12
 def test_malformed_checkpoint_bodies_are_refused(text: str) -> None:
     with pytest.raises(NoteError):
         Checkpoint.parse_text(text)

@@ -20,6 +20,7 @@ import binascii
 import hashlib
 import struct
 from dataclasses import dataclass
+from functools import cached_property
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -129,7 +130,7 @@ class Signer:
             raise NoteError("the key id of the signer key is not hexadecimal") from None
         return signer
 
-    @property
+    @cached_property
     def verifier(self) -> Verifier:
         public = Ed25519PrivateKey.from_private_bytes(self.seed).public_key().public_bytes(
             Encoding.Raw, PublicFormat.Raw)

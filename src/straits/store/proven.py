@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from straits.errors import LedgerError
@@ -41,6 +42,9 @@ class Proof:
     root: bytes
     checkpoint: SignedCheckpoint | None
     """the latest stored checkpoint the current tree was proven to extend"""
+    nodes: tree.Proofs
+    """the node hashes read (they also answer the entry's inclusion proof at the
+    checkpoint's size when it covers the entry)"""
 
     @property
     def signed(self) -> bool:
@@ -55,8 +59,10 @@ class Proof:
                 "checkpoint_size": cp.checkpoint.size if cp is not None else None}
 
 
-def _prove(s: Session, seq: int, keys: Keys) -> Proof:
-    row = s.get(LedgerRow, seq)
+def prove_in(s: Session, seq: int, keys: Keys) -> Proof:
+    """:func:`prove_entry` inside an open session: four indexed reads (the entry, the head,
+    the latest checkpoint, the O(log n) tree nodes of every proof involved)."""
+    row: Any = s.execute(select(LedgerRow.__table__).where(LedgerRow.seq == seq)).first()
     if row is None:
         raise LedgerError(f"ledger entry {seq} does not exist: it was removed", seq)
     entry = Entry.from_row(row)
@@ -71,8 +77,9 @@ def _prove(s: Session, seq: int, keys: Keys) -> Proof:
         raise LedgerError(f"checkpoint #{cp_row.id if cp_row else '?'} was signed at {cp_size} "
                           f"entries but the log has {head}: entries were removed from the end",
                           head + 1)
+    inclusions = [(seq - 1, head)] + ([(seq - 1, cp_size)] if cp_size >= seq else [])
     try:
-        p = tree.proofs(s, roots=[head], inclusions=[(seq - 1, head)],
+        p = tree.proofs(s, roots=[head], inclusions=inclusions,
                         consistencies=[(cp_size, head)] if cp is not None else [])
     except (tree.MissingNodeError, ValueError) as exc:
         raise LedgerError(f"ledger entry {seq} cannot be proven: {exc}", seq) from None
@@ -91,14 +98,14 @@ def _prove(s: Session, seq: int, keys: Keys) -> Proof:
             raise LedgerError(f"the log no longer extends the checkpoint signed at {cp_size} "
                               f"entries: it was rewritten (ledger entry {seq} cannot be "
                               "trusted)", seq) from None
-    return Proof(entry, head, root, cp)
+    return Proof(entry, head, root, cp, p)
 
 
 def prove_entry(store: Store, seq: int, keys: Keys | None = None) -> Proof:
     """Entry ``seq``, proven (see the module's docstring), or :class:`LedgerError`."""
     keys = keys if keys is not None else configured()
     with store.session() as s:
-        return _prove(s, seq, keys)
+        return prove_in(s, seq, keys)
 
 
 # --- plans and decisions against their entries ---------------------------------------------------
@@ -166,7 +173,7 @@ def prove_plan(store: Store, row: PlanRow, keys: Keys | None = None) -> ProvenPl
         raise LedgerError(f"plan {row.id} is not recorded in the ledger, so nothing proves it")
     keys = keys if keys is not None else configured()
     with store.session() as s:
-        proof = _prove(s, row.ledger_seq, keys)
+        proof = prove_in(s, row.ledger_seq, keys)
         problem = plan_row_problem(row, proof.entry)
         if problem:
             raise LedgerError(problem + "; refusing to use it (`straits ledger verify` shows "

@@ -23,29 +23,35 @@ from dataclasses import dataclass
 from typing import Any
 
 from straits.errors import InputError, LedgerError
-from straits.store import checkpoints, merkle
+from straits.store import checkpoints, merkle, tree
 from straits.store.db import Store
 from straits.store.keys import Keys, configured
 from straits.store.ledger import Entry
 from straits.store.note import NoteError, SignedCheckpoint, Verifier, open_checkpoint
-from straits.store.proven import prove_entry
+from straits.store.proven import prove_in
 
 FORMAT = "straits-ledger-receipt/1"
 ENTRY_FIELDS = ("seq", "tenant_seq", "recorded_at", "tenant", "actor", "kind", "body", "salt")
 
 
 def make_receipt(store: Store, seq: int, keys: Keys | None = None) -> dict[str, Any]:
-    """The receipt of entry ``seq``: proven first (``proven.prove_entry``), then proven again
-    against a signed checkpoint that covers it (issued now when the signing key is at hand)."""
+    """The receipt of entry ``seq``: the entry proven (``proven``: inclusion in the current
+    tree, which extends the latest signed checkpoint), then its inclusion proof against that
+    checkpoint, or against a new one signed now when none covers the entry yet."""
     keys = keys if keys is not None else configured()
-    proof = prove_entry(store, seq, keys)
-    cp = checkpoints.covering(store, keys, seq)
-    size = cp.checkpoint.size
-    from straits.store import tree
-
     with store.session() as s:
-        p = tree.proofs(s, roots=[size], inclusions=[(seq - 1, size)])
-    path = p.inclusion(seq - 1, size)
+        proof = prove_in(s, seq, keys)
+        cp = proof.checkpoint
+        covered = cp is not None and cp.checkpoint.size >= seq and (
+            keys.signer is None or cp.checkpoint.origin == keys.signer.name)
+        if covered and cp is not None:
+            size = cp.checkpoint.size
+            path = proof.nodes.inclusion(seq - 1, size)
+    if not covered or cp is None:
+        cp = checkpoints.covering(store, keys, seq)
+        size = cp.checkpoint.size
+        with store.session() as s:
+            path = tree.proofs(s, inclusions=[(seq - 1, size)]).inclusion(seq - 1, size)
     try:  # never hand out a receipt that does not verify
         merkle.verify_inclusion(seq - 1, size, proof.entry.leaf_hash(), path,
                                 cp.checkpoint.root)
