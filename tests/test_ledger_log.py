@@ -80,6 +80,20 @@ def test_stored_tree_matches_the_reference_and_every_entry_is_proven(db_url: str
                 ref_path(e.seq - 1, data)
 
 
+def test_proof_reads_search_the_primary_key_and_never_scan(tmp_path: Path) -> None:
+    """A proof must read O(log n) rows: on SQLite its query plan searches the primary key."""
+    from straits.store import tree
+
+    store = Store(f"sqlite:///{tmp_path / 'plan.db'}")
+    q = tree.fetch_query(sorted(merkle.inclusion_nodes(123_456, 1_000_000)
+                                | merkle.consistency_nodes(500_000, 1_000_000)))
+    sql_text = str(q.compile(store.engine, compile_kwargs={"literal_binds": True}))
+    with store.engine.connect() as conn:
+        plan = [row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql_text)]
+    assert any(p.startswith("SEARCH ledger_nodes USING") for p in plan), plan
+    assert not any(p.startswith("SCAN ledger_nodes") for p in plan), plan
+
+
 def test_checkpoints_are_signed_reused_and_never_fork(db_url: str, keys: Keys) -> None:
     store = Store(db_url)
     fill(store, 5)

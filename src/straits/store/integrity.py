@@ -33,7 +33,14 @@ from straits.store.keys import Keys, configured
 from straits.store.ledger import Entry, Verification, digest, entries, head, verify_chain
 from straits.store.note import SignedCheckpoint
 from straits.store.proven import decision_row_problem, plan_row_problem
-from straits.store.tables import DecisionRow, LedgerCheckpoint, LedgerRow, PlanRow, ScenarioRow
+from straits.store.tables import (
+    DecisionRow,
+    LedgerCheckpoint,
+    LedgerHead,
+    LedgerRow,
+    PlanRow,
+    ScenarioRow,
+)
 
 
 @dataclass(frozen=True)
@@ -154,10 +161,10 @@ def _check_checkpoints(s: Session, keys: Keys, n: int, root: bytes,
 
 
 def _consistent(s: Session, first: int, first_root: bytes, n: int, root: bytes,
-                what: str) -> None:
+                what: str, nodes: tree.Proofs | None = None) -> None:
     """``first_root`` is the root of the first ``first`` entries: checked by a consistency
-    proof from the stored tree (raises ``_Broken``)."""
-    p = tree.proofs(s, consistencies=[(first, n)])
+    proof from the stored tree (raises ``_Broken``); ``nodes`` may hold the hashes already."""
+    p = nodes if nodes is not None else tree.proofs(s, consistencies=[(first, n)])
     try:
         merkle.verify_consistency(first, n, first_root, root, p.consistency(first, n))
     except merkle.ProofError:
@@ -165,7 +172,8 @@ def _consistent(s: Session, first: int, first_root: bytes, n: int, root: bytes,
                             "entries were rewritten since") from None
 
 
-def _check_head(s: Session, h: Head, n: int, root: bytes) -> dict[str, Any]:
+def _check_head(s: Session, h: Head, n: int, root: bytes,
+                nodes: tree.Proofs | None = None) -> dict[str, Any]:
     if isinstance(h, ChainHead):
         if h.seq > n:
             raise _Broken(n + 1, f"the head {h.seq}:{h.hash[:16]}... records {h.seq} entries "
@@ -180,7 +188,7 @@ def _check_head(s: Session, h: Head, n: int, root: bytes) -> dict[str, Any]:
             as_root = b""
         if len(as_root) == merkle.HASH_SIZE:
             try:
-                _consistent(s, h.seq, as_root, n, root, "")
+                _consistent(s, h.seq, as_root, n, root, "", nodes)
                 return {"head": h.label(), "proven_by": f"consistency proof {h.seq} -> {n}"}
             except _Broken:
                 pass
@@ -191,7 +199,8 @@ def _check_head(s: Session, h: Head, n: int, root: bytes) -> dict[str, Any]:
     if cp.size > n:
         raise _Broken(n + 1, f"the checkpoint given signs {cp.size} entries but the log has "
                              f"{n}: entries {n + 1} to {cp.size} were removed from the end")
-    _consistent(s, cp.size, cp.root, n, root, f"the checkpoint given ({cp.size} entries)")
+    _consistent(s, cp.size, cp.root, n, root, f"the checkpoint given ({cp.size} entries)",
+                nodes)
     return {"head": _head_label(h), "proven_by": f"consistency proof {cp.size} -> {n}",
             "key": f"{h.key.name}+{h.key.id:08x}" if h.key else None}
 
@@ -218,17 +227,21 @@ def _check_rows(s: Session) -> None:
             raise _Broken(row.seq, problem)
 
 
+def _size(h: Head) -> int:
+    return h.seq if isinstance(h, ChainHead) else h.checkpoint.size
+
+
 def verify_heads(store: Store, keys: Keys, heads: Iterable[Head]) -> Verification:
     """The quick check: the latest stored checkpoint and each head given against the stored
-    tree, by consistency proofs (``O(log n)`` reads, no rescan of the entries)."""
+    tree, by consistency proofs (one read of ``O(log n)`` node hashes, no rescan)."""
+    heads = list(heads)
     with store.session() as s:
-        n = checkpoints.tree_head_size(s)
-        h = head(store)
-        v = Verification(True, n, n, h[1] if h else "")
+        head_row = s.execute(select(LedgerHead.seq, LedgerHead.hash)).first()
+        n, head_hash = (int(head_row[0]), str(head_row[1])) if head_row else (0, "")
+        v = Verification(True, n, n, head_hash)
         try:
-            root = tree.proofs(s, roots=[n]).root(n) if n else merkle.EMPTY_ROOT
-            v = v.replace(root_hash=root.hex())
             row = checkpoints.latest_row(s)
+            cp = None
             if row is not None:
                 try:
                     cp = checkpoints.open_row(row, keys)
@@ -238,15 +251,22 @@ def verify_heads(store: Store, keys: Keys, heads: Iterable[Head]) -> Verificatio
                     raise _Broken(n + 1, f"checkpoint #{row.id} was signed at "
                                          f"{cp.checkpoint.size} entries but the log has {n}: "
                                          "entries were removed from the end")
+            sizes = {_size(h) for h in heads if _size(h) <= n}
+            if cp is not None:
+                sizes.add(cp.checkpoint.size)
+            nodes = tree.proofs(s, roots=[n], consistencies=[(m, n) for m in sizes])
+            root = nodes.root(n) if n else merkle.EMPTY_ROOT
+            v = v.replace(root_hash=root.hex())
+            if cp is not None and row is not None:
                 _consistent(s, cp.checkpoint.size, cp.checkpoint.root, n, root,
-                            f"checkpoint #{row.id} ({cp.checkpoint.size} entries)")
+                            f"checkpoint #{row.id} ({cp.checkpoint.size} entries)", nodes)
                 k = cp.key
                 v = v.replace(checkpoint={
                     "size": cp.checkpoint.size, "root_hash": cp.checkpoint.root_hex,
                     "origin": cp.checkpoint.origin,
                     "key": f"{k.name}+{k.id:08x}" if k else None, "signed": k is not None},
                     signatures="checked" if keys.checks_signatures else "not checked")
-            v = v.replace(heads=tuple(_check_head(s, x, n, root) for x in heads),
+            v = v.replace(heads=tuple(_check_head(s, x, n, root, nodes) for x in heads),
                           notes=("quick check: heads and the latest checkpoint against the "
                                  "stored tree by consistency proofs; entries not rescanned",))
         except _Broken as exc:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select, tuple_
+from sqlalchemy import Connection, Select, and_, or_, select
 from sqlalchemy.orm import Session
 
 from straits.store import merkle
@@ -47,15 +47,24 @@ def add_leaf(session: Session, index: int, leaf: bytes) -> None:
         session.add(LedgerNode(level=level, idx=idx, hash=h.hex()))
 
 
+def fetch_query(nodes: Iterable[Node]) -> Select[int, int, str]:
+    """One ``level = L AND idx IN (...)`` term per level: SQLite (multi-index OR) and PostgreSQL
+    both answer it from the primary key; a row-value ``(level, idx) IN`` made SQLite scan the
+    whole table (190 ms a proof at 10^5 entries)."""
+    by_level: dict[int, list[int]] = {}
+    for level, idx in nodes:
+        by_level.setdefault(level, []).append(idx)
+    return select(LedgerNode.level, LedgerNode.idx, LedgerNode.hash).where(or_(*(
+        and_(LedgerNode.level == level, LedgerNode.idx.in_(idxs))
+        for level, idxs in by_level.items())))
+
+
 def fetch(session: Session | Connection, nodes: Iterable[Node]) -> dict[Node, bytes]:
     """The stored hashes of ``nodes``; :class:`MissingNodeError` names the first missing."""
     wanted = sorted(set(nodes))
     out: dict[Node, bytes] = {}
     for i in range(0, len(wanted), FETCH_CHUNK):
-        chunk = wanted[i:i + FETCH_CHUNK]
-        q = select(LedgerNode.level, LedgerNode.idx, LedgerNode.hash).where(
-            tuple_(LedgerNode.level, LedgerNode.idx).in_(chunk))
-        for level, idx, h in session.execute(q):
+        for level, idx, h in session.execute(fetch_query(wanted[i:i + FETCH_CHUNK])):
             out[(level, idx)] = _unhex(h, (level, idx))
     for node in wanted:
         if node not in out:
