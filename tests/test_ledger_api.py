@@ -121,7 +121,7 @@ def test_no_key_no_receipt(db_url: str) -> None:
         api = Api(client, store)
         record(api, "a")
         r = client.get("/v1/ledger/entries/1/receipt", headers=api.auth("a", "viewer"))
-        assert r.status_code == 503 and "signing key" in r.json()["error"]
+        assert r.status_code == 409 and "signing key" in r.json()["error"]
 
 
 def test_plan_views_serve_only_what_the_log_proves(api: Api, rules: RuleSet,

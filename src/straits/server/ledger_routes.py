@@ -122,7 +122,7 @@ async def ledger_receipt(request: Request, who: Caller, seq: int) -> Any:
     try:
         return await run_in_threadpool(make)
     except checkpoints.NoCheckpointError as exc:
-        return JSONResponse({"error": f"no receipt yet: {exc.detail}"}, status_code=503)
+        return JSONResponse({"error": f"no receipt yet: {exc.detail}"}, status_code=409)
 
 
 def _b64(hashes: list[bytes]) -> list[str]:
@@ -148,7 +148,7 @@ def ledger_checkpoint(
                          who)
         if keys.signer is None:
             return JSONResponse({"error": "this server has no ledger signing key "
-                                          "(STRAITS_LEDGER_KEY)"}, status_code=503)
+                                          "(STRAITS_LEDGER_KEY)"}, status_code=409)
         cp = checkpoints.issue(store, keys.signer)
     else:
         found = checkpoints.latest(store, keys)
