@@ -44,15 +44,28 @@ from straits.store.tables import LedgerHead, LedgerRow
 BATCH = 10_000
 
 
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    t = time.perf_counter()
+CPU: dict[str, list[float]] = {}
+"""CPU seconds of this process per call, by label: on a shared, loaded machine the wall clock
+mostly measures waiting for a core; CPU time is what the work costs (SQLite runs in-process, so
+it is counted; a PostgreSQL server's work is not)."""
+
+
+def timed(fn: Callable[[], Any], label: str | None = None) -> tuple[float, Any]:
+    c, t = time.process_time(), time.perf_counter()
     out = fn()
-    return time.perf_counter() - t, out
+    wall = time.perf_counter() - t
+    if label:
+        CPU.setdefault(label, []).append(time.process_time() - c)
+    return wall, out
 
 
-def ms(samples: list[float]) -> str:
+def ms(samples: list[float], label: str | None = None) -> str:
     s = sorted(samples)
-    return f"median {statistics.median(s) * 1e3:7.2f} ms  p95 {s[int(len(s) * 0.95)] * 1e3:7.2f} ms"
+    cpu = ""
+    if label and CPU.get(label):
+        cpu = f"  (CPU median {statistics.median(CPU[label]) * 1e3:6.2f} ms)"
+    return (f"median {statistics.median(s) * 1e3:7.2f} ms  p95 {s[int(len(s) * 0.95)] * 1e3:7.2f}"
+            f" ms{cpu}")
 
 
 def backfill_fn() -> Callable[[Any], int]:
@@ -141,20 +154,24 @@ def run(url: str, n: int, appends: int, samples: int) -> dict[str, float]:
     rng = random.Random(7)
     seqs = [rng.randint(1, size) for _ in range(samples)]
     rec_t, ver_t, inc_t = [], [], []
+    CPU.clear()
     for seq in seqs:
-        dt_r, receipt = timed(lambda seq=seq: make_receipt(store, seq, keys))
+        dt_r, receipt = timed(lambda seq=seq: make_receipt(store, seq, keys), "receipt")
         rec_t.append(dt_r)
-        ver_t.append(timed(lambda r=receipt: verify_receipt(r, [signer.verifier]))[0])
+        ver_t.append(timed(lambda r=receipt: verify_receipt(r, [signer.verifier]), "verify")[0])
 
         def inclusion(seq: int = seq) -> list[bytes]:
             with store.session() as s:
                 return tree.proofs(s, inclusions=[(seq - 1, size)]).inclusion(seq - 1, size)
-        inc_t.append(timed(inclusion)[0])
+        inc_t.append(timed(inclusion, "inclusion")[0])
     out["receipt_ms"] = statistics.median(rec_t) * 1e3
-    print(f"  receipt (prove the entry, inclusion proof, signed checkpoint): {ms(rec_t)}")
-    print(f"  receipt verified offline:                                      {ms(ver_t)}")
-    print(f"  inclusion proof alone (one query, {len(inc_t[0:1]) and 'log n'} nodes):"
-          f"               {ms(inc_t)}")
+    out["receipt_cpu_ms"] = statistics.median(CPU["receipt"]) * 1e3
+    print(f"  receipt (prove the entry, inclusion proof, signed checkpoint): "
+          f"{ms(rec_t, 'receipt')}")
+    print(f"  receipt verified offline:                                      "
+          f"{ms(ver_t, 'verify')}")
+    print(f"  inclusion proof alone (one query of O(log n) nodes):           "
+          f"{ms(inc_t, 'inclusion')}")
 
     half = size // 2
     with store.session() as s:
@@ -163,11 +180,13 @@ def run(url: str, n: int, appends: int, samples: int) -> dict[str, float]:
 
     older = open_checkpoint(sign_checkpoint(Checkpoint(signer.name, half, old_root), signer),
                             [signer.verifier])
-    quick_t = [timed(lambda: verify_heads(store, keys, [older]))[0] for _ in range(samples)]
+    quick_t = [timed(lambda: verify_heads(store, keys, [older]), "quick")[0]
+               for _ in range(samples)]
     assert verify_heads(store, keys, [older]).ok
     out["quick_ms"] = statistics.median(quick_t) * 1e3
+    out["quick_cpu_ms"] = statistics.median(CPU["quick"]) * 1e3
     print(f"  older checkpoint ({half:,}) verified by consistency proof, no rescan: "
-          f"{ms(quick_t)}")
+          f"{ms(quick_t, 'quick')}")
 
     chain_s, v0 = timed(lambda: verify_chain(ledger.entries(store), ledger.head(store)))
     full_s, v = timed(lambda: verify_store(store, keys, [older]))
@@ -208,10 +227,12 @@ def main() -> None:
             engine.dispose()
             print(f"PostgreSQL, {n:,} entries")
             results[("postgresql", n)] = run(args.postgres, n, args.appends, args.samples)
-    print("\nsummary (median receipt ms | older checkpoint ms | full verify s / chain walk s)")
+    print("\nsummary: median wall (CPU) ms of a receipt | of an older checkpoint's check | "
+          "full verify s / chain walk s")
     for (db, n), r in results.items():
-        flag = "" if r["receipt_ms"] < 5 else "  (over the 5 ms target)"
-        print(f"  {db:10} {n:>9,}: {r['receipt_ms']:6.2f} ms | {r['quick_ms']:6.2f} ms | "
+        flag = "" if r["receipt_ms"] < 5 else "  (wall over the 5 ms target)"
+        print(f"  {db:10} {n:>9,}: {r['receipt_ms']:6.2f} ({r['receipt_cpu_ms']:5.2f}) ms | "
+              f"{r['quick_ms']:6.2f} ({r['quick_cpu_ms']:5.2f}) ms | "
               f"{r['full_verify_s']:7.2f} s / {r['chain_walk_s']:6.2f} s{flag}")
     sys.stdout.flush()
 

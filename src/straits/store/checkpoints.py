@@ -10,6 +10,7 @@ signatures say, never for being in the table.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import select
@@ -25,6 +26,7 @@ from straits.store.note import (
     NoteError,
     SignedCheckpoint,
     Signer,
+    Verifier,
     open_checkpoint,
     sign_checkpoint,
 )
@@ -63,11 +65,18 @@ def latest_row(session: Session, *, min_size: int = 0) -> LedgerCheckpoint | Non
     return cast(LedgerCheckpoint | None, row)
 
 
+@lru_cache(maxsize=256)
+def _open(note: str, trusted: tuple[Verifier, ...] | None) -> SignedCheckpoint:
+    """The same note under the same keys always opens the same way: every proven read of an
+    unchanged log checks the latest checkpoint's signature once per process."""
+    return open_checkpoint(note, list(trusted) if trusted is not None else None)
+
+
 def open_row(row: LedgerCheckpoint, keys: Keys) -> SignedCheckpoint:
     """A stored checkpoint, its signature checked when keys are known (``LedgerError`` when
     it does not verify: the row was forged or altered)."""
     try:
-        cp = open_checkpoint(row.note, keys.trusted if keys.checks_signatures else None)
+        cp = _open(row.note, tuple(keys.trusted) if keys.checks_signatures else None)
     except NoteError as exc:
         raise LedgerError(f"stored checkpoint #{row.id} (size {row.size}) is not trustworthy: "
                           f"{exc}") from None

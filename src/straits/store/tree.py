@@ -35,16 +35,16 @@ class MissingNodeError(LookupError):
 
 
 def add_leaf(session: Session, index: int, leaf: bytes) -> None:
-    """Store leaf ``index`` (0-based) and every perfect subtree it completes."""
-    level, idx, h = 0, index, leaf
-    session.add(LedgerNode(level=0, idx=index, hash=leaf.hex()))
-    while idx & 1:
-        left = session.scalar(select(LedgerNode.hash).where(LedgerNode.level == level,
-                                                            LedgerNode.idx == idx - 1))
-        if left is None:
-            raise MissingNodeError((level, idx - 1))
-        h, level, idx = merkle.node_hash(bytes.fromhex(left), h), level + 1, idx >> 1
-        session.add(LedgerNode(level=level, idx=idx, hash=h.hex()))
+    """Store leaf ``index`` (0-based) and every perfect subtree it completes. The left siblings
+    it combines with are the subtrees at the index's trailing one-bits: one query reads them."""
+    ones = (index ^ (index + 1)).bit_length() - 1
+    siblings = fetch(session, [(level, (index >> level) - 1) for level in range(ones)])
+    h = leaf
+    nodes = [LedgerNode(level=0, idx=index, hash=leaf.hex())]
+    for level in range(ones):
+        h = merkle.node_hash(siblings[(level, (index >> level) - 1)], h)
+        nodes.append(LedgerNode(level=level + 1, idx=index >> (level + 1), hash=h.hex()))
+    session.add_all(nodes)
 
 
 def fetch_query(nodes: Iterable[Node]) -> Select[int, int, str]:
@@ -63,6 +63,8 @@ def fetch(session: Session | Connection, nodes: Iterable[Node]) -> dict[Node, by
     """The stored hashes of ``nodes``; :class:`MissingNodeError` names the first missing."""
     wanted = sorted(set(nodes))
     out: dict[Node, bytes] = {}
+    if not wanted:
+        return out
     for i in range(0, len(wanted), FETCH_CHUNK):
         for level, idx, h in session.execute(fetch_query(wanted[i:i + FETCH_CHUNK])):
             out[(level, idx)] = _unhex(h, (level, idx))
