@@ -187,7 +187,7 @@ def test_receipts_verify_offline_with_only_the_public_key(db_url: str, keyfile: 
         q = straits("ledger", "verify-receipt", str(f), "--pubkey", vkey)
         assert q.returncode == 2 and "Traceback" not in q.stderr, q.stderr
     missing = straits("ledger", "receipt", "40", "--db", db_url, "--key", str(keyfile))
-    assert missing.returncode == 1 and "entry 40" in missing.stderr
+    assert missing.returncode == 2 and "no ledger entry 40" in missing.stderr
 
 
 def test_a_witness_catches_a_split_view(tmp_path: Path, keyfile: Path) -> None:

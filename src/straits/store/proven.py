@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from straits.errors import LedgerError
+from straits.errors import LedgerError, NotFoundError
 from straits.store import checkpoints, merkle, tree
 from straits.store.db import Store
 from straits.store.keys import Keys, configured
@@ -63,10 +63,12 @@ def prove_in(s: Session, seq: int, keys: Keys) -> Proof:
     """:func:`prove_entry` inside an open session: four indexed reads (the entry, the head,
     the latest checkpoint, the O(log n) tree nodes of every proof involved)."""
     row: Any = s.execute(select(LedgerRow.__table__).where(LedgerRow.seq == seq)).first()
+    head = checkpoints.tree_head_size(s)
     if row is None:
+        if not 1 <= seq <= head:
+            raise NotFoundError(f"no ledger entry {seq}: the log has {head} entries")
         raise LedgerError(f"ledger entry {seq} does not exist: it was removed", seq)
     entry = Entry.from_row(row)
-    head = checkpoints.tree_head_size(s)
     if seq > head:
         raise LedgerError(f"ledger entry {seq} lies beyond the log's head ({head}): it was "
                           "inserted outside the log", seq)
