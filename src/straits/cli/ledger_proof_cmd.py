@@ -6,9 +6,6 @@ import json
 import os
 import socket
 import sys
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -258,6 +255,9 @@ def _read_text(path: Path, option: str) -> str:
 
 
 def _get(url: str, token: str | None) -> str:
+    import urllib.error
+    import urllib.request
+
     req = urllib.request.Request(url, headers={"Accept": "application/json, text/plain"})
     if token:
         req.add_header("Authorization", f"Bearer {token}")
@@ -279,6 +279,8 @@ def _get(url: str, token: str | None) -> str:
 
 
 def _fetch(src: str, token: str | None, since: int | None) -> str:
+    import urllib.parse
+
     if src == "-":
         return str(sys.stdin.read())
     if src.startswith(("http://", "https://")):
@@ -305,6 +307,8 @@ def _proof_source(db: str | None, log_url: str | None, token: str | None) -> Any
         return from_db
     if log_url:
         def from_server(first: int, second: int) -> list[bytes]:
+            import urllib.parse
+
             q = urllib.parse.urlencode({"first": first, "second": second})
             doc = json.loads(_get(f"{log_url.rstrip('/')}/v1/ledger/consistency?{q}", token))
             return [base64.b64decode(h, validate=True) for h in doc["proof"]]
