@@ -181,7 +181,9 @@ def test_receipts_verify_offline_with_only_the_public_key(db_url: str, keyfile: 
         bad = straits("ledger", "verify-receipt", str(f), "--pubkey", vkey)
         assert bad.returncode == 1, (change, bad.stdout, bad.stderr)
         assert "does not verify" in bad.stdout
-    for junk in ("[]", "{}", '{"receipt": "straits-ledger-receipt/1", "entry": []}', "\x00"):
+    for junk in ("[]", "{}", '{"receipt": "straits-ledger-receipt/1", "entry": []}', "\x00",
+                 "[" * 100_000, '{"receipt": "straits-ledger-receipt/1", "entry": {"seq": '
+                 'true}}'):
         f = tmp_path / "junk.json"
         f.write_text(junk)
         q = straits("ledger", "verify-receipt", str(f), "--pubkey", vkey)
@@ -250,6 +252,11 @@ def test_a_witness_catches_a_split_view(tmp_path: Path, keyfile: Path) -> None:
     bad = straits(*wb, "--checkpoint", str(forged))
     assert bad.returncode == 1 and json.loads(bad.stdout)["checkpoints"][0]["status"] == \
         "rejected"
+    for junk in ("{" * 100_000, '{"checkpoint": 5}', "\xff\xfe"):  # hostile documents: exit 2
+        forged.write_text(junk, encoding="latin-1")
+        assert straits(*wb, "--checkpoint", str(forged)).returncode == 2
+    state_b.write_text("[" * 100_000)
+    assert straits(*wb, "--checkpoint", str(cps["b7"])).returncode == 2
 
 
 # --- migration from the first schema -------------------------------------------------------------

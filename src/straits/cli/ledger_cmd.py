@@ -176,7 +176,7 @@ def _read_export(path: Path) -> list[Entry]:
             if not isinstance(doc, dict):
                 raise TypeError("not a JSON object")
             out.append(Entry.from_json(doc))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, RecursionError) as exc:
             raise InputError(f"not a ledger entry: {exc}", source=str(path),
                              path=f"line {i}") from None
     return out

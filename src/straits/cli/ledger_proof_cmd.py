@@ -162,7 +162,7 @@ def register(app: typer.Typer) -> None:
             text = sys.stdin.read() if str(file) == "-" else _read_text(file, "RECEIPT")
             try:
                 doc = json.loads(text)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise InputError(f"not JSON: {exc}", source=str(file)) from None
             try:
                 check = verify_receipt(doc, keys.trusted)
@@ -311,6 +311,8 @@ def _proof_source(db: str | None, log_url: str | None, token: str | None) -> Any
 
             q = urllib.parse.urlencode({"first": first, "second": second})
             doc = json.loads(_get(f"{log_url.rstrip('/')}/v1/ledger/consistency?{q}", token))
+            if not isinstance(doc, dict) or not isinstance(doc.get("proof"), list):
+                raise ValueError("the server's answer holds no proof")
             return [base64.b64decode(h, validate=True) for h in doc["proof"]]
         return from_server
     return None

@@ -73,7 +73,7 @@ def parse_offer(text: str, source: str) -> Offered:
         return Offered(text, source)
     try:
         doc = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InputError(f"not JSON: {exc}", source=source) from None
     note = doc.get("checkpoint") if isinstance(doc, dict) else None
     if not isinstance(note, str):
@@ -101,7 +101,7 @@ class Witness:
         if path.exists():
             try:
                 state = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, RecursionError) as exc:
                 raise InputError(f"cannot read the witness state: {exc}",
                                  source=str(path), path="--state") from None
             if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
