@@ -33,7 +33,8 @@ def upgrade() -> None:
     sa.Column('level', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('idx', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('hash', sa.String(length=64), nullable=False),
-    sa.PrimaryKeyConstraint('level', 'idx')
+    sa.PrimaryKeyConstraint('level', 'idx'),
+    sqlite_with_rowid=False
     )
     op.create_table('ledger_checkpoints',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
