@@ -92,7 +92,7 @@ class LedgerNode(Base):
     __tablename__ = "ledger_nodes"
     # SQLite: clustered on (level, idx), so a node is one B-tree descent, not an index search
     # and a rowid lookup (PostgreSQL ignores the option)
-    __table_args__ = {"sqlite_with_rowid": False}
+    __table_args__ = ({"sqlite_with_rowid": False},)
     level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     hash: Mapped[str] = mapped_column(String(64))
