@@ -88,3 +88,13 @@ class NotFoundError(StraitsError):
 
 class CatalogError(StraitsError):
     """Shipped data is inconsistent: a bug in Straits, not in the user's input."""
+
+
+class LedgerError(StraitsError):
+    """The ledger does not prove what the database holds: a record, an entry or the tree was
+    altered, or a checkpoint is forged. The message names the entry. Exit status 1; HTTP 409
+    (nothing unproven is served)."""
+
+    def __init__(self, message: str, seq: int | None = None) -> None:
+        self.seq = seq
+        super().__init__(message)

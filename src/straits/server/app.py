@@ -30,10 +30,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from straits import __version__
-from straits.errors import AuthError, InputError, InputTooLarge, NotFoundError, StoreError
+from straits.errors import (
+    AuthError,
+    InputError,
+    InputTooLarge,
+    LedgerError,
+    NotFoundError,
+    StoreError,
+)
 from straits.rules import ruleset
 from straits.server import bodies
 from straits.server.jobs import Worker
+from straits.server.ledger_routes import router as ledger_router
 from straits.server.problems import Problem, StrictJSONResponse, problem
 from straits.server.problems import openapi_responses as problems_doc
 from straits.server.routes import router
@@ -42,6 +50,7 @@ from straits.server.settings import Settings
 from straits.server.skypilot_routes import router as skypilot_router
 from straits.store.audit import log_refusal
 from straits.store.db import Store
+from straits.store.keys import configured as ledger_keys
 
 log = logging.getLogger("straits.server")
 
@@ -160,7 +169,9 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None,
     app.state.admission_plans = {}
     app.state.admission_contexts = {}
     app.state.worker = worker
+    app.state.ledger_keys = ledger_keys()  # STRAITS_LEDGER_KEY / STRAITS_LEDGER_PUBKEY
     app.include_router(router)
+    app.include_router(ledger_router)
     app.include_router(skypilot_router)
 
     @app.get("/healthz", tags=["health"], operation_id="health",
@@ -196,6 +207,11 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(NotFoundError)
     async def _missing(request: Request, exc: NotFoundError) -> JSONResponse:
         return problem(404, str(exc), instance=request.url.path)
+
+    @app.exception_handler(LedgerError)
+    async def _unproven(request: Request, exc: LedgerError) -> JSONResponse:
+        log.error("ledger integrity: %s", exc)  # nothing unproven is served
+        return problem(409, str(exc), instance=request.url.path, ledger_seq=exc.seq)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -19,24 +19,25 @@ from straits.model.scenario import Scenario
 from straits.model.types import Objective, Regime
 from straits.server.auth import Caller, refuse, require
 from straits.server.bodies import documented, json_body
+from straits.server.ledger_routes import view_number
 from straits.server.problems import problem
 from straits.server.schemas import (
     CheckAnswer,
     ChipInfo,
     EstimateAnswer,
-    LedgerEntryInfo,
-    LedgerVerification,
     PlanDocument,
     PlanJob,
     PlanSummary,
     RuleInfo,
 )
-from straits.store import ledger, queue
+from straits.store import queue
 from straits.store.records import (
     get_plan,
     list_plans,
     plan_job_json,
+    proven_job_json,
     record_check,
+    tenant_numbers,
 )
 from straits.store.tables import PlanRow
 from straits.store.tokens import Principal
@@ -69,7 +70,7 @@ async def check(request: Request, response: Response, who: Caller,
         entry = await run_in_threadpool(
             lambda: record_check(request.app.state.store, request.app.state.rules, requests,
                                  answer, tenant=who.tenant, actor=who.actor))
-        response.headers["X-Straits-Ledger-Seq"] = str(entry.seq)
+        response.headers["X-Straits-Ledger-Seq"] = str(view_number(who, entry))
     return answer
 
 
@@ -149,23 +150,32 @@ def _own_plan(request: Request, who: Principal, plan_id: str) -> PlanRow:
 def plans(request: Request, who: Caller,
           limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
     """Your tenant's plans, newest first (every tenant's for admins), without plan bodies."""
-    rows = list_plans(request.app.state.store, None if who.is_admin else who.tenant, limit)
-    return [{k: v for k, v in plan_job_json(r).items() if k != "plan"} for r in rows]
+    store = request.app.state.store
+    rows = list_plans(store, None if who.is_admin else who.tenant, limit)
+    jobs = [{k: v for k, v in plan_job_json(r).items() if k != "plan"} for r in rows]
+    if not who.is_admin:  # a tenant sees its own entry numbers, never the global ones
+        numbers = tenant_numbers(store, [j["ledger_seq"] for j in jobs if j["ledger_seq"]])
+        for j in jobs:
+            j["ledger_seq"] = numbers.get(j["ledger_seq"]) if j["ledger_seq"] else None
+    return jobs
 
 
 @router.get("/plans/{plan_id}", tags=["plans"], operation_id="getPlan",
             responses={200: {"model": PlanJob}})
 def plan_status(request: Request, plan_id: str, who: Caller) -> dict[str, Any]:
     """A plan job's state (queued, running, done, failed, cancelled), attempts, progress, the
-    reason it failed and, once done, the plan."""
-    return plan_job_json(_own_plan(request, who, plan_id))
+    reason it failed and, once done, the plan (a recorded plan as its ledger entry proves it;
+    409 if the stored copy differs)."""
+    return proven_job_json(request.app.state.store, _own_plan(request, who, plan_id),
+                           tenant_view=not who.is_admin)
 
 
 @router.get("/plans/{plan_id}/plan", tags=["plans"], operation_id="getPlanResult",
             responses={200: {"model": PlanDocument}})
 def plan_result(request: Request, plan_id: str, who: Caller) -> Any:
     """The finished plan, exactly as `straits plan --json` prints it (409 until it is done)."""
-    job = plan_job_json(_own_plan(request, who, plan_id))
+    job = proven_job_json(request.app.state.store, _own_plan(request, who, plan_id),
+                          tenant_view=not who.is_admin)
     if job["status"] != "done":
         return problem(409, f"plan {plan_id} is {job['status']}", instance=request.url.path,
                        plan_status=job["status"], progress=job["progress"],
@@ -207,30 +217,3 @@ def rules(request: Request, who: Caller, date: dt.date | None = None,
 def chips(who: Caller) -> list[dict[str, Any]]:
     """The chip catalog with computed export figures, as `straits chips --json`."""
     return api.chips_json()
-
-
-@router.get("/ledger/verify", tags=["ledger"], operation_id="verifyLedger",
-            responses={200: {"model": LedgerVerification}})
-def verify_ledger(request: Request, who: Caller) -> dict[str, Any]:
-    """Walk the hash chain. Admins see where it breaks; others see whether it holds and how
-    many entries are their tenant's."""
-    store = request.app.state.store
-    result = ledger.verify(store)
-    if who.is_admin:
-        return result.to_json()
-    return {"ok": result.ok, "entries": ledger.count(store, who.tenant),
-            "head_hash": result.head_hash if result.ok else None,
-            "problem": None if result.ok else "the ledger failed verification; an admin "
-                                              "token shows where"}
-
-
-@router.get("/ledger/entries", tags=["ledger"], operation_id="listLedgerEntries",
-            responses={200: {"model": list[LedgerEntryInfo]}})
-def ledger_entries(request: Request, who: Caller,
-                   since: Annotated[int, Query(ge=1, le=2**53)] = 1,
-                   limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
-    """Ledger entries in order from `since` (your tenant's; every tenant's for admins), each
-    with its stored fields so the hashes can be recomputed."""
-    tenant = None if who.is_admin else who.tenant
-    return [e.to_json() for e in ledger.entries(request.app.state.store, tenant=tenant,
-                                                since=since, limit=limit)]

@@ -23,6 +23,7 @@ from straits.export.skypilot import ENV_PLAN, ENV_STAGE, ENV_WORKLOAD
 from straits.model.scenario import Scenario
 from straits.server.auth import caller, refuse, require
 from straits.server.bodies import documented, json_body
+from straits.server.ledger_routes import view_number
 from straits.store.records import find_plan, record_admission
 from straits.store.tokens import Principal
 
@@ -102,7 +103,7 @@ async def skypilot_policy(
             lambda: record_admission(request.app.state.store, request.app.state.rules, inputs,
                                      verdict.to_json(), regime=str(verdict.regime), date=when,
                                      tenant=who.tenant, actor=who.actor))
-        headers = {"X-Straits-Ledger-Seq": str(entry.seq)}
+        headers = {"X-Straits-Ledger-Seq": str(view_number(who, entry))}
     else:
         headers = {}
     if not verdict.allowed:

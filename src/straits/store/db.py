@@ -119,6 +119,12 @@ class Store:
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LEDGER_LOCK})
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
+            if self.dialect == "sqlite":
+                # a migration can write a big transaction (0002 builds the ledger's tree): fold
+                # its WAL back now, or every read goes through it (a receipt at 10^6 entries
+                # took 12 ms instead of 2.5 until the WAL was checkpointed)
+                with self.engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         except OperationalError as exc:
             raise StoreError(f"cannot open the database {_safe(self.url)!r}: "
                              f"{exc.orig or exc}") from None

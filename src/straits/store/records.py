@@ -135,6 +135,18 @@ def list_plans(store: Store, tenant: str | None, limit: int = 100) -> list[PlanR
         return list(s.scalars(q))
 
 
+def tenant_numbers(store: Store, seqs: list[int]) -> dict[int, int]:
+    """The tenant's own numbers (``tenant_seq``) of the global entry numbers ``seqs``."""
+    from straits.store.tables import LedgerRow
+
+    if not seqs:
+        return {}
+    with store.session() as s:
+        rows = s.execute(select(LedgerRow.seq, LedgerRow.tenant_seq)
+                         .where(LedgerRow.seq.in_(set(seqs))))
+        return {int(a): int(b) for a, b in rows}
+
+
 def plan_job_json(row: PlanRow) -> dict[str, Any]:
     """A plan job as the API shows it: its state, attempts, progress and, once done, the plan
     contract."""
@@ -166,16 +178,23 @@ class RecordedPlan:
 
 
 def _recorded(store: Store, row: PlanRow) -> RecordedPlan:
+    """A recorded plan as the log proves it (``proven.prove_plan``): the plan, tenant and
+    scenario come from its ledger entry; a stored copy that differs is refused."""
     from straits.loading import parse_scenario
+    from straits.store.proven import prove_plan
 
-    doc = load_scenario_row(store, row.scenario_digest)
-    sc = parse_scenario(doc, source=f"stored scenario {row.scenario_digest[:12]}")
-    return RecordedPlan(row.id, row.tenant, sc, json.loads(row.result or "{}"), row.ledger_seq,
+    p = prove_plan(store, row)
+    ref = row.scenario_digest
+    sc = parse_scenario(p.scenario, source=f"stored scenario {ref[:12]}")
+    return RecordedPlan(row.id, p.proof.entry.tenant, sc, p.plan, p.proof.entry.seq,
                         row.created_at)
 
 
 def find_plan(store: Store, ref: str) -> RecordedPlan:
-    """The finished plan whose id is ``ref`` or starts with it (at least 4 characters)."""
+    """The finished plan whose id is ``ref`` or starts with it (at least 4 characters), as its
+    ledger entry proves it. This is the one way a recorded plan is read for use (export,
+    impact, the API, admission): a plan that is not recorded, or whose stored copy differs from
+    its entry, is refused."""
     if len(ref) < 4:
         raise InputError(f"plan id {ref!r} is too short", path="PLAN",
                          expected="a plan id or a unique prefix of at least 4 characters")
@@ -190,13 +209,17 @@ def find_plan(store: Store, ref: str) -> RecordedPlan:
     if rows[0].status != "done" or not rows[0].result:
         raise InputError(f"plan {rows[0].id} is {rows[0].status}, not done", path="PLAN",
                          expected="a finished plan")
+    if rows[0].ledger_seq is None:
+        raise InputError(f"plan {rows[0].id} was not recorded in the ledger (record=false), so "
+                         "nothing proves it", path="PLAN",
+                         expected="a recorded plan, or the plan's JSON file or its scenario")
     return _recorded(store, rows[0])
 
 
 def recorded_plans(store: Store, *, tenant: str | None = None, latest_per_scenario: bool = False
                    ) -> list[RecordedPlan]:
     """Finished plans recorded in the ledger, oldest first (optionally only the latest plan of
-    each scenario name and regime)."""
+    each scenario name and regime), each proven by its entry."""
     with store.session() as s:
         q = (select(PlanRow).where(PlanRow.status == "done", PlanRow.ledger_seq.is_not(None))
              .order_by(PlanRow.ledger_seq))
@@ -210,3 +233,18 @@ def recorded_plans(store: Store, *, tenant: str | None = None, latest_per_scenar
             latest[(p.scenario.name, str(p.plan.get("regime")))] = p
         plans = sorted(latest.values(), key=lambda p: p.ledger_seq or 0)
     return plans
+
+
+def proven_job_json(store: Store, row: PlanRow, *, tenant_view: bool) -> dict[str, Any]:
+    """:func:`plan_job_json` for the API, a recorded plan taken from its proven ledger entry
+    (``LedgerError`` when the stored copy differs). In a tenant's view ``ledger_seq`` is the
+    tenant's own entry number, the one its receipt route takes."""
+    job = plan_job_json(row)
+    if row.status == "done" and row.ledger_seq is not None:
+        from straits.store.proven import prove_plan
+
+        p = prove_plan(store, row)
+        job["plan"] = p.plan
+        if tenant_view:
+            job["ledger_seq"] = p.proof.entry.tenant_seq
+    return job

@@ -1,7 +1,7 @@
 """Plan jobs: the plans table becomes a durable queue (leases, heartbeats, attempts, cancel).
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-30
 
 Existing rows keep working: every new column is nullable or has a server default, and a plan
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0003'
-down_revision = '0001'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 
