@@ -288,7 +288,7 @@ def _document_problems(path: str, method: str, op: dict[str, Any]) -> None:
         statuses.append(404)
     if op.get("requestBody"):
         statuses += [408, 413]
-    if method == "delete" or path.endswith("/plan"):
-        statuses.append(409)
+    if method == "delete" or path.startswith("/v1/plans/{"):
+        statuses.append(409)  # not done yet, or a stored plan its ledger entry does not prove
     for status, doc in problems_doc(*sorted(set(statuses))).items():
         responses.setdefault(str(status), doc)

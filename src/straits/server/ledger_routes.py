@@ -14,11 +14,12 @@ import base64
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from straits.errors import InputError, NotFoundError, RequestError
 from straits.server.auth import Caller, refuse
+from straits.server.problems import openapi_responses as problems_doc
+from straits.server.problems import problem
 from straits.store import checkpoints, integrity, ledger, tree
 from straits.store.db import Store
 from straits.store.keys import Keys
@@ -63,7 +64,8 @@ def _global_seq(request: Request, who: Principal, n: int) -> int:
     return seq
 
 
-@router.get("/verify")
+@router.get("/verify", operation_id="verifyLedger",
+            responses={200: {"model": dict[str, Any]}})
 def verify_ledger(request: Request, who: Caller,
                   quick: Annotated[bool, Query(description="Admins: check the latest checkpoint "
                                                "by a consistency proof only, no rescan.")]
@@ -83,7 +85,8 @@ def verify_ledger(request: Request, who: Caller,
                                          "shows where"}
 
 
-@router.get("/entries")
+@router.get("/entries", operation_id="listLedgerEntries",
+            responses={200: {"model": list[dict[str, Any]]}})
 def ledger_entries(request: Request, who: Caller,
                    since: Annotated[int, Query(ge=1, le=MAX_SEQ)] = 1,
                    limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
@@ -96,7 +99,8 @@ def ledger_entries(request: Request, who: Caller,
                                                           limit=limit)]
 
 
-@router.get("/entries/{seq}")
+@router.get("/entries/{seq}", operation_id="getLedgerEntry",
+            responses={200: {"model": dict[str, Any]}})
 def ledger_entry(request: Request, who: Caller, seq: int) -> dict[str, Any]:
     """One entry (your tenant's number; global for admins)."""
     if not 1 <= seq <= MAX_SEQ:
@@ -106,7 +110,8 @@ def ledger_entry(request: Request, who: Caller, seq: int) -> dict[str, Any]:
     return admin_view(e) if who.is_admin else tenant_view(e)
 
 
-@router.get("/entries/{seq}/receipt")
+@router.get("/entries/{seq}/receipt", operation_id="getLedgerReceipt",
+            responses={200: {"model": dict[str, Any]}, **problems_doc(409)})
 async def ledger_receipt(request: Request, who: Caller, seq: int) -> Any:
     """The receipt of one of your entries: the entry, its inclusion proof and a signed
     checkpoint, for `straits ledger verify-receipt FILE --pubkey KEY` (offline)."""
@@ -122,14 +127,15 @@ async def ledger_receipt(request: Request, who: Caller, seq: int) -> Any:
     try:
         return await run_in_threadpool(make)
     except checkpoints.NoCheckpointError as exc:
-        return JSONResponse({"error": f"no receipt yet: {exc.detail}"}, status_code=409)
+        return problem(409, f"no receipt yet: {exc.detail}", instance=request.url.path)
 
 
 def _b64(hashes: list[bytes]) -> list[str]:
     return [base64.b64encode(h).decode() for h in hashes]
 
 
-@router.get("/checkpoint")
+@router.get("/checkpoint", operation_id="getLedgerCheckpoint",
+            responses={200: {"model": dict[str, Any]}, **problems_doc(404, 409)})
 def ledger_checkpoint(
     request: Request, who: Caller,
     since: Annotated[int | None, Query(ge=0, le=MAX_SEQ, description="Add a consistency "
@@ -147,8 +153,9 @@ def ledger_checkpoint(
             raise refuse(request, 403, "only an admin token can have a fresh checkpoint signed",
                          who)
         if keys.signer is None:
-            return JSONResponse({"error": "this server has no ledger signing key "
-                                          "(STRAITS_LEDGER_KEY)"}, status_code=409)
+            return problem(409, "this server has no ledger signing key (STRAITS_LEDGER_KEY)",
+                           instance=request.url.path,
+                           expected="a server started with STRAITS_LEDGER_KEY")
         cp = checkpoints.issue(store, keys.signer)
     else:
         found = checkpoints.latest(store, keys)
@@ -169,7 +176,8 @@ def ledger_checkpoint(
     return out
 
 
-@router.get("/consistency")
+@router.get("/consistency", operation_id="getLedgerConsistency",
+            responses={200: {"model": dict[str, Any]}})
 def ledger_consistency(request: Request, who: Caller,
                        first: Annotated[int, Query(ge=0, le=MAX_SEQ)],
                        second: Annotated[int, Query(ge=0, le=MAX_SEQ)]) -> dict[str, Any]:
