@@ -20,6 +20,7 @@ Run: python benchmarks/estimator_calibration.py
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -32,6 +33,13 @@ from straits.estimate.runs import PublishedRun, published_runs
 from straits.estimate.typical import typical_chips
 
 BASELINE_MFU = 0.40
+#: near-replicates: the same team, chip and (nearly) the same model, trained months apart; the
+#: estimator sees every difference between the two (shape, sequence length, tokens, cluster), so
+#: what is left between their errors is the scatter of the published figures themselves
+REPLICATES = (("llama1-7b", "llama2-7b"), ("llama1-13b", "llama2-13b"),
+              ("llama1-33b", "llama2-34b"), ("llama1-65b", "llama2-70b"),
+              ("phi-3-mini", "phi-3.5-mini"), ("phi-3-mini", "phi-3-mini-june"),
+              ("phi-3-medium", "phi-4"), ("llama4-scout", "llama4-maverick"))
 GOALS = {"median |error|": (None, 0.12), "bias": (-0.05, 0.05), "within 25%": (0.80, None),
          "interval coverage": (0.70, 0.90)}
 
@@ -133,6 +141,33 @@ def subsets(check: list[Row]) -> None:
               f"coverage {s['interval coverage']:.0%}")
 
 
+def _normal_cdf(z: float) -> float:
+    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+
+
+def replicates(rows: dict[str, Row]) -> None:
+    """How far apart the estimator's errors on near-replicate runs are, and what that scatter
+    alone allows: the median |error| and share within 25% of a model whose only error is it
+    (log-normal scatter of standard deviation sigma, estimated from the pairs)."""
+    print("\nnear-replicates (same team, chip and model; the spread is the published figures')")
+    diffs = []
+    for a, b in REPLICATES:
+        if a not in rows or b not in rows:
+            continue
+        d = math.log((1.0 + rows[a].error) / (1.0 + rows[b].error))
+        diffs.append(d)
+        print(f"  {a:14s} {rows[a].error:+7.1%}   {b:16s} {rows[b].error:+7.1%}   "
+              f"apart by x{math.exp(abs(d)):.2f}")
+    if not diffs:
+        return
+    sigma = math.sqrt(sum(d * d for d in diffs) / len(diffs) / 2.0)
+    median = math.exp(0.6745 * sigma) - 1.0
+    within = _normal_cdf(math.log(1.25) / sigma) - _normal_cdf(math.log(0.75) / sigma)
+    print(f"  scatter of one published figure: sigma {sigma:.3f} in log units ({len(diffs)} "
+          f"pairs); with no other error a model would reach median |error| {median:.1%} and "
+          f"{within:.0%} within 25%")
+
+
 def main() -> None:
     start = time.perf_counter()
     runs = published_runs()
@@ -144,6 +179,7 @@ def main() -> None:
     table(f"CHECK runs ({len(check)}, never fitted on): whole-run chip-hours", check)
     headline(check)
     subsets(check)
+    replicates(rows)
     table(f"FIT runs ({len(fitted)}, the parameters were fitted on these)", fitted)
     fs = summary(fitted)
     print(f"fit runs: median |error| {fs['median |error|']:.1%}, bias {fs['bias']:+.1%}, "
