@@ -57,7 +57,17 @@ def show(result: Fit, doc: dict[str, Any], seconds: float) -> None:
     low, high = result.interval
     print(f"\nleave-one-out over {len(errs)} chip-hour fit runs: median |error| "
           f"{statistics.median(abs(e) for e in errs):.1%}, median error "
-          f"{statistics.median(errs):+.1%}")
+          f"{statistics.median(errs):+.1%}, within 25% {sum(abs(e) <= 0.25 for e in errs)}")
+    rounds = {s.run.id: s.run.round for s in result.settings}
+    for rnd in sorted(set(rounds.values())):
+        part = [math.exp(-v) - 1.0 for k, v in result.loo if rounds[k] == rnd]
+        if part:
+            print(f"  round {rnd}: {len(part)} runs, median |error| "
+                  f"{statistics.median(abs(e) for e in part):.1%}, within 25% "
+                  f"{sum(abs(e) <= 0.25 for e in part)}")
+    if doc["fit"]["out_of_scope"]:
+        print(f"not fitted (their figure counts what the estimator does not model): "
+              f"{', '.join(doc['fit']['out_of_scope'])}")
     print(f"central 80% interval: x{math.exp(low):.3f} to x{math.exp(high):.3f} the central "
           f"estimate")
 

@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from straits.catalog import get_chip
 from straits.errors import CatalogError
-from straits.estimate import nearest_runs
+from straits.estimate import estimate_training, nearest_runs
 from straits.estimate.calibration import DEFAULT, FITTED, fitted_document, fitted_values
 from straits.estimate.runs import parse_runs, published_runs, split_rule
 
@@ -41,19 +43,78 @@ def test_used_for_follows_the_split_rule() -> None:
     rule = split_rule(runs)
     assert {r.id: r.used_for for r in runs} == rule
     assert {"fit", "check"} <= set(rule.values())
+    for rnd in {r.round for r in runs}:  # every round has runs of both kinds
+        assert {r.used_for for r in runs if r.round == rnd} == {"fit", "check"}
+
+
+#: the first fit's split (main at 94c5fef), which later rounds of runs may never change
+ROUND_1_FIT = {
+    "llama1-7b", "llama1-33b", "llama2-7b", "llama2-34b", "llama3.2-1b", "llama3-8b",
+    "llama3.1-405b", "llama3-405b-16k-mfu", "llama4-maverick", "phi-2", "phi-3.5-mini",
+    "phi-4-mini", "phi-3-medium", "pythia-1b", "pythia-2.8b", "pythia-12b", "deepseek-v2",
+    "deepseek-v3", "tinyllama-1.1b", "starcoderbase-15b", "opt-175b", "glm-130b", "palm-540b",
+    "glm-130b-mfu", "palm-540b-mfu"}
+ROUND_1_CHECK = {
+    "llama1-13b", "llama1-65b", "llama2-13b", "llama2-70b", "llama3.2-3b", "llama3-70b",
+    "llama3-405b-8k-mfu", "llama4-scout", "phi-3-mini", "phi-3-mini-june", "phi-3.5-moe",
+    "phi-4", "pythia-1.4b", "pythia-6.9b", "deepseek-67b", "mpt-7b", "bloomberggpt-50b",
+    "smollm3-3b", "bloom-176b", "falcon-180b", "mtnlg-530b-mfu", "pangu-ultra-moe-mfu"}
+
+
+def test_no_run_of_the_first_round_moved_between_fit_and_check() -> None:
+    first = {r.id: r.used_for for r in published_runs() if r.round == 1}
+    assert {i for i, u in first.items() if u == "fit"} == ROUND_1_FIT
+    assert {i for i, u in first.items() if u == "check"} == ROUND_1_CHECK
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["phi", "llama3", "falcon", "new", "other"]),
+                          st.floats(1e8, 1e12), st.sampled_from([1e11, 1e12, 1e13]),
+                          st.integers(3, 4)), min_size=1, max_size=12))
+def test_adding_runs_in_a_later_round_never_reassigns_an_earlier_run(
+        extra: list[tuple[str, float, float, int]]) -> None:
+    runs = list(published_runs())
+    base = split_rule(runs)
+    added = [runs[0].model_copy(update={
+        "id": f"added-{i}", "family": family, "round": rnd, "tokens": tokens,
+        "model": runs[0].model.model_copy(update={"params": params})})
+        for i, (family, params, tokens, rnd) in enumerate(extra)]
+    after = split_rule(runs + added)
+    assert {i: after[i] for i in base} == base
+    for rnd in {r.round for r in added}:  # and a later round is split by the same rule
+        mine = [r for r in added if r.round == rnd]
+        assert split_rule(mine) == {r.id: after[r.id] for r in mine}
 
 
 def test_check_runs_stay_out_of_every_fitted_number() -> None:
     doc = fitted_document()
-    fit_ids = {r.id for r in published_runs() if r.used_for == "fit"}
+    fit_ids = {r.id for r in published_runs() if r.used_for == "fit" and r.fittable}
     assert set(doc["fit"]["runs"]) == fit_ids
+    assert set(doc["fit"]["out_of_scope"]) == {
+        r.id for r in published_runs() if r.used_for == "fit" and not r.fittable}
     assert doc["typical_days"]["runs"] <= len(fit_ids)
     hours = sum(1 for r in published_runs() if r.id in fit_ids and r.metric == "chip_hours")
     assert f"on {hours} fit runs" in doc["interval"]["basis"]
     recorded = doc["runs"]
     assert set(recorded) == {r.id for r in published_runs()}
     assert all("loo_error" not in recorded[r.id] for r in published_runs()
-               if r.used_for == "check")
+               if r.used_for == "check" or not r.fittable)
+
+
+def test_a_figure_is_compared_with_what_it_counts() -> None:
+    """A step-time figure (scope `steps`) is compared with the estimate before goodput and
+    evaluation; the others with the whole run."""
+    recorded = fitted_document()["runs"]
+    for r in published_runs():
+        if r.metric != "chip_hours":
+            continue
+        est = estimate_training(r.model, r.tokens, get_chip(r.chip), recorded[r.id]["chips"],
+                                software_year=r.year)
+        want = est.overheads["step_chip_hours"] if r.scope == "steps" else est.chip_hours
+        assert recorded[r.id]["scope"] == r.scope
+        assert recorded[r.id]["predicted"] == pytest.approx(want, rel=1e-5)
+        if r.scope == "steps":  # goodput and evaluation are left out, and they cost something
+            assert want < est.chip_hours
 
 
 def test_the_shipped_parameters_are_the_ones_the_estimator_uses() -> None:
@@ -94,6 +155,10 @@ def _doc(*runs: dict[str, Any]) -> str:
     (_doc({**GOOD, "confidence": "high"}), ("runs[0].confidence",)),
     (_doc({**GOOD, "tokens": -1}), ("runs[0].tokens",)),
     (_doc({**GOOD, "extra": 1}), ("runs[0].extra", "unknown field")),
+    (_doc({**GOOD, "scope": "ablations"}), ("runs[0].scope",)),
+    (_doc({**GOOD, "round": 0}), ("runs[0].round",)),
+    (_doc({**GOOD, "round": 99}), ("runs[0].round",)),
+    (_doc({**GOOD, "chips": 64, "published": {"mfu": 0.4}, "scope": "steps"}), ("scope",)),
     ("runs: []\n", ("runs",)),
     ("\x00\x01\x02binary", ("not valid YAML",)),
     ("runs:\n- id: x\n  model: {params: [", ("not valid YAML",)),

@@ -123,7 +123,8 @@ def _nearest(req: EstimateRequest) -> None:
         r = n.run
         t.add_row(r.id, r.chip, f"{r.chips:,}" if r.chips else "-", f"{r.tokens:.3g}",
                   f"{r.value:,.0f}", "-" if n.predicted is None else f"{n.predicted:,.0f}",
-                  "-" if n.error is None else f"{n.error:+.0%}", r.used_for)
+                  "-" if n.error is None else f"{n.error:+.0%}",
+                  r.used_for if r.scope == "run" else f"{r.used_for} ({r.scope})")
     console.print(t)
 
 

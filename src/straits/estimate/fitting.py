@@ -31,7 +31,7 @@ import numpy as np
 from straits.catalog import get_chip
 from straits.estimate.calibration import FITTED, Calibration, fitted_values, with_fitted
 from straits.estimate.efficiency import predict
-from straits.estimate.estimator import estimate_training, run_hours
+from straits.estimate.estimator import Estimate, estimate_training, run_hours
 from straits.estimate.layout import Layout
 from straits.estimate.runs import PublishedRun
 from straits.estimate.steptime import step_time
@@ -39,7 +39,7 @@ from straits.estimate.typical import TypicalDays, fit_typical_days, typical_chip
 
 #: the residual (in log units) beyond which the loss grows linearly, not quadratically: a run
 #: off by more than ~20% pulls the parameters no harder than a moderate miss
-F_SCALE = 0.2
+F_SCALE = 0.1
 SIGNIFICANT = 4
 MAX_ROUNDS = 8
 #: a search that has not converged by then stops (a flat direction: a parameter at a bound)
@@ -57,6 +57,16 @@ class Setting:
     """'published' or 'typical'"""
     layout: Layout
     batch: float
+
+
+def published_metric(est: Estimate, run: PublishedRun) -> float:
+    """The estimate in the terms of the run's published figure: per-step MFU, step-only
+    chip-hours (scope ``steps``) or whole-run chip-hours."""
+    if run.metric == "mfu":
+        return est.mfu
+    if run.scope == "steps":
+        return float(est.overheads["step_chip_hours"])
+    return est.chip_hours
 
 
 def settle(run: PublishedRun, cal: Calibration, typical: TypicalDays) -> Setting:
@@ -79,8 +89,8 @@ def predicted(s: Setting, cal: Calibration) -> float:
     step = step_time(s.run.model, chip, s.layout, s.batch, cal, s.run.year)
     if s.run.metric == "mfu":
         return step.mfu
-    _, hours = run_hours(step.total, s.run.tokens, s.batch, s.chips, cal)
-    return s.chips * hours
+    step_hours, hours = run_hours(step.total, s.run.tokens, s.batch, s.chips, cal)
+    return s.chips * (step_hours if s.run.scope == "steps" else hours)
 
 
 def _log_errors(x: np.ndarray, settings: list[Setting]) -> np.ndarray:
@@ -128,7 +138,10 @@ class Fit:
 
 
 def fit(runs: list[PublishedRun], *, loo: bool = True) -> Fit:
-    """Fit on ``runs`` (the caller passes the ``fit`` runs and nothing else)."""
+    """Fit on ``runs`` (the caller passes the ``fit`` runs and nothing else); runs whose figure
+    counts something the estimator does not model (:attr:`PublishedRun.fittable`) are left
+    out."""
+    runs = [r for r in runs if r.fittable]
     points = [(r.value, r.value / r.chips / 24.0) for r in runs
               if r.metric == "chip_hours" and r.chips is not None]
     typical = fit_typical_days(points)
@@ -184,8 +197,9 @@ def document(result: Fit, all_runs: list[PublishedRun]) -> dict[str, Any]:
                                   software_year=r.year, typical=result.typical)
         est = estimate_training(r.model, r.tokens, chip, chips, cal=result.calibration,
                                 software_year=r.year)
-        pred = est.mfu if r.metric == "mfu" else est.chip_hours
-        row: dict[str, Any] = {"used_for": r.used_for, "metric": r.metric, "chips": chips,
+        pred = published_metric(est, r)
+        row: dict[str, Any] = {"used_for": r.used_for, "metric": r.metric, "scope": r.scope,
+                               "chips": chips,
                                "chips_basis": basis, "layout": est.layout,
                                "published": r.value, "predicted": float(f"{pred:.6g}"),
                                "error": round(pred / r.value - 1.0, 4)}
@@ -194,7 +208,9 @@ def document(result: Fit, all_runs: list[PublishedRun]) -> dict[str, Any]:
         runs[r.id] = row
     return {
         "parameters": fitted_values(result.calibration),
-        "fit": {"runs": fit_ids, "loss": "soft_l1", "f_scale": F_SCALE,
+        "fit": {"runs": fit_ids,
+                "out_of_scope": [r.id for r in all_runs if r.used_for == "fit" and not r.fittable],
+                "loss": "soft_l1", "f_scale": F_SCALE,
                 "rounds": result.rounds, "converged": result.converged},
         "typical_days": result.typical.to_json(),
         "interval": {"low": round(low, 4), "high": round(high, 4), "level": LEVEL,

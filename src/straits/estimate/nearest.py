@@ -37,7 +37,8 @@ class Neighbour:
         return {"run": r.id, "name": r.name, "chip": r.chip, "chips": r.chips,
                 "tokens": r.tokens, "published_chip_hours": r.value,
                 "predicted_chip_hours": self.predicted, "error": self.error,
-                "used_for": r.used_for, "source": r.source, "confidence": r.confidence}
+                "used_for": r.used_for, "scope": r.scope, "source": r.source,
+                "confidence": r.confidence}
 
 
 def distance(model: ModelSpec, tokens: float, chip: Chip, run: PublishedRun) -> float:

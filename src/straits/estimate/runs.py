@@ -26,6 +26,16 @@ from straits.model.scenario import ModelSpec
 RUNS_FILE = "runs.yaml"
 Metric = Literal["chip_hours", "mfu"]
 UsedFor = Literal["fit", "check"]
+Scope = Literal["run", "steps", "distillation"]
+#: what a published figure counts, from its source:
+#: ``run``: the whole pre-training run (restarts, evaluation and idle time included);
+#: ``steps``: step time only (iteration time x iterations, or a span planned from the measured
+#: throughput), so it is compared with the estimate before goodput and evaluation;
+#: ``distillation``: a pruning and distillation pipeline trained on a teacher's outputs, which the
+#: estimator does not model: predicted and shown, never fitted on
+SCOPES: tuple[str, ...] = ("run", "steps", "distillation")
+#: collection rounds so far: 1, the first fit (47 runs); 2, added in the second pass
+MAX_ROUND = 2
 
 
 class _Strict(BaseModel):
@@ -51,6 +61,9 @@ class PublishedRun(_Strict):
     id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9.\-]*$")]
     name: Annotated[str, Field(min_length=1, max_length=120)]
     family: Annotated[str, Field(min_length=1, max_length=40)]
+    round: Annotated[int, Field(ge=1, le=MAX_ROUND)] = 1
+    """Collection round the run was added in. The split rule works inside a round, so runs added
+    later never move an earlier run between fit and check."""
     year: Annotated[int, Field(ge=2018, le=2035)]
     """Year of the training software stack."""
     model: ModelSpec
@@ -63,6 +76,8 @@ class PublishedRun(_Strict):
     source: Annotated[str, Field(min_length=1)]
     confidence: Confidence
     used_for: UsedFor
+    scope: Scope = "run"
+    """What the published figure counts (see :data:`SCOPES`), read from its source."""
     notes: str = ""
 
     @model_validator(mode="after")
@@ -73,7 +88,15 @@ class PublishedRun(_Strict):
             raise ValueError("published days need the published cluster size (`chips`)")
         if self.published.mfu is not None and self.chips is None:
             raise ValueError("a published MFU needs the cluster size it was measured on")
+        if self.published.mfu is not None and self.scope != "run":
+            raise ValueError("a per-step MFU has no scope: leave `scope` out")
         return self
+
+    @property
+    def fittable(self) -> bool:
+        """Whether the figure measures what the estimator models (a distillation pipeline's
+        hours do not)."""
+        return self.scope != "distillation"
 
     @property
     def metric(self) -> Metric:
@@ -139,15 +162,18 @@ def published_runs() -> tuple[PublishedRun, ...]:
 
 
 def split_rule(runs: tuple[PublishedRun, ...] | list[PublishedRun]) -> dict[str, UsedFor]:
-    """What ``used_for`` must be: runs grouped by (family, metric), a family with one run of a
-    metric pooled into ``other``; inside a group ordered by compute (then id) and alternating
-    fit, check, fit, ... from the smallest."""
-    groups: dict[tuple[str, str], list[PublishedRun]] = defaultdict(list)
+    """What ``used_for`` must be: inside each collection round, runs grouped by (family,
+    metric), a family with one run of a metric in that round pooled into ``other``; inside a
+    group ordered by compute (then id) and alternating fit, check, fit, ... from the smallest.
+
+    Round 1 is exactly the rule the first fit was made under; a later round is split the same
+    way among its own runs, so adding runs never reassigns an earlier one."""
+    groups: dict[tuple[int, str, str], list[PublishedRun]] = defaultdict(list)
     for r in runs:
-        groups[(r.family, r.metric)].append(r)
-    pooled: dict[tuple[str, str], list[PublishedRun]] = defaultdict(list)
-    for (family, metric), members in groups.items():
-        key = (family, metric) if len(members) > 1 else ("other", metric)
+        groups[(r.round, r.family, r.metric)].append(r)
+    pooled: dict[tuple[int, str, str], list[PublishedRun]] = defaultdict(list)
+    for (rnd, family, metric), members in groups.items():
+        key = (rnd, family, metric) if len(members) > 1 else (rnd, "other", metric)
         pooled[key].extend(members)
     out: dict[str, UsedFor] = {}
     for members in pooled.values():
