@@ -15,6 +15,7 @@ from straits.cli import (
     impact_cmd,
     ledger_cmd,
     plan_cmd,
+    report_cmd,
     rules_cmd,
     scenario_cmd,
     serve_cmd,
@@ -39,6 +40,7 @@ app.command("plan")(plan_cmd.plan)
 app.command("demo")(demo_cmd.demo)
 app.command("export")(export_cmd.export)
 app.command("impact")(impact_cmd.impact)
+app.command("report")(report_cmd.report)
 app.add_typer(rules_cmd.app, name="rules")
 app.add_typer(scenario_cmd.app, name="scenario")
 app.add_typer(ledger_cmd.app, name="ledger")

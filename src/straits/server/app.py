@@ -33,6 +33,7 @@ from straits.server.skypilot_routes import router as skypilot_router
 from straits.store.audit import log_refusal
 from straits.store.db import Store
 from straits.store.records import fail_unfinished
+from straits.web import mount_console
 
 log = logging.getLogger("straits.server")
 
@@ -108,7 +109,8 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None,
         yield
         runner.shutdown()
 
-    app = FastAPI(title="Straits", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="Straits", version=__version__, lifespan=lifespan, docs_url=None,
+                  redoc_url=None,
                   description="Where AI training and serving may run across borders, within "
                               "the rules, and the proof. Bodies and answers are the CLI's JSON "
                               "contracts. Every /v1 route needs 'Authorization: Bearer st_...'.")
@@ -119,6 +121,7 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None,
     app.state.admission_plans = {}
     app.state.admission_contexts = {}
     app.state.runner = runner
+    app.state.rule_dirs = rule_dirs
     app.include_router(router)
     app.include_router(skypilot_router)
 
@@ -128,6 +131,7 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None,
         return {"status": "ok", "version": __version__, "database": store.dialect}
 
     _errors(app)
+    mount_console(app)  # /ui, /static, /docs and /redoc (after the API's error handlers)
     _openapi(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, store=store)
     return app
