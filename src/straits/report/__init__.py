@@ -17,7 +17,7 @@ from straits.report.figures import (
     sweep_figure,
 )
 from straits.report.page import render
-from straits.report.view import PlanView, Recorded, build_view, reason_totals
+from straits.report.view import PlanView, Recorded, build_view, cited_rules, reason_totals
 from straits.rules.engine import RuleSet
 
 #: stages listed in the report's "why not" section (unplaced ones first; the rest are counted)
@@ -30,7 +30,8 @@ def plan_context(view: PlanView) -> dict[str, Any]:
     used = [p for p in view.pools if p.tasks]
     return {"view": view, "figures": figures, "figure_ids": list(figures),
             "pool_charts": used[:POOL_CHARTS], "more_pools": max(0, len(used) - POOL_CHARTS),
-            "reason_totals": reason_totals(view), "why_not_limit": WHY_NOT_LIMIT}
+            "reason_totals": reason_totals(view), "cited": cited_rules(view),
+            "why_not_limit": WHY_NOT_LIMIT}
 
 
 def plan_report(plan: dict[str, Any], sc: Scenario, rules: RuleSet, *, source: str,

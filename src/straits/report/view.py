@@ -20,6 +20,9 @@ from straits.rules.listing import in_force, rule_regimes
 
 #: stages whose every option is listed one by one (beyond it, options are grouped by reason only)
 DETAIL_LIMIT = 300
+#: options of one stage listed one by one; beyond it, each reason shows this many examples
+OPTION_LINES = 24
+EXAMPLES_PER_REASON = 4
 
 
 @dataclass(frozen=True)
@@ -215,7 +218,25 @@ def _option_lines(d: dict[str, Any], chosen: str | None) -> tuple[OptionLine, ..
         rules = tuple(dict.fromkeys(r.get("rules") or ()))
         lines.append(OptionLine(f"{r['site']}/{r['chip']}", str(r["reason"]),
                                 str(r.get("detail", "")), rules))
-    return tuple(lines)
+    return _grouped(lines)
+
+
+def _grouped(lines: list[OptionLine]) -> tuple[OptionLine, ...]:
+    """All lines when they are few; else a few examples per reason and a count of the rest."""
+    if len(lines) <= OPTION_LINES:
+        return tuple(lines)
+    by_reason: dict[str, list[OptionLine]] = defaultdict(list)
+    for line in lines:
+        by_reason["chosen" if line.chosen else line.reason].append(line)
+    out: list[OptionLine] = []
+    for reason, group in sorted(by_reason.items(),
+                                key=lambda kv: (kv[0] != "chosen", -sum(x.count for x in kv[1]))):
+        out += group[:EXAMPLES_PER_REASON]
+        rest = sum(x.count for x in group[EXAMPLES_PER_REASON:])
+        if rest:
+            out.append(OptionLine(f"{rest} more", reason, f"{rest} more options lost to {reason}",
+                                  (), count=rest))
+    return tuple(out)
 
 
 def why_not_of(plan: dict[str, Any]) -> tuple[WhyNot, ...]:
@@ -280,6 +301,25 @@ def build_view(plan: dict[str, Any], sc: Scenario, rules: RuleSet, *, source: st
         cost_by_workload=costs_by(plan, "workload"), cost_by_site=costs_by(plan, "site"),
         why_not=why_not_of(plan), rules=rule_spans(rules, on, summary.regime),
         warnings=warnings_of(plan), recorded=recorded, interval=interval)
+
+
+@dataclass(frozen=True)
+class Cited:
+    """A rule that stopped some option, once for the whole plan."""
+
+    ref: RuleRef
+    stages: int
+
+
+def cited_rules(view: PlanView) -> tuple[Cited, ...]:
+    """Every rule cited in the plan's diagnosis, with the number of stages it touched."""
+    refs: dict[str, RuleRef] = {}
+    stages: Counter[str] = Counter()
+    for w in view.why_not:
+        for r in w.rules:
+            refs.setdefault(r.rule, r)
+            stages[r.rule] += 1
+    return tuple(Cited(refs[k], n) for k, n in stages.most_common())
 
 
 def reason_totals(view: PlanView) -> list[tuple[str, int]]:
