@@ -244,6 +244,11 @@ async def submit(request: Request, csrf: Annotated[str, Form(max_length=200)] = 
 
     signed = user(request)
     _csrf(request, signed, csrf)
+    if not signed.who.may("planner"):
+        from straits.server.auth import refuse
+
+        raise refuse(request, 403, f"a {signed.who.role} token cannot submit plans: it needs "
+                                   "the planner role", signed.who)
     form = {"regime": regime, "objective": objective, "time_limit": time_limit,
             "record": record}
     source = "pasted scenario"
