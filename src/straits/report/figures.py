@@ -104,9 +104,10 @@ def pool_figure(pool: PoolView, colours: dict[str, str]) -> Figure:
         "height": 220 + 22 * min(lanes_n, 12), "showlegend": False,
         "xaxis": {"type": "date", "anchor": "y",
                   "range": [_iso(pool.capacity[0][0]), _iso(pool.capacity[-1][0])]},
-        "yaxis": {"domain": [0, 0.42], "title": {"text": "chips"}, "rangemode": "tozero"},
+        "yaxis": {"domain": [0, 0.42], "title": {"text": "chips"}, "rangemode": "tozero",
+                  "automargin": True, "tickformat": "~s"},
         "yaxis2": {"domain": [0.5, 1], "autorange": "reversed", "showticklabels": lanes_n > 1,
-                   "type": "category"},
+                   "type": "category", "automargin": True},
     }}
 
 
