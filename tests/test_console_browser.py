@@ -139,8 +139,11 @@ def test_submit_watch_open_gantt_compare_and_download(
     sign_in(page, server, server.token("hz-cloud", "planner"))
     plan_id = submit_demo(page, server, example_path)
     # the Gantt of the busiest pool and the map are drawn (Plotly made their SVG)
-    page.wait_for_selector("#pool-0 .main-svg")
-    page.wait_for_selector("#map .main-svg")
+    # charts are drawn as they come into view: the busiest pool's Gantt and the map
+    for chart in ("#pool-0", "#map"):
+        page.locator(chart).scroll_into_view_if_needed()
+        page.wait_for_selector(f"{chart} .main-svg")
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(shots / "console-plan.png"))
     page.locator("#schedule").screenshot(path=str(shots / "console-gantt.png"))
     page.locator("#why-not").screenshot(path=str(shots / "console-why-not.png"))
@@ -167,9 +170,10 @@ def test_submit_watch_open_gantt_compare_and_download(
     dl2.value.save_as(receipt)
     assert '"seq"' in receipt.read_text()
     # the downloaded report renders offline, from the file alone
-    page.goto(report.as_uri())
+    page.goto(report.as_uri() + "#all")
     page.wait_for_selector("body[data-rendered=true]")
     page.wait_for_selector("#pool-0 .main-svg")
+    page.wait_for_selector("#rules .main-svg")
     page.screenshot(path=str(shots / "report.png"))
     assert errors == [] and outside == []
 

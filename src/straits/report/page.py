@@ -94,6 +94,7 @@ def render(template: str, *, title: str, figures: dict[str, Figure], inline: boo
         title=title, figures_json=script_json(figures), inline=inline,
         has_figures=bool(figures),
         css=asset("report.css") if inline else "",
+        figures_js=asset("figures.js") if inline else "",
         plotly=plotly_js() if inline and figures else "",
         topojson=asset("world_110m.json") if inline and geo else "", geo=geo,
         generated=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),

@@ -48,7 +48,7 @@ def print_page(html: str, out: Path, kind: str, width: int = 1280, height: int =
         flag = f"--print-to-pdf={target}" if kind == "pdf" else f"--screenshot={target}"
         cmd = [exe, *FLAGS, f"--user-data-dir={Path(tmp) / 'profile'}",
                f"--window-size={width},{height}", "--no-pdf-header-footer", flag,
-               page.as_uri()]
+               page.as_uri() + "#all"]  # every chart, not only those in view
         try:
             done = subprocess.run(cmd, capture_output=True, timeout=TIMEOUT, check=False)
         except subprocess.TimeoutExpired:

@@ -47,6 +47,7 @@ def _geo_js() -> bytes:
 ASSETS: dict[str, Asset] = {
     "report.css": (_package_file("straits.report", "assets/report.css"), "text/css"),
     "console.js": (_package_file("straits.web", "static/console.js"), "text/javascript"),
+    "figures.js": (_package_file("straits.report", "assets/figures.js"), "text/javascript"),
     "plotly.min.js": (_package_file("plotly", "package_data/plotly.min.js"),
                       "text/javascript"),
     "geo.js": (_geo_js, "text/javascript"),

@@ -1,19 +1,7 @@
-/* Straits console: draw the page's figures, and poll what is still running. No logic here:
-   every number and word comes from the server. */
+/* Straits console: poll what is still running, and submit controls that change. No logic
+   here: every number and word comes from the server (figures.js draws the charts). */
 (function () {
   "use strict";
-  var data = document.getElementById("figures");
-  if (data && window.Plotly) {
-    var figures = JSON.parse(data.textContent);
-    var config = {responsive: true, displaylogo: false,
-                  toImageButtonOptions: {format: "png", scale: 2}};
-    Object.keys(figures).forEach(function (id) {
-      var el = document.getElementById(id);
-      if (el) { Plotly.newPlot(el, figures[id].data, figures[id].layout, config); }
-    });
-  }
-  document.body.setAttribute("data-rendered", "true");
-
   // A fragment that refreshes itself: <tbody data-poll="/ui/plans/rows" data-every="2000">
   document.querySelectorAll("[data-poll]").forEach(function (el) {
     var every = parseInt(el.getAttribute("data-every") || "2000", 10);
