@@ -29,6 +29,7 @@ class Browser:
         self.store = store
 
     def sign_in(self, token: str) -> str:
+        self.token = token
         page = self.client.get("/ui/login")
         csrf = CSRF.search(page.text)
         assert csrf is not None
@@ -139,6 +140,13 @@ def test_submit_watch_and_read_a_plan(console: tuple[object, Store], demo_text: 
     receipt = b.client.get(f"/ui/ledger/{seq.group(1)}/receipt.json")
     assert receipt.status_code == 200 and "attachment" in receipt.headers["content-disposition"]
     assert json.loads(receipt.text)["entry"]["seq"] == int(seq.group(1))
+    # the same report through the API, with a bearer token; another tenant's token gets 404
+    api = b.client.get(f"/v1/plans/{plan_id}/report",
+                       headers={"Authorization": f"Bearer {b.token}"})
+    assert api.status_code == 200 and api.headers["content-type"].startswith("text/html")
+    other = create_token(store, "other-co", "planner")[0]
+    assert b.client.get(f"/v1/plans/{plan_id}/report",
+                        headers={"Authorization": f"Bearer {other}"}).status_code == 404
     ledger = b.client.get("/ui/ledger")
     assert 'data-verified="true"' in ledger.text and f'data-seq="{seq.group(1)}"' in ledger.text
 

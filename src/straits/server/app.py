@@ -27,6 +27,7 @@ from straits.errors import AuthError, InputError, NotFoundError, StoreError
 from straits.rules import ruleset
 from straits.server import bodies
 from straits.server.jobs import PlanRunner
+from straits.server.report_routes import router as report_router
 from straits.server.routes import router
 from straits.server.settings import Settings
 from straits.server.skypilot_routes import router as skypilot_router
@@ -124,6 +125,7 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None,
     app.state.rule_dirs = rule_dirs
     app.include_router(router)
     app.include_router(skypilot_router)
+    app.include_router(report_router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, Any]:
