@@ -62,8 +62,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory, example_path: Path,
     plan = make_plan(sc, rules=rules, time_limit=5)
     plan_id, _ = record_plan(store, sc, plan, rules, {}, tenant="hz-cloud", actor="test")
     inp = export_input(sc, plan.to_json(), rules, plan_id=plan_id)
-    tasks = {path.split("/")[-1].removesuffix(".yaml"): yaml.safe_load(text)
-             for path, text in exporter("skypilot").render(inp).files.items()}
+    tasks = {doc["name"]: doc for path, text in exporter("skypilot").render(inp).files.items()
+             if path.endswith(".yaml") for doc in yaml.safe_load_all(text)
+             if doc and "resources" in doc}
     token = create_token(store, "hz-cloud", "viewer")[0]
     with TestClient(create_app(store, settings=Settings())) as client:
         yield Setup(client, token, tasks, plan_id)
@@ -164,3 +165,46 @@ def test_launches_can_be_recorded_in_the_ledger(setup: Setup) -> None:
     r3 = setup.client.post(URL, params={"token": setup.token, "record": "true"},
                            content=json.dumps(setup.user_request(lawful).encode()))
     assert r3.status_code == 403
+
+
+# --- every form SkyPilot accepts ----------------------------------------------------------------
+SFT_LAWFUL = [  # (resources, allowed): the fine-tune on personal data stays in China
+    ({"infra": "k8s/cn-ulanqab", "accelerators": "H800:8"}, True),
+    ({"infra": "kubernetes/cn-ulanqab", "accelerators": {"H800": 8, "Ascend910B": 8}}, True),
+    ({"infra": "k8s/cn-ulanqab", "accelerators": ["H800:8", "Ascend910B:8"]}, True),
+    ({"cloud": "kubernetes", "region": "hz-idc", "accelerators": "H20"}, True),
+    ({"ordered": [{"infra": "k8s/hz-idc", "accelerators": "H20:8"},
+                  {"infra": "k8s/cn-ulanqab", "accelerators": "H800:8"}]}, True),
+    ({"infra": "aws/ap-southeast-1", "accelerators": {"H100": 8, "H200": 8}}, False),
+    ({"any_of": [{"infra": "k8s/cn-ulanqab", "accelerators": "H800:8"},
+                 {"infra": "aws/ap-southeast-1/ap-southeast-1a", "accelerators": "H100:8"}]},
+     False),
+    ({"infra": "kubernetes", "accelerators": "H800:8"}, False),  # no region: could be anywhere
+]
+
+
+@pytest.mark.parametrize(("resources", "allowed"), SFT_LAWFUL)
+def test_every_resources_form_is_read_as_skypilot_reads_it(
+        setup: Setup, resources: dict[str, Any], allowed: bool) -> None:
+    task = copy.deepcopy(setup.tasks["chat-72b-sft"])
+    task["resources"] = resources
+    r = setup.post(task)
+    assert r.status_code == (200 if allowed else 400), r.text
+
+
+def test_candidates_expand_accelerator_sets_and_lists() -> None:
+    from straits.admission import candidates
+
+    for form in ({"H100": 8, "H200": 8}, ["H100:8", "H200:8"]):
+        got = candidates({"resources": {"infra": "k8s/my-johor", "accelerators": form}})
+        assert sorted((c.infra, c.accelerator, c.count) for c in got) == [
+            ("kubernetes/my-johor", "H100", 8), ("kubernetes/my-johor", "H200", 8)]
+
+
+def test_a_task_skypilot_rejects_is_a_400_with_its_reason(setup: Setup) -> None:
+    task = copy.deepcopy(setup.tasks["chat-72b-sft"])
+    task["resources"] = {"infra": "k8s/cn-ulanqab", "acelerators": "H800:8"}  # misspelt
+    body = json.dumps({"task": yaml.safe_dump(task), "skypilot_config": "{}"})
+    r = setup.client.post(URL, params={"token": setup.token, "date": "2025-06-01"},
+                          content=body)
+    assert r.status_code == 400 and "acelerators" in r.text, r.text

@@ -1,5 +1,6 @@
 """Schemathesis fuzzes every operation of the published OpenAPI spec: no 5xx, no stack traces,
-whatever the body, query or path (with a valid admin token, so requests get past auth)."""
+whatever the body, query or path (with a valid admin token, so requests get past auth), and
+every answer conforms to the spec (status, content type, body schema)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis import checks
 
 from straits.server import create_app
 from straits.server.settings import Settings
@@ -36,11 +38,18 @@ def fuzz_app(fuzz_store: Store) -> Iterator[tuple[object, str]]:
         yield app, token
 
 
+CHECKS = [checks.not_a_server_error, checks.status_code_conformance,
+          checks.content_type_conformance, checks.response_schema_conformance]
+
+
 @schema.parametrize()
 @settings(max_examples=60, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
 def test_no_server_errors(case: schemathesis.Case, fuzz_app: tuple[object, str]) -> None:
+    """No 5xx, no stack trace, and every answer is what the spec says: a documented status,
+    its content type, a body matching its schema (200s and RFC 9457 problems alike)."""
     app, token = fuzz_app
     response = case.call(app=app, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code < 500, (case.method, case.path, response.text[:500])
     assert "Traceback" not in response.text
+    case.validate_response(response, checks=CHECKS)

@@ -104,7 +104,7 @@ def test_estimate_json_contract() -> None:
 
 
 @pytest.mark.parametrize(("change", "words"), [
-    ({"tokens": 0}, ("tokens", "greater than 0")),
+    ({"tokens": 0}, ("tokens", "greater than")),
     ({"model": {**ESTIMATE["model"], "active_params": 1e12}}, ("model", "must not exceed")),
     ({"chip": "TPU-v9"}, ("chip", "unknown chip")),
 ])
@@ -165,8 +165,10 @@ def test_demo_tells_both_regimes_and_records_them(tmp_path: Path) -> None:
     assert h20["affected_stages"] == ["assistant-72b/serve-cn"] and h20["blocking"]
     assert "us-ear-2025-h20" in {r["rule"] for c in h20["changes"] for r in c["rules"]}
     resc = next(d for c, d in drift.items() if "rescission" in c)
-    moved = [s for s in resc["replan"]["stages"] if s["moved"]]
-    assert [s["stage"] for s in moved] == ["serve-intl"] and moved[0]["was"] == "unplaced"
+    moved = {s["stage"]: s for s in resc["replan"]["stages"] if s["moved"]}
+    # the stage the rule left unplaced is placed; others may move too, as the figures decide
+    assert moved["serve-intl"]["was"] == "unplaced"
+    assert all(s["rules_lifted"] for s in moved.values())
     assert "what rule changes did" in p.stdout and "us-ear-2025-h20" in p.stdout
     # the rules that made the difference: each once, with the stages it moved
     tier3 = [g for g in out["rule_differences"] if g["rule"] == "us-diffusion-tier3-hq-compute"]

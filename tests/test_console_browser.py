@@ -50,6 +50,11 @@ class Server:
     def __init__(self, tmp: Path) -> None:
         self.db = f"sqlite:///{tmp / 'browser.db'}"
         self.env = {**os.environ, "STRAITS_DATABASE_URL": self.db}
+        # a signing key, so the log issues checkpoints and receipts can be downloaded
+        _straits("ledger", "keygen", "--origin", "straits.test/console", "-o",
+                 str(tmp / "ledger.key"), env=self.env)
+        self.env["STRAITS_LEDGER_KEY"] = str(tmp / "ledger.key")
+        self.key_pub = tmp / "ledger.key.pub"
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
@@ -168,7 +173,10 @@ def test_submit_watch_open_gantt_compare_and_download(
         page.get_by_role("link", name="Download receipt").click()
     receipt = tmp_path / "receipt.json"
     dl2.value.save_as(receipt)
-    assert '"seq"' in receipt.read_text()
+    checked = subprocess.run([sys.executable, "-m", "straits", "ledger", "verify-receipt",
+                              str(receipt), "--pubkey", str(server.key_pub)],
+                             capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0, checked.stdout + checked.stderr  # offline, the key alone
     # the downloaded report renders offline, from the file alone
     page.goto(report.as_uri() + "#all")
     page.wait_for_selector("body[data-rendered=true]")

@@ -1,9 +1,8 @@
-"""Exports of the shipped plan pass each target's own validation, and stay lawful.
+"""Exports of the shipped plan pass each target's own validation, run in order, and stay lawful;
+what each stage runs; the command line.
 
-SkyPilot: its task and resources JSON schemas and ``sky.Task.from_yaml_config``. Kubernetes:
-the API server's OpenAPI schema in strict mode (kubernetes-validate) and the ``kubernetes``
-client's models. Karmada: a structural model of its API (no library exists). Slurm: bash's
-parser, sbatch's option grammar, and ``submit.sh`` run against a stand-in ``sbatch``.
+SkyPilot here: its task schema, ``sky.Task.from_yaml_config`` and its pipeline loader.
+Kubernetes and Karmada: tests/test_export_kubernetes.py. Slurm: tests/test_export_slurm.py.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ import copy
 import json
 import os
 import re
-import shlex
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -22,41 +20,17 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.karmada import PropagationPolicy
+from export_support import _ctx, _docs, _lawful, _tasks, demo, inp
 from straits.admission import candidates, chip_of, site_of
+from straits.errors import InputError
 from straits.export import export_input, exporter, render, write_bundle
-from straits.export.base import ExportInput, label_value, unique_names
-from straits.loading import load_scenario
+from straits.export.base import ExportInput, dns_name, label_value, unique_labels, unique_names
+from straits.export.commands import parse as parse_run
 from straits.model.scenario import Scenario
-from straits.plan import make_plan
-from straits.plan.recheck import PlanContext
 from straits.rules import RuleSet
 from test_cli import one_line_error, straits
 
-K8S_VERSION = "1.31"
-
-
-@pytest.fixture(scope="module")
-def demo(example_path: Path, rules: RuleSet) -> tuple[Scenario, dict[str, Any]]:
-    sc = load_scenario(example_path)
-    return sc, make_plan(sc, rules=rules, time_limit=5).to_json()
-
-
-@pytest.fixture(scope="module")
-def inp(demo: tuple[Scenario, dict[str, Any]], rules: RuleSet) -> ExportInput:
-    sc, plan = demo
-    return export_input(sc, plan, rules, plan_id="test-plan", run="python train.py")
-
-
-def _lawful(ctx: PlanContext, workload: str, stage: str, site: str, chip: str) -> bool:
-    w = ctx.sc.workload(workload)
-    o = ctx.option(w, w.stage(stage), site, chip, False)
-    return o is not None and ctx.verdict(w, w.stage(stage), o).lawful
-
-
-def _ctx(demo: tuple[Scenario, dict[str, Any]], rules: RuleSet) -> PlanContext:
-    sc, plan = demo
-    return PlanContext(sc, plan, rules, date=sc.date, regime=plan["regime"])
+__all__ = ["demo", "inp"]  # fixtures
 
 
 def test_every_placed_stage_is_exported_to_every_target(inp: ExportInput) -> None:
@@ -71,10 +45,9 @@ def test_skypilot_tasks_pass_skypilots_schema_and_parser(inp: ExportInput) -> No
     sky = pytest.importorskip("sky")
     from sky.utils import common_utils, schemas
 
-    files = exporter("skypilot").render(inp).files
-    assert files
-    for text in files.values():
-        task = yaml.safe_load(text)
+    tasks = _tasks(exporter("skypilot").render(inp).files)
+    assert set(tasks) == {j.name for j in inp.jobs}
+    for task in tasks.values():
         common_utils.validate_schema(task, schemas.get_task_schema(), "task: ")
         for r in task["resources"]["any_of"]:
             common_utils.validate_schema(r, schemas.get_resources_schema(), "resources: ")
@@ -83,15 +56,54 @@ def test_skypilot_tasks_pass_skypilots_schema_and_parser(inp: ExportInput) -> No
         assert len(parsed.resources) == len(task["resources"]["any_of"])
 
 
+def test_training_stages_are_one_pipeline_in_dependency_order(
+        inp: ExportInput, tmp_path: Path) -> None:
+    """`sky jobs launch` runs a multi-document YAML as a chain: each task after the one
+    before succeeds. SkyPilot's own loader reads it back in the order of `after`."""
+    pytest.importorskip("sky")
+    from sky.utils import dag_utils
+
+    res = exporter("skypilot").render(inp)
+    write_bundle(tmp_path, res.files)
+    for w in inp.scenario.workloads:
+        training = [j for j in inp.jobs if j.workload == w.id and not j.serving]
+        path = tmp_path / "skypilot" / f"{w.id}.pipeline.yaml"
+        dag = dag_utils.load_chain_dag_from_yaml(str(path))
+        names = [t.name for t in dag.tasks]
+        assert sorted(names) == sorted(j.name for j in training)
+        for j in training:
+            for a in j.after:
+                assert names.index(f"{j.workload}-{a}") < names.index(j.name)
+
+
+def test_serving_stages_are_skyserve_services(inp: ExportInput) -> None:
+    sky = pytest.importorskip("sky")
+    files = exporter("skypilot").render(inp).files
+    serve = [j for j in inp.jobs if j.serving]
+    assert serve
+    for j in serve:
+        task = yaml.safe_load(files[f"skypilot/{j.name}.service.yaml"])
+        parsed = sky.Task.from_yaml_config(copy.deepcopy(task))
+        assert parsed.service is not None
+        assert task["service"]["replicas"] * j.replica_chips <= j.chips
+        assert task["service"]["readiness_probe"]["path"]
+        first = task["resources"]["any_of"][0]["accelerators"]
+        assert first.endswith(f":{j.replica_chips}")
+    launch = files["skypilot/launch.sh"]
+    for j in serve:  # the service comes up after its workload's pipeline
+        assert launch.index(f"{j.workload}.pipeline.yaml") < launch.index(f"{j.name}.service")
+    subprocess.run(["bash", "-n", "-c", launch], check=True)
+
+
 def test_skypilot_resources_are_the_lawful_options_planned_first(
         inp: ExportInput, demo: tuple[Scenario, dict[str, Any]], rules: RuleSet) -> None:
     sc, _ = demo
     ctx = _ctx(demo, rules)
-    files = exporter("skypilot").render(inp).files
+    tasks = _tasks(exporter("skypilot").render(inp).files)
     for job in inp.jobs:
-        task = yaml.safe_load(files[f"skypilot/{job.name}.yaml"])
-        cands = candidates(task)
-        first = site_of(sc, cands[0].infra)
+        cands = candidates(tasks[job.name])
+        planned = yaml.safe_load(yaml.safe_dump(tasks[job.name]))["resources"]["any_of"][0]
+        first = site_of(sc, planned["infra"])
         assert first is not None and first.id == job.planned.site.id
         offered = set()
         for c in cands:
@@ -113,143 +125,171 @@ def test_skypilot_resources_are_the_lawful_options_planned_first(
 def test_personal_data_stage_never_offers_an_offshore_region(inp: ExportInput) -> None:
     """The fine-tune on Chinese users' dialogues: PIPL keeps it in China, so SkyPilot's
     failover may not reach Singapore or Johor."""
-    task = yaml.safe_load(exporter("skypilot").render(inp).files["skypilot/chat-72b-sft.yaml"])
+    task = _tasks(exporter("skypilot").render(inp).files)["chat-72b-sft"]
     infras = [r["infra"] for r in task["resources"]["any_of"]]
     assert infras and not any("ap-southeast" in i or "my-johor" in i for i in infras), infras
 
 
 def test_ordered_mode_keeps_the_plans_order(inp: ExportInput) -> None:
-    files = exporter("skypilot", ordered=True).render(inp).files
-    task = yaml.safe_load(files["skypilot/chat-72b-pretrain.yaml"])
+    task = _tasks(exporter("skypilot", ordered=True).render(inp).files)["chat-72b-pretrain"]
     assert "ordered" in task["resources"] and "any_of" not in task["resources"]
 
 
-# --- Kubernetes and Karmada ---------------------------------------------------------------------
-def test_kubernetes_jobs_pass_the_openapi_schema_strictly(inp: ExportInput) -> None:
-    kv = pytest.importorskip("kubernetes_validate")
-    from kubernetes import client
-
-    files = exporter("kubernetes").render(inp).files
-    jobs = [d for p, t in files.items() if p.endswith(".yaml") for d in yaml.safe_load_all(t)]
-    assert len(jobs) == len(inp.jobs)
-    api = client.ApiClient()
-    for doc in jobs:
-        kv.validate(doc, K8S_VERSION, strict=True)
-        model = api.deserialize(json.dumps(doc), "V1Job", "application/json")
-        job = inp.job(doc["metadata"]["labels"]["straits.dev/workload"],
-                      doc["metadata"]["labels"]["straits.dev/stage"])
-        assert model.metadata.labels["kueue.x-k8s.io/queue-name"] == "training"
-        assert model.spec.suspend is True
-        per_node = int(next(iter(model.spec.template.spec.containers[0].resources.limits
-                                 .values())))
-        assert per_node * model.spec.completions >= job.chips
-        terms = model.spec.template.spec.affinity.node_affinity \
-            .required_during_scheduling_ignored_during_execution.node_selector_terms
-        keys = {e.key for e in terms[0].match_expressions}
-        assert "nvidia.com/gpu.product" in keys
-
-
-def test_a_broken_job_fails_the_same_validation(inp: ExportInput) -> None:
-    """The validator can fail: a misspelt field is caught."""
-    kv = pytest.importorskip("kubernetes_validate")
-    text = next(iter(v for k, v in exporter("kubernetes").render(inp).files.items()
-                     if k.endswith(".yaml")))
-    doc = yaml.safe_load(text)
-    doc["spec"]["completionmode"] = doc["spec"].pop("completionMode")
-    with pytest.raises(kv.ValidationError):
-        kv.validate(doc, K8S_VERSION, strict=True)
-
-
-def test_karmada_policies_restrict_clusters_to_lawful_ones(
-        inp: ExportInput, demo: tuple[Scenario, dict[str, Any]], rules: RuleSet) -> None:
-    kv = pytest.importorskip("kubernetes_validate")
-    sc, _ = demo
-    ctx = _ctx(demo, rules)
-    cluster_site = {s.targets.kubernetes.cluster: s.id for s in sc.sites
-                    if s.targets and s.targets.kubernetes}
-    for path, text in exporter("karmada").render(inp).files.items():
-        job_doc, policy_doc = yaml.safe_load_all(text)
-        kv.validate(job_doc, K8S_VERSION, strict=True)
-        policy = PropagationPolicy.model_validate(policy_doc)
-        job = inp.job(policy_doc["metadata"]["labels"]["straits.dev/workload"],
-                      policy_doc["metadata"]["labels"]["straits.dev/stage"])
-        assert policy.spec.resourceSelectors[0].name == job_doc["metadata"]["name"]
-        terms = policy.spec.placement.clusterAffinities  # type: ignore[union-attr]
-        assert terms and terms[0].clusterNames == [job.planned.site.targets.kubernetes.cluster]  # type: ignore[union-attr]
-        for term in terms:
-            for cluster in term.clusterNames or ():
-                assert _lawful(ctx, job.workload, job.stage, cluster_site[cluster],
-                               job.planned.pool.chip), (path, cluster)
-
-
-def test_karmada_model_rejects_what_karmada_would() -> None:
-    bad = {"apiVersion": "policy.karmada.io/v1alpha1", "kind": "PropagationPolicy",
-           "metadata": {"name": "x"},
-           "spec": {"resourceSelectors": [{"apiVersion": "batch/v1", "kind": "Job"}],
-                    "placement": {"clusterAffinity": {"clusterNames": ["a"]},
-                                  "clusterAffinities": [{"affinityName": "p",
-                                                         "clusterNames": ["a"]}]}}}
-    with pytest.raises(ValueError, match="mutually exclusive"):
-        PropagationPolicy.model_validate(bad)
-
-
-# --- Slurm ----------------------------------------------------------------------------------------
-#: sbatch long options Straits writes, with the grammar of their values (sbatch(1))
-SBATCH = {
-    "job-name": r"[A-Za-z0-9._-]+", "clusters": r"[A-Za-z0-9._,-]+",
-    "partition": r"[A-Za-z0-9._,-]+", "account": r"\S+", "nodes": r"[1-9][0-9]*",
-    "ntasks-per-node": r"[1-9][0-9]*", "gpus-per-node": r"([A-Za-z0-9_]+:)?[1-9][0-9]*",
-    "time": r"[0-9]+-[0-9]{2}:[0-9]{2}:[0-9]{2}", "output": r"\S+",
-}
-
-
-def _sbatch_options(text: str) -> dict[str, str]:
-    out = {}
-    for line in text.splitlines():
-        if line.startswith("#SBATCH"):
-            m = re.fullmatch(r"#SBATCH --([a-z-]+)=(\S+)", line)
-            assert m, line
-            key, value = m.groups()
-            assert key in SBATCH and re.fullmatch(SBATCH[key], value), line
-            out[key] = value
-    return out
-
-
-def test_slurm_scripts_parse_and_chain_with_afterok(inp: ExportInput, tmp_path: Path) -> None:
-    res = exporter("slurm").render(inp)
-    write_bundle(tmp_path, res.files, executable=(".sh", ".sbatch"))
-    for path in res.files:
-        subprocess.run(["bash", "-n", str(tmp_path / path)], check=True)
+def test_every_target_sets_the_same_rendezvous(inp: ExportInput) -> None:
+    """MASTER_ADDR, MASTER_PORT, NNODES, NODE_RANK and NPROC_PER_NODE reach the command on
+    every target, so one `torchrun --nnodes=$NNODES ...` line runs anywhere."""
+    names = ("MASTER_ADDR", "MASTER_PORT", "NNODES", "NODE_RANK", "NPROC_PER_NODE")
+    files = {p: t for r in render(inp, ("skypilot", "kubernetes", "slurm")) for p, t in
+             r.files.items()}
     for job in inp.jobs:
-        opts = _sbatch_options(res.files[f"slurm/{job.name}.sbatch"])
-        assert int(opts["nodes"]) * 8 >= job.chips
-        d, hms = opts["time"].split("-")
-        h, m, _ = (int(x) for x in hms.split(":"))
-        assert int(d) * 24 + h + m / 60 >= job.hours
-    # run submit.sh against a stand-in sbatch that records its arguments and hands out ids
+        if job.serving:
+            continue
+        sky_run = _tasks(files)[job.name]["run"]
+        k8s = next(d for d in _docs(files) if d.get("kind") == "JobSet"
+                   and d["metadata"]["labels"]["straits.dev/stage"] == job.stage)
+        pod = k8s["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
+        k8s_env = {e["name"] for e in pod["containers"][0]["env"]}
+        slurm = next(t for p, t in files.items() if p.endswith(f"/{job.name}.sbatch"))
+        for name in names:
+            assert f"{name}=" in sky_run, (job.name, name)
+            assert name in k8s_env, (job.name, name)
+            assert name in slurm, (job.name, name)
+
+
+# --- what each stage runs -----------------------------------------------------------------------
+def _stage_commands(inp: ExportInput) -> dict[str, str]:
+    return {j.stage: j.command for j in inp.jobs}
+
+
+RUN_CASES = [  # (--run values, expected command per stage; None: the failing default)
+    ([], {"pretrain": None, "sft": None, "serve-intl": None}),
+    (["all"], {"pretrain": "all", "sft": "all", "serve-intl": "all"}),
+    (["all", "serve=vllm"], {"pretrain": "all", "sft": "all", "serve-intl": "vllm"}),
+    (["finetune=ft", "pretrain=pt"], {"pretrain": "pt", "sft": "ft", "serve-intl": None}),
+    (["finetune=ft", "sft=by-id"], {"pretrain": None, "sft": "by-id", "serve-intl": None}),
+    (["sft=by-id", "chat-72b/sft=by-pair"], {"pretrain": None, "sft": "by-pair",
+                                            "serve-intl": None}),
+    (["NCCL_DEBUG=INFO torchrun x.py"], {"pretrain": "NCCL_DEBUG=INFO torchrun x.py",
+                                         "sft": "NCCL_DEBUG=INFO torchrun x.py",
+                                         "serve-intl": "NCCL_DEBUG=INFO torchrun x.py"}),
+]
+
+
+@pytest.mark.parametrize(("values", "want"), RUN_CASES)
+def test_run_options_give_each_stage_its_command(
+        demo: tuple[Scenario, dict[str, Any]], rules: RuleSet, values: list[str],
+        want: dict[str, str | None]) -> None:
+    sc, plan = demo
+    inp = export_input(sc, plan, rules, plan_id="p", commands=parse_run(values, sc))
+    for stage, cmd in _stage_commands(inp).items():
+        if want[stage] is None:
+            assert "no command was given" in cmd and stage in cmd and "exit 1" in cmd
+        else:
+            assert cmd == want[stage]
+
+
+@pytest.mark.parametrize("values", [["pretrian=x"], ["fine-tune=x"], ["a", "b"],
+                                    ["sft=x", "sft=y"], ["sft="], ["chat-72b/nope=x"],
+                                    ["x" * 20000], ["a\0b"]])
+def test_bad_run_options_are_input_errors(demo: tuple[Scenario, dict[str, Any]],
+                                          values: list[str]) -> None:
+    with pytest.raises(InputError) as err:
+        parse_run(values, demo[0])
+    assert err.value.path and err.value.path.startswith("--run")
+
+
+def test_the_scenarios_stage_command_is_used_and_a_keyed_run_wins(
+        demo: tuple[Scenario, dict[str, Any]], rules: RuleSet) -> None:
+    sc, plan = demo
+    doc = sc.model_dump(mode="json")
+    doc["workloads"][0]["stages"][1]["command"] = "python sft.py --resume"
+    sc2 = Scenario.model_validate(doc)
+    got = _stage_commands(export_input(sc2, plan, rules, plan_id="p",
+                                       commands=parse_run(["plain"], sc2)))
+    assert got == {"pretrain": "plain", "sft": "python sft.py --resume", "serve-intl": "plain"}
+    got = _stage_commands(export_input(sc2, plan, rules, plan_id="p",
+                                       commands=parse_run(["finetune=ft"], sc2)))
+    assert got["sft"] == "ft"
+
+
+HOSTILE_FIELDS = [  # (where, value, the field path the error names)
+    (("sites", 0, "targets", "slurm", "max_time"), "0", "targets.slurm.max_time"),
+    (("sites", 0, "targets", "slurm", "max_time"), "1-2-3", "targets.slurm.max_time"),
+    (("sites", 0, "targets", "slurm", "checkpoint_root"), "$(rm -rf /)",
+     "targets.slurm.checkpoint_root"),
+    (("sites", 0, "targets", "slurm", "checkpoint_root"), '/a"b', "targets.slurm.checkpoint_root"),
+    (("workloads", 0, "stages", 0, "command"), "x" * 20000, "stages[0].command"),
+    (("workloads", 0, "stages", 0, "command"), "", "stages[0].command"),
+    (("workloads", 0, "stages", 0, "command"), "a\0b", "stages[0].command"),
+    (("sites", 0, "pools", 0, "targets"), {"kubernetes_topology": {"level": "bad level"}},
+     "kubernetes_topology.level"),
+    (("sites", 0, "pools", 0, "targets"),
+     {"kubernetes_topology": {"level": "a/b", "mode": "sometimes"}}, "kubernetes_topology.mode"),
+]
+
+
+@pytest.mark.parametrize(("where", "value", "path"), HOSTILE_FIELDS)
+def test_hostile_export_fields_are_scenario_errors(where: tuple[Any, ...], value: Any,
+                                                   path: str) -> None:
+    from straits.loading import parse_scenario
+
+    doc = yaml.safe_load((Path(__file__).parent / "data" / "slurm-ci.yaml").read_text())
+    node = doc
+    for key in where[:-1]:
+        node = node[key]
+    node[where[-1]] = value
+    with pytest.raises(InputError) as err:
+        parse_scenario(doc)
+    assert path in str(err.value)
+
+
+def test_a_command_reaches_every_target_verbatim(
+        demo: tuple[Scenario, dict[str, Any]], rules: RuleSet, tmp_path: Path) -> None:
+    """Quotes, dollars, newlines and backslashes survive YAML and shell quoting."""
+    sc, plan = demo
+    tricky = "echo \"it's $HOME\" \\\n  && printf '%s\\n' `date` ; echo 'a\"b'"
+    inp = export_input(sc, plan, rules, plan_id="p", run=tricky)
+    files = {p: t for r in render(inp, ("skypilot", "kubernetes", "slurm")) for p, t in
+             r.files.items()}
+    for task in _tasks(files).values():
+        assert task["run"].endswith("\n" + tricky)
+    for d in _docs(files):
+        for c in _containers(d):
+            assert {"name": "STRAITS_COMMAND", "value": tricky} in c["env"]
+    write_bundle(tmp_path, files)
+    # run each sbatch script with stand-ins for scontrol and srun (srun records the command)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    log = tmp_path / "sbatch.log"
-    fake = bin_dir / "sbatch"
-    fake.write_text("#!/bin/bash\nn=$(( $(wc -l < \"$SBATCH_LOG\" 2>/dev/null || echo 0) + 101 ))"
-                    "\necho \"$n $*\" >> \"$SBATCH_LOG\"\necho \"$n;cluster\"\n")
-    fake.chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "SBATCH_LOG": str(log)}
-    subprocess.run(["bash", str(tmp_path / "slurm" / "submit.sh")], check=True, env=env,
-                   capture_output=True)
-    ids: dict[str, str] = {}
-    for line in log.read_text().splitlines():
-        jid, *args = shlex.split(line)
-        script = args[-1].removesuffix(".sbatch")
-        ids[script] = jid
-        job = next(j for j in inp.jobs if j.name == script)
-        deps = [a for a in args if a.startswith("--dependency=")]
-        if job.after:
-            want = ":".join(ids[f"{job.workload}-{a}"] for a in job.after)
-            assert deps == [f"--dependency=afterok:{want}"]
-        else:
-            assert deps == []
-    assert set(ids) == {j.name for j in inp.jobs}
+    (bin_dir / "scontrol").write_text("#!/bin/sh\necho node-a\n")
+    (bin_dir / "srun").write_text('#!/bin/bash\nprintf %s "$STRAITS_COMMAND" > "$OUT"\n')
+    for f in ("scontrol", "srun"):
+        (bin_dir / f).chmod(0o755)
+    for path in files:
+        if path.endswith(".sbatch"):
+            out = tmp_path / "cmd.txt"
+            env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "OUT": str(out),
+                   "HOME": str(tmp_path), "SLURM_JOB_NODELIST": "node-a",
+                   "SLURM_JOB_ID": "7", "SLURM_JOB_NUM_NODES": "1"}
+            p = subprocess.run(["bash", str(tmp_path / path)], env=env, capture_output=True,
+                               text=True, timeout=30)
+            assert p.returncode == 0, p.stdout + p.stderr
+            assert out.read_text() == tricky
+
+
+def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+
+    def walk(x: Any) -> None:
+        if isinstance(x, dict):
+            if "containers" in x:
+                found.extend(x["containers"])
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+    walk(doc)
+    return found
 
 
 # --- the command line ---------------------------------------------------------------------------
@@ -270,9 +310,37 @@ def test_cli_exports_a_recorded_plan(tmp_path: Path, example_path: Path) -> None
     summary = json.loads(p.stdout)
     assert summary["plan_id"] == plan_id
     assert set(summary["targets"]) == {"skypilot", "kubernetes", "karmada", "slurm"}
-    task = yaml.safe_load((out / "skypilot" / "chat-72b-pretrain.yaml").read_text())
-    assert task["envs"]["STRAITS_PLAN_ID"] == plan_id
+    name, *tasks = yaml.safe_load_all((out / "skypilot" / "chat-72b.pipeline.yaml").read_text())
+    assert name == {"name": "chat-72b"}
+    assert all(t["envs"]["STRAITS_PLAN_ID"] == plan_id for t in tasks)
     assert not list(out.glob(".straits-export-*"))
+
+
+def test_cli_runs_per_stage_and_says_where_each_command_came_from(
+        tmp_path: Path, example_path: Path) -> None:
+    out = tmp_path / "out"
+    p = straits("export", str(example_path), "--to", "slurm", "-o", str(out), "--json",
+                "--run", "pretrain=torchrun pretrain.py", "--run", "sft=torchrun sft.py")
+    assert p.returncode == 0, p.stderr
+    summary = json.loads(p.stdout)
+    assert summary["commands"] == {"chat-72b/pretrain": "--run pretrain=",
+                                   "chat-72b/sft": "--run sft=", "chat-72b/serve-intl": "none"}
+    notes = summary["targets"]["slurm"]["notes"]
+    assert any("serve-intl" in n and "no command" in n for n in notes)
+    scripts = {f.name: f.read_text() for f in out.rglob("*.sbatch")}
+    assert "torchrun pretrain.py" in scripts["chat-72b-pretrain.sbatch"]
+    assert "torchrun sft.py" in scripts["chat-72b-sft.sbatch"]
+    assert "no command was given for stage chat-72b/serve-intl" in scripts[
+        "chat-72b-serve-intl.sbatch"]
+
+
+def test_cli_rejects_a_misspelt_stage_key_and_writes_nothing(tmp_path: Path,
+                                                             example_path: Path) -> None:
+    out = tmp_path / "out"
+    p = straits("export", str(example_path), "--to", "slurm", "-o", str(out),
+                "--run", "pretrian=torchrun x.py")
+    one_line_error(p, "--run", "pretrian", "pretrain")
+    assert not out.exists() or not any(out.iterdir())
 
 
 def test_cli_rejects_an_unknown_target_and_writes_nothing(tmp_path: Path,
@@ -327,3 +395,15 @@ def test_colliding_names_get_a_hash() -> None:
 def test_label_values_are_valid(text: str) -> None:
     v = label_value(text)
     assert len(v) <= 63 and re.fullmatch(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?", v)
+
+
+@given(st.lists(ids, min_size=1, max_size=12, unique=True))
+def test_folder_and_pipeline_labels_are_distinct_dns_labels(names: list[str]) -> None:
+    """Workload and cluster names that differ only in case or punctuation ("Chat", "chat")
+    never share a pipeline file or a Slurm folder."""
+    labels = unique_labels(names)
+    assert len(set(labels.values())) == len(names)
+    for name, label in labels.items():
+        assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", label) and len(label) <= 63
+        if re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name) and len(name) <= 63:
+            assert label == name or sum(dns_name(n) == name for n in names) > 1

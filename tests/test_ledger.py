@@ -23,7 +23,7 @@ from straits.store import Store, ledger
 from straits.store.ledger import GENESIS, Entry, append, canonical, digest, verify_chain
 from straits.store.records import record_check, record_plan
 from straits.store.tables import Base
-from test_cli import straits
+from test_ledger_cli import straits
 from test_rules_engine import DESIGN_REQUEST
 
 

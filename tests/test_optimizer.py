@@ -12,8 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from invariants import capacity_violations, deadline_violations, precedence_violations
+from straits.catalog import get_chip
+from straits.estimate import estimate_training
 from straits.loading import parse_scenario
-from straits.model.scenario import Scenario
+from straits.model.scenario import ModelSpec, Scenario
 from straits.plan import make_plan
 from straits.plan.bounds import standalone_bound
 from straits.plan.candidates import Candidates
@@ -23,8 +25,17 @@ from straits.plan.portfolio import Portfolio
 from straits.rules import RuleSet, ruleset
 from straits.simulate.generate import generate
 
-MODEL = {"params": 7e9, "layers": 32, "d_model": 4096, "heads": 32, "seq_len": 4096}
+MODEL = {"params": 7e9, "layers": 32, "d_model": 4096, "heads": 32, "seq_len": 4096,
+         "global_batch_tokens": 4e6}
 DAY0 = dt.date(2025, 6, 1)
+
+
+def tokens_for(days: float) -> float:
+    """Tokens of a run that takes ``days`` on the 64 H100s of :func:`scenario` (with a fixed
+    batch, hours are proportional to tokens): the tests state durations, not token counts, so
+    they hold whatever the estimator's calibration."""
+    hours = estimate_training(ModelSpec(**MODEL), 1e11, get_chip("H100-SXM"), 64).hours
+    return 1e11 * days * 24.0 / hours
 
 
 def scenario(hq: str = "SG", pool: dict[str, Any] | None = None, workloads: int = 1,
@@ -87,7 +98,7 @@ def test_cpsat_places_what_greedy_first_come_order_leaves_out() -> None:
     dearer Malaysian pool the other, and run b may only run in Singapore. The greedy planner
     gives Singapore to a (first by deadline and id), so b misses its deadline; CP-SAT sends a
     to Malaysia and places both, and proves it optimal."""
-    base = scenario(workloads=2, tokens=1e11, deadline=DAY0 + dt.timedelta(days=2))
+    base = scenario(workloads=2, tokens=tokens_for(2.0), deadline=DAY0 + dt.timedelta(days=2))
     doc = base.model_dump(mode="json", exclude_none=True)
     doc["sites"].append({"id": "my", "country": "MY", "operator_hq": "MY", "pools": [
         {"chip": "H100-SXM", "count": 64, "usd_per_chip_hour": 3.0}]})
@@ -160,7 +171,7 @@ def test_buying_is_refused_where_procure_is_unlawful(rules: RuleSet) -> None:
 
 # --- deadlines -----------------------------------------------------------------------------------
 def test_hard_deadline_conflict_is_explained() -> None:
-    sc = scenario(workloads=2, tokens=6e11, deadline=DAY0 + dt.timedelta(days=19))
+    sc = scenario(workloads=2, tokens=tokens_for(12.0), deadline=DAY0 + dt.timedelta(days=19))
     plan = make_plan(sc)
     assert len(plan.assignments) == 1 and len(plan.unplaced) == 1
     assert plan.status == "infeasible"
@@ -178,7 +189,7 @@ def test_greedy_looks_past_its_shortlist_when_the_best_options_are_busy(
     monkeypatch.setattr(greedy, "TOP_BY_OBJECTIVE", 1)
     monkeypatch.setattr(greedy, "TOP_BY_FINISH", 0)
     monkeypatch.setattr(greedy, "EXAMINE_ALL_UP_TO", 0)
-    base = scenario(workloads=2, tokens=6e11, deadline=DAY0 + dt.timedelta(days=19))
+    base = scenario(workloads=2, tokens=tokens_for(12.0), deadline=DAY0 + dt.timedelta(days=19))
     dear = {"id": "my", "country": "MY", "operator_hq": "MY",
             "pools": [{"chip": "H100-SXM", "count": 64, "usd_per_chip_hour": 3.0}]}
     doc = base.model_dump(mode="json", exclude_none=True)
@@ -193,7 +204,7 @@ def test_greedy_looks_past_its_shortlist_when_the_best_options_are_busy(
 
 
 def test_soft_deadline_places_late_and_charges_the_penalty() -> None:
-    sc = scenario(workloads=2, tokens=6e11, deadline=DAY0 + dt.timedelta(days=19),
+    sc = scenario(workloads=2, tokens=tokens_for(12.0), deadline=DAY0 + dt.timedelta(days=19),
                   deadline_policy="soft", late_penalty_usd_per_day=10_000)
     plan = make_plan(sc)
     assert not plan.unplaced
@@ -226,7 +237,7 @@ def test_the_standalone_bound_holds_for_the_greedy_plan(seed: int, n: int, m: in
 def test_a_stage_that_cannot_make_its_deadline_anywhere_is_counted_without_search() -> None:
     """A run that would end after its hard deadline even alone on the pool: the bound says so
     before CP-SAT searches, so the answer carries a gap in dollars."""
-    sc = scenario(workloads=2, tokens=6e11)
+    sc = scenario(workloads=2, tokens=tokens_for(12.0))
     doc = sc.model_dump(mode="json", exclude_none=True)
     doc["workloads"][1]["deadline"] = str(DAY0 + dt.timedelta(days=2))
     sc = parse_scenario(doc)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import typer
+from click.testing import CliRunner
 
 from straits.model.request import ACTIONS
 from straits.model.types import Regime
@@ -34,9 +38,11 @@ def test_enough_cases_over_every_pack_action_and_regime() -> None:
     assert seen == {(a, g) for a in ACTIONS for g in regimes}
 
 
-def test_every_rule_is_shown_to_apply_by_some_case() -> None:
-    covered = {rid for r in RESULTS for rid in r.case.expect.rules}
-    assert [r.id for r in RULES.rules if r.id not in covered] == []
+def test_every_rule_is_shown_to_apply_by_a_case_of_its_own_pack() -> None:
+    covered = {(r.case.pack, rid) for r in RESULTS for rid in r.case.expect.rules}
+    covered |= {(r.case.pack, rid) for r in RESULTS if r.case.boundary is not None
+                for rid in r.case.boundary[0]}
+    assert [r.id for r in RULES.rules if (r.pack, r.id) not in covered] == []
 
 
 @pytest.mark.parametrize("rule", RULES.rules, ids=[r.id for r in RULES.rules])
@@ -51,13 +57,58 @@ def test_annotations_match_the_condition(rule) -> None:  # type: ignore[no-untyp
         assert ends == {("<", rule.effective_until + dt.timedelta(days=1))}
 
 
-def test_every_threshold_date_has_a_day_before_and_day_of_case() -> None:
-    starts = {r.effective_from for r in RULES.rules if r.effective_from.year >= 2018}
-    dates = {r.case.request.date for r in RESULTS}
-    missing = [d for d in sorted(starts)
-               if d not in dates or d - dt.timedelta(days=1) not in dates]
-    # GDPR (2018-05-25): the 1995 Directive before it is out of scope, so no day-before case
-    assert missing == [dt.date(2018, 5, 25)]
+#: change dates without a boundary table: the GDPR's start (the 1995 Directive before it is out
+#: of scope, so Straits cannot say what applied the day before) and rules older than 2018
+NO_BOUNDARY = {("eu-gdpr-ch5-transfer", dt.date(2018, 5, 25)),
+               ("eu-gdpr-adequacy", dt.date(2018, 5, 25))}
+
+
+def change_dates(rule) -> list[dt.date]:  # type: ignore[no-untyped-def]
+    ends = [rule.effective_until + dt.timedelta(days=1)] if rule.effective_until else []
+    return [d for d in (rule.effective_from, *ends)
+            if d.year >= 2018 and (rule.id, d) not in NO_BOUNDARY]
+
+
+def test_every_rule_change_has_a_boundary_table_in_its_pack() -> None:
+    """The day before, the day of and the day after every date a rule starts or stops
+    applying, in the rule's own pack (each day's case also checks the rule applies exactly
+    when its window says)."""
+    tried: dict[tuple[str, str, dt.date], set[int]] = {}
+    for r in RESULTS:
+        if r.case.boundary is not None:
+            rules, date = r.case.boundary
+            for rid in rules:
+                tried.setdefault((r.case.pack, rid, date), set()).add(
+                    (r.case.request.date - date).days)
+    missing = [(rule.pack, rule.id, d) for rule in RULES.rules for d in change_dates(rule)
+               if tried.get((rule.pack, rule.id, d)) != {-1, 0, 1}]
+    assert missing == []
+    assert {pack for pack, _, _ in tried} == {p.name for p in RULES.packs}
+
+
+def test_a_boundary_on_a_date_the_rule_does_not_change_fails(tmp_path: Path) -> None:
+    pack = tmp_path / "eu-gdpr"
+    shutil.copytree(RULES.packs[[p.name for p in RULES.packs].index("eu-gdpr")].path, pack)
+    (pack / "cases" / "wrong.yaml").write_text(WRONG_BOUNDARY)
+    results = run_cases(ruleset((pack,)), ["eu-gdpr"])
+    wrong = [r for r in results if r.case.file.endswith("wrong.yaml")]
+    assert len(wrong) == 3 and all(not r.ok for r in wrong)
+    assert all("neither starts nor stops applying on 2023-07-11" in " ".join(r.problems)
+               for r in wrong)
+
+
+WRONG_BOUNDARY = """
+defaults: {date: 2025-06-01, action: train, tenant: {hq: DE}, chip: H100-SXM,
+           site: {country: US, operator_hq: US, dpf_certified: true},
+           data: {origin: DE, classes: [personal], subjects: 10}}
+cases: []
+boundaries:
+  - name: one day late
+    rules: [eu-gdpr-dpf-2023]
+    date: 2023-07-11
+    before: {decision: allow}
+    after: {decision: allow}
+"""
 
 
 def test_diff_names_the_h20_rule() -> None:
@@ -84,13 +135,31 @@ cases:
 """
 
 
-def _straits(*args: str) -> subprocess.CompletedProcess[str]:
+def _process(*args: str) -> subprocess.CompletedProcess[str]:
+    """The installed command, in a process of its own (one end-to-end run)."""
     return subprocess.run([sys.executable, "-m", "straits", *args], capture_output=True,
                           text=True, timeout=300)
 
 
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _straits(*args: str) -> Ran:
+    """The real command line, in this process (its imports are paid once)."""
+    from straits.cli import app
+
+    res = CliRunner(mix_stderr=False).invoke(typer.main.get_command(app), list(args))
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        raise res.exception
+    return Ran(res.exit_code, res.stdout, res.stderr)
+
+
 def test_rules_test_cli_passes() -> None:
-    p = _straits("rules", "test")
+    p = _process("rules", "test")
     assert p.returncode == 0, p.stdout
     assert f"{len(RESULTS)} passed, 0 failed" in p.stdout
 

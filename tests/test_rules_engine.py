@@ -172,3 +172,49 @@ def test_bad_group_member(tmp_path: Path) -> None:
     groups = "g:\n  title: x\n  source: y\n  confidence: V\n  members: [ZZ]\n"
     with pytest.raises(PackError, match="'ZZ' is not an ISO"):
         ruleset((_pack(tmp_path, GOOD_POLICY, groups),))
+
+
+# --- a new fact reaches the cache key and the planner ----------------------------------------
+def test_dpf_certification_reaches_the_cache_key(rules: RuleSet) -> None:
+    """site.dpf_certified is read by the GDPR policies: the key plan keeps it, so two requests
+    that differ only in it are never answered from each other's cache entry."""
+    from straits.rules.cache_key import KeyPlan
+
+    assert ("site", "dpf_certified") in KeyPlan([r.est for r in rules.rules]).exact
+    base = {**DESIGN_REQUEST, "action": "train", "weights": None,
+            "tenant": {"hq": "DE"}, "data": {"origin": "DE", "classes": ["personal"],
+                                             "subjects": 10}}
+    certified = req(**{**base, "site": {"country": "US", "operator_hq": "US",
+                                        "dpf_certified": True}})
+    other = req(**{**base, "site": {"country": "US", "operator_hq": "US"}})
+    rs = ruleset()
+    rs.clear_cache()
+    first = rs.check_many([certified, other])
+    again = rs.check_many([other, certified])
+    assert [d.decision for d in first] == ["allow", "conditional"]
+    assert [d.decision for d in again] == ["conditional", "allow"]
+
+
+def test_the_planner_reads_dpf_certification_per_site(rules: RuleSet) -> None:
+    """Two US sites of the same operator country, the cheaper one not certified: EU personal
+    data trains on the certified one (the planner's verdict memo keeps them apart)."""
+    from straits.loading import parse_scenario
+    from straits.plan import make_plan
+
+    pool = {"chip": "H100-SXM", "count": 512}
+    sc = parse_scenario({
+        "straits": 1, "name": "dpf", "date": "2025-06-01",
+        "tenants": [{"id": "eu-lab", "hq": "DE"}],
+        "sites": [{"id": "us-cheap", "country": "US", "operator_hq": "US",
+                   "pools": [{**pool, "usd_per_chip_hour": 1.0}]},
+                  {"id": "us-dpf", "country": "US", "operator_hq": "US", "dpf_certified": True,
+                   "pools": [{**pool, "usd_per_chip_hour": 2.0}]},
+                  {"id": "eu-store", "country": "DE", "operator_hq": "DE"}],
+        "datasets": [{"id": "eu-chats", "tokens": 1e9, "size_gb": 10, "located_at": "eu-store",
+                      "origin": "DE", "classes": ["personal"], "subjects": 50000}],
+        "workloads": [{"id": m, "tenant": "eu-lab",
+                       "model": {"params": 1e9, "layers": 16, "d_model": 2048, "heads": 16},
+                       "stages": [{"id": "ft", "kind": "finetune", "datasets": ["eu-chats"]}]}
+                      for m in ("a", "b")]})
+    plan = make_plan(sc, rules=rules, solver="greedy")
+    assert {a.site for a in plan.assignments} == {"us-dpf"} and len(plan.assignments) == 2

@@ -3,24 +3,28 @@
 SkyPilot calls its RESTful admin policy before every launch, including each recovery relaunch
 of a managed job, with the task YAML it is about to run. A task exported by `straits export`
 names its plan and stage in ``envs``; :func:`admit_skypilot` maps every candidate resource of
-the task (``infra``/``cloud``+``region`` and ``accelerators``) back to a site and chip of the
-plan's scenario and asks the rules, as of the launch date, whether the stage may run there. One
-unlawful candidate rejects the launch, with the blocking rule's citation: silently dropping it
-would let a user believe the region they asked for was fine.
+the task, as SkyPilot's own parser reads it, back to a site and chip of the plan's scenario
+and asks the rules, as of the launch date, whether the stage may run there. One unlawful
+candidate rejects the launch, with the blocking rule's citation: silently dropping it would
+let a user believe the region they asked for was fine.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
+from straits import safe_yaml
 from straits.errors import RequestError
 from straits.export.skypilot import ACCELERATORS, ENV_PLAN, ENV_STAGE, ENV_WORKLOAD
 from straits.model.scenario import Scenario, Site
+from straits.model.types import MAX_CHIPS
 from straits.plan.recheck import PlanContext
 from straits.rules.decision import Reason
 from straits.rules.engine import RuleSet
@@ -62,62 +66,125 @@ def parse_user_request(data: Any) -> dict[str, Any]:
     return data
 
 
-_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def task_of(user_request: dict[str, Any]) -> dict[str, Any]:
+    """The task YAML, parsed within Straits' limits (depth, aliases, each key once), with the
+    shapes admission reads checked: a task whose ``resources`` or ``envs`` Straits cannot read
+    is a 400, never a launch checked on what a lenient reading guessed."""
     try:
-        task = yaml.load(user_request["task"], Loader=_LOADER) or {}  # a safe loader (C or Python)
-    except yaml.YAMLError as exc:
-        raise RequestError(f"task is not YAML: {exc}", source="request body",
+        task = safe_yaml.load(user_request["task"]) or {}
+    except safe_yaml.YamlLimitError as exc:
+        raise RequestError(exc.message, source="request body", path="task") from None
+    except (yaml.YAMLError, RecursionError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RequestError(f"task is not YAML: {first}", source="request body",
                            path="task") from None
     if not isinstance(task, dict):
         raise RequestError("task YAML is not a mapping", source="request body", path="task")
+    envs = task.get("envs")
+    if envs is not None and not isinstance(envs, dict):
+        raise RequestError("not a mapping", source="request body", path="task.envs")
+    res = task.get("resources")
+    if res is None or isinstance(res, dict):
+        for key in ("any_of", "ordered"):
+            alts = (res or {}).get(key)
+            if alts is not None and not (isinstance(alts, list)
+                                         and all(isinstance(a, dict | None) for a in alts)):
+                raise RequestError("not a list of resource mappings", source="request body",
+                                   path=f"task.resources.{key}")
+    elif not (isinstance(res, list) and all(isinstance(a, dict | None) for a in res)):
+        raise RequestError("not a mapping or a list of them", source="request body",
+                           path="task.resources")
     return task
 
 
-def _accelerator(value: Any) -> tuple[str | None, int | None]:
-    if value is None:
-        return None, None
-    if isinstance(value, dict) and len(value) == 1:
-        (name, n), = value.items()
-        return str(name), int(n) if n is not None else 1
-    if isinstance(value, str):
-        name, _, n = value.partition(":")
-        return name, int(float(n)) if n else 1
-    raise RequestError(f"cannot read accelerators {value!r}", source="request body",
-                       path="task.resources.accelerators")
+def _sky() -> Any:
+    """SkyPilot, imported on first use (it takes seconds), or a clear error without it."""
+    try:
+        import sky
+    except ImportError:
+        raise RequestError("SkyPilot is not installed on this Straits server, so it cannot "
+                           "read SkyPilot tasks", source="request body",
+                           expected="pip install 'straits[skypilot]' on the server") from None
+    return sky
 
 
 def candidates(task: dict[str, Any]) -> list[Candidate]:
-    """Every resource choice of the task: ``any_of``/``ordered`` entries over the base."""
-    res = task.get("resources") or {}
-    if isinstance(res, list):
-        res = {"any_of": res}
-    base = {k: v for k, v in res.items() if k not in ("any_of", "ordered")}
-    alts = list(res.get("any_of") or []) + list(res.get("ordered") or [])
+    """Every resource choice of the task as SkyPilot itself reads it
+    (``sky.Resources.from_yaml_config``, what ``sky.Task`` calls): each ``any_of``/``ordered``
+    entry over the base, each accelerator of a set or list of them, any spelling of ``infra``
+    (``k8s/...``, ``cloud`` + ``region``). Resources SkyPilot rejects are a 400 with SkyPilot's
+    own message. SkyPilot sends the same task again for every recovery relaunch, so readings
+    are kept (by the resources' JSON) for the next."""
+    res = task.get("resources")
+    try:
+        key = json.dumps(res, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError):
+        raise RequestError("task.resources is not plain YAML data", source="request body",
+                           path="task.resources", expected="SkyPilot resources") from None
+    return list(_read_resources(key))
+
+
+@functools.lru_cache(maxsize=1024)
+def _read_resources(key: str) -> tuple[Candidate, ...]:
+    sky = _sky()
+    config = json.loads(key)
+    try:
+        parsed = sky.Resources.from_yaml_config(config) if config else {sky.Resources()}
+    except Exception as exc:  # whatever SkyPilot's parser rejects, in its words
+        raise RequestError(f"SkyPilot cannot read the task's resources: {_first_line(exc)}",
+                           source="request body", path="task.resources",
+                           expected="resources `sky launch` accepts") from None
+    resources = list(parsed)
+    if isinstance(parsed, set):  # any_of: no order of its own
+        resources.sort(key=repr)
     out = []
-    for r in (alts or [{}]):
-        merged = {**base, **(r or {})}
-        infra = merged.get("infra")
-        if infra is None:
-            infra = "/".join(str(merged[k]) for k in ("cloud", "region", "zone")
-                             if merged.get(k))
-        name, n = _accelerator(merged.get("accelerators"))
-        out.append(Candidate(str(infra or "").lower(), name, n))
-    return out
+    for r in resources:
+        infra = "/".join(str(p).lower() for p in (r.cloud, r.region, r.zone) if p)
+        accs = r.accelerators or {None: None}
+        for name, n in accs.items():
+            out.append(Candidate(infra, name, _count(n) if n is not None else None))
+    return tuple(out)
+
+
+def _count(value: Any) -> int:
+    """An accelerator count as SkyPilot read it, as whole chips: finite, above 0, at most
+    MAX_CHIPS (a fractional share of a chip still occupies one)."""
+    try:
+        n = float(value)
+    except (TypeError, ValueError):
+        n = math.nan
+    if not (math.isfinite(n) and 0 < n <= MAX_CHIPS):
+        raise RequestError(f"accelerator count {str(value)[:40]!r} is not a number of chips "
+                           f"from 1 to {MAX_CHIPS:,}", source="request body",
+                           path="task.resources.accelerators")
+    return math.ceil(n)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:500] if text else type(exc).__name__
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical(infra: str) -> tuple[str, ...]:
+    """``cloud/region/zone`` as SkyPilot spells it (``k8s`` is ``kubernetes``)."""
+    _sky()
+    from sky.utils import infra_utils
+
+    info = infra_utils.InfraInfo.from_str(infra)
+    return tuple(str(p).lower() for p in (info.cloud, info.region, info.zone) if p)
 
 
 def site_of(sc: Scenario, infra: str) -> Site | None:
     """The site a SkyPilot infra string names (cloud and region must both match; a zone in the
     request narrows the region)."""
-    parts = infra.split("/")
+    parts = _canonical(infra) if infra else ()
     for s in sc.sites:
         sky = s.targets.skypilot if s.targets else None
         if sky is None:
             continue
-        want = [p.lower() for p in (sky.cloud, sky.region, sky.zone) if p]
-        if len(parts) >= len(want) and parts[:len(want)] == want and len(want) >= 2:
+        want = _canonical(sky.infra)
+        if len(want) >= 2 and parts[:len(want)] == want:
             return s
     return None
 

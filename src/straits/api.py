@@ -12,7 +12,13 @@ from typing import Any
 
 from straits.catalog import Chip, catalog, classify_2022, classify_2023, get_chip
 from straits.errors import InputError, RequestError
-from straits.estimate import Estimate, estimate_serving, estimate_training
+from straits.estimate import (
+    Estimate,
+    estimate_serving,
+    estimate_training,
+    nearest_runs,
+    typical_chips,
+)
 from straits.loading import validate_as
 from straits.model.request import CheckRequest, EstimateRequest
 from straits.model.types import Regime
@@ -49,6 +55,8 @@ def check_json(rules: RuleSet, requests: list[CheckRequest], was_list: bool) -> 
 
 # --- estimate ------------------------------------------------------------------------------------
 def run_estimate(req: EstimateRequest, chips: int | None = None) -> Estimate:
+    """The request's estimate; a training request without ``chips`` runs on the cluster size
+    published runs of its size typically used (see :func:`chips_basis`)."""
     chip = get_chip(req.chip)
     n = chips if chips is not None else req.chips
     if req.kind == "serve":
@@ -57,16 +65,34 @@ def run_estimate(req: EstimateRequest, chips: int | None = None) -> Estimate:
                                 tokens_per_s=req.tokens_per_s, prompt_tokens=req.prompt_tokens,
                                 output_tokens=req.output_tokens)
     assert req.tokens is not None
-    return estimate_training(req.model, req.tokens, chip, n, req.usd_per_chip_hour)
+    if n is None:
+        n = typical_chips(req.model, req.tokens, chip, software_year=req.software_year)
+    return estimate_training(req.model, req.tokens, chip, n, req.usd_per_chip_hour,
+                             software_year=req.software_year)
 
 
-def estimate_json(req: EstimateRequest, est: Estimate | None = None) -> dict[str, Any]:
-    """The ``straits estimate --json`` answer (the estimate is computed when not given)."""
-    est = est if est is not None else run_estimate(req)
+def chips_basis(req: EstimateRequest, chips: int | None = None) -> str:
+    """Where the estimate's cluster size came from: 'given', or 'typical' (training) /
+    'target' (serving sized for ``tokens_per_s``) when the request did not say."""
+    if chips is not None or req.chips is not None:
+        return "given"
+    return "typical" if req.kind == "train" else "target"
+
+
+def estimate_json(req: EstimateRequest, est: Estimate | None = None, *,
+                  chips: int | None = None) -> dict[str, Any]:
+    """The ``straits estimate --json`` answer (the estimate is computed when not given;
+    ``chips`` overrides the request's cluster size, as in ``--sweep chips``)."""
+    est = est if est is not None else run_estimate(req, chips)
     out = est.to_json()
     e = est.energy(get_chip(req.chip), pue=req.pue, gco2_per_kwh=req.grid_gco2_per_kwh,
                    country=req.country)
     out["energy"] = e.to_json() if e is not None else None
+    out["chips_basis"] = chips_basis(req, chips)
+    if req.kind == "train":
+        assert req.tokens is not None
+        out["nearest_runs"] = [n.to_json() for n in nearest_runs(req.model, req.tokens,
+                                                                  get_chip(req.chip))]
     return out
 
 

@@ -20,19 +20,24 @@ class InputError(StraitsError):
     exit_code = 2
 
     def __init__(self, message: str, *, source: str | None = None, path: str | None = None,
-                 expected: str | None = None) -> None:
+                 expected: str | None = None, line: int | None = None) -> None:
         self.source = source
         self.path = path
         self.expected = expected
         self.detail = message
+        self.line = line
+        """The 1-based line of ``source`` where the problem is, when known."""
         super().__init__(self._render())
 
     def _render(self) -> str:
+        source = self.source
+        if source and self.line is not None:
+            source = f"{source}:{self.line}"
         where = ""
-        if self.source and self.path:
-            where = f"{self.source}: {self.path}: "
-        elif self.source:
-            where = f"{self.source}: "
+        if source and self.path:
+            where = f"{source}: {self.path}: "
+        elif source:
+            where = f"{source}: "
         elif self.path:
             where = f"{self.path}: "
         tail = f" (expected {self.expected})" if self.expected else ""
@@ -53,6 +58,10 @@ class UnknownChipError(InputError):
 
 class EstimateError(InputError):
     """A stage cannot be estimated (e.g. a model larger than its parameters allow)."""
+
+
+class InputTooLarge(InputError):
+    """A file, stdin or request body over its size cap (exit 2; HTTP 413)."""
 
 
 class PackError(InputError):
@@ -79,3 +88,13 @@ class NotFoundError(StraitsError):
 
 class CatalogError(StraitsError):
     """Shipped data is inconsistent: a bug in Straits, not in the user's input."""
+
+
+class LedgerError(StraitsError):
+    """The ledger does not prove what the database holds: a record, an entry or the tree was
+    altered, or a checkpoint is forged. The message names the entry. Exit status 1; HTTP 409
+    (nothing unproven is served)."""
+
+    def __init__(self, message: str, seq: int | None = None) -> None:
+        self.seq = seq
+        super().__init__(message)

@@ -1,28 +1,149 @@
-"""Files written so that nobody ever sees half of one."""
+"""Output files: written whole or not at all, never over something that is not a file.
+
+Every command that writes a file (``-o``/``--output``) goes through :func:`write_output`:
+
+* ``-`` (or no ``-o``) means standard output;
+* an existing directory means a file of the command's default name inside it;
+* an existing regular file is replaced atomically (a temporary file beside it, fsynced, renamed
+  over it), keeping its permission bits, so a reader never sees half a file and a failure or a
+  ``kill -9`` leaves the old file as it was;
+* a new file gets the permissions the umask allows (``0666 & ~umask``, like ``>`` in a shell;
+  ``0777 & ~umask`` for executables);
+* anything else at the path (a symbolic link, a FIFO, a device node such as ``/dev/full``, a
+  socket) is refused with a one-line error (exit 2): Straits never replaces it, and never writes
+  through it. Write to standard output with ``-`` and redirect instead.
+
+The check and the rename are not one atomic step: something created at the path in between is
+replaced by the rename (which never follows a link), not written through.
+"""
 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import stat
+import sys
 from pathlib import Path
+
+from straits.errors import InputError
+
+STDOUT = "-"
+
+_KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def _kind(mode: int) -> str:
+    for test, name in _KINDS:
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def output_path(target: str | Path | None, *, default_name: str | None = None,
+                option: str = "-o") -> Path | None:
+    """Where ``target`` writes: None for standard output (``-`` or no target), else the file
+    path (inside ``target`` when it is a directory). Raises :class:`InputError` naming
+    ``option`` when the path holds something other than a regular file."""
+    if target is None or str(target) == STDOUT:
+        return None
+    path = Path(target)
+    for _ in range(2):  # the path itself, then the default name inside a directory
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            return path
+        except OSError as exc:
+            raise InputError(f"cannot use {path}: {exc.strerror or exc}", path=option) from None
+        if stat.S_ISREG(st.st_mode):
+            return path
+        if stat.S_ISDIR(st.st_mode) and default_name and path == Path(target):
+            path = path / default_name
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            raise InputError(f"{path} is a directory", path=option,
+                             expected="a file name (or '-' for standard output)")
+        raise InputError(f"{path} is {_kind(st.st_mode)}; Straits only replaces regular files",
+                         path=option, expected="a regular file's path, or '-' to write to "
+                                               "standard output and redirect it")
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def write_output(target: str | Path | None, data: str | bytes, *,
+                 default_name: str | None = None, executable: bool = False,
+                 option: str = "-o") -> Path | None:
+    """Write ``data`` to ``target`` (see the module's rules); returns the file written, or
+    None when it went to standard output."""
+    path = output_path(target, default_name=default_name, option=option)
+    if path is None:
+        write_stdout(data)
+        return None
+    try:
+        _replace(path, data.encode("utf-8") if isinstance(data, str) else data, executable)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}", path=option,
+                         expected="a writable location") from None
+    return path
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory, so a reader
-    never sees half a file and a failure leaves the old file as it was."""
-    write_atomically_bytes(path, text.encode("utf-8"))
+    """Write ``text`` to the file ``path`` through a temporary file beside it (the rules of
+    :func:`write_output`; ``path`` must not be a directory)."""
+    write_output(path, text)
 
 
-def write_atomically_bytes(path: Path, data: bytes) -> None:
-    """:func:`write_atomically` for bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def write_stdout(data: str | bytes) -> None:
+    """Write to standard output; a closed pipe (``| head``) ends the command quietly."""
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        if isinstance(data, bytes):
+            sys.stdout.flush()
+            sys.stdout.buffer.write(data)
+        else:
+            sys.stdout.write(data)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush is quiet
+        raise SystemExit(1) from None
+
+
+def _replace(path: Path, data: bytes, executable: bool) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        keep: int | None = stat.S_IMODE(path.stat().st_mode) if path.is_file() else None
+    except OSError:
+        keep = None
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | \
+        getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(tmp, flags, 0o777 if executable else 0o666)  # the umask applies
+    try:
+        try:
+            if keep is not None:
+                os.fchmod(fd, keep)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    _sync_dir(path.parent)
+
+
+def _sync_dir(directory: Path) -> None:
+    """Make the rename durable (best effort: not every platform opens directories)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,20 +1,29 @@
 """Reading user input (YAML or JSON) into validated models, with errors that name the field.
 
-Every parse error becomes an :class:`~straits.errors.InputError` subclass whose message names the
-source (file or ``<stdin>``), the field path (``workloads[0].stages[1].after``) and what was
-expected; the CLI prints it on one line and exits with status 2.
+Every file and stdin is read with a size cap and parsed within the limits of
+:mod:`straits.safe_yaml` (depth, aliases, duplicate keys); numbers are range-checked by the
+models before any arithmetic. Every parse error becomes an :class:`~straits.errors.InputError`
+subclass whose message names the source (file or ``<stdin>``), the line where known, the field
+path (``workloads[0].stages[1].after``) and what was expected; the CLI prints it on one line and
+exits with status 2.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import re
+import reprlib
+import sys
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from straits.errors import InputError, ScenarioError
+from straits import safe_yaml
+from straits.errors import InputError, InputTooLarge, ScenarioError
+from straits.limits import MAX_DEPTH, human_bytes, max_input_bytes
 from straits.model.scenario import Scenario
 
 M = TypeVar("M", bound=BaseModel)
@@ -37,14 +46,24 @@ def field_path(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist, _REPR.maxtuple, _REPR.maxset = 2, 4, 4, 4, 4
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 50, 50, 40
+
+
 def _short(value: Any) -> str:
-    text = repr(value)
+    """A bounded repr: never walks more than a few items of a (possibly huge) input."""
+    text = _REPR.repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
 def describe_validation_error(exc: ValidationError) -> list[tuple[str, str]]:
     """(path, message) for each problem pydantic found, in a form a person can act on."""
-    errors = exc.errors(include_url=False)
+    return [(field_path(loc), msg) for loc, msg in _problems(exc)]
+
+
+def _problems(exc: ValidationError) -> list[tuple[tuple[int | str, ...], str]]:
+    errors = exc.errors(include_url=False, include_context=False)
     locs = [tuple(e["loc"]) for e in errors]
     # a container error caused by a failed item ("at least 1 item after validation") is noise
     errors = [e for e in errors
@@ -63,69 +82,197 @@ def describe_validation_error(exc: ValidationError) -> list[tuple[str, str]]:
             msg = "unknown field (check the spelling against the scenario reference)"
         elif kind not in ("value_error", "assertion_error") and "input" in err:
             msg = f"{msg}, got {_short(err['input'])}"
-        problems.append((field_path(tuple(err["loc"])), msg))
+        problems.append((tuple(err["loc"]), msg))
     return problems
 
 
 def validate_as(model: type[M], data: Any, *, source: str,
-                error: type[InputError] = InputError) -> M:
-    """Validate ``data`` as ``model``; raise ``error`` naming ``source`` and the field path."""
+                error: type[InputError] = InputError, text: str | None = None) -> M:
+    """Validate ``data`` as ``model``; raise ``error`` naming ``source`` and the field path
+    (and the line, when ``text``, the document ``data`` was parsed from, is given)."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = describe_validation_error(exc)
-        path, msg = problems[0]
+        problems = _problems(exc)
+        loc, msg = problems[0]
         if len(problems) > 1:
             msg += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
-        raise error(msg, source=source, path=path) from None
+        line = safe_yaml.locate(text, loc) if text is not None else None
+        raise error(msg, source=source, path=field_path(loc), line=line) from None
     except InputError as exc:
         if exc.source is None:
+            line = exc.line
+            if line is None and text is not None and exc.path:
+                line = safe_yaml.locate(text, _loc_of(exc.path))
             raise type(exc)(exc.detail, source=source, path=exc.path,
-                            expected=exc.expected) from None
+                            expected=exc.expected, line=line) from None
         raise
+    except RecursionError:
+        raise error(f"nested deeper than {MAX_DEPTH} levels", source=source) from None
+
+
+def _loc_of(path: str) -> tuple[int | str, ...]:
+    """``workloads[0].stages[1].after`` -> ('workloads', 0, 'stages', 1, 'after')."""
+    out: list[int | str] = []
+    for part in re.findall(r"\[(\d+)\]|([^.\[\]]+)", path):
+        out.append(int(part[0]) if part[0] else part[1])
+    return tuple(out)
+
+
+# --- parsing -------------------------------------------------------------------------------------
+class _Duplicate(Exception):
+    pass
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _Duplicate(k)
+        out[k] = v
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotJson(f"{name} is not a JSON number (every number must be finite)")
+
+
+class _NotJson(ValueError):
+    pass
+
+
+def depth_of(value: Any) -> int:
+    """How deeply lists and mappings nest in ``value`` (iterative)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict | list):
+            deepest = max(deepest, d)
+            if d <= MAX_DEPTH:  # one level past the cap is enough to refuse
+                stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return deepest
+
+
+def _strict_json(text: str) -> Any:
+    data = json.loads(text, object_pairs_hook=_unique_pairs, parse_constant=_no_constant)
+    if depth_of(data) > MAX_DEPTH:
+        raise _TooDeep()
+    return data
+
+
+class _TooDeep(Exception):
+    pass
 
 
 def parse_document(text: str, *, source: str, error: type[InputError] = InputError) -> Any:
-    """Parse YAML (a superset of JSON) text; errors give the line and column."""
+    """Parse YAML (a superset of JSON) text within the limits of :mod:`straits.safe_yaml`;
+    errors give the line and column. JSON takes a fast path."""
+    if text.lstrip().startswith(("{", "[")):
+        try:
+            return _strict_json(text)
+        except (ValueError, _Duplicate, _TooDeep, RecursionError):
+            pass  # YAML flow style, or a JSON problem: the YAML parser locates it
     try:
-        return yaml.safe_load(text)
+        return safe_yaml.load(text)
+    except safe_yaml.YamlLimitError as exc:
+        raise error(exc.message, source=source, line=exc.line) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
         raise error(f"not valid YAML/JSON at {where}: {exc.problem}", source=source) from None
+    except yaml.reader.ReaderError as exc:
+        char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        raise error(f"character {char!r} at position {exc.position} is not allowed in YAML/JSON",
+                    source=source, expected="a YAML or JSON text file") from None
     except yaml.YAMLError as exc:
-        raise error(f"not valid YAML/JSON: {exc}", source=source) from None
+        raise error(f"not valid YAML/JSON: {_short(str(exc))}", source=source) from None
+    except RecursionError:
+        raise error(f"nested deeper than {MAX_DEPTH} levels", source=source) from None
 
 
-def parse_json(text: str, *, source: str, error: type[InputError] = InputError) -> Any:
+def parse_json(text: str | bytes, *, source: str, error: type[InputError] = InputError) -> Any:
+    """Strict JSON (request bodies): finite numbers, each key once per object, nesting at most
+    MAX_DEPTH deep."""
     try:
-        return json.loads(text)
+        return _strict_json(text.decode("utf-8") if isinstance(text, bytes) else text)
+    except UnicodeDecodeError as exc:
+        raise error(f"not UTF-8 text (byte {exc.start})", source=source,
+                    expected="JSON") from None
     except json.JSONDecodeError as exc:
         raise error(f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
-                    source=source) from None
+                    source=source, line=exc.lineno) from None
+    except _NotJson as exc:
+        raise error(str(exc), source=source) from None
+    except _Duplicate as exc:
+        raise error(f"duplicate key {_short(exc.args[0])} in an object", source=source,
+                    expected="each key once per object") from None
+    except (_TooDeep, RecursionError):
+        raise error(f"nested deeper than {MAX_DEPTH} levels", source=source) from None
+    except ValueError as exc:  # e.g. an integer longer than Python converts
+        raise error(f"not valid JSON: {_short(str(exc))}", source=source) from None
+
+
+# --- reading -------------------------------------------------------------------------------------
+def read_bounded(stream: BinaryIO, *, source: str, error: type[InputError] = InputError,
+                 limit: int | None = None) -> str:
+    """At most ``limit`` bytes (default: the input cap) of UTF-8 text from ``stream``; more is
+    an :class:`~straits.errors.InputTooLarge` error, so ``/dev/zero`` cannot fill memory."""
+    cap = limit if limit is not None else max_input_bytes()
+    chunks, size = [], 0
+    while size <= cap:
+        chunk = stream.read(min(1 << 20, cap + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > cap:
+        raise InputTooLarge(f"more than {human_bytes(cap)}", source=source,
+                            expected="a smaller input; STRAITS_MAX_INPUT_BYTES raises the cap")
+    raw = b"".join(chunks)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise error(f"not UTF-8 text (byte {exc.start} is {raw[exc.start]:#04x})",
+                    source=source, expected="a YAML or JSON text file") from None
 
 
 def read_text(path: Path, *, error: type[InputError] = InputError) -> str:
+    """A file's text, at most the input cap (a directory, a missing file or binary content is
+    a one-line error)."""
     try:
-        return path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            return read_bounded(f, source=str(path), error=error)
     except FileNotFoundError:
         raise error("file not found", source=str(path)) from None
     except IsADirectoryError:
         raise error("is a directory, not a file", source=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise error(f"cannot read: {exc}", source=str(path)) from None
+    except OSError as exc:
+        raise error(f"cannot read: {exc.strerror or exc}", source=str(path)) from None
 
 
-def parse_scenario(data: Any, *, source: str = "<scenario>") -> Scenario:
+def read_stdin(*, error: type[InputError] = InputError) -> str:
+    """Standard input's text, at most the input cap."""
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:  # a replaced sys.stdin (tests) without a byte buffer
+        return read_bounded(io.BytesIO(sys.stdin.read(max_input_bytes() + 1).encode()),
+                            source="<stdin>", error=error)
+    return read_bounded(stream, source="<stdin>", error=error)
+
+
+def parse_scenario(data: Any, *, source: str = "<scenario>", text: str | None = None
+                   ) -> Scenario:
     if not isinstance(data, dict):
         raise ScenarioError("a scenario must be a mapping at the top level", source=source,
                             expected="keys straits, name, date, tenants, sites, ...")
-    return validate_as(Scenario, data, source=source, error=ScenarioError)
+    return validate_as(Scenario, data, source=source, error=ScenarioError, text=text)
 
 
 def load_scenario(path: str | Path) -> Scenario:
     """Load and validate a scenario file (YAML, or JSON with the same shape)."""
     p = Path(path)
     text = read_text(p, error=ScenarioError)
+    if not text.strip():
+        raise ScenarioError("the file is empty", source=str(p),
+                            expected="a scenario, as docs/scenario-reference.md describes")
     data = parse_document(text, source=str(p), error=ScenarioError)
-    return parse_scenario(data, source=str(p))
+    return parse_scenario(data, source=str(p), text=text)

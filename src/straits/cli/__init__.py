@@ -14,12 +14,14 @@ from straits.cli import (
     export_cmd,
     impact_cmd,
     ledger_cmd,
+    market_cmd,
     plan_cmd,
     report_cmd,
     rules_cmd,
     scenario_cmd,
     serve_cmd,
     tokens_cmd,
+    worker_cmd,
 )
 from straits.cli.common import err_console
 from straits.errors import StraitsError
@@ -46,6 +48,8 @@ app.add_typer(scenario_cmd.app, name="scenario")
 app.add_typer(ledger_cmd.app, name="ledger")
 app.add_typer(tokens_cmd.app, name="tokens")
 app.command("serve")(serve_cmd.serve)
+app.add_typer(market_cmd.app, name="market")
+app.command("worker")(worker_cmd.worker)
 
 
 def main() -> None:

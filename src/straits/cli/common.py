@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import typer
 from rich.console import Console
 
 from straits.errors import RequestError, StraitsError
-from straits.loading import parse_document, read_text
+from straits.loading import parse_document, read_stdin, read_text
 
 #: width of tables and text when the output is not a terminal (a file, a pipe, CI logs) and
 #: COLUMNS is unset: wide enough that the rule and plan tables keep whole ids and citations
@@ -57,7 +56,7 @@ def read_input(source: Path | None, *, what: str) -> tuple[Any, str]:
         if sys.stdin.isatty():
             raise RequestError(f"expects {what} as JSON on stdin or in a file argument",
                                source="<stdin>")
-        text, label = sys.stdin.read(), "<stdin>"
+        text, label = read_stdin(error=RequestError), "<stdin>"
     else:
         text, label = read_text(source, error=RequestError), str(source)
     if not text.strip():
@@ -66,7 +65,10 @@ def read_input(source: Path | None, *, what: str) -> tuple[Any, str]:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    """Strict JSON (no NaN or Infinity) on stdout, exactly as the API answers it."""
+    from straits.jsonout import dumps
+
+    sys.stdout.write(dumps(data) + "\n")
 
 
 def money(usd: float | None) -> str:

@@ -180,7 +180,7 @@ def demo(json_out: bool = JsonOption,
 def _reports(sc: Scenario, plans: dict[str, Plan], recorded: dict[str, Any] | None,
              where: Path | None) -> dict[str, str]:
     """Write each regime's plan as a self-contained HTML report; the paths written."""
-    from straits.fileio import write_atomically
+    from straits.fileio import write_output
     from straits.report import plan_report
     from straits.report.view import Recorded
 
@@ -195,7 +195,7 @@ def _reports(sc: Scenario, plans: dict[str, Plan], recorded: dict[str, Any] | No
         html = plan_report(plan.to_json(details=True), sc, rs, recorded=rec,
                            source=f"straits demo: {sc.name} under the {regime} rules")
         path = (out_dir / f"demo-{regime}.html").resolve()
-        write_atomically(path, html)
+        write_output(path, html, option="--report")
         written[regime] = str(path)
     return written
 

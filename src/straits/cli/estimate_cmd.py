@@ -7,14 +7,18 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from straits.api import estimate_json, run_estimate
+from straits.api import chips_basis, estimate_json, run_estimate
 from straits.catalog import get_chip
 from straits.cli.common import JsonOption, console, duration, fail, money, print_json, read_input
 from straits.errors import InputError, RequestError
-from straits.estimate import Estimate
+from straits.estimate import Estimate, nearest_runs
 from straits.estimate.flops import flops_per_token
+from straits.estimate.stack import stack
 from straits.loading import validate_as
 from straits.model.request import EstimateRequest
+
+CHIPS_BASIS = {"given": "as asked", "typical": "typical for a run of this size; give `chips` "
+               "to fix it", "target": "replicas for the target tokens/s"}
 
 SWEEP_MAX_CHIPS = 65536
 
@@ -28,18 +32,26 @@ def sweep_sizes(est: Estimate) -> list[int]:
 
 
 def _sweep(req: EstimateRequest, base: Estimate, json_out: bool) -> None:
-    rows = [run_estimate(req, n) for n in sweep_sizes(base)]
+    sizes = sweep_sizes(base)
+    rows = [run_estimate(req, n) for n in sizes]
     if json_out:
-        print_json([estimate_json(req, r) for r in rows])
+        print_json([estimate_json(req, r, chips=n) for n, r in zip(sizes, rows, strict=True)])
         return
     t = Table(title=f"How days and cost change with cluster size on {base.chip}",
               title_justify="left")
-    for col in ("chips", "layout", "MFU", "days", "chip-hours", "cost"):
+    for col in ("chips", "layout", "MFU", "days (80%)", "chip-hours", "cost"):
         t.add_column(col, justify="left" if col == "layout" else "right")
     for r in rows:
-        t.add_row(f"{r.chips:,}", r.layout, f"{r.mfu:.1%}", f"{r.days:,.1f}",
+        t.add_row(f"{r.chips:,}", r.layout, f"{r.mfu:.1%}",
+                  f"{r.days:,.1f} ({r.hours_low / 24:,.1f}-{r.hours_high / 24:,.1f})",
                   f"{r.chip_hours:,.0f}", money(r.cost_usd))
     console.print(t)
+
+
+def _ranged(central: str, low: str, high: str, est: Estimate) -> str:
+    if est.interval is None or est.low_factor == est.high_factor:
+        return central
+    return f"{central} (80%: {low} - {high})"
 
 
 def _view(req: EstimateRequest, est: Estimate) -> None:
@@ -51,8 +63,9 @@ def _view(req: EstimateRequest, est: Estimate) -> None:
         t.add_row("training FLOPs", f"{est.flops:.3e}")
         t.add_row("global batch (tokens)", f"{est.batch_tokens:,.0f}")
     t.add_row("fewest chips that fit", f"{est.min_chips:,}")
-    t.add_row("chips", f"{est.chips:,}")
+    t.add_row("chips", f"{est.chips:,} ({CHIPS_BASIS[chips_basis(req)]})")
     if req.kind == "train":
+        t.add_row("software", stack(est.software_year).describe())
         t.add_row("layout", est.layout)
         mem = est.memory_gb
         t.add_row("memory per chip", f"{mem.get('total_gb', 0):,.1f} GB (weights "
@@ -61,22 +74,29 @@ def _view(req: EstimateRequest, est: Estimate) -> None:
                   f"{mem.get('activations_gb', 0):,.1f})")
         t.add_row("predicted MFU (per step)", f"{est.mfu:.1%}")
         factors = est.mfu_components.get("factors", {})
-        t.add_row("  kernel rate", " x ".join(f"{k} {v:g}" for k, v in factors.items()))
+        t.add_row("  efficiency factors", " x ".join(f"{k} {v:g}" for k, v in factors.items()))
         shares = est.mfu_components.get("step_shares", {})
         t.add_row("  step time", ", ".join(f"{k} {v:.0%}" for k, v in shares.items() if v))
         t.add_row("step time", f"{est.step_seconds:,.2f} s")
         o = est.overheads
-        t.add_row("whole-run overheads", f"goodput {o['goodput']:.0%}, evaluation "
-                  f"{o['evaluation']:.0%} (+{o['overhead_chip_hours']:,.0f} chip-hours)")
+        t.add_row("whole-run overheads", f"goodput {o['goodput']:.1%} (~{o['interruptions']:,.0f} "
+                  f"interruptions), evaluation {o['evaluation']:.0%} "
+                  f"(+{o['overhead_chip_hours']:,.0f} chip-hours)")
     if est.serving:
         s = est.serving
         t.add_row("serving", f"{s['replicas']} replicas x {s['replica_chips']} chips, batch "
                   f"{s['batch']}, {s['tokens_per_s_per_replica']:,.0f} tok/s each "
                   f"({s['bound']}-bound)")
-    t.add_row("chip-hours", f"{est.chip_hours:,.0f}")
-    t.add_row("wall-clock", duration(est.hours))
+    t.add_row("chip-hours", _ranged(f"{est.chip_hours:,.0f}", f"{est.chip_hours_low:,.0f}",
+                                    f"{est.chip_hours_high:,.0f}", est))
+    t.add_row("wall-clock", _ranged(duration(est.hours), duration(est.hours_low),
+                                    duration(est.hours_high), est))
     price = f" at ${est.usd_per_chip_hour:.2f}/chip-hour" if est.usd_per_chip_hour else ""
-    t.add_row("cost" + price, money(est.cost_usd))
+    cost = est.cost_usd
+    t.add_row("cost" + price, _ranged(money(cost), money(None if cost is None
+                                                        else cost * est.low_factor),
+                                      money(None if cost is None else cost * est.high_factor),
+                                      est))
     e = est.energy(get_chip(req.chip), pue=req.pue, gco2_per_kwh=req.grid_gco2_per_kwh,
                    country=req.country)
     if e is not None:
@@ -84,8 +104,27 @@ def _view(req: EstimateRequest, est: Estimate) -> None:
             if e.tco2e is not None else " (give `country` or `grid_gco2_per_kwh` for carbon)"
         t.add_row("energy", f"{e.kwh / 1000:,.0f} MWh at PUE {e.pue:g}{co2}")
     console.print(t)
+    if req.kind == "train" and est.interval is not None:
+        console.print(f"80% interval: {est.interval.basis}.")
+        _nearest(req)
     for note in est.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
+
+
+def _nearest(req: EstimateRequest) -> None:
+    """The published runs nearest to the request, and how far off the estimator is on them."""
+    assert req.tokens is not None
+    t = Table(title="Nearest published runs (how far off the estimator is on runs like this)",
+              title_justify="left")
+    for col in ("run", "chip", "chips", "tokens", "published chip-hours", "predicted",
+                "error", "used for"):
+        t.add_column(col, justify="left" if col in ("run", "chip", "used for") else "right")
+    for n in nearest_runs(req.model, req.tokens, get_chip(req.chip)):
+        r = n.run
+        t.add_row(r.id, r.chip, f"{r.chips:,}" if r.chips else "-", f"{r.tokens:.3g}",
+                  f"{r.value:,.0f}", "-" if n.predicted is None else f"{n.predicted:,.0f}",
+                  "-" if n.error is None else f"{n.error:+.0%}", r.used_for)
+    console.print(t)
 
 
 def estimate(
@@ -97,12 +136,15 @@ def estimate(
                               "with the cluster size."),
 ) -> None:
     """Estimate FLOPs, the fewest chips, the layout, predicted MFU, chip-hours, days, cost and
-    energy of a training stage (or the chips of a serving stage).
+    energy of a training stage (or the chips of a serving stage), with a central 80% interval,
+    the efficiency factors applied and the nearest published runs with the estimator's error
+    on each.
 
     Reads {"model": {"params": 7.2e10, "layers": 80, "d_model": 8192, "heads": 64,
     "seq_len": 8192}, "tokens": 1.5e13, "chip": "H100-SXM", "chips": 4096}; `chips` defaults to
-    the fewest that fit, `usd_per_chip_hour` to the catalog's reference price. Serving:
-    {"kind": "serve", "model": ..., "chip": ..., "days": 30, "tokens_per_s": 50000}.
+    the cluster size published runs of this size typically used, `software_year` to 2025,
+    `usd_per_chip_hour` to the catalog's reference price. Serving: {"kind": "serve", "model":
+    ..., "chip": ..., "days": 30, "tokens_per_s": 50000}.
     """
     try:
         if sweep is not None and sweep != "chips":

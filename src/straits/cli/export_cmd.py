@@ -44,8 +44,12 @@ def export(
     to: list[str] = typer.Option(..., "--to", help=TO_HELP),
     out: Path = typer.Option(..., "-o", "--out", help="Directory to write into (created; "
                              "files of the same name are replaced)."),
-    run: str = typer.Option(None, "--run", help="The command each job runs (default: one that "
-                            "fails saying no command was given)."),
+    run: list[str] = typer.Option(None, "--run", help="What the stages run (repeatable): "
+                                  "`CMD` for every stage without a command of its own, or "
+                                  "`KEY=CMD` for the stages of a kind (pretrain, finetune, "
+                                  "serve), a stage id, or WORKLOAD/STAGE. The most specific "
+                                  "wins; a stage's `command` in the scenario beats a plain CMD. "
+                                  "A stage with none fails saying so."),
     image: str = typer.Option(None, "--image", help="Container image of Kubernetes Jobs."),
     ordered: bool = typer.Option(False, "--ordered", help="SkyPilot: `ordered` resources "
                                  "(planned option tried first) instead of `any_of`."),
@@ -68,8 +72,10 @@ def export(
                 raise InputError(f"unknown export target {t!r}", path="--to",
                                  expected="one of " + ", ".join((*ex.TARGETS, "all")))
         plan_id, sc, plan_json = load_plan(plan, db, rules)
+        from straits.export.commands import parse as parse_run
+
         inp = ex.export_input(sc, plan_json, ruleset(tuple(rules or ())), plan_id=plan_id,
-                              run=run or ex.DEFAULT_RUN, image=image or ex.DEFAULT_IMAGE)
+                              commands=parse_run(run, sc), image=image or ex.DEFAULT_IMAGE)
         results = ex.render(inp, targets, ordered=ordered)
         files = {k: v for r in results for k, v in r.files.items()}
         written = ex.write_bundle(out, files, executable=(".sh", ".sbatch"))
@@ -82,6 +88,7 @@ def export(
     summary = {"plan_id": plan_id, "out": str(out),
                "targets": {r.target: {"jobs": r.jobs, "files": sorted(r.files),
                                       "notes": r.notes} for r in results},
+               "commands": {f"{j.workload}/{j.stage}": j.command_source for j in inp.jobs},
                "unplaced": list(inp.unplaced)}
     if json_out:
         print_json(summary)
@@ -95,7 +102,7 @@ def export(
     for j in inp.jobs:
         alts = ", ".join(c.label for c in j.alternatives) or "none"
         console.print(f"  {j.workload}/{j.stage}: {j.planned.label}; lawful alternatives at "
-                      f"{j.chips} chips: {alts}")
+                      f"{j.chips} chips: {alts}; command: {j.command_source}")
     if inp.unplaced:
         console.print(f"[yellow]not exported (unplaced):[/yellow] {', '.join(inp.unplaced)}")
     console.print(f"wrote {len(written)} file(s)")

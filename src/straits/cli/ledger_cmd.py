@@ -1,24 +1,41 @@
-"""``straits ledger``: verify, show and export the hash-chained audit ledger."""
+"""``straits ledger``: verify, show and export the ledger (a Merkle tree log with a hash chain);
+keys, checkpoints, receipts and witnessing are in ``ledger_proof_cmd.py``."""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
 from straits.cli.common import DbOption, JsonOption, console, err_console, fail, print_json
 from straits.errors import InputError, StraitsError
-from straits.fileio import write_atomically
-from straits.store import Store, ledger
-from straits.store.ledger import Entry, Verification, verify_chain
+from straits.fileio import output_path, write_output
 
-app = typer.Typer(help="Verify, show and export the audit ledger.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from straits.store.integrity import Head
+    from straits.store.keys import Keys
+    from straits.store.ledger import Entry, Verification
+
+app = typer.Typer(help="The ledger: verify, show, export; keys, checkpoints, receipts, "
+                       "witnesses.", no_args_is_help=True)
 
 EXIT_BROKEN = 1
+KeyOption = typer.Option(None, "--key", envvar="STRAITS_LEDGER_KEY", show_envvar=True,
+                         help="The ledger's signing key file (`straits ledger keygen`).")
+PubkeyOption = typer.Option(None, "--pubkey", help="The log's public key: a .pub file or "
+                            "NAME+KEYID+BASE64 (repeatable; default $STRAITS_LEDGER_PUBKEY).")
+HEAD_RE = re.compile(r"^(\d+):([0-9a-fA-F]{64})$")
+
+
+def keys_from(key: Path | None, pubkeys: list[str] | None) -> Keys:
+    from straits.store.keys import configured
+
+    return configured(key, pubkeys)
 
 
 def _report(result: Verification, json_out: bool, source: str) -> None:
@@ -27,57 +44,137 @@ def _report(result: Verification, json_out: bool, source: str) -> None:
     elif result.ok:
         console.print(f"[bold green]ledger verifies[/bold green]: {result.entries:,} entries "
                       f"in {source}; head {result.head_seq}:{result.head_hash}")
+        if result.root_hash:
+            console.print(f"  Merkle root of {result.entries:,} entries: {result.root_hash}")
+        cp = result.checkpoint
+        if cp:
+            how = ("signature checked" if result.signatures == "checked"
+                   else "[yellow]signature NOT checked[/yellow]")
+            console.print(f"  latest checkpoint: {cp['size']:,} entries, {cp['origin']} "
+                          f"({how}), consistent with the log")
+        for h in result.heads:
+            console.print(f"  head {h['head'][:40]}: proven by {h['proven_by']}")
+        for note in result.notes:
+            console.print(f"  [yellow]note:[/yellow] {note}")
     else:
-        console.print(f"[bold red]ledger broken at entry {result.first_bad}[/bold red]: "
-                      f"{result.problem} ({result.entries:,} entries verified before it)")
+        where = f" at entry {result.first_bad}" if result.first_bad else ""
+        console.print(f"[bold red]ledger broken{where}[/bold red]: {result.problem} "
+                      f"({result.entries:,} entries verified before it)", soft_wrap=True)
     if not result.ok:
         raise typer.Exit(EXIT_BROKEN)
+
+
+def parse_heads(values: list[str], keys: Keys) -> list[Head]:
+    """``SEQ:HASH`` values and signed checkpoints (files, or '-' for stdin) given as heads;
+    a checkpoint's signature is checked with the keys (none given: an input error)."""
+    from straits.store.integrity import ChainHead
+    from straits.store.note import NoteError, open_checkpoint
+    from straits.store.witness import parse_offer
+
+    heads: list[Head] = []
+    for value in values:
+        m = HEAD_RE.match(value.strip())
+        if m:
+            heads.append(ChainHead(int(m.group(1)), m.group(2).lower()))
+            continue
+        if value.strip() != "-" and not Path(value).is_file():
+            raise InputError(f"{value!r} is neither SEQ:HASH nor a checkpoint file",
+                             path="--head", expected="SEQ:HASH as `straits ledger verify` "
+                             "printed it, or a file holding a signed checkpoint")
+        text = sys.stdin.read() if value.strip() == "-" else _read(Path(value), "--head")
+        offer = parse_offer(text, value)
+        if not keys.checks_signatures:
+            raise InputError("cannot check the checkpoint's signature: no public key",
+                             path="--head", expected="--pubkey KEY or STRAITS_LEDGER_PUBKEY "
+                                                     "(the log's .pub file)")
+        try:
+            heads.append(open_checkpoint(offer.note, keys.trusted))
+        except NoteError as exc:
+            from straits.errors import LedgerError
+
+            raise LedgerError(f"the checkpoint {value} is forged or unsigned: {exc}") from None
+    return heads
+
+
+def _read(path: Path, option: str) -> str:
+    try:
+        with path.open("rb") as f:
+            raw = f.read(2 * 1024 * 1024 + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", source=str(path),
+                         path=option) from None
+    if len(raw) > 2 * 1024 * 1024:
+        raise InputError("over 2 MiB: not a checkpoint", source=str(path), path=option)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError("not UTF-8 text", source=str(path), path=option) from None
 
 
 @app.command("verify")
 def verify(
     db: str = DbOption,
     file: Path = typer.Option(None, "--file", help="Verify an export (JSON lines) instead of "
-                              "the database; a removed tail cannot be seen without the head."),
-    head: str = typer.Option(None, "--head", help="With --file: the head hash published "
-                             "when the export was made (SEQ:HASH), so a removed tail shows."),
+                              "the database."),
+    head: list[str] = typer.Option(None, "--head", help="An older head to prove the log "
+                                   "extends: SEQ:HASH (a chain hash or a Merkle root), or a "
+                                   "signed checkpoint file (repeatable)."),
+    key: Path = KeyOption,
+    pubkey: list[str] = PubkeyOption,
+    quick: bool = typer.Option(False, "--quick", help="Database only: check the heads and "
+                               "the latest checkpoint by consistency proofs, without "
+                               "rescanning every entry."),
     json_out: bool = JsonOption,
 ) -> None:
-    """Walk the hash chain and name the first entry that was altered, removed or reordered.
+    """Check the log: the hash chain, the Merkle tree, every signed checkpoint, every older
+    head given (through a consistency proof), and every recorded plan and decision against its
+    entry. Names the first entry that was altered, removed or reordered.
 
-    Exit status 0 when the ledger verifies, 1 when it does not, 2 on bad input.
+    Exit status 0 when the ledger verifies, 1 when it does not (or a head is forged), 2 on bad
+    input.
     """
+    from straits.errors import LedgerError
+
     try:
+        keys = keys_from(key, pubkey)
+        try:
+            heads = parse_heads(head or [], keys)
+        except LedgerError as exc:
+            if json_out:
+                print_json({"ok": False, "problem": str(exc)})
+            else:
+                console.print(f"[bold red]head rejected[/bold red]: {exc}", soft_wrap=True)
+            raise typer.Exit(EXIT_BROKEN) from None
         if file is not None:
-            result = verify_chain(_read_export(file), _parse_head(head) if head else None)
-            _report(result, json_out, str(file))
+            from straits.store.exported import verify_export
+
+            _report(verify_export(_read_export(file), heads), json_out, str(file))
             return
+        from straits.store import Store
+        from straits.store.integrity import verify_heads, verify_store
+
         store = Store(db)
-        _report(ledger.verify(store), json_out, repr(store))
+        result = verify_heads(store, keys, heads) if quick else verify_store(store, keys, heads)
+        _report(result, json_out, repr(store))
     except StraitsError as exc:
         fail(exc)
 
 
-def _parse_head(text: str) -> tuple[int, str]:
-    seq, _, value = text.partition(":")
-    if not seq.isdigit() or len(value) != 64:
-        raise InputError(f"{text!r} is not a ledger head", path="--head",
-                         expected="SEQ:HASH as `straits ledger verify` prints it")
-    return int(seq), value
-
-
 def _read_export(path: Path) -> list[Entry]:
+    from straits.loading import read_text
+    from straits.store.ledger import Entry
+
     out = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc}", source=str(path)) from None
+    lines = read_text(path).splitlines()  # capped: /dev/zero is an error, not a hang
     for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            out.append(Entry.from_json(json.loads(line)))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            doc = json.loads(line)
+            if not isinstance(doc, dict):
+                raise TypeError("not a JSON object")
+            out.append(Entry.from_json(doc))
+        except (KeyError, TypeError, ValueError, RecursionError) as exc:
             raise InputError(f"not a ledger entry: {exc}", source=str(path),
                              path=f"line {i}") from None
     return out
@@ -94,6 +191,11 @@ def _summary(e: Entry) -> str:
         verdict = "allowed" if (result or {}).get("allowed") else "rejected"
         return (f"{verdict} launch of {inputs.get('workload')}/{inputs.get('stage')} "
                 f"(plan {str(inputs.get('plan_id', ''))[:8]})")
+    if e.kind == "replay":
+        done = (result or {}).get("replayed") or {}
+        return (f"rules replay since {body.get('date')}: {(result or {}).get('changed')} of "
+                f"{done.get('decisions', 0)} decisions and {done.get('placements', 0)} "
+                "placements would change")
     plan: dict[str, Any] = (result or {}).get("plan") or {}
     return (f"{plan.get('status')} ${plan.get('total_cost_usd', 0):,.0f} "
             f"{len(plan.get('assignments', []))} placed, {len(plan.get('unplaced', []))} "
@@ -102,14 +204,18 @@ def _summary(e: Entry) -> str:
 
 @app.command("show")
 def show(
-    seq: int = typer.Argument(None, help="One entry in full; default: a table of entries."),
+    seq: int = typer.Argument(None, min=1, max=2**53,
+                              help="One entry in full; default: a table of entries."),
     db: str = DbOption,
     tenant: str = typer.Option(None, "--tenant", help="Only this tenant's entries."),
-    since: int = typer.Option(1, "--since", min=1, help="First entry number."),
-    limit: int = typer.Option(50, "--limit", min=1, help="At most this many entries."),
+    since: int = typer.Option(1, "--since", min=1, max=2**53, help="First entry number."),
+    limit: int = typer.Option(50, "--limit", min=1, max=100_000,
+                              help="At most this many entries."),
     json_out: bool = JsonOption,
 ) -> None:
     """Show ledger entries: who recorded what, when, under which rules, and the result."""
+    from straits.store import Store, ledger
+
     try:
         store = Store(db)
         if seq is not None:
@@ -126,33 +232,43 @@ def show(
         print_json([{**e.to_json(), "body": e.content} for e in rows])
         return
     t = Table(title=f"Ledger ({len(rows)} entries from {since})", title_justify="left")
-    for col in ("seq", "recorded (UTC)", "tenant", "actor", "kind", "result", "hash"):
-        t.add_column(col, justify="right" if col == "seq" else "left")
+    for col in ("seq", "tenant #", "recorded (UTC)", "tenant", "actor", "kind", "result",
+                "hash"):
+        t.add_column(col, justify="right" if col in ("seq", "tenant #") else "left")
     for e in rows:
-        t.add_row(str(e.seq), e.recorded_at[:19], e.tenant, e.actor, e.kind, _summary(e),
-                  e.hash[:12])
+        t.add_row(str(e.seq), str(e.tenant_seq), e.recorded_at[:19], e.tenant, e.actor, e.kind,
+                  _summary(e), e.hash[:12])
     console.print(t)
 
 
 @app.command("export")
 def export(
     db: str = DbOption,
-    output: Path = typer.Option(None, "-o", "--output", help="File to write (default: stdout)."),
+    output: str = typer.Option(None, "-o", "--output", help="File to write, or a directory "
+                               "(ledger.jsonl inside it); '-' or none: stdout. Only a regular "
+                               "file is ever replaced."),
     tenant: str = typer.Option(None, "--tenant", help="Only this tenant's entries (such an "
-                               "export cannot be verified as a chain on its own)."),
+                               "export cannot be verified as a log on its own: give the "
+                               "tenant its receipts instead)."),
 ) -> None:
     """Export the ledger as JSON lines, one entry per line with every stored field, so that
-    `straits ledger verify --file` can check it anywhere."""
+    `straits ledger verify --file` can check the chain and the Merkle tree anywhere."""
+    from straits.store import Store, ledger
+
     try:
+        output_path(output, default_name="ledger.jsonl")  # refuse a bad target before reading
         store = Store(db)
         lines = [json.dumps(e.to_json(), ensure_ascii=False, sort_keys=True)
                  for e in ledger.entries(store, tenant=tenant)]
+        written = write_output(output, "".join(line + "\n" for line in lines),
+                               default_name="ledger.jsonl")
     except StraitsError as exc:
         fail(exc)
         return
-    text = "".join(line + "\n" for line in lines)
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        write_atomically(output, text)
-        err_console.print(f"wrote {len(lines):,} entries to {output}")
+    if written is not None:
+        err_console.print(f"wrote {len(lines):,} entries to {written}")
+
+
+from straits.cli import ledger_proof_cmd  # noqa: E402  (registers keygen, checkpoint, ...)
+
+ledger_proof_cmd.register(app)

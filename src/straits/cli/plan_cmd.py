@@ -25,7 +25,7 @@ from straits.cli.common import (
     print_json,
 )
 from straits.cli.plan_view import plan_view
-from straits.errors import StraitsError
+from straits.errors import InputError, StraitsError
 from straits.loading import load_scenario
 from straits.model.types import Objective, Regime
 from straits.plan import DEFAULT_TIME_LIMIT, Solver, make_plan
@@ -65,10 +65,15 @@ def plan(
                                         "cost | time (makespan) | completion (weighted)."),
     solver: Solver = typer.Option("cpsat", "--solver", help="cpsat (optimizer, warm-started "
                                   "by the greedy plan) | greedy (the baseline alone)."),
-    time_limit: float = typer.Option(DEFAULT_TIME_LIMIT, "--time-limit", min=0.5,
-                                     help="Seconds CP-SAT may search."),
-    seed: int = typer.Option(0, "--seed", help="CP-SAT's random seed (same seed, same plan)."),
-    pareto: int = typer.Option(0, "--pareto", min=0, metavar="N",
+    time_limit: float = typer.Option(DEFAULT_TIME_LIMIT, "--time-limit", min=0.5, max=3600,
+                                     help="Seconds CP-SAT may search (0.5 to 3600)."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**31 - 1,
+                             help="CP-SAT's random seed (same seed, same plan)."),
+    risk: str = typer.Option(None, "--risk", metavar="p50|p90", help="Plan training stages "
+                             "on the central estimate (p50, default) or on the high end of its "
+                             "80% interval (p90: for hard deadlines and budgets). Overrides "
+                             "the scenario's `risk`."),
+    pareto: int = typer.Option(0, "--pareto", min=0, max=50, metavar="N",
                                help="Print the cost/time frontier with up to N plans."),
     progress: bool = typer.Option(None, "--progress/--no-progress",
                                   help="Show the search's progress (default: on a terminal)."),
@@ -90,6 +95,10 @@ def plan(
     """
     try:
         sc = load_scenario(scenario)
+        if risk is not None:
+            if risk not in ("p50", "p90"):
+                raise InputError(f"unknown risk {risk!r}", path="--risk", expected="p50 or p90")
+            sc = sc.model_copy(update={"risk": risk})
         rs = ruleset(tuple(rules or ()))
         show = sys.stderr.isatty() if progress is None else progress
         if pareto:
@@ -107,7 +116,7 @@ def plan(
 
             owners = sorted({w.tenant for w in sc.workloads})
             options = {"solver": solver, "objective": objective, "regime": regime,
-                       "time_limit": time_limit, "seed": seed}
+                       "time_limit": time_limit, "seed": seed, "risk": sc.risk}
             plan_id, entry = record_plan(
                 Store(db), sc, result, rs, options, actor=actor_name(actor),
                 tenant=tenant or (owners[0] if len(owners) == 1 else "portfolio"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +25,22 @@ def output_kind(out: Path) -> str:
 
 
 def write_page(html: str, out: Path) -> dict[str, Any]:
-    """Write the page (or its PDF/PNG print) and say what was written."""
-    kind = output_kind(out)
-    if str(out) == "-":
-        sys.stdout.write(html)
-        return {"path": "-", "kind": kind, "bytes": len(html.encode("utf-8"))}
-    if out.is_dir():
-        raise InputError(f"{out} is a directory", path="--out", expected="a file path")
-    if kind == "html":
-        from straits.fileio import write_atomically
+    """Write the page (or its PDF/PNG print) and say what was written: only a regular file is
+    replaced, atomically; ``-`` is stdout (``fileio.write_output``)."""
+    from straits.fileio import output_path, write_output
 
-        write_atomically(out, html)
+    kind = output_kind(out)
+    path = output_path(out, option="--out")  # refuse a directory, a device... before rendering
+    if path is None:
+        write_output(None, html)
+        return {"path": "-", "kind": kind, "bytes": len(html.encode("utf-8"))}
+    if kind == "html":
+        write_output(path, html, option="--out")
     else:
         from straits.report.static import print_page
 
-        print_page(html, out, kind)
-    return {"path": str(out), "kind": kind, "bytes": out.stat().st_size}
+        print_page(html, path, kind)
+    return {"path": str(path), "kind": kind, "bytes": path.stat().st_size}
 
 
 def report(

@@ -1,26 +1,46 @@
-"""``straits rules``: list, show, diff and test the rule packs."""
+"""``straits rules``: list, show, diff, test and replay the rule packs, and their versions."""
 
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from straits.api import rule_json, select_rules
-from straits.cli.common import JsonOption, RulesOption, console, fail, print_json
-from straits.errors import InputError, RequestError
+from straits.cli import rules_views as views
+from straits.cli.common import (
+    ActorOption,
+    DbOption,
+    JsonOption,
+    RulesOption,
+    actor_name,
+    console,
+    err_console,
+    fail,
+    print_json,
+)
+from straits.errors import InputError, RequestError, StraitsError
 from straits.model.types import Regime
-from straits.rules import Rule, ruleset
-from straits.rules.cases import CaseResult, run_cases
-from straits.rules.listing import diff as rules_diff
-from straits.rules.listing import rule_regimes
 
-app = typer.Typer(help="List, show, diff and test the rule packs.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from straits.rules import Rule, RuleSet
+    from straits.rules.replay import Replay
+    from straits.store import Store
+    from straits.store.ledger import Entry
+
+app = typer.Typer(help="List, show, diff, test and replay the rule packs.",
+                  no_args_is_help=True)
 
 EXIT_TESTS_FAILED = 1
+#: `rules replay --exit-code`: some recorded decision would change
+EXIT_CHANGED = 4
+
+PacksOption = typer.Option(
+    None, "--packs", help="A directory of candidate packs (repeatable), loaded over the shipped "
+    "packs and --rules: a pack with the name of a loaded one replaces it.")
 
 
 def _date(value: str, name: str) -> dt.date:
@@ -35,6 +55,12 @@ def _window(r: Rule) -> str:
     return f"{r.effective_from} .. {r.effective_until or ''}".rstrip()
 
 
+def _rules(rules: list[Path] | None, packs: list[Path] | None = None) -> RuleSet:
+    from straits.rules import ruleset
+
+    return ruleset((*(rules or ()), *(packs or ())))
+
+
 @app.command("list")
 def list_rules(
     date: str = typer.Option(None, "--date", help="Only rules in force on this date."),
@@ -44,8 +70,10 @@ def list_rules(
     rules: list[Path] = RulesOption,
 ) -> None:
     """List the rules, or those in force on --date under --regime."""
+    from straits.api import rule_json, select_rules
+
     try:
-        rs = ruleset(tuple(rules or ()))
+        rs = _rules(rules)
         selected = select_rules(rs, _date(date, "--date") if date is not None else None,
                                 regime, pack)
     except InputError as exc:
@@ -75,8 +103,11 @@ def show(
     rules: list[Path] = RulesOption,
 ) -> None:
     """Print one rule: citation, confidence, window, plain-language reason and its Cedar text."""
+    from straits.api import rule_json
+    from straits.rules.listing import rule_regimes
+
     try:
-        r = ruleset(tuple(rules or ())).rule(rule_id)
+        r = _rules(rules).rule(rule_id)
     except InputError as exc:
         fail(exc)
         return
@@ -95,21 +126,60 @@ def show(
     console.print(r.text, markup=False, highlight=False)
 
 
+@app.command("packs")
+def packs(
+    json_out: bool = JsonOption,
+    rules: list[Path] = RulesOption,
+) -> None:
+    """The loaded packs: version, whether the policies are those the newest changelog entry
+    released (its policy digest), and the latest change."""
+    try:
+        loaded = _rules(rules).packs
+    except InputError as exc:
+        fail(exc)
+        return
+    if json_out:
+        print_json([{"name": p.name, "version": p.version, "jurisdiction": p.jurisdiction,
+                     "rules": len(p.rules), "digest": p.digest,
+                     "policy_digest": p.policy_digest, "released": p.released,
+                     "changelog": [r.to_json() for r in p.changelog]} for p in loaded])
+        return
+    console.print(views.packs_table(loaded))
+
+
 @app.command("diff")
 def diff(
-    first: str = typer.Argument(..., metavar="DATE1", help="The earlier date."),
+    first: str = typer.Argument(None, metavar="[DATE1]", help="The earlier date."),
     second: str = typer.Argument(None, metavar="[DATE2]",
                                  help="The later date (omit with --vs to compare regimes)."),
     regime: Regime = typer.Option("enacted", "--regime", help="Regime for both dates, or the "
                                   "first regime with --vs."),
     vs: Regime = typer.Option(None, "--vs", help="Compare --regime with this regime on DATE1."),
+    candidate: list[Path] = PacksOption,
+    base: list[Path] = typer.Option(None, "--base", help="With --packs: the pack versions to "
+                                    "compare from (default: the packs loaded now)."),
     json_out: bool = JsonOption,
     rules: list[Path] = RulesOption,
 ) -> None:
-    """What changed between two dates (`rules diff 2025-04-08 2025-04-10`) or two regimes
-    (`rules diff 2025-06-01 --regime enacted --vs ai-diffusion`)."""
+    """What changed between two dates (`rules diff 2025-04-08 2025-04-10`), two regimes
+    (`rules diff 2025-06-01 --regime enacted --vs ai-diffusion`) or two pack versions
+    (`rules diff --packs NEW_DIR [--base OLD_DIR]`): policies added, removed, changed in
+    effect or in annotations only, with the changelog of each new version."""
+    from straits.rules.listing import diff as rules_diff
+
     try:
-        rs = ruleset(tuple(rules or ()))
+        if candidate or base:
+            if first is not None or vs is not None:
+                raise RequestError("compare pack versions (--packs/--base) or dates, not both")
+            if not candidate:
+                raise RequestError("give the newer packs with --packs", path="--packs")
+            _pack_diff(rules, base, candidate, json_out)
+            return
+        if first is None:
+            raise RequestError("give a date, two dates, or --packs DIR",
+                               expected="rules diff DATE1 DATE2 | DATE1 --vs REGIME | "
+                                        "--packs DIR [--base DIR]")
+        rs = _rules(rules)
         d1 = _date(first, "DATE1")
         if vs is not None:
             if second is not None:
@@ -137,48 +207,140 @@ def diff(
             console.print(line)
 
 
-def _failure_view(res: CaseResult) -> Text:
-    t = Text(f"FAIL {res.case.file}: {res.case.name}\n", style="bold red")
-    for p in res.problems:
-        t.append(f"  {p}\n", style="red")
-    t.append(f"  request:  {res.case.raw_request}\n", style="dim")
-    t.append(f"  expected: {res.case.expect.model_dump(exclude_none=True)}\n")
-    actual = res.actual
-    applied = [r.rule for r in (*actual.reasons, *actual.warnings, *actual.notes)]
-    t.append(f"  actual:   decision={actual.decision} requires={list(actual.requires)} "
-             f"rules={applied}")
-    return t
+def _pack_diff(rules: list[Path] | None, base: list[Path] | None, candidate: list[Path],
+               json_out: bool) -> None:
+    from straits.rules.versions import diff_packs
+
+    before = _rules(rules, base).packs
+    after = _rules(rules, candidate).packs
+    d = diff_packs(before, after)
+    if json_out:
+        print_json(d.to_json())
+    else:
+        views.pack_diff(d)
 
 
 @app.command("test")
 def test(
     packs: list[str] = typer.Argument(None, metavar="[PACK]...",
                                       help="Packs to test (default: all loaded)."),
+    show_coverage: bool = typer.Option(False, "--coverage", help="Print every policy and "
+                                       "condition with how the cases exercised it."),
+    min_conditions: float = typer.Option(0.0, "--min-condition-coverage", min=0.0, max=100.0,
+                                         help="Fail when the tested packs' condition coverage "
+                                              "is below this percentage."),
     json_out: bool = JsonOption,
     rules: list[Path] = RulesOption,
 ) -> None:
-    """Run the packs' case tables (request -> decision, requires, rule ids), like `opa test`.
-    Exit status 1 when a case fails."""
+    """Run the packs' case tables (request -> decision, requires, rule ids), like `opa test`,
+    and measure how they cover each policy and condition. Exit status 1 when a case fails,
+    a policy applies in no case of its own pack, or conditions are covered below
+    --min-condition-coverage."""
+    from straits.rules.cases import run_cases
+    from straits.rules.coverage import coverage
+
     try:
-        results = run_cases(ruleset(tuple(rules or ())), list(packs or []))
+        rs = _rules(rules)
+        results = run_cases(rs, list(packs or []))
+        report = coverage(rs, results, list(packs or []) or [p.name for p in rs.packs])
     except InputError as exc:
         fail(exc)
         return
     failed = [r for r in results if not r.ok]
+    too_low = report.condition_pct < min_conditions
+    bad = bool(failed or report.uncovered or too_low)
     if json_out:
         print_json({"passed": len(results) - len(failed), "failed": len(failed),
-                    "cases": [r.to_json() for r in results]})
+                    "cases": [r.to_json() for r in results], "coverage": report.to_json()})
     else:
-        by_pack: dict[str, list[CaseResult]] = {}
+        by_pack: dict[str, list[int]] = {}
         for r in results:
-            by_pack.setdefault(r.case.pack, []).append(r)
-        for name, rs in by_pack.items():
-            bad = sum(not r.ok for r in rs)
-            style = "red" if bad else "green"
-            console.print(Text(f"{name}: {len(rs) - bad}/{len(rs)} cases pass", style=style))
+            by_pack.setdefault(r.case.pack, [0, 0])[0 if r.ok else 1] += 1
+        for name, (ok, wrong) in by_pack.items():
+            console.print(Text(f"{name}: {ok}/{ok + wrong} cases pass",
+                               style="red" if wrong else "green"))
         for r in failed:
-            console.print(_failure_view(r))
+            console.print(views.failure(r))
+        console.print(Text("coverage", style="bold"))
+        views.coverage_lines(report, detail=show_coverage)
         summary = f"{len(results) - len(failed)} passed, {len(failed)} failed"
-        console.print(Text(summary, style="bold red" if failed else "bold green"))
-    if failed:
+        summary += (f"; policy coverage {report.policy_pct:g}%, condition coverage "
+                    f"{report.condition_pct:g}%")
+        console.print(Text(summary, style="bold red" if bad else "bold green"))
+        if report.uncovered:
+            console.print(Text("every policy must apply in some case of its own pack: "
+                               + ", ".join(p.rule.id for p in report.uncovered),
+                               style="red"), soft_wrap=True)
+        if too_low:
+            console.print(Text(f"condition coverage {report.condition_pct:g}% is below "
+                               f"--min-condition-coverage {min_conditions:g}%", style="red"))
+    if bad:
         raise typer.Exit(EXIT_TESTS_FAILED)
+
+
+@app.command("replay")
+def replay(
+    since: str = typer.Option(..., "--since", help="Replay the entries recorded on or after "
+                              "this date (YYYY-MM-DD)."),
+    candidate: list[Path] = PacksOption,
+    tenant: str = typer.Option(None, "--tenant", help="Only this tenant's entries."),
+    record: bool = typer.Option(False, "--record", help="Append the replay (candidate packs, "
+                                "what was replayed, what would change) to the ledger."),
+    exit_code: bool = typer.Option(False, "--exit-code", help=f"Exit {EXIT_CHANGED} when a "
+                                   "recorded decision would change (for scripts and CI)."),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="Verify the ledger before "
+                                "reading it (a replay of altered entries would mislead)."),
+    json_out: bool = JsonOption,
+    rules: list[Path] = RulesOption,
+    db: str = DbOption,
+    actor: str = ActorOption,
+) -> None:
+    """Re-evaluate every decision and plan recorded in the ledger since --since against the
+    candidate packs (the loaded packs, with --packs over them) and list exactly which would
+    change: before -> after, the rule, the tenant. Decisions are asked on their own date and
+    regime; plans are re-checked placement by placement."""
+    from straits.rules.replay import Replayer
+    from straits.store import Store
+    from straits.store import ledger as ledger_mod
+
+    try:
+        day = _date(since, "--since")
+        store = Store(db)
+        if verify:
+            v = ledger_mod.verify(store)
+            if not v.ok:
+                raise InputError(f"the ledger does not verify ({v.problem}): replaying it "
+                                 "would compare against altered records", path="--since",
+                                 expected="a ledger that `straits ledger verify` accepts")
+        cand = _rules(rules, candidate)
+        result = Replayer(store, cand, _rules(rules) if candidate else None).run(
+            day, tenant=tenant)
+        entry = None
+        if record:
+            entry = _record(store, cand, result, candidate, tenant, actor_name(actor))
+    except StraitsError as exc:
+        fail(exc)
+        return
+    if entry is not None:
+        err_console.print(f"recorded as ledger entry {entry.seq} ({entry.hash[:12]})")
+    if json_out:
+        print_json({**result.to_json(),
+                    "recorded": None if entry is None else {"seq": entry.seq,
+                                                            "hash": entry.hash}})
+    else:
+        views.replay_view(result)
+    if exit_code and result.changes:
+        raise typer.Exit(EXIT_CHANGED)
+
+
+def _record(store: Store, cand: RuleSet, result: Replay, candidate: list[Path] | None,
+            tenant: str | None, actor: str) -> Entry:
+    from straits.store.records import record_replay
+
+    regimes = sorted(result.regimes)
+    inputs = {"since": result.since.isoformat(), "tenant": tenant,
+              "packs_dirs": [str(p) for p in candidate or ()],
+              "entries": [result.first_seq, result.last_seq]}
+    return record_replay(store, cand, inputs, result.to_json(),
+                         regime=regimes[0] if len(regimes) == 1 else regimes, date=result.since,
+                         tenant=tenant or "*", actor=actor)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import typer
@@ -15,25 +16,44 @@ def serve(
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
     db: str = DbOption,
     rules: list[Path] = RulesOption,
+    plan_workers: int = typer.Option(None, "--plan-workers", min=0, max=64,
+                                     help="Plans solved at once in this process (default: "
+                                          "STRAITS_PLAN_WORKERS or 1); 0: leave planning to "
+                                          "`straits worker` processes."),
+    header_timeout: float = typer.Option(10.0, "--header-timeout", min=0.5, max=600.0,
+                                         help="Seconds a client has to send its request "
+                                              "headers before the connection is closed."),
+    max_connections: int = typer.Option(512, "--max-connections", min=1, max=100_000,
+                                        help="Connections served at once; more are answered "
+                                             "503."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn's log level."),
 ) -> None:
     """Serve the REST API: /v1/check, /v1/estimate, /v1/plans, /v1/rules, /v1/chips,
     /v1/ledger, /healthz; the OpenAPI spec at /openapi.json. Every /v1 route needs a token
-    from `straits tokens create`. Migrations run on start."""
+    from `straits tokens create`. Migrations run on start; plans left queued or running by an
+    earlier run are resumed (or failed with their reason)."""
     try:
         import uvicorn
 
         from straits.server import create_app
+        from straits.server.protocol import protocol
+        from straits.server.settings import Settings
         from straits.store import Store
     except ImportError as exc:
         fail(InputError(f"the server is not installed ({exc.name} is missing)",
                         expected="pip install 'straits[server]'"))
         return
     try:
-        app = create_app(Store(db), rule_dirs=tuple(rules or ()))
+        settings = Settings.from_env()
+        if plan_workers is not None:
+            settings = dataclasses.replace(settings, plan_workers=plan_workers)
+        app = create_app(Store(db), settings=settings, rule_dirs=tuple(rules or ()))
     except StraitsError as exc:
         fail(exc)
         return
     err_console.print(f"Straits API on http://{host}:{port} (database: "
                       f"{app.state.store!r}); OpenAPI at /openapi.json")
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
+                            http=protocol(header_timeout), timeout_keep_alive=5,
+                            limit_concurrency=max_connections, timeout_graceful_shutdown=10)
+    uvicorn.Server(config).run()

@@ -10,8 +10,9 @@ import numpy as np
 
 from straits.catalog import Chip, get_chip
 from straits.estimate.calibration import DEFAULT, Calibration, gemm_fraction
-from straits.estimate.layout import NODE, Layout, Shapes, layouts
+from straits.estimate.layout import NODE, RC_LEVELS, Layout, Shapes, layouts
 from straits.estimate.memory import USABLE_FRACTION, MemoryUse, training_memory
+from straits.estimate.stack import DEFAULT_YEAR, stack
 from straits.estimate.steptime import StepTime, max_data_parallel, step_time
 from straits.model.scenario import ModelSpec
 
@@ -27,14 +28,19 @@ class Efficiency:
     def mfu(self) -> float:
         return self.step.mfu
 
-    def factors(self, model: ModelSpec, chip: Chip, cal: Calibration = DEFAULT
-                ) -> dict[str, float]:
-        """The multiplicative parts of the kernel rate, then the step-time shares."""
-        out = {"gemm_fraction": gemm_fraction(chip.family, cal), "framework": cal.framework}
+    def factors(self, model: ModelSpec, chip: Chip, cal: Calibration = DEFAULT,
+                year: int = DEFAULT_YEAR) -> dict[str, float]:
+        """The multiplicative parts of the kernel rate."""
+        out = {"gemm_fraction": gemm_fraction(chip.family, cal),
+               "framework": round(cal.framework_for(chip.family), 4)}
+        out["width"] = round(cal.width_efficiency(model.d_model, chip.peak_tflops), 4)
+        era = cal.kernel_efficiency(chip.family, year) / cal.kernel_efficiency(chip.family)
+        if era < 1.0:
+            out["software_era"] = round(era, 4)
         if model.precision == "fp8" and chip.peak_fp8_tflops:
             out["fp8_speedup"] = round(2.0 * cal.fp8, 3)
         if model.is_moe:
-            out["moe_gemm"] = cal.moe_gemm
+            out["moe_gemm"] = round(cal.moe_gemm, 4)
         return out
 
 
@@ -43,30 +49,35 @@ def _shapes(model: ModelSpec, chips: int) -> Shapes:
     return Shapes(list(layouts(model, chips)))
 
 
-def _fitting(model: ModelSpec, chip: Chip, shapes: Shapes, batch_tokens: float
+def _fitting(model: ModelSpec, chip: Chip, shapes: Shapes, batch_tokens: float, year: int
              ) -> tuple[np.ndarray, MemoryUse]:
-    """Which layouts fit (memory within the usable HBM, replicas fed by the batch)."""
-    mem = training_memory(model, shapes)
+    """Which layouts fit (memory within the usable HBM, replicas fed by the batch, and a
+    recomputation the software of ``year`` used)."""
+    st = stack(year)
+    mem = training_memory(model, shapes, st.fused_attention)
     ok = (np.asarray(mem.total_gb) <= chip.memory_gb * USABLE_FRACTION) & (
         shapes.dp <= max_data_parallel(batch_tokens, model.seq_len))
+    if len(st.recompute) < len(RC_LEVELS):
+        ok &= np.isin(shapes.rc, [RC_LEVELS.index(r) for r in st.recompute])
     return ok, mem
 
 
-def fits_anywhere(model: ModelSpec, chip: Chip, chips: int, batch_tokens: float) -> bool:
+def fits_anywhere(model: ModelSpec, chip: Chip, chips: int, batch_tokens: float,
+                  year: int = DEFAULT_YEAR) -> bool:
     shapes = _shapes(model, chips)
-    return bool(shapes.items) and bool(_fitting(model, chip, shapes, batch_tokens)[0].any())
+    return bool(shapes.items) and bool(_fitting(model, chip, shapes, batch_tokens, year)[0].any())
 
 
 @lru_cache(maxsize=16384)
 def _best(model: ModelSpec, chip_id: str, chips: int, batch_tokens: float,
-          cal: Calibration) -> Efficiency:
+          cal: Calibration, year: int) -> Efficiency:
     chip = get_chip(chip_id)
     shapes = _shapes(model, chips)
     if not shapes.items:
         shapes = Shapes([Layout(chips, 1, 1, 1, 3, "full")])
-    ok, mem = _fitting(model, chip, shapes, batch_tokens)
+    ok, mem = _fitting(model, chip, shapes, batch_tokens, year)
     if ok.any():
-        total = np.asarray(step_time(model, chip, shapes, batch_tokens, cal).total)
+        total = np.asarray(step_time(model, chip, shapes, batch_tokens, cal, year).total)
         i = int(np.argmin(np.where(ok, total, np.inf)))
         fits = True
     else:  # nothing fits: report the layout that needs the least memory, for the figures
@@ -75,14 +86,24 @@ def _best(model: ModelSpec, chip_id: str, chips: int, batch_tokens: float,
         i = int(np.argmin(np.where(fed, totals, np.inf) if fed.any() else totals))
         fits = False
     lay = shapes.items[i]
-    return Efficiency(fits, lay, step_time(model, chip, lay, batch_tokens, cal),
-                      training_memory(model, lay))
+    fused = stack(year).fused_attention
+    return Efficiency(fits, lay, step_time(model, chip, lay, batch_tokens, cal, year),
+                      training_memory(model, lay, fused))
 
 
 def predict(model: ModelSpec, chip: Chip, chips: int, batch_tokens: float,
-            cal: Calibration = DEFAULT) -> Efficiency:
+            cal: Calibration = DEFAULT, year: int = DEFAULT_YEAR) -> Efficiency:
     """The fastest layout of ``model`` on ``chips`` x ``chip`` that fits in memory."""
-    return _best(model, chip.id, chips, batch_tokens, cal)
+    return _best(model, chip.id, chips, batch_tokens, cal, year)
+
+
+def at_layout(model: ModelSpec, chip: Chip, layout: Layout, batch_tokens: float,
+              cal: Calibration = DEFAULT, year: int = DEFAULT_YEAR) -> Efficiency:
+    """The figures of one given layout (the fitting script holds layouts fixed while it
+    searches the parameters)."""
+    fused = stack(year).fused_attention
+    return Efficiency(True, layout, step_time(model, chip, layout, batch_tokens, cal, year),
+                      training_memory(model, layout, fused))
 
 
 def cluster_sizes(start: int) -> list[int]:
@@ -97,17 +118,18 @@ def cluster_sizes(start: int) -> list[int]:
 
 
 @lru_cache(maxsize=4096)
-def _min_chips(model: ModelSpec, chip_id: str, batch_tokens: float, cal: Calibration) -> int:
+def _min_chips(model: ModelSpec, chip_id: str, batch_tokens: float, year: int) -> int:
     chip = get_chip(chip_id)
     state = model.params * 16.0 / 1e9
     lower = max(1, math.floor(state / (chip.memory_gb * USABLE_FRACTION)))
     for n in cluster_sizes(lower):
-        if fits_anywhere(model, chip, n, batch_tokens):
+        if fits_anywhere(model, chip, n, batch_tokens, year):
             return n
     return cluster_sizes(lower)[-1]
 
 
 def min_chips(model: ModelSpec, chip: Chip, batch_tokens: float,
-              cal: Calibration = DEFAULT) -> int:
-    """The fewest chips (a node multiple beyond 4) on which some layout fits."""
-    return _min_chips(model, chip.id, batch_tokens, cal)
+              cal: Calibration = DEFAULT, year: int = DEFAULT_YEAR) -> int:
+    """The fewest chips (a node multiple beyond 4) on which some layout fits (memory does not
+    depend on the calibration)."""
+    return _min_chips(model, chip.id, batch_tokens, year)

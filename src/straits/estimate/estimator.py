@@ -2,24 +2,34 @@
 
 :func:`estimate_training` and :func:`estimate_serving` are the one entry point: the planner and
 the CLI both call them, so the figures a person reads are the figures the optimizer used.
-Whole-run chip-hours = step time x steps / goodput / (1 - evaluation share); the per-step MFU
-and the whole-run overheads are reported separately.
+Whole-run chip-hours = step time x steps / goodput / (1 - evaluation share), goodput falling
+with the cluster size (interruptions); the per-step MFU and the whole-run overheads are reported
+separately. Training estimates carry a calibrated central 80% interval (:mod:`.interval`) and
+can be moved to its high end for planning (:func:`at_risk`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 from typing import Any
 
 from straits.catalog import Chip, get_chip
 from straits.errors import EstimateError
-from straits.estimate.calibration import DEFAULT, Calibration, default_global_batch
+from straits.estimate.calibration import (
+    DEFAULT,
+    Calibration,
+    default_global_batch,
+    require_shipped,
+)
 from straits.estimate.efficiency import Efficiency, min_chips, predict
 from straits.estimate.energy import Energy, energy
 from straits.estimate.flops import training_flops
+from straits.estimate.interval import DEFAULT_RISK, Interval, Risk, training_interval
 from straits.estimate.memory import min_chips_serving, serving_state_gb
 from straits.estimate.serving import ServingPlan, serving_plan
+from straits.estimate.stack import DEFAULT_YEAR, FIRST_YEAR, LAST_YEAR
 from straits.estimate.steptime import StepTime
 from straits.model.scenario import ModelSpec
 
@@ -49,10 +59,37 @@ class Estimate:
     overheads: dict[str, float] = field(default_factory=dict)
     serving: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    software_year: int = DEFAULT_YEAR
+    low_factor: float = 1.0
+    """chip-hours (and hours, cost) at the low end of the interval, over the central figure"""
+    high_factor: float = 1.0
+    interval: Interval | None = None
+    """the calibrated interval the factors come from (None: no claim, e.g. a serving stage)"""
+    risk: Risk = DEFAULT_RISK
+    """``p90``: the central figures are the interval's high end (see :func:`at_risk`)"""
 
     @property
     def days(self) -> float:
         return self.hours / 24.0
+
+    @property
+    def chip_hours_low(self) -> float:
+        return self.chip_hours * self.low_factor
+
+    @property
+    def chip_hours_high(self) -> float:
+        return self.chip_hours * self.high_factor
+
+    @property
+    def hours_low(self) -> float:
+        return self.hours * self.low_factor
+
+    @property
+    def hours_high(self) -> float:
+        return self.hours * self.high_factor
+
+    def _cost(self, factor: float) -> float | None:
+        return None if self.cost_usd is None else self.cost_usd * factor
 
     @property
     def mfu_components(self) -> dict[str, Any]:
@@ -72,15 +109,44 @@ class Estimate:
             "min_chips": self.min_chips, "fits": self.fits, "flops": self.flops,
             "mfu": round(self.mfu, 4), "hours": self.hours, "days": self.days,
             "chip_hours": self.chip_hours, "cost_usd": self.cost_usd,
+            "chip_hours_low": self.chip_hours_low, "chip_hours_high": self.chip_hours_high,
+            "days_low": self.hours_low / 24.0, "days_high": self.hours_high / 24.0,
+            "cost_usd_low": self._cost(self.low_factor),
+            "cost_usd_high": self._cost(self.high_factor),
+            "interval": self.interval.to_json() if self.interval is not None else None,
+            "risk": self.risk,
             "usd_per_chip_hour": self.usd_per_chip_hour, "layout": self.layout,
             "global_batch_tokens": self.batch_tokens,
             "step_seconds": round(self.step_seconds, 4), "memory_per_chip_gb": self.memory_gb,
             "mfu_components": self.mfu_components, "overheads": self.overheads,
             "notes": list(self.notes),
         }
+        if self.kind == "train":
+            out["software_year"] = self.software_year
         if self.serving:
             out["serving"] = self.serving
         return out
+
+
+def at_risk(est: Estimate, risk: Risk) -> Estimate:
+    """``est`` with its central figures moved to where a plan at ``risk`` budgets: the
+    interval's high end for ``p90`` (the low and high ends themselves stay where they are)."""
+    if risk == est.risk or est.interval is None:
+        return est
+    f = est.interval.factor(risk) / est.interval.factor(est.risk)
+    return replace(est, hours=est.hours * f, chip_hours=est.chip_hours * f,
+                   cost_usd=None if est.cost_usd is None else est.cost_usd * f,
+                   low_factor=est.low_factor / f, high_factor=est.high_factor / f, risk=risk)
+
+
+def _finite(model: ModelSpec, **figures: float | None) -> None:
+    """Infinite or NaN figures (JSON's ``Infinity`` parses) are input errors, not estimates."""
+    named = {f"model.{k}": getattr(model, k) for k in ("params", "active_params")}
+    named.update(figures)
+    for path, value in named.items():
+        if value is not None and not math.isfinite(value):
+            raise EstimateError(f"{path.split('.')[-1]} must be a finite number", path=path,
+                                expected="a finite number")
 
 
 def _price(chip: Chip, usd_per_chip_hour: float | None) -> float | None:
@@ -98,20 +164,30 @@ def _range_notes(chip_id: str) -> tuple[str, ...]:
 
 def estimate_training(model: ModelSpec, tokens: float, chip: Chip, chips: int | None = None,
                       usd_per_chip_hour: float | None = None, *,
-                      cal: Calibration = DEFAULT) -> Estimate:
+                      cal: Calibration = DEFAULT, software_year: int = DEFAULT_YEAR,
+                      risk: Risk = DEFAULT_RISK) -> Estimate:
     """Estimate a training stage of ``tokens`` tokens on ``chips`` chips (default: the fewest
-    that fit)."""
+    that fit; :func:`~straits.estimate.typical.typical_chips` gives the size people use) with
+    the software stack of ``software_year``; ``risk='p90'`` puts the central figures at the
+    interval's high end."""
     if tokens <= 0:
         raise EstimateError("tokens must be positive", path="tokens", expected="a number > 0")
     if chips is not None and chips <= 0:
         raise EstimateError("chips must be positive", path="chips", expected="an integer > 0")
-    return _priced(model, float(tokens), chip.id, chips, cal, _price(chip, usd_per_chip_hour))
+    require_shipped(cal)
+    _finite(model, tokens=tokens)
+    if not FIRST_YEAR <= software_year <= LAST_YEAR:
+        raise EstimateError(f"software_year {software_year} is out of range",
+                            path="software_year", expected=f"a year {FIRST_YEAR}-{LAST_YEAR}")
+    est = _priced(model, float(tokens), chip.id, chips, cal, _price(chip, usd_per_chip_hour),
+                  software_year)
+    return at_risk(est, risk)
 
 
 @lru_cache(maxsize=131072)
 def _priced(model: ModelSpec, tokens: float, chip_id: str, chips: int | None, cal: Calibration,
-            price: float | None) -> Estimate:
-    est = _training(model, tokens, chip_id, chips, cal)
+            price: float | None, year: int) -> Estimate:
+    est = _training(model, tokens, chip_id, chips, cal, year)
     if price == est.usd_per_chip_hour:
         return est
     return replace(est, usd_per_chip_hour=price,
@@ -133,42 +209,58 @@ class _Core:
 
 @lru_cache(maxsize=65536)
 def _core(model: ModelSpec, chip_id: str, chips: int | None, batch: float,
-          cal: Calibration) -> _Core:
+          cal: Calibration, year: int) -> _Core:
     chip = get_chip(chip_id)
-    need = min_chips(model, chip, batch, cal)
+    need = min_chips(model, chip, batch, cal, year)
     n = chips if chips is not None else need
-    eff = predict(model, chip, n, batch, cal)
+    eff = predict(model, chip, n, batch, cal, year)
     notes = _range_notes(chip.id)
     if not eff.fits:
         notes += (f"does not fit: {model.params * 16 / 1e9:,.0f} GB of weights, gradients and "
                   f"Adam states plus activations need at least {need:,} x {chip.id}; on "
                   f"{n:,} the leanest layout ({eff.layout.describe()}) needs "
                   f"{eff.memory.total_gb:,.1f} GB per chip of {chip.memory_gb:g} GB",)
-    return _Core(need, eff, notes, eff.factors(model, chip, cal), eff.memory.to_json(),
+    if model.params < SMALLEST_CALIBRATED:
+        notes += (f"{model.params:.2g} parameters is below the smallest published runs the "
+                  f"estimator was calibrated on (1B); treat the figures as a rough guide",)
+    return _Core(need, eff, notes, eff.factors(model, chip, cal, year), eff.memory.to_json(),
                  eff.layout.describe(), _price(chip, None))
+
+
+#: the smallest models among the published runs (Pythia 1B, TinyLlama 1.1B)
+SMALLEST_CALIBRATED = 1e9
+
+
+def run_hours(step_seconds: float, tokens: float, batch: float, chips: int,
+              cal: Calibration) -> tuple[float, float]:
+    """(wall-clock hours of the steps alone, of the whole run): steps x step time, then
+    interruptions (goodput) and evaluation."""
+    step_hours = tokens / batch * step_seconds / SECONDS_PER_HOUR
+    return step_hours, step_hours / cal.goodput(chips) / (1.0 - cal.evaluation)
 
 
 @lru_cache(maxsize=65536)
 def _training(model: ModelSpec, tokens: float, chip_id: str, chips: int | None,
-              cal: Calibration) -> Estimate:
+              cal: Calibration, year: int) -> Estimate:
     batch = model.global_batch_tokens or default_global_batch(tokens, model.seq_len)
-    core = _core(model, chip_id, chips, batch, cal)
+    core = _core(model, chip_id, chips, batch, cal, year)
     eff = core.eff
     n = eff.layout.chips
-    steps = tokens / batch
-    step_hours = steps * eff.step.total / SECONDS_PER_HOUR
-    hours = step_hours / cal.goodput / (1.0 - cal.evaluation)
+    step_hours, hours = run_hours(eff.step.total, tokens, batch, n, cal)
     price = core.price
-    overheads = {"goodput": cal.goodput, "evaluation": cal.evaluation,
+    overheads = {"goodput": round(cal.goodput(n), 4), "evaluation": cal.evaluation,
+                 "interruptions": round(cal.failure_rate * n * hours, 1),
                  "step_chip_hours": n * step_hours,
                  "overhead_chip_hours": n * (hours - step_hours)}
+    iv = training_interval()
     return Estimate(
         kind="train", chip=chip_id, chips=n, min_chips=core.need, fits=eff.fits,
         flops=training_flops(model, tokens), mfu=eff.mfu, hours=hours, chip_hours=n * hours,
         cost_usd=None if price is None else n * hours * price, usd_per_chip_hour=price,
         layout=core.layout, batch_tokens=batch, step_seconds=eff.step.total,
         memory_gb=core.memory, factors=core.factors, step=eff.step, overheads=overheads,
-        notes=core.notes,
+        notes=core.notes, software_year=year, low_factor=iv.low_factor,
+        high_factor=iv.high_factor, interval=iv,
     )
 
 
@@ -178,6 +270,8 @@ def estimate_serving(model: ModelSpec, chip: Chip, chips: int | None, days: floa
                      output_tokens: int = 256, cal: Calibration = DEFAULT) -> Estimate:
     """A serving stage holds ``chips`` chips for ``days`` days; without ``chips``, enough
     replicas for ``tokens_per_s`` output tokens per second."""
+    require_shipped(cal)
+    _finite(model, days=days, tokens_per_s=tokens_per_s)
     need = min_chips_serving(model, chip)
     plan: ServingPlan | None = None
     if tokens_per_s is not None:

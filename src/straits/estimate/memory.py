@@ -9,7 +9,10 @@ ZeRO-1 shards the 12 B of optimizer state over the data-parallel replicas; ZeRO-
 Activations per token per layer, with FlashAttention (no stored attention scores) and sequence
 parallelism: 34·h/t bytes without recomputation, about 2·h/t with full recomputation, and
 selective recomputation in between (Korthikanti et al. 2022, "Reducing Activation Recomputation
-in Large Transformer Models", Sec. 4). MoE layers store the routed copies of each token as well.
+in Large Transformer Models", Sec. 4). Without fused attention (software before 2023, see
+:mod:`straits.estimate.stack`) a layer without recomputation also stores each head's attention
+scores: 5·a·T/t more bytes per token (a heads, T the sequence length; ibid., Eq. 2). MoE layers
+store the routed copies of each token as well.
 With 1F1B pipelining the first stage holds the activations of ``pp`` microbatches.
 
 Serving holds the BF16 weights plus a KV-cache reserve.
@@ -36,6 +39,9 @@ USABLE_FRACTION = 0.85
 #: share of serving memory kept for the KV cache and activations
 KV_RESERVE = 0.30
 ACT_BYTES = {"none": 34.0, "selective": 18.0, "full": 2.0}
+#: bytes per token, layer, head and sequence position of stored attention scores, softmax and
+#: dropout mask without fused attention (Korthikanti et al. 2022, Eq. 2: 5as/h per unit of sbh)
+SCORE_ACT_BYTES = 5.0
 #: extra activation bytes per token and layer per routed expert copy (dispatch buffers and the
 #: expert MLP input/hidden states), in units of h
 MOE_ACT_PER_EXPERT = 6.0
@@ -76,8 +82,10 @@ def _constants(model: ModelSpec) -> tuple[float, float, bool, int]:
 _ACT = np.array([ACT_BYTES["none"], ACT_BYTES["selective"], ACT_BYTES["full"]])
 
 
-def training_memory(model: ModelSpec, layout: Layout | Shapes) -> MemoryUse:
-    """Per-chip memory of ``layout``; given :class:`Shapes`, every field is an array."""
+def training_memory(model: ModelSpec, layout: Layout | Shapes,
+                    fused_attention: bool = True) -> MemoryUse:
+    """Per-chip memory of ``layout``; given :class:`Shapes`, every field is an array. Without
+    ``fused_attention`` a layer stored whole keeps its attention scores too."""
     dense, experts, moe, top_k = _constants(model)
     tp, pp, rc = layout.tp, layout.pp, layout.rc
     model_parallel = tp * pp
@@ -88,6 +96,9 @@ def training_memory(model: ModelSpec, layout: Layout | Shapes) -> MemoryUse:
     grads = 2.0 * shard / sharded
     optimizer = 12.0 * shard / dp
     per_token_layer = _ACT[rc] * model.d_model / tp
+    if not fused_attention:
+        per_token_layer = per_token_layer + np.where(
+            rc == 0, SCORE_ACT_BYTES * model.heads * model.seq_len / tp, 0.0)
     if moe:
         per_token_layer = per_token_layer + np.where(
             rc == 2, 0.0, MOE_ACT_PER_EXPERT * model.d_model * top_k / tp)
@@ -100,8 +111,9 @@ def training_memory(model: ModelSpec, layout: Layout | Shapes) -> MemoryUse:
     return MemoryUse(*parts)  # type: ignore[arg-type]
 
 
-def fits(model: ModelSpec, layout: Layout, chip: Chip) -> bool:
-    return training_memory(model, layout).total_gb <= chip.memory_gb * USABLE_FRACTION
+def fits(model: ModelSpec, layout: Layout, chip: Chip, fused_attention: bool = True) -> bool:
+    return (training_memory(model, layout, fused_attention).total_gb
+            <= chip.memory_gb * USABLE_FRACTION)
 
 
 def training_state_gb(model: ModelSpec) -> float:

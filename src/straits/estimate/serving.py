@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 from straits.catalog import Chip
-from straits.estimate.calibration import DEFAULT, Calibration, gemm_fraction
+from straits.estimate.calibration import DEFAULT, Calibration
 from straits.estimate.memory import USABLE_FRACTION, min_chips_serving
 from straits.model.scenario import ModelSpec
 
@@ -56,7 +56,7 @@ def replica_throughput(model: ModelSpec, chip: Chip, prompt_tokens: int, output_
     kv = kv_bytes_per_token(model)
     batch = int(max(1, min(MAX_BATCH, free // (kv * (prompt_tokens + output_tokens)))))
     bw = r * chip.memory_tbps * 1e12 * DECODE_BANDWIDTH
-    rate = r * chip.peak_tflops * 1e12 * gemm_fraction(chip.family, cal) * cal.framework
+    rate = r * chip.peak_tflops * 1e12 * cal.kernel_efficiency(chip.family)
     read = 2.0 * min(model.params, model.active * batch) if model.is_moe else weights
     context = prompt_tokens + output_tokens / 2.0
     t_mem = (read + batch * context * kv) / bw

@@ -18,6 +18,11 @@ pipeline p, expert e):
   the scale-out network, hidden behind the backward pass up to ``dp_overlap``;
 * the optimizer update, memory-bound over the chip's shard.
 
+Compute runs at the chip family's kernel efficiency for the software year
+(:meth:`~straits.estimate.calibration.Calibration.kernel_efficiency`), less for narrow models
+(:meth:`~straits.estimate.calibration.Calibration.width_efficiency`). Without fused attention
+(stacks before 2023) attention also moves every score through HBM (``score_bytes`` per score).
+
 MFU counts model FLOPs only (no recomputation) against the dense BF16 peak.
 """
 
@@ -29,9 +34,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from straits.catalog import Chip
-from straits.estimate.calibration import DEFAULT, Calibration, gemm_fraction
+from straits.estimate.calibration import DEFAULT, Calibration
 from straits.estimate.layout import NODE, Layout, Shapes
 from straits.estimate.memory import split_params
+from straits.estimate.stack import DEFAULT_YEAR, stack
 from straits.model.scenario import ModelSpec
 
 #: scale-up bandwidth assumed when a chip's is not published (GB/s, bidirectional)
@@ -74,18 +80,19 @@ class StepTime:
 
 
 def step_time(model: ModelSpec, chip: Chip, layout: Layout | Shapes, batch_tokens: float,
-              cal: Calibration = DEFAULT) -> StepTime:
-    """Step time of ``layout``; given :class:`Shapes` (arrays of layouts) every field of the
-    result is an array, one entry per layout, from the same formulas."""
+              cal: Calibration = DEFAULT, year: int = DEFAULT_YEAR) -> StepTime:
+    """Step time of ``layout`` with the software stack of ``year``; given :class:`Shapes`
+    (arrays of layouts) every field of the result is an array, one entry per layout, from the
+    same formulas."""
     n = layout.chips
     t, p, e, d = layout.tp, layout.pp, layout.ep, layout.dp
     rc = layout.rc
     h, layers, seq = model.d_model, model.layers, model.seq_len
     peak = chip.peak_tflops * 1e12
-    base = gemm_fraction(chip.family, cal) * cal.framework
-    rate = peak * base
+    base = cal.kernel_efficiency(chip.family, year)
+    rate = peak * base * cal.width_efficiency(h, chip.peak_tflops)
     if model.precision == "fp8" and chip.peak_fp8_tflops:
-        rate = chip.peak_fp8_tflops * 1e12 * base * cal.fp8
+        rate = rate * (chip.peak_fp8_tflops / chip.peak_tflops) * cal.fp8
     if model.is_moe:  # expert GEMMs run slower than the dense ones
         rate = 1.0 / ((1 - MOE_ACTIVE_IN_EXPERTS) / rate
                       + MOE_ACTIVE_IN_EXPERTS / (rate * cal.moe_gemm))
@@ -99,6 +106,8 @@ def step_time(model: ModelSpec, chip: Chip, layout: Layout | Shapes, batch_token
     hbm = chip.memory_tbps * 1e12
     token_layers = batch_tokens * layers / n
     t_mem = token_layers * cal.elementwise_bytes * h * rc_gemm / hbm
+    if not stack(year).fused_attention:  # every score goes through HBM, per head (sharded by TP)
+        t_mem = t_mem + token_layers * cal.score_bytes * model.heads / t * seq * rc_attn / hbm
 
     up = (chip.io_gbps or UNKNOWN_SCALEUP_GBPS) / 2.0 * 1e9  # one direction, bytes/s
     out_gbit = chip.scaleout_gbit.mid if chip.scaleout_gbit else UNKNOWN_SCALEOUT_GBIT

@@ -21,9 +21,21 @@ from typing import Any, Protocol
 
 import yaml
 
+from straits.catalog import catalog
+from straits.errors import InputError
+from straits.estimate import min_chips_serving
+from straits.export.commands import Commands
 from straits.model.scenario import Dataset, Pool, Scenario, Site
+from straits.plan.options import NODE
 from straits.plan.recheck import Placement, PlanContext
 from straits.rules.engine import RuleSet
+
+#: the port torchrun's rendezvous (MASTER_PORT) listens on, on the first node
+MASTER_PORT = 29500
+#: the port a serving stage's command listens on, and the path that answers 200 when it is
+#: ready (vLLM's OpenAI server and SGLang's both serve /health; vLLM's default port)
+SERVE_PORT = 8000
+READINESS_PATH = "/health"
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,26 @@ class StageJob:
     name: str = ""
     """A DNS label unique within the plan: ``<workload>-<stage>`` (a hash suffix when that is
     too long or taken)."""
+    command: str = ""
+    """The shell command the stage runs (see :mod:`straits.export.commands`)."""
+    command_source: str = "none"
+    """Where the command came from: ``--run KEY=``, ``scenario``, ``--run`` or ``none``."""
+    replica_chips: int = 0
+    """Serving: chips of one model replica (the fewest that hold the weights and a KV cache,
+    rounded up to a power of two: tensor parallelism); 0 for training."""
+
+    @property
+    def serving(self) -> bool:
+        return self.kind == "serve"
+
+    def layout(self, per_node_max: int = NODE) -> tuple[int, int]:
+        """(nodes, chips per node) of a training stage on nodes of ``per_node_max`` chips."""
+        per_node = max(1, min(per_node_max, self.chips))
+        return max(1, -(-self.chips // per_node)), per_node
+
+    def replicas(self) -> int:
+        """Serving: model replicas in the planned chips."""
+        return max(1, self.chips // max(1, self.replica_chips))
 
     @property
     def chips(self) -> int:
@@ -75,8 +107,8 @@ class ExportInput:
     plan: Mapping[str, Any]
     jobs: tuple[StageJob, ...]
     unplaced: tuple[str, ...]
-    run: str
-    """The command each job runs."""
+    run: str | None
+    """The plain ``--run``: the command of stages without one of their own."""
     image: str
     """The container image of Kubernetes jobs."""
 
@@ -102,8 +134,10 @@ class Exporter(Protocol):
     def render(self, inp: ExportInput) -> ExportResult: ...
 
 
-DEFAULT_RUN = ('echo "straits: no training command was given (straits export --run CMD)" >&2; '
+DEFAULT_RUN = ('echo "straits: no command was given (straits export --run CMD)" >&2; '
                "exit 1")
+"""Kept for callers of the old API; stages without a command now get
+:func:`straits.export.commands.missing`, which names the stage."""
 DEFAULT_IMAGE = "nvcr.io/nvidia/pytorch:25.01-py3"
 
 
@@ -111,9 +145,26 @@ DEFAULT_IMAGE = "nvcr.io/nvidia/pytorch:25.01-py3"
 _DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
+class _PlainDumper(_DUMPER):  # type: ignore[misc]
+    """No anchors and aliases: an object shared between two places is written out twice,
+    as a person would write it (and as kubectl and sky show it)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _str(dumper: Any, data: str) -> Any:
+    """Multi-line strings (commands) as literal blocks, as a person writes them."""
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_PlainDumper.add_representer(str, _str)
+
+
 def dump_yaml(*docs: Any) -> str:
     """YAML documents in the order given, keys in insertion order."""
-    return str(yaml.dump_all(docs, Dumper=_DUMPER, sort_keys=False, width=100))
+    return str(yaml.dump_all(docs, Dumper=_PlainDumper, sort_keys=False, width=100))
 
 
 def dns_name(text: str, limit: int = 63) -> str:
@@ -145,10 +196,33 @@ def unique_names(keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
     return out
 
 
+def unique_labels(names: list[str], limit: int = 63) -> dict[str, str]:
+    """Each name as a DNS label, distinct: one that had to change, or that two names share
+    after the change, gets the first 6 hex digits of a hash of the original."""
+    plain = {n: dns_name(n, limit) for n in names}
+    counts: dict[str, int] = {}
+    for label in plain.values():
+        counts[label] = counts.get(label, 0) + 1
+    out = {}
+    for n, label in plain.items():
+        if counts[label] > 1 or label != n:
+            label = f"{dns_name(n, limit - 7)}-{hashlib.sha256(n.encode()).hexdigest()[:6]}"
+        out[n] = label
+    return out
+
+
 def export_input(sc: Scenario, plan: Mapping[str, Any], rules: RuleSet, *, plan_id: str,
-                 run: str = DEFAULT_RUN, image: str = DEFAULT_IMAGE) -> ExportInput:
+                 run: str | None = None, image: str = DEFAULT_IMAGE,
+                 commands: Commands | None = None) -> ExportInput:
     """Jobs of ``plan`` with the lawful alternatives of each, as of the plan's date and regime
-    (the law the plan was made under)."""
+    (the law the plan was made under). ``commands`` (from ``--run``) says what each stage runs;
+    without it ``run`` is the command of every stage without one in the scenario."""
+    if not _PLAN_ID.fullmatch(plan_id):
+        raise InputError(f"plan id {plan_id[:80]!r} cannot name exported files and jobs",
+                         path="plan_id", expected="letters, digits, '.', '_', ':' or '-' "
+                         "(at most 128)")
+    if commands is None:
+        commands = Commands(None if run == DEFAULT_RUN else run)
     ctx = PlanContext(sc, dict(plan), rules, date=_date(plan), regime=str(plan["regime"]))
     jobs = []
     names = unique_names(list(ctx.placements))
@@ -159,13 +233,34 @@ def export_input(sc: Scenario, plan: Mapping[str, Any], rules: RuleSet, *, plan_
         pool = next(x for x in site.pools if x.chip == p.chip)
         alts = tuple(Choice(o.site, o.pool) for o in ctx.alternatives(p)
                      if (o.site.id, o.chip.id) != (p.site, p.chip))
+        command, source = commands.resolve(w.id, stage)
+        replica = replica_chips(sc, w.id, p.chip, p.chips) if stage.kind == "serve" else 0
         jobs.append(StageJob(
             workload=w.id, stage=stage.id, tenant=w.tenant, kind=stage.kind, placement=p,
             planned=Choice(site, pool), alternatives=alts,
             after=tuple(a for a in stage.after if (w.id, a) in ctx.placements),
-            datasets=tuple(sc.dataset(d) for d in stage.datasets), name=names[p.key]))
+            datasets=tuple(sc.dataset(d) for d in stage.datasets), name=names[p.key],
+            command=command, command_source=source, replica_chips=replica))
     unplaced = tuple(f"{u['workload']}/{u['stage']}" for u in plan.get("unplaced", ()))
-    return ExportInput(plan_id, sc, plan, tuple(jobs), unplaced, run, image)
+    return ExportInput(plan_id, sc, plan, tuple(jobs), unplaced, commands.default, image)
+
+
+def replica_chips(sc: Scenario, workload: str, chip: str, limit: int = 2**31) -> int:
+    """Chips of one serving replica of ``workload``'s model on ``chip`` (at most ``limit``)."""
+    need = min_chips_serving(sc.workload(workload).model, catalog().get(chip))
+    return max(1, min(limit, _tensor_parallel(need)))
+
+
+def _tensor_parallel(chips: int) -> int:
+    """The tensor-parallel size that holds ``chips`` chips' worth of weights: the next power
+    of two within a node, whole nodes beyond it."""
+    if chips <= NODE:
+        return 1 << (max(1, chips) - 1).bit_length()
+    return -(-chips // NODE) * NODE
+
+
+#: what a plan id may hold: it goes into file comments, paths, labels and job environments
+_PLAN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 
 def _date(plan: Mapping[str, Any]) -> dt.date:

@@ -1,141 +1,154 @@
-"""Kubernetes: one Indexed batch/v1 Job per stage, queued through Kueue and pinned to the site.
+"""Kubernetes: per stage a JobSet (training) or a Deployment / LeaderWorkerSet with a Service
+(serving), queued through Kueue and pinned to the site; ``apply.sh`` applies them in order.
 
-Each Job starts suspended with the ``kueue.x-k8s.io/queue-name`` label, so Kueue admits it
-when the LocalQueue's quota allows; its pods require the site's and the GPU type's node labels
-(``requiredDuringSchedulingIgnoredDuringExecution``) and request the pool's accelerator
-resource per node. Kubernetes has no dependencies between Jobs: the order is in the
-``straits.dev/after`` annotation and in ``apply-order.txt``; a stage is applied once its
-predecessors have completed.
+Every object carries the ``kueue.x-k8s.io/queue-name`` label (and the priority class the site
+names), so Kueue admits a stage as one gang when the queue's quota allows; JobSets start
+suspended for it. Pods require the site's and the GPU type's node labels; a pool that declares
+a Kueue topology gets the podset topology annotation. The objects are in
+:mod:`straits.export.k8s_objects`.
+
+Order. Kubernetes has no dependencies between objects, and a JobSet's ``dependsOn`` works only
+inside one JobSet, in one cluster. ``apply.sh`` applies a stage once each predecessor has
+completed (a JobSet's ``status.terminalState``; a serving stage counts when it is Available),
+polling with ``kubectl``, each workload in its own background job; a failed predecessor stops
+its workload there and the script exits non-zero.
 """
 
 from __future__ import annotations
 
-import math
+import shlex
 from typing import Any
 
-from straits.export.base import Choice, ExportInput, ExportResult, StageJob, dump_yaml, label_value
-from straits.model.targets import KubernetesSite
+from straits.export.base import ExportInput, ExportResult, StageJob, dump_yaml
+from straits.export.k8s_objects import (
+    k8s_site,
+    local_queue,
+    object_name,
+    stage_labels,
+    stage_objects,
+)
 from straits.plan.options import NODE
 
-LABEL = "straits.dev"
-QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-#: how much longer than planned a Job may run before Kubernetes stops it
-DEADLINE_MARGIN = 1.25
-
-
-def k8s_site(choice: Choice) -> KubernetesSite | None:
-    return choice.site.targets.kubernetes if choice.site.targets else None
-
-
-def resource_name(choice: Choice) -> str:
-    t = choice.pool.targets
-    return t.kubernetes_resource if t is not None else "nvidia.com/gpu"
-
-
-def node_labels(choice: Choice, *, site_labels: bool = True) -> dict[str, str]:
-    out: dict[str, str] = {}
-    k = k8s_site(choice)
-    if site_labels and k is not None:
-        out.update(k.node_labels)
-    if choice.pool.targets is not None:
-        out.update(choice.pool.targets.kubernetes_node_labels)
-    return out
-
-
-def job_labels(inp: ExportInput, job: StageJob) -> dict[str, str]:
-    return {f"{LABEL}/plan": label_value(inp.plan_id),
-            f"{LABEL}/workload": label_value(job.workload),
-            f"{LABEL}/stage": label_value(job.stage),
-            f"{LABEL}/site": label_value(job.planned.site.id)}
-
-
-def job_manifest(inp: ExportInput, job: StageJob, *, site_labels: bool = True
-                 ) -> dict[str, Any]:
-    """The batch/v1 Job of ``job`` at its planned site."""
-    k = k8s_site(job.planned)
-    assert k is not None
-    per_node = min(NODE, job.chips)
-    nodes = max(1, math.ceil(job.chips / per_node))
-    labels = job_labels(inp, job)
-    match = [{"key": key, "operator": "In", "values": [value]}
-             for key, value in sorted(node_labels(job.planned, site_labels=site_labels).items())]
-    pod: dict[str, Any] = {
-        "restartPolicy": "Never",
-        "containers": [{
-            "name": "stage",
-            "image": inp.image,
-            "command": ["/bin/sh", "-c", inp.run],
-            "env": [{"name": "STRAITS_PLAN_ID", "value": inp.plan_id},
-                    {"name": "STRAITS_WORKLOAD", "value": job.workload},
-                    {"name": "STRAITS_STAGE", "value": job.stage},
-                    {"name": "STRAITS_NODES", "value": str(nodes)}],
-            "resources": {"requests": {resource_name(job.planned): str(per_node)},
-                          "limits": {resource_name(job.planned): str(per_node)}},
-        }],
-    }
-    if match:
-        pod["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-            "nodeSelectorTerms": [{"matchExpressions": match}]}}}
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": job.name, "namespace": k.namespace,
-            "labels": {**labels, QUEUE_LABEL: k.queue},
-            "annotations": {f"{LABEL}/plan-id": inp.plan_id,
-                            f"{LABEL}/after": ",".join(job.after),
-                            f"{LABEL}/planned-start": job.placement.raw["start"],
-                            f"{LABEL}/planned-end": job.placement.raw["end"],
-                            f"{LABEL}/option": job.planned.label},
-        },
-        "spec": {
-            "suspend": True,
-            "completionMode": "Indexed",
-            "completions": nodes,
-            "parallelism": nodes,
-            "backoffLimit": 0,
-            "activeDeadlineSeconds": max(60, math.ceil(job.hours * 3600 * DEADLINE_MARGIN)),
-            "template": {"metadata": {"labels": labels}, "spec": pod},
-        },
-    }
+# names kept importable for callers of the old module
+__all__ = ["KarmadaExporter", "KubernetesExporter", "k8s_site", "stage_objects"]
 
 
 def _dump(docs: list[dict[str, Any]]) -> str:
     return dump_yaml(*docs)
 
 
+def _kind(job: StageJob) -> str:
+    if not job.serving:
+        return "jobset"
+    return "deployment" if job.replica_chips <= NODE else "leaderworkerset"
+
+
 class KubernetesExporter:
     name = "kubernetes"
-    description = "Kubernetes Jobs per stage with Kueue queue labels and node affinity"
+    description = ("JobSet per training stage, Deployment or LeaderWorkerSet + Service per "
+                   "serving stage, Kueue labels, and apply.sh applying them in order")
 
     def render(self, inp: ExportInput) -> ExportResult:
         res = ExportResult(self.name)
-        order = []
+        steps: dict[str, list[str]] = {}
+        queues: dict[str, str] = {}
+        placed: dict[tuple[str, str], tuple[str, str, str, str]] = {}
         for job in inp.jobs:
             k = k8s_site(job.planned)
             if k is None:
                 res.notes.append(f"{job.workload}/{job.stage}: site {job.planned.site.id} has no "
-                                 "sites[].targets.kubernetes mapping; no Job written")
+                                 "sites[].targets.kubernetes mapping; nothing written")
                 continue
-            path = f"kubernetes/{k.cluster}/{job.name}.yaml"
-            res.files[path] = _dump([job_manifest(inp, job)])
-            order.append(f"{path}  # context {k.context or k.cluster}"
-                         + (f", after {', '.join(job.after)}" if job.after else ""))
+            path = f"{k.cluster}/{job.name}.yaml"
+            res.files[f"kubernetes/{path}"] = _dump(stage_objects(inp, job, k))
+            ctx = k.context or k.cluster
+            lq = local_queue(k)
+            if lq is not None:
+                qpath = f"{k.cluster}/kueue-{k.namespace}-{k.queue}.yaml"
+                res.files[f"kubernetes/{qpath}"] = _dump([lq])
+                queues[qpath] = ctx
+            lines = steps.setdefault(job.workload, [])
+            for a in job.after:
+                if (job.workload, a) in placed:
+                    pctx, pns, pkind, pname = placed[(job.workload, a)]
+                    lines.append(f"wait_done {shlex.quote(pctx)} {pns} {pkind} {pname} "
+                                 f"{shlex.quote(job.workload + '/' + a)}")
+                else:
+                    res.notes.append(f"{job.workload}/{job.stage}: predecessor {a} is not "
+                                     "exported to Kubernetes; apply.sh does not wait for it")
+            lines.append(f"apply_stage {shlex.quote(ctx)} {path} "
+                         f"{shlex.quote(job.workload + '/' + job.stage)}")
+            placed[(job.workload, job.stage)] = (ctx, k.namespace, _kind(job), object_name(job))
+            if job.command_source == "none":
+                res.notes.append(f"{job.workload}/{job.stage}: no command given; its pods "
+                                 "fail saying so (--run)")
             res.jobs += 1
-        if order:
-            res.files["kubernetes/apply-order.txt"] = "\n".join(order) + "\n"
+        if steps:
+            res.files["kubernetes/apply.sh"] = _apply_script(inp.plan_id, queues, steps)
         return res
 
 
+def _apply_script(plan_id: str, queues: dict[str, str], steps: dict[str, list[str]]) -> str:
+    out = [
+        "#!/usr/bin/env bash",
+        f"# Apply the stages of Straits plan {plan_id} in order: a stage is applied once each",
+        "# of its predecessors has completed (a JobSet's terminalState), or, for a serving",
+        "# stage, is Available. Each workload runs in its own background job; a failed",
+        "# predecessor stops its workload and the script exits non-zero.",
+        "# KUBECTL overrides the kubectl binary; STRAITS_POLL_SECONDS the polling interval.",
+        "set -uo pipefail",
+        'cd "$(dirname "$0")"',
+        "KUBECTL=${KUBECTL:-kubectl}",
+        "POLL=${STRAITS_POLL_SECONDS:-30}",
+        "apply_stage() {  # CONTEXT FILE STAGE",
+        '  echo "apply $3 ($2, context $1)"',
+        '  "$KUBECTL" --context "$1" apply -f "$2" || { echo "apply of $3 failed" >&2; '
+        "return 1; }",
+        "}",
+        "wait_done() {  # CONTEXT NAMESPACE KIND NAME STAGE: 0 once done, 1 once failed",
+        "  local state",
+        '  echo "wait for $5 ($3/$4, context $1)"',
+        "  while :; do",
+        '    case "$3" in',
+        "      jobset) state=$(\"$KUBECTL\" --context \"$1\" -n \"$2\" get jobset \"$4\" "
+        "-o 'jsonpath={.status.terminalState}') || state=\"\" ;;",
+        "      *) state=$(\"$KUBECTL\" --context \"$1\" -n \"$2\" get \"$3\" \"$4\" "
+        "-o 'jsonpath={.status.conditions[?(@.type==\"Available\")].status}') || state=\"\"",
+        '         [ "$state" = True ] && state=Completed ;;',
+        "    esac",
+        '    case "$state" in',
+        "      Completed|Complete) return 0 ;;",
+        '      Failed) echo "$5 failed: the stages after it are not applied" >&2; return 1 ;;',
+        "    esac",
+        '    sleep "$POLL"',
+        "  done",
+        "}",
+    ]
+    for path, ctx in sorted(queues.items()):
+        out.append(f'"$KUBECTL" --context {shlex.quote(ctx)} apply -f {path} || exit 1')
+    out.append("pids=()")
+    for workload, lines in steps.items():
+        out.append(f"(  # {workload}")
+        out += [f"  {line} || exit 1" for line in lines]
+        out.append(") &")
+        out.append("pids+=($!)")
+    out += ["rc=0",
+            'for p in "${pids[@]}"; do wait "$p" || rc=1; done',
+            'exit "$rc"', ""]
+    return "\n".join(out)
+
+
 class KarmadaExporter:
-    """Karmada: the Job as a resource template plus a PropagationPolicy whose cluster
-    affinities list the planned cluster first and then the clusters of the lawful alternatives
-    with the same chip (Karmada tries the groups in order and fails over between them)."""
+    """Karmada: the stage's objects as resource templates plus a PropagationPolicy whose
+    cluster affinities list the planned cluster first and then the clusters of the lawful
+    alternatives with the same chip (Karmada tries the groups in order and fails over between
+    them); one cluster at a time."""
 
     name = "karmada"
     description = "Karmada PropagationPolicy per stage (cluster affinity = lawful clusters)"
 
-    def policy(self, inp: ExportInput, job: StageJob) -> dict[str, Any]:
+    def policy(self, inp: ExportInput, job: StageJob, objects: list[dict[str, Any]]
+               ) -> dict[str, Any]:
         k = k8s_site(job.planned)
         assert k is not None
         same_chip = [c for c in job.alternatives
@@ -148,11 +161,11 @@ class KarmadaExporter:
         return {
             "apiVersion": "policy.karmada.io/v1alpha1",
             "kind": "PropagationPolicy",
-            "metadata": {"name": job.name, "namespace": k.namespace,
-                         "labels": job_labels(inp, job)},
+            "metadata": {"name": object_name(job), "namespace": k.namespace,
+                         "labels": stage_labels(inp, job)},
             "spec": {
-                "resourceSelectors": [{"apiVersion": "batch/v1", "kind": "Job",
-                                       "name": job.name}],
+                "resourceSelectors": [{"apiVersion": o["apiVersion"], "kind": o["kind"],
+                                       "name": o["metadata"]["name"]} for o in objects],
                 "placement": {
                     "clusterAffinities": affinities,
                     "spreadConstraints": [{"spreadByField": "cluster", "maxGroups": 1,
@@ -164,12 +177,14 @@ class KarmadaExporter:
     def render(self, inp: ExportInput) -> ExportResult:
         res = ExportResult(self.name)
         for job in inp.jobs:
-            if k8s_site(job.planned) is None:
+            k = k8s_site(job.planned)
+            if k is None:
                 res.notes.append(f"{job.workload}/{job.stage}: site {job.planned.site.id} has no "
                                  "sites[].targets.kubernetes mapping; no policy written")
                 continue
-            # the template carries only the GPU type's labels: any lawful cluster can run it
-            docs = [job_manifest(inp, job, site_labels=False), self.policy(inp, job)]
-            res.files[f"karmada/{job.name}.yaml"] = _dump(docs)
+            # the templates carry only the GPU type's labels: any lawful cluster can run them
+            objects = stage_objects(inp, job, k, site_labels=False)
+            res.files[f"karmada/{job.name}.yaml"] = _dump([*objects,
+                                                           self.policy(inp, job, objects)])
             res.jobs += 1
         return res

@@ -1,19 +1,41 @@
-"""SkyPilot: one task YAML per stage whose resources list only the options the rules allow.
+"""SkyPilot: training stages as a managed-job pipeline per workload, serving stages as SkyServe
+services, every task's resources limited to the options the rules allow.
 
-The planned (cloud, region, accelerator) comes first and the lawful alternatives at the same
-node count follow, so SkyPilot's own failover (a preempted or full region, a recovery relaunch of
-a managed job) never leaves the lawful set. ``any_of`` (the default, as SkyPilot documents it:
-the optimizer picks among the candidates) or ``ordered`` (tried in this order, so the planned
-option wins while it has capacity). Datasets with a ``uri`` are mounted read-only at
-``/data/<dataset>``; the Straits plan and stage travel in ``envs``, which the admission hook
-(``POST /v1/skypilot/policy``) reads to re-check every launch.
+Resources. The planned (infra, accelerator) comes first and the lawful alternatives at the same
+chip count follow, so SkyPilot's own failover (a preempted or full region, a managed job's
+recovery relaunch, a new service replica) never leaves the lawful set: ``any_of`` (the default,
+as SkyPilot documents it: its optimizer picks among the candidates) or ``ordered`` (tried in
+this order, so the planned option wins while it has capacity).
+
+Order. The training stages of a workload, in dependency order, form one multi-document YAML
+(a name document, then one task per stage): ``sky jobs launch`` runs such a pipeline one task
+after another, each only once the one before has succeeded. ``launch.sh`` launches each
+workload's pipeline and waits for it, then brings up its services with ``sky serve up``.
+
+Every task names its plan and stage in ``envs``, which the admission hook
+(``POST /v1/skypilot/policy``) reads to re-check each launch; its ``run`` first sets the
+rendezvous every target gives (MASTER_ADDR, MASTER_PORT, NNODES, NODE_RANK, NPROC_PER_NODE)
+from SkyPilot's SKYPILOT_NODE_IPS, SKYPILOT_NODE_RANK and SKYPILOT_NUM_GPUS_PER_NODE. Datasets
+with a ``uri`` are mounted read-only at ``/data/<dataset>``.
 """
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
-from straits.export.base import Choice, ExportInput, ExportResult, StageJob, dump_yaml
+from straits.export.base import (
+    MASTER_PORT,
+    READINESS_PATH,
+    SERVE_PORT,
+    Choice,
+    ExportInput,
+    ExportResult,
+    StageJob,
+    dump_yaml,
+    replica_chips,
+    unique_labels,
+)
 from straits.plan.options import NODE
 
 #: catalog chip id -> the accelerator name SkyPilot's catalogs use
@@ -26,6 +48,12 @@ ACCELERATORS = {
 #: URI schemes SkyPilot mounts from object storage
 MOUNTABLE = ("s3://", "gs://", "r2://", "cos://", "oci://", "https://")
 ENV_PLAN, ENV_WORKLOAD, ENV_STAGE = "STRAITS_PLAN_ID", "STRAITS_WORKLOAD", "STRAITS_STAGE"
+#: how long a replica may take to load its model before SkyServe's probe counts
+STARTUP_SECONDS = 1800
+RENDEZVOUS = ('export MASTER_ADDR="$(echo "$SKYPILOT_NODE_IPS" | head -n 1)" '
+              f"MASTER_PORT={MASTER_PORT} "
+              'NNODES="$SKYPILOT_NUM_NODES" NODE_RANK="$SKYPILOT_NODE_RANK" '
+              'NPROC_PER_NODE="$SKYPILOT_NUM_GPUS_PER_NODE"\n')
 
 
 def accelerator(choice: Choice) -> str:
@@ -35,31 +63,43 @@ def accelerator(choice: Choice) -> str:
     return ACCELERATORS.get(choice.pool.chip, choice.pool.chip)
 
 
+def _infra(choice: Choice) -> str | None:
+    sky = choice.site.targets.skypilot if choice.site.targets else None
+    return sky.infra if sky else None
+
+
 class SkyPilotExporter:
     name = "skypilot"
-    description = "SkyPilot task YAML per stage (resources limited to lawful options)"
+    description = ("managed-job pipeline per workload and SkyServe service per serving stage "
+                   "(resources limited to lawful options), launch.sh in order")
 
     def __init__(self, ordered: bool = False) -> None:
         self.ordered = ordered
 
-    def resources(self, job: StageJob, per_node: int, notes: list[str]) -> list[dict[str, Any]]:
+    def resources(self, inp: ExportInput, job: StageJob, per_node: int, notes: list[str]
+                  ) -> list[dict[str, Any]]:
         out = []
         for c in job.choices:
-            sky = c.site.targets.skypilot if c.site.targets else None
-            if sky is None:
+            infra = _infra(c)
+            if infra is None:
                 notes.append(f"{job.workload}/{job.stage}: {c.label} has no "
                              "sites[].targets.skypilot mapping; left out of its resources")
                 continue
-            out.append({"infra": sky.infra, "accelerators": f"{accelerator(c)}:{per_node}"})
+            n = per_node
+            if job.serving:  # a replica of this chip's size (a smaller one on a bigger chip)
+                n = min(NODE, replica_chips(inp.scenario, job.workload, c.pool.chip))
+            out.append({"infra": infra, "accelerators": f"{accelerator(c)}:{n}"})
         return out
 
     def task(self, inp: ExportInput, job: StageJob, notes: list[str]) -> dict[str, Any] | None:
-        per_node = NODE
-        nodes = max(1, -(-job.chips // per_node))
-        if nodes * per_node != job.chips:
-            notes.append(f"{job.workload}/{job.stage}: {job.chips} chips rounded up to "
-                         f"{nodes} nodes of {per_node}")
-        options = self.resources(job, min(per_node, job.chips), notes)
+        if job.serving:
+            nodes, per_node = max(1, -(-job.replica_chips // NODE)), min(NODE, job.replica_chips)
+        else:
+            nodes, per_node = job.layout(NODE)
+            if nodes * per_node != job.chips:
+                notes.append(f"{job.workload}/{job.stage}: {job.chips} chips rounded up to "
+                             f"{nodes} nodes of {per_node}")
+        options = self.resources(inp, job, per_node, notes)
         if not options or options[0]["infra"] != _infra(job.planned):
             notes.append(f"{job.workload}/{job.stage}: the planned site {job.planned.site.id} "
                          "has no SkyPilot mapping; no task written")
@@ -70,37 +110,103 @@ class SkyPilotExporter:
             if f"/data/{d.id}" not in mounts:
                 notes.append(f"{job.workload}/{job.stage}: dataset {d.id} stays at "
                              f"{d.located_at} (no object-storage uri); mount it on the cluster")
+        if job.command_source == "none":
+            notes.append(f"{job.workload}/{job.stage}: no command given; the task fails "
+                         "saying so (--run)")
         task: dict[str, Any] = {
             "name": job.name,
             "num_nodes": nodes,
             "resources": {"ordered" if self.ordered else "any_of": options},
             "envs": {ENV_PLAN: inp.plan_id, ENV_WORKLOAD: job.workload, ENV_STAGE: job.stage,
+                     "STRAITS_STAGE_KIND": job.kind,
                      "STRAITS_SITE": job.planned.site.id,
                      "STRAITS_START": job.placement.raw["start"],
                      "STRAITS_END": job.placement.raw["end"]},
-            "run": inp.run,
+            "run": RENDEZVOUS + job.command,
         }
+        if job.serving:
+            task["envs"]["STRAITS_SERVE_PORT"] = str(SERVE_PORT)
+            task["service"] = {
+                "readiness_probe": {"path": READINESS_PATH,
+                                    "initial_delay_seconds": STARTUP_SECONDS},
+                "replicas": job.replicas(),
+                "ports": SERVE_PORT,
+            }
         if mounts:
             task["file_mounts"] = mounts
         return task
 
     def render(self, inp: ExportInput) -> ExportResult:
         res = ExportResult(self.name)
-        for job in inp.jobs:
+        pipelines: dict[str, list[tuple[StageJob, dict[str, Any]]]] = {}
+        services: dict[str, list[tuple[StageJob, str]]] = {}
+        for job in _dependency_order(inp):
             task = self.task(inp, job, res.notes)
             if task is None:
                 continue
-            head = (f"# Straits plan {inp.plan_id}: {job.workload}/{job.stage} on "
-                    f"{job.planned.label} ({job.chips} chips, {job.hours:.1f} h)\n"
-                    f"# resources: the planned option, then {len(job.alternatives)} lawful "
-                    "alternative(s) at the same node count\n")
-            if job.after:
-                head += f"# start after: {', '.join(job.after)}\n"
-            res.files[f"skypilot/{job.name}.yaml"] = head + dump_yaml(task)
             res.jobs += 1
+            if job.serving:
+                path = f"skypilot/{job.name}.service.yaml"
+                head = (f"# Straits plan {inp.plan_id}: {job.workload}/{job.stage} on "
+                        f"{job.planned.label}, {job.replicas()} replica(s) of "
+                        f"{job.replica_chips} chips; `sky serve up` it"
+                        + (f" after {', '.join(job.after)}" if job.after else "")
+                        + " (launch.sh does)\n")
+                res.files[path] = head + dump_yaml(task)
+                services.setdefault(job.workload, []).append((job, path))
+            else:
+                pipelines.setdefault(job.workload, []).append((job, task))
+        launch: dict[str, list[str]] = {}
+        labels = unique_labels(list(pipelines))
+        for workload, tasks in pipelines.items():
+            name = labels[workload]
+            path = f"skypilot/{name}.pipeline.yaml"
+            lines = [f"# Straits plan {inp.plan_id}: the training stages of {workload} as one "
+                     "managed-job pipeline (`sky jobs launch`): each task starts once the one "
+                     "before has succeeded.",
+                     *(f"# {j.stage} on {j.planned.label}, {j.chips} chips, {j.hours:.1f} h; "
+                       f"{len(j.alternatives)} lawful alternative(s)" for j, _ in tasks)]
+            res.files[path] = "\n".join(lines) + "\n" + dump_yaml({"name": name},
+                                                                 *(t for _, t in tasks))
+            launch.setdefault(workload, []).append(
+                f"sky jobs launch --yes --name {shlex.quote(name)} {path.split('/', 1)[1]}")
+        for workload, items in services.items():
+            for job, path in items:
+                pending = [a for a in job.after if not any(
+                    j.stage == a for j, _ in pipelines.get(workload, ()))]
+                if pending:
+                    res.notes.append(f"{job.workload}/{job.stage}: after {', '.join(pending)}, "
+                                     "which no pipeline here runs; launch.sh does not wait for "
+                                     "it")
+                launch.setdefault(workload, []).append(
+                    f"sky serve up --yes --service-name {shlex.quote(job.name)} "
+                    f"{path.split('/', 1)[1]}")
+        if launch:
+            res.files["skypilot/launch.sh"] = _launch_script(inp.plan_id, launch)
         return res
 
 
-def _infra(choice: Choice) -> str | None:
-    sky = choice.site.targets.skypilot if choice.site.targets else None
-    return sky.infra if sky else None
+def _dependency_order(inp: ExportInput) -> list[StageJob]:
+    """The jobs, each workload's in the topological order of its stages."""
+    out: list[StageJob] = []
+    for workload in dict.fromkeys(j.workload for j in inp.jobs):
+        w = inp.scenario.workload(workload)
+        mine = {j.stage: j for j in inp.jobs if j.workload == workload}
+        out += [mine[s.id] for s in w.topological_stages() if s.id in mine]
+    return out
+
+
+def _launch_script(plan_id: str, launch: dict[str, list[str]]) -> str:
+    out = ["#!/usr/bin/env bash",
+           f"# Launch Straits plan {plan_id} on SkyPilot: per workload, its training pipeline",
+           "# (sky jobs launch waits for it and fails when a task fails), then its services.",
+           "# Workloads run in parallel; the script exits non-zero if any fails.",
+           "set -uo pipefail",
+           'cd "$(dirname "$0")"',
+           "pids=()"]
+    for workload, lines in launch.items():
+        out.append(f"(  # {workload}")
+        out += [f"  {line} || exit 1" for line in lines]
+        out += [") &", "pids+=($!)"]
+    out += ["rc=0", 'for p in "${pids[@]}"; do wait "$p" || rc=1; done', 'exit "$rc"', ""]
+    return "\n".join(out)

@@ -1,22 +1,40 @@
-"""Slurm: one sbatch script per stage, and ``submit.sh`` that submits them in dependency order.
+"""Slurm: an sbatch script per stage and, per cluster, ``submit.sh`` that submits them in order.
 
-Each script asks for the planned cluster (``--clusters``), partition, nodes and GPUs per node
-and a time limit of the planned hours plus a margin. Job ids exist only once submitted, so the
-dependencies between stages (``--dependency=afterok:<id>[:<id>...]``) are passed by
-``submit.sh``, which captures each id with ``sbatch --parsable``. Dependencies between
-clusters need a Slurm federation; the script says where a stage depends on another cluster.
+Layout. One task per node (``srun --ntasks-per-node=1``) with the node's GPUs: the launcher
+torchrun expects. Each task gets ``NODE_RANK`` (its node), and every task the rendezvous of the
+allocation's first node: ``MASTER_ADDR`` (from ``scontrol show hostnames``), ``MASTER_PORT``,
+``NNODES``, ``NPROC_PER_NODE``. Whole nodes are asked for ``--exclusive``.
+
+Time. A stage needs its planned hours plus 25%. A partition caps a job at its MaxTime (the
+site's ``max_time``), so a longer stage runs as a chain of jobs, each within it: ``submit.sh``
+submits the same script once per part, each ``--dependency=afterok`` on the one before.
+``--signal=B:USR1@<lead>`` warns the batch shell before the limit; it passes SIGUSR1 to the
+command, which saves a checkpoint to ``STRAITS_CHECKPOINT_DIR`` and exits 0; the next job resumes
+from it. A stage that ends by itself marks ``.straits-stage-complete`` there, so the jobs left
+in its chain end at once. A training stage still running at the end of its last job fails (its
+planned time is spent: the plan was wrong, or the job was), and so does a command that fails:
+``--kill-on-invalid-dep=yes`` then cancels everything after it instead of leaving it pending.
+
+Order. The first job of a stage waits (``afterok``) for the last job of each predecessor on the
+same cluster. Job ids exist only once submitted, and a job on another cluster cannot be waited
+for without a federation, so a stage whose predecessor runs elsewhere is submitted held
+(``--hold``): ``submit.sh`` prints the ``scontrol release`` that starts it.
 """
 
 from __future__ import annotations
 
 import math
 import shlex
+from collections import defaultdict
 
-from straits.export.base import ExportInput, ExportResult, StageJob
-from straits.model.targets import SlurmSite
+from straits.export.base import MASTER_PORT, ExportInput, ExportResult, StageJob, unique_labels
+from straits.model.targets import SlurmSite, format_minutes
 
-#: how much longer than planned a job may run before Slurm stops it
+#: how much longer than planned a stage may run, in all its jobs together
 TIME_MARGIN = 1.25
+#: warn this long before a job's limit (a tenth of the job, at least a minute, at most 15)
+MAX_LEAD_S, MIN_LEAD_S = 900, 60
+DONE_MARKER = ".straits-stage-complete"
 
 
 def slurm_site(job: StageJob) -> SlurmSite | None:
@@ -26,83 +44,196 @@ def slurm_site(job: StageJob) -> SlurmSite | None:
 
 def time_limit(hours: float) -> str:
     """Slurm's ``days-hours:minutes:seconds`` for ``hours`` plus the margin (whole minutes)."""
-    minutes = max(1, math.ceil(hours * 60 * TIME_MARGIN))
-    d, rest = divmod(minutes, 24 * 60)
-    h, m = divmod(rest, 60)
-    return f"{d}-{h:02d}:{m:02d}:00"
+    return format_minutes(needed_minutes(hours))
+
+
+def needed_minutes(hours: float) -> int:
+    return max(1, math.ceil(hours * 60 * TIME_MARGIN))
+
+
+def chain(hours: float, max_minutes: int) -> tuple[int, int]:
+    """(jobs, minutes each) covering ``hours`` plus the margin, each within ``max_minutes``."""
+    total = needed_minutes(hours)
+    parts = max(1, math.ceil(total / max_minutes))
+    return parts, math.ceil(total / parts)
+
+
+def lead_seconds(minutes: int) -> int:
+    return min(MAX_LEAD_S, max(MIN_LEAD_S, minutes * 6))
 
 
 def _var(job: StageJob) -> str:
     return "JOB_" + "".join(ch if ch.isalnum() else "_" for ch in job.name).upper()
 
 
+
+
 class SlurmExporter:
     name = "slurm"
-    description = "sbatch script per stage and submit.sh chaining them with --dependency=afterok"
+    description = ("sbatch script per stage (rendezvous, checkpoint chain within MaxTime) and "
+                   "a submit.sh per cluster chaining them with --dependency=afterok")
 
     def script(self, inp: ExportInput, job: StageJob, s: SlurmSite) -> str:
-        per_node = min(s.gpus_per_node, job.chips)
-        nodes = max(1, math.ceil(job.chips / per_node))
+        nodes, per_node = job.layout(s.gpus_per_node)
         pool_t = job.planned.pool.targets
         partition = (pool_t.slurm_partition if pool_t and pool_t.slurm_partition
                      else s.partition)
         gres = pool_t.slurm_gres if pool_t else "gpu"
-        gpus = f"{per_node}" if gres == "gpu" else f"{gres}:{per_node}"
-        opts = [f"--job-name={job.name}", f"--clusters={s.cluster}"]
+        parts, minutes = chain(job.hours, s.max_minutes)
+        lead = lead_seconds(minutes)
+        opts = [f"--job-name={job.name}"]
         if partition:
             opts.append(f"--partition={partition}")
         if s.account:
             opts.append(f"--account={s.account}")
-        opts += [f"--nodes={nodes}", "--ntasks-per-node=1", f"--gpus-per-node={gpus}",
-                 f"--time={time_limit(job.hours)}", "--output=%x-%j.out"]
+        opts += [f"--nodes={nodes}", "--ntasks-per-node=1",
+                 f"--gpus-per-node={per_node}" if gres == "gpu" else f"--gres={gres}:{per_node}"]
+        if per_node == s.gpus_per_node:
+            opts.append("--exclusive")
+        opts += [f"--time={format_minutes(minutes)}", f"--signal=B:USR1@{lead}",
+                 "--kill-on-invalid-dep=yes", "--output=%x-%j.out"]
+        # the root may hold $VARS for the shell (its pattern allows nothing else); the rest is
+        # quoted whatever the plan id holds
+        ckpt = f'"{s.checkpoint_root}"/' + shlex.quote(f"{inp.plan_id}/{job.workload}/{job.stage}")
+        envs = {"STRAITS_PLAN_ID": inp.plan_id, "STRAITS_WORKLOAD": job.workload,
+                "STRAITS_STAGE": job.stage, "STRAITS_STAGE_KIND": job.kind,
+                "STRAITS_SITE": job.planned.site.id, "NPROC_PER_NODE": str(per_node),
+                "STRAITS_COMMAND": job.command}
+        if job.serving:
+            envs["STRAITS_REPLICA_CHIPS"] = str(job.replica_chips)
         lines = ["#!/bin/bash",
                  *(f"#SBATCH {o}" for o in opts),
-                 f"# Straits plan {inp.plan_id}: {job.workload}/{job.stage} on "
-                 f"{job.planned.label}, {job.chips} chips, planned "
-                 f"{job.placement.raw['start']} to {job.placement.raw['end']}",
-                 ]
+                 f"# Straits plan {inp.plan_id}: {job.workload}/{job.stage} ({job.kind}) on "
+                 f"{job.planned.label}, {job.chips} chips = {nodes} node(s) x {per_node}, "
+                 f"planned {job.placement.raw['start']} to {job.placement.raw['end']}",
+                 f"# time: {job.hours:.2f} h planned + {TIME_MARGIN - 1:.0%} = "
+                 f"{needed_minutes(job.hours)} min, as {parts} job(s) of at most "
+                 f"{format_minutes(minutes)} (partition MaxTime {s.max_time}); "
+                 "submit.sh chains them",
+                 f"# command ({job.command_source}): runs once per node; on SIGUSR1 ({lead} s "
+                 "before a job's limit) it saves a checkpoint to $STRAITS_CHECKPOINT_DIR and "
+                 "exits 0"]
         if job.after:
             lines.append(f"# submit.sh starts it after: {', '.join(job.after)} (afterok)")
-        lines += ["set -euo pipefail",
-                  f"export STRAITS_PLAN_ID={shlex.quote(inp.plan_id)}",
-                  f"export STRAITS_WORKLOAD={shlex.quote(job.workload)}",
-                  f"export STRAITS_STAGE={shlex.quote(job.stage)}",
-                  f"srun /bin/sh -c {shlex.quote(inp.run)}", ""]
+        lines += ["set -uo pipefail",
+                  *(f"export {k}={shlex.quote(v)}" for k, v in envs.items()),
+                  f"export STRAITS_SEGMENT=${{STRAITS_SEGMENT:-1}} "
+                  f"STRAITS_SEGMENTS=${{STRAITS_SEGMENTS:-{parts}}}",
+                  f"export STRAITS_CHECKPOINT_DIR={ckpt}",
+                  'mkdir -p "$STRAITS_CHECKPOINT_DIR" || exit 1',
+                  f'done_marker="$STRAITS_CHECKPOINT_DIR/{DONE_MARKER}"',
+                  'if [ -e "$done_marker" ]; then',
+                  '  echo "straits: $STRAITS_WORKLOAD/$STRAITS_STAGE is already complete '
+                  '(job $STRAITS_SEGMENT of $STRAITS_SEGMENTS has nothing to do)"',
+                  "  exit 0",
+                  "fi",
+                  '# rendezvous: the first node of the allocation',
+                  'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
+                  f"export MASTER_ADDR MASTER_PORT=$(( {MASTER_PORT} + SLURM_JOB_ID % 1000 ))",
+                  'export NNODES="$SLURM_JOB_NUM_NODES"',
+                  'echo "straits: $STRAITS_WORKLOAD/$STRAITS_STAGE job $STRAITS_SEGMENT of '
+                  '$STRAITS_SEGMENTS on $NNODES node(s), rendezvous $MASTER_ADDR:$MASTER_PORT"',
+                  "stop=0",
+                  "trap 'stop=1; echo \"straits: time limit near: asking the command to "
+                  "checkpoint (SIGUSR1)\" >&2; kill -USR1 \"$step\" 2>/dev/null' USR1",
+                  "srun --kill-on-bad-exit=1 --ntasks-per-node=1 "
+                  "bash -c 'export NODE_RANK=$SLURM_NODEID; exec bash -c \"$STRAITS_COMMAND\"' &",
+                  "step=$!",
+                  '# wait returns early when the trap runs: wait again until the step has ended',
+                  'while :; do wait "$step"; rc=$?; kill -0 "$step" 2>/dev/null || break; done',
+                  'if [ "$stop" -eq 0 ]; then',
+                  '  if [ "$rc" -eq 0 ]; then touch "$done_marker"; '
+                  'echo "straits: $STRAITS_WORKLOAD/$STRAITS_STAGE complete"; fi',
+                  '  exit "$rc"',
+                  "fi",
+                  'if [ "$STRAITS_SEGMENT" -lt "$STRAITS_SEGMENTS" ]; then',
+                  '  echo "straits: stopped at the limit of job $STRAITS_SEGMENT of '
+                  '$STRAITS_SEGMENTS (exit $rc); the next resumes from $STRAITS_CHECKPOINT_DIR"',
+                  "  exit 0",
+                  "fi"]
+        if job.serving:
+            lines += ['touch "$done_marker"',
+                      'echo "straits: the planned serving period of '
+                      '$STRAITS_WORKLOAD/$STRAITS_STAGE is over"', "exit 0", ""]
+        else:
+            lines += ['echo "straits: $STRAITS_WORKLOAD/$STRAITS_STAGE did not finish within '
+                      'its planned time and margin ($STRAITS_SEGMENTS job(s)); not marked '
+                      'complete, later stages will not start" >&2', "exit 1", ""]
         return "\n".join(lines)
 
     def render(self, inp: ExportInput) -> ExportResult:
         res = ExportResult(self.name)
-        submit = ["#!/bin/bash",
-                  f"# Submit the stages of Straits plan {inp.plan_id} in dependency order.",
-                  "set -euo pipefail", 'cd "$(dirname "$0")"']
-        written: dict[tuple[str, str], StageJob] = {}
+        submits: dict[str, list[str]] = defaultdict(list)
+        where: dict[tuple[str, str], SlurmSite] = {}
+        folders = unique_labels(sorted({s.cluster for j in inp.jobs
+                                        if (s := slurm_site(j)) is not None}))
         for job in inp.jobs:
             s = slurm_site(job)
             if s is None:
                 res.notes.append(f"{job.workload}/{job.stage}: site {job.planned.site.id} has no "
                                  "sites[].targets.slurm mapping; no script written")
                 continue
-            res.files[f"slurm/{job.name}.sbatch"] = self.script(inp, job, s)
-            deps = [written[(job.workload, a)] for a in job.after
-                    if (job.workload, a) in written]
-            missing = [a for a in job.after if (job.workload, a) not in written]
-            if missing:
-                res.notes.append(f"{job.workload}/{job.stage}: predecessor(s) "
-                                 f"{', '.join(missing)} not exported to Slurm; start it after "
-                                 "they finish")
-            flag = ""
-            if deps:
-                ids = ":".join(f"${{{_var(d)}}}" for d in deps)
-                flag = f"--dependency=afterok:{ids} "
-                other = sorted({slurm_site(d).cluster for d in deps} - {s.cluster})  # type: ignore[union-attr]
-                if other:
-                    submit.append(f"# {job.name} depends on jobs on {', '.join(other)}: "
-                                  "needs a Slurm federation")
-            submit.append(f"{_var(job)}=$(sbatch --parsable {flag}{job.name}.sbatch "
-                          "| cut -d';' -f1)")
-            submit.append(f'echo "{job.workload}/{job.stage}: job ${{{_var(job)}}}"')
-            written[(job.workload, job.stage)] = job
+            folder = f"slurm/{folders[s.cluster]}"
+            res.files[f"{folder}/{job.name}.sbatch"] = self.script(inp, job, s)
+            parts, minutes = chain(job.hours, s.max_minutes)
+            if parts > 1:
+                res.notes.append(f"{job.workload}/{job.stage}: needs "
+                                 f"{needed_minutes(job.hours) / 60:,.1f} h (planned + 25%): "
+                                 f"{parts} chained jobs of {format_minutes(minutes)} within "
+                                 f"MaxTime {s.max_time}")
+            if job.command_source == "none":
+                res.notes.append(f"{job.workload}/{job.stage}: no command given; the job "
+                                 "fails saying so (--run)")
+            same = [a for a in job.after if (job.workload, a) in where
+                    and where[(job.workload, a)].cluster == s.cluster]
+            remote = [a for a in job.after if a not in same]
+            deps = ":".join(f"${{{_var(inp.job(job.workload, a))}}}" for a in same)
+            lines = submits[folder]
+            lines.append(f"# {job.workload}/{job.stage}: {parts} job(s)"
+                         + (f", after {', '.join(job.after)}" if job.after else ""))
+            lines.append(f"chain {job.name}.sbatch {parts} {deps or '-'} "
+                         f"{'hold' if remote else '-'}")
+            lines.append(f"{_var(job)}=$LAST")
+            if remote:
+                elsewhere = ", ".join(
+                    f"{a} ({where[(job.workload, a)].cluster})" if (job.workload, a) in where
+                    else f"{a} (not exported to Slurm)" for a in remote)
+                lines.append(f'echo "{job.workload}/{job.stage} is held until {elsewhere} '
+                             'has completed; then run: scontrol release $FIRST"')
+                res.notes.append(f"{job.workload}/{job.stage}: after {elsewhere} on another "
+                                 "cluster; submitted held, release it when that completes")
+            where[(job.workload, job.stage)] = s
             res.jobs += 1
-        if written:
-            res.files["slurm/submit.sh"] = "\n".join(submit) + "\n"
+        for folder, lines in submits.items():
+            res.files[f"{folder}/submit.sh"] = _submit(inp.plan_id, folder, lines)
         return res
+
+
+def _submit(plan_id: str, folder: str, body: list[str]) -> str:
+    head = [
+        "#!/bin/bash",
+        f"# Submit the stages of Straits plan {plan_id} on this cluster ({folder}), in order.",
+        "# Run it on the cluster's login node, from any directory.",
+        "set -euo pipefail",
+        'cd "$(dirname "$0")"',
+        "# chain SCRIPT PARTS DEPS HOLD: submit SCRIPT as PARTS jobs, each afterok on the one",
+        "# before, the first afterok on DEPS (job ids a:b, or -) and held when HOLD is 'hold';",
+        "# sets FIRST and LAST to the first and last job ids",
+        "chain() {",
+        '  local script=$1 parts=$2 deps=$3 hold=$4 seg id prev',
+        '  [ "$deps" = - ] && deps=""',
+        '  prev=$deps FIRST=""',
+        '  for seg in $(seq 1 "$parts"); do',
+        "    args=(--parsable --export=ALL,STRAITS_SEGMENT=$seg,STRAITS_SEGMENTS=$parts)",
+        '    [ -n "$prev" ] && args+=(--dependency=afterok:$prev)',
+        '    [ "$seg" -eq 1 ] && [ "$hold" = hold ] && args+=(--hold)',
+        '    id=$(sbatch "${args[@]}" "$script" | cut -d";" -f1)',
+        '    [ -n "$id" ] || { echo "sbatch gave no job id for $script" >&2; exit 1; }',
+        '    [ -n "$FIRST" ] || FIRST=$id',
+        '    echo "$script: job $id (part $seg of $parts)"',
+        "    prev=$id",
+        "  done",
+        "  LAST=$id",
+        "}",
+    ]
+    return "\n".join(head + body) + "\n"

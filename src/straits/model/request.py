@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -11,12 +10,22 @@ from straits.model.scenario import Frozen, ModelSpec
 from straits.model.types import (
     Authorization,
     ChipId,
+    Chips,
     Country,
     DataClass,
-    NonNegFloat,
-    NonNegInt,
-    PosFloat,
+    Date,
+    Days,
+    GridIntensity,
+    People,
+    Pue,
+    Quantity,
     Regime,
+    RequestTokens,
+    SoftwareYear,
+    Tokens,
+    TokensPerS,
+    TrainingOps,
+    UsdPerChipHour,
 )
 
 Action = Literal["train", "finetune", "serve", "procure", "transfer-data", "transfer-weights"]
@@ -34,23 +43,26 @@ class TenantFacts(Frozen):
 class SiteFacts(Frozen):
     country: Country
     operator_hq: Country
+    dpf_certified: bool = False
+    """The site's operator, which receives the data processed there, is certified under the
+    EU-US Data Privacy Framework (read by the GDPR rules for sites in the United States)."""
 
 
 class DataFacts(Frozen):
     origin: Country
     classes: tuple[DataClass, ...] = Field(min_length=1)
-    subjects: NonNegInt = 0
-    sensitive_subjects: NonNegInt = 0
-    prior_subjects_ytd: NonNegInt = 0
+    subjects: People = 0
+    sensitive_subjects: People = 0
+    prior_subjects_ytd: People = 0
     """Individuals the handler already exported since 1 January of this year."""
-    prior_sensitive_ytd: NonNegInt = 0
-    prior_subjects_since_last_year: NonNegInt = 0
+    prior_sensitive_ytd: People = 0
+    prior_subjects_since_last_year: People = 0
     """Individuals already exported since 1 January of the previous year (2022 measures)."""
-    prior_sensitive_since_last_year: NonNegInt = 0
+    prior_sensitive_since_last_year: People = 0
 
 
 class WeightsFacts(Frozen):
-    training_ops: NonNegFloat
+    training_ops: TrainingOps
     open: bool = False
     from_country: Country
 
@@ -58,7 +70,7 @@ class WeightsFacts(Frozen):
 class CheckRequest(Frozen):
     """One question to the rules: may ``tenant`` do ``action`` at ``site`` on ``date``?"""
 
-    date: dt.date
+    date: Date
     regime: Regime = "enacted"
     action: Action
     tenant: TenantFacts
@@ -66,7 +78,7 @@ class CheckRequest(Frozen):
     chip: ChipId | None = None
     data: DataFacts | None = None
     weights: WeightsFacts | None = None
-    quantity: NonNegInt = 0
+    quantity: Quantity = 0
     """Chips acquired, for ``procure``."""
     ships_from: Country | None = None
 
@@ -83,19 +95,22 @@ class CheckRequest(Frozen):
 
 class EstimateRequest(Frozen):
     model: ModelSpec
-    tokens: Annotated[float, Field(gt=0)] | None = None
+    tokens: Tokens | None = None
     chip: ChipId
-    chips: Annotated[int, Field(gt=0)] | None = None
-    usd_per_chip_hour: NonNegFloat | None = None
+    chips: Chips | None = None
+    usd_per_chip_hour: UsdPerChipHour | None = None
     kind: Literal["train", "serve"] = "train"
-    days: PosFloat | None = None
-    tokens_per_s: PosFloat | None = None
-    prompt_tokens: Annotated[int, Field(ge=1)] = 1024
-    output_tokens: Annotated[int, Field(ge=1)] = 256
-    pue: Annotated[float, Field(ge=1.0, le=3.0)] | None = None
-    grid_gco2_per_kwh: NonNegFloat | None = None
+    days: Days | None = None
+    tokens_per_s: TokensPerS | None = None
+    prompt_tokens: RequestTokens = 1024
+    output_tokens: RequestTokens = 256
+    pue: Pue | None = None
+    grid_gco2_per_kwh: GridIntensity | None = None
     country: Country | None = None
     """Where it runs, for the grid carbon intensity when `grid_gco2_per_kwh` is not given."""
+    software_year: SoftwareYear = 2025
+    """Year of the training software stack (fused attention and selective recomputation from
+    2023; older stacks run slower); default a current one."""
 
     @model_validator(mode="after")
     def _kind_fields(self) -> EstimateRequest:

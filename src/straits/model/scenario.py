@@ -18,21 +18,48 @@ from straits.errors import ScenarioError
 from straits.model.targets import PoolTargets, SiteTargets
 from straits.model.types import (
     Authorization,
+    BatchTokens,
+    ChipCount,
     ChipId,
+    Chips,
     Country,
     DataClass,
+    Date,
+    Days,
+    DModel,
+    Epochs,
+    Gbps,
+    Gigabytes,
+    GridIntensity,
+    Heads,
+    HorizonDays,
     Id,
-    NonNegFloat,
-    NonNegInt,
+    Layers,
+    LeadDays,
     Objective,
-    PosFloat,
+    Params,
+    People,
+    Pue,
     Regime,
+    RequestTokens,
+    SeqLen,
     StageKind,
+    Text,
+    Tokens,
+    TokensPerS,
+    TopK,
+    Usd,
+    UsdPerChip,
+    UsdPerChipHour,
+    UsdPerDay,
+    UsdPerGb,
+    Weight,
+    Years,
 )
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Tenant(Frozen):
@@ -49,10 +76,10 @@ class Procurable(Frozen):
     buyer's workloads, run at the pool's hourly price, and cost their capex amortized over
     ``amortize_years`` for the part of the plan horizon after they arrive."""
 
-    max: Annotated[int, Field(gt=0)]
-    usd_per_chip: NonNegFloat
-    lead_days: NonNegFloat = 60
-    amortize_years: PosFloat = 4
+    max: Chips
+    usd_per_chip: UsdPerChip
+    lead_days: LeadDays = 60
+    amortize_years: Years = 4
     ships_from: Country | None = None
     """Country the chips ship from, when it is not the site's (e.g. MY for transhipment)."""
     buyer: Id | None = None
@@ -63,9 +90,9 @@ class Window(Frozen):
     """A pool's chip count from ``start`` (inclusive) until ``end`` (exclusive; open-ended if
     omitted)."""
 
-    start: dt.date
-    end: dt.date | None = None
-    count: NonNegInt
+    start: Date
+    end: Date | None = None
+    count: ChipCount
 
     @model_validator(mode="after")
     def _ordered(self) -> Window:
@@ -76,13 +103,13 @@ class Window(Frozen):
 
 class Pool(Frozen):
     chip: ChipId
-    count: NonNegInt
-    usd_per_chip_hour: NonNegFloat
+    count: ChipCount
+    usd_per_chip_hour: UsdPerChipHour
     procurable: Procurable | None = None
     availability: tuple[Window, ...] = ()
     """Chip counts over time (maintenance, arrivals); outside every window the pool has
     ``count`` chips."""
-    source: str | None = None
+    source: Text | None = None
     """Where the price and count come from (shipped examples always say)."""
     confidence: Literal["V", "V2", "D", "M"] | None = None
     targets: PoolTargets | None = None
@@ -93,25 +120,28 @@ class Site(Frozen):
     id: Id
     country: Country
     operator_hq: Country
-    wan_gbps: PosFloat = 10.0
-    egress_usd_per_gb: NonNegFloat = 0.0
+    wan_gbps: Gbps = 10.0
+    egress_usd_per_gb: UsdPerGb = 0.0
     pools: tuple[Pool, ...] = ()
-    pue: Annotated[float, Field(ge=1.0, le=3.0)] | None = None
-    grid_gco2_per_kwh: NonNegFloat | None = None
-    source: str | None = None
+    pue: Pue | None = None
+    grid_gco2_per_kwh: GridIntensity | None = None
+    source: Text | None = None
+    dpf_certified: bool = False
+    """The operator is certified under the EU-US Data Privacy Framework (2023): personal data
+    from the EEA may reach a site of it in the United States without other safeguards."""
     targets: SiteTargets | None = None
     """Where the site lives in SkyPilot, Kubernetes/Karmada and Slurm (see `straits export`)."""
 
 
 class Dataset(Frozen):
     id: Id
-    tokens: PosFloat
-    size_gb: NonNegFloat
+    tokens: Tokens
+    size_gb: Gigabytes
     located_at: Id
     origin: Country
     classes: tuple[DataClass, ...] = Field(min_length=1)
-    subjects: NonNegInt = 0
-    sensitive_subjects: NonNegInt = 0
+    subjects: People = 0
+    sensitive_subjects: People = 0
     uri: Annotated[str, Field(min_length=1, max_length=2048)] | None = None
     """Where the data is stored (s3://..., gs://...): exports mount it at /data/<id>."""
 
@@ -127,21 +157,21 @@ class Dataset(Frozen):
 
 
 class ModelSpec(Frozen):
-    params: PosFloat
-    active_params: PosFloat | None = None
+    params: Params
+    active_params: Params | None = None
     """Parameters active per token (mixture of experts); default: all."""
-    layers: Annotated[int, Field(ge=1)]
-    d_model: Annotated[int, Field(ge=1)]
-    heads: Annotated[int, Field(ge=1)]
-    seq_len: Annotated[int, Field(ge=1)] = 4096
+    layers: Layers
+    d_model: DModel
+    heads: Heads
+    seq_len: SeqLen = 4096
     open_weights: bool = False
     precision: Literal["bf16", "fp8"] = "bf16"
     """Precision of the matrix multiplications in training (FP32 master weights either way)."""
-    top_k: Annotated[int, Field(ge=1)] | None = None
+    top_k: TopK | None = None
     """Experts each token is routed to (MoE); default from the total/active ratio."""
-    kv_heads: Annotated[int, Field(ge=1)] | None = None
+    kv_heads: Heads | None = None
     """Key/value heads (grouped-query attention), for the serving KV cache; default: heads."""
-    global_batch_tokens: PosFloat | None = None
+    global_batch_tokens: BatchTokens | None = None
     """Tokens per optimizer step; default grows with the training tokens (see estimate/)."""
 
     @model_validator(mode="after")
@@ -182,21 +212,25 @@ class Stage(Frozen):
     kind: StageKind
     after: tuple[Id, ...] = ()
     datasets: tuple[Id, ...] = ()
-    tokens: PosFloat | None = None
+    tokens: Tokens | None = None
     """Training tokens; defaults to the sum of the stage's datasets' tokens x epochs."""
-    epochs: PosFloat = 1.0
-    chips: Annotated[int, Field(gt=0)] | None = None
-    days: PosFloat | None = None
-    tokens_per_s: PosFloat | None = None
+    epochs: Epochs = 1.0
+    chips: Chips | None = None
+    days: Days | None = None
+    tokens_per_s: TokensPerS | None = None
     """Serving: output tokens per second to sustain (instead of a fixed `chips`)."""
-    prompt_tokens: Annotated[int, Field(ge=1)] = 1024
-    output_tokens: Annotated[int, Field(ge=1)] = 256
+    prompt_tokens: RequestTokens = 1024
+    output_tokens: RequestTokens = 256
     users: tuple[Country, ...] = ()
     """Countries whose users a serving stage answers."""
-    user_subjects: NonNegInt | None = None
+    user_subjects: People | None = None
     """Individuals whose personal information serving processes (None: unknown)."""
     locations: tuple[Country, ...] = ()
     """Countries the stage may run in for reasons of its own (latency, contracts); empty: any."""
+    command: Annotated[str, Field(min_length=1, max_length=16384, pattern=r"^[^\x00]*$")
+                       ] | None = None
+    """The shell command `straits export` writes for this stage (a `--run` that names the stage
+    or its kind overrides it; a plain `--run` does not)."""
 
     @model_validator(mode="after")
     def _kind_fields(self) -> Stage:
@@ -212,14 +246,14 @@ class Workload(Frozen):
     id: Id
     tenant: Id
     model: ModelSpec
-    deadline: dt.date | None = None
+    deadline: Date | None = None
     deadline_policy: Literal["hard", "soft"] = "hard"
     """hard: a stage that cannot end by the deadline is not placed; soft: it may end late, at
     ``late_penalty_usd_per_day`` a day."""
-    late_penalty_usd_per_day: NonNegFloat = 0.0
-    budget_usd: PosFloat | None = None
+    late_penalty_usd_per_day: UsdPerDay = 0.0
+    budget_usd: Usd | None = None
     """Hard: the workload's stages may not cost more in total."""
-    weight: PosFloat = 1.0
+    weight: Weight = 1.0
     """Weight of this workload's completion time under the `completion` objective."""
     stages: tuple[Stage, ...] = Field(min_length=1)
 
@@ -237,13 +271,16 @@ class Workload(Frozen):
 class Scenario(Frozen):
     straits: Literal[1] = 1
     name: Id
-    date: dt.date
+    date: Date
     regime: Regime = "enacted"
     objective: Objective = "cost"
-    horizon_days: Annotated[float, Field(gt=0, le=3650)] = 730
+    horizon_days: HorizonDays = 730
     _index: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = PrivateAttr(
         default_factory=dict)
     """How far ahead the optimizer schedules; also the accounting window for procured chips."""
+    risk: Literal["p50", "p90"] = "p50"
+    """Which training estimate plans budget and schedule on: p50 the central estimate; p90 the
+    high end of its calibrated 80% interval (hard deadlines and budgets)."""
     tenants: tuple[Tenant, ...] = Field(min_length=1)
     sites: tuple[Site, ...] = Field(min_length=1)
     datasets: tuple[Dataset, ...] = ()

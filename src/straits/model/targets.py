@@ -8,9 +8,11 @@ a target is left out of that target's export, and the export says so.
 
 from __future__ import annotations
 
-from typing import Annotated
+import math
+import re
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=253)]
 #: Kubernetes label keys and values (prefix/name; values up to 63 characters)
@@ -21,6 +23,54 @@ LabelValue = Annotated[str, StringConstraints(
     pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$", max_length=63)]
 DnsLabel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
                                             max_length=63)]
+
+
+# --- Slurm time strings -------------------------------------------------------------------------
+#: minutes standing for UNLIMITED (Slurm's INFINITE is 0xffffffff minutes)
+UNLIMITED = 2**32 - 1
+
+_SLURM_TIMES = tuple(re.compile(f) for f in (
+    r"(?P<m>\d{1,9})", r"(?P<m>\d{1,9}):(?P<s>\d{1,9})",
+    r"(?P<h>\d{1,9}):(?P<m>\d{1,9}):(?P<s>\d{1,9})", r"(?P<d>\d{1,5})-(?P<h>\d{1,9})",
+    r"(?P<d>\d{1,5})-(?P<h>\d{1,9}):(?P<m>\d{1,9})",
+    r"(?P<d>\d{1,5})-(?P<h>\d{1,9}):(?P<m>\d{1,9}):(?P<s>\d{1,9})"))
+
+
+def parse_minutes(text: str) -> int:
+    """Minutes of a Slurm time string (sbatch(1): "minutes", "minutes:seconds",
+    "hours:minutes:seconds", "days-hours", "days-hours:minutes", "days-hours:minutes:seconds";
+    UNLIMITED or INFINITE), seconds rounded up to a minute as Slurm does."""
+    t = text.strip()
+    if t.upper() in ("UNLIMITED", "INFINITE"):
+        return UNLIMITED
+    for form in _SLURM_TIMES:
+        m = form.fullmatch(t)
+        if m:
+            g = {k: int(v) for k, v in m.groupdict().items() if v is not None}
+            seconds = (g.get("d", 0) * 86400 + g.get("h", 0) * 3600 + g.get("m", 0) * 60
+                       + g.get("s", 0))
+            minutes = math.ceil(seconds / 60)
+            if 1 <= minutes < UNLIMITED:
+                return minutes
+    raise ValueError(f"{text!r} is not a Slurm time limit: minutes, MM:SS, HH:MM:SS, D-HH, "
+                     "D-HH:MM, D-HH:MM:SS (at least one minute) or UNLIMITED")
+
+
+def format_minutes(minutes: int) -> str:
+    """``days-hours:minutes:00`` of ``minutes``."""
+    d, rest = divmod(int(minutes), 24 * 60)
+    h, m = divmod(rest, 60)
+    return f"{d}-{h:02d}:{m:02d}:00"
+
+
+def _slurm_time(text: str) -> str:
+    parse_minutes(text)
+    return text.strip()
+
+
+SlurmTime = Annotated[str, StringConstraints(max_length=32), AfterValidator(_slurm_time)]
+#: a path a shell expands inside double quotes ($HOME, ${SCRATCH}); no quotes, spaces or `;`
+ShellPath = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_./${}+-]+$", max_length=1024)]
 
 
 class _Frozen(BaseModel):
@@ -49,22 +99,55 @@ class KubernetesSite(_Frozen):
     namespace: DnsLabel = "default"
     queue: DnsLabel = "training"
     node_labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    cluster_queue: DnsLabel | None = None
+    """The Kueue ClusterQueue behind ``queue``: when given, the export also writes the
+    LocalQueue (the namespace's side of Kueue; the ClusterQueue and ResourceFlavors are the
+    cluster administrator's)."""
+    priority_class: DnsLabel | None = None
+    """Kueue WorkloadPriorityClass of training stages (``kueue.x-k8s.io/priority-class``)."""
+    serve_priority_class: DnsLabel | None = None
+    """Kueue WorkloadPriorityClass of serving stages (default: ``priority_class``)."""
+    checkpoint_claim: DnsLabel | None = None
+    """A PersistentVolumeClaim (ReadWriteMany) mounted at /checkpoints in training pods, so a
+    restarted JobSet resumes; without it checkpoints are the command's business."""
 
 
 class SlurmSite(_Frozen):
-    """The site as a Slurm cluster: its name (``--clusters``), default partition, GPUs per
-    node, and account."""
+    """The site as a Slurm cluster: its name (the folder its scripts go in; submit them from
+    its login node), default partition, GPUs per node, account, the partition's MaxTime and
+    where checkpoints live."""
 
     cluster: Name
     partition: Name | None = None
     gpus_per_node: Annotated[int, Field(ge=1, le=64)] = 8
     account: Name | None = None
+    max_time: SlurmTime = "2-00:00:00"
+    """The partition's MaxTime (``scontrol show partition``): a stage that needs longer runs
+    as a chain of jobs, each within it. Default 2 days, a common cap on shared GPU partitions:
+    set it to the real one."""
+    checkpoint_root: ShellPath = "$HOME/straits-checkpoints"
+    """A folder on a file system every node and job of the cluster sees; each stage gets
+    ``<root>/<plan>/<workload>/<stage>`` as STRAITS_CHECKPOINT_DIR."""
+
+    @property
+    def max_minutes(self) -> int:
+        return parse_minutes(self.max_time)
 
 
 class SiteTargets(_Frozen):
     skypilot: SkyPilotSite | None = None
     kubernetes: KubernetesSite | None = None
     slurm: SlurmSite | None = None
+
+
+class KubernetesTopology(_Frozen):
+    """Kueue topology-aware scheduling for this pool: pods of a stage are packed into one
+    domain of ``level`` (a node label of a level of the pool's Kueue Topology, e.g.
+    ``cloud.google.com/gce-topology-block`` or ``kubernetes.io/hostname``)."""
+
+    level: LabelKey
+    mode: Literal["required", "preferred"] = "preferred"
+    """required: the stage waits until one domain has room; preferred: packed when possible."""
 
 
 class PoolTargets(_Frozen):
@@ -76,6 +159,8 @@ class PoolTargets(_Frozen):
     """The extended resource the pods request."""
     kubernetes_node_labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
     """Node labels of this GPU type (e.g. nvidia.com/gpu.product)."""
+    kubernetes_topology: KubernetesTopology | None = None
+    """Topology-aware scheduling through Kueue (the pool's ResourceFlavor has a topology)."""
     slurm_partition: Name | None = None
     slurm_gres: Name = "gpu"
     """The GRES name of this chip in Slurm (``--gpus-per-node=<gres>:<n>`` when not gpu)."""

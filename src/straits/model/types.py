@@ -1,13 +1,25 @@
-"""Shared field types for the pydantic models: ids, countries, chips, authorizations."""
+"""Shared field types for the pydantic models: ids, countries, chips, authorizations, and the
+range of every number and date a user can give.
+
+Every number a scenario or request carries is finite and inside a documented range, checked by
+pydantic before any arithmetic: no ``1e308`` price, ``.inf`` token count or 400-digit chip count
+reaches the estimator or the optimizer, where it would overflow. The ranges are generous (10x to
+1000x beyond anything real); ``RANGES`` below is the table docs/robustness.md shows, and a test
+checks that every number field of every model has a finite range.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import datetime as dt
+import math
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
 from straits.catalog import catalog, is_country
 from straits.errors import UnknownChipError
+from straits.limits import MAX_DATE, MIN_DATE
 
 Id = Annotated[
     str,
@@ -50,6 +62,10 @@ Authorization = Literal[
     "cac-certification",
     "gdpr-transfer-safeguard",
     "my-strategic-trade-permit",
+    # a legal basis for a transfer of Chinese personal information under PIPL Art. 38, declared
+    # for transfers made before the CAC's mechanisms existed (assessment: 2022-09-01; standard
+    # contract: 2023-06-01); any later CAC mechanism also satisfies the requirement
+    "pipl-art38-basis",
 ]
 AUTHORIZATIONS: tuple[str, ...] = Authorization.__args__  # type: ignore[attr-defined]
 
@@ -58,6 +74,120 @@ Regime = Literal["enacted", "ai-diffusion"]
 Objective = Literal["cost", "time", "completion"]
 StageKind = Literal["pretrain", "finetune", "serve"]
 
-NonNegInt = Annotated[int, Field(ge=0)]
-PosFloat = Annotated[float, Field(gt=0)]
-NonNegFloat = Annotated[float, Field(ge=0)]
+# --- numbers: finite and in range ----------------------------------------------------------------
+@dataclass(frozen=True)
+class Range:
+    """The accepted values of one kind of number."""
+
+    kind: str
+    """``int`` or ``number``"""
+    lo: float
+    hi: float
+    lo_open: bool
+    meaning: str
+
+    def text(self) -> str:
+        def num(v: float) -> str:
+            if v == 0 or 0.001 <= abs(v) < 1e7:
+                return f"{v:,g}" if v != int(v) else f"{int(v):,}"
+            exponent = round(math.log10(abs(v)))
+            return f"10^{exponent}" if v == 10.0 ** exponent else f"{v:.3g}"
+        return f"{'>' if self.lo_open else '≥'} {num(self.lo)}, ≤ {num(self.hi)}"
+
+
+#: every range a field of a scenario or request can have, by name (docs/robustness.md lists it)
+RANGES: dict[str, Range] = {}
+
+
+def _range(name: str, base: type, lo: float, hi: float, meaning: str, *,
+           lo_open: bool = False) -> Any:
+    """The pydantic constraint of a finite range, registered in RANGES under ``name``."""
+    RANGES[name] = Range("int" if base is int else "number", lo, hi, lo_open, meaning)
+    if lo_open:
+        return Field(gt=lo, le=hi, allow_inf_nan=False)
+    return Field(ge=lo, le=hi, allow_inf_nan=False)
+
+
+#: the largest chip count anywhere (a pool, a window, a stage, a purchase): 10 million
+MAX_CHIPS = 10_000_000
+#: individuals in a dataset (more than the world's population)
+MAX_PEOPLE = 10_000_000_000
+
+ChipCount = Annotated[int, _range("ChipCount", int, 0, MAX_CHIPS,
+                                  "chips in a pool or availability window")]
+Chips = Annotated[int, _range("Chips", int, 1, MAX_CHIPS,
+                              "chips a stage or estimate uses; chips a tenant may buy")]
+People = Annotated[int, _range("People", int, 0, MAX_PEOPLE,
+                               "individuals whose personal information a dataset or service "
+                               "holds (more than the world's population)")]
+Quantity = Annotated[int, _range("Quantity", int, 0, 1e9, "chips acquired in one `procure` check")]
+UsdPerChipHour = Annotated[float, _range("UsdPerChipHour", float, 0, 10_000,
+                                         "rental price, USD per chip-hour (an H100 rents for "
+                                         "about 2-3)")]
+UsdPerChip = Annotated[float, _range("UsdPerChip", float, 0, 1e8,
+                                     "purchase price of one chip, USD")]
+UsdPerGb = Annotated[float, _range("UsdPerGb", float, 0, 10_000, "egress price, USD per GB")]
+Usd = Annotated[float, _range("Usd", float, 0, 1e15, "a budget, USD", lo_open=True)]
+UsdPerDay = Annotated[float, _range("UsdPerDay", float, 0, 1e12, "a late penalty, USD per day")]
+LeadDays = Annotated[float, _range("LeadDays", float, 0, 3650, "days until bought chips arrive")]
+Days = Annotated[float, _range("Days", float, 0.01, 3650, "a serving period, days")]
+HorizonDays = Annotated[float, _range("HorizonDays", float, 1, 3650,
+                                      "how far ahead plans are scheduled, days")]
+Years = Annotated[float, _range("Years", float, 0.1, 50, "an amortization period, years")]
+Gbps = Annotated[float, _range("Gbps", float, 0.001, 1e7, "WAN bandwidth, Gbit/s")]
+Gigabytes = Annotated[float, _range("Gigabytes", float, 0, 1e10,
+                                    "a dataset's size, GB (10 EB at most)")]
+Tokens = Annotated[float, _range("Tokens", float, 1, 1e18,
+                                 "training tokens (the largest runs so far use a few times "
+                                 "10^13)")]
+BatchTokens = Annotated[float, _range("BatchTokens", float, 1, 1e12, "tokens per optimizer step")]
+Params = Annotated[float, _range("Params", float, 1, 1e15, "model parameters, total or active")]
+Layers = Annotated[int, _range("Layers", int, 1, 10_000, "transformer layers")]
+DModel = Annotated[int, _range("DModel", int, 1, 1_000_000, "hidden size")]
+Heads = Annotated[int, _range("Heads", int, 1, 100_000, "attention heads, or key/value heads")]
+SeqLen = Annotated[int, _range("SeqLen", int, 1, 1e8, "tokens of context")]
+SoftwareYear = Annotated[int, _range("SoftwareYear", int, 2018, 2035,
+                                     "year of the training software stack (estimate requests)")]
+TopK = Annotated[int, _range("TopK", int, 1, 10_000, "experts each token is routed to")]
+Epochs = Annotated[float, _range("Epochs", float, 0.001, 10_000, "passes over a stage's datasets")]
+TokensPerS = Annotated[float, _range("TokensPerS", float, 0.001, 1e12,
+                                     "serving throughput, tokens per second")]
+RequestTokens = Annotated[int, _range("RequestTokens", int, 1, 1e8,
+                                      "prompt or output tokens of one request")]
+Weight = Annotated[float, _range("Weight", float, 0.001, 1_000_000,
+                                 "a workload's weight under `completion`")]
+Pue = Annotated[float, _range("Pue", float, 1.0, 3.0, "power usage effectiveness")]
+GridIntensity = Annotated[float, _range("GridIntensity", float, 0, 5_000,
+                                        "grid carbon intensity, gCO2e/kWh (the dirtiest grids "
+                                        "are near 1,000)")]
+TrainingOps = Annotated[float, _range("TrainingOps", float, 0, 1e32,
+                                      "operations used to train a model (the rules' thresholds "
+                                      "are near 10^26)")]
+
+
+def ranges_markdown() -> str:
+    """The table of ``RANGES`` as docs/robustness.md shows it."""
+    rows = ["| range | kind | accepted | for |", "|---|---|---|---|"]
+    rows += [f"| `{name}` | {r.kind} | {r.text()} | {r.meaning} |" for name, r in RANGES.items()]
+    return "\n".join(rows)
+
+
+# the types a few older modules still import: bounded as the generic quantities they are
+NonNegInt = Annotated[int, _range("NonNegInt", int, 0, 1e15, "a count (older fields)")]
+PosFloat = Annotated[float, _range("PosFloat", float, 0, 1e18,
+                                   "a positive quantity (older fields)", lo_open=True)]
+NonNegFloat = Annotated[float, _range("NonNegFloat", float, 0, 1e18, "a quantity (older fields)")]
+
+
+# --- dates and text ------------------------------------------------------------------------------
+def _in_window(value: dt.date) -> dt.date:
+    if not MIN_DATE <= value <= MAX_DATE:
+        raise ValueError(f"{value.isoformat()} is outside the dates Straits plans for "
+                         f"({MIN_DATE.isoformat()} to {MAX_DATE.isoformat()})")
+    return value
+
+
+Date = Annotated[dt.date, AfterValidator(_in_window)]
+"""A calendar date from 2000-01-01 to 2100-12-31."""
+Text = Annotated[str, StringConstraints(max_length=2000)]
+"""Free text (a source, a note): at most 2,000 characters."""

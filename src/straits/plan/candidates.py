@@ -173,7 +173,7 @@ class Candidates:
         pred_key = tuple((ps.country, ps.operator_hq, ps.id == site.id, self._ops(ops))
                          for _, ps, ops in preds)
         return (t.hq, t.ciio, stage.kind, option.chip.id, site.country, site.operator_hq,
-                tuple(data), users, stage.user_subjects, w.model.open_weights,
+                site.dpf_certified, tuple(data), users, stage.user_subjects, w.model.open_weights,
                 self._ops(self.ops[w.id][stage.id]), pred_key)
 
     def verdict(self, w: Workload, stage: Stage, option: Option, preds: list[Placed],

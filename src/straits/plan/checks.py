@@ -93,7 +93,8 @@ def _tenant(t: Tenant) -> TenantFacts:
 
 
 def _site(s: Site) -> SiteFacts:
-    return SiteFacts.model_construct(country=s.country, operator_hq=s.operator_hq)
+    return SiteFacts.model_construct(country=s.country, operator_hq=s.operator_hq,
+                                     dpf_certified=s.dpf_certified)
 
 
 def data_facts(d: Dataset, prior: tuple[int, int, int, int], others: list[Dataset]) -> DataFacts:

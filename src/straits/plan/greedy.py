@@ -482,6 +482,7 @@ def make_assignment(sc: Scenario, w: Workload, stage: Stage, o: Option, est: Est
         notes=tuple(notes.values()), late_hours=late_hours, layout=est.layout,
         energy_kwh=e.kwh if e else None, tco2e=e.tco2e if e else None, capex_usd=capex,
         penalty_usd=penalty, bought=o.procured,
+        chip_hours_range=(est.chip_hours_low, est.chip_hours_high) if est.interval else None,
     )
 
 

@@ -65,7 +65,11 @@ class SearchState:
         return text
 
 
-Progress = Callable[[SearchState], None]
+Progress = Callable[[SearchState], object]
+"""Called with the search's state as it improves (and every half second). It must not raise;
+if it does, the search stops and the exception is raised from ``optimize`` once CP-SAT has
+returned (an exception inside CP-SAT's callback would abort the process). Returning ``True``
+asks the search to stop early (the best plan so far stands)."""
 
 
 def _gap(best: tuple[int, float] | None, bound: tuple[int, float] | None) -> float | None:
@@ -113,28 +117,72 @@ def _score(plan: Plan, objective: str, sc: Scenario) -> tuple[int, float]:
 
 
 class _Watcher(cp_model.CpSolverSolutionCallback):
+    """CP-SAT's callbacks run inside the C++ solver: nothing may propagate out of them. An
+    exception from ``on_progress`` is kept, the search is asked to stop, and the exception is
+    re-raised once Solve has returned.
+
+    The stop itself is deferred to the ticker thread and waits until the search has reported
+    something after its first solution: OR-Tools 9.15 aborts the process (``Check failed:
+    solution->size() == postsolve_mapping.size()``) when the search is stopped between the
+    solution it builds from the hint and the end of presolve. Until then the search goes on, at
+    most to its time limit."""
+
     def __init__(self, on_progress: Progress | None, pm: PortfolioModel) -> None:
         super().__init__()
         self.on_progress = on_progress
         self.pm = pm
+        self.error: BaseException | None = None
+        self.stop_requested = threading.Event()
         self.best: tuple[int, float] | None = None
         self.bound: tuple[int, float] | None = None
         self.count = 0
+        self.events_after_first = 0
         self.t0 = time.monotonic()
+        self._lock = threading.Lock()
 
     def on_solution_callback(self) -> None:
-        self.count += 1
-        self.best = self.pm.decode(self.objective_value)
-        self.bound = self.pm.decode(self.best_objective_bound)
-        self.report()
+        try:
+            self._event()
+            self.count += 1
+            self.best = self.pm.decode(self.objective_value)
+            self.bound = self.pm.decode(self.best_objective_bound)
+            self.report()
+        except BaseException as exc:  # never into the solver
+            self._failed(exc)
 
     def on_bound(self, bound: float) -> None:
-        self.bound = self.pm.decode(bound)
-        self.report()
+        try:
+            self._event()
+            self.bound = self.pm.decode(bound)
+            self.report()
+        except BaseException as exc:  # never into the solver
+            self._failed(exc)
+
+    def _event(self) -> None:
+        if self.count:
+            self.events_after_first += 1
+
+    @property
+    def may_stop(self) -> bool:
+        return self.stop_requested.is_set() and self.events_after_first > 0
 
     def report(self) -> None:
-        if self.on_progress is not None:
-            self.on_progress(SearchState(time.monotonic() - self.t0, self.best, self.bound))
+        if self.on_progress is None or self.error is not None:
+            return
+        with self._lock:  # the solver's threads and the ticker take turns
+            try:
+                stop = self.on_progress(SearchState(time.monotonic() - self.t0, self.best,
+                                                    self.bound))
+            except BaseException as exc:
+                self._failed(exc)
+                return
+        if stop is True:
+            self.stop_requested.set()
+
+    def _failed(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+        self.stop_requested.set()
 
 
 def retime_hints(pm: PortfolioModel, greedy: GreedyPlanner
@@ -216,13 +264,15 @@ def _optimize(cand: Candidates, objective: str, time_limit: float, seed: int,
     watcher = _Watcher(on_progress, pm)
     solver.best_bound_callback = watcher.on_bound
     stop = threading.Event()
-    ticker = threading.Thread(target=_tick, args=(watcher, stop), daemon=True)
+    ticker = threading.Thread(target=_tick, args=(watcher, stop, solver), daemon=True)
     ticker.start()
     try:
         status = solver.solve(pm.model, watcher)
     finally:
         stop.set()
         ticker.join()
+    if watcher.error is not None:
+        raise watcher.error
     found = status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
     info = SolveInfo(solver.status_name(status),
                      pm.decode(solver.objective_value) if found else None,
@@ -267,9 +317,19 @@ def _greedy_stands(baseline: Plan, info: SolveInfo, objective: str, sc: Scenario
                    baseline_unplaced=len(baseline.unplaced), notes=(*baseline.notes, *notes))
 
 
-def _tick(watcher: _Watcher, stop: threading.Event) -> None:
-    while not stop.wait(0.5):
-        watcher.report()
+def _tick(watcher: _Watcher, stop: threading.Event, solver: cp_model.CpSolver) -> None:
+    """Report progress every half second, and stop the search when asked and safe."""
+    last = time.monotonic()
+    while not stop.wait(0.05):
+        if watcher.may_stop:
+            solver.stop_search()
+            return
+        if time.monotonic() - last >= 0.5:
+            last = time.monotonic()
+            try:
+                watcher.report()
+            except BaseException as exc:  # report() keeps errors; this is belt and braces
+                watcher._failed(exc)
 
 
 def _bound(info: SolveInfo, objective: str, plan: Plan) -> float | None:

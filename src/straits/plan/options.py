@@ -170,7 +170,7 @@ def fit_stage(sc: Scenario, w: Workload, stage: Stage, chip: Chip, count: int,
 
     def train(n: int | None) -> Estimate:
         if (chip.id, n) not in estimates:
-            estimates[(chip.id, n)] = estimate_training(w.model, tokens, chip, n)
+            estimates[(chip.id, n)] = estimate_training(w.model, tokens, chip, n, risk=sc.risk)
         return estimates[(chip.id, n)]
 
     need = train(None).min_chips

@@ -43,6 +43,8 @@ class Assignment:
     penalty_usd: float = 0.0
     """soft-deadline penalty (not a cost; counted by the objective)"""
     bought: bool = False
+    chip_hours_range: tuple[float, float] | None = None
+    """(low, high) of the estimate's central 80% interval (training stages)"""
 
     @property
     def cost_usd(self) -> float:
@@ -69,6 +71,10 @@ class Assignment:
             "late_hours": round(self.late_hours, 1), "layout": self.layout,
             "energy_kwh": None if self.energy_kwh is None else round(self.energy_kwh, 1),
             "tco2e": None if self.tco2e is None else round(self.tco2e, 3),
+            "chip_hours_low": None if self.chip_hours_range is None
+            else round(self.chip_hours_range[0], 1),
+            "chip_hours_high": None if self.chip_hours_range is None
+            else round(self.chip_hours_range[1], 1),
         }
 
 

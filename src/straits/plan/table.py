@@ -46,8 +46,10 @@ class Index:
                      for site in sc.sites for pool in site.pools]
         site_ids = [s.id for s in sc.sites]
         site_of = {s: i for i, s in enumerate(site_ids)}
-        classes: dict[tuple[str, str], int] = {}
-        site_class = [classes.setdefault((s.country, s.operator_hq), len(classes))
+        classes: dict[tuple[str, str, bool], int] = {}
+        # sites in one class look the same to the rules: every site fact the rules read
+        site_class = [classes.setdefault((s.country, s.operator_hq, s.dpf_certified),
+                                         len(classes))
                       for s in sc.sites]
         chip_ids = sorted({r.chip.id for r in resources})
         chip_of = {c: i for i, c in enumerate(chip_ids)}

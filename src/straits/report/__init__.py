@@ -1,8 +1,9 @@
-"""Pictures of a plan: the self-contained HTML report, and the charts of a frontier or a sweep.
+"""Self-contained HTML reports (no network): the plan report, the charts of a frontier or a
+sweep, and a generic page builder (``html.Page``) for other reports such as the market's.
 
 ``build_view`` turns a plan document into plain data (``view.py``); ``figures.py`` draws it as
 Plotly figures; ``page.py`` lays it out with Jinja2 templates. The web console serves the same
-view and templates.
+view and templates, and ``html.Page`` renders through them too, so every report looks alike.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from straits.report.figures import (
     plan_figures,
     sweep_figure,
 )
+from straits.report.html import Page, Section
 from straits.report.page import render
 from straits.report.view import PlanView, Recorded, build_view, cited_rules, reason_totals
 from straits.rules.engine import RuleSet
@@ -68,5 +70,5 @@ def sweep_report(rows: list[dict[str, Any]], title: str) -> str:
                   table={"head": ["Chips", "Days", "Cost", "MFU"], "rows": table_rows})
 
 
-__all__ = ["PlanView", "Recorded", "build_view", "pareto_report", "plan_context",
-           "plan_report", "sweep_report"]
+__all__ = ["Page", "PlanView", "Recorded", "Section", "build_view", "pareto_report",
+           "plan_context", "plan_report", "sweep_report"]

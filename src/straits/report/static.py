@@ -58,6 +58,6 @@ def print_page(html: str, out: Path, kind: str, width: int = 1280, height: int =
             tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
             raise InputError(f"Chromium could not print the report ({tail[0][:200]})",
                              path="--out", expected=f"a working {exe}")
-        from straits.fileio import write_atomically_bytes
+        from straits.fileio import write_output
 
-        write_atomically_bytes(out, target.read_bytes())
+        write_output(out, target.read_bytes())

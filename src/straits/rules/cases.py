@@ -16,16 +16,26 @@ Each pack may ship ``cases/*.yaml``::
           requires: []                # exact list; default [] for allow, unchecked otherwise
           rules: [cn-cbdf-2024-exempt]  # must apply (as reason, warning or note)
           not_rules: [cn-cbdf-2024-contract]  # must not apply
+    boundaries:                     # one request on the day before, the day of and the day after
+      - name: the 2024 provisions   # the date a rule starts (or stops) applying
+        rules: [cn-cbdf-2024-exempt, cn-sa-2022-volume]
+        date: 2024-03-22
+        request: {data: {origin: CN, classes: [personal], subjects: 50000}}
+        before: {decision: conditional, requires: [cac-standard-contract]}
+        after: {decision: allow}    # the day of and the day after
+
+A boundary expands into three cases; whether each of its rules applies on each day follows from
+the rule's window (it must start on ``date``, or stop applying on it) and is checked too.
 """
 
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import Field
 
 from straits.errors import InputError, PackError
@@ -34,7 +44,8 @@ from straits.model.request import CheckRequest
 from straits.model.scenario import Frozen
 from straits.rules.decision import Decision
 from straits.rules.engine import RuleSet
-from straits.rules.pack_loader import Pack
+from straits.rules.listing import rule_regimes
+from straits.rules.pack_loader import Pack, load_yaml
 
 
 class Expectation(Frozen):
@@ -42,6 +53,18 @@ class Expectation(Frozen):
     requires: tuple[str, ...] | None = None
     rules: tuple[str, ...] = ()
     not_rules: tuple[str, ...] = ()
+
+
+class Boundary(Frozen):
+    """A rule's change date, tried on the day before, the day of and the day after."""
+
+    name: str
+    rules: tuple[str, ...] = Field(min_length=1)
+    """rules that start or stop applying on ``date``"""
+    date: dt.date
+    request: dict[str, Any] = Field(default_factory=dict)
+    before: Expectation
+    after: Expectation
 
 
 @dataclass(frozen=True)
@@ -52,6 +75,8 @@ class Case:
     request: CheckRequest
     raw_request: dict[str, Any]
     expect: Expectation
+    boundary: tuple[tuple[str, ...], dt.date] | None = None
+    """(rules, change date) when the case is one of a boundary's three days"""
 
 
 @dataclass(frozen=True)
@@ -92,13 +117,12 @@ def load_cases(pack: Pack) -> list[Case]:
 
 def _load_file(pack: str, path: Path) -> list[Case]:
     label = f"{pack}/cases/{path.name}"
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise PackError(f"not valid YAML: {exc}", source=label) from None
+    doc = load_yaml(path, label) or {}
     if not isinstance(doc, dict) or not isinstance(doc.get("cases"), list):
         raise PackError("a case file needs a `cases` list", source=label)
     defaults = doc.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise PackError("`defaults` must be a mapping of request fields", source=label)
     out = []
     for i, raw in enumerate(doc["cases"]):
         where = f"{label}: cases[{i}]"
@@ -111,11 +135,72 @@ def _load_file(pack: str, path: Path) -> list[Case]:
         except InputError as exc:
             raise PackError(exc.detail, source=exc.source, path=exc.path) from None
         out.append(Case(pack, label, str(raw["name"]), req, request, exp))
+    bounds = doc.get("boundaries")
+    bounds = [] if bounds is None else bounds
+    if not isinstance(bounds, list):
+        raise PackError("`boundaries` must be a list", source=label)
+    for i, raw in enumerate(bounds):
+        out += _boundary_cases(pack, label, f"{label}: boundaries[{i}]", defaults, raw)
     return out
 
 
-def evaluate(case: Case, actual: Decision, known_rules: set[str]) -> CaseResult:
+#: the three days of a boundary: (label, offset in days, whether it is on or after the date)
+DAYS = (("day before", -1, False), ("day of", 0, True), ("day after", 1, True))
+
+
+def _boundary_cases(pack: str, label: str, where: str, defaults: dict[str, Any],
+                    raw: Any) -> list[Case]:
+    if not isinstance(raw, dict):
+        raise PackError("a boundary needs `name`, `rules`, `date`, `before` and `after`",
+                        source=where)
+    try:
+        b = validate_as(Boundary, raw, source=where)
+    except InputError as exc:
+        raise PackError(exc.detail, source=exc.source, path=exc.path) from None
+    out = []
+    for day, offset, on_or_after in DAYS:
+        when = b.date + dt.timedelta(days=offset)
+        request = deep_merge(defaults, {**b.request, "date": when.isoformat()})
+        exp = b.after if on_or_after else b.before
+        name = f"{b.name}: {day} ({when})"
+        try:
+            req = validate_as(CheckRequest, request, source=f"{where} ({name})")
+        except InputError as exc:
+            raise PackError(exc.detail, source=exc.source, path=exc.path) from None
+        out.append(Case(pack, label, name, req, request, exp, (b.rules, b.date)))
+    return out
+
+
+def boundary_problems(case: Case, rules: RuleSet, applied: set[str]) -> list[str]:
+    """A boundary case must name rules that change on its date, and each must apply on exactly
+    the days its window says."""
+    if case.boundary is None:
+        return []
+    rids, date = case.boundary
+    known = {r.id for r in rules.rules}
+    out = []
+    for rid in rids:
+        if rid not in known:
+            out.append(f"boundary rule {rid!r} does not exist")
+            continue
+        rule = rules.rule(rid)
+        ends = rule.effective_until + dt.timedelta(days=1) if rule.effective_until else None
+        if date not in (rule.effective_from, ends):
+            out.append(f"{rid} neither starts nor stops applying on {date} (its window: "
+                       f"{rule.effective_from} .. {rule.effective_until or ''})")
+            continue
+        on = case.request.date
+        should = rule.in_force(on) and case.request.regime in rule_regimes(rule)
+        if should and rid not in applied:
+            out.append(f"rule {rid} should apply on {on} (in force), but did not")
+        elif not should and rid in applied:
+            out.append(f"rule {rid} should not apply on {on} (not in force), but did")
+    return out
+
+
+def evaluate(case: Case, actual: Decision, rules: RuleSet) -> CaseResult:
     exp = case.expect
+    known_rules = {r.id for r in rules.rules}
     problems = []
     if actual.decision != exp.decision:
         problems.append(f"decision: expected {exp.decision}, got {actual.decision}")
@@ -132,6 +217,7 @@ def evaluate(case: Case, actual: Decision, known_rules: set[str]) -> CaseResult:
     for rid in exp.not_rules:
         if rid in applied:
             problems.append(f"rule {rid} expected not to apply, but did")
+    problems += boundary_problems(case, rules, applied)
     return CaseResult(case, actual, tuple(problems))
 
 
@@ -144,5 +230,4 @@ def run_cases(rules: RuleSet, packs: list[str] | None = None) -> list[CaseResult
                          expected="one of " + ", ".join(p.name for p in rules.packs))
     cases = [c for p in selected for c in load_cases(p)]
     decisions = rules.check_many([c.request for c in cases], use_cache=False)
-    known = {r.id for r in rules.rules}
-    return [evaluate(c, d, known) for c, d in zip(cases, decisions, strict=True)]
+    return [evaluate(c, d, rules) for c, d in zip(cases, decisions, strict=True)]

@@ -7,10 +7,14 @@ few functions so that the rest of Straits deals in rule ids and plain data.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import cedarpy
+
+#: Cedar's evaluation errors name the policy: "error while evaluating policy `p1`: ..."
+_POLICY_IN_ERROR = re.compile(r"policy `([^`]+)`")
 
 
 class CedarSyntaxError(ValueError):
@@ -60,13 +64,32 @@ def check_schema(schema_text: str) -> None:
 class Evaluator:
     """A parsed policy set, entity graph and schema, reused across requests."""
 
-    def __init__(self, policy_text: str, entities: list[dict[str, Any]], schema_text: str) -> None:
+    def __init__(self, policy_text: str, entities: list[dict[str, Any]], schema_text: str, *,
+                 est: dict[str, dict[str, Any]] | None = None) -> None:
+        """Policies from Cedar text (ids ``policy0``, ``policy1``... by position), or from their
+        JSON form ``est`` (ids as its keys)."""
         try:
             self._schema = cedarpy.Schema.from_str(schema_text)
-            self._policies = cedarpy.PolicySet.from_str(policy_text)
+            if est is not None:
+                doc = {"staticPolicies": est, "templates": {}, "templateLinks": []}
+                self._policies = cedarpy.PolicySet.from_json_str(json.dumps(doc))
+            else:
+                self._policies = cedarpy.PolicySet.from_str(policy_text)
             self._entities = cedarpy.Entities.from_json_str(json.dumps(entities), self._schema)
         except ValueError as exc:
             raise CedarSyntaxError(str(exc)) from None
+
+    def applying(self, requests: list[dict[str, Any]]) -> list[tuple[set[str], set[str]]]:
+        """For each request, the ids of the policies whose conditions hold and of those whose
+        evaluation failed (an error makes a policy not apply; nothing is raised)."""
+        results = cedarpy.is_authorized_batch(requests, self._policies, self._entities,
+                                              schema=self._schema)
+        out = []
+        for res in results:
+            failed = {m.group(1) for e in res.diagnostics.errors
+                      if (m := _POLICY_IN_ERROR.search(str(e))) is not None}
+            out.append((set(res.diagnostics.reasons), failed))
+        return out
 
     def satisfied(self, requests: list[dict[str, Any]]) -> list[list[int]]:
         """For each request, the positional indexes of the policies whose conditions hold.

@@ -69,7 +69,8 @@ def build_context(req: CheckRequest, date: dt.date | None = None) -> dict[str, A
             "entity_listed": req.tenant.entity_listed,
         },
         "site": {"country": country(req.site.country),
-                 "operator_hq": country(req.site.operator_hq)},
+                 "operator_hq": country(req.site.operator_hq),
+                 "dpf_certified": req.site.dpf_certified},
         "quantity": req.quantity,
         "quantity_tpp": 0,
     }

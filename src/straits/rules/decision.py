@@ -29,10 +29,14 @@ DecisionKind = Literal["allow", "conditional", "deny"]
 
 #: requirement -> authorizations that satisfy it. PIPL Art. 38 lets personal information leave
 #: China under any one of its mechanisms, so a passed security assessment or a certification
-#: also covers a transfer for which the standard contract would do.
+#: also covers a transfer for which the standard contract would do. Before those mechanisms
+#: existed, Art. 38 still asked for a legal basis (``pipl-art38-basis``), which any of them
+#: also provides.
 SATISFIED_BY: dict[str, tuple[str, ...]] = {
     "cac-standard-contract": ("cac-standard-contract", "cac-certification",
                               "cac-security-assessment"),
+    "pipl-art38-basis": ("pipl-art38-basis", "cac-standard-contract", "cac-certification",
+                         "cac-security-assessment"),
 }
 
 

@@ -47,6 +47,8 @@ class RuleSet:
         policy_text = "\n\n".join(p.policy_text for p in packs if p.rules)
         self._validate(policy_text)
         entities = self._entities()
+        self.entities = entities
+        """the entity graph (groups, countries, chips) every evaluation uses"""
         self._evaluator = Evaluator(policy_text, entities, self.schema)  # all policies at once
         self._parts = partition(self.rules, entities, self.schema)
         self._keys = KeyPlan([r.est for r in self.rules])

@@ -80,3 +80,97 @@ def regimes(est: dict[str, Any]) -> tuple[str, ...]:
                 if isinstance(value, str):
                     named.add(value)
     return tuple(r for r in REGIMES if r in named) if named else REGIMES
+
+
+# --- conditions and their text (for coverage reports) ---------------------------------------
+def conjuncts(expr: Any) -> list[Any]:
+    """The top-level ``&&`` operands of a condition, in evaluation order."""
+    if isinstance(expr, dict) and isinstance(expr.get("&&"), dict):
+        return conjuncts(expr["&&"]["left"]) + conjuncts(expr["&&"]["right"])
+    return [expr]
+
+
+def conjoin(exprs: list[Any]) -> Any:
+    """``e1 && e2 && ...`` (``true`` for none)."""
+    if not exprs:
+        return {"Value": True}
+    out = exprs[0]
+    for e in exprs[1:]:
+        out = {"&&": {"left": out, "right": e}}
+    return out
+
+
+def negate(expr: Any) -> Any:
+    return {"!": {"arg": expr}}
+
+
+BINARY = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">=", "&&": "&&",
+          "||": "||", "+": "+", "-": "-", "*": "*", "in": "in"}
+METHODS = ("contains", "containsAll", "containsAny", "hasTag", "getTag")
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, dict) and "__entity" in v:
+        ref = v["__entity"]
+        return f'{ref["type"]}::"{ref["id"]}"'
+    if isinstance(v, dict) and "__extn" in v:
+        return f'{v["__extn"]["fn"]}("{v["__extn"]["arg"]}")'
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    return str(v)
+
+
+def expr_text(node: Any) -> str:
+    """Cedar text of an expression in the JSON form (parenthesized where nesting needs it)."""
+    def atomic(x: Any) -> bool:
+        if not isinstance(x, dict) or len(x) != 1:
+            return True
+        (k, v), = x.items()
+        return k in ("Value", "Var", ".", "Set", "Record", *METHODS) or isinstance(v, list)
+
+    def sub(x: Any) -> str:
+        text = expr_text(x)
+        return text if atomic(x) or (isinstance(x, dict) and "has" in x) else f"({text})"
+
+    if not isinstance(node, dict) or len(node) != 1:
+        return str(node)
+    (op, arg), = node.items()
+    if op == "Value":
+        return _value(arg)
+    if op == "Var":
+        return str(arg)
+    if op == ".":
+        return f'{sub(arg["left"])}.{arg["attr"]}'
+    if op == "has":
+        return f'{sub(arg["left"])} has {arg["attr"]}'
+    if op in BINARY:
+        return f"{sub(arg['left'])} {BINARY[op]} {sub(arg['right'])}"
+    if op in METHODS:
+        return f"{sub(arg['left'])}.{op}({expr_text(arg['right'])})"
+    if op in ("!", "neg"):
+        inner = expr_text(arg["arg"])
+        return ("!" if op == "!" else "-") + (inner if atomic(arg["arg"]) else f"({inner})")
+    if op == "like":
+        pattern = "".join("*" if p == "Wildcard" else
+                          str(p.get("Literal", "")).replace("*", "\\*") for p in arg["pattern"])
+        return f'{sub(arg["left"])} like "{pattern}"'
+    if op == "is":
+        return f'{sub(arg["left"])} is {arg["entity_type"]}'
+    if op == "if-then-else":
+        return (f"if {expr_text(arg['if'])} then {expr_text(arg['then'])} "
+                f"else {expr_text(arg['else'])}")
+    if op == "Set":
+        return "[" + ", ".join(expr_text(x) for x in arg) + "]"
+    if op == "Record":
+        return "{" + ", ".join(f"{k}: {expr_text(v)}" for k, v in arg.items()) + "}"
+    if isinstance(arg, list):  # an extension function or method: datetime("..."), x.toDate()
+        if op in ("datetime", "decimal", "ip", "duration"):
+            return f"{op}({', '.join(expr_text(a) for a in arg)})"
+        if arg:
+            rest = ", ".join(expr_text(a) for a in arg[1:])
+            return f"{sub(arg[0])}.{op}({rest})"
+    return str(node)

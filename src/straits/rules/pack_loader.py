@@ -1,7 +1,8 @@
 """Rule packs on disk: Cedar policies with annotations, country groups, metadata.
 
-A pack is a directory holding ``pack.yaml`` (name, title, version), one or more ``*.cedar``
-files and optionally ``groups.yaml`` (country groups as data) and ``cases/*.yaml`` (test cases).
+A pack is a directory holding ``pack.yaml`` (name, title, version, changelog), one or more
+``*.cedar`` files and optionally ``groups.yaml`` (country groups as data) and ``cases/*.yaml``
+(test cases).
 Every policy is a ``permit`` whose condition says when the rule *applies*; its annotations say
 what follows (``@effect``: requires / deny / warn / note), with ``@id``, ``@title``,
 ``@citation``, ``@confidence``, ``@reason`` and the effective window. See docs/rule-packs.md.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -68,6 +70,21 @@ class Group:
 
 
 @dataclass(frozen=True)
+class Release:
+    """One entry of a pack's changelog (``pack.yaml``: ``changelog``, newest first)."""
+
+    version: str
+    date: dt.date
+    changes: tuple[str, ...]
+    digest: str | None = None
+    """the policy digest (Cedar files and groups) of the pack as released"""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "date": self.date.isoformat(),
+                "changes": list(self.changes), "digest": self.digest}
+
+
+@dataclass(frozen=True)
 class Pack:
     name: str
     title: str
@@ -78,7 +95,72 @@ class Pack:
     rules: tuple[Rule, ...]
     groups: tuple[Group, ...]
     digest: str
+    """SHA-256 of every file of the pack (recorded in the ledger with each decision)"""
     policy_text: str
+    policy_digest: str = ""
+    """SHA-256 of what decides: the Cedar files and groups.yaml"""
+    changelog: tuple[Release, ...] = ()
+
+    @property
+    def released(self) -> bool | None:
+        """Whether the policies are those the newest changelog entry records (None when it
+        records no digest)."""
+        if not self.changelog or self.changelog[0].digest is None:
+            return None
+        return self.changelog[0].digest == self.policy_digest
+
+
+#: the largest pack file read (policies, groups, cases, pack.yaml): far above any real pack
+MAX_FILE_BYTES = 8 * 1024 * 1024
+
+
+def read_pack_file(path: Path, label: str | None = None) -> str:
+    """A pack file's text, or a PackError naming it (unreadable, not UTF-8, too large)."""
+    where = label or str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise PackError(f"file is {size:,} bytes, larger than any rule pack file should be",
+                            source=where, expected=f"at most {MAX_FILE_BYTES:,} bytes")
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PackError(f"not UTF-8 text (byte {exc.start})", source=where) from None
+    except OSError as exc:
+        raise PackError(f"cannot read: {exc.strerror or exc}", source=where) from None
+
+
+#: the most values a pack's YAML file may expand to (aliases counted at every use): a table of
+#: thousands of cases stays far below it, an alias bomb does not
+MAX_YAML_VALUES = 1_000_000
+
+
+def _expanded_size(doc: Any, limit: int) -> int:
+    """How many values ``doc`` holds once aliases are expanded, counting up to ``limit``."""
+    seen, stack = 0, [doc]
+    while stack and seen <= limit:
+        node = stack.pop()
+        seen += 1
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return seen
+
+
+def load_yaml(path: Path, label: str | None = None) -> Any:
+    """A pack's YAML file, parsed; errors name the file (and line, where YAML knows it)."""
+    where = label or str(path)
+    text = read_pack_file(path, label)
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PackError(f"not valid YAML: {exc}", source=where) from None
+    except RecursionError:
+        raise PackError("YAML nested too deeply", source=where) from None
+    if _expanded_size(doc, MAX_YAML_VALUES) > MAX_YAML_VALUES:
+        raise PackError(f"YAML expands to more than {MAX_YAML_VALUES:,} values (aliases "
+                        "repeated inside aliases?)", source=where)
+    return doc
 
 
 @dataclass(frozen=True)
@@ -178,7 +260,7 @@ def _rule_from(est: dict[str, Any], stmt: Statement, pack: str, file: str) -> Ru
 
 
 def _parse_policy_file(path: Path, pack: str, label: str) -> list[Rule]:
-    text = path.read_text(encoding="utf-8")
+    text = read_pack_file(path, label)
     statements = split_statements(text)
     try:
         policies = parse_est(text)
@@ -198,10 +280,7 @@ def _parse_policy_file(path: Path, pack: str, label: str) -> list[Rule]:
 
 
 def _load_groups(path: Path, pack: str, label: str) -> list[Group]:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise PackError(f"not valid YAML: {exc}", source=label) from None
+    raw = load_yaml(path, label) or {}
     if not isinstance(raw, dict):
         raise PackError("groups.yaml must map group ids to definitions", source=label)
     groups = []
@@ -237,14 +316,53 @@ def _digest(paths: list[Path], root: Path) -> str:
     return h.hexdigest()
 
 
+def _changelog(raw: Any, version: str, label: str) -> tuple[Release, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise PackError("`changelog` must be a list of releases, newest first", source=label,
+                        expected="- {version, date, changes: [...], digest?}")
+    out: list[Release] = []
+    for i, entry in enumerate(raw):
+        where = f"{label}: changelog[{i}]"
+        if not isinstance(entry, dict) or not entry.get("version") or not entry.get("date"):
+            raise PackError("a release needs `version`, `date` and `changes`", source=where)
+        changes = entry.get("changes")
+        if not isinstance(changes, list) or not changes \
+                or not all(isinstance(c, str) and c.strip() for c in changes):
+            raise PackError("`changes` must be a non-empty list of sentences", source=where)
+        day = entry["date"]
+        try:
+            when = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
+        except ValueError:
+            raise PackError(f"date {day!r} is not an ISO date", source=where,
+                            expected="YYYY-MM-DD") from None
+        digest = entry.get("digest")
+        if digest is not None and (not isinstance(digest, str) or len(digest) != 64):
+            raise PackError("`digest` must be the 64-hex-digit policy digest "
+                            "(`straits rules packs` prints it)", source=where)
+        out.append(Release(str(entry["version"]), when, tuple(" ".join(c.split())
+                                                              for c in changes), digest))
+    versions = [r.version for r in out]
+    if len(set(versions)) != len(versions):
+        raise PackError("a version appears twice in the changelog", source=label)
+    if any(b.date > a.date for a, b in itertools.pairwise(out)):
+        raise PackError("changelog entries must be newest first", source=label)
+    if out[0].version != version:
+        raise PackError(f"the newest changelog entry is {out[0].version!r} but the pack's "
+                        f"version is {version!r}", source=label,
+                        expected="a changelog entry for the pack's version, first")
+    return tuple(out)
+
+
 def load_pack(path: Path) -> Pack:
     meta_path = path / "pack.yaml"
     if not meta_path.is_file():
         raise PackError("not a rule pack (no pack.yaml)", source=str(path))
-    try:
-        meta = yaml.safe_load(meta_path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise PackError(f"not valid YAML: {exc}", source=str(meta_path)) from None
+    meta = load_yaml(meta_path) or {}
+    if not isinstance(meta, dict):
+        raise PackError("pack.yaml must be a mapping (name, title, version, ...)",
+                        source=str(meta_path))
     name = str(meta.get("name") or path.name)
     cedar_files = sorted(path.glob("*.cedar"))
     if not cedar_files:
@@ -254,14 +372,18 @@ def load_pack(path: Path) -> Pack:
         rules.extend(_parse_policy_file(f, name, _label(f)))
     groups_path = path / "groups.yaml"
     groups = _load_groups(groups_path, name, _label(groups_path)) if groups_path.is_file() else []
-    files = [meta_path, *cedar_files] + ([groups_path] if groups_path.is_file() else [])
+    deciding = [*cedar_files] + ([groups_path] if groups_path.is_file() else [])
+    files = [meta_path, *deciding]
     files += sorted((path / "cases").glob("*.yaml")) if (path / "cases").is_dir() else []
+    version = str(meta.get("version", "0"))
     return Pack(
-        name=name, title=str(meta.get("title", name)), version=str(meta.get("version", "0")),
+        name=name, title=str(meta.get("title", name)), version=version,
         jurisdiction=str(meta.get("jurisdiction", "")),
         description=" ".join(str(meta.get("description", "")).split()),
         path=path, rules=tuple(rules), groups=tuple(groups), digest=_digest(files, path),
         policy_text="\n\n".join(r.text for r in rules),
+        policy_digest=_digest(deciding, path),
+        changelog=_changelog(meta.get("changelog"), version, _label(meta_path)),
     )
 
 

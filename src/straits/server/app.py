@@ -1,15 +1,20 @@
 """The REST API (FastAPI): a thin shell over the Python API, the store and the ledger.
 
 Every /v1 route needs a bearer token (``straits tokens create``); ``/healthz`` and
-``/openapi.json`` do not. Errors are JSON ``{"error": ...}`` with no stack trace: 400 for bad
-input (naming the field path, as the CLI does), 401/403 for refused tokens (each one logged),
-404, 409, 413 for bodies over the size limit, 500 with an incident id for anything else.
+``/openapi.json`` do not. Errors are RFC 9457 problem details (``straits.server.problems``) with
+no stack trace: 400 for bad input (naming the field path, as the CLI does), 401/403 for refused
+tokens (each one logged), 404, 408 for a body that arrives too slowly, 409, 413 for bodies over
+the size limit, 503 when the database is unavailable, 500 with an incident id for anything
+else. Answers are strict JSON from the CLI's encoder. Database work runs in the thread pool,
+never on the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -20,20 +25,33 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from straits import __version__
-from straits.errors import AuthError, InputError, NotFoundError, StoreError
+from straits.errors import (
+    AuthError,
+    InputError,
+    InputTooLarge,
+    LedgerError,
+    NotFoundError,
+    StoreError,
+)
 from straits.rules import ruleset
 from straits.server import bodies
-from straits.server.jobs import PlanRunner
+from straits.server.jobs import Worker
+from straits.server.ledger_routes import router as ledger_router
+from straits.server.problems import Problem, StrictJSONResponse, problem
+from straits.server.problems import openapi_responses as problems_doc
 from straits.server.report_routes import router as report_router
 from straits.server.routes import router
+from straits.server.schemas import Health
 from straits.server.settings import Settings
 from straits.server.skypilot_routes import router as skypilot_router
 from straits.store.audit import log_refusal
 from straits.store.db import Store
-from straits.store.records import fail_unfinished
+from straits.store.keys import configured as ledger_keys
 from straits.web import mount_console
 
 log = logging.getLogger("straits.server")
@@ -46,10 +64,12 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class BodyLimit:
-    """Refuse bodies over ``limit`` bytes with 413, by Content-Length or as they stream."""
+    """Refuse bodies over ``limit`` bytes with 413, by Content-Length or as they stream, and
+    bodies that take longer than ``timeout`` seconds to arrive with 408 (a slow client holds
+    no worker forever)."""
 
-    def __init__(self, app: ASGIApp, limit: int, store: Store) -> None:
-        self.app, self.limit, self.store = app, limit, store
+    def __init__(self, app: ASGIApp, limit: int, store: Store, timeout: float = 30.0) -> None:
+        self.app, self.limit, self.store, self.timeout = app, limit, store, timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,37 +77,59 @@ class BodyLimit:
             return
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.limit):
+        if length is not None and not length.isdigit():
+            await problem(400, "the Content-Length header is not a number",
+                          instance=scope.get("path"), path="Content-Length"
+                          )(scope, _no_receive, send)
+            return
+        if length is not None and int(length) > self.limit:
             await self._refuse(scope, send)
             return
         seen = 0
-        too_big = False
+        complete = False
+        deadline = time.monotonic() + self.timeout
 
         async def limited() -> Message:
-            nonlocal seen, too_big
-            message = await receive()
+            nonlocal seen, complete
+            if complete:  # after the body: waiting for a disconnect is not the client's delay
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(),
+                                                 max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                raise _TooSlow() from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    too_big = True
                     raise _TooLarge()
+                complete = not message.get("more_body", False)
             return message
 
         try:
             await self.app(scope, limited, send)
         except _TooLarge:
             await self._refuse(scope, send)
+        except _TooSlow:
+            await problem(408, f"the request body did not arrive within {self.timeout:g} s",
+                          instance=scope.get("path"), headers={"Connection": "close"}
+                          )(scope, _no_receive, send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         reason = f"request body over {self.limit:,} bytes"
         client = scope.get("client")
-        log_refusal(self.store, method=scope.get("method", ""), path=scope.get("path", ""),
-                    status=413, reason=reason, client=client[0] if client else None)
-        response = JSONResponse({"error": reason}, status_code=413)
-        await response(scope, _no_receive, send)
+        await run_in_threadpool(
+            log_refusal, self.store, method=scope.get("method", ""), path=scope.get("path", ""),
+            status=413, reason=reason, client=client[0] if client else None)
+        await problem(413, reason, instance=scope.get("path"),
+                      expected=f"a body of at most {self.limit:,} bytes",
+                      headers={"Connection": "close"})(scope, _no_receive, send)
 
 
 class _TooLarge(Exception):
+    pass
+
+
+class _TooSlow(Exception):
     pass
 
 
@@ -95,91 +137,114 @@ async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
 
 
+def _operation_id(route: APIRoute) -> str:
+    """Explicit operation ids for routes that give none: the handler's name in camelCase."""
+    head, *rest = route.name.split("_")
+    return head + "".join(w.capitalize() for w in rest)
+
+
 def create_app(store: Store | None = None, *, settings: Settings | None = None,
                rule_dirs: tuple[Path, ...] = ()) -> FastAPI:
     """The API over ``store`` (default: the configured database, migrated on start)."""
     store = store or Store()
     settings = settings or Settings.from_env()
-    runner = PlanRunner(store, settings.plan_workers, rule_dirs)
+    worker = Worker(store, slots=settings.plan_workers, rule_dirs=rule_dirs,
+                    policy=settings.queue_policy())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        failed = fail_unfinished(store, "the server stopped before this plan finished")
-        if failed:
-            log.warning("%d unfinished plans from an earlier run marked failed", failed)
+        await run_in_threadpool(worker.start)  # resumes or fails an earlier run's jobs first
         yield
-        runner.shutdown()
+        await run_in_threadpool(worker.stop)
 
     app = FastAPI(title="Straits", version=__version__, lifespan=lifespan, docs_url=None,
-                  redoc_url=None,
+                  redoc_url=None, default_response_class=StrictJSONResponse,
+                  generate_unique_id_function=_operation_id,
                   description="Where AI training and serving may run across borders, within "
                               "the rules, and the proof. Bodies and answers are the CLI's JSON "
-                              "contracts. Every /v1 route needs 'Authorization: Bearer st_...'.")
+                              "contracts. Every /v1 route needs 'Authorization: Bearer st_...'. "
+                              "Errors are RFC 9457 problem details (application/problem+json).")
     app.state.store = store
     app.state.settings = settings
     app.state.rules = ruleset(rule_dirs)
     app.state.rules_lock = threading.Lock()
     app.state.admission_plans = {}
     app.state.admission_contexts = {}
-    app.state.runner = runner
+    app.state.worker = worker
+    app.state.ledger_keys = ledger_keys()  # STRAITS_LEDGER_KEY / STRAITS_LEDGER_PUBKEY
     app.state.rule_dirs = rule_dirs
     app.include_router(router)
+    app.include_router(ledger_router)
     app.include_router(skypilot_router)
     app.include_router(report_router)
 
-    @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, Any]:
-        """Liveness and the database in use (no token needed)."""
+    @app.get("/healthz", tags=["health"], operation_id="health",
+             responses={200: {"model": Health}})
+    async def healthz() -> dict[str, Any]:
+        """Liveness and the database in use (no token needed; touches no database, so it
+        answers while the database is busy)."""
         return {"status": "ok", "version": __version__, "database": store.dialect}
 
     _errors(app)
     mount_console(app)  # /ui, /static, /docs and /redoc (after the API's error handlers)
     _openapi(app)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, store=store)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, store=store,
+                       timeout=settings.body_timeout_s)
     return app
 
 
 def _errors(app: FastAPI) -> None:
+    @app.exception_handler(InputTooLarge)
+    async def _too_large(request: Request, exc: InputTooLarge) -> JSONResponse:
+        return problem(413, exc.detail, instance=request.url.path, path=exc.path,
+                       expected=exc.expected, error=str(exc))
+
     @app.exception_handler(InputError)
-    async def _input(_: Request, exc: InputError) -> JSONResponse:
-        return JSONResponse(bodies.error_json(exc), status_code=400)
+    async def _input(request: Request, exc: InputError) -> JSONResponse:
+        return problem(400, exc.detail, instance=request.url.path, path=exc.path,
+                       expected=exc.expected, error=str(exc), line=exc.line)
 
     @app.exception_handler(AuthError)
-    async def _auth(_: Request, exc: AuthError) -> JSONResponse:
+    async def _auth(request: Request, exc: AuthError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=headers)
+        return problem(exc.status, str(exc), instance=request.url.path, headers=headers)
 
     @app.exception_handler(NotFoundError)
-    async def _missing(_: Request, exc: NotFoundError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=404)
+    async def _missing(request: Request, exc: NotFoundError) -> JSONResponse:
+        return problem(404, str(exc), instance=request.url.path)
+
+    @app.exception_handler(LedgerError)
+    async def _unproven(request: Request, exc: LedgerError) -> JSONResponse:
+        log.error("ledger integrity: %s", exc)  # nothing unproven is served
+        return problem(409, str(exc), instance=request.url.path, ledger_seq=exc.seq)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [{"path": ".".join(str(p) for p in e.get("loc", ())[1:]) or None,
-                     "where": (e.get("loc") or ["?"])[0], "error": e.get("msg", "invalid")}
-                    for e in exc.errors()]
-        first = problems[0] if problems else {"path": None, "error": "invalid request"}
-        text = f"{first['path']}: {first['error']}" if first["path"] else str(first["error"])
-        return JSONResponse({"error": text, "problems": problems}, status_code=400)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        items = [{"path": ".".join(str(p) for p in e.get("loc", ())[1:]) or None,
+                  "detail": str(e.get("msg", "invalid"))} for e in exc.errors()]
+        first = items[0] if items else {"path": None, "detail": "invalid request"}
+        detail, path = str(first["detail"]), first["path"]
+        return problem(400, detail, instance=request.url.path, path=path, errors=items,
+                       error=f"{path}: {detail}" if path else detail)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem(exc.status_code, str(exc.detail), instance=request.url.path,
+                       headers=getattr(exc, "headers", None))
 
     @app.exception_handler(StoreError)
-    async def _store(_: Request, exc: StoreError) -> JSONResponse:
-        log.error("database error: %s", exc)
-        return JSONResponse({"error": "the database is unavailable; try again"},
-                            status_code=503)
+    async def _store(request: Request, exc: StoreError) -> JSONResponse:
+        log.error("database error on %s %s: %s", request.method, request.url.path, exc)
+        return problem(503, "the database is unavailable; try again",
+                       instance=request.url.path, headers={"Retry-After": "2"})
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
         incident = uuid.uuid4().hex[:12]
         log.error("incident %s on %s %s", incident, request.method, request.url.path,
                   exc_info=exc)
-        return JSONResponse({"error": "internal error", "incident": incident},
-                            status_code=500)
+        return problem(500, f"internal error (incident {incident})",
+                       instance=request.url.path, incident=incident)
 
 
 def _openapi(app: FastAPI) -> None:
@@ -188,14 +253,47 @@ def _openapi(app: FastAPI) -> None:
             return app.openapi_schema
         spec = get_openapi(title=app.title, version=app.version, description=app.description,
                            routes=app.routes)
-        spec.setdefault("components", {}).setdefault("schemas", {}).update(bodies.COMPONENTS)
+        components = spec.setdefault("components", {}).setdefault("schemas", {})
+        components.update(bodies.COMPONENTS)
+        components.update(_model_schemas(Problem))
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
         spec["components"]["securitySchemes"] = {
             "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "st_<id>_<secret>"}}
         for path, ops in spec.get("paths", {}).items():
-            if path.startswith("/v1/"):
-                for op in ops.values():
-                    op["security"] = [{"bearer": []}]
+            for method, op in ops.items():
+                _document_problems(path, method, op)
         app.openapi_schema = spec
         return spec
 
     app.openapi = schema  # type: ignore[method-assign]
+
+
+def _model_schemas(*models: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for m in models:
+        s = m.model_json_schema(ref_template="#/components/schemas/{model}")
+        out.update(s.pop("$defs", {}))
+        out[m.__name__] = s
+    return out
+
+
+def _document_problems(path: str, method: str, op: dict[str, Any]) -> None:
+    """Every operation lists the problems it can answer with (RFC 9457 bodies); FastAPI's 422,
+    which this API never sends (bad input is 400), goes."""
+    responses = op.setdefault("responses", {})
+    responses.pop("422", None)
+    statuses = [500]
+    if op.get("parameters") or op.get("requestBody"):
+        statuses.append(400)
+    if path.startswith("/v1/"):
+        op["security"] = [{"bearer": []}]
+        statuses += [401, 403, 503]
+    if "{" in path:
+        statuses.append(404)
+    if op.get("requestBody"):
+        statuses += [408, 413]
+    if method == "delete" or path.startswith("/v1/plans/{"):
+        statuses.append(409)  # not done yet, or a stored plan its ledger entry does not prove
+    for status, doc in problems_doc(*sorted(set(statuses))).items():
+        responses.setdefault(str(status), doc)

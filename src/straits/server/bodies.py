@@ -3,13 +3,13 @@ documented in the OpenAPI spec from the same pydantic models."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import Request
 from pydantic import TypeAdapter
 
-from straits.errors import InputError, RequestError
+from straits.errors import RequestError
+from straits.loading import parse_json
 
 #: JSON schemas of the documented bodies' models, merged into the spec's components
 COMPONENTS: dict[str, Any] = {}
@@ -29,15 +29,9 @@ def documented(tp: Any, description: str) -> dict[str, Any]:
 
 
 async def json_body(request: Request, label: str) -> Any:
+    """The body as strict JSON: finite numbers, each key once per object, nested at most
+    64 deep (the size was capped by the server's body limit)."""
     raw = await request.body()
     if not raw.strip():
         raise RequestError("the request body is empty", source=label, expected="JSON")
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RequestError(f"not valid JSON: {exc}", source=label) from None
-
-
-def error_json(exc: InputError) -> dict[str, Any]:
-    return {"error": str(exc), "detail": exc.detail, "path": exc.path,
-            "expected": exc.expected}
+    return parse_json(raw, source=label, error=RequestError)

@@ -1,30 +1,49 @@
-"""Plans run in the background: a small thread pool, progress written to the plan's row.
+"""Plan workers: claim jobs from the database queue, plan them, keep their leases alive.
 
-CP-SAT releases the GIL while it searches, so a plan running here does not stall the API.
-Each worker thread has its own rule set (the rule engine's caches are not shared across
-threads). A server that stops with plans unfinished marks them failed when it starts again.
+A :class:`Worker` runs ``slots`` planner threads and one keeper thread. Each slot claims the
+oldest queued job its rules can run (``straits.store.queue``), plans it and stores the plan (and
+its ledger entry) in one transaction fenced on its lease. The keeper renews every running job's
+lease once a second with its latest progress, stops a search whose job was cancelled or taken
+over, and every few seconds reaps jobs whose workers died: requeued, or failed with the reason
+after the attempt limit. The planner's progress callback only copies the search state into
+memory: it touches no database and cannot raise.
+
+The API server runs one in its own process (``STRAITS_PLAN_WORKERS`` slots, 0 for none: it
+still reaps); ``straits worker`` runs one as a process of its own, on this machine or another
+that shares the PostgreSQL database, so planning capacity grows with machines and a planner
+that crashes takes no API server down.
+
+CP-SAT releases the GIL while it searches, so planning in threads does not stall the API. Each
+slot has its own rule set (the rule engine's caches are not shared across threads).
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from straits.errors import InputError
-from straits.model.scenario import Scenario
+from straits.errors import InputError, StoreError
 from straits.plan import make_plan
 from straits.plan.optimizer import SearchState
-from straits.rules import RuleSet, load_packs
+from straits.rules import RuleSet, load_packs, ruleset
+from straits.store import queue
 from straits.store.db import Store
-from straits.store.records import finish_plan, set_plan_state
+from straits.store.queue import Claim, QueuePolicy
 
-log = logging.getLogger("straits.server")
-#: seconds between progress writes
+log = logging.getLogger("straits.worker")
+#: seconds between progress writes (and the keeper's tick)
 PROGRESS_EVERY = 1.0
+#: seconds between reaps
+REAP_EVERY = 5.0
+#: beyond its search time limit, how long a job may take (estimating thousands of workloads
+#: and the greedy baseline) before its worker gives up on it
+GRACE_S = 600.0
 
 
 def progress_json(state: SearchState, objective: str) -> dict[str, Any]:
@@ -35,46 +54,220 @@ def progress_json(state: SearchState, objective: str) -> dict[str, Any]:
             "bound": pair(state.bound), "gap": state.gap, "text": state.describe(objective)}
 
 
-class PlanRunner:
-    def __init__(self, store: Store, workers: int, rule_dirs: tuple[Path, ...] = ()) -> None:
-        self.store = store
-        self.rule_dirs = rule_dirs
-        self.pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="straits-plan")
-        self.local = threading.local()
+@dataclass
+class _Running:
+    claim: Claim
+    objective: str
+    deadline: float
+    stop: threading.Event = field(default_factory=threading.Event)
+    progress: dict[str, Any] | None = None
+    changed: bool = False
+    last_beat: float = field(default_factory=time.monotonic)
+    lost: bool = False
 
+    def on_progress(self, state: SearchState) -> bool:
+        """The planner's callback: copy the state, say whether to stop. Never raises."""
+        try:
+            self.progress = progress_json(state, self.objective)
+            self.changed = True
+        except Exception:  # a bug here must not fail the plan
+            log.exception("progress of plan %s could not be read", self.claim.plan_id)
+        return self.stop.is_set()
+
+
+class Worker:
+    """Claims and runs plan jobs from ``store`` (see the module docs)."""
+
+    def __init__(self, store: Store, *, slots: int = 1, rule_dirs: tuple[Path, ...] = (),
+                 policy: QueuePolicy | None = None, poll_s: float = 1.0) -> None:
+        self.store = store
+        self.slots = max(0, slots)
+        self.rule_dirs = tuple(rule_dirs)
+        self.policy = policy or QueuePolicy()
+        self.poll_s = poll_s
+        self.id = queue.worker_id()
+        self.rules_digest = ruleset(self.rule_dirs).digest
+        self._local = threading.local()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._active: dict[str, _Running] = {}
+        self._threads: list[threading.Thread] = []
+        self.done = 0
+        """Jobs this worker finished (done, failed or cancelled)."""
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._safe(self._reap)  # a restarted server's jobs are resumed before new ones start
+        for i in range(self.slots):
+            self._spawn(self._slot, f"straits-plan-{i}")
+        self._spawn(self._keeper, "straits-keeper")
+        log.info("worker %s: %d planner slot(s), lease %g s, rules %s", self.id, self.slots,
+                 self.policy.lease_s, self.rules_digest[:12])
+
+    def _spawn(self, target: Any, name: str) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def wake(self) -> None:
+        """A job was queued: look now instead of at the next poll."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop claiming, stop every search, and give running jobs back to the queue (not
+        counted as attempts), so another worker or the restarted server resumes them."""
+        self._stop.set()
+        self._wake.set()
+        with self._lock:
+            running = list(self._active.values())
+        for job in running:
+            job.lost = True
+            job.stop.set()
+            try:
+                queue.release(self.store, job.claim, f"worker {self.id} shut down")
+            except StoreError as exc:  # its lease runs out instead
+                log.warning("could not release plan %s: %s", job.claim.plan_id, exc)
+        end = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, end - time.monotonic()))
+
+    @property
+    def active(self) -> int:
+        with self._lock:
+            return len(self._active)
+
+    # --- planner slots ---------------------------------------------------------------------------
     def _rules(self) -> RuleSet:
-        rs: RuleSet | None = getattr(self.local, "rules", None)
+        rs: RuleSet | None = getattr(self._local, "rules", None)
         if rs is None:
-            rs = self.local.rules = RuleSet(load_packs(list(self.rule_dirs)))
+            rs = self._local.rules = RuleSet(load_packs(list(self.rule_dirs)))
         return rs
 
-    def submit(self, plan_id: str, sc: Scenario, options: dict[str, Any], record: bool) -> None:
-        self.pool.submit(self._run, plan_id, sc, options, record)
+    def _slot(self) -> None:
+        while not self._stop.is_set():
+            try:
+                c = queue.claim(self.store, self.id, self.rules_digest, self.policy)
+            except Exception as exc:  # the database is away: try again later
+                log.warning("worker %s cannot claim jobs: %s", self.id, exc)
+                self._stop.wait(self.poll_s * 5)
+                continue
+            if c is None:
+                self._wake.wait(self.poll_s * (0.5 + random.random()))
+                self._wake.clear()
+                continue
+            self._run(c)
 
-    def _run(self, plan_id: str, sc: Scenario, options: dict[str, Any], record: bool) -> None:
-        objective = options.get("objective") or sc.objective
-        set_plan_state(self.store, plan_id, "running",
-                       progress={"elapsed_s": 0.0, "text": "estimating and checking options"})
-        last = 0.0
+    def _run(self, c: Claim) -> None:
+        from straits.loading import parse_scenario
 
-        def on_progress(state: SearchState) -> None:
-            nonlocal last
-            now = time.monotonic()
-            if now - last >= PROGRESS_EVERY:
-                last = now
-                set_plan_state(self.store, plan_id, "running",
-                               progress=progress_json(state, objective))
-
+        limit = float(c.options.get("time_limit") or 20.0)
+        job = _Running(c, str(c.options.get("objective") or c.scenario.get("objective")
+                              or "cost"),
+                       deadline=time.monotonic() + 2 * limit + GRACE_S)
+        with self._lock:
+            self._active[c.plan_id] = job
+        log.info("plan %s: attempt %d on %s", c.plan_id, c.attempt, self.id)
         try:
+            sc = parse_scenario(c.scenario, source=f"plan {c.plan_id}")
             rules = self._rules()
-            plan = make_plan(sc, rules=rules, on_progress=on_progress, **options)
-            finish_plan(self.store, plan_id, plan, rules, record=record)
+            plan = make_plan(sc, rules=rules, on_progress=job.on_progress, **c.options)
+            if job.lost:
+                log.warning("plan %s finished after its lease was lost; result dropped",
+                            c.plan_id)
+                return
+            written, entry = queue.finish(self.store, c, plan, rules)
+            if not written:
+                log.warning("plan %s was taken over before it finished; result dropped",
+                            c.plan_id)
+            elif entry is not None:
+                log.info("plan %s done, ledger entry %d", c.plan_id, entry.seq)
         except InputError as exc:
-            set_plan_state(self.store, plan_id, "failed", error=str(exc))
+            self._fail(c, str(exc))
+        except StoreError as exc:  # its lease runs out and the job is retried
+            log.error("plan %s: cannot store the result: %s", c.plan_id, exc)
         except Exception:
-            log.exception("plan %s failed", plan_id)
-            set_plan_state(self.store, plan_id, "failed",
-                           error="internal error while planning (the server log has details)")
+            incident = uuid.uuid4().hex[:12]
+            log.exception("plan %s failed (incident %s)", c.plan_id, incident)
+            self._fail(c, f"internal error while planning (incident {incident}; the worker's "
+                          "log has the details)")
+        finally:
+            with self._lock:
+                self._active.pop(c.plan_id, None)
+                self.done += 1
 
-    def shutdown(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+    def _fail(self, c: Claim, reason: str) -> None:
+        try:
+            queue.fail(self.store, c, reason)
+        except StoreError as exc:
+            log.error("plan %s: cannot record its failure (%s): %s", c.plan_id, reason, exc)
+
+    # --- the keeper: leases, progress, reaping ---------------------------------------------------
+    def _keeper(self) -> None:
+        last_reap = time.monotonic()
+        while not self._stop.wait(PROGRESS_EVERY):
+            self._safe(self._beat_all)
+            if time.monotonic() - last_reap >= REAP_EVERY:
+                last_reap = time.monotonic()
+                self._safe(self._reap)
+
+    def _safe(self, fn: Any) -> None:
+        try:
+            fn()
+        except Exception:  # the keeper must outlive any one failure
+            log.exception("worker %s: %s failed", self.id, getattr(fn, "__name__", fn))
+
+    def _beat_all(self) -> None:
+        with self._lock:
+            running = [j for j in self._active.values() if not j.lost]
+        now = time.monotonic()
+        for job in running:
+            if now > job.deadline:
+                job.lost = True
+                job.stop.set()
+                self._fail(job.claim, "the planner ran past its time limit and was abandoned")
+                continue
+            if not job.changed and now - job.last_beat < self.policy.lease_s / 3:
+                continue
+            job.changed = False
+            try:
+                beat = queue.heartbeat(self.store, job.claim, self.policy, job.progress)
+            except StoreError as exc:
+                log.warning("plan %s: lease not renewed: %s", job.claim.plan_id, exc)
+                continue
+            job.last_beat = now
+            if beat == "cancel":
+                job.stop.set()
+            elif beat == "lost":
+                log.warning("plan %s is no longer this worker's; stopping it",
+                            job.claim.plan_id)
+                job.lost = True
+                job.stop.set()
+
+    def _reap(self) -> None:
+        reaped = queue.reap(self.store, self.policy, me=self.id, rules_digest=self.rules_digest)
+        if reaped:
+            log.warning("reaped plans: requeued %s, failed %s, cancelled %s",
+                        reaped.requeued, reaped.failed, reaped.cancelled)
+            self._wake.set()
+
+
+def run_worker(store: Store, *, slots: int, rule_dirs: tuple[Path, ...],
+               policy: QueuePolicy) -> None:
+    """Run a worker until SIGTERM or SIGINT, then give its jobs back (``straits worker``)."""
+    import signal
+
+    worker = Worker(store, slots=slots, rule_dirs=rule_dirs, policy=policy)
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stopping.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    worker.start()
+    while not stopping.wait(1.0):
+        pass
+    log.info("worker %s stopping: %d running job(s) go back to the queue", worker.id,
+             worker.active)
+    worker.stop()

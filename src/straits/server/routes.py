@@ -1,4 +1,6 @@
-"""The /v1 routes. Bodies and answers are the CLI's JSON contracts (docs/contracts.md)."""
+"""The /v1 routes. Bodies and answers are the CLI's JSON contracts (docs/contracts.md); errors
+are RFC 9457 problem details (``straits.server.problems``). Database work and rule checks run in
+the thread pool, never on the event loop."""
 
 from __future__ import annotations
 
@@ -17,13 +19,25 @@ from straits.model.scenario import Scenario
 from straits.model.types import Objective, Regime
 from straits.server.auth import Caller, refuse, require
 from straits.server.bodies import documented, json_body
-from straits.store import ledger
+from straits.server.ledger_routes import view_number
+from straits.server.problems import problem
+from straits.server.schemas import (
+    CheckAnswer,
+    ChipInfo,
+    EstimateAnswer,
+    PlanDocument,
+    PlanJob,
+    PlanSummary,
+    RuleInfo,
+)
+from straits.store import queue
 from straits.store.records import (
-    create_plan,
     get_plan,
     list_plans,
     plan_job_json,
+    proven_job_json,
     record_check,
+    tenant_numbers,
 )
 from straits.store.tables import PlanRow
 from straits.store.tokens import Principal
@@ -37,41 +51,46 @@ def _rules_call(request: Request, fn: Any, *args: Any) -> Any:
         return fn(request.app.state.rules, *args)
 
 
-@router.post("/check", tags=["rules"], openapi_extra=documented(
-    CheckRequest | list[CheckRequest], "One check request, or a non-empty list of them."))
+@router.post("/check", tags=["rules"], operation_id="check", openapi_extra=documented(
+    CheckRequest | list[CheckRequest], "One check request, or a non-empty list of them."),
+    responses={200: {"model": CheckAnswer | list[CheckAnswer]}})
 async def check(request: Request, response: Response, who: Caller,
                 record: Annotated[bool, Query(description="Append the decision to the "
                                               "ledger (planner role).")] = False) -> Any:
     """Is an action lawful? Answers exactly as `straits check --json`."""
     data = await json_body(request, BODY)
     if record:
-        require(request, who, "planner", "record decisions")
+        await run_in_threadpool(require, request, who, "planner", "record decisions")
     limit = request.app.state.settings.max_check_requests
     if isinstance(data, list) and len(data) > limit:
         raise RequestError(f"{len(data)} requests in one call; at most {limit}", source=BODY)
-    requests, was_list = api.parse_check_document(data, BODY)
+    requests, was_list = await run_in_threadpool(api.parse_check_document, data, BODY)
     answer = await run_in_threadpool(_rules_call, request, api.check_json, requests, was_list)
     if record:
         entry = await run_in_threadpool(
             lambda: record_check(request.app.state.store, request.app.state.rules, requests,
                                  answer, tenant=who.tenant, actor=who.actor))
-        response.headers["X-Straits-Ledger-Seq"] = str(entry.seq)
+        response.headers["X-Straits-Ledger-Seq"] = str(view_number(who, entry))
     return answer
 
 
-@router.post("/estimate", tags=["estimate"], openapi_extra=documented(
-    EstimateRequest, "A training or serving stage on a chip."))
+@router.post("/estimate", tags=["estimate"], operation_id="estimate", openapi_extra=documented(
+    EstimateRequest, "A training or serving stage on a chip."),
+    responses={200: {"model": EstimateAnswer}})
 async def estimate(request: Request, who: Caller) -> Any:
     """What a stage needs on a chip. Answers exactly as `straits estimate --json`."""
     data = await json_body(request, BODY)
     if not isinstance(data, dict):
         raise RequestError("expected a JSON object", source=BODY)
-    req = validate_as(EstimateRequest, data, source=BODY, error=RequestError)
+    req = await run_in_threadpool(
+        lambda: validate_as(EstimateRequest, data, source=BODY, error=RequestError))
     return await run_in_threadpool(api.estimate_json, req)
 
 
-@router.post("/plans", status_code=202, tags=["plans"], openapi_extra=documented(
-    Scenario, "A scenario, as in a scenario file (docs/scenario-reference.md)."))
+@router.post("/plans", status_code=202, tags=["plans"], operation_id="submitPlan",
+             openapi_extra=documented(Scenario, "A scenario, as in a scenario file "
+                                      "(docs/scenario-reference.md)."),
+             responses={202: {"model": PlanJob, "description": "Queued; poll `Location`."}})
 async def submit_plan(
     request: Request, who: Caller,
     solver: Literal["cpsat", "greedy"] = "cpsat",
@@ -81,10 +100,12 @@ async def submit_plan(
     seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     record: Annotated[bool, Query(description="Append the plan to the ledger.")] = True,
 ) -> JSONResponse:
-    """Plan a scenario in the background; poll `GET /v1/plans/{id}` for progress and the plan."""
-    require(request, who, "planner", "submit plans")
+    """Queue a scenario for planning; poll `GET /v1/plans/{id}` for progress and the plan.
+    Jobs live in the database: a worker that dies or a server that restarts resumes them, and
+    `DELETE /v1/plans/{id}` cancels one."""
+    await run_in_threadpool(require, request, who, "planner", "submit plans")
     data = await json_body(request, BODY)
-    sc = parse_scenario(data, source=BODY)
+    sc = await run_in_threadpool(lambda: parse_scenario(data, source=BODY))
     settings = request.app.state.settings
     if len(sc.workloads) > settings.max_workloads:
         raise RequestError(f"{len(sc.workloads)} workloads; this server plans at most "
@@ -95,18 +116,24 @@ async def submit_plan(
     if not who.is_admin:
         others = sorted({w.tenant for w in sc.workloads} - {who.tenant})
         if others:
-            raise refuse(request, 403, f"a token of tenant {who.tenant!r} cannot plan the "
-                                       f"workloads of {', '.join(map(repr, others))}", who)
+            raise await run_in_threadpool(
+                refuse, request, 403, f"a token of tenant {who.tenant!r} cannot plan the "
+                                      f"workloads of {', '.join(map(repr, others))}", who)
     options = {"solver": solver, "objective": objective, "regime": regime,
                "time_limit": time_limit, "seed": seed}
     store = request.app.state.store
-    plan_id = await run_in_threadpool(
-        lambda: create_plan(store, sc, options, tenant=who.tenant, actor=who.actor))
-    request.app.state.runner.submit(plan_id, sc, options, record)
-    row = await run_in_threadpool(get_plan, store, plan_id)
-    assert row is not None
-    return JSONResponse(plan_job_json(row), status_code=202,
-                        headers={"Location": f"/v1/plans/{plan_id}"})
+    digest = request.app.state.rules.digest
+
+    def submit() -> dict[str, Any]:
+        plan_id = queue.enqueue(store, sc, options, tenant=who.tenant, actor=who.actor,
+                                record=record, rules_digest=digest)
+        request.app.state.worker.wake()
+        row = get_plan(store, plan_id)
+        assert row is not None
+        return plan_job_json(row)
+
+    job = await run_in_threadpool(submit)
+    return JSONResponse(job, status_code=202, headers={"Location": f"/v1/plans/{job['id']}"})
 
 
 def _own_plan(request: Request, who: Principal, plan_id: str) -> PlanRow:
@@ -118,32 +145,66 @@ def _own_plan(request: Request, who: Principal, plan_id: str) -> PlanRow:
     raise NotFoundError(f"no plan {plan_id!r}")
 
 
-@router.get("/plans", tags=["plans"])
+@router.get("/plans", tags=["plans"], operation_id="listPlans",
+            responses={200: {"model": list[PlanSummary]}})
 def plans(request: Request, who: Caller,
           limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
     """Your tenant's plans, newest first (every tenant's for admins), without plan bodies."""
-    rows = list_plans(request.app.state.store, None if who.is_admin else who.tenant, limit)
-    return [{k: v for k, v in plan_job_json(r).items() if k != "plan"} for r in rows]
+    store = request.app.state.store
+    rows = list_plans(store, None if who.is_admin else who.tenant, limit)
+    jobs = [{k: v for k, v in plan_job_json(r).items() if k != "plan"} for r in rows]
+    if not who.is_admin:  # a tenant sees its own entry numbers, never the global ones
+        numbers = tenant_numbers(store, [j["ledger_seq"] for j in jobs if j["ledger_seq"]])
+        for j in jobs:
+            j["ledger_seq"] = numbers.get(j["ledger_seq"]) if j["ledger_seq"] else None
+    return jobs
 
 
-@router.get("/plans/{plan_id}", tags=["plans"])
+@router.get("/plans/{plan_id}", tags=["plans"], operation_id="getPlan",
+            responses={200: {"model": PlanJob}})
 def plan_status(request: Request, plan_id: str, who: Caller) -> dict[str, Any]:
-    """A plan's state (queued, running, done, failed), its progress and, once done, the plan."""
-    return plan_job_json(_own_plan(request, who, plan_id))
+    """A plan job's state (queued, running, done, failed, cancelled), attempts, progress, the
+    reason it failed and, once done, the plan (a recorded plan as its ledger entry proves it;
+    409 if the stored copy differs)."""
+    return proven_job_json(request.app.state.store, _own_plan(request, who, plan_id),
+                           tenant_view=not who.is_admin)
 
 
-@router.get("/plans/{plan_id}/plan", tags=["plans"])
+@router.get("/plans/{plan_id}/plan", tags=["plans"], operation_id="getPlanResult",
+            responses={200: {"model": PlanDocument}})
 def plan_result(request: Request, plan_id: str, who: Caller) -> Any:
     """The finished plan, exactly as `straits plan --json` prints it (409 until it is done)."""
-    job = plan_job_json(_own_plan(request, who, plan_id))
+    job = proven_job_json(request.app.state.store, _own_plan(request, who, plan_id),
+                          tenant_view=not who.is_admin)
     if job["status"] != "done":
-        return JSONResponse({"error": f"plan {plan_id} is {job['status']}",
-                             "status": job["status"], "progress": job["progress"],
-                             "detail": job["error"]}, status_code=409)
+        return problem(409, f"plan {plan_id} is {job['status']}", instance=request.url.path,
+                       plan_status=job["status"], progress=job["progress"],
+                       reason=job["error"])
     return job["plan"]
 
 
-@router.get("/rules", tags=["rules"])
+@router.delete("/plans/{plan_id}", tags=["plans"], operation_id="cancelPlan",
+               responses={200: {"model": PlanJob, "description": "Cancelled (it was queued)."},
+                          202: {"model": PlanJob, "description": "Its worker was asked to "
+                                "stop: it ends `cancelled` within seconds."}})
+def cancel_plan(request: Request, plan_id: str, who: Caller) -> JSONResponse:
+    """Cancel a queued or running plan (planner role); 409 once it has finished."""
+    require(request, who, "planner", "cancel plans")
+    row = _own_plan(request, who, plan_id)
+    if row.status in queue.FINISHED:
+        return problem(409, f"plan {plan_id} already ended {row.status}",
+                       instance=request.url.path, plan_status=row.status)
+    status = queue.cancel(request.app.state.store, plan_id)
+    after = get_plan(request.app.state.store, plan_id)
+    assert after is not None
+    if status in ("done", "failed"):  # it ended between the two reads
+        return problem(409, f"plan {plan_id} already ended {status}",
+                       instance=request.url.path, plan_status=status)
+    return JSONResponse(plan_job_json(after), status_code=202 if status == "running" else 200)
+
+
+@router.get("/rules", tags=["rules"], operation_id="listRules",
+            responses={200: {"model": list[RuleInfo]}})
 def rules(request: Request, who: Caller, date: dt.date | None = None,
           regime: Regime = "enacted",
           pack: Annotated[list[str] | None, Query()] = None) -> list[dict[str, Any]]:
@@ -151,32 +212,8 @@ def rules(request: Request, who: Caller, date: dt.date | None = None,
     return list(_rules_call(request, api.rules_json, date, regime, pack))
 
 
-@router.get("/chips", tags=["catalog"])
+@router.get("/chips", tags=["catalog"], operation_id="listChips",
+            responses={200: {"model": list[ChipInfo]}})
 def chips(who: Caller) -> list[dict[str, Any]]:
     """The chip catalog with computed export figures, as `straits chips --json`."""
     return api.chips_json()
-
-
-@router.get("/ledger/verify", tags=["ledger"])
-def verify_ledger(request: Request, who: Caller) -> dict[str, Any]:
-    """Walk the hash chain. Admins see where it breaks; others see whether it holds and how
-    many entries are their tenant's."""
-    store = request.app.state.store
-    result = ledger.verify(store)
-    if who.is_admin:
-        return result.to_json()
-    return {"ok": result.ok, "entries": ledger.count(store, who.tenant),
-            "head_hash": result.head_hash if result.ok else None,
-            "problem": None if result.ok else "the ledger failed verification; an admin "
-                                              "token shows where"}
-
-
-@router.get("/ledger/entries", tags=["ledger"])
-def ledger_entries(request: Request, who: Caller,
-                   since: Annotated[int, Query(ge=1, le=2**53)] = 1,
-                   limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
-    """Ledger entries in order from `since` (your tenant's; every tenant's for admins), each
-    with its stored fields so the hashes can be recomputed."""
-    tenant = None if who.is_admin else who.tenant
-    return [e.to_json() for e in ledger.entries(request.app.state.store, tenant=tenant,
-                                                since=since, limit=limit)]

@@ -6,10 +6,43 @@ import datetime as dt
 import os
 from dataclasses import dataclass
 
+from straits.errors import InputError
+from straits.store.queue import QueuePolicy
+
 
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
-    return int(value) if value else default
+    if not value:
+        return default
+    if not value.isdigit():
+        raise InputError(f"{value!r} is not a whole number", path=name,
+                         expected="a whole number")
+    return int(value)
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0 < number < 1e9:
+        raise InputError(f"{value!r} is not a positive number", path=name,
+                         expected="a positive number of seconds")
+    return number
+
+
+def _env_date(name: str) -> dt.date | None:
+    value = os.environ.get(name)
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"{value!r} is not a date", path=name,
+                         expected="YYYY-MM-DD") from None
 
 
 @dataclass(frozen=True)
@@ -23,13 +56,32 @@ class Settings:
     max_time_limit: float = 300.0
     """the most seconds a submitted plan may search"""
     plan_workers: int = 1
-    """plans solved at once (each uses the CP-SAT workers of one search)"""
+    """plans solved at once in the server's process; 0: only `straits worker` processes plan
+    (STRAITS_PLAN_WORKERS)"""
     policy_date: dt.date | None = None
     """the date launches are checked as of (STRAITS_POLICY_DATE; default: today, UTC)"""
+    body_timeout_s: float = 30.0
+    """a request body must arrive within this many seconds, else 408
+    (STRAITS_BODY_TIMEOUT_S)"""
+    lease_s: float = 30.0
+    """a plan's worker renews its lease this often at the latest; a job whose lease runs out
+    is resumed by another worker (STRAITS_PLAN_LEASE_S)"""
+    max_attempts: int = 3
+    """a plan whose worker dies this many times is failed (STRAITS_PLAN_ATTEMPTS)"""
+    queue_timeout_s: float = 24 * 3600.0
+    """a plan no worker has taken within this many seconds is failed
+    (STRAITS_QUEUE_TIMEOUT_S)"""
 
     @classmethod
     def from_env(cls) -> Settings:
         return cls(max_body_bytes=_env_int("STRAITS_MAX_BODY_BYTES", cls.max_body_bytes),
                    plan_workers=_env_int("STRAITS_PLAN_WORKERS", cls.plan_workers),
-                   policy_date=(dt.date.fromisoformat(os.environ["STRAITS_POLICY_DATE"])
-                                if os.environ.get("STRAITS_POLICY_DATE") else None))
+                   policy_date=_env_date("STRAITS_POLICY_DATE"),
+                   body_timeout_s=_env_float("STRAITS_BODY_TIMEOUT_S", cls.body_timeout_s),
+                   lease_s=_env_float("STRAITS_PLAN_LEASE_S", cls.lease_s),
+                   max_attempts=max(1, _env_int("STRAITS_PLAN_ATTEMPTS", cls.max_attempts)),
+                   queue_timeout_s=_env_float("STRAITS_QUEUE_TIMEOUT_S", cls.queue_timeout_s))
+
+    def queue_policy(self) -> QueuePolicy:
+        return QueuePolicy(lease_s=self.lease_s, max_attempts=self.max_attempts,
+                           queue_timeout_s=self.queue_timeout_s)

@@ -23,6 +23,7 @@ from straits.export.skypilot import ENV_PLAN, ENV_STAGE, ENV_WORKLOAD
 from straits.model.scenario import Scenario
 from straits.server.auth import caller, refuse, require
 from straits.server.bodies import documented, json_body
+from straits.server.ledger_routes import view_number
 from straits.store.records import find_plan, record_admission
 from straits.store.tokens import Principal
 
@@ -53,7 +54,16 @@ def _plan(request: Request, who: Principal, ref: str
 
 
 @router.post("/skypilot/policy", tags=["admission"], openapi_extra=documented(
-    dict[str, Any], "SkyPilot's UserRequest (JSON, or a JSON string holding it)."))
+    dict[str, Any], "SkyPilot's UserRequest (JSON, or a JSON string holding it)."),
+    responses={
+        200: {"description": "The launch, unchanged: a JSON string holding SkyPilot's "
+                             "MutatedUserRequest.",
+              "content": {"application/json": {"schema": {"type": "string"}}}},
+        400: {"description": "A rejected launch (plain text, which SkyPilot shows its user), "
+                             "or a bad request (a problem).",
+              "content": {"text/plain": {"schema": {"type": "string"}},
+                          "application/problem+json": {
+                              "schema": {"$ref": "#/components/schemas/Problem"}}}}})
 async def skypilot_policy(
     request: Request,
     token: Annotated[str | None, Query(description="Bearer token, for SkyPilot, which sends "
@@ -66,9 +76,9 @@ async def skypilot_policy(
 ) -> Response:
     """Re-check a SkyPilot launch against the rules: unchanged if every candidate resource is
     lawful for the plan's stage today, 400 with the rule's citation otherwise."""
-    who = caller(request, token)
+    who = await run_in_threadpool(caller, request, token)  # database work: off the loop
     if record:
-        require(request, who, "planner", "record launches")
+        await run_in_threadpool(require, request, who, "planner", "record launches")
     user_request = parse_user_request(await json_body(request, "request body"))
     task = task_of(user_request)
     ref = str((task.get("envs") or {}).get(ENV_PLAN) or "")
@@ -93,7 +103,7 @@ async def skypilot_policy(
             lambda: record_admission(request.app.state.store, request.app.state.rules, inputs,
                                      verdict.to_json(), regime=str(verdict.regime), date=when,
                                      tenant=who.tenant, actor=who.actor))
-        headers = {"X-Straits-Ledger-Seq": str(entry.seq)}
+        headers = {"X-Straits-Ledger-Seq": str(view_number(who, entry))}
     else:
         headers = {}
     if not verdict.allowed:

@@ -18,7 +18,7 @@ def log_refusal(store: Store, *, method: str, path: str, status: int, reason: st
     log.warning("refused %s %s -> %d (%s) token=%s tenant=%s client=%s", method, path, status,
                 reason, token_id, tenant, client)
     try:
-        with store.session() as s, s.begin():
+        with store.write(ledger=False) as s:
             s.add(AuditRow(method=method[:10], path=path[:500], status=status,
                            reason=reason[:2000], token_id=token_id, tenant=tenant,
                            client=(client or "")[:100] or None))

@@ -1,15 +1,21 @@
-"""The audit ledger: append-only, hash-chained, verifiable years later.
+"""The audit ledger: append-only, hash-chained, and a Merkle tree log (RFC 6962).
 
 Each entry holds who recorded what, when, for which tenant, and a body: the digest of the
 inputs (and the inputs themselves, or the digest of a stored scenario), the rule packs'
-versions and digests, the regime and date asked about, and the decision or plan. Its hash is the
-SHA-256 of the canonical JSON (sorted keys, no whitespace, UTF-8) of all of that plus the
-previous entry's hash, so changing, removing or reordering any entry breaks the chain from that
-entry on. The head (last number and hash) is kept apart and written in the same transaction, so
-a truncated tail is caught too; publish the head hash elsewhere to anchor the whole history.
+versions and digests, the regime and date asked about, and the decision or plan.
+
+Two structures cover the entries, both written in the entry's own transaction:
+
+* the **hash chain** (kept from the first version): an entry's ``hash`` is the SHA-256 of the
+  canonical JSON of its fields and the previous entry's hash; the head row keeps the last
+  number and hash;
+* the **Merkle tree** (``store/tree.py``): leaf ``seq - 1`` is ``SHA-256(0x00 || leaf data)``,
+  the leaf data being the canonical JSON of the entry's fields, its per-tenant number and a
+  random salt. Inclusion proofs (receipts), consistency proofs (an older checkpoint is a prefix
+  of today's log) and signed checkpoints (``store/checkpoints.py``) are computed from it.
 
 An append is one transaction under the database-wide write lock (``Store.write``): it reads
-the head, inserts the entry and moves the head, or does nothing at all.
+the head, inserts the entry, its tree nodes and moves the head, or does nothing at all.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,11 +31,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from straits.store import merkle, tree
 from straits.store.db import Store
-from straits.store.tables import LedgerHead, LedgerRow, ScenarioRow
+from straits.store.tables import LedgerHead, LedgerRow
 
 GENESIS = "0" * 64
-KINDS = ("check", "plan", "admission")
+KINDS = ("check", "plan", "admission", "replay")
 
 
 def _default(o: Any) -> Any:
@@ -58,47 +66,88 @@ class Entry:
     """canonical JSON text"""
     prev_hash: str
     hash: str
+    tenant_seq: int = 0
+    salt: str = ""
 
     def expected_hash(self) -> str:
+        """The chain hash (unchanged since the first version, so published heads still
+        verify)."""
         return digest({"seq": self.seq, "recorded_at": self.recorded_at, "tenant": self.tenant,
                        "actor": self.actor, "kind": self.kind, "body": self.body,
                        "prev_hash": self.prev_hash})
+
+    def leaf_data(self) -> bytes:
+        return leaf_data(self.seq, self.tenant_seq, self.recorded_at, self.tenant, self.actor,
+                         self.kind, self.body, self.salt)
+
+    def leaf_hash(self) -> bytes:
+        return merkle.leaf_hash(self.leaf_data())
 
     @property
     def content(self) -> dict[str, Any]:
         return dict(json.loads(self.body))
 
     def to_json(self) -> dict[str, Any]:
-        """The export form: every stored field, the body as text so the hash can be
+        """The export form: every stored field, the body as text so the hashes can be
         recomputed from the export alone."""
-        return {"seq": self.seq, "recorded_at": self.recorded_at, "tenant": self.tenant,
-                "actor": self.actor, "kind": self.kind, "body": self.body,
-                "prev_hash": self.prev_hash, "hash": self.hash}
+        return {"seq": self.seq, "tenant_seq": self.tenant_seq, "recorded_at": self.recorded_at,
+                "tenant": self.tenant, "actor": self.actor, "kind": self.kind,
+                "body": self.body, "salt": self.salt, "prev_hash": self.prev_hash,
+                "hash": self.hash}
+
+    def leaf_json(self) -> dict[str, Any]:
+        """What a receipt carries: the fields of the leaf, nothing about other entries."""
+        return {"seq": self.seq, "tenant_seq": self.tenant_seq, "recorded_at": self.recorded_at,
+                "tenant": self.tenant, "actor": self.actor, "kind": self.kind,
+                "body": self.body, "salt": self.salt}
 
     @classmethod
     def from_row(cls, r: LedgerRow) -> Entry:
-        return cls(r.seq, r.recorded_at, r.tenant, r.actor, r.kind, r.body, r.prev_hash, r.hash)
+        return cls(r.seq, r.recorded_at, r.tenant, r.actor, r.kind, r.body, r.prev_hash, r.hash,
+                   r.tenant_seq, r.salt)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Entry:
-        return cls(int(d["seq"]), str(d["recorded_at"]), str(d["tenant"]), str(d["actor"]),
-                   str(d["kind"]), str(d["body"]), str(d["prev_hash"]), str(d["hash"]))
+        """From the export form (exports made before the tree have no ``tenant_seq`` or
+        ``salt``: 0 and '' stand for them)."""
+        return cls(_int(d["seq"]), str(d["recorded_at"]), str(d["tenant"]), str(d["actor"]),
+                   str(d["kind"]), str(d["body"]), str(d.get("prev_hash", "")),
+                   str(d.get("hash", "")), _int(d.get("tenant_seq", 0)), str(d.get("salt", "")))
+
+
+def _int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int | str):
+        raise ValueError(f"{v!r} is not an entry number")
+    return int(v)
+
+
+def leaf_data(seq: int, tenant_seq: int, recorded_at: str, tenant: str, actor: str, kind: str,
+              body: str, salt: str) -> bytes:
+    """The bytes of an entry's Merkle leaf: the canonical JSON of its fields (a format: it
+    never changes, or old receipts stop verifying)."""
+    return canonical({"seq": seq, "tenant_seq": tenant_seq, "recorded_at": recorded_at,
+                      "tenant": tenant, "actor": actor, "kind": kind, "body": body,
+                      "salt": salt}).encode("utf-8")
 
 
 def append(session: Session, *, tenant: str, actor: str, kind: str, body: dict[str, Any],
            before_commit: Callable[[Entry], None] | None = None) -> Entry:
     """Append one entry inside ``session``, which must come from :meth:`Store.write` (the
-    write lock is what keeps concurrent appends in one chain). ``before_commit`` is called with
-    the entry after it is written and before the transaction commits (tests use it to kill a
-    process mid-append)."""
+    write lock is what keeps concurrent appends in one chain and one tree). ``before_commit``
+    is called with the entry after it and its tree nodes are written and before the
+    transaction commits (tests use it to kill a process mid-append)."""
     if kind not in KINDS:
         raise ValueError(f"unknown ledger entry kind {kind!r}")
     head = session.get(LedgerHead, 1)
     seq, prev = (head.seq + 1, head.hash) if head is not None else (1, GENESIS)
+    tenant_seq = (session.scalar(select(func.max(LedgerRow.tenant_seq))
+                                 .where(LedgerRow.tenant == tenant)) or 0) + 1
     now = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
-    entry = Entry(seq, now, tenant, actor, kind, canonical(body), prev, "")
+    entry = Entry(seq, now, tenant, actor, kind, canonical(body), prev, "", tenant_seq,
+                  secrets.token_hex(16))
     entry = Entry(**{**entry.__dict__, "hash": entry.expected_hash()})
     session.add(LedgerRow(**entry.__dict__))
+    tree.add_leaf(session, seq - 1, entry.leaf_hash())
     if head is None:
         session.add(LedgerHead(id=1, seq=seq, hash=entry.hash))
     else:
@@ -127,6 +176,25 @@ def entries(store: Store, *, tenant: str | None = None, since: int = 1,
             q = q.limit(limit)
         for row in s.scalars(q).yield_per(500):
             yield Entry.from_row(row)
+
+
+def tenant_entries(store: Store, tenant: str, *, since: int = 1, limit: int | None = None
+                   ) -> Iterator[Entry]:
+    """One tenant's entries in the tenant's own numbering (``tenant_seq``) from ``since``."""
+    with store.session() as s:
+        q = (select(LedgerRow).where(LedgerRow.tenant == tenant, LedgerRow.tenant_seq >= since)
+             .order_by(LedgerRow.tenant_seq))
+        if limit is not None:
+            q = q.limit(limit)
+        for row in s.scalars(q).yield_per(500):
+            yield Entry.from_row(row)
+
+
+def seq_of(store: Store, tenant: str, tenant_seq: int) -> int | None:
+    """The global number of a tenant's entry ``tenant_seq``."""
+    with store.session() as s:
+        return s.scalar(select(LedgerRow.seq).where(LedgerRow.tenant == tenant,
+                                                    LedgerRow.tenant_seq == tenant_seq))
 
 
 def get_entry(store: Store, seq: int) -> Entry | None:
@@ -158,11 +226,27 @@ class Verification:
     head_hash: str
     first_bad: int | None = None
     problem: str | None = None
+    root_hash: str | None = None
+    """the Merkle root of the log's ``entries`` entries (hex)"""
+    checkpoint: dict[str, Any] | None = None
+    """the latest signed checkpoint checked: size, root, key, signed (whether its signature
+    was checked)"""
+    signatures: str = "none"
+    """``checked`` (a trusted key verified every checkpoint), ``not checked`` (no key was
+    given) or ``none`` (no checkpoint to check)"""
+    heads: tuple[dict[str, Any], ...] = ()
+    """the older heads and checkpoints given, each with what proved it"""
+    notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "entries": self.entries, "head_seq": self.head_seq,
-                "head_hash": self.head_hash, "first_bad": self.first_bad,
-                "problem": self.problem}
+                "head_hash": self.head_hash, "root_hash": self.root_hash,
+                "first_bad": self.first_bad, "problem": self.problem,
+                "checkpoint": self.checkpoint, "signatures": self.signatures,
+                "heads": list(self.heads), "notes": list(self.notes)}
+
+    def replace(self, **changes: Any) -> Verification:
+        return Verification(**{**self.__dict__, **changes})
 
 
 def verify_chain(chain: Iterable[Entry], recorded_head: tuple[int, str] | None = None,
@@ -212,11 +296,10 @@ def verify_chain(chain: Iterable[Entry], recorded_head: tuple[int, str] | None =
     return Verification(True, n, n, last)
 
 
-def verify(store: Store) -> Verification:
-    """Verify the stored chain, its head, and the scenarios plan entries point to."""
-    def scenario_ok(ref: str) -> bool:
-        with store.session() as s:
-            row = s.get(ScenarioRow, ref)
-            return row is not None and digest(json.loads(row.body)) == ref
+def verify(store: Store, keys: Any = None) -> Verification:
+    """Verify everything the store holds against the log: the chain, the Merkle tree, the
+    signed checkpoints (with ``keys``, default: the configured ones), and the plans, decisions
+    and scenarios the entries record (``store/integrity.py``)."""
+    from straits.store.integrity import verify_store
 
-    return verify_chain(entries(store), head(store), scenario_ok, head_kept=True)
+    return verify_store(store, keys)

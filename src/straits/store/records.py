@@ -27,7 +27,7 @@ from straits.store.db import Store
 from straits.store.ledger import Entry, append, canonical, digest
 from straits.store.tables import DecisionRow, PlanRow, ScenarioRow, utcnow
 
-PLAN_STATES = ("queued", "running", "done", "failed")
+PLAN_STATES = ("queued", "running", "done", "failed", "cancelled")
 
 
 def rules_body(rules: RuleSet) -> dict[str, Any]:
@@ -60,6 +60,16 @@ def record_admission(store: Store, rules: RuleSet, inputs: dict[str, Any], resul
             "regime": regime, "date": date.isoformat(), "result": result}
     with store.write() as s:
         return append(s, tenant=tenant, actor=actor, kind="admission", body=body)
+
+
+def record_replay(store: Store, candidate: RuleSet, inputs: dict[str, Any], result: Any, *,
+                  regime: str | list[str], date: dt.date, tenant: str, actor: str) -> Entry:
+    """Append a rules replay (``straits rules replay --record``): the candidate packs, what was
+    replayed and the decisions that would change, in one transaction."""
+    body = {"inputs": inputs, "inputs_digest": digest(inputs), "rules": rules_body(candidate),
+            "regime": regime, "date": date.isoformat(), "result": result}
+    with store.write() as s:
+        return append(s, tenant=tenant, actor=actor, kind="replay", body=body)
 
 
 # --- scenarios and plans -------------------------------------------------------------------------
@@ -97,35 +107,6 @@ def new_plan_id() -> str:
     return uuid.uuid4().hex
 
 
-def create_plan(store: Store, sc: Scenario, options: dict[str, Any], *, tenant: str,
-                actor: str) -> str:
-    """A queued plan (the server runs it in the background)."""
-    plan_id = new_plan_id()
-    with store.write() as s:
-        ref = save_scenario(s, sc)
-        s.add(PlanRow(id=plan_id, tenant=tenant, actor=actor, scenario_digest=ref,
-                      options=canonical(options), status="queued"))
-    return plan_id
-
-
-def finish_plan(store: Store, plan_id: str, plan: Plan, rules: RuleSet, *,
-                record: bool) -> Entry | None:
-    """Store a finished plan and, when asked, append it to the ledger in the same
-    transaction."""
-    with store.write() as s:
-        row = s.get(PlanRow, plan_id)
-        if row is None:
-            raise NotFoundError(f"no plan {plan_id}")
-        entry = None
-        if record:
-            body = plan_body(row.scenario_digest, json.loads(row.options), plan, rules, plan_id)
-            entry = append(s, tenant=row.tenant, actor=row.actor, kind="plan", body=body)
-            row.ledger_seq = entry.seq
-        row.status, row.result, row.finished_at = "done", canonical(plan.to_json()), utcnow()
-        row.progress = None
-    return entry
-
-
 def record_plan(store: Store, sc: Scenario, plan: Plan, rules: RuleSet,
                 options: dict[str, Any], *, tenant: str, actor: str) -> tuple[str, Entry]:
     """Store a plan made elsewhere (the CLI) and append it to the ledger: one transaction."""
@@ -141,19 +122,6 @@ def record_plan(store: Store, sc: Scenario, plan: Plan, rules: RuleSet,
     return plan_id, entry
 
 
-def set_plan_state(store: Store, plan_id: str, status: str, *, progress: Any = None,
-                   error: str | None = None) -> None:
-    assert status in PLAN_STATES
-    with store.session() as s, s.begin():
-        row = s.get(PlanRow, plan_id)
-        if row is None:
-            return
-        row.status = status
-        row.progress = canonical(progress) if progress is not None else row.progress
-        if error is not None:
-            row.error, row.finished_at = error, utcnow()
-
-
 def get_plan(store: Store, plan_id: str) -> PlanRow | None:
     with store.session() as s:
         return s.get(PlanRow, plan_id)
@@ -167,25 +135,31 @@ def list_plans(store: Store, tenant: str | None, limit: int = 100) -> list[PlanR
         return list(s.scalars(q))
 
 
-def fail_unfinished(store: Store, reason: str) -> int:
-    """Mark queued or running plans failed (a server that restarts cannot resume them)."""
-    with store.session() as s, s.begin():
-        rows = list(s.scalars(select(PlanRow).where(PlanRow.status.in_(("queued", "running")))))
-        for row in rows:
-            row.status, row.error, row.finished_at = "failed", reason, utcnow()
-        return len(rows)
+def tenant_numbers(store: Store, seqs: list[int]) -> dict[int, int]:
+    """The tenant's own numbers (``tenant_seq``) of the global entry numbers ``seqs``."""
+    from straits.store.tables import LedgerRow
+
+    if not seqs:
+        return {}
+    with store.session() as s:
+        rows = s.execute(select(LedgerRow.seq, LedgerRow.tenant_seq)
+                         .where(LedgerRow.seq.in_(set(seqs))))
+        return {int(a): int(b) for a, b in rows}
 
 
 def plan_job_json(row: PlanRow) -> dict[str, Any]:
-    """A plan as the API shows it: its state, progress and, once done, the plan contract."""
+    """A plan job as the API shows it: its state, attempts, progress and, once done, the plan
+    contract."""
     def iso(t: dt.datetime | None) -> str | None:
         if t is None:
             return None
         return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).isoformat()
 
     return {"id": row.id, "tenant": row.tenant, "status": row.status,
-            "created_at": iso(row.created_at), "finished_at": iso(row.finished_at),
-            "options": json.loads(row.options),
+            "created_at": iso(row.created_at), "started_at": iso(row.started_at),
+            "finished_at": iso(row.finished_at), "options": json.loads(row.options),
+            "record": bool(row.record), "attempts": row.attempts or 0,
+            "cancel_requested": bool(row.cancel_requested),
             "progress": json.loads(row.progress) if row.progress else None,
             "ledger_seq": row.ledger_seq, "error": row.error,
             "plan": json.loads(row.result) if row.result else None}
@@ -204,16 +178,23 @@ class RecordedPlan:
 
 
 def _recorded(store: Store, row: PlanRow) -> RecordedPlan:
+    """A recorded plan as the log proves it (``proven.prove_plan``): the plan, tenant and
+    scenario come from its ledger entry; a stored copy that differs is refused."""
     from straits.loading import parse_scenario
+    from straits.store.proven import prove_plan
 
-    doc = load_scenario_row(store, row.scenario_digest)
-    sc = parse_scenario(doc, source=f"stored scenario {row.scenario_digest[:12]}")
-    return RecordedPlan(row.id, row.tenant, sc, json.loads(row.result or "{}"), row.ledger_seq,
+    p = prove_plan(store, row)
+    ref = row.scenario_digest
+    sc = parse_scenario(p.scenario, source=f"stored scenario {ref[:12]}")
+    return RecordedPlan(row.id, p.proof.entry.tenant, sc, p.plan, p.proof.entry.seq,
                         row.created_at)
 
 
 def find_plan(store: Store, ref: str) -> RecordedPlan:
-    """The finished plan whose id is ``ref`` or starts with it (at least 4 characters)."""
+    """The finished plan whose id is ``ref`` or starts with it (at least 4 characters), as its
+    ledger entry proves it. This is the one way a recorded plan is read for use (export,
+    impact, the API, admission): a plan that is not recorded, or whose stored copy differs from
+    its entry, is refused."""
     if len(ref) < 4:
         raise InputError(f"plan id {ref!r} is too short", path="PLAN",
                          expected="a plan id or a unique prefix of at least 4 characters")
@@ -228,13 +209,17 @@ def find_plan(store: Store, ref: str) -> RecordedPlan:
     if rows[0].status != "done" or not rows[0].result:
         raise InputError(f"plan {rows[0].id} is {rows[0].status}, not done", path="PLAN",
                          expected="a finished plan")
+    if rows[0].ledger_seq is None:
+        raise InputError(f"plan {rows[0].id} was not recorded in the ledger (record=false), so "
+                         "nothing proves it", path="PLAN",
+                         expected="a recorded plan, or the plan's JSON file or its scenario")
     return _recorded(store, rows[0])
 
 
 def recorded_plans(store: Store, *, tenant: str | None = None, latest_per_scenario: bool = False
                    ) -> list[RecordedPlan]:
     """Finished plans recorded in the ledger, oldest first (optionally only the latest plan of
-    each scenario name and regime)."""
+    each scenario name and regime), each proven by its entry."""
     with store.session() as s:
         q = (select(PlanRow).where(PlanRow.status == "done", PlanRow.ledger_seq.is_not(None))
              .order_by(PlanRow.ledger_seq))
@@ -248,3 +233,18 @@ def recorded_plans(store: Store, *, tenant: str | None = None, latest_per_scenar
             latest[(p.scenario.name, str(p.plan.get("regime")))] = p
         plans = sorted(latest.values(), key=lambda p: p.ledger_seq or 0)
     return plans
+
+
+def proven_job_json(store: Store, row: PlanRow, *, tenant_view: bool) -> dict[str, Any]:
+    """:func:`plan_job_json` for the API, a recorded plan taken from its proven ledger entry
+    (``LedgerError`` when the stored copy differs). In a tenant's view ``ledger_seq`` is the
+    tenant's own entry number, the one its receipt route takes."""
+    job = plan_job_json(row)
+    if row.status == "done" and row.ledger_seq is not None:
+        from straits.store.proven import prove_plan
+
+        p = prove_plan(store, row)
+        job["plan"] = p.plan
+        if tenant_view:
+            job["ledger_seq"] = p.proof.entry.tenant_seq
+    return job

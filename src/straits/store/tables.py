@@ -5,7 +5,18 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    false,
+    true,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -28,7 +39,9 @@ class ScenarioRow(Base):
 
 
 class PlanRow(Base):
-    """A plan: queued, running, done or failed; its result is the plan JSON contract."""
+    """A plan job: queued, running, done, failed or cancelled; its result is the plan JSON
+    contract. A running job is leased to one worker until ``lease_until``; the worker renews
+    the lease (and writes its progress) while it plans (``straits.store.queue``)."""
 
     __tablename__ = "plans"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -44,6 +57,24 @@ class PlanRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True),
                                                             nullable=True)
+    record: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    """Append the finished plan to the ledger."""
+    rules_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The rules the accepting server had: only a worker with the same rules runs it."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    """The worker holding (or that last held) the lease: ``host:pid:nonce``."""
+    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True),
+                                                            nullable=True)
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True),
+                                                             nullable=True)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True),
+                                                           nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                   server_default=false())
+
+
+Index("ix_plans_status", PlanRow.status)
 
 
 class DecisionRow(Base):
@@ -73,6 +104,43 @@ class LedgerRow(Base):
     body: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant_seq: Mapped[int] = mapped_column(Integer)
+    """1, 2, 3 within the tenant: the number a tenant sees (global numbers stay private)"""
+    salt: Mapped[str] = mapped_column(String(32))
+    """random hex in the entry's Merkle leaf, so a sibling hash in another tenant's receipt
+    cannot be matched against guessed content ('' for entries recorded before the tree)"""
+
+
+Index("ix_ledger_tenant_seq", LedgerRow.tenant, LedgerRow.tenant_seq, unique=True)
+
+
+class LedgerNode(Base):
+    """The RFC 6962 hash of every perfect subtree of the Merkle tree over the entries: level 0
+    holds leaf ``idx`` (entry ``idx + 1``), level ``L`` the subtree of leaves
+    ``[idx * 2**L, (idx + 1) * 2**L)``. Written in the entry's transaction; any proof reads
+    ``O(log n)`` of them."""
+
+    __tablename__ = "ledger_nodes"
+    # SQLite: clustered on (level, idx), so a node is one B-tree descent, not an index search
+    # and a rowid lookup (PostgreSQL ignores the option)
+    __table_args__ = ({"sqlite_with_rowid": False},)
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class LedgerCheckpoint(Base):
+    """A signed checkpoint (c2sp.org/tlog-checkpoint) the log issued: kept so receipts and
+    verification can use the latest; the signature, not the row, is what is trusted."""
+
+    __tablename__ = "ledger_checkpoints"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    size: Mapped[int] = mapped_column(BigInteger, index=True)
+    root: Mapped[str] = mapped_column(String(64))
+    origin: Mapped[str] = mapped_column(String(200))
+    key_id: Mapped[str] = mapped_column(String(8))
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class LedgerHead(Base):

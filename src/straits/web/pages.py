@@ -280,7 +280,8 @@ async def ledger_page(request: Request,
     signed = user(request)
     lines, more = await run_in_threadpool(views.ledger_lines, _store(request), signed.who,
                                           before=before)
-    check = await run_in_threadpool(verification, _store(request), signed.who)
+    check = await run_in_threadpool(verification, _store(request), signed.who,
+                                    request.app.state.ledger_keys)
     return render("ledger.html.j2", signed=signed, section="ledger", title="Ledger - Straits",
                   entries=lines, more=more, show_tenant=signed.who.is_admin,
                   verification=check)
@@ -288,10 +289,17 @@ async def ledger_page(request: Request,
 
 @router.get("/ledger/{seq}/receipt.json")
 async def receipt(request: Request, seq: int) -> Response:
+    from straits.store.checkpoints import NoCheckpointError
     from straits.web.ledger import receipt_json
 
     signed = user(request)
-    body = await run_in_threadpool(receipt_json, _store(request), signed.who, seq)
+    try:
+        body = await run_in_threadpool(receipt_json, _store(request), signed.who, seq,
+                                       request.app.state.ledger_keys)
+    except NoCheckpointError as exc:
+        raise InputError(f"no receipt yet: {exc.detail}",
+                         expected="a server with a ledger key (STRAITS_LEDGER_KEY), which "
+                                  "signs the checkpoint a receipt proves against") from None
     return JSONResponse(body, headers={
         "Content-Disposition": f'attachment; filename="straits-receipt-{seq}.json"',
         "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})

@@ -1,5 +1,5 @@
 """A scenario submitted from the console: parsed and checked like ``POST /v1/plans``, then
-queued for the same plan runner."""
+queued in the same durable job queue (``store/queue.py``) for the same workers."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from straits.errors import InputError, RequestError
 from straits.loading import parse_document, parse_scenario
 from straits.model.types import Objective, Regime
-from straits.store.records import create_plan
+from straits.store import queue
 from straits.store.tokens import Principal
 
 
@@ -58,7 +58,9 @@ async def submit_scenario(request: Request, who: Principal, text: str, *, source
                                f"of {', '.join(map(repr, others))}", source=source,
                                path="workloads[].tenant", expected=repr(who.tenant))
     store = request.app.state.store
+    digest = request.app.state.rules.digest
     plan_id: str = await run_in_threadpool(
-        lambda: create_plan(store, sc, options, tenant=who.tenant, actor=who.actor))
-    request.app.state.runner.submit(plan_id, sc, options, record)
+        lambda: queue.enqueue(store, sc, options, tenant=who.tenant, actor=who.actor,
+                              record=record, rules_digest=digest))
+    request.app.state.worker.wake()  # the same durable queue as POST /v1/plans
     return plan_id

@@ -22,7 +22,8 @@ from straits.store.db import Store
 from straits.store.tables import PlanRow, ScenarioRow
 from straits.store.tokens import Principal
 
-STATUS_ICON = {"queued": "\u23f3", "running": "\u25b6", "done": "\u2713", "failed": "\u2717"}
+STATUS_ICON = {"queued": "\u23f3", "running": "\u25b6", "done": "\u2713", "failed": "\u2717",
+               "cancelled": "\u2298"}
 
 
 @dataclass(frozen=True)
@@ -92,13 +93,15 @@ def recorded_plan(store: Store, who: Principal, plan_id: str) -> tuple[Scenario,
     from straits.store.records import find_plan
 
     job(store, who, plan_id)  # tenant check first: another tenant's plan is "no plan"
-    rec = find_plan(store, plan_id)
+    rec = find_plan(store, plan_id)  # as its ledger entry proves it (LedgerError otherwise)
     recorded = Recorded(plan_id=rec.id, tenant=rec.tenant)
     if rec.ledger_seq is not None:
         entry = get_entry(store, rec.ledger_seq)
-        if entry is not None:
-            recorded = Recorded(plan_id=rec.id, seq=entry.seq, hash=entry.hash,
-                                recorded_at=entry.recorded_at, tenant=entry.tenant)
+        if entry is not None:  # a tenant sees its own numbering, an admin the global one
+            recorded = Recorded(plan_id=rec.id,
+                                seq=entry.seq if who.is_admin else entry.tenant_seq,
+                                hash=entry.hash, recorded_at=entry.recorded_at,
+                                tenant=entry.tenant)
     return rec.scenario, rec.plan, recorded
 
 
@@ -135,14 +138,16 @@ def _what(kind: str, body: dict[str, Any]) -> tuple[str | None, str]:
 
 def ledger_lines(store: Store, who: Principal, *, before: int | None = None,
                  limit: int = 100) -> tuple[list[LedgerLine], int | None]:
-    """The newest ``limit`` entries (of ``who``'s tenant) before ``before``, newest first, and
-    the seq to continue from when there are older ones."""
+    """The newest ``limit`` entries before ``before``, newest first, and the number to go on
+    from when there are older ones: an admin's every entry by global number, a tenant's own
+    entries by its own numbering (``tenant_seq``), as in the API."""
     from straits.store.tables import LedgerRow
 
+    number = LedgerRow.seq if who.is_admin else LedgerRow.tenant_seq
     with store.session() as s:
-        q = select(LedgerRow).order_by(LedgerRow.seq.desc()).limit(limit + 1)
+        q = select(LedgerRow).order_by(number.desc()).limit(limit + 1)
         if before is not None:
-            q = q.where(LedgerRow.seq < before)
+            q = q.where(number < before)
         if not who.is_admin:
             q = q.where(LedgerRow.tenant == who.tenant)
         rows = list(s.scalars(q))
@@ -150,7 +155,8 @@ def ledger_lines(store: Store, who: Principal, *, before: int | None = None,
     for row in rows[:limit]:
         body = json.loads(row.body)
         plan_id, what = _what(row.kind, body)
-        out.append(LedgerLine(row.seq, str(row.recorded_at), row.kind, row.tenant, row.actor,
+        n = row.seq if who.is_admin else row.tenant_seq
+        out.append(LedgerLine(int(n), str(row.recorded_at), row.kind, row.tenant, row.actor,
                               plan_id, what))
-    more = rows[limit - 1].seq if len(rows) > limit else None
+    more = out[-1].seq if len(rows) > limit else None
     return out, more

@@ -1,0 +1,116 @@
+"""Fit the estimator's parameters on the `fit` runs of runs.yaml and calibrate its interval.
+
+Reads only the runs marked `used_for: fit` (the `check` runs are predicted for the record,
+never fitted on), then prints the parameters, the typical run length, every fit run's error
+and its leave-one-out error, and the interval. With --write it stores the result in
+src/straits/estimate/fitted.yaml, which the estimator loads; with --check it exits 1 when
+fitted.yaml differs from what this code fits now (the tests run it that way).
+
+Run: python benchmarks/fit_estimator.py [--write | --check]
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from straits.estimate.calibration import FITTED
+from straits.estimate.fitting import Fit, document, fit, predicted
+from straits.estimate.runs import fit_runs, published_runs
+
+FITTED_YAML = Path(__file__).resolve().parents[1] / "src/straits/estimate/fitted.yaml"
+HEADER = """\
+# Written by `python benchmarks/fit_estimator.py --write`; do not edit by hand.
+# Fitted on the `fit` runs of runs.yaml only (listed under fit.runs). Every run's prediction
+# with these parameters is recorded under `runs` (check runs predicted, never fitted on):
+# `straits estimate` shows the nearest ones with their errors.
+"""
+
+
+def show(result: Fit, doc: dict[str, Any], seconds: float) -> None:
+    how = "converged" if result.converged else "settled on the best state of a cycle"
+    print(f"fitted on {len(result.settings)} runs in {seconds:.1f} s ({result.rounds} rounds, "
+          f"{how})")
+    print("\nparameters")
+    for k, v in doc["parameters"].items():
+        lo, hi = FITTED[k]
+        edge = "  (at a bound)" if math.isclose(v, lo) or math.isclose(v, hi) else ""
+        print(f"  {k:18s} {v:10.4g}   bounds [{lo:g}, {hi:g}]{edge}")
+    t = result.typical
+    print(f"\ntypical run length: days = exp({t.a:.3f}) x chip_hours^{t.b:.3f} "
+          f"(fitted on {t.runs} runs with a published cluster size)")
+    loo = dict(result.loo)
+    print(f"\n{'fit run':24s} {'chips':>7s} {'basis':9s} {'layout':42s} {'error':>8s} {'LOO':>8s}")
+    for s in result.settings:
+        err = predicted(s, result.calibration) / s.run.value - 1.0
+        lo_err = f"{math.exp(-loo[s.run.id]) - 1.0:+8.1%}" if s.run.id in loo else f"{'-':>8s}"
+        print(f"{s.run.id:24s} {s.chips:7,d} {s.chips_basis:9s} {s.layout.describe():42s} "
+              f"{err:+8.1%} {lo_err}")
+    errs = [math.exp(-v) - 1.0 for _, v in result.loo]
+    low, high = result.interval
+    print(f"\nleave-one-out over {len(errs)} chip-hour fit runs: median |error| "
+          f"{statistics.median(abs(e) for e in errs):.1%}, median error "
+          f"{statistics.median(errs):+.1%}")
+    print(f"central 80% interval: x{math.exp(low):.3f} to x{math.exp(high):.3f} the central "
+          f"estimate")
+
+
+#: how close a refit must come to the shipped figures (scipy and BLAS builds differ in the last
+#: digits of a search; the shipped parameters are rounded to 4 significant digits)
+REL_TOL = 2e-3
+
+
+def differences(shipped: Any, fresh: Any, path: str = "") -> list[str]:
+    """Where two fitted documents differ: floats beyond REL_TOL, anything else at all."""
+    if isinstance(shipped, dict) and isinstance(fresh, dict):
+        out = [f"{path}.{k}: only in one" for k in set(shipped) ^ set(fresh)]
+        for k in shipped.keys() & fresh.keys():
+            out += differences(shipped[k], fresh[k], f"{path}.{k}")
+        return out
+    if isinstance(shipped, list) and isinstance(fresh, list):
+        if len(shipped) != len(fresh):
+            return [f"{path}: {len(shipped)} items shipped, {len(fresh)} fitted"]
+        return [d for i, (a, b) in enumerate(zip(shipped, fresh, strict=True))
+                for d in differences(a, b, f"{path}[{i}]")]
+    if isinstance(shipped, float) or isinstance(fresh, float):
+        if isinstance(shipped, int | float) and isinstance(fresh, int | float) and math.isclose(
+                shipped, fresh, rel_tol=REL_TOL, abs_tol=1e-4):
+            return []
+    elif shipped == fresh:
+        return []
+    return [f"{path}: shipped {shipped!r}, fitted {fresh!r}"]
+
+
+def main() -> int:
+    start = time.perf_counter()
+    result = fit(fit_runs())
+    doc = document(result, list(published_runs()))
+    show(result, doc, time.perf_counter() - start)
+    text = HEADER + yaml.safe_dump(doc, sort_keys=False, width=100)
+    if "--write" in sys.argv:  # atomically: a killed write leaves the old file whole
+        tmp = FITTED_YAML.with_suffix(".yaml.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, FITTED_YAML)
+        print(f"\nwrote {FITTED_YAML}")
+    elif "--check" in sys.argv:
+        shipped = yaml.safe_load(FITTED_YAML.read_text(encoding="utf-8")) \
+            if FITTED_YAML.exists() else {}
+        diff = differences(shipped, yaml.safe_load(text))
+        if diff:
+            print(f"\n{FITTED_YAML} differs from this fit (run with --write):", file=sys.stderr)
+            for d in sorted(diff)[:20]:
+                print(f"  {d}", file=sys.stderr)
+            return 1
+        print(f"\n{FITTED_YAML} matches this fit")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,322 @@
+"""``straits ledger keygen | checkpoint | receipt | verify-receipt | witness``."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from straits.cli.common import DbOption, JsonOption, console, err_console, fail, print_json
+from straits.errors import InputError, LedgerError, StraitsError
+from straits.fileio import write_output
+
+EXIT_BROKEN = 1
+MAX_FETCH = 1024 * 1024
+
+
+def register(app: typer.Typer) -> None:
+    from straits.cli.ledger_cmd import KeyOption, PubkeyOption, keys_from
+
+    @app.command("keygen")
+    def keygen(
+        origin: str = typer.Option(None, "--origin", help="The log's name, in its checkpoints "
+                                   "and its key (default: HOSTNAME/straits-ledger)."),
+        output: Path = typer.Option(Path("straits-ledger.key"), "-o", "--output",
+                                    help="The signing key file to write (mode 0600); the "
+                                         "public key goes to FILE.pub."),
+        force: bool = typer.Option(False, "--force", help="Replace an existing key."),
+        json_out: bool = JsonOption,
+    ) -> None:
+        """Make the ledger's Ed25519 signing key (a C2SP signed-note key). Keep FILE away from
+        the database; give FILE.pub (or the printed key) to auditors, tenants and witnesses."""
+        from straits.store.keys import write_keys
+        from straits.store.note import NoteError, Signer
+
+        try:
+            name = origin or f"{socket.gethostname() or 'localhost'}/straits-ledger"
+            try:
+                signer = Signer.generate(name)
+            except NoteError as exc:
+                raise InputError(str(exc), path="--origin") from None
+            pub = write_keys(output, signer, force=force)
+        except StraitsError as exc:
+            fail(exc)
+            return
+        except OSError as exc:
+            fail(InputError(f"cannot write: {exc}", path="-o"))
+            return
+        vkey = signer.verifier.vkey
+        if json_out:
+            print_json({"origin": name, "key_file": str(output), "pubkey_file": str(pub),
+                        "pubkey": vkey})
+            return
+        console.print(f"signing key: {output} (keep it secret, away from the database)")
+        console.print(f"public key:  {pub}")
+        console.print(vkey, soft_wrap=True, markup=False)
+
+    @app.command("checkpoint")
+    def checkpoint(
+        db: str = DbOption,
+        key: Path = KeyOption,
+        pubkey: list[str] = PubkeyOption,
+        output: Path = typer.Option(None, "-o", "--output", help="Write the checkpoint here "
+                                    "(e.g. where it is published) instead of stdout."),
+        since: int = typer.Option(None, "--since", min=0, help="Also print a consistency "
+                                  "proof from this size (JSON)."),
+        json_out: bool = JsonOption,
+    ) -> None:
+        """Sign the log's current head (origin, size, Merkle root) as a C2SP checkpoint and
+        print it; without a signing key, print the latest one the log issued."""
+        from straits.store import Store, checkpoints, tree
+
+        try:
+            keys = keys_from(key, pubkey)
+            store = Store(db)
+            if keys.signer is not None:
+                cp = checkpoints.issue(store, keys.signer)
+            else:
+                found = checkpoints.latest(store, keys)
+                if found is None:
+                    raise InputError("the log has issued no checkpoint and no signing key is "
+                                     "configured", path="--key",
+                                     expected="--key FILE or STRAITS_LEDGER_KEY (`straits "
+                                              "ledger keygen` makes one)")
+                cp = found
+            doc: dict[str, Any] = {"checkpoint": cp.note, "origin": cp.checkpoint.origin,
+                                   "size": cp.checkpoint.size,
+                                   "root_hash": cp.checkpoint.root_hex, "consistency": None}
+            if since is not None:
+                size = cp.checkpoint.size
+                if since > size:
+                    raise InputError(f"{since} is beyond the checkpoint's {size} entries",
+                                     path="--since")
+                with store.session() as s:
+                    proof = tree.proofs(s, consistencies=[(since, size)]).consistency(since,
+                                                                                      size)
+                import base64
+
+                doc["consistency"] = {"from": since, "to": size,
+                                      "proof": [base64.b64encode(h).decode() for h in proof]}
+        except StraitsError as exc:
+            fail(exc)
+            return
+        text = (json.dumps(doc, indent=2) + "\n") if (json_out or since is not None) else cp.note
+        try:
+            written = write_output(output, text)
+        except StraitsError as exc:
+            fail(exc)
+            return
+        if written is not None:
+            err_console.print(f"wrote checkpoint {cp.checkpoint.size} to {written}")
+
+    @app.command("receipt")
+    def receipt(
+        seq: int = typer.Argument(..., min=1, help="The entry (its global number, as `ledger "
+                                  "show` lists it)."),
+        db: str = DbOption,
+        key: Path = KeyOption,
+        pubkey: list[str] = PubkeyOption,
+        output: Path = typer.Option(None, "-o", "--output", help="File to write (default: "
+                                    "stdout)."),
+    ) -> None:
+        """A receipt for one entry: the entry, its inclusion proof and a signed checkpoint,
+        which its tenant verifies offline with `straits ledger verify-receipt`."""
+        from straits.store import Store
+        from straits.store.receipts import make_receipt
+
+        try:
+            doc = make_receipt(Store(db), seq, keys_from(key, pubkey))
+        except LedgerError as exc:
+            err_console.print(f"[bold red]no receipt[/bold red]: {exc}", soft_wrap=True)
+            raise typer.Exit(EXIT_BROKEN) from None
+        except StraitsError as exc:
+            fail(exc)
+            return
+        text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+        try:
+            written = write_output(output, text)
+        except StraitsError as exc:
+            fail(exc)
+            return
+        if written is not None:
+            err_console.print(f"wrote the receipt of entry {seq} to {written}")
+
+    @app.command("verify-receipt")
+    def verify_receipt_cmd(
+        file: Path = typer.Argument(..., help="The receipt (JSON), or - for stdin."),
+        pubkey: list[str] = PubkeyOption,
+        json_out: bool = JsonOption,
+    ) -> None:
+        """Check a receipt offline, with nothing but the log's public key: the checkpoint's
+        signature and the entry's inclusion proof. Exit 0 when it proves the entry is in the
+        signed log, 1 when it does not, 2 on bad input."""
+        from straits.store.receipts import verify_receipt
+
+        try:
+            keys = keys_from(None, pubkey)
+            if not keys.checks_signatures:
+                raise InputError("a receipt is checked against the log's public key",
+                                 path="--pubkey", expected="--pubkey FILE|KEY or "
+                                                           "STRAITS_LEDGER_PUBKEY")
+            text = sys.stdin.read() if str(file) == "-" else _read_text(file, "RECEIPT")
+            try:
+                doc = json.loads(text)
+            except (ValueError, RecursionError) as exc:
+                raise InputError(f"not JSON: {exc}", source=str(file)) from None
+            try:
+                check = verify_receipt(doc, keys.trusted)
+            except LedgerError as exc:
+                if json_out:
+                    print_json({"ok": False, "seq": exc.seq, "problem": str(exc)})
+                else:
+                    console.print(f"[bold red]receipt does not verify[/bold red]: {exc}",
+                                  soft_wrap=True)
+                raise typer.Exit(EXIT_BROKEN) from None
+        except StraitsError as exc:
+            fail(exc)
+            return
+        if json_out:
+            print_json(check.to_json())
+            return
+        j = check.to_json()
+        console.print(f"[bold green]receipt verifies[/bold green]: entry {j['seq']} ("
+                      f"{j['kind']} of tenant {j['tenant']}, its entry {j['tenant_seq']}, "
+                      f"recorded {j['recorded_at'][:19]}) is in log {j['log']} of "
+                      f"{j['tree_size']:,} entries, signed by {j['key']}", soft_wrap=True)
+
+    @app.command("witness")
+    def witness(
+        checkpoint: list[str] = typer.Option(..., "--checkpoint", help="A checkpoint to "
+                                             "witness: a file, - (stdin), a URL (a published "
+                                             "file, or a server's /v1/ledger/checkpoint), or a "
+                                             "receipt (repeatable)."),
+        pubkey: list[str] = PubkeyOption,
+        state: Path = typer.Option(None, "--state", envvar="STRAITS_WITNESS_STATE",
+                                   help="The witness's own record of checkpoints seen "
+                                        "(default ./straits-witness.json)."),
+        db: str = typer.Option(None, "--db", help="Ask the log's database for consistency "
+                               "proofs (an operator's own witness)."),
+        log_url: str = typer.Option(None, "--log", help="Ask a Straits server for consistency "
+                                    "proofs (base URL, e.g. https://straits.example)."),
+        token: str = typer.Option(None, "--token", envvar="STRAITS_TOKEN",
+                                  help="Bearer token for URLs of a Straits server."),
+        json_out: bool = JsonOption,
+    ) -> None:
+        """Record checkpoints of the log as a second party, and catch a split view: two
+        different trees signed for one size, or a checkpoint the log cannot prove consistent
+        with what this witness saw before. Exit 0 when every checkpoint is accepted, 1 on a
+        split view or one that cannot be proven, 2 on bad input."""
+        from straits.store.witness import Witness, parse_offer
+
+        try:
+            keys = keys_from(None, pubkey)
+            if not keys.checks_signatures:
+                raise InputError("a witness checks checkpoints against the log's public key",
+                                 path="--pubkey", expected="--pubkey FILE|KEY or "
+                                                           "STRAITS_LEDGER_PUBKEY")
+            w = Witness(state or Path("straits-witness.json"))
+            proofs = _proof_source(db, log_url, token)
+            outcomes = []
+            for src in checkpoint:
+                text = _fetch(src, token, w.latest_size())
+                outcomes.append(w.offer(parse_offer(text, src), keys.trusted, proofs))
+            w.save()
+        except StraitsError as exc:
+            fail(exc)
+            return
+        if json_out:
+            print_json({"ok": all(o.ok for o in outcomes),
+                        "checkpoints": [o.to_json() for o in outcomes]})
+        else:
+            for o in outcomes:
+                colour = "green" if o.ok else "bold red"
+                console.print(f"[{colour}]{o.status}[/{colour}] {o.source}: {o.message}",
+                              soft_wrap=True)
+                for ev in o.evidence:
+                    console.print(ev, markup=False, soft_wrap=True)
+        if not all(o.ok for o in outcomes):
+            raise typer.Exit(EXIT_BROKEN)
+
+
+def _read_text(path: Path, option: str) -> str:
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_FETCH + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", source=str(path),
+                         path=option) from None
+    if len(raw) > MAX_FETCH:
+        raise InputError(f"over {MAX_FETCH:,} bytes", source=str(path), path=option)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError("not UTF-8 text", source=str(path), path=option) from None
+
+
+def _get(url: str, token: str | None) -> str:
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, headers={"Accept": "application/json, text/plain"})
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=float(os.environ.get(
+                "STRAITS_WITNESS_TIMEOUT", "10"))) as r:
+            raw: bytes = r.read(MAX_FETCH + 1)
+    except urllib.error.HTTPError as exc:
+        raise InputError(f"HTTP {exc.code}: {exc.read(500).decode('utf-8', 'replace')}",
+                         source=url) from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise InputError(f"cannot fetch: {getattr(exc, 'reason', exc)}", source=url) from None
+    if len(raw) > MAX_FETCH:
+        raise InputError(f"over {MAX_FETCH:,} bytes", source=url)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError("not UTF-8 text", source=url) from None
+
+
+def _fetch(src: str, token: str | None, since: int | None) -> str:
+    import urllib.parse
+
+    if src == "-":
+        return str(sys.stdin.read())
+    if src.startswith(("http://", "https://")):
+        parts = urllib.parse.urlsplit(src)
+        if parts.path.rstrip("/").endswith("/v1/ledger/checkpoint") and since is not None:
+            query = [*urllib.parse.parse_qsl(parts.query), ("since", str(since))]
+            src = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+        return _get(src, token)
+    return _read_text(Path(src), "--checkpoint")
+
+
+def _proof_source(db: str | None, log_url: str | None, token: str | None) -> Any:
+    import base64
+
+    if db:
+        from straits.store import Store, tree
+
+        store = Store(db)
+
+        def from_db(first: int, second: int) -> list[bytes]:
+            with store.session() as s:
+                return tree.proofs(s, consistencies=[(first, second)]).consistency(first,
+                                                                                   second)
+        return from_db
+    if log_url:
+        def from_server(first: int, second: int) -> list[bytes]:
+            import urllib.parse
+
+            q = urllib.parse.urlencode({"first": first, "second": second})
+            doc = json.loads(_get(f"{log_url.rstrip('/')}/v1/ledger/consistency?{q}", token))
+            if not isinstance(doc, dict) or not isinstance(doc.get("proof"), list):
+                raise ValueError("the server's answer holds no proof")
+            return [base64.b64decode(h, validate=True) for h in doc["proof"]]
+        return from_server
+    return None

@@ -1,0 +1,55 @@
+"""``straits worker``: plan jobs from the database queue, as a process of its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from straits.cli.common import DbOption, RulesOption, err_console, fail
+from straits.errors import InputError, StraitsError
+
+
+def worker(
+    db: str = DbOption,
+    slots: int = typer.Option(1, "--slots", min=1, max=64, help="Plans solved at once "
+                              "(each runs CP-SAT with 4 search threads)."),
+    rules: list[Path] = RulesOption,
+    lease: float = typer.Option(None, "--lease", min=2.0, max=3600.0,
+                                help="Seconds a job's lease lasts without renewal "
+                                     "(default: STRAITS_PLAN_LEASE_S or 30)."),
+    attempts: int = typer.Option(None, "--attempts", min=1, max=100,
+                                 help="Times a job is started before it is failed "
+                                      "(default: STRAITS_PLAN_ATTEMPTS or 3)."),
+    log_level: str = typer.Option("info", "--log-level", help="debug | info | warning."),
+) -> None:
+    """Run plan workers: take the plans submitted to `straits serve` (POST /v1/plans) from the
+    database queue and plan them, until stopped (SIGTERM or Ctrl-C gives running plans back to
+    the queue). Run as many as you like, on this machine or others sharing a PostgreSQL
+    database (`--db postgresql+psycopg://...`): each job runs on one worker at a time, and a job
+    whose worker dies is resumed by another. Workers take only the jobs submitted under the same
+    rules (`--rules`) as theirs."""
+    import dataclasses
+    import logging
+
+    from straits.server.jobs import run_worker
+    from straits.server.settings import Settings
+    from straits.store import Store
+
+    level = getattr(logging, log_level.upper(), None)
+    if not isinstance(level, int):
+        fail(InputError(f"unknown log level {log_level!r}", path="--log-level",
+                        expected="debug, info or warning"))
+        return
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        policy = Settings.from_env().queue_policy()
+        if lease is not None:
+            policy = dataclasses.replace(policy, lease_s=lease)
+        if attempts is not None:
+            policy = dataclasses.replace(policy, max_attempts=attempts)
+        store = Store(db)
+        err_console.print(f"Straits worker on {store!r}: {slots} slot(s)")
+        run_worker(store, slots=slots, rule_dirs=tuple(rules or ()), policy=policy)
+    except StraitsError as exc:
+        fail(exc)

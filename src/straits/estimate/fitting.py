@@ -1,0 +1,204 @@
+"""Fitting the estimator's parameters on the ``fit`` runs, and calibrating its interval.
+
+Used by ``benchmarks/fit_estimator.py`` (which prints the result and writes ``fitted.yaml``)
+and by the test that holds ``fitted.yaml`` to what this code produces. Nothing here reads a
+``check`` run: :func:`fit` takes the runs it may see, and the caller passes the ``fit`` runs.
+
+The procedure:
+
+1. *Typical run length.* log(days) = a + b x log(chip-hours) by least squares on the runs that
+   published their cluster size (:mod:`straits.estimate.typical`).
+2. *Parameters.* Each run is *settled*: its cluster (published, else the typical size under the
+   current parameters) and the fastest layout that fits. Holding those fixed, scipy's
+   ``least_squares`` minimises a robust loss (``soft_l1``, scale :data:`F_SCALE`) of
+   log(predicted / published) over the runs, within the bounds of
+   :data:`~straits.estimate.calibration.FITTED`. Parameters are rounded to
+   :data:`SIGNIFICANT` digits, the runs settled again with them, and the search repeated until
+   no run's cluster or layout changes (at most :data:`MAX_ROUNDS` rounds).
+3. *Interval.* Leave-one-out: for each chip-hour run, the parameters are searched again
+   without it (settings held) and the run predicted; the 10th and 90th percentiles of
+   log(published / predicted) bound the central 80% interval.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from straits.catalog import get_chip
+from straits.estimate.calibration import FITTED, Calibration, fitted_values, with_fitted
+from straits.estimate.efficiency import predict
+from straits.estimate.estimator import estimate_training, run_hours
+from straits.estimate.layout import Layout
+from straits.estimate.runs import PublishedRun
+from straits.estimate.steptime import step_time
+from straits.estimate.typical import TypicalDays, fit_typical_days, typical_chips
+
+#: the residual (in log units) beyond which the loss grows linearly, not quadratically: a run
+#: off by more than ~20% pulls the parameters no harder than a moderate miss
+F_SCALE = 0.2
+SIGNIFICANT = 4
+MAX_ROUNDS = 8
+#: a search that has not converged by then stops (a flat direction: a parameter at a bound)
+MAX_EVALUATIONS = 200
+LEVEL = 0.8
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What the parameter search holds fixed for one run."""
+
+    run: PublishedRun
+    chips: int
+    chips_basis: str
+    """'published' or 'typical'"""
+    layout: Layout
+    batch: float
+
+
+def settle(run: PublishedRun, cal: Calibration, typical: TypicalDays) -> Setting:
+    chip = get_chip(run.chip)
+    basis = "published"
+    chips = run.chips
+    if chips is None:
+        basis = "typical"
+        chips = typical_chips(run.model, run.tokens, chip, cal=cal, software_year=run.year,
+                              typical=typical)
+    est = estimate_training(run.model, run.tokens, chip, chips, cal=cal,
+                            software_year=run.year)
+    eff = predict(run.model, chip, chips, est.batch_tokens, cal, run.year)
+    return Setting(run, chips, basis, eff.layout, est.batch_tokens)
+
+
+def predicted(s: Setting, cal: Calibration) -> float:
+    """The run's published metric as the model predicts it, at the held setting."""
+    chip = get_chip(s.run.chip)
+    step = step_time(s.run.model, chip, s.layout, s.batch, cal, s.run.year)
+    if s.run.metric == "mfu":
+        return step.mfu
+    _, hours = run_hours(step.total, s.run.tokens, s.batch, s.chips, cal)
+    return s.chips * hours
+
+
+def _log_errors(x: np.ndarray, settings: list[Setting]) -> np.ndarray:
+    cal = with_fitted(dict(zip(FITTED, (float(v) for v in x), strict=True)))
+    return np.array([math.log(predicted(s, cal) / s.run.value) for s in settings])
+
+
+def _loss(x: np.ndarray, settings: list[Setting]) -> float:
+    """The robust loss ``least_squares`` minimises (soft_l1 at scale :data:`F_SCALE`)."""
+    z = (_log_errors(x, settings) / F_SCALE) ** 2
+    return float(F_SCALE ** 2 * np.sum(2.0 * (np.sqrt(1.0 + z) - 1.0)))
+
+
+def search(settings: list[Setting], x0: np.ndarray) -> np.ndarray:
+    """The parameters minimising the robust loss over ``settings``."""
+    from scipy.optimize import least_squares  # only the fitting script needs scipy
+
+    lo = np.array([b[0] for b in FITTED.values()])
+    hi = np.array([b[1] for b in FITTED.values()])
+    res = least_squares(_log_errors, np.clip(x0, lo, hi), bounds=(lo, hi), loss="soft_l1",
+                        f_scale=F_SCALE, args=(settings,), x_scale="jac", ftol=1e-10,
+                        xtol=1e-10, gtol=1e-10, max_nfev=MAX_EVALUATIONS)
+    return np.asarray(res.x, dtype=float)
+
+
+def rounded(x: np.ndarray) -> dict[str, float]:
+    return {k: float(f"{v:.{SIGNIFICANT}g}") for k, v in zip(FITTED, x, strict=True)}
+
+
+@dataclass(frozen=True)
+class Fit:
+    calibration: Calibration
+    typical: TypicalDays
+    settings: tuple[Setting, ...]
+    rounds: int
+    converged: bool
+    loo: tuple[tuple[str, float], ...]
+    """(run id, log(published / predicted)) with the run left out of the search"""
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        r = np.array([v for _, v in self.loo])
+        tail = (1.0 - LEVEL) / 2.0
+        return float(np.quantile(r, tail)), float(np.quantile(r, 1.0 - tail))
+
+
+def fit(runs: list[PublishedRun], *, loo: bool = True) -> Fit:
+    """Fit on ``runs`` (the caller passes the ``fit`` runs and nothing else)."""
+    points = [(r.value, r.value / r.chips / 24.0) for r in runs
+              if r.metric == "chip_hours" and r.chips is not None]
+    typical = fit_typical_days(points)
+    cal = Calibration()
+    x = np.array([fitted_values(cal)[k] for k in FITTED])
+    settings = [settle(r, cal, typical) for r in runs]
+    seen: list[tuple[Any, np.ndarray, Calibration, list[Setting], float]] = []
+    converged = False
+    rounds = 0
+    while rounds < MAX_ROUNDS:
+        rounds += 1
+        x = search(settings, x)
+        cal = with_fitted(rounded(x))
+        key = [(s.chips, s.layout) for s in settings]
+        seen.append((key, x, cal, settings, _loss(x, settings)))
+        again = [settle(r, cal, typical) for r in runs]
+        again_key = [(s.chips, s.layout) for s in again]
+        if again_key == key:
+            converged = True
+            settings = again
+            break
+        if any(k == again_key for k, *_ in seen):
+            # the settings cycle: keep the state of the cycle with the lowest loss
+            start = next(i for i, (k, *_) in enumerate(seen) if k == again_key)
+            _, x, cal, settings, _ = min(seen[start:], key=lambda s: s[4])
+            break
+        settings = again
+    left_out: list[tuple[str, float]] = []
+    if loo:
+        for i, s in enumerate(settings):
+            if s.run.metric != "chip_hours":
+                continue
+            xi = search(settings[:i] + settings[i + 1:], x)
+            pred = predicted(s, with_fitted(dict(zip(FITTED, xi, strict=True))))
+            left_out.append((s.run.id, math.log(s.run.value / pred)))
+    return Fit(cal, typical, tuple(settings), rounds, converged, tuple(left_out))
+
+
+def document(result: Fit, all_runs: list[PublishedRun]) -> dict[str, Any]:
+    """``fitted.yaml``: the parameters, the typical run length, the interval, and every run's
+    prediction with the shipped parameters (check runs included: predicted, never fitted)."""
+    low, high = result.interval
+    loo = dict(result.loo)
+    fit_ids = [s.run.id for s in result.settings]
+    runs: dict[str, Any] = {}
+    for r in all_runs:
+        chip = get_chip(r.chip)
+        basis = "published"
+        chips = r.chips
+        if chips is None:
+            basis = "typical"
+            chips = typical_chips(r.model, r.tokens, chip, cal=result.calibration,
+                                  software_year=r.year, typical=result.typical)
+        est = estimate_training(r.model, r.tokens, chip, chips, cal=result.calibration,
+                                software_year=r.year)
+        pred = est.mfu if r.metric == "mfu" else est.chip_hours
+        row: dict[str, Any] = {"used_for": r.used_for, "metric": r.metric, "chips": chips,
+                               "chips_basis": basis, "layout": est.layout,
+                               "published": r.value, "predicted": float(f"{pred:.6g}"),
+                               "error": round(pred / r.value - 1.0, 4)}
+        if r.id in loo:
+            row["loo_error"] = round(math.exp(-loo[r.id]) - 1.0, 4)
+        runs[r.id] = row
+    return {
+        "parameters": fitted_values(result.calibration),
+        "fit": {"runs": fit_ids, "loss": "soft_l1", "f_scale": F_SCALE,
+                "rounds": result.rounds, "converged": result.converged},
+        "typical_days": result.typical.to_json(),
+        "interval": {"low": round(low, 4), "high": round(high, 4), "level": LEVEL,
+                     "basis": f"leave-one-out on {len(result.loo)} fit runs (chip-hours): "
+                              f"10th and 90th percentiles of log(published / predicted)"},
+        "runs": runs,
+    }

@@ -1,0 +1,164 @@
+"""The database of published training runs (``runs.yaml``): what the estimator is fitted on
+and judged against, and what ``straits estimate`` shows as the nearest published runs.
+
+Each run's published figure is kept as printed (whole-run chip-hours, a cluster size and days,
+or a per-step MFU); chip-hours from days are derived here, never typed in. ``used_for`` splits
+the runs into the ones the fitted parameters may see (``fit``) and the ones they are judged on
+(``check``) by a fixed rule (:func:`split_rule`), which the tests hold the file to.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from functools import cache
+from importlib import resources
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from straits.catalog import catalog
+from straits.catalog.chips import Confidence
+from straits.errors import CatalogError, InputError
+from straits.loading import validate_as
+from straits.model.scenario import ModelSpec
+
+RUNS_FILE = "runs.yaml"
+Metric = Literal["chip_hours", "mfu"]
+UsedFor = Literal["fit", "check"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Published(_Strict):
+    """What was published about a run's cost: exactly one of the three forms."""
+
+    chip_hours: Annotated[float, Field(gt=0)] | None = None
+    days: Annotated[float, Field(gt=0)] | None = None
+    mfu: Annotated[float, Field(gt=0, lt=1)] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Published:
+        given = [k for k in ("chip_hours", "days", "mfu") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of chip_hours, days, mfu")
+        return self
+
+
+class PublishedRun(_Strict):
+    id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9.\-]*$")]
+    name: Annotated[str, Field(min_length=1, max_length=120)]
+    family: Annotated[str, Field(min_length=1, max_length=40)]
+    year: Annotated[int, Field(ge=2018, le=2035)]
+    """Year of the training software stack."""
+    model: ModelSpec
+    tokens: Annotated[float, Field(gt=0)]
+    chip: str
+    chips: Annotated[int, Field(gt=0)] | None
+    """Published cluster size; None when not published."""
+    published: Published
+    quote: Annotated[str, Field(min_length=1)]
+    source: Annotated[str, Field(min_length=1)]
+    confidence: Confidence
+    used_for: UsedFor
+    notes: str = ""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PublishedRun:
+        if self.chip not in catalog():
+            raise ValueError(f"chip {self.chip!r} is not in the catalog")
+        if self.published.days is not None and self.chips is None:
+            raise ValueError("published days need the published cluster size (`chips`)")
+        if self.published.mfu is not None and self.chips is None:
+            raise ValueError("a published MFU needs the cluster size it was measured on")
+        return self
+
+    @property
+    def metric(self) -> Metric:
+        return "mfu" if self.published.mfu is not None else "chip_hours"
+
+    @property
+    def value(self) -> float:
+        """The published figure in the unit of :attr:`metric` (chip-hours derived from days)."""
+        p = self.published
+        if p.mfu is not None:
+            return p.mfu
+        if p.chip_hours is not None:
+            return p.chip_hours
+        assert p.days is not None and self.chips is not None
+        return self.chips * p.days * 24.0
+
+    @property
+    def compute(self) -> float:
+        """Training compute as the split rule orders it: 6 x active parameters x tokens."""
+        return 6.0 * self.model.active * self.tokens
+
+    @property
+    def derived(self) -> str:
+        """How :attr:`value` was obtained, when it is not the printed figure."""
+        p = self.published
+        if p.days is not None and self.chips is not None:
+            return f"{self.chips:,} x {p.days:g} days x 24 = {self.value:,.0f} chip-hours"
+        return ""
+
+
+class RunsFile(_Strict):
+    runs: Annotated[tuple[PublishedRun, ...], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _unique(self) -> RunsFile:
+        seen: set[str] = set()
+        for r in self.runs:
+            if r.id in seen:
+                raise ValueError(f"run id {r.id!r} appears twice")
+            seen.add(r.id)
+        return self
+
+
+def parse_runs(text: str, source: str = RUNS_FILE) -> tuple[PublishedRun, ...]:
+    """Validate a runs document; errors name the file and the field path."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CatalogError(f"{source}: not valid YAML: {exc}") from None
+    except RecursionError:  # PyYAML recurses once per nesting level
+        raise CatalogError(f"{source}: not valid YAML: nested too deeply") from None
+    try:
+        return validate_as(RunsFile, data, source=source).runs
+    except InputError as exc:
+        raise CatalogError(str(exc)) from None
+
+
+@cache
+def published_runs() -> tuple[PublishedRun, ...]:
+    """The shipped runs (``straits/estimate/runs.yaml``), validated once."""
+    text = resources.files("straits.estimate").joinpath(RUNS_FILE).read_text(encoding="utf-8")
+    return parse_runs(text, f"straits/estimate/{RUNS_FILE}")
+
+
+def split_rule(runs: tuple[PublishedRun, ...] | list[PublishedRun]) -> dict[str, UsedFor]:
+    """What ``used_for`` must be: runs grouped by (family, metric), a family with one run of a
+    metric pooled into ``other``; inside a group ordered by compute (then id) and alternating
+    fit, check, fit, ... from the smallest."""
+    groups: dict[tuple[str, str], list[PublishedRun]] = defaultdict(list)
+    for r in runs:
+        groups[(r.family, r.metric)].append(r)
+    pooled: dict[tuple[str, str], list[PublishedRun]] = defaultdict(list)
+    for (family, metric), members in groups.items():
+        key = (family, metric) if len(members) > 1 else ("other", metric)
+        pooled[key].extend(members)
+    out: dict[str, UsedFor] = {}
+    for members in pooled.values():
+        for i, r in enumerate(sorted(members, key=lambda r: (r.compute, r.id))):
+            out[r.id] = "fit" if i % 2 == 0 else "check"
+    return out
+
+
+def fit_runs() -> list[PublishedRun]:
+    return [r for r in published_runs() if r.used_for == "fit"]
+
+
+def check_runs() -> list[PublishedRun]:
+    return [r for r in published_runs() if r.used_for == "check"]

@@ -1,0 +1,111 @@
+"""What each exported stage runs: ``--run`` per stage or stage kind, the scenario's
+``command``, a plain ``--run`` for the rest, and otherwise a command that fails saying none
+was given.
+
+``--run`` takes ``CMD`` (every stage without a command of its own) or ``KEY=CMD`` where KEY is a
+stage kind (``pretrain``, ``finetune``, ``serve``), a stage id, or ``workload/stage``. The most
+specific wins: ``workload/stage``, then the stage id, then the kind, then the stage's own
+``command`` in the scenario, then the plain ``--run``. A ``KEY=`` that names nothing in the
+scenario is an error when it cannot be a shell assignment (``fine-tune=...``) or looks like a
+misspelt key (``pretrian=...``); ``NCCL_DEBUG=INFO torchrun ...`` stays a plain command.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import shlex
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from straits.errors import InputError
+from straits.model.scenario import Scenario, Stage
+from straits.model.types import StageKind
+
+KINDS: tuple[str, ...] = StageKind.__args__  # type: ignore[attr-defined]
+_KEYED = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)?)=(.*)", re.S)
+_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+MAX_COMMAND = 16384
+
+
+def missing(workload: str, stage: str) -> str:
+    """The command of a stage nobody gave one: it fails, saying so."""
+    msg = (f"straits: no command was given for stage {workload}/{stage} "
+           f"(straits export --run {stage}=CMD, or `command` in the scenario's stage)")
+    return f"echo {shlex.quote(msg)} >&2; exit 1"
+
+
+@dataclass(frozen=True)
+class Commands:
+    default: str | None = None
+    by_kind: dict[str, str] = field(default_factory=dict)
+    by_stage: dict[str, str] = field(default_factory=dict)
+    by_pair: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def resolve(self, workload: str, stage: Stage) -> tuple[str, str]:
+        """(command, where it came from) for ``stage`` of ``workload``."""
+        for cmd, source in ((self.by_pair.get((workload, stage.id)),
+                             f"--run {workload}/{stage.id}="),
+                            (self.by_stage.get(stage.id), f"--run {stage.id}="),
+                            (self.by_kind.get(stage.kind), f"--run {stage.kind}="),
+                            (stage.command, "scenario"),
+                            (self.default, "--run")):
+            if cmd is not None:
+                return cmd, source
+        return missing(workload, stage.id), "none"
+
+
+def parse(values: Sequence[str] | None, sc: Scenario) -> Commands:
+    """``--run`` values as :class:`Commands`, checked against the scenario's stages."""
+    out = Commands()
+    stage_ids = {s.id for w in sc.workloads for s in w.stages}
+    pairs = {f"{w.id}/{s.id}": (w.id, s.id) for w in sc.workloads for s in w.stages}
+    known = sorted(set(KINDS) | stage_ids | set(pairs))
+    seen: set[str] = set()
+    default_set = False
+    for i, value in enumerate(values or ()):
+        where = f"--run[{i}]"
+        if len(value) > MAX_COMMAND:
+            raise InputError(f"a command of {len(value):,} characters", path=where,
+                             expected=f"at most {MAX_COMMAND:,}")
+        if "\0" in value:
+            raise InputError("a command with a NUL byte", path=where,
+                             expected="shell command text")
+        m = _KEYED.fullmatch(value)
+        key = m.group(1) if m else None
+        if key is not None and m is not None and key in known:
+            cmd = m.group(2)
+            if not cmd.strip():
+                raise InputError(f"an empty command for {key!r}", path=where,
+                                 expected=f"{key}=CMD")
+            if key in seen:
+                raise InputError(f"{key!r} given twice", path=where,
+                                 expected="each stage, stage id or kind once")
+            seen.add(key)
+            if key in pairs:
+                out.by_pair[pairs[key]] = cmd
+            if key in stage_ids:
+                out.by_stage[key] = cmd
+            if key in KINDS:
+                out.by_kind[key] = cmd
+            continue
+        if key is not None and (not _SHELL_NAME.fullmatch(key) or _close(key, known)):
+            near = _close(key, known)
+            raise InputError(
+                f"{key!r} is no stage kind, stage id or workload/stage of scenario {sc.name}"
+                + (f" (did you mean {near[0]!r}?)" if near else ""), path=where,
+                expected="KEY=CMD with KEY one of " + ", ".join(known[:20])
+                + (" ..." if len(known) > 20 else "")
+                + "; a command that starts with an assignment: env VAR=... CMD")
+        if not value.strip():
+            raise InputError("an empty command", path=where, expected="a shell command")
+        if default_set:
+            raise InputError("two commands for every stage", path=where,
+                             expected="one plain --run CMD; others as KEY=CMD")
+        default_set = True
+        out = Commands(value, out.by_kind, out.by_stage, out.by_pair)
+    return out
+
+
+def _close(key: str, known: Iterable[str]) -> list[str]:
+    return difflib.get_close_matches(key, list(known), n=1, cutoff=0.75)

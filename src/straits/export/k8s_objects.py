@@ -1,0 +1,282 @@
+"""The Kubernetes objects of one stage: a JobSet for training, a Deployment (replicas that fit
+a node) or a LeaderWorkerSet (replicas that span nodes) behind a Service for serving.
+
+Why JobSet. It is the smallest API that runs a torchrun gang: one controller (which Kueue
+admits natively), a headless Service it creates itself so every pod has a stable hostname
+(``<jobset>-node-0-<index>.<jobset>``, the first one is ``MASTER_ADDR``), a failure policy that
+restarts the whole gang from its checkpoint. Kubeflow's TrainJob builds on JobSet but also
+needs the Trainer controller and a ClusterTrainingRuntime installed; PyTorchJob (Training
+Operator v1) is being retired in its favour.
+
+Failure policy. A pod that fails fails its Job (``backoffLimit: 0``: a gang cannot go on with a
+rank missing) and JobSet recreates every Job, up to 3 times. A pod disrupted by preemption,
+eviction or node maintenance (``DisruptionTarget``) fails its Job through the pod failure
+policy instead, and that restart does not count (``RestartJobSetAndIgnoreMaxRestarts``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any
+
+from straits.export.base import (
+    MASTER_PORT,
+    READINESS_PATH,
+    SERVE_PORT,
+    Choice,
+    ExportInput,
+    StageJob,
+    label_value,
+)
+from straits.model.targets import KubernetesSite
+from straits.plan.options import NODE
+
+LABEL = "straits.dev"
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
+MAX_EXEC_LABEL = "kueue.x-k8s.io/max-exec-time-seconds"
+TOPOLOGY_ANNOTATION = {"required": "kueue.x-k8s.io/podset-required-topology",
+                       "preferred": "kueue.x-k8s.io/podset-preferred-topology"}
+REPLICATED_JOB = "node"
+MAX_RESTARTS = 3
+#: how much longer than planned a training stage may hold its quota (all restarts together)
+TIME_MARGIN = 1.25
+#: serving: model loading may take this long before the readiness probe counts
+STARTUP_SECONDS = 1800
+LWS_NAME_LABEL = "leaderworkerset.sigs.k8s.io/name"
+LWS_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
+
+
+def k8s_site(choice: Choice) -> KubernetesSite | None:
+    return choice.site.targets.kubernetes if choice.site.targets else None
+
+
+def resource_name(choice: Choice) -> str:
+    t = choice.pool.targets
+    return t.kubernetes_resource if t is not None else "nvidia.com/gpu"
+
+
+def node_labels(choice: Choice, *, site_labels: bool = True) -> dict[str, str]:
+    out: dict[str, str] = {}
+    k = k8s_site(choice)
+    if site_labels and k is not None:
+        out.update(k.node_labels)
+    if choice.pool.targets is not None:
+        out.update(choice.pool.targets.kubernetes_node_labels)
+    return out
+
+
+def fit_name(name: str, suffix_len: int) -> str:
+    """``name`` short enough that ``name`` + a suffix of ``suffix_len`` characters is a DNS
+    label (a hash of the full name keeps shortened names apart)."""
+    limit = 63 - suffix_len
+    if len(name) <= limit:
+        return name
+    tag = hashlib.sha256(name.encode()).hexdigest()[:6]
+    return f"{name[:limit - 7].rstrip('-')}-{tag}"
+
+
+def object_name(job: StageJob) -> str:
+    """The stage's object name: a JobSet's pod hostnames (``<name>-node-0-<index>``) must
+    stay DNS labels too."""
+    if job.serving:
+        return fit_name(job.name, 0)
+    nodes, _ = job.layout(NODE)
+    return fit_name(job.name, len(f"-{REPLICATED_JOB}-0-{nodes - 1}"))
+
+
+def stage_labels(inp: ExportInput, job: StageJob) -> dict[str, str]:
+    return {f"{LABEL}/plan": label_value(inp.plan_id),
+            f"{LABEL}/workload": label_value(job.workload),
+            f"{LABEL}/stage": label_value(job.stage),
+            f"{LABEL}/site": label_value(job.planned.site.id)}
+
+
+def kueue_labels(job: StageJob, k: KubernetesSite) -> dict[str, str]:
+    out = {QUEUE_LABEL: k.queue}
+    priority = (k.serve_priority_class or k.priority_class) if job.serving else k.priority_class
+    if priority:
+        out[PRIORITY_LABEL] = priority
+    if not job.serving:
+        out[MAX_EXEC_LABEL] = str(max(60, math.ceil(job.hours * 3600 * TIME_MARGIN)))
+    return out
+
+
+def stage_annotations(inp: ExportInput, job: StageJob) -> dict[str, str]:
+    return {f"{LABEL}/plan-id": inp.plan_id,
+            f"{LABEL}/after": ",".join(job.after),
+            f"{LABEL}/planned-start": job.placement.raw["start"],
+            f"{LABEL}/planned-end": job.placement.raw["end"],
+            f"{LABEL}/option": job.planned.label,
+            f"{LABEL}/command-source": job.command_source}
+
+
+def _env(pairs: dict[str, str]) -> list[dict[str, Any]]:
+    return [{"name": k, "value": v} for k, v in pairs.items()]
+
+
+def pod_spec(inp: ExportInput, job: StageJob, *, chips: int, env: list[dict[str, Any]],
+             preamble: str, site_labels: bool, serve: bool = False,
+             checkpoint_claim: str | None = None) -> dict[str, Any]:
+    """One container running the stage's command (from STRAITS_COMMAND, after ``preamble``),
+    the chips it needs, /dev/shm in memory (NCCL and data loaders need more than the 64 MiB
+    default), and required node affinity to the planned site and GPU type."""
+    res = resource_name(job.planned)
+    mounts = [{"name": "dshm", "mountPath": "/dev/shm"}]
+    volumes: list[dict[str, Any]] = [{"name": "dshm", "emptyDir": {"medium": "Memory"}}]
+    if checkpoint_claim:
+        mounts.append({"name": "checkpoints", "mountPath": "/checkpoints"})
+        volumes.append({"name": "checkpoints",
+                        "persistentVolumeClaim": {"claimName": checkpoint_claim}})
+    container: dict[str, Any] = {
+        "name": "stage",
+        "image": inp.image,
+        "command": ["/bin/bash", "-c", preamble + 'exec bash -c "$STRAITS_COMMAND"'],
+        "env": [*_env({"STRAITS_PLAN_ID": inp.plan_id, "STRAITS_WORKLOAD": job.workload,
+                       "STRAITS_STAGE": job.stage, "STRAITS_STAGE_KIND": job.kind,
+                       "STRAITS_SITE": job.planned.site.id, "STRAITS_COMMAND": job.command}),
+                *env],
+        "resources": {"requests": {res: str(chips)}, "limits": {res: str(chips)}},
+        "volumeMounts": mounts,
+    }
+    if serve:
+        container["ports"] = [{"name": "http", "containerPort": SERVE_PORT}]
+        probe = {"httpGet": {"path": READINESS_PATH, "port": "http"}, "periodSeconds": 10}
+        container["startupProbe"] = {**probe, "failureThreshold": STARTUP_SECONDS // 10}
+        container["readinessProbe"] = {**probe, "failureThreshold": 3}
+    else:
+        container["ports"] = [{"name": "rendezvous", "containerPort": MASTER_PORT}]
+    spec: dict[str, Any] = {"containers": [container], "volumes": volumes}
+    match = [{"key": key, "operator": "In", "values": [value]}
+             for key, value in sorted(node_labels(job.planned, site_labels=site_labels).items())]
+    if match:
+        spec["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": match}]}}}
+    return spec
+
+
+def _topology(job: StageJob) -> dict[str, str]:
+    t = job.planned.pool.targets
+    topo = t.kubernetes_topology if t is not None else None
+    return {TOPOLOGY_ANNOTATION[topo.mode]: topo.level} if topo is not None else {}
+
+
+def jobset(inp: ExportInput, job: StageJob, k: KubernetesSite, *, site_labels: bool = True
+           ) -> dict[str, Any]:
+    """The JobSet of a training stage: one Indexed Job of ``nodes`` pods, one per node."""
+    nodes, per_node = job.layout(NODE)
+    name = object_name(job)
+    labels = stage_labels(inp, job)
+    env = _env({"MASTER_ADDR": f"{name}-{REPLICATED_JOB}-0-0.{name}",
+                "MASTER_PORT": str(MASTER_PORT), "NNODES": str(nodes),
+                "NPROC_PER_NODE": str(per_node)})
+    env.append({"name": "NODE_RANK", "valueFrom": {"fieldRef": {
+        "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}})
+    claim = k.checkpoint_claim
+    if claim:
+        env += _env({"STRAITS_CHECKPOINT_DIR":
+                     f"/checkpoints/{label_value(inp.plan_id)}/{job.workload}/{job.stage}"})
+    pod = pod_spec(inp, job, chips=per_node, env=env, preamble="", site_labels=site_labels,
+                   checkpoint_claim=claim)
+    pod["restartPolicy"] = "Never"
+    pod_meta: dict[str, Any] = {"labels": labels}
+    if _topology(job):
+        pod_meta["annotations"] = _topology(job)
+    return {
+        "apiVersion": "jobset.x-k8s.io/v1alpha2",
+        "kind": "JobSet",
+        "metadata": {"name": name, "namespace": k.namespace,
+                     "labels": {**labels, **kueue_labels(job, k)},
+                     "annotations": stage_annotations(inp, job)},
+        "spec": {
+            "suspend": True,
+            "network": {"enableDNSHostnames": True, "publishNotReadyAddresses": True},
+            "successPolicy": {"operator": "All"},
+            "failurePolicy": {
+                "maxRestarts": MAX_RESTARTS,
+                "restartStrategy": "Recreate",
+                "rules": [{"name": "DisruptionDoesNotCount",
+                           "action": "RestartJobSetAndIgnoreMaxRestarts",
+                           "onJobFailureReasons": ["PodFailurePolicy"]}],
+            },
+            "replicatedJobs": [{
+                "name": REPLICATED_JOB,
+                "replicas": 1,
+                "template": {"spec": {
+                    "completionMode": "Indexed",
+                    "completions": nodes,
+                    "parallelism": nodes,
+                    "backoffLimit": 0,
+                    "podFailurePolicy": {"rules": [{
+                        "action": "FailJob",
+                        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]},
+                    "template": {"metadata": pod_meta, "spec": pod},
+                }},
+            }],
+        },
+    }
+
+
+def serving(inp: ExportInput, job: StageJob, k: KubernetesSite, *, site_labels: bool = True
+            ) -> list[dict[str, Any]]:
+    """A serving stage: Deployment + Service when a replica fits a node, LeaderWorkerSet +
+    Service (leaders only) when it spans nodes."""
+    name = object_name(job)
+    labels = stage_labels(inp, job)
+    replicas = job.replicas()
+    meta = {"name": name, "namespace": k.namespace, "labels": {**labels, **kueue_labels(job, k)},
+            "annotations": stage_annotations(inp, job)}
+    common = _env({"STRAITS_REPLICA_CHIPS": str(job.replica_chips),
+                   "STRAITS_SERVE_PORT": str(SERVE_PORT)})
+    if job.replica_chips <= NODE:
+        env = [*common, *_env({"MASTER_ADDR": "localhost", "MASTER_PORT": str(MASTER_PORT),
+                               "NNODES": "1", "NODE_RANK": "0",
+                               "NPROC_PER_NODE": str(job.replica_chips)})]
+        pod = pod_spec(inp, job, chips=job.replica_chips, env=env, preamble="",
+                       site_labels=site_labels, serve=True)
+        workload: dict[str, Any] = {
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
+            "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels}, "spec": pod}}}
+        selector = labels
+    else:
+        size = -(-job.replica_chips // NODE)
+        env = [*common, *_env({"MASTER_PORT": str(MASTER_PORT), "NPROC_PER_NODE": str(NODE)})]
+        # LWS sets LWS_LEADER_ADDRESS, LWS_GROUP_SIZE and LWS_WORKER_INDEX in every pod
+        preamble = ('export MASTER_ADDR="$LWS_LEADER_ADDRESS" NNODES="$LWS_GROUP_SIZE" '
+                    'NODE_RANK="$LWS_WORKER_INDEX"; ')
+        leader = pod_spec(inp, job, chips=NODE, env=env, preamble=preamble,
+                          site_labels=site_labels, serve=True)
+        worker = pod_spec(inp, job, chips=NODE, env=env, preamble=preamble,
+                          site_labels=site_labels)
+        workload = {
+            "apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet",
+            "metadata": meta,
+            "spec": {"replicas": replicas, "startupPolicy": "LeaderCreated",
+                     "leaderWorkerTemplate": {
+                         "size": size, "restartPolicy": "RecreateGroupOnPodRestart",
+                         "leaderTemplate": {"metadata": {"labels": labels}, "spec": leader},
+                         "workerTemplate": {"metadata": {"labels": labels}, "spec": worker}}}}
+        selector = {LWS_NAME_LABEL: name, LWS_INDEX_LABEL: "0"}
+    service = {"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": name, "namespace": k.namespace, "labels": labels},
+               "spec": {"selector": selector,
+                        "ports": [{"name": "http", "port": SERVE_PORT,
+                                   "targetPort": "http"}]}}
+    return [workload, service]
+
+
+def stage_objects(inp: ExportInput, job: StageJob, k: KubernetesSite, *,
+                  site_labels: bool = True) -> list[dict[str, Any]]:
+    if job.serving:
+        return serving(inp, job, k, site_labels=site_labels)
+    return [jobset(inp, job, k, site_labels=site_labels)]
+
+
+def local_queue(k: KubernetesSite) -> dict[str, Any] | None:
+    if k.cluster_queue is None:
+        return None
+    return {"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "LocalQueue",
+            "metadata": {"name": k.queue, "namespace": k.namespace},
+            "spec": {"clusterQueue": k.cluster_queue}}

@@ -1,0 +1,40 @@
+"""Caps on what Straits reads: bytes, nesting, YAML aliases and dates.
+
+Every file, stdin and request body is read through these, so hostile input (a 50 MB file,
+``/dev/zero``, a YAML alias bomb, JSON nested a million levels deep, a date in year 9999) is
+refused with a one-line error naming what was too big and the cap, before any of it is parsed
+into models or reaches arithmetic. The numeric ranges of each field live with the field types
+(``straits.model.types``); docs/robustness.md lists them all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+#: files and stdin above this many bytes are refused (``STRAITS_MAX_INPUT_BYTES``); the largest
+#: shipped example is a few KiB and a generated 2,000-workload portfolio about 1.5 MiB
+DEFAULT_MAX_INPUT_BYTES = 16 * 1024 * 1024
+#: objects and lists nested deeper than this are refused (a scenario needs 7 levels, a
+#: SkyPilot request about 10)
+MAX_DEPTH = 64
+#: YAML aliases may add at most this many nodes to a document once expanded (a billion-laughs
+#: document adds 10^9; anchors for repeated pool definitions add a few hundred)
+MAX_ALIAS_NODES = 100_000
+#: every date in a scenario or request lies in this window (inclusive): plans add at most a
+#: ten-year horizon, so date arithmetic never leaves the calendar
+MIN_DATE = dt.date(2000, 1, 1)
+MAX_DATE = dt.date(2100, 12, 31)
+
+
+def max_input_bytes() -> int:
+    """The cap on files and stdin: ``$STRAITS_MAX_INPUT_BYTES`` or 16 MiB."""
+    value = os.environ.get("STRAITS_MAX_INPUT_BYTES", "")
+    return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_MAX_INPUT_BYTES
+
+
+def human_bytes(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    return f"{n:,} bytes"

@@ -1,0 +1,61 @@
+"""How much work a chip-hour of each chip does, by kind, from Straits' estimator.
+
+Work is counted in H100-equivalent hours (h100e-hours): the chip-hours the estimator says an
+H100-SXM needs. A chip's *efficiency* for a kind is H100 chip-hours / its own chip-hours for the
+same work: the training kinds are sized with :func:`estimate_training` on the market's training
+model, the serving kinds with :func:`estimate_serving` at its tokens-per-second target. So the
+H20's strength at serving and weakness at training, or the Ascend's lower MFU, come from the same
+model of chips the planner uses.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from straits.catalog import get_chip
+from straits.errors import StraitsError
+from straits.estimate import estimate_serving, estimate_training
+from straits.market.loading import MarketError
+from straits.market.params import KINDS, TRAINING_KINDS, ModelTemplate
+from straits.model.scenario import ModelSpec
+
+REFERENCE_CHIP = "H100-SXM"
+#: tokens of the reference training run (chip-hours scale linearly with tokens; only ratios count)
+REFERENCE_TOKENS = 1e12
+REFERENCE_DAYS = 30.0
+
+
+def _spec(t: ModelTemplate) -> ModelSpec:
+    return ModelSpec(params=t.params, active_params=t.active_params or t.params, layers=t.layers,
+                     d_model=t.d_model, heads=t.heads, seq_len=t.seq_len)
+
+
+@lru_cache(maxsize=1024)
+def chip_hours(template: ModelTemplate, kind: str, chip_id: str) -> float:
+    """Chip-hours of the reference work of ``kind`` on ``chip_id``."""
+    chip = get_chip(chip_id)
+    spec = _spec(template)
+    try:
+        if kind == "train":
+            est = estimate_training(spec, REFERENCE_TOKENS, chip)
+        else:
+            est = estimate_serving(spec, chip, None, REFERENCE_DAYS,
+                                   tokens_per_s=template.serve_tokens_per_s)
+    except StraitsError as exc:
+        raise MarketError(f"the estimator cannot size the market's {kind} model on "
+                          f"{chip_id}: {exc}", path=f"models.{kind}") from None
+    if not est.chip_hours > 0:
+        raise MarketError(f"the estimator gives no chip-hours for {kind} on {chip_id}",
+                          path=f"models.{kind}")
+    return est.chip_hours
+
+
+def efficiency(models: dict[str, ModelTemplate], chips: list[str]) -> dict[str, dict[str, float]]:
+    """``eff[kind][chip]``: h100e-hours of work per chip-hour of ``chip``."""
+    out: dict[str, dict[str, float]] = {}
+    for kind in KINDS:
+        family = "train" if kind in TRAINING_KINDS else "serve"
+        t = models[family]
+        ref = chip_hours(t, family, REFERENCE_CHIP)
+        out[kind] = {c: ref / chip_hours(t, family, c) for c in chips}
+    return out

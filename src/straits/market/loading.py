@@ -1,0 +1,196 @@
+"""Reading market files: the shipped one, user files that extend it, overrides, range paths.
+
+Parameters are addressed by dotted paths into the file, list items by their ``id``, ``chip`` or
+``date``: ``demand.shift_speed``, ``supply.pools[my-cn-h100].share``,
+``supply.countries.MY.mw[2027-12]``, ``home_chips[H20].supply_per_month[2025-06]``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from straits.errors import InputError
+from straits.loading import parse_document, read_text, validate_as
+from straits.market.params import Market
+
+SHIPPED = "shipped"
+_KEYS = ("id", "chip", "date")
+_STEP = re.compile(r"([^.\[\]]+)|\[([^\]]+)\]")
+
+
+class MarketError(InputError):
+    """A market file or a parameter override is malformed."""
+
+
+@dataclass(frozen=True)
+class RangeParam:
+    path: str
+    low: float
+    high: float
+    source: str
+    confidence: str
+    unpublished: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "low": self.low, "high": self.high, "source": self.source,
+                "confidence": self.confidence, "unpublished": self.unpublished}
+
+
+def shipped_text() -> str:
+    return (resources.files("straits.catalog") / "market.yaml").read_text(encoding="utf-8")
+
+
+def shipped_raw() -> dict[str, Any]:
+    data = parse_document(shipped_text(), source="market.yaml (shipped)", error=MarketError)
+    assert isinstance(data, dict)
+    return data
+
+
+def merge(base: Any, over: Any) -> Any:
+    """``over`` on top of ``base``: mappings merge key by key, anything else (lists, and a
+    parameter given whole) replaces."""
+    if isinstance(base, dict) and isinstance(over, dict) and not _is_param(over):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = merge(base[k], v) if k in base else v
+        return out
+    return copy.deepcopy(over)
+
+
+def read_raw(path: Path | None) -> tuple[dict[str, Any], str]:
+    """The raw document of ``path`` (the shipped file when None), ``extends`` resolved."""
+    if path is None:
+        return shipped_raw(), "market.yaml (shipped)"
+    label = str(path)
+    data = parse_document(read_text(path, error=MarketError), source=label, error=MarketError)
+    if not isinstance(data, dict):
+        raise MarketError("expected a mapping at the top level", source=label,
+                          expected="a market file (see docs/market.md)")
+    ext = data.pop("extends", None)
+    if ext is not None:
+        if ext != SHIPPED:
+            raise MarketError(f"cannot extend {ext!r}", source=label, path="extends",
+                              expected="'shipped'")
+        data = merge(shipped_raw(), data)
+    return data, label
+
+
+def validate(raw: Mapping[str, Any], label: str) -> Market:
+    return validate_as(Market, raw, source=label, error=MarketError)
+
+
+def load_market(path: Path | None = None, overrides: Mapping[str, float] | None = None,
+                ) -> tuple[Market, dict[str, Any], str]:
+    """The validated market of ``path`` (shipped when None) with ``overrides`` applied."""
+    raw, label = read_raw(path)
+    if overrides:
+        raw = with_values(raw, overrides, label=label)
+    return validate(raw, label), raw, label
+
+
+def digest(raw: Mapping[str, Any]) -> str:
+    text = json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --- paths --------------------------------------------------------------------------------------
+def _is_param(node: Any) -> bool:
+    return isinstance(node, dict) and "source" in node and "confidence" in node and (
+        "value" in node or "low" in node or "high" in node)
+
+
+def _key(item: Any) -> str | None:
+    if isinstance(item, dict):
+        for k in _KEYS:
+            if k in item:
+                return str(item[k])
+    return None
+
+
+def walk_params(raw: Any, prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every parameter of the document with its path."""
+    if _is_param(raw):
+        yield prefix, raw
+    if isinstance(raw, dict):
+        for k, v in raw.items():
+            yield from walk_params(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(raw, list):
+        for i, item in enumerate(raw):
+            key = _key(item)
+            yield from walk_params(item, f"{prefix}[{key if key is not None else i}]")
+
+
+def range_params(raw: Mapping[str, Any]) -> list[RangeParam]:
+    out = []
+    for path, node in walk_params(raw):
+        if "low" in node and "high" in node and isinstance(node["low"], int | float) \
+                and isinstance(node["high"], int | float):
+            out.append(RangeParam(path, float(node["low"]), float(node["high"]),
+                                  str(node["source"]), str(node["confidence"]),
+                                  bool(node.get("unpublished", False))))
+    return out
+
+
+def _find(raw: Any, path: str, label: str) -> dict[str, Any]:
+    node = raw
+    steps = _STEP.findall(path)
+    if not steps or "".join(f".{a}" if a else f"[{b}]" for a, b in steps).lstrip(".") != path:
+        raise MarketError(f"cannot read parameter path {path!r}", source=label,
+                          expected="a path such as demand.shift_speed or "
+                                   "supply.pools[my-sg-h100].share")
+    for attr, key in steps:
+        if attr:
+            if not isinstance(node, dict) or attr not in node:
+                raise MarketError(f"no parameter {path!r} (no {attr!r} there)", source=label,
+                                  expected="a path listed by `straits market --list-params`")
+            node = node[attr]
+        else:
+            if not isinstance(node, list):
+                raise MarketError(f"no parameter {path!r} ([{key}] is not a list item)",
+                                  source=label)
+            match = [item for i, item in enumerate(node) if _key(item) == key or str(i) == key]
+            if not match:
+                raise MarketError(f"no parameter {path!r} (no item {key!r})", source=label)
+            node = match[0]
+    if not _is_param(node):
+        raise MarketError(f"{path!r} is not a parameter", source=label,
+                          expected="a path to a {value | low, high, source, confidence} entry")
+    found: dict[str, Any] = node
+    return found
+
+
+def with_values(raw: Mapping[str, Any], values: Mapping[str, float], *, label: str = "market"
+                ) -> dict[str, Any]:
+    """A copy of ``raw`` where each parameter at a path of ``values`` takes that value (its
+    source and confidence kept, marked as set by the caller)."""
+    out = copy.deepcopy(dict(raw))
+    for path, value in values.items():
+        if not isinstance(value, int | float) or isinstance(value, bool) or value != value:
+            raise MarketError(f"value for {path!r} must be a number", source=label)
+        node = _find(out, path, label)
+        node.pop("low", None)
+        node.pop("high", None)
+        node["value"] = float(value)
+    return out
+
+
+def parse_overrides(items: list[str], label: str = "--set") -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in items:
+        path, sep, text = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            out[path.strip()] = float(text)
+        except ValueError:
+            raise MarketError(f"cannot read {item!r}", source=label,
+                              expected="PATH=NUMBER, e.g. demand.shift_speed=0.2") from None
+    return out

@@ -1,0 +1,132 @@
+"""Writing a simulation's months as JSON, CSV or Parquet, and the difference between regimes.
+
+Tables are one row per month; nested values become columns named ``key.COUNTRY``
+(``offshore_chip_hours.MY``). Parquet files carry the run's regime, seed, market name and digest
+in their schema metadata. Every file is written through a temporary file and renamed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from straits.market.loading import MarketError
+from straits.market.result import MarketResult
+
+FORMATS = (".json", ".csv", ".parquet", ".html")
+
+
+def flat_rows(result: MarketResult) -> list[dict[str, Any]]:
+    rows = []
+    for rec in result.months:
+        row: dict[str, Any] = {"regime": result.regime}
+        for key, value in rec.to_json().items():
+            if isinstance(value, dict):
+                for sub, v in value.items():
+                    row[f"{key}.{sub}"] = v
+            else:
+                row[key] = value
+        rows.append(row)
+    return rows
+
+
+def difference(a: MarketResult, b: MarketResult) -> list[dict[str, Any]]:
+    """Per month, ``a`` minus ``b`` for the home firms' compute (chip-hours and h100e-hours)."""
+    out = []
+    for ra, rb in zip(a.months, b.months, strict=True):
+        out.append({
+            "month": ra.month,
+            "offshore_chip_hours": {c: round(ra.offshore_chip_hours[c]
+                                             - rb.offshore_chip_hours[c])
+                                    for c in ra.offshore_chip_hours},
+            "home_chip_hours": round(ra.home_chip_hours - rb.home_chip_hours),
+            "domestic_accelerator_chip_hours": round(ra.domestic_accelerator_chip_hours
+                                                     - rb.domestic_accelerator_chip_hours),
+            "unmet_h100e_hours": round(ra.unmet_h100e_hours - rb.unmet_h100e_hours),
+        })
+    return out
+
+
+def document(result: MarketResult, other: MarketResult | None = None) -> dict[str, Any]:
+    """The JSON document: the run, and (with ``other``) the difference to the other regime."""
+    doc = result.to_json()
+    if other is not None:
+        doc["difference"] = {"versus": other.regime,
+                             "note": f"{result.regime} minus {other.regime}",
+                             "months": difference(result, other)}
+    return doc
+
+
+def csv_text(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # a report is for reading: not mkstemp's 0600
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def parquet_bytes(rows: list[dict[str, Any]], metadata: dict[str, str]) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist(rows)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                           **{k.encode(): v.encode() for k, v in
+                                              metadata.items()}})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def check_target(path: Path) -> None:
+    """Refuse an output path before any work is done."""
+    if path.suffix.lower() not in FORMATS:
+        raise MarketError(f"cannot write {path.name!r}", path="-o",
+                          expected="a file ending in " + ", ".join(FORMATS))
+    if path.exists() and path.is_dir():
+        raise MarketError(f"{path} is a directory", path="-o", expected="a file name")
+
+
+def write(result: MarketResult, path: Path, other: MarketResult | None = None,
+          digest: str = "") -> None:
+    """Write ``result`` to ``path`` in the format its suffix names."""
+    check_target(path)
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        text = json.dumps(document(result, other), indent=2) + "\n"
+        write_bytes_atomically(path, text.encode())
+    elif suffix == ".csv":
+        rows = flat_rows(result) + (flat_rows(other) if other is not None else [])
+        write_bytes_atomically(path, csv_text(rows).encode())
+    elif suffix == ".parquet":
+        rows = flat_rows(result) + (flat_rows(other) if other is not None else [])
+        meta = {"straits.market": result.market.name, "straits.seed": str(result.seed),
+                "straits.digest": digest}
+        write_bytes_atomically(path, parquet_bytes(rows, meta))
+    else:
+        from straits.market.report import market_page
+
+        write_bytes_atomically(path, market_page(result, other).render().encode())

@@ -1,0 +1,289 @@
+"""The market file: every parameter of the simulation, each with its source and confidence.
+
+A parameter is a :class:`Param`: a ``value``, or a ``low``/``high`` range. Ranges are used at
+their midpoint by ``straits market`` (and the output says which ones were) and sampled over by
+``straits market sweep``. ``unpublished: true`` marks a quantity no public source gives (how fast
+demand moves offshore, how much of a country's capacity rents AI chips): the output lists those
+separately. Dated series (:class:`Point`) are linear between their dates and flat outside them.
+
+The shipped file is ``straits/catalog/market.yaml``. A user file may say ``extends: shipped`` and
+give only what it changes (mappings merge key by key, lists replace).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from straits.model.types import Authorization, ChipId, Country, DataClass, Id, Regime
+
+Confidence = Literal["V", "V2", "D", "M"]
+Kind = Literal["pretrain", "finetune", "serve_home", "serve_abroad"]
+KINDS: tuple[Kind, ...] = ("pretrain", "finetune", "serve_home", "serve_abroad")
+#: kinds sized by the estimator as training, the others as serving
+TRAINING_KINDS: tuple[Kind, ...] = ("pretrain", "finetune")
+#: the Straits action each kind asks the rules about
+ACTION_OF: dict[str, str] = {"pretrain": "train", "finetune": "finetune",
+                             "serve_home": "serve", "serve_abroad": "serve"}
+MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
+MAX_LEAD_MONTHS = 60
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Param(Strict):
+    """One sourced number: ``value``, or a ``low``/``high`` range (midpoint used)."""
+
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+    source: str = Field(min_length=3)
+    confidence: Confidence
+    unpublished: bool = False
+    """No public figure exists: the range is the model's assumption, to be swept."""
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Param:
+        has_range = self.low is not None or self.high is not None
+        if (self.value is None) == (not has_range):
+            raise ValueError("a parameter needs either `value` or both `low` and `high`")
+        if has_range and (self.low is None or self.high is None):
+            raise ValueError("a range needs both `low` and `high`")
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValueError("`low` must not exceed `high`")
+        for v in (self.value, self.low, self.high):
+            if v is not None and (v != v or v in (float("inf"), float("-inf"))):
+                raise ValueError("parameters must be finite numbers")
+        return self
+
+    @property
+    def is_range(self) -> bool:
+        return self.value is None
+
+    @property
+    def mid(self) -> float:
+        if self.value is not None:
+            return self.value
+        assert self.low is not None and self.high is not None
+        return (self.low + self.high) / 2.0
+
+
+class Point(Param):
+    """A dated value of a series (month ``YYYY-MM``)."""
+
+    date: Annotated[str, Field(pattern=MONTH)]
+
+
+Series = Annotated[list[Point], Field(min_length=1, max_length=240)]
+
+
+class Country_(Strict):
+    mw: Series
+    """Operating data-centre capacity (MW of IT load)."""
+    ai_rental_share: Param
+    """Share of that capacity holding AI accelerators rented to others."""
+
+
+class Pool(Strict):
+    """Rental capacity in one country, of one operator (by headquarters), of one chip."""
+
+    id: Id
+    country: Country
+    operator_hq: Country
+    chip: ChipId
+    share: Param
+    """Share of the country's AI rental MW in this pool."""
+    authorizations: tuple[Authorization, ...] = ()
+    """What the operator holds (declared facts, as in a scenario)."""
+
+
+class ReferenceServer(Strict):
+    chip: ChipId
+    gpus: Annotated[int, Field(ge=1, le=64)]
+    kw: Param
+
+
+class Supply(Strict):
+    countries: dict[Country, Country_] = Field(min_length=1, max_length=50)
+    pools: list[Pool] = Field(min_length=1, max_length=200)
+    reference_server: ReferenceServer
+    pue: Param
+    lead_months: Param
+    """Months from an operator's order to chips in service."""
+    availability: Param
+    """Share of installed chip-hours that can be sold (maintenance, fragmentation)."""
+
+    @model_validator(mode="after")
+    def _pools_in_countries(self) -> Supply:
+        ids = [p.id for p in self.pools]
+        if len(set(ids)) != len(ids):
+            raise ValueError("pool ids must be unique")
+        for p in self.pools:
+            if p.country not in self.countries:
+                raise ValueError(f"pool {p.id!r} is in {p.country}, which has no entry under "
+                                 "supply.countries")
+        return self
+
+
+class HomeChip(Strict):
+    """A chip firms may buy for their home sites, if the rules allow it on the order date."""
+
+    chip: ChipId
+    usd_per_chip: Param
+    lead_months: Param
+    supply_per_month: Series
+    """Units per month on offer to the home market (all buyers together)."""
+
+
+class Prices(Strict):
+    base: Series
+    """Reference rental price of ``base_chip`` (USD per chip-hour) over time."""
+    base_chip: ChipId
+    elasticity: Param
+    """How far the price moves with utilisation: price = base x exp(elasticity x (u - u_ref))."""
+    reference_utilisation: Param
+    floor: Param
+    cap: Param
+    """Bounds of the utilisation markup (multiples of the base price)."""
+
+
+class DataFacts(Strict):
+    origin: Country
+    classes: tuple[DataClass, ...] = Field(min_length=1)
+    subjects: Annotated[int, Field(ge=0)] = 0
+    sensitive_subjects: Annotated[int, Field(ge=0)] = 0
+
+
+class FirmType(Strict):
+    id: Id
+    hq: Country
+    count: Annotated[int, Field(ge=1, le=100_000)]
+    """Firms of this type at the default scale (``--firms`` rescales the counts)."""
+    share: Param
+    """Share of its market's demand (home market for home firms, offshore for the others)."""
+    authorizations: tuple[Authorization, ...] = ()
+    ciio: bool = False
+    datasets: dict[Kind, DataFacts] = Field(default_factory=dict)
+    """The data each kind of work reads; absent: no data the rules look at."""
+
+
+class ModelTemplate(Strict):
+    """The model the estimator sizes each kind of work with."""
+
+    params: Annotated[float, Field(gt=0, le=1e14)]
+    active_params: Annotated[float, Field(gt=0, le=1e14)] | None = None
+    layers: Annotated[int, Field(ge=1, le=1000)]
+    d_model: Annotated[int, Field(ge=1, le=1_000_000)]
+    heads: Annotated[int, Field(ge=1, le=10_000)]
+    seq_len: Annotated[int, Field(ge=1, le=10_000_000)]
+    serve_tokens_per_s: Annotated[float, Field(gt=0, le=1e12)] = 100_000.0
+
+
+class Demand(Strict):
+    initial_utilisation: Param
+    """Home demand in the first month as a share of the home installed capacity."""
+    growth_per_year: Param
+    mix_start: dict[Kind, Param]
+    mix_end: dict[Kind, Param]
+    """Shares of home demand by kind in the first and last month (linear between)."""
+    offshore_initial_utilisation: Param
+    """Demand of non-home firms in the first month, as a share of offshore rental capacity."""
+    offshore_growth_per_year: Param
+    shift_speed: Param
+    """Share of the gap to full offshore readiness a firm closes per month."""
+    initial_readiness: Param
+    wtp_usd_per_h100e_hour: Param
+    """The most a firm pays for an H100-equivalent hour before leaving the work undone."""
+    domestic_premium: Param
+    """Cost multiple of domestic accelerators (software porting, tooling) when buying."""
+    buy_sharpness: Param
+    """How sharply firms prefer buying over renting as buying gets cheaper (logit scale)."""
+    amortize_years: Param
+    firm_size_sigma: Param
+    """Log-normal spread of firm sizes within a type."""
+
+    @model_validator(mode="after")
+    def _kinds(self) -> Demand:
+        for name in ("mix_start", "mix_end"):
+            mix = getattr(self, name)
+            if set(mix) != set(KINDS):
+                raise ValueError(f"{name} needs a share for each of {', '.join(KINDS)}")
+        return self
+
+
+Uptake = dict[str, dict[Literal["approval", "case-by-case", "none"], Param]]
+
+
+class Market(Strict):
+    """A whole market file."""
+
+    straits_market: Literal[1] = Field(alias="straits-market")
+    name: Id
+    start: Annotated[str, Field(pattern=MONTH)]
+    end: Annotated[str, Field(pattern=MONTH)]
+    home: Country
+    regime: Regime = "enacted"
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
+    supply: Supply
+    home_chips: list[HomeChip] = Field(min_length=1, max_length=50)
+    installed: dict[ChipId, Param]
+    """Home firms' installed chips in the first month (units)."""
+    prices: Prices
+    demand: Demand
+    firm_types: list[FirmType] = Field(min_length=1, max_length=50)
+    models: dict[Literal["train", "serve"], ModelTemplate]
+    uptake: Uptake = Field(default_factory=dict)
+    """Share of demand that obtains a requirement it does not hold, by the licence's review
+    presumption ('none' for requirements without one). Absent: 0 (conservative)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Market:
+        if self.end < self.start:
+            raise ValueError("`end` is before `start`")
+        if month_index(self.end) - month_index(self.start) >= 600:
+            raise ValueError("at most 600 months (50 years) per simulation")
+        if set(self.models) != {"train", "serve"}:
+            raise ValueError("`models` needs `train` and `serve`")
+        ids = [t.id for t in self.firm_types]
+        if len(set(ids)) != len(ids):
+            raise ValueError("firm type ids must be unique")
+        if not any(t.hq == self.home for t in self.firm_types):
+            raise ValueError(f"no firm type is headquartered in the home country {self.home}")
+        chips = [c.chip for c in self.home_chips]
+        if len(set(chips)) != len(chips):
+            raise ValueError("each home chip may be listed once")
+        if sum(t.count for t in self.firm_types) > 100_000:
+            raise ValueError("at most 100,000 firms")
+        leads = [self.supply.lead_months, *(c.lead_months for c in self.home_chips)]
+        if any((p.high if p.high is not None else p.mid) > MAX_LEAD_MONTHS or
+               (p.low if p.low is not None else p.mid) < 0 for p in leads):
+            raise ValueError(f"lead times must be between 0 and {MAX_LEAD_MONTHS} months")
+        return self
+
+    @property
+    def months(self) -> list[str]:
+        return month_range(self.start, self.end)
+
+
+def month_index(month: str) -> int:
+    y, m = month.split("-")
+    return int(y) * 12 + int(m) - 1
+
+
+def month_name(index: int) -> str:
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def month_range(start: str, end: str) -> list[str]:
+    return [month_name(i) for i in range(month_index(start), month_index(end) + 1)]
+
+
+def month_start(month: str) -> dt.date:
+    y, m = month.split("-")
+    return dt.date(int(y), int(m), 1)

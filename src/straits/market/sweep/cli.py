@@ -1,0 +1,154 @@
+"""``straits market sweep``: design, resume, run on a backend, analyse, summarise."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from straits.market.loading import MarketError, digest, range_params, read_raw, validate
+from straits.market.outputs import parquet_bytes, write_bytes_atomically
+from straits.market.sweep.analysis import prim, spearman
+from straits.market.sweep.design import Design, grid, latin_hypercube
+from straits.market.sweep.metrics import METRICS
+from straits.market.sweep.runner import Batch, inline, on_ray, processes, ray_available, write_part
+
+BACKENDS = ("auto", "ray", "processes", "inline")
+MANIFEST = "sweep.json"
+
+
+def _batches(design: Design, done: set[int], size: int) -> list[tuple[int, Batch]]:
+    todo = [r for r in range(design.runs) if r not in done]
+    out = []
+    for i in range(0, len(todo), size):
+        runs = todo[i:i + size]
+        out.append((runs[0], [(r, design.point(r)) for r in runs]))
+    return out
+
+
+def _read_parts(parts: Path) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    rows: list[dict[str, Any]] = []
+    for f in sorted(parts.glob("part-*.parquet")):
+        try:
+            rows += pq.read_table(f).to_pylist()
+        except Exception:
+            f.unlink(missing_ok=True)
+    return rows
+
+
+def run_sweep(*, market_file: Path | None, runs: int, method: str, levels: int,
+              params: list[str], out: Path, backend: str, ray_address: str | None,
+              workers: int, firms: int, regime: str | None, seed: int, metric: str,
+              threshold: float | None, fresh: bool, quiet: bool = False) -> dict[str, Any]:
+    if method not in ("lhs", "grid"):
+        raise MarketError(f"unknown method {method!r}", path="--method", expected="lhs or grid")
+    if backend not in BACKENDS:
+        raise MarketError(f"unknown backend {backend!r}", path="--backend",
+                          expected=" | ".join(BACKENDS))
+    if metric not in METRICS:
+        raise MarketError(f"unknown metric {metric!r}", path="--metric",
+                          expected=", ".join(METRICS))
+    if regime is not None and regime not in ("enacted", "ai-diffusion"):
+        raise MarketError(f"unknown regime {regime!r}", path="--regime",
+                          expected="enacted or ai-diffusion")
+    raw, label = read_raw(market_file)
+    validate(raw, label)
+    ranges = range_params(raw)
+    if params:
+        by_path = {p.path: p for p in ranges}
+        unknown = [p for p in params if p not in by_path]
+        if unknown:
+            raise MarketError(f"not a parameter range: {unknown[0]!r}", path="--param",
+                              expected="a path listed by `straits market --list-params` "
+                                       "with low/high")
+        ranges = [by_path[p] for p in dict.fromkeys(params)]
+    design = latin_hypercube(ranges, runs, seed) if method == "lhs" else grid(ranges, levels)
+    if backend == "auto":
+        backend = "ray" if (ray_address or ray_available()) else "processes"
+    if backend == "ray" and not ray_available():
+        raise MarketError("Ray is not installed", path="--backend",
+                          expected="pip install 'straits[market]', or --backend processes")
+    manifest = {"version": 1, "market": digest(raw), "method": method, "runs": design.runs,
+                "levels": levels if method == "grid" else None, "seed": seed, "firms": firms,
+                "regime": regime, "params": [p.to_json() for p in ranges]}
+    if out.exists() and not out.is_dir():
+        raise MarketError(f"{out} is a file", path="--out", expected="a directory")
+    parts = out / "parts"
+    if fresh and out.exists():
+        shutil.rmtree(parts, ignore_errors=True)
+        (out / MANIFEST).unlink(missing_ok=True)
+    old = out / MANIFEST
+    if old.exists():
+        try:
+            previous = json.loads(old.read_text())
+        except (OSError, ValueError):
+            previous = None
+        if previous != manifest:
+            raise MarketError(f"{out} holds a different sweep", path="--out",
+                              expected="the same market, design and options to resume, "
+                                       "--fresh to discard it, or another --out")
+    parts.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomically(old, json.dumps(manifest, indent=2).encode())
+    rows = _read_parts(parts)
+    done_runs = {int(r["run"]) for r in rows}
+    size = max(1, min(8, design.runs // (4 * max(workers, 1)) or 1))
+    jobs = _batches(design, done_runs, size)
+    _execute(raw, label, jobs, regime, seed, firms, backend, ray_address, workers, parts,
+             rows, design.runs - len(done_runs), quiet)
+    rows = sorted({int(r["run"]): r for r in _read_parts(parts)}.values(),
+                  key=lambda r: int(r["run"]))
+    write_bytes_atomically(out / "runs.parquet", parquet_bytes(rows, {
+        "straits.sweep": json.dumps(manifest)}))
+    summary = _summarise(design, rows, metric, threshold)
+    summary.update({"out": str(out), "backend": backend, "method": method,
+                    "resumed_runs": len(done_runs), "firms": firms, "seed": seed,
+                    "regime": regime or validate(raw, label).regime})
+    write_bytes_atomically(out / "summary.json", json.dumps(summary, indent=2).encode())
+    return summary
+
+
+def _execute(raw: dict[str, Any], label: str, jobs: list[tuple[int, Batch]],
+             regime: str | None, seed: int, firms: int, backend: str, address: str | None,
+             workers: int, parts: Path, rows: list[dict[str, Any]], todo: int,
+             quiet: bool) -> None:
+    if not jobs:
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from straits.cli.common import err_console
+
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeRemainingColumn(), console=err_console,
+                  disable=quiet, transient=True) as progress:
+        task = progress.add_task(f"sweep ({backend})", total=todo)
+
+        def done(index: int, batch_rows: list[dict[str, Any]]) -> None:
+            write_part(parts, index, batch_rows)
+            progress.advance(task, len(batch_rows))
+
+        if backend == "inline":
+            inline(raw, label, jobs, regime, seed, firms, done)
+        elif backend == "processes":
+            processes(raw, label, jobs, regime, seed, firms, done, workers)
+        else:
+            on_ray(raw, label, jobs, regime, seed, firms, done, workers, address)
+
+
+def _summarise(design: Design, rows: list[dict[str, Any]], metric: str,
+               threshold: float | None) -> dict[str, Any]:
+    params = list(design.params)
+    x = np.array([[float(r[f"param:{p.path}"]) for p in params] for r in rows])
+    y = np.array([np.nan if r[metric] is None else float(r[metric]) for r in rows])
+    finite = y[np.isfinite(y)]
+    stats = ({"min": float(finite.min()), "median": float(np.median(finite)),
+              "max": float(finite.max())} if finite.size else {})
+    thr = threshold if threshold is not None else (stats.get("median") if stats else None)
+    return {"runs": len(rows), "metric": metric, "metric_stats": stats,
+            "parameters": [p.to_json() for p in params],
+            "sensitivity": spearman(params, x, y) if len(rows) > 2 else [],
+            "prim": prim(params, x, y, thr) if thr is not None else None}

@@ -1,0 +1,58 @@
+"""The scalar outcomes of one simulation that a sweep records and ranks parameters by.
+
+* ``offshore_demand_after_h20``: mean monthly offshore rental demand of home firms (chip-hours
+  asked, all countries) in the twelve months from 2025-05;
+* ``offshore_rise_after_h20``: that mean over the mean of the twelve months before (2024-05 to
+  2025-04);
+* ``offshore_chip_hours_total``: chip-hours home firms rented abroad over the whole period;
+* ``offshore_mw_final``: MW they rent abroad in the last month;
+* ``offshore_share_final``, ``domestic_share_final``, ``unmet_share_final``: shares of home
+  demand in the last month;
+* ``price_max``: highest monthly rental price (any country);
+* ``residency_share``: share of home chip-hours kept at home by data residency.
+
+A metric whose months fall outside the simulated period is NaN.
+"""
+
+from __future__ import annotations
+
+import math
+
+from straits.market.params import month_name
+from straits.market.result import MarketResult
+
+METRICS = ("offshore_demand_after_h20", "offshore_rise_after_h20", "offshore_chip_hours_total",
+           "offshore_mw_final", "offshore_share_final", "domestic_share_final",
+           "unmet_share_final", "price_max", "residency_share")
+H20_LETTER = 2025 * 12 + 3  # month index of 2025-04
+
+
+def _mean_demand(r: MarketResult, first: int, n: int) -> float:
+    vals = []
+    for i in range(first, first + n):
+        try:
+            rec = r.record(month_name(i))
+        except KeyError:
+            return math.nan
+        vals.append(sum(rec.offshore_demand_chip_hours.values()))
+    return sum(vals) / len(vals)
+
+
+def metrics(r: MarketResult) -> dict[str, float]:
+    after = _mean_demand(r, H20_LETTER + 1, 12)
+    before = _mean_demand(r, H20_LETTER - 11, 12)
+    last = r.months[-1]
+    shares = last.shares()
+    home_total = sum(x.home_chip_hours + x.domestic_accelerator_chip_hours for x in r.months)
+    return {
+        "offshore_demand_after_h20": after,
+        "offshore_rise_after_h20": after / before if before > 0 else math.nan,
+        "offshore_chip_hours_total": sum(x.offshore_total for x in r.months),
+        "offshore_mw_final": sum(last.offshore_mw.values()),
+        "offshore_share_final": shares["offshore"],
+        "domestic_share_final": shares["domestic"],
+        "unmet_share_final": shares["unmet"],
+        "price_max": max(max(x.price_usd_per_chip_hour.values()) for x in r.months),
+        "residency_share": (sum(x.residency_home_chip_hours for x in r.months) / home_total
+                            if home_total > 0 else 0.0),
+    }

@@ -1,0 +1,130 @@
+"""Running a sweep: batches of runs on Ray, local processes or inline, streamed to Parquet.
+
+Every run is a pure function of (market, parameter values, regime, seed, firms): the same
+values give the same metrics wherever they run, so the backends give identical tables. All runs
+share the simulation seed (common random numbers: the firms are the same in every run, so the
+differences between runs come from the parameters alone).
+
+Results are streamed: each finished batch is written as ``parts/part-NNNNN.parquet`` (through a
+temporary file and a rename, so an interrupted sweep leaves only whole parts), and a rerun with
+the same ``sweep.json`` skips the runs already in the parts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from straits.market.outputs import parquet_bytes, write_bytes_atomically
+
+Batch = list[tuple[int, dict[str, float]]]
+#: object store of a local Ray started by a sweep (small: others share the machine)
+RAY_OBJECT_STORE_BYTES = 100 * 1024 * 1024
+
+
+def run_batch(raw: dict[str, Any], label: str, batch: Batch, regime: str | None, seed: int,
+              firms: int) -> list[dict[str, Any]]:
+    """Simulate each (run id, parameter values) of ``batch``; one row per run."""
+    from straits.market.loading import validate, with_values
+    from straits.market.simulation import simulate
+    from straits.market.sweep.metrics import metrics
+
+    rows = []
+    for run, values in batch:
+        m = validate(with_values(raw, values, label=label), label)
+        result = simulate(m, regime=regime, seed=seed, firms=firms)
+        row: dict[str, Any] = {"run": run, **{f"param:{k}": v for k, v in values.items()}}
+        row.update({k: (None if isinstance(v, float) and math.isnan(v) else v)
+                    for k, v in metrics(result).items()})
+        rows.append(row)
+    return rows
+
+
+def _warm() -> None:
+    """Load the rules and the estimator once per worker process."""
+    from straits.rules import ruleset
+
+    ruleset()
+
+
+def write_part(parts: Path, index: int, rows: list[dict[str, Any]]) -> None:
+    write_bytes_atomically(parts / f"part-{index:05d}.parquet",
+                           parquet_bytes(rows, {"straits.sweep.part": str(index)}))
+
+
+Job = tuple[int, Batch]
+Done = Callable[[int, list[dict[str, Any]]], None]
+
+
+def inline(raw: dict[str, Any], label: str, jobs: list[Job], regime: str | None, seed: int,
+           firms: int, done: Done) -> None:
+    for index, batch in jobs:
+        done(index, run_batch(raw, label, batch, regime, seed, firms))
+
+
+def processes(raw: dict[str, Any], label: str, jobs: list[Job], regime: str | None, seed: int,
+              firms: int, done: Done, workers: int) -> None:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_warm) as pool:
+        pending: dict[Future[list[dict[str, Any]]], int] = {}
+        queue: Iterator[Job] = iter(jobs)
+        for index, batch in queue:
+            pending[pool.submit(run_batch, raw, label, batch, regime, seed, firms)] = index
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                done(pending.pop(fut), fut.result())
+                nxt = next(queue, None)
+                if nxt is not None:
+                    pending[pool.submit(run_batch, raw, label, nxt[1], regime, seed,
+                                        firms)] = nxt[0]
+
+
+def ray_available() -> bool:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def on_ray(raw: dict[str, Any], label: str, jobs: list[Job], regime: str | None, seed: int,
+           firms: int, done: Done, workers: int, address: str | None) -> None:
+    import ray
+
+    started = False
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+        else:
+            ray.init(num_cpus=workers, object_store_memory=RAY_OBJECT_STORE_BYTES,
+                     include_dashboard=False, log_to_driver=False, configure_logging=False)
+        started = True
+    try:
+        remote = ray.remote(num_cpus=1)(run_batch)
+        raw_ref = ray.put(raw)
+        pending: dict[Any, int] = {}
+        queue = iter(jobs)
+        limit = 2 * max(workers, 1)
+        for index, batch in queue:
+            pending[remote.remote(raw_ref, label, batch, regime, seed, firms)] = index
+            if len(pending) >= limit:
+                break
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                done(pending.pop(ref), ray.get(ref))
+                nxt = next(queue, None)
+                if nxt is not None:
+                    pending[remote.remote(raw_ref, label, nxt[1], regime, seed,
+                                          firms)] = nxt[0]
+    finally:
+        if started:
+            ray.shutdown()

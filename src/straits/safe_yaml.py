@@ -1,0 +1,201 @@
+"""YAML (and JSON) documents parsed with limits: depth, aliases, duplicate keys, long integers.
+
+PyYAML's ``safe_load`` builds no arbitrary objects, but it still accepts documents that are
+hostile in other ways: a billion-laughs alias bomb (tiny to parse, 10^9 nodes once expanded),
+nesting deep enough to exhaust the stack, a mapping that names the same key twice (the second
+silently wins: a site with ``country: SG`` then ``country: CN`` would validate), integers with
+thousands of digits, and impossible dates that raise from inside the library. This loader:
+
+* refuses nesting deeper than :data:`~straits.limits.MAX_DEPTH`, counted as the document is
+  composed and again once aliases are expanded;
+* refuses documents whose aliases add more than :data:`~straits.limits.MAX_ALIAS_NODES` nodes,
+  and aliases that refer to themselves;
+* refuses duplicate keys in a mapping, naming both lines (keys brought in by a ``<<`` merge may
+  be overridden, as YAML intends);
+* keeps timestamps as text, so the models parse them and a wrong date is reported against its
+  field (``workloads[0].deadline``) instead of raising from the YAML library;
+* refuses integers longer than 40 digits (no field accepts numbers that large).
+
+Errors are :class:`YamlLimitError` with the 1-based line of the offending node.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from straits.limits import MAX_ALIAS_NODES, MAX_DEPTH
+
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_MERGE = "tag:yaml.org,2002:merge"
+MAX_INT_DIGITS = 40
+
+
+class YamlLimitError(Exception):
+    """The document breaks one of the limits; ``line`` is 1-based (None when unknown)."""
+
+    def __init__(self, message: str, line: int | None) -> None:
+        self.message, self.line = message, line
+        super().__init__(message if line is None else f"line {line}: {message}")
+
+
+def _line(node_or_mark: Any) -> int | None:
+    mark = getattr(node_or_mark, "start_mark", node_or_mark)
+    return mark.line + 1 if mark is not None and hasattr(mark, "line") else None
+
+
+class _Loader(yaml.SafeLoader):
+    # timestamps stay strings (the models parse them and name the field when they are wrong)
+    yaml_implicit_resolvers = {  # noqa: RUF012 (PyYAML's own class attribute)
+        first: [(tag, rx) for tag, rx in resolvers if tag != _TIMESTAMP]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise YamlLimitError(f"nested deeper than {MAX_DEPTH} levels",
+                                     _line(self.peek_event()))  # type: ignore[no-untyped-call]
+            node = super().compose_node(parent, index)
+            assert node is not None
+            return node
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, MappingNode):
+            seen: dict[Any, Node] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == _MERGE:
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # an unhashable key: the base class says so
+                    continue
+                if first is not None:
+                    raise YamlLimitError(
+                        f"duplicate key {_short(key)} (first at line {_line(first)}; each key "
+                        "may appear once in a mapping)", _line(key_node))
+                seen[key] = key_node
+        return super().construct_mapping(node, deep)
+
+    def construct_yaml_int(self, node: ScalarNode) -> int:
+        digits = sum(c.isdigit() for c in str(node.value))
+        if digits > MAX_INT_DIGITS:
+            raise YamlLimitError(f"an integer of {digits} digits (at most {MAX_INT_DIGITS})",
+                                 _line(node))
+        return super().construct_yaml_int(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+# a timestamp given an explicit tag (!!timestamp) is text too
+_Loader.add_constructor(_TIMESTAMP, _Loader.construct_yaml_str)  # type: ignore[type-var]
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if isinstance(value, str | int | float | bool) or value is None else \
+        f"<{type(value).__name__}>"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def check_expansion(root: Node) -> None:
+    """Refuse aliases that add more than MAX_ALIAS_NODES nodes, nest the expanded document
+    deeper than MAX_DEPTH, or refer to themselves (iterative: no recursion on hostile
+    input)."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    active: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            kids = _children(node)
+            size[key] = 1 + sum(size[id(k)] for k in kids)
+            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
+            active.discard(key)
+            if depth[key] > MAX_DEPTH:
+                raise YamlLimitError(f"aliases nest the document deeper than {MAX_DEPTH} "
+                                     "levels", _line(node))
+            continue
+        if key in size:
+            continue
+        if key in active:
+            raise YamlLimitError("an alias refers to the node that contains it", _line(node))
+        active.add(key)
+        stack.append((node, True))
+        stack.extend((k, False) for k in _children(node) if id(k) not in size)
+    added = size[id(root)] - len(size)
+    if added > MAX_ALIAS_NODES:
+        raise YamlLimitError(f"aliases expand the document by {added:,} nodes (at most "
+                             f"{MAX_ALIAS_NODES:,})", _line(root))
+
+
+def compose(text: str) -> Node | None:
+    """The document's node graph, with the depth and alias limits checked."""
+    loader = _Loader(text)
+    try:
+        root = loader.get_single_node()
+    finally:
+        loader.dispose()
+    if root is not None:
+        check_expansion(root)
+    return root
+
+
+def load(text: str) -> Any:
+    """Parse one YAML document within the limits (raises yaml.YAMLError on bad syntax and
+    YamlLimitError on a broken limit)."""
+    loader = _Loader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None
+        check_expansion(root)
+        return loader.construct_document(root)
+    finally:
+        loader.dispose()
+
+
+def locate(text: str, loc: tuple[int | str, ...]) -> int | None:
+    """The 1-based line of the node at ``loc`` (a pydantic error location) in ``text``: the
+    deepest node on the path that exists (a missing field points at its parent)."""
+    try:
+        node = compose(text)
+    except (yaml.YAMLError, YamlLimitError, RecursionError, ValueError):
+        return None
+    line = _line(node) if node is not None else None
+    for part in loc:
+        if node is None:
+            break
+        nxt: Node | None = None
+        if isinstance(node, MappingNode):
+            for k, v in node.value:
+                if isinstance(k, ScalarNode) and k.value == str(part):
+                    nxt = v
+                    line = _line(k)
+                    break
+        elif isinstance(node, SequenceNode) and isinstance(part, int) and \
+                0 <= part < len(node.value):
+            nxt = node.value[part]
+            line = _line(nxt)
+        if nxt is None:
+            break
+        node = nxt
+    return line

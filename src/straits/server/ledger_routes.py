@@ -1,0 +1,198 @@
+"""The /v1/ledger routes: entries, receipts, checkpoints, proofs and verification.
+
+Numbers are in the caller's view: a tenant's token sees its own entries numbered 1, 2, 3 (the
+``seq`` of its views, its ``X-Straits-Ledger-Seq`` headers and its receipt route), never the
+global sequence or the live head; an admin token sees the global numbers. A receipt necessarily
+carries the entry's global position and the log's size at its checkpoint (docs/server-and-
+ledger.md says what that reveals). Checkpoints served here are the ones the log has issued; only
+an admin can have a fresh one signed.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from straits.errors import InputError, NotFoundError, RequestError
+from straits.server.auth import Caller, refuse
+from straits.server.problems import openapi_responses as problems_doc
+from straits.server.problems import problem
+from straits.store import checkpoints, integrity, ledger, tree
+from straits.store.db import Store
+from straits.store.keys import Keys
+from straits.store.ledger import Entry
+from straits.store.receipts import make_receipt
+from straits.store.tokens import Principal
+
+router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
+MAX_SEQ = 2**53
+
+
+def _keys(request: Request) -> Keys:
+    keys: Keys = request.app.state.ledger_keys
+    return keys
+
+
+def tenant_view(e: Entry) -> dict[str, Any]:
+    """An entry as its tenant sees it: numbered within the tenant, nothing about others."""
+    return {"seq": e.tenant_seq, "recorded_at": e.recorded_at, "tenant": e.tenant,
+            "actor": e.actor, "kind": e.kind, "body": e.body,
+            "receipt": f"/v1/ledger/entries/{e.tenant_seq}/receipt"}
+
+
+def admin_view(e: Entry) -> dict[str, Any]:
+    return {**e.to_json(), "receipt": f"/v1/ledger/entries/{e.seq}/receipt"}
+
+
+def view_number(who: Principal, e: Entry) -> int:
+    """The number of ``e`` in the caller's view (for ``X-Straits-Ledger-Seq``)."""
+    return e.seq if who.is_admin else e.tenant_seq
+
+
+def _global_seq(request: Request, who: Principal, n: int) -> int:
+    store: Store = request.app.state.store
+    if who.is_admin:
+        if ledger.get_entry(store, n) is None:
+            raise NotFoundError(f"no ledger entry {n}")
+        return n
+    seq = ledger.seq_of(store, who.tenant, n)
+    if seq is None:
+        raise NotFoundError(f"no ledger entry {n} of tenant {who.tenant!r}")
+    return seq
+
+
+@router.get("/verify", operation_id="verifyLedger",
+            responses={200: {"model": dict[str, Any]}})
+def verify_ledger(request: Request, who: Caller,
+                  quick: Annotated[bool, Query(description="Admins: check the latest checkpoint "
+                                               "by a consistency proof only, no rescan.")]
+                  = False) -> dict[str, Any]:
+    """Admins: the full verification (chain, tree, checkpoints, records) or, with `quick`, the
+    consistency of the stored tree with the latest checkpoint. Others: whether that quick check
+    holds and how many entries are their tenant's (no head, no global numbers)."""
+    store: Store = request.app.state.store
+    if who.is_admin:
+        v = (integrity.verify_heads(store, _keys(request), []) if quick
+             else integrity.verify_store(store, _keys(request)))
+        return v.to_json()
+    v = integrity.verify_heads(store, _keys(request), [])
+    return {"ok": v.ok, "entries": ledger.count(store, who.tenant),
+            "signatures": v.signatures,
+            "problem": None if v.ok else "the ledger failed verification; an admin token "
+                                         "shows where"}
+
+
+@router.get("/entries", operation_id="listLedgerEntries",
+            responses={200: {"model": list[dict[str, Any]]}})
+def ledger_entries(request: Request, who: Caller,
+                   since: Annotated[int, Query(ge=1, le=MAX_SEQ)] = 1,
+                   limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+    """Entries in order from `since`: your tenant's, numbered 1, 2, 3 within it; every
+    tenant's with their stored fields and global numbers for admins."""
+    store: Store = request.app.state.store
+    if who.is_admin:
+        return [admin_view(e) for e in ledger.entries(store, since=since, limit=limit)]
+    return [tenant_view(e) for e in ledger.tenant_entries(store, who.tenant, since=since,
+                                                          limit=limit)]
+
+
+@router.get("/entries/{seq}", operation_id="getLedgerEntry",
+            responses={200: {"model": dict[str, Any]}})
+def ledger_entry(request: Request, who: Caller, seq: int) -> dict[str, Any]:
+    """One entry (your tenant's number; global for admins)."""
+    if not 1 <= seq <= MAX_SEQ:
+        raise NotFoundError(f"no ledger entry {seq}")
+    e = ledger.get_entry(request.app.state.store, _global_seq(request, who, seq))
+    assert e is not None
+    return admin_view(e) if who.is_admin else tenant_view(e)
+
+
+@router.get("/entries/{seq}/receipt", operation_id="getLedgerReceipt",
+            responses={200: {"model": dict[str, Any]}, **problems_doc(409)})
+async def ledger_receipt(request: Request, who: Caller, seq: int) -> Any:
+    """The receipt of one of your entries: the entry, its inclusion proof and a signed
+    checkpoint, for `straits ledger verify-receipt FILE --pubkey KEY` (offline)."""
+    if not 1 <= seq <= MAX_SEQ:
+        raise NotFoundError(f"no ledger entry {seq}")
+    store: Store = request.app.state.store
+    keys = _keys(request)
+    global_seq = await run_in_threadpool(_global_seq, request, who, seq)
+
+    def make() -> dict[str, Any]:
+        return make_receipt(store, global_seq, keys)
+
+    try:
+        return await run_in_threadpool(make)
+    except checkpoints.NoCheckpointError as exc:
+        return problem(409, f"no receipt yet: {exc.detail}", instance=request.url.path)
+
+
+def _b64(hashes: list[bytes]) -> list[str]:
+    return [base64.b64encode(h).decode() for h in hashes]
+
+
+@router.get("/checkpoint", operation_id="getLedgerCheckpoint",
+            responses={200: {"model": dict[str, Any]}, **problems_doc(404, 409)})
+def ledger_checkpoint(
+    request: Request, who: Caller,
+    since: Annotated[int | None, Query(ge=0, le=MAX_SEQ, description="Add a consistency "
+                                       "proof from this size (a witness's last).")] = None,
+    fresh: Annotated[bool, Query(description="Admins: sign the current head now (needs "
+                                             "the server's key).")] = False,
+) -> Any:
+    """The latest checkpoint the log issued (c2sp.org/tlog-checkpoint signed note), with a
+    consistency proof from `since` when asked: what witnesses record (`straits ledger
+    witness`)."""
+    store: Store = request.app.state.store
+    keys = _keys(request)
+    if fresh:
+        if not who.is_admin:
+            raise refuse(request, 403, "only an admin token can have a fresh checkpoint signed",
+                         who)
+        if keys.signer is None:
+            return problem(409, "this server has no ledger signing key (STRAITS_LEDGER_KEY)",
+                           instance=request.url.path,
+                           expected="a server started with STRAITS_LEDGER_KEY")
+        cp = checkpoints.issue(store, keys.signer)
+    else:
+        found = checkpoints.latest(store, keys)
+        if found is None:
+            raise NotFoundError("the log has issued no checkpoint yet")
+        cp = found
+    out: dict[str, Any] = {"checkpoint": cp.note, "origin": cp.checkpoint.origin,
+                           "size": cp.checkpoint.size, "root_hash": cp.checkpoint.root_hex,
+                           "consistency": None}
+    if since is not None:
+        size = cp.checkpoint.size
+        if since > size:
+            raise RequestError(f"since={since} is beyond the checkpoint's {size} entries",
+                               path="since")
+        with store.session() as s:
+            proof = tree.proofs(s, consistencies=[(since, size)]).consistency(since, size)
+        out["consistency"] = {"from": since, "to": size, "proof": _b64(proof)}
+    return out
+
+
+@router.get("/consistency", operation_id="getLedgerConsistency",
+            responses={200: {"model": dict[str, Any]}})
+def ledger_consistency(request: Request, who: Caller,
+                       first: Annotated[int, Query(ge=0, le=MAX_SEQ)],
+                       second: Annotated[int, Query(ge=0, le=MAX_SEQ)]) -> dict[str, Any]:
+    """A consistency proof between two sizes of the log (RFC 9162): for anyone else only up
+    to the latest checkpoint's size; admins up to the current head."""
+    store: Store = request.app.state.store
+    with store.session() as s:
+        if who.is_admin:
+            limit = checkpoints.tree_head_size(s)
+        else:
+            row = checkpoints.latest_row(s)
+            limit = row.size if row is not None else 0
+        if not first <= second <= limit:
+            bound = "the head" if who.is_admin else "the latest checkpoint"
+            raise InputError(f"no proof from {first} to {second}: sizes must satisfy first <= "
+                             f"second <= {limit} ({bound})", path="second")
+        proof = tree.proofs(s, consistencies=[(first, second)]).consistency(first, second)
+    return {"first": first, "second": second, "proof": _b64(proof)}

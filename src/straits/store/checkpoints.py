@@ -1,0 +1,136 @@
+"""Signed checkpoints of the ledger: issued with the signing key, kept in ``ledger_checkpoints``.
+
+A checkpoint commits to the log's first ``size`` entries (origin, size, RFC 6962 root). The log
+signs a new one when asked (``straits ledger checkpoint``, or a receipt for an entry no stored
+checkpoint covers yet) and never signs two different roots for one size: issuing reuses the
+latest checkpoint when the log has not grown. Stored checkpoints are trusted for what their
+signatures say, never for being in the table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, cast
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from straits.errors import InputError, LedgerError
+from straits.store import tree
+from straits.store.db import Store
+from straits.store.keys import Keys
+from straits.store.merkle import EMPTY_ROOT
+from straits.store.note import (
+    Checkpoint,
+    NoteError,
+    SignedCheckpoint,
+    Signer,
+    Verifier,
+    open_checkpoint,
+    sign_checkpoint,
+)
+from straits.store.tables import LedgerCheckpoint, LedgerHead
+
+
+class NoCheckpointError(InputError):
+    """No signed checkpoint covers an entry and no signing key is configured to issue one."""
+
+
+@dataclass(frozen=True)
+class TreeHead:
+    size: int
+    root: bytes
+
+
+def tree_head_size(session: Session) -> int:
+    size = session.execute(select(LedgerHead.seq).where(LedgerHead.id == 1)).scalar()
+    return int(size) if size is not None else 0
+
+
+def tree_head(session: Session) -> TreeHead:
+    """The size and root of the stored tree (from the stored nodes, nothing verified)."""
+    size = tree_head_size(session)
+    if size == 0:
+        return TreeHead(0, EMPTY_ROOT)
+    return TreeHead(size, tree.proofs(session, roots=[size]).root(size))
+
+
+def latest_row(session: Session, *, min_size: int = 0) -> LedgerCheckpoint | None:
+    """The latest stored checkpoint (a Core row with the table's columns: cheaper than an
+    ORM object on every proven read)."""
+    t = LedgerCheckpoint.__table__
+    row: Any = session.execute(select(t).where(t.c.size >= min_size)
+                               .order_by(t.c.size.desc(), t.c.id.desc()).limit(1)).first()
+    return cast(LedgerCheckpoint | None, row)
+
+
+@lru_cache(maxsize=256)
+def _open(note: str, trusted: tuple[Verifier, ...] | None) -> SignedCheckpoint:
+    """The same note under the same keys always opens the same way: every proven read of an
+    unchanged log checks the latest checkpoint's signature once per process."""
+    return open_checkpoint(note, list(trusted) if trusted is not None else None)
+
+
+def open_row(row: LedgerCheckpoint, keys: Keys) -> SignedCheckpoint:
+    """A stored checkpoint, its signature checked when keys are known (``LedgerError`` when
+    it does not verify: the row was forged or altered)."""
+    try:
+        cp = _open(row.note, tuple(keys.trusted) if keys.checks_signatures else None)
+    except NoteError as exc:
+        raise LedgerError(f"stored checkpoint #{row.id} (size {row.size}) is not trustworthy: "
+                          f"{exc}") from None
+    if cp.checkpoint.size != row.size or cp.checkpoint.root_hex != row.root:
+        raise LedgerError(f"stored checkpoint #{row.id}: its columns do not match its signed "
+                          "text (the row was altered)")
+    return cp
+
+
+def issue(store: Store, signer: Signer) -> SignedCheckpoint:
+    """Sign the current tree head (or return the latest checkpoint if the log has not grown
+    since). The tree is not re-verified here; ``ledger verify`` does that."""
+    with store.write() as s:
+        head = tree_head(s)
+        last = latest_row(s)
+        if last is not None and last.size == head.size and last.origin == signer.name:
+            if last.root != head.root.hex():
+                raise LedgerError(f"the log of {head.size} entries no longer has the root "
+                                  f"checkpoint #{last.id} signed: it was rewritten; refusing "
+                                  "to sign a second root for the same size", head.size)
+            return open_row(last, Keys(signer))
+        if last is not None and last.size > head.size:
+            raise LedgerError(f"checkpoint #{last.id} was signed at {last.size} entries but "
+                              f"the log has {head.size}: entries were removed; refusing to "
+                              "sign a smaller log", head.size + 1)
+        cp = Checkpoint(signer.name, head.size, head.root)
+        try:
+            note = sign_checkpoint(cp, signer)
+        except NoteError as exc:
+            raise InputError(str(exc), path="--key") from None
+        s.add(LedgerCheckpoint(size=cp.size, root=cp.root_hex, origin=cp.origin,
+                               key_id=f"{signer.verifier.id:08x}", note=note))
+        return SignedCheckpoint(cp, note, signer.verifier)
+
+
+def latest(store: Store, keys: Keys, *, min_size: int = 0) -> SignedCheckpoint | None:
+    """The latest stored checkpoint (of at least ``min_size`` entries), signature checked when
+    keys are known."""
+    with store.session() as s:
+        row = latest_row(s, min_size=min_size)
+        return open_row(row, keys) if row is not None else None
+
+
+def covering(store: Store, keys: Keys, size: int) -> SignedCheckpoint:
+    """A signed checkpoint of at least ``size`` entries: the latest stored one when it covers
+    them (a read, no signature made), else a new one when the signing key is at hand."""
+    cp = latest(store, keys)
+    if cp is not None and cp.checkpoint.size >= size and (
+            keys.signer is None or cp.checkpoint.origin == keys.signer.name):
+        return cp
+    if keys.signer is not None:
+        return issue(store, keys.signer)
+    raise NoCheckpointError(f"no signed checkpoint covers entry {size} yet, and no "
+                            "signing key is configured to issue one", path="--key",
+                            expected="the ledger key (--key or STRAITS_LEDGER_KEY), or a "
+                                     "checkpoint issued by `straits ledger checkpoint` "
+                                     "since")

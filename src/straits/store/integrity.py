@@ -1,0 +1,276 @@
+"""``straits ledger verify``: everything the database holds, checked against the log.
+
+A full check walks every entry once (constant memory) and checks, in order:
+
+1. the hash chain (an entry altered, removed, reordered or replaced; the head row);
+2. each entry against its Merkle leaf, and every interior node of the tree against its children
+   (an entry altered with the chain recomputed; the tree altered);
+3. every stored checkpoint: its signature (with the trusted keys) and its root against the
+   stored tree (a log rewritten after it was signed, entries removed from the end);
+4. each older head given (``SEQ:HASH`` or a signed checkpoint), through a consistency proof
+   to the current tree;
+5. every plan and decision row against the entry it points to, and every scenario a plan entry
+   records against its digest.
+
+:func:`verify_heads` is the quick check: the given heads and the latest checkpoint against the
+stored tree by consistency proofs only (``O(log n)``, no rescan).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from straits.errors import LedgerError
+from straits.store import checkpoints, merkle, tree
+from straits.store.db import Store
+from straits.store.keys import Keys, configured
+from straits.store.ledger import Entry, Verification, digest, entries, head, verify_chain
+from straits.store.note import SignedCheckpoint
+from straits.store.proven import decision_row_problem, plan_row_problem
+from straits.store.tables import (
+    DecisionRow,
+    LedgerCheckpoint,
+    LedgerHead,
+    LedgerRow,
+    PlanRow,
+    ScenarioRow,
+)
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    """A head published before checkpoints existed (``SEQ:HASH``): the chain hash of entry
+    SEQ, or the Merkle root of the first SEQ entries."""
+
+    seq: int
+    hash: str
+
+    def label(self) -> str:
+        return f"{self.seq}:{self.hash}"
+
+
+Head = ChainHead | SignedCheckpoint
+
+
+def _head_label(h: Head) -> str:
+    if isinstance(h, ChainHead):
+        return h.label()
+    return f"checkpoint {h.checkpoint.size}:{h.checkpoint.root_hex}"
+
+
+class _Broken(Exception):
+    def __init__(self, seq: int | None, problem: str) -> None:
+        self.seq, self.problem = seq, problem
+
+
+def verify_store(store: Store, keys: Keys | None = None, heads: Iterable[Head] = ()
+                 ) -> Verification:
+    keys = keys if keys is not None else configured()
+    heads = list(heads)
+    with store.session() as s:
+        leaf_problem: list[tuple[int, str]] = []
+
+        def with_leaves(chain: Iterable[Entry]) -> Iterator[Entry]:
+            leaves = tree.level_hashes(s, 0)
+            for e in chain:
+                idx, h = next(leaves, (None, b""))
+                if not leaf_problem and (idx != e.seq - 1 or h != e.leaf_hash()):
+                    leaf_problem.append((e.seq, _leaf_message(e.seq, idx)))
+                yield e
+            extra = next(leaves, None)
+            if extra is not None and not leaf_problem:
+                leaf_problem.append((extra[0] + 1, f"the Merkle tree holds a leaf for entry "
+                                                   f"{extra[0] + 1}, which is not in the log: "
+                                                   "entries were removed"))
+
+        def scenario_ok(ref: str) -> bool:
+            row = s.get(ScenarioRow, ref)
+            return row is not None and digest(json.loads(row.body)) == ref
+
+        v = verify_chain(with_leaves(entries(store)), head(store), scenario_ok, head_kept=True)
+        if leaf_problem and (v.ok or (v.first_bad or 0) > leaf_problem[0][0]):
+            seq, problem = leaf_problem[0]
+            v = v.replace(ok=False, first_bad=seq, problem=problem)
+        if not v.ok:
+            return v
+        n = v.entries
+        try:
+            bad = tree.check_levels(s, n)
+            if bad is not None:
+                raise _Broken(bad.first_entry, f"{bad.problem} (entries from "
+                                               f"{bad.first_entry} on)")
+            root = tree.proofs(s, roots=[n]).root(n) if n else merkle.EMPTY_ROOT
+            v = v.replace(root_hash=root.hex())
+            v = _check_checkpoints(s, keys, n, root, v)
+            v = v.replace(heads=tuple(_check_head(s, h, n, root) for h in heads))
+            _check_rows(s)
+        except _Broken as exc:
+            return v.replace(ok=False, first_bad=exc.seq, problem=exc.problem)
+        except (tree.MissingNodeError, ValueError) as exc:
+            return v.replace(ok=False, problem=str(exc))
+    return v
+
+
+def _leaf_message(seq: int, idx: int | None) -> str:
+    if idx is None or idx > seq - 1:
+        return f"the Merkle tree has no leaf for entry {seq}: tree rows were deleted"
+    return (f"entry {seq} does not match its Merkle leaf: the entry was altered and the chain "
+            "re-hashed, or the tree was altered")
+
+
+def _check_checkpoints(s: Session, keys: Keys, n: int, root: bytes,
+                       v: Verification) -> Verification:
+    rows = s.scalars(select(LedgerCheckpoint).order_by(LedgerCheckpoint.size,
+                                                       LedgerCheckpoint.id)).all()
+    latest: SignedCheckpoint | None = None
+    for row in rows:
+        try:
+            cp = checkpoints.open_row(row, keys)
+        except LedgerError as exc:
+            raise _Broken(None, str(exc)) from None
+        if cp.checkpoint.size > n:
+            raise _Broken(n + 1, f"checkpoint #{row.id} was signed at {cp.checkpoint.size} "
+                                 f"entries but the log has {n}: entries {n + 1} to "
+                                 f"{cp.checkpoint.size} were removed from the end")
+        _consistent(s, cp.checkpoint.size, cp.checkpoint.root, n, root,
+                    f"checkpoint #{row.id} ({cp.checkpoint.size} entries)")
+        latest = cp
+    notes = list(v.notes)
+    if latest is None:
+        signatures = "none"
+        notes.append("no signed checkpoint yet: `straits ledger checkpoint --key K` issues one")
+    elif keys.checks_signatures:
+        signatures = "checked"
+    else:
+        signatures = "not checked"
+        notes.append("no public key given (--pubkey or STRAITS_LEDGER_PUBKEY): checkpoint "
+                     "signatures were not checked, only their roots")
+    cp_json = None
+    if latest is not None:
+        k = latest.key
+        cp_json = {"size": latest.checkpoint.size, "root_hash": latest.checkpoint.root_hex,
+                   "origin": latest.checkpoint.origin,
+                   "key": f"{k.name}+{k.id:08x}" if k else None, "signed": k is not None}
+    return v.replace(checkpoint=cp_json, signatures=signatures, notes=tuple(notes))
+
+
+def _consistent(s: Session, first: int, first_root: bytes, n: int, root: bytes,
+                what: str, nodes: tree.Proofs | None = None) -> None:
+    """``first_root`` is the root of the first ``first`` entries: checked by a consistency
+    proof from the stored tree (raises ``_Broken``); ``nodes`` may hold the hashes already."""
+    p = nodes if nodes is not None else tree.proofs(s, consistencies=[(first, n)])
+    try:
+        merkle.verify_consistency(first, n, first_root, root, p.consistency(first, n))
+    except merkle.ProofError:
+        raise _Broken(None, f"the log is not an extension of {what}: its first {first} "
+                            "entries were rewritten since") from None
+
+
+def _check_head(s: Session, h: Head, n: int, root: bytes,
+                nodes: tree.Proofs | None = None) -> dict[str, Any]:
+    if isinstance(h, ChainHead):
+        if h.seq > n:
+            raise _Broken(n + 1, f"the head {h.seq}:{h.hash[:16]}... records {h.seq} entries "
+                                 f"but the log has {n}: entries {n + 1} to {h.seq} were removed "
+                                 "from the end")
+        row = s.get(LedgerRow, h.seq) if h.seq else None
+        if row is not None and row.hash == h.hash:
+            return {"head": h.label(), "proven_by": "chain hash of entry " + str(h.seq)}
+        try:
+            as_root = bytes.fromhex(h.hash)
+        except ValueError:
+            as_root = b""
+        if len(as_root) == merkle.HASH_SIZE:
+            try:
+                _consistent(s, h.seq, as_root, n, root, "", nodes)
+                return {"head": h.label(), "proven_by": f"consistency proof {h.seq} -> {n}"}
+            except _Broken:
+                pass
+        raise _Broken(h.seq, f"the head {h.seq}:{h.hash[:16]}... is neither the chain hash of "
+                             f"entry {h.seq} nor the Merkle root of the first {h.seq} entries: "
+                             "the head is forged, or the log was rewritten")
+    cp = h.checkpoint
+    if cp.size > n:
+        raise _Broken(n + 1, f"the checkpoint given signs {cp.size} entries but the log has "
+                             f"{n}: entries {n + 1} to {cp.size} were removed from the end")
+    _consistent(s, cp.size, cp.root, n, root, f"the checkpoint given ({cp.size} entries)",
+                nodes)
+    return {"head": _head_label(h), "proven_by": f"consistency proof {cp.size} -> {n}",
+            "key": f"{h.key.name}+{h.key.id:08x}" if h.key else None}
+
+
+def _check_rows(s: Session) -> None:
+    q = (select(PlanRow, LedgerRow).outerjoin(LedgerRow, LedgerRow.seq == PlanRow.ledger_seq)
+         .where(PlanRow.ledger_seq.is_not(None)).order_by(PlanRow.ledger_seq))
+    for plan, row in s.execute(q).yield_per(500):
+        if row is None:
+            raise _Broken(plan.ledger_seq, f"plan {plan.id} points to ledger entry "
+                                           f"{plan.ledger_seq}, which does not exist")
+        problem = plan_row_problem(plan, Entry.from_row(row))
+        if problem:
+            raise _Broken(row.seq, problem)
+    q2 = (select(DecisionRow, LedgerRow)
+          .outerjoin(LedgerRow, LedgerRow.seq == DecisionRow.ledger_seq)
+          .order_by(DecisionRow.ledger_seq))
+    for decision, row in s.execute(q2).yield_per(500):
+        if row is None:
+            raise _Broken(decision.ledger_seq, f"decision {decision.id} points to ledger entry "
+                                               f"{decision.ledger_seq}, which does not exist")
+        problem = decision_row_problem(decision, Entry.from_row(row))
+        if problem:
+            raise _Broken(row.seq, problem)
+
+
+def _size(h: Head) -> int:
+    return h.seq if isinstance(h, ChainHead) else h.checkpoint.size
+
+
+def verify_heads(store: Store, keys: Keys, heads: Iterable[Head]) -> Verification:
+    """The quick check: the latest stored checkpoint and each head given against the stored
+    tree, by consistency proofs (one read of ``O(log n)`` node hashes, no rescan)."""
+    heads = list(heads)
+    with store.session() as s:
+        head_row = s.execute(select(LedgerHead.seq, LedgerHead.hash)).first()
+        n, head_hash = (int(head_row[0]), str(head_row[1])) if head_row else (0, "")
+        v = Verification(True, n, n, head_hash)
+        try:
+            row = checkpoints.latest_row(s)
+            cp = None
+            if row is not None:
+                try:
+                    cp = checkpoints.open_row(row, keys)
+                except LedgerError as exc:
+                    raise _Broken(None, str(exc)) from None
+                if cp.checkpoint.size > n:
+                    raise _Broken(n + 1, f"checkpoint #{row.id} was signed at "
+                                         f"{cp.checkpoint.size} entries but the log has {n}: "
+                                         "entries were removed from the end")
+            sizes = {_size(h) for h in heads if _size(h) <= n}
+            if cp is not None:
+                sizes.add(cp.checkpoint.size)
+            nodes = tree.proofs(s, roots=[n], consistencies=[(m, n) for m in sizes])
+            root = nodes.root(n) if n else merkle.EMPTY_ROOT
+            v = v.replace(root_hash=root.hex())
+            if cp is not None and row is not None:
+                _consistent(s, cp.checkpoint.size, cp.checkpoint.root, n, root,
+                            f"checkpoint #{row.id} ({cp.checkpoint.size} entries)", nodes)
+                k = cp.key
+                v = v.replace(checkpoint={
+                    "size": cp.checkpoint.size, "root_hash": cp.checkpoint.root_hex,
+                    "origin": cp.checkpoint.origin,
+                    "key": f"{k.name}+{k.id:08x}" if k else None, "signed": k is not None},
+                    signatures="checked" if keys.checks_signatures else "not checked")
+            v = v.replace(heads=tuple(_check_head(s, x, n, root, nodes) for x in heads),
+                          notes=("quick check: heads and the latest checkpoint against the "
+                                 "stored tree by consistency proofs; entries not rescanned",))
+        except _Broken as exc:
+            return v.replace(ok=False, first_bad=exc.seq, problem=exc.problem)
+        except (tree.MissingNodeError, ValueError) as exc:
+            return v.replace(ok=False, problem=str(exc))
+    return v

@@ -1,0 +1,127 @@
+"""The ledger's signing key lives in a file outside the database.
+
+``straits ledger keygen`` writes the signer key (``PRIVATE+KEY+...``, mode 0600) and, next to
+it, ``<file>.pub`` with the verifier key, which is what auditors, tenants and witnesses are given.
+Whoever can write the database but cannot read the key file cannot produce a checkpoint the
+verifier key accepts.
+
+Where the keys come from: ``--key FILE`` or ``$STRAITS_LEDGER_KEY`` (the signer; its verifier is
+derived from it) and ``--pubkey FILE|VKEY`` or ``$STRAITS_LEDGER_PUBKEY`` (a verifier only). With
+neither, the ledger still keeps and checks its Merkle tree, but nothing is signed and every check
+says that no signature was checked.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from straits.errors import InputError
+from straits.store.note import NoteError, Signer, Verifier
+
+KEY_ENV = "STRAITS_LEDGER_KEY"
+PUBKEY_ENV = "STRAITS_LEDGER_PUBKEY"
+MAX_KEY_FILE = 4096
+
+
+def _read(path: Path, what: str, option: str) -> str:
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_KEY_FILE + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read the {what}: {exc.strerror or exc}", source=str(path),
+                         path=option) from None
+    if len(raw) > MAX_KEY_FILE:
+        raise InputError(f"not a {what}: the file is over {MAX_KEY_FILE} bytes",
+                         source=str(path), path=option)
+    try:
+        return raw.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise InputError(f"not a {what}: the file is not ASCII text", source=str(path),
+                         path=option) from None
+
+
+def load_signer(path: str | Path, option: str = "--key") -> Signer:
+    text = _read(Path(path), "ledger signing key", option)
+    try:
+        return Signer.parse(text)
+    except NoteError as exc:
+        raise InputError(str(exc), source=str(path), path=option,
+                         expected="a key file written by `straits ledger keygen`") from None
+
+
+def load_verifier(spec: str, option: str = "--pubkey") -> Verifier:
+    """A verifier key given as text (``NAME+KEYID+BASE64``) or as a file holding one (a
+    ``.pub`` file; a signer key file also works, its public half is used)."""
+    text = spec.strip()
+    source = None
+    if text.count("+") < 2 or Path(text).is_file():
+        source = text
+        text = _read(Path(text), "ledger public key", option)
+    try:
+        if text.startswith("PRIVATE+KEY+"):
+            return Signer.parse(text).verifier
+        return Verifier.parse(text)
+    except NoteError as exc:
+        raise InputError(str(exc), source=source, path=option,
+                         expected="a verifier key NAME+KEYID+BASE64 or a .pub file from "
+                                  "`straits ledger keygen`") from None
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The keys in use: a signer (which also verifies), verifiers only, or none."""
+
+    signer: Signer | None = None
+    verifiers: tuple[Verifier, ...] = ()
+
+    @property
+    def trusted(self) -> list[Verifier]:
+        vs = list(self.verifiers)
+        if self.signer is not None and self.signer.verifier not in vs:
+            vs.insert(0, self.signer.verifier)
+        return vs
+
+    @property
+    def checks_signatures(self) -> bool:
+        return bool(self.trusted)
+
+
+def configured(key: str | Path | None = None, pubkeys: list[str] | None = None) -> Keys:
+    """The keys named by the options, else by the environment (empty values are unset)."""
+    key = key or os.environ.get(KEY_ENV) or None
+    if not pubkeys:
+        env = os.environ.get(PUBKEY_ENV, "").strip()
+        pubkeys = [env] if env else []
+        pub_option = PUBKEY_ENV
+    else:
+        pub_option = "--pubkey"
+    signer = load_signer(key, "--key" if key else KEY_ENV) if key else None
+    return Keys(signer, tuple(load_verifier(p, pub_option) for p in pubkeys))
+
+
+def write_keys(path: Path, signer: Signer, *, force: bool = False) -> Path:
+    """Write the signer key to ``path`` (0600) and its verifier key to ``path.pub``; refuses to
+    replace an existing key unless ``force``."""
+    pub = path.with_name(path.name + ".pub")
+    if not force:
+        for p in (path, pub):
+            if p.exists():
+                raise InputError(f"{p} exists; a ledger key is not replaced unless you say "
+                                 "--force (checkpoints signed by the old key stay verifiable "
+                                 "only with its .pub)", path="-o")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(signer.skey + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    pub.write_text(signer.verifier.vkey + "\n", encoding="ascii")
+    return pub

@@ -1,0 +1,196 @@
+"""Verified reads: the one way a recorded entry, plan or decision leaves the database.
+
+:func:`prove_entry` reads an entry and proves, from the stored tree, that it is leaf ``seq - 1``
+of the current log (an inclusion proof) and that the current log extends the latest signed
+checkpoint (a consistency proof, the signature checked with the configured key). A plan is then
+taken from its entry, and the copy in the ``plans`` table (its result, tenant, scenario) must
+match it: any difference refuses the read with :class:`~straits.errors.LedgerError` naming the
+entry. ``export``, ``impact``, the API's plan views and the SkyPilot admission hook all read
+plans through here (``records.find_plan``).
+
+What each read proves depends on the keys: with a verifier key, an entry covered by a signed
+checkpoint cannot have been changed by anyone without the signing key; an entry recorded after
+the latest checkpoint is proven against the stored tree only (``Proof.signed`` is False). With
+no key, every read is proven against the stored tree, which catches any edit of an entry or of
+a plan or decision row, but not someone who rewrites the tree too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from straits.errors import LedgerError, NotFoundError
+from straits.store import checkpoints, merkle, tree
+from straits.store.db import Store
+from straits.store.keys import Keys, configured
+from straits.store.ledger import Entry, canonical, digest
+from straits.store.note import SignedCheckpoint
+from straits.store.tables import DecisionRow, LedgerRow, PlanRow, ScenarioRow
+
+
+@dataclass(frozen=True)
+class Proof:
+    """An entry and what proved it."""
+
+    entry: Entry
+    tree_size: int
+    root: bytes
+    checkpoint: SignedCheckpoint | None
+    """the latest stored checkpoint the current tree was proven to extend"""
+    nodes: tree.Proofs
+    """the node hashes read (they also answer the entry's inclusion proof at the
+    checkpoint's size when it covers the entry)"""
+
+    @property
+    def signed(self) -> bool:
+        """Whether a signed checkpoint whose signature was checked covers the entry."""
+        cp = self.checkpoint
+        return cp is not None and cp.key is not None and cp.checkpoint.size >= self.entry.seq
+
+    def to_json(self) -> dict[str, Any]:
+        cp = self.checkpoint
+        return {"seq": self.entry.seq, "tree_size": self.tree_size, "root": self.root.hex(),
+                "signed": self.signed,
+                "checkpoint_size": cp.checkpoint.size if cp is not None else None}
+
+
+def prove_in(s: Session, seq: int, keys: Keys) -> Proof:
+    """:func:`prove_entry` inside an open session: four indexed reads (the entry, the head,
+    the latest checkpoint, the O(log n) tree nodes of every proof involved)."""
+    row: Any = s.execute(select(LedgerRow.__table__).where(LedgerRow.seq == seq)).first()
+    head = checkpoints.tree_head_size(s)
+    if row is None:
+        if not 1 <= seq <= head:
+            raise NotFoundError(f"no ledger entry {seq}: the log has {head} entries")
+        raise LedgerError(f"ledger entry {seq} does not exist: it was removed", seq)
+    entry = Entry.from_row(row)
+    if seq > head:
+        raise LedgerError(f"ledger entry {seq} lies beyond the log's head ({head}): it was "
+                          "inserted outside the log", seq)
+    cp_row = checkpoints.latest_row(s)
+    cp = checkpoints.open_row(cp_row, keys) if cp_row is not None else None
+    cp_size = cp.checkpoint.size if cp is not None else 0
+    if cp is not None and cp_size > head:
+        raise LedgerError(f"checkpoint #{cp_row.id if cp_row else '?'} was signed at {cp_size} "
+                          f"entries but the log has {head}: entries were removed from the end",
+                          head + 1)
+    inclusions = [(seq - 1, head)] + ([(seq - 1, cp_size)] if cp_size >= seq else [])
+    try:
+        p = tree.proofs(s, roots=[head], inclusions=inclusions,
+                        consistencies=[(cp_size, head)] if cp is not None else [])
+    except (tree.MissingNodeError, ValueError) as exc:
+        raise LedgerError(f"ledger entry {seq} cannot be proven: {exc}", seq) from None
+    root = p.root(head)
+    try:
+        merkle.verify_inclusion(seq - 1, head, entry.leaf_hash(), p.inclusion(seq - 1, head),
+                                root)
+    except merkle.ProofError:
+        raise LedgerError(f"ledger entry {seq} is not the entry the log holds: its content no "
+                          "longer matches its Merkle leaf (the entry was altered)", seq) from None
+    if cp is not None:
+        try:
+            merkle.verify_consistency(cp_size, head, cp.checkpoint.root, root,
+                                      p.consistency(cp_size, head))
+        except merkle.ProofError:
+            raise LedgerError(f"the log no longer extends the checkpoint signed at {cp_size} "
+                              f"entries: it was rewritten (ledger entry {seq} cannot be "
+                              "trusted)", seq) from None
+    return Proof(entry, head, root, cp, p)
+
+
+def prove_entry(store: Store, seq: int, keys: Keys | None = None) -> Proof:
+    """Entry ``seq``, proven (see the module's docstring), or :class:`LedgerError`."""
+    keys = keys if keys is not None else configured()
+    with store.session() as s:
+        return prove_in(s, seq, keys)
+
+
+# --- plans and decisions against their entries ---------------------------------------------------
+def plan_row_problem(row: PlanRow, entry: Entry) -> str | None:
+    """What differs between a plan row and the entry it points to, or None."""
+    where = f"plan {row.id} (ledger entry {entry.seq})"
+    if entry.kind != "plan":
+        return f"{where}: the entry is a {entry.kind}, not a plan: the plan's ledger_seq was " \
+               "altered"
+    body = entry.content
+    result = body.get("result") or {}
+    if result.get("plan_id") != row.id:
+        return f"{where}: the entry records plan {result.get('plan_id')}: the plan's " \
+               "ledger_seq was altered"
+    if row.tenant != entry.tenant:
+        return f"{where}: stored tenant {row.tenant!r} but the entry records " \
+               f"{entry.tenant!r}: the plans table was altered"
+    if (body.get("inputs") or {}).get("scenario_digest") != row.scenario_digest:
+        return f"{where}: its stored scenario is not the one the entry records: the plans " \
+               "table was altered"
+    if row.result is not None and _canon_text(row.result) != canonical(result.get("plan")):
+        return f"{where}: its stored result differs from the plan the entry records: the " \
+               "plans table was altered"
+    return None
+
+
+def decision_row_problem(row: DecisionRow, entry: Entry) -> str | None:
+    where = f"decision {row.id} (ledger entry {entry.seq})"
+    if entry.kind != "check":
+        return f"{where}: the entry is a {entry.kind}, not a check: the decision's ledger_seq " \
+               "was altered"
+    body = entry.content
+    if row.tenant != entry.tenant:
+        return f"{where}: stored tenant {row.tenant!r} but the entry records " \
+               f"{entry.tenant!r}: the decisions table was altered"
+    if _canon_text(row.answer) != canonical(body.get("result")):
+        return f"{where}: its stored answer differs from the one the entry records: the " \
+               "decisions table was altered"
+    if _canon_text(row.request) != canonical(body.get("inputs")):
+        return f"{where}: its stored request differs from the one the entry records: the " \
+               "decisions table was altered"
+    return None
+
+
+def _canon_text(text: str) -> str:
+    try:
+        return canonical(json.loads(text))
+    except (ValueError, TypeError):
+        return "\x00not JSON"
+
+
+@dataclass(frozen=True)
+class ProvenPlan:
+    proof: Proof
+    plan: dict[str, Any]
+    """the plan JSON contract, as the entry records it"""
+    scenario: dict[str, Any]
+    """the stored scenario document, its digest checked against the entry"""
+
+
+def prove_plan(store: Store, row: PlanRow, keys: Keys | None = None) -> ProvenPlan:
+    """A finished, recorded plan as its ledger entry proves it; refuses (``LedgerError``
+    naming the entry) when the stored copy or its scenario differ."""
+    if row.ledger_seq is None:
+        raise LedgerError(f"plan {row.id} is not recorded in the ledger, so nothing proves it")
+    keys = keys if keys is not None else configured()
+    with store.session() as s:
+        proof = prove_in(s, row.ledger_seq, keys)
+        problem = plan_row_problem(row, proof.entry)
+        if problem:
+            raise LedgerError(problem + "; refusing to use it (`straits ledger verify` shows "
+                              "all that differs)", proof.entry.seq)
+        body = proof.entry.content
+        ref = body["inputs"]["scenario_digest"]
+        sc_row = s.get(ScenarioRow, ref)
+        doc: Any = None
+        if sc_row is not None:
+            try:
+                doc = json.loads(sc_row.body)
+            except ValueError:
+                doc = None
+        if not isinstance(doc, dict) or digest(doc) != ref:
+            raise LedgerError(f"plan {row.id} (ledger entry {proof.entry.seq}): the scenario it "
+                              f"records ({ref[:12]}...) was altered or removed",
+                              proof.entry.seq)
+        return ProvenPlan(proof, dict(body["result"]["plan"]), doc)

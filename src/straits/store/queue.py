@@ -1,0 +1,342 @@
+"""Plan jobs as a durable queue in the database (SQLite or PostgreSQL).
+
+A job is a row of ``plans``. Its life:
+
+``queued`` --claim--> ``running`` (leased to one worker until ``lease_until``) --> ``done`` |
+``failed`` (with its reason) | ``cancelled``; a running job whose lease runs out goes back to
+``queued`` (attempt 2, 3, ...) or, after ``max_attempts``, to ``failed`` with the reason.
+
+* **claim**: one transaction picks the oldest queued job whose rules match the worker's
+  (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the write lock on SQLite), marks it running, leased
+  to the worker, and counts the attempt;
+* **heartbeat**: the worker renews its lease and writes its progress; the answer says whether
+  the job was cancelled or is no longer the worker's (another worker reclaimed it);
+* **finish / fail**: fenced on (job, worker, attempt), so a worker that lost its lease (paused,
+  partitioned) can never overwrite a result, and the plan and its ledger entry are written in
+  one transaction;
+* **reap**: any server or worker, every few seconds, requeues or fails jobs whose lease ran out
+  (at once when the lease belongs to a dead process on this host), cancels leaseless jobs that
+  were asked to stop, and fails jobs nobody took within the queue timeout.
+
+Every state change is one transaction through :meth:`Store.transaction` (retried on lock
+contention).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import or_, select, text
+from sqlalchemy.orm import Session
+
+from straits.model.scenario import Scenario
+from straits.plan import Plan
+from straits.rules import RuleSet
+from straits.store.db import Store
+from straits.store.ledger import Entry, append, canonical
+from straits.store.records import new_plan_id, plan_body, save_scenario
+from straits.store.tables import PlanRow, ScenarioRow, utcnow
+
+ACTIVE = ("queued", "running")
+FINISHED = ("done", "failed", "cancelled")
+Beat = Literal["ok", "cancel", "lost"]
+
+
+@dataclass(frozen=True)
+class QueuePolicy:
+    """How long leases last and how often a job may be retried."""
+
+    lease_s: float = 30.0
+    """A running job's worker must renew its lease within this many seconds."""
+    max_attempts: int = 3
+    """A job whose worker stops responding this many times is failed, not retried."""
+    queue_timeout_s: float = 24 * 3600.0
+    """A job no worker has taken within this many seconds is failed."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A job leased to a worker: what it needs to plan."""
+
+    plan_id: str
+    worker: str
+    attempt: int
+    tenant: str
+    scenario: dict[str, Any]
+    options: dict[str, Any]
+    record: bool
+
+
+@dataclass
+class Reaped:
+    requeued: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.requeued or self.failed or self.cancelled)
+
+
+def worker_id() -> str:
+    """``host:pid:nonce``, unique per worker instance."""
+    return f"{socket.gethostname()[:100]}:{os.getpid()}:{os.urandom(3).hex()}"
+
+
+def _now(s: Session) -> dt.datetime:
+    """The database's clock on PostgreSQL (workers on several machines compare leases on one
+    clock, whatever their own clocks say); this machine's on SQLite (every process sharing the
+    file runs here)."""
+    if s.get_bind().dialect.name == "postgresql":
+        value = s.execute(text("SELECT clock_timestamp()")).scalar_one()
+        if isinstance(value, dt.datetime):
+            return value.astimezone(dt.UTC)
+    return utcnow()
+
+
+def _aware(t: dt.datetime | None) -> dt.datetime | None:
+    """SQLite hands back naive datetimes (stored as UTC)."""
+    return t if t is None or t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+# --- submitting and cancelling -------------------------------------------------------------------
+def enqueue(store: Store, sc: Scenario, options: dict[str, Any], *, tenant: str, actor: str,
+            record: bool, rules_digest: str | None) -> str:
+    """A queued job for ``sc``; returns its id."""
+    plan_id = new_plan_id()
+
+    def work(s: Session) -> None:
+        ref = save_scenario(s, sc)
+        s.add(PlanRow(id=plan_id, tenant=tenant, actor=actor, scenario_digest=ref,
+                      options=canonical(options), status="queued", record=record,
+                      rules_digest=rules_digest, attempts=0, cancel_requested=False))
+
+    store.transaction(work)
+    return plan_id
+
+
+def cancel(store: Store, plan_id: str) -> str | None:
+    """Cancel a job: a queued one at once, a running one by asking its worker (it stops the
+    search at the next safe point). Returns the status after the call (None: no such job)."""
+    def work(s: Session) -> str | None:
+        row = s.get(PlanRow, plan_id)
+        if row is None:
+            return None
+        if row.status == "queued":
+            row.status, row.finished_at = "cancelled", _now(s)
+            row.error, row.lease_until, row.cancel_requested = "cancelled", None, True
+        elif row.status == "running":
+            row.cancel_requested = True
+        return row.status
+
+    return store.transaction(work)
+
+
+# --- the worker's side ---------------------------------------------------------------------------
+def claim(store: Store, worker: str, rules_digest: str | None, policy: QueuePolicy
+          ) -> Claim | None:
+    """Lease the oldest queued job this worker's rules can run, or None."""
+    def work(s: Session) -> Claim | Literal["unreadable"] | None:
+        q = (select(PlanRow).where(PlanRow.status == "queued")
+             .order_by(PlanRow.created_at, PlanRow.id).limit(1))
+        if rules_digest is not None:
+            q = q.where(or_(PlanRow.rules_digest == rules_digest,
+                            PlanRow.rules_digest.is_(None)))
+        if store.dialect == "postgresql":
+            q = q.with_for_update(skip_locked=True)
+        row = s.scalars(q).first()
+        if row is None:
+            return None
+        now = _now(s)
+        stored = s.get(ScenarioRow, row.scenario_digest)
+        try:
+            options = json.loads(row.options)
+            doc = json.loads(stored.body) if stored is not None else None
+            if not isinstance(options, dict) or not isinstance(doc, dict):
+                raise ValueError("not an object")
+        except ValueError:  # an altered database: fail the job, say why, take the next
+            row.status, row.finished_at = "failed", now
+            row.error = ("its stored scenario or options are missing or unreadable (the "
+                         "database was altered); submit the scenario again")
+            return "unreadable"
+        row.status, row.worker, row.attempts = "running", worker, row.attempts + 1
+        row.started_at, row.heartbeat_at = now, now
+        row.lease_until = now + dt.timedelta(seconds=policy.lease_s)
+        row.progress = canonical({"elapsed_s": 0.0, "attempt": row.attempts,
+                                  "text": "estimating and checking options"})
+        return Claim(row.id, worker, row.attempts, row.tenant, doc, options, bool(row.record))
+
+    while True:
+        got = store.transaction(work)
+        if got != "unreadable":
+            return got
+
+
+def _mine(s: Session, c: Claim) -> PlanRow | None:
+    row = s.get(PlanRow, c.plan_id)
+    if row is None or row.status != "running" or row.worker != c.worker or \
+            row.attempts != c.attempt:
+        return None
+    return row
+
+
+def heartbeat(store: Store, c: Claim, policy: QueuePolicy,
+              progress: dict[str, Any] | None) -> Beat:
+    """Renew the lease and store the progress: ``ok``; ``cancel`` when the job was asked to
+    stop; ``lost`` when it is no longer this worker's."""
+    def work(s: Session) -> Beat:
+        row = _mine(s, c)
+        if row is None:
+            return "lost"
+        now = _now(s)
+        row.heartbeat_at, row.lease_until = now, now + dt.timedelta(seconds=policy.lease_s)
+        if progress is not None:
+            row.progress = canonical({**progress, "attempt": c.attempt})
+        return "cancel" if row.cancel_requested else "ok"
+
+    return store.transaction(work)
+
+
+def finish(store: Store, c: Claim, plan: Plan, rules: RuleSet) -> tuple[bool, Entry | None]:
+    """Store the plan (and append it to the ledger when the job asks) in one transaction.
+    (False, None) when the job is no longer this worker's: nothing is written. A job asked to
+    stop meanwhile ends ``cancelled`` and its plan is not recorded."""
+    def work(s: Session) -> tuple[bool, Entry | None]:
+        row = _mine(s, c)
+        if row is None:
+            return False, None
+        now = _now(s)
+        row.lease_until, row.progress, row.finished_at = None, None, now
+        if row.cancel_requested:
+            row.status, row.error = "cancelled", "cancelled while planning"
+            return True, None
+        entry = None
+        if row.record:
+            body = plan_body(row.scenario_digest, json.loads(row.options), plan, rules, row.id)
+            entry = append(s, tenant=row.tenant, actor=row.actor, kind="plan", body=body)
+            row.ledger_seq = entry.seq
+        row.status, row.result = "done", canonical(plan.to_json())
+        return True, entry
+
+    return store.transaction(work, ledger=c.record)
+
+
+def fail(store: Store, c: Claim, reason: str) -> bool:
+    """Fail the job with ``reason`` (``cancelled`` if it was asked to stop); False when it is
+    no longer this worker's."""
+    def work(s: Session) -> bool:
+        row = _mine(s, c)
+        if row is None:
+            return False
+        row.lease_until, row.finished_at = None, _now(s)
+        row.status = "cancelled" if row.cancel_requested else "failed"
+        row.error = "cancelled while planning" if row.cancel_requested else reason
+        return True
+
+    return store.transaction(work)
+
+
+def release(store: Store, c: Claim, why: str) -> bool:
+    """Give a running job back to the queue without counting the attempt (a worker shutting
+    down): the next worker starts it again at once."""
+    def work(s: Session) -> bool:
+        row = _mine(s, c)
+        if row is None:
+            return False
+        if row.cancel_requested:
+            row.status, row.error, row.finished_at = "cancelled", "cancelled", _now(s)
+        else:
+            row.status, row.attempts = "queued", max(0, row.attempts - 1)
+            row.progress = canonical({"text": f"requeued: {why}"})
+        row.lease_until, row.worker = None, None
+        return True
+
+    return store.transaction(work)
+
+
+# --- reaping -------------------------------------------------------------------------------------
+def _dead_here(worker: str | None, me: str) -> bool:
+    """Whether ``worker`` ran on this host in a process that no longer exists."""
+    if not worker or worker == me:
+        return False
+    host, _, rest = worker.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname()[:100] or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, another user's
+        return False
+    return False
+
+
+def reap(store: Store, policy: QueuePolicy, *, me: str = "",
+         rules_digest: str | None = None) -> Reaped:
+    """Requeue or fail running jobs whose worker stopped renewing its lease (or died on this
+    host), finish cancelled leaseless jobs, and fail jobs queued past the queue timeout. A
+    read finds the candidates first, so the usual case takes no write lock."""
+    def due(row: PlanRow, now: dt.datetime) -> bool:
+        if row.status == "queued":
+            created = _aware(row.created_at) or now
+            return (now - created).total_seconds() > policy.queue_timeout_s
+        lease = _aware(row.lease_until)
+        return lease is None or lease <= now or _dead_here(row.worker, me)
+
+    with store.session() as s:
+        rows = list(s.scalars(select(PlanRow).where(PlanRow.status.in_(ACTIVE))))
+        now = _now(s)
+        candidates = sorted(r.id for r in rows if due(r, now))
+    if not candidates:
+        return Reaped()
+
+    def work(s: Session) -> Reaped:
+        out = Reaped()
+        now = _now(s)
+        q = select(PlanRow).where(PlanRow.id.in_(candidates)).order_by(PlanRow.id)
+        if store.dialect == "postgresql":
+            q = q.with_for_update(skip_locked=True)
+        for row in s.scalars(q):
+            if row.status not in ACTIVE or not due(row, now):
+                continue  # another worker got there first, or its lease was renewed
+            if row.status == "queued":
+                row.status, row.finished_at = "failed", now
+                row.error = _unclaimed_reason(row, policy, rules_digest)
+                out.failed.append(row.id)
+                continue
+            who = row.worker or "an earlier server"
+            if row.cancel_requested:
+                row.status, row.error, row.finished_at = "cancelled", "cancelled", now
+                row.lease_until = None
+                out.cancelled.append(row.id)
+            elif row.attempts >= policy.max_attempts:
+                row.status, row.finished_at, row.lease_until = "failed", now, None
+                row.error = (f"its worker stopped responding {row.attempts} times (last: {who}); "
+                             "the job may crash or exhaust the planner, so it is not retried")
+                out.failed.append(row.id)
+            else:
+                row.status, row.lease_until = "queued", None
+                row.progress = canonical({
+                    "text": f"requeued: worker {who} stopped responding (attempt "
+                            f"{row.attempts} of {policy.max_attempts})"})
+                out.requeued.append(row.id)
+        return out
+
+    return store.transaction(work)
+
+
+def _unclaimed_reason(row: PlanRow, policy: QueuePolicy, rules_digest: str | None) -> str:
+    hours = policy.queue_timeout_s / 3600
+    limit = f"{hours:g} h" if hours >= 1 else f"{policy.queue_timeout_s:g} s"
+    if row.rules_digest and rules_digest and row.rules_digest != rules_digest:
+        return (f"no worker with the rules it was submitted under (digest "
+                f"{row.rules_digest[:12]}) took it within {limit}")
+    return f"no worker took it within {limit}"

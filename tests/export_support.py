@@ -1,0 +1,58 @@
+"""Fixtures and helpers shared by the export tests: the shipped scenario's plan, its export
+input, and readers of the exported files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from straits.export import export_input
+from straits.export.base import ExportInput
+from straits.loading import load_scenario
+from straits.model.scenario import Scenario
+from straits.plan import make_plan
+from straits.plan.recheck import PlanContext
+from straits.rules import RuleSet
+
+K8S_VERSION = "1.31"
+
+
+@pytest.fixture(scope="module")
+def demo(example_path: Path, rules: RuleSet) -> tuple[Scenario, dict[str, Any]]:
+    sc = load_scenario(example_path)
+    return sc, make_plan(sc, rules=rules, time_limit=5).to_json()
+
+
+@pytest.fixture(scope="module")
+def inp(demo: tuple[Scenario, dict[str, Any]], rules: RuleSet) -> ExportInput:
+    sc, plan = demo
+    return export_input(sc, plan, rules, plan_id="test-plan", run="python train.py")
+
+
+def _lawful(ctx: PlanContext, workload: str, stage: str, site: str, chip: str) -> bool:
+    w = ctx.sc.workload(workload)
+    o = ctx.option(w, w.stage(stage), site, chip, False)
+    return o is not None and ctx.verdict(w, w.stage(stage), o).lawful
+
+
+def _ctx(demo: tuple[Scenario, dict[str, Any]], rules: RuleSet) -> PlanContext:
+    sc, plan = demo
+    return PlanContext(sc, plan, rules, date=sc.date, regime=plan["regime"])
+
+
+def _docs(files: dict[str, str]) -> list[dict[str, Any]]:
+    return [d for p, t in files.items() if p.endswith(".yaml") for d in yaml.safe_load_all(t)
+            if d]
+
+
+def _tasks(files: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """SkyPilot tasks of the export (pipeline documents and services) by task name."""
+    return {d["name"]: d for d in _docs(files) if "resources" in d}
+
+
+
+def _objects(files: dict[str, str], kind: str) -> list[dict[str, Any]]:
+    return [d for d in _docs(files) if d.get("kind") == kind]

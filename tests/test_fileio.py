@@ -1,0 +1,160 @@
+"""Safe writes (`straits.fileio.write_output`, behind every `-o`): `-` is stdout, a directory
+gets the default name, only regular files are replaced (atomically, keeping their mode), new
+files follow the umask, links, FIFOs, devices and sockets are refused, and a failure or a
+kill -9 mid-write leaves the old file whole."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from straits.errors import InputError
+from straits.fileio import output_path, write_output
+from test_cli import straits
+
+
+@pytest.fixture
+def umask() -> Iterator[None]:
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def mode(p: Path) -> int:
+    return stat.S_IMODE(p.stat().st_mode)
+
+
+def test_dash_and_none_mean_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    assert write_output("-", "to stdout\n") is None
+    assert write_output(None, "also\n") is None
+    assert capsys.readouterr().out == "to stdout\nalso\n"
+    assert output_path("-") is None
+
+
+@pytest.mark.parametrize(("mask", "executable", "expected"), [
+    (0o022, False, 0o644), (0o077, False, 0o600), (0o002, False, 0o664),
+    (0o022, True, 0o755), (0o027, True, 0o750),
+])
+def test_new_files_follow_the_umask(tmp_path: Path, mask: int, executable: bool,
+                                    expected: int) -> None:
+    old = os.umask(mask)
+    try:
+        out = write_output(tmp_path / "new.txt", "x", executable=executable)
+    finally:
+        os.umask(old)
+    assert out is not None and mode(out) == expected
+
+
+def test_a_regular_file_is_replaced_keeping_its_mode(tmp_path: Path, umask: None) -> None:
+    target = tmp_path / "kept.json"
+    target.write_text("old")
+    target.chmod(0o640)
+    write_output(target, "new")
+    assert target.read_text() == "new" and mode(target) == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["kept.json"]  # no temporary file left
+
+
+def test_a_directory_gets_the_default_name(tmp_path: Path, umask: None) -> None:
+    out = write_output(tmp_path, "x", default_name="ledger.jsonl")
+    assert out == tmp_path / "ledger.jsonl" and out.read_text() == "x"
+    with pytest.raises(InputError, match="is a directory"):
+        write_output(tmp_path, "x")
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(InputError, match="is a directory"):  # the default name is a directory
+        write_output(tmp_path, "x", default_name="sub")
+
+
+def test_links_fifos_devices_and_sockets_are_never_replaced(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    link = tmp_path / "link"
+    link.symlink_to(victim)
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "nowhere")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    sock_path = tmp_path / "sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(sock_path))
+    cases = [(link, "symbolic link"), (dangling, "symbolic link"), (fifo, "FIFO"),
+             (Path("/dev/null"), "character device"), (sock_path, "socket")]
+    try:
+        for path, kind in cases:
+            with pytest.raises(InputError, match=kind) as exc:
+                write_output(path, "clobber")
+            assert exc.value.path == "-o"
+    finally:
+        server.close()
+    assert victim.read_text() == "precious" and link.is_symlink() and fifo.is_fifo()
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_failed_write_leaves_the_old_file_whole(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "t.txt"
+    target.write_text("old contents")
+    real = os.write
+    calls = {"n": 0}
+
+    def disk_full(fd: int, data: bytes | memoryview) -> int:
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise OSError(28, "No space left on device")
+        return real(fd, bytes(data[:10]))
+
+    monkeypatch.setattr(os, "write", disk_full)
+    with pytest.raises(InputError, match="No space left"):
+        write_output(target, "new contents that do not fit")
+    monkeypatch.undo()
+    assert target.read_text() == "old contents"
+    assert [p.name for p in tmp_path.iterdir()] == ["t.txt"]
+
+
+KILLED_WRITER = """
+import os, sys, time
+from straits import fileio
+real = os.write
+def slow(fd, data):
+    n = real(fd, bytes(data[:4096]))
+    print("writing", flush=True)
+    time.sleep(60)
+    return n
+os.write = slow
+fileio.write_output(sys.argv[1], "new " * 100000)
+"""
+
+
+def test_kill_9_mid_write_leaves_the_old_file_whole(tmp_path: Path) -> None:
+    target = tmp_path / "t.txt"
+    target.write_text("old contents")
+    p = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(target)],
+                         stdout=subprocess.PIPE, text=True)
+    assert p.stdout is not None and p.stdout.readline().strip() == "writing"
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait(30)
+    assert target.read_text() == "old contents"  # at worst a .t.txt.*.tmp beside it
+
+
+def test_the_cli_writes_through_the_same_rules(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    assert straits("check", "--json", "--record", "--db", db,
+                   stdin='{"date": "2025-06-01", "action": "train", "tenant": {"hq": "SG"}, '
+                         '"site": {"country": "SG", "operator_hq": "SG"}, '
+                         '"chip": "H100-SXM"}').returncode == 0
+    to_stdout = straits("ledger", "export", "--db", db, "-o", "-")
+    assert to_stdout.returncode == 0 and to_stdout.stdout.count("\n") == 1
+    assert straits("ledger", "export", "--db", db, "-o", str(tmp_path)).returncode == 0
+    assert (tmp_path / "ledger.jsonl").read_text() == to_stdout.stdout
+    (tmp_path / "link").symlink_to(tmp_path / "ledger.jsonl")
+    refused = straits("ledger", "export", "--db", db, "-o", str(tmp_path / "link"))
+    assert refused.returncode == 2 and "symbolic link" in refused.stderr
+    dev = straits("scenario", "generate", "-o", "/dev/full")
+    assert dev.returncode == 2 and "character device" in dev.stderr

@@ -1,0 +1,426 @@
+"""Plan jobs as a durable queue: claim, lease, heartbeat, fenced finish, reaping of dead
+workers' jobs, attempt limits, cancel, retries on lock contention; the worker runtime; the
+upgrade from a database made before the queue existed. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from straits.errors import InputError, StoreError
+from straits.loading import load_scenario
+from straits.model.scenario import Scenario
+from straits.plan import make_plan
+from straits.rules import ruleset
+from straits.server import jobs
+from straits.store import Store, ledger, queue
+from straits.store.queue import QueuePolicy
+from straits.store.records import get_plan
+
+POLICY = QueuePolicy(lease_s=30, max_attempts=3, queue_timeout_s=3600)
+GREEDY = {"solver": "greedy", "objective": None, "regime": None, "time_limit": 5.0, "seed": 0}
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    s = Store(db_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def sc(example_path: Path) -> Scenario:
+    return load_scenario(example_path)
+
+
+def digest() -> str:
+    return ruleset().digest
+
+
+def submit(store: Store, sc: Scenario, record: bool = True, **options: Any) -> str:
+    return queue.enqueue(store, sc, {**GREEDY, **options}, tenant="hz-cloud", actor="test",
+                         record=record, rules_digest=digest())
+
+
+def sql(store: Store, statement: str, **params: object) -> None:
+    engine = create_engine(store.url)
+    with engine.begin() as conn:
+        conn.execute(text(statement), params)
+    engine.dispose()
+
+
+def expire(store: Store, plan_id: str) -> None:
+    """What time does to a lease nobody renews."""
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
+    sql(store, "UPDATE plans SET lease_until = :t WHERE id = :i", t=past, i=plan_id)
+
+
+def status(store: Store, plan_id: str) -> tuple[str, str | None, int]:
+    row = get_plan(store, plan_id)
+    assert row is not None
+    return row.status, row.error, row.attempts
+
+
+# --- the queue -----------------------------------------------------------------------------------
+def test_a_job_is_claimed_once_planned_and_recorded(store: Store, sc: Scenario,
+                                                    rules: Any) -> None:
+    plan_id = submit(store, sc)
+    c = queue.claim(store, "w1", digest(), POLICY)
+    assert c is not None and c.plan_id == plan_id and c.attempt == 1
+    assert queue.claim(store, "w2", digest(), POLICY) is None  # nobody else gets it
+    assert status(store, plan_id)[0] == "running"
+    assert queue.heartbeat(store, c, POLICY, {"elapsed_s": 1.0, "text": "x"}) == "ok"
+    plan = make_plan(load_scenario_from(c), rules=rules, solver="greedy")
+    written, entry = queue.finish(store, c, plan, rules)
+    assert written and entry is not None
+    row = get_plan(store, plan_id)
+    assert row is not None and row.status == "done" and row.ledger_seq == entry.seq
+    assert ledger.verify(store).ok
+
+
+def load_scenario_from(c: queue.Claim) -> Scenario:
+    from straits.loading import parse_scenario
+
+    return parse_scenario(c.scenario)
+
+
+def test_a_worker_that_lost_its_lease_writes_nothing(store: Store, sc: Scenario,
+                                                      rules: Any) -> None:
+    plan_id = submit(store, sc)
+    a = queue.claim(store, "wa", digest(), POLICY)
+    assert a is not None
+    expire(store, plan_id)
+    assert queue.reap(store, POLICY, me="wb").requeued == [plan_id]
+    b = queue.claim(store, "wb", digest(), POLICY)
+    assert b is not None and b.attempt == 2
+    # worker a wakes up (a long GC pause, a partition) and tries to carry on
+    assert queue.heartbeat(store, a, POLICY, None) == "lost"
+    plan = make_plan(sc, rules=rules, solver="greedy")
+    assert queue.finish(store, a, plan, rules) == (False, None)
+    assert not queue.fail(store, a, "late")
+    assert ledger.count(store) == 0 and status(store, plan_id)[0] == "running"
+    assert queue.finish(store, b, plan, rules)[0]
+    assert status(store, plan_id)[0] == "done" and ledger.count(store) == 1
+
+
+def test_a_job_whose_worker_keeps_dying_fails_with_the_reason(store: Store,
+                                                              sc: Scenario) -> None:
+    plan_id = submit(store, sc)
+    for attempt in range(1, POLICY.max_attempts + 1):
+        c = queue.claim(store, f"host:1:w{attempt}", digest(), POLICY)
+        assert c is not None and c.attempt == attempt
+        expire(store, plan_id)
+        reaped = queue.reap(store, POLICY, me="reaper")
+        row = get_plan(store, plan_id)
+        assert row is not None
+        if attempt < POLICY.max_attempts:
+            assert reaped.requeued == [plan_id] and row.status == "queued"
+            assert f"attempt {attempt} of {POLICY.max_attempts}" in (row.progress or "")
+        else:
+            assert reaped.failed == [plan_id] and row.status == "failed"
+            assert f"stopped responding {attempt} times" in (row.error or "")
+            assert f"host:1:w{attempt}" in (row.error or "")
+    assert queue.claim(store, "w9", digest(), POLICY) is None
+
+
+def test_a_dead_process_on_this_host_loses_its_lease_at_once(store: Store,
+                                                             sc: Scenario) -> None:
+    plan_id = submit(store, sc)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    c = queue.claim(store, f"{socket.gethostname()}:{dead.pid}:abc", digest(), POLICY)
+    assert c is not None
+    # the lease has 30 s to run, but its process is gone: the job is resumed now
+    assert queue.reap(store, POLICY, me="reaper").requeued == [plan_id]
+    # a live process (pid 1 always exists) keeps its lease until it runs out
+    alive = queue.claim(store, f"{socket.gethostname()}:1:init", digest(), POLICY)
+    assert alive is not None and alive.attempt == 2
+    assert not queue.reap(store, POLICY, me="reaper")
+    assert status(store, plan_id)[0] == "running"
+
+
+def test_cancel_queued_and_running_jobs(store: Store, sc: Scenario, rules: Any) -> None:
+    queued = submit(store, sc)
+    assert queue.cancel(store, queued) == "cancelled"
+    assert status(store, queued)[:2] == ("cancelled", "cancelled")
+    assert queue.claim(store, "w", digest(), POLICY) is None
+    running = submit(store, sc)
+    c = queue.claim(store, "w", digest(), POLICY)
+    assert c is not None
+    assert queue.cancel(store, running) == "running"
+    assert queue.heartbeat(store, c, POLICY, None) == "cancel"
+    plan = make_plan(sc, rules=rules, solver="greedy")
+    assert queue.finish(store, c, plan, rules) == (True, None)  # ends cancelled, unrecorded
+    assert status(store, running)[0] == "cancelled" and ledger.count(store) == 0
+    assert queue.cancel(store, "nope") is None
+    # a cancelled job whose worker died is finished by the reaper, not requeued
+    third = submit(store, sc)
+    c3 = queue.claim(store, "w3", digest(), POLICY)
+    assert c3 is not None and queue.cancel(store, third) == "running"
+    expire(store, third)
+    assert queue.reap(store, POLICY, me="r").cancelled == [third]
+
+
+def test_jobs_wait_for_workers_with_their_rules_then_time_out(store: Store,
+                                                              sc: Scenario) -> None:
+    plan_id = submit(store, sc)
+    assert queue.claim(store, "w", "another-rule-set", POLICY) is None
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
+    sql(store, "UPDATE plans SET created_at = :t WHERE id = :i", t=old, i=plan_id)
+    short = QueuePolicy(queue_timeout_s=3600)
+    assert queue.reap(store, short, me="r", rules_digest="another-rule-set").failed == [plan_id]
+    _, error, _ = status(store, plan_id)
+    assert error is not None and "no worker with the rules" in error and "1 h" in error
+
+
+def test_a_tampered_job_is_failed_with_the_reason_not_retried(store: Store,
+                                                               sc: Scenario) -> None:
+    broken_options = submit(store, sc)
+    sql(store, "UPDATE plans SET options = 'not json' WHERE id = :i", i=broken_options)
+    other = dict(GREEDY, seed=1)  # a second stored scenario, whose body is then damaged
+    broken_scenario = queue.enqueue(store, sc.model_copy(update={"name": "other"}), other,
+                                    tenant="t", actor="a", record=True, rules_digest=digest())
+    row = get_plan(store, broken_scenario)
+    assert row is not None
+    sql(store, "UPDATE scenarios SET body = '[' WHERE digest = :d", d=row.scenario_digest)
+    fine = submit(store, sc)
+    c = queue.claim(store, "w", digest(), POLICY)
+    assert c is not None and c.plan_id == fine  # the two before it failed, with the reason
+    for bad in (broken_options, broken_scenario):
+        state, error, _ = status(store, bad)
+        assert state == "failed" and error is not None and "altered" in error
+
+
+def test_release_gives_the_job_back_without_counting_the_attempt(store: Store,
+                                                                 sc: Scenario) -> None:
+    plan_id = submit(store, sc)
+    c = queue.claim(store, "w", digest(), POLICY)
+    assert c is not None and queue.release(store, c, "shutting down")
+    assert status(store, plan_id) == ("queued", None, 0)
+    again = queue.claim(store, "w2", digest(), POLICY)
+    assert again is not None and again.attempt == 1
+
+
+def test_concurrent_claims_take_each_job_exactly_once(store: Store, sc: Scenario) -> None:
+    ids = {submit(store, sc) for _ in range(12)}
+    taken: list[str] = []
+    lock = threading.Lock()
+
+    def grab(n: int) -> None:
+        while True:
+            c = queue.claim(store, f"w{n}", digest(), POLICY)
+            if c is None:
+                return
+            with lock:
+                taken.append(c.plan_id)
+
+    threads = [threading.Thread(target=grab, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sorted(taken) == sorted(ids)
+
+
+def test_transactions_retry_lock_contention_and_nothing_else(store: Store) -> None:
+    calls = {"n": 0}
+
+    def flaky(_s: Any) -> str:
+        calls["n"] += 1
+        if calls["n"] < 3:
+            if store.dialect == "sqlite":
+                raise OperationalError("BEGIN", {}, Exception("database is locked"))
+            err = Exception("could not serialize access")
+            err.sqlstate = "40001"  # type: ignore[attr-defined]
+            raise OperationalError("UPDATE", {}, err)
+        return "ok"
+
+    assert store.transaction(flaky) == "ok" and calls["n"] == 3
+
+    def broken(_s: Any) -> None:
+        calls["n"] += 1
+        raise OperationalError("SELECT", {}, Exception("no such table: nope"))
+
+    calls["n"] = 0
+    with pytest.raises(StoreError, match="no such table"):
+        store.transaction(broken)
+    assert calls["n"] == 1
+
+    def always_locked(_s: Any) -> None:
+        raise OperationalError("BEGIN", {}, Exception("database is locked"))
+
+    if store.dialect == "sqlite":
+        with pytest.raises(StoreError, match="still contended"):
+            store.transaction(always_locked, attempts=2)
+
+
+def test_every_write_retries_contention_at_its_start(store: Store,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Store.write() (the ledger's appends, tokens, audit rows) retries a lock or a dropped
+    connection met while starting its transaction: nothing was done yet."""
+    from sqlalchemy.orm import Session
+
+    real = Session.connection
+    calls = {"n": 0}
+
+    def flaky(self: Session, *a: Any, **k: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            err = Exception("database is locked")
+            err.sqlstate = "55P03"  # type: ignore[attr-defined]  # lock_not_available
+            raise OperationalError("BEGIN IMMEDIATE", {}, err)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Session, "connection", flaky)
+    entry = ledger.record(store, tenant="t", actor="a", kind="check", body={"x": 1})
+    assert entry.seq == 1 and calls["n"] >= 2
+
+
+# --- upgrading a database made before the queue --------------------------------------------------
+def test_a_database_from_before_the_queue_resumes_its_unfinished_plans(
+        tmp_path: Path, sc: Scenario) -> None:
+    from importlib import resources
+
+    from alembic import command
+    from alembic.config import Config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location",
+                        str(resources.files("straits.store").joinpath("migrations")))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        from straits.store.ledger import canonical
+        from straits.store.ledger import digest as sha
+        from straits.store.records import scenario_document
+
+        doc = scenario_document(sc)
+        conn.execute(text("INSERT INTO scenarios (digest, name, body, created_at) VALUES "
+                          "(:d, :n, :b, :t)"), {"d": sha(doc), "n": sc.name,
+                                                 "b": canonical(doc), "t": "2026-01-01"})
+        for pid, state in (("a" * 32, "queued"), ("b" * 32, "running")):
+            conn.execute(text("INSERT INTO plans (id, tenant, actor, scenario_digest, options, "
+                              "status, created_at) VALUES (:i, 't', 'old', :d, :o, :s, :t)"),
+                         {"i": pid, "d": sha(doc), "o": canonical(GREEDY), "s": state,
+                          "t": dt.datetime.now(dt.UTC)})
+    engine.dispose()
+    store = Store(url)  # migrates to the queue's schema
+    reaped = queue.reap(store, POLICY, me="new-server")
+    assert reaped.requeued == ["b" * 32]  # running with no lease: its server is gone
+    worker = jobs.Worker(store, slots=1, policy=POLICY, poll_s=0.1)
+    worker.start()
+    try:
+        wait_for(lambda: all(status(store, p)[0] == "done" for p in ("a" * 32, "b" * 32)))
+    finally:
+        worker.stop()
+    assert ledger.verify(store).ok and ledger.count(store) == 2
+
+
+# --- the worker runtime --------------------------------------------------------------------------
+def wait_for(predicate: Any, limit: float = 180.0) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not reached")
+
+
+@pytest.fixture
+def worker(store: Store) -> Iterator[jobs.Worker]:
+    w = jobs.Worker(store, slots=1, policy=POLICY, poll_s=0.1)
+    w.start()
+    yield w
+    w.stop()
+
+
+def test_the_worker_plans_records_and_reports_failures(store: Store, sc: Scenario,
+                                                       worker: jobs.Worker,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    ok = submit(store, sc)
+    worker.wake()
+    wait_for(lambda: status(store, ok)[0] == "done")
+    row = get_plan(store, ok)
+    assert row is not None and row.ledger_seq == 1 and row.progress is None
+
+    def bad_input(*_a: Any, **_k: Any) -> None:
+        raise InputError("the model does not fit", path="workloads[0]")
+
+    monkeypatch.setattr(jobs, "make_plan", bad_input)
+    rejected = submit(store, sc)
+    wait_for(lambda: status(store, rejected)[0] == "failed")
+    assert "does not fit" in (status(store, rejected)[1] or "")
+
+    def crash(*_a: Any, **_k: Any) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(jobs, "make_plan", crash)
+    crashed = submit(store, sc)
+    wait_for(lambda: status(store, crashed)[0] == "failed")
+    error = status(store, crashed)[1] or ""
+    assert "internal error" in error and "incident" in error and "secret" not in error
+    assert ledger.count(store) == 1 and ledger.verify(store).ok
+
+
+@pytest.fixture(scope="module")
+def busy() -> Scenario:
+    """40 workloads over 10 sites: CP-SAT searches to its time limit without proving optimal."""
+    from straits.loading import parse_scenario
+    from straits.simulate.generate import generate_dict
+
+    return parse_scenario(generate_dict(40, 10, 1))
+
+
+def test_cancelling_a_running_search_stops_it(store: Store, busy: Scenario,
+                                              worker: jobs.Worker) -> None:
+    plan_id = queue.enqueue(store, busy, {**GREEDY, "solver": "cpsat", "time_limit": 600.0},
+                            tenant="t", actor="test", record=True, rules_digest=digest())
+    worker.wake()
+
+    def searching() -> bool:
+        row = get_plan(store, plan_id)
+        return row is not None and '"best":{' in (row.progress or "")
+
+    wait_for(searching)
+    assert queue.cancel(store, plan_id) == "running"
+    # the search had 600 s left: it stops at the next safe point instead
+    wait_for(lambda: status(store, plan_id)[0] == "cancelled", limit=120)
+    assert status(store, plan_id)[1] == "cancelled while planning"
+    wait_for(lambda: worker.active == 0, limit=30)
+    assert ledger.count(store) == 0
+
+
+def test_stopping_a_worker_gives_its_job_back(store: Store, sc: Scenario) -> None:
+    w = jobs.Worker(store, slots=1, policy=POLICY, poll_s=0.1)
+    plan_id = submit(store, sc, solver="cpsat", time_limit=600.0)  # the greedy stands in
+    w.start()
+    wait_for(lambda: status(store, plan_id)[0] == "running")
+    w.stop()
+    assert status(store, plan_id) == ("queued", None, 0)
+    row = get_plan(store, plan_id)
+    assert row is not None and "shut down" in (row.progress or "")
+
+
+def test_progress_callbacks_never_raise() -> None:
+    from straits.plan.optimizer import SearchState
+
+    job = jobs._Running(queue.Claim("p", "w", 1, "t", {}, {}, True), "cost", deadline=0.0)
+    broken = SearchState(1.0, (0, float("nan")), None)
+    assert job.on_progress(broken) is False  # an odd state is survived
+    job.stop.set()
+    assert job.on_progress(SearchState(1.0, None, None)) is True
+    assert jobs.progress_json(SearchState(2.0, (1, 5.0), (0, 4.0)), "cost")["best"] == \
+        {"unplaced": 1, "score": 5.0}

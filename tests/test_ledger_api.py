@@ -1,0 +1,147 @@
+"""The ledger routes: receipts a tenant verifies offline, numbers and views scoped to the
+tenant, checkpoints and consistency proofs for witnesses, the head for admins only, and plan
+views that serve only what the log proves (409 naming the entry otherwise)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from straits.loading import load_scenario
+from straits.plan import make_plan
+from straits.rules import RuleSet
+from straits.server import create_app
+from straits.server.settings import Settings
+from straits.store import Store, merkle
+from straits.store.keys import Keys
+from straits.store.note import Signer, open_checkpoint
+from straits.store.receipts import verify_receipt
+from straits.store.records import record_plan
+from test_api import Api
+from test_rules_engine import DESIGN_REQUEST
+
+SIGNER = Signer.generate("straits.test/api-ledger")
+
+
+@pytest.fixture
+def api(db_url: str) -> Iterator[Api]:
+    store = Store(db_url)
+    app = create_app(store, settings=Settings(max_body_bytes=64 * 1024, max_time_limit=30))
+    app.state.ledger_keys = Keys(SIGNER)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield Api(client, store)
+    store.close()
+
+
+def record(api: Api, tenant: str, n: int = 1) -> list[int]:
+    h = api.auth(tenant, "planner")
+    out = []
+    for _ in range(n):
+        r = api.client.post("/v1/check", params={"record": "true"}, json=DESIGN_REQUEST,
+                            headers=h)
+        assert r.status_code == 200, r.text
+        out.append(int(r.headers["X-Straits-Ledger-Seq"]))
+    return out
+
+
+def test_a_tenant_gets_receipts_of_its_own_entries_only(api: Api) -> None:
+    record(api, "a", 2)
+    record(api, "b", 3)
+    assert record(api, "a") == [3]
+    a = api.auth("a", "viewer")
+    r = api.client.get("/v1/ledger/entries/3/receipt", headers=a)
+    assert r.status_code == 200, r.text
+    receipt = r.json()
+    check = verify_receipt(receipt, [SIGNER.verifier])
+    assert (check.entry.tenant, check.entry.tenant_seq, check.entry.seq) == ("a", 3, 6)
+    assert receipt["tree_size"] == 6  # what a receipt necessarily reveals: position and size
+    assert api.client.get("/v1/ledger/entries/4/receipt", headers=a).status_code == 404
+    assert api.client.get("/v1/ledger/entries/0/receipt", headers=a).status_code == 404
+    admin = api.auth("ops", "admin")
+    r6 = api.client.get("/v1/ledger/entries/6/receipt", headers=admin).json()
+    assert r6["entry"] == receipt["entry"]
+
+
+def test_views_and_headers_show_only_the_tenants_own_records(api: Api) -> None:
+    record(api, "a")
+    record(api, "b", 2)
+    record(api, "a")
+    a = api.auth("a", "viewer")
+    seen = api.client.get("/v1/ledger/entries", headers=a).json()
+    assert [e["seq"] for e in seen] == [1, 2]
+    assert all(set(e) == {"seq", "recorded_at", "tenant", "actor", "kind", "body", "receipt"}
+               for e in seen)  # no global number, no chain hashes of neighbours
+    assert api.client.get("/v1/ledger/entries/2", headers=a).json()["tenant"] == "a"
+    v = api.client.get("/v1/ledger/verify", headers=a).json()
+    assert v["ok"] and v["entries"] == 2
+    assert not {"head_hash", "head_seq", "root_hash", "checkpoint"} & set(v)
+    full = api.client.get("/v1/ledger/verify", headers=api.auth("ops", "admin")).json()
+    assert full["ok"] and full["entries"] == 4 and len(full["head_hash"]) == 64
+    everything = api.client.get("/v1/ledger/entries", headers=api.auth("ops", "admin")).json()
+    assert [e["seq"] for e in everything] == [1, 2, 3, 4]
+
+
+def test_checkpoints_and_proofs_for_witnesses(api: Api) -> None:
+    a, admin = api.auth("a", "viewer"), api.auth("ops", "admin")
+    assert api.client.get("/v1/ledger/checkpoint", headers=a).status_code == 404
+    record(api, "a", 3)
+    assert api.client.get("/v1/ledger/checkpoint", params={"fresh": "true"},
+                          headers=a).status_code == 403
+    first = api.client.get("/v1/ledger/checkpoint", params={"fresh": "true"}, headers=admin)
+    assert first.status_code == 200 and first.json()["size"] == 3
+    record(api, "b", 4)
+    assert api.client.get("/v1/ledger/checkpoint", headers=a).json()["size"] == 3  # published
+    api.client.get("/v1/ledger/checkpoint", params={"fresh": "true"}, headers=admin)
+    doc = api.client.get("/v1/ledger/checkpoint", params={"since": 3}, headers=a).json()
+    new = open_checkpoint(doc["checkpoint"], [SIGNER.verifier]).checkpoint
+    old = open_checkpoint(first.json()["checkpoint"], [SIGNER.verifier]).checkpoint
+    proof = [base64.b64decode(h) for h in doc["consistency"]["proof"]]
+    merkle.verify_consistency(3, 7, old.root, new.root, proof)
+    c = api.client.get("/v1/ledger/consistency", params={"first": 3, "second": 7}, headers=a)
+    assert c.status_code == 200 and c.json()["proof"] == doc["consistency"]["proof"]
+    record(api, "a")
+    beyond = api.client.get("/v1/ledger/consistency", params={"first": 3, "second": 8},
+                            headers=a)
+    assert beyond.status_code == 400  # a tenant cannot probe the live size
+    assert api.client.get("/v1/ledger/consistency", params={"first": 3, "second": 8},
+                          headers=admin).status_code == 200
+
+
+def test_no_key_no_receipt(db_url: str) -> None:
+    store = Store(db_url)
+    app = create_app(store, settings=Settings())
+    app.state.ledger_keys = Keys()
+    with TestClient(app, raise_server_exceptions=False) as client:
+        api = Api(client, store)
+        record(api, "a")
+        r = client.get("/v1/ledger/entries/1/receipt", headers=api.auth("a", "viewer"))
+        assert r.status_code == 409 and "signing key" in r.json()["error"]
+
+
+def test_plan_views_serve_only_what_the_log_proves(api: Api, rules: RuleSet,
+                                                   example_path: Path, db_url: str) -> None:
+    sc = load_scenario(example_path)
+    plan = make_plan(sc, rules=rules, solver="greedy")
+    record(api, "other", 2)
+    plan_id, entry = record_plan(api.store, sc, plan, rules, {}, tenant="hz-cloud", actor="t")
+    h = api.auth("hz-cloud", "viewer")
+    job = api.client.get(f"/v1/plans/{plan_id}", headers=h).json()
+    assert job["ledger_seq"] == 1 and entry.seq == 3  # the tenant's number, not the global
+    assert api.client.get("/v1/plans", headers=h).json()[0]["ledger_seq"] == 1
+    assert api.client.get(f"/v1/plans/{plan_id}/plan", headers=h).json() == plan.to_json()
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        result = json.loads(conn.execute(text("SELECT result FROM plans")).scalar_one())
+        result["assignments"][0]["site"] = "elsewhere"
+        conn.execute(text("UPDATE plans SET result = :r"), {"r": json.dumps(result)})
+    engine.dispose()
+    for path in (f"/v1/plans/{plan_id}", f"/v1/plans/{plan_id}/plan"):
+        r = api.client.get(path, headers=h)
+        assert r.status_code == 409 and r.json()["ledger_seq"] == 3
+        assert "ledger entry 3" in r.json()["error"] and "elsewhere" not in r.text

@@ -1,0 +1,219 @@
+"""``straits market`` and ``straits market sweep`` through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from straits.market.sweep.cli import run_sweep
+
+CLI = [sys.executable, "-m", "straits"]
+SMALL = ["--firms", "30"]
+
+
+def straits(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "160"}
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=600, cwd=cwd,
+                          env=env)
+
+
+def test_json_contract_from_the_cli() -> None:
+    p = straits("market", "--json", "--regime", "ai-diffusion", *SMALL)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["regime"] == "ai-diffusion"
+    m = doc["months"][0]
+    for key in ("month", "offshore_chip_hours", "home_chip_hours",
+                "domestic_accelerator_chip_hours", "price_usd_per_chip_hour", "utilisation"):
+        assert key in m
+    assert "difference" not in doc
+
+
+def test_outputs_by_suffix(tmp_path: Path) -> None:
+    from straits.market import load_market, simulate
+    from straits.market.outputs import write
+
+    p = straits("market", *SMALL, "-o", str(tmp_path / "m.html"))
+    assert p.returncode == 0, p.stderr
+    m = load_market()[0]
+    a, b = simulate(m, firms=30), simulate(m, regime="ai-diffusion", firms=30)
+    for name in ("m.csv", "m.parquet", "m.json"):
+        write(a, tmp_path / name, b)
+    html = (tmp_path / "m.html").read_text()
+    assert "<script" in html and "http://" not in html.split("<script", 1)[0]
+    from test_report import figures_of
+
+    assert len(figures_of(html)) >= 5  # the charts travel as data the page draws
+    assert "src=\"http" not in html and "src='http" not in html
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(tmp_path / "m.parquet")
+    assert set(table.column("regime").to_pylist()) == {"enacted", "ai-diffusion"}
+    assert "offshore_chip_hours.MY" in table.column_names
+    header = (tmp_path / "m.csv").read_text().splitlines()[0].split(",")
+    assert "price_usd_per_chip_hour.SG" in header
+    doc = json.loads((tmp_path / "m.json").read_text())
+    assert doc["difference"]["versus"] == "ai-diffusion"
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize(("args", "text"), [
+    (["--regime", "tier9"], "--regime"),
+    (["--set", "demand.nope=1"], "demand.nope"),
+    (["--set", "demand.shift_speed"], "PATH=NUMBER"),
+    (["-o", "out.xlsx"], "-o"),
+    (["missing.yaml"], "missing.yaml"),
+])
+def test_bad_input_exits_2_naming_what(args: list[str], text: str, tmp_path: Path) -> None:
+    p = straits("market", *args, *SMALL, cwd=tmp_path)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert text in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize(("content", "path"), [
+    ("extends: shipped\ndemand: {shift_speed: {low: 0.5, high: 0.1, source: x y z, "
+     "confidence: M}}\n", "demand.shift_speed"),
+    ("extends: shipped\nstart: '2023-13'\n", "start"),
+    ("extends: shipped\nsupply: {pools: [{id: a, country: XX, operator_hq: SG, chip: H100-SXM,"
+     " share: {value: 1, source: abc, confidence: M}}]}\n", "supply.pools[0].country"),
+    ("extends: elsewhere\n", "extends"),
+    ("[1, 2, 3]\n", "mapping"),
+    ("\x00\x01\x02binary", ""),
+    ("extends: shipped\nhome_chips: [{chip: H20-ultra, usd_per_chip: {value: 1, source: abc, "
+     "confidence: M}, lead_months: {value: 1, source: abc, confidence: M}, supply_per_month: "
+     "[{date: '2024-01', value: 1, source: abc, confidence: M}]}]\n", "chip"),
+    ("extends: shipped\ndemand: {growth_per_year: {value: .nan, source: abc, confidence: M}}\n",
+     "finite"),
+])
+def test_bad_market_files(content: str, path: str, tmp_path: Path) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_text(content)
+    p = straits("market", str(f), "--json")
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "bad.yaml" in p.stderr and path in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_user_file_extends_the_shipped_market(tmp_path: Path) -> None:
+    f = tmp_path / "what-if.yaml"
+    f.write_text("extends: shipped\nname: no-malaysia-growth\nsupply:\n  countries:\n    MY:\n"
+                 "      mw:\n        - {date: '2023-01', value: 300, source: what-if, "
+                 "confidence: M}\n      ai_rental_share: {value: 0.2, source: what-if, "
+                 "confidence: M}\n")
+    p = straits("market", str(f), "--json", *SMALL)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["market"] == "no-malaysia-growth"
+    caps = [m["capacity_mw"]["MY"] for m in doc["months"]]
+    assert max(caps) <= caps[0] * 1.01 + 1e-6
+
+
+def test_list_params_json() -> None:
+    p = straits("market", "--list-params", "--json")
+    assert p.returncode == 0, p.stderr
+    rows = json.loads(p.stdout)
+    assert any(r["path"] == "demand.shift_speed" and r["unpublished"] for r in rows)
+    assert all(r["source"] and r["confidence"] in ("V", "V2", "D", "M") for r in rows)
+
+
+def _sweep(out: Path, backend: str, **kw: object) -> dict[str, object]:
+    args: dict[str, object] = {
+        "market_file": None, "runs": 6, "method": "lhs", "levels": 2,
+        "params": ["demand.shift_speed", "demand.growth_per_year", "prices.elasticity"],
+        "out": out, "backend": backend, "ray_address": None, "workers": 2, "firms": 12,
+        "regime": None, "seed": 3, "metric": "offshore_demand_after_h20", "threshold": None,
+        "fresh": False, "quiet": True}
+    args.update(kw)
+    return run_sweep(**args)  # type: ignore[arg-type]
+
+
+def _table(out: Path) -> list[dict[str, object]]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(out / "runs.parquet").to_pylist()
+
+
+def test_sweep_inline_resumes(tmp_path: Path) -> None:
+    a = tmp_path / "a"
+    s = _sweep(a, "inline")
+    assert s["runs"] == 6 and len(s["sensitivity"]) == 3  # type: ignore[arg-type]
+    first = _table(a)
+    # an interrupted sweep: drop two parts, rerun, the same table comes back
+    parts = sorted((a / "parts").glob("part-*.parquet"))
+    for f in parts[:2]:
+        f.unlink()
+    s2 = _sweep(a, "inline")
+    assert s2["resumed_runs"] < 6
+    assert _table(a) == first
+    # a damaged part (truncated, binary garbage) is not trusted: it is rerun
+    part = sorted((a / "parts").glob("part-*.parquet"))[0]
+    part.write_bytes(part.read_bytes()[:40])
+    _sweep(a, "inline")
+    assert _table(a) == first
+
+
+def test_sweep_refuses_a_different_sweep_in_the_same_directory(tmp_path: Path) -> None:
+    from straits.market.loading import MarketError
+
+    _sweep(tmp_path / "s", "inline", runs=3)
+    with pytest.raises(MarketError, match="different sweep"):
+        _sweep(tmp_path / "s", "inline", runs=4)
+    _sweep(tmp_path / "s", "inline", runs=4, fresh=True)
+
+
+def test_sweep_grid_and_bad_options(tmp_path: Path) -> None:
+    from straits.market.loading import MarketError
+
+    s = _sweep(tmp_path / "g", "inline", method="grid", levels=2,
+               params=["demand.shift_speed"])
+    assert s["runs"] == 2
+    with pytest.raises(MarketError):
+        _sweep(tmp_path / "x", "inline", params=["demand.nope"])
+    with pytest.raises(MarketError):
+        _sweep(tmp_path / "x", "inline", metric="nope")
+    with pytest.raises(MarketError):
+        _sweep(tmp_path / "x", "inline", method="grid", levels=20,
+               params=[p for p in ("demand.shift_speed", "demand.growth_per_year",
+                                   "prices.elasticity", "demand.domestic_premium",
+                                   "demand.wtp_usd_per_h100e_hour")])
+
+
+@pytest.mark.slow
+def test_sweep_backends_give_identical_tables(tmp_path: Path) -> None:
+    """One process, two local processes and a local Ray (started here: 2 CPUs, a 100 MB
+    object store) run the same design to the same table."""
+    _sweep(tmp_path / "i", "inline")
+    _sweep(tmp_path / "p", "processes")
+    assert _table(tmp_path / "p") == _table(tmp_path / "i")
+    pytest.importorskip("ray")
+    _sweep(tmp_path / "r", "ray")
+    assert _table(tmp_path / "r") == _table(tmp_path / "p")
+
+
+@pytest.mark.slow
+def test_sweep_killed_mid_run_resumes_to_the_same_table(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    args = ["market", "sweep", "--runs", "12", "--firms", "12", "--backend", "inline",
+            "--param", "demand.shift_speed", "--param", "prices.elasticity", "--seed", "5",
+            "--json"]
+    clean = tmp_path / "clean"
+    assert straits(*args, "--out", str(clean)).returncode == 0
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([*CLI, *args, "--out", str(out)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((out / "parts").glob("part-*.parquet")):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    p = straits(*args, "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    assert _table(out) == _table(clean)

@@ -1,0 +1,174 @@
+"""Pack versions: changelogs, released digests, and `rules diff` between two versions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import typer
+import yaml
+from click.testing import CliRunner
+
+from straits.errors import PackError
+from straits.rules import ruleset
+from straits.rules.pack_loader import builtin_packs_dir, load_pack
+from straits.rules.versions import EFFECT_ASPECTS, diff_packs
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "rule-packs" / "h20-letter"
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    from straits.cli import app
+
+    res = CliRunner(mix_stderr=False).invoke(typer.main.get_command(app), list(args))
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        raise res.exception
+    return res.exit_code, res.stdout, res.stderr
+
+
+@pytest.mark.parametrize("pack", ruleset().packs, ids=lambda p: p.name)
+def test_every_shipped_pack_is_a_released_version(pack) -> None:  # type: ignore[no-untyped-def]
+    """The newest changelog entry is the pack's version and records the policies as they are:
+    a policy edited without a new version and changelog entry fails here."""
+    assert pack.changelog and pack.changelog[0].version == pack.version
+    assert pack.released is True, (
+        f"{pack.name}'s policies changed since {pack.version}: bump `version`, add a changelog "
+        f"entry with digest {pack.policy_digest}")
+    assert all(r.changes for r in pack.changelog)
+
+
+def copy_pack(name: str, dest: Path) -> Path:
+    out = dest / name
+    shutil.copytree(builtin_packs_dir() / name, out)
+    return out
+
+
+def edit_meta(pack: Path, **changes: object) -> None:
+    meta = yaml.safe_load((pack / "pack.yaml").read_text())
+    meta.update(changes)
+    (pack / "pack.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+
+
+@pytest.mark.parametrize(("changelog", "words"), [
+    ("not a list", "must be a list"),
+    ([{"version": "9", "date": "2026-01-01"}], "non-empty list of sentences"),
+    ([{"version": "9", "date": "2026-13-01", "changes": ["x"]}], "not an ISO date"),
+    ([{"version": "8", "date": "2026-01-01", "changes": ["x"]}], "newest changelog entry is"),
+    ([{"version": "9", "date": "2026-01-01", "changes": ["x"]},
+      {"version": "9", "date": "2025-01-01", "changes": ["y"]}], "appears twice"),
+    ([{"version": "9", "date": "2025-01-01", "changes": ["x"]},
+      {"version": "8", "date": "2026-01-01", "changes": ["y"]}], "newest first"),
+    ([{"version": "9", "date": "2026-01-01", "changes": ["x"], "digest": "abc"}], "64-hex"),
+])
+def test_a_bad_changelog_names_the_file(tmp_path: Path, changelog: object, words: str) -> None:
+    pack = copy_pack("sg-guidance", tmp_path)
+    edit_meta(pack, version="9", changelog=changelog)
+    with pytest.raises(PackError) as err:
+        load_pack(pack)
+    assert words in str(err.value) and "pack.yaml" in str(err.value)
+
+
+def test_an_edited_policy_is_an_unreleased_change(tmp_path: Path) -> None:
+    pack = copy_pack("sg-guidance", tmp_path)
+    assert load_pack(pack).released is True
+    cedar = pack / "advisory.cedar"
+    cedar.write_text(cedar.read_text().replace('"2025-04-01"', '"2025-04-02"'))
+    assert load_pack(pack).released is False
+    code, out, _ = cli("rules", "packs", "--rules", str(pack), "--json")
+    assert code == 0
+    assert {p["name"]: p["released"] for p in json.loads(out)}["sg-guidance"] is False
+
+
+def test_diff_classifies_added_removed_and_changed_rules(tmp_path: Path) -> None:
+    """A new version of us-ear that loosens one rule, drops one, rewords one, adds a group
+    member: each change is named with the aspects that differ."""
+    pack = copy_pack("us-ear", tmp_path)
+    ac = pack / "advanced-computing.cedar"
+    text = ac.read_text()
+    text = text.replace('@presumption("denial")\n@effective_from("2023-11-17")\n'
+                        '@reason("A party', '@presumption("approval")\n'
+                        '@effective_from("2023-11-17")\n@reason("A party', 1)
+    text = text.replace("Renting {chip} capacity", "Renting {chip} compute capacity")
+    ac.write_text(text)
+    h20 = pack / "h20.cedar"
+    h20.write_text(h20.read_text().split('\n\n@id("us-ear-2025-h20-licensed")')[0])
+    groups = yaml.safe_load((pack / "groups.yaml").read_text())
+    assert "TH" not in groups["ear-d1"]["members"]
+    groups["ear-d1"]["members"].append("TH")
+    (pack / "groups.yaml").write_text(yaml.safe_dump(groups))
+    d = diff_packs(ruleset().packs, ruleset((pack,)).packs)
+    by_rule = {c.rule.id: c for c in d.rules}
+    assert set(by_rule) == {"us-ear-2023-headquarters", "us-ear-remote-access",
+                            "us-ear-2025-h20-licensed"}
+    hq = by_rule["us-ear-2023-headquarters"]
+    assert (hq.kind, hq.aspects, hq.in_effect) == ("changed", ("presumption",), True)
+    assert hq.details() == ["presumption denial -> approval"]
+    note = by_rule["us-ear-remote-access"]
+    assert (note.kind, note.aspects, note.in_effect) == ("changed", ("reason",), False)
+    assert by_rule["us-ear-2025-h20-licensed"].kind == "removed"
+    [g] = [g for p in d.packs for g in p.groups]
+    assert g.group == "ear-d1" and len(g.added) == 1 and g.removed == ()
+    assert set(EFFECT_ASPECTS) >= {"condition", "window", "presumption"}
+
+
+def test_diff_of_the_worked_example_is_the_h20_rule_and_its_release() -> None:
+    code, out, err = cli("rules", "diff", "--base", str(EXAMPLE / "before"),
+                         "--packs", str(EXAMPLE / "after"), "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert (d["added"], d["removed"], d["changed_in_effect"]) == (1, 0, 0)
+    [pack] = d["packs"]
+    assert (pack["pack"], pack["before"], pack["after"]) == ("us-ear", "2025.03", "2025.04.09")
+    assert [r["rule"] for r in pack["rules"]] == ["us-ear-2025-h20"]
+    assert [r["version"] for r in pack["releases"]] == ["2025.04.09"]
+    assert [(g["group"], g["change"]) for g in pack["groups"]] == [
+        ("ear-h20-destinations", "added")]
+    code, text, _ = cli("rules", "diff", "--base", str(EXAMPLE / "before"),
+                        "--packs", str(EXAMPLE / "after"))
+    assert "+ us-ear-2025-h20" in text and "2025.03 -> 2025.04.09" in text
+
+
+def test_the_worked_example_packs_pass_their_tables() -> None:
+    for version in ("before", "after"):
+        code, out, _ = cli("rules", "test", "us-ear", "--rules", str(EXAMPLE / version),
+                           "--json")
+        assert code == 0, out
+        assert json.loads(out)["coverage"]["policy_coverage"] == 100.0
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (("rules", "diff"), "give a date"),
+    (("rules", "diff", "2025-01-01", "--packs", "x"), "not both"),
+    (("rules", "diff", "--base", "x"), "--packs"),
+])
+def test_diff_bad_arguments(args: tuple[str, ...], words: str) -> None:
+    code, _, err = cli(*args)
+    assert code == 2 and words in err
+
+
+# --- hostile pack files: a clear error naming the file, never a traceback or a blow-up ---------
+BOMB = "".join(f"{chr(97 + i)}: &{chr(97 + i)} [" + ",".join(
+    [f"*{chr(96 + i)}"] * 9 if i else ['"x"'] * 9) + "]\n" for i in range(10))
+
+
+@pytest.mark.parametrize(("file", "content", "words"), [
+    ("advisory.cedar", b"\xc1\xff\x00 binary", "not UTF-8 text"),
+    ("pack.yaml", b"\xff\xfe\x00", "not UTF-8 text"),
+    ("cases/advisory.yaml", b"\x89PNG\r\n\x1a\n", "not UTF-8 text"),
+    ("cases/advisory.yaml", ("cases: " + "[" * 5000 + "]" * 5000 + "\n").encode(),
+     "nested too deeply"),
+    ("cases/advisory.yaml", (BOMB + "defaults: {site: *j}\ncases: []\n").encode(),
+     "expands to more than"),
+    ("groups.yaml", b"x: " + b"y" * (9 * 1024 * 1024), "larger than any rule pack file"),
+    ("cases/advisory.yaml", b"cases: [{name: x, expect: {decision: allow}}]\ndefaults: [1]\n",
+     "`defaults` must be a mapping"),
+])
+def test_hostile_pack_files_are_named_errors(tmp_path: Path, file: str, content: bytes,
+                                             words: str) -> None:
+    pack = copy_pack("sg-guidance", tmp_path)
+    (pack / file).write_bytes(content)
+    code, _, err = cli("rules", "test", "sg-guidance", "--rules", str(pack))
+    assert code == 2 and words in err and file.split("/")[-1] in err
