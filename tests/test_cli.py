@@ -145,13 +145,18 @@ def test_plan_bad_scenario_exit_2(tmp_path: Path, content: str, words: tuple[str
 
 def test_demo_tells_both_regimes_and_records_them(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'demo.db'}"
-    p = straits("demo", "--db", db)
+    p = straits("demo", "--db", db, "--report", str(tmp_path / "reports"))
     assert p.returncode == 0, p.stderr
+    for regime in ("enacted", "ai-diffusion"):  # the demo ends with a report of each plan
+        report = tmp_path / "reports" / f"demo-{regime}.html"
+        assert str(report) in p.stdout.replace("\n", "")
+        assert "window.PlotlyGeoAssets" in report.read_text()
     assert "enacted" in p.stdout and "ai-diffusion" in p.stdout
     assert "us-diffusion-tier3-hq-compute" in p.stdout
     assert "ledger verifies" in p.stdout
-    j = straits("demo", "--json", "--db", db)
+    j = straits("demo", "--json", "--db", db, "--no-report")
     out = json.loads(j.stdout)
+    assert out["reports"] == {}
     assert set(out["plans"]) == {"enacted", "ai-diffusion"}
     # each run records the two regimes' plans and the two drift cases' plans
     assert out["ledger"]["verify"] == {**out["ledger"]["verify"], "ok": True, "entries": 8}

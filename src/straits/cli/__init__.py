@@ -16,6 +16,7 @@ from straits.cli import (
     ledger_cmd,
     market_cmd,
     plan_cmd,
+    report_cmd,
     rules_cmd,
     scenario_cmd,
     serve_cmd,
@@ -41,6 +42,7 @@ app.command("plan")(plan_cmd.plan)
 app.command("demo")(demo_cmd.demo)
 app.command("export")(export_cmd.export)
 app.command("impact")(impact_cmd.impact)
+app.command("report")(report_cmd.report)
 app.add_typer(rules_cmd.app, name="rules")
 app.add_typer(scenario_cmd.app, name="scenario")
 app.add_typer(ledger_cmd.app, name="ledger")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -22,7 +24,7 @@ from straits.cli.common import (
 from straits.cli.explain import reason_line
 from straits.cli.plan_view import diagnosis_view, warnings_view
 from straits.demo import REGIMES, StageDifference, rule_differences, run_demo
-from straits.errors import StraitsError
+from straits.errors import InputError, StraitsError
 from straits.model.scenario import Scenario
 from straits.plan import Plan
 from straits.rules import ruleset
@@ -88,6 +90,11 @@ def demo(json_out: bool = JsonOption,
          record: bool = typer.Option(True, "--record/--no-record",
                                      help="Record both plans in the audit ledger and verify "
                                           "it (default database: ./straits.db)."),
+         report: Path = typer.Option(None, "--report", metavar="DIR",
+                                     help="Where to write the HTML report of each regime's "
+                                          "plan (default: the Straits data directory, "
+                                          "$XDG_DATA_HOME/straits/reports)."),
+         no_report: bool = typer.Option(False, "--no-report", help="Write no report."),
          db: str = DbOption) -> None:
     """Tell the story of Straits on the shipped scenario (examples/offshore-2025.yaml): plan it
     under the `enacted` rules and under the `ai-diffusion` regime side by side, show the
@@ -105,8 +112,13 @@ def demo(json_out: bool = JsonOption,
             from straits.store import ledger
 
             recorded["verify"] = ledger.verify(store).to_json()
+        reports = {} if no_report else _reports(sc, plans, recorded, report)
     except StraitsError as exc:
         fail(exc)
+        return
+    except OSError as exc:
+        fail(InputError(f"cannot write the demo's report: {exc.strerror or exc}",
+                        path="--report", expected="a writable directory"))
         return
     if json_out:
         print_json({"scenario": sc.name,
@@ -115,7 +127,8 @@ def demo(json_out: bool = JsonOption,
                     "rule_differences": [g.to_json() for g in rule_differences(diffs)],
                     "ledger": recorded,
                     "drift": [{"case": case.title, **_lean(im.to_json())}
-                              for case, im in drift]})
+                              for case, im in drift],
+                    "reports": reports})
         return
     console.print(Panel(STORY, title=f"straits demo: {sc.name} ({sc.date})", expand=False))
     t = Table(title="Where each stage runs", title_justify="left")
@@ -156,6 +169,41 @@ def demo(json_out: bool = JsonOption,
     for case, im in drift:
         console.print(Text(f"{case.title}: {case.story}", style="bold"))
         show(im)
+    if reports:
+        console.print()
+        console.rule("reports")
+        for regime, path in reports.items():
+            console.print(f"the {regime} plan as a report you can open or forward: {path}",
+                          soft_wrap=True, markup=False)
+
+
+def _reports(sc: Scenario, plans: dict[str, Plan], recorded: dict[str, Any] | None,
+             where: Path | None) -> dict[str, str]:
+    """Write each regime's plan as a self-contained HTML report; the paths written."""
+    from straits.fileio import write_output
+    from straits.report import plan_report
+    from straits.report.view import Recorded
+
+    out_dir = where if where is not None else data_dir() / "reports"
+    rs = ruleset()
+    written = {}
+    for regime, plan in plans.items():
+        entry = (recorded or {}).get("entries", {}).get(regime)
+        rec = None if entry is None else Recorded(plan_id=entry["plan_id"],
+                                                  seq=entry["ledger_seq"], hash=entry["hash"],
+                                                  tenant="hz-cloud")
+        html = plan_report(plan.to_json(details=True), sc, rs, recorded=rec,
+                           source=f"straits demo: {sc.name} under the {regime} rules")
+        path = (out_dir / f"demo-{regime}.html").resolve()
+        write_output(path, html, option="--report")
+        written[regime] = str(path)
+    return written
+
+
+def data_dir() -> Path:
+    """Where Straits keeps what it writes for the user ($XDG_DATA_HOME/straits)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "straits"
 
 
 def _rules_view(diffs: list[StageDifference]) -> None:

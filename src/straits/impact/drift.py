@@ -273,10 +273,22 @@ def impact(plan_id: str, recorded_sc: Scenario, plan: dict[str, Any], rules: Rul
     return out
 
 
+def rules_as_of(sc: Scenario, plan: dict[str, Any], rules: RuleSet, *, date: dt.date,
+                regime: str) -> list[Change]:
+    """Every placement of ``plan`` asked of the rules in force on ``date`` under ``regime``,
+    whatever the plan's own date (the console's what-if: "had this plan been made then"):
+    the placements that would be blocked, and the warnings that would appear or lift."""
+    ctx = PlanContext(sc, plan, rules, date=date, regime=regime)
+    out: list[Change] = []
+    for p in sorted(ctx.placements.values(), key=lambda p: (p.start, p.workload, p.stage)):
+        out += _rule_changes(ctx, p, sc)
+    return out
+
+
 def _reason_stub(r: dict[str, Any]) -> Reason:
     return Reason(rule=r["rule"], title=r.get("title", r["rule"]), citation=r.get("citation", ""),
                   effect=r.get("effect", ""), confidence=r.get("confidence", ""),
                   template=r.get("text", ""))
 
 
-__all__ = ["Change", "PlanImpact", "impact"]
+__all__ = ["Change", "PlanImpact", "impact", "rules_as_of"]

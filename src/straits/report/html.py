@@ -1,8 +1,10 @@
 """A small builder of offline HTML pages: a title, sections, paragraphs, tables, Plotly figures.
 
-The page is one file that opens without a network: Plotly's JavaScript bundle is inlined once
-(only when the page has a figure), styles are inline, every text is escaped. Figures get stable
-ids (``fig-1``, ``fig-2``...) so the same content renders the same bytes. Typical use::
+The page is one file that opens without a network, rendered through the report templates
+(``report/templates/sections.html.j2``): the plan report's stylesheet and chart drawing,
+Plotly's bundle inlined once (only when the page has a figure), every text escaped by Jinja2.
+Figures get stable ids (``fig-1``, ``fig-2``...) so the same content renders the same bytes.
+Typical use::
 
     page = Page("Market view", subtitle="shipped example, enacted rules")
     sec = page.section("Offshore demand", "Chip-hours rented abroad by home firms.")
@@ -15,34 +17,10 @@ Plotly is imported only when a figure is rendered.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2733;
-background:#f6f7f9}
-header{background:#14324d;color:#fff;padding:20px 32px}
-header h1{margin:0;font-size:24px}header p{margin:6px 0 0;opacity:.85}
-main{max-width:1200px;margin:0 auto;padding:16px 32px 48px}
-section{background:#fff;border:1px solid #dde2e8;border-radius:6px;margin:18px 0;
-padding:12px 20px}
-section h2{font-size:18px;margin:8px 0}
-p.note{color:#5b6875;font-size:13px}
-table{border-collapse:collapse;font-size:13px;margin:8px 0;width:100%}
-th,td{border-bottom:1px solid #e6e9ed;padding:4px 8px;text-align:right}
-th:first-child,td:first-child{text-align:left}
-th{background:#eef1f4;position:sticky;top:0}
-caption{caption-side:top;text-align:left;font-weight:600;padding:4px 0}
-.tablewrap{max-height:420px;overflow:auto}
-footer{color:#5b6875;font-size:12px;text-align:center;padding:16px}
-"""
-
-
-def esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
 
 
 def fmt(value: object) -> str:
@@ -98,54 +76,44 @@ class Page:
         return sec
 
     def render(self) -> str:
-        figures = 0
-        body: list[str] = []
-        for sec in self.sections:
-            body.append(f"<section><h2>{esc(sec.title)}</h2>")
-            if sec.intro:
-                body.append(f"<p>{esc(sec.intro)}</p>")
-            for kind, part in sec.parts:
-                if kind == "p":
-                    body.append(f"<p>{esc(part)}</p>")
-                elif kind == "note":
-                    body.append(f'<p class="note">{esc(part)}</p>')
-                elif kind == "table":
-                    body.append(_table(*part))
-                else:
-                    figures += 1
-                    body.append(_figure(part[0], part[1], f"fig-{figures}"))
-            body.append("</section>")
-        script = ""
-        if figures:
-            from plotly.offline import get_plotlyjs
+        """The page through the report templates (``report/templates/sections.html.j2``):
+        the plan report's stylesheet and chart drawing, Plotly inlined once."""
+        from straits.report.page import render
 
-            script = f'<script type="text/javascript">{get_plotlyjs()}</script>'
-        sub = f"<p>{esc(self.subtitle)}</p>" if self.subtitle else ""
-        foot = f"<footer>{esc(self.footer)}</footer>" if self.footer else ""
-        return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                f"<title>{esc(self.title)}</title><style>{STYLE}</style>{script}</head><body>"
-                f"<header><h1>{esc(self.title)}</h1>{sub}</header><main>{''.join(body)}</main>"
-                f"{foot}</body></html>\n")
+        figures: dict[str, Any] = {}
+        sections = []
+        for sec in self.sections:
+            parts: list[tuple[str, Any]] = []
+            for kind, part in sec.parts:
+                if kind == "table":
+                    columns, rows, caption = part
+                    parts.append((kind, {"columns": columns, "caption": caption, "rows": [
+                        [{"text": fmt(v), "numeric": isinstance(v, int | float)
+                          and not isinstance(v, bool)} for v in r] for r in rows]}))
+                elif kind == "figure":
+                    fig_id = f"fig-{len(figures) + 1}"
+                    figures[fig_id] = _figure_json(part[0])
+                    parts.append((kind, {"id": fig_id, "caption": part[1]}))
+                else:
+                    parts.append((kind, part))
+            sections.append({"title": sec.title, "intro": sec.intro, "parts": parts})
+        return render("sections.html.j2", title=self.title, subtitle=self.subtitle,
+                      footer=self.footer, sections=sections, figures=figures)
 
     def write(self, path: Path) -> None:
-        from straits.fileio import write_atomically
+        from straits.fileio import write_output
 
-        write_atomically(path, self.render())
-
-
-def _table(columns: list[str], rows: list[list[object]], caption: str) -> str:
-    head = "".join(f"<th>{esc(c)}</th>" for c in columns)
-    cells = "".join("<tr>" + "".join(f"<td>{esc(fmt(v))}</td>" for v in r) + "</tr>"
-                    for r in rows)
-    cap = f"<caption>{esc(caption)}</caption>" if caption else ""
-    return (f'<div class="tablewrap"><table>{cap}<thead><tr>{head}</tr></thead>'
-            f"<tbody>{cells}</tbody></table></div>")
+        write_output(path, self.render())
 
 
-def _figure(fig: Any, caption: str, div_id: str) -> str:
+def _figure_json(fig: Any) -> dict[str, Any]:
+    """A Plotly figure (graph object or dict) as plain JSON data."""
+    if isinstance(fig, dict):
+        return fig
+    import json
+
     import plotly.io as pio
 
-    div = pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=div_id,
-                      config={"displaylogo": False, "responsive": True})
-    cap = f'<p class="note">{esc(caption)}</p>' if caption else ""
-    return f"<div>{div}{cap}</div>"
+    data: dict[str, Any] = json.loads(pio.to_json(fig, validate=False))
+    data.setdefault("layout", {}).pop("template", None)  # the page's own style, not Plotly's
+    return data

@@ -44,6 +44,7 @@ from straits.server.jobs import Worker
 from straits.server.ledger_routes import router as ledger_router
 from straits.server.problems import Problem, StrictJSONResponse, problem
 from straits.server.problems import openapi_responses as problems_doc
+from straits.server.report_routes import router as report_router
 from straits.server.routes import router
 from straits.server.schemas import Health
 from straits.server.settings import Settings
@@ -51,6 +52,7 @@ from straits.server.skypilot_routes import router as skypilot_router
 from straits.store.audit import log_refusal
 from straits.store.db import Store
 from straits.store.keys import configured as ledger_keys
+from straits.web import mount_console
 
 log = logging.getLogger("straits.server")
 
@@ -155,8 +157,8 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None,
         yield
         await run_in_threadpool(worker.stop)
 
-    app = FastAPI(title="Straits", version=__version__, lifespan=lifespan,
-                  default_response_class=StrictJSONResponse,
+    app = FastAPI(title="Straits", version=__version__, lifespan=lifespan, docs_url=None,
+                  redoc_url=None, default_response_class=StrictJSONResponse,
                   generate_unique_id_function=_operation_id,
                   description="Where AI training and serving may run across borders, within "
                               "the rules, and the proof. Bodies and answers are the CLI's JSON "
@@ -170,9 +172,11 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None,
     app.state.admission_contexts = {}
     app.state.worker = worker
     app.state.ledger_keys = ledger_keys()  # STRAITS_LEDGER_KEY / STRAITS_LEDGER_PUBKEY
+    app.state.rule_dirs = rule_dirs
     app.include_router(router)
     app.include_router(ledger_router)
     app.include_router(skypilot_router)
+    app.include_router(report_router)
 
     @app.get("/healthz", tags=["health"], operation_id="health",
              responses={200: {"model": Health}})
@@ -182,6 +186,7 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None,
         return {"status": "ok", "version": __version__, "database": store.dialect}
 
     _errors(app)
+    mount_console(app)  # /ui, /static, /docs and /redoc (after the API's error handlers)
     _openapi(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, store=store,
                        timeout=settings.body_timeout_s)

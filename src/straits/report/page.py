@@ -1,0 +1,101 @@
+"""HTML pages: the self-contained report file and the fragments the web console serves.
+
+Templates are Jinja2 (``report/templates``), autoescaped. Figures travel as JSON in a
+``<script type="application/json">`` element and a few lines of JavaScript hand each to
+``Plotly.newPlot``; nothing is computed in the page. A report inlines everything it needs
+(Plotly's own bundle from the pinned ``plotly`` package, the base map, the stylesheet), so it
+opens from an e-mail with no network; the console links the same files from ``/static``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from straits import __version__
+from straits.report.figures import Figure
+
+
+@cache
+def environment() -> Environment:
+    env = Environment(loader=PackageLoader("straits.report", "templates"),
+                      autoescape=select_autoescape(["html", "j2"]), trim_blocks=True,
+                      lstrip_blocks=True)
+    env.filters["usd"] = usd
+    env.filters["num"] = num
+    env.filters["pct"] = pct
+    env.filters["hours"] = hours
+    return env
+
+
+def usd(v: float | None) -> str:
+    if v is None:
+        return "-"
+    a = abs(v)
+    if a >= 1e9:
+        return f"${v / 1e9:,.2f}B"
+    if a >= 1e6:
+        return f"${v / 1e6:,.2f}M"
+    return f"${v:,.0f}"
+
+
+def num(v: float | int | None, digits: int = 0) -> str:
+    return "-" if v is None else f"{v:,.{digits}f}"
+
+
+def pct(v: float | None, digits: int = 1) -> str:
+    return "-" if v is None else f"{100 * v:.{digits}f}%"
+
+
+def hours(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:,.0f} h ({v / 24:,.1f} days)"
+
+
+@cache
+def asset(name: str) -> str:
+    """A file shipped with the report package (stylesheet, base map)."""
+    return resources.files("straits.report").joinpath(f"assets/{name}").read_text("utf-8")
+
+
+@cache
+def plotly_js() -> str:
+    """Plotly's JavaScript bundle from the installed ``plotly`` package (pinned in
+    pyproject.toml: the bundle decides how every chart looks)."""
+    return (resources.files("plotly").joinpath("package_data/plotly.min.js")
+            .read_text("utf-8"))
+
+
+def script_json(value: Any) -> str:
+    """JSON safe inside a ``<script>`` element (no ``</script>`` or comment openers)."""
+    text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def uses_map(figures: dict[str, Figure]) -> bool:
+    return any(t.get("type") == "scattergeo" for f in figures.values() for t in f["data"])
+
+
+def render(template: str, *, title: str, figures: dict[str, Figure], inline: bool = True,
+           **context: Any) -> str:
+    """A page from ``template`` with ``figures`` drawn into the elements of the same ids.
+
+    ``inline``: embed Plotly, the base map and the stylesheet (a report file); otherwise link
+    them from ``/static`` (the web console).
+    """
+    geo = uses_map(figures)
+    return environment().get_template(template).render(
+        title=title, figures_json=script_json(figures), inline=inline,
+        has_figures=bool(figures),
+        css=asset("report.css") if inline else "",
+        figures_js=asset("figures.js") if inline else "",
+        plotly=plotly_js() if inline and figures else "",
+        topojson=asset("world_110m.json") if inline and geo else "", geo=geo,
+        generated=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        version=__version__, **context)

@@ -1,0 +1,135 @@
+"""Each pool's capacity and use over the plan's time: the data behind the Gantt chart."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
+
+from straits.model.scenario import Pool, Scenario
+
+
+@dataclass(frozen=True)
+class Task:
+    """One placed stage on a pool."""
+
+    workload: str
+    stage: str
+    start: dt.datetime
+    end: dt.datetime
+    chips: int
+    bought: bool
+    cost_usd: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.workload}/{self.stage}"
+
+
+@dataclass(frozen=True)
+class PoolView:
+    site: str
+    country: str
+    chip: str
+    count: int
+    """chips outside every availability window"""
+    capacity: tuple[tuple[dt.datetime, int], ...]
+    """step function: from each instant on, the pool has this many chips (rented)"""
+    use: tuple[tuple[dt.datetime, int], ...]
+    """step function of rented chips in use"""
+    bought_use: tuple[tuple[dt.datetime, int], ...]
+    """step function of chips the tenants bought for this pool, in use"""
+    tasks: tuple[Task, ...]
+    utilisation: float
+    """rented chip-hours used / chip-hours available over the plan's span (0 when unused)"""
+
+    @property
+    def key(self) -> str:
+        return f"{self.site}/{self.chip}"
+
+    @property
+    def peak(self) -> int:
+        return max((n for _, n in self.use), default=0)
+
+    @property
+    def chip_hours(self) -> float:
+        return sum(t.chips * (t.end - t.start).total_seconds() / 3600 for t in self.tasks)
+
+
+def _instant(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+
+
+def capacity_steps(pool: Pool, start: dt.datetime, end: dt.datetime
+                   ) -> tuple[tuple[dt.datetime, int], ...]:
+    """The pool's chip count from ``start`` to ``end`` as (instant, count) steps."""
+    cuts = {start, end}
+    for w in pool.availability:
+        for day in (w.start, w.end):
+            if day is not None and start < _midnight(day) < end:
+                cuts.add(_midnight(day))
+
+    def count_at(t: dt.datetime) -> int:
+        for w in pool.availability:
+            if _midnight(w.start) <= t and (w.end is None or t < _midnight(w.end)):
+                return w.count
+        return pool.count
+
+    steps: list[tuple[dt.datetime, int]] = []
+    for t in sorted(cuts):
+        n = count_at(t) if t < end else (steps[-1][1] if steps else pool.count)
+        if not steps or steps[-1][1] != n or t == end:
+            steps.append((t, n))
+    return tuple(steps)
+
+
+def use_steps(tasks: list[Task], start: dt.datetime, end: dt.datetime
+              ) -> tuple[tuple[dt.datetime, int], ...]:
+    """Chips in use over time as (instant, count) steps, from ``start`` to ``end``."""
+    delta: dict[dt.datetime, int] = {start: 0, end: 0}
+    for t in tasks:
+        delta[t.start] = delta.get(t.start, 0) + t.chips
+        delta[t.end] = delta.get(t.end, 0) - t.chips
+    steps: list[tuple[dt.datetime, int]] = []
+    level = 0
+    for at in sorted(delta):
+        level += delta[at]
+        if not steps or steps[-1][1] != level or at == end:
+            steps.append((at, level))
+    return tuple(steps)
+
+
+def _area(steps: tuple[tuple[dt.datetime, int], ...]) -> float:
+    return sum(a[1] * (b[0] - a[0]).total_seconds() / 3600 for a, b in pairwise(steps))
+
+
+def pool_views(plan: dict[str, Any], sc: Scenario, start: dt.datetime) -> tuple[PoolView, ...]:
+    """One view per pool the plan uses, busiest first, then every unused pool."""
+    tasks: dict[tuple[str, str], list[Task]] = {}
+    for a in plan.get("assignments") or []:
+        t = Task(str(a["workload"]), str(a["stage"]), _instant(a["start"]), _instant(a["end"]),
+                 int(a["chips"]), bool(a.get("bought", False)), float(a.get("cost_usd", 0.0)))
+        tasks.setdefault((str(a["site"]), str(a["chip"])), []).append(t)
+    end = max((t.end for ts in tasks.values() for t in ts), default=start)
+    end = max(end, start + dt.timedelta(days=1))
+    views = []
+    for site in sc.sites:
+        for pool in site.pools:
+            mine = sorted(tasks.get((site.id, pool.chip), []), key=lambda t: (t.start, t.label))
+            rented = [t for t in mine if not t.bought]
+            cap = capacity_steps(pool, start, end)
+            use = use_steps(rented, start, end)
+            available = _area(cap)
+            views.append(PoolView(
+                site=site.id, country=site.country, chip=pool.chip, count=pool.count,
+                capacity=cap, use=use,
+                bought_use=use_steps([t for t in mine if t.bought], start, end),
+                tasks=tuple(mine),
+                utilisation=_area(use) / available if available > 0 else 0.0))
+    views.sort(key=lambda v: (not v.tasks, -v.chip_hours, v.key))
+    return tuple(views)

@@ -1,0 +1,142 @@
+"""The web console of ``straits serve`` (``/ui``) and every asset it or the API docs need,
+served from this package and its dependencies: nothing is fetched from a CDN.
+
+``mount_console(app)`` adds the pages (``pages.py``), ``/static`` (the stylesheet, the
+console's few lines of JavaScript, Plotly's bundle, the base map, Swagger UI and ReDoc from
+the ``fastapi-offline`` package), ``/docs`` and ``/redoc`` on those local assets, and HTML
+error pages for ``/ui`` (the API keeps its JSON errors).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import RedirectResponse, Response
+
+from straits.errors import AuthError, InputError, NotFoundError, StraitsError
+
+#: name -> (loader, media type) of every file under /static
+Asset = tuple[Callable[[], bytes], str]
+
+
+def _package_file(package: str, name: str) -> Callable[[], bytes]:
+    return lambda: resources.files(package).joinpath(name).read_bytes()
+
+
+def _offline(name: str) -> Callable[[], bytes]:
+    def load() -> bytes:
+        import fastapi_offline
+
+        return (Path(fastapi_offline.__file__).parent / "static" / name).read_bytes()
+
+    return load
+
+
+def _geo_js() -> bytes:
+    topo = resources.files("straits.report").joinpath("assets/world_110m.json").read_bytes()
+    return b'window.PlotlyGeoAssets = {topojson: {"world_110m": ' + topo + b"}};\n"
+
+
+ASSETS: dict[str, Asset] = {
+    "report.css": (_package_file("straits.report", "assets/report.css"), "text/css"),
+    "console.js": (_package_file("straits.web", "static/console.js"), "text/javascript"),
+    "figures.js": (_package_file("straits.report", "assets/figures.js"), "text/javascript"),
+    "plotly.min.js": (_package_file("plotly", "package_data/plotly.min.js"),
+                      "text/javascript"),
+    "geo.js": (_geo_js, "text/javascript"),
+    "swagger-ui-bundle.js": (_offline("swagger-ui-bundle.js"), "text/javascript"),
+    "swagger-ui.css": (_offline("swagger-ui.css"), "text/css"),
+    "redoc.standalone.js": (_offline("redoc.standalone.js"), "text/javascript"),
+    "favicon.png": (_offline("favicon.png"), "image/png"),
+}
+
+
+@cache
+def asset(name: str) -> tuple[bytes, str, str]:
+    """(content, media type, ETag) of a static file."""
+    load, media = ASSETS[name]
+    body = load()
+    return body, media, '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+
+
+def mount_console(app: FastAPI) -> None:
+    from straits.web.pages import SignIn, router
+
+    app.include_router(router)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/ui/", status_code=307)
+
+    @app.get("/ui", include_in_schema=False)
+    def ui() -> RedirectResponse:
+        return RedirectResponse("/ui/", status_code=307)
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static(name: str, request: Request) -> Response:
+        if name not in ASSETS:
+            raise NotFoundError(f"no static file {name!r}")
+        body, media, etag = asset(name)
+        headers = {"ETag": etag, "Cache-Control": "public, max-age=86400",
+                   "X-Content-Type-Options": "nosniff"}
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type=media, headers=headers)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Response:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="Straits API",
+                                   swagger_js_url="/static/swagger-ui-bundle.js",
+                                   swagger_css_url="/static/swagger-ui.css",
+                                   swagger_favicon_url="/static/favicon.png")
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> Response:
+        return get_redoc_html(openapi_url="/openapi.json", title="Straits API",
+                              redoc_js_url="/static/redoc.standalone.js",
+                              redoc_favicon_url="/static/favicon.png", with_google_fonts=False)
+
+    async def to_sign_in(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, SignIn)
+        return RedirectResponse("/ui/login", status_code=303)
+
+    app.add_exception_handler(SignIn, to_sign_in)
+    _html_errors_under_ui(app)
+
+
+def _html_errors_under_ui(app: FastAPI) -> None:
+    """Errors of /ui pages as HTML pages; every other path keeps the API's JSON handler."""
+    statuses: dict[type[StraitsError], Callable[[StraitsError], int]] = {
+        NotFoundError: lambda e: 404, InputError: lambda e: 400,
+        AuthError: lambda e: e.status if isinstance(e, AuthError) else 403}
+    for cls, status in statuses.items():
+        json_handler = app.exception_handlers.get(cls)
+
+        def make(cls: type[StraitsError], status: Callable[[StraitsError], int],
+                 json_handler: Any) -> Any:
+            async def handler(request: Request, exc: Exception) -> Response:
+                if request.url.path.startswith("/ui/") and isinstance(exc, cls):
+                    return error_page_for(request, exc, status(exc))
+                assert json_handler is not None
+                response: Response = await json_handler(request, exc)
+                return response
+
+            return handler
+
+        app.add_exception_handler(cls, make(cls, status, json_handler))
+
+
+def error_page_for(request: Request, exc: StraitsError, status: int) -> Response:
+    from straits.web.pages import error_page
+
+    return error_page(request, exc, status)
+
+
+__all__ = ["ASSETS", "mount_console"]

@@ -1,0 +1,99 @@
+"""The console's heavier questions: a plan's scenario under both regimes, and a plan re-checked
+on another date. Each runs in a worker thread with a rule set of its own (the rule engine's
+caches are per thread), never on the event loop."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from straits.model.scenario import Scenario
+from straits.report.view import rule_spans
+from straits.rules import RuleSet, load_packs
+
+REGIMES = ("enacted", "ai-diffusion")
+#: the what-if slider's span (the rule packs' changes of interest lie inside it)
+SLIDER_FIRST = dt.date(2022, 6, 1)
+SLIDER_LAST = dt.date(2027, 12, 31)
+#: seconds each regime's plan may search in a comparison
+COMPARE_SECONDS = 10.0
+
+_local = threading.local()
+
+
+def thread_rules(dirs: tuple[Path, ...]) -> RuleSet:
+    rs: RuleSet | None = getattr(_local, "rules", None)
+    if rs is None or getattr(_local, "dirs", None) != dirs:
+        rs = _local.rules = RuleSet(load_packs(list(dirs)))
+        _local.dirs = dirs
+    return rs
+
+
+@dataclass(frozen=True)
+class CompareRow:
+    stage: str
+    placements: dict[str, str]
+    moved: bool
+    rules: list[dict[str, Any]]
+
+
+def compare(sc: Scenario, dirs: tuple[Path, ...], seconds: float = COMPARE_SECONDS
+            ) -> dict[str, Any]:
+    """``sc`` planned under each regime, stage by stage, with the rules that moved a stage."""
+    from straits.demo import differences
+    from straits.plan import make_plan
+
+    rules = thread_rules(dirs)
+    plans = {r: make_plan(sc, regime=r, rules=rules, time_limit=seconds) for r in REGIMES}
+    diffs = {(d.workload, d.stage): d for d in differences(plans)}
+    rows = []
+    for w in sc.workloads:
+        for st in w.stages:
+            places = {}
+            for r, p in plans.items():
+                a = p.assignment(w.id, st.id)
+                places[r] = a.option_label if a is not None else "unplaced"
+            d = diffs.get((w.id, st.id))
+            rows.append(CompareRow(
+                stage=f"{w.id}/{st.id}", placements=places,
+                moved=len(set(places.values())) > 1,
+                rules=[] if d is None else d.to_json()["rules"]))
+    totals = {r: {"cost": p.total_cost_usd, "placed": len(p.assignments),
+                  "unplaced": len(p.unplaced)} for r, p in plans.items()}
+    return {"rows": rows, "totals": totals, "regimes": list(REGIMES)}
+
+
+def slider_days() -> list[dt.date]:
+    n = (SLIDER_LAST - SLIDER_FIRST).days
+    return [SLIDER_FIRST + dt.timedelta(days=i) for i in range(n + 1)]
+
+
+def events(rules: RuleSet, regime: str) -> list[dict[str, str]]:
+    """Dates on which a rule starts or stops under ``regime``, inside the slider's span."""
+    seen: dict[dt.date, list[str]] = {}
+    for s in rule_spans(rules, SLIDER_FIRST, regime):
+        if s.effect not in ("deny", "requires"):
+            continue
+        for day, verb in ((s.start, "from"), (s.end and s.end + dt.timedelta(days=1), "until")):
+            if day is not None and SLIDER_FIRST <= day <= SLIDER_LAST:
+                seen.setdefault(day, []).append(s.rule if verb == "from" else f"end of {s.rule}")
+    return [{"date": d.isoformat(), "label": ", ".join(names)} for d, names in sorted(seen.items())]
+
+
+def whatif(sc: Scenario, plan: dict[str, Any], dirs: tuple[Path, ...], day: dt.date,
+           regime: str) -> dict[str, Any]:
+    """The recorded plan's placements asked of the rules in force on ``day`` under ``regime``
+    (no re-plan: ``straits impact`` proposes one)."""
+    from straits.impact.drift import rules_as_of
+
+    rules = thread_rules(dirs)
+    changes = [c.to_json() for c in rules_as_of(sc, plan, rules, date=day, regime=regime)]
+    return {"changes": changes,
+            "affected": sorted({f"{c['workload']}/{c['stage']}" for c in changes}),
+            "blocking": any(c["severity"] == "blocking" for c in changes),
+            "checked": day.isoformat(), "events": events(rules, regime),
+            "days_json": json.dumps([d.isoformat() for d in slider_days()])}

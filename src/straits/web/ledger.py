@@ -1,0 +1,57 @@
+"""The console's ledger views: verification as the caller may see it, and receipts.
+
+As in the API (``server/ledger_routes.py``), a tenant sees its own entries numbered 1, 2, 3
+within the tenant, never the global numbers or the head; an admin sees every entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from straits.errors import NotFoundError
+from straits.store import integrity, ledger
+from straits.store.db import Store
+from straits.store.keys import Keys
+from straits.store.tokens import Principal
+
+
+@dataclass(frozen=True)
+class Check:
+    ok: bool
+    text: str
+
+
+def verification(store: Store, who: Principal, keys: Keys) -> Check:
+    """The quick check of the log (the stored tree against the latest signed checkpoint, by a
+    consistency proof): an admin sees where it breaks, a tenant whether it holds."""
+    v = integrity.verify_heads(store, keys, [])
+    mine = ledger.count(store, None if who.is_admin else who.tenant)
+    signed = "" if v.signatures == "checked" else f"; signatures {v.signatures}"
+    if v.ok:
+        scope = "entries" if who.is_admin else "entries of yours"
+        return Check(True, f"the log is consistent with its latest checkpoint: {mine} {scope}"
+                           f"{signed}")
+    if who.is_admin:
+        return Check(False, f"the log fails verification: {v.problem}")
+    return Check(False, "the log fails verification; an admin sees where")
+
+
+def global_seq(store: Store, who: Principal, n: int) -> int:
+    """The global number of entry ``n`` as the caller numbers it (a tenant: its own number)."""
+    if who.is_admin:
+        if ledger.get_entry(store, n) is None:
+            raise NotFoundError(f"no ledger entry {n}")
+        return n
+    seq = ledger.seq_of(store, who.tenant, n)
+    if seq is None:
+        raise NotFoundError(f"no ledger entry {n}")
+    return seq
+
+
+def receipt_json(store: Store, who: Principal, n: int, keys: Keys) -> dict[str, Any]:
+    """The receipt of the caller's entry ``n``: the entry, its inclusion proof and a signed
+    checkpoint (``straits ledger verify-receipt FILE --pubkey KEY`` checks it offline)."""
+    from straits.store.receipts import make_receipt
+
+    return make_receipt(store, global_seq(store, who, n), keys)

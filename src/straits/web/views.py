@@ -1,0 +1,162 @@
+"""What each console page shows, read through the Python API and the store (no HTTP here).
+
+Every function takes the signed-in principal and returns only that tenant's records (an admin
+sees all); a record of another tenant is reported exactly like a missing one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from straits.errors import NotFoundError
+from straits.model.scenario import Scenario
+from straits.report import plan_context
+from straits.report.view import Recorded, build_view
+from straits.rules.engine import RuleSet
+from straits.store.db import Store
+from straits.store.tables import PlanRow, ScenarioRow
+from straits.store.tokens import Principal
+
+STATUS_ICON = {"queued": "\u23f3", "running": "\u25b6", "done": "\u2713", "failed": "\u2717",
+               "cancelled": "\u2298"}
+
+
+@dataclass(frozen=True)
+class Job:
+    """A plan as the console lists it."""
+
+    id: str
+    tenant: str
+    scenario: str | None
+    status: str
+    progress: dict[str, Any] | None
+    error: str | None
+    created_at: str
+    ledger_seq: int | None
+    summary: str | None
+
+
+def _iso(t: dt.datetime | None) -> str:
+    if t is None:
+        return ""
+    return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).isoformat()
+
+
+def _summary(result: str | None) -> str | None:
+    if not result:
+        return None
+    plan = json.loads(result)
+    placed = len(plan.get("assignments") or [])
+    unplaced = len(plan.get("unplaced") or [])
+    cost = float(plan.get("total_cost_usd") or 0.0)
+    text = f"{placed} placed, ${cost / 1e6:,.2f}M"
+    return text + (f", {unplaced} unplaced" if unplaced else "")
+
+
+def _job(row: PlanRow, name: str | None) -> Job:
+    return Job(id=row.id, tenant=row.tenant, scenario=name, status=row.status,
+               progress=json.loads(row.progress) if row.progress else None, error=row.error,
+               created_at=_iso(row.created_at), ledger_seq=row.ledger_seq,
+               summary=_summary(row.result) if row.status == "done" else None)
+
+
+def jobs(store: Store, who: Principal, limit: int = 100) -> list[Job]:
+    with store.session() as s:
+        q = (select(PlanRow, ScenarioRow.name)
+             .join(ScenarioRow, ScenarioRow.digest == PlanRow.scenario_digest, isouter=True)
+             .order_by(PlanRow.created_at.desc(), PlanRow.id).limit(limit))
+        if not who.is_admin:
+            q = q.where(PlanRow.tenant == who.tenant)
+        return [_job(row, name) for row, name in s.execute(q).all()]
+
+
+def job(store: Store, who: Principal, plan_id: str) -> Job:
+    with store.session() as s:
+        found = s.execute(
+            select(PlanRow, ScenarioRow.name)
+            .join(ScenarioRow, ScenarioRow.digest == PlanRow.scenario_digest, isouter=True)
+            .where(PlanRow.id == plan_id)).first()
+    if found is None or not (who.is_admin or found[0].tenant == who.tenant):
+        raise NotFoundError(f"no plan {plan_id!r}")
+    return _job(found[0], found[1])
+
+
+def recorded_plan(store: Store, who: Principal, plan_id: str) -> tuple[Scenario, dict[str, Any],
+                                                                       Recorded]:
+    """A finished plan of ``who``'s tenant: its scenario, plan JSON and ledger entry."""
+    from straits.store.ledger import get_entry
+    from straits.store.records import find_plan
+
+    job(store, who, plan_id)  # tenant check first: another tenant's plan is "no plan"
+    rec = find_plan(store, plan_id)  # as its ledger entry proves it (LedgerError otherwise)
+    recorded = Recorded(plan_id=rec.id, tenant=rec.tenant)
+    if rec.ledger_seq is not None:
+        entry = get_entry(store, rec.ledger_seq)
+        if entry is not None:  # a tenant sees its own numbering, an admin the global one
+            recorded = Recorded(plan_id=rec.id,
+                                seq=entry.seq if who.is_admin else entry.tenant_seq,
+                                hash=entry.hash, recorded_at=entry.recorded_at,
+                                tenant=entry.tenant)
+    return rec.scenario, rec.plan, recorded
+
+
+def plan_page(store: Store, rules: RuleSet, who: Principal, plan_id: str) -> dict[str, Any]:
+    j = job(store, who, plan_id)
+    if j.status != "done":
+        return {"job": j, "figures": {}}
+    sc, plan, recorded = recorded_plan(store, who, plan_id)
+    view = build_view(plan, sc, rules, source=f"plan {plan_id}", recorded=recorded)
+    return {"job": j, **plan_context(view)}
+
+
+@dataclass(frozen=True)
+class LedgerLine:
+    seq: int
+    recorded_at: str
+    kind: str
+    tenant: str
+    actor: str
+    plan_id: str | None
+    what: str
+
+
+def _what(kind: str, body: dict[str, Any]) -> tuple[str | None, str]:
+    result = body.get("result") if isinstance(body, dict) else None
+    if kind == "plan" and isinstance(result, dict):
+        return str(result.get("plan_id") or "") or None, "plan"
+    if kind == "check":
+        answers = result if isinstance(result, list) else [result]
+        decisions = sorted({str(a.get("decision")) for a in answers if isinstance(a, dict)})
+        return None, f"check: {', '.join(decisions)}"
+    return None, kind
+
+
+def ledger_lines(store: Store, who: Principal, *, before: int | None = None,
+                 limit: int = 100) -> tuple[list[LedgerLine], int | None]:
+    """The newest ``limit`` entries before ``before``, newest first, and the number to go on
+    from when there are older ones: an admin's every entry by global number, a tenant's own
+    entries by its own numbering (``tenant_seq``), as in the API."""
+    from straits.store.tables import LedgerRow
+
+    number = LedgerRow.seq if who.is_admin else LedgerRow.tenant_seq
+    with store.session() as s:
+        q = select(LedgerRow).order_by(number.desc()).limit(limit + 1)
+        if before is not None:
+            q = q.where(number < before)
+        if not who.is_admin:
+            q = q.where(LedgerRow.tenant == who.tenant)
+        rows = list(s.scalars(q))
+    out = []
+    for row in rows[:limit]:
+        body = json.loads(row.body)
+        plan_id, what = _what(row.kind, body)
+        n = row.seq if who.is_admin else row.tenant_seq
+        out.append(LedgerLine(int(n), str(row.recorded_at), row.kind, row.tenant, row.actor,
+                              plan_id, what))
+    more = out[-1].seq if len(rows) > limit else None
+    return out, more

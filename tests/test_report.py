@@ -1,0 +1,217 @@
+"""The plan report: the view's numbers agree with the plan, the HTML stands alone and escapes
+whatever a plan document carries, and the CLI writes it (or refuses clearly)."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from straits.loading import load_scenario
+from straits.model.scenario import Scenario
+from straits.plan import make_plan
+from straits.report import pareto_report, plan_report, sweep_report
+from straits.report.figures import plan_figures
+from straits.report.page import script_json
+from straits.report.view import PlanView, build_view
+from straits.rules import RuleSet
+from straits.simulate.generate import generate
+from test_cli import straits
+
+EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", re.I)
+SCRIPT_BODY = re.compile(r"(<script[^>]*>).*?(</script>)", re.S | re.I)
+
+
+def markup(html: str) -> str:
+    """The page without the bodies of its scripts (Plotly's bundle mentions URLs it never
+    loads)."""
+    return SCRIPT_BODY.sub(r"\1\2", html)
+
+
+@pytest.fixture(scope="module")
+def demo(rules: RuleSet, example_path: Path) -> tuple[Scenario, dict[str, Any]]:
+    sc = load_scenario(example_path)
+    return sc, make_plan(sc, rules=rules, regime="ai-diffusion", solver="greedy"
+                         ).to_json(details=True)
+
+
+def figures_of(html: str) -> dict[str, Any]:
+    m = re.search(r'<script type="application/json" id="figures">(.*?)</script>', html, re.S)
+    assert m is not None
+    return dict(json.loads(m.group(1)))
+
+
+def level_at(steps: tuple[tuple[dt.datetime, int], ...], t: dt.datetime) -> int:
+    n = 0
+    for at, v in steps:
+        if at > t:
+            break
+        n = v
+    return n
+
+
+def check_view(view: PlanView, plan: dict[str, Any], sc: Scenario) -> None:
+    # every stage of the scenario appears once in "why not"; unplaced stages come first
+    stages = [(w.workload, w.stage) for w in view.why_not]
+    assert sorted(stages) == sorted((w.id, s.id) for w in sc.workloads for s in w.stages)
+    placed_flags = [w.placed_at is not None for w in view.why_not]
+    assert placed_flags == sorted(placed_flags)
+    unplaced = {(u["workload"], u["stage"]) for u in plan["unplaced"]}
+    assert {(w.workload, w.stage) for w in view.why_not if w.placed_at is None} == unplaced
+    # the cost parts add up to the plan's cost and penalties, by workload and by site
+    total = plan["total_cost_usd"] + plan["penalty_usd"]
+    for rows in (view.cost_by_workload, view.cost_by_site):
+        assert sum(r.total_usd for r in rows) == pytest.approx(total, rel=1e-6, abs=0.05)
+    # a pool's rented chips in use never exceed its capacity, at any instant a stage starts
+    for pool in view.pools:
+        assert sum(len(p.tasks) for p in [pool]) == sum(
+            1 for a in plan["assignments"] if (a["site"], a["chip"]) == (pool.site, pool.chip))
+        for t in pool.tasks:
+            if not t.bought:
+                assert level_at(pool.use, t.start) <= level_at(pool.capacity, t.start)
+        assert 0.0 <= pool.utilisation <= 1.0 + 1e-9
+    # every data movement leaves the site where the dataset is stored
+    located = {d.id: d.located_at for d in sc.datasets}
+    for m in view.geo.movements:
+        assert m.src != m.dst
+        if m.kind == "data":
+            assert located[m.what] == m.src
+
+
+def test_demo_view_matches_the_plan(demo: tuple[Scenario, dict[str, Any]],
+                                    rules: RuleSet) -> None:
+    sc, plan = demo
+    view = build_view(plan, sc, rules, source="test")
+    check_view(view, plan, sc)
+    assert view.summary.unplaced == len(plan["unplaced"]) > 0  # ai-diffusion leaves one out
+    # the rules timeline marks exactly the rules in force on the plan's date
+    in_force = {r["rule"] for r in _rules_in_force(rules, plan["date"], plan["regime"])}
+    assert {r.rule for r in view.rules_in_force} == in_force
+    # weights follow the pipeline: a stage placed elsewhere than its predecessor moves them
+    assert any(m.kind == "weights" for m in view.geo.movements) or len(
+        {a["site"] for a in plan["assignments"]}) == 1
+
+
+def _rules_in_force(rules: RuleSet, date: str, regime: str) -> list[dict[str, Any]]:
+    from straits import api
+
+    return list(api.rules_json(rules, dt.date.fromisoformat(date), regime, None))
+
+
+@given(st.integers(0, 10_000), st.integers(1, 5), st.integers(2, 6),
+       st.sampled_from(["enacted", "ai-diffusion"]))
+def test_generated_plans_view_invariants(seed: int, n: int, m: int, regime: str) -> None:
+    from straits.rules import ruleset
+
+    sc = generate(workloads=n, sites=m, seed=seed, regime=regime)
+    rs = ruleset()
+    plan = make_plan(sc, rules=rs, solver="greedy").to_json(details=True)
+    view = build_view(plan, sc, rs, source="test")
+    check_view(view, plan, sc)
+    figures = plan_figures(view)
+    assert "map" in figures and "rules" in figures
+    json.dumps(figures, allow_nan=False)  # strict JSON: no NaN or Infinity reaches the page
+
+
+def test_report_is_self_contained(demo: tuple[Scenario, dict[str, Any]], rules: RuleSet) -> None:
+    sc, plan = demo
+    html = plan_report(plan, sc, rules, source="test")
+    assert not EXTERNAL.search(markup(html)), EXTERNAL.search(markup(html))
+    assert "<script src=" not in html and "<link rel=\"stylesheet\"" not in html
+    assert "window.PlotlyGeoAssets" in html  # the base map travels with the report
+    figures = figures_of(html)
+    for fid in figures:  # every figure has an element to be drawn in
+        assert f'id="{fid}"' in html
+    assert {"map", "rules", "cost-workload", "cost-site", "pool-0"} <= set(figures)
+    for sec in ("summary", "schedule", "map-section", "costs", "why-not", "rules-section"):
+        assert f'id="{sec}"' in html
+
+
+def test_hostile_plan_text_is_escaped(demo: tuple[Scenario, dict[str, Any]],
+                                      rules: RuleSet) -> None:
+    """A plan JSON file is user input: text in it never becomes markup or script."""
+    sc, plan = demo
+    evil = '</script><script>alert(1)</script><img src=x onerror=alert(2)>'
+    bad = copy.deepcopy(plan)
+    bad["notes"] = [evil]
+    bad["diagnosis"][0]["summary"] = evil
+    bad["unplaced"][0]["summary"] = evil
+    bad["warnings"] = [{"rule": evil, "citation": evil, "confidence": "V", "text": evil,
+                        "stages": [evil]}]
+    html = plan_report(bad, sc, rules, source=evil)
+    assert "<script>alert(1)" not in html and "<img src=x" not in html
+    assert html.count("</script>") == html.count("<script")  # no early close of a script
+    assert figures_of(html)  # the figures still parse
+
+
+def test_script_json_cannot_close_its_element() -> None:
+    text = script_json({"a": "</script><!--", "b": "&"})
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(text) == {"a": "</script><!--", "b": "&"}
+    with pytest.raises(ValueError):
+        script_json({"x": float("inf")})
+
+
+def test_large_plans_are_aggregated(rules: RuleSet) -> None:
+    """Many pools: a chart for the busiest ones and a heatmap for all; many options of a stage:
+    examples per reason and a count of the rest."""
+    sc = generate(workloads=40, sites=30, seed=3)
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json(details=True)
+    view = build_view(plan, sc, rules, source="test")
+    figs = plan_figures(view)
+    used = [p for p in view.pools if p.tasks]
+    assert sum(1 for k in figs if k.startswith("pool-")) == min(12, len(used))
+    if len(used) > 1:
+        assert len(figs["utilisation"]["data"][0]["y"]) == len(used)
+    for w in view.why_not:
+        assert sum(line.count for line in w.lines if not line.chosen) <= max(w.options, 1) + 1
+
+
+def test_pareto_and_sweep_charts() -> None:
+    points = [{"cost_usd": 3e6, "makespan_hours": 900.0, "unplaced": 0, "status": "optimal"},
+              {"cost_usd": 2e6, "makespan_hours": 1900.0, "unplaced": 0, "status": "optimal"}]
+    html = pareto_report(points, "demo")
+    assert figures_of(html)["pareto"]["data"][0]["y"] == [3e6, 2e6]
+    rows = [{"chips": 8, "days": 100.0, "cost_usd": 5e5, "mfu": 0.4},
+            {"chips": 64, "days": 14.0, "cost_usd": 6e5, "mfu": 0.38}]
+    sweep = figures_of(sweep_report(rows, "7B on H100"))["sweep"]
+    assert [t["name"] for t in sweep["data"]] == ["days", "cost"]
+
+
+# --- the CLI ---------------------------------------------------------------------------------
+def test_cli_report_from_a_scenario(tmp_path: Path, example_path: Path) -> None:
+    out = tmp_path / "plan.html"
+    p = straits("report", str(example_path), "-o", str(out), "--json", "--time-limit", "2")
+    assert p.returncode == 0, p.stderr
+    written = json.loads(p.stdout)
+    assert written["kind"] == "html" and written["bytes"] == out.stat().st_size
+    html = out.read_text()
+    assert not EXTERNAL.search(markup(html)) and "offshore-2025" in html
+
+
+@pytest.mark.parametrize(("args", "path"), [
+    (["-o", "x.txt"], "--out"),
+    (["-o", "DIR"], "--out"),
+])
+def test_cli_report_refuses_bad_outputs(tmp_path: Path, example_path: Path, args: list[str],
+                                        path: str) -> None:
+    target = [a.replace("DIR", str(tmp_path)).replace("x.txt", str(tmp_path / "x.txt"))
+              for a in args]
+    p = straits("report", str(example_path), *target, "--time-limit", "1")
+    assert p.returncode == 2, p.stderr
+    assert "Traceback" not in p.stderr and path in p.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_cli_report_unknown_plan_id(tmp_path: Path) -> None:
+    p = straits("report", "deadbeef", "-o", str(tmp_path / "r.html"), "--db",
+                f"sqlite:///{tmp_path / 'db.sqlite'}")
+    assert p.returncode != 0 and "Traceback" not in p.stderr
+    assert not (tmp_path / "r.html").exists()
