@@ -5,29 +5,26 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.panel import Panel
-from rich.table import Table
-from rich.text import Text
 
 from straits.cli.common import (
     DbOption,
     JsonOption,
+    OutputOption,
     actor_name,
     console,
     duration,
+    emit,
     fail,
     money,
-    print_json,
+    open_store,
+    output_format,
 )
-from straits.cli.explain import reason_line
-from straits.cli.plan_view import diagnosis_view, warnings_view
-from straits.demo import REGIMES, StageDifference, rule_differences, run_demo
 from straits.errors import StraitsError
-from straits.model.scenario import Scenario
-from straits.plan import Plan
-from straits.rules import ruleset
 
 if TYPE_CHECKING:
+    from straits.demo import StageDifference
+    from straits.model.scenario import Scenario
+    from straits.plan import Plan
     from straits.store import Store
 
 STORY = (
@@ -50,15 +47,20 @@ def _cell(plan: Plan, workload: str, stage: str) -> str:
 
 
 def _record(sc: Scenario, plans: dict[str, Plan], store: Store) -> dict[str, Any]:
-    """Record both plans in the ledger (the default database: ./straits.db)."""
-    from straits.store.records import record_plan
+    """Record both plans in the ledger, each under its content id: a plan recorded by an
+    earlier run (the same scenario, rules and result) is not appended again."""
+    from straits.cli.plan_source import record
+    from straits.rules import ruleset
+    from straits.store import ledger
 
     rs = ruleset()
     entries = {}
     for regime, plan in plans.items():
-        plan_id, entry = record_plan(store, sc, plan, rs, {"regime": regime}, tenant="hz-cloud",
-                                     actor=actor_name(None) + " (demo)")
-        entries[regime] = {"plan_id": plan_id, "ledger_seq": entry.seq, "hash": entry.hash}
+        plan_id, seq, new = record(store, sc, plan, rs, {"regime": regime}, tenant="hz-cloud",
+                                   actor=actor_name(None) + " (demo)")
+        entry = ledger.get_entry(store, seq) if seq is not None else None
+        entries[regime] = {"plan_id": plan_id, "ledger_seq": seq, "new": new,
+                           "hash": entry.hash if entry is not None else None}
     return {"database": repr(store), "entries": entries}
 
 
@@ -67,16 +69,18 @@ def _drift(store: Store | None) -> list[tuple[Any, Any]]:
     then re-checked as of the change (`straits impact`)."""
     from straits.demo import drift_plans
     from straits.impact import impact
+    from straits.rules import ruleset
 
     rs = ruleset()
     out = []
     for case, sc, plan in drift_plans(rs):
         plan_id, recorded_sc, plan_json = "unrecorded", sc, plan.to_json()
         if store is not None:
-            from straits.store.records import find_plan, record_plan
+            from straits.cli.plan_source import record
+            from straits.store.records import find_plan
 
-            plan_id, _ = record_plan(store, sc, plan, rs, {"regime": plan.regime},
-                                     tenant="hz-cloud", actor=actor_name(None) + " (demo)")
+            plan_id, _, _ = record(store, sc, plan, rs, {"regime": plan.regime},
+                                   tenant="hz-cloud", actor=actor_name(None) + " (demo)")
             rec = find_plan(store, plan_id)
             recorded_sc, plan_json = rec.scenario, rec.plan
         out.append((case, impact(plan_id, recorded_sc, plan_json, rs, date=case.checked,
@@ -85,20 +89,20 @@ def _drift(store: Store | None) -> list[tuple[Any, Any]]:
 
 
 def demo(json_out: bool = JsonOption,
+         output: str = OutputOption,
          record: bool = typer.Option(True, "--record/--no-record",
-                                     help="Record both plans in the audit ledger and verify "
-                                          "it (default database: ./straits.db)."),
+                                     help="Record the plans in the audit ledger and verify "
+                                          "it (once: a later run finds them recorded)."),
          db: str = DbOption) -> None:
     """Tell the story of Straits on the shipped scenario (examples/offshore-2025.yaml): plan it
     under the `enacted` rules and under the `ai-diffusion` regime side by side, show the
     rules that made the difference, and record both plans in the tamper-evident ledger."""
-    try:
-        sc, plans, diffs = run_demo()
-        store = None
-        if record:
-            from straits.store import Store
+    from straits.demo import rule_differences, run_demo
 
-            store = Store(db)
+    try:
+        fmt = output_format(output, json_out)
+        sc, plans, diffs = run_demo()
+        store = open_store(db) if record else None
         recorded = _record(sc, plans, store) if store is not None else None
         drift = _drift(store)
         if recorded is not None and store is not None:  # once everything the demo records is in
@@ -108,15 +112,28 @@ def demo(json_out: bool = JsonOption,
     except StraitsError as exc:
         fail(exc)
         return
-    if json_out:
-        print_json({"scenario": sc.name,
-                    "plans": {r: p.to_json() for r, p in plans.items()},
-                    "differences": [d.to_json() for d in diffs],
-                    "rule_differences": [g.to_json() for g in rule_differences(diffs)],
-                    "ledger": recorded,
-                    "drift": [{"case": case.title, **_lean(im.to_json())}
-                              for case, im in drift]})
+    if fmt != "table":
+        emit({"scenario": sc.name,
+              "plans": {r: p.to_json() for r, p in plans.items()},
+              "differences": [d.to_json() for d in diffs],
+              "rule_differences": [g.to_json() for g in rule_differences(diffs)],
+              "ledger": recorded,
+              "drift": [{"case": case.title, **_lean(im.to_json())} for case, im in drift]},
+             fmt)
         return
+    _story(sc, plans, diffs, recorded, drift)
+
+
+def _story(sc: Scenario, plans: dict[str, Plan], diffs: list[StageDifference],
+           recorded: dict[str, Any] | None, drift: list[tuple[Any, Any]]) -> None:
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+    from straits.cli.explain import hanging
+    from straits.cli.plan_view import diagnosis_view, warnings_view
+    from straits.demo import REGIMES
+
     console.print(Panel(STORY, title=f"straits demo: {sc.name} ({sc.date})", expand=False))
     t = Table(title="Where each stage runs", title_justify="left")
     t.add_column("stage")
@@ -143,8 +160,9 @@ def demo(json_out: bool = JsonOption,
         console.print()
         console.rule("ledger")
         for r, e in recorded["entries"].items():
-            console.print(f"recorded the {r} plan {e['plan_id'][:8]} as ledger entry "
-                          f"{e['ledger_seq']} ({e['hash'][:12]}) in {recorded['database']}")
+            verb = "recorded" if e["new"] else "found already recorded:"
+            console.print(f"{verb} the {r} plan {e['plan_id'][:12]} as ledger entry "
+                          f"{e['ledger_seq']} in {recorded['database']}", soft_wrap=True)
         v = recorded["verify"]
         console.print(f"[bold green]ledger verifies[/bold green]: {v['entries']} entries, head "
                       f"{v['head_hash'][:16]}; `straits ledger show` lists them"
@@ -154,13 +172,18 @@ def demo(json_out: bool = JsonOption,
     from straits.cli.impact_cmd import show
 
     for case, im in drift:
-        console.print(Text(f"{case.title}: {case.story}", style="bold"))
+        console.print(hanging("", Text(f"{case.title}: {case.story}", style="bold")))
         show(im)
 
 
 def _rules_view(diffs: list[StageDifference]) -> None:
     """Each rule that blocked options under one regime only, printed once, with the stages
     it moved from where they run under the other regime."""
+    from rich.text import Text
+
+    from straits.cli.explain import hanging, reason_line
+    from straits.demo import REGIMES, rule_differences
+
     grouped = rule_differences(diffs)
     console.print(Text("The rules that made the difference:", style="bold"))
     if not grouped:
@@ -172,12 +195,12 @@ def _rules_view(diffs: list[StageDifference]) -> None:
                            f"option{'s' if g.options_blocked != 1 else ''} of "
                            f"{len(g.moved) + len(g.unmoved)} stage(s)", style="magenta"))
         for d in g.moved:
-            console.print(f"      moved {d.workload}/{d.stage}: {d.placements[other]} under "
-                          f"{other} -> {d.placements[g.regime]} under {g.regime}",
-                          soft_wrap=True, markup=False)
+            console.print(hanging("      ", Text(
+                f"moved {d.workload}/{d.stage}: {d.placements[other]} under {other} -> "
+                f"{d.placements[g.regime]} under {g.regime}")))
         if g.unmoved:
-            console.print(f"      same place under both: {', '.join(g.unmoved)}",
-                          soft_wrap=True, markup=False)
+            console.print(hanging("      same place under both: ",
+                                  Text(", ".join(g.unmoved))))
 
 
 def _lean(impact_json: dict[str, Any]) -> dict[str, Any]:

@@ -3,34 +3,107 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
-from straits.api import estimate_json, run_estimate
-from straits.catalog import get_chip
-from straits.cli.common import JsonOption, console, duration, fail, money, print_json, read_input
+from straits.cli.common import (
+    JsonOption,
+    OutputOption,
+    console,
+    duration,
+    emit,
+    fail,
+    money,
+    output_format,
+    read_input,
+    state,
+)
 from straits.errors import InputError, RequestError
-from straits.estimate import Estimate
-from straits.estimate.flops import flops_per_token
-from straits.loading import validate_as
-from straits.model.request import EstimateRequest
 
-SWEEP_MAX_CHIPS = 65536
+if TYPE_CHECKING:
+    from straits.estimate import Estimate
+    from straits.model.request import EstimateRequest
 
 
-def sweep_sizes(est: Estimate) -> list[int]:
-    """The fewest chips that fit, then every power of two above it (and the size asked for),
-    up to 65,536 chips."""
-    start = max(est.min_chips, 1)
-    sizes = {start, est.chips} | {1 << k for k in range(31) if start < 1 << k <= SWEEP_MAX_CHIPS}
-    return sorted(sizes)
+def estimate(
+    request_file: Path = typer.Argument(None, metavar="[REQUEST]",
+                                        help="JSON/YAML file with the request; default or `-`: "
+                                             "stdin."),
+    json_out: bool = JsonOption,
+    output: str = OutputOption,
+    chips: int = typer.Option(None, "--chips", min=1, help="Override the cluster size."),
+    sweep: str = typer.Option(None, "--sweep", help="`chips`: show how days and cost change "
+                              "with the cluster size."),
+) -> None:
+    """Estimate FLOPs, the fewest chips, the layout, predicted MFU, chip-hours, days, cost and
+    energy of a training stage (or the chips of a serving stage).
+
+    Reads {"model": {"params": 7.2e10, "layers": 80, "d_model": 8192, "heads": 64,
+    "seq_len": 8192}, "tokens": 1.5e13, "chip": "H100-SXM", "chips": 4096}
+    (examples/estimate.json); `chips` defaults to the fewest that fit, `usd_per_chip_hour` to
+    the catalog's reference price. Serving: {"kind": "serve", "model": ..., "chip": ...,
+    "days": 30, "tokens_per_s": 50000}.
+    """
+    try:
+        fmt = output_format(output, json_out)
+        if sweep is not None and sweep != "chips":
+            raise RequestError(f"cannot sweep {sweep!r}", path="--sweep", expected="chips")
+        data, label = read_input(request_file, what="an estimate request")
+        if not isinstance(data, dict):
+            raise RequestError("expected a JSON object", source=label)
+        if chips is not None:
+            data = {**data, "chips": chips}
+        if state.server_url:
+            _remote(data, sweep == "chips", fmt)
+            return
+        from straits.api import estimate_json, run_estimate
+        from straits.loading import validate_as
+        from straits.model.request import EstimateRequest
+
+        req = validate_as(EstimateRequest, data, source=label, error=RequestError)
+        est = run_estimate(req)
+        if sweep == "chips":
+            _sweep(req, est, fmt)
+            return
+        answer = estimate_json(req, est)
+    except InputError as exc:
+        fail(exc)
+        return
+    if fmt != "table":
+        emit(answer, fmt)
+    else:
+        _view(req, est, answer)
 
 
-def _sweep(req: EstimateRequest, base: Estimate, json_out: bool) -> None:
+def _remote(data: dict[str, Any], sweep: bool, fmt: str) -> None:
+    from straits.cli.remote import client
+
+    if sweep:
+        raise InputError("--sweep runs on this machine only", path="--sweep",
+                         expected="no --server, or no --sweep")
+    answer = client().estimate(data)
+    if fmt != "table":
+        emit(answer, fmt)  # type: ignore[arg-type]
+        return
+    from rich.table import Table
+
+    t = Table(title=f"Estimate on {answer.get('chip')} (from {state.server_url})",
+              title_justify="left", show_header=False)
+    for key in ("min_chips", "chips", "layout", "mfu", "chip_hours", "days", "cost_usd"):
+        t.add_row(key, str(answer.get(key)))
+    console.print(t)
+    _guidance(answer.get("guidance") or [])
+
+
+def _sweep(req: EstimateRequest, base: Estimate, fmt: str) -> None:
+    from rich.table import Table
+
+    from straits.api import estimate_json, run_estimate, sweep_sizes
+
     rows = [run_estimate(req, n) for n in sweep_sizes(base)]
-    if json_out:
-        print_json([estimate_json(req, r) for r in rows])
+    if fmt != "table":
+        emit([estimate_json(req, r, guidance=False) for r in rows], fmt)  # type: ignore[arg-type]
         return
     t = Table(title=f"How days and cost change with cluster size on {base.chip}",
               title_justify="left")
@@ -42,7 +115,12 @@ def _sweep(req: EstimateRequest, base: Estimate, json_out: bool) -> None:
     console.print(t)
 
 
-def _view(req: EstimateRequest, est: Estimate) -> None:
+def _view(req: EstimateRequest, est: Estimate, answer: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from straits.catalog import get_chip
+    from straits.estimate.flops import flops_per_token
+
     t = Table(title=f"Estimate on {est.chip}", title_justify="left", show_header=False)
     t.add_column("figure")
     t.add_column("value", justify="right")
@@ -51,7 +129,7 @@ def _view(req: EstimateRequest, est: Estimate) -> None:
         t.add_row("training FLOPs", f"{est.flops:.3e}")
         t.add_row("global batch (tokens)", f"{est.batch_tokens:,.0f}")
     t.add_row("fewest chips that fit", f"{est.min_chips:,}")
-    t.add_row("chips", f"{est.chips:,}")
+    t.add_row("chips", f"{est.chips:,}" + ("" if est.fits else " (does not fit)"))
     if req.kind == "train":
         t.add_row("layout", est.layout)
         mem = est.memory_gb
@@ -84,43 +162,15 @@ def _view(req: EstimateRequest, est: Estimate) -> None:
             if e.tco2e is not None else " (give `country` or `grid_gco2_per_kwh` for carbon)"
         t.add_row("energy", f"{e.kwh / 1000:,.0f} MWh at PUE {e.pue:g}{co2}")
     console.print(t)
-    for note in est.notes:
-        console.print(f"[yellow]note:[/yellow] {note}")
+    from straits.cli.explain import hanging
+
+    for n in est.notes:
+        console.print(hanging("note: ", n, style="yellow"))
+    _guidance(answer.get("guidance") or [])
 
 
-def estimate(
-    request_file: Path = typer.Argument(None, metavar="[REQUEST]",
-                                        help="JSON file with the request; default: stdin."),
-    json_out: bool = JsonOption,
-    chips: int = typer.Option(None, "--chips", min=1, help="Override the cluster size."),
-    sweep: str = typer.Option(None, "--sweep", help="`chips`: show how days and cost change "
-                              "with the cluster size."),
-) -> None:
-    """Estimate FLOPs, the fewest chips, the layout, predicted MFU, chip-hours, days, cost and
-    energy of a training stage (or the chips of a serving stage).
+def _guidance(hints: list[dict[str, Any]]) -> None:
+    from straits.cli.explain import hanging
 
-    Reads {"model": {"params": 7.2e10, "layers": 80, "d_model": 8192, "heads": 64,
-    "seq_len": 8192}, "tokens": 1.5e13, "chip": "H100-SXM", "chips": 4096}; `chips` defaults to
-    the fewest that fit, `usd_per_chip_hour` to the catalog's reference price. Serving:
-    {"kind": "serve", "model": ..., "chip": ..., "days": 30, "tokens_per_s": 50000}.
-    """
-    try:
-        if sweep is not None and sweep != "chips":
-            raise RequestError(f"cannot sweep {sweep!r}", path="--sweep", expected="chips")
-        data, label = read_input(request_file, what="an estimate request")
-        if not isinstance(data, dict):
-            raise RequestError("expected a JSON object", source=label)
-        if chips is not None:
-            data = {**data, "chips": chips}
-        req = validate_as(EstimateRequest, data, source=label, error=RequestError)
-        est = run_estimate(req)
-        if sweep == "chips":
-            _sweep(req, est, json_out)
-            return
-    except InputError as exc:
-        fail(exc)
-        return
-    if json_out:
-        print_json(estimate_json(req, est))
-    else:
-        _view(req, est)
+    for h in hints:
+        console.print(hanging("hint: ", str(h.get("text", "")), style="bold cyan"))

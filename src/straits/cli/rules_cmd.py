@@ -4,21 +4,36 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
-from straits.api import rule_json, select_rules
-from straits.cli.common import JsonOption, RulesOption, console, fail, print_json
+from straits.cli.choices import Regime
+from straits.cli.common import (
+    JsonOption,
+    OutputOption,
+    RulesOption,
+    console,
+    emit,
+    fail,
+    output_format,
+    rule_dirs,
+    state,
+)
 from straits.errors import InputError, RequestError
-from straits.model.types import Regime
-from straits.rules import Rule, ruleset
-from straits.rules.cases import CaseResult, run_cases
-from straits.rules.listing import diff as rules_diff
-from straits.rules.listing import rule_regimes
+
+if TYPE_CHECKING:
+    from rich.text import Text
+
+    from straits.rules.cases import CaseResult
 
 app = typer.Typer(help="List, show, diff and test the rule packs.", no_args_is_help=True)
+
+
+def _local_only(what: str) -> None:
+    if state.server_url:
+        raise InputError(f"`straits rules {what}` reads the rule packs on this machine",
+                         path="--server", expected="no --server (`rules list` asks the server)")
 
 EXIT_TESTS_FAILED = 1
 
@@ -31,7 +46,10 @@ def _date(value: str, name: str) -> dt.date:
                            expected="YYYY-MM-DD") from None
 
 
-def _window(r: Rule) -> str:
+def _window(r: Any) -> str:
+    """A rule's window, from a :class:`Rule` or its JSON."""
+    if isinstance(r, dict):
+        return f"{r['effective_from']} .. {r.get('effective_until') or ''}".rstrip()
     return f"{r.effective_from} .. {r.effective_until or ''}".rstrip()
 
 
@@ -41,19 +59,33 @@ def list_rules(
     regime: Regime = typer.Option("enacted", "--regime", help="enacted | ai-diffusion."),
     pack: list[str] = typer.Option(None, "--pack", help="Only these packs (repeatable)."),
     json_out: bool = JsonOption,
+    output: str = OutputOption,
     rules: list[Path] = RulesOption,
 ) -> None:
     """List the rules, or those in force on --date under --regime."""
+    from straits.errors import StraitsError
+
     try:
-        rs = ruleset(tuple(rules or ()))
-        selected = select_rules(rs, _date(date, "--date") if date is not None else None,
-                                regime, pack)
-    except InputError as exc:
+        fmt = output_format(output, json_out)
+        day = _date(date, "--date") if date is not None else None
+        if state.server_url:
+            from straits.cli.remote import client
+
+            selected = client().rules(date=day, regime=regime, packs=pack or [])
+        else:
+            from straits.api import rule_json, select_rules
+            from straits.rules import ruleset
+
+            selected = [rule_json(r) for r in select_rules(ruleset(rule_dirs(rules)), day,
+                                                           regime, pack)]
+    except StraitsError as exc:
         fail(exc)
         return
-    if json_out:
-        print_json([rule_json(r) for r in selected])
+    if fmt != "table":
+        emit(selected, fmt)
         return
+    from rich.table import Table
+
     title = f"{len(selected)} rules" + (f" in force on {date} ({regime})" if date else "")
     t = Table(title=title, title_justify="left")
     t.add_column("rule", no_wrap=True)
@@ -63,8 +95,9 @@ def list_rules(
     t.add_column("conf", no_wrap=True)
     t.add_column("title")
     for r in selected:
-        effect = r.effect + (f" ({r.presumption})" if r.presumption else "")
-        t.add_row(r.id, effect, r.requires or "", _window(r), r.confidence, r.title)
+        effect = r["effect"] + (f" ({r['presumption']})" if r.get("presumption") else "")
+        t.add_row(r["rule"], effect, r.get("requires") or "", _window(r), r["confidence"],
+                  r["title"])
     console.print(t)
 
 
@@ -72,16 +105,25 @@ def list_rules(
 def show(
     rule_id: str = typer.Argument(..., help="A rule id, e.g. cn-cbdf-2024-assessment."),
     json_out: bool = JsonOption,
+    output: str = OutputOption,
     rules: list[Path] = RulesOption,
 ) -> None:
     """Print one rule: citation, confidence, window, plain-language reason and its Cedar text."""
+    from rich.text import Text
+
+    from straits.api import rule_json
+    from straits.rules import ruleset
+    from straits.rules.listing import rule_regimes
+
     try:
-        r = ruleset(tuple(rules or ())).rule(rule_id)
+        fmt = output_format(output, json_out)
+        _local_only("show")
+        r = ruleset(rule_dirs(rules)).rule(rule_id)
     except InputError as exc:
         fail(exc)
         return
-    if json_out:
-        print_json({**rule_json(r), "text": r.text})
+    if fmt != "table":
+        emit({**rule_json(r), "text": r.text}, fmt)
         return
     console.print(Text(f"{r.id}  ({r.pack}, {r.file}:{r.line})", style="bold"))
     rows = [("title", r.title), ("citation", r.citation), ("confidence", r.confidence),
@@ -104,12 +146,20 @@ def diff(
                                   "first regime with --vs."),
     vs: Regime = typer.Option(None, "--vs", help="Compare --regime with this regime on DATE1."),
     json_out: bool = JsonOption,
+    output: str = OutputOption,
     rules: list[Path] = RulesOption,
 ) -> None:
     """What changed between two dates (`rules diff 2025-04-08 2025-04-10`) or two regimes
     (`rules diff 2025-06-01 --regime enacted --vs ai-diffusion`)."""
+    from rich.text import Text
+
+    from straits.rules import ruleset
+    from straits.rules.listing import diff as rules_diff
+
     try:
-        rs = ruleset(tuple(rules or ()))
+        fmt = output_format(output, json_out)
+        _local_only("diff")
+        rs = ruleset(rule_dirs(rules))
         d1 = _date(first, "DATE1")
         if vs is not None:
             if second is not None:
@@ -123,8 +173,8 @@ def diff(
     except InputError as exc:
         fail(exc)
         return
-    if json_out:
-        print_json(result.to_json())
+    if fmt != "table":
+        emit(result.to_json(), fmt)
         return
     console.print(Text(f"From {result.before} to {result.after}: {len(result.added)} added, "
                        f"{len(result.removed)} removed, {result.unchanged} unchanged.",
@@ -138,6 +188,8 @@ def diff(
 
 
 def _failure_view(res: CaseResult) -> Text:
+    from rich.text import Text
+
     t = Text(f"FAIL {res.case.file}: {res.case.name}\n", style="bold red")
     for p in res.problems:
         t.append(f"  {p}\n", style="red")
@@ -155,19 +207,27 @@ def test(
     packs: list[str] = typer.Argument(None, metavar="[PACK]...",
                                       help="Packs to test (default: all loaded)."),
     json_out: bool = JsonOption,
+    output: str = OutputOption,
     rules: list[Path] = RulesOption,
 ) -> None:
     """Run the packs' case tables (request -> decision, requires, rule ids), like `opa test`.
     Exit status 1 when a case fails."""
+    from rich.text import Text
+
+    from straits.rules import ruleset
+    from straits.rules.cases import run_cases
+
     try:
-        results = run_cases(ruleset(tuple(rules or ())), list(packs or []))
+        fmt = output_format(output, json_out)
+        _local_only("test")
+        results = run_cases(ruleset(rule_dirs(rules)), list(packs or []))
     except InputError as exc:
         fail(exc)
         return
     failed = [r for r in results if not r.ok]
-    if json_out:
-        print_json({"passed": len(results) - len(failed), "failed": len(failed),
-                    "cases": [r.to_json() for r in results]})
+    if fmt != "table":
+        emit({"passed": len(results) - len(failed), "failed": len(failed),
+              "cases": [r.to_json() for r in results]}, fmt)
     else:
         by_pack: dict[str, list[CaseResult]] = {}
         for r in results:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from straits.cli.common import DbOption, RulesOption, err_console, fail
+from straits.cli.common import DbOption, RulesOption, database_url, err_console, fail, rule_dirs
 from straits.errors import InputError, StraitsError
 
 
@@ -17,9 +17,9 @@ def serve(
     rules: list[Path] = RulesOption,
     log_level: str = typer.Option("info", "--log-level", help="uvicorn's log level."),
 ) -> None:
-    """Serve the REST API: /v1/check, /v1/estimate, /v1/plans, /v1/rules, /v1/chips,
-    /v1/ledger, /healthz; the OpenAPI spec at /openapi.json. Every /v1 route needs a token
-    from `straits tokens create`. Migrations run on start."""
+    """Serve the REST API: /v1/check, /v1/estimate, /v1/plans (with export), /v1/impact,
+    /v1/rules, /v1/chips, /v1/ledger, /healthz; the OpenAPI spec at /openapi.json. Every /v1
+    route needs a token from `straits tokens create`. Migrations run on start."""
     try:
         import uvicorn
 
@@ -30,10 +30,10 @@ def serve(
                         expected="pip install 'straits[server]'"))
         return
     try:
-        app = create_app(Store(db), rule_dirs=tuple(rules or ()))
+        app = create_app(Store(database_url(db)), rule_dirs=rule_dirs(rules))
     except StraitsError as exc:
         fail(exc)
         return
     err_console.print(f"Straits API on http://{host}:{port} (database: "
-                      f"{app.state.store!r}); OpenAPI at /openapi.json")
+                      f"{app.state.store!r}); OpenAPI at /openapi.json", soft_wrap=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -27,6 +27,7 @@ from straits.errors import AuthError, InputError, NotFoundError, StoreError
 from straits.rules import ruleset
 from straits.server import bodies
 from straits.server.jobs import PlanRunner
+from straits.server.plan_routes import router as plan_router
 from straits.server.routes import router
 from straits.server.settings import Settings
 from straits.server.skypilot_routes import router as skypilot_router
@@ -116,10 +117,13 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None,
     app.state.settings = settings
     app.state.rules = ruleset(rule_dirs)
     app.state.rules_lock = threading.Lock()
+    app.state.rule_dirs = rule_dirs
+    app.state.rule_pool = []  # rule sets lent to export and impact requests (plan_routes.py)
     app.state.admission_plans = {}
     app.state.admission_contexts = {}
     app.state.runner = runner
     app.include_router(router)
+    app.include_router(plan_router)
     app.include_router(skypilot_router)
 
     @app.get("/healthz", tags=["health"])

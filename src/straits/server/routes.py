@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -16,12 +17,13 @@ from straits.model.request import CheckRequest, EstimateRequest
 from straits.model.scenario import Scenario
 from straits.model.types import Objective, Regime
 from straits.server.auth import Caller, refuse, require
-from straits.server.bodies import documented, json_body
+from straits.server.bodies import document_body, documented, json_body
+from straits.server.listing import PlanFilter, link_next, list_plans, parse_instant
 from straits.store import ledger
 from straits.store.records import (
+    PLAN_STATES,
     create_plan,
     get_plan,
-    list_plans,
     plan_job_json,
     record_check,
 )
@@ -71,7 +73,8 @@ async def estimate(request: Request, who: Caller) -> Any:
 
 
 @router.post("/plans", status_code=202, tags=["plans"], openapi_extra=documented(
-    Scenario, "A scenario, as in a scenario file (docs/scenario-reference.md)."))
+    Scenario, "A scenario, as in a scenario file (docs/scenario-reference.md): JSON, or YAML "
+    "with Content-Type application/yaml.", yaml=True))
 async def submit_plan(
     request: Request, who: Caller,
     solver: Literal["cpsat", "greedy"] = "cpsat",
@@ -83,7 +86,7 @@ async def submit_plan(
 ) -> JSONResponse:
     """Plan a scenario in the background; poll `GET /v1/plans/{id}` for progress and the plan."""
     require(request, who, "planner", "submit plans")
-    data = await json_body(request, BODY)
+    data = await document_body(request, BODY)
     sc = parse_scenario(data, source=BODY)
     settings = request.app.state.settings
     if len(sc.workloads) > settings.max_workloads:
@@ -119,11 +122,36 @@ def _own_plan(request: Request, who: Principal, plan_id: str) -> PlanRow:
 
 
 @router.get("/plans", tags=["plans"])
-def plans(request: Request, who: Caller,
-          limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
-    """Your tenant's plans, newest first (every tenant's for admins), without plan bodies."""
-    rows = list_plans(request.app.state.store, None if who.is_admin else who.tenant, limit)
-    return [{k: v for k, v in plan_job_json(r).items() if k != "plan"} for r in rows]
+def plans(request: Request, response: Response, who: Caller,
+          limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+          cursor: Annotated[str | None, Query(max_length=500, description="From the Link "
+                                              "header of the previous page.")] = None,
+          status: Annotated[str | None, Query(description="queued | running | done | "
+                                              "failed")] = None,
+          scenario: Annotated[str | None, Query(max_length=200, description="The scenario's "
+                                                "name.")] = None,
+          tenant: Annotated[str | None, Query(max_length=100, description="Admins: one "
+                                              "tenant's plans.")] = None,
+          since: Annotated[str | None, Query(description="Made at or after (date or ISO "
+                                             "time).")] = None,
+          until: Annotated[str | None, Query(description="Made before (date or ISO "
+                                             "time).")] = None) -> list[dict[str, Any]]:
+    """Your tenant's plans, newest first (every tenant's for admins), without plan bodies,
+    each with its scenario's name. Pages of `limit`: the next page's URL is in the `Link`
+    header (`rel="next"`), absent on the last page."""
+    if status is not None and status not in PLAN_STATES:
+        raise RequestError(f"unknown status {status!r}", path="status",
+                           expected=" | ".join(PLAN_STATES))
+    if tenant is not None and not who.is_admin and tenant != who.tenant:
+        raise refuse(request, 403, f"a token of tenant {who.tenant!r} cannot list the plans "
+                                   f"of {tenant!r}", who)
+    f = PlanFilter(tenant=tenant if who.is_admin else who.tenant, status=status,
+                   scenario=scenario, since=parse_instant(since, "since"),
+                   until=parse_instant(until, "until"))
+    items, next_cursor = list_plans(request.app.state.store, f, limit, cursor)
+    if next_cursor is not None:
+        link_next(request, response, cursor=next_cursor)
+    return items
 
 
 @router.get("/plans/{plan_id}", tags=["plans"])
@@ -134,13 +162,25 @@ def plan_status(request: Request, plan_id: str, who: Caller) -> dict[str, Any]:
 
 @router.get("/plans/{plan_id}/plan", tags=["plans"])
 def plan_result(request: Request, plan_id: str, who: Caller) -> Any:
-    """The finished plan, exactly as `straits plan --json` prints it (409 until it is done)."""
-    job = plan_job_json(_own_plan(request, who, plan_id))
+    """The finished plan as a plan document, exactly as `straits plan --json` prints it (its
+    id, digest, ledger entry and inputs included; 409 until it is done)."""
+    row = _own_plan(request, who, plan_id)
+    job = plan_job_json(row)
     if job["status"] != "done":
         return JSONResponse({"error": f"plan {plan_id} is {job['status']}",
                              "status": job["status"], "progress": job["progress"],
                              "detail": job["error"]}, status_code=409)
-    return job["plan"]
+    return plan_document(request.app.state.store, row)
+
+
+def plan_document(store: Any, row: PlanRow) -> dict[str, Any]:
+    from straits.plandoc import make_document
+    from straits.store.records import load_scenario_row
+
+    return make_document(json.loads(row.result or "{}"),
+                         load_scenario_row(store, row.scenario_digest),
+                         json.loads(row.options or "{}"), plan_id=row.id,
+                         ledger_seq=row.ledger_seq)
 
 
 @router.get("/rules", tags=["rules"])
@@ -172,11 +212,35 @@ def verify_ledger(request: Request, who: Caller) -> dict[str, Any]:
 
 
 @router.get("/ledger/entries", tags=["ledger"])
-def ledger_entries(request: Request, who: Caller,
+def ledger_entries(request: Request, response: Response, who: Caller,
                    since: Annotated[int, Query(ge=1, le=2**53)] = 1,
-                   limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+                   limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                   tenant: Annotated[str | None, Query(max_length=100, description="Admins: "
+                                                       "one tenant's entries.")] = None
+                   ) -> list[dict[str, Any]]:
     """Ledger entries in order from `since` (your tenant's; every tenant's for admins), each
-    with its stored fields so the hashes can be recomputed."""
-    tenant = None if who.is_admin else who.tenant
-    return [e.to_json() for e in ledger.entries(request.app.state.store, tenant=tenant,
-                                                since=since, limit=limit)]
+    with its stored fields so the hashes can be recomputed (`body`, the canonical JSON text)
+    and `content`, the same body as a JSON object. The next page is in the `Link` header."""
+    if tenant is not None and not who.is_admin and tenant != who.tenant:
+        raise refuse(request, 403, f"a token of tenant {who.tenant!r} cannot read the entries "
+                                   f"of {tenant!r}", who)
+    scope = tenant if who.is_admin else who.tenant
+    rows = list(ledger.entries(request.app.state.store, tenant=scope, since=since,
+                               limit=limit + 1))
+    if len(rows) > limit:
+        rows = rows[:limit]
+        link_next(request, response, since=rows[-1].seq + 1)
+    return [{**e.to_json(), "content": e.content} for e in rows]
+
+
+@router.get("/ledger/entries/{seq}", tags=["ledger"])
+def ledger_entry(request: Request, seq: Annotated[int, Path(ge=1, le=2**53)],
+                 who: Caller) -> dict[str, Any]:
+    """One ledger entry with its stored fields and `content` (another tenant's answers 404,
+    as a missing one does)."""
+    e = ledger.get_entry(request.app.state.store, seq)
+    if e is not None and (who.is_admin or e.tenant == who.tenant):
+        return {**e.to_json(), "content": e.content}
+    if e is not None:
+        refuse(request, 404, f"ledger entry {seq} belongs to another tenant", who)
+    raise NotFoundError(f"no ledger entry {seq}")
