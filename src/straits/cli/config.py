@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import stat
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,6 +100,8 @@ def load_config(path: Path | None = None) -> Config:
         raise InputError("is a directory, not a config file", source=label) from None
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", source=label) from None
+    import tomllib  # only when there is a file to read
+
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:

@@ -76,7 +76,9 @@ def plan(
                                         "(its scenario is planned again with its options). "
                                         "`-` reads stdin."),
     json_out: bool = JsonOption,
-    output: str = OutputOption,
+    output: str = typer.Option(None, "-o", "--output", metavar="FORMAT",
+                               help="Output format: table (default), json, yaml, or id (the "
+                                    "plan's id alone: PLAN=$(straits plan F --record -o id))."),
     regime: Regime = typer.Option(None, "--regime", help="Override the scenario's regime: "
                                   "enacted | ai-diffusion."),
     objective: Objective = typer.Option(None, "--objective", help="Override the objective: "
@@ -124,7 +126,16 @@ def plan(
     """
     set_quiet(quiet)
     try:
-        fmt = output_format(output, json_out)
+        id_only = output is not None and output.strip().lower() == "id"
+        fmt = output_format(None if id_only else output, json_out)
+        if id_only:
+            if json_out:
+                raise InputError("--json and -o id ask for two formats", path="-o",
+                                 expected="one of them")
+            if recheck or pareto:
+                raise InputError("-o id prints a plan's id", path="-o",
+                                 expected="table, json or yaml with --recheck and --pareto")
+            fmt = "id"  # type: ignore[assignment]
         if show and recheck:
             raise InputError("--show and --recheck ask for two things", path="--show",
                              expected="one of them")
@@ -215,6 +226,9 @@ def _plan(source: PlanSource, rs: RuleSet, options: dict[str, Any], progress: bo
 
 
 def _print(doc: dict[str, Any], fmt: Format) -> None:
+    if fmt == "id":
+        sys.stdout.write(f"{doc['id']}\n")
+        return
     if fmt != "table":
         emit(doc, fmt)
         return

@@ -147,6 +147,9 @@ def _wait(c: Client, job: PlanJob) -> PlanJob:
 
 
 def _print_plan(doc: dict[str, Any], fmt: Format) -> None:
+    if fmt == "id":
+        print(doc["id"])
+        return
     if fmt != "table":
         emit(doc, fmt)
         return
