@@ -18,7 +18,6 @@ from straits.cli.common import (
     DbOption,
     Format,
     JsonOption,
-    OutputOption,
     QuietOption,
     RulesOption,
     actor_name,
