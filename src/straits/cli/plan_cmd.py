@@ -134,7 +134,7 @@ def plan(
             if recheck or pareto:
                 raise InputError("-o id prints a plan's id", path="-o",
                                  expected="table, json or yaml with --recheck and --pareto")
-            fmt = "id"  # type: ignore[assignment]
+            fmt = "id"  # type: ignore[assignment]  # plan's own format (_print)
         if show and recheck:
             raise InputError("--show and --recheck ask for two things", path="--show",
                              expected="one of them")
@@ -224,12 +224,13 @@ def _plan(source: PlanSource, rs: RuleSet, options: dict[str, Any], progress: bo
     return doc.to_json()
 
 
-def _print(doc: dict[str, Any], fmt: Format) -> None:
+def _print(doc: dict[str, Any], fmt: str) -> None:
+    """``fmt``: a Format, or "id" (the plan's id alone)."""
     if fmt == "id":
         sys.stdout.write(f"{doc['id']}\n")
         return
-    if fmt != "table":
-        emit(doc, fmt)
+    if fmt in ("json", "yaml"):
+        emit(doc, "yaml" if fmt == "yaml" else "json")
         return
     from straits.cli.plan_view import plan_view, summary_line
 

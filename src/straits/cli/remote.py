@@ -146,12 +146,12 @@ def _wait(c: Client, job: PlanJob) -> PlanJob:
         return c.wait(job["id"], on_progress=show)
 
 
-def _print_plan(doc: dict[str, Any], fmt: Format) -> None:
+def _print_plan(doc: dict[str, Any], fmt: str) -> None:
     if fmt == "id":
         print(doc["id"])
         return
-    if fmt != "table":
-        emit(doc, fmt)
+    if fmt in ("json", "yaml"):
+        emit(doc, "yaml" if fmt == "yaml" else "json")
         return
     from straits.cli.common import console
     from straits.cli.plan_view import plan_view, summary_line
