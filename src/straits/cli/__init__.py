@@ -87,7 +87,7 @@ app.command("serve")(serve_cmd.serve)
 
 def main() -> None:
     try:
-        app()
+        app(prog_name="straits")  # also under `python -m straits`
     except StraitsError as exc:  # anything raised outside a command's own handling
         print_error(exc)
         sys.exit(exc.exit_code)

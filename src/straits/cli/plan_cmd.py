@@ -234,7 +234,10 @@ def _print(doc: dict[str, Any], fmt: str) -> None:
         return
     from straits.cli.plan_view import plan_view, summary_line
 
-    console.print(summary_line(doc) if state.quiet else plan_view(doc))
+    if state.quiet:  # one line, never wrapped: for scripts and logs
+        console.print(summary_line(doc), soft_wrap=True)
+    else:
+        console.print(plan_view(doc))
 
 
 def _recheck(source: PlanSource, rs: RuleSet, date: dt.datetime | None, regime: str | None,
