@@ -116,12 +116,15 @@ class Client:
                               "(is this a Straits server?)", r.status_code) from None
 
     def _pages(self, url: str, params: dict[str, Any]) -> Iterator[Any]:
+        """Items of every page: the next page's URL (with its query) is the Link header's."""
         next_url: str | None = url
+        query: dict[str, Any] | None = params
         while next_url is not None:
-            r = self._request("GET", next_url, params=params)
+            r = self._request("GET", next_url, params=query)
             yield from r.json()
             link = r.links.get("next")
-            next_url, params = (link.get("url") if link else None), {}
+            # params=None: an empty dict would replace the next URL's own query
+            next_url, query = (link.get("url") if link else None), None
 
     # --- the API ---------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
