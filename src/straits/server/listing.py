@@ -95,6 +95,21 @@ def list_plans(store: Store, f: PlanFilter, limit: int, cursor: str | None
     return items, next_cursor
 
 
+def plan_row(store: Store, ref: str) -> PlanRow | None:
+    """The plan whose id is ``ref``, or the one whose id starts with it (4 characters or
+    more, as the CLI takes them); a prefix two plans share is a 400."""
+    with store.session() as s:
+        row = s.get(PlanRow, ref)
+        if row is not None or len(ref) < 4:
+            return row
+        rows = list(s.scalars(select(PlanRow).where(PlanRow.id.startswith(ref, autoescape=True))
+                              .limit(2)))
+    if len(rows) > 1:
+        raise RequestError(f"plan id prefix {ref!r} matches several plans", path="plan_id",
+                           expected="a longer prefix")
+    return rows[0] if rows else None
+
+
 def parse_instant(value: str | None, name: str) -> dt.datetime | None:
     """A query parameter that is a date or an ISO-8601 time (UTC when it has no zone)."""
     if value is None:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from straits import api, archive
-from straits.errors import NotFoundError, RequestError
+from straits.errors import RequestError
 from straits.loading import validate_as
 from straits.model.types import Regime
 from straits.plandoc import PlanDocument, from_store, read_document
@@ -56,15 +56,12 @@ def _own_document(request: Request, who: Principal, ref: str) -> PlanDocument:
     """The finished plan ``ref`` (an id, or a unique prefix) if it is the caller's tenant's:
     another tenant's answers 404 as a missing one does, and is logged."""
     from straits.server.routes import _own_plan
-    from straits.store.records import find_plan
 
-    store = request.app.state.store
-    try:
-        plan_id = find_plan(store, ref).id
-    except NotFoundError:
-        raise NotFoundError(f"no plan {ref!r}") from None  # without the database's URL
-    row = _own_plan(request, who, plan_id)
-    return from_store(store, row.id)
+    row = _own_plan(request, who, ref)  # another tenant's: 404, logged
+    if row.status != "done" or not row.result:
+        raise RequestError(f"plan {row.id} is {row.status}, not done", path="plan_id",
+                           expected="a finished plan")
+    return from_store(request.app.state.store, row.id)
 
 
 def _archive_response(doc: PlanDocument, request: Request, to: list[str], fmt: str,

@@ -18,7 +18,7 @@ from straits.model.scenario import Scenario
 from straits.model.types import Objective, Regime
 from straits.server.auth import Caller, refuse, require
 from straits.server.bodies import document_body, documented, json_body
-from straits.server.listing import PlanFilter, link_next, list_plans, parse_instant
+from straits.server.listing import PlanFilter, link_next, list_plans, parse_instant, plan_row
 from straits.store import ledger
 from straits.store.records import (
     PLAN_STATES,
@@ -113,7 +113,8 @@ async def submit_plan(
 
 
 def _own_plan(request: Request, who: Principal, plan_id: str) -> PlanRow:
-    row = get_plan(request.app.state.store, plan_id)
+    """The plan ``plan_id`` (or a unique prefix of its id) if it is the caller's tenant's."""
+    row = plan_row(request.app.state.store, plan_id)
     if row is not None and (who.is_admin or row.tenant == who.tenant):
         return row
     if row is not None:  # another tenant's: the same answer as a missing plan, but logged
