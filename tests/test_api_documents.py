@@ -278,3 +278,18 @@ def test_client_without_a_token_says_how_to_get_one(api: Api) -> None:
     with pytest.raises(AuthError, match="STRAITS_TOKEN") as exc:
         client_of(api, None).chips()
     assert exc.value.status == 401
+
+
+@pytest.mark.parametrize(("route", "body", "content_type"), [
+    ("/v1/plans", "a:\n" + "".join("  " * i + "- \n" for i in range(1, 3000)),
+     "application/yaml"),
+    ("/v1/plans", "[" * 20_000 + "]" * 20_000, "application/yaml"),
+    ("/v1/exports?to=slurm", "[" * 20_000 + "]" * 20_000, "text/plain"),
+    ("/v1/exports?to=slurm", '{"status": "optimal", "assignments": []}', "application/json"),
+    ("/v1/impact", "{date: 2025-06-01, documents: [[]]}", "application/yaml"),
+])
+def test_hostile_bodies_are_4xx(api: Api, route: str, body: str, content_type: str) -> None:
+    h = {**api.auth("hz-cloud", "planner"), "Content-Type": content_type}
+    r = api.client.post(route, content=body.encode(), headers=h)
+    assert 400 <= r.status_code < 500, (r.status_code, r.text[:300])
+    assert "Traceback" not in r.text

@@ -267,3 +267,66 @@ def test_a_tampered_document_is_refused_by_every_command(doc: dict[str, Any],
                  ("plan", str(f), "--recheck"),
                  ("impact", "--date", "2025-06-02", "--plan", str(f))):
         one_line_error(run("-q", *args), str(f), "digest", "changed after it was made")
+
+
+# --- hostile input -------------------------------------------------------------------------------
+HOSTILE = {
+    "nested": "[" * 50_000 + "]" * 50_000,
+    "nested-yaml": "a:\n" + "".join("  " * i + "- \n" for i in range(1, 3000)),
+    "truncated-json": '{"status": "optimal", "assignments": [{"workload": "w"',
+    "truncated-yaml": "straits: 1\nname: x\nsites: [{id: s, pools: [",
+    "scalar": "42",
+    "list": "[1, 2, 3]",
+    "empty": "   \n",
+}
+
+
+@pytest.mark.parametrize("text", HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_stdin_is_a_clean_exit_2(text: str, tmp_path: Path) -> None:
+    for args in (("plan", "-"), ("export", "-", "--to", "slurm", "-o", str(tmp_path / "o")),
+                 ("impact", "--date", "2025-06-01", "--plan", "-")):
+        one_line_error(run("-q", *args, stdin=text), "<stdin>")
+    assert not (tmp_path / "o").exists()
+
+
+def test_binary_stdin_is_a_clean_exit_2() -> None:
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "straits", "plan", "-"], capture_output=True,
+                       input=bytes(range(256)) * 10, timeout=300)
+    assert p.returncode == 2 and b"not UTF-8" in p.stderr and b"Traceback" not in p.stderr
+
+
+def test_concurrent_records_of_one_plan_append_once(tmp_path: Path, example_path: Path) -> None:
+    import subprocess
+    import sys
+
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    args = [sys.executable, "-m", "straits", "plan", str(example_path), "--solver", "greedy",
+            "--record", "-o", "id", "--db", db]
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    assert len({o.strip() for o, _ in outs}) == 1
+    assert len(json.loads(run("ledger", "show", "--json", "--db", db).stdout)) == 1
+    assert run("ledger", "verify", "--db", db).returncode == 0
+
+
+def test_a_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from straits.cli.common import write_file
+
+    target = tmp_path / "out.tar.gz"
+    target.write_bytes(b"old")
+
+    def boom(*_: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        write_file(target, b"new")
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == [
+        "out.tar.gz"]

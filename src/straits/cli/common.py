@@ -270,7 +270,11 @@ def parse_text(text: str, label: str, error: type[InputError] = InputError) -> A
             pass  # YAML's flow style starts with the same brackets; its parser says where
     from straits.loading import parse_document
 
-    return parse_document(text, source=label, error=error)
+    try:
+        return parse_document(text, source=label, error=error)
+    except RecursionError:  # PyYAML's composer recurses once per level
+        raise error("nested too deeply to read", source=label,
+                    expected="a document of ordinary depth") from None
 
 
 # --- formatting ----------------------------------------------------------------------------------

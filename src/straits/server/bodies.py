@@ -62,7 +62,7 @@ async def document_body(request: Request, label: str) -> Any:
     if kind not in YAML_TYPES:
         try:
             return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             pass
     try:
         text = raw.decode("utf-8")
@@ -70,4 +70,8 @@ async def document_body(request: Request, label: str) -> Any:
         raise RequestError("not UTF-8 text", source=label, expected="JSON or YAML") from None
     from straits.loading import parse_document
 
-    return parse_document(text, source=label, error=RequestError)
+    try:
+        return parse_document(text, source=label, error=RequestError)
+    except RecursionError:  # PyYAML's composer recurses once per level
+        raise RequestError("nested too deeply to read", source=label,
+                           expected="a document of ordinary depth") from None
