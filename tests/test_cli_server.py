@@ -121,6 +121,9 @@ def test_plans_are_made_recorded_shown_exported_and_rechecked(server: Server,
     entries = json.loads(server.run("ledger", "show", "--json").stdout)
     assert [e["seq"] for e in entries] == [doc["ledger_seq"]]
     assert server.run("ledger", "verify").returncode == 0
+    exported = server.run("ledger", "export", "-o", "-")
+    assert len(exported.stdout.splitlines()) == 1
+    assert straits("ledger", "verify", "--file", "-", stdin=exported.stdout).returncode == 0
 
 
 def test_errors_name_the_local_file_and_the_way_out(server: Server, tmp_path: Path) -> None:

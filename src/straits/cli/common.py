@@ -172,8 +172,9 @@ def write_output(path: str | Path | None, text: str) -> None:
 
 def write_file(path: Path, data: bytes) -> None:
     """``data`` into ``path`` through a temporary file in the same directory, renamed into
-    place, so nobody sees half a file; refuses to replace anything but a regular file.
-    (A minimal version of the safe writer #13 adds to straits.fileio.)"""
+    place, so nobody sees half a file; refuses to replace anything but a regular file; the
+    mode follows the umask. (What the CLI needs of a safe writer; straits.fileio is the shared
+    one.)"""
     import tempfile
 
     if path.exists() and not path.is_file():

@@ -150,7 +150,7 @@ def show(
                 emit(c.ledger_entry(seq), "yaml" if fmt == "yaml" else "json")
                 return
             items = list(c.ledger_entries(since=since, limit=limit, tenant=tenant))
-            rows = [Entry.from_json(d) for d in items]
+            rows = [Entry.from_json(dict(d)) for d in items]
         else:
             from straits.store import ledger
 
@@ -188,13 +188,20 @@ def export(
                                "export cannot be verified as a chain on its own)."),
 ) -> None:
     """Export the ledger as JSON lines, one entry per line with every stored field, so that
-    `straits ledger verify --file` can check it anywhere."""
-    from straits.store import ledger
+    `straits ledger verify --file` can check it anywhere (with --server, the entries the
+    token may read)."""
+    from straits.store.ledger import Entry
 
     try:
-        store = open_store(db)
-        lines = [json.dumps(e.to_json(), ensure_ascii=False, sort_keys=True)
-                 for e in ledger.entries(store, tenant=tenant)]
+        if state.server_url:
+            from straits.cli.remote import client
+
+            rows = [Entry.from_json(dict(d)) for d in client().ledger_entries(tenant=tenant)]
+        else:
+            from straits.store import ledger
+
+            rows = list(ledger.entries(open_store(db), tenant=tenant))
+        lines = [json.dumps(e.to_json(), ensure_ascii=False, sort_keys=True) for e in rows]
         text = "".join(line + "\n" for line in lines)
         write_output(output, text)
     except StraitsError as exc:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from straits.cli.common import note, open_store, parse_text, read_stdin_text
-from straits.errors import InputError, NotFoundError, ScenarioError
+from straits.errors import InputError, NotFoundError, ScenarioError, StoreError
 
 if TYPE_CHECKING:
     from straits.model.scenario import Scenario
@@ -154,4 +154,4 @@ def record(store: Store, sc: Scenario, plan: Plan, rules: RuleSet, options: dict
             return plan_id, entry.seq, True
         except IntegrityError:  # another process recorded the same plan a moment ago
             continue
-    raise InputError(f"plan {plan_id} could not be recorded or read back")
+    raise StoreError(f"plan {plan_id} could neither be recorded nor read back")

@@ -74,4 +74,4 @@ def validate(scenario: Path = typer.Argument(..., help="Scenario file (YAML or J
     pools = sum(len(s.pools) for s in sc.sites)
     console.print(f"{scenario}: valid ({len(sc.tenants)} tenants, {len(sc.sites)} sites, "
                   f"{pools} pools, {len(sc.datasets)} datasets, {len(sc.workloads)} workloads, "
-                  f"{stages} stages)")
+                  f"{stages} stages)", soft_wrap=True)  # one line, however long the path
