@@ -293,3 +293,26 @@ def test_hostile_bodies_are_4xx(api: Api, route: str, body: str, content_type: s
     r = api.client.post(route, content=body.encode(), headers=h)
     assert 400 <= r.status_code < 500, (r.status_code, r.text[:300])
     assert "Traceback" not in r.text
+
+
+def test_impact_changes_are_checked_one_by_one(api: Api) -> None:
+    h = api.auth("hz-cloud", "viewer")
+    good = {"site": "sg-jurong", "chip": "H100-SXM", "usd_per_chip_hour": 2.0, "source": "x"}
+    body = {"date": "2025-06-01", "replan": False,
+            "prices": [good, {**good, "usd_per_chip_hour": -1}, {"site": 5}]}
+    r = api.client.post("/v1/impact", json=body, headers=h)
+    assert r.status_code == 400 and r.json()["path"] == "prices[1].usd_per_chip_hour"
+    many = api.client.post("/v1/impact", json={**body, "prices": [{"x": i} for i in range(5000)]},
+                           headers=h)
+    assert many.status_code == 400 and many.json()["path"] == "prices"
+
+
+def test_a_body_with_thousands_of_errors_is_answered(api: Api, example_path: Path) -> None:
+    """Every one of 3,000 datasets is wrong: one error naming the first, and how many more
+    (the error summary is linear in the number of errors; it was quadratic)."""
+    doc = scenario_doc(example_path)
+    doc["datasets"] = [{"id": f"d{i}", "tokens": -1} for i in range(3000)]
+    r = api.client.post("/v1/plans", json=doc, headers=api.auth("hz-cloud", "planner"))
+    assert r.status_code == 400, r.text
+    assert r.json()["path"].startswith("datasets[0]")
+    assert "more problems" in r.json()["error"]

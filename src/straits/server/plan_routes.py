@@ -13,7 +13,7 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from straits import api, archive
-from straits.errors import RequestError
+from straits.errors import InputError, RequestError
 from straits.loading import validate_as
 from straits.model.types import Regime
 from straits.plandoc import PlanDocument, from_store, read_document
@@ -32,8 +32,11 @@ from straits.store.records import recorded_plans
 from straits.store.tokens import Principal
 
 router = APIRouter(prefix="/v1")
+M = TypeVar("M", bound=BaseModel)
 BODY = "request body"
 MAX_IMPACT_PLANS = 50
+#: price or capacity changes in one /v1/impact request
+MAX_CHANGES = 1000
 _pool_lock = threading.Lock()
 
 
@@ -133,8 +136,8 @@ class ImpactRequest(BaseModel):
     replan: bool = True
     time_limit: Annotated[float, Field(ge=0.5, le=3600)] = 10.0
     tenant: str | None = None
-    prices: list[dict[str, Any]] = Field(default_factory=list, max_length=10_000)
-    capacity: list[dict[str, Any]] = Field(default_factory=list, max_length=10_000)
+    prices: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_CHANGES)
+    capacity: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_CHANGES)
 
 
 @router.post("/impact", tags=["plans"], openapi_extra=documented(
@@ -150,13 +153,28 @@ async def impact(request: Request, who: Caller) -> dict[str, Any]:
     return await run_in_threadpool(_impact, request, who, req)
 
 
+def _changes(model: type[M], items: list[dict[str, Any]], key: str) -> tuple[M, ...]:
+    """Each change on its own, stopping at the first bad one (a list of 1,000 bad entries
+    costs one error, not 1,000)."""
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(validate_as(model, item, source=BODY, error=RequestError))
+        except InputError as exc:
+            inner = f".{exc.path}" if exc.path and exc.path != "(top level)" else ""
+            raise RequestError(exc.detail, source=BODY, path=f"{key}[{i}]{inner}",
+                               expected=exc.expected) from None
+    return tuple(out)
+
+
 def _impact(request: Request, who: Principal, req: ImpactRequest) -> dict[str, Any]:
     from straits.impact import Overrides
     from straits.impact import impact as run_impact
+    from straits.impact.overrides import CapacityChange, PriceChange
 
     store = request.app.state.store
-    ov = validate_as(Overrides, {"prices": req.prices, "capacity": req.capacity},
-                     source=BODY, error=RequestError)
+    ov = Overrides(prices=_changes(PriceChange, req.prices, "prices"),
+                   capacity=_changes(CapacityChange, req.capacity, "capacity"))
     docs = [read_document(d, f"{BODY}: documents[{i}]") for i, d in enumerate(req.documents)]
     docs += [_own_document(request, who, ref) for ref in req.plans]
     if not docs:
