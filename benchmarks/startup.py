@@ -8,7 +8,11 @@ run, is the bare interpreter (`python -c pass`); `import typer` is the floor any
 pays. Goal (issue #19): `straits --help` and `straits check` under 0.3 s of import time. The
 slowest imports of each command are listed so a regression names its culprit.
 
-    .venv/bin/python benchmarks/startup.py [--runs 7]
+    .venv/bin/python benchmarks/startup.py [--runs 15] [--against REV]
+
+`--against REV` also measures `straits --help` and `straits check` of another revision (its
+`src/` taken with `git archive`, run by the same interpreter), e.g. `--against 7e7bcdc`, the
+commit before the start-up work.
 """
 
 from __future__ import annotations
@@ -38,10 +42,13 @@ CASES: list[tuple[str, list[str], Path | None]] = [
 ]
 
 
-def _env() -> dict[str, str]:
+def _env(src: Path | None = None) -> dict[str, str]:
     """Bytecode caches written and read, as in any installed copy (a shell that sets
-    PYTHONDONTWRITEBYTECODE would otherwise compile every source on every start)."""
+    PYTHONDONTWRITEBYTECODE would otherwise compile every source on every start); ``src``
+    puts another tree's sources first on the path."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
     return {**env, "COLUMNS": "100"}
 
 
@@ -50,10 +57,10 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run(args: list[str], stdin: Path | None
+def run(args: list[str], stdin: Path | None, src: Path | None = None
         ) -> tuple[float, float, float, list[tuple[int, int, str]]]:
     """(import seconds, wall seconds, CPU seconds, [(self us, cumulative us, module)])."""
-    env = _env()
+    env = _env(src)
     c0 = _cpu()
     t0 = time.perf_counter()
     with open(stdin, "rb") if stdin else open(os.devnull, "rb") as f:
@@ -81,8 +88,10 @@ def top(rows: list[tuple[int, int, str]], n: int = 6) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--runs", type=int, default=7)
-    runs = ap.parse_args().runs
+    ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--against", metavar="REV", help="also measure this git revision")
+    opts = ap.parse_args()
+    runs = opts.runs
     print(f"python {sys.version.split()[0]}, {runs} runs each; {os.cpu_count()} CPUs "
           f"(load average {os.getloadavg()[0]:.1f}: figures are indicative on a shared "
           "machine)\n")
@@ -111,6 +120,30 @@ def main() -> None:
         print(f"{label}: {results[label]:.3f} s of import time {verdict} the {GOAL_S} s goal "
               f"({results[label] - results['import typer (the floor)']:+.3f} s over Typer "
               "alone)")
+    if opts.against:
+        against(opts.against, runs, results)
+
+
+def against(rev: str, runs: int, results: dict[str, float]) -> None:
+    """The same two commands from ``rev``'s sources, and how many times faster this tree
+    starts."""
+    import tarfile
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(["git", "archive", rev, "src"], cwd=ROOT, check=True,
+                                 capture_output=True).stdout
+        with tarfile.open(fileobj=__import__("io").BytesIO(archive)) as tar:
+            tar.extractall(tmp, filter="data")
+        src = Path(tmp) / "src"
+        print(f"\nagainst {rev} (its src/, this interpreter and packages):")
+        for label, args, stdin in CASES:
+            if label not in ("straits --help", "straits check --json < req"):
+                continue
+            run(args, stdin, src)
+            best = min(run(args, stdin, src)[0] for _ in range(runs))
+            print(f"{label:30} {best:11.3f} s at {rev}, {results[label]:.3f} s here: "
+                  f"{best / results[label]:.1f}x faster")
 
 
 if __name__ == "__main__":
