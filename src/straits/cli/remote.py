@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 EXIT_UNPLACED = 3
 EXIT_BLOCKED = 4
+PLAN_OPTIONS = ("solver", "objective", "regime", "time_limit", "seed")
 
 
 def client() -> Client:
@@ -119,7 +120,8 @@ def remote_plan(ref: str, fmt: Format, flags: dict[str, Any], *, record: bool, s
         assert read is not None
         scenario, label = read
         options = {k: v for k, v in flags.items() if v is not None}
-    options = {k: v for k, v in options.items() if v is not None}
+    # the planner options the API takes (a document may carry others from a later version)
+    options = {k: v for k, v in options.items() if v is not None and k in PLAN_OPTIONS}
     try:
         job = c.submit_plan(scenario, record=record, **options)
     except StraitsError as exc:
