@@ -17,6 +17,17 @@ settings.register_profile(
 settings.load_profile("default")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The CLI's config file and default database live in the XDG directories: point them at a
+    temporary folder so no test reads or writes the user's own (subprocesses inherit it)."""
+    base = tmp_path_factory.mktemp("xdg")
+    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME"):
+        os.environ[var] = str(base / var.lower())
+    for var in ("STRAITS_CONFIG", "STRAITS_SERVER", "STRAITS_TOKEN", "STRAITS_DATABASE_URL"):
+        os.environ.pop(var, None)
+
+
 @pytest.fixture(scope="session")
 def rules() -> RuleSet:
     return ruleset()

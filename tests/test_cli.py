@@ -158,8 +158,10 @@ def test_demo_tells_both_regimes_and_records_them(tmp_path: Path) -> None:
     out = json.loads(j.stdout)
     assert out["reports"] == {}
     assert set(out["plans"]) == {"enacted", "ai-diffusion"}
-    # each run records the two regimes' plans and the two drift cases' plans
-    assert out["ledger"]["verify"] == {**out["ledger"]["verify"], "ok": True, "entries": 8}
+    # the first run records the two regimes' plans and the two drift cases' plans; the second
+    # finds the same plans (same content ids) already recorded and appends nothing
+    assert out["ledger"]["verify"] == {**out["ledger"]["verify"], "ok": True, "entries": 4}
+    assert [e["new"] for e in out["ledger"]["entries"].values()] == [False, False]
     drift = {d["case"]: d for d in out["drift"]}
     h20 = next(d for c, d in drift.items() if "H20" in c)
     assert h20["affected_stages"] == ["assistant-72b/serve-cn"] and h20["blocking"]

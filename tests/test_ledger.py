@@ -247,7 +247,12 @@ def test_cli_records_checks_and_plans(tmp_path: Path, example_path: Path) -> Non
     assert [(e["seq"], e["kind"], e["tenant"]) for e in entries] == [
         (1, "check", "kunlun"), (2, "plan", "hz-cloud")]
     assert entries[1]["actor"] == "ci"
-    assert entries[1]["body"]["result"]["plan"] == json.loads(q.stdout)
+    # the ledger holds the plan contract; the CLI prints it as a document (id, inputs, ...)
+    from straits.plandoc import plan_body
+
+    doc = json.loads(q.stdout)
+    assert entries[1]["body"]["result"]["plan"] == plan_body(doc)
+    assert entries[1]["body"]["result"]["plan_id"] == doc["id"]
     table = straits("ledger", "show", "--db", db)
     assert "plan" in table.stdout and "check" in table.stdout
 

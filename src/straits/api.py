@@ -8,27 +8,25 @@ here prints, reads files or touches a database.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from straits.catalog import Chip, catalog, classify_2022, classify_2023, get_chip
 from straits.errors import InputError, RequestError
-from straits.estimate import (
-    Estimate,
-    estimate_serving,
-    estimate_training,
-    nearest_runs,
-    typical_chips,
-)
-from straits.loading import validate_as
-from straits.model.request import CheckRequest, EstimateRequest
-from straits.model.types import Regime
-from straits.rules import Rule, RuleSet
-from straits.rules.listing import in_force, rule_regimes
+
+if TYPE_CHECKING:  # imported where used: the CLI's start-up must not pay for them
+    from straits.catalog import Chip
+    from straits.estimate import Estimate
+    from straits.model.request import CheckRequest, EstimateRequest
+    from straits.model.types import Regime
+    from straits.rules import Rule, RuleSet
 
 
 # --- check ---------------------------------------------------------------------------------------
 def parse_check_document(data: Any, label: str) -> tuple[list[CheckRequest], bool]:
     """(requests, was_list) from a parsed document: one object or a non-empty list of them."""
+    from straits.loading import validate_as
+    from straits.model.request import CheckRequest
+
     if isinstance(data, dict):
         return [validate_as(CheckRequest, data, source=label, error=RequestError)], False
     if isinstance(data, list) and data:
@@ -57,6 +55,9 @@ def check_json(rules: RuleSet, requests: list[CheckRequest], was_list: bool) -> 
 def run_estimate(req: EstimateRequest, chips: int | None = None) -> Estimate:
     """The request's estimate; a training request without ``chips`` runs on the cluster size
     published runs of its size typically used (see :func:`chips_basis`)."""
+    from straits.catalog import get_chip
+    from straits.estimate import estimate_serving, estimate_training, typical_chips
+
     chip = get_chip(req.chip)
     n = chips if chips is not None else req.chips
     if req.kind == "serve":
@@ -80,9 +81,13 @@ def chips_basis(req: EstimateRequest, chips: int | None = None) -> str:
 
 
 def estimate_json(req: EstimateRequest, est: Estimate | None = None, *,
-                  chips: int | None = None) -> dict[str, Any]:
+                  chips: int | None = None, guidance: bool = True) -> dict[str, Any]:
     """The ``straits estimate --json`` answer (the estimate is computed when not given;
-    ``chips`` overrides the request's cluster size, as in ``--sweep chips``)."""
+    ``chips`` overrides the request's cluster size, as in ``--sweep chips``), with
+    ``guidance`` where the answer alone would leave a user stuck."""
+    from straits.catalog import get_chip
+    from straits.estimate import nearest_runs
+
     est = est if est is not None else run_estimate(req, chips)
     out = est.to_json()
     e = est.energy(get_chip(req.chip), pue=req.pue, gco2_per_kwh=req.grid_gco2_per_kwh,
@@ -93,11 +98,77 @@ def estimate_json(req: EstimateRequest, est: Estimate | None = None, *,
         assert req.tokens is not None
         out["nearest_runs"] = [n.to_json() for n in nearest_runs(req.model, req.tokens,
                                                                   get_chip(req.chip))]
+    if guidance:
+        out["guidance"] = estimate_guidance(req, est)
+    return out
+
+
+#: a training run longer than this many days gets a hint with the cluster that would finish
+#: within GUIDE_TARGET_DAYS (frontier pre-training runs take weeks to a few months)
+LONG_RUN_DAYS = 365.0
+GUIDE_TARGET_DAYS = 90.0
+SWEEP_MAX_CHIPS = 65536
+
+
+def sweep_sizes(est: Estimate) -> list[int]:
+    """The fewest chips that fit, then every power of two above it (and the size asked for),
+    up to 65,536 chips."""
+    start = max(est.min_chips, 1)
+    sizes = {start, est.chips} | {1 << k for k in range(31) if start < 1 << k <= SWEEP_MAX_CHIPS}
+    return sorted(sizes)
+
+
+def estimate_guidance(req: EstimateRequest, est: Estimate) -> list[dict[str, Any]]:
+    """Hints for an estimate a user cannot act on as it is: too few chips to hold the model,
+    or a run that would take years. Each has a ``code``, the figures, and a sentence."""
+    out: list[dict[str, Any]] = []
+    if req.kind != "train":
+        if not est.fits:
+            out.append({"code": "needs-more-chips", "chips": est.chips,
+                        "min_chips": est.min_chips,
+                        "text": f"{est.chips:,} x {est.chip} cannot serve this model: it needs "
+                                f"at least {est.min_chips:,} (--chips {est.min_chips})"})
+        return out
+    at = est
+    if not est.fits:
+        at = run_estimate(req, est.min_chips)
+        out.append({"code": "needs-more-chips", "chips": est.chips, "min_chips": est.min_chips,
+                    "days_at_min_chips": round(at.days, 1),
+                    "text": f"{est.chips:,} x {est.chip} cannot hold this model and its "
+                            f"training state: it needs at least {est.min_chips:,} chips "
+                            f"(--chips {est.min_chips}), which would take {at.days:,.0f} days; "
+                            "the figures above are for a cluster that does not fit"})
+    if at.days > LONG_RUN_DAYS:
+        best = None
+        for n in sweep_sizes(at):
+            if n <= at.chips:
+                continue
+            e = run_estimate(req, n)
+            if e.fits and e.days <= GUIDE_TARGET_DAYS:
+                best = e
+                break
+        hint = {"code": "long-run", "chips": at.chips, "days": round(at.days, 1),
+                "target_days": GUIDE_TARGET_DAYS,
+                "chips_for_target": best.chips if best is not None else None,
+                "days_at_those_chips": round(best.days, 1) if best is not None else None}
+        if best is not None:
+            hint["text"] = (f"at {at.chips:,} chips the run takes {at.days:,.0f} days; "
+                            f"{best.chips:,} x {est.chip} would finish in about "
+                            f"{best.days:,.0f} days (--chips {best.chips}; --sweep chips "
+                            "shows every size)")
+        else:
+            hint["text"] = (f"at {at.chips:,} chips the run takes {at.days:,.0f} days, and "
+                            f"even {SWEEP_MAX_CHIPS:,} x {est.chip} would not finish within "
+                            f"{GUIDE_TARGET_DAYS:,.0f} days: fewer tokens, a smaller model or "
+                            "a faster chip")
+        out.append(hint)
     return out
 
 
 # --- catalog and rules ---------------------------------------------------------------------------
 def chip_json(chip: Chip) -> dict[str, Any]:
+    from straits.catalog import classify_2022, classify_2023
+
     figures = {}
     for name in ("bf16_tflops", "fp16_tflops", "fp8_tflops", "int8_tops", "hbm_gb", "hbm_tbps",
                  "scaleup_gbps", "tdp_w", "die_mm2", "rent_usd_per_hour"):
@@ -122,10 +193,14 @@ def chip_json(chip: Chip) -> dict[str, Any]:
 
 def chips_json() -> list[dict[str, Any]]:
     """The ``straits chips --json`` answer."""
+    from straits.catalog import catalog
+
     return [chip_json(c) for c in catalog()]
 
 
 def rule_json(r: Rule) -> dict[str, Any]:
+    from straits.rules.listing import rule_regimes
+
     return {"rule": r.id, "pack": r.pack, "file": r.file, "line": r.line, "title": r.title,
             "citation": r.citation, "confidence": r.confidence, "effect": r.effect,
             "requires": r.requires, "presumption": r.presumption,
@@ -136,6 +211,8 @@ def rule_json(r: Rule) -> dict[str, Any]:
 
 def select_rules(rules: RuleSet, date: dt.date | None = None, regime: Regime = "enacted",
                  packs: list[str] | None = None) -> list[Rule]:
+    from straits.rules.listing import in_force
+
     selected = list(rules.rules)
     if date is not None:
         selected = in_force(selected, date, regime)
@@ -153,3 +230,74 @@ def rules_json(rules: RuleSet, date: dt.date | None = None, regime: Regime = "en
 def packs_json(rules: RuleSet) -> list[dict[str, str]]:
     """The loaded packs with their versions and content digests (recorded in the ledger)."""
     return [{"name": p.name, "version": p.version, "digest": p.digest} for p in rules.packs]
+
+
+# --- export --------------------------------------------------------------------------------------
+#: the scenario field each export target reads, for the message when none is set
+TARGET_FIELDS = {
+    "skypilot": "sites[].targets.skypilot (cloud, region)",
+    "kubernetes": "sites[].targets.kubernetes (cluster, namespace, queue)",
+    "karmada": "sites[].targets.kubernetes (cluster: the Karmada member cluster)",
+    "slurm": "sites[].targets.slurm (cluster, partition)",
+}
+
+
+def export_targets(to: list[str]) -> tuple[str, ...]:
+    """``--to`` values (repeatable, or ``all``) as a tuple of known targets, in order."""
+    from straits.export import TARGETS
+
+    if not to:
+        raise InputError("no export target given", path="--to",
+                         expected="one or more of " + ", ".join((*TARGETS, "all")))
+    targets = tuple(dict.fromkeys(
+        t2 for t in to for t2 in (TARGETS if t.strip().lower() == "all" else (t.lower(),))))
+    for t in targets:
+        if t not in TARGETS:
+            raise InputError(f"unknown export target {t!r}", path="--to",
+                             expected="one of " + ", ".join((*TARGETS, "all")))
+    return targets
+
+
+def export_files(sc: Any, plan: dict[str, Any], rules: RuleSet, *, plan_id: str,
+                 to: list[str], run: str | Sequence[str] | None = None,
+                 image: str | None = None, ordered: bool = False
+                 ) -> tuple[Any, list[Any], dict[str, str]]:
+    """(export input, results per target, every file) of a plan for the targets in ``to``.
+
+    A target that gets no job although stages are placed (no site of the plan is mapped to it)
+    is an error naming the field to add, unless ``all`` was asked for and another target got
+    jobs: then it is left out with its note."""
+    from straits import export as ex
+    from straits.export.commands import parse as parse_run
+
+    asked_all = any(t.strip().lower() == "all" for t in to)
+    targets = export_targets(to)
+    runs = [run] if isinstance(run, str) else list(run or ())
+    inp = ex.export_input(sc, plan, rules, plan_id=plan_id, commands=parse_run(runs, sc),
+                          image=image or ex.DEFAULT_IMAGE)
+    if not inp.jobs:
+        raise InputError("the plan places no stage: nothing to export", path="PLAN",
+                         expected="a plan with at least one placed stage (see `straits plan`)")
+    results = ex.render(inp, targets, ordered=ordered)
+    empty = [r for r in results if r.jobs == 0]
+    if empty and (not asked_all or len(empty) == len(results)):
+        sites = sorted({j.planned.site.id for j in inp.jobs})
+        fields = "; ".join(f"{r.target}: {TARGET_FIELDS[r.target]}" for r in empty)
+        raise InputError(f"no site of the plan is mapped to {', '.join(r.target for r in empty)}"
+                         f" (sites {', '.join(sites)})", path="targets",
+                         expected=f"`targets` in the scenario's site entries: {fields} "
+                                  "(docs/exports.md)")
+    files = {k: v for r in results for k, v in r.files.items()}
+    return inp, results, files
+
+
+def export_summary(plan_id: str, out: str, inp: Any, results: list[Any]) -> dict[str, Any]:
+    """The ``straits export --json`` answer."""
+    return {"plan_id": plan_id, "out": out,
+            "targets": {r.target: {"jobs": r.jobs, "files": sorted(r.files), "notes": r.notes}
+                        for r in results},
+            "jobs": [{"workload": j.workload, "stage": j.stage, "chips": j.chips,
+                      "planned": j.planned.label,
+                      "alternatives": [c.label for c in j.alternatives]} for j in inp.jobs],
+            "commands": {f"{j.workload}/{j.stage}": j.command_source for j in inp.jobs},
+            "unplaced": list(inp.unplaced)}

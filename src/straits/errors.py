@@ -86,6 +86,15 @@ class NotFoundError(StraitsError):
     exit_code = 2
 
 
+class RemoteError(StraitsError):
+    """A Straits server could not be reached, or failed to answer (``straits.client``; the
+    CLI's ``--server`` mode). Exit status 1."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
 class CatalogError(StraitsError):
     """Shipped data is inconsistent: a bug in Straits, not in the user's input."""
 

@@ -1,14 +1,21 @@
-"""The ``straits`` command line: a thin shell over the Python API (Typer + Rich)."""
+"""The ``straits`` command line: a thin shell over the Python API (Typer + Rich).
+
+Every command module imports only Typer and the standard library at its top, so `straits
+--help` and `straits check` start fast (`benchmarks/startup.py`); what a command needs (the
+rules, the planner, the database) is imported when it runs.
+"""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 
 from straits.cli import (
     catalog_cmd,
     check_cmd,
+    config_cmd,
     demo_cmd,
     estimate_cmd,
     export_cmd,
@@ -23,7 +30,7 @@ from straits.cli import (
     tokens_cmd,
     worker_cmd,
 )
-from straits.cli.common import err_console
+from straits.cli.common import CONTEXT, QuietOption, print_error, state
 from straits.errors import StraitsError
 
 app = typer.Typer(
@@ -32,9 +39,40 @@ app = typer.Typer(
          "prove it. Start with `straits demo`.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
     rich_markup_mode="markdown",
+    context_settings=CONTEXT,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from straits import __version__
+
+        typer.echo(f"straits {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+    config: Path = typer.Option(None, "--config", envvar="STRAITS_CONFIG", metavar="FILE",
+                                help="The config file (default: "
+                                     "$XDG_CONFIG_HOME/straits/straits.toml)."),
+    quiet: bool = QuietOption,
+    server: str = typer.Option(None, "--server", envvar="STRAITS_SERVER", metavar="URL",
+                               help="Run against a Straits server (`straits serve`) instead of "
+                                    "this machine (default: `server` in straits.toml)."),
+    token: str = typer.Option(None, "--token", envvar="STRAITS_TOKEN",
+                              help="The API token for --server (from `straits tokens "
+                                   "create`)."),
+) -> None:
+    state.config_path = config
+    state.quiet = quiet
+    state.server = server
+    state.token = token
+
+
 app.command("chips")(catalog_cmd.chips)
 app.command("check")(check_cmd.check)
 app.command("estimate")(estimate_cmd.estimate)
@@ -47,6 +85,7 @@ app.add_typer(rules_cmd.app, name="rules")
 app.add_typer(scenario_cmd.app, name="scenario")
 app.add_typer(ledger_cmd.app, name="ledger")
 app.add_typer(tokens_cmd.app, name="tokens")
+app.add_typer(config_cmd.app, name="config")
 app.command("serve")(serve_cmd.serve)
 app.add_typer(market_cmd.app, name="market")
 app.command("worker")(worker_cmd.worker)
@@ -54,7 +93,7 @@ app.command("worker")(worker_cmd.worker)
 
 def main() -> None:
     try:
-        app()
+        app(prog_name="straits")  # also under `python -m straits`
     except StraitsError as exc:  # anything raised outside a command's own handling
-        err_console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        print_error(exc)
         sys.exit(exc.exit_code)

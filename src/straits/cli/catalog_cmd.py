@@ -2,39 +2,88 @@
 
 from __future__ import annotations
 
-from rich.table import Table
+from typing import Any
 
-from straits.api import chips_json
-from straits.catalog import catalog, classify_2022, classify_2023
-from straits.cli.common import JsonOption, console, print_json
+from straits.cli.common import (
+    JsonOption,
+    OutputOption,
+    console,
+    emit,
+    fail,
+    output_format,
+    state,
+)
+from straits.errors import StraitsError
 
 
-def chips(json_out: bool = JsonOption) -> None:
+def chips(json_out: bool = JsonOption, output: str = OutputOption) -> None:
     """List the chip catalog: specs with their confidence, and the TPP, performance density and
     US export class computed from them (2022 and 2023 advanced-computing rules)."""
-    cat = catalog()
-    if json_out:
-        print_json(chips_json())
+    try:
+        fmt = output_format(output, json_out)
+        if state.server_url:
+            from straits.cli.remote import client
+
+            data = client().chips()
+        else:
+            from straits.api import chips_json
+
+            data = chips_json()
+    except StraitsError as exc:
+        fail(exc)
         return
-    t = Table(title="Chip catalog (dense peak; TPP, PD and classes computed from specs)",
-              title_justify="left")
-    for col, just in [("id", "left"), ("vendor", "left"), ("BF16 TF", "right"),
-                      ("HBM GB", "right"), ("HBM TB/s", "right"), ("I/O GB/s", "right"),
-                      ("TPP", "right"), ("PD", "right"), ("2022", "left"), ("2023", "left"),
-                      ("conf", "left")]:
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
-    for c in cat:
-        peak = c.bf16_tflops or c.fp16_tflops
-        assert peak is not None
-        pd = c.performance_density
-        confs = sorted({f.confidence for f in (peak, c.hbm_gb, c.hbm_tbps)})
-        t.add_row(
-            c.id, f"{c.vendor} ({c.origin})", peak.describe() + ("" if c.bf16_tflops else " fp16"),
-            c.hbm_gb.describe(), c.hbm_tbps.describe(),
-            f"{c.io_gbps:g}" if c.io_gbps is not None else "?",
-            f"{c.tpp:,.0f}", f"{pd:.2f}" if pd is not None else "?",
-            classify_2022(c).cls, classify_2023(c).cls, "/".join(confs),
-        )
-    console.print(t)
+    if fmt != "table":
+        emit(data, fmt)
+        return
+    console.print(chips_table(data))
     console.print("Ranges in the sources use their midpoint (e.g. Ascend-910B); thresholds read "
                   "them at the top. `straits chips --json` shows every figure's source.")
+
+
+def _fig(c: dict[str, Any], name: str) -> str:
+    f = c["figures"].get(name)
+    if f is None:
+        return "?"
+    v = f.get("value")
+    if v is not None:
+        return str(v) if isinstance(v, bool) else f"{v:g}"
+    low, high = f["low"], f["high"]
+    return f"{(low + high) / 2:g} (midpoint of {low:g}-{high:g})"
+
+
+def _mid(c: dict[str, Any], name: str) -> str:
+    f = c["figures"].get(name)
+    if f is None:
+        return "?"
+    v = f.get("value")
+    return f"{v if v is not None else (f['low'] + f['high']) / 2:g}"
+
+
+def chips_table(data: list[dict[str, Any]]) -> Any:
+    """The catalog table from `chips --json` (so a remote catalog renders the same). Ids are
+    never cut: the id column is as wide as the longest id."""
+    from rich.table import Table
+
+    t = Table(title="Chip catalog (dense peak; TPP, PD and classes computed from specs)",
+              title_justify="left")
+    longest = max((len(c["id"]) for c in data), default=2)
+    t.add_column("id", no_wrap=True, min_width=longest)
+    for col, just in [("vendor", "left"), ("BF16 TF", "right"), ("HBM GB", "right"),
+                      ("HBM TB/s", "right"), ("I/O GB/s", "right"), ("TPP", "right"),
+                      ("PD", "right"), ("2022", "left"), ("2023", "left"), ("conf", "left")]:
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    for c in data:
+        figs = c["figures"]
+        peak_name = "bf16_tflops" if "bf16_tflops" in figs else "fp16_tflops"
+        confs = sorted({figs[n]["confidence"] for n in (peak_name, "hbm_gb", "hbm_tbps")
+                        if n in figs})
+        d = c["derived"]
+        pd = d.get("performance_density")
+        t.add_row(
+            c["id"], f"{c['vendor']} ({c['origin']})",
+            _fig(c, peak_name) + ("" if peak_name == "bf16_tflops" else " fp16"),
+            _fig(c, "hbm_gb"), _fig(c, "hbm_tbps"), _mid(c, "scaleup_gbps"),
+            f"{d['tpp']:,.0f}", f"{pd:.2f}" if pd is not None else "?",
+            d["class_2022"], d["class_2023"], "/".join(confs),
+        )
+    return t

@@ -3,31 +3,38 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from straits.api import parse_check_document
 from straits.cli.common import (
     ActorOption,
     DbOption,
     JsonOption,
+    OutputOption,
+    QuietOption,
     RulesOption,
     actor_name,
     console,
-    err_console,
+    emit,
     fail,
-    print_json,
+    note,
+    open_store,
+    output_format,
     read_input,
+    rule_dirs,
+    set_quiet,
+    state,
 )
-from straits.cli.explain import decision_view
 from straits.errors import StraitsError
-from straits.rules import ruleset
 
 
 def check(
     request_file: Path = typer.Argument(None, metavar="[REQUEST]",
-                                        help="JSON file with the request(s); default: stdin."),
+                                        help="JSON/YAML file with the request(s); default or "
+                                             "`-`: stdin."),
     json_out: bool = JsonOption,
+    output: str = OutputOption,
     rules: list[Path] = RulesOption,
     record: bool = typer.Option(False, "--record", help="Append the decision to the audit "
                                 "ledger (see `straits ledger`)."),
@@ -35,6 +42,7 @@ def check(
                                "entry belongs to."),
     actor: str = ActorOption,
     db: str = DbOption,
+    quiet: bool = QuietOption,
 ) -> None:
     """Decide whether an action is lawful: **allow**, **conditional** (lawful
     with the authorizations listed in `requires`) or **deny**, with every rule cited.
@@ -42,35 +50,64 @@ def check(
     Reads one request (or a JSON list of them) such as
     {"date": "2025-06-01", "regime": "enacted", "action": "finetune",
     "tenant": {"hq": "CN", "authorizations": []}, "site": {"country": "SG", "operator_hq": "SG"},
-    "chip": "H100-SXM", "data": {"origin": "CN", "classes": ["personal"], "subjects": 3000000}}.
-    Actions: train, finetune, serve, procure, transfer-data, transfer-weights.
+    "chip": "H100-SXM", "data": {"origin": "CN", "classes": ["personal"], "subjects": 3000000}}
+    (examples/request.json). Actions: train, finetune, serve, procure, transfer-data,
+    transfer-weights.
     """
+    set_quiet(quiet)
     try:
+        fmt = output_format(output, json_out)
         data, label = read_input(request_file, what="a check request")
-        requests, was_list = parse_check_document(data, label)
-        rs = ruleset(tuple(rules or ()))
-        decisions = rs.check_many(requests)
-        answers = [d.to_json() for d in decisions]
-        answer = answers if was_list else answers[0]
-        entry = None
-        if record:
-            from straits.store import Store
-            from straits.store.records import record_check
+        if state.server_url:
+            from straits.cli.remote import client
 
-            entry = record_check(Store(db), rs, requests, answer, tenant=tenant,
-                                 actor=actor_name(actor))
+            answer = client().check(data, record=record)
+            requests = None
+        else:
+            answer, requests = _check_here(data, label, rules, record, tenant, actor, db)
     except StraitsError as exc:
         fail(exc)
         return
-    if entry is not None:
-        err_console.print(f"recorded as ledger entry {entry.seq} ({entry.hash[:12]})")
-    if json_out:
-        print_json(answer)
+    if fmt != "table":
+        emit(answer, fmt)
         return
-    for i, (req, d) in enumerate(zip(requests, decisions, strict=True)):
-        title = (f"{req.action} {req.chip or ''} in {req.site.country} for a tenant "
-                 f"headquartered in {req.tenant.hq}, {req.date} ({req.regime})")
-        if was_list:
+    from straits.cli.explain import decision_view_json
+
+    answers = answer if isinstance(answer, list) else [answer]
+    queries = data if isinstance(data, list) else [data]
+    for i, (req, d) in enumerate(zip(queries, answers, strict=True)):
+        title = _title(req, requests[i] if requests else None)
+        if isinstance(answer, list):
             title = f"[{i}] {title}"
-        console.print(decision_view(d, title))
+        console.print(decision_view_json(d, title))
         console.print()
+
+
+def _check_here(data: Any, label: str, rules: list[Path] | None, record: bool, tenant: str,
+                actor: str | None, db: str | None) -> tuple[Any, list[Any]]:
+    from straits.api import parse_check_document
+    from straits.rules import ruleset
+
+    requests, was_list = parse_check_document(data, label)
+    rs = ruleset(rule_dirs(rules))
+    answers = [d.to_json() for d in rs.check_many(requests)]
+    answer = answers if was_list else answers[0]
+    if record:
+        from straits.store.records import record_check
+
+        store = open_store(db)
+        entry = record_check(store, rs, requests, answer, tenant=tenant,
+                             actor=actor_name(actor))
+        note(f"recorded as ledger entry {entry.seq} ({entry.hash[:12]}) in {store!r}")
+    return answer, list(requests)
+
+
+def _title(raw: Any, req: Any) -> str:
+    if req is not None:
+        return (f"{req.action} {req.chip or ''} in {req.site.country} for a tenant "
+                f"headquartered in {req.tenant.hq}, {req.date} ({req.regime})")
+    raw = raw if isinstance(raw, dict) else {}
+    site, tenant = raw.get("site") or {}, raw.get("tenant") or {}
+    return (f"{raw.get('action')} {raw.get('chip') or ''} in {site.get('country')} for a tenant "
+            f"headquartered in {tenant.get('hq')}, {raw.get('date')} "
+            f"({raw.get('regime', 'enacted')})")

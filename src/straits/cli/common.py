@@ -1,17 +1,37 @@
-"""Shared CLI plumbing: consoles, reading input, JSON output, formatting helpers."""
+"""Shared CLI plumbing: consoles, the global state (config, quiet, server), options, defaults
+from the config, reading input, formatting helpers (output formats and writes: output.py).
+
+Nothing heavy is imported at module level: `straits --help` and `straits check` import this
+module, so the database, the planner and the rules are imported by the functions that use them.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
 
-from straits.errors import RequestError, StraitsError
-from straits.loading import parse_document, read_stdin, read_text
+from straits.cli.config import Config, default_database_path, default_database_url, load_config
+
+# the commands (and other modules) import these from here: explicit re-exports
+from straits.cli.output import FORMATS as FORMATS
+from straits.cli.output import Format as Format
+from straits.cli.output import emit as emit
+from straits.cli.output import output_format as output_format
+from straits.cli.output import print_json as print_json
+from straits.cli.output import to_yaml as to_yaml
+from straits.cli.output import write_file as write_file
+from straits.cli.output import write_output as write_output
+from straits.errors import InputError, RequestError, StraitsError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from straits.store import Store
 
 #: width of tables and text when the output is not a terminal (a file, a pipe, CI logs) and
 #: COLUMNS is unset: wide enough that the rule and plan tables keep whole ids and citations
@@ -19,29 +39,129 @@ PIPE_WIDTH = 140
 
 
 def _console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
     c = Console(stderr=stderr, highlight=False)
     if not c.is_terminal and "COLUMNS" not in os.environ:
         c = Console(stderr=stderr, highlight=False, width=PIPE_WIDTH)
     return c
 
 
-console = _console()
-err_console = _console(stderr=True)
+class _LazyConsole:
+    """A Rich console made on first use (importing Rich costs time a `--json` run never
+    needs)."""
 
+    def __init__(self, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def get(self) -> Console:
+        if self._console is None:
+            self._console = _console(self._stderr)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
+
+
+console: Console = _LazyConsole(stderr=False)  # type: ignore[assignment]
+err_console: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
+
+
+# --- global state: set by the root callback (straits [--config F] [-q] [--server URL] ...) ------
+@dataclass
+class CliState:
+    quiet: bool = False
+    config_path: Path | None = None
+    server: str | None = None
+    token: str | None = None
+    _config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+            for w in self._config.warnings:
+                err_console.print(f"[yellow]warning:[/yellow] {w}", soft_wrap=True)
+        return self._config
+
+    @property
+    def server_url(self) -> str | None:
+        return self.server or self.config.server
+
+    @property
+    def server_token(self) -> str | None:
+        return self.token or self.config.token
+
+
+state = CliState()
+
+
+def set_quiet(quiet: bool) -> None:
+    """A command's own ``-q`` adds to the global one."""
+    state.quiet = state.quiet or quiet
+
+
+def note(message: str) -> None:
+    """A line for the person at the terminal, on stderr (never mixed into the output); none
+    with --quiet."""
+    if not state.quiet:
+        err_console.print(message, soft_wrap=True, highlight=False)
+
+
+#: every command and group: `-h` as well as `--help`
+CONTEXT: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
+
+
+# --- options shared by commands ------------------------------------------------------------------
 RulesOption = typer.Option(
     None, "--rules", help="A directory of extra rule packs (repeatable); a pack with the name of "
-    "a shipped one replaces it.", exists=False)
-JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")
+    "a shipped one replaces it. Default: `rules` in straits.toml.", exists=False)
+JsonOption = typer.Option(False, "--json", help="Print JSON instead of tables (same as -o json).")
+OutputOption = typer.Option(None, "-o", "--output", metavar="FORMAT",
+                            help="Output format: table (default), json or yaml.")
+QuietOption = typer.Option(False, "-q", "--quiet", help="Only the result: no progress, no notes "
+                           "on stderr; tables shrink to their summary.")
 DbOption = typer.Option(None, "--db", envvar="STRAITS_DATABASE_URL", show_envvar=True,
-                        help="Database URL (default: sqlite:///straits.db in the current "
-                             "directory; PostgreSQL: postgresql+psycopg://USER@HOST/DB).")
+                        help="Database URL (default: `database` in straits.toml, else "
+                             "sqlite:///$XDG_DATA_HOME/straits/straits.db, shown by `straits "
+                             "config show`; PostgreSQL: postgresql+psycopg://USER@HOST/DB).")
 ActorOption = typer.Option(None, "--actor", envvar="STRAITS_ACTOR",
-                           help="Who records the entry (default: cli:USER, your user name).")
+                           help="Who records the entry (default: `actor` in straits.toml, else "
+                                "cli:USER, your user name).")
+
+# --- defaults from the config ---------------------------------------------------------------------
+def database_url(db: str | None) -> str:
+    """--db / $STRAITS_DATABASE_URL, else `database` in straits.toml, else the default file in
+    the XDG data directory (created, and named on stderr the first time)."""
+    if db:
+        return db
+    if state.config.database:
+        return state.config.database
+    path = default_database_path()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        note(f"[dim]creating the database {path} (set `database` in straits.toml or --db "
+             "to use another)[/dim]")
+    return default_database_url()
+
+
+def open_store(db: str | None) -> Store:
+    from straits.store import Store
+
+    return Store(database_url(db))
+
+
+def rule_dirs(rules: list[Path] | None) -> tuple[Path, ...]:
+    """--rules, else `rules` in straits.toml."""
+    return tuple(rules) if rules else state.config.rules
 
 
 def actor_name(actor: str | None) -> str:
     if actor:
         return actor
+    if state.config.actor:
+        return state.config.actor
     import getpass
 
     try:
@@ -50,27 +170,38 @@ def actor_name(actor: str | None) -> str:
         return "cli:unknown"
 
 
+# --- input ---------------------------------------------------------------------------------------
+def read_stdin_text(what: str) -> str:
+    """Standard input's text, at most the input cap (``loading.read_stdin``)."""
+    if sys.stdin is None or sys.stdin.isatty():
+        raise RequestError(f"expects {what} on stdin (or a file argument)", source="<stdin>")
+    from straits.loading import read_stdin
+
+    return read_stdin(error=RequestError)
+
+
 def read_input(source: Path | None, *, what: str) -> tuple[Any, str]:
     """Parse JSON/YAML from a file, or from stdin when ``source`` is None or '-'."""
+    from straits.loading import read_text
+
     if source is None or str(source) == "-":
-        if sys.stdin.isatty():
-            raise RequestError(f"expects {what} as JSON on stdin or in a file argument",
-                               source="<stdin>")
-        text, label = read_stdin(error=RequestError), "<stdin>"
+        text, label = read_stdin_text(what), "<stdin>"
     else:
         text, label = read_text(source, error=RequestError), str(source)
     if not text.strip():
         raise RequestError("input is empty", source=label, expected=what)
-    return parse_document(text, source=label, error=RequestError), label
+    return parse_text(text, label, RequestError), label
 
 
-def print_json(data: Any) -> None:
-    """Strict JSON (no NaN or Infinity) on stdout, exactly as the API answers it."""
-    from straits.jsonout import dumps
+def parse_text(text: str, label: str, error: type[InputError] = InputError) -> Any:
+    """A JSON or YAML document (``loading.parse_document``: strict JSON on its fast path, YAML
+    within the depth, alias and duplicate-key limits)."""
+    from straits.loading import parse_document
 
-    sys.stdout.write(dumps(data) + "\n")
+    return parse_document(text, source=label, error=error)
 
 
+# --- formatting ----------------------------------------------------------------------------------
 def money(usd: float | None) -> str:
     if usd is None:
         return "-"
@@ -95,5 +226,14 @@ def decision_style(decision: str) -> str:
 
 
 def fail(exc: StraitsError) -> None:
-    err_console.print(f"[red]error:[/red] {exc}", markup=True, soft_wrap=True)
+    """Print ``exc`` on one line of stderr and exit with its status (2 for bad input)."""
+    print_error(exc)
     raise typer.Exit(exc.exit_code)
+
+
+def print_error(exc: BaseException) -> None:
+    from rich.text import Text
+
+    t = Text("error:", style="red")
+    t.append(f" {exc}")  # as text: a field path such as [0] is not Rich markup
+    err_console.print(t, soft_wrap=True)

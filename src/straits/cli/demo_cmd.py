@@ -2,34 +2,30 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.panel import Panel
-from rich.table import Table
-from rich.text import Text
 
 from straits.cli.common import (
     DbOption,
     JsonOption,
+    OutputOption,
     actor_name,
     console,
     duration,
+    emit,
     fail,
     money,
-    print_json,
+    open_store,
+    output_format,
 )
-from straits.cli.explain import reason_line
-from straits.cli.plan_view import diagnosis_view, warnings_view
-from straits.demo import REGIMES, StageDifference, rule_differences, run_demo
 from straits.errors import InputError, StraitsError
-from straits.model.scenario import Scenario
-from straits.plan import Plan
-from straits.rules import ruleset
 
 if TYPE_CHECKING:
+    from straits.demo import StageDifference
+    from straits.model.scenario import Scenario
+    from straits.plan import Plan
     from straits.store import Store
 
 STORY = (
@@ -52,15 +48,20 @@ def _cell(plan: Plan, workload: str, stage: str) -> str:
 
 
 def _record(sc: Scenario, plans: dict[str, Plan], store: Store) -> dict[str, Any]:
-    """Record both plans in the ledger (the default database: ./straits.db)."""
-    from straits.store.records import record_plan
+    """Record both plans in the ledger, each under its content id: a plan recorded by an
+    earlier run (the same scenario, rules and result) is not appended again."""
+    from straits.cli.plan_source import record
+    from straits.rules import ruleset
+    from straits.store import ledger
 
     rs = ruleset()
     entries = {}
     for regime, plan in plans.items():
-        plan_id, entry = record_plan(store, sc, plan, rs, {"regime": regime}, tenant="hz-cloud",
-                                     actor=actor_name(None) + " (demo)")
-        entries[regime] = {"plan_id": plan_id, "ledger_seq": entry.seq, "hash": entry.hash}
+        plan_id, seq, new = record(store, sc, plan, rs, {"regime": regime}, tenant="hz-cloud",
+                                   actor=actor_name(None) + " (demo)")
+        entry = ledger.get_entry(store, seq) if seq is not None else None
+        entries[regime] = {"plan_id": plan_id, "ledger_seq": seq, "new": new,
+                           "hash": entry.hash if entry is not None else None}
     return {"database": repr(store), "entries": entries}
 
 
@@ -69,16 +70,18 @@ def _drift(store: Store | None) -> list[tuple[Any, Any]]:
     then re-checked as of the change (`straits impact`)."""
     from straits.demo import drift_plans
     from straits.impact import impact
+    from straits.rules import ruleset
 
     rs = ruleset()
     out = []
     for case, sc, plan in drift_plans(rs):
         plan_id, recorded_sc, plan_json = "unrecorded", sc, plan.to_json()
         if store is not None:
-            from straits.store.records import find_plan, record_plan
+            from straits.cli.plan_source import record
+            from straits.store.records import find_plan
 
-            plan_id, _ = record_plan(store, sc, plan, rs, {"regime": plan.regime},
-                                     tenant="hz-cloud", actor=actor_name(None) + " (demo)")
+            plan_id, _, _ = record(store, sc, plan, rs, {"regime": plan.regime},
+                                   tenant="hz-cloud", actor=actor_name(None) + " (demo)")
             rec = find_plan(store, plan_id)
             recorded_sc, plan_json = rec.scenario, rec.plan
         out.append((case, impact(plan_id, recorded_sc, plan_json, rs, date=case.checked,
@@ -87,9 +90,10 @@ def _drift(store: Store | None) -> list[tuple[Any, Any]]:
 
 
 def demo(json_out: bool = JsonOption,
+         output: str = OutputOption,
          record: bool = typer.Option(True, "--record/--no-record",
-                                     help="Record both plans in the audit ledger and verify "
-                                          "it (default database: ./straits.db)."),
+                                     help="Record the plans in the audit ledger and verify "
+                                          "it (once: a later run finds them recorded)."),
          report: Path = typer.Option(None, "--report", metavar="DIR",
                                      help="Where to write the HTML report of each regime's "
                                           "plan (default: the Straits data directory, "
@@ -99,13 +103,12 @@ def demo(json_out: bool = JsonOption,
     """Tell the story of Straits on the shipped scenario (examples/offshore-2025.yaml): plan it
     under the `enacted` rules and under the `ai-diffusion` regime side by side, show the
     rules that made the difference, and record both plans in the tamper-evident ledger."""
-    try:
-        sc, plans, diffs = run_demo()
-        store = None
-        if record:
-            from straits.store import Store
+    from straits.demo import rule_differences, run_demo
 
-            store = Store(db)
+    try:
+        fmt = output_format(output, json_out)
+        sc, plans, diffs = run_demo()
+        store = open_store(db) if record else None
         recorded = _record(sc, plans, store) if store is not None else None
         drift = _drift(store)
         if recorded is not None and store is not None:  # once everything the demo records is in
@@ -116,20 +119,64 @@ def demo(json_out: bool = JsonOption,
     except StraitsError as exc:
         fail(exc)
         return
-    except OSError as exc:
-        fail(InputError(f"cannot write the demo's report: {exc.strerror or exc}",
-                        path="--report", expected="a writable directory"))
+    if fmt != "table":
+        emit({"scenario": sc.name,
+              "plans": {r: p.to_json() for r, p in plans.items()},
+              "differences": [d.to_json() for d in diffs],
+              "rule_differences": [g.to_json() for g in rule_differences(diffs)],
+              "ledger": recorded,
+              "drift": [{"case": case.title, **_lean(im.to_json())} for case, im in drift],
+              "reports": reports},
+             fmt)
         return
-    if json_out:
-        print_json({"scenario": sc.name,
-                    "plans": {r: p.to_json() for r, p in plans.items()},
-                    "differences": [d.to_json() for d in diffs],
-                    "rule_differences": [g.to_json() for g in rule_differences(diffs)],
-                    "ledger": recorded,
-                    "drift": [{"case": case.title, **_lean(im.to_json())}
-                              for case, im in drift],
-                    "reports": reports})
-        return
+    _story(sc, plans, diffs, recorded, drift)
+    if reports:
+        console.print()
+        console.rule("reports")
+        for regime, path in reports.items():
+            console.print(f"the {regime} plan as a report you can open or forward: {path}",
+                          soft_wrap=True, markup=False)
+
+
+def _reports(sc: Scenario, plans: dict[str, Plan], recorded: dict[str, Any] | None,
+             where: Path | None) -> dict[str, str]:
+    """Write each regime's plan as a self-contained HTML report; the paths written."""
+    from straits.cli.config import data_home
+    from straits.fileio import write_output
+    from straits.report import plan_report
+    from straits.report.view import Recorded
+    from straits.rules import ruleset
+
+    out_dir = where if where is not None else data_home() / "straits" / "reports"
+    rs = ruleset()
+    written = {}
+    for regime, plan in plans.items():
+        entry = (recorded or {}).get("entries", {}).get(regime)
+        rec = None if entry is None or entry.get("ledger_seq") is None else Recorded(
+            plan_id=entry["plan_id"], seq=entry["ledger_seq"], hash=entry["hash"],
+            tenant="hz-cloud")
+        html = plan_report(plan.to_json(details=True), sc, rs, recorded=rec,
+                           source=f"straits demo: {sc.name} under the {regime} rules")
+        try:
+            path = write_output((out_dir / f"demo-{regime}.html").resolve(), html,
+                                option="--report")
+        except OSError as exc:
+            raise InputError(f"cannot write the demo's report: {exc.strerror or exc}",
+                             path="--report", expected="a writable directory") from None
+        written[regime] = str(path)
+    return written
+
+
+def _story(sc: Scenario, plans: dict[str, Plan], diffs: list[StageDifference],
+           recorded: dict[str, Any] | None, drift: list[tuple[Any, Any]]) -> None:
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+    from straits.cli.explain import hanging
+    from straits.cli.plan_view import diagnosis_view, warnings_view
+    from straits.demo import REGIMES
+
     console.print(Panel(STORY, title=f"straits demo: {sc.name} ({sc.date})", expand=False))
     t = Table(title="Where each stage runs", title_justify="left")
     t.add_column("stage")
@@ -156,8 +203,9 @@ def demo(json_out: bool = JsonOption,
         console.print()
         console.rule("ledger")
         for r, e in recorded["entries"].items():
-            console.print(f"recorded the {r} plan {e['plan_id'][:8]} as ledger entry "
-                          f"{e['ledger_seq']} ({e['hash'][:12]}) in {recorded['database']}")
+            verb = "recorded" if e["new"] else "found already recorded:"
+            console.print(f"{verb} the {r} plan {e['plan_id'][:12]} as ledger entry "
+                          f"{e['ledger_seq']} in {recorded['database']}", soft_wrap=True)
         v = recorded["verify"]
         console.print(f"[bold green]ledger verifies[/bold green]: {v['entries']} entries, head "
                       f"{v['head_hash'][:16]}; `straits ledger show` lists them"
@@ -167,48 +215,18 @@ def demo(json_out: bool = JsonOption,
     from straits.cli.impact_cmd import show
 
     for case, im in drift:
-        console.print(Text(f"{case.title}: {case.story}", style="bold"))
+        console.print(hanging("", Text(f"{case.title}: {case.story}", style="bold")))
         show(im)
-    if reports:
-        console.print()
-        console.rule("reports")
-        for regime, path in reports.items():
-            console.print(f"the {regime} plan as a report you can open or forward: {path}",
-                          soft_wrap=True, markup=False)
-
-
-def _reports(sc: Scenario, plans: dict[str, Plan], recorded: dict[str, Any] | None,
-             where: Path | None) -> dict[str, str]:
-    """Write each regime's plan as a self-contained HTML report; the paths written."""
-    from straits.fileio import write_output
-    from straits.report import plan_report
-    from straits.report.view import Recorded
-
-    out_dir = where if where is not None else data_dir() / "reports"
-    rs = ruleset()
-    written = {}
-    for regime, plan in plans.items():
-        entry = (recorded or {}).get("entries", {}).get(regime)
-        rec = None if entry is None else Recorded(plan_id=entry["plan_id"],
-                                                  seq=entry["ledger_seq"], hash=entry["hash"],
-                                                  tenant="hz-cloud")
-        html = plan_report(plan.to_json(details=True), sc, rs, recorded=rec,
-                           source=f"straits demo: {sc.name} under the {regime} rules")
-        path = (out_dir / f"demo-{regime}.html").resolve()
-        write_output(path, html, option="--report")
-        written[regime] = str(path)
-    return written
-
-
-def data_dir() -> Path:
-    """Where Straits keeps what it writes for the user ($XDG_DATA_HOME/straits)."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "straits"
 
 
 def _rules_view(diffs: list[StageDifference]) -> None:
     """Each rule that blocked options under one regime only, printed once, with the stages
     it moved from where they run under the other regime."""
+    from rich.text import Text
+
+    from straits.cli.explain import hanging, reason_line
+    from straits.demo import REGIMES, rule_differences
+
     grouped = rule_differences(diffs)
     console.print(Text("The rules that made the difference:", style="bold"))
     if not grouped:
@@ -220,12 +238,12 @@ def _rules_view(diffs: list[StageDifference]) -> None:
                            f"option{'s' if g.options_blocked != 1 else ''} of "
                            f"{len(g.moved) + len(g.unmoved)} stage(s)", style="magenta"))
         for d in g.moved:
-            console.print(f"      moved {d.workload}/{d.stage}: {d.placements[other]} under "
-                          f"{other} -> {d.placements[g.regime]} under {g.regime}",
-                          soft_wrap=True, markup=False)
+            console.print(hanging("      ", Text(
+                f"moved {d.workload}/{d.stage}: {d.placements[other]} under {other} -> "
+                f"{d.placements[g.regime]} under {g.regime}")))
         if g.unmoved:
-            console.print(f"      same place under both: {', '.join(g.unmoved)}",
-                          soft_wrap=True, markup=False)
+            console.print(hanging("      same place under both: ",
+                                  Text(", ".join(g.unmoved))))
 
 
 def _lean(impact_json: dict[str, Any]) -> dict[str, Any]:

@@ -3,39 +3,140 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
-from straits.api import chips_basis, estimate_json, run_estimate
-from straits.catalog import get_chip
-from straits.cli.common import JsonOption, console, duration, fail, money, print_json, read_input
+from straits.cli.common import (
+    JsonOption,
+    OutputOption,
+    console,
+    duration,
+    emit,
+    err_console,
+    fail,
+    money,
+    output_format,
+    read_input,
+    state,
+)
 from straits.errors import InputError, RequestError
-from straits.estimate import Estimate, nearest_runs
-from straits.estimate.flops import flops_per_token
-from straits.estimate.stack import stack
-from straits.loading import validate_as
-from straits.model.request import EstimateRequest
+
+if TYPE_CHECKING:
+    from straits.estimate import Estimate
+    from straits.model.request import EstimateRequest
 
 CHIPS_BASIS = {"given": "as asked", "typical": "typical for a run of this size; give `chips` "
                "to fix it", "target": "replicas for the target tokens/s"}
 
-SWEEP_MAX_CHIPS = 65536
+
+def chart_target(output: str | None) -> Path | None:
+    """``-o chart.html``: a chart file instead of a printed format (plan --pareto and estimate
+    --sweep)."""
+    if output is not None and output.lower().endswith((".html", ".htm")):
+        return Path(output)
+    return None
 
 
-def sweep_sizes(est: Estimate) -> list[int]:
-    """The fewest chips that fit, then every power of two above it (and the size asked for),
-    up to 65,536 chips."""
-    start = max(est.min_chips, 1)
-    sizes = {start, est.chips} | {1 << k for k in range(31) if start < 1 << k <= SWEEP_MAX_CHIPS}
-    return sorted(sizes)
+def estimate(
+    request_file: Path = typer.Argument(None, metavar="[REQUEST]",
+                                        help="JSON/YAML file with the request; default or `-`: "
+                                             "stdin."),
+    json_out: bool = JsonOption,
+    output: str = OutputOption,
+    chips: int = typer.Option(None, "--chips", min=1, max=10_000_000,
+                              help="Override the cluster size."),
+    sweep: str = typer.Option(None, "--sweep", help="`chips`: show how days and cost change "
+                              "with the cluster size (with `-o chart.html`: as a chart)."),
+) -> None:
+    """Estimate FLOPs, the fewest chips, the layout, predicted MFU, chip-hours, days, cost and
+    energy of a training stage (or the chips of a serving stage), with a central 80% interval,
+    the efficiency factors applied and the nearest published runs with the estimator's error
+    on each.
+
+    Reads {"model": {"params": 7.2e10, "layers": 80, "d_model": 8192, "heads": 64,
+    "seq_len": 8192}, "tokens": 1.5e13, "chip": "H100-SXM", "chips": 4096}
+    (examples/estimate.json); `chips` defaults to the cluster size published runs of this size
+    typically used, `software_year` to 2025, `usd_per_chip_hour` to the catalog's reference
+    price. Serving: {"kind": "serve", "model": ..., "chip": ..., "days": 30,
+    "tokens_per_s": 50000}.
+    """
+    try:
+        chart = chart_target(output)
+        if chart is not None and sweep != "chips":
+            raise InputError("a chart is drawn of a sweep", path="-o",
+                             expected="--sweep chips with -o FILE.html, or a format: table, "
+                                      "json or yaml")
+        fmt = output_format(None if chart is not None else output, json_out)
+        if sweep is not None and sweep != "chips":
+            raise RequestError(f"cannot sweep {sweep!r}", path="--sweep", expected="chips")
+        data, label = read_input(request_file, what="an estimate request")
+        if not isinstance(data, dict):
+            raise RequestError("expected a JSON object", source=label)
+        if chips is not None:
+            data = {**data, "chips": chips}
+        if state.server_url:
+            _remote(data, sweep == "chips", fmt)
+            return
+        from straits.api import estimate_json, run_estimate
+        from straits.loading import validate_as
+        from straits.model.request import EstimateRequest
+
+        req = validate_as(EstimateRequest, data, source=label, error=RequestError)
+        est = run_estimate(req)
+        if sweep == "chips":
+            _sweep(req, est, fmt, chart)
+            return
+        answer = estimate_json(req, est)
+    except InputError as exc:
+        fail(exc)
+        return
+    if fmt != "table":
+        emit(answer, fmt)
+    else:
+        _view(req, est, answer)
 
 
-def _sweep(req: EstimateRequest, base: Estimate, json_out: bool) -> None:
+def _remote(data: dict[str, Any], sweep: bool, fmt: str) -> None:
+    from straits.cli.remote import client
+
+    if sweep:
+        raise InputError("--sweep runs on this machine only", path="--sweep",
+                         expected="no --server, or no --sweep")
+    answer = client().estimate(data)
+    if fmt != "table":
+        emit(answer, fmt)  # type: ignore[arg-type]
+        return
+    from rich.table import Table
+
+    t = Table(title=f"Estimate on {answer.get('chip')} (from {state.server_url})",
+              title_justify="left", show_header=False)
+    for key in ("min_chips", "chips", "layout", "mfu", "chip_hours", "days", "cost_usd"):
+        t.add_row(key, str(answer.get(key)))
+    console.print(t)
+    _guidance(answer.get("guidance") or [])
+
+
+def _sweep(req: EstimateRequest, base: Estimate, fmt: str, chart: Path | None) -> None:
+    from rich.table import Table
+
+    from straits.api import estimate_json, run_estimate, sweep_sizes
+
     sizes = sweep_sizes(base)
     rows = [run_estimate(req, n) for n in sizes]
-    if json_out:
-        print_json([estimate_json(req, r, chips=n) for n, r in zip(sizes, rows, strict=True)])
+    if chart is not None:
+        from straits.fileio import write_output
+        from straits.report import sweep_report
+
+        docs = [estimate_json(req, r, chips=n, guidance=False)
+                for n, r in zip(sizes, rows, strict=True)]
+        written = write_output(chart, sweep_report(docs, f"{req.model.params:.3g} parameters "
+                                                         f"on {base.chip}"), option="-o")
+        err_console.print(f"wrote {written}")
+        return
+    if fmt != "table":
+        emit([estimate_json(req, r, chips=n, guidance=False)  # type: ignore[arg-type]
+              for n, r in zip(sizes, rows, strict=True)], fmt)
         return
     t = Table(title=f"How days and cost change with cluster size on {base.chip}",
               title_justify="left")
@@ -54,7 +155,15 @@ def _ranged(central: str, low: str, high: str, est: Estimate) -> str:
     return f"{central} (80%: {low} - {high})"
 
 
-def _view(req: EstimateRequest, est: Estimate) -> None:
+def _view(req: EstimateRequest, est: Estimate, answer: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from straits.api import chips_basis
+    from straits.catalog import get_chip
+    from straits.cli.explain import hanging
+    from straits.estimate.flops import flops_per_token
+    from straits.estimate.stack import stack
+
     t = Table(title=f"Estimate on {est.chip}", title_justify="left", show_header=False)
     t.add_column("figure")
     t.add_column("value", justify="right")
@@ -63,7 +172,8 @@ def _view(req: EstimateRequest, est: Estimate) -> None:
         t.add_row("training FLOPs", f"{est.flops:.3e}")
         t.add_row("global batch (tokens)", f"{est.batch_tokens:,.0f}")
     t.add_row("fewest chips that fit", f"{est.min_chips:,}")
-    t.add_row("chips", f"{est.chips:,} ({CHIPS_BASIS[chips_basis(req)]})")
+    t.add_row("chips", f"{est.chips:,} ({CHIPS_BASIS[chips_basis(req)]})"
+              + ("" if est.fits else " (does not fit)"))
     if req.kind == "train":
         t.add_row("software", stack(est.software_year).describe())
         t.add_row("layout", est.layout)
@@ -105,14 +215,20 @@ def _view(req: EstimateRequest, est: Estimate) -> None:
         t.add_row("energy", f"{e.kwh / 1000:,.0f} MWh at PUE {e.pue:g}{co2}")
     console.print(t)
     if req.kind == "train" and est.interval is not None:
-        console.print(f"80% interval: {est.interval.basis}.")
+        console.print(hanging("80% interval: ", f"{est.interval.basis}."))
         _nearest(req)
-    for note in est.notes:
-        console.print(f"[yellow]note:[/yellow] {note}")
+    for n in est.notes:
+        console.print(hanging("note: ", n, style="yellow"))
+    _guidance(answer.get("guidance") or [])
 
 
 def _nearest(req: EstimateRequest) -> None:
     """The published runs nearest to the request, and how far off the estimator is on them."""
+    from rich.table import Table
+
+    from straits.catalog import get_chip
+    from straits.estimate import nearest_runs
+
     assert req.tokens is not None
     t = Table(title="Nearest published runs (how far off the estimator is on runs like this)",
               title_justify="left")
@@ -128,42 +244,8 @@ def _nearest(req: EstimateRequest) -> None:
     console.print(t)
 
 
-def estimate(
-    request_file: Path = typer.Argument(None, metavar="[REQUEST]",
-                                        help="JSON file with the request; default: stdin."),
-    json_out: bool = JsonOption,
-    chips: int = typer.Option(None, "--chips", min=1, help="Override the cluster size."),
-    sweep: str = typer.Option(None, "--sweep", help="`chips`: show how days and cost change "
-                              "with the cluster size."),
-) -> None:
-    """Estimate FLOPs, the fewest chips, the layout, predicted MFU, chip-hours, days, cost and
-    energy of a training stage (or the chips of a serving stage), with a central 80% interval,
-    the efficiency factors applied and the nearest published runs with the estimator's error
-    on each.
+def _guidance(hints: list[dict[str, Any]]) -> None:
+    from straits.cli.explain import hanging
 
-    Reads {"model": {"params": 7.2e10, "layers": 80, "d_model": 8192, "heads": 64,
-    "seq_len": 8192}, "tokens": 1.5e13, "chip": "H100-SXM", "chips": 4096}; `chips` defaults to
-    the cluster size published runs of this size typically used, `software_year` to 2025,
-    `usd_per_chip_hour` to the catalog's reference price. Serving: {"kind": "serve", "model":
-    ..., "chip": ..., "days": 30, "tokens_per_s": 50000}.
-    """
-    try:
-        if sweep is not None and sweep != "chips":
-            raise RequestError(f"cannot sweep {sweep!r}", path="--sweep", expected="chips")
-        data, label = read_input(request_file, what="an estimate request")
-        if not isinstance(data, dict):
-            raise RequestError("expected a JSON object", source=label)
-        if chips is not None:
-            data = {**data, "chips": chips}
-        req = validate_as(EstimateRequest, data, source=label, error=RequestError)
-        est = run_estimate(req)
-        if sweep == "chips":
-            _sweep(req, est, json_out)
-            return
-    except InputError as exc:
-        fail(exc)
-        return
-    if json_out:
-        print_json(estimate_json(req, est))
-    else:
-        _view(req, est)
+    for h in hints:
+        console.print(hanging("hint: ", str(h.get("text", "")), style="bold cyan"))

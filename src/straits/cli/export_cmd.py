@@ -1,49 +1,43 @@
 """``straits export``: a plan as SkyPilot tasks, Kubernetes Jobs, Karmada policies or sbatch
-scripts."""
+scripts, written into a directory, an archive, or stdout."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from straits.cli.common import DbOption, JsonOption, RulesOption, console, fail, print_json
+from straits.cli.common import (
+    DbOption,
+    JsonOption,
+    QuietOption,
+    RulesOption,
+    console,
+    fail,
+    note,
+    print_json,
+    rule_dirs,
+    set_quiet,
+    state,
+    write_file,
+)
 from straits.errors import InputError, StraitsError
 
-TO_HELP = ("Target (repeatable): skypilot | kubernetes | karmada | slurm | all.")
-
-
-def load_plan(ref: str, db: str | None, rules: list[Path] | None
-              ) -> tuple[str, Any, dict[str, Any]]:
-    """(plan id, scenario, plan JSON) of a recorded plan id, or of a fresh plan of a scenario
-    file."""
-    path = Path(ref)
-    if path.suffix.lower() in (".yaml", ".yml", ".json") or path.is_file():
-        from straits.loading import load_scenario
-        from straits.plan import make_plan
-        from straits.rules import ruleset
-        from straits.store.ledger import digest
-        from straits.store.records import scenario_document
-
-        sc = load_scenario(path)
-        plan = make_plan(sc, rules=ruleset(tuple(rules or ())))
-        return f"unrecorded-{digest(scenario_document(sc))[:12]}", sc, plan.to_json()
-    from straits.store import Store
-    from straits.store.records import find_plan
-
-    rec = find_plan(Store(db), ref)
-    return rec.id, rec.scenario, rec.plan
+TO_HELP = "Target (repeatable): skypilot | kubernetes | karmada | slurm | all."
 
 
 def export(
     plan: str = typer.Argument(..., metavar="PLAN",
                                help="A recorded plan id (or unique prefix, see `straits ledger "
-                                    "show`), or a scenario file to plan now."),
+                                    "show`), a plan document (`straits plan --json`), a "
+                                    "scenario file to plan now, or `-` for stdin."),
     to: list[str] = typer.Option(..., "--to", help=TO_HELP),
-    out: Path = typer.Option(..., "-o", "--out", help="Directory to write into (created; "
-                             "files of the same name are replaced)."),
+    out: str = typer.Option(..., "-o", "--out", metavar="DIR|FILE|-",
+                            help="Where the files go: a directory (created; files of the same "
+                                 "name are replaced), an archive FILE.tar.gz / .tgz / .zip / "
+                                 ".tar, or `-`: a .tar.gz on stdout."),
     run: list[str] = typer.Option(None, "--run", help="What the stages run (repeatable): "
                                   "`CMD` for every stage without a command of its own, or "
                                   "`KEY=CMD` for the stages of a kind (pretrain, finetune, "
@@ -56,53 +50,136 @@ def export(
     db: str = DbOption,
     rules: list[Path] = RulesOption,
     json_out: bool = JsonOption,
+    quiet: bool = QuietOption,
 ) -> None:
     """Write a plan as the schedulers' own files. Every stage's resources are limited to the
     options the rules allow (the planned one first), so a scheduler's failover stays lawful.
     Where each site lives in each scheduler comes from `targets` in the scenario's site and
-    pool entries (docs/exports.md)."""
-    from straits import export as ex
-    from straits.rules import ruleset
+    pool entries (docs/exports.md); a target no site is mapped to is an error that names the
+    field to add. Nothing is written unless everything is."""
+    from straits import archive
 
+    set_quiet(quiet)
+    fmt = "tar.gz" if out == "-" else archive.format_of(out)
     try:
-        targets = tuple(dict.fromkeys(
-            t2 for t in to for t2 in (ex.TARGETS if t == "all" else (t.lower(),))))
-        for t in targets:
-            if t not in ex.TARGETS:
-                raise InputError(f"unknown export target {t!r}", path="--to",
-                                 expected="one of " + ", ".join((*ex.TARGETS, "all")))
-        plan_id, sc, plan_json = load_plan(plan, db, rules)
-        from straits.export.commands import parse as parse_run
+        if json_out and out == "-":
+            raise InputError("--json and -o - both want stdout", path="--json",
+                             expected="-o DIR or -o FILE.tar.gz with --json")
+        if state.server_url:
+            from straits.cli.remote import remote_export
 
-        inp = ex.export_input(sc, plan_json, ruleset(tuple(rules or ())), plan_id=plan_id,
-                              commands=parse_run(run, sc), image=image or ex.DEFAULT_IMAGE)
-        results = ex.render(inp, targets, ordered=ordered)
-        files = {k: v for r in results for k, v in r.files.items()}
-        written = ex.write_bundle(out, files, executable=(".sh", ".sbatch"))
+            plan_id, data, summary = remote_export(plan, to, fmt or "tar.gz", run=run,
+                                                   image=image, ordered=ordered)
+            written = _write_archive(out, data) if fmt else _unpack(Path(out), data)
+            summary = {**summary, "out": out}
+        else:
+            from straits.api import export_summary
+
+            plan_id, inp, results, files = _render(plan, to, run, image, ordered, db, rules)
+            summary = export_summary(plan_id, out, inp, results)
+            written = _write(out, fmt, files, plan_id, summary)
     except StraitsError as exc:
         fail(exc)
         return
     except OSError as exc:
-        fail(InputError(f"cannot write: {exc}", path="--out", expected="a writable directory"))
+        fail(InputError(f"cannot write: {exc}", path="--out",
+                        expected="a writable directory or file"))
         return
-    summary = {"plan_id": plan_id, "out": str(out),
-               "targets": {r.target: {"jobs": r.jobs, "files": sorted(r.files),
-                                      "notes": r.notes} for r in results},
-               "commands": {f"{j.workload}/{j.stage}": j.command_source for j in inp.jobs},
-               "unplaced": list(inp.unplaced)}
     if json_out:
         print_json(summary)
         return
-    table = Table(title=f"Plan {plan_id} exported to {out}", title_justify="left")
+    if out == "-":
+        note(f"[dim]wrote {written} file(s) of plan {plan_id} as a .tar.gz to stdout[/dim]")
+        return
+    _show(summary, written)
+
+
+def _render(ref: str, to: list[str], run: list[str] | None, image: str | None, ordered: bool,
+            db: str | None, rules: list[Path] | None) -> tuple[str, Any, list[Any],
+                                                               dict[str, str]]:
+    from straits.api import export_files, export_targets
+    from straits.cli.plan_source import resolve_plan
+    from straits.rules import ruleset
+
+    export_targets(to)  # a bad --to fails before anything is read or planned
+    rs = ruleset(rule_dirs(rules))
+    doc = resolve_plan(ref, db=db, rules=rs).document
+    assert doc is not None
+    inp, results, files = export_files(doc.scenario, doc.plan, rs, plan_id=doc.id, to=to,
+                                       run=run, image=image, ordered=ordered)
+    return doc.id, inp, results, files
+
+
+def _write(out: str, fmt: str | None, files: dict[str, str], plan_id: str,
+           summary: dict[str, Any]) -> int:
+    """Into the directory ``out``, or as an archive (with the summary inside, as the
+    server's)."""
+    import json
+
+    from straits import archive
+
+    if fmt is None:
+        from straits.export import write_bundle
+
+        return len(write_bundle(Path(out), files, executable=(".sh", ".sbatch")))
+    manifest = {**summary, "out": archive.MANIFEST}
+    data = archive.build({**files, archive.MANIFEST: json.dumps(manifest, indent=2) + "\n"},
+                         fmt, root=f"straits-{plan_id[:12]}")  # type: ignore[arg-type]
+    _write_archive(out, data)
+    return len(files)
+
+
+def _write_archive(out: str, data: bytes) -> int:
+    if out == "-":
+        if sys.stdout.isatty():
+            raise InputError("will not write an archive to a terminal", path="-o",
+                             expected="a pipe or a redirect (> plan.tar.gz), or -o DIR")
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return 0
+    write_file(Path(out), data)
+    return 0
+
+
+def _unpack(out: Path, data: bytes) -> int:
+    """A server's tar.gz written into ``out`` (all files or none)."""
+    import io
+    import tarfile
+
+    from straits import archive
+    from straits.export import write_bundle
+
+    files: dict[str, str] = {}
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        for m in tar.getmembers():
+            parts = Path(m.name).parts[1:]  # drop the archive's root folder
+            if not m.isfile() or not parts or ".." in parts or parts == (archive.MANIFEST,):
+                continue
+            f = tar.extractfile(m)
+            if f is not None:
+                files[str(Path(*parts))] = f.read().decode("utf-8")
+    return len(write_bundle(out, files, executable=(".sh", ".sbatch")))
+
+
+def _show(summary: dict[str, Any], written: int) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Plan {summary['plan_id']} exported to {summary['out']}",
+                  title_justify="left")
     for col in ("target", "jobs", "files", "notes"):
         table.add_column(col)
-    for r in results:
-        table.add_row(r.target, str(r.jobs), str(len(r.files)), "\n".join(r.notes) or "-")
+    for target, r in summary["targets"].items():
+        table.add_row(target, str(r["jobs"]), str(len(r["files"])),
+                      "\n".join(r["notes"]) or "-")
     console.print(table)
-    for j in inp.jobs:
-        alts = ", ".join(c.label for c in j.alternatives) or "none"
-        console.print(f"  {j.workload}/{j.stage}: {j.planned.label}; lawful alternatives at "
-                      f"{j.chips} chips: {alts}; command: {j.command_source}")
-    if inp.unplaced:
-        console.print(f"[yellow]not exported (unplaced):[/yellow] {', '.join(inp.unplaced)}")
-    console.print(f"wrote {len(written)} file(s)")
+    commands = summary.get("commands", {})
+    for j in summary.get("jobs", ()):
+        alts = ", ".join(j["alternatives"]) or "none"
+        source = commands.get(f"{j['workload']}/{j['stage']}", "")
+        console.print(f"  {j['workload']}/{j['stage']}: {j['planned']}; lawful alternatives at "
+                      f"{j['chips']} chips: {alts}" + (f"; command: {source}" if source else ""),
+                      soft_wrap=False)
+    if summary["unplaced"]:
+        console.print(f"[yellow]not exported (unplaced):[/yellow] "
+                      f"{', '.join(summary['unplaced'])}")
+    console.print(f"wrote {written} file(s)")

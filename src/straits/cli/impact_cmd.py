@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import typer
 
+from straits.cli.choices import Regime
 from straits.cli.common import (
     DbOption,
     JsonOption,
+    OutputOption,
+    QuietOption,
     RulesOption,
     console,
+    emit,
     err_console,
     fail,
     money,
-    print_json,
+    open_store,
+    output_format,
+    rule_dirs,
+    set_quiet,
+    state,
 )
 from straits.errors import InputError, StraitsError
-from straits.model.types import Regime
 
 EXIT_AFFECTED = 4
 
@@ -32,9 +40,11 @@ def impact(
                                 "{site, chip, usd_per_chip_hour, source}."),
     capacity: Path = typer.Option(None, "--capacity", help="Changed capacity: a YAML/JSON "
                                   "list of {site, chip, count, start?, source}."),
-    plan_ids: list[str] = typer.Option(None, "--plan", help="A recorded plan id or prefix "
-                                       "(repeatable; default: the latest recorded plan of "
-                                       "each scenario and regime)."),
+    plan_refs: list[str] = typer.Option(None, "--plan", metavar="PLAN",
+                                        help="A plan (repeatable): a recorded id or prefix, a "
+                                             "plan document, a scenario file (planned now), or "
+                                             "`-` for stdin. Default: the latest recorded plan "
+                                             "of each scenario and regime."),
     all_plans: bool = typer.Option(False, "--all", help="Every recorded plan, not only the "
                                    "latest of each scenario and regime."),
     replan: bool = typer.Option(True, "--replan/--no-replan", help="Propose a re-plan as of "
@@ -47,83 +57,124 @@ def impact(
     db: str = DbOption,
     rules: list[Path] = RulesOption,
     json_out: bool = JsonOption,
+    output: str = OutputOption,
+    quiet: bool = QuietOption,
 ) -> None:
-    """Re-evaluate recorded plans (from the ledger) as of --date, with another regime, prices
-    or capacity: list the stages whose decision, cost or feasibility changes, with the rule or
-    figure that changed, and propose a re-plan."""
-    from straits.impact import impact as run_impact
-    from straits.impact import load_overrides
-    from straits.rules import ruleset
-    from straits.store import Store
-    from straits.store.records import find_plan, recorded_plans
-
+    """Re-evaluate plans (recorded in the ledger, or given with --plan) as of --date, with
+    another regime, prices or capacity: list the stages whose decision, cost or feasibility
+    changes, with the rule or figure that changed, and propose a re-plan."""
+    set_quiet(quiet)
     try:
-        store = Store(db)
-        ov = load_overrides(prices, capacity)
-        if plan_ids:
-            plans = [find_plan(store, ref) for ref in plan_ids]
+        fmt = output_format(output, json_out)
+        if state.server_url:
+            from straits.cli.remote import remote_impact
+
+            answer = remote_impact(date.date(), regime, prices, capacity, plan_refs or [],
+                                   all_plans, replan, time_limit, tenant)
         else:
-            plans = recorded_plans(store, tenant=tenant, latest_per_scenario=not all_plans)
-        if not plans:
-            raise InputError(f"no recorded plans in {store!r}", path="--plan",
-                             expected="a plan recorded with `straits plan --record` or "
-                                      "`straits demo`")
-        rs = ruleset(tuple(rules or ()))
-        results = []
-        for i, rec in enumerate(plans, 1):
-            if not json_out and err_console.is_terminal:
-                err_console.print(f"[dim]re-checking plan {rec.id[:8]} ({rec.scenario.name}) "
-                                  f"{i}/{len(plans)}...[/dim]")
-            results.append(run_impact(rec.id, rec.scenario, rec.plan, rs, date=date.date(),
-                                      regime=regime, overrides=ov, replan=replan,
-                                      time_limit=time_limit))
+            answer = None
+            results = _impact_here(date.date(), regime, prices, capacity, plan_refs or [],
+                                   all_plans, replan, time_limit, tenant, db, rules, fmt)
     except StraitsError as exc:
         fail(exc)
         return
-    if json_out:
-        docs = [r.to_json() for r in results]
-        for doc in docs:
-            if doc["replan"]:
-                doc["replan"].pop("plan", None)
-        print_json({"date": date.date().isoformat(), "regime": regime, "plans": docs})
+    if answer is None:
+        answer = {"date": date.date().isoformat(), "regime": regime,
+                  "plans": [r.to_json() for r in results]}
+    for doc in answer["plans"]:
+        if fmt != "table" and doc.get("replan"):
+            doc["replan"].pop("plan", None)
+    if fmt != "table":
+        emit(answer, fmt)
     else:
-        for r in results:
-            show(r)
-    if exit_code and any(r.blocking for r in results):
+        for doc in answer["plans"]:
+            show(doc)
+    if exit_code and any(d.get("blocking") for d in answer["plans"]):
         raise typer.Exit(EXIT_AFFECTED)
 
 
-def show(r: object) -> None:
-    from straits.impact import PlanImpact
+def _impact_here(date: dt.date, regime: str | None, prices: Path | None,
+                 capacity: Path | None, refs: list[str], all_plans: bool, replan: bool,
+                 time_limit: float, tenant: str | None, db: str | None,
+                 rules: list[Path] | None, fmt: str) -> list[Any]:
+    from straits.cli.plan_source import resolve_plan
+    from straits.impact import impact as run_impact
+    from straits.impact import load_overrides
+    from straits.rules import ruleset
 
-    assert isinstance(r, PlanImpact)
-    head = (f"Plan {r.plan_id[:12]} ({r.scenario}, made {r.plan_date} under {r.plan_regime}) "
-            f"re-checked as of {r.checked_date} under {r.regime}")
-    if not r.changes:
-        console.print(f"[green]{head}: no stage changes[/green]")
+    ov = load_overrides(prices, capacity)
+    rs = ruleset(rule_dirs(rules))
+    plans: list[tuple[str, Any, dict[str, Any], str]] = []
+    if refs:
+        if sum(r == "-" for r in refs) > 1:
+            raise InputError("stdin can be read once", path="--plan",
+                             expected="at most one `--plan -`")
+        for ref in refs:
+            doc = resolve_plan(ref, db=db, rules=rs, what="--plan").document
+            assert doc is not None
+            plans.append((doc.id, doc.scenario, doc.plan, doc.scenario.name))
     else:
-        console.print(f"[bold]{head}[/bold]: {len(r.affected)} stage(s) affected")
-        for c in r.changes:
-            tag = ("[bold red]blocked[/bold red]" if c.severity == "blocking"
-                   else "[cyan]info[/cyan]")
-            delta = "" if c.delta_usd is None else (
-                f" ({'+' if c.delta_usd >= 0 else '-'}{money(abs(c.delta_usd))})")
-            console.print(f"  {tag} {c.workload}/{c.stage} \\[{c.kind}]{delta}", soft_wrap=True)
-            console.print(f"      {c.summary}", soft_wrap=True, markup=False)
-            for x in c.rules:
-                console.print(f"      rule {x.rule}: {x.citation} (confidence {x.confidence})",
-                              soft_wrap=True, markup=False)
-    if r.finished:
-        console.print(f"  finished before {r.checked_date}: {', '.join(r.finished)}")
-    if r.replan:
-        rp = r.replan
-        console.print(f"  proposed re-plan ({rp['status']}): {money(rp['total_cost_usd'])} "
-                      f"vs {money(rp['recorded_total_cost_usd'])} recorded"
-                      + (f"; unplaced: {', '.join(rp['unplaced'])}" if rp["unplaced"] else ""))
+        from straits.store.records import recorded_plans
+
+        store = open_store(db)
+        recs = recorded_plans(store, tenant=tenant, latest_per_scenario=not all_plans)
+        if not recs:
+            raise InputError(f"no recorded plans in {store!r}", path="--plan",
+                             expected="a plan recorded with `straits plan --record` or "
+                                      "`straits demo`, or --plan PLAN")
+        plans = [(r.id, r.scenario, r.plan, r.scenario.name) for r in recs]
+    results = []
+    for i, (plan_id, sc, plan_json, name) in enumerate(plans, 1):
+        if fmt == "table" and err_console.is_terminal and not state.quiet:
+            err_console.print(f"[dim]re-checking plan {plan_id[:8]} ({name}) "
+                              f"{i}/{len(plans)}...[/dim]")
+        results.append(run_impact(plan_id, sc, plan_json, rs, date=date, regime=regime,
+                                  overrides=ov, replan=replan, time_limit=time_limit))
+    return results
+
+
+def show(r: Any) -> None:
+    """One plan's impact (a ``PlanImpact`` or its JSON), lines wrapped under their text."""
+    from rich.text import Text
+
+    from straits.cli.explain import hanging, reason_text
+
+    j = r if isinstance(r, dict) else r.to_json()
+    head = (f"Plan {str(j['plan_id'])[:12]} ({j['scenario']}, made {j['plan_date']} under "
+            f"{j['plan_regime']}) re-checked as of {j['checked_date']} under {j['regime']}")
+    if not j["changes"]:
+        console.print(hanging("", Text(f"{head}: no stage changes", style="green")))
+    else:
+        t = Text(head, style="bold")
+        t.append(f": {len(j['affected_stages'])} stage(s) affected")
+        console.print(hanging("", t))
+        for c in j["changes"]:
+            line = Text()
+            if c["severity"] == "blocking":
+                line.append("blocked", style="bold red")
+            else:
+                line.append("info", style="cyan")
+            delta = "" if c.get("delta_usd") is None else (
+                f" ({'+' if c['delta_usd'] >= 0 else '-'}{money(abs(c['delta_usd']))})")
+            line.append(f" {c['workload']}/{c['stage']} [{c['kind']}]{delta}")
+            console.print(hanging("  ", line))
+            console.print(hanging("      ", Text(str(c["summary"]))))
+            for x in c.get("rules", ()):
+                console.print(hanging("      rule ", reason_text(x)))
+    if j.get("finished"):
+        console.print(hanging(f"  finished before {j['checked_date']}: ",
+                              Text(", ".join(j["finished"]))))
+    rp = j.get("replan")
+    if rp:
+        unplaced = f"; unplaced: {', '.join(rp['unplaced'])}" if rp["unplaced"] else ""
+        console.print(hanging("  ", Text(
+            f"proposed re-plan ({rp['status']}): {money(rp['total_cost_usd'])} vs "
+            f"{money(rp['recorded_total_cost_usd'])} recorded{unplaced}")))
         for s in rp["stages"]:
             if s["moved"]:
-                console.print(f"    {s['workload']}/{s['stage']}: {s['was']} -> {s['now']} "
-                              f"({money(s['cost_was'])} -> {money(s['cost_now'])})")
-        for w in rp["plan"].get("why_not", ()):
-            console.print(f"    why not: {w['text']}", soft_wrap=True, markup=False)
+                console.print(hanging("    ", Text(
+                    f"{s['workload']}/{s['stage']}: {s['was']} -> {s['now']} "
+                    f"({money(s['cost_was'])} -> {money(s['cost_now'])})")))
+        for w in (rp.get("plan") or {}).get("why_not", ()):
+            console.print(hanging("    why not: ", Text(str(w["text"]))))
     console.print()

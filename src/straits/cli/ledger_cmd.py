@@ -5,16 +5,26 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
-from straits.cli.common import DbOption, JsonOption, console, err_console, fail, print_json
+from straits.cli.common import (
+    DbOption,
+    Format,
+    JsonOption,
+    OutputOption,
+    console,
+    emit,
+    fail,
+    note,
+    open_store,
+    output_format,
+    read_stdin_text,
+    state,
+)
 from straits.errors import InputError, StraitsError
-from straits.fileio import output_path, write_output
 
 if TYPE_CHECKING:
     from straits.store.integrity import Head
@@ -38,9 +48,9 @@ def keys_from(key: Path | None, pubkeys: list[str] | None) -> Keys:
     return configured(key, pubkeys)
 
 
-def _report(result: Verification, json_out: bool, source: str) -> None:
-    if json_out:
-        print_json(result.to_json())
+def _report(result: Verification, fmt: Format, source: str) -> None:
+    if fmt != "table":
+        emit(result.to_json(), fmt)
     elif result.ok:
         console.print(f"[bold green]ledger verifies[/bold green]: {result.entries:,} entries "
                       f"in {source}; head {result.head_seq}:{result.head_hash}")
@@ -81,7 +91,8 @@ def parse_heads(values: list[str], keys: Keys) -> list[Head]:
             raise InputError(f"{value!r} is neither SEQ:HASH nor a checkpoint file",
                              path="--head", expected="SEQ:HASH as `straits ledger verify` "
                              "printed it, or a file holding a signed checkpoint")
-        text = sys.stdin.read() if value.strip() == "-" else _read(Path(value), "--head")
+        text = (read_stdin_text("a signed checkpoint") if value.strip() == "-"
+                else _read(Path(value), "--head"))
         offer = parse_offer(text, value)
         if not keys.checks_signatures:
             raise InputError("cannot check the checkpoint's signature: no public key",
@@ -114,8 +125,8 @@ def _read(path: Path, option: str) -> str:
 @app.command("verify")
 def verify(
     db: str = DbOption,
-    file: Path = typer.Option(None, "--file", help="Verify an export (JSON lines) instead of "
-                              "the database."),
+    file: Path = typer.Option(None, "--file", help="Verify an export (JSON lines; `-` for "
+                              "stdin) instead of the database."),
     head: list[str] = typer.Option(None, "--head", help="An older head to prove the log "
                                    "extends: SEQ:HASH (a chain hash or a Merkle root), or a "
                                    "signed checkpoint file (repeatable)."),
@@ -125,6 +136,7 @@ def verify(
                                "the latest checkpoint by consistency proofs, without "
                                "rescanning every entry."),
     json_out: bool = JsonOption,
+    output: str = OutputOption,
 ) -> None:
     """Check the log: the hash chain, the Merkle tree, every signed checkpoint, every older
     head given (through a consistency proof), and every recorded plan and decision against its
@@ -136,26 +148,35 @@ def verify(
     from straits.errors import LedgerError
 
     try:
+        fmt = output_format(output, json_out)
         keys = keys_from(key, pubkey)
         try:
             heads = parse_heads(head or [], keys)
         except LedgerError as exc:
-            if json_out:
-                print_json({"ok": False, "problem": str(exc)})
+            if fmt != "table":
+                emit({"ok": False, "problem": str(exc)}, fmt)
             else:
                 console.print(f"[bold red]head rejected[/bold red]: {exc}", soft_wrap=True)
             raise typer.Exit(EXIT_BROKEN) from None
         if file is not None:
             from straits.store.exported import verify_export
 
-            _report(verify_export(_read_export(file), heads), json_out, str(file))
+            _report(verify_export(_read_export(file), heads), fmt,
+                    "<stdin>" if str(file) == "-" else str(file))
             return
-        from straits.store import Store
+        if state.server_url:
+            if heads or quick:
+                raise InputError("--head and --quick check a database or an export here",
+                                 path="--server", expected="no --server, or neither option")
+            from straits.cli.remote import client, remote_verification
+
+            _report(remote_verification(client().ledger_verify()), fmt, state.server_url)
+            return
         from straits.store.integrity import verify_heads, verify_store
 
-        store = Store(db)
+        store = open_store(db)
         result = verify_heads(store, keys, heads) if quick else verify_store(store, keys, heads)
-        _report(result, json_out, repr(store))
+        _report(result, fmt, repr(store))
     except StraitsError as exc:
         fail(exc)
 
@@ -165,8 +186,10 @@ def _read_export(path: Path) -> list[Entry]:
     from straits.store.ledger import Entry
 
     out = []
-    lines = read_text(path).splitlines()  # capped: /dev/zero is an error, not a hang
-    for i, line in enumerate(lines, 1):
+    label = "<stdin>" if str(path) == "-" else str(path)
+    # capped either way: /dev/zero is an error, not a hang
+    text = read_stdin_text("a ledger export") if str(path) == "-" else read_text(path)
+    for i, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -175,7 +198,7 @@ def _read_export(path: Path) -> list[Entry]:
                 raise TypeError("not a JSON object")
             out.append(Entry.from_json(doc))
         except (KeyError, TypeError, ValueError, RecursionError) as exc:
-            raise InputError(f"not a ledger entry: {exc}", source=str(path),
+            raise InputError(f"not a ledger entry: {exc}", source=label,
                              path=f"line {i}") from None
     return out
 
@@ -212,25 +235,41 @@ def show(
     limit: int = typer.Option(50, "--limit", min=1, max=100_000,
                               help="At most this many entries."),
     json_out: bool = JsonOption,
+    output: str = OutputOption,
 ) -> None:
     """Show ledger entries: who recorded what, when, under which rules, and the result."""
-    from straits.store import Store, ledger
+    from straits.store.ledger import Entry
 
     try:
-        store = Store(db)
-        if seq is not None:
-            e = ledger.get_entry(store, seq)
-            if e is None:
-                raise InputError(f"no ledger entry {seq}", path="SEQ")
-            print_json({**e.to_json(), "body": e.content})
-            return
-        rows = list(ledger.entries(store, tenant=tenant, since=since, limit=limit))
+        fmt = output_format(output, json_out)
+        if state.server_url:
+            from straits.cli.remote import client
+
+            c = client()
+            if seq is not None:
+                emit(c.ledger_entry(seq), "yaml" if fmt == "yaml" else "json")
+                return
+            items = list(c.ledger_entries(since=since, limit=limit, tenant=tenant))
+            rows = [Entry.from_json(dict(d)) for d in items]
+        else:
+            from straits.store import ledger
+
+            store = open_store(db)
+            if seq is not None:
+                e = ledger.get_entry(store, seq)
+                if e is None:
+                    raise InputError(f"no ledger entry {seq}", path="SEQ")
+                emit({**e.to_json(), "body": e.content}, "yaml" if fmt == "yaml" else "json")
+                return
+            rows = list(ledger.entries(store, tenant=tenant, since=since, limit=limit))
     except StraitsError as exc:
         fail(exc)
         return
-    if json_out:
-        print_json([{**e.to_json(), "body": e.content} for e in rows])
+    if fmt != "table":
+        emit([{**e.to_json(), "body": e.content} for e in rows], fmt)
         return
+    from rich.table import Table
+
     t = Table(title=f"Ledger ({len(rows)} entries from {since})", title_justify="left")
     for col in ("seq", "tenant #", "recorded (UTC)", "tenant", "actor", "kind", "result",
                 "hash"):
@@ -252,21 +291,29 @@ def export(
                                "tenant its receipts instead)."),
 ) -> None:
     """Export the ledger as JSON lines, one entry per line with every stored field, so that
-    `straits ledger verify --file` can check the chain and the Merkle tree anywhere."""
-    from straits.store import Store, ledger
+    `straits ledger verify --file` can check the chain and the Merkle tree anywhere (with
+    --server, the entries the token may read)."""
+    from straits.fileio import output_path, write_output
+    from straits.store.ledger import Entry
 
     try:
         output_path(output, default_name="ledger.jsonl")  # refuse a bad target before reading
-        store = Store(db)
-        lines = [json.dumps(e.to_json(), ensure_ascii=False, sort_keys=True)
-                 for e in ledger.entries(store, tenant=tenant)]
+        if state.server_url:
+            from straits.cli.remote import client
+
+            rows = [Entry.from_json(dict(d)) for d in client().ledger_entries(tenant=tenant)]
+        else:
+            from straits.store import ledger
+
+            rows = list(ledger.entries(open_store(db), tenant=tenant))
+        lines = [json.dumps(e.to_json(), ensure_ascii=False, sort_keys=True) for e in rows]
         written = write_output(output, "".join(line + "\n" for line in lines),
                                default_name="ledger.jsonl")
     except StraitsError as exc:
         fail(exc)
         return
     if written is not None:
-        err_console.print(f"wrote {len(lines):,} entries to {written}")
+        note(f"wrote {len(lines):,} entries to {written}")
 
 
 from straits.cli import ledger_proof_cmd  # noqa: E402  (registers keygen, checkpoint, ...)

@@ -5,13 +5,21 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from straits.cli.common import DbOption, JsonOption, console, err_console, fail, print_json
+from straits.cli.common import (
+    DbOption,
+    JsonOption,
+    console,
+    err_console,
+    fail,
+    open_store,
+    print_json,
+    read_stdin_text,
+)
 from straits.errors import InputError, LedgerError, StraitsError
 from straits.fileio import write_output
 
@@ -72,11 +80,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Sign the log's current head (origin, size, Merkle root) as a C2SP checkpoint and
         print it; without a signing key, print the latest one the log issued."""
-        from straits.store import Store, checkpoints, tree
+        from straits.store import checkpoints, tree
 
         try:
             keys = keys_from(key, pubkey)
-            store = Store(db)
+            store = open_store(db)
             if keys.signer is not None:
                 cp = checkpoints.issue(store, keys.signer)
             else:
@@ -126,11 +134,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """A receipt for one entry: the entry, its inclusion proof and a signed checkpoint,
         which its tenant verifies offline with `straits ledger verify-receipt`."""
-        from straits.store import Store
         from straits.store.receipts import make_receipt
 
         try:
-            doc = make_receipt(Store(db), seq, keys_from(key, pubkey))
+            doc = make_receipt(open_store(db), seq, keys_from(key, pubkey))
         except LedgerError as exc:
             err_console.print(f"[bold red]no receipt[/bold red]: {exc}", soft_wrap=True)
             raise typer.Exit(EXIT_BROKEN) from None
@@ -163,7 +170,7 @@ def register(app: typer.Typer) -> None:
                 raise InputError("a receipt is checked against the log's public key",
                                  path="--pubkey", expected="--pubkey FILE|KEY or "
                                                            "STRAITS_LEDGER_PUBKEY")
-            text = sys.stdin.read() if str(file) == "-" else _read_text(file, "RECEIPT")
+            text = read_stdin_text("a receipt") if str(file) == "-" else _read_text(file, "RECEIPT")
             try:
                 doc = json.loads(text)
             except (ValueError, RecursionError) as exc:
@@ -286,7 +293,7 @@ def _fetch(src: str, token: str | None, since: int | None) -> str:
     import urllib.parse
 
     if src == "-":
-        return str(sys.stdin.read())
+        return read_stdin_text("a checkpoint")
     if src.startswith(("http://", "https://")):
         parts = urllib.parse.urlsplit(src)
         if parts.path.rstrip("/").endswith("/v1/ledger/checkpoint") and since is not None:
@@ -300,9 +307,9 @@ def _proof_source(db: str | None, log_url: str | None, token: str | None) -> Any
     import base64
 
     if db:
-        from straits.store import Store, tree
+        from straits.store import tree
 
-        store = Store(db)
+        store = open_store(db)
 
         def from_db(first: int, second: int) -> list[bytes]:
             with store.session() as s:

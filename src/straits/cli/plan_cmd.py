@@ -1,41 +1,49 @@
-"""``straits plan``: place every stage of a scenario lawfully, over capacity and time."""
+"""``straits plan``: place every stage of a scenario lawfully, over capacity and time; or, given
+a plan (a document or a recorded id), plan its scenario again, show it, or re-check it."""
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from straits.cli.choices import DEFAULT_TIME_LIMIT, Objective, Regime, Solver
 from straits.cli.common import (
     ActorOption,
     DbOption,
+    Format,
     JsonOption,
+    QuietOption,
     RulesOption,
     actor_name,
     console,
     duration,
+    emit,
     err_console,
     fail,
     money,
-    print_json,
+    note,
+    open_store,
+    output_format,
+    rule_dirs,
+    set_quiet,
+    state,
 )
-from straits.cli.plan_view import plan_view
 from straits.errors import InputError, StraitsError
-from straits.loading import load_scenario
-from straits.model.types import Objective, Regime
-from straits.plan import DEFAULT_TIME_LIMIT, Solver, make_plan
-from straits.plan.candidates import Candidates
-from straits.plan.optimizer import Progress as OnProgress
-from straits.plan.optimizer import SearchState
-from straits.plan.pareto import FrontierPoint, frontier
-from straits.rules import ruleset
+
+if TYPE_CHECKING:
+    from straits.cli.plan_source import PlanSource
+    from straits.plan.optimizer import Progress as OnProgress
+    from straits.plan.pareto import FrontierPoint
+    from straits.rules import RuleSet
 
 EXIT_UNPLACED = 3
+EXIT_BLOCKED = 4
 
 
 @contextmanager
@@ -45,98 +53,255 @@ def solver_progress(enabled: bool, limit: float, objective: str
     if not enabled:
         yield None
         return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from straits.plan.optimizer import SearchState
+
     with Progress(TextColumn("[bold]CP-SAT[/bold] {task.description}"), BarColumn(),
-                  TimeElapsedColumn(), console=err_console, transient=True) as bar:
+                  TimeElapsedColumn(), console=err_console.get(),  # type: ignore[attr-defined]
+                  transient=True) as bar:
         task = bar.add_task("building the model", total=limit)
 
-        def update(state: SearchState) -> None:
-            bar.update(task, completed=min(state.elapsed, limit),
-                       description=state.describe(objective))
+        def update(s: SearchState) -> None:
+            bar.update(task, completed=min(s.elapsed, limit), description=s.describe(objective))
 
         yield update
 
 
 def plan(
-    scenario: Path = typer.Argument(..., help="Scenario file (YAML or JSON)."),
+    scenario: str = typer.Argument(..., metavar="SCENARIO|PLAN",
+                                   help="A scenario file (YAML or JSON), or a plan: a document "
+                                        "`straits plan --json` printed, or a recorded plan id "
+                                        "(its scenario is planned again with its options). "
+                                        "`-` reads stdin."),
     json_out: bool = JsonOption,
+    output: str = typer.Option(None, "-o", "--output", metavar="FORMAT",
+                               help="Output format: table (default), json, yaml, or id (the "
+                                    "plan's id alone: PLAN=$(straits plan F --record -o id)); "
+                                    "with --pareto, FILE.html draws the frontier as a chart."),
     regime: Regime = typer.Option(None, "--regime", help="Override the scenario's regime: "
                                   "enacted | ai-diffusion."),
     objective: Objective = typer.Option(None, "--objective", help="Override the objective: "
                                         "cost | time (makespan) | completion (weighted)."),
-    solver: Solver = typer.Option("cpsat", "--solver", help="cpsat (optimizer, warm-started "
-                                  "by the greedy plan) | greedy (the baseline alone)."),
-    time_limit: float = typer.Option(DEFAULT_TIME_LIMIT, "--time-limit", min=0.5, max=3600,
-                                     help="Seconds CP-SAT may search (0.5 to 3600)."),
-    seed: int = typer.Option(0, "--seed", min=0, max=2**31 - 1,
-                             help="CP-SAT's random seed (same seed, same plan)."),
+    solver: Solver = typer.Option(None, "--solver", help="cpsat (optimizer, warm-started by "
+                                  "the greedy plan; the default) | greedy (the baseline "
+                                  "alone)."),
+    time_limit: float = typer.Option(None, "--time-limit", min=0.5, max=3600,
+                                     help=f"Seconds CP-SAT may search, 0.5 to 3600 (default "
+                                          f"{DEFAULT_TIME_LIMIT:g})."),
+    seed: int = typer.Option(None, "--seed", min=0, max=2**31 - 1,
+                             help="CP-SAT's random seed (same seed, same plan; default 0)."),
     risk: str = typer.Option(None, "--risk", metavar="p50|p90", help="Plan training stages "
                              "on the central estimate (p50, default) or on the high end of its "
                              "80% interval (p90: for hard deadlines and budgets). Overrides "
                              "the scenario's `risk`."),
     pareto: int = typer.Option(0, "--pareto", min=0, max=50, metavar="N",
-                               help="Print the cost/time frontier with up to N plans."),
+                               help="Print the cost/time frontier with up to N plans "
+                                    "(`-o FILE.html`: as a chart)."),
     progress: bool = typer.Option(None, "--progress/--no-progress",
                                   help="Show the search's progress (default: on a terminal)."),
     details: bool = typer.Option(False, "--details",
-                                 help="With --json, list every rejected option."),
+                                 help="With -o json|yaml, list every rejected option."),
     rules: list[Path] = RulesOption,
     record: bool = typer.Option(False, "--record", help="Store the plan and append it to the "
-                                "audit ledger (see `straits ledger`)."),
+                                "audit ledger (see `straits ledger`); its id is its content's."),
     tenant: str = typer.Option(None, "--tenant", help="With --record: the tenant the entry "
                                "belongs to (default: the workloads' tenant, or 'portfolio')."),
     actor: str = ActorOption,
     db: str = DbOption,
+    show: bool = typer.Option(False, "--show", help="Print the given plan as it is, without "
+                              "planning."),
+    recheck: bool = typer.Option(False, "--recheck", help="Ask the rules again about the given "
+                                 "plan's placements as of --date, without planning; exit "
+                                 f"{EXIT_BLOCKED} when a stage is now blocked."),
+    date: dt.datetime = typer.Option(None, "--date", formats=["%Y-%m-%d"],
+                                     help="With --recheck: as of this date (default: today, "
+                                          "UTC)."),
+    quiet: bool = QuietOption,
 ) -> None:
     """Plan a scenario: for every stage, estimate and check every (site, pool), schedule the
     lawful ones over capacity and time with CP-SAT (or the greedy baseline), and explain why
     every other option lost and why any stage could not be placed.
 
-    Exit status: 0 when every stage is placed, 3 when some are not, 2 on bad input.
-    """
-    try:
-        sc = load_scenario(scenario)
-        if risk is not None:
-            if risk not in ("p50", "p90"):
-                raise InputError(f"unknown risk {risk!r}", path="--risk", expected="p50 or p90")
-            sc = sc.model_copy(update={"risk": risk})
-        rs = ruleset(tuple(rules or ()))
-        show = sys.stderr.isatty() if progress is None else progress
-        if pareto:
-            cand = Candidates(sc, rs, regime=regime or sc.regime, date=sc.date)
-            points = frontier(cand, points=max(2, pareto), time_limit=time_limit, seed=seed)
-            _print_frontier(points, json_out)
-            return
-        goal = objective or sc.objective
-        with solver_progress(show and solver == "cpsat", time_limit, goal) as on_progress:
-            result = make_plan(sc, regime=regime, objective=objective, rules=rs, solver=solver,
-                               time_limit=time_limit, seed=seed, on_progress=on_progress)
-        if record:
-            from straits.store import Store
-            from straits.store.records import record_plan
+    The JSON (`-o json`) is a plan document: it carries its `id` and its inputs, so `straits
+    export`, `impact` and `plan --recheck` take it as it is (a file, or `-` for stdin).
 
-            owners = sorted({w.tenant for w in sc.workloads})
-            options = {"solver": solver, "objective": objective, "regime": regime,
-                       "time_limit": time_limit, "seed": seed, "risk": sc.risk}
-            plan_id, entry = record_plan(
-                Store(db), sc, result, rs, options, actor=actor_name(actor),
-                tenant=tenant or (owners[0] if len(owners) == 1 else "portfolio"))
-            err_console.print(f"recorded plan {plan_id} as ledger entry {entry.seq} "
-                              f"({entry.hash[:12]})")
+    Exit status: 0 when every stage is placed, 3 when some are not, 2 on bad input; with
+    --recheck, 4 when a stage is now blocked.
+    """
+    set_quiet(quiet)
+    try:
+        from straits.cli.estimate_cmd import chart_target
+
+        chart = chart_target(output)
+        if chart is not None and not pareto:
+            raise InputError("a chart is drawn of a frontier", path="-o",
+                             expected="--pareto N with -o FILE.html (the plan's own report: "
+                                      "`straits report`), or a format: table, json, yaml, id")
+        if risk is not None and risk not in ("p50", "p90"):
+            raise InputError(f"unknown risk {risk!r}", path="--risk", expected="p50 or p90")
+        id_only = output is not None and output.strip().lower() == "id"
+        fmt = output_format(None if id_only or chart is not None else output, json_out)
+        if id_only:
+            if json_out:
+                raise InputError("--json and -o id ask for two formats", path="-o",
+                                 expected="one of them")
+            if recheck or pareto:
+                raise InputError("-o id prints a plan's id", path="-o",
+                                 expected="table, json or yaml with --recheck and --pareto")
+            fmt = "id"  # type: ignore[assignment]  # plan's own format (_print)
+        if show and recheck:
+            raise InputError("--show and --recheck ask for two things", path="--show",
+                             expected="one of them")
+        if state.server_url:
+            from straits.cli.remote import remote_plan
+
+            remote_plan(scenario, fmt, dict(regime=regime, objective=objective, solver=solver,
+                                            time_limit=time_limit, seed=seed), record=record,
+                        show=show, recheck=recheck, pareto=pareto,
+                        date=date.date() if date is not None else None)
+            return
+        from straits.cli.plan_source import load_source
+        from straits.rules import ruleset
+
+        source = load_source(scenario, db=db, what="SCENARIO|PLAN")
+        if (show or recheck) and source.document is None:
+            raise InputError(f"{source.label} is a scenario, not a plan",
+                             path="--show" if show else "--recheck",
+                             expected="a plan document or a recorded plan id")
+        if show:
+            assert source.document is not None
+            note(f"[dim]read {source.label}[/dim]")
+            _print(source.document.to_json(), fmt)
+            return
+        rs = ruleset(rule_dirs(rules))
+        if recheck:
+            _recheck(source, rs, date, regime, fmt)
+            return
+        options = _options(source, regime, objective, solver, time_limit, seed, risk)
+        if source.document is not None:
+            note(f"[dim]read {source.label}; planning its scenario again[/dim]")
+        if pareto:
+            _pareto(source, rs, options, pareto, fmt, chart)
+            return
+        doc = _plan(source, rs, options, progress, details, record, tenant, actor, db)
     except StraitsError as exc:
         fail(exc)
         return
-    if json_out:
-        print_json(result.to_json(details=details))
-    else:
-        console.print(plan_view(result))
-    if result.unplaced:
+    _print(doc, fmt)
+    if doc["unplaced"]:
         raise typer.Exit(EXIT_UNPLACED)
 
 
-def _print_frontier(points: list[FrontierPoint], json_out: bool) -> None:
-    if json_out:
-        print_json({"pareto": [p.to_json() for p in points]})
+def _options(source: PlanSource, regime: str | None, objective: str | None,
+             solver: str | None, time_limit: float | None, seed: int | None,
+             risk: str | None = None) -> dict[str, Any]:
+    """Flags, else the given plan's own options, else the defaults (the scenario's risk)."""
+    given = source.document.options if source.document is not None else {}
+    flags = {"solver": solver, "objective": objective, "regime": regime,
+             "time_limit": time_limit, "seed": seed, "risk": risk}
+    defaults: dict[str, Any] = {"solver": "cpsat", "objective": None, "regime": None,
+                                "time_limit": DEFAULT_TIME_LIMIT, "seed": 0,
+                                "risk": source.scenario.risk}
+    return {k: flags[k] if flags[k] is not None else given.get(k, defaults[k])
+            for k in defaults}
+
+
+def _plan(source: PlanSource, rs: RuleSet, options: dict[str, Any], progress: bool | None,
+          details: bool, record: bool, tenant: str | None, actor: str | None,
+          db: str | None) -> dict[str, Any]:
+    from straits.cli.plan_source import document_of
+    from straits.cli.plan_source import record as record_plan
+    from straits.plan import make_plan
+
+    sc = source.scenario
+    if options["risk"] != sc.risk:
+        sc = sc.model_copy(update={"risk": options["risk"]})
+    show_bar = (sys.stderr.isatty() if progress is None else progress) and not state.quiet
+    goal = options["objective"] or sc.objective
+    with solver_progress(show_bar and options["solver"] == "cpsat", options["time_limit"],
+                         goal) as on_progress:
+        result = make_plan(sc, regime=options["regime"], objective=options["objective"],
+                           rules=rs, solver=options["solver"],
+                           time_limit=options["time_limit"], seed=options["seed"],
+                           on_progress=on_progress)
+    plan_id = seq = None
+    if record:
+        store = open_store(db)
+        owners = sorted({w.tenant for w in sc.workloads})
+        plan_id, seq, new = record_plan(
+            store, sc, result, rs, options, actor=actor_name(actor),
+            tenant=tenant or (owners[0] if len(owners) == 1 else "portfolio"))
+        if new:
+            note(f"recorded plan {plan_id} as ledger entry {seq} in {store!r}")
+        else:
+            note(f"plan {plan_id} was already recorded (ledger entry {seq} in {store!r}): "
+                 "the same scenario, options and result")
+    doc = document_of(result, sc, source.scenario_doc, options, plan_id=plan_id,
+                      ledger_seq=seq, details=details)
+    return doc.to_json()
+
+
+def _print(doc: dict[str, Any], fmt: str) -> None:
+    """``fmt``: a Format, or "id" (the plan's id alone)."""
+    if fmt == "id":
+        sys.stdout.write(f"{doc['id']}\n")
         return
+    if fmt in ("json", "yaml"):
+        emit(doc, "yaml" if fmt == "yaml" else "json")
+        return
+    from straits.cli.plan_view import plan_view, summary_line
+
+    if state.quiet:  # one line, never wrapped: for scripts and logs
+        console.print(summary_line(doc), soft_wrap=True)
+    else:
+        console.print(plan_view(doc))
+
+
+def _recheck(source: PlanSource, rs: RuleSet, date: dt.datetime | None, regime: str | None,
+             fmt: Format) -> None:
+    from straits.cli.impact_cmd import show as show_impact
+    from straits.impact import impact
+
+    doc = source.document
+    assert doc is not None
+    note(f"[dim]read {source.label}[/dim]")
+    day = date.date() if date is not None else dt.datetime.now(dt.UTC).date()
+    result = impact(doc.id, doc.scenario, doc.plan, rs, date=day, regime=regime, replan=False)
+    if fmt != "table":
+        emit(result.to_json(), fmt)
+    else:
+        show_impact(result)
+    if result.blocking:
+        raise typer.Exit(EXIT_BLOCKED)
+
+
+def _pareto(source: PlanSource, rs: RuleSet, options: dict[str, Any], points: int,
+            fmt: Format, chart: Path | None = None) -> None:
+    from straits.plan.candidates import Candidates
+    from straits.plan.pareto import frontier
+
+    sc = source.scenario
+    cand = Candidates(sc, rs, regime=options["regime"] or sc.regime, date=sc.date)
+    found = frontier(cand, points=max(2, points), time_limit=options["time_limit"],
+                     seed=options["seed"])
+    if chart is not None:
+        from straits.fileio import write_output
+        from straits.report import pareto_report
+
+        written = write_output(chart, pareto_report([p.to_json() for p in found], sc.name),
+                               option="-o")
+        note(f"wrote {written}")
+        return
+    _print_frontier(found, fmt)
+
+
+def _print_frontier(points: list[FrontierPoint], fmt: Format) -> None:
+    if fmt != "table":
+        emit({"pareto": [p.to_json() for p in points]}, fmt)
+        return
+    from rich.table import Table
+
     t = Table(title="Cost / time frontier (rental and data movement; makespan in whole hours)",
               title_justify="left")
     for col in ("makespan", "cost", "unplaced", "search"):

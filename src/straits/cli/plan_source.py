@@ -1,46 +1,157 @@
-"""Where a command's PLAN argument comes from: a recorded plan id, or a scenario planned now."""
+"""One resolver for every command that takes a plan (`plan`, `export`, `impact`, and `report`):
+a recorded plan id (or a unique prefix), a plan document (the JSON or YAML `straits plan`
+prints), or a scenario, each from a file or `-` (stdin). It says on stderr which it read.
+
+Order: `-` is stdin; an existing path is a file (a plan document or a scenario, told apart by
+their fields); something that looks like a path (a `/`, or a .json/.yaml/.yml suffix) but does
+not exist is "file not found"; anything else is looked up as a recorded plan id.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from straits.model.scenario import Scenario
-from straits.report.view import Recorded
-from straits.rules.engine import RuleSet
+from straits.cli.common import note, open_store, parse_text, read_stdin_text
+from straits.errors import InputError, NotFoundError, ScenarioError, StoreError
+
+if TYPE_CHECKING:
+    from straits.model.scenario import Scenario
+    from straits.plan import Plan
+    from straits.plandoc import PlanDocument
+    from straits.rules import RuleSet
+    from straits.store import Store
+
+Kind = Literal["recorded", "document", "scenario"]
+PATH_SUFFIXES = (".json", ".yaml", ".yml")
 
 
 @dataclass(frozen=True)
 class PlanSource:
-    plan: dict[str, Any]
+    kind: Kind
+    label: str
+    """what was read, for people: 'plan document plan.json (plan 1a2b..., scenario x)'"""
     scenario: Scenario
-    describe: str
-    recorded: Recorded | None = None
+    document: PlanDocument | None
+    """None for a scenario not planned yet"""
+
+    @property
+    def scenario_doc(self) -> dict[str, Any]:
+        if self.document is not None:
+            return self.document.scenario_doc
+        return dict(self.scenario.model_dump(mode="json"))
 
 
-def resolve_plan(ref: str, *, db: str | None, rules: RuleSet, regime: str | None = None,
-                 time_limit: float = 20.0) -> PlanSource:
-    path = Path(ref)
-    if path.suffix.lower() in (".yaml", ".yml", ".json") or path.is_file():
-        from straits.loading import load_scenario
+def looks_like_path(ref: str) -> bool:
+    return "/" in ref or ref.startswith("~") or Path(ref).suffix.lower() in PATH_SUFFIXES
+
+
+def load_source(ref: str, *, db: str | None, what: str = "PLAN") -> PlanSource:
+    """Read ``ref`` as a recorded plan id, a plan document or a scenario."""
+    if ref == "-":
+        return _from_text(read_stdin_text("a plan or a scenario"), "<stdin>")
+    path = Path(ref).expanduser()
+    if path.exists():
+        from straits.loading import read_text
+
+        return _from_text(read_text(path), str(path))
+    if looks_like_path(ref) or not ref.strip():
+        raise InputError("file not found", source=ref,
+                         expected="a plan document, a scenario file, `-` for stdin, or a "
+                                  "recorded plan id")
+    return _recorded(open_store(db), ref, what)
+
+
+def _recorded(store: Store, ref: str, what: str) -> PlanSource:
+    from straits.plandoc import from_store
+
+    try:
+        doc = from_store(store, ref)
+    except NotFoundError as exc:
+        raise NotFoundError(f"{ref!r} is not a file, nor a recorded plan in {store!r}; "
+                            "`straits ledger show` lists the recorded plans") from exc
+    except InputError as exc:
+        raise InputError(exc.detail, path=what, expected=exc.expected) from None
+    entry = f", ledger entry {doc.ledger_seq}" if doc.ledger_seq else ""
+    return PlanSource("recorded", f"recorded plan {doc.id}{entry} in {store!r}",
+                      doc.scenario, doc)
+
+
+def _from_text(text: str, label: str) -> PlanSource:
+    from straits.loading import parse_scenario
+    from straits.plandoc import is_plan_document, read_document
+
+    if not text.strip():
+        raise InputError("input is empty", source=label,
+                         expected="a plan document or a scenario")
+    data = parse_text(text, label, ScenarioError)
+    if is_plan_document(data):
+        doc = read_document(data, label)
+        return PlanSource("document", f"plan document {label} (plan {doc.id[:12]}, scenario "
+                                      f"{doc.scenario.name})", doc.scenario, doc)
+    sc = parse_scenario(data, source=label)
+    return PlanSource("scenario", f"scenario {label}", sc, None)
+
+
+def resolve_plan(ref: str, *, db: str | None, rules: RuleSet, what: str = "PLAN"
+                 ) -> PlanSource:
+    """``ref`` as a plan: a scenario is planned now with the default options. Says on stderr
+    what it read."""
+    source = load_source(ref, db=db, what=what)
+    if source.document is None:
+        note(f"[dim]read {source.label}; planning it now with the default options "
+             "(`straits plan` takes more)[/dim]")
         from straits.plan import make_plan
 
-        sc = load_scenario(path)
-        plan = make_plan(sc, rules=rules, regime=regime, time_limit=time_limit)
-        return PlanSource(plan.to_json(details=True), sc,
-                          f"scenario {path}, planned now under the {plan.regime} rules")
-    from straits.store import Store
-    from straits.store.records import find_plan
+        plan = make_plan(source.scenario, rules=rules)
+        doc = document_of(plan, source.scenario, source.scenario_doc, DEFAULT_OPTIONS)
+        return PlanSource("scenario", source.label, source.scenario, doc)
+    note(f"[dim]read {source.label}[/dim]")
+    return source
 
-    store = Store(db)
-    rec = find_plan(store, ref)
-    recorded = Recorded(plan_id=rec.id, seq=rec.ledger_seq, tenant=rec.tenant)
-    if rec.ledger_seq is not None:
-        from straits.store.ledger import get_entry
 
-        entry = get_entry(store, rec.ledger_seq)
-        if entry is not None:
-            recorded = Recorded(plan_id=rec.id, seq=entry.seq, hash=entry.hash,
-                                recorded_at=entry.recorded_at, tenant=entry.tenant)
-    return PlanSource(rec.plan, rec.scenario, f"recorded plan {rec.id}", recorded)
+DEFAULT_OPTIONS: dict[str, Any] = {"solver": "cpsat", "objective": None, "regime": None,
+                                   "time_limit": 20.0, "seed": 0}
+
+
+def document_of(plan: Plan, sc: Scenario, scenario_doc: dict[str, Any],
+                options: dict[str, Any], *, plan_id: str | None = None,
+                ledger_seq: int | None = None, details: bool = False) -> PlanDocument:
+    """The document of a plan made here from ``sc`` (``scenario_doc`` is its JSON)."""
+    from straits.plandoc import (
+        PlanDocument,
+        content_digest,
+        content_id,
+        make_inputs,
+        plan_body,
+    )
+
+    body = plan_body(plan.to_json(details=details))
+    d = content_digest(body, make_inputs(scenario_doc, options))
+    return PlanDocument(plan_id or content_id(body, scenario_doc, options), d, ledger_seq, sc,
+                        scenario_doc, body, dict(options))
+
+
+def record(store: Store, sc: Scenario, plan: Plan, rules: RuleSet, options: dict[str, Any], *,
+           tenant: str, actor: str) -> tuple[str, int | None, bool]:
+    """Record ``plan`` under its content id: (id, ledger entry, whether it is new). A plan
+    already recorded (the same scenario, options and result) is not appended again."""
+    from sqlalchemy.exc import IntegrityError
+
+    from straits.plandoc import content_id
+    from straits.store.records import get_plan, record_plan
+
+    scenario_doc = dict(sc.model_dump(mode="json"))
+    plan_id = content_id(plan.to_json(), scenario_doc, options)
+    for _ in range(2):
+        row = get_plan(store, plan_id)
+        if row is not None:
+            return plan_id, row.ledger_seq, False
+        try:
+            plan_id, entry = record_plan(store, sc, plan, rules, options, tenant=tenant,
+                                         actor=actor, plan_id=plan_id)
+            return plan_id, entry.seq, True
+        except IntegrityError:  # another process recorded the same plan a moment ago
+            continue
+    raise StoreError(f"plan {plan_id} could neither be recorded nor read back")

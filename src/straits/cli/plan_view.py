@@ -1,8 +1,12 @@
-"""Rich rendering of a plan: assignments, diagnosis, warnings."""
+"""Rich rendering of a plan from its JSON contract (or plan document): assignments, diagnosis,
+warnings, guidance. A plan made here, one read from a file and one fetched from a server
+render the same."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from typing import Any
 
 from rich import box
 from rich.console import Group, RenderableType
@@ -10,88 +14,138 @@ from rich.table import Table
 from rich.text import Text
 
 from straits.cli.common import duration, money
-from straits.cli.explain import reason_line
-from straits.plan import Plan
+from straits.cli.explain import hanging, reason_line
+
+Doc = Mapping[str, Any]
 
 
-def _when(plan: Plan, hours: float) -> str:
-    t = plan.start + dt.timedelta(hours=hours)
-    return t.strftime("%m-%d %H:%M" if t.year == plan.start.year else "%y-%m-%d %H:%M")
+def _instant(text: str) -> dt.datetime:
+    t = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
-def assignments_table(plan: Plan) -> Table:
-    t = Table(title=f"Plan {plan.scenario} from {plan.date} (UTC) under {plan.regime}, "
-                    f"objective {plan.objective}, {plan.solver}: {plan.status}",
+def _when(year: int, t: dt.datetime) -> str:
+    return t.strftime("%m-%d %H:%M" if t.year == year else "%y-%m-%d %H:%M")
+
+
+def _year(plan: Doc) -> int:
+    try:
+        return dt.date.fromisoformat(str(plan["date"])).year
+    except (KeyError, ValueError):
+        return 0
+
+
+def assignments_table(plan: Doc) -> Table:
+    ident = f" {str(plan['id'])[:12]}" if plan.get("id") else ""
+    t = Table(title=f"Plan{ident} of {plan.get('scenario')} from {plan.get('date')} (UTC) "
+                    f"under {plan.get('regime')}, objective {plan.get('objective')}, "
+                    f"{plan.get('solver')}: {plan.get('status')}",
               title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
-    relies = any(a.satisfied for a in plan.assignments)
+    rows = sorted(plan.get("assignments", ()), key=lambda a: (a["start"], a["workload"]))
+    relies = any(a.get("requires") for a in rows)
     t.add_column("stage / where", no_wrap=True)
     t.add_column("when (UTC) / took", no_wrap=True)
     t.add_column("cost", justify="right", no_wrap=True)
     t.add_column("tCO2e", justify="right", no_wrap=True)
     if relies:
         t.add_column("relies on")
-    for a in sorted(plan.assignments, key=lambda a: (a.start_h, a.workload)):
-        took = duration(a.end_h - a.start_h)
-        if a.late_hours > 0:
-            took += f", [red]late {duration(a.late_hours)}[/red]"
-        row = [f"[bold]{a.workload}/{a.stage}[/bold]\n  {a.site} {a.chip} x{a.chips:,}",
-               f"{_when(plan, a.start_h)} -> {_when(plan, a.end_h)}\n  {took}",
-               money(a.cost_usd), "-" if a.tco2e is None else f"{a.tco2e:,.0f}"]
+    year = _year(plan)
+    for a in rows:
+        start, end = _instant(a["start"]), _instant(a["end"])
+        took = duration((end - start).total_seconds() / 3600)
+        if a.get("late_hours", 0) > 0:
+            took += f", [red]late {duration(a['late_hours'])}[/red]"
+        bought = " (bought)" if a.get("bought") else ""
+        row = [f"[bold]{a['workload']}/{a['stage']}[/bold]\n  {a['site']} {a['chip']} "
+               f"x{a['chips']:,}{bought}",
+               f"{_when(year, start)} -> {_when(year, end)}\n  {took}",
+               money(a.get("cost_usd")),
+               "-" if a.get("tco2e") is None else f"{a['tco2e']:,.0f}"]
         if relies:
-            row.append(", ".join(a.satisfied) or "-")
+            row.append(", ".join(a.get("requires") or ()) or "-")
         t.add_row(*row)
-    for u in plan.unplaced:
-        t.add_row(f"[bold]{u.workload}/{u.stage}[/bold]\n  [red]unplaced[/red]",
+    for u in plan.get("unplaced", ()):
+        t.add_row(f"[bold]{u['workload']}/{u['stage']}[/bold]\n  [red]unplaced[/red]",
                   *([""] * (4 if relies else 3)))
     return t
 
 
-def diagnosis_view(plan: Plan, *, cite: bool = True) -> Group:
-    parts: list[Text] = [Text("Why each stage went where it did:", style="bold")]
-    for d in plan.diagnosis:
-        style = "red" if d.chosen is None else ""
-        head = Text(f"  {d.workload}/{d.stage}", style="bold " + style)
-        head.append(f" -> {d.chosen or 'UNPLACED'}: ", style=style)
-        head.append(d.summary())
-        parts.append(head)
-        if cite:
-            parts += [reason_line(c, "  -") for c in d.citations]
-    return Group(*parts)
+def totals_line(plan: Doc) -> Text:
+    penalty = plan.get("penalty_usd") or 0
+    late = f" + {money(penalty)} late penalty" if penalty else ""
+    return Text(f"Total {money(plan.get('total_cost_usd', 0))}{late}, makespan "
+                f"{duration(plan.get('makespan_hours', 0))}, "
+                f"{len(plan.get('assignments', ()))} placed, "
+                f"{len(plan.get('unplaced', ()))} unplaced; energy "
+                f"{plan.get('energy_mwh') or 0:,.0f} MWh, {plan.get('tco2e') or 0:,.0f} tCO2e.",
+                style="bold")
 
 
-def warnings_view(plan: Plan) -> Group | None:
-    warnings = plan.warnings()
-    if not warnings and not plan.notes and not plan.why_not:
-        return None
-    parts: list[Text] = []
-    if plan.why_not:
-        parts.append(Text("Why not:", style="bold red"))
-        parts += [Text(f"  {x.text}", style="red") for x in plan.why_not]
-    if warnings:
-        parts.append(Text("Warnings (guidance and red flags; they do not change decisions):",
-                          style="bold yellow"))
-        for w, stages in warnings.values():
-            line = reason_line(w, "!")
-            line.append(f"  touches: {', '.join(stages)}", style="yellow")
-            parts.append(line)
-    for note in plan.notes:
-        parts.append(Text(f"  note: {note}", style="dim"))
-    return Group(*parts)
-
-
-def totals_line(plan: Plan) -> Text:
-    penalty = f" + {money(plan.penalty_usd)} late penalty" if plan.penalty_usd else ""
-    t = Text(f"Total {money(plan.total_cost_usd)}{penalty}, makespan "
-             f"{duration(plan.makespan_hours)}, "
-             f"{len(plan.assignments)} placed, {len(plan.unplaced)} unplaced; energy "
-             f"{plan.energy_mwh:,.0f} MWh, {plan.tco2e:,.0f} tCO2e.", style="bold")
+def summary_line(plan: Doc) -> Text:
+    """One line for --quiet: the status, id, totals and what is unplaced."""
+    t = Text(f"{plan.get('status')}", style="bold")
+    if plan.get("id"):
+        t.append(f" plan {plan['id']}")
+    t.append(": ")
+    t.append_text(totals_line(plan))
+    unplaced = [f"{u['workload']}/{u['stage']}" for u in plan.get("unplaced", ())]
+    if unplaced:
+        t.append(f" Unplaced: {', '.join(unplaced)}.", style="red")
     return t
 
 
-def plan_view(plan: Plan) -> Group:
+def diagnosis_view(plan: Any, *, cite: bool = True) -> Group:
+    plan = _json(plan)
+    parts: list[RenderableType] = [Text("Why each stage went where it did:", style="bold")]
+    for d in plan.get("diagnosis", ()):
+        style = "red" if d.get("chosen") is None else ""
+        head = Text(f"{d['workload']}/{d['stage']}", style="bold " + style)
+        head.append(f" -> {d.get('chosen') or 'UNPLACED'}: ", style=style)
+        head.append(str(d.get("summary", "")))
+        parts.append(hanging("  ", head))
+        if cite:
+            parts += [reason_line(c, "-", indent=4) for c in d.get("rules", ())]
+    return Group(*parts)
+
+
+def warnings_view(plan: Any) -> Group | None:
+    plan = _json(plan)
+    warnings, notes, why_not = (plan.get("warnings") or (), plan.get("notes") or (),
+                                plan.get("why_not") or ())
+    guidance = plan.get("guidance") or ()
+    if not (warnings or notes or why_not or guidance):
+        return None
+    parts: list[RenderableType] = []
+    if why_not:
+        parts.append(Text("Why not:", style="bold red"))
+        parts += [hanging("  ", Text(str(x["text"]), style="red")) for x in why_not]
+    if warnings:
+        parts.append(Text("Warnings (guidance and red flags; they do not change decisions):",
+                          style="bold yellow"))
+        for w in warnings:
+            body = Text()
+            from straits.cli.explain import reason_text
+
+            body.append_text(reason_text(w))
+            body.append(f"  touches: {', '.join(w.get('stages', ()))}", style="yellow")
+            parts.append(hanging("  ! ", body))
+    for note in notes:
+        parts.append(hanging("  note: ", Text(str(note), style="dim")))
+    for g in guidance:
+        parts.append(hanging("  hint: ", Text(str(g.get("text", ""))), style="bold cyan"))
+    return Group(*parts)
+
+
+def plan_view(plan: Any) -> Group:
+    plan = _json(plan)
     parts: list[RenderableType] = [assignments_table(plan), totals_line(plan), Text(""),
                                    diagnosis_view(plan)]
     w = warnings_view(plan)
     if w is not None:
         parts += [Text(""), w]
     return Group(*parts)
+
+
+def _json(plan: Any) -> Doc:
+    """A plan document, a plan JSON contract, or a :class:`~straits.plan.Plan`."""
+    return plan if isinstance(plan, Mapping) else plan.to_json()

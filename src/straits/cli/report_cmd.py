@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from straits.cli.common import DbOption, JsonOption, RulesOption, err_console, fail, print_json
+from straits.cli.common import (
+    DbOption,
+    JsonOption,
+    RulesOption,
+    err_console,
+    fail,
+    note,
+    open_store,
+    print_json,
+    rule_dirs,
+)
 from straits.errors import InputError, StraitsError
+
+if TYPE_CHECKING:
+    from straits.cli.plan_source import PlanSource
+    from straits.model.scenario import Scenario
+    from straits.report.view import Recorded
+    from straits.rules import RuleSet
 
 KINDS = {".html": "html", ".htm": "html", ".pdf": "pdf", ".png": "png"}
 
@@ -45,8 +61,9 @@ def write_page(html: str, out: Path) -> dict[str, Any]:
 
 def report(
     plan: str = typer.Argument(..., metavar="PLAN",
-                               help="A recorded plan id (or unique prefix), or a scenario file "
-                                    "to plan now."),
+                               help="A recorded plan id (or unique prefix), a plan document "
+                                    "(`straits plan -o json`), a scenario file to plan now, or "
+                                    "`-` for stdin."),
     out: Path = typer.Option(..., "-o", "--out",
                              help="The file to write: .html (self-contained, no network), or "
                                   ".pdf / .png printed by a local Chromium; - for HTML on "
@@ -67,29 +84,23 @@ def report(
     sites and what moves between them, costs, **why not** for every stage with the rule and
     citation, the rules in force on the plan's date on a timeline, warnings, and the ledger
     entry of a recorded plan."""
-    from straits.cli.plan_source import resolve_plan
     from straits.report import pareto_report, plan_report
     from straits.rules import ruleset
 
     try:
-        rs = ruleset(tuple(rules or ()))
+        rs = ruleset(rule_dirs(rules))
         if pareto is not None:
-            from straits.loading import load_scenario
             from straits.plan.candidates import Candidates
             from straits.plan.pareto import frontier
 
-            path = Path(plan)
-            if not path.is_file():
-                raise InputError(f"{plan} is not a scenario file", path="PLAN",
-                                 expected="a scenario file with --pareto")
-            sc = load_scenario(path)
-            cand = Candidates(sc, rs, regime=regime or sc.regime, date=sc.date)
+            source = _scenario_only(plan, db, "--pareto")
+            cand = Candidates(source.scenario, rs, regime=regime or source.scenario.regime,
+                              date=source.scenario.date)
             points = frontier(cand, points=pareto, time_limit=time_limit)
-            html = pareto_report([p.to_json() for p in points], sc.name)
+            html = pareto_report([p.to_json() for p in points], source.scenario.name)
         else:
-            src = resolve_plan(plan, db=db, rules=rs, regime=regime, time_limit=time_limit)
-            html = plan_report(src.plan, src.scenario, rs, source=src.describe,
-                               recorded=src.recorded)
+            plan_json, sc, describe, recorded = _plan_of(plan, db, rs, regime, time_limit)
+            html = plan_report(plan_json, sc, rs, source=describe, recorded=recorded)
         written = write_page(html, out)
     except StraitsError as exc:
         fail(exc)
@@ -102,3 +113,46 @@ def report(
         print_json(written)
     elif written["path"] != "-":
         err_console.print(f"wrote {written['path']} ({written['bytes'] / 1e6:,.1f} MB)")
+
+
+def _scenario_only(ref: str, db: str | None, option: str) -> PlanSource:
+    from straits.cli.plan_source import load_source
+
+    source = load_source(ref, db=db)
+    if source.document is not None:
+        raise InputError(f"{option} plans a scenario; {source.label} is a plan already",
+                         path="PLAN", expected=f"a scenario file with {option}")
+    return source
+
+
+def _plan_of(ref: str, db: str | None, rules: RuleSet, regime: str | None, time_limit: float
+             ) -> tuple[dict[str, Any], Scenario, str, Recorded | None]:
+    """(plan JSON with every option's diagnosis where it can be had, its scenario, what was
+    read, the ledger entry of a recorded plan)."""
+    from straits.cli.plan_source import load_source
+    from straits.report.view import Recorded
+
+    source = load_source(ref, db=db)
+    doc = source.document
+    if doc is None:  # a scenario: planned now, with the diagnosis of every option
+        from straits.plan import make_plan
+
+        note(f"[dim]read {source.label}; planning it now[/dim]")
+        made = make_plan(source.scenario, rules=rules, regime=regime, time_limit=time_limit)
+        return (made.to_json(details=True), source.scenario,
+                f"{source.label}, planned now under the {made.regime} rules", None)
+    if regime is not None and regime != doc.plan.get("regime"):
+        raise InputError(f"{source.label} was planned under the {doc.plan.get('regime')} "
+                         "rules; --regime applies to a scenario planned now", path="--regime",
+                         expected="a scenario file with --regime, or no --regime")
+    note(f"[dim]read {source.label}[/dim]")
+    recorded = None
+    if source.kind == "recorded" and doc.ledger_seq is not None:
+        from straits.store.ledger import get_entry
+
+        entry = get_entry(open_store(db), doc.ledger_seq)
+        recorded = Recorded(plan_id=doc.id, seq=doc.ledger_seq,
+                            hash=entry.hash if entry else None,
+                            recorded_at=entry.recorded_at if entry else None,
+                            tenant=entry.tenant if entry else None)
+    return doc.plan, doc.scenario, source.label, recorded

@@ -4,26 +4,28 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
-from straits.cli import rules_views as views
+from straits.cli.choices import Regime
 from straits.cli.common import (
     ActorOption,
     DbOption,
     JsonOption,
+    OutputOption,
     RulesOption,
     actor_name,
     console,
+    emit,
     err_console,
     fail,
-    print_json,
+    open_store,
+    output_format,
+    rule_dirs,
+    state,
 )
 from straits.errors import InputError, RequestError, StraitsError
-from straits.model.types import Regime
 
 if TYPE_CHECKING:
     from straits.rules import Rule, RuleSet
@@ -51,14 +53,23 @@ def _date(value: str, name: str) -> dt.date:
                            expected="YYYY-MM-DD") from None
 
 
-def _window(r: Rule) -> str:
+def _window(r: Rule | dict[str, Any]) -> str:
+    """A rule's window, from a :class:`Rule` or its JSON."""
+    if isinstance(r, dict):
+        return f"{r['effective_from']} .. {r.get('effective_until') or ''}".rstrip()
     return f"{r.effective_from} .. {r.effective_until or ''}".rstrip()
 
 
 def _rules(rules: list[Path] | None, packs: list[Path] | None = None) -> RuleSet:
     from straits.rules import ruleset
 
-    return ruleset((*(rules or ()), *(packs or ())))
+    return ruleset((*rule_dirs(rules), *(packs or ())))
+
+
+def _local_only(what: str) -> None:
+    if state.server_url:
+        raise InputError(f"`straits rules {what}` reads the rule packs on this machine",
+                         path="--server", expected="no --server (`rules list` asks the server)")
 
 
 @app.command("list")
@@ -67,21 +78,29 @@ def list_rules(
     regime: Regime = typer.Option("enacted", "--regime", help="enacted | ai-diffusion."),
     pack: list[str] = typer.Option(None, "--pack", help="Only these packs (repeatable)."),
     json_out: bool = JsonOption,
+    output: str = OutputOption,
     rules: list[Path] = RulesOption,
 ) -> None:
     """List the rules, or those in force on --date under --regime."""
-    from straits.api import rule_json, select_rules
-
     try:
-        rs = _rules(rules)
-        selected = select_rules(rs, _date(date, "--date") if date is not None else None,
-                                regime, pack)
-    except InputError as exc:
+        fmt = output_format(output, json_out)
+        day = _date(date, "--date") if date is not None else None
+        if state.server_url:
+            from straits.cli.remote import client
+
+            selected = client().rules(date=day, regime=regime, packs=pack or [])
+        else:
+            from straits.api import rule_json, select_rules
+
+            selected = [rule_json(r) for r in select_rules(_rules(rules), day, regime, pack)]
+    except StraitsError as exc:
         fail(exc)
         return
-    if json_out:
-        print_json([rule_json(r) for r in selected])
+    if fmt != "table":
+        emit(selected, fmt)
         return
+    from rich.table import Table
+
     title = f"{len(selected)} rules" + (f" in force on {date} ({regime})" if date else "")
     t = Table(title=title, title_justify="left")
     t.add_column("rule", no_wrap=True)
@@ -91,8 +110,9 @@ def list_rules(
     t.add_column("conf", no_wrap=True)
     t.add_column("title")
     for r in selected:
-        effect = r.effect + (f" ({r.presumption})" if r.presumption else "")
-        t.add_row(r.id, effect, r.requires or "", _window(r), r.confidence, r.title)
+        effect = r["effect"] + (f" ({r['presumption']})" if r.get("presumption") else "")
+        t.add_row(r["rule"], effect, r.get("requires") or "", _window(r), r["confidence"],
+                  r["title"])
     console.print(t)
 
 
@@ -100,19 +120,24 @@ def list_rules(
 def show(
     rule_id: str = typer.Argument(..., help="A rule id, e.g. cn-cbdf-2024-assessment."),
     json_out: bool = JsonOption,
+    output: str = OutputOption,
     rules: list[Path] = RulesOption,
 ) -> None:
     """Print one rule: citation, confidence, window, plain-language reason and its Cedar text."""
+    from rich.text import Text
+
     from straits.api import rule_json
     from straits.rules.listing import rule_regimes
 
     try:
+        fmt = output_format(output, json_out)
+        _local_only("show")
         r = _rules(rules).rule(rule_id)
     except InputError as exc:
         fail(exc)
         return
-    if json_out:
-        print_json({**rule_json(r), "text": r.text})
+    if fmt != "table":
+        emit({**rule_json(r), "text": r.text}, fmt)
         return
     console.print(Text(f"{r.id}  ({r.pack}, {r.file}:{r.line})", style="bold"))
     rows = [("title", r.title), ("citation", r.citation), ("confidence", r.confidence),
@@ -129,20 +154,25 @@ def show(
 @app.command("packs")
 def packs(
     json_out: bool = JsonOption,
+    output: str = OutputOption,
     rules: list[Path] = RulesOption,
 ) -> None:
     """The loaded packs: version, whether the policies are those the newest changelog entry
     released (its policy digest), and the latest change."""
+    from straits.cli import rules_views as views
+
     try:
+        fmt = output_format(output, json_out)
+        _local_only("packs")
         loaded = _rules(rules).packs
     except InputError as exc:
         fail(exc)
         return
-    if json_out:
-        print_json([{"name": p.name, "version": p.version, "jurisdiction": p.jurisdiction,
+    if fmt != "table":
+        emit([{"name": p.name, "version": p.version, "jurisdiction": p.jurisdiction,
                      "rules": len(p.rules), "digest": p.digest,
                      "policy_digest": p.policy_digest, "released": p.released,
-                     "changelog": [r.to_json() for r in p.changelog]} for p in loaded])
+                     "changelog": [r.to_json() for r in p.changelog]} for p in loaded], fmt)
         return
     console.print(views.packs_table(loaded))
 
@@ -159,21 +189,26 @@ def diff(
     base: list[Path] = typer.Option(None, "--base", help="With --packs: the pack versions to "
                                     "compare from (default: the packs loaded now)."),
     json_out: bool = JsonOption,
+    output: str = OutputOption,
     rules: list[Path] = RulesOption,
 ) -> None:
     """What changed between two dates (`rules diff 2025-04-08 2025-04-10`), two regimes
     (`rules diff 2025-06-01 --regime enacted --vs ai-diffusion`) or two pack versions
     (`rules diff --packs NEW_DIR [--base OLD_DIR]`): policies added, removed, changed in
     effect or in annotations only, with the changelog of each new version."""
+    from rich.text import Text
+
     from straits.rules.listing import diff as rules_diff
 
     try:
+        fmt = output_format(output, json_out)
+        _local_only("diff")
         if candidate or base:
             if first is not None or vs is not None:
                 raise RequestError("compare pack versions (--packs/--base) or dates, not both")
             if not candidate:
                 raise RequestError("give the newer packs with --packs", path="--packs")
-            _pack_diff(rules, base, candidate, json_out)
+            _pack_diff(rules, base, candidate, fmt)
             return
         if first is None:
             raise RequestError("give a date, two dates, or --packs DIR",
@@ -193,8 +228,8 @@ def diff(
     except InputError as exc:
         fail(exc)
         return
-    if json_out:
-        print_json(result.to_json())
+    if fmt != "table":
+        emit(result.to_json(), fmt)
         return
     console.print(Text(f"From {result.before} to {result.after}: {len(result.added)} added, "
                        f"{len(result.removed)} removed, {result.unchanged} unchanged.",
@@ -208,14 +243,15 @@ def diff(
 
 
 def _pack_diff(rules: list[Path] | None, base: list[Path] | None, candidate: list[Path],
-               json_out: bool) -> None:
+               fmt: str) -> None:
+    from straits.cli import rules_views as views
     from straits.rules.versions import diff_packs
 
     before = _rules(rules, base).packs
     after = _rules(rules, candidate).packs
     d = diff_packs(before, after)
-    if json_out:
-        print_json(d.to_json())
+    if fmt != "table":
+        emit(d.to_json(), fmt)  # type: ignore[arg-type]
     else:
         views.pack_diff(d)
 
@@ -230,16 +266,22 @@ def test(
                                          help="Fail when the tested packs' condition coverage "
                                               "is below this percentage."),
     json_out: bool = JsonOption,
+    output: str = OutputOption,
     rules: list[Path] = RulesOption,
 ) -> None:
     """Run the packs' case tables (request -> decision, requires, rule ids), like `opa test`,
     and measure how they cover each policy and condition. Exit status 1 when a case fails,
     a policy applies in no case of its own pack, or conditions are covered below
     --min-condition-coverage."""
+    from rich.text import Text
+
+    from straits.cli import rules_views as views
     from straits.rules.cases import run_cases
     from straits.rules.coverage import coverage
 
     try:
+        fmt = output_format(output, json_out)
+        _local_only("test")
         rs = _rules(rules)
         results = run_cases(rs, list(packs or []))
         report = coverage(rs, results, list(packs or []) or [p.name for p in rs.packs])
@@ -249,9 +291,9 @@ def test(
     failed = [r for r in results if not r.ok]
     too_low = report.condition_pct < min_conditions
     bad = bool(failed or report.uncovered or too_low)
-    if json_out:
-        print_json({"passed": len(results) - len(failed), "failed": len(failed),
-                    "cases": [r.to_json() for r in results], "coverage": report.to_json()})
+    if fmt != "table":
+        emit({"passed": len(results) - len(failed), "failed": len(failed),
+              "cases": [r.to_json() for r in results], "coverage": report.to_json()}, fmt)
     else:
         by_pack: dict[str, list[int]] = {}
         for r in results:
@@ -291,6 +333,7 @@ def replay(
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Verify the ledger before "
                                 "reading it (a replay of altered entries would mislead)."),
     json_out: bool = JsonOption,
+    output: str = OutputOption,
     rules: list[Path] = RulesOption,
     db: str = DbOption,
     actor: str = ActorOption,
@@ -299,13 +342,15 @@ def replay(
     candidate packs (the loaded packs, with --packs over them) and list exactly which would
     change: before -> after, the rule, the tenant. Decisions are asked on their own date and
     regime; plans are re-checked placement by placement."""
+    from straits.cli import rules_views as views
     from straits.rules.replay import Replayer
-    from straits.store import Store
     from straits.store import ledger as ledger_mod
 
     try:
+        fmt = output_format(output, json_out)
+        _local_only("replay")
         day = _date(since, "--since")
-        store = Store(db)
+        store = open_store(db)
         if verify:
             v = ledger_mod.verify(store)
             if not v.ok:
@@ -323,10 +368,10 @@ def replay(
         return
     if entry is not None:
         err_console.print(f"recorded as ledger entry {entry.seq} ({entry.hash[:12]})")
-    if json_out:
-        print_json({**result.to_json(),
-                    "recorded": None if entry is None else {"seq": entry.seq,
-                                                            "hash": entry.hash}})
+    if fmt != "table":
+        emit({**result.to_json(),
+              "recorded": None if entry is None else {"seq": entry.seq, "hash": entry.hash}},
+             fmt)
     else:
         views.replay_view(result)
     if exit_code and result.changes:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from straits.cli.common import DbOption, RulesOption, err_console, fail
+from straits.cli.common import DbOption, RulesOption, database_url, err_console, fail, rule_dirs
 from straits.errors import InputError, StraitsError
 
 
@@ -28,10 +28,11 @@ def serve(
                                              "503."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn's log level."),
 ) -> None:
-    """Serve the REST API: /v1/check, /v1/estimate, /v1/plans, /v1/rules, /v1/chips,
-    /v1/ledger, /healthz; the OpenAPI spec at /openapi.json. Every /v1 route needs a token
-    from `straits tokens create`. Migrations run on start; plans left queued or running by an
-    earlier run are resumed (or failed with their reason)."""
+    """Serve the REST API: /v1/check, /v1/estimate, /v1/plans (with export and report),
+    /v1/impact, /v1/rules, /v1/chips, /v1/ledger, /healthz; the web console at /ui and the
+    OpenAPI spec at /openapi.json (/docs, /redoc). Every /v1 route needs a token from `straits
+    tokens create`. Migrations run on start; plans left queued or running by an earlier run
+    are resumed (or failed with their reason)."""
     try:
         import uvicorn
 
@@ -47,12 +48,12 @@ def serve(
         settings = Settings.from_env()
         if plan_workers is not None:
             settings = dataclasses.replace(settings, plan_workers=plan_workers)
-        app = create_app(Store(db), settings=settings, rule_dirs=tuple(rules or ()))
+        app = create_app(Store(database_url(db)), settings=settings, rule_dirs=rule_dirs(rules))
     except StraitsError as exc:
         fail(exc)
         return
     err_console.print(f"Straits API on http://{host}:{port} (database: "
-                      f"{app.state.store!r}); OpenAPI at /openapi.json")
+                      f"{app.state.store!r}); OpenAPI at /openapi.json", soft_wrap=True)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
                             http=protocol(header_timeout), timeout_keep_alive=5,
                             limit_concurrency=max_connections, timeout_graceful_shutdown=10)

@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
-import typer
-from rich.table import Table
+import sys
 
-from straits.cli.common import DbOption, JsonOption, console, fail, print_json
-from straits.errors import StraitsError
-from straits.store import Store
-from straits.store.tokens import ROLES, create_token, list_tokens, revoke_token
+import typer
+
+from straits.cli.common import (
+    DbOption,
+    JsonOption,
+    OutputOption,
+    console,
+    emit,
+    fail,
+    note,
+    open_store,
+    output_format,
+    state,
+)
+from straits.errors import InputError, StraitsError
 
 app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+
+
+def _here(what: str) -> None:
+    if state.server_url:
+        raise InputError(f"`straits tokens {what}` manages the tokens of a database on this "
+                         "machine (the server's tokens are made where it runs)",
+                         path="--server", expected="no --server, and --db naming the "
+                                                    "server's database")
 
 
 @app.command("create")
@@ -21,39 +39,51 @@ def create(
     label: str = typer.Option("", "--label", help="A note to recognise the token by."),
     db: str = DbOption,
     json_out: bool = JsonOption,
+    output: str = OutputOption,
 ) -> None:
-    """Create a token and print it once: store it now, it cannot be shown again."""
+    """Create a token and print it once, alone on stdout (`TOKEN=$(straits tokens create
+    ...)`): store it now, it cannot be shown again. What it is for goes to stderr."""
+    from straits.store.tokens import create_token
+
     try:
-        token, row = create_token(Store(db), tenant, role, label)
+        fmt = output_format(output, json_out)
+        _here("create")
+        token, row = create_token(open_store(db), tenant, role, label)
     except StraitsError as exc:
         fail(exc)
         return
-    if json_out:
-        print_json({"token": token, "id": row.id, "tenant": row.tenant, "role": row.role})
+    if fmt != "table":
+        emit({"token": token, "id": row.id, "tenant": row.tenant, "role": row.role}, fmt)
         return
-    console.print(f"token [bold]{row.id}[/bold] for tenant {row.tenant!r}, role {row.role}:")
-    console.print(token, soft_wrap=True)
-    console.print("[dim]Send it as 'Authorization: Bearer <token>'. It is not stored and "
-                  "cannot be shown again.[/dim]")
+    sys.stdout.write(token + "\n")
+    note(f"[dim]token {row.id} for tenant {row.tenant!r}, role {row.role}. Send it as "
+         "'Authorization: Bearer <token>' (or STRAITS_TOKEN for --server). It is not stored "
+         "and cannot be shown again.[/dim]")
 
 
 @app.command("list")
-def list_(db: str = DbOption, json_out: bool = JsonOption) -> None:
+def list_(db: str = DbOption, json_out: bool = JsonOption, output: str = OutputOption) -> None:
     """List tokens (ids, tenants, roles; never secrets)."""
+    from straits.store.tokens import ROLES, list_tokens
+
     try:
-        rows = list_tokens(Store(db))
+        fmt = output_format(output, json_out)
+        _here("list")
+        rows = list_tokens(open_store(db))
     except StraitsError as exc:
         fail(exc)
         return
     data = [{"id": r.id, "tenant": r.tenant, "role": r.role, "label": r.label,
              "created_at": r.created_at.isoformat(),
              "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None} for r in rows]
-    if json_out:
-        print_json(data)
+    if fmt != "table":
+        emit(data, fmt)
         return
+    from rich.table import Table
+
     t = Table(title=f"{len(rows)} tokens (roles: {', '.join(ROLES)})", title_justify="left")
     for col in ("id", "tenant", "role", "label", "created", "revoked"):
-        t.add_column(col)
+        t.add_column(col, no_wrap=col == "id")
     for d in data:
         t.add_row(d["id"], d["tenant"], d["role"], d["label"], str(d["created_at"])[:19],
                   str(d["revoked_at"] or "")[:19])
@@ -64,8 +94,11 @@ def list_(db: str = DbOption, json_out: bool = JsonOption) -> None:
 def revoke(token_id: str = typer.Argument(..., help="The token's id (not its secret)."),
            db: str = DbOption) -> None:
     """Revoke a token: requests with it are refused from now on."""
+    from straits.store.tokens import revoke_token
+
     try:
-        row = revoke_token(Store(db), token_id)
+        _here("revoke")
+        row = revoke_token(open_store(db), token_id)
     except StraitsError as exc:
         fail(exc)
         return

@@ -42,6 +42,7 @@ from straits.rules import ruleset
 from straits.server import bodies
 from straits.server.jobs import Worker
 from straits.server.ledger_routes import router as ledger_router
+from straits.server.plan_routes import router as plan_router
 from straits.server.problems import Problem, StrictJSONResponse, problem
 from straits.server.problems import openapi_responses as problems_doc
 from straits.server.report_routes import router as report_router
@@ -168,6 +169,8 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None,
     app.state.settings = settings
     app.state.rules = ruleset(rule_dirs)
     app.state.rules_lock = threading.Lock()
+    app.state.rule_dirs = rule_dirs
+    app.state.rule_pool = []  # rule sets lent to export and impact requests (plan_routes.py)
     app.state.admission_plans = {}
     app.state.admission_contexts = {}
     app.state.worker = worker
@@ -175,6 +178,7 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None,
     app.state.rule_dirs = rule_dirs
     app.include_router(router)
     app.include_router(ledger_router)
+    app.include_router(plan_router)
     app.include_router(skypilot_router)
     app.include_router(report_router)
 

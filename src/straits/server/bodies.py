@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 from pydantic import TypeAdapter
 
 from straits.errors import RequestError
@@ -22,10 +23,13 @@ def schema_of(tp: Any) -> dict[str, Any]:
     return schema
 
 
-def documented(tp: Any, description: str) -> dict[str, Any]:
-    """``openapi_extra`` for a route whose JSON body is ``tp``."""
-    return {"requestBody": {"required": True, "description": description,
-                            "content": {"application/json": {"schema": schema_of(tp)}}}}
+def documented(tp: Any, description: str, *, yaml: bool = False) -> dict[str, Any]:
+    """``openapi_extra`` for a route whose JSON (and, with ``yaml``, YAML) body is ``tp``."""
+    schema = schema_of(tp)
+    content = {"application/json": {"schema": schema}}
+    if yaml:
+        content["application/yaml"] = {"schema": schema}
+    return {"requestBody": {"required": True, "description": description, "content": content}}
 
 
 async def json_body(request: Request, label: str) -> Any:
@@ -35,3 +39,27 @@ async def json_body(request: Request, label: str) -> Any:
     if not raw.strip():
         raise RequestError("the request body is empty", source=label, expected="JSON")
     return parse_json(raw, source=label, error=RequestError)
+
+
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+
+
+async def document_body(request: Request, label: str) -> Any:
+    """A JSON body, or YAML when the Content-Type says so (``application/yaml``). A body
+    without a JSON Content-Type that is not JSON is read as YAML too (``curl --data-binary
+    @scenario.yaml`` sends a form type). Either way within the limits of
+    ``loading.parse_document`` (strict JSON; YAML depth, aliases, duplicate keys)."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "application/json" or kind.endswith("+json"):
+        return await json_body(request, label)
+    raw = await request.body()
+    if not raw.strip():
+        raise RequestError("the request body is empty", source=label, expected="JSON or YAML")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RequestError("not UTF-8 text", source=label, expected="JSON or YAML") from None
+    from straits.loading import parse_document
+
+    return await run_in_threadpool(
+        lambda: parse_document(text, source=label, error=RequestError))

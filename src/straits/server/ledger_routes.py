@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from straits.errors import InputError, NotFoundError, RequestError
@@ -39,12 +39,13 @@ def _keys(request: Request) -> Keys:
 def tenant_view(e: Entry) -> dict[str, Any]:
     """An entry as its tenant sees it: numbered within the tenant, nothing about others."""
     return {"seq": e.tenant_seq, "recorded_at": e.recorded_at, "tenant": e.tenant,
-            "actor": e.actor, "kind": e.kind, "body": e.body,
+            "actor": e.actor, "kind": e.kind, "body": e.body, "content": e.content,
             "receipt": f"/v1/ledger/entries/{e.tenant_seq}/receipt"}
 
 
 def admin_view(e: Entry) -> dict[str, Any]:
-    return {**e.to_json(), "receipt": f"/v1/ledger/entries/{e.seq}/receipt"}
+    return {**e.to_json(), "content": e.content,
+            "receipt": f"/v1/ledger/entries/{e.seq}/receipt"}
 
 
 def view_number(who: Principal, e: Entry) -> int:
@@ -87,16 +88,31 @@ def verify_ledger(request: Request, who: Caller,
 
 @router.get("/entries", operation_id="listLedgerEntries",
             responses={200: {"model": list[dict[str, Any]]}})
-def ledger_entries(request: Request, who: Caller,
+def ledger_entries(request: Request, response: Response, who: Caller,
                    since: Annotated[int, Query(ge=1, le=MAX_SEQ)] = 1,
-                   limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+                   limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                   tenant: Annotated[str | None, Query(max_length=100, description="Admins: "
+                                                       "one tenant's entries.")] = None
+                   ) -> list[dict[str, Any]]:
     """Entries in order from `since`: your tenant's, numbered 1, 2, 3 within it; every
-    tenant's with their stored fields and global numbers for admins."""
+    tenant's with their stored fields and global numbers for admins. Each has `body` (the
+    canonical JSON text the hashes cover) and `content` (the same as a JSON object). The next
+    page is in the `Link` header (`rel="next"`)."""
+    from straits.server.listing import link_next
+
     store: Store = request.app.state.store
+    if tenant is not None and not who.is_admin and tenant != who.tenant:
+        raise refuse(request, 403, f"a token of tenant {who.tenant!r} cannot read the entries "
+                                   f"of {tenant!r}", who)
     if who.is_admin:
-        return [admin_view(e) for e in ledger.entries(store, since=since, limit=limit)]
-    return [tenant_view(e) for e in ledger.tenant_entries(store, who.tenant, since=since,
-                                                          limit=limit)]
+        rows = list(ledger.entries(store, tenant=tenant, since=since, limit=limit + 1))
+        views = [admin_view(e) for e in rows[:limit]]
+    else:
+        rows = list(ledger.tenant_entries(store, who.tenant, since=since, limit=limit + 1))
+        views = [tenant_view(e) for e in rows[:limit]]
+    if len(rows) > limit:
+        link_next(request, response, since=int(views[-1]["seq"]) + 1)
+    return views
 
 
 @router.get("/entries/{seq}", operation_id="getLedgerEntry",

@@ -5,6 +5,7 @@ the thread pool, never on the event loop."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -18,8 +19,9 @@ from straits.model.request import CheckRequest, EstimateRequest
 from straits.model.scenario import Scenario
 from straits.model.types import Objective, Regime
 from straits.server.auth import Caller, refuse, require
-from straits.server.bodies import documented, json_body
+from straits.server.bodies import document_body, documented, json_body
 from straits.server.ledger_routes import view_number
+from straits.server.listing import PlanFilter, link_next, list_plans, parse_instant, plan_row
 from straits.server.problems import problem
 from straits.server.schemas import (
     CheckAnswer,
@@ -32,8 +34,8 @@ from straits.server.schemas import (
 )
 from straits.store import queue
 from straits.store.records import (
+    PLAN_STATES,
     get_plan,
-    list_plans,
     plan_job_json,
     proven_job_json,
     record_check,
@@ -89,7 +91,8 @@ async def estimate(request: Request, who: Caller) -> Any:
 
 @router.post("/plans", status_code=202, tags=["plans"], operation_id="submitPlan",
              openapi_extra=documented(Scenario, "A scenario, as in a scenario file "
-                                      "(docs/scenario-reference.md)."),
+                                      "(docs/scenario-reference.md): JSON, or YAML with "
+                                      "Content-Type application/yaml.", yaml=True),
              responses={202: {"model": PlanJob, "description": "Queued; poll `Location`."}})
 async def submit_plan(
     request: Request, who: Caller,
@@ -104,7 +107,7 @@ async def submit_plan(
     Jobs live in the database: a worker that dies or a server that restarts resumes them, and
     `DELETE /v1/plans/{id}` cancels one."""
     await run_in_threadpool(require, request, who, "planner", "submit plans")
-    data = await json_body(request, BODY)
+    data = await document_body(request, BODY)
     sc = await run_in_threadpool(lambda: parse_scenario(data, source=BODY))
     settings = request.app.state.settings
     if len(sc.workloads) > settings.max_workloads:
@@ -137,7 +140,8 @@ async def submit_plan(
 
 
 def _own_plan(request: Request, who: Principal, plan_id: str) -> PlanRow:
-    row = get_plan(request.app.state.store, plan_id)
+    """The plan ``plan_id`` (or a unique prefix of its id) if it is the caller's tenant's."""
+    row = plan_row(request.app.state.store, plan_id)
     if row is not None and (who.is_admin or row.tenant == who.tenant):
         return row
     if row is not None:  # another tenant's: the same answer as a missing plan, but logged
@@ -147,17 +151,42 @@ def _own_plan(request: Request, who: Principal, plan_id: str) -> PlanRow:
 
 @router.get("/plans", tags=["plans"], operation_id="listPlans",
             responses={200: {"model": list[PlanSummary]}})
-def plans(request: Request, who: Caller,
-          limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
-    """Your tenant's plans, newest first (every tenant's for admins), without plan bodies."""
+def plans(request: Request, response: Response, who: Caller,
+          limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+          cursor: Annotated[str | None, Query(max_length=500, description="From the Link "
+                                              "header of the previous page.")] = None,
+          status: Annotated[str | None, Query(max_length=20, description="queued | running | "
+                                              "done | failed | cancelled")] = None,
+          scenario: Annotated[str | None, Query(max_length=200, description="The scenario's "
+                                                "name.")] = None,
+          tenant: Annotated[str | None, Query(max_length=100, description="Admins: one "
+                                              "tenant's plans.")] = None,
+          since: Annotated[str | None, Query(max_length=40, description="Made at or after "
+                                             "(date or ISO time).")] = None,
+          until: Annotated[str | None, Query(max_length=40, description="Made before (date "
+                                             "or ISO time).")] = None) -> list[dict[str, Any]]:
+    """Your tenant's plans, newest first (every tenant's for admins), without plan bodies,
+    each with its scenario's name. Pages of `limit`: the next page's URL is in the `Link`
+    header (`rel="next"`), absent on the last page. A tenant sees its own ledger entry
+    numbers, never the global ones."""
+    if status is not None and status not in PLAN_STATES:
+        raise RequestError(f"unknown status {status!r}", path="status",
+                           expected=" | ".join(PLAN_STATES))
+    if tenant is not None and not who.is_admin and tenant != who.tenant:
+        raise refuse(request, 403, f"a token of tenant {who.tenant!r} cannot list the plans "
+                                   f"of {tenant!r}", who)
+    f = PlanFilter(tenant=tenant if who.is_admin else who.tenant, status=status,
+                   scenario=scenario, since=parse_instant(since, "since"),
+                   until=parse_instant(until, "until"))
     store = request.app.state.store
-    rows = list_plans(store, None if who.is_admin else who.tenant, limit)
-    jobs = [{k: v for k, v in plan_job_json(r).items() if k != "plan"} for r in rows]
-    if not who.is_admin:  # a tenant sees its own entry numbers, never the global ones
-        numbers = tenant_numbers(store, [j["ledger_seq"] for j in jobs if j["ledger_seq"]])
-        for j in jobs:
+    items, next_cursor = list_plans(store, f, limit, cursor)
+    if not who.is_admin:
+        numbers = tenant_numbers(store, [j["ledger_seq"] for j in items if j["ledger_seq"]])
+        for j in items:
             j["ledger_seq"] = numbers.get(j["ledger_seq"]) if j["ledger_seq"] else None
-    return jobs
+    if next_cursor is not None:
+        link_next(request, response, cursor=next_cursor)
+    return items
 
 
 @router.get("/plans/{plan_id}", tags=["plans"], operation_id="getPlan",
@@ -173,14 +202,33 @@ def plan_status(request: Request, plan_id: str, who: Caller) -> dict[str, Any]:
 @router.get("/plans/{plan_id}/plan", tags=["plans"], operation_id="getPlanResult",
             responses={200: {"model": PlanDocument}})
 def plan_result(request: Request, plan_id: str, who: Caller) -> Any:
-    """The finished plan, exactly as `straits plan --json` prints it (409 until it is done)."""
-    job = proven_job_json(request.app.state.store, _own_plan(request, who, plan_id),
-                          tenant_view=not who.is_admin)
+    """The finished plan as a plan document, exactly as `straits plan --json` prints it (its
+    id, digest, ledger entry and inputs included; a recorded plan as its ledger entry proves
+    it, 409 if the stored copy differs; 409 until it is done)."""
+    row = _own_plan(request, who, plan_id)
+    job = plan_job_json(row)
     if job["status"] != "done":
         return problem(409, f"plan {plan_id} is {job['status']}", instance=request.url.path,
                        plan_status=job["status"], progress=job["progress"],
                        reason=job["error"])
-    return job["plan"]
+    return plan_document(request.app.state.store, row, tenant_view=not who.is_admin)
+
+
+def plan_document(store: Any, row: PlanRow, *, tenant_view: bool = False) -> dict[str, Any]:
+    """A finished plan as a document: a recorded one read through the ledger's proof
+    (``plandoc.from_store``, ``records.find_plan``); an unrecorded one (``record=false``) as
+    stored, with nothing to prove it."""
+    from straits.plandoc import from_store, make_document
+    from straits.store.records import load_scenario_row
+
+    if row.ledger_seq is None:
+        return make_document(json.loads(row.result or "{}"),
+                             load_scenario_row(store, row.scenario_digest),
+                             json.loads(row.options or "{}"), plan_id=row.id, ledger_seq=None)
+    doc = from_store(store, row.id).to_json()
+    if tenant_view and doc.get("ledger_seq") is not None:
+        doc["ledger_seq"] = tenant_numbers(store, [doc["ledger_seq"]]).get(doc["ledger_seq"])
+    return doc
 
 
 @router.delete("/plans/{plan_id}", tags=["plans"], operation_id="cancelPlan",

@@ -108,9 +108,11 @@ def new_plan_id() -> str:
 
 
 def record_plan(store: Store, sc: Scenario, plan: Plan, rules: RuleSet,
-                options: dict[str, Any], *, tenant: str, actor: str) -> tuple[str, Entry]:
-    """Store a plan made elsewhere (the CLI) and append it to the ledger: one transaction."""
-    plan_id = new_plan_id()
+                options: dict[str, Any], *, tenant: str, actor: str,
+                plan_id: str | None = None) -> tuple[str, Entry]:
+    """Store a plan made elsewhere (the CLI) and append it to the ledger: one transaction.
+    ``plan_id`` defaults to a new random id (the CLI passes the plan's content id)."""
+    plan_id = plan_id or new_plan_id()
     with store.write() as s:
         ref = save_scenario(s, sc)
         entry = append(s, tenant=tenant, actor=actor, kind="plan",

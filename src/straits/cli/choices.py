@@ -1,0 +1,12 @@
+"""The choices of CLI options, as plain literals: the models they mirror import pydantic and
+the catalog, which `straits --help` must not pay for. A test checks they stay equal."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Regime = Literal["enacted", "ai-diffusion"]
+Objective = Literal["cost", "time", "completion"]
+Solver = Literal["greedy", "cpsat"]
+#: seconds CP-SAT may search by default (straits.plan.DEFAULT_TIME_LIMIT)
+DEFAULT_TIME_LIMIT = 20.0

@@ -1,0 +1,75 @@
+"""What commands print and write: the `-o json|yaml|table` formats, JSON and YAML documents on
+stdout, and files written whole or not at all (`-` being stdout)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from straits.errors import InputError
+
+Format = Literal["json", "yaml", "table"]
+FORMATS: tuple[Format, ...] = ("table", "json", "yaml")
+
+
+def output_format(output: str | None, json_out: bool = False) -> Format:
+    """The format asked for by ``-o FORMAT`` or ``--json`` (the two must agree)."""
+    if output is None:
+        return "json" if json_out else "table"
+    fmt = output.strip().lower()
+    if fmt not in FORMATS:
+        hint = (" (to write a file, redirect the output: > FILE)"
+                if ("." in fmt or "/" in fmt or fmt == "-") else "")
+        raise InputError(f"-o takes an output format, not {output!r}{hint}", path="-o",
+                         expected="table, json or yaml")
+    if json_out and fmt != "json":
+        raise InputError(f"--json and -o {fmt} ask for two formats", path="-o",
+                         expected="one of them")
+    return fmt
+
+
+def emit(doc: Any, fmt: Format) -> None:
+    """Print a document as JSON or YAML (tables are each command's own)."""
+    if fmt == "yaml":
+        sys.stdout.write(to_yaml(doc))
+    else:
+        print_json(doc)
+
+
+def to_yaml(doc: Any) -> str:
+    import yaml
+
+    dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return str(yaml.dump(doc, Dumper=dumper, sort_keys=False, allow_unicode=True, width=100,
+                         default_flow_style=False))
+
+
+def print_json(data: Any) -> None:
+    """Strict JSON (no NaN or Infinity) on stdout, exactly as the API answers it."""
+    from straits.jsonout import dumps
+
+    write_stdout(dumps(data) + "\n")
+
+
+def write_stdout(text: str | bytes) -> None:
+    """To stdout; a closed pipe (``| head``) ends the command quietly."""
+    from straits.fileio import write_stdout as write
+
+    write(text)
+
+
+def write_output(path: str | Path | None, text: str) -> None:
+    """``text`` to stdout (``path`` None or ``-``) or into the file ``path``, atomically
+    (``straits.fileio.write_output``: only a regular file is ever replaced; modes follow the
+    umask)."""
+    from straits.fileio import write_output as write
+
+    write(path, text)
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """``data`` into the file ``path``, whole or not at all (``straits.fileio``)."""
+    from straits.fileio import write_output as write
+
+    write(path, data)

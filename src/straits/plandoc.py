@@ -1,0 +1,304 @@
+"""Plans as documents: what `straits plan --json` prints and `export`, `impact`, `report` and
+`plan --recheck` read back.
+
+A plan document is the plan JSON contract (``docs/contracts.md``) plus:
+
+* ``id``: the recorded plan's id, or its content id: the first 32 hex digits of the SHA-256 of
+  its inputs and what it decides (status, assignments, unplaced stages, under which rules), so
+  the same plan of the same inputs has the same id however long the search took to find it
+  (`--record` stores a plan under its content id, and finds it there the next time);
+* ``digest``: SHA-256 of the canonical JSON of ``inputs`` and the plan's own fields, so an
+  edited document is caught when it is read back;
+* ``ledger_seq``: the ledger entry that records it (``null`` when unrecorded);
+* ``guidance``: hints where the plan alone would leave a user stuck (stages past the horizon);
+* ``inputs``: the validated scenario (``scenario``, with its ``scenario_digest``, the digest the
+  database stores it under) and the planner's ``options``.
+
+With ``inputs`` in it, a document needs no database: `straits export plan.json` works on
+another machine, and the scenario it was made from travels with it. Nothing here prints or
+reads files; :func:`from_store` is the one function that reads a database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+from straits.errors import InputError, NotFoundError, ScenarioError
+
+if TYPE_CHECKING:
+    from straits.model.scenario import Scenario
+    from straits.store import Store
+
+#: the document's own fields: not part of the plan contract, not covered by ``digest``
+DOCUMENT_FIELDS = ("id", "digest", "ledger_seq", "guidance", "inputs")
+
+
+def canonical(obj: Any) -> str:
+    """Canonical JSON (sorted keys, no whitespace, UTF-8 kept): the ledger's own form
+    (``straits.store.ledger.canonical``, which a test keeps equal), without importing the
+    database layer."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False, default=_default)
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, dt.datetime | dt.date):
+        return o.isoformat()
+    raise TypeError(f"{type(o).__name__} is not JSON")
+
+
+def digest(obj: Any) -> str:
+    return hashlib.sha256(canonical(obj).encode("utf-8")).hexdigest()
+
+
+def plan_body(plan: Mapping[str, Any]) -> dict[str, Any]:
+    """The plan contract without the document's fields."""
+    return {k: v for k, v in plan.items() if k not in DOCUMENT_FIELDS}
+
+
+def make_inputs(scenario_doc: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    return {"scenario": dict(scenario_doc), "scenario_digest": digest(scenario_doc),
+            "options": dict(options)}
+
+
+def content_digest(plan: Mapping[str, Any], inputs: Mapping[str, Any]) -> str:
+    return digest({"inputs": inputs, "plan": plan_body(plan)})
+
+
+#: what a plan decides: its content id covers these (the search's statistics, notes and
+#: bounds, which vary with the machine's speed, are left out)
+DECISION_FIELDS = ("scenario", "date", "regime", "objective", "solver", "status",
+                   "assignments", "unplaced", "rules_digest")
+
+
+def content_id(plan: Mapping[str, Any], scenario_doc: Mapping[str, Any],
+               options: Mapping[str, Any]) -> str:
+    """The id a plan gets from its inputs and decisions (the id `--record` stores it
+    under)."""
+    decision = {k: plan.get(k) for k in DECISION_FIELDS}
+    return digest({"inputs": make_inputs(scenario_doc, options), "plan": decision})[:32]
+
+
+def make_document(plan: Mapping[str, Any], scenario_doc: Mapping[str, Any],
+                  options: Mapping[str, Any], *, plan_id: str | None = None,
+                  ledger_seq: int | None = None) -> dict[str, Any]:
+    """The plan document of ``plan`` (its JSON contract) made from ``scenario_doc`` (the
+    validated scenario as JSON) with ``options``."""
+    inputs = make_inputs(scenario_doc, options)
+    body = plan_body(plan)
+    d = content_digest(body, inputs)
+    return {"id": plan_id or content_id(body, scenario_doc, options), "digest": d,
+            "ledger_seq": ledger_seq, **body,
+            "guidance": plan_guidance(body, scenario_doc), "inputs": inputs}
+
+
+# --- guidance ------------------------------------------------------------------------------------
+def _instant(text: str) -> dt.datetime:
+    t = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+def plan_guidance(plan: Mapping[str, Any], scenario_doc: Mapping[str, Any]
+                  ) -> list[dict[str, Any]]:
+    """Hints a person needs to act on the plan: stages that end after the scenario's
+    ``horizon_days`` (the window the planner accounts capacity and bought chips in)."""
+    out: list[dict[str, Any]] = []
+    try:
+        start = dt.datetime.combine(dt.date.fromisoformat(str(plan["date"])), dt.time(),
+                                    dt.UTC)
+        days = float(scenario_doc.get("horizon_days", 730))
+        ends = [(f"{a['workload']}/{a['stage']}", _instant(a["end"]))
+                for a in plan.get("assignments", ())]
+    except (KeyError, TypeError, ValueError):
+        return out
+    horizon = start + dt.timedelta(days=days)
+    late = sorted(((tag, end) for tag, end in ends if end > horizon), key=lambda x: x[1])
+    if late:
+        last_tag, last = late[-1]
+        out.append({
+            "code": "past-horizon", "horizon_days": days, "horizon_end": horizon.isoformat(),
+            "stages": [tag for tag, _ in late],
+            "text": f"{len(late)} stage(s) end after the planning horizon ({days:g} days from "
+                    f"{start.date()}, {horizon.date()}); the last, {last_tag}, ends "
+                    f"{last.date()}. Capacity windows and bought chips are only accounted "
+                    "within the horizon: raise `horizon_days` in the scenario, or add capacity "
+                    "or chips so the plan finishes sooner."})
+    return out
+
+
+# --- reading a document back ---------------------------------------------------------------------
+def _iso_instant(text: str) -> str:
+    try:
+        _instant(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO-8601 time such as 2025-06-01T00:00:00Z") \
+            from None
+    return text
+
+
+def _iso_date(text: str) -> str:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+    return text
+
+
+Instant = Annotated[StrictStr, AfterValidator(_iso_instant)]
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class _Assignment(_Open):
+    workload: StrictStr
+    stage: StrictStr
+    site: StrictStr
+    chip: StrictStr
+    chips: Annotated[StrictInt, Field(ge=1, le=10_000_000)]
+    start: Instant
+    end: Instant
+
+
+class _Unplaced(_Open):
+    workload: StrictStr
+    stage: StrictStr
+
+
+class PlanInput(_Open):
+    """The fields of a plan that export, impact and re-checks read (the rest is carried as
+    it is)."""
+
+    date: Annotated[StrictStr, AfterValidator(_iso_date)]
+    regime: Literal["enacted", "ai-diffusion"]
+    status: StrictStr
+    assignments: list[_Assignment]
+    unplaced: list[_Unplaced] = []
+
+
+@dataclass(frozen=True)
+class PlanDocument:
+    """A plan document read back and checked: its scenario parsed, its digest verified."""
+
+    id: str
+    digest: str
+    ledger_seq: int | None
+    scenario: Scenario
+    scenario_doc: dict[str, Any]
+    plan: dict[str, Any]
+    """the plan JSON contract (what the ledger records), without the document's fields"""
+    options: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return make_document(self.plan, self.scenario_doc, self.options, plan_id=self.id,
+                             ledger_seq=self.ledger_seq)
+
+
+def is_plan_document(data: Any) -> bool:
+    """A plan (with or without the document's fields), as opposed to a scenario."""
+    return isinstance(data, Mapping) and "assignments" in data and "status" in data
+
+
+def read_document(data: Any, label: str) -> PlanDocument:
+    """Check a parsed plan document: the plan's fields, its scenario, that every assignment
+    names a stage, site and pool of that scenario, and that its digest matches its content."""
+    if not is_plan_document(data):
+        raise InputError("not a plan document", source=label,
+                         expected="the JSON or YAML `straits plan` prints")
+    inputs = data.get("inputs")
+    if not isinstance(inputs, Mapping) or not isinstance(inputs.get("scenario"), Mapping):
+        raise InputError("this plan does not carry its scenario", source=label, path="inputs",
+                         expected="a plan printed by `straits plan --json` (which includes "
+                                  "`inputs.scenario`), a recorded plan id, or the scenario "
+                                  "file")
+    options = inputs.get("options") or {}
+    if not isinstance(options, Mapping):
+        raise InputError("must be a mapping", source=label, path="inputs.options")
+    body = plan_body(data)
+    _check_plan_fields(body, label)
+    scenario = _parse_scenario(inputs["scenario"], label)
+    scenario_doc = dict(inputs["scenario"])
+    actual = content_digest(body, make_inputs(scenario_doc, options))
+    claimed = data.get("digest")
+    if claimed is not None and claimed != actual:
+        raise InputError("the plan was changed after it was made: its content no longer "
+                         "matches its digest", source=label, path="digest",
+                         expected="the document as `straits plan` printed it (to use an "
+                                  "edited plan as a new one, delete its `id` and `digest`)")
+    _check_references(body, scenario, label)
+    plan_id = data.get("id")
+    if plan_id is not None and not (isinstance(plan_id, str) and 4 <= len(plan_id) <= 64):
+        raise InputError("must be a string of 4 to 64 characters", source=label, path="id")
+    seq = data.get("ledger_seq")
+    if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 1):
+        raise InputError("must be a positive integer or null", source=label, path="ledger_seq")
+    return PlanDocument(plan_id or content_id(body, scenario_doc, options), actual, seq,
+                        scenario, scenario_doc, body, dict(options))
+
+
+def _parse_scenario(doc: Any, label: str) -> Scenario:
+    from straits.loading import parse_scenario
+
+    try:
+        return parse_scenario(doc, source=label)
+    except ScenarioError as exc:
+        path = "inputs.scenario" + (f".{exc.path}" if exc.path and exc.path[0] != "[" else
+                                    exc.path or "")
+        raise ScenarioError(exc.detail, source=label, path=path,
+                            expected=exc.expected) from None
+
+
+def _check_plan_fields(plan: Mapping[str, Any], label: str) -> None:
+    """The fields that export, impact and re-checks read, with their types."""
+    from straits.loading import validate_as
+
+    validate_as(PlanInput, plan, source=label)
+
+
+def _check_references(plan: Mapping[str, Any], sc: Scenario, label: str) -> None:
+    for i, a in enumerate(plan.get("assignments", ())):
+        where = f"assignments[{i}]"
+        try:
+            w = sc.workload(a["workload"])
+        except KeyError:
+            raise InputError(f"no workload {a['workload']!r} in the plan's scenario",
+                             source=label, path=f"{where}.workload") from None
+        try:
+            w.stage(a["stage"])
+        except KeyError:
+            raise InputError(f"workload {w.id!r} has no stage {a['stage']!r}", source=label,
+                             path=f"{where}.stage") from None
+        try:
+            site = sc.site(a["site"])
+        except KeyError:
+            raise InputError(f"no site {a['site']!r} in the plan's scenario", source=label,
+                             path=f"{where}.site") from None
+        if not any(p.chip == a["chip"] for p in site.pools):
+            raise InputError(f"site {site.id!r} has no pool of {a['chip']!r}", source=label,
+                             path=f"{where}.chip")
+
+
+# --- a recorded plan as a document ---------------------------------------------------------------
+def from_store(store: Store, ref: str) -> PlanDocument:
+    """The finished plan recorded under ``ref`` (an id or a unique prefix) as a document."""
+    from straits.loading import parse_scenario
+    from straits.store.records import find_plan, get_plan, load_scenario_row
+
+    rec = find_plan(store, ref)
+    row = get_plan(store, rec.id)
+    if row is None:  # removed between the two reads
+        raise NotFoundError(f"no plan {ref!r}")
+    scenario_doc = load_scenario_row(store, row.scenario_digest)
+    options = json.loads(row.options or "{}")
+    sc = parse_scenario(scenario_doc, source=f"stored scenario {row.scenario_digest[:12]}")
+    body = plan_body(rec.plan)
+    return PlanDocument(rec.id, content_digest(body, make_inputs(scenario_doc, options)),
+                        rec.ledger_seq, sc, scenario_doc, body, options)

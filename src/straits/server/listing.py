@@ -1,0 +1,123 @@
+"""Lists that page: opaque cursors (keyset pagination, stable while rows are added) and the
+RFC 8288 ``Link: <...>; rel="next"`` header, as GitHub's API gives them. A list answer stays a
+JSON array; the next page's URL is in the header (``httpx.Response.links["next"]``)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request, Response
+from sqlalchemy import and_, or_, select
+
+from straits.errors import RequestError
+from straits.store.db import Store
+from straits.store.records import plan_job_json
+from straits.store.tables import PlanRow, ScenarioRow
+
+
+def encode_cursor(values: list[Any]) -> str:
+    raw = json.dumps(values, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, arity: int) -> list[Any]:
+    """The values of a cursor this server made, or a 400 naming the parameter."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = json.loads(raw)
+        if not isinstance(values, list) or len(values) != arity:
+            raise ValueError("wrong shape")
+        return values
+    except (ValueError, UnicodeDecodeError):
+        raise RequestError("not a cursor this server gave", path="cursor",
+                           expected="the cursor of a Link: rel=\"next\" header") from None
+
+
+def link_next(request: Request, response: Response, **params: Any) -> None:
+    """Set ``Link: <same URL with params>; rel="next"``."""
+    url = request.url.include_query_params(**{k: v for k, v in params.items()
+                                              if v is not None})
+    response.headers["Link"] = f'<{url}>; rel="next"'
+
+
+@dataclass(frozen=True)
+class PlanFilter:
+    tenant: str | None = None
+    status: str | None = None
+    scenario: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+
+def _aware(t: dt.datetime) -> dt.datetime:
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+def list_plans(store: Store, f: PlanFilter, limit: int, cursor: str | None
+               ) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of plans, newest first, each with its scenario's name; and the cursor of the
+    next page (None on the last)."""
+    q = (select(PlanRow, ScenarioRow.name)
+         .join(ScenarioRow, ScenarioRow.digest == PlanRow.scenario_digest)
+         .order_by(PlanRow.created_at.desc(), PlanRow.id.desc()))
+    if f.tenant is not None:
+        q = q.where(PlanRow.tenant == f.tenant)
+    if f.status is not None:
+        q = q.where(PlanRow.status == f.status)
+    if f.scenario is not None:
+        q = q.where(ScenarioRow.name == f.scenario)
+    if f.since is not None:
+        q = q.where(PlanRow.created_at >= f.since)
+    if f.until is not None:
+        q = q.where(PlanRow.created_at < f.until)
+    if cursor is not None:
+        at, last_id = decode_cursor(cursor, 2)
+        try:
+            t = dt.datetime.fromisoformat(str(at))
+        except ValueError:
+            raise RequestError("not a cursor this server gave", path="cursor") from None
+        q = q.where(or_(PlanRow.created_at < t,
+                        and_(PlanRow.created_at == t, PlanRow.id < str(last_id))))
+    with store.session() as s:
+        rows = list(s.execute(q.limit(limit + 1)))
+    items = []
+    for row, name in rows[:limit]:
+        job = {k: v for k, v in plan_job_json(row).items() if k != "plan"}
+        items.append({**job, "scenario": name, "scenario_digest": row.scenario_digest})
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1][0]
+        next_cursor = encode_cursor([last.created_at.isoformat(), last.id])
+    return items, next_cursor
+
+
+def plan_row(store: Store, ref: str) -> PlanRow | None:
+    """The plan whose id is ``ref``, or the one whose id starts with it (4 characters or
+    more, as the CLI takes them); a prefix two plans share is a 400."""
+    with store.session() as s:
+        row = s.get(PlanRow, ref)
+        if row is not None or len(ref) < 4:
+            return row
+        rows = list(s.scalars(select(PlanRow).where(PlanRow.id.startswith(ref, autoescape=True))
+                              .limit(2)))
+    if len(rows) > 1:
+        raise RequestError(f"plan id prefix {ref!r} matches several plans", path="plan_id",
+                           expected="a longer prefix")
+    return rows[0] if rows else None
+
+
+def parse_instant(value: str | None, name: str) -> dt.datetime | None:
+    """A query parameter that is a date or an ISO-8601 time (UTC when it has no zone)."""
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            return dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.UTC)
+        return _aware(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
+    except ValueError:
+        raise RequestError(f"{value!r} is not a date or time", path=name,
+                           expected="YYYY-MM-DD or an ISO-8601 time") from None

@@ -1,0 +1,204 @@
+"""Routes that take a plan: its export (an archive of the schedulers' files) and its impact
+(what a rule, price or capacity change does to it). A plan is a recorded id in the URL, or a
+plan document in the body (JSON or YAML), as the CLI's `export` and `impact` take them.
+
+Rule sets are not shared between threads (their caches are not thread-safe): each request
+borrows one from a small pool, so a long re-plan does not hold up `/v1/check`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from straits import api, archive
+from straits.errors import InputError, RequestError
+from straits.loading import validate_as
+from straits.model.types import Regime
+from straits.plandoc import PlanDocument, from_store, read_document
+from straits.rules import RuleSet, load_packs
+from straits.server.auth import Caller, refuse
+from straits.server.bodies import document_body, documented
+from straits.store.records import recorded_plans
+from straits.store.tokens import Principal
+
+router = APIRouter(prefix="/v1")
+M = TypeVar("M", bound=BaseModel)
+BODY = "request body"
+MAX_IMPACT_PLANS = 50
+#: price or capacity changes in one /v1/impact request
+MAX_CHANGES = 1000
+_pool_lock = threading.Lock()
+
+
+@contextmanager
+def borrowed_rules(request: Request) -> Iterator[RuleSet]:
+    """A rule set of this server's packs for one request's thread."""
+    pool: list[RuleSet] = request.app.state.rule_pool
+    with _pool_lock:
+        rs = pool.pop() if pool else None
+    if rs is None:
+        rs = RuleSet(load_packs(list(getattr(request.app.state, "rule_dirs", ()))))
+    try:
+        yield rs
+    finally:
+        with _pool_lock:
+            pool.append(rs)
+
+
+def _own_document(request: Request, who: Principal, ref: str) -> PlanDocument:
+    """The finished plan ``ref`` (an id, or a unique prefix) if it is the caller's tenant's:
+    another tenant's answers 404 as a missing one does, and is logged."""
+    from straits.server.routes import _own_plan
+
+    row = _own_plan(request, who, ref)  # another tenant's: 404, logged
+    if row.status != "done" or not row.result:
+        raise RequestError(f"plan {row.id} is {row.status}, not done", path="plan_id",
+                           expected="a finished plan")
+    return from_store(request.app.state.store, row.id)
+
+
+def _archive_response(doc: PlanDocument, request: Request, to: list[str], fmt: str,
+                      run: list[str] | None, image: str | None, ordered: bool) -> Response:
+    with borrowed_rules(request) as rs:
+        inp, results, files = api.export_files(doc.scenario, doc.plan, rs, plan_id=doc.id,
+                                               to=to, run=run, image=image, ordered=ordered)
+    summary = api.export_summary(doc.id, archive.MANIFEST, inp, results)
+    files = {**files, archive.MANIFEST: json.dumps(summary, indent=2) + "\n"}
+    root = f"straits-{doc.id[:12]}"
+    data = archive.build(files, fmt, root=root)  # type: ignore[arg-type]
+    name = f"{root}.{fmt}"
+    return Response(data, media_type=archive.MEDIA_TYPES[fmt],
+                    headers={"Content-Disposition": f'attachment; filename="{name}"',
+                             "X-Straits-Plan-Id": doc.id})
+
+
+ARCHIVE_RESPONSES: dict[int | str, dict[str, Any]] = {200: {
+    "description": "The files of every target (and straits-export.json, the summary) in one "
+                   "archive under the folder straits-<plan id>.",
+    "content": {t: {"schema": {"type": "string", "format": "binary"}}
+                for t in archive.MEDIA_TYPES.values()}}}
+ToQuery = Annotated[list[str], Query(description="skypilot | kubernetes | karmada | slurm | "
+                                                 "all (repeatable)")]
+FormatQuery = Annotated[str, Query(pattern="^(tar\\.gz|zip|tar)$")]
+RunQuery = Annotated[list[str] | None, Query(
+    max_length=4096, description="What the stages run (repeatable), as `straits export --run`: "
+    "CMD, or KEY=CMD for a stage kind, a stage id or WORKLOAD/STAGE")]
+
+
+@router.get("/plans/{plan_id}/export", tags=["plans"], response_class=Response,
+            responses=ARCHIVE_RESPONSES)
+async def export_recorded(request: Request, plan_id: str, who: Caller, to: ToQuery,
+                          format: FormatQuery = "tar.gz", run: RunQuery = None,
+                          image: str | None = None, ordered: bool = False) -> Response:
+    """A recorded plan as the schedulers' files, in one archive (`straits export PLAN --to
+    T -o FILE.tar.gz`). A target no site of the plan is mapped to is a 400 naming the field
+    to add."""
+    api.export_targets(to)
+    doc = await run_in_threadpool(_own_document, request, who, plan_id)
+    return await run_in_threadpool(_archive_response, doc, request, to, format, run, image,
+                                   ordered)
+
+
+@router.post("/exports", tags=["plans"], response_class=Response, responses=ARCHIVE_RESPONSES,
+             openapi_extra=documented(dict[str, Any], "A plan document, as `straits plan "
+                                      "--json` prints it (JSON or YAML).", yaml=True))
+async def export_document(request: Request, who: Caller, to: ToQuery,
+                          format: FormatQuery = "tar.gz", run: RunQuery = None,
+                          image: str | None = None, ordered: bool = False) -> Response:
+    """A plan document (not recorded here) as the schedulers' files, in one archive."""
+    api.export_targets(to)
+    data = await document_body(request, BODY)
+    doc = await run_in_threadpool(read_document, data, BODY)
+    return await run_in_threadpool(_archive_response, doc, request, to, format, run, image,
+                                   ordered)
+
+
+# --- impact --------------------------------------------------------------------------------------
+class ImpactRequest(BaseModel):
+    """What `straits impact` takes, as one JSON body."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    date: dt.date
+    regime: Regime | None = None
+    plans: list[Annotated[str, Field(min_length=4, max_length=64)]] = Field(
+        default_factory=list, max_length=MAX_IMPACT_PLANS)
+    """recorded plan ids or prefixes (default: the latest of each scenario and regime)"""
+    documents: list[dict[str, Any]] = Field(default_factory=list, max_length=10)
+    """plan documents, as `straits plan --json` prints them"""
+    all: bool = False
+    replan: bool = True
+    time_limit: Annotated[float, Field(ge=0.5, le=3600)] = 10.0
+    tenant: str | None = None
+    prices: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_CHANGES)
+    capacity: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_CHANGES)
+
+
+@router.post("/impact", tags=["plans"], openapi_extra=documented(
+    ImpactRequest, "The date and changes to re-check plans against."))
+async def impact(request: Request, who: Caller) -> dict[str, Any]:
+    """Re-check plans as of a date, under a regime, with changed prices or capacity; answers
+    exactly as `straits impact --json`."""
+    data = await document_body(request, BODY)
+    req = validate_as(ImpactRequest, data, source=BODY, error=RequestError)
+    if req.tenant is not None and not who.is_admin and req.tenant != who.tenant:
+        raise refuse(request, 403, f"a token of tenant {who.tenant!r} cannot re-check the "
+                                   f"plans of {req.tenant!r}", who)
+    return await run_in_threadpool(_impact, request, who, req)
+
+
+def _changes(model: type[M], items: list[dict[str, Any]], key: str) -> tuple[M, ...]:
+    """Each change on its own, stopping at the first bad one (a list of 1,000 bad entries
+    costs one error, not 1,000)."""
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(validate_as(model, item, source=BODY, error=RequestError))
+        except InputError as exc:
+            inner = f".{exc.path}" if exc.path and exc.path != "(top level)" else ""
+            raise RequestError(exc.detail, source=BODY, path=f"{key}[{i}]{inner}",
+                               expected=exc.expected) from None
+    return tuple(out)
+
+
+def _impact(request: Request, who: Principal, req: ImpactRequest) -> dict[str, Any]:
+    from straits.impact import Overrides
+    from straits.impact import impact as run_impact
+    from straits.impact.overrides import CapacityChange, PriceChange
+
+    store = request.app.state.store
+    ov = Overrides(prices=_changes(PriceChange, req.prices, "prices"),
+                   capacity=_changes(CapacityChange, req.capacity, "capacity"))
+    docs = [read_document(d, f"{BODY}: documents[{i}]") for i, d in enumerate(req.documents)]
+    docs += [_own_document(request, who, ref) for ref in req.plans]
+    if not docs:
+        tenant = req.tenant if who.is_admin else who.tenant
+        recs = recorded_plans(store, tenant=tenant, latest_per_scenario=not req.all)
+        recs = recs[-MAX_IMPACT_PLANS:]
+        docs = [from_store(store, r.id) for r in recs]
+    if not docs:
+        raise RequestError("no recorded plans to re-check", path="plans",
+                           expected="plan ids, documents, or plans recorded by your tenant")
+    limit = request.app.state.settings.max_time_limit
+    if req.replan and req.time_limit * len(docs) > limit:
+        raise RequestError(f"{len(docs)} re-plans of {req.time_limit:g} s each exceed this "
+                           f"server's {limit:g} s", path="time_limit",
+                           expected="fewer plans, a shorter time_limit, or replan: false")
+    with borrowed_rules(request) as rs:
+        results = [run_impact(d.id, d.scenario, d.plan, rs, date=req.date, regime=req.regime,
+                              overrides=ov, replan=req.replan, time_limit=req.time_limit)
+                   for d in docs]
+    out = [r.to_json() for r in results]
+    for doc in out:
+        if doc.get("replan"):
+            doc["replan"].pop("plan", None)
+    return {"date": req.date.isoformat(), "regime": req.regime, "plans": out}

@@ -1,0 +1,318 @@
+"""The API for integrators: lists that page (cursor in the Link header, filters), structured
+ledger bodies, YAML scenarios, export and impact routes answering as the CLI does, and
+straits.client over all of it. Against SQLite and, when configured, PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from straits.client import Client
+from straits.errors import AuthError, InputError, NotFoundError
+from straits.loading import load_scenario
+from straits.plandoc import canonical
+from straits.server import create_app
+from straits.server.settings import Settings
+from straits.store import Store
+from straits.store.records import create_plan
+from test_api import Api, scenario_doc, wait_done
+from test_cli_conventions import run
+from test_rules_engine import DESIGN_REQUEST
+
+ROOT = Path(__file__).resolve().parents[1]
+H20 = ROOT / "examples" / "h20-2025.yaml"
+
+
+@pytest.fixture
+def api(db_url: str) -> Iterator[Api]:
+    store = Store(db_url)
+    app = create_app(store, settings=Settings(max_body_bytes=256 * 1024, max_time_limit=30))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield Api(client, store)
+    store.close()
+
+
+def client_of(a: Api, token: str | None) -> Client:
+    return Client("http://testserver", token,
+                  http=TestClient(a.client.app, raise_server_exceptions=False))
+
+
+def queue_plans(a: Api, example_path: Path, tenant: str, n: int, name: str) -> list[str]:
+    """``n`` queued plans of a copy of the example named ``name`` (no planning: cheap)."""
+    sc = load_scenario(example_path).model_copy(update={"name": name})
+    return [create_plan(a.store, sc, {"solver": "greedy"}, tenant=tenant, actor="test")
+            for _ in range(n)]
+
+
+def pages(a: Api, url: str, headers: dict[str, str]) -> Iterator[list[dict[str, Any]]]:
+    next_url: str | None = url
+    while next_url:
+        r = a.client.get(next_url, headers=headers)
+        assert r.status_code == 200, r.text
+        yield r.json()
+        link = r.links.get("next")
+        next_url = link["url"] if link else None
+
+
+# --- lists ---------------------------------------------------------------------------------------
+def test_plans_page_newest_first_with_scenario_names(api: Api, example_path: Path) -> None:
+    a = api.auth("hz-cloud", "viewer")
+    made = queue_plans(api, example_path, "hz-cloud", 4, "alpha")
+    made += queue_plans(api, example_path, "hz-cloud", 3, "beta")
+    queue_plans(api, example_path, "rival", 2, "alpha")
+    everything = api.client.get("/v1/plans", params={"limit": 100}, headers=a).json()
+    assert [p["id"] for p in everything] == made[::-1]
+    assert {p["scenario"] for p in everything} == {"alpha", "beta"}
+    assert "Link" not in api.client.get("/v1/plans", headers=a).headers
+    for size in (1, 2, 3, 6, 7):
+        walked = [p["id"] for page in pages(api, f"/v1/plans?limit={size}", a) for p in page]
+        assert walked == made[::-1], size
+    alpha = api.client.get("/v1/plans", params={"scenario": "alpha"}, headers=a).json()
+    assert [p["id"] for p in alpha] == made[:4][::-1]
+    assert api.client.get("/v1/plans", params={"status": "done"}, headers=a).json() == []
+
+
+def test_a_cursor_is_stable_while_plans_are_added(api: Api, example_path: Path) -> None:
+    a = api.auth("hz-cloud", "viewer")
+    made = queue_plans(api, example_path, "hz-cloud", 5, "alpha")
+    first = api.client.get("/v1/plans", params={"limit": 2}, headers=a)
+    newer = queue_plans(api, example_path, "hz-cloud", 2, "alpha")
+    rest = [p["id"] for page in pages(api, first.links["next"]["url"], a) for p in page]
+    assert [p["id"] for p in first.json()] + rest == made[::-1]
+    assert not set(rest) & set(newer)
+
+
+@pytest.mark.parametrize(("params", "status", "path"), [
+    ({"cursor": "not-a-cursor"}, 400, "cursor"),
+    ({"cursor": "WzFd"}, 400, "cursor"),  # base64 of [1]: the wrong shape
+    ({"status": "finished"}, 400, "status"),
+    ({"since": "last tuesday"}, 400, "since"),
+    ({"tenant": "rival"}, 403, None),
+    ({"limit": 0}, 400, None),
+])
+def test_bad_list_parameters(api: Api, params: dict[str, Any], status: int,
+                             path: str | None) -> None:
+    r = api.client.get("/v1/plans", params=params, headers=api.auth("hz-cloud", "viewer"))
+    assert r.status_code == status, r.text
+    if path:
+        assert r.json()["path"] == path
+
+
+def test_admins_filter_by_tenant(api: Api, example_path: Path) -> None:
+    rival = queue_plans(api, example_path, "rival", 2, "alpha")
+    queue_plans(api, example_path, "hz-cloud", 1, "alpha")
+    admin = api.auth("ops", "admin")
+    got = api.client.get("/v1/plans", params={"tenant": "rival"}, headers=admin).json()
+    assert [p["id"] for p in got] == rival[::-1] and {p["tenant"] for p in got} == {"rival"}
+
+
+def test_ledger_entries_carry_their_body_as_an_object(api: Api) -> None:
+    h = api.auth("a", "planner")
+    for _ in range(5):
+        api.client.post("/v1/check", params={"record": "true"}, json=DESIGN_REQUEST, headers=h)
+    api.client.post("/v1/check", params={"record": "true"}, json=DESIGN_REQUEST,
+                    headers=api.auth("b", "planner"))
+    entries = [e for page in pages(api, "/v1/ledger/entries?limit=2", h) for e in page]
+    assert [e["seq"] for e in entries] == [1, 2, 3, 4, 5]
+    for e in entries:
+        assert e["content"] == json.loads(e["body"]) and canonical(e["content"]) == e["body"]
+        assert e["content"]["result"]["decision"] == "conditional"
+    one = api.client.get("/v1/ledger/entries/3", headers=h).json()
+    assert one == entries[2]
+    assert api.client.get("/v1/ledger/entries/6", headers=h).status_code == 404  # b's
+    assert api.client.get("/v1/ledger/entries/99", headers=h).status_code == 404
+
+
+# --- YAML bodies ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("content_type", ["application/yaml", "text/plain",
+                                          "application/x-www-form-urlencoded"])
+def test_a_scenario_may_be_posted_as_yaml(api: Api, example_path: Path,
+                                          content_type: str) -> None:
+    h = {**api.auth("hz-cloud", "planner"), "Content-Type": content_type}
+    r = api.client.post("/v1/plans", params={"solver": "greedy", "record": "false"},
+                        content=example_path.read_bytes(), headers=h)
+    assert r.status_code == 202, r.text
+    assert wait_done(api, r.json()["id"], h)["status"] == "done"
+
+
+def test_bad_yaml_names_the_line(api: Api) -> None:
+    h = {**api.auth("hz-cloud", "planner"), "Content-Type": "application/yaml"}
+    r = api.client.post("/v1/plans", content=b"straits: 1\nname: x\n  date: [2025\n", headers=h)
+    assert r.status_code == 400 and "line 3" in r.json()["error"]
+
+
+# --- export and impact ---------------------------------------------------------------------------
+def _planned(api: Api, path: Path, tenant: str = "hz-cloud") -> dict[str, Any]:
+    h = api.auth(tenant, "planner")
+    job = api.client.post("/v1/plans", params={"solver": "greedy"}, json=scenario_doc(path),
+                          headers=h).json()
+    assert wait_done(api, job["id"], h)["status"] == "done"
+    doc: dict[str, Any] = api.client.get(f"/v1/plans/{job['id']}/plan", headers=h).json()
+    return doc
+
+
+def _files(tgz: bytes) -> dict[str, str]:
+    with tarfile.open(fileobj=io.BytesIO(tgz), mode="r:gz") as tar:
+        return {m.name.split("/", 1)[1]: tar.extractfile(m).read().decode()  # type: ignore[union-attr]
+                for m in tar.getmembers()}
+
+
+def test_export_route_answers_as_the_cli(api: Api, example_path: Path, tmp_path: Path) -> None:
+    doc = _planned(api, example_path)
+    h = api.auth("hz-cloud", "viewer")
+    r = api.client.get(f"/v1/plans/{doc['id']}/export", params={"to": ["slurm", "skypilot"]},
+                       headers=h)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/gzip"
+    assert f"straits-{doc['id'][:12]}.tar.gz" in r.headers["content-disposition"]
+    files = _files(r.content)
+    manifest = json.loads(files.pop("straits-export.json"))
+    assert manifest["plan_id"] == doc["id"] and set(manifest["targets"]) == {"slurm",
+                                                                           "skypilot"}
+    f = tmp_path / "plan.json"
+    f.write_text(json.dumps(doc))
+    out = tmp_path / "cli"
+    p = run("export", str(f), "--to", "slurm", "--to", "skypilot", "-o", str(out))
+    assert p.returncode == 0, p.stderr
+    assert {str(x.relative_to(out)): x.read_text() for x in out.rglob("*") if x.is_file()} \
+        == files
+    posted = api.client.post("/v1/exports", params={"to": ["slurm", "skypilot"]}, json=doc,
+                             headers=h)
+    assert posted.status_code == 200 and posted.content == r.content
+    z = api.client.get(f"/v1/plans/{doc['id']}/export", params={"to": "slurm",
+                                                                 "format": "zip"}, headers=h)
+    assert z.status_code == 200 and z.content[:2] == b"PK"
+    other = api.client.get(f"/v1/plans/{doc['id']}/export", params={"to": "slurm"},
+                           headers=api.auth("rival", "viewer"))
+    assert other.status_code == 404
+
+
+def test_export_route_names_the_missing_mapping(api: Api, example_path: Path,
+                                                tmp_path: Path) -> None:
+    raw = yaml.safe_load(example_path.read_text())
+    for site in raw["sites"]:
+        site.pop("targets", None)
+    bare = tmp_path / "bare.yaml"
+    bare.write_text(yaml.safe_dump(raw))
+    doc = _planned(api, bare)
+    r = api.client.get(f"/v1/plans/{doc['id']}/export", params={"to": "slurm"},
+                       headers=api.auth("hz-cloud", "viewer"))
+    assert r.status_code == 400 and r.json()["path"] == "targets"
+    assert "sites[].targets.slurm" in r.json()["error"]
+    bad = api.client.get(f"/v1/plans/{doc['id']}/export", params={"to": "nomad"},
+                         headers=api.auth("hz-cloud", "viewer"))
+    assert bad.status_code == 400 and bad.json()["path"] == "--to"
+
+
+def test_impact_route_answers_as_the_cli(api: Api, tmp_path: Path) -> None:
+    doc = _planned(api, H20)
+    h = api.auth("hz-cloud", "viewer")
+    body = {"date": "2025-04-10", "plans": [doc["id"][:10]], "replan": False}
+    r = api.client.post("/v1/impact", json=body, headers=h)
+    assert r.status_code == 200, r.text
+    f = tmp_path / "h20.json"
+    f.write_text(json.dumps(doc))
+    cli = json.loads(run("impact", "--date", "2025-04-10", "--plan", str(f), "--no-replan",
+                         "--json").stdout)
+    assert r.json() == cli and r.json()["plans"][0]["blocking"]
+    by_doc = api.client.post("/v1/impact", json={"date": "2025-04-10", "documents": [doc],
+                                                 "replan": False}, headers=h)
+    assert by_doc.json() == cli
+    default = api.client.post("/v1/impact", json={"date": "2025-04-10", "replan": False},
+                              headers=h)
+    assert default.json()["plans"][0]["plan_id"] == doc["id"]  # the tenant's recorded plans
+    too_long = api.client.post("/v1/impact", json={**body, "replan": True,
+                                                   "time_limit": 3600}, headers=h)
+    assert too_long.status_code == 400 and too_long.json()["path"] == "time_limit"
+    unknown = api.client.post("/v1/impact", json={**body, "dates": "x"}, headers=h)
+    assert unknown.status_code == 400 and unknown.json()["path"] == "dates"
+    rival = api.client.post("/v1/impact", json=body, headers=api.auth("rival", "viewer"))
+    assert rival.status_code == 404
+
+
+# --- the client ----------------------------------------------------------------------------------
+def test_the_client_wraps_the_api(api: Api, example_path: Path) -> None:
+    token = api.token("hz-cloud", "planner")
+    c = client_of(api, token)
+    assert c.health()["status"] == "ok"
+    assert c.check(DESIGN_REQUEST) == json.loads(
+        run("check", "--json", stdin=json.dumps(DESIGN_REQUEST)).stdout)
+    job = c.submit_plan(example_path.read_text(), solver="greedy")
+    done = c.wait(job["id"], poll=0.2, timeout=300)
+    assert done["status"] == "done"
+    doc = c.plan_document(job["id"])
+    assert doc["id"] == job["id"] and doc["inputs"]["options"]["solver"] == "greedy"
+    queue_plans(api, example_path, "hz-cloud", 4, "alpha")
+    listed = list(c.plans(page_size=2))
+    assert len(listed) == 5 and listed[-1]["id"] == job["id"]
+    assert [p["id"] for p in c.plans(scenario="offshore-2025")] == [job["id"]]
+    assert _files(c.export(job["id"], ["slurm"])) == _files(c.export_document(doc, ["slurm"]))
+    entries = list(c.ledger_entries(page_size=1))
+    assert [e["seq"] for e in entries] == [1] and entries[0]["content"]["result"]["plan_id"]
+    assert c.ledger_verify()["ok"]
+    assert {x["id"] for x in c.chips()} >= {"H100-SXM", "H20"}
+
+
+@pytest.mark.parametrize(("call", "error", "words"), [
+    (lambda c: c.check({**DESIGN_REQUEST, "chip": "H300"}), InputError, "chip"),
+    (lambda c: c.plan_job("nope"), NotFoundError, "nope"),
+    (lambda c: c.export("nope", ["slurm"]), NotFoundError, "nope"),
+    (lambda c: c.submit_plan({"straits": 1}), InputError, "server"),
+])
+def test_client_errors_are_straits_errors(api: Api, call: Any, error: type[Exception],
+                                          words: str) -> None:
+    c = client_of(api, api.token("hz-cloud", "planner"))
+    with pytest.raises(error, match=words):
+        call(c)
+
+
+def test_client_without_a_token_says_how_to_get_one(api: Api) -> None:
+    with pytest.raises(AuthError, match="STRAITS_TOKEN") as exc:
+        client_of(api, None).chips()
+    assert exc.value.status == 401
+
+
+@pytest.mark.parametrize(("route", "body", "content_type"), [
+    ("/v1/plans", "a:\n" + "".join("  " * i + "- \n" for i in range(1, 3000)),
+     "application/yaml"),
+    ("/v1/plans", "[" * 20_000 + "]" * 20_000, "application/yaml"),
+    ("/v1/exports?to=slurm", "[" * 20_000 + "]" * 20_000, "text/plain"),
+    ("/v1/exports?to=slurm", '{"status": "optimal", "assignments": []}', "application/json"),
+    ("/v1/impact", "{date: 2025-06-01, documents: [[]]}", "application/yaml"),
+])
+def test_hostile_bodies_are_4xx(api: Api, route: str, body: str, content_type: str) -> None:
+    h = {**api.auth("hz-cloud", "planner"), "Content-Type": content_type}
+    r = api.client.post(route, content=body.encode(), headers=h)
+    assert 400 <= r.status_code < 500, (r.status_code, r.text[:300])
+    assert "Traceback" not in r.text
+
+
+def test_impact_changes_are_checked_one_by_one(api: Api) -> None:
+    h = api.auth("hz-cloud", "viewer")
+    good = {"site": "sg-jurong", "chip": "H100-SXM", "usd_per_chip_hour": 2.0, "source": "x"}
+    body = {"date": "2025-06-01", "replan": False,
+            "prices": [good, {**good, "usd_per_chip_hour": -1}, {"site": 5}]}
+    r = api.client.post("/v1/impact", json=body, headers=h)
+    assert r.status_code == 400 and r.json()["path"] == "prices[1].usd_per_chip_hour"
+    many = api.client.post("/v1/impact", json={**body, "prices": [{"x": i} for i in range(5000)]},
+                           headers=h)
+    assert many.status_code == 400 and many.json()["path"] == "prices"
+
+
+def test_a_body_with_thousands_of_errors_is_answered(api: Api, example_path: Path) -> None:
+    """Every one of 3,000 datasets is wrong: one error naming the first, and how many more
+    (the error summary is linear in the number of errors; it was quadratic)."""
+    doc = scenario_doc(example_path)
+    doc["datasets"] = [{"id": f"d{i}", "tokens": -1} for i in range(3000)]
+    r = api.client.post("/v1/plans", json=doc, headers=api.auth("hz-cloud", "planner"))
+    assert r.status_code == 400, r.text
+    assert r.json()["path"].startswith("datasets[0]")
+    assert "more problems" in r.json()["error"]

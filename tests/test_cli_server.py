@@ -1,0 +1,139 @@
+"""`straits --server URL`: every command that the API serves, run by the real CLI against a
+real `straits serve` (uvicorn) on a free port, answers as it does locally. Slow: a server
+process and a dozen CLI processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from test_cli import ESTIMATE, one_line_error
+from test_rules_engine import DESIGN_REQUEST
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "offshore-2025.yaml"
+H20 = ROOT / "examples" / "h20-2025.yaml"
+
+pytestmark = pytest.mark.slow
+
+
+def straits(*args: str, stdin: str | None = None, env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "straits", *args], input=stdin,
+                          env={**os.environ, **(env or {})}, capture_output=True, text=True,
+                          timeout=600)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, url: str, db: str, token: str) -> None:
+        self.url, self.db, self.token = url, db, token
+
+    def run(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return straits("--server", self.url, *args, stdin=stdin,
+                       env={"STRAITS_TOKEN": self.token})
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("serve")
+    db = f"sqlite:///{tmp / 'server.db'}"
+    token = straits("tokens", "create", "--tenant", "hz-cloud", "--role", "planner",
+                    "--db", db).stdout.strip()
+    port = free_port()
+    log = open(tmp / "server.log", "w")  # noqa: SIM115  (closed below)
+    proc = subprocess.Popen([sys.executable, "-m", "straits", "serve", "--port", str(port),
+                             "--db", db, "--log-level", "warning"], stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, (tmp / "server.log").read_text()
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.3)
+        yield Server(url, db, token)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def test_reads_answer_as_locally(server: Server) -> None:
+    for args, stdin in ((("check", "--json"), json.dumps(DESIGN_REQUEST)),
+                        (("estimate", "--json"), json.dumps(ESTIMATE)),
+                        (("chips", "-o", "json"), None),
+                        (("rules", "list", "--date", "2025-06-01", "--json"), None)):
+        remote, local = server.run(*args, stdin=stdin), straits(*args, stdin=stdin)
+        assert remote.returncode == 0, remote.stderr
+        assert json.loads(remote.stdout) == json.loads(local.stdout), args
+    table = server.run("check", stdin=json.dumps(DESIGN_REQUEST))
+    assert "CONDITIONAL" in table.stdout and "cn-cbdf-2024-assessment" in table.stdout
+
+
+def test_plans_are_made_recorded_shown_exported_and_rechecked(server: Server,
+                                                              tmp_path: Path) -> None:
+    p = server.run("plan", str(H20), "--solver", "greedy", "--record", "-o", "json")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["ledger_seq"] and "submitted" in p.stderr
+    shown = server.run("plan", doc["id"], "--show", "-o", "json")
+    assert json.loads(shown.stdout) == doc
+    blocked = server.run("plan", doc["id"][:8], "--recheck", "--date", "2025-04-10")
+    assert blocked.returncode == 4 and "us-ear-2025-h20" in blocked.stdout
+    out = tmp_path / "jobs"
+    e = server.run("export", doc["id"], "--to", "slurm", "-o", str(out), "--json")
+    assert e.returncode == 0, e.stderr
+    assert json.loads(e.stdout)["plan_id"] == doc["id"]
+    local = tmp_path / "local"
+    f = tmp_path / "doc.json"
+    f.write_text(json.dumps(doc))
+    assert straits("export", str(f), "--to", "slurm", "-o", str(local)).returncode == 0
+    assert {x.relative_to(out): x.read_text() for x in out.rglob("*") if x.is_file()} == \
+        {x.relative_to(local): x.read_text() for x in local.rglob("*") if x.is_file()}
+    archive = server.run("export", str(f), "--to", "slurm", "-o", str(tmp_path / "j.tgz"))
+    assert archive.returncode == 0 and (tmp_path / "j.tgz").stat().st_size > 0
+    impact = server.run("impact", "--date", "2025-04-10", "--plan", doc["id"], "--no-replan",
+                        "--json")
+    assert json.loads(impact.stdout)["plans"][0]["blocking"]
+    entries = json.loads(server.run("ledger", "show", "--json").stdout)
+    assert [e["seq"] for e in entries] == [doc["ledger_seq"]]
+    assert server.run("ledger", "verify").returncode == 0
+    exported = server.run("ledger", "export", "-o", "-")
+    assert len(exported.stdout.splitlines()) == 1
+    assert straits("ledger", "verify", "--file", "-", stdin=exported.stdout).returncode == 0
+
+
+def test_errors_name_the_local_file_and_the_way_out(server: Server, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(EXAMPLE.read_text().replace("chip: H100-SXM", "chip: H300", 1))
+    one_line_error(server.run("-q", "plan", str(bad)), str(bad), "H300")
+    one_line_error(server.run("tokens", "list"), "--server")
+    anon = straits("--server", server.url, "chips")
+    assert anon.returncode == 1 and "STRAITS_TOKEN" in anon.stderr
+    nowhere = straits("--server", f"http://127.0.0.1:{free_port()}", "chips",
+                      env={"STRAITS_TOKEN": server.token})
+    assert nowhere.returncode == 1 and "cannot reach" in nowhere.stderr
+    assert "Traceback" not in anon.stderr + nowhere.stderr
