@@ -21,8 +21,7 @@ from straits.loading import load_scenario
 from straits.plandoc import canonical
 from straits.server import create_app
 from straits.server.settings import Settings
-from straits.store import Store
-from straits.store.records import create_plan
+from straits.store import Store, queue
 from test_api import Api, scenario_doc, wait_done
 from test_cli_conventions import run
 from test_rules_engine import DESIGN_REQUEST
@@ -46,9 +45,11 @@ def client_of(a: Api, token: str | None) -> Client:
 
 
 def queue_plans(a: Api, example_path: Path, tenant: str, n: int, name: str) -> list[str]:
-    """``n`` queued plans of a copy of the example named ``name`` (no planning: cheap)."""
+    """``n`` queued plans of a copy of the example named ``name`` (no planning: cheap; queued
+    for rules no worker of this server has, so none takes them)."""
     sc = load_scenario(example_path).model_copy(update={"name": name})
-    return [create_plan(a.store, sc, {"solver": "greedy"}, tenant=tenant, actor="test")
+    return [queue.enqueue(a.store, sc, {"solver": "greedy"}, tenant=tenant, actor="test",
+                          record=False, rules_digest="rules-of-another-server")
             for _ in range(n)]
 
 

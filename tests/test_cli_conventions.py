@@ -143,9 +143,22 @@ def test_dash_writes_stdout(tmp_path: Path) -> None:
 
 
 def test_output_never_replaces_a_directory(tmp_path: Path) -> None:
-    (tmp_path / "d").mkdir()
-    one_line_error(run("scenario", "generate", "-o", str(tmp_path / "d")), str(tmp_path / "d"),
-                   "not a regular file")
+    """A directory is written into (a file named after the options), never replaced; a
+    directory where that file would go is refused."""
+    d = tmp_path / "d"
+    d.mkdir()
+    p = run("scenario", "generate", "-o", str(d))
+    assert p.returncode == 0, p.stderr
+    written = list(d.iterdir())
+    assert len(written) == 1 and written[0].is_file()
+    (d / "taken").mkdir()
+    q = run("scenario", "generate", "-o", str(d / "taken" / ".."), "--seed", "5")
+    assert q.returncode == 0, q.stderr  # `..` resolves to d itself: still a directory
+    blocker = tmp_path / "e" / "generated-w10-s20-seed0.yaml"
+    blocker.mkdir(parents=True)
+    one_line_error(run("scenario", "generate", "-o", str(tmp_path / "e")), str(blocker),
+                   "directory")
+    assert blocker.is_dir()
 
 
 # --- tokens --------------------------------------------------------------------------------------

@@ -111,6 +111,7 @@ def shell_blocks() -> list[Block]:
 def invocations(text: str) -> list[list[str]]:
     """Every `straits ...` in a command line (in pipes and `$(...)` too), up to the next shell
     operator."""
+    text = text.replace("\\\n", " ")  # a backslash-newline continues the line, as in sh
     lex = shlex.shlex(text, posix=True, punctuation_chars=True)
     lex.whitespace_split = True
     lex.commenters = "#"

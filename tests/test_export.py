@@ -337,7 +337,7 @@ def test_cli_runs_per_stage_and_says_where_each_command_came_from(
 def test_cli_rejects_a_misspelt_stage_key_and_writes_nothing(tmp_path: Path,
                                                              example_path: Path) -> None:
     out = tmp_path / "out"
-    p = straits("export", str(example_path), "--to", "slurm", "-o", str(out),
+    p = straits("-q", "export", str(example_path), "--to", "slurm", "-o", str(out),
                 "--run", "pretrian=torchrun x.py")
     one_line_error(p, "--run", "pretrian", "pretrain")
     assert not out.exists() or not any(out.iterdir())
@@ -346,7 +346,7 @@ def test_cli_rejects_a_misspelt_stage_key_and_writes_nothing(tmp_path: Path,
 def test_cli_rejects_an_unknown_target_and_writes_nothing(tmp_path: Path,
                                                           example_path: Path) -> None:
     out = tmp_path / "out"
-    p = straits("export", str(example_path), "--to", "nomad", "-o", str(out))
+    p = straits("-q", "export", str(example_path), "--to", "nomad", "-o", str(out))
     one_line_error(p, "--to", "nomad", "skypilot")
     assert not out.exists() or not any(out.iterdir())
 

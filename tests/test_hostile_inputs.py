@@ -59,8 +59,8 @@ def test_hostile_input(case: dict[str, Any], results: dict[str, dict[str, Any]])
         else:  # the option parser's usage errors name the option
             assert "Usage:" in r["stderr"], r["stderr"]
         assert not r["stdout"].strip(), "nothing half-written on stdout"
-    for word in case["words"]:
-        assert word in r["stderr"], (word, r["stderr"])
+    for word in case["words"]:  # the parser may print an argument's metavar (SEQ) for its name
+        assert word.lower() in r["stderr"].lower(), (word, r["stderr"])
 
 
 def test_the_corpus_ran_in_bounded_memory(results: dict[str, dict[str, Any]]) -> None:

@@ -237,3 +237,22 @@ def print_error(exc: BaseException) -> None:
     t = Text("error:", style="red")
     t.append(f" {exc}")  # as text: a field path such as [0] is not Rich markup
     err_console.print(t, soft_wrap=True)
+
+
+def finite_float(lo: float | None = None, hi: float | None = None) -> Any:
+    """A float option's parameter type that also refuses NaN and infinities (click's
+    FloatRange lets NaN through: it compares false with both bounds)."""
+    import math
+
+    import click
+
+    class FiniteFloatRange(click.FloatRange):
+        name = "float"
+
+        def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+            v = super().convert(value, param, ctx)
+            if not math.isfinite(v):
+                self.fail(f"{value!r} is not a finite number", param, ctx)
+            return v
+
+    return FiniteFloatRange(min=lo, max=hi)

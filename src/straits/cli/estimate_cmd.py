@@ -135,8 +135,8 @@ def _sweep(req: EstimateRequest, base: Estimate, fmt: str, chart: Path | None) -
         err_console.print(f"wrote {written}")
         return
     if fmt != "table":
-        emit([estimate_json(req, r, chips=n, guidance=False)  # type: ignore[arg-type]
-              for n, r in zip(sizes, rows, strict=True)], fmt)
+        emit([estimate_json(req, r, chips=n, guidance=False)
+              for n, r in zip(sizes, rows, strict=True)], fmt)  # type: ignore[arg-type]
         return
     t = Table(title=f"How days and cost change with cluster size on {base.chip}",
               title_justify="left")

@@ -19,6 +19,7 @@ from straits.cli.common import (
     emit,
     err_console,
     fail,
+    finite_float,
     money,
     open_store,
     output_format,
@@ -49,7 +50,7 @@ def impact(
                                    "latest of each scenario and regime."),
     replan: bool = typer.Option(True, "--replan/--no-replan", help="Propose a re-plan as of "
                                 "the date."),
-    time_limit: float = typer.Option(10.0, "--time-limit", min=0.5,
+    time_limit: float = typer.Option(10.0, "--time-limit", click_type=finite_float(0.5, 3600),
                                      help="Seconds each re-plan may search."),
     exit_code: bool = typer.Option(False, "--exit-code", help=f"Exit {EXIT_AFFECTED} when a "
                                    "stage is blocked (for scripts and CI)."),

@@ -26,6 +26,7 @@ from straits.cli.common import (
     emit,
     err_console,
     fail,
+    finite_float,
     money,
     note,
     open_store,
@@ -86,7 +87,7 @@ def plan(
     solver: Solver = typer.Option(None, "--solver", help="cpsat (optimizer, warm-started by "
                                   "the greedy plan; the default) | greedy (the baseline "
                                   "alone)."),
-    time_limit: float = typer.Option(None, "--time-limit", min=0.5, max=3600,
+    time_limit: float = typer.Option(None, "--time-limit", click_type=finite_float(0.5, 3600),
                                      help=f"Seconds CP-SAT may search, 0.5 to 3600 (default "
                                           f"{DEFAULT_TIME_LIMIT:g})."),
     seed: int = typer.Option(None, "--seed", min=0, max=2**31 - 1,
@@ -178,7 +179,12 @@ def plan(
         if recheck:
             _recheck(source, rs, date, regime, fmt)
             return
-        options = _options(source, regime, objective, solver, time_limit, seed, risk)
+        options = _options(source, regime, objective, solver, time_limit, seed)
+        if risk is not None and risk != source.scenario.risk:  # the scenario's own field
+            from dataclasses import replace
+
+            source = replace(source, scenario=source.scenario.model_copy(update={"risk": risk}),
+                             document=None)
         if source.document is not None:
             note(f"[dim]read {source.label}; planning its scenario again[/dim]")
         if pareto:
@@ -194,15 +200,14 @@ def plan(
 
 
 def _options(source: PlanSource, regime: str | None, objective: str | None,
-             solver: str | None, time_limit: float | None, seed: int | None,
-             risk: str | None = None) -> dict[str, Any]:
-    """Flags, else the given plan's own options, else the defaults (the scenario's risk)."""
+             solver: str | None, time_limit: float | None, seed: int | None
+             ) -> dict[str, Any]:
+    """Flags, else the given plan's own options, else the defaults."""
     given = source.document.options if source.document is not None else {}
     flags = {"solver": solver, "objective": objective, "regime": regime,
-             "time_limit": time_limit, "seed": seed, "risk": risk}
+             "time_limit": time_limit, "seed": seed}
     defaults: dict[str, Any] = {"solver": "cpsat", "objective": None, "regime": None,
-                                "time_limit": DEFAULT_TIME_LIMIT, "seed": 0,
-                                "risk": source.scenario.risk}
+                                "time_limit": DEFAULT_TIME_LIMIT, "seed": 0}
     return {k: flags[k] if flags[k] is not None else given.get(k, defaults[k])
             for k in defaults}
 
@@ -215,8 +220,6 @@ def _plan(source: PlanSource, rs: RuleSet, options: dict[str, Any], progress: bo
     from straits.plan import make_plan
 
     sc = source.scenario
-    if options["risk"] != sc.risk:
-        sc = sc.model_copy(update={"risk": options["risk"]})
     show_bar = (sys.stderr.isatty() if progress is None else progress) and not state.quiet
     goal = options["objective"] or sc.objective
     with solver_progress(show_bar and options["solver"] == "cpsat", options["time_limit"],

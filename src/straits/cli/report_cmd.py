@@ -13,6 +13,7 @@ from straits.cli.common import (
     RulesOption,
     err_console,
     fail,
+    finite_float,
     note,
     open_store,
     print_json,
@@ -74,7 +75,7 @@ def report(
     pareto: int = typer.Option(None, "--pareto", min=2, max=50,
                                help="With a scenario: chart the cost / time frontier of N "
                                     "points instead of one plan."),
-    time_limit: float = typer.Option(20.0, "--time-limit", min=0.1,
+    time_limit: float = typer.Option(20.0, "--time-limit", click_type=finite_float(0.1, 3600),
                                      help="With a scenario: seconds for the search."),
     db: str = DbOption,
     rules: list[Path] = RulesOption,

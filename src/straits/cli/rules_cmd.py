@@ -20,6 +20,7 @@ from straits.cli.common import (
     emit,
     err_console,
     fail,
+    finite_float,
     open_store,
     output_format,
     rule_dirs,
@@ -262,7 +263,8 @@ def test(
                                       help="Packs to test (default: all loaded)."),
     show_coverage: bool = typer.Option(False, "--coverage", help="Print every policy and "
                                        "condition with how the cases exercised it."),
-    min_conditions: float = typer.Option(0.0, "--min-condition-coverage", min=0.0, max=100.0,
+    min_conditions: float = typer.Option(0.0, "--min-condition-coverage",
+                                         click_type=finite_float(0.0, 100.0),
                                          help="Fail when the tested packs' condition coverage "
                                               "is below this percentage."),
     json_out: bool = JsonOption,

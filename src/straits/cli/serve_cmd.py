@@ -7,7 +7,15 @@ from pathlib import Path
 
 import typer
 
-from straits.cli.common import DbOption, RulesOption, database_url, err_console, fail, rule_dirs
+from straits.cli.common import (
+    DbOption,
+    RulesOption,
+    database_url,
+    err_console,
+    fail,
+    finite_float,
+    rule_dirs,
+)
 from straits.errors import InputError, StraitsError
 
 
@@ -20,7 +28,8 @@ def serve(
                                      help="Plans solved at once in this process (default: "
                                           "STRAITS_PLAN_WORKERS or 1); 0: leave planning to "
                                           "`straits worker` processes."),
-    header_timeout: float = typer.Option(10.0, "--header-timeout", min=0.5, max=600.0,
+    header_timeout: float = typer.Option(10.0, "--header-timeout",
+                                         click_type=finite_float(0.5, 600.0),
                                          help="Seconds a client has to send its request "
                                               "headers before the connection is closed."),
     max_connections: int = typer.Option(512, "--max-connections", min=1, max=100_000,

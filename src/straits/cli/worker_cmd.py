@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from straits.cli.common import DbOption, RulesOption, err_console, fail
+from straits.cli.common import DbOption, RulesOption, err_console, fail, finite_float
 from straits.errors import InputError, StraitsError
 
 
@@ -15,7 +15,7 @@ def worker(
     slots: int = typer.Option(1, "--slots", min=1, max=64, help="Plans solved at once "
                               "(each runs CP-SAT with 4 search threads)."),
     rules: list[Path] = RulesOption,
-    lease: float = typer.Option(None, "--lease", min=2.0, max=3600.0,
+    lease: float = typer.Option(None, "--lease", click_type=finite_float(2.0, 3600.0),
                                 help="Seconds a job's lease lasts without renewal "
                                      "(default: STRAITS_PLAN_LEASE_S or 30)."),
     attempts: int = typer.Option(None, "--attempts", min=1, max=100,

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request
-from starlette.concurrency import run_in_threadpool
 from pydantic import TypeAdapter
+from starlette.concurrency import run_in_threadpool
 
 from straits.errors import RequestError
 from straits.loading import parse_json

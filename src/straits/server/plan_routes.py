@@ -28,6 +28,7 @@ from straits.plandoc import PlanDocument, from_store, read_document
 from straits.rules import RuleSet, load_packs
 from straits.server.auth import Caller, refuse
 from straits.server.bodies import document_body, documented
+from straits.server.problems import openapi_responses as problems_doc
 from straits.store.records import recorded_plans
 from straits.store.tokens import Principal
 
@@ -144,7 +145,8 @@ class ImpactRequest(BaseModel):
 
 
 @router.post("/impact", tags=["plans"], openapi_extra=documented(
-    ImpactRequest, "The date and changes to re-check plans against."))
+    ImpactRequest, "The date and changes to re-check plans against."),
+    responses={200: {"model": dict[str, Any]}, **problems_doc(404, 409)})
 async def impact(request: Request, who: Caller) -> dict[str, Any]:
     """Re-check plans as of a date, under a regime, with changed prices or capacity; answers
     exactly as `straits impact --json`."""

@@ -102,6 +102,9 @@ async def submit_plan(
     time_limit: Annotated[float, Query(ge=0.5, le=3600)] = 20.0,
     seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     record: Annotated[bool, Query(description="Append the plan to the ledger.")] = True,
+    risk: Annotated[Literal["p50", "p90"] | None, Query(description="Plan training stages on "
+                    "the estimate's central value or the high end of its 80% interval "
+                    "(overrides the scenario's `risk`).")] = None,
 ) -> JSONResponse:
     """Queue a scenario for planning; poll `GET /v1/plans/{id}` for progress and the plan.
     Jobs live in the database: a worker that dies or a server that restarts resumes them, and
@@ -109,6 +112,8 @@ async def submit_plan(
     await run_in_threadpool(require, request, who, "planner", "submit plans")
     data = await document_body(request, BODY)
     sc = await run_in_threadpool(lambda: parse_scenario(data, source=BODY))
+    if risk is not None:
+        sc = sc.model_copy(update={"risk": risk})
     settings = request.app.state.settings
     if len(sc.workloads) > settings.max_workloads:
         raise RequestError(f"{len(sc.workloads)} workloads; this server plans at most "
