@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from straits.cli.common import (
     ActorOption,
@@ -24,36 +24,56 @@ from straits.cli.common import (
     money,
     print_json,
 )
-from straits.cli.plan_view import plan_view
 from straits.errors import StraitsError
-from straits.loading import load_scenario
-from straits.model.types import Objective, Regime
-from straits.plan import DEFAULT_TIME_LIMIT, Solver, make_plan
-from straits.plan.candidates import Candidates
-from straits.plan.optimizer import Progress as OnProgress
-from straits.plan.optimizer import SearchState
-from straits.plan.pareto import FrontierPoint, frontier
-from straits.rules import ruleset
+from straits.model.types import Regime
+from straits.plan.deadline import Deadline
+from straits.plan.registry import (
+    DEFAULT_SOLVER,
+    SOLVER_NAMES,
+    objective,
+    objective_help,
+    solver_help,
+)
+
+if TYPE_CHECKING:
+    from straits.plan.pareto import FrontierPoint
+    from straits.plan.search import SearchState
 
 EXIT_UNPLACED = 3
+DEFAULT_TIME_LIMIT = 20.0
+#: the registry's solver names, as the choices of ``--solver``
+SolverName = Enum("SolverName", {n: n for n in SOLVER_NAMES}, type=str)  # type: ignore[misc]
 
 
 @contextmanager
-def solver_progress(enabled: bool, limit: float, objective: str
-                    ) -> Iterator[OnProgress | None]:
-    """A progress bar on stderr while CP-SAT searches: time used, best plan, bound."""
+def solver_progress(enabled: bool, deadline: Deadline, unit: str
+                    ) -> Iterator[Callable[[SearchState], None] | None]:
+    """A progress bar on stderr while the plan is made: the time budget used, the best plan,
+    the bound."""
     if not enabled:
         yield None
         return
-    with Progress(TextColumn("[bold]CP-SAT[/bold] {task.description}"), BarColumn(),
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    total = deadline.limit or 1.0
+    with Progress(TextColumn("[bold]search[/bold] {task.description}"), BarColumn(),
                   TimeElapsedColumn(), console=err_console, transient=True) as bar:
-        task = bar.add_task("building the model", total=limit)
+        task = bar.add_task("estimating, checking rules, greedy plan", total=total)
 
         def update(state: SearchState) -> None:
-            bar.update(task, completed=min(state.elapsed, limit),
-                       description=state.describe(objective))
+            bar.update(task, completed=min(deadline.elapsed(), total),
+                       description=state.describe())
 
         yield update
+
+
+def _objective(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return objective(value, path="--objective").name
+    except StraitsError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def plan(
@@ -61,13 +81,17 @@ def plan(
     json_out: bool = JsonOption,
     regime: Regime = typer.Option(None, "--regime", help="Override the scenario's regime: "
                                   "enacted | ai-diffusion."),
-    objective: Objective = typer.Option(None, "--objective", help="Override the objective: "
-                                        "cost | time (makespan) | completion (weighted)."),
-    solver: Solver = typer.Option("cpsat", "--solver", help="cpsat (optimizer, warm-started "
-                                  "by the greedy plan) | greedy (the baseline alone)."),
+    objective_: str = typer.Option(None, "--objective", metavar="OBJECTIVE",
+                                   callback=_objective,
+                                   help="Override the objective: " + objective_help() + "."),
+    solver: SolverName = typer.Option(DEFAULT_SOLVER, "--solver", help=solver_help() + "."),
     time_limit: float = typer.Option(DEFAULT_TIME_LIMIT, "--time-limit", min=0.5,
-                                     help="Seconds CP-SAT may search."),
-    seed: int = typer.Option(0, "--seed", help="CP-SAT's random seed (same seed, same plan)."),
+                                     help="Seconds of wall-clock time for the whole command: "
+                                     "loading, rules, estimates, the greedy plan, the search "
+                                     "and the output. The plan JSON's `timings` say where "
+                                     "they went."),
+    seed: int = typer.Option(0, "--seed", help="CP-SAT's random seed (same seed, same plan, "
+                             "unless the time limit cuts the search short)."),
     pareto: int = typer.Option(0, "--pareto", min=0, metavar="N",
                                help="Print the cost/time frontier with up to N plans."),
     progress: bool = typer.Option(None, "--progress/--no-progress",
@@ -83,51 +107,85 @@ def plan(
     db: str = DbOption,
 ) -> None:
     """Plan a scenario: for every stage, estimate and check every (site, pool), schedule the
-    lawful ones over capacity and time with CP-SAT (or the greedy baseline), and explain why
-    every other option lost and why any stage could not be placed.
+    lawful ones over capacity and time (the greedy plan, then CP-SAT on the whole portfolio or
+    on neighbourhoods of it), and explain why every other option lost and why any stage could
+    not be placed.
 
     Exit status: 0 when every stage is placed, 3 when some are not, 2 on bad input.
     """
+    deadline = Deadline(time_limit)
     try:
-        sc = load_scenario(scenario)
-        rs = ruleset(tuple(rules or ()))
+        with deadline.phase("start"):  # the planner's libraries (OR-Tools, numpy, Cedar)
+            from straits.loading import load_scenario
+            from straits.plan import make_plan
+            from straits.plan import solvers as _solvers  # noqa: F401
+            from straits.rules import ruleset
+
+        with deadline.phase("load"):
+            sc = load_scenario(scenario)
+        with deadline.phase("rules"):
+            rs = ruleset(tuple(rules or ()))
         show = sys.stderr.isatty() if progress is None else progress
         if pareto:
-            cand = Candidates(sc, rs, regime=regime or sc.regime, date=sc.date)
-            points = frontier(cand, points=max(2, pareto), time_limit=time_limit, seed=seed)
-            _print_frontier(points, json_out)
+            _frontier(sc, rs, regime, pareto, seed, deadline, json_out)
             return
-        goal = objective or sc.objective
-        with solver_progress(show and solver == "cpsat", time_limit, goal) as on_progress:
-            result = make_plan(sc, regime=regime, objective=objective, rules=rs, solver=solver,
-                               time_limit=time_limit, seed=seed, on_progress=on_progress)
+        goal = objective(objective_ or sc.objective)
+        name = str(solver.value)
+        with solver_progress(show and name != "greedy", deadline, goal.unit) as on_progress:
+            result = make_plan(sc, regime=regime, objective=objective_, rules=rs, solver=name,
+                               seed=seed, on_progress=on_progress, deadline=deadline)
         if record:
-            from straits.store import Store
-            from straits.store.records import record_plan
-
-            owners = sorted({w.tenant for w in sc.workloads})
-            options = {"solver": solver, "objective": objective, "regime": regime,
-                       "time_limit": time_limit, "seed": seed}
-            plan_id, entry = record_plan(
-                Store(db), sc, result, rs, options, actor=actor_name(actor),
-                tenant=tenant or (owners[0] if len(owners) == 1 else "portfolio"))
-            err_console.print(f"recorded plan {plan_id} as ledger entry {entry.seq} "
-                              f"({entry.hash[:12]})")
+            with deadline.phase("record"):
+                _record(sc, result, rs, name, objective_, regime, time_limit, seed, tenant,
+                        actor, db)
     except StraitsError as exc:
         fail(exc)
         return
-    if json_out:
-        print_json(result.to_json(details=details))
+    with deadline.phase("output"):
+        doc = result.to_json(details=details) if json_out else None
+    if doc is not None:
+        doc["timings"] = deadline.to_json()
+        print_json(doc)
     else:
+        from straits.cli.plan_view import plan_view
+
         console.print(plan_view(result))
     if result.unplaced:
         raise typer.Exit(EXIT_UNPLACED)
+
+
+def _record(sc: Any, result: Any, rs: Any, solver: str, objective_: str | None,
+            regime: str | None, time_limit: float, seed: int, tenant: str | None,
+            actor: str | None, db: str | None) -> None:
+    from straits.store import Store
+    from straits.store.records import record_plan
+
+    owners = sorted({w.tenant for w in sc.workloads})
+    options = {"solver": solver, "objective": objective_, "regime": regime,
+               "time_limit": time_limit, "seed": seed}
+    plan_id, entry = record_plan(
+        Store(db), sc, result, rs, options, actor=actor_name(actor),
+        tenant=tenant or (owners[0] if len(owners) == 1 else "portfolio"))
+    err_console.print(f"recorded plan {plan_id} as ledger entry {entry.seq} "
+                      f"({entry.hash[:12]})")
+
+
+def _frontier(sc: Any, rs: Any, regime: str | None, points: int, seed: int,
+              deadline: Deadline, json_out: bool) -> None:
+    from straits.plan.candidates import Candidates
+    from straits.plan.pareto import frontier
+
+    cand = Candidates(sc, rs, regime=regime or sc.regime, date=sc.date, deadline=deadline)
+    found = frontier(cand, points=max(2, points), seed=seed, deadline=deadline)
+    _print_frontier(found, json_out)
 
 
 def _print_frontier(points: list[FrontierPoint], json_out: bool) -> None:
     if json_out:
         print_json({"pareto": [p.to_json() for p in points]})
         return
+    from rich.table import Table
+
     t = Table(title="Cost / time frontier (rental and data movement; makespan in whole hours)",
               title_justify="left")
     for col in ("makespan", "cost", "unplaced", "search"):

@@ -24,7 +24,7 @@ from straits.model.types import (
     Id,
     NonNegFloat,
     NonNegInt,
-    Objective,
+    ObjectiveSpec,
     PosFloat,
     Regime,
     StageKind,
@@ -239,7 +239,9 @@ class Scenario(Frozen):
     name: Id
     date: dt.date
     regime: Regime = "enacted"
-    objective: Objective = "cost"
+    objective: ObjectiveSpec = "cost"
+    """cost | time | completion | energy | carbon, or a weighted sum in dollars such as
+    cost+80*carbon (the planner checks the names)"""
     horizon_days: Annotated[float, Field(gt=0, le=3650)] = 730
     _index: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = PrivateAttr(
         default_factory=dict)

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from straits.model.request import CheckRequest, DataFacts, SiteFacts, TenantFacts, WeightsFacts
 from straits.model.scenario import Dataset, Scenario, Site, Stage, Tenant, Workload
+from straits.model.types import Authorization
 
 ACTION_OF_KIND = {"pretrain": "train", "finetune": "finetune", "serve": "serve"}
 #: individuals assumed when a serving stage does not say how many users' data it processes:
@@ -82,6 +84,15 @@ def prior_volumes(ledgers: list[ExportLedger], tenant: str, origin: str, year: i
 # validated scenario, and the planner asks many questions.
 
 
+class Predecessor(NamedTuple):
+    """A predecessor of a stage as the rules see it: the stage, where it ran, and the model's
+    training operations through it."""
+
+    stage: Stage
+    site: Site
+    ops: float
+
+
 @dataclass(frozen=True)
 class Question:
     label: str
@@ -89,11 +100,22 @@ class Question:
 
 
 def _tenant(t: Tenant) -> TenantFacts:
-    return TenantFacts.model_construct(hq=t.hq, authorizations=t.authorizations, ciio=t.ciio)
+    return _tenant_facts(t.hq, t.authorizations, t.ciio)
+
+
+@lru_cache(maxsize=4096)
+def _tenant_facts(hq: str, authorizations: tuple[Authorization, ...], ciio: bool
+                  ) -> TenantFacts:
+    return TenantFacts.model_construct(hq=hq, authorizations=authorizations, ciio=ciio)
 
 
 def _site(s: Site) -> SiteFacts:
-    return SiteFacts.model_construct(country=s.country, operator_hq=s.operator_hq)
+    return _site_facts(s.country, s.operator_hq)
+
+
+@lru_cache(maxsize=4096)
+def _site_facts(country: str, operator_hq: str) -> SiteFacts:
+    return SiteFacts.model_construct(country=country, operator_hq=operator_hq)
 
 
 def data_facts(d: Dataset, prior: tuple[int, int, int, int], others: list[Dataset]) -> DataFacts:
@@ -120,7 +142,7 @@ def user_subjects(stage: Stage) -> int:
 
 def placement_questions(
     sc: Scenario, w: Workload, stage: Stage, site: Site, chip: str, *, date: dt.date,
-    regime: str, training_ops: float, preds: list[tuple[Stage, Site, float]],
+    regime: str, training_ops: float, preds: list[Predecessor],
     exports: list[ExportLedger], year: int,
 ) -> list[Question]:
     """Every rule question of placing ``stage`` at ``site`` on ``chip``.

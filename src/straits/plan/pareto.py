@@ -14,9 +14,13 @@ from ortools.sat.python import cp_model
 
 from straits.plan.candidates import Candidates
 from straits.plan.cpsat_model import add_hints, build
+from straits.plan.deadline import Deadline
 from straits.plan.greedy import GreedyPlanner
-from straits.plan.optimizer import WORKERS, retime_hints
+from straits.plan.objectives import OBJECTIVES, Objective
 from straits.plan.portfolio import Portfolio
+from straits.plan.schedule import PlanState
+from straits.plan.search import WORKERS
+from straits.plan.solution import retime
 
 
 @dataclass(frozen=True)
@@ -33,14 +37,16 @@ class FrontierPoint:
                 "status": self.status, "max_makespan_hours": self.bound_hours}
 
 
-def _solve(pf: Portfolio, greedy: GreedyPlanner, objective: str, max_end: int | None,
+def _solve(pf: Portfolio, state: PlanState, objective: Objective, max_end: int | None,
            seconds: float, seed: int) -> FrontierPoint | None:
+    if seconds <= 0.05:
+        return None
     pm = build(pf, objective, max_end=max_end)
-    add_hints(pm, retime_hints(pm, greedy))
+    add_hints(pm, retime(pf, state, pm.horizon))
     solver = cp_model.CpSolver()
     p = solver.parameters
     p.random_seed, p.num_workers, p.interleave_search = seed, WORKERS, True
-    p.max_deterministic_time = p.max_time_in_seconds = max(0.5, seconds)
+    p.max_deterministic_time = p.max_time_in_seconds = seconds
     p.cp_model_probing_level = 0
     status = solver.solve(pm.model)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -60,22 +66,33 @@ def _solve(pf: Portfolio, greedy: GreedyPlanner, objective: str, max_end: int | 
 
 
 def frontier(cand: Candidates, *, points: int = 5, time_limit: float = 30.0,
-             seed: int = 0) -> list[FrontierPoint]:
+             seed: int = 0, deadline: Deadline | None = None) -> list[FrontierPoint]:
     """Up to ``points`` plans from the cheapest to the fastest, none beaten on both counts.
-    Costs are the model's (rental and data movement, whole dollars); times whole hours."""
-    greedy = GreedyPlanner(cand, objective="cost")
-    greedy.run()
-    pf = Portfolio(cand, greedy)
-    share = time_limit / max(2, points)
-    cheap = _solve(pf, greedy, "cost", None, share, seed)
-    fast = _solve(pf, greedy, "time", None, share, seed)
+    Costs are the model's (rental and data movement, whole dollars); times whole hours. The
+    time left on ``deadline`` (else ``time_limit``) is shared evenly between the plans."""
+    deadline = deadline or Deadline(time_limit)
+    cost, time = OBJECTIVES["cost"], OBJECTIVES["time"]
+    with deadline.phase("greedy"):
+        greedy = GreedyPlanner(cand, objective=cost, stop_at=deadline.at(0.5 * deadline.left()))
+        greedy.run()
+    with deadline.phase("model"):
+        pf = Portfolio(cand, cost, greedy.state)
+    n = max(2, points)
+
+    def share(k: int) -> float:  # the k-th of n solves gets an even share of what is left
+        return deadline.until(0.05) / max(1, n - k)
+
+    with deadline.phase("search"):
+        cheap = _solve(pf, greedy.state, cost, None, share(0), seed)
+        fast = _solve(pf, greedy.state, time, None, share(1), seed)
     found = [p for p in (cheap, fast) if p is not None]
     if cheap is not None and fast is not None and points > 2 \
             and cheap.makespan_hours > fast.makespan_hours:
         lo, hi = fast.makespan_hours, cheap.makespan_hours
         for k in range(1, points - 1):
             bound = int(hi - (hi - lo) * k / (points - 1))
-            p = _solve(pf, greedy, "cost", bound, share, seed)
+            with deadline.phase("search"):
+                p = _solve(pf, greedy.state, cost, bound, share(k + 1), seed)
             if p is not None:
                 found.append(p)
     best = min((p.unplaced for p in found), default=0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -14,7 +14,9 @@ from straits.errors import NotFoundError, RequestError
 from straits.loading import parse_scenario, validate_as
 from straits.model.request import CheckRequest, EstimateRequest
 from straits.model.scenario import Scenario
-from straits.model.types import Objective, Regime
+from straits.model.types import Regime
+from straits.plan.registry import DEFAULT_SOLVER, SOLVER_NAMES, check_solver, objective_help
+from straits.plan.registry import objective as parse_objective
 from straits.server.auth import Caller, refuse, require
 from straits.server.bodies import documented, json_body
 from straits.store import ledger
@@ -74,8 +76,10 @@ async def estimate(request: Request, who: Caller) -> Any:
     Scenario, "A scenario, as in a scenario file (docs/scenario-reference.md)."))
 async def submit_plan(
     request: Request, who: Caller,
-    solver: Literal["cpsat", "greedy"] = "cpsat",
-    objective: Objective | None = None,
+    solver: Annotated[str, Query(description=f"One of {', '.join(SOLVER_NAMES)}.",
+                                 json_schema_extra={"enum": list(SOLVER_NAMES)})
+                      ] = DEFAULT_SOLVER,
+    objective: Annotated[str | None, Query(description=objective_help())] = None,
     regime: Regime | None = None,
     time_limit: Annotated[float, Query(ge=0.5, le=3600)] = 20.0,
     seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
@@ -83,6 +87,9 @@ async def submit_plan(
 ) -> JSONResponse:
     """Plan a scenario in the background; poll `GET /v1/plans/{id}` for progress and the plan."""
     require(request, who, "planner", "submit plans")
+    solver = check_solver(solver)
+    if objective is not None:
+        objective = parse_objective(objective).name
     data = await json_body(request, BODY)
     sc = parse_scenario(data, source=BODY)
     settings = request.app.state.settings

@@ -1,0 +1,219 @@
+"""A plan in the CP-SAT model's terms, and the way back to a :class:`Plan`.
+
+A *solution* gives every stage a :class:`~straits.plan.cpsat_model.Slot`: its choice (or
+unplaced) and its start in whole hours. The greedy plan becomes one (:func:`retime`), every
+search returns one, and :func:`evaluate` scores any of them exactly as the model's objective
+does, so the neighbourhood search can compare solutions without asking CP-SAT.
+:func:`extract` turns the best one into a plan with exact times and costs, re-checked against
+the rules with its final export volumes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import NamedTuple
+
+from ortools.sat.python import cp_model
+
+from straits.model.scenario import Site
+from straits.plan.candidates import Verdict
+from straits.plan.checks import ExportLedger, Predecessor
+from straits.plan.cpsat_model import UNPLACED, PortfolioModel, Slot, _peak, edge_lag
+from straits.plan.diagnosis import rediagnose
+from straits.plan.objectives import COMPLETION, COST, TIME, Objective, completion_weight
+from straits.plan.options import capex_share
+from straits.plan.portfolio import Portfolio
+from straits.plan.result import Assignment, Plan, Status
+from straits.plan.schedule import (
+    PlanState,
+    StageKey,
+    deadline_hours,
+    hard_deadline_hours,
+    late_hours,
+    make_assignment,
+    model_timeline,
+    record_exports,
+)
+from straits.plan.timeline import Timeline
+from straits.plan.transfer import egress_usd, transfer_hours, weights_gb
+
+Solution = dict[StageKey, Slot]
+
+
+class Value(NamedTuple):
+    """A solution's objective in the model's units: unplaced stages, the objective, the
+    tie-break (cost in $1,000 for named objectives other than cost). Compared as a tuple."""
+
+    unplaced: int
+    primary: int
+    tie: int
+
+
+def evaluate(pf: Portfolio, objective: Objective, sol: Solution) -> Value:
+    """The model's objective of ``sol``, term by term as :func:`~straits.plan.cpsat_model.build`
+    writes it (integer choice values, capex of the bought chips' peak, lateness penalties,
+    makespan, weighted completion)."""
+    unplaced = primary = tie = 0
+    usage: dict[str, list[tuple[int, int, int]]] = {}
+    ends: dict[str, int] = {}
+    for key, (idx, s) in sol.items():
+        if idx is None:
+            unplaced += 1
+            continue
+        c = pf.stages[key].choices[idx]
+        primary += c.value
+        tie += c.cost // 1000
+        e = s + c.duration
+        ends[key[0]] = max(ends.get(key[0], 0), e)
+        if c.option.procured:
+            usage.setdefault(c.option.key, []).append((s, e, c.est.chips))
+    k_cost = objective.global_weight(COST)
+    if k_cost:
+        for res, bookings in usage.items():
+            o = pf.option_of(res)
+            assert o.pool.procurable is not None
+            primary += _peak(bookings) * round(o.pool.procurable.usd_per_chip
+                                               * capex_share(pf.sc, o.pool)) * k_cost
+        for wid, e in ends.items():
+            w = pf.sc.workload(wid)
+            if w.deadline is not None and w.deadline_policy != "hard":
+                due = max(0, int(deadline_hours(pf.sc, w.deadline) + 1e-9))
+                primary += max(0, e - due) * round(w.late_penalty_usd_per_day / 24.0) * k_cost
+    primary += objective.global_weight(TIME) * max(ends.values(), default=0)
+    k_done = objective.global_weight(COMPLETION)
+    if k_done:
+        primary += k_done * sum(completion_weight(pf.sc.workload(wid)) * e
+                                for wid, e in ends.items())
+    return Value(unplaced, primary, tie if objective.tie_cost else 0)
+
+
+def retime(pf: Portfolio, state: PlanState, horizon: int) -> Solution:
+    """The greedy plan in the model's whole hours: the same choices, started as early as the
+    rounded durations, releases and (rounded) capacities allow. A stage that no longer makes
+    its hard deadline or budget once rounded is left unplaced, with its successors."""
+    timelines: dict[str, Timeline] = {}
+    out: Solution = dict.fromkeys(pf.stages, UNPLACED)
+    ends: dict[StageKey, int] = {}
+    spent: dict[str, int] = {}
+    for key, _ in sorted(state.placed.items(), key=lambda kv: kv[1].assignment.start_h):
+        st = pf.stages.get(key)
+        if st is None or st.hint is None:
+            continue
+        c = st.choices[st.hint]
+        ready = c.release
+        for p in st.stage.after:
+            pk = (key[0], p)
+            if pk not in ends:
+                ready = -1
+                break
+            ready = max(ready, ends[pk] + edge_lag(pf, st.workload, pf.stages[pk], st))
+        if ready < 0:
+            continue
+        res = c.option.key
+        if res not in timelines:
+            timelines[res] = model_timeline(pf.sc, c.option, horizon)
+        s = earliest_hour(timelines[res], c.est.chips, c.duration, ready)
+        w = st.workload
+        due = hard_deadline_hours(pf.sc, w)
+        limit = horizon if math.isinf(due) else min(horizon, int(due + 1e-9))
+        if s is None or s + c.duration > limit:
+            continue  # rounded up to whole hours it no longer makes it: leave it out
+        if w.budget_usd is not None and spent.get(w.id, 0) + c.cost > int(w.budget_usd):
+            continue
+        spent[w.id] = spent.get(w.id, 0) + c.cost
+        timelines[res].book(s, s + c.duration, c.est.chips)
+        out[key] = Slot(st.hint, s)
+        ends[key] = s + c.duration
+    return out
+
+
+def earliest_hour(tl: Timeline, chips: int, hours: int, ready: int) -> int | None:
+    """The earliest whole hour >= ``ready`` at which ``chips`` are free for ``hours``."""
+    at = float(ready)
+    for _ in range(64):
+        s = tl.earliest(chips, hours, at)
+        if s is None:
+            return None
+        whole = math.ceil(s - 1e-9)
+        if tl.earliest(chips, hours, whole) == whole:
+            return whole
+        at = whole
+    return None
+
+
+def from_solver(pm: PortfolioModel, solver: cp_model.CpSolver) -> Solution:
+    """The slots of the model's stages in the solver's current solution."""
+    out: Solution = {}
+    for key, xs in pm.x.items():
+        if solver.boolean_value(pm.u[key]):
+            out[key] = UNPLACED
+            continue
+        idx = next(i for i, xi in enumerate(xs) if solver.boolean_value(xi))
+        out[key] = Slot(idx, solver.value(pm.start[key]))
+    return out
+
+
+def extract(pf: Portfolio, sol: Solution, baseline: Plan, objective: Objective,
+            status: Status, solver: str) -> Plan | None:
+    """The plan of ``sol``, with exact times, costs, verdicts and diagnosis; None when a
+    placement fails the final rule check (with the plan's final export volumes)."""
+    sc, cand = pf.sc, pf.cand
+    chosen = {k: v for k, v in sol.items() if v.choice is not None}
+    ledger = ExportLedger()
+    for (wid, sid), slot in chosen.items():
+        w = sc.workload(wid)
+        assert slot.choice is not None
+        record_exports(sc, w, w.stage(sid), pf.stages[(wid, sid)].choices[slot.choice].option.site,
+                       ledger, cand.date.year)
+    placed: dict[StageKey, tuple[Assignment, Site]] = {}
+    usage: dict[str, list[tuple[int, int, int]]] = {}
+    for key, slot in chosen.items():
+        assert slot.choice is not None
+        c = pf.stages[key].choices[slot.choice]
+        if c.option.procured:
+            usage.setdefault(c.option.key, []).append((slot.start, slot.start + c.duration,
+                                                       c.est.chips))
+    capex_paid: set[str] = set()
+    lateness: dict[str, float] = {}
+    for key, slot in sorted(chosen.items(), key=lambda kv: kv[1].start):
+        st = pf.stages[key]
+        assert slot.choice is not None
+        w, stage, c = st.workload, st.stage, st.choices[slot.choice]
+        preds = [Predecessor(w.stage(p), placed[(w.id, p)][1], cand.ops[w.id][p])
+                 for p in stage.after]
+        verdict: Verdict = cand.verdict(w, stage, c.option, preds, [ledger])
+        if not verdict.lawful:
+            return None
+        size = weights_gb(w.model)
+        egress = c.egress + sum(egress_usd(size, placed[(w.id, p)][1], c.option.site)
+                                for p in stage.after)
+        transfer = max([c.transfer] + [transfer_hours(size, placed[(w.id, p)][1], c.option.site)
+                                       for p in stage.after])
+        capex = 0.0
+        if c.option.procured and c.option.key not in capex_paid:
+            capex_paid.add(c.option.key)
+            assert c.option.pool.procurable is not None
+            capex = _peak(usage[c.option.key]) * c.option.pool.procurable.usd_per_chip \
+                * capex_share(sc, c.option.pool)
+        start = float(slot.start)
+        end = start + c.est.hours
+        late = late_hours(sc, w, end)
+        penalty = max(0.0, late - lateness.get(w.id, 0.0)) / 24.0 * w.late_penalty_usd_per_day
+        lateness[w.id] = max(lateness.get(w.id, 0.0), late)
+        a = make_assignment(sc, w, stage, c.option, c.est, start, end, egress, transfer,
+                            capex, verdict, late, penalty)
+        placed[key] = (a, c.option.site)
+    before = {k: b.assignment for k, b in pf.state.placed.items()}
+    diagnosis = tuple(
+        rediagnose(d, placed[(d.workload, d.stage)][0] if (d.workload, d.stage) in placed
+                   else None, before.get((d.workload, d.stage)), sc.workload(d.workload),
+                   objective)
+        for d in baseline.diagnosis)
+    unplaced = tuple(d for d in diagnosis if d.chosen is None)
+    final: Status = "infeasible" if unplaced else status
+    notes = tuple(f"{a.workload}/{a.stage} ends {a.late_hours:,.0f} h after the deadline "
+                  f"(soft deadline)" for a, _ in placed.values() if a.late_hours > 0)
+    return replace(baseline, solver=solver, status=final,
+                   assignments=tuple(a for a, _ in placed.values()), unplaced=unplaced,
+                   diagnosis=diagnosis, notes=notes)
