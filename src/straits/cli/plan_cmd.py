@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -134,6 +135,9 @@ def plan(
         with solver_progress(show and name != "greedy", deadline, goal.unit) as on_progress:
             result = make_plan(sc, regime=regime, objective=objective_, rules=rs, solver=name,
                                seed=seed, on_progress=on_progress, deadline=deadline)
+        # the timings cover the command up to its output (the document cannot time its own
+        # writing); the plan recorded and the plan printed are the same document
+        result = replace(result, timings=deadline.to_json())
         if record:
             with deadline.phase("record"):
                 _record(sc, result, rs, name, objective_, regime, time_limit, seed, tenant,
@@ -141,11 +145,8 @@ def plan(
     except StraitsError as exc:
         fail(exc)
         return
-    with deadline.phase("output"):
-        doc = result.to_json(details=details) if json_out else None
-    if doc is not None:
-        doc["timings"] = deadline.to_json()
-        print_json(doc)
+    if json_out:
+        print_json(result.to_json(details=details))
     else:
         from straits.cli.plan_view import plan_view
 

@@ -222,6 +222,10 @@ EXPECTED = (f"one of {', '.join(OBJECTIVES)}, or a weighted sum of them in dolla
             "cost+80*carbon ($80 a tonne) or cost+1000*time ($1,000 an hour of makespan)")
 
 
+def _num(w: float) -> str:
+    return f"{w:.0f}" if w == int(w) else f"{w:.12g}"
+
+
 def objective(spec: str, *, source: str | None = None, path: str | None = "objective"
               ) -> Objective:
     """The objective named or written ``spec``; an :class:`InputError` names what is wrong."""
@@ -245,5 +249,5 @@ def objective(spec: str, *, source: str | None = None, path: str | None = "objec
         terms.append((metric, weight))
     if len(terms) == 1 and terms[0][1] == 1.0:
         return OBJECTIVES[terms[0][0].name]
-    name = "+".join(f"{w:g}*{m.name}" if w != 1.0 else m.name for m, w in terms)
+    name = "+".join(f"{_num(w)}*{m.name}" if w != 1.0 else m.name for m, w in terms)
     return Objective(name, tuple(terms), "a weighted sum in dollars")

@@ -97,7 +97,7 @@ class GreedySolver:
 
     def solve(self, cand: Candidates, objective: Objective, ctx: SolveContext) -> Plan:
         n = _stages(cand)
-        g, plan = _greedy(cand, objective, ctx, _reserve((WHY_NOT_S, OUTPUT_S), n))
+        g, plan = _greedy(cand, objective, ctx, _reserve((OUTPUT_S,), n))
         plan = replace(plan, baseline_value=None, baseline_usd=None,
                        search={"requested": ctx.requested or self.name, "solver": self.name,
                                "rounds": g.rounds})
@@ -115,7 +115,9 @@ class _Searching:
         n = _stages(cand)
         after_search = _reserve((EXTRACT_S, WHY_NOT_S, OUTPUT_S), n)
         before_search = _reserve((MODEL_S,), n) + MIN_SEARCH_S
-        g, baseline = _greedy(cand, objective, ctx, after_search + before_search)
+        # a complete greedy plan comes first: it may use all but the output's share, and the
+        # search gets what it leaves
+        g, baseline = _greedy(cand, objective, ctx, _reserve((OUTPUT_S,), n))
         info: dict[str, Any] = {"requested": ctx.requested or self.name, "solver": self.name,
                                 "answer": "greedy"}
         if not cand.sc.workloads:
