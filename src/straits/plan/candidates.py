@@ -96,6 +96,10 @@ class Candidates:
         self.memo_hits = 0
         self.memo_misses = 0
 
+    @property
+    def menu(self) -> int:
+        return MENU_SIZES_LARGE if self.large else MENU_SIZES
+
     @contextmanager
     def _count(self, what: str) -> Iterator[None]:
         with self.deadline.count(what) if self.deadline is not None else nullcontext():
@@ -107,8 +111,7 @@ class Candidates:
         t = self._tables.get(key)
         if t is None:
             with self._count("estimates"):
-                t = self._tables[key] = build_table(
-                    self.sc, self.index, w, stage, MENU_SIZES_LARGE if self.large else MENU_SIZES)
+                t = self._tables[key] = build_table(self.sc, self.index, w, stage, self.menu)
         return t
 
     def options(self, w: Workload, stage: Stage) -> list[Option]:

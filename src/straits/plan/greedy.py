@@ -110,6 +110,9 @@ class GreedyPlanner:
         self.stopped = False
         """the time ran out before every stage was reached"""
 
+    def _workloads(self) -> list[Workload]:
+        return sorted(self.sc.workloads, key=lambda w: (w.deadline or dt.date.max, w.id))
+
     # --- per-workload preparation --------------------------------------------------------------
     def latest_finish(self, w: Workload) -> dict[str, float]:
         """Hours by which each stage must end so that its successors can still meet the
@@ -204,8 +207,7 @@ class GreedyPlanner:
 
     def run_once(self) -> _Run:
         run = _Run(PlanState(), [], [])
-        order = sorted(self.sc.workloads, key=lambda w: (w.deadline or dt.date.max, w.id))
-        for w in order:
+        for w in self._workloads():
             if not run.stopped and self._out_of_time():
                 run.stopped = True
             if run.stopped:

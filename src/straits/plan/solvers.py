@@ -68,6 +68,7 @@ def _valued(plan: Plan, cand: Candidates, objective: Objective) -> Plan:
 
 def _greedy(cand: Candidates, objective: Objective, ctx: SolveContext, reserve: float
             ) -> tuple[GreedyPlanner, Plan]:
+    """The greedy plan, stopped ``reserve`` seconds before the deadline if it gets there."""
     d = ctx.deadline
     with d.phase("greedy"):
         g = GreedyPlanner(cand, objective=objective, stop_at=d.at(reserve), clock=d.clock)

@@ -217,15 +217,21 @@ class StageTable:
         return float(self.min_hours[ok].min()) if ok.any() else None
 
 
-def build_table(sc: Scenario, ix: Index, w: Workload, stage: Stage,
-                menu: int = MENU_SIZES) -> StageTable:
+def _rows(ix: Index, w: Workload) -> tuple[list[Row], np.ndarray, np.ndarray]:
     extra = ix.buyable(w.tenant)
     rows = [Row(r, None) for r in ix.resources] + [Row(ix.resources[i], w.tenant) for i in extra]
-    base = np.arange(len(ix.resources))
-    idx = np.concatenate([base, np.array(extra, dtype=np.int64)])
+    idx = np.concatenate([np.arange(len(ix.resources)), np.array(extra, dtype=np.int64)])
     counts = np.concatenate([ix.res_count, np.array(
         [ix.resources[i].pool.procurable.max for i in extra  # type: ignore[union-attr]
          ], dtype=np.int64)])
+    return rows, idx, counts
+
+
+def table_fits(sc: Scenario, ix: Index, w: Workload, stage: Stage,
+               menu: int = MENU_SIZES) -> tuple[list[Fit], np.ndarray]:
+    """Estimate ``stage`` once per distinct (chip, pool size) among the pools it may use: the
+    fits, and each row's fit (-1: the stage may not run there)."""
+    rows, idx, counts = _rows(ix, w)
     site = ix.res_site[idx]
     allowed = np.ones(len(rows), dtype=bool)
     if stage.locations:
@@ -243,6 +249,14 @@ def build_table(sc: Scenario, ix: Index, w: Workload, stage: Stage,
             fits.append(fit_stage(sc, w, stage, rows[i].resource.chip, int(counts[i]),
                                   estimates, menu))
         fit_of[i] = f
+    return fits, fit_of
+
+
+def build_table(sc: Scenario, ix: Index, w: Workload, stage: Stage,
+                menu: int = MENU_SIZES) -> StageTable:
+    """Every option of ``stage`` as rows."""
+    rows, idx, _ = _rows(ix, w)
+    fits, fit_of = table_fits(sc, ix, w, stage, menu)
     fit_problem = np.array([_PROBLEM_INDEX[f.problem] for f in fits] + [0], dtype=np.int64)
     fit_hours = np.array([f.min_hours for f in fits] + [0.0])
     fit_chip_hours = np.array([f.min_chip_hours for f in fits] + [0.0])
@@ -250,7 +264,7 @@ def build_table(sc: Scenario, ix: Index, w: Workload, stage: Stage,
     mwh, tco2e = ix.rates("serve" if stage.kind == "serve" else "train")
     return StageTable(
         workload=w, stage=stage, rows=rows, fits=fits, fit_of=fit_of, problem=problem,
-        site=site, cls=ix.res_class[idx], chip=chip,
+        site=ix.res_site[idx], cls=ix.res_class[idx], chip=ix.res_chip[idx],
         bought=np.array([r.buyer is not None for r in rows]), price=ix.res_price[idx],
         min_hours=fit_hours[fit_of], min_chip_hours=fit_chip_hours[fit_of],
         mwh_rate=mwh[idx], tco2e_rate=tco2e[idx])
