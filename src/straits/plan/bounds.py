@@ -23,6 +23,7 @@ from straits.plan.cpsat_model import Score
 from straits.plan.objectives import COMPLETION, TIME, Objective, completion_weight
 from straits.plan.portfolio import Portfolio
 from straits.plan.schedule import StageKey, hard_deadline_hours
+from straits.plan.ticks import tick_hours
 
 
 def standalone_bound(pf: Portfolio, objective: Objective) -> Score:
@@ -55,7 +56,7 @@ def _standalone(pf: Portfolio, objective: Objective) -> tuple[Score, set[StageKe
             after = max((p for p in preds if p is not None), default=0.0)
             best_end, best_value = math.inf, math.inf
             for c in st.choices:
-                end = max(after, c.release - 1.0) + c.est.hours
+                end = max(after, tick_hours(c.release - 1)) + c.est.hours
                 spend = c.option.cost(c.est) + c.egress
                 if end <= due + 1e-6 and spend <= budget + 1e-6:
                     best_end = min(best_end, end)

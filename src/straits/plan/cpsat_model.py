@@ -1,9 +1,10 @@
 """The CP-SAT model of a portfolio: optional intervals over the lawful choices of every stage.
 
-Time is in whole hours from the plan start (durations and transfers rounded up, so the model
-never overlaps what really runs). Per stage: a start and an end, one optional interval per choice
-(option x chip count), exactly one choice or "unplaced"; per pool: a cumulative constraint over
-its capacity profile; bought capacity as a variable reserve released after its lead time.
+Time is in ticks of a quarter hour from the plan start (``TICKS_PER_HOUR``; durations and
+transfers rounded up, windows widened, so the model never overlaps what really runs). Per
+stage: a start and an end, one optional interval per choice (option x chip count), exactly one
+choice or "unplaced"; per pool: a cumulative constraint over its capacity profile; bought
+capacity as a variable reserve released after its lead time.
 Precedence plus the weights' transfer time, hard deadlines, workload budgets, weight transfers
 the rules forbid; the objective is the plan's :class:`~straits.plan.objectives.Objective`
 (its additive terms per choice, makespan, weighted completion, penalties and capex), with
@@ -28,6 +29,7 @@ from straits.plan.objectives import COMPLETION, COST, TIME, Objective, completio
 from straits.plan.options import capex_share, pool_steps, procured_steps
 from straits.plan.portfolio import Choice, Portfolio, StageChoices
 from straits.plan.schedule import StageKey, deadline_hours, model_blocks
+from straits.plan.ticks import TICKS_PER_HOUR, ticks_down, ticks_up
 
 Booking = tuple[str, int, int, int]
 """(resource key, start hour, end hour, chips): a booking the model may not move"""
@@ -63,6 +65,8 @@ class PortfolioModel:
     """the makespan of what the model holds fixed"""
     fixed: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
     """resource key -> the bookings held fixed on it: (start, end, chips)"""
+    at: dict[tuple[StageKey, str], cp_model.IntVar] = field(default_factory=dict)
+    """(stage, site id) -> true when the stage runs at that site (for weight transfers)"""
 
     def decode(self, value: float) -> Score:
         """A model objective value (or bound) as (unplaced stages, score in the objective's
@@ -79,8 +83,9 @@ class Score(NamedTuple):
     value: float
 
 
-def _deadline(pf: Portfolio, day: dt.date) -> int:
-    return max(0, int(deadline_hours(pf.sc, day) + 1e-9))
+def due_ticks(pf: Portfolio, day: dt.date) -> int:
+    """The end of ``day`` in model ticks."""
+    return ticks_down(deadline_hours(pf.sc, day))
 
 
 def build(pf: Portfolio, objective: Objective, *, horizon: int | None = None,
@@ -97,7 +102,7 @@ def build(pf: Portfolio, objective: Objective, *, horizon: int | None = None,
     stages = {k: v for k, v in pf.stages.items() if only is None or k[0] in only}
     # the plan horizon, stretched to twice the greedy plan's makespan when that is longer
     longest = max((st.hint_end for st in stages.values()), default=0)
-    horizon = horizon or max(int(sc.horizon_days * 24), 2 * longest + 1)
+    horizon = horizon or max(int(sc.horizon_days * 24 * TICKS_PER_HOUR), 2 * longest + 1)
     groups = Groups()
 
     def enable(table: dict[str, cp_model.IntVar], name: str) -> cp_model.IntVar | None:
@@ -127,18 +132,32 @@ def build(pf: Portfolio, objective: Objective, *, horizon: int | None = None,
             m.add(e <= max_end).only_enforce_if(un.Not())
         x[key], u[key], start[key], end[key] = xs, un, s, e
 
-    # precedence, weight transfers, unplaced predecessors
+    # precedence, weight transfers (the hours between the two sites chosen), unplaced
+    # predecessors
+    at: dict[tuple[StageKey, str], cp_model.IntVar] = {}
+
+    def site_lit(key: StageKey, site: str) -> cp_model.IntVar:
+        """True when stage ``key`` runs at ``site``."""
+        if (key, site) not in at:
+            lit = at[(key, site)] = m.new_bool_var(f"at[{key}][{site}]")
+            m.add(lit == sum(xi for xi, c in zip(x[key], stages[key].choices, strict=True)
+                             if c.option.site.id == site))
+        return at[(key, site)]
+
     for (wid, sid), st in stages.items():
         w = st.workload
+        key = (wid, sid)
         for pid in st.stage.after:
             pk = (wid, pid)
             if pk not in stages:
                 continue
-            m.add(u[(wid, sid)] >= u[pk])
+            m.add(u[key] >= u[pk])
             pred = stages[pk]
-            lag = edge_lag(pf, w, pred, st)
-            m.add(start[(wid, sid)] >= end[pk] + lag).only_enforce_if(u[(wid, sid)].Not())
-            _forbid_unlawful_transfers(m, pf, w, pred, st, x[pk], x[(wid, sid)])
+            m.add(start[key] >= end[pk]).only_enforce_if(u[key].Not())
+            for (a, b), lag in edge_lags(pf, w, pred, st).items():
+                m.add(start[key] >= end[pk] + lag).only_enforce_if(
+                    [site_lit(pk, a), site_lit(key, b)])
+            _forbid_unlawful_transfers(m, pf, w, pred, st, x[pk], x[key])
 
     # deadlines and lateness
     lates: dict[str, cp_model.IntVar] = {}
@@ -149,7 +168,7 @@ def build(pf: Portfolio, objective: Objective, *, horizon: int | None = None,
     for w in sc.workloads:
         if (only is not None and w.id not in only) or w.deadline is None:
             continue
-        due = _deadline(pf, w.deadline)
+        due = due_ticks(pf, w.deadline)
         keys = [(w.id, s.id) for s in w.stages if (w.id, s.id) in stages]
         if w.deadline_policy == "hard":
             lit = enable(groups.deadline, w.id)
@@ -157,12 +176,13 @@ def build(pf: Portfolio, objective: Objective, *, horizon: int | None = None,
                 when = [u[k].Not()] + ([lit] if lit is not None else [])
                 m.add(end[k] <= due).only_enforce_if(when)
         else:
-            late = lates[w.id] = m.new_int_var(0, horizon, f"late[{w.id}]")
+            # lateness in whole hours (rounded up), as the penalty is priced
+            late = lates[w.id] = m.new_int_var(0, horizon // TICKS_PER_HOUR + 1, f"late[{w.id}]")
             for k in keys:
-                m.add(late >= end[k] - due).only_enforce_if(u[k].Not())
+                m.add(TICKS_PER_HOUR * late >= end[k] - due).only_enforce_if(u[k].Not())
             per_hour = round(w.late_penalty_usd_per_day / 24.0)
             penalties.append(late * per_hour)
-            penalty_bound += horizon * per_hour
+            penalty_bound += (horizon // TICKS_PER_HOUR + 1) * per_hour
 
     # budgets (rental and data movement; bought chips are capex, reported apart)
     for w in sc.workloads:
@@ -189,12 +209,12 @@ def build(pf: Portfolio, objective: Objective, *, horizon: int | None = None,
         cap = max(c for _, c in steps)
         ivs = [iv for iv, _ in items]
         demands: list[cp_model.LinearExprT] = [d for _, d in items]
-        for i, (a, b, missing) in enumerate(model_blocks(steps, horizon)):
-            ivs.append(m.new_fixed_size_interval_var(a, b - a, f"block[{res}][{i}]"))
+        for i, (t0, t1, missing) in enumerate(model_blocks(steps, horizon)):
+            ivs.append(m.new_fixed_size_interval_var(t0, t1 - t0, f"block[{res}][{i}]"))
             demands.append(missing)
         if o.procured:
             assert o.pool.procurable is not None
-            arrive = int(-(-steps[-1][0] // 1))
+            arrive = ticks_up(steps[-1][0])
             n = m.new_int_var(0, cap, f"bought[{res}]")
             bought[res] = n
             if horizon > arrive:
@@ -216,8 +236,8 @@ def build(pf: Portfolio, objective: Objective, *, horizon: int | None = None,
     # objective: unplaced stages first, then the objective, then (for named objectives other
     # than cost) cost in $1,000 breaking ties
     k_cost = objective.global_weight(COST)
-    k_time = objective.global_weight(TIME)
-    k_done = objective.global_weight(COMPLETION)
+    k_time = objective.tick_weight(TIME)
+    k_done = objective.tick_weight(COMPLETION)
     terms: list[cp_model.LinearExprT] = [xi * c.value for key, st in stages.items()
                                          for xi, c in zip(x[key], st.choices, strict=True)]
     bound = sum(max((c.value for c in st.choices), default=0) for st in stages.values())
@@ -256,16 +276,22 @@ def build(pf: Portfolio, objective: Objective, *, horizon: int | None = None,
         m.minimize(weight * unplaced + primary)
         unit = objective.model_scale
     return PortfolioModel(m, pf, horizon, x, u, start, end, bought, weight, groups, lates,
-                          dones, span, unit, min(min_span, horizon), extra)
+                          dones, span, unit, min(min_span, horizon), extra, at)
 
 
-def edge_lag(pf: Portfolio, w: Workload, pred: StageChoices, succ: StageChoices) -> int:
-    """Hours the predecessor's weights take to move, at most, between the two stages' sites
-    (the model uses the longest: a few hours at most, and always safe)."""
+def edge_lags(pf: Portfolio, w: Workload, pred: StageChoices, succ: StageChoices
+              ) -> dict[tuple[str, str], int]:
+    """Whole hours the predecessor's weights take to move from each of its sites to each of
+    the successor's, where that is more than none."""
     firsts_a = {c.option.site.id: c for c in pred.choices}
     firsts_b = {c.option.site.id: c for c in succ.choices}
-    return max((pf.weights_hours(w, a, b) for a in firsts_a.values() for b in firsts_b.values()),
-               default=0)
+    out = {}
+    for a, ca in firsts_a.items():
+        for b, cb in firsts_b.items():
+            lag = pf.weights_ticks(w, ca, cb)
+            if lag > 0:
+                out[(a, b)] = lag
+    return out
 
 
 def _forbid_unlawful_transfers(m: cp_model.CpModel, pf: Portfolio, w: Workload,
@@ -317,14 +343,22 @@ def add_hints(pm: PortfolioModel, slots: dict[StageKey, Slot]) -> None:
         by_workload.setdefault(wid, []).append(e)
     for wid, var in pm.late.items():
         w = pf.sc.workload(wid)
-        due = _deadline(pf, w.deadline) if w.deadline else 0
-        m.add_hint(var, max([0] + [e - due for e in by_workload.get(wid, [])]))
+        due = due_ticks(pf, w.deadline) if w.deadline else 0
+        m.add_hint(var, late_hours_of(max(by_workload.get(wid, [0])), due))
     for wid, var in pm.done.items():
         m.add_hint(var, max(by_workload.get(wid, []), default=0))
     if pm.span is not None:
         m.add_hint(pm.span, max([pm.span_floor, *ends.values()]))
+    for (key, site), lit in pm.at.items():
+        idx = slots[key].choice if key in slots else None
+        m.add_hint(lit, idx is not None and pf.stages[key].choices[idx].option.site.id == site)
     for res, var in pm.bought.items():
         m.add_hint(var, _peak(usage.get(res, [])))
+
+
+def late_hours_of(end: int, due: int) -> int:
+    """Whole hours (rounded up) that a workload ending at tick ``end`` is late for ``due``."""
+    return max(0, -(-(end - due) // TICKS_PER_HOUR))
 
 
 def _peak(bookings: list[tuple[int, int, int]]) -> int:

@@ -22,6 +22,7 @@ so for a seed the search takes the same steps; only the wall clock decides how m
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,19 +31,23 @@ from typing import Any
 from ortools.sat.python import cp_model
 
 from straits.plan.bounds import placeable
-from straits.plan.cpsat_model import Booking, Score, add_hints, build
-from straits.plan.objectives import COMPLETION, TIME, Objective
+from straits.plan.cpsat_model import Booking, Score, add_hints, build, due_ticks, late_hours_of
+from straits.plan.objectives import COMPLETION, COST, TIME, Objective
 from straits.plan.portfolio import Portfolio
-from straits.plan.schedule import StageKey, deadline_hours
+from straits.plan.schedule import StageKey, deadline_hours, hard_deadline_hours
 from straits.plan.solution import Solution, Value, evaluate, from_solver
+from straits.plan.ticks import ticks_down
 
 KINDS = ("unplaced", "regret", "window", "slice")
 #: stages per neighbourhood: first, fewest, most
 START_SIZE = 24
 MIN_SIZE = 6
 MAX_SIZE = 160
-#: deterministic seconds per piece (about as many wall seconds on an idle core)
+#: deterministic seconds per piece, and at most this many wall-clock seconds (CP-SAT's
+#: deterministic time undercounts presolve and cumulative constraints with many fixed bookings,
+#: and a loaded machine stretches both)
 PIECE_SECONDS = 1.5
+PIECE_WALL_S = 6.0
 #: the highest-regret workloads a ``regret`` neighbourhood is drawn from
 REGRET_POOL = 40
 
@@ -82,13 +87,24 @@ class NeighbourhoodSearch:
         self.stats = LnsStats()
         self.weights = dict.fromkeys(KINDS, 1.0)
         self.placeable = placeable(pf, objective)
-        self.time_weight = objective.global_weight(TIME) + objective.global_weight(COMPLETION)
+        self.time_weight = objective.tick_weight(TIME) + objective.tick_weight(COMPLETION)
         self.floor: dict[StageKey, int] = {}
+        """a stage's least value among the choices that could make its hard deadline alone"""
         self.fastest: dict[StageKey, int] = {}
         for key, st in pf.stages.items():
-            if st.choices:
-                self.floor[key] = min(c.value for c in st.choices)
-                self.fastest[key] = min(c.release + c.duration for c in st.choices)
+            hard = hard_deadline_hours(pf.sc, st.workload)
+            due = horizon if math.isinf(hard) else ticks_down(hard)
+            ok = [c for c in st.choices if c.release + c.duration <= due] or st.choices
+            if ok:
+                self.floor[key] = min(c.value for c in ok)
+                self.fastest[key] = min(c.release + c.duration for c in ok)
+        self.penalty: dict[str, tuple[int, int]] = {}
+        """workload -> (due tick, model units per hour late) of a soft deadline"""
+        k_cost = objective.global_weight(COST)
+        for w in pf.sc.workloads:
+            if k_cost and w.deadline is not None and w.deadline_policy != "hard":
+                self.penalty[w.id] = (due_ticks(pf, w.deadline),
+                                      round(w.late_penalty_usd_per_day / 24.0) * k_cost)
         self.stages_of: dict[str, list[StageKey]] = {}
         for key in pf.stages:
             self.stages_of.setdefault(key[0], []).append(key)
@@ -151,7 +167,7 @@ class NeighbourhoodSearch:
                                 for key, (s, e, n) in self.on.get(res, {}).items()
                                 if key[0] not in free]
         floor = 0
-        if self.objective.global_weight(TIME):
+        if self.objective.tick_weight(TIME):
             floor = max((s + pf.stages[k].choices[i].duration for k, (i, s) in self.sol.items()
                          if i is not None and k[0] not in free), default=0)
         pm = build(pf, self.objective, horizon=self.horizon, only=free, fixed=fixed,
@@ -162,14 +178,15 @@ class NeighbourhoodSearch:
         p.num_workers = self.workers
         p.random_seed = self.seed + self.stats.rounds
         p.max_deterministic_time = max(0.05, seconds)
-        p.max_time_in_seconds = max(0.05, wall)
+        p.max_time_in_seconds = max(0.05, min(wall, PIECE_WALL_S))
         p.cp_model_probing_level = 0
         p.symmetry_level = 0
         status = solver.solve(pm.model)
-        proved = status == cp_model.OPTIMAL
-        if proved and solver.deterministic_time < 0.3 * seconds:
+        # pieces grow while proved quickly and shrink when the deterministic time runs out
+        # (not when the wall clock does: a loaded machine is no reason to look at less)
+        if status == cp_model.OPTIMAL and solver.deterministic_time < 0.3 * seconds:
             self.stats.size = min(MAX_SIZE, int(self.stats.size * 1.25) + 1)
-        elif not proved:
+        elif status != cp_model.OPTIMAL and solver.deterministic_time >= 0.9 * seconds:
             self.stats.size = max(MIN_SIZE, int(self.stats.size * 0.8))
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             self.stats.no_solution += 1
@@ -210,10 +227,19 @@ class NeighbourhoodSearch:
 
     def _regretful(self) -> str | None:
         per: dict[str, int] = {}
-        for key in self.sol:
+        ends: dict[str, int] = {}
+        for key, (idx, s) in self.sol.items():
             r = self.regret(key)
             if r > 0:
                 per[key[0]] = per.get(key[0], 0) + r
+            if idx is not None and key[0] in self.penalty:
+                e = s + self.pf.stages[key].choices[idx].duration
+                ends[key[0]] = max(ends.get(key[0], 0), e)
+        for wid, e in ends.items():  # soft deadlines missed: the penalty is regret too
+            due, per_hour = self.penalty[wid]
+            late = late_hours_of(e, due) * per_hour
+            if late > 0:
+                per[wid] = per.get(wid, 0) + late
         if not per:
             return None
         top = sorted(per, key=lambda w: (-per[w], w))[:REGRET_POOL]
@@ -252,7 +278,7 @@ class NeighbourhoodSearch:
         w = self.pf.stages[key].workload
         if w.deadline is None:
             return self.horizon
-        return int(deadline_hours(self.pf.sc, w.deadline)) + 1
+        return ticks_down(deadline_hours(self.pf.sc, w.deadline)) + 1
 
     def _window(self) -> set[str]:
         """The workloads booked on one pool around one of its bookings."""

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from straits.errors import InputError
 from straits.plan.reasons import Loss, ReasonCode
+from straits.plan.ticks import TICKS_PER_HOUR
 
 if TYPE_CHECKING:  # numpy and the plan types only in annotations: the CLI reads the names
     import numpy as np
@@ -68,7 +69,7 @@ class Metric:
     additive: bool
     """a sum over stages (else a function of when stages end: makespan, completion)"""
     model_scale: int
-    """CP-SAT model units per unit (whole dollars, hours, kWh, kg)"""
+    """CP-SAT model units per unit (whole dollars, ticks of a quarter hour, kWh, kg)"""
     code: ReasonCode
     """the reason code of an option that lost on this metric"""
     stage: Callable[[StageMetrics, Workload], float]
@@ -92,9 +93,9 @@ def completion_weight(w: Workload) -> int:
 
 COST = Metric("cost", "USD", True, 1, ReasonCode.COST, lambda m, w: m.charged,
               lambda r, w: r.cost, lambda p, sc: p.objective_usd, "${d:,.0f} more")
-TIME = Metric("time", "h", False, 1, ReasonCode.TIME, lambda m, w: m.end,
+TIME = Metric("time", "h", False, TICKS_PER_HOUR, ReasonCode.TIME, lambda m, w: m.end,
               lambda r, w: r.end, lambda p, sc: p.makespan_hours, "ends {d:,.1f} h later")
-COMPLETION = Metric("completion", "weighted h", False, 1, ReasonCode.TIME,
+COMPLETION = Metric("completion", "weighted h", False, TICKS_PER_HOUR, ReasonCode.TIME,
                     lambda m, w: m.end * completion_weight(w),
                     lambda r, w: r.end * completion_weight(w), _completion,
                     "ends {d:,.1f} weighted h later")
@@ -136,9 +137,12 @@ class Objective:
 
     @property
     def model_scale(self) -> int:
-        """Model units per unit of the objective."""
+        """Model units per unit of the objective (a weighted sum with a time term counts
+        quarter dollars, so that an hour's price divides into ticks)."""
         one = self.single
-        return one.model_scale if one is not None else 1
+        if one is not None:
+            return one.model_scale
+        return TICKS_PER_HOUR if any(not m.additive for m, _ in self.terms) else 1
 
     def weight(self, metric: Metric) -> float:
         return sum(w for m, w in self.terms if m is metric)
@@ -184,9 +188,12 @@ class Objective:
                                 - 1e-9))
 
     def global_weight(self, metric: Metric) -> int:
-        """Model units per unit of a non-additive metric (makespan, completion hours), or per
-        dollar of penalty for cost."""
+        """Model units per unit of ``metric`` (per dollar of penalty or capex for cost)."""
         return round(self.weight(metric) * self.model_scale)
+
+    def tick_weight(self, metric: Metric) -> int:
+        """Model units per tick of a time metric (makespan, weighted completion)."""
+        return round(self.weight(metric) * self.model_scale / TICKS_PER_HOUR)
 
     # --- plans -------------------------------------------------------------------------------
     def plan_value(self, plan: Plan, sc: Scenario) -> float:

@@ -21,6 +21,7 @@ from straits.plan.portfolio import Portfolio
 from straits.plan.schedule import PlanState
 from straits.plan.search import WORKERS
 from straits.plan.solution import retime
+from straits.plan.ticks import tick_hours, ticks_down
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,12 @@ class FrontierPoint:
                 "status": self.status, "max_makespan_hours": self.bound_hours}
 
 
-def _solve(pf: Portfolio, state: PlanState, objective: Objective, max_end: int | None,
+def _solve(pf: Portfolio, state: PlanState, objective: Objective, max_end: float | None,
            seconds: float, seed: int) -> FrontierPoint | None:
+    """The best plan for ``objective`` ending by ``max_end`` hours (None: any time)."""
     if seconds <= 0.05:
         return None
-    pm = build(pf, objective, max_end=max_end)
+    pm = build(pf, objective, max_end=None if max_end is None else ticks_down(max_end))
     add_hints(pm, retime(pf, state, pm.horizon))
     solver = cp_model.CpSolver()
     p = solver.parameters
@@ -61,14 +63,15 @@ def _solve(pf: Portfolio, state: PlanState, objective: Objective, max_end: int |
         idx = next(i for i, xi in enumerate(xs) if solver.boolean_value(xi))
         cost += pf.stages[key].choices[idx].cost
         end = max(end, solver.value(pm.end[key]))
-    return FrontierPoint(cost, float(end), unplaced, solver.status_name(status).lower(),
-                         None if max_end is None else float(max_end))
+    return FrontierPoint(cost, tick_hours(end), unplaced, solver.status_name(status).lower(),
+                         max_end)
 
 
 def frontier(cand: Candidates, *, points: int = 5, time_limit: float = 30.0,
              seed: int = 0, deadline: Deadline | None = None) -> list[FrontierPoint]:
     """Up to ``points`` plans from the cheapest to the fastest, none beaten on both counts.
-    Costs are the model's (rental and data movement, whole dollars); times whole hours. The
+    Costs are the model's (rental and data movement, whole dollars); times in the model's
+    quarter hours. The
     time left on ``deadline`` (else ``time_limit``) is shared evenly between the plans."""
     deadline = deadline or Deadline(time_limit)
     cost, time = OBJECTIVES["cost"], OBJECTIVES["time"]
@@ -90,7 +93,7 @@ def frontier(cand: Candidates, *, points: int = 5, time_limit: float = 30.0,
             and cheap.makespan_hours > fast.makespan_hours:
         lo, hi = fast.makespan_hours, cheap.makespan_hours
         for k in range(1, points - 1):
-            bound = int(hi - (hi - lo) * k / (points - 1))
+            bound = hi - (hi - lo) * k / (points - 1)
             with deadline.phase("search"):
                 p = _solve(pf, greedy.state, cost, bound, share(k + 1), seed)
             if p is not None:

@@ -30,7 +30,8 @@ from straits.plan.candidates import Candidates, Verdict
 from straits.plan.checks import ExportLedger, user_subjects, users_export_id
 from straits.plan.objectives import Objective
 from straits.plan.options import Option
-from straits.plan.schedule import Moves, PlanState, StageKey, ceil_hours, rank_rows
+from straits.plan.schedule import Moves, PlanState, StageKey, rank_rows
+from straits.plan.ticks import ticks_up
 from straits.plan.transfer import egress_usd, transfer_hours, weights_gb
 
 #: options kept per stage, by portfolio size
@@ -45,9 +46,9 @@ class Choice:
     option: Option
     est: Estimate
     duration: int
-    """whole hours (rounded up: the schedule never overlaps what really runs)"""
+    """model ticks (rounded up: the schedule never overlaps what really runs)"""
     release: int
-    """whole hours until the stage's datasets have arrived"""
+    """model ticks until the stage's datasets have arrived"""
     cost: int
     """USD: compute at the pool's price, moving the datasets, and at most what moving the
     predecessors' weights costs (so budgets hold whatever the predecessors choose)"""
@@ -70,7 +71,7 @@ class StageChoices:
     hint: int | None = None
     """index of the greedy plan's choice"""
     hint_end: int = 0
-    """when the greedy plan ends this stage, in whole hours"""
+    """when the greedy plan ends this stage, in model ticks"""
 
 
 class Portfolio:
@@ -197,20 +198,21 @@ class Portfolio:
             for est in o.sizes:
                 cost = o.cost(est) + egress + weights
                 mwh, tco2e = self.cand.index.energy_of(o, est)
-                out.choices.append(Choice(o, est, ceil_hours(est.hours), ceil_hours(ready),
+                out.choices.append(Choice(o, est, ticks_up(est.hours), ticks_up(ready),
                                           math.ceil(cost - 1e-9), egress, transfer,
                                           self.objective.model_value(cost, mwh, tco2e),
                                           mwh, tco2e))
                 if placed and o.label == greedy_label and est.chips == placed.chips:
                     out.hint = len(out.choices) - 1
-                    out.hint_end = ceil_hours(placed.end_h)
+                    out.hint_end = ticks_up(placed.end_h)
         return out
 
     # --- weights between stages ----------------------------------------------------------------
-    def weights_hours(self, w: Workload, a: Choice, b: Choice) -> int:
+    def weights_ticks(self, w: Workload, a: Choice, b: Choice) -> int:
+        """Model ticks the weights take from ``a``'s site to ``b``'s."""
         if a.option.site.id == b.option.site.id:
             return 0
-        return ceil_hours(transfer_hours(weights_gb(w.model), a.option.site, b.option.site))
+        return ticks_up(transfer_hours(weights_gb(w.model), a.option.site, b.option.site))
 
     def weights_lawful(self, w: Workload, pred: Stage, a: Choice, b: Choice) -> bool:
         """May the predecessor's weights move from ``a``'s site to ``b``'s? The request is

@@ -23,6 +23,7 @@ from straits.plan.objectives import Objective, RowMetrics
 from straits.plan.options import Option, capex_share, pool_steps, procured_steps
 from straits.plan.result import Assignment
 from straits.plan.table import StageTable, weights_moves
+from straits.plan.ticks import TICKS_PER_HOUR, ticks_down
 from straits.plan.timeline import Timeline
 from straits.plan.transfer import egress_usd, transfer_hours, weights_gb
 
@@ -52,9 +53,6 @@ def late_hours(sc: Scenario, w: Workload, end: float) -> float:
     return max(0.0, end - deadline_hours(sc, w.deadline))
 
 
-def ceil_hours(h: float) -> int:
-    """Whole hours, rounded up (the CP-SAT model never overlaps what really runs)."""
-    return max(0, math.ceil(h - 1e-9))
 
 
 def new_timeline(sc: Scenario, o: Option) -> Timeline:
@@ -65,21 +63,22 @@ def new_timeline(sc: Scenario, o: Option) -> Timeline:
 
 
 def model_blocks(steps: list[tuple[float, int]], horizon: int) -> list[tuple[int, int, int]]:
-    """A capacity profile in the CP-SAT model's whole hours, as (start, end, chips) bookings
-    that take the chips missing below the pool's peak: each window widened outward to whole
-    hours, so the model never uses chips that are not there."""
+    """A capacity profile (steps in hours) in the CP-SAT model's ticks up to ``horizon``
+    ticks, as (start, end, chips) bookings that take the chips missing below the pool's peak:
+    each window widened outward to whole ticks, so the model never uses chips that are not
+    there."""
     cap = max(c for _, c in steps)
     out = []
     for i, (t0, c0) in enumerate(steps):
-        t1 = steps[i + 1][0] if i + 1 < len(steps) else horizon
-        a, b = int(t0), min(horizon, math.ceil(t1))
+        t1 = steps[i + 1][0] * TICKS_PER_HOUR if i + 1 < len(steps) else horizon
+        a, b = ticks_down(t0), min(horizon, math.ceil(t1 - 1e-9))
         if c0 < cap and b > a:
             out.append((a, b, cap - c0))
     return out
 
 
 def model_timeline(sc: Scenario, o: Option, horizon: int) -> Timeline:
-    """An empty timeline of ``o``'s resource with the model's whole-hour profile."""
+    """An empty timeline of ``o``'s resource with the model's profile, in ticks."""
     steps = procured_steps(o.pool) if o.procured else pool_steps(sc, o.pool)
     tl = Timeline(max(n for _, n in steps))
     for a, b, n in model_blocks(steps, horizon):

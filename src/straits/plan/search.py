@@ -87,6 +87,8 @@ class Reporter:
         self.best: Score | None = None
         self.bound: Score | None = None
         self.error: BaseException | None = None
+        self.closed = False
+        """no more reports once the search is over (a search still stopping stays quiet)"""
         self.stop = threading.Event()
         """set when the searches must end (time, proof, or an error in the callback)"""
         self._lock = threading.Lock()
@@ -103,8 +105,12 @@ class Reporter:
                 self.bound = bound
         self.report()
 
+    def close(self) -> None:
+        self.closed = True
+        self.stop.set()
+
     def report(self) -> None:
-        if self.on_progress is None or self.error is not None:
+        if self.on_progress is None or self.error is not None or self.closed:
             return
         try:
             self.on_progress(SearchState(self.clock() - self.t0, self.best, self.bound,
@@ -166,6 +172,7 @@ class WholeModel:
         return self.status == "OPTIMAL"
 
     def start(self, seconds: float) -> None:
+        self.status = "STOPPING"  # until it returns
         solver = self._solver = cp_model.CpSolver()
         p = solver.parameters
         p.random_seed = self.seed
@@ -205,6 +212,6 @@ class WholeModel:
         if self._solver is not None:
             self._solver.stop_search()
 
-    def join(self) -> None:
+    def join(self, timeout: float | None = None) -> None:
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(timeout)

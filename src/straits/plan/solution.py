@@ -19,7 +19,14 @@ from ortools.sat.python import cp_model
 from straits.model.scenario import Site
 from straits.plan.candidates import Verdict
 from straits.plan.checks import ExportLedger, Predecessor
-from straits.plan.cpsat_model import UNPLACED, PortfolioModel, Slot, _peak, edge_lag
+from straits.plan.cpsat_model import (
+    UNPLACED,
+    PortfolioModel,
+    Slot,
+    _peak,
+    due_ticks,
+    late_hours_of,
+)
 from straits.plan.diagnosis import rediagnose
 from straits.plan.objectives import COMPLETION, COST, TIME, Objective, completion_weight
 from straits.plan.options import capex_share
@@ -28,13 +35,13 @@ from straits.plan.result import Assignment, Plan, Status
 from straits.plan.schedule import (
     PlanState,
     StageKey,
-    deadline_hours,
     hard_deadline_hours,
     late_hours,
     make_assignment,
     model_timeline,
     record_exports,
 )
+from straits.plan.ticks import tick_hours, ticks_down
 from straits.plan.timeline import Timeline
 from straits.plan.transfer import egress_usd, transfer_hours, weights_gb
 
@@ -78,10 +85,10 @@ def evaluate(pf: Portfolio, objective: Objective, sol: Solution) -> Value:
         for wid, e in ends.items():
             w = pf.sc.workload(wid)
             if w.deadline is not None and w.deadline_policy != "hard":
-                due = max(0, int(deadline_hours(pf.sc, w.deadline) + 1e-9))
-                primary += max(0, e - due) * round(w.late_penalty_usd_per_day / 24.0) * k_cost
-    primary += objective.global_weight(TIME) * max(ends.values(), default=0)
-    k_done = objective.global_weight(COMPLETION)
+                late = late_hours_of(e, due_ticks(pf, w.deadline))
+                primary += late * round(w.late_penalty_usd_per_day / 24.0) * k_cost
+    primary += objective.tick_weight(TIME) * max(ends.values(), default=0)
+    k_done = objective.tick_weight(COMPLETION)
     if k_done:
         primary += k_done * sum(completion_weight(pf.sc.workload(wid)) * e
                                 for wid, e in ends.items())
@@ -91,52 +98,61 @@ def evaluate(pf: Portfolio, objective: Objective, sol: Solution) -> Value:
 def retime(pf: Portfolio, state: PlanState, horizon: int) -> Solution:
     """The greedy plan in the model's whole hours: the same choices, started as early as the
     rounded durations, releases and (rounded) capacities allow. A stage that no longer makes
-    its hard deadline or budget once rounded is left unplaced, with its successors."""
+    its hard deadline or budget at its own choice once rounded takes the first of its other
+    choices that does (by value); one that none fits is left unplaced, with its successors."""
     timelines: dict[str, Timeline] = {}
     out: Solution = dict.fromkeys(pf.stages, UNPLACED)
     ends: dict[StageKey, int] = {}
+    placed_at: dict[StageKey, int] = {}
     spent: dict[str, int] = {}
     for key, _ in sorted(state.placed.items(), key=lambda kv: kv[1].assignment.start_h):
         st = pf.stages.get(key)
         if st is None or st.hint is None:
             continue
-        c = st.choices[st.hint]
-        ready = c.release
-        for p in st.stage.after:
-            pk = (key[0], p)
-            if pk not in ends:
-                ready = -1
-                break
-            ready = max(ready, ends[pk] + edge_lag(pf, st.workload, pf.stages[pk], st))
-        if ready < 0:
-            continue
-        res = c.option.key
-        if res not in timelines:
-            timelines[res] = model_timeline(pf.sc, c.option, horizon)
-        s = earliest_hour(timelines[res], c.est.chips, c.duration, ready)
         w = st.workload
         due = hard_deadline_hours(pf.sc, w)
-        limit = horizon if math.isinf(due) else min(horizon, int(due + 1e-9))
-        if s is None or s + c.duration > limit:
-            continue  # rounded up to whole hours it no longer makes it: leave it out
-        if w.budget_usd is not None and spent.get(w.id, 0) + c.cost > int(w.budget_usd):
-            continue
-        spent[w.id] = spent.get(w.id, 0) + c.cost
-        timelines[res].book(s, s + c.duration, c.est.chips)
-        out[key] = Slot(st.hint, s)
-        ends[key] = s + c.duration
+        limit = horizon if math.isinf(due) else min(horizon, ticks_down(due))
+        others = sorted((i for i in range(len(st.choices)) if i != st.hint),
+                        key=lambda i: (st.choices[i].value, i))
+        for idx in (st.hint, *others):
+            c = st.choices[idx]
+            ready = c.release
+            for p in st.stage.after:
+                pk = (key[0], p)
+                if pk not in ends:
+                    ready = -1
+                    break
+                pred = pf.stages[pk]
+                pc = pred.choices[placed_at[pk]]
+                ready = max(ready, ends[pk] + pf.weights_ticks(w, pc, c))
+            if ready < 0:
+                break
+            if w.budget_usd is not None and spent.get(w.id, 0) + c.cost > int(w.budget_usd):
+                continue
+            res = c.option.key
+            if res not in timelines:
+                timelines[res] = model_timeline(pf.sc, c.option, horizon)
+            s = earliest_tick(timelines[res], c.est.chips, c.duration, ready)
+            if s is None or s + c.duration > limit:
+                continue  # rounded up to whole hours it no longer makes it
+            spent[w.id] = spent.get(w.id, 0) + c.cost
+            timelines[res].book(s, s + c.duration, c.est.chips)
+            out[key] = Slot(idx, s)
+            ends[key] = s + c.duration
+            placed_at[key] = idx
+            break
     return out
 
 
-def earliest_hour(tl: Timeline, chips: int, hours: int, ready: int) -> int | None:
-    """The earliest whole hour >= ``ready`` at which ``chips`` are free for ``hours``."""
+def earliest_tick(tl: Timeline, chips: int, ticks: int, ready: int) -> int | None:
+    """The earliest whole tick >= ``ready`` at which ``chips`` are free for ``ticks``."""
     at = float(ready)
     for _ in range(64):
-        s = tl.earliest(chips, hours, at)
+        s = tl.earliest(chips, ticks, at)
         if s is None:
             return None
         whole = math.ceil(s - 1e-9)
-        if tl.earliest(chips, hours, whole) == whole:
+        if tl.earliest(chips, ticks, whole) == whole:
             return whole
         at = whole
     return None
@@ -196,7 +212,7 @@ def extract(pf: Portfolio, sol: Solution, baseline: Plan, objective: Objective,
             assert c.option.pool.procurable is not None
             capex = _peak(usage[c.option.key]) * c.option.pool.procurable.usd_per_chip \
                 * capex_share(sc, c.option.pool)
-        start = float(slot.start)
+        start = tick_hours(slot.start)
         end = start + c.est.hours
         late = late_hours(sc, w, end)
         penalty = max(0.0, late - lateness.get(w.id, 0.0)) / 24.0 * w.late_penalty_usd_per_day

@@ -34,6 +34,10 @@ WHY_NOT_S = (0.5, 0.0)
 OUTPUT_S = (0.2, 0.0005)
 #: the least search worth starting, in seconds
 MIN_SEARCH_S = 0.5
+#: seconds the whole model's own limit is set before the search's end (it overshoots on a
+#: large model), and seconds to wait for it to stop after that end
+WHOLE_MARGIN_S = (0.5, 0.0004)
+STOP_GRACE_S = 0.5
 
 
 def _reserve(parts: tuple[tuple[float, float], ...], stages: int) -> float:
@@ -141,7 +145,7 @@ class _Searching:
             stop_at = d.at(after_search)
             seconds = stop_at - d.clock()
             if seconds >= MIN_SEARCH_S:
-                whole.start(seconds)
+                whole.start(max(MIN_SEARCH_S, seconds - _reserve((WHOLE_MARGIN_S,), n)))
                 try:
                     if self.lns:
                         local = self._search(pf, objective, pm.horizon, start, whole, reporter,
@@ -182,7 +186,11 @@ class _Searching:
             whole.done.wait(min(0.5, left))
             reporter.report()
         whole.stop()
-        whole.join()
+        # CP-SAT answers a stop between its steps; presolving a large model is one long step,
+        # so wait a little and then go on with the best it has reported (it ends soon after,
+        # and reports nothing more: the reporter is closed)
+        whole.join(timeout=max(0.2, stop_at + STOP_GRACE_S - d.clock()))
+        reporter.close()
 
     def _answer(self, cand: Candidates, objective: Objective, ctx: SolveContext,
                 g: GreedyPlanner, baseline: Plan, pf: Portfolio, start: Solution,

@@ -22,6 +22,7 @@ from straits.plan.cpsat_model import build
 from straits.plan.objectives import Objective
 from straits.plan.portfolio import Portfolio
 from straits.plan.result import Plan, StageDiagnosis, WhyNot
+from straits.plan.ticks import ticks_down, ticks_up
 
 #: unplaced stages explained per plan, and solver seconds per question
 MAX_EXPLAINED = 5
@@ -83,7 +84,7 @@ def _explain_one(pf: Portfolio, plan: Plan, d: StageDiagnosis, objective: Object
     resources = {c.option.key for c in st.choices}
     fixed = [(f"{a.site}/{a.chip}" + (f"+bought:{pf.sc.workload(a.workload).tenant}"
                                       if a.bought else ""),
-              int(a.start_h), int(-(-a.end_h // 1)), a.chips)
+              ticks_down(a.start_h), ticks_up(a.end_h), a.chips)
              for a in plan.assignments if a.workload != d.workload]
     fixed = [f for f in fixed if f[0] in resources]
     pm = build(pf, objective, with_groups=True, only={d.workload}, fixed=fixed)
