@@ -65,7 +65,8 @@ def test_ai_diffusion_plan_trains_at_home_and_cannot_serve_offshore(example: Sce
     plan = make_plan(example, regime="ai-diffusion", rules=rules)
     assert plan.status == "infeasible"
     assert [(u.workload, u.stage) for u in plan.unplaced] == [("chat-72b", "serve-intl")]
-    assert example.site(plan.assignment("chat-72b", "pretrain").site).country == "CN"
+    pretrain = plan.assignment("chat-72b", "pretrain")
+    assert pretrain is not None and example.site(pretrain.site).country == "CN"
     serve = plan.unplaced[0]
     assert serve.lost_codes == {"export-control": 3, "location": 4}
     assert {rule for r in serve.rejections if r.code == ReasonCode.EXPORT_CONTROL

@@ -1,7 +1,7 @@
 """A plan in the CP-SAT model's terms, and the way back to a :class:`Plan`.
 
 A *solution* gives every stage a :class:`~straits.plan.cpsat_model.Slot`: its choice (or
-unplaced) and its start in whole hours. The greedy plan becomes one (:func:`retime`), every
+unplaced) and its start in model ticks. The greedy plan becomes one (:func:`retime`), every
 search returns one, and :func:`evaluate` scores any of them exactly as the model's objective
 does, so the neighbourhood search can compare solutions without asking CP-SAT.
 :func:`extract` turns the best one into a plan with exact times and costs, re-checked against
@@ -96,7 +96,7 @@ def evaluate(pf: Portfolio, objective: Objective, sol: Solution) -> Value:
 
 
 def retime(pf: Portfolio, state: PlanState, horizon: int) -> Solution:
-    """The greedy plan in the model's whole hours: the same choices, started as early as the
+    """The greedy plan in the model's ticks: the same choices, started as early as the
     rounded durations, releases and (rounded) capacities allow. A stage that no longer makes
     its hard deadline or budget at its own choice once rounded takes the first of its other
     choices that does (by value); one that none fits is left unplaced, with its successors."""
@@ -134,7 +134,7 @@ def retime(pf: Portfolio, state: PlanState, horizon: int) -> Solution:
                 timelines[res] = model_timeline(pf.sc, c.option, horizon)
             s = earliest_tick(timelines[res], c.est.chips, c.duration, ready)
             if s is None or s + c.duration > limit:
-                continue  # rounded up to whole hours it no longer makes it
+                continue  # rounded up to whole ticks it no longer makes it
             spent[w.id] = spent.get(w.id, 0) + c.cost
             timelines[res].book(s, s + c.duration, c.est.chips)
             out[key] = Slot(idx, s)
