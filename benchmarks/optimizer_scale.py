@@ -57,6 +57,12 @@ def value(v: float | None) -> str:
     return "-" if v is None else f"{v:,.0f}"
 
 
+def phases(plan: dict[str, Any]) -> str:
+    t = plan.get("timings") or {}
+    parts = ", ".join(f"{k} {v:.1f}" for k, v in (t.get("phases") or {}).items())
+    return f"{'':>12} seconds: {parts}; the plan's own count {t.get('elapsed_s', 0):.1f}"
+
+
 def row(label: str, limit: float, wall: float, plan: dict[str, Any]) -> str:
     base, got = plan.get("baseline_value"), plan.get("objective_value")
     ratio = f"{got / base:.4f}" if base and got is not None else "-"
@@ -99,6 +105,7 @@ def main() -> None:
                 doc = generate_dict(workloads=n, sites=SITES, seed=seed)
                 wall, plan = run(doc, limit, args.solver, tmp)
                 print(row(f"{n}x{SITES}/{seed}", limit, wall, plan), flush=True)
+                print(phases(plan), flush=True)
                 ratios.append(wall / limit)
         if not args.skip_contended:
             print("\ncontended: 30 workloads over 6 sites (greedy's first-come order costs "

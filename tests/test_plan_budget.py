@@ -63,6 +63,27 @@ def test_a_deadline_counts_down_and_keeps_reserves() -> None:
     assert Deadline.unlimited().left() == float("inf")
 
 
+def test_a_command_counts_from_when_its_process_started() -> None:
+    """The command's budget includes the interpreter's start and imports (Linux: /proc); a
+    process that has lived longer (this test runner) starts the budget now."""
+    code = ("from straits.plan.deadline import Deadline, process_age;"
+            "d = Deadline.from_process_start(10); print(process_age() is not None,"
+            " d.phases.get('start', 0.0) > 0, d.elapsed() >= d.phases.get('start', 0.0))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    if out[0] == "False":
+        pytest.skip("no /proc: the budget starts when the command does")
+    assert out == ["True", "True", "True"]
+
+
+def test_a_long_lived_process_starts_the_budget_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    import straits.plan.deadline as deadline
+
+    monkeypatch.setattr(deadline, "process_age", lambda: None)
+    d = Deadline.from_process_start(10)
+    assert "start" not in d.phases and d.elapsed() < 1.0
+
+
 @pytest.mark.parametrize("limit", [0, -1, float("nan"), float("inf")])
 def test_a_deadline_needs_a_positive_finite_limit(limit: float) -> None:
     with pytest.raises(ValueError):

@@ -15,6 +15,7 @@ JSON carries them as ``timings``.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,6 +44,17 @@ class Deadline:
     @classmethod
     def unlimited(cls) -> Deadline:
         return cls(None)
+
+    @classmethod
+    def from_process_start(cls, limit: float | None) -> Deadline:
+        """A budget counted from when this process started (a command's limit covers the
+        interpreter's start and its imports too); from now where that cannot be read."""
+        d = cls(limit)
+        ago = process_age()
+        if ago is not None:
+            d.start -= ago
+            d.phases["start"] = ago
+        return d
 
     def elapsed(self) -> float:
         return self.clock() - self.start
@@ -94,3 +106,23 @@ class Deadline:
         return {"time_limit_s": self.limit, "elapsed_s": round(self.elapsed(), 3),
                 "phases": {k: round(v, 3) for k, v in self.phases.items()},
                 "within": {k: round(v, 3) for k, v in self.counters.items()}}
+
+
+#: a process older than this did more than start a command (a test runner or a server calling
+#: the CLI in-process): its budget starts when the command does
+MAX_STARTUP_S = 10.0
+
+
+def process_age() -> float | None:
+    """Seconds since this process started (Linux: /proc), or None (not Linux, or a process
+    that has lived longer than a command's start takes)."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime", encoding="ascii") as f:
+            uptime = float(f.read().split()[0])
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: starttime
+    except (OSError, ValueError, IndexError):
+        return None
+    age = uptime - started
+    return age if 0.0 <= age < MAX_STARTUP_S else None

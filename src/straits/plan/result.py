@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 from straits.plan.reasons import RankedOut, ReasonCode
@@ -123,27 +124,35 @@ class StageDiagnosis:
     """options that lost without a record of their own: in a large portfolio, those ranked
     below the best lawful ones on their own cost or time; those not examined in time"""
 
+    @cached_property
+    def _tally(self) -> tuple[dict[str, int], dict[str, int], int]:
+        """(options lost per label, per code, options blocked by a constraint), in one pass."""
+        labels: Counter[str] = Counter()
+        codes: Counter[str] = Counter()
+        blocked = 0
+        for r in self.rejections:
+            labels[r.reason] += 1
+            codes[r.code.value] += 1
+            blocked += not r.code.lost_to_better
+        for x in self.also_lost:
+            labels[x.code.label] += x.options
+            codes[x.code.value] += x.options
+            blocked += 0 if x.code.lost_to_better else x.options
+        return dict(labels.most_common()), dict(codes.most_common()), blocked
+
     @property
     def lost(self) -> dict[str, int]:
         """Options lost per reason, by the label people read (the plan JSON's ``lost``)."""
-        counts = Counter(r.reason for r in self.rejections)
-        for x in self.also_lost:
-            counts[x.code.label] += x.options
-        return dict(counts.most_common())
+        return dict(self._tally[0])
 
     @property
     def lost_codes(self) -> dict[str, int]:
         """Options lost per reason code."""
-        counts = Counter(r.code.value for r in self.rejections)
-        for x in self.also_lost:
-            counts[x.code.value] += x.options
-        return dict(counts.most_common())
+        return dict(self._tally[1])
 
     @property
     def lawful_and_free(self) -> int:
-        blocked = sum(1 for r in self.rejections if not r.code.lost_to_better)
-        blocked += sum(x.options for x in self.also_lost if not x.code.lost_to_better)
-        return self.options - blocked
+        return self.options - self._tally[2]
 
     def summary(self) -> str:
         """'1/12 options lawful and free: 7 PIPL cross-border (...), 3 capacity, 1 cost'."""
