@@ -18,6 +18,7 @@ the greedy plan.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 from straits.plan.cpsat_model import Score
 from straits.plan.objectives import COMPLETION, TIME, Objective, completion_weight
@@ -28,15 +29,20 @@ from straits.plan.ticks import tick_hours
 
 def standalone_bound(pf: Portfolio, objective: Objective) -> Score:
     """(stages no plan can place, least value of a plan placing all the others)."""
-    return _standalone(pf, objective)[0]
+    return _standalone(pf, objective).bound
 
 
 def placeable(pf: Portfolio, objective: Objective) -> set[StageKey]:
     """The stages that could be placed alone on an empty fleet."""
-    return _standalone(pf, objective)[1]
+    return _standalone(pf, objective).placeable
 
 
-def _standalone(pf: Portfolio, objective: Objective) -> tuple[Score, set[StageKey]]:
+class _Standalone(NamedTuple):
+    bound: Score
+    placeable: set[StageKey]
+
+
+def _standalone(pf: Portfolio, objective: Objective) -> _Standalone:
     ok: set[StageKey] = set()
     impossible = 0
     additive = 0.0
@@ -73,7 +79,7 @@ def _standalone(pf: Portfolio, objective: Objective) -> tuple[Score, set[StageKe
         if done:
             completion += completion_weight(w) * max(done)
     value = additive + objective.weight(TIME) * makespan + objective.weight(COMPLETION) * completion
-    return Score(impossible, value), ok
+    return _Standalone(Score(impossible, value), ok)
 
 
 def stronger(a: Score | None, b: Score) -> Score:

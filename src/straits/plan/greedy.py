@@ -44,6 +44,7 @@ from straits.plan.schedule import (
     record_exports,
 )
 from straits.plan.table import StageTable
+from straits.plan.timeline import Timeline
 from straits.rules.decision import Reason
 
 #: options scheduled in full per stage (the best ranked on their own, by the objective and by
@@ -105,6 +106,8 @@ class GreedyPlanner:
         self.clock = clock or (cand.deadline.clock if cand.deadline is not None else None)
         self.seed = ExportLedger()
         self.moves = Moves(self.sc)
+        self._empty: dict[str, Timeline] = {}
+        """resource key -> its timeline with nothing booked (availability windows only)"""
         self.state = PlanState()
         self.rounds = 0
         self.stopped = False
@@ -416,7 +419,9 @@ class GreedyPlanner:
         fastest = min(e.hours for e in o.sizes)
         if late and ready + fastest > latest + EPS:
             return _too_late(ready + fastest - latest)
-        empty = new_timeline(self.sc, o)
+        empty = self._empty.get(o.key)
+        if empty is None:
+            empty = self._empty[o.key] = new_timeline(self.sc, o)
         alone = [s for e in o.sizes if (s := empty.earliest(e.chips, e.hours, ready)) is not None
                  and (not late or s + e.hours <= latest + EPS)]
         if not alone:
@@ -427,7 +432,8 @@ class GreedyPlanner:
         return Loss(ReasonCode.CAPACITY, "pool never has the chips free")
 
     def metrics(self, w: Workload, c: Candidate) -> StageMetrics:
-        mwh, t = self.cand.index.energy_of(c.option, c.est)
+        mwh, t = self.cand.index.energy_of(c.option, c.est) if self.objective.needs_energy \
+            else (0.0, 0.0)
         return StageMetrics(c.cost, c.penalty, c.end, mwh, t)
 
     def score(self, w: Workload, c: Candidate) -> tuple[float, float]:

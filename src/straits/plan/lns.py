@@ -53,6 +53,12 @@ REGRET_POOL = 40
 
 
 @dataclass
+class KindStats:
+    rounds: int = 0
+    improved: int = 0
+
+
+@dataclass
 class LnsStats:
     rounds: int = 0
     improved: int = 0
@@ -60,14 +66,13 @@ class LnsStats:
     """solutions taken over from the whole-portfolio search"""
     no_solution: int = 0
     """pieces for which CP-SAT found nothing in time"""
-    by_kind: dict[str, list[int]] = field(default_factory=lambda: {k: [0, 0] for k in KINDS})
-    """kind -> [rounds, improvements]"""
+    by_kind: dict[str, KindStats] = field(default_factory=lambda: {k: KindStats() for k in KINDS})
     size: int = START_SIZE
 
     def to_json(self) -> dict[str, Any]:
         return {"rounds": self.rounds, "improved": self.improved, "adopted": self.adopted,
                 "no_solution": self.no_solution, "size": self.size,
-                "kinds": {k: {"rounds": v[0], "improved": v[1]}
+                "kinds": {k: {"rounds": v.rounds, "improved": v.improved}
                           for k, v in self.by_kind.items()}}
 
 
@@ -146,7 +151,7 @@ class NeighbourhoodSearch:
         kind = self.rng.choices(KINDS, weights=[self.weights[k] for k in KINDS])[0]
         free = self._pick(kind) or self._pick("slice")
         self.stats.rounds += 1
-        self.stats.by_kind[kind][0] += 1
+        self.stats.by_kind[kind].rounds += 1
         if not free:
             return False
         left = stop_at - clock()
@@ -156,7 +161,7 @@ class NeighbourhoodSearch:
         self.weights[kind] = 0.8 * self.weights[kind] + 0.2 * (4.0 if better else 0.5)
         if better:
             self.stats.improved += 1
-            self.stats.by_kind[kind][1] += 1
+            self.stats.by_kind[kind].improved += 1
         return better
 
     def _solve(self, free: set[str], seconds: float, wall: float) -> bool:

@@ -147,8 +147,16 @@ class Objective:
     def weight(self, metric: Metric) -> float:
         return sum(w for m, w in self.terms if m is metric)
 
+    @property
+    def needs_energy(self) -> bool:
+        """Whether the objective reads energy or carbon (else the planners skip them)."""
+        return any(m is ENERGY or m is CARBON for m, _ in self.terms)
+
     # --- greedy ------------------------------------------------------------------------------
     def primary(self, m: StageMetrics, w: Workload) -> float:
+        if len(self.terms) == 1:
+            metric, k = self.terms[0]
+            return k * metric.stage(m, w)
         return sum(k * metric.stage(m, w) for metric, k in self.terms)
 
     def stage_key(self, m: StageMetrics, w: Workload) -> tuple[float, float]:

@@ -52,12 +52,13 @@ class SearchState:
         def unit(v: float) -> str:
             return f"{v:,.0f}{suffix}" if self.unit == "USD" else f"{v:,.2f}{suffix}"
 
-        text = unit(self.best[1]) + (f", {self.best[0]} unplaced" if self.best[0] else "")
-        if self.bound is not None:
-            if self.bound[0] < self.best[0]:
-                text += f"; bound allows {self.best[0] - self.bound[0]} more placed"
+        best, bound = self.best, self.bound
+        text = unit(best.value) + (f", {best.unplaced} unplaced" if best.unplaced else "")
+        if bound is not None:
+            if bound.unplaced < best.unplaced:
+                text += f"; bound allows {best.unplaced - bound.unplaced} more placed"
             else:
-                text += f"; bound {unit(self.bound[1])}, gap {self.gap or 0.0:.1%}"
+                text += f"; bound {unit(bound.value)}, gap {self.gap or 0.0:.1%}"
         return text
 
 

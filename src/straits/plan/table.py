@@ -60,6 +60,23 @@ class Index:
     """(site id, chip id) -> the pool's index"""
     _buyable: dict[str, list[int]] = field(default_factory=dict)
     _rates: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    _rows: dict[str, tuple[list[Row], np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def rows_for(self, tenant: str) -> tuple[list[Row], np.ndarray, np.ndarray]:
+        """The rows of any stage of ``tenant``'s (every pool, then those it may buy), each
+        row's pool index and its largest chip count. Shared: callers must not mutate them."""
+        hit = self._rows.get(tenant)
+        if hit is None:
+            extra = self.buyable(tenant)
+            rows = [Row(r, None) for r in self.resources] + [
+                Row(self.resources[i], tenant) for i in extra]
+            idx = np.concatenate([np.arange(len(self.resources)),
+                                  np.array(extra, dtype=np.int64)])
+            counts = np.concatenate([self.res_count, np.array(
+                [self.resources[i].pool.procurable.max for i in extra  # type: ignore[union-attr]
+                 ], dtype=np.int64)])
+            hit = self._rows[tenant] = (rows, idx, counts)
+        return hit
 
     def rates(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
         """(MWh, tCO2e) per chip-hour of each pool for an estimate ``kind``. Where a chip's
@@ -217,21 +234,11 @@ class StageTable:
         return float(self.min_hours[ok].min()) if ok.any() else None
 
 
-def _rows(ix: Index, w: Workload) -> tuple[list[Row], np.ndarray, np.ndarray]:
-    extra = ix.buyable(w.tenant)
-    rows = [Row(r, None) for r in ix.resources] + [Row(ix.resources[i], w.tenant) for i in extra]
-    idx = np.concatenate([np.arange(len(ix.resources)), np.array(extra, dtype=np.int64)])
-    counts = np.concatenate([ix.res_count, np.array(
-        [ix.resources[i].pool.procurable.max for i in extra  # type: ignore[union-attr]
-         ], dtype=np.int64)])
-    return rows, idx, counts
-
-
 def table_fits(sc: Scenario, ix: Index, w: Workload, stage: Stage,
                menu: int = MENU_SIZES) -> tuple[list[Fit], np.ndarray]:
     """Estimate ``stage`` once per distinct (chip, pool size) among the pools it may use: the
     fits, and each row's fit (-1: the stage may not run there)."""
-    rows, idx, counts = _rows(ix, w)
+    rows, idx, counts = ix.rows_for(w.tenant)
     site = ix.res_site[idx]
     allowed = np.ones(len(rows), dtype=bool)
     if stage.locations:
@@ -255,7 +262,7 @@ def table_fits(sc: Scenario, ix: Index, w: Workload, stage: Stage,
 def build_table(sc: Scenario, ix: Index, w: Workload, stage: Stage,
                 menu: int = MENU_SIZES) -> StageTable:
     """Every option of ``stage`` as rows."""
-    rows, idx, _ = _rows(ix, w)
+    rows, idx, _ = ix.rows_for(w.tenant)
     fits, fit_of = table_fits(sc, ix, w, stage, menu)
     fit_problem = np.array([_PROBLEM_INDEX[f.problem] for f in fits] + [0], dtype=np.int64)
     fit_hours = np.array([f.min_hours for f in fits] + [0.0])
