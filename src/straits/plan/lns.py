@@ -48,6 +48,8 @@ MAX_SIZE = 160
 #: and a loaded machine stretches both)
 PIECE_SECONDS = 1.5
 PIECE_WALL_S = 6.0
+#: wall-clock seconds a piece should take: neighbourhoods are sized to it
+PIECE_TARGET_S = 1.5
 #: the highest-regret workloads a ``regret`` neighbourhood is drawn from
 REGRET_POOL = 40
 
@@ -187,11 +189,13 @@ class NeighbourhoodSearch:
         p.cp_model_probing_level = 0
         p.symmetry_level = 0
         status = solver.solve(pm.model)
-        # pieces grow while proved quickly and shrink when the deterministic time runs out
-        # (not when the wall clock does: a loaded machine is no reason to look at less)
-        if status == cp_model.OPTIMAL and solver.deterministic_time < 0.3 * seconds:
+        # pieces grow while proved within half the target time, and shrink when they take
+        # more than twice it or are not proved: many rounds of pieces CP-SAT closes beat a few
+        # of pieces it cannot, whatever the machine's speed
+        took = solver.wall_time
+        if status == cp_model.OPTIMAL and took < 0.5 * PIECE_TARGET_S:
             self.stats.size = min(MAX_SIZE, int(self.stats.size * 1.25) + 1)
-        elif status != cp_model.OPTIMAL and solver.deterministic_time >= 0.9 * seconds:
+        elif status != cp_model.OPTIMAL or took > 2 * PIECE_TARGET_S:
             self.stats.size = max(MIN_SIZE, int(self.stats.size * 0.8))
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             self.stats.no_solution += 1
