@@ -25,6 +25,7 @@ from straits.plan.candidates import Candidates
 from straits.plan.deadline import Deadline
 from straits.plan.greedy import GreedyPlanner
 from straits.plan.objectives import objective
+from straits.plan.pareto import frontier
 from straits.plan.reasons import ReasonCode
 from straits.plan.result import Plan
 from straits.rules import ruleset
@@ -164,6 +165,15 @@ def test_a_plan_out_of_time_skips_the_search_and_says_so() -> None:
     assert any("time" in n for n in plan.notes)
     assert plan.timings is not None and "search" not in plan.timings["phases"]
     assert_sound(sc, plan)
+
+
+def test_a_frontier_out_of_time_is_the_greedy_plan() -> None:
+    sc = generate(workloads=4, sites=6, seed=2)
+    cand = Candidates(sc, ruleset(), regime=sc.regime, date=sc.date)
+    clock = FakeClock(step=0.05)  # every reading costs a twentieth of a second
+    points = frontier(cand, points=4, deadline=Deadline(0.5, clock=clock))
+    assert [p.status for p in points] == ["greedy"]
+    assert points[0].unplaced == len(make_plan(sc, solver="greedy").unplaced)
 
 
 @pytest.mark.parametrize("solver", ["greedy", "cpsat", "lns"])

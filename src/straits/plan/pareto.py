@@ -77,7 +77,7 @@ def frontier(cand: Candidates, *, points: int = 5, time_limit: float = 30.0,
     cost, time = OBJECTIVES["cost"], OBJECTIVES["time"]
     with deadline.phase("greedy"):
         greedy = GreedyPlanner(cand, objective=cost, stop_at=deadline.at(0.5 * deadline.left()))
-        greedy.run()
+        plan = greedy.run()
     with deadline.phase("model"):
         pf = Portfolio(cand, cost, greedy.state)
     n = max(2, points)
@@ -88,7 +88,9 @@ def frontier(cand: Candidates, *, points: int = 5, time_limit: float = 30.0,
     with deadline.phase("search"):
         cheap = _solve(pf, greedy.state, cost, None, share(0), seed)
         fast = _solve(pf, greedy.state, time, None, share(1), seed)
-    found = [p for p in (cheap, fast) if p is not None]
+    # the greedy plan is a point too: out of time for every solve, the frontier is that plan
+    found = [p for p in (cheap, fast) if p is not None] or [FrontierPoint(
+        plan.total_cost_usd, plan.makespan_hours, len(plan.unplaced), "greedy", None)]
     if cheap is not None and fast is not None and points > 2 \
             and cheap.makespan_hours > fast.makespan_hours:
         lo, hi = fast.makespan_hours, cheap.makespan_hours
