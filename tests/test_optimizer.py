@@ -228,8 +228,39 @@ def test_the_evaluator_scores_a_solution_exactly_as_the_model(goal: str) -> None
     solver.parameters.max_time_in_seconds = 10
     solver.parameters.num_workers = 1
     assert solver.solve(pm.model) in (cp_model.OPTIMAL, cp_model.FEASIBLE)
-    v = evaluate(pf, obj, from_solver(pm, solver))
+    v = evaluate(pf, obj, from_solver(pm, solver), pm.tie_unit)
     factor = pm.score_unit // obj.model_scale  # the tie-break's multiplier (1 without one)
+    assert v.unplaced * pm.unplaced_weight + v.primary * factor + v.tie == \
+        round(solver.objective_value)
+
+
+def test_an_objective_too_large_for_64_bits_leaves_the_greedy_plan(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import straits.plan.cpsat_model as model
+
+    monkeypatch.setattr(model, "OBJECTIVE_LIMIT", 1000)
+    plan = make_plan(generate(workloads=3, sites=4, seed=1), solver="cpsat", time_limit=5)
+    assert plan.search is not None and plan.search["answer"] == "greedy"
+    assert any("64-bit" in n for n in plan.notes)
+
+
+def test_the_cost_tie_break_coarsens_to_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tight limit on the objective's size makes the tie-break count in larger units; the
+    evaluator follows the model's unit."""
+    import straits.plan.cpsat_model as model
+
+    sc = generate(workloads=6, sites=5, seed=11)
+    _, greedy, _, pf = _setup(sc, "time")
+    wide = build(pf, objective("time"))
+    monkeypatch.setattr(model, "OBJECTIVE_LIMIT", wide.unplaced_weight * 2)
+    pm = build(pf, objective("time"))
+    assert pm.tie_unit > wide.tie_unit > 0
+    add_hints(pm, retime(pf, greedy.state, pm.horizon))
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = 10
+    assert solver.solve(pm.model) in (cp_model.OPTIMAL, cp_model.FEASIBLE)
+    v = evaluate(pf, objective("time"), from_solver(pm, solver), pm.tie_unit)
+    factor = pm.score_unit // objective("time").model_scale
     assert v.unplaced * pm.unplaced_weight + v.primary * factor + v.tie == \
         round(solver.objective_value)
 

@@ -188,26 +188,27 @@ def test_memoised_verdicts_agree_with_cedar_uncached(seed: int, n: int, m: int,
                         [d.to_json() for d in want.decisions]
 
 
-def test_rows_are_told_apart_by_every_dataset_however_many(rules: RuleSet) -> None:
-    """A stage reading ten datasets stored at ten sites: each of those sites asks a different
+@pytest.mark.parametrize("n", [10, 70])
+def test_rows_are_told_apart_by_every_dataset_however_many(n: int, rules: RuleSet) -> None:
+    """A stage reading n datasets stored at n sites: each of those sites asks a different
     transfer question, so no two of them share a verdict group (an earlier version looked at
-    the first eight datasets only)."""
+    the first eight datasets only; 70 columns no longer fit one 64-bit key)."""
     sites = [{"id": f"s{i}", "country": "SG", "operator_hq": "SG",
               "pools": [{"chip": "H100-SXM", "count": 64, "usd_per_chip_hour": 2.0}]}
-             for i in range(11)]
+             for i in range(n + 1)]
     sc = parse_scenario({
         "straits": 1, "name": "many", "date": "2025-06-01",
         "tenants": [{"id": "t", "hq": "SG"}], "sites": sites,
         "datasets": [{"id": f"d{i}", "tokens": 1e9, "size_gb": 10, "located_at": f"s{i}",
-                      "origin": "SG", "classes": ["public"]} for i in range(10)],
+                      "origin": "SG", "classes": ["public"]} for i in range(n)],
         "workloads": [{"id": "w", "tenant": "t", "model": MODEL, "stages": [
-            {"id": "pretrain", "kind": "pretrain", "datasets": [f"d{i}" for i in range(10)]}]}]})
+            {"id": "pretrain", "kind": "pretrain", "datasets": [f"d{i}" for i in range(n)]}]}]})
     cand = Candidates(sc, rules, regime="enacted", date=sc.date)
     w = sc.workloads[0]
     t = cand.table(w, w.stages[0])
     gid = cand.groups(w, w.stages[0], t, [])
     by_site = {t.rows[i].resource.site.id: int(gid[i]) for i in range(len(t))}
-    assert len(set(by_site.values())) == 11
+    assert len(set(by_site.values())) == n + 1
     keys = {s: tuple(cand.request_key(q.request) for q in cand.questions(
         w, w.stages[0], sc.site(s), "H100-SXM", [], [])) for s in by_site}
     for a in by_site:  # same group <=> same questions

@@ -201,7 +201,7 @@ def _print_frontier(points: list[FrontierPoint], json_out: bool) -> None:
         return
     from rich.table import Table
 
-    t = Table(title="Cost / time frontier (rental and data movement; makespan in quarter hours)",
+    t = Table(title="Cost / time frontier (rental and data movement; makespan to the minute)",
               title_justify="left")
     for col in ("makespan", "cost", "unplaced", "search"):
         t.add_column(col, justify="right" if col != "search" else "left")

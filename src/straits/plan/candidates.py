@@ -145,7 +145,15 @@ class Candidates:
             home = self.index.site_of[self.sc.dataset(d_id).located_at]
             cols.append((t.site == home).astype(np.int64))
         cols += [(t.site == s).astype(np.int64) for s in pred_sites]
-        _, inverse = np.unique(np.stack(cols, axis=1), axis=0, return_inverse=True)
+        sizes = [int(c.max()) + 1 if len(c) else 1 for c in cols]
+        if float(np.prod(np.array(sizes, dtype=float))) < 2.0 ** 62:
+            # the columns as the digits of one number (mixed radix): unique in one dimension
+            key = np.zeros(len(t), dtype=np.int64)
+            for c, n in zip(cols, sizes, strict=True):
+                key = key * n + c
+            _, inverse = np.unique(key, return_inverse=True)
+        else:  # more columns than one number holds: unique rows
+            _, inverse = np.unique(np.stack(cols, axis=1), axis=0, return_inverse=True)
         out: np.ndarray = inverse.reshape(-1)
         return out
 

@@ -1,6 +1,6 @@
 """The CP-SAT model of a portfolio: optional intervals over the lawful choices of every stage.
 
-Time is in ticks of a quarter hour from the plan start (``TICKS_PER_HOUR``; durations and
+Time is in ticks of a minute from the plan start (``TICKS_PER_HOUR``; durations and
 transfers rounded up, windows widened, so the model never overlaps what really runs). Per
 stage: a start and an end, one optional interval per choice (option x chip count), exactly one
 choice or "unplaced"; per pool: a cumulative constraint over its capacity profile; bought
@@ -67,6 +67,8 @@ class PortfolioModel:
     """resource key -> the bookings held fixed on it: (start, end, chips)"""
     at: dict[tuple[StageKey, str], cp_model.IntVar] = field(default_factory=dict)
     """(stage, site id) -> true when the stage runs at that site (for weight transfers)"""
+    tie_unit: int = 0
+    """dollars per unit of the cost tie-break (0: none)"""
 
     def decode(self, value: float) -> Score:
         """A model objective value (or bound) as (unplaced stages, score in the objective's
@@ -263,11 +265,15 @@ def build(pf: Portfolio, objective: Objective, *, horizon: int | None = None,
                 m.add(dones[k[0]] >= end[k]).only_enforce_if(u[k].Not())
     primary = cp_model.LinearExpr.sum(terms)
     unplaced = cp_model.LinearExpr.sum(list(u.values()))
-    if objective.tie_cost:
-        tie = [xi * (c.cost // 1000) for key, st in stages.items()
+    room = OBJECTIVE_LIMIT // (len(stages) + 1)
+    if bound + 1 >= room:
+        raise ModelTooLarge(f"the objective's values reach {bound:,} model units over "
+                            f"{len(stages)} stages: more than 64-bit integers hold")
+    dollars = tie_unit(stages, bound, room) if objective.tie_cost else 0
+    if dollars:
+        tie = [xi * (c.cost // dollars) for key, st in stages.items()
                for xi, c in zip(x[key], st.choices, strict=True)]
-        tie_bound = sum(max((c.cost // 1000 for c in st.choices), default=0)
-                        for st in stages.values()) + 1
+        tie_bound = _tie_bound(stages, dollars)
         weight = (bound + 1) * tie_bound + 1
         m.minimize(weight * unplaced + primary * tie_bound + cp_model.LinearExpr.sum(tie))
         unit = tie_bound * objective.model_scale
@@ -276,7 +282,31 @@ def build(pf: Portfolio, objective: Objective, *, horizon: int | None = None,
         m.minimize(weight * unplaced + primary)
         unit = objective.model_scale
     return PortfolioModel(m, pf, horizon, x, u, start, end, bought, weight, groups, lates,
-                          dones, span, unit, min(min_span, horizon), extra, at)
+                          dones, span, unit, min(min_span, horizon), extra, at, dollars)
+
+
+#: the model's objective stays below this (CP-SAT works in 64-bit integers)
+OBJECTIVE_LIMIT = 2 ** 61
+
+
+class ModelTooLarge(ValueError):
+    """The model's objective would not fit 64-bit integers (a huge horizon or weights)."""
+
+
+def _tie_bound(stages: dict[StageKey, StageChoices], dollars: int) -> int:
+    return sum(max((c.cost // dollars for c in st.choices), default=0)
+               for st in stages.values()) + 1
+
+
+def tie_unit(stages: dict[StageKey, StageChoices], bound: int, room: int) -> int:
+    """Dollars per unit of the cost tie-break: $1,000, or coarser as far as the objective
+    needs to fit (0: no tie-break fits)."""
+    dollars = 1000
+    while dollars <= 10 ** 15:
+        if (bound + 1) * _tie_bound(stages, dollars) + 1 < room:
+            return dollars
+        dollars *= 10
+    return 0
 
 
 def edge_lags(pf: Portfolio, w: Workload, pred: StageChoices, succ: StageChoices

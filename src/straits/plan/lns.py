@@ -82,7 +82,7 @@ class NeighbourhoodSearch:
     """The search's state: the incumbent solution, its value, and who is booked where."""
 
     def __init__(self, pf: Portfolio, objective: Objective, horizon: int, start: Solution, *,
-                 seed: int = 0, workers: int = 1) -> None:
+                 seed: int = 0, workers: int = 1, tie_unit: int = 1000) -> None:
         self.pf = pf
         self.objective = objective
         self.horizon = horizon
@@ -90,7 +90,9 @@ class NeighbourhoodSearch:
         self.seed = seed
         self.workers = workers
         self.sol: Solution = dict(start)
-        self.value = evaluate(pf, objective, self.sol)
+        self.tie_unit = tie_unit
+        """the whole model's tie-break unit, so values compare as its objective does"""
+        self.value = evaluate(pf, objective, self.sol, tie_unit)
         self.stats = LnsStats()
         self.weights = dict.fromkeys(KINDS, 1.0)
         self.placeable = placeable(pf, objective)
@@ -137,7 +139,7 @@ class NeighbourhoodSearch:
 
     def adopt(self, sol: Solution) -> bool:
         """Take ``sol`` (from the whole-portfolio search) when it is better."""
-        v = evaluate(self.pf, self.objective, sol)
+        v = evaluate(self.pf, self.objective, sol, self.tie_unit)
         if v >= self.value:
             return False
         self.sol, self.value = dict(sol), v
@@ -202,7 +204,7 @@ class NeighbourhoodSearch:
             return False
         piece = from_solver(pm, solver)
         trial = {**self.sol, **piece}
-        v = evaluate(pf, self.objective, trial)
+        v = evaluate(pf, self.objective, trial, self.tie_unit)
         if v >= self.value:
             return False
         self.sol, self.value = trial, v

@@ -69,7 +69,7 @@ class Metric:
     additive: bool
     """a sum over stages (else a function of when stages end: makespan, completion)"""
     model_scale: int
-    """CP-SAT model units per unit (whole dollars, ticks of a quarter hour, kWh, kg)"""
+    """CP-SAT model units per unit (whole dollars, ticks of a minute, kWh, kg)"""
     code: ReasonCode
     """the reason code of an option that lost on this metric"""
     stage: Callable[[StageMetrics, Workload], float]
@@ -138,7 +138,7 @@ class Objective:
     @property
     def model_scale(self) -> int:
         """Model units per unit of the objective (a weighted sum with a time term counts
-        quarter dollars, so that an hour's price divides into ticks)."""
+        sixtieths of a dollar, so that an hour's price divides into minute ticks)."""
         one = self.single
         if one is not None:
             return one.model_scale

@@ -71,7 +71,7 @@ def frontier(cand: Candidates, *, points: int = 5, time_limit: float = 30.0,
              seed: int = 0, deadline: Deadline | None = None) -> list[FrontierPoint]:
     """Up to ``points`` plans from the cheapest to the fastest, none beaten on both counts.
     Costs are the model's (rental and data movement, whole dollars); times in the model's
-    quarter hours. The
+    minutes. The
     time left on ``deadline`` (else ``time_limit``) is shared evenly between the plans."""
     deadline = deadline or Deadline(time_limit)
     cost, time = OBJECTIVES["cost"], OBJECTIVES["time"]

@@ -57,10 +57,11 @@ class Value(NamedTuple):
     tie: int
 
 
-def evaluate(pf: Portfolio, objective: Objective, sol: Solution) -> Value:
+def evaluate(pf: Portfolio, objective: Objective, sol: Solution, tie_unit: int = 1000
+             ) -> Value:
     """The model's objective of ``sol``, term by term as :func:`~straits.plan.cpsat_model.build`
     writes it (integer choice values, capex of the bought chips' peak, lateness penalties,
-    makespan, weighted completion)."""
+    makespan, weighted completion; the tie-break in the model's ``tie_unit`` dollars)."""
     unplaced = primary = tie = 0
     usage: dict[str, list[tuple[int, int, int]]] = {}
     ends: dict[str, int] = {}
@@ -70,7 +71,7 @@ def evaluate(pf: Portfolio, objective: Objective, sol: Solution) -> Value:
             continue
         c = pf.stages[key].choices[idx]
         primary += c.value
-        tie += c.cost // 1000
+        tie += c.cost // tie_unit if tie_unit else 0
         e = s + c.duration
         ends[key[0]] = max(ends.get(key[0], 0), e)
         if c.option.procured:

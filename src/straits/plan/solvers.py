@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from straits.plan.bounds import standalone_bound, stronger
 from straits.plan.candidates import Candidates
-from straits.plan.cpsat_model import Score, add_hints, build
+from straits.plan.cpsat_model import ModelTooLarge, PortfolioModel, Score, add_hints, build
 from straits.plan.deadline import Deadline
 from straits.plan.greedy import GreedyPlanner
 from straits.plan.lns import PIECE_SECONDS, NeighbourhoodSearch
@@ -133,7 +133,12 @@ class _Searching:
                                 note)
         with d.phase("model"):
             pf = Portfolio(cand, objective, g.state)
-            pm = build(pf, objective)
+            try:
+                pm = build(pf, objective)
+            except ModelTooLarge as exc:
+                note = f"the greedy plan stands: {exc}"
+                return self._finish(baseline, baseline, standalone_bound(pf, objective),
+                                    objective, cand, g, pf, ctx, info, note)
             start = retime(pf, g.state, pm.horizon)
             add_hints(pm, start)
             bound0 = standalone_bound(pf, objective)
@@ -148,8 +153,8 @@ class _Searching:
                 whole.start(max(MIN_SEARCH_S, seconds - _reserve((WHOLE_MARGIN_S,), n)))
                 try:
                     if self.lns:
-                        local = self._search(pf, objective, pm.horizon, start, whole, reporter,
-                                             ctx, stop_at)
+                        local = self._search(pf, objective, pm, start, whole, reporter, ctx,
+                                             stop_at)
                 finally:
                     self._wait(whole, reporter, d, stop_at)
             reporter.raise_error()
@@ -157,14 +162,15 @@ class _Searching:
         info["whole_model"] = {"status": whole.status.lower(), "solutions": whole.solutions}
         if local is not None:
             info["neighbourhoods"] = local.stats.to_json()
-        return self._answer(cand, objective, ctx, g, baseline, pf, start, whole, local, bound,
-                            info)
+        return self._answer(cand, objective, ctx, g, baseline, pf, pm, start, whole, local,
+                            bound, info)
 
-    def _search(self, pf: Portfolio, objective: Objective, horizon: int, start: Solution,
+    def _search(self, pf: Portfolio, objective: Objective, pm: PortfolioModel, start: Solution,
                 whole: WholeModel, reporter: Reporter, ctx: SolveContext, stop_at: float
                 ) -> NeighbourhoodSearch:
         d = ctx.deadline
-        local = NeighbourhoodSearch(pf, objective, horizon, start, seed=ctx.seed)
+        local = NeighbourhoodSearch(pf, objective, pm.horizon, start, seed=ctx.seed,
+                                    tie_unit=pm.tie_unit)
         seen: Solution | None = None
         while d.clock() < stop_at - 0.05 and not reporter.stop.is_set():
             latest = whole.latest
@@ -193,13 +199,15 @@ class _Searching:
         reporter.close()
 
     def _answer(self, cand: Candidates, objective: Objective, ctx: SolveContext,
-                g: GreedyPlanner, baseline: Plan, pf: Portfolio, start: Solution,
-                whole: WholeModel, local: NeighbourhoodSearch | None, bound: Score,
-                info: dict[str, Any]) -> Plan:
+                g: GreedyPlanner, baseline: Plan, pf: Portfolio, pm: PortfolioModel,
+                start: Solution, whole: WholeModel, local: NeighbourhoodSearch | None,
+                bound: Score, info: dict[str, Any]) -> Plan:
         d = ctx.deadline
+        tie = pm.tie_unit
         found: list[tuple[Value, int, str, Solution]] = []
         if whole.latest is not None:
-            found.append((evaluate(pf, objective, whole.latest), 0, "cpsat", whole.latest))
+            found.append((evaluate(pf, objective, whole.latest, tie), 0, "cpsat",
+                          whole.latest))
         if local is not None:
             found.append((local.value, 1, "lns", local.sol))
         greedy_note = (f"greedy baseline {objective.describe(baseline.objective_value or 0.0)}"
@@ -209,7 +217,7 @@ class _Searching:
         if found:
             value, _, source, best = min(found, key=lambda f: (f[0], f[1]))
             proved = whole.optimal and found[0][2] == "cpsat" and found[0][0] == value
-            if value < evaluate(pf, objective, start) or proved:
+            if value < evaluate(pf, objective, start, tie) or proved:
                 with d.phase("extract"):
                     status: Status = "optimal" if proved else "feasible"
                     plan = extract(pf, best, baseline, objective, status, self.name)

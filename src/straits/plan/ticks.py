@@ -1,16 +1,18 @@
-"""The CP-SAT model's time step: a quarter of an hour.
+"""The CP-SAT model's time step: a minute.
 
 Durations and transfers are rounded up to it and availability windows widened to it, so the
-model never overlaps what really runs, and a chain of stages loses at most a few quarter hours
-to rounding against a deadline (in whole hours, a 60-day serving stage after a fine-tune could
-miss a deadline the greedy plan met with an hour to spare).
+model never overlaps what really runs, and a chain of stages loses at most a few minutes to
+rounding against a deadline. The greedy planner packs stages up to their deadlines: in whole
+hours a 60-day serving stage after a fine-tune missed a deadline the greedy plan met with an
+hour to spare; at 1,000 workloads over 200 sites, quarter hours still lost five of the greedy
+plan's stages when it was re-timed into the model, minutes one.
 """
 
 from __future__ import annotations
 
 import math
 
-TICKS_PER_HOUR = 4
+TICKS_PER_HOUR = 60
 
 
 def ticks_up(h: float) -> int:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from ortools.sat.python import cp_model
 
 from straits.model.scenario import Scenario
-from straits.plan.cpsat_model import build
+from straits.plan.cpsat_model import ModelTooLarge, build
 from straits.plan.objectives import Objective
 from straits.plan.portfolio import Portfolio
 from straits.plan.result import Plan, StageDiagnosis, WhyNot
@@ -87,7 +87,11 @@ def _explain_one(pf: Portfolio, plan: Plan, d: StageDiagnosis, objective: Object
               ticks_down(a.start_h), ticks_up(a.end_h), a.chips)
              for a in plan.assignments if a.workload != d.workload]
     fixed = [f for f in fixed if f[0] in resources]
-    pm = build(pf, objective, with_groups=True, only={d.workload}, fixed=fixed)
+    try:
+        pm = build(pf, objective, with_groups=True, only={d.workload}, fixed=fixed)
+    except ModelTooLarge:
+        return WhyNot(d.workload, d.stage, (), requires, f"{d.workload}/{d.stage}: {d.summary()}"
+                                                          f"{tail}")
     pm.model.add(pm.u[(d.workload, d.stage)] == 0)
     named: dict[int, tuple[str, str]] = {}
     lits: dict[int, cp_model.IntVar] = {}
