@@ -35,8 +35,9 @@ from straits.plan.portfolio import Portfolio
 from straits.plan.reasons import ReasonCode
 from straits.plan.registry import SOLVER_NAMES, solver_named
 from straits.plan.result import Plan
+from straits.plan.retime import retime
 from straits.plan.search import SearchState
-from straits.plan.solution import evaluate, extract, from_solver, retime
+from straits.plan.solution import evaluate, extract, from_solver
 from straits.rules import RuleSet, ruleset
 from straits.simulate.generate import generate
 
@@ -178,7 +179,8 @@ def test_neighbourhood_search_alone_places_the_stage_greedy_left_out() -> None:
     _, greedy, baseline, pf = _setup(sc)
     goal = objective("cost")
     horizon = build(pf, goal).horizon
-    start = retime(pf, greedy.state, horizon)
+    start, held = retime(pf, greedy.state, horizon)
+    assert not held.workloads
     lns = NeighbourhoodSearch(pf, goal, horizon, start, seed=1)
     assert lns.value.unplaced == 1
     for _ in range(20):
@@ -203,14 +205,15 @@ def test_neighbourhood_search_never_worsens_and_stays_sound(seed: int, goal: str
     _, greedy, baseline, pf = _setup(sc, goal)
     obj = objective(goal)
     horizon = build(pf, obj).horizon
-    lns = NeighbourhoodSearch(pf, obj, horizon, retime(pf, greedy.state, horizon), seed=seed)
+    start, held = retime(pf, greedy.state, horizon)
+    lns = NeighbourhoodSearch(pf, obj, horizon, start, seed=seed, held=held)
     values = [lns.value]
     for _ in range(4):
         lns.step(0.5, float("inf"), lambda: 0.0)
         values.append(lns.value)
     assert all(b <= a for a, b in itertools.pairwise(values))
-    assert evaluate(pf, obj, lns.sol) == lns.value
-    plan = extract(pf, lns.sol, baseline, obj, "feasible", "lns")
+    assert evaluate(pf, obj, lns.sol, held=held) == lns.value
+    plan = extract(pf, lns.sol, baseline, obj, "feasible", "lns", held)
     assert plan is not None
     assert_sound(sc, plan)
 
@@ -223,7 +226,7 @@ def test_the_evaluator_scores_a_solution_exactly_as_the_model(goal: str) -> None
     _, greedy, _, pf = _setup(sc, goal)
     obj = objective(goal)
     pm = build(pf, obj)
-    add_hints(pm, retime(pf, greedy.state, pm.horizon))
+    add_hints(pm, retime(pf, greedy.state, pm.horizon).solution)
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = 10
     solver.parameters.num_workers = 1
@@ -255,7 +258,7 @@ def test_the_cost_tie_break_coarsens_to_fit(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(model, "OBJECTIVE_LIMIT", wide.unplaced_weight * 2)
     pm = build(pf, objective("time"))
     assert pm.tie_unit > wide.tie_unit > 0
-    add_hints(pm, retime(pf, greedy.state, pm.horizon))
+    add_hints(pm, retime(pf, greedy.state, pm.horizon).solution)
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = 10
     assert solver.solve(pm.model) in (cp_model.OPTIMAL, cp_model.FEASIBLE)
@@ -420,11 +423,11 @@ def test_the_standalone_bound_holds_for_the_greedy_plan(seed: int, n: int, m: in
     included: it leaves at least as many stages unplaced, and placing as many costs (or
     takes) at least the bound's figure."""
     sc = generate(workloads=n, sites=m, seed=seed)
-    _, _, plan, pf = _setup(sc, goal)
+    cand, _, plan, pf = _setup(sc, goal)
     impossible, value = standalone_bound(pf, objective(goal))
     assert impossible <= len(plan.unplaced)
     if impossible == len(plan.unplaced):
-        assert value <= objective(goal).plan_value(plan, sc) + 1e-6
+        assert value <= objective(goal).plan_value(plan, sc, cand.energy_of) + 1e-6
 
 
 def test_a_stage_that_cannot_make_its_deadline_anywhere_is_counted_without_search() -> None:
@@ -503,3 +506,40 @@ def test_a_portfolio_with_no_lawful_option_is_infeasible_not_an_error() -> None:
     assert [u.stage for u in plan.unplaced] == ["pretrain"]
     assert plan.unplaced[0].lost_codes == {"capacity": 1}
     assert plan.why_not
+
+
+# --- holding what the model's ticks cannot re-time -----------------------------------------------
+def _tight_chain(slack_hours: float) -> Scenario:
+    """A pre-training run, then a serving stage after it, due with ``slack_hours`` to spare
+    after the greedy plan's exact end."""
+    base = scenario(tokens=3e10)
+    first = make_plan(base, solver="greedy")
+    (a,) = first.assignments
+    doc = base.model_dump(mode="json", exclude_none=True)
+    due = DAY0 + dt.timedelta(days=int(a.end_h // 24) + 30)
+    days = (hours(due) + 24 - slack_hours - a.end_h) / 24
+    doc["workloads"][0]["deadline"] = str(due)
+    doc["workloads"][0]["stages"].append({"id": "serve", "kind": "serve", "after": ["pretrain"],
+                                          "chips": 8, "days": days})
+    return parse_scenario(doc)
+
+
+@pytest.mark.parametrize("solver", ["cpsat", "lns"])
+def test_a_chain_packed_to_its_deadline_is_held_where_the_greedy_plan_put_it(
+        solver: str) -> None:
+    """Eighteen seconds to spare: rounded to whole minutes the serving stage misses its hard
+    deadline, so the model cannot re-time the workload; it is held where the greedy plan put
+    it, and the search's answer still places both stages."""
+    sc = _tight_chain(0.005)
+    greedy = make_plan(sc, solver="greedy")
+    assert not greedy.unplaced
+    plan = make_plan(sc, solver=solver, time_limit=10)
+    assert not plan.unplaced
+    assert plan.search is not None and plan.search.get("held") == ["w0"]
+    assert_sound(sc, plan)
+    _, g, _, pf = _setup(sc)
+    start, held = retime(pf, g.state, build(pf, objective("cost")).horizon)
+    assert held.workloads == {"w0"} and start == {}
+    roomy = _tight_chain(1.0)  # an hour to spare: re-timed, nothing held
+    _, g, _, pf = _setup(roomy)
+    assert not retime(pf, g.state, build(pf, objective("cost")).horizon).held.workloads

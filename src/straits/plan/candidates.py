@@ -29,6 +29,7 @@ from straits.plan.checks import ExportLedger, Predecessor, Question, placement_q
 from straits.plan.deadline import Deadline
 from straits.plan.options import MENU_SIZES, MENU_SIZES_LARGE, Option
 from straits.plan.reasons import ReasonCode, rule_code
+from straits.plan.result import Assignment
 from straits.plan.table import Index, StageTable, build_table
 from straits.rules.context import build_context
 from straits.rules.decision import Decision, Reason, combine, template_values
@@ -113,6 +114,14 @@ class Candidates:
             with self._count("estimates"):
                 t = self._tables[key] = build_table(self.sc, self.index, w, stage, self.menu)
         return t
+
+    def energy_of(self, a: Assignment) -> tuple[float, float]:
+        """(MWh, tCO2e) of an assignment at its pool's rates (:meth:`Index.rates`), as the
+        objectives count them."""
+        stage = self.sc.workload(a.workload).stage(a.stage)
+        mwh, t = self.index.rates("serve" if stage.kind == "serve" else "train")
+        i = self.index.res_index[(a.site, a.chip)]
+        return a.chip_hours * float(mwh[i]), a.chip_hours * float(t[i])
 
     def options(self, w: Workload, stage: Stage) -> list[Option]:
         return self.table(w, stage).options()

@@ -34,11 +34,14 @@ from straits.plan.bounds import placeable
 from straits.plan.cpsat_model import Booking, Score, add_hints, build, due_ticks, late_hours_of
 from straits.plan.objectives import COMPLETION, COST, TIME, Objective
 from straits.plan.portfolio import Portfolio
+from straits.plan.retime import NOTHING_HELD, Held
 from straits.plan.schedule import StageKey, deadline_hours, hard_deadline_hours
 from straits.plan.solution import Solution, Value, evaluate, from_solver
 from straits.plan.ticks import ticks_down
 
 KINDS = ("unplaced", "regret", "window", "slice")
+#: the workload id under which held workloads' chips are booked in the search's index
+HELD = "\x00held"
 #: stages per neighbourhood: first, fewest, most
 START_SIZE = 24
 MIN_SIZE = 6
@@ -82,7 +85,8 @@ class NeighbourhoodSearch:
     """The search's state: the incumbent solution, its value, and who is booked where."""
 
     def __init__(self, pf: Portfolio, objective: Objective, horizon: int, start: Solution, *,
-                 seed: int = 0, workers: int = 1, tie_unit: int = 1000) -> None:
+                 seed: int = 0, workers: int = 1, tie_unit: int = 1000,
+                 held: Held = NOTHING_HELD) -> None:
         self.pf = pf
         self.objective = objective
         self.horizon = horizon
@@ -92,7 +96,9 @@ class NeighbourhoodSearch:
         self.sol: Solution = dict(start)
         self.tie_unit = tie_unit
         """the whole model's tie-break unit, so values compare as its objective does"""
-        self.value = evaluate(pf, objective, self.sol, tie_unit)
+        self.held = held
+        """workloads kept where the greedy plan put them: never freed"""
+        self.value = evaluate(pf, objective, self.sol, tie_unit, held)
         self.stats = LnsStats()
         self.weights = dict.fromkeys(KINDS, 1.0)
         self.placeable = placeable(pf, objective)
@@ -115,12 +121,14 @@ class NeighbourhoodSearch:
                 self.penalty[w.id] = (due_ticks(pf, w.deadline),
                                       round(w.late_penalty_usd_per_day / 24.0) * k_cost)
         self.stages_of: dict[str, list[StageKey]] = {}
-        for key in pf.stages:
+        for key in self.sol:
             self.stages_of.setdefault(key[0], []).append(key)
         self.on: dict[str, dict[StageKey, tuple[int, int, int]]] = {}
         """resource key -> the stages booked on it: (start, end, chips)"""
         self.res_of: dict[StageKey, str] = {}
         self._index(self.sol)
+        for i, (res, s, e, n) in enumerate(held.bookings):
+            self.on.setdefault(res, {})[(HELD, str(i))] = (s, e, n)
 
     # --- bookkeeping ---------------------------------------------------------------------------
     def _index(self, keys: Solution) -> None:
@@ -139,11 +147,12 @@ class NeighbourhoodSearch:
 
     def adopt(self, sol: Solution) -> bool:
         """Take ``sol`` (from the whole-portfolio search) when it is better."""
-        v = evaluate(self.pf, self.objective, sol, self.tie_unit)
+        v = evaluate(self.pf, self.objective, sol, self.tie_unit, self.held)
         if v >= self.value:
             return False
         self.sol, self.value = dict(sol), v
-        self.on, self.res_of = {}, {}
+        held_on = {res: {k: v for k, v in b.items() if k[0] == HELD} for res, b in self.on.items()}
+        self.on, self.res_of = {res: dict(b) for res, b in held_on.items() if b}, {}
         self._index(self.sol)
         self.stats.adopted += 1
         return True
@@ -152,7 +161,11 @@ class NeighbourhoodSearch:
     def step(self, seconds: float, stop_at: float, clock: Callable[[], float]) -> bool:
         """One neighbourhood, solved in at most ``seconds`` of deterministic time and never
         past ``stop_at``; True when the incumbent improved."""
-        kind = self.rng.choices(KINDS, weights=[self.weights[k] for k in KINDS])[0]
+        # a stage placed outweighs any saving: while some could be, half the rounds try
+        if self.rng.random() < 0.5 and self._unplaced() is not None:
+            kind = "unplaced"
+        else:
+            kind = self.rng.choices(KINDS, weights=[self.weights[k] for k in KINDS])[0]
         free = self._pick(kind) or self._pick("slice")
         self.stats.rounds += 1
         self.stats.by_kind[kind].rounds += 1
@@ -177,8 +190,9 @@ class NeighbourhoodSearch:
                                 if key[0] not in free]
         floor = 0
         if self.objective.tick_weight(TIME):
-            floor = max((s + pf.stages[k].choices[i].duration for k, (i, s) in self.sol.items()
-                         if i is not None and k[0] not in free), default=0)
+            floor = max([self.held.floor] + [
+                s + pf.stages[k].choices[i].duration for k, (i, s) in self.sol.items()
+                if i is not None and k[0] not in free])
         pm = build(pf, self.objective, horizon=self.horizon, only=free, fixed=fixed,
                    min_span=floor)
         add_hints(pm, {k: self.sol[k] for k in pm.x})
@@ -204,7 +218,7 @@ class NeighbourhoodSearch:
             return False
         piece = from_solver(pm, solver)
         trial = {**self.sol, **piece}
-        v = evaluate(pf, self.objective, trial, self.tie_unit)
+        v = evaluate(pf, self.objective, trial, self.tie_unit, self.held)
         if v >= self.value:
             return False
         self.sol, self.value = trial, v
@@ -273,10 +287,13 @@ class NeighbourhoodSearch:
                 if mine is not None and c.value >= mine and not self.time_weight:
                     continue
                 for other, (s, _e, _n) in self.on.get(c.option.key, {}).items():
-                    if other[0] != target and s < due:
+                    if other[0] not in (target, HELD) and s < due:
                         rivals.add(other[0])
         order = sorted(rivals)
         self.rng.shuffle(order)
+        # rivals without a hard deadline first: they are the ones that can make room
+        order.sort(key=lambda w: self.pf.sc.workload(w).deadline_policy == "hard"
+                   and self.pf.sc.workload(w).deadline is not None)
         for w in order:
             n = len(self.stages_of.get(w, []))
             if count + n > self.stats.size:
@@ -293,11 +310,12 @@ class NeighbourhoodSearch:
 
     def _window(self) -> set[str]:
         """The workloads booked on one pool around one of its bookings."""
-        busy = sorted(r for r, b in self.on.items() if len(b) >= 2)
+        movable = {r: [(k, v) for k, v in b.items() if k[0] != HELD] for r, b in self.on.items()}
+        busy = sorted(r for r, b in movable.items() if len(b) >= 2)
         if not busy:
             return set()
-        res = self.rng.choices(busy, weights=[len(self.on[r]) for r in busy])[0]
-        bookings = sorted(self.on[res].items())
+        res = self.rng.choices(busy, weights=[len(movable[r]) for r in busy])[0]
+        bookings = sorted(movable[res])
         _, (s0, e0, _) = self.rng.choice(bookings)
         reach = max(1, e0 - s0)
         near = sorted(bookings, key=lambda kv: abs(kv[1][0] - s0))

@@ -31,7 +31,17 @@ if TYPE_CHECKING:  # numpy and the plan types only in annotations: the CLI reads
     import numpy as np
 
     from straits.model.scenario import Scenario, Workload
-    from straits.plan.result import Plan
+    from straits.plan.result import Assignment, Plan
+
+
+EnergyOf = Callable[["Assignment"], tuple[float, float]]
+"""An assignment's (MWh, tCO2e)"""
+
+
+def _energy(plan: Plan, energy_of: EnergyOf | None, i: int) -> float:
+    if energy_of is None:
+        return plan.energy_mwh if i == 0 else plan.tco2e
+    return sum(energy_of(a)[i] for a in plan.assignments)
 
 
 class StageMetrics(NamedTuple):
@@ -74,12 +84,12 @@ class Metric:
     """the reason code of an option that lost on this metric"""
     stage: Callable[[StageMetrics, Workload], float]
     rows: Callable[[RowMetrics, Workload], np.ndarray]
-    plan: Callable[[Plan, Scenario], float]
+    plan: Callable[[Plan, Scenario, EnergyOf | None], float]
     fmt: str
     """how a difference reads: '{d}' is replaced by the formatted amount"""
 
 
-def _completion(plan: Plan, sc: Scenario) -> float:
+def _completion(plan: Plan, sc: Scenario, _: EnergyOf | None = None) -> float:
     done: dict[str, float] = {}
     for a in plan.assignments:
         done[a.workload] = max(done.get(a.workload, 0.0), a.end_h)
@@ -92,17 +102,17 @@ def completion_weight(w: Workload) -> int:
 
 
 COST = Metric("cost", "USD", True, 1, ReasonCode.COST, lambda m, w: m.charged,
-              lambda r, w: r.cost, lambda p, sc: p.objective_usd, "${d:,.0f} more")
+              lambda r, w: r.cost, lambda p, sc, e: p.objective_usd, "${d:,.0f} more")
 TIME = Metric("time", "h", False, TICKS_PER_HOUR, ReasonCode.TIME, lambda m, w: m.end,
-              lambda r, w: r.end, lambda p, sc: p.makespan_hours, "ends {d:,.1f} h later")
+              lambda r, w: r.end, lambda p, sc, e: p.makespan_hours, "ends {d:,.1f} h later")
 COMPLETION = Metric("completion", "weighted h", False, TICKS_PER_HOUR, ReasonCode.TIME,
                     lambda m, w: m.end * completion_weight(w),
                     lambda r, w: r.end * completion_weight(w), _completion,
                     "ends {d:,.1f} weighted h later")
 ENERGY = Metric("energy", "MWh", True, 1000, ReasonCode.ENERGY, lambda m, w: m.mwh,
-                lambda r, w: r.mwh, lambda p, sc: p.energy_mwh, "{d:,.1f} MWh more")
+                lambda r, w: r.mwh, lambda p, sc, e: _energy(p, e, 0), "{d:,.1f} MWh more")
 CARBON = Metric("carbon", "tCO2e", True, 1000, ReasonCode.CARBON, lambda m, w: m.tco2e,
-                lambda r, w: r.tco2e, lambda p, sc: p.tco2e, "{d:,.2f} tCO2e more")
+                lambda r, w: r.tco2e, lambda p, sc, e: _energy(p, e, 1), "{d:,.2f} tCO2e more")
 METRICS: dict[str, Metric] = {m.name: m for m in (COST, TIME, COMPLETION, ENERGY, CARBON)}
 
 
@@ -204,8 +214,11 @@ class Objective:
         return round(self.weight(metric) * self.model_scale / TICKS_PER_HOUR)
 
     # --- plans -------------------------------------------------------------------------------
-    def plan_value(self, plan: Plan, sc: Scenario) -> float:
-        return sum(k * metric.plan(plan, sc) for metric, k in self.terms)
+    def plan_value(self, plan: Plan, sc: Scenario, energy_of: EnergyOf | None = None) -> float:
+        """The plan's value; ``energy_of`` gives an assignment's (MWh, tCO2e) as the model
+        counts them (unknown chip power or grid at the highest known figure), else the plan's
+        own figures (unknowns at none)."""
+        return sum(k * metric.plan(plan, sc, energy_of) for metric, k in self.terms)
 
     def describe(self, value: float) -> str:
         return f"{value:,.0f} USD" if self.unit == "USD" else f"{value:,.2f} {self.unit}"

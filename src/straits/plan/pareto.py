@@ -18,9 +18,9 @@ from straits.plan.deadline import Deadline
 from straits.plan.greedy import GreedyPlanner
 from straits.plan.objectives import OBJECTIVES, Objective
 from straits.plan.portfolio import Portfolio
+from straits.plan.retime import model_horizon, retime
 from straits.plan.schedule import PlanState
 from straits.plan.search import WORKERS
-from straits.plan.solution import retime
 from straits.plan.ticks import tick_hours, ticks_down
 
 
@@ -43,8 +43,13 @@ def _solve(pf: Portfolio, state: PlanState, objective: Objective, max_end: float
     """The best plan for ``objective`` ending by ``max_end`` hours (None: any time)."""
     if seconds <= 0.05:
         return None
-    pm = build(pf, objective, max_end=None if max_end is None else ticks_down(max_end))
-    add_hints(pm, retime(pf, state, pm.horizon))
+    horizon = model_horizon(pf)
+    start, held = retime(pf, state, horizon)
+    pm = build(pf, objective, horizon=horizon,
+               only={w.id for w in pf.sc.workloads} - held.workloads if held.workloads else None,
+               fixed=list(held.bookings), min_span=held.floor,
+               max_end=None if max_end is None else ticks_down(max_end))
+    add_hints(pm, start)
     solver = cp_model.CpSolver()
     p = solver.parameters
     p.random_seed, p.num_workers, p.interleave_search = seed, WORKERS, True
@@ -53,8 +58,8 @@ def _solve(pf: Portfolio, state: PlanState, objective: Objective, max_end: float
     status = solver.solve(pm.model)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
-    cost = 0.0
-    end = 0
+    cost = sum(b.assignment.cost_usd for k, b in state.placed.items() if k[0] in held.workloads)
+    end = held.floor
     unplaced = 0
     for key, xs in pm.x.items():
         if solver.boolean_value(pm.u[key]):

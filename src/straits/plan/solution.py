@@ -1,16 +1,16 @@
 """A plan in the CP-SAT model's terms, and the way back to a :class:`Plan`.
 
 A *solution* gives every stage a :class:`~straits.plan.cpsat_model.Slot`: its choice (or
-unplaced) and its start in model ticks. The greedy plan becomes one (:func:`retime`), every
-search returns one, and :func:`evaluate` scores any of them exactly as the model's objective
-does, so the neighbourhood search can compare solutions without asking CP-SAT.
+unplaced) and its start in model ticks. The greedy plan becomes one
+(:func:`straits.plan.retime.retime`), every search returns one, and :func:`evaluate` scores
+any of them exactly as the model's objective does, so the neighbourhood search can compare
+solutions without asking CP-SAT.
 :func:`extract` turns the best one into a plan with exact times and costs, re-checked against
 the rules with its final export volumes.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from typing import NamedTuple
 
@@ -32,17 +32,9 @@ from straits.plan.objectives import COMPLETION, COST, TIME, Objective, completio
 from straits.plan.options import capex_share
 from straits.plan.portfolio import Portfolio
 from straits.plan.result import Assignment, Plan, Status
-from straits.plan.schedule import (
-    PlanState,
-    StageKey,
-    hard_deadline_hours,
-    late_hours,
-    make_assignment,
-    model_timeline,
-    record_exports,
-)
-from straits.plan.ticks import tick_hours, ticks_down
-from straits.plan.timeline import Timeline
+from straits.plan.retime import NOTHING_HELD, Held
+from straits.plan.schedule import StageKey, late_hours, make_assignment, record_exports
+from straits.plan.ticks import tick_hours
 from straits.plan.transfer import egress_usd, transfer_hours, weights_gb
 
 Solution = dict[StageKey, Slot]
@@ -57,11 +49,12 @@ class Value(NamedTuple):
     tie: int
 
 
-def evaluate(pf: Portfolio, objective: Objective, sol: Solution, tie_unit: int = 1000
-             ) -> Value:
+def evaluate(pf: Portfolio, objective: Objective, sol: Solution, tie_unit: int = 1000,
+             held: Held = NOTHING_HELD) -> Value:
     """The model's objective of ``sol``, term by term as :func:`~straits.plan.cpsat_model.build`
     writes it (integer choice values, capex of the bought chips' peak, lateness penalties,
-    makespan, weighted completion; the tie-break in the model's ``tie_unit`` dollars)."""
+    makespan, weighted completion; the tie-break in the model's ``tie_unit`` dollars), with
+    the ``held`` workloads' chips and makespan as the model sees them."""
     unplaced = primary = tie = 0
     usage: dict[str, list[tuple[int, int, int]]] = {}
     ends: dict[str, int] = {}
@@ -81,82 +74,19 @@ def evaluate(pf: Portfolio, objective: Objective, sol: Solution, tie_unit: int =
         for res, bookings in usage.items():
             o = pf.option_of(res)
             assert o.pool.procurable is not None
-            primary += _peak(bookings) * round(o.pool.procurable.usd_per_chip
-                                               * capex_share(pf.sc, o.pool)) * k_cost
+            primary += _peak(bookings + held.usage.get(res, [])) * round(
+                o.pool.procurable.usd_per_chip * capex_share(pf.sc, o.pool)) * k_cost
         for wid, e in ends.items():
             w = pf.sc.workload(wid)
             if w.deadline is not None and w.deadline_policy != "hard":
                 late = late_hours_of(e, due_ticks(pf, w.deadline))
                 primary += late * round(w.late_penalty_usd_per_day / 24.0) * k_cost
-    primary += objective.tick_weight(TIME) * max(ends.values(), default=0)
+    primary += objective.tick_weight(TIME) * max([held.floor, *ends.values()])
     k_done = objective.tick_weight(COMPLETION)
     if k_done:
         primary += k_done * sum(completion_weight(pf.sc.workload(wid)) * e
                                 for wid, e in ends.items())
     return Value(unplaced, primary, tie if objective.tie_cost else 0)
-
-
-def retime(pf: Portfolio, state: PlanState, horizon: int) -> Solution:
-    """The greedy plan in the model's ticks: the same choices, started as early as the
-    rounded durations, releases and (rounded) capacities allow. A stage that no longer makes
-    its hard deadline or budget at its own choice once rounded takes the first of its other
-    choices that does (by value); one that none fits is left unplaced, with its successors."""
-    timelines: dict[str, Timeline] = {}
-    out: Solution = dict.fromkeys(pf.stages, UNPLACED)
-    ends: dict[StageKey, int] = {}
-    placed_at: dict[StageKey, int] = {}
-    spent: dict[str, int] = {}
-    for key, _ in sorted(state.placed.items(), key=lambda kv: kv[1].assignment.start_h):
-        st = pf.stages.get(key)
-        if st is None or st.hint is None:
-            continue
-        w = st.workload
-        due = hard_deadline_hours(pf.sc, w)
-        limit = horizon if math.isinf(due) else min(horizon, ticks_down(due))
-        others = sorted((i for i in range(len(st.choices)) if i != st.hint),
-                        key=lambda i: (st.choices[i].value, i))
-        for idx in (st.hint, *others):
-            c = st.choices[idx]
-            ready = c.release
-            for p in st.stage.after:
-                pk = (key[0], p)
-                if pk not in ends:
-                    ready = -1
-                    break
-                pred = pf.stages[pk]
-                pc = pred.choices[placed_at[pk]]
-                ready = max(ready, ends[pk] + pf.weights_ticks(w, pc, c))
-            if ready < 0:
-                break
-            if w.budget_usd is not None and spent.get(w.id, 0) + c.cost > int(w.budget_usd):
-                continue
-            res = c.option.key
-            if res not in timelines:
-                timelines[res] = model_timeline(pf.sc, c.option, horizon)
-            s = earliest_tick(timelines[res], c.est.chips, c.duration, ready)
-            if s is None or s + c.duration > limit:
-                continue  # rounded up to whole ticks it no longer makes it
-            spent[w.id] = spent.get(w.id, 0) + c.cost
-            timelines[res].book(s, s + c.duration, c.est.chips)
-            out[key] = Slot(idx, s)
-            ends[key] = s + c.duration
-            placed_at[key] = idx
-            break
-    return out
-
-
-def earliest_tick(tl: Timeline, chips: int, ticks: int, ready: int) -> int | None:
-    """The earliest whole tick >= ``ready`` at which ``chips`` are free for ``ticks``."""
-    at = float(ready)
-    for _ in range(64):
-        s = tl.earliest(chips, ticks, at)
-        if s is None:
-            return None
-        whole = math.ceil(s - 1e-9)
-        if tl.earliest(chips, ticks, whole) == whole:
-            return whole
-        at = whole
-    return None
 
 
 def from_solver(pm: PortfolioModel, solver: cp_model.CpSolver) -> Solution:
@@ -172,18 +102,33 @@ def from_solver(pm: PortfolioModel, solver: cp_model.CpSolver) -> Solution:
 
 
 def extract(pf: Portfolio, sol: Solution, baseline: Plan, objective: Objective,
-            status: Status, solver: str) -> Plan | None:
-    """The plan of ``sol``, with exact times, costs, verdicts and diagnosis; None when a
-    placement fails the final rule check (with the plan's final export volumes)."""
+            status: Status, solver: str, held: Held = NOTHING_HELD) -> Plan | None:
+    """The plan of ``sol`` (and of the ``held`` workloads, as the greedy plan has them), with
+    exact times, costs, verdicts and diagnosis; None when a placement fails the final rule
+    check (with the plan's final export volumes)."""
     sc, cand = pf.sc, pf.cand
     chosen = {k: v for k, v in sol.items() if v.choice is not None}
+    kept = {k: b for k, b in pf.state.placed.items() if k[0] in held.workloads}
     ledger = ExportLedger()
     for (wid, sid), slot in chosen.items():
         w = sc.workload(wid)
         assert slot.choice is not None
         record_exports(sc, w, w.stage(sid), pf.stages[(wid, sid)].choices[slot.choice].option.site,
                        ledger, cand.date.year)
+    for (wid, sid), b in kept.items():
+        w = sc.workload(wid)
+        record_exports(sc, w, w.stage(sid), b.site, ledger, cand.date.year)
     placed: dict[StageKey, tuple[Assignment, Site]] = {}
+    for key, b in sorted(kept.items(), key=lambda kv: kv[1].assignment.start_h):
+        w = sc.workload(key[0])
+        stage = w.stage(key[1])
+        t = cand.table(w, stage)
+        preds = [Predecessor(w.stage(p), placed[(w.id, p)][1], cand.ops[w.id][p])
+                 for p in stage.after]
+        option = t.option(t.row_of(b.assignment.option_label))
+        if not cand.verdict(w, stage, option, preds, [ledger]).lawful:
+            return None
+        placed[key] = (b.assignment, b.site)
     usage: dict[str, list[tuple[int, int, int]]] = {}
     for key, slot in chosen.items():
         assert slot.choice is not None

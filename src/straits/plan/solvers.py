@@ -22,8 +22,9 @@ from straits.plan.lns import PIECE_SECONDS, NeighbourhoodSearch
 from straits.plan.objectives import Objective
 from straits.plan.portfolio import Portfolio
 from straits.plan.result import Plan, Status
+from straits.plan.retime import Held, model_horizon, retime
 from straits.plan.search import Progress, Reporter, WholeModel, gap
-from straits.plan.solution import Solution, Value, evaluate, extract, retime
+from straits.plan.solution import Solution, Value, evaluate, extract
 from straits.plan.whynot import explain, to_explain
 
 #: seconds kept back, per stage and at least, for turning the answer into a plan, explaining
@@ -66,7 +67,7 @@ def _stages(cand: Candidates) -> int:
 
 
 def _valued(plan: Plan, cand: Candidates, objective: Objective) -> Plan:
-    return replace(plan, objective_value=objective.plan_value(plan, cand.sc),
+    return replace(plan, objective_value=objective.plan_value(plan, cand.sc, cand.energy_of),
                    objective_unit=objective.unit)
 
 
@@ -133,15 +134,21 @@ class _Searching:
                                 note)
         with d.phase("model"):
             pf = Portfolio(cand, objective, g.state)
+            horizon = model_horizon(pf)
+            start, held = retime(pf, g.state, horizon)
+            active = {w.id for w in cand.sc.workloads} - held.workloads
             try:
-                pm = build(pf, objective)
+                pm = build(pf, objective, horizon=horizon,
+                           only=active if held.workloads else None, fixed=list(held.bookings),
+                           min_span=held.floor)
             except ModelTooLarge as exc:
                 note = f"the greedy plan stands: {exc}"
                 return self._finish(baseline, baseline, standalone_bound(pf, objective),
                                     objective, cand, g, pf, ctx, info, note)
-            start = retime(pf, g.state, pm.horizon)
             add_hints(pm, start)
             bound0 = standalone_bound(pf, objective)
+            if held.workloads:
+                info["held"] = sorted(held.workloads)
         reporter = Reporter(ctx.on_progress, objective, d.clock)
         reporter.bounded(bound0)
         whole = WholeModel(pm, reporter, seed=ctx.seed)
@@ -153,8 +160,8 @@ class _Searching:
                 whole.start(max(MIN_SEARCH_S, seconds - _reserve((WHOLE_MARGIN_S,), n)))
                 try:
                     if self.lns:
-                        local = self._search(pf, objective, pm, start, whole, reporter, ctx,
-                                             stop_at)
+                        local = self._search(pf, objective, pm, start, held, whole, reporter,
+                                             ctx, stop_at)
                 finally:
                     self._wait(whole, reporter, d, stop_at)
             reporter.raise_error()
@@ -162,15 +169,15 @@ class _Searching:
         info["whole_model"] = {"status": whole.status.lower(), "solutions": whole.solutions}
         if local is not None:
             info["neighbourhoods"] = local.stats.to_json()
-        return self._answer(cand, objective, ctx, g, baseline, pf, pm, start, whole, local,
-                            bound, info)
+        return self._answer(cand, objective, ctx, g, baseline, pf, pm, start, held, whole,
+                            local, bound, info)
 
     def _search(self, pf: Portfolio, objective: Objective, pm: PortfolioModel, start: Solution,
-                whole: WholeModel, reporter: Reporter, ctx: SolveContext, stop_at: float
-                ) -> NeighbourhoodSearch:
+                held: Held, whole: WholeModel, reporter: Reporter, ctx: SolveContext,
+                stop_at: float) -> NeighbourhoodSearch:
         d = ctx.deadline
         local = NeighbourhoodSearch(pf, objective, pm.horizon, start, seed=ctx.seed,
-                                    tie_unit=pm.tie_unit)
+                                    tie_unit=pm.tie_unit, held=held)
         seen: Solution | None = None
         while d.clock() < stop_at - 0.05 and not reporter.stop.is_set():
             latest = whole.latest
@@ -200,13 +207,13 @@ class _Searching:
 
     def _answer(self, cand: Candidates, objective: Objective, ctx: SolveContext,
                 g: GreedyPlanner, baseline: Plan, pf: Portfolio, pm: PortfolioModel,
-                start: Solution, whole: WholeModel, local: NeighbourhoodSearch | None,
-                bound: Score, info: dict[str, Any]) -> Plan:
+                start: Solution, held: Held, whole: WholeModel,
+                local: NeighbourhoodSearch | None, bound: Score, info: dict[str, Any]) -> Plan:
         d = ctx.deadline
         tie = pm.tie_unit
         found: list[tuple[Value, int, str, Solution]] = []
         if whole.latest is not None:
-            found.append((evaluate(pf, objective, whole.latest, tie), 0, "cpsat",
+            found.append((evaluate(pf, objective, whole.latest, tie, held), 0, "cpsat",
                           whole.latest))
         if local is not None:
             found.append((local.value, 1, "lns", local.sol))
@@ -217,10 +224,10 @@ class _Searching:
         if found:
             value, _, source, best = min(found, key=lambda f: (f[0], f[1]))
             proved = whole.optimal and found[0][2] == "cpsat" and found[0][0] == value
-            if value < evaluate(pf, objective, start, tie) or proved:
+            if value < evaluate(pf, objective, start, tie, held) or proved:
                 with d.phase("extract"):
                     status: Status = "optimal" if proved else "feasible"
-                    plan = extract(pf, best, baseline, objective, status, self.name)
+                    plan = extract(pf, best, baseline, objective, status, self.name, held)
                 if plan is None:
                     note = "the searched plan failed the final rule check; the greedy plan stands"
                     return self._finish(baseline, baseline, bound, objective, cand, g, pf, ctx,
