@@ -186,7 +186,8 @@ def test_every_phase_is_timed(solver: str) -> None:
     if solver != "greedy":
         assert {"model", "search"} <= set(phases)
     assert set(plan.timings["within"]) <= {"estimates", "rule checks"}
-    assert sum(phases.values()) <= plan.timings["elapsed_s"] + 1e-3
+    # each figure is rounded to the millisecond
+    assert sum(phases.values()) <= plan.timings["elapsed_s"] + 5e-4 * (len(phases) + 1)
 
 
 # --- the command ---------------------------------------------------------------------------------
