@@ -128,7 +128,7 @@ def residency_violations(sc: Scenario, plan: Plan) -> list[str]:
 
 def deadline_violations(sc: Scenario, plan: Plan) -> list[str]:
     """No stage of a workload with a hard deadline ends after the end of that day."""
-    from straits.plan.greedy import deadline_hours
+    from straits.plan.schedule import deadline_hours
 
     out = []
     for a in plan.assignments:

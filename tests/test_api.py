@@ -201,9 +201,10 @@ def test_plans_run_in_the_background_and_are_recorded(api: Api, example_path: Pa
     assert done["status"] == "done", done
     plan = api.client.get(f"/v1/plans/{job['id']}/plan", headers=h).json()
     cli = json.loads(straits("plan", str(example_path), "--json", "--solver", "greedy").stdout)
-    # the same plan document but for the search's notes, its id (recorded here, content id
-    # there), its digest (which covers the notes) and the ledger entry
-    own = {"notes", "id", "digest", "ledger_seq"}
+    # the same plan document but for the search's notes and timings (wall-clock seconds), its
+    # id (recorded here, content id there), its digest (which covers the notes) and the
+    # ledger entry
+    own = {"notes", "timings", "id", "digest", "ledger_seq"}
     assert {k: v for k, v in plan.items() if k not in own} == \
         {k: v for k, v in cli.items() if k not in own}
     assert plan["id"] == job["id"] and plan["ledger_seq"] == done["ledger_seq"]

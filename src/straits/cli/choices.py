@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Literal
 
 Regime = Literal["enacted", "ai-diffusion"]
-Objective = Literal["cost", "time", "completion"]
-Solver = Literal["greedy", "cpsat"]
-#: seconds CP-SAT may search by default (straits.plan.DEFAULT_TIME_LIMIT)
+#: seconds a plan may take by default (straits.plan.DEFAULT_TIME_LIMIT); the solvers and
+#: objectives come from straits.plan.registry
 DEFAULT_TIME_LIMIT = 20.0

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
-from straits.cli.choices import DEFAULT_TIME_LIMIT, Objective, Regime, Solver
+from straits.cli.choices import DEFAULT_TIME_LIMIT, Regime
 from straits.cli.common import (
     ActorOption,
     DbOption,
@@ -36,37 +37,55 @@ from straits.cli.common import (
     state,
 )
 from straits.errors import InputError, StraitsError
+from straits.plan.deadline import Deadline
+from straits.plan.registry import SOLVER_NAMES, objective_help, solver_help
 
 if TYPE_CHECKING:
     from straits.cli.plan_source import PlanSource
-    from straits.plan.optimizer import Progress as OnProgress
     from straits.plan.pareto import FrontierPoint
+    from straits.plan.search import SearchState
     from straits.rules import RuleSet
 
 EXIT_UNPLACED = 3
 EXIT_BLOCKED = 4
+#: the registry's solver names, as the choices of ``--solver``
+SolverName = Enum("SolverName", {n: n for n in SOLVER_NAMES}, type=str)  # type: ignore[misc]
 
 
 @contextmanager
-def solver_progress(enabled: bool, limit: float, objective: str
-                    ) -> Iterator[OnProgress | None]:
-    """A progress bar on stderr while CP-SAT searches: time used, best plan, bound."""
+def solver_progress(enabled: bool, deadline: Deadline
+                    ) -> Iterator[Callable[[SearchState], None] | None]:
+    """A progress bar on stderr while the plan is made: the time budget used, the best plan,
+    the bound."""
     if not enabled:
         yield None
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from straits.plan.optimizer import SearchState
-
-    with Progress(TextColumn("[bold]CP-SAT[/bold] {task.description}"), BarColumn(),
+    total = deadline.limit or 1.0
+    with Progress(TextColumn("[bold]search[/bold] {task.description}"), BarColumn(),
                   TimeElapsedColumn(), console=err_console.get(),  # type: ignore[attr-defined]
                   transient=True) as bar:
-        task = bar.add_task("building the model", total=limit)
+        task = bar.add_task("estimating, checking rules, greedy plan", total=total)
 
-        def update(s: SearchState) -> None:
-            bar.update(task, completed=min(s.elapsed, limit), description=s.describe(objective))
+        def update(state: SearchState) -> None:
+            bar.update(task, completed=min(deadline.elapsed(), total),
+                       description=state.describe())
 
         yield update
+
+
+def _objective(value: str | None) -> str | None:
+    """``--objective``: a name or weighted sum the registry knows (checked as it is read)."""
+    if value is None:
+        return None
+    from straits.plan.registry import objective
+
+    try:
+        objective(value, path="--objective")
+    except StraitsError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
 
 
 def plan(
@@ -82,16 +101,20 @@ def plan(
                                     "with --pareto, FILE.html draws the frontier as a chart."),
     regime: Regime = typer.Option(None, "--regime", help="Override the scenario's regime: "
                                   "enacted | ai-diffusion."),
-    objective: Objective = typer.Option(None, "--objective", help="Override the objective: "
-                                        "cost | time (makespan) | completion (weighted)."),
-    solver: Solver = typer.Option(None, "--solver", help="cpsat (optimizer, warm-started by "
-                                  "the greedy plan; the default) | greedy (the baseline "
-                                  "alone)."),
+    objective: str = typer.Option(None, "--objective", metavar="OBJECTIVE",
+                                  callback=_objective,
+                                  help="Override the objective: " + objective_help() + "."),
+    solver: SolverName = typer.Option(None, "--solver", help=solver_help() + " (default: "
+                                      "auto, or the given plan's)."),
     time_limit: float = typer.Option(None, "--time-limit", click_type=finite_float(0.5, 3600),
-                                     help=f"Seconds CP-SAT may search, 0.5 to 3600 (default "
-                                          f"{DEFAULT_TIME_LIMIT:g})."),
+                                     help="Seconds of wall-clock time for the whole command, "
+                                          f"0.5 to 3600 (default {DEFAULT_TIME_LIMIT:g}): "
+                                          "loading, rules, estimates, the greedy plan, the "
+                                          "search and the output. The plan JSON's `timings` "
+                                          "say where they went."),
     seed: int = typer.Option(None, "--seed", min=0, max=2**31 - 1,
-                             help="CP-SAT's random seed (same seed, same plan; default 0)."),
+                             help="CP-SAT's random seed (same seed, same plan, unless the time "
+                                  "limit cuts the search short; default 0)."),
     risk: str = typer.Option(None, "--risk", metavar="p50|p90", help="Plan training stages "
                              "on the central estimate (p50, default) or on the high end of its "
                              "80% interval (p90: for hard deadlines and budgets). Overrides "
@@ -131,6 +154,8 @@ def plan(
     --recheck, 4 when a stage is now blocked.
     """
     set_quiet(quiet)
+    deadline = Deadline.from_process_start(time_limit or DEFAULT_TIME_LIMIT)
+    solver_name = solver.value if solver is not None else None
     try:
         from straits.cli.estimate_cmd import chart_target
 
@@ -157,15 +182,19 @@ def plan(
         if state.server_url:
             from straits.cli.remote import remote_plan
 
-            remote_plan(scenario, fmt, dict(regime=regime, objective=objective, solver=solver,
-                                            time_limit=time_limit, seed=seed), record=record,
+            remote_plan(scenario, fmt, dict(regime=regime, objective=objective,
+                                            solver=solver_name, time_limit=time_limit,
+                                            seed=seed), record=record,
                         show=show, recheck=recheck, pareto=pareto,
                         date=date.date() if date is not None else None)
             return
-        from straits.cli.plan_source import load_source
-        from straits.rules import ruleset
+        with deadline.phase("start"):  # the process, then the planner's libraries
+            from straits.cli.plan_source import load_source
+            from straits.plan import solvers as _solvers  # noqa: F401
+            from straits.rules import ruleset
 
-        source = load_source(scenario, db=db, what="SCENARIO|PLAN")
+        with deadline.phase("load"):
+            source = load_source(scenario, db=db, what="SCENARIO|PLAN")
         if (show or recheck) and source.document is None:
             raise InputError(f"{source.label} is a scenario, not a plan",
                              path="--show" if show else "--recheck",
@@ -175,11 +204,12 @@ def plan(
             note(f"[dim]read {source.label}[/dim]")
             _print(source.document.to_json(), fmt)
             return
-        rs = ruleset(rule_dirs(rules))
+        with deadline.phase("rules"):
+            rs = ruleset(rule_dirs(rules))
         if recheck:
             _recheck(source, rs, date, regime, fmt)
             return
-        options = _options(source, regime, objective, solver, time_limit, seed)
+        options = _options(source, regime, objective, solver_name, time_limit, seed)
         if risk is not None and risk != source.scenario.risk:  # the scenario's own field
             from dataclasses import replace
 
@@ -188,15 +218,30 @@ def plan(
         if source.document is not None:
             note(f"[dim]read {source.label}; planning its scenario again[/dim]")
         if pareto:
-            _pareto(source, rs, options, pareto, fmt, chart)
+            _pareto(source, rs, options, pareto, fmt, chart, deadline)
             return
-        doc = _plan(source, rs, options, progress, details, record, tenant, actor, db)
+        doc = _plan(source, rs, options, progress, details, record, tenant, actor, db,
+                    deadline)
     except StraitsError as exc:
         fail(exc)
         return
     _print(doc, fmt)
-    if doc["unplaced"]:
-        raise typer.Exit(EXIT_UNPLACED)
+    _done(EXIT_UNPLACED if doc["unplaced"] else 0)
+
+
+def _done(code: int) -> None:
+    """End the command. Run as ``straits`` (not called in-process by a test runner or
+    another program), a process that planned a large portfolio would spend seconds freeing
+    its objects one by one after the output, past the time limit: once everything is written
+    it exits at once instead."""
+    import os
+
+    if Path(sys.argv[0]).name in ("straits", "__main__.py") and "straits" in sys.argv[0]:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    if code:
+        raise typer.Exit(code)
 
 
 def _options(source: PlanSource, regime: str | None, objective: str | None,
@@ -206,7 +251,7 @@ def _options(source: PlanSource, regime: str | None, objective: str | None,
     given = source.document.options if source.document is not None else {}
     flags = {"solver": solver, "objective": objective, "regime": regime,
              "time_limit": time_limit, "seed": seed}
-    defaults: dict[str, Any] = {"solver": "cpsat", "objective": None, "regime": None,
+    defaults: dict[str, Any] = {"solver": "auto", "objective": None, "regime": None,
                                 "time_limit": DEFAULT_TIME_LIMIT, "seed": 0}
     return {k: flags[k] if flags[k] is not None else given.get(k, defaults[k])
             for k in defaults}
@@ -214,20 +259,22 @@ def _options(source: PlanSource, regime: str | None, objective: str | None,
 
 def _plan(source: PlanSource, rs: RuleSet, options: dict[str, Any], progress: bool | None,
           details: bool, record: bool, tenant: str | None, actor: str | None,
-          db: str | None) -> dict[str, Any]:
+          db: str | None, deadline: Deadline) -> dict[str, Any]:
     from straits.cli.plan_source import document_of
     from straits.cli.plan_source import record as record_plan
     from straits.plan import make_plan
 
     sc = source.scenario
     show_bar = (sys.stderr.isatty() if progress is None else progress) and not state.quiet
-    goal = options["objective"] or sc.objective
-    with solver_progress(show_bar and options["solver"] == "cpsat", options["time_limit"],
-                         goal) as on_progress:
+    with solver_progress(show_bar and options["solver"] != "greedy", deadline) as on_progress:
         result = make_plan(sc, regime=options["regime"], objective=options["objective"],
-                           rules=rs, solver=options["solver"],
-                           time_limit=options["time_limit"], seed=options["seed"],
-                           on_progress=on_progress)
+                           rules=rs, solver=options["solver"], seed=options["seed"],
+                           on_progress=on_progress, deadline=deadline)
+    # the timings cover the command up to its output (the document cannot time its own
+    # writing); the plan recorded and the plan printed are the same document
+    from dataclasses import replace
+
+    result = replace(result, timings=deadline.to_json())
     plan_id = seq = None
     if record:
         store = open_store(db)
@@ -280,14 +327,14 @@ def _recheck(source: PlanSource, rs: RuleSet, date: dt.datetime | None, regime: 
 
 
 def _pareto(source: PlanSource, rs: RuleSet, options: dict[str, Any], points: int,
-            fmt: Format, chart: Path | None = None) -> None:
+            fmt: Format, chart: Path | None, deadline: Deadline) -> None:
     from straits.plan.candidates import Candidates
     from straits.plan.pareto import frontier
 
     sc = source.scenario
-    cand = Candidates(sc, rs, regime=options["regime"] or sc.regime, date=sc.date)
-    found = frontier(cand, points=max(2, points), time_limit=options["time_limit"],
-                     seed=options["seed"])
+    cand = Candidates(sc, rs, regime=options["regime"] or sc.regime, date=sc.date,
+                      deadline=deadline)
+    found = frontier(cand, points=max(2, points), seed=options["seed"], deadline=deadline)
     if chart is not None:
         from straits.fileio import write_output
         from straits.report import pareto_report
@@ -305,7 +352,7 @@ def _print_frontier(points: list[FrontierPoint], fmt: Format) -> None:
         return
     from rich.table import Table
 
-    t = Table(title="Cost / time frontier (rental and data movement; makespan in whole hours)",
+    t = Table(title="Cost / time frontier (rental and data movement; makespan to the minute)",
               title_justify="left")
     for col in ("makespan", "cost", "unplaced", "search"):
         t.add_column(col, justify="right" if col != "search" else "left")

@@ -111,7 +111,7 @@ def resolve_plan(ref: str, *, db: str | None, rules: RuleSet, what: str = "PLAN"
     return source
 
 
-DEFAULT_OPTIONS: dict[str, Any] = {"solver": "cpsat", "objective": None, "regime": None,
+DEFAULT_OPTIONS: dict[str, Any] = {"solver": "auto", "objective": None, "regime": None,
                                    "time_limit": 20.0, "seed": 0}
 
 

@@ -136,10 +136,25 @@ def warnings_view(plan: Any) -> Group | None:
     return Group(*parts)
 
 
+def timings_line(plan: Any) -> Text | None:
+    """'time: load 0.2 s, rules 0.3 s, greedy 14.1 s, ... (52.3 of 55 s)'."""
+    t = _json(plan).get("timings")
+    if not t:
+        return None
+    phases = ", ".join(f"{name.replace('_', '-')} {s:,.1f} s" for name, s in t["phases"].items())
+    limit = f" of {t['time_limit_s']:g} s" if t.get("time_limit_s") else ""
+    within = ", ".join(f"{name} {s:,.1f} s" for name, s in t.get("within", {}).items())
+    return Text(f"time: {phases} ({t['elapsed_s']:,.1f}{limit}"
+                + (f"; of which {within}" if within else "") + ")", style="dim")
+
+
 def plan_view(plan: Any) -> Group:
     plan = _json(plan)
-    parts: list[RenderableType] = [assignments_table(plan), totals_line(plan), Text(""),
-                                   diagnosis_view(plan)]
+    parts: list[RenderableType] = [assignments_table(plan), totals_line(plan)]
+    timing = timings_line(plan)
+    if timing is not None:
+        parts.append(timing)
+    parts += [Text(""), diagnosis_view(plan)]
     w = warnings_view(plan)
     if w is not None:
         parts += [Text(""), w]

@@ -36,7 +36,7 @@ from straits.model.types import (
     Id,
     Layers,
     LeadDays,
-    Objective,
+    ObjectiveSpec,
     Params,
     People,
     Pue,
@@ -273,7 +273,9 @@ class Scenario(Frozen):
     name: Id
     date: Date
     regime: Regime = "enacted"
-    objective: Objective = "cost"
+    objective: ObjectiveSpec = "cost"
+    """cost | time | completion | energy | carbon, or a weighted sum in dollars such as
+    cost+80*carbon (the planner checks the names)"""
     horizon_days: HorizonDays = 730
     _index: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = PrivateAttr(
         default_factory=dict)

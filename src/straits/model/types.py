@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -72,6 +73,22 @@ AUTHORIZATIONS: tuple[str, ...] = Authorization.__args__  # type: ignore[attr-de
 DataClass = Literal["public", "personal", "sensitive_personal", "important"]
 Regime = Literal["enacted", "ai-diffusion"]
 Objective = Literal["cost", "time", "completion"]
+_WEIGHT = r"(?:\d+(?:\.\d*)?(?:[eE][+-]?\d+)?\s*\*\s*)?"
+_NAME = r"[A-Za-z][A-Za-z0-9_-]*"
+_OBJECTIVE = re.compile(rf"^\s*{_WEIGHT}{_NAME}(?:\s*\+\s*{_WEIGHT}{_NAME})*\s*$")
+
+
+def _objective_form(text: str) -> str:
+    if len(text) > 200 or not _OBJECTIVE.match(text):
+        raise ValueError("expected an objective name such as cost, time, completion, energy "
+                         "or carbon, or a weighted sum such as cost+80*carbon")
+    return text
+
+
+#: an objective as written in a scenario: a name or a weighted sum such as ``cost+80*carbon``.
+#: Only the form is checked here; the planner knows the names (straits.plan.objectives) and
+#: rejects an unknown one with the field's path.
+ObjectiveSpec = Annotated[str, AfterValidator(_objective_form)]
 StageKind = Literal["pretrain", "finetune", "serve"]
 
 # --- numbers: finite and in range ----------------------------------------------------------------

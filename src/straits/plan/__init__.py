@@ -1,40 +1,70 @@
 """Planning: place every stage on a lawful (site, pool), over capacity and time, and say why
-every other option lost."""
+every other option lost.
+
+:func:`make_plan` is the entry point. This package loads its parts when first used, so the
+CLI can read the solver and objective lists (:mod:`straits.plan.registry`) without importing
+OR-Tools.
+"""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Literal
+from typing import TYPE_CHECKING, Any
 
-from straits.model.scenario import Scenario
-from straits.plan.candidates import Candidates
-from straits.plan.greedy import GreedyPlanner
-from straits.plan.optimizer import Progress, optimize
-from straits.plan.portfolio import Portfolio
-from straits.plan.result import Assignment, Plan, Rejection, StageDiagnosis
-from straits.plan.whynot import explain
-from straits.rules.engine import RuleSet, ruleset
+from straits.plan.deadline import Deadline
+from straits.plan.registry import DEFAULT_SOLVER, objective, solver_named
 
-Solver = Literal["greedy", "cpsat"]
+if TYPE_CHECKING:
+    from straits.model.scenario import Scenario
+    from straits.plan.result import Assignment, Plan, Rejection, StageDiagnosis
+    from straits.plan.search import Progress
+    from straits.rules.engine import RuleSet
+
+Solver = str
+"""A solver's name: one of :data:`straits.plan.registry.SOLVER_NAMES`."""
 DEFAULT_TIME_LIMIT = 20.0
 
 
 def make_plan(scenario: Scenario, *, regime: str | None = None, objective: str | None = None,
-              rules: RuleSet | None = None, solver: Solver = "cpsat",
-              time_limit: float = DEFAULT_TIME_LIMIT, seed: int = 0,
-              on_progress: Progress | None = None) -> Plan:
-    """Plan ``scenario`` under ``regime`` (default: the scenario's) for ``objective``, with the
-    CP-SAT optimizer warm-started by the greedy planner, or with the greedy planner alone."""
-    cand = Candidates(scenario, rules or ruleset(), regime=regime or scenario.regime,
-                      date=scenario.date)
-    goal = objective or scenario.objective
-    if solver == "greedy":
-        greedy = GreedyPlanner(cand, objective=goal)
-        plan = greedy.run()
-        if plan.unplaced:
-            plan = replace(plan, why_not=explain(Portfolio(cand, greedy), plan, goal))
-        return plan
-    return optimize(cand, goal, time_limit=time_limit, seed=seed, on_progress=on_progress)
+              rules: RuleSet | None = None, solver: str = DEFAULT_SOLVER,
+              time_limit: float | None = DEFAULT_TIME_LIMIT, seed: int = 0,
+              on_progress: Progress | None = None, deadline: Deadline | None = None) -> Plan:
+    """Plan ``scenario`` under ``regime`` (default: the scenario's) for ``objective`` (a name
+    or a weighted sum, default: the scenario's) with ``solver``, within ``time_limit`` seconds
+    of wall-clock time from now, or within ``deadline`` (a budget the caller started earlier,
+    e.g. before loading the scenario). The plan's ``timings`` say where the time went."""
+    d = deadline or Deadline(time_limit)
+    with d.phase("start"):
+        from straits.plan.candidates import Candidates
+        from straits.plan.solvers import SolveContext
+        from straits.rules.engine import ruleset
+
+    goal = _objective(scenario, objective)
+    with d.phase("rules"):
+        rs = rules or ruleset()
+    with d.phase("candidates"):
+        cand = Candidates(scenario, rs, regime=regime or scenario.regime, date=scenario.date,
+                          deadline=d)
+        stages = sum(len(w.stages) for w in scenario.workloads)
+        chosen = solver_named(solver, stages=stages)
+    plan = chosen.solve(cand, goal, SolveContext(d, seed, on_progress, solver))
+    return replace(plan, timings=d.to_json())
 
 
-__all__ = ["Assignment", "Plan", "Rejection", "StageDiagnosis", "make_plan"]
+def _objective(sc: Scenario, spec: str | None) -> Any:
+    if spec is not None:
+        return objective(spec)
+    return objective(sc.objective, path="objective")
+
+
+def __getattr__(name: str) -> Any:
+    """The plan types, imported when first asked for."""
+    if name in ("Assignment", "Plan", "Rejection", "StageDiagnosis"):
+        from straits.plan import result
+
+        return getattr(result, name)
+    raise AttributeError(f"module 'straits.plan' has no attribute {name!r}")
+
+
+__all__ = ["DEFAULT_TIME_LIMIT", "Assignment", "Deadline", "Plan", "Rejection", "Solver",
+           "StageDiagnosis", "make_plan"]

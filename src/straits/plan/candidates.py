@@ -1,43 +1,56 @@
-"""Every stage's options with the rules' verdict on each, shared by the greedy planner and the
-CP-SAT optimizer.
+"""Every stage's options with the rules' verdict on each, shared by every solver.
 
-The rule questions of a placement depend on the site only through its country, its operator's
-headquarters and which datasets are already stored there, and on the workload only through its
-tenant, data and model; Cedar's answers are memoized on exactly that, so a portfolio over
-hundreds of sites and workloads asks each distinct question once.
+A placement's verdict is a function of its rule questions (:mod:`straits.plan.checks`), so the
+memo key is made of the questions themselves: every field of every request, exactly, except
+the model's training operations, which the loaded policies read only through comparisons with
+literals and which are replaced by where they fall among those literals
+(:meth:`straits.rules.engine.RuleSet.position`, from :class:`~straits.rules.cache_key.KeyPlan`).
+A fact added to the requests is therefore in the key the day it is added, and two placements
+share a memo entry only when the rules cannot tell them apart. The memo holds Cedar's answer
+(the applicable rules); each verdict is combined from it with the placement's own requests, so
+authorizations and the figures quoted in reasons are always the placement's own.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
 
-from straits.model.request import CheckRequest, SiteFacts, TenantFacts
+from straits.model.request import CheckRequest, SiteFacts, TenantFacts, WeightsFacts
 from straits.model.scenario import Pool, Scenario, Site, Stage, Workload
-from straits.plan.checks import (
-    ExportLedger,
-    Question,
-    placement_questions,
-    prior_volumes,
-    users_export_id,
-)
+from straits.plan.checks import ExportLedger, Predecessor, Question, placement_questions
+from straits.plan.deadline import Deadline
 from straits.plan.options import MENU_SIZES, MENU_SIZES_LARGE, Option
+from straits.plan.reasons import ReasonCode, rule_code
+from straits.plan.result import Assignment
 from straits.plan.table import Index, StageTable, build_table
+from straits.rules.context import build_context
 from straits.rules.decision import Decision, Reason, combine, template_values
 from straits.rules.engine import RuleSet
 from straits.rules.pack_loader import Rule
+from straits.rules.partition import roots
+
+#: stages beyond which a portfolio counts as large
+LARGE_PORTFOLIO_STAGES = 400
+#: the context path through which the policies see a model's training operations
+OPS_PATH = ("weights", "training_ops_e18")
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """The rules' answer for one option: lawful, or the reason that blocks it."""
+    """The rules' answer for one option: lawful, or the reason that blocks it and its code."""
 
     decisions: tuple[Decision, ...]
     blocking: Reason | None
+    code: ReasonCode | None = None
+    """what kind of rule blocks it (None when lawful)"""
 
     @property
     def lawful(self) -> bool:
@@ -52,31 +65,21 @@ class Verdict:
         return tuple(r.rule for d in self.decisions for r in d.blocking)
 
 
-def combine_decisions(decisions: list[Decision]) -> Verdict:
-    """Lawful when every decision is ``allow``; else the most severe blocking reason."""
-    worst: Reason | None = None
-    for d in decisions:
-        for r in d.blocking:
-            if worst is None or (r.outcome == "deny" and worst.outcome != "deny"):
-                worst = r
-    return Verdict(tuple(decisions), worst)
-
-
-#: stages beyond which a portfolio counts as large
-LARGE_PORTFOLIO_STAGES = 400
-
-Placed = tuple[Stage, Site, float]
-"""A predecessor: the stage, where it runs, the model's training operations through it."""
+Placed = Predecessor
+"""A predecessor as the rules see it (kept for callers of the old name)."""
 
 
 class Candidates:
     """Options, estimates and memoized rule verdicts for every stage of a scenario."""
 
-    def __init__(self, sc: Scenario, rules: RuleSet, *, regime: str, date: dt.date) -> None:
+    def __init__(self, sc: Scenario, rules: RuleSet, *, regime: str, date: dt.date,
+                 deadline: Deadline | None = None) -> None:
         self.sc = sc
         self.rules = rules
         self.regime = regime
         self.date = date
+        self.deadline = deadline
+        """where the time spent on estimates and rule checks is counted"""
         self.index = Index.of(sc)
         #: a large portfolio tries fewer chip counts and schedules fewer options per stage
         self.large = sum(len(w.stages) for w in sc.workloads) > LARGE_PORTFOLIO_STAGES
@@ -85,18 +88,40 @@ class Candidates:
         """workload id -> stage id -> the model's training FLOPs through that stage (computed
         for a workload when first asked: re-checking one stage of a large plan needs only
         its own workload's tables)"""
-        self._memo: dict[Hashable, tuple[list[list[Rule]], Verdict | None]] = {}
+        self._memo: dict[Hashable, list[list[Rule]]] = {}
         self._procure: dict[tuple[str, str, str], Decision] = {}
         self._moves: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._codes: dict[tuple[str, str], ReasonCode] = {}
+        self._coarse_ops = _ops_reach_context()
+        self._ops_keys: dict[float, Hashable] = {}
+        self.memo_hits = 0
+        self.memo_misses = 0
+
+    @property
+    def menu(self) -> int:
+        return MENU_SIZES_LARGE if self.large else MENU_SIZES
+
+    @contextmanager
+    def _count(self, what: str) -> Iterator[None]:
+        with self.deadline.count(what) if self.deadline is not None else nullcontext():
+            yield
 
     def table(self, w: Workload, stage: Stage) -> StageTable:
         """Every option of ``stage``, built on first use."""
         key = (w.id, stage.id)
         t = self._tables.get(key)
         if t is None:
-            t = self._tables[key] = build_table(
-                self.sc, self.index, w, stage, MENU_SIZES_LARGE if self.large else MENU_SIZES)
+            with self._count("estimates"):
+                t = self._tables[key] = build_table(self.sc, self.index, w, stage, self.menu)
         return t
+
+    def energy_of(self, a: Assignment) -> tuple[float, float]:
+        """(MWh, tCO2e) of an assignment at its pool's rates (:meth:`Index.rates`), as the
+        objectives count them."""
+        stage = self.sc.workload(a.workload).stage(a.stage)
+        mwh, t = self.index.rates("serve" if stage.kind == "serve" else "train")
+        i = self.index.res_index[(a.site, a.chip)]
+        return a.chip_hours * float(mwh[i]), a.chip_hours * float(t[i])
 
     def options(self, w: Workload, stage: Stage) -> list[Option]:
         return self.table(w, stage).options()
@@ -118,23 +143,32 @@ class Candidates:
 
     def groups(self, w: Workload, stage: Stage, t: StageTable, pred_sites: list[int]
                ) -> np.ndarray:
-        """A number per row: rows with the same number look the same to the rules (site
-        class, chip, datasets stored there, bought or rented, predecessors there)."""
-        located = np.zeros(len(t), dtype=np.int64)
-        for k, d_id in enumerate(stage.datasets[:8]):
+        """A number per row: rows with the same number ask the rules the same questions.
+
+        A placement's questions read a site only through its facts (country, operator's
+        headquarters: the site class), whether each dataset is stored there and whether each
+        predecessor ran there; and the chip, and whether the chips are bought. Every dataset
+        and predecessor is a column of its own, however many there are."""
+        cols = [t.cls, t.chip, t.bought.astype(np.int64)]
+        for d_id in stage.datasets:
             home = self.index.site_of[self.sc.dataset(d_id).located_at]
-            located |= (t.site == home).astype(np.int64) << k
-        preds = np.zeros(len(t), dtype=np.int64)
-        for k, s in enumerate(pred_sites[:8]):
-            preds |= (t.site == s).astype(np.int64) << k
-        n_chips = len(self.index.chip_ids)
-        out: np.ndarray = (((t.cls * n_chips + t.chip) * 256 + located) * 2 + t.bought) * 256 \
-            + preds
+            cols.append((t.site == home).astype(np.int64))
+        cols += [(t.site == s).astype(np.int64) for s in pred_sites]
+        sizes = [int(c.max()) + 1 if len(c) else 1 for c in cols]
+        if float(np.prod(np.array(sizes, dtype=float))) < 2.0 ** 62:
+            # the columns as the digits of one number (mixed radix): unique in one dimension
+            key = np.zeros(len(t), dtype=np.int64)
+            for c, n in zip(cols, sizes, strict=True):
+                key = key * n + c
+            _, inverse = np.unique(key, return_inverse=True)
+        else:  # more columns than one number holds: unique rows
+            _, inverse = np.unique(np.stack(cols, axis=1), axis=0, return_inverse=True)
+        out: np.ndarray = inverse.reshape(-1)
         return out
 
     def _training_ops(self, w: Workload) -> dict[str, float]:
         """Cumulative training FLOPs of the model through each stage (ancestors included)."""
-        own = {s.id: max((e.flops for f in self.table(w, s).fits for e in f[3]), default=0.0)
+        own = {s.id: max((f.most_flops for f in self.table(w, s).fits), default=0.0)
                for s in w.stages}
         total: dict[str, float] = {}
         for s in w.topological_stages():
@@ -142,64 +176,84 @@ class Candidates:
         return total
 
     # --- verdicts ------------------------------------------------------------------------------
-    def questions(self, w: Workload, stage: Stage, site: Site, chip: str, preds: list[Placed],
-                  exports: list[ExportLedger]) -> list[Question]:
+    def questions(self, w: Workload, stage: Stage, site: Site, chip: str,
+                  preds: list[Predecessor], exports: list[ExportLedger]) -> list[Question]:
         return placement_questions(
             self.sc, w, stage, site, chip, date=self.date, regime=self.regime,
             training_ops=self.ops[w.id][stage.id], preds=preds, exports=exports,
             year=self.date.year)
 
-    def _ops(self, training_ops: float) -> Hashable:
-        return self.rules.position(("weights", "training_ops_e18"),
-                                   math.ceil(training_ops / 1e18))
+    def ops_key(self, training_ops: float) -> Hashable:
+        """What the policies can tell about training operations: their position among the
+        literals they are compared with (exact when the context no longer carries them the
+        way this module expects: slower, never stale)."""
+        hit = self._ops_keys.get(training_ops)
+        if hit is None:
+            hit = self._ops_keys[training_ops] = (
+                self.rules.position(OPS_PATH, math.ceil(training_ops / 1e18))
+                if self._coarse_ops else training_ops)
+        return hit
 
-    def _key(self, w: Workload, stage: Stage, option: Option, preds: list[Placed],
-             exports: list[ExportLedger]) -> Hashable:
-        """Everything the questions of this placement depend on, and nothing that only names
-        it: workloads of one tenant on similar data share their answers."""
-        site = option.site
-        t = self.sc.tenant(w.tenant)
-        year = self.date.year
-        data = []
-        for d_id in stage.datasets:
-            d = self.sc.dataset(d_id)
-            prior = prior_volumes(exports, w.tenant, d.origin, year, {d.id}) if d.is_personal \
-                else ()
-            data.append((d.origin, d.classes, d.subjects, d.sensitive_subjects,
-                         d.located_at == site.id, prior))
-        users = tuple((c, prior_volumes(exports, w.tenant, c, year,
-                                        {users_export_id(w, stage, c)}))
-                      for c in stage.users)
-        pred_key = tuple((ps.country, ps.operator_hq, ps.id == site.id, self._ops(ops))
-                         for _, ps, ops in preds)
-        return (t.hq, t.ciio, stage.kind, option.chip.id, site.country, site.operator_hq,
-                site.dpf_certified, tuple(data), users, stage.user_subjects, w.model.open_weights,
-                self._ops(self.ops[w.id][stage.id]), pred_key)
+    def request_key(self, req: CheckRequest) -> Hashable:
+        """Everything in ``req`` the rules and the decision algebra read: every field exactly,
+        the training operations as :meth:`ops_key`."""
+        return _flat(req, self)
 
-    def verdict(self, w: Workload, stage: Stage, option: Option, preds: list[Placed],
+    def verdict(self, w: Workload, stage: Stage, option: Option, preds: list[Predecessor],
                 exports: list[ExportLedger]) -> Verdict:
         """The verdict on placing ``stage`` on ``option`` after ``preds``, with the volumes in
         ``exports`` already sent abroad by the tenant this year. A bought option also needs
         ``procure`` to be lawful for the buyer."""
-        key = self._key(w, stage, option, preds, exports)
-        entry = self._memo.get(key)
-        if entry is not None and entry[1] is not None:
-            hit = entry[1]
-        else:
+        with self._count("rule checks"):
             qs = self.questions(w, stage, option.site, option.chip.id, preds, exports)
-            applicable = entry[0] if entry else self.rules.applicable([q.request for q in qs])
-            hit = combine_decisions([combine(rules, q.request, template_values(q.request))
-                                     for rules, q in zip(applicable, qs, strict=True)])
-            if entry is None:
-                # the verdict itself is shared unless a reason quotes what the key leaves out
-                exact = any("{training_ops}" in r.reason for rs in applicable for r in rs)
-                self._memo[key] = (applicable, None if exact else hit)
-        if option.procured and hit.lawful:
-            buy = self.procurement(w.tenant, option.site, option.pool)
-            if not buy.lawful:
-                return combine_decisions([*hit.decisions, buy])
-            return Verdict((*hit.decisions, buy), None)
-        return hit
+            requests = [q.request for q in qs]
+            key = tuple(self.request_key(r) for r in requests)
+            applicable = self._memo.get(key)
+            if applicable is None:
+                self.memo_misses += 1
+                applicable = self._memo[key] = self.rules.applicable(requests)
+            else:
+                self.memo_hits += 1
+            hit = self.combine([combine(rules, r, template_values(r))
+                                for rules, r in zip(applicable, requests, strict=True)],
+                               [r.action for r in requests])
+            if option.procured and hit.lawful:
+                buy = self.procurement(w.tenant, option.site, option.pool)
+                return self.combine([*hit.decisions, buy],
+                                    [*(r.action for r in requests), "procure"])
+            return hit
+
+    def verdict_uncached(self, w: Workload, stage: Stage, option: Option,
+                         preds: list[Predecessor], exports: list[ExportLedger]) -> Verdict:
+        """The verdict straight from Cedar, with no memo anywhere (the property tests' oracle)."""
+        qs = self.questions(w, stage, option.site, option.chip.id, preds, exports)
+        decisions = [self.rules.check(q.request, use_cache=False) for q in qs]
+        actions: list[str] = [q.request.action for q in qs]
+        if option.procured and self.combine(decisions, actions).lawful:
+            decisions.append(self.rules.check(self._procure_request(w.tenant, option.site,
+                                                                    option.pool),
+                                              use_cache=False))
+            actions.append("procure")
+        return self.combine(decisions, actions)
+
+    def combine(self, decisions: list[Decision], actions: Sequence[str]) -> Verdict:
+        """Lawful when every decision is ``allow``; else the most severe blocking reason,
+        with its code."""
+        worst: tuple[Reason, str] | None = None
+        for d, action in zip(decisions, actions, strict=True):
+            for r in d.blocking:
+                if worst is None or (r.outcome == "deny" and worst[0].outcome != "deny"):
+                    worst = (r, action)
+        if worst is None:
+            return Verdict(tuple(decisions), None)
+        return Verdict(tuple(decisions), worst[0], self.rule_code(worst[0].rule, worst[1]))
+
+    def rule_code(self, rule_id: str, action: str) -> ReasonCode:
+        key = (rule_id, action)
+        code = self._codes.get(key)
+        if code is None:
+            code = self._codes[key] = rule_code(roots(self.rules.rule(rule_id)), action)
+        return code
 
     def static_verdict(self, w: Workload, stage: Stage, option: Option) -> Verdict:
         """The verdict with no predecessor placed elsewhere and nothing else exported: the
@@ -207,20 +261,70 @@ class Candidates:
         volume)."""
         return self.verdict(w, stage, option, [], [])
 
+    def _procure_request(self, tenant_id: str, site: Site, pool: Pool) -> CheckRequest:
+        assert pool.procurable is not None
+        t = self.sc.tenant(tenant_id)
+        return CheckRequest(
+            date=self.date, regime=self.regime, action="procure",
+            tenant=TenantFacts(hq=t.hq, authorizations=t.authorizations, ciio=t.ciio),
+            site=SiteFacts(country=site.country, operator_hq=site.operator_hq),
+            chip=pool.chip, quantity=pool.procurable.max,
+            ships_from=pool.procurable.ships_from)
+
     def procurement(self, tenant_id: str, site: Site, pool: Pool) -> Decision:
         """May ``tenant`` buy the pool's procurable chips on the order date (the plan date)?"""
         key = (tenant_id, site.id, pool.chip)
         if key not in self._procure:
-            assert pool.procurable is not None
-            t = self.sc.tenant(tenant_id)
-            req = CheckRequest(
-                date=self.date, regime=self.regime, action="procure",
-                tenant=TenantFacts(hq=t.hq, authorizations=t.authorizations, ciio=t.ciio),
-                site=SiteFacts(country=site.country, operator_hq=site.operator_hq),
-                chip=pool.chip, quantity=pool.procurable.max,
-                ships_from=pool.procurable.ships_from)
-            self._procure[key] = self.rules.check(req)
+            self._procure[key] = self.rules.check(self._procure_request(tenant_id, site, pool))
         return self._procure[key]
+
+
+def _flat(v: BaseModel, cand: Candidates) -> Hashable:
+    """A hashable image of a request: the model's type and every field, in order; nested
+    models the same way, containers as tuples."""
+    out: list[Hashable] = [type(v)]
+    weights = isinstance(v, WeightsFacts)
+    for k, x in v.__dict__.items():
+        if weights and k == "training_ops":
+            out.append(cand.ops_key(x))
+        elif isinstance(x, BaseModel):
+            out.append(_flat(x, cand))
+        elif isinstance(x, list | set | frozenset | dict):
+            out.append(_freeze(x))
+        else:
+            out.append(x)
+    return tuple(out)
+
+
+def _freeze(x: Any) -> Hashable:
+    if isinstance(x, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in x.items()))
+    if isinstance(x, set | frozenset):
+        return tuple(sorted(x))
+    if isinstance(x, list | tuple):
+        return tuple(_freeze(v) for v in x)
+    return x  # type: ignore[no-any-return]
+
+
+def _ops_reach_context() -> bool:
+    """Whether the Cedar context carries training operations as ``OPS_PATH`` =
+    ceil(ops / 1e18), the only form :meth:`Candidates.ops_key` coarsens; otherwise they are
+    kept exactly."""
+    probe = CheckRequest.model_construct(
+        date=dt.date(2025, 1, 1), regime="enacted", action="train",
+        tenant=TenantFacts.model_construct(hq="US", authorizations=(), ciio=False,
+                                           entity_listed=False),
+        site=SiteFacts.model_construct(country="US", operator_hq="US"), chip=None, data=None,
+        weights=WeightsFacts.model_construct(training_ops=2.5e18, open=False,
+                                             from_country="US"),
+        quantity=1, ships_from=None)
+    try:
+        ctx = build_context(probe)
+    except Exception:
+        return False
+    weights = ctx.get("weights", {})
+    return bool(weights.get(OPS_PATH[1]) == 3 and set(weights) <= {OPS_PATH[1], "open",
+                                                                     "from_country"})
 
 
 class _TrainingOps(dict[str, dict[str, float]]):

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from straits.model.request import CheckRequest, DataFacts, SiteFacts, TenantFacts, WeightsFacts
 from straits.model.scenario import Dataset, Scenario, Site, Stage, Tenant, Workload
+from straits.model.types import Authorization
 
 ACTION_OF_KIND = {"pretrain": "train", "finetune": "finetune", "serve": "serve"}
 #: individuals assumed when a serving stage does not say how many users' data it processes:
@@ -25,8 +27,25 @@ ACTION_OF_KIND = {"pretrain": "train", "finetune": "finetune", "serve": "serve"}
 UNKNOWN_USER_SUBJECTS = 1_000_000
 
 
-Batch = dict[str, tuple[int, int]]
-"""export id (a dataset id, or 'users:<workload>/<stage>') -> (subjects, sensitive subjects)"""
+class Volume(NamedTuple):
+    """Individuals whose personal information one export sends abroad."""
+
+    subjects: int
+    sensitive: int
+
+
+Batch = dict[str, Volume]
+"""export id (a dataset id, or 'users:<workload>/<stage>') -> its volume"""
+
+
+class Prior(NamedTuple):
+    """What a handler already exported from one origin: this year, and since 1 January of
+    last year (the 2022 measures' window)."""
+
+    subjects_ytd: int
+    sensitive_ytd: int
+    subjects_since_last_year: int
+    sensitive_since_last_year: int
 
 
 @dataclass
@@ -43,7 +62,7 @@ class ExportLedger:
     def add(self, tenant: str, origin: str, year: int, export_id: str,
             subjects: int, sensitive: int) -> None:
         batch = self.entries.setdefault((tenant, origin, year), {})
-        batch[export_id] = (subjects, sensitive)
+        batch[export_id] = Volume(subjects, sensitive)
 
     def record(self, tenant: str, datasets: list[Dataset], site: Site, year: int) -> None:
         for d in datasets:
@@ -63,23 +82,31 @@ class ExportLedger:
 
 
 def prior_volumes(ledgers: list[ExportLedger], tenant: str, origin: str, year: int,
-                  exclude: set[str]) -> tuple[int, int, int, int]:
-    """(subjects this year, sensitive this year, subjects since 1 January of last year,
-    sensitive since then) already exported, from the union of ``ledgers``, without
-    ``exclude``."""
-    out = []
+                  exclude: set[str]) -> Prior:
+    """What the tenant already exported from ``origin``, from the union of ``ledgers``,
+    without the exports in ``exclude``."""
+    out: list[int] = []
     for years in ((year,), (year - 1, year)):
         batch: Batch = {}
         for led in ledgers:
             for y in years:
                 batch.update(led.entries.get((tenant, origin, y), {}))
         kept = [v for k, v in batch.items() if k not in exclude]
-        out += [sum(v[0] for v in kept), sum(v[1] for v in kept)]
-    return out[0], out[1], out[2], out[3]
+        out += [sum(v.subjects for v in kept), sum(v.sensitive for v in kept)]
+    return Prior(*out)
 
 
 # Requests below are built with ``model_construct``: every value comes from an already
 # validated scenario, and the planner asks many questions.
+
+
+class Predecessor(NamedTuple):
+    """A predecessor of a stage as the rules see it: the stage, where it ran, and the model's
+    training operations through it."""
+
+    stage: Stage
+    site: Site
+    ops: float
 
 
 @dataclass(frozen=True)
@@ -89,15 +116,28 @@ class Question:
 
 
 def _tenant(t: Tenant) -> TenantFacts:
-    return TenantFacts.model_construct(hq=t.hq, authorizations=t.authorizations, ciio=t.ciio)
+    return _tenant_facts(t.hq, t.authorizations, t.ciio)
+
+
+@lru_cache(maxsize=4096)
+def _tenant_facts(hq: str, authorizations: tuple[Authorization, ...], ciio: bool
+                  ) -> TenantFacts:
+    return TenantFacts.model_construct(hq=hq, authorizations=authorizations, ciio=ciio)
 
 
 def _site(s: Site) -> SiteFacts:
-    return SiteFacts.model_construct(country=s.country, operator_hq=s.operator_hq,
-                                     dpf_certified=s.dpf_certified)
+    return _site_facts(s.country, s.operator_hq, s.dpf_certified)
 
 
-def data_facts(d: Dataset, prior: tuple[int, int, int, int], others: list[Dataset]) -> DataFacts:
+@lru_cache(maxsize=4096)
+def _site_facts(country: str, operator_hq: str, dpf_certified: bool) -> SiteFacts:
+    """Every site fact the rules read (a new one must be added here: it reaches the verdict
+    memo through the request itself)."""
+    return SiteFacts.model_construct(country=country, operator_hq=operator_hq,
+                                     dpf_certified=dpf_certified)
+
+
+def data_facts(d: Dataset, prior: Prior, others: list[Dataset]) -> DataFacts:
     """Facts of ``d`` with the volumes already exported (``prior``) plus the other datasets of
     the same origin that the same placement exports alongside it."""
     extra = [o for o in others if o.id != d.id and o.origin == d.origin and o.is_personal]
@@ -106,9 +146,10 @@ def data_facts(d: Dataset, prior: tuple[int, int, int, int], others: list[Datase
     return DataFacts.model_construct(
         origin=d.origin, classes=d.classes, subjects=d.subjects,
         sensitive_subjects=d.sensitive_subjects,
-        prior_subjects_ytd=prior[0] + subj, prior_sensitive_ytd=prior[1] + sens,
-        prior_subjects_since_last_year=prior[2] + subj,
-        prior_sensitive_since_last_year=prior[3] + sens)
+        prior_subjects_ytd=prior.subjects_ytd + subj,
+        prior_sensitive_ytd=prior.sensitive_ytd + sens,
+        prior_subjects_since_last_year=prior.subjects_since_last_year + subj,
+        prior_sensitive_since_last_year=prior.sensitive_since_last_year + sens)
 
 
 def users_export_id(w: Workload, stage: Stage, country: str) -> str:
@@ -121,7 +162,7 @@ def user_subjects(stage: Stage) -> int:
 
 def placement_questions(
     sc: Scenario, w: Workload, stage: Stage, site: Site, chip: str, *, date: dt.date,
-    regime: str, training_ops: float, preds: list[tuple[Stage, Site, float]],
+    regime: str, training_ops: float, preds: list[Predecessor],
     exports: list[ExportLedger], year: int,
 ) -> list[Question]:
     """Every rule question of placing ``stage`` at ``site`` on ``chip``.
@@ -159,8 +200,9 @@ def placement_questions(
                               {users_export_id(w, stage, country)})
         facts = DataFacts.model_construct(
             origin=country, classes=("personal",), subjects=user_subjects(stage),
-            prior_subjects_ytd=prior[0], prior_sensitive_ytd=prior[1],
-            prior_subjects_since_last_year=prior[2], prior_sensitive_since_last_year=prior[3])
+            prior_subjects_ytd=prior.subjects_ytd, prior_sensitive_ytd=prior.sensitive_ytd,
+            prior_subjects_since_last_year=prior.subjects_since_last_year,
+            prior_sensitive_since_last_year=prior.sensitive_since_last_year)
         out.append(ask(f"serve users in {country}", action=action, chip=chip, data=facts))
     if not datasets and not stage.users:
         out.append(ask(stage.kind, action=action, chip=chip, weights=weights))

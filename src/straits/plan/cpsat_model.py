@@ -1,27 +1,38 @@
 """The CP-SAT model of a portfolio: optional intervals over the lawful choices of every stage.
 
-Time is in whole hours from the plan start (durations and transfers rounded up, so the model
-never overlaps what really runs). Per stage: a start and an end, one optional interval per choice
-(option x chip count), exactly one choice or "unplaced"; per pool: a cumulative constraint over
-its capacity profile; bought capacity as a variable reserve released after its lead time.
+Time is in ticks of a minute from the plan start (``TICKS_PER_HOUR``; durations and
+transfers rounded up, windows widened, so the model never overlaps what really runs). Per
+stage: a start and an end, one optional interval per choice (option x chip count), exactly one
+choice or "unplaced"; per pool: a cumulative constraint over its capacity profile; bought
+capacity as a variable reserve released after its lead time.
 Precedence plus the weights' transfer time, hard deadlines, workload budgets, weight transfers
-the rules forbid; the objective is cost, makespan or weighted completion, with unplaced stages
-priced above anything else.
+the rules forbid; the objective is the plan's :class:`~straits.plan.objectives.Objective`
+(its additive terms per choice, makespan, weighted completion, penalties and capex), with
+unplaced stages priced above anything else and, for named objectives other than cost, cost
+breaking ties.
+
+The same model, restricted to some workloads (``only``) with everything else held fixed
+(``fixed`` bookings, a floor under the makespan), is a neighbourhood of the large-neighbourhood
+search (:mod:`straits.plan.lns`) and the question behind a why-not explanation.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ortools.sat.python import cp_model
 
 from straits.model.scenario import Workload
-from straits.plan.greedy import deadline_hours
+from straits.plan.objectives import COMPLETION, COST, TIME, Objective, completion_weight
 from straits.plan.options import capex_share, pool_steps, procured_steps
 from straits.plan.portfolio import Choice, Portfolio, StageChoices
+from straits.plan.schedule import StageKey, deadline_hours, model_blocks
+from straits.plan.ticks import TICKS_PER_HOUR, ticks_down, ticks_up
 
-StageKey = tuple[str, str]
+Booking = tuple[str, int, int, int]
+"""(resource key, start hour, end hour, chips): a booking the model may not move"""
 
 
 @dataclass
@@ -49,33 +60,51 @@ class PortfolioModel:
     done: dict[str, cp_model.IntVar] = field(default_factory=dict)
     span: cp_model.IntVar | None = None
     score_unit: int = 1
-    """model units per unit of the objective's own measure (dollars, or hours for time)"""
+    """model units per unit of the objective's own measure (dollars, hours, MWh, tCO2e)"""
+    span_floor: int = 0
+    """the makespan of what the model holds fixed"""
+    fixed: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
+    """resource key -> the bookings held fixed on it: (start, end, chips)"""
+    at: dict[tuple[StageKey, str], cp_model.IntVar] = field(default_factory=dict)
+    """(stage, site id) -> true when the stage runs at that site (for weight transfers)"""
+    tie_unit: int = 0
+    """dollars per unit of the cost tie-break (0: none)"""
 
-    def decode(self, value: float) -> tuple[int, float]:
-        """A model objective value (or bound) as (unplaced stages, score): the score is
-        dollars for ``cost``, hours of makespan (or weighted completion) for the others."""
+    def decode(self, value: float) -> Score:
+        """A model objective value (or bound) as (unplaced stages, score in the objective's
+        own unit)."""
         unplaced = int(value // self.unplaced_weight) if value >= 0 else 0
-        return unplaced, (value - unplaced * self.unplaced_weight) / self.score_unit
+        return Score(unplaced, (value - unplaced * self.unplaced_weight) / self.score_unit)
 
 
-def _deadline(pf: Portfolio, day: dt.date) -> int:
-    return max(0, int(deadline_hours(pf.sc, day) + 1e-9))
+class Score(NamedTuple):
+    """A plan, or a bound, in the model's terms: stages left unplaced, then the objective in
+    its own unit. Compared as a tuple: fewer unplaced first."""
+
+    unplaced: int
+    value: float
 
 
-def build(pf: Portfolio, objective: str, *, horizon: int | None = None,
+def due_ticks(pf: Portfolio, day: dt.date) -> int:
+    """The end of ``day`` in model ticks."""
+    return ticks_down(deadline_hours(pf.sc, day))
+
+
+def build(pf: Portfolio, objective: Objective, *, horizon: int | None = None,
           with_groups: bool = False, only: set[str] | None = None,
-          fixed: list[tuple[str, int, int, int]] | None = None,
-          max_end: int | None = None) -> PortfolioModel:
-    """Build the model. ``only`` restricts it to some workloads (for explanations), ``fixed``
-    adds bookings that cannot move: (resource key, start, end, chips). ``with_groups`` makes
+          fixed: list[Booking] | None = None, max_end: int | None = None,
+          min_span: int = 0) -> PortfolioModel:
+    """Build the model. ``only`` restricts it to some workloads (a neighbourhood, or one
+    workload to explain), ``fixed`` adds bookings that cannot move. ``with_groups`` makes
     deadlines, budgets and capacities conditional on enable literals. ``max_end`` bounds the
-    makespan (for the cost/time frontier)."""
+    makespan (for the cost/time frontier); ``min_span`` is the makespan of what is held
+    fixed."""
     sc = pf.sc
     m = cp_model.CpModel()
     stages = {k: v for k, v in pf.stages.items() if only is None or k[0] in only}
     # the plan horizon, stretched to twice the greedy plan's makespan when that is longer
     longest = max((st.hint_end for st in stages.values()), default=0)
-    horizon = horizon or max(int(sc.horizon_days * 24), 2 * longest + 1)
+    horizon = horizon or max(int(sc.horizon_days * 24 * TICKS_PER_HOUR), 2 * longest + 1)
     groups = Groups()
 
     def enable(table: dict[str, cp_model.IntVar], name: str) -> cp_model.IntVar | None:
@@ -90,7 +119,6 @@ def build(pf: Portfolio, objective: str, *, horizon: int | None = None,
     start: dict[StageKey, cp_model.IntVar] = {}
     end: dict[StageKey, cp_model.IntVar] = {}
     by_resource: dict[str, list[tuple[cp_model.IntervalVar, int]]] = {}
-    cost_terms: list[cp_model.LinearExprT] = []
     for key, st in stages.items():
         s = m.new_int_var(0, horizon, f"start[{key}]")
         e = m.new_int_var(0, horizon, f"end[{key}]")
@@ -104,21 +132,34 @@ def build(pf: Portfolio, objective: str, *, horizon: int | None = None,
         m.add(s >= sum(xi * c.release for xi, c in zip(xs, st.choices, strict=True)))
         if max_end is not None:
             m.add(e <= max_end).only_enforce_if(un.Not())
-        cost_terms += [xi * c.cost for xi, c in zip(xs, st.choices, strict=True)]
         x[key], u[key], start[key], end[key] = xs, un, s, e
 
-    # precedence, weight transfers, unplaced predecessors
+    # precedence, weight transfers (the hours between the two sites chosen), unplaced
+    # predecessors
+    at: dict[tuple[StageKey, str], cp_model.IntVar] = {}
+
+    def site_lit(key: StageKey, site: str) -> cp_model.IntVar:
+        """True when stage ``key`` runs at ``site``."""
+        if (key, site) not in at:
+            lit = at[(key, site)] = m.new_bool_var(f"at[{key}][{site}]")
+            m.add(lit == sum(xi for xi, c in zip(x[key], stages[key].choices, strict=True)
+                             if c.option.site.id == site))
+        return at[(key, site)]
+
     for (wid, sid), st in stages.items():
         w = st.workload
+        key = (wid, sid)
         for pid in st.stage.after:
             pk = (wid, pid)
             if pk not in stages:
                 continue
-            m.add(u[(wid, sid)] >= u[pk])
+            m.add(u[key] >= u[pk])
             pred = stages[pk]
-            lag = edge_lag(pf, w, pred, st)
-            m.add(start[(wid, sid)] >= end[pk] + lag).only_enforce_if(u[(wid, sid)].Not())
-            _forbid_unlawful_transfers(m, pf, w, pred, st, x[pk], x[(wid, sid)])
+            m.add(start[key] >= end[pk]).only_enforce_if(u[key].Not())
+            for (a, b), lag in edge_lags(pf, w, pred, st).items():
+                m.add(start[key] >= end[pk] + lag).only_enforce_if(
+                    [site_lit(pk, a), site_lit(key, b)])
+            _forbid_unlawful_transfers(m, pf, w, pred, st, x[pk], x[key])
 
     # deadlines and lateness
     lates: dict[str, cp_model.IntVar] = {}
@@ -129,7 +170,7 @@ def build(pf: Portfolio, objective: str, *, horizon: int | None = None,
     for w in sc.workloads:
         if (only is not None and w.id not in only) or w.deadline is None:
             continue
-        due = _deadline(pf, w.deadline)
+        due = due_ticks(pf, w.deadline)
         keys = [(w.id, s.id) for s in w.stages if (w.id, s.id) in stages]
         if w.deadline_policy == "hard":
             lit = enable(groups.deadline, w.id)
@@ -137,20 +178,21 @@ def build(pf: Portfolio, objective: str, *, horizon: int | None = None,
                 when = [u[k].Not()] + ([lit] if lit is not None else [])
                 m.add(end[k] <= due).only_enforce_if(when)
         else:
-            late = lates[w.id] = m.new_int_var(0, horizon, f"late[{w.id}]")
+            # lateness in whole hours (rounded up), as the penalty is priced
+            late = lates[w.id] = m.new_int_var(0, horizon // TICKS_PER_HOUR + 1, f"late[{w.id}]")
             for k in keys:
-                m.add(late >= end[k] - due).only_enforce_if(u[k].Not())
+                m.add(TICKS_PER_HOUR * late >= end[k] - due).only_enforce_if(u[k].Not())
             per_hour = round(w.late_penalty_usd_per_day / 24.0)
             penalties.append(late * per_hour)
-            penalty_bound += horizon * per_hour
+            penalty_bound += (horizon // TICKS_PER_HOUR + 1) * per_hour
 
     # budgets (rental and data movement; bought chips are capex, reported apart)
     for w in sc.workloads:
         if (only is not None and w.id not in only) or w.budget_usd is None:
             continue
-        terms = [xi * c.cost for s in w.stages if (w.id, s.id) in stages
+        spend = [xi * c.cost for s in w.stages if (w.id, s.id) in stages
                  for xi, c in zip(x[(w.id, s.id)], stages[(w.id, s.id)].choices, strict=True)]
-        within = m.add(cp_model.LinearExpr.sum(terms) <= int(w.budget_usd))
+        within = m.add(cp_model.LinearExpr.sum(spend) <= int(w.budget_usd))
         lit = enable(groups.budget, w.id)
         if lit is not None:
             within.only_enforce_if(lit)
@@ -169,15 +211,12 @@ def build(pf: Portfolio, objective: str, *, horizon: int | None = None,
         cap = max(c for _, c in steps)
         ivs = [iv for iv, _ in items]
         demands: list[cp_model.LinearExprT] = [d for _, d in items]
-        for i, (t0, c0) in enumerate(steps):  # capacity below its peak: a blocking booking
-            t1 = steps[i + 1][0] if i + 1 < len(steps) else horizon
-            a, b = int(t0), min(horizon, int(-(-t1 // 1)))
-            if c0 < cap and b > a:
-                ivs.append(m.new_fixed_size_interval_var(a, b - a, f"block[{res}][{i}]"))
-                demands.append(cap - c0)
+        for i, (t0, t1, missing) in enumerate(model_blocks(steps, horizon)):
+            ivs.append(m.new_fixed_size_interval_var(t0, t1 - t0, f"block[{res}][{i}]"))
+            demands.append(missing)
         if o.procured:
             assert o.pool.procurable is not None
-            arrive = int(-(-steps[-1][0] // 1))
+            arrive = ticks_up(steps[-1][0])
             n = m.new_int_var(0, cap, f"bought[{res}]")
             bought[res] = n
             if horizon > arrive:
@@ -196,45 +235,93 @@ def build(pf: Portfolio, objective: str, *, horizon: int | None = None,
                 demands.append(chips)
         m.add_cumulative(ivs, demands, cap)
 
-    # objective: unplaced stages first, then cost, or time with cost (in $1,000) breaking ties
-    cost_bound = sum(max((c.cost for c in st.choices), default=0) for st in stages.values())
-    big = cost_bound + capex_bound + penalty_bound + 1
-    total_cost = cp_model.LinearExpr.sum([*cost_terms, *capex_terms, *penalties])
-    unplaced = cp_model.LinearExpr.sum(list(u.values()))
-    if objective == "cost":
-        m.minimize(big * unplaced + total_cost)
-        weight, unit = big, 1
-    else:
-        span = m.new_int_var(0, horizon, "makespan")
-        completions = []
+    # objective: unplaced stages first, then the objective, then (for named objectives other
+    # than cost) cost in $1,000 breaking ties
+    k_cost = objective.global_weight(COST)
+    k_time = objective.tick_weight(TIME)
+    k_done = objective.tick_weight(COMPLETION)
+    terms: list[cp_model.LinearExprT] = [xi * c.value for key, st in stages.items()
+                                         for xi, c in zip(x[key], st.choices, strict=True)]
+    bound = sum(max((c.value for c in st.choices), default=0) for st in stages.values())
+    if k_cost:
+        terms += [t * k_cost for t in (*capex_terms, *penalties)]
+        bound += (capex_bound + penalty_bound) * k_cost
+    if k_time or k_done:
+        if k_time:
+            span = m.new_int_var(min(min_span, horizon), horizon, "makespan")
+            terms.append(span * k_time)
+            bound += horizon * k_time
         for w in sc.workloads:
             keys = [(w.id, s.id) for s in w.stages if (w.id, s.id) in stages]
-            if not keys:
+            if not keys or not k_done:
                 continue
             done = dones[w.id] = m.new_int_var(0, horizon, f"done[{w.id}]")
-            for k in keys:
-                m.add(done >= end[k]).only_enforce_if(u[k].Not())
+            terms.append(done * (completion_weight(w) * k_done))
+            bound += horizon * completion_weight(w) * k_done
+        for k in stages:
+            if span is not None:
                 m.add(span >= end[k]).only_enforce_if(u[k].Not())
-            completions.append(done * round(w.weight * 100))
-        time_part = span if objective == "time" else sum(completions)
-        time_bound = horizon * (1 if objective == "time" else sum(
-            round(w.weight * 100) for w in sc.workloads))
-        k_cost = [xi * (c.cost // 1000) for key, st in stages.items()
-                  for xi, c in zip(x[key], st.choices, strict=True)]
-        k_bound = cost_bound // 1000 + 1
-        weight, unit = (time_bound + 1) * k_bound + 1, k_bound
-        m.minimize(weight * unplaced + time_part * k_bound + sum(k_cost))
+            if k[0] in dones:
+                m.add(dones[k[0]] >= end[k]).only_enforce_if(u[k].Not())
+    primary = cp_model.LinearExpr.sum(terms)
+    unplaced = cp_model.LinearExpr.sum(list(u.values()))
+    room = OBJECTIVE_LIMIT // (len(stages) + 1)
+    if bound + 1 >= room:
+        raise ModelTooLarge(f"the objective's values reach {bound:,} model units over "
+                            f"{len(stages)} stages: more than 64-bit integers hold")
+    dollars = tie_unit(stages, bound, room) if objective.tie_cost else 0
+    if dollars:
+        tie = [xi * (c.cost // dollars) for key, st in stages.items()
+               for xi, c in zip(x[key], st.choices, strict=True)]
+        tie_bound = _tie_bound(stages, dollars)
+        weight = (bound + 1) * tie_bound + 1
+        m.minimize(weight * unplaced + primary * tie_bound + cp_model.LinearExpr.sum(tie))
+        unit = tie_bound * objective.model_scale
+    else:
+        weight = bound + 1
+        m.minimize(weight * unplaced + primary)
+        unit = objective.model_scale
     return PortfolioModel(m, pf, horizon, x, u, start, end, bought, weight, groups, lates,
-                          dones, span, unit)
+                          dones, span, unit, min(min_span, horizon), extra, at, dollars)
 
 
-def edge_lag(pf: Portfolio, w: Workload, pred: StageChoices, succ: StageChoices) -> int:
-    """Hours the predecessor's weights take to move, at most, between the two stages' sites
-    (the model uses the longest: a few hours at most, and always safe)."""
+#: the model's objective stays below this (CP-SAT works in 64-bit integers)
+OBJECTIVE_LIMIT = 2 ** 61
+
+
+class ModelTooLarge(ValueError):
+    """The model's objective would not fit 64-bit integers (a huge horizon or weights)."""
+
+
+def _tie_bound(stages: dict[StageKey, StageChoices], dollars: int) -> int:
+    return sum(max((c.cost // dollars for c in st.choices), default=0)
+               for st in stages.values()) + 1
+
+
+def tie_unit(stages: dict[StageKey, StageChoices], bound: int, room: int) -> int:
+    """Dollars per unit of the cost tie-break: $1,000, or coarser as far as the objective
+    needs to fit (0: no tie-break fits)."""
+    dollars = 1000
+    while dollars <= 10 ** 15:
+        if (bound + 1) * _tie_bound(stages, dollars) + 1 < room:
+            return dollars
+        dollars *= 10
+    return 0
+
+
+def edge_lags(pf: Portfolio, w: Workload, pred: StageChoices, succ: StageChoices
+              ) -> dict[tuple[str, str], int]:
+    """Whole hours the predecessor's weights take to move from each of its sites to each of
+    the successor's, where that is more than none."""
     firsts_a = {c.option.site.id: c for c in pred.choices}
     firsts_b = {c.option.site.id: c for c in succ.choices}
-    return max((pf.weights_hours(w, a, b) for a in firsts_a.values() for b in firsts_b.values()),
-               default=0)
+    out = {}
+    for a, ca in firsts_a.items():
+        for b, cb in firsts_b.items():
+            lag = pf.weights_ticks(w, ca, cb)
+            if lag > 0:
+                out[(a, b)] = lag
+    return out
 
 
 def _forbid_unlawful_transfers(m: cp_model.CpModel, pf: Portfolio, w: Workload,
@@ -252,13 +339,24 @@ def _forbid_unlawful_transfers(m: cp_model.CpModel, pf: Portfolio, w: Workload,
                 m.add(sum(xp[i] for i in ia) + sum(xs[j] for j in jb) <= 1)
 
 
-def add_hints(pm: PortfolioModel, choice_of: dict[StageKey, tuple[int | None, int]]) -> None:
-    """Hint a complete solution: the choice index (None: unplaced) and start hour of each
-    stage, and every variable that follows from them (lateness, completion, bought chips)."""
+class Slot(NamedTuple):
+    """Where a stage sits in a model solution: its choice (None: unplaced) and start hour."""
+
+    choice: int | None
+    start: int
+
+
+UNPLACED = Slot(None, 0)
+
+
+def add_hints(pm: PortfolioModel, slots: dict[StageKey, Slot]) -> None:
+    """Hint a complete solution: each stage's slot, and every variable that follows from them
+    (lateness, completion, makespan, bought chips, counting the fixed bookings)."""
     m, pf = pm.model, pm.pf
     ends: dict[StageKey, int] = {}
-    usage: dict[str, list[tuple[int, int, int]]] = {}
-    for key, (idx, s) in choice_of.items():
+    usage: dict[str, list[tuple[int, int, int]]] = {res: list(b) for res, b in pm.fixed.items()
+                                                     if res in pm.bought}
+    for key, (idx, s) in slots.items():
         if key not in pm.x:
             continue
         m.add_hint(pm.u[key], idx is None)
@@ -270,17 +368,27 @@ def add_hints(pm: PortfolioModel, choice_of: dict[StageKey, tuple[int | None, in
         if c is not None:
             ends[key] = s + c.duration
             usage.setdefault(c.option.key, []).append((s, s + c.duration, c.est.chips))
-    for w in pf.sc.workloads:
-        mine = [e for (wid, _), e in ends.items() if wid == w.id]
-        if w.id in pm.late:
-            due = _deadline(pf, w.deadline) if w.deadline else 0
-            m.add_hint(pm.late[w.id], max([0] + [e - due for e in mine]))
-        if w.id in pm.done:
-            m.add_hint(pm.done[w.id], max(mine, default=0))
+    by_workload: dict[str, list[int]] = {}
+    for (wid, _), e in ends.items():
+        by_workload.setdefault(wid, []).append(e)
+    for wid, var in pm.late.items():
+        w = pf.sc.workload(wid)
+        due = due_ticks(pf, w.deadline) if w.deadline else 0
+        m.add_hint(var, late_hours_of(max(by_workload.get(wid, [0])), due))
+    for wid, var in pm.done.items():
+        m.add_hint(var, max(by_workload.get(wid, []), default=0))
     if pm.span is not None:
-        m.add_hint(pm.span, max(ends.values(), default=0))
+        m.add_hint(pm.span, max([pm.span_floor, *ends.values()]))
+    for (key, site), lit in pm.at.items():
+        idx = slots[key].choice if key in slots else None
+        m.add_hint(lit, idx is not None and pf.stages[key].choices[idx].option.site.id == site)
     for res, var in pm.bought.items():
         m.add_hint(var, _peak(usage.get(res, [])))
+
+
+def late_hours_of(end: int, due: int) -> int:
+    """Whole hours (rounded up) that a workload ending at tick ``end`` is late for ``due``."""
+    return max(0, -(-(end - due) // TICKS_PER_HOUR))
 
 
 def _peak(bookings: list[tuple[int, int, int]]) -> int:

@@ -15,6 +15,7 @@ from functools import cache
 from straits.catalog import Chip
 from straits.estimate import Estimate, estimate_serving, estimate_training
 from straits.model.scenario import Pool, Scenario, Site, Stage, Workload
+from straits.plan.reasons import ReasonCode
 
 #: chip counts are multiples of a node (8 accelerators) where the pool allows
 NODE = 8
@@ -29,8 +30,8 @@ class Option:
     chip: Chip
     min_chips: int
     sizes: tuple[Estimate, ...]
-    problem: str | None = None
-    """'memory', 'capacity' or 'location' when no chip count of this pool can run the stage."""
+    problem: ReasonCode | None = None
+    """memory, capacity or location when no chip count of this pool can run the stage"""
     detail: str = ""
     buyer: str | None = None
     """For capacity the tenant buys (``pool.procurable``): the buying tenant."""
@@ -141,31 +142,49 @@ class Resource:
     count: int
 
 
-Fit = tuple[str | None, str, int, tuple[Estimate, ...], float, float]
-"""(problem, detail, fewest chips, estimates at the menu sizes, their fewest hours and chip-hours)
-of a stage on (chip, count)"""
+@dataclass(frozen=True)
+class Fit:
+    """How a stage fits a chip at a pool size: the estimates at the menu's chip counts, or the
+    problem that keeps every count out."""
+
+    problem: ReasonCode | None
+    """memory or capacity when no chip count of the pool can run the stage"""
+    detail: str
+    min_chips: int
+    sizes: tuple[Estimate, ...] = ()
+    """estimates at the menu's chip counts"""
+
+    @property
+    def min_hours(self) -> float:
+        return min((e.hours for e in self.sizes), default=0.0)
+
+    @property
+    def min_chip_hours(self) -> float:
+        return min((e.chip_hours for e in self.sizes), default=0.0)
+
+    @property
+    def most_flops(self) -> float:
+        return max((e.flops for e in self.sizes), default=0.0)
 
 
 def fit_stage(sc: Scenario, w: Workload, stage: Stage, chip: Chip, count: int,
               estimates: dict[tuple[str, int | None], Estimate],
               menu: int = MENU_SIZES) -> Fit:
-    def fit(problem: str | None, detail: str, need: int,
-            sizes: tuple[Estimate, ...] = ()) -> Fit:
-        return (problem, detail, need, sizes, min((e.hours for e in sizes), default=0.0),
-                min((e.chip_hours for e in sizes), default=0.0))
-
+    """The estimates of ``stage`` on ``chip`` at the menu's counts up to ``count`` chips
+    (``estimates`` shares them between pools of the same chip)."""
+    memory, capacity = ReasonCode.MEMORY, ReasonCode.CAPACITY
     if stage.kind == "serve":
         assert stage.days is not None
         est = estimate_serving(w.model, chip, stage.chips, stage.days,
                                tokens_per_s=stage.tokens_per_s, prompt_tokens=stage.prompt_tokens,
                                output_tokens=stage.output_tokens)
         if not est.fits:
-            return fit("memory", f"one replica needs {est.min_chips} x {chip.id}, stage asks "
-                                 f"for {est.chips}", est.min_chips)
+            return Fit(memory, f"one replica needs {est.min_chips} x {chip.id}, stage asks "
+                               f"for {est.chips}", est.min_chips)
         if est.chips > count:
-            return fit("capacity", f"stage needs {est.chips:,} chips, pool has {count:,}",
+            return Fit(capacity, f"stage needs {est.chips:,} chips, pool has {count:,}",
                        est.min_chips)
-        return fit(None, "", est.min_chips, (est,))
+        return Fit(None, "", est.min_chips, (est,))
     tokens = stage_tokens(sc, stage)
 
     def train(n: int | None) -> Estimate:
@@ -176,17 +195,17 @@ def fit_stage(sc: Scenario, w: Workload, stage: Stage, chip: Chip, count: int,
     need = train(None).min_chips
     if stage.chips is not None:
         if stage.chips < need:
-            return fit("memory", f"needs at least {need} x {chip.id}, stage fixes {stage.chips}",
+            return Fit(memory, f"needs at least {need} x {chip.id}, stage fixes {stage.chips}",
                        need)
         if stage.chips > count:
-            return fit("capacity", f"stage needs {stage.chips} chips, pool has {count}", need)
+            return Fit(capacity, f"stage needs {stage.chips} chips, pool has {count}", need)
         counts = [stage.chips]
     else:
         counts = size_menu(need, count, menu)
         if count == 0:
-            return fit("capacity", "the pool has no chips in the plan's horizon", need)
+            return Fit(capacity, "the pool has no chips in the plan's horizon", need)
         if not counts:
-            return fit("memory", f"needs at least {need} x {chip.id} "
-                                 f"({w.model.params * 16 / 1e9:,.0f} GB of training state), "
-                                 f"pool has {count}", need)
-    return fit(None, "", need, tuple(train(n) for n in counts))
+            return Fit(memory, f"needs at least {need} x {chip.id} "
+                               f"({w.model.params * 16 / 1e9:,.0f} GB of training state), "
+                               f"pool has {count}", need)
+    return Fit(None, "", need, tuple(train(n) for n in counts))

@@ -14,9 +14,14 @@ from ortools.sat.python import cp_model
 
 from straits.plan.candidates import Candidates
 from straits.plan.cpsat_model import add_hints, build
+from straits.plan.deadline import Deadline
 from straits.plan.greedy import GreedyPlanner
-from straits.plan.optimizer import WORKERS, retime_hints
+from straits.plan.objectives import OBJECTIVES, Objective
 from straits.plan.portfolio import Portfolio
+from straits.plan.retime import model_horizon, retime
+from straits.plan.schedule import PlanState
+from straits.plan.search import WORKERS
+from straits.plan.ticks import tick_hours, ticks_down
 
 
 @dataclass(frozen=True)
@@ -33,20 +38,28 @@ class FrontierPoint:
                 "status": self.status, "max_makespan_hours": self.bound_hours}
 
 
-def _solve(pf: Portfolio, greedy: GreedyPlanner, objective: str, max_end: int | None,
+def _solve(pf: Portfolio, state: PlanState, objective: Objective, max_end: float | None,
            seconds: float, seed: int) -> FrontierPoint | None:
-    pm = build(pf, objective, max_end=max_end)
-    add_hints(pm, retime_hints(pm, greedy))
+    """The best plan for ``objective`` ending by ``max_end`` hours (None: any time)."""
+    if seconds <= 0.05:
+        return None
+    horizon = model_horizon(pf)
+    start, held = retime(pf, state, horizon)
+    pm = build(pf, objective, horizon=horizon,
+               only={w.id for w in pf.sc.workloads} - held.workloads if held.workloads else None,
+               fixed=list(held.bookings), min_span=held.floor,
+               max_end=None if max_end is None else ticks_down(max_end))
+    add_hints(pm, start)
     solver = cp_model.CpSolver()
     p = solver.parameters
     p.random_seed, p.num_workers, p.interleave_search = seed, WORKERS, True
-    p.max_deterministic_time = p.max_time_in_seconds = max(0.5, seconds)
+    p.max_deterministic_time = p.max_time_in_seconds = seconds
     p.cp_model_probing_level = 0
     status = solver.solve(pm.model)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
-    cost = 0.0
-    end = 0
+    cost = sum(b.assignment.cost_usd for k, b in state.placed.items() if k[0] in held.workloads)
+    end = held.floor
     unplaced = 0
     for key, xs in pm.x.items():
         if solver.boolean_value(pm.u[key]):
@@ -55,27 +68,41 @@ def _solve(pf: Portfolio, greedy: GreedyPlanner, objective: str, max_end: int | 
         idx = next(i for i, xi in enumerate(xs) if solver.boolean_value(xi))
         cost += pf.stages[key].choices[idx].cost
         end = max(end, solver.value(pm.end[key]))
-    return FrontierPoint(cost, float(end), unplaced, solver.status_name(status).lower(),
-                         None if max_end is None else float(max_end))
+    return FrontierPoint(cost, tick_hours(end), unplaced, solver.status_name(status).lower(),
+                         max_end)
 
 
 def frontier(cand: Candidates, *, points: int = 5, time_limit: float = 30.0,
-             seed: int = 0) -> list[FrontierPoint]:
+             seed: int = 0, deadline: Deadline | None = None) -> list[FrontierPoint]:
     """Up to ``points`` plans from the cheapest to the fastest, none beaten on both counts.
-    Costs are the model's (rental and data movement, whole dollars); times whole hours."""
-    greedy = GreedyPlanner(cand, objective="cost")
-    greedy.run()
-    pf = Portfolio(cand, greedy)
-    share = time_limit / max(2, points)
-    cheap = _solve(pf, greedy, "cost", None, share, seed)
-    fast = _solve(pf, greedy, "time", None, share, seed)
-    found = [p for p in (cheap, fast) if p is not None]
+    Costs are the model's (rental and data movement, whole dollars); times in the model's
+    minutes. The
+    time left on ``deadline`` (else ``time_limit``) is shared evenly between the plans."""
+    deadline = deadline or Deadline(time_limit)
+    cost, time = OBJECTIVES["cost"], OBJECTIVES["time"]
+    with deadline.phase("greedy"):
+        greedy = GreedyPlanner(cand, objective=cost, stop_at=deadline.at(0.5 * deadline.left()))
+        plan = greedy.run()
+    with deadline.phase("model"):
+        pf = Portfolio(cand, cost, greedy.state)
+    n = max(2, points)
+
+    def share(k: int) -> float:  # the k-th of n solves gets an even share of what is left
+        return deadline.until(0.05) / max(1, n - k)
+
+    with deadline.phase("search"):
+        cheap = _solve(pf, greedy.state, cost, None, share(0), seed)
+        fast = _solve(pf, greedy.state, time, None, share(1), seed)
+    # the greedy plan is a point too: out of time for every solve, the frontier is that plan
+    found = [p for p in (cheap, fast) if p is not None] or [FrontierPoint(
+        plan.total_cost_usd, plan.makespan_hours, len(plan.unplaced), "greedy", None)]
     if cheap is not None and fast is not None and points > 2 \
             and cheap.makespan_hours > fast.makespan_hours:
         lo, hi = fast.makespan_hours, cheap.makespan_hours
         for k in range(1, points - 1):
-            bound = int(hi - (hi - lo) * k / (points - 1))
-            p = _solve(pf, greedy, "cost", bound, share, seed)
+            bound = hi - (hi - lo) * k / (points - 1)
+            with deadline.phase("search"):
+                p = _solve(pf, greedy.state, cost, bound, share(k + 1), seed)
             if p is not None:
                 found.append(p)
     best = min((p.unplaced for p in found), default=0)

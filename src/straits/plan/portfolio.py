@@ -28,8 +28,10 @@ from straits.model.scenario import Site, Stage, Workload
 from straits.model.types import Regime
 from straits.plan.candidates import Candidates, Verdict
 from straits.plan.checks import ExportLedger, user_subjects, users_export_id
-from straits.plan.greedy import GreedyPlanner, PlanState
+from straits.plan.objectives import Objective
 from straits.plan.options import Option
+from straits.plan.schedule import Moves, PlanState, StageKey, rank_rows
+from straits.plan.ticks import ticks_up
 from straits.plan.transfer import egress_usd, transfer_hours, weights_gb
 
 #: options kept per stage, by portfolio size
@@ -44,15 +46,19 @@ class Choice:
     option: Option
     est: Estimate
     duration: int
-    """whole hours (rounded up: the schedule never overlaps what really runs)"""
+    """model ticks (rounded up: the schedule never overlaps what really runs)"""
     release: int
-    """whole hours until the stage's datasets have arrived"""
+    """model ticks until the stage's datasets have arrived"""
     cost: int
     """USD: compute at the pool's price, moving the datasets, and at most what moving the
     predecessors' weights costs (so budgets hold whatever the predecessors choose)"""
     egress: float
     """moving the datasets"""
     transfer: float
+    value: int = 0
+    """the objective's additive terms in model units (for cost: ``cost``)"""
+    mwh: float = 0.0
+    tco2e: float = 0.0
 
 
 @dataclass
@@ -65,26 +71,35 @@ class StageChoices:
     hint: int | None = None
     """index of the greedy plan's choice"""
     hint_end: int = 0
-    """when the greedy plan ends this stage, in whole hours"""
-
-
-def ceil_hours(h: float) -> int:
-    return max(0, math.ceil(h - 1e-9))
+    """when the greedy plan ends this stage, in model ticks"""
 
 
 class Portfolio:
-    def __init__(self, cand: Candidates, greedy: GreedyPlanner) -> None:
+    """Every stage's choices for the CP-SAT model, around a greedy plan ``state``."""
+
+    def __init__(self, cand: Candidates, objective: Objective, state: PlanState, *,
+                 only: set[str] | None = None) -> None:
+        """``only``: build the choices of these workloads alone (to explain them)."""
         self.cand = cand
         self.sc = cand.sc
-        self.greedy = greedy
-        state = greedy.state
+        self.objective = objective
+        self.state = state
+        self.moves = Moves(self.sc)
         self.per_stage = OPTIONS_LARGE if cand.large else OPTIONS_SMALL
         self.ledgers = self._ledgers(state)
-        self.stages: dict[tuple[str, str], StageChoices] = {}
+        self.stages: dict[StageKey, StageChoices] = {}
         for w in self.sc.workloads:
+            if only is not None and w.id not in only:
+                continue
             for s in w.topological_stages():
                 self.stages[(w.id, s.id)] = self._choices(w, s, state)
         self._pair_memo: dict[Hashable, bool] = {}
+        self._by_key = {c.option.key: c.option for st in self.stages.values()
+                        for c in st.choices}
+
+    def option_of(self, resource: str) -> Option:
+        """The option (pool, rented or bought) behind a resource key."""
+        return self._by_key[resource]
 
     # --- export volumes ------------------------------------------------------------------------
     def _exports_of(self, w: Workload, stage: Stage, site: Site) -> set[str]:
@@ -108,14 +123,14 @@ class Portfolio:
                 for c in s.users:
                     led.add(w.tenant, c, year, users_export_id(w, s, c), user_subjects(s), 0)
         self.tight: set[tuple[str, str]] = set()
-        for (wid, sid), (a, site, _) in state.placed.items():
+        for (wid, sid), b in state.placed.items():
             w = self.sc.workload(wid)
             stage = w.stage(sid)
-            origins = self._exports_of(w, stage, site)
+            origins = self._exports_of(w, stage, b.site)
             if not origins:
                 continue
             t = self.cand.table(w, stage)
-            o = t.option(t.row_of(a.option_label))
+            o = t.option(t.row_of(b.assignment.option_label))
             if not self.cand.verdict(w, stage, o, [], [worst[w.tenant]]).lawful:
                 self.tight |= {(w.tenant, x) for x in origins}
         out: dict[str, ExportLedger] = {}
@@ -148,10 +163,11 @@ class Portfolio:
     # --- choices -------------------------------------------------------------------------------
     def _choices(self, w: Workload, stage: Stage, state: PlanState) -> StageChoices:
         t = self.cand.table(w, stage)
-        order, _, _ = self.greedy.rank_rows(w, stage, t, [])
+        order, _, _ = rank_rows(self.cand, self.objective, w, stage, t, [])
         gid = self.cand.groups(w, stage, t, [])
-        placed = state.placed.get((w.id, stage.id))
-        greedy_label = placed[0].option_label if placed else None
+        booked = state.placed.get((w.id, stage.id))
+        placed = booked.assignment if booked else None
+        greedy_label = placed.option_label if placed else None
         greedy_row = t.row_of(greedy_label) if greedy_label else None
         kept: list[tuple[Option, Verdict]] = []
         groups: dict[int, Verdict | None] = {}
@@ -175,36 +191,43 @@ class Portfolio:
         size = weights_gb(w.model)
         for o, v in kept:
             out.verdicts[o.label] = v
-            ready, transfer, egress = self.greedy.ready(w, stage, o.site, [])
+            ready, transfer, egress = self.moves.ready(w, stage, o.site, [])
             # the predecessors' weights come from one of their sites: count the dearest
             weights = len(stage.after) * max(
                 (egress_usd(size, src, o.site) for src in pred_sites.values()), default=0.0)
             for est in o.sizes:
-                out.choices.append(Choice(o, est, ceil_hours(est.hours), ceil_hours(ready),
-                                          math.ceil(o.cost(est) + egress + weights), egress,
-                                          transfer))
-                if placed and o.label == greedy_label and est.chips == placed[0].chips:
+                cost = o.cost(est) + egress + weights
+                mwh, tco2e = self.cand.index.energy_of(o, est)
+                out.choices.append(Choice(o, est, ticks_up(est.hours), ticks_up(ready),
+                                          math.ceil(cost - 1e-9), egress, transfer,
+                                          self.objective.model_value(cost, mwh, tco2e),
+                                          mwh, tco2e))
+                if placed and o.label == greedy_label and est.chips == placed.chips:
                     out.hint = len(out.choices) - 1
-                    out.hint_end = ceil_hours(placed[0].end_h) + out.choices[-1].duration
+                    out.hint_end = ticks_up(placed.end_h)
         return out
 
     # --- weights between stages ----------------------------------------------------------------
-    def weights_hours(self, w: Workload, a: Choice, b: Choice) -> int:
+    def weights_ticks(self, w: Workload, a: Choice, b: Choice) -> int:
+        """Model ticks the weights take from ``a``'s site to ``b``'s."""
         if a.option.site.id == b.option.site.id:
             return 0
-        return ceil_hours(transfer_hours(weights_gb(w.model), a.option.site, b.option.site))
+        return ticks_up(transfer_hours(weights_gb(w.model), a.option.site, b.option.site))
 
     def weights_lawful(self, w: Workload, pred: Stage, a: Choice, b: Choice) -> bool:
-        """May the predecessor's weights move from ``a``'s site to ``b``'s?"""
+        """May the predecessor's weights move from ``a``'s site to ``b``'s? The request is
+        made from the tenant, the two sites' facts and the model; it is asked once per
+        distinct set of those (the training operations as the rules see them,
+        :meth:`Candidates.ops_key`)."""
         src, dst = a.option.site, b.option.site
         if src.id == dst.id:
             return True
         ops = self.cand.ops[w.id][pred.id]
-        t = self.sc.tenant(w.tenant)
-        key = (t.hq, t.authorizations, src.country, dst.country, dst.operator_hq,
-               w.model.open_weights, self.cand.rules.position(
-                   ("weights", "training_ops_e18"), math.ceil(ops / 1e18)))
-        if key not in self._pair_memo:
+        args = (w.tenant, src.country, dst.country, dst.operator_hq, w.model.open_weights,
+                self.cand.ops_key(ops))
+        hit = self._pair_memo.get(args)
+        if hit is None:
+            t = self.sc.tenant(w.tenant)
             req = CheckRequest.model_construct(
                 date=self.cand.date, regime=cast(Regime, self.cand.regime),
                 action="transfer-weights",
@@ -215,5 +238,5 @@ class Portfolio:
                 weights=WeightsFacts.model_construct(training_ops=ops,
                                                      open=w.model.open_weights,
                                                      from_country=src.country))
-            self._pair_memo[key] = self.cand.rules.check(req).lawful
-        return self._pair_memo[key]
+            hit = self._pair_memo[args] = self.cand.rules.check(req).lawful
+        return hit

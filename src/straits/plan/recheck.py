@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from straits.model.scenario import Scenario, Stage, Workload
-from straits.plan.candidates import Candidates, Placed, Verdict
-from straits.plan.checks import ExportLedger
-from straits.plan.greedy import record_exports
+from straits.plan.candidates import Candidates, Verdict
+from straits.plan.checks import ExportLedger, Predecessor
 from straits.plan.options import Option
+from straits.plan.schedule import record_exports
 from straits.rules.engine import RuleSet
 
 
@@ -82,12 +82,13 @@ class PlanContext:
             self._ledger = led
         return self._ledger
 
-    def preds(self, w: Workload, stage: Stage) -> list[Placed]:
+    def preds(self, w: Workload, stage: Stage) -> list[Predecessor]:
         out = []
         for p in stage.after:
             placed = self.placements.get((w.id, p))
             if placed is not None:
-                out.append((w.stage(p), self.sc.site(placed.site), self.cands.ops[w.id][p]))
+                out.append(Predecessor(w.stage(p), self.sc.site(placed.site),
+                                       self.cands.ops[w.id][p]))
         return out
 
     def option(self, w: Workload, stage: Stage, site: str, chip: str, bought: bool

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
+from straits.plan.reasons import RankedOut, ReasonCode
 from straits.rules.decision import Reason
 
 Status = Literal["optimal", "feasible", "infeasible"]
@@ -80,24 +82,28 @@ class Assignment:
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """Why one option (site, pool, chip count) of a stage lost."""
+    """Why one option (site, pool) of a stage lost."""
 
     site: str
     chip: str
-    reason: str
-    """Group label: a rule label such as 'PIPL cross-border (cac-security-assessment)', or
-    'memory', 'capacity', 'location', 'deadline', 'budget', 'predecessor unplaced', 'cost',
-    'time'."""
+    code: ReasonCode
     note: str = ""
     rules: tuple[str, ...] = ()
+    """for a rule rejection, the ids of every rule that blocks the option"""
     cite: Reason | None = None
+    """for a rule rejection, the rule that blocks it (its text is rendered when read)"""
     bought: bool = False
 
     @property
     def label(self) -> str:
         base = f"{self.site}/{self.chip}"
         return f"{base} (bought)" if self.bought else base
-    """The blocking rule's reason, for a rule rejection (its text is rendered when read)."""
+
+    @property
+    def reason(self) -> str:
+        """The group label people read: a rule's label such as 'PIPL cross-border
+        (cac-security-assessment)', else the code's ('capacity', 'predecessor unplaced')."""
+        return self.cite.label if self.cite is not None else self.code.label
 
     @property
     def detail(self) -> str:
@@ -105,13 +111,10 @@ class Rejection:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"site": self.site, "chip": self.chip, "reason": self.reason,
-                               "detail": self.detail}
+                               "code": self.code.value, "detail": self.detail}
         if self.rules:
             out["rules"] = list(self.rules)
         return out
-
-
-LOST_TO_BETTER = ("cost", "time")
 
 
 @dataclass(frozen=True)
@@ -123,21 +126,39 @@ class StageDiagnosis:
     rejections: tuple[Rejection, ...]
     citations: tuple[Reason, ...] = ()
     """One reason per distinct blocking rule, for the explanation of what the rules did."""
-    also_lost: tuple[tuple[str, int, str], ...] = ()
-    """(reason, options, note) for options that lost without a record of their own: in a large
-    portfolio, those ranked below the best lawful ones on their own cost or time."""
+    also_lost: tuple[RankedOut, ...] = ()
+    """options that lost without a record of their own: in a large portfolio, those ranked
+    below the best lawful ones on their own cost or time; those not examined in time"""
+
+    @cached_property
+    def _tally(self) -> tuple[dict[str, int], dict[str, int], int]:
+        """(options lost per label, per code, options blocked by a constraint), in one pass."""
+        labels: Counter[str] = Counter()
+        codes: Counter[str] = Counter()
+        blocked = 0
+        for r in self.rejections:
+            labels[r.reason] += 1
+            codes[r.code.value] += 1
+            blocked += not r.code.lost_to_better
+        for x in self.also_lost:
+            labels[x.code.label] += x.options
+            codes[x.code.value] += x.options
+            blocked += 0 if x.code.lost_to_better else x.options
+        return dict(labels.most_common()), dict(codes.most_common()), blocked
 
     @property
     def lost(self) -> dict[str, int]:
-        counts = Counter(r.reason for r in self.rejections)
-        for reason, n, _ in self.also_lost:
-            counts[reason] += n
-        return dict(counts.most_common())
+        """Options lost per reason, by the label people read (the plan JSON's ``lost``)."""
+        return dict(self._tally[0])
+
+    @property
+    def lost_codes(self) -> dict[str, int]:
+        """Options lost per reason code."""
+        return dict(self._tally[1])
 
     @property
     def lawful_and_free(self) -> int:
-        blocked = sum(1 for r in self.rejections if r.reason not in LOST_TO_BETTER)
-        return self.options - blocked
+        return self.options - self._tally[2]
 
     def summary(self) -> str:
         """'1/12 options lawful and free: 7 PIPL cross-border (...), 3 capacity, 1 cost'."""
@@ -149,13 +170,13 @@ class StageDiagnosis:
         out: dict[str, Any] = {
             "workload": self.workload, "stage": self.stage, "options": self.options,
             "lawful_and_free": self.lawful_and_free, "chosen": self.chosen, "lost": self.lost,
-            "summary": self.summary(),
+            "lost_codes": self.lost_codes, "summary": self.summary(),
             "rules": [c.to_json() for c in self.citations],
         }
         if details:
             out["rejections"] = [r.to_json() for r in self.rejections] + [
-                {"options": n, "reason": reason, "detail": note}
-                for reason, n, note in self.also_lost]
+                {"options": x.options, "reason": x.code.label, "code": x.code.value,
+                 "detail": x.note} for x in self.also_lost]
         return out
 
 
@@ -202,6 +223,18 @@ class Plan:
     """how many stages the greedy plan left unplaced (CP-SAT may place more at a higher cost)"""
     notes: tuple[str, ...] = field(default_factory=tuple)
     why_not: tuple[WhyNot, ...] = ()
+    objective_unit: str = "USD"
+    objective_value: float | None = None
+    """the plan's value in the objective's own terms (dollars, hours, MWh, tCO2e)"""
+    bound_value: float | None = None
+    """the lower bound on that value (when the bound leaves as many stages unplaced)"""
+    baseline_value: float | None = None
+    """the greedy plan's value"""
+    search: dict[str, Any] | None = None
+    """what the search did: its parts, rounds of neighbourhood search, where the answer came
+    from"""
+    timings: dict[str, Any] | None = None
+    """the time limit and the seconds each phase took (:class:`~straits.plan.deadline.Deadline`)"""
 
     @property
     def total_cost_usd(self) -> float:
@@ -255,7 +288,8 @@ class Plan:
             "energy_mwh": round(self.energy_mwh, 3), "tco2e": round(self.tco2e, 2),
             "assignments": [a.to_json(self.start) for a in self.assignments],
             "unplaced": [{"workload": u.workload, "stage": u.stage, "lost": u.lost,
-                          "summary": u.summary()} for u in self.unplaced],
+                          "lost_codes": u.lost_codes, "summary": u.summary()}
+                         for u in self.unplaced],
             "diagnosis": [d.to_json(details) for d in self.diagnosis],
             "warnings": [{**w.to_json(), "stages": stages}
                          for w, stages in self.warnings().values()],
@@ -267,4 +301,14 @@ class Plan:
             "baseline_unplaced": self.baseline_unplaced,
             "why_not": [x.to_json() for x in self.why_not],
             "notes": list(self.notes),
+            "objective_unit": self.objective_unit,
+            "objective_value": _round(self.objective_value),
+            "bound_value": _round(self.bound_value),
+            "baseline_value": _round(self.baseline_value),
+            "search": self.search,
+            "timings": self.timings,
         }
+
+
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 4)

@@ -10,16 +10,29 @@ and shared by every pool of that shape.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
 from straits.catalog import get_chip
 from straits.estimate import Estimate
+from straits.estimate.energy import energy
 from straits.model.scenario import Scenario, Stage, Workload
 from straits.plan.options import MENU_SIZES, Fit, Option, Resource, fit_stage, pool_steps
+from straits.plan.reasons import ReasonCode
 from straits.plan.transfer import weights_gb
 
-PROBLEMS = ("", "location", "memory", "capacity")
+#: a row's problem as a small integer in the table's arrays (0: none)
+PROBLEMS: tuple[ReasonCode | None, ...] = (None, ReasonCode.LOCATION, ReasonCode.MEMORY,
+                                           ReasonCode.CAPACITY)
+_PROBLEM_INDEX = {p: k for k, p in enumerate(PROBLEMS)}
+
+
+class Row(NamedTuple):
+    """One option of a stage before it is examined: a pool, rented or bought by ``buyer``."""
+
+    resource: Resource
+    buyer: str | None
 
 
 @dataclass
@@ -38,6 +51,52 @@ class Index:
     wan: np.ndarray
     egress_rate: np.ndarray
     chip_ids: list[str]
+    res_kwh: dict[str, np.ndarray]
+    """estimate kind ('train', 'serve') -> kWh per chip-hour of each pool (NaN: chip power
+    unknown)"""
+    res_gco2: np.ndarray
+    """grams of CO2e per kWh at each pool's site (NaN: unknown grid)"""
+    res_index: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(site id, chip id) -> the pool's index"""
+    _buyable: dict[str, list[int]] = field(default_factory=dict)
+    _rates: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    _rows: dict[str, tuple[list[Row], np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def rows_for(self, tenant: str) -> tuple[list[Row], np.ndarray, np.ndarray]:
+        """The rows of any stage of ``tenant``'s (every pool, then those it may buy), each
+        row's pool index and its largest chip count. Shared: callers must not mutate them."""
+        hit = self._rows.get(tenant)
+        if hit is None:
+            extra = self.buyable(tenant)
+            rows = [Row(r, None) for r in self.resources] + [
+                Row(self.resources[i], tenant) for i in extra]
+            idx = np.concatenate([np.arange(len(self.resources)),
+                                  np.array(extra, dtype=np.int64)])
+            counts = np.concatenate([self.res_count, np.array(
+                [self.resources[i].pool.procurable.max for i in extra  # type: ignore[union-attr]
+                 ], dtype=np.int64)])
+            hit = self._rows[tenant] = (rows, idx, counts)
+        return hit
+
+    def rates(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """(MWh, tCO2e) per chip-hour of each pool for an estimate ``kind``. Where a chip's
+        power or a grid's intensity is unknown, the highest known figure stands in for it
+        (conservative: an unknown never looks cleaner than a known one)."""
+        hit = self._rates.get(kind)
+        if hit is None:
+            kwh = self.res_kwh[kind]
+            kwh = np.where(np.isnan(kwh), np.nanmax(kwh) if (~np.isnan(kwh)).any() else 0.0,
+                           kwh)
+            g = self.res_gco2
+            g = np.where(np.isnan(g), np.nanmax(g) if (~np.isnan(g)).any() else 0.0, g)
+            hit = self._rates[kind] = (kwh / 1000.0, kwh * g / 1e6)
+        return hit
+
+    def energy_of(self, o: Option, est: Estimate) -> tuple[float, float]:
+        """(MWh, tCO2e) of ``est`` on option ``o``, by :meth:`rates`."""
+        i = self.res_index[(o.site.id, o.chip.id)]
+        mwh, t = self.rates(est.kind)
+        return est.chip_hours * float(mwh[i]), est.chip_hours * float(t[i])
 
     @classmethod
     def of(cls, sc: Scenario) -> Index:
@@ -54,6 +113,18 @@ class Index:
         chip_ids = sorted({r.chip.id for r in resources})
         chip_of = {c: i for i, c in enumerate(chip_ids)}
         res_site = np.array([site_of[r.site.id] for r in resources], dtype=np.int64)
+        kwh: dict[str, np.ndarray] = {}
+        gco2 = np.full(len(resources), np.nan)
+        for kind in ("train", "serve"):
+            col = np.full(len(resources), np.nan)
+            for i, r in enumerate(resources):
+                e = energy(r.chip, 1.0, kind, pue=r.site.pue,
+                           gco2_per_kwh=r.site.grid_gco2_per_kwh, country=r.site.country)
+                if e is not None:
+                    col[i] = e.kwh
+                    if e.gco2_per_kwh is not None:
+                        gco2[i] = e.gco2_per_kwh
+            kwh[kind] = col
         return cls(
             resources=resources, site_ids=site_ids, site_of=site_of, res_site=res_site,
             res_class=np.array([site_class[i] for i in res_site], dtype=np.int64),
@@ -63,8 +134,22 @@ class Index:
             site_country=np.array([s.country for s in sc.sites]),
             wan=np.array([s.wan_gbps for s in sc.sites], dtype=float),
             egress_rate=np.array([s.egress_usd_per_gb for s in sc.sites], dtype=float),
-            chip_ids=chip_ids,
+            chip_ids=chip_ids, res_kwh=kwh, res_gco2=gco2,
+            res_index={(r.site.id, r.chip.id): i for i, r in enumerate(resources)},
         )
+
+    def buyable(self, tenant: str) -> list[int]:
+        """Pools whose chips ``tenant`` may buy."""
+        hit = self._buyable.get(tenant)
+        if hit is None:
+            hit = self._buyable[tenant] = [
+                i for i, r in enumerate(self.resources)
+                if r.pool.procurable is not None and r.pool.procurable.buyer in (None, tenant)]
+        return hit
+
+    def rows_of(self, tenant: str) -> int:
+        """How many options a stage of ``tenant``'s has (every pool, and those it may buy)."""
+        return len(self.resources) + len(self.buyable(tenant))
 
     def transfer_hours_from(self, src: int, size_gb: float) -> np.ndarray:
         """Hours to move ``size_gb`` from site ``src`` to every site (0 to itself)."""
@@ -84,7 +169,7 @@ class StageTable:
 
     workload: Workload
     stage: Stage
-    rows: list[tuple[Resource, str | None]]
+    rows: list[Row]
     fits: list[Fit]
     fit_of: np.ndarray
     problem: np.ndarray
@@ -95,7 +180,12 @@ class StageTable:
     price: np.ndarray
     min_hours: np.ndarray
     min_chip_hours: np.ndarray
+    mwh_rate: np.ndarray
+    """MWh per chip-hour of each row"""
+    tco2e_rate: np.ndarray
+    """tCO2e per chip-hour of each row"""
     _options: dict[int, Option] = field(default_factory=dict)
+    _labels: dict[str, int] | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -104,25 +194,41 @@ class StageTable:
         o = self._options.get(i)
         if o is None:
             r, buyer = self.rows[i]
-            f = self.fit_of[i]
-            problem, detail, need, sizes, hours, chip_hours = (
-                ("location", f"stage runs only in {', '.join(self.stage.locations)}", 0, (),
-                 0.0, 0.0) if f < 0 else self.fits[f])
+            f = int(self.fit_of[i])
+            fit = self.fit(i) if f >= 0 else None
             o = Option(workload=self.workload.id, stage=self.stage.id, site=r.site,
-                       pool=r.pool, chip=r.chip, min_chips=need, sizes=sizes, problem=problem,
-                       detail=detail, buyer=buyer, min_hours=hours, min_chip_hours=chip_hours)
+                       pool=r.pool, chip=r.chip, min_chips=fit.min_chips if fit else 0,
+                       sizes=fit.sizes if fit else (),
+                       problem=fit.problem if fit else ReasonCode.LOCATION,
+                       detail=fit.detail if fit else self.location_note, buyer=buyer,
+                       min_hours=fit.min_hours if fit else 0.0,
+                       min_chip_hours=fit.min_chip_hours if fit else 0.0)
             self._options[i] = o
         return o
+
+    def fit(self, i: int) -> Fit | None:
+        """How the stage fits row ``i``'s chips (None: the stage may not run there)."""
+        f = int(self.fit_of[i])
+        return self.fits[f] if f >= 0 else None
+
+    def problem_of(self, i: int) -> ReasonCode | None:
+        return PROBLEMS[int(self.problem[i])]
+
+    @property
+    def location_note(self) -> str:
+        return f"stage runs only in {', '.join(self.stage.locations)}"
 
     def options(self) -> list[Option]:
         return [self.option(i) for i in range(len(self.rows))]
 
     def row_of(self, label: str) -> int:
-        for i, (r, buyer) in enumerate(self.rows):
-            base = f"{r.site.id}/{r.chip.id}"
-            if (f"{base} (bought)" if buyer else base) == label:
-                return i
-        raise KeyError(label)
+        """The row of the option people call ``label`` ('site/chip' or 'site/chip (bought)')."""
+        if self._labels is None:
+            self._labels = {}
+            for i, (r, buyer) in enumerate(self.rows):
+                base = f"{r.site.id}/{r.chip.id}"
+                self._labels[f"{base} (bought)" if buyer else base] = i
+        return self._labels[label]
 
     @property
     def fastest(self) -> float | None:
@@ -130,17 +236,11 @@ class StageTable:
         return float(self.min_hours[ok].min()) if ok.any() else None
 
 
-def build_table(sc: Scenario, ix: Index, w: Workload, stage: Stage,
-                menu: int = MENU_SIZES) -> StageTable:
-    rows: list[tuple[Resource, str | None]] = [(r, None) for r in ix.resources]
-    extra = [i for i, r in enumerate(ix.resources)
-             if r.pool.procurable is not None and r.pool.procurable.buyer in (None, w.tenant)]
-    rows += [(ix.resources[i], w.tenant) for i in extra]
-    base = np.arange(len(ix.resources))
-    idx = np.concatenate([base, np.array(extra, dtype=np.int64)])
-    counts = np.concatenate([ix.res_count, np.array(
-        [ix.resources[i].pool.procurable.max for i in extra  # type: ignore[union-attr]
-         ], dtype=np.int64)])
+def table_fits(sc: Scenario, ix: Index, w: Workload, stage: Stage,
+               menu: int = MENU_SIZES) -> tuple[list[Fit], np.ndarray]:
+    """Estimate ``stage`` once per distinct (chip, pool size) among the pools it may use: the
+    fits, and each row's fit (-1: the stage may not run there)."""
+    rows, idx, counts = ix.rows_for(w.tenant)
     site = ix.res_site[idx]
     allowed = np.ones(len(rows), dtype=bool)
     if stage.locations:
@@ -150,26 +250,33 @@ def build_table(sc: Scenario, ix: Index, w: Workload, stage: Stage,
     estimates: dict[tuple[str, int | None], Estimate] = {}
     fit_of = np.full(len(rows), -1, dtype=np.int64)
     chip = ix.res_chip[idx]
-    for i in range(len(rows)):
-        if not allowed[i]:
-            continue
+    for i in np.flatnonzero(allowed):
         key = (int(chip[i]), int(counts[i]))
         f = fit_index.get(key)
         if f is None:
             f = fit_index[key] = len(fits)
-            fits.append(fit_stage(sc, w, stage, rows[i][0].chip, int(counts[i]), estimates,
-                                  menu))
+            fits.append(fit_stage(sc, w, stage, rows[i].resource.chip, int(counts[i]),
+                                  estimates, menu))
         fit_of[i] = f
-    codes = {p: k for k, p in enumerate(PROBLEMS)}
-    fit_problem = np.array([codes[f[0] or ""] for f in fits] + [0], dtype=np.int64)
-    fit_hours = np.array([f[4] for f in fits] + [0.0])
-    fit_chip_hours = np.array([f[5] for f in fits] + [0.0])
-    problem = np.where(fit_of < 0, codes["location"], fit_problem[fit_of])
+    return fits, fit_of
+
+
+def build_table(sc: Scenario, ix: Index, w: Workload, stage: Stage,
+                menu: int = MENU_SIZES) -> StageTable:
+    """Every option of ``stage`` as rows."""
+    rows, idx, _ = ix.rows_for(w.tenant)
+    fits, fit_of = table_fits(sc, ix, w, stage, menu)
+    fit_problem = np.array([_PROBLEM_INDEX[f.problem] for f in fits] + [0], dtype=np.int64)
+    fit_hours = np.array([f.min_hours for f in fits] + [0.0])
+    fit_chip_hours = np.array([f.min_chip_hours for f in fits] + [0.0])
+    problem = np.where(fit_of < 0, _PROBLEM_INDEX[ReasonCode.LOCATION], fit_problem[fit_of])
+    mwh, tco2e = ix.rates("serve" if stage.kind == "serve" else "train")
     return StageTable(
         workload=w, stage=stage, rows=rows, fits=fits, fit_of=fit_of, problem=problem,
-        site=site, cls=ix.res_class[idx], chip=chip,
-        bought=np.array([b is not None for _, b in rows]), price=ix.res_price[idx],
-        min_hours=fit_hours[fit_of], min_chip_hours=fit_chip_hours[fit_of])
+        site=ix.res_site[idx], cls=ix.res_class[idx], chip=ix.res_chip[idx],
+        bought=np.array([r.buyer is not None for r in rows]), price=ix.res_price[idx],
+        min_hours=fit_hours[fit_of], min_chip_hours=fit_chip_hours[fit_of],
+        mwh_rate=mwh[idx], tco2e_rate=tco2e[idx])
 
 
 def weights_moves(ix: Index, w: Workload, preds: list[tuple[float, int]]

@@ -81,6 +81,11 @@ class Timeline:
                 run_start = None
         return None
 
+    def reserve(self, start: float, end: float, chips: int) -> None:
+        """Take ``chips`` over [start, end) without checking (a window of lower capacity)."""
+        self.bookings.append((start, end, chips))
+        self._segments = None
+
     def book(self, start: float, end: float, chips: int) -> None:
         for seg_start, seg_end, free in self.segments():
             if seg_start < end - EPS and seg_end > start + EPS and free < chips:

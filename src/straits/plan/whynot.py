@@ -11,11 +11,18 @@ says which rules rule them out, and which authorizations would open them.
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Callable
+
 from ortools.sat.python import cp_model
 
-from straits.plan.cpsat_model import build
+from straits.model.scenario import Scenario
+from straits.plan.cpsat_model import ModelTooLarge, build
+from straits.plan.objectives import Objective
 from straits.plan.portfolio import Portfolio
 from straits.plan.result import Plan, StageDiagnosis, WhyNot
+from straits.plan.ticks import ticks_down, ticks_up
 
 #: unplaced stages explained per plan, and solver seconds per question
 MAX_EXPLAINED = 5
@@ -39,21 +46,35 @@ def _requirements(d: StageDiagnosis) -> tuple[str, ...]:
                          if c.requires and c.outcome == "conditional"}))
 
 
-def explain(pf: Portfolio, plan: Plan, objective: str) -> tuple[WhyNot, ...]:
-    out: list[WhyNot] = []
+def to_explain(plan: Plan, sc: Scenario) -> list[StageDiagnosis]:
+    """The unplaced stages worth explaining: the first whose predecessors were all placed
+    (the others are explained at the predecessor that could not be)."""
     placed = {(a.workload, a.stage) for a in plan.assignments}
+    out = []
     for d in plan.unplaced:
-        w = pf.sc.workload(d.workload)
-        stage = w.stage(d.stage)
-        if any((w.id, p) not in placed for p in stage.after):
-            continue  # explained at the predecessor that could not be placed
+        stage = sc.workload(d.workload).stage(d.stage)
+        if all((d.workload, p) in placed for p in stage.after):
+            out.append(d)
         if len(out) >= MAX_EXPLAINED:
             break
-        out.append(_explain_one(pf, plan, d, objective))
+    return out
+
+
+def explain(pf: Portfolio, plan: Plan, objective: Objective, *, stop_at: float = math.inf,
+            clock: Callable[[], float] = time.monotonic) -> tuple[WhyNot, ...]:
+    """Why-not explanations for the stages :func:`to_explain` picks, as many as fit before
+    ``stop_at`` (each question's solves get what is left, at most :data:`SECONDS`)."""
+    out: list[WhyNot] = []
+    for d in to_explain(plan, pf.sc):
+        if clock() >= stop_at:
+            break
+        out.append(_explain_one(pf, plan, d, objective,
+                                lambda: min(SECONDS, stop_at - clock())))
     return tuple(out)
 
 
-def _explain_one(pf: Portfolio, plan: Plan, d: StageDiagnosis, objective: str) -> WhyNot:
+def _explain_one(pf: Portfolio, plan: Plan, d: StageDiagnosis, objective: Objective,
+                 seconds: Callable[[], float]) -> WhyNot:
     requires = _requirements(d)
     tail = f"; lawful elsewhere only with {', '.join(requires)}" if requires else ""
     st = pf.stages.get((d.workload, d.stage))
@@ -63,10 +84,14 @@ def _explain_one(pf: Portfolio, plan: Plan, d: StageDiagnosis, objective: str) -
     resources = {c.option.key for c in st.choices}
     fixed = [(f"{a.site}/{a.chip}" + (f"+bought:{pf.sc.workload(a.workload).tenant}"
                                       if a.bought else ""),
-              int(a.start_h), int(-(-a.end_h // 1)), a.chips)
+              ticks_down(a.start_h), ticks_up(a.end_h), a.chips)
              for a in plan.assignments if a.workload != d.workload]
     fixed = [f for f in fixed if f[0] in resources]
-    pm = build(pf, objective, with_groups=True, only={d.workload}, fixed=fixed)
+    try:
+        pm = build(pf, objective, with_groups=True, only={d.workload}, fixed=fixed)
+    except ModelTooLarge:
+        return WhyNot(d.workload, d.stage, (), requires, f"{d.workload}/{d.stage}: {d.summary()}"
+                                                          f"{tail}")
     pm.model.add(pm.u[(d.workload, d.stage)] == 0)
     named: dict[int, tuple[str, str]] = {}
     lits: dict[int, cp_model.IntVar] = {}
@@ -75,7 +100,7 @@ def _explain_one(pf: Portfolio, plan: Plan, d: StageDiagnosis, objective: str) -
         for name, lit in table.items():
             named[lit.index] = (kind, name)
             lits[lit.index] = lit
-    core = _core(pm.model, lits)
+    core = _core(pm.model, lits, seconds)
     if core is None:
         text = (f"{d.workload}/{d.stage}: placeable if the rest of the plan stays as it is; "
                 f"the optimizer ran out of time before finding it")
@@ -88,12 +113,14 @@ def _explain_one(pf: Portfolio, plan: Plan, d: StageDiagnosis, objective: str) -
     return WhyNot(d.workload, d.stage, parts, requires, text)
 
 
-def _solve(model: cp_model.CpModel, assumptions: list[cp_model.IntVar]
+def _solve(model: cp_model.CpModel, assumptions: list[cp_model.IntVar], seconds: float
            ) -> tuple[cp_model.CpSolverStatus, list[int]]:
     model.clear_assumptions()
     model.add_assumptions(assumptions)
+    if seconds <= 0.01:
+        return cp_model.UNKNOWN, []
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = SECONDS
+    solver.parameters.max_time_in_seconds = seconds
     solver.parameters.num_workers = 1
     status = solver.solve(model)
     core = list(solver.sufficient_assumptions_for_infeasibility()) \
@@ -101,10 +128,11 @@ def _solve(model: cp_model.CpModel, assumptions: list[cp_model.IntVar]
     return status, core
 
 
-def _core(model: cp_model.CpModel, lits: dict[int, cp_model.IntVar]) -> list[int] | None:
+def _core(model: cp_model.CpModel, lits: dict[int, cp_model.IntVar],
+          seconds: Callable[[], float]) -> list[int] | None:
     """A minimal set of enable literals (by index) that cannot all hold; [] when the stage
     cannot be placed even with none of them; None when it can be placed with all of them."""
-    status, core = _solve(model, list(lits.values()))
+    status, core = _solve(model, list(lits.values()), seconds())
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
     if status != cp_model.INFEASIBLE:
@@ -114,7 +142,7 @@ def _core(model: cp_model.CpModel, lits: dict[int, cp_model.IntVar]) -> list[int
         return []
     for i in list(core):  # deletion: drop what the conflict does not need
         trial = [c for c in core if c != i]
-        status, _ = _solve(model, [lits[c] for c in trial])
+        status, _ = _solve(model, [lits[c] for c in trial], seconds())
         if status == cp_model.INFEASIBLE:
             core = trial
     return sorted(core)

@@ -17,7 +17,9 @@ from straits.errors import NotFoundError, RequestError
 from straits.loading import parse_scenario, validate_as
 from straits.model.request import CheckRequest, EstimateRequest
 from straits.model.scenario import Scenario
-from straits.model.types import Objective, Regime
+from straits.model.types import Regime
+from straits.plan.registry import DEFAULT_SOLVER, SOLVER_NAMES, check_solver, objective_help
+from straits.plan.registry import objective as parse_objective
 from straits.server.auth import Caller, refuse, require
 from straits.server.bodies import document_body, documented, json_body
 from straits.server.ledger_routes import view_number
@@ -96,8 +98,11 @@ async def estimate(request: Request, who: Caller) -> Any:
              responses={202: {"model": PlanJob, "description": "Queued; poll `Location`."}})
 async def submit_plan(
     request: Request, who: Caller,
-    solver: Literal["cpsat", "greedy"] = "cpsat",
-    objective: Objective | None = None,
+    solver: Annotated[str, Query(description=f"One of {', '.join(SOLVER_NAMES)}.",
+                                 json_schema_extra={"enum": list(SOLVER_NAMES)})
+                      ] = DEFAULT_SOLVER,
+    objective: Annotated[str | None, Query(max_length=200,
+                                           description=objective_help())] = None,
     regime: Regime | None = None,
     time_limit: Annotated[float, Query(ge=0.5, le=3600)] = 20.0,
     seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
@@ -110,6 +115,9 @@ async def submit_plan(
     Jobs live in the database: a worker that dies or a server that restarts resumes them, and
     `DELETE /v1/plans/{id}` cancels one."""
     await run_in_threadpool(require, request, who, "planner", "submit plans")
+    solver = check_solver(solver)
+    if objective is not None:
+        objective = parse_objective(objective).name
     data = await document_body(request, BODY)
     sc = await run_in_threadpool(lambda: parse_scenario(data, source=BODY))
     if risk is not None:

@@ -222,13 +222,11 @@ def submit_form(request: Request) -> Response:
 
 def _submit_page(request: Request, signed: Signed, *, form: dict[str, str], text: str,
                  errors: list[dict[str, Any]] | None = None, status: int = 200) -> Response:
-    from typing import get_args
-
-    from straits.model.types import Objective
+    from straits.plan.registry import OBJECTIVE_NAMES
 
     return render("submit.html.j2", status=status, signed=signed, section="submit",
                   title="Submit a scenario - Straits", form=form, text=text, errors=errors,
-                  regimes=actions.REGIMES, objectives=get_args(Objective),
+                  regimes=actions.REGIMES, objectives=OBJECTIVE_NAMES,
                   max_time=request.app.state.settings.max_time_limit)
 
 

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from straits.errors import InputError, RequestError
 from straits.loading import parse_document, parse_scenario
-from straits.model.types import Objective, Regime
+from straits.model.types import Regime
 from straits.store import queue
 from straits.store.tokens import Principal
 
@@ -21,9 +21,10 @@ def options_of(request: Request, *, regime: str, objective: str, time_limit: str
     if regime and regime not in get_args(Regime):
         raise RequestError(f"unknown regime {regime!r}", path="regime",
                            expected=" | ".join(get_args(Regime)))
-    if objective and objective not in get_args(Objective):
-        raise RequestError(f"unknown objective {objective!r}", path="objective",
-                           expected=" | ".join(get_args(Objective)))
+    if objective:
+        from straits.plan.registry import objective as parse_objective
+
+        parse_objective(objective, path="objective")  # a name or weighted sum it knows
     limit = request.app.state.settings.max_time_limit
     try:
         seconds = float(time_limit or 10)
@@ -33,7 +34,7 @@ def options_of(request: Request, *, regime: str, objective: str, time_limit: str
     if not 1 <= seconds <= limit:
         raise RequestError(f"{seconds:g} s is out of range", path="time_limit",
                            expected=f"seconds, 1 to {limit:g}")
-    return {"solver": "cpsat", "objective": objective or None, "regime": regime or None,
+    return {"solver": "auto", "objective": objective or None, "regime": regime or None,
             "time_limit": seconds, "seed": 0}
 
 

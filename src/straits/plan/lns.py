@@ -1,0 +1,356 @@
+"""Large-neighbourhood search around the greedy plan: CP-SAT on small pieces, many times.
+
+On a large portfolio CP-SAT cannot improve the whole model in the time a person waits; it can
+solve a piece of it to optimality in a fraction of a second. Each round frees a *neighbourhood*
+(a few workloads, every stage of each, so their deadlines, budgets and precedence stay inside
+the piece), holds every other booking fixed, solves that piece warm-started from the incumbent,
+and keeps the result when the whole plan's objective (:func:`~straits.plan.solution.evaluate`)
+improves. Neighbourhoods are chosen where improvement is likely:
+
+* ``unplaced``: a workload with a stage that could run alone but is unplaced, and its rivals;
+* ``regret``: a workload that pays most above its stages' best choices, and its rivals (the
+  workloads booked on the pools of its better choices when it could use them);
+* ``window``: the bookings of one pool around one booking, and the workloads that want it;
+* ``slice``: workloads running in one slice of time.
+
+The kinds that improve the plan are chosen more often (adaptive weights), and the size of a
+neighbourhood grows while CP-SAT proves its pieces optimal quickly and shrinks when it does
+not. Every piece is lawful by construction (the same choices as the whole model), so every
+accepted solution is too. Each piece is solved with one worker and a deterministic-time limit,
+so for a seed the search takes the same steps; only the wall clock decides how many.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ortools.sat.python import cp_model
+
+from straits.plan.bounds import placeable
+from straits.plan.cpsat_model import Booking, Score, add_hints, build, due_ticks, late_hours_of
+from straits.plan.objectives import COMPLETION, COST, TIME, Objective
+from straits.plan.portfolio import Portfolio
+from straits.plan.retime import NOTHING_HELD, Held
+from straits.plan.schedule import StageKey, deadline_hours, hard_deadline_hours
+from straits.plan.solution import Solution, Value, evaluate, from_solver
+from straits.plan.ticks import ticks_down
+
+KINDS = ("unplaced", "regret", "window", "slice")
+#: the workload id under which held workloads' chips are booked in the search's index
+HELD = "\x00held"
+#: stages per neighbourhood: first, fewest, most
+START_SIZE = 24
+MIN_SIZE = 6
+MAX_SIZE = 160
+#: deterministic seconds per piece, and at most this many wall-clock seconds (CP-SAT's
+#: deterministic time undercounts presolve and cumulative constraints with many fixed bookings,
+#: and a loaded machine stretches both)
+PIECE_SECONDS = 1.5
+PIECE_WALL_S = 6.0
+#: wall-clock seconds a piece should take: neighbourhoods are sized to it
+PIECE_TARGET_S = 1.5
+#: the highest-regret workloads a ``regret`` neighbourhood is drawn from
+REGRET_POOL = 40
+
+
+@dataclass
+class KindStats:
+    rounds: int = 0
+    improved: int = 0
+
+
+@dataclass
+class LnsStats:
+    rounds: int = 0
+    improved: int = 0
+    adopted: int = 0
+    """solutions taken over from the whole-portfolio search"""
+    no_solution: int = 0
+    """pieces for which CP-SAT found nothing in time"""
+    by_kind: dict[str, KindStats] = field(default_factory=lambda: {k: KindStats() for k in KINDS})
+    size: int = START_SIZE
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rounds": self.rounds, "improved": self.improved, "adopted": self.adopted,
+                "no_solution": self.no_solution, "size": self.size,
+                "kinds": {k: {"rounds": v.rounds, "improved": v.improved}
+                          for k, v in self.by_kind.items()}}
+
+
+class NeighbourhoodSearch:
+    """The search's state: the incumbent solution, its value, and who is booked where."""
+
+    def __init__(self, pf: Portfolio, objective: Objective, horizon: int, start: Solution, *,
+                 seed: int = 0, workers: int = 1, tie_unit: int = 1000,
+                 held: Held = NOTHING_HELD) -> None:
+        self.pf = pf
+        self.objective = objective
+        self.horizon = horizon
+        self.rng = random.Random(seed)
+        self.seed = seed
+        self.workers = workers
+        self.sol: Solution = dict(start)
+        self.tie_unit = tie_unit
+        """the whole model's tie-break unit, so values compare as its objective does"""
+        self.held = held
+        """workloads kept where the greedy plan put them: never freed"""
+        self.value = evaluate(pf, objective, self.sol, tie_unit, held)
+        self.stats = LnsStats()
+        self.weights = dict.fromkeys(KINDS, 1.0)
+        self.placeable = placeable(pf, objective)
+        self.time_weight = objective.tick_weight(TIME) + objective.tick_weight(COMPLETION)
+        self.floor: dict[StageKey, int] = {}
+        """a stage's least value among the choices that could make its hard deadline alone"""
+        self.fastest: dict[StageKey, int] = {}
+        for key, st in pf.stages.items():
+            hard = hard_deadline_hours(pf.sc, st.workload)
+            due = horizon if math.isinf(hard) else ticks_down(hard)
+            ok = [c for c in st.choices if c.release + c.duration <= due] or st.choices
+            if ok:
+                self.floor[key] = min(c.value for c in ok)
+                self.fastest[key] = min(c.release + c.duration for c in ok)
+        self.penalty: dict[str, tuple[int, int]] = {}
+        """workload -> (due tick, model units per hour late) of a soft deadline"""
+        k_cost = objective.global_weight(COST)
+        for w in pf.sc.workloads:
+            if k_cost and w.deadline is not None and w.deadline_policy != "hard":
+                self.penalty[w.id] = (due_ticks(pf, w.deadline),
+                                      round(w.late_penalty_usd_per_day / 24.0) * k_cost)
+        self.stages_of: dict[str, list[StageKey]] = {}
+        for key in self.sol:
+            self.stages_of.setdefault(key[0], []).append(key)
+        self.on: dict[str, dict[StageKey, tuple[int, int, int]]] = {}
+        """resource key -> the stages booked on it: (start, end, chips)"""
+        self.res_of: dict[StageKey, str] = {}
+        self._index(self.sol)
+        for i, (res, s, e, n) in enumerate(held.bookings):
+            self.on.setdefault(res, {})[(HELD, str(i))] = (s, e, n)
+
+    # --- bookkeeping ---------------------------------------------------------------------------
+    def _index(self, keys: Solution) -> None:
+        for key, (idx, s) in keys.items():
+            old = self.res_of.pop(key, None)
+            if old is not None:
+                self.on[old].pop(key, None)
+            if idx is not None:
+                c = self.pf.stages[key].choices[idx]
+                self.on.setdefault(c.option.key, {})[key] = (s, s + c.duration, c.est.chips)
+                self.res_of[key] = c.option.key
+
+    def score(self, v: Value | None = None) -> Score:
+        v = v or self.value
+        return Score(v.unplaced, v.primary / self.objective.model_scale)
+
+    def adopt(self, sol: Solution) -> bool:
+        """Take ``sol`` (from the whole-portfolio search) when it is better."""
+        v = evaluate(self.pf, self.objective, sol, self.tie_unit, self.held)
+        if v >= self.value:
+            return False
+        self.sol, self.value = dict(sol), v
+        held_on = {res: {k: v for k, v in b.items() if k[0] == HELD} for res, b in self.on.items()}
+        self.on, self.res_of = {res: dict(b) for res, b in held_on.items() if b}, {}
+        self._index(self.sol)
+        self.stats.adopted += 1
+        return True
+
+    # --- one round -----------------------------------------------------------------------------
+    def step(self, seconds: float, stop_at: float, clock: Callable[[], float]) -> bool:
+        """One neighbourhood, solved in at most ``seconds`` of deterministic time and never
+        past ``stop_at``; True when the incumbent improved."""
+        # a stage placed outweighs any saving: while some could be, half the rounds try
+        if self.rng.random() < 0.5 and self._unplaced() is not None:
+            kind = "unplaced"
+        else:
+            kind = self.rng.choices(KINDS, weights=[self.weights[k] for k in KINDS])[0]
+        free = self._pick(kind) or self._pick("slice")
+        self.stats.rounds += 1
+        self.stats.by_kind[kind].rounds += 1
+        if not free:
+            return False
+        left = stop_at - clock()
+        if left <= 0.05:
+            return False
+        better = self._solve(free, min(seconds, left), left)
+        self.weights[kind] = 0.8 * self.weights[kind] + 0.2 * (4.0 if better else 0.5)
+        if better:
+            self.stats.improved += 1
+            self.stats.by_kind[kind].improved += 1
+        return better
+
+    def _solve(self, free: set[str], seconds: float, wall: float) -> bool:
+        pf = self.pf
+        keys = [k for w in sorted(free) for k in self.stages_of.get(w, [])]
+        resources = {c.option.key for k in keys for c in pf.stages[k].choices}
+        fixed: list[Booking] = [(res, s, e, n) for res in resources
+                                for key, (s, e, n) in self.on.get(res, {}).items()
+                                if key[0] not in free]
+        floor = 0
+        if self.objective.tick_weight(TIME):
+            floor = max([self.held.floor] + [
+                s + pf.stages[k].choices[i].duration for k, (i, s) in self.sol.items()
+                if i is not None and k[0] not in free])
+        pm = build(pf, self.objective, horizon=self.horizon, only=free, fixed=fixed,
+                   min_span=floor)
+        add_hints(pm, {k: self.sol[k] for k in pm.x})
+        solver = cp_model.CpSolver()
+        p = solver.parameters
+        p.num_workers = self.workers
+        p.random_seed = self.seed + self.stats.rounds
+        p.max_deterministic_time = max(0.05, seconds)
+        p.max_time_in_seconds = max(0.05, min(wall, PIECE_WALL_S))
+        p.cp_model_probing_level = 0
+        p.symmetry_level = 0
+        status = solver.solve(pm.model)
+        # pieces grow while proved within half the target time, and shrink when they take
+        # more than twice it or are not proved: many rounds of pieces CP-SAT closes beat a few
+        # of pieces it cannot, whatever the machine's speed
+        took = solver.wall_time
+        if status == cp_model.OPTIMAL and took < 0.5 * PIECE_TARGET_S:
+            self.stats.size = min(MAX_SIZE, int(self.stats.size * 1.25) + 1)
+        elif status != cp_model.OPTIMAL or took > 2 * PIECE_TARGET_S:
+            self.stats.size = max(MIN_SIZE, int(self.stats.size * 0.8))
+        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            self.stats.no_solution += 1
+            return False
+        piece = from_solver(pm, solver)
+        trial = {**self.sol, **piece}
+        v = evaluate(pf, self.objective, trial, self.tie_unit, self.held)
+        if v >= self.value:
+            return False
+        self.sol, self.value = trial, v
+        self._index(piece)
+        return True
+
+    # --- neighbourhoods ------------------------------------------------------------------------
+    def _pick(self, kind: str) -> set[str]:
+        if kind == "unplaced":
+            return self._around(self._unplaced())
+        if kind == "regret":
+            return self._around(self._regretful())
+        if kind == "window":
+            return self._window()
+        return self._slice()
+
+    def _unplaced(self) -> str | None:
+        stuck = sorted({k[0] for k, (i, _) in self.sol.items()
+                        if i is None and k in self.placeable})
+        return self.rng.choice(stuck) if stuck else None
+
+    def regret(self, key: StageKey) -> int:
+        """How much a placed stage pays above its best choice (value, and lateness for the
+        time objectives)."""
+        idx, s = self.sol[key]
+        if idx is None or key not in self.floor:
+            return 0
+        c = self.pf.stages[key].choices[idx]
+        late = max(0, s + c.duration - self.fastest[key]) * self.time_weight
+        return c.value - self.floor[key] + late
+
+    def _regretful(self) -> str | None:
+        per: dict[str, int] = {}
+        ends: dict[str, int] = {}
+        for key, (idx, s) in self.sol.items():
+            r = self.regret(key)
+            if r > 0:
+                per[key[0]] = per.get(key[0], 0) + r
+            if idx is not None and key[0] in self.penalty:
+                e = s + self.pf.stages[key].choices[idx].duration
+                ends[key[0]] = max(ends.get(key[0], 0), e)
+        for wid, e in ends.items():  # soft deadlines missed: the penalty is regret too
+            due, per_hour = self.penalty[wid]
+            late = late_hours_of(e, due) * per_hour
+            if late > 0:
+                per[wid] = per.get(wid, 0) + late
+        if not per:
+            return None
+        top = sorted(per, key=lambda w: (-per[w], w))[:REGRET_POOL]
+        return self.rng.choices(top, weights=[per[w] for w in top])[0]
+
+    def _around(self, target: str | None) -> set[str]:
+        """``target`` and its rivals: the workloads booked on the pools of its better choices
+        while it could use them, up to the neighbourhood's size."""
+        if target is None:
+            return set()
+        free = {target}
+        count = len(self.stages_of.get(target, []))
+        rivals: set[str] = set()
+        for key in self.stages_of.get(target, []):
+            st = self.pf.stages[key]
+            idx, _ = self.sol[key]
+            mine = st.choices[idx].value if idx is not None else None
+            due = self._due(key)
+            for c in st.choices:
+                if mine is not None and c.value >= mine and not self.time_weight:
+                    continue
+                for other, (s, _e, _n) in self.on.get(c.option.key, {}).items():
+                    if other[0] not in (target, HELD) and s < due:
+                        rivals.add(other[0])
+        order = sorted(rivals)
+        self.rng.shuffle(order)
+        # rivals without a hard deadline first: they are the ones that can make room
+        order.sort(key=lambda w: self.pf.sc.workload(w).deadline_policy == "hard"
+                   and self.pf.sc.workload(w).deadline is not None)
+        for w in order:
+            n = len(self.stages_of.get(w, []))
+            if count + n > self.stats.size:
+                continue
+            free.add(w)
+            count += n
+        return free
+
+    def _due(self, key: StageKey) -> int:
+        w = self.pf.stages[key].workload
+        if w.deadline is None:
+            return self.horizon
+        return ticks_down(deadline_hours(self.pf.sc, w.deadline)) + 1
+
+    def _window(self) -> set[str]:
+        """The workloads booked on one pool around one of its bookings."""
+        movable = {r: [(k, v) for k, v in b.items() if k[0] != HELD] for r, b in self.on.items()}
+        busy = sorted(r for r, b in movable.items() if len(b) >= 2)
+        if not busy:
+            return set()
+        res = self.rng.choices(busy, weights=[len(movable[r]) for r in busy])[0]
+        bookings = sorted(movable[res])
+        _, (s0, e0, _) = self.rng.choice(bookings)
+        reach = max(1, e0 - s0)
+        near = sorted(bookings, key=lambda kv: abs(kv[1][0] - s0))
+        free: set[str] = set()
+        count = 0
+        for key, (s, e, _) in near:
+            if e < s0 - reach or s > e0 + reach:
+                continue
+            if key[0] in free:
+                continue
+            n = len(self.stages_of[key[0]])
+            if free and count + n > self.stats.size:
+                break
+            free.add(key[0])
+            count += n
+        return free
+
+    def _slice(self) -> set[str]:
+        """Workloads with a stage running in one slice of time, drawn at random."""
+        placed = sorted((s, k) for k, (i, s) in self.sol.items() if i is not None)
+        if not placed:
+            return set()
+        t, _ = self.rng.choice(placed)
+        durations = sorted(self.pf.stages[k].choices[i].duration
+                           for k, (i, _s) in self.sol.items() if i is not None)
+        width = durations[len(durations) // 2]
+        running = sorted({k[0] for k, (i, s) in self.sol.items() if i is not None
+                          and s < t + width and s + self.pf.stages[k].choices[i].duration > t})
+        self.rng.shuffle(running)
+        free: set[str] = set()
+        count = 0
+        for w in running:
+            n = len(self.stages_of[w])
+            if free and count + n > self.stats.size:
+                continue
+            free.add(w)
+            count += n
+        return free

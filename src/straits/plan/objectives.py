@@ -1,0 +1,281 @@
+"""What a plan minimizes: the objectives, registered in one place.
+
+An objective is a weighted sum of *metrics*: cost (USD, with soft-deadline penalties and the
+amortized price of bought chips), time (the makespan, hours), completion (the sum of workload
+completion times, each weighted by its workload's ``weight``), energy (MWh) and carbon (tCO2e).
+The named objectives are one metric each; a weighted sum such as ``cost+80*carbon`` (a carbon
+price of $80 a tonne) or ``cost+1000*time`` prices the others in dollars. Named objectives
+other than ``cost`` let cost break ties.
+
+Every solver asks the objective the same few things: how to rank a stage's options on their
+own (:meth:`Objective.row_keys`), how to compare two scheduled candidates
+(:meth:`Objective.stage_key`), a choice's additive value in the CP-SAT model's whole units
+(:meth:`Objective.model_value`), the weights of the terms that are not additive, a plan's value
+(:meth:`Objective.plan_value`), and why an option lost (:meth:`Objective.lost`). Adding an
+objective is adding a :class:`Metric` (or a name for a weighted sum) to this module.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
+
+from straits.errors import InputError
+from straits.plan.reasons import Loss, ReasonCode
+from straits.plan.ticks import TICKS_PER_HOUR
+
+if TYPE_CHECKING:  # numpy and the plan types only in annotations: the CLI reads the names
+    import numpy as np
+
+    from straits.model.scenario import Scenario, Workload
+    from straits.plan.result import Assignment, Plan
+
+
+EnergyOf = Callable[["Assignment"], tuple[float, float]]
+"""An assignment's (MWh, tCO2e)"""
+
+
+def _energy(plan: Plan, energy_of: EnergyOf | None, i: int) -> float:
+    if energy_of is None:
+        return plan.energy_mwh if i == 0 else plan.tco2e
+    return sum(energy_of(a)[i] for a in plan.assignments)
+
+
+class StageMetrics(NamedTuple):
+    """One stage at one option and chip count, as the objectives see it."""
+
+    cost: float
+    """USD: compute, data and weights movement, bought chips' capex"""
+    penalty: float
+    """USD of soft-deadline penalty this placement adds"""
+    end: float
+    """hours from the plan start"""
+    mwh: float
+    tco2e: float
+
+    @property
+    def charged(self) -> float:
+        return self.cost + self.penalty
+
+
+class RowMetrics(NamedTuple):
+    """Every option of a stage on an empty pool, as arrays (one entry per row)."""
+
+    cost: np.ndarray
+    end: np.ndarray
+    mwh: np.ndarray
+    tco2e: np.ndarray
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One measure of a plan."""
+
+    name: str
+    unit: str
+    additive: bool
+    """a sum over stages (else a function of when stages end: makespan, completion)"""
+    model_scale: int
+    """CP-SAT model units per unit (whole dollars, ticks of a minute, kWh, kg)"""
+    code: ReasonCode
+    """the reason code of an option that lost on this metric"""
+    stage: Callable[[StageMetrics, Workload], float]
+    rows: Callable[[RowMetrics, Workload], np.ndarray]
+    plan: Callable[[Plan, Scenario, EnergyOf | None], float]
+    fmt: str
+    """how a difference reads: '{d}' is replaced by the formatted amount"""
+
+
+def _completion(plan: Plan, sc: Scenario, _: EnergyOf | None = None) -> float:
+    done: dict[str, float] = {}
+    for a in plan.assignments:
+        done[a.workload] = max(done.get(a.workload, 0.0), a.end_h)
+    return float(sum(completion_weight(w) * done[w.id] for w in sc.workloads if w.id in done))
+
+
+def completion_weight(w: Workload) -> int:
+    """A workload's completion weight in the model's whole units (hundredths)."""
+    return round(w.weight * 100)
+
+
+COST = Metric("cost", "USD", True, 1, ReasonCode.COST, lambda m, w: m.charged,
+              lambda r, w: r.cost, lambda p, sc, e: p.objective_usd, "${d:,.0f} more")
+TIME = Metric("time", "h", False, TICKS_PER_HOUR, ReasonCode.TIME, lambda m, w: m.end,
+              lambda r, w: r.end, lambda p, sc, e: p.makespan_hours, "ends {d:,.1f} h later")
+COMPLETION = Metric("completion", "weighted h", False, TICKS_PER_HOUR, ReasonCode.TIME,
+                    lambda m, w: m.end * completion_weight(w),
+                    lambda r, w: r.end * completion_weight(w), _completion,
+                    "ends {d:,.1f} weighted h later")
+ENERGY = Metric("energy", "MWh", True, 1000, ReasonCode.ENERGY, lambda m, w: m.mwh,
+                lambda r, w: r.mwh, lambda p, sc, e: _energy(p, e, 0), "{d:,.1f} MWh more")
+CARBON = Metric("carbon", "tCO2e", True, 1000, ReasonCode.CARBON, lambda m, w: m.tco2e,
+                lambda r, w: r.tco2e, lambda p, sc, e: _energy(p, e, 1), "{d:,.2f} tCO2e more")
+METRICS: dict[str, Metric] = {m.name: m for m in (COST, TIME, COMPLETION, ENERGY, CARBON)}
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A weighted sum of metrics to minimize (after the number of unplaced stages)."""
+
+    name: str
+    terms: tuple[tuple[Metric, float], ...]
+    description: str = ""
+
+    @property
+    def single(self) -> Metric | None:
+        """The metric of a named objective (weight 1), None for a weighted sum."""
+        if len(self.terms) == 1 and self.terms[0][1] == 1.0:
+            return self.terms[0][0]
+        return None
+
+    @property
+    def is_cost(self) -> bool:
+        return self.single is COST
+
+    @property
+    def tie_cost(self) -> bool:
+        """Whether cost breaks ties (named objectives other than cost)."""
+        return self.single is not None and not self.is_cost
+
+    @property
+    def unit(self) -> str:
+        one = self.single
+        return one.unit if one is not None else "USD"
+
+    @property
+    def model_scale(self) -> int:
+        """Model units per unit of the objective (a weighted sum with a time term counts
+        sixtieths of a dollar, so that an hour's price divides into minute ticks)."""
+        one = self.single
+        if one is not None:
+            return one.model_scale
+        return TICKS_PER_HOUR if any(not m.additive for m, _ in self.terms) else 1
+
+    def weight(self, metric: Metric) -> float:
+        return sum(w for m, w in self.terms if m is metric)
+
+    @property
+    def needs_energy(self) -> bool:
+        """Whether the objective reads energy or carbon (else the planners skip them)."""
+        return any(m is ENERGY or m is CARBON for m, _ in self.terms)
+
+    # --- greedy ------------------------------------------------------------------------------
+    def primary(self, m: StageMetrics, w: Workload) -> float:
+        if len(self.terms) == 1:
+            metric, k = self.terms[0]
+            return k * metric.stage(m, w)
+        return sum(k * metric.stage(m, w) for metric, k in self.terms)
+
+    def stage_key(self, m: StageMetrics, w: Workload) -> tuple[float, float]:
+        """How the greedy planner compares scheduled candidates: the objective, then the
+        finish (for cost) or the cost (for the others)."""
+        return self.primary(m, w), (m.end if self.is_cost else m.charged)
+
+    def row_keys(self, r: RowMetrics, w: Workload) -> tuple[np.ndarray, np.ndarray]:
+        """(primary, secondary) of every row on an empty pool, for ranking."""
+        primary: np.ndarray = r.cost * 0.0
+        for metric, k in self.terms:
+            primary = primary + k * metric.rows(r, w)
+        return primary, (r.end if self.is_cost else r.cost)
+
+    def lost(self, mine: StageMetrics, best: StageMetrics, w: Workload, label: str) -> Loss:
+        """Why a lawful, free candidate lost to ``best`` (called ``label``)."""
+        d = self.primary(mine, w) - self.primary(best, w)
+        if d > 1e-6:
+            one = self.single
+            if one is not None:
+                return Loss(one.code, f"{one.fmt.format(d=d)} than {label}")
+            return Loss(ReasonCode.OBJECTIVE, f"{d:,.0f} more on {self.name} than {label}")
+        if self.is_cost and mine.end > best.end + 1e-6:
+            return Loss(ReasonCode.TIME, f"ends {mine.end - best.end:,.1f} h after {label}")
+        return Loss(ReasonCode.COST, f"${mine.charged - best.charged:,.0f} more than {label}")
+
+    # --- CP-SAT ------------------------------------------------------------------------------
+    def additive_value(self, cost: float, mwh: float, tco2e: float) -> float:
+        """A choice's additive terms in the objective's unit (cost without penalties, which
+        are counted per workload)."""
+        m = StageMetrics(cost, 0.0, 0.0, mwh, tco2e)
+        return sum(k * metric.stage(m, _NOBODY) for metric, k in self.terms if metric.additive)
+
+    def model_value(self, cost: float, mwh: float, tco2e: float) -> int:
+        """:meth:`additive_value` in whole model units, rounded up."""
+        return max(0, math.ceil(self.additive_value(cost, mwh, tco2e) * self.model_scale
+                                - 1e-9))
+
+    def global_weight(self, metric: Metric) -> int:
+        """Model units per unit of ``metric`` (per dollar of penalty or capex for cost)."""
+        return round(self.weight(metric) * self.model_scale)
+
+    def tick_weight(self, metric: Metric) -> int:
+        """Model units per tick of a time metric (makespan, weighted completion)."""
+        return round(self.weight(metric) * self.model_scale / TICKS_PER_HOUR)
+
+    # --- plans -------------------------------------------------------------------------------
+    def plan_value(self, plan: Plan, sc: Scenario, energy_of: EnergyOf | None = None) -> float:
+        """The plan's value; ``energy_of`` gives an assignment's (MWh, tCO2e) as the model
+        counts them (unknown chip power or grid at the highest known figure), else the plan's
+        own figures (unknowns at none)."""
+        return sum(k * metric.plan(plan, sc, energy_of) for metric, k in self.terms)
+
+    def describe(self, value: float) -> str:
+        return f"{value:,.0f} USD" if self.unit == "USD" else f"{value:,.2f} {self.unit}"
+
+
+class _Nobody:
+    weight = 0.0
+
+
+_NOBODY: Workload = _Nobody()  # type: ignore[assignment]
+
+
+OBJECTIVES: dict[str, Objective] = {
+    "cost": Objective("cost", ((COST, 1.0),),
+                      "rental, data movement, bought chips and soft-deadline penalties"),
+    "time": Objective("time", ((TIME, 1.0),), "the makespan, cost breaking ties"),
+    "completion": Objective("completion", ((COMPLETION, 1.0),),
+                            "the weighted sum of workload completion times, cost breaking ties"),
+    "energy": Objective("energy", ((ENERGY, 1.0),), "energy (MWh), cost breaking ties"),
+    "carbon": Objective("carbon", ((CARBON, 1.0),), "emissions (tCO2e), cost breaking ties"),
+}
+"""The named objectives; any weighted sum of their metrics is accepted too."""
+
+#: the largest weight of a term (dollars per hour, tonne or MWh): keeps the model's integer
+#: objective far inside 64 bits
+MAX_WEIGHT = 1e6
+_TERM = re.compile(r"^\s*(?:(\d+(?:\.\d*)?(?:e[+-]?\d+)?)\s*\*\s*)?([a-z][a-z0-9_-]*)\s*$")
+EXPECTED = (f"one of {', '.join(OBJECTIVES)}, or a weighted sum of them in dollars such as "
+            "cost+80*carbon ($80 a tonne) or cost+1000*time ($1,000 an hour of makespan)")
+
+
+def _num(w: float) -> str:
+    return f"{w:.0f}" if w == int(w) else f"{w:.12g}"
+
+
+def objective(spec: str, *, source: str | None = None, path: str | None = "objective"
+              ) -> Objective:
+    """The objective named or written ``spec``; an :class:`InputError` names what is wrong."""
+    text = spec.strip().lower()
+    if text in OBJECTIVES:
+        return OBJECTIVES[text]
+    terms: list[tuple[Metric, float]] = []
+    for part in re.split(r"(?<!\d[e])\+", text):
+        m = _TERM.match(part)
+        if m is None or m.group(2) not in METRICS:
+            raise InputError(f"unknown objective {spec!r}", source=source, path=path,
+                             expected=EXPECTED)
+        weight = float(m.group(1)) if m.group(1) else 1.0
+        if not (0 < weight <= MAX_WEIGHT):
+            raise InputError(f"objective {spec!r}: weights must be positive numbers up to "
+                             f"{MAX_WEIGHT:,.0f}", source=source, path=path, expected=EXPECTED)
+        metric = METRICS[m.group(2)]
+        if any(t is metric for t, _ in terms):
+            raise InputError(f"objective {spec!r} names {metric.name} twice", source=source,
+                             path=path, expected=EXPECTED)
+        terms.append((metric, weight))
+    if len(terms) == 1 and terms[0][1] == 1.0:
+        return OBJECTIVES[terms[0][0].name]
+    name = "+".join(f"{_num(w)}*{m.name}" if w != 1.0 else m.name for m, w in terms)
+    return Objective(name, tuple(terms), "a weighted sum in dollars")

@@ -1,0 +1,249 @@
+"""Searching the whole portfolio model, and telling the caller how it goes.
+
+:class:`WholeModel` solves the CP-SAT model of every stage, hinted with a complete solution,
+in a thread of its own (CP-SAT releases the GIL, so it has a core to itself while the
+neighbourhood search works in Python on the other). Its workers are interleaved in that one
+thread and its deterministic-time limit equals its wall-clock budget, so for a given seed it
+finds the same solutions whenever it ends by proving optimality or by deterministic time; only
+when the wall clock runs out first (a slow machine, a large portfolio) can two runs differ.
+
+Progress goes to the caller's callback through :class:`Reporter`, which never lets an exception
+escape into OR-Tools (an exception raised inside a CP-SAT callback would end the process): it
+keeps the first one, stops every search, and the solver re-raises it once the searches have
+returned.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ortools.sat.python import cp_model
+
+from straits.plan.cpsat_model import PortfolioModel, Score
+from straits.plan.objectives import Objective
+from straits.plan.solution import Solution, from_solver
+
+#: CP-SAT workers of the whole-portfolio search, interleaved in one thread (deterministic)
+WORKERS = 4
+
+
+@dataclass(frozen=True)
+class SearchState:
+    """Where the search stands, in the objective's own terms: each of ``best`` and ``bound``
+    is (unplaced stages, value)."""
+
+    elapsed: float
+    best: Score | None
+    bound: Score | None
+    unit: str = "USD"
+
+    @property
+    def gap(self) -> float | None:
+        return gap(self.best, self.bound)
+
+    def describe(self, objective: str | None = None) -> str:
+        if self.best is None:
+            return "searching"
+        suffix = f" {self.unit}"
+
+        def unit(v: float) -> str:
+            return f"{v:,.0f}{suffix}" if self.unit == "USD" else f"{v:,.2f}{suffix}"
+
+        best, bound = self.best, self.bound
+        text = unit(best.value) + (f", {best.unplaced} unplaced" if best.unplaced else "")
+        if bound is not None:
+            if bound.unplaced < best.unplaced:
+                text += f"; bound allows {best.unplaced - bound.unplaced} more placed"
+            else:
+                text += f"; bound {unit(bound.value)}, gap {self.gap or 0.0:.1%}"
+        return text
+
+
+Progress = Callable[[SearchState], object]
+"""Called with the search's state as it improves. It must not raise: if it does, the search
+stops and the exception is raised once CP-SAT has returned (an exception inside CP-SAT's own
+callback would abort the process). Returning ``True`` asks the search to stop early (the best
+plan so far stands)."""
+
+
+def gap(best: Score | tuple[int, float] | None,
+        bound: Score | tuple[int, float] | None) -> float | None:
+    """The relative gap of the value when the bound places no more stages than the plan;
+    None when there is no plan or the bound does not rule out placing more stages."""
+    if best is None or bound is None or bound[0] < best[0]:
+        return None
+    if bound[0] > best[0]:
+        return 0.0
+    return max(0.0, (best[1] - bound[1]) / max(abs(best[1]), 1.0))
+
+
+class Reporter:
+    """Best plan and bound so far, reported to ``on_progress`` safely from any thread."""
+
+    def __init__(self, on_progress: Progress | None, objective: Objective,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.on_progress = on_progress
+        self.unit = objective.unit
+        self.clock = clock
+        self.t0 = clock()
+        self.best: Score | None = None
+        self.bound: Score | None = None
+        self.error: BaseException | None = None
+        self.closed = False
+        """no more reports once the search is over (a search still stopping stays quiet)"""
+        self.stop = threading.Event()
+        """set when the searches must end (time, proof, or an error in the callback)"""
+        self._lock = threading.Lock()
+
+    def found(self, best: Score) -> None:
+        with self._lock:
+            if self.best is None or best < self.best:
+                self.best = best
+        self.report()
+
+    def bounded(self, bound: Score) -> None:
+        with self._lock:
+            if self.bound is None or bound > self.bound:
+                self.bound = bound
+        self.report()
+
+    def close(self) -> None:
+        self.closed = True
+        self.stop.set()
+
+    def report(self) -> None:
+        if self.on_progress is None or self.error is not None or self.closed:
+            return
+        try:
+            stop = self.on_progress(SearchState(self.clock() - self.t0, self.best, self.bound,
+                                                self.unit))
+        except BaseException as exc:
+            self.error = exc
+            self.stop.set()
+            return
+        if stop is True:  # the caller asks the search to end (a cancelled plan job)
+            self.stop.set()
+
+    def raise_error(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+class _Watcher(cp_model.CpSolverSolutionCallback):
+    """The whole model's solutions as they come: decoded, kept, reported. Never raises, and
+    never stops the search itself (see :meth:`WholeModel.stop`)."""
+
+    def __init__(self, search: WholeModel) -> None:
+        super().__init__()
+        self.search = search
+
+    def on_solution_callback(self) -> None:
+        s = self.search
+        try:
+            if s.solutions:
+                s.events_after_first += 1
+            s.solutions += 1
+            score = s.pm.decode(self.objective_value)
+            s.reporter.bounded(s.pm.decode(self.best_objective_bound))
+            if s.best_score is None or score < s.best_score:
+                s.best_score = score
+                s.latest = from_solver(s.pm, self)  # type: ignore[arg-type]
+                s.reporter.found(score)
+            if s.reporter.stop.is_set():
+                s.stop()
+        except BaseException as exc:
+            s.reporter.error = s.reporter.error or exc
+            s.reporter.stop.set()
+            s.stop()
+
+
+@dataclass
+class WholeModel:
+    """CP-SAT over every stage, in a thread of its own."""
+
+    pm: PortfolioModel
+    reporter: Reporter
+    seed: int = 0
+    status: str = "NOT RUN"
+    solutions: int = 0
+    best_score: Score | None = None
+    latest: Solution | None = None
+    """the best solution found so far (replaced, never mutated)"""
+    bound: Score | None = None
+    wall_s: float = 0.0
+    done: threading.Event = field(default_factory=threading.Event)
+    events_after_first: int = 0
+    """solutions and bounds reported after the first solution (see :meth:`stop`)"""
+    _solver: cp_model.CpSolver | None = None
+    _thread: threading.Thread | None = None
+    _stop_wanted: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def optimal(self) -> bool:
+        return self.status == "OPTIMAL"
+
+    def start(self, seconds: float) -> None:
+        self.status = "STOPPING"  # until it returns
+        solver = self._solver = cp_model.CpSolver()
+        p = solver.parameters
+        p.random_seed = self.seed
+        p.num_workers = WORKERS
+        p.interleave_search = True
+        p.max_deterministic_time = max(0.5, seconds)
+        p.max_time_in_seconds = max(0.1, seconds)
+        p.cp_model_probing_level = 0  # probing the presolved model costs more than it saves
+        solver.best_bound_callback = self._on_bound
+        self._thread = threading.Thread(target=self._run, args=(solver,), daemon=True,
+                                        name="straits-cpsat")
+        self._thread.start()
+        threading.Thread(target=self._tick, daemon=True, name="straits-cpsat-stop").start()
+
+    def _on_bound(self, bound: float) -> None:
+        if self.solutions:
+            self.events_after_first += 1
+        try:
+            self.reporter.bounded(self.pm.decode(bound))
+        except BaseException as exc:
+            self.reporter.error = self.reporter.error or exc
+            self.reporter.stop.set()
+
+    def _run(self, solver: cp_model.CpSolver) -> None:
+        watcher = _Watcher(self)
+        try:
+            status = solver.solve(self.pm.model, watcher)
+            self.status = solver.status_name(status)
+            if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+                self.bound = self.pm.decode(solver.best_objective_bound)
+            self.wall_s = solver.wall_time
+        except BaseException as exc:
+            self.reporter.error = self.reporter.error or exc
+            self.status = "ERROR"
+        finally:
+            self.done.set()
+            self.reporter.stop.set() if self.status == "OPTIMAL" else None
+
+    def stop(self) -> None:
+        """Ask the search to stop. The stop is given to CP-SAT only once it has reported
+        something after its first solution: OR-Tools 9.15 aborts the whole process (``Check
+        failed: solution->size() == postsolve_mapping.size()``) when a search is stopped
+        between the solution it builds from the hint and the end of presolve. Until then it
+        goes on, at most to its own time limit; callers do not wait for it (``join`` takes a
+        timeout) and use the best solution reported so far."""
+        self._stop_wanted.set()
+        self._maybe_stop()
+
+    def _maybe_stop(self) -> None:
+        if (self._stop_wanted.is_set() and self.events_after_first > 0
+                and self._solver is not None and not self.done.is_set()):
+            self._solver.stop_search()
+
+    def _tick(self) -> None:
+        while not self.done.wait(0.05):
+            self._maybe_stop()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
