@@ -147,7 +147,8 @@ UsdPerGb = Annotated[float, _range("UsdPerGb", float, 0, 10_000, "egress price, 
 Usd = Annotated[float, _range("Usd", float, 0, 1e15, "a budget, USD", lo_open=True)]
 UsdPerDay = Annotated[float, _range("UsdPerDay", float, 0, 1e12, "a late penalty, USD per day")]
 LeadDays = Annotated[float, _range("LeadDays", float, 0, 3650, "days until bought chips arrive")]
-Days = Annotated[float, _range("Days", float, 0.01, 3650, "a serving period, days")]
+Days = Annotated[float, _range("Days", float, 0.001, 3650,
+                                 "a serving period, days (0.001 is 86 s)")]
 HorizonDays = Annotated[float, _range("HorizonDays", float, 1, 3650,
                                       "how far ahead plans are scheduled, days")]
 Years = Annotated[float, _range("Years", float, 0.1, 50, "an amortization period, years")]
