@@ -217,3 +217,13 @@ def test_sweep_killed_mid_run_resumes_to_the_same_table(tmp_path: Path) -> None:
     p = straits(*args, "--out", str(out))
     assert p.returncode == 0, p.stderr
     assert _table(out) == _table(clean)
+
+
+def test_sweep_through_the_cli_with_its_progress_bar(tmp_path: Path) -> None:
+    """The progress bar draws on the CLI's lazily made console (a defect once: the console
+    proxy was not a context manager, and every sweep not run --quiet ended in a traceback)."""
+    p = straits("market", "sweep", "--runs", "2", "--firms", "5", "--backend", "inline",
+                "--out", str(tmp_path / "s"))
+    assert p.returncode == 0, p.stderr
+    assert "Traceback" not in p.stderr
+    assert (tmp_path / "s" / "runs.parquet").exists()
