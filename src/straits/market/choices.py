@@ -1,9 +1,11 @@
 """The three choices a firm makes each month, vectorised over the firms of a type.
 
-1. **Use what it owns** (:func:`use_own`): each kind of work, the kinds with the fewest lawful
-   places abroad first (what may not leave is placed at home before what may), takes the chips it
-   is relatively best at (efficiency for the kind over the chip's efficiency summed over kinds),
-   as far as the rules allow that use that month.
+1. **Use what it owns** (:func:`use_own`): the kinds with the fewest lawful places abroad are
+   placed first (what may not leave is placed at home before what may); kinds equally free to
+   leave are placed together, each (kind, chip) pair in order of comparative advantage (the
+   chip's efficiency for the kind over its efficiency summed over kinds), so a chip goes to the
+   work it is relatively best at rather than to whichever kind happens to come first; every use
+   as far as the rules allow it that month.
 2. **Rent abroad** (:func:`clear_rentals`): what is left, times the firm's readiness, is offered
    to the lawful pools whose price per h100e-hour is within what the work is worth, split by a
    logit on that price; each pool serves at most its chip-hours (pro rata when short), and what a
@@ -23,26 +25,29 @@ import numpy as np
 
 
 def use_own(need: np.ndarray, cap: np.ndarray, eff: np.ndarray, access: np.ndarray,
-            kind_order: list[int]) -> np.ndarray:
+            tiers: list[list[int]]) -> np.ndarray:
     """Chip-hours of owned chips used, ``used[f, k, c]``.
 
     ``need[f, k]`` work (h100e-hours, reduced in place), ``cap[f, c]`` chip-hours (reduced in
     place), ``eff[k, c]`` h100e per chip-hour, ``access[k, c]`` lawful share of using chip c for
-    kind k that month.
+    kind k that month. ``tiers``: groups of kinds, placed group after group; inside a group the
+    (kind, chip) pairs take chips in order of the chip's comparative advantage for the kind
+    (``eff[k, c] / sum_k' eff[k', c]``), then absolute efficiency, then index.
     """
     n_f, n_k = need.shape
     n_c = cap.shape[1]
     used = np.zeros((n_f, n_k, n_c))
     total = eff.sum(axis=0)
     rel = np.divide(eff, total, out=np.zeros_like(eff), where=total > 0)
-    for k in kind_order:
-        order = sorted(range(n_c), key=lambda c: (-float(rel[k, c]), -float(eff[k, c]), c))
-        for c in order:
+    for tier in tiers:
+        pairs = sorted(((k, c) for k in tier for c in range(n_c)),
+                       key=lambda kc: (-float(rel[kc]), -float(eff[kc]), kc))
+        for k, c in pairs:
             if eff[k, c] <= 0 or access[k, c] <= 0:
                 continue
             usable = cap[:, c] * access[k, c]
             take = np.minimum(usable, need[:, k] / eff[k, c])
-            used[:, k, c] = take
+            used[:, k, c] += take
             cap[:, c] -= take
             need[:, k] -= take * eff[k, c]
     np.maximum(need, 0.0, out=need)

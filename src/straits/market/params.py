@@ -137,6 +137,10 @@ class HomeChip(Strict):
     lead_months: Param
     supply_per_month: Series
     """Units per month on offer to the home market (all buyers together)."""
+    ships_from: Country | None = None
+    """Where the chips ship from to the home market, as the rules read it (the 2026
+    case-by-case band covers exports from the United States only). Absent: not declared,
+    which the rules read as a re-export (conservative)."""
 
 
 class Prices(Strict):

@@ -10,7 +10,11 @@ For each chip the firm could buy, with lead time L:
   or what the work is worth when no rental is lawful;
 * the share bought is a logit on (alternative - cost) / cost, split over the chips the rules let
   the firm buy (a logit on their cost), times each chip's access share (days lawful, licences
-  obtained), cut pro rata to the month's supply.
+  obtained), cut pro rata to the month's supply;
+* what a chip's supply could not fill is offered once more, as work, to the other chips the
+  firm may buy that still have supply that month (the same logit on their cost, their access
+  share), cut pro rata to what is left: a firm turned away by one chip buys the next (as
+  rentals turned away by full pools go to pools with room).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ def orders(s: Setup, step: int, t: int, own: np.ndarray, arrivals: np.ndarray,
     """Place this month's orders (added to ``arrivals``); returns units ordered per chip."""
     m, f = s.m, s.firms
     chips = [h.chip for h in m.home_chips]
+    ships_from = [h.ships_from for h in m.home_chips]
     n_j = len(chips)
     ring = arrivals.shape[0]
     n_f = f.n
@@ -61,6 +66,10 @@ def orders(s: Setup, step: int, t: int, own: np.ndarray, arrivals: np.ndarray,
                          where=e_mix > 0) * premium
     supply = np.array([series_at(h.supply_per_month, t) for h in m.home_chips])
     desired = np.zeros((n_f, n_j))
+    # h100e-hours a unit of each chip delivers in the month it arrives
+    per_unit = hours_at * avail * e_mix
+    # per firm type: the access share of each chip it may buy this month
+    usable: dict[int, np.ndarray] = {}
     for ti, idx in enumerate(type_members):
         ft = f.types[ti]
         if ft.hq != m.home or idx.size == 0 or not shortfall[idx].any():
@@ -84,15 +93,41 @@ def orders(s: Setup, step: int, t: int, own: np.ndarray, arrivals: np.ndarray,
             if ok[j] and want[j] > 0:
                 access[j] = s.rulebook.verdict(Question(
                     s.actors[ti], "procure", m.home, ft.hq, chip, None,
-                    max(1, round(want[j]))), month).share
+                    max(1, round(want[j])), ships_from[j]), month).share
+        usable[ti] = np.where(ok, access, 0.0)
         pick = logit_split(buy_cost, ok & (access > 0), sharp)
         for j in range(n_j):
             if pick[j] > 0:
                 desired[idx, j] = (shortfall[idx, j] * share[j] * pick[j] * access[j]
-                                   / (hours_at[j] * avail * e_mix[j]))
+                                   / per_unit[j])
     got = ration(desired, supply)
+    got += _second_round(desired, got, supply, per_unit, buy_cost, usable, type_members,
+                         sharp)
     out: dict[str, float] = {}
     for j, c in enumerate(buy_idx):
         arrivals[(step + int(buy_lead[j])) % ring, :, c] += got[:, j]
         out[chips[j]] = float(got[:, j].sum())
     return out
+
+
+def _second_round(desired: np.ndarray, got: np.ndarray, supply: np.ndarray,
+                  per_unit: np.ndarray, buy_cost: np.ndarray, usable: dict[int, np.ndarray],
+                  type_members: list[np.ndarray], sharp: float) -> np.ndarray:
+    """Units bought in the second round: each firm's work that rationing left unbought
+    (h100e-hours), split by the logit on cost over the chips its type may buy that have supply
+    left, times their access share, cut pro rata to that supply. (The rules were asked with
+    the type's whole shortfall bought as each chip, which bounds both rounds' orders.)"""
+    extra = np.zeros_like(desired)
+    spare = np.maximum(supply - got.sum(axis=0), 0.0)
+    unfilled = ((desired - got) * np.where(per_unit > 0, per_unit, 0.0)).sum(axis=1)
+    if not (spare > 1e-9).any() or not (unfilled > 1e-9).any():
+        return extra
+    for ti, access in usable.items():
+        idx = type_members[ti]
+        room = (access > 0) & (spare > 1e-9) & (per_unit > 0)
+        if not room.any():
+            continue
+        pick = logit_split(buy_cost, room, sharp)
+        for j in np.flatnonzero(pick > 0):
+            extra[idx, j] = unfilled[idx] * pick[j] * access[j] / per_unit[j]
+    return ration(extra, spare)

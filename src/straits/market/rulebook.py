@@ -59,6 +59,9 @@ class Question:
     chip: str
     data: DataFacts | None = None
     quantity: int = 0
+    ships_from: str | None = None
+    """where a procured chip ships from (the 2026 case-by-case band covers exports from the
+    United States only); None: not declared, read by the rules as not from there"""
 
     @cached_property
     def ident(self) -> tuple[Hashable, ...]:
@@ -70,7 +73,7 @@ class Question:
                                        d.prior_sensitive_since_last_year)
         a = self.actor
         return (a.hq, a.authorizations, a.ciio, self.action, self.country, self.operator_hq,
-                self.chip, data, self.quantity)
+                self.chip, data, self.ships_from, self.quantity)
 
 
 @dataclass(frozen=True)
@@ -212,7 +215,7 @@ class Rulebook:
         fields: dict[str, Any] = {
             "date": day, "regime": self.regime, "action": q.action, "tenant": q.actor.tenant,
             "site": SiteFacts(country=q.country, operator_hq=q.operator_hq), "chip": q.chip,
-            "data": q.data, "quantity": q.quantity}
+            "data": q.data, "quantity": q.quantity, "ships_from": q.ships_from}
         return CheckRequest(**fields)
 
     def events(self, start: dt.date, end: dt.date) -> list[RuleEvent]:

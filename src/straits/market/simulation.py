@@ -166,6 +166,13 @@ def _questions(s: Setup) -> tuple[list[Question], list[tuple[str, int, int, int]
     return qs, slots
 
 
+def _tiers(a_off: np.ndarray) -> list[list[int]]:
+    """Kinds grouped by their best offshore access share (``a_off[k, p]``), least first: what
+    may not leave is placed on own chips before what may; kinds equally free share a group."""
+    best = [round(float(a_off[k].max()), 9) for k in range(a_off.shape[0])]
+    return [[k for k in range(len(best)) if best[k] == level] for level in sorted(set(best))]
+
+
 def _mix(m: Market, t: float) -> np.ndarray:
     a = np.array([m.demand.mix_start[k].mid for k in KINDS])
     b = np.array([m.demand.mix_end[k].mid for k in KINDS])
@@ -242,9 +249,8 @@ def _run(s: Setup, seed: int) -> MarketResult:
         for ti, idx in enumerate(type_members):
             if f.types[ti].hq != m.home or idx.size == 0:
                 continue
-            order = sorted(range(n_k), key=lambda k: (float(a_off[ti, k].max()), k))
             sub_need, sub_cap = need[idx], cap[idx]
-            used_own[idx] = use_own(sub_need, sub_cap, s.eff, a_home[ti], order)
+            used_own[idx] = use_own(sub_need, sub_cap, s.eff, a_home[ti], _tiers(a_off[ti]))
             need[idx], cap[idx] = sub_need, sub_cap
         # --- rentals ----------------------------------------------------------------------------
         offers: list[Offer] = []
