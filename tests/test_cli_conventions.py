@@ -58,9 +58,12 @@ def test_version() -> None:
 
 
 def test_completion_script_and_install(tmp_path: Path) -> None:
-    p = run("--show-completion", "bash", env={"HOME": str(tmp_path)})
+    # the shell named, not detected from the parent processes (a test run under nohup or a
+    # CI runner may have no shell above it); Typer's own switch for that
+    env = {"HOME": str(tmp_path), "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+    p = run("--show-completion", "bash", env=env)
     assert p.returncode == 0 and "_STRAITS_COMPLETE" in p.stdout
-    i = run("--install-completion", "bash", env={"HOME": str(tmp_path)})
+    i = run("--install-completion", "bash", env=env)
     assert i.returncode == 0, i.stderr
     assert "straits" in (tmp_path / ".bashrc").read_text()
     # the completion itself: the commands for `straits pl<TAB>`
@@ -82,12 +85,15 @@ def test_cli_choices_match_the_models() -> None:
 
 
 def test_help_imports_no_solver_database_or_rules() -> None:
-    """What `straits --help` and `straits check` load (benchmarks/startup.py times it)."""
+    """What `straits --help` and `straits check` load (benchmarks/startup.py times it). The
+    planner's registry and deadline are light (they list the solvers for --help); its solvers,
+    candidates and greedy planner are not."""
     probe = ("import sys, runpy; sys.argv = {argv!r}\n"
              "try:\n    runpy.run_module('straits', run_name='__main__')\n"
              "except SystemExit:\n    pass\n"
              "heavy = ('ortools', 'numpy', 'pandas', 'sqlalchemy', 'cedarpy', 'fastapi', "
-             "'httpx', 'straits.plan', 'straits.store')\n"
+             "'httpx', 'straits.plan.solvers', 'straits.plan.candidates', "
+             "'straits.plan.greedy', 'straits.store')\n"
              "print(sorted({{m.split('.')[0] if not m.startswith('straits') else "
              "'.'.join(m.split('.')[:2]) for m in sys.modules if m.startswith(heavy)}}))")
     def loaded(argv: list[str], stdin: str | None = None) -> list[str]:

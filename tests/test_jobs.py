@@ -415,12 +415,13 @@ def test_stopping_a_worker_gives_its_job_back(store: Store, sc: Scenario) -> Non
 
 
 def test_progress_callbacks_never_raise() -> None:
+    from straits.plan.cpsat_model import Score
     from straits.plan.optimizer import SearchState
 
     job = jobs._Running(queue.Claim("p", "w", 1, "t", {}, {}, True), "cost", deadline=0.0)
-    broken = SearchState(1.0, (0, float("nan")), None)
+    broken = SearchState(1.0, ("x", float("nan")), None)  # type: ignore[arg-type]
     assert job.on_progress(broken) is False  # an odd state is survived
     job.stop.set()
     assert job.on_progress(SearchState(1.0, None, None)) is True
-    assert jobs.progress_json(SearchState(2.0, (1, 5.0), (0, 4.0)), "cost")["best"] == \
-        {"unplaced": 1, "score": 5.0}
+    assert jobs.progress_json(SearchState(2.0, Score(1, 5.0), Score(0, 4.0)), "cost")["best"] \
+        == {"unplaced": 1, "score": 5.0}

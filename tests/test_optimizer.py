@@ -523,7 +523,9 @@ def test_a_portfolio_with_no_lawful_option_is_infeasible_not_an_error() -> None:
 def _tight_chain(slack_hours: float) -> Scenario:
     """A pre-training run, then a serving stage after it, due with ``slack_hours`` to spare
     after the greedy plan's exact end."""
-    base = scenario(tokens=tokens_for(0.6))
+    # half a minute past a whole minute, so both stages' durations round up in the model's
+    # ticks (a pre-training run of a whole number of minutes leaves the chain 18 s to spare)
+    base = scenario(tokens=tokens_for(0.6 + 0.5 / 1440))
     first = make_plan(base, solver="greedy")
     (a,) = first.assignments
     doc = base.model_dump(mode="json", exclude_none=True)
