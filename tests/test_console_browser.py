@@ -150,6 +150,8 @@ def test_submit_watch_open_gantt_compare_and_download(
         page.wait_for_selector(f"{chart} .main-svg")
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(shots / "console-plan.png"))
+    # a section's picture without the sticky contents bar drawn over its heading
+    page.add_style_tag(content="nav.toc { position: static; }")
     page.locator("#schedule").screenshot(path=str(shots / "console-gantt.png"))
     page.locator("#why-not").screenshot(path=str(shots / "console-why-not.png"))
     page.goto(server.url + "/ui/")

@@ -246,6 +246,21 @@ def _export_ci(tmp_path: Path, rules: RuleSet, runs: list[str], *,
     return out, inp
 
 
+def _tokens_for_minutes(doc: dict[str, Any], minutes: float) -> float:
+    """Pre-training tokens of the CI workload that need ``minutes`` with the exporter's margin
+    on the fixture's 4 H100s (hours are proportional to tokens): the test states a duration,
+    so it holds whatever the estimator's calibration."""
+    from straits.catalog import get_chip
+    from straits.estimate import estimate_training
+    from straits.export.slurm import TIME_MARGIN
+    from straits.model.scenario import ModelSpec
+
+    w = doc["workloads"][0]
+    hours = estimate_training(ModelSpec(**w["model"]), 1e8, get_chip("H100-SXM"),
+                              w["stages"][0]["chips"]).hours
+    return 1e8 * minutes / (60.0 * TIME_MARGIN * hours)
+
+
 def _submit(out: Path, env: dict[str, str]) -> list[str]:
     p = subprocess.run(["bash", str(out / "slurm" / "straits-ci" / "submit.sh")], env=env,
                        capture_output=True, text=True, timeout=60)
@@ -340,15 +355,15 @@ CHECKPOINTING = (
 @pytest.mark.slow
 def test_a_stage_longer_than_max_time_resumes_from_its_checkpoint(
         rules: RuleSet, tmp_path: Path) -> None:
-    """MaxTime 2 minutes and a pretrain planned for ~2.3: two chained jobs. Slurm signals the
-    first before its limit, the command saves a checkpoint and exits 0, the second resumes
-    from it, and only then do the later stages run."""
+    """MaxTime 2 minutes and a pretrain that needs 3 with its margin: two chained jobs. Slurm
+    signals the first before its limit, the command saves a checkpoint and exits 0, the second
+    resumes from it, and only then do the later stages run."""
     env = {**_slurm_env(), "STRAITS_CI_CHECKPOINTS": str(tmp_path / "ckpt")}
     log = tmp_path / "stages.log"
 
     def longer(doc: dict[str, Any]) -> None:
         doc["sites"][0]["targets"]["slurm"]["max_time"] = "2"
-        doc["datasets"][0]["tokens"] = 3e8
+        doc["datasets"][0]["tokens"] = _tokens_for_minutes(doc, 3.0)
 
     out, inp = _export_ci(tmp_path, rules, [CHECKPOINTING.format(log=log), _log("sft", log),
                                             _log("serve", log)], change=longer)

@@ -227,3 +227,11 @@ def test_sweep_through_the_cli_with_its_progress_bar(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     assert "Traceback" not in p.stderr
     assert (tmp_path / "s" / "runs.parquet").exists()
+
+
+def test_sweep_on_a_ray_cluster_it_cannot_join_is_a_clear_error(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    p = straits("market", "sweep", "--runs", "2", "--firms", "5", "--backend", "ray",
+                "--ray-address", "ray://127.0.0.1:1", "--out", str(tmp_path / "s"))
+    assert p.returncode == 2, p.stderr
+    assert "Traceback" not in p.stderr and "--ray-address" in p.stderr

@@ -196,6 +196,16 @@ def _read_export(path: Path) -> list[Entry]:
             doc = json.loads(line)
             if not isinstance(doc, dict):
                 raise TypeError("not a JSON object")
+            if "hash" not in doc and "receipt" in doc:
+                # what a tenant sees (through --server): its own entries, numbered 1, 2, 3,
+                # without the log's hashes; reporting them as "altered" would be a false alarm
+                raise InputError(
+                    "a tenant's view of the ledger, not a log export: it has no hashes to "
+                    "verify", source=label, path=f"line {i}",
+                    expected="an operator's export (`straits ledger export` on the database "
+                             "or with an admin token); a tenant verifies its entries' receipts: "
+                             "`straits ledger receipt N -o r.json`, then `straits ledger "
+                             "verify-receipt r.json --pubkey KEY.pub`")
             out.append(Entry.from_json(doc))
         except (KeyError, TypeError, ValueError, RecursionError) as exc:
             raise InputError(f"not a ledger entry: {exc}", source=label,
@@ -301,7 +311,18 @@ def export(
         if state.server_url:
             from straits.cli.remote import client
 
-            rows = [Entry.from_json(dict(d)) for d in client().ledger_entries(tenant=tenant)]
+            docs = list(client().ledger_entries(tenant=tenant))  # pages, read once
+            if any("hash" not in d for d in docs):
+                # a tenant's view: written as the server gave it (the entries' contents, the
+                # tenant's numbers, links to receipts), not as a log that verifies on its own
+                lines = [json.dumps(dict(d), ensure_ascii=False, sort_keys=True) for d in docs]
+                written = write_output(output, "".join(line + "\n" for line in lines),
+                                       default_name="ledger.jsonl")
+                if written is not None:
+                    note(f"wrote {len(lines):,} entries to {written} (a tenant's view: verify "
+                         "their receipts, `straits ledger receipt N`, not the file)")
+                return
+            rows = [Entry.from_json(dict(d)) for d in docs]
         else:
             from straits.store import ledger
 

@@ -95,8 +95,12 @@ def pool_figure(pool: PoolView, colours: dict[str, str]) -> Figure:
                      "showlegend": False,
                      "hovertemplate": "bought chips in use %{y}<extra></extra>"})
     more = len(pool.tasks) - len(shown)
-    title = (f"{pool.key} ({pool.country}): {len(pool.tasks)} stages, peak {pool.peak:,} of "
-             f"{pool.count:,} chips, {pool.utilisation:.0%} used"
+    n = len(pool.tasks)
+    used = pool.utilisation
+    # a pool used a little is not "0% used"
+    used_text = f"{used:.0%}" if used == 0 or used >= 0.005 else "<1%"
+    title = (f"{pool.key} ({pool.country}): {n} stage{'' if n == 1 else 's'}, peak "
+             f"{pool.peak:,} of {pool.count:,} chips, {used_text} used"
              + (f"; first {len(shown)} stages drawn" if more > 0 else ""))
     lanes_n = max(lanes, default=0) + 1
     return {"data": data, "layout": {

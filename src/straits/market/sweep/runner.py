@@ -102,7 +102,17 @@ def on_ray(raw: dict[str, Any], label: str, jobs: list[Job], regime: str | None,
     started = False
     if not ray.is_initialized():
         if address:
-            ray.init(address=address, log_to_driver=False, configure_logging=False)
+            try:
+                ray.init(address=address, log_to_driver=False, configure_logging=False)
+            except (ValueError, ConnectionError, RuntimeError, TimeoutError) as e:
+                # an unreachable cluster, a malformed address, Ray Client not installed
+                from straits.errors import InputError
+
+                raise InputError(f"cannot join the Ray cluster at {address!r}: {e}",
+                                 path="--ray-address",
+                                 expected="the address of a running Ray cluster "
+                                          "(ray://HOST:10001 needs `pip install 'ray[client]'`)"
+                                 ) from None
         else:
             ray.init(num_cpus=workers, object_store_memory=RAY_OBJECT_STORE_BYTES,
                      include_dashboard=False, log_to_driver=False, configure_logging=False)
