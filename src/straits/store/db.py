@@ -7,13 +7,21 @@ database's write lock before the ledger's head is read. On PostgreSQL the same t
 takes a transaction-scoped advisory lock. Either way appends are serialized across processes,
 so the chain never forks. :meth:`Store.transaction` retries a transaction that lost a race for
 a lock.
+
+An in-memory URL (``sqlite://``, ``sqlite:///:memory:``) is a database that lives as long as the
+store: it is a temporary file, removed by :meth:`Store.close` (or at exit). SQLite's own
+in-memory database is one connection, which the server's threads cannot share (concurrent
+use corrupted its state and crashed the process).
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import random
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +33,6 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import StaticPool
 
 from straits.errors import InputError, StoreError
 
@@ -45,7 +52,7 @@ def database_url(url: str | None = None) -> str:
     return url or os.environ.get(ENV) or DEFAULT_URL
 
 
-def _sqlite_setup(engine: Engine) -> None:
+def _sqlite_setup(engine: Engine, *, durable: bool = True) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_con: Any, _record: Any) -> None:
         dbapi_con.isolation_level = None  # SQLAlchemy emits BEGIN itself, below
@@ -53,7 +60,8 @@ def _sqlite_setup(engine: Engine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA synchronous=FULL")
+        # a throwaway database (an in-memory URL) need not survive a power cut
+        cur.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=OFF")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -67,16 +75,20 @@ class Store:
 
     def __init__(self, url: str | None = None, *, migrate: bool = True) -> None:
         self.url = database_url(url)
+        self._tmpdir: str | None = None
         try:
             parsed = make_url(self.url)
             if parsed.get_backend_name() == "sqlite":
-                if parsed.database in (None, "", ":memory:"):  # one shared in-memory database
-                    self.engine = create_engine(
-                        self.url, poolclass=StaticPool,
-                        connect_args={"timeout": 30, "check_same_thread": False})
-                else:
-                    self.engine = create_engine(self.url, connect_args={"timeout": 30})
-                _sqlite_setup(self.engine)
+                ephemeral = parsed.database in (None, "", ":memory:")
+                target = self.url
+                if ephemeral:  # a temporary file: connections per thread, as for any file
+                    self._tmpdir = tempfile.mkdtemp(prefix="straits-memory-")
+                    atexit.register(shutil.rmtree, self._tmpdir, True)
+                    target = parsed.set(
+                        database=os.path.join(self._tmpdir, "straits.db")).render_as_string(
+                            hide_password=False)
+                self.engine = create_engine(target, connect_args={"timeout": 30})
+                _sqlite_setup(self.engine, durable=not ephemeral)
             else:
                 self.engine = create_engine(self.url, pool_pre_ping=True)
         except (ArgumentError, NoSuchModuleError, ValueError) as exc:
@@ -208,6 +220,8 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._tmpdir is not None:  # an in-memory URL's database ends with its store
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
 
 
 def _safe(url: str) -> str:
