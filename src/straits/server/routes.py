@@ -232,8 +232,9 @@ def plan_document(store: Any, row: PlanRow, *, tenant_view: bool = False) -> dic
     (``plandoc.from_store``, ``records.find_plan``); an unrecorded one (``record=false``) as
     stored, with nothing to prove it."""
     from straits.plandoc import from_store, make_document
-    from straits.store.records import load_scenario_row
+    from straits.store.records import load_scenario_row, refuse_detached
 
+    refuse_detached(row)
     if row.ledger_seq is None:
         return make_document(json.loads(row.result or "{}"),
                              load_scenario_row(store, row.scenario_digest),

@@ -215,6 +215,16 @@ def _check_rows(s: Session) -> None:
         problem = plan_row_problem(plan, Entry.from_row(row))
         if problem:
             raise _Broken(row.seq, problem)
+    # and the other way: every plan entry has the plan row that points to it (a row deleted,
+    # or detached by clearing its ledger_seq, would otherwise pass as a plan never recorded)
+    q1 = (select(LedgerRow.seq, LedgerRow.body)
+          .outerjoin(PlanRow, PlanRow.ledger_seq == LedgerRow.seq)
+          .where(LedgerRow.kind == "plan", PlanRow.id.is_(None)).order_by(LedgerRow.seq))
+    for seq, body in s.execute(q1).yield_per(500):
+        plan_id = (json.loads(body).get("result") or {}).get("plan_id")
+        raise _Broken(seq, f"ledger entry {seq} records plan {plan_id}, but no plan row points "
+                           "to it: the plan was deleted or detached from its entry (the plans "
+                           "table was altered)")
     q2 = (select(DecisionRow, LedgerRow)
           .outerjoin(LedgerRow, LedgerRow.seq == DecisionRow.ledger_seq)
           .order_by(DecisionRow.ledger_seq))

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from straits.errors import InputError, NotFoundError
+from straits.errors import InputError, LedgerError, NotFoundError
 from straits.model.request import CheckRequest
 from straits.model.scenario import Scenario
 from straits.plan import Plan
@@ -212,6 +212,7 @@ def find_plan(store: Store, ref: str) -> RecordedPlan:
     if rows[0].status != "done" or not rows[0].result:
         raise InputError(f"plan {rows[0].id} is {rows[0].status}, not done", path="PLAN",
                          expected="a finished plan")
+    refuse_detached(rows[0])
     if rows[0].ledger_seq is None:
         raise InputError(f"plan {rows[0].id} was not recorded in the ledger (record=false), so "
                          "nothing proves it", path="PLAN",
@@ -238,10 +239,22 @@ def recorded_plans(store: Store, *, tenant: str | None = None, latest_per_scenar
     return plans
 
 
+def refuse_detached(row: PlanRow) -> None:
+    """A finished plan that was to be recorded is written with its ledger entry, in one
+    transaction: one without an entry number was detached from it (``LedgerError``). (A plan
+    submitted with ``record=false`` has nothing to prove it; `ledger verify` finds a recorded
+    plan whose row was made to look like one.)"""
+    if row.status == "done" and row.record and row.ledger_seq is None:
+        raise LedgerError(f"plan {row.id} was to be recorded but points to no ledger entry: the "
+                          "plans table was altered; refusing to use it (`straits ledger "
+                          "verify` shows all that differs)")
+
+
 def proven_job_json(store: Store, row: PlanRow, *, tenant_view: bool) -> dict[str, Any]:
     """:func:`plan_job_json` for the API, a recorded plan taken from its proven ledger entry
     (``LedgerError`` when the stored copy differs). In a tenant's view ``ledger_seq`` is the
     tenant's own entry number, the one its receipt route takes."""
+    refuse_detached(row)
     job = plan_job_json(row)
     if row.status == "done" and row.ledger_seq is not None:
         from straits.store.proven import prove_plan

@@ -1,0 +1,101 @@
+"""Tampering with the rows beside the log: a plan or decision row detached from its entry
+(its ledger_seq cleared, the row deleted or renamed) is found by `ledger verify`; a plan marked
+for recording but detached from its entry is refused by every read; and migration 0004 marks
+plans finished unrecorded before 0003 as such, so they are not taken for detached ones."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from straits.errors import LedgerError
+from straits.loading import load_scenario
+from straits.plan import Plan, make_plan
+from straits.rules import RuleSet
+from straits.server.routes import plan_document
+from straits.store import Store
+from straits.store.integrity import verify_store
+from straits.store.keys import Keys
+from straits.store.records import find_plan, get_plan, proven_job_json, record_plan
+from test_ledger_log import _moved_clusters, fill, sql
+
+
+@pytest.fixture(scope="module")
+def plan(rules: RuleSet, example_path: Path) -> Plan:
+    return make_plan(load_scenario(example_path), rules=rules, solver="greedy")
+
+
+def _recorded(db_url: str, rules: RuleSet, plan: Plan, example_path: Path) -> tuple[str, int]:
+    store = Store(db_url)
+    fill(store, 2)
+    plan_id, entry = record_plan(store, load_scenario(example_path), plan, rules,
+                                 {"solver": "greedy"}, tenant="hz-cloud", actor="t")
+    fill(store, 2)
+    return plan_id, entry.seq
+
+
+def _detach(u: str, p: str) -> None:
+    _moved_clusters(u, p)
+    sql(u, "UPDATE plans SET ledger_seq=NULL, record=:f WHERE id=:i", i=p, f=False)
+
+
+DETACH: list[tuple[str, Callable[[str, str], None], bool]] = [
+    # what, tamper, whether a read of the row is refused (record=false: nothing proves it, so
+    # only `ledger verify` can tell)
+    ("ledger_seq and record cleared, result altered", _detach, False),
+    ("ledger_seq cleared", lambda u, p: sql(u, "UPDATE plans SET ledger_seq=NULL WHERE id=:i",
+                                            i=p), True),
+    ("row deleted", lambda u, p: sql(u, "DELETE FROM plans WHERE id=:i", i=p), False),
+    ("plan id changed", lambda u, p: sql(u, "UPDATE plans SET id='f00d' WHERE id=:i", i=p),
+     False),
+]
+
+
+@pytest.mark.parametrize(("what", "tamper", "refused"), DETACH, ids=[t[0] for t in DETACH])
+def test_a_plan_detached_from_its_entry_is_found(db_url: str, rules: RuleSet, plan: Plan,
+                                                 example_path: Path, what: str,
+                                                 tamper: Callable[[str, str], None],
+                                                 refused: bool) -> None:
+    plan_id, seq = _recorded(db_url, rules, plan, example_path)
+    assert verify_store(Store(db_url), Keys()).ok
+    tamper(db_url, plan_id)
+    v = verify_store(Store(db_url), Keys())
+    assert not v.ok and v.first_bad == seq, v.problem
+    assert plan_id in (v.problem or "")
+    if refused:
+        store = Store(db_url)
+        row = get_plan(store, plan_id)
+        assert row is not None
+        for read in (lambda: proven_job_json(store, row, tenant_view=True),
+                     lambda: plan_document(store, row), lambda: find_plan(store, plan_id)):
+            with pytest.raises(LedgerError, match=plan_id):
+                read()
+
+
+def test_plans_left_unrecorded_before_0003_stay_readable(tmp_path: Path) -> None:
+    from importlib import resources
+
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    cfg = Config()
+    cfg.set_main_option("script_location",
+                        str(resources.files("straits.store").joinpath("migrations")))
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0003")
+    engine.dispose()
+    sql(url, "INSERT INTO scenarios (digest, name, body, created_at) VALUES "
+             "('d', 'n', '{}', '2026-01-01')")
+    for pid, status, attempts in (("old", "done", 0), ("new", "done", 1), ("q", "queued", 0)):
+        sql(url, "INSERT INTO plans (id, tenant, actor, scenario_digest, options, status, "
+                 "created_at, result, attempts) VALUES (:i, 't', 'a', 'd', '{}', :s, "
+                 "'2026-01-01', '{}', :n)", i=pid, s=status, n=attempts)
+    store = Store(url)  # migrates to the head
+    records = {p: bool(getattr(get_plan(store, p), "record", None)) for p in ("old", "new", "q")}
+    assert records == {"old": False, "new": True, "q": True}
