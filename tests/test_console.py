@@ -246,3 +246,22 @@ def test_rules_page_lists_citations(console: tuple[object, Store]) -> None:
     before = b.client.get("/ui/rules", params={"date": "2025-04-08"})
     assert 'data-rule="us-ear-2025-h20"' not in before.text
     assert b.client.get("/ui/rules", params={"date": "9999-99-99"}).status_code in (400, 422)
+
+
+def test_a_tenant_sees_its_own_entry_numbers_in_the_plan_list(console: tuple[object, Store],
+                                                              demo_text: str) -> None:
+    from straits.store import ledger
+
+    app, store = console
+    for i in range(4):  # another tenant's entries come first: global numbers 1 to 4
+        ledger.record(store, tenant="other-co", actor="t", kind="check", body={"i": i})
+    b = Browser(app, store)
+    b.sign_in(create_token(store, "hz-cloud", "planner")[0])
+    plan_id = b.submit(demo_text)
+    b.wait(plan_id)
+    numbers = {path: re.findall(r"<td>#(\d+)</td>", b.client.get(path).text)
+               for path in ("/ui/", "/ui/plans/rows")}
+    assert numbers == {"/ui/": ["1"], "/ui/plans/rows": ["1"]}  # not 5, the global number
+    admin = Browser(app, store)
+    admin.sign_in(create_token(store, "ops", "admin")[0])
+    assert re.findall(r"<td>#(\d+)</td>", admin.client.get("/ui/").text) == ["5"]

@@ -19,7 +19,7 @@ from straits.report import plan_context
 from straits.report.view import Recorded, build_view
 from straits.rules.engine import RuleSet
 from straits.store.db import Store
-from straits.store.tables import PlanRow, ScenarioRow
+from straits.store.tables import LedgerRow, PlanRow, ScenarioRow
 from straits.store.tokens import Principal
 
 STATUS_ICON = {"queued": "\u23f3", "running": "\u25b6", "done": "\u2713", "failed": "\u2717",
@@ -58,32 +58,36 @@ def _summary(result: str | None) -> str | None:
     return text + (f", {unplaced} unplaced" if unplaced else "")
 
 
-def _job(row: PlanRow, name: str | None) -> Job:
+def _job(row: PlanRow, name: str | None, seq: int | None) -> Job:
     return Job(id=row.id, tenant=row.tenant, scenario=name, status=row.status,
                progress=json.loads(row.progress) if row.progress else None, error=row.error,
-               created_at=_iso(row.created_at), ledger_seq=row.ledger_seq,
+               created_at=_iso(row.created_at), ledger_seq=seq,
                summary=_summary(row.result) if row.status == "done" else None)
+
+
+def _jobs_query(who: Principal) -> Any:
+    """Plans with their scenario's name and their entry number as ``who`` may see it: a
+    tenant's own number (``tenant_seq``), never the global one, which only admins see."""
+    seq = LedgerRow.seq if who.is_admin else LedgerRow.tenant_seq
+    return (select(PlanRow, ScenarioRow.name, seq)
+            .join(ScenarioRow, ScenarioRow.digest == PlanRow.scenario_digest, isouter=True)
+            .join(LedgerRow, LedgerRow.seq == PlanRow.ledger_seq, isouter=True))
 
 
 def jobs(store: Store, who: Principal, limit: int = 100) -> list[Job]:
     with store.session() as s:
-        q = (select(PlanRow, ScenarioRow.name)
-             .join(ScenarioRow, ScenarioRow.digest == PlanRow.scenario_digest, isouter=True)
-             .order_by(PlanRow.created_at.desc(), PlanRow.id).limit(limit))
+        q = _jobs_query(who).order_by(PlanRow.created_at.desc(), PlanRow.id).limit(limit)
         if not who.is_admin:
             q = q.where(PlanRow.tenant == who.tenant)
-        return [_job(row, name) for row, name in s.execute(q).all()]
+        return [_job(row, name, seq) for row, name, seq in s.execute(q).all()]
 
 
 def job(store: Store, who: Principal, plan_id: str) -> Job:
     with store.session() as s:
-        found = s.execute(
-            select(PlanRow, ScenarioRow.name)
-            .join(ScenarioRow, ScenarioRow.digest == PlanRow.scenario_digest, isouter=True)
-            .where(PlanRow.id == plan_id)).first()
+        found = s.execute(_jobs_query(who).where(PlanRow.id == plan_id)).first()
     if found is None or not (who.is_admin or found[0].tenant == who.tenant):
         raise NotFoundError(f"no plan {plan_id!r}")
-    return _job(found[0], found[1])
+    return _job(found[0], found[1], found[2])
 
 
 def recorded_plan(store: Store, who: Principal, plan_id: str) -> tuple[Scenario, dict[str, Any],
