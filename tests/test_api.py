@@ -18,6 +18,7 @@ from straits.server import create_app
 from straits.server.settings import Settings
 from straits.store import Store, ledger
 from straits.store.audit import refusals
+from straits.store.tables import PlanRow, ScenarioRow
 from straits.store.tokens import create_token, revoke_token
 from test_cli import straits
 from test_rules_engine import DESIGN_REQUEST
@@ -258,3 +259,37 @@ def test_a_failing_plan_reports_failed_not_500(api: Api, example_path: Path) -> 
     assert r.status_code == 400 and r.json()["path"] == "sites"
     r = api.client.post("/v1/plans", params={"time_limit": 999}, json=doc, headers=h)
     assert r.status_code == 400 and "time_limit" in r.json()["error"]
+
+
+# a plan id prefix is resolved among the caller's tenant's plans only, so another tenant's plans
+# never change the answer (a 400 'matches several plans' told a tenant how many plans others
+# have, and where their ids lie)
+def _bare_plans(api: Api, *rows: tuple[str, str]) -> None:
+    with api.store.write(ledger=False) as s:
+        s.add(ScenarioRow(digest="d" * 64, name="s", body="{}"))
+        s.flush()
+        for plan_id, tenant in rows:
+            s.add(PlanRow(id=plan_id, tenant=tenant, actor="t", scenario_digest="d" * 64,
+                          options="{}", status="queued", record=False))
+
+
+@pytest.mark.parametrize(("ref", "caller", "status", "found"), [
+    ("abcd", "rival", 404, None),          # two of hz-cloud's plans share it: still "no plan"
+    ("abcd", "hz-cloud", 400, None),        # its own two: ambiguous, as before
+    ("beef", "rival", 200, "beef0002"),     # its own one, beside another tenant's
+    ("beef", "hz-cloud", 200, "beef0001"),
+    ("beef0002", "hz-cloud", 404, None),    # a whole id of another tenant's
+    ("beef", "ops", 400, None),             # an admin sees every tenant's: ambiguous
+])
+def test_a_plan_prefix_is_resolved_among_the_callers_plans(api: Api, ref: str, caller: str,
+                                                           status: int,
+                                                           found: str | None) -> None:
+    _bare_plans(api, ("abcd0001", "hz-cloud"), ("abcd0002", "hz-cloud"), ("beef0001", "hz-cloud"),
+           ("beef0002", "rival"))
+    role = "admin" if caller == "ops" else "viewer"
+    r = api.client.get(f"/v1/plans/{ref}", headers=api.auth(caller, role))
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith(
+        "application/json" if status == 200 else "application/problem+json")
+    if found is not None:
+        assert r.json()["id"] == found

@@ -95,15 +95,19 @@ def list_plans(store: Store, f: PlanFilter, limit: int, cursor: str | None
     return items, next_cursor
 
 
-def plan_row(store: Store, ref: str) -> PlanRow | None:
+def plan_row(store: Store, ref: str, tenant: str | None = None) -> PlanRow | None:
     """The plan whose id is ``ref``, or the one whose id starts with it (4 characters or
-    more, as the CLI takes them); a prefix two plans share is a 400."""
+    more, as the CLI takes them); a prefix two plans share is a 400. With ``tenant``, a
+    prefix is resolved among that tenant's plans only: other tenants' plans never change the
+    answer (a 400 would tell a tenant that others have plans, and where their ids lie)."""
     with store.session() as s:
         row = s.get(PlanRow, ref)
         if row is not None or len(ref) < 4:
             return row
-        rows = list(s.scalars(select(PlanRow).where(PlanRow.id.startswith(ref, autoescape=True))
-                              .limit(2)))
+        q = select(PlanRow).where(PlanRow.id.startswith(ref, autoescape=True))
+        if tenant is not None:
+            q = q.where(PlanRow.tenant == tenant)
+        rows = list(s.scalars(q.limit(2)))
     if len(rows) > 1:
         raise RequestError(f"plan id prefix {ref!r} matches several plans", path="plan_id",
                            expected="a longer prefix")

@@ -154,7 +154,7 @@ async def submit_plan(
 
 def _own_plan(request: Request, who: Principal, plan_id: str) -> PlanRow:
     """The plan ``plan_id`` (or a unique prefix of its id) if it is the caller's tenant's."""
-    row = plan_row(request.app.state.store, plan_id)
+    row = plan_row(request.app.state.store, plan_id, None if who.is_admin else who.tenant)
     if row is not None and (who.is_admin or row.tenant == who.tenant):
         return row
     if row is not None:  # another tenant's: the same answer as a missing plan, but logged

@@ -35,17 +35,19 @@ def _plan(request: Request, who: Principal, ref: str
           ) -> tuple[Scenario, dict[str, Any]] | None:
     """The recorded plan ``ref`` if the caller's tenant may see it (finished plans never
     change, so they are cached)."""
-    cache: dict[str, tuple[str, Scenario, dict[str, Any]]] = request.app.state.admission_plans
+    cache: dict[tuple[str | None, str], tuple[str, Scenario, dict[str, Any]]] = \
+        request.app.state.admission_plans
+    scope = None if who.is_admin else who.tenant  # a prefix among the caller's plans only
     with _cache_lock:
-        hit = cache.get(ref)
+        hit = cache.get((scope, ref))
     if hit is None:
         try:
-            rec = find_plan(request.app.state.store, ref)
+            rec = find_plan(request.app.state.store, ref, tenant=scope)
         except (NotFoundError, InputError):
             return None
         hit = (rec.tenant, rec.scenario, rec.plan)
         with _cache_lock:
-            cache[ref] = hit
+            cache[(scope, ref)] = hit
     tenant, sc, plan = hit
     if not (who.is_admin or tenant == who.tenant):
         refuse(request, 404, f"plan {ref} belongs to another tenant", who)

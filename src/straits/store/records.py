@@ -193,16 +193,22 @@ def _recorded(store: Store, row: PlanRow) -> RecordedPlan:
                         row.created_at)
 
 
-def find_plan(store: Store, ref: str) -> RecordedPlan:
+def find_plan(store: Store, ref: str, *, tenant: str | None = None) -> RecordedPlan:
     """The finished plan whose id is ``ref`` or starts with it (at least 4 characters), as its
     ledger entry proves it. This is the one way a recorded plan is read for use (export,
     impact, the API, admission): a plan that is not recorded, or whose stored copy differs from
-    its entry, is refused."""
+    its entry, is refused. With ``tenant``, a prefix is resolved among that tenant's plans
+    only (another tenant's never makes it ambiguous); a whole id is found whoever's it is, and
+    the caller checks the tenant."""
     if len(ref) < 4:
         raise InputError(f"plan id {ref!r} is too short", path="PLAN",
                          expected="a plan id or a unique prefix of at least 4 characters")
     with store.session() as s:
-        rows = list(s.scalars(select(PlanRow).where(PlanRow.id.startswith(ref)).limit(2)))
+        exact = s.get(PlanRow, ref)  # a whole id is the caller's to check (and to log)
+        q = select(PlanRow).where(PlanRow.id.startswith(ref, autoescape=True))
+        if tenant is not None:
+            q = q.where(PlanRow.tenant == tenant)
+        rows = [exact] if exact is not None else list(s.scalars(q.limit(2)))
     if not rows:
         raise NotFoundError(f"no plan {ref!r} in {store!r}; `straits ledger show` lists the "
                             "recorded ones")
