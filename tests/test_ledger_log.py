@@ -291,6 +291,8 @@ PLAN_TAMPER: list[tuple[str, Callable[[str, str, int], None], str]] = [
         u, "UPDATE ledger SET body=replace(body, :a, :b) WHERE seq=:s", s=s,
         a='"total_cost_usd":', b='"total_cost_usd":9'),
      "Merkle leaf"),
+    ("options altered", lambda u, p, s: sql(u, "UPDATE plans SET options=:o WHERE id=:i",
+                                            o='{"solver":"cpsat"}', i=p), "stored options"),
     ("scenario altered", lambda u, p, s: sql(
         u, "UPDATE scenarios SET body=replace(body, 'hz-cloud', 'hz-c1oud')"), "scenario"),
 ]

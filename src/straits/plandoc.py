@@ -297,7 +297,7 @@ def from_store(store: Store, ref: str) -> PlanDocument:
     if row is None:  # removed between the two reads
         raise NotFoundError(f"no plan {ref!r}")
     scenario_doc = load_scenario_row(store, row.scenario_digest)
-    options = json.loads(row.options or "{}")
+    options = rec.options if rec.options is not None else json.loads(row.options or "{}")
     sc = parse_scenario(scenario_doc, source=f"stored scenario {row.scenario_digest[:12]}")
     body = plan_body(rec.plan)
     return PlanDocument(rec.id, content_digest(body, make_inputs(scenario_doc, options)),

@@ -128,6 +128,9 @@ def plan_row_problem(row: PlanRow, entry: Entry) -> str | None:
     if (body.get("inputs") or {}).get("scenario_digest") != row.scenario_digest:
         return f"{where}: its stored scenario is not the one the entry records: the plans " \
                "table was altered"
+    if _canon_text(row.options) != canonical((body.get("inputs") or {}).get("options")):
+        return f"{where}: its stored options differ from the ones the entry records: the " \
+               "plans table was altered"
     if row.result is not None and _canon_text(row.result) != canonical(result.get("plan")):
         return f"{where}: its stored result differs from the plan the entry records: the " \
                "plans table was altered"

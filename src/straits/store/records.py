@@ -178,6 +178,8 @@ class RecordedPlan:
     plan: dict[str, Any]
     ledger_seq: int | None
     created_at: dt.datetime | None
+    options: dict[str, Any] | None = None
+    """the planner options, as the entry records them"""
 
 
 def _recorded(store: Store, row: PlanRow) -> RecordedPlan:
@@ -190,7 +192,7 @@ def _recorded(store: Store, row: PlanRow) -> RecordedPlan:
     ref = row.scenario_digest
     sc = parse_scenario(p.scenario, source=f"stored scenario {ref[:12]}")
     return RecordedPlan(row.id, p.proof.entry.tenant, sc, p.plan, p.proof.entry.seq,
-                        row.created_at)
+                        row.created_at, dict(p.proof.entry.content["inputs"]["options"]))
 
 
 def find_plan(store: Store, ref: str, *, tenant: str | None = None) -> RecordedPlan:
