@@ -23,7 +23,13 @@ from straits.store.keys import Keys
 from straits.store.ledger import Entry, canonical
 from straits.store.note import Signer, open_checkpoint
 from straits.store.proven import prove_entry
-from straits.store.records import find_plan, record_check, record_plan
+from straits.store.records import (
+    find_plan,
+    get_plan,
+    proven_job_json,
+    record_check,
+    record_plan,
+)
 from test_ledger_cli import straits
 from test_merkle import ref_mth, ref_path
 from test_rules_engine import DESIGN_REQUEST
@@ -293,6 +299,8 @@ PLAN_TAMPER: list[tuple[str, Callable[[str, str, int], None], str]] = [
      "Merkle leaf"),
     ("options altered", lambda u, p, s: sql(u, "UPDATE plans SET options=:o WHERE id=:i",
                                             o='{"solver":"cpsat"}', i=p), "stored options"),
+    ("status altered", lambda u, p, s: sql(u, "UPDATE plans SET status='failed', error='x' "
+                                           "WHERE id=:i", i=p), "stored status"),
     ("scenario altered", lambda u, p, s: sql(
         u, "UPDATE scenarios SET body=replace(body, 'hz-cloud', 'hz-c1oud')"), "scenario"),
 ]
@@ -311,6 +319,10 @@ def test_an_altered_plan_is_refused_naming_its_entry(db_url: str, rules: RuleSet
         find_plan(Store(db_url), plan_id)
     assert word in str(err.value)
     assert err.value.seq in (seq, 1)
+    row = get_plan(Store(db_url), plan_id)  # the API's view of the job, whatever its state
+    assert row is not None
+    with pytest.raises(LedgerError):
+        proven_job_json(Store(db_url), row, tenant_view=True)
     v = verify_store(Store(db_url), Keys())
     assert not v.ok and v.first_bad in (seq, 1), v.problem
 

@@ -119,6 +119,9 @@ def plan_row_problem(row: PlanRow, entry: Entry) -> str | None:
                "altered"
     body = entry.content
     result = body.get("result") or {}
+    if row.status != "done":
+        return f"{where}: stored status {row.status!r} but only a finished plan is recorded: " \
+               "the plans table was altered"
     if result.get("plan_id") != row.id:
         return f"{where}: the entry records plan {result.get('plan_id')}: the plan's " \
                "ledger_seq was altered"

@@ -217,15 +217,15 @@ def find_plan(store: Store, ref: str, *, tenant: str | None = None) -> RecordedP
     if len(rows) > 1:
         raise InputError(f"plan id prefix {ref!r} matches several plans", path="PLAN",
                          expected="a longer prefix")
+    if rows[0].ledger_seq is not None:  # recorded: its entry says what it is
+        return _recorded(store, rows[0])
     if rows[0].status != "done" or not rows[0].result:
         raise InputError(f"plan {rows[0].id} is {rows[0].status}, not done", path="PLAN",
                          expected="a finished plan")
     refuse_detached(rows[0])
-    if rows[0].ledger_seq is None:
-        raise InputError(f"plan {rows[0].id} was not recorded in the ledger (record=false), so "
-                         "nothing proves it", path="PLAN",
-                         expected="a recorded plan, or the plan's JSON file or its scenario")
-    return _recorded(store, rows[0])
+    raise InputError(f"plan {rows[0].id} was not recorded in the ledger (record=false), so "
+                     "nothing proves it", path="PLAN",
+                     expected="a recorded plan, or the plan's JSON file or its scenario")
 
 
 def recorded_plans(store: Store, *, tenant: str | None = None, latest_per_scenario: bool = False
@@ -264,7 +264,7 @@ def proven_job_json(store: Store, row: PlanRow, *, tenant_view: bool) -> dict[st
     tenant's own entry number, the one its receipt route takes."""
     refuse_detached(row)
     job = plan_job_json(row)
-    if row.status == "done" and row.ledger_seq is not None:
+    if row.ledger_seq is not None:  # only a finished plan is recorded
         from straits.store.proven import prove_plan
 
         p = prove_plan(store, row)
