@@ -146,7 +146,20 @@ def test_plan_views_serve_only_what_the_log_proves(api: Api, rules: RuleSet,
         result["assignments"][0]["site"] = "elsewhere"
         conn.execute(text("UPDATE plans SET result = :r"), {"r": json.dumps(result)})
     engine.dispose()
+    from straits.web.session import COOKIE
+
+    admin = api.auth("ops", "admin")
     for path in (f"/v1/plans/{plan_id}", f"/v1/plans/{plan_id}/plan"):
-        r = api.client.get(path, headers=h)
+        r = api.client.get(path, headers=admin)
         assert r.status_code == 409 and r.json()["ledger_seq"] == 3
         assert "ledger entry 3" in r.json()["error"] and "elsewhere" not in r.text
+    # a tenant is told which of its entries, in its numbering: never the global number, the
+    # log's size, or what differs (an admin's verify shows that), in the API or the console
+    api.client.cookies.set(COOKIE, api.token("hz-cloud", "viewer"))
+    for path in (f"/v1/plans/{plan_id}", f"/v1/plans/{plan_id}/plan",
+                 f"/v1/plans/{plan_id}/export?to=skypilot", f"/ui/plans/{plan_id}"):
+        r = api.client.get(path, headers=h)
+        assert r.status_code == 409 and r.json()["ledger_seq"] == 1, path
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert "3" not in r.json()["detail"] and "elsewhere" not in r.text, r.json()["detail"]
+    api.client.cookies.clear()

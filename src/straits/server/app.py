@@ -220,7 +220,11 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(LedgerError)
     async def _unproven(request: Request, exc: LedgerError) -> JSONResponse:
         log.error("ledger integrity: %s", exc)  # nothing unproven is served
-        return problem(409, str(exc), instance=request.url.path, ledger_seq=exc.seq)
+        from straits.server.ledger_routes import unproven_view
+
+        who = getattr(request.state, "who", None)  # set by authentication (API or console)
+        detail, seq = await run_in_threadpool(unproven_view, request.app.state.store, who, exc)
+        return problem(409, detail, instance=request.url.path, ledger_seq=seq)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -37,9 +37,11 @@ def caller(request: Request, fallback_token: str | None = None) -> Principal:
     try:
         if header and scheme.lower() != "bearer":
             raise AuthError("use the Bearer scheme: 'Authorization: Bearer st_...'", 401)
-        return authenticate(request.app.state.store, token.strip() or fallback_token or None)
+        who = authenticate(request.app.state.store, token.strip() or fallback_token or None)
     except AuthError as exc:
         raise refuse(request, exc.status, str(exc)) from None
+    request.state.who = who  # what the error handlers may show depends on who asked
+    return who
 
 
 Caller = Annotated[Principal, Depends(principal)]

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from straits.errors import InputError, NotFoundError, RequestError
+from straits.errors import InputError, LedgerError, NotFoundError, RequestError
 from straits.server.auth import Caller, refuse
 from straits.server.problems import openapi_responses as problems_doc
 from straits.server.problems import problem
@@ -51,6 +51,20 @@ def admin_view(e: Entry) -> dict[str, Any]:
 def view_number(who: Principal, e: Entry) -> int:
     """The number of ``e`` in the caller's view (for ``X-Straits-Ledger-Seq``)."""
     return e.seq if who.is_admin else e.tenant_seq
+
+
+def unproven_view(store: Store, who: Principal | None, exc: LedgerError
+                  ) -> tuple[str, int | None]:
+    """A :class:`LedgerError` as the caller may see it: an admin gets what differs and the
+    global entry number; anyone else only that a record of theirs is not served, with their
+    own entry number (the message names global numbers and the log's size)."""
+    if who is not None and who.is_admin:
+        return str(exc), exc.seq
+    e = ledger.get_entry(store, exc.seq) if exc.seq is not None and exc.seq > 0 else None
+    n = e.tenant_seq if e is not None and who is not None and e.tenant == who.tenant else None
+    mine = f" (your ledger entry {n})" if n is not None else ""
+    return (f"this record{mine} is not what the ledger proves: the database was altered, so "
+            "it is not served; an admin token's GET /v1/ledger/verify shows what differs", n)
 
 
 def _global_seq(request: Request, who: Principal, n: int) -> int:

@@ -67,6 +67,7 @@ def current(request: Request) -> Signed | None:
         who = authenticate(request.app.state.store, token)
     except AuthError:
         return None
+    request.state.who = who  # what the error handlers may show depends on who asked
     return Signed(who, _mac(request, "session:" + who.token_id))
 
 
