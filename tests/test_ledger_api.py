@@ -163,3 +163,30 @@ def test_plan_views_serve_only_what_the_log_proves(api: Api, rules: RuleSet,
         assert r.headers["content-type"].startswith("application/problem+json")
         assert "3" not in r.json()["detail"] and "elsewhere" not in r.text, r.json()["detail"]
     api.client.cookies.clear()
+
+
+@pytest.mark.parametrize("tamper", [
+    "UPDATE ledger SET body = replace(body, 'us-guidance', 'forged') WHERE seq = 3",
+    "UPDATE ledger SET actor = 'forged' WHERE seq = 3",
+    "DELETE FROM ledger_nodes WHERE level = 0 AND idx = 3",  # a node entry 3's proof needs
+])
+def test_a_tenant_is_never_served_an_entry_the_log_does_not_prove(api: Api, db_url: str,
+                                                                   tamper: str) -> None:
+    record(api, "b", 2)
+    record(api, "a", 2)  # global 3 and 4: the tenant's 1 and 2
+    a = api.auth("a", "viewer")
+    assert api.client.get("/v1/ledger/entries", headers=a).status_code == 200
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text(tamper))
+    engine.dispose()
+    for path in ("/v1/ledger/entries", "/v1/ledger/entries?since=1&limit=1",
+                 "/v1/ledger/entries/1"):
+        r = api.client.get(path, headers=a)
+        assert r.status_code == 409, (path, r.text)
+        assert r.json()["ledger_seq"] == 1 and "forged" not in r.text
+    if "nodes" not in tamper:  # entry 4's proof needs entry 3's leaf, not its content
+        assert api.client.get("/v1/ledger/entries/2", headers=a).status_code == 200
+    # an admin gets the stored rows as they are, to export and verify them anywhere
+    assert api.client.get("/v1/ledger/entries", headers=api.auth("ops", "admin")
+                          ).status_code == 200

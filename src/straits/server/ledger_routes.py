@@ -24,6 +24,7 @@ from straits.store import checkpoints, integrity, ledger, tree
 from straits.store.db import Store
 from straits.store.keys import Keys
 from straits.store.ledger import Entry
+from straits.store.proven import prove_entries
 from straits.store.receipts import make_receipt
 from straits.store.tokens import Principal
 
@@ -121,8 +122,9 @@ def ledger_entries(request: Request, response: Response, who: Caller,
     if who.is_admin:
         rows = list(ledger.entries(store, tenant=tenant, since=since, limit=limit + 1))
         views = [admin_view(e) for e in rows[:limit]]
-    else:
+    else:  # a tenant is served only what the log proves (an admin the rows, to verify)
         rows = list(ledger.tenant_entries(store, who.tenant, since=since, limit=limit + 1))
+        prove_entries(store, rows[:limit], _keys(request))
         views = [tenant_view(e) for e in rows[:limit]]
     if len(rows) > limit:
         link_next(request, response, since=int(views[-1]["seq"]) + 1)
@@ -137,7 +139,10 @@ def ledger_entry(request: Request, who: Caller, seq: int) -> dict[str, Any]:
         raise NotFoundError(f"no ledger entry {seq}")
     e = ledger.get_entry(request.app.state.store, _global_seq(request, who, seq))
     assert e is not None
-    return admin_view(e) if who.is_admin else tenant_view(e)
+    if who.is_admin:
+        return admin_view(e)
+    prove_entries(request.app.state.store, [e], _keys(request))
+    return tenant_view(e)
 
 
 @router.get("/entries/{seq}/receipt", operation_id="getLedgerReceipt",

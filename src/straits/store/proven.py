@@ -103,6 +103,48 @@ def prove_in(s: Session, seq: int, keys: Keys) -> Proof:
     return Proof(entry, head, root, cp, p)
 
 
+def prove_entries(store: Store, entries: list[Entry], keys: Keys | None = None) -> None:
+    """Every entry of ``entries`` (a page of a listing) proven as :func:`prove_in` proves one,
+    with one read of the tree's nodes for all; ``LedgerError`` naming the first that is not."""
+    if not entries:
+        return
+    keys = keys if keys is not None else configured()
+    with store.session() as s:
+        head = checkpoints.tree_head_size(s)
+        cp_row = checkpoints.latest_row(s)
+        cp = checkpoints.open_row(cp_row, keys) if cp_row is not None else None
+        cp_size = cp.checkpoint.size if cp is not None else 0
+        if cp is not None and cp_size > head:
+            raise LedgerError(f"a checkpoint was signed at {cp_size} entries but the log has "
+                              f"{head}: entries were removed from the end", head + 1)
+        for e in entries:
+            if e.seq > head:
+                raise LedgerError(f"ledger entry {e.seq} lies beyond the log's head ({head}): "
+                                  "it was inserted outside the log", e.seq)
+        try:
+            p = tree.proofs(s, roots=[head], inclusions=[(e.seq - 1, head) for e in entries],
+                            consistencies=[(cp_size, head)] if cp is not None else [])
+        except (tree.MissingNodeError, ValueError) as exc:
+            raise LedgerError(f"ledger entries from {entries[0].seq} cannot be proven: {exc}",
+                              entries[0].seq) from None
+    root = p.root(head)
+    for e in entries:
+        try:
+            merkle.verify_inclusion(e.seq - 1, head, e.leaf_hash(), p.inclusion(e.seq - 1, head),
+                                    root)
+        except merkle.ProofError:
+            raise LedgerError(f"ledger entry {e.seq} is not the entry the log holds: its "
+                              "content no longer matches its Merkle leaf (the entry was "
+                              "altered)", e.seq) from None
+    if cp is not None:
+        try:
+            merkle.verify_consistency(cp_size, head, cp.checkpoint.root, root,
+                                      p.consistency(cp_size, head))
+        except merkle.ProofError:
+            raise LedgerError(f"the log no longer extends the checkpoint signed at {cp_size} "
+                              "entries: it was rewritten", entries[0].seq) from None
+
+
 def prove_entry(store: Store, seq: int, keys: Keys | None = None) -> Proof:
     """Entry ``seq``, proven (see the module's docstring), or :class:`LedgerError`."""
     keys = keys if keys is not None else configured()
