@@ -265,3 +265,24 @@ def test_a_tenant_sees_its_own_entry_numbers_in_the_plan_list(console: tuple[obj
     admin = Browser(app, store)
     admin.sign_in(create_token(store, "ops", "admin")[0])
     assert re.findall(r"<td>#(\d+)</td>", admin.client.get("/ui/").text) == ["5"]
+
+
+def test_the_ledger_page_shows_a_tenant_only_entries_the_log_proves(
+        console: tuple[object, Store]) -> None:
+    from sqlalchemy import create_engine, text
+
+    from straits.store import ledger
+
+    app, store = console
+    for tenant in ("other-co", "hz-cloud", "hz-cloud"):
+        ledger.record(store, tenant=tenant, actor="alice", kind="check", body={"result": []})
+    b = Browser(app, store)
+    b.sign_in(create_token(store, "hz-cloud", "viewer")[0])
+    assert 'data-verified="true"' in b.client.get("/ui/ledger").text
+    engine = create_engine(store.url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE ledger SET actor = 'forged' WHERE seq = 2"))
+    engine.dispose()
+    page = b.client.get("/ui/ledger")
+    assert page.status_code == 200 and 'data-verified="false"' in page.text
+    assert "forged" not in page.text and "data-seq=" not in page.text

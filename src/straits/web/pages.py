@@ -273,13 +273,19 @@ async def submit(request: Request, csrf: Annotated[str, Form(max_length=200)] = 
 @router.get("/ledger")
 async def ledger_page(request: Request,
                       before: Annotated[int | None, Query(ge=1, le=2**53)] = None) -> Response:
-    from straits.web.ledger import verification
+    from straits.errors import LedgerError
+    from straits.server.ledger_routes import unproven_view
+    from straits.web.ledger import Check, verification
 
     signed = user(request)
-    lines, more = await run_in_threadpool(views.ledger_lines, _store(request), signed.who,
-                                          before=before)
-    check = await run_in_threadpool(verification, _store(request), signed.who,
-                                    request.app.state.ledger_keys)
+    keys = request.app.state.ledger_keys
+    check = await run_in_threadpool(verification, _store(request), signed.who, keys)
+    try:
+        lines, more = await run_in_threadpool(
+            lambda: views.ledger_lines(_store(request), signed.who, before=before, keys=keys))
+    except LedgerError as exc:  # a tenant's page holds an entry the log does not prove
+        detail, _ = await run_in_threadpool(unproven_view, _store(request), signed.who, exc)
+        lines, more, check = [], None, Check(False, detail)
     return render("ledger.html.j2", signed=signed, section="ledger", title="Ledger - Straits",
                   entries=lines, more=more, show_tenant=signed.who.is_admin,
                   verification=check)

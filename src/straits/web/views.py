@@ -19,6 +19,7 @@ from straits.report import plan_context
 from straits.report.view import Recorded, build_view
 from straits.rules.engine import RuleSet
 from straits.store.db import Store
+from straits.store.keys import Keys
 from straits.store.tables import LedgerRow, PlanRow, ScenarioRow
 from straits.store.tokens import Principal
 
@@ -141,10 +142,14 @@ def _what(kind: str, body: dict[str, Any]) -> tuple[str | None, str]:
 
 
 def ledger_lines(store: Store, who: Principal, *, before: int | None = None,
-                 limit: int = 100) -> tuple[list[LedgerLine], int | None]:
+                 limit: int = 100, keys: Keys | None = None
+                 ) -> tuple[list[LedgerLine], int | None]:
     """The newest ``limit`` entries before ``before``, newest first, and the number to go on
     from when there are older ones: an admin's every entry by global number, a tenant's own
-    entries by its own numbering (``tenant_seq``), as in the API."""
+    entries by its own numbering (``tenant_seq``), as in the API, and (as there) only as the
+    log proves them (``LedgerError`` otherwise)."""
+    from straits.store.ledger import Entry
+    from straits.store.proven import prove_entries
     from straits.store.tables import LedgerRow
 
     number = LedgerRow.seq if who.is_admin else LedgerRow.tenant_seq
@@ -155,6 +160,8 @@ def ledger_lines(store: Store, who: Principal, *, before: int | None = None,
         if not who.is_admin:
             q = q.where(LedgerRow.tenant == who.tenant)
         rows = list(s.scalars(q))
+    if not who.is_admin:
+        prove_entries(store, [Entry.from_row(r) for r in rows[:limit]], keys)
     out = []
     for row in rows[:limit]:
         body = json.loads(row.body)
