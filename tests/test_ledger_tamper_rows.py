@@ -99,3 +99,22 @@ def test_plans_left_unrecorded_before_0003_stay_readable(tmp_path: Path) -> None
     store = Store(url)  # migrates to the head
     records = {p: bool(getattr(get_plan(store, p), "record", None)) for p in ("old", "new", "q")}
     assert records == {"old": False, "new": True, "q": True}
+
+
+def test_the_log_never_signs_a_checkpoint_that_does_not_extend_its_last(db_url: str) -> None:
+    """A rewrite of signed history, chain and tree made consistent again, then more entries:
+    signing the new head would be the log's own signature on a fork."""
+    from straits.store import checkpoints
+    from straits.store.note import Signer
+    from test_ledger_log import _rewrite_everything
+
+    signer = Signer.generate("straits.test/ledger")
+    store = Store(db_url)
+    fill(store, 6)
+    first = checkpoints.issue(store, signer)
+    _rewrite_everything(db_url, 2)
+    fill(Store(db_url), 3)
+    with pytest.raises(LedgerError, match="rewritten"):
+        checkpoints.issue(Store(db_url), signer)
+    latest = checkpoints.latest(Store(db_url), Keys(signer))
+    assert latest is not None and latest.note == first.note  # nothing new was signed

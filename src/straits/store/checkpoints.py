@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from straits.errors import InputError, LedgerError
-from straits.store import tree
+from straits.store import merkle, tree
 from straits.store.db import Store
 from straits.store.keys import Keys
 from straits.store.merkle import EMPTY_ROOT
@@ -102,6 +102,8 @@ def issue(store: Store, signer: Signer) -> SignedCheckpoint:
             raise LedgerError(f"checkpoint #{last.id} was signed at {last.size} entries but "
                               f"the log has {head.size}: entries were removed; refusing to "
                               "sign a smaller log", head.size + 1)
+        if last is not None and last.size:
+            _extends(s, last, head)
         cp = Checkpoint(signer.name, head.size, head.root)
         try:
             note = sign_checkpoint(cp, signer)
@@ -110,6 +112,21 @@ def issue(store: Store, signer: Signer) -> SignedCheckpoint:
         s.add(LedgerCheckpoint(size=cp.size, root=cp.root_hex, origin=cp.origin,
                                key_id=f"{signer.verifier.id:08x}", note=note))
         return SignedCheckpoint(cp, note, signer.verifier)
+
+
+def _extends(s: Session, last: LedgerCheckpoint, head: TreeHead) -> None:
+    """The stored tree extends the latest checkpoint (a consistency proof, ``O(log n)``
+    nodes), or ``LedgerError``: signing it would put the log's own signature on a fork."""
+    cp = open_row(last, Keys())
+    try:
+        p = tree.proofs(s, consistencies=[(cp.checkpoint.size, head.size)])
+        merkle.verify_consistency(cp.checkpoint.size, head.size, cp.checkpoint.root, head.root,
+                                  p.consistency(cp.checkpoint.size, head.size))
+    except (merkle.ProofError, tree.MissingNodeError, ValueError):
+        raise LedgerError(f"the log of {head.size} entries does not extend checkpoint "
+                          f"#{last.id} ({last.size} entries): its history was rewritten; "
+                          "refusing to sign it (`straits ledger verify` shows where)",
+                          None) from None
 
 
 def latest(store: Store, keys: Keys, *, min_size: int = 0) -> SignedCheckpoint | None:
