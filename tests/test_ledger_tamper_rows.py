@@ -118,3 +118,34 @@ def test_the_log_never_signs_a_checkpoint_that_does_not_extend_its_last(db_url: 
         checkpoints.issue(Store(db_url), signer)
     latest = checkpoints.latest(Store(db_url), Keys(signer))
     assert latest is not None and latest.note == first.note  # nothing new was signed
+
+
+@pytest.mark.parametrize("recorded", [True, False])
+@pytest.mark.parametrize(("column", "value"), [("options", "{"), ("progress", "{"),
+                                               ("result", "{"), ("options", "[1")])
+def test_a_stored_column_that_is_not_json_is_a_409_not_a_500(
+        db_url: str, rules: RuleSet, plan: Plan, example_path: Path, column: str, value: str,
+        recorded: bool) -> None:
+    from fastapi.testclient import TestClient
+
+    from straits.server import create_app
+    from straits.store.tokens import create_token
+    from straits.web.session import COOKIE
+
+    plan_id, _ = _recorded(db_url, rules, plan, example_path)
+    if not recorded:
+        sql(db_url, "UPDATE plans SET ledger_seq=NULL, record=:f", f=False)
+    sql(db_url, f"UPDATE plans SET {column}=:v", v=value)
+    store = Store(db_url)
+    token = create_token(store, "hz-cloud", "viewer")[0]
+    with TestClient(create_app(store), raise_server_exceptions=False) as client:
+        client.cookies.set(COOKIE, token)
+        for path in (f"/v1/plans/{plan_id}", f"/v1/plans/{plan_id}/plan", "/v1/plans",
+                     f"/v1/plans/{plan_id}/report", "/ui/"):
+            r = client.get(path, headers={"Authorization": f"Bearer {token}"})
+            # 400: an unrecorded plan has no report (nothing proves it)
+            assert r.status_code in (200, 400, 409), (path, r.status_code, r.text[:300])
+            if r.status_code != 200:
+                assert r.headers["content-type"].startswith("application/problem+json")
+            if r.status_code == 409:
+                assert r.json()["ledger_seq"] in (None, 1)

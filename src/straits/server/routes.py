@@ -5,7 +5,6 @@ the thread pool, never on the event loop."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -232,13 +231,14 @@ def plan_document(store: Any, row: PlanRow, *, tenant_view: bool = False) -> dic
     (``plandoc.from_store``, ``records.find_plan``); an unrecorded one (``record=false``) as
     stored, with nothing to prove it."""
     from straits.plandoc import from_store, make_document
-    from straits.store.records import load_scenario_row, refuse_detached
+    from straits.store.records import load_scenario_row, refuse_detached, stored_json
 
     refuse_detached(row)
     if row.ledger_seq is None:
-        return make_document(json.loads(row.result or "{}"),
+        return make_document(stored_json(row, "result") or {},
                              load_scenario_row(store, row.scenario_digest),
-                             json.loads(row.options or "{}"), plan_id=row.id, ledger_seq=None)
+                             stored_json(row, "options") or {}, plan_id=row.id,
+                             ledger_seq=None)
     doc = from_store(store, row.id).to_json()
     if tenant_view and doc.get("ledger_seq") is not None:
         doc["ledger_seq"] = tenant_numbers(store, [doc["ledger_seq"]]).get(doc["ledger_seq"])

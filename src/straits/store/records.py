@@ -150,6 +150,19 @@ def tenant_numbers(store: Store, seqs: list[int]) -> dict[int, int]:
         return {int(a): int(b) for a, b in rows}
 
 
+def stored_json(row: PlanRow, column: str) -> Any:
+    """A JSON column of a plan row (None when empty); ``LedgerError`` when it is not JSON:
+    Straits only writes JSON there, so the plans table was altered (a 409, not a crash)."""
+    text = getattr(row, column)
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, TypeError):
+        raise LedgerError(f"plan {row.id}: its stored {column} is not JSON: the plans table "
+                          "was altered; refusing to use it", row.ledger_seq) from None
+
+
 def plan_job_json(row: PlanRow) -> dict[str, Any]:
     """A plan job as the API shows it: its state, attempts, progress and, once done, the plan
     contract."""
@@ -160,12 +173,12 @@ def plan_job_json(row: PlanRow) -> dict[str, Any]:
 
     return {"id": row.id, "tenant": row.tenant, "status": row.status,
             "created_at": iso(row.created_at), "started_at": iso(row.started_at),
-            "finished_at": iso(row.finished_at), "options": json.loads(row.options),
+            "finished_at": iso(row.finished_at), "options": stored_json(row, "options"),
             "record": bool(row.record), "attempts": row.attempts or 0,
             "cancel_requested": bool(row.cancel_requested),
-            "progress": json.loads(row.progress) if row.progress else None,
+            "progress": stored_json(row, "progress"),
             "ledger_seq": row.ledger_seq, "error": row.error,
-            "plan": json.loads(row.result) if row.result else None}
+            "plan": stored_json(row, "result")}
 
 
 @dataclass(frozen=True)
@@ -263,12 +276,13 @@ def proven_job_json(store: Store, row: PlanRow, *, tenant_view: bool) -> dict[st
     (``LedgerError`` when the stored copy differs). In a tenant's view ``ledger_seq`` is the
     tenant's own entry number, the one its receipt route takes."""
     refuse_detached(row)
-    job = plan_job_json(row)
-    if row.ledger_seq is not None:  # only a finished plan is recorded
-        from straits.store.proven import prove_plan
+    if row.ledger_seq is None:
+        return plan_job_json(row)
+    from straits.store.proven import prove_plan
 
-        p = prove_plan(store, row)
-        job["plan"] = p.plan
-        if tenant_view:
-            job["ledger_seq"] = p.proof.entry.tenant_seq
+    p = prove_plan(store, row)  # first: an altered row is a 409 naming its entry
+    job = plan_job_json(row)
+    job["plan"] = p.plan
+    if tenant_view:
+        job["ledger_seq"] = p.proof.entry.tenant_seq
     return job

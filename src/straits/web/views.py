@@ -20,6 +20,7 @@ from straits.report.view import Recorded, build_view
 from straits.rules.engine import RuleSet
 from straits.store.db import Store
 from straits.store.keys import Keys
+from straits.store.records import stored_json
 from straits.store.tables import LedgerRow, PlanRow, ScenarioRow
 from straits.store.tokens import Principal
 
@@ -48,10 +49,10 @@ def _iso(t: dt.datetime | None) -> str:
     return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).isoformat()
 
 
-def _summary(result: str | None) -> str | None:
-    if not result:
+def _summary(row: PlanRow) -> str | None:
+    plan = stored_json(row, "result")
+    if not isinstance(plan, dict):
         return None
-    plan = json.loads(result)
     placed = len(plan.get("assignments") or [])
     unplaced = len(plan.get("unplaced") or [])
     cost = float(plan.get("total_cost_usd") or 0.0)
@@ -61,9 +62,9 @@ def _summary(result: str | None) -> str | None:
 
 def _job(row: PlanRow, name: str | None, seq: int | None) -> Job:
     return Job(id=row.id, tenant=row.tenant, scenario=name, status=row.status,
-               progress=json.loads(row.progress) if row.progress else None, error=row.error,
+               progress=stored_json(row, "progress"), error=row.error,
                created_at=_iso(row.created_at), ledger_seq=seq,
-               summary=_summary(row.result) if row.status == "done" else None)
+               summary=_summary(row) if row.status == "done" else None)
 
 
 def _jobs_query(who: Principal) -> Any:
