@@ -194,10 +194,17 @@ def test_a_tampered_job_is_failed_with_the_reason_not_retried(store: Store,
     row = get_plan(store, broken_scenario)
     assert row is not None
     sql(store, "UPDATE scenarios SET body = '[' WHERE digest = :d", d=row.scenario_digest)
+    # valid JSON, but not the scenario submitted: its content no longer has its digest
+    altered = queue.enqueue(store, sc.model_copy(update={"name": "third"}), dict(GREEDY, seed=2),
+                            tenant="t", actor="a", record=True, rules_digest=digest())
+    row = get_plan(store, altered)
+    assert row is not None
+    sql(store, "UPDATE scenarios SET body = replace(body, '\"third\"', '\"forged\"') "
+               "WHERE digest = :d", d=row.scenario_digest)
     fine = submit(store, sc)
     c = queue.claim(store, "w", digest(), POLICY)
-    assert c is not None and c.plan_id == fine  # the two before it failed, with the reason
-    for bad in (broken_options, broken_scenario):
+    assert c is not None and c.plan_id == fine  # the three before it failed, with the reason
+    for bad in (broken_options, broken_scenario, altered):
         state, error, _ = status(store, bad)
         assert state == "failed" and error is not None and "altered" in error
 

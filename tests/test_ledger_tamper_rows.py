@@ -149,3 +149,16 @@ def test_a_stored_column_that_is_not_json_is_a_409_not_a_500(
                 assert r.headers["content-type"].startswith("application/problem+json")
             if r.status_code == 409:
                 assert r.json()["ledger_seq"] in (None, 1)
+
+
+def test_an_unrecorded_plans_scenario_is_checked_against_its_digest(
+        db_url: str, rules: RuleSet, plan: Plan, example_path: Path) -> None:
+    plan_id, _ = _recorded(db_url, rules, plan, example_path)
+    sql(db_url, "UPDATE plans SET ledger_seq=NULL, record=:f", f=False)
+    store = Store(db_url)
+    row = get_plan(store, plan_id)
+    assert row is not None
+    assert plan_document(store, row)["id"] == plan_id
+    sql(db_url, "UPDATE scenarios SET body=replace(body, 'hz-cloud', 'hz-c1oud')")
+    with pytest.raises(LedgerError, match="scenario"):
+        plan_document(Store(db_url), row)

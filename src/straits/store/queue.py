@@ -38,7 +38,7 @@ from straits.model.scenario import Scenario
 from straits.plan import Plan
 from straits.rules import RuleSet
 from straits.store.db import Store
-from straits.store.ledger import Entry, append, canonical
+from straits.store.ledger import Entry, append, canonical, digest
 from straits.store.records import new_plan_id, plan_body, save_scenario
 from straits.store.tables import PlanRow, ScenarioRow, utcnow
 
@@ -158,6 +158,8 @@ def claim(store: Store, worker: str, rules_digest: str | None, policy: QueuePoli
             doc = json.loads(stored.body) if stored is not None else None
             if not isinstance(options, dict) or not isinstance(doc, dict):
                 raise ValueError("not an object")
+            if digest(doc) != row.scenario_digest:  # content-addressed: it was rewritten
+                raise ValueError("not the scenario submitted")
         except ValueError:  # an altered database: fail the job, say why, take the next
             row.status, row.finished_at = "failed", now
             row.error = ("its stored scenario or options are missing or unreadable (the "

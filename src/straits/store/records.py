@@ -93,7 +93,14 @@ def load_scenario_row(store: Store, ref: str) -> dict[str, Any]:
         row = s.get(ScenarioRow, ref)
         if row is None:
             raise NotFoundError(f"no stored scenario {ref[:12]}")
-        return dict(json.loads(row.body))
+        try:
+            doc = json.loads(row.body)
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict) or digest(doc) != ref:  # content-addressed
+            raise LedgerError(f"stored scenario {ref[:12]}... was altered: its content no "
+                              "longer has its digest; refusing to use it")
+        return dict(doc)
 
 
 def plan_body(ref: str, options: dict[str, Any], plan: Plan, rules: RuleSet,
