@@ -286,3 +286,23 @@ def test_the_ledger_page_shows_a_tenant_only_entries_the_log_proves(
     page = b.client.get("/ui/ledger")
     assert page.status_code == 200 and 'data-verified="false"' in page.text
     assert "forged" not in page.text and "data-seq=" not in page.text
+
+
+def test_the_plan_list_summarizes_a_recorded_plan_as_its_entry_proves_it(
+        console: tuple[object, Store], demo_text: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    app, store = console
+    b = Browser(app, store)
+    b.sign_in(create_token(store, "hz-cloud", "planner")[0])
+    plan_id = b.submit(demo_text)
+    b.wait(plan_id)
+    assert "placed, $" in b.client.get("/ui/").text
+    engine = create_engine(store.url)
+    with engine.begin() as conn:
+        result = json.loads(conn.execute(text("SELECT result FROM plans")).scalar_one())
+        result["total_cost_usd"] = 1e12
+        conn.execute(text("UPDATE plans SET result = :r"), {"r": json.dumps(result)})
+    engine.dispose()
+    listed = b.client.get("/ui/").text
+    assert "1,000,000.00M" not in listed and "not proven by the ledger" in listed

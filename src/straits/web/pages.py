@@ -131,7 +131,8 @@ def logout(request: Request, csrf: Annotated[str, Form(max_length=200)] = "") ->
 @router.get("/")
 async def plans(request: Request) -> Response:
     signed = user(request)
-    rows = await run_in_threadpool(views.jobs, _store(request), signed.who)
+    rows = await run_in_threadpool(views.jobs, _store(request), signed.who,
+                                   keys=request.app.state.ledger_keys)
     return render("plans.html.j2", signed=signed, section="plans", title="Plans - Straits",
                   plans=rows, show_tenant=signed.who.is_admin,
                   live=any(p.status in ("queued", "running") for p in rows))
@@ -140,7 +141,8 @@ async def plans(request: Request) -> Response:
 @router.get("/plans/rows")
 async def plan_rows(request: Request) -> Response:
     signed = user(request)
-    rows = await run_in_threadpool(views.jobs, _store(request), signed.who)
+    rows = await run_in_threadpool(views.jobs, _store(request), signed.who,
+                                   keys=request.app.state.ledger_keys)
     return render("_plan_rows.html.j2", signed=signed, plans=rows,
                   show_tenant=signed.who.is_admin)
 

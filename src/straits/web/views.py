@@ -13,13 +13,15 @@ from typing import Any
 
 from sqlalchemy import select
 
-from straits.errors import NotFoundError
+from straits.errors import LedgerError, NotFoundError
 from straits.model.scenario import Scenario
 from straits.report import plan_context
 from straits.report.view import Recorded, build_view
 from straits.rules.engine import RuleSet
 from straits.store.db import Store
 from straits.store.keys import Keys
+from straits.store.ledger import Entry
+from straits.store.proven import plan_row_problem, prove_entries
 from straits.store.records import stored_json
 from straits.store.tables import LedgerRow, PlanRow, ScenarioRow
 from straits.store.tokens import Principal
@@ -49,8 +51,17 @@ def _iso(t: dt.datetime | None) -> str:
     return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).isoformat()
 
 
-def _summary(row: PlanRow) -> str | None:
-    plan = stored_json(row, "result")
+UNPROVEN = "not proven by the ledger"
+
+
+def _summary(row: PlanRow, entry: Entry | None, proven: bool) -> str | None:
+    """A finished plan in a line: a recorded one as its (proven) entry records it."""
+    if row.ledger_seq is not None:
+        if entry is None or not proven or plan_row_problem(row, entry):
+            return UNPROVEN
+        plan = (entry.content.get("result") or {}).get("plan")
+    else:
+        plan = stored_json(row, "result")
     if not isinstance(plan, dict):
         return None
     placed = len(plan.get("assignments") or [])
@@ -60,28 +71,41 @@ def _summary(row: PlanRow) -> str | None:
     return text + (f", {unplaced} unplaced" if unplaced else "")
 
 
-def _job(row: PlanRow, name: str | None, seq: int | None) -> Job:
+def _job(row: PlanRow, name: str | None, seq: int | None, entry: Entry | None = None,
+         proven: bool = False) -> Job:
     return Job(id=row.id, tenant=row.tenant, scenario=name, status=row.status,
                progress=stored_json(row, "progress"), error=row.error,
                created_at=_iso(row.created_at), ledger_seq=seq,
-               summary=_summary(row) if row.status == "done" else None)
+               summary=_summary(row, entry, proven) if row.status == "done" else None)
 
 
 def _jobs_query(who: Principal) -> Any:
-    """Plans with their scenario's name and their entry number as ``who`` may see it: a
-    tenant's own number (``tenant_seq``), never the global one, which only admins see."""
+    """Plans with their scenario's name, their entry number as ``who`` may see it (a
+    tenant's own number, ``tenant_seq``, never the global one, which only admins see) and
+    their entry."""
     seq = LedgerRow.seq if who.is_admin else LedgerRow.tenant_seq
-    return (select(PlanRow, ScenarioRow.name, seq)
+    return (select(PlanRow, ScenarioRow.name, seq, LedgerRow)
             .join(ScenarioRow, ScenarioRow.digest == PlanRow.scenario_digest, isouter=True)
             .join(LedgerRow, LedgerRow.seq == PlanRow.ledger_seq, isouter=True))
 
 
-def jobs(store: Store, who: Principal, limit: int = 100) -> list[Job]:
+def jobs(store: Store, who: Principal, limit: int = 100, keys: Keys | None = None
+         ) -> list[Job]:
+    """The newest plans ``who`` may see; a recorded one summarized from its entry, the page's
+    entries proven in one read of the tree (``UNPROVEN`` when they are not)."""
     with store.session() as s:
         q = _jobs_query(who).order_by(PlanRow.created_at.desc(), PlanRow.id).limit(limit)
         if not who.is_admin:
             q = q.where(PlanRow.tenant == who.tenant)
-        return [_job(row, name, seq) for row, name, seq in s.execute(q).all()]
+        rows = s.execute(q).all()
+    entries = {e.seq: Entry.from_row(e) for *_, e in rows if e is not None}
+    try:
+        prove_entries(store, list(entries.values()), keys)
+        proven = True
+    except LedgerError:
+        proven = False
+    return [_job(row, name, seq, entries.get(row.ledger_seq or 0), proven)
+            for row, name, seq, _ in rows]
 
 
 def job(store: Store, who: Principal, plan_id: str) -> Job:
@@ -89,7 +113,13 @@ def job(store: Store, who: Principal, plan_id: str) -> Job:
         found = s.execute(_jobs_query(who).where(PlanRow.id == plan_id)).first()
     if found is None or not (who.is_admin or found[0].tenant == who.tenant):
         raise NotFoundError(f"no plan {plan_id!r}")
-    return _job(found[0], found[1], found[2])
+    entry = Entry.from_row(found[3]) if found[3] is not None else None
+    try:
+        prove_entries(store, [entry] if entry is not None else [])
+        proven = True
+    except LedgerError:
+        proven = False
+    return _job(found[0], found[1], found[2], entry, proven)
 
 
 def recorded_plan(store: Store, who: Principal, plan_id: str) -> tuple[Scenario, dict[str, Any],
@@ -149,8 +179,6 @@ def ledger_lines(store: Store, who: Principal, *, before: int | None = None,
     from when there are older ones: an admin's every entry by global number, a tenant's own
     entries by its own numbering (``tenant_seq``), as in the API, and (as there) only as the
     log proves them (``LedgerError`` otherwise)."""
-    from straits.store.ledger import Entry
-    from straits.store.proven import prove_entries
     from straits.store.tables import LedgerRow
 
     number = LedgerRow.seq if who.is_admin else LedgerRow.tenant_seq
