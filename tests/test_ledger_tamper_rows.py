@@ -162,3 +162,16 @@ def test_an_unrecorded_plans_scenario_is_checked_against_its_digest(
     sql(db_url, "UPDATE scenarios SET body=replace(body, 'hz-cloud', 'hz-c1oud')")
     with pytest.raises(LedgerError, match="scenario"):
         plan_document(Store(db_url), row)
+
+
+@pytest.mark.parametrize("tamper", ["UPDATE scenarios SET name='innocuous'",
+                                    "UPDATE scenarios SET body='['"])
+def test_a_renamed_or_unreadable_scenario_is_found(db_url: str, rules: RuleSet, plan: Plan,
+                                                   example_path: Path, tamper: str) -> None:
+    """The name column beside a scenario's body (what plan lists show and filter on) is
+    checked against the body its digest covers; a body that is not JSON is reported, not a
+    crash of the verification."""
+    _, seq = _recorded(db_url, rules, plan, example_path)
+    sql(db_url, tamper)
+    v = verify_store(Store(db_url), Keys())
+    assert not v.ok and v.first_bad == seq and "scenario" in (v.problem or ""), v.problem
