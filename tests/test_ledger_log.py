@@ -119,7 +119,8 @@ def test_checkpoints_are_signed_reused_and_never_fork(db_url: str, keys: Keys) -
 
 
 # --- tampering -----------------------------------------------------------------------------------
-def _rewrite_everything(url: str, seq: int, keep_checkpoints: bool = True) -> None:
+def _rewrite_everything(url: str, seq: int, keep_checkpoints: bool = True,
+                        body: str | None = None) -> None:
     """The strongest forger without the key: alter entry ``seq`` and recompute the whole chain
     and the whole tree, so everything in the database is consistent again."""
     store = Store(url)
@@ -130,8 +131,8 @@ def _rewrite_everything(url: str, seq: int, keep_checkpoints: bool = True) -> No
         conn.execute(text("DELETE FROM ledger_nodes"))
         b = merkle.TreeBuilder()
         for e in chain:
-            body = canonical({"i": 999}) if e.seq == seq else e.body
-            e2 = Entry(**{**e.__dict__, "body": body, "prev_hash": prev, "hash": ""})
+            text_ = (body or canonical({"i": 999})) if e.seq == seq else e.body
+            e2 = Entry(**{**e.__dict__, "body": text_, "prev_hash": prev, "hash": ""})
             e2 = Entry(**{**e2.__dict__, "hash": e2.expected_hash()})
             conn.execute(text("UPDATE ledger SET body=:b, prev_hash=:p, hash=:h WHERE seq=:s"),
                          {"b": "tmp" + str(e.seq), "p": "p" + str(e.seq), "h": "h" + str(e.seq),

@@ -175,3 +175,17 @@ def test_a_renamed_or_unreadable_scenario_is_found(db_url: str, rules: RuleSet, 
     sql(db_url, tamper)
     v = verify_store(Store(db_url), Keys())
     assert not v.ok and v.first_bad == seq and "scenario" in (v.problem or ""), v.problem
+
+
+@pytest.mark.parametrize("body", ["{", "[1,2]", '{"result": 5, "inputs": 3}'])
+def test_a_rewritten_plan_body_straits_never_writes_is_reported_not_a_crash(
+        db_url: str, body: str) -> None:
+    """The strongest forger without the key (chain and tree rewritten, no checkpoint) gives
+    plan entry 3 a body Straits never writes: verify names it instead of raising."""
+    from test_ledger_log import _rewrite_everything
+
+    fill(Store(db_url), 5)
+    sql(db_url, "UPDATE ledger SET kind='plan' WHERE seq=3")
+    _rewrite_everything(db_url, 3, body=body)
+    v = verify_store(Store(db_url), Keys())
+    assert not v.ok and v.first_bad == 3, v.problem

@@ -120,6 +120,8 @@ def verify_store(store: Store, keys: Keys | None = None, heads: Iterable[Head] =
             _check_rows(s)
         except _Broken as exc:
             return v.replace(ok=False, first_bad=exc.seq, problem=exc.problem)
+        except LedgerError as exc:  # an entry whose body Straits never writes
+            return v.replace(ok=False, first_bad=exc.seq, problem=str(exc))
         except (tree.MissingNodeError, ValueError) as exc:
             return v.replace(ok=False, problem=str(exc))
     return v
@@ -229,7 +231,9 @@ def _check_rows(s: Session) -> None:
           .outerjoin(PlanRow, PlanRow.ledger_seq == LedgerRow.seq)
           .where(LedgerRow.kind == "plan", PlanRow.id.is_(None)).order_by(LedgerRow.seq))
     for seq, body in s.execute(q1).yield_per(500):
-        plan_id = (json.loads(body).get("result") or {}).get("plan_id")
+        doc = json.loads(body)  # an object: the chain walk checked every plan entry's body
+        result = doc.get("result") if isinstance(doc, dict) else None
+        plan_id = result.get("plan_id") if isinstance(result, dict) else None
         raise _Broken(seq, f"ledger entry {seq} records plan {plan_id}, but no plan row points "
                            "to it: the plan was deleted or detached from its entry (the plans "
                            "table was altered)")

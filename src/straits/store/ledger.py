@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from straits.errors import LedgerError, StraitsError
 from straits.store import merkle, tree
 from straits.store.db import Store
 from straits.store.tables import LedgerHead, LedgerRow
@@ -85,7 +86,16 @@ class Entry:
 
     @property
     def content(self) -> dict[str, Any]:
-        return dict(json.loads(self.body))
+        """The body as an object; ``LedgerError`` when it is not one (Straits only writes
+        canonical JSON objects, so the entry was rewritten)."""
+        try:
+            doc = json.loads(self.body)
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict):
+            raise LedgerError(f"ledger entry {self.seq}: its body is not a JSON object (the "
+                              "entry was rewritten)", self.seq)
+        return doc
 
     def to_json(self) -> dict[str, Any]:
         """The export form: every stored field, the body as text so the hashes can be
@@ -278,8 +288,15 @@ def verify_chain(chain: Iterable[Entry], recorded_head: tuple[int, str] | None =
                                      f"{e.seq} recorded for it: entry {expected - 1} was "
                                      "altered and re-hashed, or replaced")
         if scenario_digest_ok is not None and e.kind == "plan":
-            ref = e.content.get("inputs", {}).get("scenario_digest")
-            if ref and not scenario_digest_ok(ref):
+            try:
+                inputs = e.content.get("inputs")
+            except StraitsError as exc:
+                return bad(e.seq, str(exc))
+            ref = inputs.get("scenario_digest") if isinstance(inputs, dict) else None
+            if not isinstance(ref, str):
+                return bad(e.seq, f"entry {e.seq} is a plan that records no scenario: the "
+                                  "entry was rewritten")
+            if not scenario_digest_ok(ref):
                 return bad(e.seq, f"entry {e.seq}: the scenario it records ({ref[:12]}...) "
                                   "was altered or removed")
         prev, last, expected, n = e.hash, e.hash, expected + 1, n + 1

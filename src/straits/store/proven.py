@@ -160,7 +160,9 @@ def plan_row_problem(row: PlanRow, entry: Entry) -> str | None:
         return f"{where}: the entry is a {entry.kind}, not a plan: the plan's ledger_seq was " \
                "altered"
     body = entry.content
-    result = body.get("result") or {}
+    result = body.get("result")
+    if not isinstance(result, dict) or not isinstance(result.get("plan"), dict):
+        return f"{where}: the entry records no plan: it was rewritten"
     if row.status != "done":
         return f"{where}: stored status {row.status!r} but only a finished plan is recorded: " \
                "the plans table was altered"
@@ -170,10 +172,12 @@ def plan_row_problem(row: PlanRow, entry: Entry) -> str | None:
     if row.tenant != entry.tenant:
         return f"{where}: stored tenant {row.tenant!r} but the entry records " \
                f"{entry.tenant!r}: the plans table was altered"
-    if (body.get("inputs") or {}).get("scenario_digest") != row.scenario_digest:
+    inputs = body.get("inputs")
+    inputs = inputs if isinstance(inputs, dict) else {}
+    if inputs.get("scenario_digest") != row.scenario_digest:
         return f"{where}: its stored scenario is not the one the entry records: the plans " \
                "table was altered"
-    if _canon_text(row.options) != canonical((body.get("inputs") or {}).get("options")):
+    if _canon_text(row.options) != canonical(inputs.get("options")):
         return f"{where}: its stored options differ from the ones the entry records: the " \
                "plans table was altered"
     if row.result is not None and _canon_text(row.result) != canonical(result.get("plan")):
