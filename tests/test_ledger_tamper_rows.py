@@ -189,3 +189,33 @@ def test_a_rewritten_plan_body_straits_never_writes_is_reported_not_a_crash(
     _rewrite_everything(db_url, 3, body=body)
     v = verify_store(Store(db_url), Keys())
     assert not v.ok and v.first_bad == 3, v.problem
+
+
+@pytest.mark.parametrize("when", ["after the head is read", "during the walk"])
+def test_an_append_during_a_full_verify_is_no_alarm(db_url: str, monkeypatch: pytest.MonkeyPatch,
+                                                   when: str) -> None:
+    """A live server appends while an admin verifies: the entries beyond the head the
+    verification read are the next verification's, not 'altered' or 'removed'."""
+    from straits.store import integrity, ledger
+
+    store = Store(db_url)
+    fill(store, 6)
+    real_head, real_chain = integrity._head_in, integrity._chain
+
+    def head_then_append(s: object) -> object:
+        h = real_head(s)  # type: ignore[arg-type]
+        if when == "after the head is read":
+            fill(Store(db_url), 2)
+        return h
+
+    def chain_then_append(s: object) -> object:
+        for i, e in enumerate(real_chain(s)):  # type: ignore[arg-type]
+            if i == 2 and when == "during the walk":
+                fill(Store(db_url), 2)
+            yield e
+
+    monkeypatch.setattr(integrity, "_head_in", head_then_append)
+    monkeypatch.setattr(integrity, "_chain", chain_then_append)
+    v = verify_store(store, Keys())
+    assert v.ok, v.problem
+    assert v.entries == 6 and ledger.count(store, None) == 8
