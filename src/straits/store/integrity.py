@@ -274,11 +274,11 @@ def verify_heads(store: Store, keys: Keys, heads: Iterable[Head]) -> Verificatio
     tree, by consistency proofs (one read of ``O(log n)`` node hashes, no rescan)."""
     heads = list(heads)
     with store.session() as s:
+        row = checkpoints.latest_row(s)  # before the head, as in proven.prove_in
         head_row = s.execute(select(LedgerHead.seq, LedgerHead.hash)).first()
         n, head_hash = (int(head_row[0]), str(head_row[1])) if head_row else (0, "")
         v = Verification(True, n, n, head_hash)
         try:
-            row = checkpoints.latest_row(s)
             cp = None
             if row is not None:
                 try:

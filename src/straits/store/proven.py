@@ -62,6 +62,9 @@ class Proof:
 def prove_in(s: Session, seq: int, keys: Keys) -> Proof:
     """:func:`prove_entry` inside an open session: four indexed reads (the entry, the head,
     the latest checkpoint, the O(log n) tree nodes of every proof involved)."""
+    # the checkpoint before the head: the log only grows, so a head read after a checkpoint
+    # covers it even where each statement sees the latest commit (PostgreSQL's READ COMMITTED)
+    cp_row = checkpoints.latest_row(s)
     row: Any = s.execute(select(LedgerRow.__table__).where(LedgerRow.seq == seq)).first()
     head = checkpoints.tree_head_size(s)
     if row is None:
@@ -72,7 +75,6 @@ def prove_in(s: Session, seq: int, keys: Keys) -> Proof:
     if seq > head:
         raise LedgerError(f"ledger entry {seq} lies beyond the log's head ({head}): it was "
                           "inserted outside the log", seq)
-    cp_row = checkpoints.latest_row(s)
     cp = checkpoints.open_row(cp_row, keys) if cp_row is not None else None
     cp_size = cp.checkpoint.size if cp is not None else 0
     if cp is not None and cp_size > head:
@@ -110,8 +112,8 @@ def prove_entries(store: Store, entries: list[Entry], keys: Keys | None = None) 
         return
     keys = keys if keys is not None else configured()
     with store.session() as s:
+        cp_row = checkpoints.latest_row(s)  # before the head, as in prove_in
         head = checkpoints.tree_head_size(s)
-        cp_row = checkpoints.latest_row(s)
         cp = checkpoints.open_row(cp_row, keys) if cp_row is not None else None
         cp_size = cp.checkpoint.size if cp is not None else 0
         if cp is not None and cp_size > head:
