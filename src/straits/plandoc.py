@@ -26,9 +26,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal
-
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from typing import TYPE_CHECKING, Any
 
 from straits.errors import InputError, NotFoundError, ScenarioError
 
@@ -134,56 +132,6 @@ def plan_guidance(plan: Mapping[str, Any], scenario_doc: Mapping[str, Any]
 
 
 # --- reading a document back ---------------------------------------------------------------------
-def _iso_instant(text: str) -> str:
-    try:
-        _instant(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not an ISO-8601 time such as 2025-06-01T00:00:00Z") \
-            from None
-    return text
-
-
-def _iso_date(text: str) -> str:
-    try:
-        dt.date.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a date (YYYY-MM-DD)") from None
-    return text
-
-
-Instant = Annotated[StrictStr, AfterValidator(_iso_instant)]
-
-
-class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-
-class _Assignment(_Open):
-    workload: StrictStr
-    stage: StrictStr
-    site: StrictStr
-    chip: StrictStr
-    chips: Annotated[StrictInt, Field(ge=1, le=10_000_000)]
-    start: Instant
-    end: Instant
-
-
-class _Unplaced(_Open):
-    workload: StrictStr
-    stage: StrictStr
-
-
-class PlanInput(_Open):
-    """The fields of a plan that export, impact and re-checks read (the rest is carried as
-    it is)."""
-
-    date: Annotated[StrictStr, AfterValidator(_iso_date)]
-    regime: Literal["enacted", "ai-diffusion"]
-    status: StrictStr
-    assignments: list[_Assignment]
-    unplaced: list[_Unplaced] = []
-
-
 @dataclass(frozen=True)
 class PlanDocument:
     """A plan document read back and checked: its scenario parsed, its digest verified."""
@@ -259,6 +207,7 @@ def _parse_scenario(doc: Any, label: str) -> Scenario:
 def _check_plan_fields(plan: Mapping[str, Any], label: str) -> None:
     """The fields that export, impact and re-checks read, with their types."""
     from straits.loading import validate_as
+    from straits.plan_fields import PlanInput
 
     validate_as(PlanInput, plan, source=label)
 
