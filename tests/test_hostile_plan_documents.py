@@ -57,6 +57,21 @@ MUTATIONS: list[tuple[str, str, Any, tuple[str, ...]]] = [
     ("timings-text", "timings.elapsed_s", "x", ("timings.elapsed_s",)),
     ("timings-phase-list", "timings.phases.load", [], ("timings.phases",)),
 ]
+#: (id, change to the whole document, words the error carries): plans that contradict
+#: themselves or their scenario
+EDITS: list[tuple[str, Any, tuple[str, ...]]] = [
+    ("stage-placed-twice", lambda d: {**d, "assignments": d["assignments"] * 2},
+     ("assignments[3]", "placed twice")),
+    ("stage-placed-and-unplaced",
+     lambda d: {**d, "unplaced": [{"workload": "chat-72b", "stage": "sft"}]},
+     ("unplaced[0]", "placed already")),
+    ("unplaced-unknown-stage",
+     lambda d: {**d, "unplaced": [{"workload": "chat-72b", "stage": "nope"}]},
+     ("unplaced[0]", "no stage")),
+    ("unplaced-unknown-workload",
+     lambda d: {**d, "unplaced": [{"workload": "nope", "stage": "sft"}]},
+     ("unplaced[0]", "no stage")),
+]
 COMMANDS: dict[str, list[str]] = {
     "report": ["report", "{FILE}", "-o", "{OUT}"],
     "show": ["plan", "{FILE}", "--show"],
@@ -92,8 +107,10 @@ def _cases(base: dict[str, Any], out: Path) -> list[dict[str, Any]]:
                                         for a in argv], exit=0,
                   files={"FILE": json.dumps(base)})
              for name, argv in COMMANDS.items() if name in ("report", "show")]
-    for mid, path, value, words in MUTATIONS:
-        text = json.dumps(_set(base, path, value))
+    edited = [(mid, _set(base, path, value), words) for mid, path, value, words in MUTATIONS]
+    edited += [(mid, edit(copy.deepcopy(base)), words) for mid, edit, words in EDITS]
+    for mid, doc, words in edited:
+        text = json.dumps(doc)
         for name, argv in COMMANDS.items():
             target = out / (f"{mid}-{name}" + (".html" if name == "report" else ""))
             cases.append(case(f"{mid}:{name}",

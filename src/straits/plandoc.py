@@ -213,8 +213,17 @@ def _check_plan_fields(plan: Mapping[str, Any], label: str) -> None:
 
 
 def _check_references(plan: Mapping[str, Any], sc: Scenario, label: str) -> None:
+    """Every assignment names a stage, site and pool of the scenario; every stage is placed
+    at most once, and an unplaced stage is one of the scenario's and not placed as well."""
+    placed: dict[tuple[str, str], int] = {}
     for i, a in enumerate(plan.get("assignments", ())):
         where = f"assignments[{i}]"
+        key = (a["workload"], a["stage"])
+        if key in placed:
+            raise InputError(f"stage {key[0]}/{key[1]} is placed twice (first at "
+                             f"assignments[{placed[key]}])", source=label, path=where,
+                             expected="one assignment per stage")
+        placed[key] = i
         try:
             w = sc.workload(a["workload"])
         except KeyError:
@@ -233,6 +242,20 @@ def _check_references(plan: Mapping[str, Any], sc: Scenario, label: str) -> None
         if not any(p.chip == a["chip"] for p in site.pools):
             raise InputError(f"site {site.id!r} has no pool of {a['chip']!r}", source=label,
                              path=f"{where}.chip")
+    unplaced: set[tuple[str, str]] = set()
+    for i, u in enumerate(plan.get("unplaced", ())):
+        where, key = f"unplaced[{i}]", (u["workload"], u["stage"])
+        try:
+            sc.workload(key[0]).stage(key[1])
+        except KeyError:
+            raise InputError(f"no stage {key[0]}/{key[1]} in the plan's scenario",
+                             source=label, path=where) from None
+        if key in placed or key in unplaced:
+            raise InputError(f"stage {key[0]}/{key[1]} is "
+                             f"{'placed' if key in placed else 'unplaced'} already",
+                             source=label, path=where,
+                             expected="each stage either placed once or unplaced once")
+        unplaced.add(key)
 
 
 # --- a recorded plan as a document ---------------------------------------------------------------
