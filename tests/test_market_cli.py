@@ -66,6 +66,9 @@ def test_outputs_by_suffix(tmp_path: Path) -> None:
     (["--regime", "tier9"], "--regime"),
     (["--set", "demand.nope=1"], "demand.nope"),
     (["--set", "demand.shift_speed"], "PATH=NUMBER"),
+    (["--set", "demand.shift_speed=-1"], "demand.shift_speed"),
+    (["--set", "demand.amortize_years=0"], "demand.amortize_years"),
+    (["--set", "firm_types[cn-cloud].share=1.5"], "firm_types[cn-cloud].share"),
     (["-o", "out.xlsx"], "-o"),
     (["missing.yaml"], "missing.yaml"),
 ])
@@ -90,6 +93,19 @@ def test_bad_input_exits_2_naming_what(args: list[str], text: str, tmp_path: Pat
      "[{date: '2024-01', value: 1, source: abc, confidence: M}]}]\n", "chip"),
     ("extends: shipped\ndemand: {growth_per_year: {value: .nan, source: abc, confidence: M}}\n",
      "finite"),
+    # values a parameter cannot mean (the simulation overflowed or divided by them)
+    ("extends: shipped\ndemand: {shift_speed: {low: -5, high: 1e308, source: abc, "
+     "confidence: M}}\n", "demand.shift_speed"),
+    ("extends: shipped\ndemand: {growth_per_year: {value: 1e300, source: abc, "
+     "confidence: M}}\n", "demand.growth_per_year"),
+    ("extends: shipped\ndemand: {amortize_years: {value: 0, source: abc, confidence: M}}\n",
+     "demand.amortize_years"),
+    ("extends: shipped\nsupply: {reference_server: {kw: {value: 1e-300, source: abc, "
+     "confidence: M}}}\n", "supply.reference_server.kw"),
+    ("extends: shipped\nsupply: {countries: {MY: {mw: [{date: '2024-12', value: -504.8, "
+     "source: abc, confidence: M}]}}}\n", "supply.countries.MY.mw[2024-12]"),
+    ("extends: shipped\nuptake: {bis-license: {approval: {value: 2, source: abc, "
+     "confidence: M}}}\n", "uptake.bis-license.approval"),
 ])
 def test_bad_market_files(content: str, path: str, tmp_path: Path) -> None:
     f = tmp_path / "bad.yaml"
@@ -235,3 +251,4 @@ def test_sweep_on_a_ray_cluster_it_cannot_join_is_a_clear_error(tmp_path: Path) 
                 "--ray-address", "ray://127.0.0.1:1", "--out", str(tmp_path / "s"))
     assert p.returncode == 2, p.stderr
     assert "Traceback" not in p.stderr and "--ray-address" in p.stderr
+
