@@ -252,3 +252,14 @@ def test_sweep_on_a_ray_cluster_it_cannot_join_is_a_clear_error(tmp_path: Path) 
     assert p.returncode == 2, p.stderr
     assert "Traceback" not in p.stderr and "--ray-address" in p.stderr
 
+
+@pytest.mark.parametrize("override", [
+    "demand.growth_per_year=100", "supply.reference_server.kw=0.1", "demand.shift_speed=1",
+    "demand.amortize_years=1e-9", "prices.base[2024-10]=1e-300", "demand.firm_size_sigma=10",
+])
+def test_the_edges_of_each_domain_simulate(override: str, tmp_path: Path) -> None:
+    """A value at the edge of what its parameter may be runs (a growth of 100x a year once
+    ordered more chips than a rule check takes, a traceback)."""
+    p = straits("market", "--json", "--set", override, *SMALL, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert json.loads(p.stdout)["months"]
