@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -263,3 +264,20 @@ def test_the_edges_of_each_domain_simulate(override: str, tmp_path: Path) -> Non
     p = straits("market", "--json", "--set", override, *SMALL, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
     assert json.loads(p.stdout)["months"]
+
+
+@pytest.mark.parametrize(("make", "target"), [
+    (lambda d: (d / "out.json").symlink_to(d / "elsewhere.json"), "out.json"),
+    (lambda d: os.mkfifo(d / "out.csv"), "out.csv"),
+    (lambda d: None, "/proc/no-such-dir/out.json"),
+])
+def test_market_output_only_replaces_regular_files(make: Any, target: str,
+                                                   tmp_path: Path) -> None:
+    """-o replaces a regular file only (a symbolic link was replaced by the file, a FIFO too,
+    and a directory that cannot be made was a traceback), as every other command's -o."""
+    make(tmp_path)
+    p = straits("market", "--json", "-o", target, *SMALL, cwd=tmp_path)
+    assert p.returncode == 2, p.stdout + p.stderr[-2000:]
+    assert "Traceback" not in p.stderr and "-o" in p.stderr
+    assert not (tmp_path / "elsewhere.json").exists()
+
