@@ -281,3 +281,9 @@ def test_market_output_only_replaces_regular_files(make: Any, target: str,
     assert "Traceback" not in p.stderr and "-o" in p.stderr
     assert not (tmp_path / "elsewhere.json").exists()
 
+
+def test_sweep_out_that_cannot_be_made_is_an_input_error(tmp_path: Path) -> None:
+    p = straits("market", "sweep", "--runs", "2", "--firms", "10", "--backend", "inline",
+                "--out", "/proc/no-such-dir/sweep", cwd=tmp_path)
+    assert p.returncode == 2, p.stderr[-2000:]
+    assert "Traceback" not in p.stderr and "--out" in p.stderr

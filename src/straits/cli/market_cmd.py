@@ -170,6 +170,10 @@ def sweep(
     except InputError as exc:
         fail(exc)
         return
+    except OSError as exc:  # --out in a place that cannot hold a directory
+        fail(InputError(f"cannot write {out}: {exc.strerror or exc}", path="--out",
+                        expected="a writable directory"))
+        return
     if json_out:
         print_json(summary)
     else:
