@@ -56,6 +56,12 @@ MUTATIONS: list[tuple[str, str, Any, tuple[str, ...]]] = [
     ("diagnosis-rule-number", "diagnosis.1.rules.0.rule", 5, ("diagnosis[1].rules[0].rule",)),
     ("timings-text", "timings.elapsed_s", "x", ("timings.elapsed_s",)),
     ("timings-phase-list", "timings.phases.load", [], ("timings.phases",)),
+    # terminal escapes (clipboard, clear screen) in text `plan --show` prints
+    ("escape-in-note", "notes", ["ok\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J"], ("notes[0]", "control")),
+    ("escape-in-summary", "diagnosis.0.summary", "\x1b[2J", ("diagnosis[0].summary",)),
+    ("escape-in-warning", "warnings.0.text", "\x9b2J", ("warnings[0].text",)),
+    ("escape-in-layout", "assignments.0.layout", "\x1b[31m", ("assignments[0].layout",)),
+    ("escape-in-lost-reason", "diagnosis.0.lost", {"\x1b[2J": 1}, ("diagnosis[0].lost",)),
 ]
 #: (id, change to the whole document, words the error carries): plans that contradict
 #: themselves or their scenario

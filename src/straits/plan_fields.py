@@ -12,6 +12,7 @@ older version may lack stay optional; fields this version does not know are carr
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -68,7 +69,20 @@ Day = Annotated[StrictStr, AfterValidator(_iso_date)]
 Figure = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-MAX_FIGURE,
                                 le=MAX_FIGURE)]
 Count = Annotated[StrictInt, Field(ge=0, le=10**12)]
-Text = StrictStr
+#: control characters a terminal acts on (ESC starts sequences that clear the screen, retitle
+#: the window or set the clipboard); tab and newline are text
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    m = _CONTROL.search(text)
+    if m:
+        raise ValueError(f"holds the control character {m.group()!r} at position {m.start()} "
+                         "(a terminal would act on it)")
+    return text
+
+
+Text = Annotated[StrictStr, AfterValidator(_printable)]
 
 
 class _Open(BaseModel):
@@ -113,8 +127,8 @@ class _Assignment(_Open):
 class _Unplaced(_Open):
     workload: Text
     stage: Text
-    lost: dict[str, Count] = {}
-    lost_codes: dict[str, Count] = {}
+    lost: dict[Text, Count] = {}
+    lost_codes: dict[Text, Count] = {}
     summary: Text | None = None
 
 
@@ -151,8 +165,8 @@ class _Diagnosis(_Open):
     options: Count = 0
     lawful_and_free: Count = 0
     chosen: Text | None = None
-    lost: dict[str, Count] = {}
-    lost_codes: dict[str, Count] = {}
+    lost: dict[Text, Count] = {}
+    lost_codes: dict[Text, Count] = {}
     summary: Text | None = None
     rules: list[_Cited] = []
     rejections: list[_Rejection] = []
@@ -179,8 +193,8 @@ class _WhyNot(_Open):
 class _Timings(_Open):
     time_limit_s: Figure | None = None
     elapsed_s: Figure | None = None
-    phases: dict[str, Figure] = {}
-    within: dict[str, Figure] = {}
+    phases: dict[Text, Figure] = {}
+    within: dict[Text, Figure] = {}
 
 
 class PlanInput(_Open):
