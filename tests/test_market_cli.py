@@ -107,6 +107,9 @@ def test_bad_input_exits_2_naming_what(args: list[str], text: str, tmp_path: Pat
      "source: abc, confidence: M}]}}}\n", "supply.countries.MY.mw[2024-12]"),
     ("extends: shipped\nuptake: {bis-license: {approval: {value: 2, source: abc, "
      "confidence: M}}}\n", "uptake.bis-license.approval"),
+    # a terminal escape in a source `--list-params` prints (OSC 52 sets the clipboard)
+    ("extends: shipped\ndemand: {shift_speed: {value: 0.1, source: \"abc\\e]52;c;eA==\\a\", "
+     "confidence: M}}\n", "demand.shift_speed.source"),
 ])
 def test_bad_market_files(content: str, path: str, tmp_path: Path) -> None:
     f = tmp_path / "bad.yaml"

@@ -89,6 +89,7 @@ BAD = [
      "unknown field"),
     ("sites.0.pools.0.targets.kubernetes_node_labels", {"bad key!": "v"},
      "sites[0].pools[0].targets.kubernetes_node_labels (key 'bad key!')", "pattern"),
+    ("sites.0.source", "ok\x1b]52;c;cm0gLXJmIH4=\x07", "sites[0].source", "control character"),
 ]
 
 

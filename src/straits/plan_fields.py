@@ -12,7 +12,6 @@ older version may lack stay optional; fields this version does not know are carr
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -27,6 +26,7 @@ from pydantic import (
 )
 
 from straits.limits import MAX_DATE, MIN_DATE
+from straits.model.types import printable
 
 #: the largest figure a plan document may carry (dollars, hours, kWh...): far beyond any real
 #: plan, small enough that sums and formatting never overflow
@@ -69,20 +69,7 @@ Day = Annotated[StrictStr, AfterValidator(_iso_date)]
 Figure = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-MAX_FIGURE,
                                 le=MAX_FIGURE)]
 Count = Annotated[StrictInt, Field(ge=0, le=10**12)]
-#: control characters a terminal acts on (ESC starts sequences that clear the screen, retitle
-#: the window or set the clipboard); tab and newline are text
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def _printable(text: str) -> str:
-    m = _CONTROL.search(text)
-    if m:
-        raise ValueError(f"holds the control character {m.group()!r} at position {m.start()} "
-                         "(a terminal would act on it)")
-    return text
-
-
-Text = Annotated[StrictStr, AfterValidator(_printable)]
+Text = Annotated[StrictStr, AfterValidator(printable)]
 
 
 class _Open(BaseModel):
