@@ -290,3 +290,12 @@ def test_sweep_out_that_cannot_be_made_is_an_input_error(tmp_path: Path) -> None
                 "--out", "/proc/no-such-dir/sweep", cwd=tmp_path)
     assert p.returncode == 2, p.stderr[-2000:]
     assert "Traceback" not in p.stderr and "--out" in p.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_sweep_threshold_is_a_finite_number(value: str, tmp_path: Path) -> None:
+    """A NaN threshold ran the whole sweep and found no conditions, silently."""
+    p = straits("market", "sweep", "--runs", "2", "--firms", "10", "--backend", "inline",
+                "--threshold", value, "--out", str(tmp_path / "s"), cwd=tmp_path)
+    assert p.returncode == 2, p.stderr[-2000:]
+    assert "--threshold" in p.stderr and not (tmp_path / "s").exists()
