@@ -17,23 +17,25 @@ from pydantic import BaseModel, ConfigDict
 from straits.errors import ScenarioError
 from straits.loading import parse_document, parse_scenario, read_text, validate_as
 from straits.model.scenario import Scenario
-from straits.model.types import ChipId, Id, NonNegFloat, NonNegInt
+from straits.model.types import ChipCount, ChipId, Date, Id, Text, UsdPerChipHour
 
 
 class _Change(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     site: Id
     chip: ChipId
-    source: str | None = None
+    source: Text | None = None
 
 
 class PriceChange(_Change):
-    usd_per_chip_hour: NonNegFloat
+    """A pool's new price: the scenario's own field type, so a bad one is named here."""
+
+    usd_per_chip_hour: UsdPerChipHour
 
 
 class CapacityChange(_Change):
-    count: NonNegInt
-    start: dt.date | None = None
+    count: ChipCount
+    start: Date | None = None
 
 
 class Overrides(BaseModel):
