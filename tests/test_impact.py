@@ -190,6 +190,12 @@ def test_a_capacity_cut_during_a_stage_is_caught(
                    "start": "9999-01-01"}], "capacity[0].start"),
     ("capacity", [{"site": "my-johor", "chip": "H100-SXM", "count": 10**12}],
      "capacity[0].count"),
+    # a pool changed twice: which figure holds depended on the order of the lines
+    ("prices", [{"site": "sg-jurong", "chip": "H100-SXM", "usd_per_chip_hour": 2},
+                {"site": "sg-jurong", "chip": "H100-SXM", "usd_per_chip_hour": 9}],
+     "prices[1]"),
+    ("capacity", [{"site": "my-johor", "chip": "H100-SXM", "count": 5},
+                  {"site": "my-johor", "chip": "H100-SXM", "count": 9000}], "capacity[1]"),
 ])
 def test_change_files_are_checked_as_the_scenario_fields_they_change(
         kind: str, rows: list[dict[str, Any]], field: str, tmp_path: Path) -> None:

@@ -58,7 +58,18 @@ def _load(path: Path, key: str) -> Overrides:
     if not isinstance(data, dict) or set(data) != {key}:
         raise ScenarioError(f"expected a list of {key} changes", source=str(path),
                             expected=f"a list, or a mapping with the one key `{key}`")
-    return validate_as(Overrides, data, source=str(path), error=ScenarioError)
+    ov = validate_as(Overrides, data, source=str(path), error=ScenarioError)
+    seen: dict[tuple[Any, ...], int] = {}
+    changes: tuple[_Change, ...] = ov.prices if key == "prices" else ov.capacity
+    for i, c in enumerate(changes):  # a pool changed twice (on the same day) says two things
+        k = (c.site, c.chip, getattr(c, "start", None))
+        if k in seen:
+            raise ScenarioError(f"pool {c.chip} at site {c.site!r} is changed twice (first at "
+                                f"{key}[{seen[k]}])", source=str(path), path=f"{key}[{i}]",
+                                expected="one change per pool" + (" and start date"
+                                                                  if key == "capacity" else ""))
+        seen[k] = i
+    return ov
 
 
 def load_overrides(prices: Path | None, capacity: Path | None) -> Overrides:
