@@ -150,3 +150,16 @@ def test_hostile_plan_documents(base: dict[str, Any], tmp_path: Path) -> None:
     assert failures == []
     # nothing half-written: only the two unchanged runs wrote anything
     assert sorted(p.name for p in out.iterdir()) == ["ok-report.html"]
+
+
+def test_a_bad_field_is_named_with_its_line(base: dict[str, Any], tmp_path: Path) -> None:
+    """`error: FILE:LINE: FIELD: ...`, as for scenarios: the line of the bad field in the
+    document as written (JSON indented, or YAML)."""
+    doc = _set(base, "assignments.1.cost_usd", "x")
+    text = json.dumps(doc, indent=1)
+    f = tmp_path / "p.json"
+    f.write_text(text)
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if '"cost_usd": "x"' in ln)
+    p = run("plan", str(f), "--show")
+    assert p.returncode == 2, p.stderr
+    assert f"{f}:{line}: assignments[1].cost_usd: " in p.stderr, p.stderr

@@ -155,9 +155,11 @@ def is_plan_document(data: Any) -> bool:
     return isinstance(data, Mapping) and "assignments" in data and "status" in data
 
 
-def read_document(data: Any, label: str) -> PlanDocument:
+def read_document(data: Any, label: str, text: str | None = None) -> PlanDocument:
     """Check a parsed plan document: the plan's fields, its scenario, that every assignment
-    names a stage, site and pool of that scenario, and that its digest matches its content."""
+    names a stage, site and pool of that scenario, and that its digest matches its content.
+    ``text``, the document ``data`` was parsed from, gives errors in the plan's fields their
+    line."""
     if not is_plan_document(data):
         raise InputError("not a plan document", source=label,
                          expected="the JSON or YAML `straits plan` prints")
@@ -171,7 +173,7 @@ def read_document(data: Any, label: str) -> PlanDocument:
     if not isinstance(options, Mapping):
         raise InputError("must be a mapping", source=label, path="inputs.options")
     body = plan_body(data)
-    _check_plan_fields(body, label)
+    _check_plan_fields(body, label, text)
     scenario = _parse_scenario(inputs["scenario"], label)
     scenario_doc = dict(inputs["scenario"])
     actual = content_digest(body, make_inputs(scenario_doc, options))
@@ -204,12 +206,12 @@ def _parse_scenario(doc: Any, label: str) -> Scenario:
                             expected=exc.expected) from None
 
 
-def _check_plan_fields(plan: Mapping[str, Any], label: str) -> None:
+def _check_plan_fields(plan: Mapping[str, Any], label: str, text: str | None) -> None:
     """The fields that export, impact and re-checks read, with their types."""
     from straits.loading import validate_as
     from straits.plan_fields import PlanInput
 
-    validate_as(PlanInput, plan, source=label)
+    validate_as(PlanInput, plan, source=label, text=text)
 
 
 def _check_references(plan: Mapping[str, Any], sc: Scenario, label: str) -> None:
