@@ -68,7 +68,7 @@ def test_outputs_by_suffix(tmp_path: Path) -> None:
     (["--set", "demand.nope=1"], "demand.nope"),
     (["--set", "demand.shift_speed"], "PATH=NUMBER"),
     (["--set", "demand.shift_speed=-1"], "demand.shift_speed"),
-    (["--set", "demand.amortize_years=0"], "demand.amortize_years"),
+    (["--set", "demand.amortize_years=0"], "--set: demand.amortize_years"),
     (["--set", "firm_types[cn-cloud].share=1.5"], "firm_types[cn-cloud].share"),
     (["-o", "out.xlsx"], "-o"),
     (["missing.yaml"], "missing.yaml"),

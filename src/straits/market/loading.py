@@ -99,7 +99,12 @@ def load_market(path: Path | None = None, overrides: Mapping[str, float] | None 
     """The validated market of ``path`` (shipped when None) with ``overrides`` applied."""
     raw, label = read_raw(path)
     if overrides:
+        from straits.market.domains import violations
+
         raw = with_values(raw, overrides, label=label)
+        for path, detail, bound in violations(
+                (path, {"value": v}) for path, v in overrides.items()):
+            raise MarketError(detail, source="--set", path=path, expected=bound)
     return validate(raw, label), raw, label
 
 
