@@ -102,9 +102,9 @@ def load_market(path: Path | None = None, overrides: Mapping[str, float] | None 
         from straits.market.domains import violations
 
         raw = with_values(raw, overrides, label=label)
-        for path, detail, bound in violations(
-                (path, {"value": v}) for path, v in overrides.items()):
-            raise MarketError(detail, source="--set", path=path, expected=bound)
+        for where, detail, bound in violations(
+                (key, {"value": v}) for key, v in overrides.items()):
+            raise MarketError(detail, source="--set", path=where, expected=bound)
     return validate(raw, label), raw, label
 
 
