@@ -179,3 +179,33 @@ def test_a_capacity_cut_during_a_stage_is_caught(
     res = impact("p", sc, plan, rules, date=sc.date, overrides=ov, replan=False)
     cap = [c for c in res.changes if c.kind == "capacity"]
     assert [c.stage for c in cap] == ["sft"] and str(cut) in cap[0].summary
+
+
+@pytest.mark.parametrize(("kind", "rows", "field"), [
+    ("prices", [{"site": "sg-jurong", "chip": "H100-SXM", "usd_per_chip_hour": 2,
+                 "source": "a\x1bbc"}], "prices[0].source"),
+    ("prices", [{"site": "sg-jurong", "chip": "H100-SXM", "usd_per_chip_hour": 1e6}],
+     "prices[0].usd_per_chip_hour"),
+    ("capacity", [{"site": "my-johor", "chip": "H100-SXM", "count": 5,
+                   "start": "9999-01-01"}], "capacity[0].start"),
+    ("capacity", [{"site": "my-johor", "chip": "H100-SXM", "count": 10**12}],
+     "capacity[0].count"),
+    # a pool changed twice: which figure holds depended on the order of the lines
+    ("prices", [{"site": "sg-jurong", "chip": "H100-SXM", "usd_per_chip_hour": 2},
+                {"site": "sg-jurong", "chip": "H100-SXM", "usd_per_chip_hour": 9}],
+     "prices[1]"),
+    ("capacity", [{"site": "my-johor", "chip": "H100-SXM", "count": 5},
+                  {"site": "my-johor", "chip": "H100-SXM", "count": 9000}], "capacity[1]"),
+])
+def test_change_files_are_checked_as_the_scenario_fields_they_change(
+        kind: str, rows: list[dict[str, Any]], field: str, tmp_path: Path) -> None:
+    """A change file's figure is refused against the change file's field, not later against
+    the scenario it was copied into (`scenario x with changes: sites[0].pools[0].source`)."""
+    from straits.errors import ScenarioError
+    from straits.impact.overrides import load_overrides
+
+    f = tmp_path / f"{kind}.yaml"
+    f.write_text(json.dumps(rows))
+    with pytest.raises(ScenarioError) as exc:
+        load_overrides(**{"prices": None, "capacity": None, kind: f})
+    assert str(exc.value).startswith(f"{f}: {field}: "), str(exc.value)

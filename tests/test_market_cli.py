@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,6 +67,9 @@ def test_outputs_by_suffix(tmp_path: Path) -> None:
     (["--regime", "tier9"], "--regime"),
     (["--set", "demand.nope=1"], "demand.nope"),
     (["--set", "demand.shift_speed"], "PATH=NUMBER"),
+    (["--set", "demand.shift_speed=-1"], "demand.shift_speed"),
+    (["--set", "demand.amortize_years=0"], "--set: demand.amortize_years"),
+    (["--set", "firm_types[cn-cloud].share=1.5"], "firm_types[cn-cloud].share"),
     (["-o", "out.xlsx"], "-o"),
     (["missing.yaml"], "missing.yaml"),
 ])
@@ -90,6 +94,22 @@ def test_bad_input_exits_2_naming_what(args: list[str], text: str, tmp_path: Pat
      "[{date: '2024-01', value: 1, source: abc, confidence: M}]}]\n", "chip"),
     ("extends: shipped\ndemand: {growth_per_year: {value: .nan, source: abc, confidence: M}}\n",
      "finite"),
+    # values a parameter cannot mean (the simulation overflowed or divided by them)
+    ("extends: shipped\ndemand: {shift_speed: {low: -5, high: 1e308, source: abc, "
+     "confidence: M}}\n", "demand.shift_speed"),
+    ("extends: shipped\ndemand: {growth_per_year: {value: 1e300, source: abc, "
+     "confidence: M}}\n", "demand.growth_per_year"),
+    ("extends: shipped\ndemand: {amortize_years: {value: 0, source: abc, confidence: M}}\n",
+     "demand.amortize_years"),
+    ("extends: shipped\nsupply: {reference_server: {kw: {value: 1e-300, source: abc, "
+     "confidence: M}}}\n", "supply.reference_server.kw"),
+    ("extends: shipped\nsupply: {countries: {MY: {mw: [{date: '2024-12', value: -504.8, "
+     "source: abc, confidence: M}]}}}\n", "supply.countries.MY.mw[2024-12]"),
+    ("extends: shipped\nuptake: {bis-license: {approval: {value: 2, source: abc, "
+     "confidence: M}}}\n", "uptake.bis-license.approval"),
+    # a terminal escape in a source `--list-params` prints (OSC 52 sets the clipboard)
+    ("extends: shipped\ndemand: {shift_speed: {value: 0.1, source: \"abc\\e]52;c;eA==\\a\", "
+     "confidence: M}}\n", "demand.shift_speed.source"),
 ])
 def test_bad_market_files(content: str, path: str, tmp_path: Path) -> None:
     f = tmp_path / "bad.yaml"
@@ -235,3 +255,47 @@ def test_sweep_on_a_ray_cluster_it_cannot_join_is_a_clear_error(tmp_path: Path) 
                 "--ray-address", "ray://127.0.0.1:1", "--out", str(tmp_path / "s"))
     assert p.returncode == 2, p.stderr
     assert "Traceback" not in p.stderr and "--ray-address" in p.stderr
+
+
+@pytest.mark.parametrize("override", [
+    "demand.growth_per_year=100", "supply.reference_server.kw=0.1", "demand.shift_speed=1",
+    "demand.amortize_years=1e-9", "prices.base[2024-10]=1e-300", "demand.firm_size_sigma=10",
+])
+def test_the_edges_of_each_domain_simulate(override: str, tmp_path: Path) -> None:
+    """A value at the edge of what its parameter may be runs (a growth of 100x a year once
+    ordered more chips than a rule check takes, a traceback)."""
+    p = straits("market", "--json", "--set", override, *SMALL, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert json.loads(p.stdout)["months"]
+
+
+@pytest.mark.parametrize(("make", "target"), [
+    (lambda d: (d / "out.json").symlink_to(d / "elsewhere.json"), "out.json"),
+    (lambda d: os.mkfifo(d / "out.csv"), "out.csv"),
+    (lambda d: None, "/proc/no-such-dir/out.json"),
+])
+def test_market_output_only_replaces_regular_files(make: Any, target: str,
+                                                   tmp_path: Path) -> None:
+    """-o replaces a regular file only (a symbolic link was replaced by the file, a FIFO too,
+    and a directory that cannot be made was a traceback), as every other command's -o."""
+    make(tmp_path)
+    p = straits("market", "--json", "-o", target, *SMALL, cwd=tmp_path)
+    assert p.returncode == 2, p.stdout + p.stderr[-2000:]
+    assert "Traceback" not in p.stderr and "-o" in p.stderr
+    assert not (tmp_path / "elsewhere.json").exists()
+
+
+def test_sweep_out_that_cannot_be_made_is_an_input_error(tmp_path: Path) -> None:
+    p = straits("market", "sweep", "--runs", "2", "--firms", "10", "--backend", "inline",
+                "--out", "/proc/no-such-dir/sweep", cwd=tmp_path)
+    assert p.returncode == 2, p.stderr[-2000:]
+    assert "Traceback" not in p.stderr and "--out" in p.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_sweep_threshold_is_a_finite_number(value: str, tmp_path: Path) -> None:
+    """A NaN threshold ran the whole sweep and found no conditions, silently."""
+    p = straits("market", "sweep", "--runs", "2", "--firms", "10", "--backend", "inline",
+                "--threshold", value, "--out", str(tmp_path / "s"), cwd=tmp_path)
+    assert p.returncode == 2, p.stderr[-2000:]
+    assert "--threshold" in p.stderr and not (tmp_path / "s").exists()

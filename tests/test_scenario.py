@@ -89,6 +89,11 @@ BAD = [
      "unknown field"),
     ("sites.0.pools.0.targets.kubernetes_node_labels", {"bad key!": "v"},
      "sites[0].pools[0].targets.kubernetes_node_labels (key 'bad key!')", "pattern"),
+    ("sites.0.source", "ok\x1b]52;c;cm0gLXJmIH4=\x07", "sites[0].source", "control character"),
+    # a URI is one token: exports write it into YAML that SkyPilot hands to its sync commands
+    ("datasets.0.uri", "s3://b/x'\n$(id)\nrun: evil", "datasets[0].uri", "pattern"),
+    ("datasets.0.uri", "s3://b/x y", "datasets[0].uri", "pattern"),
+    ("datasets.0.uri", "s3://b/`id`", "datasets[0].uri", "pattern"),
 ]
 
 

@@ -26,9 +26,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal
-
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from typing import TYPE_CHECKING, Any
 
 from straits.errors import InputError, NotFoundError, ScenarioError
 
@@ -134,56 +132,6 @@ def plan_guidance(plan: Mapping[str, Any], scenario_doc: Mapping[str, Any]
 
 
 # --- reading a document back ---------------------------------------------------------------------
-def _iso_instant(text: str) -> str:
-    try:
-        _instant(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not an ISO-8601 time such as 2025-06-01T00:00:00Z") \
-            from None
-    return text
-
-
-def _iso_date(text: str) -> str:
-    try:
-        dt.date.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a date (YYYY-MM-DD)") from None
-    return text
-
-
-Instant = Annotated[StrictStr, AfterValidator(_iso_instant)]
-
-
-class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-
-class _Assignment(_Open):
-    workload: StrictStr
-    stage: StrictStr
-    site: StrictStr
-    chip: StrictStr
-    chips: Annotated[StrictInt, Field(ge=1, le=10_000_000)]
-    start: Instant
-    end: Instant
-
-
-class _Unplaced(_Open):
-    workload: StrictStr
-    stage: StrictStr
-
-
-class PlanInput(_Open):
-    """The fields of a plan that export, impact and re-checks read (the rest is carried as
-    it is)."""
-
-    date: Annotated[StrictStr, AfterValidator(_iso_date)]
-    regime: Literal["enacted", "ai-diffusion"]
-    status: StrictStr
-    assignments: list[_Assignment]
-    unplaced: list[_Unplaced] = []
-
-
 @dataclass(frozen=True)
 class PlanDocument:
     """A plan document read back and checked: its scenario parsed, its digest verified."""
@@ -207,9 +155,11 @@ def is_plan_document(data: Any) -> bool:
     return isinstance(data, Mapping) and "assignments" in data and "status" in data
 
 
-def read_document(data: Any, label: str) -> PlanDocument:
+def read_document(data: Any, label: str, text: str | None = None) -> PlanDocument:
     """Check a parsed plan document: the plan's fields, its scenario, that every assignment
-    names a stage, site and pool of that scenario, and that its digest matches its content."""
+    names a stage, site and pool of that scenario, and that its digest matches its content.
+    ``text``, the document ``data`` was parsed from, gives errors in the plan's fields their
+    line."""
     if not is_plan_document(data):
         raise InputError("not a plan document", source=label,
                          expected="the JSON or YAML `straits plan` prints")
@@ -223,7 +173,7 @@ def read_document(data: Any, label: str) -> PlanDocument:
     if not isinstance(options, Mapping):
         raise InputError("must be a mapping", source=label, path="inputs.options")
     body = plan_body(data)
-    _check_plan_fields(body, label)
+    _check_plan_fields(body, label, text)
     scenario = _parse_scenario(inputs["scenario"], label)
     scenario_doc = dict(inputs["scenario"])
     actual = content_digest(body, make_inputs(scenario_doc, options))
@@ -256,16 +206,26 @@ def _parse_scenario(doc: Any, label: str) -> Scenario:
                             expected=exc.expected) from None
 
 
-def _check_plan_fields(plan: Mapping[str, Any], label: str) -> None:
+def _check_plan_fields(plan: Mapping[str, Any], label: str, text: str | None) -> None:
     """The fields that export, impact and re-checks read, with their types."""
     from straits.loading import validate_as
+    from straits.plan_fields import PlanInput
 
-    validate_as(PlanInput, plan, source=label)
+    validate_as(PlanInput, plan, source=label, text=text)
 
 
 def _check_references(plan: Mapping[str, Any], sc: Scenario, label: str) -> None:
+    """Every assignment names a stage, site and pool of the scenario; every stage is placed
+    at most once, and an unplaced stage is one of the scenario's and not placed as well."""
+    placed: dict[tuple[str, str], int] = {}
     for i, a in enumerate(plan.get("assignments", ())):
         where = f"assignments[{i}]"
+        key = (a["workload"], a["stage"])
+        if key in placed:
+            raise InputError(f"stage {key[0]}/{key[1]} is placed twice (first at "
+                             f"assignments[{placed[key]}])", source=label, path=where,
+                             expected="one assignment per stage")
+        placed[key] = i
         try:
             w = sc.workload(a["workload"])
         except KeyError:
@@ -284,6 +244,20 @@ def _check_references(plan: Mapping[str, Any], sc: Scenario, label: str) -> None
         if not any(p.chip == a["chip"] for p in site.pools):
             raise InputError(f"site {site.id!r} has no pool of {a['chip']!r}", source=label,
                              path=f"{where}.chip")
+    unplaced: set[tuple[str, str]] = set()
+    for i, u in enumerate(plan.get("unplaced", ())):
+        where, key = f"unplaced[{i}]", (u["workload"], u["stage"])
+        try:
+            sc.workload(key[0]).stage(key[1])
+        except KeyError:
+            raise InputError(f"no stage {key[0]}/{key[1]} in the plan's scenario",
+                             source=label, path=where) from None
+        if key in placed or key in unplaced:
+            raise InputError(f"stage {key[0]}/{key[1]} is "
+                             f"{'placed' if key in placed else 'unplaced'} already",
+                             source=label, path=where,
+                             expected="each stage either placed once or unplaced once")
+        unplaced.add(key)
 
 
 # --- a recorded plan as a document ---------------------------------------------------------------

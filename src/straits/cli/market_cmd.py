@@ -8,7 +8,15 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from straits.cli.common import JsonOption, RulesOption, console, err_console, fail, print_json
+from straits.cli.common import (
+    JsonOption,
+    RulesOption,
+    console,
+    err_console,
+    fail,
+    finite_float,
+    print_json,
+)
 from straits.errors import InputError
 
 
@@ -150,7 +158,7 @@ def sweep(
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the design and the runs."),
     metric: str = typer.Option("offshore_demand_after_h20", "--metric",
                                help="The outcome to rank parameters by (see docs/market.md)."),
-    threshold: float = typer.Option(None, "--threshold",
+    threshold: float = typer.Option(None, "--threshold", click_type=finite_float(),
                                     help="PRIM: conditions under which the metric exceeds "
                                          "this (default: its median)."),
     fresh: bool = typer.Option(False, "--fresh", help="Discard results already in --out."),
@@ -169,6 +177,10 @@ def sweep(
                             quiet=json_out)
     except InputError as exc:
         fail(exc)
+        return
+    except OSError as exc:  # --out in a place that cannot hold a directory
+        fail(InputError(f"cannot write {out}: {exc.strerror or exc}", path="--out",
+                        expected="a writable directory"))
         return
     if json_out:
         print_json(summary)

@@ -87,7 +87,7 @@ def _from_text(text: str, label: str) -> PlanSource:
                          expected="a plan document or a scenario")
     data = parse_text(text, label, ScenarioError)
     if is_plan_document(data):
-        doc = read_document(data, label)
+        doc = read_document(data, label, text)
         return PlanSource("document", f"plan document {label} (plan {doc.id[:12]}, scenario "
                                       f"{doc.scenario.name})", doc.scenario, doc)
     sc = parse_scenario(data, source=label)

@@ -17,23 +17,25 @@ from pydantic import BaseModel, ConfigDict
 from straits.errors import ScenarioError
 from straits.loading import parse_document, parse_scenario, read_text, validate_as
 from straits.model.scenario import Scenario
-from straits.model.types import ChipId, Id, NonNegFloat, NonNegInt
+from straits.model.types import ChipCount, ChipId, Date, Id, Text, UsdPerChipHour
 
 
 class _Change(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     site: Id
     chip: ChipId
-    source: str | None = None
+    source: Text | None = None
 
 
 class PriceChange(_Change):
-    usd_per_chip_hour: NonNegFloat
+    """A pool's new price: the scenario's own field type, so a bad one is named here."""
+
+    usd_per_chip_hour: UsdPerChipHour
 
 
 class CapacityChange(_Change):
-    count: NonNegInt
-    start: dt.date | None = None
+    count: ChipCount
+    start: Date | None = None
 
 
 class Overrides(BaseModel):
@@ -56,7 +58,18 @@ def _load(path: Path, key: str) -> Overrides:
     if not isinstance(data, dict) or set(data) != {key}:
         raise ScenarioError(f"expected a list of {key} changes", source=str(path),
                             expected=f"a list, or a mapping with the one key `{key}`")
-    return validate_as(Overrides, data, source=str(path), error=ScenarioError)
+    ov = validate_as(Overrides, data, source=str(path), error=ScenarioError)
+    seen: dict[tuple[Any, ...], int] = {}
+    changes: tuple[_Change, ...] = ov.prices if key == "prices" else ov.capacity
+    for i, c in enumerate(changes):  # a pool changed twice (on the same day) says two things
+        k = (c.site, c.chip, getattr(c, "start", None))
+        if k in seen:
+            raise ScenarioError(f"pool {c.chip} at site {c.site!r} is changed twice (first at "
+                                f"{key}[{seen[k]}])", source=str(path), path=f"{key}[{i}]",
+                                expected="one change per pool" + (" and start date"
+                                                                  if key == "capacity" else ""))
+        seen[k] = i
+    return ov
 
 
 def load_overrides(prices: Path | None, capacity: Path | None) -> Overrides:

@@ -84,7 +84,14 @@ def read_raw(path: Path | None) -> tuple[dict[str, Any], str]:
 
 
 def validate(raw: Mapping[str, Any], label: str) -> Market:
-    return validate_as(Market, raw, source=label, error=MarketError)
+    """The market of ``raw``, its fields typed and every parameter inside its domain
+    (``market/domains.py``)."""
+    from straits.market.domains import violations
+
+    market = validate_as(Market, raw, source=label, error=MarketError)
+    for path, detail, bound in violations(walk_params(market.model_dump(by_alias=True))):
+        raise MarketError(detail, source=label, path=path, expected=bound)
+    return market
 
 
 def load_market(path: Path | None = None, overrides: Mapping[str, float] | None = None,
@@ -92,7 +99,12 @@ def load_market(path: Path | None = None, overrides: Mapping[str, float] | None 
     """The validated market of ``path`` (shipped when None) with ``overrides`` applied."""
     raw, label = read_raw(path)
     if overrides:
+        from straits.market.domains import violations
+
         raw = with_values(raw, overrides, label=label)
+        for where, detail, bound in violations(
+                (key, {"value": v}) for key, v in overrides.items()):
+            raise MarketError(detail, source="--set", path=where, expected=bound)
     return validate(raw, label), raw, label
 
 

@@ -108,6 +108,9 @@ def check_target(path: Path) -> None:
                           expected="a file ending in " + ", ".join(FORMATS))
     if path.exists() and path.is_dir():
         raise MarketError(f"{path} is a directory", path="-o", expected="a file name")
+    from straits.fileio import output_path
+
+    output_path(path, option="-o")  # a link, a FIFO or a device is refused before the work
 
 
 def write(result: MarketResult, path: Path, other: MarketResult | None = None,
@@ -117,16 +120,24 @@ def write(result: MarketResult, path: Path, other: MarketResult | None = None,
     suffix = path.suffix.lower()
     if suffix == ".json":
         text = json.dumps(document(result, other), indent=2) + "\n"
-        write_bytes_atomically(path, text.encode())
+        _write(path, text.encode())
     elif suffix == ".csv":
         rows = flat_rows(result) + (flat_rows(other) if other is not None else [])
-        write_bytes_atomically(path, csv_text(rows).encode())
+        _write(path, csv_text(rows).encode())
     elif suffix == ".parquet":
         rows = flat_rows(result) + (flat_rows(other) if other is not None else [])
         meta = {"straits.market": result.market.name, "straits.seed": str(result.seed),
                 "straits.digest": digest}
-        write_bytes_atomically(path, parquet_bytes(rows, meta))
+        _write(path, parquet_bytes(rows, meta))
     else:
         from straits.market.report import market_page
 
-        write_bytes_atomically(path, market_page(result, other).render().encode())
+        _write(path, market_page(result, other).render().encode())
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Replace the regular file ``path`` atomically (``fileio.write_output``: links, FIFOs and
+    devices are refused, and an unwritable place is an input error naming ``-o``)."""
+    from straits.fileio import write_output
+
+    write_output(path, data, option="-o")

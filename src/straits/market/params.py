@@ -15,9 +15,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from straits.model.types import Authorization, ChipId, Country, DataClass, Id, Regime
+from straits.model.types import (
+    Authorization,
+    ChipId,
+    Country,
+    DataClass,
+    Id,
+    Regime,
+    printable,
+)
 
 Confidence = Literal["V", "V2", "D", "M"]
 Kind = Literal["pretrain", "finetune", "serve_home", "serve_abroad"]
@@ -41,7 +49,7 @@ class Param(Strict):
     value: float | None = None
     low: float | None = None
     high: float | None = None
-    source: str = Field(min_length=3)
+    source: Annotated[str, Field(min_length=3, max_length=2000), AfterValidator(printable)]
     confidence: Confidence
     unpublished: bool = False
     """No public figure exists: the range is the model's assumption, to be swept."""

@@ -35,6 +35,11 @@ NO_PRESUMPTION = "none"
 _SHARED: dict[Hashable, tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]]] = {}
 _SHARED_MAX = 500_000
 
+#: the largest order a rule check takes (``CheckRequest.quantity``); a simulated order beyond it
+#: (demand compounding at a high growth for decades) is asked as this many chips, which every
+#: quantity threshold of the rules counts the same way
+MAX_QUANTITY = 10**9
+
 
 @dataclass(frozen=True)
 class Actor:
@@ -215,7 +220,8 @@ class Rulebook:
         fields: dict[str, Any] = {
             "date": day, "regime": self.regime, "action": q.action, "tenant": q.actor.tenant,
             "site": SiteFacts(country=q.country, operator_hq=q.operator_hq), "chip": q.chip,
-            "data": q.data, "quantity": q.quantity, "ships_from": q.ships_from}
+            "data": q.data, "quantity": min(q.quantity, MAX_QUANTITY),
+            "ships_from": q.ships_from}
         return CheckRequest(**fields)
 
     def events(self, start: dt.date, end: dt.date) -> list[RuleEvent]:

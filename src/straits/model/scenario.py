@@ -142,7 +142,9 @@ class Dataset(Frozen):
     classes: tuple[DataClass, ...] = Field(min_length=1)
     subjects: People = 0
     sensitive_subjects: People = 0
-    uri: Annotated[str, Field(min_length=1, max_length=2048)] | None = None
+    uri: Annotated[str, Field(min_length=1, max_length=2048,
+                              pattern=r"^[^\s\x00-\x1f\x7f-\x9f\"`\\<>{}|^]+$")
+                   ] | None = None
     """Where the data is stored (s3://..., gs://...): exports mount it at /data/<id>."""
 
     @property

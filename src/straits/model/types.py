@@ -207,5 +207,19 @@ def _in_window(value: dt.date) -> dt.date:
 
 Date = Annotated[dt.date, AfterValidator(_in_window)]
 """A calendar date from 2000-01-01 to 2100-12-31."""
-Text = Annotated[str, StringConstraints(max_length=2000)]
+#: control characters a terminal acts on (ESC starts sequences that clear the screen, retitle
+#: the window or set the clipboard); tab and newline are text
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text``, refused when it holds a control character a terminal would act on."""
+    m = _CONTROL.search(text)
+    if m:
+        raise ValueError(f"holds the control character {m.group()!r} at position {m.start()} "
+                         "(a terminal would act on it)")
+    return text
+
+
+Text = Annotated[str, StringConstraints(max_length=2000), AfterValidator(printable)]
 """Free text (a source, a note): at most 2,000 characters."""

@@ -1,0 +1,220 @@
+"""The fields of a plan document that `export`, `impact`, `report` and `plan --show|--recheck`
+read, with their types and ranges (``plandoc.read_document`` validates a document against
+:class:`PlanInput`).
+
+A plan document is user input: a file anyone may edit (deleting ``id`` and ``digest`` makes an
+edited plan a new one). Every field a shell formats, sums or sorts is checked here, so a cost
+given as a string, a diagnosis given as a number or an assignment ending before it starts is
+exit 2 naming the field, never a traceback halfway through writing a report. Fields a plan of an
+older version may lack stay optional; fields this version does not know are carried as they are.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
+
+from straits.limits import MAX_DATE, MIN_DATE
+from straits.model.types import printable
+
+#: the largest figure a plan document may carry (dollars, hours, kWh...): far beyond any real
+#: plan, small enough that sums and formatting never overflow
+MAX_FIGURE = 1e18
+
+
+def _instant(text: str) -> dt.datetime:
+    t = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+def _iso_instant(text: str) -> str:
+    try:
+        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO-8601 time such as 2025-06-01T00:00:00Z") \
+            from None
+    if t.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone (expected UTC, such as "
+                         "2025-06-01T00:00:00Z)")
+    if not MIN_DATE <= t.astimezone(dt.UTC).date() <= MAX_DATE:
+        raise ValueError(f"{text!r} is outside the dates Straits plans ({MIN_DATE} to "
+                         f"{MAX_DATE})")
+    return text
+
+
+def _iso_date(text: str) -> str:
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+    if not MIN_DATE <= day <= MAX_DATE:
+        raise ValueError(f"{text!r} is outside the dates Straits plans ({MIN_DATE} to "
+                         f"{MAX_DATE})")
+    return text
+
+
+Instant = Annotated[StrictStr, AfterValidator(_iso_instant)]
+Day = Annotated[StrictStr, AfterValidator(_iso_date)]
+Figure = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-MAX_FIGURE,
+                                le=MAX_FIGURE)]
+Count = Annotated[StrictInt, Field(ge=0, le=10**12)]
+Text = Annotated[StrictStr, AfterValidator(printable)]
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class _Assignment(_Open):
+    workload: Text
+    stage: Text
+    site: Text
+    chip: Text
+    chips: Annotated[StrictInt, Field(ge=1, le=10_000_000)]
+    start: Instant
+    end: Instant
+    hours: Figure | None = None
+    chip_hours: Figure | None = None
+    cost_usd: Figure | None = None
+    compute_usd: Figure | None = None
+    egress_usd: Figure | None = None
+    capex_usd: Figure | None = None
+    penalty_usd: Figure | None = None
+    transfer_hours: Figure | None = None
+    late_hours: Figure | None = None
+    mfu: Figure | None = None
+    energy_kwh: Figure | None = None
+    tco2e: Figure | None = None
+    chip_hours_low: Figure | None = None
+    chip_hours_high: Figure | None = None
+    bought: StrictBool | None = None
+    decision: Text | None = None
+    layout: Text | None = None
+    requires: list[Text] = []
+    warnings: list[Text] = []
+
+    @model_validator(mode="after")
+    def _ends_after_it_starts(self) -> _Assignment:
+        if _instant(self.end) < _instant(self.start):
+            raise ValueError(f"ends ({self.end}) before it starts ({self.start})")
+        return self
+
+
+class _Unplaced(_Open):
+    workload: Text
+    stage: Text
+    lost: dict[Text, Count] = {}
+    lost_codes: dict[Text, Count] = {}
+    summary: Text | None = None
+
+
+class _Cited(_Open):
+    rule: Text
+    title: Text | None = None
+    citation: Text | None = None
+    confidence: Text | None = None
+    effect: Text | None = None
+    text: Text | None = None
+    requires: Text | None = None
+
+
+class _Rejection(_Open):
+    reason: Text
+    site: Text | None = None
+    chip: Text | None = None
+    code: Text | None = None
+    detail: Text | None = None
+    options: Count | None = None
+    rules: list[Text] = []
+
+    @model_validator(mode="after")
+    def _an_option_or_a_count(self) -> _Rejection:
+        if self.options is None and (self.site is None or self.chip is None):
+            raise ValueError("names no option: expected `site` and `chip`, or `options` (a "
+                             "count of options)")
+        return self
+
+
+class _Diagnosis(_Open):
+    workload: Text
+    stage: Text
+    options: Count = 0
+    lawful_and_free: Count = 0
+    chosen: Text | None = None
+    lost: dict[Text, Count] = {}
+    lost_codes: dict[Text, Count] = {}
+    summary: Text | None = None
+    rules: list[_Cited] = []
+    rejections: list[_Rejection] = []
+
+
+class _Warning(_Open):
+    rule: Text
+    title: Text | None = None
+    citation: Text | None = None
+    confidence: Text | None = None
+    effect: Text | None = None
+    text: Text | None = None
+    stages: list[Text] = []
+
+
+class _WhyNot(_Open):
+    workload: Text
+    stage: Text
+    constraints: list[Text] = []
+    requires: list[Text] = []
+    text: Text | None = None
+
+
+class _Timings(_Open):
+    time_limit_s: Figure | None = None
+    elapsed_s: Figure | None = None
+    phases: dict[Text, Figure] = {}
+    within: dict[Text, Figure] = {}
+
+
+class PlanInput(_Open):
+    """The plan fields the shells read (the rest is carried as it is)."""
+
+    date: Day
+    regime: Literal["enacted", "ai-diffusion"]
+    status: Text
+    assignments: list[_Assignment]
+    unplaced: list[_Unplaced] = []
+    scenario: Text | None = None
+    objective: Text | None = None
+    solver: Text | None = None
+    rules_digest: Text | None = None
+    objective_unit: Text | None = None
+    total_cost_usd: Figure | None = None
+    penalty_usd: Figure | None = None
+    makespan_hours: Figure | None = None
+    energy_mwh: Figure | None = None
+    tco2e: Figure | None = None
+    bound_usd: Figure | None = None
+    gap: Figure | None = None
+    baseline_usd: Figure | None = None
+    objective_value: Figure | None = None
+    bound_value: Figure | None = None
+    baseline_value: Figure | None = None
+    total_cost_usd_high: Figure | None = None
+    makespan_hours_high: Figure | None = None
+    bound_unplaced: Count | None = None
+    baseline_unplaced: Count | None = None
+    diagnosis: list[_Diagnosis] = []
+    warnings: list[_Warning] = []
+    why_not: list[_WhyNot] = []
+    notes: list[Text] = []
+    search: dict[str, object] | None = None
+    timings: _Timings | None = None
