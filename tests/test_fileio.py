@@ -158,3 +158,16 @@ def test_the_cli_writes_through_the_same_rules(tmp_path: Path) -> None:
     assert refused.returncode == 2 and "symbolic link" in refused.stderr
     dev = straits("scenario", "generate", "-o", "/dev/full")
     assert dev.returncode == 2 and "character device" in dev.stderr
+
+
+@pytest.mark.parametrize("target", ["", " ", "\t"])
+def test_an_empty_path_is_refused_not_the_current_directory(
+        tmp_path: Path, target: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`-o "$UNSET"` must not write into wherever the command runs."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError) as e:
+        write_output(target, "x", default_name="out.json")
+    assert e.value.path == "-o"
+    assert list(tmp_path.iterdir()) == []
+    p = straits("ledger", "export", "--db", f"sqlite:///{tmp_path / 'l.db'}", "-o", target)
+    assert p.returncode == 2 and not (tmp_path / "ledger.jsonl").exists()

@@ -48,6 +48,10 @@ def output_path(target: str | Path | None, *, default_name: str | None = None,
     ``option`` when the path holds something other than a regular file."""
     if target is None or str(target) == STDOUT:
         return None
+    if isinstance(target, str) and not target.strip():
+        # Path("") is the current directory: an unset shell variable must not write there
+        raise InputError("an empty path", path=option,
+                         expected="a file or directory name, or '-' for standard output")
     path = Path(target)
     for _ in range(2):  # the path itself, then the default name inside a directory
         try:
