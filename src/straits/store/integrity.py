@@ -150,20 +150,27 @@ def _leaf_message(seq: int, idx: int | None) -> str:
             "re-hashed, or the tree was altered")
 
 
+def _open_within(row: LedgerCheckpoint, keys: Keys, n: int) -> SignedCheckpoint:
+    """A stored checkpoint, its signature checked, that covers no more than the log's ``n``
+    entries (one signed beyond them means entries were removed from the end)."""
+    try:
+        cp = checkpoints.open_row(row, keys)
+    except LedgerError as exc:
+        raise _Broken(None, str(exc)) from None
+    if cp.checkpoint.size > n:
+        raise _Broken(n + 1, f"checkpoint #{row.id} was signed at {cp.checkpoint.size} "
+                             f"entries but the log has {n}: entries {n + 1} to "
+                             f"{cp.checkpoint.size} were removed from the end")
+    return cp
+
+
 def _check_checkpoints(s: Session, keys: Keys, n: int, root: bytes,
                        v: Verification) -> Verification:
     rows = s.scalars(select(LedgerCheckpoint).order_by(LedgerCheckpoint.size,
                                                        LedgerCheckpoint.id)).all()
     latest: SignedCheckpoint | None = None
     for row in rows:
-        try:
-            cp = checkpoints.open_row(row, keys)
-        except LedgerError as exc:
-            raise _Broken(None, str(exc)) from None
-        if cp.checkpoint.size > n:
-            raise _Broken(n + 1, f"checkpoint #{row.id} was signed at {cp.checkpoint.size} "
-                                 f"entries but the log has {n}: entries {n + 1} to "
-                                 f"{cp.checkpoint.size} were removed from the end")
+        cp = _open_within(row, keys, n)
         _consistent(s, cp.checkpoint.size, cp.checkpoint.root, n, root,
                     f"checkpoint #{row.id} ({cp.checkpoint.size} entries)")
         latest = cp
@@ -281,14 +288,7 @@ def verify_heads(store: Store, keys: Keys, heads: Iterable[Head]) -> Verificatio
         try:
             cp = None
             if row is not None:
-                try:
-                    cp = checkpoints.open_row(row, keys)
-                except LedgerError as exc:
-                    raise _Broken(None, str(exc)) from None
-                if cp.checkpoint.size > n:
-                    raise _Broken(n + 1, f"checkpoint #{row.id} was signed at "
-                                         f"{cp.checkpoint.size} entries but the log has {n}: "
-                                         "entries were removed from the end")
+                cp = _open_within(row, keys, n)
             sizes = {_size(h) for h in heads if _size(h) <= n}
             if cp is not None:
                 sizes.add(cp.checkpoint.size)
