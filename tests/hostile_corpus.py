@@ -94,7 +94,8 @@ def scenario_cases() -> list[dict[str, Any]]:
         for label, value in BAD_NUMBERS:
             text = _yaml(_set(EXAMPLE, path, value))
             # a 400-digit integer is refused while parsing, before any field is known
-            words = ("digits",) if label == "400-digits" else (_field(path),)
+            words: tuple[str, ...] = (
+                ("digits",) if label == "400-digits" else (_field(path),))
             out.append(case(f"scenario:{path}={label}", ["scenario", "validate", "{FILE}"],
                             words=words, files={"FILE": text}))
     head = EXAMPLE_TEXT
@@ -173,7 +174,8 @@ def request_cases() -> list[dict[str, Any]]:
     for path in CHECK_NUMBERS:
         for label, value in BAD_NUMBERS:
             doc = _set(DESIGN_REQUEST, path, value)
-            words = () if label in ("inf", "-inf", "nan", "400-digits") else (_field(path),)
+            words: tuple[str, ...] = (
+                () if label in ("inf", "-inf", "nan", "400-digits") else (_field(path),))
             out.append(case(f"check:{path}={label}", ["check", "--json"], stdin=_json(doc),
                             words=words))
     for path in ESTIMATE_NUMBERS:

@@ -5,6 +5,7 @@ every answer conforms to the spec (status, content type, body schema)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import schemathesis
@@ -45,7 +46,7 @@ CHECKS = [checks.not_a_server_error, checks.status_code_conformance,
 @schema.parametrize()
 @settings(max_examples=60, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
-def test_no_server_errors(case: schemathesis.Case, fuzz_app: tuple[object, str]) -> None:
+def test_no_server_errors(case: schemathesis.Case[Any], fuzz_app: tuple[object, str]) -> None:
     """No 5xx, no stack trace, and every answer is what the spec says: a documented status,
     its content type, a body matching its schema (200s and RFC 9457 problems alike)."""
     app, token = fuzz_app

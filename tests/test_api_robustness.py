@@ -8,7 +8,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -144,8 +144,8 @@ def test_a_body_that_stalls_is_cut_with_408(tmp_path: Path) -> None:
                 await asyncio.sleep(delay)
             return chunks.pop(0)
 
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(dict(message))
 
         guard = BodyLimit(app, limit=1000, store=Store(f"sqlite:///{tmp_path / 'x.db'}"),
                           timeout=0.5)

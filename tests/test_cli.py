@@ -89,7 +89,7 @@ def test_check_bad_json_and_list_index() -> None:
     one_line_error(straits("check", "--json", stdin=json.dumps(bad)), "[1].chip")
 
 
-ESTIMATE = {"model": {"params": 7.2e10, "layers": 80, "d_model": 8192, "heads": 64,
+ESTIMATE: dict[str, Any] = {"model": {"params": 7.2e10, "layers": 80, "d_model": 8192, "heads": 64,
                       "seq_len": 8192}, "tokens": 1.5e13, "chip": "H100-SXM", "chips": 4096}
 
 

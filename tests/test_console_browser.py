@@ -123,7 +123,7 @@ def submit_demo(page: Page, server: Server, example: Path, **options: str) -> st
         page.select_option(f"select[name={name}]", value)
     page.get_by_role("button", name="Plan it").click()
     page.wait_for_url(re.compile(r".*/ui/plans/[0-9a-f]{32}$"))
-    plan_id = page.url.rsplit("/", 1)[1]
+    plan_id: str = page.url.rsplit("/", 1)[1]
     # the page polls while the plan runs and reloads itself when it is done
     page.wait_for_selector("#why-not", timeout=120_000)
     page.wait_for_selector("body[data-rendered=true]")

@@ -116,7 +116,8 @@ def invocations(text: str) -> list[list[str]]:
     lex.whitespace_split = True
     lex.commenters = "#"
     tokens = list(lex)
-    out, cur = [], None
+    out: list[list[str]] = []
+    cur: list[str] | None = None
     for tok in tokens:
         if tok == "straits" or tok.endswith("$(straits") or tok.endswith("=$(straits"):
             cur = []

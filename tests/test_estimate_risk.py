@@ -31,7 +31,8 @@ def central(tokens: float) -> Any:
 def tokens_for(days: float) -> float:
     """Tokens of a run whose central estimate takes ``days`` on 64 H100s (hours are
     proportional to tokens at a fixed batch)."""
-    return 1e11 * days * 24.0 / central(1e11).hours
+    hours: float = central(1e11).hours
+    return 1e11 * days * 24.0 / hours
 
 
 def scenario(tokens: float, risk: str = "p50", **workload: Any) -> Scenario:
@@ -49,8 +50,8 @@ def scenario(tokens: float, risk: str = "p50", **workload: Any) -> Scenario:
 def test_p90_schedules_and_prices_the_high_end(solver: str) -> None:
     tokens = tokens_for(2.0)
     est = central(tokens)
-    p50 = make_plan(scenario(tokens), solver=solver, time_limit=5)  # type: ignore[arg-type]
-    p90 = make_plan(scenario(tokens, "p90"), solver=solver, time_limit=5)  # type: ignore[arg-type]
+    p50 = make_plan(scenario(tokens), solver=solver, time_limit=5)
+    p90 = make_plan(scenario(tokens, "p90"), solver=solver, time_limit=5)
     (a50,), (a90,) = p50.assignments, p90.assignments
     assert a50.chip_hours == pytest.approx(est.chip_hours)
     assert a90.chip_hours == pytest.approx(est.chip_hours_high)

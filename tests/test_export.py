@@ -48,9 +48,11 @@ def test_skypilot_tasks_pass_skypilots_schema_and_parser(inp: ExportInput) -> No
     tasks = _tasks(exporter("skypilot").render(inp).files)
     assert set(tasks) == {j.name for j in inp.jobs}
     for task in tasks.values():
-        common_utils.validate_schema(task, schemas.get_task_schema(), "task: ")
+        common_utils.validate_schema(  # type: ignore[no-untyped-call]
+            task, schemas.get_task_schema(), "task: ")  # type: ignore[no-untyped-call]
         for r in task["resources"]["any_of"]:
-            common_utils.validate_schema(r, schemas.get_resources_schema(), "resources: ")
+            common_utils.validate_schema(  # type: ignore[no-untyped-call]
+                r, schemas.get_resources_schema(), "resources: ")  # type: ignore[no-untyped-call]
         parsed = sky.Task.from_yaml_config(copy.deepcopy(task))
         assert parsed.num_nodes == task["num_nodes"]
         assert len(parsed.resources) == len(task["resources"]["any_of"])
@@ -69,7 +71,7 @@ def test_training_stages_are_one_pipeline_in_dependency_order(
         training = [j for j in inp.jobs if j.workload == w.id and not j.serving]
         path = tmp_path / "skypilot" / f"{w.id}.pipeline.yaml"
         dag = dag_utils.load_chain_dag_from_yaml(str(path))
-        names = [t.name for t in dag.tasks]
+        names = [str(t.name) for t in dag.tasks]
         assert sorted(names) == sorted(j.name for j in training)
         for j in training:
             for a in j.after:

@@ -76,7 +76,9 @@ def test_scripts_parse_and_fit_the_partitions_max_time(inp: ExportInput, tmp_pat
     for path in res.files:
         subprocess.run(["bash", "-n", str(tmp_path / path)], check=True)
     for job in inp.jobs:
-        s = job.planned.site.targets.slurm  # type: ignore[union-attr]
+        assert job.planned.site.targets is not None
+        s = job.planned.site.targets.slurm
+        assert s is not None
         path = next(p for p in res.files if p.endswith(f"/{job.name}.sbatch"))
         opts = _sbatch_options(res.files[path])
         assert int(opts["nodes"]) * s.gpus_per_node >= job.chips
@@ -91,7 +93,9 @@ def test_scripts_parse_and_fit_the_partitions_max_time(inp: ExportInput, tmp_pat
 def test_a_stage_longer_than_max_time_is_chained(inp: ExportInput) -> None:
     res = exporter("slurm").render(inp)
     long = max(inp.jobs, key=lambda j: j.hours)
-    s = long.planned.site.targets.slurm  # type: ignore[union-attr]
+    assert long.planned.site.targets is not None
+    s = long.planned.site.targets.slurm
+    assert s is not None
     assert long.hours * 60 > s.max_minutes  # the shipped pretrain runs for months
     assert any(f"{long.workload}/{long.stage}" in n and "chained" in n for n in res.notes)
 

@@ -40,6 +40,12 @@ def sql(url: str, statement: str, **params: object) -> None:
     engine.dispose()
 
 
+def _swap(url: str, a: int, b: int) -> None:
+    sql(url, "UPDATE ledger SET seq = 100 WHERE seq = :a", a=a)
+    sql(url, "UPDATE ledger SET seq = :a WHERE seq = :b", a=a, b=b)
+    sql(url, "UPDATE ledger SET seq = :b WHERE seq = 100", b=b)
+
+
 # --- the chain -----------------------------------------------------------------------------------
 def test_untouched_ledger_verifies(db_url: str) -> None:
     store = Store(db_url)
@@ -73,10 +79,7 @@ TAMPERING: list[tuple[str, Callable[[str], None], int, str]] = [
                                       "WHERE seq = 4"), 4, "altered"),
     ("entry deleted", lambda u: sql(u, "DELETE FROM ledger WHERE seq = 3"), 3, "removed"),
     ("last entry deleted", lambda u: sql(u, "DELETE FROM ledger WHERE seq = 5"), 5, "removed"),
-    ("entries swapped", lambda u: (sql(u, "UPDATE ledger SET seq = 100 WHERE seq = 2"),
-                                   sql(u, "UPDATE ledger SET seq = 2 WHERE seq = 3"),
-                                   sql(u, "UPDATE ledger SET seq = 3 WHERE seq = 100")),
-     2, "altered"),
+    ("entries swapped", lambda u: _swap(u, 2, 3), 2, "altered"),
     ("altered and re-hashed", lambda u: _rehash(u, 2), 2, "re-hashed"),
     ("first entry replaced", lambda u: _rehash(u, 1), 1, "re-hashed"),
 ]

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -159,8 +160,8 @@ def test_receipts_verify_offline_with_only_the_public_key(db_url: str, keyfile: 
     assert json.loads(ok.stdout) == {**json.loads(ok.stdout), "ok": True, "seq": 4,
                                      "tenant": "b", "tenant_seq": 2, "tree_size": 11}
 
-    def altered(change: str) -> dict[str, object]:
-        doc = json.loads(r.read_text())
+    def altered(change: str) -> dict[str, Any]:
+        doc: dict[str, Any] = json.loads(r.read_text())
         if change == "body":
             doc["entry"]["body"] = doc["entry"]["body"].replace('"i":3', '"i":4')
         elif change == "tenant":

@@ -183,7 +183,7 @@ def _forge_checkpoint(url: str) -> None:
         n=other.sign("straits.test/ledger\n8\n" + "A" * 43 + "=\n"))
 
 
-TAMPER: list[tuple[str, Callable[[str], None], int | None, str]] = [
+TAMPER: list[tuple[str, Callable[[str], None], int | None, str | None]] = [
     ("entry altered, whole chain re-hashed", lambda u: _rechain(u, 3), 3, "Merkle leaf"),
     ("entry altered, chain and tree rewritten", lambda u: _rewrite_everything(u, 3), None,
      "rewritten"),

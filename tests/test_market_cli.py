@@ -142,7 +142,7 @@ def test_list_params_json() -> None:
     assert all(r["source"] and r["confidence"] in ("V", "V2", "D", "M") for r in rows)
 
 
-def _sweep(out: Path, backend: str, **kw: object) -> dict[str, object]:
+def _sweep(out: Path, backend: str, **kw: object) -> dict[str, Any]:
     args: dict[str, object] = {
         "market_file": None, "runs": 6, "method": "lhs", "levels": 2,
         "params": ["demand.shift_speed", "demand.growth_per_year", "prices.elasticity"],
@@ -156,13 +156,14 @@ def _sweep(out: Path, backend: str, **kw: object) -> dict[str, object]:
 def _table(out: Path) -> list[dict[str, object]]:
     import pyarrow.parquet as pq
 
-    return pq.read_table(out / "runs.parquet").to_pylist()
+    rows: list[dict[str, object]] = pq.read_table(out / "runs.parquet").to_pylist()
+    return rows
 
 
 def test_sweep_inline_resumes(tmp_path: Path) -> None:
     a = tmp_path / "a"
     s = _sweep(a, "inline")
-    assert s["runs"] == 6 and len(s["sensitivity"]) == 3  # type: ignore[arg-type]
+    assert s["runs"] == 6 and len(s["sensitivity"]) == 3
     first = _table(a)
     # an interrupted sweep: drop two parts, rerun, the same table comes back
     parts = sorted((a / "parts").glob("part-*.parquet"))

@@ -174,7 +174,9 @@ def test_export_archives_are_reproducible_and_complete(doc_file: Path, tmp_path:
     assert tgz == run_bytes("export", str(doc_file), "--to", "slurm", "-o", "-")
     with tarfile.open(fileobj=io.BytesIO(tgz), mode="r:gz") as tar:
         names = {m.name.split("/", 1)[1]: m for m in tar.getmembers()}
-        manifest = json.loads(tar.extractfile(names.pop("straits-export.json")).read())
+        member = tar.extractfile(names.pop("straits-export.json"))
+        assert member is not None
+        manifest = json.loads(member.read())
         assert set(names) == {str(f.relative_to(d)) for f in d.rglob("*") if f.is_file()}
         scripts = [n for n in names if n.startswith("slurm/") and n.endswith("/submit.sh")]
         assert scripts and all(names[n].mode == 0o755 for n in scripts)  # one per cluster

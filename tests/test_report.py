@@ -99,7 +99,7 @@ def test_demo_view_matches_the_plan(demo: tuple[Scenario, dict[str, Any]],
         {a["site"] for a in plan["assignments"]}) == 1
 
 
-def _rules_in_force(rules: RuleSet, date: str, regime: str) -> list[dict[str, Any]]:
+def _rules_in_force(rules: RuleSet, date: str, regime: Any) -> list[dict[str, Any]]:
     from straits import api
 
     return list(api.rules_json(rules, dt.date.fromisoformat(date), regime, None))

@@ -18,7 +18,8 @@ from straits.model.scenario import Scenario
 
 @pytest.fixture(scope="module")
 def base(example_path: Path) -> dict[str, Any]:
-    return yaml.safe_load(example_path.read_text())
+    doc: dict[str, Any] = yaml.safe_load(example_path.read_text())
+    return doc
 
 
 def test_example_loads_and_is_immutable(example_path: Path) -> None:

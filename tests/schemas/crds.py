@@ -21,6 +21,9 @@ from typing import Any
 import jsonschema
 import yaml
 
+#: what ``validate`` raises for a document its CRD's schema refuses
+SchemaError = jsonschema.ValidationError
+
 HERE = Path(__file__).resolve().parent / "crds"
 K8S_VERSION = "1.31"
 #: the object that carries each cut core type, for kubernetes-validate
