@@ -38,6 +38,21 @@ def chips_at(sc: Scenario, site: str, chip: str, t: float, bought_by: str | None
     return count
 
 
+def _ends_first(events: list[tuple[float, int]]) -> list[tuple[float, int]]:
+    """Events in time order, where times within EPS of each other are one instant and its
+    ends come first: a stage that starts as another ends on the same chips (start + hours
+    and the next start's ticks / 60 differ in the last float digit) is a handover, not an
+    overlap."""
+    out: list[tuple[float, int]] = []
+    group: list[tuple[float, int]] = []
+    for e in sorted(events):
+        if group and e[0] - group[0][0] > EPS:
+            out += sorted(group, key=lambda g: g[1])
+            group = []
+        group.append(e)
+    return out + sorted(group, key=lambda g: g[1])
+
+
 def capacity_violations(sc: Scenario, plan: Plan) -> list[str]:
     """At every instant where use changes, chips in use <= chips the pool has; the pool's
     count may drop (maintenance) while stages run, so every window edge is checked too."""
@@ -51,7 +66,7 @@ def capacity_violations(sc: Scenario, plan: Plan) -> list[str]:
         edges = [(_hours(sc, w.start), 0) for w in pool.availability] + \
             [(_hours(sc, w.end), 0) for w in pool.availability if w.end is not None]
         used = 0
-        for t, delta in sorted(evs + edges, key=lambda e: (e[0], e[1])):  # ends first at ties
+        for t, delta in _ends_first(evs + edges):
             used += delta
             have = chips_at(sc, site, chip, t, buyer)
             if used > 0 and used > have:

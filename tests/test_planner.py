@@ -3,6 +3,7 @@ portfolios."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import random
 from pathlib import Path
@@ -115,6 +116,24 @@ def test_timeline_never_overbooks() -> None:
     assert tl.earliest(4, 10, 0) == 0
     with pytest.raises(ValueError):
         tl.book(1, 2, 5)
+
+
+@pytest.mark.parametrize(("gap_h", "overbooked"), [
+    (-1e-12, False),  # start + hours and ticks / 60: the same instant, a float digit apart
+    (0.0, False),
+    (0.5, False),
+    (-0.01, True),    # 36 seconds of real overlap is an overbooking
+])
+def test_the_capacity_invariant_tells_a_handover_from_an_overlap(
+        example: Scenario, rules: RuleSet, gap_h: float, overbooked: bool) -> None:
+    plan = make_plan(example, rules=rules, solver="greedy")
+    a = plan.assignments[0]
+    count = max(p.count for p in example.site(a.site).pools if p.chip == a.chip)
+    first = dataclasses.replace(a, chips=count, start_h=4069 + 13 / 60, bought=False,
+                                end_h=4069 + 13 / 60 + 1440)
+    second = dataclasses.replace(first, start_h=first.end_h + gap_h, end_h=first.end_h + 100)
+    found = capacity_violations(example, dataclasses.replace(plan, assignments=(first, second)))
+    assert bool(found) == overbooked
 
 
 # --- the verdict memo ----------------------------------------------------------------------------
