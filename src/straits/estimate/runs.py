@@ -34,8 +34,9 @@ Scope = Literal["run", "steps", "distillation"]
 #: ``distillation``: a pruning and distillation pipeline trained on a teacher's outputs, which the
 #: estimator does not model: predicted and shown, never fitted on
 SCOPES: tuple[str, ...] = ("run", "steps", "distillation")
-#: collection rounds so far: 1, the first fit (47 runs); 2, added in the second pass
-MAX_ROUND = 2
+#: collection rounds so far: 1, the first fit (47 runs); 2, added in the second pass (11); 3,
+#: added in the third pass (5)
+MAX_ROUND = 3
 
 
 class _Strict(BaseModel):
