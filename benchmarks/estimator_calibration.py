@@ -29,17 +29,10 @@ from dataclasses import dataclass
 from straits.catalog import get_chip
 from straits.estimate import estimate_training, flops_per_token
 from straits.estimate.fitting import published_metric
-from straits.estimate.runs import PublishedRun, published_runs
+from straits.estimate.runs import NEAR_REPLICATES, PublishedRun, published_runs, same_run
 from straits.estimate.typical import typical_chips
 
 BASELINE_MFU = 0.40
-#: near-replicates: the same team, chip and (nearly) the same model, trained months apart; the
-#: estimator sees every difference between the two (shape, sequence length, tokens, cluster), so
-#: what is left between their errors is the scatter of the published figures themselves
-REPLICATES = (("llama1-7b", "llama2-7b"), ("llama1-13b", "llama2-13b"),
-              ("llama1-33b", "llama2-34b"), ("llama1-65b", "llama2-70b"),
-              ("phi-3-mini", "phi-3.5-mini"), ("phi-3-mini", "phi-3-mini-june"),
-              ("phi-3-medium", "phi-4"), ("llama4-scout", "llama4-maverick"))
 GOALS = {"median |error|": (None, 0.12), "bias": (-0.05, 0.05), "within 25%": (0.80, None),
          "interval coverage": (0.70, 0.90)}
 
@@ -151,7 +144,7 @@ def replicates(rows: dict[str, Row]) -> None:
     (log-normal scatter of standard deviation sigma, estimated from the pairs)."""
     print("\nnear-replicates (same team, chip and model; the spread is the published figures')")
     diffs = []
-    for a, b in REPLICATES:
+    for a, b in NEAR_REPLICATES:
         if a not in rows or b not in rows:
             continue
         d = math.log((1.0 + rows[a].error) / (1.0 + rows[b].error))
@@ -168,6 +161,26 @@ def replicates(rows: dict[str, Row]) -> None:
           f"{within:.0%} within 25%")
 
 
+def given_mfu(runs: tuple[PublishedRun, ...]) -> None:
+    """With a measured MFU given: each training run published both as a per-step MFU and as a
+    chip-hour figure, predicted from its own published MFU, against the interval for a known
+    efficiency (fitted on the pairs whose two entries are both `fit` runs)."""
+    print("\nwith the published per-step MFU given (the same run published both ways)")
+    for r in runs:
+        if r.metric != "chip_hours" or r.chips is None:
+            continue
+        for m in runs:
+            if m.metric == "mfu" and same_run(r, m):
+                est = estimate_training(r.model, r.tokens, get_chip(r.chip), r.chips,
+                                        software_year=r.year, mfu=m.value)
+                pred = published_metric(est, r)
+                lo, hi = pred * est.low_factor, pred * est.high_factor
+                print(f"  {r.id:18s} ({r.used_for}) from {m.id} ({m.used_for}, {m.value:.1%}): "
+                      f"published {r.value:,.0f}, predicted {pred:,.0f} "
+                      f"({pred / r.value - 1.0:+.1%}), 80% {lo:,.0f}-{hi:,.0f} "
+                      f"{'inside' if lo <= r.value <= hi else 'outside'}")
+
+
 def main() -> None:
     start = time.perf_counter()
     runs = published_runs()
@@ -180,6 +193,7 @@ def main() -> None:
     headline(check)
     subsets(check)
     replicates(rows)
+    given_mfu(runs)
     table(f"FIT runs ({len(fitted)}, the parameters were fitted on these)", fitted)
     fs = summary(fitted)
     print(f"fit runs: median |error| {fs['median |error|']:.1%}, bias {fs['bias']:+.1%}, "

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from straits.estimate.calibration import FITTED
-from straits.estimate.fitting import Fit, document, fit, predicted
+from straits.estimate.fitting import Fit, Spread, document, fit, given_mfu_spread, predicted
 from straits.estimate.runs import fit_runs, published_runs
 
 FITTED_YAML = Path(__file__).resolve().parents[1] / "src/straits/estimate/fitted.yaml"
@@ -32,6 +32,17 @@ HEADER = """\
 # with these parameters is recorded under `runs` (check runs predicted, never fitted on):
 # `straits estimate` shows the nearest ones with their errors.
 """
+
+
+def show_spread(spread: Spread) -> None:
+    print("\nwith a measured MFU given (fit runs only):")
+    for run_id, v in spread.same_run:
+        print(f"  {run_id:24s} predicted from its own published MFU: {math.exp(-v) - 1.0:+7.1%}")
+    for a, b, d in spread.replicates:
+        print(f"  {a:14s} {b:16s} near-replicates, errors apart by x{math.exp(abs(d)):.2f}")
+    low, high = spread.interval
+    print(f"  sigma {spread.sigma:.3f}: central 80% interval x{math.exp(low):.3f} to "
+          f"x{math.exp(high):.3f}")
 
 
 def show(result: Fit, doc: dict[str, Any], seconds: float) -> None:
@@ -101,8 +112,10 @@ def differences(shipped: Any, fresh: Any, path: str = "") -> list[str]:
 def main() -> int:
     start = time.perf_counter()
     result = fit(fit_runs())
-    doc = document(result, list(published_runs()))
+    spread = given_mfu_spread(result, fit_runs())
+    doc = document(result, list(published_runs()), spread)
     show(result, doc, time.perf_counter() - start)
+    show_spread(spread)
     text = HEADER + yaml.safe_dump(doc, sort_keys=False, width=100)
     if "--write" in sys.argv:  # atomically: a killed write leaves the old file whole
         tmp = FITTED_YAML.with_suffix(".yaml.tmp")

@@ -19,7 +19,7 @@ from straits.catalog import get_chip
 from straits.errors import CatalogError
 from straits.estimate import estimate_training, nearest_runs
 from straits.estimate.calibration import DEFAULT, FITTED, fitted_document, fitted_values
-from straits.estimate.runs import parse_runs, published_runs, split_rule
+from straits.estimate.runs import MAX_ROUND, parse_runs, published_runs, split_rule
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS_YAML = ROOT / "src/straits/estimate/runs.yaml"
@@ -59,6 +59,12 @@ ROUND_1_CHECK = {
     "llama3-405b-8k-mfu", "llama4-scout", "phi-3-mini", "phi-3-mini-june", "phi-3.5-moe",
     "phi-4", "pythia-1.4b", "pythia-6.9b", "deepseek-67b", "mpt-7b", "bloomberggpt-50b",
     "smollm3-3b", "bloom-176b", "falcon-180b", "mtnlg-530b-mfu", "pangu-ultra-moe-mfu"}
+#: the second pass's split of its own runs, which the third round may not change either
+ROUND_2 = {
+    "chameleon-7b": "fit", "falcon-7b": "fit", "jetmoe-8b": "fit", "nemotron4-340b-mfu": "fit",
+    "phi-3-small": "fit", "stablelm-3b-4e1t": "fit", "chameleon-34b": "check",
+    "falcon-40b": "check", "gpt-neox-20b": "check", "granite-3.0-8b": "check",
+    "trillion-7b": "check"}
 
 
 def test_no_run_of_the_first_round_moved_between_fit_and_check() -> None:
@@ -67,10 +73,20 @@ def test_no_run_of_the_first_round_moved_between_fit_and_check() -> None:
     assert {i for i, u in first.items() if u == "check"} == ROUND_1_CHECK
 
 
+def test_no_run_of_the_second_round_moved_between_fit_and_check() -> None:
+    assert {r.id: r.used_for for r in published_runs() if r.round == 2} == ROUND_2
+
+
+def test_the_third_round_has_check_runs_of_its_own() -> None:
+    third = [r for r in published_runs() if r.round == 3]
+    assert {r.used_for for r in third} == {"fit", "check"}
+    assert {r.metric for r in third if r.used_for == "check"} == {"chip_hours", "mfu"}
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["phi", "llama3", "falcon", "new", "other"]),
                           st.floats(1e8, 1e12), st.sampled_from([1e11, 1e12, 1e13]),
-                          st.integers(3, 4)), min_size=1, max_size=12))
+                          st.integers(MAX_ROUND + 1, MAX_ROUND + 2)), min_size=1, max_size=12))
 def test_adding_runs_in_a_later_round_never_reassigns_an_earlier_run(
         extra: list[tuple[str, float, float, int]]) -> None:
     runs = list(published_runs())

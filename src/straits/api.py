@@ -69,7 +69,7 @@ def run_estimate(req: EstimateRequest, chips: int | None = None) -> Estimate:
     if n is None:
         n = typical_chips(req.model, req.tokens, chip, software_year=req.software_year)
     return estimate_training(req.model, req.tokens, chip, n, req.usd_per_chip_hour,
-                             software_year=req.software_year)
+                             software_year=req.software_year, mfu=req.mfu)
 
 
 def chips_basis(req: EstimateRequest, chips: int | None = None) -> str:

@@ -58,7 +58,8 @@ def estimate(
     "seq_len": 8192}, "tokens": 1.5e13, "chip": "H100-SXM", "chips": 4096}
     (examples/estimate.json); `chips` defaults to the cluster size published runs of this size
     typically used, `software_year` to 2025, `usd_per_chip_hour` to the catalog's reference
-    price. Serving: {"kind": "serve", "model": ..., "chip": ..., "days": 30,
+    price; `mfu` (a per-step MFU measured on your stack, 0-1) replaces the predicted one and
+    narrows the interval. Serving: {"kind": "serve", "model": ..., "chip": ..., "days": 30,
     "tokens_per_s": 50000}.
     """
     try:
@@ -182,11 +183,16 @@ def _view(req: EstimateRequest, est: Estimate, answer: dict[str, Any]) -> None:
                   f"{mem.get('weights_gb', 0):,.1f}, grads {mem.get('grads_gb', 0):,.1f}, "
                   f"optimizer {mem.get('optimizer_gb', 0):,.1f}, activations "
                   f"{mem.get('activations_gb', 0):,.1f})")
-        t.add_row("predicted MFU (per step)", f"{est.mfu:.1%}")
-        factors = est.mfu_components.get("factors", {})
-        t.add_row("  efficiency factors", " x ".join(f"{k} {v:g}" for k, v in factors.items()))
-        shares = est.mfu_components.get("step_shares", {})
-        t.add_row("  step time", ", ".join(f"{k} {v:.0%}" for k, v in shares.items() if v))
+        if est.efficiency_basis == "given":
+            t.add_row("MFU (per step)", f"{est.mfu:.1%} given (predicted "
+                      f"{est.predicted_mfu:.1%}, not used)")
+        else:
+            t.add_row("predicted MFU (per step)", f"{est.mfu:.1%}")
+            factors = est.mfu_components.get("factors", {})
+            t.add_row("  efficiency factors",
+                      " x ".join(f"{k} {v:g}" for k, v in factors.items()))
+            shares = est.mfu_components.get("step_shares", {})
+            t.add_row("  step time", ", ".join(f"{k} {v:.0%}" for k, v in shares.items() if v))
         t.add_row("step time", f"{est.step_seconds:,.2f} s")
         o = est.overheads
         t.add_row("whole-run overheads", f"goodput {o['goodput']:.1%} (~{o['interruptions']:,.0f} "

@@ -201,6 +201,11 @@ class _Interval(_Strict):
         return self
 
 
+class _GivenInterval(_Interval):
+    sigma: Annotated[float, Field(ge=0)]
+    """the log-normal scatter the interval is exp(+-1.2816 sigma) of"""
+
+
 class _TypicalDays(_Strict):
     a: Finite
     b: Annotated[float, Field(ge=0, le=1)]
@@ -214,6 +219,7 @@ class FittedFile(_Strict):
     fit: dict[str, Any]
     typical_days: _TypicalDays
     interval: _Interval
+    interval_given_mfu: _GivenInterval | None = None
     runs: dict[str, dict[str, Any]]
 
     @model_validator(mode="after")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from straits.catalog import Chip, get_chip
 from straits.errors import EstimateError
@@ -26,7 +26,13 @@ from straits.estimate.calibration import (
 from straits.estimate.efficiency import Efficiency, min_chips, predict
 from straits.estimate.energy import Energy, energy
 from straits.estimate.flops import training_flops
-from straits.estimate.interval import DEFAULT_RISK, Interval, Risk, training_interval
+from straits.estimate.interval import (
+    DEFAULT_RISK,
+    Interval,
+    Risk,
+    given_mfu_interval,
+    training_interval,
+)
 from straits.estimate.memory import min_chips_serving, serving_state_gb
 from straits.estimate.serving import ServingPlan, serving_plan
 from straits.estimate.stack import DEFAULT_YEAR, FIRST_YEAR, LAST_YEAR
@@ -34,6 +40,7 @@ from straits.estimate.steptime import StepTime
 from straits.model.scenario import ModelSpec
 
 SECONDS_PER_HOUR = 3600.0
+EfficiencyBasis = Literal["predicted", "given"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,10 @@ class Estimate:
     """the calibrated interval the factors come from (None: no claim, e.g. a serving stage)"""
     risk: Risk = DEFAULT_RISK
     """``p90``: the central figures are the interval's high end (see :func:`at_risk`)"""
+    efficiency_basis: EfficiencyBasis = "predicted"
+    """``given``: the step time comes from a measured MFU the request gave, not the model's"""
+    predicted_mfu: float = 0.0
+    """the per-step MFU the model predicts (shown beside a given one; equal to ``mfu`` else)"""
 
     @property
     def days(self) -> float:
@@ -123,6 +134,8 @@ class Estimate:
         }
         if self.kind == "train":
             out["software_year"] = self.software_year
+            out["efficiency"] = {"basis": self.efficiency_basis, "mfu": round(self.mfu, 4),
+                                 "predicted_mfu": round(self.predicted_mfu, 4)}
         if self.serving:
             out["serving"] = self.serving
         return out
@@ -165,11 +178,16 @@ def _range_notes(chip_id: str) -> tuple[str, ...]:
 def estimate_training(model: ModelSpec, tokens: float, chip: Chip, chips: int | None = None,
                       usd_per_chip_hour: float | None = None, *,
                       cal: Calibration = DEFAULT, software_year: int = DEFAULT_YEAR,
-                      risk: Risk = DEFAULT_RISK) -> Estimate:
+                      risk: Risk = DEFAULT_RISK, mfu: float | None = None) -> Estimate:
     """Estimate a training stage of ``tokens`` tokens on ``chips`` chips (default: the fewest
     that fit; :func:`~straits.estimate.typical.typical_chips` gives the size people use) with
     the software stack of ``software_year``; ``risk='p90'`` puts the central figures at the
-    interval's high end."""
+    interval's high end.
+
+    ``mfu``, a per-step model FLOPs utilization the user measured on their stack (0 < mfu <= 1),
+    replaces the predicted one: the step time is the model FLOPs of a step at that share of the
+    chips' peak; the layout, memory, interruptions and evaluation stay as modelled, and the
+    interval narrows to what a known efficiency leaves (:func:`given_mfu_interval`)."""
     if tokens <= 0:
         raise EstimateError("tokens must be positive", path="tokens", expected="a number > 0")
     if chips is not None and chips <= 0:
@@ -179,15 +197,18 @@ def estimate_training(model: ModelSpec, tokens: float, chip: Chip, chips: int | 
     if not FIRST_YEAR <= software_year <= LAST_YEAR:
         raise EstimateError(f"software_year {software_year} is out of range",
                             path="software_year", expected=f"a year {FIRST_YEAR}-{LAST_YEAR}")
+    if mfu is not None and not (math.isfinite(mfu) and 0.0 < mfu <= 1.0):
+        raise EstimateError(f"mfu {mfu!r} is not a utilization", path="mfu",
+                            expected="a measured per-step MFU, 0 < mfu <= 1 (0.4 for 40%)")
     est = _priced(model, float(tokens), chip.id, chips, cal, _price(chip, usd_per_chip_hour),
-                  software_year)
+                  software_year, None if mfu is None else float(mfu))
     return at_risk(est, risk)
 
 
 @lru_cache(maxsize=131072)
 def _priced(model: ModelSpec, tokens: float, chip_id: str, chips: int | None, cal: Calibration,
-            price: float | None, year: int) -> Estimate:
-    est = _training(model, tokens, chip_id, chips, cal, year)
+            price: float | None, year: int, mfu: float | None = None) -> Estimate:
+    est = _training(model, tokens, chip_id, chips, cal, year, mfu)
     if price == est.usd_per_chip_hour:
         return est
     return replace(est, usd_per_chip_hour=price,
@@ -241,26 +262,33 @@ def run_hours(step_seconds: float, tokens: float, batch: float, chips: int,
 
 @lru_cache(maxsize=65536)
 def _training(model: ModelSpec, tokens: float, chip_id: str, chips: int | None,
-              cal: Calibration, year: int) -> Estimate:
+              cal: Calibration, year: int, mfu: float | None = None) -> Estimate:
     batch = model.global_batch_tokens or default_global_batch(tokens, model.seq_len)
     core = _core(model, chip_id, chips, batch, cal, year)
     eff = core.eff
     n = eff.layout.chips
-    step_hours, hours = run_hours(eff.step.total, tokens, batch, n, cal)
+    step_seconds = eff.step.total
+    if mfu is not None:  # the measured efficiency: model FLOPs of a step at mfu x peak
+        step_seconds = eff.step.model_flops / (eff.step.peak_flops * mfu)
+    step_hours, hours = run_hours(step_seconds, tokens, batch, n, cal)
     price = core.price
     overheads = {"goodput": round(cal.goodput(n), 4), "evaluation": cal.evaluation,
                  "interruptions": round(cal.failure_rate * n * hours, 1),
                  "step_chip_hours": n * step_hours,
                  "overhead_chip_hours": n * (hours - step_hours)}
-    iv = training_interval()
+    iv = training_interval() if mfu is None else given_mfu_interval()
+    given = mfu is not None
     return Estimate(
         kind="train", chip=chip_id, chips=n, min_chips=core.need, fits=eff.fits,
-        flops=training_flops(model, tokens), mfu=eff.mfu, hours=hours, chip_hours=n * hours,
-        cost_usd=None if price is None else n * hours * price, usd_per_chip_hour=price,
-        layout=core.layout, batch_tokens=batch, step_seconds=eff.step.total,
-        memory_gb=core.memory, factors=core.factors, step=eff.step, overheads=overheads,
-        notes=core.notes, software_year=year, low_factor=iv.low_factor,
+        flops=training_flops(model, tokens), mfu=eff.mfu if mfu is None else mfu, hours=hours,
+        chip_hours=n * hours, cost_usd=None if price is None else n * hours * price,
+        usd_per_chip_hour=price, layout=core.layout, batch_tokens=batch,
+        step_seconds=step_seconds, memory_gb=core.memory,
+        # a given MFU replaces the kernel factors and the step breakdown the model predicts
+        factors={} if given else core.factors, step=None if given else eff.step,
+        overheads=overheads, notes=core.notes, software_year=year, low_factor=iv.low_factor,
         high_factor=iv.high_factor, interval=iv,
+        efficiency_basis="given" if given else "predicted", predicted_mfu=eff.mfu,
     )
 
 

@@ -18,6 +18,13 @@ The procedure:
 3. *Interval.* Leave-one-out: for each chip-hour run, the parameters are searched again
    without it (settings held) and the run predicted; the 10th and 90th percentiles of
    log(published / predicted) bound the central 80% interval.
+4. *Interval with a given MFU* (:func:`given_mfu_spread`). What is left when a user gives the
+   per-step MFU they measured: the whole-run overheads the MFU does not see and the scatter of
+   a published figure. Measured on ``fit`` runs only: each run published both as a per-step
+   MFU and as a chip-hour figure is predicted from its own MFU (a squared log error each), and
+   each pair of near-replicate runs gives the scatter of one figure (half the squared
+   difference of their log errors). sigma is the root of the mean; the interval is
+   exp(+-1.2816 sigma), the 10th and 90th percentiles of a log-normal scatter.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from straits.estimate.calibration import FITTED, Calibration, fitted_values, wit
 from straits.estimate.efficiency import predict
 from straits.estimate.estimator import Estimate, estimate_training, run_hours
 from straits.estimate.layout import Layout
-from straits.estimate.runs import PublishedRun
+from straits.estimate.runs import NEAR_REPLICATES, PublishedRun, same_run
 from straits.estimate.steptime import step_time
 from straits.estimate.typical import TypicalDays, fit_typical_days, typical_chips
 
@@ -45,6 +52,8 @@ MAX_ROUNDS = 8
 #: a search that has not converged by then stops (a flat direction: a parameter at a bound)
 MAX_EVALUATIONS = 200
 LEVEL = 0.8
+#: the 90th percentile of a standard normal: a log-normal 80% interval is exp(+-Z80 sigma)
+Z80 = 1.2816
 
 
 @dataclass(frozen=True)
@@ -180,7 +189,56 @@ def fit(runs: list[PublishedRun], *, loo: bool = True) -> Fit:
     return Fit(cal, typical, tuple(settings), rounds, converged, tuple(left_out))
 
 
-def document(result: Fit, all_runs: list[PublishedRun]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Spread:
+    """The scatter left when the efficiency is known (see the module's step 4)."""
+
+    sigma: float
+    same_run: tuple[tuple[str, float], ...]
+    """(chip-hour run id, log(published / predicted from its own published MFU))"""
+    replicates: tuple[tuple[str, str, float], ...]
+    """(run, run, difference of their log errors)"""
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return -Z80 * self.sigma, Z80 * self.sigma
+
+
+def given_mfu_spread(result: Fit, runs: list[PublishedRun]) -> Spread:
+    """The scatter of log(published / estimated with a known MFU), from ``runs`` alone (the
+    caller passes the ``fit`` runs), with the fitted parameters of ``result``."""
+    cal = result.calibration
+    runs = [r for r in runs if r.fittable]
+    by_id = {r.id: r for r in runs}
+    pairs: list[tuple[str, float]] = []
+    for r in runs:
+        if r.metric != "chip_hours" or r.chips is None:
+            continue
+        for m in runs:
+            if m.metric == "mfu" and same_run(r, m):
+                est = estimate_training(r.model, r.tokens, get_chip(r.chip), r.chips, cal=cal,
+                                        software_year=r.year, mfu=m.value)
+                pairs.append((r.id, math.log(r.value / published_metric(est, r))))
+    reps: list[tuple[str, str, float]] = []
+    for a, b in NEAR_REPLICATES:
+        if a in by_id and b in by_id:
+            ea, eb = (math.log(_estimated(by_id[k], result) / by_id[k].value) for k in (a, b))
+            reps.append((a, b, ea - eb))
+    squares = [v * v for _, v in pairs] + [d * d / 2.0 for *_, d in reps]
+    sigma = math.sqrt(sum(squares) / len(squares)) if squares else 0.0
+    return Spread(sigma, tuple(pairs), tuple(reps))
+
+
+def _estimated(r: PublishedRun, result: Fit) -> float:
+    chip, cal = get_chip(r.chip), result.calibration
+    chips = r.chips if r.chips is not None else typical_chips(
+        r.model, r.tokens, chip, cal=cal, software_year=r.year, typical=result.typical)
+    est = estimate_training(r.model, r.tokens, chip, chips, cal=cal, software_year=r.year)
+    return published_metric(est, r)
+
+
+def document(result: Fit, all_runs: list[PublishedRun],
+             spread: Spread | None = None) -> dict[str, Any]:
     """``fitted.yaml``: the parameters, the typical run length, the interval, and every run's
     prediction with the shipped parameters (check runs included: predicted, never fitted)."""
     low, high = result.interval
@@ -216,5 +274,11 @@ def document(result: Fit, all_runs: list[PublishedRun]) -> dict[str, Any]:
         "interval": {"low": round(low, 4), "high": round(high, 4), "level": LEVEL,
                      "basis": f"leave-one-out on {len(result.loo)} fit runs (chip-hours): "
                               f"10th and 90th percentiles of log(published / predicted)"},
+        **({} if spread is None else {"interval_given_mfu": {
+            "low": round(spread.interval[0], 4), "high": round(spread.interval[1], 4),
+            "level": LEVEL, "sigma": round(spread.sigma, 4),
+            "basis": f"a measured MFU given: log-normal scatter of sigma {spread.sigma:.3f} "
+                     f"from fit runs ({len(spread.same_run)} published both as per-step MFU "
+                     f"and chip-hours, {len(spread.replicates)} near-replicate pairs)"}}),
         "runs": runs,
     }

@@ -7,6 +7,11 @@ An estimate's low and high are its central figure times exp(those percentiles), 
 published runs in 10 fall inside; ``benchmarks/estimator_calibration.py`` measures how many
 ``check`` runs do.
 
+A request that gives its stack's measured MFU gets a narrower interval (:func:`given_mfu_interval`):
+what is left when the team's efficiency is known, a log-normal scatter whose width the fitting
+script derives from ``fit`` runs alone (the same run published as a per-step MFU and as a
+whole-run figure, and near-replicate runs of one team).
+
 A plan uses the central figure by default (``risk='p50'``); with ``risk='p90'`` it budgets and
 schedules every training stage at the high end, for hard deadlines and budgets.
 """
@@ -57,13 +62,24 @@ class Interval:
 NO_INTERVAL = Interval(0.0, 0.0, 0.0, "none: the estimator has not been calibrated")
 
 
-@cache
-def training_interval() -> Interval:
+def _shipped(key: str) -> Interval:
     try:
-        doc = fitted_document().get("interval")
+        doc = fitted_document().get(key)
     except CatalogError:  # a damaged fitted.yaml: estimates with the shipped parameters refuse
         return NO_INTERVAL  # (require_shipped); the fitting script still runs to repair it
     if not isinstance(doc, dict):
         return NO_INTERVAL
     return Interval(float(doc["low"]), float(doc["high"]), float(doc["level"]),
                     str(doc["basis"]))
+
+
+@cache
+def training_interval() -> Interval:
+    """The interval of an estimate whose efficiency the model predicts."""
+    return _shipped("interval")
+
+
+@cache
+def given_mfu_interval() -> Interval:
+    """The interval of an estimate whose per-step MFU the request gave (measured)."""
+    return _shipped("interval_given_mfu")

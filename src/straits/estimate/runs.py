@@ -34,8 +34,19 @@ Scope = Literal["run", "steps", "distillation"]
 #: ``distillation``: a pruning and distillation pipeline trained on a teacher's outputs, which the
 #: estimator does not model: predicted and shown, never fitted on
 SCOPES: tuple[str, ...] = ("run", "steps", "distillation")
-#: collection rounds so far: 1, the first fit (47 runs); 2, added in the second pass
-MAX_ROUND = 2
+#: collection rounds so far: 1, the first fit (47 runs); 2, added in the second pass (11); 3,
+#: added in the third pass (5)
+MAX_ROUND = 3
+
+
+#: near-replicates: the same team, chip and (nearly) the same model, trained months apart; the
+#: estimator sees every difference between the two (shape, sequence length, tokens, cluster), so
+#: what is left between their errors is the scatter of the published figures themselves
+NEAR_REPLICATES: tuple[tuple[str, str], ...] = (
+    ("llama1-7b", "llama2-7b"), ("llama1-13b", "llama2-13b"), ("llama1-33b", "llama2-34b"),
+    ("llama1-65b", "llama2-70b"), ("phi-3-mini", "phi-3.5-mini"),
+    ("phi-3-mini", "phi-3-mini-june"), ("phi-3-medium", "phi-4"),
+    ("llama4-scout", "llama4-maverick"))
 
 
 class _Strict(BaseModel):
@@ -180,6 +191,14 @@ def split_rule(runs: tuple[PublishedRun, ...] | list[PublishedRun]) -> dict[str,
         for i, r in enumerate(sorted(members, key=lambda r: (r.compute, r.id))):
             out[r.id] = "fit" if i % 2 == 0 else "check"
     return out
+
+
+def same_run(a: PublishedRun, b: PublishedRun) -> bool:
+    """Whether two entries are one training run published twice: as a per-step MFU and as a
+    whole-run (or step-time) figure, on the same chip, cluster and model shape."""
+    return (a.metric != b.metric and a.family == b.family and a.chip == b.chip
+            and a.chips == b.chips and a.model.params == b.model.params
+            and a.model.layers == b.model.layers and a.model.d_model == b.model.d_model)
 
 
 def fit_runs() -> list[PublishedRun]:

@@ -16,6 +16,7 @@ from straits.model.types import (
     Date,
     Days,
     GridIntensity,
+    Mfu,
     People,
     Pue,
     Quantity,
@@ -111,11 +112,16 @@ class EstimateRequest(Frozen):
     software_year: SoftwareYear = 2025
     """Year of the training software stack (fused attention and selective recomputation from
     2023; older stacks run slower); default a current one."""
+    mfu: Mfu | None = None
+    """The per-step model FLOPs utilization measured on the user's stack (0 < mfu <= 1): used
+    instead of the predicted one, with a narrower interval; training only."""
 
     @model_validator(mode="after")
     def _kind_fields(self) -> EstimateRequest:
         if self.kind == "train" and self.tokens is None:
             raise ValueError("a training estimate needs `tokens` (> 0)")
+        if self.kind == "serve" and self.mfu is not None:
+            raise ValueError("`mfu` is a training efficiency: a serving estimate takes none")
         if self.kind == "serve" and (self.days is None
                                      or (self.chips is None and self.tokens_per_s is None)):
             raise ValueError("a serving estimate needs `days`, and `chips` or `tokens_per_s`")

@@ -36,6 +36,7 @@ from straits.model.types import (
     Id,
     Layers,
     LeadDays,
+    Mfu,
     ObjectiveSpec,
     Params,
     People,
@@ -221,6 +222,9 @@ class Stage(Frozen):
     days: Days | None = None
     tokens_per_s: TokensPerS | None = None
     """Serving: output tokens per second to sustain (instead of a fixed `chips`)."""
+    mfu: Mfu | None = None
+    """Training: the per-step model FLOPs utilization measured on the team's stack (0 < mfu <=
+    1), used on every chip the planner tries instead of the predicted one."""
     prompt_tokens: RequestTokens = 1024
     output_tokens: RequestTokens = 256
     users: tuple[Country, ...] = ()
@@ -239,6 +243,8 @@ class Stage(Frozen):
         if self.kind == "serve":
             if self.days is None or (self.chips is None and self.tokens_per_s is None):
                 raise ValueError("a serve stage needs `days`, and `chips` or `tokens_per_s`")
+            if self.mfu is not None:
+                raise ValueError("`mfu` is a training efficiency: a serve stage takes none")
         elif not self.datasets and self.tokens is None:
             raise ValueError(f"a {self.kind} stage needs `datasets` or `tokens`")
         return self

@@ -166,6 +166,8 @@ Heads = Annotated[int, _range("Heads", int, 1, 100_000, "attention heads, or key
 SeqLen = Annotated[int, _range("SeqLen", int, 1, 1e8, "tokens of context")]
 SoftwareYear = Annotated[int, _range("SoftwareYear", int, 2018, 2035,
                                      "year of the training software stack (estimate requests)")]
+Mfu = Annotated[float, _range("Mfu", float, 0, 1, "a measured per-step model FLOPs utilization "
+                                                 "(0.4 for 40%)", lo_open=True)]
 TopK = Annotated[int, _range("TopK", int, 1, 10_000, "experts each token is routed to")]
 Epochs = Annotated[float, _range("Epochs", float, 0.001, 10_000, "passes over a stage's datasets")]
 TokensPerS = Annotated[float, _range("TokensPerS", float, 0.001, 1e12,

@@ -189,7 +189,8 @@ def fit_stage(sc: Scenario, w: Workload, stage: Stage, chip: Chip, count: int,
 
     def train(n: int | None) -> Estimate:
         if (chip.id, n) not in estimates:
-            estimates[(chip.id, n)] = estimate_training(w.model, tokens, chip, n, risk=sc.risk)
+            estimates[(chip.id, n)] = estimate_training(w.model, tokens, chip, n, risk=sc.risk,
+                                                        mfu=stage.mfu)
         return estimates[(chip.id, n)]
 
     need = train(None).min_chips
