@@ -27,9 +27,9 @@ from straits.model.request import EstimateRequest
 from straits.model.scenario import ModelSpec
 from straits.plan import make_plan
 
-MODEL = {"params": 7e9, "layers": 32, "d_model": 4096, "heads": 32, "seq_len": 4096,
+MODEL: dict[str, Any] = {"params": 7e9, "layers": 32, "d_model": 4096, "heads": 32, "seq_len": 4096,
          "global_batch_tokens": 4e6}
-SPEC = ModelSpec(**MODEL)  # type: ignore[arg-type]
+SPEC = ModelSpec(**MODEL)
 H100 = get_chip("H100-SXM")
 TOKENS = 1e12
 CHIPS = 256
