@@ -264,3 +264,24 @@ def finite_float(lo: float | None = None, hi: float | None = None) -> Any:
             return v
 
     return FiniteFloatRange(min=lo, max=hi)
+
+
+def nonempty_path() -> Any:
+    """A path option's parameter type that refuses an empty or blank value: ``Path("")`` is
+    the current directory, so an unset shell variable (``-o "$OUT"``) would write wherever the
+    command runs. A usage error (exit 2) naming the option, as :func:`straits.fileio.output_path`
+    gives for the string options."""
+    import click
+
+    class NonEmptyPath(click.ParamType):
+        name = "path"
+
+        def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+            if isinstance(value, Path):
+                return value
+            if not str(value).strip():
+                self.fail("an empty path (expected a file or directory name; '-' where the "
+                          "option takes standard output)", param, ctx)
+            return Path(value)
+
+    return NonEmptyPath()

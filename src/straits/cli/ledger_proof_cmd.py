@@ -16,6 +16,7 @@ from straits.cli.common import (
     console,
     err_console,
     fail,
+    nonempty_path,
     open_store,
     print_json,
     read_stdin_text,
@@ -35,6 +36,7 @@ def register(app: typer.Typer) -> None:
         origin: str = typer.Option(None, "--origin", help="The log's name, in its checkpoints "
                                    "and its key (default: HOSTNAME/straits-ledger)."),
         output: Path = typer.Option(Path("straits-ledger.key"), "-o", "--output",
+                                    click_type=nonempty_path(),
                                     help="The signing key file to write (mode 0600); the "
                                          "public key goes to FILE.pub."),
         force: bool = typer.Option(False, "--force", help="Replace an existing key."),
@@ -72,7 +74,8 @@ def register(app: typer.Typer) -> None:
         db: str = DbOption,
         key: Path = KeyOption,
         pubkey: list[str] = PubkeyOption,
-        output: Path = typer.Option(None, "-o", "--output", help="Write the checkpoint here "
+        output: Path = typer.Option(None, "-o", "--output", click_type=nonempty_path(),
+                                    help="Write the checkpoint here "
                                     "(e.g. where it is published) instead of stdout."),
         since: int = typer.Option(None, "--since", min=0, help="Also print a consistency "
                                   "proof from this size (JSON)."),
@@ -129,7 +132,8 @@ def register(app: typer.Typer) -> None:
         db: str = DbOption,
         key: Path = KeyOption,
         pubkey: list[str] = PubkeyOption,
-        output: Path = typer.Option(None, "-o", "--output", help="File to write (default: "
+        output: Path = typer.Option(None, "-o", "--output", click_type=nonempty_path(),
+                                    help="File to write (default: "
                                     "stdout)."),
     ) -> None:
         """A receipt for one entry: the entry, its inclusion proof and a signed checkpoint,
@@ -204,6 +208,7 @@ def register(app: typer.Typer) -> None:
                                              "receipt (repeatable)."),
         pubkey: list[str] = PubkeyOption,
         state: Path = typer.Option(None, "--state", envvar="STRAITS_WITNESS_STATE",
+                                   click_type=nonempty_path(),
                                    help="The witness's own record of checkpoints seen "
                                         "(default ./straits-witness.json)."),
         db: str = typer.Option(None, "--db", help="Ask the log's database for consistency "

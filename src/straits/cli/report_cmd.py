@@ -14,6 +14,7 @@ from straits.cli.common import (
     err_console,
     fail,
     finite_float,
+    nonempty_path,
     note,
     open_store,
     print_json,
@@ -65,7 +66,7 @@ def report(
                                help="A recorded plan id (or unique prefix), a plan document "
                                     "(`straits plan -o json`), a scenario file to plan now, or "
                                     "`-` for stdin."),
-    out: Path = typer.Option(..., "-o", "--out",
+    out: Path = typer.Option(..., "-o", "--out", click_type=nonempty_path(),
                              help="The file to write: .html (self-contained, no network), or "
                                   ".pdf / .png printed by a local Chromium; - for HTML on "
                                   "stdout."),
