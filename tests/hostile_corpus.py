@@ -280,5 +280,54 @@ def flag_cases() -> list[dict[str, Any]]:
             for name, argv, stdin, words in flags]
 
 
+#: scheduler names that reach generated scripts and manifests unquoted (#SBATCH lines, shell
+#: comments, echo lines) or the terminal: (field, hostile value)
+TARGET_NAMES: list[tuple[str, str]] = [
+    ("sites.0.targets.slurm.partition", "gpu\ntouch /tmp/straits-pwned"),
+    ("sites.0.targets.slurm.account", "lab account"),
+    ("sites.0.targets.slurm.cluster", "c$(touch /tmp/straits-pwned)"),
+    ("sites.0.targets.slurm.cluster", "c[/]"),
+    ("sites.0.targets.slurm.cluster", "c\x1b]0;title\x07"),
+    ("sites.0.pools.0.targets.slurm_partition", "h100;id"),
+    ("sites.0.pools.0.targets.slurm_gres", "gpu\nid"),
+    ("sites.0.pools.0.targets.slurm_gres", "gpu:h100:8"),
+    ("sites.0.targets.skypilot.cloud", "aws\nrun: id"),
+    ("sites.0.targets.kubernetes.context", "ctx\x1b]0;title\x07"),
+    ("sites.0.pools.0.targets.skypilot_accelerator", "H100\t"),
+]
+
+
+def target_cases() -> list[dict[str, Any]]:
+    out = [case(f"targets:{path}={value!r}", ["scenario", "validate", "{FILE}"],
+                words=(_field(path),), files={"FILE": _yaml(_set(EXAMPLE, path, value))})
+           for path, value in TARGET_NAMES]
+    # what a real Slurm names: letters, digits, '.', '_', '+', '-' (and a GRES type after ':')
+    for path, value in [("sites.0.targets.slurm.partition", "gpu_a100-80g.x"),
+                        ("sites.0.pools.0.targets.slurm_gres", "gpu:h100")]:
+        out.append(case(f"targets:{path}={value!r}", ["scenario", "validate", "{FILE}"],
+                        exit=0, files={"FILE": _yaml(_set(EXAMPLE, path, value))}))
+    return out
+
+
+def empty_path_cases() -> list[dict[str, Any]]:
+    """An unset shell variable as the output path: Path('') is the current directory."""
+    ex = str(ROOT / "examples" / "offshore-2025.yaml")
+    flags: list[tuple[str, list[str], str]] = [
+        ("export", ["export", ex, "--to", "slurm", "-o", ""], "-o"),
+        ("export-blank", ["export", ex, "--to", "slurm", "-o", "  "], "-o"),
+        ("market-sweep", ["market", "sweep", "--runs", "2", "--out", ""], "--out"),
+        ("market-run", ["market", "run", "-o", ""], "-o"),
+        ("report", ["report", ex, "-o", ""], "-o"),
+        ("demo-report", ["demo", "--report", ""], "--report"),
+        ("keygen", ["ledger", "keygen", "-o", ""], "-o"),
+        ("keygen-dot", ["ledger", "keygen", "-o", "."], "-o"),
+        ("keygen-stdout", ["ledger", "keygen", "-o", "-"], "-o"),
+        ("checkpoint", ["ledger", "checkpoint", "--db", "sqlite://", "-o", ""], "-o"),
+        ("receipt", ["ledger", "receipt", "1", "--db", "sqlite://", "-o", ""], "-o"),
+    ]
+    return [case(f"empty-path:{name}", argv, words=(word,)) for name, argv, word in flags]
+
+
 def corpus() -> list[dict[str, Any]]:
-    return [*scenario_cases(), *request_cases(), *flag_cases()]
+    return [*scenario_cases(), *request_cases(), *flag_cases(), *target_cases(),
+            *empty_path_cases()]
