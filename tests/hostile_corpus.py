@@ -328,6 +328,53 @@ def empty_path_cases() -> list[dict[str, Any]]:
     return [case(f"empty-path:{name}", argv, words=(word,)) for name, argv, word in flags]
 
 
+def _param(value: float) -> dict[str, Any]:
+    return {"value": value, "source": "hostile corpus", "confidence": "M"}
+
+
+def market_cases() -> list[dict[str, Any]]:
+    """Market files that extend the shipped one with what it must refuse (and what it may
+    run: no offshore capacity is a market, not an error)."""
+    kinds = ("pretrain", "finetune", "serve_home", "serve_abroad")
+    prices = {"base_chip": "H100-SXM", "elasticity": _param(1),
+              "reference_utilisation": _param(0.8), "floor": _param(0.5), "cap": _param(2)}
+    docs: list[tuple[str, dict[str, Any], int, tuple[str, ...]]] = [
+        ("duplicate-month", {"prices": {**prices, "base": [
+            {"date": "2024-01", **_param(2.0)}, {"date": "2024-01", **_param(3.0)}]}}, 2,
+         ("prices.base", "2024-01")),
+        ("duplicate-month-mw", {"supply": {"countries": {"SG": {"mw": [
+            {"date": "2025-03", **_param(10)}, {"date": "2025-03", **_param(20)}]}}}}, 2,
+         ("supply.countries.SG.mw", "2025-03")),
+        ("year-0", {"start": "0000-01", "end": "0001-12"}, 2, ("start",)),
+        ("year-9999", {"start": "9999-01", "end": "9999-12"}, 2, ("start",)),
+        ("point-year-0", {"supply": {"countries": {"SG": {"mw": [
+            {"date": "0000-01", **_param(5)}]}}}}, 2, ("mw[0].date",)),
+        ("floor-above-cap", {"prices": {**prices, "base": [{"date": "2024-01", **_param(2)}],
+                                        "floor": _param(3), "cap": _param(2)}}, 2,
+         ("prices", "cap")),
+        ("mix-all-zero", {"demand": {"mix_start": {k: _param(0) for k in kinds}}}, 2,
+         ("mix_start",)),
+        ("zero-price", {"prices": {**prices, "base": [{"date": "2024-01", **_param(0)}]}}, 2,
+         ("prices.base",)),
+        ("negative-price", {"prices": {**prices, "base": [{"date": "2024-01", **_param(-1)}]}},
+         2, ("prices.base",)),
+        ("huge-range", {"demand": {"shift_speed": {"low": 0, "high": 1e300,
+                                                   "source": "hostile", "confidence": "M"}}},
+         2, ("demand.shift_speed",)),
+        ("no-capacity", {"supply": {"countries": {
+            c: {"mw": [{"date": "2023-01", **_param(0)}], "ai_rental_share": _param(0)}
+            for c in ("SG", "MY")}}}, 0, ()),
+        ("last-month", {"start": "2100-01", "end": "2100-12"}, 0, ()),
+    ]
+    out = [case(f"market:{name}", ["market", "run", "{FILE}", "--json", "--firms", "20"],
+                exit=code, words=words,
+                files={"FILE": _yaml({"extends": "shipped", **doc})})
+           for name, doc, code, words in docs]
+    out.append(case("market:set-floor-above-cap", ["market", "run", "--json", "--set",
+                                                   "prices.floor=5"], words=("cap",)))
+    return out
+
+
 def corpus() -> list[dict[str, Any]]:
     return [*scenario_cases(), *request_cases(), *flag_cases(), *target_cases(),
-            *empty_path_cases()]
+            *empty_path_cases(), *market_cases()]
