@@ -375,6 +375,26 @@ def market_cases() -> list[dict[str, Any]]:
     return out
 
 
+def check_list_cases() -> list[dict[str, Any]]:
+    """A list of check requests is capped (``limits.MAX_CHECK_REQUESTS``) before any is read."""
+    from straits.limits import MAX_CHECK_REQUESTS
+
+    small = {"date": "2025-06-01", "action": "train", "tenant": {"hq": "CN"},
+             "site": {"country": "SG", "operator_hq": "SG"}, "chip": "H100-SXM"}
+    over = json.dumps([small] * (MAX_CHECK_REQUESTS + 1), separators=(",", ":"))
+    # the last one is wrong too: the cap answers before any request is validated
+    late_error = json.dumps([small] * MAX_CHECK_REQUESTS + [{**small, "chip": "H300"}],
+                            separators=(",", ":"))
+    no_chip = json.dumps([{k: v for k, v in small.items() if k != "chip"}])
+    return [case("check-list:over-cap", ["check", "--json"], stdin=over,
+                 words=(f"{MAX_CHECK_REQUESTS + 1:,} requests", f"{MAX_CHECK_REQUESTS:,}")),
+            case("check-list:over-cap-bad-last", ["check", "--json"], stdin=late_error,
+                 words=(f"{MAX_CHECK_REQUESTS:,}",)),
+            # a whole-request error names the item, not "[0].(top level)"
+            case("check-list:no-chip", ["check", "--json"], stdin=no_chip,
+                 words=("[0]: action",))]
+
+
 def corpus() -> list[dict[str, Any]]:
     return [*scenario_cases(), *request_cases(), *flag_cases(), *target_cases(),
-            *empty_path_cases(), *market_cases()]
+            *empty_path_cases(), *market_cases(), *check_list_cases()]

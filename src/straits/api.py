@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from straits.errors import InputError, RequestError
+from straits.limits import MAX_CHECK_REQUESTS
 
 if TYPE_CHECKING:  # imported where used: the CLI's start-up must not pay for them
     from straits.catalog import Chip
@@ -30,6 +31,9 @@ def parse_check_document(data: Any, label: str) -> tuple[list[CheckRequest], boo
     if isinstance(data, dict):
         return [validate_as(CheckRequest, data, source=label, error=RequestError)], False
     if isinstance(data, list) and data:
+        if len(data) > MAX_CHECK_REQUESTS:  # before any is validated: that is the cost
+            raise RequestError(f"{len(data):,} requests in one list", source=label,
+                               expected=f"at most {MAX_CHECK_REQUESTS:,}: split the list")
         out = []
         for i, item in enumerate(data):
             try:
@@ -37,7 +41,8 @@ def parse_check_document(data: Any, label: str) -> tuple[list[CheckRequest], boo
                     raise RequestError("each request must be a JSON object", path=f"[{i}]")
                 out.append(validate_as(CheckRequest, item, source=label, error=RequestError))
             except InputError as exc:
-                path = f"[{i}]" + ("." + exc.path if exc.path and exc.path != f"[{i}]" else "")
+                inner = exc.path if exc.path not in (None, "", f"[{i}]", "(top level)") else ""
+                path = f"[{i}]" + (f".{inner}" if inner else "")
                 raise RequestError(exc.detail, source=label, path=path,
                                    expected=exc.expected) from None
         return out, True
