@@ -395,6 +395,30 @@ def check_list_cases() -> list[dict[str, Any]]:
                  words=("[0]: action",))]
 
 
+def estimate_shape_cases() -> list[dict[str, Any]]:
+    """Extreme model shapes: what a transformer can be runs (the estimator says when it does
+    not fit); a shape no model can have (7e9 parameters in layers of width 1, heads narrower
+    than a dimension) is refused naming the model, never turned into 5,678 days at 0.01% MFU."""
+    m = ESTIMATE["model"]
+    shapes: list[tuple[str, dict[str, Any], int, tuple[str, ...]]] = [
+        ("one-layer", {"layers": 1}, 0, ()),
+        ("seq-len-1", {"seq_len": 1}, 0, ()),
+        ("heads-not-dividing", {"heads": 33}, 0, ()),  # real models do (Gemma-7B: 16 x 256)
+        ("moe-1e15-total", {"params": 1e15, "active_params": 7e9}, 0, ()),
+        ("1e15-wide-and-deep", {"params": 1e15, "layers": 1000, "d_model": 100_000,
+                                "heads": 800}, 0, ()),
+        ("d-model-1", {"d_model": 1, "heads": 1}, 2, ("model", "width 1")),
+        ("heads-over-d-model", {"d_model": 8, "heads": 32}, 2, ("model", "heads")),
+        ("1e15-dense-narrow", {"params": 1e15}, 2, ("model",)),
+        ("10000-layers-7b", {"layers": 10_000}, 2, ("model",)),
+        ("d-model-1e6-7b", {"d_model": 1_000_000, "heads": 1}, 2, ("model",)),
+    ]
+    return [case(f"estimate-shape:{name}", ["estimate", "--json"],
+                 stdin=json.dumps({**ESTIMATE, "model": {**m, **over}}), exit=code, words=words)
+            for name, over, code, words in shapes]
+
+
 def corpus() -> list[dict[str, Any]]:
     return [*scenario_cases(), *request_cases(), *flag_cases(), *target_cases(),
-            *empty_path_cases(), *market_cases(), *check_list_cases()]
+            *empty_path_cases(), *market_cases(), *check_list_cases(),
+            *estimate_shape_cases()]
