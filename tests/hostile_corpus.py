@@ -279,6 +279,12 @@ def flag_cases() -> list[dict[str, Any]]:
                                      "/dev/full"], None, ("character device",)),
         ("db-url-garbage", ["ledger", "verify", "--db", "nosuchdb://x"], None,
          ("database URL",)),
+        ("export-image-empty", ["export", ex, "--to", "kubernetes", "--image", "", "-o",
+                                "/tmp/x"], None, ("--image",)),
+        ("export-image-space", ["export", ex, "--to", "kubernetes", "--image", "a b", "-o",
+                                "/tmp/x"], None, ("--image",)),
+        ("export-image-newline", ["export", ex, "--to", "kubernetes", "--image", "i\nx: y",
+                                  "-o", "/tmp/x"], None, ("--image",)),
         ("export-target-bogus", ["export", ex, "--to", "carrier-pigeon", "-o", "/tmp/x"],
          None, ("--to",)),
     ]
