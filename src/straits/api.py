@@ -268,6 +268,15 @@ def export_targets(to: list[str]) -> tuple[str, ...]:
 _IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,511}")
 
 
+def check_image(image: str | None) -> None:
+    """Refuse an ``--image`` that is no image reference: '' was the default image without a
+    word, 'a b' or a newline a manifest kubectl refuses only at apply time."""
+    if image is not None and not _IMAGE.fullmatch(image):
+        raise InputError(f"{image[:80]!r} is not a container image reference", path="--image",
+                         expected="REGISTRY/NAME[:TAG][@DIGEST] without spaces, at most 512 "
+                                  "characters (e.g. nvcr.io/nvidia/pytorch:25.01-py3)")
+
+
 def export_files(sc: Any, plan: dict[str, Any], rules: RuleSet, *, plan_id: str,
                  to: list[str], run: str | Sequence[str] | None = None,
                  image: str | None = None, ordered: bool = False
@@ -282,12 +291,7 @@ def export_files(sc: Any, plan: dict[str, Any], rules: RuleSet, *, plan_id: str,
 
     asked_all = any(t.strip().lower() == "all" for t in to)
     targets = export_targets(to)
-    if image is not None and not _IMAGE.fullmatch(image):
-        # '' was the default image without a word, 'a b' or a newline a manifest kubectl
-        # refuses only at apply time
-        raise InputError(f"{image[:80]!r} is not a container image reference", path="--image",
-                         expected="REGISTRY/NAME[:TAG][@DIGEST] without spaces, at most 512 "
-                                  "characters (e.g. nvcr.io/nvidia/pytorch:25.01-py3)")
+    check_image(image)
     runs = [run] if isinstance(run, str) else list(run or ())
     inp = ex.export_input(sc, plan, rules, plan_id=plan_id, commands=parse_run(runs, sc),
                           image=image or ex.DEFAULT_IMAGE)

@@ -100,11 +100,12 @@ def export(
 def _render(ref: str, to: list[str], run: list[str] | None, image: str | None, ordered: bool,
             db: str | None, rules: list[Path] | None) -> tuple[str, Any, list[Any],
                                                                dict[str, str]]:
-    from straits.api import export_files, export_targets
+    from straits.api import check_image, export_files, export_targets
     from straits.cli.plan_source import resolve_plan
     from straits.rules import ruleset
 
-    export_targets(to)  # a bad --to fails before anything is read or planned
+    export_targets(to)  # a bad --to or --image fails before anything is read or planned
+    check_image(image)
     rs = ruleset(rule_dirs(rules))
     doc = resolve_plan(ref, db=db, rules=rs).document
     assert doc is not None
