@@ -382,6 +382,11 @@ def market_cases() -> list[dict[str, Any]]:
                 exit=code, words=words,
                 files={"FILE": _yaml({"extends": "shipped", **doc})})
            for name, doc, code, words in docs]
+    # nothing listens there: refused at once (Ray itself retried for minutes), or "Ray is not
+    # installed" where it is not
+    out.append(case("market:ray-address-closed-port", ["market", "sweep", "--runs", "2",
+                                                       "--ray-address", "127.0.0.1:1"],
+                    words=("ray",)))
     out.append(case("market:set-floor-above-cap", ["market", "run", "--json", "--set",
                                                    "prices.floor=5"], words=("cap",)))
     return out

@@ -73,8 +73,10 @@ def _straits(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     ["market", "sweep", "--runs", "2", "--firms", "5", "--backend", "inline", "--out", ""],
     ["demo", "--report", "", "--db", "sqlite://"],
     ["ledger", "keygen", "-o", ""],
-], ids=["export", "market-sweep", "demo-report", "keygen"])
-def test_an_empty_output_path_writes_nothing_in_the_current_directory(
+    # nothing listens at port 1: refused before --out (market-sweep) is created
+    ["market", "sweep", "--runs", "2", "--ray-address", "127.0.0.1:1"],
+], ids=["export", "market-sweep", "demo-report", "keygen", "ray-address-closed"])
+def test_a_refused_output_writes_nothing_in_the_current_directory(
         args: list[str], tmp_path: Path) -> None:
     p = _straits(*args, cwd=tmp_path)
     assert p.returncode == 2, p.stderr

@@ -14,7 +14,15 @@ from straits.market.outputs import parquet_bytes, write_bytes_atomically
 from straits.market.sweep.analysis import prim, spearman
 from straits.market.sweep.design import Design, grid, latin_hypercube
 from straits.market.sweep.metrics import METRICS
-from straits.market.sweep.runner import Batch, inline, on_ray, processes, ray_available, write_part
+from straits.market.sweep.runner import (
+    Batch,
+    inline,
+    on_ray,
+    probe_ray,
+    processes,
+    ray_available,
+    write_part,
+)
 
 BACKENDS = ("auto", "ray", "processes", "inline")
 MANIFEST = "sweep.json"
@@ -73,6 +81,8 @@ def run_sweep(*, market_file: Path | None, runs: int, method: str, levels: int,
     if backend == "ray" and not ray_available():
         raise MarketError("Ray is not installed", path="--backend",
                           expected="pip install 'straits[market]', or --backend processes")
+    if backend == "ray" and ray_address:
+        probe_ray(ray_address)  # before --out is touched: a wrong address writes nothing
     manifest = {"version": 1, "market": digest(raw), "method": method, "runs": design.runs,
                 "levels": levels if method == "grid" else None, "seed": seed, "firms": firms,
                 "regime": regime, "params": [p.to_json() for p in ranges]}
