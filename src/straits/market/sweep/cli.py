@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,17 @@ def run_sweep(*, market_file: Path | None, runs: int, method: str, levels: int,
                           expected="pip install 'straits[market]', or --backend processes")
     if backend == "ray" and ray_address:
         probe_ray(ray_address)  # before --out is touched: a wrong address writes nothing
+    elif backend in ("processes", "ray"):
+        # local processes (or a local Ray's): more than the CPUs never runs faster, and each
+        # costs ~100 MB: --workers 512 on a small machine would take all its memory
+        cpus = os.cpu_count() or 1
+        if workers > cpus:
+            if not quiet:
+                from straits.cli.common import err_console
+
+                err_console.print(f"note: --workers {workers} is more than the {cpus} CPUs "
+                                  f"here; running {cpus}", markup=False)
+            workers = cpus
     manifest = {"version": 1, "market": digest(raw), "method": method, "runs": design.runs,
                 "levels": levels if method == "grid" else None, "seed": seed, "firms": firms,
                 "regime": regime, "params": [p.to_json() for p in ranges]}
@@ -115,7 +127,7 @@ def run_sweep(*, market_file: Path | None, runs: int, method: str, levels: int,
     write_bytes_atomically(out / "runs.parquet", parquet_bytes(rows, {
         "straits.sweep": json.dumps(manifest)}))
     summary = _summarise(design, rows, metric, threshold)
-    summary.update({"out": str(out), "backend": backend, "method": method,
+    summary.update({"out": str(out), "backend": backend, "workers": workers, "method": method,
                     "resumed_runs": len(done_runs), "firms": firms, "seed": seed,
                     "regime": regime or validate(raw, label).regime})
     write_bytes_atomically(out / "summary.json", json.dumps(summary, indent=2).encode())
