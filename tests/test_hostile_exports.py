@@ -92,3 +92,25 @@ def test_the_summary_prints_markup_in_paths_and_names_as_text(tmp_path: Path) ->
     assert "Traceback" not in p.stderr
     assert "jobs[/]x[bold]" in p.stdout
     assert any(out.rglob("submit.sh"))
+
+
+@pytest.mark.parametrize("text", ["x[/]y", "a[/dim]b", "[bold]c[/]", "d[/"])
+def test_a_message_holding_markup_prints_instead_of_failing(text: str) -> None:
+    """A path, URL or tenant holding ``[/]`` made Rich raise MarkupError (a traceback after the
+    work was done); the CLI's consoles print such a message as plain text."""
+    from straits.cli.common import _console
+
+    c = _console()
+    with c.capture() as cap:
+        c.print(f"wrote {text}")
+    assert "wrote" in cap.get()
+
+
+def test_tokens_and_notes_naming_markup_do_not_fail(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    p = _straits("tokens", "create", "--tenant", "t[/]", "--role", "viewer", "--db", db,
+                 cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "t[/]" in p.stderr
+    p = _straits("tokens", "list", "--db", db, cwd=tmp_path)
+    assert p.returncode == 0 and "t[/]" in p.stdout, p.stderr

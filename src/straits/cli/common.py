@@ -40,11 +40,30 @@ PIPE_WIDTH = 140
 
 def _console(stderr: bool = False) -> Console:
     from rich.console import Console
+    from rich.errors import MarkupError
 
-    c = Console(stderr=stderr, highlight=False)
+    class SafeConsole(Console):
+        """A console whose messages never fail on a name: a path, a database URL or a tenant
+        holding ``[/]`` made Rich raise MarkupError (a traceback, after the work was done).
+        Such a message is printed as plain text; call sites escape what they know is a name."""
+
+        def render_str(self, text: str, **kwargs: Any) -> Any:
+            try:
+                return super().render_str(text, **kwargs)
+            except MarkupError:
+                return super().render_str(text, **{**kwargs, "markup": False})
+
+    c = SafeConsole(stderr=stderr, highlight=False)
     if not c.is_terminal and "COLUMNS" not in os.environ:
-        c = Console(stderr=stderr, highlight=False, width=PIPE_WIDTH)
+        c = SafeConsole(stderr=stderr, highlight=False, width=PIPE_WIDTH)
     return c
+
+
+def esc(value: object) -> str:
+    """``value`` as text inside a Rich markup message (a path, a URL, a name)."""
+    from rich.markup import escape
+
+    return escape(str(value))
 
 
 class _LazyConsole:
