@@ -397,6 +397,10 @@ def market_cases() -> list[dict[str, Any]]:
     out.append(case("market:ray-address-closed-port", ["market", "sweep", "--runs", "2",
                                                        "--ray-address", "127.0.0.1:1"],
                     words=("ray",)))
+    out.append(case("market:set-twice", ["market", "run", "--json", "--set",
+                                         "demand.shift_speed=0.2", "--set",
+                                         "demand.shift_speed=0.3"],
+                    words=("--set", "demand.shift_speed")))
     out.append(case("market:set-floor-above-cap", ["market", "run", "--json", "--set",
                                                    "prices.floor=5"], words=("cap",)))
     return out
