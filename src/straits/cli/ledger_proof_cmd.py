@@ -23,6 +23,7 @@ from straits.cli.common import (
 )
 from straits.errors import InputError, LedgerError, StraitsError
 from straits.fileio import write_output
+from straits.limits import max_input_bytes
 
 EXIT_BROKEN = 1
 MAX_FETCH = 1024 * 1024
@@ -174,7 +175,10 @@ def register(app: typer.Typer) -> None:
                 raise InputError("a receipt is checked against the log's public key",
                                  path="--pubkey", expected="--pubkey FILE|KEY or "
                                                            "STRAITS_LEDGER_PUBKEY")
-            text = read_stdin_text("a receipt") if str(file) == "-" else _read_text(file, "RECEIPT")
+            # a receipt holds its entry: the input cap, as on stdin (1 MiB refused the receipt
+            # of a 1,000-request check the API records)
+            text = read_stdin_text("a receipt") if str(file) == "-" else _read_text(
+                file, "RECEIPT", max_input_bytes())
             try:
                 doc = json.loads(text)
             except (ValueError, RecursionError) as exc:
@@ -255,15 +259,15 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(EXIT_BROKEN)
 
 
-def _read_text(path: Path, option: str) -> str:
+def _read_text(path: Path, option: str, cap: int = MAX_FETCH) -> str:
     try:
         with path.open("rb") as f:
-            raw = f.read(MAX_FETCH + 1)
+            raw = f.read(cap + 1)
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", source=str(path),
                          path=option) from None
-    if len(raw) > MAX_FETCH:
-        raise InputError(f"over {MAX_FETCH:,} bytes", source=str(path), path=option)
+    if len(raw) > cap:
+        raise InputError(f"over {cap:,} bytes", source=str(path), path=option)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
