@@ -8,10 +8,12 @@ here prints, reads files or touches a database.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from straits.errors import InputError, RequestError
+from straits.limits import MAX_CHECK_REQUESTS
 
 if TYPE_CHECKING:  # imported where used: the CLI's start-up must not pay for them
     from straits.catalog import Chip
@@ -30,6 +32,9 @@ def parse_check_document(data: Any, label: str) -> tuple[list[CheckRequest], boo
     if isinstance(data, dict):
         return [validate_as(CheckRequest, data, source=label, error=RequestError)], False
     if isinstance(data, list) and data:
+        if len(data) > MAX_CHECK_REQUESTS:  # before any is validated: that is the cost
+            raise RequestError(f"{len(data):,} requests in one list", source=label,
+                               expected=f"at most {MAX_CHECK_REQUESTS:,}: split the list")
         out = []
         for i, item in enumerate(data):
             try:
@@ -37,7 +42,8 @@ def parse_check_document(data: Any, label: str) -> tuple[list[CheckRequest], boo
                     raise RequestError("each request must be a JSON object", path=f"[{i}]")
                 out.append(validate_as(CheckRequest, item, source=label, error=RequestError))
             except InputError as exc:
-                path = f"[{i}]" + ("." + exc.path if exc.path and exc.path != f"[{i}]" else "")
+                inner = exc.path if exc.path not in (None, "", f"[{i}]", "(top level)") else ""
+                path = f"[{i}]" + (f".{inner}" if inner else "")
                 raise RequestError(exc.detail, source=label, path=path,
                                    expected=exc.expected) from None
         return out, True
@@ -258,6 +264,19 @@ def export_targets(to: list[str]) -> tuple[str, ...]:
     return targets
 
 
+#: an OCI image reference, loosely: what registries accept, no whitespace or quotes
+_IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,511}")
+
+
+def check_image(image: str | None) -> None:
+    """Refuse an ``--image`` that is no image reference: '' was the default image without a
+    word, 'a b' or a newline a manifest kubectl refuses only at apply time."""
+    if image is not None and not _IMAGE.fullmatch(image):
+        raise InputError(f"{image[:80]!r} is not a container image reference", path="--image",
+                         expected="REGISTRY/NAME[:TAG][@DIGEST] without spaces, at most 512 "
+                                  "characters (e.g. nvcr.io/nvidia/pytorch:25.01-py3)")
+
+
 def export_files(sc: Any, plan: dict[str, Any], rules: RuleSet, *, plan_id: str,
                  to: list[str], run: str | Sequence[str] | None = None,
                  image: str | None = None, ordered: bool = False
@@ -272,6 +291,7 @@ def export_files(sc: Any, plan: dict[str, Any], rules: RuleSet, *, plan_id: str,
 
     asked_all = any(t.strip().lower() == "all" for t in to)
     targets = export_targets(to)
+    check_image(image)
     runs = [run] if isinstance(run, str) else list(run or ())
     inp = ex.export_input(sc, plan, rules, plan_id=plan_id, commands=parse_run(runs, sc),
                           image=image or ex.DEFAULT_IMAGE)

@@ -21,6 +21,16 @@ MAX_DEPTH = 64
 #: YAML aliases may add at most this many nodes to a document once expanded (a billion-laughs
 #: document adds 10^9; anchors for repeated pool definitions add a few hundred)
 MAX_ALIAS_NODES = 100_000
+#: requests in one ``straits check`` list (a file or stdin): 10,000 take about 10 s and 300 MB;
+#: 100,000 small ones fit under the byte cap and took 32 s and 1 GiB before this cap. The API
+#: allows fewer per call (``Settings.max_check_requests``, 1,000); split bigger batches
+MAX_CHECK_REQUESTS = 10_000
+#: requests in one list that ``check --record`` writes as one ledger entry: each adds about
+#: 2.7 KB (request, decision, reasons), so 1,000 keep an entry, its export line and its receipt
+#: near 2.7 MB, well under the input cap that ``ledger verify --file`` and ``verify-receipt``
+#: read them with (10,000 made a 27 MB entry whose receipt could not be verified); the API's
+#: cap per call is the same
+MAX_RECORDED_CHECK_REQUESTS = 1_000
 #: every date in a scenario or request lies in this window (inclusive): plans add at most a
 #: ten-year horizon, so date arithmetic never leaves the calendar
 MIN_DATE = dt.date(2000, 1, 1)

@@ -26,7 +26,7 @@ from straits.cli.common import (
     set_quiet,
     state,
 )
-from straits.errors import StraitsError
+from straits.errors import RequestError, StraitsError
 
 
 def check(
@@ -86,8 +86,14 @@ def check(
 def _check_here(data: Any, label: str, rules: list[Path] | None, record: bool, tenant: str,
                 actor: str | None, db: str | None) -> tuple[Any, list[Any]]:
     from straits.api import parse_check_document
+    from straits.limits import MAX_RECORDED_CHECK_REQUESTS
     from straits.rules import ruleset
 
+    if record and isinstance(data, list) and len(data) > MAX_RECORDED_CHECK_REQUESTS:
+        raise RequestError(f"{len(data):,} requests to record as one ledger entry",
+                           source=label, path="--record",
+                           expected=f"at most {MAX_RECORDED_CHECK_REQUESTS:,} (one entry, its "
+                                    "export and its receipt stay readable): split the list")
     requests, was_list = parse_check_document(data, label)
     rs = ruleset(rule_dirs(rules))
     answers = [d.to_json() for d in rs.check_many(requests)]

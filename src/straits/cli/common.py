@@ -40,11 +40,30 @@ PIPE_WIDTH = 140
 
 def _console(stderr: bool = False) -> Console:
     from rich.console import Console
+    from rich.errors import MarkupError
 
-    c = Console(stderr=stderr, highlight=False)
+    class SafeConsole(Console):
+        """A console whose messages never fail on a name: a path, a database URL or a tenant
+        holding ``[/]`` made Rich raise MarkupError (a traceback, after the work was done).
+        Such a message is printed as plain text; call sites escape what they know is a name."""
+
+        def render_str(self, text: str, **kwargs: Any) -> Any:
+            try:
+                return super().render_str(text, **kwargs)
+            except MarkupError:
+                return super().render_str(text, **{**kwargs, "markup": False})
+
+    c = SafeConsole(stderr=stderr, highlight=False)
     if not c.is_terminal and "COLUMNS" not in os.environ:
-        c = Console(stderr=stderr, highlight=False, width=PIPE_WIDTH)
+        c = SafeConsole(stderr=stderr, highlight=False, width=PIPE_WIDTH)
     return c
+
+
+def esc(value: object) -> str:
+    """``value`` as text inside a Rich markup message (a path, a URL, a name)."""
+    from rich.markup import escape
+
+    return escape(str(value))
 
 
 class _LazyConsole:
@@ -264,3 +283,24 @@ def finite_float(lo: float | None = None, hi: float | None = None) -> Any:
             return v
 
     return FiniteFloatRange(min=lo, max=hi)
+
+
+def nonempty_path() -> Any:
+    """A path option's parameter type that refuses an empty or blank value: ``Path("")`` is
+    the current directory, so an unset shell variable (``-o "$OUT"``) would write wherever the
+    command runs. A usage error (exit 2) naming the option, as :func:`straits.fileio.output_path`
+    gives for the string options."""
+    import click
+
+    class NonEmptyPath(click.ParamType):
+        name = "path"
+
+        def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+            if isinstance(value, Path):
+                return value
+            if not str(value).strip():
+                self.fail("an empty path (expected a file or directory name; '-' where the "
+                          "option takes standard output)", param, ctx)
+            return Path(value)
+
+    return NonEmptyPath()

@@ -17,6 +17,7 @@ from straits.cli.common import (
     emit,
     fail,
     money,
+    nonempty_path,
     open_store,
     output_format,
 )
@@ -95,6 +96,7 @@ def demo(json_out: bool = JsonOption,
                                      help="Record the plans in the audit ledger and verify "
                                           "it (once: a later run finds them recorded)."),
          report: Path = typer.Option(None, "--report", metavar="DIR",
+                                     click_type=nonempty_path(),
                                      help="Where to write the HTML report of each regime's "
                                           "plan (default: the Straits data directory, "
                                           "$XDG_DATA_HOME/straits/reports)."),

@@ -62,6 +62,9 @@ def export(
     set_quiet(quiet)
     fmt = "tar.gz" if out == "-" else archive.format_of(out)
     try:
+        if not out.strip():  # '' would be the current directory: an unset shell variable
+            raise InputError("an empty path", path="-o",
+                             expected="a directory, an archive FILE.tar.gz / .zip, or '-'")
         if json_out and out == "-":
             raise InputError("--json and -o - both want stdout", path="--json",
                              expected="-o DIR or -o FILE.tar.gz with --json")
@@ -97,11 +100,12 @@ def export(
 def _render(ref: str, to: list[str], run: list[str] | None, image: str | None, ordered: bool,
             db: str | None, rules: list[Path] | None) -> tuple[str, Any, list[Any],
                                                                dict[str, str]]:
-    from straits.api import export_files, export_targets
+    from straits.api import check_image, export_files, export_targets
     from straits.cli.plan_source import resolve_plan
     from straits.rules import ruleset
 
-    export_targets(to)  # a bad --to fails before anything is read or planned
+    export_targets(to)  # a bad --to or --image fails before anything is read or planned
+    check_image(image)
     rs = ruleset(rule_dirs(rules))
     doc = resolve_plan(ref, db=db, rules=rs).document
     assert doc is not None
@@ -162,15 +166,17 @@ def _unpack(out: Path, data: bytes) -> int:
 
 
 def _show(summary: dict[str, Any], written: int) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"Plan {summary['plan_id']} exported to {summary['out']}",
+    # notes and paths carry names from the scenario and -o: text, never Rich markup
+    table = Table(title=escape(f"Plan {summary['plan_id']} exported to {summary['out']}"),
                   title_justify="left")
     for col in ("target", "jobs", "files", "notes"):
         table.add_column(col)
     for target, r in summary["targets"].items():
         table.add_row(target, str(r["jobs"]), str(len(r["files"])),
-                      "\n".join(r["notes"]) or "-")
+                      escape("\n".join(r["notes"])) or "-")
     console.print(table)
     commands = summary.get("commands", {})
     for j in summary.get("jobs", ()):
@@ -178,8 +184,8 @@ def _show(summary: dict[str, Any], written: int) -> None:
         source = commands.get(f"{j['workload']}/{j['stage']}", "")
         console.print(f"  {j['workload']}/{j['stage']}: {j['planned']}; lawful alternatives at "
                       f"{j['chips']} chips: {alts}" + (f"; command: {source}" if source else ""),
-                      soft_wrap=False)
+                      soft_wrap=False, markup=False)
     if summary["unplaced"]:
-        console.print(f"[yellow]not exported (unplaced):[/yellow] "
-                      f"{', '.join(summary['unplaced'])}")
+        console.print("[yellow]not exported (unplaced):[/yellow] "
+                      + escape(", ".join(summary["unplaced"])))
     console.print(f"wrote {written} file(s)")

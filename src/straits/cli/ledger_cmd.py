@@ -278,15 +278,21 @@ def show(
     if fmt != "table":
         emit([{**e.to_json(), "body": e.content} for e in rows], fmt)
         return
+    from rich.markup import escape
     from rich.table import Table
+
+    def shown(text: str) -> str:
+        """A name as text: Rich markup escaped, control characters (entries recorded before
+        names were checked) shown as escapes, never sent to the terminal."""
+        return escape("".join(c if c.isprintable() else ascii(c)[1:-1] for c in text))
 
     t = Table(title=f"Ledger ({len(rows)} entries from {since})", title_justify="left")
     for col in ("seq", "tenant #", "recorded (UTC)", "tenant", "actor", "kind", "result",
                 "hash"):
         t.add_column(col, justify="right" if col in ("seq", "tenant #") else "left")
     for e in rows:
-        t.add_row(str(e.seq), str(e.tenant_seq), e.recorded_at[:19], e.tenant, e.actor, e.kind,
-                  _summary(e), e.hash[:12])
+        t.add_row(str(e.seq), str(e.tenant_seq), e.recorded_at[:19], shown(e.tenant),
+                  shown(e.actor), e.kind, shown(_summary(e)), e.hash[:12])
     console.print(t)
 
 

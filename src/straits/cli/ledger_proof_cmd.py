@@ -16,12 +16,14 @@ from straits.cli.common import (
     console,
     err_console,
     fail,
+    nonempty_path,
     open_store,
     print_json,
     read_stdin_text,
 )
 from straits.errors import InputError, LedgerError, StraitsError
 from straits.fileio import write_output
+from straits.limits import max_input_bytes
 
 EXIT_BROKEN = 1
 MAX_FETCH = 1024 * 1024
@@ -35,6 +37,7 @@ def register(app: typer.Typer) -> None:
         origin: str = typer.Option(None, "--origin", help="The log's name, in its checkpoints "
                                    "and its key (default: HOSTNAME/straits-ledger)."),
         output: Path = typer.Option(Path("straits-ledger.key"), "-o", "--output",
+                                    click_type=nonempty_path(),
                                     help="The signing key file to write (mode 0600); the "
                                          "public key goes to FILE.pub."),
         force: bool = typer.Option(False, "--force", help="Replace an existing key."),
@@ -72,7 +75,8 @@ def register(app: typer.Typer) -> None:
         db: str = DbOption,
         key: Path = KeyOption,
         pubkey: list[str] = PubkeyOption,
-        output: Path = typer.Option(None, "-o", "--output", help="Write the checkpoint here "
+        output: Path = typer.Option(None, "-o", "--output", click_type=nonempty_path(),
+                                    help="Write the checkpoint here "
                                     "(e.g. where it is published) instead of stdout."),
         since: int = typer.Option(None, "--since", min=0, help="Also print a consistency "
                                   "proof from this size (JSON)."),
@@ -129,7 +133,8 @@ def register(app: typer.Typer) -> None:
         db: str = DbOption,
         key: Path = KeyOption,
         pubkey: list[str] = PubkeyOption,
-        output: Path = typer.Option(None, "-o", "--output", help="File to write (default: "
+        output: Path = typer.Option(None, "-o", "--output", click_type=nonempty_path(),
+                                    help="File to write (default: "
                                     "stdout)."),
     ) -> None:
         """A receipt for one entry: the entry, its inclusion proof and a signed checkpoint,
@@ -170,7 +175,10 @@ def register(app: typer.Typer) -> None:
                 raise InputError("a receipt is checked against the log's public key",
                                  path="--pubkey", expected="--pubkey FILE|KEY or "
                                                            "STRAITS_LEDGER_PUBKEY")
-            text = read_stdin_text("a receipt") if str(file) == "-" else _read_text(file, "RECEIPT")
+            # a receipt holds its entry: the input cap, as on stdin (1 MiB refused the receipt
+            # of a 1,000-request check the API records)
+            text = read_stdin_text("a receipt") if str(file) == "-" else _read_text(
+                file, "RECEIPT", max_input_bytes())
             try:
                 doc = json.loads(text)
             except (ValueError, RecursionError) as exc:
@@ -204,6 +212,7 @@ def register(app: typer.Typer) -> None:
                                              "receipt (repeatable)."),
         pubkey: list[str] = PubkeyOption,
         state: Path = typer.Option(None, "--state", envvar="STRAITS_WITNESS_STATE",
+                                   click_type=nonempty_path(),
                                    help="The witness's own record of checkpoints seen "
                                         "(default ./straits-witness.json)."),
         db: str = typer.Option(None, "--db", help="Ask the log's database for consistency "
@@ -250,15 +259,15 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(EXIT_BROKEN)
 
 
-def _read_text(path: Path, option: str) -> str:
+def _read_text(path: Path, option: str, cap: int = MAX_FETCH) -> str:
     try:
         with path.open("rb") as f:
-            raw = f.read(MAX_FETCH + 1)
+            raw = f.read(cap + 1)
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", source=str(path),
                          path=option) from None
-    if len(raw) > MAX_FETCH:
-        raise InputError(f"over {MAX_FETCH:,} bytes", source=str(path), path=option)
+    if len(raw) > cap:
+        raise InputError(f"over {cap:,} bytes", source=str(path), path=option)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:

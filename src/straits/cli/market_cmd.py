@@ -15,6 +15,7 @@ from straits.cli.common import (
     err_console,
     fail,
     finite_float,
+    nonempty_path,
     print_json,
 )
 from straits.errors import InputError
@@ -44,7 +45,7 @@ def run(
     regime: str = typer.Option(None, "--regime", help="enacted | ai-diffusion (default: the "
                                                       "file's)."),
     json_out: bool = JsonOption,
-    output: Path = typer.Option(None, "-o", "--output",
+    output: Path = typer.Option(None, "-o", "--output", click_type=nonempty_path(),
                                 help="Write FILE.json, .csv, .parquet or .html (the offline "
                                      "report)."),
     firms: int = typer.Option(None, "--firms", min=1, max=100_000,
@@ -142,7 +143,7 @@ def sweep(
                                help="Grid levels per parameter (--method grid)."),
     params: list[str] = typer.Option([], "--param", help="Sweep this parameter path "
                                      "(repeatable; default: every range in the file)."),
-    out: Path = typer.Option(Path("market-sweep"), "--out",
+    out: Path = typer.Option(Path("market-sweep"), "--out", click_type=nonempty_path(),
                              help="Directory for the results (Parquet parts, runs.parquet, "
                                   "summary.json); an interrupted sweep resumes from it."),
     backend: str = typer.Option("auto", "--backend",

@@ -26,6 +26,7 @@ from straits.cli.common import (
     duration,
     emit,
     err_console,
+    esc,
     fail,
     finite_float,
     money,
@@ -196,12 +197,12 @@ def plan(
         with deadline.phase("load"):
             source = load_source(scenario, db=db, what="SCENARIO|PLAN")
         if (show or recheck) and source.document is None:
-            raise InputError(f"{source.label} is a scenario, not a plan",
+            raise InputError(f"{esc(source.label)} is a scenario, not a plan",
                              path="--show" if show else "--recheck",
                              expected="a plan document or a recorded plan id")
         if show:
             assert source.document is not None
-            note(f"[dim]read {source.label}[/dim]")
+            note(f"[dim]read {esc(source.label)}[/dim]")
             _print(source.document.to_json(), fmt)
             return
         with deadline.phase("rules"):
@@ -216,7 +217,7 @@ def plan(
             source = replace(source, scenario=source.scenario.model_copy(update={"risk": risk}),
                              document=None)
         if source.document is not None:
-            note(f"[dim]read {source.label}; planning its scenario again[/dim]")
+            note(f"[dim]read {esc(source.label)}; planning its scenario again[/dim]")
         if pareto:
             _pareto(source, rs, options, pareto, fmt, chart, deadline)
             return
@@ -315,7 +316,7 @@ def _recheck(source: PlanSource, rs: RuleSet, date: dt.datetime | None, regime: 
 
     doc = source.document
     assert doc is not None
-    note(f"[dim]read {source.label}[/dim]")
+    note(f"[dim]read {esc(source.label)}[/dim]")
     day = date.date() if date is not None else dt.datetime.now(dt.UTC).date()
     result = impact(doc.id, doc.scenario, doc.plan, rs, date=day, regime=regime, replan=False)
     if fmt != "table":

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from straits.cli.common import note, open_store, parse_text, read_stdin_text
+from straits.cli.common import esc, note, open_store, parse_text, read_stdin_text
 from straits.errors import InputError, NotFoundError, ScenarioError, StoreError
 
 if TYPE_CHECKING:
@@ -100,14 +100,14 @@ def resolve_plan(ref: str, *, db: str | None, rules: RuleSet, what: str = "PLAN"
     what it read."""
     source = load_source(ref, db=db, what=what)
     if source.document is None:
-        note(f"[dim]read {source.label}; planning it now with the default options "
+        note(f"[dim]read {esc(source.label)}; planning it now with the default options "
              "(`straits plan` takes more)[/dim]")
         from straits.plan import make_plan
 
         plan = make_plan(source.scenario, rules=rules)
         doc = document_of(plan, source.scenario, source.scenario_doc, DEFAULT_OPTIONS)
         return PlanSource("scenario", source.label, source.scenario, doc)
-    note(f"[dim]read {source.label}[/dim]")
+    note(f"[dim]read {esc(source.label)}[/dim]")
     return source
 
 

@@ -12,8 +12,10 @@ from straits.cli.common import (
     JsonOption,
     RulesOption,
     err_console,
+    esc,
     fail,
     finite_float,
+    nonempty_path,
     note,
     open_store,
     print_json,
@@ -65,7 +67,7 @@ def report(
                                help="A recorded plan id (or unique prefix), a plan document "
                                     "(`straits plan -o json`), a scenario file to plan now, or "
                                     "`-` for stdin."),
-    out: Path = typer.Option(..., "-o", "--out",
+    out: Path = typer.Option(..., "-o", "--out", click_type=nonempty_path(),
                              help="The file to write: .html (self-contained, no network), or "
                                   ".pdf / .png printed by a local Chromium; - for HTML on "
                                   "stdout."),
@@ -121,7 +123,7 @@ def _scenario_only(ref: str, db: str | None, option: str) -> PlanSource:
 
     source = load_source(ref, db=db)
     if source.document is not None:
-        raise InputError(f"{option} plans a scenario; {source.label} is a plan already",
+        raise InputError(f"{option} plans a scenario; {esc(source.label)} is a plan already",
                          path="PLAN", expected=f"a scenario file with {option}")
     return source
 
@@ -138,15 +140,15 @@ def _plan_of(ref: str, db: str | None, rules: RuleSet, regime: str | None, time_
     if doc is None:  # a scenario: planned now, with the diagnosis of every option
         from straits.plan import make_plan
 
-        note(f"[dim]read {source.label}; planning it now[/dim]")
+        note(f"[dim]read {esc(source.label)}; planning it now[/dim]")
         made = make_plan(source.scenario, rules=rules, regime=regime, time_limit=time_limit)
         return (made.to_json(details=True), source.scenario,
-                f"{source.label}, planned now under the {made.regime} rules", None)
+                f"{esc(source.label)}, planned now under the {made.regime} rules", None)
     if regime is not None and regime != doc.plan.get("regime"):
-        raise InputError(f"{source.label} was planned under the {doc.plan.get('regime')} "
+        raise InputError(f"{esc(source.label)} was planned under the {doc.plan.get('regime')} "
                          "rules; --regime applies to a scenario planned now", path="--regime",
                          expected="a scenario file with --regime, or no --regime")
-    note(f"[dim]read {source.label}[/dim]")
+    note(f"[dim]read {esc(source.label)}[/dim]")
     recorded = None
     if source.kind == "recorded" and doc.ledger_seq is not None:
         from straits.store.ledger import get_entry

@@ -9,6 +9,7 @@ import typer
 from straits.cli.choices import Regime
 from straits.cli.common import (
     console,
+    esc,
     fail,
     note,
     parse_text,
@@ -51,7 +52,7 @@ def generate(
         fail(exc)
         return
     if written is not None:
-        note(f"wrote {written} ({workloads} workloads over {sites} sites)")
+        note(f"wrote {esc(written)} ({workloads} workloads over {sites} sites)")
 
 
 @app.command("validate")
@@ -73,6 +74,6 @@ def validate(scenario: Path = typer.Argument(..., help="Scenario file (YAML or J
         return
     stages = sum(len(w.stages) for w in sc.workloads)
     pools = sum(len(s.pools) for s in sc.sites)
-    console.print(f"{scenario}: valid ({len(sc.tenants)} tenants, {len(sc.sites)} sites, "
+    console.print(f"{esc(scenario)}: valid ({len(sc.tenants)} tenants, {len(sc.sites)} sites, "
                   f"{pools} pools, {len(sc.datasets)} datasets, {len(sc.workloads)} workloads, "
                   f"{stages} stages)", soft_wrap=True)  # one line, however long the path

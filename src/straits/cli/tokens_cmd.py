@@ -12,6 +12,7 @@ from straits.cli.common import (
     OutputOption,
     console,
     emit,
+    esc,
     fail,
     note,
     open_store,
@@ -56,7 +57,7 @@ def create(
         emit({"token": token, "id": row.id, "tenant": row.tenant, "role": row.role}, fmt)
         return
     sys.stdout.write(token + "\n")
-    note(f"[dim]token {row.id} for tenant {row.tenant!r}, role {row.role}. Send it as "
+    note(f"[dim]token {row.id} for tenant {esc(repr(row.tenant))}, role {row.role}. Send it as "
          "'Authorization: Bearer <token>' (or STRAITS_TOKEN for --server). It is not stored "
          "and cannot be shown again.[/dim]")
 
@@ -79,13 +80,15 @@ def list_(db: str = DbOption, json_out: bool = JsonOption, output: str = OutputO
     if fmt != "table":
         emit(data, fmt)
         return
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table(title=f"{len(rows)} tokens (roles: {', '.join(ROLES)})", title_justify="left")
     for col in ("id", "tenant", "role", "label", "created", "revoked"):
         t.add_column(col, no_wrap=col == "id")
     for d in data:
-        t.add_row(d["id"], d["tenant"], d["role"], d["label"], str(d["created_at"])[:19],
+        t.add_row(d["id"], escape(str(d["tenant"])), d["role"], escape(str(d["label"] or "")),
+                  str(d["created_at"])[:19],
                   str(d["revoked_at"] or "")[:19])
     console.print(t)
 
@@ -102,4 +105,4 @@ def revoke(token_id: str = typer.Argument(..., help="The token's id (not its sec
     except StraitsError as exc:
         fail(exc)
         return
-    console.print(f"token {row.id} of tenant {row.tenant!r} revoked")
+    console.print(f"token {row.id} of tenant {esc(repr(row.tenant))} revoked")

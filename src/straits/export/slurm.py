@@ -198,8 +198,10 @@ class SlurmExporter:
                 elsewhere = ", ".join(
                     f"{a} ({where[(job.workload, a)].cluster})" if (job.workload, a) in where
                     else f"{a} (not exported to Slurm)" for a in remote)
-                lines.append(f'echo "{job.workload}/{job.stage} is held until {elsewhere} '
-                             'has completed; then run: scontrol release $FIRST"')
+                # single-quoted: only $FIRST is the shell's to expand
+                held = shlex.quote(f"{job.workload}/{job.stage} is held until {elsewhere} "
+                                   "has completed; then run: scontrol release ")
+                lines.append(f'echo {held}"$FIRST"')
                 res.notes.append(f"{job.workload}/{job.stage}: after {elsewhere} on another "
                                  "cluster; submitted held, release it when that completes")
             where[(job.workload, job.stage)] = s

@@ -201,8 +201,12 @@ def parse_overrides(items: list[str], label: str = "--set") -> dict[str, float]:
         try:
             if not sep:
                 raise ValueError
-            out[path.strip()] = float(text)
+            value = float(text)
         except ValueError:
             raise MarketError(f"cannot read {item!r}", source=label,
                               expected="PATH=NUMBER, e.g. demand.shift_speed=0.2") from None
+        if path.strip() in out:  # the later one silently won
+            raise MarketError(f"{path.strip()!r} is set twice", source=label,
+                              expected="each parameter once")
+        out[path.strip()] = value
     return out

@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from straits.limits import MAX_DATE, MIN_DATE
 from straits.model.types import (
     Authorization,
     ChipId,
@@ -80,13 +81,47 @@ class Param(Strict):
         return (self.low + self.high) / 2.0
 
 
+def _in_window(month: str) -> str:
+    """A month within the dates Straits plans for (``straits.limits``): the simulation turns
+    months into rule-check dates, which must lie there too."""
+    first, last = MIN_DATE.strftime("%Y-%m"), MAX_DATE.strftime("%Y-%m")
+    if not first <= month <= last:
+        raise ValueError(f"{month} is outside the months Straits simulates ({first} to {last})")
+    return month
+
+
+Month = Annotated[str, Field(pattern=MONTH), AfterValidator(_in_window)]
+
+
 class Point(Param):
     """A dated value of a series (month ``YYYY-MM``)."""
 
-    date: Annotated[str, Field(pattern=MONTH)]
+    date: Month
 
 
-Series = Annotated[list[Point], Field(min_length=1, max_length=240)]
+def _one_point_per_month(points: list[Point]) -> list[Point]:
+    """A series has one value per month: a second point of the same month made the series
+    ambiguous (which one interpolation used depended on sort order) and its parameter path
+    (``...mw[2024-01]``) named only the first for ``--set`` and sweeps."""
+    seen: dict[str, int] = {}
+    for i, p in enumerate(points):
+        if p.date in seen:
+            raise ValueError(f"two points for {p.date} (items {seen[p.date]} and {i}): a "
+                             "series has one value per month")
+        seen[p.date] = i
+    return points
+
+
+Series = Annotated[list[Point], Field(min_length=1, max_length=240),
+                   AfterValidator(_one_point_per_month)]
+
+
+def _low(p: Param) -> float:
+    return p.low if p.low is not None else p.mid
+
+
+def _high(p: Param) -> float:
+    return p.high if p.high is not None else p.mid
 
 
 class Country_(Strict):
@@ -162,6 +197,15 @@ class Prices(Strict):
     cap: Param
     """Bounds of the utilisation markup (multiples of the base price)."""
 
+    @model_validator(mode="after")
+    def _floor_below_cap(self) -> Prices:
+        # over whole ranges, so every point a sweep samples has floor <= cap (a floor above
+        # the cap was silently used as both)
+        if _high(self.floor) > _low(self.cap):
+            raise ValueError(f"the markup floor ({_high(self.floor):g} at most) exceeds its cap "
+                             f"({_low(self.cap):g} at least): floor must not exceed cap")
+        return self
+
 
 class DataFacts(Strict):
     origin: Country
@@ -224,6 +268,11 @@ class Demand(Strict):
             mix = getattr(self, name)
             if set(mix) != set(KINDS):
                 raise ValueError(f"{name} needs a share for each of {', '.join(KINDS)}")
+            # shares are normalised; all zero (anywhere in their ranges) was silently read as
+            # an even split
+            if sum(_low(p) for p in mix.values()) <= 0:
+                raise ValueError(f"{name}: the shares add up to 0 (at their low ends); at "
+                                 "least one kind needs a share above 0")
         return self
 
 
@@ -235,8 +284,8 @@ class Market(Strict):
 
     straits_market: Literal[1] = Field(alias="straits-market")
     name: Id
-    start: Annotated[str, Field(pattern=MONTH)]
-    end: Annotated[str, Field(pattern=MONTH)]
+    start: Month
+    end: Month
     home: Country
     regime: Regime = "enacted"
     seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0

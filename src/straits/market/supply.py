@@ -90,8 +90,12 @@ def relative_price(m: Market, chip_id: str, fallback: float) -> float:
 
 def markup(m: Market, utilisation: np.ndarray) -> np.ndarray:
     p = m.prices
-    raw = np.exp(p.elasticity.mid * (utilisation - p.reference_utilisation.mid))
-    return np.clip(raw, p.floor.mid, max(p.cap.mid, p.floor.mid))
+    top = max(p.cap.mid, p.floor.mid)
+    # the exponent is cut at the cap's logarithm first: the result is the same, and a
+    # utilisation far above the reference (a market with almost no capacity) no longer
+    # overflows exp() with a RuntimeWarning on stderr
+    x = np.minimum(p.elasticity.mid * (utilisation - p.reference_utilisation.mid), math.log(top))
+    return np.clip(np.exp(x), p.floor.mid, top)
 
 
 def month_hours(month: int) -> float:

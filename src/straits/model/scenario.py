@@ -159,6 +159,14 @@ class Dataset(Frozen):
         return self
 
 
+#: (active) parameters per ``layers x d_model^2`` a model may have. A transformer layer's
+#: attention and MLP hold about 12 d^2 (GPT-3 12.1, Llama-2-7B 12.5, DeepSeek-V3's active 11.8)
+#: and small models with large vocabularies a few tens (Gemma-2B 33); the bounds lie far outside
+#: those, so they refuse only shapes that cannot exist (7e9 parameters in 32 layers of width 1,
+#: which the estimator turned into 5,678 days at 0.01% MFU without a word)
+SHAPE_RATIO = (0.05, 1e6)
+
+
 class ModelSpec(Frozen):
     params: Params
     active_params: Params | None = None
@@ -185,6 +193,18 @@ class ModelSpec(Frozen):
             )
         if self.kv_heads is not None and self.kv_heads > self.heads:
             raise ValueError(f"kv_heads ({self.kv_heads}) must not exceed heads ({self.heads})")
+        if self.heads > self.d_model:
+            raise ValueError(f"heads ({self.heads}) must not exceed d_model ({self.d_model}): "
+                             "a head narrower than one dimension")
+        lo, hi = SHAPE_RATIO
+        per = self.layers * float(self.d_model) ** 2
+        if not lo * per <= self.active <= hi * per:
+            what = "active parameters" if self.is_moe else "parameters"
+            raise ValueError(
+                f"{self.active:g} {what} cannot fill {self.layers} layers of width "
+                f"{self.d_model}: a transformer layer holds about 12 x d_model^2 parameters "
+                f"({12 * per:g} for this shape); Straits accepts {lo:g} to {hi:g} x layers x "
+                "d_model^2")
         return self
 
     @property
@@ -272,8 +292,11 @@ class Workload(Frozen):
         raise KeyError(stage_id)
 
     def topological_stages(self) -> list[Stage]:
+        # one index, not a scan per stage: a chain of 50,000 stages took more than 5 minutes
+        # to validate (no cache on the model: private attributes take part in equality)
+        by_id = {s.id: s for s in self.stages}
         order = TopologicalSorter({s.id: set(s.after) for s in self.stages}).static_order()
-        return [self.stage(sid) for sid in order]
+        return [by_id[sid] for sid in order]
 
 
 class Scenario(Frozen):
@@ -321,9 +344,10 @@ class Scenario(Frozen):
                 raise _ref(f"{base}.tenant", w.tenant, "tenant", tenants)
             stage_ids = [s.id for s in w.stages]
             _unique(f"{base}.stages", stage_ids)
+            known = set(stage_ids)  # a set: `in` on the list was quadratic in the stages
             for s_i, s in enumerate(w.stages):
                 for a_i, dep in enumerate(s.after):
-                    if dep not in stage_ids or dep == s.id:
+                    if dep not in known or dep == s.id:
                         others = set(stage_ids) - {s.id}
                         raise _ref(f"{base}.stages[{s_i}].after[{a_i}]", dep, "stage", others)
                 for d_i, ds in enumerate(s.datasets):

@@ -14,7 +14,42 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=253)]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SLURM_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*")
+
+
+def _one_line(text: str) -> str:
+    m = _CONTROL.search(text)
+    if m:
+        raise ValueError(f"holds the control character {m.group()!r} at position {m.start()}: "
+                         "a name is one line of printable text")
+    return text
+
+
+def _slurm_name(text: str) -> str:
+    if not _SLURM_NAME.fullmatch(text):
+        raise ValueError(f"{text[:80]!r} is not a Slurm name: letters, digits, '.', '_', '+' "
+                         "or '-' (it goes unquoted into #SBATCH lines and scripts)")
+    return text
+
+
+def _slurm_gres(text: str) -> str:
+    name, sep, kind = text.partition(":")
+    if not _SLURM_NAME.fullmatch(name) or (sep and not _SLURM_NAME.fullmatch(kind)):
+        raise ValueError(f"{text[:80]!r} is not a GRES name: NAME or NAME:TYPE of letters, "
+                         "digits, '.', '_', '+' or '-' (Straits adds the count)")
+    return text
+
+
+#: one line of printable text: no newline, tab or other control character (these names reach
+#: generated YAML, shell scripts and the terminal; a newline would end a line early)
+Name = Annotated[str, StringConstraints(min_length=1, max_length=253), AfterValidator(_one_line)]
+#: a Slurm cluster, partition or account name: it goes unquoted into ``#SBATCH`` lines and
+#: shell comments, so no space, quote, ``$``, ``;`` or newline (which would end the directive
+#: block and run the rest of the line as a command)
+SlurmName = Annotated[str, StringConstraints(max_length=128), AfterValidator(_slurm_name)]
+#: a GRES name, optionally with its type (``gpu``, ``npu``, ``gpu:h100``)
+SlurmGres = Annotated[str, StringConstraints(max_length=128), AfterValidator(_slurm_gres)]
 #: Kubernetes label keys and values (prefix/name; values up to 63 characters)
 LabelKey = Annotated[str, StringConstraints(
     pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
@@ -117,10 +152,10 @@ class SlurmSite(_Frozen):
     its login node), default partition, GPUs per node, account, the partition's MaxTime and
     where checkpoints live."""
 
-    cluster: Name
-    partition: Name | None = None
+    cluster: SlurmName
+    partition: SlurmName | None = None
     gpus_per_node: Annotated[int, Field(ge=1, le=64)] = 8
-    account: Name | None = None
+    account: SlurmName | None = None
     max_time: SlurmTime = "2-00:00:00"
     """The partition's MaxTime (``scontrol show partition``): a stage that needs longer runs
     as a chain of jobs, each within it. Default 2 days, a common cap on shared GPU partitions:
@@ -161,6 +196,6 @@ class PoolTargets(_Frozen):
     """Node labels of this GPU type (e.g. nvidia.com/gpu.product)."""
     kubernetes_topology: KubernetesTopology | None = None
     """Topology-aware scheduling through Kueue (the pool's ResourceFlavor has a topology)."""
-    slurm_partition: Name | None = None
-    slurm_gres: Name = "gpu"
+    slurm_partition: SlurmName | None = None
+    slurm_gres: SlurmGres = "gpu"
     """The GRES name of this chip in Slurm (``--gpus-per-node=<gres>:<n>`` when not gpu)."""

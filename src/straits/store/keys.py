@@ -14,6 +14,7 @@ says that no signature was checked.
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,7 +104,20 @@ def configured(key: str | Path | None = None, pubkeys: list[str] | None = None) 
 
 def write_keys(path: Path, signer: Signer, *, force: bool = False) -> Path:
     """Write the signer key to ``path`` (0600) and its verifier key to ``path.pub``; refuses to
-    replace an existing key unless ``force``."""
+    replace an existing key unless ``force``, and refuses a directory, a symbolic link or any
+    other non-file at either path (the rules of :mod:`straits.fileio`).
+
+    Without ``force`` the key file is created exclusively (``O_EXCL``): of two ``keygen`` runs
+    racing for the same path one wins and the other is refused, so a key never ends up beside
+    the other run's ``.pub``."""
+    from straits.fileio import output_path, write_output
+
+    if str(path) == "-" or not path.name or path.is_dir():
+        raise InputError(f"{str(path)!r} names no file" + (" (a directory)" if path.is_dir()
+                                                           else ""), path="-o",
+                         expected="the key file's name (its public key goes beside it, .pub)")
+    for p in (path, path.with_name(path.name + ".pub")):
+        output_path(p, option="-o")  # a directory, link, FIFO or device: refused
     pub = path.with_name(path.name + ".pub")
     if not force:
         for p in (path, pub):
@@ -112,16 +126,38 @@ def write_keys(path: Path, signer: Signer, *, force: bool = False) -> Path:
                                  "--force (checkpoints signed by the old key stay verifiable "
                                  "only with its .pub)", path="-o")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(signer.skey + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    pub.write_text(signer.verifier.vkey + "\n", encoding="ascii")
+    data = (signer.skey + "\n").encode("ascii")
+    nofollow = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    if force:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        _write_new(tmp, data, nofollow)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    else:
+        try:
+            _write_new(path, data, nofollow)
+        except FileExistsError:
+            raise InputError(f"{path} exists (another keygen wrote it just now); a ledger key "
+                             "is not replaced unless you say --force", path="-o") from None
+    write_output(pub, signer.verifier.vkey + "\n", option="-o")
     return pub
+
+
+def _write_new(path: Path, data: bytes, flags: int) -> None:
+    """Create ``path`` (mode 0600; it must not exist) holding ``data``, fsynced; on failure
+    nothing is left there."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | flags, 0o600)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise

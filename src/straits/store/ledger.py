@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -140,6 +141,24 @@ def leaf_data(seq: int, tenant_seq: int, recorded_at: str, tenant: str, actor: s
                       "salt": salt}).encode("utf-8")
 
 
+#: who an entry is for and by: one line of printable text (``ledger show`` prints them to a
+#: terminal, the console and receipts show them)
+_WHO = re.compile(r"[^\x00-\x1f\x7f-\x9f]+")
+MAX_TENANT, MAX_ACTOR = 100, 200
+
+
+def check_who(tenant: str, actor: str) -> None:
+    """Refuse a tenant or actor name with a control character (an ESC sequence retitled the
+    terminal of whoever ran ``ledger show``; a newline split its row), empty or too long."""
+    from straits.errors import InputError
+
+    for value, option, cap in ((tenant, "--tenant", MAX_TENANT), (actor, "--actor", MAX_ACTOR)):
+        if not _WHO.fullmatch(value) or len(value) > cap:
+            raise InputError(f"{value[:60]!r} cannot name who an entry is for or by",
+                             path=option, expected=f"1 to {cap} characters of one line of "
+                                                   "printable text")
+
+
 def append(session: Session, *, tenant: str, actor: str, kind: str, body: dict[str, Any],
            before_commit: Callable[[Entry], None] | None = None) -> Entry:
     """Append one entry inside ``session``, which must come from :meth:`Store.write` (the
@@ -148,6 +167,7 @@ def append(session: Session, *, tenant: str, actor: str, kind: str, body: dict[s
     transaction commits (tests use it to kill a process mid-append)."""
     if kind not in KINDS:
         raise ValueError(f"unknown ledger entry kind {kind!r}")
+    check_who(tenant, actor)
     head = session.get(LedgerHead, 1)
     seq, prev = (head.seq + 1, head.hash) if head is not None else (1, GENESIS)
     tenant_seq = (session.scalar(select(func.max(LedgerRow.tenant_seq))

@@ -47,6 +47,10 @@ class Principal:
         return f"token:{self.token_id}"
 
 
+def printable_line(text: str) -> bool:
+    return not any(ord(c) < 0x20 or 0x7f <= ord(c) <= 0x9f for c in text)
+
+
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -57,6 +61,12 @@ def create_token(store: Store, tenant: str, role: str, label: str = "") -> tuple
         raise InputError(f"unknown role {role!r}", path="--role", expected=" | ".join(ROLES))
     if not tenant or len(tenant) > 100:
         raise InputError("a tenant id of 1 to 100 characters is required", path="--tenant")
+    from straits.store.ledger import check_who
+
+    check_who(tenant, "token")  # the tenant names every entry the token records
+    if label and not printable_line(label):
+        raise InputError(f"{label[:60]!r} holds a control character", path="--label",
+                         expected="one line of printable text")
     token_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
     row = TokenRow(id=token_id, tenant=tenant, role=role, secret_hash=_hash(secret), label=label)
     with store.write() as s:

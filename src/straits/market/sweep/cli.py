@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,15 @@ from straits.market.outputs import parquet_bytes, write_bytes_atomically
 from straits.market.sweep.analysis import prim, spearman
 from straits.market.sweep.design import Design, grid, latin_hypercube
 from straits.market.sweep.metrics import METRICS
-from straits.market.sweep.runner import Batch, inline, on_ray, processes, ray_available, write_part
+from straits.market.sweep.runner import (
+    Batch,
+    inline,
+    on_ray,
+    probe_ray,
+    processes,
+    ray_available,
+    write_part,
+)
 
 BACKENDS = ("auto", "ray", "processes", "inline")
 MANIFEST = "sweep.json"
@@ -73,6 +82,19 @@ def run_sweep(*, market_file: Path | None, runs: int, method: str, levels: int,
     if backend == "ray" and not ray_available():
         raise MarketError("Ray is not installed", path="--backend",
                           expected="pip install 'straits[market]', or --backend processes")
+    if backend == "ray" and ray_address:
+        probe_ray(ray_address)  # before --out is touched: a wrong address writes nothing
+    elif backend in ("processes", "ray"):
+        # local processes (or a local Ray's): more than the CPUs never runs faster, and each
+        # costs ~100 MB: --workers 512 on a small machine would take all its memory
+        cpus = os.cpu_count() or 1
+        if workers > cpus:
+            if not quiet:
+                from straits.cli.common import err_console
+
+                err_console.print(f"note: --workers {workers} is more than the {cpus} CPUs "
+                                  f"here; running {cpus}", markup=False)
+            workers = cpus
     manifest = {"version": 1, "market": digest(raw), "method": method, "runs": design.runs,
                 "levels": levels if method == "grid" else None, "seed": seed, "firms": firms,
                 "regime": regime, "params": [p.to_json() for p in ranges]}
@@ -105,7 +127,7 @@ def run_sweep(*, market_file: Path | None, runs: int, method: str, levels: int,
     write_bytes_atomically(out / "runs.parquet", parquet_bytes(rows, {
         "straits.sweep": json.dumps(manifest)}))
     summary = _summarise(design, rows, metric, threshold)
-    summary.update({"out": str(out), "backend": backend, "method": method,
+    summary.update({"out": str(out), "backend": backend, "workers": workers, "method": method,
                     "resumed_runs": len(done_runs), "firms": firms, "seed": seed,
                     "regime": regime or validate(raw, label).regime})
     write_bytes_atomically(out / "summary.json", json.dumps(summary, indent=2).encode())

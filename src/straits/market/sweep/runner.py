@@ -95,6 +95,32 @@ def ray_available() -> bool:
     return True
 
 
+#: seconds to wait for a Ray cluster's port to accept a connection
+PROBE_SECONDS = 5.0
+
+
+def probe_ray(address: str) -> None:
+    """Refuse an address nothing listens at, at once: Ray itself retries an unreachable GCS
+    for minutes before it gives up (``127.0.0.1:1`` ran past 120 s)."""
+    import socket
+
+    from straits.errors import InputError
+
+    hostport = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port = hostport.rstrip("/").rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return  # 'auto', a bare host: Ray resolves and reports those itself
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_SECONDS):
+            pass
+    except (OSError, ValueError, OverflowError) as e:
+        raise InputError(f"cannot join the Ray cluster at {address!r}: nothing answers at "
+                         f"{host}:{port} ({getattr(e, 'strerror', None) or e})",
+                         path="--ray-address",
+                         expected="the address of a running Ray cluster (ray://HOST:10001 or "
+                                  "HOST:6379)") from None
+
+
 def on_ray(raw: dict[str, Any], label: str, jobs: list[Job], regime: str | None, seed: int,
            firms: int, done: Done, workers: int, address: str | None) -> None:
     import ray
@@ -102,13 +128,15 @@ def on_ray(raw: dict[str, Any], label: str, jobs: list[Job], regime: str | None,
     started = False
     if not ray.is_initialized():
         if address:
+            probe_ray(address)
             try:
                 ray.init(address=address, log_to_driver=False, configure_logging=False)
             except (ValueError, ConnectionError, RuntimeError, TimeoutError) as e:
                 # an unreachable cluster, a malformed address, Ray Client not installed
                 from straits.errors import InputError
 
-                raise InputError(f"cannot join the Ray cluster at {address!r}: {e}",
+                why = " ".join(str(e).split())[:300]  # Ray's messages span lines
+                raise InputError(f"cannot join the Ray cluster at {address!r}: {why}",
                                  path="--ray-address",
                                  expected="the address of a running Ray cluster "
                                           "(ray://HOST:10001 needs `pip install 'ray[client]'`)"

@@ -1,0 +1,69 @@
+"""Two CLI processes writing the same output at once (a careless operator's cron and shell):
+the file left is one run's output, whole; never a mix, a truncation or a stray temporary
+file. Two `ledger keygen` for one path: exactly one wins, and its key matches its .pub."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+from straits.store.keys import load_signer
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "offshore-2025.yaml"
+
+
+def _start(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "straits", *args], cwd=cwd, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "COLUMNS": "200"})
+
+
+def _both(a: subprocess.Popen[str], b: subprocess.Popen[str]) -> list[int]:
+    codes = []
+    for p in (a, b):
+        p.communicate(timeout=300)
+        codes.append(p.returncode)
+    return codes
+
+
+def test_two_generates_to_one_file_leave_one_whole_output(tmp_path: Path) -> None:
+    out = tmp_path / "s.yaml"
+    runs = [["scenario", "generate", "--workloads", "200", "--sites", "30", "--seed", str(s)]
+            for s in (1, 2)]
+    expected = [subprocess.run([sys.executable, "-m", "straits", *r], capture_output=True,
+                               text=True, check=True).stdout for r in runs]
+    assert expected[0] != expected[1]
+    for _ in range(3):
+        codes = _both(*(_start(*r, "-o", str(out), cwd=tmp_path) for r in runs))
+        assert codes == [0, 0]
+        assert out.read_text() in expected
+        assert [p.name for p in tmp_path.iterdir()] == ["s.yaml"]  # no temporary file left
+
+
+def test_two_exports_to_one_archive_leave_one_whole_archive(tmp_path: Path) -> None:
+    out = tmp_path / "jobs.tar.gz"
+    runs = [["export", str(EXAMPLE), "--to", "slurm", "--run", cmd, "-o", str(out)]
+            for cmd in ("python a.py", "python b.py")]
+    codes = _both(*(_start(*r, cwd=tmp_path) for r in runs))
+    assert codes == [0, 0]
+    with tarfile.open(out) as tar:  # a whole archive: every member reads to its end
+        texts = [tar.extractfile(m).read().decode() for m in tar.getmembers()  # type: ignore[union-attr]
+                 if m.isfile() and m.name.endswith(".sbatch")]
+    assert texts
+    commands = {c for c in ("python a.py", "python b.py") if any(c in t for t in texts)}
+    assert len(commands) == 1  # one run's files, not a mix
+    assert [p.name for p in tmp_path.iterdir()] == ["jobs.tar.gz"]
+
+
+def test_two_keygens_for_one_path_one_wins_and_its_key_matches_its_pub(tmp_path: Path) -> None:
+    for i in range(3):
+        key = tmp_path / f"k{i}"
+        codes = _both(*(_start("ledger", "keygen", "-o", str(key), "--origin", f"log{n}",
+                               cwd=tmp_path) for n in (1, 2)))
+        assert sorted(codes) == [0, 2]
+        pub = key.with_name(key.name + ".pub").read_text().strip()
+        assert load_signer(key).verifier.vkey == pub
