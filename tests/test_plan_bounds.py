@@ -22,6 +22,7 @@ from straits.plan import make_plan
 from straits.plan.alone import BUDGET, CHAIN, CONTENTION, DEADLINE, alone_bound
 from straits.plan.bounds import standalone_bound
 from straits.plan.cpsat_model import Score, build
+from straits.plan.lp_bound import lp_bound
 from straits.plan.objectives import objective
 from straits.simulate.generate import generate
 from test_optimizer import DAY0, _setup, scenario, tokens_for
@@ -44,26 +45,31 @@ def _proved_optimum(pf: Any, goal: str) -> Score | None:
 @given(seed=st.integers(0, 10_000), n=st.integers(1, 6), m=st.integers(2, 6),
        goal=st.sampled_from(GOALS))
 @settings(max_examples=12, deadline=None)
-def test_the_alone_bound_holds_for_greedy_and_for_the_proved_optimum(seed: int, n: int, m: int,
+def test_the_bounds_hold_for_greedy_and_for_the_proved_optimum(seed: int, n: int, m: int,
                                                                    goal: str) -> None:
-    """Each workload's own optimum, summed, is below every plan lexicographically: the
-    greedy plan's (its exact value) and the optimum CP-SAT proves on the whole model. It
-    never rules out fewer stages than the search-free bound."""
+    """Each workload's own optimum, summed, and the capacity-aware LP are below every plan
+    lexicographically: the greedy plan's (its exact value) and the optimum CP-SAT proves on
+    the whole model. The first never rules out fewer stages than the search-free bound, the
+    second is never below the first."""
     sc = generate(workloads=n, sites=m, seed=seed)
     cand, _, plan, pf = _setup(sc, goal)
     alone = alone_bound(pf, objective(goal))
     assert alone is not None
-    bound = alone.bound
+    lp = lp_bound(pf, alone)
+    assert lp is not None
     greedy = Score(len(plan.unplaced), objective(goal).plan_value(plan, sc, cand.energy_of))
-    assert bound.unplaced <= greedy.unplaced
-    if bound.unplaced == greedy.unplaced:
-        assert bound.value <= greedy.value + 1e-6
     best = _proved_optimum(pf, goal)
-    if best is not None:
-        assert bound.unplaced <= best.unplaced
-        if bound.unplaced == best.unplaced:
-            assert bound.value <= best.value + 1e-6
-    assert bound.unplaced >= standalone_bound(pf, objective(goal)).unplaced
+    for bound in (alone.bound, lp):
+        assert bound.unplaced <= greedy.unplaced
+        if bound.unplaced == greedy.unplaced:
+            assert bound.value <= greedy.value + 1e-6
+        if best is not None:
+            assert bound.unplaced <= best.unplaced
+            if bound.unplaced == best.unplaced:
+                assert bound.value <= best.value + 1e-6
+    assert alone.bound.unplaced >= standalone_bound(pf, objective(goal)).unplaced
+    # the LP keeps every workload's own optimum: never below the alone bound
+    assert lp >= alone.bound or lp.value >= alone.bound.value * (1 - 1e-5)
 
 
 def _chain(budget: float | None = None, deadline: dt.date | None = None,

@@ -63,6 +63,19 @@ class _Opt(NamedTuple):
     value: float
 
 
+class Window(NamedTuple):
+    """Where one choice of a stage can run in any plan that places the stage: it starts no
+    earlier than ``earliest`` (its data's arrival, its predecessors' earliest ends) and ends by
+    ``due`` (the hard deadline, or infinity)."""
+
+    choice: int
+    earliest: float
+    hours: float
+    due: float
+    spend: float
+    value: float
+
+
 @dataclass
 class WorkloadOptimum:
     """One workload's lexicographic optimum alone."""
@@ -74,6 +87,8 @@ class WorkloadOptimum:
     ends: dict[str, float]
     causes: dict[str, str] = field(default_factory=dict)
     """stage id -> why it is unplaced in the optimum"""
+    windows: dict[str, list[Window]] = field(default_factory=dict)
+    """stage id -> its choices that could run alone (none: unplaced in every plan)"""
 
 
 @dataclass
@@ -82,6 +97,8 @@ class AloneBound:
 
     bound: Score
     workloads: dict[str, WorkloadOptimum]
+    makespan_value: float = 0.0
+    """the part of ``bound.value`` that is the makespan's (not a sum over workloads)"""
 
     def causes(self, unplaced: Iterable[StageKey]) -> Counter[str]:
         """Why each of a plan's unplaced stages is: as many of each workload's as its own
@@ -123,8 +140,8 @@ def alone_bound(pf: Portfolio, objective: Objective, *, stop_at: float = math.in
         value += opt.value
         if opt.unplaced == 0 and opt.ends:
             makespan = max(makespan, _earliest_end(pf, w))
-    value += objective.weight(TIME) * makespan
-    return AloneBound(Score(unplaced, value), out)
+    span = objective.weight(TIME) * makespan
+    return AloneBound(Score(unplaced, value + span), out, span)
 
 
 def _earliest_end(pf: Portfolio, w: Workload) -> float:
@@ -168,9 +185,12 @@ def _solve(pf: Portfolio, objective: Objective, w: Workload, k_pen: float, k_don
     opts: list[list[_Opt]] = []
     alone_cause: list[str | None] = []
     earliest: list[float | None] = []
+    afters: list[float] = []
+    """each stage's predecessors' earliest ends"""
     for i, stage in enumerate(stages):
         st = pf.stages.get((w.id, stage.id))
         pe = [earliest[p] for p in preds[i]]
+        afters.append(max((p for p in pe if p is not None), default=0.0))
         if any(p is None for p in pe):
             opts.append([])
             alone_cause.append(PREDECESSOR)
@@ -282,4 +302,7 @@ def _solve(pf: Portfolio, objective: Objective, w: Workload, k_pen: float, k_don
     return WorkloadOptimum(
         unplaced_n, total,
         {s.id: c[0].choice for s, c in zip(stages, chosen, strict=True) if c is not None},
-        {s.id: c[1] for s, c in zip(stages, chosen, strict=True) if c is not None}, causes)
+        {s.id: c[1] for s, c in zip(stages, chosen, strict=True) if c is not None}, causes,
+        {s.id: [Window(o.choice, max(after, o.release), o.hours, due, o.spend, o.value)
+                for o in mine]
+         for s, mine, after in zip(stages, opts, afters, strict=True)})

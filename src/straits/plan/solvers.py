@@ -20,6 +20,7 @@ from straits.plan.cpsat_model import ModelTooLarge, PortfolioModel, Score, add_h
 from straits.plan.deadline import Deadline
 from straits.plan.greedy import GreedyPlanner
 from straits.plan.lns import PIECE_SECONDS, NeighbourhoodSearch
+from straits.plan.lp_bound import lp_bound
 from straits.plan.objectives import Objective
 from straits.plan.portfolio import Portfolio
 from straits.plan.result import Plan, Status
@@ -36,6 +37,9 @@ WHY_NOT_S = (0.5, 0.0)
 OUTPUT_S = (0.2, 0.0005)
 #: the least search worth starting, in seconds
 MIN_SEARCH_S = 0.5
+#: the largest share of the search's time the capacity-aware bound may take (it gets none when
+#: it cannot finish in it)
+BOUND_SHARE = 0.3
 #: seconds the whole model's own limit is set before the search's end (it overshoots on a
 #: large model), and seconds to wait for it to stop after that end
 WHOLE_MARGIN_S = (0.5, 0.0004)
@@ -158,6 +162,13 @@ class _Searching:
                              else "standalone"}
             if alone is not None:
                 bound0 = stronger(bound0, alone.bound)
+                # then the pools' capacity, as a linear relaxation, with its share of the time
+                # the search would have
+                share = BOUND_SHARE * (d.left() - after_search)
+                lp = lp_bound(pf, alone, stop_at=d.clock() + share, clock=d.clock)
+                if lp is not None and lp > bound0:
+                    info["bound"]["source"] = "lp"
+                    bound0 = lp
         reporter = Reporter(ctx.on_progress, objective, d.clock)
         reporter.bounded(bound0)
         whole = WholeModel(pm, reporter, seed=ctx.seed)
