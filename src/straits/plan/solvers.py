@@ -162,8 +162,11 @@ class _Searching:
                              else "standalone"}
             if alone is not None:
                 bound0 = stronger(bound0, alone.bound)
+            if alone is not None and alone.bound.unplaced >= len(baseline.unplaced):
                 # then the pools' capacity, as a linear relaxation, with its share of the time
-                # the search would have
+                # the search would have; only where a gap is stated (the workloads alone leave
+                # as many unplaced as the greedy plan), since it tightens the value far more
+                # often than the count, and the search needs the time where they differ
                 share = BOUND_SHARE * (d.left() - after_search)
                 lp = lp_bound(pf, alone, stop_at=d.clock() + share, clock=d.clock)
                 if lp is not None and lp > bound0:
