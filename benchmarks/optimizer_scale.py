@@ -8,8 +8,12 @@ print, from the same run:
 * ``wall/limit``: the command's wall-clock seconds over its time limit (goal: <= 1.05);
 * the greedy plan (the baseline the search starts from) and the plan the command returns:
   value of the objective and unplaced stages, and their ratio (below 1: the search improved);
-* the bound (CP-SAT's on the whole model, or the search-free one of ``plan/bounds.py``), the
-  gap to it (goal at 1,000 x 200 within 55 s: <= 1.5%), and where the answer came from.
+* the bound (CP-SAT's on the whole model, the search-free one of ``plan/bounds.py``, or each
+  workload alone of ``plan/alone.py``: the largest, named), the gap to it (goal at 1,000 x 200
+  within 55 s: <= 1.5%), and where the answer came from;
+* why the plan's unplaced stages are unplaced: no lawful option, the deadline or the budget
+  even alone, the whole chain (each stage alone could), a predecessor, or contention (the
+  workload alone could place it: capacity, or the order the workloads were planned in).
 
 The seeds (20001 and up) are not used by the tests. Figures depend on the machine: the goals
 are for an idle 2-core machine; on a loaded one the greedy plan takes longer and the search
@@ -63,6 +67,13 @@ def phases(plan: dict[str, Any]) -> str:
     return f"{'':>12} seconds: {parts}; the plan's own count {t.get('elapsed_s', 0):.1f}"
 
 
+def causes(plan: dict[str, Any]) -> str:
+    """Why the plan's unplaced stages are (``search.bound.unplaced_causes``), and whose bound."""
+    b = (plan.get("search") or {}).get("bound") or {}
+    parts = ", ".join(f"{k} {v}" for k, v in (b.get("unplaced_causes") or {}).items())
+    return f"{'':>12} unplaced: {parts or 'none'}; bound from {b.get('source', '-')}"
+
+
 def row(label: str, limit: float, wall: float, plan: dict[str, Any]) -> str:
     base, got = plan.get("baseline_value"), plan.get("objective_value")
     ratio = f"{got / base:.4f}" if base and got is not None else "-"
@@ -106,6 +117,7 @@ def main() -> None:
                 wall, plan = run(doc, limit, args.solver, tmp)
                 print(row(f"{n}x{SITES}/{seed}", limit, wall, plan), flush=True)
                 print(phases(plan), flush=True)
+                print(causes(plan), flush=True)
                 ratios.append(wall / limit)
         if not args.skip_contended:
             print("\ncontended: 30 workloads over 6 sites (greedy's first-come order costs "

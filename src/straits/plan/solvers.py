@@ -13,12 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from straits.plan.alone import CAUSES, AloneBound, alone_bound
 from straits.plan.bounds import standalone_bound, stronger
 from straits.plan.candidates import Candidates
 from straits.plan.cpsat_model import ModelTooLarge, PortfolioModel, Score, add_hints, build
 from straits.plan.deadline import Deadline
 from straits.plan.greedy import GreedyPlanner
 from straits.plan.lns import PIECE_SECONDS, NeighbourhoodSearch
+from straits.plan.lp_bound import lp_bound
 from straits.plan.objectives import Objective
 from straits.plan.portfolio import Portfolio
 from straits.plan.result import Plan, Status
@@ -35,6 +37,9 @@ WHY_NOT_S = (0.5, 0.0)
 OUTPUT_S = (0.2, 0.0005)
 #: the least search worth starting, in seconds
 MIN_SEARCH_S = 0.5
+#: the largest share of the search's time the capacity-aware bound may take (it gets none when
+#: it cannot finish in it)
+BOUND_SHARE = 0.3
 #: seconds the whole model's own limit is set before the search's end (it overshoots on a
 #: large model), and seconds to wait for it to stop after that end
 WHOLE_MARGIN_S = (0.5, 0.0004)
@@ -149,6 +154,24 @@ class _Searching:
             bound0 = standalone_bound(pf, objective)
             if held.workloads:
                 info["held"] = sorted(held.workloads)
+        with d.phase("bound"):
+            # each workload alone, exactly; skipped when it would eat the search's minimum
+            alone = alone_bound(pf, objective, stop_at=d.at(after_search + MIN_SEARCH_S),
+                                clock=d.clock)
+            info["bound"] = {"source": "alone" if alone is not None and alone.bound > bound0
+                             else "standalone"}
+            if alone is not None:
+                bound0 = stronger(bound0, alone.bound)
+            if alone is not None and alone.bound.unplaced >= len(baseline.unplaced):
+                # then the pools' capacity, as a linear relaxation, with its share of the time
+                # the search would have; only where a gap is stated (the workloads alone leave
+                # as many unplaced as the greedy plan), since it tightens the value far more
+                # often than the count, and the search needs the time where they differ
+                share = BOUND_SHARE * (d.left() - after_search)
+                lp = lp_bound(pf, alone, stop_at=d.clock() + share, clock=d.clock)
+                if lp is not None and lp > bound0:
+                    info["bound"]["source"] = "lp"
+                    bound0 = lp
         reporter = Reporter(ctx.on_progress, objective, d.clock)
         reporter.bounded(bound0)
         whole = WholeModel(pm, reporter, seed=ctx.seed)
@@ -166,11 +189,13 @@ class _Searching:
                     self._wait(whole, reporter, d, stop_at)
             reporter.raise_error()
         bound = stronger(whole.bound or reporter.bound, bound0)
+        if bound > bound0:
+            info["bound"]["source"] = "cpsat"
         info["whole_model"] = {"status": whole.status.lower(), "solutions": whole.solutions}
         if local is not None:
             info["neighbourhoods"] = local.stats.to_json()
         return self._answer(cand, objective, ctx, g, baseline, pf, pm, start, held, whole,
-                            local, bound, info)
+                            local, bound, info, alone)
 
     def _search(self, pf: Portfolio, objective: Objective, pm: PortfolioModel, start: Solution,
                 held: Held, whole: WholeModel, reporter: Reporter, ctx: SolveContext,
@@ -208,7 +233,8 @@ class _Searching:
     def _answer(self, cand: Candidates, objective: Objective, ctx: SolveContext,
                 g: GreedyPlanner, baseline: Plan, pf: Portfolio, pm: PortfolioModel,
                 start: Solution, held: Held, whole: WholeModel,
-                local: NeighbourhoodSearch | None, bound: Score, info: dict[str, Any]) -> Plan:
+                local: NeighbourhoodSearch | None, bound: Score, info: dict[str, Any],
+                alone: AloneBound | None) -> Plan:
         d = ctx.deadline
         tie = pm.tie_unit
         found: list[tuple[Value, int, str, Solution]] = []
@@ -231,7 +257,7 @@ class _Searching:
                 if plan is None:
                     note = "the searched plan failed the final rule check; the greedy plan stands"
                     return self._finish(baseline, baseline, bound, objective, cand, g, pf, ctx,
-                                        info, note)
+                                        info, note, alone)
                 plan = _valued(plan, cand, objective)
                 better = (plan.objective_value or 0.0) < (baseline.objective_value or 0.0) - (
                     0.5 if objective.unit == "USD" else 1e-6)
@@ -243,14 +269,19 @@ class _Searching:
                     note = (f"{what}: plan {how} in {d.elapsed():.1f} s"
                             f"{_bound_note(plan, bound)}; {greedy_note}")
                     return self._finish(plan, baseline, bound, objective, cand, g, pf, ctx,
-                                        info, note)
+                                        info, note, alone)
         note = (f"{what} did not improve on the greedy plan in {d.elapsed():.1f} s "
                 f"({whole.status.lower()}), which stands{_bound_note(baseline, bound)}")
-        return self._finish(baseline, baseline, bound, objective, cand, g, pf, ctx, info, note)
+        return self._finish(baseline, baseline, bound, objective, cand, g, pf, ctx, info, note,
+                            alone)
 
     def _finish(self, plan: Plan, baseline: Plan, bound: Score | None, objective: Objective,
                 cand: Candidates, g: GreedyPlanner, pf: Portfolio | None, ctx: SolveContext,
-                info: dict[str, Any], note: str) -> Plan:
+                info: dict[str, Any], note: str, alone: AloneBound | None = None) -> Plan:
+        if alone is not None:
+            causes = alone.causes((u.workload, u.stage) for u in plan.unplaced)
+            info.setdefault("bound", {})["unplaced_causes"] = {
+                c: causes[c] for c in CAUSES if causes[c]}
         value = plan.objective_value or 0.0
         best = Score(len(plan.unplaced), value)
         same = bound is not None and bound.unplaced >= len(plan.unplaced)

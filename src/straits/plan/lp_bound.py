@@ -1,0 +1,203 @@
+"""A capacity-aware bound: the linear relaxation of choosing, with each pool's chip-hours.
+
+Where :mod:`straits.plan.alone` drops every coupling between workloads, this keeps the one
+that costs money at scale: the pools' capacity. A linear program (GLOP) takes, per stage, a
+fraction of each of its choices that could run alone (:class:`~straits.plan.alone.Window`) and
+a fraction unplaced, summing to one; a successor is at least as unplaced as its predecessors;
+each workload keeps within its budget and leaves at least as many stages unplaced as it must
+alone. Per pool and per hard deadline ``T`` met on it, the chip-hours that must be spent in
+``[0, T]`` fit the chip-hours the pool has there (its availability windows included): a choice
+that must end by ``T`` spends all its chip-hours there, one due later at least what it cannot
+push past ``T``. Per pool and per earliest start ``a``, the same in ``[a, T]`` for the choices
+that cannot start before ``a``.
+
+Lexicographic, as the model: first the fewest unplaced stages (the LP's, rounded up, or the
+workloads' own, whichever is larger), then the least value with that many unplaced. When that
+count is the workloads' own, each workload also pays at least its own optimum (every plan with
+that count leaves each workload exactly its own fewest, :mod:`straits.plan.alone`), so this
+bound is never below the alone one.
+
+Every constraint is one every plan satisfies (integral choices, exact hours), so the optimum
+bounds every plan over the optimizer's choices; only an optimal LP answer is used (a feasible
+one bounds nothing), with a relative margin for GLOP's tolerances.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from straits.plan.alone import AloneBound
+from straits.plan.cpsat_model import Score
+from straits.plan.options import pool_steps, procured_steps
+from straits.plan.portfolio import Portfolio
+
+#: relative margin taken off the LP's optimum (GLOP's primal and dual tolerances are 1e-7)
+MARGIN = 1e-6
+STARTS = False
+
+
+class _Use(NamedTuple):
+    var: Any
+    stage: int
+    """the stage's number (at most one of its choices is taken)"""
+    chips: int
+    earliest: float
+    hours: float
+    due: float
+
+
+def _chip_hours(steps: list[tuple[float, int]], a: float, b: float) -> float:
+    """Chip-hours a capacity profile offers in ``[a, b]``."""
+    total = 0.0
+    for i, (t0, n) in enumerate(steps):
+        t1 = steps[i + 1][0] if i + 1 < len(steps) else math.inf
+        lo, hi = max(a, t0), min(b, t1)
+        if hi > lo:
+            total += (hi - lo) * n
+    return total
+
+
+def _capacity_rows(lp: Any, inf: float, items: list[_Use], steps: list[tuple[float, int]]
+                   ) -> None:
+    """One pool's rows: per window ``[a, b]`` (``b`` a hard deadline met on the pool, ``a``
+    the start or, with :data:`STARTS`, a day some choice cannot start before), the
+    chip-hours every choice must spend inside it, within what the pool has there. A row that
+    cannot bind (each stage at its choice here that needs the most, all of them within what
+    the pool has) is left out."""
+    import numpy as np
+
+    chips = np.array([i.chips for i in items], dtype=float)
+    earliest = np.array([i.earliest for i in items])
+    hours = np.array([i.hours for i in items])
+    due = np.array([i.due for i in items])
+    stage = np.array([i.stage for i in items])
+    latest_start = due - hours
+    ends = sorted({float(d) for d in due if math.isfinite(d)})
+    starts = [0.0] if not STARTS else sorted(
+        {0.0} | {math.floor(e / 24.0) * 24.0 for e in earliest})
+    for b in ends:
+        for a in starts:
+            if a >= b:
+                break
+            least = np.minimum(np.minimum(hours, earliest + hours - a),
+                               np.minimum(b - a, b - latest_start))
+            need = chips * np.maximum(0.0, least)
+            have = _chip_hours(steps, a, b)
+            most = np.zeros(stage.max() + 1)
+            np.maximum.at(most, stage, need)
+            if most.sum() <= have:
+                continue
+            if have <= 0:  # no chips there at all: what must run there cannot be taken
+                for k in np.flatnonzero(need > 0):
+                    items[k].var.SetUb(0.0)
+                continue
+            row = lp.Constraint(-inf, 1.0)  # need / have <= 1
+            for k in np.flatnonzero(need > 0):
+                row.SetCoefficient(items[k].var, float(need[k]) / have)
+
+
+def _limit(lp: object, seconds: float) -> None:
+    if math.isfinite(seconds):
+        lp.SetTimeLimit(max(1, int(seconds * 1000)))  # type: ignore[attr-defined]
+
+
+def lp_bound(pf: Portfolio, alone: AloneBound, *, stop_at: float = math.inf,
+             clock: Callable[[], float] = time.monotonic) -> Score | None:
+    """The LP bound (see the module's text), or None when it cannot be had in time."""
+    from ortools.linear_solver import pywraplp
+
+    seconds = stop_at - clock()
+    if seconds < 0.2:
+        return None
+    lp = pywraplp.Solver.CreateSolver("GLOP")
+    if lp is None:  # pragma: no cover - OR-Tools ships GLOP
+        return None
+    inf = lp.infinity()
+    units: list[Any] = []
+    value_terms: dict[str, list[tuple[Any, float]]] = {}
+    uses: dict[str, list[_Use]] = {}
+    for w in pf.sc.workloads:
+        opt = alone.workloads[w.id]
+        u: dict[str, Any] = {}
+        # rows scaled to ones (GLOP's tolerances are absolute): spend / budget <= 1
+        budget = lp.Constraint(-inf, 1.0) if w.budget_usd else None
+        mine = value_terms.setdefault(w.id, [])
+        for stage in w.topological_stages():
+            windows = opt.windows.get(stage.id, [])
+            if not windows:
+                continue  # unplaced in every plan: counted by the alone bound
+            st = pf.stages[(w.id, stage.id)]
+            un = lp.NumVar(0.0, 1.0, "")
+            u[stage.id] = un
+            one = lp.Constraint(1.0, 1.0)
+            one.SetCoefficient(un, 1.0)
+            for win in windows:
+                x = lp.NumVar(0.0, 1.0, "")
+                one.SetCoefficient(x, 1.0)
+                if budget is not None and w.budget_usd:
+                    budget.SetCoefficient(x, win.spend / w.budget_usd)
+                mine.append((x, win.value))
+                c = st.choices[win.choice]
+                uses.setdefault(c.option.key, []).append(
+                    _Use(x, len(units), c.est.chips, win.earliest, win.hours, win.due))
+            for p in stage.after:
+                if p in u:  # as unplaced as its predecessors
+                    after = lp.Constraint(0.0, inf)
+                    after.SetCoefficient(un, 1.0)
+                    after.SetCoefficient(u[p], -1.0)
+            units.append(un)
+        forced = sum(1 for s in w.stages if not opt.windows.get(s.id))
+        if u and opt.unplaced > forced:
+            least = lp.Constraint(opt.unplaced - forced, inf)
+            for un in u.values():
+                least.SetCoefficient(un, 1.0)
+    for res, items in uses.items():
+        if clock() > stop_at:
+            return None
+        o = pf.option_of(res)
+        steps = procured_steps(o.pool) if o.procured else pool_steps(pf.sc, o.pool)
+        _capacity_rows(lp, inf, items, steps)
+    forced_total = sum(1 for w in pf.sc.workloads for s in w.stages
+                       if not alone.workloads[w.id].windows.get(s.id))
+    # first the fewest unplaced stages
+    objective = lp.Objective()
+    for un in units:
+        objective.SetCoefficient(un, 1.0)
+    objective.SetMinimization()
+    _limit(lp, stop_at - clock())
+    if lp.Solve() != pywraplp.Solver.OPTIMAL:
+        return None
+    least_unplaced = forced_total + math.ceil(objective.Value() - 1e-6)
+    count = max(least_unplaced, alone.bound.unplaced)
+    # then the least value with that many unplaced
+    most = lp.Constraint(-inf, count - forced_total)
+    for un in units:
+        most.SetCoefficient(un, 1.0)
+        objective.SetCoefficient(un, 0.0)
+    # values in units of the largest workload's (GLOP's tolerances are absolute)
+    scale = max([1e-9, *(abs(v) for t in value_terms.values() for _, v in t),
+                 *(abs(alone.workloads[wid].value) for wid in value_terms)])
+    for wid, terms in value_terms.items():
+        floor = alone.workloads[wid].value / scale if count == alone.bound.unplaced else 0.0
+        z = lp.NumVar(0.0, inf, "")
+        objective.SetCoefficient(z, 1.0)
+        pays = lp.Constraint(floor, inf)  # z >= the workload's own optimum (see above)
+        pays.SetCoefficient(z, 1.0)
+        if terms:
+            pays = lp.Constraint(0.0, inf)  # z >= its choices' values
+            pays.SetCoefficient(z, 1.0)
+            for x, v in terms:
+                pays.SetCoefficient(x, -v / scale)
+    objective.SetMinimization()
+    left = stop_at - clock()
+    if left <= 0:
+        return None
+    _limit(lp, left)
+    if lp.Solve() != pywraplp.Solver.OPTIMAL:
+        return None
+    value = objective.Value() * scale * (1 - MARGIN)
+    span = alone.makespan_value if count == alone.bound.unplaced else 0.0
+    return Score(count, value + span)

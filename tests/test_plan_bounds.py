@@ -1,0 +1,148 @@
+"""The planner's bounds hold, and say why stages stay unplaced.
+
+Every bound is a relaxation (constraints removed, never added), so no plan over the
+optimizer's choices beats it: not the greedy plan, and not the optimum CP-SAT proves on the
+same model. Small generated portfolios (seeds the benchmarks do not use) check that; unit
+scenarios check the causes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ortools.sat.python import cp_model
+
+from straits.loading import parse_scenario
+from straits.model.scenario import Scenario
+from straits.plan import make_plan
+from straits.plan.alone import BUDGET, CHAIN, CONTENTION, DEADLINE, alone_bound
+from straits.plan.bounds import standalone_bound
+from straits.plan.cpsat_model import Score, build
+from straits.plan.lp_bound import lp_bound
+from straits.plan.objectives import objective
+from straits.simulate.generate import generate
+from test_optimizer import DAY0, _setup, scenario, tokens_for
+
+GOALS = ["cost", "time", "completion", "carbon", "cost+500*time"]
+
+
+def _proved_optimum(pf: Any, goal: str) -> Score | None:
+    """The model's optimum, when CP-SAT proves it within a few seconds."""
+    pm = build(pf, objective(goal))
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = 1
+    solver.parameters.max_time_in_seconds = 5.0
+    solver.parameters.random_seed = 0
+    if solver.solve(pm.model) != cp_model.OPTIMAL:
+        return None
+    return pm.decode(solver.objective_value)
+
+
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 6), m=st.integers(2, 6),
+       goal=st.sampled_from(GOALS))
+@settings(max_examples=12, deadline=None)
+def test_the_bounds_hold_for_greedy_and_for_the_proved_optimum(seed: int, n: int, m: int,
+                                                                   goal: str) -> None:
+    """Each workload's own optimum, summed, and the capacity-aware LP are below every plan
+    lexicographically: the greedy plan's (its exact value) and the optimum CP-SAT proves on
+    the whole model. The first never rules out fewer stages than the search-free bound, the
+    second is never below the first."""
+    sc = generate(workloads=n, sites=m, seed=seed)
+    cand, _, plan, pf = _setup(sc, goal)
+    alone = alone_bound(pf, objective(goal))
+    assert alone is not None
+    lp = lp_bound(pf, alone)
+    assert lp is not None
+    greedy = Score(len(plan.unplaced), objective(goal).plan_value(plan, sc, cand.energy_of))
+    best = _proved_optimum(pf, goal)
+    for bound in (alone.bound, lp):
+        assert bound.unplaced <= greedy.unplaced
+        if bound.unplaced == greedy.unplaced:
+            assert bound.value <= greedy.value + 1e-6
+        if best is not None:
+            assert bound.unplaced <= best.unplaced
+            if bound.unplaced == best.unplaced:
+                assert bound.value <= best.value + 1e-6
+    assert alone.bound.unplaced >= standalone_bound(pf, objective(goal)).unplaced
+    # the LP keeps every workload's own optimum: never below the alone bound
+    assert lp >= alone.bound or lp.value >= alone.bound.value * (1 - 1e-5)
+
+
+def _chain(budget: float | None = None, deadline: dt.date | None = None,
+           days: float = 1.0) -> Scenario:
+    """``days`` of pre-training, then two days of serving on 8 chips."""
+    base = scenario(tokens=tokens_for(days))
+    doc = base.model_dump(mode="json", exclude_none=True)
+    w = doc["workloads"][0]
+    w["stages"].append({"id": "serve", "kind": "serve", "after": ["pretrain"], "chips": 8,
+                        "days": 2.0})
+    if budget is not None:
+        w["budget_usd"] = budget
+    if deadline is not None:
+        w["deadline"] = str(deadline)
+    return parse_scenario(doc)
+
+
+def _least_spend(sc: Scenario) -> dict[str, float]:
+    _, _, _, pf = _setup(sc)
+    return {sid: min(c.option.cost(c.est) + c.egress for c in stc.choices)
+            for (_, sid), stc in pf.stages.items()}
+
+
+def test_a_budget_that_fits_each_stage_but_not_the_chain_is_counted_and_classed() -> None:
+    """Each stage alone keeps within the budget, both together do not: the search-free bound
+    cannot see it, the workload's own optimum can (the serving stage is unplaced, cause
+    ``chain``), so the plan's gap is stated."""
+    spend = _least_spend(_chain())
+    sc = _chain(budget=max(spend.values()) + 0.5 * min(spend.values()))
+    _, _, _, pf = _setup(sc)
+    assert standalone_bound(pf, objective("cost")).unplaced == 0
+    alone = alone_bound(pf, objective("cost"))
+    assert alone is not None
+    assert alone.bound.unplaced == 1
+    assert alone.workloads["w0"].causes == {"serve": CHAIN}
+    answer = make_plan(sc, time_limit=10)
+    assert len(answer.unplaced) == 1 and answer.bound_unplaced == 1
+    assert answer.gap is not None
+    assert answer.search is not None
+    assert answer.search["bound"]["unplaced_causes"] == {CHAIN: 1}
+
+
+@pytest.mark.parametrize(("case", "cause"), [("deadline", DEADLINE), ("budget", BUDGET)])
+def test_a_stage_that_cannot_fit_even_alone_is_classed_by_what_blocks_it(case: str,
+                                                                         cause: str) -> None:
+    if case == "deadline":
+        # the pre-training alone takes three days, the deadline is two days away
+        sc = _chain(deadline=DAY0 + dt.timedelta(days=1), days=3.0)
+    else:
+        sc = _chain(budget=0.5 * min(_least_spend(_chain()).values()))
+    _, _, _, pf = _setup(sc)
+    alone = alone_bound(pf, objective("cost"))
+    assert alone is not None
+    assert alone.workloads["w0"].causes == {"pretrain": cause, "serve": "predecessor"}
+    plan = make_plan(sc, time_limit=10)
+    assert plan.search is not None
+    assert plan.search["bound"]["unplaced_causes"] == {cause: 1, "predecessor": 1}
+
+
+def test_stages_lost_to_other_workloads_are_contention() -> None:
+    """Two two-day runs due in two days, one pool that holds one at a time: each could run
+    alone, one cannot run with the other. The bound cannot rule out placing both (no gap is
+    stated), and the unplaced stage is classed ``contention``."""
+    sc = scenario(workloads=2, tokens=tokens_for(2.0), deadline=DAY0 + dt.timedelta(days=2))
+    plan = make_plan(sc, time_limit=10)
+    assert len(plan.unplaced) == 1
+    assert plan.search is not None
+    assert plan.search["bound"]["unplaced_causes"] == {CONTENTION: 1}
+    assert plan.search["bound"]["source"] in {"alone", "cpsat", "standalone"}
+
+
+def test_a_time_limit_that_leaves_no_room_skips_the_alone_bound() -> None:
+    """A part of the sum bounds nothing: past its stop, the bound is not returned."""
+    sc = generate(workloads=3, sites=4, seed=5)
+    _, _, _, pf = _setup(sc)
+    assert alone_bound(pf, objective("cost"), stop_at=0.0, clock=lambda: 1.0) is None
