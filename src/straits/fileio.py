@@ -126,10 +126,7 @@ def _replace(path: Path, data: bytes, executable: bool) -> None:
         try:
             if keep is not None:
                 os.fchmod(fd, keep)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
+            write_all(fd, data)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -137,6 +134,14 @@ def _replace(path: Path, data: bytes, executable: bool) -> None:
         tmp.unlink(missing_ok=True)
         raise
     _sync_dir(path.parent)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to the open file ``fd`` (``os.write`` may write less) and fsync it."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.fsync(fd)
 
 
 def _sync_dir(directory: Path) -> None:

@@ -149,13 +149,12 @@ def write_keys(path: Path, signer: Signer, *, force: bool = False) -> Path:
 def _write_new(path: Path, data: bytes, flags: int) -> None:
     """Create ``path`` (mode 0600; it must not exist) holding ``data``, fsynced; on failure
     nothing is left there."""
+    from straits.fileio import write_all
+
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | flags, 0o600)
     try:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
+            write_all(fd, data)
         finally:
             os.close(fd)
     except BaseException:
