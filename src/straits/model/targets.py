@@ -14,16 +14,13 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+from straits.model.types import ANY_CONTROL, refuse_control
+
 _SLURM_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*")
 
 
 def _one_line(text: str) -> str:
-    m = _CONTROL.search(text)
-    if m:
-        raise ValueError(f"holds the control character {m.group()!r} at position {m.start()}: "
-                         "a name is one line of printable text")
-    return text
+    return refuse_control(text, ANY_CONTROL, ": a name is one line of printable text")
 
 
 def _slurm_name(text: str) -> str:

@@ -212,15 +212,23 @@ Date = Annotated[dt.date, AfterValidator(_in_window)]
 #: control characters a terminal acts on (ESC starts sequences that clear the screen, retitle
 #: the window or set the clipboard); tab and newline are text
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: every control character, tab and newline included
+ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def refuse_control(text: str, pattern: re.Pattern[str], why: str) -> str:
+    """``text``, refused (ValueError naming the character and its position, then ``why``)
+    when ``pattern`` finds a character in it."""
+    m = pattern.search(text)
+    if m:
+        raise ValueError(f"holds the control character {m.group()!r} at position {m.start()}"
+                         f"{why}")
+    return text
 
 
 def printable(text: str) -> str:
     """``text``, refused when it holds a control character a terminal would act on."""
-    m = _CONTROL.search(text)
-    if m:
-        raise ValueError(f"holds the control character {m.group()!r} at position {m.start()} "
-                         "(a terminal would act on it)")
-    return text
+    return refuse_control(text, _CONTROL, " (a terminal would act on it)")
 
 
 Text = Annotated[str, StringConstraints(max_length=2000), AfterValidator(printable)]
