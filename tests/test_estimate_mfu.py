@@ -79,7 +79,7 @@ def test_a_given_mfu_takes_the_known_efficiency_interval() -> None:
     assert p90.chip_hours == pytest.approx(measured.chip_hours_high)
 
 
-@pytest.mark.parametrize("bad", [0.0, -0.1, 1.0001, 2.0, math.nan, math.inf])
+@pytest.mark.parametrize("bad", [0.0, -0.1, 1e-300, 0.0099, 1.0001, 2.0, math.nan, math.inf])
 def test_an_mfu_outside_0_to_1_is_refused(bad: float) -> None:
     with pytest.raises(EstimateError) as err:
         est(bad)
@@ -87,7 +87,7 @@ def test_an_mfu_outside_0_to_1_is_refused(bad: float) -> None:
 
 
 @pytest.mark.parametrize(("extra", "field"), [
-    ({"mfu": 0}, "mfu"), ({"mfu": 1.5}, "mfu"), ({"mfu": "high"}, "mfu"),
+    ({"mfu": 0}, "mfu"), ({"mfu": 1e-9}, "mfu"), ({"mfu": 1.5}, "mfu"), ({"mfu": "high"}, "mfu"),
     ({"kind": "serve", "days": 30, "chips": 8, "mfu": 0.4}, "mfu"),
 ])
 def test_an_estimate_request_validates_mfu(extra: dict[str, Any], field: str) -> None:
@@ -134,6 +134,7 @@ def test_a_training_stage_mfu_reaches_the_plan() -> None:
 @pytest.mark.parametrize("stage", [
     {"id": "s", "kind": "serve", "days": 30, "chips": 8, "mfu": 0.4},
     {"id": "s", "kind": "pretrain", "tokens": 1e10, "mfu": 0},
+    {"id": "s", "kind": "pretrain", "tokens": 1e10, "mfu": 1e-300},
     {"id": "s", "kind": "pretrain", "tokens": 1e10, "mfu": 1.2},
 ])
 def test_a_stage_mfu_is_validated(stage: dict[str, Any]) -> None:

@@ -38,6 +38,7 @@ from straits.estimate.serving import ServingPlan, serving_plan
 from straits.estimate.stack import DEFAULT_YEAR, FIRST_YEAR, LAST_YEAR
 from straits.estimate.steptime import StepTime
 from straits.model.scenario import ModelSpec
+from straits.model.types import MIN_MFU
 
 SECONDS_PER_HOUR = 3600.0
 EfficiencyBasis = Literal["predicted", "given"]
@@ -184,7 +185,7 @@ def estimate_training(model: ModelSpec, tokens: float, chip: Chip, chips: int | 
     the software stack of ``software_year``; ``risk='p90'`` puts the central figures at the
     interval's high end.
 
-    ``mfu``, a per-step model FLOPs utilization the user measured on their stack (0 < mfu <= 1),
+    ``mfu``, a per-step model FLOPs utilization the user measured on their stack (0.01-1),
     replaces the predicted one: the step time is the model FLOPs of a step at that share of the
     chips' peak; the layout, memory, interruptions and evaluation stay as modelled, and the
     interval narrows to what a known efficiency leaves (:func:`given_mfu_interval`)."""
@@ -197,9 +198,9 @@ def estimate_training(model: ModelSpec, tokens: float, chip: Chip, chips: int | 
     if not FIRST_YEAR <= software_year <= LAST_YEAR:
         raise EstimateError(f"software_year {software_year} is out of range",
                             path="software_year", expected=f"a year {FIRST_YEAR}-{LAST_YEAR}")
-    if mfu is not None and not (math.isfinite(mfu) and 0.0 < mfu <= 1.0):
+    if mfu is not None and not (math.isfinite(mfu) and MIN_MFU <= mfu <= 1.0):
         raise EstimateError(f"mfu {mfu!r} is not a utilization", path="mfu",
-                            expected="a measured per-step MFU, 0 < mfu <= 1 (0.4 for 40%)")
+                            expected=f"a measured per-step MFU, {MIN_MFU} to 1 (0.4 for 40%)")
     est = _priced(model, float(tokens), chip.id, chips, cal, _price(chip, usd_per_chip_hour),
                   software_year, None if mfu is None else float(mfu))
     return at_risk(est, risk)

@@ -166,8 +166,11 @@ Heads = Annotated[int, _range("Heads", int, 1, 100_000, "attention heads, or key
 SeqLen = Annotated[int, _range("SeqLen", int, 1, 1e8, "tokens of context")]
 SoftwareYear = Annotated[int, _range("SoftwareYear", int, 2018, 2035,
                                      "year of the training software stack (estimate requests)")]
-Mfu = Annotated[float, _range("Mfu", float, 0, 1, "a measured per-step model FLOPs utilization "
-                                                 "(0.4 for 40%)", lo_open=True)]
+#: the lowest measured MFU Straits takes: published runs stand between about 10% and 60%; below
+#: 1% is a unit slip (4e-3 for 0.4) that would plan for a thousand times the hours
+MIN_MFU = 0.01
+Mfu = Annotated[float, _range("Mfu", float, MIN_MFU, 1, "a measured per-step model FLOPs "
+                                                       "utilization (0.4 for 40%)")]
 TopK = Annotated[int, _range("TopK", int, 1, 10_000, "experts each token is routed to")]
 Epochs = Annotated[float, _range("Epochs", float, 0.001, 10_000, "passes over a stage's datasets")]
 TokensPerS = Annotated[float, _range("TokensPerS", float, 0.001, 1e12,
