@@ -12,8 +12,8 @@ from straits.export.base import (
     ExportResult,
     StageJob,
     export_input,
-    write_bundle,
 )
+from straits.export.bundle import write_bundle
 from straits.export.kubernetes import KarmadaExporter, KubernetesExporter
 from straits.export.skypilot import SkyPilotExporter
 from straits.export.slurm import SlurmExporter

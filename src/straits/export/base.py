@@ -3,20 +3,16 @@ protocol each target implements.
 
 Data flow: a recorded plan (the JSON contract, from the ledger or a fresh ``make_plan``) and its
 scenario become an :class:`ExportInput`; an :class:`Exporter` turns that into files; the CLI
-writes them all at once (:func:`write_bundle`), or none.
+writes them all at once (:func:`straits.export.bundle.write_bundle`), or none.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
@@ -265,30 +261,3 @@ _PLAN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 def _date(plan: Mapping[str, Any]) -> dt.date:
     return dt.date.fromisoformat(str(plan["date"]))
-
-
-def write_bundle(out_dir: Path, files: Mapping[str, str], *, executable: tuple[str, ...] = ()
-                 ) -> list[Path]:
-    """Write every file under ``out_dir`` or none: files are written into a temporary folder
-    beside it and moved into place once all are written (each move is atomic)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".straits-export-"))
-    written = []
-    try:
-        for rel, text in files.items():
-            tmp = staging / rel
-            tmp.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(text, encoding="utf-8")
-            if rel.endswith(executable) and executable:
-                tmp.chmod(0o755)
-        for rel in files:  # every folder first: a clash fails before any file moves
-            (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-            if (out_dir / rel).is_dir():
-                raise IsADirectoryError(f"{out_dir / rel} is a directory")
-        for rel in files:
-            dest = out_dir / rel
-            os.replace(staging / rel, dest)
-            written.append(dest)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return written

@@ -1,0 +1,141 @@
+"""Writing an export's files into a folder: all of them or none, one export at a time, and
+nothing left over from the export that was there before.
+
+A folder an export writes into holds a manifest (:data:`MANIFEST`, the files that export
+wrote) and a lock file (:data:`LOCK`). Two exports into one folder at once take turns on the
+lock, so the folder ends up holding one export's files, never a mix of two plans. An export
+into a folder that held an earlier export removes the files the earlier one wrote under the
+targets' folders this one writes (``slurm/``, ``kubernetes/``...) and this one does not (a stage
+that moved to another site would otherwise leave its old manifest behind, and ``kubectl apply
+-R`` of the folder would run both). Other targets' folders (``--to slurm`` then ``--to
+kubernetes`` into one folder) and files Straits did not write are left alone.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from straits.fileio import write_atomically
+
+#: the file listing what the last export into a folder wrote
+MANIFEST = ".straits-export.json"
+#: the lock file two exports into one folder take turns on
+LOCK = ".straits-export.lock"
+#: a manifest larger than this is not one Straits wrote (it is ignored, nothing is removed)
+MAX_MANIFEST_BYTES = 1 << 20
+
+
+def write_bundle(out_dir: Path, files: Mapping[str, str], *, executable: tuple[str, ...] = ()
+                 ) -> list[Path]:
+    """Write every file under ``out_dir`` or none: files are written into a temporary folder
+    beside it and moved into place once all are written (each move is atomic), under the
+    folder's lock; then the files of the previous export there that this one does not write
+    (under the same targets' folders) are removed."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".straits-export-"))
+    written = []
+    try:
+        for rel, text in files.items():
+            tmp = staging / rel
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(text, encoding="utf-8")
+            if rel.endswith(executable) and executable:
+                tmp.chmod(0o755)
+        with _locked(out_dir):  # folders too: another export may remove the ones it emptied
+            for rel in files:  # every folder first: a clash fails before any file moves
+                (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+                if (out_dir / rel).is_dir():
+                    raise IsADirectoryError(f"{out_dir / rel} is a directory")
+            before = _manifest(out_dir)
+            # a crash between here and the last line leaves a manifest naming both exports'
+            # files, so the next export still removes whatever this one had moved in
+            _write_manifest(out_dir, before | set(files))
+            for rel in files:
+                dest = out_dir / rel
+                os.replace(staging / rel, dest)
+                written.append(dest)
+            stale = {r for r in before - set(files) if _top(r) in {_top(f) for f in files}}
+            _remove(out_dir, stale)
+            _write_manifest(out_dir, (before - stale) | set(files))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return written
+
+
+class _locked:
+    """An exclusive ``flock`` on the folder's lock file for the ``with`` block."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.path = out_dir / LOCK
+        self.fd = -1
+
+    def __enter__(self) -> None:
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        self.fd = os.open(self.path, flags, 0o666)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
+def _manifest(out_dir: Path) -> set[str]:
+    """The files the previous export recorded; an unreadable or foreign manifest names none
+    (so nothing is removed on its word)."""
+    path = out_dir / MANIFEST
+    try:
+        st = path.lstat()
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_MANIFEST_BYTES:
+            return set()
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    names = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(names, list):
+        return set()
+    return {n for n in names if isinstance(n, str) and _inside(n)}
+
+
+def _top(rel: str) -> str:
+    """The first folder of a path in the bundle (each target writes under its own)."""
+    return Path(rel).parts[0]
+
+
+def _inside(rel: str) -> bool:
+    """A relative path that stays inside the folder (no absolute path, no ``..``)."""
+    parts = Path(rel).parts
+    return bool(parts) and not Path(rel).is_absolute() and ".." not in parts and "\x00" not in rel
+
+
+def _write_manifest(out_dir: Path, names: Iterable[str]) -> None:
+    write_atomically(out_dir / MANIFEST,
+                     json.dumps({"files": sorted(names)}, indent=1) + "\n")
+
+
+def _remove(out_dir: Path, stale: set[str]) -> None:
+    """Remove the previous export's regular files this one does not write (never a folder, a
+    link or a device), then the folders that removal left empty."""
+    root = out_dir.resolve()
+    for rel in sorted(stale):
+        path = out_dir / rel
+        try:
+            if root not in path.parent.resolve().parents and path.parent.resolve() != root:
+                continue  # a folder on the way is a link out of the export's folder
+            if stat.S_ISREG(path.lstat().st_mode):
+                path.unlink()
+        except OSError:
+            continue
+        parent = path.parent
+        while parent != out_dir and out_dir in parent.parents:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent

@@ -1,0 +1,81 @@
+"""An export folder holds one export per target folder: the previous export's leftovers go,
+two exports at once take turns, and nothing Straits did not write is touched."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from straits.export.bundle import LOCK, MANIFEST, write_bundle
+
+FIRST = {"slurm/johor/a.sbatch": "a", "slurm/ulanqab/b.sbatch": "b", "slurm/submit.sh": "s",
+         "kubernetes/my-johor/a.yaml": "k"}
+SECOND = {"slurm/johor/a.sbatch": "a2", "slurm/submit.sh": "s2"}
+
+
+def _files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")
+            if p.is_file() and p.name not in (MANIFEST, LOCK)}
+
+
+def test_a_later_export_removes_what_the_earlier_one_wrote_under_its_targets(tmp_path: Path
+                                                                            ) -> None:
+    write_bundle(tmp_path, FIRST)
+    (tmp_path / "slurm" / "notes.txt").write_text("mine")
+    write_bundle(tmp_path, SECOND)
+    assert _files(tmp_path) == set(SECOND) | {"kubernetes/my-johor/a.yaml", "slurm/notes.txt"}
+    assert not (tmp_path / "slurm" / "ulanqab").exists()  # the folder its removal emptied
+    assert (tmp_path / "slurm" / "johor" / "a.sbatch").read_text() == "a2"
+    listed = json.loads((tmp_path / MANIFEST).read_text())["files"]
+    assert set(listed) == set(SECOND) | {"kubernetes/my-johor/a.yaml"}
+
+
+@pytest.mark.parametrize("manifest", [
+    b"not json", b"\x00\xff" * 10, b'{"files": "slurm/ulanqab/b.sbatch"}', b"[]",
+    b'{"files": [1, null, {}]}', b'{"files": ["../outside", "/etc/passwd"]}',
+])
+def test_a_foreign_or_broken_manifest_removes_nothing(tmp_path: Path, manifest: bytes) -> None:
+    write_bundle(tmp_path, FIRST)
+    (tmp_path / MANIFEST).write_bytes(manifest)
+    outside = tmp_path.parent / "outside"
+    outside.write_text("keep")
+    write_bundle(tmp_path, SECOND)
+    assert _files(tmp_path) >= set(FIRST)
+    assert outside.read_text() == "keep"
+
+
+def test_a_listed_file_behind_a_link_out_of_the_folder_is_not_removed(tmp_path: Path) -> None:
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "b.sbatch").write_text("theirs")
+    write_bundle(out, {"slurm/x.sbatch": "x"})
+    (out / "slurm" / "ulanqab").symlink_to(elsewhere)
+    (out / MANIFEST).write_text(json.dumps({"files": ["slurm/x.sbatch",
+                                                      "slurm/ulanqab/b.sbatch"]}))
+    write_bundle(out, {"slurm/x.sbatch": "y"})
+    assert (elsewhere / "b.sbatch").read_text() == "theirs"
+
+
+def _export_many(out: str, tag: str) -> None:
+    files = {f"slurm/{tag}/{i}.sbatch": tag for i in range(20)} | {"slurm/submit.sh": tag}
+    for _ in range(15):
+        write_bundle(Path(out), files)
+
+
+def test_two_exports_at_once_leave_one_of_them_not_a_mix(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_export_many, args=(str(tmp_path), tag)) for tag in ("a", "b")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    found = _files(tmp_path)
+    tags = {Path(f).parts[1] for f in found if f != "slurm/submit.sh"}
+    assert len(tags) == 1, found
+    (tag,) = tags
+    assert (tmp_path / "slurm" / "submit.sh").read_text() == tag
+    assert len(found) == 21
