@@ -83,6 +83,21 @@ def test_the_third_round_has_check_runs_of_its_own() -> None:
     assert {r.metric for r in third if r.used_for == "check"} == {"chip_hours", "mfu"}
 
 
+#: the third pass's split of its own runs, which the fourth round may not change
+ROUND_3 = {
+    "phi-1": "fit", "skywork-13b-mfu": "fit", "nemotron4-15b": "fit", "skywork-13b": "check",
+    "nemotron4-15b-mfu": "check"}
+
+
+def test_no_run_of_the_third_round_moved_between_fit_and_check() -> None:
+    assert {r.id: r.used_for for r in published_runs() if r.round == 3} == ROUND_3
+
+
+def test_the_fourth_round_has_a_check_run_of_its_own() -> None:
+    fourth = {r.id: r.used_for for r in published_runs() if r.round == 4}
+    assert fourth == {"falcon-rw-1b": "fit", "falcon2-11b": "check"}
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["phi", "llama3", "falcon", "new", "other"]),
                           st.floats(1e8, 1e12), st.sampled_from([1e11, 1e12, 1e13]),
