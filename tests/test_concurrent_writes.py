@@ -16,6 +16,12 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "offshore-2025.yaml"
 
 
+def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> str:
+    f = tar.extractfile(member)
+    assert f is not None
+    return f.read().decode()
+
+
 def _start(*args: str, cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "straits", *args], cwd=cwd, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -51,8 +57,8 @@ def test_two_exports_to_one_archive_leave_one_whole_archive(tmp_path: Path) -> N
     codes = _both(*(_start(*r, cwd=tmp_path) for r in runs))
     assert codes == [0, 0]
     with tarfile.open(out) as tar:  # a whole archive: every member reads to its end
-        texts = [tar.extractfile(m).read().decode() for m in tar.getmembers()  # type: ignore[union-attr]
-                 if m.isfile() and m.name.endswith(".sbatch")]
+        members = [m for m in tar.getmembers() if m.isfile() and m.name.endswith(".sbatch")]
+        texts = [_read(tar, m) for m in members]
     assert texts
     commands = {c for c in ("python a.py", "python b.py") if any(c in t for t in texts)}
     assert len(commands) == 1  # one run's files, not a mix

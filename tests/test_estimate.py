@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import pytest
 from hypothesis import given
@@ -14,7 +15,7 @@ from straits.estimate import estimate_serving, estimate_training, flops_per_toke
 from straits.estimate.calibration import DEFAULT
 from straits.estimate.efficiency import cluster_sizes, fits_anywhere
 from straits.estimate.energy import DEFAULT_PUE, POWER_SHARE
-from straits.estimate.layout import Layout
+from straits.estimate.layout import Layout, Recompute
 from straits.estimate.memory import KV_RESERVE, USABLE_FRACTION, training_memory
 from straits.model.scenario import ModelSpec
 
@@ -63,16 +64,15 @@ def test_zero_tokens_is_an_input_error() -> None:
 
 @given(st.sampled_from([1, 2, 4, 8]), st.sampled_from([1, 2, 4, 8, 16]),
        st.sampled_from([1, 3]), st.sampled_from(["none", "selective", "full"]))
-def test_memory_per_chip_falls_as_sharding_grows(tp: int, pp: int, zero: int, rc: str) -> None:
-    base = Layout(chips=tp * pp * 16, tp=tp, pp=1, zero=zero, recompute=rc)  # type: ignore[arg-type]
-    more_tp = Layout(chips=base.chips * 2, tp=min(tp * 2, 16), zero=zero,  # type: ignore[arg-type]
-                     recompute=rc)  # type: ignore[arg-type]
-    more_dp = Layout(chips=base.chips * 2, tp=tp, zero=zero, recompute=rc)  # type: ignore[arg-type]
+def test_memory_per_chip_falls_as_sharding_grows(tp: int, pp: int, zero: Literal[1, 3],
+                                                 rc: Recompute) -> None:
+    base = Layout(chips=tp * pp * 16, tp=tp, pp=1, zero=zero, recompute=rc)
+    more_tp = Layout(chips=base.chips * 2, tp=min(tp * 2, 16), zero=zero, recompute=rc)
+    more_dp = Layout(chips=base.chips * 2, tp=tp, zero=zero, recompute=rc)
     m0 = training_memory(DEEPSEEK_V3, base)
     assert training_memory(DEEPSEEK_V3, more_tp).total_gb <= m0.total_gb
     assert training_memory(DEEPSEEK_V3, more_dp).total_gb <= m0.total_gb
-    weights_pp = Layout(chips=base.chips * pp, tp=tp, pp=pp, zero=zero,  # type: ignore[arg-type]
-                        recompute=rc)  # type: ignore[arg-type]
+    weights_pp = Layout(chips=base.chips * pp, tp=tp, pp=pp, zero=zero, recompute=rc)
     sharded = training_memory(DEEPSEEK_V3, weights_pp)
     assert sharded.weights_gb + sharded.optimizer_gb <= m0.weights_gb + m0.optimizer_gb + 1e-9
 

@@ -45,14 +45,15 @@ def test_skypilot_tasks_pass_skypilots_schema_and_parser(inp: ExportInput) -> No
     sky = pytest.importorskip("sky")
     from sky.utils import common_utils, schemas
 
+    validate: Any = common_utils.validate_schema  # SkyPilot's functions are untyped
+    task_schema = schemas.get_task_schema()  # type: ignore[no-untyped-call]
+    resources_schema = schemas.get_resources_schema()  # type: ignore[no-untyped-call]
     tasks = _tasks(exporter("skypilot").render(inp).files)
     assert set(tasks) == {j.name for j in inp.jobs}
     for task in tasks.values():
-        common_utils.validate_schema(  # type: ignore[no-untyped-call]
-            task, schemas.get_task_schema(), "task: ")  # type: ignore[no-untyped-call]
+        validate(task, task_schema, "task: ")
         for r in task["resources"]["any_of"]:
-            common_utils.validate_schema(  # type: ignore[no-untyped-call]
-                r, schemas.get_resources_schema(), "resources: ")  # type: ignore[no-untyped-call]
+            validate(r, resources_schema, "resources: ")
         parsed = sky.Task.from_yaml_config(copy.deepcopy(task))
         assert parsed.num_nodes == task["num_nodes"]
         assert len(parsed.resources) == len(task["resources"]["any_of"])

@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from straits.market import load_market, simulate
 from straits.market.loading import range_params, with_values
-from straits.market.params import KINDS
+from straits.market.params import KINDS, Kind
 from straits.market.result import MarketResult
 from straits.model.request import CheckRequest
 from straits.rules import RuleSet
@@ -104,12 +104,12 @@ def test_nothing_used_that_the_rules_forbid(regime: str, enacted: MarketResult,
     asks: list[tuple[Any, list[CheckRequest]]] = []
     for u in used:
         t = types[u.firm_type]
+        data = t.datasets.get(cast(Kind, u.kind))
         key = (u.month[:7], t.hq, tuple(t.authorizations), u.kind, u.option, u.country,
-               u.operator_hq, u.chip, t.datasets.get(u.kind))  # type: ignore[call-overload]
+               u.operator_hq, u.chip, data)
         if key in seen:
             continue
         seen.add(key)
-        data = t.datasets.get(u.kind)  # type: ignore[call-overload]
         action = {"pretrain": "train", "finetune": "finetune"}.get(u.kind, "serve")
         asks.append((u, [CheckRequest.model_validate({
             "date": day, "regime": regime, "action": action,

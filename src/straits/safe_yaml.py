@@ -61,8 +61,8 @@ class _Loader(yaml.SafeLoader):
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                raise YamlLimitError(f"nested deeper than {MAX_DEPTH} levels",
-                                     _line(self.peek_event()))  # type: ignore[no-untyped-call]
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise YamlLimitError(f"nested deeper than {MAX_DEPTH} levels", _line(event))
             node = super().compose_node(parent, index)
             assert node is not None
             return node

@@ -23,6 +23,7 @@ from straits.cli.common import (
 from straits.errors import InputError, RequestError
 
 if TYPE_CHECKING:
+    from straits.cli.output import Format
     from straits.estimate import Estimate
     from straits.model.request import EstimateRequest
 
@@ -98,7 +99,7 @@ def estimate(
         _view(req, est, answer)
 
 
-def _remote(data: dict[str, Any], sweep: bool, fmt: str) -> None:
+def _remote(data: dict[str, Any], sweep: bool, fmt: Format) -> None:
     from straits.cli.remote import client
 
     if sweep:
@@ -106,7 +107,7 @@ def _remote(data: dict[str, Any], sweep: bool, fmt: str) -> None:
                          expected="no --server, or no --sweep")
     answer = client().estimate(data)
     if fmt != "table":
-        emit(answer, fmt)  # type: ignore[arg-type]
+        emit(answer, fmt)
         return
     from rich.table import Table
 
@@ -118,7 +119,7 @@ def _remote(data: dict[str, Any], sweep: bool, fmt: str) -> None:
     _guidance(answer.get("guidance") or [])
 
 
-def _sweep(req: EstimateRequest, base: Estimate, fmt: str, chart: Path | None) -> None:
+def _sweep(req: EstimateRequest, base: Estimate, fmt: Format, chart: Path | None) -> None:
     from rich.table import Table
 
     from straits.api import estimate_json, run_estimate, sweep_sizes
@@ -137,7 +138,7 @@ def _sweep(req: EstimateRequest, base: Estimate, fmt: str, chart: Path | None) -
         return
     if fmt != "table":
         emit([estimate_json(req, r, chips=n, guidance=False)
-              for n, r in zip(sizes, rows, strict=True)], fmt)  # type: ignore[arg-type]
+              for n, r in zip(sizes, rows, strict=True)], fmt)
         return
     t = Table(title=f"How days and cost change with cluster size on {base.chip}",
               title_justify="left")

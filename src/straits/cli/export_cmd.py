@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -24,6 +24,9 @@ from straits.cli.common import (
     write_file,
 )
 from straits.errors import InputError, StraitsError
+
+if TYPE_CHECKING:
+    from straits.archive import ArchiveFormat
 
 TO_HELP = "Target (repeatable): skypilot | kubernetes | karmada | slurm | all."
 
@@ -60,7 +63,7 @@ def export(
     from straits import archive
 
     set_quiet(quiet)
-    fmt = "tar.gz" if out == "-" else archive.format_of(out)
+    fmt: ArchiveFormat | None = "tar.gz" if out == "-" else archive.format_of(out)
     try:
         if not out.strip():  # '' would be the current directory: an unset shell variable
             raise InputError("an empty path", path="-o",
@@ -114,7 +117,7 @@ def _render(ref: str, to: list[str], run: list[str] | None, image: str | None, o
     return doc.id, inp, results, files
 
 
-def _write(out: str, fmt: str | None, files: dict[str, str], plan_id: str,
+def _write(out: str, fmt: ArchiveFormat | None, files: dict[str, str], plan_id: str,
            summary: dict[str, Any]) -> int:
     """Into the directory ``out``, or as an archive (with the summary inside, as the
     server's)."""
@@ -128,7 +131,7 @@ def _write(out: str, fmt: str | None, files: dict[str, str], plan_id: str,
         return len(write_bundle(Path(out), files, executable=(".sh", ".sbatch")))
     manifest = {**summary, "out": archive.MANIFEST}
     data = archive.build({**files, archive.MANIFEST: json.dumps(manifest, indent=2) + "\n"},
-                         fmt, root=f"straits-{plan_id[:12]}")  # type: ignore[arg-type]
+                         fmt, root=f"straits-{plan_id[:12]}")
     _write_archive(out, data)
     return len(files)
 
