@@ -37,10 +37,39 @@ MIN_DATE = dt.date(2000, 1, 1)
 MAX_DATE = dt.date(2100, 12, 31)
 
 
+#: the largest input cap ``STRAITS_MAX_INPUT_BYTES`` may set (inputs are read into memory)
+MAX_MAX_INPUT_BYTES = 1 << 40
+
+
 def max_input_bytes() -> int:
     """The cap on files and stdin: ``$STRAITS_MAX_INPUT_BYTES`` or 16 MiB."""
-    value = os.environ.get("STRAITS_MAX_INPUT_BYTES", "")
-    return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_MAX_INPUT_BYTES
+    return int(env_number("STRAITS_MAX_INPUT_BYTES", DEFAULT_MAX_INPUT_BYTES, 1,
+                          MAX_MAX_INPUT_BYTES, integer=True, unit="bytes"))
+
+
+def env_number(name: str, default: float, lo: float, hi: float, *, integer: bool = False,
+               unit: str = "") -> float:
+    """A number an operator sets in the environment: unset or empty is ``default``; anything
+    else must be a finite number (whole if ``integer``) between ``lo`` and ``hi``, or an
+    InputError naming the variable (exit 2). Garbage used to be ignored silently (a cap set
+    as ``64M`` stayed 16 MiB), 100,000 digits raised a ValueError traceback, and ``inf``
+    seconds an OverflowError deep in the socket library."""
+    from straits.errors import InputError
+
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    kind = "a whole number" if integer else "a number"
+    expected = f"{kind} from {lo:,g} to {hi:,g}" + (f" {unit}" if unit else "")
+    number: float | None = None
+    if len(value) <= 40:  # longer is no number in range (and int() of 5,000 digits raises)
+        try:
+            number = int(value) if integer else float(value)
+        except ValueError:
+            number = None
+    if number is None or number != number or not lo <= number <= hi:
+        raise InputError(f"{value[:40]!r} is not {expected}", path=name, expected=expected)
+    return number
 
 
 def human_bytes(n: int) -> str:

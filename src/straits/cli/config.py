@@ -92,7 +92,7 @@ def load_config(path: Path | None = None) -> Config:
         return Config()
     label = str(path)
     try:
-        raw = path.read_bytes()
+        raw = _read_bounded(path, label)
     except FileNotFoundError:
         raise InputError("config file not found", source=label,
                          expected="a straits.toml file (see `straits config path`)") from None
@@ -108,7 +108,32 @@ def load_config(path: Path | None = None) -> Config:
         raise InputError("not UTF-8 text", source=label, expected="a TOML file") from None
     except tomllib.TOMLDecodeError as exc:  # its message names the line and column
         raise InputError(f"not valid TOML: {exc}", source=label) from None
+    except RecursionError:  # tomllib recurses once per level of nested arrays or tables
+        raise InputError("nested too deeply to be a config file", source=label,
+                         expected="a TOML file of top-level keys") from None
     return _validate(data, path)
+
+
+#: the largest config file read: a real one is a few hundred bytes
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _read_bounded(path: Path, label: str) -> bytes:
+    """The file's bytes, refusing what is not a regular file before opening it (a FIFO
+    blocked the command forever in ``open``; ``/dev/zero`` was read until memory ran out) and
+    anything over :data:`MAX_CONFIG_BYTES`."""
+    mode = path.stat().st_mode  # follows a link: the file it names is what is read
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(str(path))
+    if not stat.S_ISREG(mode):
+        raise InputError("is not a regular file", source=label,
+                         expected="a straits.toml file")
+    with path.open("rb") as f:
+        raw = f.read(MAX_CONFIG_BYTES + 1)
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise InputError(f"more than {MAX_CONFIG_BYTES:,} bytes", source=label,
+                         expected="a straits.toml file of a few keys")
+    return raw
 
 
 def _validate(data: dict[str, Any], path: Path) -> Config:

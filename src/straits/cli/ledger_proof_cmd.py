@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -281,9 +280,11 @@ def _get(url: str, token: str | None) -> str:
     req = urllib.request.Request(url, headers={"Accept": "application/json, text/plain"})
     if token:
         req.add_header("Authorization", f"Bearer {token}")
+    from straits.limits import env_number
+
+    timeout = env_number("STRAITS_WITNESS_TIMEOUT", 10.0, 0.001, 3600.0, unit="seconds")
     try:
-        with urllib.request.urlopen(req, timeout=float(os.environ.get(
-                "STRAITS_WITNESS_TIMEOUT", "10"))) as r:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
             raw: bytes = r.read(MAX_FETCH + 1)
     except urllib.error.HTTPError as exc:
         raise InputError(f"HTTP {exc.code}: {exc.read(500).decode('utf-8', 'replace')}",

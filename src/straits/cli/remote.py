@@ -43,7 +43,30 @@ def client() -> Client:
     url = state.server_url
     if not url:
         raise InputError("no server given", path="--server", expected="a URL")
+    _check_server(url, state.server_token)
     return Client(url, state.server_token)
+
+
+def _check_server(url: str, token: str | None) -> None:
+    """Refuse a server URL or token httpx cannot send, before any request: a newline or a very
+    long URL (``$STRAITS_SERVER`` from a broken script) raised httpx.InvalidURL, and a token
+    with a non-ASCII character a UnicodeEncodeError, each as a traceback."""
+    import httpx
+
+    try:
+        parsed = httpx.URL(url)
+        ok = parsed.scheme in ("http", "https") and bool(parsed.host)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise InputError(f"{url[:80]!r} is not a server URL", path="--server",
+                         expected="http://HOST:PORT or https://HOST (the URL of `straits "
+                                  "serve`)")
+    if token is not None and not (token.isascii() and token.isprintable() and " " not in token
+                                  and 0 < len(token) <= 512):
+        raise InputError("the token is not one `straits tokens create` makes", path="--token",
+                         expected="printable ASCII without spaces (check STRAITS_TOKEN and "
+                                  "`token` in straits.toml)")
 
 
 def _read(ref: str) -> tuple[Any, str] | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import itertools
+import stat
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -118,11 +119,22 @@ def read_pack_file(path: Path, label: str | None = None) -> str:
     """A pack file's text, or a PackError naming it (unreadable, not UTF-8, too large)."""
     where = label or str(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise PackError(f"file is {size:,} bytes, larger than any rule pack file should be",
+        st = path.stat()  # follows a link: the file it names is what is read
+        if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+            # a FIFO blocked every command in open(); /dev/zero (size 0) was read until
+            # memory ran out
+            raise PackError("is not a regular file", source=where,
+                            expected="a policy, groups, case or pack.yaml file")
+        if st.st_size > MAX_FILE_BYTES:
+            raise PackError(f"file is {st.st_size:,} bytes, larger than any rule pack file "
+                            "should be", source=where,
+                            expected=f"at most {MAX_FILE_BYTES:,} bytes")
+        with path.open("rb") as f:  # bounded: the file may grow between stat and read
+            raw = f.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise PackError("file grew larger than any rule pack file should be",
                             source=where, expected=f"at most {MAX_FILE_BYTES:,} bytes")
-        return path.read_bytes().decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PackError(f"not UTF-8 text (byte {exc.start})", source=where) from None
     except OSError as exc:
@@ -311,7 +323,7 @@ def _digest(paths: list[Path], root: Path) -> str:
     for p in sorted(paths):
         h.update(str(p.relative_to(root)).encode())
         h.update(b"\0")
-        h.update(p.read_bytes())
+        h.update(read_pack_file(p, _label(p)).encode("utf-8"))  # the bytes: it was UTF-8
         h.update(b"\0")
     return h.hexdigest()
 
@@ -371,8 +383,11 @@ def load_pack(path: Path) -> Pack:
     for f in cedar_files:
         rules.extend(_parse_policy_file(f, name, _label(f)))
     groups_path = path / "groups.yaml"
-    groups = _load_groups(groups_path, name, _label(groups_path)) if groups_path.is_file() else []
-    deciding = [*cedar_files] + ([groups_path] if groups_path.is_file() else [])
+    # exists, not is_file: a groups.yaml that is a FIFO or a device is refused by name, not
+    # skipped (its rules then failed on groups they could not find)
+    has_groups = groups_path.exists()
+    groups = _load_groups(groups_path, name, _label(groups_path)) if has_groups else []
+    deciding = [*cedar_files] + ([groups_path] if has_groups else [])
     files = [meta_path, *deciding]
     files += sorted((path / "cases").glob("*.yaml")) if (path / "cases").is_dir() else []
     version = str(meta.get("version", "0"))

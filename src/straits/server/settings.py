@@ -7,31 +7,16 @@ import os
 from dataclasses import dataclass
 
 from straits.errors import InputError
+from straits.limits import MAX_MAX_INPUT_BYTES, env_number
 from straits.store.queue import QueuePolicy
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    if not value:
-        return default
-    if not value.isdigit():
-        raise InputError(f"{value!r} is not a whole number", path=name,
-                         expected="a whole number")
-    return int(value)
+def _env_int(name: str, default: int, lo: int, hi: int) -> int:
+    return int(env_number(name, default, lo, hi, integer=True))
 
 
-def _env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    if not value:
-        return default
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not 0 < number < 1e9:
-        raise InputError(f"{value!r} is not a positive number", path=name,
-                         expected="a positive number of seconds")
-    return number
+def _env_float(name: str, default: float, lo: float = 0.001, hi: float = 1e9) -> float:
+    return env_number(name, default, lo, hi, unit="seconds")
 
 
 def _env_date(name: str) -> dt.date | None:
@@ -74,12 +59,15 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        return cls(max_body_bytes=_env_int("STRAITS_MAX_BODY_BYTES", cls.max_body_bytes),
-                   plan_workers=_env_int("STRAITS_PLAN_WORKERS", cls.plan_workers),
+        # the same bounds as the flags (`serve --plan-workers`, `worker --attempts`); a body
+        # cap of 0 refused every request, 10^20 workers or attempts overflowed later
+        return cls(max_body_bytes=_env_int("STRAITS_MAX_BODY_BYTES", cls.max_body_bytes,
+                                           1024, MAX_MAX_INPUT_BYTES),
+                   plan_workers=_env_int("STRAITS_PLAN_WORKERS", cls.plan_workers, 0, 64),
                    policy_date=_env_date("STRAITS_POLICY_DATE"),
                    body_timeout_s=_env_float("STRAITS_BODY_TIMEOUT_S", cls.body_timeout_s),
                    lease_s=_env_float("STRAITS_PLAN_LEASE_S", cls.lease_s),
-                   max_attempts=max(1, _env_int("STRAITS_PLAN_ATTEMPTS", cls.max_attempts)),
+                   max_attempts=_env_int("STRAITS_PLAN_ATTEMPTS", cls.max_attempts, 1, 100),
                    queue_timeout_s=_env_float("STRAITS_QUEUE_TIMEOUT_S", cls.queue_timeout_s))
 
     def queue_policy(self) -> QueuePolicy:

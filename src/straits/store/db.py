@@ -120,10 +120,15 @@ class Store:
         cfg = Config()
         cfg.set_main_option("script_location",
                             str(resources.files("straits.store").joinpath("migrations")))
-        head = ScriptDirectory.from_config(cfg).get_current_head()
+        script = ScriptDirectory.from_config(cfg)
+        head = script.get_current_head()
         try:
             with self.engine.connect() as conn:
-                if MigrationContext.configure(conn).get_current_revision() == head:
+                current = MigrationContext.configure(conn).get_current_revision()
+                if current is not None and current != head:
+                    self._known_revision(script, current)
+                if current == head:
+                    self._check_tables(conn)
                     return
             with self.engine.connect().execution_options(straits_write=True) as conn, \
                     conn.begin():
@@ -137,9 +142,32 @@ class Store:
                 # took 12 ms instead of 2.5 until the WAL was checkpointed)
                 with self.engine.connect() as conn:
                     conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        except OperationalError as exc:
+        except DBAPIError as exc:  # also a file that is not a database (DatabaseError)
             raise StoreError(f"cannot open the database {_safe(self.url)!r}: "
                              f"{exc.orig or exc}") from None
+
+    def _known_revision(self, script: Any, current: str) -> None:
+        """Refuse a schema this Straits has no migration for (a newer Straits made it, or the
+        ``alembic_version`` row was altered): migrating from it is impossible and guessing
+        would write to tables of an unknown shape."""
+        if current not in {r.revision for r in script.walk_revisions()}:
+            raise StoreError(f"cannot open the database {_safe(self.url)!r}: its schema is at "
+                             f"revision {current[:40]!r}, which this Straits does not know "
+                             "(made by a newer Straits, or the alembic_version table was "
+                             f"altered); this Straits migrates up to {script.get_current_head()}")
+
+    def _check_tables(self, conn: Any) -> None:
+        """At the latest revision every table must be there: one dropped by hand made the
+        first query that touched it fail with a traceback, long after the store opened."""
+        from sqlalchemy import inspect
+
+        from straits.store.tables import Base
+
+        missing = sorted(set(Base.metadata.tables) - set(inspect(conn).get_table_names()))
+        if missing:
+            raise StoreError(f"cannot open the database {_safe(self.url)!r}: it is at the "
+                             f"latest schema revision but has no table {', '.join(missing)} "
+                             "(the database was altered; restore it from a backup)")
 
     def session(self) -> Session:
         """A session for reading (and for writes that need no ordering)."""

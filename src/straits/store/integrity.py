@@ -82,14 +82,23 @@ def verify_store(store: Store, keys: Keys | None = None, heads: Iterable[Head] =
         recorded = _head_in(s)
         leaf_problem: list[tuple[int, str]] = []
 
+        def next_leaf(leaves: Iterator[tuple[int, bytes]], seq: int
+                      ) -> tuple[int, bytes] | None:
+            try:
+                return next(leaves, None)
+            except ValueError as exc:  # a stored leaf that is not a hash: the tree was altered
+                if not leaf_problem:
+                    leaf_problem.append((seq, str(exc)))
+                return None
+
         def with_leaves(chain: Iterable[Entry]) -> Iterator[Entry]:
             leaves = tree.level_hashes(s, 0)
             for e in chain:
-                idx, h = next(leaves, (None, b""))
+                idx, h = next_leaf(leaves, e.seq) or (None, b"")
                 if not leaf_problem and (idx != e.seq - 1 or h != e.leaf_hash()):
                     leaf_problem.append((e.seq, _leaf_message(e.seq, idx)))
                 yield e
-            extra = next(leaves, None)
+            extra = next_leaf(leaves, 0) if not leaf_problem else None
             if extra is not None and not leaf_problem:
                 leaf_problem.append((extra[0] + 1, f"the Merkle tree holds a leaf for entry "
                                                    f"{extra[0] + 1}, which is not in the log: "

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from straits.errors import LedgerError, StraitsError
@@ -169,6 +170,7 @@ def append(session: Session, *, tenant: str, actor: str, kind: str, body: dict[s
         raise ValueError(f"unknown ledger entry kind {kind!r}")
     check_who(tenant, actor)
     head = session.get(LedgerHead, 1)
+    _check_tail(session, head)
     seq, prev = (head.seq + 1, head.hash) if head is not None else (1, GENESIS)
     tenant_seq = (session.scalar(select(func.max(LedgerRow.tenant_seq))
                                  .where(LedgerRow.tenant == tenant)) or 0) + 1
@@ -177,15 +179,40 @@ def append(session: Session, *, tenant: str, actor: str, kind: str, body: dict[s
                   secrets.token_hex(16))
     entry = Entry(**{**entry.__dict__, "hash": entry.expected_hash()})
     session.add(LedgerRow(**entry.__dict__))
-    tree.add_leaf(session, seq - 1, entry.leaf_hash())
-    if head is None:
-        session.add(LedgerHead(id=1, seq=seq, hash=entry.hash))
-    else:
-        head.seq, head.hash = seq, entry.hash
-    session.flush()
+    try:
+        tree.add_leaf(session, seq - 1, entry.leaf_hash())
+        if head is None:
+            session.add(LedgerHead(id=1, seq=seq, hash=entry.hash))
+        else:
+            head.seq, head.hash = seq, entry.hash
+        session.flush()
+    except (tree.MissingNodeError, ValueError, IntegrityError) as exc:
+        detail = str(exc.orig) if isinstance(exc, IntegrityError) else str(exc)
+        raise LedgerError(f"cannot append entry {seq}: the log's tables disagree ({detail}); "
+                          f"the database was altered{_SEE_VERIFY}", seq) from None
     if before_commit is not None:
         before_commit(entry)
     return entry
+
+
+_SEE_VERIFY = "; nothing was recorded (`straits ledger verify` shows what differs)"
+
+
+def _check_tail(session: Session, head: LedgerHead | None) -> None:
+    """The head row must name the last entry (its number and hash), or an append would chain
+    onto a head that is not the log's: a head rewound, advanced, re-hashed or deleted by hand
+    made the append fail with a traceback (a duplicate tree node) or, for a changed hash,
+    silently extend a chain that no longer verifies. Two primary-key reads."""
+    last = session.execute(select(LedgerRow.seq, LedgerRow.hash)
+                           .order_by(LedgerRow.seq.desc()).limit(1)).first()
+    stored = (head.seq, head.hash) if head is not None else None
+    if (None if last is None else (last[0], last[1])) == stored:
+        return
+    what = "no head row" if stored is None else f"head {stored[0]}:{str(stored[1])[:12]}"
+    tail = "no entry" if last is None else f"entry {last[0]}:{str(last[1])[:12]}"
+    raise LedgerError(f"refusing to append: the log has {what} but its last is {tail}: the "
+                      f"ledger_head or ledger table was altered{_SEE_VERIFY}",
+                      None if last is None else int(last[0]))
 
 
 def record(store: Store, *, tenant: str, actor: str, kind: str, body: dict[str, Any]) -> Entry:

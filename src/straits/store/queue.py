@@ -31,7 +31,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import or_, select, text
+from sqlalchemy import or_, select, text, update
 from sqlalchemy.orm import Session
 
 from straits.model.scenario import Scenario
@@ -40,7 +40,7 @@ from straits.rules import RuleSet
 from straits.store.db import Store
 from straits.store.ledger import Entry, append, canonical, digest
 from straits.store.records import new_plan_id, plan_body, save_scenario
-from straits.store.tables import PlanRow, ScenarioRow, utcnow
+from straits.store.tables import AlteredRowError, PlanRow, ScenarioRow, utcnow
 
 ACTIVE = ("queued", "running")
 FINISHED = ("done", "failed", "cancelled")
@@ -148,7 +148,11 @@ def claim(store: Store, worker: str, rules_digest: str | None, policy: QueuePoli
                             PlanRow.rules_digest.is_(None)))
         if store.dialect == "postgresql":
             q = q.with_for_update(skip_locked=True)
-        row = s.scalars(q).first()
+        try:
+            row = s.scalars(q).first()
+        except AlteredRowError:  # a time or count Straits never writes: fail it, take the next
+            _fail_altered(s, s.scalars(q.with_only_columns(PlanRow.id)).first(), _now(s))
+            return "unreadable"
         if row is None:
             return None
         now = _now(s)
@@ -293,16 +297,28 @@ def reap(store: Store, policy: QueuePolicy, *, me: str = "",
         lease = _aware(row.lease_until)
         return lease is None or lease <= now or _dead_here(row.worker, me)
 
+    altered: list[str] = []
     with store.session() as s:
-        rows = list(s.scalars(select(PlanRow).where(PlanRow.status.in_(ACTIVE))))
         now = _now(s)
-        candidates = sorted(r.id for r in rows if due(r, now))
-    if not candidates:
+        candidates = []
+        for plan_id in s.scalars(select(PlanRow.id).where(PlanRow.status.in_(ACTIVE))):
+            try:  # one row at a time: an altered row must not stop the reaping of the others
+                row = s.get(PlanRow, plan_id)
+            except AlteredRowError:
+                altered.append(plan_id)
+                continue
+            if row is not None and due(row, now):
+                candidates.append(plan_id)
+        candidates.sort()
+    if not candidates and not altered:
         return Reaped()
 
     def work(s: Session) -> Reaped:
         out = Reaped()
         now = _now(s)
+        for plan_id in altered:
+            _fail_altered(s, plan_id, now)
+            out.failed.append(plan_id)
         q = select(PlanRow).where(PlanRow.id.in_(candidates)).order_by(PlanRow.id)
         if store.dialect == "postgresql":
             q = q.with_for_update(skip_locked=True)
@@ -333,6 +349,18 @@ def reap(store: Store, policy: QueuePolicy, *, me: str = "",
         return out
 
     return store.transaction(work)
+
+
+def _fail_altered(s: Session, plan_id: str | None, now: dt.datetime) -> None:
+    """End a job whose row cannot be read (a time or count no Straits writes): it would stay
+    queued or running forever, and, first in line, keep every worker from the jobs behind
+    it. Its other columns stay as they are, for whoever looks into the alteration."""
+    if plan_id is None:
+        return
+    s.execute(update(PlanRow).where(PlanRow.id == plan_id).values(
+        status="failed", finished_at=now, lease_until=None,
+        error="its stored row holds values Straits never writes (the database was altered); "
+              "submit the scenario again"))
 
 
 def _unclaimed_reason(row: PlanRow, policy: QueuePolicy, rules_digest: str | None) -> str:

@@ -4,6 +4,8 @@ create exactly these; a test compares the two."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -17,11 +19,68 @@ from sqlalchemy import (
     false,
     true,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from straits.errors import LedgerError
 
 
 class Base(DeclarativeBase):
     pass
+
+
+class Time(TypeDecorator[dt.datetime]):
+    """A time with its zone. A stored value that does not parse as one (the database was
+    edited: ``created_at = 'garbage'``, ``2025-13-45``) is an :class:`AlteredRowError` naming
+    the value, never a ValueError from inside SQLAlchemy (a 500 on every plan listing, and a
+    plan queue that no worker could read past). The schema is the plain DateTime's."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def __init__(self) -> None:
+        super().__init__(timezone=True)
+
+    def result_processor(self, dialect: Dialect, coltype: object
+                         ) -> Callable[[Any], dt.datetime | None] | None:
+        inner = self.impl_instance.result_processor(dialect, coltype)
+        if inner is None:
+            return None
+        parse = inner
+
+        def process(value: Any) -> dt.datetime | None:
+            try:
+                out: dt.datetime | None = parse(value)
+                return out
+            except (ValueError, TypeError, OverflowError):
+                raise AlteredRowError(f"a stored time {str(value)[:40]!r} is not a time: the "
+                                      "database was altered") from None
+        return process
+
+
+class Count(TypeDecorator[int]):
+    """A whole number (a sequence number, a count). SQLite stores any value in an INTEGER
+    column; one that is not a whole number (``tenant_seq = 'zz'``) is an
+    :class:`AlteredRowError`, never a TypeError in arithmetic (a 500 on the next append)."""
+
+    impl = Integer
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> int | None:
+        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        raise AlteredRowError(f"a stored number {str(value)[:40]!r} is not a whole number: "
+                              "the database was altered")
+
+
+class BigCount(Count):
+    impl = BigInteger
+    cache_ok = True
+
+
+class AlteredRowError(LedgerError):
+    """A stored value Straits never writes (and cannot read): the database was edited."""
 
 
 def utcnow() -> dt.datetime:
@@ -35,7 +94,7 @@ class ScenarioRow(Base):
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(Time(), default=utcnow)
 
 
 class PlanRow(Base):
@@ -53,22 +112,22 @@ class PlanRow(Base):
     progress: Mapped[str | None] = mapped_column(Text, nullable=True)
     result: Mapped[str | None] = mapped_column(Text, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    ledger_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True),
+    ledger_seq: Mapped[int | None] = mapped_column(Count, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(Time(), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(Time(),
                                                             nullable=True)
     record: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     """Append the finished plan to the ledger."""
     rules_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
     """The rules the accepting server had: only a worker with the same rules runs it."""
-    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    attempts: Mapped[int] = mapped_column(Count, default=0, server_default="0")
     worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
     """The worker holding (or that last held) the lease: ``host:pid:nonce``."""
-    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True),
+    lease_until: Mapped[dt.datetime | None] = mapped_column(Time(),
                                                             nullable=True)
-    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True),
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(Time(),
                                                              nullable=True)
-    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True),
+    started_at: Mapped[dt.datetime | None] = mapped_column(Time(),
                                                            nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False,
                                                    server_default=false())
@@ -86,8 +145,8 @@ class DecisionRow(Base):
     actor: Mapped[str] = mapped_column(String(200))
     request: Mapped[str] = mapped_column(Text)
     answer: Mapped[str] = mapped_column(Text)
-    ledger_seq: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ledger_seq: Mapped[int] = mapped_column(Count)
+    created_at: Mapped[dt.datetime] = mapped_column(Time(), default=utcnow)
 
 
 class LedgerRow(Base):
@@ -104,7 +163,7 @@ class LedgerRow(Base):
     body: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64), unique=True)
-    tenant_seq: Mapped[int] = mapped_column(Integer)
+    tenant_seq: Mapped[int] = mapped_column(Count)
     """1, 2, 3 within the tenant: the number a tenant sees (global numbers stay private)"""
     salt: Mapped[str] = mapped_column(String(32))
     """random hex in the entry's Merkle leaf, so a sibling hash in another tenant's receipt
@@ -135,12 +194,12 @@ class LedgerCheckpoint(Base):
 
     __tablename__ = "ledger_checkpoints"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    size: Mapped[int] = mapped_column(BigInteger, index=True)
+    size: Mapped[int] = mapped_column(BigCount, index=True)
     root: Mapped[str] = mapped_column(String(64))
     origin: Mapped[str] = mapped_column(String(200))
     key_id: Mapped[str] = mapped_column(String(8))
     note: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(Time(), default=utcnow)
 
 
 class LedgerHead(Base):
@@ -149,7 +208,7 @@ class LedgerHead(Base):
 
     __tablename__ = "ledger_head"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    seq: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(Count)
     hash: Mapped[str] = mapped_column(String(64))
 
 
@@ -162,8 +221,8 @@ class TokenRow(Base):
     role: Mapped[str] = mapped_column(String(16))
     secret_hash: Mapped[str] = mapped_column(String(64))
     label: Mapped[str] = mapped_column(String(200), default="")
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True),
+    created_at: Mapped[dt.datetime] = mapped_column(Time(), default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(Time(),
                                                            nullable=True)
 
 
@@ -172,7 +231,7 @@ class AuditRow(Base):
 
     __tablename__ = "audit_events"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[dt.datetime] = mapped_column(Time(), default=utcnow)
     method: Mapped[str] = mapped_column(String(10))
     path: Mapped[str] = mapped_column(String(500))
     status: Mapped[int] = mapped_column(Integer)

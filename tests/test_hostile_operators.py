@@ -1,0 +1,307 @@
+"""Faults and hostile operators: an altered or odd database, a hostile config file, environment
+variables set to garbage, rule packs holding FIFOs and devices. Every case ends in a clear error
+(exit 2 for bad input, 1 for a database that cannot be used or a ledger that does not verify),
+a 409 rather than a 500 on the API, and nothing half-written: never a traceback or a hang.
+(docs/robustness.md, "Faults and operators".)"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from straits.errors import InputError, LedgerError, StraitsError
+from straits.loading import load_scenario
+from straits.store import Store
+from straits.store import ledger as ledger_mod
+from straits.store.tables import AlteredRowError, PlanRow
+
+ROOT = Path(__file__).resolve().parents[1]
+REQUEST = (ROOT / "examples" / "request.json").read_text()
+PACK = ROOT / "examples" / "rule-packs" / "h20-letter" / "after"
+
+
+def cli(*args: str, stdin: str | None = None) -> tuple[int, str]:
+    """The CLI in this process, as `straits.cli.main` runs it (a StraitsError that escapes a
+    command is its exit status); any other exception escapes the test: a traceback."""
+    import typer
+    from click.testing import CliRunner
+
+    from straits.cli import app
+    from straits.cli.common import state
+
+    state._config = None  # the config is read once per process: once per case here
+    r = CliRunner(mix_stderr=False).invoke(typer.main.get_command(app), list(args), input=stdin)
+    if isinstance(r.exception, StraitsError):
+        return r.exception.exit_code, str(r.exception)
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        raise r.exception
+    return r.exit_code, r.stderr
+
+
+@pytest.fixture
+def recorded(tmp_path: Path) -> Iterator[Path]:
+    """A SQLite ledger of three check entries."""
+    path = tmp_path / "s.db"
+    for _ in range(3):
+        assert cli("check", "--record", "--db", f"sqlite:///{path}", stdin=REQUEST)[0] == 0
+    yield path
+
+
+def alter(path: Path, *statements: str) -> None:
+    con = sqlite3.connect(path)
+    for s in statements:
+        con.execute(s)
+    con.commit()
+    con.close()
+
+
+def entries(path: Path) -> int:
+    con = sqlite3.connect(path)
+    n = int(con.execute("SELECT count(*) FROM ledger").fetchone()[0])
+    con.close()
+    return n
+
+
+# --- the database ---------------------------------------------------------------------------------
+UNOPENABLE = [
+    ("schema of a newer Straits", "UPDATE alembic_version SET version_num='0099'"),
+    ("schema revision emptied", "UPDATE alembic_version SET version_num=''"),
+    ("a table dropped", "DROP TABLE ledger_nodes"),
+    ("the ledger dropped", "DROP TABLE ledger"),
+]
+
+
+@pytest.mark.parametrize("statement", [c[1] for c in UNOPENABLE], ids=[c[0] for c in UNOPENABLE])
+@pytest.mark.parametrize("command", ["verify", "record"])
+def test_a_database_this_straits_cannot_use_is_refused_at_open(recorded: Path, statement: str,
+                                                               command: str) -> None:
+    alter(recorded, statement)
+    db = f"sqlite:///{recorded}"
+    argv = ("ledger", "verify", "--db", db) if command == "verify" else \
+        ("check", "--record", "--db", db)
+    code, err = cli(*argv, stdin=REQUEST)
+    assert code == 1 and "cannot open the database" in err
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "junk.db"
+    bad.write_bytes(bytes(range(256)) * 20)
+    code, err = cli("ledger", "verify", "--db", f"sqlite:///{bad}")
+    assert code == 1 and "cannot open the database" in err
+    assert bad.read_bytes() == bytes(range(256)) * 20  # nothing written
+
+
+HEADS = [
+    ("head row deleted", "DELETE FROM ledger_head"),
+    ("head rewound one entry", "UPDATE ledger_head SET seq=1, hash=(SELECT hash FROM ledger "
+                               "WHERE seq=1)"),
+    ("head advanced past the log", "UPDATE ledger_head SET seq=9"),
+    ("head re-hashed", "UPDATE ledger_head SET hash='00'"),
+    ("last entry deleted, head kept", "DELETE FROM ledger WHERE seq=3"),
+]
+
+
+@pytest.mark.parametrize("statement", [c[1] for c in HEADS], ids=[c[0] for c in HEADS])
+def test_no_entry_is_appended_to_a_log_whose_head_was_altered(recorded: Path,
+                                                              statement: str) -> None:
+    alter(recorded, statement)
+    before = entries(recorded)
+    code, _ = cli("check", "--record", "--db", f"sqlite:///{recorded}", stdin=REQUEST)
+    assert code == 1
+    assert entries(recorded) == before
+    assert cli("ledger", "verify", "--db", f"sqlite:///{recorded}")[0] == 1
+
+
+def test_the_append_refuses_with_a_ledger_error_naming_the_last_entry(recorded: Path) -> None:
+    alter(recorded, "UPDATE ledger_head SET hash='00'")
+    with pytest.raises(LedgerError) as caught:
+        ledger_mod.record(Store(f"sqlite:///{recorded}"), tenant="t", actor="a", kind="check",
+                          body={})
+    assert caught.value.seq == 3
+
+
+@pytest.mark.parametrize("node", ["level=0 AND idx=0", "level=0 AND idx=2", "level=1 AND idx=0"])
+def test_a_tree_node_that_is_not_a_hash_fails_verification(recorded: Path, node: str) -> None:
+    alter(recorded, f"UPDATE ledger_nodes SET hash='zz' WHERE {node}")
+    assert cli("ledger", "verify", "--db", f"sqlite:///{recorded}")[0] == 1
+
+
+ALTERED_ROWS = [
+    "UPDATE plans SET created_at='garbage'",
+    "UPDATE plans SET finished_at='2025-13-45'",
+    "UPDATE plans SET ledger_seq='one'",
+    "UPDATE ledger SET tenant_seq='zz' WHERE seq=1",
+    "UPDATE decisions SET created_at='x'",
+    "UPDATE ledger_checkpoints SET created_at='x'",
+]
+
+
+@pytest.mark.parametrize("statement", ALTERED_ROWS)
+def test_a_stored_value_straits_never_writes_is_a_409_not_a_500(
+        tmp_path: Path, example_path: Path, statement: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from straits.server import create_app
+    from straits.store.tokens import create_token
+
+    db = tmp_path / "api.db"
+    url = f"sqlite:///{db}"
+    assert cli("plan", str(example_path), "--record", "--solver", "greedy", "--db", url,
+               "-q", "--json")[0] == 0
+    assert cli("check", "--record", "--db", url, stdin=REQUEST)[0] == 0
+    alter(db, statement)
+    store = Store(url)
+    token = create_token(store, "hz-cloud", "admin")[0]
+    with TestClient(create_app(store), raise_server_exceptions=False) as client:
+        h = {"Authorization": f"Bearer {token}"}
+        plan_id = sqlite3.connect(db).execute("SELECT id FROM plans").fetchone()[0]
+        for path in (f"/v1/plans/{plan_id}", f"/v1/plans/{plan_id}/plan", "/v1/plans",
+                     "/v1/ledger", "/v1/ledger/1", "/v1/ledger/verify"):
+            r = client.get(path, headers=h)
+            assert r.status_code < 500, (path, r.status_code)
+        r = client.post("/v1/check?record=true", headers=h, content=REQUEST)
+        assert r.status_code < 500
+        if r.status_code >= 400:
+            assert r.headers["content-type"].startswith("application/problem+json")
+    store.close()
+
+
+def test_an_unreadable_job_is_failed_and_the_queue_moves_on(tmp_path: Path,
+                                                            example_path: Path) -> None:
+    """A queued job whose row holds a time no Straits writes was first in line forever: every
+    claim raised on it, so no worker took the jobs behind it."""
+    from straits.store import queue
+
+    store = Store(f"sqlite:///{tmp_path / 'q.db'}")
+    sc = load_scenario(example_path)
+    policy = queue.QueuePolicy(lease_s=30, max_attempts=3, queue_timeout_s=3600)
+    first = queue.enqueue(store, sc, {"solver": "greedy"}, tenant="t", actor="a", record=False,
+                          rules_digest=None)
+    second = queue.enqueue(store, sc.model_copy(update={"name": "other"}), {"solver": "greedy"},
+                           tenant="t", actor="a", record=False, rules_digest=None)
+    running = queue.enqueue(store, sc.model_copy(update={"name": "third"}), {"solver": "greedy"},
+                            tenant="t", actor="a", record=False, rules_digest=None)
+    db = tmp_path / "q.db"
+    alter(db, f"UPDATE plans SET attempts='x' WHERE id='{first}'",
+          f"UPDATE plans SET status='running', lease_until='soon' WHERE id='{running}'")
+    claim = queue.claim(store, "w:1:x", None, policy)
+    assert claim is not None and claim.plan_id == second
+    reaped = queue.reap(store, policy)
+    assert running in reaped.failed
+    rows = dict(sqlite3.connect(db).execute("SELECT id, status FROM plans").fetchall())
+    assert rows[first] == "failed" and rows[running] == "failed"
+    # reading the row itself still says what is wrong
+    with store.session() as s, pytest.raises(AlteredRowError):
+        s.get(PlanRow, first)
+
+
+# --- the config file and the environment ----------------------------------------------------------
+def _config_cases(tmp: Path) -> dict[str, Path]:
+    nested = tmp / "nested.toml"
+    nested.write_text("a = " + "[" * 50_000 + "]" * 50_000 + "\n")
+    big = tmp / "big.toml"
+    big.write_text('actor = "' + "a" * (1 << 20) + '"\n')
+    fifo = tmp / "fifo.toml"
+    os.mkfifo(fifo)
+    return {"nested": nested, "big": big, "fifo": fifo, "device": Path("/dev/zero"),
+            "directory": tmp}
+
+
+@pytest.mark.parametrize("case", ["nested", "big", "fifo", "device", "directory"])
+def test_a_hostile_config_file_is_exit_2(tmp_path: Path, case: str) -> None:
+    config = _config_cases(tmp_path)[case]
+    code, _ = cli("--config", str(config), "ledger", "verify", "--db",
+                  f"sqlite:///{tmp_path / 'x.db'}")
+    assert code == 2
+
+
+@pytest.mark.parametrize("value", ["garbage", "64M", "0", "-1", "9" * 5000, "1e3", "nan"])
+def test_a_garbage_input_cap_is_exit_2_naming_it(monkeypatch: pytest.MonkeyPatch,
+                                                 value: str) -> None:
+    from straits.limits import max_input_bytes
+
+    monkeypatch.setenv("STRAITS_MAX_INPUT_BYTES", value)
+    with pytest.raises(InputError) as caught:
+        max_input_bytes()
+    assert caught.value.path == "STRAITS_MAX_INPUT_BYTES"
+    code, _ = cli("check", stdin=REQUEST)
+    assert code == 2
+
+
+@pytest.mark.parametrize(("var", "value"), [
+    ("STRAITS_MAX_BODY_BYTES", "9" * 5000), ("STRAITS_MAX_BODY_BYTES", "0"),
+    ("STRAITS_PLAN_WORKERS", "99999999999999999999"), ("STRAITS_PLAN_WORKERS", "-1"),
+    ("STRAITS_PLAN_ATTEMPTS", "0"), ("STRAITS_PLAN_ATTEMPTS", "1000000"),
+    ("STRAITS_PLAN_LEASE_S", "inf"), ("STRAITS_PLAN_LEASE_S", "nan"),
+    ("STRAITS_QUEUE_TIMEOUT_S", "0"), ("STRAITS_BODY_TIMEOUT_S", "garbage"),
+    ("STRAITS_POLICY_DATE", "2025-02-30"),
+])
+def test_server_settings_from_a_garbage_environment_name_the_variable(
+        monkeypatch: pytest.MonkeyPatch, var: str, value: str) -> None:
+    from straits.server.settings import Settings
+
+    monkeypatch.setenv(var, value)
+    with pytest.raises(InputError) as caught:
+        Settings.from_env()
+    assert caught.value.path == var
+
+
+@pytest.mark.parametrize("value", ["garbage", "inf", "1e400", "0", "-1", "nan"])
+def test_a_garbage_witness_timeout_is_exit_2(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                             value: str) -> None:
+    assert cli("ledger", "keygen", "-o", str(tmp_path / "k"))[0] == 0
+    monkeypatch.setenv("STRAITS_WITNESS_TIMEOUT", value)
+    code, err = cli("ledger", "witness", "--checkpoint", "http://127.0.0.1:9/checkpoint",
+                    "--pubkey", str(tmp_path / "k.pub"),
+                    "--state", str(tmp_path / "w.json"))
+    assert code == 2 and "STRAITS_WITNESS_TIMEOUT" in err
+
+
+@pytest.mark.parametrize(("server", "token"), [
+    ("http://a\nb", None), ("http://" + "a" * 100_000, None), ("ftp://host", None),
+    ("http://127.0.0.1:9", "tök"), ("http://127.0.0.1:9", "a\nb"),
+])
+def test_a_server_url_or_token_httpx_cannot_send_is_exit_2(monkeypatch: pytest.MonkeyPatch,
+                                                           server: str,
+                                                           token: str | None) -> None:
+    monkeypatch.setenv("STRAITS_SERVER", server)
+    if token is not None:
+        monkeypatch.setenv("STRAITS_TOKEN", token)
+    code, _ = cli("check", stdin=REQUEST)
+    assert code == 2
+
+
+# --- rule packs -----------------------------------------------------------------------------------
+def _pack_with(tmp: Path, name: str, make: str) -> Path:
+    import shutil
+
+    root = tmp / "packs"
+    shutil.copytree(PACK, root)
+    target = root / "us-ear" / name
+    target.unlink(missing_ok=True)
+    if make == "fifo":
+        os.mkfifo(target)
+    else:
+        target.symlink_to("/dev/zero")
+    return root
+
+
+@pytest.mark.parametrize(("name", "make"), [
+    ("x.cedar", "fifo"), ("z.cedar", "zero"), ("groups.yaml", "fifo"), ("groups.yaml", "zero"),
+    ("cases/f.yaml", "fifo"),
+])
+@pytest.mark.parametrize("command", ["check", "test", "diff"])
+def test_a_pack_file_that_is_a_fifo_or_a_device_is_exit_2(tmp_path: Path, name: str, make: str,
+                                                          command: str) -> None:
+    """A FIFO blocked every command that loaded the pack, forever; /dev/zero was read until
+    memory ran out."""
+    packs = _pack_with(tmp_path, name, make)
+    argv = {"check": ("check", "--rules", str(packs)),
+            "test": ("rules", "test", "--rules", str(packs)),
+            "diff": ("rules", "diff", "--packs", str(packs))}[command]
+    code, err = cli(*argv, stdin=REQUEST)
+    assert code == 2 and name.split("/")[-1] in err
