@@ -240,6 +240,17 @@ def test_a_bad_config_file_exits_2_naming_it(home: dict[str, str], tmp_path: Pat
     one_line_error(run("chips", "--json", env={**home, "STRAITS_CONFIG": str(cfg)}), str(cfg))
 
 
+def test_a_bad_database_url_is_blamed_on_where_it_came_from(home: dict[str, str],
+                                                           tmp_path: Path) -> None:
+    cfg = tmp_path / "straits.toml"
+    cfg.write_text('database = "nonsense://x"\n')
+    one_line_error(run("--config", str(cfg), "ledger", "verify", env=home),
+                   f"{cfg}: database:", "nonsense://x")
+    env = {**home, "STRAITS_DATABASE_URL": "nonsense://y"}  # the variable wins, and is named
+    one_line_error(run("--config", str(cfg), "ledger", "verify", env=env),
+                   "STRAITS_DATABASE_URL:", "nonsense://y")
+
+
 def test_an_explicit_config_must_exist(home: dict[str, str], tmp_path: Path) -> None:
     one_line_error(run("--config", str(tmp_path / "nope.toml"), "config", "show", env=home),
                    "nope.toml", "not found")

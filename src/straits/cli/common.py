@@ -176,7 +176,15 @@ def database_url(db: str | None) -> str:
 def open_store(db: str | None) -> Store:
     from straits.store import Store
 
-    return Store(database_url(db))
+    try:
+        return Store(database_url(db))
+    except InputError as exc:
+        if db or not state.config.database or exc.path != "STRAITS_DATABASE_URL":
+            raise
+        # the URL came from `database` in straits.toml: say so, not the variable
+        where = str(state.config.path) if state.config.path else "straits.toml"
+        raise InputError(exc.detail, source=where, path="database",
+                         expected=exc.expected) from None
 
 
 def rule_dirs(rules: list[Path] | None) -> tuple[Path, ...]:
