@@ -27,6 +27,7 @@ from straits.model.request import CheckRequest, SiteFacts, TenantFacts, WeightsF
 from straits.model.scenario import Pool, Scenario, Site, Stage, Workload
 from straits.plan.checks import ExportLedger, Predecessor, Question, placement_questions
 from straits.plan.deadline import Deadline
+from straits.plan.estimates import EstimateMemo
 from straits.plan.options import MENU_SIZES, MENU_SIZES_LARGE, Option
 from straits.plan.reasons import ReasonCode, rule_code
 from straits.plan.result import Assignment
@@ -84,11 +85,18 @@ class Candidates:
         #: a large portfolio tries fewer chip counts and schedules fewer options per stage
         self.large = sum(len(w.stages) for w in sc.workloads) > LARGE_PORTFOLIO_STAGES
         self._tables: dict[tuple[str, str], StageTable] = {}
+        self.estimates = EstimateMemo()
+        """the estimator's answers, shared by every stage"""
         self.ops = _TrainingOps(self)
         """workload id -> stage id -> the model's training FLOPs through that stage (computed
         for a workload when first asked: re-checking one stage of a large plan needs only
         its own workload's tables)"""
         self._memo: dict[Hashable, list[list[Rule]]] = {}
+        self._asked: dict[Hashable, list[Rule]] = {}
+        self._parts: dict[int, tuple[BaseModel, Hashable]] = {}
+        """id of a shared request part -> (the part, kept alive so its id stays its own; its
+        image in memo keys)"""
+        """one request's key -> the rules that apply to it"""
         self._procure: dict[tuple[str, str, str], Decision] = {}
         self._moves: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._codes: dict[tuple[str, str], ReasonCode] = {}
@@ -112,7 +120,8 @@ class Candidates:
         t = self._tables.get(key)
         if t is None:
             with self._count("estimates"):
-                t = self._tables[key] = build_table(self.sc, self.index, w, stage, self.menu)
+                t = self._tables[key] = build_table(self.sc, self.index, w, stage, self.menu,
+                                                    self.estimates)
         return t
 
     def energy_of(self, a: Assignment) -> tuple[float, float]:
@@ -207,11 +216,12 @@ class Candidates:
         with self._count("rule checks"):
             qs = self.questions(w, stage, option.site, option.chip.id, preds, exports)
             requests = [q.request for q in qs]
-            key = tuple(self.request_key(r) for r in requests)
+            keys = [self.request_key(r) for r in requests]
+            key = tuple(keys)
             applicable = self._memo.get(key)
             if applicable is None:
                 self.memo_misses += 1
-                applicable = self._memo[key] = self.rules.applicable(requests)
+                applicable = self._memo[key] = self._applicable(requests, keys)
             else:
                 self.memo_hits += 1
             hit = self.combine([combine(rules, r, template_values(r))
@@ -222,6 +232,18 @@ class Candidates:
                 return self.combine([*hit.decisions, buy],
                                     [*(r.action for r in requests), "procure"])
             return hit
+
+    def _applicable(self, requests: list[CheckRequest], keys: list[Hashable]
+                    ) -> list[list[Rule]]:
+        """The rules that apply to each request, memoised per request (a placement's questions
+        recur one by one in other placements' far more often than all together): only the
+        requests never asked before go to Cedar, in one batch. Exact: the rules answer each
+        request of a batch on its own."""
+        todo = {k: r for k, r in zip(keys, requests, strict=True) if k not in self._asked}
+        if todo:
+            answers = self.rules.applicable(list(todo.values()))
+            self._asked.update(zip(todo, answers, strict=True))
+        return [self._asked[k] for k in keys]
 
     def verdict_uncached(self, w: Workload, stage: Stage, option: Option,
                          preds: list[Predecessor], exports: list[ExportLedger]) -> Verdict:
@@ -279,6 +301,11 @@ class Candidates:
         return self._procure[key]
 
 
+#: request parts the planner makes once and shares (:mod:`straits.plan.checks` keeps one
+#: object per distinct value), so their image is kept by object
+SHARED_PARTS = (TenantFacts, SiteFacts)
+
+
 def _flat(v: BaseModel, cand: Candidates) -> Hashable:
     """A hashable image of a request: the model's type and every field, in order; nested
     models the same way, containers as tuples."""
@@ -287,6 +314,11 @@ def _flat(v: BaseModel, cand: Candidates) -> Hashable:
     for k, x in v.__dict__.items():
         if weights and k == "training_ops":
             out.append(cand.ops_key(x))
+        elif isinstance(x, SHARED_PARTS):
+            hit = cand._parts.get(id(x))
+            if hit is None:
+                hit = cand._parts[id(x)] = (x, _flat(x, cand))
+            out.append(hit[1])
         elif isinstance(x, BaseModel):
             out.append(_flat(x, cand))
         elif isinstance(x, list | set | frozenset | dict):

@@ -18,6 +18,7 @@ from straits.catalog import get_chip
 from straits.estimate import Estimate
 from straits.estimate.energy import energy
 from straits.model.scenario import Scenario, Stage, Workload
+from straits.plan.estimates import EstimateMemo
 from straits.plan.options import MENU_SIZES, Fit, Option, Resource, fit_stage, pool_steps
 from straits.plan.reasons import ReasonCode
 from straits.plan.transfer import weights_gb
@@ -237,7 +238,8 @@ class StageTable:
 
 
 def table_fits(sc: Scenario, ix: Index, w: Workload, stage: Stage,
-               menu: int = MENU_SIZES) -> tuple[list[Fit], np.ndarray]:
+               menu: int = MENU_SIZES, memo: EstimateMemo | None = None
+               ) -> tuple[list[Fit], np.ndarray]:
     """Estimate ``stage`` once per distinct (chip, pool size) among the pools it may use: the
     fits, and each row's fit (-1: the stage may not run there)."""
     rows, idx, counts = ix.rows_for(w.tenant)
@@ -245,27 +247,26 @@ def table_fits(sc: Scenario, ix: Index, w: Workload, stage: Stage,
     allowed = np.ones(len(rows), dtype=bool)
     if stage.locations:
         allowed = np.isin(ix.site_country[site], list(stage.locations))
-    fits: list[Fit] = []
-    fit_index: dict[tuple[int, int], int] = {}
     estimates: dict[tuple[str, int | None], Estimate] = {}
     fit_of = np.full(len(rows), -1, dtype=np.int64)
-    chip = ix.res_chip[idx]
-    for i in np.flatnonzero(allowed):
-        key = (int(chip[i]), int(counts[i]))
-        f = fit_index.get(key)
-        if f is None:
-            f = fit_index[key] = len(fits)
-            fits.append(fit_stage(sc, w, stage, rows[i].resource.chip, int(counts[i]),
-                                  estimates, menu))
-        fit_of[i] = f
+    at = np.flatnonzero(allowed)
+    # one fit per distinct (chip, count), numbered in the order the rows first use them
+    key = ix.res_chip[idx][at] * (int(counts.max(initial=0)) + 1) + counts[at]
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    fit_of[at] = rank[inverse.reshape(-1)]
+    fits = [fit_stage(sc, w, stage, rows[i].resource.chip, int(counts[i]), estimates, menu, memo)
+            for i in at[first[order]]]
     return fits, fit_of
 
 
 def build_table(sc: Scenario, ix: Index, w: Workload, stage: Stage,
-                menu: int = MENU_SIZES) -> StageTable:
-    """Every option of ``stage`` as rows."""
+                menu: int = MENU_SIZES, memo: EstimateMemo | None = None) -> StageTable:
+    """Every option of ``stage`` as rows (``memo``: estimates shared with other stages)."""
     rows, idx, _ = ix.rows_for(w.tenant)
-    fits, fit_of = table_fits(sc, ix, w, stage, menu)
+    fits, fit_of = table_fits(sc, ix, w, stage, menu, memo)
     fit_problem = np.array([_PROBLEM_INDEX[f.problem] for f in fits] + [0], dtype=np.int64)
     fit_hours = np.array([f.min_hours for f in fits] + [0.0])
     fit_chip_hours = np.array([f.min_chip_hours for f in fits] + [0.0])

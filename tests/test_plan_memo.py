@@ -1,0 +1,102 @@
+"""The planner's memos change its speed, never its answer: the same plan (placements, verdicts,
+reasons, why-not) with every memo of :mod:`straits.plan.candidates` and
+:mod:`straits.plan.estimates` on as with them off, on generated portfolios."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Hashable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from straits.estimate import Estimate
+from straits.model.request import CheckRequest
+from straits.model.scenario import Scenario
+from straits.plan.candidates import Candidates
+from straits.plan.deadline import Deadline
+from straits.plan.estimates import EstimateMemo
+from straits.plan.options import Fit, fit_stage
+from straits.plan.registry import objective
+from straits.plan.solvers import GreedySolver, SolveContext
+from straits.plan.table import table_fits
+from straits.rules import RuleSet, ruleset
+from straits.rules.pack_loader import Rule
+from straits.simulate.generate import generate
+
+#: (workloads, sites, seed, regime): spread and contended portfolios, both regimes
+CASES = [(6, 12, 1, "enacted"), (12, 30, 2, "ai-diffusion"), (20, 6, 3, "enacted"),
+         (30, 6, 4, "enacted"), (25, 40, 5, "ai-diffusion")]
+
+
+class _Plain(Candidates):
+    """Candidates with the memos this module tests turned off: every miss of a placement's
+    questions goes to the rule set whole, every estimate to the estimator."""
+
+    def __init__(self, sc: Scenario, rules: RuleSet, *, regime: str, date: dt.date) -> None:
+        super().__init__(sc, rules, regime=regime, date=date)
+        self.estimates = None  # type: ignore[assignment]
+
+    def _applicable(self, requests: list[CheckRequest], keys: list[Hashable]
+                    ) -> list[list[Rule]]:
+        return self.rules.applicable(requests)
+
+
+def _greedy_plan(cls: type[Candidates], sc: Scenario, goal: str) -> dict[str, Any]:
+    cand = cls(sc, RuleSet(ruleset().packs), regime=sc.regime, date=sc.date)
+    plan = GreedySolver().solve(cand, objective(goal), SolveContext(Deadline(None)))
+    out = plan.to_json(details=True)
+    out.pop("timings")
+    return out
+
+
+@pytest.mark.parametrize(("n", "m", "seed", "regime"), CASES)
+@pytest.mark.parametrize("goal", ["cost", "time"])
+def test_memos_leave_the_plan_as_it_is(n: int, m: int, seed: int, regime: str,
+                                       goal: str) -> None:
+    sc = generate(workloads=n, sites=m, seed=seed, regime=regime)
+    memo, plain = _greedy_plan(Candidates, sc, goal), _greedy_plan(_Plain, sc, goal)
+    assert memo == plain
+    assert memo["diagnosis"]  # a plan with something in it
+
+
+def _fits_one_by_one(sc: Scenario, cand: Candidates, stage_of: tuple[Any, Any]
+                     ) -> tuple[list[Fit], np.ndarray]:
+    """The fits as they were built before they were vectorised: row by row, a new fit for each
+    (chip, count) not seen before."""
+    w, stage = stage_of
+    ix = cand.index
+    rows, idx, counts = ix.rows_for(w.tenant)
+    site = ix.res_site[idx]
+    allowed = np.ones(len(rows), dtype=bool)
+    if stage.locations:
+        allowed = np.isin(ix.site_country[site], list(stage.locations))
+    fits: list[Fit] = []
+    seen: dict[tuple[int, int], int] = {}
+    estimates: dict[tuple[str, int | None], Estimate] = {}
+    fit_of = np.full(len(rows), -1, dtype=np.int64)
+    chip = ix.res_chip[idx]
+    for i in np.flatnonzero(allowed):
+        key = (int(chip[i]), int(counts[i]))
+        if key not in seen:
+            seen[key] = len(fits)
+            fits.append(fit_stage(sc, w, stage, rows[i].resource.chip, int(counts[i]),
+                                  estimates, cand.menu))
+        fit_of[i] = seen[key]
+    return fits, fit_of
+
+
+@pytest.mark.parametrize(("n", "m", "seed", "regime"), CASES[:3])
+def test_fits_are_numbered_as_the_rows_first_use_them(n: int, m: int, seed: int,
+                                                      regime: str, rules: RuleSet) -> None:
+    sc = generate(workloads=n, sites=m, seed=seed, regime=regime)
+    cand = Candidates(sc, rules, regime=regime, date=sc.date)
+    memo = EstimateMemo()
+    for w in sc.workloads:
+        for stage in w.stages:
+            fits, fit_of = table_fits(sc, cand.index, w, stage, cand.menu, memo)
+            want, want_of = _fits_one_by_one(sc, cand, (w, stage))
+            assert fits == want
+            assert fit_of.tolist() == want_of.tolist()
+    assert 0 < memo.computed < memo.calls  # stages share estimates
