@@ -1,10 +1,12 @@
-"""The planner's memos change its speed, never its answer: the same plan (placements, verdicts,
-reasons, why-not) with every memo of :mod:`straits.plan.candidates` and
-:mod:`straits.plan.estimates` on as with them off, on generated portfolios."""
+"""What makes the planner faster changes its speed, never its answer: the same plan
+(placements, verdicts, reasons, why-not) with the rule memos of :mod:`straits.plan.candidates`
+and :mod:`straits.plan.checks` on as with them off, and with a stage's fits numbered as before,
+on generated portfolios; and the garbage collector's thresholds come back after a plan."""
 
 from __future__ import annotations
 
 import datetime as dt
+import gc
 from collections.abc import Hashable
 from typing import Any
 
@@ -13,10 +15,12 @@ import pytest
 
 from straits.estimate import Estimate
 from straits.model.request import CheckRequest
-from straits.model.scenario import Scenario
+from straits.model.scenario import Scenario, Site, Stage, Workload
+from straits.plan import make_plan
 from straits.plan.candidates import Candidates
+from straits.plan.checks import ExportLedger, Predecessor, Question
+from straits.plan.collector import THRESHOLDS, fewer_collections
 from straits.plan.deadline import Deadline
-from straits.plan.estimates import EstimateMemo
 from straits.plan.options import Fit, fit_stage
 from straits.plan.registry import objective
 from straits.plan.solvers import GreedySolver, SolveContext
@@ -32,15 +36,20 @@ CASES = [(6, 12, 1, "enacted"), (12, 30, 2, "ai-diffusion"), (20, 6, 3, "enacted
 
 class _Plain(Candidates):
     """Candidates with the memos this module tests turned off: every miss of a placement's
-    questions goes to the rule set whole, every estimate to the estimator."""
+    questions goes to the rule set whole, and no request or fact is shared."""
 
     def __init__(self, sc: Scenario, rules: RuleSet, *, regime: str, date: dt.date) -> None:
         super().__init__(sc, rules, regime=regime, date=date)
-        self.estimates = None  # type: ignore[assignment]
 
     def _applicable(self, requests: list[CheckRequest], keys: list[Hashable]
                     ) -> list[list[Rule]]:
         return self.rules.applicable(requests)
+
+    def questions(self, w: Workload, stage: Stage, site: Site, chip: str,
+                  preds: list[Predecessor], exports: list[ExportLedger]) -> list[Question]:
+        # fresh objects (facts included): no request is shared, every memo key made anew
+        return [Question(q.label, q.request.model_copy(deep=True))
+                for q in super().questions(w, stage, site, chip, preds, exports)]
 
 
 def _greedy_plan(cls: type[Candidates], sc: Scenario, goal: str) -> dict[str, Any]:
@@ -92,11 +101,35 @@ def test_fits_are_numbered_as_the_rows_first_use_them(n: int, m: int, seed: int,
                                                       regime: str, rules: RuleSet) -> None:
     sc = generate(workloads=n, sites=m, seed=seed, regime=regime)
     cand = Candidates(sc, rules, regime=regime, date=sc.date)
-    memo = EstimateMemo()
     for w in sc.workloads:
         for stage in w.stages:
-            fits, fit_of = table_fits(sc, cand.index, w, stage, cand.menu, memo)
+            fits, fit_of = table_fits(sc, cand.index, w, stage, cand.menu)
             want, want_of = _fits_one_by_one(sc, cand, (w, stage))
             assert fits == want
             assert fit_of.tolist() == want_of.tolist()
-    assert 0 < memo.computed < memo.calls  # stages share estimates
+
+
+# --- fewer garbage collections while planning ----------------------------------------------------
+def test_collections_are_fewer_inside_and_as_before_after() -> None:
+    before = gc.get_threshold()
+    with fewer_collections():
+        assert gc.get_threshold() == THRESHOLDS
+        with fewer_collections():  # a second plan in flight
+            assert gc.get_threshold() == THRESHOLDS
+        assert gc.get_threshold() == THRESHOLDS  # the first is still planning
+    assert gc.get_threshold() == before
+
+
+def test_thresholds_come_back_when_a_plan_fails() -> None:
+    before = gc.get_threshold()
+    with pytest.raises(ValueError), fewer_collections():
+        raise ValueError("a plan that fails")
+    assert gc.get_threshold() == before
+
+
+def test_make_plan_leaves_the_thresholds_as_it_found_them(rules: RuleSet) -> None:
+    before = gc.get_threshold()
+    plan = make_plan(generate(workloads=3, sites=4, seed=7), rules=rules, solver="greedy",
+                     time_limit=None)
+    assert plan.diagnosis
+    assert gc.get_threshold() == before

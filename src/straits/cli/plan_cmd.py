@@ -330,12 +330,14 @@ def _recheck(source: PlanSource, rs: RuleSet, date: dt.datetime | None, regime: 
 def _pareto(source: PlanSource, rs: RuleSet, options: dict[str, Any], points: int,
             fmt: Format, chart: Path | None, deadline: Deadline) -> None:
     from straits.plan.candidates import Candidates
+    from straits.plan.collector import fewer_collections
     from straits.plan.pareto import frontier
 
     sc = source.scenario
-    cand = Candidates(sc, rs, regime=options["regime"] or sc.regime, date=sc.date,
-                      deadline=deadline)
-    found = frontier(cand, points=max(2, points), seed=options["seed"], deadline=deadline)
+    with fewer_collections():
+        cand = Candidates(sc, rs, regime=options["regime"] or sc.regime, date=sc.date,
+                          deadline=deadline)
+        found = frontier(cand, points=max(2, points), seed=options["seed"], deadline=deadline)
     if chart is not None:
         from straits.fileio import write_output
         from straits.report import pareto_report

@@ -23,11 +23,10 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from straits.model.request import CheckRequest, SiteFacts, TenantFacts, WeightsFacts
+from straits.model.request import CheckRequest, DataFacts, SiteFacts, TenantFacts, WeightsFacts
 from straits.model.scenario import Pool, Scenario, Site, Stage, Workload
 from straits.plan.checks import ExportLedger, Predecessor, Question, placement_questions
 from straits.plan.deadline import Deadline
-from straits.plan.estimates import EstimateMemo
 from straits.plan.options import MENU_SIZES, MENU_SIZES_LARGE, Option
 from straits.plan.reasons import ReasonCode, rule_code
 from straits.plan.result import Assignment
@@ -85,8 +84,6 @@ class Candidates:
         #: a large portfolio tries fewer chip counts and schedules fewer options per stage
         self.large = sum(len(w.stages) for w in sc.workloads) > LARGE_PORTFOLIO_STAGES
         self._tables: dict[tuple[str, str], StageTable] = {}
-        self.estimates = EstimateMemo()
-        """the estimator's answers, shared by every stage"""
         self.ops = _TrainingOps(self)
         """workload id -> stage id -> the model's training FLOPs through that stage (computed
         for a workload when first asked: re-checking one stage of a large plan needs only
@@ -120,8 +117,7 @@ class Candidates:
         t = self._tables.get(key)
         if t is None:
             with self._count("estimates"):
-                t = self._tables[key] = build_table(self.sc, self.index, w, stage, self.menu,
-                                                    self.estimates)
+                t = self._tables[key] = build_table(self.sc, self.index, w, stage, self.menu)
         return t
 
     def energy_of(self, a: Assignment) -> tuple[float, float]:
@@ -206,7 +202,7 @@ class Candidates:
     def request_key(self, req: CheckRequest) -> Hashable:
         """Everything in ``req`` the rules and the decision algebra read: every field exactly,
         the training operations as :meth:`ops_key`."""
-        return _flat(req, self)
+        return _image(req, self)
 
     def verdict(self, w: Workload, stage: Stage, option: Option, preds: list[Predecessor],
                 exports: list[ExportLedger]) -> Verdict:
@@ -301,9 +297,20 @@ class Candidates:
         return self._procure[key]
 
 
-#: request parts the planner makes once and shares (:mod:`straits.plan.checks` keeps one
-#: object per distinct value), so their image is kept by object
-SHARED_PARTS = (TenantFacts, SiteFacts)
+#: requests and their parts the planner makes once per distinct value and shares
+#: (:mod:`straits.plan.checks`), so their image is kept by object (any other object is
+#: flattened again each time)
+SHARED_PARTS = (CheckRequest, TenantFacts, SiteFacts, DataFacts, WeightsFacts)
+
+
+def _image(v: BaseModel, cand: Candidates) -> Hashable:
+    """:func:`_flat`, kept by object for the shared ones."""
+    if not isinstance(v, SHARED_PARTS):
+        return _flat(v, cand)
+    hit = cand._parts.get(id(v))
+    if hit is None:
+        hit = cand._parts[id(v)] = (v, _flat(v, cand))
+    return hit[1]
 
 
 def _flat(v: BaseModel, cand: Candidates) -> Hashable:
@@ -314,13 +321,8 @@ def _flat(v: BaseModel, cand: Candidates) -> Hashable:
     for k, x in v.__dict__.items():
         if weights and k == "training_ops":
             out.append(cand.ops_key(x))
-        elif isinstance(x, SHARED_PARTS):
-            hit = cand._parts.get(id(x))
-            if hit is None:
-                hit = cand._parts[id(x)] = (x, _flat(x, cand))
-            out.append(hit[1])
         elif isinstance(x, BaseModel):
-            out.append(_flat(x, cand))
+            out.append(_image(x, cand))
         elif isinstance(x, list | set | frozenset | dict):
             out.append(_freeze(x))
         else:

@@ -15,7 +15,6 @@ from functools import cache
 from straits.catalog import Chip
 from straits.estimate import Estimate, estimate_serving, estimate_training
 from straits.model.scenario import Pool, Scenario, Site, Stage, Workload
-from straits.plan.estimates import EstimateMemo
 from straits.plan.reasons import ReasonCode
 
 #: chip counts are multiples of a node (8 accelerators) where the pool allows
@@ -170,15 +169,13 @@ class Fit:
 
 def fit_stage(sc: Scenario, w: Workload, stage: Stage, chip: Chip, count: int,
               estimates: dict[tuple[str, int | None], Estimate],
-              menu: int = MENU_SIZES, memo: EstimateMemo | None = None) -> Fit:
+              menu: int = MENU_SIZES) -> Fit:
     """The estimates of ``stage`` on ``chip`` at the menu's counts up to ``count`` chips
-    (``estimates`` shares them between pools of the same chip; ``memo``, between stages)."""
+    (``estimates`` shares them between pools of the same chip)."""
     memory, capacity = ReasonCode.MEMORY, ReasonCode.CAPACITY
-    serving = memo.serving if memo is not None else estimate_serving
-    training = memo.training if memo is not None else estimate_training
     if stage.kind == "serve":
         assert stage.days is not None
-        est = serving(w.model, chip, stage.chips, stage.days,
+        est = estimate_serving(w.model, chip, stage.chips, stage.days,
                                tokens_per_s=stage.tokens_per_s, prompt_tokens=stage.prompt_tokens,
                                output_tokens=stage.output_tokens)
         if not est.fits:
@@ -192,8 +189,8 @@ def fit_stage(sc: Scenario, w: Workload, stage: Stage, chip: Chip, count: int,
 
     def train(n: int | None) -> Estimate:
         if (chip.id, n) not in estimates:
-            estimates[(chip.id, n)] = training(w.model, tokens, chip, n, risk=sc.risk,
-                                               mfu=stage.mfu)
+            estimates[(chip.id, n)] = estimate_training(w.model, tokens, chip, n, risk=sc.risk,
+                                                        mfu=stage.mfu)
         return estimates[(chip.id, n)]
 
     need = train(None).min_chips

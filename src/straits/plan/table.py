@@ -18,7 +18,6 @@ from straits.catalog import get_chip
 from straits.estimate import Estimate
 from straits.estimate.energy import energy
 from straits.model.scenario import Scenario, Stage, Workload
-from straits.plan.estimates import EstimateMemo
 from straits.plan.options import MENU_SIZES, Fit, Option, Resource, fit_stage, pool_steps
 from straits.plan.reasons import ReasonCode
 from straits.plan.transfer import weights_gb
@@ -238,8 +237,7 @@ class StageTable:
 
 
 def table_fits(sc: Scenario, ix: Index, w: Workload, stage: Stage,
-               menu: int = MENU_SIZES, memo: EstimateMemo | None = None
-               ) -> tuple[list[Fit], np.ndarray]:
+               menu: int = MENU_SIZES) -> tuple[list[Fit], np.ndarray]:
     """Estimate ``stage`` once per distinct (chip, pool size) among the pools it may use: the
     fits, and each row's fit (-1: the stage may not run there)."""
     rows, idx, counts = ix.rows_for(w.tenant)
@@ -257,16 +255,16 @@ def table_fits(sc: Scenario, ix: Index, w: Workload, stage: Stage,
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
     fit_of[at] = rank[inverse.reshape(-1)]
-    fits = [fit_stage(sc, w, stage, rows[i].resource.chip, int(counts[i]), estimates, menu, memo)
+    fits = [fit_stage(sc, w, stage, rows[i].resource.chip, int(counts[i]), estimates, menu)
             for i in at[first[order]]]
     return fits, fit_of
 
 
 def build_table(sc: Scenario, ix: Index, w: Workload, stage: Stage,
-                menu: int = MENU_SIZES, memo: EstimateMemo | None = None) -> StageTable:
-    """Every option of ``stage`` as rows (``memo``: estimates shared with other stages)."""
+                menu: int = MENU_SIZES) -> StageTable:
+    """Every option of ``stage`` as rows."""
     rows, idx, _ = ix.rows_for(w.tenant)
-    fits, fit_of = table_fits(sc, ix, w, stage, menu, memo)
+    fits, fit_of = table_fits(sc, ix, w, stage, menu)
     fit_problem = np.array([_PROBLEM_INDEX[f.problem] for f in fits] + [0], dtype=np.int64)
     fit_hours = np.array([f.min_hours for f in fits] + [0.0])
     fit_chip_hours = np.array([f.min_chip_hours for f in fits] + [0.0])
