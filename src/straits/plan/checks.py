@@ -157,7 +157,7 @@ def data_facts(d: Dataset, prior: Prior, others: list[Dataset]) -> DataFacts:
 # (:mod:`straits.plan.candidates`). Each is keyed by every argument it is made from.
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=32768)
 def _facts(cls: type[Frozen], items: tuple[tuple[str, type, Any], ...]) -> Frozen:
     return cls.model_construct(**{k: v for k, _, v in items})
 
@@ -176,8 +176,9 @@ def _weights_facts(**kw: Any) -> WeightsFacts:
 
 
 _REQUESTS: dict[tuple[Any, ...], CheckRequest] = {}
-#: requests kept at most (the memo is emptied when full)
-REQUEST_MEMO = 65_536
+#: requests kept at most, across plans (the memo is emptied when full; 1,000 workloads over
+#: 200 sites ask about 19k distinct ones)
+REQUEST_MEMO = 32_768
 
 
 def _request(**kw: Any) -> CheckRequest:
