@@ -261,6 +261,18 @@ def _options(source: PlanSource, regime: str | None, objective: str | None,
 def _plan(source: PlanSource, rs: RuleSet, options: dict[str, Any], progress: bool | None,
           details: bool, record: bool, tenant: str | None, actor: str | None,
           db: str | None, deadline: Deadline) -> dict[str, Any]:
+    from straits.plan.collector import fewer_collections
+
+    # the plan's heap stays until the document is made: collected at the default thresholds
+    # again, it would be scanned whole right after the plan (seconds at 1,000 x 200)
+    with fewer_collections():
+        return _plan_document(source, rs, options, progress, details, record, tenant, actor,
+                              db, deadline)
+
+
+def _plan_document(source: PlanSource, rs: RuleSet, options: dict[str, Any],
+                   progress: bool | None, details: bool, record: bool, tenant: str | None,
+                   actor: str | None, db: str | None, deadline: Deadline) -> dict[str, Any]:
     from straits.cli.plan_source import document_of
     from straits.cli.plan_source import record as record_plan
     from straits.plan import make_plan
@@ -330,12 +342,14 @@ def _recheck(source: PlanSource, rs: RuleSet, date: dt.datetime | None, regime: 
 def _pareto(source: PlanSource, rs: RuleSet, options: dict[str, Any], points: int,
             fmt: Format, chart: Path | None, deadline: Deadline) -> None:
     from straits.plan.candidates import Candidates
+    from straits.plan.collector import fewer_collections
     from straits.plan.pareto import frontier
 
     sc = source.scenario
-    cand = Candidates(sc, rs, regime=options["regime"] or sc.regime, date=sc.date,
-                      deadline=deadline)
-    found = frontier(cand, points=max(2, points), seed=options["seed"], deadline=deadline)
+    with fewer_collections():
+        cand = Candidates(sc, rs, regime=options["regime"] or sc.regime, date=sc.date,
+                          deadline=deadline)
+        found = frontier(cand, points=max(2, points), seed=options["seed"], deadline=deadline)
     if chart is not None:
         from straits.fileio import write_output
         from straits.report import pareto_report

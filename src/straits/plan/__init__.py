@@ -36,18 +36,20 @@ def make_plan(scenario: Scenario, *, regime: str | None = None, objective: str |
     d = deadline or Deadline(time_limit)
     with d.phase("start"):
         from straits.plan.candidates import Candidates
+        from straits.plan.collector import fewer_collections
         from straits.plan.solvers import SolveContext
         from straits.rules.engine import ruleset
 
     goal = _objective(scenario, objective)
-    with d.phase("rules"):
-        rs = rules or ruleset()
-    with d.phase("candidates"):
-        cand = Candidates(scenario, rs, regime=regime or scenario.regime, date=scenario.date,
-                          deadline=d)
-        stages = sum(len(w.stages) for w in scenario.workloads)
-        chosen = solver_named(solver, stages=stages)
-    plan = chosen.solve(cand, goal, SolveContext(d, seed, on_progress, solver))
+    with fewer_collections():
+        with d.phase("rules"):
+            rs = rules or ruleset()
+        with d.phase("candidates"):
+            cand = Candidates(scenario, rs, regime=regime or scenario.regime,
+                              date=scenario.date, deadline=d)
+            stages = sum(len(w.stages) for w in scenario.workloads)
+            chosen = solver_named(solver, stages=stages)
+        plan = chosen.solve(cand, goal, SolveContext(d, seed, on_progress, solver))
     return replace(plan, timings=d.to_json())
 
 

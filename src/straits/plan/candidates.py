@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from straits.model.request import CheckRequest, SiteFacts, TenantFacts, WeightsFacts
+from straits.model.request import CheckRequest, DataFacts, SiteFacts, TenantFacts, WeightsFacts
 from straits.model.scenario import Pool, Scenario, Site, Stage, Workload
 from straits.plan.checks import ExportLedger, Predecessor, Question, placement_questions
 from straits.plan.deadline import Deadline
@@ -89,6 +89,11 @@ class Candidates:
         for a workload when first asked: re-checking one stage of a large plan needs only
         its own workload's tables)"""
         self._memo: dict[Hashable, list[list[Rule]]] = {}
+        self._asked: dict[Hashable, list[Rule]] = {}
+        self._parts: dict[int, tuple[BaseModel, Hashable]] = {}
+        """id of a shared request part -> (the part, kept alive so its id stays its own; its
+        image in memo keys)"""
+        """one request's key -> the rules that apply to it"""
         self._procure: dict[tuple[str, str, str], Decision] = {}
         self._moves: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._codes: dict[tuple[str, str], ReasonCode] = {}
@@ -197,7 +202,7 @@ class Candidates:
     def request_key(self, req: CheckRequest) -> Hashable:
         """Everything in ``req`` the rules and the decision algebra read: every field exactly,
         the training operations as :meth:`ops_key`."""
-        return _flat(req, self)
+        return _image(req, self)
 
     def verdict(self, w: Workload, stage: Stage, option: Option, preds: list[Predecessor],
                 exports: list[ExportLedger]) -> Verdict:
@@ -207,11 +212,12 @@ class Candidates:
         with self._count("rule checks"):
             qs = self.questions(w, stage, option.site, option.chip.id, preds, exports)
             requests = [q.request for q in qs]
-            key = tuple(self.request_key(r) for r in requests)
+            keys = [self.request_key(r) for r in requests]
+            key = tuple(keys)
             applicable = self._memo.get(key)
             if applicable is None:
                 self.memo_misses += 1
-                applicable = self._memo[key] = self.rules.applicable(requests)
+                applicable = self._memo[key] = self._applicable(requests, keys)
             else:
                 self.memo_hits += 1
             hit = self.combine([combine(rules, r, template_values(r))
@@ -222,6 +228,18 @@ class Candidates:
                 return self.combine([*hit.decisions, buy],
                                     [*(r.action for r in requests), "procure"])
             return hit
+
+    def _applicable(self, requests: list[CheckRequest], keys: list[Hashable]
+                    ) -> list[list[Rule]]:
+        """The rules that apply to each request, memoised per request (a placement's questions
+        recur one by one in other placements' far more often than all together): only the
+        requests never asked before go to Cedar, in one batch. Exact: the rules answer each
+        request of a batch on its own."""
+        todo = {k: r for k, r in zip(keys, requests, strict=True) if k not in self._asked}
+        if todo:
+            answers = self.rules.applicable(list(todo.values()))
+            self._asked.update(zip(todo, answers, strict=True))
+        return [self._asked[k] for k in keys]
 
     def verdict_uncached(self, w: Workload, stage: Stage, option: Option,
                          preds: list[Predecessor], exports: list[ExportLedger]) -> Verdict:
@@ -279,6 +297,22 @@ class Candidates:
         return self._procure[key]
 
 
+#: requests and their parts the planner makes once per distinct value and shares
+#: (:mod:`straits.plan.checks`), so their image is kept by object (any other object is
+#: flattened again each time)
+SHARED_PARTS = (CheckRequest, TenantFacts, SiteFacts, DataFacts, WeightsFacts)
+
+
+def _image(v: BaseModel, cand: Candidates) -> Hashable:
+    """:func:`_flat`, kept by object for the shared ones."""
+    if not isinstance(v, SHARED_PARTS):
+        return _flat(v, cand)
+    hit = cand._parts.get(id(v))
+    if hit is None:
+        hit = cand._parts[id(v)] = (v, _flat(v, cand))
+    return hit[1]
+
+
 def _flat(v: BaseModel, cand: Candidates) -> Hashable:
     """A hashable image of a request: the model's type and every field, in order; nested
     models the same way, containers as tuples."""
@@ -288,7 +322,7 @@ def _flat(v: BaseModel, cand: Candidates) -> Hashable:
         if weights and k == "training_ops":
             out.append(cand.ops_key(x))
         elif isinstance(x, BaseModel):
-            out.append(_flat(x, cand))
+            out.append(_image(x, cand))
         elif isinstance(x, list | set | frozenset | dict):
             out.append(_freeze(x))
         else:

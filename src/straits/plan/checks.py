@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from straits.model.request import CheckRequest, DataFacts, SiteFacts, TenantFacts, WeightsFacts
-from straits.model.scenario import Dataset, Scenario, Site, Stage, Tenant, Workload
+from straits.model.scenario import Dataset, Frozen, Scenario, Site, Stage, Tenant, Workload
 from straits.model.types import Authorization
 
 ACTION_OF_KIND = {"pretrain": "train", "finetune": "finetune", "serve": "serve"}
@@ -143,13 +143,54 @@ def data_facts(d: Dataset, prior: Prior, others: list[Dataset]) -> DataFacts:
     extra = [o for o in others if o.id != d.id and o.origin == d.origin and o.is_personal]
     subj = sum(o.subjects for o in extra)
     sens = sum(o.sensitive_subjects for o in extra)
-    return DataFacts.model_construct(
+    return _data_facts(
         origin=d.origin, classes=d.classes, subjects=d.subjects,
         sensitive_subjects=d.sensitive_subjects,
         prior_subjects_ytd=prior.subjects_ytd + subj,
         prior_sensitive_ytd=prior.sensitive_ytd + sens,
         prior_subjects_since_last_year=prior.subjects_since_last_year + subj,
         prior_sensitive_since_last_year=prior.sensitive_since_last_year + sens)
+
+
+# The facts and requests below are made once per distinct value and shared: a portfolio asks
+# the same questions many times, and a shared request's memo key is computed once
+# (:mod:`straits.plan.candidates`). Each is keyed by every argument it is made from.
+
+
+@lru_cache(maxsize=32768)
+def _facts(cls: type[Frozen], items: tuple[tuple[str, type, Any], ...]) -> Frozen:
+    return cls.model_construct(**{k: v for k, _, v in items})
+
+
+def _typed(kw: dict[str, Any]) -> tuple[tuple[str, type, Any], ...]:
+    """Every field with its value's type (1, 1.0 and True are equal keys, not equal facts)."""
+    return tuple((k, type(v), v) for k, v in kw.items())
+
+
+def _data_facts(**kw: Any) -> DataFacts:
+    return _facts(DataFacts, _typed(kw))  # type: ignore[return-value]
+
+
+def _weights_facts(**kw: Any) -> WeightsFacts:
+    return _facts(WeightsFacts, _typed(kw))  # type: ignore[return-value]
+
+
+_REQUESTS: dict[tuple[Any, ...], CheckRequest] = {}
+#: requests kept at most, across plans (the memo is emptied when full; 1,000 workloads over
+#: 200 sites ask about 19k distinct ones)
+REQUEST_MEMO = 32_768
+
+
+def _request(**kw: Any) -> CheckRequest:
+    """The request of these fields; its parts (facts) are themselves shared, so they enter
+    the key by object (each entry keeps them alive, so an object's id stays its own)."""
+    key = tuple((k, type(v), id(v) if isinstance(v, Frozen) else v) for k, v in kw.items())
+    hit = _REQUESTS.get(key)
+    if hit is None:
+        if len(_REQUESTS) >= REQUEST_MEMO:
+            _REQUESTS.clear()
+        hit = _REQUESTS[key] = CheckRequest.model_construct(**kw)
+    return hit
 
 
 def users_export_id(w: Workload, stage: Stage, country: str) -> str:
@@ -177,13 +218,12 @@ def placement_questions(
                                   site=_site(site))
 
     def ask(label: str, **kw: Any) -> Question:
-        return Question(label, CheckRequest.model_construct(**common, **kw))
+        return Question(label, _request(**common, **kw))
 
     weights = None
     if action != "serve":
-        weights = WeightsFacts.model_construct(training_ops=training_ops,
-                                               open=w.model.open_weights,
-                                               from_country=site.country)
+        weights = _weights_facts(training_ops=training_ops, open=w.model.open_weights,
+                                 from_country=site.country)
     out: list[Question] = []
     datasets = [sc.dataset(d) for d in stage.datasets]
     abroad = [d for d in datasets if d.origin != site.country]
@@ -198,7 +238,7 @@ def placement_questions(
     for country in stage.users:
         prior = prior_volumes(exports, w.tenant, country, year,
                               {users_export_id(w, stage, country)})
-        facts = DataFacts.model_construct(
+        facts = _data_facts(
             origin=country, classes=("personal",), subjects=user_subjects(stage),
             prior_subjects_ytd=prior.subjects_ytd, prior_sensitive_ytd=prior.sensitive_ytd,
             prior_subjects_since_last_year=prior.subjects_since_last_year,
@@ -209,8 +249,8 @@ def placement_questions(
     for pred, pred_site, pred_ops in preds:
         if pred_site.id == site.id:
             continue
-        moved = WeightsFacts.model_construct(training_ops=pred_ops, open=w.model.open_weights,
-                                             from_country=pred_site.country)
+        moved = _weights_facts(training_ops=pred_ops, open=w.model.open_weights,
+                               from_country=pred_site.country)
         out.append(ask(f"weights of {pred.id} from {pred_site.id}",
                        action="transfer-weights", weights=moved))
     return out

@@ -245,19 +245,18 @@ def table_fits(sc: Scenario, ix: Index, w: Workload, stage: Stage,
     allowed = np.ones(len(rows), dtype=bool)
     if stage.locations:
         allowed = np.isin(ix.site_country[site], list(stage.locations))
-    fits: list[Fit] = []
-    fit_index: dict[tuple[int, int], int] = {}
     estimates: dict[tuple[str, int | None], Estimate] = {}
     fit_of = np.full(len(rows), -1, dtype=np.int64)
-    chip = ix.res_chip[idx]
-    for i in np.flatnonzero(allowed):
-        key = (int(chip[i]), int(counts[i]))
-        f = fit_index.get(key)
-        if f is None:
-            f = fit_index[key] = len(fits)
-            fits.append(fit_stage(sc, w, stage, rows[i].resource.chip, int(counts[i]),
-                                  estimates, menu))
-        fit_of[i] = f
+    at = np.flatnonzero(allowed)
+    # one fit per distinct (chip, count), numbered in the order the rows first use them
+    key = ix.res_chip[idx][at] * (int(counts.max(initial=0)) + 1) + counts[at]
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    fit_of[at] = rank[inverse.reshape(-1)]
+    fits = [fit_stage(sc, w, stage, rows[i].resource.chip, int(counts[i]), estimates, menu)
+            for i in at[first[order]]]
     return fits, fit_of
 
 
