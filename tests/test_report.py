@@ -215,3 +215,37 @@ def test_cli_report_unknown_plan_id(tmp_path: Path) -> None:
                 f"sqlite:///{tmp_path / 'db.sqlite'}")
     assert p.returncode != 0 and "Traceback" not in p.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+def test_cli_report_of_a_recorded_plan_carries_its_receipt(
+        tmp_path: Path, example_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 14: "the ledger entry and receipt when recorded". Without a signed checkpoint
+    and a key the report says why there is none; with --key it holds a receipt that
+    `ledger verify-receipt` accepts; a bad key is exit 2, not a report without a receipt."""
+    import html as html_lib
+
+    monkeypatch.delenv("STRAITS_LEDGER_KEY", raising=False)
+    db = ["--db", f"sqlite:///{tmp_path / 'db.sqlite'}"]
+    p = straits("plan", str(example_path), "--solver", "greedy", "--record", "-o", "id", *db)
+    assert p.returncode == 0, p.stderr
+    plan_id = p.stdout.strip()
+    key = tmp_path / "ledger.key"
+    assert straits("ledger", "keygen", "-o", str(key)).returncode == 0
+    cases = [([], False), (["--key", str(key)], True), ([], True)]  # the checkpoint stays
+    for extra, has_receipt in cases:
+        out = tmp_path / "r.html"
+        p = straits("report", plan_id[:8], "-o", str(out), *db, *extra)
+        assert p.returncode == 0, p.stderr
+        page = out.read_text()
+        m = re.search(r'<pre class="receipt">(.*?)</pre>', page, re.S)
+        assert (m is not None) == has_receipt, extra
+        assert ('class="receipt-note"' in page) != has_receipt
+        if m is not None:
+            receipt = tmp_path / "receipt.json"
+            receipt.write_text(html_lib.unescape(m.group(1)))
+            v = straits("ledger", "verify-receipt", str(receipt), "--pubkey", f"{key}.pub")
+            assert v.returncode == 0, v.stdout + v.stderr
+    p = straits("report", plan_id[:8], "-o", str(tmp_path / "x.html"), *db,
+                "--key", str(tmp_path / "missing.key"))
+    assert p.returncode == 2 and "--key" in p.stderr
+    assert not (tmp_path / "x.html").exists()

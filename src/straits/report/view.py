@@ -142,6 +142,8 @@ class Recorded:
     recorded_at: str | None = None
     tenant: str | None = None
     receipt: dict[str, Any] | None = None
+    #: why there is no receipt (no signed checkpoint covers the entry and no key, a broken log)
+    receipt_note: str | None = None
 
 
 @dataclass(frozen=True)
