@@ -134,6 +134,29 @@ def test_report_is_self_contained(demo: tuple[Scenario, dict[str, Any]], rules: 
         assert f'id="{sec}"' in html
 
 
+@pytest.mark.parametrize(("document", "itemized"), [
+    ("plan --details (a scenario reported now, the demo)", True),
+    ("a recorded plan (counts per reason only)", False),
+])
+def test_why_not_lists_each_option_or_says_it_only_counts(
+        demo: tuple[Scenario, dict[str, Any]], rules: RuleSet, document: str,
+        itemized: bool) -> None:
+    """Issue 14 asks for each option, lawful or not, with its rule; a plan document without
+    the per-option records must say so rather than show the chosen option alone."""
+    sc, plan = demo
+    plan = copy.deepcopy(plan)
+    if not itemized:
+        for d in plan["diagnosis"]:
+            d.pop("rejections", None)
+    view = build_view(plan, sc, rules, source=document)
+    for w in view.why_not:
+        assert w.itemized == (itemized or w.options <= 1)
+        listed = sum(line.count for line in w.lines if not line.chosen)
+        assert listed == ((w.options - (w.placed_at is not None)) if itemized else 0)
+    html = plan_report(plan, sc, rules, source=document)
+    assert ('id="why-not-counted"' in html) == (not itemized)
+
+
 def test_hostile_plan_text_is_escaped(demo: tuple[Scenario, dict[str, Any]],
                                       rules: RuleSet) -> None:
     """A plan JSON file is user input: text in it never becomes markup or script."""
