@@ -263,6 +263,7 @@ def test_cli_report_of_a_recorded_plan_carries_its_receipt(
         m = re.search(r'<pre class="receipt">(.*?)</pre>', page, re.S)
         assert (m is not None) == has_receipt, extra
         assert ('class="receipt-note"' in page) != has_receipt
+        assert "Store(" not in page and "db.sqlite" not in page  # no local database path
         if m is not None:
             receipt = tmp_path / "receipt.json"
             receipt.write_text(html_lib.unescape(m.group(1)))

@@ -166,7 +166,10 @@ def _plan_of(ref: str, db: str | None, rules: RuleSet, regime: str | None, time_
                             recorded_at=entry.recorded_at if entry else None,
                             tenant=entry.tenant if entry else None,
                             receipt=receipt, receipt_note=why)
-    return doc.plan, doc.scenario, source.label, recorded
+    # the page travels by e-mail: it names the plan and entry, not this machine's database
+    shown = (f"recorded plan {doc.id}, ledger entry {doc.ledger_seq}" if recorded is not None
+             else source.label)
+    return doc.plan, doc.scenario, shown, recorded
 
 
 def _receipt(store: Any, seq: int, key: Path | None) -> tuple[dict[str, Any] | None, str | None]:
