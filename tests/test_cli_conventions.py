@@ -84,6 +84,49 @@ def test_cli_choices_match_the_models() -> None:
     assert choices.DEFAULT_TIME_LIMIT == DEFAULT_TIME_LIMIT
 
 
+def _every_command() -> list[tuple[str, Any]]:
+    import typer.main
+
+    from straits.cli import app
+
+    out: list[tuple[str, Any]] = []
+
+    def walk(cmd: Any, path: str) -> None:
+        out.append((path, cmd))
+        for name, sub in sorted(getattr(cmd, "commands", {}).items()):
+            walk(sub, f"{path} {name}".strip())
+
+    walk(typer.main.get_command(app), "")
+    return out
+
+
+def _option(cmd: Any, flag: str) -> Any:
+    return next((p for p in cmd.params if flag in getattr(p, "opts", ())), None)
+
+
+@pytest.mark.parametrize("rule", ["--json names -o json only where -o is a format",
+                                  "a range never reads None"])
+def test_every_commands_help_says_what_its_options_do(rule: str) -> None:
+    """`export`, `report`, `market run` and the ledger's key commands take a file or directory
+    as -o (or have no -o): their --json help must not send users to `-o json`; an unbounded
+    float range must not print as "x<=None"."""
+    import click
+
+    wrong = []
+    for path, cmd in _every_command():
+        if rule.startswith("--json"):
+            j, o = _option(cmd, "--json"), _option(cmd, "-o")
+            if j is not None and "-o json" in (j.help or "") and (
+                    o is None or o.metavar != "FORMAT"):
+                wrong.append(path)
+        else:
+            for p in cmd.params:
+                if isinstance(p.type, click.types._NumberRangeBase) and \
+                        "None" in p.type._describe_range():
+                    wrong.append(f"{path} {p.opts[0]}")
+    assert wrong == []
+
+
 def test_help_imports_no_solver_database_or_rules() -> None:
     """What `straits --help` and `straits check` load (benchmarks/startup.py times it). The
     planner's registry and deadline are light (they list the solvers for --help); its solvers,

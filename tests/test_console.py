@@ -208,6 +208,15 @@ def test_a_bad_scenario_shows_its_field_path(console: tuple[object, Store],
     r = b.client.post("/ui/submit", data={"csrf": b.csrf(), "text": bad})
     assert r.status_code == 400
     assert 'data-path="date"' in r.text and "not-a-date" in r.text  # kept for editing
+    # every problem at once, each with its field path and line (not the first and a count)
+    two = bad.replace("straits: 1", "straits: 1\nbogus_field: 3", 1)
+    r = b.client.post("/ui/submit", data={"csrf": b.csrf(), "text": two})
+    assert r.status_code == 400 and "more problem" not in r.text
+    assert 'data-path="date"' in r.text and 'data-path="bogus_field"' in r.text
+    lines = {p: n for p, n in re.findall(r'class="where" data-path="([^"]*)">line (\d+)', r.text)}
+    text_lines = two.splitlines()
+    for path, prefix in (("date", "date:"), ("bogus_field", "bogus_field:")):
+        assert text_lines[int(lines[path]) - 1].startswith(prefix), (path, lines)
     r = b.client.post("/ui/submit", data={"csrf": b.csrf(), "text": "{ unclosed: ["})
     assert r.status_code == 400 and 'id="submit-errors"' in r.text
     r = b.client.post("/ui/submit", data={"csrf": b.csrf(), "text": demo_text,

@@ -159,8 +159,9 @@ def test_kueue_queue_priority_and_topology_where_declared(
                                               checkpoint_claim="ckpt")
             s["pools"][0]["targets"]["kubernetes_topology"] = {"level": level,
                                                                "mode": "required"}
-    files = exporter("kubernetes").render(
-        export_input(Scenario.model_validate(doc), plan, rules, plan_id="p", run="x")).files
+    inp = export_input(Scenario.model_validate(doc), plan, rules, plan_id="p", run="x")
+    files = exporter("kubernetes").render(inp).files
+    topo = {"kueue.x-k8s.io/podset-required-topology": level}
     queues = _objects(files, "LocalQueue")
     assert queues and queues[0]["spec"]["clusterQueue"] == "gpu-cq"
     for q in queues:
@@ -172,16 +173,27 @@ def test_kueue_queue_priority_and_topology_where_declared(
                 "straits.dev/site"] == "my-johor":
             want = "online" if d["kind"] == "Deployment" else "batch"
             assert d["metadata"]["labels"]["kueue.x-k8s.io/priority-class"] == want
+        if d["kind"] == "Deployment" and d["metadata"]["labels"][
+                "straits.dev/site"] == "my-johor":  # serving is packed too
+            assert d["spec"]["template"]["metadata"]["annotations"] == topo
         if d.get("kind") == "JobSet" and d["metadata"]["labels"]["straits.dev/site"] == "my-johor":
             tmpl = d["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]
-            assert tmpl["metadata"]["annotations"] == {
-                "kueue.x-k8s.io/podset-required-topology": level}
+            assert tmpl["metadata"]["annotations"] == topo
             pod = tmpl["spec"]
             claim = next(v for v in pod["volumes"] if v["name"] == "checkpoints")
             assert claim["persistentVolumeClaim"] == {"claimName": "ckpt"}
             env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
             assert env["STRAITS_CHECKPOINT_DIR"].startswith("/checkpoints/")
             crds.validate(d)
+    # a replica spanning nodes: each LeaderWorkerSet group (leader and workers) in one domain
+    job = next(j for j in inp.jobs if j.serving and j.planned.site.id == "my-johor")
+    k = job.planned.site.targets.kubernetes if job.planned.site.targets else None
+    assert k is not None
+    lws, _ = serving(inp, dataclasses.replace(job, replica_chips=16), k)
+    crds.validate(lws)
+    tmpl = lws["spec"]["leaderWorkerTemplate"]
+    assert tmpl["leaderTemplate"]["metadata"]["annotations"] == topo
+    assert tmpl["workerTemplate"]["metadata"]["annotations"] == topo
 
 
 FAKE_KUBECTL = r"""#!/bin/bash

@@ -300,3 +300,29 @@ def test_sweep_threshold_is_a_finite_number(value: str, tmp_path: Path) -> None:
                 "--threshold", value, "--out", str(tmp_path / "s"), cwd=tmp_path)
     assert p.returncode == 2, p.stderr[-2000:]
     assert "--threshold" in p.stderr and not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize(("ys", "threshold", "why"), [
+    ([1.0, 2.0, 3.0, 4.0], None, "at least 5 runs"),
+    ([1.0, 2.0, None, 4.0, 5.0], None, "(4 here)"),  # a failed run does not count
+    ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 10.0, "above 10"),
+    ([None, None], None, "no run has a finite"),
+    ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], None, None),  # a box: no note
+])
+def test_sweep_says_why_prim_found_no_box(ys: list[float | None], threshold: float | None,
+                                          why: str | None) -> None:
+    """A sweep too small for PRIM (or with no run above the threshold) says so, in the table
+    and in --json (`prim_note`), instead of leaving the scenario discovery out silently."""
+    import numpy as np
+
+    from straits.market.loading import RangeParam
+    from straits.market.sweep.cli import _summarise
+    from straits.market.sweep.design import Design
+
+    params = (RangeParam("demand.growth_per_year", 1.0, 3.0, "test", "M", True),)
+    design = Design(params, np.linspace(1.0, 3.0, len(ys)).reshape(-1, 1))
+    rows = [{"param:demand.growth_per_year": float(v), "m": y}
+            for v, y in zip(design.values[:, 0], ys, strict=True)]
+    out = _summarise(design, rows, "m", threshold)
+    assert (out["prim"] is None) == (why is not None)
+    assert (why in out["prim_note"]) if why is not None else "prim_note" not in out

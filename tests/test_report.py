@@ -134,6 +134,29 @@ def test_report_is_self_contained(demo: tuple[Scenario, dict[str, Any]], rules: 
         assert f'id="{sec}"' in html
 
 
+@pytest.mark.parametrize(("document", "itemized"), [
+    ("plan --details (a scenario reported now, the demo)", True),
+    ("a recorded plan (counts per reason only)", False),
+])
+def test_why_not_lists_each_option_or_says_it_only_counts(
+        demo: tuple[Scenario, dict[str, Any]], rules: RuleSet, document: str,
+        itemized: bool) -> None:
+    """Issue 14 asks for each option, lawful or not, with its rule; a plan document without
+    the per-option records must say so rather than show the chosen option alone."""
+    sc, plan = demo
+    plan = copy.deepcopy(plan)
+    if not itemized:
+        for d in plan["diagnosis"]:
+            d.pop("rejections", None)
+    view = build_view(plan, sc, rules, source=document)
+    for w in view.why_not:
+        assert w.itemized == (itemized or w.options <= 1)
+        listed = sum(line.count for line in w.lines if not line.chosen)
+        assert listed == ((w.options - (w.placed_at is not None)) if itemized else 0)
+    html = plan_report(plan, sc, rules, source=document)
+    assert ('id="why-not-counted"' in html) == (not itemized)
+
+
 def test_hostile_plan_text_is_escaped(demo: tuple[Scenario, dict[str, Any]],
                                       rules: RuleSet) -> None:
     """A plan JSON file is user input: text in it never becomes markup or script."""
@@ -215,3 +238,38 @@ def test_cli_report_unknown_plan_id(tmp_path: Path) -> None:
                 f"sqlite:///{tmp_path / 'db.sqlite'}")
     assert p.returncode != 0 and "Traceback" not in p.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+def test_cli_report_of_a_recorded_plan_carries_its_receipt(
+        tmp_path: Path, example_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 14: "the ledger entry and receipt when recorded". Without a signed checkpoint
+    and a key the report says why there is none; with --key it holds a receipt that
+    `ledger verify-receipt` accepts; a bad key is exit 2, not a report without a receipt."""
+    import html as html_lib
+
+    monkeypatch.delenv("STRAITS_LEDGER_KEY", raising=False)
+    db = ["--db", f"sqlite:///{tmp_path / 'db.sqlite'}"]
+    p = straits("plan", str(example_path), "--solver", "greedy", "--record", "-o", "id", *db)
+    assert p.returncode == 0, p.stderr
+    plan_id = p.stdout.strip()
+    key = tmp_path / "ledger.key"
+    assert straits("ledger", "keygen", "-o", str(key)).returncode == 0
+    cases = [([], False), (["--key", str(key)], True), ([], True)]  # the checkpoint stays
+    for extra, has_receipt in cases:
+        out = tmp_path / "r.html"
+        p = straits("report", plan_id[:8], "-o", str(out), *db, *extra)
+        assert p.returncode == 0, p.stderr
+        page = out.read_text()
+        m = re.search(r'<pre class="receipt">(.*?)</pre>', page, re.S)
+        assert (m is not None) == has_receipt, extra
+        assert ('class="receipt-note"' in page) != has_receipt
+        assert "Store(" not in page and "db.sqlite" not in page  # no local database path
+        if m is not None:
+            receipt = tmp_path / "receipt.json"
+            receipt.write_text(html_lib.unescape(m.group(1)))
+            v = straits("ledger", "verify-receipt", str(receipt), "--pubkey", f"{key}.pub")
+            assert v.returncode == 0, v.stdout + v.stderr
+    p = straits("report", plan_id[:8], "-o", str(tmp_path / "x.html"), *db,
+                "--key", str(tmp_path / "missing.key"))
+    assert p.returncode == 2 and "--key" in p.stderr
+    assert not (tmp_path / "x.html").exists()

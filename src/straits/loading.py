@@ -62,6 +62,26 @@ def describe_validation_error(exc: ValidationError) -> list[tuple[str, str]]:
     return [(field_path(loc), msg) for loc, msg in _problems(exc)]
 
 
+def scenario_problems(text: str, *, source: str) -> list[ScenarioError]:
+    """Every problem pydantic finds in a scenario's text, one error each with its field path and
+    line (:func:`parse_scenario` raises the first, saying how many more there are); empty when
+    the text does not parse or the problems are not the model's (the caller keeps its error)."""
+    from straits.model.scenario import Scenario
+
+    try:
+        data = parse_document(text, source=source, error=ScenarioError)
+        if not isinstance(data, dict):
+            return []
+        Scenario.model_validate(data)
+    except ValidationError as exc:
+        return [ScenarioError(msg, source=source, path=field_path(loc),
+                              line=safe_yaml.locate(text, loc))
+                for loc, msg in _problems(exc)]
+    except (InputError, RecursionError, ValueError):
+        return []
+    return []
+
+
 def _problems(exc: ValidationError) -> list[tuple[tuple[int | str, ...], str]]:
     errors = exc.errors(include_url=False, include_context=False)
     # a container error caused by a failed item ("at least 1 item after validation") is noise;

@@ -144,9 +144,10 @@ CONTEXT: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
 RulesOption = typer.Option(
     None, "--rules", help="A directory of extra rule packs (repeatable); a pack with the name of "
     "a shipped one replaces it. Default: `rules` in straits.toml.", exists=False)
-JsonOption = typer.Option(False, "--json", help="Print JSON instead of tables (same as -o json).")
+# not "same as -o json": several commands with --json take a file or directory as -o
+JsonOption = typer.Option(False, "--json", help="Print JSON instead of tables.")
 OutputOption = typer.Option(None, "-o", "--output", metavar="FORMAT",
-                            help="Output format: table (default), json or yaml.")
+                            help="Output format: table (default), json (as --json) or yaml.")
 QuietOption = typer.Option(False, "-q", "--quiet", help="Only the result: no progress, no notes "
                            "on stderr; tables shrink to their summary.")
 DbOption = typer.Option(None, "--db", envvar="STRAITS_DATABASE_URL", show_envvar=True,
@@ -289,6 +290,11 @@ def finite_float(lo: float | None = None, hi: float | None = None) -> Any:
             if not math.isfinite(v):
                 self.fail(f"{value!r} is not a finite number", param, ctx)
             return v
+
+        def _describe_range(self) -> str:
+            if self.min is None and self.max is None:  # click would print "x<=None"
+                return "finite"
+            return str(super()._describe_range())
 
     return FiniteFloatRange(min=lo, max=hi)
 

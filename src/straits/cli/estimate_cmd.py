@@ -9,7 +9,6 @@ import typer
 
 from straits.cli.common import (
     JsonOption,
-    OutputOption,
     console,
     duration,
     emit,
@@ -44,7 +43,9 @@ def estimate(
                                         help="JSON/YAML file with the request; default or `-`: "
                                              "stdin."),
     json_out: bool = JsonOption,
-    output: str = OutputOption,
+    output: str = typer.Option(None, "-o", "--output", metavar="FORMAT",
+                               help="Output format: table (default), json (as --json) or "
+                                    "yaml; with --sweep chips, FILE.html draws it as a chart."),
     chips: int = typer.Option(None, "--chips", min=1, max=10_000_000,
                               help="Override the cluster size."),
     sweep: str = typer.Option(None, "--sweep", help="`chips`: show how days and cost change "

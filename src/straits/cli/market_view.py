@@ -101,6 +101,8 @@ def show_sweep(summary: dict[str, Any]) -> None:
         for r in prim["box"]:
             b.add_row(escape(r["path"]), f"{r['low']:g}", f"{r['high']:g}")
         console.print(b)
+    elif summary.get("prim_note"):
+        console.print(f"[yellow]PRIM: no box[/yellow]: {escape(summary['prim_note'])}")
     stats = summary.get("metric_stats", {})
     if stats:
         console.print(f"{summary['metric']}: min {stats['min']:,.4g}, median "

@@ -80,13 +80,17 @@ def report(
     time_limit: float = typer.Option(20.0, "--time-limit", click_type=finite_float(0.1, 3600),
                                      help="With a scenario: seconds for the search."),
     db: str = DbOption,
+    key: Path = typer.Option(None, "--key", envvar="STRAITS_LEDGER_KEY", show_envvar=True,
+                             help="A recorded plan: the ledger's signing key, to sign a "
+                                  "checkpoint for the receipt when none covers the entry yet."),
     rules: list[Path] = RulesOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Write a plan report: summary, Gantt per site and pool with capacity and use, a map of
     sites and what moves between them, costs, **why not** for every stage with the rule and
     citation, the rules in force on the plan's date on a timeline, warnings, and the ledger
-    entry of a recorded plan."""
+    entry of a recorded plan with its receipt (when a signed checkpoint covers it or --key
+    can sign one)."""
     from straits.report import pareto_report, plan_report
     from straits.rules import ruleset
 
@@ -102,7 +106,7 @@ def report(
             points = frontier(cand, points=pareto, time_limit=time_limit)
             html = pareto_report([p.to_json() for p in points], source.scenario.name)
         else:
-            plan_json, sc, describe, recorded = _plan_of(plan, db, rs, regime, time_limit)
+            plan_json, sc, describe, recorded = _plan_of(plan, db, rs, regime, time_limit, key)
             html = plan_report(plan_json, sc, rs, source=describe, recorded=recorded)
         written = write_page(html, out)
     except StraitsError as exc:
@@ -128,7 +132,8 @@ def _scenario_only(ref: str, db: str | None, option: str) -> PlanSource:
     return source
 
 
-def _plan_of(ref: str, db: str | None, rules: RuleSet, regime: str | None, time_limit: float
+def _plan_of(ref: str, db: str | None, rules: RuleSet, regime: str | None, time_limit: float,
+             key: Path | None = None
              ) -> tuple[dict[str, Any], Scenario, str, Recorded | None]:
     """(plan JSON with every option's diagnosis where it can be had, its scenario, what was
     read, the ledger entry of a recorded plan)."""
@@ -153,9 +158,34 @@ def _plan_of(ref: str, db: str | None, rules: RuleSet, regime: str | None, time_
     if source.kind == "recorded" and doc.ledger_seq is not None:
         from straits.store.ledger import get_entry
 
-        entry = get_entry(open_store(db), doc.ledger_seq)
+        store = open_store(db)
+        entry = get_entry(store, doc.ledger_seq)
+        receipt, why = _receipt(store, doc.ledger_seq, key)
         recorded = Recorded(plan_id=doc.id, seq=doc.ledger_seq,
                             hash=entry.hash if entry else None,
                             recorded_at=entry.recorded_at if entry else None,
-                            tenant=entry.tenant if entry else None)
-    return doc.plan, doc.scenario, source.label, recorded
+                            tenant=entry.tenant if entry else None,
+                            receipt=receipt, receipt_note=why)
+    # the page travels by e-mail: it names the plan and entry, not this machine's database
+    shown = (f"recorded plan {doc.id}, ledger entry {doc.ledger_seq}" if recorded is not None
+             else source.label)
+    return doc.plan, doc.scenario, shown, recorded
+
+
+def _receipt(store: Any, seq: int, key: Path | None) -> tuple[dict[str, Any] | None, str | None]:
+    """The entry's receipt (as `straits ledger receipt` makes it: a stored signed checkpoint
+    that covers the entry, else one signed now with ``key``), or why there is none. A log that
+    does not prove the entry is said on stderr, loudly, and in the report."""
+    from straits.errors import LedgerError
+    from straits.store.keys import configured
+    from straits.store.receipts import make_receipt
+
+    keys = configured(key, None)  # a bad key is the user's error (exit 2), not "no receipt"
+    try:
+        return make_receipt(store, seq, keys), None
+    except LedgerError as exc:
+        err_console.print(f"[bold red]no receipt[/bold red]: {esc(str(exc))}", soft_wrap=True)
+        return None, f"the ledger does not prove entry {seq}: {exc}"
+    except InputError as exc:  # no checkpoint covers it and no key to sign one
+        note(f"[dim]no receipt in the report: {esc(exc.detail)}[/dim]")
+        return None, exc.detail

@@ -229,6 +229,11 @@ def serving(inp: ExportInput, job: StageJob, k: KubernetesSite, *, site_labels: 
             "annotations": stage_annotations(inp, job)}
     common = _env({"STRAITS_REPLICA_CHIPS": str(job.replica_chips),
                    "STRAITS_SERVE_PORT": str(SERVE_PORT)})
+    # Kueue topology-aware scheduling reads the annotation from each pod set's template (a
+    # LeaderWorkerSet group's leader and workers: the group packed into one domain)
+    pod_meta: dict[str, Any] = {"labels": labels}
+    if _topology(job):
+        pod_meta["annotations"] = _topology(job)
     if job.replica_chips <= NODE:
         env = [*common, *_env({"MASTER_ADDR": "localhost", "MASTER_PORT": str(MASTER_PORT),
                                "NNODES": "1", "NODE_RANK": "0",
@@ -238,7 +243,7 @@ def serving(inp: ExportInput, job: StageJob, k: KubernetesSite, *, site_labels: 
         workload: dict[str, Any] = {
             "apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
             "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
-                     "template": {"metadata": {"labels": labels}, "spec": pod}}}
+                     "template": {"metadata": pod_meta, "spec": pod}}}
         selector = labels
     else:
         size = -(-job.replica_chips // NODE)
@@ -256,8 +261,8 @@ def serving(inp: ExportInput, job: StageJob, k: KubernetesSite, *, site_labels: 
             "spec": {"replicas": replicas, "startupPolicy": "LeaderCreated",
                      "leaderWorkerTemplate": {
                          "size": size, "restartPolicy": "RecreateGroupOnPodRestart",
-                         "leaderTemplate": {"metadata": {"labels": labels}, "spec": leader},
-                         "workerTemplate": {"metadata": {"labels": labels}, "spec": worker}}}}
+                         "leaderTemplate": {"metadata": pod_meta, "spec": leader},
+                         "workerTemplate": {"metadata": pod_meta, "spec": worker}}}}
         selector = {LWS_NAME_LABEL: name, LWS_INDEX_LABEL: "0"}
     service = {"apiVersion": "v1", "kind": "Service",
                "metadata": {"name": name, "namespace": k.namespace, "labels": labels},

@@ -4,7 +4,8 @@
 Every object carries the ``kueue.x-k8s.io/queue-name`` label (and the priority class the site
 names), so Kueue admits a stage as one gang when the queue's quota allows; JobSets start
 suspended for it. Pods require the site's and the GPU type's node labels; a pool that declares
-a Kueue topology gets the podset topology annotation. The objects are in
+a Kueue topology gets the podset topology annotation on every pod template (training and
+serving). The objects are in
 :mod:`straits.export.k8s_objects`.
 
 Order. Kubernetes has no dependencies between objects, and a JobSet's ``dependsOn`` works only

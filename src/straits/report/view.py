@@ -104,6 +104,9 @@ class WhyNot:
     """some option was stopped by a rule (not only by cost, time or capacity)"""
     explanation: str = ""
     """for an unplaced stage: the smallest set of constraints that keeps it out"""
+    itemized: bool = True
+    """the plan document lists this stage's lost options one by one (``plan --details``; a
+    recorded plan keeps the counts per reason only)"""
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,8 @@ class Recorded:
     recorded_at: str | None = None
     tenant: str | None = None
     receipt: dict[str, Any] | None = None
+    #: why there is no receipt (no signed checkpoint covers the entry and no key, a broken log)
+    receipt_note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -260,7 +265,8 @@ def why_not_of(plan: dict[str, Any]) -> tuple[WhyNot, ...]:
             workload=key[0], stage=key[1], placed_at=at if key not in unplaced else None,
             options=int(d.get("options", 0)), lawful_and_free=int(d.get("lawful_and_free", 0)),
             summary=str(d.get("summary", "")), lost=lost, rules=rules, lines=lines,
-            blocked=bool(rules), explanation=explained.get(key, "")))
+            blocked=bool(rules), explanation=explained.get(key, ""),
+            itemized="rejections" in d or int(d.get("options", 0)) <= 1))
     out.sort(key=lambda w: (w.placed_at is not None, w.workload, w.stage))
     return tuple(out)
 

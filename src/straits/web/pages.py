@@ -265,9 +265,17 @@ async def submit(request: Request, csrf: Annotated[str, Form(max_length=200)] = 
                                         regime=regime, objective=objective,
                                         time_limit=time_limit, record=record == "1")
     except InputError as exc:
+        from straits.errors import ScenarioError
+        from straits.loading import scenario_problems
+
+        # every problem of the scenario at once (the error raised names the first)
+        every: list[InputError] = [exc]
+        if isinstance(exc, ScenarioError):
+            every = list(await run_in_threadpool(
+                lambda: scenario_problems(text, source=source))) or every
         return _submit_page(request, signed, form=form, text=text, status=400, errors=[{
-            "detail": exc.detail, "path": exc.path, "expected": exc.expected,
-            "line": getattr(exc, "line", None)}])
+            "detail": e.detail, "path": e.path, "expected": e.expected,
+            "line": getattr(e, "line", None)} for e in every])
     return RedirectResponse(f"/ui/plans/{plan_id}", status_code=303, headers=HEADERS)
 
 

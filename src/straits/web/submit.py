@@ -46,7 +46,7 @@ async def submit_scenario(request: Request, who: Principal, text: str, *, source
                          expected="a scenario file, or its text pasted")
     options = options_of(request, regime=regime, objective=objective, time_limit=time_limit)
     data = await run_in_threadpool(parse_document, text, source=source)
-    sc = await run_in_threadpool(parse_scenario, data, source=source)
+    sc = await run_in_threadpool(lambda: parse_scenario(data, source=source, text=text))
     settings = request.app.state.settings
     if len(sc.workloads) > settings.max_workloads:
         raise RequestError(f"{len(sc.workloads)} workloads; this server plans at most "

@@ -38,6 +38,10 @@ def spearman(params: list[RangeParam], x: np.ndarray, y: np.ndarray) -> list[dic
     return out
 
 
+#: PRIM peels quantiles off a box: fewer runs than this give no box
+PRIM_MIN_RUNS = 5
+
+
 def prim(params: list[RangeParam], x: np.ndarray, y: np.ndarray, threshold: float,
          alpha: float = 0.05, min_mass: float = 0.05, min_coverage: float = 0.5
          ) -> dict[str, Any] | None:
@@ -45,7 +49,7 @@ def prim(params: list[RangeParam], x: np.ndarray, y: np.ndarray, threshold: floa
     x, y = x[ok], y[ok]
     n = y.size
     cases = y > threshold
-    if n < 5 or not cases.any():
+    if n < PRIM_MIN_RUNS or not cases.any():
         return None
     inside = np.ones(n, dtype=bool)
     lo = x.min(axis=0).astype(float)

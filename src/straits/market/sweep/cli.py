@@ -12,7 +12,7 @@ import numpy as np
 
 from straits.market.loading import MarketError, digest, range_params, read_raw, validate
 from straits.market.outputs import parquet_bytes, write_bytes_atomically
-from straits.market.sweep.analysis import prim, spearman
+from straits.market.sweep.analysis import PRIM_MIN_RUNS, prim, spearman
 from straits.market.sweep.design import Design, grid, latin_hypercube
 from straits.market.sweep.metrics import METRICS
 from straits.market.sweep.runner import (
@@ -170,7 +170,15 @@ def _summarise(design: Design, rows: list[dict[str, Any]], metric: str,
     stats = ({"min": float(finite.min()), "median": float(np.median(finite)),
               "max": float(finite.max())} if finite.size else {})
     thr = threshold if threshold is not None else (stats.get("median") if stats else None)
-    return {"runs": len(rows), "metric": metric, "metric_stats": stats,
-            "parameters": [p.to_json() for p in params],
-            "sensitivity": spearman(params, x, y) if len(rows) > 2 else [],
-            "prim": prim(params, x, y, thr) if thr is not None else None}
+    box = prim(params, x, y, thr) if thr is not None else None
+    out = {"runs": len(rows), "metric": metric, "metric_stats": stats,
+           "parameters": [p.to_json() for p in params],
+           "sensitivity": spearman(params, x, y) if len(rows) > 2 else [],
+           "prim": box}
+    if box is None:  # say why, rather than leave the scenario discovery out silently
+        out["prim_note"] = (
+            f"no run has a finite {metric}" if thr is None else
+            f"PRIM needs at least {PRIM_MIN_RUNS} runs with a finite {metric} "
+            f"({finite.size} here): use more --runs" if finite.size < PRIM_MIN_RUNS else
+            f"no run has {metric} above {thr:,.4g}")
+    return out
