@@ -120,6 +120,7 @@ def test_o_json_and_yaml_are_the_same_document() -> None:
     (("chips", "-o", "chips.json"), ("redirect",)),
     (("chips", "--json", "-o", "yaml"), ("--json", "two formats")),
     (("rules", "list", "-o", "csv"), ("-o",)),
+    (("plan", "examples/offshore-2025.yaml", "-o", "xml"), ("-o", "xml", "yaml or id")),
 ])
 def test_bad_output_formats_exit_2(args: tuple[str, ...], words: tuple[str, ...]) -> None:
     one_line_error(run(*args), *words)
