@@ -199,6 +199,9 @@ def test_default_database_is_in_the_xdg_data_dir_and_named(home: dict[str, str],
     assert "creating the database" not in again.stderr
     show = json.loads(run("config", "show", "--json", env=home).stdout)
     assert show["settings"]["database"] == {"value": f"sqlite:///{db}", "from": "default"}
+    # the actor that would be recorded, not a blank (docs/cli.md: default cli:$USER)
+    assert show["settings"]["actor"]["from"] == "default"
+    assert show["settings"]["actor"]["value"].startswith("cli:")
 
 
 def test_straits_toml_sets_defaults_and_flags_win(home: dict[str, str], tmp_path: Path) -> None:
