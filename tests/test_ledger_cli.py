@@ -399,3 +399,19 @@ def test_a_witness_and_a_tenant_against_a_real_server(tmp_path: Path, keyfile: P
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.parametrize(("first_bad", "entries", "says"), [
+    (3, 2, "2 entries verified before it"),  # the chain walk stopped at entry 3
+    (1, 6, "the hash chain of its 6 entries verifies"),  # a stored row, found after the walk
+    (6, 6, "the hash chain of its 6 entries verifies"),  # a tree node or checkpoint
+    (None, 6, "the hash chain of its 6 entries verifies"),
+])
+def test_a_broken_ledger_says_what_verified_before_the_problem(
+        first_bad: int | None, entries: int, says: str) -> None:
+    from straits.cli.ledger_cmd import verified_part
+    from straits.store.ledger import Verification
+
+    v = Verification(ok=False, entries=entries, head_seq=entries, head_hash="00",
+                     first_bad=first_bad, problem="x")
+    assert verified_part(v) == says

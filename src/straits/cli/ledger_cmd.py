@@ -67,11 +67,23 @@ def _report(result: Verification, fmt: Format, source: str) -> None:
         for note in result.notes:
             console.print(f"  [yellow]note:[/yellow] {note}")
     else:
-        where = f" at entry {result.first_bad}" if result.first_bad else ""
-        console.print(f"[bold red]ledger broken{where}[/bold red]: {result.problem} "
-                      f"({result.entries:,} entries verified before it)", soft_wrap=True)
+        console.print(f"[bold red]ledger broken{broken_where(result)}[/bold red]: "
+                      f"{result.problem} ({verified_part(result)})", soft_wrap=True)
     if not result.ok:
         raise typer.Exit(EXIT_BROKEN)
+
+
+def broken_where(result: Verification) -> str:
+    return f" at entry {result.first_bad}" if result.first_bad else ""
+
+
+def verified_part(result: Verification) -> str:
+    """What held before the problem: the chain walk stops at the first bad entry, but a bad
+    tree node, checkpoint, head or stored plan/decision row is found after the whole chain of
+    ``entries`` verified, at an entry inside it."""
+    if result.first_bad and result.first_bad > result.entries:
+        return f"{result.entries:,} entries verified before it"
+    return f"the hash chain of its {result.entries:,} entries verifies"
 
 
 def parse_heads(values: list[str], keys: Keys) -> list[Head]:
