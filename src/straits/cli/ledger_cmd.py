@@ -52,8 +52,10 @@ def _report(result: Verification, fmt: Format, source: str) -> None:
     if fmt != "table":
         emit(result.to_json(), fmt)
     elif result.ok:
+        head = (f"head {result.head_seq}:{result.head_hash}" if result.head_hash else
+                "your tenant's entries; the log's head is shown to admins only")
         console.print(f"[bold green]ledger verifies[/bold green]: {result.entries:,} entries "
-                      f"in {source}; head {result.head_seq}:{result.head_hash}")
+                      f"in {source}; {head}")
         if result.root_hash:
             console.print(f"  Merkle root of {result.entries:,} entries: {result.root_hash}")
         cp = result.checkpoint
@@ -271,8 +273,13 @@ def show(
             if seq is not None:
                 emit(c.ledger_entry(seq), "yaml" if fmt == "yaml" else "json")
                 return
-            items = list(c.ledger_entries(since=since, limit=limit, tenant=tenant))
-            rows = [Entry.from_json(dict(d)) for d in items]
+            items = [dict(d) for d in c.ledger_entries(since=since, limit=limit, tenant=tenant)]
+            if any("hash" not in d for d in items):
+                # a tenant's view: its own numbers, no global ones, no hashes (receipts prove
+                # its entries): shown as the server gave them, never as zeros and blanks
+                _show_tenant_view(items, fmt, since)
+                return
+            rows = [Entry.from_json(d) for d in items]
         else:
             from straits.store import ledger
 
@@ -305,6 +312,30 @@ def show(
     for e in rows:
         t.add_row(str(e.seq), str(e.tenant_seq), e.recorded_at[:19], shown(e.tenant),
                   shown(e.actor), e.kind, shown(_summary(e)), e.hash[:12])
+    console.print(t)
+
+
+def _show_tenant_view(items: list[dict[str, Any]], fmt: Format, since: int) -> None:
+    """``ledger show --server`` for a non-admin token: ``seq`` is the tenant's own entry number
+    (docs/server-and-ledger.md, Tenancy)."""
+    if fmt != "table":  # as a local `ledger show -o json` prints: body as an object
+        emit([{**{k: v for k, v in d.items() if k != "content"},
+               "body": d.get("content", d.get("body"))} for d in items], fmt)
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    from straits.store.ledger import Entry
+
+    t = Table(title=f"Ledger of tenant {escape(str(items[0]['tenant'])) if items else '-'} "
+                    f"({len(items)} entries from its entry {since}; numbered within the tenant)",
+              title_justify="left")
+    for col in ("tenant #", "recorded (UTC)", "actor", "kind", "result"):
+        t.add_column(col, justify="right" if col == "tenant #" else "left")
+    for d in items:
+        e = Entry.from_json({**d, "tenant_seq": d["seq"]})
+        t.add_row(str(e.tenant_seq), e.recorded_at[:19], escape(e.actor), e.kind,
+                  escape(_summary(e)))
     console.print(t)
 
 
