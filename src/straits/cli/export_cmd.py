@@ -68,6 +68,10 @@ def export(
         if not out.strip():  # '' would be the current directory: an unset shell variable
             raise InputError("an empty path", path="-o",
                              expected="a directory, an archive FILE.tar.gz / .zip, or '-'")
+        if fmt is None:  # files into a directory: refuse anything else there at once
+            from straits.fileio import output_dir
+
+            output_dir(out)
         if json_out and out == "-":
             raise InputError("--json and -o - both want stdout", path="--json",
                              expected="-o DIR or -o FILE.tar.gz with --json")
