@@ -270,6 +270,26 @@ def test_quiet_plan_prints_one_summary_line(example_path: Path) -> None:
     assert run("-q", "plan", str(example_path), "--solver", "greedy").stdout == p.stdout
 
 
+def test_quiet_export_impact_and_recheck_print_one_line_each(tmp_path: Path) -> None:
+    """docs/cli.md: -q drops stderr and shrinks what a command prints to its summary line."""
+    h20 = ROOT / "examples" / "h20-2025.yaml"
+    doc = run("plan", str(h20), "--solver", "greedy", "-o", "json")
+    assert doc.returncode == 0, doc.stderr
+    f = tmp_path / "plan.json"
+    f.write_text(doc.stdout)
+    cases = [
+        (("export", str(f), "--to", "slurm", "-o", str(tmp_path / "jobs")), 0, "file(s) of plan"),
+        (("impact", "--plan", str(f), "--date", "2025-04-10", "--no-replan"), 0, "1 blocked"),
+        (("plan", str(f), "--recheck", "--date", "2025-04-10"), 4, "1 blocked"),
+    ]
+    for args, code, words in cases:
+        for p in (run(*args, "-q", columns=400), run("-q", *args, columns=400)):
+            assert p.returncode == code, (args, p.stderr)
+            assert p.stderr == ""
+            lines = p.stdout.strip().splitlines()
+            assert len(lines) == 1 and words in lines[0], (args, p.stdout)
+
+
 def test_long_reasons_wrap_under_their_own_text() -> None:
     p = run("check", stdin=json.dumps(DESIGN_REQUEST), columns=70)
     lines = p.stdout.splitlines()

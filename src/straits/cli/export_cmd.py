@@ -176,6 +176,13 @@ def _show(summary: dict[str, Any], written: int) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    if state.quiet:  # --quiet: the summary line alone
+        unplaced = (f"; not exported (unplaced): {', '.join(summary['unplaced'])}"
+                    if summary["unplaced"] else "")
+        console.print(f"wrote {written} file(s) of plan {summary['plan_id']} to "
+                      f"{summary['out']}{unplaced}", soft_wrap=True, markup=False)
+        return
+
     # notes and paths carry names from the scenario and -o: text, never Rich markup
     table = Table(title=escape(f"Plan {summary['plan_id']} exported to {summary['out']}"),
                   title_justify="left")
