@@ -240,9 +240,10 @@ def _summary(e: Entry) -> str:
                 f"(plan {str(inputs.get('plan_id', ''))[:8]})")
     if e.kind == "replay":
         done = (result or {}).get("replayed") or {}
-        return (f"rules replay since {body.get('date')}: {(result or {}).get('changed')} of "
-                f"{done.get('decisions', 0)} decisions and {done.get('placements', 0)} "
-                "placements would change")
+        # "3 of 5 decisions and 2 placements would change" read as 2 placements changing
+        return (f"rules replay since {body.get('date')}: {(result or {}).get('changed')} would "
+                f"change, of {done.get('decisions', 0)} decisions and "
+                f"{done.get('placements', 0)} plan placements replayed")
     plan: dict[str, Any] = (result or {}).get("plan") or {}
     return (f"{plan.get('status')} ${plan.get('total_cost_usd', 0):,.0f} "
             f"{len(plan.get('assignments', []))} placed, {len(plan.get('unplaced', []))} "
