@@ -290,6 +290,17 @@ def test_quiet_export_impact_and_recheck_print_one_line_each(tmp_path: Path) -> 
             assert len(lines) == 1 and words in lines[0], (args, p.stdout)
 
 
+@pytest.mark.parametrize(("args", "words"), [
+    (("market", "-o", "."), ("'.'", ".json")),
+    (("report", "examples/offshore-2025.yaml", "-o", "."), ("'.'", ".html")),
+    (("scenario", "validate", "."), ("directory",)),
+])
+def test_a_dot_for_a_file_is_named_in_the_error(args: tuple[str, ...],
+                                                words: tuple[str, ...]) -> None:
+    """`-o .` used to be a traceback; the error names the path given, not '' (its name)."""
+    one_line_error(run(*args, cwd=ROOT), *words)
+
+
 def test_long_reasons_wrap_under_their_own_text() -> None:
     p = run("check", stdin=json.dumps(DESIGN_REQUEST), columns=70)
     lines = p.stdout.splitlines()

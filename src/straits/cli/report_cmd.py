@@ -37,7 +37,8 @@ def output_kind(out: Path) -> str:
         return "html"
     kind = KINDS.get(out.suffix.lower())
     if kind is None:
-        raise InputError(f"cannot tell what to write from {out.name!r}", path="--out",
+        shown = out.name or str(out)  # '.' has no name
+        raise InputError(f"cannot tell what to write from {shown!r}", path="--out",
                          expected="a file ending in .html (or .pdf / .png, printed by a local "
                                   "Chromium), or - for HTML on stdout")
     return kind
@@ -91,6 +92,12 @@ def report(
     from straits.rules import ruleset
 
     try:
+        # a bad -o (no known suffix, a directory, a device...) is refused before a plan is
+        # read, made or rendered, not after
+        from straits.fileio import output_path
+
+        output_kind(out)
+        output_path(out, option="--out")
         rs = ruleset(rule_dirs(rules))
         if pareto is not None:
             from straits.plan.candidates import Candidates
