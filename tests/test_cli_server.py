@@ -115,6 +115,9 @@ def test_plans_are_made_recorded_shown_exported_and_rechecked(server: Server,
         {x.relative_to(local): x.read_text() for x in local.rglob("*") if x.is_file()}
     archive = server.run("export", str(f), "--to", "slurm", "-o", str(tmp_path / "j.tgz"))
     assert archive.returncode == 0 and (tmp_path / "j.tgz").stat().st_size > 0
+    here = straits("export", str(f), "--to", "slurm", "-o", str(tmp_path / "here.tgz"))
+    wrote = [ln for ln in here.stdout.splitlines() if ln.startswith("wrote ")]
+    assert wrote and wrote[0] != "wrote 0 file(s)" and wrote[0] in archive.stdout  # not 0
     impact = server.run("impact", "--date", "2025-04-10", "--plan", doc["id"], "--no-replan",
                         "--json")
     assert json.loads(impact.stdout)["plans"][0]["blocking"]

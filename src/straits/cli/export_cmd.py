@@ -80,7 +80,11 @@ def export(
 
             plan_id, data, summary = remote_export(plan, to, fmt or "tar.gz", run=run,
                                                    image=image, ordered=ordered)
-            written = _write_archive(out, data) if fmt else _unpack(Path(out), data)
+            if fmt:
+                _write_archive(out, data)
+                written = _files_in(summary)  # the archive's files (was: 0)
+            else:
+                written = _unpack(Path(out), data)
             summary = {**summary, "out": out}
         else:
             from straits.api import export_summary
@@ -150,6 +154,12 @@ def _write_archive(out: str, data: bytes) -> int:
         return 0
     write_file(Path(out), data)
     return 0
+
+
+def _files_in(summary: dict[str, Any]) -> int:
+    """How many files an export summary lists, over its targets."""
+    targets = summary.get("targets") or {}
+    return sum(len(r.get("files") or ()) for r in targets.values() if isinstance(r, dict))
 
 
 def _unpack(out: Path, data: bytes) -> int:
