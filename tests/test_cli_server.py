@@ -118,6 +118,10 @@ def test_plans_are_made_recorded_shown_exported_and_rechecked(server: Server,
     here = straits("export", str(f), "--to", "slurm", "-o", str(tmp_path / "here.tgz"))
     wrote = [ln for ln in here.stdout.splitlines() if ln.startswith("wrote ")]
     assert wrote and wrote[0] != "wrote 0 file(s)" and wrote[0] in archive.stdout  # not 0
+    # report: a recorded plan's (by prefix) comes from the server, which proves it
+    rep = server.run("report", doc["id"][:8], "-o", str(tmp_path / "r.html"))
+    assert rep.returncode == 0, rep.stderr
+    assert doc["id"] in rep.stderr and (tmp_path / "r.html").stat().st_size > 0
     impact = server.run("impact", "--date", "2025-04-10", "--plan", doc["id"], "--no-replan",
                         "--json")
     assert json.loads(impact.stdout)["plans"][0]["blocking"]

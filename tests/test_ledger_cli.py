@@ -396,6 +396,19 @@ def test_a_witness_and_a_tenant_against_a_real_server(tmp_path: Path, keyfile: P
         r.write_text(json.dumps(receipt))
         ok = straits("ledger", "verify-receipt", str(r), "--pubkey", pub(keyfile))
         assert ok.returncode == 0 and "receipt verifies" in ok.stdout
+        # the same through the CLI's --server mode: the server's receipt of the tenant's entry
+        # 2 and its latest checkpoint, never the local database's (there is none here)
+        remote = ("--server", base, "--token", tenant)
+        r2 = tmp_path / "r2.json"
+        got = straits_process(*remote, "ledger", "receipt", "2", "-o", str(r2))
+        assert got.returncode == 0, got.stderr
+        assert json.loads(r2.read_text()) == receipt
+        cp = straits_process(*remote, "ledger", "checkpoint", "--since", "3")
+        assert cp.returncode == 0, cp.stderr
+        assert json.loads(cp.stdout)["size"] == 5
+        assert json.loads(cp.stdout)["consistency"]["from"] == 3
+        missing = straits_process(*remote, "ledger", "receipt", "99")
+        assert missing.returncode == 2 and "no ledger entry 99" in missing.stderr
     finally:
         server.terminate()
         server.wait(timeout=30)
