@@ -197,6 +197,7 @@ def test_cli_replay_refuses_an_altered_ledger(tmp_path: Path, before: RuleSet) -
                              "WHERE seq = 1")
     p = straits("rules", "replay", "--since", "2025-01-01", "--packs", str(AFTER), db=db)
     assert p.returncode == 2 and "does not verify" in p.stderr and "entry 1" in p.stderr
+    assert p.stderr.startswith("error: --db:")  # the database is what is wrong, not --since
 
 
 def test_cli_replay_bad_input(tmp_path: Path) -> None:
