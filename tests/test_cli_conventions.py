@@ -163,6 +163,7 @@ def test_o_json_and_yaml_are_the_same_document() -> None:
     (("chips", "-o", "chips.json"), ("redirect",)),
     (("chips", "--json", "-o", "yaml"), ("--json", "two formats")),
     (("rules", "list", "-o", "csv"), ("-o",)),
+    (("plan", "examples/offshore-2025.yaml", "-o", "xml"), ("-o", "xml", "yaml or id")),
 ])
 def test_bad_output_formats_exit_2(args: tuple[str, ...], words: tuple[str, ...]) -> None:
     one_line_error(run(*args), *words)
@@ -241,6 +242,9 @@ def test_default_database_is_in_the_xdg_data_dir_and_named(home: dict[str, str],
     assert "creating the database" not in again.stderr
     show = json.loads(run("config", "show", "--json", env=home).stdout)
     assert show["settings"]["database"] == {"value": f"sqlite:///{db}", "from": "default"}
+    # the actor that would be recorded, not a blank (docs/cli.md: default cli:$USER)
+    assert show["settings"]["actor"]["from"] == "default"
+    assert show["settings"]["actor"]["value"].startswith("cli:")
 
 
 def test_straits_toml_sets_defaults_and_flags_win(home: dict[str, str], tmp_path: Path) -> None:
@@ -318,6 +322,37 @@ def test_quiet_plan_prints_one_summary_line(example_path: Path) -> None:
     lines = p.stdout.strip().splitlines()
     assert len(lines) == 1 and "Total $" in lines[0]
     assert run("-q", "plan", str(example_path), "--solver", "greedy").stdout == p.stdout
+
+
+def test_quiet_export_impact_and_recheck_print_one_line_each(tmp_path: Path) -> None:
+    """docs/cli.md: -q drops stderr and shrinks what a command prints to its summary line."""
+    h20 = ROOT / "examples" / "h20-2025.yaml"
+    doc = run("plan", str(h20), "--solver", "greedy", "-o", "json")
+    assert doc.returncode == 0, doc.stderr
+    f = tmp_path / "plan.json"
+    f.write_text(doc.stdout)
+    cases = [
+        (("export", str(f), "--to", "slurm", "-o", str(tmp_path / "jobs")), 0, "file(s) of plan"),
+        (("impact", "--plan", str(f), "--date", "2025-04-10", "--no-replan"), 0, "1 blocked"),
+        (("plan", str(f), "--recheck", "--date", "2025-04-10"), 4, "1 blocked"),
+    ]
+    for args, code, words in cases:
+        for p in (run(*args, "-q", columns=400), run("-q", *args, columns=400)):
+            assert p.returncode == code, (args, p.stderr)
+            assert p.stderr == ""
+            lines = p.stdout.strip().splitlines()
+            assert len(lines) == 1 and words in lines[0], (args, p.stdout)
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (("market", "-o", "."), ("'.'", ".json")),
+    (("report", "examples/offshore-2025.yaml", "-o", "."), ("'.'", ".html")),
+    (("scenario", "validate", "."), ("directory",)),
+])
+def test_a_dot_for_a_file_is_named_in_the_error(args: tuple[str, ...],
+                                                words: tuple[str, ...]) -> None:
+    """`-o .` used to be a traceback; the error names the path given, not '' (its name)."""
+    one_line_error(run(*args, cwd=ROOT), *words)
 
 
 def test_long_reasons_wrap_under_their_own_text() -> None:

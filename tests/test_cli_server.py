@@ -115,12 +115,25 @@ def test_plans_are_made_recorded_shown_exported_and_rechecked(server: Server,
         {x.relative_to(local): x.read_text() for x in local.rglob("*") if x.is_file()}
     archive = server.run("export", str(f), "--to", "slurm", "-o", str(tmp_path / "j.tgz"))
     assert archive.returncode == 0 and (tmp_path / "j.tgz").stat().st_size > 0
+    here = straits("export", str(f), "--to", "slurm", "-o", str(tmp_path / "here.tgz"))
+    wrote = [ln for ln in here.stdout.splitlines() if ln.startswith("wrote ")]
+    assert wrote and wrote[0] != "wrote 0 file(s)" and wrote[0] in archive.stdout  # not 0
+    # report: a recorded plan's (by prefix) comes from the server, which proves it
+    rep = server.run("report", doc["id"][:8], "-o", str(tmp_path / "r.html"))
+    assert rep.returncode == 0, rep.stderr
+    assert doc["id"] in rep.stderr and (tmp_path / "r.html").stat().st_size > 0
     impact = server.run("impact", "--date", "2025-04-10", "--plan", doc["id"], "--no-replan",
                         "--json")
     assert json.loads(impact.stdout)["plans"][0]["blocking"]
     entries = json.loads(server.run("ledger", "show", "--json").stdout)
     assert [e["seq"] for e in entries] == [doc["ledger_seq"]]
-    assert server.run("ledger", "verify").returncode == 0
+    # a tenant's view: its numbers, the body an object as locally, no zeros or blank hashes
+    assert isinstance(entries[0]["body"], dict) and "hash" not in entries[0]
+    assert "tenant_seq" not in entries[0] and "content" not in entries[0]
+    table = server.run("ledger", "show")
+    assert "numbered within the tenant" in table.stdout and "hash" not in table.stdout
+    verified = server.run("ledger", "verify")
+    assert verified.returncode == 0 and "admins only" in verified.stdout
     exported = server.run("ledger", "export", "-o", "-")
     assert exported.returncode == 0, exported.stderr
     (line,) = exported.stdout.splitlines()

@@ -149,9 +149,13 @@ def test_submit_watch_and_read_a_plan(console: tuple[object, Store], demo_text: 
     api = b.client.get(f"/v1/plans/{plan_id}/report",
                        headers={"Authorization": f"Bearer {b.token}"})
     assert api.status_code == 200 and api.headers["content-type"].startswith("text/html")
+    by_prefix = b.client.get(f"/v1/plans/{plan_id[:8]}/report",  # as /v1/plans/{id} takes it
+                             headers={"Authorization": f"Bearer {b.token}"})
+    assert by_prefix.status_code == 200 and plan_id in by_prefix.text
     other = create_token(store, "other-co", "planner")[0]
-    assert b.client.get(f"/v1/plans/{plan_id}/report",
-                        headers={"Authorization": f"Bearer {other}"}).status_code == 404
+    for ref in (plan_id, plan_id[:8]):
+        assert b.client.get(f"/v1/plans/{ref}/report",
+                            headers={"Authorization": f"Bearer {other}"}).status_code == 404
     ledger = b.client.get("/ui/ledger")
     assert 'data-verified="true"' in ledger.text and f'data-seq="{seq.group(1)}"' in ledger.text
 

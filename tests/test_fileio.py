@@ -171,3 +171,29 @@ def test_an_empty_path_is_refused_not_the_current_directory(
     assert list(tmp_path.iterdir()) == []
     p = straits("ledger", "export", "--db", f"sqlite:///{tmp_path / 'l.db'}", "-o", target)
     assert p.returncode == 2 and not (tmp_path / "ledger.jsonl").exists()
+
+
+def test_export_into_something_not_a_directory_is_refused_naming_it(tmp_path: Path) -> None:
+    """`export -o DIR` writes files into a directory: a file, link to a file, dangling link,
+    FIFO or device there is refused at once, by its kind (not `[Errno 17] File exists`)."""
+    from straits.fileio import output_dir
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "link").symlink_to(victim)
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dirlink").symlink_to(tmp_path / "dir")
+    os.mkfifo(tmp_path / "fifo")
+    cases = [(victim, "a file"), (tmp_path / "link", "a file"),
+             (tmp_path / "dangling", "symbolic link to nothing"), (tmp_path / "fifo", "FIFO"),
+             (Path("/dev/null"), "character device")]
+    for path, kind in cases:
+        with pytest.raises(InputError, match=kind) as exc:
+            output_dir(path)
+        assert exc.value.path == "-o"
+    for ok in (tmp_path / "dir", tmp_path / "dirlink", tmp_path / "new"):
+        assert output_dir(ok) == ok
+    p = straits("export", str(tmp_path / "nothing.json"), "--to", "slurm", "-o", str(victim))
+    assert p.returncode == 2 and "a file, not a directory" in p.stderr
+    assert victim.read_text() == "precious" and not (tmp_path / "nowhere").exists()

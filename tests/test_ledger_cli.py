@@ -396,6 +396,35 @@ def test_a_witness_and_a_tenant_against_a_real_server(tmp_path: Path, keyfile: P
         r.write_text(json.dumps(receipt))
         ok = straits("ledger", "verify-receipt", str(r), "--pubkey", pub(keyfile))
         assert ok.returncode == 0 and "receipt verifies" in ok.stdout
+        # the same through the CLI's --server mode: the server's receipt of the tenant's entry
+        # 2 and its latest checkpoint, never the local database's (there is none here)
+        remote = ("--server", base, "--token", tenant)
+        r2 = tmp_path / "r2.json"
+        got = straits_process(*remote, "ledger", "receipt", "2", "-o", str(r2))
+        assert got.returncode == 0, got.stderr
+        assert json.loads(r2.read_text()) == receipt
+        cp = straits_process(*remote, "ledger", "checkpoint", "--since", "3")
+        assert cp.returncode == 0, cp.stderr
+        assert json.loads(cp.stdout)["size"] == 5
+        assert json.loads(cp.stdout)["consistency"]["from"] == 3
+        missing = straits_process(*remote, "ledger", "receipt", "99")
+        assert missing.returncode == 2 and "no ledger entry 99" in missing.stderr
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.parametrize(("first_bad", "entries", "says"), [
+    (3, 2, "2 entries verified before it"),  # the chain walk stopped at entry 3
+    (1, 6, "the hash chain of its 6 entries verifies"),  # a stored row, found after the walk
+    (6, 6, "the hash chain of its 6 entries verifies"),  # a tree node or checkpoint
+    (None, 6, "the hash chain of its 6 entries verifies"),
+])
+def test_a_broken_ledger_says_what_verified_before_the_problem(
+        first_bad: int | None, entries: int, says: str) -> None:
+    from straits.cli.ledger_cmd import verified_part
+    from straits.store.ledger import Verification
+
+    v = Verification(ok=False, entries=entries, head_seq=entries, head_hash="00",
+                     first_bad=first_bad, problem="x")
+    assert verified_part(v) == says

@@ -180,6 +180,11 @@ def test_cli_replay_records_itself_and_gates_with_exit_code(db_url: str, tmp_pat
     text = " ".join(again.stdout.split())
     assert "us-ear-2025-h20" in text and f"{len(changed)} would change" in text
     assert "Replayed 1 ledger entries" in text
+    # ledger show's line for the replay: how many would change, of what was replayed
+    from straits.cli.ledger_cmd import _summary
+
+    assert f"{len(changed)} would change, of {len(REQUESTS)} decisions and 0 plan" in \
+        _summary(entry)
 
 
 def test_cli_replay_refuses_an_altered_ledger(tmp_path: Path, before: RuleSet) -> None:
@@ -192,6 +197,7 @@ def test_cli_replay_refuses_an_altered_ledger(tmp_path: Path, before: RuleSet) -
                              "WHERE seq = 1")
     p = straits("rules", "replay", "--since", "2025-01-01", "--packs", str(AFTER), db=db)
     assert p.returncode == 2 and "does not verify" in p.stderr and "entry 1" in p.stderr
+    assert p.stderr.startswith("error: --db:")  # the database is what is wrong, not --since
 
 
 def test_cli_replay_bad_input(tmp_path: Path) -> None:

@@ -221,6 +221,27 @@ class Client:
         out: LedgerEntry = self._json("GET", f"/v1/ledger/entries/{seq}")
         return out
 
+    def ledger_receipt(self, seq: int) -> dict[str, Any]:
+        """The receipt of entry ``seq`` (the tenant's number; global for admins)."""
+        out: dict[str, Any] = self._json("GET", f"/v1/ledger/entries/{seq}/receipt")
+        return out
+
+    def ledger_checkpoint(self, *, since: int | None = None, fresh: bool = False
+                          ) -> dict[str, Any]:
+        """The latest signed checkpoint (``fresh``: signed now, admins only), with a
+        consistency proof from size ``since`` when given."""
+        params: dict[str, Any] = {}
+        if since is not None:
+            params["since"] = since
+        if fresh:
+            params["fresh"] = "true"
+        out: dict[str, Any] = self._json("GET", "/v1/ledger/checkpoint", params=params)
+        return out
+
+    def plan_report(self, plan_id: str) -> str:
+        """A recorded plan's report: one self-contained HTML page."""
+        return self._request("GET", f"/v1/plans/{plan_id}/report").text
+
     def ledger_verify(self) -> dict[str, Any]:
         out: dict[str, Any] = self._json("GET", "/v1/ledger/verify")
         return out

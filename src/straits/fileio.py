@@ -41,6 +41,28 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+def output_dir(target: str | Path, option: str = "-o") -> Path:
+    """The directory ``target`` that files are written into (created later when missing):
+    raises :class:`InputError` naming ``option`` when something else is there (a file, a
+    device, a FIFO, a dangling link), instead of an OS error half-way through."""
+    path = Path(target)
+    try:
+        st = path.stat()  # a link to a directory is a directory to write into
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise InputError(f"{path} is a symbolic link to nothing", path=option,
+                             expected="a directory (created when missing)") from None
+        return path
+    except OSError as exc:
+        raise InputError(f"cannot use {path}: {exc.strerror or exc}", path=option) from None
+    if not stat.S_ISDIR(st.st_mode):
+        kind = "a file" if stat.S_ISREG(st.st_mode) else _kind(st.st_mode)
+        raise InputError(f"{path} is {kind}, not a directory", path=option,
+                         expected="a directory (created when missing), an archive "
+                                  "FILE.tar.gz / .tgz / .zip / .tar, or '-' for stdout")
+    return path
+
+
 def output_path(target: str | Path | None, *, default_name: str | None = None,
                 option: str = "-o") -> Path | None:
     """Where ``target`` writes: None for standard output (``-`` or no target), else the file

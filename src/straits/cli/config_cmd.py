@@ -10,6 +10,7 @@ import typer
 from straits.cli.common import (
     JsonOption,
     OutputOption,
+    actor_name,
     console,
     emit,
     fail,
@@ -58,6 +59,8 @@ def show(json_out: bool = JsonOption, output: str = OutputOption) -> None:
             value, origin = file_value, str(cfg.path)
         elif key == "database":
             value, origin = default_database_url(), "default"
+        elif key == "actor":
+            value, origin = actor_name(None), "default"  # cli:USER, as recorded
         else:
             value, origin = None, "default"
         if key == "rules":

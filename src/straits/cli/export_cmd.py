@@ -68,6 +68,10 @@ def export(
         if not out.strip():  # '' would be the current directory: an unset shell variable
             raise InputError("an empty path", path="-o",
                              expected="a directory, an archive FILE.tar.gz / .zip, or '-'")
+        if fmt is None:  # files into a directory: refuse anything else there at once
+            from straits.fileio import output_dir
+
+            output_dir(out)
         if json_out and out == "-":
             raise InputError("--json and -o - both want stdout", path="--json",
                              expected="-o DIR or -o FILE.tar.gz with --json")
@@ -76,7 +80,11 @@ def export(
 
             plan_id, data, summary = remote_export(plan, to, fmt or "tar.gz", run=run,
                                                    image=image, ordered=ordered)
-            written = _write_archive(out, data) if fmt else _unpack(Path(out), data)
+            if fmt:
+                _write_archive(out, data)
+                written = _files_in(summary)  # the archive's files (was: 0)
+            else:
+                written = _unpack(Path(out), data)
             summary = {**summary, "out": out}
         else:
             from straits.api import export_summary
@@ -148,6 +156,12 @@ def _write_archive(out: str, data: bytes) -> int:
     return 0
 
 
+def _files_in(summary: dict[str, Any]) -> int:
+    """How many files an export summary lists, over its targets."""
+    targets = summary.get("targets") or {}
+    return sum(len(r.get("files") or ()) for r in targets.values() if isinstance(r, dict))
+
+
 def _unpack(out: Path, data: bytes) -> int:
     """A server's tar.gz written into ``out`` (all files or none)."""
     import io
@@ -171,6 +185,13 @@ def _unpack(out: Path, data: bytes) -> int:
 def _show(summary: dict[str, Any], written: int) -> None:
     from rich.markup import escape
     from rich.table import Table
+
+    if state.quiet:  # --quiet: the summary line alone
+        unplaced = (f"; not exported (unplaced): {', '.join(summary['unplaced'])}"
+                    if summary["unplaced"] else "")
+        console.print(f"wrote {written} file(s) of plan {summary['plan_id']} to "
+                      f"{summary['out']}{unplaced}", soft_wrap=True, markup=False)
+        return
 
     # notes and paths carry names from the scenario and -o: text, never Rich markup
     table = Table(title=escape(f"Plan {summary['plan_id']} exported to {summary['out']}"),

@@ -148,7 +148,13 @@ def show(r: Any) -> None:
     else:
         t = Text(head, style="bold")
         t.append(f": {len(j['affected_stages'])} stage(s) affected")
+        blocked = sum(c["severity"] == "blocking" for c in j["changes"])
+        if blocked:
+            t.append(f", {blocked} blocked", style="bold red")
         console.print(hanging("", t))
+    if state.quiet:  # --quiet: the one summary line of each plan
+        return
+    if j["changes"]:
         for c in j["changes"]:
             line = Text()
             if c["severity"] == "blocking":

@@ -52,8 +52,10 @@ def _report(result: Verification, fmt: Format, source: str) -> None:
     if fmt != "table":
         emit(result.to_json(), fmt)
     elif result.ok:
+        head = (f"head {result.head_seq}:{result.head_hash}" if result.head_hash else
+                "your tenant's entries; the log's head is shown to admins only")
         console.print(f"[bold green]ledger verifies[/bold green]: {result.entries:,} entries "
-                      f"in {source}; head {result.head_seq}:{result.head_hash}")
+                      f"in {source}; {head}")
         if result.root_hash:
             console.print(f"  Merkle root of {result.entries:,} entries: {result.root_hash}")
         cp = result.checkpoint
@@ -67,11 +69,23 @@ def _report(result: Verification, fmt: Format, source: str) -> None:
         for note in result.notes:
             console.print(f"  [yellow]note:[/yellow] {note}")
     else:
-        where = f" at entry {result.first_bad}" if result.first_bad else ""
-        console.print(f"[bold red]ledger broken{where}[/bold red]: {result.problem} "
-                      f"({result.entries:,} entries verified before it)", soft_wrap=True)
+        console.print(f"[bold red]ledger broken{broken_where(result)}[/bold red]: "
+                      f"{result.problem} ({verified_part(result)})", soft_wrap=True)
     if not result.ok:
         raise typer.Exit(EXIT_BROKEN)
+
+
+def broken_where(result: Verification) -> str:
+    return f" at entry {result.first_bad}" if result.first_bad else ""
+
+
+def verified_part(result: Verification) -> str:
+    """What held before the problem: the chain walk stops at the first bad entry, but a bad
+    tree node, checkpoint, head or stored plan/decision row is found after the whole chain of
+    ``entries`` verified, at an entry inside it."""
+    if result.first_bad and result.first_bad > result.entries:
+        return f"{result.entries:,} entries verified before it"
+    return f"the hash chain of its {result.entries:,} entries verifies"
 
 
 def parse_heads(values: list[str], keys: Keys) -> list[Head]:
@@ -226,9 +240,10 @@ def _summary(e: Entry) -> str:
                 f"(plan {str(inputs.get('plan_id', ''))[:8]})")
     if e.kind == "replay":
         done = (result or {}).get("replayed") or {}
-        return (f"rules replay since {body.get('date')}: {(result or {}).get('changed')} of "
-                f"{done.get('decisions', 0)} decisions and {done.get('placements', 0)} "
-                "placements would change")
+        # "3 of 5 decisions and 2 placements would change" read as 2 placements changing
+        return (f"rules replay since {body.get('date')}: {(result or {}).get('changed')} would "
+                f"change, of {done.get('decisions', 0)} decisions and "
+                f"{done.get('placements', 0)} plan placements replayed")
     plan: dict[str, Any] = (result or {}).get("plan") or {}
     return (f"{plan.get('status')} ${plan.get('total_cost_usd', 0):,.0f} "
             f"{len(plan.get('assignments', []))} placed, {len(plan.get('unplaced', []))} "
@@ -259,8 +274,13 @@ def show(
             if seq is not None:
                 emit(c.ledger_entry(seq), "yaml" if fmt == "yaml" else "json")
                 return
-            items = list(c.ledger_entries(since=since, limit=limit, tenant=tenant))
-            rows = [Entry.from_json(dict(d)) for d in items]
+            items = [dict(d) for d in c.ledger_entries(since=since, limit=limit, tenant=tenant)]
+            if any("hash" not in d for d in items):
+                # a tenant's view: its own numbers, no global ones, no hashes (receipts prove
+                # its entries): shown as the server gave them, never as zeros and blanks
+                _show_tenant_view(items, fmt, since)
+                return
+            rows = [Entry.from_json(d) for d in items]
         else:
             from straits.store import ledger
 
@@ -293,6 +313,30 @@ def show(
     for e in rows:
         t.add_row(str(e.seq), str(e.tenant_seq), e.recorded_at[:19], shown(e.tenant),
                   shown(e.actor), e.kind, shown(_summary(e)), e.hash[:12])
+    console.print(t)
+
+
+def _show_tenant_view(items: list[dict[str, Any]], fmt: Format, since: int) -> None:
+    """``ledger show --server`` for a non-admin token: ``seq`` is the tenant's own entry number
+    (docs/server-and-ledger.md, Tenancy)."""
+    if fmt != "table":  # as a local `ledger show -o json` prints: body as an object
+        emit([{**{k: v for k, v in d.items() if k != "content"},
+               "body": d.get("content", d.get("body"))} for d in items], fmt)
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    from straits.store.ledger import Entry
+
+    t = Table(title=f"Ledger of tenant {escape(str(items[0]['tenant'])) if items else '-'} "
+                    f"({len(items)} entries from its entry {since}; numbered within the tenant)",
+              title_justify="left")
+    for col in ("tenant #", "recorded (UTC)", "actor", "kind", "result"):
+        t.add_column(col, justify="right" if col == "tenant #" else "left")
+    for d in items:
+        e = Entry.from_json({**d, "tenant_seq": d["seq"]})
+        t.add_row(str(e.tenant_seq), e.recorded_at[:19], escape(e.actor), e.kind,
+                  escape(_summary(e)))
     console.print(t)
 
 

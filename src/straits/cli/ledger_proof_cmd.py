@@ -19,6 +19,7 @@ from straits.cli.common import (
     open_store,
     print_json,
     read_stdin_text,
+    state,
 )
 from straits.errors import InputError, LedgerError, StraitsError
 from straits.fileio import write_output
@@ -85,6 +86,9 @@ def register(app: typer.Typer) -> None:
         print it; without a signing key, print the latest one the log issued."""
         from straits.store import checkpoints, tree
 
+        if state.server_url:
+            _remote_checkpoint(output, since, json_out)
+            return
         try:
             keys = keys_from(key, pubkey)
             store = open_store(db)
@@ -128,7 +132,8 @@ def register(app: typer.Typer) -> None:
     @app.command("receipt")
     def receipt(
         seq: int = typer.Argument(..., min=1, help="The entry (its global number, as `ledger "
-                                  "show` lists it)."),
+                                  "show` lists it; with --server, as the server numbers the "
+                                  "token's entries)."),
         db: str = DbOption,
         key: Path = KeyOption,
         pubkey: list[str] = PubkeyOption,
@@ -141,7 +146,12 @@ def register(app: typer.Typer) -> None:
         from straits.store.receipts import make_receipt
 
         try:
-            doc = make_receipt(open_store(db), seq, keys_from(key, pubkey))
+            if state.server_url:  # the server's receipt of the token's entry SEQ
+                from straits.cli.remote import client
+
+                doc = client().ledger_receipt(seq)
+            else:
+                doc = make_receipt(open_store(db), seq, keys_from(key, pubkey))
         except LedgerError as exc:
             err_console.print(f"[bold red]no receipt[/bold red]: {exc}", soft_wrap=True)
             raise typer.Exit(EXIT_BROKEN) from None
@@ -256,6 +266,23 @@ def register(app: typer.Typer) -> None:
                     console.print(ev, markup=False, soft_wrap=True)
         if not all(o.ok for o in outcomes):
             raise typer.Exit(EXIT_BROKEN)
+
+
+def _remote_checkpoint(output: Path | None, since: int | None, json_out: bool) -> None:
+    """`ledger checkpoint --server`: the latest checkpoint the server's log issued (its key
+    stays on the server), with its consistency proof from --since."""
+    from straits.cli.remote import client
+
+    try:
+        doc = client().ledger_checkpoint(since=since)
+        note_text = str(doc.get("checkpoint") or "")
+        text = (json.dumps(doc, indent=2) + "\n") if (json_out or since is not None) else note_text
+        written = write_output(output, text)
+    except StraitsError as exc:
+        fail(exc)
+        return
+    if written is not None:
+        err_console.print(f"wrote checkpoint {doc.get('size')} to {written}")
 
 
 def _read_text(path: Path, option: str, cap: int = MAX_FETCH) -> str:

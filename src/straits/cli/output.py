@@ -13,16 +13,18 @@ Format = Literal["json", "yaml", "table"]
 FORMATS: tuple[Format, ...] = ("table", "json", "yaml")
 
 
-def output_format(output: str | None, json_out: bool = False) -> Format:
-    """The format asked for by ``-o FORMAT`` or ``--json`` (the two must agree)."""
+def output_format(output: str | None, json_out: bool = False, also: tuple[str, ...] = ()) -> Format:
+    """The format asked for by ``-o FORMAT`` or ``--json`` (the two must agree); ``also``
+    names a command's own further formats (handled by the command) for the error message."""
     if output is None:
         return "json" if json_out else "table"
     fmt = output.strip().lower()
     if fmt not in FORMATS:
         hint = (" (to write a file, redirect the output: > FILE)"
                 if ("." in fmt or "/" in fmt or fmt == "-") else "")
+        names = [*FORMATS, *also]
         raise InputError(f"-o takes an output format, not {output!r}{hint}", path="-o",
-                         expected="table, json or yaml")
+                         expected=", ".join(names[:-1]) + " or " + names[-1])
     if json_out and fmt != "json":
         raise InputError(f"--json and -o {fmt} ask for two formats", path="-o",
                          expected="one of them")

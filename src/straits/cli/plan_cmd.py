@@ -168,7 +168,8 @@ def plan(
         if risk is not None and risk not in ("p50", "p90"):
             raise InputError(f"unknown risk {risk!r}", path="--risk", expected="p50 or p90")
         id_only = output is not None and output.strip().lower() == "id"
-        fmt = output_format(None if id_only or chart is not None else output, json_out)
+        fmt = output_format(None if id_only or chart is not None else output, json_out,
+                            also=("id",))
         if id_only:
             if json_out:
                 raise InputError("--json and -o id ask for two formats", path="-o",

@@ -20,6 +20,7 @@ from straits.cli.common import (
     open_store,
     print_json,
     rule_dirs,
+    state,
 )
 from straits.errors import InputError, StraitsError
 
@@ -37,7 +38,8 @@ def output_kind(out: Path) -> str:
         return "html"
     kind = KINDS.get(out.suffix.lower())
     if kind is None:
-        raise InputError(f"cannot tell what to write from {out.name!r}", path="--out",
+        shown = out.name or str(out)  # '.' has no name
+        raise InputError(f"cannot tell what to write from {shown!r}", path="--out",
                          expected="a file ending in .html (or .pdf / .png, printed by a local "
                                   "Chromium), or - for HTML on stdout")
     return kind
@@ -95,6 +97,12 @@ def report(
     from straits.rules import ruleset
 
     try:
+        # a bad -o (no known suffix, a directory, a device...) is refused before a plan is
+        # read, made or rendered, not after
+        from straits.fileio import output_path
+
+        output_kind(out)
+        output_path(out, option="--out")
         rs = ruleset(rule_dirs(rules))
         if pareto is not None:
             from straits.plan.candidates import Candidates
@@ -105,6 +113,18 @@ def report(
                               date=source.scenario.date)
             points = frontier(cand, points=pareto, time_limit=time_limit)
             html = pareto_report([p.to_json() for p in points], source.scenario.name)
+        elif state.server_url and _recorded_ref(plan):
+            # a recorded plan is the server's: its report route renders what its log proves
+            from straits.cli.remote import client
+
+            if regime is not None:
+                raise InputError("--regime applies to a scenario planned now", path="--regime",
+                                 expected="a scenario file with --regime, or no --regime")
+            c = client()
+            plan_id = str(c.plan_job(plan)["id"])  # a prefix resolved as `plan --show` does
+            html = c.plan_report(plan_id)
+            note(f"[dim]read the report of plan {esc(plan_id)} from "
+                 f"{esc(state.server_url)}[/dim]")
         else:
             plan_json, sc, describe, recorded = _plan_of(plan, db, rs, regime, time_limit, key)
             html = plan_report(plan_json, sc, rs, source=describe, recorded=recorded)
@@ -130,6 +150,13 @@ def _scenario_only(ref: str, db: str | None, option: str) -> PlanSource:
         raise InputError(f"{option} plans a scenario; {esc(source.label)} is a plan already",
                          path="PLAN", expected=f"a scenario file with {option}")
     return source
+
+
+def _recorded_ref(ref: str) -> bool:
+    """Whether PLAN names a recorded plan (an id), not stdin or a file read here."""
+    from straits.cli.plan_source import looks_like_path
+
+    return ref != "-" and not Path(ref).expanduser().exists() and not looks_like_path(ref)
 
 
 def _plan_of(ref: str, db: str | None, rules: RuleSet, regime: str | None, time_limit: float,

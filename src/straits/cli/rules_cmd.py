@@ -357,8 +357,9 @@ def replay(
             v = ledger_mod.verify(store)
             if not v.ok:
                 raise InputError(f"the ledger does not verify ({v.problem}): replaying it "
-                                 "would compare against altered records", path="--since",
-                                 expected="a ledger that `straits ledger verify` accepts")
+                                 "would compare against altered records", path="--db",
+                                 expected="a ledger that `straits ledger verify` accepts "
+                                          "(or --no-verify to replay it as it is)")
         cand = _rules(rules, candidate)
         result = Replayer(store, cand, _rules(rules) if candidate else None).run(
             day, tenant=tenant)

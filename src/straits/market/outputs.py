@@ -104,7 +104,7 @@ def parquet_bytes(rows: list[dict[str, Any]], metadata: dict[str, str]) -> bytes
 def check_target(path: Path) -> None:
     """Refuse an output path before any work is done."""
     if path.suffix.lower() not in FORMATS:
-        raise MarketError(f"cannot write {path.name!r}", path="-o",
+        raise MarketError(f"cannot write {path.name or str(path)!r}", path="-o",
                           expected="a file ending in " + ", ".join(FORMATS))
     if path.exists() and path.is_dir():
         raise MarketError(f"{path} is a directory", path="-o", expected="a file name")

@@ -18,11 +18,14 @@ async def plan_report_html(request: Request, plan_id: str, who: Caller) -> HTMLR
     """The plan report (`straits report`): summary, Gantt per pool, map, costs, why not, rules
     timeline, ledger entry. Your tenant's plans only (an admin's: any)."""
     from straits.report import plan_report
+    from straits.server.routes import _own_plan
     from straits.web.views import recorded_plan
 
     def make() -> str:
-        sc, plan, recorded = recorded_plan(request.app.state.store, who, plan_id)
-        return plan_report(plan, sc, request.app.state.rules, source=f"plan {plan_id}",
+        # an id or a unique prefix, as the other plan routes take it; another tenant's: 404
+        row = _own_plan(request, who, plan_id)
+        sc, plan, recorded = recorded_plan(request.app.state.store, who, row.id)
+        return plan_report(plan, sc, request.app.state.rules, source=f"plan {row.id}",
                            recorded=recorded)
 
     html = await run_in_threadpool(make)
