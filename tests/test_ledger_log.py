@@ -357,6 +357,31 @@ def test_an_altered_decision_is_found(db_url: str, rules: RuleSet, column: str, 
     assert not v.ok and v.first_bad == e.seq and word in (v.problem or ""), v.problem
 
 
+@pytest.mark.parametrize("decision_first", [True, False])
+def test_with_plans_and_decisions_altered_the_first_entry_is_named(
+        db_url: str, rules: RuleSet, plan: Plan, example_path: Path,
+        decision_first: bool) -> None:
+    from straits.api import check_json, parse_check_document
+
+    store = Store(db_url)
+    reqs, was_list = parse_check_document(DESIGN_REQUEST, "test")
+
+    def check() -> int:
+        return record_check(store, rules, reqs, check_json(rules, reqs, was_list),
+                            tenant="kunlun", actor="alice").seq
+
+    if decision_first:
+        first = check()
+        plan_id, _ = _recorded(db_url, rules, plan, example_path)
+    else:
+        plan_id, first = _recorded(db_url, rules, plan, example_path)
+        check()
+    _moved_clusters(db_url, plan_id)
+    sql(db_url, "UPDATE decisions SET tenant = 'rival'")
+    v = verify_store(Store(db_url), Keys())
+    assert not v.ok and v.first_bad == first, (v.first_bad, v.problem)
+
+
 def test_reads_are_anchored_to_the_signed_checkpoint(db_url: str, rules: RuleSet, plan: Plan,
                                                      example_path: Path, keys: Keys) -> None:
     plan_id, seq = _recorded(db_url, rules, plan, example_path)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -248,37 +249,62 @@ def _check_head(s: Session, h: Head, n: int, root: bytes,
 
 
 def _check_rows(s: Session) -> None:
+    """Every stored plan and decision row against its entry, and every plan entry against its
+    row: the problem at the lowest entry is reported (each scan stops at its first, in entry
+    order), so with several tables altered the first entry that is wrong is named."""
+    found = [p for p in (_plan_rows(s), _plan_entries(s), _decision_rows(s)) if p is not None]
+    if found:
+        seq, problem = min(found, key=lambda p: p[0] or 0)
+        raise _Broken(seq, problem)
+
+
+def _plan_rows(s: Session) -> tuple[int, str] | None:
     q = (select(PlanRow, LedgerRow).outerjoin(LedgerRow, LedgerRow.seq == PlanRow.ledger_seq)
          .where(PlanRow.ledger_seq.is_not(None)).order_by(PlanRow.ledger_seq))
-    for plan, row in s.execute(q).yield_per(500):
-        if row is None:
-            raise _Broken(plan.ledger_seq, f"plan {plan.id} points to ledger entry "
-                                           f"{plan.ledger_seq}, which does not exist")
-        problem = plan_row_problem(plan, Entry.from_row(row))
-        if problem:
-            raise _Broken(row.seq, problem)
-    # and the other way: every plan entry has the plan row that points to it (a row deleted,
-    # or detached by clearing its ledger_seq, would otherwise pass as a plan never recorded)
-    q1 = (select(LedgerRow.seq, LedgerRow.body)
-          .outerjoin(PlanRow, PlanRow.ledger_seq == LedgerRow.seq)
-          .where(LedgerRow.kind == "plan", PlanRow.id.is_(None)).order_by(LedgerRow.seq))
-    for seq, body in s.execute(q1).yield_per(500):
-        doc = json.loads(body)  # an object: the chain walk checked every plan entry's body
-        result = doc.get("result") if isinstance(doc, dict) else None
-        plan_id = result.get("plan_id") if isinstance(result, dict) else None
-        raise _Broken(seq, f"ledger entry {seq} records plan {plan_id}, but no plan row points "
-                           "to it: the plan was deleted or detached from its entry (the plans "
-                           "table was altered)")
-    q2 = (select(DecisionRow, LedgerRow)
-          .outerjoin(LedgerRow, LedgerRow.seq == DecisionRow.ledger_seq)
-          .order_by(DecisionRow.ledger_seq))
-    for decision, row in s.execute(q2).yield_per(500):
-        if row is None:
-            raise _Broken(decision.ledger_seq, f"decision {decision.id} points to ledger entry "
-                                               f"{decision.ledger_seq}, which does not exist")
-        problem = decision_row_problem(decision, Entry.from_row(row))
-        if problem:
-            raise _Broken(row.seq, problem)
+    with closing(s.execute(q).yield_per(500)) as rows:  # closed when a scan stops early
+        for plan, row in rows:
+            if row is None:
+                return plan.ledger_seq, (f"plan {plan.id} points to ledger entry "
+                                         f"{plan.ledger_seq}, which does not exist")
+            problem = plan_row_problem(plan, Entry.from_row(row))
+            if problem:
+                return row.seq, problem
+    return None
+
+
+def _plan_entries(s: Session) -> tuple[int, str] | None:
+    """Every plan entry has the plan row that points to it (a row deleted, or detached by
+    clearing its ledger_seq, would otherwise pass as a plan never recorded)."""
+    q = (select(LedgerRow.seq, LedgerRow.body)
+         .outerjoin(PlanRow, PlanRow.ledger_seq == LedgerRow.seq)
+         .where(LedgerRow.kind == "plan", PlanRow.id.is_(None)).order_by(LedgerRow.seq)
+         .limit(1))
+    first = s.execute(q).first()
+    if first is None:
+        return None
+    seq, body = first
+    doc = json.loads(body)  # an object: the chain walk checked every plan entry's body
+    result = doc.get("result") if isinstance(doc, dict) else None
+    plan_id = result.get("plan_id") if isinstance(result, dict) else None
+    return seq, (f"ledger entry {seq} records plan {plan_id}, but no plan row points to it: "
+                 "the plan was deleted or detached from its entry (the plans table was "
+                 "altered)")
+
+
+def _decision_rows(s: Session) -> tuple[int, str] | None:
+    q = (select(DecisionRow, LedgerRow)
+         .outerjoin(LedgerRow, LedgerRow.seq == DecisionRow.ledger_seq)
+         .order_by(DecisionRow.ledger_seq))
+    with closing(s.execute(q).yield_per(500)) as rows:
+        for decision, row in rows:
+            if row is None:
+                return decision.ledger_seq, (f"decision {decision.id} points to ledger "
+                                             f"entry {decision.ledger_seq}, which does not "
+                                             "exist")
+            problem = decision_row_problem(decision, Entry.from_row(row))
+            if problem:
+                return row.seq, problem
+    return None
 
 
 def _size(h: Head) -> int:
