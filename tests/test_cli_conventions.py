@@ -364,11 +364,16 @@ def test_long_reasons_wrap_under_their_own_text() -> None:
     assert body and all(ln.startswith("  ") for ln in body), body
 
 
-def test_chips_never_cut_ids() -> None:
-    ids = [c["id"] for c in json.loads(run("chips", "--json").stdout)]
-    table = run("chips", columns=80).stdout
-    for chip in ids:
-        assert re.search(rf"(^|\s){re.escape(chip)}(\s|$)", table, re.M), chip
+@pytest.mark.parametrize("columns", [60, 80, 200])
+def test_chips_never_cut_a_cell(columns: int) -> None:
+    chips = json.loads(run("chips", "--json").stdout)
+    table = run("chips", columns=columns).stdout
+    assert "\u2026" not in table  # no ellipsis anywhere
+    rows = {ln.split()[0]: ln for ln in table.splitlines() if ln.strip()}
+    for c in chips:  # each chip on one line, with its id, TPP and 2023 class whole
+        row = rows[c["id"]]
+        assert f"{c['derived']['tpp']:,.0f}" in row.split()
+        assert c["derived"]["class_2023"] in row.split()
 
 
 # --- guidance ------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from straits.cli.common import (
     emit,
     fail,
     output_format,
+    print_whole,
     state,
 )
 from straits.errors import StraitsError
@@ -35,7 +36,7 @@ def chips(json_out: bool = JsonOption, output: str = OutputOption) -> None:
     if fmt != "table":
         emit(data, fmt)
         return
-    console.print(chips_table(data))
+    print_whole(chips_table(data))
     console.print("Ranges in the sources use their midpoint (e.g. Ascend-910B); thresholds read "
                   "them at the top. `straits chips --json` shows every figure's source.")
 
@@ -48,7 +49,7 @@ def _fig(c: dict[str, Any], name: str) -> str:
     if v is not None:
         return str(v) if isinstance(v, bool) else f"{v:g}"
     low, high = f["low"], f["high"]
-    return f"{(low + high) / 2:g} (midpoint of {low:g}-{high:g})"
+    return f"{low:g}-{high:g}"  # the note under the table: thresholds read the top
 
 
 def _mid(c: dict[str, Any], name: str) -> str:
@@ -60,18 +61,14 @@ def _mid(c: dict[str, Any], name: str) -> str:
 
 
 def chips_table(data: list[dict[str, Any]]) -> Any:
-    """The catalog table from `chips --json` (so a remote catalog renders the same). Ids are
-    never cut: the id column is as wide as the longest id."""
+    """The catalog table from `chips --json` (so a remote catalog renders the same). No cell
+    wraps or is cut: the caller prints it at its full width."""
+    from rich import box
     from rich.table import Table
 
     t = Table(title="Chip catalog (dense peak; TPP, PD and classes computed from specs)",
-              title_justify="left")
-    longest = max((len(c["id"]) for c in data), default=2)
-    t.add_column("id", no_wrap=True, min_width=longest)
-    for col, just in [("vendor", "left"), ("BF16 TF", "right"), ("HBM GB", "right"),
-                      ("HBM TB/s", "right"), ("I/O GB/s", "right"), ("TPP", "right"),
-                      ("PD", "right"), ("2022", "left"), ("2023", "left"), ("conf", "left")]:
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
+              title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    rows = []
     for c in data:
         figs = c["figures"]
         peak_name = "bf16_tflops" if "bf16_tflops" in figs else "fp16_tflops"
@@ -79,11 +76,18 @@ def chips_table(data: list[dict[str, Any]]) -> Any:
                         if n in figs})
         d = c["derived"]
         pd = d.get("performance_density")
-        t.add_row(
+        rows.append((
             c["id"], f"{c['vendor']} ({c['origin']})",
             _fig(c, peak_name) + ("" if peak_name == "bf16_tflops" else " fp16"),
             _fig(c, "hbm_gb"), _fig(c, "hbm_tbps"), _mid(c, "scaleup_gbps"),
             f"{d['tpp']:,.0f}", f"{pd:.2f}" if pd is not None else "?",
             d["class_2022"], d["class_2023"], "/".join(confs),
-        )
+        ))
+    for col, just in [("id", "left"), ("vendor", "left"), ("BF16 TF", "right"),
+                      ("HBM GB", "right"), ("HBM TB/s", "right"), ("I/O GB/s", "right"),
+                      ("TPP", "right"), ("PD", "right"), ("2022", "left"), ("2023", "left"),
+                      ("conf", "left")]:
+        t.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
+    for r in rows:
+        t.add_row(*r)
     return t

@@ -95,6 +95,21 @@ console: Console = _LazyConsole(stderr=False)  # type: ignore[assignment]
 err_console: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
 
 
+def print_whole(renderable: Any) -> None:
+    """Print a table on stdout at its natural width even past the terminal's, as `kubectl
+    get` does: no cell is cut to fit; a narrow terminal wraps the long lines."""
+    from rich.measure import Measurement
+
+    c = console.get() if isinstance(console, _LazyConsole) else console
+    wide = Measurement.get(c, c.options.update_width(10_000), renderable).maximum
+    old = c.width
+    c.width = max(old, wide)
+    try:
+        c.print(renderable)
+    finally:
+        c.width = old
+
+
 # --- global state: set by the root callback (straits [--config F] [-q] [--server URL] ...) ------
 @dataclass
 class CliState:
