@@ -73,8 +73,7 @@ class Index:
             idx = np.concatenate([np.arange(len(self.resources)),
                                   np.array(extra, dtype=np.int64)])
             counts = np.concatenate([self.res_count, np.array(
-                [self.resources[i].pool.procurable.max for i in extra  # type: ignore[union-attr]
-                 ], dtype=np.int64)])
+                [self._buyable_max(i) for i in extra], dtype=np.int64)])
             hit = self._rows[tenant] = (rows, idx, counts)
         return hit
 
@@ -137,6 +136,12 @@ class Index:
             chip_ids=chip_ids, res_kwh=kwh, res_gco2=gco2,
             res_index={(r.site.id, r.chip.id): i for i, r in enumerate(resources)},
         )
+
+    def _buyable_max(self, i: int) -> int:
+        """How many chips pool ``i`` sells at most (one of :meth:`buyable`'s pools)."""
+        procurable = self.resources[i].pool.procurable
+        assert procurable is not None
+        return procurable.max
 
     def buyable(self, tenant: str) -> list[int]:
         """Pools whose chips ``tenant`` may buy."""
