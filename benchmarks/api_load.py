@@ -31,10 +31,15 @@ import httpx
 from straits.api import check_json, parse_check_document
 from straits.rules import ruleset
 
-BASE = {"date": "2025-06-01", "regime": "enacted", "action": "finetune",
-        "tenant": {"hq": "CN", "authorizations": []},
-        "site": {"country": "SG", "operator_hq": "SG"}, "chip": "H100-SXM",
-        "data": {"origin": "CN", "classes": ["personal"], "subjects": 3_000_000}}
+BASE = {
+    "date": "2025-06-01",
+    "regime": "enacted",
+    "action": "finetune",
+    "tenant": {"hq": "CN", "authorizations": []},
+    "site": {"country": "SG", "operator_hq": "SG"},
+    "chip": "H100-SXM",
+    "data": {"origin": "CN", "classes": ["personal"], "subjects": 3_000_000},
+}
 
 
 def varied(n: int, seed: int = 1) -> list[dict[str, Any]]:
@@ -42,13 +47,20 @@ def varied(n: int, seed: int = 1) -> list[dict[str, Any]]:
     out = []
     for _ in range(n):
         day = dt.date(2025, 1, 1) + dt.timedelta(days=rng.randrange(365))
-        out.append({**BASE, "date": day.isoformat(),
-                    "chip": rng.choice(["H100-SXM", "H20", "H800-SXM", "A100-SXM-80GB",
-                                        "B200", "Ascend-910B"]),
-                    "site": {"country": rng.choice(["SG", "MY", "CN", "US", "DE"]),
-                             "operator_hq": rng.choice(["SG", "CN", "US"])},
-                    "data": {**BASE["data"], "subjects": rng.choice([0, 5_000, 200_000,
-                                                                     3_000_000])}})
+        out.append(
+            {
+                **BASE,
+                "date": day.isoformat(),
+                "chip": rng.choice(
+                    ["H100-SXM", "H20", "H800-SXM", "A100-SXM-80GB", "B200", "Ascend-910B"]
+                ),
+                "site": {
+                    "country": rng.choice(["SG", "MY", "CN", "US", "DE"]),
+                    "operator_hq": rng.choice(["SG", "CN", "US"]),
+                },
+                "data": {**BASE["data"], "subjects": rng.choice([0, 5_000, 200_000, 3_000_000])},
+            }
+        )
     return out
 
 
@@ -58,8 +70,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run(client: httpx.Client, method: str, url: str, bodies: list[Any] | None, n: int,
-        clients: int, headers: dict[str, str]) -> tuple[float, list[float]]:
+def run(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    bodies: list[Any] | None,
+    n: int,
+    clients: int,
+    headers: dict[str, str],
+) -> tuple[float, list[float]]:
     def one(i: int) -> float:
         t = time.perf_counter()
         body = bodies[i % len(bodies)] if bodies else None
@@ -84,22 +103,32 @@ def main() -> None:
     if "--clients" in args:
         i = args.index("--clients")
         clients = int(args[i + 1])
-        del args[i:i + 2]
+        del args[i : i + 2]
     n = int(args[0]) if args else 2000
     tmp = Path(tempfile.mkdtemp(prefix="straits-load-"))
     db = f"sqlite:///{tmp / 'load.db'}"
     env = {**os.environ, "STRAITS_DATABASE_URL": db}
     exe = [sys.executable, "-m", "straits"]
-    token = json.loads(subprocess.run([*exe, "tokens", "create", "--tenant", "bench", "--role",
-                                       "planner", "--json"], env=env, check=True,
-                                      capture_output=True, text=True).stdout)["token"]
+    token = json.loads(
+        subprocess.run(
+            [*exe, "tokens", "create", "--tenant", "bench", "--role", "planner", "--json"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )["token"]
     port = free_port()
-    server = subprocess.Popen([*exe, "serve", "--port", str(port), "--log-level", "warning"],
-                              env=env, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [*exe, "serve", "--port", str(port), "--log-level", "warning"],
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
-        with httpx.Client(base_url=url, timeout=60,
-                          limits=httpx.Limits(max_connections=clients * 2)) as client:
+        with httpx.Client(
+            base_url=url, timeout=60, limits=httpx.Limits(max_connections=clients * 2)
+        ) as client:
             for _ in range(200):
                 try:
                     if client.get("/healthz").status_code == 200:
@@ -107,29 +136,35 @@ def main() -> None:
                 except httpx.TransportError:
                     time.sleep(0.1)
             h = {"Authorization": f"Bearer {token}"}
-            mixes = [("GET /healthz (floor)", "GET", "/healthz", None),
-                     ("POST /v1/check, one request", "POST", "/v1/check", [BASE]),
-                     ("POST /v1/check, varied", "POST", "/v1/check", varied(n)),
-                     ("POST /v1/check?record=true", "POST", "/v1/check?record=true",
-                      varied(n, 2))]
+            mixes = [
+                ("GET /healthz (floor)", "GET", "/healthz", None),
+                ("POST /v1/check, one request", "POST", "/v1/check", [BASE]),
+                ("POST /v1/check, varied", "POST", "/v1/check", varied(n)),
+                ("POST /v1/check?record=true", "POST", "/v1/check?record=true", varied(n, 2)),
+            ]
             rules = ruleset()
             t = time.perf_counter()
             for body in varied(n, 3):
                 check_json(rules, *parse_check_document(body, "bench"))
             direct = n / (time.perf_counter() - t)
             print(f"{'mix':<32} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'vs API':>8}")
-            print(f"{'Python API, varied (baseline)':<32} {direct:>8,.0f} {'':>8} {'':>8} "
-                  f"{1.0:>8.2f}")
+            print(
+                f"{'Python API, varied (baseline)':<32} {direct:>8,.0f} {'':>8} {'':>8} {1.0:>8.2f}"
+            )
             for label, method, path, bodies in mixes:
                 run(client, method, path, bodies, min(200, n), clients, h)  # warm up
                 rps, lat = run(client, method, path, bodies, n, clients, h)
-                print(f"{label:<32} {rps:>8,.0f} {pct(lat, 50):>8.1f} {pct(lat, 99):>8.1f} "
-                      f"{rps / direct:>8.2f}")
+                print(
+                    f"{label:<32} {rps:>8,.0f} {pct(lat, 50):>8.1f} {pct(lat, 99):>8.1f} "
+                    f"{rps / direct:>8.2f}"
+                )
     finally:
         server.terminate()
         server.wait(timeout=30)
-    print(f"\n{n:,} requests per mix, {clients} client threads, one uvicorn process, SQLite "
-          f"(WAL) on loopback; 'vs API' = HTTP throughput / in-process Python API throughput.")
+    print(
+        f"\n{n:,} requests per mix, {clients} client threads, one uvicorn process, SQLite "
+        f"(WAL) on loopback; 'vs API' = HTTP throughput / in-process Python API throughput."
+    )
 
 
 if __name__ == "__main__":

@@ -33,8 +33,12 @@ from straits.estimate.runs import NEAR_REPLICATES, PublishedRun, published_runs,
 from straits.estimate.typical import typical_chips
 
 BASELINE_MFU = 0.40
-GOALS = {"median |error|": (None, 0.12), "bias": (-0.05, 0.05), "within 25%": (0.80, None),
-         "interval coverage": (0.70, 0.90)}
+GOALS = {
+    "median |error|": (None, 0.12),
+    "bias": (-0.05, 0.05),
+    "within 25%": (0.80, None),
+    "interval coverage": (0.70, 0.90),
+}
 
 
 @dataclass(frozen=True)
@@ -75,34 +79,45 @@ def row(run: PublishedRun) -> Row:
     return Row(run, chips, basis, pred, pred * est.low_factor, pred * est.high_factor, baseline)
 
 
-def summary(rows: list[Row], error: Callable[[Row], float] = lambda r: r.error
-            ) -> dict[str, float]:
+def summary(rows: list[Row], error: Callable[[Row], float] = lambda r: r.error) -> dict[str, float]:
     errs = [error(r) for r in rows]
-    return {"median |error|": statistics.median(abs(e) for e in errs),
-            "bias": statistics.median(errs),
-            "within 25%": sum(abs(e) <= 0.25 for e in errs) / len(errs),
-            "interval coverage": sum(r.inside for r in rows) / len(rows)}
+    return {
+        "median |error|": statistics.median(abs(e) for e in errs),
+        "bias": statistics.median(errs),
+        "within 25%": sum(abs(e) <= 0.25 for e in errs) / len(errs),
+        "interval coverage": sum(r.inside for r in rows) / len(rows),
+    }
 
 
 def table(title: str, rows: list[Row]) -> None:
     print(f"\n{title}")
-    print(f"{'run':22s} {'rd':>2s} {'scope':6s} {'chip':14s} {'chips':>7s} {'basis':9s} "
-          f"{'published':>12s} {'predicted':>12s} {'80% interval':>25s} {'error':>8s} {'in':>3s} "
-          f"{'MFU 0.40':>9s}")
+    print(
+        f"{'run':22s} {'rd':>2s} {'scope':6s} {'chip':14s} {'chips':>7s} {'basis':9s} "
+        f"{'published':>12s} {'predicted':>12s} {'80% interval':>25s} {'error':>8s} {'in':>3s} "
+        f"{'MFU 0.40':>9s}"
+    )
     for r in rows:
         interval = f"{r.low:,.0f}-{r.high:,.0f}"
-        print(f"{r.run.id:22s} {r.run.round:2d} {r.run.scope[:6]:6s} {r.run.chip:14s} "
-              f"{r.chips:7,d} {r.basis:9s} {r.run.value:12,.0f} {r.predicted:12,.0f} "
-              f"{interval:>25s} {r.error:+8.1%} {'yes' if r.inside else 'no':>3s} "
-              f"{r.baseline_error:+9.1%}")
+        print(
+            f"{r.run.id:22s} {r.run.round:2d} {r.run.scope[:6]:6s} {r.run.chip:14s} "
+            f"{r.chips:7,d} {r.basis:9s} {r.run.value:12,.0f} {r.predicted:12,.0f} "
+            f"{interval:>25s} {r.error:+8.1%} {'yes' if r.inside else 'no':>3s} "
+            f"{r.baseline_error:+9.1%}"
+        )
 
 
 def verdict(name: str, value: float) -> str:
     lo, hi = GOALS[name]
     ok = (lo is None or value >= lo) and (hi is None or value <= hi)
-    goal = (f"{lo:+.0%} to {hi:+.0%}" if lo is not None and hi is not None and lo < 0
-            else f">= {lo:.0%}" if lo is not None and hi is None
-            else f"<= {hi:.0%}" if hi is not None and lo is None else f"{lo:.0%}-{hi:.0%}")
+    goal = (
+        f"{lo:+.0%} to {hi:+.0%}"
+        if lo is not None and hi is not None and lo < 0
+        else f">= {lo:.0%}"
+        if lo is not None and hi is None
+        else f"<= {hi:.0%}"
+        if hi is not None and lo is None
+        else f"{lo:.0%}-{hi:.0%}"
+    )
     return f"goal {goal}: {'met' if ok else 'NOT met'}"
 
 
@@ -114,24 +129,32 @@ def headline(rows: list[Row]) -> None:
         # the ratio of sizes: for the bias, of how far each is from zero
         ratio = abs(s[name]) / abs(b[name]) if b[name] else float("nan")
         fmt = "{:>+10.1%}" if name == "bias" else "{:>10.1%}"
-        print(f"{name:22s} {fmt.format(s[name])} {fmt.format(b[name])} {ratio:7.2f}   "
-              f"{verdict(name, s[name])}")
-    print(f"{'interval coverage':22s} {s['interval coverage']:>10.0%} {'-':>10s} {'':7s}   "
-          f"{verdict('interval coverage', s['interval coverage'])}")
+        print(
+            f"{name:22s} {fmt.format(s[name])} {fmt.format(b[name])} {ratio:7.2f}   "
+            f"{verdict(name, s[name])}"
+        )
+    print(
+        f"{'interval coverage':22s} {s['interval coverage']:>10.0%} {'-':>10s} {'':7s}   "
+        f"{verdict('interval coverage', s['interval coverage'])}"
+    )
 
 
 def subsets(check: list[Row]) -> None:
     print("\nthe same on parts of the check runs (for the record; the goals are on all of them)")
-    parts = {f"round {n}": [r for r in check if r.run.round == n]
-             for n in sorted({r.run.round for r in check})}
+    parts = {
+        f"round {n}": [r for r in check if r.run.round == n]
+        for n in sorted({r.run.round for r in check})
+    }
     parts["in scope (no distillation)"] = [r for r in check if r.run.fittable]
     for name, rows in parts.items():
         if not rows:
             continue
         s = summary(rows)
-        print(f"  {name:28s} {len(rows):3d} runs: median |error| {s['median |error|']:.1%}, "
-              f"bias {s['bias']:+.1%}, within 25% {s['within 25%']:.0%}, "
-              f"coverage {s['interval coverage']:.0%}")
+        print(
+            f"  {name:28s} {len(rows):3d} runs: median |error| {s['median |error|']:.1%}, "
+            f"bias {s['bias']:+.1%}, within 25% {s['within 25%']:.0%}, "
+            f"coverage {s['interval coverage']:.0%}"
+        )
 
 
 def _normal_cdf(z: float) -> float:
@@ -149,16 +172,20 @@ def replicates(rows: dict[str, Row]) -> None:
             continue
         d = math.log((1.0 + rows[a].error) / (1.0 + rows[b].error))
         diffs.append(d)
-        print(f"  {a:14s} {rows[a].error:+7.1%}   {b:16s} {rows[b].error:+7.1%}   "
-              f"apart by x{math.exp(abs(d)):.2f}")
+        print(
+            f"  {a:14s} {rows[a].error:+7.1%}   {b:16s} {rows[b].error:+7.1%}   "
+            f"apart by x{math.exp(abs(d)):.2f}"
+        )
     if not diffs:
         return
     sigma = math.sqrt(sum(d * d for d in diffs) / len(diffs) / 2.0)
     median = math.exp(0.6745 * sigma) - 1.0
     within = _normal_cdf(math.log(1.25) / sigma) - _normal_cdf(math.log(0.75) / sigma)
-    print(f"  scatter of one published figure: sigma {sigma:.3f} in log units ({len(diffs)} "
-          f"pairs); with no other error a model would reach median |error| {median:.1%} and "
-          f"{within:.0%} within 25%")
+    print(
+        f"  scatter of one published figure: sigma {sigma:.3f} in log units ({len(diffs)} "
+        f"pairs); with no other error a model would reach median |error| {median:.1%} and "
+        f"{within:.0%} within 25%"
+    )
 
 
 def given_mfu(runs: tuple[PublishedRun, ...]) -> None:
@@ -171,14 +198,17 @@ def given_mfu(runs: tuple[PublishedRun, ...]) -> None:
             continue
         for m in runs:
             if m.metric == "mfu" and same_run(r, m):
-                est = estimate_training(r.model, r.tokens, get_chip(r.chip), r.chips,
-                                        software_year=r.year, mfu=m.value)
+                est = estimate_training(
+                    r.model, r.tokens, get_chip(r.chip), r.chips, software_year=r.year, mfu=m.value
+                )
                 pred = published_metric(est, r)
                 lo, hi = pred * est.low_factor, pred * est.high_factor
-                print(f"  {r.id:18s} ({r.used_for}) from {m.id} ({m.used_for}, {m.value:.1%}): "
-                      f"published {r.value:,.0f}, predicted {pred:,.0f} "
-                      f"({pred / r.value - 1.0:+.1%}), 80% {lo:,.0f}-{hi:,.0f} "
-                      f"{'inside' if lo <= r.value <= hi else 'outside'}")
+                print(
+                    f"  {r.id:18s} ({r.used_for}) from {m.id} ({m.used_for}, {m.value:.1%}): "
+                    f"published {r.value:,.0f}, predicted {pred:,.0f} "
+                    f"({pred / r.value - 1.0:+.1%}), 80% {lo:,.0f}-{hi:,.0f} "
+                    f"{'inside' if lo <= r.value <= hi else 'outside'}"
+                )
 
 
 def main() -> None:
@@ -196,17 +226,23 @@ def main() -> None:
     given_mfu(runs)
     table(f"FIT runs ({len(fitted)}, the parameters were fitted on these)", fitted)
     fs = summary(fitted)
-    print(f"fit runs: median |error| {fs['median |error|']:.1%}, bias {fs['bias']:+.1%}, "
-          f"within 25% {fs['within 25%']:.0%}, interval coverage {fs['interval coverage']:.0%}")
+    print(
+        f"fit runs: median |error| {fs['median |error|']:.1%}, bias {fs['bias']:+.1%}, "
+        f"within 25% {fs['within 25%']:.0%}, interval coverage {fs['interval coverage']:.0%}"
+    )
     print("\nper-step MFU runs (published MFU, predicted MFU on the published cluster)")
     for r in runs:
         if r.metric == "mfu":
             x = rows[r.id]
-            print(f"  {r.id:24s} {r.used_for:5s} {r.chip:14s} {x.chips:7,d} published "
-                  f"{r.value:.1%} predicted {x.predicted:.1%} ({x.error:+.1%})")
-    print(f"\n{len(runs)} runs estimated in {seconds:.1f} s "
-          f"({seconds / len(runs) * 1000:.0f} ms a run, typical cluster search included; "
-          f"wall-clock on a shared machine)")
+            print(
+                f"  {r.id:24s} {r.used_for:5s} {r.chip:14s} {x.chips:7,d} published "
+                f"{r.value:.1%} predicted {x.predicted:.1%} ({x.error:+.1%})"
+            )
+    print(
+        f"\n{len(runs)} runs estimated in {seconds:.1f} s "
+        f"({seconds / len(runs) * 1000:.0f} ms a run, typical cluster search included; "
+        f"wall-clock on a shared machine)"
+    )
 
 
 if __name__ == "__main__":

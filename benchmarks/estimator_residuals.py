@@ -34,6 +34,7 @@ def _bucket(edges: list[float], labels: list[str]) -> Callable[[float], str]:
             if x < edge:
                 return label
         return labels[-1]
+
     return f
 
 
@@ -47,29 +48,47 @@ FEATURES: list[tuple[str, Callable[[Setting], str], Callable[[Setting], float] |
     ("chip", lambda s: s.run.chip, None),
     ("chip family", lambda s: get_chip(s.run.chip).family, None),
     ("software year", lambda s: str(s.run.year), lambda s: float(s.run.year)),
-    ("active parameters", lambda s: _bucket([3e9, 1e10, 5e10], ["<3B", "3-10B", "10-50B", ">=50B"])(
-        s.run.model.active), lambda s: math.log(s.run.model.active)),
-    ("tokens per parameter", lambda s: _bucket([50, 300, 1000], ["<50", "50-300", "300-1000",
-                                                                 ">=1000"])(
-        s.run.tokens / s.run.model.active), lambda s: math.log(s.run.tokens / s.run.model.active)),
+    (
+        "active parameters",
+        lambda s: _bucket([3e9, 1e10, 5e10], ["<3B", "3-10B", "10-50B", ">=50B"])(
+            s.run.model.active
+        ),
+        lambda s: math.log(s.run.model.active),
+    ),
+    (
+        "tokens per parameter",
+        lambda s: _bucket([50, 300, 1000], ["<50", "50-300", "300-1000", ">=1000"])(
+            s.run.tokens / s.run.model.active
+        ),
+        lambda s: math.log(s.run.tokens / s.run.model.active),
+    ),
     ("cluster size", lambda s: s.chips_basis, None),
     ("dense or MoE", lambda s: "MoE" if s.run.model.is_moe else "dense", None),
     ("scope", lambda s: s.run.scope, None),
     ("confidence", lambda s: s.run.confidence, None),
     ("sequence length", lambda s: str(s.run.model.seq_len), lambda s: float(s.run.model.seq_len)),
-    ("global batch", lambda s: "published" if s.run.model.global_batch_tokens else "default",
-     None),
-    ("sequences per replica", lambda s: _bucket([4, 16], ["<4", "4-16", ">=16"])(
-        seqs_per_replica(s)), lambda s: math.log(seqs_per_replica(s))),
-    ("chips", lambda s: _bucket([128, 1024], ["<128", "128-1023", ">=1024"])(s.chips),
-     lambda s: math.log(s.chips)),
-    ("d_model", lambda s: _bucket([3072, 6144], ["<3072", "3072-6143", ">=6144"])(
-        s.run.model.d_model), lambda s: math.log(s.run.model.d_model)),
+    ("global batch", lambda s: "published" if s.run.model.global_batch_tokens else "default", None),
+    (
+        "sequences per replica",
+        lambda s: _bucket([4, 16], ["<4", "4-16", ">=16"])(seqs_per_replica(s)),
+        lambda s: math.log(seqs_per_replica(s)),
+    ),
+    (
+        "chips",
+        lambda s: _bucket([128, 1024], ["<128", "128-1023", ">=1024"])(s.chips),
+        lambda s: math.log(s.chips),
+    ),
+    (
+        "d_model",
+        lambda s: _bucket([3072, 6144], ["<3072", "3072-6143", ">=6144"])(s.run.model.d_model),
+        lambda s: math.log(s.run.model.d_model),
+    ),
 ]
 
 
 def spearman(x: list[float], y: list[float]) -> float:
     """Spearman's rank correlation (average ranks for ties)."""
+
     def ranks(v: list[float]) -> list[float]:
         order = sorted(range(len(v)), key=lambda i: v[i])
         out = [0.0] * len(v)
@@ -82,6 +101,7 @@ def spearman(x: list[float], y: list[float]) -> float:
                 out[order[k]] = (i + j) / 2.0
             i = j + 1
         return out
+
     rx, ry = ranks(x), ranks(y)
     mx, my = statistics.fmean(rx), statistics.fmean(ry)
     sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
@@ -93,32 +113,38 @@ def spearman(x: list[float], y: list[float]) -> float:
 def show(result: Fit) -> None:
     loo = dict(result.loo)
     rows = [(s, loo[s.run.id]) for s in result.settings if s.run.id in loo]
-    print(f"{'fit run':22s} {'r':>7s} {'chip':14s} {'year':>4s} {'active':>7s} {'tok/p':>6s} "
-          f"{'chips':>6s} {'basis':9s} {'scope':5s} {'conf':4s} {'T':>5s} {'seq/rep':>7s}")
+    print(
+        f"{'fit run':22s} {'r':>7s} {'chip':14s} {'year':>4s} {'active':>7s} {'tok/p':>6s} "
+        f"{'chips':>6s} {'basis':9s} {'scope':5s} {'conf':4s} {'T':>5s} {'seq/rep':>7s}"
+    )
     for s, r in sorted(rows, key=lambda x: x[1]):
         m = s.run.model
-        print(f"{s.run.id:22s} {r:+7.3f} {s.run.chip:14s} {s.run.year:4d} "
-              f"{m.active / 1e9:6.1f}B {s.run.tokens / m.active:6.0f} {s.chips:6,d} "
-              f"{s.chips_basis:9s} {s.run.scope:5s} {s.run.confidence:4s} {m.seq_len:5d} "
-              f"{seqs_per_replica(s):7.1f}")
-    print("\nr = log(published / predicted), leave-one-out; by feature: runs, median r, "
-          "median |r|")
+        print(
+            f"{s.run.id:22s} {r:+7.3f} {s.run.chip:14s} {s.run.year:4d} "
+            f"{m.active / 1e9:6.1f}B {s.run.tokens / m.active:6.0f} {s.chips:6,d} "
+            f"{s.chips_basis:9s} {s.run.scope:5s} {s.run.confidence:4s} {m.seq_len:5d} "
+            f"{seqs_per_replica(s):7.1f}"
+        )
+    print("\nr = log(published / predicted), leave-one-out; by feature: runs, median r, median |r|")
     for name, label, number in FEATURES:
         groups: dict[str, list[float]] = defaultdict(list)
         for s, r in rows:
             groups[label(s)].append(r)
-        parts = "  ".join(f"{k} {len(v)}: {statistics.median(v):+.2f}/"
-                          f"{statistics.median(abs(x) for x in v):.2f}"
-                          for k, v in sorted(groups.items()))
+        parts = "  ".join(
+            f"{k} {len(v)}: {statistics.median(v):+.2f}/{statistics.median(abs(x) for x in v):.2f}"
+            for k, v in sorted(groups.items())
+        )
         rho = ""
         if number is not None:
             corr = spearman([number(s) for s, _ in rows], [r for _, r in rows])
             rho = f"  (rank corr. {corr:+.2f})"
         print(f"  {name:22s} {parts}{rho}")
     rs = [r for _, r in rows]
-    print(f"\n{len(rs)} runs: median |r| {statistics.median(abs(r) for r in rs):.3f}, "
-          f"mean |r| {statistics.fmean(abs(r) for r in rs):.3f}, "
-          f"sd {statistics.pstdev(rs):.3f}")
+    print(
+        f"\n{len(rs)} runs: median |r| {statistics.median(abs(r) for r in rs):.3f}, "
+        f"mean |r| {statistics.fmean(abs(r) for r in rs):.3f}, "
+        f"sd {statistics.pstdev(rs):.3f}"
+    )
 
 
 def main() -> None:

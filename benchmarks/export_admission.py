@@ -41,8 +41,11 @@ def mapped(workloads: int, sites: int) -> dict[str, Any]:
     doc = generate_dict(workloads=workloads, sites=sites, seed=3)
     for s in doc["sites"]:
         name = s["id"].lower().replace("_", "-")
-        s["targets"] = {"skypilot": {"cloud": "kubernetes", "region": name},
-                        "kubernetes": {"cluster": name}, "slurm": {"cluster": name}}
+        s["targets"] = {
+            "skypilot": {"cloud": "kubernetes", "region": name},
+            "kubernetes": {"cluster": name},
+            "slurm": {"cluster": name},
+        }
     return doc
 
 
@@ -59,8 +62,9 @@ def main() -> None:
     sc = parse_scenario(mapped(n, m))
     plan, t_plan = timed(lambda: make_plan(sc, rules=rs, solver="greedy").to_json())
     stages = len(plan["assignments"])
-    print(f"scenario: {n} workloads, {m} sites; greedy plan placed {stages} stages "
-          f"in {t_plan:.1f} s")
+    print(
+        f"scenario: {n} workloads, {m} sites; greedy plan placed {stages} stages in {t_plan:.1f} s"
+    )
 
     inp, t_inp = timed(lambda: export_input(sc, plan, rs, plan_id="bench"))
     alts = sum(len(j.alternatives) for j in inp.jobs)
@@ -71,50 +75,66 @@ def main() -> None:
             ctx.alternatives(ctx.placements[(a["workload"], a["stage"])])
 
     _, t_base = timed(per_stage_baseline)
-    print(f"lawful alternatives: {alts} over {stages} stages; shared memo {t_inp:.2f} s "
-          f"({t_inp / max(stages, 1) * 1000:.1f} ms/stage) vs fresh per stage {t_base:.2f} s "
-          f"-> {t_base / max(t_inp, 1e-9):.1f}x")
+    print(
+        f"lawful alternatives: {alts} over {stages} stages; shared memo {t_inp:.2f} s "
+        f"({t_inp / max(stages, 1) * 1000:.1f} ms/stage) vs fresh per stage {t_base:.2f} s "
+        f"-> {t_base / max(t_inp, 1e-9):.1f}x"
+    )
     targets = ("skypilot", "kubernetes", "karmada", "slurm")
     results, t_render = timed(lambda: render(inp, targets))
     files = sum(len(r.files) for r in results)
     print(f"render {', '.join(targets)}: {files} files in {t_render * 1000:.0f} ms")
 
     sky = next(r for r in results if r.target == "skypilot")
-    tasks = [d for p, t in sky.files.items() if p.endswith(".yaml")
-             for d in yaml.safe_load_all(t) if d and "resources" in d]
+    tasks = [
+        d
+        for p, t in sky.files.items()
+        if p.endswith(".yaml")
+        for d in yaml.safe_load_all(t)
+        if d and "resources" in d
+    ]
     day = sc.date
     t0 = time.perf_counter()
     import sky as _sky  # noqa: F401  (what the server's first admission pays once)
 
     t_import = time.perf_counter() - t0
     _, t_parse = timed(lambda: [candidates(t) for t in tasks])
-    print(f"SkyPilot's parser: imported in {t_import:.1f} s (once per server); first reading "
-          f"{t_parse / len(tasks) * 1000:.2f} ms per task ({len(tasks)} tasks, "
-          f"{sum(len(t['resources']['any_of']) for t in tasks) / len(tasks):.0f} candidates "
-          "each on average)")
+    print(
+        f"SkyPilot's parser: imported in {t_import:.1f} s (once per server); first reading "
+        f"{t_parse / len(tasks) * 1000:.2f} ms per task ({len(tasks)} tasks, "
+        f"{sum(len(t['resources']['any_of']) for t in tasks) / len(tasks):.0f} candidates "
+        "each on average)"
+    )
     reps = max(1, 400 // max(len(tasks), 1))
-    _, t_cold = timed(lambda: [admit_skypilot(t, (sc, plan), rs, date=day, plan_ref="bench")
-                               for t in tasks])
+    _, t_cold = timed(
+        lambda: [admit_skypilot(t, (sc, plan), rs, date=day, plan_ref="bench") for t in tasks]
+    )
     contexts: dict[Any, Any] = {}
-    _, t_adm = timed(lambda: [admit_skypilot(t, (sc, plan), rs, date=day, plan_ref="bench",
-                                             contexts=contexts)
-                              for _ in range(reps) for t in tasks])
+    _, t_adm = timed(
+        lambda: [
+            admit_skypilot(t, (sc, plan), rs, date=day, plan_ref="bench", contexts=contexts)
+            for _ in range(reps)
+            for t in tasks
+        ]
+    )
     cold = len(tasks) / t_cold
     direct = reps * len(tasks) / t_adm
     http = http_rate(sc, plan, tasks, rs)
-    print(f"admission: {cold:,.0f} decisions/s with a fresh plan context each, {direct:,.0f}/s "
-          f"with the server's context cache ({direct / cold:.1f}x); {http:,.0f}/s through "
-          f"POST /v1/skypilot/policy -> HTTP costs {direct / http:.1f}x (a task read once "
-          f"is not parsed again: SkyPilot resends it for every relaunch)")
+    print(
+        f"admission: {cold:,.0f} decisions/s with a fresh plan context each, {direct:,.0f}/s "
+        f"with the server's context cache ({direct / cold:.1f}x); {http:,.0f}/s through "
+        f"POST /v1/skypilot/policy -> HTTP costs {direct / http:.1f}x (a task read once "
+        f"is not parsed again: SkyPilot resends it for every relaunch)"
+    )
 
     later = day + dt.timedelta(days=30)
     other = "ai-diffusion" if plan["regime"] == "enacted" else "enacted"
-    r1, t1 = timed(lambda: impact("bench", sc, plan, rs, date=later, regime=other,
-                                  replan=False))
-    r2, t2 = timed(lambda: impact("bench", sc, plan, rs, date=later, regime=other,
-                                  time_limit=10))
-    print(f"impact ({later}, {other}): {len(r1.affected)} stages affected, re-check "
-          f"{t1:.2f} s; with re-plan {t2:.1f} s ({len(r2.affected)} stages in the proposal)")
+    r1, t1 = timed(lambda: impact("bench", sc, plan, rs, date=later, regime=other, replan=False))
+    r2, t2 = timed(lambda: impact("bench", sc, plan, rs, date=later, regime=other, time_limit=10))
+    print(
+        f"impact ({later}, {other}): {len(r1.affected)} stages affected, re-check "
+        f"{t1:.2f} s; with re-plan {t2:.1f} s ({len(r2.affected)} stages in the proposal)"
+    )
 
 
 def http_rate(sc: Any, plan: dict[str, Any], tasks: list[dict[str, Any]], rs: Any) -> float:
@@ -136,15 +156,26 @@ def http_rate(sc: Any, plan: dict[str, Any], tasks: list[dict[str, Any]], rs: An
         bodies = []
         for t in tasks:
             t = {**t, "envs": {**t["envs"], "STRAITS_PLAN_ID": plan_id}}
-            bodies.append(json.dumps(json.dumps({"task": yaml.safe_dump(t),
-                                                 "skypilot_config": "{}\n",
-                                                 "request_name": "launch"})))
+            bodies.append(
+                json.dumps(
+                    json.dumps(
+                        {
+                            "task": yaml.safe_dump(t),
+                            "skypilot_config": "{}\n",
+                            "request_name": "launch",
+                        }
+                    )
+                )
+            )
         with TestClient(create_app(store)) as client:
             n = 0
             t0 = time.perf_counter()
             while time.perf_counter() - t0 < 3 or n < 20:
-                r = client.post("/v1/skypilot/policy", content=bodies[n % len(bodies)],
-                                params={"token": token, "date": str(sc.date)})
+                r = client.post(
+                    "/v1/skypilot/policy",
+                    content=bodies[n % len(bodies)],
+                    params={"token": token, "date": str(sc.date)},
+                )
                 assert r.status_code in (200, 400), r.text
                 n += 1
             return n / (time.perf_counter() - t0)

@@ -41,46 +41,60 @@ def show_spread(spread: Spread) -> None:
     for a, b, d in spread.replicates:
         print(f"  {a:14s} {b:16s} near-replicates, errors apart by x{math.exp(abs(d)):.2f}")
     low, high = spread.interval
-    print(f"  sigma {spread.sigma:.3f}: central 80% interval x{math.exp(low):.3f} to "
-          f"x{math.exp(high):.3f}")
+    print(
+        f"  sigma {spread.sigma:.3f}: central 80% interval x{math.exp(low):.3f} to "
+        f"x{math.exp(high):.3f}"
+    )
 
 
 def show(result: Fit, doc: dict[str, Any], seconds: float) -> None:
     how = "converged" if result.converged else "settled on the best state of a cycle"
-    print(f"fitted on {len(result.settings)} runs in {seconds:.1f} s ({result.rounds} rounds, "
-          f"{how})")
+    print(
+        f"fitted on {len(result.settings)} runs in {seconds:.1f} s ({result.rounds} rounds, {how})"
+    )
     print("\nparameters")
     for k, v in doc["parameters"].items():
         lo, hi = FITTED[k]
         edge = "  (at a bound)" if math.isclose(v, lo) or math.isclose(v, hi) else ""
         print(f"  {k:18s} {v:10.4g}   bounds [{lo:g}, {hi:g}]{edge}")
     t = result.typical
-    print(f"\ntypical run length: days = exp({t.a:.3f}) x chip_hours^{t.b:.3f} "
-          f"(fitted on {t.runs} runs with a published cluster size)")
+    print(
+        f"\ntypical run length: days = exp({t.a:.3f}) x chip_hours^{t.b:.3f} "
+        f"(fitted on {t.runs} runs with a published cluster size)"
+    )
     loo = dict(result.loo)
     print(f"\n{'fit run':24s} {'chips':>7s} {'basis':9s} {'layout':42s} {'error':>8s} {'LOO':>8s}")
     for s in result.settings:
         err = predicted(s, result.calibration) / s.run.value - 1.0
         lo_err = f"{math.exp(-loo[s.run.id]) - 1.0:+8.1%}" if s.run.id in loo else f"{'-':>8s}"
-        print(f"{s.run.id:24s} {s.chips:7,d} {s.chips_basis:9s} {s.layout.describe():42s} "
-              f"{err:+8.1%} {lo_err}")
+        print(
+            f"{s.run.id:24s} {s.chips:7,d} {s.chips_basis:9s} {s.layout.describe():42s} "
+            f"{err:+8.1%} {lo_err}"
+        )
     errs = [math.exp(-v) - 1.0 for _, v in result.loo]
     low, high = result.interval
-    print(f"\nleave-one-out over {len(errs)} chip-hour fit runs: median |error| "
-          f"{statistics.median(abs(e) for e in errs):.1%}, median error "
-          f"{statistics.median(errs):+.1%}, within 25% {sum(abs(e) <= 0.25 for e in errs)}")
+    print(
+        f"\nleave-one-out over {len(errs)} chip-hour fit runs: median |error| "
+        f"{statistics.median(abs(e) for e in errs):.1%}, median error "
+        f"{statistics.median(errs):+.1%}, within 25% {sum(abs(e) <= 0.25 for e in errs)}"
+    )
     rounds = {s.run.id: s.run.round for s in result.settings}
     for rnd in sorted(set(rounds.values())):
         part = [math.exp(-v) - 1.0 for k, v in result.loo if rounds[k] == rnd]
         if part:
-            print(f"  round {rnd}: {len(part)} runs, median |error| "
-                  f"{statistics.median(abs(e) for e in part):.1%}, within 25% "
-                  f"{sum(abs(e) <= 0.25 for e in part)}")
+            print(
+                f"  round {rnd}: {len(part)} runs, median |error| "
+                f"{statistics.median(abs(e) for e in part):.1%}, within 25% "
+                f"{sum(abs(e) <= 0.25 for e in part)}"
+            )
     if doc["fit"]["out_of_scope"]:
-        print(f"not fitted (their figure counts what the estimator does not model): "
-              f"{', '.join(doc['fit']['out_of_scope'])}")
-    print(f"central 80% interval: x{math.exp(low):.3f} to x{math.exp(high):.3f} the central "
-          f"estimate")
+        print(
+            f"not fitted (their figure counts what the estimator does not model): "
+            f"{', '.join(doc['fit']['out_of_scope'])}"
+        )
+    print(
+        f"central 80% interval: x{math.exp(low):.3f} to x{math.exp(high):.3f} the central estimate"
+    )
 
 
 #: how close a refit must come to the shipped figures (scipy and BLAS builds differ in the last
@@ -98,11 +112,17 @@ def differences(shipped: Any, fresh: Any, path: str = "") -> list[str]:
     if isinstance(shipped, list) and isinstance(fresh, list):
         if len(shipped) != len(fresh):
             return [f"{path}: {len(shipped)} items shipped, {len(fresh)} fitted"]
-        return [d for i, (a, b) in enumerate(zip(shipped, fresh, strict=True))
-                for d in differences(a, b, f"{path}[{i}]")]
+        return [
+            d
+            for i, (a, b) in enumerate(zip(shipped, fresh, strict=True))
+            for d in differences(a, b, f"{path}[{i}]")
+        ]
     if isinstance(shipped, float) or isinstance(fresh, float):
-        if isinstance(shipped, int | float) and isinstance(fresh, int | float) and math.isclose(
-                shipped, fresh, rel_tol=REL_TOL, abs_tol=1e-4):
+        if (
+            isinstance(shipped, int | float)
+            and isinstance(fresh, int | float)
+            and math.isclose(shipped, fresh, rel_tol=REL_TOL, abs_tol=1e-4)
+        ):
             return []
     elif shipped == fresh:
         return []
@@ -123,8 +143,9 @@ def main() -> int:
         os.replace(tmp, FITTED_YAML)
         print(f"\nwrote {FITTED_YAML}")
     elif "--check" in sys.argv:
-        shipped = yaml.safe_load(FITTED_YAML.read_text(encoding="utf-8")) \
-            if FITTED_YAML.exists() else {}
+        shipped = (
+            yaml.safe_load(FITTED_YAML.read_text(encoding="utf-8")) if FITTED_YAML.exists() else {}
+        )
         diff = differences(shipped, yaml.safe_load(text))
         if diff:
             print(f"\n{FITTED_YAML} differs from this fit (run with --write):", file=sys.stderr)

@@ -43,28 +43,39 @@ def main(argv: list[str]) -> int:
     seconds = time.perf_counter() - t0
     sims = sum(f.simulations for f in fits.values())
     print(f"== fit of {FITTED} on the 2024 H20 purchases ({sims} simulations, {seconds:.1f} s)")
-    print(f"  {'H20 supply 2024':<18} {'supply':>10} {'target':>10} {'U0':>7} {'bought':>10} "
-          f"{'at U0-0.002':>12}")
+    print(
+        f"  {'H20 supply 2024':<18} {'supply':>10} {'target':>10} {'U0':>7} {'bought':>10} "
+        f"{'at U0-0.002':>12}"
+    )
     for end, f in fits.items():
         label = end.replace("mid", "middle") + " of range"
-        print(f"  {label:<18} {f.supply_units:10,.0f} {f.target:10,.0f} {f.value:7.3f} "
-              f"{f.bought:10,.0f} {f.below:12,.0f}")
+        print(
+            f"  {label:<18} {f.supply_units:10,.0f} {f.target:10,.0f} {f.value:7.3f} "
+            f"{f.bought:10,.0f} {f.below:12,.0f}"
+        )
     low, high = shipped_range(fits["low"], fits["mid"])
-    print(f"\n  range to ship: {low:.2f} - {high:.2f} (midpoint {(low + high) / 2:.3f}); "
-          f"market.yaml has {node.get('low')} - {node.get('high')}")
+    print(
+        f"\n  range to ship: {low:.2f} - {high:.2f} (midpoint {(low + high) / 2:.3f}); "
+        f"market.yaml has {node.get('low')} - {node.get('high')}"
+    )
 
     m = validate(with_values(raw, {FITTED: (low + high) / 2}), "market")
     print(f"\n== judged at U0 = {(low + high) / 2:.3f} (not fitted on these: role 'judge')")
-    print(f"  {'figure':<18} {'role':<6} {'reported':>20} {'model':>10} {'file supply':>12}  "
-          "source")
+    print(
+        f"  {'figure':<18} {'role':<6} {'reported':>20} {'model':>10} {'file supply':>12}  source"
+    )
     for f, units, offered in judge(m, rules=rules):
-        print(f"  {f.id:<18} {f.role:<6} {f.bound + ' ' + format(f.units, ',.0f'):>20} "
-              f"{units:10,.0f} {offered:12,.0f}  {f.source[:60]}")
+        print(
+            f"  {f.id:<18} {f.role:<6} {f.bound + ' ' + format(f.units, ',.0f'):>20} "
+            f"{units:10,.0f} {offered:12,.0f}  {f.source[:60]}"
+        )
     if check:
         got = (float(node.get("low", "nan")), float(node.get("high", "nan")))
         if any(abs(a - b) > CHECK_TOLERANCE for a, b in zip(got, (low, high), strict=True)):
-            print(f"\nmarket.yaml's range {got} is not the fit ({low}, {high}): refit",
-                  file=sys.stderr)
+            print(
+                f"\nmarket.yaml's range {got} is not the fit ({low}, {high}): refit",
+                file=sys.stderr,
+            )
             return 1
         print("\nmarket.yaml's range is the fit")
     return 0

@@ -64,8 +64,10 @@ def ms(samples: list[float], label: str | None = None) -> str:
     cpu = ""
     if label and CPU.get(label):
         cpu = f"  (CPU median {statistics.median(CPU[label]) * 1e3:6.2f} ms)"
-    return (f"median {statistics.median(s) * 1e3:7.2f} ms  p95 {s[int(len(s) * 0.95)] * 1e3:7.2f}"
-            f" ms{cpu}")
+    return (
+        f"median {statistics.median(s) * 1e3:7.2f} ms  p95 {s[int(len(s) * 0.95)] * 1e3:7.2f}"
+        f" ms{cpu}"
+    )
 
 
 def disk_read_bytes() -> int:
@@ -80,8 +82,10 @@ def disk_read_bytes() -> int:
 
 
 def backfill_fn() -> Callable[[Any], int]:
-    path = (Path(__file__).resolve().parents[1] / "src/straits/store/migrations/versions/"
-            "0002_ledger_merkle_tree.py")
+    path = (
+        Path(__file__).resolve().parents[1] / "src/straits/store/migrations/versions/"
+        "0002_ledger_merkle_tree.py"
+    )
     spec = importlib.util.spec_from_file_location("migration_0002", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -98,10 +102,22 @@ def build(store: Store, n: int) -> float:
     with store.engine.begin() as conn:
         rows = []
         for seq in range(1, n + 1):
-            body = canonical({"inputs": {"requests": [{"i": seq}]}, "result": {
-                "decision": "allow", "requires": [], "reasons": []}})
-            e = Entry(seq, f"2026-01-01T00:00:{seq % 60:02d}.{seq % 1000000:06d}+00:00",
-                      tenants[seq % 8], "bench", "check", body, prev, "")
+            body = canonical(
+                {
+                    "inputs": {"requests": [{"i": seq}]},
+                    "result": {"decision": "allow", "requires": [], "reasons": []},
+                }
+            )
+            e = Entry(
+                seq,
+                f"2026-01-01T00:00:{seq % 60:02d}.{seq % 1000000:06d}+00:00",
+                tenants[seq % 8],
+                "bench",
+                "check",
+                body,
+                prev,
+                "",
+            )
             h = e.expected_hash()
             rows.append({**e.__dict__, "hash": h, "tenant_seq": -seq, "salt": ""})
             prev = h
@@ -119,8 +135,10 @@ def build(store: Store, n: int) -> float:
     if store.dialect == "sqlite":  # fold the bulk write's WAL back, as a live log's would be
         with store.engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    print(f"  built: {n:,} entries inserted in {insert_s:.1f} s; upgrade backfill (numbers + "
-          f"tree) {backfill_s:.1f} s = {n / backfill_s:,.0f} entries/s")
+    print(
+        f"  built: {n:,} entries inserted in {insert_s:.1f} s; upgrade backfill (numbers + "
+        f"tree) {backfill_s:.1f} s = {n / backfill_s:,.0f} entries/s"
+    )
     return backfill_s
 
 
@@ -129,8 +147,16 @@ def chain_only_append(store: Store, i: int) -> None:
     with store.write() as s:
         h = s.get(LedgerHead, 1)
         assert h is not None
-        e = Entry(h.seq + 1, "2026-01-02T00:00:00.000000+00:00", "tenant-0", "bench",
-                  "check", canonical({"i": i}), h.hash, "")
+        e = Entry(
+            h.seq + 1,
+            "2026-01-02T00:00:00.000000+00:00",
+            "tenant-0",
+            "bench",
+            "check",
+            canonical({"i": i}),
+            h.hash,
+            "",
+        )
         e = Entry(**{**e.__dict__, "hash": e.expected_hash()})
         s.add(LedgerRow(**{**e.__dict__, "tenant_seq": -(h.seq + 1), "salt": ""}))
         h.seq, h.hash = e.seq, e.hash
@@ -146,22 +172,30 @@ def run(url: str, n: int, appends: int, samples: int) -> dict[str, float]:
     # appends: the tree's append against the chain-only baseline, alternating in batches
     tree_t, chain_t = [], []
     for i in range(appends):
-        tree_t.append(timed(lambda i=i: ledger.record(store, tenant="tenant-0", actor="bench",
-                                                       kind="check", body={"i": i}))[0])
+        tree_t.append(
+            timed(
+                lambda i=i: ledger.record(
+                    store, tenant="tenant-0", actor="bench", kind="check", body={"i": i}
+                )
+            )[0]
+        )
     for i in range(appends):
         chain_t.append(timed(lambda i=i: chain_only_append(store, i))[0])
     # the baseline's rows are not in the tree: remove them so the log verifies again
     with store.engine.begin() as conn:
         conn.execute(text("DELETE FROM ledger WHERE tenant_seq < 0"))
         last = conn.execute(text("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1")).one()
-        conn.execute(text("UPDATE ledger_head SET seq = :s, hash = :h"),
-                     {"s": last[0], "h": last[1]})
+        conn.execute(
+            text("UPDATE ledger_head SET seq = :s, hash = :h"), {"s": last[0], "h": last[1]}
+        )
     size = n + appends
     out["append_tree_per_s"] = appends / sum(tree_t)
     out["append_chain_per_s"] = appends / sum(chain_t)
-    print(f"  append, one transaction each: tree {ms(tree_t)} ({out['append_tree_per_s']:,.0f}/s)"
-          f"; chain only {ms(chain_t)} ({out['append_chain_per_s']:,.0f}/s); ratio "
-          f"{out['append_chain_per_s'] / out['append_tree_per_s']:.2f}x")
+    print(
+        f"  append, one transaction each: tree {ms(tree_t)} ({out['append_tree_per_s']:,.0f}/s)"
+        f"; chain only {ms(chain_t)} ({out['append_chain_per_s']:,.0f}/s); ratio "
+        f"{out['append_chain_per_s'] / out['append_tree_per_s']:.2f}x"
+    )
 
     t_cp, _ = timed(lambda: checkpoints.issue(store, signer))
     print(f"  checkpoint signed at {size:,} entries: {t_cp * 1e3:.1f} ms")
@@ -177,6 +211,7 @@ def run(url: str, n: int, appends: int, samples: int) -> dict[str, float]:
         def inclusion(seq: int = seq) -> list[bytes]:
             with store.session() as s:
                 return tree.proofs(s, inclusions=[(seq - 1, size)]).inclusion(seq - 1, size)
+
         inc_t.append(timed(inclusion, "inclusion")[0])
     out["receipt_ms"] = statistics.median(rec_t) * 1e3
     io0 = disk_read_bytes()
@@ -184,12 +219,13 @@ def run(url: str, n: int, appends: int, samples: int) -> dict[str, float]:
         make_receipt(store, seq, keys)
     io_kb = (disk_read_bytes() - io0) / 50 / 1024
     out["receipt_cpu_ms"] = statistics.median(CPU["receipt"]) * 1e3
-    print(f"  receipt (prove the entry, inclusion proof, signed checkpoint): "
-          f"{ms(rec_t, 'receipt')}")
-    print(f"  receipt verified offline:                                      "
-          f"{ms(ver_t, 'verify')}")
-    print(f"  inclusion proof alone (one query of O(log n) nodes):           "
-          f"{ms(inc_t, 'inclusion')}")
+    print(
+        f"  receipt (prove the entry, inclusion proof, signed checkpoint): {ms(rec_t, 'receipt')}"
+    )
+    print(f"  receipt verified offline:                                      {ms(ver_t, 'verify')}")
+    print(
+        f"  inclusion proof alone (one query of O(log n) nodes):           {ms(inc_t, 'inclusion')}"
+    )
     print(f"  read from disk per receipt (this process, /proc/self/io):       {io_kb:7.1f} KiB")
 
     half = size // 2
@@ -197,24 +233,32 @@ def run(url: str, n: int, appends: int, samples: int) -> dict[str, float]:
         old_root = tree.proofs(s, roots=[half]).root(half)
     from straits.store.note import open_checkpoint
 
-    older = open_checkpoint(sign_checkpoint(Checkpoint(signer.name, half, old_root), signer),
-                            [signer.verifier])
-    quick_t = [timed(lambda: verify_heads(store, keys, [older]), "quick")[0]
-               for _ in range(samples)]
+    older = open_checkpoint(
+        sign_checkpoint(Checkpoint(signer.name, half, old_root), signer), [signer.verifier]
+    )
+    quick_t = [
+        timed(lambda: verify_heads(store, keys, [older]), "quick")[0] for _ in range(samples)
+    ]
     assert verify_heads(store, keys, [older]).ok
     out["quick_ms"] = statistics.median(quick_t) * 1e3
     out["quick_cpu_ms"] = statistics.median(CPU["quick"]) * 1e3
-    print(f"  older checkpoint ({half:,}) verified by consistency proof, no rescan: "
-          f"{ms(quick_t, 'quick')}")
+    print(
+        f"  older checkpoint ({half:,}) verified by consistency proof, no rescan: "
+        f"{ms(quick_t, 'quick')}"
+    )
 
     chain_s, v0 = timed(lambda: verify_chain(ledger.entries(store), ledger.head(store)))
     full_s, v = timed(lambda: verify_store(store, keys, [older]))
     assert v0.ok and v.ok, (v0.problem, v.problem)
     out["chain_walk_s"], out["full_verify_s"] = chain_s, full_s
-    print(f"  baseline, the first version's chain walk: {chain_s:.2f} s; full verify (chain, "
-          f"tree, checkpoints, records): {full_s:.2f} s ({full_s / chain_s:.1f}x the walk)")
-    print(f"  ratios to the chain walk: receipt {chain_s * 1e3 / out['receipt_ms']:,.0f}x "
-          f"faster; older checkpoint {chain_s * 1e3 / out['quick_ms']:,.0f}x faster")
+    print(
+        f"  baseline, the first version's chain walk: {chain_s:.2f} s; full verify (chain, "
+        f"tree, checkpoints, records): {full_s:.2f} s ({full_s / chain_s:.1f}x the walk)"
+    )
+    print(
+        f"  ratios to the chain walk: receipt {chain_s * 1e3 / out['receipt_ms']:,.0f}x "
+        f"faster; older checkpoint {chain_s * 1e3 / out['quick_ms']:,.0f}x faster"
+    )
     store.close()
     return out
 
@@ -222,8 +266,10 @@ def run(url: str, n: int, appends: int, samples: int) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="1000,100000,1000000")
-    ap.add_argument("--postgres", help="also run on this PostgreSQL URL (its public schema is "
-                                       "dropped and recreated)")
+    ap.add_argument(
+        "--postgres",
+        help="also run on this PostgreSQL URL (its public schema is dropped and recreated)",
+    )
     ap.add_argument("--appends", type=int, default=200)
     ap.add_argument("--samples", type=int, default=200)
     args = ap.parse_args()
@@ -232,8 +278,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="straits-bench-") as tmp:
         for n in sizes:
             print(f"SQLite, {n:,} entries")
-            results[("sqlite", n)] = run(f"sqlite:///{tmp}/ledger-{n}.db", n, args.appends,
-                                         args.samples)
+            results[("sqlite", n)] = run(
+                f"sqlite:///{tmp}/ledger-{n}.db", n, args.appends, args.samples
+            )
             Path(f"{tmp}/ledger-{n}.db").unlink()
     if args.postgres:
         from sqlalchemy import create_engine
@@ -246,13 +293,17 @@ def main() -> None:
             engine.dispose()
             print(f"PostgreSQL, {n:,} entries")
             results[("postgresql", n)] = run(args.postgres, n, args.appends, args.samples)
-    print("\nsummary: median wall (CPU) ms of a receipt | of an older checkpoint's check | "
-          "full verify s / chain walk s")
+    print(
+        "\nsummary: median wall (CPU) ms of a receipt | of an older checkpoint's check | "
+        "full verify s / chain walk s"
+    )
     for (db, n), r in results.items():
         flag = "" if r["receipt_ms"] < 5 else "  (wall over the 5 ms target)"
-        print(f"  {db:10} {n:>9,}: {r['receipt_ms']:6.2f} ({r['receipt_cpu_ms']:5.2f}) ms | "
-              f"{r['quick_ms']:6.2f} ({r['quick_cpu_ms']:5.2f}) ms | "
-              f"{r['full_verify_s']:7.2f} s / {r['chain_walk_s']:6.2f} s{flag}")
+        print(
+            f"  {db:10} {n:>9,}: {r['receipt_ms']:6.2f} ({r['receipt_cpu_ms']:5.2f}) ms | "
+            f"{r['quick_ms']:6.2f} ({r['quick_cpu_ms']:5.2f}) ms | "
+            f"{r['full_verify_s']:7.2f} s / {r['chain_walk_s']:6.2f} s{flag}"
+        )
     sys.stdout.flush()
 
 

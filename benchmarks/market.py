@@ -33,8 +33,10 @@ def months_per_second() -> None:
             t = time.perf_counter()
             r = simulate(m, firms=firms, rules=rules)
             dt = time.perf_counter() - t
-            print(f"  {firms:>5} firms, {label:<34} {len(r.months) / dt:8.1f} months/s "
-                  f"({dt:5.2f} s, {r.rules_asked:,} rule questions)")
+            print(
+                f"  {firms:>5} firms, {label:<34} {len(r.months) / dt:8.1f} months/s "
+                f"({dt:5.2f} s, {r.rules_asked:,} rule questions)"
+            )
 
 
 def sweep_throughput(runs: int) -> None:
@@ -44,12 +46,24 @@ def sweep_throughput(runs: int) -> None:
     for backend in backends:
         with tempfile.TemporaryDirectory() as d:
             t = time.perf_counter()
-            run_sweep(market_file=None, runs=runs, method="lhs", levels=2,
-                      params=["demand.shift_speed", "demand.growth_per_year",
-                              "prices.elasticity"], out=Path(d) / "s", backend=backend,
-                      ray_address=None, workers=2, firms=50, regime=None, seed=1,
-                      metric="offshore_demand_after_h20", threshold=None, fresh=True,
-                      quiet=True)
+            run_sweep(
+                market_file=None,
+                runs=runs,
+                method="lhs",
+                levels=2,
+                params=["demand.shift_speed", "demand.growth_per_year", "prices.elasticity"],
+                out=Path(d) / "s",
+                backend=backend,
+                ray_address=None,
+                workers=2,
+                firms=50,
+                regime=None,
+                seed=1,
+                metric="offshore_demand_after_h20",
+                threshold=None,
+                fresh=True,
+                quiet=True,
+            )
             dt = time.perf_counter() - t
         rate = runs / dt
         base = base or rate

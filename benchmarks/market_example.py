@@ -31,27 +31,37 @@ def main() -> None:
     print("== shipped market, seed 1, 300 firms, midpoints")
     before = _avg_offshore_demand(enacted, "2024-05", "2025-04")
     after = _avg_offshore_demand(enacted, "2025-05", "2026-04")
-    print(f"offshore demand, home firms, mean a month: 2024-05..2025-04 {before / 1e6:.1f}M, "
-          f"2025-05..2026-04 {after / 1e6:.1f}M chip-hours (ratio {after / before:.2f})")
-    zero = [m.month for m in enacted.months
-            if round(sum(m.offshore_demand_chip_hours.values())) == 0]
+    print(
+        f"offshore demand, home firms, mean a month: 2024-05..2025-04 {before / 1e6:.1f}M, "
+        f"2025-05..2026-04 {after / 1e6:.1f}M chip-hours (ratio {after / before:.2f})"
+    )
+    zero = [
+        m.month for m in enacted.months if round(sum(m.offshore_demand_chip_hours.values())) == 0
+    ]
     if zero:
         print(f"months with no offshore demand: {len(zero)}, {zero[0]} to {zero[-1]}")
     last = enacted.months[-1]
     prices = ", ".join(f"{c} ${p:.2f}" for c, p in last.price_usd_per_chip_hour.items())
     demand = sum(last.offshore_demand_chip_hours.values())
-    print(f"{last.month}: offshore demand {demand / 1e6:.0f}M "
-          f"chip-hours, {sum(last.offshore_mw.values()):.0f} MW rented abroad, prices {prices}")
-    for label, f in (("domestic accelerator chip-hours",
-                      lambda m: m.domestic_accelerator_chip_hours),
-                     ("unmet h100e-hours", lambda m: m.unmet_h100e_hours)):
-        print(f"2027 {label}: enacted {_year(enacted, '2027', f) / 1e9:.1f} bn, "
-              f"ai-diffusion {_year(diffusion, '2027', f) / 1e9:.1f} bn")
-    kept = _year(enacted, "2027", lambda m: m.residency_home_chip_hours) / \
-        _year(enacted, "2027", lambda m: m.home_chip_hours)
+    print(
+        f"{last.month}: offshore demand {demand / 1e6:.0f}M "
+        f"chip-hours, {sum(last.offshore_mw.values()):.0f} MW rented abroad, prices {prices}"
+    )
+    for label, f in (
+        ("domestic accelerator chip-hours", lambda m: m.domestic_accelerator_chip_hours),
+        ("unmet h100e-hours", lambda m: m.unmet_h100e_hours),
+    ):
+        print(
+            f"2027 {label}: enacted {_year(enacted, '2027', f) / 1e9:.1f} bn, "
+            f"ai-diffusion {_year(diffusion, '2027', f) / 1e9:.1f} bn"
+        )
+    kept = _year(enacted, "2027", lambda m: m.residency_home_chip_hours) / _year(
+        enacted, "2027", lambda m: m.home_chip_hours
+    )
     print(f"2027 share of home firms' home chip-hours kept home by data residency: {kept:.0%}")
-    late = max(sum(m.offshore_chip_hours.values()) for m in diffusion.months
-               if m.month >= "2025-06")
+    late = max(
+        sum(m.offshore_chip_hours.values()) for m in diffusion.months if m.month >= "2025-06"
+    )
     print(f"ai-diffusion: offshore chip-hours after 2025-05 at most {late:,.0f}")
 
 

@@ -48,9 +48,23 @@ def run(doc: dict[str, Any], limit: float, solver: str, tmp: Path) -> tuple[floa
     path = tmp / f"{doc['name']}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     t = time.perf_counter()
-    p = subprocess.run([sys.executable, "-m", "straits", "plan", str(path), "--json",
-                        "--time-limit", f"{limit:g}", "--solver", solver],
-                       capture_output=True, text=True, check=False)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "straits",
+            "plan",
+            str(path),
+            "--json",
+            "--time-limit",
+            f"{limit:g}",
+            "--solver",
+            solver,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     wall = time.perf_counter() - t
     if p.returncode not in (0, 3):
         raise SystemExit(f"straits plan failed ({p.returncode}): {p.stderr[-2000:]}")
@@ -85,26 +99,38 @@ def row(label: str, limit: float, wall: float, plan: dict[str, Any]) -> str:
         gap = "-"
     search = plan.get("search") or {}
     rounds = (search.get("neighbourhoods") or {}).get("rounds", "-")
-    return (f"{label:>12} {limit:>6g} {wall:>7.1f} {wall / limit:>6.3f} "
-            f"{value(base):>15} {plan.get('baseline_unplaced', '-')!s:>5} "
-            f"{value(got):>15} {len(plan['unplaced']):>5} {ratio:>7} "
-            f"{value(plan.get('bound_value')):>15} {gap:>8} "
-            f"{plan['solver']}/{search.get('answer', '-')} {rounds}")
+    return (
+        f"{label:>12} {limit:>6g} {wall:>7.1f} {wall / limit:>6.3f} "
+        f"{value(base):>15} {plan.get('baseline_unplaced', '-')!s:>5} "
+        f"{value(got):>15} {len(plan['unplaced']):>5} {ratio:>7} "
+        f"{value(plan.get('bound_value')):>15} {gap:>8} "
+        f"{plan['solver']}/{search.get('answer', '-')} {rounds}"
+    )
 
 
-HEADER = (f"{'portfolio':>12} {'limit':>6} {'wall s':>7} {'w/lim':>6} {'greedy':>15} "
-          f"{'unpl':>5} {'plan':>15} {'unpl':>5} {'ratio':>7} {'bound':>15} {'gap':>8} "
-          "solver/answer rounds")
+HEADER = (
+    f"{'portfolio':>12} {'limit':>6} {'wall s':>7} {'w/lim':>6} {'greedy':>15} "
+    f"{'unpl':>5} {'plan':>15} {'unpl':>5} {'ratio':>7} {'bound':>15} {'gap':>8} "
+    "solver/answer rounds"
+)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("sizes", nargs="*", type=int, default=[10, 100, 1000])
-    ap.add_argument("--time-limit", type=float, default=None,
-                    help="seconds for every portfolio (default: 10, 30, 55 by size)")
+    ap.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        help="seconds for every portfolio (default: 10, 30, 55 by size)",
+    )
     ap.add_argument("--seeds", type=int, default=1, help="portfolios per size")
-    ap.add_argument("--first-seed", type=int, default=SEED0,
-                    help=f"the first portfolio's seed (default {SEED0}; the tests use others)")
+    ap.add_argument(
+        "--first-seed",
+        type=int,
+        default=SEED0,
+        help=f"the first portfolio's seed (default {SEED0}; the tests use others)",
+    )
     ap.add_argument("--solver", default="auto")
     ap.add_argument("--skip-contended", action="store_true")
     args = ap.parse_args()
@@ -122,8 +148,10 @@ def main() -> None:
                 print(causes(plan), flush=True)
                 ratios.append(wall / limit)
         if not args.skip_contended:
-            print("\ncontended: 30 workloads over 6 sites (greedy's first-come order costs "
-                  "placements and money)")
+            print(
+                "\ncontended: 30 workloads over 6 sites (greedy's first-come order costs "
+                "placements and money)"
+            )
             print(HEADER)
             limit = args.time_limit or 10.0
             for seed in range(SEED0, SEED0 + 6):
@@ -131,9 +159,11 @@ def main() -> None:
                 wall, plan = run(doc, limit, args.solver, tmp)
                 print(row(f"30x6/{seed}", limit, wall, plan), flush=True)
                 ratios.append(wall / limit)
-    print(f"\nworst wall/limit: {max(ratios):.3f} (goal <= 1.05). ratio = plan / greedy value "
-          "(below 1: better than greedy); gap = (plan - bound) / plan, or the stages the "
-          "bound does not rule out placing.")
+    print(
+        f"\nworst wall/limit: {max(ratios):.3f} (goal <= 1.05). ratio = plan / greedy value "
+        "(below 1: better than greedy); gap = (plan - bound) / plan, or the stages the "
+        "bound does not rule out placing."
+    )
 
 
 if __name__ == "__main__":

@@ -37,13 +37,30 @@ BATCH = 10
 
 def requests(n: int, seed: int = 11) -> list[CheckRequest]:
     rng = random.Random(seed)
-    tenants = [("CN", []), ("SG", []), ("US", []), ("DE", ["gdpr-transfer-safeguard"]),
-               ("CN", ["bis-license"])]
-    sites = [("SG", "SG", False), ("MY", "SG", False), ("CN", "CN", False), ("US", "US", True),
-             ("US", "US", False), ("DE", "DE", False), ("RU", "RU", False)]
+    tenants = [
+        ("CN", []),
+        ("SG", []),
+        ("US", []),
+        ("DE", ["gdpr-transfer-safeguard"]),
+        ("CN", ["bis-license"]),
+    ]
+    sites = [
+        ("SG", "SG", False),
+        ("MY", "SG", False),
+        ("CN", "CN", False),
+        ("US", "US", True),
+        ("US", "US", False),
+        ("DE", "DE", False),
+        ("RU", "RU", False),
+    ]
     chips = ["H100-SXM", "H200-SXM", "H800-SXM", "H20", "A100-SXM-80GB", "Ascend-910B", "B200"]
-    data = [None, ("CN", ["personal"], 3_000_000), ("CN", ["personal"], 50_000),
-            ("DE", ["personal"], 50_000), ("CN", ["important"], 0)]
+    data = [
+        None,
+        ("CN", ["personal"], 3_000_000),
+        ("CN", ["personal"], 50_000),
+        ("DE", ["personal"], 50_000),
+        ("CN", ["important"], 0),
+    ]
     start = dt.date(2022, 1, 1)
     out = []
     for _ in range(n):
@@ -51,13 +68,22 @@ def requests(n: int, seed: int = 11) -> list[CheckRequest]:
         country, op, dpf = rng.choice(sites)
         d = rng.choice(data)
         action = rng.choice(["procure", "train", "finetune", "serve"])
-        out.append(CheckRequest.model_validate({
-            "date": start + dt.timedelta(days=rng.randrange(5 * 365)), "action": action,
-            "tenant": {"hq": hq, "authorizations": auths}, "quantity": 512,
-            "site": {"country": country, "operator_hq": op, "dpf_certified": dpf},
-            "chip": rng.choice(chips), "ships_from": rng.choice([None, "US", "MY"]),
-            "data": None if d is None or action == "procure" else
-            {"origin": d[0], "classes": d[1], "subjects": d[2]}}))
+        out.append(
+            CheckRequest.model_validate(
+                {
+                    "date": start + dt.timedelta(days=rng.randrange(5 * 365)),
+                    "action": action,
+                    "tenant": {"hq": hq, "authorizations": auths},
+                    "quantity": 512,
+                    "site": {"country": country, "operator_hq": op, "dpf_certified": dpf},
+                    "chip": rng.choice(chips),
+                    "ships_from": rng.choice([None, "US", "MY"]),
+                    "data": None
+                    if d is None or action == "procure"
+                    else {"origin": d[0], "classes": d[1], "subjects": d[2]},
+                }
+            )
+        )
     return out
 
 
@@ -76,7 +102,7 @@ def main() -> None:
         reqs = requests(n_entries * BATCH)
         t = time.perf_counter()
         for i in range(n_entries):
-            batch = reqs[i * BATCH:(i + 1) * BATCH]
+            batch = reqs[i * BATCH : (i + 1) * BATCH]
             answer = [d.to_json() for d in rules.check_many(batch)]
             record_check(store, rules, batch, answer, tenant=f"t{i % 7}", actor="bench")
         plans = []
@@ -85,8 +111,10 @@ def main() -> None:
             plan = make_plan(sc, rules=rules, solver="greedy")
             record_plan(store, sc, plan, rules, {"solver": "greedy"}, tenant="p", actor="bench")
             plans.append((sc, plan.to_json()))
-        print(f"recorded {n_entries} check entries ({len(reqs)} decisions) and {n_plans} plans "
-              f"in {time.perf_counter() - t:.1f} s")
+        print(
+            f"recorded {n_entries} check entries ({len(reqs)} decisions) and {n_plans} plans "
+            f"in {time.perf_counter() - t:.1f} s"
+        )
 
         # baseline: the same questions without the ledger, cold caches
         base_rules = RuleSet(load_packs())
@@ -108,21 +136,29 @@ def main() -> None:
         result, t_replay = timed(Replayer(store, cand).run, dt.date(2000, 1, 1))
         assert result.decisions == len(reqs) and result.placements == placements
         assert not result.changes, "the same packs must change nothing"
-        print(f"baseline (same decisions asked directly): {len(reqs):,} decisions in "
-              f"{t_checks:.2f} s, {placements} placements re-checked in {t_plans:.2f} s")
-        print(f"replay: {result.entries:,} entries in {t_replay:.2f} s "
-              f"({len(reqs) / t_replay:,.0f} decisions/s incl. placements), "
-              f"ledger verification {t_verify:.2f} s")
-        print(f"replay / baseline: {t_replay / baseline:.2f}x; "
-              f"with verification {(t_replay + t_verify) / baseline:.2f}x")
+        print(
+            f"baseline (same decisions asked directly): {len(reqs):,} decisions in "
+            f"{t_checks:.2f} s, {placements} placements re-checked in {t_plans:.2f} s"
+        )
+        print(
+            f"replay: {result.entries:,} entries in {t_replay:.2f} s "
+            f"({len(reqs) / t_replay:,.0f} decisions/s incl. placements), "
+            f"ledger verification {t_verify:.2f} s"
+        )
+        print(
+            f"replay / baseline: {t_replay / baseline:.2f}x; "
+            f"with verification {(t_replay + t_verify) / baseline:.2f}x"
+        )
 
     rules = RuleSet(load_packs())
     results, t_cases = timed(run_cases, rules)
     report, t_cov = timed(coverage, rules, results)
     conds = sum(len(p.conditions) for p in report.policies)
-    print(f"rules test: {len(results)} cases in {t_cases:.2f} s; coverage of "
-          f"{len(report.policies)} policies / {conds} conditions ({2 * conds} probe policies) "
-          f"in {t_cov:.2f} s: +{t_cov / t_cases:.0%}")
+    print(
+        f"rules test: {len(results)} cases in {t_cases:.2f} s; coverage of "
+        f"{len(report.policies)} policies / {conds} conditions ({2 * conds} probe policies) "
+        f"in {t_cov:.2f} s: +{t_cov / t_cases:.0%}"
+    )
 
 
 if __name__ == "__main__":

@@ -45,10 +45,14 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "offshore-2025.yaml"
 EXE = [sys.executable, "-m", "straits"]
 CHECK: dict[str, Any] = {
-    "date": "2025-06-01", "regime": "enacted", "action": "finetune",
+    "date": "2025-06-01",
+    "regime": "enacted",
+    "action": "finetune",
     "tenant": {"hq": "CN", "authorizations": []},
-    "site": {"country": "SG", "operator_hq": "SG"}, "chip": "H100-SXM",
-    "data": {"origin": "CN", "classes": ["personal"], "subjects": 3_000_000}}
+    "site": {"country": "SG", "operator_hq": "SG"},
+    "chip": "H100-SXM",
+    "data": {"origin": "CN", "classes": ["personal"], "subjects": 3_000_000},
+}
 
 
 def free_port() -> int:
@@ -64,11 +68,16 @@ def scenario_doc() -> dict[str, Any]:
 
 def check_body(rng: random.Random) -> dict[str, Any]:
     day = dt.date(2025, 1, 1) + dt.timedelta(days=rng.randrange(365))
-    return {**CHECK, "date": day.isoformat(),
-            "chip": rng.choice(["H100-SXM", "H20", "H800-SXM", "B200", "Ascend-910B"]),
-            "site": {"country": rng.choice(["SG", "MY", "CN", "US"]),
-                     "operator_hq": rng.choice(["SG", "CN", "US"])},
-            "data": {**CHECK["data"], "subjects": rng.choice([0, 5_000, 200_000, 3_000_000])}}
+    return {
+        **CHECK,
+        "date": day.isoformat(),
+        "chip": rng.choice(["H100-SXM", "H20", "H800-SXM", "B200", "Ascend-910B"]),
+        "site": {
+            "country": rng.choice(["SG", "MY", "CN", "US"]),
+            "operator_hq": rng.choice(["SG", "CN", "US"]),
+        },
+        "data": {**CHECK["data"], "subjects": rng.choice([0, 5_000, 200_000, 3_000_000])},
+    }
 
 
 # --- the service as real processes ------------------------------------------------------------
@@ -88,9 +97,14 @@ class Service:
         self.url = f"http://127.0.0.1:{self.port}"
 
     def token(self, tenant: str, role: str) -> str:
-        p = subprocess.run([*EXE, "tokens", "create", "--tenant", tenant, "--role", role,
-                            "--json"], env=self.env, check=True, capture_output=True,
-                           text=True, timeout=120)
+        p = subprocess.run(
+            [*EXE, "tokens", "create", "--tenant", tenant, "--role", role, "--json"],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         return str(json.loads(p.stdout)["token"])
 
     def _log(self, name: str) -> Any:
@@ -98,9 +112,20 @@ class Service:
 
     def start_server(self, plan_workers: int = 1) -> None:
         self.server = subprocess.Popen(
-            [*EXE, "serve", "--port", str(self.port), "--plan-workers", str(plan_workers),
-             "--log-level", "warning"], env=self.env, stdout=subprocess.DEVNULL,
-            stderr=self._log("server.log"))
+            [
+                *EXE,
+                "serve",
+                "--port",
+                str(self.port),
+                "--plan-workers",
+                str(plan_workers),
+                "--log-level",
+                "warning",
+            ],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log("server.log"),
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.server.poll() is not None:
@@ -119,9 +144,12 @@ class Service:
         self.server = None
 
     def start_worker(self, slots: int = 1) -> subprocess.Popen[bytes]:
-        w = subprocess.Popen([*EXE, "worker", "--slots", str(slots), "--log-level", "warning"],
-                             env=self.env, stdout=subprocess.DEVNULL,
-                             stderr=self._log(f"worker{len(self.workers)}.log"))
+        w = subprocess.Popen(
+            [*EXE, "worker", "--slots", str(slots), "--log-level", "warning"],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log(f"worker{len(self.workers)}.log"),
+        )
         self.workers.append(w)
         return w
 
@@ -142,7 +170,8 @@ class Service:
 class Stats:
     latency: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     status: dict[str, dict[int, int]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(int)))
+        default_factory=lambda: defaultdict(lambda: defaultdict(int))
+    )
     transport_errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     recorded: dict[int, dict[str, Any]] = field(default_factory=dict)
     plans: list[str] = field(default_factory=list)
@@ -163,17 +192,31 @@ class Stats:
 class Load:
     """Client threads against ``url`` until ``stop`` is set."""
 
-    def __init__(self, url: str, planner: str, stats: Stats, *, recorders: int, readers: int,
-                 submit_every: float = 2.0, seed: int = 0) -> None:
+    def __init__(
+        self,
+        url: str,
+        planner: str,
+        stats: Stats,
+        *,
+        recorders: int,
+        readers: int,
+        submit_every: float = 2.0,
+        seed: int = 0,
+    ) -> None:
         self.url, self.stats, self.stop = url, stats, threading.Event()
         self.h = {"Authorization": f"Bearer {planner}"}
-        self.threads = [threading.Thread(target=self._recorder, args=(seed + i,), daemon=True)
-                        for i in range(recorders)]
-        self.threads += [threading.Thread(target=self._reader, args=(seed + 100 + i,),
-                                          daemon=True) for i in range(readers)]
+        self.threads = [
+            threading.Thread(target=self._recorder, args=(seed + i,), daemon=True)
+            for i in range(recorders)
+        ]
+        self.threads += [
+            threading.Thread(target=self._reader, args=(seed + 100 + i,), daemon=True)
+            for i in range(readers)
+        ]
         if submit_every > 0:
-            self.threads.append(threading.Thread(target=self._submitter, args=(submit_every,),
-                                                 daemon=True))
+            self.threads.append(
+                threading.Thread(target=self._submitter, args=(submit_every,), daemon=True)
+            )
         self.doc = scenario_doc()
 
     def start(self) -> None:
@@ -185,8 +228,9 @@ class Load:
         for t in self.threads:
             t.join(120)
 
-    def _call(self, client: httpx.Client, route: str, method: str, path: str,
-              **kw: Any) -> httpx.Response | None:
+    def _call(
+        self, client: httpx.Client, route: str, method: str, path: str, **kw: Any
+    ) -> httpx.Response | None:
         t = time.perf_counter()
         try:
             r = client.request(method, path, headers=self.h, **kw)
@@ -202,8 +246,9 @@ class Load:
         with httpx.Client(base_url=self.url, timeout=60) as client:
             while not self.stop.is_set():
                 body = check_body(rng)
-                r = self._call(client, "POST /v1/check?record=true", "POST",
-                               "/v1/check?record=true", json=body)
+                r = self._call(
+                    client, "POST /v1/check?record=true", "POST", "/v1/check?record=true", json=body
+                )
                 if r is not None and r.status_code == 200:
                     with self.stats.lock:
                         self.stats.recorded[int(r.headers["X-Straits-Ledger-Seq"])] = body
@@ -214,8 +259,7 @@ class Load:
             while not self.stop.is_set():
                 pick = rng.random()
                 if pick < 0.4:
-                    self._call(client, "POST /v1/check", "POST", "/v1/check",
-                               json=check_body(rng))
+                    self._call(client, "POST /v1/check", "POST", "/v1/check", json=check_body(rng))
                 elif pick < 0.6:
                     self._call(client, "GET /v1/plans", "GET", "/v1/plans")
                 elif pick < 0.75 and self.stats.plans:
@@ -230,10 +274,12 @@ class Load:
         n = 0
         with httpx.Client(base_url=self.url, timeout=60) as client:
             while not self.stop.is_set():
-                params: dict[str, Any] = ({"solver": "greedy"} if n % 2 == 0
-                                          else {"solver": "cpsat", "time_limit": 3})
-                r = self._call(client, "POST /v1/plans", "POST", "/v1/plans", params=params,
-                               json=self.doc)
+                params: dict[str, Any] = (
+                    {"solver": "greedy"} if n % 2 == 0 else {"solver": "cpsat", "time_limit": 3}
+                )
+                r = self._call(
+                    client, "POST /v1/plans", "POST", "/v1/plans", params=params, json=self.doc
+                )
                 if r is not None and r.status_code == 202:
                     with self.stats.lock:
                         self.stats.plans.append(r.json()["id"])
@@ -285,8 +331,7 @@ def lost_records(db: str, recorded: dict[int, dict[str, Any]]) -> list[int]:
 def _subset(sent: Any, stored: Any) -> bool:
     """Every field the client sent is in the stored request (which adds defaults)."""
     if isinstance(sent, dict):
-        return isinstance(stored, dict) and all(_subset(v, stored.get(k))
-                                                for k, v in sent.items())
+        return isinstance(stored, dict) and all(_subset(v, stored.get(k)) for k, v in sent.items())
     return bool(sent == stored)
 
 
@@ -307,15 +352,17 @@ def pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100)[q - 1] * 1000
 
 
-def run(db: str, seconds: float, clients: int, *, record: bool, workdir: Path
-        ) -> tuple[Stats, float, dict[str, Any]]:
+def run(
+    db: str, seconds: float, clients: int, *, record: bool, workdir: Path
+) -> tuple[Stats, float, dict[str, Any]]:
     svc = Service(db, workdir)
     planner = svc.token("hz-cloud", "planner")
     svc.start_server(plan_workers=1)
     svc.start_worker()
     stats = Stats()
-    load = Load(svc.url, planner, stats, recorders=clients if record else 0,
-                readers=clients, seed=1)
+    load = Load(
+        svc.url, planner, stats, recorders=clients if record else 0, readers=clients, seed=1
+    )
     try:
         t0 = time.perf_counter()
         load.start()
@@ -328,23 +375,30 @@ def run(db: str, seconds: float, clients: int, *, record: bool, workdir: Path
     return stats, elapsed, final
 
 
-def report(label: str, stats: Stats, elapsed: float, final: dict[str, Any], db: str,
-           base: Stats | None) -> None:
+def report(
+    label: str, stats: Stats, elapsed: float, final: dict[str, Any], db: str, base: Stats | None
+) -> None:
     total = sum(len(v) for v in stats.latency.values())
     lost = lost_records(db, stats.recorded)
     done = sum(1 for j in final.values() if j["status"] == "done")
-    print(f"\n== {label}: {total:,} requests in {elapsed:.0f} s ({total / elapsed:,.1f} req/s); "
-          f"{len(stats.recorded):,} checks recorded, {len(lost)} lost; {len(final)} plans "
-          f"({done} done, {len(final) - done} failed); ledger verifies: {ledger_ok(db)}; "
-          f"5xx: {stats.server_errors()}; transport errors: "
-          f"{sum(stats.transport_errors.values())}")
-    print(f"{'route':<30} {'n':>7} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}"
-          + (f" {'p50 x':>6} {'p99 x':>6}" if base else ""))
+    print(
+        f"\n== {label}: {total:,} requests in {elapsed:.0f} s ({total / elapsed:,.1f} req/s); "
+        f"{len(stats.recorded):,} checks recorded, {len(lost)} lost; {len(final)} plans "
+        f"({done} done, {len(final) - done} failed); ledger verifies: {ledger_ok(db)}; "
+        f"5xx: {stats.server_errors()}; transport errors: "
+        f"{sum(stats.transport_errors.values())}"
+    )
+    print(
+        f"{'route':<30} {'n':>7} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}"
+        + (f" {'p50 x':>6} {'p99 x':>6}" if base else "")
+    )
     for route in sorted(stats.latency):
         lat = stats.latency[route]
         bad = sum(n for s, n in stats.status[route].items() if s >= 300)
-        line = (f"{route:<30} {len(lat):>7,} {len(lat) / elapsed:>7.1f} {pct(lat, 50):>8.1f} "
-                f"{pct(lat, 99):>8.1f} {bad:>8}")
+        line = (
+            f"{route:<30} {len(lat):>7,} {len(lat) / elapsed:>7.1f} {pct(lat, 50):>8.1f} "
+            f"{pct(lat, 99):>8.1f} {bad:>8}"
+        )
         if base and base.latency.get(route):
             b = base.latency[route]
             line += f" {pct(lat, 50) / pct(b, 50):>6.2f} {pct(lat, 99) / pct(b, 99):>6.2f}"
@@ -358,27 +412,29 @@ def main() -> None:
         if flag in args:
             i = args.index(flag)
             opts[flag] = args[i + 1]
-            del args[i:i + 2]
+            del args[i : i + 2]
     seconds = float(args[0]) if args else 60.0
     clients = int(opts.get("--clients", 4))
     tmp = Path(tempfile.mkdtemp(prefix="straits-soak-"))
     backends = [("SQLite", lambda name: f"sqlite:///{tmp / name}.db")]
     if "--pg" in opts:
         backends.append(("PostgreSQL", lambda _name: _fresh_pg(opts["--pg"])))
-    print(f"soak: {seconds:g} s per run, {clients} recorder and {clients} reader threads, a "
-          "plan every 2 s; `straits serve` (1 plan slot) + 1 `straits worker`; logs in "
-          f"{tmp}")
+    print(
+        f"soak: {seconds:g} s per run, {clients} recorder and {clients} reader threads, a "
+        "plan every 2 s; `straits serve` (1 plan slot) + 1 `straits worker`; logs in "
+        f"{tmp}"
+    )
     for name, make in backends:
         base_db = make("baseline")
-        base, base_elapsed, base_final = run(base_db, seconds, clients, record=False,
-                                             workdir=tmp)
-        report(f"{name}, baseline (no recorders)", base, base_elapsed, base_final, base_db,
-               None)
+        base, base_elapsed, base_final = run(base_db, seconds, clients, record=False, workdir=tmp)
+        report(f"{name}, baseline (no recorders)", base, base_elapsed, base_final, base_db, None)
         db = make("mixed")
         stats, elapsed, final = run(db, seconds, clients, record=True, workdir=tmp)
         report(f"{name}, with recorders (x = vs baseline)", stats, elapsed, final, db, base)
-    print("\nGoal: 0 5xx and 0 lost records. Indicative figures: a shared 2-core machine, "
-          "clients and server on the same cores.")
+    print(
+        "\nGoal: 0 5xx and 0 lost records. Indicative figures: a shared 2-core machine, "
+        "clients and server on the same cores."
+    )
 
 
 def _fresh_pg(url: str) -> str:

@@ -57,15 +57,21 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run(args: list[str], stdin: Path | None, src: Path | None = None
-        ) -> tuple[float, float, float, list[tuple[int, int, str]]]:
+def run(
+    args: list[str], stdin: Path | None, src: Path | None = None
+) -> tuple[float, float, float, list[tuple[int, int, str]]]:
     """(import seconds, wall seconds, CPU seconds, [(self us, cumulative us, module)])."""
     env = _env(src)
     c0 = _cpu()
     t0 = time.perf_counter()
     with open(stdin, "rb") if stdin else open(os.devnull, "rb") as f:
-        p = subprocess.run([sys.executable, "-X", "importtime", *args], stdin=f,
-                           capture_output=True, env=env, check=False)
+        p = subprocess.run(
+            [sys.executable, "-X", "importtime", *args],
+            stdin=f,
+            capture_output=True,
+            env=env,
+            check=False,
+        )
     wall = time.perf_counter() - t0
     cpu = _cpu() - c0
     if p.returncode != 0:
@@ -74,7 +80,7 @@ def run(args: list[str], stdin: Path | None, src: Path | None = None
     for line in p.stderr.decode().splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
             continue
-        own, cumulative, name = line[len("import time:"):].split("|")
+        own, cumulative, name = line[len("import time:") :].split("|")
         rows.append((int(own), int(cumulative), name.rstrip()))
     return sum(r[0] for r in rows) / 1e6, wall, cpu, rows
 
@@ -92,13 +98,19 @@ def main() -> None:
     ap.add_argument("--against", metavar="REV", help="also measure this git revision")
     opts = ap.parse_args()
     runs = opts.runs
-    print(f"python {sys.version.split()[0]}, {runs} runs each; {os.cpu_count()} CPUs "
-          f"(load average {os.getloadavg()[0]:.1f}: figures are indicative on a shared "
-          "machine)\n")
-    print("import s: the sum of -X importtime's self times; cpu s: the process's user+system "
-          "time (less sensitive to other load than wall time)\n")
-    print(f"{'command':30} {'import best':>11} {'median':>7} {'x bare':>7} {'cpu s':>6} "
-          f"{'wall s':>7}  slowest imports (best run)")
+    print(
+        f"python {sys.version.split()[0]}, {runs} runs each; {os.cpu_count()} CPUs "
+        f"(load average {os.getloadavg()[0]:.1f}: figures are indicative on a shared "
+        "machine)\n"
+    )
+    print(
+        "import s: the sum of -X importtime's self times; cpu s: the process's user+system "
+        "time (less sensitive to other load than wall time)\n"
+    )
+    print(
+        f"{'command':30} {'import best':>11} {'median':>7} {'x bare':>7} {'cpu s':>6} "
+        f"{'wall s':>7}  slowest imports (best run)"
+    )
     base = None
     results = {}
     for label, args, stdin in CASES:
@@ -112,14 +124,18 @@ def main() -> None:
         base = base or best
         results[label] = best
         names = ", ".join(top(rows, 4)) if label.startswith("straits") else ""
-        print(f"{label:30} {best:11.3f} {median:7.3f} {best / base:7.1f} {cpu:6.3f} "
-              f"{wall:7.3f}  {names}")
+        print(
+            f"{label:30} {best:11.3f} {median:7.3f} {best / base:7.1f} {cpu:6.3f} "
+            f"{wall:7.3f}  {names}"
+        )
     print()
     for label in ("straits --help", "straits check --json < req"):
         verdict = "meets" if results[label] < GOAL_S else "MISSES"
-        print(f"{label}: {results[label]:.3f} s of import time {verdict} the {GOAL_S} s goal "
-              f"({results[label] - results['import typer (the floor)']:+.3f} s over Typer "
-              "alone)")
+        print(
+            f"{label}: {results[label]:.3f} s of import time {verdict} the {GOAL_S} s goal "
+            f"({results[label] - results['import typer (the floor)']:+.3f} s over Typer "
+            "alone)"
+        )
     if opts.against:
         against(opts.against, runs, results)
 
@@ -131,8 +147,9 @@ def against(rev: str, runs: int, results: dict[str, float]) -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        archive = subprocess.run(["git", "archive", rev, "src"], cwd=ROOT, check=True,
-                                 capture_output=True).stdout
+        archive = subprocess.run(
+            ["git", "archive", rev, "src"], cwd=ROOT, check=True, capture_output=True
+        ).stdout
         with tarfile.open(fileobj=__import__("io").BytesIO(archive)) as tar:
             tar.extractall(tmp, filter="data")
         src = Path(tmp) / "src"
@@ -142,8 +159,10 @@ def against(rev: str, runs: int, results: dict[str, float]) -> None:
                 continue
             run(args, stdin, src)
             best = min(run(args, stdin, src)[0] for _ in range(runs))
-            print(f"{label:30} {best:11.3f} s at {rev}, {results[label]:.3f} s here: "
-                  f"{best / results[label]:.1f}x faster")
+            print(
+                f"{label:30} {best:11.3f} s at {rev}, {results[label]:.3f} s here: "
+                f"{best / results[label]:.1f}x faster"
+            )
 
 
 if __name__ == "__main__":

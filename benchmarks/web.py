@@ -37,8 +37,14 @@ from straits.rules import ruleset
 from straits.simulate.generate import generate
 
 ROOT = Path(__file__).resolve().parents[1]
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def render_ms(page: Any, url: str, repeat: int) -> float:
@@ -63,12 +69,28 @@ def console_page_ms(page: Any, tmp: Path, sc_path: Path, repeat: int) -> float:
 
     env = {**os.environ, "STRAITS_DATABASE_URL": f"sqlite:///{tmp / 'web.db'}"}
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "straits", "serve", "--port", str(port),
-                             "--log-level", "warning"], env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "straits", "serve", "--port", str(port), "--log-level", "warning"],
+        env=env,
+    )
     try:
-        token = subprocess.run([sys.executable, "-m", "straits", "tokens", "create",
-                                "--tenant", "hz-cloud", "--role", "planner"], env=env,
-                               capture_output=True, text=True, check=True).stdout
+        token = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "straits",
+                "tokens",
+                "create",
+                "--tenant",
+                "hz-cloud",
+                "--role",
+                "planner",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         token = next(w for w in token.split() if w.startswith("st_"))
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):
@@ -78,21 +100,25 @@ def console_page_ms(page: Any, tmp: Path, sc_path: Path, repeat: int) -> float:
             except httpx.HTTPError:
                 time.sleep(0.2)
         h = {"Authorization": f"Bearer {token}", "Content-Type": "application/yaml"}
-        job = httpx.post(base + "/v1/plans?time_limit=5", content=sc_path.read_bytes(),
-                         headers=h,
-                         timeout=60)
+        job = httpx.post(
+            base + "/v1/plans?time_limit=5", content=sc_path.read_bytes(), headers=h, timeout=60
+        )
         if job.status_code == 400:  # a server without YAML bodies: send JSON
             import json
 
             import yaml
 
-            job = httpx.post(base + "/v1/plans?time_limit=5",
-                             content=json.dumps(yaml.safe_load(sc_path.read_text()),
-                                                default=str),
-                             headers={**h, "Content-Type": "application/json"}, timeout=60)
+            job = httpx.post(
+                base + "/v1/plans?time_limit=5",
+                content=json.dumps(yaml.safe_load(sc_path.read_text()), default=str),
+                headers={**h, "Content-Type": "application/json"},
+                timeout=60,
+            )
         plan_id = job.json()["id"]
         while httpx.get(f"{base}/v1/plans/{plan_id}", headers=h).json()["status"] in (
-                "queued", "running"):
+            "queued",
+            "running",
+        ):
             time.sleep(0.5)
         page.goto(base + "/ui/login")
         page.fill("#token", token)
@@ -120,11 +146,14 @@ def main() -> None:
     demo = load_scenario(demo_path)
     print("planning the demo scenario ...", file=sys.stderr)
     cases = {"demo": (demo, make_plan(demo, rules=rules, time_limit=5).to_json(details=True))}
-    print(f"planning {args.workloads} workloads over {args.sites} sites (greedy) ...",
-          file=sys.stderr)
+    print(
+        f"planning {args.workloads} workloads over {args.sites} sites (greedy) ...", file=sys.stderr
+    )
     big = generate(workloads=args.workloads, sites=args.sites, seed=args.seed)
     cases[f"{args.workloads} workloads"] = (
-        big, make_plan(big, rules=rules, solver="greedy").to_json(details=True))
+        big,
+        make_plan(big, rules=rules, solver="greedy").to_json(details=True),
+    )
     files: dict[str, tuple[Path, float, int]] = {}
     for name, (sc, plan) in cases.items():
         t = time.perf_counter()
@@ -134,24 +163,34 @@ def main() -> None:
         path.write_text(html)
         files[name] = (path, build_s, len(html.encode()))
     base = tmp / "baseline.html"
-    base.write_text(render("chart.html.j2", title="baseline", figure_ids=["f"], table=None,
-                           figures={"f": {"data": [{"type": "scatter", "x": [1, 2],
-                                                    "y": [1, 2]}], "layout": {}}}))
+    base.write_text(
+        render(
+            "chart.html.j2",
+            title="baseline",
+            figure_ids=["f"],
+            table=None,
+            figures={"f": {"data": [{"type": "scatter", "x": [1, 2], "y": [1, 2]}], "layout": {}}},
+        )
+    )
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         baseline = render_ms(page, base.as_uri(), args.repeat)
-        print(f"{'page':<28}{'build (s)':>10}{'size (MB)':>11}{'render (ms)':>13}"
-              f"{'x baseline':>12}")
-        print(f"{'baseline: Plotly + 1 chart':<28}{'-':>10}"
-              f"{base.stat().st_size / 1e6:>11.2f}{baseline:>13.0f}{1.0:>12.2f}")
+        print(
+            f"{'page':<28}{'build (s)':>10}{'size (MB)':>11}{'render (ms)':>13}{'x baseline':>12}"
+        )
+        print(
+            f"{'baseline: Plotly + 1 chart':<28}{'-':>10}"
+            f"{base.stat().st_size / 1e6:>11.2f}{baseline:>13.0f}{1.0:>12.2f}"
+        )
         for name, (path, build_s, size) in files.items():
             ms = render_ms(page, path.as_uri(), args.repeat)
-            print(f"{'report, ' + name:<28}{build_s:>10.2f}{size / 1e6:>11.2f}{ms:>13.0f}"
-                  f"{ms / baseline:>12.2f}")
+            print(
+                f"{'report, ' + name:<28}{build_s:>10.2f}{size / 1e6:>11.2f}{ms:>13.0f}"
+                f"{ms / baseline:>12.2f}"
+            )
         ms = console_page_ms(page, tmp, demo_path, args.repeat)
-        print(f"{'console plan page, demo':<28}{'-':>10}{'-':>11}{ms:>13.0f}"
-              f"{ms / baseline:>12.2f}")
+        print(f"{'console plan page, demo':<28}{'-':>10}{'-':>11}{ms:>13.0f}{ms / baseline:>12.2f}")
         browser.close()
     shutil.rmtree(tmp, ignore_errors=True)
 

@@ -12,8 +12,11 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "offshore-2025.yaml"
 
 settings.register_profile(
-    "default", deadline=None, max_examples=25,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    "default",
+    deadline=None,
+    max_examples=25,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 settings.load_profile("default")
 
 
@@ -72,8 +75,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 # a plain ``make test`` so the suite stays quick to run often; ``.ci/run`` sets STRAITS_SLOW=1 and
 # runs them all. ``pytest --run-slow`` does the same by hand.
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--run-slow", action="store_true", default=False,
-                     help="also run tests marked slow (CI sets STRAITS_SLOW=1)")
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        default=False,
+        help="also run tests marked slow (CI sets STRAITS_SLOW=1)",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -44,14 +44,12 @@ def _ctx(demo: tuple[Scenario, dict[str, Any]], rules: RuleSet) -> PlanContext:
 
 
 def _docs(files: dict[str, str]) -> list[dict[str, Any]]:
-    return [d for p, t in files.items() if p.endswith(".yaml") for d in yaml.safe_load_all(t)
-            if d]
+    return [d for p, t in files.items() if p.endswith(".yaml") for d in yaml.safe_load_all(t) if d]
 
 
 def _tasks(files: dict[str, str]) -> dict[str, dict[str, Any]]:
     """SkyPilot tasks of the export (pipeline documents and services) by task name."""
     return {d["name"]: d for d in _docs(files) if "resources" in d}
-
 
 
 def _objects(files: dict[str, str], kind: str) -> list[dict[str, Any]]:

@@ -70,10 +70,15 @@ def run_case(case: dict[str, Any], workdir: Path) -> dict[str, Any]:
     finally:
         signal.alarm(0)
         sys.stdin, sys.argv = old_stdin, old_argv
-    return {"id": case["id"], "exit": code, "stdout": out.getvalue()[-2000:],
-            "stderr": err.getvalue()[-4000:], "escaped": escaped,
-            "seconds": round(time.monotonic() - t0, 3),
-            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}
+    return {
+        "id": case["id"],
+        "exit": code,
+        "stdout": out.getvalue()[-2000:],
+        "stderr": err.getvalue()[-4000:],
+        "escaped": escaped,
+        "seconds": round(time.monotonic() - t0, 3),
+        "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+    }
 
 
 def main() -> None:
@@ -86,8 +91,13 @@ def main() -> None:
         for case in cases:
             results.append(run_case(case, Path(tmp)))
             if verbose:
-                print(case["id"], results[-1]["exit"], results[-1]["seconds"],
-                      file=sys.__stderr__, flush=True)
+                print(
+                    case["id"],
+                    results[-1]["exit"],
+                    results[-1]["seconds"],
+                    file=sys.__stderr__,
+                    flush=True,
+                )
     results_path.write_text(json.dumps(results))
 
 

@@ -18,8 +18,9 @@ EPS = 1e-6
 
 
 def _hours(sc: Scenario, day: dt.date) -> float:
-    return (dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC) - sc.start
-            ).total_seconds() / 3600
+    return (
+        dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC) - sc.start
+    ).total_seconds() / 3600
 
 
 def chips_at(sc: Scenario, site: str, chip: str, t: float, bought_by: str | None) -> int:
@@ -63,8 +64,9 @@ def capacity_violations(sc: Scenario, plan: Plan) -> list[str]:
         events[(a.site, a.chip, buyer)] += [(a.start_h, a.chips), (a.end_h, -a.chips)]
     for (site, chip, buyer), evs in events.items():
         pool = next(p for p in sc.site(site).pools if p.chip == chip)
-        edges = [(_hours(sc, w.start), 0) for w in pool.availability] + \
-            [(_hours(sc, w.end), 0) for w in pool.availability if w.end is not None]
+        edges = [(_hours(sc, w.start), 0) for w in pool.availability] + [
+            (_hours(sc, w.end), 0) for w in pool.availability if w.end is not None
+        ]
         used = 0
         for t, delta in _ends_first(evs + edges):
             used += delta
@@ -117,8 +119,11 @@ def residency_violations(sc: Scenario, plan: Plan) -> list[str]:
         for d_id in stage.datasets:
             d = sc.dataset(d_id)
             if d.origin == "CN" and d.is_personal and site.country != "CN":
-                exported[w.tenant][d.id] = (d.subjects, d.sensitive_subjects,
-                                            "sensitive_personal" in d.classes)
+                exported[w.tenant][d.id] = (
+                    d.subjects,
+                    d.sensitive_subjects,
+                    "sensitive_personal" in d.classes,
+                )
         if "CN" in stage.users and site.country != "CN":
             n = stage.user_subjects if stage.user_subjects is not None else 1_000_000
             exported[w.tenant][f"users of {a.workload}/{a.stage}"] = (n, 0, False)
@@ -131,13 +136,16 @@ def residency_violations(sc: Scenario, plan: Plan) -> list[str]:
         if tenant.ciio or need == "assessment":
             ok = "cac-security-assessment" in held
         elif need == "contract":
-            ok = bool(held & {"cac-standard-contract", "cac-certification",
-                              "cac-security-assessment"})
+            ok = bool(
+                held & {"cac-standard-contract", "cac-certification", "cac-security-assessment"}
+            )
         else:
             ok = True
         if not ok:
-            out.append(f"{tenant_id} exports {total:,} individuals' PI ({sens:,} sensitive) "
-                       f"needing {need}, holds {sorted(held)}")
+            out.append(
+                f"{tenant_id} exports {total:,} individuals' PI ({sens:,} sensitive) "
+                f"needing {need}, holds {sorted(held)}"
+            )
     return out
 
 
@@ -160,7 +168,9 @@ def budget_violations(sc: Scenario, plan: Plan) -> list[str]:
     spent: dict[str, float] = defaultdict(float)
     for a in plan.assignments:
         spent[a.workload] += a.compute_usd + a.egress_usd
-    return [f"{wid} spends {v:,.0f} over a budget of {sc.workload(wid).budget_usd:,.0f}"
-            for wid, v in spent.items()
-            if sc.workload(wid).budget_usd is not None
-            and v > (sc.workload(wid).budget_usd or 0) * (1 + 1e-9) + 1.0]
+    return [
+        f"{wid} spends {v:,.0f} over a budget of {sc.workload(wid).budget_usd:,.0f}"
+        for wid, v in spent.items()
+        if sc.workload(wid).budget_usd is not None
+        and v > (sc.workload(wid).budget_usd or 0) * (1 + 1e-9) + 1.0
+    ]

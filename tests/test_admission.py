@@ -33,38 +33,47 @@ URL = "/v1/skypilot/policy"
 
 
 class Setup:
-    def __init__(self, client: TestClient, token: str, tasks: dict[str, dict[str, Any]],
-                 plan_id: str) -> None:
+    def __init__(
+        self, client: TestClient, token: str, tasks: dict[str, dict[str, Any]], plan_id: str
+    ) -> None:
         self.client, self.token, self.tasks, self.plan_id = client, token, tasks, plan_id
 
     def user_request(self, task: dict[str, Any]) -> admin_policy.UserRequest:
         return admin_policy.UserRequest(
             task=sky.Task.from_yaml_config(copy.deepcopy(task)),
             skypilot_config=config_utils.Config.from_dict({}),
-            request_name=request_names.AdminPolicyRequestName("jobs.launch_cluster"))
+            request_name=request_names.AdminPolicyRequestName("jobs.launch_cluster"),
+        )
 
-    def post(self, task: dict[str, Any], token: str | None = "default",
-             date: str = "2025-06-01") -> Any:
+    def post(
+        self, task: dict[str, Any], token: str | None = "default", date: str = "2025-06-01"
+    ) -> Any:
         # what SkyPilot's RestfulAdminPolicy sends: requests.post(json=<the encoded string>)
         body = json.dumps(self.user_request(task).encode())
         params = {"date": date}
         if token is not None:
             params["token"] = self.token if token == "default" else token
-        return self.client.post(URL, params=params, content=body,
-                                headers={"Content-Type": "application/json"})
+        return self.client.post(
+            URL, params=params, content=body, headers={"Content-Type": "application/json"}
+        )
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory, example_path: Path,
-          rules: RuleSet) -> Iterator[Setup]:
+def setup(
+    tmp_path_factory: pytest.TempPathFactory, example_path: Path, rules: RuleSet
+) -> Iterator[Setup]:
     store = Store(f"sqlite:///{tmp_path_factory.mktemp('adm') / 's.db'}")
     sc = load_scenario(example_path)
     plan = make_plan(sc, rules=rules, time_limit=5)
     plan_id, _ = record_plan(store, sc, plan, rules, {}, tenant="hz-cloud", actor="test")
     inp = export_input(sc, plan.to_json(), rules, plan_id=plan_id)
-    tasks = {doc["name"]: doc for path, text in exporter("skypilot").render(inp).files.items()
-             if path.endswith(".yaml") for doc in yaml.safe_load_all(text)
-             if doc and "resources" in doc}
+    tasks = {
+        doc["name"]: doc
+        for path, text in exporter("skypilot").render(inp).files.items()
+        if path.endswith(".yaml")
+        for doc in yaml.safe_load_all(text)
+        if doc and "resources" in doc
+    }
     token = create_token(store, "hz-cloud", "viewer")[0]
     with TestClient(create_app(store, settings=Settings())) as client:
         yield Setup(client, token, tasks, plan_id)
@@ -103,8 +112,7 @@ def test_an_unlawful_region_is_rejected_with_the_citation(setup: Setup) -> None:
 
 def test_one_unlawful_candidate_rejects_the_launch(setup: Setup) -> None:
     task = copy.deepcopy(setup.tasks["chat-72b-sft"])
-    task["resources"]["any_of"].append({"infra": "kubernetes/my-johor",
-                                        "accelerators": "H100:8"})
+    task["resources"]["any_of"].append({"infra": "kubernetes/my-johor", "accelerators": "H100:8"})
     r = setup.post(task)
     assert r.status_code == 400 and "my-johor" in r.text
 
@@ -117,8 +125,11 @@ def test_a_region_outside_the_scenario_is_rejected(setup: Setup) -> None:
 
 
 def test_an_unplanned_gpu_launch_is_rejected_but_a_controller_passes(setup: Setup) -> None:
-    gpu = {"name": "adhoc", "resources": {"infra": "aws/ap-southeast-1",
-                                          "accelerators": "H100:8"}, "run": "true"}
+    gpu = {
+        "name": "adhoc",
+        "resources": {"infra": "aws/ap-southeast-1", "accelerators": "H100:8"},
+        "run": "true",
+    }
     r = setup.post(gpu)
     assert r.status_code == 400 and "STRAITS_PLAN_ID" in r.text
     controller = {"name": "jobs-controller", "resources": {"cpus": "4+"}, "run": "true"}
@@ -145,14 +156,19 @@ def test_launches_can_be_recorded_in_the_ledger(setup: Setup) -> None:
     planner = create_token(store, "hz-cloud", "planner")[0]
     before = ledger.count(store)
     lawful = setup.tasks["chat-72b-pretrain"]
-    r = setup.client.post(URL, params={"token": planner, "date": "2025-06-01", "record": "true"},
-                          content=json.dumps(setup.user_request(lawful).encode()))
+    r = setup.client.post(
+        URL,
+        params={"token": planner, "date": "2025-06-01", "record": "true"},
+        content=json.dumps(setup.user_request(lawful).encode()),
+    )
     assert r.status_code == 200
     bad = copy.deepcopy(setup.tasks["chat-72b-sft"])
     bad["resources"] = {"any_of": [{"infra": "aws/ap-southeast-1", "accelerators": "H100:8"}]}
-    r2 = setup.client.post(URL, params={"token": planner, "date": "2025-06-01",
-                                        "record": "true"},
-                           content=json.dumps(setup.user_request(bad).encode()))
+    r2 = setup.client.post(
+        URL,
+        params={"token": planner, "date": "2025-06-01", "record": "true"},
+        content=json.dumps(setup.user_request(bad).encode()),
+    )
     assert r2.status_code == 400
     entries = list(ledger.entries(store, since=before + 1))
     assert [e.kind for e in entries] == ["admission", "admission"]
@@ -162,8 +178,11 @@ def test_launches_can_be_recorded_in_the_ledger(setup: Setup) -> None:
     assert str(entries[1].seq) == r2.headers["X-Straits-Ledger-Seq"]
     assert ledger.verify(store).ok
     # recording needs the planner role
-    r3 = setup.client.post(URL, params={"token": setup.token, "record": "true"},
-                           content=json.dumps(setup.user_request(lawful).encode()))
+    r3 = setup.client.post(
+        URL,
+        params={"token": setup.token, "record": "true"},
+        content=json.dumps(setup.user_request(lawful).encode()),
+    )
     assert r3.status_code == 403
 
 
@@ -173,19 +192,33 @@ SFT_LAWFUL = [  # (resources, allowed): the fine-tune on personal data stays in 
     ({"infra": "kubernetes/cn-ulanqab", "accelerators": {"H800": 8, "Ascend910B": 8}}, True),
     ({"infra": "k8s/cn-ulanqab", "accelerators": ["H800:8", "Ascend910B:8"]}, True),
     ({"cloud": "kubernetes", "region": "hz-idc", "accelerators": "H20"}, True),
-    ({"ordered": [{"infra": "k8s/hz-idc", "accelerators": "H20:8"},
-                  {"infra": "k8s/cn-ulanqab", "accelerators": "H800:8"}]}, True),
+    (
+        {
+            "ordered": [
+                {"infra": "k8s/hz-idc", "accelerators": "H20:8"},
+                {"infra": "k8s/cn-ulanqab", "accelerators": "H800:8"},
+            ]
+        },
+        True,
+    ),
     ({"infra": "aws/ap-southeast-1", "accelerators": {"H100": 8, "H200": 8}}, False),
-    ({"any_of": [{"infra": "k8s/cn-ulanqab", "accelerators": "H800:8"},
-                 {"infra": "aws/ap-southeast-1/ap-southeast-1a", "accelerators": "H100:8"}]},
-     False),
+    (
+        {
+            "any_of": [
+                {"infra": "k8s/cn-ulanqab", "accelerators": "H800:8"},
+                {"infra": "aws/ap-southeast-1/ap-southeast-1a", "accelerators": "H100:8"},
+            ]
+        },
+        False,
+    ),
     ({"infra": "kubernetes", "accelerators": "H800:8"}, False),  # no region: could be anywhere
 ]
 
 
 @pytest.mark.parametrize(("resources", "allowed"), SFT_LAWFUL)
 def test_every_resources_form_is_read_as_skypilot_reads_it(
-        setup: Setup, resources: dict[str, Any], allowed: bool) -> None:
+    setup: Setup, resources: dict[str, Any], allowed: bool
+) -> None:
     task = copy.deepcopy(setup.tasks["chat-72b-sft"])
     task["resources"] = resources
     r = setup.post(task)
@@ -198,13 +231,14 @@ def test_candidates_expand_accelerator_sets_and_lists() -> None:
     for form in ({"H100": 8, "H200": 8}, ["H100:8", "H200:8"]):
         got = candidates({"resources": {"infra": "k8s/my-johor", "accelerators": form}})
         assert sorted((c.infra, c.accelerator, c.count) for c in got) == [
-            ("kubernetes/my-johor", "H100", 8), ("kubernetes/my-johor", "H200", 8)]
+            ("kubernetes/my-johor", "H100", 8),
+            ("kubernetes/my-johor", "H200", 8),
+        ]
 
 
 def test_a_task_skypilot_rejects_is_a_400_with_its_reason(setup: Setup) -> None:
     task = copy.deepcopy(setup.tasks["chat-72b-sft"])
     task["resources"] = {"infra": "k8s/cn-ulanqab", "acelerators": "H800:8"}  # misspelt
     body = json.dumps({"task": yaml.safe_dump(task), "skypilot_config": "{}"})
-    r = setup.client.post(URL, params={"token": setup.token, "date": "2025-06-01"},
-                          content=body)
+    r = setup.client.post(URL, params={"token": setup.token, "date": "2025-06-01"}, content=body)
     assert r.status_code == 400 and "acelerators" in r.text, r.text

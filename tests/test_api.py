@@ -23,8 +23,12 @@ from straits.store.tokens import create_token, revoke_token
 from test_cli import straits
 from test_rules_engine import DESIGN_REQUEST
 
-ESTIMATE: dict[str, Any] = {"model": {"params": 7e9, "layers": 32, "d_model": 4096, "heads": 32},
-            "tokens": 1e11, "chip": "H100-SXM", "chips": 64}
+ESTIMATE: dict[str, Any] = {
+    "model": {"params": 7e9, "layers": 32, "d_model": 4096, "heads": 32},
+    "tokens": 1e11,
+    "chip": "H100-SXM",
+    "chips": 64,
+}
 
 
 class Api:
@@ -57,10 +61,18 @@ def scenario_doc(example_path: Path) -> dict[str, Any]:
     return out
 
 
-PROBLEM_KINDS = {400: "invalid-input", 401: "unauthorized", 403: "forbidden",
-                 404: "not-found", 405: "method-not-allowed", 408: "request-timeout",
-                 409: "conflict",
-                 413: "body-too-large", 500: "internal-error", 503: "unavailable"}
+PROBLEM_KINDS = {
+    400: "invalid-input",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    408: "request-timeout",
+    409: "conflict",
+    413: "body-too-large",
+    500: "internal-error",
+    503: "unavailable",
+}
 
 
 def assert_problem(r: Any, status: int) -> dict[str, Any]:
@@ -97,17 +109,16 @@ def test_check_answers_exactly_as_the_cli(api: Api) -> None:
 def test_estimate_answers_exactly_as_the_cli(api: Api) -> None:
     r = api.client.post("/v1/estimate", json=ESTIMATE, headers=api.auth("a", "viewer"))
     assert r.status_code == 200, r.text
-    assert r.json() == json.loads(straits("estimate", "--json",
-                                          stdin=json.dumps(ESTIMATE)).stdout)
+    assert r.json() == json.loads(straits("estimate", "--json", stdin=json.dumps(ESTIMATE)).stdout)
 
 
 def test_chips_and_rules_match_the_cli(api: Api) -> None:
     h = api.auth("a", "viewer")
-    assert api.client.get("/v1/chips", headers=h).json() == \
-        json.loads(straits("chips", "--json").stdout)
+    assert api.client.get("/v1/chips", headers=h).json() == json.loads(
+        straits("chips", "--json").stdout
+    )
     r = api.client.get("/v1/rules", params={"date": "2025-04-10"}, headers=h)
-    assert r.json() == json.loads(straits("rules", "list", "--date", "2025-04-10",
-                                          "--json").stdout)
+    assert r.json() == json.loads(straits("rules", "list", "--date", "2025-04-10", "--json").stdout)
 
 
 def test_bad_input_is_400_with_the_field_path(api: Api) -> None:
@@ -154,8 +165,16 @@ def test_revoked_tokens_are_refused(api: Api) -> None:
 def test_public_routes_need_no_token(api: Api) -> None:
     assert api.client.get("/healthz").json()["status"] == "ok"
     spec = api.client.get("/openapi.json").json()
-    assert {"/v1/check", "/v1/estimate", "/v1/plans", "/v1/plans/{plan_id}", "/v1/rules",
-            "/v1/chips", "/v1/ledger/verify", "/healthz"} <= set(spec["paths"])
+    assert {
+        "/v1/check",
+        "/v1/estimate",
+        "/v1/plans",
+        "/v1/plans/{plan_id}",
+        "/v1/rules",
+        "/v1/chips",
+        "/v1/ledger/verify",
+        "/healthz",
+    } <= set(spec["paths"])
     assert spec["paths"]["/v1/check"]["post"]["security"] == [{"bearer": []}]
     assert "CheckRequest" in spec["components"]["schemas"]
 
@@ -193,8 +212,9 @@ def test_internal_errors_carry_no_stack_trace(api: Api, monkeypatch: pytest.Monk
 # --- plans and tenants ---------------------------------------------------------------------------
 def test_plans_run_in_the_background_and_are_recorded(api: Api, example_path: Path) -> None:
     h = api.auth("hz-cloud", "planner")
-    r = api.client.post("/v1/plans", params={"solver": "greedy"},
-                        json=scenario_doc(example_path), headers=h)
+    r = api.client.post(
+        "/v1/plans", params={"solver": "greedy"}, json=scenario_doc(example_path), headers=h
+    )
     assert r.status_code == 202, r.text
     job = r.json()
     assert r.headers["Location"] == f"/v1/plans/{job['id']}"
@@ -207,8 +227,9 @@ def test_plans_run_in_the_background_and_are_recorded(api: Api, example_path: Pa
     # id (recorded here, content id there), its digest (which covers the notes) and the
     # ledger entry
     own = {"notes", "timings", "id", "digest", "ledger_seq"}
-    assert {k: v for k, v in plan.items() if k not in own} == \
-        {k: v for k, v in cli.items() if k not in own}
+    assert {k: v for k, v in plan.items() if k not in own} == {
+        k: v for k, v in cli.items() if k not in own
+    }
     assert plan["id"] == job["id"] and plan["ledger_seq"] == done["ledger_seq"]
     entry = ledger.get_entry(api.store, done["ledger_seq"])
     assert entry is not None and entry.tenant == "hz-cloud" and entry.kind == "plan"
@@ -220,8 +241,12 @@ def test_plans_run_in_the_background_and_are_recorded(api: Api, example_path: Pa
 def test_a_tenant_cannot_see_or_plan_for_another(api: Api, example_path: Path) -> None:
     owner, other = api.auth("hz-cloud", "planner"), api.auth("rival", "planner")
     admin = api.auth("platform", "admin")
-    job = api.client.post("/v1/plans", params={"solver": "greedy", "record": "false"},
-                          json=scenario_doc(example_path), headers=owner).json()
+    job = api.client.post(
+        "/v1/plans",
+        params={"solver": "greedy", "record": "false"},
+        json=scenario_doc(example_path),
+        headers=owner,
+    ).json()
     wait_done(api, job["id"], owner)
     for path in (f"/v1/plans/{job['id']}", f"/v1/plans/{job['id']}/plan"):
         r = api.client.get(path, headers=other)
@@ -240,8 +265,7 @@ def test_ledger_entries_are_per_tenant(api: Api) -> None:
     a, b = api.auth("a", "planner"), api.auth("b", "planner")
     numbers = []
     for h in (a, b, a):
-        r = api.client.post("/v1/check", params={"record": "true"}, json=DESIGN_REQUEST,
-                            headers=h)
+        r = api.client.post("/v1/check", params={"record": "true"}, json=DESIGN_REQUEST, headers=h)
         assert r.status_code == 200
         numbers.append(int(r.headers["X-Straits-Ledger-Seq"]))
     assert numbers == [1, 1, 2]  # each tenant's own numbering, never the global one
@@ -270,27 +294,45 @@ def _bare_plans(api: Api, *rows: tuple[str, str]) -> None:
         s.add(ScenarioRow(digest="d" * 64, name="s", body="{}"))
         s.flush()
         for plan_id, tenant in rows:
-            s.add(PlanRow(id=plan_id, tenant=tenant, actor="t", scenario_digest="d" * 64,
-                          options="{}", status="queued", record=False))
+            s.add(
+                PlanRow(
+                    id=plan_id,
+                    tenant=tenant,
+                    actor="t",
+                    scenario_digest="d" * 64,
+                    options="{}",
+                    status="queued",
+                    record=False,
+                )
+            )
 
 
-@pytest.mark.parametrize(("ref", "caller", "status", "found"), [
-    ("abcd", "rival", 404, None),          # two of hz-cloud's plans share it: still "no plan"
-    ("abcd", "hz-cloud", 400, None),        # its own two: ambiguous, as before
-    ("beef", "rival", 200, "beef0002"),     # its own one, beside another tenant's
-    ("beef", "hz-cloud", 200, "beef0001"),
-    ("beef0002", "hz-cloud", 404, None),    # a whole id of another tenant's
-    ("beef", "ops", 400, None),             # an admin sees every tenant's: ambiguous
-])
-def test_a_plan_prefix_is_resolved_among_the_callers_plans(api: Api, ref: str, caller: str,
-                                                           status: int,
-                                                           found: str | None) -> None:
-    _bare_plans(api, ("abcd0001", "hz-cloud"), ("abcd0002", "hz-cloud"), ("beef0001", "hz-cloud"),
-           ("beef0002", "rival"))
+@pytest.mark.parametrize(
+    ("ref", "caller", "status", "found"),
+    [
+        ("abcd", "rival", 404, None),  # two of hz-cloud's plans share it: still "no plan"
+        ("abcd", "hz-cloud", 400, None),  # its own two: ambiguous, as before
+        ("beef", "rival", 200, "beef0002"),  # its own one, beside another tenant's
+        ("beef", "hz-cloud", 200, "beef0001"),
+        ("beef0002", "hz-cloud", 404, None),  # a whole id of another tenant's
+        ("beef", "ops", 400, None),  # an admin sees every tenant's: ambiguous
+    ],
+)
+def test_a_plan_prefix_is_resolved_among_the_callers_plans(
+    api: Api, ref: str, caller: str, status: int, found: str | None
+) -> None:
+    _bare_plans(
+        api,
+        ("abcd0001", "hz-cloud"),
+        ("abcd0002", "hz-cloud"),
+        ("beef0001", "hz-cloud"),
+        ("beef0002", "rival"),
+    )
     role = "admin" if caller == "ops" else "viewer"
     r = api.client.get(f"/v1/plans/{ref}", headers=api.auth(caller, role))
     assert r.status_code == status, r.text
     assert r.headers["content-type"].startswith(
-        "application/json" if status == 200 else "application/problem+json")
+        "application/json" if status == 200 else "application/problem+json"
+    )
     if found is not None:
         assert r.json()["id"] == found

@@ -40,17 +40,27 @@ def api(db_url: str) -> Iterator[Api]:
 
 
 def client_of(a: Api, token: str | None) -> Client:
-    return Client("http://testserver", token,
-                  http=TestClient(a.client.app, raise_server_exceptions=False))
+    return Client(
+        "http://testserver", token, http=TestClient(a.client.app, raise_server_exceptions=False)
+    )
 
 
 def queue_plans(a: Api, example_path: Path, tenant: str, n: int, name: str) -> list[str]:
     """``n`` queued plans of a copy of the example named ``name`` (no planning: cheap; queued
     for rules no worker of this server has, so none takes them)."""
     sc = load_scenario(example_path).model_copy(update={"name": name})
-    return [queue.enqueue(a.store, sc, {"solver": "greedy"}, tenant=tenant, actor="test",
-                          record=False, rules_digest="rules-of-another-server")
-            for _ in range(n)]
+    return [
+        queue.enqueue(
+            a.store,
+            sc,
+            {"solver": "greedy"},
+            tenant=tenant,
+            actor="test",
+            record=False,
+            rules_digest="rules-of-another-server",
+        )
+        for _ in range(n)
+    ]
 
 
 def pages(a: Api, url: str, headers: dict[str, str]) -> Iterator[list[dict[str, Any]]]:
@@ -91,16 +101,20 @@ def test_a_cursor_is_stable_while_plans_are_added(api: Api, example_path: Path) 
     assert not set(rest) & set(newer)
 
 
-@pytest.mark.parametrize(("params", "status", "path"), [
-    ({"cursor": "not-a-cursor"}, 400, "cursor"),
-    ({"cursor": "WzFd"}, 400, "cursor"),  # base64 of [1]: the wrong shape
-    ({"status": "finished"}, 400, "status"),
-    ({"since": "last tuesday"}, 400, "since"),
-    ({"tenant": "rival"}, 403, None),
-    ({"limit": 0}, 400, None),
-])
-def test_bad_list_parameters(api: Api, params: dict[str, Any], status: int,
-                             path: str | None) -> None:
+@pytest.mark.parametrize(
+    ("params", "status", "path"),
+    [
+        ({"cursor": "not-a-cursor"}, 400, "cursor"),
+        ({"cursor": "WzFd"}, 400, "cursor"),  # base64 of [1]: the wrong shape
+        ({"status": "finished"}, 400, "status"),
+        ({"since": "last tuesday"}, 400, "since"),
+        ({"tenant": "rival"}, 403, None),
+        ({"limit": 0}, 400, None),
+    ],
+)
+def test_bad_list_parameters(
+    api: Api, params: dict[str, Any], status: int, path: str | None
+) -> None:
     r = api.client.get("/v1/plans", params=params, headers=api.auth("hz-cloud", "viewer"))
     assert r.status_code == status, r.text
     if path:
@@ -119,8 +133,12 @@ def test_ledger_entries_carry_their_body_as_an_object(api: Api) -> None:
     h = api.auth("a", "planner")
     for _ in range(5):
         api.client.post("/v1/check", params={"record": "true"}, json=DESIGN_REQUEST, headers=h)
-    api.client.post("/v1/check", params={"record": "true"}, json=DESIGN_REQUEST,
-                    headers=api.auth("b", "planner"))
+    api.client.post(
+        "/v1/check",
+        params={"record": "true"},
+        json=DESIGN_REQUEST,
+        headers=api.auth("b", "planner"),
+    )
     entries = [e for page in pages(api, "/v1/ledger/entries?limit=2", h) for e in page]
     assert [e["seq"] for e in entries] == [1, 2, 3, 4, 5]
     for e in entries:
@@ -133,13 +151,17 @@ def test_ledger_entries_carry_their_body_as_an_object(api: Api) -> None:
 
 
 # --- YAML bodies ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("content_type", ["application/yaml", "text/plain",
-                                          "application/x-www-form-urlencoded"])
-def test_a_scenario_may_be_posted_as_yaml(api: Api, example_path: Path,
-                                          content_type: str) -> None:
+@pytest.mark.parametrize(
+    "content_type", ["application/yaml", "text/plain", "application/x-www-form-urlencoded"]
+)
+def test_a_scenario_may_be_posted_as_yaml(api: Api, example_path: Path, content_type: str) -> None:
     h = {**api.auth("hz-cloud", "planner"), "Content-Type": content_type}
-    r = api.client.post("/v1/plans", params={"solver": "greedy", "record": "false"},
-                        content=example_path.read_bytes(), headers=h)
+    r = api.client.post(
+        "/v1/plans",
+        params={"solver": "greedy", "record": "false"},
+        content=example_path.read_bytes(),
+        headers=h,
+    )
     assert r.status_code == 202, r.text
     assert wait_done(api, r.json()["id"], h)["status"] == "done"
 
@@ -153,8 +175,9 @@ def test_bad_yaml_names_the_line(api: Api) -> None:
 # --- export and impact ---------------------------------------------------------------------------
 def _planned(api: Api, path: Path, tenant: str = "hz-cloud") -> dict[str, Any]:
     h = api.auth(tenant, "planner")
-    job = api.client.post("/v1/plans", params={"solver": "greedy"}, json=scenario_doc(path),
-                          headers=h).json()
+    job = api.client.post(
+        "/v1/plans", params={"solver": "greedy"}, json=scenario_doc(path), headers=h
+    ).json()
     assert wait_done(api, job["id"], h)["status"] == "done"
     doc: dict[str, Any] = api.client.get(f"/v1/plans/{job['id']}/plan", headers=h).json()
     return doc
@@ -162,55 +185,70 @@ def _planned(api: Api, path: Path, tenant: str = "hz-cloud") -> dict[str, Any]:
 
 def _files(tgz: bytes) -> dict[str, str]:
     with tarfile.open(fileobj=io.BytesIO(tgz), mode="r:gz") as tar:
-        return {m.name.split("/", 1)[1]: tar.extractfile(m).read().decode()  # type: ignore[union-attr]
-                for m in tar.getmembers()}
+        return {
+            m.name.split("/", 1)[1]: tar.extractfile(m).read().decode()  # type: ignore[union-attr]
+            for m in tar.getmembers()
+        }
 
 
 def test_export_route_answers_as_the_cli(api: Api, example_path: Path, tmp_path: Path) -> None:
     doc = _planned(api, example_path)
     h = api.auth("hz-cloud", "viewer")
-    r = api.client.get(f"/v1/plans/{doc['id']}/export", params={"to": ["slurm", "skypilot"]},
-                       headers=h)
+    r = api.client.get(
+        f"/v1/plans/{doc['id']}/export", params={"to": ["slurm", "skypilot"]}, headers=h
+    )
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "application/gzip"
     assert f"straits-{doc['id'][:12]}.tar.gz" in r.headers["content-disposition"]
     files = _files(r.content)
     manifest = json.loads(files.pop("straits-export.json"))
-    assert manifest["plan_id"] == doc["id"] and set(manifest["targets"]) == {"slurm",
-                                                                           "skypilot"}
+    assert manifest["plan_id"] == doc["id"] and set(manifest["targets"]) == {"slurm", "skypilot"}
     f = tmp_path / "plan.json"
     f.write_text(json.dumps(doc))
     out = tmp_path / "cli"
     p = run("export", str(f), "--to", "slurm", "--to", "skypilot", "-o", str(out))
     assert p.returncode == 0, p.stderr
     # DIR/.straits-export.json and .lock are the directory's own bookkeeping (docs/exports.md)
-    assert {str(x.relative_to(out)): x.read_text() for x in out.rglob("*")
-            if x.is_file() and not x.name.startswith(".straits-export")} == files
-    posted = api.client.post("/v1/exports", params={"to": ["slurm", "skypilot"]}, json=doc,
-                             headers=h)
+    assert {
+        str(x.relative_to(out)): x.read_text()
+        for x in out.rglob("*")
+        if x.is_file() and not x.name.startswith(".straits-export")
+    } == files
+    posted = api.client.post(
+        "/v1/exports", params={"to": ["slurm", "skypilot"]}, json=doc, headers=h
+    )
     assert posted.status_code == 200 and posted.content == r.content
-    z = api.client.get(f"/v1/plans/{doc['id']}/export", params={"to": "slurm",
-                                                                 "format": "zip"}, headers=h)
+    z = api.client.get(
+        f"/v1/plans/{doc['id']}/export", params={"to": "slurm", "format": "zip"}, headers=h
+    )
     assert z.status_code == 200 and z.content[:2] == b"PK"
-    other = api.client.get(f"/v1/plans/{doc['id']}/export", params={"to": "slurm"},
-                           headers=api.auth("rival", "viewer"))
+    other = api.client.get(
+        f"/v1/plans/{doc['id']}/export", params={"to": "slurm"}, headers=api.auth("rival", "viewer")
+    )
     assert other.status_code == 404
 
 
-def test_export_route_names_the_missing_mapping(api: Api, example_path: Path,
-                                                tmp_path: Path) -> None:
+def test_export_route_names_the_missing_mapping(
+    api: Api, example_path: Path, tmp_path: Path
+) -> None:
     raw = yaml.safe_load(example_path.read_text())
     for site in raw["sites"]:
         site.pop("targets", None)
     bare = tmp_path / "bare.yaml"
     bare.write_text(yaml.safe_dump(raw))
     doc = _planned(api, bare)
-    r = api.client.get(f"/v1/plans/{doc['id']}/export", params={"to": "slurm"},
-                       headers=api.auth("hz-cloud", "viewer"))
+    r = api.client.get(
+        f"/v1/plans/{doc['id']}/export",
+        params={"to": "slurm"},
+        headers=api.auth("hz-cloud", "viewer"),
+    )
     assert r.status_code == 400 and r.json()["path"] == "targets"
     assert "sites[].targets.slurm" in r.json()["error"]
-    bad = api.client.get(f"/v1/plans/{doc['id']}/export", params={"to": "nomad"},
-                         headers=api.auth("hz-cloud", "viewer"))
+    bad = api.client.get(
+        f"/v1/plans/{doc['id']}/export",
+        params={"to": "nomad"},
+        headers=api.auth("hz-cloud", "viewer"),
+    )
     assert bad.status_code == 400 and bad.json()["path"] == "--to"
 
 
@@ -222,17 +260,19 @@ def test_impact_route_answers_as_the_cli(api: Api, tmp_path: Path) -> None:
     assert r.status_code == 200, r.text
     f = tmp_path / "h20.json"
     f.write_text(json.dumps(doc))
-    cli = json.loads(run("impact", "--date", "2025-04-10", "--plan", str(f), "--no-replan",
-                         "--json").stdout)
+    cli = json.loads(
+        run("impact", "--date", "2025-04-10", "--plan", str(f), "--no-replan", "--json").stdout
+    )
     assert r.json() == cli and r.json()["plans"][0]["blocking"]
-    by_doc = api.client.post("/v1/impact", json={"date": "2025-04-10", "documents": [doc],
-                                                 "replan": False}, headers=h)
+    by_doc = api.client.post(
+        "/v1/impact", json={"date": "2025-04-10", "documents": [doc], "replan": False}, headers=h
+    )
     assert by_doc.json() == cli
-    default = api.client.post("/v1/impact", json={"date": "2025-04-10", "replan": False},
-                              headers=h)
+    default = api.client.post("/v1/impact", json={"date": "2025-04-10", "replan": False}, headers=h)
     assert default.json()["plans"][0]["plan_id"] == doc["id"]  # the tenant's recorded plans
-    too_long = api.client.post("/v1/impact", json={**body, "replan": True,
-                                                   "time_limit": 3600}, headers=h)
+    too_long = api.client.post(
+        "/v1/impact", json={**body, "replan": True, "time_limit": 3600}, headers=h
+    )
     assert too_long.status_code == 400 and too_long.json()["path"] == "time_limit"
     unknown = api.client.post("/v1/impact", json={**body, "dates": "x"}, headers=h)
     assert unknown.status_code == 400 and unknown.json()["path"] == "dates"
@@ -246,7 +286,8 @@ def test_the_client_wraps_the_api(api: Api, example_path: Path) -> None:
     c = client_of(api, token)
     assert c.health()["status"] == "ok"
     assert c.check(DESIGN_REQUEST) == json.loads(
-        run("check", "--json", stdin=json.dumps(DESIGN_REQUEST)).stdout)
+        run("check", "--json", stdin=json.dumps(DESIGN_REQUEST)).stdout
+    )
     job = c.submit_plan(example_path.read_text(), solver="greedy")
     done = c.wait(job["id"], poll=0.2, timeout=300)
     assert done["status"] == "done"
@@ -263,14 +304,18 @@ def test_the_client_wraps_the_api(api: Api, example_path: Path) -> None:
     assert {x["id"] for x in c.chips()} >= {"H100-SXM", "H20"}
 
 
-@pytest.mark.parametrize(("call", "error", "words"), [
-    (lambda c: c.check({**DESIGN_REQUEST, "chip": "H300"}), InputError, "chip"),
-    (lambda c: c.plan_job("nope"), NotFoundError, "nope"),
-    (lambda c: c.export("nope", ["slurm"]), NotFoundError, "nope"),
-    (lambda c: c.submit_plan({"straits": 1}), InputError, "server"),
-])
-def test_client_errors_are_straits_errors(api: Api, call: Any, error: type[Exception],
-                                          words: str) -> None:
+@pytest.mark.parametrize(
+    ("call", "error", "words"),
+    [
+        (lambda c: c.check({**DESIGN_REQUEST, "chip": "H300"}), InputError, "chip"),
+        (lambda c: c.plan_job("nope"), NotFoundError, "nope"),
+        (lambda c: c.export("nope", ["slurm"]), NotFoundError, "nope"),
+        (lambda c: c.submit_plan({"straits": 1}), InputError, "server"),
+    ],
+)
+def test_client_errors_are_straits_errors(
+    api: Api, call: Any, error: type[Exception], words: str
+) -> None:
     c = client_of(api, api.token("hz-cloud", "planner"))
     with pytest.raises(error, match=words):
         call(c)
@@ -282,14 +327,20 @@ def test_client_without_a_token_says_how_to_get_one(api: Api) -> None:
     assert exc.value.status == 401
 
 
-@pytest.mark.parametrize(("route", "body", "content_type"), [
-    ("/v1/plans", "a:\n" + "".join("  " * i + "- \n" for i in range(1, 3000)),
-     "application/yaml"),
-    ("/v1/plans", "[" * 20_000 + "]" * 20_000, "application/yaml"),
-    ("/v1/exports?to=slurm", "[" * 20_000 + "]" * 20_000, "text/plain"),
-    ("/v1/exports?to=slurm", '{"status": "optimal", "assignments": []}', "application/json"),
-    ("/v1/impact", "{date: 2025-06-01, documents: [[]]}", "application/yaml"),
-])
+@pytest.mark.parametrize(
+    ("route", "body", "content_type"),
+    [
+        (
+            "/v1/plans",
+            "a:\n" + "".join("  " * i + "- \n" for i in range(1, 3000)),
+            "application/yaml",
+        ),
+        ("/v1/plans", "[" * 20_000 + "]" * 20_000, "application/yaml"),
+        ("/v1/exports?to=slurm", "[" * 20_000 + "]" * 20_000, "text/plain"),
+        ("/v1/exports?to=slurm", '{"status": "optimal", "assignments": []}', "application/json"),
+        ("/v1/impact", "{date: 2025-06-01, documents: [[]]}", "application/yaml"),
+    ],
+)
 def test_hostile_bodies_are_4xx(api: Api, route: str, body: str, content_type: str) -> None:
     h = {**api.auth("hz-cloud", "planner"), "Content-Type": content_type}
     r = api.client.post(route, content=body.encode(), headers=h)
@@ -300,12 +351,16 @@ def test_hostile_bodies_are_4xx(api: Api, route: str, body: str, content_type: s
 def test_impact_changes_are_checked_one_by_one(api: Api) -> None:
     h = api.auth("hz-cloud", "viewer")
     good = {"site": "sg-jurong", "chip": "H100-SXM", "usd_per_chip_hour": 2.0, "source": "x"}
-    body = {"date": "2025-06-01", "replan": False,
-            "prices": [good, {**good, "usd_per_chip_hour": -1}, {"site": 5}]}
+    body = {
+        "date": "2025-06-01",
+        "replan": False,
+        "prices": [good, {**good, "usd_per_chip_hour": -1}, {"site": 5}],
+    }
     r = api.client.post("/v1/impact", json=body, headers=h)
     assert r.status_code == 400 and r.json()["path"] == "prices[1].usd_per_chip_hour"
-    many = api.client.post("/v1/impact", json={**body, "prices": [{"x": i} for i in range(5000)]},
-                           headers=h)
+    many = api.client.post(
+        "/v1/impact", json={**body, "prices": [{"x": i} for i in range(5000)]}, headers=h
+    )
     assert many.status_code == 400 and many.json()["path"] == "prices"
 
 

@@ -39,13 +39,16 @@ def fuzz_app(fuzz_store: Store) -> Iterator[tuple[object, str]]:
         yield app, token
 
 
-CHECKS = [checks.not_a_server_error, checks.status_code_conformance,
-          checks.content_type_conformance, checks.response_schema_conformance]
+CHECKS = [
+    checks.not_a_server_error,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_schema_conformance,
+]
 
 
 @schema.parametrize()
-@settings(max_examples=60, deadline=None, derandomize=True,
-          suppress_health_check=list(HealthCheck))
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_no_server_errors(case: schemathesis.Case[Any], fuzz_app: tuple[object, str]) -> None:
     """No 5xx, no stack trace, and every answer is what the spec says: a documented status,
     its content type, a body matching its schema (200s and RFC 9457 problems alike)."""

@@ -25,8 +25,9 @@ from test_rules_engine import DESIGN_REQUEST
 @pytest.fixture
 def api(db_url: str) -> Iterator[Api]:
     store = Store(db_url)
-    app = create_app(store, settings=Settings(max_body_bytes=64 * 1024, max_time_limit=600,
-                                              body_timeout_s=2.0))
+    app = create_app(
+        store, settings=Settings(max_body_bytes=64 * 1024, max_time_limit=600, body_timeout_s=2.0)
+    )
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Api(client, store)
     store.close()
@@ -42,13 +43,20 @@ BAD_BODIES: list[tuple[str, Any, int, str | None]] = [
     ("/v1/check", b"\xff\xfe\x00binary", 400, None),
     ("/v1/check", {**DESIGN_REQUEST, "date": "2025-06-31"}, 400, "date"),
     ("/v1/check", {**DESIGN_REQUEST, "date": "9999-12-31"}, 400, "date"),
-    ("/v1/check", {**DESIGN_REQUEST, "weights": {"training_ops": 1e308, "from_country": "SG"}},
-     400, "weights.training_ops"),
-    ("/v1/check", [DESIGN_REQUEST, {**DESIGN_REQUEST, "quantity": 10**30}], 400,
-     "[1].quantity"),
+    (
+        "/v1/check",
+        {**DESIGN_REQUEST, "weights": {"training_ops": 1e308, "from_country": "SG"}},
+        400,
+        "weights.training_ops",
+    ),
+    ("/v1/check", [DESIGN_REQUEST, {**DESIGN_REQUEST, "quantity": 10**30}], 400, "[1].quantity"),
     ("/v1/estimate", {**ESTIMATE, "tokens": 1e300}, 400, "tokens"),
-    ("/v1/estimate", {**ESTIMATE, "model": {**ESTIMATE["model"], "params": 1e308}}, 400,
-     "model.params"),
+    (
+        "/v1/estimate",
+        {**ESTIMATE, "model": {**ESTIMATE["model"], "params": 1e308}},
+        400,
+        "model.params",
+    ),
     ("/v1/estimate", {**ESTIMATE, "usd_per_chip_hour": -1}, 400, "usd_per_chip_hour"),
     ("/v1/estimate", ["not", "an", "object"], 400, None),
     ("/v1/skypilot/policy", {"task": {"resources": "x" * 10}}, 400, None),
@@ -56,10 +64,14 @@ BAD_BODIES: list[tuple[str, Any, int, str | None]] = [
 ]
 
 
-@pytest.mark.parametrize(("route", "body", "status", "path"), BAD_BODIES,
-                         ids=[f"{r}-{i}" for i, (r, *_) in enumerate(BAD_BODIES)])
-def test_bad_bodies_are_problems_naming_the_field(api: Api, route: str, body: Any,
-                                                  status: int, path: str | None) -> None:
+@pytest.mark.parametrize(
+    ("route", "body", "status", "path"),
+    BAD_BODIES,
+    ids=[f"{r}-{i}" for i, (r, *_) in enumerate(BAD_BODIES)],
+)
+def test_bad_bodies_are_problems_naming_the_field(
+    api: Api, route: str, body: Any, status: int, path: str | None
+) -> None:
     h = api.auth("a", "admin")
     if isinstance(body, bytes):
         r = api.client.post(route, content=body, headers=h)
@@ -73,13 +85,10 @@ def test_bad_bodies_are_problems_naming_the_field(api: Api, route: str, body: An
 
 def test_query_errors_and_unknown_routes_are_problems(api: Api) -> None:
     h = api.auth("a", "viewer")
-    p = assert_problem(api.client.get("/v1/rules", params={"date": "yesterday"}, headers=h),
-                       400)
+    p = assert_problem(api.client.get("/v1/rules", params={"date": "yesterday"}, headers=h), 400)
     assert p["path"] == "date" and p["errors"][0]["path"] == "date"
     assert_problem(api.client.get("/v1/nowhere", headers=h), 404)
     assert_problem(api.client.put("/v1/chips", headers=h), 405)
-
-
 
 
 def test_the_spec_documents_every_answer(api: Api) -> None:
@@ -115,7 +124,6 @@ def test_large_and_slow_bodies(api: Api) -> None:
     assert r.status_code in (400, 413)
 
 
-
 def test_a_body_that_stalls_is_cut_with_408(tmp_path: Path) -> None:
     """The body timeout, at the ASGI level (the test client sends whole bodies; the slow-marked
     end-to-end test does it over a socket)."""
@@ -135,8 +143,10 @@ def test_a_body_that_stalls_is_cut_with_408(tmp_path: Path) -> None:
         await send({"type": "http.response.body", "body": b"{}"})
 
     async def run(delay: float) -> list[dict[str, Any]]:
-        chunks = [{"type": "http.request", "body": b'{"a":', "more_body": True},
-                  {"type": "http.request", "body": b"1}", "more_body": False}]
+        chunks = [
+            {"type": "http.request", "body": b'{"a":', "more_body": True},
+            {"type": "http.request", "body": b"1}", "more_body": False},
+        ]
         sent: list[dict[str, Any]] = []
 
         async def receive() -> dict[str, Any]:
@@ -147,10 +157,12 @@ def test_a_body_that_stalls_is_cut_with_408(tmp_path: Path) -> None:
         async def send(message: MutableMapping[str, Any]) -> None:
             sent.append(dict(message))
 
-        guard = BodyLimit(app, limit=1000, store=Store(f"sqlite:///{tmp_path / 'x.db'}"),
-                          timeout=0.5)
-        await guard({"type": "http", "method": "POST", "path": "/v1/check", "headers": []},
-                    receive, send)
+        guard = BodyLimit(
+            app, limit=1000, store=Store(f"sqlite:///{tmp_path / 'x.db'}"), timeout=0.5
+        )
+        await guard(
+            {"type": "http", "method": "POST", "path": "/v1/check", "headers": []}, receive, send
+        )
         return sent
 
     slow = asyncio.run(run(delay=5.0))
@@ -164,20 +176,25 @@ def test_a_body_that_stalls_is_cut_with_408(tmp_path: Path) -> None:
 def test_plan_jobs_can_be_cancelled(api: Api, example_path: Path) -> None:
     owner, viewer = api.auth("hz-cloud", "planner"), api.auth("hz-cloud", "viewer")
     doc = scenario_doc(example_path)
-    first = api.client.post("/v1/plans", params={"solver": "greedy"}, json=doc,
-                            headers=owner).json()
+    first = api.client.post(
+        "/v1/plans", params={"solver": "greedy"}, json=doc, headers=owner
+    ).json()
     assert {"attempts", "cancel_requested", "started_at", "record"} <= set(first)
     done = wait_done(api, first["id"], owner)
     assert done["status"] == "done" and done["attempts"] == 1
-    assert assert_problem(api.client.delete(f"/v1/plans/{first['id']}", headers=owner),
-                          409)["plan_status"] == "done"
+    assert (
+        assert_problem(api.client.delete(f"/v1/plans/{first['id']}", headers=owner), 409)[
+            "plan_status"
+        ]
+        == "done"
+    )
     assert_problem(api.client.delete(f"/v1/plans/{first['id']}", headers=viewer), 403)
     assert_problem(api.client.delete("/v1/plans/nope", headers=owner), 404)
-    assert_problem(api.client.delete(f"/v1/plans/{first['id']}",
-                                     headers=api.auth("rival", "planner")), 404)
+    assert_problem(
+        api.client.delete(f"/v1/plans/{first['id']}", headers=api.auth("rival", "planner")), 404
+    )
     # a long search: cancelled while queued or running, it ends cancelled, unrecorded
-    job = api.client.post("/v1/plans", params={"time_limit": 600}, json=doc,
-                          headers=owner).json()
+    job = api.client.post("/v1/plans", params={"time_limit": 600}, json=doc, headers=owner).json()
     r = api.client.delete(f"/v1/plans/{job['id']}", headers=owner)
     assert r.status_code in (200, 202), r.text
     ended = wait_done(api, job["id"], owner)
@@ -237,7 +254,6 @@ def test_odd_skypilot_tasks_are_problems(api: Api, task: Any) -> None:
     import yaml
 
     text = task if isinstance(task, str) else yaml.safe_dump(task)
-    r = api.client.post("/v1/skypilot/policy", json={"task": text},
-                        headers=api.auth("a", "admin"))
+    r = api.client.post("/v1/skypilot/policy", json={"task": text}, headers=api.auth("a", "admin"))
     body = assert_problem(r, 400)
     assert body["path"] is not None and body["path"].startswith("task")

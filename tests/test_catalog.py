@@ -8,8 +8,20 @@ from straits.catalog import catalog, classify_2022, classify_2023, get_chip
 from straits.catalog.chips import SPEC_FIELDS, Chip
 from straits.errors import UnknownChipError
 
-DESIGN_IDS = ["A100-SXM-80GB", "A100-SXM-40GB", "A800-SXM", "H100-SXM", "H800-SXM", "H200-SXM",
-              "H20", "B200", "MI300X", "Ascend-910B", "Ascend-910C", "TPU-v4"]
+DESIGN_IDS = [
+    "A100-SXM-80GB",
+    "A100-SXM-40GB",
+    "A800-SXM",
+    "H100-SXM",
+    "H800-SXM",
+    "H200-SXM",
+    "H20",
+    "B200",
+    "MI300X",
+    "Ascend-910B",
+    "Ascend-910C",
+    "TPU-v4",
+]
 
 
 @pytest.mark.parametrize("chip_id", DESIGN_IDS)
@@ -34,12 +46,21 @@ def test_every_figure_has_a_source_and_confidence() -> None:
 
 
 # (chip, TPP, PD) from shared/reference/chips.md; the catalog computes them from specs
-@pytest.mark.parametrize(("chip_id", "tpp", "pd"), [
-    ("A100-SXM-80GB", 4992, 6.04), ("A800-SXM", 4992, 6.04), ("H100-SXM", 15832, 19.4),
-    ("H800-SXM", 15832, 19.4), ("H200-SXM", 15832, 19.4), ("H20", 2368, 2.91),
-    ("B200", 36000, 22.5), ("MI300X", 20920, None), ("Ascend-910C", 12480, None),
-    ("TPU-v4", 4400, None),
-])
+@pytest.mark.parametrize(
+    ("chip_id", "tpp", "pd"),
+    [
+        ("A100-SXM-80GB", 4992, 6.04),
+        ("A800-SXM", 4992, 6.04),
+        ("H100-SXM", 15832, 19.4),
+        ("H800-SXM", 15832, 19.4),
+        ("H200-SXM", 15832, 19.4),
+        ("H20", 2368, 2.91),
+        ("B200", 36000, 22.5),
+        ("MI300X", 20920, None),
+        ("Ascend-910C", 12480, None),
+        ("TPU-v4", 4400, None),
+    ],
+)
 def test_tpp_and_pd_are_derived_from_specs(chip_id: str, tpp: float, pd: float | None) -> None:
     chip = get_chip(chip_id)
     assert chip.tpp == pytest.approx(tpp, rel=0.005)
@@ -57,16 +78,19 @@ def test_range_uses_midpoint_and_top_for_thresholds() -> None:
     assert "fp16_tflops" in chip.mid_figures
 
 
-@pytest.mark.parametrize(("chip_id", "c2022", "c2023"), [
-    ("A100-SXM-80GB", "3A090", "3A090.a"),
-    ("A800-SXM", "not-controlled", "3A090.a"),   # 400 GB/s I/O escaped the 2022 rule
-    ("H100-SXM", "3A090", "3A090.a"),
-    ("H800-SXM", "not-controlled", "3A090.a"),
-    ("H20", "not-controlled", "not-controlled"),  # below both 2023 tiers by design
-    ("B200", "3A090", "3A090.a"),
-    ("MI300X", "3A090", "3A090.a"),
-    ("TPU-v4", "not-controlled", "3A090.a"),  # TPP < 4800; die area unknown: PD read as high
-])
+@pytest.mark.parametrize(
+    ("chip_id", "c2022", "c2023"),
+    [
+        ("A100-SXM-80GB", "3A090", "3A090.a"),
+        ("A800-SXM", "not-controlled", "3A090.a"),  # 400 GB/s I/O escaped the 2022 rule
+        ("H100-SXM", "3A090", "3A090.a"),
+        ("H800-SXM", "not-controlled", "3A090.a"),
+        ("H20", "not-controlled", "not-controlled"),  # below both 2023 tiers by design
+        ("B200", "3A090", "3A090.a"),
+        ("MI300X", "3A090", "3A090.a"),
+        ("TPU-v4", "not-controlled", "3A090.a"),  # TPP < 4800; die area unknown: PD read as high
+    ],
+)
 def test_export_classes(chip_id: str, c2022: str, c2023: str) -> None:
     chip = get_chip(chip_id)
     assert classify_2022(chip).cls == c2022
@@ -74,34 +98,43 @@ def test_export_classes(chip_id: str, c2022: str, c2023: str) -> None:
 
 
 def _synthetic(tflops: float, die_mm2: float, datacenter: bool = True) -> Chip:
-    spec = {**get_chip("H20").model_dump(), "id": "X", "datacenter": datacenter,
-            "bf16_tflops": {"value": tflops, "source": "test", "confidence": "D"},
-            "fp8_tflops": None,
-            "die_mm2": {"value": die_mm2, "source": "test", "confidence": "D"}}
+    spec = {
+        **get_chip("H20").model_dump(),
+        "id": "X",
+        "datacenter": datacenter,
+        "bf16_tflops": {"value": tflops, "source": "test", "confidence": "D"},
+        "fp8_tflops": None,
+        "die_mm2": {"value": die_mm2, "source": "test", "confidence": "D"},
+    }
     return Chip.model_validate(spec)
 
 
 # BF16 TFLOPS x 16 = TPP; PD = TPP / die area
-@pytest.mark.parametrize(("tflops", "die", "datacenter", "expected"), [
-    (300, 1000, True, "3A090.a"),          # TPP 4800: .a at the threshold
-    (299.99, 1000, True, "3A090.b"),       # TPP just under 4800, PD 4.8: .b.1
-    (150, 100, True, "3A090.a"),           # TPP 2400, PD 24 >= 5.92: .a.2
-    (150, 1500, True, "3A090.b"),          # TPP 2400, PD 1.6: .b.1 at both lower edges
-    (149.99, 1500, True, "not-controlled"),  # TPP just under 2400, PD under 3.2
-    (150, 1600, True, "not-controlled"),   # TPP 2400, PD 1.5 < 1.6
-    (100, 500, True, "3A090.b"),           # TPP 1600, PD 3.2: .b.2 at its edges
-    (99.99, 100, True, "not-controlled"),  # TPP under 1600
-    (150, 100, False, "not-controlled"),   # density tiers only for data-centre chips
-    (300, 1000, False, "3A090.a"),         # TPP >= 4800 applies to every chip
-])
-def test_2023_classification_at_the_edges(tflops: float, die: float, datacenter: bool,
-                                          expected: str) -> None:
+@pytest.mark.parametrize(
+    ("tflops", "die", "datacenter", "expected"),
+    [
+        (300, 1000, True, "3A090.a"),  # TPP 4800: .a at the threshold
+        (299.99, 1000, True, "3A090.b"),  # TPP just under 4800, PD 4.8: .b.1
+        (150, 100, True, "3A090.a"),  # TPP 2400, PD 24 >= 5.92: .a.2
+        (150, 1500, True, "3A090.b"),  # TPP 2400, PD 1.6: .b.1 at both lower edges
+        (149.99, 1500, True, "not-controlled"),  # TPP just under 2400, PD under 3.2
+        (150, 1600, True, "not-controlled"),  # TPP 2400, PD 1.5 < 1.6
+        (100, 500, True, "3A090.b"),  # TPP 1600, PD 3.2: .b.2 at its edges
+        (99.99, 100, True, "not-controlled"),  # TPP under 1600
+        (150, 100, False, "not-controlled"),  # density tiers only for data-centre chips
+        (300, 1000, False, "3A090.a"),  # TPP >= 4800 applies to every chip
+    ],
+)
+def test_2023_classification_at_the_edges(
+    tflops: float, die: float, datacenter: bool, expected: str
+) -> None:
     assert classify_2023(_synthetic(tflops, die, datacenter)).cls == expected
 
 
 def test_2022_classification_needs_both_tpp_and_io() -> None:
     chip = _synthetic(300, 1000)  # H20's 900 GB/s I/O
     assert classify_2022(chip).cls == "3A090"
-    slow = Chip.model_validate({**chip.model_dump(), "scaleup_gbps": {
-        "value": 599, "source": "test", "confidence": "D"}})
+    slow = Chip.model_validate(
+        {**chip.model_dump(), "scaleup_gbps": {"value": 599, "source": "test", "confidence": "D"}}
+    )
     assert classify_2022(slow).cls == "not-controlled"

@@ -14,8 +14,13 @@ from test_rules_engine import DESIGN_REQUEST
 
 
 def straits(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "straits", *args], input=stdin,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "straits", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def one_line_error(p: subprocess.CompletedProcess[str], *words: str) -> None:
@@ -30,8 +35,18 @@ def one_line_error(p: subprocess.CompletedProcess[str], *words: str) -> None:
 def test_help_lists_the_commands() -> None:
     p = straits("--help")
     assert p.returncode == 0
-    for cmd in ("chips", "check", "estimate", "plan", "demo", "scenario", "rules", "ledger",
-                "tokens", "serve"):
+    for cmd in (
+        "chips",
+        "check",
+        "estimate",
+        "plan",
+        "demo",
+        "scenario",
+        "rules",
+        "ledger",
+        "tokens",
+        "serve",
+    ):
         assert cmd in p.stdout
 
 
@@ -54,8 +69,7 @@ def test_check_json_design_example() -> None:
 
 
 def test_check_json_list_and_held_authorization() -> None:
-    held = {**DESIGN_REQUEST, "tenant": {"hq": "CN",
-                                         "authorizations": ["cac-security-assessment"]}}
+    held = {**DESIGN_REQUEST, "tenant": {"hq": "CN", "authorizations": ["cac-security-assessment"]}}
     p = straits("check", "--json", stdin=json.dumps([DESIGN_REQUEST, held]))
     out = json.loads(p.stdout)
     assert [d["decision"] for d in out] == ["conditional", "allow"]
@@ -70,17 +84,25 @@ def test_check_human_view_cites_rules() -> None:
     assert "Art. 7; confidence V" in text
 
 
-@pytest.mark.parametrize(("change", "words"), [
-    ({"chip": "H300"}, ("chip", "unknown chip 'H300'")),
-    ({"date": "2025-02-30"}, ("date",)),
-    ({"action": "rent"}, ("action", "'train'")),
-    ({"data": {"origin": "CN", "classes": ["personal"], "subjects": -1}},
-     ("data.subjects", "greater than or equal to 0")),
-    ({"tenant": {"hq": "China"}}, ("tenant.hq",)),
-])
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"chip": "H300"}, ("chip", "unknown chip 'H300'")),
+        ({"date": "2025-02-30"}, ("date",)),
+        ({"action": "rent"}, ("action", "'train'")),
+        (
+            {"data": {"origin": "CN", "classes": ["personal"], "subjects": -1}},
+            ("data.subjects", "greater than or equal to 0"),
+        ),
+        ({"tenant": {"hq": "China"}}, ("tenant.hq",)),
+    ],
+)
 def test_check_bad_requests_exit_2(change: dict[str, Any], words: tuple[str, ...]) -> None:
-    one_line_error(straits("check", "--json", stdin=json.dumps({**DESIGN_REQUEST, **change})),
-                   "<stdin>", *words)
+    one_line_error(
+        straits("check", "--json", stdin=json.dumps({**DESIGN_REQUEST, **change})),
+        "<stdin>",
+        *words,
+    )
 
 
 def test_check_bad_json_and_list_index() -> None:
@@ -89,8 +111,12 @@ def test_check_bad_json_and_list_index() -> None:
     one_line_error(straits("check", "--json", stdin=json.dumps(bad)), "[1].chip")
 
 
-ESTIMATE: dict[str, Any] = {"model": {"params": 7.2e10, "layers": 80, "d_model": 8192, "heads": 64,
-                      "seq_len": 8192}, "tokens": 1.5e13, "chip": "H100-SXM", "chips": 4096}
+ESTIMATE: dict[str, Any] = {
+    "model": {"params": 7.2e10, "layers": 80, "d_model": 8192, "heads": 64, "seq_len": 8192},
+    "tokens": 1.5e13,
+    "chip": "H100-SXM",
+    "chips": 4096,
+}
 
 
 def test_estimate_json_contract() -> None:
@@ -103,14 +129,16 @@ def test_estimate_json_contract() -> None:
     assert out["chip_hours"] == pytest.approx(out["days"] * 24 * 4096)
 
 
-@pytest.mark.parametrize(("change", "words"), [
-    ({"tokens": 0}, ("tokens", "greater than")),
-    ({"model": {**ESTIMATE["model"], "active_params": 1e12}}, ("model", "must not exceed")),
-    ({"chip": "TPU-v9"}, ("chip", "unknown chip")),
-])
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"tokens": 0}, ("tokens", "greater than")),
+        ({"model": {**ESTIMATE["model"], "active_params": 1e12}}, ("model", "must not exceed")),
+        ({"chip": "TPU-v9"}, ("chip", "unknown chip")),
+    ],
+)
 def test_estimate_bad_input_exit_2(change: dict[str, Any], words: tuple[str, ...]) -> None:
-    one_line_error(straits("estimate", "--json", stdin=json.dumps({**ESTIMATE, **change})),
-                   *words)
+    one_line_error(straits("estimate", "--json", stdin=json.dumps({**ESTIMATE, **change})), *words)
 
 
 def test_plan_json_and_exit_codes(example_path: Path) -> None:
@@ -131,12 +159,18 @@ def test_plan_table_shows_diagnosis(example_path: Path) -> None:
     assert "PIPL cross-border (cac-security-assessment)" in text
 
 
-@pytest.mark.parametrize(("content", "words"), [
-    ("straits: 1\nname: x\n  date: [2025\n", ("line 3",)),
-    ("straits: 1\nname: x\ndate: 2025-06-01\ntenants: [{id: t, hq: CN}]\n"
-     "sites: [{id: s, country: SG, operator_hq: SG, pools: [{chip: H300, count: 1, "
-     "usd_per_chip_hour: 1}]}]\n", ("sites[0].pools[0].chip", "unknown chip")),
-])
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("straits: 1\nname: x\n  date: [2025\n", ("line 3",)),
+        (
+            "straits: 1\nname: x\ndate: 2025-06-01\ntenants: [{id: t, hq: CN}]\n"
+            "sites: [{id: s, country: SG, operator_hq: SG, pools: [{chip: H300, count: 1, "
+            "usd_per_chip_hour: 1}]}]\n",
+            ("sites[0].pools[0].chip", "unknown chip"),
+        ),
+    ],
+)
 def test_plan_bad_scenario_exit_2(tmp_path: Path, content: str, words: tuple[str, ...]) -> None:
     f = tmp_path / "bad.yaml"
     f.write_text(content)
@@ -199,13 +233,20 @@ def test_estimate_human_view_and_sweep() -> None:
 
 
 def test_estimate_serving_from_a_tokens_per_second_target() -> None:
-    req = {"kind": "serve", "model": ESTIMATE["model"], "chip": "H100-SXM", "days": 30,
-           "tokens_per_s": 50000}
+    req = {
+        "kind": "serve",
+        "model": ESTIMATE["model"],
+        "chip": "H100-SXM",
+        "days": 30,
+        "tokens_per_s": 50000,
+    }
     out = json.loads(straits("estimate", "--json", stdin=json.dumps(req)).stdout)
     assert out["chips"] == out["serving"]["replicas"] * out["serving"]["replica_chips"]
     assert out["chip_hours"] == pytest.approx(out["chips"] * 30 * 24)
-    one_line_error(straits("estimate", stdin=json.dumps({**req, "tokens_per_s": None})),
-                   "`chips` or `tokens_per_s`")
+    one_line_error(
+        straits("estimate", stdin=json.dumps({**req, "tokens_per_s": None})),
+        "`chips` or `tokens_per_s`",
+    )
 
 
 def test_plan_solver_choice_and_pareto(example_path: Path) -> None:
@@ -226,8 +267,9 @@ def test_plan_solver_choice_and_pareto(example_path: Path) -> None:
 
 def test_scenario_generate_validate_and_plan(tmp_path: Path) -> None:
     out = tmp_path / "gen.yaml"
-    g = straits("scenario", "generate", "--workloads", "3", "--sites", "5", "--seed", "4",
-                "-o", str(out))
+    g = straits(
+        "scenario", "generate", "--workloads", "3", "--sites", "5", "--seed", "4", "-o", str(out)
+    )
     assert g.returncode == 0, g.stderr
     again = straits("scenario", "generate", "--workloads", "3", "--sites", "5", "--seed", "4")
     assert again.stdout == out.read_text()  # same seed, same scenario
@@ -244,8 +286,10 @@ def test_scenario_generate_validate_and_plan(tmp_path: Path) -> None:
 
 def test_plan_empty_scenario_exits_0(tmp_path: Path) -> None:
     f = tmp_path / "empty.yaml"
-    f.write_text("straits: 1\nname: empty\ndate: 2025-06-01\ntenants: [{id: t, hq: SG}]\n"
-                 "sites: [{id: s, country: SG, operator_hq: SG}]\nworkloads: []\n")
+    f.write_text(
+        "straits: 1\nname: empty\ndate: 2025-06-01\ntenants: [{id: t, hq: SG}]\n"
+        "sites: [{id: s, country: SG, operator_hq: SG}]\nworkloads: []\n"
+    )
     p = straits("plan", str(f))
     assert p.returncode == 0, p.stderr
     assert "no workloads" in p.stdout

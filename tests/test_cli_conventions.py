@@ -22,26 +22,46 @@ from test_rules_engine import DESIGN_REQUEST
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None,
-        cwd: Path | None = None, columns: int | None = None
-        ) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    columns: int | None = None,
+) -> subprocess.CompletedProcess[str]:
     e = {**os.environ, **(env or {})}
     if columns is not None:
         e["COLUMNS"] = str(columns)
-    return subprocess.run([sys.executable, "-m", "straits", *args], input=stdin, env=e,
-                          cwd=cwd, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "straits", *args],
+        input=stdin,
+        env=e,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture
 def home(tmp_path: Path) -> dict[str, str]:
     """An empty XDG config and data home for one test."""
-    return {"XDG_CONFIG_HOME": str(tmp_path / "config"),
-            "XDG_DATA_HOME": str(tmp_path / "data")}
+    return {"XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_DATA_HOME": str(tmp_path / "data")}
 
 
 # --- help, version, completion -------------------------------------------------------------------
-@pytest.mark.parametrize("args", [(), ("plan",), ("ledger",), ("ledger", "show"),
-                                  ("tokens", "create"), ("config", "show"), ("export",)])
+@pytest.mark.parametrize(
+    "args",
+    [
+        (),
+        ("plan",),
+        ("ledger",),
+        ("ledger", "show"),
+        ("tokens", "create"),
+        ("config", "show"),
+        ("export",),
+    ],
+)
 def test_h_is_help_everywhere_and_types_render_as_designed(args: tuple[str, ...]) -> None:
     p = run(*args, "-h", columns=100)
     assert p.returncode == 0, p.stderr
@@ -67,8 +87,9 @@ def test_completion_script_and_install(tmp_path: Path) -> None:
     assert i.returncode == 0, i.stderr
     assert "straits" in (tmp_path / ".bashrc").read_text()
     # the completion itself: the commands for `straits pl<TAB>`
-    c = run(env={"_STRAITS_COMPLETE": "complete_bash", "COMP_WORDS": "straits pl",
-                 "COMP_CWORD": "1"})
+    c = run(
+        env={"_STRAITS_COMPLETE": "complete_bash", "COMP_WORDS": "straits pl", "COMP_CWORD": "1"}
+    )
     assert "plan" in c.stdout.split()
 
 
@@ -104,8 +125,9 @@ def _option(cmd: Any, flag: str) -> Any:
     return next((p for p in cmd.params if flag in getattr(p, "opts", ())), None)
 
 
-@pytest.mark.parametrize("rule", ["--json names -o json only where -o is a format",
-                                  "a range never reads None"])
+@pytest.mark.parametrize(
+    "rule", ["--json names -o json only where -o is a format", "a range never reads None"]
+)
 def test_every_commands_help_says_what_its_options_do(rule: str) -> None:
     """`export`, `report`, `market run` and the ledger's key commands take a file or directory
     as -o (or have no -o): their --json help must not send users to `-o json`; an unbounded
@@ -116,13 +138,18 @@ def test_every_commands_help_says_what_its_options_do(rule: str) -> None:
     for path, cmd in _every_command():
         if rule.startswith("--json"):
             j, o = _option(cmd, "--json"), _option(cmd, "-o")
-            if j is not None and "-o json" in (j.help or "") and (
-                    o is None or o.metavar != "FORMAT"):
+            if (
+                j is not None
+                and "-o json" in (j.help or "")
+                and (o is None or o.metavar != "FORMAT")
+            ):
                 wrong.append(path)
         else:
             for p in cmd.params:
-                if isinstance(p.type, click.types._NumberRangeBase) and \
-                        "None" in p.type._describe_range():
+                if (
+                    isinstance(p.type, click.types._NumberRangeBase)
+                    and "None" in p.type._describe_range()
+                ):
                     wrong.append(f"{path} {p.opts[0]}")
     assert wrong == []
 
@@ -131,17 +158,25 @@ def test_help_imports_no_solver_database_or_rules() -> None:
     """What `straits --help` and `straits check` load (benchmarks/startup.py times it). The
     planner's registry and deadline are light (they list the solvers for --help); its solvers,
     candidates and greedy planner are not."""
-    probe = ("import sys, runpy; sys.argv = {argv!r}\n"
-             "try:\n    runpy.run_module('straits', run_name='__main__')\n"
-             "except SystemExit:\n    pass\n"
-             "heavy = ('ortools', 'numpy', 'pandas', 'sqlalchemy', 'cedarpy', 'fastapi', "
-             "'httpx', 'straits.plan.solvers', 'straits.plan.candidates', "
-             "'straits.plan.greedy', 'straits.store')\n"
-             "print(sorted({{m.split('.')[0] if not m.startswith('straits') else "
-             "'.'.join(m.split('.')[:2]) for m in sys.modules if m.startswith(heavy)}}))")
+    probe = (
+        "import sys, runpy; sys.argv = {argv!r}\n"
+        "try:\n    runpy.run_module('straits', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "heavy = ('ortools', 'numpy', 'pandas', 'sqlalchemy', 'cedarpy', 'fastapi', "
+        "'httpx', 'straits.plan.solvers', 'straits.plan.candidates', "
+        "'straits.plan.greedy', 'straits.store')\n"
+        "print(sorted({{m.split('.')[0] if not m.startswith('straits') else "
+        "'.'.join(m.split('.')[:2]) for m in sys.modules if m.startswith(heavy)}}))"
+    )
+
     def loaded(argv: list[str], stdin: str | None = None) -> list[str]:
-        p = subprocess.run([sys.executable, "-c", probe.format(argv=argv)], input=stdin,
-                           capture_output=True, text=True, timeout=300)
+        p = subprocess.run(
+            [sys.executable, "-c", probe.format(argv=argv)],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert p.returncode == 0, p.stderr
         return list(json.loads(p.stdout.strip().splitlines()[-1].replace("'", '"')))
 
@@ -158,13 +193,16 @@ def test_o_json_and_yaml_are_the_same_document() -> None:
     assert yaml.safe_load(c.stdout)["decision"] == "conditional"
 
 
-@pytest.mark.parametrize(("args", "words"), [
-    (("chips", "-o", "xml"), ("-o", "xml", "table, json or yaml")),
-    (("chips", "-o", "chips.json"), ("redirect",)),
-    (("chips", "--json", "-o", "yaml"), ("--json", "two formats")),
-    (("rules", "list", "-o", "csv"), ("-o",)),
-    (("plan", "examples/offshore-2025.yaml", "-o", "xml"), ("-o", "xml", "yaml or id")),
-])
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("chips", "-o", "xml"), ("-o", "xml", "table, json or yaml")),
+        (("chips", "-o", "chips.json"), ("redirect",)),
+        (("chips", "--json", "-o", "yaml"), ("--json", "two formats")),
+        (("rules", "list", "-o", "csv"), ("-o",)),
+        (("plan", "examples/offshore-2025.yaml", "-o", "xml"), ("-o", "xml", "yaml or id")),
+    ],
+)
 def test_bad_output_formats_exit_2(args: tuple[str, ...], words: tuple[str, ...]) -> None:
     one_line_error(run(*args), *words)
 
@@ -207,8 +245,9 @@ def test_output_never_replaces_a_directory(tmp_path: Path) -> None:
     assert q.returncode == 0, q.stderr  # `..` resolves to d itself: still a directory
     blocker = tmp_path / "e" / "generated-w10-s20-seed0.yaml"
     blocker.mkdir(parents=True)
-    one_line_error(run("scenario", "generate", "-o", str(tmp_path / "e")), str(blocker),
-                   "directory")
+    one_line_error(
+        run("scenario", "generate", "-o", str(tmp_path / "e")), str(blocker), "directory"
+    )
     assert blocker.is_dir()
 
 
@@ -229,8 +268,9 @@ def test_tokens_create_prints_only_the_token(tmp_path: Path) -> None:
 
 
 # --- config and the XDG directories --------------------------------------------------------------
-def test_default_database_is_in_the_xdg_data_dir_and_named(home: dict[str, str],
-                                                            tmp_path: Path) -> None:
+def test_default_database_is_in_the_xdg_data_dir_and_named(
+    home: dict[str, str], tmp_path: Path
+) -> None:
     work = tmp_path / "work"
     work.mkdir()
     p = run("check", "--record", stdin=json.dumps(DESIGN_REQUEST), env=home, cwd=work)
@@ -258,26 +298,49 @@ def test_straits_toml_sets_defaults_and_flags_win(home: dict[str, str], tmp_path
     assert [e["actor"] for e in shown] == ["alice@example"]
     assert db.is_file()
     flag_db = tmp_path / "flag.db"
-    run("check", "--record", "--actor", "bob", "--db", f"sqlite:///{flag_db}",
-        stdin=json.dumps(DESIGN_REQUEST), env=home)
-    assert json.loads(run("ledger", "show", "--json", "--db", f"sqlite:///{flag_db}",
-                          env=home).stdout)[0]["actor"] == "bob"
+    run(
+        "check",
+        "--record",
+        "--actor",
+        "bob",
+        "--db",
+        f"sqlite:///{flag_db}",
+        stdin=json.dumps(DESIGN_REQUEST),
+        env=home,
+    )
+    assert (
+        json.loads(
+            run("ledger", "show", "--json", "--db", f"sqlite:///{flag_db}", env=home).stdout
+        )[0]["actor"]
+        == "bob"
+    )
     env_db = tmp_path / "env.db"
-    s = json.loads(run("config", "show", "-o", "json",
-                       env={**home, "STRAITS_DATABASE_URL": f"sqlite:///{env_db}"}).stdout)
+    s = json.loads(
+        run(
+            "config",
+            "show",
+            "-o",
+            "json",
+            env={**home, "STRAITS_DATABASE_URL": f"sqlite:///{env_db}"},
+        ).stdout
+    )
     assert s["settings"]["database"]["from"] == "environment (STRAITS_DATABASE_URL)"
     assert s["settings"]["actor"] == {"value": "alice@example", "from": str(cfg)}
 
 
-@pytest.mark.parametrize(("content", "words"), [
-    ('databse = "sqlite://"\n', ("databse", "unknown key", "database")),
-    ('database = 5\n', ("database", "non-empty string")),
-    ('rules = "packs"\n', ("rules", "list of paths")),
-    ('database = "x\n', ("not valid TOML", "line 1")),
-    (b"\xff\xfe", ("UTF-8",)),
-])
-def test_a_bad_config_file_exits_2_naming_it(home: dict[str, str], tmp_path: Path,
-                                             content: Any, words: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ('databse = "sqlite://"\n', ("databse", "unknown key", "database")),
+        ("database = 5\n", ("database", "non-empty string")),
+        ('rules = "packs"\n', ("rules", "list of paths")),
+        ('database = "x\n', ("not valid TOML", "line 1")),
+        (b"\xff\xfe", ("UTF-8",)),
+    ],
+)
+def test_a_bad_config_file_exits_2_naming_it(
+    home: dict[str, str], tmp_path: Path, content: Any, words: tuple[str, ...]
+) -> None:
     cfg = tmp_path / "bad.toml"
     if isinstance(content, bytes):
         cfg.write_bytes(content)
@@ -287,24 +350,33 @@ def test_a_bad_config_file_exits_2_naming_it(home: dict[str, str], tmp_path: Pat
     one_line_error(run("chips", "--json", env={**home, "STRAITS_CONFIG": str(cfg)}), str(cfg))
 
 
-def test_a_bad_database_url_is_blamed_on_where_it_came_from(home: dict[str, str],
-                                                           tmp_path: Path) -> None:
+def test_a_bad_database_url_is_blamed_on_where_it_came_from(
+    home: dict[str, str], tmp_path: Path
+) -> None:
     cfg = tmp_path / "straits.toml"
     cfg.write_text('database = "nonsense://x"\n')
-    one_line_error(run("--config", str(cfg), "ledger", "verify", env=home),
-                   f"{cfg}: database:", "nonsense://x")
+    one_line_error(
+        run("--config", str(cfg), "ledger", "verify", env=home), f"{cfg}: database:", "nonsense://x"
+    )
     env = {**home, "STRAITS_DATABASE_URL": "nonsense://y"}  # the variable wins, and is named
-    one_line_error(run("--config", str(cfg), "ledger", "verify", env=env),
-                   "STRAITS_DATABASE_URL:", "nonsense://y")
+    one_line_error(
+        run("--config", str(cfg), "ledger", "verify", env=env),
+        "STRAITS_DATABASE_URL:",
+        "nonsense://y",
+    )
 
 
 def test_an_explicit_config_must_exist(home: dict[str, str], tmp_path: Path) -> None:
-    one_line_error(run("--config", str(tmp_path / "nope.toml"), "config", "show", env=home),
-                   "nope.toml", "not found")
+    one_line_error(
+        run("--config", str(tmp_path / "nope.toml"), "config", "show", env=home),
+        "nope.toml",
+        "not found",
+    )
 
 
-def test_a_readable_token_in_the_config_is_warned_about(home: dict[str, str],
-                                                        tmp_path: Path) -> None:
+def test_a_readable_token_in_the_config_is_warned_about(
+    home: dict[str, str], tmp_path: Path
+) -> None:
     cfg = tmp_path / "straits.toml"
     cfg.write_text('token = "st_x_y"\n')
     cfg.chmod(0o644)
@@ -344,13 +416,17 @@ def test_quiet_export_impact_and_recheck_print_one_line_each(tmp_path: Path) -> 
             assert len(lines) == 1 and words in lines[0], (args, p.stdout)
 
 
-@pytest.mark.parametrize(("args", "words"), [
-    (("market", "-o", "."), ("'.'", ".json")),
-    (("report", "examples/offshore-2025.yaml", "-o", "."), ("'.'", ".html")),
-    (("scenario", "validate", "."), ("directory",)),
-])
-def test_a_dot_for_a_file_is_named_in_the_error(args: tuple[str, ...],
-                                                words: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("market", "-o", "."), ("'.'", ".json")),
+        (("report", "examples/offshore-2025.yaml", "-o", "."), ("'.'", ".html")),
+        (("scenario", "validate", "."), ("directory",)),
+    ],
+)
+def test_a_dot_for_a_file_is_named_in_the_error(
+    args: tuple[str, ...], words: tuple[str, ...]
+) -> None:
     """`-o .` used to be a traceback; the error names the path given, not '' (its name)."""
     one_line_error(run(*args, cwd=ROOT), *words)
 
@@ -383,8 +459,9 @@ def test_an_estimate_on_too_few_chips_says_how_many() -> None:
     assert not out["fits"]
     hint = next(g for g in out["guidance"] if g["code"] == "needs-more-chips")
     assert hint["min_chips"] == out["min_chips"] > req["chips"]
-    at_min = json.loads(run("estimate", "--json",
-                            stdin=json.dumps({**req, "chips": hint["min_chips"]})).stdout)
+    at_min = json.loads(
+        run("estimate", "--json", stdin=json.dumps({**req, "chips": hint["min_chips"]})).stdout
+    )
     assert at_min["fits"] and hint["days_at_min_chips"] == pytest.approx(at_min["days"], 0.01)
     table = run("estimate", stdin=json.dumps(req), columns=120).stdout
     assert f"--chips {hint['min_chips']}" in table
@@ -395,12 +472,18 @@ def test_a_years_long_run_says_which_cluster_finishes_in_90_days() -> None:
     out = json.loads(run("estimate", "--json", stdin=json.dumps(req)).stdout)
     hint = next(g for g in out["guidance"] if g["code"] == "long-run")
     assert out["days"] > 365 and hint["chips_for_target"] > req["chips"]
-    there = json.loads(run("estimate", "--json", stdin=json.dumps(
-        {**req, "chips": hint["chips_for_target"]})).stdout)
+    there = json.loads(
+        run(
+            "estimate", "--json", stdin=json.dumps({**req, "chips": hint["chips_for_target"]})
+        ).stdout
+    )
     assert there["days"] <= hint["target_days"]
     assert not [g for g in there["guidance"] if g["code"] == "long-run"]
-    half = json.loads(run("estimate", "--json", stdin=json.dumps(
-        {**req, "chips": hint["chips_for_target"] // 2})).stdout)
+    half = json.loads(
+        run(
+            "estimate", "--json", stdin=json.dumps({**req, "chips": hint["chips_for_target"] // 2})
+        ).stdout
+    )
     assert half["days"] > hint["target_days"] or not half["fits"]
 
 
@@ -419,8 +502,7 @@ def test_a_plan_past_its_horizon_says_so(example_path: Path, tmp_path: Path) -> 
     assert not [g for g in full["guidance"] if g["code"] == "past-horizon"]
 
 
-def test_export_with_no_target_mapped_names_the_field(example_path: Path,
-                                                      tmp_path: Path) -> None:
+def test_export_with_no_target_mapped_names_the_field(example_path: Path, tmp_path: Path) -> None:
     doc = yaml.safe_load(example_path.read_text())
     for site in doc["sites"]:
         site.pop("targets", None)

@@ -26,11 +26,17 @@ H20 = ROOT / "examples" / "h20-2025.yaml"
 pytestmark = pytest.mark.slow
 
 
-def straits(*args: str, stdin: str | None = None, env: dict[str, str] | None = None
-            ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "straits", *args], input=stdin,
-                          env={**os.environ, **(env or {})}, capture_output=True, text=True,
-                          timeout=600)
+def straits(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "straits", *args],
+        input=stdin,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def free_port() -> int:
@@ -44,20 +50,34 @@ class Server:
         self.url, self.db, self.token = url, db, token
 
     def run(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return straits("--server", self.url, *args, stdin=stdin,
-                       env={"STRAITS_TOKEN": self.token})
+        return straits("--server", self.url, *args, stdin=stdin, env={"STRAITS_TOKEN": self.token})
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("serve")
     db = f"sqlite:///{tmp / 'server.db'}"
-    token = straits("tokens", "create", "--tenant", "hz-cloud", "--role", "planner",
-                    "--db", db).stdout.strip()
+    token = straits(
+        "tokens", "create", "--tenant", "hz-cloud", "--role", "planner", "--db", db
+    ).stdout.strip()
     port = free_port()
     log = open(tmp / "server.log", "w")  # noqa: SIM115  (closed below)
-    proc = subprocess.Popen([sys.executable, "-m", "straits", "serve", "--port", str(port),
-                             "--db", db, "--log-level", "warning"], stdout=log, stderr=log)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "straits",
+            "serve",
+            "--port",
+            str(port),
+            "--db",
+            db,
+            "--log-level",
+            "warning",
+        ],
+        stdout=log,
+        stderr=log,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -82,10 +102,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def test_reads_answer_as_locally(server: Server) -> None:
-    for args, stdin in ((("check", "--json"), json.dumps(DESIGN_REQUEST)),
-                        (("estimate", "--json"), json.dumps(ESTIMATE)),
-                        (("chips", "-o", "json"), None),
-                        (("rules", "list", "--date", "2025-06-01", "--json"), None)):
+    for args, stdin in (
+        (("check", "--json"), json.dumps(DESIGN_REQUEST)),
+        (("estimate", "--json"), json.dumps(ESTIMATE)),
+        (("chips", "-o", "json"), None),
+        (("rules", "list", "--date", "2025-06-01", "--json"), None),
+    ):
         remote, local = server.run(*args, stdin=stdin), straits(*args, stdin=stdin)
         assert remote.returncode == 0, remote.stderr
         assert json.loads(remote.stdout) == json.loads(local.stdout), args
@@ -93,8 +115,9 @@ def test_reads_answer_as_locally(server: Server) -> None:
     assert "CONDITIONAL" in table.stdout and "cn-cbdf-2024-assessment" in table.stdout
 
 
-def test_plans_are_made_recorded_shown_exported_and_rechecked(server: Server,
-                                                              tmp_path: Path) -> None:
+def test_plans_are_made_recorded_shown_exported_and_rechecked(
+    server: Server, tmp_path: Path
+) -> None:
     p = server.run("plan", str(H20), "--solver", "greedy", "--record", "-o", "json")
     assert p.returncode == 0, p.stderr
     doc = json.loads(p.stdout)
@@ -111,8 +134,9 @@ def test_plans_are_made_recorded_shown_exported_and_rechecked(server: Server,
     f = tmp_path / "doc.json"
     f.write_text(json.dumps(doc))
     assert straits("export", str(f), "--to", "slurm", "-o", str(local)).returncode == 0
-    assert {x.relative_to(out): x.read_text() for x in out.rglob("*") if x.is_file()} == \
-        {x.relative_to(local): x.read_text() for x in local.rglob("*") if x.is_file()}
+    assert {x.relative_to(out): x.read_text() for x in out.rglob("*") if x.is_file()} == {
+        x.relative_to(local): x.read_text() for x in local.rglob("*") if x.is_file()
+    }
     archive = server.run("export", str(f), "--to", "slurm", "-o", str(tmp_path / "j.tgz"))
     assert archive.returncode == 0 and (tmp_path / "j.tgz").stat().st_size > 0
     here = straits("export", str(f), "--to", "slurm", "-o", str(tmp_path / "here.tgz"))
@@ -122,8 +146,9 @@ def test_plans_are_made_recorded_shown_exported_and_rechecked(server: Server,
     rep = server.run("report", doc["id"][:8], "-o", str(tmp_path / "r.html"))
     assert rep.returncode == 0, rep.stderr
     assert doc["id"] in rep.stderr and (tmp_path / "r.html").stat().st_size > 0
-    impact = server.run("impact", "--date", "2025-04-10", "--plan", doc["id"], "--no-replan",
-                        "--json")
+    impact = server.run(
+        "impact", "--date", "2025-04-10", "--plan", doc["id"], "--no-replan", "--json"
+    )
     assert json.loads(impact.stdout)["plans"][0]["blocking"]
     entries = json.loads(server.run("ledger", "show", "--json").stdout)
     assert [e["seq"] for e in entries] == [doc["ledger_seq"]]
@@ -150,7 +175,8 @@ def test_errors_name_the_local_file_and_the_way_out(server: Server, tmp_path: Pa
     one_line_error(server.run("tokens", "list"), "--server")
     anon = straits("--server", server.url, "chips")
     assert anon.returncode == 1 and "STRAITS_TOKEN" in anon.stderr
-    nowhere = straits("--server", f"http://127.0.0.1:{free_port()}", "chips",
-                      env={"STRAITS_TOKEN": server.token})
+    nowhere = straits(
+        "--server", f"http://127.0.0.1:{free_port()}", "chips", env={"STRAITS_TOKEN": server.token}
+    )
     assert nowhere.returncode == 1 and "cannot reach" in nowhere.stderr
     assert "Traceback" not in anon.stderr + nowhere.stderr

@@ -23,9 +23,14 @@ def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> str:
 
 
 def _start(*args: str, cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "straits", *args], cwd=cwd, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "COLUMNS": "200"})
+    return subprocess.Popen(
+        [sys.executable, "-m", "straits", *args],
+        cwd=cwd,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200"},
+    )
 
 
 def _both(a: subprocess.Popen[str], b: subprocess.Popen[str]) -> list[int]:
@@ -38,10 +43,16 @@ def _both(a: subprocess.Popen[str], b: subprocess.Popen[str]) -> list[int]:
 
 def test_two_generates_to_one_file_leave_one_whole_output(tmp_path: Path) -> None:
     out = tmp_path / "s.yaml"
-    runs = [["scenario", "generate", "--workloads", "200", "--sites", "30", "--seed", str(s)]
-            for s in (1, 2)]
-    expected = [subprocess.run([sys.executable, "-m", "straits", *r], capture_output=True,
-                               text=True, check=True).stdout for r in runs]
+    runs = [
+        ["scenario", "generate", "--workloads", "200", "--sites", "30", "--seed", str(s)]
+        for s in (1, 2)
+    ]
+    expected = [
+        subprocess.run(
+            [sys.executable, "-m", "straits", *r], capture_output=True, text=True, check=True
+        ).stdout
+        for r in runs
+    ]
     assert expected[0] != expected[1]
     for _ in range(3):
         codes = _both(*(_start(*r, "-o", str(out), cwd=tmp_path) for r in runs))
@@ -52,8 +63,10 @@ def test_two_generates_to_one_file_leave_one_whole_output(tmp_path: Path) -> Non
 
 def test_two_exports_to_one_archive_leave_one_whole_archive(tmp_path: Path) -> None:
     out = tmp_path / "jobs.tar.gz"
-    runs = [["export", str(EXAMPLE), "--to", "slurm", "--run", cmd, "-o", str(out)]
-            for cmd in ("python a.py", "python b.py")]
+    runs = [
+        ["export", str(EXAMPLE), "--to", "slurm", "--run", cmd, "-o", str(out)]
+        for cmd in ("python a.py", "python b.py")
+    ]
     codes = _both(*(_start(*r, cwd=tmp_path) for r in runs))
     assert codes == [0, 0]
     with tarfile.open(out) as tar:  # a whole archive: every member reads to its end
@@ -68,8 +81,12 @@ def test_two_exports_to_one_archive_leave_one_whole_archive(tmp_path: Path) -> N
 def test_two_keygens_for_one_path_one_wins_and_its_key_matches_its_pub(tmp_path: Path) -> None:
     for i in range(3):
         key = tmp_path / f"k{i}"
-        codes = _both(*(_start("ledger", "keygen", "-o", str(key), "--origin", f"log{n}",
-                               cwd=tmp_path) for n in (1, 2)))
+        codes = _both(
+            *(
+                _start("ledger", "keygen", "-o", str(key), "--origin", f"log{n}", cwd=tmp_path)
+                for n in (1, 2)
+            )
+        )
         assert sorted(codes) == [0, 2]
         pub = key.with_name(key.name + ".pub").read_text().strip()
         assert load_signer(key).verifier.vkey == pub

@@ -37,8 +37,9 @@ class Browser:
         page = self.client.get("/ui/login")
         csrf = CSRF.search(page.text)
         assert csrf is not None
-        r = self.client.post("/ui/login", data={"token": token, "csrf": csrf.group(1)},
-                             follow_redirects=False)
+        r = self.client.post(
+            "/ui/login", data={"token": token, "csrf": csrf.group(1)}, follow_redirects=False
+        )
         assert r.status_code == 303, r.text
         return self.csrf()
 
@@ -48,9 +49,11 @@ class Browser:
         return m.group(1)
 
     def submit(self, text: str, **form: str) -> str:
-        r = self.client.post("/ui/submit", data={"csrf": self.csrf(), "text": text,
-                                                 "time_limit": "2", "record": "1", **form},
-                             follow_redirects=False)
+        r = self.client.post(
+            "/ui/submit",
+            data={"csrf": self.csrf(), "text": text, "time_limit": "2", "record": "1", **form},
+            follow_redirects=False,
+        )
         assert r.status_code == 303, r.text
         return str(r.headers["location"]).rsplit("/", 1)[1]
 
@@ -89,7 +92,8 @@ def test_anonymous_users_are_sent_to_sign_in(console: tuple[object, Store]) -> N
 
 
 def test_sign_in_sets_a_strict_cookie_and_refusals_are_logged(
-        console: tuple[object, Store]) -> None:
+    console: tuple[object, Store],
+) -> None:
     app, store = console
     b = Browser(app, store)
     page = b.client.get("/ui/login")
@@ -101,8 +105,9 @@ def test_sign_in_sets_a_strict_cookie_and_refusals_are_logged(
     forged = b.client.post("/ui/login", data={"token": "x", "csrf": "forged"})
     assert forged.status_code == 403
     token = create_token(store, "hz-cloud", "planner")[0]
-    r = b.client.post("/ui/login", data={"token": token, "csrf": csrf.group(1)},
-                      follow_redirects=False)
+    r = b.client.post(
+        "/ui/login", data={"token": token, "csrf": csrf.group(1)}, follow_redirects=False
+    )
     cookie = r.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie and "secure" in cookie
     home = b.client.get("/ui/")
@@ -113,7 +118,8 @@ def test_sign_in_sets_a_strict_cookie_and_refusals_are_logged(
 
 
 def test_forms_without_the_session_csrf_token_are_refused(
-        console: tuple[object, Store], demo_text: str) -> None:
+    console: tuple[object, Store], demo_text: str
+) -> None:
     app, store = console
     b = Browser(app, store)
     b.sign_in(create_token(store, "hz-cloud", "planner")[0])
@@ -132,36 +138,51 @@ def test_submit_watch_and_read_a_plan(console: tuple[object, Store], demo_text: 
     b.wait(plan_id)
     page = b.client.get(f"/ui/plans/{plan_id}")
     assert page.status_code == 200
-    for sec in ("summary", "schedule", "map-section", "costs", "why-not", "rules-section",
-                "ledger"):
+    for sec in (
+        "summary",
+        "schedule",
+        "map-section",
+        "costs",
+        "why-not",
+        "rules-section",
+        "ledger",
+    ):
         assert f'id="{sec}"' in page.text
     assert not EXTERNAL.search(markup(page.text))
     assert {"map", "rules", "pool-0"} <= set(figures_of(page.text))
     report = b.client.get(f"/ui/plans/{plan_id}/report.html")
     assert report.status_code == 200 and "attachment" in report.headers["content-disposition"]
     assert not EXTERNAL.search(markup(report.text)) and "window.PlotlyGeoAssets" in report.text
-    seq = re.search(r'/ui/ledger/(\d+)/receipt.json', page.text)
+    seq = re.search(r"/ui/ledger/(\d+)/receipt.json", page.text)
     assert seq is not None
     receipt = b.client.get(f"/ui/ledger/{seq.group(1)}/receipt.json")
     assert receipt.status_code == 200 and "attachment" in receipt.headers["content-disposition"]
     verify_receipt(json.loads(receipt.text), [SIGNER.verifier])  # offline, the key alone
     # the same report through the API, with a bearer token; another tenant's token gets 404
-    api = b.client.get(f"/v1/plans/{plan_id}/report",
-                       headers={"Authorization": f"Bearer {b.token}"})
+    api = b.client.get(
+        f"/v1/plans/{plan_id}/report", headers={"Authorization": f"Bearer {b.token}"}
+    )
     assert api.status_code == 200 and api.headers["content-type"].startswith("text/html")
-    by_prefix = b.client.get(f"/v1/plans/{plan_id[:8]}/report",  # as /v1/plans/{id} takes it
-                             headers={"Authorization": f"Bearer {b.token}"})
+    by_prefix = b.client.get(
+        f"/v1/plans/{plan_id[:8]}/report",  # as /v1/plans/{id} takes it
+        headers={"Authorization": f"Bearer {b.token}"},
+    )
     assert by_prefix.status_code == 200 and plan_id in by_prefix.text
     other = create_token(store, "other-co", "planner")[0]
     for ref in (plan_id, plan_id[:8]):
-        assert b.client.get(f"/v1/plans/{ref}/report",
-                            headers={"Authorization": f"Bearer {other}"}).status_code == 404
+        assert (
+            b.client.get(
+                f"/v1/plans/{ref}/report", headers={"Authorization": f"Bearer {other}"}
+            ).status_code
+            == 404
+        )
     ledger = b.client.get("/ui/ledger")
     assert 'data-verified="true"' in ledger.text and f'data-seq="{seq.group(1)}"' in ledger.text
 
 
 def test_regimes_and_what_if_name_the_rule_that_moves_the_plan(
-        console: tuple[object, Store], demo_text: str) -> None:
+    console: tuple[object, Store], demo_text: str
+) -> None:
     app, store = console
     b = Browser(app, store)
     b.sign_in(create_token(store, "hz-cloud", "planner")[0])
@@ -173,15 +194,17 @@ def test_regimes_and_what_if_name_the_rule_that_moves_the_plan(
     assert "chat-72b/pretrain" in moved
     assert 'data-rule="us-diffusion-tier3-hq-compute"' in compare.text
     # the same placements asked of the Diffusion rule: the offshore pretraining is blocked
-    whatif = b.client.get(f"/ui/plans/{plan_id}/whatif",
-                          params={"date": "2025-06-01", "regime": "ai-diffusion"})
+    whatif = b.client.get(
+        f"/ui/plans/{plan_id}/whatif", params={"date": "2025-06-01", "regime": "ai-diffusion"}
+    )
     assert whatif.status_code == 200 and 'data-severity="blocking"' in whatif.text
     calm = b.client.get(f"/ui/plans/{plan_id}/whatif", params={"date": "2025-06-01"})
     assert 'data-severity="blocking"' not in calm.text
 
 
-def test_a_tenant_never_sees_another_tenants_plan(console: tuple[object, Store],
-                                                  demo_text: str) -> None:
+def test_a_tenant_never_sees_another_tenants_plan(
+    console: tuple[object, Store], demo_text: str
+) -> None:
     app, store = console
     owner = Browser(app, store)
     owner.sign_in(create_token(store, "hz-cloud", "planner")[0])
@@ -190,12 +213,17 @@ def test_a_tenant_never_sees_another_tenants_plan(console: tuple[object, Store],
     other = Browser(app, store)
     other.sign_in(create_token(store, "other-co", "admin" if False else "planner")[0])
     assert plan_id not in other.client.get("/ui/").text
-    for path in (f"/ui/plans/{plan_id}", f"/ui/plans/{plan_id}/report.html",
-                 f"/ui/plans/{plan_id}/compare", f"/ui/plans/{plan_id}/whatif",
-                 f"/ui/plans/{plan_id}/progress", "/ui/ledger/1/receipt.json"):
+    for path in (
+        f"/ui/plans/{plan_id}",
+        f"/ui/plans/{plan_id}/report.html",
+        f"/ui/plans/{plan_id}/compare",
+        f"/ui/plans/{plan_id}/whatif",
+        f"/ui/plans/{plan_id}/progress",
+        "/ui/ledger/1/receipt.json",
+    ):
         r = other.client.get(path)
         assert r.status_code == 404, path
-    assert 'data-seq=' not in other.client.get("/ui/ledger").text  # it recorded nothing
+    assert "data-seq=" not in other.client.get("/ui/ledger").text  # it recorded nothing
     # an admin sees every tenant's
     admin = Browser(app, store)
     admin.sign_in(create_token(store, "ops", "admin")[0])
@@ -203,8 +231,7 @@ def test_a_tenant_never_sees_another_tenants_plan(console: tuple[object, Store],
     assert admin.client.get(f"/ui/plans/{plan_id}").status_code == 200
 
 
-def test_a_bad_scenario_shows_its_field_path(console: tuple[object, Store],
-                                             demo_text: str) -> None:
+def test_a_bad_scenario_shows_its_field_path(console: tuple[object, Store], demo_text: str) -> None:
     app, store = console
     b = Browser(app, store)
     b.sign_in(create_token(store, "hz-cloud", "planner")[0])
@@ -223,25 +250,39 @@ def test_a_bad_scenario_shows_its_field_path(console: tuple[object, Store],
         assert text_lines[int(lines[path]) - 1].startswith(prefix), (path, lines)
     r = b.client.post("/ui/submit", data={"csrf": b.csrf(), "text": "{ unclosed: ["})
     assert r.status_code == 400 and 'id="submit-errors"' in r.text
-    r = b.client.post("/ui/submit", data={"csrf": b.csrf(), "text": demo_text,
-                                          "time_limit": "1e308"})
+    r = b.client.post(
+        "/ui/submit", data={"csrf": b.csrf(), "text": demo_text, "time_limit": "1e308"}
+    )
     assert r.status_code == 400 and 'data-path="time_limit"' in r.text
     # a viewer may look but not submit
     viewer = Browser(app, store)
     viewer.sign_in(create_token(store, "hz-cloud", "viewer")[0])
-    assert viewer.client.post("/ui/submit", data={"csrf": viewer.csrf(),
-                                                  "text": demo_text}).status_code == 403
+    assert (
+        viewer.client.post(
+            "/ui/submit", data={"csrf": viewer.csrf(), "text": demo_text}
+        ).status_code
+        == 403
+    )
 
 
 def test_assets_and_api_docs_are_served_locally(console: tuple[object, Store]) -> None:
     app, store = console
     c = Browser(app, store).client
-    for name in ("plotly.min.js", "geo.js", "console.js", "report.css", "swagger-ui-bundle.js",
-                 "swagger-ui.css", "redoc.standalone.js"):
+    for name in (
+        "plotly.min.js",
+        "geo.js",
+        "console.js",
+        "report.css",
+        "swagger-ui-bundle.js",
+        "swagger-ui.css",
+        "redoc.standalone.js",
+    ):
         r = c.get(f"/static/{name}")
         assert r.status_code == 200 and r.content, name
-        assert c.get(f"/static/{name}", headers={"If-None-Match": r.headers["etag"]}
-                     ).status_code == 304
+        assert (
+            c.get(f"/static/{name}", headers={"If-None-Match": r.headers["etag"]}).status_code
+            == 304
+        )
     assert c.get("/static/../pyproject.toml").status_code == 404
     assert c.get("/static/nope.js").status_code == 404
     for page in ("/docs", "/redoc"):
@@ -261,8 +302,9 @@ def test_rules_page_lists_citations(console: tuple[object, Store]) -> None:
     assert b.client.get("/ui/rules", params={"date": "9999-99-99"}).status_code in (400, 422)
 
 
-def test_a_tenant_sees_its_own_entry_numbers_in_the_plan_list(console: tuple[object, Store],
-                                                              demo_text: str) -> None:
+def test_a_tenant_sees_its_own_entry_numbers_in_the_plan_list(
+    console: tuple[object, Store], demo_text: str
+) -> None:
     from straits.store import ledger
 
     app, store = console
@@ -272,8 +314,10 @@ def test_a_tenant_sees_its_own_entry_numbers_in_the_plan_list(console: tuple[obj
     b.sign_in(create_token(store, "hz-cloud", "planner")[0])
     plan_id = b.submit(demo_text)
     b.wait(plan_id)
-    numbers = {path: re.findall(r"<td>#(\d+)</td>", b.client.get(path).text)
-               for path in ("/ui/", "/ui/plans/rows")}
+    numbers = {
+        path: re.findall(r"<td>#(\d+)</td>", b.client.get(path).text)
+        for path in ("/ui/", "/ui/plans/rows")
+    }
     assert numbers == {"/ui/": ["1"], "/ui/plans/rows": ["1"]}  # not 5, the global number
     admin = Browser(app, store)
     admin.sign_in(create_token(store, "ops", "admin")[0])
@@ -281,7 +325,8 @@ def test_a_tenant_sees_its_own_entry_numbers_in_the_plan_list(console: tuple[obj
 
 
 def test_the_ledger_page_shows_a_tenant_only_entries_the_log_proves(
-        console: tuple[object, Store]) -> None:
+    console: tuple[object, Store],
+) -> None:
     from sqlalchemy import create_engine, text
 
     from straits.store import ledger
@@ -302,7 +347,8 @@ def test_the_ledger_page_shows_a_tenant_only_entries_the_log_proves(
 
 
 def test_the_plan_list_summarizes_a_recorded_plan_as_its_entry_proves_it(
-        console: tuple[object, Store], demo_text: str) -> None:
+    console: tuple[object, Store], demo_text: str
+) -> None:
     from sqlalchemy import create_engine, text
 
     app, store = console

@@ -22,13 +22,15 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = os.environ.get("STRAITS_CHROMIUM") or shutil.which("chromium") or shutil.which(
-    "chromium-browser")
+CHROMIUM = (
+    os.environ.get("STRAITS_CHROMIUM")
+    or shutil.which("chromium")
+    or shutil.which("chromium-browser")
+)
 if CHROMIUM is None:
     if os.environ.get("STRAITS_REQUIRE_BROWSER") == "1":
         raise RuntimeError("STRAITS_REQUIRE_BROWSER=1 but no chromium executable was found")
-    pytest.skip("no Chromium on this machine (apt-get install chromium)",
-                allow_module_level=True)
+    pytest.skip("no Chromium on this machine (apt-get install chromium)", allow_module_level=True)
 
 playwright = pytest.importorskip("playwright.sync_api")
 Page = Any
@@ -41,8 +43,14 @@ def _free_port() -> int:
 
 
 def _straits(*args: str, env: dict[str, str]) -> str:
-    p = subprocess.run([sys.executable, "-m", "straits", *args], capture_output=True, text=True,
-                       env=env, timeout=120, check=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "straits", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
     return p.stdout
 
 
@@ -51,16 +59,34 @@ class Server:
         self.db = f"sqlite:///{tmp / 'browser.db'}"
         self.env = {**os.environ, "STRAITS_DATABASE_URL": self.db}
         # a signing key, so the log issues checkpoints and receipts can be downloaded
-        _straits("ledger", "keygen", "--origin", "straits.test/console", "-o",
-                 str(tmp / "ledger.key"), env=self.env)
+        _straits(
+            "ledger",
+            "keygen",
+            "--origin",
+            "straits.test/console",
+            "-o",
+            str(tmp / "ledger.key"),
+            env=self.env,
+        )
         self.env["STRAITS_LEDGER_KEY"] = str(tmp / "ledger.key")
         self.key_pub = tmp / "ledger.key.pub"
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "straits", "serve", "--port", str(self.port),
-             "--log-level", "warning"], env=self.env, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE)
+            [
+                sys.executable,
+                "-m",
+                "straits",
+                "serve",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         end = time.monotonic() + 60
         while time.monotonic() < end:
             try:
@@ -68,8 +94,9 @@ class Server:
                 return
             except OSError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(self.proc.stderr.read().decode() if self.proc.stderr
-                                       else "server exited") from None
+                    raise RuntimeError(
+                        self.proc.stderr.read().decode() if self.proc.stderr else "server exited"
+                    ) from None
                 time.sleep(0.2)
         raise RuntimeError("the server did not start")
 
@@ -96,9 +123,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    return {**browser_type_launch_args, "executable_path": CHROMIUM,
-            "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync", "--no-first-run"]}
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    }
 
 
 @pytest.fixture()
@@ -131,13 +167,20 @@ def submit_demo(page: Page, server: Server, example: Path, **options: str) -> st
 
 
 def test_submit_watch_open_gantt_compare_and_download(
-        page: Page, server: Server, example_path: Path, shots: Path, tmp_path: Path) -> None:
+    page: Page, server: Server, example_path: Path, shots: Path, tmp_path: Path
+) -> None:
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     outside: list[str] = []
-    page.on("request", lambda r: outside.append(r.url)
-            if not r.url.startswith((server.url, "data:", "blob:", "file:")) else None)
+    page.on(
+        "request",
+        lambda r: (
+            outside.append(r.url)
+            if not r.url.startswith((server.url, "data:", "blob:", "file:"))
+            else None
+        ),
+    )
     page.set_viewport_size({"width": 1280, "height": 900})
     page.goto(server.url + "/ui/")
     page.screenshot(path=str(shots / "console-sign-in.png"))
@@ -175,9 +218,21 @@ def test_submit_watch_open_gantt_compare_and_download(
         page.get_by_role("link", name="Download receipt").click()
     receipt = tmp_path / "receipt.json"
     dl2.value.save_as(receipt)
-    checked = subprocess.run([sys.executable, "-m", "straits", "ledger", "verify-receipt",
-                              str(receipt), "--pubkey", str(server.key_pub)],
-                             capture_output=True, text=True, timeout=120)
+    checked = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "straits",
+            "ledger",
+            "verify-receipt",
+            str(receipt),
+            "--pubkey",
+            str(server.key_pub),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr  # offline, the key alone
     # the downloaded report renders offline, from the file alone
     page.goto(report.as_uri() + "#all")
@@ -188,8 +243,9 @@ def test_submit_watch_open_gantt_compare_and_download(
     assert errors == [] and outside == []
 
 
-def test_what_if_slider_and_regime(page: Page, server: Server, example_path: Path,
-                                   shots: Path) -> None:
+def test_what_if_slider_and_regime(
+    page: Page, server: Server, example_path: Path, shots: Path
+) -> None:
     sign_in(page, server, server.token("hz-cloud", "planner"))
     plan_id = submit_demo(page, server, example_path)
     page.goto(f"{server.url}/ui/plans/{plan_id}/whatif")
@@ -206,8 +262,9 @@ def test_what_if_slider_and_regime(page: Page, server: Server, example_path: Pat
     assert page.locator("#day-out").inner_text() < "2025-06-01"
 
 
-def test_a_second_tenant_cannot_see_the_first(page: Page, server: Server,
-                                              example_path: Path) -> None:
+def test_a_second_tenant_cannot_see_the_first(
+    page: Page, server: Server, example_path: Path
+) -> None:
     sign_in(page, server, server.token("hz-cloud", "planner"))
     plan_id = submit_demo(page, server, example_path)
     page.context.clear_cookies()
@@ -219,8 +276,9 @@ def test_a_second_tenant_cannot_see_the_first(page: Page, server: Server,
     assert response is not None and response.status == 404
 
 
-def test_a_bad_scenario_shows_the_field_path(page: Page, server: Server, example_path: Path,
-                                             shots: Path) -> None:
+def test_a_bad_scenario_shows_the_field_path(
+    page: Page, server: Server, example_path: Path, shots: Path
+) -> None:
     sign_in(page, server, server.token("hz-cloud", "planner"))
     page.goto(server.url + "/ui/submit")
     bad = example_path.read_text().replace("count: 4096", "count: -5", 1)
@@ -229,20 +287,28 @@ def test_a_bad_scenario_shows_the_field_path(page: Page, server: Server, example
     errors = page.locator("#submit-errors")
     errors.wait_for()
     paths = page.locator("#submit-errors [data-path]").evaluate_all(
-        "els => els.map(e => e.getAttribute('data-path'))")
+        "els => els.map(e => e.getAttribute('data-path'))"
+    )
     assert any(p.startswith("sites[") and p.endswith(".count") for p in paths), paths
     assert page.locator("#text").input_value() == bad  # nothing the user typed is lost
     page.screenshot(path=str(shots / "console-bad-scenario.png"))
 
 
 @pytest.mark.parametrize("width", [1280, 820])
-def test_pages_fit_and_every_control_has_a_label(page: Page, server: Server,
-                                                 example_path: Path, width: int) -> None:
+def test_pages_fit_and_every_control_has_a_label(
+    page: Page, server: Server, example_path: Path, width: int
+) -> None:
     page.set_viewport_size({"width": width, "height": 1000})
     sign_in(page, server, server.token("hz-cloud", "planner"))
     plan_id = submit_demo(page, server, example_path)
-    for path in ("/ui/", "/ui/submit", "/ui/ledger", "/ui/rules", f"/ui/plans/{plan_id}",
-                 f"/ui/plans/{plan_id}/whatif"):
+    for path in (
+        "/ui/",
+        "/ui/submit",
+        "/ui/ledger",
+        "/ui/rules",
+        f"/ui/plans/{plan_id}",
+        f"/ui/plans/{plan_id}/whatif",
+    ):
         page.goto(server.url + path)
         page.wait_for_selector("body[data-rendered=true]")
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")

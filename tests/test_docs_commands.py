@@ -65,7 +65,7 @@ def blocks(path: Path) -> list[Block]:
         while i < len(lines) and not lines[i].startswith("```"):
             body.append((i + 1, lines[i]))
             i += 1
-        before = "\n".join(lines[max(0, start - 4):start - 1])
+        before = "\n".join(lines[max(0, start - 4) : start - 1])
         skip = SKIP_BLOCK.search(before)
         out.append(Block(path.name, start, lang, tuple(body), skip.group(1) if skip else None))
         i += 1
@@ -93,8 +93,15 @@ def commands(block: Block) -> list[Command]:
             comment = buf.rsplit("#", 1)[1] if "#" in buf else ""
             exp = EXPECT.search(buf)
             skip = re.search(r"doc-test:\s*skip:?\s*([^)]*)", comment)
-            out.append(Command(block.file, first, buf, int(exp.group(1)) if exp else 0,
-                               skip.group(1).strip() if skip else block.skip))
+            out.append(
+                Command(
+                    block.file,
+                    first,
+                    buf,
+                    int(exp.group(1)) if exp else 0,
+                    skip.group(1).strip() if skip else block.skip,
+                )
+            )
             buf = ""
     assert not buf, f"{block.file}:{first}: unterminated command {buf!r}"
     return out
@@ -170,8 +177,9 @@ def test_documented_commands_parse(block: Block) -> None:
                 pytest.fail(f"{c.file}:{c.line}: `straits {shlex.join(args)}`: {exc}")
 
 
-@pytest.mark.parametrize("block", [b for b in all_blocks() if b.lang == "toml"],
-                         ids=lambda b: f"{b.file}:{b.line}")
+@pytest.mark.parametrize(
+    "block", [b for b in all_blocks() if b.lang == "toml"], ids=lambda b: f"{b.file}:{b.line}"
+)
 def test_documented_config_files_load(block: Block, tmp_path: Path) -> None:
     from straits.cli.config import load_config
 
@@ -183,30 +191,46 @@ def test_documented_config_files_load(block: Block, tmp_path: Path) -> None:
 def _script(cmds: list[Command]) -> str:
     parts = []
     for i, c in enumerate(cmds):
-        parts.append(f"{c.text}\necho \"@@ {i} $?\" >&3")
+        parts.append(f'{c.text}\necho "@@ {i} $?" >&3')
     return "\n".join(parts) + "\n"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("doc", [p for p in DOCS if any(
-    c.skip is None for b in blocks(p) if b.lang in SHELLS for c in commands(b))],
-    ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "doc",
+    [
+        p
+        for p in DOCS
+        if any(c.skip is None for b in blocks(p) if b.lang in SHELLS for c in commands(b))
+    ],
+    ids=lambda p: p.name,
+)
 def test_documented_commands_run(doc: Path, tmp_path: Path) -> None:
     cmds = [c for b in blocks(doc) if b.lang in SHELLS for c in commands(b) if c.skip is None]
     (tmp_path / "examples").symlink_to(ROOT / "examples")
     (tmp_path / ".venv").symlink_to(ROOT / ".venv")
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRAITS_")}
-    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
-               XDG_DATA_HOME=str(home / ".local/share"), COLUMNS="120",
-               PATH=f"{ROOT / '.venv' / 'bin'}:{env.get('PATH', '')}")
+    env.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_DATA_HOME=str(home / ".local/share"),
+        COLUMNS="120",
+        PATH=f"{ROOT / '.venv' / 'bin'}:{env.get('PATH', '')}",
+    )
     script = tmp_path / "doc.sh"
     script.write_text(_script(cmds))
     status = tmp_path / "status"
     with open(status, "w") as fd3:
-        p = subprocess.run(["bash", "-c", f"exec 3>{shlex.quote(str(status))}; . ./doc.sh"],
-                           cwd=tmp_path, env=env, capture_output=True, text=True,
-                           timeout=1800, pass_fds=(fd3.fileno(),))
+        p = subprocess.run(
+            ["bash", "-c", f"exec 3>{shlex.quote(str(status))}; . ./doc.sh"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            pass_fds=(fd3.fileno(),),
+        )
     seen = dict(line.split()[1:] for line in status.read_text().splitlines())
     failures = []
     for i, c in enumerate(cmds):

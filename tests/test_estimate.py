@@ -19,16 +19,26 @@ from straits.estimate.layout import Layout, Recompute
 from straits.estimate.memory import KV_RESERVE, USABLE_FRACTION, training_memory
 from straits.model.scenario import ModelSpec
 
-LLAMA2_70B = ModelSpec(params=7e10, layers=80, d_model=8192, heads=64, seq_len=4096,
-                       global_batch_tokens=4e6)
-DEEPSEEK_V3 = ModelSpec(params=6.71e11, active_params=3.7e10, layers=61, d_model=7168,
-                        heads=128, seq_len=4096, precision="fp8", top_k=8,
-                        global_batch_tokens=15360 * 4096)
+LLAMA2_70B = ModelSpec(
+    params=7e10, layers=80, d_model=8192, heads=64, seq_len=4096, global_batch_tokens=4e6
+)
+DEEPSEEK_V3 = ModelSpec(
+    params=6.71e11,
+    active_params=3.7e10,
+    layers=61,
+    d_model=7168,
+    heads=128,
+    seq_len=4096,
+    precision="fp8",
+    top_k=8,
+    global_batch_tokens=15360 * 4096,
+)
 SMALL = ModelSpec(params=7e9, layers=32, d_model=4096, heads=32, seq_len=4096)
 
 
 # Accuracy against published runs is measured by benchmarks/estimator_calibration.py, never
 # asserted here: these tests hold the mechanisms.
+
 
 # --- FLOPs --------------------------------------------------------------------------------------
 def test_flops_per_token_is_6n_plus_attention() -> None:
@@ -62,10 +72,15 @@ def test_zero_tokens_is_an_input_error() -> None:
         estimate_training(LLAMA2_70B, 0, get_chip("H100-SXM"))
 
 
-@given(st.sampled_from([1, 2, 4, 8]), st.sampled_from([1, 2, 4, 8, 16]),
-       st.sampled_from([1, 3]), st.sampled_from(["none", "selective", "full"]))
-def test_memory_per_chip_falls_as_sharding_grows(tp: int, pp: int, zero: Literal[1, 3],
-                                                 rc: Recompute) -> None:
+@given(
+    st.sampled_from([1, 2, 4, 8]),
+    st.sampled_from([1, 2, 4, 8, 16]),
+    st.sampled_from([1, 3]),
+    st.sampled_from(["none", "selective", "full"]),
+)
+def test_memory_per_chip_falls_as_sharding_grows(
+    tp: int, pp: int, zero: Literal[1, 3], rc: Recompute
+) -> None:
     base = Layout(chips=tp * pp * 16, tp=tp, pp=1, zero=zero, recompute=rc)
     more_tp = Layout(chips=base.chips * 2, tp=min(tp * 2, 16), zero=zero, recompute=rc)
     more_dp = Layout(chips=base.chips * 2, tp=tp, zero=zero, recompute=rc)
@@ -88,20 +103,27 @@ def test_recomputation_and_zero3_trade_memory() -> None:
 
 # --- efficiency mechanisms ----------------------------------------------------------------------
 models = st.builds(
-    lambda p, layers, width, heads, seq: ModelSpec(params=p, layers=layers, d_model=width * heads,
-                                                   heads=heads, seq_len=seq),
-    st.floats(1e9, 3e11), st.integers(8, 128), st.sampled_from([64, 128]),
-    st.sampled_from([16, 32, 64]), st.sampled_from([2048, 4096, 8192]))
+    lambda p, layers, width, heads, seq: ModelSpec(
+        params=p, layers=layers, d_model=width * heads, heads=heads, seq_len=seq
+    ),
+    st.floats(1e9, 3e11),
+    st.integers(8, 128),
+    st.sampled_from([64, 128]),
+    st.sampled_from([16, 32, 64]),
+    st.sampled_from([2048, 4096, 8192]),
+)
 chips = st.sampled_from(catalog().ids)
 
 
-@given(models, st.floats(1e11, 1e13), chips, st.sampled_from([256, 512, 1024, 2048]),
-       st.integers(1, 4))
-def test_more_chips_same_flops_and_sane_mfu(model: ModelSpec, tokens: float, chip_id: str,
-                                            n: int, k: int) -> None:
+@given(
+    models, st.floats(1e11, 1e13), chips, st.sampled_from([256, 512, 1024, 2048]), st.integers(1, 4)
+)
+def test_more_chips_same_flops_and_sane_mfu(
+    model: ModelSpec, tokens: float, chip_id: str, n: int, k: int
+) -> None:
     chip = get_chip(chip_id)
     a = estimate_training(model, tokens, chip, chips=n)
-    b = estimate_training(model, tokens, chip, chips=n * 2 ** k)
+    b = estimate_training(model, tokens, chip, chips=n * 2**k)
     assert b.flops == a.flops
     for e in (a, b):
         assert 0 < e.mfu < 1
@@ -129,16 +151,17 @@ def test_small_models_lose_efficiency_on_large_clusters() -> None:
 def test_fp8_is_faster_than_bf16_on_hopper() -> None:
     bf16 = DEEPSEEK_V3.model_copy(update={"precision": "bf16"})
     h800 = get_chip("H800-SXM")
-    assert (estimate_training(DEEPSEEK_V3, 1e12, h800, 2048).hours
-            < estimate_training(bf16, 1e12, h800, 2048).hours)
+    assert (
+        estimate_training(DEEPSEEK_V3, 1e12, h800, 2048).hours
+        < estimate_training(bf16, 1e12, h800, 2048).hours
+    )
 
 
 def test_time_cost_and_overheads_are_consistent() -> None:
     est = estimate_training(LLAMA2_70B, 2e12, get_chip("H100-SXM"), 1024, usd_per_chip_hour=2.0)
     steps = 2e12 / est.batch_tokens
     step_hours = steps * est.step_seconds / 3600
-    assert est.hours == pytest.approx(step_hours / DEFAULT.goodput(1024)
-                                      / (1 - DEFAULT.evaluation))
+    assert est.hours == pytest.approx(step_hours / DEFAULT.goodput(1024) / (1 - DEFAULT.evaluation))
     assert est.cost_usd == pytest.approx(2.0 * est.chip_hours)
     assert est.days == pytest.approx(est.hours / 24)
     shares = est.mfu_components["step_shares"]
@@ -147,8 +170,9 @@ def test_time_cost_and_overheads_are_consistent() -> None:
 
 # --- serving ------------------------------------------------------------------------------------
 def test_serving_holds_weights_and_kv_reserve() -> None:
-    est = estimate_serving(LLAMA2_70B, get_chip("H100-SXM"), chips=8, days=30,
-                           usd_per_chip_hour=2.0)
+    est = estimate_serving(
+        LLAMA2_70B, get_chip("H100-SXM"), chips=8, days=30, usd_per_chip_hour=2.0
+    )
     assert est.fits
     assert est.min_chips == math.ceil(140 / (80 * USABLE_FRACTION * (1 - KV_RESERVE)))
     assert est.chip_hours == 8 * 30 * 24
@@ -168,9 +192,17 @@ def test_h20_decodes_well_but_prefills_slowly() -> None:
     """The H20 has 4.0 TB/s of HBM for 148 TFLOP/s, the A100 2.0 TB/s for 312: the H20 decodes
     faster where the KV cache bounds the batch (memory-bound steps), but needs more chips where
     long prompts make prefill (compute) dominate."""
+
     def plan(model: ModelSpec, chip_id: str, prompt: int):  # type: ignore[no-untyped-def]
-        return estimate_serving(model, get_chip(chip_id), None, 1, tokens_per_s=10_000,
-                                prompt_tokens=prompt, output_tokens=512)
+        return estimate_serving(
+            model,
+            get_chip(chip_id),
+            None,
+            1,
+            tokens_per_s=10_000,
+            prompt_tokens=prompt,
+            output_tokens=512,
+        )
 
     h20, a100 = plan(LLAMA2_70B, "H20", 1024), plan(LLAMA2_70B, "A100-SXM-80GB", 1024)
     assert h20.serving["bound"] == a100.serving["bound"] == "memory"

@@ -27,8 +27,14 @@ from straits.model.request import EstimateRequest
 from straits.model.scenario import ModelSpec
 from straits.plan import make_plan
 
-MODEL: dict[str, Any] = {"params": 7e9, "layers": 32, "d_model": 4096, "heads": 32, "seq_len": 4096,
-         "global_batch_tokens": 4e6}
+MODEL: dict[str, Any] = {
+    "params": 7e9,
+    "layers": 32,
+    "d_model": 4096,
+    "heads": 32,
+    "seq_len": 4096,
+    "global_batch_tokens": 4e6,
+}
 SPEC = ModelSpec(**MODEL)
 H100 = get_chip("H100-SXM")
 TOKENS = 1e12
@@ -44,8 +50,11 @@ def test_a_given_mfu_replaces_the_predicted_one_and_says_so() -> None:
     assert predicted.efficiency_basis == "predicted" and measured.efficiency_basis == "given"
     assert measured.mfu == 0.5 and measured.predicted_mfu == pytest.approx(predicted.mfu)
     js = measured.to_json()
-    assert js["efficiency"] == {"basis": "given", "mfu": 0.5,
-                                "predicted_mfu": round(predicted.mfu, 4)}
+    assert js["efficiency"] == {
+        "basis": "given",
+        "mfu": 0.5,
+        "predicted_mfu": round(predicted.mfu, 4),
+    }
     assert js["mfu"] == 0.5 and js["mfu_components"] == {}
     # the layout and memory are still the model's
     assert (measured.layout, measured.memory_gb) == (predicted.layout, predicted.memory_gb)
@@ -86,10 +95,16 @@ def test_an_mfu_outside_0_to_1_is_refused(bad: float) -> None:
     assert err.value.path == "mfu"
 
 
-@pytest.mark.parametrize(("extra", "field"), [
-    ({"mfu": 0}, "mfu"), ({"mfu": 1e-9}, "mfu"), ({"mfu": 1.5}, "mfu"), ({"mfu": "high"}, "mfu"),
-    ({"kind": "serve", "days": 30, "chips": 8, "mfu": 0.4}, "mfu"),
-])
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"mfu": 0}, "mfu"),
+        ({"mfu": 1e-9}, "mfu"),
+        ({"mfu": 1.5}, "mfu"),
+        ({"mfu": "high"}, "mfu"),
+        ({"kind": "serve", "days": 30, "chips": 8, "mfu": 0.4}, "mfu"),
+    ],
+)
 def test_an_estimate_request_validates_mfu(extra: dict[str, Any], field: str) -> None:
     data = {"model": MODEL, "tokens": TOKENS, "chip": "H100-SXM", **extra}
     with pytest.raises(InputError) as err:
@@ -112,31 +127,49 @@ def test_the_mfu_interval_is_derived_from_fit_runs_only() -> None:
 
 
 def _scenario(stage: dict[str, Any]) -> Any:
-    return parse_scenario({
-        "straits": 1, "name": "mfu", "date": dt.date(2025, 6, 1),
-        "tenants": [{"id": "t", "hq": "SG"}],
-        "sites": [{"id": "sg", "country": "SG", "operator_hq": "SG", "pools": [
-            {"chip": "H100-SXM", "count": CHIPS, "usd_per_chip_hour": 2.0}]}],
-        "workloads": [{"id": "w", "tenant": "t", "model": MODEL, "stages": [stage]}]})
+    return parse_scenario(
+        {
+            "straits": 1,
+            "name": "mfu",
+            "date": dt.date(2025, 6, 1),
+            "tenants": [{"id": "t", "hq": "SG"}],
+            "sites": [
+                {
+                    "id": "sg",
+                    "country": "SG",
+                    "operator_hq": "SG",
+                    "pools": [{"chip": "H100-SXM", "count": CHIPS, "usd_per_chip_hour": 2.0}],
+                }
+            ],
+            "workloads": [{"id": "w", "tenant": "t", "model": MODEL, "stages": [stage]}],
+        }
+    )
 
 
 def test_a_training_stage_mfu_reaches_the_plan() -> None:
     stage = {"id": "pretrain", "kind": "pretrain", "tokens": 2e10, "chips": CHIPS}
-    plans = {m: make_plan(_scenario({**stage, **({"mfu": m} if m else {})}), solver="greedy",
-                          time_limit=5) for m in (None, 0.6)}
+    plans = {
+        m: make_plan(
+            _scenario({**stage, **({"mfu": m} if m else {})}), solver="greedy", time_limit=5
+        )
+        for m in (None, 0.6)
+    }
     (a_pred,), (a_given,) = plans[None].assignments, plans[0.6].assignments
-    assert a_given.chip_hours == pytest.approx(estimate_training(
-        SPEC, 2e10, H100, CHIPS, mfu=0.6).chip_hours)
-    assert a_pred.chip_hours == pytest.approx(estimate_training(SPEC, 2e10, H100, CHIPS)
-                                              .chip_hours)
+    assert a_given.chip_hours == pytest.approx(
+        estimate_training(SPEC, 2e10, H100, CHIPS, mfu=0.6).chip_hours
+    )
+    assert a_pred.chip_hours == pytest.approx(estimate_training(SPEC, 2e10, H100, CHIPS).chip_hours)
 
 
-@pytest.mark.parametrize("stage", [
-    {"id": "s", "kind": "serve", "days": 30, "chips": 8, "mfu": 0.4},
-    {"id": "s", "kind": "pretrain", "tokens": 1e10, "mfu": 0},
-    {"id": "s", "kind": "pretrain", "tokens": 1e10, "mfu": 1e-300},
-    {"id": "s", "kind": "pretrain", "tokens": 1e10, "mfu": 1.2},
-])
+@pytest.mark.parametrize(
+    "stage",
+    [
+        {"id": "s", "kind": "serve", "days": 30, "chips": 8, "mfu": 0.4},
+        {"id": "s", "kind": "pretrain", "tokens": 1e10, "mfu": 0},
+        {"id": "s", "kind": "pretrain", "tokens": 1e10, "mfu": 1e-300},
+        {"id": "s", "kind": "pretrain", "tokens": 1e10, "mfu": 1.2},
+    ],
+)
 def test_a_stage_mfu_is_validated(stage: dict[str, Any]) -> None:
     with pytest.raises(ScenarioError) as err:
         _scenario(stage)
@@ -144,8 +177,13 @@ def test_a_stage_mfu_is_validated(stage: dict[str, Any]) -> None:
 
 
 def _straits(*args: str, stdin: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "straits", *args], input=stdin,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "straits", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_cli_estimate_with_mfu(tmp_path: Path) -> None:

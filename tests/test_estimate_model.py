@@ -22,23 +22,36 @@ from straits.model.scenario import ModelSpec
 
 SMALL = ModelSpec(params=7e9, layers=32, d_model=4096, heads=32, seq_len=4096)
 MID = ModelSpec(params=7e10, layers=80, d_model=8192, heads=64, kv_heads=8, seq_len=4096)
-MOE = ModelSpec(params=2.4e11, active_params=2.1e10, layers=60, d_model=5120, heads=128,
-                seq_len=4096, top_k=6)
+MOE = ModelSpec(
+    params=2.4e11, active_params=2.1e10, layers=60, d_model=5120, heads=128, seq_len=4096, top_k=6
+)
 
 models = st.builds(
-    lambda p, layers, width, heads, seq: ModelSpec(params=p, layers=layers, d_model=width * heads,
-                                                   heads=heads, seq_len=seq),
-    st.floats(1e9, 2e11), st.integers(16, 96), st.sampled_from([64, 128]),
-    st.sampled_from([16, 32, 64]), st.sampled_from([2048, 4096, 8192]))
+    lambda p, layers, width, heads, seq: ModelSpec(
+        params=p, layers=layers, d_model=width * heads, heads=heads, seq_len=seq
+    ),
+    st.floats(1e9, 2e11),
+    st.integers(16, 96),
+    st.sampled_from([64, 128]),
+    st.sampled_from([16, 32, 64]),
+    st.sampled_from([2048, 4096, 8192]),
+)
 gpu = st.sampled_from(["A100-SXM-80GB", "H100-SXM", "H800-SXM", "MI300X"])
 
 
 # --- the software stack -------------------------------------------------------------------------
-@given(models, st.floats(1e11, 1e13), gpu, st.sampled_from([256, 1024, 4096]),
-       st.integers(2023, 2025), st.integers(1, 5))
+@given(
+    models,
+    st.floats(1e11, 1e13),
+    gpu,
+    st.sampled_from([256, 1024, 4096]),
+    st.integers(2023, 2025),
+    st.integers(1, 5),
+)
 @settings(max_examples=40, deadline=None)
-def test_older_software_is_never_faster(model: ModelSpec, tokens: float, chip_id: str, n: int,
-                                        year: int, older: int) -> None:
+def test_older_software_is_never_faster(
+    model: ModelSpec, tokens: float, chip_id: str, n: int, year: int, older: int
+) -> None:
     chip = get_chip(chip_id)
     new = estimate_training(model, tokens, chip, n, software_year=year)
     old = estimate_training(model, tokens, chip, n, software_year=year - older)
@@ -52,8 +65,7 @@ def test_stacks_before_fused_attention_recompute_every_layer(year: int) -> None:
     assert not stack(year).fused_attention and stack(year).recompute == ("full",)
     est = estimate_training(MID, 2e12, get_chip("A100-SXM-80GB"), 512, software_year=year)
     assert est.fits and "recompute=full" in est.layout
-    fused = estimate_training(MID, 2e12, get_chip("A100-SXM-80GB"), 512,
-                              software_year=FUSED_FROM)
+    fused = estimate_training(MID, 2e12, get_chip("A100-SXM-80GB"), 512, software_year=FUSED_FROM)
     current = estimate_training(MID, 2e12, get_chip("A100-SXM-80GB"), 512)
     assert est.factors["software_era"] < fused.factors["software_era"] < 1
     assert "software_era" not in current.factors
@@ -105,7 +117,8 @@ def test_whole_run_overheads_grow_with_the_cluster() -> None:
 @given(st.sampled_from([SMALL, MID, MOE]), st.floats(1e11, 2e13), gpu)
 @settings(max_examples=25, deadline=None)
 def test_typical_cluster_holds_the_model_and_meets_the_typical_length(
-        model: ModelSpec, tokens: float, chip_id: str) -> None:
+    model: ModelSpec, tokens: float, chip_id: str
+) -> None:
     chip = get_chip(chip_id)
     n = typical_chips(model, tokens, chip)
     fewest = estimate_training(model, tokens, chip).min_chips
@@ -130,13 +143,18 @@ def test_typical_run_length_is_a_line_in_log_space() -> None:
 
 
 # --- the interval and planning at its high end --------------------------------------------------
-@given(models, st.floats(1e10, 1e13), gpu, st.sampled_from([None, 64, 1024]),
-       st.sampled_from(["p50", "p90"]))
+@given(
+    models,
+    st.floats(1e10, 1e13),
+    gpu,
+    st.sampled_from([None, 64, 1024]),
+    st.sampled_from(["p50", "p90"]),
+)
 @settings(max_examples=30, deadline=None)
-def test_interval_orders_low_central_high(model: ModelSpec, tokens: float, chip_id: str,
-                                          n: int | None, risk: str) -> None:
-    est = estimate_training(model, tokens, get_chip(chip_id), n, usd_per_chip_hour=2.0,
-                            risk=risk)  # type: ignore[arg-type]
+def test_interval_orders_low_central_high(
+    model: ModelSpec, tokens: float, chip_id: str, n: int | None, risk: str
+) -> None:
+    est = estimate_training(model, tokens, get_chip(chip_id), n, usd_per_chip_hour=2.0, risk=risk)  # type: ignore[arg-type]
     out = est.to_json()
     for key in ("chip_hours", "days", "cost_usd"):
         assert out[f"{key}_low"] <= out[key] * (1 + 1e-12)
@@ -152,7 +170,8 @@ def test_p90_plans_on_the_high_end_and_keeps_the_interval() -> None:
     assert p90.hours == pytest.approx(p50.hours_high)
     assert p90.cost_usd == pytest.approx(2.0 * p50.chip_hours_high)
     assert (p90.chip_hours_low, p90.chip_hours_high) == pytest.approx(
-        (p50.chip_hours_low, p50.chip_hours_high))
+        (p50.chip_hours_low, p50.chip_hours_high)
+    )
     assert at_risk(p90, "p50").chip_hours == pytest.approx(p50.chip_hours)
     assert p90.to_json()["risk"] == "p90"
     iv = training_interval()
@@ -172,12 +191,15 @@ def test_calibration_is_hashable_and_its_defaults_are_the_shipped_fit() -> None:
 
 
 # --- hostile figures ------------------------------------------------------------------------------
-@pytest.mark.parametrize(("model", "tokens", "path"), [
-    (SMALL, math.inf, "tokens"),
-    (SMALL, math.nan, "tokens"),
-    (SMALL.model_copy(update={"params": math.inf}), 1e12, "model.params"),
-    (MOE.model_copy(update={"active_params": math.inf}), 1e12, "model.active_params"),
-])
+@pytest.mark.parametrize(
+    ("model", "tokens", "path"),
+    [
+        (SMALL, math.inf, "tokens"),
+        (SMALL, math.nan, "tokens"),
+        (SMALL.model_copy(update={"params": math.inf}), 1e12, "model.params"),
+        (MOE.model_copy(update={"active_params": math.inf}), 1e12, "model.active_params"),
+    ],
+)
 def test_infinite_figures_are_input_errors(model: ModelSpec, tokens: float, path: str) -> None:
     """JSON's Infinity and NaN parse; an estimate of them is refused, not printed as
     Infinity (nor an OverflowError deep in the layout search)."""

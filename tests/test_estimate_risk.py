@@ -17,8 +17,14 @@ from straits.loading import parse_scenario
 from straits.model.scenario import ModelSpec, Scenario
 from straits.plan import make_plan
 
-MODEL = {"params": 7e9, "layers": 32, "d_model": 4096, "heads": 32, "seq_len": 4096,
-         "global_batch_tokens": 4e6}
+MODEL = {
+    "params": 7e9,
+    "layers": 32,
+    "d_model": 4096,
+    "heads": 32,
+    "seq_len": 4096,
+    "global_batch_tokens": 4e6,
+}
 DAY0 = dt.date(2025, 6, 1)
 CHIPS = 64
 PRICE = 2.0
@@ -36,14 +42,34 @@ def tokens_for(days: float) -> float:
 
 
 def scenario(tokens: float, risk: str = "p50", **workload: Any) -> Scenario:
-    return parse_scenario({
-        "straits": 1, "name": "risk", "date": DAY0, "risk": risk,
-        "tenants": [{"id": "t", "hq": "SG"}],
-        "sites": [{"id": "sg", "country": "SG", "operator_hq": "SG", "pools": [
-            {"chip": "H100-SXM", "count": CHIPS, "usd_per_chip_hour": PRICE}]}],
-        "workloads": [{"id": "w", "tenant": "t", "model": MODEL, **workload,
-                       "stages": [{"id": "pretrain", "kind": "pretrain", "tokens": tokens,
-                                   "chips": CHIPS}]}]})
+    return parse_scenario(
+        {
+            "straits": 1,
+            "name": "risk",
+            "date": DAY0,
+            "risk": risk,
+            "tenants": [{"id": "t", "hq": "SG"}],
+            "sites": [
+                {
+                    "id": "sg",
+                    "country": "SG",
+                    "operator_hq": "SG",
+                    "pools": [{"chip": "H100-SXM", "count": CHIPS, "usd_per_chip_hour": PRICE}],
+                }
+            ],
+            "workloads": [
+                {
+                    "id": "w",
+                    "tenant": "t",
+                    "model": MODEL,
+                    **workload,
+                    "stages": [
+                        {"id": "pretrain", "kind": "pretrain", "tokens": tokens, "chips": CHIPS}
+                    ],
+                }
+            ],
+        }
+    )
 
 
 @pytest.mark.parametrize("solver", ["greedy", "cpsat"])
@@ -85,8 +111,9 @@ def test_a_budget_the_central_estimate_fits_and_the_high_end_breaks() -> None:
 
 
 def straits(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "straits", *args], capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "straits", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_plan_risk_flag_end_to_end(example_path: Path) -> None:
@@ -99,8 +126,7 @@ def test_plan_risk_flag_end_to_end(example_path: Path) -> None:
         if a["chip_hours_high"] is None:  # serving: no interval, no change
             assert a["chip_hours_low"] is None
             continue
-        assert a["chip_hours_low"] < a["chip_hours"] == pytest.approx(a["chip_hours_high"],
-                                                                       abs=0.1)
+        assert a["chip_hours_low"] < a["chip_hours"] == pytest.approx(a["chip_hours_high"], abs=0.1)
     assert runs["p90"]["total_cost_usd"] > runs["p50"]["total_cost_usd"]
     bad = straits("plan", str(example_path), "--risk", "p99")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr

@@ -49,22 +49,70 @@ def test_used_for_follows_the_split_rule() -> None:
 
 #: the first fit's split (main at 94c5fef), which later rounds of runs may never change
 ROUND_1_FIT = {
-    "llama1-7b", "llama1-33b", "llama2-7b", "llama2-34b", "llama3.2-1b", "llama3-8b",
-    "llama3.1-405b", "llama3-405b-16k-mfu", "llama4-maverick", "phi-2", "phi-3.5-mini",
-    "phi-4-mini", "phi-3-medium", "pythia-1b", "pythia-2.8b", "pythia-12b", "deepseek-v2",
-    "deepseek-v3", "tinyllama-1.1b", "starcoderbase-15b", "opt-175b", "glm-130b", "palm-540b",
-    "glm-130b-mfu", "palm-540b-mfu"}
+    "llama1-7b",
+    "llama1-33b",
+    "llama2-7b",
+    "llama2-34b",
+    "llama3.2-1b",
+    "llama3-8b",
+    "llama3.1-405b",
+    "llama3-405b-16k-mfu",
+    "llama4-maverick",
+    "phi-2",
+    "phi-3.5-mini",
+    "phi-4-mini",
+    "phi-3-medium",
+    "pythia-1b",
+    "pythia-2.8b",
+    "pythia-12b",
+    "deepseek-v2",
+    "deepseek-v3",
+    "tinyllama-1.1b",
+    "starcoderbase-15b",
+    "opt-175b",
+    "glm-130b",
+    "palm-540b",
+    "glm-130b-mfu",
+    "palm-540b-mfu",
+}
 ROUND_1_CHECK = {
-    "llama1-13b", "llama1-65b", "llama2-13b", "llama2-70b", "llama3.2-3b", "llama3-70b",
-    "llama3-405b-8k-mfu", "llama4-scout", "phi-3-mini", "phi-3-mini-june", "phi-3.5-moe",
-    "phi-4", "pythia-1.4b", "pythia-6.9b", "deepseek-67b", "mpt-7b", "bloomberggpt-50b",
-    "smollm3-3b", "bloom-176b", "falcon-180b", "mtnlg-530b-mfu", "pangu-ultra-moe-mfu"}
+    "llama1-13b",
+    "llama1-65b",
+    "llama2-13b",
+    "llama2-70b",
+    "llama3.2-3b",
+    "llama3-70b",
+    "llama3-405b-8k-mfu",
+    "llama4-scout",
+    "phi-3-mini",
+    "phi-3-mini-june",
+    "phi-3.5-moe",
+    "phi-4",
+    "pythia-1.4b",
+    "pythia-6.9b",
+    "deepseek-67b",
+    "mpt-7b",
+    "bloomberggpt-50b",
+    "smollm3-3b",
+    "bloom-176b",
+    "falcon-180b",
+    "mtnlg-530b-mfu",
+    "pangu-ultra-moe-mfu",
+}
 #: the second pass's split of its own runs, which the third round may not change either
 ROUND_2 = {
-    "chameleon-7b": "fit", "falcon-7b": "fit", "jetmoe-8b": "fit", "nemotron4-340b-mfu": "fit",
-    "phi-3-small": "fit", "stablelm-3b-4e1t": "fit", "chameleon-34b": "check",
-    "falcon-40b": "check", "gpt-neox-20b": "check", "granite-3.0-8b": "check",
-    "trillion-7b": "check"}
+    "chameleon-7b": "fit",
+    "falcon-7b": "fit",
+    "jetmoe-8b": "fit",
+    "nemotron4-340b-mfu": "fit",
+    "phi-3-small": "fit",
+    "stablelm-3b-4e1t": "fit",
+    "chameleon-34b": "check",
+    "falcon-40b": "check",
+    "gpt-neox-20b": "check",
+    "granite-3.0-8b": "check",
+    "trillion-7b": "check",
+}
 
 
 def test_no_run_of_the_first_round_moved_between_fit_and_check() -> None:
@@ -85,8 +133,12 @@ def test_the_third_round_has_check_runs_of_its_own() -> None:
 
 #: the third pass's split of its own runs, which the fourth round may not change
 ROUND_3 = {
-    "phi-1": "fit", "skywork-13b-mfu": "fit", "nemotron4-15b": "fit", "skywork-13b": "check",
-    "nemotron4-15b-mfu": "check"}
+    "phi-1": "fit",
+    "skywork-13b-mfu": "fit",
+    "nemotron4-15b": "fit",
+    "skywork-13b": "check",
+    "nemotron4-15b-mfu": "check",
+}
 
 
 def test_no_run_of_the_third_round_moved_between_fit_and_check() -> None:
@@ -99,17 +151,35 @@ def test_the_fourth_round_has_a_check_run_of_its_own() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["phi", "llama3", "falcon", "new", "other"]),
-                          st.floats(1e8, 1e12), st.sampled_from([1e11, 1e12, 1e13]),
-                          st.integers(MAX_ROUND + 1, MAX_ROUND + 2)), min_size=1, max_size=12))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["phi", "llama3", "falcon", "new", "other"]),
+            st.floats(1e8, 1e12),
+            st.sampled_from([1e11, 1e12, 1e13]),
+            st.integers(MAX_ROUND + 1, MAX_ROUND + 2),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
 def test_adding_runs_in_a_later_round_never_reassigns_an_earlier_run(
-        extra: list[tuple[str, float, float, int]]) -> None:
+    extra: list[tuple[str, float, float, int]],
+) -> None:
     runs = list(published_runs())
     base = split_rule(runs)
-    added = [runs[0].model_copy(update={
-        "id": f"added-{i}", "family": family, "round": rnd, "tokens": tokens,
-        "model": runs[0].model.model_copy(update={"params": params})})
-        for i, (family, params, tokens, rnd) in enumerate(extra)]
+    added = [
+        runs[0].model_copy(
+            update={
+                "id": f"added-{i}",
+                "family": family,
+                "round": rnd,
+                "tokens": tokens,
+                "model": runs[0].model.model_copy(update={"params": params}),
+            }
+        )
+        for i, (family, params, tokens, rnd) in enumerate(extra)
+    ]
     after = split_rule(runs + added)
     assert {i: after[i] for i in base} == base
     for rnd in {r.round for r in added}:  # and a later round is split by the same rule
@@ -122,14 +192,18 @@ def test_check_runs_stay_out_of_every_fitted_number() -> None:
     fit_ids = {r.id for r in published_runs() if r.used_for == "fit" and r.fittable}
     assert set(doc["fit"]["runs"]) == fit_ids
     assert set(doc["fit"]["out_of_scope"]) == {
-        r.id for r in published_runs() if r.used_for == "fit" and not r.fittable}
+        r.id for r in published_runs() if r.used_for == "fit" and not r.fittable
+    }
     assert doc["typical_days"]["runs"] <= len(fit_ids)
     hours = sum(1 for r in published_runs() if r.id in fit_ids and r.metric == "chip_hours")
     assert f"on {hours} fit runs" in doc["interval"]["basis"]
     recorded = doc["runs"]
     assert set(recorded) == {r.id for r in published_runs()}
-    assert all("loo_error" not in recorded[r.id] for r in published_runs()
-               if r.used_for == "check" or not r.fittable)
+    assert all(
+        "loo_error" not in recorded[r.id]
+        for r in published_runs()
+        if r.used_for == "check" or not r.fittable
+    )
 
 
 def test_a_figure_is_compared_with_what_it_counts() -> None:
@@ -139,8 +213,9 @@ def test_a_figure_is_compared_with_what_it_counts() -> None:
     for r in published_runs():
         if r.metric != "chip_hours":
             continue
-        est = estimate_training(r.model, r.tokens, get_chip(r.chip), recorded[r.id]["chips"],
-                                software_year=r.year)
+        est = estimate_training(
+            r.model, r.tokens, get_chip(r.chip), recorded[r.id]["chips"], software_year=r.year
+        )
         want = est.overheads["step_chip_hours"] if r.scope == "steps" else est.chip_hours
         assert recorded[r.id]["scope"] == r.scope
         assert recorded[r.id]["predicted"] == pytest.approx(want, rel=1e-5)
@@ -162,8 +237,12 @@ def test_the_shipped_parameters_are_the_ones_the_estimator_uses() -> None:
 def test_fitting_script_reproduces_the_shipped_parameters() -> None:
     """benchmarks/fit_estimator.py --check refits on the fit runs and compares every
     parameter, the interval, the typical run length and each run's prediction."""
-    p = subprocess.run([sys.executable, str(ROOT / "benchmarks/fit_estimator.py"), "--check"],
-                       capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks/fit_estimator.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr
 
 
@@ -175,27 +254,30 @@ def _doc(*runs: dict[str, Any]) -> str:
     return yaml.safe_dump({"runs": list(runs)})
 
 
-@pytest.mark.parametrize(("text", "words"), [
-    (_doc(GOOD, GOOD), ("appears twice",)),
-    (_doc({k: v for k, v in GOOD.items() if k != "source"}), ("runs[0].source", "missing")),
-    (_doc({**GOOD, "chips": None, "published": {"days": 3}}), ("cluster size",)),
-    (_doc({**GOOD, "chip": "V100"}), ("not in the catalog",)),
-    (_doc({**GOOD, "published": {"mfu": 1.5}}), ("runs[0].published.mfu",)),
-    (_doc({**GOOD, "published": {"mfu": 0.4, "chip_hours": 10}}), ("exactly one",)),
-    (_doc({**GOOD, "used_for": "both"}), ("runs[0].used_for",)),
-    (_doc({**GOOD, "confidence": "high"}), ("runs[0].confidence",)),
-    (_doc({**GOOD, "tokens": -1}), ("runs[0].tokens",)),
-    (_doc({**GOOD, "extra": 1}), ("runs[0].extra", "unknown field")),
-    (_doc({**GOOD, "scope": "ablations"}), ("runs[0].scope",)),
-    (_doc({**GOOD, "round": 0}), ("runs[0].round",)),
-    (_doc({**GOOD, "round": 99}), ("runs[0].round",)),
-    (_doc({**GOOD, "chips": 64, "published": {"mfu": 0.4}, "scope": "steps"}), ("scope",)),
-    ("runs: []\n", ("runs",)),
-    ("\x00\x01\x02binary", ("not valid YAML",)),
-    ("runs:\n- id: x\n  model: {params: [", ("not valid YAML",)),
-    ("[" * 5000, ("not valid YAML",)),
-    ("just a string", ("RunsFile", )),
-])
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (_doc(GOOD, GOOD), ("appears twice",)),
+        (_doc({k: v for k, v in GOOD.items() if k != "source"}), ("runs[0].source", "missing")),
+        (_doc({**GOOD, "chips": None, "published": {"days": 3}}), ("cluster size",)),
+        (_doc({**GOOD, "chip": "V100"}), ("not in the catalog",)),
+        (_doc({**GOOD, "published": {"mfu": 1.5}}), ("runs[0].published.mfu",)),
+        (_doc({**GOOD, "published": {"mfu": 0.4, "chip_hours": 10}}), ("exactly one",)),
+        (_doc({**GOOD, "used_for": "both"}), ("runs[0].used_for",)),
+        (_doc({**GOOD, "confidence": "high"}), ("runs[0].confidence",)),
+        (_doc({**GOOD, "tokens": -1}), ("runs[0].tokens",)),
+        (_doc({**GOOD, "extra": 1}), ("runs[0].extra", "unknown field")),
+        (_doc({**GOOD, "scope": "ablations"}), ("runs[0].scope",)),
+        (_doc({**GOOD, "round": 0}), ("runs[0].round",)),
+        (_doc({**GOOD, "round": 99}), ("runs[0].round",)),
+        (_doc({**GOOD, "chips": 64, "published": {"mfu": 0.4}, "scope": "steps"}), ("scope",)),
+        ("runs: []\n", ("runs",)),
+        ("\x00\x01\x02binary", ("not valid YAML",)),
+        ("runs:\n- id: x\n  model: {params: [", ("not valid YAML",)),
+        ("[" * 5000, ("not valid YAML",)),
+        ("just a string", ("RunsFile",)),
+    ],
+)
 def test_a_broken_runs_file_is_named_with_the_field(text: str, words: tuple[str, ...]) -> None:
     with pytest.raises(CatalogError) as err:
         parse_runs(text, "runs.yaml")
@@ -216,12 +298,28 @@ def test_a_published_run_is_its_own_nearest_run() -> None:
 
 def straits(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200"}  # tables whole, whatever the caller's terminal
-    return subprocess.run([sys.executable, "-m", "straits", *args], input=stdin,
-                          capture_output=True, text=True, timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "straits", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
 
 
-REQUEST = {"model": {"params": 8e9, "layers": 32, "d_model": 4096, "heads": 32, "kv_heads": 8,
-                     "seq_len": 8192}, "tokens": 1.5e13, "chip": "H100-SXM"}
+REQUEST = {
+    "model": {
+        "params": 8e9,
+        "layers": 32,
+        "d_model": 4096,
+        "heads": 32,
+        "kv_heads": 8,
+        "seq_len": 8192,
+    },
+    "tokens": 1.5e13,
+    "chip": "H100-SXM",
+}
 
 
 def test_estimate_json_gives_the_interval_the_cluster_basis_and_nearest_runs() -> None:
@@ -233,10 +331,14 @@ def test_estimate_json_gives_the_interval_the_cluster_basis_and_nearest_runs() -
     assert out["chips_basis"] == "typical" and out["chips"] >= out["min_chips"]
     assert len(out["nearest_runs"]) == 3
     assert {"run", "published_chip_hours", "error", "used_for", "source"} <= set(
-        out["nearest_runs"][0])
+        out["nearest_runs"][0]
+    )
     assert out["software_year"] == 2025
-    given = json.loads(straits("estimate", "--json", stdin=json.dumps(
-        {**REQUEST, "chips": 64, "software_year": 2022})).stdout)
+    given = json.loads(
+        straits(
+            "estimate", "--json", stdin=json.dumps({**REQUEST, "chips": 64, "software_year": 2022})
+        ).stdout
+    )
     assert given["chips"] == 64 and given["chips_basis"] == "given"
     assert "recompute=full" in given["layout"]
 
@@ -245,8 +347,14 @@ def test_estimate_explains_itself() -> None:
     p = straits("estimate", stdin=json.dumps(REQUEST))
     assert p.returncode == 0, p.stderr
     text = " ".join(p.stdout.split())
-    for words in ("typical for a run of this size", "efficiency factors", "80%:",
-                  "Nearest published runs", "llama3-8b", "leave-one-out"):
+    for words in (
+        "typical for a run of this size",
+        "efficiency factors",
+        "80%:",
+        "Nearest published runs",
+        "llama3-8b",
+        "leave-one-out",
+    ):
         assert words in text
 
 
@@ -264,18 +372,22 @@ def _damaged(**change: Any) -> dict[str, Any]:
     return {**FITTED_DOC, **change}
 
 
-@pytest.mark.parametrize(("doc", "words"), [
-    (_damaged(parameters={**FITTED_DOC["parameters"], "era_decay": -1.0}), "outside"),
-    (_damaged(parameters={"framework_ampere": 0.9}), "exactly"),
-    (_damaged(parameters={**FITTED_DOC["parameters"], "gemm_width": float("nan")}),
-     "parameters"),
-    (_damaged(interval={**FITTED_DOC["interval"], "low": 0.3}), "central estimate"),
-    (_damaged(interval={**FITTED_DOC["interval"], "level": 1.5}), "interval.level"),
-    (_damaged(typical_days={"a": 1.0}), "typical_days"),
-    ({k: v for k, v in FITTED_DOC.items() if k != "runs"}, "runs"),
-])
-def test_a_damaged_fitted_file_is_refused_with_the_field(doc: dict[str, Any],
-                                                         words: str) -> None:
+@pytest.mark.parametrize(
+    ("doc", "words"),
+    [
+        (_damaged(parameters={**FITTED_DOC["parameters"], "era_decay": -1.0}), "outside"),
+        (_damaged(parameters={"framework_ampere": 0.9}), "exactly"),
+        (
+            _damaged(parameters={**FITTED_DOC["parameters"], "gemm_width": float("nan")}),
+            "parameters",
+        ),
+        (_damaged(interval={**FITTED_DOC["interval"], "low": 0.3}), "central estimate"),
+        (_damaged(interval={**FITTED_DOC["interval"], "level": 1.5}), "interval.level"),
+        (_damaged(typical_days={"a": 1.0}), "typical_days"),
+        ({k: v for k, v in FITTED_DOC.items() if k != "runs"}, "runs"),
+    ],
+)
+def test_a_damaged_fitted_file_is_refused_with_the_field(doc: dict[str, Any], words: str) -> None:
     from straits.errors import InputError
     from straits.estimate.calibration import FittedFile
     from straits.loading import validate_as
@@ -286,7 +398,8 @@ def test_a_damaged_fitted_file_is_refused_with_the_field(doc: dict[str, Any],
 
 
 def test_estimates_refuse_when_the_shipped_parameters_did_not_load(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import straits.estimate.calibration as calibration
     from straits.estimate import estimate_serving, estimate_training
     from straits.model.scenario import ModelSpec

@@ -60,7 +60,8 @@ def test_skypilot_tasks_pass_skypilots_schema_and_parser(inp: ExportInput) -> No
 
 
 def test_training_stages_are_one_pipeline_in_dependency_order(
-        inp: ExportInput, tmp_path: Path) -> None:
+    inp: ExportInput, tmp_path: Path
+) -> None:
     """`sky jobs launch` runs a multi-document YAML as a chain: each task after the one
     before succeeds. SkyPilot's own loader reads it back in the order of `after`."""
     pytest.importorskip("sky")
@@ -99,7 +100,8 @@ def test_serving_stages_are_skyserve_services(inp: ExportInput) -> None:
 
 
 def test_skypilot_resources_are_the_lawful_options_planned_first(
-        inp: ExportInput, demo: tuple[Scenario, dict[str, Any]], rules: RuleSet) -> None:
+    inp: ExportInput, demo: tuple[Scenario, dict[str, Any]], rules: RuleSet
+) -> None:
     sc, _ = demo
     ctx = _ctx(demo, rules)
     tasks = _tasks(exporter("skypilot").render(inp).files)
@@ -119,9 +121,12 @@ def test_skypilot_resources_are_the_lawful_options_planned_first(
         # and nothing lawful at this size is missing
         w = sc.workload(job.workload)
         for o in ctx.cands.options(w, w.stage(job.stage)):
-            if (o.problem is None and not o.procured and o.min_chips <= job.chips
-                    <= o.pool.count and _lawful(ctx, job.workload, job.stage, o.site.id,
-                                                o.chip.id)):
+            if (
+                o.problem is None
+                and not o.procured
+                and o.min_chips <= job.chips <= o.pool.count
+                and _lawful(ctx, job.workload, job.stage, o.site.id, o.chip.id)
+            ):
                 assert (o.site.id, o.chip.id) in offered
 
 
@@ -142,14 +147,19 @@ def test_every_target_sets_the_same_rendezvous(inp: ExportInput) -> None:
     """MASTER_ADDR, MASTER_PORT, NNODES, NODE_RANK and NPROC_PER_NODE reach the command on
     every target, so one `torchrun --nnodes=$NNODES ...` line runs anywhere."""
     names = ("MASTER_ADDR", "MASTER_PORT", "NNODES", "NODE_RANK", "NPROC_PER_NODE")
-    files = {p: t for r in render(inp, ("skypilot", "kubernetes", "slurm")) for p, t in
-             r.files.items()}
+    files = {
+        p: t for r in render(inp, ("skypilot", "kubernetes", "slurm")) for p, t in r.files.items()
+    }
     for job in inp.jobs:
         if job.serving:
             continue
         sky_run = _tasks(files)[job.name]["run"]
-        k8s = next(d for d in _docs(files) if d.get("kind") == "JobSet"
-                   and d["metadata"]["labels"]["straits.dev/stage"] == job.stage)
+        k8s = next(
+            d
+            for d in _docs(files)
+            if d.get("kind") == "JobSet"
+            and d["metadata"]["labels"]["straits.dev/stage"] == job.stage
+        )
         pod = k8s["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
         k8s_env = {e["name"] for e in pod["containers"][0]["env"]}
         slurm = next(t for p, t in files.items() if p.endswith(f"/{job.name}.sbatch"))
@@ -170,18 +180,28 @@ RUN_CASES = [  # (--run values, expected command per stage; None: the failing de
     (["all", "serve=vllm"], {"pretrain": "all", "sft": "all", "serve-intl": "vllm"}),
     (["finetune=ft", "pretrain=pt"], {"pretrain": "pt", "sft": "ft", "serve-intl": None}),
     (["finetune=ft", "sft=by-id"], {"pretrain": None, "sft": "by-id", "serve-intl": None}),
-    (["sft=by-id", "chat-72b/sft=by-pair"], {"pretrain": None, "sft": "by-pair",
-                                            "serve-intl": None}),
-    (["NCCL_DEBUG=INFO torchrun x.py"], {"pretrain": "NCCL_DEBUG=INFO torchrun x.py",
-                                         "sft": "NCCL_DEBUG=INFO torchrun x.py",
-                                         "serve-intl": "NCCL_DEBUG=INFO torchrun x.py"}),
+    (
+        ["sft=by-id", "chat-72b/sft=by-pair"],
+        {"pretrain": None, "sft": "by-pair", "serve-intl": None},
+    ),
+    (
+        ["NCCL_DEBUG=INFO torchrun x.py"],
+        {
+            "pretrain": "NCCL_DEBUG=INFO torchrun x.py",
+            "sft": "NCCL_DEBUG=INFO torchrun x.py",
+            "serve-intl": "NCCL_DEBUG=INFO torchrun x.py",
+        },
+    ),
 ]
 
 
 @pytest.mark.parametrize(("values", "want"), RUN_CASES)
 def test_run_options_give_each_stage_its_command(
-        demo: tuple[Scenario, dict[str, Any]], rules: RuleSet, values: list[str],
-        want: dict[str, str | None]) -> None:
+    demo: tuple[Scenario, dict[str, Any]],
+    rules: RuleSet,
+    values: list[str],
+    want: dict[str, str | None],
+) -> None:
     sc, plan = demo
     inp = export_input(sc, plan, rules, plan_id="p", commands=parse_run(values, sc))
     for stage, cmd in _stage_commands(inp).items():
@@ -191,49 +211,73 @@ def test_run_options_give_each_stage_its_command(
             assert cmd == want[stage]
 
 
-@pytest.mark.parametrize("values", [["pretrian=x"], ["fine-tune=x"], ["a", "b"],
-                                    ["sft=x", "sft=y"], ["sft="], ["chat-72b/nope=x"],
-                                    ["x" * 20000], ["a\0b"]])
-def test_bad_run_options_are_input_errors(demo: tuple[Scenario, dict[str, Any]],
-                                          values: list[str]) -> None:
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["pretrian=x"],
+        ["fine-tune=x"],
+        ["a", "b"],
+        ["sft=x", "sft=y"],
+        ["sft="],
+        ["chat-72b/nope=x"],
+        ["x" * 20000],
+        ["a\0b"],
+    ],
+)
+def test_bad_run_options_are_input_errors(
+    demo: tuple[Scenario, dict[str, Any]], values: list[str]
+) -> None:
     with pytest.raises(InputError) as err:
         parse_run(values, demo[0])
     assert err.value.path and err.value.path.startswith("--run")
 
 
 def test_the_scenarios_stage_command_is_used_and_a_keyed_run_wins(
-        demo: tuple[Scenario, dict[str, Any]], rules: RuleSet) -> None:
+    demo: tuple[Scenario, dict[str, Any]], rules: RuleSet
+) -> None:
     sc, plan = demo
     doc = sc.model_dump(mode="json")
     doc["workloads"][0]["stages"][1]["command"] = "python sft.py --resume"
     sc2 = Scenario.model_validate(doc)
-    got = _stage_commands(export_input(sc2, plan, rules, plan_id="p",
-                                       commands=parse_run(["plain"], sc2)))
+    got = _stage_commands(
+        export_input(sc2, plan, rules, plan_id="p", commands=parse_run(["plain"], sc2))
+    )
     assert got == {"pretrain": "plain", "sft": "python sft.py --resume", "serve-intl": "plain"}
-    got = _stage_commands(export_input(sc2, plan, rules, plan_id="p",
-                                       commands=parse_run(["finetune=ft"], sc2)))
+    got = _stage_commands(
+        export_input(sc2, plan, rules, plan_id="p", commands=parse_run(["finetune=ft"], sc2))
+    )
     assert got["sft"] == "ft"
 
 
 HOSTILE_FIELDS = [  # (where, value, the field path the error names)
     (("sites", 0, "targets", "slurm", "max_time"), "0", "targets.slurm.max_time"),
     (("sites", 0, "targets", "slurm", "max_time"), "1-2-3", "targets.slurm.max_time"),
-    (("sites", 0, "targets", "slurm", "checkpoint_root"), "$(rm -rf /)",
-     "targets.slurm.checkpoint_root"),
+    (
+        ("sites", 0, "targets", "slurm", "checkpoint_root"),
+        "$(rm -rf /)",
+        "targets.slurm.checkpoint_root",
+    ),
     (("sites", 0, "targets", "slurm", "checkpoint_root"), '/a"b', "targets.slurm.checkpoint_root"),
     (("workloads", 0, "stages", 0, "command"), "x" * 20000, "stages[0].command"),
     (("workloads", 0, "stages", 0, "command"), "", "stages[0].command"),
     (("workloads", 0, "stages", 0, "command"), "a\0b", "stages[0].command"),
-    (("sites", 0, "pools", 0, "targets"), {"kubernetes_topology": {"level": "bad level"}},
-     "kubernetes_topology.level"),
-    (("sites", 0, "pools", 0, "targets"),
-     {"kubernetes_topology": {"level": "a/b", "mode": "sometimes"}}, "kubernetes_topology.mode"),
+    (
+        ("sites", 0, "pools", 0, "targets"),
+        {"kubernetes_topology": {"level": "bad level"}},
+        "kubernetes_topology.level",
+    ),
+    (
+        ("sites", 0, "pools", 0, "targets"),
+        {"kubernetes_topology": {"level": "a/b", "mode": "sometimes"}},
+        "kubernetes_topology.mode",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("where", "value", "path"), HOSTILE_FIELDS)
-def test_hostile_export_fields_are_scenario_errors(where: tuple[Any, ...], value: Any,
-                                                   path: str) -> None:
+def test_hostile_export_fields_are_scenario_errors(
+    where: tuple[Any, ...], value: Any, path: str
+) -> None:
     from straits.loading import parse_scenario
 
     doc = yaml.safe_load((Path(__file__).parent / "data" / "slurm-ci.yaml").read_text())
@@ -247,13 +291,15 @@ def test_hostile_export_fields_are_scenario_errors(where: tuple[Any, ...], value
 
 
 def test_a_command_reaches_every_target_verbatim(
-        demo: tuple[Scenario, dict[str, Any]], rules: RuleSet, tmp_path: Path) -> None:
+    demo: tuple[Scenario, dict[str, Any]], rules: RuleSet, tmp_path: Path
+) -> None:
     """Quotes, dollars, newlines and backslashes survive YAML and shell quoting."""
     sc, plan = demo
     tricky = "echo \"it's $HOME\" \\\n  && printf '%s\\n' `date` ; echo 'a\"b'"
     inp = export_input(sc, plan, rules, plan_id="p", run=tricky)
-    files = {p: t for r in render(inp, ("skypilot", "kubernetes", "slurm")) for p, t in
-             r.files.items()}
+    files = {
+        p: t for r in render(inp, ("skypilot", "kubernetes", "slurm")) for p, t in r.files.items()
+    }
     for task in _tasks(files).values():
         assert task["run"].endswith("\n" + tricky)
     for d in _docs(files):
@@ -270,11 +316,18 @@ def test_a_command_reaches_every_target_verbatim(
     for path in files:
         if path.endswith(".sbatch"):
             out = tmp_path / "cmd.txt"
-            env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "OUT": str(out),
-                   "HOME": str(tmp_path), "SLURM_JOB_NODELIST": "node-a",
-                   "SLURM_JOB_ID": "7", "SLURM_JOB_NUM_NODES": "1"}
-            p = subprocess.run(["bash", str(tmp_path / path)], env=env, capture_output=True,
-                               text=True, timeout=30)
+            env = {
+                **os.environ,
+                "PATH": f"{bin_dir}:{os.environ['PATH']}",
+                "OUT": str(out),
+                "HOME": str(tmp_path),
+                "SLURM_JOB_NODELIST": "node-a",
+                "SLURM_JOB_ID": "7",
+                "SLURM_JOB_NUM_NODES": "1",
+            }
+            p = subprocess.run(
+                ["bash", str(tmp_path / path)], env=env, capture_output=True, text=True, timeout=30
+            )
             assert p.returncode == 0, p.stdout + p.stderr
             assert out.read_text() == tricky
 
@@ -291,6 +344,7 @@ def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
         elif isinstance(x, list):
             for v in x:
                 walk(v)
+
     walk(doc)
     return found
 
@@ -320,34 +374,62 @@ def test_cli_exports_a_recorded_plan(tmp_path: Path, example_path: Path) -> None
 
 
 def test_cli_runs_per_stage_and_says_where_each_command_came_from(
-        tmp_path: Path, example_path: Path) -> None:
+    tmp_path: Path, example_path: Path
+) -> None:
     out = tmp_path / "out"
-    p = straits("export", str(example_path), "--to", "slurm", "-o", str(out), "--json",
-                "--run", "pretrain=torchrun pretrain.py", "--run", "sft=torchrun sft.py")
+    p = straits(
+        "export",
+        str(example_path),
+        "--to",
+        "slurm",
+        "-o",
+        str(out),
+        "--json",
+        "--run",
+        "pretrain=torchrun pretrain.py",
+        "--run",
+        "sft=torchrun sft.py",
+    )
     assert p.returncode == 0, p.stderr
     summary = json.loads(p.stdout)
-    assert summary["commands"] == {"chat-72b/pretrain": "--run pretrain=",
-                                   "chat-72b/sft": "--run sft=", "chat-72b/serve-intl": "none"}
+    assert summary["commands"] == {
+        "chat-72b/pretrain": "--run pretrain=",
+        "chat-72b/sft": "--run sft=",
+        "chat-72b/serve-intl": "none",
+    }
     notes = summary["targets"]["slurm"]["notes"]
     assert any("serve-intl" in n and "no command" in n for n in notes)
     scripts = {f.name: f.read_text() for f in out.rglob("*.sbatch")}
     assert "torchrun pretrain.py" in scripts["chat-72b-pretrain.sbatch"]
     assert "torchrun sft.py" in scripts["chat-72b-sft.sbatch"]
-    assert "no command was given for stage chat-72b/serve-intl" in scripts[
-        "chat-72b-serve-intl.sbatch"]
+    assert (
+        "no command was given for stage chat-72b/serve-intl"
+        in scripts["chat-72b-serve-intl.sbatch"]
+    )
 
 
-def test_cli_rejects_a_misspelt_stage_key_and_writes_nothing(tmp_path: Path,
-                                                             example_path: Path) -> None:
+def test_cli_rejects_a_misspelt_stage_key_and_writes_nothing(
+    tmp_path: Path, example_path: Path
+) -> None:
     out = tmp_path / "out"
-    p = straits("-q", "export", str(example_path), "--to", "slurm", "-o", str(out),
-                "--run", "pretrian=torchrun x.py")
+    p = straits(
+        "-q",
+        "export",
+        str(example_path),
+        "--to",
+        "slurm",
+        "-o",
+        str(out),
+        "--run",
+        "pretrian=torchrun x.py",
+    )
     one_line_error(p, "--run", "pretrian", "pretrain")
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_cli_rejects_an_unknown_target_and_writes_nothing(tmp_path: Path,
-                                                          example_path: Path) -> None:
+def test_cli_rejects_an_unknown_target_and_writes_nothing(
+    tmp_path: Path, example_path: Path
+) -> None:
     out = tmp_path / "out"
     p = straits("-q", "export", str(example_path), "--to", "nomad", "-o", str(out))
     one_line_error(p, "--to", "nomad", "skypilot")
@@ -355,7 +437,8 @@ def test_cli_rejects_an_unknown_target_and_writes_nothing(tmp_path: Path,
 
 
 def test_a_site_without_a_mapping_is_left_out_with_a_note(
-        demo: tuple[Scenario, dict[str, Any]], rules: RuleSet) -> None:
+    demo: tuple[Scenario, dict[str, Any]], rules: RuleSet
+) -> None:
     sc, plan = demo
     doc = sc.model_dump(mode="json")
     planned = plan["assignments"][0]["site"]
@@ -366,7 +449,8 @@ def test_a_site_without_a_mapping_is_left_out_with_a_note(
     r = exporter("slurm").render(export_input(bare, plan, rules, plan_id="p"))
     assert any(planned in n and "targets.slurm" in n for n in r.notes)
     assert r.jobs == len(plan["assignments"]) - sum(
-        1 for a in plan["assignments"] if a["site"] == planned)
+        1 for a in plan["assignments"] if a["site"] == planned
+    )
 
 
 def test_bundle_is_all_or_nothing(tmp_path: Path) -> None:

@@ -11,18 +11,26 @@ import pytest
 
 from straits.export.bundle import LOCK, MANIFEST, write_bundle
 
-FIRST = {"slurm/johor/a.sbatch": "a", "slurm/ulanqab/b.sbatch": "b", "slurm/submit.sh": "s",
-         "kubernetes/my-johor/a.yaml": "k"}
+FIRST = {
+    "slurm/johor/a.sbatch": "a",
+    "slurm/ulanqab/b.sbatch": "b",
+    "slurm/submit.sh": "s",
+    "kubernetes/my-johor/a.yaml": "k",
+}
 SECOND = {"slurm/johor/a.sbatch": "a2", "slurm/submit.sh": "s2"}
 
 
 def _files(root: Path) -> set[str]:
-    return {str(p.relative_to(root)) for p in root.rglob("*")
-            if p.is_file() and p.name not in (MANIFEST, LOCK)}
+    return {
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file() and p.name not in (MANIFEST, LOCK)
+    }
 
 
-def test_a_later_export_removes_what_the_earlier_one_wrote_under_its_targets(tmp_path: Path
-                                                                            ) -> None:
+def test_a_later_export_removes_what_the_earlier_one_wrote_under_its_targets(
+    tmp_path: Path,
+) -> None:
     write_bundle(tmp_path, FIRST)
     (tmp_path / "slurm" / "notes.txt").write_text("mine")
     write_bundle(tmp_path, SECOND)
@@ -33,10 +41,17 @@ def test_a_later_export_removes_what_the_earlier_one_wrote_under_its_targets(tmp
     assert set(listed) == set(SECOND) | {"kubernetes/my-johor/a.yaml"}
 
 
-@pytest.mark.parametrize("manifest", [
-    b"not json", b"\x00\xff" * 10, b'{"files": "slurm/ulanqab/b.sbatch"}', b"[]",
-    b'{"files": [1, null, {}]}', b'{"files": ["../outside", "/etc/passwd"]}',
-])
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        b"not json",
+        b"\x00\xff" * 10,
+        b'{"files": "slurm/ulanqab/b.sbatch"}',
+        b"[]",
+        b'{"files": [1, null, {}]}',
+        b'{"files": ["../outside", "/etc/passwd"]}',
+    ],
+)
 def test_a_foreign_or_broken_manifest_removes_nothing(tmp_path: Path, manifest: bytes) -> None:
     write_bundle(tmp_path, FIRST)
     (tmp_path / MANIFEST).write_bytes(manifest)
@@ -53,8 +68,7 @@ def test_a_listed_file_behind_a_link_out_of_the_folder_is_not_removed(tmp_path: 
     (elsewhere / "b.sbatch").write_text("theirs")
     write_bundle(out, {"slurm/x.sbatch": "x"})
     (out / "slurm" / "ulanqab").symlink_to(elsewhere)
-    (out / MANIFEST).write_text(json.dumps({"files": ["slurm/x.sbatch",
-                                                      "slurm/ulanqab/b.sbatch"]}))
+    (out / MANIFEST).write_text(json.dumps({"files": ["slurm/x.sbatch", "slurm/ulanqab/b.sbatch"]}))
     write_bundle(out, {"slurm/x.sbatch": "y"})
     assert (elsewhere / "b.sbatch").read_text() == "theirs"
 

@@ -50,8 +50,10 @@ def test_kubernetes_objects_pass_their_schemas(inp: ExportInput) -> None:
 def test_a_training_jobset_can_rendezvous(inp: ExportInput) -> None:
     files = exporter("kubernetes").render(inp).files
     for doc in _objects(files, "JobSet"):
-        job = inp.job(doc["metadata"]["labels"]["straits.dev/workload"],
-                      doc["metadata"]["labels"]["straits.dev/stage"])
+        job = inp.job(
+            doc["metadata"]["labels"]["straits.dev/workload"],
+            doc["metadata"]["labels"]["straits.dev/stage"],
+        )
         name = doc["metadata"]["name"]
         spec = doc["spec"]
         assert spec["suspend"] is True and spec["network"]["enableDNSHostnames"] is True
@@ -86,8 +88,9 @@ def test_a_training_jobset_can_rendezvous(inp: ExportInput) -> None:
         labels = doc["metadata"]["labels"]
         assert labels["kueue.x-k8s.io/queue-name"] == "training"
         assert int(labels["kueue.x-k8s.io/max-exec-time-seconds"]) >= job.hours * 3600
-        terms = pod["affinity"]["nodeAffinity"][
-            "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+        terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+            "nodeSelectorTerms"
+        ]
         assert "nvidia.com/gpu.product" in {e["key"] for e in terms[0]["matchExpressions"]}
 
 
@@ -97,8 +100,10 @@ def test_serving_is_a_deployment_behind_a_service(inp: ExportInput) -> None:
     services = {d["metadata"]["name"]: d for d in _objects(files, "Service")}
     assert deployments and not _objects(files, "Job")
     for d in deployments:
-        job = inp.job(d["metadata"]["labels"]["straits.dev/workload"],
-                      d["metadata"]["labels"]["straits.dev/stage"])
+        job = inp.job(
+            d["metadata"]["labels"]["straits.dev/workload"],
+            d["metadata"]["labels"]["straits.dev/stage"],
+        )
         assert job.serving and d["spec"]["replicas"] == job.replicas()
         assert "activeDeadlineSeconds" not in json.dumps(d)
         pod = d["spec"]["template"]
@@ -136,7 +141,8 @@ def test_the_crd_schemas_can_fail(inp: ExportInput) -> None:
         lambda d: d["spec"]["failurePolicy"].__setitem__("restartStrategy", "Sometimes"),
         lambda d: d["spec"].__setitem__("replicatedjobs", d["spec"].pop("replicatedJobs")),
         lambda d: d["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"][
-            "containers"][0].__setitem__("envv", []),
+            "containers"
+        ][0].__setitem__("envv", []),
         lambda d: d.__setitem__("apiVersion", "jobset.x-k8s.io/v1"),
     ]
     for i, brk in enumerate(breaks):
@@ -148,17 +154,20 @@ def test_the_crd_schemas_can_fail(inp: ExportInput) -> None:
 
 
 def test_kueue_queue_priority_and_topology_where_declared(
-        demo: tuple[Scenario, dict[str, Any]], rules: RuleSet) -> None:
+    demo: tuple[Scenario, dict[str, Any]], rules: RuleSet
+) -> None:
     sc, plan = demo
     doc = sc.model_dump(mode="json")
     level = "cloud.provider.com/topology-block"
     for s in doc["sites"]:
         if s["id"] == "my-johor":
-            s["targets"]["kubernetes"].update(cluster_queue="gpu-cq", priority_class="batch",
-                                              serve_priority_class="online",
-                                              checkpoint_claim="ckpt")
-            s["pools"][0]["targets"]["kubernetes_topology"] = {"level": level,
-                                                               "mode": "required"}
+            s["targets"]["kubernetes"].update(
+                cluster_queue="gpu-cq",
+                priority_class="batch",
+                serve_priority_class="online",
+                checkpoint_claim="ckpt",
+            )
+            s["pools"][0]["targets"]["kubernetes_topology"] = {"level": level, "mode": "required"}
     inp = export_input(Scenario.model_validate(doc), plan, rules, plan_id="p", run="x")
     files = exporter("kubernetes").render(inp).files
     topo = {"kueue.x-k8s.io/podset-required-topology": level}
@@ -169,12 +178,15 @@ def test_kueue_queue_priority_and_topology_where_declared(
     apply = files["kubernetes/apply.sh"]
     assert apply.index("kueue-") < apply.index("apply_stage my-johor")
     for d in _docs(files):
-        if d["kind"] in ("JobSet", "Deployment") and d["metadata"]["labels"][
-                "straits.dev/site"] == "my-johor":
+        if (
+            d["kind"] in ("JobSet", "Deployment")
+            and d["metadata"]["labels"]["straits.dev/site"] == "my-johor"
+        ):
             want = "online" if d["kind"] == "Deployment" else "batch"
             assert d["metadata"]["labels"]["kueue.x-k8s.io/priority-class"] == want
-        if d["kind"] == "Deployment" and d["metadata"]["labels"][
-                "straits.dev/site"] == "my-johor":  # serving is packed too
+        if (
+            d["kind"] == "Deployment" and d["metadata"]["labels"]["straits.dev/site"] == "my-johor"
+        ):  # serving is packed too
             assert d["spec"]["template"]["metadata"]["annotations"] == topo
         if d.get("kind") == "JobSet" and d["metadata"]["labels"]["straits.dev/site"] == "my-johor":
             tmpl = d["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]
@@ -209,35 +221,53 @@ case " $FAIL " in *" $name "*) echo Failed; exit 0 ;; esac
 """
 
 
-def _run_apply(files: dict[str, str], tmp_path: Path, fail: str = ""
-               ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+def _run_apply(
+    files: dict[str, str], tmp_path: Path, fail: str = ""
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     write_bundle(tmp_path, files, executable=(".sh",))
     fake = tmp_path / "kubectl"
     fake.write_text(FAKE_KUBECTL)
     fake.chmod(0o755)
     log = tmp_path / "kubectl.log"
-    env = {**os.environ, "KUBECTL": str(fake), "KLOG": str(log), "FAIL": fail,
-           "STRAITS_POLL_SECONDS": "0"}
-    p = subprocess.run(["bash", str(tmp_path / "kubernetes" / "apply.sh")], env=env,
-                       capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        "KUBECTL": str(fake),
+        "KLOG": str(log),
+        "FAIL": fail,
+        "STRAITS_POLL_SECONDS": "0",
+    }
+    p = subprocess.run(
+        ["bash", str(tmp_path / "kubernetes" / "apply.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return p, log.read_text().splitlines() if log.exists() else []
 
 
-def test_apply_sh_applies_each_stage_after_its_predecessors(inp: ExportInput,
-                                                            tmp_path: Path) -> None:
+def test_apply_sh_applies_each_stage_after_its_predecessors(
+    inp: ExportInput, tmp_path: Path
+) -> None:
     files = exporter("kubernetes").render(inp).files
     p, log = _run_apply(files, tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
     applied = [ln.split()[2] for ln in log if ln.startswith("apply")]
     assert len(applied) == len(inp.jobs)
     for job in inp.jobs:
-        mine = next(i for i, ln in enumerate(log) if ln.startswith("apply")
-                    and ln.endswith(f"/{job.name}.yaml"))
+        mine = next(
+            i
+            for i, ln in enumerate(log)
+            if ln.startswith("apply") and ln.endswith(f"/{job.name}.yaml")
+        )
         assert log[mine].split()[1] == (job.planned.site.targets.kubernetes.context)  # type: ignore[union-attr]
         for a in job.after:
             pred = inp.job(job.workload, a)
-            seen = [i for i, ln in enumerate(log) if ln.endswith(f" {object_name(pred)}")
-                    and ln.startswith("get")]
+            seen = [
+                i
+                for i, ln in enumerate(log)
+                if ln.endswith(f" {object_name(pred)}") and ln.startswith("get")
+            ]
             assert seen and seen[-1] < mine, (job.name, a, log)
 
 
@@ -252,8 +282,10 @@ def test_apply_sh_stops_a_workload_at_a_failed_stage(inp: ExportInput, tmp_path:
     assert "failed" in p.stderr
 
 
-@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=63),
-       st.integers(min_value=5, max_value=20))
+@given(
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=63),
+    st.integers(min_value=5, max_value=20),
+)
 def test_fitted_names_leave_room_for_pod_suffixes(name: str, suffix: int) -> None:
     fitted = fit_name(name, suffix)
     assert len(fitted) + suffix <= 63
@@ -262,12 +294,14 @@ def test_fitted_names_leave_room_for_pod_suffixes(name: str, suffix: int) -> Non
 
 
 def test_karmada_policies_restrict_clusters_to_lawful_ones(
-        inp: ExportInput, demo: tuple[Scenario, dict[str, Any]], rules: RuleSet) -> None:
+    inp: ExportInput, demo: tuple[Scenario, dict[str, Any]], rules: RuleSet
+) -> None:
     kv = pytest.importorskip("kubernetes_validate")
     sc, _ = demo
     ctx = _ctx(demo, rules)
-    cluster_site = {s.targets.kubernetes.cluster: s.id for s in sc.sites
-                    if s.targets and s.targets.kubernetes}
+    cluster_site = {
+        s.targets.kubernetes.cluster: s.id for s in sc.sites if s.targets and s.targets.kubernetes
+    }
     for path, text in exporter("karmada").render(inp).files.items():
         *objects, policy_doc = yaml.safe_load_all(text)
         for o in objects:
@@ -276,24 +310,33 @@ def test_karmada_policies_restrict_clusters_to_lawful_ones(
             else:
                 kv.validate(o, K8S_VERSION, strict=True)
         policy = PropagationPolicy.model_validate(policy_doc)
-        job = inp.job(policy_doc["metadata"]["labels"]["straits.dev/workload"],
-                      policy_doc["metadata"]["labels"]["straits.dev/stage"])
+        job = inp.job(
+            policy_doc["metadata"]["labels"]["straits.dev/workload"],
+            policy_doc["metadata"]["labels"]["straits.dev/stage"],
+        )
         selected = {(s.kind, s.name) for s in policy.spec.resourceSelectors}
         assert selected == {(o["kind"], o["metadata"]["name"]) for o in objects}
         terms = policy.spec.placement.clusterAffinities  # type: ignore[union-attr]
         assert terms and terms[0].clusterNames == [job.planned.site.targets.kubernetes.cluster]  # type: ignore[union-attr]
         for term in terms:
             for cluster in term.clusterNames or ():
-                assert _lawful(ctx, job.workload, job.stage, cluster_site[cluster],
-                               job.planned.pool.chip), (path, cluster)
+                assert _lawful(
+                    ctx, job.workload, job.stage, cluster_site[cluster], job.planned.pool.chip
+                ), (path, cluster)
 
 
 def test_karmada_model_rejects_what_karmada_would() -> None:
-    bad = {"apiVersion": "policy.karmada.io/v1alpha1", "kind": "PropagationPolicy",
-           "metadata": {"name": "x"},
-           "spec": {"resourceSelectors": [{"apiVersion": "batch/v1", "kind": "Job"}],
-                    "placement": {"clusterAffinity": {"clusterNames": ["a"]},
-                                  "clusterAffinities": [{"affinityName": "p",
-                                                         "clusterNames": ["a"]}]}}}
+    bad = {
+        "apiVersion": "policy.karmada.io/v1alpha1",
+        "kind": "PropagationPolicy",
+        "metadata": {"name": "x"},
+        "spec": {
+            "resourceSelectors": [{"apiVersion": "batch/v1", "kind": "Job"}],
+            "placement": {
+                "clusterAffinity": {"clusterNames": ["a"]},
+                "clusterAffinities": [{"affinityName": "p", "clusterNames": ["a"]}],
+            },
+        },
+    }
     with pytest.raises(ValueError, match="mutually exclusive"):
         PropagationPolicy.model_validate(bad)

@@ -47,11 +47,17 @@ def inp(example_path: Path, rules: RuleSet) -> ExportInput:
 # --- grammar and arithmetic ---------------------------------------------------------------------
 #: sbatch long options Straits writes, with the grammar of their values (sbatch(1))
 SBATCH = {
-    "job-name": r"[A-Za-z0-9._-]+", "partition": r"[A-Za-z0-9._,-]+", "account": r"\S+",
-    "nodes": r"[1-9][0-9]*", "ntasks-per-node": r"[1-9][0-9]*",
-    "gpus-per-node": r"([A-Za-z0-9_]+:)?[1-9][0-9]*", "gres": r"[A-Za-z0-9_]+:[1-9][0-9]*",
-    "time": r"[0-9]+-[0-9]{2}:[0-9]{2}:[0-9]{2}", "output": r"\S+",
-    "signal": r"B:USR1@[1-9][0-9]*", "kill-on-invalid-dep": r"yes",
+    "job-name": r"[A-Za-z0-9._-]+",
+    "partition": r"[A-Za-z0-9._,-]+",
+    "account": r"\S+",
+    "nodes": r"[1-9][0-9]*",
+    "ntasks-per-node": r"[1-9][0-9]*",
+    "gpus-per-node": r"([A-Za-z0-9_]+:)?[1-9][0-9]*",
+    "gres": r"[A-Za-z0-9_]+:[1-9][0-9]*",
+    "time": r"[0-9]+-[0-9]{2}:[0-9]{2}:[0-9]{2}",
+    "output": r"\S+",
+    "signal": r"B:USR1@[1-9][0-9]*",
+    "kill-on-invalid-dep": r"yes",
 }
 
 
@@ -100,8 +106,10 @@ def test_a_stage_longer_than_max_time_is_chained(inp: ExportInput) -> None:
     assert any(f"{long.workload}/{long.stage}" in n and "chained" in n for n in res.notes)
 
 
-@given(st.floats(min_value=0.0, max_value=1e5, allow_nan=False),
-       st.integers(min_value=1, max_value=100_000))
+@given(
+    st.floats(min_value=0.0, max_value=1e5, allow_nan=False),
+    st.integers(min_value=1, max_value=100_000),
+)
 def test_chain_covers_the_time_within_max_time(hours: float, max_minutes: int) -> None:
     parts, minutes = chain(hours, max_minutes)
     assert 1 <= minutes <= max_minutes
@@ -115,15 +123,25 @@ def test_slurm_times_round_trip(minutes: int) -> None:
     assert parse_minutes(format_minutes(minutes)) == minutes
 
 
-@pytest.mark.parametrize(("text", "minutes"), [
-    ("90", 90), ("1:30", 2), ("0:30", 1), ("2:00:00", 120), ("1-0", 1440), ("1-02:30", 1590),
-    ("2-00:00:00", 2880), ("UNLIMITED", UNLIMITED), ("infinite", UNLIMITED)])
+@pytest.mark.parametrize(
+    ("text", "minutes"),
+    [
+        ("90", 90),
+        ("1:30", 2),
+        ("0:30", 1),
+        ("2:00:00", 120),
+        ("1-0", 1440),
+        ("1-02:30", 1590),
+        ("2-00:00:00", 2880),
+        ("UNLIMITED", UNLIMITED),
+        ("infinite", UNLIMITED),
+    ],
+)
 def test_slurm_time_forms(text: str, minutes: int) -> None:
     assert parse_minutes(text) == minutes
 
 
-@pytest.mark.parametrize("text", ["", "0", "0:00", "1-2-3", "2 days", "-5", "1:2:3:4",
-                                  "9" * 40])
+@pytest.mark.parametrize("text", ["", "0", "0:00", "1-2-3", "2 days", "-5", "1:2:3:4", "9" * 40])
 def test_bad_max_times_are_rejected(text: str) -> None:
     with pytest.raises(ValueError):
         parse_minutes(text)
@@ -178,8 +196,7 @@ def test_submit_chains_parts_and_stages_with_afterok(inp: ExportInput, tmp_path:
         assert ("--hold" in first) == (len(local) < len(job.after))
 
 
-def test_scripts_run_offline_and_honour_the_done_marker(inp: ExportInput, tmp_path: Path
-                                                       ) -> None:
+def test_scripts_run_offline_and_honour_the_done_marker(inp: ExportInput, tmp_path: Path) -> None:
     """With stand-ins for scontrol and srun: a stage that exits 0 is marked complete, and a
     later job of its chain then does nothing; a failing command fails the job."""
     res = exporter("slurm").render(inp)
@@ -187,23 +204,32 @@ def test_scripts_run_offline_and_honour_the_done_marker(inp: ExportInput, tmp_pa
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "scontrol").write_text("#!/bin/sh\necho node-a\necho node-b\n")
-    (bin_dir / "srun").write_text('#!/bin/bash\necho "ran $MASTER_ADDR $NNODES" >> "$OUT"\n'
-                                  'exit "${SRUN_RC:-0}"\n')
+    (bin_dir / "srun").write_text(
+        '#!/bin/bash\necho "ran $MASTER_ADDR $NNODES" >> "$OUT"\nexit "${SRUN_RC:-0}"\n'
+    )
     for f in ("scontrol", "srun"):
         (bin_dir / f).chmod(0o755)
     job = next(j for j in inp.jobs if not j.serving)
     script = next(tmp_path / p for p in res.files if p.endswith(f"/{job.name}.sbatch"))
     out = tmp_path / "out.txt"
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "OUT": str(out),
-           "HOME": str(tmp_path), "SLURM_JOB_NODELIST": "node-[a-b]", "SLURM_JOB_ID": "42",
-           "SLURM_JOB_NUM_NODES": "2"}
-    failed = subprocess.run(["bash", str(script)], env={**env, "SRUN_RC": "3"},
-                            capture_output=True, text=True)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "OUT": str(out),
+        "HOME": str(tmp_path),
+        "SLURM_JOB_NODELIST": "node-[a-b]",
+        "SLURM_JOB_ID": "42",
+        "SLURM_JOB_NUM_NODES": "2",
+    }
+    failed = subprocess.run(
+        ["bash", str(script)], env={**env, "SRUN_RC": "3"}, capture_output=True, text=True
+    )
     assert failed.returncode == 3
     ok = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
     assert ok.returncode == 0 and "complete" in ok.stdout
-    again = subprocess.run(["bash", str(script)], env={**env, "STRAITS_SEGMENT": "2"},
-                           capture_output=True, text=True)
+    again = subprocess.run(
+        ["bash", str(script)], env={**env, "STRAITS_SEGMENT": "2"}, capture_output=True, text=True
+    )
     assert again.returncode == 0 and "already complete" in again.stdout
     assert out.read_text().splitlines() == ["ran node-a 2", "ran node-a 2"]
 
@@ -225,26 +251,31 @@ def _rules() -> RuleSet:
 # --- against a real Slurm -----------------------------------------------------------------------
 def _slurm_env() -> dict[str, str]:
     conf = os.environ.get("SLURM_CONF")
-    ok = bool(conf) and shutil.which("sbatch") is not None and subprocess.run(
-        ["scontrol", "ping"], capture_output=True, text=True).returncode == 0
+    ok = (
+        bool(conf)
+        and shutil.which("sbatch") is not None
+        and subprocess.run(["scontrol", "ping"], capture_output=True, text=True).returncode == 0
+    )
     if not ok:
         if os.environ.get("STRAITS_REQUIRE_SLURM") == "1":
-            pytest.fail("STRAITS_REQUIRE_SLURM=1 but no Slurm answers (SLURM_CONF="
-                        f"{conf!r}); start one with .ci/slurm.sh start DIR")
+            pytest.fail(
+                "STRAITS_REQUIRE_SLURM=1 but no Slurm answers (SLURM_CONF="
+                f"{conf!r}); start one with .ci/slurm.sh start DIR"
+            )
         pytest.skip("no Slurm: run .ci/slurm.sh start DIR and set SLURM_CONF")
     return dict(os.environ)
 
 
-def _export_ci(tmp_path: Path, rules: RuleSet, runs: list[str], *,
-               change: Any = None) -> tuple[Path, ExportInput]:
+def _export_ci(
+    tmp_path: Path, rules: RuleSet, runs: list[str], *, change: Any = None
+) -> tuple[Path, ExportInput]:
     doc = yaml.safe_load(CI_SCENARIO.read_text())
     if change is not None:
         change(doc)
     sc = Scenario.model_validate(doc)
     plan = make_plan(sc, rules=rules, time_limit=5).to_json()
     assert not plan["unplaced"]
-    inp = export_input(sc, plan, rules, plan_id=f"ci-{tmp_path.name}",
-                       commands=parse_run(runs, sc))
+    inp = export_input(sc, plan, rules, plan_id=f"ci-{tmp_path.name}", commands=parse_run(runs, sc))
     out = tmp_path / "out"
     write_bundle(out, exporter("slurm").render(inp).files, executable=(".sh", ".sbatch"))
     return out, inp
@@ -260,14 +291,20 @@ def _tokens_for_minutes(doc: dict[str, Any], minutes: float) -> float:
     from straits.model.scenario import ModelSpec
 
     w = doc["workloads"][0]
-    hours = estimate_training(ModelSpec(**w["model"]), 1e8, get_chip("H100-SXM"),
-                              w["stages"][0]["chips"]).hours
+    hours = estimate_training(
+        ModelSpec(**w["model"]), 1e8, get_chip("H100-SXM"), w["stages"][0]["chips"]
+    ).hours
     return 1e8 * minutes / (60.0 * TIME_MARGIN * hours)
 
 
 def _submit(out: Path, env: dict[str, str]) -> list[str]:
-    p = subprocess.run(["bash", str(out / "slurm" / "straits-ci" / "submit.sh")], env=env,
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        ["bash", str(out / "slurm" / "straits-ci" / "submit.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     return re.findall(r": job (\d+) \(part", p.stdout)
 
@@ -278,12 +315,15 @@ def _wait(ids: list[str], env: dict[str, str], timeout: float) -> dict[str, str]
     while True:
         states = {}
         for jid in ids:
-            p = subprocess.run(["scontrol", "show", "job", "-o", jid], env=env,
-                               capture_output=True, text=True)
+            p = subprocess.run(
+                ["scontrol", "show", "job", "-o", jid], env=env, capture_output=True, text=True
+            )
             m = re.search(r"JobState=(\S+)", p.stdout)
             states[jid] = m.group(1) if m else "UNKNOWN"
-        if all(s not in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "UNKNOWN")
-               for s in states.values()):
+        if all(
+            s not in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "UNKNOWN")
+            for s in states.values()
+        ):
             return states
         if time.monotonic() > deadline:
             subprocess.run(["scancel", *ids], env=env)
@@ -292,13 +332,16 @@ def _wait(ids: list[str], env: dict[str, str], timeout: float) -> dict[str, str]
 
 
 def _log(stage: str, path: Path) -> str:
-    return (f'{stage}=echo "{stage} $STRAITS_SEGMENT $NODE_RANK $NNODES $NPROC_PER_NODE '
-            f'$MASTER_ADDR $(date +%s.%N)" >> {path}')
+    return (
+        f'{stage}=echo "{stage} $STRAITS_SEGMENT $NODE_RANK $NNODES $NPROC_PER_NODE '
+        f'$MASTER_ADDR $(date +%s.%N)" >> {path}'
+    )
 
 
 @pytest.mark.slow
-def test_sbatch_test_only_accepts_every_script(inp: ExportInput, rules: RuleSet,
-                                               tmp_path: Path) -> None:
+def test_sbatch_test_only_accepts_every_script(
+    inp: ExportInput, rules: RuleSet, tmp_path: Path
+) -> None:
     env = _slurm_env()
     ci, _ = _export_ci(tmp_path / "ci", rules, ["true"])
     demo = tmp_path / "demo"
@@ -306,14 +349,26 @@ def test_sbatch_test_only_accepts_every_script(inp: ExportInput, rules: RuleSet,
     scripts = sorted([*ci.rglob("*.sbatch"), *demo.rglob("*.sbatch")])
     assert len(scripts) == 2 * len(inp.jobs)
     for script in scripts:
-        p = subprocess.run(["sbatch", "--test-only", script.name], cwd=script.parent, env=env,
-                           capture_output=True, text=True, timeout=60)
+        p = subprocess.run(
+            ["sbatch", "--test-only", script.name],
+            cwd=script.parent,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert p.returncode == 0 and "to start at" in p.stderr, (script, p.stderr)
     # and the same check refuses what the cluster cannot give
     bad = scripts[0].read_text().replace("#SBATCH --time=", "#SBATCH --time=30-00:00:00\n# ")
     (tmp_path / "bad.sbatch").write_text(bad)
-    p = subprocess.run(["sbatch", "--test-only", "bad.sbatch"], cwd=tmp_path, env=env,
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        ["sbatch", "--test-only", "bad.sbatch"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode != 0 and "time limit" in p.stderr.lower(), p.stderr
 
 
@@ -330,8 +385,9 @@ def test_a_scaled_down_plan_runs_its_stages_in_order(rules: RuleSet, tmp_path: P
     assert [r[0] for r in rows] == ["pretrain", "sft", "serve"]
     times = [float(r[-1]) for r in rows]
     assert times == sorted(times)
-    nodes = subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], env=env, capture_output=True,
-                          text=True).stdout.split()
+    nodes = subprocess.run(
+        ["sinfo", "-h", "-N", "-o", "%N"], env=env, capture_output=True, text=True
+    ).stdout.split()
     for _stage, segment, rank, nnodes, per_node, master, _t in rows:
         assert (segment, rank, nnodes, per_node) == ("1", "0", "1", "4")
         assert master in nodes
@@ -341,8 +397,7 @@ def test_a_scaled_down_plan_runs_its_stages_in_order(rules: RuleSet, tmp_path: P
 def test_a_failed_stage_cancels_the_stages_after_it(rules: RuleSet, tmp_path: Path) -> None:
     env = {**_slurm_env(), "STRAITS_CI_CHECKPOINTS": str(tmp_path / "ckpt")}
     log = tmp_path / "stages.log"
-    out, _ = _export_ci(tmp_path, rules, ["pretrain=exit 3", _log("sft", log),
-                                          _log("serve", log)])
+    out, _ = _export_ci(tmp_path, rules, ["pretrain=exit 3", _log("sft", log), _log("serve", log)])
     ids = _submit(out, env)
     states = _wait(ids, env, timeout=120)
     assert [states[i] for i in ids] == ["FAILED", "CANCELLED", "CANCELLED"], states
@@ -353,12 +408,14 @@ CHECKPOINTING = (
     'pretrain=L={log}; C="$STRAITS_CHECKPOINT_DIR/step"; '
     'if [ -e "$C" ]; then echo "resumed $STRAITS_SEGMENT $(cat "$C")" >> $L; exit 0; fi; '
     'trap \'echo 1000 > "$C"; echo "saved $STRAITS_SEGMENT" >> $L; exit 0\' USR1; '
-    'echo "started $STRAITS_SEGMENT" >> $L; sleep 600 & wait')
+    'echo "started $STRAITS_SEGMENT" >> $L; sleep 600 & wait'
+)
 
 
 @pytest.mark.slow
 def test_a_stage_longer_than_max_time_resumes_from_its_checkpoint(
-        rules: RuleSet, tmp_path: Path) -> None:
+    rules: RuleSet, tmp_path: Path
+) -> None:
     """MaxTime 2 minutes and a pretrain that needs 3 with its margin: two chained jobs. Slurm
     signals the first before its limit, the command saves a checkpoint and exits 0, the second
     resumes from it, and only then do the later stages run."""
@@ -369,8 +426,12 @@ def test_a_stage_longer_than_max_time_resumes_from_its_checkpoint(
         doc["sites"][0]["targets"]["slurm"]["max_time"] = "2"
         doc["datasets"][0]["tokens"] = _tokens_for_minutes(doc, 3.0)
 
-    out, inp = _export_ci(tmp_path, rules, [CHECKPOINTING.format(log=log), _log("sft", log),
-                                            _log("serve", log)], change=longer)
+    out, inp = _export_ci(
+        tmp_path,
+        rules,
+        [CHECKPOINTING.format(log=log), _log("sft", log), _log("serve", log)],
+        change=longer,
+    )
     pretrain = next(j for j in inp.jobs if j.stage == "pretrain")
     assert chain(pretrain.hours, 2)[0] == 2
     ids = _submit(out, env)
@@ -378,7 +439,12 @@ def test_a_stage_longer_than_max_time_resumes_from_its_checkpoint(
     states = _wait(ids, env, timeout=420)
     assert set(states.values()) == {"COMPLETED"}, states
     words = [line.split()[:2] for line in log.read_text().splitlines()]
-    assert words == [["started", "1"], ["saved", "1"], ["resumed", "2"], ["sft", "1"],
-                     ["serve", "1"]], words
+    assert words == [
+        ["started", "1"],
+        ["saved", "1"],
+        ["resumed", "2"],
+        ["sft", "1"],
+        ["serve", "1"],
+    ], words
     done = list((tmp_path / "ckpt").rglob(".straits-stage-complete"))
     assert len(done) == 3

@@ -39,12 +39,19 @@ def test_dash_and_none_mean_stdout(capsys: pytest.CaptureFixture[str]) -> None:
     assert output_path("-") is None
 
 
-@pytest.mark.parametrize(("mask", "executable", "expected"), [
-    (0o022, False, 0o644), (0o077, False, 0o600), (0o002, False, 0o664),
-    (0o022, True, 0o755), (0o027, True, 0o750),
-])
-def test_new_files_follow_the_umask(tmp_path: Path, mask: int, executable: bool,
-                                    expected: int) -> None:
+@pytest.mark.parametrize(
+    ("mask", "executable", "expected"),
+    [
+        (0o022, False, 0o644),
+        (0o077, False, 0o600),
+        (0o002, False, 0o664),
+        (0o022, True, 0o755),
+        (0o027, True, 0o750),
+    ],
+)
+def test_new_files_follow_the_umask(
+    tmp_path: Path, mask: int, executable: bool, expected: int
+) -> None:
     old = os.umask(mask)
     try:
         out = write_output(tmp_path / "new.txt", "x", executable=executable)
@@ -84,8 +91,13 @@ def test_links_fifos_devices_and_sockets_are_never_replaced(tmp_path: Path) -> N
     sock_path = tmp_path / "sock"
     server = socket.socket(socket.AF_UNIX)
     server.bind(str(sock_path))
-    cases = [(link, "symbolic link"), (dangling, "symbolic link"), (fifo, "FIFO"),
-             (Path("/dev/null"), "character device"), (sock_path, "socket")]
+    cases = [
+        (link, "symbolic link"),
+        (dangling, "symbolic link"),
+        (fifo, "FIFO"),
+        (Path("/dev/null"), "character device"),
+        (sock_path, "socket"),
+    ]
     try:
         for path, kind in cases:
             with pytest.raises(InputError, match=kind) as exc:
@@ -97,8 +109,9 @@ def test_links_fifos_devices_and_sockets_are_never_replaced(tmp_path: Path) -> N
     assert not (tmp_path / "nowhere").exists()
 
 
-def test_a_failed_write_leaves_the_old_file_whole(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_write_leaves_the_old_file_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = tmp_path / "t.txt"
     target.write_text("old contents")
     real = os.write
@@ -135,8 +148,9 @@ fileio.write_output(sys.argv[1], "new " * 100000)
 def test_kill_9_mid_write_leaves_the_old_file_whole(tmp_path: Path) -> None:
     target = tmp_path / "t.txt"
     target.write_text("old contents")
-    p = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(target)],
-                         stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(target)], stdout=subprocess.PIPE, text=True
+    )
     assert p.stdout is not None and p.stdout.readline().strip() == "writing"
     os.kill(p.pid, signal.SIGKILL)
     p.wait(30)
@@ -145,10 +159,19 @@ def test_kill_9_mid_write_leaves_the_old_file_whole(tmp_path: Path) -> None:
 
 def test_the_cli_writes_through_the_same_rules(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'l.db'}"
-    assert straits("check", "--json", "--record", "--db", db,
-                   stdin='{"date": "2025-06-01", "action": "train", "tenant": {"hq": "SG"}, '
-                         '"site": {"country": "SG", "operator_hq": "SG"}, '
-                         '"chip": "H100-SXM"}').returncode == 0
+    assert (
+        straits(
+            "check",
+            "--json",
+            "--record",
+            "--db",
+            db,
+            stdin='{"date": "2025-06-01", "action": "train", "tenant": {"hq": "SG"}, '
+            '"site": {"country": "SG", "operator_hq": "SG"}, '
+            '"chip": "H100-SXM"}',
+        ).returncode
+        == 0
+    )
     to_stdout = straits("ledger", "export", "--db", db, "-o", "-")
     assert to_stdout.returncode == 0 and to_stdout.stdout.count("\n") == 1
     assert straits("ledger", "export", "--db", db, "-o", str(tmp_path)).returncode == 0
@@ -162,7 +185,8 @@ def test_the_cli_writes_through_the_same_rules(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("target", ["", " ", "\t"])
 def test_an_empty_path_is_refused_not_the_current_directory(
-        tmp_path: Path, target: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, target: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`-o "$UNSET"` must not write into wherever the command runs."""
     monkeypatch.chdir(tmp_path)
     with pytest.raises(InputError) as e:
@@ -185,9 +209,13 @@ def test_export_into_something_not_a_directory_is_refused_naming_it(tmp_path: Pa
     (tmp_path / "dir").mkdir()
     (tmp_path / "dirlink").symlink_to(tmp_path / "dir")
     os.mkfifo(tmp_path / "fifo")
-    cases = [(victim, "a file"), (tmp_path / "link", "a file"),
-             (tmp_path / "dangling", "symbolic link to nothing"), (tmp_path / "fifo", "FIFO"),
-             (Path("/dev/null"), "character device")]
+    cases = [
+        (victim, "a file"),
+        (tmp_path / "link", "a file"),
+        (tmp_path / "dangling", "symbolic link to nothing"),
+        (tmp_path / "fifo", "FIFO"),
+        (Path("/dev/null"), "character device"),
+    ]
     for path, kind in cases:
         with pytest.raises(InputError, match=kind) as exc:
             output_dir(path)

@@ -25,8 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "offshore-2025.yaml"
 
 #: cluster names a shell would act on inside double quotes
-EVIL_CLUSTERS = ['j$(touch PWNED)', 'j`touch PWNED`', 'j"; touch PWNED; echo "',
-                 "j'$(touch PWNED)'", "j${HOME}"]
+EVIL_CLUSTERS = [
+    "j$(touch PWNED)",
+    "j`touch PWNED`",
+    'j"; touch PWNED; echo "',
+    "j'$(touch PWNED)'",
+    "j${HOME}",
+]
 
 
 @pytest.fixture(scope="module")
@@ -38,23 +43,34 @@ def inp(rules: RuleSet) -> ExportInput:
 
 @pytest.mark.parametrize("evil", EVIL_CLUSTERS)
 def test_a_held_stage_message_never_runs_a_cluster_name(
-        evil: str, inp: ExportInput, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    evil: str, inp: ExportInput, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = slurm_mod.slurm_site
 
     def hostile(job: StageJob) -> SlurmSite | None:
         s = real(job)
         # every site its own cluster, so a stage after another site's stage is held
-        return None if s is None else s.model_copy(
-            update={"cluster": f"{evil}-{job.planned.site.id}"})
+        return (
+            None if s is None else s.model_copy(update={"cluster": f"{evil}-{job.planned.site.id}"})
+        )
 
     monkeypatch.setattr(slurm_mod, "slurm_site", hostile)
     res = exporter("slurm").render(inp)
-    held = [ln for text in res.files.values() for ln in text.splitlines()
-            if ln.startswith("echo") and "is held until" in ln]
+    held = [
+        ln
+        for text in res.files.values()
+        for ln in text.splitlines()
+        if ln.startswith("echo") and "is held until" in ln
+    ]
     assert held, "the example plan holds a stage whose predecessor runs on another cluster"
     for line in held:
-        p = subprocess.run(["bash", "-c", f"FIRST=4242; {line}"], cwd=tmp_path,
-                           capture_output=True, text=True, check=True)
+        p = subprocess.run(
+            ["bash", "-c", f"FIRST=4242; {line}"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         assert not (tmp_path / "PWNED").exists()
         assert evil in p.stdout  # printed as written, not expanded
         assert p.stdout.rstrip().endswith("scontrol release 4242")  # $FIRST still expands
@@ -64,20 +80,31 @@ def _straits(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     import os
 
     env = {**os.environ, "COLUMNS": "1000"}  # one line per row: paths are not wrapped
-    return subprocess.run([sys.executable, "-m", "straits", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "straits", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
-@pytest.mark.parametrize("args", [
-    ["export", str(EXAMPLE), "--to", "slurm", "--run", "true", "-o", ""],
-    ["market", "sweep", "--runs", "2", "--firms", "5", "--backend", "inline", "--out", ""],
-    ["demo", "--report", "", "--db", "sqlite://"],
-    ["ledger", "keygen", "-o", ""],
-    # nothing listens at port 1: refused before --out (market-sweep) is created
-    ["market", "sweep", "--runs", "2", "--ray-address", "127.0.0.1:1"],
-], ids=["export", "market-sweep", "demo-report", "keygen", "ray-address-closed"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["export", str(EXAMPLE), "--to", "slurm", "--run", "true", "-o", ""],
+        ["market", "sweep", "--runs", "2", "--firms", "5", "--backend", "inline", "--out", ""],
+        ["demo", "--report", "", "--db", "sqlite://"],
+        ["ledger", "keygen", "-o", ""],
+        # nothing listens at port 1: refused before --out (market-sweep) is created
+        ["market", "sweep", "--runs", "2", "--ray-address", "127.0.0.1:1"],
+    ],
+    ids=["export", "market-sweep", "demo-report", "keygen", "ray-address-closed"],
+)
 def test_a_refused_output_writes_nothing_in_the_current_directory(
-        args: list[str], tmp_path: Path) -> None:
+    args: list[str], tmp_path: Path
+) -> None:
     p = _straits(*args, cwd=tmp_path)
     assert p.returncode == 2, p.stderr
     assert "Traceback" not in p.stderr
@@ -86,8 +113,9 @@ def test_a_refused_output_writes_nothing_in_the_current_directory(
 
 def test_the_summary_prints_markup_in_paths_and_names_as_text(tmp_path: Path) -> None:
     out = tmp_path / "jobs[/]x[bold]"
-    p = _straits("export", str(EXAMPLE), "--to", "slurm", "--run", "true", "-o", str(out),
-                 cwd=tmp_path)
+    p = _straits(
+        "export", str(EXAMPLE), "--to", "slurm", "--run", "true", "-o", str(out), cwd=tmp_path
+    )
     assert p.returncode == 0, p.stderr
     assert "Traceback" not in p.stderr
     assert "jobs[/]x[bold]" in p.stdout
@@ -108,8 +136,9 @@ def test_a_message_holding_markup_prints_instead_of_failing(text: str) -> None:
 
 def test_tokens_and_notes_naming_markup_do_not_fail(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'l.db'}"
-    p = _straits("tokens", "create", "--tenant", "t[/]", "--role", "viewer", "--db", db,
-                 cwd=tmp_path)
+    p = _straits(
+        "tokens", "create", "--tenant", "t[/]", "--role", "viewer", "--db", db, cwd=tmp_path
+    )
     assert p.returncode == 0, p.stderr
     assert "t[/]" in p.stderr
     p = _straits("tokens", "list", "--db", db, cwd=tmp_path)

@@ -33,9 +33,18 @@ CASES = hostile_corpus.corpus()
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("hostile")
     (tmp / "cases.json").write_text(json.dumps(CASES))
-    p = subprocess.run([sys.executable, str(HERE / "hostile_harness.py"),
-                        str(tmp / "cases.json"), str(tmp / "results.json")],
-                       capture_output=True, text=True, timeout=1200, cwd=tmp)
+    p = subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "hostile_harness.py"),
+            str(tmp / "cases.json"),
+            str(tmp / "results.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        cwd=tmp,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     return {r["id"]: r for r in json.loads((tmp / "results.json").read_text())}
 
@@ -72,13 +81,19 @@ def _limited() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
 
 
-def straits(*args: str, stdin: Any = None, env: dict[str, str] | None = None
-            ) -> subprocess.CompletedProcess[bytes]:
+def straits(
+    *args: str, stdin: Any = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
     import os
 
-    return subprocess.run([sys.executable, "-m", "straits", *args], stdin=stdin,
-                          capture_output=True, timeout=300, preexec_fn=_limited,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "straits", *args],
+        stdin=stdin,
+        capture_output=True,
+        timeout=300,
+        preexec_fn=_limited,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.mark.parametrize("argv", [["check", "--json"], ["estimate", "--json"]])
@@ -101,8 +116,11 @@ def test_dev_zero_and_big_files_are_capped(tmp_path: Path) -> None:
 
 
 def test_a_closed_pipe_ends_quietly() -> None:
-    p = subprocess.Popen([sys.executable, "-m", "straits", "scenario", "generate",
-                          "--workloads", "200"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "straits", "scenario", "generate", "--workloads", "200"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert p.stdout is not None and p.stderr is not None
     p.stdout.read(100)
     p.stdout.close()  # `| head -c 100`
@@ -112,11 +130,14 @@ def test_a_closed_pipe_ends_quietly() -> None:
 
 
 # --- hypothesis: hostile documents through the parsers -----------------------------------------
-json_leaves = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(),
-                        st.text(max_size=20))
-json_docs = st.recursive(json_leaves, lambda kids: st.one_of(
-    st.lists(kids, max_size=5), st.dictionaries(st.text(max_size=8), kids, max_size=5)),
-    max_leaves=40)
+json_leaves = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20))
+json_docs = st.recursive(
+    json_leaves,
+    lambda kids: st.one_of(
+        st.lists(kids, max_size=5), st.dictionaries(st.text(max_size=8), kids, max_size=5)
+    ),
+    max_leaves=40,
+)
 
 
 @given(st.text(max_size=400))
@@ -183,8 +204,11 @@ def _numbers_without_range(schema: dict[str, Any]) -> list[str]:
 
     def walk(node: Any, where: str) -> None:
         if isinstance(node, dict):
-            if node.get("type") in ("number", "integer") and "const" not in node \
-                    and "enum" not in node:
+            if (
+                node.get("type") in ("number", "integer")
+                and "const" not in node
+                and "enum" not in node
+            ):
                 lo = "minimum" in node or "exclusiveMinimum" in node
                 hi = "maximum" in node or "exclusiveMaximum" in node
                 if not (lo and hi):

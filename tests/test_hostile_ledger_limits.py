@@ -14,25 +14,37 @@ from hostile_corpus import DESIGN_REQUEST
 from straits.limits import MAX_RECORDED_CHECK_REQUESTS
 
 
-def _straits(*args: str, cwd: Path, stdin: str | None = None
-             ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "straits", *args], cwd=cwd, input=stdin,
-                          capture_output=True, text=True, timeout=600)
+def _straits(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "straits", *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def _batch(n: int) -> str:
-    return json.dumps([{**DESIGN_REQUEST, "data": {**DESIGN_REQUEST["data"], "subjects": i}}
-                       for i in range(n)])
+    return json.dumps(
+        [{**DESIGN_REQUEST, "data": {**DESIGN_REQUEST["data"], "subjects": i}} for i in range(n)]
+    )
 
 
 def test_the_largest_recordable_batch_has_a_receipt_that_verifies(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'l.db'}"
     assert _straits("ledger", "keygen", "-o", "k", cwd=tmp_path).returncode == 0
-    p = _straits("check", "--json", "--record", "--db", db, cwd=tmp_path,
-                 stdin=_batch(MAX_RECORDED_CHECK_REQUESTS))
+    p = _straits(
+        "check",
+        "--json",
+        "--record",
+        "--db",
+        db,
+        cwd=tmp_path,
+        stdin=_batch(MAX_RECORDED_CHECK_REQUESTS),
+    )
     assert p.returncode == 0, p.stderr
-    p = _straits("ledger", "receipt", "1", "--db", db, "--key", "k", "-o", "r.json",
-                 cwd=tmp_path)
+    p = _straits("ledger", "receipt", "1", "--db", db, "--key", "k", "-o", "r.json", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     p = _straits("ledger", "verify-receipt", "r.json", "--pubkey", "k.pub", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
@@ -40,8 +52,15 @@ def test_the_largest_recordable_batch_has_a_receipt_that_verifies(tmp_path: Path
 
 def test_one_more_is_refused_before_anything_is_recorded(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'l.db'}"
-    p = _straits("check", "--json", "--record", "--db", db, cwd=tmp_path,
-                 stdin=_batch(MAX_RECORDED_CHECK_REQUESTS + 1))
+    p = _straits(
+        "check",
+        "--json",
+        "--record",
+        "--db",
+        db,
+        cwd=tmp_path,
+        stdin=_batch(MAX_RECORDED_CHECK_REQUESTS + 1),
+    )
     assert p.returncode == 2
     assert "--record" in p.stderr and not p.stdout
     p = _straits("ledger", "show", "--db", db, "--json", cwd=tmp_path)

@@ -13,10 +13,28 @@ from pathlib import Path
 
 
 def test_more_workers_than_cpus_run_as_many_as_there_are_cpus(tmp_path: Path) -> None:
-    p = subprocess.run([sys.executable, "-m", "straits", "market", "sweep", "--runs", "2",
-                        "--firms", "5", "--backend", "processes", "--workers", "512",
-                        "--out", str(tmp_path / "s")], capture_output=True, text=True,
-                       timeout=600)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "straits",
+            "market",
+            "sweep",
+            "--runs",
+            "2",
+            "--firms",
+            "5",
+            "--backend",
+            "processes",
+            "--workers",
+            "512",
+            "--out",
+            str(tmp_path / "s"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr
     summary = json.loads((tmp_path / "s" / "summary.json").read_text())
     assert summary["workers"] == min(512, os.cpu_count() or 1)

@@ -77,12 +77,16 @@ UNOPENABLE = [
 
 @pytest.mark.parametrize("statement", [c[1] for c in UNOPENABLE], ids=[c[0] for c in UNOPENABLE])
 @pytest.mark.parametrize("command", ["verify", "record"])
-def test_a_database_this_straits_cannot_use_is_refused_at_open(recorded: Path, statement: str,
-                                                               command: str) -> None:
+def test_a_database_this_straits_cannot_use_is_refused_at_open(
+    recorded: Path, statement: str, command: str
+) -> None:
     alter(recorded, statement)
     db = f"sqlite:///{recorded}"
-    argv = ("ledger", "verify", "--db", db) if command == "verify" else \
-        ("check", "--record", "--db", db)
+    argv = (
+        ("ledger", "verify", "--db", db)
+        if command == "verify"
+        else ("check", "--record", "--db", db)
+    )
     code, err = cli(*argv, stdin=REQUEST)
     assert code == 1 and "cannot open the database" in err
 
@@ -97,8 +101,10 @@ def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
 
 HEADS = [
     ("head row deleted", "DELETE FROM ledger_head"),
-    ("head rewound one entry", "UPDATE ledger_head SET seq=1, hash=(SELECT hash FROM ledger "
-                               "WHERE seq=1)"),
+    (
+        "head rewound one entry",
+        "UPDATE ledger_head SET seq=1, hash=(SELECT hash FROM ledger WHERE seq=1)",
+    ),
     ("head advanced past the log", "UPDATE ledger_head SET seq=9"),
     ("head re-hashed", "UPDATE ledger_head SET hash='00'"),
     ("last entry deleted, head kept", "DELETE FROM ledger WHERE seq=3"),
@@ -106,8 +112,9 @@ HEADS = [
 
 
 @pytest.mark.parametrize("statement", [c[1] for c in HEADS], ids=[c[0] for c in HEADS])
-def test_no_entry_is_appended_to_a_log_whose_head_was_altered(recorded: Path,
-                                                              statement: str) -> None:
+def test_no_entry_is_appended_to_a_log_whose_head_was_altered(
+    recorded: Path, statement: str
+) -> None:
     alter(recorded, statement)
     before = entries(recorded)
     code, _ = cli("check", "--record", "--db", f"sqlite:///{recorded}", stdin=REQUEST)
@@ -119,8 +126,9 @@ def test_no_entry_is_appended_to_a_log_whose_head_was_altered(recorded: Path,
 def test_the_append_refuses_with_a_ledger_error_naming_the_last_entry(recorded: Path) -> None:
     alter(recorded, "UPDATE ledger_head SET hash='00'")
     with pytest.raises(LedgerError) as caught:
-        ledger_mod.record(Store(f"sqlite:///{recorded}"), tenant="t", actor="a", kind="check",
-                          body={})
+        ledger_mod.record(
+            Store(f"sqlite:///{recorded}"), tenant="t", actor="a", kind="check", body={}
+        )
     assert caught.value.seq == 3
 
 
@@ -142,7 +150,8 @@ ALTERED_ROWS = [
 
 @pytest.mark.parametrize("statement", ALTERED_ROWS)
 def test_a_stored_value_straits_never_writes_is_a_409_not_a_500(
-        tmp_path: Path, example_path: Path, statement: str) -> None:
+    tmp_path: Path, example_path: Path, statement: str
+) -> None:
     from fastapi.testclient import TestClient
 
     from straits.server import create_app
@@ -150,8 +159,12 @@ def test_a_stored_value_straits_never_writes_is_a_409_not_a_500(
 
     db = tmp_path / "api.db"
     url = f"sqlite:///{db}"
-    assert cli("plan", str(example_path), "--record", "--solver", "greedy", "--db", url,
-               "-q", "--json")[0] == 0
+    assert (
+        cli(
+            "plan", str(example_path), "--record", "--solver", "greedy", "--db", url, "-q", "--json"
+        )[0]
+        == 0
+    )
     assert cli("check", "--record", "--db", url, stdin=REQUEST)[0] == 0
     alter(db, statement)
     store = Store(url)
@@ -159,8 +172,14 @@ def test_a_stored_value_straits_never_writes_is_a_409_not_a_500(
     with TestClient(create_app(store), raise_server_exceptions=False) as client:
         h = {"Authorization": f"Bearer {token}"}
         plan_id = sqlite3.connect(db).execute("SELECT id FROM plans").fetchone()[0]
-        for path in (f"/v1/plans/{plan_id}", f"/v1/plans/{plan_id}/plan", "/v1/plans",
-                     "/v1/ledger", "/v1/ledger/1", "/v1/ledger/verify"):
+        for path in (
+            f"/v1/plans/{plan_id}",
+            f"/v1/plans/{plan_id}/plan",
+            "/v1/plans",
+            "/v1/ledger",
+            "/v1/ledger/1",
+            "/v1/ledger/verify",
+        ):
             r = client.get(path, headers=h)
             assert r.status_code < 500, (path, r.status_code)
         r = client.post("/v1/check?record=true", headers=h, content=REQUEST)
@@ -170,8 +189,9 @@ def test_a_stored_value_straits_never_writes_is_a_409_not_a_500(
     store.close()
 
 
-def test_an_unreadable_job_is_failed_and_the_queue_moves_on(tmp_path: Path,
-                                                            example_path: Path) -> None:
+def test_an_unreadable_job_is_failed_and_the_queue_moves_on(
+    tmp_path: Path, example_path: Path
+) -> None:
     """A queued job whose row holds a time no Straits writes was first in line forever: every
     claim raised on it, so no worker took the jobs behind it."""
     from straits.store import queue
@@ -179,15 +199,33 @@ def test_an_unreadable_job_is_failed_and_the_queue_moves_on(tmp_path: Path,
     store = Store(f"sqlite:///{tmp_path / 'q.db'}")
     sc = load_scenario(example_path)
     policy = queue.QueuePolicy(lease_s=30, max_attempts=3, queue_timeout_s=3600)
-    first = queue.enqueue(store, sc, {"solver": "greedy"}, tenant="t", actor="a", record=False,
-                          rules_digest=None)
-    second = queue.enqueue(store, sc.model_copy(update={"name": "other"}), {"solver": "greedy"},
-                           tenant="t", actor="a", record=False, rules_digest=None)
-    running = queue.enqueue(store, sc.model_copy(update={"name": "third"}), {"solver": "greedy"},
-                            tenant="t", actor="a", record=False, rules_digest=None)
+    first = queue.enqueue(
+        store, sc, {"solver": "greedy"}, tenant="t", actor="a", record=False, rules_digest=None
+    )
+    second = queue.enqueue(
+        store,
+        sc.model_copy(update={"name": "other"}),
+        {"solver": "greedy"},
+        tenant="t",
+        actor="a",
+        record=False,
+        rules_digest=None,
+    )
+    running = queue.enqueue(
+        store,
+        sc.model_copy(update={"name": "third"}),
+        {"solver": "greedy"},
+        tenant="t",
+        actor="a",
+        record=False,
+        rules_digest=None,
+    )
     db = tmp_path / "q.db"
-    alter(db, f"UPDATE plans SET attempts='x' WHERE id='{first}'",
-          f"UPDATE plans SET status='running', lease_until='soon' WHERE id='{running}'")
+    alter(
+        db,
+        f"UPDATE plans SET attempts='x' WHERE id='{first}'",
+        f"UPDATE plans SET status='running', lease_until='soon' WHERE id='{running}'",
+    )
     claim = queue.claim(store, "w:1:x", None, policy)
     assert claim is not None and claim.plan_id == second
     reaped = queue.reap(store, policy)
@@ -207,21 +245,28 @@ def _config_cases(tmp: Path) -> dict[str, Path]:
     big.write_text('actor = "' + "a" * (1 << 20) + '"\n')
     fifo = tmp / "fifo.toml"
     os.mkfifo(fifo)
-    return {"nested": nested, "big": big, "fifo": fifo, "device": Path("/dev/zero"),
-            "directory": tmp}
+    return {
+        "nested": nested,
+        "big": big,
+        "fifo": fifo,
+        "device": Path("/dev/zero"),
+        "directory": tmp,
+    }
 
 
 @pytest.mark.parametrize("case", ["nested", "big", "fifo", "device", "directory"])
 def test_a_hostile_config_file_is_exit_2(tmp_path: Path, case: str) -> None:
     config = _config_cases(tmp_path)[case]
-    code, _ = cli("--config", str(config), "ledger", "verify", "--db",
-                  f"sqlite:///{tmp_path / 'x.db'}")
+    code, _ = cli(
+        "--config", str(config), "ledger", "verify", "--db", f"sqlite:///{tmp_path / 'x.db'}"
+    )
     assert code == 2
 
 
 @pytest.mark.parametrize("value", ["garbage", "64M", "0", "-1", "9" * 5000, "1e3", "nan"])
-def test_a_garbage_input_cap_is_exit_2_naming_it(monkeypatch: pytest.MonkeyPatch,
-                                                 value: str) -> None:
+def test_a_garbage_input_cap_is_exit_2_naming_it(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
     from straits.limits import max_input_bytes
 
     monkeypatch.setenv("STRAITS_MAX_INPUT_BYTES", value)
@@ -232,16 +277,25 @@ def test_a_garbage_input_cap_is_exit_2_naming_it(monkeypatch: pytest.MonkeyPatch
     assert code == 2
 
 
-@pytest.mark.parametrize(("var", "value"), [
-    ("STRAITS_MAX_BODY_BYTES", "9" * 5000), ("STRAITS_MAX_BODY_BYTES", "0"),
-    ("STRAITS_PLAN_WORKERS", "99999999999999999999"), ("STRAITS_PLAN_WORKERS", "-1"),
-    ("STRAITS_PLAN_ATTEMPTS", "0"), ("STRAITS_PLAN_ATTEMPTS", "1000000"),
-    ("STRAITS_PLAN_LEASE_S", "inf"), ("STRAITS_PLAN_LEASE_S", "nan"),
-    ("STRAITS_QUEUE_TIMEOUT_S", "0"), ("STRAITS_BODY_TIMEOUT_S", "garbage"),
-    ("STRAITS_POLICY_DATE", "2025-02-30"),
-])
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("STRAITS_MAX_BODY_BYTES", "9" * 5000),
+        ("STRAITS_MAX_BODY_BYTES", "0"),
+        ("STRAITS_PLAN_WORKERS", "99999999999999999999"),
+        ("STRAITS_PLAN_WORKERS", "-1"),
+        ("STRAITS_PLAN_ATTEMPTS", "0"),
+        ("STRAITS_PLAN_ATTEMPTS", "1000000"),
+        ("STRAITS_PLAN_LEASE_S", "inf"),
+        ("STRAITS_PLAN_LEASE_S", "nan"),
+        ("STRAITS_QUEUE_TIMEOUT_S", "0"),
+        ("STRAITS_BODY_TIMEOUT_S", "garbage"),
+        ("STRAITS_POLICY_DATE", "2025-02-30"),
+    ],
+)
 def test_server_settings_from_a_garbage_environment_name_the_variable(
-        monkeypatch: pytest.MonkeyPatch, var: str, value: str) -> None:
+    monkeypatch: pytest.MonkeyPatch, var: str, value: str
+) -> None:
     from straits.server.settings import Settings
 
     monkeypatch.setenv(var, value)
@@ -251,23 +305,37 @@ def test_server_settings_from_a_garbage_environment_name_the_variable(
 
 
 @pytest.mark.parametrize("value", ["garbage", "inf", "1e400", "0", "-1", "nan"])
-def test_a_garbage_witness_timeout_is_exit_2(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                             value: str) -> None:
+def test_a_garbage_witness_timeout_is_exit_2(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, value: str
+) -> None:
     assert cli("ledger", "keygen", "-o", str(tmp_path / "k"))[0] == 0
     monkeypatch.setenv("STRAITS_WITNESS_TIMEOUT", value)
-    code, err = cli("ledger", "witness", "--checkpoint", "http://127.0.0.1:9/checkpoint",
-                    "--pubkey", str(tmp_path / "k.pub"),
-                    "--state", str(tmp_path / "w.json"))
+    code, err = cli(
+        "ledger",
+        "witness",
+        "--checkpoint",
+        "http://127.0.0.1:9/checkpoint",
+        "--pubkey",
+        str(tmp_path / "k.pub"),
+        "--state",
+        str(tmp_path / "w.json"),
+    )
     assert code == 2 and "STRAITS_WITNESS_TIMEOUT" in err
 
 
-@pytest.mark.parametrize(("server", "token"), [
-    ("http://a\nb", None), ("http://" + "a" * 100_000, None), ("ftp://host", None),
-    ("http://127.0.0.1:9", "tök"), ("http://127.0.0.1:9", "a\nb"),
-])
-def test_a_server_url_or_token_httpx_cannot_send_is_exit_2(monkeypatch: pytest.MonkeyPatch,
-                                                           server: str,
-                                                           token: str | None) -> None:
+@pytest.mark.parametrize(
+    ("server", "token"),
+    [
+        ("http://a\nb", None),
+        ("http://" + "a" * 100_000, None),
+        ("ftp://host", None),
+        ("http://127.0.0.1:9", "tök"),
+        ("http://127.0.0.1:9", "a\nb"),
+    ],
+)
+def test_a_server_url_or_token_httpx_cannot_send_is_exit_2(
+    monkeypatch: pytest.MonkeyPatch, server: str, token: str | None
+) -> None:
     monkeypatch.setenv("STRAITS_SERVER", server)
     if token is not None:
         monkeypatch.setenv("STRAITS_TOKEN", token)
@@ -290,18 +358,27 @@ def _pack_with(tmp: Path, name: str, make: str) -> Path:
     return root
 
 
-@pytest.mark.parametrize(("name", "make"), [
-    ("x.cedar", "fifo"), ("z.cedar", "zero"), ("groups.yaml", "fifo"), ("groups.yaml", "zero"),
-    ("cases/f.yaml", "fifo"),
-])
+@pytest.mark.parametrize(
+    ("name", "make"),
+    [
+        ("x.cedar", "fifo"),
+        ("z.cedar", "zero"),
+        ("groups.yaml", "fifo"),
+        ("groups.yaml", "zero"),
+        ("cases/f.yaml", "fifo"),
+    ],
+)
 @pytest.mark.parametrize("command", ["check", "test", "diff"])
-def test_a_pack_file_that_is_a_fifo_or_a_device_is_exit_2(tmp_path: Path, name: str, make: str,
-                                                          command: str) -> None:
+def test_a_pack_file_that_is_a_fifo_or_a_device_is_exit_2(
+    tmp_path: Path, name: str, make: str, command: str
+) -> None:
     """A FIFO blocked every command that loaded the pack, forever; /dev/zero was read until
     memory ran out."""
     packs = _pack_with(tmp_path, name, make)
-    argv = {"check": ("check", "--rules", str(packs)),
-            "test": ("rules", "test", "--rules", str(packs)),
-            "diff": ("rules", "diff", "--packs", str(packs))}[command]
+    argv = {
+        "check": ("check", "--rules", str(packs)),
+        "test": ("rules", "test", "--rules", str(packs)),
+        "diff": ("rules", "diff", "--packs", str(packs)),
+    }[command]
     code, err = cli(*argv, stdin=REQUEST)
     assert code == 2 and name.split("/")[-1] in err

@@ -35,19 +35,24 @@ MUTATIONS: list[tuple[str, str, Any, tuple[str, ...]]] = [
     ("notes-number", "notes", 5, ("notes",)),
     ("why-not-text", "why_not", "x", ("why_not",)),
     ("assignment-cost-text", "assignments.0.cost_usd", "x", ("assignments[0].cost_usd",)),
-    ("assignment-chip-hours-list", "assignments.0.chip_hours", [],
-     ("assignments[0].chip_hours",)),
+    ("assignment-chip-hours-list", "assignments.0.chip_hours", [], ("assignments[0].chip_hours",)),
     ("assignment-late-text", "assignments.0.late_hours", "x", ("assignments[0].late_hours",)),
     ("assignment-requires-number", "assignments.0.requires", 5, ("assignments[0].requires",)),
-    ("assignment-warning-dict", "assignments.0.warnings.0", {"a": 1},
-     ("assignments[0].warnings[0]",)),
-    ("assignment-ends-first", "assignments.0.end", "2025-05-01T00:00:00Z",
-     ("assignments[0]", "before it starts")),
+    (
+        "assignment-warning-dict",
+        "assignments.0.warnings.0",
+        {"a": 1},
+        ("assignments[0].warnings[0]",),
+    ),
+    (
+        "assignment-ends-first",
+        "assignments.0.end",
+        "2025-05-01T00:00:00Z",
+        ("assignments[0]", "before it starts"),
+    ),
     ("assignment-no-zone", "assignments.0.end", "2025-09-25", ("assignments[0].end",)),
-    ("assignment-year-1", "assignments.0.start", "0001-01-01T00:00:00Z",
-     ("assignments[0].start",)),
-    ("assignment-year-9999", "assignments.0.end", "9999-12-31T23:59:59Z",
-     ("assignments[0].end",)),
+    ("assignment-year-1", "assignments.0.start", "0001-01-01T00:00:00Z", ("assignments[0].start",)),
+    ("assignment-year-9999", "assignments.0.end", "9999-12-31T23:59:59Z", ("assignments[0].end",)),
     ("date-9999", "date", "9999-12-31", ("date",)),
     ("diagnosis-stage-number", "diagnosis.0.stage", 5, ("diagnosis[0].stage",)),
     ("diagnosis-workload-list", "diagnosis.0.workload", [], ("diagnosis[0].workload",)),
@@ -66,17 +71,26 @@ MUTATIONS: list[tuple[str, str, Any, tuple[str, ...]]] = [
 #: (id, change to the whole document, words the error carries): plans that contradict
 #: themselves or their scenario
 EDITS: list[tuple[str, Any, tuple[str, ...]]] = [
-    ("stage-placed-twice", lambda d: {**d, "assignments": d["assignments"] * 2},
-     ("assignments[3]", "placed twice")),
-    ("stage-placed-and-unplaced",
-     lambda d: {**d, "unplaced": [{"workload": "chat-72b", "stage": "sft"}]},
-     ("unplaced[0]", "placed already")),
-    ("unplaced-unknown-stage",
-     lambda d: {**d, "unplaced": [{"workload": "chat-72b", "stage": "nope"}]},
-     ("unplaced[0]", "no stage")),
-    ("unplaced-unknown-workload",
-     lambda d: {**d, "unplaced": [{"workload": "nope", "stage": "sft"}]},
-     ("unplaced[0]", "no stage")),
+    (
+        "stage-placed-twice",
+        lambda d: {**d, "assignments": d["assignments"] * 2},
+        ("assignments[3]", "placed twice"),
+    ),
+    (
+        "stage-placed-and-unplaced",
+        lambda d: {**d, "unplaced": [{"workload": "chat-72b", "stage": "sft"}]},
+        ("unplaced[0]", "placed already"),
+    ),
+    (
+        "unplaced-unknown-stage",
+        lambda d: {**d, "unplaced": [{"workload": "chat-72b", "stage": "nope"}]},
+        ("unplaced[0]", "no stage"),
+    ),
+    (
+        "unplaced-unknown-workload",
+        lambda d: {**d, "unplaced": [{"workload": "nope", "stage": "sft"}]},
+        ("unplaced[0]", "no stage"),
+    ),
 ]
 COMMANDS: dict[str, list[str]] = {
     "report": ["report", "{FILE}", "-o", "{OUT}"],
@@ -100,8 +114,9 @@ def _set(doc: Any, path: str, value: Any) -> Any:
 @pytest.fixture(scope="module")
 def base() -> dict[str, Any]:
     """The shipped scenario's plan document without `id` and `digest` (a new plan)."""
-    p = run("plan", str(ROOT / "examples" / "offshore-2025.yaml"), "-o", "json",
-            "--solver", "greedy")
+    p = run(
+        "plan", str(ROOT / "examples" / "offshore-2025.yaml"), "-o", "json", "--solver", "greedy"
+    )
     assert p.returncode == 0, p.stderr
     doc: dict[str, Any] = json.loads(p.stdout)
     del doc["id"], doc["digest"]
@@ -109,19 +124,30 @@ def base() -> dict[str, Any]:
 
 
 def _cases(base: dict[str, Any], out: Path) -> list[dict[str, Any]]:
-    cases = [case(f"{name}:unchanged", [a.replace("{OUT}", str(out / f"ok-{name}.html"))
-                                        for a in argv], exit=0,
-                  files={"FILE": json.dumps(base)})
-             for name, argv in COMMANDS.items() if name in ("report", "show")]
+    cases = [
+        case(
+            f"{name}:unchanged",
+            [a.replace("{OUT}", str(out / f"ok-{name}.html")) for a in argv],
+            exit=0,
+            files={"FILE": json.dumps(base)},
+        )
+        for name, argv in COMMANDS.items()
+        if name in ("report", "show")
+    ]
     edited = [(mid, _set(base, path, value), words) for mid, path, value, words in MUTATIONS]
     edited += [(mid, edit(copy.deepcopy(base)), words) for mid, edit, words in EDITS]
     for mid, doc, words in edited:
         text = json.dumps(doc)
         for name, argv in COMMANDS.items():
             target = out / (f"{mid}-{name}" + (".html" if name == "report" else ""))
-            cases.append(case(f"{mid}:{name}",
-                              [a.replace("{OUT}", str(target)) for a in argv],
-                              words=words, files={"FILE": text}))
+            cases.append(
+                case(
+                    f"{mid}:{name}",
+                    [a.replace("{OUT}", str(target)) for a in argv],
+                    words=words,
+                    files={"FILE": text},
+                )
+            )
     return cases
 
 
@@ -130,21 +156,36 @@ def test_hostile_plan_documents(base: dict[str, Any], tmp_path: Path) -> None:
     out.mkdir()
     cases = _cases(base, out)
     (tmp_path / "cases.json").write_text(json.dumps(cases))
-    p = subprocess.run([sys.executable, str(HERE / "hostile_harness.py"),
-                        str(tmp_path / "cases.json"), str(tmp_path / "results.json")],
-                       capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    p = subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "hostile_harness.py"),
+            str(tmp_path / "cases.json"),
+            str(tmp_path / "results.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     results = {r["id"]: r for r in json.loads((tmp_path / "results.json").read_text())}
     failures = []
     for c in cases:
         r = results[c["id"]]
         lines = [ln for ln in r["stderr"].splitlines() if ln.strip()]
-        ok = (r["escaped"] is None and r["exit"] == c["exit"]
-              and "Traceback" not in r["stderr"] + r["stdout"])
+        ok = (
+            r["escaped"] is None
+            and r["exit"] == c["exit"]
+            and "Traceback" not in r["stderr"] + r["stdout"]
+        )
         if ok and c["exit"] == 2:
-            ok = (len(lines) == 1 and lines[0].startswith("error:")
-                  and not r["stdout"].strip()
-                  and all(w.lower() in lines[0].lower() for w in c["words"]))
+            ok = (
+                len(lines) == 1
+                and lines[0].startswith("error:")
+                and not r["stdout"].strip()
+                and all(w.lower() in lines[0].lower() for w in c["words"])
+            )
         if not ok:
             failures.append((c["id"], r["exit"], (r["escaped"] or r["stderr"])[-300:]))
     assert failures == []

@@ -61,14 +61,16 @@ def test_cli_impact_names_the_h20_rule_and_the_affected_stage(tmp_path: Path) ->
 
 
 def test_nothing_changes_on_the_day_the_plan_was_made(
-        h20: tuple[Scenario, dict[str, Any]], rules: RuleSet) -> None:
+    h20: tuple[Scenario, dict[str, Any]], rules: RuleSet
+) -> None:
     sc, plan = h20
     res = impact("p", sc, plan, rules, date=sc.date, replan=False)
     assert res.changes == [] and not res.blocking
 
 
 def test_chips_already_delivered_are_not_re_ordered(
-        h20: tuple[Scenario, dict[str, Any]], rules: RuleSet) -> None:
+    h20: tuple[Scenario, dict[str, Any]], rules: RuleSet
+) -> None:
     """Bought on 2025-04-08 with a 30-day lead: by June they have arrived, and running on them
     is still lawful (the licence governs shipments, not use)."""
     sc, plan = h20
@@ -80,13 +82,14 @@ def test_chips_already_delivered_are_not_re_ordered(
 
 
 def test_the_rescission_lets_the_blocked_stage_run_offshore(
-        example_path: Path, rules: RuleSet) -> None:
+    example_path: Path, rules: RuleSet
+) -> None:
     sc = load_scenario(example_path).model_copy(
-        update={"date": dt.date(2025, 5, 15), "regime": "ai-diffusion"})
+        update={"date": dt.date(2025, 5, 15), "regime": "ai-diffusion"}
+    )
     plan = make_plan(sc, rules=rules, time_limit=5).to_json()
     assert any(u["stage"] == "serve-intl" for u in plan["unplaced"])
-    res = impact("p", sc, plan, rules, date=dt.date(2025, 5, 13), regime="enacted",
-                 time_limit=5)
+    res = impact("p", sc, plan, rules, date=dt.date(2025, 5, 13), regime="enacted", time_limit=5)
     assert res.regime == "enacted" and res.replan is not None
     stage = next(s for s in res.replan["stages"] if s["stage"] == "serve-intl")
     assert stage["was"] == "unplaced" and stage["now"] != "unplaced"
@@ -94,17 +97,24 @@ def test_the_rescission_lets_the_blocked_stage_run_offshore(
     assert "us-diffusion-tier3-hq-compute" in {r["rule"] for r in stage["rules_lifted"]}
     # and the same plan under its own regime: the rule still blocks, nothing moves
     same = impact("p", sc, plan, rules, date=dt.date(2025, 5, 13), time_limit=5)
-    assert not [c for c in same.changes if c.kind in ("rules", "replan") and
-                c.stage == "serve-intl"]
+    assert not [
+        c for c in same.changes if c.kind in ("rules", "replan") and c.stage == "serve-intl"
+    ]
 
 
 def test_a_price_change_is_costed_on_the_remaining_chip_hours(
-        h20: tuple[Scenario, dict[str, Any]], rules: RuleSet) -> None:
+    h20: tuple[Scenario, dict[str, Any]], rules: RuleSet
+) -> None:
     sc, plan = h20
     sft = next(a for a in plan["assignments"] if a["stage"] == "sft")
     old = next(p.usd_per_chip_hour for p in sc.site(sft["site"]).pools if p.chip == sft["chip"])
-    ov = Overrides(prices=(PriceChange(site=sft["site"], chip=sft["chip"],
-                                       usd_per_chip_hour=old + 0.5, source="test quote"),))
+    ov = Overrides(
+        prices=(
+            PriceChange(
+                site=sft["site"], chip=sft["chip"], usd_per_chip_hour=old + 0.5, source="test quote"
+            ),
+        )
+    )
     res = impact("p", sc, plan, rules, date=sc.date, overrides=ov, replan=False)
     cost = [c for c in res.changes if c.kind == "cost"]
     assert len(cost) == 1 and cost[0].stage == "sft"
@@ -113,33 +123,46 @@ def test_a_price_change_is_costed_on_the_remaining_chip_hours(
 
 
 def test_a_capacity_cut_makes_the_stage_infeasible(
-        h20: tuple[Scenario, dict[str, Any]], rules: RuleSet) -> None:
+    h20: tuple[Scenario, dict[str, Any]], rules: RuleSet
+) -> None:
     sc, plan = h20
     sft = next(a for a in plan["assignments"] if a["stage"] == "sft")
-    ov = Overrides(capacity=(CapacityChange(site=sft["site"], chip=sft["chip"],
-                                            count=sft["chips"] - 8),))
+    ov = Overrides(
+        capacity=(CapacityChange(site=sft["site"], chip=sft["chip"], count=sft["chips"] - 8),)
+    )
     res = impact("p", sc, plan, rules, date=sc.date, overrides=ov, replan=False)
     cap = [c for c in res.changes if c.kind == "capacity"]
     assert [c.stage for c in cap] == ["sft"] and res.blocking
     # enough capacity: no change
-    ov = Overrides(capacity=(CapacityChange(site=sft["site"], chip=sft["chip"],
-                                            count=sft["chips"]),))
+    ov = Overrides(
+        capacity=(CapacityChange(site=sft["site"], chip=sft["chip"], count=sft["chips"]),)
+    )
     res = impact("p", sc, plan, rules, date=sc.date, overrides=ov, replan=False)
     assert not [c for c in res.changes if c.kind == "capacity"]
 
 
 def test_bad_change_files_name_the_file_and_field(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'l.db'}"
-    assert straits("plan", str(H20_EXAMPLE), "--record", "--db", db,
-                   "--time-limit", "3").returncode == 0
+    assert (
+        straits("plan", str(H20_EXAMPLE), "--record", "--db", db, "--time-limit", "3").returncode
+        == 0
+    )
     bad = tmp_path / "prices.yaml"
     bad.write_text(yaml.safe_dump([{"site": "hz-idc", "chip": "H20", "usd_per_chip_hr": 2}]))
-    one_line_error(straits("impact", "--date", "2025-04-10", "--db", db, "--prices", str(bad)),
-                   str(bad), "prices[0]")
+    one_line_error(
+        straits("impact", "--date", "2025-04-10", "--db", db, "--prices", str(bad)),
+        str(bad),
+        "prices[0]",
+    )
     nopool = tmp_path / "cap.yaml"
     nopool.write_text(yaml.safe_dump([{"site": "hz-idc", "chip": "B200", "count": 8}]))
-    one_line_error(straits("impact", "--date", "2025-04-10", "--db", db, "--capacity",
-                           str(nopool), "--no-replan"), "capacity[0]", "B200")
+    one_line_error(
+        straits(
+            "impact", "--date", "2025-04-10", "--db", db, "--capacity", str(nopool), "--no-replan"
+        ),
+        "capacity[0]",
+        "B200",
+    )
 
 
 def test_impact_without_recorded_plans_says_so(tmp_path: Path) -> None:
@@ -148,7 +171,8 @@ def test_impact_without_recorded_plans_says_so(tmp_path: Path) -> None:
 
 
 def test_stages_running_at_the_date_are_named(
-        h20: tuple[Scenario, dict[str, Any]], rules: RuleSet) -> None:
+    h20: tuple[Scenario, dict[str, Any]], rules: RuleSet
+) -> None:
     sc, plan = h20
     sft = next(a for a in plan["assignments"] if a["stage"] == "sft")
     start = dt.datetime.fromisoformat(sft["start"].replace("Z", "+00:00"))
@@ -165,7 +189,8 @@ def test_stages_running_at_the_date_are_named(
 
 
 def test_a_capacity_cut_during_a_stage_is_caught(
-        h20: tuple[Scenario, dict[str, Any]], rules: RuleSet) -> None:
+    h20: tuple[Scenario, dict[str, Any]], rules: RuleSet
+) -> None:
     """The pool shrinks after the stage has started: the check looks at capacity steps, not
     only at the instants stages start."""
     sc, plan = h20
@@ -174,31 +199,68 @@ def test_a_capacity_cut_during_a_stage_is_caught(
     end = dt.date.fromisoformat(sft["end"][:10])
     cut = start + dt.timedelta(days=3)
     assert cut < end
-    ov = Overrides(capacity=(CapacityChange(site=sft["site"], chip=sft["chip"],
-                                            count=sft["chips"] - 8, start=cut),))
+    ov = Overrides(
+        capacity=(
+            CapacityChange(site=sft["site"], chip=sft["chip"], count=sft["chips"] - 8, start=cut),
+        )
+    )
     res = impact("p", sc, plan, rules, date=sc.date, overrides=ov, replan=False)
     cap = [c for c in res.changes if c.kind == "capacity"]
     assert [c.stage for c in cap] == ["sft"] and str(cut) in cap[0].summary
 
 
-@pytest.mark.parametrize(("kind", "rows", "field"), [
-    ("prices", [{"site": "sg-jurong", "chip": "H100-SXM", "usd_per_chip_hour": 2,
-                 "source": "a\x1bbc"}], "prices[0].source"),
-    ("prices", [{"site": "sg-jurong", "chip": "H100-SXM", "usd_per_chip_hour": 1e6}],
-     "prices[0].usd_per_chip_hour"),
-    ("capacity", [{"site": "my-johor", "chip": "H100-SXM", "count": 5,
-                   "start": "9999-01-01"}], "capacity[0].start"),
-    ("capacity", [{"site": "my-johor", "chip": "H100-SXM", "count": 10**12}],
-     "capacity[0].count"),
-    # a pool changed twice: which figure holds depended on the order of the lines
-    ("prices", [{"site": "sg-jurong", "chip": "H100-SXM", "usd_per_chip_hour": 2},
-                {"site": "sg-jurong", "chip": "H100-SXM", "usd_per_chip_hour": 9}],
-     "prices[1]"),
-    ("capacity", [{"site": "my-johor", "chip": "H100-SXM", "count": 5},
-                  {"site": "my-johor", "chip": "H100-SXM", "count": 9000}], "capacity[1]"),
-])
+@pytest.mark.parametrize(
+    ("kind", "rows", "field"),
+    [
+        (
+            "prices",
+            [
+                {
+                    "site": "sg-jurong",
+                    "chip": "H100-SXM",
+                    "usd_per_chip_hour": 2,
+                    "source": "a\x1bbc",
+                }
+            ],
+            "prices[0].source",
+        ),
+        (
+            "prices",
+            [{"site": "sg-jurong", "chip": "H100-SXM", "usd_per_chip_hour": 1e6}],
+            "prices[0].usd_per_chip_hour",
+        ),
+        (
+            "capacity",
+            [{"site": "my-johor", "chip": "H100-SXM", "count": 5, "start": "9999-01-01"}],
+            "capacity[0].start",
+        ),
+        (
+            "capacity",
+            [{"site": "my-johor", "chip": "H100-SXM", "count": 10**12}],
+            "capacity[0].count",
+        ),
+        # a pool changed twice: which figure holds depended on the order of the lines
+        (
+            "prices",
+            [
+                {"site": "sg-jurong", "chip": "H100-SXM", "usd_per_chip_hour": 2},
+                {"site": "sg-jurong", "chip": "H100-SXM", "usd_per_chip_hour": 9},
+            ],
+            "prices[1]",
+        ),
+        (
+            "capacity",
+            [
+                {"site": "my-johor", "chip": "H100-SXM", "count": 5},
+                {"site": "my-johor", "chip": "H100-SXM", "count": 9000},
+            ],
+            "capacity[1]",
+        ),
+    ],
+)
 def test_change_files_are_checked_as_the_scenario_fields_they_change(
-        kind: str, rows: list[dict[str, Any]], field: str, tmp_path: Path) -> None:
+    kind: str, rows: list[dict[str, Any]], field: str, tmp_path: Path
+) -> None:
     """A change file's figure is refused against the change file's field, not later against
     the scenario it was copied into (`scenario x with changes: sites[0].pools[0].source`)."""
     from straits.errors import ScenarioError

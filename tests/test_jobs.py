@@ -49,8 +49,15 @@ def digest() -> str:
 
 
 def submit(store: Store, sc: Scenario, record: bool = True, **options: Any) -> str:
-    return queue.enqueue(store, sc, {**GREEDY, **options}, tenant="hz-cloud", actor="test",
-                         record=record, rules_digest=digest())
+    return queue.enqueue(
+        store,
+        sc,
+        {**GREEDY, **options},
+        tenant="hz-cloud",
+        actor="test",
+        record=record,
+        rules_digest=digest(),
+    )
 
 
 def sql(store: Store, statement: str, **params: object) -> None:
@@ -73,8 +80,7 @@ def status(store: Store, plan_id: str) -> tuple[str, str | None, int]:
 
 
 # --- the queue -----------------------------------------------------------------------------------
-def test_a_job_is_claimed_once_planned_and_recorded(store: Store, sc: Scenario,
-                                                    rules: Any) -> None:
+def test_a_job_is_claimed_once_planned_and_recorded(store: Store, sc: Scenario, rules: Any) -> None:
     plan_id = submit(store, sc)
     c = queue.claim(store, "w1", digest(), POLICY)
     assert c is not None and c.plan_id == plan_id and c.attempt == 1
@@ -95,8 +101,9 @@ def load_scenario_from(c: queue.Claim) -> Scenario:
     return parse_scenario(c.scenario)
 
 
-def test_a_worker_that_lost_its_lease_writes_nothing(store: Store, sc: Scenario,
-                                                      rules: Any) -> None:
+def test_a_worker_that_lost_its_lease_writes_nothing(
+    store: Store, sc: Scenario, rules: Any
+) -> None:
     plan_id = submit(store, sc)
     a = queue.claim(store, "wa", digest(), POLICY)
     assert a is not None
@@ -114,8 +121,7 @@ def test_a_worker_that_lost_its_lease_writes_nothing(store: Store, sc: Scenario,
     assert status(store, plan_id)[0] == "done" and ledger.count(store) == 1
 
 
-def test_a_job_whose_worker_keeps_dying_fails_with_the_reason(store: Store,
-                                                              sc: Scenario) -> None:
+def test_a_job_whose_worker_keeps_dying_fails_with_the_reason(store: Store, sc: Scenario) -> None:
     plan_id = submit(store, sc)
     for attempt in range(1, POLICY.max_attempts + 1):
         c = queue.claim(store, f"host:1:w{attempt}", digest(), POLICY)
@@ -134,8 +140,7 @@ def test_a_job_whose_worker_keeps_dying_fails_with_the_reason(store: Store,
     assert queue.claim(store, "w9", digest(), POLICY) is None
 
 
-def test_a_dead_process_on_this_host_loses_its_lease_at_once(store: Store,
-                                                             sc: Scenario) -> None:
+def test_a_dead_process_on_this_host_loses_its_lease_at_once(store: Store, sc: Scenario) -> None:
     plan_id = submit(store, sc)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -172,8 +177,7 @@ def test_cancel_queued_and_running_jobs(store: Store, sc: Scenario, rules: Any) 
     assert queue.reap(store, POLICY, me="r").cancelled == [third]
 
 
-def test_jobs_wait_for_workers_with_their_rules_then_time_out(store: Store,
-                                                              sc: Scenario) -> None:
+def test_jobs_wait_for_workers_with_their_rules_then_time_out(store: Store, sc: Scenario) -> None:
     plan_id = submit(store, sc)
     assert queue.claim(store, "w", "another-rule-set", POLICY) is None
     old = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
@@ -184,23 +188,39 @@ def test_jobs_wait_for_workers_with_their_rules_then_time_out(store: Store,
     assert error is not None and "no worker with the rules" in error and "1 h" in error
 
 
-def test_a_tampered_job_is_failed_with_the_reason_not_retried(store: Store,
-                                                               sc: Scenario) -> None:
+def test_a_tampered_job_is_failed_with_the_reason_not_retried(store: Store, sc: Scenario) -> None:
     broken_options = submit(store, sc)
     sql(store, "UPDATE plans SET options = 'not json' WHERE id = :i", i=broken_options)
     other = dict(GREEDY, seed=1)  # a second stored scenario, whose body is then damaged
-    broken_scenario = queue.enqueue(store, sc.model_copy(update={"name": "other"}), other,
-                                    tenant="t", actor="a", record=True, rules_digest=digest())
+    broken_scenario = queue.enqueue(
+        store,
+        sc.model_copy(update={"name": "other"}),
+        other,
+        tenant="t",
+        actor="a",
+        record=True,
+        rules_digest=digest(),
+    )
     row = get_plan(store, broken_scenario)
     assert row is not None
     sql(store, "UPDATE scenarios SET body = '[' WHERE digest = :d", d=row.scenario_digest)
     # valid JSON, but not the scenario submitted: its content no longer has its digest
-    altered = queue.enqueue(store, sc.model_copy(update={"name": "third"}), dict(GREEDY, seed=2),
-                            tenant="t", actor="a", record=True, rules_digest=digest())
+    altered = queue.enqueue(
+        store,
+        sc.model_copy(update={"name": "third"}),
+        dict(GREEDY, seed=2),
+        tenant="t",
+        actor="a",
+        record=True,
+        rules_digest=digest(),
+    )
     row = get_plan(store, altered)
     assert row is not None
-    sql(store, "UPDATE scenarios SET body = replace(body, '\"third\"', '\"forged\"') "
-               "WHERE digest = :d", d=row.scenario_digest)
+    sql(
+        store,
+        "UPDATE scenarios SET body = replace(body, '\"third\"', '\"forged\"') WHERE digest = :d",
+        d=row.scenario_digest,
+    )
     fine = submit(store, sc)
     c = queue.claim(store, "w", digest(), POLICY)
     assert c is not None and c.plan_id == fine  # the three before it failed, with the reason
@@ -209,8 +229,9 @@ def test_a_tampered_job_is_failed_with_the_reason_not_retried(store: Store,
         assert state == "failed" and error is not None and "altered" in error
 
 
-def test_release_gives_the_job_back_without_counting_the_attempt(store: Store,
-                                                                 sc: Scenario) -> None:
+def test_release_gives_the_job_back_without_counting_the_attempt(
+    store: Store, sc: Scenario
+) -> None:
     plan_id = submit(store, sc)
     c = queue.claim(store, "w", digest(), POLICY)
     assert c is not None and queue.release(store, c, "shutting down")
@@ -272,8 +293,9 @@ def test_transactions_retry_lock_contention_and_nothing_else(store: Store) -> No
             store.transaction(always_locked, attempts=2)
 
 
-def test_every_write_retries_contention_at_its_start(store: Store,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_write_retries_contention_at_its_start(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Store.write() (the ledger's appends, tokens, audit rows) retries a lock or a dropped
     connection met while starting its transaction: nothing was done yet."""
     from sqlalchemy.orm import Session
@@ -296,7 +318,8 @@ def test_every_write_retries_contention_at_its_start(store: Store,
 
 # --- upgrading a database made before the queue --------------------------------------------------
 def test_a_database_from_before_the_queue_resumes_its_unfinished_plans(
-        tmp_path: Path, sc: Scenario) -> None:
+    tmp_path: Path, sc: Scenario
+) -> None:
     from importlib import resources
 
     from alembic import command
@@ -305,8 +328,9 @@ def test_a_database_from_before_the_queue_resumes_its_unfinished_plans(
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = create_engine(url)
     cfg = Config()
-    cfg.set_main_option("script_location",
-                        str(resources.files("straits.store").joinpath("migrations")))
+    cfg.set_main_option(
+        "script_location", str(resources.files("straits.store").joinpath("migrations"))
+    )
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0001")
@@ -315,14 +339,24 @@ def test_a_database_from_before_the_queue_resumes_its_unfinished_plans(
         from straits.store.records import scenario_document
 
         doc = scenario_document(sc)
-        conn.execute(text("INSERT INTO scenarios (digest, name, body, created_at) VALUES "
-                          "(:d, :n, :b, :t)"), {"d": sha(doc), "n": sc.name,
-                                                 "b": canonical(doc), "t": "2026-01-01"})
+        conn.execute(
+            text("INSERT INTO scenarios (digest, name, body, created_at) VALUES (:d, :n, :b, :t)"),
+            {"d": sha(doc), "n": sc.name, "b": canonical(doc), "t": "2026-01-01"},
+        )
         for pid, state in (("a" * 32, "queued"), ("b" * 32, "running")):
-            conn.execute(text("INSERT INTO plans (id, tenant, actor, scenario_digest, options, "
-                              "status, created_at) VALUES (:i, 't', 'old', :d, :o, :s, :t)"),
-                         {"i": pid, "d": sha(doc), "o": canonical(GREEDY), "s": state,
-                          "t": dt.datetime.now(dt.UTC)})
+            conn.execute(
+                text(
+                    "INSERT INTO plans (id, tenant, actor, scenario_digest, options, "
+                    "status, created_at) VALUES (:i, 't', 'old', :d, :o, :s, :t)"
+                ),
+                {
+                    "i": pid,
+                    "d": sha(doc),
+                    "o": canonical(GREEDY),
+                    "s": state,
+                    "t": dt.datetime.now(dt.UTC),
+                },
+            )
     engine.dispose()
     store = Store(url)  # migrates to the queue's schema
     reaped = queue.reap(store, POLICY, me="new-server")
@@ -354,9 +388,9 @@ def worker(store: Store) -> Iterator[jobs.Worker]:
     w.stop()
 
 
-def test_the_worker_plans_records_and_reports_failures(store: Store, sc: Scenario,
-                                                       worker: jobs.Worker,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_worker_plans_records_and_reports_failures(
+    store: Store, sc: Scenario, worker: jobs.Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ok = submit(store, sc)
     worker.wake()
     wait_for(lambda: status(store, ok)[0] == "done")
@@ -391,10 +425,18 @@ def busy() -> Scenario:
     return parse_scenario(generate_dict(40, 10, 1))
 
 
-def test_cancelling_a_running_search_stops_it(store: Store, busy: Scenario,
-                                              worker: jobs.Worker) -> None:
-    plan_id = queue.enqueue(store, busy, {**GREEDY, "solver": "cpsat", "time_limit": 600.0},
-                            tenant="t", actor="test", record=True, rules_digest=digest())
+def test_cancelling_a_running_search_stops_it(
+    store: Store, busy: Scenario, worker: jobs.Worker
+) -> None:
+    plan_id = queue.enqueue(
+        store,
+        busy,
+        {**GREEDY, "solver": "cpsat", "time_limit": 600.0},
+        tenant="t",
+        actor="test",
+        record=True,
+        rules_digest=digest(),
+    )
     worker.wake()
 
     def searching() -> bool:
@@ -430,5 +472,7 @@ def test_progress_callbacks_never_raise() -> None:
     assert job.on_progress(broken) is False  # an odd state is survived
     job.stop.set()
     assert job.on_progress(SearchState(1.0, None, None)) is True
-    assert jobs.progress_json(SearchState(2.0, Score(1, 5.0), Score(0, 4.0)), "cost")["best"] \
-        == {"unplaced": 1, "score": 5.0}
+    assert jobs.progress_json(SearchState(2.0, Score(1, 5.0), Score(0, 4.0)), "cost")["best"] == {
+        "unplaced": 1,
+        "score": 5.0,
+    }

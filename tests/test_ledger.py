@@ -29,8 +29,13 @@ from test_rules_engine import DESIGN_REQUEST
 
 def fill(store: Store, n: int = 5) -> None:
     for i in range(n):
-        ledger.record(store, tenant="t" if i % 2 else "u", actor="test", kind="check",
-                      body={"i": i, "note": "ünïcode"})
+        ledger.record(
+            store,
+            tenant="t" if i % 2 else "u",
+            actor="test",
+            kind="check",
+            body={"i": i, "note": "ünïcode"},
+        )
 
 
 def sql(url: str, statement: str, **params: object) -> None:
@@ -66,17 +71,34 @@ def _rehash(url: str, seq: int) -> None:
     e = ledger.get_entry(store, seq)
     assert e is not None
     forged = Entry(**{**e.__dict__, "body": canonical({"i": 999})})
-    sql(url, "UPDATE ledger SET body = :b, hash = :h WHERE seq = :s",
-        b=forged.body, h=forged.expected_hash(), s=seq)
+    sql(
+        url,
+        "UPDATE ledger SET body = :b, hash = :h WHERE seq = :s",
+        b=forged.body,
+        h=forged.expected_hash(),
+        s=seq,
+    )
 
 
 TAMPERING: list[tuple[str, Callable[[str], None], int, str]] = [
-    ("body changed", lambda u: sql(u, "UPDATE ledger SET body = :b WHERE seq = 3", b='{"i":7}'),
-     3, "altered"),
-    ("tenant changed", lambda u: sql(u, "UPDATE ledger SET tenant = 'x' WHERE seq = 2"),
-     2, "altered"),
-    ("time changed", lambda u: sql(u, "UPDATE ledger SET recorded_at = '2020-01-01' "
-                                      "WHERE seq = 4"), 4, "altered"),
+    (
+        "body changed",
+        lambda u: sql(u, "UPDATE ledger SET body = :b WHERE seq = 3", b='{"i":7}'),
+        3,
+        "altered",
+    ),
+    (
+        "tenant changed",
+        lambda u: sql(u, "UPDATE ledger SET tenant = 'x' WHERE seq = 2"),
+        2,
+        "altered",
+    ),
+    (
+        "time changed",
+        lambda u: sql(u, "UPDATE ledger SET recorded_at = '2020-01-01' WHERE seq = 4"),
+        4,
+        "altered",
+    ),
     ("entry deleted", lambda u: sql(u, "DELETE FROM ledger WHERE seq = 3"), 3, "removed"),
     ("last entry deleted", lambda u: sql(u, "DELETE FROM ledger WHERE seq = 5"), 5, "removed"),
     ("entries swapped", lambda u: _swap(u, 2, 3), 2, "altered"),
@@ -85,18 +107,21 @@ TAMPERING: list[tuple[str, Callable[[str], None], int, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("what", "tamper", "first_bad", "word"), TAMPERING,
-                         ids=[t[0] for t in TAMPERING])
-def test_tampering_is_found_and_named(db_url: str, what: str, tamper: Callable[[str], None],
-                                      first_bad: int, word: str) -> None:
+@pytest.mark.parametrize(
+    ("what", "tamper", "first_bad", "word"), TAMPERING, ids=[t[0] for t in TAMPERING]
+)
+def test_tampering_is_found_and_named(
+    db_url: str, what: str, tamper: Callable[[str], None], first_bad: int, word: str
+) -> None:
     fill(Store(db_url))
     tamper(db_url)
     v = ledger.verify(Store(db_url))
     assert not v.ok, what
     assert v.first_bad == first_bad, v.problem
     assert word in (v.problem or ""), v.problem
-    assert f"entr{'y' if word != 'removed' or first_bad != 5 else 'ies'} {first_bad}" in \
-        (v.problem or "")
+    assert f"entr{'y' if word != 'removed' or first_bad != 5 else 'ies'} {first_bad}" in (
+        v.problem or ""
+    )
 
 
 def test_ledger_verify_cli_names_the_entry(db_url: str) -> None:
@@ -147,8 +172,9 @@ APPENDER = textwrap.dedent("""
 
 def test_concurrent_appends_from_processes_keep_one_chain(db_url: str) -> None:
     Store(db_url)  # migrated once; the processes below also race to open it
-    procs = [subprocess.Popen([sys.executable, "-c", APPENDER, db_url, f"p{k}", "25"])
-             for k in range(4)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", APPENDER, db_url, f"p{k}", "25"]) for k in range(4)
+    ]
     assert [p.wait(timeout=300) for p in procs] == [0, 0, 0, 0]
     store = Store(db_url)
     v = ledger.verify(store)
@@ -174,8 +200,9 @@ KILLED = textwrap.dedent("""
 def test_a_process_killed_mid_append_leaves_no_half_entry(db_url: str) -> None:
     store = Store(db_url)
     fill(store, 3)
-    proc = subprocess.Popen([sys.executable, "-c", KILLED, db_url], stdout=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED, db_url], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None
     assert proc.stdout.readline().split() == ["appending", "4"]  # written, not committed
     os.kill(proc.pid, signal.SIGKILL)
@@ -219,13 +246,15 @@ def test_recorded_check_holds_inputs_rules_and_answer(db_url: str, rules: RuleSe
     assert (e.tenant, e.actor, e.kind) == ("kunlun", "alice", "check")
 
 
-def test_recorded_plan_points_to_its_stored_scenario(db_url: str, rules: RuleSet,
-                                                    example_path: Path) -> None:
+def test_recorded_plan_points_to_its_stored_scenario(
+    db_url: str, rules: RuleSet, example_path: Path
+) -> None:
     store = Store(db_url)
     sc = load_scenario(example_path)
     plan = make_plan(sc, rules=rules, solver="greedy")
-    plan_id, e = record_plan(store, sc, plan, rules, {"solver": "greedy"}, tenant="hz-cloud",
-                             actor="bob")
+    plan_id, e = record_plan(
+        store, sc, plan, rules, {"solver": "greedy"}, tenant="hz-cloud", actor="bob"
+    )
     body = e.content
     assert body["result"]["plan_id"] == plan_id
     assert body["result"]["plan"]["total_cost_usd"] == round(plan.total_cost_usd, 2)
@@ -238,17 +267,37 @@ def test_recorded_plan_points_to_its_stored_scenario(db_url: str, rules: RuleSet
 
 def test_cli_records_checks_and_plans(tmp_path: Path, example_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'cli.db'}"
-    p = straits("check", "--json", "--record", "--tenant", "kunlun", "--db", db,
-                stdin=json.dumps(DESIGN_REQUEST))
+    p = straits(
+        "check",
+        "--json",
+        "--record",
+        "--tenant",
+        "kunlun",
+        "--db",
+        db,
+        stdin=json.dumps(DESIGN_REQUEST),
+    )
     assert p.returncode == 0, p.stderr
     assert "ledger entry 1" in p.stderr
-    q = straits("plan", str(example_path), "--json", "--solver", "greedy", "--record",
-                "--actor", "ci", "--db", db)
+    q = straits(
+        "plan",
+        str(example_path),
+        "--json",
+        "--solver",
+        "greedy",
+        "--record",
+        "--actor",
+        "ci",
+        "--db",
+        db,
+    )
     assert q.returncode == 0, q.stderr
     shown = straits("ledger", "show", "--db", db, "--json")
     entries = json.loads(shown.stdout)
     assert [(e["seq"], e["kind"], e["tenant"]) for e in entries] == [
-        (1, "check", "kunlun"), (2, "plan", "hz-cloud")]
+        (1, "check", "kunlun"),
+        (2, "plan", "hz-cloud"),
+    ]
     assert entries[1]["actor"] == "ci"
     # the ledger holds the plan contract; the CLI prints it as a document (id, inputs, ...)
     from straits.plandoc import plan_body

@@ -43,8 +43,7 @@ def record(api: Api, tenant: str, n: int = 1) -> list[int]:
     h = api.auth(tenant, "planner")
     out = []
     for _ in range(n):
-        r = api.client.post("/v1/check", params={"record": "true"}, json=DESIGN_REQUEST,
-                            headers=h)
+        r = api.client.post("/v1/check", params={"record": "true"}, json=DESIGN_REQUEST, headers=h)
         assert r.status_code == 200, r.text
         out.append(int(r.headers["X-Straits-Ledger-Seq"]))
     return out
@@ -75,9 +74,10 @@ def test_views_and_headers_show_only_the_tenants_own_records(api: Api) -> None:
     a = api.auth("a", "viewer")
     seen = api.client.get("/v1/ledger/entries", headers=a).json()
     assert [e["seq"] for e in seen] == [1, 2]
-    assert all(set(e) == {"seq", "recorded_at", "tenant", "actor", "kind", "body", "content",
-                          "receipt"}
-               for e in seen)  # no global number, no chain hashes of neighbours
+    assert all(
+        set(e) == {"seq", "recorded_at", "tenant", "actor", "kind", "body", "content", "receipt"}
+        for e in seen
+    )  # no global number, no chain hashes of neighbours
     assert api.client.get("/v1/ledger/entries/2", headers=a).json()["tenant"] == "a"
     v = api.client.get("/v1/ledger/verify", headers=a).json()
     assert v["ok"] and v["entries"] == 2
@@ -92,8 +92,10 @@ def test_checkpoints_and_proofs_for_witnesses(api: Api) -> None:
     a, admin = api.auth("a", "viewer"), api.auth("ops", "admin")
     assert api.client.get("/v1/ledger/checkpoint", headers=a).status_code == 404
     record(api, "a", 3)
-    assert api.client.get("/v1/ledger/checkpoint", params={"fresh": "true"},
-                          headers=a).status_code == 403
+    assert (
+        api.client.get("/v1/ledger/checkpoint", params={"fresh": "true"}, headers=a).status_code
+        == 403
+    )
     first = api.client.get("/v1/ledger/checkpoint", params={"fresh": "true"}, headers=admin)
     assert first.status_code == 200 and first.json()["size"] == 3
     record(api, "b", 4)
@@ -107,11 +109,14 @@ def test_checkpoints_and_proofs_for_witnesses(api: Api) -> None:
     c = api.client.get("/v1/ledger/consistency", params={"first": 3, "second": 7}, headers=a)
     assert c.status_code == 200 and c.json()["proof"] == doc["consistency"]["proof"]
     record(api, "a")
-    beyond = api.client.get("/v1/ledger/consistency", params={"first": 3, "second": 8},
-                            headers=a)
+    beyond = api.client.get("/v1/ledger/consistency", params={"first": 3, "second": 8}, headers=a)
     assert beyond.status_code == 400  # a tenant cannot probe the live size
-    assert api.client.get("/v1/ledger/consistency", params={"first": 3, "second": 8},
-                          headers=admin).status_code == 200
+    assert (
+        api.client.get(
+            "/v1/ledger/consistency", params={"first": 3, "second": 8}, headers=admin
+        ).status_code
+        == 200
+    )
 
 
 def test_no_key_no_receipt(db_url: str) -> None:
@@ -125,8 +130,9 @@ def test_no_key_no_receipt(db_url: str) -> None:
         assert r.status_code == 409 and "signing key" in r.json()["error"]
 
 
-def test_plan_views_serve_only_what_the_log_proves(api: Api, rules: RuleSet,
-                                                   example_path: Path, db_url: str) -> None:
+def test_plan_views_serve_only_what_the_log_proves(
+    api: Api, rules: RuleSet, example_path: Path, db_url: str
+) -> None:
     sc = load_scenario(example_path)
     plan = make_plan(sc, rules=rules, solver="greedy")
     record(api, "other", 2)
@@ -156,8 +162,12 @@ def test_plan_views_serve_only_what_the_log_proves(api: Api, rules: RuleSet,
     # a tenant is told which of its entries, in its numbering: never the global number, the
     # log's size, or what differs (an admin's verify shows that), in the API or the console
     api.client.cookies.set(COOKIE, api.token("hz-cloud", "viewer"))
-    for path in (f"/v1/plans/{plan_id}", f"/v1/plans/{plan_id}/plan",
-                 f"/v1/plans/{plan_id}/export?to=skypilot", f"/ui/plans/{plan_id}"):
+    for path in (
+        f"/v1/plans/{plan_id}",
+        f"/v1/plans/{plan_id}/plan",
+        f"/v1/plans/{plan_id}/export?to=skypilot",
+        f"/ui/plans/{plan_id}",
+    ):
         r = api.client.get(path, headers=h)
         assert r.status_code == 409 and r.json()["ledger_seq"] == 1, path
         assert r.headers["content-type"].startswith("application/problem+json")
@@ -165,13 +175,17 @@ def test_plan_views_serve_only_what_the_log_proves(api: Api, rules: RuleSet,
     api.client.cookies.clear()
 
 
-@pytest.mark.parametrize("tamper", [
-    "UPDATE ledger SET body = replace(body, 'us-guidance', 'forged') WHERE seq = 3",
-    "UPDATE ledger SET actor = 'forged' WHERE seq = 3",
-    "DELETE FROM ledger_nodes WHERE level = 0 AND idx = 3",  # a node entry 3's proof needs
-])
-def test_a_tenant_is_never_served_an_entry_the_log_does_not_prove(api: Api, db_url: str,
-                                                                   tamper: str) -> None:
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        "UPDATE ledger SET body = replace(body, 'us-guidance', 'forged') WHERE seq = 3",
+        "UPDATE ledger SET actor = 'forged' WHERE seq = 3",
+        "DELETE FROM ledger_nodes WHERE level = 0 AND idx = 3",  # a node entry 3's proof needs
+    ],
+)
+def test_a_tenant_is_never_served_an_entry_the_log_does_not_prove(
+    api: Api, db_url: str, tamper: str
+) -> None:
     record(api, "b", 2)
     record(api, "a", 2)  # global 3 and 4: the tenant's 1 and 2
     a = api.auth("a", "viewer")
@@ -180,13 +194,15 @@ def test_a_tenant_is_never_served_an_entry_the_log_does_not_prove(api: Api, db_u
     with engine.begin() as conn:
         conn.execute(text(tamper))
     engine.dispose()
-    for path in ("/v1/ledger/entries", "/v1/ledger/entries?since=1&limit=1",
-                 "/v1/ledger/entries/1"):
+    for path in (
+        "/v1/ledger/entries",
+        "/v1/ledger/entries?since=1&limit=1",
+        "/v1/ledger/entries/1",
+    ):
         r = api.client.get(path, headers=a)
         assert r.status_code == 409, (path, r.text)
         assert r.json()["ledger_seq"] == 1 and "forged" not in r.text
     if "nodes" not in tamper:  # entry 4's proof needs entry 3's leaf, not its content
         assert api.client.get("/v1/ledger/entries/2", headers=a).status_code == 200
     # an admin gets the stored rows as they are, to export and verify them anywhere
-    assert api.client.get("/v1/ledger/entries", headers=api.auth("ops", "admin")
-                          ).status_code == 200
+    assert api.client.get("/v1/ledger/entries", headers=api.auth("ops", "admin")).status_code == 200

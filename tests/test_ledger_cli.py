@@ -38,11 +38,11 @@ def straits(*args: str, stdin: str | None = None) -> Ran:
 
     from straits.cli import app
 
-    r = CliRunner(mix_stderr=False).invoke(typer.main.get_command(app), list(args),
-                                           input=stdin)
+    r = CliRunner(mix_stderr=False).invoke(typer.main.get_command(app), list(args), input=stdin)
     if r.exception is not None and not isinstance(r.exception, SystemExit):
         raise r.exception
     return Ran(r.exit_code, r.stdout, r.stderr)
+
 
 ORIGIN = "straits.test/cli-ledger"
 
@@ -50,8 +50,9 @@ ORIGIN = "straits.test/cli-ledger"
 def fill(db: str, n: int, tenants: tuple[str, ...] = ("a", "b")) -> None:
     store = Store(db)
     for i in range(n):
-        ledger.record(store, tenant=tenants[i % len(tenants)], actor="t", kind="check",
-                      body={"i": i})
+        ledger.record(
+            store, tenant=tenants[i % len(tenants)], actor="t", kind="check", body={"i": i}
+        )
     store.close()
 
 
@@ -88,14 +89,22 @@ def test_checkpoint_verify_and_older_heads(db_url: str, keyfile: Path, tmp_path:
     fill(db_url, 4)
     args = ("ledger", "verify", "--db", db_url, "--pubkey", pub(keyfile), "--json")
     # an older checkpoint, an older chain head and an older Merkle root: all proven
-    ok = straits(*args, "--head", str(old), "--head", f"5:{head5['head_hash']}",
-                 "--head", f"5:{head5['root_hash']}")
+    ok = straits(
+        *args,
+        "--head",
+        str(old),
+        "--head",
+        f"5:{head5['head_hash']}",
+        "--head",
+        f"5:{head5['root_hash']}",
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
     v = json.loads(ok.stdout)
     assert v["entries"] == 9 and len(v["heads"]) == 3 and v["signatures"] == "checked"
     quick = straits(*args, "--quick", "--head", str(old))
     assert quick.returncode == 0 and json.loads(quick.stdout)["heads"][0]["head"].startswith(
-        "checkpoint 5:")
+        "checkpoint 5:"
+    )
     # a forged SEQ:HASH head fails without --file too (it used to be ignored)
     forged = straits(*args, "--head", "5:" + "ab" * 32)
     assert forged.returncode == 1 and json.loads(forged.stdout)["first_bad"] == 5
@@ -105,8 +114,12 @@ def test_checkpoint_verify_and_older_heads(db_url: str, keyfile: Path, tmp_path:
     other = tmp_path / "other.key"
     assert straits("ledger", "keygen", "--origin", ORIGIN, "-o", str(other)).returncode == 0
     stranger = tmp_path / "stranger"
-    assert straits("ledger", "checkpoint", "--db", db_url, "--key", str(other), "-o",
-                   str(stranger)).returncode == 0
+    assert (
+        straits(
+            "ledger", "checkpoint", "--db", db_url, "--key", str(other), "-o", str(stranger)
+        ).returncode
+        == 0
+    )
     for bad in (unsigned, stranger):
         r = straits(*args, "--head", str(bad))
         assert r.returncode == 1 and "forged or unsigned" in r.stdout, r.stdout + r.stderr
@@ -120,8 +133,12 @@ def test_checkpoint_verify_and_older_heads(db_url: str, keyfile: Path, tmp_path:
 def test_verify_an_export_against_heads(db_url: str, keyfile: Path, tmp_path: Path) -> None:
     fill(db_url, 6)
     cp = tmp_path / "cp"
-    assert straits("ledger", "checkpoint", "--db", db_url, "--key", str(keyfile), "-o",
-                   str(cp)).returncode == 0
+    assert (
+        straits(
+            "ledger", "checkpoint", "--db", db_url, "--key", str(keyfile), "-o", str(cp)
+        ).returncode
+        == 0
+    )
     v6 = json.loads(straits("ledger", "verify", "--db", db_url, "--json").stdout)
     fill(db_url, 3)
     export = tmp_path / "ledger.jsonl"
@@ -142,8 +159,9 @@ def test_verify_an_export_against_heads(db_url: str, keyfile: Path, tmp_path: Pa
     assert bad.returncode == 1 and json.loads(bad.stdout)["first_bad"] == 3
 
 
-def test_receipts_verify_offline_with_only_the_public_key(db_url: str, keyfile: Path,
-                                                          tmp_path: Path) -> None:
+def test_receipts_verify_offline_with_only_the_public_key(
+    db_url: str, keyfile: Path, tmp_path: Path
+) -> None:
     fill(db_url, 11)
     r = tmp_path / "r.json"
     p = straits("ledger", "receipt", "4", "--db", db_url, "--key", str(keyfile), "-o", str(r))
@@ -153,12 +171,33 @@ def test_receipts_verify_offline_with_only_the_public_key(db_url: str, keyfile: 
     assert "prev_hash" not in receipt["entry"]  # nothing about the neighbouring entry
     vkey = Path(pub(keyfile)).read_text().strip()
     env_free = {k: v for k, v in os.environ.items() if not k.startswith("STRAITS_")}
-    ok = subprocess.run([sys.executable, "-m", "straits", "ledger", "verify-receipt", str(r),
-                         "--pubkey", vkey, "--json"], capture_output=True, text=True,
-                        timeout=120, env=env_free, cwd=tmp_path)
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "straits",
+            "ledger",
+            "verify-receipt",
+            str(r),
+            "--pubkey",
+            vkey,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env_free,
+        cwd=tmp_path,
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert json.loads(ok.stdout) == {**json.loads(ok.stdout), "ok": True, "seq": 4,
-                                     "tenant": "b", "tenant_seq": 2, "tree_size": 11}
+    assert json.loads(ok.stdout) == {
+        **json.loads(ok.stdout),
+        "ok": True,
+        "seq": 4,
+        "tenant": "b",
+        "tenant_seq": 2,
+        "tree_size": 11,
+    }
 
     def altered(change: str) -> dict[str, Any]:
         doc: dict[str, Any] = json.loads(r.read_text())
@@ -182,9 +221,14 @@ def test_receipts_verify_offline_with_only_the_public_key(db_url: str, keyfile: 
         bad = straits("ledger", "verify-receipt", str(f), "--pubkey", vkey)
         assert bad.returncode == 1, (change, bad.stdout, bad.stderr)
         assert "does not verify" in bad.stdout
-    for junk in ("[]", "{}", '{"receipt": "straits-ledger-receipt/1", "entry": []}', "\x00",
-                 "[" * 100_000, '{"receipt": "straits-ledger-receipt/1", "entry": {"seq": '
-                 'true}}'):
+    for junk in (
+        "[]",
+        "{}",
+        '{"receipt": "straits-ledger-receipt/1", "entry": []}',
+        "\x00",
+        "[" * 100_000,
+        '{"receipt": "straits-ledger-receipt/1", "entry": {"seq": true}}',
+    ):
         f = tmp_path / "junk.json"
         f.write_text(junk)
         q = straits("ledger", "verify-receipt", str(f), "--pubkey", vkey)
@@ -219,16 +263,25 @@ def test_a_witness_catches_a_split_view(tmp_path: Path, keyfile: Path) -> None:
                 src = db4
             else:
                 src = db
-            p = straits("ledger", "checkpoint", "--db", f"sqlite:///{src}", "--key",
-                        str(keyfile), "-o", str(out))
+            p = straits(
+                "ledger",
+                "checkpoint",
+                "--db",
+                f"sqlite:///{src}",
+                "--key",
+                str(keyfile),
+                "-o",
+                str(out),
+            )
             assert p.returncode == 0, p.stderr
             cps[f"{name}{size}"] = out
     assert cps["a4"].read_text() == cps["b4"].read_text()  # the common history
     state_a = tmp_path / "witness-a.json"
     w = ("ledger", "witness", "--pubkey", pub(keyfile), "--state", str(state_a), "--json")
     first = straits(*w, "--checkpoint", str(cps["a4"]))
-    assert first.returncode == 0 and json.loads(first.stdout)["checkpoints"][0]["status"] == \
-        "accepted"
+    assert (
+        first.returncode == 0 and json.loads(first.stdout)["checkpoints"][0]["status"] == "accepted"
+    )
     unproven = straits(*w, "--checkpoint", str(cps["a7"]))
     assert unproven.returncode == 1
     assert json.loads(unproven.stdout)["checkpoints"][0]["status"] == "unproven"
@@ -251,8 +304,7 @@ def test_a_witness_catches_a_split_view(tmp_path: Path, keyfile: Path) -> None:
     forged = tmp_path / "forged"
     forged.write_text(cps["a7"].read_text().replace(f"{ORIGIN}\n7\n", f"{ORIGIN}\n8\n"))
     bad = straits(*wb, "--checkpoint", str(forged))
-    assert bad.returncode == 1 and json.loads(bad.stdout)["checkpoints"][0]["status"] == \
-        "rejected"
+    assert bad.returncode == 1 and json.loads(bad.stdout)["checkpoints"][0]["status"] == "rejected"
     for junk in ("{" * 100_000, '{"checkpoint": 5}', "\xff\xfe"):  # hostile documents: exit 2
         forged.write_text(junk, encoding="latin-1")
         assert straits(*wb, "--checkpoint", str(forged)).returncode == 2
@@ -261,8 +313,9 @@ def test_a_witness_catches_a_split_view(tmp_path: Path, keyfile: Path) -> None:
 
 
 # --- migration from the first schema -------------------------------------------------------------
-def test_a_ledger_made_by_the_first_schema_verifies_after_the_upgrade(db_url: str,
-                                                                      tmp_path: Path) -> None:
+def test_a_ledger_made_by_the_first_schema_verifies_after_the_upgrade(
+    db_url: str, tmp_path: Path
+) -> None:
     from importlib import resources
 
     from alembic import command
@@ -272,23 +325,45 @@ def test_a_ledger_made_by_the_first_schema_verifies_after_the_upgrade(db_url: st
 
     engine = create_engine(db_url)
     cfg = Config()
-    cfg.set_main_option("script_location",
-                        str(resources.files("straits.store").joinpath("migrations")))
+    cfg.set_main_option(
+        "script_location", str(resources.files("straits.store").joinpath("migrations"))
+    )
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0001")
         prev = GENESIS
         for seq in range(1, 12):  # entries exactly as the first version wrote them
-            e = Entry(seq, f"2026-01-0{1 + seq % 9}T00:00:00.000000+00:00", "ab"[seq % 2],
-                      "old", "check", canonical({"i": seq}), prev, "")
+            e = Entry(
+                seq,
+                f"2026-01-0{1 + seq % 9}T00:00:00.000000+00:00",
+                "ab"[seq % 2],
+                "old",
+                "check",
+                canonical({"i": seq}),
+                prev,
+                "",
+            )
             h = e.expected_hash()
-            conn.execute(text("INSERT INTO ledger (seq, recorded_at, tenant, actor, kind, body, "
-                              "prev_hash, hash) VALUES (:s, :r, :t, :a, :k, :b, :p, :h)"),
-                         {"s": seq, "r": e.recorded_at, "t": e.tenant, "a": e.actor,
-                          "k": e.kind, "b": e.body, "p": prev, "h": h})
+            conn.execute(
+                text(
+                    "INSERT INTO ledger (seq, recorded_at, tenant, actor, kind, body, "
+                    "prev_hash, hash) VALUES (:s, :r, :t, :a, :k, :b, :p, :h)"
+                ),
+                {
+                    "s": seq,
+                    "r": e.recorded_at,
+                    "t": e.tenant,
+                    "a": e.actor,
+                    "k": e.kind,
+                    "b": e.body,
+                    "p": prev,
+                    "h": h,
+                },
+            )
             prev = h
-        conn.execute(text("INSERT INTO ledger_head (id, seq, hash) VALUES (1, 11, :h)"),
-                     {"h": prev})
+        conn.execute(
+            text("INSERT INTO ledger_head (id, seq, hash) VALUES (1, 11, :h)"), {"h": prev}
+        )
     engine.dispose()
     published = f"11:{prev}"
     store = Store(db_url)  # upgrades to the latest revision, building the tree
@@ -322,8 +397,9 @@ def test_kill_9_mid_append_leaves_a_verifiable_log(db_url: str, keyfile: Path) -
     fill(db_url, 7)
     store = Store(db_url)
     keys = configured(keyfile)
-    proc = subprocess.Popen([sys.executable, "-c", KILLED, db_url], stdout=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED, db_url], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None
     assert proc.stdout.readline().split() == ["appending", "8"]
     os.kill(proc.pid, signal.SIGKILL)
@@ -356,15 +432,30 @@ def test_a_witness_and_a_tenant_against_a_real_server(tmp_path: Path, keyfile: P
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "STRAITS_LEDGER_KEY": str(keyfile)}
-    server = subprocess.Popen([sys.executable, "-m", "straits", "serve", "--port", str(port),
-                               "--db", db, "--log-level", "warning"], env=env)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "straits",
+            "serve",
+            "--port",
+            str(port),
+            "--db",
+            db,
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
 
     def call(path: str, token: str, body: object = None) -> tuple[dict[str, str], object]:
-        req = urllib.request.Request(base + path, method="POST" if body else "GET",
-                                     data=json.dumps(body).encode() if body else None,
-                                     headers={"Authorization": f"Bearer {token}",
-                                              "Content-Type": "application/json"})
+        req = urllib.request.Request(
+            base + path,
+            method="POST" if body else "GET",
+            data=json.dumps(body).encode() if body else None,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=30) as r:
             return dict(r.headers), json.loads(r.read())
 
@@ -381,8 +472,19 @@ def test_a_witness_and_a_tenant_against_a_real_server(tmp_path: Path, keyfile: P
             call("/v1/check?record=true", tenant, DESIGN_REQUEST)
         call("/v1/ledger/checkpoint?fresh=true", admin)
         state = tmp_path / "w.json"
-        w = ("ledger", "witness", "--pubkey", pub(keyfile), "--state", str(state), "--json",
-             "--token", tenant, "--checkpoint", base + "/v1/ledger/checkpoint")
+        w = (
+            "ledger",
+            "witness",
+            "--pubkey",
+            pub(keyfile),
+            "--state",
+            str(state),
+            "--json",
+            "--token",
+            tenant,
+            "--checkpoint",
+            base + "/v1/ledger/checkpoint",
+        )
         assert straits(*w).returncode == 0
         for _ in range(2):
             call("/v1/check?record=true", tenant, DESIGN_REQUEST)
@@ -390,7 +492,8 @@ def test_a_witness_and_a_tenant_against_a_real_server(tmp_path: Path, keyfile: P
         grown = straits(*w)  # asks with since=3 and checks the proof that comes back
         assert grown.returncode == 0, grown.stdout + grown.stderr
         assert json.loads(grown.stdout)["checkpoints"][0]["message"].startswith(
-            "checkpoint 5 extends 3")
+            "checkpoint 5 extends 3"
+        )
         _, receipt = call("/v1/ledger/entries/2/receipt", tenant)
         r = tmp_path / "r.json"
         r.write_text(json.dumps(receipt))
@@ -414,17 +517,27 @@ def test_a_witness_and_a_tenant_against_a_real_server(tmp_path: Path, keyfile: P
         server.wait(timeout=30)
 
 
-@pytest.mark.parametrize(("first_bad", "entries", "says"), [
-    (3, 2, "2 entries verified before it"),  # the chain walk stopped at entry 3
-    (1, 6, "the hash chain of its 6 entries verifies"),  # a stored row, found after the walk
-    (6, 6, "the hash chain of its 6 entries verifies"),  # a tree node or checkpoint
-    (None, 6, "the hash chain of its 6 entries verifies"),
-])
+@pytest.mark.parametrize(
+    ("first_bad", "entries", "says"),
+    [
+        (3, 2, "2 entries verified before it"),  # the chain walk stopped at entry 3
+        (1, 6, "the hash chain of its 6 entries verifies"),  # a stored row, found after the walk
+        (6, 6, "the hash chain of its 6 entries verifies"),  # a tree node or checkpoint
+        (None, 6, "the hash chain of its 6 entries verifies"),
+    ],
+)
 def test_a_broken_ledger_says_what_verified_before_the_problem(
-        first_bad: int | None, entries: int, says: str) -> None:
+    first_bad: int | None, entries: int, says: str
+) -> None:
     from straits.cli.ledger_cmd import verified_part
     from straits.store.ledger import Verification
 
-    v = Verification(ok=False, entries=entries, head_seq=entries, head_hash="00",
-                     first_bad=first_bad, problem="x")
+    v = Verification(
+        ok=False,
+        entries=entries,
+        head_seq=entries,
+        head_hash="00",
+        first_bad=first_bad,
+        problem="x",
+    )
     assert verified_part(v) == says

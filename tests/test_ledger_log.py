@@ -46,8 +46,13 @@ def sql(url: str, statement: str, **params: object) -> None:
 
 def fill(store: Store, n: int, tenants: tuple[str, ...] = ("a", "b", "a")) -> None:
     for i in range(n):
-        ledger.record(store, tenant=tenants[i % len(tenants)], actor="test", kind="check",
-                      body={"i": i, "note": "ünïcode"})
+        ledger.record(
+            store,
+            tenant=tenants[i % len(tenants)],
+            actor="test",
+            kind="check",
+            body={"i": i, "note": "ünïcode"},
+        )
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +87,9 @@ def test_stored_tree_matches_the_reference_and_every_entry_is_proven(db_url: str
         from straits.store import tree
 
         with store.session() as s:
-            assert tree.proofs(s, inclusions=[(e.seq - 1, 13)]).inclusion(e.seq - 1, 13) == \
-                ref_path(e.seq - 1, data)
+            assert tree.proofs(s, inclusions=[(e.seq - 1, 13)]).inclusion(
+                e.seq - 1, 13
+            ) == ref_path(e.seq - 1, data)
 
 
 def test_proof_reads_search_the_primary_key_and_never_scan(tmp_path: Path) -> None:
@@ -91,8 +97,12 @@ def test_proof_reads_search_the_primary_key_and_never_scan(tmp_path: Path) -> No
     from straits.store import tree
 
     store = Store(f"sqlite:///{tmp_path / 'plan.db'}")
-    q = tree.fetch_query(sorted(merkle.inclusion_nodes(123_456, 1_000_000)
-                                | merkle.consistency_nodes(500_000, 1_000_000)))
+    q = tree.fetch_query(
+        sorted(
+            merkle.inclusion_nodes(123_456, 1_000_000)
+            | merkle.consistency_nodes(500_000, 1_000_000)
+        )
+    )
     sql_text = str(q.compile(store.engine, compile_kwargs={"literal_binds": True}))
     with store.engine.connect() as conn:
         plan = [row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql_text)]
@@ -119,8 +129,9 @@ def test_checkpoints_are_signed_reused_and_never_fork(db_url: str, keys: Keys) -
 
 
 # --- tampering -----------------------------------------------------------------------------------
-def _rewrite_everything(url: str, seq: int, keep_checkpoints: bool = True,
-                        body: str | None = None) -> None:
+def _rewrite_everything(
+    url: str, seq: int, keep_checkpoints: bool = True, body: str | None = None
+) -> None:
     """The strongest forger without the key: alter entry ``seq`` and recompute the whole chain
     and the whole tree, so everything in the database is consistent again."""
     store = Store(url)
@@ -134,17 +145,22 @@ def _rewrite_everything(url: str, seq: int, keep_checkpoints: bool = True,
             text_ = (body or canonical({"i": 999})) if e.seq == seq else e.body
             e2 = Entry(**{**e.__dict__, "body": text_, "prev_hash": prev, "hash": ""})
             e2 = Entry(**{**e2.__dict__, "hash": e2.expected_hash()})
-            conn.execute(text("UPDATE ledger SET body=:b, prev_hash=:p, hash=:h WHERE seq=:s"),
-                         {"b": "tmp" + str(e.seq), "p": "p" + str(e.seq), "h": "h" + str(e.seq),
-                          "s": e.seq})
+            conn.execute(
+                text("UPDATE ledger SET body=:b, prev_hash=:p, hash=:h WHERE seq=:s"),
+                {"b": "tmp" + str(e.seq), "p": "p" + str(e.seq), "h": "h" + str(e.seq), "s": e.seq},
+            )
             prev = e2.hash
             for lv, ix, h in b.add(e2.leaf_hash()):
-                conn.execute(text("INSERT INTO ledger_nodes (level, idx, hash) VALUES "
-                                  "(:l, :i, :h)"), {"l": lv, "i": ix, "h": h.hex()})
+                conn.execute(
+                    text("INSERT INTO ledger_nodes (level, idx, hash) VALUES (:l, :i, :h)"),
+                    {"l": lv, "i": ix, "h": h.hex()},
+                )
             chain[e.seq - 1] = e2
         for e2 in chain:
-            conn.execute(text("UPDATE ledger SET body=:b, prev_hash=:p, hash=:h WHERE seq=:s"),
-                         {"b": e2.body, "p": e2.prev_hash, "h": e2.hash, "s": e2.seq})
+            conn.execute(
+                text("UPDATE ledger SET body=:b, prev_hash=:p, hash=:h WHERE seq=:s"),
+                {"b": e2.body, "p": e2.prev_hash, "h": e2.hash, "s": e2.seq},
+            )
         conn.execute(text("UPDATE ledger_head SET hash=:h"), {"h": prev})
         if not keep_checkpoints:
             conn.execute(text("DELETE FROM ledger_checkpoints"))
@@ -161,8 +177,13 @@ def _truncate_everything(url: str, keep: int) -> None:
     b = merkle.TreeBuilder()
     for e in ledger.entries(store):
         for lv, ix, h in b.add(e.leaf_hash()):
-            sql(url, "INSERT INTO ledger_nodes (level, idx, hash) VALUES (:l, :i, :h)",
-                l=lv, i=ix, h=h.hex())
+            sql(
+                url,
+                "INSERT INTO ledger_nodes (level, idx, hash) VALUES (:l, :i, :h)",
+                l=lv,
+                i=ix,
+                h=h.hex(),
+            )
     sql(url, "UPDATE ledger_head SET seq=:s, hash=:h", s=keep, h=last.hash)
 
 
@@ -172,30 +193,51 @@ def _alter_checkpoint(url: str) -> None:
     with engine.begin() as conn:
         note = conn.execute(text("SELECT note FROM ledger_checkpoints")).scalar_one()
         origin, size, _, rest = note.split("\n", 3)
-        conn.execute(text("UPDATE ledger_checkpoints SET note=:n, root=:r"),
-                     {"n": "\n".join((origin, size, "A" * 43 + "=", rest)), "r": "00" * 32})
+        conn.execute(
+            text("UPDATE ledger_checkpoints SET note=:n, root=:r"),
+            {"n": "\n".join((origin, size, "A" * 43 + "=", rest)), "r": "00" * 32},
+        )
     engine.dispose()
 
 
 def _forge_checkpoint(url: str) -> None:
     other = Signer.generate(ORIGIN)  # same name, another key: what a forger can make
-    sql(url, "UPDATE ledger_checkpoints SET note=:n",
-        n=other.sign("straits.test/ledger\n8\n" + "A" * 43 + "=\n"))
+    sql(
+        url,
+        "UPDATE ledger_checkpoints SET note=:n",
+        n=other.sign("straits.test/ledger\n8\n" + "A" * 43 + "=\n"),
+    )
 
 
 TAMPER: list[tuple[str, Callable[[str], None], int | None, str | None]] = [
     ("entry altered, whole chain re-hashed", lambda u: _rechain(u, 3), 3, "Merkle leaf"),
-    ("entry altered, chain and tree rewritten", lambda u: _rewrite_everything(u, 3), None,
-     "rewritten"),
-    ("tree node altered", lambda u: sql(u, "UPDATE ledger_nodes SET hash=:h WHERE level=1 AND "
-                                           "idx=1", h="00" * 32), 3, "does not match"),
-    ("tree leaf deleted", lambda u: sql(u, "DELETE FROM ledger_nodes WHERE level=0 AND idx=4"),
-     5, "no leaf"),
+    (
+        "entry altered, chain and tree rewritten",
+        lambda u: _rewrite_everything(u, 3),
+        None,
+        "rewritten",
+    ),
+    (
+        "tree node altered",
+        lambda u: sql(u, "UPDATE ledger_nodes SET hash=:h WHERE level=1 AND idx=1", h="00" * 32),
+        3,
+        "does not match",
+    ),
+    (
+        "tree leaf deleted",
+        lambda u: sql(u, "DELETE FROM ledger_nodes WHERE level=0 AND idx=4"),
+        5,
+        "no leaf",
+    ),
     ("tail truncated consistently", lambda u: _truncate_everything(u, 6), 7, "removed"),
     ("checkpoint forged with another key", _forge_checkpoint, None, "no signature by a trusted"),
     ("checkpoint root altered", lambda u: _alter_checkpoint(u), None, "does not verify"),
-    ("checkpoint deleted and log rewritten", lambda u: _rewrite_everything(u, 2, False), None,
-     None),
+    (
+        "checkpoint deleted and log rewritten",
+        lambda u: _rewrite_everything(u, 2, False),
+        None,
+        None,
+    ),
 ]
 
 
@@ -204,23 +246,34 @@ def _rechain(url: str, seq: int) -> None:
     store = Store(url)
     chain = list(ledger.entries(store))
     prev = chain[seq - 2].hash if seq > 1 else ledger.GENESIS
-    for e in chain[seq - 1:]:
+    for e in chain[seq - 1 :]:
         body = canonical({"i": 999}) if e.seq == seq else e.body
         e2 = Entry(**{**e.__dict__, "body": body, "prev_hash": prev, "hash": ""})
         e2 = Entry(**{**e2.__dict__, "hash": e2.expected_hash()})
-        sql(url, "UPDATE ledger SET body=:b, prev_hash=:p, hash=:h WHERE seq=:s",
-            b=e2.body, p="x" + str(e.seq), h="y" + str(e.seq), s=e.seq)
-        sql(url, "UPDATE ledger SET prev_hash=:p, hash=:h WHERE seq=:s", p=prev, h=e2.hash,
-            s=e.seq)
+        sql(
+            url,
+            "UPDATE ledger SET body=:b, prev_hash=:p, hash=:h WHERE seq=:s",
+            b=e2.body,
+            p="x" + str(e.seq),
+            h="y" + str(e.seq),
+            s=e.seq,
+        )
+        sql(url, "UPDATE ledger SET prev_hash=:p, hash=:h WHERE seq=:s", p=prev, h=e2.hash, s=e.seq)
         prev = e2.hash
     sql(url, "UPDATE ledger_head SET hash=:h", h=prev)
 
 
-@pytest.mark.parametrize(("what", "tamper", "first_bad", "word"), TAMPER,
-                         ids=[t[0] for t in TAMPER])
-def test_tampering_with_the_log_is_found(db_url: str, keys: Keys, what: str,
-                                         tamper: Callable[[str], None], first_bad: int | None,
-                                         word: str | None) -> None:
+@pytest.mark.parametrize(
+    ("what", "tamper", "first_bad", "word"), TAMPER, ids=[t[0] for t in TAMPER]
+)
+def test_tampering_with_the_log_is_found(
+    db_url: str,
+    keys: Keys,
+    what: str,
+    tamper: Callable[[str], None],
+    first_bad: int | None,
+    word: str | None,
+) -> None:
     store = Store(db_url)
     fill(store, 8)
     assert keys.signer is not None
@@ -236,8 +289,9 @@ def test_tampering_with_the_log_is_found(db_url: str, keys: Keys, what: str,
         assert v.first_bad == first_bad, v.problem
 
 
-def test_a_rewrite_without_checkpoints_is_caught_by_a_published_one(db_url: str,
-                                                                    keys: Keys) -> None:
+def test_a_rewrite_without_checkpoints_is_caught_by_a_published_one(
+    db_url: str, keys: Keys
+) -> None:
     store = Store(db_url)
     fill(store, 8)
     assert keys.signer is not None
@@ -270,8 +324,9 @@ def _recorded(db_url: str, rules: RuleSet, plan: Plan, example_path: Path) -> tu
     store = Store(db_url)
     sc = load_scenario(example_path)
     fill(store, 2)
-    plan_id, entry = record_plan(store, sc, plan, rules, {"solver": "greedy"},
-                                 tenant="hz-cloud", actor="t")
+    plan_id, entry = record_plan(
+        store, sc, plan, rules, {"solver": "greedy"}, tenant="hz-cloud", actor="t"
+    )
     fill(store, 2)
     return plan_id, entry.seq
 
@@ -279,39 +334,70 @@ def _recorded(db_url: str, rules: RuleSet, plan: Plan, example_path: Path) -> tu
 def _moved_clusters(url: str, plan_id: str) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
-        result = json.loads(conn.execute(text("SELECT result FROM plans WHERE id=:i"),
-                                         {"i": plan_id}).scalar_one())
+        result = json.loads(
+            conn.execute(text("SELECT result FROM plans WHERE id=:i"), {"i": plan_id}).scalar_one()
+        )
         a = result["assignments"][0]
         a["site"], a["chips"] = "elsewhere", a["chips"] * 2
-        conn.execute(text("UPDATE plans SET result=:r WHERE id=:i"),
-                     {"r": canonical(result), "i": plan_id})
+        conn.execute(
+            text("UPDATE plans SET result=:r WHERE id=:i"), {"r": canonical(result), "i": plan_id}
+        )
     engine.dispose()
 
 
 PLAN_TAMPER: list[tuple[str, Callable[[str, str, int], None], str]] = [
     ("result altered", lambda u, p, s: _moved_clusters(u, p), "stored result differs"),
-    ("tenant altered", lambda u, p, s: sql(u, "UPDATE plans SET tenant='rival' WHERE id=:i",
-                                           i=p), "stored tenant"),
-    ("ledger_seq moved", lambda u, p, s: sql(u, "UPDATE plans SET ledger_seq=1 WHERE id=:i",
-                                             i=p), "not a plan"),
-    ("entry body altered", lambda u, p, s: sql(
-        u, "UPDATE ledger SET body=replace(body, :a, :b) WHERE seq=:s", s=s,
-        a='"total_cost_usd":', b='"total_cost_usd":9'),
-     "Merkle leaf"),
-    ("options altered", lambda u, p, s: sql(u, "UPDATE plans SET options=:o WHERE id=:i",
-                                            o='{"solver":"cpsat"}', i=p), "stored options"),
-    ("status altered", lambda u, p, s: sql(u, "UPDATE plans SET status='failed', error='x' "
-                                           "WHERE id=:i", i=p), "stored status"),
-    ("scenario altered", lambda u, p, s: sql(
-        u, "UPDATE scenarios SET body=replace(body, 'hz-cloud', 'hz-c1oud')"), "scenario"),
+    (
+        "tenant altered",
+        lambda u, p, s: sql(u, "UPDATE plans SET tenant='rival' WHERE id=:i", i=p),
+        "stored tenant",
+    ),
+    (
+        "ledger_seq moved",
+        lambda u, p, s: sql(u, "UPDATE plans SET ledger_seq=1 WHERE id=:i", i=p),
+        "not a plan",
+    ),
+    (
+        "entry body altered",
+        lambda u, p, s: sql(
+            u,
+            "UPDATE ledger SET body=replace(body, :a, :b) WHERE seq=:s",
+            s=s,
+            a='"total_cost_usd":',
+            b='"total_cost_usd":9',
+        ),
+        "Merkle leaf",
+    ),
+    (
+        "options altered",
+        lambda u, p, s: sql(
+            u, "UPDATE plans SET options=:o WHERE id=:i", o='{"solver":"cpsat"}', i=p
+        ),
+        "stored options",
+    ),
+    (
+        "status altered",
+        lambda u, p, s: sql(u, "UPDATE plans SET status='failed', error='x' WHERE id=:i", i=p),
+        "stored status",
+    ),
+    (
+        "scenario altered",
+        lambda u, p, s: sql(u, "UPDATE scenarios SET body=replace(body, 'hz-cloud', 'hz-c1oud')"),
+        "scenario",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("what", "tamper", "word"), PLAN_TAMPER, ids=[t[0] for t in PLAN_TAMPER])
-def test_an_altered_plan_is_refused_naming_its_entry(db_url: str, rules: RuleSet, plan: Plan,
-                                                     example_path: Path, what: str,
-                                                     tamper: Callable[[str, str, int], None],
-                                                     word: str) -> None:
+def test_an_altered_plan_is_refused_naming_its_entry(
+    db_url: str,
+    rules: RuleSet,
+    plan: Plan,
+    example_path: Path,
+    what: str,
+    tamper: Callable[[str, str, int], None],
+    word: str,
+) -> None:
     plan_id, seq = _recorded(db_url, rules, plan, example_path)
     rec = find_plan(Store(db_url), plan_id)
     assert rec.plan == plan.to_json() and rec.ledger_seq == seq
@@ -328,29 +414,39 @@ def test_an_altered_plan_is_refused_naming_its_entry(db_url: str, rules: RuleSet
     assert not v.ok and v.first_bad in (seq, 1), v.problem
 
 
-def test_export_and_impact_refuse_an_altered_plan(db_url: str, rules: RuleSet, plan: Plan,
-                                                  example_path: Path, tmp_path: Path) -> None:
+def test_export_and_impact_refuse_an_altered_plan(
+    db_url: str, rules: RuleSet, plan: Plan, example_path: Path, tmp_path: Path
+) -> None:
     plan_id, seq = _recorded(db_url, rules, plan, example_path)
     _moved_clusters(db_url, plan_id)
-    for args in (("export", plan_id[:8], "--to", "skypilot", "-o", str(tmp_path / "out")),
-                 ("impact", "--plan", plan_id[:8], "--date", "2025-07-01", "--no-replan")):
+    for args in (
+        ("export", plan_id[:8], "--to", "skypilot", "-o", str(tmp_path / "out")),
+        ("impact", "--plan", plan_id[:8], "--date", "2025-07-01", "--no-replan"),
+    ):
         p = straits(*args, "--db", db_url)
         assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
         assert f"ledger entry {seq}" in " ".join(p.stderr.split())
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize(("column", "value", "word"), [
-    ("answer", '{"decision":"allow","requires":[],"reasons":[],"warnings":[]}', "answer"),
-    ("request", '{"requests":[]}', "request"), ("tenant", "rival", "tenant")])
-def test_an_altered_decision_is_found(db_url: str, rules: RuleSet, column: str, value: str,
-                                      word: str) -> None:
+@pytest.mark.parametrize(
+    ("column", "value", "word"),
+    [
+        ("answer", '{"decision":"allow","requires":[],"reasons":[],"warnings":[]}', "answer"),
+        ("request", '{"requests":[]}', "request"),
+        ("tenant", "rival", "tenant"),
+    ],
+)
+def test_an_altered_decision_is_found(
+    db_url: str, rules: RuleSet, column: str, value: str, word: str
+) -> None:
     from straits.api import check_json, parse_check_document
 
     store = Store(db_url)
     reqs, was_list = parse_check_document(DESIGN_REQUEST, "test")
-    e = record_check(store, rules, reqs, check_json(rules, reqs, was_list), tenant="kunlun",
-                     actor="alice")
+    e = record_check(
+        store, rules, reqs, check_json(rules, reqs, was_list), tenant="kunlun", actor="alice"
+    )
     assert verify_store(store, Keys()).ok
     sql(db_url, f"UPDATE decisions SET {column} = :v", v=value)
     v = verify_store(Store(db_url), Keys())
@@ -359,16 +455,17 @@ def test_an_altered_decision_is_found(db_url: str, rules: RuleSet, column: str, 
 
 @pytest.mark.parametrize("decision_first", [True, False])
 def test_with_plans_and_decisions_altered_the_first_entry_is_named(
-        db_url: str, rules: RuleSet, plan: Plan, example_path: Path,
-        decision_first: bool) -> None:
+    db_url: str, rules: RuleSet, plan: Plan, example_path: Path, decision_first: bool
+) -> None:
     from straits.api import check_json, parse_check_document
 
     store = Store(db_url)
     reqs, was_list = parse_check_document(DESIGN_REQUEST, "test")
 
     def check() -> int:
-        return record_check(store, rules, reqs, check_json(rules, reqs, was_list),
-                            tenant="kunlun", actor="alice").seq
+        return record_check(
+            store, rules, reqs, check_json(rules, reqs, was_list), tenant="kunlun", actor="alice"
+        ).seq
 
     if decision_first:
         first = check()
@@ -382,8 +479,9 @@ def test_with_plans_and_decisions_altered_the_first_entry_is_named(
     assert not v.ok and v.first_bad == first, (v.first_bad, v.problem)
 
 
-def test_reads_are_anchored_to_the_signed_checkpoint(db_url: str, rules: RuleSet, plan: Plan,
-                                                     example_path: Path, keys: Keys) -> None:
+def test_reads_are_anchored_to_the_signed_checkpoint(
+    db_url: str, rules: RuleSet, plan: Plan, example_path: Path, keys: Keys
+) -> None:
     plan_id, seq = _recorded(db_url, rules, plan, example_path)
     store = Store(db_url)
     assert keys.signer is not None

@@ -30,8 +30,15 @@ def plan(rules: RuleSet, example_path: Path) -> Plan:
 def _recorded(db_url: str, rules: RuleSet, plan: Plan, example_path: Path) -> tuple[str, int]:
     store = Store(db_url)
     fill(store, 2)
-    plan_id, entry = record_plan(store, load_scenario(example_path), plan, rules,
-                                 {"solver": "greedy"}, tenant="hz-cloud", actor="t")
+    plan_id, entry = record_plan(
+        store,
+        load_scenario(example_path),
+        plan,
+        rules,
+        {"solver": "greedy"},
+        tenant="hz-cloud",
+        actor="t",
+    )
     fill(store, 2)
     return plan_id, entry.seq
 
@@ -45,19 +52,26 @@ DETACH: list[tuple[str, Callable[[str, str], None], bool]] = [
     # what, tamper, whether a read of the row is refused (record=false: nothing proves it, so
     # only `ledger verify` can tell)
     ("ledger_seq and record cleared, result altered", _detach, False),
-    ("ledger_seq cleared", lambda u, p: sql(u, "UPDATE plans SET ledger_seq=NULL WHERE id=:i",
-                                            i=p), True),
+    (
+        "ledger_seq cleared",
+        lambda u, p: sql(u, "UPDATE plans SET ledger_seq=NULL WHERE id=:i", i=p),
+        True,
+    ),
     ("row deleted", lambda u, p: sql(u, "DELETE FROM plans WHERE id=:i", i=p), False),
-    ("plan id changed", lambda u, p: sql(u, "UPDATE plans SET id='f00d' WHERE id=:i", i=p),
-     False),
+    ("plan id changed", lambda u, p: sql(u, "UPDATE plans SET id='f00d' WHERE id=:i", i=p), False),
 ]
 
 
 @pytest.mark.parametrize(("what", "tamper", "refused"), DETACH, ids=[t[0] for t in DETACH])
-def test_a_plan_detached_from_its_entry_is_found(db_url: str, rules: RuleSet, plan: Plan,
-                                                 example_path: Path, what: str,
-                                                 tamper: Callable[[str, str], None],
-                                                 refused: bool) -> None:
+def test_a_plan_detached_from_its_entry_is_found(
+    db_url: str,
+    rules: RuleSet,
+    plan: Plan,
+    example_path: Path,
+    what: str,
+    tamper: Callable[[str, str], None],
+    refused: bool,
+) -> None:
     plan_id, seq = _recorded(db_url, rules, plan, example_path)
     assert verify_store(Store(db_url), Keys()).ok
     tamper(db_url, plan_id)
@@ -68,8 +82,11 @@ def test_a_plan_detached_from_its_entry_is_found(db_url: str, rules: RuleSet, pl
         store = Store(db_url)
         row = get_plan(store, plan_id)
         assert row is not None
-        for read in (lambda: proven_job_json(store, row, tenant_view=True),
-                     lambda: plan_document(store, row), lambda: find_plan(store, plan_id)):
+        for read in (
+            lambda: proven_job_json(store, row, tenant_view=True),
+            lambda: plan_document(store, row),
+            lambda: find_plan(store, plan_id),
+        ):
             with pytest.raises(LedgerError, match=plan_id):
                 read()
 
@@ -83,19 +100,29 @@ def test_plans_left_unrecorded_before_0003_stay_readable(tmp_path: Path) -> None
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     cfg = Config()
-    cfg.set_main_option("script_location",
-                        str(resources.files("straits.store").joinpath("migrations")))
+    cfg.set_main_option(
+        "script_location", str(resources.files("straits.store").joinpath("migrations"))
+    )
     engine = create_engine(url)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0003")
     engine.dispose()
-    sql(url, "INSERT INTO scenarios (digest, name, body, created_at) VALUES "
-             "('d', 'n', '{}', '2026-01-01')")
+    sql(
+        url,
+        "INSERT INTO scenarios (digest, name, body, created_at) VALUES "
+        "('d', 'n', '{}', '2026-01-01')",
+    )
     for pid, status, attempts in (("old", "done", 0), ("new", "done", 1), ("q", "queued", 0)):
-        sql(url, "INSERT INTO plans (id, tenant, actor, scenario_digest, options, status, "
-                 "created_at, result, attempts) VALUES (:i, 't', 'a', 'd', '{}', :s, "
-                 "'2026-01-01', '{}', :n)", i=pid, s=status, n=attempts)
+        sql(
+            url,
+            "INSERT INTO plans (id, tenant, actor, scenario_digest, options, status, "
+            "created_at, result, attempts) VALUES (:i, 't', 'a', 'd', '{}', :s, "
+            "'2026-01-01', '{}', :n)",
+            i=pid,
+            s=status,
+            n=attempts,
+        )
     store = Store(url)  # migrates to the head
     records = {p: bool(getattr(get_plan(store, p), "record", None)) for p in ("old", "new", "q")}
     assert records == {"old": False, "new": True, "q": True}
@@ -121,11 +148,18 @@ def test_the_log_never_signs_a_checkpoint_that_does_not_extend_its_last(db_url: 
 
 
 @pytest.mark.parametrize("recorded", [True, False])
-@pytest.mark.parametrize(("column", "value"), [("options", "{"), ("progress", "{"),
-                                               ("result", "{"), ("options", "[1")])
+@pytest.mark.parametrize(
+    ("column", "value"), [("options", "{"), ("progress", "{"), ("result", "{"), ("options", "[1")]
+)
 def test_a_stored_column_that_is_not_json_is_a_409_not_a_500(
-        db_url: str, rules: RuleSet, plan: Plan, example_path: Path, column: str, value: str,
-        recorded: bool) -> None:
+    db_url: str,
+    rules: RuleSet,
+    plan: Plan,
+    example_path: Path,
+    column: str,
+    value: str,
+    recorded: bool,
+) -> None:
     from fastapi.testclient import TestClient
 
     from straits.server import create_app
@@ -140,8 +174,13 @@ def test_a_stored_column_that_is_not_json_is_a_409_not_a_500(
     token = create_token(store, "hz-cloud", "viewer")[0]
     with TestClient(create_app(store), raise_server_exceptions=False) as client:
         client.cookies.set(COOKIE, token)
-        for path in (f"/v1/plans/{plan_id}", f"/v1/plans/{plan_id}/plan", "/v1/plans",
-                     f"/v1/plans/{plan_id}/report", "/ui/"):
+        for path in (
+            f"/v1/plans/{plan_id}",
+            f"/v1/plans/{plan_id}/plan",
+            "/v1/plans",
+            f"/v1/plans/{plan_id}/report",
+            "/ui/",
+        ):
             r = client.get(path, headers={"Authorization": f"Bearer {token}"})
             # 400: an unrecorded plan has no report (nothing proves it)
             assert r.status_code in (200, 400, 409), (path, r.status_code, r.text[:300])
@@ -152,7 +191,8 @@ def test_a_stored_column_that_is_not_json_is_a_409_not_a_500(
 
 
 def test_an_unrecorded_plans_scenario_is_checked_against_its_digest(
-        db_url: str, rules: RuleSet, plan: Plan, example_path: Path) -> None:
+    db_url: str, rules: RuleSet, plan: Plan, example_path: Path
+) -> None:
     plan_id, _ = _recorded(db_url, rules, plan, example_path)
     sql(db_url, "UPDATE plans SET ledger_seq=NULL, record=:f", f=False)
     store = Store(db_url)
@@ -164,10 +204,12 @@ def test_an_unrecorded_plans_scenario_is_checked_against_its_digest(
         plan_document(Store(db_url), row)
 
 
-@pytest.mark.parametrize("tamper", ["UPDATE scenarios SET name='innocuous'",
-                                    "UPDATE scenarios SET body='['"])
-def test_a_renamed_or_unreadable_scenario_is_found(db_url: str, rules: RuleSet, plan: Plan,
-                                                   example_path: Path, tamper: str) -> None:
+@pytest.mark.parametrize(
+    "tamper", ["UPDATE scenarios SET name='innocuous'", "UPDATE scenarios SET body='['"]
+)
+def test_a_renamed_or_unreadable_scenario_is_found(
+    db_url: str, rules: RuleSet, plan: Plan, example_path: Path, tamper: str
+) -> None:
     """The name column beside a scenario's body (what plan lists show and filter on) is
     checked against the body its digest covers; a body that is not JSON is reported, not a
     crash of the verification."""
@@ -179,7 +221,8 @@ def test_a_renamed_or_unreadable_scenario_is_found(db_url: str, rules: RuleSet, 
 
 @pytest.mark.parametrize("body", ["{", "[1,2]", '{"result": 5, "inputs": 3}'])
 def test_a_rewritten_plan_body_straits_never_writes_is_reported_not_a_crash(
-        db_url: str, body: str) -> None:
+    db_url: str, body: str
+) -> None:
     """The strongest forger without the key (chain and tree rewritten, no checkpoint) gives
     plan entry 3 a body Straits never writes: verify names it instead of raising."""
     from test_ledger_log import _rewrite_everything
@@ -192,8 +235,9 @@ def test_a_rewritten_plan_body_straits_never_writes_is_reported_not_a_crash(
 
 
 @pytest.mark.parametrize("when", ["after the head is read", "during the walk"])
-def test_an_append_during_a_full_verify_is_no_alarm(db_url: str, monkeypatch: pytest.MonkeyPatch,
-                                                   when: str) -> None:
+def test_an_append_during_a_full_verify_is_no_alarm(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
     """A live server appends while an admin verifies: the entries beyond the head the
     verification read are the next verification's, not 'altered' or 'removed'."""
     from straits.store import integrity, ledger

@@ -57,8 +57,7 @@ def test_json_contract_keys(enacted: MarketResult) -> None:
 
 
 @pytest.mark.parametrize("regime", ["enacted", "ai-diffusion"])
-def test_demand_is_conserved(regime: str, enacted: MarketResult,
-                             diffusion: MarketResult) -> None:
+def test_demand_is_conserved(regime: str, enacted: MarketResult, diffusion: MarketResult) -> None:
     r = enacted if regime == "enacted" else diffusion
     for x in r.months:
         served = x.home_h100e_hours + x.domestic_h100e_hours + x.offshore_total_h100e_hours
@@ -68,8 +67,9 @@ def test_demand_is_conserved(regime: str, enacted: MarketResult,
 
 
 @pytest.mark.parametrize("regime", ["enacted", "ai-diffusion"])
-def test_capacity_is_never_exceeded(regime: str, enacted: MarketResult,
-                                    diffusion: MarketResult) -> None:
+def test_capacity_is_never_exceeded(
+    regime: str, enacted: MarketResult, diffusion: MarketResult
+) -> None:
     r = enacted if regime == "enacted" else diffusion
     for x in r.months:
         for c in r.countries:
@@ -89,8 +89,9 @@ def _days(month: str) -> list[dt.date]:
 
 
 @pytest.mark.parametrize("regime", ["enacted", "ai-diffusion"])
-def test_nothing_used_that_the_rules_forbid(regime: str, enacted: MarketResult,
-                                            diffusion: MarketResult, rules: RuleSet) -> None:
+def test_nothing_used_that_the_rules_forbid(
+    regime: str, enacted: MarketResult, diffusion: MarketResult, rules: RuleSet
+) -> None:
     """Every option a firm type used in a month, asked again of the rules here on every day
     of that month: if every day says deny, nothing may have been used. The months: those in
     which a rule changes (partial months) and two ordinary ones."""
@@ -105,17 +106,40 @@ def test_nothing_used_that_the_rules_forbid(regime: str, enacted: MarketResult,
     for u in used:
         t = types[u.firm_type]
         data = t.datasets.get(cast(Kind, u.kind))
-        key = (u.month[:7], t.hq, tuple(t.authorizations), u.kind, u.option, u.country,
-               u.operator_hq, u.chip, data)
+        key = (
+            u.month[:7],
+            t.hq,
+            tuple(t.authorizations),
+            u.kind,
+            u.option,
+            u.country,
+            u.operator_hq,
+            u.chip,
+            data,
+        )
         if key in seen:
             continue
         seen.add(key)
         action = {"pretrain": "train", "finetune": "finetune"}.get(u.kind, "serve")
-        asks.append((u, [CheckRequest.model_validate({
-            "date": day, "regime": regime, "action": action,
-            "tenant": {"hq": t.hq, "authorizations": list(t.authorizations)},
-            "site": {"country": u.country, "operator_hq": u.operator_hq}, "chip": u.chip,
-            "data": None if data is None else data.model_dump()}) for day in _days(u.month)]))
+        asks.append(
+            (
+                u,
+                [
+                    CheckRequest.model_validate(
+                        {
+                            "date": day,
+                            "regime": regime,
+                            "action": action,
+                            "tenant": {"hq": t.hq, "authorizations": list(t.authorizations)},
+                            "site": {"country": u.country, "operator_hq": u.operator_hq},
+                            "chip": u.chip,
+                            "data": None if data is None else data.model_dump(),
+                        }
+                    )
+                    for day in _days(u.month)
+                ],
+            )
+        )
     answers = iter(rules.check_many([r for _, reqs in asks for r in reqs]))
     for u, reqs in asks:
         decisions = {next(answers).decision for _ in reqs}
@@ -126,19 +150,24 @@ def test_nothing_used_that_the_rules_forbid(regime: str, enacted: MarketResult,
     assert checked > 20
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known disagreement with the reports (docs/market.md): at the fitted demand the 2024 H20 "
-    "and Ascend purchases cover home demand from late 2024 to 2026, so offshore demand in the "
-    "year after the letter is below the year before; strict: a model change that makes it "
-    "pass must remove this mark and update the docs"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "known disagreement with the reports (docs/market.md): at the fitted demand the 2024 H20 "
+        "and Ascend purchases cover home demand from late 2024 to 2026, so offshore demand in the "
+        "year after the letter is below the year before; strict: a model change that makes it "
+        "pass must remove this mark and update the docs"
+    ),
+)
 def test_offshore_rental_demand_rises_after_the_h20_letter(enacted: MarketResult) -> None:
     before = _offshore_demand(_months(enacted, "2024-05", "2025-04"))
     after = _offshore_demand(_months(enacted, "2025-05", "2026-04"))
     assert after > before
 
 
-def test_ai_diffusion_moves_offshore_demand_home(enacted: MarketResult,
-                                                 diffusion: MarketResult) -> None:
+def test_ai_diffusion_moves_offshore_demand_home(
+    enacted: MarketResult, diffusion: MarketResult
+) -> None:
     late = ("2025-06", "2027-12")
     a, b = _months(enacted, *late), _months(diffusion, *late)
     assert sum(x.offshore_total for x in b) == 0.0
@@ -152,8 +181,11 @@ def test_ai_diffusion_moves_offshore_demand_home(enacted: MarketResult,
     dom_b = sum(x.domestic_accelerator_chip_hours for x in b)
     assert dom_b >= dom_a * (1 - 1e-9)
     # before the diffusion rule's compliance date the two regimes are the same market
-    for x, y in zip(_months(enacted, "2023-01", "2025-04"), _months(diffusion, "2023-01",
-                                                                    "2025-04"), strict=True):
+    for x, y in zip(
+        _months(enacted, "2023-01", "2025-04"),
+        _months(diffusion, "2023-01", "2025-04"),
+        strict=True,
+    ):
         assert x.to_json() == y.to_json()
 
 
@@ -165,8 +197,7 @@ def test_data_residency_keeps_personal_data_work_at_home(enacted: MarketResult) 
             assert u.access <= 0.1 + 1e-9
 
 
-def test_rule_events_come_from_the_packs(enacted: MarketResult, diffusion: MarketResult
-                                         ) -> None:
+def test_rule_events_come_from_the_packs(enacted: MarketResult, diffusion: MarketResult) -> None:
     dates = {e.date.isoformat(): e for e in enacted.events}
     assert "us-ear-2025-h20" in dates["2025-04-09"].added
     assert "us-ear-2025-h20-licensed" in dates["2025-08-11"].added
@@ -204,11 +235,11 @@ def test_invariants_hold_across_the_ranges(market, rules: RuleSet) -> None:  # t
         m = validate(with_values(raw, values), "sampled")
         for x in simulate(m, rules=rules, firms=40).months:
             served = x.home_h100e_hours + x.domestic_h100e_hours + x.offshore_total_h100e_hours
-            assert served + x.unmet_h100e_hours == pytest.approx(x.demand_h100e_hours,
-                                                                 rel=1e-9)
+            assert served + x.unmet_h100e_hours == pytest.approx(x.demand_h100e_hours, rel=1e-9)
             for c in x.capacity_chip_hours:
-                assert x.offshore_chip_hours[c] + x.foreign_chip_hours[c] <= \
-                    x.capacity_chip_hours[c] * (1 + 1e-9)
+                assert x.offshore_chip_hours[c] + x.foreign_chip_hours[c] <= x.capacity_chip_hours[
+                    c
+                ] * (1 + 1e-9)
             assert all(math.isfinite(v) for v in x.price_usd_per_chip_hour.values())
 
 
@@ -236,9 +267,11 @@ def test_the_h20_letter_causes_the_rise(market, tmp_path_factory) -> None:  # ty
     b = simulate(market, regime="enacted", firms=60, rules=without)
     after = ("2025-05", "2026-04")
     assert _offshore_demand(_months(a, *after)) > _offshore_demand(_months(b, *after))
-    for x, y in zip(_months(a, "2023-01", "2025-03"), _months(b, "2023-01", "2025-03"),
-                    strict=True):
+    for x, y in zip(
+        _months(a, "2023-01", "2025-03"), _months(b, "2023-01", "2025-03"), strict=True
+    ):
         assert x.to_json() == y.to_json()
+
     def h20(r: MarketResult) -> float:
         return float(sum(x.chips_ordered.get("H20", 0.0) for x in _months(r, *after)))
 

@@ -36,8 +36,9 @@ def test_shipped_midpoint_reaches_the_fitted_figure_and_a_smaller_value_does_not
 
 def test_every_figure_has_a_role_a_source_and_a_confidence() -> None:
     assert [f.id for f in FIGURES if f.role == "fit"] == ["h20-2024"]
-    assert all(f.source and f.confidence in get_args(Confidence) and f.first <= f.last
-               for f in FIGURES)
+    assert all(
+        f.source and f.confidence in get_args(Confidence) and f.first <= f.last for f in FIGURES
+    )
 
 
 @pytest.mark.slow

@@ -15,46 +15,103 @@ from straits.store import merkle
 from straits.store.merkle import ProofError
 
 # --- the published vectors (transparency-dev/merkle testonly/constants.go, proof/verify_test.go)
-LEAVES = [bytes.fromhex(h) for h in ("", "00", "10", "2021", "3031", "40414243",
-                                     "5051525354555657", "606162636465666768696a6b6c6d6e6f")]
-ROOTS = [bytes.fromhex(h) for h in (
-    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-    "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
-    "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
-    "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
-    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
-    "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
-    "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
-    "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
-    "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328")]
+LEAVES = [
+    bytes.fromhex(h)
+    for h in (
+        "",
+        "00",
+        "10",
+        "2021",
+        "3031",
+        "40414243",
+        "5051525354555657",
+        "606162636465666768696a6b6c6d6e6f",
+    )
+]
+ROOTS = [
+    bytes.fromhex(h)
+    for h in (
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+        "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+        "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+        "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+        "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+        "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+        "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+    )
+]
 H = bytes.fromhex
 # (leaf index 0-based, tree size, proof)
 INCLUSION = [
     (0, 1, []),
-    (0, 8, [H("96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7"),
+    (
+        0,
+        8,
+        [
+            H("96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7"),
             H("5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e"),
-            H("6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4")]),
-    (5, 8, [H("bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"),
+            H("6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"),
+        ],
+    ),
+    (
+        5,
+        8,
+        [
+            H("bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"),
             H("ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0"),
-            H("d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7")]),
+            H("d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"),
+        ],
+    ),
     (2, 3, [H("fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125")]),
-    (1, 5, [H("6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"),
+    (
+        1,
+        5,
+        [
+            H("6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"),
             H("5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e"),
-            H("bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b")]),
+            H("bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"),
+        ],
+    ),
 ]
 CONSISTENCY = [
     (1, 1, []),
-    (1, 8, [H("96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7"),
+    (
+        1,
+        8,
+        [
+            H("96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7"),
             H("5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e"),
-            H("6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4")]),
-    (6, 8, [H("0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a"),
+            H("6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"),
+        ],
+    ),
+    (
+        6,
+        8,
+        [
+            H("0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a"),
             H("ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0"),
-            H("d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7")]),
-    (2, 5, [H("5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e"),
-            H("bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b")]),
-    (6, 7, [H("0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a"),
+            H("d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"),
+        ],
+    ),
+    (
+        2,
+        5,
+        [
+            H("5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e"),
+            H("bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"),
+        ],
+    ),
+    (
+        6,
+        7,
+        [
+            H("0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a"),
             H("b08693ec2e721597130641e8211e7eedccb4c26413963eee6c1e2ed16ffb1a5f"),
-            H("d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7")]),
+            H("d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"),
+        ],
+    ),
 ]
 
 
@@ -102,8 +159,9 @@ def ref_proof(m: int, data: list[bytes]) -> list[bytes]:
 def stored_hashes(data: list[bytes]) -> dict[tuple[int, int], bytes]:
     """What the store keeps: every perfect subtree's hash, from the builder."""
     out: dict[tuple[int, int], bytes] = {}
-    merkle.build((merkle.leaf_hash(d) for d in data),
-                 lambda lv, ix, h: out.__setitem__((lv, ix), h))
+    merkle.build(
+        (merkle.leaf_hash(d) for d in data), lambda lv, ix, h: out.__setitem__((lv, ix), h)
+    )
     return out
 
 
@@ -134,8 +192,9 @@ sizes = st.integers(min_value=1, max_value=70)
 
 
 @given(sizes, st.data())
-def test_every_inclusion_proof_equals_the_reference_and_verifies(n: int,
-                                                                 data: st.DataObject) -> None:
+def test_every_inclusion_proof_equals_the_reference_and_verifies(
+    n: int, data: st.DataObject
+) -> None:
     leaves = [i.to_bytes(2, "big") for i in range(n)]
     hashes = stored_hashes(leaves)
     size = data.draw(st.integers(1, n), label="size")
@@ -148,16 +207,18 @@ def test_every_inclusion_proof_equals_the_reference_and_verifies(n: int,
 
 
 @given(sizes, st.data())
-def test_every_consistency_proof_equals_the_reference_and_verifies(n: int,
-                                                                   data: st.DataObject) -> None:
+def test_every_consistency_proof_equals_the_reference_and_verifies(
+    n: int, data: st.DataObject
+) -> None:
     leaves = [i.to_bytes(2, "big") for i in range(n)]
     hashes = stored_hashes(leaves)
     second = data.draw(st.integers(0, n), label="second")
     first = data.draw(st.integers(0, second), label="first")
     proof = merkle.consistency_proof(first, second, hashes)
     assert proof == ref_proof(first, leaves[:second])
-    merkle.verify_consistency(first, second, ref_mth(leaves[:first]), ref_mth(leaves[:second]),
-                              proof)
+    merkle.verify_consistency(
+        first, second, ref_mth(leaves[:first]), ref_mth(leaves[:second]), proof
+    )
 
 
 def _corruptions(proof: list[bytes]) -> list[list[bytes]]:
@@ -168,7 +229,7 @@ def _corruptions(proof: list[bytes]) -> list[list[bytes]]:
         for i in range(len(proof)):
             flipped = bytearray(proof[i])
             flipped[0] ^= 8
-            out.append([*proof[:i], bytes(flipped), *proof[i + 1:]])
+            out.append([*proof[:i], bytes(flipped), *proof[i + 1 :]])
     if len(proof) > 1:
         out.append([proof[1], proof[0], *proof[2:]])
     return out
@@ -181,14 +242,23 @@ def test_no_altered_inclusion_proof_verifies(n: int, data: st.DataObject) -> Non
     proof, root = ref_path(index, leaves), ref_mth(leaves)
     leaf = merkle.leaf_hash(leaves[index])
     bad: list[tuple[int, int, bytes, list[bytes]]] = [
-        (index ^ 1, n, leaf, proof), (index, n // 2, leaf, proof), (index, n * 2, leaf, proof),
-        (index, n, merkle.leaf_hash(b"other"), proof), (index, n, root, proof)]
+        (index ^ 1, n, leaf, proof),
+        (index, n // 2, leaf, proof),
+        (index, n * 2, leaf, proof),
+        (index, n, merkle.leaf_hash(b"other"), proof),
+        (index, n, root, proof),
+    ]
     bad += [(index, n, leaf, p) for p in _corruptions(proof)]
     for i, sz, lf, p in bad:
         if (i, sz, lf, p) == (index, n, leaf, proof) or i >= sz:
             continue
-        if sz == n and p == proof and i != index and ref_path(i, leaves) == proof and \
-                merkle.leaf_hash(leaves[i]) == lf:
+        if (
+            sz == n
+            and p == proof
+            and i != index
+            and ref_path(i, leaves) == proof
+            and merkle.leaf_hash(leaves[i]) == lf
+        ):
             continue
         with pytest.raises(ProofError):
             merkle.verify_inclusion(i, sz, lf, p, root)
@@ -203,8 +273,12 @@ def test_no_altered_consistency_proof_verifies(n: int, data: st.DataObject) -> N
     for p in _corruptions(proof):
         with pytest.raises(ProofError):
             merkle.verify_consistency(first, n, r1, r2, p)
-    for f, s, a, b in ((first, n, r2, r1), (first, n, r1, r1), (first, n * 2, r1, r2),
-                       (n, first, r2, r1)):
+    for f, s, a, b in (
+        (first, n, r2, r1),
+        (first, n, r1, r1),
+        (first, n * 2, r1, r2),
+        (n, first, r2, r1),
+    ):
         with pytest.raises(ProofError):
             merkle.verify_consistency(f, s, a, b, proof)
 

@@ -43,8 +43,14 @@ from straits.plan.solution import evaluate, extract, from_solver
 from straits.rules import RuleSet, ruleset
 from straits.simulate.generate import generate
 
-MODEL = {"params": 7e9, "layers": 32, "d_model": 4096, "heads": 32, "seq_len": 4096,
-         "global_batch_tokens": 4e6}
+MODEL = {
+    "params": 7e9,
+    "layers": 32,
+    "d_model": 4096,
+    "heads": 32,
+    "seq_len": 4096,
+    "global_batch_tokens": 4e6,
+}
 DAY0 = dt.date(2025, 6, 1)
 SOLVERS = ["greedy", "cpsat", "lns"]
 
@@ -57,18 +63,42 @@ def tokens_for(days: float) -> float:
     return 1e11 * days * 24.0 / hours
 
 
-def scenario(hq: str = "SG", pool: dict[str, Any] | None = None, workloads: int = 1,
-             tokens: float = 1e11, chips: int | None = 64, **workload: Any) -> Scenario:
+def scenario(
+    hq: str = "SG",
+    pool: dict[str, Any] | None = None,
+    workloads: int = 1,
+    tokens: float = 1e11,
+    chips: int | None = 64,
+    **workload: Any,
+) -> Scenario:
     """One tenant, one Singapore site with one H100 pool, ``workloads`` pre-training runs."""
     pool = pool or {"chip": "H100-SXM", "count": 64, "usd_per_chip_hour": 2.0}
-    return parse_scenario({
-        "straits": 1, "name": "unit", "date": DAY0,
-        "tenants": [{"id": "t", "hq": hq}],
-        "sites": [{"id": "sg", "country": "SG", "operator_hq": "SG", "pools": [pool]}],
-        "workloads": [{"id": f"w{i}", "tenant": "t", "model": MODEL, **workload,
-                       "stages": [{"id": "pretrain", "kind": "pretrain", "tokens": tokens,
-                                   **({"chips": chips} if chips else {})}]}
-                      for i in range(workloads)]})
+    return parse_scenario(
+        {
+            "straits": 1,
+            "name": "unit",
+            "date": DAY0,
+            "tenants": [{"id": "t", "hq": hq}],
+            "sites": [{"id": "sg", "country": "SG", "operator_hq": "SG", "pools": [pool]}],
+            "workloads": [
+                {
+                    "id": f"w{i}",
+                    "tenant": "t",
+                    "model": MODEL,
+                    **workload,
+                    "stages": [
+                        {
+                            "id": "pretrain",
+                            "kind": "pretrain",
+                            "tokens": tokens,
+                            **({"chips": chips} if chips else {}),
+                        }
+                    ],
+                }
+                for i in range(workloads)
+            ],
+        }
+    )
 
 
 def hours(day: dt.date) -> float:
@@ -89,15 +119,20 @@ def first_come() -> Scenario:
     gives Singapore to a (first by deadline and id), so b misses its deadline."""
     base = scenario(workloads=2, tokens=tokens_for(2.0), deadline=DAY0 + dt.timedelta(days=2))
     doc = base.model_dump(mode="json", exclude_none=True)
-    doc["sites"].append({"id": "my", "country": "MY", "operator_hq": "MY", "pools": [
-        {"chip": "H100-SXM", "count": 64, "usd_per_chip_hour": 3.0}]})
+    doc["sites"].append(
+        {
+            "id": "my",
+            "country": "MY",
+            "operator_hq": "MY",
+            "pools": [{"chip": "H100-SXM", "count": 64, "usd_per_chip_hour": 3.0}],
+        }
+    )
     doc["workloads"][0]["id"], doc["workloads"][1]["id"] = "a", "b"
     doc["workloads"][1]["stages"][0]["locations"] = ["SG"]
     return parse_scenario(doc)
 
 
-def _setup(sc: Scenario, goal: str = "cost") -> tuple[Candidates, GreedyPlanner, Plan,
-                                                       Portfolio]:
+def _setup(sc: Scenario, goal: str = "cost") -> tuple[Candidates, GreedyPlanner, Plan, Portfolio]:
     cand = Candidates(sc, ruleset(), regime=sc.regime, date=sc.date)
     greedy = GreedyPlanner(cand, objective=objective(goal))
     plan = greedy.run()
@@ -115,9 +150,16 @@ def test_every_registered_solver_loads_and_auto_picks_by_size() -> None:
         solver_named("magic")
 
 
-@pytest.mark.parametrize(("spec", "error"), [
-    ("speed", "unknown objective"), ("cost+cost", "twice"), ("0*cost", "positive"),
-    ("cost+1e9*carbon", "positive"), ("cost+", "unknown objective")])
+@pytest.mark.parametrize(
+    ("spec", "error"),
+    [
+        ("speed", "unknown objective"),
+        ("cost+cost", "twice"),
+        ("0*cost", "positive"),
+        ("cost+1e9*carbon", "positive"),
+        ("cost+", "unknown objective"),
+    ],
+)
 def test_bad_objectives_are_input_errors(spec: str, error: str) -> None:
     with pytest.raises(InputError, match=error):
         objective(spec)
@@ -244,12 +286,14 @@ def test_the_evaluator_scores_a_solution_exactly_as_the_model(goal: str) -> None
     assert solver.solve(pm.model) in (cp_model.OPTIMAL, cp_model.FEASIBLE)
     v = evaluate(pf, obj, from_solver(pm, solver), pm.tie_unit)
     factor = pm.score_unit // obj.model_scale  # the tie-break's multiplier (1 without one)
-    assert v.unplaced * pm.unplaced_weight + v.primary * factor + v.tie == \
-        round(solver.objective_value)
+    assert v.unplaced * pm.unplaced_weight + v.primary * factor + v.tie == round(
+        solver.objective_value
+    )
 
 
 def test_an_objective_too_large_for_64_bits_leaves_the_greedy_plan(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import straits.plan.cpsat_model as model
 
     monkeypatch.setattr(model, "OBJECTIVE_LIMIT", 1000)
@@ -275,17 +319,24 @@ def test_the_cost_tie_break_coarsens_to_fit(monkeypatch: pytest.MonkeyPatch) -> 
     assert solver.solve(pm.model) in (cp_model.OPTIMAL, cp_model.FEASIBLE)
     v = evaluate(pf, objective("time"), from_solver(pm, solver), pm.tie_unit)
     factor = pm.score_unit // objective("time").model_scale
-    assert v.unplaced * pm.unplaced_weight + v.primary * factor + v.tie == \
-        round(solver.objective_value)
+    assert v.unplaced * pm.unplaced_weight + v.primary * factor + v.tie == round(
+        solver.objective_value
+    )
 
 
 # --- objectives ----------------------------------------------------------------------------------
-@pytest.mark.parametrize(("goal", "measure"), [
-    ("carbon", lambda p: p.tco2e), ("energy", lambda p: p.energy_mwh),
-    ("time", lambda p: p.makespan_hours)])
+@pytest.mark.parametrize(
+    ("goal", "measure"),
+    [
+        ("carbon", lambda p: p.tco2e),
+        ("energy", lambda p: p.energy_mwh),
+        ("time", lambda p: p.makespan_hours),
+    ],
+)
 @pytest.mark.parametrize("seed", [0, 5])
-def test_each_objective_does_at_least_as_well_on_its_own_measure(goal: str, measure: Any,
-                                                                 seed: int) -> None:
+def test_each_objective_does_at_least_as_well_on_its_own_measure(
+    goal: str, measure: Any, seed: int
+) -> None:
     """Proved optimal for its objective, a plan is no worse on that measure than the plan
     proved optimal for cost (when both place as many stages)."""
     sc = generate(workloads=5, sites=8, seed=seed)
@@ -310,8 +361,12 @@ def test_a_carbon_price_trades_dollars_for_tonnes() -> None:
 # --- capacity over time --------------------------------------------------------------------------
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_a_stage_waits_for_a_window_without_chips(solver: str) -> None:
-    pool = {"chip": "H100-SXM", "count": 64, "usd_per_chip_hour": 2.0,
-            "availability": [{"start": DAY0, "end": DAY0 + dt.timedelta(days=10), "count": 0}]}
+    pool = {
+        "chip": "H100-SXM",
+        "count": 64,
+        "usd_per_chip_hour": 2.0,
+        "availability": [{"start": DAY0, "end": DAY0 + dt.timedelta(days=10), "count": 0}],
+    }
     sc = scenario(pool=pool)
     plan = make_plan(sc, solver=solver)
     (a,) = plan.assignments
@@ -322,12 +377,22 @@ def test_a_stage_waits_for_a_window_without_chips(solver: str) -> None:
 def test_a_window_that_ends_after_the_deadline_is_the_reason() -> None:
     """The cheap pool is down until after the hard deadline: it loses on its window, not on
     the deadline (it would make the deadline on an empty pool) nor on capacity."""
-    pool = {"chip": "H100-SXM", "count": 64, "usd_per_chip_hour": 1.0,
-            "availability": [{"start": DAY0, "end": DAY0 + dt.timedelta(days=30), "count": 0}]}
+    pool = {
+        "chip": "H100-SXM",
+        "count": 64,
+        "usd_per_chip_hour": 1.0,
+        "availability": [{"start": DAY0, "end": DAY0 + dt.timedelta(days=30), "count": 0}],
+    }
     sc = scenario(pool=pool, deadline=DAY0 + dt.timedelta(days=10))
     doc = sc.model_dump(mode="json", exclude_none=True)
-    doc["sites"].append({"id": "my", "country": "MY", "operator_hq": "MY", "pools": [
-        {"chip": "H100-SXM", "count": 64, "usd_per_chip_hour": 3.0}]})
+    doc["sites"].append(
+        {
+            "id": "my",
+            "country": "MY",
+            "operator_hq": "MY",
+            "pools": [{"chip": "H100-SXM", "count": 64, "usd_per_chip_hour": 3.0}],
+        }
+    )
     sc = parse_scenario(doc)
     plan = make_plan(sc, solver="greedy")
     (d,) = plan.diagnosis
@@ -340,8 +405,12 @@ def test_stages_do_not_run_through_maintenance(solver: str) -> None:
     """The pool drops to 8 chips from day 1 to day 6; a 64-chip run of about two days cannot
     straddle the window, so the second of two runs waits for the window's end."""
     down, up = DAY0 + dt.timedelta(days=1), DAY0 + dt.timedelta(days=6)
-    pool = {"chip": "H100-SXM", "count": 64, "usd_per_chip_hour": 2.0,
-            "availability": [{"start": down, "end": up, "count": 8}]}
+    pool = {
+        "chip": "H100-SXM",
+        "count": 64,
+        "usd_per_chip_hour": 2.0,
+        "availability": [{"start": down, "end": up, "count": 8}],
+    }
     sc = scenario(pool=pool, workloads=2, tokens=tokens_for(0.6))
     plan = make_plan(sc, solver=solver)
     assert capacity_violations(sc, plan) == []
@@ -352,8 +421,12 @@ def test_stages_do_not_run_through_maintenance(solver: str) -> None:
 
 # --- bought chips --------------------------------------------------------------------------------
 def _buyable(count: int = 0) -> dict[str, Any]:
-    return {"chip": "H100-SXM", "count": count, "usd_per_chip_hour": 2.0,
-            "procurable": {"max": 64, "usd_per_chip": 25_000, "lead_days": 30}}
+    return {
+        "chip": "H100-SXM",
+        "count": count,
+        "usd_per_chip_hour": 2.0,
+        "procurable": {"max": 64, "usd_per_chip": 25_000, "lead_days": 30},
+    }
 
 
 @pytest.mark.parametrize("solver", SOLVERS)
@@ -389,7 +462,8 @@ def test_hard_deadline_conflict_is_explained() -> None:
 
 
 def test_greedy_looks_past_its_shortlist_when_the_best_options_are_busy(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """With a shortlist of one option per stage, the second run finds the cheap pool busy
     until after its hard deadline: the greedy planner goes down the ranking to the dearer
     pool instead of leaving the run unplaced, and says why the cheap pool lost."""
@@ -399,8 +473,12 @@ def test_greedy_looks_past_its_shortlist_when_the_best_options_are_busy(
     monkeypatch.setattr(greedy, "TOP_BY_FINISH", 0)
     monkeypatch.setattr(greedy, "EXAMINE_ALL_UP_TO", 0)
     base = scenario(workloads=2, tokens=tokens_for(12.0), deadline=DAY0 + dt.timedelta(days=19))
-    dear = {"id": "my", "country": "MY", "operator_hq": "MY",
-            "pools": [{"chip": "H100-SXM", "count": 64, "usd_per_chip_hour": 3.0}]}
+    dear = {
+        "id": "my",
+        "country": "MY",
+        "operator_hq": "MY",
+        "pools": [{"chip": "H100-SXM", "count": 64, "usd_per_chip_hour": 3.0}],
+    }
     doc = base.model_dump(mode="json", exclude_none=True)
     doc["sites"].append(dear)
     sc = parse_scenario(doc)
@@ -413,8 +491,13 @@ def test_greedy_looks_past_its_shortlist_when_the_best_options_are_busy(
 
 
 def test_soft_deadline_places_late_and_charges_the_penalty() -> None:
-    sc = scenario(workloads=2, tokens=tokens_for(12.0), deadline=DAY0 + dt.timedelta(days=19),
-                  deadline_policy="soft", late_penalty_usd_per_day=10_000)
+    sc = scenario(
+        workloads=2,
+        tokens=tokens_for(12.0),
+        deadline=DAY0 + dt.timedelta(days=19),
+        deadline_policy="soft",
+        late_penalty_usd_per_day=10_000,
+    )
     plan = make_plan(sc)
     assert not plan.unplaced
     late = [a for a in plan.assignments if a.late_hours > 0]
@@ -425,11 +508,16 @@ def test_soft_deadline_places_late_and_charges_the_penalty() -> None:
 
 
 # --- bounds --------------------------------------------------------------------------------------
-@given(seed=st.integers(0, 10_000), n=st.integers(1, 8), m=st.integers(2, 8),
-       goal=st.sampled_from(["cost", "time", "completion", "carbon", "cost+500*time"]))
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(1, 8),
+    m=st.integers(2, 8),
+    goal=st.sampled_from(["cost", "time", "completion", "carbon", "cost+500*time"]),
+)
 @settings(max_examples=15, deadline=None)
-def test_the_standalone_bound_holds_for_the_greedy_plan(seed: int, n: int, m: int,
-                                                        goal: str) -> None:
+def test_the_standalone_bound_holds_for_the_greedy_plan(
+    seed: int, n: int, m: int, goal: str
+) -> None:
     """No plan over the optimizer's choices beats the search-free bound, the greedy plan
     included: it leaves at least as many stages unplaced, and placing as many costs (or
     takes) at least the bound's figure."""
@@ -474,15 +562,17 @@ def test_a_progress_callback_that_raises_stops_the_search_and_surfaces(solver: s
         raise Boom("progress sink failed")
 
     with pytest.raises(Boom):
-        make_plan(generate(workloads=6, sites=6, seed=2), solver=solver, time_limit=10,
-                  on_progress=boom)
+        make_plan(
+            generate(workloads=6, sites=6, seed=2), solver=solver, time_limit=10, on_progress=boom
+        )
     assert len(seen) == 1  # reported once, then never again
 
 
 def test_progress_reports_the_best_plan_and_the_bound() -> None:
     seen: list[SearchState] = []
-    plan = make_plan(generate(workloads=6, sites=6, seed=2), solver="lns", time_limit=10,
-                     on_progress=seen.append)
+    plan = make_plan(
+        generate(workloads=6, sites=6, seed=2), solver="lns", time_limit=10, on_progress=seen.append
+    )
     assert seen and all(s.bound is not None for s in seen)
     last = [s for s in seen if s.best is not None][-1]
     assert last.best is not None and last.best.unplaced == len(plan.unplaced)
@@ -492,8 +582,7 @@ def test_progress_reports_the_best_plan_and_the_bound() -> None:
 # --- frontier, empty and impossible portfolios ---------------------------------------------------
 def test_pareto_frontier_trades_cost_for_time(rules: RuleSet) -> None:
     sc = generate(workloads=4, sites=8, seed=2)
-    points = frontier(Candidates(sc, rules, regime=sc.regime, date=sc.date), points=4,
-                      time_limit=8)
+    points = frontier(Candidates(sc, rules, regime=sc.regime, date=sc.date), points=4, time_limit=8)
     assert points
     ordered = sorted(points, key=lambda p: p.makespan_hours)
     for a, b in itertools.pairwise(ordered):
@@ -532,14 +621,14 @@ def _tight_chain(slack_hours: float) -> Scenario:
     due = DAY0 + dt.timedelta(days=int(a.end_h // 24) + 30)
     days = (hours(due) + 24 - slack_hours - a.end_h) / 24
     doc["workloads"][0]["deadline"] = str(due)
-    doc["workloads"][0]["stages"].append({"id": "serve", "kind": "serve", "after": ["pretrain"],
-                                          "chips": 8, "days": days})
+    doc["workloads"][0]["stages"].append(
+        {"id": "serve", "kind": "serve", "after": ["pretrain"], "chips": 8, "days": days}
+    )
     return parse_scenario(doc)
 
 
 @pytest.mark.parametrize("solver", ["cpsat", "lns"])
-def test_a_chain_packed_to_its_deadline_is_held_where_the_greedy_plan_put_it(
-        solver: str) -> None:
+def test_a_chain_packed_to_its_deadline_is_held_where_the_greedy_plan_put_it(solver: str) -> None:
     """Eighteen seconds to spare: rounded to whole minutes the serving stage misses its hard
     deadline, so the model cannot re-time the workload; it is held where the greedy plan put
     it, and the search's answer still places both stages."""

@@ -31,14 +31,25 @@ else:
 """
 
 
-@pytest.mark.parametrize(("k", "mode", "expected"), [
-    (1, "raise", "raised"), (2, "raise", "raised"), (4, "raise", "raised"),
-    (1, "stop", "plan"), (3, "stop", "plan"),
-])
-def test_callback_errors_and_stops_never_abort_the_solver(example_path: object, k: int,
-                                                          mode: str, expected: str) -> None:
-    p = subprocess.run([sys.executable, "-c", SCRIPT, str(k), mode, str(example_path)],
-                       capture_output=True, text=True, timeout=300)
+@pytest.mark.parametrize(
+    ("k", "mode", "expected"),
+    [
+        (1, "raise", "raised"),
+        (2, "raise", "raised"),
+        (4, "raise", "raised"),
+        (1, "stop", "plan"),
+        (3, "stop", "plan"),
+    ],
+)
+def test_callback_errors_and_stops_never_abort_the_solver(
+    example_path: object, k: int, mode: str, expected: str
+) -> None:
+    p = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(k), mode, str(example_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, (p.returncode, p.stderr[-2000:])
     words = p.stdout.split()
     calls = int(words[-1])
@@ -53,11 +64,12 @@ def test_the_issue_reproduction_exits_cleanly(example_path: object) -> None:
     """The issue's reproduction, with a time limit that leaves the search time to report: the
     callback's ZeroDivisionError comes out of make_plan after Solve (exit 1), never a SIGABRT
     from OR-Tools (exit 134)."""
-    code = ("from straits.loading import load_scenario\nfrom straits.plan import make_plan\n"
-            f"make_plan(load_scenario({str(example_path)!r}), on_progress=lambda s: 1/0, "
-            "time_limit=15, solver='cpsat')\n")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=300)
+    code = (
+        "from straits.loading import load_scenario\nfrom straits.plan import make_plan\n"
+        f"make_plan(load_scenario({str(example_path)!r}), on_progress=lambda s: 1/0, "
+        "time_limit=15, solver='cpsat')\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert "Check failed" not in p.stderr and p.returncode in (0, 1), p.stderr[-2000:]
     if p.returncode == 1:  # the search reported progress: the callback's error, raised after
         assert "ZeroDivisionError" in p.stderr

@@ -36,7 +36,8 @@ def test_every_shipped_pack_is_a_released_version(pack) -> None:  # type: ignore
     assert pack.changelog and pack.changelog[0].version == pack.version
     assert pack.released is True, (
         f"{pack.name}'s policies changed since {pack.version}: bump `version`, add a changelog "
-        f"entry with digest {pack.policy_digest}")
+        f"entry with digest {pack.policy_digest}"
+    )
     assert all(r.changes for r in pack.changelog)
 
 
@@ -52,17 +53,30 @@ def edit_meta(pack: Path, **changes: object) -> None:
     (pack / "pack.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
 
 
-@pytest.mark.parametrize(("changelog", "words"), [
-    ("not a list", "must be a list"),
-    ([{"version": "9", "date": "2026-01-01"}], "non-empty list of sentences"),
-    ([{"version": "9", "date": "2026-13-01", "changes": ["x"]}], "not an ISO date"),
-    ([{"version": "8", "date": "2026-01-01", "changes": ["x"]}], "newest changelog entry is"),
-    ([{"version": "9", "date": "2026-01-01", "changes": ["x"]},
-      {"version": "9", "date": "2025-01-01", "changes": ["y"]}], "appears twice"),
-    ([{"version": "9", "date": "2025-01-01", "changes": ["x"]},
-      {"version": "8", "date": "2026-01-01", "changes": ["y"]}], "newest first"),
-    ([{"version": "9", "date": "2026-01-01", "changes": ["x"], "digest": "abc"}], "64-hex"),
-])
+@pytest.mark.parametrize(
+    ("changelog", "words"),
+    [
+        ("not a list", "must be a list"),
+        ([{"version": "9", "date": "2026-01-01"}], "non-empty list of sentences"),
+        ([{"version": "9", "date": "2026-13-01", "changes": ["x"]}], "not an ISO date"),
+        ([{"version": "8", "date": "2026-01-01", "changes": ["x"]}], "newest changelog entry is"),
+        (
+            [
+                {"version": "9", "date": "2026-01-01", "changes": ["x"]},
+                {"version": "9", "date": "2025-01-01", "changes": ["y"]},
+            ],
+            "appears twice",
+        ),
+        (
+            [
+                {"version": "9", "date": "2025-01-01", "changes": ["x"]},
+                {"version": "8", "date": "2026-01-01", "changes": ["y"]},
+            ],
+            "newest first",
+        ),
+        ([{"version": "9", "date": "2026-01-01", "changes": ["x"], "digest": "abc"}], "64-hex"),
+    ],
+)
 def test_a_bad_changelog_names_the_file(tmp_path: Path, changelog: object, words: str) -> None:
     pack = copy_pack("sg-guidance", tmp_path)
     edit_meta(pack, version="9", changelog=changelog)
@@ -88,9 +102,11 @@ def test_diff_classifies_added_removed_and_changed_rules(tmp_path: Path) -> None
     pack = copy_pack("us-ear", tmp_path)
     ac = pack / "advanced-computing.cedar"
     text = ac.read_text()
-    text = text.replace('@presumption("denial")\n@effective_from("2023-11-17")\n'
-                        '@reason("A party', '@presumption("approval")\n'
-                        '@effective_from("2023-11-17")\n@reason("A party', 1)
+    text = text.replace(
+        '@presumption("denial")\n@effective_from("2023-11-17")\n@reason("A party',
+        '@presumption("approval")\n@effective_from("2023-11-17")\n@reason("A party',
+        1,
+    )
     text = text.replace("Renting {chip} capacity", "Renting {chip} compute capacity")
     ac.write_text(text)
     h20 = pack / "h20.cedar"
@@ -101,8 +117,11 @@ def test_diff_classifies_added_removed_and_changed_rules(tmp_path: Path) -> None
     (pack / "groups.yaml").write_text(yaml.safe_dump(groups))
     d = diff_packs(ruleset().packs, ruleset((pack,)).packs)
     by_rule = {c.rule.id: c for c in d.rules}
-    assert set(by_rule) == {"us-ear-2023-headquarters", "us-ear-remote-access",
-                            "us-ear-2025-h20-licensed"}
+    assert set(by_rule) == {
+        "us-ear-2023-headquarters",
+        "us-ear-remote-access",
+        "us-ear-2025-h20-licensed",
+    }
     hq = by_rule["us-ear-2023-headquarters"]
     assert (hq.kind, hq.aspects, hq.in_effect) == ("changed", ("presumption",), True)
     assert hq.details() == ["presumption denial -> approval"]
@@ -115,8 +134,15 @@ def test_diff_classifies_added_removed_and_changed_rules(tmp_path: Path) -> None
 
 
 def test_diff_of_the_worked_example_is_the_h20_rule_and_its_release() -> None:
-    code, out, err = cli("rules", "diff", "--base", str(EXAMPLE / "before"),
-                         "--packs", str(EXAMPLE / "after"), "--json")
+    code, out, err = cli(
+        "rules",
+        "diff",
+        "--base",
+        str(EXAMPLE / "before"),
+        "--packs",
+        str(EXAMPLE / "after"),
+        "--json",
+    )
     assert code == 0, err
     d = json.loads(out)
     assert (d["added"], d["removed"], d["changed_in_effect"]) == (1, 0, 0)
@@ -125,49 +151,70 @@ def test_diff_of_the_worked_example_is_the_h20_rule_and_its_release() -> None:
     assert [r["rule"] for r in pack["rules"]] == ["us-ear-2025-h20"]
     assert [r["version"] for r in pack["releases"]] == ["2025.04.09"]
     assert [(g["group"], g["change"]) for g in pack["groups"]] == [
-        ("ear-h20-destinations", "added")]
-    code, text, _ = cli("rules", "diff", "--base", str(EXAMPLE / "before"),
-                        "--packs", str(EXAMPLE / "after"))
+        ("ear-h20-destinations", "added")
+    ]
+    code, text, _ = cli(
+        "rules", "diff", "--base", str(EXAMPLE / "before"), "--packs", str(EXAMPLE / "after")
+    )
     assert "+ us-ear-2025-h20" in text and "2025.03 -> 2025.04.09" in text
 
 
 def test_the_worked_example_packs_pass_their_tables() -> None:
     for version in ("before", "after"):
-        code, out, _ = cli("rules", "test", "us-ear", "--rules", str(EXAMPLE / version),
-                           "--json")
+        code, out, _ = cli("rules", "test", "us-ear", "--rules", str(EXAMPLE / version), "--json")
         assert code == 0, out
         assert json.loads(out)["coverage"]["policy_coverage"] == 100.0
 
 
-@pytest.mark.parametrize(("args", "words"), [
-    (("rules", "diff"), "give a date"),
-    (("rules", "diff", "2025-01-01", "--packs", "x"), "not both"),
-    (("rules", "diff", "--base", "x"), "--packs"),
-])
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("rules", "diff"), "give a date"),
+        (("rules", "diff", "2025-01-01", "--packs", "x"), "not both"),
+        (("rules", "diff", "--base", "x"), "--packs"),
+    ],
+)
 def test_diff_bad_arguments(args: tuple[str, ...], words: str) -> None:
     code, _, err = cli(*args)
     assert code == 2 and words in err
 
 
 # --- hostile pack files: a clear error naming the file, never a traceback or a blow-up ---------
-BOMB = "".join(f"{chr(97 + i)}: &{chr(97 + i)} [" + ",".join(
-    [f"*{chr(96 + i)}"] * 9 if i else ['"x"'] * 9) + "]\n" for i in range(10))
+BOMB = "".join(
+    f"{chr(97 + i)}: &{chr(97 + i)} ["
+    + ",".join([f"*{chr(96 + i)}"] * 9 if i else ['"x"'] * 9)
+    + "]\n"
+    for i in range(10)
+)
 
 
-@pytest.mark.parametrize(("file", "content", "words"), [
-    ("advisory.cedar", b"\xc1\xff\x00 binary", "not UTF-8 text"),
-    ("pack.yaml", b"\xff\xfe\x00", "not UTF-8 text"),
-    ("cases/advisory.yaml", b"\x89PNG\r\n\x1a\n", "not UTF-8 text"),
-    ("cases/advisory.yaml", ("cases: " + "[" * 5000 + "]" * 5000 + "\n").encode(),
-     "nested too deeply"),
-    ("cases/advisory.yaml", (BOMB + "defaults: {site: *j}\ncases: []\n").encode(),
-     "expands to more than"),
-    ("groups.yaml", b"x: " + b"y" * (9 * 1024 * 1024), "larger than any rule pack file"),
-    ("cases/advisory.yaml", b"cases: [{name: x, expect: {decision: allow}}]\ndefaults: [1]\n",
-     "`defaults` must be a mapping"),
-])
-def test_hostile_pack_files_are_named_errors(tmp_path: Path, file: str, content: bytes,
-                                             words: str) -> None:
+@pytest.mark.parametrize(
+    ("file", "content", "words"),
+    [
+        ("advisory.cedar", b"\xc1\xff\x00 binary", "not UTF-8 text"),
+        ("pack.yaml", b"\xff\xfe\x00", "not UTF-8 text"),
+        ("cases/advisory.yaml", b"\x89PNG\r\n\x1a\n", "not UTF-8 text"),
+        (
+            "cases/advisory.yaml",
+            ("cases: " + "[" * 5000 + "]" * 5000 + "\n").encode(),
+            "nested too deeply",
+        ),
+        (
+            "cases/advisory.yaml",
+            (BOMB + "defaults: {site: *j}\ncases: []\n").encode(),
+            "expands to more than",
+        ),
+        ("groups.yaml", b"x: " + b"y" * (9 * 1024 * 1024), "larger than any rule pack file"),
+        (
+            "cases/advisory.yaml",
+            b"cases: [{name: x, expect: {decision: allow}}]\ndefaults: [1]\n",
+            "`defaults` must be a mapping",
+        ),
+    ],
+)
+def test_hostile_pack_files_are_named_errors(
+    tmp_path: Path, file: str, content: bytes, words: str
+) -> None:
     pack = copy_pack("sg-guidance", tmp_path)
     (pack / file).write_bytes(content)
     code, _, err = cli("rules", "test", "sg-guidance", "--rules", str(pack))

@@ -42,11 +42,16 @@ def _proved_optimum(pf: Any, goal: str) -> Score | None:
     return pm.decode(solver.objective_value)
 
 
-@given(seed=st.integers(0, 10_000), n=st.integers(1, 6), m=st.integers(2, 6),
-       goal=st.sampled_from(GOALS))
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(1, 6),
+    m=st.integers(2, 6),
+    goal=st.sampled_from(GOALS),
+)
 @settings(max_examples=12, deadline=None)
-def test_the_bounds_hold_for_greedy_and_for_the_proved_optimum(seed: int, n: int, m: int,
-                                                                   goal: str) -> None:
+def test_the_bounds_hold_for_greedy_and_for_the_proved_optimum(
+    seed: int, n: int, m: int, goal: str
+) -> None:
     """Each workload's own optimum, summed, and the capacity-aware LP are below every plan
     lexicographically: the greedy plan's (its exact value) and the optimum CP-SAT proves on
     the whole model. The first never rules out fewer stages than the search-free bound, the
@@ -72,14 +77,16 @@ def test_the_bounds_hold_for_greedy_and_for_the_proved_optimum(seed: int, n: int
     assert lp >= alone.bound or lp.value >= alone.bound.value * (1 - 1e-5)
 
 
-def _chain(budget: float | None = None, deadline: dt.date | None = None,
-           days: float = 1.0) -> Scenario:
+def _chain(
+    budget: float | None = None, deadline: dt.date | None = None, days: float = 1.0
+) -> Scenario:
     """``days`` of pre-training, then two days of serving on 8 chips."""
     base = scenario(tokens=tokens_for(days))
     doc = base.model_dump(mode="json", exclude_none=True)
     w = doc["workloads"][0]
-    w["stages"].append({"id": "serve", "kind": "serve", "after": ["pretrain"], "chips": 8,
-                        "days": 2.0})
+    w["stages"].append(
+        {"id": "serve", "kind": "serve", "after": ["pretrain"], "chips": 8, "days": 2.0}
+    )
     if budget is not None:
         w["budget_usd"] = budget
     if deadline is not None:
@@ -89,8 +96,10 @@ def _chain(budget: float | None = None, deadline: dt.date | None = None,
 
 def _least_spend(sc: Scenario) -> dict[str, float]:
     _, _, _, pf = _setup(sc)
-    return {sid: min(c.option.cost(c.est) + c.egress for c in stc.choices)
-            for (_, sid), stc in pf.stages.items()}
+    return {
+        sid: min(c.option.cost(c.est) + c.egress for c in stc.choices)
+        for (_, sid), stc in pf.stages.items()
+    }
 
 
 def test_a_budget_that_fits_each_stage_but_not_the_chain_is_counted_and_classed() -> None:
@@ -113,8 +122,9 @@ def test_a_budget_that_fits_each_stage_but_not_the_chain_is_counted_and_classed(
 
 
 @pytest.mark.parametrize(("case", "cause"), [("deadline", DEADLINE), ("budget", BUDGET)])
-def test_a_stage_that_cannot_fit_even_alone_is_classed_by_what_blocks_it(case: str,
-                                                                         cause: str) -> None:
+def test_a_stage_that_cannot_fit_even_alone_is_classed_by_what_blocks_it(
+    case: str, cause: str
+) -> None:
     if case == "deadline":
         # the pre-training alone takes three days, the deadline is two days away
         sc = _chain(deadline=DAY0 + dt.timedelta(days=1), days=3.0)

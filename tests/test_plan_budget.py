@@ -45,8 +45,13 @@ class FakeClock:
 
 
 def assert_sound(sc: Scenario, plan: Plan) -> None:
-    for check in (capacity_violations, precedence_violations, deadline_violations,
-                  budget_violations, residency_violations):
+    for check in (
+        capacity_violations,
+        precedence_violations,
+        deadline_violations,
+        budget_violations,
+        residency_violations,
+    ):
         assert check(sc, plan) == []
 
 
@@ -67,11 +72,14 @@ def test_a_deadline_counts_down_and_keeps_reserves() -> None:
 def test_a_command_counts_from_when_its_process_started() -> None:
     """The command's budget includes the interpreter's start and imports (Linux: /proc); a
     process that has lived longer (this test runner) starts the budget now."""
-    code = ("from straits.plan.deadline import Deadline, process_age;"
-            "d = Deadline.from_process_start(10); print(process_age() is not None,"
-            " d.phases.get('start', 0.0) > 0, d.elapsed() >= d.phases.get('start', 0.0))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.split()
+    code = (
+        "from straits.plan.deadline import Deadline, process_age;"
+        "d = Deadline.from_process_start(10); print(process_age() is not None,"
+        " d.phases.get('start', 0.0) > 0, d.elapsed() >= d.phases.get('start', 0.0))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     if out[0] == "False":
         pytest.skip("no /proc: the budget starts when the command does")
     assert out == ["True", "True", "True"]
@@ -125,7 +133,8 @@ def test_the_greedy_planner_stops_and_marks_what_it_did_not_reach() -> None:
 
 
 def test_out_of_time_after_a_volume_check_fails_drops_what_the_check_failed(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """When the check of every placement against the year's final export volumes fails and
     no time is left to plan again, the failing placements and the stages after them are
     dropped (dropping exports only lowers the volumes the others were checked against) and
@@ -139,8 +148,9 @@ def test_out_of_time_after_a_volume_check_fails_drops_what_the_check_failed(
 
     def failing(self: GreedyPlanner, state: Any) -> list[tuple[str, str]]:
         clock.t += 10  # the pass used the whole budget
-        first = next(k for k in state.placed
-                     if any(k[1] in s.after for s in sc.workload(k[0]).stages))
+        first = next(
+            k for k in state.placed if any(k[1] in s.after for s in sc.workload(k[0]).stages)
+        )
         chosen.append(first)
         return [*real_failing(self, state), first]
 
@@ -151,7 +161,8 @@ def test_out_of_time_after_a_volume_check_fails_drops_what_the_check_failed(
     after = {s.id for s in sc.workload(wid).stages if sid in s.after}
     gone = {(d.workload, d.stage) for d in plan.unplaced if d.lost_codes.get("time-limit")}
     assert (wid, sid) in gone and {(wid, s) for s in after} <= {
-        (d.workload, d.stage) for d in plan.unplaced}
+        (d.workload, d.stage) for d in plan.unplaced
+    }
     assert plan.assignment(wid, sid) is None
     assert_sound(sc, plan)
 
@@ -192,14 +203,32 @@ def test_every_phase_is_timed(solver: str) -> None:
 
 # --- the command ---------------------------------------------------------------------------------
 def _straits(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "straits", *args], capture_output=True,
-                          text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "straits", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_the_command_reports_where_its_time_went(tmp_path: Path) -> None:
     out = tmp_path / "gen.yaml"
-    assert _straits("scenario", "generate", "--workloads", "12", "--sites", "8", "--seed",
-                    "2", "-o", str(out)).returncode == 0
+    assert (
+        _straits(
+            "scenario",
+            "generate",
+            "--workloads",
+            "12",
+            "--sites",
+            "8",
+            "--seed",
+            "2",
+            "-o",
+            str(out),
+        ).returncode
+        == 0
+    )
     p = _straits("plan", str(out), "--json", "--time-limit", "4")
     assert p.returncode in (0, 3), p.stderr
     doc = json.loads(p.stdout)

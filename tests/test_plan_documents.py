@@ -30,8 +30,9 @@ H20 = ROOT / "examples" / "h20-2025.yaml"
 @pytest.fixture(scope="module")
 def doc(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The shipped scenario's plan document (greedy: the same plan on every machine)."""
-    p = run("plan", str(ROOT / "examples" / "offshore-2025.yaml"), "-o", "json",
-            "--solver", "greedy")
+    p = run(
+        "plan", str(ROOT / "examples" / "offshore-2025.yaml"), "-o", "json", "--solver", "greedy"
+    )
     assert p.returncode == 0, p.stderr
     out: dict[str, Any] = json.loads(p.stdout)
     return out
@@ -64,10 +65,14 @@ def test_the_canonical_form_is_the_ledgers(doc: dict[str, Any]) -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=20)
+    max_leaves=20,
+)
 
 
 @given(json_values)
@@ -92,8 +97,11 @@ def test_any_edit_to_a_signed_field_is_caught(doc: dict[str, Any], data: st.Data
     for key in path[:-1]:
         node = node[key]
     old = node[path[-1]]
-    node[path[-1]] = (not old) if isinstance(old, bool) else (
-        old + 1 if isinstance(old, int | float) else f"{old}x")
+    node[path[-1]] = (
+        (not old)
+        if isinstance(old, bool)
+        else (old + 1 if isinstance(old, int | float) else f"{old}x")
+    )
     with pytest.raises(InputError):  # the digest, or a field check before it
         read_document(edited, "edited.json")
 
@@ -119,26 +127,34 @@ def test_content_id_ignores_what_the_search_took(doc: dict[str, Any]) -> None:
     assert content_id(doc, sc, {**opts, "seed": 1}) != doc["id"]
 
 
-@pytest.mark.parametrize(("change", "path", "words"), [
-    (lambda d: d.pop("inputs"), "inputs", "does not carry its scenario"),
-    (lambda d: d["assignments"][0].update(site="atlantis"), "assignments[0].site", "atlantis"),
-    (lambda d: d["assignments"][0].update(stage="nope"), "assignments[0].stage", "nope"),
-    (lambda d: d["assignments"][0].update(chips=0), "assignments.0.chips", "greater"),
-    (lambda d: d["assignments"][0].update(start="yesterday"), "assignments.0.start", "ISO"),
-    (lambda d: d["inputs"]["scenario"].update(date="2025-13-01"), "inputs.scenario.date", ""),
-    (lambda d: d.update(regime="martial"), "regime", ""),
-    (lambda d: d.update(ledger_seq=-1), "ledger_seq", "positive"),
-])
-def test_a_broken_document_names_the_field(doc: dict[str, Any], change: Any, path: str,
-                                           words: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "path", "words"),
+    [
+        (lambda d: d.pop("inputs"), "inputs", "does not carry its scenario"),
+        (lambda d: d["assignments"][0].update(site="atlantis"), "assignments[0].site", "atlantis"),
+        (lambda d: d["assignments"][0].update(stage="nope"), "assignments[0].stage", "nope"),
+        (lambda d: d["assignments"][0].update(chips=0), "assignments.0.chips", "greater"),
+        (lambda d: d["assignments"][0].update(start="yesterday"), "assignments.0.start", "ISO"),
+        (lambda d: d["inputs"]["scenario"].update(date="2025-13-01"), "inputs.scenario.date", ""),
+        (lambda d: d.update(regime="martial"), "regime", ""),
+        (lambda d: d.update(ledger_seq=-1), "ledger_seq", "positive"),
+    ],
+)
+def test_a_broken_document_names_the_field(
+    doc: dict[str, Any], change: Any, path: str, words: str
+) -> None:
     bad = copy.deepcopy(doc)
     change(bad)
     bad.pop("digest", None)  # a field check, not the digest
     with pytest.raises(InputError) as exc:
         read_document(bad, "bad.json")
     assert str(exc.value).startswith("bad.json: ") and words in str(exc.value)
-    assert (exc.value.path or "").replace("[", ".").replace("]", "").startswith(
-        path.replace("[", ".").replace("]", "")), exc.value.path
+    assert (
+        (exc.value.path or "")
+        .replace("[", ".")
+        .replace("]", "")
+        .startswith(path.replace("[", ".").replace("]", ""))
+    ), exc.value.path
 
 
 def test_scenario_and_plan_are_told_apart(doc: dict[str, Any], example_path: Path) -> None:
@@ -147,8 +163,9 @@ def test_scenario_and_plan_are_told_apart(doc: dict[str, Any], example_path: Pat
 
 
 # --- through the CLI -----------------------------------------------------------------------------
-def test_export_takes_the_document_by_file_stdin_and_yaml(doc_file: Path, doc: dict[str, Any],
-                                                          tmp_path: Path) -> None:
+def test_export_takes_the_document_by_file_stdin_and_yaml(
+    doc_file: Path, doc: dict[str, Any], tmp_path: Path
+) -> None:
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     p = run("export", str(doc_file), "--to", "all", "-o", str(a), "--json")
     assert p.returncode == 0, p.stderr
@@ -163,8 +180,9 @@ def test_export_takes_the_document_by_file_stdin_and_yaml(doc_file: Path, doc: d
     files = {f.relative_to(a): f.read_text() for f in a.rglob("*") if f.is_file()}
     assert files and all(f.name != "straits-export.json" for f in files)
     for other in (b, c):
-        assert {f.relative_to(other): f.read_text() for f in other.rglob("*")
-                if f.is_file()} == files
+        assert {
+            f.relative_to(other): f.read_text() for f in other.rglob("*") if f.is_file()
+        } == files
 
 
 def test_export_archives_are_reproducible_and_complete(doc_file: Path, tmp_path: Path) -> None:
@@ -177,8 +195,11 @@ def test_export_archives_are_reproducible_and_complete(doc_file: Path, tmp_path:
         member = tar.extractfile(names.pop("straits-export.json"))
         assert member is not None
         manifest = json.loads(member.read())
-        assert set(names) == {str(f.relative_to(d)) for f in d.rglob("*")  # not DIR's own
-                              if f.is_file() and not f.name.startswith(".straits-export")}
+        assert set(names) == {
+            str(f.relative_to(d))
+            for f in d.rglob("*")  # not DIR's own
+            if f.is_file() and not f.name.startswith(".straits-export")
+        }
         scripts = [n for n in names if n.startswith("slurm/") and n.endswith("/submit.sh")]
         assert scripts and all(names[n].mode == 0o755 for n in scripts)  # one per cluster
     assert manifest["targets"]["slurm"]["jobs"] > 0
@@ -192,28 +213,29 @@ def run_bytes(*args: str) -> bytes:
     import subprocess
     import sys
 
-    p = subprocess.run([sys.executable, "-m", "straits", *args], capture_output=True,
-                       timeout=600)
+    p = subprocess.run([sys.executable, "-m", "straits", *args], capture_output=True, timeout=600)
     assert p.returncode == 0, p.stderr
     return p.stdout
 
 
-def test_record_keeps_the_content_id_and_records_once(tmp_path: Path, example_path: Path,
-                                                      doc: dict[str, Any]) -> None:
+def test_record_keeps_the_content_id_and_records_once(
+    tmp_path: Path, example_path: Path, doc: dict[str, Any]
+) -> None:
     db = f"sqlite:///{tmp_path / 'r.db'}"
-    first = run("plan", str(example_path), "--solver", "greedy", "--record", "-o", "json",
-                "--db", db)
+    first = run(
+        "plan", str(example_path), "--solver", "greedy", "--record", "-o", "json", "--db", db
+    )
     out = json.loads(first.stdout)
     assert out["id"] == doc["id"] and out["ledger_seq"] == 1
-    again = run("plan", str(example_path), "--solver", "greedy", "--record", "-o", "id",
-                "--db", db)
+    again = run("plan", str(example_path), "--solver", "greedy", "--record", "-o", "id", "--db", db)
     assert again.stdout.strip() == doc["id"] and "already recorded" in again.stderr
     entries = json.loads(run("ledger", "show", "--json", "--db", db).stdout)
     assert len(entries) == 1
     # the recorded plan read back by id (or prefix) is the same document
     shown = json.loads(run("plan", doc["id"][:8], "--show", "-o", "json", "--db", db).stdout)
-    assert {k: v for k, v in shown.items() if k not in ("ledger_seq", "digest", "notes")} == \
-        {k: v for k, v in out.items() if k not in ("ledger_seq", "digest", "notes")}
+    assert {k: v for k, v in shown.items() if k not in ("ledger_seq", "digest", "notes")} == {
+        k: v for k, v in out.items() if k not in ("ledger_seq", "digest", "notes")
+    }
     assert shown["ledger_seq"] == 1
 
 
@@ -224,7 +246,9 @@ def test_replanning_a_document_uses_its_options(doc_file: Path) -> None:
     assert "planning its scenario again" in p.stderr
     q = run("plan", str(doc_file), "-o", "json", "--objective", "time")
     assert json.loads(q.stdout)["inputs"]["options"] == {
-        **json.loads(p.stdout)["inputs"]["options"], "objective": "time"}
+        **json.loads(p.stdout)["inputs"]["options"],
+        "objective": "time",
+    }
 
 
 def test_recheck_and_impact_read_the_same_plan(tmp_path: Path) -> None:
@@ -236,23 +260,32 @@ def test_recheck_and_impact_read_the_same_plan(tmp_path: Path) -> None:
     assert after.returncode == 4, after.stderr
     checked = json.loads(after.stdout)
     assert checked["blocking"] and "us-ear-2025-h20" in {
-        r["rule"] for c in checked["changes"] for r in c["rules"]}
-    via_impact = json.loads(run("impact", "--date", "2025-04-10", "--plan", str(plan),
-                                "--no-replan", "--json").stdout)["plans"][0]
+        r["rule"] for c in checked["changes"] for r in c["rules"]
+    }
+    via_impact = json.loads(
+        run("impact", "--date", "2025-04-10", "--plan", str(plan), "--no-replan", "--json").stdout
+    )["plans"][0]
     assert via_impact["changes"] == checked["changes"]
     assert via_impact["plan_id"] == json.loads(plan.read_text())["id"]
 
 
-@pytest.mark.parametrize(("args", "words"), [
-    (("plan", "missing.yaml"), ("missing.yaml", "file not found")),
-    (("export", "dir/plan.json", "--to", "slurm", "-o", "x"), ("dir/plan.json", "not found")),
-    (("plan", "--show", "0123abcd"), ("0123abcd", "not a file, nor a recorded plan")),
-    (("plan", "ab"), ("too short",)),
-])
-def test_what_is_neither_file_nor_plan_exits_2(args: tuple[str, ...], words: tuple[str, ...],
-                                               tmp_path: Path) -> None:
-    p = run("-q", *args, "--db", f"sqlite:///{tmp_path / 'e.db'}") if args[0] == "plan" else \
-        run("-q", *args)
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("plan", "missing.yaml"), ("missing.yaml", "file not found")),
+        (("export", "dir/plan.json", "--to", "slurm", "-o", "x"), ("dir/plan.json", "not found")),
+        (("plan", "--show", "0123abcd"), ("0123abcd", "not a file, nor a recorded plan")),
+        (("plan", "ab"), ("too short",)),
+    ],
+)
+def test_what_is_neither_file_nor_plan_exits_2(
+    args: tuple[str, ...], words: tuple[str, ...], tmp_path: Path
+) -> None:
+    p = (
+        run("-q", *args, "--db", f"sqlite:///{tmp_path / 'e.db'}")
+        if args[0] == "plan"
+        else run("-q", *args)
+    )
     one_line_error(p, *words)
 
 
@@ -261,16 +294,19 @@ def test_show_and_recheck_need_a_plan(example_path: Path) -> None:
     one_line_error(run("-q", "plan", str(example_path), "--show", "--recheck"), "two things")
 
 
-def test_a_tampered_document_is_refused_by_every_command(doc: dict[str, Any],
-                                                         tmp_path: Path) -> None:
+def test_a_tampered_document_is_refused_by_every_command(
+    doc: dict[str, Any], tmp_path: Path
+) -> None:
     bad = copy.deepcopy(doc)
     bad["assignments"][0]["site"] = bad["assignments"][-1]["site"]
     bad["total_cost_usd"] = 1.0
     f = tmp_path / "tampered.json"
     f.write_text(json.dumps(bad))
-    for args in (("export", str(f), "--to", "slurm", "-o", str(tmp_path / "o")),
-                 ("plan", str(f), "--recheck"),
-                 ("impact", "--date", "2025-06-02", "--plan", str(f))):
+    for args in (
+        ("export", str(f), "--to", "slurm", "-o", str(tmp_path / "o")),
+        ("plan", str(f), "--recheck"),
+        ("impact", "--date", "2025-06-02", "--plan", str(f)),
+    ):
         one_line_error(run("-q", *args), str(f), "digest", "changed after it was made")
 
 
@@ -286,14 +322,19 @@ HOSTILE = {
 }
 
 
-READERS = (("plan", "-"), ("export", "-", "--to", "slurm", "-o", "OUT"),
-           ("impact", "--date", "2025-06-01", "--plan", "-"))
+READERS = (
+    ("plan", "-"),
+    ("export", "-", "--to", "slurm", "-o", "OUT"),
+    ("impact", "--date", "2025-06-01", "--plan", "-"),
+)
 
 
-@pytest.mark.parametrize(("name", "reader"), [
-    (name, READERS[i % len(READERS)]) for i, name in enumerate(HOSTILE)])
-def test_hostile_stdin_is_a_clean_exit_2(name: str, reader: tuple[str, ...],
-                                         tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("name", "reader"), [(name, READERS[i % len(READERS)]) for i, name in enumerate(HOSTILE)]
+)
+def test_hostile_stdin_is_a_clean_exit_2(
+    name: str, reader: tuple[str, ...], tmp_path: Path
+) -> None:
     """Each input through one of the three readers of `-` (they share the resolver)."""
     args = [str(tmp_path / "o") if a == "OUT" else a for a in reader]
     one_line_error(run("-q", *args, stdin=HOSTILE[name]), "<stdin>")
@@ -304,8 +345,12 @@ def test_binary_stdin_is_a_clean_exit_2() -> None:
     import subprocess
     import sys
 
-    p = subprocess.run([sys.executable, "-m", "straits", "plan", "-"], capture_output=True,
-                       input=bytes(range(256)) * 10, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-m", "straits", "plan", "-"],
+        capture_output=True,
+        input=bytes(range(256)) * 10,
+        timeout=300,
+    )
     assert p.returncode == 2 and b"not UTF-8" in p.stderr and b"Traceback" not in p.stderr
 
 
@@ -314,10 +359,24 @@ def test_concurrent_records_of_one_plan_append_once(tmp_path: Path, example_path
     import sys
 
     db = f"sqlite:///{tmp_path / 'c.db'}"
-    args = [sys.executable, "-m", "straits", "plan", str(example_path), "--solver", "greedy",
-            "--record", "-o", "id", "--db", db]
-    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(3)]
+    args = [
+        sys.executable,
+        "-m",
+        "straits",
+        "plan",
+        str(example_path),
+        "--solver",
+        "greedy",
+        "--record",
+        "-o",
+        "id",
+        "--db",
+        db,
+    ]
+    procs = [
+        subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     assert len({o.strip() for o, _ in outs}) == 1
@@ -339,5 +398,4 @@ def test_a_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(InputError):  # said as the option's error: exit 2, the path named
         write_file(target, b"new")
-    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == [
-        "out.tar.gz"]
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["out.tar.gz"]

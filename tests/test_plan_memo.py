@@ -30,8 +30,13 @@ from straits.rules.pack_loader import Rule
 from straits.simulate.generate import generate
 
 #: (workloads, sites, seed, regime): spread and contended portfolios, both regimes
-CASES = [(6, 12, 1, "enacted"), (12, 30, 2, "ai-diffusion"), (20, 6, 3, "enacted"),
-         (30, 6, 4, "enacted"), (25, 40, 5, "ai-diffusion")]
+CASES = [
+    (6, 12, 1, "enacted"),
+    (12, 30, 2, "ai-diffusion"),
+    (20, 6, 3, "enacted"),
+    (30, 6, 4, "enacted"),
+    (25, 40, 5, "ai-diffusion"),
+]
 
 
 class _Plain(Candidates):
@@ -41,15 +46,23 @@ class _Plain(Candidates):
     def __init__(self, sc: Scenario, rules: RuleSet, *, regime: str, date: dt.date) -> None:
         super().__init__(sc, rules, regime=regime, date=date)
 
-    def _applicable(self, requests: list[CheckRequest], keys: list[Hashable]
-                    ) -> list[list[Rule]]:
+    def _applicable(self, requests: list[CheckRequest], keys: list[Hashable]) -> list[list[Rule]]:
         return self.rules.applicable(requests)
 
-    def questions(self, w: Workload, stage: Stage, site: Site, chip: str,
-                  preds: list[Predecessor], exports: list[ExportLedger]) -> list[Question]:
+    def questions(
+        self,
+        w: Workload,
+        stage: Stage,
+        site: Site,
+        chip: str,
+        preds: list[Predecessor],
+        exports: list[ExportLedger],
+    ) -> list[Question]:
         # fresh objects (facts included): no request is shared, every memo key made anew
-        return [Question(q.label, q.request.model_copy(deep=True))
-                for q in super().questions(w, stage, site, chip, preds, exports)]
+        return [
+            Question(q.label, q.request.model_copy(deep=True))
+            for q in super().questions(w, stage, site, chip, preds, exports)
+        ]
 
 
 def _greedy_plan(cls: type[Candidates], sc: Scenario, goal: str) -> dict[str, Any]:
@@ -62,16 +75,16 @@ def _greedy_plan(cls: type[Candidates], sc: Scenario, goal: str) -> dict[str, An
 
 @pytest.mark.parametrize(("n", "m", "seed", "regime"), CASES)
 @pytest.mark.parametrize("goal", ["cost", "time"])
-def test_memos_leave_the_plan_as_it_is(n: int, m: int, seed: int, regime: str,
-                                       goal: str) -> None:
+def test_memos_leave_the_plan_as_it_is(n: int, m: int, seed: int, regime: str, goal: str) -> None:
     sc = generate(workloads=n, sites=m, seed=seed, regime=regime)
     memo, plain = _greedy_plan(Candidates, sc, goal), _greedy_plan(_Plain, sc, goal)
     assert memo == plain
     assert memo["diagnosis"]  # a plan with something in it
 
 
-def _fits_one_by_one(sc: Scenario, cand: Candidates, stage_of: tuple[Any, Any]
-                     ) -> tuple[list[Fit], np.ndarray]:
+def _fits_one_by_one(
+    sc: Scenario, cand: Candidates, stage_of: tuple[Any, Any]
+) -> tuple[list[Fit], np.ndarray]:
     """The fits as they were built before they were vectorised: row by row, a new fit for each
     (chip, count) not seen before."""
     w, stage = stage_of
@@ -90,15 +103,17 @@ def _fits_one_by_one(sc: Scenario, cand: Candidates, stage_of: tuple[Any, Any]
         key = (int(chip[i]), int(counts[i]))
         if key not in seen:
             seen[key] = len(fits)
-            fits.append(fit_stage(sc, w, stage, rows[i].resource.chip, int(counts[i]),
-                                  estimates, cand.menu))
+            fits.append(
+                fit_stage(sc, w, stage, rows[i].resource.chip, int(counts[i]), estimates, cand.menu)
+            )
         fit_of[i] = seen[key]
     return fits, fit_of
 
 
 @pytest.mark.parametrize(("n", "m", "seed", "regime"), CASES[:3])
-def test_fits_are_numbered_as_the_rows_first_use_them(n: int, m: int, seed: int,
-                                                      regime: str, rules: RuleSet) -> None:
+def test_fits_are_numbered_as_the_rows_first_use_them(
+    n: int, m: int, seed: int, regime: str, rules: RuleSet
+) -> None:
     sc = generate(workloads=n, sites=m, seed=seed, regime=regime)
     cand = Candidates(sc, rules, regime=regime, date=sc.date)
     for w in sc.workloads:
@@ -129,7 +144,8 @@ def test_thresholds_come_back_when_a_plan_fails() -> None:
 
 def test_make_plan_leaves_the_thresholds_as_it_found_them(rules: RuleSet) -> None:
     before = gc.get_threshold()
-    plan = make_plan(generate(workloads=3, sites=4, seed=7), rules=rules, solver="greedy",
-                     time_limit=None)
+    plan = make_plan(
+        generate(workloads=3, sites=4, seed=7), rules=rules, solver="greedy", time_limit=None
+    )
     assert plan.diagnosis
     assert gc.get_threshold() == before

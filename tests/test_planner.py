@@ -45,8 +45,9 @@ def example(example_path: Path) -> Scenario:
 
 
 # --- the story, by reason code -------------------------------------------------------------------
-def test_enacted_plan_rents_offshore_and_finetunes_at_home(example: Scenario,
-                                                           rules: RuleSet) -> None:
+def test_enacted_plan_rents_offshore_and_finetunes_at_home(
+    example: Scenario, rules: RuleSet
+) -> None:
     plan = make_plan(example, regime="enacted", rules=rules)
     assert plan.status in ("optimal", "feasible") and not plan.unplaced
     countries = {a.stage: example.site(a.site).country for a in plan.assignments}
@@ -60,8 +61,9 @@ def test_enacted_plan_rents_offshore_and_finetunes_at_home(example: Scenario,
     assert {r.cite.rule for r in pipl if r.cite} == {"cn-cbdf-2024-assessment"}
 
 
-def test_ai_diffusion_plan_trains_at_home_and_cannot_serve_offshore(example: Scenario,
-                                                                    rules: RuleSet) -> None:
+def test_ai_diffusion_plan_trains_at_home_and_cannot_serve_offshore(
+    example: Scenario, rules: RuleSet
+) -> None:
     enacted = make_plan(example, regime="enacted", rules=rules)
     plan = make_plan(example, regime="ai-diffusion", rules=rules)
     assert plan.status == "infeasible"
@@ -70,8 +72,9 @@ def test_ai_diffusion_plan_trains_at_home_and_cannot_serve_offshore(example: Sce
     assert pretrain is not None and example.site(pretrain.site).country == "CN"
     serve = plan.unplaced[0]
     assert serve.lost_codes == {"export-control": 3, "location": 4}
-    assert {rule for r in serve.rejections if r.code == ReasonCode.EXPORT_CONTROL
-            for rule in r.rules} == {"us-diffusion-tier3-hq-compute"}
+    assert {
+        rule for r in serve.rejections if r.code == ReasonCode.EXPORT_CONTROL for rule in r.rules
+    } == {"us-diffusion-tier3-hq-compute"}
     assert plan.makespan_hours > enacted.makespan_hours
     home = plan.assignment("chat-72b", "pretrain")
     away = enacted.assignment("chat-72b", "pretrain")
@@ -81,17 +84,39 @@ def test_ai_diffusion_plan_trains_at_home_and_cannot_serve_offshore(example: Sce
 
 def test_plan_json_contract(example: Scenario, rules: RuleSet) -> None:
     j = make_plan(example, rules=rules).to_json(details=True)
-    for key in ("status", "objective", "total_cost_usd", "makespan_hours", "assignments",
-                "unplaced", "diagnosis", "timings", "objective_value", "objective_unit",
-                "search"):
+    for key in (
+        "status",
+        "objective",
+        "total_cost_usd",
+        "makespan_hours",
+        "assignments",
+        "unplaced",
+        "diagnosis",
+        "timings",
+        "objective_value",
+        "objective_unit",
+        "search",
+    ):
         assert key in j
     a = j["assignments"][0]
-    for key in ("workload", "stage", "site", "chip", "chips", "start", "end", "chip_hours",
-                "cost_usd", "decision", "requires"):
+    for key in (
+        "workload",
+        "stage",
+        "site",
+        "chip",
+        "chips",
+        "start",
+        "end",
+        "chip_hours",
+        "cost_usd",
+        "decision",
+        "requires",
+    ):
         assert key in a
     assert a["start"].endswith("Z") and dt.datetime.fromisoformat(a["start"])
-    assert j["total_cost_usd"] == pytest.approx(sum(x["cost_usd"] for x in j["assignments"]),
-                                                abs=0.05)
+    assert j["total_cost_usd"] == pytest.approx(
+        sum(x["cost_usd"] for x in j["assignments"]), abs=0.05
+    )
     valid = {c.value for c in ReasonCode}
     for d in j["diagnosis"]:
         assert sum(d["lost"].values()) == sum(d["lost_codes"].values())
@@ -118,19 +143,24 @@ def test_timeline_never_overbooks() -> None:
         tl.book(1, 2, 5)
 
 
-@pytest.mark.parametrize(("gap_h", "overbooked"), [
-    (-1e-12, False),  # start + hours and ticks / 60: the same instant, a float digit apart
-    (0.0, False),
-    (0.5, False),
-    (-0.01, True),    # 36 seconds of real overlap is an overbooking
-])
+@pytest.mark.parametrize(
+    ("gap_h", "overbooked"),
+    [
+        (-1e-12, False),  # start + hours and ticks / 60: the same instant, a float digit apart
+        (0.0, False),
+        (0.5, False),
+        (-0.01, True),  # 36 seconds of real overlap is an overbooking
+    ],
+)
 def test_the_capacity_invariant_tells_a_handover_from_an_overlap(
-        example: Scenario, rules: RuleSet, gap_h: float, overbooked: bool) -> None:
+    example: Scenario, rules: RuleSet, gap_h: float, overbooked: bool
+) -> None:
     plan = make_plan(example, rules=rules, solver="greedy")
     a = plan.assignments[0]
     count = max(p.count for p in example.site(a.site).pools if p.chip == a.chip)
-    first = dataclasses.replace(a, chips=count, start_h=4069 + 13 / 60, bought=False,
-                                end_h=4069 + 13 / 60 + 1440)
+    first = dataclasses.replace(
+        a, chips=count, start_h=4069 + 13 / 60, bought=False, end_h=4069 + 13 / 60 + 1440
+    )
     second = dataclasses.replace(first, start_h=first.end_h + gap_h, end_h=first.end_h + 100)
     found = capacity_violations(example, dataclasses.replace(plan, assignments=(first, second)))
     assert bool(found) == overbooked
@@ -141,23 +171,48 @@ def _two_tenants(order: tuple[str, str]) -> Scenario:
     """Two tenants headquartered in China, one holding a BIS licence, pre-train the same model
     on rented H100s in Singapore under the AI Diffusion rule (Tier 3 headquarters need a
     licence): only the licensed one may."""
-    return parse_scenario({
-        "straits": 1, "name": "auths", "date": "2025-06-01", "regime": "ai-diffusion",
-        "tenants": [{"id": "licensed", "hq": "CN", "authorizations": ["bis-license"]},
-                    {"id": "plain", "hq": "CN"}],
-        "sites": [{"id": "sg", "country": "SG", "operator_hq": "SG", "pools": [
-                      {"chip": "H100-SXM", "count": 512, "usd_per_chip_hour": 1.0}]},
-                  {"id": "home", "country": "CN", "operator_hq": "CN", "pools": [
-                      {"chip": "H800-SXM", "count": 512, "usd_per_chip_hour": 9.0}]}],
-        "workloads": [{"id": f"w-{t}", "tenant": t, "model": MODEL,
-                       "stages": [{"id": "pretrain", "kind": "pretrain", "tokens": 1e10}]}
-                      for t in order]})
+    return parse_scenario(
+        {
+            "straits": 1,
+            "name": "auths",
+            "date": "2025-06-01",
+            "regime": "ai-diffusion",
+            "tenants": [
+                {"id": "licensed", "hq": "CN", "authorizations": ["bis-license"]},
+                {"id": "plain", "hq": "CN"},
+            ],
+            "sites": [
+                {
+                    "id": "sg",
+                    "country": "SG",
+                    "operator_hq": "SG",
+                    "pools": [{"chip": "H100-SXM", "count": 512, "usd_per_chip_hour": 1.0}],
+                },
+                {
+                    "id": "home",
+                    "country": "CN",
+                    "operator_hq": "CN",
+                    "pools": [{"chip": "H800-SXM", "count": 512, "usd_per_chip_hour": 9.0}],
+                },
+            ],
+            "workloads": [
+                {
+                    "id": f"w-{t}",
+                    "tenant": t,
+                    "model": MODEL,
+                    "stages": [{"id": "pretrain", "kind": "pretrain", "tokens": 1e10}],
+                }
+                for t in order
+            ],
+        }
+    )
 
 
 @pytest.mark.parametrize("order", [("licensed", "plain"), ("plain", "licensed")])
 @pytest.mark.parametrize("solver", ["greedy", "cpsat"])
 def test_a_verdict_is_never_shared_with_a_tenant_that_lacks_the_authorization(
-        order: tuple[str, str], solver: str, rules: RuleSet) -> None:
+    order: tuple[str, str], solver: str, rules: RuleSet
+) -> None:
     """The memo key is made of the rule questions themselves, authorizations included: the
     licensed tenant's lawful verdict must not leak to the other (it did when the key was a
     hand-made list of facts)."""
@@ -177,11 +232,16 @@ def _random_exports(rng: random.Random, sc: Scenario, tenant: str) -> ExportLedg
     return led
 
 
-@given(seed=st.integers(0, 10_000), n=st.integers(1, 6), m=st.integers(2, 8),
-       regime=st.sampled_from(["enacted", "ai-diffusion"]))
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(1, 6),
+    m=st.integers(2, 8),
+    regime=st.sampled_from(["enacted", "ai-diffusion"]),
+)
 @settings(max_examples=20, deadline=None)
-def test_memoised_verdicts_agree_with_cedar_uncached(seed: int, n: int, m: int,
-                                                     regime: str) -> None:
+def test_memoised_verdicts_agree_with_cedar_uncached(
+    seed: int, n: int, m: int, regime: str
+) -> None:
     """For random placements (predecessors anywhere, random volumes already exported), the
     memoised verdict equals the one asked of Cedar with every cache off: same lawfulness,
     same blocking rule and code, same decisions and reasons."""
@@ -193,18 +253,22 @@ def test_memoised_verdicts_agree_with_cedar_uncached(seed: int, n: int, m: int,
         for stage in w.stages:
             options = [o for o in cand.options(w, stage) if o.problem is None]
             for o in rng.sample(options, min(4, len(options))):
-                preds = [Predecessor(w.stage(p), rng.choice(sc.sites), cand.ops[w.id][p])
-                         for p in stage.after]
+                preds = [
+                    Predecessor(w.stage(p), rng.choice(sc.sites), cand.ops[w.id][p])
+                    for p in stage.after
+                ]
                 exports = [_random_exports(rng, sc, w.tenant)]
                 for _ in range(2):  # the second time from the memo
                     got = cand.verdict(w, stage, o, preds, exports)
                     want = cand.verdict_uncached(w, stage, o, preds, exports)
                     assert got.lawful == want.lawful
                     assert got.code == want.code
-                    assert (got.blocking and got.blocking.rule) == \
-                        (want.blocking and want.blocking.rule)
-                    assert [d.to_json() for d in got.decisions] == \
-                        [d.to_json() for d in want.decisions]
+                    assert (got.blocking and got.blocking.rule) == (
+                        want.blocking and want.blocking.rule
+                    )
+                    assert [d.to_json() for d in got.decisions] == [
+                        d.to_json() for d in want.decisions
+                    ]
 
 
 @pytest.mark.parametrize("n", [10, 70])
@@ -212,36 +276,79 @@ def test_rows_are_told_apart_by_every_dataset_however_many(n: int, rules: RuleSe
     """A stage reading n datasets stored at n sites: each of those sites asks a different
     transfer question, so no two of them share a verdict group (an earlier version looked at
     the first eight datasets only; 70 columns no longer fit one 64-bit key)."""
-    sites = [{"id": f"s{i}", "country": "SG", "operator_hq": "SG",
-              "pools": [{"chip": "H100-SXM", "count": 64, "usd_per_chip_hour": 2.0}]}
-             for i in range(n + 1)]
-    sc = parse_scenario({
-        "straits": 1, "name": "many", "date": "2025-06-01",
-        "tenants": [{"id": "t", "hq": "SG"}], "sites": sites,
-        "datasets": [{"id": f"d{i}", "tokens": 1e9, "size_gb": 10, "located_at": f"s{i}",
-                      "origin": "SG", "classes": ["public"]} for i in range(n)],
-        "workloads": [{"id": "w", "tenant": "t", "model": MODEL, "stages": [
-            {"id": "pretrain", "kind": "pretrain", "datasets": [f"d{i}" for i in range(n)]}]}]})
+    sites = [
+        {
+            "id": f"s{i}",
+            "country": "SG",
+            "operator_hq": "SG",
+            "pools": [{"chip": "H100-SXM", "count": 64, "usd_per_chip_hour": 2.0}],
+        }
+        for i in range(n + 1)
+    ]
+    sc = parse_scenario(
+        {
+            "straits": 1,
+            "name": "many",
+            "date": "2025-06-01",
+            "tenants": [{"id": "t", "hq": "SG"}],
+            "sites": sites,
+            "datasets": [
+                {
+                    "id": f"d{i}",
+                    "tokens": 1e9,
+                    "size_gb": 10,
+                    "located_at": f"s{i}",
+                    "origin": "SG",
+                    "classes": ["public"],
+                }
+                for i in range(n)
+            ],
+            "workloads": [
+                {
+                    "id": "w",
+                    "tenant": "t",
+                    "model": MODEL,
+                    "stages": [
+                        {
+                            "id": "pretrain",
+                            "kind": "pretrain",
+                            "datasets": [f"d{i}" for i in range(n)],
+                        }
+                    ],
+                }
+            ],
+        }
+    )
     cand = Candidates(sc, rules, regime="enacted", date=sc.date)
     w = sc.workloads[0]
     t = cand.table(w, w.stages[0])
     gid = cand.groups(w, w.stages[0], t, [])
     by_site = {t.rows[i].resource.site.id: int(gid[i]) for i in range(len(t))}
     assert len(set(by_site.values())) == n + 1
-    keys = {s: tuple(cand.request_key(q.request) for q in cand.questions(
-        w, w.stages[0], sc.site(s), "H100-SXM", [], [])) for s in by_site}
+    keys = {
+        s: tuple(
+            cand.request_key(q.request)
+            for q in cand.questions(w, w.stages[0], sc.site(s), "H100-SXM", [], [])
+        )
+        for s in by_site
+    }
     for a in by_site:  # same group <=> same questions
         for b in by_site:
             assert (by_site[a] == by_site[b]) == (keys[a] == keys[b])
 
 
 # --- invariants over generated portfolios --------------------------------------------------------
-@given(st.integers(0, 10_000), st.integers(1, 6), st.integers(2, 6),
-       st.sampled_from(["enacted", "ai-diffusion"]),
-       st.sampled_from(["cost", "time", "completion", "carbon", "cost+50*energy"]),
-       st.sampled_from(["cpsat", "greedy", "lns"]))
-def test_generated_plans_keep_every_invariant(seed: int, n: int, m: int, regime: str,
-                                              objective: str, solver: str) -> None:
+@given(
+    st.integers(0, 10_000),
+    st.integers(1, 6),
+    st.integers(2, 6),
+    st.sampled_from(["enacted", "ai-diffusion"]),
+    st.sampled_from(["cost", "time", "completion", "carbon", "cost+50*energy"]),
+    st.sampled_from(["cpsat", "greedy", "lns"]),
+)
+def test_generated_plans_keep_every_invariant(
+    seed: int, n: int, m: int, regime: str, objective: str, solver: str
+) -> None:
     sc = generate(workloads=n, sites=m, seed=seed)
     plan = make_plan(sc, regime=regime, objective=objective, solver=solver, time_limit=4)
     assert capacity_violations(sc, plan) == []
@@ -264,10 +371,15 @@ def test_generated_plans_keep_every_invariant(seed: int, n: int, m: int, regime:
             assert (r.code in RULE_CODES) == (r.cite is not None)
 
 
-@given(st.integers(0, 10_000), st.integers(1, 5), st.integers(2, 5),
-       st.sampled_from(["enacted", "ai-diffusion"]))
-def test_every_assignment_is_lawful_under_the_final_volumes(seed: int, n: int, m: int,
-                                                           regime: str) -> None:
+@given(
+    st.integers(0, 10_000),
+    st.integers(1, 5),
+    st.integers(2, 5),
+    st.sampled_from(["enacted", "ai-diffusion"]),
+)
+def test_every_assignment_is_lawful_under_the_final_volumes(
+    seed: int, n: int, m: int, regime: str
+) -> None:
     """Re-ask every placement's rule questions with the plan's final yearly export volumes."""
     sc = generate(workloads=n, sites=m, seed=seed, regime=regime)
     rs = ruleset()
@@ -281,8 +393,9 @@ def test_every_assignment_is_lawful_under_the_final_volumes(seed: int, n: int, m
         ledger.record(w.tenant, [sc.dataset(d) for d in stage.datasets], site, sc.date.year)
         for c in stage.users:
             if c != site.country:
-                ledger.add(w.tenant, c, sc.date.year, users_export_id(w, stage, c),
-                           user_subjects(stage), 0)
+                ledger.add(
+                    w.tenant, c, sc.date.year, users_export_id(w, stage, c), user_subjects(stage), 0
+                )
     for a in plan.assignments:
         w = sc.workload(a.workload)
         stage = w.stage(a.stage)
@@ -291,9 +404,19 @@ def test_every_assignment_is_lawful_under_the_final_volumes(seed: int, n: int, m
             pa = plan.assignment(w.id, p)
             assert pa is not None
             preds.append(Predecessor(w.stage(p), sc.site(pa.site), ops[w.id][p]))
-        qs = placement_questions(sc, w, stage, sc.site(a.site), a.chip, date=sc.date,
-                                 regime=regime, training_ops=ops[w.id][stage.id], preds=preds,
-                                 exports=[ledger], year=sc.date.year)
+        qs = placement_questions(
+            sc,
+            w,
+            stage,
+            sc.site(a.site),
+            a.chip,
+            date=sc.date,
+            regime=regime,
+            training_ops=ops[w.id][stage.id],
+            preds=preds,
+            exports=[ledger],
+            year=sc.date.year,
+        )
         for q, d in zip(qs, rs.check_many([q.request for q in qs]), strict=True):
             assert d.decision == "allow", (a.workload, a.stage, q.label, d.to_json())
 
@@ -302,32 +425,61 @@ def _two_finetunes(authorizations: list[str], subjects: tuple[int, int]) -> dict
     """A CN tenant fine-tunes two models on two Chinese personal datasets; offshore capacity
     is much cheaper than at home."""
     return {
-        "straits": 1, "name": "cumulative", "date": dt.date(2025, 6, 1),
+        "straits": 1,
+        "name": "cumulative",
+        "date": dt.date(2025, 6, 1),
         "tenants": [{"id": "t", "hq": "CN", "authorizations": authorizations}],
         "sites": [
-            {"id": "home", "country": "CN", "operator_hq": "CN",
-             "pools": [{"chip": "H800-SXM", "count": 512, "usd_per_chip_hour": 9.0}]},
-            {"id": "sg", "country": "SG", "operator_hq": "SG",
-             "pools": [{"chip": "H100-SXM", "count": 512, "usd_per_chip_hour": 1.0}]}],
+            {
+                "id": "home",
+                "country": "CN",
+                "operator_hq": "CN",
+                "pools": [{"chip": "H800-SXM", "count": 512, "usd_per_chip_hour": 9.0}],
+            },
+            {
+                "id": "sg",
+                "country": "SG",
+                "operator_hq": "SG",
+                "pools": [{"chip": "H100-SXM", "count": 512, "usd_per_chip_hour": 1.0}],
+            },
+        ],
         "datasets": [
-            {"id": f"d{i}", "tokens": 1e10, "size_gb": 10, "located_at": "home", "origin": "CN",
-             "classes": ["personal"], "subjects": n} for i, n in enumerate(subjects)],
+            {
+                "id": f"d{i}",
+                "tokens": 1e10,
+                "size_gb": 10,
+                "located_at": "home",
+                "origin": "CN",
+                "classes": ["personal"],
+                "subjects": n,
+            }
+            for i, n in enumerate(subjects)
+        ],
         "workloads": [
-            {"id": f"w{i}", "tenant": "t", "model": MODEL,
-             "stages": [{"id": "sft", "kind": "finetune", "datasets": [f"d{i}"]}]}
-            for i in range(2)],
+            {
+                "id": f"w{i}",
+                "tenant": "t",
+                "model": MODEL,
+                "stages": [{"id": "sft", "kind": "finetune", "datasets": [f"d{i}"]}],
+            }
+            for i in range(2)
+        ],
     }
 
 
-@pytest.mark.parametrize(("auths", "subjects", "offshore"), [
-    ([], (50_000, 40_000), 2),                         # 90,000 a year: exempt
-    ([], (60_000, 60_000), 1),                         # together 120,000: contract needed
-    (["cac-standard-contract"], (600_000, 600_000), 1),  # together 1.2M: assessment needed
-    (["cac-standard-contract"], (400_000, 500_000), 2),  # together 900,000: contract suffices
-    (["cac-security-assessment"], (600_000, 600_000), 2),
-])
-def test_cac_volumes_add_up_over_the_year(auths: list[str], subjects: tuple[int, int],
-                                          offshore: int) -> None:
+@pytest.mark.parametrize(
+    ("auths", "subjects", "offshore"),
+    [
+        ([], (50_000, 40_000), 2),  # 90,000 a year: exempt
+        ([], (60_000, 60_000), 1),  # together 120,000: contract needed
+        (["cac-standard-contract"], (600_000, 600_000), 1),  # together 1.2M: assessment needed
+        (["cac-standard-contract"], (400_000, 500_000), 2),  # together 900,000: contract suffices
+        (["cac-security-assessment"], (600_000, 600_000), 2),
+    ],
+)
+def test_cac_volumes_add_up_over_the_year(
+    auths: list[str], subjects: tuple[int, int], offshore: int
+) -> None:
     sc = parse_scenario(_two_finetunes(auths, subjects))
     plan = make_plan(sc)
     assert not plan.unplaced

@@ -38,8 +38,9 @@ def markup(html: str) -> str:
 @pytest.fixture(scope="module")
 def demo(rules: RuleSet, example_path: Path) -> tuple[Scenario, dict[str, Any]]:
     sc = load_scenario(example_path)
-    return sc, make_plan(sc, rules=rules, regime="ai-diffusion", solver="greedy"
-                         ).to_json(details=True)
+    return sc, make_plan(sc, rules=rules, regime="ai-diffusion", solver="greedy").to_json(
+        details=True
+    )
 
 
 def figures_of(html: str) -> dict[str, Any]:
@@ -72,7 +73,8 @@ def check_view(view: PlanView, plan: dict[str, Any], sc: Scenario) -> None:
     # a pool's rented chips in use never exceed its capacity, at any instant a stage starts
     for pool in view.pools:
         assert sum(len(p.tasks) for p in [pool]) == sum(
-            1 for a in plan["assignments"] if (a["site"], a["chip"]) == (pool.site, pool.chip))
+            1 for a in plan["assignments"] if (a["site"], a["chip"]) == (pool.site, pool.chip)
+        )
         for t in pool.tasks:
             if not t.bought:
                 assert level_at(pool.use, t.start) <= level_at(pool.capacity, t.start)
@@ -85,8 +87,7 @@ def check_view(view: PlanView, plan: dict[str, Any], sc: Scenario) -> None:
             assert located[m.what] == m.src
 
 
-def test_demo_view_matches_the_plan(demo: tuple[Scenario, dict[str, Any]],
-                                    rules: RuleSet) -> None:
+def test_demo_view_matches_the_plan(demo: tuple[Scenario, dict[str, Any]], rules: RuleSet) -> None:
     sc, plan = demo
     view = build_view(plan, sc, rules, source="test")
     check_view(view, plan, sc)
@@ -95,8 +96,10 @@ def test_demo_view_matches_the_plan(demo: tuple[Scenario, dict[str, Any]],
     in_force = {r["rule"] for r in _rules_in_force(rules, plan["date"], plan["regime"])}
     assert {r.rule for r in view.rules_in_force} == in_force
     # weights follow the pipeline: a stage placed elsewhere than its predecessor moves them
-    assert any(m.kind == "weights" for m in view.geo.movements) or len(
-        {a["site"] for a in plan["assignments"]}) == 1
+    assert (
+        any(m.kind == "weights" for m in view.geo.movements)
+        or len({a["site"] for a in plan["assignments"]}) == 1
+    )
 
 
 def _rules_in_force(rules: RuleSet, date: str, regime: Any) -> list[dict[str, Any]]:
@@ -105,8 +108,12 @@ def _rules_in_force(rules: RuleSet, date: str, regime: Any) -> list[dict[str, An
     return list(api.rules_json(rules, dt.date.fromisoformat(date), regime, None))
 
 
-@given(st.integers(0, 10_000), st.integers(1, 5), st.integers(2, 6),
-       st.sampled_from(["enacted", "ai-diffusion"]))
+@given(
+    st.integers(0, 10_000),
+    st.integers(1, 5),
+    st.integers(2, 6),
+    st.sampled_from(["enacted", "ai-diffusion"]),
+)
 def test_generated_plans_view_invariants(seed: int, n: int, m: int, regime: str) -> None:
     from straits.rules import ruleset
 
@@ -124,7 +131,7 @@ def test_report_is_self_contained(demo: tuple[Scenario, dict[str, Any]], rules: 
     sc, plan = demo
     html = plan_report(plan, sc, rules, source="test")
     assert not EXTERNAL.search(markup(html)), EXTERNAL.search(markup(html))
-    assert "<script src=" not in html and "<link rel=\"stylesheet\"" not in html
+    assert "<script src=" not in html and '<link rel="stylesheet"' not in html
     assert "window.PlotlyGeoAssets" in html  # the base map travels with the report
     figures = figures_of(html)
     for fid in figures:  # every figure has an element to be drawn in
@@ -134,13 +141,16 @@ def test_report_is_self_contained(demo: tuple[Scenario, dict[str, Any]], rules: 
         assert f'id="{sec}"' in html
 
 
-@pytest.mark.parametrize(("document", "itemized"), [
-    ("plan --details (a scenario reported now, the demo)", True),
-    ("a recorded plan (counts per reason only)", False),
-])
+@pytest.mark.parametrize(
+    ("document", "itemized"),
+    [
+        ("plan --details (a scenario reported now, the demo)", True),
+        ("a recorded plan (counts per reason only)", False),
+    ],
+)
 def test_why_not_lists_each_option_or_says_it_only_counts(
-        demo: tuple[Scenario, dict[str, Any]], rules: RuleSet, document: str,
-        itemized: bool) -> None:
+    demo: tuple[Scenario, dict[str, Any]], rules: RuleSet, document: str, itemized: bool
+) -> None:
     """Issue 14 asks for each option, lawful or not, with its rule; a plan document without
     the per-option records must say so rather than show the chosen option alone."""
     sc, plan = demo
@@ -157,17 +167,19 @@ def test_why_not_lists_each_option_or_says_it_only_counts(
     assert ('id="why-not-counted"' in html) == (not itemized)
 
 
-def test_hostile_plan_text_is_escaped(demo: tuple[Scenario, dict[str, Any]],
-                                      rules: RuleSet) -> None:
+def test_hostile_plan_text_is_escaped(
+    demo: tuple[Scenario, dict[str, Any]], rules: RuleSet
+) -> None:
     """A plan JSON file is user input: text in it never becomes markup or script."""
     sc, plan = demo
-    evil = '</script><script>alert(1)</script><img src=x onerror=alert(2)>'
+    evil = "</script><script>alert(1)</script><img src=x onerror=alert(2)>"
     bad = copy.deepcopy(plan)
     bad["notes"] = [evil]
     bad["diagnosis"][0]["summary"] = evil
     bad["unplaced"][0]["summary"] = evil
-    bad["warnings"] = [{"rule": evil, "citation": evil, "confidence": "V", "text": evil,
-                        "stages": [evil]}]
+    bad["warnings"] = [
+        {"rule": evil, "citation": evil, "confidence": "V", "text": evil, "stages": [evil]}
+    ]
     html = plan_report(bad, sc, rules, source=evil)
     assert "<script>alert(1)" not in html and "<img src=x" not in html
     assert html.count("</script>") == html.count("<script")  # no early close of a script
@@ -198,12 +210,16 @@ def test_large_plans_are_aggregated(rules: RuleSet) -> None:
 
 
 def test_pareto_and_sweep_charts() -> None:
-    points = [{"cost_usd": 3e6, "makespan_hours": 900.0, "unplaced": 0, "status": "optimal"},
-              {"cost_usd": 2e6, "makespan_hours": 1900.0, "unplaced": 0, "status": "optimal"}]
+    points = [
+        {"cost_usd": 3e6, "makespan_hours": 900.0, "unplaced": 0, "status": "optimal"},
+        {"cost_usd": 2e6, "makespan_hours": 1900.0, "unplaced": 0, "status": "optimal"},
+    ]
     html = pareto_report(points, "demo")
     assert figures_of(html)["pareto"]["data"][0]["y"] == [3e6, 2e6]
-    rows = [{"chips": 8, "days": 100.0, "cost_usd": 5e5, "mfu": 0.4},
-            {"chips": 64, "days": 14.0, "cost_usd": 6e5, "mfu": 0.38}]
+    rows = [
+        {"chips": 8, "days": 100.0, "cost_usd": 5e5, "mfu": 0.4},
+        {"chips": 64, "days": 14.0, "cost_usd": 6e5, "mfu": 0.38},
+    ]
     sweep = figures_of(sweep_report(rows, "7B on H100"))["sweep"]
     assert [t["name"] for t in sweep["data"]] == ["days", "cost"]
 
@@ -219,14 +235,19 @@ def test_cli_report_from_a_scenario(tmp_path: Path, example_path: Path) -> None:
     assert not EXTERNAL.search(markup(html)) and "offshore-2025" in html
 
 
-@pytest.mark.parametrize(("args", "path"), [
-    (["-o", "x.txt"], "--out"),
-    (["-o", "DIR"], "--out"),
-])
-def test_cli_report_refuses_bad_outputs(tmp_path: Path, example_path: Path, args: list[str],
-                                        path: str) -> None:
-    target = [a.replace("DIR", str(tmp_path)).replace("x.txt", str(tmp_path / "x.txt"))
-              for a in args]
+@pytest.mark.parametrize(
+    ("args", "path"),
+    [
+        (["-o", "x.txt"], "--out"),
+        (["-o", "DIR"], "--out"),
+    ],
+)
+def test_cli_report_refuses_bad_outputs(
+    tmp_path: Path, example_path: Path, args: list[str], path: str
+) -> None:
+    target = [
+        a.replace("DIR", str(tmp_path)).replace("x.txt", str(tmp_path / "x.txt")) for a in args
+    ]
     p = straits("report", str(example_path), *target, "--time-limit", "1")
     assert p.returncode == 2, p.stderr
     assert "Traceback" not in p.stderr and path in p.stderr
@@ -234,14 +255,21 @@ def test_cli_report_refuses_bad_outputs(tmp_path: Path, example_path: Path, args
 
 
 def test_cli_report_unknown_plan_id(tmp_path: Path) -> None:
-    p = straits("report", "deadbeef", "-o", str(tmp_path / "r.html"), "--db",
-                f"sqlite:///{tmp_path / 'db.sqlite'}")
+    p = straits(
+        "report",
+        "deadbeef",
+        "-o",
+        str(tmp_path / "r.html"),
+        "--db",
+        f"sqlite:///{tmp_path / 'db.sqlite'}",
+    )
     assert p.returncode != 0 and "Traceback" not in p.stderr
     assert not (tmp_path / "r.html").exists()
 
 
 def test_cli_report_of_a_recorded_plan_carries_its_receipt(
-        tmp_path: Path, example_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, example_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Issue 14: "the ledger entry and receipt when recorded". Without a signed checkpoint
     and a key the report says why there is none; with --key it holds a receipt that
     `ledger verify-receipt` accepts; a bad key is exit 2, not a report without a receipt."""
@@ -269,7 +297,14 @@ def test_cli_report_of_a_recorded_plan_carries_its_receipt(
             receipt.write_text(html_lib.unescape(m.group(1)))
             v = straits("ledger", "verify-receipt", str(receipt), "--pubkey", f"{key}.pub")
             assert v.returncode == 0, v.stdout + v.stderr
-    p = straits("report", plan_id[:8], "-o", str(tmp_path / "x.html"), *db,
-                "--key", str(tmp_path / "missing.key"))
+    p = straits(
+        "report",
+        plan_id[:8],
+        "-o",
+        str(tmp_path / "x.html"),
+        *db,
+        "--key",
+        str(tmp_path / "missing.key"),
+    )
     assert p.returncode == 2 and "--key" in p.stderr
     assert not (tmp_path / "x.html").exists()

@@ -40,8 +40,12 @@ def test_enough_cases_over_every_pack_action_and_regime() -> None:
 
 def test_every_rule_is_shown_to_apply_by_a_case_of_its_own_pack() -> None:
     covered = {(r.case.pack, rid) for r in RESULTS for rid in r.case.expect.rules}
-    covered |= {(r.case.pack, rid) for r in RESULTS if r.case.boundary is not None
-                for rid in r.case.boundary[0]}
+    covered |= {
+        (r.case.pack, rid)
+        for r in RESULTS
+        if r.case.boundary is not None
+        for rid in r.case.boundary[0]
+    }
     assert [r.id for r in RULES.rules if (r.pack, r.id) not in covered] == []
 
 
@@ -59,14 +63,19 @@ def test_annotations_match_the_condition(rule) -> None:  # type: ignore[no-untyp
 
 #: change dates without a boundary table: the GDPR's start (the 1995 Directive before it is out
 #: of scope, so Straits cannot say what applied the day before) and rules older than 2018
-NO_BOUNDARY = {("eu-gdpr-ch5-transfer", dt.date(2018, 5, 25)),
-               ("eu-gdpr-adequacy", dt.date(2018, 5, 25))}
+NO_BOUNDARY = {
+    ("eu-gdpr-ch5-transfer", dt.date(2018, 5, 25)),
+    ("eu-gdpr-adequacy", dt.date(2018, 5, 25)),
+}
 
 
 def change_dates(rule) -> list[dt.date]:  # type: ignore[no-untyped-def]
     ends = [rule.effective_until + dt.timedelta(days=1)] if rule.effective_until else []
-    return [d for d in (rule.effective_from, *ends)
-            if d.year >= 2018 and (rule.id, d) not in NO_BOUNDARY]
+    return [
+        d
+        for d in (rule.effective_from, *ends)
+        if d.year >= 2018 and (rule.id, d) not in NO_BOUNDARY
+    ]
 
 
 def test_every_rule_change_has_a_boundary_table_in_its_pack() -> None:
@@ -79,9 +88,14 @@ def test_every_rule_change_has_a_boundary_table_in_its_pack() -> None:
             rules, date = r.case.boundary
             for rid in rules:
                 tried.setdefault((r.case.pack, rid, date), set()).add(
-                    (r.case.request.date - date).days)
-    missing = [(rule.pack, rule.id, d) for rule in RULES.rules for d in change_dates(rule)
-               if tried.get((rule.pack, rule.id, d)) != {-1, 0, 1}]
+                    (r.case.request.date - date).days
+                )
+    missing = [
+        (rule.pack, rule.id, d)
+        for rule in RULES.rules
+        for d in change_dates(rule)
+        if tried.get((rule.pack, rule.id, d)) != {-1, 0, 1}
+    ]
     assert missing == []
     assert {pack for pack, _, _ in tried} == {p.name for p in RULES.packs}
 
@@ -93,8 +107,9 @@ def test_a_boundary_on_a_date_the_rule_does_not_change_fails(tmp_path: Path) -> 
     results = run_cases(ruleset((pack,)), ["eu-gdpr"])
     wrong = [r for r in results if r.case.file.endswith("wrong.yaml")]
     assert len(wrong) == 3 and all(not r.ok for r in wrong)
-    assert all("neither starts nor stops applying on 2023-07-11" in " ".join(r.problems)
-               for r in wrong)
+    assert all(
+        "neither starts nor stops applying on 2023-07-11" in " ".join(r.problems) for r in wrong
+    )
 
 
 WRONG_BOUNDARY = """
@@ -137,8 +152,9 @@ cases:
 
 def _process(*args: str) -> subprocess.CompletedProcess[str]:
     """The installed command, in a process of its own (one end-to-end run)."""
-    return subprocess.run([sys.executable, "-m", "straits", *args], capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "straits", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 @dataclass
@@ -172,8 +188,9 @@ def test_a_wrong_expectation_fails_with_request_expected_actual(tmp_path: Path) 
         '@id("team-no-b200")\n@title("Team: no B200")\n@citation("Team policy 1")\n'
         '@confidence("V")\n@effect("deny")\n@effective_from("2025-01-01")\n'
         '@reason("the team does not use {chip}")\n'
-        'permit (principal, action, resource) when { context has chip && '
-        'context.chip.id == "B200" && context.date >= datetime("2025-01-01") };\n')
+        "permit (principal, action, resource) when { context has chip && "
+        'context.chip.id == "B200" && context.date >= datetime("2025-01-01") };\n'
+    )
     (pack / "cases" / "wrong.yaml").write_text(WRONG_CASE)
     assert len(load_cases(ruleset((pack,)).packs[-1])) == 1
     p = _straits("rules", "test", "team-policy", "--rules", str(pack))
@@ -182,8 +199,7 @@ def test_a_wrong_expectation_fails_with_request_expected_actual(tmp_path: Path) 
     assert "FAIL" in out and "deliberately wrong expectation" in out
     assert "expected allow, got conditional" in out
     assert "request:" in out and "expected:" in out and "actual:" in out
-    j = json.loads(_straits("rules", "test", "team-policy", "--rules", str(pack),
-                            "--json").stdout)
+    j = json.loads(_straits("rules", "test", "team-policy", "--rules", str(pack), "--json").stdout)
     assert j["failed"] == 1 and j["cases"][0]["actual"]["decision"] == "conditional"
 
 

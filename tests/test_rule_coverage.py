@@ -45,19 +45,36 @@ def _untestable() -> dict[tuple[str, str], str]:
     out[("eu-gdpr-adequacy", 'context.date >= datetime("2018-05-25")')] = pre_2018
     out[("us-ear-entity-list", 'context.date >= datetime("1997-02-03")')] = pre_2018
     if all(c.datacenter for c in chips if c.origin == "US"):
-        for rid in ("my-sta-2025-permit", "us-ear-2024-hbm", "us-ear-2025-h20",
-                    "us-ear-2025-h20-licensed"):
+        for rid in (
+            "my-sta-2025-permit",
+            "us-ear-2024-hbm",
+            "us-ear-2025-h20",
+            "us-ear-2025-h20-licensed",
+        ):
             out[(rid, "context.chip.datacenter")] = "every US catalog chip is a data-centre part"
-    if not any(c.origin == "US" and classify_2023(c).cls != "not-controlled"
-               and c.tpp_upper < 21000 and c.hbm_tbps.upper * 1000 >= 6500 for c in chips):
+    if not any(
+        c.origin == "US"
+        and classify_2023(c).cls != "not-controlled"
+        and c.tpp_upper < 21000
+        and c.hbm_tbps.upper * 1000 >= 6500
+        for c in chips
+    ):
         for rid in ("us-ear-2026-case-by-case", "us-ear-2026-reexport"):
-            out[(rid, "context.chip.mem_bw_gbps < 6500")] = \
+            out[(rid, "context.chip.mem_bw_gbps < 6500")] = (
                 "no 3A090 catalog chip has TPP < 21,000 and 6,500 GB/s or more"
-    matching = ('(((context.chip.id == "H20") || (context.chip.id == "MI308X")) || '
-                '(context.chip.mem_bw_gbps >= 4000)) || (context.chip.io_gbps >= 900)')
-    if not any(c.origin == "US" and classify_2023(c).cls == "not-controlled"
-               and c.id != "H20" and c.hbm_tbps.upper * 1000 < 4000
-               and (c.io_gbps or 1e9) < 900 for c in chips):
+            )
+    matching = (
+        '(((context.chip.id == "H20") || (context.chip.id == "MI308X")) || '
+        "(context.chip.mem_bw_gbps >= 4000)) || (context.chip.io_gbps >= 900)"
+    )
+    if not any(
+        c.origin == "US"
+        and classify_2023(c).cls == "not-controlled"
+        and c.id != "H20"
+        and c.hbm_tbps.upper * 1000 < 4000
+        and (c.io_gbps or 1e9) < 900
+        for c in chips
+    ):
         for rid in ("us-ear-2025-h20", "us-ear-2025-h20-licensed"):
             out[(rid, matching)] = "every uncontrolled US catalog chip matches the H20"
     return out
@@ -66,8 +83,9 @@ def _untestable() -> dict[tuple[str, str], str]:
 def test_every_condition_the_catalog_allows_is_shown_to_matter() -> None:
     """Each condition lets its rule through in some case and stops it in another, except
     those the catalog or the tables' scope make impossible (listed with the reason)."""
-    uncovered = {(p.rule.id, c.text) for p in REPORT.policies for c in p.conditions
-                 if not c.covered}
+    uncovered = {
+        (p.rule.id, c.text) for p in REPORT.policies for c in p.conditions if not c.covered
+    }
     assert uncovered == set(_untestable())
 
 
@@ -139,37 +157,50 @@ def test_conditions_are_counted_in_evaluation_order(tmp_path: Path) -> None:
     assert (policy.cases, policy.applied) == (2, 1)
     got = [(c.kind, c.passed, c.stopped) for c in policy.conditions]
     # scope passes both; quantity stops the small order; the rest never stop anything
-    assert got == [("scope", 2, 0), ("when", 1, 1), ("when", 1, 0), ("when", 1, 0),
-                   ("unless", 1, 0)]
-    code, out, _ = cli("rules", "test", "team", "--rules", str(pack), "--json",
-                       "--min-condition-coverage", "100")
+    assert got == [
+        ("scope", 2, 0),
+        ("when", 1, 1),
+        ("when", 1, 0),
+        ("when", 1, 0),
+        ("unless", 1, 0),
+    ]
+    code, out, _ = cli(
+        "rules", "test", "team", "--rules", str(pack), "--json", "--min-condition-coverage", "100"
+    )
     assert code == 1
     cov = json.loads(out)["coverage"]
     assert cov["policy_coverage"] == 100.0 and cov["condition_coverage"] == 20.0
     full = team_pack(tmp_path / "full", CASES + MORE)
-    code, out, _ = cli("rules", "test", "team", "--rules", str(full), "--json",
-                       "--min-condition-coverage", "100")
+    code, out, _ = cli(
+        "rules", "test", "team", "--rules", str(full), "--json", "--min-condition-coverage", "100"
+    )
     assert code == 0, out
     assert json.loads(out)["coverage"]["condition_coverage"] == 100.0
 
 
 def test_a_policy_no_case_of_its_pack_exercises_fails_rules_test(tmp_path: Path) -> None:
-    pack = team_pack(tmp_path, CASES.split("  - name: a big order")[0]
-                     + "  - name: only small\n    request: {quantity: 10}\n"
-                       "    expect: {decision: allow}\n")
+    pack = team_pack(
+        tmp_path,
+        CASES.split("  - name: a big order")[0]
+        + "  - name: only small\n    request: {quantity: 10}\n"
+        "    expect: {decision: allow}\n",
+    )
     code, out, _ = cli("rules", "test", "team", "--rules", str(pack))
     text = " ".join(out.split())
     assert code == 1 and "1 passed, 0 failed" in text
     assert "NO CASE OF ITS PACK MAKES IT APPLY" in text and "team-big-us-orders" in text
 
 
-@pytest.mark.parametrize("bad", [
-    "boundaries: {}\ncases: []\n",
-    "cases: []\nboundaries:\n  - {name: x, rules: [], date: 2025-01-01, before: {decision: allow},"
-    " after: {decision: allow}}\n",
-    "cases: []\nboundaries:\n  - {name: x, rules: [team-big-us-orders], date: 2025-01-01}\n",
-    "cases: []\nboundaries:\n  - just text\n",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "boundaries: {}\ncases: []\n",
+        "cases: []\nboundaries:\n  - {name: x, rules: [], date: 2025-01-01, "
+        "before: {decision: allow}, after: {decision: allow}}\n",
+        "cases: []\nboundaries:\n  - {name: x, rules: [team-big-us-orders], date: 2025-01-01}\n",
+        "cases: []\nboundaries:\n  - just text\n",
+    ],
+)
 def test_a_malformed_boundary_table_names_the_file(tmp_path: Path, bad: str) -> None:
     pack = team_pack(tmp_path, bad)
     code, _, err = cli("rules", "test", "team", "--rules", str(pack))

@@ -91,18 +91,30 @@ def export_needs(r: CheckRequest) -> list[Need]:
     tier = tier_2023(c.id)
     if (named and D("2023-10-23") <= d < D("2023-11-17")) or (tier and d >= D("2023-11-17")):
         if s in D5_MACAU:
-            band = (d >= D("2026-01-15") and s in {"CN", "MO"} and c.tpp_upper < 21000
-                    and c.hbm_tbps.upper * 1000 < 6500)
+            band = (
+                d >= D("2026-01-15")
+                and s in {"CN", "MO"}
+                and c.tpp_upper < 21000
+                and c.hbm_tbps.upper * 1000 < 6500
+            )
             out.append((bis, "case-by-case" if band and ships == "US" else "denial"))
         elif s in D1 | D4:
             out.append((bis, "approval"))
         if hq in D5_MACAU and s not in D5_MACAU:
             out.append((bis, "denial"))
-    h20_like = (c.id in ("H20", "MI308X") or c.hbm_tbps.upper * 1000 >= 4000
-                or (c.io_gbps if c.io_gbps is not None else math.inf) >= 900)
+    h20_like = (
+        c.id in ("H20", "MI308X")
+        or c.hbm_tbps.upper * 1000 >= 4000
+        or (c.io_gbps if c.io_gbps is not None else math.inf) >= 900
+    )
     reach = D5_MACAU | {"CN", "HK", "MO"}
-    if c.datacenter and tier is None and h20_like and (s in reach or hq in reach) \
-            and d >= D("2025-04-09"):
+    if (
+        c.datacenter
+        and tier is None
+        and h20_like
+        and (s in reach or hq in reach)
+        and d >= D("2025-04-09")
+    ):
         out.append((bis, "denial" if d < D("2025-08-11") else "approval"))
     if c.datacenter and ships == "MY" and s != "MY" and d >= D("2025-07-14"):
         out.append(("my-strategic-trade-permit", "approval"))
@@ -115,11 +127,20 @@ def export_needs(r: CheckRequest) -> list[Need]:
 
 
 # --- cross-border data --------------------------------------------------------------------------
-SATISFIES = {"cac-security-assessment": {"cac-security-assessment"},
-             "cac-standard-contract": {"cac-standard-contract", "cac-certification",
-                                       "cac-security-assessment"},
-             "pipl-art38-basis": {"pipl-art38-basis", "cac-standard-contract",
-                                  "cac-certification", "cac-security-assessment"}}
+SATISFIES = {
+    "cac-security-assessment": {"cac-security-assessment"},
+    "cac-standard-contract": {
+        "cac-standard-contract",
+        "cac-certification",
+        "cac-security-assessment",
+    },
+    "pipl-art38-basis": {
+        "pipl-art38-basis",
+        "cac-standard-contract",
+        "cac-certification",
+        "cac-security-assessment",
+    },
+}
 
 
 def data_needs(r: CheckRequest) -> list[Need]:
@@ -141,9 +162,11 @@ def data_needs(r: CheckRequest) -> list[Need]:
             if important:
                 out.append((assess, "approval"))
             if personal:
-                if (x.subjects >= 1_000_000
-                        or x.subjects + x.prior_subjects_since_last_year >= 100_000
-                        or x.sensitive_subjects + x.prior_sensitive_since_last_year >= 10_000):
+                if (
+                    x.subjects >= 1_000_000
+                    or x.subjects + x.prior_subjects_since_last_year >= 100_000
+                    or x.sensitive_subjects + x.prior_sensitive_since_last_year >= 10_000
+                ):
                     out.append((assess, "approval"))
                 else:  # no standard contract before 2023-06-01: a legal basis under Art. 38
                     out.append((basis if d < D("2023-06-01") else contract, "approval"))
@@ -182,7 +205,8 @@ def check(req: CheckRequest, needs: list[Need]) -> None:
     assert got == want, (
         f"Cedar says {got}, the plain reading {want} for\n"
         f"{json.dumps(req.model_dump(mode='json', exclude_none=True))}\n"
-        f"rules applied: {[r.rule for r in d.reasons]}")
+        f"rules applied: {[r.rule for r in d.reasons]}"
+    )
 
 
 # --- requests, leaning on the edges -------------------------------------------------------------
@@ -208,6 +232,7 @@ EXTRA_SENSITIVE = st.one_of(st.just(0), around([10_000], 20_000))
 def volumes(draw: st.DrawFn) -> dict[str, int]:
     """Totals near the CAC thresholds, split between this transfer and earlier exports (this
     year, and since 1 January of last year, which includes this year)."""
+
     def split(total: int) -> tuple[int, int]:
         now = draw(st.one_of(st.just(total), st.integers(0, total)))
         return now, total - now
@@ -216,23 +241,39 @@ def volumes(draw: st.DrawFn) -> dict[str, int]:
     sensitive, prior_sensitive = split(draw(SENSITIVE))
     extra = draw(EXTRA)
     extra_sensitive = draw(EXTRA_SENSITIVE)
-    return {"subjects": subjects, "sensitive_subjects": sensitive, "prior_subjects_ytd": prior,
-            "prior_sensitive_ytd": prior_sensitive,
-            "prior_subjects_since_last_year": prior + extra,
-            "prior_sensitive_since_last_year": prior_sensitive + extra_sensitive}
+    return {
+        "subjects": subjects,
+        "sensitive_subjects": sensitive,
+        "prior_subjects_ytd": prior,
+        "prior_sensitive_ytd": prior_sensitive,
+        "prior_subjects_since_last_year": prior + extra,
+        "prior_sensitive_since_last_year": prior_sensitive + extra_sensitive,
+    }
 
 
 #: each row of the reference with the chips and places it is about: most purchases are drawn
 #: around one of them, the rest anywhere
 EXPORT_ROWS: list[tuple[str, list[str], list[str]]] = [
-    ("2022-08-26", ["A100-SXM-80GB", "A100-SXM-40GB", "H100-SXM", "A800-SXM"],
-     ["CN", "HK", "MO", "RU", "SG"]),
-    ("2022-10-07", ["A100-SXM-80GB", "H100-SXM", "A800-SXM", "H800-SXM", "TPU-v4"],
-     ["CN", "HK", "MO", "RU"]),
-    ("2023-10-23", ["A100-SXM-80GB", "A800-SXM", "H100-SXM", "H800-SXM", "H200-SXM", "TPU-v4",
-                    "MI300X"], ["CN", "MO", "RU", "VN", "SA", "SG"]),
-    ("2023-11-17", ["A100-SXM-80GB", "A800-SXM", "H800-SXM", "H200-SXM", "TPU-v4", "H20"],
-     ["CN", "MO", "RU", "VN", "SA", "SG"]),
+    (
+        "2022-08-26",
+        ["A100-SXM-80GB", "A100-SXM-40GB", "H100-SXM", "A800-SXM"],
+        ["CN", "HK", "MO", "RU", "SG"],
+    ),
+    (
+        "2022-10-07",
+        ["A100-SXM-80GB", "H100-SXM", "A800-SXM", "H800-SXM", "TPU-v4"],
+        ["CN", "HK", "MO", "RU"],
+    ),
+    (
+        "2023-10-23",
+        ["A100-SXM-80GB", "A800-SXM", "H100-SXM", "H800-SXM", "H200-SXM", "TPU-v4", "MI300X"],
+        ["CN", "MO", "RU", "VN", "SA", "SG"],
+    ),
+    (
+        "2023-11-17",
+        ["A100-SXM-80GB", "A800-SXM", "H800-SXM", "H200-SXM", "TPU-v4", "H20"],
+        ["CN", "MO", "RU", "VN", "SA", "SG"],
+    ),
     ("2025-04-09", ["H20", "A800-SXM", "H100-SXM", "Ascend-910B"], ["CN", "HK", "MO", "SG"]),
     ("2025-05-15", ["H100-SXM", "H20", "B200", "Ascend-910B"], ["CN", "SG", "MY", "DE"]),
     ("2025-07-14", ["H100-SXM", "H20", "Ascend-910B"], ["SG", "MY", "CN"]),
@@ -248,24 +289,46 @@ def purchases(draw: st.DrawFn) -> CheckRequest:
         day, chips, places = draw(st.sampled_from(EXPORT_ROWS))
         date = D(day) + dt.timedelta(days=draw(st.sampled_from([-1, 0, 1])))
     else:
-        date, chips, places = draw(st.dates(D("2022-06-01"), D("2026-12-31"))), ALL_CHIPS, \
-            EXPORT_COUNTRIES
+        date, chips, places = (
+            draw(st.dates(D("2022-06-01"), D("2026-12-31"))),
+            ALL_CHIPS,
+            EXPORT_COUNTRIES,
+        )
     site = draw(st.sampled_from(places))
     hq = draw(st.sampled_from([site, "SG", "CN", "MO", *EXPORT_COUNTRIES]))
-    auths = draw(st.one_of(st.just([]), st.lists(st.sampled_from(
-        ["bis-license", "my-strategic-trade-permit"]), unique=True)))
+    auths = draw(
+        st.one_of(
+            st.just([]),
+            st.lists(st.sampled_from(["bis-license", "my-strategic-trade-permit"]), unique=True),
+        )
+    )
     return CheckRequest(
-        date=date, regime=draw(st.sampled_from(["enacted", "ai-diffusion"])), action="procure",
-        chip=draw(st.sampled_from(chips)), quantity=draw(st.sampled_from([1, 8, 1698, 1700,
-                                                                          20000])),
+        date=date,
+        regime=draw(st.sampled_from(["enacted", "ai-diffusion"])),
+        action="procure",
+        chip=draw(st.sampled_from(chips)),
+        quantity=draw(st.sampled_from([1, 8, 1698, 1700, 20000])),
         tenant={"hq": hq, "entity_listed": draw(st.booleans()), "authorizations": auths},
         site={"country": site, "operator_hq": site},
-        ships_from=draw(st.none() | st.sampled_from(["US", "MY", "SG", "CN"])))
+        ships_from=draw(st.none() | st.sampled_from(["US", "MY", "SG", "CN"])),
+    )
 
 
-DATA_DATES = near(["2018-05-25", "2021-09-01", "2021-11-01", "2022-09-01", "2023-06-01",
-                   "2023-07-10", "2024-03-22"], "2018-01-01", "2026-12-31")
+DATA_DATES = near(
+    [
+        "2018-05-25",
+        "2021-09-01",
+        "2021-11-01",
+        "2022-09-01",
+        "2023-06-01",
+        "2023-07-10",
+        "2024-03-22",
+    ],
+    "2018-01-01",
+    "2026-12-31",
+)
 NO_AUTHORIZATIONS: st.SearchStrategy[list[str]] = st.just([])
+
 
 def _edge(day: str) -> st.SearchStrategy[dt.date]:
     return st.sampled_from([D(day) + dt.timedelta(days=k) for k in (-1, 0, 1)])
@@ -273,12 +336,15 @@ def _edge(day: str) -> st.SearchStrategy[dt.date]:
 
 #: the data rows of the reference: when, and whose data
 DATA_ROWS: list[tuple[st.SearchStrategy[dt.date], list[str]]] = [
-    (_edge("2021-09-01"), ["CN"]), (_edge("2021-11-01"), ["CN"]),
-    (_edge("2022-09-01"), ["CN"]), (_edge("2023-06-01"), ["CN"]),
+    (_edge("2021-09-01"), ["CN"]),
+    (_edge("2021-11-01"), ["CN"]),
+    (_edge("2022-09-01"), ["CN"]),
+    (_edge("2023-06-01"), ["CN"]),
     (_edge("2024-03-22"), ["CN"]),
     (st.dates(D("2022-09-01"), D("2024-03-21")), ["CN"]),
     (st.dates(D("2024-03-22"), D("2026-12-31")), ["CN"]),
-    (_edge("2018-05-25"), ["DE", "FR", "NO"]), (_edge("2023-07-10"), ["DE", "FR", "NO"]),
+    (_edge("2018-05-25"), ["DE", "FR", "NO"]),
+    (_edge("2023-07-10"), ["DE", "FR", "NO"]),
     (DATA_DATES, ["CN", "DE", "FR", "NO", "CH", "US", "SG"]),
 ]
 
@@ -288,20 +354,43 @@ def transfers(draw: st.DrawFn) -> CheckRequest:
     dates, origins = draw(st.sampled_from(DATA_ROWS))
     origin = draw(st.sampled_from(origins))
     action = draw(st.sampled_from(["transfer-data", "finetune"]))
-    classes = draw(st.one_of(
-        st.just(["personal"]), st.just(["sensitive_personal"]),
-        st.lists(st.sampled_from(["public", "personal", "sensitive_personal", "important"]),
-                 min_size=1, max_size=3, unique=True)))
+    classes = draw(
+        st.one_of(
+            st.just(["personal"]),
+            st.just(["sensitive_personal"]),
+            st.lists(
+                st.sampled_from(["public", "personal", "sensitive_personal", "important"]),
+                min_size=1,
+                max_size=3,
+                unique=True,
+            ),
+        )
+    )
     site = draw(st.sampled_from(["SG", "HK", "US", "US", "BR", "CN", "DE", "JP", "CH", "GB"]))
-    auths = draw(NO_AUTHORIZATIONS | st.lists(st.sampled_from([
-        "cac-standard-contract", "cac-certification", "cac-security-assessment",
-        "pipl-art38-basis", "gdpr-transfer-safeguard"]), max_size=2, unique=True))
+    auths = draw(
+        NO_AUTHORIZATIONS
+        | st.lists(
+            st.sampled_from(
+                [
+                    "cac-standard-contract",
+                    "cac-certification",
+                    "cac-security-assessment",
+                    "pipl-art38-basis",
+                    "gdpr-transfer-safeguard",
+                ]
+            ),
+            max_size=2,
+            unique=True,
+        )
+    )
     return CheckRequest(
-        date=draw(dates), action=action,
+        date=draw(dates),
+        action=action,
         chip="Ascend-910B" if action == "finetune" else None,
         tenant={"hq": "SG", "ciio": draw(st.booleans()), "authorizations": auths},
         site={"country": site, "operator_hq": site, "dpf_certified": draw(st.booleans())},
-        data={"origin": origin, "classes": classes, **draw(volumes())})
+        data={"origin": origin, "classes": classes, **draw(volumes())},
+    )
 
 
 @settings(max_examples=EXAMPLES)
@@ -318,16 +407,26 @@ def test_data_rules_agree_with_the_plain_reading(req: CheckRequest) -> None:
 
 def test_the_reading_disagrees_when_a_threshold_moves() -> None:
     """The comparison can fail: a reading off by one at '10,000 or more' is caught."""
-    req = CheckRequest.model_validate({
-        "date": "2025-06-01", "action": "transfer-data", "tenant": {"hq": "SG"},
-        "site": {"country": "SG", "operator_hq": "SG"},
-        "data": {"origin": "CN", "classes": ["sensitive_personal"], "subjects": 10_000,
-                 "sensitive_subjects": 10_000}})
+    req = CheckRequest.model_validate(
+        {
+            "date": "2025-06-01",
+            "action": "transfer-data",
+            "tenant": {"hq": "SG"},
+            "site": {"country": "SG", "operator_hq": "SG"},
+            "data": {
+                "origin": "CN",
+                "classes": ["sensitive_personal"],
+                "subjects": 10_000,
+                "sensitive_subjects": 10_000,
+            },
+        }
+    )
     wrong = [("cac-standard-contract", "approval")]  # as if 10,000 were still below the tier
     try:
         check(req, wrong)
     except AssertionError as exc:
-        assert "cac-security-assessment" in str(exc) and '"subjects":10000' in str(exc) \
-            .replace(" ", "")
+        assert "cac-security-assessment" in str(exc) and '"subjects":10000' in str(exc).replace(
+            " ", ""
+        )
     else:
         raise AssertionError("a wrong reading was not caught")

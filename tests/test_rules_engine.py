@@ -15,12 +15,13 @@ from straits.model.request import CheckRequest
 from straits.rules import RuleSet, ruleset
 
 DESIGN_REQUEST: dict[str, Any] = {
-    "date": "2025-06-01", "regime": "enacted", "action": "finetune",
+    "date": "2025-06-01",
+    "regime": "enacted",
+    "action": "finetune",
     "tenant": {"hq": "CN", "authorizations": []},
     "site": {"country": "SG", "operator_hq": "SG"},
     "chip": "H100-SXM",
-    "data": {"origin": "CN", "classes": ["personal"], "subjects": 3000000,
-             "sensitive_subjects": 0},
+    "data": {"origin": "CN", "classes": ["personal"], "subjects": 3000000, "sensitive_subjects": 0},
     "weights": {"training_ops": 3e25, "open": False, "from_country": "SG"},
 }
 
@@ -53,8 +54,7 @@ def test_certification_satisfies_standard_contract(rules: RuleSet) -> None:
     data = {"origin": "CN", "classes": ["personal"], "subjects": 200_000}
     without = rules.check(req(data=data))
     assert without.requires == ("cac-standard-contract",)
-    held = rules.check(req(data=data, tenant={"hq": "CN",
-                                              "authorizations": ["cac-certification"]}))
+    held = rules.check(req(data=data, tenant={"hq": "CN", "authorizations": ["cac-certification"]}))
     assert held.decision == "allow"
 
 
@@ -83,21 +83,29 @@ def test_every_rule_has_the_required_annotations(rules: RuleSet) -> None:
 # --- the cache is exact -------------------------------------------------------------------------
 requests = st.builds(
     lambda date, regime, action, hq, site, op, chip, subjects, auths, qty: CheckRequest(
-        date=date, regime=regime, action=action, tenant={"hq": hq, "authorizations": auths},
-        site={"country": site, "operator_hq": op}, chip=chip, quantity=qty,
+        date=date,
+        regime=regime,
+        action=action,
+        tenant={"hq": hq, "authorizations": auths},
+        site={"country": site, "operator_hq": op},
+        chip=chip,
+        quantity=qty,
         data={"origin": "CN", "classes": ["personal"], "subjects": subjects},
-        weights={"training_ops": 2e26, "open": False, "from_country": "US"}),
+        weights={"training_ops": 2e26, "open": False, "from_country": "US"},
+    ),
     st.dates(dt.date(2021, 6, 1), dt.date(2026, 12, 31)),
     st.sampled_from(["enacted", "ai-diffusion"]),
-    st.sampled_from(["train", "finetune", "serve", "procure", "transfer-data",
-                     "transfer-weights"]),
+    st.sampled_from(["train", "finetune", "serve", "procure", "transfer-data", "transfer-weights"]),
     st.sampled_from(["CN", "SG", "US", "MO", "VN"]),
     st.sampled_from(["CN", "SG", "MY", "US", "DE", "SA", "HK"]),
     st.sampled_from(["CN", "SG", "US"]),
     st.sampled_from(["H100-SXM", "H20", "A800-SXM", "B200", "H200-SXM", "Ascend-910B"]),
     st.integers(0, 3_000_000),
-    st.lists(st.sampled_from(["bis-license", "cac-standard-contract",
-                              "cac-security-assessment"]), max_size=2, unique=True),
+    st.lists(
+        st.sampled_from(["bis-license", "cac-standard-contract", "cac-security-assessment"]),
+        max_size=2,
+        unique=True,
+    ),
     st.integers(0, 5000),
 )
 
@@ -112,7 +120,7 @@ def test_cached_decisions_equal_raw_cedar(reqs: list[CheckRequest]) -> None:
 
 
 # --- malformed packs ----------------------------------------------------------------------------
-GOOD_POLICY = '''@id("t-one")
+GOOD_POLICY = """@id("t-one")
 @title("Test")
 @citation("Test Act s.1")
 @confidence("V")
@@ -122,7 +130,7 @@ GOOD_POLICY = '''@id("t-one")
 @reason("a test rule")
 permit (principal, action == Straits::Action::"procure", resource)
 when { context.date >= datetime("2025-01-01") };
-'''
+"""
 
 
 def _pack(tmp_path: Path, policy: str, groups: str | None = None) -> Path:
@@ -141,21 +149,34 @@ def test_user_pack_loads_and_applies(tmp_path: Path) -> None:
     assert "t-one" in {r.rule for r in d.reasons}
 
 
-@pytest.mark.parametrize(("policy", "line", "words"), [
-    (GOOD_POLICY + "\n// second\n@id(\"t-two\")\npermit (principal, action, resource)\n"
-     "when { context.date >= };\n", 13, "Cedar syntax error"),
-    (GOOD_POLICY.replace("context.date >=", "context.nope >="), 1, "does not fit the schema"),
-    (GOOD_POLICY.replace('@citation("Test Act s.1")\n', ""), 1, "@citation"),
-    (GOOD_POLICY.replace('@effect("requires")', '@effect("maybe")'), 1, "@effect"),
-    (GOOD_POLICY.replace('"bis-license"', '"visa"'), 1, "not a known authorization"),
-    (GOOD_POLICY.replace("permit", "forbid"), 1, "permit"),
-    (GOOD_POLICY.replace("2025-01-01\")\n@reason", "2025-13-01\")\n@reason"), 1, "ISO date"),
-    (GOOD_POLICY.replace("context.date >= datetime(\"2025-01-01\")",
-                         "context.site.country in Straits::Group::\"nowhere\""), 1,
-     "unknown group 'nowhere'"),
-])
-def test_malformed_pack_names_file_and_line(tmp_path: Path, policy: str, line: int,
-                                            words: str) -> None:
+@pytest.mark.parametrize(
+    ("policy", "line", "words"),
+    [
+        (
+            GOOD_POLICY + '\n// second\n@id("t-two")\npermit (principal, action, resource)\n'
+            "when { context.date >= };\n",
+            13,
+            "Cedar syntax error",
+        ),
+        (GOOD_POLICY.replace("context.date >=", "context.nope >="), 1, "does not fit the schema"),
+        (GOOD_POLICY.replace('@citation("Test Act s.1")\n', ""), 1, "@citation"),
+        (GOOD_POLICY.replace('@effect("requires")', '@effect("maybe")'), 1, "@effect"),
+        (GOOD_POLICY.replace('"bis-license"', '"visa"'), 1, "not a known authorization"),
+        (GOOD_POLICY.replace("permit", "forbid"), 1, "permit"),
+        (GOOD_POLICY.replace('2025-01-01")\n@reason', '2025-13-01")\n@reason'), 1, "ISO date"),
+        (
+            GOOD_POLICY.replace(
+                'context.date >= datetime("2025-01-01")',
+                'context.site.country in Straits::Group::"nowhere"',
+            ),
+            1,
+            "unknown group 'nowhere'",
+        ),
+    ],
+)
+def test_malformed_pack_names_file_and_line(
+    tmp_path: Path, policy: str, line: int, words: str
+) -> None:
     with pytest.raises(PackError) as exc:
         ruleset((_pack(tmp_path, policy),))
     assert f"my-pack/rules.cedar:{line}" in str(exc.value)
@@ -181,11 +202,16 @@ def test_dpf_certification_reaches_the_cache_key(rules: RuleSet) -> None:
     from straits.rules.cache_key import KeyPlan
 
     assert ("site", "dpf_certified") in KeyPlan([r.est for r in rules.rules]).exact
-    base = {**DESIGN_REQUEST, "action": "train", "weights": None,
-            "tenant": {"hq": "DE"}, "data": {"origin": "DE", "classes": ["personal"],
-                                             "subjects": 10}}
-    certified = req(**{**base, "site": {"country": "US", "operator_hq": "US",
-                                        "dpf_certified": True}})
+    base = {
+        **DESIGN_REQUEST,
+        "action": "train",
+        "weights": None,
+        "tenant": {"hq": "DE"},
+        "data": {"origin": "DE", "classes": ["personal"], "subjects": 10},
+    }
+    certified = req(
+        **{**base, "site": {"country": "US", "operator_hq": "US", "dpf_certified": True}}
+    )
     other = req(**{**base, "site": {"country": "US", "operator_hq": "US"}})
     rs = ruleset()
     rs.clear_cache()
@@ -202,19 +228,49 @@ def test_the_planner_reads_dpf_certification_per_site(rules: RuleSet) -> None:
     from straits.plan import make_plan
 
     pool = {"chip": "H100-SXM", "count": 512}
-    sc = parse_scenario({
-        "straits": 1, "name": "dpf", "date": "2025-06-01",
-        "tenants": [{"id": "eu-lab", "hq": "DE"}],
-        "sites": [{"id": "us-cheap", "country": "US", "operator_hq": "US",
-                   "pools": [{**pool, "usd_per_chip_hour": 1.0}]},
-                  {"id": "us-dpf", "country": "US", "operator_hq": "US", "dpf_certified": True,
-                   "pools": [{**pool, "usd_per_chip_hour": 2.0}]},
-                  {"id": "eu-store", "country": "DE", "operator_hq": "DE"}],
-        "datasets": [{"id": "eu-chats", "tokens": 1e9, "size_gb": 10, "located_at": "eu-store",
-                      "origin": "DE", "classes": ["personal"], "subjects": 50000}],
-        "workloads": [{"id": m, "tenant": "eu-lab",
-                       "model": {"params": 1e9, "layers": 16, "d_model": 2048, "heads": 16},
-                       "stages": [{"id": "ft", "kind": "finetune", "datasets": ["eu-chats"]}]}
-                      for m in ("a", "b")]})
+    sc = parse_scenario(
+        {
+            "straits": 1,
+            "name": "dpf",
+            "date": "2025-06-01",
+            "tenants": [{"id": "eu-lab", "hq": "DE"}],
+            "sites": [
+                {
+                    "id": "us-cheap",
+                    "country": "US",
+                    "operator_hq": "US",
+                    "pools": [{**pool, "usd_per_chip_hour": 1.0}],
+                },
+                {
+                    "id": "us-dpf",
+                    "country": "US",
+                    "operator_hq": "US",
+                    "dpf_certified": True,
+                    "pools": [{**pool, "usd_per_chip_hour": 2.0}],
+                },
+                {"id": "eu-store", "country": "DE", "operator_hq": "DE"},
+            ],
+            "datasets": [
+                {
+                    "id": "eu-chats",
+                    "tokens": 1e9,
+                    "size_gb": 10,
+                    "located_at": "eu-store",
+                    "origin": "DE",
+                    "classes": ["personal"],
+                    "subjects": 50000,
+                }
+            ],
+            "workloads": [
+                {
+                    "id": m,
+                    "tenant": "eu-lab",
+                    "model": {"params": 1e9, "layers": 16, "d_model": 2048, "heads": 16},
+                    "stages": [{"id": "ft", "kind": "finetune", "datasets": ["eu-chats"]}],
+                }
+                for m in ("a", "b")
+            ],
+        }
+    )
     plan = make_plan(sc, rules=rules, solver="greedy")
     assert {a.site for a in plan.assignments} == {"us-dpf"} and len(plan.assignments) == 2

@@ -37,9 +37,12 @@ REACH = {"CN", "HK", "MO", "RU", "IR", "KP"}
 
 
 def caught_by_letter(r: dict[str, Any]) -> bool:
-    return (r["action"] == "procure" and r["chip"] == "H20"
-            and dt.date.fromisoformat(r["date"]) >= LETTER
-            and (r["site"]["country"] in REACH or r["tenant"]["hq"] in REACH))
+    return (
+        r["action"] == "procure"
+        and r["chip"] == "H20"
+        and dt.date.fromisoformat(r["date"]) >= LETTER
+        and (r["site"]["country"] in REACH or r["tenant"]["hq"] in REACH)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -59,15 +62,17 @@ def record(store: Store, rules: RuleSet, tenant: str = "hz-cloud") -> ledger.Ent
 
 
 def test_replay_lists_exactly_the_decisions_the_letter_changes(
-        db_url: str, before: RuleSet, after: RuleSet) -> None:
+    db_url: str, before: RuleSet, after: RuleSet
+) -> None:
     store = Store(db_url)
     entry = record(store, before)
     result = Replayer(store, after, before).run(dt.date.today())
     assert result.decisions == len(REQUESTS) and result.entries == 1
     expected = [i for i, r in enumerate(REQUESTS) if caught_by_letter(r)]
     assert expected and len(expected) < len(REQUESTS)  # the table tries both sides
-    assert [CheckRequest.model_validate(c.ref["request"]) for c in result.changes] == \
-        [CheckRequest.model_validate(REQUESTS[i]) for i in expected]
+    assert [CheckRequest.model_validate(c.ref["request"]) for c in result.changes] == [
+        CheckRequest.model_validate(REQUESTS[i]) for i in expected
+    ]
     for c in result.changes:
         assert (c.seq, c.kind, c.tenant) == (entry.seq, "check", "hz-cloud")
         assert (c.before.decision, c.after.decision) == ("allow", "deny")
@@ -79,12 +84,14 @@ def test_replay_lists_exactly_the_decisions_the_letter_changes(
     assert Replayer(store, before).run(dt.date.today()).changes == []
 
 
-def test_replay_of_a_plan_flags_the_bought_chips(db_url: str, before: RuleSet,
-                                                after: RuleSet) -> None:
+def test_replay_of_a_plan_flags_the_bought_chips(
+    db_url: str, before: RuleSet, after: RuleSet
+) -> None:
     sc = load_scenario(EXAMPLE / "buildout.yaml")
     plan = make_plan(sc, rules=before, solver="greedy")
-    plan_id, entry = record_plan(Store(db_url), sc, plan, before, {"solver": "greedy"},
-                                 tenant="hz-cloud", actor="test")
+    plan_id, entry = record_plan(
+        Store(db_url), sc, plan, before, {"solver": "greedy"}, tenant="hz-cloud", actor="test"
+    )
     assignments = plan.to_json()["assignments"]
     bought = [(a["workload"], a["stage"]) for a in assignments if a["bought"]]
     assert bought and len(bought) < len(assignments)
@@ -99,15 +106,19 @@ def test_replay_of_a_plan_flags_the_bought_chips(db_url: str, before: RuleSet,
 
 
 def test_a_change_already_made_by_the_loaded_packs_is_told_apart(
-        db_url: str, before: RuleSet, after: RuleSet, tmp_path: Path) -> None:
+    db_url: str, before: RuleSet, after: RuleSet, tmp_path: Path
+) -> None:
     store = Store(db_url)
     record(store, before)
     # the deployment already runs the letter; the candidate only renames a pack version
     other = tmp_path / "sg-guidance"
     shutil.copytree(ROOT / "src/straits/rules/packs/sg-guidance", other)
     meta = other / "pack.yaml"
-    meta.write_text(meta.read_text().replace('version: "2025.04"', 'version: "2025.04-x"')
-                    .replace('  - version: "2025.04"', '  - version: "2025.04-x"'))
+    meta.write_text(
+        meta.read_text()
+        .replace('version: "2025.04"', 'version: "2025.04-x"')
+        .replace('  - version: "2025.04"', '  - version: "2025.04-x"')
+    )
     candidate = ruleset((BEFORE, AFTER, other))
     result = Replayer(store, candidate, after).run(dt.date.today())
     assert result.changes and all(c.from_candidate is False for c in result.changes)
@@ -125,12 +136,20 @@ def test_since_and_tenant_select_entries(db_url: str, before: RuleSet, after: Ru
 
 
 def test_an_entry_that_cannot_be_replayed_is_skipped_with_the_reason(
-        db_url: str, before: RuleSet, after: RuleSet) -> None:
+    db_url: str, before: RuleSet, after: RuleSet
+) -> None:
     store = Store(db_url)
     with store.write() as s:  # a hand-made check entry whose request no longer validates
-        ledger.append(s, tenant="t", actor="test", kind="check",
-                      body={"inputs": {"requests": [{"date": "2025-05-01", "action": "fly"}]},
-                            "result": {"decision": "allow"}})
+        ledger.append(
+            s,
+            tenant="t",
+            actor="test",
+            kind="check",
+            body={
+                "inputs": {"requests": [{"date": "2025-05-01", "action": "fly"}]},
+                "result": {"decision": "allow"},
+            },
+        )
     record(store, before)
     result = Replayer(store, after).run(dt.date.today())
     assert [s.seq for s in result.skipped] == [1]
@@ -156,8 +175,9 @@ def straits(*args: str, db: str) -> Ran:
     return Ran(res.exit_code, res.stdout, res.stderr)
 
 
-def test_cli_replay_records_itself_and_gates_with_exit_code(db_url: str, tmp_path: Path,
-                                                           before: RuleSet) -> None:
+def test_cli_replay_records_itself_and_gates_with_exit_code(
+    db_url: str, tmp_path: Path, before: RuleSet
+) -> None:
     store = Store(db_url)
     record(store, before)
     since = dt.date.today().isoformat()
@@ -183,8 +203,9 @@ def test_cli_replay_records_itself_and_gates_with_exit_code(db_url: str, tmp_pat
     # ledger show's line for the replay: how many would change, of what was replayed
     from straits.cli.ledger_cmd import _summary
 
-    assert f"{len(changed)} would change, of {len(REQUESTS)} decisions and 0 plan" in \
-        _summary(entry)
+    assert f"{len(changed)} would change, of {len(REQUESTS)} decisions and 0 plan" in _summary(
+        entry
+    )
 
 
 def test_cli_replay_refuses_an_altered_ledger(tmp_path: Path, before: RuleSet) -> None:
@@ -193,8 +214,9 @@ def test_cli_replay_refuses_an_altered_ledger(tmp_path: Path, before: RuleSet) -
     record(store, before)
     with store.engine.begin() as conn:  # someone rewrites a recorded answer
         conn.exec_driver_sql("UPDATE ledger SET body = replace(body, '\"deny\"', '\"allow\"')")
-        conn.exec_driver_sql("UPDATE ledger SET body = replace(body, '\"allow\"', '\"deny\"') "
-                             "WHERE seq = 1")
+        conn.exec_driver_sql(
+            "UPDATE ledger SET body = replace(body, '\"allow\"', '\"deny\"') WHERE seq = 1"
+        )
     p = straits("rules", "replay", "--since", "2025-01-01", "--packs", str(AFTER), db=db)
     assert p.returncode == 2 and "does not verify" in p.stderr and "entry 1" in p.stderr
     assert p.stderr.startswith("error: --db:")  # the database is what is wrong, not --since
@@ -204,8 +226,9 @@ def test_cli_replay_bad_input(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'straits.db'}"
     p = straits("rules", "replay", "--since", "2025-02-30", db=db)
     assert p.returncode == 2 and "--since" in p.stderr
-    p = straits("rules", "replay", "--since", "2025-01-01", "--packs", str(tmp_path / "nope"),
-                db=db)
+    p = straits(
+        "rules", "replay", "--since", "2025-01-01", "--packs", str(tmp_path / "nope"), db=db
+    )
     assert p.returncode == 2 and "not found" in p.stderr
     empty = straits("rules", "replay", "--since", "2025-01-01", "--json", db=db)
     assert empty.returncode == 0 and json.loads(empty.stdout)["entries"] == 0
@@ -225,16 +248,22 @@ when { context has data && context.data.subjects * 1000000000000 > 0 };
 
 
 def test_a_decision_the_candidate_cannot_evaluate_is_skipped_not_fatal(
-        db_url: str, tmp_path: Path) -> None:
+    db_url: str, tmp_path: Path
+) -> None:
     """Cedar stops on integer overflow; the entry is listed as skipped with Cedar's reason,
     and the entries batched with it are still replayed."""
     store = Store(db_url)
     rules = ruleset()
     for subjects in (10, 10**10, 20):
-        req = CheckRequest.model_validate({
-            "date": "2025-06-01", "action": "transfer-data", "tenant": {"hq": "SG"},
-            "site": {"country": "SG", "operator_hq": "SG"},
-            "data": {"origin": "CN", "classes": ["personal"], "subjects": subjects}})
+        req = CheckRequest.model_validate(
+            {
+                "date": "2025-06-01",
+                "action": "transfer-data",
+                "tenant": {"hq": "SG"},
+                "site": {"country": "SG", "operator_hq": "SG"},
+                "data": {"origin": "CN", "classes": ["personal"], "subjects": subjects},
+            }
+        )
         record_check(store, rules, [req], rules.check(req).to_json(), tenant="t", actor="x")
     pack = tmp_path / "team"
     pack.mkdir()

@@ -65,10 +65,18 @@ BAD = [
     ("datasets.0.tokens", KeyError, "datasets[0].tokens", "required field is missing"),
     ("workloads.0.stages.0.after", ["serve-intl"], "workloads[0].stages", "cycle"),
     ("sites.1.pools.0.count", -5, "sites[1].pools[0].count", "greater than or equal to 0"),
-    ("workloads.0.stages.1.datasets", ["nope"], "workloads[0].stages[1].datasets[0]",
-     "unknown dataset 'nope'"),
-    ("workloads.0.stages.1.after", ["pre-train"], "workloads[0].stages[1].after[0]",
-     "unknown stage 'pre-train'"),
+    (
+        "workloads.0.stages.1.datasets",
+        ["nope"],
+        "workloads[0].stages[1].datasets[0]",
+        "unknown dataset 'nope'",
+    ),
+    (
+        "workloads.0.stages.1.after",
+        ["pre-train"],
+        "workloads[0].stages[1].after[0]",
+        "unknown stage 'pre-train'",
+    ),
     ("workloads.0.tenant", "acme", "workloads[0].tenant", "unknown tenant 'acme'"),
     ("datasets.1.located_at", "mars", "datasets[1].located_at", "unknown site 'mars'"),
     ("tenants.0.hq", "XX", "tenants[0].hq", "ISO 3166-1"),
@@ -77,19 +85,28 @@ BAD = [
     ("workloads.0.model.active_params", 1e12, "workloads[0].model", "must not exceed params"),
     ("datasets.0.classes", [], "datasets[0].classes", "at least 1 item"),
     ("sites.1.id", "sg-jurong", "sites[1]", "duplicate id 'sg-jurong'"),
-    ("workloads.0.stages.2.chips", KeyError, "workloads[0].stages[2]",
-     "`chips` or `tokens_per_s`"),
-    ("tenants.0.authorizations", ["bis-licence"], "tenants[0].authorizations[0]",
-     "'bis-license'"),
+    ("workloads.0.stages.2.chips", KeyError, "workloads[0].stages[2]", "`chips` or `tokens_per_s`"),
+    ("tenants.0.authorizations", ["bis-licence"], "tenants[0].authorizations[0]", "'bis-license'"),
     ("date", "2025-13-01", "date", "date"),
-    ("sites.0.targets.kubernetes.cluster", "SG_Jurong", "sites[0].targets.kubernetes.cluster",
-     "pattern"),
-    ("sites.0.targets.slurm.gpus_per_node", 0, "sites[0].targets.slurm.gpus_per_node",
-     "greater than or equal to 1"),
-    ("sites.0.targets.skypilot.regoin", "x", "sites[0].targets.skypilot.regoin",
-     "unknown field"),
-    ("sites.0.pools.0.targets.kubernetes_node_labels", {"bad key!": "v"},
-     "sites[0].pools[0].targets.kubernetes_node_labels (key 'bad key!')", "pattern"),
+    (
+        "sites.0.targets.kubernetes.cluster",
+        "SG_Jurong",
+        "sites[0].targets.kubernetes.cluster",
+        "pattern",
+    ),
+    (
+        "sites.0.targets.slurm.gpus_per_node",
+        0,
+        "sites[0].targets.slurm.gpus_per_node",
+        "greater than or equal to 1",
+    ),
+    ("sites.0.targets.skypilot.regoin", "x", "sites[0].targets.skypilot.regoin", "unknown field"),
+    (
+        "sites.0.pools.0.targets.kubernetes_node_labels",
+        {"bad key!": "v"},
+        "sites[0].pools[0].targets.kubernetes_node_labels (key 'bad key!')",
+        "pattern",
+    ),
     ("sites.0.source", "ok\x1b]52;c;cm0gLXJmIH4=\x07", "sites[0].source", "control character"),
     # a URI is one token: exports write it into YAML that SkyPilot hands to its sync commands
     ("datasets.0.uri", "s3://b/x'\n$(id)\nrun: evil", "datasets[0].uri", "pattern"),
@@ -98,10 +115,12 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize(("path", "value", "field", "words"), BAD,
-                         ids=[b[0] + "=" + str(b[1]) for b in BAD])
-def test_bad_scenarios_name_the_field(base: dict[str, Any], path: str, value: Any, field: str,
-                                      words: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "value", "field", "words"), BAD, ids=[b[0] + "=" + str(b[1]) for b in BAD]
+)
+def test_bad_scenarios_name_the_field(
+    base: dict[str, Any], path: str, value: Any, field: str, words: str
+) -> None:
     with pytest.raises(ScenarioError) as exc:
         parse_scenario(_mutate(base, path, value), source="s.yaml")
     msg = str(exc.value)

@@ -51,8 +51,7 @@ def wait_until(predicate: Any, limit: float = 240) -> Any:
     raise AssertionError("condition not reached")
 
 
-def test_plans_survive_a_killed_worker_and_a_restarted_server(db_url: str,
-                                                              tmp_path: Path) -> None:
+def test_plans_survive_a_killed_worker_and_a_restarted_server(db_url: str, tmp_path: Path) -> None:
     env = {"STRAITS_PLAN_LEASE_S": "6"}
     svc = soak.Service(db_url, tmp_path, env=env)
     admin = svc.token("ops", "admin")
@@ -68,8 +67,9 @@ def test_plans_survive_a_killed_worker_and_a_restarted_server(db_url: str,
         with httpx.Client(base_url=svc.url, timeout=60, headers=h) as client:
             busy, quick = busy_doc(), soak.scenario_doc()
             for i in range(8):
-                params: dict[str, Any] = ({"solver": "cpsat", "time_limit": 15} if i % 2
-                                          else {"solver": "greedy"})
+                params: dict[str, Any] = (
+                    {"solver": "cpsat", "time_limit": 15} if i % 2 else {"solver": "greedy"}
+                )
                 r = client.post("/v1/plans", params=params, json=busy if i % 2 else quick)
                 assert r.status_code == 202, r.text
                 ids.append(r.json()["id"])
@@ -104,8 +104,9 @@ def test_plans_survive_a_killed_worker_and_a_restarted_server(db_url: str,
 # --- slow clients over real sockets ------------------------------------------------------------
 @pytest.fixture
 def server(tmp_path: Path) -> Any:
-    svc = soak.Service(f"sqlite:///{tmp_path / 's.db'}", tmp_path,
-                       env={"STRAITS_BODY_TIMEOUT_S": "2"})
+    svc = soak.Service(
+        f"sqlite:///{tmp_path / 's.db'}", tmp_path, env={"STRAITS_BODY_TIMEOUT_S": "2"}
+    )
     svc.start_server(plan_workers=0)
     yield svc
     svc.stop()
@@ -135,9 +136,11 @@ def test_a_silent_or_dribbling_client_is_disconnected(server: Any) -> None:
 def test_a_body_that_never_arrives_is_answered_408(server: Any) -> None:
     token = server.token("a", "viewer").encode()
     sock = socket.create_connection(("127.0.0.1", server.port))
-    sock.sendall(b"POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                 b"Authorization: Bearer " + token + b"\r\nContent-Length: 1000\r\n\r\n"
-                 b'{"date":')
+    sock.sendall(
+        b"POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + token + b"\r\nContent-Length: 1000\r\n\r\n"
+        b'{"date":'
+    )
     answer = _closed(sock)
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert b"urn:straits:problem:request-timeout" in answer

@@ -47,8 +47,12 @@ class Admission:
     """the regime the launch was checked under (the plan's), when a plan was found"""
 
     def to_json(self) -> dict[str, Any]:
-        return {"allowed": self.allowed, "message": self.message, "checked": self.checked,
-                "rules": [r.to_json() for r in self.citations]}
+        return {
+            "allowed": self.allowed,
+            "message": self.message,
+            "checked": self.checked,
+            "rules": [r.to_json() for r in self.citations],
+        }
 
 
 def parse_user_request(data: Any) -> dict[str, Any]:
@@ -58,11 +62,17 @@ def parse_user_request(data: Any) -> dict[str, Any]:
         try:
             data = json.loads(data)
         except ValueError:
-            raise RequestError("the body is a string but not JSON", source="request body",
-                               expected="SkyPilot's UserRequest") from None
+            raise RequestError(
+                "the body is a string but not JSON",
+                source="request body",
+                expected="SkyPilot's UserRequest",
+            ) from None
     if not isinstance(data, dict) or not isinstance(data.get("task"), str):
-        raise RequestError("no `task` YAML string", source="request body",
-                           expected="SkyPilot's UserRequest: {task, skypilot_config, ...}")
+        raise RequestError(
+            "no `task` YAML string",
+            source="request body",
+            expected="SkyPilot's UserRequest: {task, skypilot_config, ...}",
+        )
     return data
 
 
@@ -76,8 +86,9 @@ def task_of(user_request: dict[str, Any]) -> dict[str, Any]:
         raise RequestError(exc.message, source="request body", path="task") from None
     except (yaml.YAMLError, RecursionError, ValueError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise RequestError(f"task is not YAML: {first}", source="request body",
-                           path="task") from None
+        raise RequestError(
+            f"task is not YAML: {first}", source="request body", path="task"
+        ) from None
     if not isinstance(task, dict):
         raise RequestError("task YAML is not a mapping", source="request body", path="task")
     envs = task.get("envs")
@@ -87,13 +98,18 @@ def task_of(user_request: dict[str, Any]) -> dict[str, Any]:
     if res is None or isinstance(res, dict):
         for key in ("any_of", "ordered"):
             alts = (res or {}).get(key)
-            if alts is not None and not (isinstance(alts, list)
-                                         and all(isinstance(a, dict | None) for a in alts)):
-                raise RequestError("not a list of resource mappings", source="request body",
-                                   path=f"task.resources.{key}")
+            if alts is not None and not (
+                isinstance(alts, list) and all(isinstance(a, dict | None) for a in alts)
+            ):
+                raise RequestError(
+                    "not a list of resource mappings",
+                    source="request body",
+                    path=f"task.resources.{key}",
+                )
     elif not (isinstance(res, list) and all(isinstance(a, dict | None) for a in res)):
-        raise RequestError("not a mapping or a list of them", source="request body",
-                           path="task.resources")
+        raise RequestError(
+            "not a mapping or a list of them", source="request body", path="task.resources"
+        )
     return task
 
 
@@ -102,9 +118,11 @@ def _sky() -> Any:
     try:
         import sky
     except ImportError:
-        raise RequestError("SkyPilot is not installed on this Straits server, so it cannot "
-                           "read SkyPilot tasks", source="request body",
-                           expected="pip install 'straits[skypilot]' on the server") from None
+        raise RequestError(
+            "SkyPilot is not installed on this Straits server, so it cannot read SkyPilot tasks",
+            source="request body",
+            expected="pip install 'straits[skypilot]' on the server",
+        ) from None
     return sky
 
 
@@ -119,8 +137,12 @@ def candidates(task: dict[str, Any]) -> list[Candidate]:
     try:
         key = json.dumps(res, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError):
-        raise RequestError("task.resources is not plain YAML data", source="request body",
-                           path="task.resources", expected="SkyPilot resources") from None
+        raise RequestError(
+            "task.resources is not plain YAML data",
+            source="request body",
+            path="task.resources",
+            expected="SkyPilot resources",
+        ) from None
     return list(_read_resources(key))
 
 
@@ -131,9 +153,12 @@ def _read_resources(key: str) -> tuple[Candidate, ...]:
     try:
         parsed = sky.Resources.from_yaml_config(config) if config else {sky.Resources()}
     except Exception as exc:  # whatever SkyPilot's parser rejects, in its words
-        raise RequestError(f"SkyPilot cannot read the task's resources: {_first_line(exc)}",
-                           source="request body", path="task.resources",
-                           expected="resources `sky launch` accepts") from None
+        raise RequestError(
+            f"SkyPilot cannot read the task's resources: {_first_line(exc)}",
+            source="request body",
+            path="task.resources",
+            expected="resources `sky launch` accepts",
+        ) from None
     resources = list(parsed)
     if isinstance(parsed, set):  # any_of: no order of its own
         resources.sort(key=repr)
@@ -154,9 +179,12 @@ def _count(value: Any) -> int:
     except (TypeError, ValueError):
         n = math.nan
     if not (math.isfinite(n) and 0 < n <= MAX_CHIPS):
-        raise RequestError(f"accelerator count {str(value)[:40]!r} is not a number of chips "
-                           f"from 1 to {MAX_CHIPS:,}", source="request body",
-                           path="task.resources.accelerators")
+        raise RequestError(
+            f"accelerator count {str(value)[:40]!r} is not a number of chips "
+            f"from 1 to {MAX_CHIPS:,}",
+            source="request body",
+            path="task.resources.accelerators",
+        )
     return math.ceil(n)
 
 
@@ -184,7 +212,7 @@ def site_of(sc: Scenario, infra: str) -> Site | None:
         if sky is None:
             continue
         want = _canonical(sky.infra)
-        if len(want) >= 2 and parts[:len(want)] == want:
+        if len(want) >= 2 and parts[: len(want)] == want:
             return s
     return None
 
@@ -192,8 +220,11 @@ def site_of(sc: Scenario, infra: str) -> Site | None:
 def chip_of(site: Site, accelerator: str) -> str | None:
     for pool in site.pools:
         named = pool.targets.skypilot_accelerator if pool.targets else None
-        if accelerator.lower() in {pool.chip.lower(), (named or "").lower(),
-                                   ACCELERATORS.get(pool.chip, "").lower()}:
+        if accelerator.lower() in {
+            pool.chip.lower(),
+            (named or "").lower(),
+            ACCELERATORS.get(pool.chip, "").lower(),
+        }:
             return pool.chip
     return None
 
@@ -202,10 +233,15 @@ def chip_of(site: Site, accelerator: str) -> str | None:
 MAX_CONTEXTS = 64
 
 
-def admit_skypilot(task: dict[str, Any], plan: tuple[Scenario, dict[str, Any]] | None,
-                   rules: RuleSet, *, date: dt.date, plan_ref: str | None,
-                   contexts: dict[tuple[str, dt.date], PlanContext] | None = None
-                   ) -> Admission:
+def admit_skypilot(
+    task: dict[str, Any],
+    plan: tuple[Scenario, dict[str, Any]] | None,
+    rules: RuleSet,
+    *,
+    date: dt.date,
+    plan_ref: str | None,
+    contexts: dict[tuple[str, dt.date], PlanContext] | None = None,
+) -> Admission:
     """Decide one launch. ``plan`` is the recorded plan the task names (None: not found);
     ``contexts`` caches one :class:`PlanContext` per plan and date across calls."""
     cands = candidates(task)
@@ -213,12 +249,18 @@ def admit_skypilot(task: dict[str, Any], plan: tuple[Scenario, dict[str, Any]] |
     if not any(c.accelerator for c in cands) and not envs.get(ENV_PLAN):
         return Admission(True, "no accelerators and no Straits plan: not a training launch")
     if not envs.get(ENV_PLAN) or not envs.get(ENV_STAGE):
-        return Admission(False, f"an accelerator launch must name its Straits plan and stage "
-                                f"(envs {ENV_PLAN}, {ENV_WORKLOAD}, {ENV_STAGE}); export it "
-                                "with `straits export --to skypilot`")
+        return Admission(
+            False,
+            f"an accelerator launch must name its Straits plan and stage "
+            f"(envs {ENV_PLAN}, {ENV_WORKLOAD}, {ENV_STAGE}); export it "
+            "with `straits export --to skypilot`",
+        )
     if plan is None:
-        return Admission(False, f"plan {plan_ref} is not recorded on this Straits server; "
-                                "export a recorded plan (`straits plan --record`)")
+        return Admission(
+            False,
+            f"plan {plan_ref} is not recorded on this Straits server; "
+            "export a recorded plan (`straits plan --record`)",
+        )
     sc, plan_json = plan
     workload, stage_id = str(envs.get(ENV_WORKLOAD, "")), str(envs[ENV_STAGE])
     try:
@@ -241,8 +283,10 @@ def admit_skypilot(task: dict[str, Any], plan: tuple[Scenario, dict[str, Any]] |
         row: dict[str, Any] = {"infra": c.infra, "accelerator": c.accelerator}
         out.checked.append(row)
         if site is None:
-            problems.append(f"{c.infra or '(any region)'} is not a site of scenario {sc.name} "
-                            "(a request must pin cloud and region to a mapped site)")
+            problems.append(
+                f"{c.infra or '(any region)'} is not a site of scenario {sc.name} "
+                "(a request must pin cloud and region to a mapped site)"
+            )
             row["decision"] = "deny"
             continue
         chip = chip_of(site, c.accelerator) if c.accelerator else None
@@ -253,17 +297,24 @@ def admit_skypilot(task: dict[str, Any], plan: tuple[Scenario, dict[str, Any]] |
             row["decision"] = "deny"
             continue
         verdict = ctx.verdict(w, stage, option)
-        row["decision"] = "allow" if verdict.lawful else (
-            verdict.blocking.outcome if verdict.blocking else "deny")
+        row["decision"] = (
+            "allow"
+            if verdict.lawful
+            else (verdict.blocking.outcome if verdict.blocking else "deny")
+        )
         if not verdict.lawful and verdict.blocking is not None:
             b = verdict.blocking
             out.citations.append(b)
-            problems.append(f"{workload}/{stage_id} on {site.id}/{chip} ({c.infra}) is not "
-                            f"lawful on {date}: {b.text} [{b.rule}; {b.citation}]")
+            problems.append(
+                f"{workload}/{stage_id} on {site.id}/{chip} ({c.infra}) is not "
+                f"lawful on {date}: {b.text} [{b.rule}; {b.citation}]"
+            )
     if problems:
         out.allowed = False
         out.message = "; ".join(problems)
     else:
-        out.message = (f"{workload}/{stage_id}: every candidate lawful on {date} under the "
-                       f"{plan_json['regime']} regime")
+        out.message = (
+            f"{workload}/{stage_id}: every candidate lawful on {date} under the "
+            f"{plan_json['regime']} regime"
+        )
     return out

@@ -33,8 +33,11 @@ def parse_check_document(data: Any, label: str) -> tuple[list[CheckRequest], boo
         return [validate_as(CheckRequest, data, source=label, error=RequestError)], False
     if isinstance(data, list) and data:
         if len(data) > MAX_CHECK_REQUESTS:  # before any is validated: that is the cost
-            raise RequestError(f"{len(data):,} requests in one list", source=label,
-                               expected=f"at most {MAX_CHECK_REQUESTS:,}: split the list")
+            raise RequestError(
+                f"{len(data):,} requests in one list",
+                source=label,
+                expected=f"at most {MAX_CHECK_REQUESTS:,}: split the list",
+            )
         out = []
         for i, item in enumerate(data):
             try:
@@ -44,11 +47,13 @@ def parse_check_document(data: Any, label: str) -> tuple[list[CheckRequest], boo
             except InputError as exc:
                 inner = exc.path if exc.path not in (None, "", f"[{i}]", "(top level)") else ""
                 path = f"[{i}]" + (f".{inner}" if inner else "")
-                raise RequestError(exc.detail, source=label, path=path,
-                                   expected=exc.expected) from None
+                raise RequestError(
+                    exc.detail, source=label, path=path, expected=exc.expected
+                ) from None
         return out, True
-    raise RequestError("expected a JSON object (one request) or a non-empty list of them",
-                       source=label)
+    raise RequestError(
+        "expected a JSON object (one request) or a non-empty list of them", source=label
+    )
 
 
 def check_json(rules: RuleSet, requests: list[CheckRequest], was_list: bool) -> Any:
@@ -68,14 +73,28 @@ def run_estimate(req: EstimateRequest, chips: int | None = None) -> Estimate:
     n = chips if chips is not None else req.chips
     if req.kind == "serve":
         assert req.days is not None
-        return estimate_serving(req.model, chip, n, req.days, req.usd_per_chip_hour,
-                                tokens_per_s=req.tokens_per_s, prompt_tokens=req.prompt_tokens,
-                                output_tokens=req.output_tokens)
+        return estimate_serving(
+            req.model,
+            chip,
+            n,
+            req.days,
+            req.usd_per_chip_hour,
+            tokens_per_s=req.tokens_per_s,
+            prompt_tokens=req.prompt_tokens,
+            output_tokens=req.output_tokens,
+        )
     assert req.tokens is not None
     if n is None:
         n = typical_chips(req.model, req.tokens, chip, software_year=req.software_year)
-    return estimate_training(req.model, req.tokens, chip, n, req.usd_per_chip_hour,
-                             software_year=req.software_year, mfu=req.mfu)
+    return estimate_training(
+        req.model,
+        req.tokens,
+        chip,
+        n,
+        req.usd_per_chip_hour,
+        software_year=req.software_year,
+        mfu=req.mfu,
+    )
 
 
 def chips_basis(req: EstimateRequest, chips: int | None = None) -> str:
@@ -86,8 +105,13 @@ def chips_basis(req: EstimateRequest, chips: int | None = None) -> str:
     return "typical" if req.kind == "train" else "target"
 
 
-def estimate_json(req: EstimateRequest, est: Estimate | None = None, *,
-                  chips: int | None = None, guidance: bool = True) -> dict[str, Any]:
+def estimate_json(
+    req: EstimateRequest,
+    est: Estimate | None = None,
+    *,
+    chips: int | None = None,
+    guidance: bool = True,
+) -> dict[str, Any]:
     """The ``straits estimate --json`` answer (the estimate is computed when not given;
     ``chips`` overrides the request's cluster size, as in ``--sweep chips``), with
     ``guidance`` where the answer alone would leave a user stuck."""
@@ -96,14 +120,16 @@ def estimate_json(req: EstimateRequest, est: Estimate | None = None, *,
 
     est = est if est is not None else run_estimate(req, chips)
     out = est.to_json()
-    e = est.energy(get_chip(req.chip), pue=req.pue, gco2_per_kwh=req.grid_gco2_per_kwh,
-                   country=req.country)
+    e = est.energy(
+        get_chip(req.chip), pue=req.pue, gco2_per_kwh=req.grid_gco2_per_kwh, country=req.country
+    )
     out["energy"] = e.to_json() if e is not None else None
     out["chips_basis"] = chips_basis(req, chips)
     if req.kind == "train":
         assert req.tokens is not None
-        out["nearest_runs"] = [n.to_json() for n in nearest_runs(req.model, req.tokens,
-                                                                  get_chip(req.chip))]
+        out["nearest_runs"] = [
+            n.to_json() for n in nearest_runs(req.model, req.tokens, get_chip(req.chip))
+        ]
     if guidance:
         out["guidance"] = estimate_guidance(req, est)
     return out
@@ -130,20 +156,31 @@ def estimate_guidance(req: EstimateRequest, est: Estimate) -> list[dict[str, Any
     out: list[dict[str, Any]] = []
     if req.kind != "train":
         if not est.fits:
-            out.append({"code": "needs-more-chips", "chips": est.chips,
-                        "min_chips": est.min_chips,
-                        "text": f"{est.chips:,} x {est.chip} cannot serve this model: it needs "
-                                f"at least {est.min_chips:,} (--chips {est.min_chips})"})
+            out.append(
+                {
+                    "code": "needs-more-chips",
+                    "chips": est.chips,
+                    "min_chips": est.min_chips,
+                    "text": f"{est.chips:,} x {est.chip} cannot serve this model: it needs "
+                    f"at least {est.min_chips:,} (--chips {est.min_chips})",
+                }
+            )
         return out
     at = est
     if not est.fits:
         at = run_estimate(req, est.min_chips)
-        out.append({"code": "needs-more-chips", "chips": est.chips, "min_chips": est.min_chips,
-                    "days_at_min_chips": round(at.days, 1),
-                    "text": f"{est.chips:,} x {est.chip} cannot hold this model and its "
-                            f"training state: it needs at least {est.min_chips:,} chips "
-                            f"(--chips {est.min_chips}), which would take {at.days:,.0f} days; "
-                            "the figures above are for a cluster that does not fit"})
+        out.append(
+            {
+                "code": "needs-more-chips",
+                "chips": est.chips,
+                "min_chips": est.min_chips,
+                "days_at_min_chips": round(at.days, 1),
+                "text": f"{est.chips:,} x {est.chip} cannot hold this model and its "
+                f"training state: it needs at least {est.min_chips:,} chips "
+                f"(--chips {est.min_chips}), which would take {at.days:,.0f} days; "
+                "the figures above are for a cluster that does not fit",
+            }
+        )
     if at.days > LONG_RUN_DAYS:
         best = None
         for n in sweep_sizes(at):
@@ -153,20 +190,28 @@ def estimate_guidance(req: EstimateRequest, est: Estimate) -> list[dict[str, Any
             if e.fits and e.days <= GUIDE_TARGET_DAYS:
                 best = e
                 break
-        hint = {"code": "long-run", "chips": at.chips, "days": round(at.days, 1),
-                "target_days": GUIDE_TARGET_DAYS,
-                "chips_for_target": best.chips if best is not None else None,
-                "days_at_those_chips": round(best.days, 1) if best is not None else None}
+        hint = {
+            "code": "long-run",
+            "chips": at.chips,
+            "days": round(at.days, 1),
+            "target_days": GUIDE_TARGET_DAYS,
+            "chips_for_target": best.chips if best is not None else None,
+            "days_at_those_chips": round(best.days, 1) if best is not None else None,
+        }
         if best is not None:
-            hint["text"] = (f"at {at.chips:,} chips the run takes {at.days:,.0f} days; "
-                            f"{best.chips:,} x {est.chip} would finish in about "
-                            f"{best.days:,.0f} days (--chips {best.chips}; --sweep chips "
-                            "shows every size)")
+            hint["text"] = (
+                f"at {at.chips:,} chips the run takes {at.days:,.0f} days; "
+                f"{best.chips:,} x {est.chip} would finish in about "
+                f"{best.days:,.0f} days (--chips {best.chips}; --sweep chips "
+                "shows every size)"
+            )
         else:
-            hint["text"] = (f"at {at.chips:,} chips the run takes {at.days:,.0f} days, and "
-                            f"even {SWEEP_MAX_CHIPS:,} x {est.chip} would not finish within "
-                            f"{GUIDE_TARGET_DAYS:,.0f} days: fewer tokens, a smaller model or "
-                            "a faster chip")
+            hint["text"] = (
+                f"at {at.chips:,} chips the run takes {at.days:,.0f} days, and "
+                f"even {SWEEP_MAX_CHIPS:,} x {est.chip} would not finish within "
+                f"{GUIDE_TARGET_DAYS:,.0f} days: fewer tokens, a smaller model or "
+                "a faster chip"
+            )
         out.append(hint)
     return out
 
@@ -176,22 +221,41 @@ def chip_json(chip: Chip) -> dict[str, Any]:
     from straits.catalog import classify_2022, classify_2023
 
     figures = {}
-    for name in ("bf16_tflops", "fp16_tflops", "fp8_tflops", "int8_tops", "hbm_gb", "hbm_tbps",
-                 "scaleup_gbps", "tdp_w", "die_mm2", "rent_usd_per_hour"):
+    for name in (
+        "bf16_tflops",
+        "fp16_tflops",
+        "fp8_tflops",
+        "int8_tops",
+        "hbm_gb",
+        "hbm_tbps",
+        "scaleup_gbps",
+        "tdp_w",
+        "die_mm2",
+        "rent_usd_per_hour",
+    ):
         fig = getattr(chip, name)
         if fig is not None:
             figures[name] = fig.model_dump(exclude_none=True)
     c22, c23 = classify_2022(chip), classify_2023(chip)
     pd = chip.performance_density
     return {
-        "id": chip.id, "name": chip.name, "vendor": chip.vendor, "origin": chip.origin,
-        "family": chip.family, "datacenter": chip.datacenter, "figures": figures,
+        "id": chip.id,
+        "name": chip.name,
+        "vendor": chip.vendor,
+        "origin": chip.origin,
+        "family": chip.family,
+        "datacenter": chip.datacenter,
+        "figures": figures,
         "derived": {
-            "tpp": round(chip.tpp, 1), "tpp_upper": round(chip.tpp_upper, 1),
+            "tpp": round(chip.tpp, 1),
+            "tpp_upper": round(chip.tpp_upper, 1),
             "performance_density": round(pd, 3) if pd is not None else None,
-            "class_2022": c22.cls, "class_2022_basis": c22.basis,
-            "class_2023": c23.cls, "class_2023_basis": c23.basis,
-            "us_origin": chip.origin == "US", "prc_advanced": chip.is_prc_advanced,
+            "class_2022": c22.cls,
+            "class_2022_basis": c22.basis,
+            "class_2023": c23.cls,
+            "class_2023_basis": c23.basis,
+            "us_origin": chip.origin == "US",
+            "prc_advanced": chip.is_prc_advanced,
             "midpoints_used": chip.mid_figures,
         },
     }
@@ -207,16 +271,31 @@ def chips_json() -> list[dict[str, Any]]:
 def rule_json(r: Rule) -> dict[str, Any]:
     from straits.rules.listing import rule_regimes
 
-    return {"rule": r.id, "pack": r.pack, "file": r.file, "line": r.line, "title": r.title,
-            "citation": r.citation, "confidence": r.confidence, "effect": r.effect,
-            "requires": r.requires, "presumption": r.presumption,
-            "effective_from": r.effective_from.isoformat(),
-            "effective_until": r.effective_until.isoformat() if r.effective_until else None,
-            "regimes": list(rule_regimes(r)), "reason": r.reason, "reading": r.reading}
+    return {
+        "rule": r.id,
+        "pack": r.pack,
+        "file": r.file,
+        "line": r.line,
+        "title": r.title,
+        "citation": r.citation,
+        "confidence": r.confidence,
+        "effect": r.effect,
+        "requires": r.requires,
+        "presumption": r.presumption,
+        "effective_from": r.effective_from.isoformat(),
+        "effective_until": r.effective_until.isoformat() if r.effective_until else None,
+        "regimes": list(rule_regimes(r)),
+        "reason": r.reason,
+        "reading": r.reading,
+    }
 
 
-def select_rules(rules: RuleSet, date: dt.date | None = None, regime: Regime = "enacted",
-                 packs: list[str] | None = None) -> list[Rule]:
+def select_rules(
+    rules: RuleSet,
+    date: dt.date | None = None,
+    regime: Regime = "enacted",
+    packs: list[str] | None = None,
+) -> list[Rule]:
     from straits.rules.listing import in_force
 
     selected = list(rules.rules)
@@ -227,8 +306,12 @@ def select_rules(rules: RuleSet, date: dt.date | None = None, regime: Regime = "
     return selected
 
 
-def rules_json(rules: RuleSet, date: dt.date | None = None, regime: Regime = "enacted",
-               packs: list[str] | None = None) -> list[dict[str, Any]]:
+def rules_json(
+    rules: RuleSet,
+    date: dt.date | None = None,
+    regime: Regime = "enacted",
+    packs: list[str] | None = None,
+) -> list[dict[str, Any]]:
     """The ``straits rules list --json`` answer."""
     return [rule_json(r) for r in select_rules(rules, date, regime, packs)]
 
@@ -253,14 +336,23 @@ def export_targets(to: list[str]) -> tuple[str, ...]:
     from straits.export import TARGETS
 
     if not to:
-        raise InputError("no export target given", path="--to",
-                         expected="one or more of " + ", ".join((*TARGETS, "all")))
-    targets = tuple(dict.fromkeys(
-        t2 for t in to for t2 in (TARGETS if t.strip().lower() == "all" else (t.lower(),))))
+        raise InputError(
+            "no export target given",
+            path="--to",
+            expected="one or more of " + ", ".join((*TARGETS, "all")),
+        )
+    targets = tuple(
+        dict.fromkeys(
+            t2 for t in to for t2 in (TARGETS if t.strip().lower() == "all" else (t.lower(),))
+        )
+    )
     for t in targets:
         if t not in TARGETS:
-            raise InputError(f"unknown export target {t!r}", path="--to",
-                             expected="one of " + ", ".join((*TARGETS, "all")))
+            raise InputError(
+                f"unknown export target {t!r}",
+                path="--to",
+                expected="one of " + ", ".join((*TARGETS, "all")),
+            )
     return targets
 
 
@@ -272,15 +364,25 @@ def check_image(image: str | None) -> None:
     """Refuse an ``--image`` that is no image reference: '' was the default image without a
     word, 'a b' or a newline a manifest kubectl refuses only at apply time."""
     if image is not None and not _IMAGE.fullmatch(image):
-        raise InputError(f"{image[:80]!r} is not a container image reference", path="--image",
-                         expected="REGISTRY/NAME[:TAG][@DIGEST] without spaces, at most 512 "
-                                  "characters (e.g. nvcr.io/nvidia/pytorch:25.01-py3)")
+        raise InputError(
+            f"{image[:80]!r} is not a container image reference",
+            path="--image",
+            expected="REGISTRY/NAME[:TAG][@DIGEST] without spaces, at most 512 "
+            "characters (e.g. nvcr.io/nvidia/pytorch:25.01-py3)",
+        )
 
 
-def export_files(sc: Any, plan: dict[str, Any], rules: RuleSet, *, plan_id: str,
-                 to: list[str], run: str | Sequence[str] | None = None,
-                 image: str | None = None, ordered: bool = False
-                 ) -> tuple[Any, list[Any], dict[str, str]]:
+def export_files(
+    sc: Any,
+    plan: dict[str, Any],
+    rules: RuleSet,
+    *,
+    plan_id: str,
+    to: list[str],
+    run: str | Sequence[str] | None = None,
+    image: str | None = None,
+    ordered: bool = False,
+) -> tuple[Any, list[Any], dict[str, str]]:
     """(export input, results per target, every file) of a plan for the targets in ``to``.
 
     A target that gets no job although stages are placed (no site of the plan is mapped to it)
@@ -293,31 +395,53 @@ def export_files(sc: Any, plan: dict[str, Any], rules: RuleSet, *, plan_id: str,
     targets = export_targets(to)
     check_image(image)
     runs = [run] if isinstance(run, str) else list(run or ())
-    inp = ex.export_input(sc, plan, rules, plan_id=plan_id, commands=parse_run(runs, sc),
-                          image=image or ex.DEFAULT_IMAGE)
+    inp = ex.export_input(
+        sc,
+        plan,
+        rules,
+        plan_id=plan_id,
+        commands=parse_run(runs, sc),
+        image=image or ex.DEFAULT_IMAGE,
+    )
     if not inp.jobs:
-        raise InputError("the plan places no stage: nothing to export", path="PLAN",
-                         expected="a plan with at least one placed stage (see `straits plan`)")
+        raise InputError(
+            "the plan places no stage: nothing to export",
+            path="PLAN",
+            expected="a plan with at least one placed stage (see `straits plan`)",
+        )
     results = ex.render(inp, targets, ordered=ordered)
     empty = [r for r in results if r.jobs == 0]
     if empty and (not asked_all or len(empty) == len(results)):
         sites = sorted({j.planned.site.id for j in inp.jobs})
         fields = "; ".join(f"{r.target}: {TARGET_FIELDS[r.target]}" for r in empty)
-        raise InputError(f"no site of the plan is mapped to {', '.join(r.target for r in empty)}"
-                         f" (sites {', '.join(sites)})", path="targets",
-                         expected=f"`targets` in the scenario's site entries: {fields} "
-                                  "(docs/exports.md)")
+        raise InputError(
+            f"no site of the plan is mapped to {', '.join(r.target for r in empty)}"
+            f" (sites {', '.join(sites)})",
+            path="targets",
+            expected=f"`targets` in the scenario's site entries: {fields} (docs/exports.md)",
+        )
     files = {k: v for r in results for k, v in r.files.items()}
     return inp, results, files
 
 
 def export_summary(plan_id: str, out: str, inp: Any, results: list[Any]) -> dict[str, Any]:
     """The ``straits export --json`` answer."""
-    return {"plan_id": plan_id, "out": out,
-            "targets": {r.target: {"jobs": r.jobs, "files": sorted(r.files), "notes": r.notes}
-                        for r in results},
-            "jobs": [{"workload": j.workload, "stage": j.stage, "chips": j.chips,
-                      "planned": j.planned.label,
-                      "alternatives": [c.label for c in j.alternatives]} for j in inp.jobs],
-            "commands": {f"{j.workload}/{j.stage}": j.command_source for j in inp.jobs},
-            "unplaced": list(inp.unplaced)}
+    return {
+        "plan_id": plan_id,
+        "out": out,
+        "targets": {
+            r.target: {"jobs": r.jobs, "files": sorted(r.files), "notes": r.notes} for r in results
+        },
+        "jobs": [
+            {
+                "workload": j.workload,
+                "stage": j.stage,
+                "chips": j.chips,
+                "planned": j.planned.label,
+                "alternatives": [c.label for c in j.alternatives],
+            }
+            for j in inp.jobs
+        ],
+        "commands": {f"{j.workload}/{j.stage}": j.command_source for j in inp.jobs},
+        "unplaced": list(inp.unplaced),
+    }

@@ -12,8 +12,7 @@ from typing import Literal
 
 ArchiveFormat = Literal["zip", "tar.gz", "tar"]
 FORMATS: tuple[ArchiveFormat, ...] = ("tar.gz", "zip", "tar")
-MEDIA_TYPES = {"zip": "application/zip", "tar.gz": "application/gzip",
-               "tar": "application/x-tar"}
+MEDIA_TYPES = {"zip": "application/zip", "tar.gz": "application/gzip", "tar": "application/x-tar"}
 #: zip's earliest date; used for tar too so both archives of one export carry the same time
 EPOCH = (1980, 1, 1, 0, 0, 0)
 EPOCH_SECONDS = 315532800
@@ -33,8 +32,13 @@ def format_of(name: str) -> ArchiveFormat | None:
     return None
 
 
-def build(files: Mapping[str, str], fmt: ArchiveFormat, *, root: str,
-          executable: tuple[str, ...] = (".sh", ".sbatch")) -> bytes:
+def build(
+    files: Mapping[str, str],
+    fmt: ArchiveFormat,
+    *,
+    root: str,
+    executable: tuple[str, ...] = (".sh", ".sbatch"),
+) -> bytes:
     """The archive of ``files`` (relative path -> text) under the folder ``root``."""
     buf = io.BytesIO()
     names = sorted(files)

@@ -32,9 +32,14 @@ class StageDifference:
     under one regime only."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"workload": self.workload, "stage": self.stage, "placements": self.placements,
-                "rules": [{"regime": reg, "options_blocked": n, **r.to_json()}
-                          for reg, r, n in self.rules]}
+        return {
+            "workload": self.workload,
+            "stage": self.stage,
+            "placements": self.placements,
+            "rules": [
+                {"regime": reg, "options_blocked": n, **r.to_json()} for reg, r, n in self.rules
+            ],
+        }
 
 
 def _blocked(d: StageDiagnosis) -> dict[str, int]:
@@ -54,10 +59,14 @@ def differences(plans: dict[str, Plan]) -> list[StageDifference]:
         cites = {c.rule: c for c in (*da.citations, *db.citations)}
         rules = [(REGIMES[1], cites[r], n) for r, n in bb.items() if r not in ba]
         rules += [(REGIMES[0], cites[r], n) for r, n in ba.items() if r not in bb]
-        out.append(StageDifference(da.workload, da.stage,
-                                   {REGIMES[0]: da.chosen or "unplaced",
-                                    REGIMES[1]: db.chosen or "unplaced"},
-                                   tuple(rules)))
+        out.append(
+            StageDifference(
+                da.workload,
+                da.stage,
+                {REGIMES[0]: da.chosen or "unplaced", REGIMES[1]: db.chosen or "unplaced"},
+                tuple(rules),
+            )
+        )
     return out
 
 
@@ -74,10 +83,16 @@ class RuleDifference:
     """stages whose options it blocked that run in the same place under both regimes"""
 
     def to_json(self) -> dict[str, Any]:
-        return {"regime": self.regime, "options_blocked": self.options_blocked,
-                "moved": [{"workload": d.workload, "stage": d.stage,
-                           "placements": d.placements} for d in self.moved],
-                "unmoved": list(self.unmoved), **self.reason.to_json()}
+        return {
+            "regime": self.regime,
+            "options_blocked": self.options_blocked,
+            "moved": [
+                {"workload": d.workload, "stage": d.stage, "placements": d.placements}
+                for d in self.moved
+            ],
+            "unmoved": list(self.unmoved),
+            **self.reason.to_json(),
+        }
 
 
 def rule_differences(diffs: list[StageDifference]) -> list[RuleDifference]:
@@ -88,14 +103,17 @@ def rule_differences(diffs: list[StageDifference]) -> list[RuleDifference]:
         for regime, reason, n in d.rules:
             g = grouped.get((regime, reason.rule)) or RuleDifference(regime, reason, 0, (), ())
             grouped[(regime, reason.rule)] = replace(
-                g, options_blocked=g.options_blocked + n,
+                g,
+                options_blocked=g.options_blocked + n,
                 moved=(*g.moved, d) if moved else g.moved,
-                unmoved=g.unmoved if moved else (*g.unmoved, f"{d.workload}/{d.stage}"))
+                unmoved=g.unmoved if moved else (*g.unmoved, f"{d.workload}/{d.stage}"),
+            )
     return sorted(grouped.values(), key=lambda r: (-len(r.moved), r.regime, r.reason.rule))
 
 
-def run_demo(scenario: Scenario | None = None, rules: RuleSet | None = None
-             ) -> tuple[Scenario, dict[str, Plan], list[StageDifference]]:
+def run_demo(
+    scenario: Scenario | None = None, rules: RuleSet | None = None
+) -> tuple[Scenario, dict[str, Plan], list[StageDifference]]:
     sc = scenario or load_scenario(demo_scenario_path())
     rs = rules or ruleset()
     plans = {r: make_plan(sc, regime=r, rules=rs) for r in REGIMES}
@@ -128,14 +146,20 @@ DRIFT_CASES = (
         "the H20 licence requirement (2025-04-09)",
         "On 2025-04-08 a plan buys H20s to serve Chinese users at home; the next day the US "
         "required a licence to ship them to China, with none being issued.",
-        "h20-2025.yaml", dt.date(2025, 4, 10)),
+        "h20-2025.yaml",
+        dt.date(2025, 4, 10),
+    ),
     DriftCase(
         "the AI Diffusion rule's rescission (2025-05-13)",
         "On 2025-05-12 the AI Diffusion rule was on the books with compliance due 2025-05-15, "
         "so a plan for runs from that date kept the international serving stage out of "
         "Johor and Singapore; the rule was rescinded on 2025-05-13.",
-        "offshore-2025.yaml", dt.date(2025, 5, 13), plan_date=dt.date(2025, 5, 15),
-        plan_regime="ai-diffusion", check_regime="enacted"),
+        "offshore-2025.yaml",
+        dt.date(2025, 5, 13),
+        plan_date=dt.date(2025, 5, 15),
+        plan_regime="ai-diffusion",
+        check_regime="enacted",
+    ),
 )
 
 

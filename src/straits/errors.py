@@ -19,8 +19,15 @@ class InputError(StraitsError):
 
     exit_code = 2
 
-    def __init__(self, message: str, *, source: str | None = None, path: str | None = None,
-                 expected: str | None = None, line: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        path: str | None = None,
+        expected: str | None = None,
+        line: int | None = None,
+    ) -> None:
         self.source = source
         self.path = path
         self.expected = expected

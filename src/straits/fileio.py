@@ -29,9 +29,13 @@ from straits.errors import InputError
 
 STDOUT = "-"
 
-_KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-          (stat.S_ISSOCK, "a socket"))
+_KINDS = (
+    (stat.S_ISLNK, "a symbolic link"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def _kind(mode: int) -> str:
@@ -50,21 +54,28 @@ def output_dir(target: str | Path, option: str = "-o") -> Path:
         st = path.stat()  # a link to a directory is a directory to write into
     except FileNotFoundError:
         if path.is_symlink():
-            raise InputError(f"{path} is a symbolic link to nothing", path=option,
-                             expected="a directory (created when missing)") from None
+            raise InputError(
+                f"{path} is a symbolic link to nothing",
+                path=option,
+                expected="a directory (created when missing)",
+            ) from None
         return path
     except OSError as exc:
         raise InputError(f"cannot use {path}: {exc.strerror or exc}", path=option) from None
     if not stat.S_ISDIR(st.st_mode):
         kind = "a file" if stat.S_ISREG(st.st_mode) else _kind(st.st_mode)
-        raise InputError(f"{path} is {kind}, not a directory", path=option,
-                         expected="a directory (created when missing), an archive "
-                                  "FILE.tar.gz / .tgz / .zip / .tar, or '-' for stdout")
+        raise InputError(
+            f"{path} is {kind}, not a directory",
+            path=option,
+            expected="a directory (created when missing), an archive "
+            "FILE.tar.gz / .tgz / .zip / .tar, or '-' for stdout",
+        )
     return path
 
 
-def output_path(target: str | Path | None, *, default_name: str | None = None,
-                option: str = "-o") -> Path | None:
+def output_path(
+    target: str | Path | None, *, default_name: str | None = None, option: str = "-o"
+) -> Path | None:
     """Where ``target`` writes: None for standard output (``-`` or no target), else the file
     path (inside ``target`` when it is a directory). Raises :class:`InputError` naming
     ``option`` when the path holds something other than a regular file."""
@@ -72,8 +83,11 @@ def output_path(target: str | Path | None, *, default_name: str | None = None,
         return None
     if isinstance(target, str) and not target.strip():
         # Path("") is the current directory: an unset shell variable must not write there
-        raise InputError("an empty path", path=option,
-                         expected="a file or directory name, or '-' for standard output")
+        raise InputError(
+            "an empty path",
+            path=option,
+            expected="a file or directory name, or '-' for standard output",
+        )
     path = Path(target)
     for _ in range(2):  # the path itself, then the default name inside a directory
         try:
@@ -88,17 +102,27 @@ def output_path(target: str | Path | None, *, default_name: str | None = None,
             path = path / default_name
             continue
         if stat.S_ISDIR(st.st_mode):
-            raise InputError(f"{path} is a directory", path=option,
-                             expected="a file name (or '-' for standard output)")
-        raise InputError(f"{path} is {_kind(st.st_mode)}; Straits only replaces regular files",
-                         path=option, expected="a regular file's path, or '-' to write to "
-                                               "standard output and redirect it")
+            raise InputError(
+                f"{path} is a directory",
+                path=option,
+                expected="a file name (or '-' for standard output)",
+            )
+        raise InputError(
+            f"{path} is {_kind(st.st_mode)}; Straits only replaces regular files",
+            path=option,
+            expected="a regular file's path, or '-' to write to standard output and redirect it",
+        )
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def write_output(target: str | Path | None, data: str | bytes, *,
-                 default_name: str | None = None, executable: bool = False,
-                 option: str = "-o") -> Path | None:
+def write_output(
+    target: str | Path | None,
+    data: str | bytes,
+    *,
+    default_name: str | None = None,
+    executable: bool = False,
+    option: str = "-o",
+) -> Path | None:
     """Write ``data`` to ``target`` (see the module's rules); returns the file written, or
     None when it went to standard output."""
     path = output_path(target, default_name=default_name, option=option)
@@ -108,8 +132,11 @@ def write_output(target: str | Path | None, data: str | bytes, *,
     try:
         _replace(path, data.encode("utf-8") if isinstance(data, str) else data, executable)
     except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}", path=option,
-                         expected="a writable location") from None
+        raise InputError(
+            f"cannot write {path}: {exc.strerror or exc}",
+            path=option,
+            expected="a writable location",
+        ) from None
     return path
 
 
@@ -141,8 +168,13 @@ def _replace(path: Path, data: bytes, executable: bool) -> None:
     except OSError:
         keep = None
     tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | \
-        getattr(os, "O_CLOEXEC", 0)
+    flags = (
+        os.O_WRONLY
+        | os.O_CREAT
+        | os.O_EXCL
+        | getattr(os, "O_NOFOLLOW", 0)
+        | getattr(os, "O_CLOEXEC", 0)
+    )
     fd = os.open(tmp, flags, 0o777 if executable else 0o666)  # the umask applies
     try:
         try:
@@ -162,7 +194,7 @@ def write_all(fd: int, data: bytes) -> None:
     """Write all of ``data`` to the open file ``fd`` (``os.write`` may write less) and fsync it."""
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
     os.fsync(fd)
 
 

@@ -31,14 +31,17 @@ def dumps(data: Any, *, indent: int | None = 2) -> str:
     """``data`` as strict JSON (CLI layout: two-space indent; ``indent=None``: compact)."""
     separators = (",", ":") if indent is None else None
     try:
-        return json.dumps(data, indent=indent, separators=separators, allow_nan=False,
-                          default=_default)
+        return json.dumps(
+            data, indent=indent, separators=separators, allow_nan=False, default=_default
+        )
     except ValueError as exc:
         path = first_non_finite(data)
         if path is None:
             raise
-        raise NonFiniteOutput(f"internal error: a non-finite number at {path} in the output "
-                              "(please report it with the input)") from exc
+        raise NonFiniteOutput(
+            f"internal error: a non-finite number at {path} in the output "
+            "(please report it with the input)"
+        ) from exc
 
 
 def first_non_finite(data: Any, path: str = "$") -> str | None:

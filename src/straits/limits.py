@@ -43,12 +43,21 @@ MAX_MAX_INPUT_BYTES = 1 << 40
 
 def max_input_bytes() -> int:
     """The cap on files and stdin: ``$STRAITS_MAX_INPUT_BYTES`` or 16 MiB."""
-    return int(env_number("STRAITS_MAX_INPUT_BYTES", DEFAULT_MAX_INPUT_BYTES, 1,
-                          MAX_MAX_INPUT_BYTES, integer=True, unit="bytes"))
+    return int(
+        env_number(
+            "STRAITS_MAX_INPUT_BYTES",
+            DEFAULT_MAX_INPUT_BYTES,
+            1,
+            MAX_MAX_INPUT_BYTES,
+            integer=True,
+            unit="bytes",
+        )
+    )
 
 
-def env_number(name: str, default: float, lo: float, hi: float, *, integer: bool = False,
-               unit: str = "") -> float:
+def env_number(
+    name: str, default: float, lo: float, hi: float, *, integer: bool = False, unit: str = ""
+) -> float:
     """A number an operator sets in the environment: unset or empty is ``default``; anything
     else must be a finite number (whole if ``integer``) between ``lo`` and ``hi``, or an
     InputError naming the variable (exit 2). Garbage used to be ignored silently (a cap set

@@ -74,9 +74,12 @@ def scenario_problems(text: str, *, source: str) -> list[ScenarioError]:
             return []
         Scenario.model_validate(data)
     except ValidationError as exc:
-        return [ScenarioError(msg, source=source, path=field_path(loc),
-                              line=safe_yaml.locate(text, loc))
-                for loc, msg in _problems(exc)]
+        return [
+            ScenarioError(
+                msg, source=source, path=field_path(loc), line=safe_yaml.locate(text, loc)
+            )
+            for loc, msg in _problems(exc)
+        ]
     except (InputError, RecursionError, ValueError):
         return []
     return []
@@ -94,7 +97,7 @@ def _problems(exc: ValidationError) -> list[tuple[tuple[int | str, ...], str]]:
         msg = str(err["msg"])
         for prefix in ("Value error, ", "Assertion failed, "):
             if msg.startswith(prefix):
-                msg = msg[len(prefix):]
+                msg = msg[len(prefix) :]
         kind = err["type"]
         if kind == "missing":
             msg = "required field is missing"
@@ -106,8 +109,14 @@ def _problems(exc: ValidationError) -> list[tuple[tuple[int | str, ...], str]]:
     return problems
 
 
-def validate_as(model: type[M], data: Any, *, source: str,
-                error: type[InputError] = InputError, text: str | None = None) -> M:
+def validate_as(
+    model: type[M],
+    data: Any,
+    *,
+    source: str,
+    error: type[InputError] = InputError,
+    text: str | None = None,
+) -> M:
     """Validate ``data`` as ``model``; raise ``error`` naming ``source`` and the field path
     (and the line, when ``text``, the document ``data`` was parsed from, is given)."""
     try:
@@ -124,8 +133,9 @@ def validate_as(model: type[M], data: Any, *, source: str,
             line = exc.line
             if line is None and text is not None and exc.path:
                 line = safe_yaml.locate(text, _loc_of(exc.path))
-            raise type(exc)(exc.detail, source=source, path=exc.path,
-                            expected=exc.expected, line=line) from None
+            raise type(exc)(
+                exc.detail, source=source, path=exc.path, expected=exc.expected, line=line
+            ) from None
         raise
     except RecursionError:
         raise error(f"nested deeper than {MAX_DEPTH} levels", source=source) from None
@@ -202,8 +212,11 @@ def parse_document(text: str, *, source: str, error: type[InputError] = InputErr
         raise error(f"not valid YAML/JSON at {where}: {exc.problem}", source=source) from None
     except yaml.reader.ReaderError as exc:
         char = exc.character if isinstance(exc.character, str) else chr(exc.character)
-        raise error(f"character {char!r} at position {exc.position} is not allowed in YAML/JSON",
-                    source=source, expected="a YAML or JSON text file") from None
+        raise error(
+            f"character {char!r} at position {exc.position} is not allowed in YAML/JSON",
+            source=source,
+            expected="a YAML or JSON text file",
+        ) from None
     except yaml.YAMLError as exc:
         raise error(f"not valid YAML/JSON: {_short(str(exc))}", source=source) from None
     except RecursionError:
@@ -216,16 +229,21 @@ def parse_json(text: str | bytes, *, source: str, error: type[InputError] = Inpu
     try:
         return _strict_json(text.decode("utf-8") if isinstance(text, bytes) else text)
     except UnicodeDecodeError as exc:
-        raise error(f"not UTF-8 text (byte {exc.start})", source=source,
-                    expected="JSON") from None
+        raise error(f"not UTF-8 text (byte {exc.start})", source=source, expected="JSON") from None
     except json.JSONDecodeError as exc:
-        raise error(f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
-                    source=source, line=exc.lineno) from None
+        raise error(
+            f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+            source=source,
+            line=exc.lineno,
+        ) from None
     except _NotJson as exc:
         raise error(str(exc), source=source) from None
     except _Duplicate as exc:
-        raise error(f"duplicate key {_short(exc.args[0])} in an object", source=source,
-                    expected="each key once per object") from None
+        raise error(
+            f"duplicate key {_short(exc.args[0])} in an object",
+            source=source,
+            expected="each key once per object",
+        ) from None
     except (_TooDeep, RecursionError):
         raise error(f"nested deeper than {MAX_DEPTH} levels", source=source) from None
     except ValueError as exc:  # e.g. an integer longer than Python converts
@@ -233,8 +251,9 @@ def parse_json(text: str | bytes, *, source: str, error: type[InputError] = Inpu
 
 
 # --- reading -------------------------------------------------------------------------------------
-def read_bounded(stream: BinaryIO, *, source: str, error: type[InputError] = InputError,
-                 limit: int | None = None) -> str:
+def read_bounded(
+    stream: BinaryIO, *, source: str, error: type[InputError] = InputError, limit: int | None = None
+) -> str:
     """At most ``limit`` bytes (default: the input cap) of UTF-8 text from ``stream``; more is
     an :class:`~straits.errors.InputTooLarge` error, so ``/dev/zero`` cannot fill memory."""
     cap = limit if limit is not None else max_input_bytes()
@@ -246,14 +265,20 @@ def read_bounded(stream: BinaryIO, *, source: str, error: type[InputError] = Inp
         chunks.append(chunk)
         size += len(chunk)
     if size > cap:
-        raise InputTooLarge(f"more than {human_bytes(cap)}", source=source,
-                            expected="a smaller input; STRAITS_MAX_INPUT_BYTES raises the cap")
+        raise InputTooLarge(
+            f"more than {human_bytes(cap)}",
+            source=source,
+            expected="a smaller input; STRAITS_MAX_INPUT_BYTES raises the cap",
+        )
     raw = b"".join(chunks)
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise error(f"not UTF-8 text (byte {exc.start} is {raw[exc.start]:#04x})",
-                    source=source, expected="a YAML or JSON text file") from None
+        raise error(
+            f"not UTF-8 text (byte {exc.start} is {raw[exc.start]:#04x})",
+            source=source,
+            expected="a YAML or JSON text file",
+        ) from None
 
 
 def read_text(path: Path, *, error: type[InputError] = InputError) -> str:
@@ -274,16 +299,21 @@ def read_stdin(*, error: type[InputError] = InputError) -> str:
     """Standard input's text, at most the input cap."""
     stream = getattr(sys.stdin, "buffer", None)
     if stream is None:  # a replaced sys.stdin (tests) without a byte buffer
-        return read_bounded(io.BytesIO(sys.stdin.read(max_input_bytes() + 1).encode()),
-                            source="<stdin>", error=error)
+        return read_bounded(
+            io.BytesIO(sys.stdin.read(max_input_bytes() + 1).encode()),
+            source="<stdin>",
+            error=error,
+        )
     return read_bounded(stream, source="<stdin>", error=error)
 
 
-def parse_scenario(data: Any, *, source: str = "<scenario>", text: str | None = None
-                   ) -> Scenario:
+def parse_scenario(data: Any, *, source: str = "<scenario>", text: str | None = None) -> Scenario:
     if not isinstance(data, dict):
-        raise ScenarioError("a scenario must be a mapping at the top level", source=source,
-                            expected="keys straits, name, date, tenants, sites, ...")
+        raise ScenarioError(
+            "a scenario must be a mapping at the top level",
+            source=source,
+            expected="keys straits, name, date, tenants, sites, ...",
+        )
     return validate_as(Scenario, data, source=source, error=ScenarioError, text=text)
 
 
@@ -292,7 +322,10 @@ def load_scenario(path: str | Path) -> Scenario:
     p = Path(path)
     text = read_text(p, error=ScenarioError)
     if not text.strip():
-        raise ScenarioError("the file is empty", source=str(p),
-                            expected="a scenario, as docs/scenario-reference.md describes")
+        raise ScenarioError(
+            "the file is empty",
+            source=str(p),
+            expected="a scenario, as docs/scenario-reference.md describes",
+        )
     data = parse_document(text, source=str(p), error=ScenarioError)
     return parse_scenario(data, source=str(p), text=text)

@@ -42,14 +42,11 @@ def _iso_instant(text: str) -> str:
     try:
         t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{text!r} is not an ISO-8601 time such as 2025-06-01T00:00:00Z") \
-            from None
+        raise ValueError(f"{text!r} is not an ISO-8601 time such as 2025-06-01T00:00:00Z") from None
     if t.tzinfo is None:
-        raise ValueError(f"{text!r} has no time zone (expected UTC, such as "
-                         "2025-06-01T00:00:00Z)")
+        raise ValueError(f"{text!r} has no time zone (expected UTC, such as 2025-06-01T00:00:00Z)")
     if not MIN_DATE <= t.astimezone(dt.UTC).date() <= MAX_DATE:
-        raise ValueError(f"{text!r} is outside the dates Straits plans ({MIN_DATE} to "
-                         f"{MAX_DATE})")
+        raise ValueError(f"{text!r} is outside the dates Straits plans ({MIN_DATE} to {MAX_DATE})")
     return text
 
 
@@ -59,15 +56,13 @@ def _iso_date(text: str) -> str:
     except ValueError:
         raise ValueError(f"{text!r} is not a date (YYYY-MM-DD)") from None
     if not MIN_DATE <= day <= MAX_DATE:
-        raise ValueError(f"{text!r} is outside the dates Straits plans ({MIN_DATE} to "
-                         f"{MAX_DATE})")
+        raise ValueError(f"{text!r} is outside the dates Straits plans ({MIN_DATE} to {MAX_DATE})")
     return text
 
 
 Instant = Annotated[StrictStr, AfterValidator(_iso_instant)]
 Day = Annotated[StrictStr, AfterValidator(_iso_date)]
-Figure = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-MAX_FIGURE,
-                                le=MAX_FIGURE)]
+Figure = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-MAX_FIGURE, le=MAX_FIGURE)]
 Count = Annotated[StrictInt, Field(ge=0, le=10**12)]
 Text = Annotated[StrictStr, AfterValidator(printable)]
 
@@ -141,8 +136,9 @@ class _Rejection(_Open):
     @model_validator(mode="after")
     def _an_option_or_a_count(self) -> _Rejection:
         if self.options is None and (self.site is None or self.chip is None):
-            raise ValueError("names no option: expected `site` and `chip`, or `options` (a "
-                             "count of options)")
+            raise ValueError(
+                "names no option: expected `site` and `chip`, or `options` (a count of options)"
+            )
         return self
 
 

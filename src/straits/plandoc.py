@@ -42,8 +42,14 @@ def canonical(obj: Any) -> str:
     """Canonical JSON (sorted keys, no whitespace, UTF-8 kept): the ledger's own form
     (``straits.store.ledger.canonical``, which a test keeps equal), without importing the
     database layer."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False, default=_default)
+    return json.dumps(
+        obj,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+        default=_default,
+    )
 
 
 def _default(o: Any) -> Any:
@@ -62,8 +68,11 @@ def plan_body(plan: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def make_inputs(scenario_doc: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
-    return {"scenario": dict(scenario_doc), "scenario_digest": digest(scenario_doc),
-            "options": dict(options)}
+    return {
+        "scenario": dict(scenario_doc),
+        "scenario_digest": digest(scenario_doc),
+        "options": dict(options),
+    }
 
 
 def content_digest(plan: Mapping[str, Any], inputs: Mapping[str, Any]) -> str:
@@ -72,29 +81,49 @@ def content_digest(plan: Mapping[str, Any], inputs: Mapping[str, Any]) -> str:
 
 #: what a plan decides: its content id covers these (the search's statistics, notes and
 #: bounds, which vary with the machine's speed, are left out)
-DECISION_FIELDS = ("scenario", "date", "regime", "objective", "solver", "status",
-                   "assignments", "unplaced", "rules_digest")
+DECISION_FIELDS = (
+    "scenario",
+    "date",
+    "regime",
+    "objective",
+    "solver",
+    "status",
+    "assignments",
+    "unplaced",
+    "rules_digest",
+)
 
 
-def content_id(plan: Mapping[str, Any], scenario_doc: Mapping[str, Any],
-               options: Mapping[str, Any]) -> str:
+def content_id(
+    plan: Mapping[str, Any], scenario_doc: Mapping[str, Any], options: Mapping[str, Any]
+) -> str:
     """The id a plan gets from its inputs and decisions (the id `--record` stores it
     under)."""
     decision = {k: plan.get(k) for k in DECISION_FIELDS}
     return digest({"inputs": make_inputs(scenario_doc, options), "plan": decision})[:32]
 
 
-def make_document(plan: Mapping[str, Any], scenario_doc: Mapping[str, Any],
-                  options: Mapping[str, Any], *, plan_id: str | None = None,
-                  ledger_seq: int | None = None) -> dict[str, Any]:
+def make_document(
+    plan: Mapping[str, Any],
+    scenario_doc: Mapping[str, Any],
+    options: Mapping[str, Any],
+    *,
+    plan_id: str | None = None,
+    ledger_seq: int | None = None,
+) -> dict[str, Any]:
     """The plan document of ``plan`` (its JSON contract) made from ``scenario_doc`` (the
     validated scenario as JSON) with ``options``."""
     inputs = make_inputs(scenario_doc, options)
     body = plan_body(plan)
     d = content_digest(body, inputs)
-    return {"id": plan_id or content_id(body, scenario_doc, options), "digest": d,
-            "ledger_seq": ledger_seq, **body,
-            "guidance": plan_guidance(body, scenario_doc), "inputs": inputs}
+    return {
+        "id": plan_id or content_id(body, scenario_doc, options),
+        "digest": d,
+        "ledger_seq": ledger_seq,
+        **body,
+        "guidance": plan_guidance(body, scenario_doc),
+        "inputs": inputs,
+    }
 
 
 # --- guidance ------------------------------------------------------------------------------------
@@ -103,31 +132,36 @@ def _instant(text: str) -> dt.datetime:
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
-def plan_guidance(plan: Mapping[str, Any], scenario_doc: Mapping[str, Any]
-                  ) -> list[dict[str, Any]]:
+def plan_guidance(plan: Mapping[str, Any], scenario_doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Hints a person needs to act on the plan: stages that end after the scenario's
     ``horizon_days`` (the window the planner accounts capacity and bought chips in)."""
     out: list[dict[str, Any]] = []
     try:
-        start = dt.datetime.combine(dt.date.fromisoformat(str(plan["date"])), dt.time(),
-                                    dt.UTC)
+        start = dt.datetime.combine(dt.date.fromisoformat(str(plan["date"])), dt.time(), dt.UTC)
         days = float(scenario_doc.get("horizon_days", 730))
-        ends = [(f"{a['workload']}/{a['stage']}", _instant(a["end"]))
-                for a in plan.get("assignments", ())]
+        ends = [
+            (f"{a['workload']}/{a['stage']}", _instant(a["end"]))
+            for a in plan.get("assignments", ())
+        ]
     except (KeyError, TypeError, ValueError):
         return out
     horizon = start + dt.timedelta(days=days)
     late = sorted(((tag, end) for tag, end in ends if end > horizon), key=lambda x: x[1])
     if late:
         last_tag, last = late[-1]
-        out.append({
-            "code": "past-horizon", "horizon_days": days, "horizon_end": horizon.isoformat(),
-            "stages": [tag for tag, _ in late],
-            "text": f"{len(late)} stage(s) end after the planning horizon ({days:g} days from "
-                    f"{start.date()}, {horizon.date()}); the last, {last_tag}, ends "
-                    f"{last.date()}. Capacity windows and bought chips are only accounted "
-                    "within the horizon: raise `horizon_days` in the scenario, or add capacity "
-                    "or chips so the plan finishes sooner."})
+        out.append(
+            {
+                "code": "past-horizon",
+                "horizon_days": days,
+                "horizon_end": horizon.isoformat(),
+                "stages": [tag for tag, _ in late],
+                "text": f"{len(late)} stage(s) end after the planning horizon ({days:g} days from "
+                f"{start.date()}, {horizon.date()}); the last, {last_tag}, ends "
+                f"{last.date()}. Capacity windows and bought chips are only accounted "
+                "within the horizon: raise `horizon_days` in the scenario, or add capacity "
+                "or chips so the plan finishes sooner.",
+            }
+        )
     return out
 
 
@@ -146,8 +180,9 @@ class PlanDocument:
     options: dict[str, Any]
 
     def to_json(self) -> dict[str, Any]:
-        return make_document(self.plan, self.scenario_doc, self.options, plan_id=self.id,
-                             ledger_seq=self.ledger_seq)
+        return make_document(
+            self.plan, self.scenario_doc, self.options, plan_id=self.id, ledger_seq=self.ledger_seq
+        )
 
 
 def is_plan_document(data: Any) -> bool:
@@ -161,14 +196,19 @@ def read_document(data: Any, label: str, text: str | None = None) -> PlanDocumen
     ``text``, the document ``data`` was parsed from, gives errors in the plan's fields their
     line."""
     if not is_plan_document(data):
-        raise InputError("not a plan document", source=label,
-                         expected="the JSON or YAML `straits plan` prints")
+        raise InputError(
+            "not a plan document", source=label, expected="the JSON or YAML `straits plan` prints"
+        )
     inputs = data.get("inputs")
     if not isinstance(inputs, Mapping) or not isinstance(inputs.get("scenario"), Mapping):
-        raise InputError("this plan does not carry its scenario", source=label, path="inputs",
-                         expected="a plan printed by `straits plan --json` (which includes "
-                                  "`inputs.scenario`), a recorded plan id, or the scenario "
-                                  "file")
+        raise InputError(
+            "this plan does not carry its scenario",
+            source=label,
+            path="inputs",
+            expected="a plan printed by `straits plan --json` (which includes "
+            "`inputs.scenario`), a recorded plan id, or the scenario "
+            "file",
+        )
     options = inputs.get("options") or {}
     if not isinstance(options, Mapping):
         raise InputError("must be a mapping", source=label, path="inputs.options")
@@ -179,10 +219,13 @@ def read_document(data: Any, label: str, text: str | None = None) -> PlanDocumen
     actual = content_digest(body, make_inputs(scenario_doc, options))
     claimed = data.get("digest")
     if claimed is not None and claimed != actual:
-        raise InputError("the plan was changed after it was made: its content no longer "
-                         "matches its digest", source=label, path="digest",
-                         expected="the document as `straits plan` printed it (to use an "
-                                  "edited plan as a new one, delete its `id` and `digest`)")
+        raise InputError(
+            "the plan was changed after it was made: its content no longer matches its digest",
+            source=label,
+            path="digest",
+            expected="the document as `straits plan` printed it (to use an "
+            "edited plan as a new one, delete its `id` and `digest`)",
+        )
     _check_references(body, scenario, label)
     plan_id = data.get("id")
     if plan_id is not None and not (isinstance(plan_id, str) and 4 <= len(plan_id) <= 64):
@@ -190,8 +233,15 @@ def read_document(data: Any, label: str, text: str | None = None) -> PlanDocumen
     seq = data.get("ledger_seq")
     if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 1):
         raise InputError("must be a positive integer or null", source=label, path="ledger_seq")
-    return PlanDocument(plan_id or content_id(body, scenario_doc, options), actual, seq,
-                        scenario, scenario_doc, body, dict(options))
+    return PlanDocument(
+        plan_id or content_id(body, scenario_doc, options),
+        actual,
+        seq,
+        scenario,
+        scenario_doc,
+        body,
+        dict(options),
+    )
 
 
 def _parse_scenario(doc: Any, label: str) -> Scenario:
@@ -200,10 +250,10 @@ def _parse_scenario(doc: Any, label: str) -> Scenario:
     try:
         return parse_scenario(doc, source=label)
     except ScenarioError as exc:
-        path = "inputs.scenario" + (f".{exc.path}" if exc.path and exc.path[0] != "[" else
-                                    exc.path or "")
-        raise ScenarioError(exc.detail, source=label, path=path,
-                            expected=exc.expected) from None
+        path = "inputs.scenario" + (
+            f".{exc.path}" if exc.path and exc.path[0] != "[" else exc.path or ""
+        )
+        raise ScenarioError(exc.detail, source=label, path=path, expected=exc.expected) from None
 
 
 def _check_plan_fields(plan: Mapping[str, Any], label: str, text: str | None) -> None:
@@ -222,41 +272,55 @@ def _check_references(plan: Mapping[str, Any], sc: Scenario, label: str) -> None
         where = f"assignments[{i}]"
         key = (a["workload"], a["stage"])
         if key in placed:
-            raise InputError(f"stage {key[0]}/{key[1]} is placed twice (first at "
-                             f"assignments[{placed[key]}])", source=label, path=where,
-                             expected="one assignment per stage")
+            raise InputError(
+                f"stage {key[0]}/{key[1]} is placed twice (first at assignments[{placed[key]}])",
+                source=label,
+                path=where,
+                expected="one assignment per stage",
+            )
         placed[key] = i
         try:
             w = sc.workload(a["workload"])
         except KeyError:
-            raise InputError(f"no workload {a['workload']!r} in the plan's scenario",
-                             source=label, path=f"{where}.workload") from None
+            raise InputError(
+                f"no workload {a['workload']!r} in the plan's scenario",
+                source=label,
+                path=f"{where}.workload",
+            ) from None
         try:
             w.stage(a["stage"])
         except KeyError:
-            raise InputError(f"workload {w.id!r} has no stage {a['stage']!r}", source=label,
-                             path=f"{where}.stage") from None
+            raise InputError(
+                f"workload {w.id!r} has no stage {a['stage']!r}",
+                source=label,
+                path=f"{where}.stage",
+            ) from None
         try:
             site = sc.site(a["site"])
         except KeyError:
-            raise InputError(f"no site {a['site']!r} in the plan's scenario", source=label,
-                             path=f"{where}.site") from None
+            raise InputError(
+                f"no site {a['site']!r} in the plan's scenario", source=label, path=f"{where}.site"
+            ) from None
         if not any(p.chip == a["chip"] for p in site.pools):
-            raise InputError(f"site {site.id!r} has no pool of {a['chip']!r}", source=label,
-                             path=f"{where}.chip")
+            raise InputError(
+                f"site {site.id!r} has no pool of {a['chip']!r}", source=label, path=f"{where}.chip"
+            )
     unplaced: set[tuple[str, str]] = set()
     for i, u in enumerate(plan.get("unplaced", ())):
         where, key = f"unplaced[{i}]", (u["workload"], u["stage"])
         try:
             sc.workload(key[0]).stage(key[1])
         except KeyError:
-            raise InputError(f"no stage {key[0]}/{key[1]} in the plan's scenario",
-                             source=label, path=where) from None
+            raise InputError(
+                f"no stage {key[0]}/{key[1]} in the plan's scenario", source=label, path=where
+            ) from None
         if key in placed or key in unplaced:
-            raise InputError(f"stage {key[0]}/{key[1]} is "
-                             f"{'placed' if key in placed else 'unplaced'} already",
-                             source=label, path=where,
-                             expected="each stage either placed once or unplaced once")
+            raise InputError(
+                f"stage {key[0]}/{key[1]} is {'placed' if key in placed else 'unplaced'} already",
+                source=label,
+                path=where,
+                expected="each stage either placed once or unplaced once",
+            )
         unplaced.add(key)
 
 
@@ -274,5 +338,12 @@ def from_store(store: Store, ref: str) -> PlanDocument:
     options = rec.options if rec.options is not None else json.loads(row.options or "{}")
     sc = parse_scenario(scenario_doc, source=f"stored scenario {row.scenario_digest[:12]}")
     body = plan_body(rec.plan)
-    return PlanDocument(rec.id, content_digest(body, make_inputs(scenario_doc, options)),
-                        rec.ledger_seq, sc, scenario_doc, body, options)
+    return PlanDocument(
+        rec.id,
+        content_digest(body, make_inputs(scenario_doc, options)),
+        rec.ledger_seq,
+        sc,
+        scenario_doc,
+        body,
+        options,
+    )

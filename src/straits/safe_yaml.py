@@ -83,15 +83,18 @@ class _Loader(yaml.SafeLoader):
                 if first is not None:
                     raise YamlLimitError(
                         f"duplicate key {_short(key)} (first at line {_line(first)}; each key "
-                        "may appear once in a mapping)", _line(key_node))
+                        "may appear once in a mapping)",
+                        _line(key_node),
+                    )
                 seen[key] = key_node
         return super().construct_mapping(node, deep)
 
     def construct_yaml_int(self, node: ScalarNode) -> int:
         digits = sum(c.isdigit() for c in str(node.value))
         if digits > MAX_INT_DIGITS:
-            raise YamlLimitError(f"an integer of {digits} digits (at most {MAX_INT_DIGITS})",
-                                 _line(node))
+            raise YamlLimitError(
+                f"an integer of {digits} digits (at most {MAX_INT_DIGITS})", _line(node)
+            )
         return super().construct_yaml_int(node)
 
 
@@ -101,8 +104,11 @@ _Loader.add_constructor(_TIMESTAMP, _Loader.construct_yaml_str)  # type: ignore[
 
 
 def _short(value: Any) -> str:
-    text = repr(value) if isinstance(value, str | int | float | bool) or value is None else \
-        f"<{type(value).__name__}>"
+    text = (
+        repr(value)
+        if isinstance(value, str | int | float | bool) or value is None
+        else f"<{type(value).__name__}>"
+    )
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -131,8 +137,9 @@ def check_expansion(root: Node) -> None:
             depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
             active.discard(key)
             if depth[key] > MAX_DEPTH:
-                raise YamlLimitError(f"aliases nest the document deeper than {MAX_DEPTH} "
-                                     "levels", _line(node))
+                raise YamlLimitError(
+                    f"aliases nest the document deeper than {MAX_DEPTH} levels", _line(node)
+                )
             continue
         if key in size:
             continue
@@ -143,8 +150,10 @@ def check_expansion(root: Node) -> None:
         stack.extend((k, False) for k in _children(node) if id(k) not in size)
     added = size[id(root)] - len(size)
     if added > MAX_ALIAS_NODES:
-        raise YamlLimitError(f"aliases expand the document by {added:,} nodes (at most "
-                             f"{MAX_ALIAS_NODES:,})", _line(root))
+        raise YamlLimitError(
+            f"aliases expand the document by {added:,} nodes (at most {MAX_ALIAS_NODES:,})",
+            _line(root),
+        )
 
 
 def compose(text: str) -> Node | None:
@@ -191,8 +200,9 @@ def locate(text: str, loc: tuple[int | str, ...]) -> int | None:
                     nxt = v
                     line = _line(k)
                     break
-        elif isinstance(node, SequenceNode) and isinstance(part, int) and \
-                0 <= part < len(node.value):
+        elif (
+            isinstance(node, SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value)
+        ):
             nxt = node.value[part]
             line = _line(nxt)
         if nxt is None:

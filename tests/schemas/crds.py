@@ -27,8 +27,10 @@ SchemaError = jsonschema.ValidationError
 HERE = Path(__file__).resolve().parent / "crds"
 K8S_VERSION = "1.31"
 #: the object that carries each cut core type, for kubernetes-validate
-WRAP = {"io.k8s.api.batch.v1.JobSpec": ("batch/v1", "Job", "spec"),
-        "io.k8s.api.core.v1.PodSpec": ("v1", "Pod", "spec")}
+WRAP = {
+    "io.k8s.api.batch.v1.JobSpec": ("batch/v1", "Job", "spec"),
+    "io.k8s.api.core.v1.PodSpec": ("v1", "Pod", "spec"),
+}
 
 
 def _convert(node: Any, path: tuple[str, ...], cuts: list[tuple[tuple[str, ...], str]]) -> Any:
@@ -49,9 +51,12 @@ def _convert(node: Any, path: tuple[str, ...], cuts: list[tuple[tuple[str, ...],
             out[key] = _convert(value, (*path, "*"), cuts)
         else:
             out[key] = _convert(value, path, cuts)
-    if ("properties" in node and "additionalProperties" not in node
-            and not node.get("x-kubernetes-preserve-unknown-fields")
-            and path != ("metadata",)):
+    if (
+        "properties" in node
+        and "additionalProperties" not in node
+        and not node.get("x-kubernetes-preserve-unknown-fields")
+        and path != ("metadata",)
+    ):
         out["additionalProperties"] = False
     return out
 
@@ -88,11 +93,15 @@ def validate(doc: dict[str, Any]) -> None:
 
     schema, cuts, api_version = crd(doc["kind"])
     if doc.get("apiVersion") != api_version:
-        raise jsonschema.ValidationError(f"apiVersion {doc.get('apiVersion')!r}: the shipped "
-                                         f"CRD serves {api_version}")
+        raise jsonschema.ValidationError(
+            f"apiVersion {doc.get('apiVersion')!r}: the shipped CRD serves {api_version}"
+        )
     jsonschema.validate(doc, schema)
     for path, type_name in cuts:
         api, kind, field = WRAP[type_name]
         for value in _at(doc, path):
-            kv.validate({"apiVersion": api, "kind": kind, "metadata": {"name": "cut"},
-                         field: value}, K8S_VERSION, strict=True)
+            kv.validate(
+                {"apiVersion": api, "kind": kind, "metadata": {"name": "cut"}, field: value},
+                K8S_VERSION,
+                strict=True,
+            )

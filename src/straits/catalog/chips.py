@@ -64,8 +64,18 @@ class Figure(BaseModel):
         return f"{self.mid:g} (midpoint of {self.low:g}-{self.high:g})"
 
 
-SPEC_FIELDS = ("bf16_tflops", "fp16_tflops", "fp8_tflops", "int8_tops", "hbm_gb", "hbm_tbps",
-               "scaleup_gbps", "tdp_w", "die_mm2", "scaleout_gbit")
+SPEC_FIELDS = (
+    "bf16_tflops",
+    "fp16_tflops",
+    "fp8_tflops",
+    "int8_tops",
+    "hbm_gb",
+    "hbm_tbps",
+    "scaleup_gbps",
+    "tdp_w",
+    "die_mm2",
+    "scaleout_gbit",
+)
 
 #: bit length of each throughput figure, for TPP = dense throughput x bit length
 BIT_LENGTH: dict[str, int] = {"bf16_tflops": 16, "fp16_tflops": 16, "fp8_tflops": 8, "int8_tops": 8}

@@ -36,7 +36,7 @@ from straits.errors import StraitsError
 app = typer.Typer(
     name="straits",
     help="Decide where AI training and serving run across borders, within the rules, and "
-         "prove it. Start with `straits demo`.",
+    "prove it. Start with `straits demo`.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
@@ -54,18 +54,31 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
-    config: Path = typer.Option(None, "--config", envvar="STRAITS_CONFIG", metavar="FILE",
-                                help="The config file (default: "
-                                     "$XDG_CONFIG_HOME/straits/straits.toml)."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+    config: Path = typer.Option(
+        None,
+        "--config",
+        envvar="STRAITS_CONFIG",
+        metavar="FILE",
+        help="The config file (default: $XDG_CONFIG_HOME/straits/straits.toml).",
+    ),
     quiet: bool = QuietOption,
-    server: str = typer.Option(None, "--server", envvar="STRAITS_SERVER", metavar="URL",
-                               help="Run against a Straits server (`straits serve`) instead of "
-                                    "this machine (default: `server` in straits.toml)."),
-    token: str = typer.Option(None, "--token", envvar="STRAITS_TOKEN",
-                              help="The API token for --server (from `straits tokens "
-                                   "create`)."),
+    server: str = typer.Option(
+        None,
+        "--server",
+        envvar="STRAITS_SERVER",
+        metavar="URL",
+        help="Run against a Straits server (`straits serve`) instead of "
+        "this machine (default: `server` in straits.toml).",
+    ),
+    token: str = typer.Option(
+        None,
+        "--token",
+        envvar="STRAITS_TOKEN",
+        help="The API token for --server (from `straits tokens create`).",
+    ),
 ) -> None:
     state.config_path = config
     state.quiet = quiet

@@ -30,16 +30,18 @@ from straits.errors import RequestError, StraitsError
 
 
 def check(
-    request_file: Path = typer.Argument(None, metavar="[REQUEST]",
-                                        help="JSON/YAML file with the request(s); default or "
-                                             "`-`: stdin."),
+    request_file: Path = typer.Argument(
+        None, metavar="[REQUEST]", help="JSON/YAML file with the request(s); default or `-`: stdin."
+    ),
     json_out: bool = JsonOption,
     output: str = OutputOption,
     rules: list[Path] = RulesOption,
-    record: bool = typer.Option(False, "--record", help="Append the decision to the audit "
-                                "ledger (see `straits ledger`)."),
-    tenant: str = typer.Option("default", "--tenant", help="With --record: the tenant the "
-                               "entry belongs to."),
+    record: bool = typer.Option(
+        False, "--record", help="Append the decision to the audit ledger (see `straits ledger`)."
+    ),
+    tenant: str = typer.Option(
+        "default", "--tenant", help="With --record: the tenant the entry belongs to."
+    ),
     actor: str = ActorOption,
     db: str = DbOption,
     quiet: bool = QuietOption,
@@ -83,17 +85,27 @@ def check(
         console.print()
 
 
-def _check_here(data: Any, label: str, rules: list[Path] | None, record: bool, tenant: str,
-                actor: str | None, db: str | None) -> tuple[Any, list[Any]]:
+def _check_here(
+    data: Any,
+    label: str,
+    rules: list[Path] | None,
+    record: bool,
+    tenant: str,
+    actor: str | None,
+    db: str | None,
+) -> tuple[Any, list[Any]]:
     from straits.api import parse_check_document
     from straits.limits import MAX_RECORDED_CHECK_REQUESTS
     from straits.rules import ruleset
 
     if record and isinstance(data, list) and len(data) > MAX_RECORDED_CHECK_REQUESTS:
-        raise RequestError(f"{len(data):,} requests to record as one ledger entry",
-                           source=label, path="--record",
-                           expected=f"at most {MAX_RECORDED_CHECK_REQUESTS:,} (one entry, its "
-                                    "export and its receipt stay readable): split the list")
+        raise RequestError(
+            f"{len(data):,} requests to record as one ledger entry",
+            source=label,
+            path="--record",
+            expected=f"at most {MAX_RECORDED_CHECK_REQUESTS:,} (one entry, its "
+            "export and its receipt stay readable): split the list",
+        )
     requests, was_list = parse_check_document(data, label)
     rs = ruleset(rule_dirs(rules))
     answers = [d.to_json() for d in rs.check_many(requests)]
@@ -102,18 +114,21 @@ def _check_here(data: Any, label: str, rules: list[Path] | None, record: bool, t
         from straits.store.records import record_check
 
         store = open_store(db)
-        entry = record_check(store, rs, requests, answer, tenant=tenant,
-                             actor=actor_name(actor))
+        entry = record_check(store, rs, requests, answer, tenant=tenant, actor=actor_name(actor))
         note(f"recorded as ledger entry {entry.seq} ({entry.hash[:12]}) in {store!r}")
     return answer, list(requests)
 
 
 def _title(raw: Any, req: Any) -> str:
     if req is not None:
-        return (f"{req.action} {req.chip or ''} in {req.site.country} for a tenant "
-                f"headquartered in {req.tenant.hq}, {req.date} ({req.regime})")
+        return (
+            f"{req.action} {req.chip or ''} in {req.site.country} for a tenant "
+            f"headquartered in {req.tenant.hq}, {req.date} ({req.regime})"
+        )
     raw = raw if isinstance(raw, dict) else {}
     site, tenant = raw.get("site") or {}, raw.get("tenant") or {}
-    return (f"{raw.get('action')} {raw.get('chip') or ''} in {site.get('country')} for a tenant "
-            f"headquartered in {tenant.get('hq')}, {raw.get('date')} "
-            f"({raw.get('regime', 'enacted')})")
+    return (
+        f"{raw.get('action')} {raw.get('chip') or ''} in {site.get('country')} for a tenant "
+        f"headquartered in {tenant.get('hq')}, {raw.get('date')} "
+        f"({raw.get('regime', 'enacted')})"
+    )

@@ -157,21 +157,43 @@ CONTEXT: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
 
 # --- options shared by commands ------------------------------------------------------------------
 RulesOption = typer.Option(
-    None, "--rules", help="A directory of extra rule packs (repeatable); a pack with the name of "
-    "a shipped one replaces it. Default: `rules` in straits.toml.", exists=False)
+    None,
+    "--rules",
+    help="A directory of extra rule packs (repeatable); a pack with the name of "
+    "a shipped one replaces it. Default: `rules` in straits.toml.",
+    exists=False,
+)
 # not "same as -o json": several commands with --json take a file or directory as -o
 JsonOption = typer.Option(False, "--json", help="Print JSON instead of tables.")
-OutputOption = typer.Option(None, "-o", "--output", metavar="FORMAT",
-                            help="Output format: table (default), json (as --json) or yaml.")
-QuietOption = typer.Option(False, "-q", "--quiet", help="Only the result: no progress, no notes "
-                           "on stderr; tables shrink to their summary.")
-DbOption = typer.Option(None, "--db", envvar="STRAITS_DATABASE_URL", show_envvar=True,
-                        help="Database URL (default: `database` in straits.toml, else "
-                             "sqlite:///$XDG_DATA_HOME/straits/straits.db, shown by `straits "
-                             "config show`; PostgreSQL: postgresql+psycopg://USER@HOST/DB).")
-ActorOption = typer.Option(None, "--actor", envvar="STRAITS_ACTOR",
-                           help="Who records the entry (default: `actor` in straits.toml, else "
-                                "cli:USER, your user name).")
+OutputOption = typer.Option(
+    None,
+    "-o",
+    "--output",
+    metavar="FORMAT",
+    help="Output format: table (default), json (as --json) or yaml.",
+)
+QuietOption = typer.Option(
+    False,
+    "-q",
+    "--quiet",
+    help="Only the result: no progress, no notes on stderr; tables shrink to their summary.",
+)
+DbOption = typer.Option(
+    None,
+    "--db",
+    envvar="STRAITS_DATABASE_URL",
+    show_envvar=True,
+    help="Database URL (default: `database` in straits.toml, else "
+    "sqlite:///$XDG_DATA_HOME/straits/straits.db, shown by `straits "
+    "config show`; PostgreSQL: postgresql+psycopg://USER@HOST/DB).",
+)
+ActorOption = typer.Option(
+    None,
+    "--actor",
+    envvar="STRAITS_ACTOR",
+    help="Who records the entry (default: `actor` in straits.toml, else cli:USER, your user name).",
+)
+
 
 # --- defaults from the config ---------------------------------------------------------------------
 def database_url(db: str | None) -> str:
@@ -184,8 +206,10 @@ def database_url(db: str | None) -> str:
     path = default_database_path()
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        note(f"[dim]creating the database {path} (set `database` in straits.toml or --db "
-             "to use another)[/dim]")
+        note(
+            f"[dim]creating the database {path} (set `database` in straits.toml or --db "
+            "to use another)[/dim]"
+        )
     return default_database_url()
 
 
@@ -199,8 +223,7 @@ def open_store(db: str | None) -> Store:
             raise
         # the URL came from `database` in straits.toml: say so, not the variable
         where = str(state.config.path) if state.config.path else "straits.toml"
-        raise InputError(exc.detail, source=where, path="database",
-                         expected=exc.expected) from None
+        raise InputError(exc.detail, source=where, path="database", expected=exc.expected) from None
 
 
 def rule_dirs(rules: list[Path] | None) -> tuple[Path, ...]:
@@ -273,7 +296,8 @@ def duration(hours: float) -> str:
 
 def decision_style(decision: str) -> str:
     return {"allow": "bold green", "conditional": "bold yellow", "deny": "bold red"}.get(
-        decision, "bold")
+        decision, "bold"
+    )
 
 
 def fail(exc: StraitsError) -> None:
@@ -328,8 +352,12 @@ def nonempty_path() -> Any:
             if isinstance(value, Path):
                 return value
             if not str(value).strip():
-                self.fail("an empty path (expected a file or directory name; '-' where the "
-                          "option takes standard output)", param, ctx)
+                self.fail(
+                    "an empty path (expected a file or directory name; '-' where the "
+                    "option takes standard output)",
+                    param,
+                    ctx,
+                )
             return Path(value)
 
     return NonEmptyPath()

@@ -24,8 +24,10 @@ from straits.errors import InputError
 CONFIG_ENV = "STRAITS_CONFIG"
 #: key -> (type, what it is); the only keys straits.toml may hold
 KEYS: dict[str, tuple[type, str]] = {
-    "database": (str, "database URL, e.g. sqlite:////srv/straits.db or "
-                      "postgresql+psycopg://USER@HOST/DB"),
+    "database": (
+        str,
+        "database URL, e.g. sqlite:////srv/straits.db or postgresql+psycopg://USER@HOST/DB",
+    ),
     "rules": (list, "directories of extra rule packs (relative to the config file)"),
     "actor": (str, "who records ledger entries (default cli:USER)"),
     "server": (str, "a Straits server URL: commands run against it (--server)"),
@@ -75,9 +77,13 @@ class Config:
     warnings: tuple[str, ...] = field(default=())
 
     def as_dict(self) -> dict[str, Any]:
-        return {"database": self.database, "rules": [str(p) for p in self.rules],
-                "actor": self.actor, "server": self.server,
-                "token": "(set)" if self.token else None}
+        return {
+            "database": self.database,
+            "rules": [str(p) for p in self.rules],
+            "actor": self.actor,
+            "server": self.server,
+            "token": "(set)" if self.token else None,
+        }
 
 
 def load_config(path: Path | None = None) -> Config:
@@ -85,8 +91,7 @@ def load_config(path: Path | None = None) -> Config:
     default file when there is one."""
     explicit = path is not None or bool(os.environ.get(CONFIG_ENV))
     if path is None:
-        path = Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) \
-            else default_config_path()
+        path = Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else default_config_path()
     path = path.expanduser()
     if not explicit and not path.is_file():
         return Config()
@@ -94,8 +99,11 @@ def load_config(path: Path | None = None) -> Config:
     try:
         raw = _read_bounded(path, label)
     except FileNotFoundError:
-        raise InputError("config file not found", source=label,
-                         expected="a straits.toml file (see `straits config path`)") from None
+        raise InputError(
+            "config file not found",
+            source=label,
+            expected="a straits.toml file (see `straits config path`)",
+        ) from None
     except IsADirectoryError:
         raise InputError("is a directory, not a config file", source=label) from None
     except OSError as exc:
@@ -109,8 +117,11 @@ def load_config(path: Path | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:  # its message names the line and column
         raise InputError(f"not valid TOML: {exc}", source=label) from None
     except RecursionError:  # tomllib recurses once per level of nested arrays or tables
-        raise InputError("nested too deeply to be a config file", source=label,
-                         expected="a TOML file of top-level keys") from None
+        raise InputError(
+            "nested too deeply to be a config file",
+            source=label,
+            expected="a TOML file of top-level keys",
+        ) from None
     return _validate(data, path)
 
 
@@ -126,13 +137,15 @@ def _read_bounded(path: Path, label: str) -> bytes:
     if stat.S_ISDIR(mode):
         raise IsADirectoryError(str(path))
     if not stat.S_ISREG(mode):
-        raise InputError("is not a regular file", source=label,
-                         expected="a straits.toml file")
+        raise InputError("is not a regular file", source=label, expected="a straits.toml file")
     with path.open("rb") as f:
         raw = f.read(MAX_CONFIG_BYTES + 1)
     if len(raw) > MAX_CONFIG_BYTES:
-        raise InputError(f"more than {MAX_CONFIG_BYTES:,} bytes", source=label,
-                         expected="a straits.toml file of a few keys")
+        raise InputError(
+            f"more than {MAX_CONFIG_BYTES:,} bytes",
+            source=label,
+            expected="a straits.toml file of a few keys",
+        )
     return raw
 
 
@@ -141,23 +154,26 @@ def _validate(data: dict[str, Any], path: Path) -> Config:
     values: dict[str, Any] = {}
     for key, value in data.items():
         if key not in KEYS:
-            raise InputError("unknown key", source=label, path=key,
-                             expected="one of " + ", ".join(KEYS))
+            raise InputError(
+                "unknown key", source=label, path=key, expected="one of " + ", ".join(KEYS)
+            )
         kind, what = KEYS[key]
         if kind is list:
             if not (isinstance(value, list) and all(isinstance(v, str) and v for v in value)):
-                raise InputError("must be a list of paths", source=label, path=key,
-                                 expected=what)
+                raise InputError("must be a list of paths", source=label, path=key, expected=what)
             values[key] = tuple(_relative_to(path, v) for v in value)
         elif not isinstance(value, str) or not value.strip():
-            raise InputError(f"must be a non-empty string, got {type(value).__name__}",
-                             source=label, path=key, expected=what)
+            raise InputError(
+                f"must be a non-empty string, got {type(value).__name__}",
+                source=label,
+                path=key,
+                expected=what,
+            )
         else:
             values[key] = value.strip()
     warnings = []
     if values.get("token") and _readable_by_others(path):
-        warnings.append(f"{label} holds an API token and others can read it: "
-                        f"chmod 600 {label}")
+        warnings.append(f"{label} holds an API token and others can read it: chmod 600 {label}")
     return Config(path=path, warnings=tuple(warnings), **values)
 
 

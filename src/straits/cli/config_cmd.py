@@ -26,12 +26,17 @@ from straits.cli.config import (
 )
 from straits.errors import StraitsError
 
-app = typer.Typer(help="Show the configuration and where each value comes from.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Show the configuration and where each value comes from.", no_args_is_help=True
+)
 
 #: setting -> the environment variable that overrides straits.toml
-ENV = {"database": "STRAITS_DATABASE_URL", "actor": "STRAITS_ACTOR", "server": "STRAITS_SERVER",
-       "token": "STRAITS_TOKEN"}
+ENV = {
+    "database": "STRAITS_DATABASE_URL",
+    "actor": "STRAITS_ACTOR",
+    "server": "STRAITS_SERVER",
+    "token": "STRAITS_TOKEN",
+}
 
 
 @app.command("show")
@@ -68,9 +73,12 @@ def show(json_out: bool = JsonOption, output: str = OutputOption) -> None:
         if key == "token" and value:
             value = "(set)"
         settings[key] = {"value": value, "from": origin}
-    doc = {"config_file": str(cfg.path or default_config_path()),
-           "config_file_exists": cfg.path is not None,
-           "default_database": str(default_database_path()), "settings": settings}
+    doc = {
+        "config_file": str(cfg.path or default_config_path()),
+        "config_file_exists": cfg.path is not None,
+        "default_database": str(default_database_path()),
+        "settings": settings,
+    }
     if fmt != "table":
         emit(doc, fmt)
         return

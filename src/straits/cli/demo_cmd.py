@@ -44,8 +44,10 @@ def _cell(plan: Plan, workload: str, stage: str) -> str:
     if a is None:
         return "[red]unplaced[/red]"
     late = f" [red]late {duration(a.late_hours)}[/red]" if a.late_hours > 0 else ""
-    return (f"{a.site} {a.chip} x{a.chips:,}\n{money(a.cost_usd)}, "
-            f"{duration(a.end_h - a.start_h)}{late}")
+    return (
+        f"{a.site} {a.chip} x{a.chips:,}\n{money(a.cost_usd)}, "
+        f"{duration(a.end_h - a.start_h)}{late}"
+    )
 
 
 def _record(sc: Scenario, plans: dict[str, Plan], store: Store) -> dict[str, Any]:
@@ -58,11 +60,22 @@ def _record(sc: Scenario, plans: dict[str, Plan], store: Store) -> dict[str, Any
     rs = ruleset()
     entries = {}
     for regime, plan in plans.items():
-        plan_id, seq, new = record(store, sc, plan, rs, {"regime": regime}, tenant="hz-cloud",
-                                   actor=actor_name(None) + " (demo)")
+        plan_id, seq, new = record(
+            store,
+            sc,
+            plan,
+            rs,
+            {"regime": regime},
+            tenant="hz-cloud",
+            actor=actor_name(None) + " (demo)",
+        )
         entry = ledger.get_entry(store, seq) if seq is not None else None
-        entries[regime] = {"plan_id": plan_id, "ledger_seq": seq, "new": new,
-                           "hash": entry.hash if entry is not None else None}
+        entries[regime] = {
+            "plan_id": plan_id,
+            "ledger_seq": seq,
+            "new": new,
+            "hash": entry.hash if entry is not None else None,
+        }
     return {"database": repr(store), "entries": entries}
 
 
@@ -81,27 +94,49 @@ def _drift(store: Store | None) -> list[tuple[Any, Any]]:
             from straits.cli.plan_source import record
             from straits.store.records import find_plan
 
-            plan_id, _, _ = record(store, sc, plan, rs, {"regime": plan.regime},
-                                   tenant="hz-cloud", actor=actor_name(None) + " (demo)")
+            plan_id, _, _ = record(
+                store,
+                sc,
+                plan,
+                rs,
+                {"regime": plan.regime},
+                tenant="hz-cloud",
+                actor=actor_name(None) + " (demo)",
+            )
             rec = find_plan(store, plan_id)
             recorded_sc, plan_json = rec.scenario, rec.plan
-        out.append((case, impact(plan_id, recorded_sc, plan_json, rs, date=case.checked,
-                                 regime=case.check_regime)))
+        out.append(
+            (
+                case,
+                impact(
+                    plan_id, recorded_sc, plan_json, rs, date=case.checked, regime=case.check_regime
+                ),
+            )
+        )
     return out
 
 
-def demo(json_out: bool = JsonOption,
-         output: str = OutputOption,
-         record: bool = typer.Option(True, "--record/--no-record",
-                                     help="Record the plans in the audit ledger and verify "
-                                          "it (once: a later run finds them recorded)."),
-         report: Path = typer.Option(None, "--report", metavar="DIR",
-                                     click_type=nonempty_path(),
-                                     help="Where to write the HTML report of each regime's "
-                                          "plan (default: the Straits data directory, "
-                                          "$XDG_DATA_HOME/straits/reports)."),
-         no_report: bool = typer.Option(False, "--no-report", help="Write no report."),
-         db: str = DbOption) -> None:
+def demo(
+    json_out: bool = JsonOption,
+    output: str = OutputOption,
+    record: bool = typer.Option(
+        True,
+        "--record/--no-record",
+        help="Record the plans in the audit ledger and verify "
+        "it (once: a later run finds them recorded).",
+    ),
+    report: Path = typer.Option(
+        None,
+        "--report",
+        metavar="DIR",
+        click_type=nonempty_path(),
+        help="Where to write the HTML report of each regime's "
+        "plan (default: the Straits data directory, "
+        "$XDG_DATA_HOME/straits/reports).",
+    ),
+    no_report: bool = typer.Option(False, "--no-report", help="Write no report."),
+    db: str = DbOption,
+) -> None:
     """Tell the story of Straits on the shipped scenario (examples/offshore-2025.yaml): plan it
     under the `enacted` rules and under the `ai-diffusion` regime side by side, show the
     rules that made the difference, and record both plans in the tamper-evident ledger."""
@@ -122,26 +157,34 @@ def demo(json_out: bool = JsonOption,
         fail(exc)
         return
     if fmt != "table":
-        emit({"scenario": sc.name,
-              "plans": {r: p.to_json() for r, p in plans.items()},
-              "differences": [d.to_json() for d in diffs],
-              "rule_differences": [g.to_json() for g in rule_differences(diffs)],
-              "ledger": recorded,
-              "drift": [{"case": case.title, **_lean(im.to_json())} for case, im in drift],
-              "reports": reports},
-             fmt)
+        emit(
+            {
+                "scenario": sc.name,
+                "plans": {r: p.to_json() for r, p in plans.items()},
+                "differences": [d.to_json() for d in diffs],
+                "rule_differences": [g.to_json() for g in rule_differences(diffs)],
+                "ledger": recorded,
+                "drift": [{"case": case.title, **_lean(im.to_json())} for case, im in drift],
+                "reports": reports,
+            },
+            fmt,
+        )
         return
     _story(sc, plans, diffs, recorded, drift)
     if reports:
         console.print()
         console.rule("reports")
         for regime, path in reports.items():
-            console.print(f"the {regime} plan as a report you can open or forward: {path}",
-                          soft_wrap=True, markup=False)
+            console.print(
+                f"the {regime} plan as a report you can open or forward: {path}",
+                soft_wrap=True,
+                markup=False,
+            )
 
 
-def _reports(sc: Scenario, plans: dict[str, Plan], recorded: dict[str, Any] | None,
-             where: Path | None) -> dict[str, str]:
+def _reports(
+    sc: Scenario, plans: dict[str, Plan], recorded: dict[str, Any] | None, where: Path | None
+) -> dict[str, str]:
     """Write each regime's plan as a self-contained HTML report; the paths written."""
     from straits.cli.config import data_home
     from straits.fileio import write_output
@@ -154,23 +197,44 @@ def _reports(sc: Scenario, plans: dict[str, Plan], recorded: dict[str, Any] | No
     written = {}
     for regime, plan in plans.items():
         entry = (recorded or {}).get("entries", {}).get(regime)
-        rec = None if entry is None or entry.get("ledger_seq") is None else Recorded(
-            plan_id=entry["plan_id"], seq=entry["ledger_seq"], hash=entry["hash"],
-            tenant="hz-cloud")
-        html = plan_report(plan.to_json(details=True), sc, rs, recorded=rec,
-                           source=f"straits demo: {sc.name} under the {regime} rules")
+        rec = (
+            None
+            if entry is None or entry.get("ledger_seq") is None
+            else Recorded(
+                plan_id=entry["plan_id"],
+                seq=entry["ledger_seq"],
+                hash=entry["hash"],
+                tenant="hz-cloud",
+            )
+        )
+        html = plan_report(
+            plan.to_json(details=True),
+            sc,
+            rs,
+            recorded=rec,
+            source=f"straits demo: {sc.name} under the {regime} rules",
+        )
         try:
-            path = write_output((out_dir / f"demo-{regime}.html").resolve(), html,
-                                option="--report")
+            path = write_output(
+                (out_dir / f"demo-{regime}.html").resolve(), html, option="--report"
+            )
         except OSError as exc:
-            raise InputError(f"cannot write the demo's report: {exc.strerror or exc}",
-                             path="--report", expected="a writable directory") from None
+            raise InputError(
+                f"cannot write the demo's report: {exc.strerror or exc}",
+                path="--report",
+                expected="a writable directory",
+            ) from None
         written[regime] = str(path)
     return written
 
 
-def _story(sc: Scenario, plans: dict[str, Plan], diffs: list[StageDifference],
-           recorded: dict[str, Any] | None, drift: list[tuple[Any, Any]]) -> None:
+def _story(
+    sc: Scenario,
+    plans: dict[str, Plan],
+    diffs: list[StageDifference],
+    recorded: dict[str, Any] | None,
+    drift: list[tuple[Any, Any]],
+) -> None:
     from rich.panel import Panel
     from rich.table import Table
     from rich.text import Text
@@ -185,13 +249,18 @@ def _story(sc: Scenario, plans: dict[str, Plan], diffs: list[StageDifference],
     for r in REGIMES:
         t.add_column(r)
     for d in diffs:
-        t.add_row(f"{d.workload}/{d.stage}", *(_cell(plans[r], d.workload, d.stage)
-                                                for r in REGIMES))
-    t.add_row("[bold]total[/bold]", *(
-        f"[bold]{money(plans[r].total_cost_usd)}[/bold]"
-        + (f" + {money(plans[r].penalty_usd)} late penalty" if plans[r].penalty_usd else "")
-        + f", makespan {duration(plans[r].makespan_hours)}, {len(plans[r].unplaced)} unplaced"
-        for r in REGIMES))
+        t.add_row(
+            f"{d.workload}/{d.stage}", *(_cell(plans[r], d.workload, d.stage) for r in REGIMES)
+        )
+    t.add_row(
+        "[bold]total[/bold]",
+        *(
+            f"[bold]{money(plans[r].total_cost_usd)}[/bold]"
+            + (f" + {money(plans[r].penalty_usd)} late penalty" if plans[r].penalty_usd else "")
+            + f", makespan {duration(plans[r].makespan_hours)}, {len(plans[r].unplaced)} unplaced"
+            for r in REGIMES
+        ),
+    )
     console.print(t)
     _rules_view(diffs)
     for r in REGIMES:
@@ -206,12 +275,18 @@ def _story(sc: Scenario, plans: dict[str, Plan], diffs: list[StageDifference],
         console.rule("ledger")
         for r, e in recorded["entries"].items():
             verb = "recorded" if e["new"] else "found already recorded:"
-            console.print(f"{verb} the {r} plan {e['plan_id'][:12]} as ledger entry "
-                          f"{e['ledger_seq']} in {recorded['database']}", soft_wrap=True)
+            console.print(
+                f"{verb} the {r} plan {e['plan_id'][:12]} as ledger entry "
+                f"{e['ledger_seq']} in {recorded['database']}",
+                soft_wrap=True,
+            )
         v = recorded["verify"]
-        console.print(f"[bold green]ledger verifies[/bold green]: {v['entries']} entries, head "
-                      f"{v['head_hash'][:16]}; `straits ledger show` lists them"
-                      if v["ok"] else f"[bold red]ledger broken[/bold red]: {v['problem']}")
+        console.print(
+            f"[bold green]ledger verifies[/bold green]: {v['entries']} entries, head "
+            f"{v['head_hash'][:16]}; `straits ledger show` lists them"
+            if v["ok"]
+            else f"[bold red]ledger broken[/bold red]: {v['problem']}"
+        )
     console.print()
     console.rule("what rule changes did to plans made the day before (straits impact)")
     from straits.cli.impact_cmd import show
@@ -236,16 +311,26 @@ def _rules_view(diffs: list[StageDifference]) -> None:
     for g in grouped:
         other = next(r for r in REGIMES if r != g.regime)
         console.print(reason_line(g.reason, "-"))
-        console.print(Text(f"      in force under {g.regime} only: blocked {g.options_blocked} "
-                           f"option{'s' if g.options_blocked != 1 else ''} of "
-                           f"{len(g.moved) + len(g.unmoved)} stage(s)", style="magenta"))
+        console.print(
+            Text(
+                f"      in force under {g.regime} only: blocked {g.options_blocked} "
+                f"option{'s' if g.options_blocked != 1 else ''} of "
+                f"{len(g.moved) + len(g.unmoved)} stage(s)",
+                style="magenta",
+            )
+        )
         for d in g.moved:
-            console.print(hanging("      ", Text(
-                f"moved {d.workload}/{d.stage}: {d.placements[other]} under {other} -> "
-                f"{d.placements[g.regime]} under {g.regime}")))
+            console.print(
+                hanging(
+                    "      ",
+                    Text(
+                        f"moved {d.workload}/{d.stage}: {d.placements[other]} under {other} -> "
+                        f"{d.placements[g.regime]} under {g.regime}"
+                    ),
+                )
+            )
         if g.unmoved:
-            console.print(hanging("      same place under both: ",
-                                  Text(", ".join(g.unmoved))))
+            console.print(hanging("      same place under both: ", Text(", ".join(g.unmoved))))
 
 
 def _lean(impact_json: dict[str, Any]) -> dict[str, Any]:

@@ -26,8 +26,11 @@ if TYPE_CHECKING:
     from straits.estimate import Estimate
     from straits.model.request import EstimateRequest
 
-CHIPS_BASIS = {"given": "as asked", "typical": "typical for a run of this size; give `chips` "
-               "to fix it", "target": "replicas for the target tokens/s"}
+CHIPS_BASIS = {
+    "given": "as asked",
+    "typical": "typical for a run of this size; give `chips` to fix it",
+    "target": "replicas for the target tokens/s",
+}
 
 
 def chart_target(output: str | None) -> Path | None:
@@ -39,17 +42,27 @@ def chart_target(output: str | None) -> Path | None:
 
 
 def estimate(
-    request_file: Path = typer.Argument(None, metavar="[REQUEST]",
-                                        help="JSON/YAML file with the request; default or `-`: "
-                                             "stdin."),
+    request_file: Path = typer.Argument(
+        None, metavar="[REQUEST]", help="JSON/YAML file with the request; default or `-`: stdin."
+    ),
     json_out: bool = JsonOption,
-    output: str = typer.Option(None, "-o", "--output", metavar="FORMAT",
-                               help="Output format: table (default), json (as --json) or "
-                                    "yaml; with --sweep chips, FILE.html draws it as a chart."),
-    chips: int = typer.Option(None, "--chips", min=1, max=10_000_000,
-                              help="Override the cluster size."),
-    sweep: str = typer.Option(None, "--sweep", help="`chips`: show how days and cost change "
-                              "with the cluster size (with `-o chart.html`: as a chart)."),
+    output: str = typer.Option(
+        None,
+        "-o",
+        "--output",
+        metavar="FORMAT",
+        help="Output format: table (default), json (as --json) or "
+        "yaml; with --sweep chips, FILE.html draws it as a chart.",
+    ),
+    chips: int = typer.Option(
+        None, "--chips", min=1, max=10_000_000, help="Override the cluster size."
+    ),
+    sweep: str = typer.Option(
+        None,
+        "--sweep",
+        help="`chips`: show how days and cost change "
+        "with the cluster size (with `-o chart.html`: as a chart).",
+    ),
 ) -> None:
     """Estimate FLOPs, the fewest chips, the layout, predicted MFU, chip-hours, days, cost and
     energy of a training stage (or the chips of a serving stage), with a central 80% interval,
@@ -67,9 +80,11 @@ def estimate(
     try:
         chart = chart_target(output)
         if chart is not None and sweep != "chips":
-            raise InputError("a chart is drawn of a sweep", path="-o",
-                             expected="--sweep chips with -o FILE.html, or a format: table, "
-                                      "json or yaml")
+            raise InputError(
+                "a chart is drawn of a sweep",
+                path="-o",
+                expected="--sweep chips with -o FILE.html, or a format: table, json or yaml",
+            )
         fmt = output_format(None if chart is not None else output, json_out)
         if sweep is not None and sweep != "chips":
             raise RequestError(f"cannot sweep {sweep!r}", path="--sweep", expected="chips")
@@ -104,16 +119,22 @@ def _remote(data: dict[str, Any], sweep: bool, fmt: Format) -> None:
     from straits.cli.remote import client
 
     if sweep:
-        raise InputError("--sweep runs on this machine only", path="--sweep",
-                         expected="no --server, or no --sweep")
+        raise InputError(
+            "--sweep runs on this machine only",
+            path="--sweep",
+            expected="no --server, or no --sweep",
+        )
     answer = client().estimate(data)
     if fmt != "table":
         emit(answer, fmt)
         return
     from rich.table import Table
 
-    t = Table(title=f"Estimate on {answer.get('chip')} (from {state.server_url})",
-              title_justify="left", show_header=False)
+    t = Table(
+        title=f"Estimate on {answer.get('chip')} (from {state.server_url})",
+        title_justify="left",
+        show_header=False,
+    )
     for key in ("min_chips", "chips", "layout", "mfu", "chip_hours", "days", "cost_usd"):
         t.add_row(key, str(answer.get(key)))
     console.print(t)
@@ -131,24 +152,39 @@ def _sweep(req: EstimateRequest, base: Estimate, fmt: Format, chart: Path | None
         from straits.fileio import write_output
         from straits.report import sweep_report
 
-        docs = [estimate_json(req, r, chips=n, guidance=False)
-                for n, r in zip(sizes, rows, strict=True)]
-        written = write_output(chart, sweep_report(docs, f"{req.model.params:.3g} parameters "
-                                                         f"on {base.chip}"), option="-o")
+        docs = [
+            estimate_json(req, r, chips=n, guidance=False) for n, r in zip(sizes, rows, strict=True)
+        ]
+        written = write_output(
+            chart,
+            sweep_report(docs, f"{req.model.params:.3g} parameters on {base.chip}"),
+            option="-o",
+        )
         err_console.print(f"wrote {written}")
         return
     if fmt != "table":
-        emit([estimate_json(req, r, chips=n, guidance=False)
-              for n, r in zip(sizes, rows, strict=True)], fmt)
+        emit(
+            [
+                estimate_json(req, r, chips=n, guidance=False)
+                for n, r in zip(sizes, rows, strict=True)
+            ],
+            fmt,
+        )
         return
-    t = Table(title=f"How days and cost change with cluster size on {base.chip}",
-              title_justify="left")
+    t = Table(
+        title=f"How days and cost change with cluster size on {base.chip}", title_justify="left"
+    )
     for col in ("chips", "layout", "MFU", "days (80%)", "chip-hours", "cost"):
         t.add_column(col, justify="left" if col == "layout" else "right")
     for r in rows:
-        t.add_row(f"{r.chips:,}", r.layout, f"{r.mfu:.1%}",
-                  f"{r.days:,.1f} ({r.hours_low / 24:,.1f}-{r.hours_high / 24:,.1f})",
-                  f"{r.chip_hours:,.0f}", money(r.cost_usd))
+        t.add_row(
+            f"{r.chips:,}",
+            r.layout,
+            f"{r.mfu:.1%}",
+            f"{r.days:,.1f} ({r.hours_low / 24:,.1f}-{r.hours_high / 24:,.1f})",
+            f"{r.chip_hours:,.0f}",
+            money(r.cost_usd),
+        )
     console.print(t)
 
 
@@ -175,51 +211,82 @@ def _view(req: EstimateRequest, est: Estimate, answer: dict[str, Any]) -> None:
         t.add_row("training FLOPs", f"{est.flops:.3e}")
         t.add_row("global batch (tokens)", f"{est.batch_tokens:,.0f}")
     t.add_row("fewest chips that fit", f"{est.min_chips:,}")
-    t.add_row("chips", f"{est.chips:,} ({CHIPS_BASIS[chips_basis(req)]})"
-              + ("" if est.fits else " (does not fit)"))
+    t.add_row(
+        "chips",
+        f"{est.chips:,} ({CHIPS_BASIS[chips_basis(req)]})"
+        + ("" if est.fits else " (does not fit)"),
+    )
     if req.kind == "train":
         t.add_row("software", stack(est.software_year).describe())
         t.add_row("layout", est.layout)
         mem = est.memory_gb
-        t.add_row("memory per chip", f"{mem.get('total_gb', 0):,.1f} GB (weights "
-                  f"{mem.get('weights_gb', 0):,.1f}, grads {mem.get('grads_gb', 0):,.1f}, "
-                  f"optimizer {mem.get('optimizer_gb', 0):,.1f}, activations "
-                  f"{mem.get('activations_gb', 0):,.1f})")
+        t.add_row(
+            "memory per chip",
+            f"{mem.get('total_gb', 0):,.1f} GB (weights "
+            f"{mem.get('weights_gb', 0):,.1f}, grads {mem.get('grads_gb', 0):,.1f}, "
+            f"optimizer {mem.get('optimizer_gb', 0):,.1f}, activations "
+            f"{mem.get('activations_gb', 0):,.1f})",
+        )
         if est.efficiency_basis == "given":
-            t.add_row("MFU (per step)", f"{est.mfu:.1%} given (predicted "
-                      f"{est.predicted_mfu:.1%}, not used)")
+            t.add_row(
+                "MFU (per step)",
+                f"{est.mfu:.1%} given (predicted {est.predicted_mfu:.1%}, not used)",
+            )
         else:
             t.add_row("predicted MFU (per step)", f"{est.mfu:.1%}")
             factors = est.mfu_components.get("factors", {})
-            t.add_row("  efficiency factors",
-                      " x ".join(f"{k} {v:g}" for k, v in factors.items()))
+            t.add_row("  efficiency factors", " x ".join(f"{k} {v:g}" for k, v in factors.items()))
             shares = est.mfu_components.get("step_shares", {})
             t.add_row("  step time", ", ".join(f"{k} {v:.0%}" for k, v in shares.items() if v))
         t.add_row("step time", f"{est.step_seconds:,.2f} s")
         o = est.overheads
-        t.add_row("whole-run overheads", f"goodput {o['goodput']:.1%} (~{o['interruptions']:,.0f} "
-                  f"interruptions), evaluation {o['evaluation']:.0%} "
-                  f"(+{o['overhead_chip_hours']:,.0f} chip-hours)")
+        t.add_row(
+            "whole-run overheads",
+            f"goodput {o['goodput']:.1%} (~{o['interruptions']:,.0f} "
+            f"interruptions), evaluation {o['evaluation']:.0%} "
+            f"(+{o['overhead_chip_hours']:,.0f} chip-hours)",
+        )
     if est.serving:
         s = est.serving
-        t.add_row("serving", f"{s['replicas']} replicas x {s['replica_chips']} chips, batch "
-                  f"{s['batch']}, {s['tokens_per_s_per_replica']:,.0f} tok/s each "
-                  f"({s['bound']}-bound)")
-    t.add_row("chip-hours", _ranged(f"{est.chip_hours:,.0f}", f"{est.chip_hours_low:,.0f}",
-                                    f"{est.chip_hours_high:,.0f}", est))
-    t.add_row("wall-clock", _ranged(duration(est.hours), duration(est.hours_low),
-                                    duration(est.hours_high), est))
+        t.add_row(
+            "serving",
+            f"{s['replicas']} replicas x {s['replica_chips']} chips, batch "
+            f"{s['batch']}, {s['tokens_per_s_per_replica']:,.0f} tok/s each "
+            f"({s['bound']}-bound)",
+        )
+    t.add_row(
+        "chip-hours",
+        _ranged(
+            f"{est.chip_hours:,.0f}",
+            f"{est.chip_hours_low:,.0f}",
+            f"{est.chip_hours_high:,.0f}",
+            est,
+        ),
+    )
+    t.add_row(
+        "wall-clock",
+        _ranged(duration(est.hours), duration(est.hours_low), duration(est.hours_high), est),
+    )
     price = f" at ${est.usd_per_chip_hour:.2f}/chip-hour" if est.usd_per_chip_hour else ""
     cost = est.cost_usd
-    t.add_row("cost" + price, _ranged(money(cost), money(None if cost is None
-                                                        else cost * est.low_factor),
-                                      money(None if cost is None else cost * est.high_factor),
-                                      est))
-    e = est.energy(get_chip(req.chip), pue=req.pue, gco2_per_kwh=req.grid_gco2_per_kwh,
-                   country=req.country)
+    t.add_row(
+        "cost" + price,
+        _ranged(
+            money(cost),
+            money(None if cost is None else cost * est.low_factor),
+            money(None if cost is None else cost * est.high_factor),
+            est,
+        ),
+    )
+    e = est.energy(
+        get_chip(req.chip), pue=req.pue, gco2_per_kwh=req.grid_gco2_per_kwh, country=req.country
+    )
     if e is not None:
-        co2 = f", {e.tco2e:,.0f} tCO2e ({e.gco2_per_kwh:g} g/kWh, {e.grid_source})" \
-            if e.tco2e is not None else " (give `country` or `grid_gco2_per_kwh` for carbon)"
+        co2 = (
+            f", {e.tco2e:,.0f} tCO2e ({e.gco2_per_kwh:g} g/kWh, {e.grid_source})"
+            if e.tco2e is not None
+            else " (give `country` or `grid_gco2_per_kwh` for carbon)"
+        )
         t.add_row("energy", f"{e.kwh / 1000:,.0f} MWh at PUE {e.pue:g}{co2}")
     console.print(t)
     if req.kind == "train" and est.interval is not None:
@@ -238,17 +305,33 @@ def _nearest(req: EstimateRequest) -> None:
     from straits.estimate import nearest_runs
 
     assert req.tokens is not None
-    t = Table(title="Nearest published runs (how far off the estimator is on runs like this)",
-              title_justify="left")
-    for col in ("run", "chip", "chips", "tokens", "published chip-hours", "predicted",
-                "error", "used for"):
+    t = Table(
+        title="Nearest published runs (how far off the estimator is on runs like this)",
+        title_justify="left",
+    )
+    for col in (
+        "run",
+        "chip",
+        "chips",
+        "tokens",
+        "published chip-hours",
+        "predicted",
+        "error",
+        "used for",
+    ):
         t.add_column(col, justify="left" if col in ("run", "chip", "used for") else "right")
     for n in nearest_runs(req.model, req.tokens, get_chip(req.chip)):
         r = n.run
-        t.add_row(r.id, r.chip, f"{r.chips:,}" if r.chips else "-", f"{r.tokens:.3g}",
-                  f"{r.value:,.0f}", "-" if n.predicted is None else f"{n.predicted:,.0f}",
-                  "-" if n.error is None else f"{n.error:+.0%}",
-                  r.used_for if r.scope == "run" else f"{r.used_for} ({r.scope})")
+        t.add_row(
+            r.id,
+            r.chip,
+            f"{r.chips:,}" if r.chips else "-",
+            f"{r.tokens:.3g}",
+            f"{r.value:,.0f}",
+            "-" if n.predicted is None else f"{n.predicted:,.0f}",
+            "-" if n.error is None else f"{n.error:+.0%}",
+            r.used_for if r.scope == "run" else f"{r.used_for} ({r.scope})",
+        )
     console.print(t)
 
 

@@ -48,8 +48,11 @@ def reason_text(r: Any) -> Text:
     t = Text()
     if j.get("requires"):
         outcome = str(j.get("outcome", ""))
-        tag = {"satisfied": f"satisfied by {j.get('satisfied_by')}", "deny": "deny",
-               "conditional": f"requires {j['requires']}"}.get(outcome, outcome)
+        tag = {
+            "satisfied": f"satisfied by {j.get('satisfied_by')}",
+            "deny": "deny",
+            "conditional": f"requires {j['requires']}",
+        }.get(outcome, outcome)
         t.append(f"[{tag}] ", style=OUTCOME_STYLE.get(outcome, ""))
     t.append(str(j.get("text") or j.get("title") or j.get("rule")))
     t.append(f" ({j.get('citation')}; confidence {j.get('confidence')})", style="dim")

@@ -32,24 +32,39 @@ TO_HELP = "Target (repeatable): skypilot | kubernetes | karmada | slurm | all."
 
 
 def export(
-    plan: str = typer.Argument(..., metavar="PLAN",
-                               help="A recorded plan id (or unique prefix, see `straits ledger "
-                                    "show`), a plan document (`straits plan --json`), a "
-                                    "scenario file to plan now, or `-` for stdin."),
+    plan: str = typer.Argument(
+        ...,
+        metavar="PLAN",
+        help="A recorded plan id (or unique prefix, see `straits ledger "
+        "show`), a plan document (`straits plan --json`), a "
+        "scenario file to plan now, or `-` for stdin.",
+    ),
     to: list[str] = typer.Option(..., "--to", help=TO_HELP),
-    out: str = typer.Option(..., "-o", "--out", metavar="DIR|FILE|-",
-                            help="Where the files go: a directory (created; files of the same "
-                                 "name are replaced), an archive FILE.tar.gz / .tgz / .zip / "
-                                 ".tar, or `-`: a .tar.gz on stdout."),
-    run: list[str] = typer.Option(None, "--run", help="What the stages run (repeatable): "
-                                  "`CMD` for every stage without a command of its own, or "
-                                  "`KEY=CMD` for the stages of a kind (pretrain, finetune, "
-                                  "serve), a stage id, or WORKLOAD/STAGE. The most specific "
-                                  "wins; a stage's `command` in the scenario beats a plain CMD. "
-                                  "A stage with none fails saying so."),
+    out: str = typer.Option(
+        ...,
+        "-o",
+        "--out",
+        metavar="DIR|FILE|-",
+        help="Where the files go: a directory (created; files of the same "
+        "name are replaced), an archive FILE.tar.gz / .tgz / .zip / "
+        ".tar, or `-`: a .tar.gz on stdout.",
+    ),
+    run: list[str] = typer.Option(
+        None,
+        "--run",
+        help="What the stages run (repeatable): "
+        "`CMD` for every stage without a command of its own, or "
+        "`KEY=CMD` for the stages of a kind (pretrain, finetune, "
+        "serve), a stage id, or WORKLOAD/STAGE. The most specific "
+        "wins; a stage's `command` in the scenario beats a plain CMD. "
+        "A stage with none fails saying so.",
+    ),
     image: str = typer.Option(None, "--image", help="Container image of Kubernetes Jobs."),
-    ordered: bool = typer.Option(False, "--ordered", help="SkyPilot: `ordered` resources "
-                                 "(planned option tried first) instead of `any_of`."),
+    ordered: bool = typer.Option(
+        False,
+        "--ordered",
+        help="SkyPilot: `ordered` resources (planned option tried first) instead of `any_of`.",
+    ),
     db: str = DbOption,
     rules: list[Path] = RulesOption,
     json_out: bool = JsonOption,
@@ -66,20 +81,27 @@ def export(
     fmt: ArchiveFormat | None = "tar.gz" if out == "-" else archive.format_of(out)
     try:
         if not out.strip():  # '' would be the current directory: an unset shell variable
-            raise InputError("an empty path", path="-o",
-                             expected="a directory, an archive FILE.tar.gz / .zip, or '-'")
+            raise InputError(
+                "an empty path",
+                path="-o",
+                expected="a directory, an archive FILE.tar.gz / .zip, or '-'",
+            )
         if fmt is None:  # files into a directory: refuse anything else there at once
             from straits.fileio import output_dir
 
             output_dir(out)
         if json_out and out == "-":
-            raise InputError("--json and -o - both want stdout", path="--json",
-                             expected="-o DIR or -o FILE.tar.gz with --json")
+            raise InputError(
+                "--json and -o - both want stdout",
+                path="--json",
+                expected="-o DIR or -o FILE.tar.gz with --json",
+            )
         if state.server_url:
             from straits.cli.remote import remote_export
 
-            plan_id, data, summary = remote_export(plan, to, fmt or "tar.gz", run=run,
-                                                   image=image, ordered=ordered)
+            plan_id, data, summary = remote_export(
+                plan, to, fmt or "tar.gz", run=run, image=image, ordered=ordered
+            )
             if fmt:
                 _write_archive(out, data)
                 written = _files_in(summary)  # the archive's files (was: 0)
@@ -96,8 +118,11 @@ def export(
         fail(exc)
         return
     except OSError as exc:
-        fail(InputError(f"cannot write: {exc}", path="--out",
-                        expected="a writable directory or file"))
+        fail(
+            InputError(
+                f"cannot write: {exc}", path="--out", expected="a writable directory or file"
+            )
+        )
         return
     if json_out:
         print_json(summary)
@@ -108,9 +133,15 @@ def export(
     _show(summary, written)
 
 
-def _render(ref: str, to: list[str], run: list[str] | None, image: str | None, ordered: bool,
-            db: str | None, rules: list[Path] | None) -> tuple[str, Any, list[Any],
-                                                               dict[str, str]]:
+def _render(
+    ref: str,
+    to: list[str],
+    run: list[str] | None,
+    image: str | None,
+    ordered: bool,
+    db: str | None,
+    rules: list[Path] | None,
+) -> tuple[str, Any, list[Any], dict[str, str]]:
     from straits.api import check_image, export_files, export_targets
     from straits.cli.plan_source import resolve_plan
     from straits.rules import ruleset
@@ -120,13 +151,19 @@ def _render(ref: str, to: list[str], run: list[str] | None, image: str | None, o
     rs = ruleset(rule_dirs(rules))
     doc = resolve_plan(ref, db=db, rules=rs).document
     assert doc is not None
-    inp, results, files = export_files(doc.scenario, doc.plan, rs, plan_id=doc.id, to=to,
-                                       run=run, image=image, ordered=ordered)
+    inp, results, files = export_files(
+        doc.scenario, doc.plan, rs, plan_id=doc.id, to=to, run=run, image=image, ordered=ordered
+    )
     return doc.id, inp, results, files
 
 
-def _write(out: str, fmt: ArchiveFormat | None, files: dict[str, str], plan_id: str,
-           summary: dict[str, Any]) -> int:
+def _write(
+    out: str,
+    fmt: ArchiveFormat | None,
+    files: dict[str, str],
+    plan_id: str,
+    summary: dict[str, Any],
+) -> int:
     """Into the directory ``out``, or as an archive (with the summary inside, as the
     server's)."""
     import json
@@ -138,8 +175,11 @@ def _write(out: str, fmt: ArchiveFormat | None, files: dict[str, str], plan_id: 
 
         return len(write_bundle(Path(out), files, executable=(".sh", ".sbatch")))
     manifest = {**summary, "out": archive.MANIFEST}
-    data = archive.build({**files, archive.MANIFEST: json.dumps(manifest, indent=2) + "\n"},
-                         fmt, root=f"straits-{plan_id[:12]}")
+    data = archive.build(
+        {**files, archive.MANIFEST: json.dumps(manifest, indent=2) + "\n"},
+        fmt,
+        root=f"straits-{plan_id[:12]}",
+    )
     _write_archive(out, data)
     return len(files)
 
@@ -147,8 +187,11 @@ def _write(out: str, fmt: ArchiveFormat | None, files: dict[str, str], plan_id: 
 def _write_archive(out: str, data: bytes) -> int:
     if out == "-":
         if sys.stdout.isatty():
-            raise InputError("will not write an archive to a terminal", path="-o",
-                             expected="a pipe or a redirect (> plan.tar.gz), or -o DIR")
+            raise InputError(
+                "will not write an archive to a terminal",
+                path="-o",
+                expected="a pipe or a redirect (> plan.tar.gz), or -o DIR",
+            )
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return 0
@@ -187,29 +230,42 @@ def _show(summary: dict[str, Any], written: int) -> None:
     from rich.table import Table
 
     if state.quiet:  # --quiet: the summary line alone
-        unplaced = (f"; not exported (unplaced): {', '.join(summary['unplaced'])}"
-                    if summary["unplaced"] else "")
-        console.print(f"wrote {written} file(s) of plan {summary['plan_id']} to "
-                      f"{summary['out']}{unplaced}", soft_wrap=True, markup=False)
+        unplaced = (
+            f"; not exported (unplaced): {', '.join(summary['unplaced'])}"
+            if summary["unplaced"]
+            else ""
+        )
+        console.print(
+            f"wrote {written} file(s) of plan {summary['plan_id']} to {summary['out']}{unplaced}",
+            soft_wrap=True,
+            markup=False,
+        )
         return
 
     # notes and paths carry names from the scenario and -o: text, never Rich markup
-    table = Table(title=escape(f"Plan {summary['plan_id']} exported to {summary['out']}"),
-                  title_justify="left")
+    table = Table(
+        title=escape(f"Plan {summary['plan_id']} exported to {summary['out']}"),
+        title_justify="left",
+    )
     for col in ("target", "jobs", "files", "notes"):
         table.add_column(col)
     for target, r in summary["targets"].items():
-        table.add_row(target, str(r["jobs"]), str(len(r["files"])),
-                      escape("\n".join(r["notes"])) or "-")
+        table.add_row(
+            target, str(r["jobs"]), str(len(r["files"])), escape("\n".join(r["notes"])) or "-"
+        )
     console.print(table)
     commands = summary.get("commands", {})
     for j in summary.get("jobs", ()):
         alts = ", ".join(j["alternatives"]) or "none"
         source = commands.get(f"{j['workload']}/{j['stage']}", "")
-        console.print(f"  {j['workload']}/{j['stage']}: {j['planned']}; lawful alternatives at "
-                      f"{j['chips']} chips: {alts}" + (f"; command: {source}" if source else ""),
-                      soft_wrap=False, markup=False)
+        console.print(
+            f"  {j['workload']}/{j['stage']}: {j['planned']}; lawful alternatives at "
+            f"{j['chips']} chips: {alts}" + (f"; command: {source}" if source else ""),
+            soft_wrap=False,
+            markup=False,
+        )
     if summary["unplaced"]:
-        console.print("[yellow]not exported (unplaced):[/yellow] "
-                      + escape(", ".join(summary["unplaced"])))
+        console.print(
+            "[yellow]not exported (unplaced):[/yellow] " + escape(", ".join(summary["unplaced"]))
+        )
     console.print(f"wrote {written} file(s)")

@@ -33,27 +33,48 @@ EXIT_AFFECTED = 4
 
 
 def impact(
-    date: dt.datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"],
-                                     help="Re-check as of this date (YYYY-MM-DD)."),
-    regime: Regime = typer.Option(None, "--regime", help="Re-check under this regime "
-                                  "(default: each plan's own)."),
-    prices: Path = typer.Option(None, "--prices", help="Changed prices: a YAML/JSON list of "
-                                "{site, chip, usd_per_chip_hour, source}."),
-    capacity: Path = typer.Option(None, "--capacity", help="Changed capacity: a YAML/JSON "
-                                  "list of {site, chip, count, start?, source}."),
-    plan_refs: list[str] = typer.Option(None, "--plan", metavar="PLAN",
-                                        help="A plan (repeatable): a recorded id or prefix, a "
-                                             "plan document, a scenario file (planned now), or "
-                                             "`-` for stdin. Default: the latest recorded plan "
-                                             "of each scenario and regime."),
-    all_plans: bool = typer.Option(False, "--all", help="Every recorded plan, not only the "
-                                   "latest of each scenario and regime."),
-    replan: bool = typer.Option(True, "--replan/--no-replan", help="Propose a re-plan as of "
-                                "the date."),
-    time_limit: float = typer.Option(10.0, "--time-limit", click_type=finite_float(0.5, 3600),
-                                     help="Seconds each re-plan may search."),
-    exit_code: bool = typer.Option(False, "--exit-code", help=f"Exit {EXIT_AFFECTED} when a "
-                                   "stage is blocked (for scripts and CI)."),
+    date: dt.datetime = typer.Option(
+        ..., "--date", formats=["%Y-%m-%d"], help="Re-check as of this date (YYYY-MM-DD)."
+    ),
+    regime: Regime = typer.Option(
+        None, "--regime", help="Re-check under this regime (default: each plan's own)."
+    ),
+    prices: Path = typer.Option(
+        None,
+        "--prices",
+        help="Changed prices: a YAML/JSON list of {site, chip, usd_per_chip_hour, source}.",
+    ),
+    capacity: Path = typer.Option(
+        None,
+        "--capacity",
+        help="Changed capacity: a YAML/JSON list of {site, chip, count, start?, source}.",
+    ),
+    plan_refs: list[str] = typer.Option(
+        None,
+        "--plan",
+        metavar="PLAN",
+        help="A plan (repeatable): a recorded id or prefix, a "
+        "plan document, a scenario file (planned now), or "
+        "`-` for stdin. Default: the latest recorded plan "
+        "of each scenario and regime.",
+    ),
+    all_plans: bool = typer.Option(
+        False, "--all", help="Every recorded plan, not only the latest of each scenario and regime."
+    ),
+    replan: bool = typer.Option(
+        True, "--replan/--no-replan", help="Propose a re-plan as of the date."
+    ),
+    time_limit: float = typer.Option(
+        10.0,
+        "--time-limit",
+        click_type=finite_float(0.5, 3600),
+        help="Seconds each re-plan may search.",
+    ),
+    exit_code: bool = typer.Option(
+        False,
+        "--exit-code",
+        help=f"Exit {EXIT_AFFECTED} when a stage is blocked (for scripts and CI).",
+    ),
     tenant: str = typer.Option(None, "--tenant", help="Only this tenant's plans."),
     db: str = DbOption,
     rules: list[Path] = RulesOption,
@@ -70,18 +91,42 @@ def impact(
         if state.server_url:
             from straits.cli.remote import remote_impact
 
-            answer = remote_impact(date.date(), regime, prices, capacity, plan_refs or [],
-                                   all_plans, replan, time_limit, tenant)
+            answer = remote_impact(
+                date.date(),
+                regime,
+                prices,
+                capacity,
+                plan_refs or [],
+                all_plans,
+                replan,
+                time_limit,
+                tenant,
+            )
         else:
             answer = None
-            results = _impact_here(date.date(), regime, prices, capacity, plan_refs or [],
-                                   all_plans, replan, time_limit, tenant, db, rules, fmt)
+            results = _impact_here(
+                date.date(),
+                regime,
+                prices,
+                capacity,
+                plan_refs or [],
+                all_plans,
+                replan,
+                time_limit,
+                tenant,
+                db,
+                rules,
+                fmt,
+            )
     except StraitsError as exc:
         fail(exc)
         return
     if answer is None:
-        answer = {"date": date.date().isoformat(), "regime": regime,
-                  "plans": [r.to_json() for r in results]}
+        answer = {
+            "date": date.date().isoformat(),
+            "regime": regime,
+            "plans": [r.to_json() for r in results],
+        }
     for doc in answer["plans"]:
         if fmt != "table" and doc.get("replan"):
             doc["replan"].pop("plan", None)
@@ -94,10 +139,20 @@ def impact(
         raise typer.Exit(EXIT_AFFECTED)
 
 
-def _impact_here(date: dt.date, regime: str | None, prices: Path | None,
-                 capacity: Path | None, refs: list[str], all_plans: bool, replan: bool,
-                 time_limit: float, tenant: str | None, db: str | None,
-                 rules: list[Path] | None, fmt: str) -> list[Any]:
+def _impact_here(
+    date: dt.date,
+    regime: str | None,
+    prices: Path | None,
+    capacity: Path | None,
+    refs: list[str],
+    all_plans: bool,
+    replan: bool,
+    time_limit: float,
+    tenant: str | None,
+    db: str | None,
+    rules: list[Path] | None,
+    fmt: str,
+) -> list[Any]:
     from straits.cli.plan_source import resolve_plan
     from straits.impact import impact as run_impact
     from straits.impact import load_overrides
@@ -108,8 +163,9 @@ def _impact_here(date: dt.date, regime: str | None, prices: Path | None,
     plans: list[tuple[str, Any, dict[str, Any], str]] = []
     if refs:
         if sum(r == "-" for r in refs) > 1:
-            raise InputError("stdin can be read once", path="--plan",
-                             expected="at most one `--plan -`")
+            raise InputError(
+                "stdin can be read once", path="--plan", expected="at most one `--plan -`"
+            )
         for ref in refs:
             doc = resolve_plan(ref, db=db, rules=rs, what="--plan").document
             assert doc is not None
@@ -120,17 +176,32 @@ def _impact_here(date: dt.date, regime: str | None, prices: Path | None,
         store = open_store(db)
         recs = recorded_plans(store, tenant=tenant, latest_per_scenario=not all_plans)
         if not recs:
-            raise InputError(f"no recorded plans in {store!r}", path="--plan",
-                             expected="a plan recorded with `straits plan --record` or "
-                                      "`straits demo`, or --plan PLAN")
+            raise InputError(
+                f"no recorded plans in {store!r}",
+                path="--plan",
+                expected="a plan recorded with `straits plan --record` or "
+                "`straits demo`, or --plan PLAN",
+            )
         plans = [(r.id, r.scenario, r.plan, r.scenario.name) for r in recs]
     results = []
     for i, (plan_id, sc, plan_json, name) in enumerate(plans, 1):
         if fmt == "table" and err_console.is_terminal and not state.quiet:
-            err_console.print(f"[dim]re-checking plan {plan_id[:8]} ({name}) "
-                              f"{i}/{len(plans)}...[/dim]")
-        results.append(run_impact(plan_id, sc, plan_json, rs, date=date, regime=regime,
-                                  overrides=ov, replan=replan, time_limit=time_limit))
+            err_console.print(
+                f"[dim]re-checking plan {plan_id[:8]} ({name}) {i}/{len(plans)}...[/dim]"
+            )
+        results.append(
+            run_impact(
+                plan_id,
+                sc,
+                plan_json,
+                rs,
+                date=date,
+                regime=regime,
+                overrides=ov,
+                replan=replan,
+                time_limit=time_limit,
+            )
+        )
     return results
 
 
@@ -141,8 +212,10 @@ def show(r: Any) -> None:
     from straits.cli.explain import hanging, reason_text
 
     j = r if isinstance(r, dict) else r.to_json()
-    head = (f"Plan {str(j['plan_id'])[:12]} ({j['scenario']}, made {j['plan_date']} under "
-            f"{j['plan_regime']}) re-checked as of {j['checked_date']} under {j['regime']}")
+    head = (
+        f"Plan {str(j['plan_id'])[:12]} ({j['scenario']}, made {j['plan_date']} under "
+        f"{j['plan_regime']}) re-checked as of {j['checked_date']} under {j['regime']}"
+    )
     if not j["changes"]:
         console.print(hanging("", Text(f"{head}: no stage changes", style="green")))
     else:
@@ -161,27 +234,43 @@ def show(r: Any) -> None:
                 line.append("blocked", style="bold red")
             else:
                 line.append("info", style="cyan")
-            delta = "" if c.get("delta_usd") is None else (
-                f" ({'+' if c['delta_usd'] >= 0 else '-'}{money(abs(c['delta_usd']))})")
+            delta = (
+                ""
+                if c.get("delta_usd") is None
+                else (f" ({'+' if c['delta_usd'] >= 0 else '-'}{money(abs(c['delta_usd']))})")
+            )
             line.append(f" {c['workload']}/{c['stage']} [{c['kind']}]{delta}")
             console.print(hanging("  ", line))
             console.print(hanging("      ", Text(str(c["summary"]))))
             for x in c.get("rules", ()):
                 console.print(hanging("      rule ", reason_text(x)))
     if j.get("finished"):
-        console.print(hanging(f"  finished before {j['checked_date']}: ",
-                              Text(", ".join(j["finished"]))))
+        console.print(
+            hanging(f"  finished before {j['checked_date']}: ", Text(", ".join(j["finished"])))
+        )
     rp = j.get("replan")
     if rp:
         unplaced = f"; unplaced: {', '.join(rp['unplaced'])}" if rp["unplaced"] else ""
-        console.print(hanging("  ", Text(
-            f"proposed re-plan ({rp['status']}): {money(rp['total_cost_usd'])} vs "
-            f"{money(rp['recorded_total_cost_usd'])} recorded{unplaced}")))
+        console.print(
+            hanging(
+                "  ",
+                Text(
+                    f"proposed re-plan ({rp['status']}): {money(rp['total_cost_usd'])} vs "
+                    f"{money(rp['recorded_total_cost_usd'])} recorded{unplaced}"
+                ),
+            )
+        )
         for s in rp["stages"]:
             if s["moved"]:
-                console.print(hanging("    ", Text(
-                    f"{s['workload']}/{s['stage']}: {s['was']} -> {s['now']} "
-                    f"({money(s['cost_was'])} -> {money(s['cost_now'])})")))
+                console.print(
+                    hanging(
+                        "    ",
+                        Text(
+                            f"{s['workload']}/{s['stage']}: {s['was']} -> {s['now']} "
+                            f"({money(s['cost_was'])} -> {money(s['cost_now'])})"
+                        ),
+                    )
+                )
         for w in (rp.get("plan") or {}).get("why_not", ()):
             console.print(hanging("    why not: ", Text(str(w["text"]))))
     console.print()

@@ -31,14 +31,25 @@ if TYPE_CHECKING:
     from straits.store.keys import Keys
     from straits.store.ledger import Entry, Verification
 
-app = typer.Typer(help="The ledger: verify, show, export; keys, checkpoints, receipts, "
-                       "witnesses.", no_args_is_help=True)
+app = typer.Typer(
+    help="The ledger: verify, show, export; keys, checkpoints, receipts, witnesses.",
+    no_args_is_help=True,
+)
 
 EXIT_BROKEN = 1
-KeyOption = typer.Option(None, "--key", envvar="STRAITS_LEDGER_KEY", show_envvar=True,
-                         help="The ledger's signing key file (`straits ledger keygen`).")
-PubkeyOption = typer.Option(None, "--pubkey", help="The log's public key: a .pub file or "
-                            "NAME+KEYID+BASE64 (repeatable; default $STRAITS_LEDGER_PUBKEY).")
+KeyOption = typer.Option(
+    None,
+    "--key",
+    envvar="STRAITS_LEDGER_KEY",
+    show_envvar=True,
+    help="The ledger's signing key file (`straits ledger keygen`).",
+)
+PubkeyOption = typer.Option(
+    None,
+    "--pubkey",
+    help="The log's public key: a .pub file or "
+    "NAME+KEYID+BASE64 (repeatable; default $STRAITS_LEDGER_PUBKEY).",
+)
 HEAD_RE = re.compile(r"^(\d+):([0-9a-fA-F]{64})$")
 
 
@@ -52,25 +63,38 @@ def _report(result: Verification, fmt: Format, source: str) -> None:
     if fmt != "table":
         emit(result.to_json(), fmt)
     elif result.ok:
-        head = (f"head {result.head_seq}:{result.head_hash}" if result.head_hash else
-                "your tenant's entries; the log's head is shown to admins only")
-        console.print(f"[bold green]ledger verifies[/bold green]: {result.entries:,} entries "
-                      f"in {source}; {head}")
+        head = (
+            f"head {result.head_seq}:{result.head_hash}"
+            if result.head_hash
+            else "your tenant's entries; the log's head is shown to admins only"
+        )
+        console.print(
+            f"[bold green]ledger verifies[/bold green]: {result.entries:,} entries "
+            f"in {source}; {head}"
+        )
         if result.root_hash:
             console.print(f"  Merkle root of {result.entries:,} entries: {result.root_hash}")
         cp = result.checkpoint
         if cp:
-            how = ("signature checked" if result.signatures == "checked"
-                   else "[yellow]signature NOT checked[/yellow]")
-            console.print(f"  latest checkpoint: {cp['size']:,} entries, {cp['origin']} "
-                          f"({how}), consistent with the log")
+            how = (
+                "signature checked"
+                if result.signatures == "checked"
+                else "[yellow]signature NOT checked[/yellow]"
+            )
+            console.print(
+                f"  latest checkpoint: {cp['size']:,} entries, {cp['origin']} "
+                f"({how}), consistent with the log"
+            )
         for h in result.heads:
             console.print(f"  head {h['head'][:40]}: proven by {h['proven_by']}")
         for note in result.notes:
             console.print(f"  [yellow]note:[/yellow] {note}")
     else:
-        console.print(f"[bold red]ledger broken{broken_where(result)}[/bold red]: "
-                      f"{result.problem} ({verified_part(result)})", soft_wrap=True)
+        console.print(
+            f"[bold red]ledger broken{broken_where(result)}[/bold red]: "
+            f"{result.problem} ({verified_part(result)})",
+            soft_wrap=True,
+        )
     if not result.ok:
         raise typer.Exit(EXIT_BROKEN)
 
@@ -102,16 +126,24 @@ def parse_heads(values: list[str], keys: Keys) -> list[Head]:
             heads.append(ChainHead(int(m.group(1)), m.group(2).lower()))
             continue
         if value.strip() != "-" and not Path(value).is_file():
-            raise InputError(f"{value!r} is neither SEQ:HASH nor a checkpoint file",
-                             path="--head", expected="SEQ:HASH as `straits ledger verify` "
-                             "printed it, or a file holding a signed checkpoint")
-        text = (read_stdin_text("a signed checkpoint") if value.strip() == "-"
-                else _read(Path(value), "--head"))
+            raise InputError(
+                f"{value!r} is neither SEQ:HASH nor a checkpoint file",
+                path="--head",
+                expected="SEQ:HASH as `straits ledger verify` "
+                "printed it, or a file holding a signed checkpoint",
+            )
+        text = (
+            read_stdin_text("a signed checkpoint")
+            if value.strip() == "-"
+            else _read(Path(value), "--head")
+        )
         offer = parse_offer(text, value)
         if not keys.checks_signatures:
-            raise InputError("cannot check the checkpoint's signature: no public key",
-                             path="--head", expected="--pubkey KEY or STRAITS_LEDGER_PUBKEY "
-                                                     "(the log's .pub file)")
+            raise InputError(
+                "cannot check the checkpoint's signature: no public key",
+                path="--head",
+                expected="--pubkey KEY or STRAITS_LEDGER_PUBKEY (the log's .pub file)",
+            )
         try:
             heads.append(open_checkpoint(offer.note, keys.trusted))
         except NoteError as exc:
@@ -126,8 +158,9 @@ def _read(path: Path, option: str) -> str:
         with path.open("rb") as f:
             raw = f.read(2 * 1024 * 1024 + 1)
     except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", source=str(path),
-                         path=option) from None
+        raise InputError(
+            f"cannot read: {exc.strerror or exc}", source=str(path), path=option
+        ) from None
     if len(raw) > 2 * 1024 * 1024:
         raise InputError("over 2 MiB: not a checkpoint", source=str(path), path=option)
     try:
@@ -139,16 +172,25 @@ def _read(path: Path, option: str) -> str:
 @app.command("verify")
 def verify(
     db: str = DbOption,
-    file: Path = typer.Option(None, "--file", help="Verify an export (JSON lines; `-` for "
-                              "stdin) instead of the database."),
-    head: list[str] = typer.Option(None, "--head", help="An older head to prove the log "
-                                   "extends: SEQ:HASH (a chain hash or a Merkle root), or a "
-                                   "signed checkpoint file (repeatable)."),
+    file: Path = typer.Option(
+        None, "--file", help="Verify an export (JSON lines; `-` for stdin) instead of the database."
+    ),
+    head: list[str] = typer.Option(
+        None,
+        "--head",
+        help="An older head to prove the log "
+        "extends: SEQ:HASH (a chain hash or a Merkle root), or a "
+        "signed checkpoint file (repeatable).",
+    ),
     key: Path = KeyOption,
     pubkey: list[str] = PubkeyOption,
-    quick: bool = typer.Option(False, "--quick", help="Database only: check the heads and "
-                               "the latest checkpoint by consistency proofs, without "
-                               "rescanning every entry."),
+    quick: bool = typer.Option(
+        False,
+        "--quick",
+        help="Database only: check the heads and "
+        "the latest checkpoint by consistency proofs, without "
+        "rescanning every entry.",
+    ),
     json_out: bool = JsonOption,
     output: str = OutputOption,
 ) -> None:
@@ -175,13 +217,19 @@ def verify(
         if file is not None:
             from straits.store.exported import verify_export
 
-            _report(verify_export(_read_export(file), heads), fmt,
-                    "<stdin>" if str(file) == "-" else str(file))
+            _report(
+                verify_export(_read_export(file), heads),
+                fmt,
+                "<stdin>" if str(file) == "-" else str(file),
+            )
             return
         if state.server_url:
             if heads or quick:
-                raise InputError("--head and --quick check a database or an export here",
-                                 path="--server", expected="no --server, or neither option")
+                raise InputError(
+                    "--head and --quick check a database or an export here",
+                    path="--server",
+                    expected="no --server, or neither option",
+                )
             from straits.cli.remote import client, remote_verification
 
             _report(remote_verification(client().ledger_verify()), fmt, state.server_url)
@@ -214,16 +262,17 @@ def _read_export(path: Path) -> list[Entry]:
                 # what a tenant sees (through --server): its own entries, numbered 1, 2, 3,
                 # without the log's hashes; reporting them as "altered" would be a false alarm
                 raise InputError(
-                    "a tenant's view of the ledger, not a log export: it has no hashes to "
-                    "verify", source=label, path=f"line {i}",
+                    "a tenant's view of the ledger, not a log export: it has no hashes to verify",
+                    source=label,
+                    path=f"line {i}",
                     expected="an operator's export (`straits ledger export` on the database "
-                             "or with an admin token); a tenant verifies its entries' receipts: "
-                             "`straits ledger receipt N -o r.json`, then `straits ledger "
-                             "verify-receipt r.json --pubkey KEY.pub`")
+                    "or with an admin token); a tenant verifies its entries' receipts: "
+                    "`straits ledger receipt N -o r.json`, then `straits ledger "
+                    "verify-receipt r.json --pubkey KEY.pub`",
+                )
             out.append(Entry.from_json(doc))
         except (KeyError, TypeError, ValueError, RecursionError) as exc:
-            raise InputError(f"not a ledger entry: {exc}", source=label,
-                             path=f"line {i}") from None
+            raise InputError(f"not a ledger entry: {exc}", source=label, path=f"line {i}") from None
     return out
 
 
@@ -236,29 +285,35 @@ def _summary(e: Entry) -> str:
     if e.kind == "admission":
         inputs = body.get("inputs") or {}
         verdict = "allowed" if (result or {}).get("allowed") else "rejected"
-        return (f"{verdict} launch of {inputs.get('workload')}/{inputs.get('stage')} "
-                f"(plan {str(inputs.get('plan_id', ''))[:8]})")
+        return (
+            f"{verdict} launch of {inputs.get('workload')}/{inputs.get('stage')} "
+            f"(plan {str(inputs.get('plan_id', ''))[:8]})"
+        )
     if e.kind == "replay":
         done = (result or {}).get("replayed") or {}
         # "3 of 5 decisions and 2 placements would change" read as 2 placements changing
-        return (f"rules replay since {body.get('date')}: {(result or {}).get('changed')} would "
-                f"change, of {done.get('decisions', 0)} decisions and "
-                f"{done.get('placements', 0)} plan placements replayed")
+        return (
+            f"rules replay since {body.get('date')}: {(result or {}).get('changed')} would "
+            f"change, of {done.get('decisions', 0)} decisions and "
+            f"{done.get('placements', 0)} plan placements replayed"
+        )
     plan: dict[str, Any] = (result or {}).get("plan") or {}
-    return (f"{plan.get('status')} ${plan.get('total_cost_usd', 0):,.0f} "
-            f"{len(plan.get('assignments', []))} placed, {len(plan.get('unplaced', []))} "
-            f"unplaced (plan {str((result or {}).get('plan_id', ''))[:8]})")
+    return (
+        f"{plan.get('status')} ${plan.get('total_cost_usd', 0):,.0f} "
+        f"{len(plan.get('assignments', []))} placed, {len(plan.get('unplaced', []))} "
+        f"unplaced (plan {str((result or {}).get('plan_id', ''))[:8]})"
+    )
 
 
 @app.command("show")
 def show(
-    seq: int = typer.Argument(None, min=1, max=2**53,
-                              help="One entry in full; default: a table of entries."),
+    seq: int = typer.Argument(
+        None, min=1, max=2**53, help="One entry in full; default: a table of entries."
+    ),
     db: str = DbOption,
     tenant: str = typer.Option(None, "--tenant", help="Only this tenant's entries."),
     since: int = typer.Option(1, "--since", min=1, max=2**53, help="First entry number."),
-    limit: int = typer.Option(50, "--limit", min=1, max=100_000,
-                              help="At most this many entries."),
+    limit: int = typer.Option(50, "--limit", min=1, max=100_000, help="At most this many entries."),
     json_out: bool = JsonOption,
     output: str = OutputOption,
 ) -> None:
@@ -307,12 +362,19 @@ def show(
         return escape("".join(c if c.isprintable() else ascii(c)[1:-1] for c in text))
 
     t = Table(title=f"Ledger ({len(rows)} entries from {since})", title_justify="left")
-    for col in ("seq", "tenant #", "recorded (UTC)", "tenant", "actor", "kind", "result",
-                "hash"):
+    for col in ("seq", "tenant #", "recorded (UTC)", "tenant", "actor", "kind", "result", "hash"):
         t.add_column(col, justify="right" if col in ("seq", "tenant #") else "left")
     for e in rows:
-        t.add_row(str(e.seq), str(e.tenant_seq), e.recorded_at[:19], shown(e.tenant),
-                  shown(e.actor), e.kind, shown(_summary(e)), e.hash[:12])
+        t.add_row(
+            str(e.seq),
+            str(e.tenant_seq),
+            e.recorded_at[:19],
+            shown(e.tenant),
+            shown(e.actor),
+            e.kind,
+            shown(_summary(e)),
+            e.hash[:12],
+        )
     console.print(t)
 
 
@@ -320,35 +382,55 @@ def _show_tenant_view(items: list[dict[str, Any]], fmt: Format, since: int) -> N
     """``ledger show --server`` for a non-admin token: ``seq`` is the tenant's own entry number
     (docs/server-and-ledger.md, Tenancy)."""
     if fmt != "table":  # as a local `ledger show -o json` prints: body as an object
-        emit([{**{k: v for k, v in d.items() if k != "content"},
-               "body": d.get("content", d.get("body"))} for d in items], fmt)
+        emit(
+            [
+                {
+                    **{k: v for k, v in d.items() if k != "content"},
+                    "body": d.get("content", d.get("body")),
+                }
+                for d in items
+            ],
+            fmt,
+        )
         return
     from rich.markup import escape
     from rich.table import Table
 
     from straits.store.ledger import Entry
 
-    t = Table(title=f"Ledger of tenant {escape(str(items[0]['tenant'])) if items else '-'} "
-                    f"({len(items)} entries from its entry {since}; numbered within the tenant)",
-              title_justify="left")
+    t = Table(
+        title=f"Ledger of tenant {escape(str(items[0]['tenant'])) if items else '-'} "
+        f"({len(items)} entries from its entry {since}; numbered within the tenant)",
+        title_justify="left",
+    )
     for col in ("tenant #", "recorded (UTC)", "actor", "kind", "result"):
         t.add_column(col, justify="right" if col == "tenant #" else "left")
     for d in items:
         e = Entry.from_json({**d, "tenant_seq": d["seq"]})
-        t.add_row(str(e.tenant_seq), e.recorded_at[:19], escape(e.actor), e.kind,
-                  escape(_summary(e)))
+        t.add_row(
+            str(e.tenant_seq), e.recorded_at[:19], escape(e.actor), e.kind, escape(_summary(e))
+        )
     console.print(t)
 
 
 @app.command("export")
 def export(
     db: str = DbOption,
-    output: str = typer.Option(None, "-o", "--output", help="File to write, or a directory "
-                               "(ledger.jsonl inside it); '-' or none: stdout. Only a regular "
-                               "file is ever replaced."),
-    tenant: str = typer.Option(None, "--tenant", help="Only this tenant's entries (such an "
-                               "export cannot be verified as a log on its own: give the "
-                               "tenant its receipts instead)."),
+    output: str = typer.Option(
+        None,
+        "-o",
+        "--output",
+        help="File to write, or a directory "
+        "(ledger.jsonl inside it); '-' or none: stdout. Only a regular "
+        "file is ever replaced.",
+    ),
+    tenant: str = typer.Option(
+        None,
+        "--tenant",
+        help="Only this tenant's entries (such an "
+        "export cannot be verified as a log on its own: give the "
+        "tenant its receipts instead).",
+    ),
 ) -> None:
     """Export the ledger as JSON lines, one entry per line with every stored field, so that
     `straits ledger verify --file` can check the chain and the Merkle tree anywhere (with
@@ -366,11 +448,14 @@ def export(
                 # a tenant's view: written as the server gave it (the entries' contents, the
                 # tenant's numbers, links to receipts), not as a log that verifies on its own
                 lines = [json.dumps(dict(d), ensure_ascii=False, sort_keys=True) for d in docs]
-                written = write_output(output, "".join(line + "\n" for line in lines),
-                                       default_name="ledger.jsonl")
+                written = write_output(
+                    output, "".join(line + "\n" for line in lines), default_name="ledger.jsonl"
+                )
                 if written is not None:
-                    note(f"wrote {len(lines):,} entries to {written} (a tenant's view: verify "
-                         "their receipts, `straits ledger receipt N`, not the file)")
+                    note(
+                        f"wrote {len(lines):,} entries to {written} (a tenant's view: verify "
+                        "their receipts, `straits ledger receipt N`, not the file)"
+                    )
                 return
             rows = [Entry.from_json(dict(d)) for d in docs]
         else:
@@ -378,8 +463,9 @@ def export(
 
             rows = list(ledger.entries(open_store(db), tenant=tenant))
         lines = [json.dumps(e.to_json(), ensure_ascii=False, sort_keys=True) for e in rows]
-        written = write_output(output, "".join(line + "\n" for line in lines),
-                               default_name="ledger.jsonl")
+        written = write_output(
+            output, "".join(line + "\n" for line in lines), default_name="ledger.jsonl"
+        )
     except StraitsError as exc:
         fail(exc)
         return

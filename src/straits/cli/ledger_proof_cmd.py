@@ -34,12 +34,19 @@ def register(app: typer.Typer) -> None:
 
     @app.command("keygen")
     def keygen(
-        origin: str = typer.Option(None, "--origin", help="The log's name, in its checkpoints "
-                                   "and its key (default: HOSTNAME/straits-ledger)."),
-        output: Path = typer.Option(Path("straits-ledger.key"), "-o", "--output",
-                                    click_type=nonempty_path(),
-                                    help="The signing key file to write (mode 0600); the "
-                                         "public key goes to FILE.pub."),
+        origin: str = typer.Option(
+            None,
+            "--origin",
+            help="The log's name, in its checkpoints "
+            "and its key (default: HOSTNAME/straits-ledger).",
+        ),
+        output: Path = typer.Option(
+            Path("straits-ledger.key"),
+            "-o",
+            "--output",
+            click_type=nonempty_path(),
+            help="The signing key file to write (mode 0600); the public key goes to FILE.pub.",
+        ),
         force: bool = typer.Option(False, "--force", help="Replace an existing key."),
         json_out: bool = JsonOption,
     ) -> None:
@@ -63,8 +70,9 @@ def register(app: typer.Typer) -> None:
             return
         vkey = signer.verifier.vkey
         if json_out:
-            print_json({"origin": name, "key_file": str(output), "pubkey_file": str(pub),
-                        "pubkey": vkey})
+            print_json(
+                {"origin": name, "key_file": str(output), "pubkey_file": str(pub), "pubkey": vkey}
+            )
             return
         console.print(f"signing key: {output} (keep it secret, away from the database)")
         console.print(f"public key:  {pub}")
@@ -75,11 +83,16 @@ def register(app: typer.Typer) -> None:
         db: str = DbOption,
         key: Path = KeyOption,
         pubkey: list[str] = PubkeyOption,
-        output: Path = typer.Option(None, "-o", "--output", click_type=nonempty_path(),
-                                    help="Write the checkpoint here "
-                                    "(e.g. where it is published) instead of stdout."),
-        since: int = typer.Option(None, "--since", min=0, help="Also print a consistency "
-                                  "proof from this size (JSON)."),
+        output: Path = typer.Option(
+            None,
+            "-o",
+            "--output",
+            click_type=nonempty_path(),
+            help="Write the checkpoint here (e.g. where it is published) instead of stdout.",
+        ),
+        since: int = typer.Option(
+            None, "--since", min=0, help="Also print a consistency proof from this size (JSON)."
+        ),
         json_out: bool = JsonOption,
     ) -> None:
         """Sign the log's current head (origin, size, Merkle root) as a C2SP checkpoint and
@@ -97,26 +110,35 @@ def register(app: typer.Typer) -> None:
             else:
                 found = checkpoints.latest(store, keys)
                 if found is None:
-                    raise InputError("the log has issued no checkpoint and no signing key is "
-                                     "configured", path="--key",
-                                     expected="--key FILE or STRAITS_LEDGER_KEY (`straits "
-                                              "ledger keygen` makes one)")
+                    raise InputError(
+                        "the log has issued no checkpoint and no signing key is configured",
+                        path="--key",
+                        expected="--key FILE or STRAITS_LEDGER_KEY (`straits "
+                        "ledger keygen` makes one)",
+                    )
                 cp = found
-            doc: dict[str, Any] = {"checkpoint": cp.note, "origin": cp.checkpoint.origin,
-                                   "size": cp.checkpoint.size,
-                                   "root_hash": cp.checkpoint.root_hex, "consistency": None}
+            doc: dict[str, Any] = {
+                "checkpoint": cp.note,
+                "origin": cp.checkpoint.origin,
+                "size": cp.checkpoint.size,
+                "root_hash": cp.checkpoint.root_hex,
+                "consistency": None,
+            }
             if since is not None:
                 size = cp.checkpoint.size
                 if since > size:
-                    raise InputError(f"{since} is beyond the checkpoint's {size} entries",
-                                     path="--since")
+                    raise InputError(
+                        f"{since} is beyond the checkpoint's {size} entries", path="--since"
+                    )
                 with store.session() as s:
-                    proof = tree.proofs(s, consistencies=[(since, size)]).consistency(since,
-                                                                                      size)
+                    proof = tree.proofs(s, consistencies=[(since, size)]).consistency(since, size)
                 import base64
 
-                doc["consistency"] = {"from": since, "to": size,
-                                      "proof": [base64.b64encode(h).decode() for h in proof]}
+                doc["consistency"] = {
+                    "from": since,
+                    "to": size,
+                    "proof": [base64.b64encode(h).decode() for h in proof],
+                }
         except StraitsError as exc:
             fail(exc)
             return
@@ -131,15 +153,23 @@ def register(app: typer.Typer) -> None:
 
     @app.command("receipt")
     def receipt(
-        seq: int = typer.Argument(..., min=1, help="The entry (its global number, as `ledger "
-                                  "show` lists it; with --server, as the server numbers the "
-                                  "token's entries)."),
+        seq: int = typer.Argument(
+            ...,
+            min=1,
+            help="The entry (its global number, as `ledger "
+            "show` lists it; with --server, as the server numbers the "
+            "token's entries).",
+        ),
         db: str = DbOption,
         key: Path = KeyOption,
         pubkey: list[str] = PubkeyOption,
-        output: Path = typer.Option(None, "-o", "--output", click_type=nonempty_path(),
-                                    help="File to write (default: "
-                                    "stdout)."),
+        output: Path = typer.Option(
+            None,
+            "-o",
+            "--output",
+            click_type=nonempty_path(),
+            help="File to write (default: stdout).",
+        ),
     ) -> None:
         """A receipt for one entry: the entry, its inclusion proof and a signed checkpoint,
         which its tenant verifies offline with `straits ledger verify-receipt`."""
@@ -181,13 +211,18 @@ def register(app: typer.Typer) -> None:
         try:
             keys = keys_from(None, pubkey)
             if not keys.checks_signatures:
-                raise InputError("a receipt is checked against the log's public key",
-                                 path="--pubkey", expected="--pubkey FILE|KEY or "
-                                                           "STRAITS_LEDGER_PUBKEY")
+                raise InputError(
+                    "a receipt is checked against the log's public key",
+                    path="--pubkey",
+                    expected="--pubkey FILE|KEY or STRAITS_LEDGER_PUBKEY",
+                )
             # a receipt holds its entry: the input cap, as on stdin (1 MiB refused the receipt
             # of a 1,000-request check the API records)
-            text = read_stdin_text("a receipt") if str(file) == "-" else _read_text(
-                file, "RECEIPT", max_input_bytes())
+            text = (
+                read_stdin_text("a receipt")
+                if str(file) == "-"
+                else _read_text(file, "RECEIPT", max_input_bytes())
+            )
             try:
                 doc = json.loads(text)
             except (ValueError, RecursionError) as exc:
@@ -198,8 +233,9 @@ def register(app: typer.Typer) -> None:
                 if json_out:
                     print_json({"ok": False, "seq": exc.seq, "problem": str(exc)})
                 else:
-                    console.print(f"[bold red]receipt does not verify[/bold red]: {exc}",
-                                  soft_wrap=True)
+                    console.print(
+                        f"[bold red]receipt does not verify[/bold red]: {exc}", soft_wrap=True
+                    )
                 raise typer.Exit(EXIT_BROKEN) from None
         except StraitsError as exc:
             fail(exc)
@@ -208,28 +244,49 @@ def register(app: typer.Typer) -> None:
             print_json(check.to_json())
             return
         j = check.to_json()
-        console.print(f"[bold green]receipt verifies[/bold green]: entry {j['seq']} ("
-                      f"{j['kind']} of tenant {j['tenant']}, its entry {j['tenant_seq']}, "
-                      f"recorded {j['recorded_at'][:19]}) is in log {j['log']} of "
-                      f"{j['tree_size']:,} entries, signed by {j['key']}", soft_wrap=True)
+        console.print(
+            f"[bold green]receipt verifies[/bold green]: entry {j['seq']} ("
+            f"{j['kind']} of tenant {j['tenant']}, its entry {j['tenant_seq']}, "
+            f"recorded {j['recorded_at'][:19]}) is in log {j['log']} of "
+            f"{j['tree_size']:,} entries, signed by {j['key']}",
+            soft_wrap=True,
+        )
 
     @app.command("witness")
     def witness(
-        checkpoint: list[str] = typer.Option(..., "--checkpoint", help="A checkpoint to "
-                                             "witness: a file, - (stdin), a URL (a published "
-                                             "file, or a server's /v1/ledger/checkpoint), or a "
-                                             "receipt (repeatable)."),
+        checkpoint: list[str] = typer.Option(
+            ...,
+            "--checkpoint",
+            help="A checkpoint to "
+            "witness: a file, - (stdin), a URL (a published "
+            "file, or a server's /v1/ledger/checkpoint), or a "
+            "receipt (repeatable).",
+        ),
         pubkey: list[str] = PubkeyOption,
-        state: Path = typer.Option(None, "--state", envvar="STRAITS_WITNESS_STATE",
-                                   click_type=nonempty_path(),
-                                   help="The witness's own record of checkpoints seen "
-                                        "(default ./straits-witness.json)."),
-        db: str = typer.Option(None, "--db", help="Ask the log's database for consistency "
-                               "proofs (an operator's own witness)."),
-        log_url: str = typer.Option(None, "--log", help="Ask a Straits server for consistency "
-                                    "proofs (base URL, e.g. https://straits.example)."),
-        token: str = typer.Option(None, "--token", envvar="STRAITS_TOKEN",
-                                  help="Bearer token for URLs of a Straits server."),
+        state: Path = typer.Option(
+            None,
+            "--state",
+            envvar="STRAITS_WITNESS_STATE",
+            click_type=nonempty_path(),
+            help="The witness's own record of checkpoints seen (default ./straits-witness.json).",
+        ),
+        db: str = typer.Option(
+            None,
+            "--db",
+            help="Ask the log's database for consistency proofs (an operator's own witness).",
+        ),
+        log_url: str = typer.Option(
+            None,
+            "--log",
+            help="Ask a Straits server for consistency "
+            "proofs (base URL, e.g. https://straits.example).",
+        ),
+        token: str = typer.Option(
+            None,
+            "--token",
+            envvar="STRAITS_TOKEN",
+            help="Bearer token for URLs of a Straits server.",
+        ),
         json_out: bool = JsonOption,
     ) -> None:
         """Record checkpoints of the log as a second party, and catch a split view: two
@@ -241,9 +298,11 @@ def register(app: typer.Typer) -> None:
         try:
             keys = keys_from(None, pubkey)
             if not keys.checks_signatures:
-                raise InputError("a witness checks checkpoints against the log's public key",
-                                 path="--pubkey", expected="--pubkey FILE|KEY or "
-                                                           "STRAITS_LEDGER_PUBKEY")
+                raise InputError(
+                    "a witness checks checkpoints against the log's public key",
+                    path="--pubkey",
+                    expected="--pubkey FILE|KEY or STRAITS_LEDGER_PUBKEY",
+                )
             w = Witness(state or Path("straits-witness.json"))
             proofs = _proof_source(db, log_url, token)
             outcomes = []
@@ -255,13 +314,15 @@ def register(app: typer.Typer) -> None:
             fail(exc)
             return
         if json_out:
-            print_json({"ok": all(o.ok for o in outcomes),
-                        "checkpoints": [o.to_json() for o in outcomes]})
+            print_json(
+                {"ok": all(o.ok for o in outcomes), "checkpoints": [o.to_json() for o in outcomes]}
+            )
         else:
             for o in outcomes:
                 colour = "green" if o.ok else "bold red"
-                console.print(f"[{colour}]{o.status}[/{colour}] {o.source}: {o.message}",
-                              soft_wrap=True)
+                console.print(
+                    f"[{colour}]{o.status}[/{colour}] {o.source}: {o.message}", soft_wrap=True
+                )
                 for ev in o.evidence:
                     console.print(ev, markup=False, soft_wrap=True)
         if not all(o.ok for o in outcomes):
@@ -290,8 +351,9 @@ def _read_text(path: Path, option: str, cap: int = MAX_FETCH) -> str:
         with path.open("rb") as f:
             raw = f.read(cap + 1)
     except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", source=str(path),
-                         path=option) from None
+        raise InputError(
+            f"cannot read: {exc.strerror or exc}", source=str(path), path=option
+        ) from None
     if len(raw) > cap:
         raise InputError(f"over {cap:,} bytes", source=str(path), path=option)
     try:
@@ -314,8 +376,9 @@ def _get(url: str, token: str | None) -> str:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             raw: bytes = r.read(MAX_FETCH + 1)
     except urllib.error.HTTPError as exc:
-        raise InputError(f"HTTP {exc.code}: {exc.read(500).decode('utf-8', 'replace')}",
-                         source=url) from None
+        raise InputError(
+            f"HTTP {exc.code}: {exc.read(500).decode('utf-8', 'replace')}", source=url
+        ) from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise InputError(f"cannot fetch: {getattr(exc, 'reason', exc)}", source=url) from None
     if len(raw) > MAX_FETCH:
@@ -350,10 +413,11 @@ def _proof_source(db: str | None, log_url: str | None, token: str | None) -> Any
 
         def from_db(first: int, second: int) -> list[bytes]:
             with store.session() as s:
-                return tree.proofs(s, consistencies=[(first, second)]).consistency(first,
-                                                                                   second)
+                return tree.proofs(s, consistencies=[(first, second)]).consistency(first, second)
+
         return from_db
     if log_url:
+
         def from_server(first: int, second: int) -> list[bytes]:
             import urllib.parse
 
@@ -362,5 +426,6 @@ def _proof_source(db: str | None, log_url: str | None, token: str | None) -> Any
             if not isinstance(doc, dict) or not isinstance(doc.get("proof"), list):
                 raise ValueError("the server's answer holds no proof")
             return [base64.b64decode(h, validate=True) for h in doc["proof"]]
+
         return from_server
     return None

@@ -30,34 +30,53 @@ class MarketGroup(TyperGroup):
         return super().parse_args(ctx, ["run", *args])
 
 
-app = typer.Typer(cls=MarketGroup, no_args_is_help=False, rich_markup_mode="markdown",
-                  help="Simulate how the rules move AI compute demand between home and "
-                       "offshore, month by month (`straits market [MARKET.yaml] [OPTIONS]`, "
-                       "the same as `straits market run`), or sweep its uncertain parameters "
-                       "(`straits market sweep`). See docs/market.md.")
+app = typer.Typer(
+    cls=MarketGroup,
+    no_args_is_help=False,
+    rich_markup_mode="markdown",
+    help="Simulate how the rules move AI compute demand between home and "
+    "offshore, month by month (`straits market [MARKET.yaml] [OPTIONS]`, "
+    "the same as `straits market run`), or sweep its uncertain parameters "
+    "(`straits market sweep`). See docs/market.md.",
+)
 
 
 @app.command("run")
 def run(
-    market_file: Path = typer.Argument(None, metavar="[MARKET]",
-                                       help="A market file (YAML/JSON); default: the shipped "
-                                            "example (catalog/market.yaml)."),
-    regime: str = typer.Option(None, "--regime", help="enacted | ai-diffusion (default: the "
-                                                      "file's)."),
+    market_file: Path = typer.Argument(
+        None,
+        metavar="[MARKET]",
+        help="A market file (YAML/JSON); default: the shipped example (catalog/market.yaml).",
+    ),
+    regime: str = typer.Option(
+        None, "--regime", help="enacted | ai-diffusion (default: the file's)."
+    ),
     json_out: bool = JsonOption,
-    output: Path = typer.Option(None, "-o", "--output", click_type=nonempty_path(),
-                                help="Write FILE.json, .csv, .parquet or .html (the offline "
-                                     "report)."),
-    firms: int = typer.Option(None, "--firms", min=1, max=100_000,
-                              help="Number of firms (the file's types rescaled)."),
+    output: Path = typer.Option(
+        None,
+        "-o",
+        "--output",
+        click_type=nonempty_path(),
+        help="Write FILE.json, .csv, .parquet or .html (the offline report).",
+    ),
+    firms: int = typer.Option(
+        None, "--firms", min=1, max=100_000, help="Number of firms (the file's types rescaled)."
+    ),
     seed: int = typer.Option(None, "--seed", min=0, help="Seed (default: the file's)."),
-    compare: bool = typer.Option(None, "--compare/--no-compare",
-                                 help="Also run the other regime and report the difference "
-                                      "(default: on for tables and HTML, off for --json)."),
-    sets: list[str] = typer.Option([], "--set", help="Override a parameter: PATH=NUMBER "
-                                   "(repeatable), e.g. demand.shift_speed=0.3."),
-    list_params: bool = typer.Option(False, "--list-params",
-                                     help="List every parameter with its source and exit."),
+    compare: bool = typer.Option(
+        None,
+        "--compare/--no-compare",
+        help="Also run the other regime and report the difference "
+        "(default: on for tables and HTML, off for --json).",
+    ),
+    sets: list[str] = typer.Option(
+        [],
+        "--set",
+        help="Override a parameter: PATH=NUMBER (repeatable), e.g. demand.shift_speed=0.3.",
+    ),
+    list_params: bool = typer.Option(
+        False, "--list-params", help="List every parameter with its source and exit."
+    ),
     rules_dirs: list[Path] = RulesOption,
 ) -> None:
     """Simulate the market month by month: offshore rental by country (chip-hours, MW),
@@ -67,8 +86,9 @@ def run(
 
     try:
         if regime is not None and regime not in ("enacted", "ai-diffusion"):
-            raise InputError(f"unknown regime {regime!r}", path="--regime",
-                             expected="enacted or ai-diffusion")
+            raise InputError(
+                f"unknown regime {regime!r}", path="--regime", expected="enacted or ai-diffusion"
+            )
         m, raw, label = load_market(market_file, parse_overrides(sets))
         if list_params:
             _list_params(raw, json_out)
@@ -87,8 +107,13 @@ def run(
         want_other = compare if compare is not None else not json_out
         other = None
         if want_other:
-            other = simulate(m, regime="ai-diffusion" if regime == "enacted" else "enacted",
-                             seed=seed, firms=firms, rules=rules)
+            other = simulate(
+                m,
+                regime="ai-diffusion" if regime == "enacted" else "enacted",
+                seed=seed,
+                firms=firms,
+                rules=rules,
+            )
         if output is not None:
             outputs.write(result, output, other, digest(raw))
     except InputError as exc:
@@ -113,15 +138,23 @@ def _list_params(raw: dict[str, Any], json_out: bool) -> None:
     rows = []
     for path, node in walk_params(raw):
         value = node.get("value")
-        rows.append({"path": path, "value": value, "low": node.get("low"),
-                     "high": node.get("high"), "confidence": node["confidence"],
-                     "unpublished": bool(node.get("unpublished", False)),
-                     "source": node["source"]})
+        rows.append(
+            {
+                "path": path,
+                "value": value,
+                "low": node.get("low"),
+                "high": node.get("high"),
+                "confidence": node["confidence"],
+                "unpublished": bool(node.get("unpublished", False)),
+                "source": node["source"],
+            }
+        )
     if json_out:
         print_json(rows)
         return
-    t = Table(title="Market parameters (ranges are swept by `straits market sweep`)",
-              title_justify="left")
+    t = Table(
+        title="Market parameters (ranges are swept by `straits market sweep`)", title_justify="left"
+    )
     for col in ("parameter", "value / range", "conf", "source"):
         t.add_column(col, overflow="fold")
     for r in rows:
@@ -134,34 +167,55 @@ def _list_params(raw: dict[str, Any], json_out: bool) -> None:
 
 @app.command("sweep")
 def sweep(
-    market_file: Path = typer.Argument(None, metavar="[MARKET]",
-                                       help="A market file; default: the shipped example."),
-    runs: int = typer.Option(32, "--runs", min=1, max=100_000,
-                             help="Simulations (Latin hypercube samples)."),
+    market_file: Path = typer.Argument(
+        None, metavar="[MARKET]", help="A market file; default: the shipped example."
+    ),
+    runs: int = typer.Option(
+        32, "--runs", min=1, max=100_000, help="Simulations (Latin hypercube samples)."
+    ),
     method: str = typer.Option("lhs", "--method", help="lhs (Latin hypercube) | grid."),
-    levels: int = typer.Option(3, "--levels", min=2, max=20,
-                               help="Grid levels per parameter (--method grid)."),
-    params: list[str] = typer.Option([], "--param", help="Sweep this parameter path "
-                                     "(repeatable; default: every range in the file)."),
-    out: Path = typer.Option(Path("market-sweep"), "--out", click_type=nonempty_path(),
-                             help="Directory for the results (Parquet parts, runs.parquet, "
-                                  "summary.json); an interrupted sweep resumes from it."),
-    backend: str = typer.Option("auto", "--backend",
-                                help="auto (Ray when installed, else processes) | ray | "
-                                     "processes | inline."),
-    ray_address: str = typer.Option(None, "--ray-address",
-                                    help="An existing Ray cluster (e.g. ray://host:10001 or "
-                                         "auto); default: start a local Ray."),
-    workers: int = typer.Option(2, "--workers", min=1, max=512,
-                                help="Processes (or local Ray CPUs)."),
+    levels: int = typer.Option(
+        3, "--levels", min=2, max=20, help="Grid levels per parameter (--method grid)."
+    ),
+    params: list[str] = typer.Option(
+        [],
+        "--param",
+        help="Sweep this parameter path (repeatable; default: every range in the file).",
+    ),
+    out: Path = typer.Option(
+        Path("market-sweep"),
+        "--out",
+        click_type=nonempty_path(),
+        help="Directory for the results (Parquet parts, runs.parquet, "
+        "summary.json); an interrupted sweep resumes from it.",
+    ),
+    backend: str = typer.Option(
+        "auto",
+        "--backend",
+        help="auto (Ray when installed, else processes) | ray | processes | inline.",
+    ),
+    ray_address: str = typer.Option(
+        None,
+        "--ray-address",
+        help="An existing Ray cluster (e.g. ray://host:10001 or auto); default: start a local Ray.",
+    ),
+    workers: int = typer.Option(
+        2, "--workers", min=1, max=512, help="Processes (or local Ray CPUs)."
+    ),
     firms: int = typer.Option(100, "--firms", min=1, max=100_000, help="Firms per run."),
     regime: str = typer.Option(None, "--regime", help="enacted | ai-diffusion."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the design and the runs."),
-    metric: str = typer.Option("offshore_demand_after_h20", "--metric",
-                               help="The outcome to rank parameters by (see docs/market.md)."),
-    threshold: float = typer.Option(None, "--threshold", click_type=finite_float(),
-                                    help="PRIM: conditions under which the metric exceeds "
-                                         "this (default: its median)."),
+    metric: str = typer.Option(
+        "offshore_demand_after_h20",
+        "--metric",
+        help="The outcome to rank parameters by (see docs/market.md).",
+    ),
+    threshold: float = typer.Option(
+        None,
+        "--threshold",
+        click_type=finite_float(),
+        help="PRIM: conditions under which the metric exceeds this (default: its median).",
+    ),
     fresh: bool = typer.Option(False, "--fresh", help="Discard results already in --out."),
     json_out: bool = JsonOption,
 ) -> None:
@@ -171,17 +225,35 @@ def sweep(
     from straits.market.sweep.cli import run_sweep
 
     try:
-        summary = run_sweep(market_file=market_file, runs=runs, method=method, levels=levels,
-                            params=params, out=out, backend=backend, ray_address=ray_address,
-                            workers=workers, firms=firms, regime=regime, seed=seed,
-                            metric=metric, threshold=threshold, fresh=fresh,
-                            quiet=json_out)
+        summary = run_sweep(
+            market_file=market_file,
+            runs=runs,
+            method=method,
+            levels=levels,
+            params=params,
+            out=out,
+            backend=backend,
+            ray_address=ray_address,
+            workers=workers,
+            firms=firms,
+            regime=regime,
+            seed=seed,
+            metric=metric,
+            threshold=threshold,
+            fresh=fresh,
+            quiet=json_out,
+        )
     except InputError as exc:
         fail(exc)
         return
     except OSError as exc:  # --out in a place that cannot hold a directory
-        fail(InputError(f"cannot write {out}: {exc.strerror or exc}", path="--out",
-                        expected="a writable directory"))
+        fail(
+            InputError(
+                f"cannot write {out}: {exc.strerror or exc}",
+                path="--out",
+                expected="a writable directory",
+            )
+        )
         return
     if json_out:
         print_json(summary)

@@ -19,11 +19,16 @@ def _m(v: float) -> str:
 def show(result: MarketResult, other: MarketResult | None, label: str) -> None:
     m = result.market
     countries = list(m.supply.countries)
-    console.print(f"[bold]Market {m.name}[/bold] ({label}): {m.start} to {m.end}, home {m.home}, "
-                  f"regime [bold]{result.regime}[/bold], seed {result.seed}, "
-                  f"{sum(result.firms.values()):,} firms, {result.rules_asked:,} rule questions")
-    t = Table(title="Home firms' compute, per quarter (chip-hours per month; shares of demand "
-                    "in h100e-hours)", title_justify="left")
+    console.print(
+        f"[bold]Market {m.name}[/bold] ({label}): {m.start} to {m.end}, home {m.home}, "
+        f"regime [bold]{result.regime}[/bold], seed {result.seed}, "
+        f"{sum(result.firms.values()):,} firms, {result.rules_asked:,} rule questions"
+    )
+    t = Table(
+        title="Home firms' compute, per quarter (chip-hours per month; shares of demand "
+        "in h100e-hours)",
+        title_justify="left",
+    )
     t.add_column("month")
     for c in countries:
         t.add_column(f"offshore {c}", justify="right")
@@ -38,28 +43,49 @@ def show(result: MarketResult, other: MarketResult | None, label: str) -> None:
         if int(r.month[5:]) % 3 != 1:
             continue
         s = r.shares()
-        t.add_row(r.month, *[_m(r.offshore_chip_hours[c]) for c in countries],
-                  f"{sum(r.offshore_mw.values()):,.0f}", _m(r.home_chip_hours),
-                  _m(r.domestic_accelerator_chip_hours),
-                  *[x for c in countries for x in (f"{r.price_usd_per_chip_hour[c]:.2f}",
-                                                   f"{r.utilisation[c]:.0%}")],
-                  f"{s['offshore']:.0%} / {s['home']:.0%} / {s['domestic']:.0%} / "
-                  f"{s['unmet']:.0%}")
+        t.add_row(
+            r.month,
+            *[_m(r.offshore_chip_hours[c]) for c in countries],
+            f"{sum(r.offshore_mw.values()):,.0f}",
+            _m(r.home_chip_hours),
+            _m(r.domestic_accelerator_chip_hours),
+            *[
+                x
+                for c in countries
+                for x in (f"{r.price_usd_per_chip_hour[c]:.2f}", f"{r.utilisation[c]:.0%}")
+            ],
+            f"{s['offshore']:.0%} / {s['home']:.0%} / {s['domestic']:.0%} / {s['unmet']:.0%}",
+        )
     console.print(t)
     if other is not None:
-        d = Table(title=f"Per year: {result.regime} vs {other.regime} (chip-hours)",
-                  title_justify="left")
-        for col in ("year", "offshore", f"offshore ({other.regime})", "home",
-                    f"home ({other.regime})", "domestic", f"domestic ({other.regime})",
-                    "unmet h100e", f"unmet ({other.regime})"):
+        d = Table(
+            title=f"Per year: {result.regime} vs {other.regime} (chip-hours)", title_justify="left"
+        )
+        for col in (
+            "year",
+            "offshore",
+            f"offshore ({other.regime})",
+            "home",
+            f"home ({other.regime})",
+            "domestic",
+            f"domestic ({other.regime})",
+            "unmet h100e",
+            f"unmet ({other.regime})",
+        ):
             d.add_column(col, justify="right")
         a, b = result.summary()["by_year"], other.summary()["by_year"]
         for y in a:
-            d.add_row(y, _m(a[y]["offshore_chip_hours"]), _m(b[y]["offshore_chip_hours"]),
-                      _m(a[y]["home_chip_hours"]), _m(b[y]["home_chip_hours"]),
-                      _m(a[y]["domestic_accelerator_chip_hours"]),
-                      _m(b[y]["domestic_accelerator_chip_hours"]),
-                      _m(a[y]["unmet_h100e_hours"]), _m(b[y]["unmet_h100e_hours"]))
+            d.add_row(
+                y,
+                _m(a[y]["offshore_chip_hours"]),
+                _m(b[y]["offshore_chip_hours"]),
+                _m(a[y]["home_chip_hours"]),
+                _m(b[y]["home_chip_hours"]),
+                _m(a[y]["domestic_accelerator_chip_hours"]),
+                _m(b[y]["domestic_accelerator_chip_hours"]),
+                _m(a[y]["unmet_h100e_hours"]),
+                _m(b[y]["unmet_h100e_hours"]),
+            )
         console.print(d)
     e = Table(title=f"Rule events ({result.regime}, from the packs)", title_justify="left")
     e.add_column("date")
@@ -69,31 +95,47 @@ def show(result: MarketResult, other: MarketResult | None, label: str) -> None:
         e.add_row(ev.date.isoformat(), ", ".join(ev.added), ", ".join(ev.removed))
     console.print(e)
     doc = result.to_json()
-    console.print(f"[yellow]assumptions:[/yellow] {len(doc['midpoints_used'])} parameters are "
-                  f"ranges (midpoints used); {len(doc['unpublished'])} of them have no published "
-                  "figure: " + escape(", ".join(doc["unpublished"])), soft_wrap=True)
-    console.print("Sweep them: `straits market sweep`; list them: `straits market "
-                  "--list-params`; chart them: `straits market -o market.html`.")
+    console.print(
+        f"[yellow]assumptions:[/yellow] {len(doc['midpoints_used'])} parameters are "
+        f"ranges (midpoints used); {len(doc['unpublished'])} of them have no published "
+        "figure: " + escape(", ".join(doc["unpublished"])),
+        soft_wrap=True,
+    )
+    console.print(
+        "Sweep them: `straits market sweep`; list them: `straits market "
+        "--list-params`; chart them: `straits market -o market.html`."
+    )
 
 
 def show_sweep(summary: dict[str, Any]) -> None:
-    console.print(f"[bold]Sweep[/bold] {summary['runs']} runs ({summary['method']}, backend "
-                  f"{summary['backend']}) over {len(summary['parameters'])} parameters; "
-                  f"results in {summary['out']}")
-    t = Table(title=f"What drives {summary['metric']} (Spearman rank correlation)",
-              title_justify="left")
+    console.print(
+        f"[bold]Sweep[/bold] {summary['runs']} runs ({summary['method']}, backend "
+        f"{summary['backend']}) over {len(summary['parameters'])} parameters; "
+        f"results in {summary['out']}"
+    )
+    t = Table(
+        title=f"What drives {summary['metric']} (Spearman rank correlation)", title_justify="left"
+    )
     for col in ("rank", "parameter", "rho", "low", "high", "unpublished"):
         t.add_column(col, justify="left" if col == "parameter" else "right")
     for i, s in enumerate(summary["sensitivity"][:15], 1):
-        t.add_row(str(i), escape(s["path"]), f"{s['rho']:+.2f}", f"{s['low']:g}", f"{s['high']:g}",
-                  "yes" if s["unpublished"] else "")
+        t.add_row(
+            str(i),
+            escape(s["path"]),
+            f"{s['rho']:+.2f}",
+            f"{s['low']:g}",
+            f"{s['high']:g}",
+            "yes" if s["unpublished"] else "",
+        )
     console.print(t)
     prim = summary.get("prim")
     if prim:
-        console.print(f"PRIM: {summary['metric']} > {prim['threshold']:,.4g} in "
-                      f"{prim['base_rate']:.0%} of runs; inside this box in "
-                      f"{prim['density']:.0%} of runs (covering {prim['coverage']:.0%} of the "
-                      "cases):")
+        console.print(
+            f"PRIM: {summary['metric']} > {prim['threshold']:,.4g} in "
+            f"{prim['base_rate']:.0%} of runs; inside this box in "
+            f"{prim['density']:.0%} of runs (covering {prim['coverage']:.0%} of the "
+            "cases):"
+        )
         b = Table(show_header=True)
         b.add_column("parameter")
         b.add_column("from", justify="right")
@@ -105,5 +147,7 @@ def show_sweep(summary: dict[str, Any]) -> None:
         console.print(f"[yellow]PRIM: no box[/yellow]: {escape(summary['prim_note'])}")
     stats = summary.get("metric_stats", {})
     if stats:
-        console.print(f"{summary['metric']}: min {stats['min']:,.4g}, median "
-                      f"{stats['median']:,.4g}, max {stats['max']:,.4g}")
+        console.print(
+            f"{summary['metric']}: min {stats['min']:,.4g}, median "
+            f"{stats['median']:,.4g}, max {stats['max']:,.4g}"
+        )

@@ -20,14 +20,21 @@ def output_format(output: str | None, json_out: bool = False, also: tuple[str, .
         return "json" if json_out else "table"
     fmt = output.strip().lower()
     if fmt not in FORMATS:
-        hint = (" (to write a file, redirect the output: > FILE)"
-                if ("." in fmt or "/" in fmt or fmt == "-") else "")
+        hint = (
+            " (to write a file, redirect the output: > FILE)"
+            if ("." in fmt or "/" in fmt or fmt == "-")
+            else ""
+        )
         names = [*FORMATS, *also]
-        raise InputError(f"-o takes an output format, not {output!r}{hint}", path="-o",
-                         expected=", ".join(names[:-1]) + " or " + names[-1])
+        raise InputError(
+            f"-o takes an output format, not {output!r}{hint}",
+            path="-o",
+            expected=", ".join(names[:-1]) + " or " + names[-1],
+        )
     if json_out and fmt != "json":
-        raise InputError(f"--json and -o {fmt} ask for two formats", path="-o",
-                         expected="one of them")
+        raise InputError(
+            f"--json and -o {fmt} ask for two formats", path="-o", expected="one of them"
+        )
     return fmt
 
 
@@ -43,8 +50,16 @@ def to_yaml(doc: Any) -> str:
     import yaml
 
     dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    return str(yaml.dump(doc, Dumper=dumper, sort_keys=False, allow_unicode=True, width=100,
-                         default_flow_style=False))
+    return str(
+        yaml.dump(
+            doc,
+            Dumper=dumper,
+            sort_keys=False,
+            allow_unicode=True,
+            width=100,
+            default_flow_style=False,
+        )
+    )
 
 
 def print_json(data: Any) -> None:

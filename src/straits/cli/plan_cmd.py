@@ -54,8 +54,9 @@ SolverName = Enum("SolverName", {n: n for n in SOLVER_NAMES}, type=str)  # type:
 
 
 @contextmanager
-def solver_progress(enabled: bool, deadline: Deadline
-                    ) -> Iterator[Callable[[SearchState], None] | None]:
+def solver_progress(
+    enabled: bool, deadline: Deadline
+) -> Iterator[Callable[[SearchState], None] | None]:
     """A progress bar on stderr while the plan is made: the time budget used, the best plan,
     the bound."""
     if not enabled:
@@ -64,14 +65,17 @@ def solver_progress(enabled: bool, deadline: Deadline
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     total = deadline.limit or 1.0
-    with Progress(TextColumn("[bold]search[/bold] {task.description}"), BarColumn(),
-                  TimeElapsedColumn(), console=err_console.get(),  # type: ignore[attr-defined]
-                  transient=True) as bar:
+    with Progress(
+        TextColumn("[bold]search[/bold] {task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=err_console.get(),  # type: ignore[attr-defined]
+        transient=True,
+    ) as bar:
         task = bar.add_task("estimating, checking rules, greedy plan", total=total)
 
         def update(state: SearchState) -> None:
-            bar.update(task, completed=min(deadline.elapsed(), total),
-                       description=state.describe())
+            bar.update(task, completed=min(deadline.elapsed(), total), description=state.describe())
 
         yield update
 
@@ -90,58 +94,111 @@ def _objective(value: str | None) -> str | None:
 
 
 def plan(
-    scenario: str = typer.Argument(..., metavar="SCENARIO|PLAN",
-                                   help="A scenario file (YAML or JSON), or a plan: a document "
-                                        "`straits plan --json` printed, or a recorded plan id "
-                                        "(its scenario is planned again with its options). "
-                                        "`-` reads stdin."),
+    scenario: str = typer.Argument(
+        ...,
+        metavar="SCENARIO|PLAN",
+        help="A scenario file (YAML or JSON), or a plan: a document "
+        "`straits plan --json` printed, or a recorded plan id "
+        "(its scenario is planned again with its options). "
+        "`-` reads stdin.",
+    ),
     json_out: bool = JsonOption,
-    output: str = typer.Option(None, "-o", "--output", metavar="FORMAT",
-                               help="Output format: table (default), json, yaml, or id (the "
-                                    "plan's id alone: PLAN=$(straits plan F --record -o id)); "
-                                    "with --pareto, FILE.html draws the frontier as a chart."),
-    regime: Regime = typer.Option(None, "--regime", help="Override the scenario's regime: "
-                                  "enacted | ai-diffusion."),
-    objective: str = typer.Option(None, "--objective", metavar="OBJECTIVE",
-                                  callback=_objective,
-                                  help="Override the objective: " + objective_help() + "."),
-    solver: SolverName = typer.Option(None, "--solver", help=solver_help() + " (default: "
-                                      "auto, or the given plan's)."),
-    time_limit: float = typer.Option(None, "--time-limit", click_type=finite_float(0.5, 3600),
-                                     help="Seconds of wall-clock time for the whole command, "
-                                          f"0.5 to 3600 (default {DEFAULT_TIME_LIMIT:g}): "
-                                          "loading, rules, estimates, the greedy plan, the "
-                                          "search and the output. The plan JSON's `timings` "
-                                          "say where they went."),
-    seed: int = typer.Option(None, "--seed", min=0, max=2**31 - 1,
-                             help="CP-SAT's random seed (same seed, same plan, unless the time "
-                                  "limit cuts the search short; default 0)."),
-    risk: str = typer.Option(None, "--risk", metavar="p50|p90", help="Plan training stages "
-                             "on the central estimate (p50, default) or on the high end of its "
-                             "80% interval (p90: for hard deadlines and budgets). Overrides "
-                             "the scenario's `risk`."),
-    pareto: int = typer.Option(0, "--pareto", min=0, max=50, metavar="N",
-                               help="Print the cost/time frontier with up to N plans "
-                                    "(`-o FILE.html`: as a chart)."),
-    progress: bool = typer.Option(None, "--progress/--no-progress",
-                                  help="Show the search's progress (default: on a terminal)."),
-    details: bool = typer.Option(False, "--details",
-                                 help="With -o json|yaml, list every rejected option."),
+    output: str = typer.Option(
+        None,
+        "-o",
+        "--output",
+        metavar="FORMAT",
+        help="Output format: table (default), json, yaml, or id (the "
+        "plan's id alone: PLAN=$(straits plan F --record -o id)); "
+        "with --pareto, FILE.html draws the frontier as a chart.",
+    ),
+    regime: Regime = typer.Option(
+        None, "--regime", help="Override the scenario's regime: enacted | ai-diffusion."
+    ),
+    objective: str = typer.Option(
+        None,
+        "--objective",
+        metavar="OBJECTIVE",
+        callback=_objective,
+        help="Override the objective: " + objective_help() + ".",
+    ),
+    solver: SolverName = typer.Option(
+        None, "--solver", help=solver_help() + " (default: auto, or the given plan's)."
+    ),
+    time_limit: float = typer.Option(
+        None,
+        "--time-limit",
+        click_type=finite_float(0.5, 3600),
+        help="Seconds of wall-clock time for the whole command, "
+        f"0.5 to 3600 (default {DEFAULT_TIME_LIMIT:g}): "
+        "loading, rules, estimates, the greedy plan, the "
+        "search and the output. The plan JSON's `timings` "
+        "say where they went.",
+    ),
+    seed: int = typer.Option(
+        None,
+        "--seed",
+        min=0,
+        max=2**31 - 1,
+        help="CP-SAT's random seed (same seed, same plan, unless the time "
+        "limit cuts the search short; default 0).",
+    ),
+    risk: str = typer.Option(
+        None,
+        "--risk",
+        metavar="p50|p90",
+        help="Plan training stages "
+        "on the central estimate (p50, default) or on the high end of its "
+        "80% interval (p90: for hard deadlines and budgets). Overrides "
+        "the scenario's `risk`.",
+    ),
+    pareto: int = typer.Option(
+        0,
+        "--pareto",
+        min=0,
+        max=50,
+        metavar="N",
+        help="Print the cost/time frontier with up to N plans (`-o FILE.html`: as a chart).",
+    ),
+    progress: bool = typer.Option(
+        None,
+        "--progress/--no-progress",
+        help="Show the search's progress (default: on a terminal).",
+    ),
+    details: bool = typer.Option(
+        False, "--details", help="With -o json|yaml, list every rejected option."
+    ),
     rules: list[Path] = RulesOption,
-    record: bool = typer.Option(False, "--record", help="Store the plan and append it to the "
-                                "audit ledger (see `straits ledger`); its id is its content's."),
-    tenant: str = typer.Option(None, "--tenant", help="With --record: the tenant the entry "
-                               "belongs to (default: the workloads' tenant, or 'portfolio')."),
+    record: bool = typer.Option(
+        False,
+        "--record",
+        help="Store the plan and append it to the "
+        "audit ledger (see `straits ledger`); its id is its content's.",
+    ),
+    tenant: str = typer.Option(
+        None,
+        "--tenant",
+        help="With --record: the tenant the entry "
+        "belongs to (default: the workloads' tenant, or 'portfolio').",
+    ),
     actor: str = ActorOption,
     db: str = DbOption,
-    show: bool = typer.Option(False, "--show", help="Print the given plan as it is, without "
-                              "planning."),
-    recheck: bool = typer.Option(False, "--recheck", help="Ask the rules again about the given "
-                                 "plan's placements as of --date, without planning; exit "
-                                 f"{EXIT_BLOCKED} when a stage is now blocked."),
-    date: dt.datetime = typer.Option(None, "--date", formats=["%Y-%m-%d"],
-                                     help="With --recheck: as of this date (default: today, "
-                                          "UTC)."),
+    show: bool = typer.Option(
+        False, "--show", help="Print the given plan as it is, without planning."
+    ),
+    recheck: bool = typer.Option(
+        False,
+        "--recheck",
+        help="Ask the rules again about the given "
+        "plan's placements as of --date, without planning; exit "
+        f"{EXIT_BLOCKED} when a stage is now blocked.",
+    ),
+    date: dt.datetime = typer.Option(
+        None,
+        "--date",
+        formats=["%Y-%m-%d"],
+        help="With --recheck: as of this date (default: today, UTC).",
+    ),
     quiet: bool = QuietOption,
 ) -> None:
     """Plan a scenario: for every stage, estimate and check every (site, pool), schedule the
@@ -162,33 +219,53 @@ def plan(
 
         chart = chart_target(output)
         if chart is not None and not pareto:
-            raise InputError("a chart is drawn of a frontier", path="-o",
-                             expected="--pareto N with -o FILE.html (the plan's own report: "
-                                      "`straits report`), or a format: table, json, yaml, id")
+            raise InputError(
+                "a chart is drawn of a frontier",
+                path="-o",
+                expected="--pareto N with -o FILE.html (the plan's own report: "
+                "`straits report`), or a format: table, json, yaml, id",
+            )
         if risk is not None and risk not in ("p50", "p90"):
             raise InputError(f"unknown risk {risk!r}", path="--risk", expected="p50 or p90")
         id_only = output is not None and output.strip().lower() == "id"
-        fmt = output_format(None if id_only or chart is not None else output, json_out,
-                            also=("id",))
+        fmt = output_format(
+            None if id_only or chart is not None else output, json_out, also=("id",)
+        )
         if id_only:
             if json_out:
-                raise InputError("--json and -o id ask for two formats", path="-o",
-                                 expected="one of them")
+                raise InputError(
+                    "--json and -o id ask for two formats", path="-o", expected="one of them"
+                )
             if recheck or pareto:
-                raise InputError("-o id prints a plan's id", path="-o",
-                                 expected="table, json or yaml with --recheck and --pareto")
+                raise InputError(
+                    "-o id prints a plan's id",
+                    path="-o",
+                    expected="table, json or yaml with --recheck and --pareto",
+                )
             fmt = "id"  # type: ignore[assignment]  # plan's own format (_print)
         if show and recheck:
-            raise InputError("--show and --recheck ask for two things", path="--show",
-                             expected="one of them")
+            raise InputError(
+                "--show and --recheck ask for two things", path="--show", expected="one of them"
+            )
         if state.server_url:
             from straits.cli.remote import remote_plan
 
-            remote_plan(scenario, fmt, dict(regime=regime, objective=objective,
-                                            solver=solver_name, time_limit=time_limit,
-                                            seed=seed), record=record,
-                        show=show, recheck=recheck, pareto=pareto,
-                        date=date.date() if date is not None else None)
+            remote_plan(
+                scenario,
+                fmt,
+                dict(
+                    regime=regime,
+                    objective=objective,
+                    solver=solver_name,
+                    time_limit=time_limit,
+                    seed=seed,
+                ),
+                record=record,
+                show=show,
+                recheck=recheck,
+                pareto=pareto,
+                date=date.date() if date is not None else None,
+            )
             return
         with deadline.phase("start"):  # the process, then the planner's libraries
             from straits.cli.plan_source import load_source
@@ -198,9 +275,11 @@ def plan(
         with deadline.phase("load"):
             source = load_source(scenario, db=db, what="SCENARIO|PLAN")
         if (show or recheck) and source.document is None:
-            raise InputError(f"{esc(source.label)} is a scenario, not a plan",
-                             path="--show" if show else "--recheck",
-                             expected="a plan document or a recorded plan id")
+            raise InputError(
+                f"{esc(source.label)} is a scenario, not a plan",
+                path="--show" if show else "--recheck",
+                expected="a plan document or a recorded plan id",
+            )
         if show:
             assert source.document is not None
             note(f"[dim]read {esc(source.label)}[/dim]")
@@ -215,15 +294,15 @@ def plan(
         if risk is not None and risk != source.scenario.risk:  # the scenario's own field
             from dataclasses import replace
 
-            source = replace(source, scenario=source.scenario.model_copy(update={"risk": risk}),
-                             document=None)
+            source = replace(
+                source, scenario=source.scenario.model_copy(update={"risk": risk}), document=None
+            )
         if source.document is not None:
             note(f"[dim]read {esc(source.label)}; planning its scenario again[/dim]")
         if pareto:
             _pareto(source, rs, options, pareto, fmt, chart, deadline)
             return
-        doc = _plan(source, rs, options, progress, details, record, tenant, actor, db,
-                    deadline)
+        doc = _plan(source, rs, options, progress, details, record, tenant, actor, db, deadline)
     except StraitsError as exc:
         fail(exc)
         return
@@ -246,34 +325,67 @@ def _done(code: int) -> None:
         raise typer.Exit(code)
 
 
-def _options(source: PlanSource, regime: str | None, objective: str | None,
-             solver: str | None, time_limit: float | None, seed: int | None
-             ) -> dict[str, Any]:
+def _options(
+    source: PlanSource,
+    regime: str | None,
+    objective: str | None,
+    solver: str | None,
+    time_limit: float | None,
+    seed: int | None,
+) -> dict[str, Any]:
     """Flags, else the given plan's own options, else the defaults."""
     given = source.document.options if source.document is not None else {}
-    flags = {"solver": solver, "objective": objective, "regime": regime,
-             "time_limit": time_limit, "seed": seed}
-    defaults: dict[str, Any] = {"solver": "auto", "objective": None, "regime": None,
-                                "time_limit": DEFAULT_TIME_LIMIT, "seed": 0}
-    return {k: flags[k] if flags[k] is not None else given.get(k, defaults[k])
-            for k in defaults}
+    flags = {
+        "solver": solver,
+        "objective": objective,
+        "regime": regime,
+        "time_limit": time_limit,
+        "seed": seed,
+    }
+    defaults: dict[str, Any] = {
+        "solver": "auto",
+        "objective": None,
+        "regime": None,
+        "time_limit": DEFAULT_TIME_LIMIT,
+        "seed": 0,
+    }
+    return {k: flags[k] if flags[k] is not None else given.get(k, defaults[k]) for k in defaults}
 
 
-def _plan(source: PlanSource, rs: RuleSet, options: dict[str, Any], progress: bool | None,
-          details: bool, record: bool, tenant: str | None, actor: str | None,
-          db: str | None, deadline: Deadline) -> dict[str, Any]:
+def _plan(
+    source: PlanSource,
+    rs: RuleSet,
+    options: dict[str, Any],
+    progress: bool | None,
+    details: bool,
+    record: bool,
+    tenant: str | None,
+    actor: str | None,
+    db: str | None,
+    deadline: Deadline,
+) -> dict[str, Any]:
     from straits.plan.collector import fewer_collections
 
     # the plan's heap stays until the document is made: collected at the default thresholds
     # again, it would be scanned whole right after the plan (seconds at 1,000 x 200)
     with fewer_collections():
-        return _plan_document(source, rs, options, progress, details, record, tenant, actor,
-                              db, deadline)
+        return _plan_document(
+            source, rs, options, progress, details, record, tenant, actor, db, deadline
+        )
 
 
-def _plan_document(source: PlanSource, rs: RuleSet, options: dict[str, Any],
-                   progress: bool | None, details: bool, record: bool, tenant: str | None,
-                   actor: str | None, db: str | None, deadline: Deadline) -> dict[str, Any]:
+def _plan_document(
+    source: PlanSource,
+    rs: RuleSet,
+    options: dict[str, Any],
+    progress: bool | None,
+    details: bool,
+    record: bool,
+    tenant: str | None,
+    actor: str | None,
+    db: str | None,
+    deadline: Deadline,
+) -> dict[str, Any]:
     from straits.cli.plan_source import document_of
     from straits.cli.plan_source import record as record_plan
     from straits.plan import make_plan
@@ -281,9 +393,16 @@ def _plan_document(source: PlanSource, rs: RuleSet, options: dict[str, Any],
     sc = source.scenario
     show_bar = (sys.stderr.isatty() if progress is None else progress) and not state.quiet
     with solver_progress(show_bar and options["solver"] != "greedy", deadline) as on_progress:
-        result = make_plan(sc, regime=options["regime"], objective=options["objective"],
-                           rules=rs, solver=options["solver"], seed=options["seed"],
-                           on_progress=on_progress, deadline=deadline)
+        result = make_plan(
+            sc,
+            regime=options["regime"],
+            objective=options["objective"],
+            rules=rs,
+            solver=options["solver"],
+            seed=options["seed"],
+            on_progress=on_progress,
+            deadline=deadline,
+        )
     # the timings cover the command up to its output (the document cannot time its own
     # writing); the plan recorded and the plan printed are the same document
     from dataclasses import replace
@@ -294,15 +413,24 @@ def _plan_document(source: PlanSource, rs: RuleSet, options: dict[str, Any],
         store = open_store(db)
         owners = sorted({w.tenant for w in sc.workloads})
         plan_id, seq, new = record_plan(
-            store, sc, result, rs, options, actor=actor_name(actor),
-            tenant=tenant or (owners[0] if len(owners) == 1 else "portfolio"))
+            store,
+            sc,
+            result,
+            rs,
+            options,
+            actor=actor_name(actor),
+            tenant=tenant or (owners[0] if len(owners) == 1 else "portfolio"),
+        )
         if new:
             note(f"recorded plan {plan_id} as ledger entry {seq} in {store!r}")
         else:
-            note(f"plan {plan_id} was already recorded (ledger entry {seq} in {store!r}): "
-                 "the same scenario, options and result")
-    doc = document_of(result, sc, source.scenario_doc, options, plan_id=plan_id,
-                      ledger_seq=seq, details=details)
+            note(
+                f"plan {plan_id} was already recorded (ledger entry {seq} in {store!r}): "
+                "the same scenario, options and result"
+            )
+    doc = document_of(
+        result, sc, source.scenario_doc, options, plan_id=plan_id, ledger_seq=seq, details=details
+    )
     return doc.to_json()
 
 
@@ -322,8 +450,9 @@ def _print(doc: dict[str, Any], fmt: str) -> None:
         console.print(plan_view(doc))
 
 
-def _recheck(source: PlanSource, rs: RuleSet, date: dt.datetime | None, regime: str | None,
-             fmt: Format) -> None:
+def _recheck(
+    source: PlanSource, rs: RuleSet, date: dt.datetime | None, regime: str | None, fmt: Format
+) -> None:
     from straits.cli.impact_cmd import show as show_impact
     from straits.impact import impact
 
@@ -340,23 +469,32 @@ def _recheck(source: PlanSource, rs: RuleSet, date: dt.datetime | None, regime: 
         raise typer.Exit(EXIT_BLOCKED)
 
 
-def _pareto(source: PlanSource, rs: RuleSet, options: dict[str, Any], points: int,
-            fmt: Format, chart: Path | None, deadline: Deadline) -> None:
+def _pareto(
+    source: PlanSource,
+    rs: RuleSet,
+    options: dict[str, Any],
+    points: int,
+    fmt: Format,
+    chart: Path | None,
+    deadline: Deadline,
+) -> None:
     from straits.plan.candidates import Candidates
     from straits.plan.collector import fewer_collections
     from straits.plan.pareto import frontier
 
     sc = source.scenario
     with fewer_collections():
-        cand = Candidates(sc, rs, regime=options["regime"] or sc.regime, date=sc.date,
-                          deadline=deadline)
+        cand = Candidates(
+            sc, rs, regime=options["regime"] or sc.regime, date=sc.date, deadline=deadline
+        )
         found = frontier(cand, points=max(2, points), seed=options["seed"], deadline=deadline)
     if chart is not None:
         from straits.fileio import write_output
         from straits.report import pareto_report
 
-        written = write_output(chart, pareto_report([p.to_json() for p in found], sc.name),
-                               option="-o")
+        written = write_output(
+            chart, pareto_report([p.to_json() for p in found], sc.name), option="-o"
+        )
         note(f"wrote {written}")
         return
     _print_frontier(found, fmt)
@@ -368,8 +506,10 @@ def _print_frontier(points: list[FrontierPoint], fmt: Format) -> None:
         return
     from rich.table import Table
 
-    t = Table(title="Cost / time frontier (rental and data movement; makespan to the minute)",
-              title_justify="left")
+    t = Table(
+        title="Cost / time frontier (rental and data movement; makespan to the minute)",
+        title_justify="left",
+    )
     for col in ("makespan", "cost", "unplaced", "search"):
         t.add_column(col, justify="right" if col != "search" else "left")
     for p in points:

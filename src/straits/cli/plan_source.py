@@ -57,9 +57,11 @@ def load_source(ref: str, *, db: str | None, what: str = "PLAN") -> PlanSource:
 
         return _from_text(read_text(path), str(path))
     if looks_like_path(ref) or not ref.strip():
-        raise InputError("file not found", source=ref,
-                         expected="a plan document, a scenario file, `-` for stdin, or a "
-                                  "recorded plan id")
+        raise InputError(
+            "file not found",
+            source=ref,
+            expected="a plan document, a scenario file, `-` for stdin, or a recorded plan id",
+        )
     return _recorded(open_store(db), ref, what)
 
 
@@ -69,13 +71,14 @@ def _recorded(store: Store, ref: str, what: str) -> PlanSource:
     try:
         doc = from_store(store, ref)
     except NotFoundError as exc:
-        raise NotFoundError(f"{ref!r} is not a file, nor a recorded plan in {store!r}; "
-                            "`straits ledger show` lists the recorded plans") from exc
+        raise NotFoundError(
+            f"{ref!r} is not a file, nor a recorded plan in {store!r}; "
+            "`straits ledger show` lists the recorded plans"
+        ) from exc
     except InputError as exc:
         raise InputError(exc.detail, path=what, expected=exc.expected) from None
     entry = f", ledger entry {doc.ledger_seq}" if doc.ledger_seq else ""
-    return PlanSource("recorded", f"recorded plan {doc.id}{entry} in {store!r}",
-                      doc.scenario, doc)
+    return PlanSource("recorded", f"recorded plan {doc.id}{entry} in {store!r}", doc.scenario, doc)
 
 
 def _from_text(text: str, label: str) -> PlanSource:
@@ -83,25 +86,29 @@ def _from_text(text: str, label: str) -> PlanSource:
     from straits.plandoc import is_plan_document, read_document
 
     if not text.strip():
-        raise InputError("input is empty", source=label,
-                         expected="a plan document or a scenario")
+        raise InputError("input is empty", source=label, expected="a plan document or a scenario")
     data = parse_text(text, label, ScenarioError)
     if is_plan_document(data):
         doc = read_document(data, label, text)
-        return PlanSource("document", f"plan document {label} (plan {doc.id[:12]}, scenario "
-                                      f"{doc.scenario.name})", doc.scenario, doc)
+        return PlanSource(
+            "document",
+            f"plan document {label} (plan {doc.id[:12]}, scenario {doc.scenario.name})",
+            doc.scenario,
+            doc,
+        )
     sc = parse_scenario(data, source=label)
     return PlanSource("scenario", f"scenario {label}", sc, None)
 
 
-def resolve_plan(ref: str, *, db: str | None, rules: RuleSet, what: str = "PLAN"
-                 ) -> PlanSource:
+def resolve_plan(ref: str, *, db: str | None, rules: RuleSet, what: str = "PLAN") -> PlanSource:
     """``ref`` as a plan: a scenario is planned now with the default options. Says on stderr
     what it read."""
     source = load_source(ref, db=db, what=what)
     if source.document is None:
-        note(f"[dim]read {esc(source.label)}; planning it now with the default options "
-             "(`straits plan` takes more)[/dim]")
+        note(
+            f"[dim]read {esc(source.label)}; planning it now with the default options "
+            "(`straits plan` takes more)[/dim]"
+        )
         from straits.plan import make_plan
 
         plan = make_plan(source.scenario, rules=rules)
@@ -111,13 +118,25 @@ def resolve_plan(ref: str, *, db: str | None, rules: RuleSet, what: str = "PLAN"
     return source
 
 
-DEFAULT_OPTIONS: dict[str, Any] = {"solver": "auto", "objective": None, "regime": None,
-                                   "time_limit": 20.0, "seed": 0}
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "solver": "auto",
+    "objective": None,
+    "regime": None,
+    "time_limit": 20.0,
+    "seed": 0,
+}
 
 
-def document_of(plan: Plan, sc: Scenario, scenario_doc: dict[str, Any],
-                options: dict[str, Any], *, plan_id: str | None = None,
-                ledger_seq: int | None = None, details: bool = False) -> PlanDocument:
+def document_of(
+    plan: Plan,
+    sc: Scenario,
+    scenario_doc: dict[str, Any],
+    options: dict[str, Any],
+    *,
+    plan_id: str | None = None,
+    ledger_seq: int | None = None,
+    details: bool = False,
+) -> PlanDocument:
     """The document of a plan made here from ``sc`` (``scenario_doc`` is its JSON)."""
     from straits.plandoc import (
         PlanDocument,
@@ -129,12 +148,27 @@ def document_of(plan: Plan, sc: Scenario, scenario_doc: dict[str, Any],
 
     body = plan_body(plan.to_json(details=details))
     d = content_digest(body, make_inputs(scenario_doc, options))
-    return PlanDocument(plan_id or content_id(body, scenario_doc, options), d, ledger_seq, sc,
-                        scenario_doc, body, dict(options))
+    return PlanDocument(
+        plan_id or content_id(body, scenario_doc, options),
+        d,
+        ledger_seq,
+        sc,
+        scenario_doc,
+        body,
+        dict(options),
+    )
 
 
-def record(store: Store, sc: Scenario, plan: Plan, rules: RuleSet, options: dict[str, Any], *,
-           tenant: str, actor: str) -> tuple[str, int | None, bool]:
+def record(
+    store: Store,
+    sc: Scenario,
+    plan: Plan,
+    rules: RuleSet,
+    options: dict[str, Any],
+    *,
+    tenant: str,
+    actor: str,
+) -> tuple[str, int | None, bool]:
     """Record ``plan`` under its content id: (id, ledger entry, whether it is new). A plan
     already recorded (the same scenario, options and result) is not appended again."""
     from sqlalchemy.exc import IntegrityError
@@ -149,8 +183,9 @@ def record(store: Store, sc: Scenario, plan: Plan, rules: RuleSet, options: dict
         if row is not None:
             return plan_id, row.ledger_seq, False
         try:
-            plan_id, entry = record_plan(store, sc, plan, rules, options, tenant=tenant,
-                                         actor=actor, plan_id=plan_id)
+            plan_id, entry = record_plan(
+                store, sc, plan, rules, options, tenant=tenant, actor=actor, plan_id=plan_id
+            )
             return plan_id, entry.seq, True
         except IntegrityError:  # another process recorded the same plan a moment ago
             continue

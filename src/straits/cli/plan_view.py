@@ -37,10 +37,15 @@ def _year(plan: Doc) -> int:
 
 def assignments_table(plan: Doc) -> Table:
     ident = f" {str(plan['id'])[:12]}" if plan.get("id") else ""
-    t = Table(title=f"Plan{ident} of {plan.get('scenario')} from {plan.get('date')} (UTC) "
-                    f"under {plan.get('regime')}, objective {plan.get('objective')}, "
-                    f"{plan.get('solver')}: {plan.get('status')}",
-              title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    t = Table(
+        title=f"Plan{ident} of {plan.get('scenario')} from {plan.get('date')} (UTC) "
+        f"under {plan.get('regime')}, objective {plan.get('objective')}, "
+        f"{plan.get('solver')}: {plan.get('status')}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        pad_edge=False,
+    )
     rows = sorted(plan.get("assignments", ()), key=lambda a: (a["start"], a["workload"]))
     relies = any(a.get("requires") for a in rows)
     t.add_column("stage / where", no_wrap=True)
@@ -56,29 +61,35 @@ def assignments_table(plan: Doc) -> Table:
         if a.get("late_hours", 0) > 0:
             took += f", [red]late {duration(a['late_hours'])}[/red]"
         bought = " (bought)" if a.get("bought") else ""
-        row = [f"[bold]{a['workload']}/{a['stage']}[/bold]\n  {a['site']} {a['chip']} "
-               f"x{a['chips']:,}{bought}",
-               f"{_when(year, start)} -> {_when(year, end)}\n  {took}",
-               money(a.get("cost_usd")),
-               "-" if a.get("tco2e") is None else f"{a['tco2e']:,.0f}"]
+        row = [
+            f"[bold]{a['workload']}/{a['stage']}[/bold]\n  {a['site']} {a['chip']} "
+            f"x{a['chips']:,}{bought}",
+            f"{_when(year, start)} -> {_when(year, end)}\n  {took}",
+            money(a.get("cost_usd")),
+            "-" if a.get("tco2e") is None else f"{a['tco2e']:,.0f}",
+        ]
         if relies:
             row.append(", ".join(a.get("requires") or ()) or "-")
         t.add_row(*row)
     for u in plan.get("unplaced", ()):
-        t.add_row(f"[bold]{u['workload']}/{u['stage']}[/bold]\n  [red]unplaced[/red]",
-                  *([""] * (4 if relies else 3)))
+        t.add_row(
+            f"[bold]{u['workload']}/{u['stage']}[/bold]\n  [red]unplaced[/red]",
+            *([""] * (4 if relies else 3)),
+        )
     return t
 
 
 def totals_line(plan: Doc) -> Text:
     penalty = plan.get("penalty_usd") or 0
     late = f" + {money(penalty)} late penalty" if penalty else ""
-    return Text(f"Total {money(plan.get('total_cost_usd', 0))}{late}, makespan "
-                f"{duration(plan.get('makespan_hours', 0))}, "
-                f"{len(plan.get('assignments', ()))} placed, "
-                f"{len(plan.get('unplaced', ()))} unplaced; energy "
-                f"{plan.get('energy_mwh') or 0:,.0f} MWh, {plan.get('tco2e') or 0:,.0f} tCO2e.",
-                style="bold")
+    return Text(
+        f"Total {money(plan.get('total_cost_usd', 0))}{late}, makespan "
+        f"{duration(plan.get('makespan_hours', 0))}, "
+        f"{len(plan.get('assignments', ()))} placed, "
+        f"{len(plan.get('unplaced', ()))} unplaced; energy "
+        f"{plan.get('energy_mwh') or 0:,.0f} MWh, {plan.get('tco2e') or 0:,.0f} tCO2e.",
+        style="bold",
+    )
 
 
 def summary_line(plan: Doc) -> Text:
@@ -110,8 +121,11 @@ def diagnosis_view(plan: Any, *, cite: bool = True) -> Group:
 
 def warnings_view(plan: Any) -> Group | None:
     plan = _json(plan)
-    warnings, notes, why_not = (plan.get("warnings") or (), plan.get("notes") or (),
-                                plan.get("why_not") or ())
+    warnings, notes, why_not = (
+        plan.get("warnings") or (),
+        plan.get("notes") or (),
+        plan.get("why_not") or (),
+    )
     guidance = plan.get("guidance") or ()
     if not (warnings or notes or why_not or guidance):
         return None
@@ -120,8 +134,12 @@ def warnings_view(plan: Any) -> Group | None:
         parts.append(Text("Why not:", style="bold red"))
         parts += [hanging("  ", Text(str(x["text"]), style="red")) for x in why_not]
     if warnings:
-        parts.append(Text("Warnings (guidance and red flags; they do not change decisions):",
-                          style="bold yellow"))
+        parts.append(
+            Text(
+                "Warnings (guidance and red flags; they do not change decisions):",
+                style="bold yellow",
+            )
+        )
         for w in warnings:
             body = Text()
             from straits.cli.explain import reason_text
@@ -144,8 +162,12 @@ def timings_line(plan: Any) -> Text | None:
     phases = ", ".join(f"{name.replace('_', '-')} {s:,.1f} s" for name, s in t["phases"].items())
     limit = f" of {t['time_limit_s']:g} s" if t.get("time_limit_s") else ""
     within = ", ".join(f"{name} {s:,.1f} s" for name, s in t.get("within", {}).items())
-    return Text(f"time: {phases} ({t['elapsed_s']:,.1f}{limit}"
-                + (f"; of which {within}" if within else "") + ")", style="dim")
+    return Text(
+        f"time: {phases} ({t['elapsed_s']:,.1f}{limit}"
+        + (f"; of which {within}" if within else "")
+        + ")",
+        style="dim",
+    )
 
 
 def plan_view(plan: Any) -> Group:

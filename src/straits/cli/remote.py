@@ -59,14 +59,20 @@ def _check_server(url: str, token: str | None) -> None:
     except (httpx.InvalidURL, TypeError, ValueError):
         ok = False
     if not ok:
-        raise InputError(f"{url[:80]!r} is not a server URL", path="--server",
-                         expected="http://HOST:PORT or https://HOST (the URL of `straits "
-                                  "serve`)")
-    if token is not None and not (token.isascii() and token.isprintable() and " " not in token
-                                  and 0 < len(token) <= 512):
-        raise InputError("the token is not one `straits tokens create` makes", path="--token",
-                         expected="printable ASCII without spaces (check STRAITS_TOKEN and "
-                                  "`token` in straits.toml)")
+        raise InputError(
+            f"{url[:80]!r} is not a server URL",
+            path="--server",
+            expected="http://HOST:PORT or https://HOST (the URL of `straits serve`)",
+        )
+    if token is not None and not (
+        token.isascii() and token.isprintable() and " " not in token and 0 < len(token) <= 512
+    ):
+        raise InputError(
+            "the token is not one `straits tokens create` makes",
+            path="--token",
+            expected="printable ASCII without spaces (check STRAITS_TOKEN and "
+            "`token` in straits.toml)",
+        )
 
 
 def _read(ref: str) -> tuple[Any, str] | None:
@@ -81,27 +87,44 @@ def _read(ref: str) -> tuple[Any, str] | None:
 
         return parse_text(read_text(path), str(path)), str(path)
     if looks_like_path(ref):
-        raise InputError("file not found", source=ref,
-                         expected="a plan document, a scenario file, or a recorded plan id")
+        raise InputError(
+            "file not found",
+            source=ref,
+            expected="a plan document, a scenario file, or a recorded plan id",
+        )
     return None
 
 
 def _relabel(exc: StraitsError, label: str) -> StraitsError:
     """A server's 400 about the body sent, naming the local file instead."""
     if isinstance(exc, InputError) and exc.source == "server":
-        return type(exc)(exc.detail.removeprefix("request body: "), source=label,
-                         path=exc.path, expected=exc.expected)
+        return type(exc)(
+            exc.detail.removeprefix("request body: "),
+            source=label,
+            path=exc.path,
+            expected=exc.expected,
+        )
     return exc
 
 
 # --- plan ----------------------------------------------------------------------------------------
-def remote_plan(ref: str, fmt: Format, flags: dict[str, Any], *, record: bool, show: bool,
-                recheck: bool, pareto: int, date: dt.date | None = None) -> None:
+def remote_plan(
+    ref: str,
+    fmt: Format,
+    flags: dict[str, Any],
+    *,
+    record: bool,
+    show: bool,
+    recheck: bool,
+    pareto: int,
+    date: dt.date | None = None,
+) -> None:
     from straits.plandoc import is_plan_document
 
     if pareto:
-        raise InputError("--pareto runs on this machine only", path="--pareto",
-                         expected="no --server")
+        raise InputError(
+            "--pareto runs on this machine only", path="--pareto", expected="no --server"
+        )
     c = client()
     read = _read(ref)
     doc: dict[str, Any] | None = None
@@ -113,8 +136,11 @@ def remote_plan(ref: str, fmt: Format, flags: dict[str, Any], *, record: bool, s
         note(f"[dim]read plan document {read[1]}[/dim]")
     if show or recheck:
         if doc is None:
-            raise InputError(f"{ref} is a scenario, not a plan", path="SCENARIO|PLAN",
-                             expected="a plan document or a recorded plan id")
+            raise InputError(
+                f"{ref} is a scenario, not a plan",
+                path="SCENARIO|PLAN",
+                expected="a plan document or a recorded plan id",
+            )
         if show:
             _print_plan(doc, fmt)
             return
@@ -134,10 +160,15 @@ def remote_plan(ref: str, fmt: Format, flags: dict[str, Any], *, record: bool, s
     if doc is not None:
         scenario = (doc.get("inputs") or {}).get("scenario")
         if not isinstance(scenario, dict):
-            raise InputError("this plan does not carry its scenario", path="inputs",
-                             expected="a plan printed by `straits plan --json`")
-        options = {**(doc.get("inputs") or {}).get("options", {}),
-                   **{k: v for k, v in flags.items() if v is not None}}
+            raise InputError(
+                "this plan does not carry its scenario",
+                path="inputs",
+                expected="a plan printed by `straits plan --json`",
+            )
+        options = {
+            **(doc.get("inputs") or {}).get("options", {}),
+            **{k: v for k, v in flags.items() if v is not None},
+        }
         label = f"the scenario of plan {doc['id']}"
     else:
         assert read is not None
@@ -152,8 +183,9 @@ def remote_plan(ref: str, fmt: Format, flags: dict[str, Any], *, record: bool, s
     note(f"[dim]submitted {label} to {state.server_url} as plan {job['id']}[/dim]")
     done = _wait(c, job)
     if done["status"] == "failed":
-        raise InputError(f"plan {done['id']} failed on the server: {done.get('error')}",
-                         source=label)
+        raise InputError(
+            f"plan {done['id']} failed on the server: {done.get('error')}", source=label
+        )
     out = c.plan_document(done["id"])
     _print_plan(out, fmt)
     if out.get("unplaced"):
@@ -164,6 +196,7 @@ def _wait(c: Client, job: PlanJob) -> PlanJob:
     if state.quiet or not err_console.is_terminal:
         return c.wait(job["id"])
     with err_console.status(f"plan {job['id'][:12]} {job['status']}") as status:
+
         def show(j: PlanJob) -> None:
             text = (j.get("progress") or {}).get("text") or j["status"]
             status.update(f"plan {j['id'][:12]}: {text}")
@@ -197,14 +230,25 @@ def _changes(path: Path | None, key: str) -> list[Any]:
     if isinstance(data, dict) and set(data) == {key}:
         data = data[key]
     if not isinstance(data, list):
-        raise InputError(f"expected a list of {key} changes", source=str(path),
-                         expected=f"a list, or a mapping with the one key `{key}`")
+        raise InputError(
+            f"expected a list of {key} changes",
+            source=str(path),
+            expected=f"a list, or a mapping with the one key `{key}`",
+        )
     return data
 
 
-def remote_impact(date: dt.date, regime: str | None, prices: Path | None,
-                  capacity: Path | None, refs: list[str], all_plans: bool, replan: bool,
-                  time_limit: float, tenant: str | None) -> dict[str, Any]:
+def remote_impact(
+    date: dt.date,
+    regime: str | None,
+    prices: Path | None,
+    capacity: Path | None,
+    refs: list[str],
+    all_plans: bool,
+    replan: bool,
+    time_limit: float,
+    tenant: str | None,
+) -> dict[str, Any]:
     from straits.plandoc import is_plan_document
 
     ids, docs = [], []
@@ -215,19 +259,30 @@ def remote_impact(date: dt.date, regime: str | None, prices: Path | None,
         elif is_plan_document(read[0]):
             docs.append(read[0])
         else:
-            raise InputError("with --server, --plan takes a recorded plan id or a plan "
-                             "document", source=read[1],
-                             expected="`straits --server URL plan FILE --record` first")
+            raise InputError(
+                "with --server, --plan takes a recorded plan id or a plan document",
+                source=read[1],
+                expected="`straits --server URL plan FILE --record` first",
+            )
     out: dict[str, Any] = client().impact(
-        date, regime=regime, plans=ids, documents=docs, all=all_plans, replan=replan,
-        time_limit=time_limit, tenant=tenant, prices=_changes(prices, "prices"),
-        capacity=_changes(capacity, "capacity"))
+        date,
+        regime=regime,
+        plans=ids,
+        documents=docs,
+        all=all_plans,
+        replan=replan,
+        time_limit=time_limit,
+        tenant=tenant,
+        prices=_changes(prices, "prices"),
+        capacity=_changes(capacity, "capacity"),
+    )
     return out
 
 
 # --- export --------------------------------------------------------------------------------------
-def remote_export(ref: str, to: list[str], fmt: str, *, run: list[str] | None,
-                  image: str | None, ordered: bool) -> tuple[str, bytes, dict[str, Any]]:
+def remote_export(
+    ref: str, to: list[str], fmt: str, *, run: list[str] | None, image: str | None, ordered: bool
+) -> tuple[str, bytes, dict[str, Any]]:
     """(plan id, archive bytes, the export summary) made by the server."""
     from straits.archive import MANIFEST
     from straits.plandoc import is_plan_document
@@ -243,9 +298,11 @@ def remote_export(ref: str, to: list[str], fmt: str, *, run: list[str] | None,
         except StraitsError as exc:
             raise _relabel(exc, read[1]) from None
     else:
-        raise InputError("with --server, export takes a recorded plan id or a plan document",
-                         source=read[1], expected="`straits --server URL plan FILE --record` "
-                                                  "first, or no --server")
+        raise InputError(
+            "with --server, export takes a recorded plan id or a plan document",
+            source=read[1],
+            expected="`straits --server URL plan FILE --record` first, or no --server",
+        )
     summary = _manifest(data, fmt, MANIFEST)
     return str(summary.get("plan_id", ref)), data, summary
 
@@ -276,7 +333,11 @@ def remote_verification(data: dict[str, Any]) -> Verification:
     from straits.store.ledger import Verification
 
     entries = int(data.get("entries") or 0)
-    return Verification(bool(data.get("ok")), entries, int(data.get("head_seq") or entries),
-                        str(data.get("head_hash") or ""), data.get("first_bad"),
-                        data.get("problem"))
-
+    return Verification(
+        bool(data.get("ok")),
+        entries,
+        int(data.get("head_seq") or entries),
+        str(data.get("head_hash") or ""),
+        data.get("first_bad"),
+        data.get("problem"),
+    )

@@ -39,9 +39,12 @@ def output_kind(out: Path) -> str:
     kind = KINDS.get(out.suffix.lower())
     if kind is None:
         shown = out.name or str(out)  # '.' has no name
-        raise InputError(f"cannot tell what to write from {shown!r}", path="--out",
-                         expected="a file ending in .html (or .pdf / .png, printed by a local "
-                                  "Chromium), or - for HTML on stdout")
+        raise InputError(
+            f"cannot tell what to write from {shown!r}",
+            path="--out",
+            expected="a file ending in .html (or .pdf / .png, printed by a local "
+            "Chromium), or - for HTML on stdout",
+        )
     return kind
 
 
@@ -65,26 +68,50 @@ def write_page(html: str, out: Path) -> dict[str, Any]:
 
 
 def report(
-    plan: str = typer.Argument(..., metavar="PLAN",
-                               help="A recorded plan id (or unique prefix), a plan document "
-                                    "(`straits plan -o json`), a scenario file to plan now, or "
-                                    "`-` for stdin."),
-    out: Path = typer.Option(..., "-o", "--out", click_type=nonempty_path(),
-                             help="The file to write: .html (self-contained, no network), or "
-                                  ".pdf / .png printed by a local Chromium; - for HTML on "
-                                  "stdout."),
-    regime: str = typer.Option(None, "--regime",
-                               help="With a scenario: plan under this regime (enacted | "
-                                    "ai-diffusion) instead of the scenario's."),
-    pareto: int = typer.Option(None, "--pareto", min=2, max=50,
-                               help="With a scenario: chart the cost / time frontier of N "
-                                    "points instead of one plan."),
-    time_limit: float = typer.Option(20.0, "--time-limit", click_type=finite_float(0.1, 3600),
-                                     help="With a scenario: seconds for the search."),
+    plan: str = typer.Argument(
+        ...,
+        metavar="PLAN",
+        help="A recorded plan id (or unique prefix), a plan document "
+        "(`straits plan -o json`), a scenario file to plan now, or "
+        "`-` for stdin.",
+    ),
+    out: Path = typer.Option(
+        ...,
+        "-o",
+        "--out",
+        click_type=nonempty_path(),
+        help="The file to write: .html (self-contained, no network), or "
+        ".pdf / .png printed by a local Chromium; - for HTML on "
+        "stdout.",
+    ),
+    regime: str = typer.Option(
+        None,
+        "--regime",
+        help="With a scenario: plan under this regime (enacted | "
+        "ai-diffusion) instead of the scenario's.",
+    ),
+    pareto: int = typer.Option(
+        None,
+        "--pareto",
+        min=2,
+        max=50,
+        help="With a scenario: chart the cost / time frontier of N points instead of one plan.",
+    ),
+    time_limit: float = typer.Option(
+        20.0,
+        "--time-limit",
+        click_type=finite_float(0.1, 3600),
+        help="With a scenario: seconds for the search.",
+    ),
     db: str = DbOption,
-    key: Path = typer.Option(None, "--key", envvar="STRAITS_LEDGER_KEY", show_envvar=True,
-                             help="A recorded plan: the ledger's signing key, to sign a "
-                                  "checkpoint for the receipt when none covers the entry yet."),
+    key: Path = typer.Option(
+        None,
+        "--key",
+        envvar="STRAITS_LEDGER_KEY",
+        show_envvar=True,
+        help="A recorded plan: the ledger's signing key, to sign a "
+        "checkpoint for the receipt when none covers the entry yet.",
+    ),
     rules: list[Path] = RulesOption,
     json_out: bool = JsonOption,
 ) -> None:
@@ -109,8 +136,12 @@ def report(
             from straits.plan.pareto import frontier
 
             source = _scenario_only(plan, db, "--pareto")
-            cand = Candidates(source.scenario, rs, regime=regime or source.scenario.regime,
-                              date=source.scenario.date)
+            cand = Candidates(
+                source.scenario,
+                rs,
+                regime=regime or source.scenario.regime,
+                date=source.scenario.date,
+            )
             points = frontier(cand, points=pareto, time_limit=time_limit)
             html = pareto_report([p.to_json() for p in points], source.scenario.name)
         elif state.server_url and _recorded_ref(plan):
@@ -118,13 +149,15 @@ def report(
             from straits.cli.remote import client
 
             if regime is not None:
-                raise InputError("--regime applies to a scenario planned now", path="--regime",
-                                 expected="a scenario file with --regime, or no --regime")
+                raise InputError(
+                    "--regime applies to a scenario planned now",
+                    path="--regime",
+                    expected="a scenario file with --regime, or no --regime",
+                )
             c = client()
             plan_id = str(c.plan_job(plan)["id"])  # a prefix resolved as `plan --show` does
             html = c.plan_report(plan_id)
-            note(f"[dim]read the report of plan {esc(plan_id)} from "
-                 f"{esc(state.server_url)}[/dim]")
+            note(f"[dim]read the report of plan {esc(plan_id)} from {esc(state.server_url)}[/dim]")
         else:
             plan_json, sc, describe, recorded = _plan_of(plan, db, rs, regime, time_limit, key)
             html = plan_report(plan_json, sc, rs, source=describe, recorded=recorded)
@@ -133,8 +166,13 @@ def report(
         fail(exc)
         return
     except OSError as exc:
-        fail(InputError(f"cannot write {out}: {exc.strerror or exc}", path="--out",
-                        expected="a writable file path"))
+        fail(
+            InputError(
+                f"cannot write {out}: {exc.strerror or exc}",
+                path="--out",
+                expected="a writable file path",
+            )
+        )
         return
     if json_out:
         print_json(written)
@@ -147,8 +185,11 @@ def _scenario_only(ref: str, db: str | None, option: str) -> PlanSource:
 
     source = load_source(ref, db=db)
     if source.document is not None:
-        raise InputError(f"{option} plans a scenario; {esc(source.label)} is a plan already",
-                         path="PLAN", expected=f"a scenario file with {option}")
+        raise InputError(
+            f"{option} plans a scenario; {esc(source.label)} is a plan already",
+            path="PLAN",
+            expected=f"a scenario file with {option}",
+        )
     return source
 
 
@@ -159,9 +200,14 @@ def _recorded_ref(ref: str) -> bool:
     return ref != "-" and not Path(ref).expanduser().exists() and not looks_like_path(ref)
 
 
-def _plan_of(ref: str, db: str | None, rules: RuleSet, regime: str | None, time_limit: float,
-             key: Path | None = None
-             ) -> tuple[dict[str, Any], Scenario, str, Recorded | None]:
+def _plan_of(
+    ref: str,
+    db: str | None,
+    rules: RuleSet,
+    regime: str | None,
+    time_limit: float,
+    key: Path | None = None,
+) -> tuple[dict[str, Any], Scenario, str, Recorded | None]:
     """(plan JSON with every option's diagnosis where it can be had, its scenario, what was
     read, the ledger entry of a recorded plan)."""
     from straits.cli.plan_source import load_source
@@ -174,12 +220,19 @@ def _plan_of(ref: str, db: str | None, rules: RuleSet, regime: str | None, time_
 
         note(f"[dim]read {esc(source.label)}; planning it now[/dim]")
         made = make_plan(source.scenario, rules=rules, regime=regime, time_limit=time_limit)
-        return (made.to_json(details=True), source.scenario,
-                f"{esc(source.label)}, planned now under the {made.regime} rules", None)
+        return (
+            made.to_json(details=True),
+            source.scenario,
+            f"{esc(source.label)}, planned now under the {made.regime} rules",
+            None,
+        )
     if regime is not None and regime != doc.plan.get("regime"):
-        raise InputError(f"{esc(source.label)} was planned under the {doc.plan.get('regime')} "
-                         "rules; --regime applies to a scenario planned now", path="--regime",
-                         expected="a scenario file with --regime, or no --regime")
+        raise InputError(
+            f"{esc(source.label)} was planned under the {doc.plan.get('regime')} "
+            "rules; --regime applies to a scenario planned now",
+            path="--regime",
+            expected="a scenario file with --regime, or no --regime",
+        )
     note(f"[dim]read {esc(source.label)}[/dim]")
     recorded = None
     if source.kind == "recorded" and doc.ledger_seq is not None:
@@ -188,14 +241,21 @@ def _plan_of(ref: str, db: str | None, rules: RuleSet, regime: str | None, time_
         store = open_store(db)
         entry = get_entry(store, doc.ledger_seq)
         receipt, why = _receipt(store, doc.ledger_seq, key)
-        recorded = Recorded(plan_id=doc.id, seq=doc.ledger_seq,
-                            hash=entry.hash if entry else None,
-                            recorded_at=entry.recorded_at if entry else None,
-                            tenant=entry.tenant if entry else None,
-                            receipt=receipt, receipt_note=why)
+        recorded = Recorded(
+            plan_id=doc.id,
+            seq=doc.ledger_seq,
+            hash=entry.hash if entry else None,
+            recorded_at=entry.recorded_at if entry else None,
+            tenant=entry.tenant if entry else None,
+            receipt=receipt,
+            receipt_note=why,
+        )
     # the page travels by e-mail: it names the plan and entry, not this machine's database
-    shown = (f"recorded plan {doc.id}, ledger entry {doc.ledger_seq}" if recorded is not None
-             else source.label)
+    shown = (
+        f"recorded plan {doc.id}, ledger entry {doc.ledger_seq}"
+        if recorded is not None
+        else source.label
+    )
     return doc.plan, doc.scenario, shown, recorded
 
 

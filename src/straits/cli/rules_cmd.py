@@ -34,24 +34,25 @@ if TYPE_CHECKING:
     from straits.store import Store
     from straits.store.ledger import Entry
 
-app = typer.Typer(help="List, show, diff, test and replay the rule packs.",
-                  no_args_is_help=True)
+app = typer.Typer(help="List, show, diff, test and replay the rule packs.", no_args_is_help=True)
 
 EXIT_TESTS_FAILED = 1
 #: `rules replay --exit-code`: some recorded decision would change
 EXIT_CHANGED = 4
 
 PacksOption = typer.Option(
-    None, "--packs", help="A directory of candidate packs (repeatable), loaded over the shipped "
-    "packs and --rules: a pack with the name of a loaded one replaces it.")
+    None,
+    "--packs",
+    help="A directory of candidate packs (repeatable), loaded over the shipped "
+    "packs and --rules: a pack with the name of a loaded one replaces it.",
+)
 
 
 def _date(value: str, name: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise RequestError(f"{value!r} is not a date", path=name,
-                           expected="YYYY-MM-DD") from None
+        raise RequestError(f"{value!r} is not a date", path=name, expected="YYYY-MM-DD") from None
 
 
 def _window(r: Rule | dict[str, Any]) -> str:
@@ -69,8 +70,11 @@ def _rules(rules: list[Path] | None, packs: list[Path] | None = None) -> RuleSet
 
 def _local_only(what: str) -> None:
     if state.server_url:
-        raise InputError(f"`straits rules {what}` reads the rule packs on this machine",
-                         path="--server", expected="no --server (`rules list` asks the server)")
+        raise InputError(
+            f"`straits rules {what}` reads the rule packs on this machine",
+            path="--server",
+            expected="no --server (`rules list` asks the server)",
+        )
 
 
 @app.command("list")
@@ -112,8 +116,9 @@ def list_rules(
     t.add_column("title")
     for r in selected:
         effect = r["effect"] + (f" ({r['presumption']})" if r.get("presumption") else "")
-        t.add_row(r["rule"], effect, r.get("requires") or "", _window(r), r["confidence"],
-                  r["title"])
+        t.add_row(
+            r["rule"], effect, r.get("requires") or "", _window(r), r["confidence"], r["title"]
+        )
     console.print(t)
 
 
@@ -141,11 +146,21 @@ def show(
         emit({**rule_json(r), "text": r.text}, fmt)
         return
     console.print(Text(f"{r.id}  ({r.pack}, {r.file}:{r.line})", style="bold"))
-    rows = [("title", r.title), ("citation", r.citation), ("confidence", r.confidence),
-            ("effect", r.effect + (f", requires {r.requires}" if r.requires else "")
-             + (f", presumption of {r.presumption}" if r.presumption else "")),
-            ("in force", _window(r)), ("regimes", ", ".join(rule_regimes(r))),
-            ("reason", r.reason), ("reading", r.reading or "-")]
+    rows = [
+        ("title", r.title),
+        ("citation", r.citation),
+        ("confidence", r.confidence),
+        (
+            "effect",
+            r.effect
+            + (f", requires {r.requires}" if r.requires else "")
+            + (f", presumption of {r.presumption}" if r.presumption else ""),
+        ),
+        ("in force", _window(r)),
+        ("regimes", ", ".join(rule_regimes(r))),
+        ("reason", r.reason),
+        ("reading", r.reading or "-"),
+    ]
     for k, v in rows:
         console.print(Text(f"  {k:<11}", style="bold").append(v, style=""))
     console.print()
@@ -170,10 +185,22 @@ def packs(
         fail(exc)
         return
     if fmt != "table":
-        emit([{"name": p.name, "version": p.version, "jurisdiction": p.jurisdiction,
-                     "rules": len(p.rules), "digest": p.digest,
-                     "policy_digest": p.policy_digest, "released": p.released,
-                     "changelog": [r.to_json() for r in p.changelog]} for p in loaded], fmt)
+        emit(
+            [
+                {
+                    "name": p.name,
+                    "version": p.version,
+                    "jurisdiction": p.jurisdiction,
+                    "rules": len(p.rules),
+                    "digest": p.digest,
+                    "policy_digest": p.policy_digest,
+                    "released": p.released,
+                    "changelog": [r.to_json() for r in p.changelog],
+                }
+                for p in loaded
+            ],
+            fmt,
+        )
         return
     console.print(views.packs_table(loaded))
 
@@ -181,14 +208,19 @@ def packs(
 @app.command("diff")
 def diff(
     first: str = typer.Argument(None, metavar="[DATE1]", help="The earlier date."),
-    second: str = typer.Argument(None, metavar="[DATE2]",
-                                 help="The later date (omit with --vs to compare regimes)."),
-    regime: Regime = typer.Option("enacted", "--regime", help="Regime for both dates, or the "
-                                  "first regime with --vs."),
+    second: str = typer.Argument(
+        None, metavar="[DATE2]", help="The later date (omit with --vs to compare regimes)."
+    ),
+    regime: Regime = typer.Option(
+        "enacted", "--regime", help="Regime for both dates, or the first regime with --vs."
+    ),
     vs: Regime = typer.Option(None, "--vs", help="Compare --regime with this regime on DATE1."),
     candidate: list[Path] = PacksOption,
-    base: list[Path] = typer.Option(None, "--base", help="With --packs: the pack versions to "
-                                    "compare from (default: the packs loaded now)."),
+    base: list[Path] = typer.Option(
+        None,
+        "--base",
+        help="With --packs: the pack versions to compare from (default: the packs loaded now).",
+    ),
     json_out: bool = JsonOption,
     output: str = OutputOption,
     rules: list[Path] = RulesOption,
@@ -212,9 +244,10 @@ def diff(
             _pack_diff(rules, base, candidate, fmt)
             return
         if first is None:
-            raise RequestError("give a date, two dates, or --packs DIR",
-                               expected="rules diff DATE1 DATE2 | DATE1 --vs REGIME | "
-                                        "--packs DIR [--base DIR]")
+            raise RequestError(
+                "give a date, two dates, or --packs DIR",
+                expected="rules diff DATE1 DATE2 | DATE1 --vs REGIME | --packs DIR [--base DIR]",
+            )
         rs = _rules(rules)
         d1 = _date(first, "DATE1")
         if vs is not None:
@@ -223,8 +256,10 @@ def diff(
             result = rules_diff(rs.rules, (d1, regime), (d1, vs))
         else:
             if second is None:
-                raise RequestError("give a second date, or --vs REGIME",
-                                   expected="rules diff DATE1 DATE2 | DATE1 --vs REGIME")
+                raise RequestError(
+                    "give a second date, or --vs REGIME",
+                    expected="rules diff DATE1 DATE2 | DATE1 --vs REGIME",
+                )
             result = rules_diff(rs.rules, (d1, regime), (_date(second, "DATE2"), regime))
     except InputError as exc:
         fail(exc)
@@ -232,9 +267,13 @@ def diff(
     if fmt != "table":
         emit(result.to_json(), fmt)
         return
-    console.print(Text(f"From {result.before} to {result.after}: {len(result.added)} added, "
-                       f"{len(result.removed)} removed, {result.unchanged} unchanged.",
-                       style="bold"))
+    console.print(
+        Text(
+            f"From {result.before} to {result.after}: {len(result.added)} added, "
+            f"{len(result.removed)} removed, {result.unchanged} unchanged.",
+            style="bold",
+        )
+    )
     for sign, style, group in (("+", "green", result.added), ("-", "red", result.removed)):
         for r in group:
             line = Text(f"  {sign} {r.id}", style=style)
@@ -243,8 +282,9 @@ def diff(
             console.print(line)
 
 
-def _pack_diff(rules: list[Path] | None, base: list[Path] | None, candidate: list[Path],
-               fmt: str) -> None:
+def _pack_diff(
+    rules: list[Path] | None, base: list[Path] | None, candidate: list[Path], fmt: str
+) -> None:
     from straits.cli import rules_views as views
     from straits.rules.versions import diff_packs
 
@@ -259,14 +299,20 @@ def _pack_diff(rules: list[Path] | None, base: list[Path] | None, candidate: lis
 
 @app.command("test")
 def test(
-    packs: list[str] = typer.Argument(None, metavar="[PACK]...",
-                                      help="Packs to test (default: all loaded)."),
-    show_coverage: bool = typer.Option(False, "--coverage", help="Print every policy and "
-                                       "condition with how the cases exercised it."),
-    min_conditions: float = typer.Option(0.0, "--min-condition-coverage",
-                                         click_type=finite_float(0.0, 100.0),
-                                         help="Fail when the tested packs' condition coverage "
-                                              "is below this percentage."),
+    packs: list[str] = typer.Argument(
+        None, metavar="[PACK]...", help="Packs to test (default: all loaded)."
+    ),
+    show_coverage: bool = typer.Option(
+        False,
+        "--coverage",
+        help="Print every policy and condition with how the cases exercised it.",
+    ),
+    min_conditions: float = typer.Option(
+        0.0,
+        "--min-condition-coverage",
+        click_type=finite_float(0.0, 100.0),
+        help="Fail when the tested packs' condition coverage is below this percentage.",
+    ),
     json_out: bool = JsonOption,
     output: str = OutputOption,
     rules: list[Path] = RulesOption,
@@ -294,46 +340,77 @@ def test(
     too_low = report.condition_pct < min_conditions
     bad = bool(failed or report.uncovered or too_low)
     if fmt != "table":
-        emit({"passed": len(results) - len(failed), "failed": len(failed),
-              "cases": [r.to_json() for r in results], "coverage": report.to_json()}, fmt)
+        emit(
+            {
+                "passed": len(results) - len(failed),
+                "failed": len(failed),
+                "cases": [r.to_json() for r in results],
+                "coverage": report.to_json(),
+            },
+            fmt,
+        )
     else:
         by_pack: dict[str, list[int]] = {}
         for r in results:
             by_pack.setdefault(r.case.pack, [0, 0])[0 if r.ok else 1] += 1
         for name, (ok, wrong) in by_pack.items():
-            console.print(Text(f"{name}: {ok}/{ok + wrong} cases pass",
-                               style="red" if wrong else "green"))
+            console.print(
+                Text(f"{name}: {ok}/{ok + wrong} cases pass", style="red" if wrong else "green")
+            )
         for r in failed:
             console.print(views.failure(r))
         console.print(Text("coverage", style="bold"))
         views.coverage_lines(report, detail=show_coverage)
         summary = f"{len(results) - len(failed)} passed, {len(failed)} failed"
-        summary += (f"; policy coverage {report.policy_pct:g}%, condition coverage "
-                    f"{report.condition_pct:g}%")
+        summary += (
+            f"; policy coverage {report.policy_pct:g}%, condition coverage "
+            f"{report.condition_pct:g}%"
+        )
         console.print(Text(summary, style="bold red" if bad else "bold green"))
         if report.uncovered:
-            console.print(Text("every policy must apply in some case of its own pack: "
-                               + ", ".join(p.rule.id for p in report.uncovered),
-                               style="red"), soft_wrap=True)
+            console.print(
+                Text(
+                    "every policy must apply in some case of its own pack: "
+                    + ", ".join(p.rule.id for p in report.uncovered),
+                    style="red",
+                ),
+                soft_wrap=True,
+            )
         if too_low:
-            console.print(Text(f"condition coverage {report.condition_pct:g}% is below "
-                               f"--min-condition-coverage {min_conditions:g}%", style="red"))
+            console.print(
+                Text(
+                    f"condition coverage {report.condition_pct:g}% is below "
+                    f"--min-condition-coverage {min_conditions:g}%",
+                    style="red",
+                )
+            )
     if bad:
         raise typer.Exit(EXIT_TESTS_FAILED)
 
 
 @app.command("replay")
 def replay(
-    since: str = typer.Option(..., "--since", help="Replay the entries recorded on or after "
-                              "this date (YYYY-MM-DD)."),
+    since: str = typer.Option(
+        ..., "--since", help="Replay the entries recorded on or after this date (YYYY-MM-DD)."
+    ),
     candidate: list[Path] = PacksOption,
     tenant: str = typer.Option(None, "--tenant", help="Only this tenant's entries."),
-    record: bool = typer.Option(False, "--record", help="Append the replay (candidate packs, "
-                                "what was replayed, what would change) to the ledger."),
-    exit_code: bool = typer.Option(False, "--exit-code", help=f"Exit {EXIT_CHANGED} when a "
-                                   "recorded decision would change (for scripts and CI)."),
-    verify: bool = typer.Option(True, "--verify/--no-verify", help="Verify the ledger before "
-                                "reading it (a replay of altered entries would mislead)."),
+    record: bool = typer.Option(
+        False,
+        "--record",
+        help="Append the replay (candidate packs, "
+        "what was replayed, what would change) to the ledger.",
+    ),
+    exit_code: bool = typer.Option(
+        False,
+        "--exit-code",
+        help=f"Exit {EXIT_CHANGED} when a recorded decision would change (for scripts and CI).",
+    ),
+    verify: bool = typer.Option(
+        True,
+        "--verify/--no-verify",
+        help="Verify the ledger before reading it (a replay of altered entries would mislead).",
+    ),
     json_out: bool = JsonOption,
     output: str = OutputOption,
     rules: list[Path] = RulesOption,
@@ -356,13 +433,15 @@ def replay(
         if verify:
             v = ledger_mod.verify(store)
             if not v.ok:
-                raise InputError(f"the ledger does not verify ({v.problem}): replaying it "
-                                 "would compare against altered records", path="--db",
-                                 expected="a ledger that `straits ledger verify` accepts "
-                                          "(or --no-verify to replay it as it is)")
+                raise InputError(
+                    f"the ledger does not verify ({v.problem}): replaying it "
+                    "would compare against altered records",
+                    path="--db",
+                    expected="a ledger that `straits ledger verify` accepts "
+                    "(or --no-verify to replay it as it is)",
+                )
         cand = _rules(rules, candidate)
-        result = Replayer(store, cand, _rules(rules) if candidate else None).run(
-            day, tenant=tenant)
+        result = Replayer(store, cand, _rules(rules) if candidate else None).run(day, tenant=tenant)
         entry = None
         if record:
             entry = _record(store, cand, result, candidate, tenant, actor_name(actor))
@@ -372,23 +451,43 @@ def replay(
     if entry is not None:
         err_console.print(f"recorded as ledger entry {entry.seq} ({entry.hash[:12]})")
     if fmt != "table":
-        emit({**result.to_json(),
-              "recorded": None if entry is None else {"seq": entry.seq, "hash": entry.hash}},
-             fmt)
+        emit(
+            {
+                **result.to_json(),
+                "recorded": None if entry is None else {"seq": entry.seq, "hash": entry.hash},
+            },
+            fmt,
+        )
     else:
         views.replay_view(result)
     if exit_code and result.changes:
         raise typer.Exit(EXIT_CHANGED)
 
 
-def _record(store: Store, cand: RuleSet, result: Replay, candidate: list[Path] | None,
-            tenant: str | None, actor: str) -> Entry:
+def _record(
+    store: Store,
+    cand: RuleSet,
+    result: Replay,
+    candidate: list[Path] | None,
+    tenant: str | None,
+    actor: str,
+) -> Entry:
     from straits.store.records import record_replay
 
     regimes = sorted(result.regimes)
-    inputs = {"since": result.since.isoformat(), "tenant": tenant,
-              "packs_dirs": [str(p) for p in candidate or ()],
-              "entries": [result.first_seq, result.last_seq]}
-    return record_replay(store, cand, inputs, result.to_json(),
-                         regime=regimes[0] if len(regimes) == 1 else regimes, date=result.since,
-                         tenant=tenant or "*", actor=actor)
+    inputs = {
+        "since": result.since.isoformat(),
+        "tenant": tenant,
+        "packs_dirs": [str(p) for p in candidate or ()],
+        "entries": [result.first_seq, result.last_seq],
+    }
+    return record_replay(
+        store,
+        cand,
+        inputs,
+        result.to_json(),
+        regime=regimes[0] if len(regimes) == 1 else regimes,
+        date=result.since,
+        tenant=tenant or "*",
+        actor=actor,
+    )

@@ -24,17 +24,28 @@ def serve(
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
     db: str = DbOption,
     rules: list[Path] = RulesOption,
-    plan_workers: int = typer.Option(None, "--plan-workers", min=0, max=64,
-                                     help="Plans solved at once in this process (default: "
-                                          "STRAITS_PLAN_WORKERS or 1); 0: leave planning to "
-                                          "`straits worker` processes."),
-    header_timeout: float = typer.Option(10.0, "--header-timeout",
-                                         click_type=finite_float(0.5, 600.0),
-                                         help="Seconds a client has to send its request "
-                                              "headers before the connection is closed."),
-    max_connections: int = typer.Option(512, "--max-connections", min=1, max=100_000,
-                                        help="Connections served at once; more are answered "
-                                             "503."),
+    plan_workers: int = typer.Option(
+        None,
+        "--plan-workers",
+        min=0,
+        max=64,
+        help="Plans solved at once in this process (default: "
+        "STRAITS_PLAN_WORKERS or 1); 0: leave planning to "
+        "`straits worker` processes.",
+    ),
+    header_timeout: float = typer.Option(
+        10.0,
+        "--header-timeout",
+        click_type=finite_float(0.5, 600.0),
+        help="Seconds a client has to send its request headers before the connection is closed.",
+    ),
+    max_connections: int = typer.Option(
+        512,
+        "--max-connections",
+        min=1,
+        max=100_000,
+        help="Connections served at once; more are answered 503.",
+    ),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn's log level."),
 ) -> None:
     """Serve the REST API: /v1/check, /v1/estimate, /v1/plans (with export and report),
@@ -50,8 +61,12 @@ def serve(
         from straits.server.settings import Settings
         from straits.store import Store
     except ImportError as exc:
-        fail(InputError(f"the server is not installed ({exc.name} is missing)",
-                        expected="pip install 'straits[server]'"))
+        fail(
+            InputError(
+                f"the server is not installed ({exc.name} is missing)",
+                expected="pip install 'straits[server]'",
+            )
+        )
         return
     try:
         settings = Settings.from_env()
@@ -61,9 +76,19 @@ def serve(
     except StraitsError as exc:
         fail(exc)
         return
-    err_console.print(f"Straits API on http://{host}:{port} (database: "
-                      f"{app.state.store!r}); OpenAPI at /openapi.json", soft_wrap=True)
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
-                            http=protocol(header_timeout), timeout_keep_alive=5,
-                            limit_concurrency=max_connections, timeout_graceful_shutdown=10)
+    err_console.print(
+        f"Straits API on http://{host}:{port} (database: "
+        f"{app.state.store!r}); OpenAPI at /openapi.json",
+        soft_wrap=True,
+    )
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        http=protocol(header_timeout),
+        timeout_keep_alive=5,
+        limit_concurrency=max_connections,
+        timeout_graceful_shutdown=10,
+    )
     uvicorn.Server(config).run()

@@ -26,17 +26,23 @@ app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=Tr
 
 def _here(what: str) -> None:
     if state.server_url:
-        raise InputError(f"`straits tokens {what}` manages the tokens of a database on this "
-                         "machine (the server's tokens are made where it runs)",
-                         path="--server", expected="no --server, and --db naming the "
-                                                    "server's database")
+        raise InputError(
+            f"`straits tokens {what}` manages the tokens of a database on this "
+            "machine (the server's tokens are made where it runs)",
+            path="--server",
+            expected="no --server, and --db naming the server's database",
+        )
 
 
 @app.command("create")
 def create(
     tenant: str = typer.Option(..., "--tenant", help="The tenant the token acts for."),
-    role: str = typer.Option(..., "--role", help="viewer (read, check, estimate) | planner "
-                             "(also submit plans, record) | admin (every tenant)."),
+    role: str = typer.Option(
+        ...,
+        "--role",
+        help="viewer (read, check, estimate) | planner "
+        "(also submit plans, record) | admin (every tenant).",
+    ),
     label: str = typer.Option("", "--label", help="A note to recognise the token by."),
     db: str = DbOption,
     json_out: bool = JsonOption,
@@ -57,9 +63,11 @@ def create(
         emit({"token": token, "id": row.id, "tenant": row.tenant, "role": row.role}, fmt)
         return
     sys.stdout.write(token + "\n")
-    note(f"[dim]token {row.id} for tenant {esc(repr(row.tenant))}, role {row.role}. Send it as "
-         "'Authorization: Bearer <token>' (or STRAITS_TOKEN for --server). It is not stored "
-         "and cannot be shown again.[/dim]")
+    note(
+        f"[dim]token {row.id} for tenant {esc(repr(row.tenant))}, role {row.role}. Send it as "
+        "'Authorization: Bearer <token>' (or STRAITS_TOKEN for --server). It is not stored "
+        "and cannot be shown again.[/dim]"
+    )
 
 
 @app.command("list")
@@ -74,9 +82,17 @@ def list_(db: str = DbOption, json_out: bool = JsonOption, output: str = OutputO
     except StraitsError as exc:
         fail(exc)
         return
-    data = [{"id": r.id, "tenant": r.tenant, "role": r.role, "label": r.label,
-             "created_at": r.created_at.isoformat(),
-             "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None} for r in rows]
+    data = [
+        {
+            "id": r.id,
+            "tenant": r.tenant,
+            "role": r.role,
+            "label": r.label,
+            "created_at": r.created_at.isoformat(),
+            "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
+        }
+        for r in rows
+    ]
     if fmt != "table":
         emit(data, fmt)
         return
@@ -87,15 +103,21 @@ def list_(db: str = DbOption, json_out: bool = JsonOption, output: str = OutputO
     for col in ("id", "tenant", "role", "label", "created", "revoked"):
         t.add_column(col, no_wrap=col == "id")
     for d in data:
-        t.add_row(d["id"], escape(str(d["tenant"])), d["role"], escape(str(d["label"] or "")),
-                  str(d["created_at"])[:19],
-                  str(d["revoked_at"] or "")[:19])
+        t.add_row(
+            d["id"],
+            escape(str(d["tenant"])),
+            d["role"],
+            escape(str(d["label"] or "")),
+            str(d["created_at"])[:19],
+            str(d["revoked_at"] or "")[:19],
+        )
     console.print(t)
 
 
 @app.command("revoke")
-def revoke(token_id: str = typer.Argument(..., help="The token's id (not its secret)."),
-           db: str = DbOption) -> None:
+def revoke(
+    token_id: str = typer.Argument(..., help="The token's id (not its secret)."), db: str = DbOption
+) -> None:
     """Revoke a token: requests with it are refused from now on."""
     from straits.store.tokens import revoke_token
 

@@ -12,15 +12,27 @@ from straits.errors import InputError, StraitsError
 
 def worker(
     db: str = DbOption,
-    slots: int = typer.Option(1, "--slots", min=1, max=64, help="Plans solved at once "
-                              "(each runs CP-SAT with 4 search threads)."),
+    slots: int = typer.Option(
+        1,
+        "--slots",
+        min=1,
+        max=64,
+        help="Plans solved at once (each runs CP-SAT with 4 search threads).",
+    ),
     rules: list[Path] = RulesOption,
-    lease: float = typer.Option(None, "--lease", click_type=finite_float(2.0, 3600.0),
-                                help="Seconds a job's lease lasts without renewal "
-                                     "(default: STRAITS_PLAN_LEASE_S or 30)."),
-    attempts: int = typer.Option(None, "--attempts", min=1, max=100,
-                                 help="Times a job is started before it is failed "
-                                      "(default: STRAITS_PLAN_ATTEMPTS or 3)."),
+    lease: float = typer.Option(
+        None,
+        "--lease",
+        click_type=finite_float(2.0, 3600.0),
+        help="Seconds a job's lease lasts without renewal (default: STRAITS_PLAN_LEASE_S or 30).",
+    ),
+    attempts: int = typer.Option(
+        None,
+        "--attempts",
+        min=1,
+        max=100,
+        help="Times a job is started before it is failed (default: STRAITS_PLAN_ATTEMPTS or 3).",
+    ),
     log_level: str = typer.Option("info", "--log-level", help="debug | info | warning."),
 ) -> None:
     """Run plan workers: take the plans submitted to `straits serve` (POST /v1/plans) from the
@@ -38,8 +50,13 @@ def worker(
 
     level = getattr(logging, log_level.upper(), None)
     if not isinstance(level, int):
-        fail(InputError(f"unknown log level {log_level!r}", path="--log-level",
-                        expected="debug, info or warning"))
+        fail(
+            InputError(
+                f"unknown log level {log_level!r}",
+                path="--log-level",
+                expected="debug, info or warning",
+            )
+        )
         return
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -131,8 +131,11 @@ class Calibration:
         """Fraction of peak the compute kernels reach: the family's GEMM fraction x its
         framework factor x the software-era factor."""
         age = max(0, DEFAULT_YEAR - year)
-        return (gemm_fraction(family, self) * self.framework_for(family)
-                * math.exp(-self.era_decay * age))
+        return (
+            gemm_fraction(family, self)
+            * self.framework_for(family)
+            * math.exp(-self.era_decay * age)
+        )
 
     def width_efficiency(self, d_model: int, peak_tflops: float) -> float:
         """Share of the large-matrix GEMM rate a model of width ``d_model`` reaches."""
@@ -247,8 +250,10 @@ def fitted_document() -> dict[str, Any]:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         validate_as(FittedFile, data, source=source)
     except (yaml.YAMLError, RecursionError, UnicodeDecodeError) as exc:
-        raise CatalogError(f"{source}: not valid YAML ({type(exc).__name__}); rerun "
-                           f"benchmarks/fit_estimator.py --write") from None
+        raise CatalogError(
+            f"{source}: not valid YAML ({type(exc).__name__}); rerun "
+            f"benchmarks/fit_estimator.py --write"
+        ) from None
     except InputError as exc:
         raise CatalogError(f"{exc}; rerun benchmarks/fit_estimator.py --write") from None
     assert isinstance(data, dict)

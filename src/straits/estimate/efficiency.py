@@ -28,11 +28,14 @@ class Efficiency:
     def mfu(self) -> float:
         return self.step.mfu
 
-    def factors(self, model: ModelSpec, chip: Chip, cal: Calibration = DEFAULT,
-                year: int = DEFAULT_YEAR) -> dict[str, float]:
+    def factors(
+        self, model: ModelSpec, chip: Chip, cal: Calibration = DEFAULT, year: int = DEFAULT_YEAR
+    ) -> dict[str, float]:
         """The multiplicative parts of the kernel rate."""
-        out = {"gemm_fraction": gemm_fraction(chip.family, cal),
-               "framework": round(cal.framework_for(chip.family), 4)}
+        out = {
+            "gemm_fraction": gemm_fraction(chip.family, cal),
+            "framework": round(cal.framework_for(chip.family), 4),
+        }
         out["width"] = round(cal.width_efficiency(model.d_model, chip.peak_tflops), 4)
         era = cal.kernel_efficiency(chip.family, year) / cal.kernel_efficiency(chip.family)
         if era < 1.0:
@@ -49,28 +52,32 @@ def _shapes(model: ModelSpec, chips: int) -> Shapes:
     return Shapes(list(layouts(model, chips)))
 
 
-def _fitting(model: ModelSpec, chip: Chip, shapes: Shapes, batch_tokens: float, year: int
-             ) -> tuple[np.ndarray, MemoryUse]:
+def _fitting(
+    model: ModelSpec, chip: Chip, shapes: Shapes, batch_tokens: float, year: int
+) -> tuple[np.ndarray, MemoryUse]:
     """Which layouts fit (memory within the usable HBM, replicas fed by the batch, and a
     recomputation the software of ``year`` used)."""
     st = stack(year)
     mem = training_memory(model, shapes, st.fused_attention)
     ok = (np.asarray(mem.total_gb) <= chip.memory_gb * USABLE_FRACTION) & (
-        shapes.dp <= max_data_parallel(batch_tokens, model.seq_len))
+        shapes.dp <= max_data_parallel(batch_tokens, model.seq_len)
+    )
     if len(st.recompute) < len(RC_LEVELS):
         ok &= np.isin(shapes.rc, [RC_LEVELS.index(r) for r in st.recompute])
     return ok, mem
 
 
-def fits_anywhere(model: ModelSpec, chip: Chip, chips: int, batch_tokens: float,
-                  year: int = DEFAULT_YEAR) -> bool:
+def fits_anywhere(
+    model: ModelSpec, chip: Chip, chips: int, batch_tokens: float, year: int = DEFAULT_YEAR
+) -> bool:
     shapes = _shapes(model, chips)
     return bool(shapes.items) and bool(_fitting(model, chip, shapes, batch_tokens, year)[0].any())
 
 
 @lru_cache(maxsize=16384)
-def _best(model: ModelSpec, chip_id: str, chips: int, batch_tokens: float,
-          cal: Calibration, year: int) -> Efficiency:
+def _best(
+    model: ModelSpec, chip_id: str, chips: int, batch_tokens: float, cal: Calibration, year: int
+) -> Efficiency:
     chip = get_chip(chip_id)
     shapes = _shapes(model, chips)
     if not shapes.items:
@@ -87,23 +94,43 @@ def _best(model: ModelSpec, chip_id: str, chips: int, batch_tokens: float,
         fits = False
     lay = shapes.items[i]
     fused = stack(year).fused_attention
-    return Efficiency(fits, lay, step_time(model, chip, lay, batch_tokens, cal, year),
-                      training_memory(model, lay, fused))
+    return Efficiency(
+        fits,
+        lay,
+        step_time(model, chip, lay, batch_tokens, cal, year),
+        training_memory(model, lay, fused),
+    )
 
 
-def predict(model: ModelSpec, chip: Chip, chips: int, batch_tokens: float,
-            cal: Calibration = DEFAULT, year: int = DEFAULT_YEAR) -> Efficiency:
+def predict(
+    model: ModelSpec,
+    chip: Chip,
+    chips: int,
+    batch_tokens: float,
+    cal: Calibration = DEFAULT,
+    year: int = DEFAULT_YEAR,
+) -> Efficiency:
     """The fastest layout of ``model`` on ``chips`` x ``chip`` that fits in memory."""
     return _best(model, chip.id, chips, batch_tokens, cal, year)
 
 
-def at_layout(model: ModelSpec, chip: Chip, layout: Layout, batch_tokens: float,
-              cal: Calibration = DEFAULT, year: int = DEFAULT_YEAR) -> Efficiency:
+def at_layout(
+    model: ModelSpec,
+    chip: Chip,
+    layout: Layout,
+    batch_tokens: float,
+    cal: Calibration = DEFAULT,
+    year: int = DEFAULT_YEAR,
+) -> Efficiency:
     """The figures of one given layout (the fitting script holds layouts fixed while it
     searches the parameters)."""
     fused = stack(year).fused_attention
-    return Efficiency(True, layout, step_time(model, chip, layout, batch_tokens, cal, year),
-                      training_memory(model, layout, fused))
+    return Efficiency(
+        True,
+        layout,
+        step_time(model, chip, layout, batch_tokens, cal, year),
+        training_memory(model, layout, fused),
+    )
 
 
 def cluster_sizes(start: int) -> list[int]:
@@ -128,8 +155,13 @@ def _min_chips(model: ModelSpec, chip_id: str, batch_tokens: float, year: int) -
     return cluster_sizes(lower)[-1]
 
 
-def min_chips(model: ModelSpec, chip: Chip, batch_tokens: float,
-              cal: Calibration = DEFAULT, year: int = DEFAULT_YEAR) -> int:
+def min_chips(
+    model: ModelSpec,
+    chip: Chip,
+    batch_tokens: float,
+    cal: Calibration = DEFAULT,
+    year: int = DEFAULT_YEAR,
+) -> int:
     """The fewest chips (a node multiple beyond 4) on which some layout fits (memory does not
     depend on the calibration)."""
     return _min_chips(model, chip.id, batch_tokens, year)

@@ -34,8 +34,9 @@ def grid_table() -> dict[str, GridIntensity]:
     text = resources.files("straits.catalog").joinpath("grid.yaml").read_text(encoding="utf-8")
     raw = yaml.safe_load(text)
     src, conf = raw["source"], raw["confidence"]
-    return {str(c): GridIntensity(str(c), float(v), src, conf)
-            for c, v in raw["gco2_per_kwh"].items()}
+    return {
+        str(c): GridIntensity(str(c), float(v), src, conf) for c, v in raw["gco2_per_kwh"].items()
+    }
 
 
 @dataclass(frozen=True)
@@ -51,13 +52,24 @@ class Energy:
 
     def to_json(self) -> dict[str, float | str | None]:
         t = self.tco2e
-        return {"kwh": round(self.kwh, 1), "pue": self.pue,
-                "gco2_per_kwh": self.gco2_per_kwh,
-                "tco2e": None if t is None else round(t, 2), "grid_source": self.grid_source}
+        return {
+            "kwh": round(self.kwh, 1),
+            "pue": self.pue,
+            "gco2_per_kwh": self.gco2_per_kwh,
+            "tco2e": None if t is None else round(t, 2),
+            "grid_source": self.grid_source,
+        }
 
 
-def energy(chip: Chip, chip_hours: float, kind: str, *, pue: float | None = None,
-           gco2_per_kwh: float | None = None, country: str | None = None) -> Energy | None:
+def energy(
+    chip: Chip,
+    chip_hours: float,
+    kind: str,
+    *,
+    pue: float | None = None,
+    gco2_per_kwh: float | None = None,
+    country: str | None = None,
+) -> Energy | None:
     """Energy of ``chip_hours`` on ``chip``; None when the chip's TDP is not published."""
     watts = chip.tdp_watts
     if watts is None:

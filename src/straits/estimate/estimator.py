@@ -110,33 +110,55 @@ class Estimate:
             return {}
         return {"factors": self.factors, "step_shares": self.step.shares()}
 
-    def energy(self, chip: Chip, *, pue: float | None = None, gco2_per_kwh: float | None = None,
-               country: str | None = None) -> Energy | None:
-        return energy(chip, self.chip_hours, self.kind, pue=pue, gco2_per_kwh=gco2_per_kwh,
-                      country=country)
+    def energy(
+        self,
+        chip: Chip,
+        *,
+        pue: float | None = None,
+        gco2_per_kwh: float | None = None,
+        country: str | None = None,
+    ) -> Energy | None:
+        return energy(
+            chip, self.chip_hours, self.kind, pue=pue, gco2_per_kwh=gco2_per_kwh, country=country
+        )
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "kind": self.kind, "chip": self.chip, "chips": self.chips,
-            "min_chips": self.min_chips, "fits": self.fits, "flops": self.flops,
-            "mfu": round(self.mfu, 4), "hours": self.hours, "days": self.days,
-            "chip_hours": self.chip_hours, "cost_usd": self.cost_usd,
-            "chip_hours_low": self.chip_hours_low, "chip_hours_high": self.chip_hours_high,
-            "days_low": self.hours_low / 24.0, "days_high": self.hours_high / 24.0,
+            "kind": self.kind,
+            "chip": self.chip,
+            "chips": self.chips,
+            "min_chips": self.min_chips,
+            "fits": self.fits,
+            "flops": self.flops,
+            "mfu": round(self.mfu, 4),
+            "hours": self.hours,
+            "days": self.days,
+            "chip_hours": self.chip_hours,
+            "cost_usd": self.cost_usd,
+            "chip_hours_low": self.chip_hours_low,
+            "chip_hours_high": self.chip_hours_high,
+            "days_low": self.hours_low / 24.0,
+            "days_high": self.hours_high / 24.0,
             "cost_usd_low": self._cost(self.low_factor),
             "cost_usd_high": self._cost(self.high_factor),
             "interval": self.interval.to_json() if self.interval is not None else None,
             "risk": self.risk,
-            "usd_per_chip_hour": self.usd_per_chip_hour, "layout": self.layout,
+            "usd_per_chip_hour": self.usd_per_chip_hour,
+            "layout": self.layout,
             "global_batch_tokens": self.batch_tokens,
-            "step_seconds": round(self.step_seconds, 4), "memory_per_chip_gb": self.memory_gb,
-            "mfu_components": self.mfu_components, "overheads": self.overheads,
+            "step_seconds": round(self.step_seconds, 4),
+            "memory_per_chip_gb": self.memory_gb,
+            "mfu_components": self.mfu_components,
+            "overheads": self.overheads,
             "notes": list(self.notes),
         }
         if self.kind == "train":
             out["software_year"] = self.software_year
-            out["efficiency"] = {"basis": self.efficiency_basis, "mfu": round(self.mfu, 4),
-                                 "predicted_mfu": round(self.predicted_mfu, 4)}
+            out["efficiency"] = {
+                "basis": self.efficiency_basis,
+                "mfu": round(self.mfu, 4),
+                "predicted_mfu": round(self.predicted_mfu, 4),
+            }
         if self.serving:
             out["serving"] = self.serving
         return out
@@ -148,9 +170,15 @@ def at_risk(est: Estimate, risk: Risk) -> Estimate:
     if risk == est.risk or est.interval is None:
         return est
     f = est.interval.factor(risk) / est.interval.factor(est.risk)
-    return replace(est, hours=est.hours * f, chip_hours=est.chip_hours * f,
-                   cost_usd=None if est.cost_usd is None else est.cost_usd * f,
-                   low_factor=est.low_factor / f, high_factor=est.high_factor / f, risk=risk)
+    return replace(
+        est,
+        hours=est.hours * f,
+        chip_hours=est.chip_hours * f,
+        cost_usd=None if est.cost_usd is None else est.cost_usd * f,
+        low_factor=est.low_factor / f,
+        high_factor=est.high_factor / f,
+        risk=risk,
+    )
 
 
 def _finite(model: ModelSpec, **figures: float | None) -> None:
@@ -159,8 +187,11 @@ def _finite(model: ModelSpec, **figures: float | None) -> None:
     named.update(figures)
     for path, value in named.items():
         if value is not None and not math.isfinite(value):
-            raise EstimateError(f"{path.split('.')[-1]} must be a finite number", path=path,
-                                expected="a finite number")
+            raise EstimateError(
+                f"{path.split('.')[-1]} must be a finite number",
+                path=path,
+                expected="a finite number",
+            )
 
 
 def _price(chip: Chip, usd_per_chip_hour: float | None) -> float | None:
@@ -172,14 +203,23 @@ def _price(chip: Chip, usd_per_chip_hour: float | None) -> float | None:
 @cache
 def _range_notes(chip_id: str) -> tuple[str, ...]:
     chip = get_chip(chip_id)
-    return tuple(f"{chip.id} {name} is a range in the sources; midpoint used"
-                 for name in chip.mid_figures)
+    return tuple(
+        f"{chip.id} {name} is a range in the sources; midpoint used" for name in chip.mid_figures
+    )
 
 
-def estimate_training(model: ModelSpec, tokens: float, chip: Chip, chips: int | None = None,
-                      usd_per_chip_hour: float | None = None, *,
-                      cal: Calibration = DEFAULT, software_year: int = DEFAULT_YEAR,
-                      risk: Risk = DEFAULT_RISK, mfu: float | None = None) -> Estimate:
+def estimate_training(
+    model: ModelSpec,
+    tokens: float,
+    chip: Chip,
+    chips: int | None = None,
+    usd_per_chip_hour: float | None = None,
+    *,
+    cal: Calibration = DEFAULT,
+    software_year: int = DEFAULT_YEAR,
+    risk: Risk = DEFAULT_RISK,
+    mfu: float | None = None,
+) -> Estimate:
     """Estimate a training stage of ``tokens`` tokens on ``chips`` chips (default: the fewest
     that fit; :func:`~straits.estimate.typical.typical_chips` gives the size people use) with
     the software stack of ``software_year``; ``risk='p90'`` puts the central figures at the
@@ -196,24 +236,47 @@ def estimate_training(model: ModelSpec, tokens: float, chip: Chip, chips: int | 
     require_shipped(cal)
     _finite(model, tokens=tokens)
     if not FIRST_YEAR <= software_year <= LAST_YEAR:
-        raise EstimateError(f"software_year {software_year} is out of range",
-                            path="software_year", expected=f"a year {FIRST_YEAR}-{LAST_YEAR}")
+        raise EstimateError(
+            f"software_year {software_year} is out of range",
+            path="software_year",
+            expected=f"a year {FIRST_YEAR}-{LAST_YEAR}",
+        )
     if mfu is not None and not (math.isfinite(mfu) and MIN_MFU <= mfu <= 1.0):
-        raise EstimateError(f"mfu {mfu!r} is not a utilization", path="mfu",
-                            expected=f"a measured per-step MFU, {MIN_MFU} to 1 (0.4 for 40%)")
-    est = _priced(model, float(tokens), chip.id, chips, cal, _price(chip, usd_per_chip_hour),
-                  software_year, None if mfu is None else float(mfu))
+        raise EstimateError(
+            f"mfu {mfu!r} is not a utilization",
+            path="mfu",
+            expected=f"a measured per-step MFU, {MIN_MFU} to 1 (0.4 for 40%)",
+        )
+    est = _priced(
+        model,
+        float(tokens),
+        chip.id,
+        chips,
+        cal,
+        _price(chip, usd_per_chip_hour),
+        software_year,
+        None if mfu is None else float(mfu),
+    )
     return at_risk(est, risk)
 
 
 @lru_cache(maxsize=131072)
-def _priced(model: ModelSpec, tokens: float, chip_id: str, chips: int | None, cal: Calibration,
-            price: float | None, year: int, mfu: float | None = None) -> Estimate:
+def _priced(
+    model: ModelSpec,
+    tokens: float,
+    chip_id: str,
+    chips: int | None,
+    cal: Calibration,
+    price: float | None,
+    year: int,
+    mfu: float | None = None,
+) -> Estimate:
     est = _training(model, tokens, chip_id, chips, cal, year, mfu)
     if price == est.usd_per_chip_hour:
         return est
-    return replace(est, usd_per_chip_hour=price,
-                   cost_usd=None if price is None else est.chip_hours * price)
+    return replace(
+        est, usd_per_chip_hour=price, cost_usd=None if price is None else est.chip_hours * price
+    )
 
 
 @dataclass(frozen=True)
@@ -230,31 +293,44 @@ class _Core:
 
 
 @lru_cache(maxsize=65536)
-def _core(model: ModelSpec, chip_id: str, chips: int | None, batch: float,
-          cal: Calibration, year: int) -> _Core:
+def _core(
+    model: ModelSpec, chip_id: str, chips: int | None, batch: float, cal: Calibration, year: int
+) -> _Core:
     chip = get_chip(chip_id)
     need = min_chips(model, chip, batch, cal, year)
     n = chips if chips is not None else need
     eff = predict(model, chip, n, batch, cal, year)
     notes = _range_notes(chip.id)
     if not eff.fits:
-        notes += (f"does not fit: {model.params * 16 / 1e9:,.0f} GB of weights, gradients and "
-                  f"Adam states plus activations need at least {need:,} x {chip.id}; on "
-                  f"{n:,} the leanest layout ({eff.layout.describe()}) needs "
-                  f"{eff.memory.total_gb:,.1f} GB per chip of {chip.memory_gb:g} GB",)
+        notes += (
+            f"does not fit: {model.params * 16 / 1e9:,.0f} GB of weights, gradients and "
+            f"Adam states plus activations need at least {need:,} x {chip.id}; on "
+            f"{n:,} the leanest layout ({eff.layout.describe()}) needs "
+            f"{eff.memory.total_gb:,.1f} GB per chip of {chip.memory_gb:g} GB",
+        )
     if model.params < SMALLEST_CALIBRATED:
-        notes += (f"{model.params:.2g} parameters is below the smallest published runs the "
-                  f"estimator was calibrated on (1B); treat the figures as a rough guide",)
-    return _Core(need, eff, notes, eff.factors(model, chip, cal, year), eff.memory.to_json(),
-                 eff.layout.describe(), _price(chip, None))
+        notes += (
+            f"{model.params:.2g} parameters is below the smallest published runs the "
+            f"estimator was calibrated on (1B); treat the figures as a rough guide",
+        )
+    return _Core(
+        need,
+        eff,
+        notes,
+        eff.factors(model, chip, cal, year),
+        eff.memory.to_json(),
+        eff.layout.describe(),
+        _price(chip, None),
+    )
 
 
 #: the smallest models among the published runs (Pythia 1B, TinyLlama 1.1B)
 SMALLEST_CALIBRATED = 1e9
 
 
-def run_hours(step_seconds: float, tokens: float, batch: float, chips: int,
-              cal: Calibration) -> tuple[float, float]:
+def run_hours(
+    step_seconds: float, tokens: float, batch: float, chips: int, cal: Calibration
+) -> tuple[float, float]:
     """(wall-clock hours of the steps alone, of the whole run): steps x step time, then
     interruptions (goodput) and evaluation."""
     step_hours = tokens / batch * step_seconds / SECONDS_PER_HOUR
@@ -262,8 +338,15 @@ def run_hours(step_seconds: float, tokens: float, batch: float, chips: int,
 
 
 @lru_cache(maxsize=65536)
-def _training(model: ModelSpec, tokens: float, chip_id: str, chips: int | None,
-              cal: Calibration, year: int, mfu: float | None = None) -> Estimate:
+def _training(
+    model: ModelSpec,
+    tokens: float,
+    chip_id: str,
+    chips: int | None,
+    cal: Calibration,
+    year: int,
+    mfu: float | None = None,
+) -> Estimate:
     batch = model.global_batch_tokens or default_global_batch(tokens, model.seq_len)
     core = _core(model, chip_id, chips, batch, cal, year)
     eff = core.eff
@@ -273,30 +356,57 @@ def _training(model: ModelSpec, tokens: float, chip_id: str, chips: int | None,
         step_seconds = eff.step.model_flops / (eff.step.peak_flops * mfu)
     step_hours, hours = run_hours(step_seconds, tokens, batch, n, cal)
     price = core.price
-    overheads = {"goodput": round(cal.goodput(n), 4), "evaluation": cal.evaluation,
-                 "interruptions": round(cal.failure_rate * n * hours, 1),
-                 "step_chip_hours": n * step_hours,
-                 "overhead_chip_hours": n * (hours - step_hours)}
+    overheads = {
+        "goodput": round(cal.goodput(n), 4),
+        "evaluation": cal.evaluation,
+        "interruptions": round(cal.failure_rate * n * hours, 1),
+        "step_chip_hours": n * step_hours,
+        "overhead_chip_hours": n * (hours - step_hours),
+    }
     iv = training_interval() if mfu is None else given_mfu_interval()
     given = mfu is not None
     return Estimate(
-        kind="train", chip=chip_id, chips=n, min_chips=core.need, fits=eff.fits,
-        flops=training_flops(model, tokens), mfu=eff.mfu if mfu is None else mfu, hours=hours,
-        chip_hours=n * hours, cost_usd=None if price is None else n * hours * price,
-        usd_per_chip_hour=price, layout=core.layout, batch_tokens=batch,
-        step_seconds=step_seconds, memory_gb=core.memory,
+        kind="train",
+        chip=chip_id,
+        chips=n,
+        min_chips=core.need,
+        fits=eff.fits,
+        flops=training_flops(model, tokens),
+        mfu=eff.mfu if mfu is None else mfu,
+        hours=hours,
+        chip_hours=n * hours,
+        cost_usd=None if price is None else n * hours * price,
+        usd_per_chip_hour=price,
+        layout=core.layout,
+        batch_tokens=batch,
+        step_seconds=step_seconds,
+        memory_gb=core.memory,
         # a given MFU replaces the kernel factors and the step breakdown the model predicts
-        factors={} if given else core.factors, step=None if given else eff.step,
-        overheads=overheads, notes=core.notes, software_year=year, low_factor=iv.low_factor,
-        high_factor=iv.high_factor, interval=iv,
-        efficiency_basis="given" if given else "predicted", predicted_mfu=eff.mfu,
+        factors={} if given else core.factors,
+        step=None if given else eff.step,
+        overheads=overheads,
+        notes=core.notes,
+        software_year=year,
+        low_factor=iv.low_factor,
+        high_factor=iv.high_factor,
+        interval=iv,
+        efficiency_basis="given" if given else "predicted",
+        predicted_mfu=eff.mfu,
     )
 
 
-def estimate_serving(model: ModelSpec, chip: Chip, chips: int | None, days: float,
-                     usd_per_chip_hour: float | None = None, *,
-                     tokens_per_s: float | None = None, prompt_tokens: int = 1024,
-                     output_tokens: int = 256, cal: Calibration = DEFAULT) -> Estimate:
+def estimate_serving(
+    model: ModelSpec,
+    chip: Chip,
+    chips: int | None,
+    days: float,
+    usd_per_chip_hour: float | None = None,
+    *,
+    tokens_per_s: float | None = None,
+    prompt_tokens: int = 1024,
+    output_tokens: int = 256,
+    cal: Calibration = DEFAULT,
+) -> Estimate:
     """A serving stage holds ``chips`` chips for ``days`` days; without ``chips``, enough
     replicas for ``tokens_per_s`` output tokens per second."""
     require_shipped(cal)
@@ -307,19 +417,32 @@ def estimate_serving(model: ModelSpec, chip: Chip, chips: int | None, days: floa
         plan = serving_plan(model, chip, tokens_per_s, prompt_tokens, output_tokens, cal)
     if chips is None:
         if plan is None:
-            raise EstimateError("a serving estimate needs `chips` or `tokens_per_s`",
-                                expected="chips > 0 or tokens_per_s > 0")
+            raise EstimateError(
+                "a serving estimate needs `chips` or `tokens_per_s`",
+                expected="chips > 0 or tokens_per_s > 0",
+            )
         chips = plan.chips
     hours = days * 24.0
     price = _price(chip, usd_per_chip_hour)
     notes = _range_notes(chip.id)
     if chips < need:
-        notes += (f"does not fit: one replica needs {need} x {chip.id} "
-                  f"({serving_state_gb(model):,.0f} GB of BF16 weights plus KV cache), "
-                  f"got {chips}",)
+        notes += (
+            f"does not fit: one replica needs {need} x {chip.id} "
+            f"({serving_state_gb(model):,.0f} GB of BF16 weights plus KV cache), "
+            f"got {chips}",
+        )
     return Estimate(
-        kind="serve", chip=chip.id, chips=chips, min_chips=need, fits=chips >= need, flops=0.0,
-        mfu=0.0, hours=hours, chip_hours=chips * hours,
-        cost_usd=None if price is None else chips * hours * price, usd_per_chip_hour=price,
-        serving=plan.to_json() if plan else {}, notes=notes,
+        kind="serve",
+        chip=chip.id,
+        chips=chips,
+        min_chips=need,
+        fits=chips >= need,
+        flops=0.0,
+        mfu=0.0,
+        hours=hours,
+        chip_hours=chips * hours,
+        cost_usd=None if price is None else chips * hours * price,
+        usd_per_chip_hour=price,
+        serving=plan.to_json() if plan else {},
+        notes=notes,
     )

@@ -84,10 +84,10 @@ def settle(run: PublishedRun, cal: Calibration, typical: TypicalDays) -> Setting
     chips = run.chips
     if chips is None:
         basis = "typical"
-        chips = typical_chips(run.model, run.tokens, chip, cal=cal, software_year=run.year,
-                              typical=typical)
-    est = estimate_training(run.model, run.tokens, chip, chips, cal=cal,
-                            software_year=run.year)
+        chips = typical_chips(
+            run.model, run.tokens, chip, cal=cal, software_year=run.year, typical=typical
+        )
+    est = estimate_training(run.model, run.tokens, chip, chips, cal=cal, software_year=run.year)
     eff = predict(run.model, chip, chips, est.batch_tokens, cal, run.year)
     return Setting(run, chips, basis, eff.layout, est.batch_tokens)
 
@@ -110,7 +110,7 @@ def _log_errors(x: np.ndarray, settings: list[Setting]) -> np.ndarray:
 def _loss(x: np.ndarray, settings: list[Setting]) -> float:
     """The robust loss ``least_squares`` minimises (soft_l1 at scale :data:`F_SCALE`)."""
     z = (_log_errors(x, settings) / F_SCALE) ** 2
-    return float(F_SCALE ** 2 * np.sum(2.0 * (np.sqrt(1.0 + z) - 1.0)))
+    return float(F_SCALE**2 * np.sum(2.0 * (np.sqrt(1.0 + z) - 1.0)))
 
 
 def search(settings: list[Setting], x0: np.ndarray) -> np.ndarray:
@@ -119,9 +119,19 @@ def search(settings: list[Setting], x0: np.ndarray) -> np.ndarray:
 
     lo = np.array([b[0] for b in FITTED.values()])
     hi = np.array([b[1] for b in FITTED.values()])
-    res = least_squares(_log_errors, np.clip(x0, lo, hi), bounds=(lo, hi), loss="soft_l1",
-                        f_scale=F_SCALE, args=(settings,), x_scale="jac", ftol=1e-10,
-                        xtol=1e-10, gtol=1e-10, max_nfev=MAX_EVALUATIONS)
+    res = least_squares(
+        _log_errors,
+        np.clip(x0, lo, hi),
+        bounds=(lo, hi),
+        loss="soft_l1",
+        f_scale=F_SCALE,
+        args=(settings,),
+        x_scale="jac",
+        ftol=1e-10,
+        xtol=1e-10,
+        gtol=1e-10,
+        max_nfev=MAX_EVALUATIONS,
+    )
     return np.asarray(res.x, dtype=float)
 
 
@@ -151,8 +161,11 @@ def fit(runs: list[PublishedRun], *, loo: bool = True) -> Fit:
     counts something the estimator does not model (:attr:`PublishedRun.fittable`) are left
     out."""
     runs = [r for r in runs if r.fittable]
-    points = [(r.value, r.value / r.chips / 24.0) for r in runs
-              if r.metric == "chip_hours" and r.chips is not None]
+    points = [
+        (r.value, r.value / r.chips / 24.0)
+        for r in runs
+        if r.metric == "chip_hours" and r.chips is not None
+    ]
     typical = fit_typical_days(points)
     cal = Calibration()
     x = np.array([fitted_values(cal)[k] for k in FITTED])
@@ -183,7 +196,7 @@ def fit(runs: list[PublishedRun], *, loo: bool = True) -> Fit:
         for i, s in enumerate(settings):
             if s.run.metric != "chip_hours":
                 continue
-            xi = search(settings[:i] + settings[i + 1:], x)
+            xi = search(settings[:i] + settings[i + 1 :], x)
             pred = predicted(s, with_fitted(dict(zip(FITTED, xi, strict=True))))
             left_out.append((s.run.id, math.log(s.run.value / pred)))
     return Fit(cal, typical, tuple(settings), rounds, converged, tuple(left_out))
@@ -216,8 +229,15 @@ def given_mfu_spread(result: Fit, runs: list[PublishedRun]) -> Spread:
             continue
         for m in runs:
             if m.metric == "mfu" and same_run(r, m):
-                est = estimate_training(r.model, r.tokens, get_chip(r.chip), r.chips, cal=cal,
-                                        software_year=r.year, mfu=m.value)
+                est = estimate_training(
+                    r.model,
+                    r.tokens,
+                    get_chip(r.chip),
+                    r.chips,
+                    cal=cal,
+                    software_year=r.year,
+                    mfu=m.value,
+                )
                 pairs.append((r.id, math.log(r.value / published_metric(est, r))))
     reps: list[tuple[str, str, float]] = []
     for a, b in NEAR_REPLICATES:
@@ -231,14 +251,20 @@ def given_mfu_spread(result: Fit, runs: list[PublishedRun]) -> Spread:
 
 def _estimated(r: PublishedRun, result: Fit) -> float:
     chip, cal = get_chip(r.chip), result.calibration
-    chips = r.chips if r.chips is not None else typical_chips(
-        r.model, r.tokens, chip, cal=cal, software_year=r.year, typical=result.typical)
+    chips = (
+        r.chips
+        if r.chips is not None
+        else typical_chips(
+            r.model, r.tokens, chip, cal=cal, software_year=r.year, typical=result.typical
+        )
+    )
     est = estimate_training(r.model, r.tokens, chip, chips, cal=cal, software_year=r.year)
     return published_metric(est, r)
 
 
-def document(result: Fit, all_runs: list[PublishedRun],
-             spread: Spread | None = None) -> dict[str, Any]:
+def document(
+    result: Fit, all_runs: list[PublishedRun], spread: Spread | None = None
+) -> dict[str, Any]:
     """``fitted.yaml``: the parameters, the typical run length, the interval, and every run's
     prediction with the shipped parameters (check runs included: predicted, never fitted)."""
     low, high = result.interval
@@ -251,34 +277,65 @@ def document(result: Fit, all_runs: list[PublishedRun],
         chips = r.chips
         if chips is None:
             basis = "typical"
-            chips = typical_chips(r.model, r.tokens, chip, cal=result.calibration,
-                                  software_year=r.year, typical=result.typical)
-        est = estimate_training(r.model, r.tokens, chip, chips, cal=result.calibration,
-                                software_year=r.year)
+            chips = typical_chips(
+                r.model,
+                r.tokens,
+                chip,
+                cal=result.calibration,
+                software_year=r.year,
+                typical=result.typical,
+            )
+        est = estimate_training(
+            r.model, r.tokens, chip, chips, cal=result.calibration, software_year=r.year
+        )
         pred = published_metric(est, r)
-        row: dict[str, Any] = {"used_for": r.used_for, "metric": r.metric, "scope": r.scope,
-                               "chips": chips,
-                               "chips_basis": basis, "layout": est.layout,
-                               "published": r.value, "predicted": float(f"{pred:.6g}"),
-                               "error": round(pred / r.value - 1.0, 4)}
+        row: dict[str, Any] = {
+            "used_for": r.used_for,
+            "metric": r.metric,
+            "scope": r.scope,
+            "chips": chips,
+            "chips_basis": basis,
+            "layout": est.layout,
+            "published": r.value,
+            "predicted": float(f"{pred:.6g}"),
+            "error": round(pred / r.value - 1.0, 4),
+        }
         if r.id in loo:
             row["loo_error"] = round(math.exp(-loo[r.id]) - 1.0, 4)
         runs[r.id] = row
     return {
         "parameters": fitted_values(result.calibration),
-        "fit": {"runs": fit_ids,
-                "out_of_scope": [r.id for r in all_runs if r.used_for == "fit" and not r.fittable],
-                "loss": "soft_l1", "f_scale": F_SCALE,
-                "rounds": result.rounds, "converged": result.converged},
+        "fit": {
+            "runs": fit_ids,
+            "out_of_scope": [r.id for r in all_runs if r.used_for == "fit" and not r.fittable],
+            "loss": "soft_l1",
+            "f_scale": F_SCALE,
+            "rounds": result.rounds,
+            "converged": result.converged,
+        },
         "typical_days": result.typical.to_json(),
-        "interval": {"low": round(low, 4), "high": round(high, 4), "level": LEVEL,
-                     "basis": f"leave-one-out on {len(result.loo)} fit runs (chip-hours): "
-                              f"10th and 90th percentiles of log(published / predicted)"},
-        **({} if spread is None else {"interval_given_mfu": {
-            "low": round(spread.interval[0], 4), "high": round(spread.interval[1], 4),
-            "level": LEVEL, "sigma": round(spread.sigma, 4),
-            "basis": f"a measured MFU given: log-normal scatter of sigma {spread.sigma:.3f} "
-                     f"from fit runs ({len(spread.same_run)} published both as per-step MFU "
-                     f"and chip-hours, {len(spread.replicates)} near-replicate pairs)"}}),
+        "interval": {
+            "low": round(low, 4),
+            "high": round(high, 4),
+            "level": LEVEL,
+            "basis": f"leave-one-out on {len(result.loo)} fit runs (chip-hours): "
+            f"10th and 90th percentiles of log(published / predicted)",
+        },
+        **(
+            {}
+            if spread is None
+            else {
+                "interval_given_mfu": {
+                    "low": round(spread.interval[0], 4),
+                    "high": round(spread.interval[1], 4),
+                    "level": LEVEL,
+                    "sigma": round(spread.sigma, 4),
+                    "basis": "a measured MFU given: log-normal scatter of sigma "
+                    f"{spread.sigma:.3f} "
+                    f"from fit runs ({len(spread.same_run)} published both as per-step MFU "
+                    f"and chip-hours, {len(spread.replicates)} near-replicate pairs)",
+                }
+            }
+        ),
         "runs": runs,
     }

@@ -54,8 +54,12 @@ class Interval:
         return self.high_factor if risk == "p90" else 1.0
 
     def to_json(self) -> dict[str, float | str]:
-        return {"level": self.level, "low_factor": round(self.low_factor, 4),
-                "high_factor": round(self.high_factor, 4), "basis": self.basis}
+        return {
+            "level": self.level,
+            "low_factor": round(self.low_factor, 4),
+            "high_factor": round(self.high_factor, 4),
+            "basis": self.basis,
+        }
 
 
 #: used when no fitted interval ships (never in a release): no claim of width
@@ -69,8 +73,7 @@ def _shipped(key: str) -> Interval:
         return NO_INTERVAL  # (require_shipped); the fitting script still runs to repair it
     if not isinstance(doc, dict):
         return NO_INTERVAL
-    return Interval(float(doc["low"]), float(doc["high"]), float(doc["level"]),
-                    str(doc["basis"]))
+    return Interval(float(doc["low"]), float(doc["high"]), float(doc["level"]), str(doc["basis"]))
 
 
 @cache

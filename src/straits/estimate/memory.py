@@ -59,10 +59,13 @@ class MemoryUse:
         return self.weights_gb + self.grads_gb + self.optimizer_gb + self.activations_gb
 
     def to_json(self) -> dict[str, float]:
-        return {"weights_gb": round(self.weights_gb, 2), "grads_gb": round(self.grads_gb, 2),
-                "optimizer_gb": round(self.optimizer_gb, 2),
-                "activations_gb": round(self.activations_gb, 2),
-                "total_gb": round(self.total_gb, 2)}
+        return {
+            "weights_gb": round(self.weights_gb, 2),
+            "grads_gb": round(self.grads_gb, 2),
+            "optimizer_gb": round(self.optimizer_gb, 2),
+            "activations_gb": round(self.activations_gb, 2),
+            "total_gb": round(self.total_gb, 2),
+        }
 
 
 def split_params(model: ModelSpec) -> tuple[float, float]:
@@ -82,8 +85,9 @@ def _constants(model: ModelSpec) -> tuple[float, float, bool, int]:
 _ACT = np.array([ACT_BYTES["none"], ACT_BYTES["selective"], ACT_BYTES["full"]])
 
 
-def training_memory(model: ModelSpec, layout: Layout | Shapes,
-                    fused_attention: bool = True) -> MemoryUse:
+def training_memory(
+    model: ModelSpec, layout: Layout | Shapes, fused_attention: bool = True
+) -> MemoryUse:
     """Per-chip memory of ``layout``; given :class:`Shapes`, every field is an array. Without
     ``fused_attention`` a layer stored whole keeps its attention scores too."""
     dense, experts, moe, top_k = _constants(model)
@@ -98,10 +102,12 @@ def training_memory(model: ModelSpec, layout: Layout | Shapes,
     per_token_layer = _ACT[rc] * model.d_model / tp
     if not fused_attention:
         per_token_layer = per_token_layer + np.where(
-            rc == 0, SCORE_ACT_BYTES * model.heads * model.seq_len / tp, 0.0)
+            rc == 0, SCORE_ACT_BYTES * model.heads * model.seq_len / tp, 0.0
+        )
     if moe:
         per_token_layer = per_token_layer + np.where(
-            rc == 2, 0.0, MOE_ACT_PER_EXPERT * model.d_model * top_k / tp)
+            rc == 2, 0.0, MOE_ACT_PER_EXPERT * model.d_model * top_k / tp
+        )
     layers = -(-model.layers // pp)
     # 1F1B: the first stage holds pp microbatches of one sequence each
     acts = per_token_layer * model.seq_len * layers * pp
@@ -112,8 +118,9 @@ def training_memory(model: ModelSpec, layout: Layout | Shapes,
 
 
 def fits(model: ModelSpec, layout: Layout, chip: Chip, fused_attention: bool = True) -> bool:
-    return (training_memory(model, layout, fused_attention).total_gb
-            <= chip.memory_gb * USABLE_FRACTION)
+    return (
+        training_memory(model, layout, fused_attention).total_gb <= chip.memory_gb * USABLE_FRACTION
+    )
 
 
 def training_state_gb(model: ModelSpec) -> float:

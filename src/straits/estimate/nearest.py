@@ -34,11 +34,20 @@ class Neighbour:
 
     def to_json(self) -> dict[str, Any]:
         r = self.run
-        return {"run": r.id, "name": r.name, "chip": r.chip, "chips": r.chips,
-                "tokens": r.tokens, "published_chip_hours": r.value,
-                "predicted_chip_hours": self.predicted, "error": self.error,
-                "used_for": r.used_for, "scope": r.scope, "source": r.source,
-                "confidence": r.confidence}
+        return {
+            "run": r.id,
+            "name": r.name,
+            "chip": r.chip,
+            "chips": r.chips,
+            "tokens": r.tokens,
+            "published_chip_hours": r.value,
+            "predicted_chip_hours": self.predicted,
+            "error": self.error,
+            "used_for": r.used_for,
+            "scope": r.scope,
+            "source": r.source,
+            "confidence": r.confidence,
+        }
 
 
 def distance(model: ModelSpec, tokens: float, chip: Chip, run: PublishedRun) -> float:
@@ -52,19 +61,30 @@ def distance(model: ModelSpec, tokens: float, chip: Chip, run: PublishedRun) -> 
     return d
 
 
-def nearest_runs(model: ModelSpec, tokens: float, chip: Chip, k: int = NEAREST
-                 ) -> list[Neighbour]:
+def nearest_runs(model: ModelSpec, tokens: float, chip: Chip, k: int = NEAREST) -> list[Neighbour]:
     try:
         recorded = fitted_document().get("runs", {})
     except CatalogError:
         recorded = {}  # a damaged fitted.yaml: show the runs without the errors
-    scored = sorted(((distance(model, tokens, chip, r), r.id, r) for r in published_runs()
-                     if r.metric == "chip_hours"), key=lambda x: (x[0], x[1]))
+    scored = sorted(
+        (
+            (distance(model, tokens, chip, r), r.id, r)
+            for r in published_runs()
+            if r.metric == "chip_hours"
+        ),
+        key=lambda x: (x[0], x[1]),
+    )
     out = []
     for d, _, r in scored[:k]:
         row = recorded.get(r.id, {}) if isinstance(recorded, dict) else {}
         pred = row.get("predicted")
         err = row.get("error")
-        out.append(Neighbour(r, round(d, 3), None if pred is None else float(pred),
-                             None if err is None else float(err)))
+        out.append(
+            Neighbour(
+                r,
+                round(d, 3),
+                None if pred is None else float(pred),
+                None if err is None else float(err),
+            )
+        )
     return out

@@ -43,10 +43,15 @@ MAX_ROUND = 4
 #: estimator sees every difference between the two (shape, sequence length, tokens, cluster), so
 #: what is left between their errors is the scatter of the published figures themselves
 NEAR_REPLICATES: tuple[tuple[str, str], ...] = (
-    ("llama1-7b", "llama2-7b"), ("llama1-13b", "llama2-13b"), ("llama1-33b", "llama2-34b"),
-    ("llama1-65b", "llama2-70b"), ("phi-3-mini", "phi-3.5-mini"),
-    ("phi-3-mini", "phi-3-mini-june"), ("phi-3-medium", "phi-4"),
-    ("llama4-scout", "llama4-maverick"))
+    ("llama1-7b", "llama2-7b"),
+    ("llama1-13b", "llama2-13b"),
+    ("llama1-33b", "llama2-34b"),
+    ("llama1-65b", "llama2-70b"),
+    ("phi-3-mini", "phi-3.5-mini"),
+    ("phi-3-mini", "phi-3-mini-june"),
+    ("phi-3-medium", "phi-4"),
+    ("llama4-scout", "llama4-maverick"),
+)
 
 
 class _Strict(BaseModel):
@@ -196,9 +201,15 @@ def split_rule(runs: tuple[PublishedRun, ...] | list[PublishedRun]) -> dict[str,
 def same_run(a: PublishedRun, b: PublishedRun) -> bool:
     """Whether two entries are one training run published twice: as a per-step MFU and as a
     whole-run (or step-time) figure, on the same chip, cluster and model shape."""
-    return (a.metric != b.metric and a.family == b.family and a.chip == b.chip
-            and a.chips == b.chips and a.model.params == b.model.params
-            and a.model.layers == b.model.layers and a.model.d_model == b.model.d_model)
+    return (
+        a.metric != b.metric
+        and a.family == b.family
+        and a.chip == b.chip
+        and a.chips == b.chips
+        and a.model.params == b.model.params
+        and a.model.layers == b.model.layers
+        and a.model.d_model == b.model.d_model
+    )
 
 
 def fit_runs() -> list[PublishedRun]:

@@ -36,10 +36,14 @@ class ServingPlan:
         return self.replica_chips * self.replicas
 
     def to_json(self) -> dict[str, float | int | str]:
-        return {"replica_chips": self.replica_chips, "replicas": self.replicas,
-                "batch": self.batch, "decode_step_ms": round(self.decode_step_s * 1e3, 2),
-                "tokens_per_s_per_replica": round(self.tokens_per_s_per_replica, 1),
-                "bound": self.bound}
+        return {
+            "replica_chips": self.replica_chips,
+            "replicas": self.replicas,
+            "batch": self.batch,
+            "decode_step_ms": round(self.decode_step_s * 1e3, 2),
+            "tokens_per_s_per_replica": round(self.tokens_per_s_per_replica, 1),
+            "bound": self.bound,
+        }
 
 
 def kv_bytes_per_token(model: ModelSpec) -> float:
@@ -47,8 +51,9 @@ def kv_bytes_per_token(model: ModelSpec) -> float:
     return 2.0 * model.layers * kv_heads * model.head_dim * 2.0
 
 
-def replica_throughput(model: ModelSpec, chip: Chip, prompt_tokens: int, output_tokens: int,
-                       cal: Calibration = DEFAULT) -> ServingPlan:
+def replica_throughput(
+    model: ModelSpec, chip: Chip, prompt_tokens: int, output_tokens: int, cal: Calibration = DEFAULT
+) -> ServingPlan:
     r = min_chips_serving(model, chip)
     r = 1 << math.ceil(math.log2(r))  # tensor-parallel groups are powers of two
     weights = 2.0 * model.params
@@ -67,9 +72,21 @@ def replica_throughput(model: ModelSpec, chip: Chip, prompt_tokens: int, output_
     return ServingPlan(r, 1, batch, step, tps, "memory" if t_mem >= t_compute else "compute")
 
 
-def serving_plan(model: ModelSpec, chip: Chip, tokens_per_s: float, prompt_tokens: int = 1024,
-                 output_tokens: int = 256, cal: Calibration = DEFAULT) -> ServingPlan:
+def serving_plan(
+    model: ModelSpec,
+    chip: Chip,
+    tokens_per_s: float,
+    prompt_tokens: int = 1024,
+    output_tokens: int = 256,
+    cal: Calibration = DEFAULT,
+) -> ServingPlan:
     one = replica_throughput(model, chip, prompt_tokens, output_tokens, cal)
     replicas = max(1, math.ceil(tokens_per_s / one.tokens_per_s_per_replica))
-    return ServingPlan(one.replica_chips, replicas, one.batch, one.decode_step_s,
-                       one.tokens_per_s_per_replica, one.bound)
+    return ServingPlan(
+        one.replica_chips,
+        replicas,
+        one.batch,
+        one.decode_step_s,
+        one.tokens_per_s_per_replica,
+        one.bound,
+    )

@@ -37,13 +37,15 @@ class Stack:
 
     def describe(self) -> str:
         attn = "fused attention" if self.fused_attention else "unfused attention (scores stored)"
-        rc = ("recomputation as memory requires" if len(self.recompute) > 1
-              else "full recomputation")
+        rc = "recomputation as memory requires" if len(self.recompute) > 1 else "full recomputation"
         return f"{self.year} software: {attn}, {rc}"
 
 
 @cache
 def stack(year: int = DEFAULT_YEAR) -> Stack:
     modern = year >= FUSED_FROM
-    return Stack(year, fused_attention=modern,
-                 recompute=("none", "selective", "full") if modern else ("full",))
+    return Stack(
+        year,
+        fused_attention=modern,
+        recompute=("none", "selective", "full") if modern else ("full",),
+    )

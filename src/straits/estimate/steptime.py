@@ -65,8 +65,16 @@ class StepTime:
 
     @property
     def total(self) -> float:
-        return (self.gemm + self.attention + self.memory_bound + self.tp_comm + self.ep_comm
-                + self.bubble + self.dp_comm + self.optimizer)
+        return (
+            self.gemm
+            + self.attention
+            + self.memory_bound
+            + self.tp_comm
+            + self.ep_comm
+            + self.bubble
+            + self.dp_comm
+            + self.optimizer
+        )
 
     @property
     def mfu(self) -> float:
@@ -74,13 +82,29 @@ class StepTime:
 
     def shares(self) -> dict[str, float]:
         t = self.total
-        return {k: round(getattr(self, k) / t, 4) for k in (
-            "gemm", "attention", "memory_bound", "tp_comm", "ep_comm", "bubble", "dp_comm",
-            "optimizer")}
+        return {
+            k: round(getattr(self, k) / t, 4)
+            for k in (
+                "gemm",
+                "attention",
+                "memory_bound",
+                "tp_comm",
+                "ep_comm",
+                "bubble",
+                "dp_comm",
+                "optimizer",
+            )
+        }
 
 
-def step_time(model: ModelSpec, chip: Chip, layout: Layout | Shapes, batch_tokens: float,
-              cal: Calibration = DEFAULT, year: int = DEFAULT_YEAR) -> StepTime:
+def step_time(
+    model: ModelSpec,
+    chip: Chip,
+    layout: Layout | Shapes,
+    batch_tokens: float,
+    cal: Calibration = DEFAULT,
+    year: int = DEFAULT_YEAR,
+) -> StepTime:
     """Step time of ``layout`` with the software stack of ``year``; given :class:`Shapes`
     (arrays of layouts) every field of the result is an array, one entry per layout, from the
     same formulas."""
@@ -94,10 +118,11 @@ def step_time(model: ModelSpec, chip: Chip, layout: Layout | Shapes, batch_token
     if model.precision == "fp8" and chip.peak_fp8_tflops:
         rate = rate * (chip.peak_fp8_tflops / chip.peak_tflops) * cal.fp8
     if model.is_moe:  # expert GEMMs run slower than the dense ones
-        rate = 1.0 / ((1 - MOE_ACTIVE_IN_EXPERTS) / rate
-                      + MOE_ACTIVE_IN_EXPERTS / (rate * cal.moe_gemm))
-    rc_gemm = np.where(rc == 2, 4.0 / 3.0, 1.0)   # full recomputation reruns the forward
-    rc_attn = np.where(rc == 0, 1.0, 4.0 / 3.0)   # selective reruns attention only
+        rate = 1.0 / (
+            (1 - MOE_ACTIVE_IN_EXPERTS) / rate + MOE_ACTIVE_IN_EXPERTS / (rate * cal.moe_gemm)
+        )
+    rc_gemm = np.where(rc == 2, 4.0 / 3.0, 1.0)  # full recomputation reruns the forward
+    rc_attn = np.where(rc == 0, 1.0, 4.0 / 3.0)  # selective reruns attention only
 
     gemm_flops = 6.0 * model.active * batch_tokens / n
     attn_flops = 12.0 * layers * h * seq * batch_tokens / n
@@ -113,8 +138,18 @@ def step_time(model: ModelSpec, chip: Chip, layout: Layout | Shapes, batch_token
     out_gbit = chip.scaleout_gbit.mid if chip.scaleout_gbit else UNKNOWN_SCALEOUT_GBIT
     out = out_gbit / 8.0 * 1e9
     all_reduces = np.where(rc == 2, 6.0, 4.0)
-    t_tp = ((batch_tokens / d) * (layers / p) * all_reduces * 2.0 * (t - 1) / t * 2.0 * h / up
-            * cal.tp_exposed)
+    t_tp = (
+        (batch_tokens / d)
+        * (layers / p)
+        * all_reduces
+        * 2.0
+        * (t - 1)
+        / t
+        * 2.0
+        * h
+        / up
+        * cal.tp_exposed
+    )
     t_ep = 0.0 * t_tp
     if model.is_moe:
         dispatch = 1.0 if model.precision == "fp8" else 2.0

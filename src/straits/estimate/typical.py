@@ -67,18 +67,26 @@ def fit_typical_days(points: list[tuple[float, float]]) -> TypicalDays:
     return TypicalDays(my - b * mx, b, len(points))
 
 
-def typical_chips(model: ModelSpec, tokens: float, chip: Chip, *,
-                  cal: Calibration = DEFAULT, software_year: int = DEFAULT_YEAR,
-                  typical: TypicalDays | None = None) -> int:
+def typical_chips(
+    model: ModelSpec,
+    tokens: float,
+    chip: Chip,
+    *,
+    cal: Calibration = DEFAULT,
+    software_year: int = DEFAULT_YEAR,
+    typical: TypicalDays | None = None,
+) -> int:
     """The smallest cluster (no fewer than fit the model) on which the run takes no longer
     than published runs of its size typically took."""
-    return _typical(model, float(tokens), chip.id, cal, software_year,
-                    typical or shipped_typical_days())
+    return _typical(
+        model, float(tokens), chip.id, cal, software_year, typical or shipped_typical_days()
+    )
 
 
 @lru_cache(maxsize=16384)
-def _typical(model: ModelSpec, tokens: float, chip_id: str, cal: Calibration, year: int,
-             typical: TypicalDays) -> int:
+def _typical(
+    model: ModelSpec, tokens: float, chip_id: str, cal: Calibration, year: int, typical: TypicalDays
+) -> int:
     chip = get_chip(chip_id)
 
     def short_enough(n: int) -> bool:

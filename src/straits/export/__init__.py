@@ -31,14 +31,27 @@ def exporter(target: str, *, ordered: bool = False) -> Exporter:
         return KarmadaExporter()
     if target == "slurm":
         return SlurmExporter()
-    raise InputError(f"unknown export target {target!r}", path="--to",
-                     expected="one of " + ", ".join(TARGETS))
+    raise InputError(
+        f"unknown export target {target!r}", path="--to", expected="one of " + ", ".join(TARGETS)
+    )
 
 
-def render(inp: ExportInput, targets: tuple[str, ...], *, ordered: bool = False
-           ) -> list[ExportResult]:
+def render(
+    inp: ExportInput, targets: tuple[str, ...], *, ordered: bool = False
+) -> list[ExportResult]:
     return [exporter(t, ordered=ordered).render(inp) for t in targets]
 
 
-__all__ = ["DEFAULT_IMAGE", "DEFAULT_RUN", "TARGETS", "ExportInput", "ExportResult", "Exporter",
-           "StageJob", "export_input", "exporter", "render", "write_bundle"]
+__all__ = [
+    "DEFAULT_IMAGE",
+    "DEFAULT_RUN",
+    "TARGETS",
+    "ExportInput",
+    "ExportResult",
+    "Exporter",
+    "StageJob",
+    "export_input",
+    "exporter",
+    "render",
+    "write_bundle",
+]

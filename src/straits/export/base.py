@@ -130,8 +130,7 @@ class Exporter(Protocol):
     def render(self, inp: ExportInput) -> ExportResult: ...
 
 
-DEFAULT_RUN = ('echo "straits: no command was given (straits export --run CMD)" >&2; '
-               "exit 1")
+DEFAULT_RUN = 'echo "straits: no command was given (straits export --run CMD)" >&2; exit 1'
 """Kept for callers of the old API; stages without a command now get
 :func:`straits.export.commands.missing`, which names the stage."""
 DEFAULT_IMAGE = "nvcr.io/nvidia/pytorch:25.01-py3"
@@ -207,16 +206,25 @@ def unique_labels(names: list[str], limit: int = 63) -> dict[str, str]:
     return out
 
 
-def export_input(sc: Scenario, plan: Mapping[str, Any], rules: RuleSet, *, plan_id: str,
-                 run: str | None = None, image: str = DEFAULT_IMAGE,
-                 commands: Commands | None = None) -> ExportInput:
+def export_input(
+    sc: Scenario,
+    plan: Mapping[str, Any],
+    rules: RuleSet,
+    *,
+    plan_id: str,
+    run: str | None = None,
+    image: str = DEFAULT_IMAGE,
+    commands: Commands | None = None,
+) -> ExportInput:
     """Jobs of ``plan`` with the lawful alternatives of each, as of the plan's date and regime
     (the law the plan was made under). ``commands`` (from ``--run``) says what each stage runs;
     without it ``run`` is the command of every stage without one in the scenario."""
     if not _PLAN_ID.fullmatch(plan_id):
-        raise InputError(f"plan id {plan_id[:80]!r} cannot name exported files and jobs",
-                         path="plan_id", expected="letters, digits, '.', '_', ':' or '-' "
-                         "(at most 128)")
+        raise InputError(
+            f"plan id {plan_id[:80]!r} cannot name exported files and jobs",
+            path="plan_id",
+            expected="letters, digits, '.', '_', ':' or '-' (at most 128)",
+        )
     if commands is None:
         commands = Commands(None if run == DEFAULT_RUN else run)
     ctx = PlanContext(sc, dict(plan), rules, date=_date(plan), regime=str(plan["regime"]))
@@ -227,16 +235,30 @@ def export_input(sc: Scenario, plan: Mapping[str, Any], rules: RuleSet, *, plan_
         stage = w.stage(p.stage)
         site = sc.site(p.site)
         pool = next(x for x in site.pools if x.chip == p.chip)
-        alts = tuple(Choice(o.site, o.pool) for o in ctx.alternatives(p)
-                     if (o.site.id, o.chip.id) != (p.site, p.chip))
+        alts = tuple(
+            Choice(o.site, o.pool)
+            for o in ctx.alternatives(p)
+            if (o.site.id, o.chip.id) != (p.site, p.chip)
+        )
         command, source = commands.resolve(w.id, stage)
         replica = replica_chips(sc, w.id, p.chip, p.chips) if stage.kind == "serve" else 0
-        jobs.append(StageJob(
-            workload=w.id, stage=stage.id, tenant=w.tenant, kind=stage.kind, placement=p,
-            planned=Choice(site, pool), alternatives=alts,
-            after=tuple(a for a in stage.after if (w.id, a) in ctx.placements),
-            datasets=tuple(sc.dataset(d) for d in stage.datasets), name=names[p.key],
-            command=command, command_source=source, replica_chips=replica))
+        jobs.append(
+            StageJob(
+                workload=w.id,
+                stage=stage.id,
+                tenant=w.tenant,
+                kind=stage.kind,
+                placement=p,
+                planned=Choice(site, pool),
+                alternatives=alts,
+                after=tuple(a for a in stage.after if (w.id, a) in ctx.placements),
+                datasets=tuple(sc.dataset(d) for d in stage.datasets),
+                name=names[p.key],
+                command=command,
+                command_source=source,
+                replica_chips=replica,
+            )
+        )
     unplaced = tuple(f"{u['workload']}/{u['stage']}" for u in plan.get("unplaced", ()))
     return ExportInput(plan_id, sc, plan, tuple(jobs), unplaced, commands.default, image)
 

@@ -32,8 +32,9 @@ LOCK = ".straits-export.lock"
 MAX_MANIFEST_BYTES = 1 << 20
 
 
-def write_bundle(out_dir: Path, files: Mapping[str, str], *, executable: tuple[str, ...] = ()
-                 ) -> list[Path]:
+def write_bundle(
+    out_dir: Path, files: Mapping[str, str], *, executable: tuple[str, ...] = ()
+) -> list[Path]:
     """Write every file under ``out_dir`` or none: files are written into a temporary folder
     beside it and moved into place once all are written (each move is atomic), under the
     folder's lock; then the files of the previous export there that this one does not write
@@ -115,8 +116,7 @@ def _inside(rel: str) -> bool:
 
 
 def _write_manifest(out_dir: Path, names: Iterable[str]) -> None:
-    write_atomically(out_dir / MANIFEST,
-                     json.dumps({"files": sorted(names)}, indent=1) + "\n")
+    write_atomically(out_dir / MANIFEST, json.dumps({"files": sorted(names)}, indent=1) + "\n")
 
 
 def _remove(out_dir: Path, stale: set[str]) -> None:

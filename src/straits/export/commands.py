@@ -30,8 +30,10 @@ MAX_COMMAND = 16384
 
 def missing(workload: str, stage: str) -> str:
     """The command of a stage nobody gave one: it fails, saying so."""
-    msg = (f"straits: no command was given for stage {workload}/{stage} "
-           f"(straits export --run {stage}=CMD, or `command` in the scenario's stage)")
+    msg = (
+        f"straits: no command was given for stage {workload}/{stage} "
+        f"(straits export --run {stage}=CMD, or `command` in the scenario's stage)"
+    )
     return f"echo {shlex.quote(msg)} >&2; exit 1"
 
 
@@ -44,12 +46,13 @@ class Commands:
 
     def resolve(self, workload: str, stage: Stage) -> tuple[str, str]:
         """(command, where it came from) for ``stage`` of ``workload``."""
-        for cmd, source in ((self.by_pair.get((workload, stage.id)),
-                             f"--run {workload}/{stage.id}="),
-                            (self.by_stage.get(stage.id), f"--run {stage.id}="),
-                            (self.by_kind.get(stage.kind), f"--run {stage.kind}="),
-                            (stage.command, "scenario"),
-                            (self.default, "--run")):
+        for cmd, source in (
+            (self.by_pair.get((workload, stage.id)), f"--run {workload}/{stage.id}="),
+            (self.by_stage.get(stage.id), f"--run {stage.id}="),
+            (self.by_kind.get(stage.kind), f"--run {stage.kind}="),
+            (stage.command, "scenario"),
+            (self.default, "--run"),
+        ):
             if cmd is not None:
                 return cmd, source
         return missing(workload, stage.id), "none"
@@ -66,21 +69,23 @@ def parse(values: Sequence[str] | None, sc: Scenario) -> Commands:
     for i, value in enumerate(values or ()):
         where = f"--run[{i}]"
         if len(value) > MAX_COMMAND:
-            raise InputError(f"a command of {len(value):,} characters", path=where,
-                             expected=f"at most {MAX_COMMAND:,}")
+            raise InputError(
+                f"a command of {len(value):,} characters",
+                path=where,
+                expected=f"at most {MAX_COMMAND:,}",
+            )
         if "\0" in value:
-            raise InputError("a command with a NUL byte", path=where,
-                             expected="shell command text")
+            raise InputError("a command with a NUL byte", path=where, expected="shell command text")
         m = _KEYED.fullmatch(value)
         key = m.group(1) if m else None
         if key is not None and m is not None and key in known:
             cmd = m.group(2)
             if not cmd.strip():
-                raise InputError(f"an empty command for {key!r}", path=where,
-                                 expected=f"{key}=CMD")
+                raise InputError(f"an empty command for {key!r}", path=where, expected=f"{key}=CMD")
             if key in seen:
-                raise InputError(f"{key!r} given twice", path=where,
-                                 expected="each stage, stage id or kind once")
+                raise InputError(
+                    f"{key!r} given twice", path=where, expected="each stage, stage id or kind once"
+                )
             seen.add(key)
             if key in pairs:
                 out.by_pair[pairs[key]] = cmd
@@ -93,15 +98,21 @@ def parse(values: Sequence[str] | None, sc: Scenario) -> Commands:
             near = _close(key, known)
             raise InputError(
                 f"{key!r} is no stage kind, stage id or workload/stage of scenario {sc.name}"
-                + (f" (did you mean {near[0]!r}?)" if near else ""), path=where,
-                expected="KEY=CMD with KEY one of " + ", ".join(known[:20])
+                + (f" (did you mean {near[0]!r}?)" if near else ""),
+                path=where,
+                expected="KEY=CMD with KEY one of "
+                + ", ".join(known[:20])
                 + (" ..." if len(known) > 20 else "")
-                + "; a command that starts with an assignment: env VAR=... CMD")
+                + "; a command that starts with an assignment: env VAR=... CMD",
+            )
         if not value.strip():
             raise InputError("an empty command", path=where, expected="a shell command")
         if default_set:
-            raise InputError("two commands for every stage", path=where,
-                             expected="one plain --run CMD; others as KEY=CMD")
+            raise InputError(
+                "two commands for every stage",
+                path=where,
+                expected="one plain --run CMD; others as KEY=CMD",
+            )
         default_set = True
         out = Commands(value, out.by_kind, out.by_stage, out.by_pair)
     return out

@@ -36,8 +36,10 @@ LABEL = "straits.dev"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
 MAX_EXEC_LABEL = "kueue.x-k8s.io/max-exec-time-seconds"
-TOPOLOGY_ANNOTATION = {"required": "kueue.x-k8s.io/podset-required-topology",
-                       "preferred": "kueue.x-k8s.io/podset-preferred-topology"}
+TOPOLOGY_ANNOTATION = {
+    "required": "kueue.x-k8s.io/podset-required-topology",
+    "preferred": "kueue.x-k8s.io/podset-preferred-topology",
+}
 REPLICATED_JOB = "node"
 MAX_RESTARTS = 3
 #: how much longer than planned a training stage may hold its quota (all restarts together)
@@ -74,7 +76,7 @@ def fit_name(name: str, suffix_len: int) -> str:
     if len(name) <= limit:
         return name
     tag = hashlib.sha256(name.encode()).hexdigest()[:6]
-    return f"{name[:limit - 7].rstrip('-')}-{tag}"
+    return f"{name[: limit - 7].rstrip('-')}-{tag}"
 
 
 def object_name(job: StageJob) -> str:
@@ -87,10 +89,12 @@ def object_name(job: StageJob) -> str:
 
 
 def stage_labels(inp: ExportInput, job: StageJob) -> dict[str, str]:
-    return {f"{LABEL}/plan": label_value(inp.plan_id),
-            f"{LABEL}/workload": label_value(job.workload),
-            f"{LABEL}/stage": label_value(job.stage),
-            f"{LABEL}/site": label_value(job.planned.site.id)}
+    return {
+        f"{LABEL}/plan": label_value(inp.plan_id),
+        f"{LABEL}/workload": label_value(job.workload),
+        f"{LABEL}/stage": label_value(job.stage),
+        f"{LABEL}/site": label_value(job.planned.site.id),
+    }
 
 
 def kueue_labels(job: StageJob, k: KubernetesSite) -> dict[str, str]:
@@ -104,21 +108,31 @@ def kueue_labels(job: StageJob, k: KubernetesSite) -> dict[str, str]:
 
 
 def stage_annotations(inp: ExportInput, job: StageJob) -> dict[str, str]:
-    return {f"{LABEL}/plan-id": inp.plan_id,
-            f"{LABEL}/after": ",".join(job.after),
-            f"{LABEL}/planned-start": job.placement.raw["start"],
-            f"{LABEL}/planned-end": job.placement.raw["end"],
-            f"{LABEL}/option": job.planned.label,
-            f"{LABEL}/command-source": job.command_source}
+    return {
+        f"{LABEL}/plan-id": inp.plan_id,
+        f"{LABEL}/after": ",".join(job.after),
+        f"{LABEL}/planned-start": job.placement.raw["start"],
+        f"{LABEL}/planned-end": job.placement.raw["end"],
+        f"{LABEL}/option": job.planned.label,
+        f"{LABEL}/command-source": job.command_source,
+    }
 
 
 def _env(pairs: dict[str, str]) -> list[dict[str, Any]]:
     return [{"name": k, "value": v} for k, v in pairs.items()]
 
 
-def pod_spec(inp: ExportInput, job: StageJob, *, chips: int, env: list[dict[str, Any]],
-             preamble: str, site_labels: bool, serve: bool = False,
-             checkpoint_claim: str | None = None) -> dict[str, Any]:
+def pod_spec(
+    inp: ExportInput,
+    job: StageJob,
+    *,
+    chips: int,
+    env: list[dict[str, Any]],
+    preamble: str,
+    site_labels: bool,
+    serve: bool = False,
+    checkpoint_claim: str | None = None,
+) -> dict[str, Any]:
     """One container running the stage's command (from STRAITS_COMMAND, after ``preamble``),
     the chips it needs, /dev/shm in memory (NCCL and data loaders need more than the 64 MiB
     default), and required node affinity to the planned site and GPU type."""
@@ -127,16 +141,26 @@ def pod_spec(inp: ExportInput, job: StageJob, *, chips: int, env: list[dict[str,
     volumes: list[dict[str, Any]] = [{"name": "dshm", "emptyDir": {"medium": "Memory"}}]
     if checkpoint_claim:
         mounts.append({"name": "checkpoints", "mountPath": "/checkpoints"})
-        volumes.append({"name": "checkpoints",
-                        "persistentVolumeClaim": {"claimName": checkpoint_claim}})
+        volumes.append(
+            {"name": "checkpoints", "persistentVolumeClaim": {"claimName": checkpoint_claim}}
+        )
     container: dict[str, Any] = {
         "name": "stage",
         "image": inp.image,
         "command": ["/bin/bash", "-c", preamble + 'exec bash -c "$STRAITS_COMMAND"'],
-        "env": [*_env({"STRAITS_PLAN_ID": inp.plan_id, "STRAITS_WORKLOAD": job.workload,
-                       "STRAITS_STAGE": job.stage, "STRAITS_STAGE_KIND": job.kind,
-                       "STRAITS_SITE": job.planned.site.id, "STRAITS_COMMAND": job.command}),
-                *env],
+        "env": [
+            *_env(
+                {
+                    "STRAITS_PLAN_ID": inp.plan_id,
+                    "STRAITS_WORKLOAD": job.workload,
+                    "STRAITS_STAGE": job.stage,
+                    "STRAITS_STAGE_KIND": job.kind,
+                    "STRAITS_SITE": job.planned.site.id,
+                    "STRAITS_COMMAND": job.command,
+                }
+            ),
+            *env,
+        ],
         "resources": {"requests": {res: str(chips)}, "limits": {res: str(chips)}},
         "volumeMounts": mounts,
     }
@@ -148,11 +172,18 @@ def pod_spec(inp: ExportInput, job: StageJob, *, chips: int, env: list[dict[str,
     else:
         container["ports"] = [{"name": "rendezvous", "containerPort": MASTER_PORT}]
     spec: dict[str, Any] = {"containers": [container], "volumes": volumes}
-    match = [{"key": key, "operator": "In", "values": [value]}
-             for key, value in sorted(node_labels(job.planned, site_labels=site_labels).items())]
+    match = [
+        {"key": key, "operator": "In", "values": [value]}
+        for key, value in sorted(node_labels(job.planned, site_labels=site_labels).items())
+    ]
     if match:
-        spec["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-            "nodeSelectorTerms": [{"matchExpressions": match}]}}}
+        spec["affinity"] = {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": match}]
+                }
+            }
+        }
     return spec
 
 
@@ -162,23 +193,44 @@ def _topology(job: StageJob) -> dict[str, str]:
     return {TOPOLOGY_ANNOTATION[topo.mode]: topo.level} if topo is not None else {}
 
 
-def jobset(inp: ExportInput, job: StageJob, k: KubernetesSite, *, site_labels: bool = True
-           ) -> dict[str, Any]:
+def jobset(
+    inp: ExportInput, job: StageJob, k: KubernetesSite, *, site_labels: bool = True
+) -> dict[str, Any]:
     """The JobSet of a training stage: one Indexed Job of ``nodes`` pods, one per node."""
     nodes, per_node = job.layout(NODE)
     name = object_name(job)
     labels = stage_labels(inp, job)
-    env = _env({"MASTER_ADDR": f"{name}-{REPLICATED_JOB}-0-0.{name}",
-                "MASTER_PORT": str(MASTER_PORT), "NNODES": str(nodes),
-                "NPROC_PER_NODE": str(per_node)})
-    env.append({"name": "NODE_RANK", "valueFrom": {"fieldRef": {
-        "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}})
+    env = _env(
+        {
+            "MASTER_ADDR": f"{name}-{REPLICATED_JOB}-0-0.{name}",
+            "MASTER_PORT": str(MASTER_PORT),
+            "NNODES": str(nodes),
+            "NPROC_PER_NODE": str(per_node),
+        }
+    )
+    env.append(
+        {
+            "name": "NODE_RANK",
+            "valueFrom": {
+                "fieldRef": {
+                    "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+                }
+            },
+        }
+    )
     claim = k.checkpoint_claim
     if claim:
-        env += _env({"STRAITS_CHECKPOINT_DIR":
-                     f"/checkpoints/{label_value(inp.plan_id)}/{job.workload}/{job.stage}"})
-    pod = pod_spec(inp, job, chips=per_node, env=env, preamble="", site_labels=site_labels,
-                   checkpoint_claim=claim)
+        where = f"/checkpoints/{label_value(inp.plan_id)}/{job.workload}/{job.stage}"
+        env += _env({"STRAITS_CHECKPOINT_DIR": where})
+    pod = pod_spec(
+        inp,
+        job,
+        chips=per_node,
+        env=env,
+        preamble="",
+        site_labels=site_labels,
+        checkpoint_claim=claim,
+    )
     pod["restartPolicy"] = "Never"
     pod_meta: dict[str, Any] = {"labels": labels}
     if _topology(job):
@@ -186,9 +238,12 @@ def jobset(inp: ExportInput, job: StageJob, k: KubernetesSite, *, site_labels: b
     return {
         "apiVersion": "jobset.x-k8s.io/v1alpha2",
         "kind": "JobSet",
-        "metadata": {"name": name, "namespace": k.namespace,
-                     "labels": {**labels, **kueue_labels(job, k)},
-                     "annotations": stage_annotations(inp, job)},
+        "metadata": {
+            "name": name,
+            "namespace": k.namespace,
+            "labels": {**labels, **kueue_labels(job, k)},
+            "annotations": stage_annotations(inp, job),
+        },
         "spec": {
             "suspend": True,
             "network": {"enableDNSHostnames": True, "publishNotReadyAddresses": True},
@@ -196,84 +251,141 @@ def jobset(inp: ExportInput, job: StageJob, k: KubernetesSite, *, site_labels: b
             "failurePolicy": {
                 "maxRestarts": MAX_RESTARTS,
                 "restartStrategy": "Recreate",
-                "rules": [{"name": "DisruptionDoesNotCount",
-                           "action": "RestartJobSetAndIgnoreMaxRestarts",
-                           "onJobFailureReasons": ["PodFailurePolicy"]}],
+                "rules": [
+                    {
+                        "name": "DisruptionDoesNotCount",
+                        "action": "RestartJobSetAndIgnoreMaxRestarts",
+                        "onJobFailureReasons": ["PodFailurePolicy"],
+                    }
+                ],
             },
-            "replicatedJobs": [{
-                "name": REPLICATED_JOB,
-                "replicas": 1,
-                "template": {"spec": {
-                    "completionMode": "Indexed",
-                    "completions": nodes,
-                    "parallelism": nodes,
-                    "backoffLimit": 0,
-                    "podFailurePolicy": {"rules": [{
-                        "action": "FailJob",
-                        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]},
-                    "template": {"metadata": pod_meta, "spec": pod},
-                }},
-            }],
+            "replicatedJobs": [
+                {
+                    "name": REPLICATED_JOB,
+                    "replicas": 1,
+                    "template": {
+                        "spec": {
+                            "completionMode": "Indexed",
+                            "completions": nodes,
+                            "parallelism": nodes,
+                            "backoffLimit": 0,
+                            "podFailurePolicy": {
+                                "rules": [
+                                    {
+                                        "action": "FailJob",
+                                        "onPodConditions": [
+                                            {"type": "DisruptionTarget", "status": "True"}
+                                        ],
+                                    }
+                                ]
+                            },
+                            "template": {"metadata": pod_meta, "spec": pod},
+                        }
+                    },
+                }
+            ],
         },
     }
 
 
-def serving(inp: ExportInput, job: StageJob, k: KubernetesSite, *, site_labels: bool = True
-            ) -> list[dict[str, Any]]:
+def serving(
+    inp: ExportInput, job: StageJob, k: KubernetesSite, *, site_labels: bool = True
+) -> list[dict[str, Any]]:
     """A serving stage: Deployment + Service when a replica fits a node, LeaderWorkerSet +
     Service (leaders only) when it spans nodes."""
     name = object_name(job)
     labels = stage_labels(inp, job)
     replicas = job.replicas()
-    meta = {"name": name, "namespace": k.namespace, "labels": {**labels, **kueue_labels(job, k)},
-            "annotations": stage_annotations(inp, job)}
-    common = _env({"STRAITS_REPLICA_CHIPS": str(job.replica_chips),
-                   "STRAITS_SERVE_PORT": str(SERVE_PORT)})
+    meta = {
+        "name": name,
+        "namespace": k.namespace,
+        "labels": {**labels, **kueue_labels(job, k)},
+        "annotations": stage_annotations(inp, job),
+    }
+    common = _env(
+        {"STRAITS_REPLICA_CHIPS": str(job.replica_chips), "STRAITS_SERVE_PORT": str(SERVE_PORT)}
+    )
     # Kueue topology-aware scheduling reads the annotation from each pod set's template (a
     # LeaderWorkerSet group's leader and workers: the group packed into one domain)
     pod_meta: dict[str, Any] = {"labels": labels}
     if _topology(job):
         pod_meta["annotations"] = _topology(job)
     if job.replica_chips <= NODE:
-        env = [*common, *_env({"MASTER_ADDR": "localhost", "MASTER_PORT": str(MASTER_PORT),
-                               "NNODES": "1", "NODE_RANK": "0",
-                               "NPROC_PER_NODE": str(job.replica_chips)})]
-        pod = pod_spec(inp, job, chips=job.replica_chips, env=env, preamble="",
-                       site_labels=site_labels, serve=True)
+        env = [
+            *common,
+            *_env(
+                {
+                    "MASTER_ADDR": "localhost",
+                    "MASTER_PORT": str(MASTER_PORT),
+                    "NNODES": "1",
+                    "NODE_RANK": "0",
+                    "NPROC_PER_NODE": str(job.replica_chips),
+                }
+            ),
+        ]
+        pod = pod_spec(
+            inp,
+            job,
+            chips=job.replica_chips,
+            env=env,
+            preamble="",
+            site_labels=site_labels,
+            serve=True,
+        )
         workload: dict[str, Any] = {
-            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
-            "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
-                     "template": {"metadata": pod_meta, "spec": pod}}}
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": meta,
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": labels},
+                "template": {"metadata": pod_meta, "spec": pod},
+            },
+        }
         selector = labels
     else:
         size = -(-job.replica_chips // NODE)
         env = [*common, *_env({"MASTER_PORT": str(MASTER_PORT), "NPROC_PER_NODE": str(NODE)})]
         # LWS sets LWS_LEADER_ADDRESS, LWS_GROUP_SIZE and LWS_WORKER_INDEX in every pod
-        preamble = ('export MASTER_ADDR="$LWS_LEADER_ADDRESS" NNODES="$LWS_GROUP_SIZE" '
-                    'NODE_RANK="$LWS_WORKER_INDEX"; ')
-        leader = pod_spec(inp, job, chips=NODE, env=env, preamble=preamble,
-                          site_labels=site_labels, serve=True)
-        worker = pod_spec(inp, job, chips=NODE, env=env, preamble=preamble,
-                          site_labels=site_labels)
+        preamble = (
+            'export MASTER_ADDR="$LWS_LEADER_ADDRESS" NNODES="$LWS_GROUP_SIZE" '
+            'NODE_RANK="$LWS_WORKER_INDEX"; '
+        )
+        leader = pod_spec(
+            inp, job, chips=NODE, env=env, preamble=preamble, site_labels=site_labels, serve=True
+        )
+        worker = pod_spec(inp, job, chips=NODE, env=env, preamble=preamble, site_labels=site_labels)
         workload = {
-            "apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet",
+            "apiVersion": "leaderworkerset.x-k8s.io/v1",
+            "kind": "LeaderWorkerSet",
             "metadata": meta,
-            "spec": {"replicas": replicas, "startupPolicy": "LeaderCreated",
-                     "leaderWorkerTemplate": {
-                         "size": size, "restartPolicy": "RecreateGroupOnPodRestart",
-                         "leaderTemplate": {"metadata": pod_meta, "spec": leader},
-                         "workerTemplate": {"metadata": pod_meta, "spec": worker}}}}
+            "spec": {
+                "replicas": replicas,
+                "startupPolicy": "LeaderCreated",
+                "leaderWorkerTemplate": {
+                    "size": size,
+                    "restartPolicy": "RecreateGroupOnPodRestart",
+                    "leaderTemplate": {"metadata": pod_meta, "spec": leader},
+                    "workerTemplate": {"metadata": pod_meta, "spec": worker},
+                },
+            },
+        }
         selector = {LWS_NAME_LABEL: name, LWS_INDEX_LABEL: "0"}
-    service = {"apiVersion": "v1", "kind": "Service",
-               "metadata": {"name": name, "namespace": k.namespace, "labels": labels},
-               "spec": {"selector": selector,
-                        "ports": [{"name": "http", "port": SERVE_PORT,
-                                   "targetPort": "http"}]}}
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": k.namespace, "labels": labels},
+        "spec": {
+            "selector": selector,
+            "ports": [{"name": "http", "port": SERVE_PORT, "targetPort": "http"}],
+        },
+    }
     return [workload, service]
 
 
-def stage_objects(inp: ExportInput, job: StageJob, k: KubernetesSite, *,
-                  site_labels: bool = True) -> list[dict[str, Any]]:
+def stage_objects(
+    inp: ExportInput, job: StageJob, k: KubernetesSite, *, site_labels: bool = True
+) -> list[dict[str, Any]]:
     if job.serving:
         return serving(inp, job, k, site_labels=site_labels)
     return [jobset(inp, job, k, site_labels=site_labels)]
@@ -282,6 +394,9 @@ def stage_objects(inp: ExportInput, job: StageJob, k: KubernetesSite, *,
 def local_queue(k: KubernetesSite) -> dict[str, Any] | None:
     if k.cluster_queue is None:
         return None
-    return {"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "LocalQueue",
-            "metadata": {"name": k.queue, "namespace": k.namespace},
-            "spec": {"clusterQueue": k.cluster_queue}}
+    return {
+        "apiVersion": "kueue.x-k8s.io/v1beta1",
+        "kind": "LocalQueue",
+        "metadata": {"name": k.queue, "namespace": k.namespace},
+        "spec": {"clusterQueue": k.cluster_queue},
+    }

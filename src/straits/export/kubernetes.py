@@ -46,8 +46,10 @@ def _kind(job: StageJob) -> str:
 
 class KubernetesExporter:
     name = "kubernetes"
-    description = ("JobSet per training stage, Deployment or LeaderWorkerSet + Service per "
-                   "serving stage, Kueue labels, and apply.sh applying them in order")
+    description = (
+        "JobSet per training stage, Deployment or LeaderWorkerSet + Service per "
+        "serving stage, Kueue labels, and apply.sh applying them in order"
+    )
 
     def render(self, inp: ExportInput) -> ExportResult:
         res = ExportResult(self.name)
@@ -57,8 +59,10 @@ class KubernetesExporter:
         for job in inp.jobs:
             k = k8s_site(job.planned)
             if k is None:
-                res.notes.append(f"{job.workload}/{job.stage}: site {job.planned.site.id} has no "
-                                 "sites[].targets.kubernetes mapping; nothing written")
+                res.notes.append(
+                    f"{job.workload}/{job.stage}: site {job.planned.site.id} has no "
+                    "sites[].targets.kubernetes mapping; nothing written"
+                )
                 continue
             path = f"{k.cluster}/{job.name}.yaml"
             res.files[f"kubernetes/{path}"] = _dump(stage_objects(inp, job, k))
@@ -72,17 +76,24 @@ class KubernetesExporter:
             for a in job.after:
                 if (job.workload, a) in placed:
                     pctx, pns, pkind, pname = placed[(job.workload, a)]
-                    lines.append(f"wait_done {shlex.quote(pctx)} {pns} {pkind} {pname} "
-                                 f"{shlex.quote(job.workload + '/' + a)}")
+                    lines.append(
+                        f"wait_done {shlex.quote(pctx)} {pns} {pkind} {pname} "
+                        f"{shlex.quote(job.workload + '/' + a)}"
+                    )
                 else:
-                    res.notes.append(f"{job.workload}/{job.stage}: predecessor {a} is not "
-                                     "exported to Kubernetes; apply.sh does not wait for it")
-            lines.append(f"apply_stage {shlex.quote(ctx)} {path} "
-                         f"{shlex.quote(job.workload + '/' + job.stage)}")
+                    res.notes.append(
+                        f"{job.workload}/{job.stage}: predecessor {a} is not "
+                        "exported to Kubernetes; apply.sh does not wait for it"
+                    )
+            lines.append(
+                f"apply_stage {shlex.quote(ctx)} {path} "
+                f"{shlex.quote(job.workload + '/' + job.stage)}"
+            )
             placed[(job.workload, job.stage)] = (ctx, k.namespace, _kind(job), object_name(job))
             if job.command_source == "none":
-                res.notes.append(f"{job.workload}/{job.stage}: no command given; its pods "
-                                 "fail saying so (--run)")
+                res.notes.append(
+                    f"{job.workload}/{job.stage}: no command given; its pods fail saying so (--run)"
+                )
             res.jobs += 1
         if steps:
             res.files["kubernetes/apply.sh"] = _apply_script(inp.plan_id, queues, steps)
@@ -103,18 +114,17 @@ def _apply_script(plan_id: str, queues: dict[str, str], steps: dict[str, list[st
         "POLL=${STRAITS_POLL_SECONDS:-30}",
         "apply_stage() {  # CONTEXT FILE STAGE",
         '  echo "apply $3 ($2, context $1)"',
-        '  "$KUBECTL" --context "$1" apply -f "$2" || { echo "apply of $3 failed" >&2; '
-        "return 1; }",
+        '  "$KUBECTL" --context "$1" apply -f "$2" || { echo "apply of $3 failed" >&2; return 1; }',
         "}",
         "wait_done() {  # CONTEXT NAMESPACE KIND NAME STAGE: 0 once done, 1 once failed",
         "  local state",
         '  echo "wait for $5 ($3/$4, context $1)"',
         "  while :; do",
         '    case "$3" in',
-        "      jobset) state=$(\"$KUBECTL\" --context \"$1\" -n \"$2\" get jobset \"$4\" "
+        '      jobset) state=$("$KUBECTL" --context "$1" -n "$2" get jobset "$4" '
         "-o 'jsonpath={.status.terminalState}') || state=\"\" ;;",
-        "      *) state=$(\"$KUBECTL\" --context \"$1\" -n \"$2\" get \"$3\" \"$4\" "
-        "-o 'jsonpath={.status.conditions[?(@.type==\"Available\")].status}') || state=\"\"",
+        '      *) state=$("$KUBECTL" --context "$1" -n "$2" get "$3" "$4" '
+        '-o \'jsonpath={.status.conditions[?(@.type=="Available")].status}\') || state=""',
         '         [ "$state" = True ] && state=Completed ;;',
         "    esac",
         '    case "$state" in',
@@ -133,9 +143,7 @@ def _apply_script(plan_id: str, queues: dict[str, str], steps: dict[str, list[st
         out += [f"  {line} || exit 1" for line in lines]
         out.append(") &")
         out.append("pids+=($!)")
-    out += ["rc=0",
-            'for p in "${pids[@]}"; do wait "$p" || rc=1; done',
-            'exit "$rc"', ""]
+    out += ["rc=0", 'for p in "${pids[@]}"; do wait "$p" || rc=1; done', 'exit "$rc"', ""]
     return "\n".join(out)
 
 
@@ -148,29 +156,44 @@ class KarmadaExporter:
     name = "karmada"
     description = "Karmada PropagationPolicy per stage (cluster affinity = lawful clusters)"
 
-    def policy(self, inp: ExportInput, job: StageJob, objects: list[dict[str, Any]]
-               ) -> dict[str, Any]:
+    def policy(
+        self, inp: ExportInput, job: StageJob, objects: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         k = k8s_site(job.planned)
         assert k is not None
-        same_chip = [c for c in job.alternatives
-                     if c.pool.chip == job.planned.pool.chip and k8s_site(c) is not None]
+        same_chip = [
+            c
+            for c in job.alternatives
+            if c.pool.chip == job.planned.pool.chip and k8s_site(c) is not None
+        ]
         fallback = sorted({k8s_site(c).cluster for c in same_chip} - {k.cluster})  # type: ignore[union-attr]
-        affinities: list[dict[str, Any]] = [{"affinityName": "planned",
-                                             "clusterNames": [k.cluster]}]
+        affinities: list[dict[str, Any]] = [
+            {"affinityName": "planned", "clusterNames": [k.cluster]}
+        ]
         if fallback:
             affinities.append({"affinityName": "lawful-alternatives", "clusterNames": fallback})
         return {
             "apiVersion": "policy.karmada.io/v1alpha1",
             "kind": "PropagationPolicy",
-            "metadata": {"name": object_name(job), "namespace": k.namespace,
-                         "labels": stage_labels(inp, job)},
+            "metadata": {
+                "name": object_name(job),
+                "namespace": k.namespace,
+                "labels": stage_labels(inp, job),
+            },
             "spec": {
-                "resourceSelectors": [{"apiVersion": o["apiVersion"], "kind": o["kind"],
-                                       "name": o["metadata"]["name"]} for o in objects],
+                "resourceSelectors": [
+                    {
+                        "apiVersion": o["apiVersion"],
+                        "kind": o["kind"],
+                        "name": o["metadata"]["name"],
+                    }
+                    for o in objects
+                ],
                 "placement": {
                     "clusterAffinities": affinities,
-                    "spreadConstraints": [{"spreadByField": "cluster", "maxGroups": 1,
-                                           "minGroups": 1}],
+                    "spreadConstraints": [
+                        {"spreadByField": "cluster", "maxGroups": 1, "minGroups": 1}
+                    ],
                 },
             },
         }
@@ -180,12 +203,15 @@ class KarmadaExporter:
         for job in inp.jobs:
             k = k8s_site(job.planned)
             if k is None:
-                res.notes.append(f"{job.workload}/{job.stage}: site {job.planned.site.id} has no "
-                                 "sites[].targets.kubernetes mapping; no policy written")
+                res.notes.append(
+                    f"{job.workload}/{job.stage}: site {job.planned.site.id} has no "
+                    "sites[].targets.kubernetes mapping; no policy written"
+                )
                 continue
             # the templates carry only the GPU type's labels: any lawful cluster can run them
             objects = stage_objects(inp, job, k, site_labels=False)
-            res.files[f"karmada/{job.name}.yaml"] = _dump([*objects,
-                                                           self.policy(inp, job, objects)])
+            res.files[f"karmada/{job.name}.yaml"] = _dump(
+                [*objects, self.policy(inp, job, objects)]
+            )
             res.jobs += 1
         return res

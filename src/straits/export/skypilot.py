@@ -40,9 +40,17 @@ from straits.plan.options import NODE
 
 #: catalog chip id -> the accelerator name SkyPilot's catalogs use
 ACCELERATORS = {
-    "A100-SXM-80GB": "A100-80GB", "A100-SXM-40GB": "A100", "A800-SXM": "A800",
-    "H100-SXM": "H100", "H800-SXM": "H800", "H200-SXM": "H200", "H20": "H20", "B200": "B200",
-    "MI300X": "MI300X", "Ascend-910B": "Ascend910B", "Ascend-910C": "Ascend910C",
+    "A100-SXM-80GB": "A100-80GB",
+    "A100-SXM-40GB": "A100",
+    "A800-SXM": "A800",
+    "H100-SXM": "H100",
+    "H800-SXM": "H800",
+    "H200-SXM": "H200",
+    "H20": "H20",
+    "B200": "B200",
+    "MI300X": "MI300X",
+    "Ascend-910B": "Ascend910B",
+    "Ascend-910C": "Ascend910C",
     "TPU-v4": "tpu-v4-8",
 }
 #: URI schemes SkyPilot mounts from object storage
@@ -50,10 +58,12 @@ MOUNTABLE = ("s3://", "gs://", "r2://", "cos://", "oci://", "https://")
 ENV_PLAN, ENV_WORKLOAD, ENV_STAGE = "STRAITS_PLAN_ID", "STRAITS_WORKLOAD", "STRAITS_STAGE"
 #: how long a replica may take to load its model before SkyServe's probe counts
 STARTUP_SECONDS = 1800
-RENDEZVOUS = ('export MASTER_ADDR="$(echo "$SKYPILOT_NODE_IPS" | head -n 1)" '
-              f"MASTER_PORT={MASTER_PORT} "
-              'NNODES="$SKYPILOT_NUM_NODES" NODE_RANK="$SKYPILOT_NODE_RANK" '
-              'NPROC_PER_NODE="$SKYPILOT_NUM_GPUS_PER_NODE"\n')
+RENDEZVOUS = (
+    'export MASTER_ADDR="$(echo "$SKYPILOT_NODE_IPS" | head -n 1)" '
+    f"MASTER_PORT={MASTER_PORT} "
+    'NNODES="$SKYPILOT_NUM_NODES" NODE_RANK="$SKYPILOT_NODE_RANK" '
+    'NPROC_PER_NODE="$SKYPILOT_NUM_GPUS_PER_NODE"\n'
+)
 
 
 def accelerator(choice: Choice) -> str:
@@ -70,20 +80,25 @@ def _infra(choice: Choice) -> str | None:
 
 class SkyPilotExporter:
     name = "skypilot"
-    description = ("managed-job pipeline per workload and SkyServe service per serving stage "
-                   "(resources limited to lawful options), launch.sh in order")
+    description = (
+        "managed-job pipeline per workload and SkyServe service per serving stage "
+        "(resources limited to lawful options), launch.sh in order"
+    )
 
     def __init__(self, ordered: bool = False) -> None:
         self.ordered = ordered
 
-    def resources(self, inp: ExportInput, job: StageJob, per_node: int, notes: list[str]
-                  ) -> list[dict[str, Any]]:
+    def resources(
+        self, inp: ExportInput, job: StageJob, per_node: int, notes: list[str]
+    ) -> list[dict[str, Any]]:
         out = []
         for c in job.choices:
             infra = _infra(c)
             if infra is None:
-                notes.append(f"{job.workload}/{job.stage}: {c.label} has no "
-                             "sites[].targets.skypilot mapping; left out of its resources")
+                notes.append(
+                    f"{job.workload}/{job.stage}: {c.label} has no "
+                    "sites[].targets.skypilot mapping; left out of its resources"
+                )
                 continue
             n = per_node
             if job.serving:  # a replica of this chip's size (a smaller one on a bigger chip)
@@ -97,38 +112,54 @@ class SkyPilotExporter:
         else:
             nodes, per_node = job.layout(NODE)
             if nodes * per_node != job.chips:
-                notes.append(f"{job.workload}/{job.stage}: {job.chips} chips rounded up to "
-                             f"{nodes} nodes of {per_node}")
+                notes.append(
+                    f"{job.workload}/{job.stage}: {job.chips} chips rounded up to "
+                    f"{nodes} nodes of {per_node}"
+                )
         options = self.resources(inp, job, per_node, notes)
         if not options or options[0]["infra"] != _infra(job.planned):
-            notes.append(f"{job.workload}/{job.stage}: the planned site {job.planned.site.id} "
-                         "has no SkyPilot mapping; no task written")
+            notes.append(
+                f"{job.workload}/{job.stage}: the planned site {job.planned.site.id} "
+                "has no SkyPilot mapping; no task written"
+            )
             return None
-        mounts = {f"/data/{d.id}": d.uri for d in job.datasets
-                  if d.uri is not None and d.uri.startswith(MOUNTABLE)}
+        mounts = {
+            f"/data/{d.id}": d.uri
+            for d in job.datasets
+            if d.uri is not None and d.uri.startswith(MOUNTABLE)
+        }
         for d in job.datasets:
             if f"/data/{d.id}" not in mounts:
-                notes.append(f"{job.workload}/{job.stage}: dataset {d.id} stays at "
-                             f"{d.located_at} (no object-storage uri); mount it on the cluster")
+                notes.append(
+                    f"{job.workload}/{job.stage}: dataset {d.id} stays at "
+                    f"{d.located_at} (no object-storage uri); mount it on the cluster"
+                )
         if job.command_source == "none":
-            notes.append(f"{job.workload}/{job.stage}: no command given; the task fails "
-                         "saying so (--run)")
+            notes.append(
+                f"{job.workload}/{job.stage}: no command given; the task fails saying so (--run)"
+            )
         task: dict[str, Any] = {
             "name": job.name,
             "num_nodes": nodes,
             "resources": {"ordered" if self.ordered else "any_of": options},
-            "envs": {ENV_PLAN: inp.plan_id, ENV_WORKLOAD: job.workload, ENV_STAGE: job.stage,
-                     "STRAITS_STAGE_KIND": job.kind,
-                     "STRAITS_SITE": job.planned.site.id,
-                     "STRAITS_START": job.placement.raw["start"],
-                     "STRAITS_END": job.placement.raw["end"]},
+            "envs": {
+                ENV_PLAN: inp.plan_id,
+                ENV_WORKLOAD: job.workload,
+                ENV_STAGE: job.stage,
+                "STRAITS_STAGE_KIND": job.kind,
+                "STRAITS_SITE": job.planned.site.id,
+                "STRAITS_START": job.placement.raw["start"],
+                "STRAITS_END": job.placement.raw["end"],
+            },
             "run": RENDEZVOUS + job.command,
         }
         if job.serving:
             task["envs"]["STRAITS_SERVE_PORT"] = str(SERVE_PORT)
             task["service"] = {
-                "readiness_probe": {"path": READINESS_PATH,
-                                    "initial_delay_seconds": STARTUP_SECONDS},
+                "readiness_probe": {
+                    "path": READINESS_PATH,
+                    "initial_delay_seconds": STARTUP_SECONDS,
+                },
                 "replicas": job.replicas(),
                 "ports": SERVE_PORT,
             }
@@ -147,11 +178,13 @@ class SkyPilotExporter:
             res.jobs += 1
             if job.serving:
                 path = f"skypilot/{job.name}.service.yaml"
-                head = (f"# Straits plan {inp.plan_id}: {job.workload}/{job.stage} on "
-                        f"{job.planned.label}, {job.replicas()} replica(s) of "
-                        f"{job.replica_chips} chips; `sky serve up` it"
-                        + (f" after {', '.join(job.after)}" if job.after else "")
-                        + " (launch.sh does)\n")
+                head = (
+                    f"# Straits plan {inp.plan_id}: {job.workload}/{job.stage} on "
+                    f"{job.planned.label}, {job.replicas()} replica(s) of "
+                    f"{job.replica_chips} chips; `sky serve up` it"
+                    + (f" after {', '.join(job.after)}" if job.after else "")
+                    + " (launch.sh does)\n"
+                )
                 res.files[path] = head + dump_yaml(task)
                 services.setdefault(job.workload, []).append((job, path))
             else:
@@ -161,26 +194,39 @@ class SkyPilotExporter:
         for workload, tasks in pipelines.items():
             name = labels[workload]
             path = f"skypilot/{name}.pipeline.yaml"
-            lines = [f"# Straits plan {inp.plan_id}: the training stages of {workload} as one "
-                     "managed-job pipeline (`sky jobs launch`): each task starts once the one "
-                     "before has succeeded.",
-                     *(f"# {j.stage} on {j.planned.label}, {j.chips} chips, {j.hours:.1f} h; "
-                       f"{len(j.alternatives)} lawful alternative(s)" for j, _ in tasks)]
-            res.files[path] = "\n".join(lines) + "\n" + dump_yaml({"name": name},
-                                                                 *(t for _, t in tasks))
+            lines = [
+                f"# Straits plan {inp.plan_id}: the training stages of {workload} as one "
+                "managed-job pipeline (`sky jobs launch`): each task starts once the one "
+                "before has succeeded.",
+                *(
+                    f"# {j.stage} on {j.planned.label}, {j.chips} chips, {j.hours:.1f} h; "
+                    f"{len(j.alternatives)} lawful alternative(s)"
+                    for j, _ in tasks
+                ),
+            ]
+            res.files[path] = (
+                "\n".join(lines) + "\n" + dump_yaml({"name": name}, *(t for _, t in tasks))
+            )
             launch.setdefault(workload, []).append(
-                f"sky jobs launch --yes --name {shlex.quote(name)} {path.split('/', 1)[1]}")
+                f"sky jobs launch --yes --name {shlex.quote(name)} {path.split('/', 1)[1]}"
+            )
         for workload, items in services.items():
             for job, path in items:
-                pending = [a for a in job.after if not any(
-                    j.stage == a for j, _ in pipelines.get(workload, ()))]
+                pending = [
+                    a
+                    for a in job.after
+                    if not any(j.stage == a for j, _ in pipelines.get(workload, ()))
+                ]
                 if pending:
-                    res.notes.append(f"{job.workload}/{job.stage}: after {', '.join(pending)}, "
-                                     "which no pipeline here runs; launch.sh does not wait for "
-                                     "it")
+                    res.notes.append(
+                        f"{job.workload}/{job.stage}: after {', '.join(pending)}, "
+                        "which no pipeline here runs; launch.sh does not wait for "
+                        "it"
+                    )
                 launch.setdefault(workload, []).append(
                     f"sky serve up --yes --service-name {shlex.quote(job.name)} "
-                    f"{path.split('/', 1)[1]}")
+                    f"{path.split('/', 1)[1]}"
+                )
         if launch:
             res.files["skypilot/launch.sh"] = _launch_script(inp.plan_id, launch)
         return res
@@ -197,13 +243,15 @@ def _dependency_order(inp: ExportInput) -> list[StageJob]:
 
 
 def _launch_script(plan_id: str, launch: dict[str, list[str]]) -> str:
-    out = ["#!/usr/bin/env bash",
-           f"# Launch Straits plan {plan_id} on SkyPilot: per workload, its training pipeline",
-           "# (sky jobs launch waits for it and fails when a task fails), then its services.",
-           "# Workloads run in parallel; the script exits non-zero if any fails.",
-           "set -uo pipefail",
-           'cd "$(dirname "$0")"',
-           "pids=()"]
+    out = [
+        "#!/usr/bin/env bash",
+        f"# Launch Straits plan {plan_id} on SkyPilot: per workload, its training pipeline",
+        "# (sky jobs launch waits for it and fails when a task fails), then its services.",
+        "# Workloads run in parallel; the script exits non-zero if any fails.",
+        "set -uo pipefail",
+        'cd "$(dirname "$0")"',
+        "pids=()",
+    ]
     for workload, lines in launch.items():
         out.append(f"(  # {workload}")
         out += [f"  {line} || exit 1" for line in lines]

@@ -66,18 +66,17 @@ def _var(job: StageJob) -> str:
     return "JOB_" + "".join(ch if ch.isalnum() else "_" for ch in job.name).upper()
 
 
-
-
 class SlurmExporter:
     name = "slurm"
-    description = ("sbatch script per stage (rendezvous, checkpoint chain within MaxTime) and "
-                   "a submit.sh per cluster chaining them with --dependency=afterok")
+    description = (
+        "sbatch script per stage (rendezvous, checkpoint chain within MaxTime) and "
+        "a submit.sh per cluster chaining them with --dependency=afterok"
+    )
 
     def script(self, inp: ExportInput, job: StageJob, s: SlurmSite) -> str:
         nodes, per_node = job.layout(s.gpus_per_node)
         pool_t = job.planned.pool.targets
-        partition = (pool_t.slurm_partition if pool_t and pool_t.slurm_partition
-                     else s.partition)
+        partition = pool_t.slurm_partition if pool_t and pool_t.slurm_partition else s.partition
         gres = pool_t.slurm_gres if pool_t else "gpu"
         parts, minutes = chain(job.hours, s.max_minutes)
         lead = lead_seconds(minutes)
@@ -86,124 +85,167 @@ class SlurmExporter:
             opts.append(f"--partition={partition}")
         if s.account:
             opts.append(f"--account={s.account}")
-        opts += [f"--nodes={nodes}", "--ntasks-per-node=1",
-                 f"--gpus-per-node={per_node}" if gres == "gpu" else f"--gres={gres}:{per_node}"]
+        opts += [
+            f"--nodes={nodes}",
+            "--ntasks-per-node=1",
+            f"--gpus-per-node={per_node}" if gres == "gpu" else f"--gres={gres}:{per_node}",
+        ]
         if per_node == s.gpus_per_node:
             opts.append("--exclusive")
-        opts += [f"--time={format_minutes(minutes)}", f"--signal=B:USR1@{lead}",
-                 "--kill-on-invalid-dep=yes", "--output=%x-%j.out"]
+        opts += [
+            f"--time={format_minutes(minutes)}",
+            f"--signal=B:USR1@{lead}",
+            "--kill-on-invalid-dep=yes",
+            "--output=%x-%j.out",
+        ]
         # the root may hold $VARS for the shell (its pattern allows nothing else); the rest is
         # quoted whatever the plan id holds
         ckpt = f'"{s.checkpoint_root}"/' + shlex.quote(f"{inp.plan_id}/{job.workload}/{job.stage}")
-        envs = {"STRAITS_PLAN_ID": inp.plan_id, "STRAITS_WORKLOAD": job.workload,
-                "STRAITS_STAGE": job.stage, "STRAITS_STAGE_KIND": job.kind,
-                "STRAITS_SITE": job.planned.site.id, "NPROC_PER_NODE": str(per_node),
-                "STRAITS_COMMAND": job.command}
+        envs = {
+            "STRAITS_PLAN_ID": inp.plan_id,
+            "STRAITS_WORKLOAD": job.workload,
+            "STRAITS_STAGE": job.stage,
+            "STRAITS_STAGE_KIND": job.kind,
+            "STRAITS_SITE": job.planned.site.id,
+            "NPROC_PER_NODE": str(per_node),
+            "STRAITS_COMMAND": job.command,
+        }
         if job.serving:
             envs["STRAITS_REPLICA_CHIPS"] = str(job.replica_chips)
-        lines = ["#!/bin/bash",
-                 *(f"#SBATCH {o}" for o in opts),
-                 f"# Straits plan {inp.plan_id}: {job.workload}/{job.stage} ({job.kind}) on "
-                 f"{job.planned.label}, {job.chips} chips = {nodes} node(s) x {per_node}, "
-                 f"planned {job.placement.raw['start']} to {job.placement.raw['end']}",
-                 f"# time: {job.hours:.2f} h planned + {TIME_MARGIN - 1:.0%} = "
-                 f"{needed_minutes(job.hours)} min, as {parts} job(s) of at most "
-                 f"{format_minutes(minutes)} (partition MaxTime {s.max_time}); "
-                 "submit.sh chains them",
-                 f"# command ({job.command_source}): runs once per node; on SIGUSR1 ({lead} s "
-                 "before a job's limit) it saves a checkpoint to $STRAITS_CHECKPOINT_DIR and "
-                 "exits 0"]
+        lines = [
+            "#!/bin/bash",
+            *(f"#SBATCH {o}" for o in opts),
+            f"# Straits plan {inp.plan_id}: {job.workload}/{job.stage} ({job.kind}) on "
+            f"{job.planned.label}, {job.chips} chips = {nodes} node(s) x {per_node}, "
+            f"planned {job.placement.raw['start']} to {job.placement.raw['end']}",
+            f"# time: {job.hours:.2f} h planned + {TIME_MARGIN - 1:.0%} = "
+            f"{needed_minutes(job.hours)} min, as {parts} job(s) of at most "
+            f"{format_minutes(minutes)} (partition MaxTime {s.max_time}); "
+            "submit.sh chains them",
+            f"# command ({job.command_source}): runs once per node; on SIGUSR1 ({lead} s "
+            "before a job's limit) it saves a checkpoint to $STRAITS_CHECKPOINT_DIR and "
+            "exits 0",
+        ]
         if job.after:
             lines.append(f"# submit.sh starts it after: {', '.join(job.after)} (afterok)")
-        lines += ["set -uo pipefail",
-                  *(f"export {k}={shlex.quote(v)}" for k, v in envs.items()),
-                  f"export STRAITS_SEGMENT=${{STRAITS_SEGMENT:-1}} "
-                  f"STRAITS_SEGMENTS=${{STRAITS_SEGMENTS:-{parts}}}",
-                  f"export STRAITS_CHECKPOINT_DIR={ckpt}",
-                  'mkdir -p "$STRAITS_CHECKPOINT_DIR" || exit 1',
-                  f'done_marker="$STRAITS_CHECKPOINT_DIR/{DONE_MARKER}"',
-                  'if [ -e "$done_marker" ]; then',
-                  '  echo "straits: $STRAITS_WORKLOAD/$STRAITS_STAGE is already complete '
-                  '(job $STRAITS_SEGMENT of $STRAITS_SEGMENTS has nothing to do)"',
-                  "  exit 0",
-                  "fi",
-                  '# rendezvous: the first node of the allocation',
-                  'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
-                  f"export MASTER_ADDR MASTER_PORT=$(( {MASTER_PORT} + SLURM_JOB_ID % 1000 ))",
-                  'export NNODES="$SLURM_JOB_NUM_NODES"',
-                  'echo "straits: $STRAITS_WORKLOAD/$STRAITS_STAGE job $STRAITS_SEGMENT of '
-                  '$STRAITS_SEGMENTS on $NNODES node(s), rendezvous $MASTER_ADDR:$MASTER_PORT"',
-                  "stop=0",
-                  "trap 'stop=1; echo \"straits: time limit near: asking the command to "
-                  "checkpoint (SIGUSR1)\" >&2; kill -USR1 \"$step\" 2>/dev/null' USR1",
-                  "srun --kill-on-bad-exit=1 --ntasks-per-node=1 "
-                  "bash -c 'export NODE_RANK=$SLURM_NODEID; exec bash -c \"$STRAITS_COMMAND\"' &",
-                  "step=$!",
-                  '# wait returns early when the trap runs: wait again until the step has ended',
-                  'while :; do wait "$step"; rc=$?; kill -0 "$step" 2>/dev/null || break; done',
-                  'if [ "$stop" -eq 0 ]; then',
-                  '  if [ "$rc" -eq 0 ]; then touch "$done_marker"; '
-                  'echo "straits: $STRAITS_WORKLOAD/$STRAITS_STAGE complete"; fi',
-                  '  exit "$rc"',
-                  "fi",
-                  'if [ "$STRAITS_SEGMENT" -lt "$STRAITS_SEGMENTS" ]; then',
-                  '  echo "straits: stopped at the limit of job $STRAITS_SEGMENT of '
-                  '$STRAITS_SEGMENTS (exit $rc); the next resumes from $STRAITS_CHECKPOINT_DIR"',
-                  "  exit 0",
-                  "fi"]
+        lines += [
+            "set -uo pipefail",
+            *(f"export {k}={shlex.quote(v)}" for k, v in envs.items()),
+            f"export STRAITS_SEGMENT=${{STRAITS_SEGMENT:-1}} "
+            f"STRAITS_SEGMENTS=${{STRAITS_SEGMENTS:-{parts}}}",
+            f"export STRAITS_CHECKPOINT_DIR={ckpt}",
+            'mkdir -p "$STRAITS_CHECKPOINT_DIR" || exit 1',
+            f'done_marker="$STRAITS_CHECKPOINT_DIR/{DONE_MARKER}"',
+            'if [ -e "$done_marker" ]; then',
+            '  echo "straits: $STRAITS_WORKLOAD/$STRAITS_STAGE is already complete '
+            '(job $STRAITS_SEGMENT of $STRAITS_SEGMENTS has nothing to do)"',
+            "  exit 0",
+            "fi",
+            "# rendezvous: the first node of the allocation",
+            'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
+            f"export MASTER_ADDR MASTER_PORT=$(( {MASTER_PORT} + SLURM_JOB_ID % 1000 ))",
+            'export NNODES="$SLURM_JOB_NUM_NODES"',
+            'echo "straits: $STRAITS_WORKLOAD/$STRAITS_STAGE job $STRAITS_SEGMENT of '
+            '$STRAITS_SEGMENTS on $NNODES node(s), rendezvous $MASTER_ADDR:$MASTER_PORT"',
+            "stop=0",
+            "trap 'stop=1; echo \"straits: time limit near: asking the command to "
+            'checkpoint (SIGUSR1)" >&2; kill -USR1 "$step" 2>/dev/null\' USR1',
+            "srun --kill-on-bad-exit=1 --ntasks-per-node=1 "
+            "bash -c 'export NODE_RANK=$SLURM_NODEID; exec bash -c \"$STRAITS_COMMAND\"' &",
+            "step=$!",
+            "# wait returns early when the trap runs: wait again until the step has ended",
+            'while :; do wait "$step"; rc=$?; kill -0 "$step" 2>/dev/null || break; done',
+            'if [ "$stop" -eq 0 ]; then',
+            '  if [ "$rc" -eq 0 ]; then touch "$done_marker"; '
+            'echo "straits: $STRAITS_WORKLOAD/$STRAITS_STAGE complete"; fi',
+            '  exit "$rc"',
+            "fi",
+            'if [ "$STRAITS_SEGMENT" -lt "$STRAITS_SEGMENTS" ]; then',
+            '  echo "straits: stopped at the limit of job $STRAITS_SEGMENT of '
+            '$STRAITS_SEGMENTS (exit $rc); the next resumes from $STRAITS_CHECKPOINT_DIR"',
+            "  exit 0",
+            "fi",
+        ]
         if job.serving:
-            lines += ['touch "$done_marker"',
-                      'echo "straits: the planned serving period of '
-                      '$STRAITS_WORKLOAD/$STRAITS_STAGE is over"', "exit 0", ""]
+            lines += [
+                'touch "$done_marker"',
+                'echo "straits: the planned serving period of '
+                '$STRAITS_WORKLOAD/$STRAITS_STAGE is over"',
+                "exit 0",
+                "",
+            ]
         else:
-            lines += ['echo "straits: $STRAITS_WORKLOAD/$STRAITS_STAGE did not finish within '
-                      'its planned time and margin ($STRAITS_SEGMENTS job(s)); not marked '
-                      'complete, later stages will not start" >&2', "exit 1", ""]
+            lines += [
+                'echo "straits: $STRAITS_WORKLOAD/$STRAITS_STAGE did not finish within '
+                "its planned time and margin ($STRAITS_SEGMENTS job(s)); not marked "
+                'complete, later stages will not start" >&2',
+                "exit 1",
+                "",
+            ]
         return "\n".join(lines)
 
     def render(self, inp: ExportInput) -> ExportResult:
         res = ExportResult(self.name)
         submits: dict[str, list[str]] = defaultdict(list)
         where: dict[tuple[str, str], SlurmSite] = {}
-        folders = unique_labels(sorted({s.cluster for j in inp.jobs
-                                        if (s := slurm_site(j)) is not None}))
+        folders = unique_labels(
+            sorted({s.cluster for j in inp.jobs if (s := slurm_site(j)) is not None})
+        )
         for job in inp.jobs:
             s = slurm_site(job)
             if s is None:
-                res.notes.append(f"{job.workload}/{job.stage}: site {job.planned.site.id} has no "
-                                 "sites[].targets.slurm mapping; no script written")
+                res.notes.append(
+                    f"{job.workload}/{job.stage}: site {job.planned.site.id} has no "
+                    "sites[].targets.slurm mapping; no script written"
+                )
                 continue
             folder = f"slurm/{folders[s.cluster]}"
             res.files[f"{folder}/{job.name}.sbatch"] = self.script(inp, job, s)
             parts, minutes = chain(job.hours, s.max_minutes)
             if parts > 1:
-                res.notes.append(f"{job.workload}/{job.stage}: needs "
-                                 f"{needed_minutes(job.hours) / 60:,.1f} h (planned + 25%): "
-                                 f"{parts} chained jobs of {format_minutes(minutes)} within "
-                                 f"MaxTime {s.max_time}")
+                res.notes.append(
+                    f"{job.workload}/{job.stage}: needs "
+                    f"{needed_minutes(job.hours) / 60:,.1f} h (planned + 25%): "
+                    f"{parts} chained jobs of {format_minutes(minutes)} within "
+                    f"MaxTime {s.max_time}"
+                )
             if job.command_source == "none":
-                res.notes.append(f"{job.workload}/{job.stage}: no command given; the job "
-                                 "fails saying so (--run)")
-            same = [a for a in job.after if (job.workload, a) in where
-                    and where[(job.workload, a)].cluster == s.cluster]
+                res.notes.append(
+                    f"{job.workload}/{job.stage}: no command given; the job fails saying so (--run)"
+                )
+            same = [
+                a
+                for a in job.after
+                if (job.workload, a) in where and where[(job.workload, a)].cluster == s.cluster
+            ]
             remote = [a for a in job.after if a not in same]
             deps = ":".join(f"${{{_var(inp.job(job.workload, a))}}}" for a in same)
             lines = submits[folder]
-            lines.append(f"# {job.workload}/{job.stage}: {parts} job(s)"
-                         + (f", after {', '.join(job.after)}" if job.after else ""))
-            lines.append(f"chain {job.name}.sbatch {parts} {deps or '-'} "
-                         f"{'hold' if remote else '-'}")
+            lines.append(
+                f"# {job.workload}/{job.stage}: {parts} job(s)"
+                + (f", after {', '.join(job.after)}" if job.after else "")
+            )
+            lines.append(
+                f"chain {job.name}.sbatch {parts} {deps or '-'} {'hold' if remote else '-'}"
+            )
             lines.append(f"{_var(job)}=$LAST")
             if remote:
                 elsewhere = ", ".join(
-                    f"{a} ({where[(job.workload, a)].cluster})" if (job.workload, a) in where
-                    else f"{a} (not exported to Slurm)" for a in remote)
+                    f"{a} ({where[(job.workload, a)].cluster})"
+                    if (job.workload, a) in where
+                    else f"{a} (not exported to Slurm)"
+                    for a in remote
+                )
                 # single-quoted: only $FIRST is the shell's to expand
-                held = shlex.quote(f"{job.workload}/{job.stage} is held until {elsewhere} "
-                                   "has completed; then run: scontrol release ")
+                held = shlex.quote(
+                    f"{job.workload}/{job.stage} is held until {elsewhere} "
+                    "has completed; then run: scontrol release "
+                )
                 lines.append(f'echo {held}"$FIRST"')
-                res.notes.append(f"{job.workload}/{job.stage}: after {elsewhere} on another "
-                                 "cluster; submitted held, release it when that completes")
+                res.notes.append(
+                    f"{job.workload}/{job.stage}: after {elsewhere} on another "
+                    "cluster; submitted held, release it when that completes"
+                )
             where[(job.workload, job.stage)] = s
             res.jobs += 1
         for folder, lines in submits.items():
@@ -222,7 +264,7 @@ def _submit(plan_id: str, folder: str, body: list[str]) -> str:
         "# before, the first afterok on DEPS (job ids a:b, or -) and held when HOLD is 'hold';",
         "# sets FIRST and LAST to the first and last job ids",
         "chain() {",
-        '  local script=$1 parts=$2 deps=$3 hold=$4 seg id prev',
+        "  local script=$1 parts=$2 deps=$3 hold=$4 seg id prev",
         '  [ "$deps" = - ] && deps=""',
         '  prev=$deps FIRST=""',
         '  for seg in $(seq 1 "$parts"); do',

@@ -46,10 +46,15 @@ class Change:
     severity: Literal["blocking", "info"] = "info"
 
     def to_json(self) -> dict[str, Any]:
-        return {"workload": self.workload, "stage": self.stage, "kind": self.kind,
-                "severity": self.severity, "summary": self.summary,
-                "rules": [r.to_json() for r in self.rules],
-                "delta_usd": None if self.delta_usd is None else round(self.delta_usd, 2)}
+        return {
+            "workload": self.workload,
+            "stage": self.stage,
+            "kind": self.kind,
+            "severity": self.severity,
+            "summary": self.summary,
+            "rules": [r.to_json() for r in self.rules],
+            "delta_usd": None if self.delta_usd is None else round(self.delta_usd, 2),
+        }
 
 
 @dataclass
@@ -77,13 +82,20 @@ class PlanImpact:
         return any(c.severity == "blocking" for c in self.changes)
 
     def to_json(self) -> dict[str, Any]:
-        return {"plan_id": self.plan_id, "scenario": self.scenario,
-                "plan_date": self.plan_date.isoformat(), "plan_regime": self.plan_regime,
-                "checked_date": self.checked_date.isoformat(), "regime": self.regime,
-                "affected_stages": self.affected, "blocking": self.blocking,
-                "changes": [c.to_json() for c in self.changes], "finished": self.finished,
-                "running": self.running,
-                "replan": self.replan}
+        return {
+            "plan_id": self.plan_id,
+            "scenario": self.scenario,
+            "plan_date": self.plan_date.isoformat(),
+            "plan_regime": self.plan_regime,
+            "checked_date": self.checked_date.isoformat(),
+            "regime": self.regime,
+            "affected_stages": self.affected,
+            "blocking": self.blocking,
+            "changes": [c.to_json() for c in self.changes],
+            "finished": self.finished,
+            "running": self.running,
+            "replan": self.replan,
+        }
 
 
 def _utc(day: dt.date) -> dt.datetime:
@@ -101,8 +113,15 @@ def _rule_changes(ctx: PlanContext, p: Placement, recorded_sc: Scenario) -> list
     stage = w.stage(p.stage)
     option = ctx.option(w, stage, p.site, p.chip, p.bought)
     if option is None:
-        return [Change(p.workload, p.stage, "rules", f"{p.label} is no longer an option of "
-                       "the scenario", severity="blocking")]
+        return [
+            Change(
+                p.workload,
+                p.stage,
+                "rules",
+                f"{p.label} is no longer an option of the scenario",
+                severity="blocking",
+            )
+        ]
     compute = ctx.verdict(w, stage, dataclasses.replace(option, buyer=None))
     # chips bought and delivered need no new order; an order not yet shipped does
     pending = p.bought and not _arrived(recorded_sc, p, ctx.date)
@@ -111,18 +130,33 @@ def _rule_changes(ctx: PlanContext, p: Placement, recorded_sc: Scenario) -> list
     if not verdict.lawful and verdict.blocking is not None:
         b = verdict.blocking
         what = "buying the chips of" if pending and compute.lawful else "running on"
-        out.append(Change(p.workload, p.stage, "rules",
-                          f"{what} {p.label} is no longer lawful ({b.outcome}): {b.text}",
-                          rules=tuple(_blocking(verdict)), severity="blocking"))
+        out.append(
+            Change(
+                p.workload,
+                p.stage,
+                "rules",
+                f"{what} {p.label} is no longer lawful ({b.outcome}): {b.text}",
+                rules=tuple(_blocking(verdict)),
+                severity="blocking",
+            )
+        )
         return out
     now = {r.rule: r for d in verdict.decisions for r in d.warnings}
     was = set(p.warnings)
     for rule in sorted(set(now) - was):
-        out.append(Change(p.workload, p.stage, "warning",
-                          f"new warning on {p.label}: {now[rule].text}", rules=(now[rule],)))
+        out.append(
+            Change(
+                p.workload,
+                p.stage,
+                "warning",
+                f"new warning on {p.label}: {now[rule].text}",
+                rules=(now[rule],),
+            )
+        )
     for rule in sorted(was - set(now)):
-        out.append(Change(p.workload, p.stage, "warning",
-                          f"warning {rule} no longer applies to {p.label}"))
+        out.append(
+            Change(p.workload, p.stage, "warning", f"warning {rule} no longer applies to {p.label}")
+        )
     return out
 
 
@@ -142,22 +176,29 @@ def _remaining(p: Placement, since: dt.datetime) -> float:
     return max(0.0, min(1.0, left / total))
 
 
-def _cost_changes(old: Scenario, new: Scenario, p: Placement, since: dt.datetime
-                  ) -> list[Change]:
+def _cost_changes(old: Scenario, new: Scenario, p: Placement, since: dt.datetime) -> list[Change]:
     a, b = price_of(old, p.site, p.chip), price_of(new, p.site, p.chip)
     if a is None or b is None or abs(a - b) < 1e-9 or p.bought:
         return []
     delta = p.chip_hours * _remaining(p, since) * (b - a)
     src = next((x.source for x in new.site(p.site).pools if x.chip == p.chip), None)
-    return [Change(p.workload, p.stage, "cost",
-                   f"{p.label} price ${a:,.2f} -> ${b:,.2f} per chip-hour"
-                   + (f" ({src})" if src else "")
-                   + f": {'+' if delta >= 0 else '-'}${abs(delta):,.0f} on the remaining "
-                     "chip-hours", delta_usd=delta)]
+    return [
+        Change(
+            p.workload,
+            p.stage,
+            "cost",
+            f"{p.label} price ${a:,.2f} -> ${b:,.2f} per chip-hour"
+            + (f" ({src})" if src else "")
+            + f": {'+' if delta >= 0 else '-'}${abs(delta):,.0f} on the remaining "
+            "chip-hours",
+            delta_usd=delta,
+        )
+    ]
 
 
-def _capacity_changes(new: Scenario, placements: list[Placement], since: dt.datetime
-                      ) -> list[Change]:
+def _capacity_changes(
+    new: Scenario, placements: list[Placement], since: dt.datetime
+) -> list[Change]:
     """Stages running at an instant (from ``since``) when their pool has fewer chips than the
     plan uses. The pool's capacity is the planner's own step profile (availability windows
     with the changes applied); usage can only exceed it where a booking starts or the
@@ -182,20 +223,29 @@ def _capacity_changes(new: Scenario, placements: list[Placement], since: dt.date
                 for p in running:
                     if p.key not in flagged:
                         flagged.add(p.key)
-                        out.append(Change(p.workload, p.stage, "capacity",
-                                          f"{site}/{chip} has {cap:,} chips from "
-                                          f"{t.date()}; the plan uses {used:,} then",
-                                          severity="blocking"))
+                        out.append(
+                            Change(
+                                p.workload,
+                                p.stage,
+                                "capacity",
+                                f"{site}/{chip} has {cap:,} chips from "
+                                f"{t.date()}; the plan uses {used:,} then",
+                                severity="blocking",
+                            )
+                        )
     return out
 
 
 def _diagnosis_rules(plan: dict[str, Any]) -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
-    return {(d["workload"], d["stage"]): {r["rule"]: r for r in d.get("rules", ())}
-            for d in plan.get("diagnosis", ())}
+    return {
+        (d["workload"], d["stage"]): {r["rule"]: r for r in d.get("rules", ())}
+        for d in plan.get("diagnosis", ())
+    }
 
 
-def _replan(sc: Scenario, recorded: dict[str, Any], rules: RuleSet, *, time_limit: float,
-            seed: int) -> dict[str, Any]:
+def _replan(
+    sc: Scenario, recorded: dict[str, Any], rules: RuleSet, *, time_limit: float, seed: int
+) -> dict[str, Any]:
     """The scenario planned again with the changes; per stage what moves and why."""
     new = make_plan(sc, rules=rules, time_limit=time_limit, seed=seed).to_json()
     old_a = {(a["workload"], a["stage"]): a for a in recorded.get("assignments", ())}
@@ -208,23 +258,44 @@ def _replan(sc: Scenario, recorded: dict[str, Any], rules: RuleSet, *, time_limi
         now = f"{b['site']}/{b['chip']}" if b else "unplaced"
         lifted = sorted(set(old_r.get(key, {})) - set(new_r.get(key, {})))
         added = sorted(set(new_r.get(key, {})) - set(old_r.get(key, {})))
-        stages.append({
-            "workload": key[0], "stage": key[1], "was": was, "now": now,
-            "moved": was != now,
-            "cost_was": a["cost_usd"] if a else None, "cost_now": b["cost_usd"] if b else None,
-            "rules_lifted": [old_r[key][r] for r in lifted],
-            "rules_added": [new_r[key][r] for r in added],
-        })
-    return {"date": new["date"], "regime": new["regime"], "status": new["status"],
-            "total_cost_usd": new["total_cost_usd"],
-            "recorded_total_cost_usd": recorded.get("total_cost_usd"),
-            "unplaced": [f"{u['workload']}/{u['stage']}" for u in new["unplaced"]],
-            "stages": stages, "plan": new}
+        stages.append(
+            {
+                "workload": key[0],
+                "stage": key[1],
+                "was": was,
+                "now": now,
+                "moved": was != now,
+                "cost_was": a["cost_usd"] if a else None,
+                "cost_now": b["cost_usd"] if b else None,
+                "rules_lifted": [old_r[key][r] for r in lifted],
+                "rules_added": [new_r[key][r] for r in added],
+            }
+        )
+    return {
+        "date": new["date"],
+        "regime": new["regime"],
+        "status": new["status"],
+        "total_cost_usd": new["total_cost_usd"],
+        "recorded_total_cost_usd": recorded.get("total_cost_usd"),
+        "unplaced": [f"{u['workload']}/{u['stage']}" for u in new["unplaced"]],
+        "stages": stages,
+        "plan": new,
+    }
 
 
-def impact(plan_id: str, recorded_sc: Scenario, plan: dict[str, Any], rules: RuleSet, *,
-           date: dt.date, regime: str | None = None, overrides: Overrides | None = None,
-           replan: bool = True, time_limit: float = 10.0, seed: int = 0) -> PlanImpact:
+def impact(
+    plan_id: str,
+    recorded_sc: Scenario,
+    plan: dict[str, Any],
+    rules: RuleSet,
+    *,
+    date: dt.date,
+    regime: str | None = None,
+    overrides: Overrides | None = None,
+    replan: bool = True,
+    time_limit: float = 10.0,
+    seed: int = 0,
+) -> PlanImpact:
     """Re-evaluate ``plan`` (made from ``recorded_sc``) as of ``date``."""
     plan_date = dt.date.fromisoformat(str(plan["date"]))
     plan_regime = str(plan["regime"])
@@ -250,31 +321,44 @@ def impact(plan_id: str, recorded_sc: Scenario, plan: dict[str, Any], rules: Rul
         out.replan = _replan(new_sc, plan, rules, time_limit=time_limit, seed=seed)
         for s in out.replan["stages"]:
             tag = f"{s['workload']}/{s['stage']}"
-            s["state"] = ("finished" if tag in out.finished else
-                          "running" if tag in out.running else "not started")
+            s["state"] = (
+                "finished"
+                if tag in out.finished
+                else "running"
+                if tag in out.running
+                else "not started"
+            )
             if not s["moved"] and not s["rules_lifted"]:
                 continue
             lifted = tuple(_reason_stub(r) for r in s["rules_lifted"])
-            delta = (s["cost_now"] - s["cost_was"]) if s["cost_now"] is not None and \
-                s["cost_was"] is not None else None
-            text = (f"re-plan moves it from {s['was']} to {s['now']}" if s["moved"]
-                    else f"re-plan keeps {s['was']}")
+            delta = (
+                (s["cost_now"] - s["cost_was"])
+                if s["cost_now"] is not None and s["cost_was"] is not None
+                else None
+            )
+            text = (
+                f"re-plan moves it from {s['was']} to {s['now']}"
+                if s["moved"]
+                else f"re-plan keeps {s['was']}"
+            )
             if s["moved"] and s["state"] != "not started":
                 text += f" (it is {s['state']}: moving it means running it again)"
             if lifted:
                 text += "; no longer blocking any of its options: " + ", ".join(
-                    r.rule for r in lifted)
+                    r.rule for r in lifted
+                )
             added = tuple(_reason_stub(r) for r in s["rules_added"]) if s["moved"] else ()
             if added:
-                text += "; now blocking some of its options: " + ", ".join(
-                    r.rule for r in added)
-            out.changes.append(Change(s["workload"], s["stage"], "replan", text,
-                                      lifted + added, delta))
+                text += "; now blocking some of its options: " + ", ".join(r.rule for r in added)
+            out.changes.append(
+                Change(s["workload"], s["stage"], "replan", text, lifted + added, delta)
+            )
     return out
 
 
-def rules_as_of(sc: Scenario, plan: dict[str, Any], rules: RuleSet, *, date: dt.date,
-                regime: str) -> list[Change]:
+def rules_as_of(
+    sc: Scenario, plan: dict[str, Any], rules: RuleSet, *, date: dt.date, regime: str
+) -> list[Change]:
     """Every placement of ``plan`` asked of the rules in force on ``date`` under ``regime``,
     whatever the plan's own date (the console's what-if: "had this plan been made then"):
     the placements that would be blocked, and the warnings that would appear or lift."""
@@ -286,9 +370,14 @@ def rules_as_of(sc: Scenario, plan: dict[str, Any], rules: RuleSet, *, date: dt.
 
 
 def _reason_stub(r: dict[str, Any]) -> Reason:
-    return Reason(rule=r["rule"], title=r.get("title", r["rule"]), citation=r.get("citation", ""),
-                  effect=r.get("effect", ""), confidence=r.get("confidence", ""),
-                  template=r.get("text", ""))
+    return Reason(
+        rule=r["rule"],
+        title=r.get("title", r["rule"]),
+        citation=r.get("citation", ""),
+        effect=r.get("effect", ""),
+        confidence=r.get("confidence", ""),
+        template=r.get("text", ""),
+    )
 
 
 __all__ = ["Change", "PlanImpact", "impact", "rules_as_of"]

@@ -56,31 +56,37 @@ def _load(path: Path, key: str) -> Overrides:
     if isinstance(data, list):
         data = {key: data}
     if not isinstance(data, dict) or set(data) != {key}:
-        raise ScenarioError(f"expected a list of {key} changes", source=str(path),
-                            expected=f"a list, or a mapping with the one key `{key}`")
+        raise ScenarioError(
+            f"expected a list of {key} changes",
+            source=str(path),
+            expected=f"a list, or a mapping with the one key `{key}`",
+        )
     ov = validate_as(Overrides, data, source=str(path), error=ScenarioError)
     seen: dict[tuple[Any, ...], int] = {}
     changes: tuple[_Change, ...] = ov.prices if key == "prices" else ov.capacity
     for i, c in enumerate(changes):  # a pool changed twice (on the same day) says two things
         k = (c.site, c.chip, getattr(c, "start", None))
         if k in seen:
-            raise ScenarioError(f"pool {c.chip} at site {c.site!r} is changed twice (first at "
-                                f"{key}[{seen[k]}])", source=str(path), path=f"{key}[{i}]",
-                                expected="one change per pool" + (" and start date"
-                                                                  if key == "capacity" else ""))
+            raise ScenarioError(
+                f"pool {c.chip} at site {c.site!r} is changed twice (first at {key}[{seen[k]}])",
+                source=str(path),
+                path=f"{key}[{i}]",
+                expected="one change per pool" + (" and start date" if key == "capacity" else ""),
+            )
         seen[k] = i
     return ov
 
 
 def load_overrides(prices: Path | None, capacity: Path | None) -> Overrides:
-    return Overrides(prices=_load(prices, "prices").prices if prices else (),
-                     capacity=_load(capacity, "capacity").capacity if capacity else (),
-                     prices_file=str(prices) if prices else None,
-                     capacity_file=str(capacity) if capacity else None)
+    return Overrides(
+        prices=_load(prices, "prices").prices if prices else (),
+        capacity=_load(capacity, "capacity").capacity if capacity else (),
+        prices_file=str(prices) if prices else None,
+        capacity_file=str(capacity) if capacity else None,
+    )
 
 
-def apply(sc: Scenario, ov: Overrides, *, date: dt.date, regime: str | None = None
-          ) -> Scenario:
+def apply(sc: Scenario, ov: Overrides, *, date: dt.date, regime: str | None = None) -> Scenario:
     """``sc`` with the changed figures, dated ``date`` (validated again, so a change naming a
     pool that does not exist is an error)."""
     doc = sc.model_dump(mode="json")
@@ -92,9 +98,12 @@ def apply(sc: Scenario, ov: Overrides, *, date: dt.date, regime: str | None = No
     def pool(kind: str, i: int, c: _Change) -> dict[str, Any]:
         hit = pools.get((c.site, c.chip))
         if hit is None:
-            raise ScenarioError(f"no pool {c.chip} at site {c.site!r} in scenario {sc.name}",
-                                source=ov.prices_file if kind == "prices" else ov.capacity_file,
-                                path=f"{kind}[{i}]", expected="a site and chip of the scenario")
+            raise ScenarioError(
+                f"no pool {c.chip} at site {c.site!r} in scenario {sc.name}",
+                source=ov.prices_file if kind == "prices" else ov.capacity_file,
+                path=f"{kind}[{i}]",
+                expected="a site and chip of the scenario",
+            )
         out: dict[str, Any] = hit
         return out
 
@@ -107,11 +116,16 @@ def apply(sc: Scenario, ov: Overrides, *, date: dt.date, regime: str | None = No
         start = c.start or date
         if start <= date:
             hit["count"] = c.count
-            hit["availability"] = [w for w in hit.get("availability", ())
-                                   if w.get("end") and w["end"] <= start.isoformat()]
+            hit["availability"] = [
+                w
+                for w in hit.get("availability", ())
+                if w.get("end") and w["end"] <= start.isoformat()
+            ]
         else:
-            hit["availability"] = [*hit.get("availability", ()),
-                                   {"start": start.isoformat(), "end": None, "count": c.count}]
+            hit["availability"] = [
+                *hit.get("availability", ()),
+                {"start": start.isoformat(), "end": None, "count": c.count},
+            ]
     return parse_scenario(doc, source=f"scenario {sc.name} with changes")
 
 
@@ -122,5 +136,4 @@ def price_of(sc: Scenario, site: str, chip: str) -> float | None:
     return None
 
 
-__all__ = ["CapacityChange", "Overrides", "PriceChange", "apply", "load_overrides",
-           "price_of"]
+__all__ = ["CapacityChange", "Overrides", "PriceChange", "apply", "load_overrides", "price_of"]

@@ -13,11 +13,25 @@ if TYPE_CHECKING:
     from straits.market.simulation import Setup
 
 
-def record(s: Setup, month: str, t: int, hours: float, demand: np.ndarray, used_own: np.ndarray,
-           rent_ch: np.ndarray, pool_used: np.ndarray, pool_cap: np.ndarray,
-           pool_chips: np.ndarray, price: np.ndarray, unmet: np.ndarray, off_work: np.ndarray,
-           a_off: np.ndarray, a_off_nodata: np.ndarray, bought: dict[str, float],
-           asked: np.ndarray) -> MonthRecord:
+def record(
+    s: Setup,
+    month: str,
+    t: int,
+    hours: float,
+    demand: np.ndarray,
+    used_own: np.ndarray,
+    rent_ch: np.ndarray,
+    pool_used: np.ndarray,
+    pool_cap: np.ndarray,
+    pool_chips: np.ndarray,
+    price: np.ndarray,
+    unmet: np.ndarray,
+    off_work: np.ndarray,
+    a_off: np.ndarray,
+    a_off_nodata: np.ndarray,
+    bought: dict[str, float],
+    asked: np.ndarray,
+) -> MonthRecord:
     m, f = s.m, s.firms
     pools = m.supply.pools
     countries = list(m.supply.countries)
@@ -40,8 +54,9 @@ def record(s: Setup, month: str, t: int, hours: float, demand: np.ndarray, used_
     for c in countries:
         idx = [p for p, pool in enumerate(pools) if pool.country == c]
         w = pool_used[idx] if pool_used[idx].sum() > 0 else pool_cap[idx]
-        price_c[c] = float(np.average(price[idx], weights=w)) if w.sum() > 0 else float(
-            price[idx].mean())
+        price_c[c] = (
+            float(np.average(price[idx], weights=w)) if w.sum() > 0 else float(price[idx].mean())
+        )
     mw = rent_home / hours * s.mw_chip_pool
     own_home = used_own[home]
     eff_used = (own_home * s.eff[None, :, :]).sum(axis=(0, 1))
@@ -79,8 +94,14 @@ def record(s: Setup, month: str, t: int, hours: float, demand: np.ndarray, used_
     )
 
 
-def trace_usage(s: Setup, month: str, used_own: np.ndarray, rent_ch: np.ndarray,
-                a_home: np.ndarray, a_off: np.ndarray) -> None:
+def trace_usage(
+    s: Setup,
+    month: str,
+    used_own: np.ndarray,
+    rent_ch: np.ndarray,
+    a_home: np.ndarray,
+    a_off: np.ndarray,
+) -> None:
     """Append what each firm type did with each option this month to ``s.usage``."""
     m, f = s.m, s.firms
     for ti, ft in enumerate(f.types):
@@ -89,9 +110,31 @@ def trace_usage(s: Setup, month: str, used_own: np.ndarray, rent_ch: np.ndarray,
             for c, chip in enumerate(s.own_chips):
                 ch = float(used_own[idx, k, c].sum())
                 if ch > 0 or a_home[ti, k, c] > 0:
-                    s.usage.append(Usage(month, ft.id, kind, "own", m.home, ft.hq, chip, ch,
-                                         float(a_home[ti, k, c])))
+                    s.usage.append(
+                        Usage(
+                            month,
+                            ft.id,
+                            kind,
+                            "own",
+                            m.home,
+                            ft.hq,
+                            chip,
+                            ch,
+                            float(a_home[ti, k, c]),
+                        )
+                    )
             for p, pool in enumerate(m.supply.pools):
                 ch = float(rent_ch[ti, k, p])
-                s.usage.append(Usage(month, ft.id, kind, "rent", pool.country,
-                                     pool.operator_hq, pool.chip, ch, float(a_off[ti, k, p])))
+                s.usage.append(
+                    Usage(
+                        month,
+                        ft.id,
+                        kind,
+                        "rent",
+                        pool.country,
+                        pool.operator_hq,
+                        pool.chip,
+                        ch,
+                        float(a_off[ti, k, p]),
+                    )
+                )

@@ -37,8 +37,10 @@ from straits.rules.engine import RuleSet, ruleset
 
 FITTED = "demand.initial_utilisation"
 #: the supply points of the figure the parameter is fitted on (set to their low / high ends)
-FIT_SUPPLY = ("home_chips[H20].supply_per_month[2024-04]",
-              "home_chips[H20].supply_per_month[2024-12]")
+FIT_SUPPLY = (
+    "home_chips[H20].supply_per_month[2024-04]",
+    "home_chips[H20].supply_per_month[2024-12]",
+)
 #: relative shortfall below the target still counted as reaching it (the purchases approach the
 #: supply cap smoothly: the logit of the buy decision and pro-rata rationing)
 REACHED = 1e-3
@@ -68,22 +70,58 @@ class Figure:
 
 
 FIGURES: tuple[Figure, ...] = (
-    Figure("h20-2024", "H20 bought by Chinese firms in 2024", 1_000_000, "at least", ("H20",),
-           "2024-01", "2024-12", "fit",
-           "SemiAnalysis via Financial Times (2024): NVIDIA on track to deliver more than 1 "
-           "million H20 to China in 2024, at ~$12,000 each", "V2"),
-    Figure("h20-2025q1", "H20 delivered in Q1 2025, before the licence requirement",
-           1_000_000, "about", ("H20",), "2025-01", "2025-03", "judge",
-           "Nikkei / Asia Times (2025): H20 orders of $12-16B in Q1 2025, ~1M units reportedly "
-           "delivered before the 2025-04-09 licence requirement", "V2"),
-    Figure("ascend-2025-bis", "Ascend chips made in 2025 (910B and 910C)", 200_000, "at most",
-           ("Ascend-910B", "Ascend-910C"), "2025-01", "2025-12", "judge",
-           "BIS Under Secretary Kessler, House testimony (2025-06): Huawei can make at most "
-           "~200,000 AI chips in 2025", "V2"),
-    Figure("ascend-910c-2025", "Ascend 910C made in 2025", 300_000, "about", ("Ascend-910C",),
-           "2025-01", "2025-12", "judge",
-           "Bloomberg (2025-09-30): ~600,000 910C planned for 2026, 'double this year's' "
-           "(so ~300,000 in 2025)", "V2"),
+    Figure(
+        "h20-2024",
+        "H20 bought by Chinese firms in 2024",
+        1_000_000,
+        "at least",
+        ("H20",),
+        "2024-01",
+        "2024-12",
+        "fit",
+        "SemiAnalysis via Financial Times (2024): NVIDIA on track to deliver more than 1 "
+        "million H20 to China in 2024, at ~$12,000 each",
+        "V2",
+    ),
+    Figure(
+        "h20-2025q1",
+        "H20 delivered in Q1 2025, before the licence requirement",
+        1_000_000,
+        "about",
+        ("H20",),
+        "2025-01",
+        "2025-03",
+        "judge",
+        "Nikkei / Asia Times (2025): H20 orders of $12-16B in Q1 2025, ~1M units reportedly "
+        "delivered before the 2025-04-09 licence requirement",
+        "V2",
+    ),
+    Figure(
+        "ascend-2025-bis",
+        "Ascend chips made in 2025 (910B and 910C)",
+        200_000,
+        "at most",
+        ("Ascend-910B", "Ascend-910C"),
+        "2025-01",
+        "2025-12",
+        "judge",
+        "BIS Under Secretary Kessler, House testimony (2025-06): Huawei can make at most "
+        "~200,000 AI chips in 2025",
+        "V2",
+    ),
+    Figure(
+        "ascend-910c-2025",
+        "Ascend 910C made in 2025",
+        300_000,
+        "about",
+        ("Ascend-910C",),
+        "2025-01",
+        "2025-12",
+        "judge",
+        "Bloomberg (2025-09-30): ~600,000 910C planned for 2026, 'double this year's' "
+        "(so ~300,000 in 2025)",
+        "V2",
+    ),
 )
 
 
@@ -93,15 +131,22 @@ def figure(figure_id: str) -> Figure:
 
 def bought(result: MarketResult, f: Figure) -> float:
     """Units of ``f``'s chips the simulation ordered in ``f``'s months."""
-    return sum(sum(x.chips_ordered.get(c, 0.0) for c in f.chips)
-               for x in result.months if f.first <= x.month <= f.last)
+    return sum(
+        sum(x.chips_ordered.get(c, 0.0) for c in f.chips)
+        for x in result.months
+        if f.first <= x.month <= f.last
+    )
 
 
 def supplied(m: Market, f: Figure) -> float:
     """Units of ``f``'s chips the market file offers in ``f``'s months."""
     chips = {h.chip: h for h in m.home_chips}
-    return sum(series_at(chips[c].supply_per_month, month_index(month))
-               for c in f.chips if c in chips for month in month_range(f.first, f.last))
+    return sum(
+        series_at(chips[c].supply_per_month, month_index(month))
+        for c in f.chips
+        if c in chips
+        for month in month_range(f.first, f.last)
+    )
 
 
 @dataclass(frozen=True)
@@ -133,8 +178,13 @@ def _supply_values(raw: Mapping[str, Any], end: SupplyEnd) -> dict[str, float]:
     return out
 
 
-def fit_one(raw: Mapping[str, Any], end: SupplyEnd = "mid", *, firms: int | None = None,
-            rules: RuleSet | None = None) -> Fit:
+def fit_one(
+    raw: Mapping[str, Any],
+    end: SupplyEnd = "mid",
+    *,
+    firms: int | None = None,
+    rules: RuleSet | None = None,
+) -> Fit:
     """Fit ``demand.initial_utilisation`` with the 2024 H20 supply at ``end`` of its range."""
     rules = rules or ruleset()
     base = with_values(raw, _supply_values(raw, end))
@@ -151,8 +201,9 @@ def fit_one(raw: Mapping[str, Any], end: SupplyEnd = "mid", *, firms: int | None
     reached: Callable[[float], bool] = lambda units: units >= target * (1.0 - REACHED)  # noqa: E731
     lo, hi = BRACKET
     if reached(run(lo)) or not reached(run(hi)):
-        raise ValueError(f"the 2024 H20 purchases do not cross {target:,.0f} units between "
-                         f"U0 = {lo} and {hi}")
+        raise ValueError(
+            f"the 2024 H20 purchases do not cross {target:,.0f} units between U0 = {lo} and {hi}"
+        )
     while hi - lo > TOLERANCE:
         mid = (lo + hi) / 2.0
         if reached(run(mid)):
@@ -162,8 +213,9 @@ def fit_one(raw: Mapping[str, Any], end: SupplyEnd = "mid", *, firms: int | None
     return Fit(end, hi, target, supplied(validate(base, "market"), fig), run(hi), run(lo), count)
 
 
-def judge(m: Market, *, firms: int | None = None, rules: RuleSet | None = None
-          ) -> list[tuple[Figure, float, float]]:
+def judge(
+    m: Market, *, firms: int | None = None, rules: RuleSet | None = None
+) -> list[tuple[Figure, float, float]]:
     """Every figure with the units the simulation of ``m`` buys and the units the file offers."""
     r = simulate(m, firms=firms, rules=rules)
     return [(f, bought(r, f), supplied(m, f)) for f in FIGURES]

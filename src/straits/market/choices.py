@@ -24,8 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def use_own(need: np.ndarray, cap: np.ndarray, eff: np.ndarray, access: np.ndarray,
-            tiers: list[list[int]]) -> np.ndarray:
+def use_own(
+    need: np.ndarray, cap: np.ndarray, eff: np.ndarray, access: np.ndarray, tiers: list[list[int]]
+) -> np.ndarray:
     """Chip-hours of owned chips used, ``used[f, k, c]``.
 
     ``need[f, k]`` work (h100e-hours, reduced in place), ``cap[f, c]`` chip-hours (reduced in
@@ -40,8 +41,10 @@ def use_own(need: np.ndarray, cap: np.ndarray, eff: np.ndarray, access: np.ndarr
     total = eff.sum(axis=0)
     rel = np.divide(eff, total, out=np.zeros_like(eff), where=total > 0)
     for tier in tiers:
-        pairs = sorted(((k, c) for k in tier for c in range(n_c)),
-                       key=lambda kc: (-float(rel[kc]), -float(eff[kc]), kc))
+        pairs = sorted(
+            ((k, c) for k in tier for c in range(n_c)),
+            key=lambda kc: (-float(rel[kc]), -float(eff[kc]), kc),
+        )
         for k, c in pairs:
             if eff[k, c] <= 0 or access[k, c] <= 0:
                 continue
@@ -82,8 +85,9 @@ def logit_split(cost: np.ndarray, ok: np.ndarray, sharpness: float) -> np.ndarra
     return w / total if total > 0 else out
 
 
-def clear_rentals(offers: list[Offer], eff_pool: np.ndarray, cap: np.ndarray
-                  ) -> tuple[dict[tuple[int, int], np.ndarray], np.ndarray, np.ndarray]:
+def clear_rentals(
+    offers: list[Offer], eff_pool: np.ndarray, cap: np.ndarray
+) -> tuple[dict[tuple[int, int], np.ndarray], np.ndarray, np.ndarray]:
     """Serve the offers from the pools' chip-hours ``cap``.
 
     Returns, per (type, kind), the share of its work each pool served; the chip-hours used per

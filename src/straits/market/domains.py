@@ -66,8 +66,7 @@ def domain_of(path: str) -> tuple[float, float, bool, str]:
     raise AssertionError("the last domain matches every path")
 
 
-def violations(params: Iterator[tuple[str, Mapping[str, Any]]]
-               ) -> Iterator[tuple[str, str, str]]:
+def violations(params: Iterator[tuple[str, Mapping[str, Any]]]) -> Iterator[tuple[str, str, str]]:
     """(parameter path, what is wrong, what is expected) for each value outside its domain."""
     for path, node in params:
         lo, hi, closed, what = domain_of(path)

@@ -26,8 +26,14 @@ REFERENCE_DAYS = 30.0
 
 
 def _spec(t: ModelTemplate) -> ModelSpec:
-    return ModelSpec(params=t.params, active_params=t.active_params or t.params, layers=t.layers,
-                     d_model=t.d_model, heads=t.heads, seq_len=t.seq_len)
+    return ModelSpec(
+        params=t.params,
+        active_params=t.active_params or t.params,
+        layers=t.layers,
+        d_model=t.d_model,
+        heads=t.heads,
+        seq_len=t.seq_len,
+    )
 
 
 @lru_cache(maxsize=1024)
@@ -39,14 +45,18 @@ def chip_hours(template: ModelTemplate, kind: str, chip_id: str) -> float:
         if kind == "train":
             est = estimate_training(spec, REFERENCE_TOKENS, chip)
         else:
-            est = estimate_serving(spec, chip, None, REFERENCE_DAYS,
-                                   tokens_per_s=template.serve_tokens_per_s)
+            est = estimate_serving(
+                spec, chip, None, REFERENCE_DAYS, tokens_per_s=template.serve_tokens_per_s
+            )
     except StraitsError as exc:
-        raise MarketError(f"the estimator cannot size the market's {kind} model on "
-                          f"{chip_id}: {exc}", path=f"models.{kind}") from None
+        raise MarketError(
+            f"the estimator cannot size the market's {kind} model on {chip_id}: {exc}",
+            path=f"models.{kind}",
+        ) from None
     if not est.chip_hours > 0:
-        raise MarketError(f"the estimator gives no chip-hours for {kind} on {chip_id}",
-                          path=f"models.{kind}")
+        raise MarketError(
+            f"the estimator gives no chip-hours for {kind} on {chip_id}", path=f"models.{kind}"
+        )
     return est.chip_hours
 
 

@@ -81,6 +81,11 @@ def make_firms(m: Market, seed: int, firms: int | None = None) -> Firms:
         home.append(np.full(n, is_home))
         weight.append(sizes / sizes.sum() * share)
     n_all = sum(counts)
-    return Firms(tuple(m.firm_types), np.concatenate(type_of).astype(np.int64),
-                 np.concatenate(home).astype(bool), np.concatenate(weight),
-                 rng.lognormal(0.0, WTP_SIGMA, n_all), rng.uniform(0.0, 2.0, n_all))
+    return Firms(
+        tuple(m.firm_types),
+        np.concatenate(type_of).astype(np.int64),
+        np.concatenate(home).astype(bool),
+        np.concatenate(weight),
+        rng.lognormal(0.0, WTP_SIGMA, n_all),
+        rng.uniform(0.0, 2.0, n_all),
+    )

@@ -40,8 +40,14 @@ class RangeParam:
     unpublished: bool
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "low": self.low, "high": self.high, "source": self.source,
-                "confidence": self.confidence, "unpublished": self.unpublished}
+        return {
+            "path": self.path,
+            "low": self.low,
+            "high": self.high,
+            "source": self.source,
+            "confidence": self.confidence,
+            "unpublished": self.unpublished,
+        }
 
 
 def shipped_text() -> str:
@@ -72,13 +78,17 @@ def read_raw(path: Path | None) -> tuple[dict[str, Any], str]:
     label = str(path)
     data = parse_document(read_text(path, error=MarketError), source=label, error=MarketError)
     if not isinstance(data, dict):
-        raise MarketError("expected a mapping at the top level", source=label,
-                          expected="a market file (see docs/market.md)")
+        raise MarketError(
+            "expected a mapping at the top level",
+            source=label,
+            expected="a market file (see docs/market.md)",
+        )
     ext = data.pop("extends", None)
     if ext is not None:
         if ext != SHIPPED:
-            raise MarketError(f"cannot extend {ext!r}", source=label, path="extends",
-                              expected="'shipped'")
+            raise MarketError(
+                f"cannot extend {ext!r}", source=label, path="extends", expected="'shipped'"
+            )
         data = merge(shipped_raw(), data)
     return data, label
 
@@ -94,16 +104,17 @@ def validate(raw: Mapping[str, Any], label: str) -> Market:
     return market
 
 
-def load_market(path: Path | None = None, overrides: Mapping[str, float] | None = None,
-                ) -> tuple[Market, dict[str, Any], str]:
+def load_market(
+    path: Path | None = None,
+    overrides: Mapping[str, float] | None = None,
+) -> tuple[Market, dict[str, Any], str]:
     """The validated market of ``path`` (shipped when None) with ``overrides`` applied."""
     raw, label = read_raw(path)
     if overrides:
         from straits.market.domains import violations
 
         raw = with_values(raw, overrides, label=label)
-        for where, detail, bound in violations(
-                (key, {"value": v}) for key, v in overrides.items()):
+        for where, detail, bound in violations((key, {"value": v}) for key, v in overrides.items()):
             raise MarketError(detail, source="--set", path=where, expected=bound)
     return validate(raw, label), raw, label
 
@@ -115,8 +126,12 @@ def digest(raw: Mapping[str, Any]) -> str:
 
 # --- paths --------------------------------------------------------------------------------------
 def _is_param(node: Any) -> bool:
-    return isinstance(node, dict) and "source" in node and "confidence" in node and (
-        "value" in node or "low" in node or "high" in node)
+    return (
+        isinstance(node, dict)
+        and "source" in node
+        and "confidence" in node
+        and ("value" in node or "low" in node or "high" in node)
+    )
 
 
 def _key(item: Any) -> str | None:
@@ -143,11 +158,22 @@ def walk_params(raw: Any, prefix: str = "") -> Iterator[tuple[str, dict[str, Any
 def range_params(raw: Mapping[str, Any]) -> list[RangeParam]:
     out = []
     for path, node in walk_params(raw):
-        if "low" in node and "high" in node and isinstance(node["low"], int | float) \
-                and isinstance(node["high"], int | float):
-            out.append(RangeParam(path, float(node["low"]), float(node["high"]),
-                                  str(node["source"]), str(node["confidence"]),
-                                  bool(node.get("unpublished", False))))
+        if (
+            "low" in node
+            and "high" in node
+            and isinstance(node["low"], int | float)
+            and isinstance(node["high"], int | float)
+        ):
+            out.append(
+                RangeParam(
+                    path,
+                    float(node["low"]),
+                    float(node["high"]),
+                    str(node["source"]),
+                    str(node["confidence"]),
+                    bool(node.get("unpublished", False)),
+                )
+            )
     return out
 
 
@@ -155,32 +181,42 @@ def _find(raw: Any, path: str, label: str) -> dict[str, Any]:
     node = raw
     steps = _STEP.findall(path)
     if not steps or "".join(f".{a}" if a else f"[{b}]" for a, b in steps).lstrip(".") != path:
-        raise MarketError(f"cannot read parameter path {path!r}", source=label,
-                          expected="a path such as demand.shift_speed or "
-                                   "supply.pools[my-sg-h100].share")
+        raise MarketError(
+            f"cannot read parameter path {path!r}",
+            source=label,
+            expected="a path such as demand.shift_speed or supply.pools[my-sg-h100].share",
+        )
     for attr, key in steps:
         if attr:
             if not isinstance(node, dict) or attr not in node:
-                raise MarketError(f"no parameter {path!r} (no {attr!r} there)", source=label,
-                                  expected="a path listed by `straits market --list-params`")
+                raise MarketError(
+                    f"no parameter {path!r} (no {attr!r} there)",
+                    source=label,
+                    expected="a path listed by `straits market --list-params`",
+                )
             node = node[attr]
         else:
             if not isinstance(node, list):
-                raise MarketError(f"no parameter {path!r} ([{key}] is not a list item)",
-                                  source=label)
+                raise MarketError(
+                    f"no parameter {path!r} ([{key}] is not a list item)", source=label
+                )
             match = [item for i, item in enumerate(node) if _key(item) == key or str(i) == key]
             if not match:
                 raise MarketError(f"no parameter {path!r} (no item {key!r})", source=label)
             node = match[0]
     if not _is_param(node):
-        raise MarketError(f"{path!r} is not a parameter", source=label,
-                          expected="a path to a {value | low, high, source, confidence} entry")
+        raise MarketError(
+            f"{path!r} is not a parameter",
+            source=label,
+            expected="a path to a {value | low, high, source, confidence} entry",
+        )
     found: dict[str, Any] = node
     return found
 
 
-def with_values(raw: Mapping[str, Any], values: Mapping[str, float], *, label: str = "market"
-                ) -> dict[str, Any]:
+def with_values(
+    raw: Mapping[str, Any], values: Mapping[str, float], *, label: str = "market"
+) -> dict[str, Any]:
     """A copy of ``raw`` where each parameter at a path of ``values`` takes that value (its
     source and confidence kept, marked as set by the caller)."""
     out = copy.deepcopy(dict(raw))
@@ -203,10 +239,14 @@ def parse_overrides(items: list[str], label: str = "--set") -> dict[str, float]:
                 raise ValueError
             value = float(text)
         except ValueError:
-            raise MarketError(f"cannot read {item!r}", source=label,
-                              expected="PATH=NUMBER, e.g. demand.shift_speed=0.2") from None
+            raise MarketError(
+                f"cannot read {item!r}",
+                source=label,
+                expected="PATH=NUMBER, e.g. demand.shift_speed=0.2",
+            ) from None
         if path.strip() in out:  # the later one silently won
-            raise MarketError(f"{path.strip()!r} is set twice", source=label,
-                              expected="each parameter once")
+            raise MarketError(
+                f"{path.strip()!r} is set twice", source=label, expected="each parameter once"
+            )
         out[path.strip()] = value
     return out

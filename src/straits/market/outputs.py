@@ -39,16 +39,20 @@ def difference(a: MarketResult, b: MarketResult) -> list[dict[str, Any]]:
     """Per month, ``a`` minus ``b`` for the home firms' compute (chip-hours and h100e-hours)."""
     out = []
     for ra, rb in zip(a.months, b.months, strict=True):
-        out.append({
-            "month": ra.month,
-            "offshore_chip_hours": {c: round(ra.offshore_chip_hours[c]
-                                             - rb.offshore_chip_hours[c])
-                                    for c in ra.offshore_chip_hours},
-            "home_chip_hours": round(ra.home_chip_hours - rb.home_chip_hours),
-            "domestic_accelerator_chip_hours": round(ra.domestic_accelerator_chip_hours
-                                                     - rb.domestic_accelerator_chip_hours),
-            "unmet_h100e_hours": round(ra.unmet_h100e_hours - rb.unmet_h100e_hours),
-        })
+        out.append(
+            {
+                "month": ra.month,
+                "offshore_chip_hours": {
+                    c: round(ra.offshore_chip_hours[c] - rb.offshore_chip_hours[c])
+                    for c in ra.offshore_chip_hours
+                },
+                "home_chip_hours": round(ra.home_chip_hours - rb.home_chip_hours),
+                "domestic_accelerator_chip_hours": round(
+                    ra.domestic_accelerator_chip_hours - rb.domestic_accelerator_chip_hours
+                ),
+                "unmet_h100e_hours": round(ra.unmet_h100e_hours - rb.unmet_h100e_hours),
+            }
+        )
     return out
 
 
@@ -56,9 +60,11 @@ def document(result: MarketResult, other: MarketResult | None = None) -> dict[st
     """The JSON document: the run, and (with ``other``) the difference to the other regime."""
     doc = result.to_json()
     if other is not None:
-        doc["difference"] = {"versus": other.regime,
-                             "note": f"{result.regime} minus {other.regime}",
-                             "months": difference(result, other)}
+        doc["difference"] = {
+            "versus": other.regime,
+            "note": f"{result.regime} minus {other.regime}",
+            "months": difference(result, other),
+        }
     return doc
 
 
@@ -93,9 +99,9 @@ def parquet_bytes(rows: list[dict[str, Any]], metadata: dict[str, str]) -> bytes
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pylist(rows)
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
-                                           **{k.encode(): v.encode() for k, v in
-                                              metadata.items()}})
+    table = table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), **{k.encode(): v.encode() for k, v in metadata.items()}}
+    )
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink)
     return bytes(sink.getvalue().to_pybytes())
@@ -104,8 +110,11 @@ def parquet_bytes(rows: list[dict[str, Any]], metadata: dict[str, str]) -> bytes
 def check_target(path: Path) -> None:
     """Refuse an output path before any work is done."""
     if path.suffix.lower() not in FORMATS:
-        raise MarketError(f"cannot write {path.name or str(path)!r}", path="-o",
-                          expected="a file ending in " + ", ".join(FORMATS))
+        raise MarketError(
+            f"cannot write {path.name or str(path)!r}",
+            path="-o",
+            expected="a file ending in " + ", ".join(FORMATS),
+        )
     if path.exists() and path.is_dir():
         raise MarketError(f"{path} is a directory", path="-o", expected="a file name")
     from straits.fileio import output_path
@@ -113,8 +122,9 @@ def check_target(path: Path) -> None:
     output_path(path, option="-o")  # a link, a FIFO or a device is refused before the work
 
 
-def write(result: MarketResult, path: Path, other: MarketResult | None = None,
-          digest: str = "") -> None:
+def write(
+    result: MarketResult, path: Path, other: MarketResult | None = None, digest: str = ""
+) -> None:
     """Write ``result`` to ``path`` in the format its suffix names."""
     check_target(path)
     suffix = path.suffix.lower()
@@ -126,8 +136,11 @@ def write(result: MarketResult, path: Path, other: MarketResult | None = None,
         _write(path, csv_text(rows).encode())
     elif suffix == ".parquet":
         rows = flat_rows(result) + (flat_rows(other) if other is not None else [])
-        meta = {"straits.market": result.market.name, "straits.seed": str(result.seed),
-                "straits.digest": digest}
+        meta = {
+            "straits.market": result.market.name,
+            "straits.seed": str(result.seed),
+            "straits.digest": digest,
+        }
         _write(path, parquet_bytes(rows, meta))
     else:
         from straits.market.report import market_page

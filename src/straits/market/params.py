@@ -34,8 +34,12 @@ KINDS: tuple[Kind, ...] = ("pretrain", "finetune", "serve_home", "serve_abroad")
 #: kinds sized by the estimator as training, the others as serving
 TRAINING_KINDS: tuple[Kind, ...] = ("pretrain", "finetune")
 #: the Straits action each kind asks the rules about
-ACTION_OF: dict[str, str] = {"pretrain": "train", "finetune": "finetune",
-                             "serve_home": "serve", "serve_abroad": "serve"}
+ACTION_OF: dict[str, str] = {
+    "pretrain": "train",
+    "finetune": "finetune",
+    "serve_home": "serve",
+    "serve_abroad": "serve",
+}
 MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
 MAX_LEAD_MONTHS = 60
 
@@ -106,14 +110,17 @@ def _one_point_per_month(points: list[Point]) -> list[Point]:
     seen: dict[str, int] = {}
     for i, p in enumerate(points):
         if p.date in seen:
-            raise ValueError(f"two points for {p.date} (items {seen[p.date]} and {i}): a "
-                             "series has one value per month")
+            raise ValueError(
+                f"two points for {p.date} (items {seen[p.date]} and {i}): a "
+                "series has one value per month"
+            )
         seen[p.date] = i
     return points
 
 
-Series = Annotated[list[Point], Field(min_length=1, max_length=240),
-                   AfterValidator(_one_point_per_month)]
+Series = Annotated[
+    list[Point], Field(min_length=1, max_length=240), AfterValidator(_one_point_per_month)
+]
 
 
 def _low(p: Param) -> float:
@@ -167,8 +174,9 @@ class Supply(Strict):
             raise ValueError("pool ids must be unique")
         for p in self.pools:
             if p.country not in self.countries:
-                raise ValueError(f"pool {p.id!r} is in {p.country}, which has no entry under "
-                                 "supply.countries")
+                raise ValueError(
+                    f"pool {p.id!r} is in {p.country}, which has no entry under supply.countries"
+                )
         return self
 
 
@@ -202,8 +210,10 @@ class Prices(Strict):
         # over whole ranges, so every point a sweep samples has floor <= cap (a floor above
         # the cap was silently used as both)
         if _high(self.floor) > _low(self.cap):
-            raise ValueError(f"the markup floor ({_high(self.floor):g} at most) exceeds its cap "
-                             f"({_low(self.cap):g} at least): floor must not exceed cap")
+            raise ValueError(
+                f"the markup floor ({_high(self.floor):g} at most) exceeds its cap "
+                f"({_low(self.cap):g} at least): floor must not exceed cap"
+            )
         return self
 
 
@@ -271,8 +281,10 @@ class Demand(Strict):
             # shares are normalised; all zero (anywhere in their ranges) was silently read as
             # an even split
             if sum(_low(p) for p in mix.values()) <= 0:
-                raise ValueError(f"{name}: the shares add up to 0 (at their low ends); at "
-                                 "least one kind needs a share above 0")
+                raise ValueError(
+                    f"{name}: the shares add up to 0 (at their low ends); at "
+                    "least one kind needs a share above 0"
+                )
         return self
 
 
@@ -322,8 +334,11 @@ class Market(Strict):
         if sum(t.count for t in self.firm_types) > 100_000:
             raise ValueError("at most 100,000 firms")
         leads = [self.supply.lead_months, *(c.lead_months for c in self.home_chips)]
-        if any((p.high if p.high is not None else p.mid) > MAX_LEAD_MONTHS or
-               (p.low if p.low is not None else p.mid) < 0 for p in leads):
+        if any(
+            (p.high if p.high is not None else p.mid) > MAX_LEAD_MONTHS
+            or (p.low if p.low is not None else p.mid) < 0
+            for p in leads
+        ):
             raise ValueError(f"lead times must be between 0 and {MAX_LEAD_MONTHS} months")
         return self
 

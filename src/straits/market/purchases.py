@@ -32,11 +32,25 @@ if TYPE_CHECKING:
     from straits.market.simulation import Setup
 
 
-def orders(s: Setup, step: int, t: int, own: np.ndarray, arrivals: np.ndarray,
-           a_off: np.ndarray, price: np.ndarray, demand_at: Callable[[int], np.ndarray],
-           buy_idx: np.ndarray, buy_lead: np.ndarray, usd: np.ndarray, amort_hours: float,
-           sharp: float, wtp: float, type_members: list[np.ndarray], month: str, avail: float,
-           ) -> dict[str, float]:
+def orders(
+    s: Setup,
+    step: int,
+    t: int,
+    own: np.ndarray,
+    arrivals: np.ndarray,
+    a_off: np.ndarray,
+    price: np.ndarray,
+    demand_at: Callable[[int], np.ndarray],
+    buy_idx: np.ndarray,
+    buy_lead: np.ndarray,
+    usd: np.ndarray,
+    amort_hours: float,
+    sharp: float,
+    wtp: float,
+    type_members: list[np.ndarray],
+    month: str,
+    avail: float,
+) -> dict[str, float]:
     """Place this month's orders (added to ``arrivals``); returns units ordered per chip."""
     m, f = s.m, s.firms
     chips = [h.chip for h in m.home_chips]
@@ -62,8 +76,9 @@ def orders(s: Setup, step: int, t: int, own: np.ndarray, arrivals: np.ndarray,
         cap = (have * eff_mix[None, :]).sum(axis=1) * hours_at[j] * avail
         shortfall[:, j] = np.where(f.home, np.maximum(future.sum(axis=1) - cap, 0.0), 0.0)
     premium = np.where(s.domestic[buy_idx], m.demand.domestic_premium.mid, 1.0)
-    buy_cost = np.divide(usd, amort_hours * e_mix, out=np.full(n_j, np.inf),
-                         where=e_mix > 0) * premium
+    buy_cost = (
+        np.divide(usd, amort_hours * e_mix, out=np.full(n_j, np.inf), where=e_mix > 0) * premium
+    )
     supply = np.array([series_at(h.supply_per_month, t) for h in m.home_chips])
     desired = np.zeros((n_f, n_j))
     # h100e-hours a unit of each chip delivers in the month it arrives
@@ -86,23 +101,32 @@ def orders(s: Setup, step: int, t: int, own: np.ndarray, arrivals: np.ndarray,
         want = np.zeros(n_j)
         for j in range(n_j):
             if ok[j] and hours_at[j] > 0 and e_mix[j] > 0:
-                want[j] = float(shortfall[idx, j].sum()) * share[j] / (
-                    hours_at[j] * avail * e_mix[j])
+                want[j] = (
+                    float(shortfall[idx, j].sum()) * share[j] / (hours_at[j] * avail * e_mix[j])
+                )
         access = np.zeros(n_j)
         for j, chip in enumerate(chips):
             if ok[j] and want[j] > 0:
-                access[j] = s.rulebook.verdict(Question(
-                    s.actors[ti], "procure", m.home, ft.hq, chip, None,
-                    max(1, round(want[j])), ships_from[j]), month).share
+                access[j] = s.rulebook.verdict(
+                    Question(
+                        s.actors[ti],
+                        "procure",
+                        m.home,
+                        ft.hq,
+                        chip,
+                        None,
+                        max(1, round(want[j])),
+                        ships_from[j],
+                    ),
+                    month,
+                ).share
         usable[ti] = np.where(ok, access, 0.0)
         pick = logit_split(buy_cost, ok & (access > 0), sharp)
         for j in range(n_j):
             if pick[j] > 0:
-                desired[idx, j] = (shortfall[idx, j] * share[j] * pick[j] * access[j]
-                                   / per_unit[j])
+                desired[idx, j] = shortfall[idx, j] * share[j] * pick[j] * access[j] / per_unit[j]
     got = ration(desired, supply)
-    got += _second_round(desired, got, supply, per_unit, buy_cost, usable, type_members,
-                         sharp)
+    got += _second_round(desired, got, supply, per_unit, buy_cost, usable, type_members, sharp)
     out: dict[str, float] = {}
     for j, c in enumerate(buy_idx):
         arrivals[(step + int(buy_lead[j])) % ring, :, c] += got[:, j]
@@ -110,9 +134,16 @@ def orders(s: Setup, step: int, t: int, own: np.ndarray, arrivals: np.ndarray,
     return out
 
 
-def _second_round(desired: np.ndarray, got: np.ndarray, supply: np.ndarray,
-                  per_unit: np.ndarray, buy_cost: np.ndarray, usable: dict[int, np.ndarray],
-                  type_members: list[np.ndarray], sharp: float) -> np.ndarray:
+def _second_round(
+    desired: np.ndarray,
+    got: np.ndarray,
+    supply: np.ndarray,
+    per_unit: np.ndarray,
+    buy_cost: np.ndarray,
+    usable: dict[int, np.ndarray],
+    type_members: list[np.ndarray],
+    sharp: float,
+) -> np.ndarray:
     """Units bought in the second round: each firm's work that rationing left unbought
     (h100e-hours), split by the logit on cost over the chips its type may buy that have supply
     left, times their access share, cut pro rata to that supply. (The rules were asked with

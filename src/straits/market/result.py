@@ -18,7 +18,7 @@ from straits.market.rulebook import RuleEvent
 UNITS = {
     "chip_hours": "chip-hours of the chip actually used (H100, H200, H20, Ascend... as they are)",
     "h100e_hours": "work in H100-equivalent hours: H100-SXM chip-hours Straits' estimator says "
-                   "the same work needs",
+    "the same work needs",
     "mw": "MW at the meter (chip TDP x server overhead x PUE)",
     "price_usd_per_chip_hour": "rental price in the country, chip-hours weighted over its pools",
     "utilisation": "share of the country's rentable chip-hours used (all tenants)",
@@ -58,9 +58,12 @@ class MonthRecord:
         d = self.demand_h100e_hours
         if d <= 0:
             return {"offshore": 0.0, "home": 0.0, "domestic": 0.0, "unmet": 0.0}
-        return {"offshore": self.offshore_total_h100e_hours / d,
-                "home": self.home_h100e_hours / d, "domestic": self.domestic_h100e_hours / d,
-                "unmet": self.unmet_h100e_hours / d}
+        return {
+            "offshore": self.offshore_total_h100e_hours / d,
+            "home": self.home_h100e_hours / d,
+            "domestic": self.domestic_h100e_hours / d,
+            "unmet": self.unmet_h100e_hours / d,
+        }
 
     def to_json(self) -> dict[str, Any]:
         r = _round
@@ -69,20 +72,24 @@ class MonthRecord:
             "offshore_chip_hours": {c: r(v) for c, v in self.offshore_chip_hours.items()},
             "home_chip_hours": r(self.home_chip_hours),
             "domestic_accelerator_chip_hours": r(self.domestic_accelerator_chip_hours),
-            "price_usd_per_chip_hour": {c: round(v, 4)
-                                        for c, v in self.price_usd_per_chip_hour.items()},
+            "price_usd_per_chip_hour": {
+                c: round(v, 4) for c, v in self.price_usd_per_chip_hour.items()
+            },
             "utilisation": {c: round(v, 4) for c, v in self.utilisation.items()},
-            "offshore_demand_chip_hours": {c: r(v) for c, v in
-                                           self.offshore_demand_chip_hours.items()},
+            "offshore_demand_chip_hours": {
+                c: r(v) for c, v in self.offshore_demand_chip_hours.items()
+            },
             "offshore_mw": {c: round(v, 3) for c, v in self.offshore_mw.items()},
             "offshore_h100e_hours": {c: r(v) for c, v in self.offshore_h100e_hours.items()},
             "foreign_chip_hours": {c: r(v) for c, v in self.foreign_chip_hours.items()},
             "capacity_chip_hours": {c: r(v) for c, v in self.capacity_chip_hours.items()},
             "capacity_mw": {c: round(v, 3) for c, v in self.capacity_mw.items()},
             "demand_h100e_hours": r(self.demand_h100e_hours),
-            "served_h100e_hours": {"home": r(self.home_h100e_hours),
-                                   "domestic": r(self.domestic_h100e_hours),
-                                   "offshore": r(self.offshore_total_h100e_hours)},
+            "served_h100e_hours": {
+                "home": r(self.home_h100e_hours),
+                "domestic": r(self.domestic_h100e_hours),
+                "offshore": r(self.offshore_total_h100e_hours),
+            },
             "unmet_h100e_hours": r(self.unmet_h100e_hours),
             "share": {k: round(v, 4) for k, v in self.shares().items()},
             "foreign_demand_h100e_hours": r(self.foreign_demand_h100e_hours),
@@ -138,10 +145,16 @@ class MarketResult:
     def summary(self) -> dict[str, Any]:
         years: dict[str, dict[str, float]] = {}
         for r in self.months:
-            y = years.setdefault(r.month[:4], {"offshore_chip_hours": 0.0, "home_chip_hours": 0.0,
-                                               "domestic_accelerator_chip_hours": 0.0,
-                                               "unmet_h100e_hours": 0.0,
-                                               "demand_h100e_hours": 0.0})
+            y = years.setdefault(
+                r.month[:4],
+                {
+                    "offshore_chip_hours": 0.0,
+                    "home_chip_hours": 0.0,
+                    "domestic_accelerator_chip_hours": 0.0,
+                    "unmet_h100e_hours": 0.0,
+                    "demand_h100e_hours": 0.0,
+                },
+            )
             y["offshore_chip_hours"] += r.offshore_total
             y["home_chip_hours"] += r.home_chip_hours
             y["domestic_accelerator_chip_hours"] += r.domestic_accelerator_chip_hours
@@ -151,8 +164,10 @@ class MarketResult:
         last = self.months[-1]
         return {
             "by_year": {y: {k: _round(v) for k, v in d.items()} for y, d in years.items()},
-            "peak_offshore_mw": {"month": peak.month,
-                                 "mw": round(sum(peak.offshore_mw.values()), 3)},
+            "peak_offshore_mw": {
+                "month": peak.month,
+                "mw": round(sum(peak.offshore_mw.values()), 3),
+            },
             "final_share": {k: round(v, 4) for k, v in last.shares().items()},
         }
 

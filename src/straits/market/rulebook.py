@@ -51,8 +51,9 @@ class Actor:
 
     @cached_property
     def tenant(self) -> TenantFacts:
-        return TenantFacts(hq=self.hq, authorizations=tuple(sorted(self.authorizations)),
-                           ciio=self.ciio)
+        return TenantFacts(
+            hq=self.hq, authorizations=tuple(sorted(self.authorizations)), ciio=self.ciio
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,13 +73,33 @@ class Question:
     def ident(self) -> tuple[Hashable, ...]:
         """What the question is, as a cheap hashable value."""
         d = self.data
-        data = None if d is None else (d.origin, d.classes, d.subjects, d.sensitive_subjects,
-                                       d.prior_subjects_ytd, d.prior_sensitive_ytd,
-                                       d.prior_subjects_since_last_year,
-                                       d.prior_sensitive_since_last_year)
+        data = (
+            None
+            if d is None
+            else (
+                d.origin,
+                d.classes,
+                d.subjects,
+                d.sensitive_subjects,
+                d.prior_subjects_ytd,
+                d.prior_sensitive_ytd,
+                d.prior_subjects_since_last_year,
+                d.prior_sensitive_since_last_year,
+            )
+        )
         a = self.actor
-        return (a.hq, a.authorizations, a.ciio, self.action, self.country, self.operator_hq,
-                self.chip, data, self.ships_from, self.quantity)
+        return (
+            a.hq,
+            a.authorizations,
+            a.ciio,
+            self.action,
+            self.country,
+            self.operator_hq,
+            self.chip,
+            data,
+            self.ships_from,
+            self.quantity,
+        )
 
 
 @dataclass(frozen=True)
@@ -98,13 +119,19 @@ class RuleEvent:
     removed: tuple[str, ...]
 
     def to_json(self) -> dict[str, object]:
-        return {"date": self.date.isoformat(), "added": list(self.added),
-                "removed": list(self.removed)}
+        return {
+            "date": self.date.isoformat(),
+            "added": list(self.added),
+            "removed": list(self.removed),
+        }
 
 
 def _missing(d: Decision) -> tuple[tuple[str, str], ...]:
-    return tuple((r.requires, r.presumption or NO_PRESUMPTION) for r in d.reasons
-                 if r.outcome == "conditional" and r.requires is not None)
+    return tuple(
+        (r.requires, r.presumption or NO_PRESUMPTION)
+        for r in d.reasons
+        if r.outcome == "conditional" and r.requires is not None
+    )
 
 
 class Rulebook:
@@ -158,8 +185,9 @@ class Rulebook:
     def _tpp_position(self, q: Question) -> Hashable:
         if q.action != "procure" or q.quantity == 0:
             return None
-        return self.rules.position(("quantity_tpp",),
-                                   q.quantity * math.ceil(get_chip(q.chip).tpp_upper))
+        return self.rules.position(
+            ("quantity_tpp",), q.quantity * math.ceil(get_chip(q.chip).tpp_upper)
+        )
 
     def _base(self, q: Question) -> Hashable:
         """The question as the policies can tell it apart (the quantity by its position among
@@ -218,10 +246,16 @@ class Rulebook:
 
     def _request(self, q: Question, day: dt.date) -> CheckRequest:
         fields: dict[str, Any] = {
-            "date": day, "regime": self.regime, "action": q.action, "tenant": q.actor.tenant,
-            "site": SiteFacts(country=q.country, operator_hq=q.operator_hq), "chip": q.chip,
-            "data": q.data, "quantity": min(q.quantity, MAX_QUANTITY),
-            "ships_from": q.ships_from}
+            "date": day,
+            "regime": self.regime,
+            "action": q.action,
+            "tenant": q.actor.tenant,
+            "site": SiteFacts(country=q.country, operator_hq=q.operator_hq),
+            "chip": q.chip,
+            "data": q.data,
+            "quantity": min(q.quantity, MAX_QUANTITY),
+            "ships_from": q.ships_from,
+        }
         return CheckRequest(**fields)
 
     def events(self, start: dt.date, end: dt.date) -> list[RuleEvent]:
@@ -234,8 +268,13 @@ class Rulebook:
         while day <= end:
             now = {r.id for r in mine if r.in_force(day)}
             if now != prev:
-                out.append(RuleEvent(day, tuple(r.id for r in mine if r.id in now - prev),
-                                     tuple(r.id for r in mine if r.id in prev - now)))
+                out.append(
+                    RuleEvent(
+                        day,
+                        tuple(r.id for r in mine if r.id in now - prev),
+                        tuple(r.id for r in mine if r.id in prev - now),
+                    )
+                )
             prev = now
             day += dt.timedelta(days=1)
         return out

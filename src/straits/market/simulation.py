@@ -65,12 +65,14 @@ class Setup:
     usage: list[Usage] = field(default_factory=list)
     questions: list[Question] = field(default_factory=list)
     answers: dict[Hashable, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(
-        default_factory=dict)
+        default_factory=dict
+    )
     slots: list[tuple[str, int, int, int]] = field(default_factory=list)
 
 
-def _setup(m: Market, rules: RuleSet, regime: str, seed: int, firms: int | None,
-           trace: bool) -> Setup:
+def _setup(
+    m: Market, rules: RuleSet, regime: str, seed: int, firms: int | None, trace: bool
+) -> Setup:
     buy = [h.chip for h in m.home_chips]
     own = list(dict.fromkeys([*m.installed, *buy]))
     pool_chips = [p.chip for p in m.supply.pools]
@@ -80,28 +82,49 @@ def _setup(m: Market, rules: RuleSet, regime: str, seed: int, firms: int | None,
     eff_pool = np.array([[table[k][c] for c in pool_chips] for k in KINDS])
     base_eff = np.array([table[k][m.prices.base_chip] for k in KINDS]).mean()
     uptake: dict[str, dict[str, float]] = {
-        req: {str(pres): p.mid for pres, p in by.items()} for req, by in m.uptake.items()}
+        req: {str(pres): p.mid for pres, p in by.items()} for req, by in m.uptake.items()
+    }
     return Setup(
-        m=m, firms=make_firms(m, seed, firms), regime=regime, own_chips=own,
+        m=m,
+        firms=make_firms(m, seed, firms),
+        regime=regime,
+        own_chips=own,
         domestic=np.array([get_chip(c).origin == m.home for c in own]),
-        eff=eff, eff_pool=eff_pool,
+        eff=eff,
+        eff_pool=eff_pool,
         actors=[Actor(t.hq, tuple(t.authorizations), t.ciio) for t in m.firm_types],
         operators=[Actor(p.operator_hq, tuple(p.authorizations)) for p in m.supply.pools],
         months=[month_index(x) for x in m.months],
         rulebook=Rulebook(rules, regime, uptake),
         mw_chip_pool=np.array([mw_per_chip(m, c) for c in pool_chips]),
-        rel_price=np.array([relative_price(m, c, eff_pool[:, i].mean() / base_eff)
-                            for i, c in enumerate(pool_chips)]),
-        facts=[{k: None if (d := t.datasets.get(k)) is None
-                else DataFacts.model_validate(d.model_dump()) for k in KINDS}
-               for t in m.firm_types],
+        rel_price=np.array(
+            [
+                relative_price(m, c, eff_pool[:, i].mean() / base_eff)
+                for i, c in enumerate(pool_chips)
+            ]
+        ),
+        facts=[
+            {
+                k: None
+                if (d := t.datasets.get(k)) is None
+                else DataFacts.model_validate(d.model_dump())
+                for k in KINDS
+            }
+            for t in m.firm_types
+        ],
         trace=trace,
     )
 
 
-def simulate(m: Market, *, regime: str | None = None, seed: int | None = None,
-             firms: int | None = None, rules: RuleSet | None = None,
-             trace: bool = False) -> MarketResult:
+def simulate(
+    m: Market,
+    *,
+    regime: str | None = None,
+    seed: int | None = None,
+    firms: int | None = None,
+    rules: RuleSet | None = None,
+    trace: bool = False,
+) -> MarketResult:
     """Run the market month by month; deterministic for a given market, regime and seed."""
     regime = regime or m.regime
     seed = m.seed if seed is None else seed
@@ -156,12 +179,12 @@ def _questions(s: Setup) -> tuple[list[Question], list[tuple[str, int, int, int]
                     qs.append(Question(actor, action, m.home, ft.hq, chip, facts))
                     slots.append(("home", ti, k, c))
             for p, pool in enumerate(m.supply.pools):
-                qs.append(Question(actor, action, pool.country, pool.operator_hq, pool.chip,
-                                   facts))
+                qs.append(Question(actor, action, pool.country, pool.operator_hq, pool.chip, facts))
                 slots.append(("off", ti, k, p))
                 if facts is not None:
-                    qs.append(Question(actor, action, pool.country, pool.operator_hq,
-                                       pool.chip, None))
+                    qs.append(
+                        Question(actor, action, pool.country, pool.operator_hq, pool.chip, None)
+                    )
                     slots.append(("nodata", ti, k, p))
     return qs, slots
 
@@ -189,8 +212,9 @@ def _run(s: Setup, seed: int) -> MarketResult:
     horizon = n_t + 24
     # --- state ------------------------------------------------------------------------------
     own = np.zeros((n_f, n_c))
-    installed_units = np.array([m.installed[c].mid if c in m.installed else 0.0
-                                for c in s.own_chips])
+    installed_units = np.array(
+        [m.installed[c].mid if c in m.installed else 0.0 for c in s.own_chips]
+    )
     home_w = np.where(f.home, f.weight, 0.0)
     own += home_w[:, None] * installed_units[None, :]
     buy_lead = np.array([lead(h.lead_months.mid) for h in m.home_chips])
@@ -199,16 +223,20 @@ def _run(s: Setup, seed: int) -> MarketResult:
     arrivals = np.zeros((int(buy_lead.max()) + 1, n_f, n_c))
     pool_chips = pool_targets(m, t0)
     pool_arrivals = np.zeros((horizon, n_p))
-    readiness = np.where(f.home, np.minimum(m.demand.initial_readiness.mid * f.readiness, 1.0),
-                         1.0)
+    readiness = np.where(f.home, np.minimum(m.demand.initial_readiness.mid * f.readiness, 1.0), 1.0)
     mark = np.ones(n_p)
     # --- demand scale -----------------------------------------------------------------------
     mix0 = _mix(m, 0.0)
     h0 = month_hours(t0)
-    home_base = (m.demand.initial_utilisation.mid * h0 * avail
-                 * float(installed_units @ (mix0 @ s.eff)))
-    off_base = (m.demand.offshore_initial_utilisation.mid * h0 * avail
-                * float(pool_chips @ (mix0 @ s.eff_pool)))
+    home_base = (
+        m.demand.initial_utilisation.mid * h0 * avail * float(installed_units @ (mix0 @ s.eff))
+    )
+    off_base = (
+        m.demand.offshore_initial_utilisation.mid
+        * h0
+        * avail
+        * float(pool_chips @ (mix0 @ s.eff_pool))
+    )
     g_home, g_off = m.demand.growth_per_year.mid, m.demand.offshore_growth_per_year.mid
     buy_chips = [h.chip for h in m.home_chips]
     buy_idx = np.array([s.own_chips.index(c) for c in buy_chips])
@@ -227,7 +255,7 @@ def _run(s: Setup, seed: int) -> MarketResult:
         frac = (t - t0) / max(1, n_t - 1)
         mix = _mix(m, min(max(frac, 0.0), 1.0))
         years = (t - t0) / 12.0
-        total = np.where(f.home, home_base * g_home ** years, off_base * g_off ** years)
+        total = np.where(f.home, home_base * g_home**years, off_base * g_off**years)
         out: np.ndarray = (f.weight * total)[:, None] * mix[None, :]
         return out
 
@@ -267,8 +295,9 @@ def _run(s: Setup, seed: int) -> MarketResult:
                 expected = float(weights @ cost) if ok.any() else np.inf
                 willing[idx, k] *= np.maximum(0.0, 1.0 - expected / firm_wtp[idx])
                 work = float(willing[idx, k].sum())
-                offers.append(Offer(ti, k, work, weights * a_off[ti, k], weights,
-                                    full_off[ti, k] & ok))
+                offers.append(
+                    Offer(ti, k, work, weights * a_off[ti, k], weights, full_off[ti, k] & ok)
+                )
         pool_cap = pool_chips * hours * avail
         served_share, pool_used, pressure = clear_rentals(offers, s.eff_pool, pool_cap)
         asked = asked_chip_hours(offers, s.eff_pool, len(f.types))
@@ -277,38 +306,92 @@ def _run(s: Setup, seed: int) -> MarketResult:
         for (ti, k), share in served_share.items():
             idx = type_members[ti]
             off_work[idx, k] = willing[idx, k] * share.sum()
-            rent_ch[ti, k] = float(willing[idx, k].sum()) * share / np.maximum(s.eff_pool[k],
-                                                                               1e-12)
+            rent_ch[ti, k] = float(willing[idx, k].sum()) * share / np.maximum(s.eff_pool[k], 1e-12)
         unmet = np.maximum(need - off_work, 0.0)
         # --- purchases (home firms) and operators -----------------------------------------------
-        bought = orders(s, step, t, own, arrivals, a_off, price, demand_at, buy_idx, buy_lead,
-                         usd, amort_hours, sharp, wtp, type_members, month, avail)
+        bought = orders(
+            s,
+            step,
+            t,
+            own,
+            arrivals,
+            a_off,
+            price,
+            demand_at,
+            buy_idx,
+            buy_lead,
+            usd,
+            amort_hours,
+            sharp,
+            wtp,
+            type_members,
+            month,
+            avail,
+        )
         targets = pool_targets(m, t + op_lead)
         for p, pool in enumerate(pools):
             target = targets[p]
-            pipeline = pool_arrivals[step + 1:].sum(axis=0)[p]
+            pipeline = pool_arrivals[step + 1 :].sum(axis=0)[p]
             want = max(0.0, target - pool_chips[p] - pipeline)
             if want > 0 and step + op_lead < horizon:
-                v = rb.verdict(Question(s.operators[p], "procure", pool.country,
-                                        pool.operator_hq, pool.chip, None, round(want)),
-                               month)
+                v = rb.verdict(
+                    Question(
+                        s.operators[p],
+                        "procure",
+                        pool.country,
+                        pool.operator_hq,
+                        pool.chip,
+                        None,
+                        round(want),
+                    ),
+                    month,
+                )
                 pool_arrivals[step + op_lead, p] += want * v.share
         # --- readiness, prices -------------------------------------------------------------------
         lawful_any = np.array([a_off[ti].max() > 0 for ti in range(len(f.types))])[f.type_of]
         short = need.sum(axis=1) > 1e-9
-        readiness = np.where(f.home & short & lawful_any, readiness + speed * (1 - readiness),
-                             readiness)
+        readiness = np.where(
+            f.home & short & lawful_any, readiness + speed * (1 - readiness), readiness
+        )
         readiness = np.where(f.home & ~lawful_any, readiness * (1 - speed), readiness)
         # prices move a quarter of the way (in log terms) each month towards the markup of what
         # was asked of each pool (asked chip-hours over rentable chip-hours: above 1 when firms
         # were turned away); a faster move makes tenants hop between countries month by month
         mark = mark ** (1.0 - PRICE_STEP) * markup(m, pressure) ** PRICE_STEP
-        records.append(record(s, month, t, hours, demand_total, used_own, rent_ch, pool_used,
-                               pool_cap, pool_chips, price, unmet, off_work, a_off,
-                               a_off_nodata, bought, asked))
+        records.append(
+            record(
+                s,
+                month,
+                t,
+                hours,
+                demand_total,
+                used_own,
+                rent_ch,
+                pool_used,
+                pool_cap,
+                pool_chips,
+                price,
+                unmet,
+                off_work,
+                a_off,
+                a_off_nodata,
+                bought,
+                asked,
+            )
+        )
         if s.trace:
             trace_usage(s, month, used_own, rent_ch, a_home, a_off)
-    events = rb.events(month_start(m.months[0]),
-                       month_start(m.months[-1]) + dt.timedelta(days=31) - dt.timedelta(days=1))
-    return MarketResult(market=m, regime=s.regime, seed=seed, firms=f.counts(),
-                        months=records, events=events, rules_asked=rb.asked, usage=s.usage)
+    events = rb.events(
+        month_start(m.months[0]),
+        month_start(m.months[-1]) + dt.timedelta(days=31) - dt.timedelta(days=1),
+    )
+    return MarketResult(
+        market=m,
+        regime=s.regime,
+        seed=seed,
+        firms=f.counts(),
+        months=records,
+        events=events,
+        rules_asked=rb.asked,
+        usage=s.usage,
+    )

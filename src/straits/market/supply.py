@@ -44,8 +44,10 @@ def server_overhead(m: Market) -> float:
     ref = m.supply.reference_server
     tdp = get_chip(ref.chip).tdp_watts
     if tdp is None:
-        raise MarketError(f"reference server chip {ref.chip} has no TDP in the catalog",
-                          path="supply.reference_server.chip")
+        raise MarketError(
+            f"reference server chip {ref.chip} has no TDP in the catalog",
+            path="supply.reference_server.chip",
+        )
     return ref.kw.mid * 1000.0 / (ref.gpus * tdp)
 
 
@@ -53,8 +55,9 @@ def mw_per_chip(m: Market, chip_id: str) -> float:
     """MW a chip of ``chip_id`` draws at the meter (TDP x server overhead x PUE)."""
     tdp = get_chip(chip_id).tdp_watts
     if tdp is None:
-        raise MarketError(f"{chip_id} has no TDP in the catalog: its MW cannot be derived",
-                          path="supply.pools")
+        raise MarketError(
+            f"{chip_id} has no TDP in the catalog: its MW cannot be derived", path="supply.pools"
+        )
     return tdp * server_overhead(m) * m.supply.pue.mid / 1e6
 
 
@@ -63,8 +66,9 @@ def pool_shares(m: Market) -> list[float]:
     totals: dict[str, float] = {}
     for p in m.supply.pools:
         totals[p.country] = totals.get(p.country, 0.0) + p.share.mid
-    return [p.share.mid / totals[p.country] if totals[p.country] > 0 else 0.0
-            for p in m.supply.pools]
+    return [
+        p.share.mid / totals[p.country] if totals[p.country] > 0 else 0.0 for p in m.supply.pools
+    ]
 
 
 def pool_targets(m: Market, month: int) -> np.ndarray:

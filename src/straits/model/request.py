@@ -122,7 +122,8 @@ class EstimateRequest(Frozen):
             raise ValueError("a training estimate needs `tokens` (> 0)")
         if self.kind == "serve" and self.mfu is not None:
             raise ValueError("`mfu` is a training efficiency: a serving estimate takes none")
-        if self.kind == "serve" and (self.days is None
-                                     or (self.chips is None and self.tokens_per_s is None)):
+        if self.kind == "serve" and (
+            self.days is None or (self.chips is None and self.tokens_per_s is None)
+        ):
             raise ValueError("a serving estimate needs `days`, and `chips` or `tokens_per_s`")
         return self

@@ -143,9 +143,13 @@ class Dataset(Frozen):
     classes: tuple[DataClass, ...] = Field(min_length=1)
     subjects: People = 0
     sensitive_subjects: People = 0
-    uri: Annotated[str, Field(min_length=1, max_length=2048,
-                              pattern=r"^[^\s\x00-\x1f\x7f-\x9f\"`\\<>{}|^]+$")
-                   ] | None = None
+    uri: (
+        Annotated[
+            str,
+            Field(min_length=1, max_length=2048, pattern=r"^[^\s\x00-\x1f\x7f-\x9f\"`\\<>{}|^]+$"),
+        ]
+        | None
+    ) = None
     """Where the data is stored (s3://..., gs://...): exports mount it at /data/<id>."""
 
     @property
@@ -194,8 +198,10 @@ class ModelSpec(Frozen):
         if self.kv_heads is not None and self.kv_heads > self.heads:
             raise ValueError(f"kv_heads ({self.kv_heads}) must not exceed heads ({self.heads})")
         if self.heads > self.d_model:
-            raise ValueError(f"heads ({self.heads}) must not exceed d_model ({self.d_model}): "
-                             "a head narrower than one dimension")
+            raise ValueError(
+                f"heads ({self.heads}) must not exceed d_model ({self.d_model}): "
+                "a head narrower than one dimension"
+            )
         lo, hi = SHAPE_RATIO
         per = self.layers * float(self.d_model) ** 2
         if not lo * per <= self.active <= hi * per:
@@ -204,7 +210,8 @@ class ModelSpec(Frozen):
                 f"{self.active:g} {what} cannot fill {self.layers} layers of width "
                 f"{self.d_model}: a transformer layer holds about 12 x d_model^2 parameters "
                 f"({12 * per:g} for this shape); Straits accepts {lo:g} to {hi:g} x layers x "
-                "d_model^2")
+                "d_model^2"
+            )
         return self
 
     @property
@@ -253,8 +260,9 @@ class Stage(Frozen):
     """Individuals whose personal information serving processes (None: unknown)."""
     locations: tuple[Country, ...] = ()
     """Countries the stage may run in for reasons of its own (latency, contracts); empty: any."""
-    command: Annotated[str, Field(min_length=1, max_length=16384, pattern=r"^[^\x00]*$")
-                       ] | None = None
+    command: Annotated[str, Field(min_length=1, max_length=16384, pattern=r"^[^\x00]*$")] | None = (
+        None
+    )
     """The shell command `straits export` writes for this stage (a `--run` that names the stage
     or its kind overrides it; a plain `--run` does not)."""
 
@@ -308,8 +316,7 @@ class Scenario(Frozen):
     """cost | time | completion | energy | carbon, or a weighted sum in dollars such as
     cost+80*carbon (the planner checks the names)"""
     horizon_days: HorizonDays = 730
-    _index: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = PrivateAttr(
-        default_factory=dict)
+    _index: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = PrivateAttr(default_factory=dict)
     """How far ahead the optimizer schedules; also the accounting window for procured chips."""
     risk: Literal["p50", "p90"] = "p50"
     """Which training estimate plans budget and schedule on: p50 the central estimate; p90 the
@@ -333,8 +340,7 @@ class Scenario(Frozen):
             for j, pool in enumerate(site.pools):
                 buyer = pool.procurable.buyer if pool.procurable else None
                 if buyer is not None and buyer not in tenants:
-                    raise _ref(f"sites[{i}].pools[{j}].procurable.buyer", buyer, "tenant",
-                               tenants)
+                    raise _ref(f"sites[{i}].pools[{j}].procurable.buyer", buyer, "tenant", tenants)
         for i, d in enumerate(self.datasets):
             if d.located_at not in sites:
                 raise _ref(f"datasets[{i}].located_at", d.located_at, "site", sites)
@@ -391,13 +397,13 @@ class Scenario(Frozen):
         return dt.datetime.combine(self.date, dt.time(0), tzinfo=dt.UTC)
 
 
-
 def _unique(path: str, ids: list[str], what: str = "id") -> None:
     seen: set[str] = set()
     for i, x in enumerate(ids):
         if x in seen:
-            raise ScenarioError(f"duplicate {what} {x!r}", path=f"{path}[{i}]",
-                                expected=f"each {what} once")
+            raise ScenarioError(
+                f"duplicate {what} {x!r}", path=f"{path}[{i}]", expected=f"each {what} once"
+            )
         seen.add(x)
 
 

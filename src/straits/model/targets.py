@@ -25,16 +25,20 @@ def _one_line(text: str) -> str:
 
 def _slurm_name(text: str) -> str:
     if not _SLURM_NAME.fullmatch(text):
-        raise ValueError(f"{text[:80]!r} is not a Slurm name: letters, digits, '.', '_', '+' "
-                         "or '-' (it goes unquoted into #SBATCH lines and scripts)")
+        raise ValueError(
+            f"{text[:80]!r} is not a Slurm name: letters, digits, '.', '_', '+' "
+            "or '-' (it goes unquoted into #SBATCH lines and scripts)"
+        )
     return text
 
 
 def _slurm_gres(text: str) -> str:
     name, sep, kind = text.partition(":")
     if not _SLURM_NAME.fullmatch(name) or (sep and not _SLURM_NAME.fullmatch(kind)):
-        raise ValueError(f"{text[:80]!r} is not a GRES name: NAME or NAME:TYPE of letters, "
-                         "digits, '.', '_', '+' or '-' (Straits adds the count)")
+        raise ValueError(
+            f"{text[:80]!r} is not a GRES name: NAME or NAME:TYPE of letters, "
+            "digits, '.', '_', '+' or '-' (Straits adds the count)"
+        )
     return text
 
 
@@ -48,24 +52,36 @@ SlurmName = Annotated[str, StringConstraints(max_length=128), AfterValidator(_sl
 #: a GRES name, optionally with its type (``gpu``, ``npu``, ``gpu:h100``)
 SlurmGres = Annotated[str, StringConstraints(max_length=128), AfterValidator(_slurm_gres)]
 #: Kubernetes label keys and values (prefix/name; values up to 63 characters)
-LabelKey = Annotated[str, StringConstraints(
-    pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
-    max_length=316)]
-LabelValue = Annotated[str, StringConstraints(
-    pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$", max_length=63)]
-DnsLabel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
-                                            max_length=63)]
+LabelKey = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+        max_length=316,
+    ),
+]
+LabelValue = Annotated[
+    str, StringConstraints(pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$", max_length=63)
+]
+DnsLabel = Annotated[
+    str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+]
 
 
 # --- Slurm time strings -------------------------------------------------------------------------
 #: minutes standing for UNLIMITED (Slurm's INFINITE is 0xffffffff minutes)
 UNLIMITED = 2**32 - 1
 
-_SLURM_TIMES = tuple(re.compile(f) for f in (
-    r"(?P<m>\d{1,9})", r"(?P<m>\d{1,9}):(?P<s>\d{1,9})",
-    r"(?P<h>\d{1,9}):(?P<m>\d{1,9}):(?P<s>\d{1,9})", r"(?P<d>\d{1,5})-(?P<h>\d{1,9})",
-    r"(?P<d>\d{1,5})-(?P<h>\d{1,9}):(?P<m>\d{1,9})",
-    r"(?P<d>\d{1,5})-(?P<h>\d{1,9}):(?P<m>\d{1,9}):(?P<s>\d{1,9})"))
+_SLURM_TIMES = tuple(
+    re.compile(f)
+    for f in (
+        r"(?P<m>\d{1,9})",
+        r"(?P<m>\d{1,9}):(?P<s>\d{1,9})",
+        r"(?P<h>\d{1,9}):(?P<m>\d{1,9}):(?P<s>\d{1,9})",
+        r"(?P<d>\d{1,5})-(?P<h>\d{1,9})",
+        r"(?P<d>\d{1,5})-(?P<h>\d{1,9}):(?P<m>\d{1,9})",
+        r"(?P<d>\d{1,5})-(?P<h>\d{1,9}):(?P<m>\d{1,9}):(?P<s>\d{1,9})",
+    )
+)
 
 
 def parse_minutes(text: str) -> int:
@@ -79,13 +95,16 @@ def parse_minutes(text: str) -> int:
         m = form.fullmatch(t)
         if m:
             g = {k: int(v) for k, v in m.groupdict().items() if v is not None}
-            seconds = (g.get("d", 0) * 86400 + g.get("h", 0) * 3600 + g.get("m", 0) * 60
-                       + g.get("s", 0))
+            seconds = (
+                g.get("d", 0) * 86400 + g.get("h", 0) * 3600 + g.get("m", 0) * 60 + g.get("s", 0)
+            )
             minutes = math.ceil(seconds / 60)
             if 1 <= minutes < UNLIMITED:
                 return minutes
-    raise ValueError(f"{text!r} is not a Slurm time limit: minutes, MM:SS, HH:MM:SS, D-HH, "
-                     "D-HH:MM, D-HH:MM:SS (at least one minute) or UNLIMITED")
+    raise ValueError(
+        f"{text!r} is not a Slurm time limit: minutes, MM:SS, HH:MM:SS, D-HH, "
+        "D-HH:MM, D-HH:MM:SS (at least one minute) or UNLIMITED"
+    )
 
 
 def format_minutes(minutes: int) -> str:

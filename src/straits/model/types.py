@@ -30,7 +30,7 @@ Id = Annotated[
 
 def _not_bool(value: object) -> object:
     if isinstance(value, bool):
-        raise ValueError("got a YAML boolean: quote country codes such as \"NO\" (Norway)")
+        raise ValueError('got a YAML boolean: quote country codes such as "NO" (Norway)')
     return value
 
 
@@ -80,8 +80,10 @@ _OBJECTIVE = re.compile(rf"^\s*{_WEIGHT}{_NAME}(?:\s*\+\s*{_WEIGHT}{_NAME})*\s*$
 
 def _objective_form(text: str) -> str:
     if len(text) > 200 or not _OBJECTIVE.match(text):
-        raise ValueError("expected an objective name such as cost, time, completion, energy "
-                         "or carbon, or a weighted sum such as cost+80*carbon")
+        raise ValueError(
+            "expected an objective name such as cost, time, completion, energy "
+            "or carbon, or a weighted sum such as cost+80*carbon"
+        )
     return text
 
 
@@ -90,6 +92,7 @@ def _objective_form(text: str) -> str:
 #: rejects an unknown one with the field's path.
 ObjectiveSpec = Annotated[str, AfterValidator(_objective_form)]
 StageKind = Literal["pretrain", "finetune", "serve"]
+
 
 # --- numbers: finite and in range ----------------------------------------------------------------
 @dataclass(frozen=True)
@@ -108,7 +111,8 @@ class Range:
             if v == 0 or 0.001 <= abs(v) < 1e7:
                 return f"{v:,g}" if v != int(v) else f"{int(v):,}"
             exponent = round(math.log10(abs(v)))
-            return f"10^{exponent}" if v == 10.0 ** exponent else f"{v:.3g}"
+            return f"10^{exponent}" if v == 10.0**exponent else f"{v:.3g}"
+
         return f"{'>' if self.lo_open else '≥'} {num(self.lo)}, ≤ {num(self.hi)}"
 
 
@@ -116,8 +120,9 @@ class Range:
 RANGES: dict[str, Range] = {}
 
 
-def _range(name: str, base: type, lo: float, hi: float, meaning: str, *,
-           lo_open: bool = False) -> Any:
+def _range(
+    name: str, base: type, lo: float, hi: float, meaning: str, *, lo_open: bool = False
+) -> Any:
     """The pydantic constraint of a finite range, registered in RANGES under ``name``."""
     RANGES[name] = Range("int" if base is int else "number", lo, hi, lo_open, meaning)
     if lo_open:
@@ -130,62 +135,110 @@ MAX_CHIPS = 10_000_000
 #: individuals in a dataset (more than the world's population)
 MAX_PEOPLE = 10_000_000_000
 
-ChipCount = Annotated[int, _range("ChipCount", int, 0, MAX_CHIPS,
-                                  "chips in a pool or availability window")]
-Chips = Annotated[int, _range("Chips", int, 1, MAX_CHIPS,
-                              "chips a stage or estimate uses; chips a tenant may buy")]
-People = Annotated[int, _range("People", int, 0, MAX_PEOPLE,
-                               "individuals whose personal information a dataset or service "
-                               "holds (more than the world's population)")]
+ChipCount = Annotated[
+    int, _range("ChipCount", int, 0, MAX_CHIPS, "chips in a pool or availability window")
+]
+Chips = Annotated[
+    int,
+    _range("Chips", int, 1, MAX_CHIPS, "chips a stage or estimate uses; chips a tenant may buy"),
+]
+People = Annotated[
+    int,
+    _range(
+        "People",
+        int,
+        0,
+        MAX_PEOPLE,
+        "individuals whose personal information a dataset or service "
+        "holds (more than the world's population)",
+    ),
+]
 Quantity = Annotated[int, _range("Quantity", int, 0, 1e9, "chips acquired in one `procure` check")]
-UsdPerChipHour = Annotated[float, _range("UsdPerChipHour", float, 0, 10_000,
-                                         "rental price, USD per chip-hour (an H100 rents for "
-                                         "about 2-3)")]
-UsdPerChip = Annotated[float, _range("UsdPerChip", float, 0, 1e8,
-                                     "purchase price of one chip, USD")]
+UsdPerChipHour = Annotated[
+    float,
+    _range(
+        "UsdPerChipHour",
+        float,
+        0,
+        10_000,
+        "rental price, USD per chip-hour (an H100 rents for about 2-3)",
+    ),
+]
+UsdPerChip = Annotated[
+    float, _range("UsdPerChip", float, 0, 1e8, "purchase price of one chip, USD")
+]
 UsdPerGb = Annotated[float, _range("UsdPerGb", float, 0, 10_000, "egress price, USD per GB")]
 Usd = Annotated[float, _range("Usd", float, 0, 1e15, "a budget, USD", lo_open=True)]
 UsdPerDay = Annotated[float, _range("UsdPerDay", float, 0, 1e12, "a late penalty, USD per day")]
 LeadDays = Annotated[float, _range("LeadDays", float, 0, 3650, "days until bought chips arrive")]
-Days = Annotated[float, _range("Days", float, 0.001, 3650,
-                                 "a serving period, days (0.001 is 86 s)")]
-HorizonDays = Annotated[float, _range("HorizonDays", float, 1, 3650,
-                                      "how far ahead plans are scheduled, days")]
+Days = Annotated[
+    float, _range("Days", float, 0.001, 3650, "a serving period, days (0.001 is 86 s)")
+]
+HorizonDays = Annotated[
+    float, _range("HorizonDays", float, 1, 3650, "how far ahead plans are scheduled, days")
+]
 Years = Annotated[float, _range("Years", float, 0.1, 50, "an amortization period, years")]
 Gbps = Annotated[float, _range("Gbps", float, 0.001, 1e7, "WAN bandwidth, Gbit/s")]
-Gigabytes = Annotated[float, _range("Gigabytes", float, 0, 1e10,
-                                    "a dataset's size, GB (10 EB at most)")]
-Tokens = Annotated[float, _range("Tokens", float, 1, 1e18,
-                                 "training tokens (the largest runs so far use a few times "
-                                 "10^13)")]
+Gigabytes = Annotated[
+    float, _range("Gigabytes", float, 0, 1e10, "a dataset's size, GB (10 EB at most)")
+]
+Tokens = Annotated[
+    float,
+    _range(
+        "Tokens", float, 1, 1e18, "training tokens (the largest runs so far use a few times 10^13)"
+    ),
+]
 BatchTokens = Annotated[float, _range("BatchTokens", float, 1, 1e12, "tokens per optimizer step")]
 Params = Annotated[float, _range("Params", float, 1, 1e15, "model parameters, total or active")]
 Layers = Annotated[int, _range("Layers", int, 1, 10_000, "transformer layers")]
 DModel = Annotated[int, _range("DModel", int, 1, 1_000_000, "hidden size")]
 Heads = Annotated[int, _range("Heads", int, 1, 100_000, "attention heads, or key/value heads")]
 SeqLen = Annotated[int, _range("SeqLen", int, 1, 1e8, "tokens of context")]
-SoftwareYear = Annotated[int, _range("SoftwareYear", int, 2018, 2035,
-                                     "year of the training software stack (estimate requests)")]
+SoftwareYear = Annotated[
+    int,
+    _range(
+        "SoftwareYear", int, 2018, 2035, "year of the training software stack (estimate requests)"
+    ),
+]
 #: the lowest measured MFU Straits takes: published runs stand between about 10% and 60%; below
 #: 1% is a unit slip (4e-3 for 0.4) that would plan for a thousand times the hours
 MIN_MFU = 0.01
-Mfu = Annotated[float, _range("Mfu", float, MIN_MFU, 1, "a measured per-step model FLOPs "
-                                                       "utilization (0.4 for 40%)")]
+Mfu = Annotated[
+    float,
+    _range("Mfu", float, MIN_MFU, 1, "a measured per-step model FLOPs utilization (0.4 for 40%)"),
+]
 TopK = Annotated[int, _range("TopK", int, 1, 10_000, "experts each token is routed to")]
 Epochs = Annotated[float, _range("Epochs", float, 0.001, 10_000, "passes over a stage's datasets")]
-TokensPerS = Annotated[float, _range("TokensPerS", float, 0.001, 1e12,
-                                     "serving throughput, tokens per second")]
-RequestTokens = Annotated[int, _range("RequestTokens", int, 1, 1e8,
-                                      "prompt or output tokens of one request")]
-Weight = Annotated[float, _range("Weight", float, 0.001, 1_000_000,
-                                 "a workload's weight under `completion`")]
+TokensPerS = Annotated[
+    float, _range("TokensPerS", float, 0.001, 1e12, "serving throughput, tokens per second")
+]
+RequestTokens = Annotated[
+    int, _range("RequestTokens", int, 1, 1e8, "prompt or output tokens of one request")
+]
+Weight = Annotated[
+    float, _range("Weight", float, 0.001, 1_000_000, "a workload's weight under `completion`")
+]
 Pue = Annotated[float, _range("Pue", float, 1.0, 3.0, "power usage effectiveness")]
-GridIntensity = Annotated[float, _range("GridIntensity", float, 0, 5_000,
-                                        "grid carbon intensity, gCO2e/kWh (the dirtiest grids "
-                                        "are near 1,000)")]
-TrainingOps = Annotated[float, _range("TrainingOps", float, 0, 1e32,
-                                      "operations used to train a model (the rules' thresholds "
-                                      "are near 10^26)")]
+GridIntensity = Annotated[
+    float,
+    _range(
+        "GridIntensity",
+        float,
+        0,
+        5_000,
+        "grid carbon intensity, gCO2e/kWh (the dirtiest grids are near 1,000)",
+    ),
+]
+TrainingOps = Annotated[
+    float,
+    _range(
+        "TrainingOps",
+        float,
+        0,
+        1e32,
+        "operations used to train a model (the rules' thresholds are near 10^26)",
+    ),
+]
 
 
 def ranges_markdown() -> str:
@@ -197,16 +250,19 @@ def ranges_markdown() -> str:
 
 # the types a few older modules still import: bounded as the generic quantities they are
 NonNegInt = Annotated[int, _range("NonNegInt", int, 0, 1e15, "a count (older fields)")]
-PosFloat = Annotated[float, _range("PosFloat", float, 0, 1e18,
-                                   "a positive quantity (older fields)", lo_open=True)]
+PosFloat = Annotated[
+    float, _range("PosFloat", float, 0, 1e18, "a positive quantity (older fields)", lo_open=True)
+]
 NonNegFloat = Annotated[float, _range("NonNegFloat", float, 0, 1e18, "a quantity (older fields)")]
 
 
 # --- dates and text ------------------------------------------------------------------------------
 def _in_window(value: dt.date) -> dt.date:
     if not MIN_DATE <= value <= MAX_DATE:
-        raise ValueError(f"{value.isoformat()} is outside the dates Straits plans for "
-                         f"({MIN_DATE.isoformat()} to {MAX_DATE.isoformat()})")
+        raise ValueError(
+            f"{value.isoformat()} is outside the dates Straits plans for "
+            f"({MIN_DATE.isoformat()} to {MAX_DATE.isoformat()})"
+        )
     return value
 
 
@@ -224,8 +280,7 @@ def refuse_control(text: str, pattern: re.Pattern[str], why: str) -> str:
     when ``pattern`` finds a character in it."""
     m = pattern.search(text)
     if m:
-        raise ValueError(f"holds the control character {m.group()!r} at position {m.start()}"
-                         f"{why}")
+        raise ValueError(f"holds the control character {m.group()!r} at position {m.start()}{why}")
     return text
 
 

@@ -25,10 +25,18 @@ Solver = str
 DEFAULT_TIME_LIMIT = 20.0
 
 
-def make_plan(scenario: Scenario, *, regime: str | None = None, objective: str | None = None,
-              rules: RuleSet | None = None, solver: str = DEFAULT_SOLVER,
-              time_limit: float | None = DEFAULT_TIME_LIMIT, seed: int = 0,
-              on_progress: Progress | None = None, deadline: Deadline | None = None) -> Plan:
+def make_plan(
+    scenario: Scenario,
+    *,
+    regime: str | None = None,
+    objective: str | None = None,
+    rules: RuleSet | None = None,
+    solver: str = DEFAULT_SOLVER,
+    time_limit: float | None = DEFAULT_TIME_LIMIT,
+    seed: int = 0,
+    on_progress: Progress | None = None,
+    deadline: Deadline | None = None,
+) -> Plan:
     """Plan ``scenario`` under ``regime`` (default: the scenario's) for ``objective`` (a name
     or a weighted sum, default: the scenario's) with ``solver``, within ``time_limit`` seconds
     of wall-clock time from now, or within ``deadline`` (a budget the caller started earlier,
@@ -45,8 +53,9 @@ def make_plan(scenario: Scenario, *, regime: str | None = None, objective: str |
         with d.phase("rules"):
             rs = rules or ruleset()
         with d.phase("candidates"):
-            cand = Candidates(scenario, rs, regime=regime or scenario.regime,
-                              date=scenario.date, deadline=d)
+            cand = Candidates(
+                scenario, rs, regime=regime or scenario.regime, date=scenario.date, deadline=d
+            )
             stages = sum(len(w.stages) for w in scenario.workloads)
             chosen = solver_named(solver, stages=stages)
         plan = chosen.solve(cand, goal, SolveContext(d, seed, on_progress, solver))
@@ -68,5 +77,13 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'straits.plan' has no attribute {name!r}")
 
 
-__all__ = ["DEFAULT_TIME_LIMIT", "Assignment", "Deadline", "Plan", "Rejection", "Solver",
-           "StageDiagnosis", "make_plan"]
+__all__ = [
+    "DEFAULT_TIME_LIMIT",
+    "Assignment",
+    "Deadline",
+    "Plan",
+    "Rejection",
+    "Solver",
+    "StageDiagnosis",
+    "make_plan",
+]

@@ -122,8 +122,13 @@ class AloneBound:
         return out
 
 
-def alone_bound(pf: Portfolio, objective: Objective, *, stop_at: float = math.inf,
-                clock: Callable[[], float] = time.monotonic) -> AloneBound | None:
+def alone_bound(
+    pf: Portfolio,
+    objective: Objective,
+    *,
+    stop_at: float = math.inf,
+    clock: Callable[[], float] = time.monotonic,
+) -> AloneBound | None:
     """Solve every workload of ``pf`` alone; the sum is a bound (see the module's text).
     None when the clock passes ``stop_at`` first (a part of the sum bounds nothing)."""
     k_pen = objective.weight(COST)
@@ -166,16 +171,20 @@ def _release(pf: Portfolio, stage: object, c: Choice) -> float:
     return pf.moves.data(stage, c.option.site)[0]  # type: ignore[arg-type]
 
 
-def _solve(pf: Portfolio, objective: Objective, w: Workload, k_pen: float, k_done: float
-           ) -> WorkloadOptimum:
+def _solve(
+    pf: Portfolio, objective: Objective, w: Workload, k_pen: float, k_done: float
+) -> WorkloadOptimum:
     sc = pf.sc
     stages = w.topological_stages()
     index = {s.id: i for i, s in enumerate(stages)}
     preds = [[index[p] for p in s.after] for s in stages]
     due = hard_deadline_hours(sc, w)
     budget = w.budget_usd if w.budget_usd is not None else math.inf
-    soft_due = (deadline_hours(sc, w.deadline) if w.deadline is not None
-                and w.deadline_policy != "hard" else math.inf)
+    soft_due = (
+        deadline_hours(sc, w.deadline)
+        if w.deadline is not None and w.deadline_policy != "hard"
+        else math.inf
+    )
     per_hour = (w.late_penalty_usd_per_day or 0.0) / 24.0 if math.isfinite(soft_due) else 0.0
     done_weight = k_done * completion_weight(w)
     size = weights_gb(w.model)
@@ -212,8 +221,16 @@ def _solve(pf: Portfolio, objective: Objective, w: Workload, k_pen: float, k_don
             in_time = True
             if spend > budget + EPS:
                 continue
-            mine.append(_Opt(j, c.option.site, c.est.hours, release, spend,
-                             objective.additive_value(spend, c.mwh, c.tco2e)))
+            mine.append(
+                _Opt(
+                    j,
+                    c.option.site,
+                    c.est.hours,
+                    release,
+                    spend,
+                    objective.additive_value(spend, c.mwh, c.tco2e),
+                )
+            )
         mine.sort(key=lambda o: (o.value, o.hours, o.choice))
         opts.append(mine)
         alone_cause.append(None if mine else BUDGET if in_time else DEADLINE)
@@ -255,8 +272,11 @@ def _solve(pf: Portfolio, objective: Objective, w: Workload, k_pen: float, k_don
     def finish(unplaced: int, value: float) -> None:
         ends = [p[1] for p in pick if p is not None]
         last = max(ends, default=0.0)
-        total = value + k_pen * per_hour * max(0.0, last - soft_due) + done_weight * (
-            last if ends else 0.0)
+        total = (
+            value
+            + k_pen * per_hour * max(0.0, last - soft_due)
+            + done_weight * (last if ends else 0.0)
+        )
         if (unplaced, total) < best[0]:
             best[0] = (unplaced, total)
             best_pick[0] = list(pick)
@@ -300,9 +320,16 @@ def _solve(pf: Portfolio, objective: Objective, w: Workload, k_pen: float, k_don
             cause = PREDECESSOR if any(chosen[p] is None for p in preds[i]) else CHAIN
         causes[stage.id] = cause
     return WorkloadOptimum(
-        unplaced_n, total,
+        unplaced_n,
+        total,
         {s.id: c[0].choice for s, c in zip(stages, chosen, strict=True) if c is not None},
-        {s.id: c[1] for s, c in zip(stages, chosen, strict=True) if c is not None}, causes,
-        {s.id: [Window(o.choice, max(after, o.release), o.hours, due, o.spend, o.value)
-                for o in mine]
-         for s, mine, after in zip(stages, opts, afters, strict=True)})
+        {s.id: c[1] for s, c in zip(stages, chosen, strict=True) if c is not None},
+        causes,
+        {
+            s.id: [
+                Window(o.choice, max(after, o.release), o.hours, due, o.spend, o.value)
+                for o in mine
+            ]
+            for s, mine, after in zip(stages, opts, afters, strict=True)
+        },
+    )

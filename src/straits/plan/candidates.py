@@ -72,8 +72,15 @@ Placed = Predecessor
 class Candidates:
     """Options, estimates and memoized rule verdicts for every stage of a scenario."""
 
-    def __init__(self, sc: Scenario, rules: RuleSet, *, regime: str, date: dt.date,
-                 deadline: Deadline | None = None) -> None:
+    def __init__(
+        self,
+        sc: Scenario,
+        rules: RuleSet,
+        *,
+        regime: str,
+        date: dt.date,
+        deadline: Deadline | None = None,
+    ) -> None:
         self.sc = sc
         self.rules = rules
         self.regime = regime
@@ -146,8 +153,7 @@ class Candidates:
             hit = self._moves[stage.datasets] = (ready, egress, ready)
         return hit
 
-    def groups(self, w: Workload, stage: Stage, t: StageTable, pred_sites: list[int]
-               ) -> np.ndarray:
+    def groups(self, w: Workload, stage: Stage, t: StageTable, pred_sites: list[int]) -> np.ndarray:
         """A number per row: rows with the same number ask the rules the same questions.
 
         A placement's questions read a site only through its facts (country, operator's
@@ -160,7 +166,7 @@ class Candidates:
             cols.append((t.site == home).astype(np.int64))
         cols += [(t.site == s).astype(np.int64) for s in pred_sites]
         sizes = [int(c.max()) + 1 if len(c) else 1 for c in cols]
-        if float(np.prod(np.array(sizes, dtype=float))) < 2.0 ** 62:
+        if float(np.prod(np.array(sizes, dtype=float))) < 2.0**62:
             # the columns as the digits of one number (mixed radix): unique in one dimension
             key = np.zeros(len(t), dtype=np.int64)
             for c, n in zip(cols, sizes, strict=True):
@@ -173,20 +179,37 @@ class Candidates:
 
     def _training_ops(self, w: Workload) -> dict[str, float]:
         """Cumulative training FLOPs of the model through each stage (ancestors included)."""
-        own = {s.id: max((f.most_flops for f in self.table(w, s).fits), default=0.0)
-               for s in w.stages}
+        own = {
+            s.id: max((f.most_flops for f in self.table(w, s).fits), default=0.0) for s in w.stages
+        }
         total: dict[str, float] = {}
         for s in w.topological_stages():
             total[s.id] = own[s.id] + sum(total[p] for p in ancestors(w, s))
         return total
 
     # --- verdicts ------------------------------------------------------------------------------
-    def questions(self, w: Workload, stage: Stage, site: Site, chip: str,
-                  preds: list[Predecessor], exports: list[ExportLedger]) -> list[Question]:
+    def questions(
+        self,
+        w: Workload,
+        stage: Stage,
+        site: Site,
+        chip: str,
+        preds: list[Predecessor],
+        exports: list[ExportLedger],
+    ) -> list[Question]:
         return placement_questions(
-            self.sc, w, stage, site, chip, date=self.date, regime=self.regime,
-            training_ops=self.ops[w.id][stage.id], preds=preds, exports=exports,
-            year=self.date.year)
+            self.sc,
+            w,
+            stage,
+            site,
+            chip,
+            date=self.date,
+            regime=self.regime,
+            training_ops=self.ops[w.id][stage.id],
+            preds=preds,
+            exports=exports,
+            year=self.date.year,
+        )
 
     def ops_key(self, training_ops: float) -> Hashable:
         """What the policies can tell about training operations: their position among the
@@ -196,7 +219,9 @@ class Candidates:
         if hit is None:
             hit = self._ops_keys[training_ops] = (
                 self.rules.position(OPS_PATH, math.ceil(training_ops / 1e18))
-                if self._coarse_ops else training_ops)
+                if self._coarse_ops
+                else training_ops
+            )
         return hit
 
     def request_key(self, req: CheckRequest) -> Hashable:
@@ -204,8 +229,14 @@ class Candidates:
         the training operations as :meth:`ops_key`."""
         return _image(req, self)
 
-    def verdict(self, w: Workload, stage: Stage, option: Option, preds: list[Predecessor],
-                exports: list[ExportLedger]) -> Verdict:
+    def verdict(
+        self,
+        w: Workload,
+        stage: Stage,
+        option: Option,
+        preds: list[Predecessor],
+        exports: list[ExportLedger],
+    ) -> Verdict:
         """The verdict on placing ``stage`` on ``option`` after ``preds``, with the volumes in
         ``exports`` already sent abroad by the tenant this year. A bought option also needs
         ``procure`` to be lawful for the buyer."""
@@ -220,17 +251,21 @@ class Candidates:
                 applicable = self._memo[key] = self._applicable(requests, keys)
             else:
                 self.memo_hits += 1
-            hit = self.combine([combine(rules, r, template_values(r))
-                                for rules, r in zip(applicable, requests, strict=True)],
-                               [r.action for r in requests])
+            hit = self.combine(
+                [
+                    combine(rules, r, template_values(r))
+                    for rules, r in zip(applicable, requests, strict=True)
+                ],
+                [r.action for r in requests],
+            )
             if option.procured and hit.lawful:
                 buy = self.procurement(w.tenant, option.site, option.pool)
-                return self.combine([*hit.decisions, buy],
-                                    [*(r.action for r in requests), "procure"])
+                return self.combine(
+                    [*hit.decisions, buy], [*(r.action for r in requests), "procure"]
+                )
             return hit
 
-    def _applicable(self, requests: list[CheckRequest], keys: list[Hashable]
-                    ) -> list[list[Rule]]:
+    def _applicable(self, requests: list[CheckRequest], keys: list[Hashable]) -> list[list[Rule]]:
         """The rules that apply to each request, memoised per request (a placement's questions
         recur one by one in other placements' far more often than all together): only the
         requests never asked before go to Cedar, in one batch. Exact: the rules answer each
@@ -241,16 +276,24 @@ class Candidates:
             self._asked.update(zip(todo, answers, strict=True))
         return [self._asked[k] for k in keys]
 
-    def verdict_uncached(self, w: Workload, stage: Stage, option: Option,
-                         preds: list[Predecessor], exports: list[ExportLedger]) -> Verdict:
+    def verdict_uncached(
+        self,
+        w: Workload,
+        stage: Stage,
+        option: Option,
+        preds: list[Predecessor],
+        exports: list[ExportLedger],
+    ) -> Verdict:
         """The verdict straight from Cedar, with no memo anywhere (the property tests' oracle)."""
         qs = self.questions(w, stage, option.site, option.chip.id, preds, exports)
         decisions = [self.rules.check(q.request, use_cache=False) for q in qs]
         actions: list[str] = [q.request.action for q in qs]
         if option.procured and self.combine(decisions, actions).lawful:
-            decisions.append(self.rules.check(self._procure_request(w.tenant, option.site,
-                                                                    option.pool),
-                                              use_cache=False))
+            decisions.append(
+                self.rules.check(
+                    self._procure_request(w.tenant, option.site, option.pool), use_cache=False
+                )
+            )
             actions.append("procure")
         return self.combine(decisions, actions)
 
@@ -283,11 +326,15 @@ class Candidates:
         assert pool.procurable is not None
         t = self.sc.tenant(tenant_id)
         return CheckRequest(
-            date=self.date, regime=self.regime, action="procure",
+            date=self.date,
+            regime=self.regime,
+            action="procure",
             tenant=TenantFacts(hq=t.hq, authorizations=t.authorizations, ciio=t.ciio),
             site=SiteFacts(country=site.country, operator_hq=site.operator_hq),
-            chip=pool.chip, quantity=pool.procurable.max,
-            ships_from=pool.procurable.ships_from)
+            chip=pool.chip,
+            quantity=pool.procurable.max,
+            ships_from=pool.procurable.ships_from,
+        )
 
     def procurement(self, tenant_id: str, site: Site, pool: Pool) -> Decision:
         """May ``tenant`` buy the pool's procurable chips on the order date (the plan date)?"""
@@ -345,20 +392,27 @@ def _ops_reach_context() -> bool:
     ceil(ops / 1e18), the only form :meth:`Candidates.ops_key` coarsens; otherwise they are
     kept exactly."""
     probe = CheckRequest.model_construct(
-        date=dt.date(2025, 1, 1), regime="enacted", action="train",
-        tenant=TenantFacts.model_construct(hq="US", authorizations=(), ciio=False,
-                                           entity_listed=False),
-        site=SiteFacts.model_construct(country="US", operator_hq="US"), chip=None, data=None,
-        weights=WeightsFacts.model_construct(training_ops=2.5e18, open=False,
-                                             from_country="US"),
-        quantity=1, ships_from=None)
+        date=dt.date(2025, 1, 1),
+        regime="enacted",
+        action="train",
+        tenant=TenantFacts.model_construct(
+            hq="US", authorizations=(), ciio=False, entity_listed=False
+        ),
+        site=SiteFacts.model_construct(country="US", operator_hq="US"),
+        chip=None,
+        data=None,
+        weights=WeightsFacts.model_construct(training_ops=2.5e18, open=False, from_country="US"),
+        quantity=1,
+        ships_from=None,
+    )
     try:
         ctx = build_context(probe)
     except Exception:
         return False
     weights = ctx.get("weights", {})
-    return bool(weights.get(OPS_PATH[1]) == 3 and set(weights) <= {OPS_PATH[1], "open",
-                                                                     "from_country"})
+    return bool(
+        weights.get(OPS_PATH[1]) == 3 and set(weights) <= {OPS_PATH[1], "open", "from_country"}
+    )
 
 
 class _TrainingOps(dict[str, dict[str, float]]):
@@ -367,8 +421,7 @@ class _TrainingOps(dict[str, dict[str, float]]):
         self._cand = cand
 
     def __missing__(self, workload_id: str) -> dict[str, float]:
-        value = self[workload_id] = self._cand._training_ops(
-            self._cand.sc.workload(workload_id))
+        value = self[workload_id] = self._cand._training_ops(self._cand.sc.workload(workload_id))
         return value
 
 

@@ -59,8 +59,9 @@ class ExportLedger:
 
     entries: dict[tuple[str, str, int], Batch] = field(default_factory=dict)
 
-    def add(self, tenant: str, origin: str, year: int, export_id: str,
-            subjects: int, sensitive: int) -> None:
+    def add(
+        self, tenant: str, origin: str, year: int, export_id: str, subjects: int, sensitive: int
+    ) -> None:
         batch = self.entries.setdefault((tenant, origin, year), {})
         batch[export_id] = Volume(subjects, sensitive)
 
@@ -71,8 +72,9 @@ class ExportLedger:
 
     def covers(self, other: ExportLedger) -> bool:
         """Whether every export of ``other`` is already in this ledger."""
-        return all(set(batch) <= set(self.entries.get(key, {}))
-                   for key, batch in other.entries.items())
+        return all(
+            set(batch) <= set(self.entries.get(key, {})) for key, batch in other.entries.items()
+        )
 
     def merged(self, other: ExportLedger) -> ExportLedger:
         out = ExportLedger({k: dict(v) for k, v in self.entries.items()})
@@ -81,8 +83,9 @@ class ExportLedger:
         return out
 
 
-def prior_volumes(ledgers: list[ExportLedger], tenant: str, origin: str, year: int,
-                  exclude: set[str]) -> Prior:
+def prior_volumes(
+    ledgers: list[ExportLedger], tenant: str, origin: str, year: int, exclude: set[str]
+) -> Prior:
     """What the tenant already exported from ``origin``, from the union of ``ledgers``,
     without the exports in ``exclude``."""
     out: list[int] = []
@@ -120,8 +123,7 @@ def _tenant(t: Tenant) -> TenantFacts:
 
 
 @lru_cache(maxsize=4096)
-def _tenant_facts(hq: str, authorizations: tuple[Authorization, ...], ciio: bool
-                  ) -> TenantFacts:
+def _tenant_facts(hq: str, authorizations: tuple[Authorization, ...], ciio: bool) -> TenantFacts:
     return TenantFacts.model_construct(hq=hq, authorizations=authorizations, ciio=ciio)
 
 
@@ -133,8 +135,9 @@ def _site(s: Site) -> SiteFacts:
 def _site_facts(country: str, operator_hq: str, dpf_certified: bool) -> SiteFacts:
     """Every site fact the rules read (a new one must be added here: it reaches the verdict
     memo through the request itself)."""
-    return SiteFacts.model_construct(country=country, operator_hq=operator_hq,
-                                     dpf_certified=dpf_certified)
+    return SiteFacts.model_construct(
+        country=country, operator_hq=operator_hq, dpf_certified=dpf_certified
+    )
 
 
 def data_facts(d: Dataset, prior: Prior, others: list[Dataset]) -> DataFacts:
@@ -144,12 +147,15 @@ def data_facts(d: Dataset, prior: Prior, others: list[Dataset]) -> DataFacts:
     subj = sum(o.subjects for o in extra)
     sens = sum(o.sensitive_subjects for o in extra)
     return _data_facts(
-        origin=d.origin, classes=d.classes, subjects=d.subjects,
+        origin=d.origin,
+        classes=d.classes,
+        subjects=d.subjects,
         sensitive_subjects=d.sensitive_subjects,
         prior_subjects_ytd=prior.subjects_ytd + subj,
         prior_sensitive_ytd=prior.sensitive_ytd + sens,
         prior_subjects_since_last_year=prior.subjects_since_last_year + subj,
-        prior_sensitive_since_last_year=prior.sensitive_since_last_year + sens)
+        prior_sensitive_since_last_year=prior.sensitive_since_last_year + sens,
+    )
 
 
 # The facts and requests below are made once per distinct value and shared: a portfolio asks
@@ -202,9 +208,18 @@ def user_subjects(stage: Stage) -> int:
 
 
 def placement_questions(
-    sc: Scenario, w: Workload, stage: Stage, site: Site, chip: str, *, date: dt.date,
-    regime: str, training_ops: float, preds: list[Predecessor],
-    exports: list[ExportLedger], year: int,
+    sc: Scenario,
+    w: Workload,
+    stage: Stage,
+    site: Site,
+    chip: str,
+    *,
+    date: dt.date,
+    regime: str,
+    training_ops: float,
+    preds: list[Predecessor],
+    exports: list[ExportLedger],
+    year: int,
 ) -> list[Question]:
     """Every rule question of placing ``stage`` at ``site`` on ``chip``.
 
@@ -214,43 +229,56 @@ def placement_questions(
     """
     tenant = sc.tenant(w.tenant)
     action = ACTION_OF_KIND[stage.kind]
-    common: dict[str, Any] = dict(date=date, regime=regime, tenant=_tenant(tenant),
-                                  site=_site(site))
+    common: dict[str, Any] = dict(
+        date=date, regime=regime, tenant=_tenant(tenant), site=_site(site)
+    )
 
     def ask(label: str, **kw: Any) -> Question:
         return Question(label, _request(**common, **kw))
 
     weights = None
     if action != "serve":
-        weights = _weights_facts(training_ops=training_ops, open=w.model.open_weights,
-                                 from_country=site.country)
+        weights = _weights_facts(
+            training_ops=training_ops, open=w.model.open_weights, from_country=site.country
+        )
     out: list[Question] = []
     datasets = [sc.dataset(d) for d in stage.datasets]
     abroad = [d for d in datasets if d.origin != site.country]
     for d in datasets:
         prior = prior_volumes(exports, w.tenant, d.origin, year, {d.id})
         facts = data_facts(d, prior, abroad)
-        out.append(ask(f"{stage.kind} on {d.id}", action=action, chip=chip, data=facts,
-                       weights=weights))
+        out.append(
+            ask(f"{stage.kind} on {d.id}", action=action, chip=chip, data=facts, weights=weights)
+        )
         if d.located_at != site.id:
-            out.append(ask(f"move {d.id} from {d.located_at}", action="transfer-data",
-                           data=facts))
+            out.append(ask(f"move {d.id} from {d.located_at}", action="transfer-data", data=facts))
     for country in stage.users:
-        prior = prior_volumes(exports, w.tenant, country, year,
-                              {users_export_id(w, stage, country)})
+        prior = prior_volumes(
+            exports, w.tenant, country, year, {users_export_id(w, stage, country)}
+        )
         facts = _data_facts(
-            origin=country, classes=("personal",), subjects=user_subjects(stage),
-            prior_subjects_ytd=prior.subjects_ytd, prior_sensitive_ytd=prior.sensitive_ytd,
+            origin=country,
+            classes=("personal",),
+            subjects=user_subjects(stage),
+            prior_subjects_ytd=prior.subjects_ytd,
+            prior_sensitive_ytd=prior.sensitive_ytd,
             prior_subjects_since_last_year=prior.subjects_since_last_year,
-            prior_sensitive_since_last_year=prior.sensitive_since_last_year)
+            prior_sensitive_since_last_year=prior.sensitive_since_last_year,
+        )
         out.append(ask(f"serve users in {country}", action=action, chip=chip, data=facts))
     if not datasets and not stage.users:
         out.append(ask(stage.kind, action=action, chip=chip, weights=weights))
     for pred, pred_site, pred_ops in preds:
         if pred_site.id == site.id:
             continue
-        moved = _weights_facts(training_ops=pred_ops, open=w.model.open_weights,
-                               from_country=pred_site.country)
-        out.append(ask(f"weights of {pred.id} from {pred_site.id}",
-                       action="transfer-weights", weights=moved))
+        moved = _weights_facts(
+            training_ops=pred_ops, open=w.model.open_weights, from_country=pred_site.country
+        )
+        out.append(
+            ask(
+                f"weights of {pred.id} from {pred_site.id}",
+                action="transfer-weights",
+                weights=moved,
+            )
+        )
     return out

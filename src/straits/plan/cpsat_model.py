@@ -90,10 +90,17 @@ def due_ticks(pf: Portfolio, day: dt.date) -> int:
     return ticks_down(deadline_hours(pf.sc, day))
 
 
-def build(pf: Portfolio, objective: Objective, *, horizon: int | None = None,
-          with_groups: bool = False, only: set[str] | None = None,
-          fixed: list[Booking] | None = None, max_end: int | None = None,
-          min_span: int = 0) -> PortfolioModel:
+def build(
+    pf: Portfolio,
+    objective: Objective,
+    *,
+    horizon: int | None = None,
+    with_groups: bool = False,
+    only: set[str] | None = None,
+    fixed: list[Booking] | None = None,
+    max_end: int | None = None,
+    min_span: int = 0,
+) -> PortfolioModel:
     """Build the model. ``only`` restricts it to some workloads (a neighbourhood, or one
     workload to explain), ``fixed`` adds bookings that cannot move. ``with_groups`` makes
     deadlines, budgets and capacities conditional on enable literals. ``max_end`` bounds the
@@ -142,8 +149,14 @@ def build(pf: Portfolio, objective: Objective, *, horizon: int | None = None,
         """True when stage ``key`` runs at ``site``."""
         if (key, site) not in at:
             lit = at[(key, site)] = m.new_bool_var(f"at[{key}][{site}]")
-            m.add(lit == sum(xi for xi, c in zip(x[key], stages[key].choices, strict=True)
-                             if c.option.site.id == site))
+            m.add(
+                lit
+                == sum(
+                    xi
+                    for xi, c in zip(x[key], stages[key].choices, strict=True)
+                    if c.option.site.id == site
+                )
+            )
         return at[(key, site)]
 
     for (wid, sid), st in stages.items():
@@ -158,7 +171,8 @@ def build(pf: Portfolio, objective: Objective, *, horizon: int | None = None,
             m.add(start[key] >= end[pk]).only_enforce_if(u[key].Not())
             for (a, b), lag in edge_lags(pf, w, pred, st).items():
                 m.add(start[key] >= end[pk] + lag).only_enforce_if(
-                    [site_lit(pk, a), site_lit(key, b)])
+                    [site_lit(pk, a), site_lit(key, b)]
+                )
             _forbid_unlawful_transfers(m, pf, w, pred, st, x[pk], x[key])
 
     # deadlines and lateness
@@ -190,8 +204,12 @@ def build(pf: Portfolio, objective: Objective, *, horizon: int | None = None,
     for w in sc.workloads:
         if (only is not None and w.id not in only) or w.budget_usd is None:
             continue
-        spend = [xi * c.cost for s in w.stages if (w.id, s.id) in stages
-                 for xi, c in zip(x[(w.id, s.id)], stages[(w.id, s.id)].choices, strict=True)]
+        spend = [
+            xi * c.cost
+            for s in w.stages
+            if (w.id, s.id) in stages
+            for xi, c in zip(x[(w.id, s.id)], stages[(w.id, s.id)].choices, strict=True)
+        ]
         within = m.add(cp_model.LinearExpr.sum(spend) <= int(w.budget_usd))
         lit = enable(groups.budget, w.id)
         if lit is not None:
@@ -220,8 +238,9 @@ def build(pf: Portfolio, objective: Objective, *, horizon: int | None = None,
             n = m.new_int_var(0, cap, f"bought[{res}]")
             bought[res] = n
             if horizon > arrive:
-                ivs.append(m.new_fixed_size_interval_var(arrive, horizon - arrive,
-                                                         f"unbought[{res}]"))
+                ivs.append(
+                    m.new_fixed_size_interval_var(arrive, horizon - arrive, f"unbought[{res}]")
+                )
                 demands.append(cap - n)
             unit = o.pool.procurable.usd_per_chip * capex_share(sc, o.pool)
             capex_terms.append(n * round(unit))
@@ -230,8 +249,11 @@ def build(pf: Portfolio, objective: Objective, *, horizon: int | None = None,
         for s0, e0, chips in extra.get(res, []):
             if e0 > s0:
                 name = f"fixed[{res}][{s0}]"
-                ivs.append(m.new_fixed_size_interval_var(s0, e0 - s0, name) if lit is None
-                           else m.new_optional_fixed_size_interval_var(s0, e0 - s0, lit, name))
+                ivs.append(
+                    m.new_fixed_size_interval_var(s0, e0 - s0, name)
+                    if lit is None
+                    else m.new_optional_fixed_size_interval_var(s0, e0 - s0, lit, name)
+                )
                 demands.append(chips)
         m.add_cumulative(ivs, demands, cap)
 
@@ -240,8 +262,9 @@ def build(pf: Portfolio, objective: Objective, *, horizon: int | None = None,
     k_cost = objective.global_weight(COST)
     k_time = objective.tick_weight(TIME)
     k_done = objective.tick_weight(COMPLETION)
-    terms: list[cp_model.LinearExprT] = [xi * c.value for key, st in stages.items()
-                                         for xi, c in zip(x[key], st.choices, strict=True)]
+    terms: list[cp_model.LinearExprT] = [
+        xi * c.value for key, st in stages.items() for xi, c in zip(x[key], st.choices, strict=True)
+    ]
     bound = sum(max((c.value for c in st.choices), default=0) for st in stages.values())
     if k_cost:
         terms += [t * k_cost for t in (*capex_terms, *penalties)]
@@ -267,12 +290,17 @@ def build(pf: Portfolio, objective: Objective, *, horizon: int | None = None,
     unplaced = cp_model.LinearExpr.sum(list(u.values()))
     room = OBJECTIVE_LIMIT // (len(stages) + 1)
     if bound + 1 >= room:
-        raise ModelTooLarge(f"the objective's values reach {bound:,} model units over "
-                            f"{len(stages)} stages: more than 64-bit integers hold")
+        raise ModelTooLarge(
+            f"the objective's values reach {bound:,} model units over "
+            f"{len(stages)} stages: more than 64-bit integers hold"
+        )
     dollars = tie_unit(stages, bound, room) if objective.tie_cost else 0
     if dollars:
-        tie = [xi * (c.cost // dollars) for key, st in stages.items()
-               for xi, c in zip(x[key], st.choices, strict=True)]
+        tie = [
+            xi * (c.cost // dollars)
+            for key, st in stages.items()
+            for xi, c in zip(x[key], st.choices, strict=True)
+        ]
         tie_bound = _tie_bound(stages, dollars)
         weight = (bound + 1) * tie_bound + 1
         m.minimize(weight * unplaced + primary * tie_bound + cp_model.LinearExpr.sum(tie))
@@ -281,12 +309,30 @@ def build(pf: Portfolio, objective: Objective, *, horizon: int | None = None,
         weight = bound + 1
         m.minimize(weight * unplaced + primary)
         unit = objective.model_scale
-    return PortfolioModel(m, pf, horizon, x, u, start, end, bought, weight, groups, lates,
-                          dones, span, unit, min(min_span, horizon), extra, at, dollars)
+    return PortfolioModel(
+        m,
+        pf,
+        horizon,
+        x,
+        u,
+        start,
+        end,
+        bought,
+        weight,
+        groups,
+        lates,
+        dones,
+        span,
+        unit,
+        min(min_span, horizon),
+        extra,
+        at,
+        dollars,
+    )
 
 
 #: the model's objective stays below this (CP-SAT works in 64-bit integers)
-OBJECTIVE_LIMIT = 2 ** 61
+OBJECTIVE_LIMIT = 2**61
 
 
 class ModelTooLarge(ValueError):
@@ -294,23 +340,25 @@ class ModelTooLarge(ValueError):
 
 
 def _tie_bound(stages: dict[StageKey, StageChoices], dollars: int) -> int:
-    return sum(max((c.cost // dollars for c in st.choices), default=0)
-               for st in stages.values()) + 1
+    return (
+        sum(max((c.cost // dollars for c in st.choices), default=0) for st in stages.values()) + 1
+    )
 
 
 def tie_unit(stages: dict[StageKey, StageChoices], bound: int, room: int) -> int:
     """Dollars per unit of the cost tie-break: $1,000, or coarser as far as the objective
     needs to fit (0: no tie-break fits)."""
     dollars = 1000
-    while dollars <= 10 ** 15:
+    while dollars <= 10**15:
         if (bound + 1) * _tie_bound(stages, dollars) + 1 < room:
             return dollars
         dollars *= 10
     return 0
 
 
-def edge_lags(pf: Portfolio, w: Workload, pred: StageChoices, succ: StageChoices
-              ) -> dict[tuple[str, str], int]:
+def edge_lags(
+    pf: Portfolio, w: Workload, pred: StageChoices, succ: StageChoices
+) -> dict[tuple[str, str], int]:
     """Whole hours the predecessor's weights take to move from each of its sites to each of
     the successor's, where that is more than none."""
     firsts_a = {c.option.site.id: c for c in pred.choices}
@@ -324,9 +372,15 @@ def edge_lags(pf: Portfolio, w: Workload, pred: StageChoices, succ: StageChoices
     return out
 
 
-def _forbid_unlawful_transfers(m: cp_model.CpModel, pf: Portfolio, w: Workload,
-                               pred: StageChoices, succ: StageChoices,
-                               xp: list[cp_model.IntVar], xs: list[cp_model.IntVar]) -> None:
+def _forbid_unlawful_transfers(
+    m: cp_model.CpModel,
+    pf: Portfolio,
+    w: Workload,
+    pred: StageChoices,
+    succ: StageChoices,
+    xp: list[cp_model.IntVar],
+    xs: list[cp_model.IntVar],
+) -> None:
     by_a: dict[str, list[int]] = {}
     by_b: dict[str, list[int]] = {}
     for i, a in enumerate(pred.choices):
@@ -354,8 +408,9 @@ def add_hints(pm: PortfolioModel, slots: dict[StageKey, Slot]) -> None:
     (lateness, completion, makespan, bought chips, counting the fixed bookings)."""
     m, pf = pm.model, pm.pf
     ends: dict[StageKey, int] = {}
-    usage: dict[str, list[tuple[int, int, int]]] = {res: list(b) for res, b in pm.fixed.items()
-                                                     if res in pm.bought}
+    usage: dict[str, list[tuple[int, int, int]]] = {
+        res: list(b) for res, b in pm.fixed.items() if res in pm.bought
+    }
     for key, (idx, s) in slots.items():
         if key not in pm.x:
             continue
@@ -392,8 +447,10 @@ def late_hours_of(end: int, due: int) -> int:
 
 
 def _peak(bookings: list[tuple[int, int, int]]) -> int:
-    events = sorted([(s, n) for s, _, n in bookings] + [(e, -n) for _, e, n in bookings],
-                    key=lambda ev: (ev[0], ev[1]))
+    events = sorted(
+        [(s, n) for s, _, n in bookings] + [(e, -n) for _, e, n in bookings],
+        key=lambda ev: (ev[0], ev[1]),
+    )
     peak = used = 0
     for _, n in events:
         used += n

@@ -27,8 +27,9 @@ Clock = Callable[[], float]
 class Deadline:
     """A wall-clock budget of ``limit`` seconds from ``start`` (``None``: no limit)."""
 
-    def __init__(self, limit: float | None, *, clock: Clock = time.monotonic,
-                 start: float | None = None) -> None:
+    def __init__(
+        self, limit: float | None, *, clock: Clock = time.monotonic, start: float | None = None
+    ) -> None:
         if limit is not None and not (limit > 0 and math.isfinite(limit)):
             raise ValueError(f"a time limit must be a positive number of seconds, not {limit}")
         self.limit = limit
@@ -103,9 +104,12 @@ class Deadline:
                 self._open[-1][0] += spent
 
     def to_json(self) -> dict[str, Any]:
-        return {"time_limit_s": self.limit, "elapsed_s": round(self.elapsed(), 3),
-                "phases": {k: round(v, 3) for k, v in self.phases.items()},
-                "within": {k: round(v, 3) for k, v in self.counters.items()}}
+        return {
+            "time_limit_s": self.limit,
+            "elapsed_s": round(self.elapsed(), 3),
+            "phases": {k: round(v, 3) for k, v in self.phases.items()},
+            "within": {k: round(v, 3) for k, v in self.counters.items()},
+        }
 
 
 #: a process older than this did more than start a command (a test runner or a server calling

@@ -17,12 +17,18 @@ from straits.plan.result import Assignment, Rejection, StageDiagnosis
 
 
 def _metrics(a: Assignment) -> StageMetrics:
-    return StageMetrics(a.cost_usd, a.penalty_usd, a.end_h, (a.energy_kwh or 0.0) / 1000.0,
-                        a.tco2e or 0.0)
+    return StageMetrics(
+        a.cost_usd, a.penalty_usd, a.end_h, (a.energy_kwh or 0.0) / 1000.0, a.tco2e or 0.0
+    )
 
 
-def rediagnose(old: StageDiagnosis, now: Assignment | None, before: Assignment | None,
-               w: Workload, objective: Objective) -> StageDiagnosis:
+def rediagnose(
+    old: StageDiagnosis,
+    now: Assignment | None,
+    before: Assignment | None,
+    w: Workload,
+    objective: Objective,
+) -> StageDiagnosis:
     """``old`` (the greedy plan's diagnosis, whose choice was ``before``) for the plan that
     puts the stage at ``now`` (None: unplaced)."""
     if (now.option_label if now else None) == old.chosen:
@@ -32,8 +38,9 @@ def rediagnose(old: StageDiagnosis, now: Assignment | None, before: Assignment |
         if now is not None and r.label == now.option_label:
             continue  # the new choice
         if now is not None and r.code.lost_to_better:
-            rejections.append(replace(r, note=f"lost to {now.option_label} on "
-                                              f"{r.code.label}", cite=None))
+            rejections.append(
+                replace(r, note=f"lost to {now.option_label} on {r.code.label}", cite=None)
+            )
         else:
             rejections.append(r)
     if before is not None:

@@ -53,9 +53,11 @@ TOP_BY_OBJECTIVE = 12
 TOP_BY_FINISH = 4
 #: stages with at most this many options get every option's legality examined
 EXAMINE_ALL_UP_TO = 64
-RANKED_OUT = {False: "ranked below the best lawful options even on an empty pool",
-              True: "ranked below the best lawful options even on an empty pool (its "
-                    "legality was not examined)"}
+RANKED_OUT = {
+    False: "ranked below the best lawful options even on an empty pool",
+    True: "ranked below the best lawful options even on an empty pool (its "
+    "legality was not examined)",
+}
 NOT_REACHED = "not examined: the time limit ran out before this stage was planned"
 
 
@@ -64,8 +66,9 @@ def _too_late(hours: float) -> Loss:
 
 
 def _over_budget(w: Workload) -> Loss:
-    return Loss(ReasonCode.BUDGET,
-                f"would take the workload over its budget of ${w.budget_usd or 0:,.0f}")
+    return Loss(
+        ReasonCode.BUDGET, f"would take the workload over its budget of ${w.budget_usd or 0:,.0f}"
+    )
 
 
 @dataclass
@@ -96,8 +99,14 @@ class _Run:
 
 
 class GreedyPlanner:
-    def __init__(self, cand: Candidates, *, objective: Objective,
-                 stop_at: float = math.inf, clock: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        cand: Candidates,
+        *,
+        objective: Objective,
+        stop_at: float = math.inf,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self.cand = cand
         self.sc = cand.sc
         self.objective = objective
@@ -168,8 +177,9 @@ class GreedyPlanner:
                 continue
             t = self.cand.table(w, stage)
             option = t.option(t.row_of(b.assignment.option_label))
-            if not self.cand.verdict(w, stage, option, self.preds(w, stage, state),
-                                     [state.exports]).lawful:
+            if not self.cand.verdict(
+                w, stage, option, self.preds(w, stage, state), [state.exports]
+            ).lawful:
                 out.append((wid, sid))
         return out
 
@@ -193,12 +203,20 @@ class GreedyPlanner:
             record_exports(self.sc, w, w.stage(sid), b.site, state.exports, self.cand.date.year)
         run.state = state
         note = "its export volumes could not be re-checked before the time limit"
-        run.diagnosis = [d if (d.workload, d.stage) not in gone or d.chosen is None else
-                         StageDiagnosis(d.workload, d.stage, d.options, None, d.rejections,
-                                        d.citations,
-                                        (*d.also_lost, RankedOut(ReasonCode.TIME_LIMIT, 1,
-                                                                 note)))
-                         for d in run.diagnosis]
+        run.diagnosis = [
+            d
+            if (d.workload, d.stage) not in gone or d.chosen is None
+            else StageDiagnosis(
+                d.workload,
+                d.stage,
+                d.options,
+                None,
+                d.rejections,
+                d.citations,
+                (*d.also_lost, RankedOut(ReasonCode.TIME_LIMIT, 1, note)),
+            )
+            for d in run.diagnosis
+        ]
         run.notes.append(f"{len(gone)} stages left unplaced: {note}")
 
     def preds(self, w: Workload, stage: Stage, state: PlanState) -> list[Predecessor]:
@@ -224,18 +242,28 @@ class GreedyPlanner:
                     continue
                 a = self.book(w, stage, best, run.state).assignment
                 if a.late_hours > 0:
-                    run.notes.append(f"{w.id}/{stage.id} ends {a.late_hours:,.0f} h after the "
-                                     f"deadline {w.deadline} (soft deadline)")
+                    run.notes.append(
+                        f"{w.id}/{stage.id} ends {a.late_hours:,.0f} h after the "
+                        f"deadline {w.deadline} (soft deadline)"
+                    )
         if run.stopped:
             reached = sum(d.chosen is not None for d in run.diagnosis)
-            run.notes.append(f"the time limit ran out while the greedy planner worked: "
-                             f"{reached} stages placed before it, the rest not examined")
+            run.notes.append(
+                f"the time limit ran out while the greedy planner worked: "
+                f"{reached} stages placed before it, the rest not examined"
+            )
         return run
 
     def _not_reached(self, w: Workload, stage: Stage) -> StageDiagnosis:
         n = self.cand.index.rows_of(w.tenant)
-        return StageDiagnosis(w.id, stage.id, n, None, (),
-                              also_lost=(RankedOut(ReasonCode.TIME_LIMIT, n, NOT_REACHED),))
+        return StageDiagnosis(
+            w.id,
+            stage.id,
+            n,
+            None,
+            (),
+            also_lost=(RankedOut(ReasonCode.TIME_LIMIT, n, NOT_REACHED),),
+        )
 
     def _plan(self, run: _Run) -> Plan:
         diagnosis = tuple(run.diagnosis)
@@ -244,27 +272,43 @@ class GreedyPlanner:
         if not self.sc.workloads:
             notes.append("nothing to plan: the scenario has no workloads")
         return Plan(
-            scenario=self.sc.name, date=self.cand.date, regime=self.cand.regime,
-            objective=self.objective.name, solver="greedy",
+            scenario=self.sc.name,
+            date=self.cand.date,
+            regime=self.cand.regime,
+            objective=self.objective.name,
+            solver="greedy",
             status="infeasible" if unplaced else "feasible" if self.sc.workloads else "optimal",
-            start=self.sc.start, assignments=tuple(b.assignment for b in run.state.placed.values()),
-            unplaced=unplaced, diagnosis=diagnosis, rules_digest=self.cand.rules.digest,
-            notes=tuple(notes), objective_unit=self.objective.unit)
+            start=self.sc.start,
+            assignments=tuple(b.assignment for b in run.state.placed.values()),
+            unplaced=unplaced,
+            diagnosis=diagnosis,
+            rules_digest=self.cand.rules.digest,
+            notes=tuple(notes),
+            objective_unit=self.objective.unit,
+        )
 
     # --- one stage -----------------------------------------------------------------------------
-    def place(self, w: Workload, stage: Stage, state: PlanState, latest: float
-              ) -> tuple[StageDiagnosis, Candidate | None]:
+    def place(
+        self, w: Workload, stage: Stage, state: PlanState, latest: float
+    ) -> tuple[StageDiagnosis, Candidate | None]:
         t = self.cand.table(w, stage)
         if any((w.id, p) not in state.placed for p in stage.after):
-            rej = tuple(_row_reject(t, i, ReasonCode.PREDECESSOR,
-                                    "a stage it depends on could not be placed")
-                        for i in range(len(t)))
+            rej = tuple(
+                _row_reject(
+                    t, i, ReasonCode.PREDECESSOR, "a stage it depends on could not be placed"
+                )
+                for i in range(len(t))
+            )
             return StageDiagnosis(w.id, stage.id, len(t), None, rej), None
         placed_preds = [state.placed[(w.id, p)] for p in stage.after]
         preds = self.preds(w, stage, state)
         pred_sites = [self.cand.index.site_of[b.site.id] for b in placed_preds]
-        order, alone_cost, end = self.rank_rows(w, stage, t, [
-            (b.assignment.end_h, site) for b, site in zip(placed_preds, pred_sites, strict=True)])
+        order, alone_cost, end = self.rank_rows(
+            w,
+            stage,
+            t,
+            [(b.assignment.end_h, site) for b, site in zip(placed_preds, pred_sites, strict=True)],
+        )
         gid = self.cand.groups(w, stage, t, pred_sites)
         # verdicts, shared by the rows that ask the same questions; in a large portfolio only
         # as far down the ranking as needed to find the best lawful options
@@ -297,28 +341,41 @@ class GreedyPlanner:
         best_row = next((i for i, cs in job.per_row.items() if best in cs), None)
         rejections, citations, ranked_out = self._explain(job, gid, verdicts, best, best_row)
         code = self.objective.single.code if self.objective.single else ReasonCode.OBJECTIVE
-        also = tuple(RankedOut(code, n, RANKED_OUT[unexamined])
-                     for unexamined, n in ranked_out.items() if n)
-        diag = StageDiagnosis(w.id, stage.id, len(t), best.option.label if best else None,
-                              tuple(rejections), tuple(citations.values()), also)
+        also = tuple(
+            RankedOut(code, n, RANKED_OUT[unexamined]) for unexamined, n in ranked_out.items() if n
+        )
+        diag = StageDiagnosis(
+            w.id,
+            stage.id,
+            len(t),
+            best.option.label if best else None,
+            tuple(rejections),
+            tuple(citations.values()),
+            also,
+        )
         return diag, best
 
-    def _schedule_rows(self, job: _StageJob, rows: list[int], state: PlanState
-                       ) -> list[Candidate]:
+    def _schedule_rows(self, job: _StageJob, rows: list[int], state: PlanState) -> list[Candidate]:
         """Schedule ``rows`` of the stage's table, recording each row's candidates and why
         none qualified; returns the candidates."""
         pool: list[Candidate] = []
         for i in rows:
-            cands, failed = self.schedule(job.w, job.stage, job.t.option(i), job.verdict(i),
-                                          job.preds, state, job.latest)
+            cands, failed = self.schedule(
+                job.w, job.stage, job.t.option(i), job.verdict(i), job.preds, state, job.latest
+            )
             job.per_row[i] = cands
             pool += cands
             if failed is not None:
                 job.why[i] = failed
         return pool
 
-    def _deeper(self, job: _StageJob, ranking: tuple[np.ndarray, np.ndarray, np.ndarray],
-                done: set[int], state: PlanState) -> list[Candidate]:
+    def _deeper(
+        self,
+        job: _StageJob,
+        ranking: tuple[np.ndarray, np.ndarray, np.ndarray],
+        done: set[int],
+        state: PlanState,
+    ) -> list[Candidate]:
         """Schedule the lawful rows below the shortlist ``done``, a batch at a time in the
         order of the ranking, until a batch yields a candidate or none are left. Rows that
         would end after a hard deadline or cost more than the budget left even on an empty
@@ -343,9 +400,14 @@ class GreedyPlanner:
                 return pool
         return []
 
-    def _explain(self, job: _StageJob, gid: np.ndarray, verdicts: dict[int, Verdict],
-                 best: Candidate | None, best_row: int | None
-                 ) -> tuple[list[Rejection], dict[str, Reason], dict[bool, int]]:
+    def _explain(
+        self,
+        job: _StageJob,
+        gid: np.ndarray,
+        verdicts: dict[int, Verdict],
+        best: Candidate | None,
+        best_row: int | None,
+    ) -> tuple[list[Rejection], dict[str, Reason], dict[bool, int]]:
         """Why every row other than the chosen one lost."""
         t = job.t
         rejections: list[Rejection] = []
@@ -357,15 +419,17 @@ class GreedyPlanner:
             problem = t.problem_of(i)
             if problem is not None:
                 fit = t.fit(i)
-                rejections.append(_row_reject(t, i, problem,
-                                              fit.detail if fit else t.location_note))
+                rejections.append(
+                    _row_reject(t, i, problem, fit.detail if fit else t.location_note)
+                )
                 continue
             known = verdicts.get(int(gid[i]))
             if known is not None and known.blocking is not None:
                 assert known.code is not None
                 citations.setdefault(known.blocking.rule, known.blocking)
-                rejections.append(_row_reject(t, i, known.code, rules=known.rules,
-                                              cite=known.blocking))
+                rejections.append(
+                    _row_reject(t, i, known.code, rules=known.rules, cite=known.blocking)
+                )
             elif i in job.why:
                 rejections.append(_row_reject(t, i, *job.why[i]))
             elif job.per_row.get(i) and best is not None:
@@ -374,12 +438,21 @@ class GreedyPlanner:
                 ranked_out[known is None] += 1
         return rejections, citations, ranked_out
 
-    def rank_rows(self, w: Workload, stage: Stage, t: StageTable,
-                  preds: list[tuple[float, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def rank_rows(
+        self, w: Workload, stage: Stage, t: StageTable, preds: list[tuple[float, int]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return rank_rows(self.cand, self.objective, w, stage, t, preds)
 
-    def schedule(self, w: Workload, stage: Stage, o: Option, v: Verdict, preds: list[Booked],
-                 state: PlanState, latest: float) -> tuple[list[Candidate], Loss | None]:
+    def schedule(
+        self,
+        w: Workload,
+        stage: Stage,
+        o: Option,
+        v: Verdict,
+        preds: list[Booked],
+        state: PlanState,
+        latest: float,
+    ) -> tuple[list[Candidate], Loss | None]:
         """Candidates of one option at each chip count, and why none qualifies (if so)."""
         ready, transfer, egress = self.moves.ready(w, stage, o.site, preds)
         tl = state.timeline(self.sc, o)
@@ -399,8 +472,9 @@ class GreedyPlanner:
                 continue
             # soft deadlines: the workload pays for how late its last stage ends
             late_h = max(0.0, end - due)
-            penalty = max(0.0, late_h - state.late.get(w.id, 0.0)) / 24.0 \
-                * w.late_penalty_usd_per_day
+            penalty = (
+                max(0.0, late_h - state.late.get(w.id, 0.0)) / 24.0 * w.late_penalty_usd_per_day
+            )
             capex = state.capex(self.sc, o, start, end, est.chips)
             c = Candidate(o, est, start, end, egress, transfer, capex, v, late_h, penalty)
             if c.cost > budget_left + EPS:
@@ -422,18 +496,28 @@ class GreedyPlanner:
         empty = self._empty.get(o.key)
         if empty is None:
             empty = self._empty[o.key] = new_timeline(self.sc, o)
-        alone = [s for e in o.sizes if (s := empty.earliest(e.chips, e.hours, ready)) is not None
-                 and (not late or s + e.hours <= latest + EPS)]
+        alone = [
+            s
+            for e in o.sizes
+            if (s := empty.earliest(e.chips, e.hours, ready)) is not None
+            and (not late or s + e.hours <= latest + EPS)
+        ]
         if not alone:
-            return Loss(ReasonCode.WINDOW, "the pool's availability windows leave no room "
-                                           + ("before the deadline" if late else "for it"))
+            return Loss(
+                ReasonCode.WINDOW,
+                "the pool's availability windows leave no room "
+                + ("before the deadline" if late else "for it"),
+            )
         if late:
             return Loss(ReasonCode.CAPACITY, "pool is busy with other stages until too late")
         return Loss(ReasonCode.CAPACITY, "pool never has the chips free")
 
     def metrics(self, w: Workload, c: Candidate) -> StageMetrics:
-        mwh, t = self.cand.index.energy_of(c.option, c.est) if self.objective.needs_energy \
+        mwh, t = (
+            self.cand.index.energy_of(c.option, c.est)
+            if self.objective.needs_energy
             else (0.0, 0.0)
+        )
         return StageMetrics(c.cost, c.penalty, c.end, mwh, t)
 
     def score(self, w: Workload, c: Candidate) -> tuple[float, float]:
@@ -442,21 +526,35 @@ class GreedyPlanner:
     def _lost(self, o: Option, cands: list[Candidate], best: Candidate) -> Rejection:
         w = self.sc.workload(o.workload)
         mine = min(cands, key=lambda c: self.score(w, c))
-        loss = self.objective.lost(self.metrics(w, mine), self.metrics(w, best), w,
-                                   best.option.label)
+        loss = self.objective.lost(
+            self.metrics(w, mine), self.metrics(w, best), w, best.option.label
+        )
         return reject(o, loss.code, loss.note)
 
     # --- resources -----------------------------------------------------------------------------
     def book(self, w: Workload, stage: Stage, c: Candidate, state: PlanState) -> Booked:
         tl = state.timeline(self.sc, c.option)
         if c.option.procured:
-            state.bought_peak[c.option.key] = max(state.bought_peak.get(c.option.key, 0),
-                                                  tl.used(c.start, c.end) + c.est.chips)
+            state.bought_peak[c.option.key] = max(
+                state.bought_peak.get(c.option.key, 0), tl.used(c.start, c.end) + c.est.chips
+            )
         tl.book(c.start, c.end, c.est.chips)
-        a = make_assignment(self.sc, w, stage, c.option, c.est, c.start, c.end, c.egress,
-                            c.transfer, c.capex, c.verdict, c.late_hours, c.penalty)
-        b = state.placed[(w.id, stage.id)] = Booked(a, c.option.site,
-                                                    self.cand.ops[w.id][stage.id])
+        a = make_assignment(
+            self.sc,
+            w,
+            stage,
+            c.option,
+            c.est,
+            c.start,
+            c.end,
+            c.egress,
+            c.transfer,
+            c.capex,
+            c.verdict,
+            c.late_hours,
+            c.penalty,
+        )
+        b = state.placed[(w.id, stage.id)] = Booked(a, c.option.site, self.cand.ops[w.id][stage.id])
         state.spent[w.id] = state.spent.get(w.id, 0.0) + a.cost_usd
         state.late[w.id] = max(state.late.get(w.id, 0.0), a.late_hours)
         record_exports(self.sc, w, stage, c.option.site, state.exports, self.cand.date.year)
@@ -467,7 +565,6 @@ def reject(o: Option, code: ReasonCode, note: str = "", **kw: object) -> Rejecti
     return Rejection(o.site.id, o.chip.id, code, note, bought=o.procured, **kw)  # type: ignore[arg-type]
 
 
-def _row_reject(t: StageTable, i: int, code: ReasonCode, note: str = "",
-                **kw: object) -> Rejection:
+def _row_reject(t: StageTable, i: int, code: ReasonCode, note: str = "", **kw: object) -> Rejection:
     r, buyer = t.rows[i]
     return Rejection(r.site.id, r.chip.id, code, note, bought=buyer is not None, **kw)  # type: ignore[arg-type]

@@ -75,18 +75,33 @@ class LnsStats:
     size: int = START_SIZE
 
     def to_json(self) -> dict[str, Any]:
-        return {"rounds": self.rounds, "improved": self.improved, "adopted": self.adopted,
-                "no_solution": self.no_solution, "size": self.size,
-                "kinds": {k: {"rounds": v.rounds, "improved": v.improved}
-                          for k, v in self.by_kind.items()}}
+        return {
+            "rounds": self.rounds,
+            "improved": self.improved,
+            "adopted": self.adopted,
+            "no_solution": self.no_solution,
+            "size": self.size,
+            "kinds": {
+                k: {"rounds": v.rounds, "improved": v.improved} for k, v in self.by_kind.items()
+            },
+        }
 
 
 class NeighbourhoodSearch:
     """The search's state: the incumbent solution, its value, and who is booked where."""
 
-    def __init__(self, pf: Portfolio, objective: Objective, horizon: int, start: Solution, *,
-                 seed: int = 0, workers: int = 1, tie_unit: int = 1000,
-                 held: Held = NOTHING_HELD) -> None:
+    def __init__(
+        self,
+        pf: Portfolio,
+        objective: Objective,
+        horizon: int,
+        start: Solution,
+        *,
+        seed: int = 0,
+        workers: int = 1,
+        tie_unit: int = 1000,
+        held: Held = NOTHING_HELD,
+    ) -> None:
         self.pf = pf
         self.objective = objective
         self.horizon = horizon
@@ -118,8 +133,10 @@ class NeighbourhoodSearch:
         k_cost = objective.global_weight(COST)
         for w in pf.sc.workloads:
             if k_cost and w.deadline is not None and w.deadline_policy != "hard":
-                self.penalty[w.id] = (due_ticks(pf, w.deadline),
-                                      round(w.late_penalty_usd_per_day / 24.0) * k_cost)
+                self.penalty[w.id] = (
+                    due_ticks(pf, w.deadline),
+                    round(w.late_penalty_usd_per_day / 24.0) * k_cost,
+                )
         self.stages_of: dict[str, list[StageKey]] = {}
         for key in self.sol:
             self.stages_of.setdefault(key[0], []).append(key)
@@ -185,16 +202,23 @@ class NeighbourhoodSearch:
         pf = self.pf
         keys = [k for w in sorted(free) for k in self.stages_of.get(w, [])]
         resources = {c.option.key for k in keys for c in pf.stages[k].choices}
-        fixed: list[Booking] = [(res, s, e, n) for res in resources
-                                for key, (s, e, n) in self.on.get(res, {}).items()
-                                if key[0] not in free]
+        fixed: list[Booking] = [
+            (res, s, e, n)
+            for res in resources
+            for key, (s, e, n) in self.on.get(res, {}).items()
+            if key[0] not in free
+        ]
         floor = 0
         if self.objective.tick_weight(TIME):
-            floor = max([self.held.floor] + [
-                s + pf.stages[k].choices[i].duration for k, (i, s) in self.sol.items()
-                if i is not None and k[0] not in free])
-        pm = build(pf, self.objective, horizon=self.horizon, only=free, fixed=fixed,
-                   min_span=floor)
+            floor = max(
+                [self.held.floor]
+                + [
+                    s + pf.stages[k].choices[i].duration
+                    for k, (i, s) in self.sol.items()
+                    if i is not None and k[0] not in free
+                ]
+            )
+        pm = build(pf, self.objective, horizon=self.horizon, only=free, fixed=fixed, min_span=floor)
         add_hints(pm, {k: self.sol[k] for k in pm.x})
         solver = cp_model.CpSolver()
         p = solver.parameters
@@ -236,8 +260,9 @@ class NeighbourhoodSearch:
         return self._slice()
 
     def _unplaced(self) -> str | None:
-        stuck = sorted({k[0] for k, (i, _) in self.sol.items()
-                        if i is None and k in self.placeable})
+        stuck = sorted(
+            {k[0] for k, (i, _) in self.sol.items() if i is None and k in self.placeable}
+        )
         return self.rng.choice(stuck) if stuck else None
 
     def regret(self, key: StageKey) -> int:
@@ -292,8 +317,12 @@ class NeighbourhoodSearch:
         order = sorted(rivals)
         self.rng.shuffle(order)
         # rivals without a hard deadline first: they are the ones that can make room
-        order.sort(key=lambda w: self.pf.sc.workload(w).deadline_policy == "hard"
-                   and self.pf.sc.workload(w).deadline is not None)
+        order.sort(
+            key=lambda w: (
+                self.pf.sc.workload(w).deadline_policy == "hard"
+                and self.pf.sc.workload(w).deadline is not None
+            )
+        )
         for w in order:
             n = len(self.stages_of.get(w, []))
             if count + n > self.stats.size:
@@ -339,11 +368,19 @@ class NeighbourhoodSearch:
         if not placed:
             return set()
         t, _ = self.rng.choice(placed)
-        durations = sorted(self.pf.stages[k].choices[i].duration
-                           for k, (i, _s) in self.sol.items() if i is not None)
+        durations = sorted(
+            self.pf.stages[k].choices[i].duration
+            for k, (i, _s) in self.sol.items()
+            if i is not None
+        )
         width = durations[len(durations) // 2]
-        running = sorted({k[0] for k, (i, s) in self.sol.items() if i is not None
-                          and s < t + width and s + self.pf.stages[k].choices[i].duration > t})
+        running = sorted(
+            {
+                k[0]
+                for k, (i, s) in self.sol.items()
+                if i is not None and s < t + width and s + self.pf.stages[k].choices[i].duration > t
+            }
+        )
         self.rng.shuffle(running)
         free: set[str] = set()
         count = 0

@@ -60,8 +60,7 @@ def _chip_hours(steps: list[tuple[float, int]], a: float, b: float) -> float:
     return total
 
 
-def _capacity_rows(lp: Any, inf: float, items: list[_Use], steps: list[tuple[float, int]]
-                   ) -> None:
+def _capacity_rows(lp: Any, inf: float, items: list[_Use], steps: list[tuple[float, int]]) -> None:
     """One pool's rows: per window ``[a, b]`` (``b`` a hard deadline met on the pool, ``a``
     the start or, with :data:`STARTS`, a day some choice cannot start before), the
     chip-hours every choice must spend inside it, within what the pool has there. A row that
@@ -76,14 +75,16 @@ def _capacity_rows(lp: Any, inf: float, items: list[_Use], steps: list[tuple[flo
     stage = np.array([i.stage for i in items])
     latest_start = due - hours
     ends = sorted({float(d) for d in due if math.isfinite(d)})
-    starts = [0.0] if not STARTS else sorted(
-        {0.0} | {math.floor(e / 24.0) * 24.0 for e in earliest})
+    starts = (
+        [0.0] if not STARTS else sorted({0.0} | {math.floor(e / 24.0) * 24.0 for e in earliest})
+    )
     for b in ends:
         for a in starts:
             if a >= b:
                 break
-            least = np.minimum(np.minimum(hours, earliest + hours - a),
-                               np.minimum(b - a, b - latest_start))
+            least = np.minimum(
+                np.minimum(hours, earliest + hours - a), np.minimum(b - a, b - latest_start)
+            )
             need = chips * np.maximum(0.0, least)
             have = _chip_hours(steps, a, b)
             most = np.zeros(stage.max() + 1)
@@ -104,8 +105,13 @@ def _limit(lp: object, seconds: float) -> None:
         lp.SetTimeLimit(max(1, int(seconds * 1000)))  # type: ignore[attr-defined]
 
 
-def lp_bound(pf: Portfolio, alone: AloneBound, *, stop_at: float = math.inf,
-             clock: Callable[[], float] = time.monotonic) -> Score | None:
+def lp_bound(
+    pf: Portfolio,
+    alone: AloneBound,
+    *,
+    stop_at: float = math.inf,
+    clock: Callable[[], float] = time.monotonic,
+) -> Score | None:
     """The LP bound (see the module's text), or None when it cannot be had in time."""
     from ortools.linear_solver import pywraplp
 
@@ -142,7 +148,8 @@ def lp_bound(pf: Portfolio, alone: AloneBound, *, stop_at: float = math.inf,
                 mine.append((x, win.value))
                 c = st.choices[win.choice]
                 uses.setdefault(c.option.key, []).append(
-                    _Use(x, len(units), c.est.chips, win.earliest, win.hours, win.due))
+                    _Use(x, len(units), c.est.chips, win.earliest, win.hours, win.due)
+                )
             for p in stage.after:
                 if p in u:  # as unplaced as its predecessors
                     after = lp.Constraint(0.0, inf)
@@ -160,8 +167,9 @@ def lp_bound(pf: Portfolio, alone: AloneBound, *, stop_at: float = math.inf,
         o = pf.option_of(res)
         steps = procured_steps(o.pool) if o.procured else pool_steps(pf.sc, o.pool)
         _capacity_rows(lp, inf, items, steps)
-    forced_total = sum(1 for w in pf.sc.workloads for s in w.stages
-                       if not alone.workloads[w.id].windows.get(s.id))
+    forced_total = sum(
+        1 for w in pf.sc.workloads for s in w.stages if not alone.workloads[w.id].windows.get(s.id)
+    )
     # first the fewest unplaced stages
     objective = lp.Objective()
     for un in units:
@@ -178,8 +186,13 @@ def lp_bound(pf: Portfolio, alone: AloneBound, *, stop_at: float = math.inf,
         most.SetCoefficient(un, 1.0)
         objective.SetCoefficient(un, 0.0)
     # values in units of the largest workload's (GLOP's tolerances are absolute)
-    scale = max([1e-9, *(abs(v) for t in value_terms.values() for _, v in t),
-                 *(abs(alone.workloads[wid].value) for wid in value_terms)])
+    scale = max(
+        [
+            1e-9,
+            *(abs(v) for t in value_terms.values() for _, v in t),
+            *(abs(alone.workloads[wid].value) for wid in value_terms),
+        ]
+    )
     for wid, terms in value_terms.items():
         floor = alone.workloads[wid].value / scale if count == alone.bound.unplaced else 0.0
         z = lp.NumVar(0.0, inf, "")

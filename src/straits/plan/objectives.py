@@ -101,18 +101,61 @@ def completion_weight(w: Workload) -> int:
     return round(w.weight * 100)
 
 
-COST = Metric("cost", "USD", True, 1, ReasonCode.COST, lambda m, w: m.charged,
-              lambda r, w: r.cost, lambda p, sc, e: p.objective_usd, "${d:,.0f} more")
-TIME = Metric("time", "h", False, TICKS_PER_HOUR, ReasonCode.TIME, lambda m, w: m.end,
-              lambda r, w: r.end, lambda p, sc, e: p.makespan_hours, "ends {d:,.1f} h later")
-COMPLETION = Metric("completion", "weighted h", False, TICKS_PER_HOUR, ReasonCode.TIME,
-                    lambda m, w: m.end * completion_weight(w),
-                    lambda r, w: r.end * completion_weight(w), _completion,
-                    "ends {d:,.1f} weighted h later")
-ENERGY = Metric("energy", "MWh", True, 1000, ReasonCode.ENERGY, lambda m, w: m.mwh,
-                lambda r, w: r.mwh, lambda p, sc, e: _energy(p, e, 0), "{d:,.1f} MWh more")
-CARBON = Metric("carbon", "tCO2e", True, 1000, ReasonCode.CARBON, lambda m, w: m.tco2e,
-                lambda r, w: r.tco2e, lambda p, sc, e: _energy(p, e, 1), "{d:,.2f} tCO2e more")
+COST = Metric(
+    "cost",
+    "USD",
+    True,
+    1,
+    ReasonCode.COST,
+    lambda m, w: m.charged,
+    lambda r, w: r.cost,
+    lambda p, sc, e: p.objective_usd,
+    "${d:,.0f} more",
+)
+TIME = Metric(
+    "time",
+    "h",
+    False,
+    TICKS_PER_HOUR,
+    ReasonCode.TIME,
+    lambda m, w: m.end,
+    lambda r, w: r.end,
+    lambda p, sc, e: p.makespan_hours,
+    "ends {d:,.1f} h later",
+)
+COMPLETION = Metric(
+    "completion",
+    "weighted h",
+    False,
+    TICKS_PER_HOUR,
+    ReasonCode.TIME,
+    lambda m, w: m.end * completion_weight(w),
+    lambda r, w: r.end * completion_weight(w),
+    _completion,
+    "ends {d:,.1f} weighted h later",
+)
+ENERGY = Metric(
+    "energy",
+    "MWh",
+    True,
+    1000,
+    ReasonCode.ENERGY,
+    lambda m, w: m.mwh,
+    lambda r, w: r.mwh,
+    lambda p, sc, e: _energy(p, e, 0),
+    "{d:,.1f} MWh more",
+)
+CARBON = Metric(
+    "carbon",
+    "tCO2e",
+    True,
+    1000,
+    ReasonCode.CARBON,
+    lambda m, w: m.tco2e,
+    lambda r, w: r.tco2e,
+    lambda p, sc, e: _energy(p, e, 1),
+    "{d:,.2f} tCO2e more",
+)
 METRICS: dict[str, Metric] = {m.name: m for m in (COST, TIME, COMPLETION, ENERGY, CARBON)}
 
 
@@ -202,8 +245,7 @@ class Objective:
 
     def model_value(self, cost: float, mwh: float, tco2e: float) -> int:
         """:meth:`additive_value` in whole model units, rounded up."""
-        return max(0, math.ceil(self.additive_value(cost, mwh, tco2e) * self.model_scale
-                                - 1e-9))
+        return max(0, math.ceil(self.additive_value(cost, mwh, tco2e) * self.model_scale - 1e-9))
 
     def global_weight(self, metric: Metric) -> int:
         """Model units per unit of ``metric`` (per dollar of penalty or capex for cost)."""
@@ -232,11 +274,15 @@ _NOBODY: Workload = _Nobody()  # type: ignore[assignment]
 
 
 OBJECTIVES: dict[str, Objective] = {
-    "cost": Objective("cost", ((COST, 1.0),),
-                      "rental, data movement, bought chips and soft-deadline penalties"),
+    "cost": Objective(
+        "cost", ((COST, 1.0),), "rental, data movement, bought chips and soft-deadline penalties"
+    ),
     "time": Objective("time", ((TIME, 1.0),), "the makespan, cost breaking ties"),
-    "completion": Objective("completion", ((COMPLETION, 1.0),),
-                            "the weighted sum of workload completion times, cost breaking ties"),
+    "completion": Objective(
+        "completion",
+        ((COMPLETION, 1.0),),
+        "the weighted sum of workload completion times, cost breaking ties",
+    ),
     "energy": Objective("energy", ((ENERGY, 1.0),), "energy (MWh), cost breaking ties"),
     "carbon": Objective("carbon", ((CARBON, 1.0),), "emissions (tCO2e), cost breaking ties"),
 }
@@ -246,16 +292,17 @@ OBJECTIVES: dict[str, Objective] = {
 #: objective far inside 64 bits
 MAX_WEIGHT = 1e6
 _TERM = re.compile(r"^\s*(?:(\d+(?:\.\d*)?(?:e[+-]?\d+)?)\s*\*\s*)?([a-z][a-z0-9_-]*)\s*$")
-EXPECTED = (f"one of {', '.join(OBJECTIVES)}, or a weighted sum of them in dollars such as "
-            "cost+80*carbon ($80 a tonne) or cost+1000*time ($1,000 an hour of makespan)")
+EXPECTED = (
+    f"one of {', '.join(OBJECTIVES)}, or a weighted sum of them in dollars such as "
+    "cost+80*carbon ($80 a tonne) or cost+1000*time ($1,000 an hour of makespan)"
+)
 
 
 def _num(w: float) -> str:
     return f"{w:.0f}" if w == int(w) else f"{w:.12g}"
 
 
-def objective(spec: str, *, source: str | None = None, path: str | None = "objective"
-              ) -> Objective:
+def objective(spec: str, *, source: str | None = None, path: str | None = "objective") -> Objective:
     """The objective named or written ``spec``; an :class:`InputError` names what is wrong."""
     text = spec.strip().lower()
     if text in OBJECTIVES:
@@ -264,16 +311,25 @@ def objective(spec: str, *, source: str | None = None, path: str | None = "objec
     for part in re.split(r"(?<!\d[e])\+", text):
         m = _TERM.match(part)
         if m is None or m.group(2) not in METRICS:
-            raise InputError(f"unknown objective {spec!r}", source=source, path=path,
-                             expected=EXPECTED)
+            raise InputError(
+                f"unknown objective {spec!r}", source=source, path=path, expected=EXPECTED
+            )
         weight = float(m.group(1)) if m.group(1) else 1.0
         if not (0 < weight <= MAX_WEIGHT):
-            raise InputError(f"objective {spec!r}: weights must be positive numbers up to "
-                             f"{MAX_WEIGHT:,.0f}", source=source, path=path, expected=EXPECTED)
+            raise InputError(
+                f"objective {spec!r}: weights must be positive numbers up to {MAX_WEIGHT:,.0f}",
+                source=source,
+                path=path,
+                expected=EXPECTED,
+            )
         metric = METRICS[m.group(2)]
         if any(t is metric for t, _ in terms):
-            raise InputError(f"objective {spec!r} names {metric.name} twice", source=source,
-                             path=path, expected=EXPECTED)
+            raise InputError(
+                f"objective {spec!r} names {metric.name} twice",
+                source=source,
+                path=path,
+                expected=EXPECTED,
+            )
         terms.append((metric, weight))
     if len(terms) == 1 and terms[0][1] == 1.0:
         return OBJECTIVES[terms[0][0].name]

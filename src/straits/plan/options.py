@@ -77,9 +77,12 @@ def pool_steps(sc: Scenario, pool: Pool) -> list[tuple[float, int]]:
             points.setdefault(hours_from(sc, w.end), -1)
     steps: list[tuple[float, int]] = []
     for t in sorted({0.0, *points}):
-        windows = [w for w in pool.availability
-                   if hours_from(sc, w.start) <= t + 1e-9
-                   and (w.end is None or hours_from(sc, w.end) > t + 1e-9)]
+        windows = [
+            w
+            for w in pool.availability
+            if hours_from(sc, w.start) <= t + 1e-9
+            and (w.end is None or hours_from(sc, w.end) > t + 1e-9)
+        ]
         count = windows[-1].count if windows else pool.count
         if not steps or steps[-1][1] != count:
             steps.append((t, count))
@@ -167,37 +170,55 @@ class Fit:
         return max((e.flops for e in self.sizes), default=0.0)
 
 
-def fit_stage(sc: Scenario, w: Workload, stage: Stage, chip: Chip, count: int,
-              estimates: dict[tuple[str, int | None], Estimate],
-              menu: int = MENU_SIZES) -> Fit:
+def fit_stage(
+    sc: Scenario,
+    w: Workload,
+    stage: Stage,
+    chip: Chip,
+    count: int,
+    estimates: dict[tuple[str, int | None], Estimate],
+    menu: int = MENU_SIZES,
+) -> Fit:
     """The estimates of ``stage`` on ``chip`` at the menu's counts up to ``count`` chips
     (``estimates`` shares them between pools of the same chip)."""
     memory, capacity = ReasonCode.MEMORY, ReasonCode.CAPACITY
     if stage.kind == "serve":
         assert stage.days is not None
-        est = estimate_serving(w.model, chip, stage.chips, stage.days,
-                               tokens_per_s=stage.tokens_per_s, prompt_tokens=stage.prompt_tokens,
-                               output_tokens=stage.output_tokens)
+        est = estimate_serving(
+            w.model,
+            chip,
+            stage.chips,
+            stage.days,
+            tokens_per_s=stage.tokens_per_s,
+            prompt_tokens=stage.prompt_tokens,
+            output_tokens=stage.output_tokens,
+        )
         if not est.fits:
-            return Fit(memory, f"one replica needs {est.min_chips} x {chip.id}, stage asks "
-                               f"for {est.chips}", est.min_chips)
+            return Fit(
+                memory,
+                f"one replica needs {est.min_chips} x {chip.id}, stage asks for {est.chips}",
+                est.min_chips,
+            )
         if est.chips > count:
-            return Fit(capacity, f"stage needs {est.chips:,} chips, pool has {count:,}",
-                       est.min_chips)
+            return Fit(
+                capacity, f"stage needs {est.chips:,} chips, pool has {count:,}", est.min_chips
+            )
         return Fit(None, "", est.min_chips, (est,))
     tokens = stage_tokens(sc, stage)
 
     def train(n: int | None) -> Estimate:
         if (chip.id, n) not in estimates:
-            estimates[(chip.id, n)] = estimate_training(w.model, tokens, chip, n, risk=sc.risk,
-                                                        mfu=stage.mfu)
+            estimates[(chip.id, n)] = estimate_training(
+                w.model, tokens, chip, n, risk=sc.risk, mfu=stage.mfu
+            )
         return estimates[(chip.id, n)]
 
     need = train(None).min_chips
     if stage.chips is not None:
         if stage.chips < need:
-            return Fit(memory, f"needs at least {need} x {chip.id}, stage fixes {stage.chips}",
-                       need)
+            return Fit(
+                memory, f"needs at least {need} x {chip.id}, stage fixes {stage.chips}", need
+            )
         if stage.chips > count:
             return Fit(capacity, f"stage needs {stage.chips} chips, pool has {count}", need)
         counts = [stage.chips]
@@ -206,7 +227,11 @@ def fit_stage(sc: Scenario, w: Workload, stage: Stage, chip: Chip, count: int,
         if count == 0:
             return Fit(capacity, "the pool has no chips in the plan's horizon", need)
         if not counts:
-            return Fit(memory, f"needs at least {need} x {chip.id} "
-                               f"({w.model.params * 16 / 1e9:,.0f} GB of training state), "
-                               f"pool has {count}", need)
+            return Fit(
+                memory,
+                f"needs at least {need} x {chip.id} "
+                f"({w.model.params * 16 / 1e9:,.0f} GB of training state), "
+                f"pool has {count}",
+                need,
+            )
     return Fit(None, "", need, tuple(train(n) for n in counts))

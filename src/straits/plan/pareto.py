@@ -33,22 +33,37 @@ class FrontierPoint:
     bound_hours: float | None
 
     def to_json(self) -> dict[str, Any]:
-        return {"cost_usd": round(self.cost_usd, 2),
-                "makespan_hours": round(self.makespan_hours, 2), "unplaced": self.unplaced,
-                "status": self.status, "max_makespan_hours": self.bound_hours}
+        return {
+            "cost_usd": round(self.cost_usd, 2),
+            "makespan_hours": round(self.makespan_hours, 2),
+            "unplaced": self.unplaced,
+            "status": self.status,
+            "max_makespan_hours": self.bound_hours,
+        }
 
 
-def _solve(pf: Portfolio, state: PlanState, objective: Objective, max_end: float | None,
-           seconds: float, seed: int) -> FrontierPoint | None:
+def _solve(
+    pf: Portfolio,
+    state: PlanState,
+    objective: Objective,
+    max_end: float | None,
+    seconds: float,
+    seed: int,
+) -> FrontierPoint | None:
     """The best plan for ``objective`` ending by ``max_end`` hours (None: any time)."""
     if seconds <= 0.05:
         return None
     horizon = model_horizon(pf)
     start, held = retime(pf, state, horizon)
-    pm = build(pf, objective, horizon=horizon,
-               only={w.id for w in pf.sc.workloads} - held.workloads if held.workloads else None,
-               fixed=list(held.bookings), min_span=held.floor,
-               max_end=None if max_end is None else ticks_down(max_end))
+    pm = build(
+        pf,
+        objective,
+        horizon=horizon,
+        only={w.id for w in pf.sc.workloads} - held.workloads if held.workloads else None,
+        fixed=list(held.bookings),
+        min_span=held.floor,
+        max_end=None if max_end is None else ticks_down(max_end),
+    )
     add_hints(pm, start)
     solver = cp_model.CpSolver()
     p = solver.parameters
@@ -68,12 +83,19 @@ def _solve(pf: Portfolio, state: PlanState, objective: Objective, max_end: float
         idx = next(i for i, xi in enumerate(xs) if solver.boolean_value(xi))
         cost += pf.stages[key].choices[idx].cost
         end = max(end, solver.value(pm.end[key]))
-    return FrontierPoint(cost, tick_hours(end), unplaced, solver.status_name(status).lower(),
-                         max_end)
+    return FrontierPoint(
+        cost, tick_hours(end), unplaced, solver.status_name(status).lower(), max_end
+    )
 
 
-def frontier(cand: Candidates, *, points: int = 5, time_limit: float = 30.0,
-             seed: int = 0, deadline: Deadline | None = None) -> list[FrontierPoint]:
+def frontier(
+    cand: Candidates,
+    *,
+    points: int = 5,
+    time_limit: float = 30.0,
+    seed: int = 0,
+    deadline: Deadline | None = None,
+) -> list[FrontierPoint]:
     """Up to ``points`` plans from the cheapest to the fastest, none beaten on both counts.
     Costs are the model's (rental and data movement, whole dollars); times in the model's
     minutes. The
@@ -94,10 +116,15 @@ def frontier(cand: Candidates, *, points: int = 5, time_limit: float = 30.0,
         cheap = _solve(pf, greedy.state, cost, None, share(0), seed)
         fast = _solve(pf, greedy.state, time, None, share(1), seed)
     # the greedy plan is a point too: out of time for every solve, the frontier is that plan
-    found = [p for p in (cheap, fast) if p is not None] or [FrontierPoint(
-        plan.total_cost_usd, plan.makespan_hours, len(plan.unplaced), "greedy", None)]
-    if cheap is not None and fast is not None and points > 2 \
-            and cheap.makespan_hours > fast.makespan_hours:
+    found = [p for p in (cheap, fast) if p is not None] or [
+        FrontierPoint(plan.total_cost_usd, plan.makespan_hours, len(plan.unplaced), "greedy", None)
+    ]
+    if (
+        cheap is not None
+        and fast is not None
+        and points > 2
+        and cheap.makespan_hours > fast.makespan_hours
+    ):
         lo, hi = fast.makespan_hours, cheap.makespan_hours
         for k in range(1, points - 1):
             bound = hi - (hi - lo) * k / (points - 1)
@@ -107,8 +134,15 @@ def frontier(cand: Candidates, *, points: int = 5, time_limit: float = 30.0,
                 found.append(p)
     best = min((p.unplaced for p in found), default=0)
     found = [p for p in found if p.unplaced == best]
-    front = [p for p in found if not any(
-        q.cost_usd <= p.cost_usd and q.makespan_hours <= p.makespan_hours
-        and (q.cost_usd, q.makespan_hours) != (p.cost_usd, p.makespan_hours) for q in found)]
+    front = [
+        p
+        for p in found
+        if not any(
+            q.cost_usd <= p.cost_usd
+            and q.makespan_hours <= p.makespan_hours
+            and (q.cost_usd, q.makespan_hours) != (p.cost_usd, p.makespan_hours)
+            for q in found
+        )
+    ]
     unique = {(p.cost_usd, p.makespan_hours): p for p in front}
     return sorted(unique.values(), key=lambda p: p.makespan_hours)

@@ -77,8 +77,14 @@ class StageChoices:
 class Portfolio:
     """Every stage's choices for the CP-SAT model, around a greedy plan ``state``."""
 
-    def __init__(self, cand: Candidates, objective: Objective, state: PlanState, *,
-                 only: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        cand: Candidates,
+        objective: Objective,
+        state: PlanState,
+        *,
+        only: set[str] | None = None,
+    ) -> None:
         """``only``: build the choices of these workloads alone (to explain them)."""
         self.cand = cand
         self.sc = cand.sc
@@ -94,8 +100,7 @@ class Portfolio:
             for s in w.topological_stages():
                 self.stages[(w.id, s.id)] = self._choices(w, s, state)
         self._pair_memo: dict[Hashable, bool] = {}
-        self._by_key = {c.option.key: c.option for st in self.stages.values()
-                        for c in st.choices}
+        self._by_key = {c.option.key: c.option for st in self.stages.values() for c in st.choices}
 
     def option_of(self, resource: str) -> Option:
         """The option (pool, rented or bought) behind a resource key."""
@@ -104,8 +109,11 @@ class Portfolio:
     # --- export volumes ------------------------------------------------------------------------
     def _exports_of(self, w: Workload, stage: Stage, site: Site) -> set[str]:
         """Origins whose personal information this placement sends abroad."""
-        out = {self.sc.dataset(d).origin for d in stage.datasets
-               if self.sc.dataset(d).is_personal and self.sc.dataset(d).origin != site.country}
+        out = {
+            self.sc.dataset(d).origin
+            for d in stage.datasets
+            if self.sc.dataset(d).is_personal and self.sc.dataset(d).origin != site.country
+        }
         return out | {c for c in stage.users if c != site.country}
 
     def _ledgers(self, state: PlanState) -> dict[str, ExportLedger]:
@@ -138,8 +146,9 @@ class Portfolio:
             mixed = ExportLedger()
             for key, batch in led.entries.items():
                 _, origin, _ = key
-                source = state.exports.entries.get(key, {}) if (tenant, origin) in self.tight \
-                    else batch
+                source = (
+                    state.exports.entries.get(key, {}) if (tenant, origin) in self.tight else batch
+                )
                 mixed.entries[key] = dict(source)
             out[tenant] = mixed
         self.greedy_exports = state.exports
@@ -150,10 +159,14 @@ class Portfolio:
         origins = self._exports_of(w, stage, o.site)
         for x in origins:
             if (w.tenant, x) in self.tight:
-                allowed = set(self.greedy_exports.entries.get(
-                    (w.tenant, x, self.cand.date.year), {}))
-                mine = {d for d in stage.datasets if self.sc.dataset(d).origin == x
-                        and self.sc.dataset(d).is_personal}
+                allowed = set(
+                    self.greedy_exports.entries.get((w.tenant, x, self.cand.date.year), {})
+                )
+                mine = {
+                    d
+                    for d in stage.datasets
+                    if self.sc.dataset(d).origin == x and self.sc.dataset(d).is_personal
+                }
                 mine |= {users_export_id(w, stage, x)} if x in stage.users else set()
                 if not mine <= allowed:
                     return None
@@ -186,22 +199,36 @@ class Portfolio:
             if len(kept) >= self.per_stage and have_greedy:
                 break
         out = StageChoices(w, stage, [])
-        pred_sites = {c.option.site.id: c.option.site for p in stage.after
-                      for c in self.stages[(w.id, p)].choices}
+        pred_sites = {
+            c.option.site.id: c.option.site
+            for p in stage.after
+            for c in self.stages[(w.id, p)].choices
+        }
         size = weights_gb(w.model)
         for o, v in kept:
             out.verdicts[o.label] = v
             ready, transfer, egress = self.moves.ready(w, stage, o.site, [])
             # the predecessors' weights come from one of their sites: count the dearest
             weights = len(stage.after) * max(
-                (egress_usd(size, src, o.site) for src in pred_sites.values()), default=0.0)
+                (egress_usd(size, src, o.site) for src in pred_sites.values()), default=0.0
+            )
             for est in o.sizes:
                 cost = o.cost(est) + egress + weights
                 mwh, tco2e = self.cand.index.energy_of(o, est)
-                out.choices.append(Choice(o, est, ticks_up(est.hours), ticks_up(ready),
-                                          math.ceil(cost - 1e-9), egress, transfer,
-                                          self.objective.model_value(cost, mwh, tco2e),
-                                          mwh, tco2e))
+                out.choices.append(
+                    Choice(
+                        o,
+                        est,
+                        ticks_up(est.hours),
+                        ticks_up(ready),
+                        math.ceil(cost - 1e-9),
+                        egress,
+                        transfer,
+                        self.objective.model_value(cost, mwh, tco2e),
+                        mwh,
+                        tco2e,
+                    )
+                )
                 if placed and o.label == greedy_label and est.chips == placed.chips:
                     out.hint = len(out.choices) - 1
                     out.hint_end = ticks_up(placed.end_h)
@@ -223,20 +250,28 @@ class Portfolio:
         if src.id == dst.id:
             return True
         ops = self.cand.ops[w.id][pred.id]
-        args = (w.tenant, src.country, dst.country, dst.operator_hq, w.model.open_weights,
-                self.cand.ops_key(ops))
+        args = (
+            w.tenant,
+            src.country,
+            dst.country,
+            dst.operator_hq,
+            w.model.open_weights,
+            self.cand.ops_key(ops),
+        )
         hit = self._pair_memo.get(args)
         if hit is None:
             t = self.sc.tenant(w.tenant)
             req = CheckRequest.model_construct(
-                date=self.cand.date, regime=cast(Regime, self.cand.regime),
+                date=self.cand.date,
+                regime=cast(Regime, self.cand.regime),
                 action="transfer-weights",
-                tenant=TenantFacts.model_construct(hq=t.hq, authorizations=t.authorizations,
-                                                   ciio=t.ciio),
-                site=SiteFacts.model_construct(country=dst.country,
-                                               operator_hq=dst.operator_hq),
-                weights=WeightsFacts.model_construct(training_ops=ops,
-                                                     open=w.model.open_weights,
-                                                     from_country=src.country))
+                tenant=TenantFacts.model_construct(
+                    hq=t.hq, authorizations=t.authorizations, ciio=t.ciio
+                ),
+                site=SiteFacts.model_construct(country=dst.country, operator_hq=dst.operator_hq),
+                weights=WeightsFacts.model_construct(
+                    training_ops=ops, open=w.model.open_weights, from_country=src.country
+                ),
+            )
             hit = self._pair_memo[args] = self.cand.rules.check(req).lawful
         return hit

@@ -68,10 +68,12 @@ class ReasonCode(StrEnum):
 
 
 _LABELS = {ReasonCode.PREDECESSOR: "predecessor unplaced", ReasonCode.TIME_LIMIT: "time limit"}
-RULE_CODES = frozenset({ReasonCode.EXPORT_CONTROL, ReasonCode.DATA_RESIDENCY,
-                        ReasonCode.PROCUREMENT, ReasonCode.RULE})
-OBJECTIVE_CODES = frozenset({ReasonCode.COST, ReasonCode.TIME, ReasonCode.ENERGY,
-                             ReasonCode.CARBON, ReasonCode.OBJECTIVE})
+RULE_CODES = frozenset(
+    {ReasonCode.EXPORT_CONTROL, ReasonCode.DATA_RESIDENCY, ReasonCode.PROCUREMENT, ReasonCode.RULE}
+)
+OBJECTIVE_CODES = frozenset(
+    {ReasonCode.COST, ReasonCode.TIME, ReasonCode.ENERGY, ReasonCode.CARBON, ReasonCode.OBJECTIVE}
+)
 
 
 class Loss(NamedTuple):

@@ -39,10 +39,20 @@ class Placement:
 
     @classmethod
     def of(cls, a: dict[str, Any]) -> Placement:
-        return cls(a["workload"], a["stage"], a["site"], a["chip"], int(a["chips"]),
-                   _instant(a["start"]), _instant(a["end"]), bool(a.get("bought", False)),
-                   float(a.get("cost_usd", 0.0)), float(a.get("chip_hours", 0.0)),
-                   tuple(a.get("warnings", ())), a)
+        return cls(
+            a["workload"],
+            a["stage"],
+            a["site"],
+            a["chip"],
+            int(a["chips"]),
+            _instant(a["start"]),
+            _instant(a["end"]),
+            bool(a.get("bought", False)),
+            float(a.get("cost_usd", 0.0)),
+            float(a.get("chip_hours", 0.0)),
+            tuple(a.get("warnings", ())),
+            a,
+        )
 
     @property
     def key(self) -> tuple[str, str]:
@@ -61,8 +71,9 @@ def _instant(text: str) -> dt.datetime:
 class PlanContext:
     """A recorded plan over its scenario, with the rules as of ``date`` under ``regime``."""
 
-    def __init__(self, sc: Scenario, plan: dict[str, Any], rules: RuleSet, *,
-                 date: dt.date, regime: str) -> None:
+    def __init__(
+        self, sc: Scenario, plan: dict[str, Any], rules: RuleSet, *, date: dt.date, regime: str
+    ) -> None:
         self.sc, self.plan = sc, plan
         """the plan JSON as given (not copied: callers compare identity to reuse a context)"""
         self.date, self.regime = date, regime
@@ -77,8 +88,9 @@ class PlanContext:
             led = ExportLedger()
             for p in self.placements.values():
                 w = self.sc.workload(p.workload)
-                record_exports(self.sc, w, w.stage(p.stage), self.sc.site(p.site), led,
-                               self.date.year)
+                record_exports(
+                    self.sc, w, w.stage(p.stage), self.sc.site(p.site), led, self.date.year
+                )
             self._ledger = led
         return self._ledger
 
@@ -87,17 +99,20 @@ class PlanContext:
         for p in stage.after:
             placed = self.placements.get((w.id, p))
             if placed is not None:
-                out.append(Predecessor(w.stage(p), self.sc.site(placed.site),
-                                       self.cands.ops[w.id][p]))
+                out.append(
+                    Predecessor(w.stage(p), self.sc.site(placed.site), self.cands.ops[w.id][p])
+                )
         return out
 
-    def option(self, w: Workload, stage: Stage, site: str, chip: str, bought: bool
-               ) -> Option | None:
+    def option(
+        self, w: Workload, stage: Stage, site: str, chip: str, bought: bool
+    ) -> Option | None:
         key = (w.id, stage.id)
         index = self._options.get(key)
         if index is None:
-            index = self._options[key] = {(o.site.id, o.chip.id, o.procured): o
-                                          for o in self.cands.options(w, stage)}
+            index = self._options[key] = {
+                (o.site.id, o.chip.id, o.procured): o for o in self.cands.options(w, stage)
+            }
         return index.get((site, chip, bought))
 
     def verdict(self, w: Workload, stage: Stage, option: Option) -> Verdict:

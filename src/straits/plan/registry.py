@@ -37,15 +37,30 @@ class SolverEntry:
         return solver
 
 
-SOLVERS: dict[str, SolverEntry] = {e.name: e for e in (
-    SolverEntry("greedy", "the greedy baseline alone", "straits.plan.solvers:GreedySolver",
-                "the baseline alone"),
-    SolverEntry("cpsat", "CP-SAT on the whole portfolio, warm-started by the greedy plan",
-                "straits.plan.solvers:WholeSolver", "the whole portfolio"),
-    SolverEntry("lns", "large-neighbourhood search around the greedy plan (CP-SAT on pieces), "
-                "with the whole portfolio's model searched alongside for its bound",
-                "straits.plan.solvers:NeighbourhoodSolver", "neighbourhood search"),
-)}
+SOLVERS: dict[str, SolverEntry] = {
+    e.name: e
+    for e in (
+        SolverEntry(
+            "greedy",
+            "the greedy baseline alone",
+            "straits.plan.solvers:GreedySolver",
+            "the baseline alone",
+        ),
+        SolverEntry(
+            "cpsat",
+            "CP-SAT on the whole portfolio, warm-started by the greedy plan",
+            "straits.plan.solvers:WholeSolver",
+            "the whole portfolio",
+        ),
+        SolverEntry(
+            "lns",
+            "large-neighbourhood search around the greedy plan (CP-SAT on pieces), "
+            "with the whole portfolio's model searched alongside for its bound",
+            "straits.plan.solvers:NeighbourhoodSolver",
+            "neighbourhood search",
+        ),
+    )
+}
 SOLVER_NAMES: tuple[str, ...] = (AUTO, *SOLVERS)
 OBJECTIVE_NAMES: tuple[str, ...] = tuple(OBJECTIVES)
 #: stages above which ``auto`` searches neighbourhoods instead of the whole model alone
@@ -53,36 +68,53 @@ AUTO_LNS_STAGES = 150
 
 
 def solver_help() -> str:
-    return (f"{AUTO} (cpsat up to {AUTO_LNS_STAGES} stages, lns above) | "
-            + " | ".join(f"{e.name} ({e.short})" for e in SOLVERS.values()))
+    return f"{AUTO} (cpsat up to {AUTO_LNS_STAGES} stages, lns above) | " + " | ".join(
+        f"{e.name} ({e.short})" for e in SOLVERS.values()
+    )
 
 
 def objective_help() -> str:
-    return (" | ".join(OBJECTIVES) + ", or a weighted sum in dollars such as cost+80*carbon "
-            "($80 a tonne)")
+    return (
+        " | ".join(OBJECTIVES) + ", or a weighted sum in dollars such as cost+80*carbon "
+        "($80 a tonne)"
+    )
 
 
-def solver_named(name: str, *, stages: int = 0, source: str | None = None,
-                 path: str | None = "solver") -> Solver:
+def solver_named(
+    name: str, *, stages: int = 0, source: str | None = None, path: str | None = "solver"
+) -> Solver:
     """The solver called ``name`` (``auto``: by the portfolio's size)."""
     key = name.strip().lower()
     if key == AUTO:
         key = "lns" if stages > AUTO_LNS_STAGES else "cpsat"
     entry = SOLVERS.get(key)
     if entry is None:
-        raise InputError(f"unknown solver {name!r}", source=source, path=path,
-                         expected=", ".join(SOLVER_NAMES))
+        raise InputError(
+            f"unknown solver {name!r}", source=source, path=path, expected=", ".join(SOLVER_NAMES)
+        )
     return entry.load()
 
 
 def check_solver(name: str) -> str:
     """``name`` if it names a solver; an :class:`InputError` otherwise."""
     if name.strip().lower() not in SOLVER_NAMES:
-        raise InputError(f"unknown solver {name!r}", path="solver",
-                         expected=", ".join(SOLVER_NAMES))
+        raise InputError(
+            f"unknown solver {name!r}", path="solver", expected=", ".join(SOLVER_NAMES)
+        )
     return name.strip().lower()
 
 
-__all__ = ["AUTO", "DEFAULT_SOLVER", "OBJECTIVE_EXPECTED", "OBJECTIVE_NAMES", "SOLVERS",
-           "SOLVER_NAMES", "Objective", "check_solver", "objective", "objective_help",
-           "solver_help", "solver_named"]
+__all__ = [
+    "AUTO",
+    "DEFAULT_SOLVER",
+    "OBJECTIVE_EXPECTED",
+    "OBJECTIVE_NAMES",
+    "SOLVERS",
+    "SOLVER_NAMES",
+    "Objective",
+    "check_solver",
+    "objective",
+    "objective_help",
+    "solver_help",
+    "solver_named",
+]

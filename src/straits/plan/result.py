@@ -59,23 +59,35 @@ class Assignment:
 
     def to_json(self, start: dt.datetime) -> dict[str, Any]:
         return {
-            "workload": self.workload, "stage": self.stage, "site": self.site,
-            "chip": self.chip, "chips": self.chips,
-            "start": iso(start, self.start_h), "end": iso(start, self.end_h),
+            "workload": self.workload,
+            "stage": self.stage,
+            "site": self.site,
+            "chip": self.chip,
+            "chips": self.chips,
+            "start": iso(start, self.start_h),
+            "end": iso(start, self.end_h),
             "hours": round(self.end_h - self.start_h, 3),
-            "chip_hours": round(self.chip_hours, 1), "cost_usd": round(self.cost_usd, 2),
-            "compute_usd": round(self.compute_usd, 2), "egress_usd": round(self.egress_usd, 2),
-            "capex_usd": round(self.capex_usd, 2), "bought": self.bought,
+            "chip_hours": round(self.chip_hours, 1),
+            "cost_usd": round(self.cost_usd, 2),
+            "compute_usd": round(self.compute_usd, 2),
+            "egress_usd": round(self.egress_usd, 2),
+            "capex_usd": round(self.capex_usd, 2),
+            "bought": self.bought,
             "penalty_usd": round(self.penalty_usd, 2),
-            "transfer_hours": round(self.transfer_hours, 3), "mfu": round(self.mfu, 4),
-            "decision": "allow", "requires": list(self.satisfied),
+            "transfer_hours": round(self.transfer_hours, 3),
+            "mfu": round(self.mfu, 4),
+            "decision": "allow",
+            "requires": list(self.satisfied),
             "warnings": sorted({w.rule for w in self.warnings}),
-            "late_hours": round(self.late_hours, 1), "layout": self.layout,
+            "late_hours": round(self.late_hours, 1),
+            "layout": self.layout,
             "energy_kwh": None if self.energy_kwh is None else round(self.energy_kwh, 1),
             "tco2e": None if self.tco2e is None else round(self.tco2e, 3),
-            "chip_hours_low": None if self.chip_hours_range is None
+            "chip_hours_low": None
+            if self.chip_hours_range is None
             else round(self.chip_hours_range[0], 1),
-            "chip_hours_high": None if self.chip_hours_range is None
+            "chip_hours_high": None
+            if self.chip_hours_range is None
             else round(self.chip_hours_range[1], 1),
         }
 
@@ -110,8 +122,13 @@ class Rejection:
         return self.cite.text if self.cite is not None else self.note
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"site": self.site, "chip": self.chip, "reason": self.reason,
-                               "code": self.code.value, "detail": self.detail}
+        out: dict[str, Any] = {
+            "site": self.site,
+            "chip": self.chip,
+            "reason": self.reason,
+            "code": self.code.value,
+            "detail": self.detail,
+        }
         if self.rules:
             out["rules"] = list(self.rules)
         return out
@@ -168,15 +185,26 @@ class StageDiagnosis:
 
     def to_json(self, details: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "workload": self.workload, "stage": self.stage, "options": self.options,
-            "lawful_and_free": self.lawful_and_free, "chosen": self.chosen, "lost": self.lost,
-            "lost_codes": self.lost_codes, "summary": self.summary(),
+            "workload": self.workload,
+            "stage": self.stage,
+            "options": self.options,
+            "lawful_and_free": self.lawful_and_free,
+            "chosen": self.chosen,
+            "lost": self.lost,
+            "lost_codes": self.lost_codes,
+            "summary": self.summary(),
             "rules": [c.to_json() for c in self.citations],
         }
         if details:
             out["rejections"] = [r.to_json() for r in self.rejections] + [
-                {"options": x.options, "reason": x.code.label, "code": x.code.value,
-                 "detail": x.note} for x in self.also_lost]
+                {
+                    "options": x.options,
+                    "reason": x.code.label,
+                    "code": x.code.value,
+                    "detail": x.note,
+                }
+                for x in self.also_lost
+            ]
         return out
 
 
@@ -192,9 +220,13 @@ class WhyNot:
     text: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"workload": self.workload, "stage": self.stage,
-                "constraints": list(self.constraints), "requires": list(self.requires),
-                "text": self.text}
+        return {
+            "workload": self.workload,
+            "stage": self.stage,
+            "constraints": list(self.constraints),
+            "requires": list(self.requires),
+            "text": self.text,
+        }
 
 
 @dataclass(frozen=True)
@@ -280,19 +312,32 @@ class Plan:
 
     def to_json(self, details: bool = False) -> dict[str, Any]:
         return {
-            "scenario": self.scenario, "date": self.date.isoformat(), "regime": self.regime,
-            "solver": self.solver, "status": self.status, "objective": self.objective,
+            "scenario": self.scenario,
+            "date": self.date.isoformat(),
+            "regime": self.regime,
+            "solver": self.solver,
+            "status": self.status,
+            "objective": self.objective,
             "total_cost_usd": round(self.total_cost_usd, 2),
             "penalty_usd": round(self.penalty_usd, 2),
             "makespan_hours": round(self.makespan_hours, 3),
-            "energy_mwh": round(self.energy_mwh, 3), "tco2e": round(self.tco2e, 2),
+            "energy_mwh": round(self.energy_mwh, 3),
+            "tco2e": round(self.tco2e, 2),
             "assignments": [a.to_json(self.start) for a in self.assignments],
-            "unplaced": [{"workload": u.workload, "stage": u.stage, "lost": u.lost,
-                          "lost_codes": u.lost_codes, "summary": u.summary()}
-                         for u in self.unplaced],
+            "unplaced": [
+                {
+                    "workload": u.workload,
+                    "stage": u.stage,
+                    "lost": u.lost,
+                    "lost_codes": u.lost_codes,
+                    "summary": u.summary(),
+                }
+                for u in self.unplaced
+            ],
             "diagnosis": [d.to_json(details) for d in self.diagnosis],
-            "warnings": [{**w.to_json(), "stages": stages}
-                         for w, stages in self.warnings().values()],
+            "warnings": [
+                {**w.to_json(), "stages": stages} for w, stages in self.warnings().values()
+            ],
             "rules_digest": self.rules_digest,
             "bound_usd": None if self.bound_usd is None else round(self.bound_usd, 2),
             "gap": None if self.gap is None else round(self.gap, 6),

@@ -80,8 +80,7 @@ def retime(pf: Portfolio, state: PlanState, horizon: int) -> Retimed:
     return Retimed(sol, h)
 
 
-def _retime(pf: Portfolio, state: PlanState, horizon: int, held: Held
-            ) -> tuple[Solution, set[str]]:
+def _retime(pf: Portfolio, state: PlanState, horizon: int, held: Held) -> tuple[Solution, set[str]]:
     """One re-timing of the workloads not held; the workloads that lost a stage."""
     timelines: dict[str, Timeline] = {}
     out: Solution = {k: UNPLACED for k in pf.stages if k[0] not in held.workloads}
@@ -94,7 +93,8 @@ def _retime(pf: Portfolio, state: PlanState, horizon: int, held: Held
         tl = timelines.get(c_key)
         if tl is None:
             tl = timelines[c_key] = model_timeline(
-                pf.sc, pf.stages[idx_key].choices[idx].option, horizon)
+                pf.sc, pf.stages[idx_key].choices[idx].option, horizon
+            )
             for s, e, n in held.usage.get(c_key, ()):
                 tl.reserve(s, e, n)
         return tl
@@ -109,8 +109,10 @@ def _retime(pf: Portfolio, state: PlanState, horizon: int, held: Held
         w = st.workload
         due = hard_deadline_hours(pf.sc, w)
         limit = horizon if math.isinf(due) else min(horizon, ticks_down(due))
-        others = sorted((i for i in range(len(st.choices)) if i != st.hint),
-                        key=lambda i: (st.choices[i].value, i))
+        others = sorted(
+            (i for i in range(len(st.choices)) if i != st.hint),
+            key=lambda i: (st.choices[i].value, i),
+        )
         for idx in (st.hint, *others):
             c = st.choices[idx]
             ready = c.release
@@ -155,8 +157,9 @@ def _held(pf: Portfolio, state: PlanState, workloads: set[str]) -> Held:
         res = t.option(t.row_of(a.option_label)).key
         by_res.setdefault(res, []).append((a.start_h, a.end_h, a.chips))
         floor = max(floor, ticks_up(a.end_h))
-    bookings = tuple((res, s, e, n) for res, ivs in sorted(by_res.items())
-                     for s, e, n in _profile(ivs))
+    bookings = tuple(
+        (res, s, e, n) for res, ivs in sorted(by_res.items()) for s, e, n in _profile(ivs)
+    )
     usage: dict[str, list[tuple[int, int, int]]] = {}
     for res, s, e, n in bookings:
         usage.setdefault(res, []).append((s, e, n))
@@ -175,8 +178,7 @@ def _profile(intervals: list[tuple[float, float, int]]) -> list[tuple[int, int, 
     cuts = sorted({x for t0, t1, _ in steps for x in (ticks_down(t0), ticks_up(t1))})
     out: list[tuple[int, int, int]] = []
     for a, b in itertools.pairwise(cuts):
-        most = max((n for t0, t1, n in steps if ticks_down(t0) < b and ticks_up(t1) > a),
-                   default=0)
+        most = max((n for t0, t1, n in steps if ticks_down(t0) < b and ticks_up(t1) > a), default=0)
         if most > 0:
             if out and out[-1][1] == a and out[-1][2] == most:
                 out[-1] = (out[-1][0], b, most)

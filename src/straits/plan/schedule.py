@@ -53,8 +53,6 @@ def late_hours(sc: Scenario, w: Workload, end: float) -> float:
     return max(0.0, end - deadline_hours(sc, w.deadline))
 
 
-
-
 def new_timeline(sc: Scenario, o: Option) -> Timeline:
     """An empty timeline of the resource ``o`` uses: the pool's capacity over time, or the
     chips the tenant may buy once they have arrived."""
@@ -177,8 +175,9 @@ class Moves:
             hit = self._data[key] = (h_max, cost)
         return hit
 
-    def ready(self, w: Workload, stage: Stage, site: Site, preds: list[Booked]
-              ) -> tuple[float, float, float]:
+    def ready(
+        self, w: Workload, stage: Stage, site: Site, preds: list[Booked]
+    ) -> tuple[float, float, float]:
         """(earliest start, longest transfer hours, egress USD) for running ``stage`` at
         ``site`` after ``preds``."""
         ready, egress = self.data(stage, site)
@@ -191,22 +190,31 @@ class Moves:
         return ready, longest, egress
 
 
-def row_metrics(cand: Candidates, w: Workload, stage: Stage, t: StageTable,
-                preds: list[tuple[float, int]]) -> RowMetrics:
+def row_metrics(
+    cand: Candidates, w: Workload, stage: Stage, t: StageTable, preds: list[tuple[float, int]]
+) -> RowMetrics:
     """Every row of a stage on its own (an empty pool), after predecessors that end at
     (hour, site index): cost, end, energy, carbon."""
     ready, egress, _ = cand.data_moves(stage)
     if preds:
         w_ready, w_egress, _ = weights_moves(cand.index, w, preds)
         ready, egress = np.maximum(ready, w_ready), egress + w_egress
-    return RowMetrics(cost=t.min_chip_hours * t.price + egress[t.site],
-                      end=ready[t.site] + t.min_hours, mwh=t.min_chip_hours * t.mwh_rate,
-                      tco2e=t.min_chip_hours * t.tco2e_rate)
+    return RowMetrics(
+        cost=t.min_chip_hours * t.price + egress[t.site],
+        end=ready[t.site] + t.min_hours,
+        mwh=t.min_chip_hours * t.mwh_rate,
+        tco2e=t.min_chip_hours * t.tco2e_rate,
+    )
 
 
-def rank_rows(cand: Candidates, objective: Objective, w: Workload, stage: Stage,
-              t: StageTable, preds: list[tuple[float, int]]
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def rank_rows(
+    cand: Candidates,
+    objective: Objective,
+    w: Workload,
+    stage: Stage,
+    t: StageTable,
+    preds: list[tuple[float, int]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows that can run the stage, best first by the objective on their own (empty pool),
     with every row's standalone cost and end."""
     m = row_metrics(cand, w, stage, t, preds)
@@ -215,32 +223,60 @@ def rank_rows(cand: Candidates, objective: Objective, w: Workload, stage: Stage,
     return rows[np.lexsort((secondary[rows], primary[rows]))], m.cost, m.end
 
 
-def make_assignment(sc: Scenario, w: Workload, stage: Stage, o: Option, est: Estimate,
-                    start: float, end: float, egress: float, transfer: float, capex: float,
-                    verdict: Verdict, late: float, penalty: float) -> Assignment:
+def make_assignment(
+    sc: Scenario,
+    w: Workload,
+    stage: Stage,
+    o: Option,
+    est: Estimate,
+    start: float,
+    end: float,
+    egress: float,
+    transfer: float,
+    capex: float,
+    verdict: Verdict,
+    late: float,
+    penalty: float,
+) -> Assignment:
     satisfied = sorted({s for d in verdict.decisions for s in d.satisfied})
     warnings = {r.rule: r for d in verdict.decisions for r in d.warnings}
     notes = {r.rule: r for d in verdict.decisions for r in d.notes}
     site = o.site
-    e = est.energy(o.chip, pue=site.pue, gco2_per_kwh=site.grid_gco2_per_kwh,
-                   country=site.country)
+    e = est.energy(o.chip, pue=site.pue, gco2_per_kwh=site.grid_gco2_per_kwh, country=site.country)
     return Assignment(
-        workload=w.id, stage=stage.id, site=site.id, chip=o.chip.id, chips=est.chips,
-        start_h=start, end_h=end, chip_hours=est.chip_hours,
-        compute_usd=o.cost(est), egress_usd=egress, transfer_hours=transfer,
-        mfu=est.mfu, satisfied=tuple(satisfied), warnings=tuple(warnings.values()),
-        notes=tuple(notes.values()), late_hours=late, layout=est.layout,
-        energy_kwh=e.kwh if e else None, tco2e=e.tco2e if e else None, capex_usd=capex,
-        penalty_usd=penalty, bought=o.procured,
+        workload=w.id,
+        stage=stage.id,
+        site=site.id,
+        chip=o.chip.id,
+        chips=est.chips,
+        start_h=start,
+        end_h=end,
+        chip_hours=est.chip_hours,
+        compute_usd=o.cost(est),
+        egress_usd=egress,
+        transfer_hours=transfer,
+        mfu=est.mfu,
+        satisfied=tuple(satisfied),
+        warnings=tuple(warnings.values()),
+        notes=tuple(notes.values()),
+        late_hours=late,
+        layout=est.layout,
+        energy_kwh=e.kwh if e else None,
+        tco2e=e.tco2e if e else None,
+        capex_usd=capex,
+        penalty_usd=penalty,
+        bought=o.procured,
         chip_hours_range=(est.chip_hours_low, est.chip_hours_high) if est.interval else None,
     )
 
 
-def record_exports(sc: Scenario, w: Workload, stage: Stage, site: Site, ledger: ExportLedger,
-                   year: int) -> None:
+def record_exports(
+    sc: Scenario, w: Workload, stage: Stage, site: Site, ledger: ExportLedger, year: int
+) -> None:
     """Add what placing ``stage`` at ``site`` sends abroad to ``ledger``."""
     ledger.record(w.tenant, [sc.dataset(d) for d in stage.datasets], site, year)
     for country in stage.users:
         if country != site.country:
-            ledger.add(w.tenant, country, year, users_export_id(w, stage, country),
-                       user_subjects(stage), 0)
+            ledger.add(
+                w.tenant, country, year, users_export_id(w, stage, country), user_subjects(stage), 0
+            )

@@ -69,8 +69,9 @@ callback would abort the process). Returning ``True`` asks the search to stop ea
 plan so far stands)."""
 
 
-def gap(best: Score | tuple[int, float] | None,
-        bound: Score | tuple[int, float] | None) -> float | None:
+def gap(
+    best: Score | tuple[int, float] | None, bound: Score | tuple[int, float] | None
+) -> float | None:
     """The relative gap of the value when the bound places no more stages than the plan;
     None when there is no plan or the bound does not rule out placing more stages."""
     if best is None or bound is None or bound[0] < best[0]:
@@ -83,8 +84,12 @@ def gap(best: Score | tuple[int, float] | None,
 class Reporter:
     """Best plan and bound so far, reported to ``on_progress`` safely from any thread."""
 
-    def __init__(self, on_progress: Progress | None, objective: Objective,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        on_progress: Progress | None,
+        objective: Objective,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.on_progress = on_progress
         self.unit = objective.unit
         self.clock = clock
@@ -118,8 +123,9 @@ class Reporter:
         if self.on_progress is None or self.error is not None or self.closed:
             return
         try:
-            stop = self.on_progress(SearchState(self.clock() - self.t0, self.best, self.bound,
-                                                self.unit))
+            stop = self.on_progress(
+                SearchState(self.clock() - self.t0, self.best, self.bound, self.unit)
+            )
         except BaseException as exc:
             self.error = exc
             self.stop.set()
@@ -196,8 +202,9 @@ class WholeModel:
         p.max_time_in_seconds = max(0.1, seconds)
         p.cp_model_probing_level = 0  # probing the presolved model costs more than it saves
         solver.best_bound_callback = self._on_bound
-        self._thread = threading.Thread(target=self._run, args=(solver,), daemon=True,
-                                        name="straits-cpsat")
+        self._thread = threading.Thread(
+            target=self._run, args=(solver,), daemon=True, name="straits-cpsat"
+        )
         self._thread.start()
         threading.Thread(target=self._tick, daemon=True, name="straits-cpsat-stop").start()
 
@@ -236,8 +243,12 @@ class WholeModel:
         self._maybe_stop()
 
     def _maybe_stop(self) -> None:
-        if (self._stop_wanted.is_set() and self.events_after_first > 0
-                and self._solver is not None and not self.done.is_set()):
+        if (
+            self._stop_wanted.is_set()
+            and self.events_after_first > 0
+            and self._solver is not None
+            and not self.done.is_set()
+        ):
             self._solver.stop_search()
 
     def _tick(self) -> None:

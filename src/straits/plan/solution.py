@@ -49,8 +49,13 @@ class Value(NamedTuple):
     tie: int
 
 
-def evaluate(pf: Portfolio, objective: Objective, sol: Solution, tie_unit: int = 1000,
-             held: Held = NOTHING_HELD) -> Value:
+def evaluate(
+    pf: Portfolio,
+    objective: Objective,
+    sol: Solution,
+    tie_unit: int = 1000,
+    held: Held = NOTHING_HELD,
+) -> Value:
     """The model's objective of ``sol``, term by term as :func:`~straits.plan.cpsat_model.build`
     writes it (integer choice values, capex of the bought chips' peak, lateness penalties,
     makespan, weighted completion; the tie-break in the model's ``tie_unit`` dollars), with
@@ -74,8 +79,11 @@ def evaluate(pf: Portfolio, objective: Objective, sol: Solution, tie_unit: int =
         for res, bookings in usage.items():
             o = pf.option_of(res)
             assert o.pool.procurable is not None
-            primary += _peak(bookings + held.usage.get(res, [])) * round(
-                o.pool.procurable.usd_per_chip * capex_share(pf.sc, o.pool)) * k_cost
+            primary += (
+                _peak(bookings + held.usage.get(res, []))
+                * round(o.pool.procurable.usd_per_chip * capex_share(pf.sc, o.pool))
+                * k_cost
+            )
         for wid, e in ends.items():
             w = pf.sc.workload(wid)
             if w.deadline is not None and w.deadline_policy != "hard":
@@ -84,8 +92,9 @@ def evaluate(pf: Portfolio, objective: Objective, sol: Solution, tie_unit: int =
     primary += objective.tick_weight(TIME) * max([held.floor, *ends.values()])
     k_done = objective.tick_weight(COMPLETION)
     if k_done:
-        primary += k_done * sum(completion_weight(pf.sc.workload(wid)) * e
-                                for wid, e in ends.items())
+        primary += k_done * sum(
+            completion_weight(pf.sc.workload(wid)) * e for wid, e in ends.items()
+        )
     return Value(unplaced, primary, tie if objective.tie_cost else 0)
 
 
@@ -101,8 +110,15 @@ def from_solver(pm: PortfolioModel, solver: cp_model.CpSolver) -> Solution:
     return out
 
 
-def extract(pf: Portfolio, sol: Solution, baseline: Plan, objective: Objective,
-            status: Status, solver: str, held: Held = NOTHING_HELD) -> Plan | None:
+def extract(
+    pf: Portfolio,
+    sol: Solution,
+    baseline: Plan,
+    objective: Objective,
+    status: Status,
+    solver: str,
+    held: Held = NOTHING_HELD,
+) -> Plan | None:
     """The plan of ``sol`` (and of the ``held`` workloads, as the greedy plan has them), with
     exact times, costs, verdicts and diagnosis; None when a placement fails the final rule
     check (with the plan's final export volumes)."""
@@ -113,8 +129,14 @@ def extract(pf: Portfolio, sol: Solution, baseline: Plan, objective: Objective,
     for (wid, sid), slot in chosen.items():
         w = sc.workload(wid)
         assert slot.choice is not None
-        record_exports(sc, w, w.stage(sid), pf.stages[(wid, sid)].choices[slot.choice].option.site,
-                       ledger, cand.date.year)
+        record_exports(
+            sc,
+            w,
+            w.stage(sid),
+            pf.stages[(wid, sid)].choices[slot.choice].option.site,
+            ledger,
+            cand.date.year,
+        )
     for (wid, sid), b in kept.items():
         w = sc.workload(wid)
         record_exports(sc, w, w.stage(sid), b.site, ledger, cand.date.year)
@@ -123,8 +145,9 @@ def extract(pf: Portfolio, sol: Solution, baseline: Plan, objective: Objective,
         w = sc.workload(key[0])
         stage = w.stage(key[1])
         t = cand.table(w, stage)
-        preds = [Predecessor(w.stage(p), placed[(w.id, p)][1], cand.ops[w.id][p])
-                 for p in stage.after]
+        preds = [
+            Predecessor(w.stage(p), placed[(w.id, p)][1], cand.ops[w.id][p]) for p in stage.after
+        ]
         option = t.option(t.row_of(b.assignment.option_label))
         if not cand.verdict(w, stage, option, preds, [ledger]).lawful:
             return None
@@ -134,48 +157,83 @@ def extract(pf: Portfolio, sol: Solution, baseline: Plan, objective: Objective,
         assert slot.choice is not None
         c = pf.stages[key].choices[slot.choice]
         if c.option.procured:
-            usage.setdefault(c.option.key, []).append((slot.start, slot.start + c.duration,
-                                                       c.est.chips))
+            usage.setdefault(c.option.key, []).append(
+                (slot.start, slot.start + c.duration, c.est.chips)
+            )
     capex_paid: set[str] = set()
     lateness: dict[str, float] = {}
     for key, slot in sorted(chosen.items(), key=lambda kv: kv[1].start):
         st = pf.stages[key]
         assert slot.choice is not None
         w, stage, c = st.workload, st.stage, st.choices[slot.choice]
-        preds = [Predecessor(w.stage(p), placed[(w.id, p)][1], cand.ops[w.id][p])
-                 for p in stage.after]
+        preds = [
+            Predecessor(w.stage(p), placed[(w.id, p)][1], cand.ops[w.id][p]) for p in stage.after
+        ]
         verdict: Verdict = cand.verdict(w, stage, c.option, preds, [ledger])
         if not verdict.lawful:
             return None
         size = weights_gb(w.model)
-        egress = c.egress + sum(egress_usd(size, placed[(w.id, p)][1], c.option.site)
-                                for p in stage.after)
-        transfer = max([c.transfer] + [transfer_hours(size, placed[(w.id, p)][1], c.option.site)
-                                       for p in stage.after])
+        egress = c.egress + sum(
+            egress_usd(size, placed[(w.id, p)][1], c.option.site) for p in stage.after
+        )
+        transfer = max(
+            [c.transfer]
+            + [transfer_hours(size, placed[(w.id, p)][1], c.option.site) for p in stage.after]
+        )
         capex = 0.0
         if c.option.procured and c.option.key not in capex_paid:
             capex_paid.add(c.option.key)
             assert c.option.pool.procurable is not None
-            capex = _peak(usage[c.option.key]) * c.option.pool.procurable.usd_per_chip \
+            capex = (
+                _peak(usage[c.option.key])
+                * c.option.pool.procurable.usd_per_chip
                 * capex_share(sc, c.option.pool)
+            )
         start = tick_hours(slot.start)
         end = start + c.est.hours
         late = late_hours(sc, w, end)
         penalty = max(0.0, late - lateness.get(w.id, 0.0)) / 24.0 * w.late_penalty_usd_per_day
         lateness[w.id] = max(lateness.get(w.id, 0.0), late)
-        a = make_assignment(sc, w, stage, c.option, c.est, start, end, egress, transfer,
-                            capex, verdict, late, penalty)
+        a = make_assignment(
+            sc,
+            w,
+            stage,
+            c.option,
+            c.est,
+            start,
+            end,
+            egress,
+            transfer,
+            capex,
+            verdict,
+            late,
+            penalty,
+        )
         placed[key] = (a, c.option.site)
     before = {k: b.assignment for k, b in pf.state.placed.items()}
     diagnosis = tuple(
-        rediagnose(d, placed[(d.workload, d.stage)][0] if (d.workload, d.stage) in placed
-                   else None, before.get((d.workload, d.stage)), sc.workload(d.workload),
-                   objective)
-        for d in baseline.diagnosis)
+        rediagnose(
+            d,
+            placed[(d.workload, d.stage)][0] if (d.workload, d.stage) in placed else None,
+            before.get((d.workload, d.stage)),
+            sc.workload(d.workload),
+            objective,
+        )
+        for d in baseline.diagnosis
+    )
     unplaced = tuple(d for d in diagnosis if d.chosen is None)
     final: Status = "infeasible" if unplaced else status
-    notes = tuple(f"{a.workload}/{a.stage} ends {a.late_hours:,.0f} h after the deadline "
-                  f"(soft deadline)" for a, _ in placed.values() if a.late_hours > 0)
-    return replace(baseline, solver=solver, status=final,
-                   assignments=tuple(a for a, _ in placed.values()), unplaced=unplaced,
-                   diagnosis=diagnosis, notes=notes)
+    notes = tuple(
+        f"{a.workload}/{a.stage} ends {a.late_hours:,.0f} h after the deadline (soft deadline)"
+        for a, _ in placed.values()
+        if a.late_hours > 0
+    )
+    return replace(
+        baseline,
+        solver=solver,
+        status=final,
+        assignments=tuple(a for a, _ in placed.values()),
+        unplaced=unplaced,
+        diagnosis=diagnosis,
+        notes=notes,
+    )

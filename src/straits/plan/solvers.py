@@ -72,23 +72,36 @@ def _stages(cand: Candidates) -> int:
 
 
 def _valued(plan: Plan, cand: Candidates, objective: Objective) -> Plan:
-    return replace(plan, objective_value=objective.plan_value(plan, cand.sc, cand.energy_of),
-                   objective_unit=objective.unit)
+    return replace(
+        plan,
+        objective_value=objective.plan_value(plan, cand.sc, cand.energy_of),
+        objective_unit=objective.unit,
+    )
 
 
-def _greedy(cand: Candidates, objective: Objective, ctx: SolveContext, reserve: float
-            ) -> tuple[GreedyPlanner, Plan]:
+def _greedy(
+    cand: Candidates, objective: Objective, ctx: SolveContext, reserve: float
+) -> tuple[GreedyPlanner, Plan]:
     """The greedy plan, stopped ``reserve`` seconds before the deadline if it gets there."""
     d = ctx.deadline
     with d.phase("greedy"):
         g = GreedyPlanner(cand, objective=objective, stop_at=d.at(reserve), clock=d.clock)
         plan = _valued(g.run(), cand, objective)
-    return g, replace(plan, baseline_value=plan.objective_value,
-                      baseline_usd=plan.objective_usd if objective.is_cost else None)
+    return g, replace(
+        plan,
+        baseline_value=plan.objective_value,
+        baseline_usd=plan.objective_usd if objective.is_cost else None,
+    )
 
 
-def _why_not(plan: Plan, pf: Portfolio | None, cand: Candidates, objective: Objective,
-             g: GreedyPlanner, ctx: SolveContext) -> Plan:
+def _why_not(
+    plan: Plan,
+    pf: Portfolio | None,
+    cand: Candidates,
+    objective: Objective,
+    g: GreedyPlanner,
+    ctx: SolveContext,
+) -> Plan:
     """Explain unplaced stages with what is left of the budget (output kept back)."""
     d = ctx.deadline
     todo = to_explain(plan, cand.sc)
@@ -97,8 +110,9 @@ def _why_not(plan: Plan, pf: Portfolio | None, cand: Candidates, objective: Obje
     with d.phase("why_not"):
         stop = d.at(_reserve((OUTPUT_S,), _stages(cand)))
         if d.clock() >= stop or g.stopped:
-            return replace(plan, notes=(*plan.notes, "why-not explanations skipped: the time "
-                                        "limit ran out"))
+            return replace(
+                plan, notes=(*plan.notes, "why-not explanations skipped: the time limit ran out")
+            )
         pf = pf or Portfolio(cand, objective, g.state, only={x.workload for x in todo})
         return replace(plan, why_not=explain(pf, plan, objective, stop_at=stop, clock=d.clock))
 
@@ -109,9 +123,16 @@ class GreedySolver:
     def solve(self, cand: Candidates, objective: Objective, ctx: SolveContext) -> Plan:
         n = _stages(cand)
         g, plan = _greedy(cand, objective, ctx, _reserve((OUTPUT_S,), n))
-        plan = replace(plan, baseline_value=None, baseline_usd=None,
-                       search={"requested": ctx.requested or self.name, "solver": self.name,
-                               "rounds": g.rounds})
+        plan = replace(
+            plan,
+            baseline_value=None,
+            baseline_usd=None,
+            search={
+                "requested": ctx.requested or self.name,
+                "solver": self.name,
+                "rounds": g.rounds,
+            },
+        )
         return _why_not(plan, None, cand, objective, g, ctx)
 
 
@@ -129,37 +150,56 @@ class _Searching:
         # a complete greedy plan comes first: it may use all but the output's share, and the
         # search gets what it leaves
         g, baseline = _greedy(cand, objective, ctx, _reserve((OUTPUT_S,), n))
-        info: dict[str, Any] = {"requested": ctx.requested or self.name, "solver": self.name,
-                                "answer": "greedy"}
+        info: dict[str, Any] = {
+            "requested": ctx.requested or self.name,
+            "solver": self.name,
+            "answer": "greedy",
+        }
         if not cand.sc.workloads:
             return replace(baseline, solver=self.name, search=info)
         if g.stopped or d.left() < after_search + before_search:
             note = "no time was left to search: the greedy plan stands"
-            return self._finish(baseline, baseline, None, objective, cand, g, None, ctx, info,
-                                note)
+            return self._finish(baseline, baseline, None, objective, cand, g, None, ctx, info, note)
         with d.phase("model"):
             pf = Portfolio(cand, objective, g.state)
             horizon = model_horizon(pf)
             start, held = retime(pf, g.state, horizon)
             active = {w.id for w in cand.sc.workloads} - held.workloads
             try:
-                pm = build(pf, objective, horizon=horizon,
-                           only=active if held.workloads else None, fixed=list(held.bookings),
-                           min_span=held.floor)
+                pm = build(
+                    pf,
+                    objective,
+                    horizon=horizon,
+                    only=active if held.workloads else None,
+                    fixed=list(held.bookings),
+                    min_span=held.floor,
+                )
             except ModelTooLarge as exc:
                 note = f"the greedy plan stands: {exc}"
-                return self._finish(baseline, baseline, standalone_bound(pf, objective),
-                                    objective, cand, g, pf, ctx, info, note)
+                return self._finish(
+                    baseline,
+                    baseline,
+                    standalone_bound(pf, objective),
+                    objective,
+                    cand,
+                    g,
+                    pf,
+                    ctx,
+                    info,
+                    note,
+                )
             add_hints(pm, start)
             bound0 = standalone_bound(pf, objective)
             if held.workloads:
                 info["held"] = sorted(held.workloads)
         with d.phase("bound"):
             # each workload alone, exactly; skipped when it would eat the search's minimum
-            alone = alone_bound(pf, objective, stop_at=d.at(after_search + MIN_SEARCH_S),
-                                clock=d.clock)
-            info["bound"] = {"source": "alone" if alone is not None and alone.bound > bound0
-                             else "standalone"}
+            alone = alone_bound(
+                pf, objective, stop_at=d.at(after_search + MIN_SEARCH_S), clock=d.clock
+            )
+            info["bound"] = {
+                "source": "alone" if alone is not None and alone.bound > bound0 else "standalone"
+            }
             if alone is not None:
                 bound0 = stronger(bound0, alone.bound)
             if alone is not None and alone.bound.unplaced >= len(baseline.unplaced):
@@ -183,8 +223,9 @@ class _Searching:
                 whole.start(max(MIN_SEARCH_S, seconds - _reserve((WHOLE_MARGIN_S,), n)))
                 try:
                     if self.lns:
-                        local = self._search(pf, objective, pm, start, held, whole, reporter,
-                                             ctx, stop_at)
+                        local = self._search(
+                            pf, objective, pm, start, held, whole, reporter, ctx, stop_at
+                        )
                 finally:
                     self._wait(whole, reporter, d, stop_at)
             reporter.raise_error()
@@ -194,15 +235,26 @@ class _Searching:
         info["whole_model"] = {"status": whole.status.lower(), "solutions": whole.solutions}
         if local is not None:
             info["neighbourhoods"] = local.stats.to_json()
-        return self._answer(cand, objective, ctx, g, baseline, pf, pm, start, held, whole,
-                            local, bound, info, alone)
+        return self._answer(
+            cand, objective, ctx, g, baseline, pf, pm, start, held, whole, local, bound, info, alone
+        )
 
-    def _search(self, pf: Portfolio, objective: Objective, pm: PortfolioModel, start: Solution,
-                held: Held, whole: WholeModel, reporter: Reporter, ctx: SolveContext,
-                stop_at: float) -> NeighbourhoodSearch:
+    def _search(
+        self,
+        pf: Portfolio,
+        objective: Objective,
+        pm: PortfolioModel,
+        start: Solution,
+        held: Held,
+        whole: WholeModel,
+        reporter: Reporter,
+        ctx: SolveContext,
+        stop_at: float,
+    ) -> NeighbourhoodSearch:
         d = ctx.deadline
-        local = NeighbourhoodSearch(pf, objective, pm.horizon, start, seed=ctx.seed,
-                                    tie_unit=pm.tie_unit, held=held)
+        local = NeighbourhoodSearch(
+            pf, objective, pm.horizon, start, seed=ctx.seed, tie_unit=pm.tie_unit, held=held
+        )
         seen: Solution | None = None
         while d.clock() < stop_at - 0.05 and not reporter.stop.is_set():
             latest = whole.latest
@@ -230,22 +282,35 @@ class _Searching:
         whole.join(timeout=max(0.2, stop_at + STOP_GRACE_S - d.clock()))
         reporter.close()
 
-    def _answer(self, cand: Candidates, objective: Objective, ctx: SolveContext,
-                g: GreedyPlanner, baseline: Plan, pf: Portfolio, pm: PortfolioModel,
-                start: Solution, held: Held, whole: WholeModel,
-                local: NeighbourhoodSearch | None, bound: Score, info: dict[str, Any],
-                alone: AloneBound | None) -> Plan:
+    def _answer(
+        self,
+        cand: Candidates,
+        objective: Objective,
+        ctx: SolveContext,
+        g: GreedyPlanner,
+        baseline: Plan,
+        pf: Portfolio,
+        pm: PortfolioModel,
+        start: Solution,
+        held: Held,
+        whole: WholeModel,
+        local: NeighbourhoodSearch | None,
+        bound: Score,
+        info: dict[str, Any],
+        alone: AloneBound | None,
+    ) -> Plan:
         d = ctx.deadline
         tie = pm.tie_unit
         found: list[tuple[Value, int, str, Solution]] = []
         if whole.latest is not None:
-            found.append((evaluate(pf, objective, whole.latest, tie, held), 0, "cpsat",
-                          whole.latest))
+            found.append(
+                (evaluate(pf, objective, whole.latest, tie, held), 0, "cpsat", whole.latest)
+            )
         if local is not None:
             found.append((local.value, 1, "lns", local.sol))
-        greedy_note = (f"greedy baseline {objective.describe(baseline.objective_value or 0.0)}"
-                       + (f", {len(baseline.unplaced)} stages unplaced" if baseline.unplaced
-                          else ""))
+        greedy_note = f"greedy baseline {objective.describe(baseline.objective_value or 0.0)}" + (
+            f", {len(baseline.unplaced)} stages unplaced" if baseline.unplaced else ""
+        )
         what = "CP-SAT" + (" with neighbourhood search" if local is not None else "")
         if found:
             value, _, source, best = min(found, key=lambda f: (f[0], f[1]))
@@ -256,43 +321,73 @@ class _Searching:
                     plan = extract(pf, best, baseline, objective, status, self.name, held)
                 if plan is None:
                     note = "the searched plan failed the final rule check; the greedy plan stands"
-                    return self._finish(baseline, baseline, bound, objective, cand, g, pf, ctx,
-                                        info, note, alone)
+                    return self._finish(
+                        baseline, baseline, bound, objective, cand, g, pf, ctx, info, note, alone
+                    )
                 plan = _valued(plan, cand, objective)
                 better = (plan.objective_value or 0.0) < (baseline.objective_value or 0.0) - (
-                    0.5 if objective.unit == "USD" else 1e-6)
+                    0.5 if objective.unit == "USD" else 1e-6
+                )
                 if len(plan.unplaced) < len(baseline.unplaced) or (
-                        len(plan.unplaced) == len(baseline.unplaced) and (better or proved)):
+                    len(plan.unplaced) == len(baseline.unplaced) and (better or proved)
+                ):
                     info["answer"] = source
-                    how = "proved optimal" if proved else \
-                        f"found by {'CP-SAT' if source == 'cpsat' else 'neighbourhood search'}"
-                    note = (f"{what}: plan {how} in {d.elapsed():.1f} s"
-                            f"{_bound_note(plan, bound)}; {greedy_note}")
-                    return self._finish(plan, baseline, bound, objective, cand, g, pf, ctx,
-                                        info, note, alone)
-        note = (f"{what} did not improve on the greedy plan in {d.elapsed():.1f} s "
-                f"({whole.status.lower()}), which stands{_bound_note(baseline, bound)}")
-        return self._finish(baseline, baseline, bound, objective, cand, g, pf, ctx, info, note,
-                            alone)
+                    how = (
+                        "proved optimal"
+                        if proved
+                        else f"found by {'CP-SAT' if source == 'cpsat' else 'neighbourhood search'}"
+                    )
+                    note = (
+                        f"{what}: plan {how} in {d.elapsed():.1f} s"
+                        f"{_bound_note(plan, bound)}; {greedy_note}"
+                    )
+                    return self._finish(
+                        plan, baseline, bound, objective, cand, g, pf, ctx, info, note, alone
+                    )
+        note = (
+            f"{what} did not improve on the greedy plan in {d.elapsed():.1f} s "
+            f"({whole.status.lower()}), which stands{_bound_note(baseline, bound)}"
+        )
+        return self._finish(
+            baseline, baseline, bound, objective, cand, g, pf, ctx, info, note, alone
+        )
 
-    def _finish(self, plan: Plan, baseline: Plan, bound: Score | None, objective: Objective,
-                cand: Candidates, g: GreedyPlanner, pf: Portfolio | None, ctx: SolveContext,
-                info: dict[str, Any], note: str, alone: AloneBound | None = None) -> Plan:
+    def _finish(
+        self,
+        plan: Plan,
+        baseline: Plan,
+        bound: Score | None,
+        objective: Objective,
+        cand: Candidates,
+        g: GreedyPlanner,
+        pf: Portfolio | None,
+        ctx: SolveContext,
+        info: dict[str, Any],
+        note: str,
+        alone: AloneBound | None = None,
+    ) -> Plan:
         if alone is not None:
             causes = alone.causes((u.workload, u.stage) for u in plan.unplaced)
             info.setdefault("bound", {})["unplaced_causes"] = {
-                c: causes[c] for c in CAUSES if causes[c]}
+                c: causes[c] for c in CAUSES if causes[c]
+            }
         value = plan.objective_value or 0.0
         best = Score(len(plan.unplaced), value)
         same = bound is not None and bound.unplaced >= len(plan.unplaced)
         bound_value = min(bound.value, value) if bound is not None and same else None
         plan = replace(
-            plan, solver=self.name, gap=gap(best, bound),
+            plan,
+            solver=self.name,
+            gap=gap(best, bound),
             bound_unplaced=bound.unplaced if bound is not None else None,
-            bound_value=bound_value, bound_usd=bound_value if objective.is_cost else None,
+            bound_value=bound_value,
+            bound_usd=bound_value if objective.is_cost else None,
             baseline_value=baseline.objective_value,
             baseline_usd=baseline.objective_usd if objective.is_cost else None,
-            baseline_unplaced=len(baseline.unplaced), notes=(*plan.notes, note), search=info)
+            baseline_unplaced=len(baseline.unplaced),
+            notes=(*plan.notes, note),
+            search=info,
+        )
         return _why_not(plan, pf, cand, objective, g, ctx)
 
 

@@ -23,8 +23,12 @@ from straits.plan.reasons import ReasonCode
 from straits.plan.transfer import weights_gb
 
 #: a row's problem as a small integer in the table's arrays (0: none)
-PROBLEMS: tuple[ReasonCode | None, ...] = (None, ReasonCode.LOCATION, ReasonCode.MEMORY,
-                                           ReasonCode.CAPACITY)
+PROBLEMS: tuple[ReasonCode | None, ...] = (
+    None,
+    ReasonCode.LOCATION,
+    ReasonCode.MEMORY,
+    ReasonCode.CAPACITY,
+)
 _PROBLEM_INDEX = {p: k for k, p in enumerate(PROBLEMS)}
 
 
@@ -69,11 +73,12 @@ class Index:
         if hit is None:
             extra = self.buyable(tenant)
             rows = [Row(r, None) for r in self.resources] + [
-                Row(self.resources[i], tenant) for i in extra]
-            idx = np.concatenate([np.arange(len(self.resources)),
-                                  np.array(extra, dtype=np.int64)])
-            counts = np.concatenate([self.res_count, np.array(
-                [self._buyable_max(i) for i in extra], dtype=np.int64)])
+                Row(self.resources[i], tenant) for i in extra
+            ]
+            idx = np.concatenate([np.arange(len(self.resources)), np.array(extra, dtype=np.int64)])
+            counts = np.concatenate(
+                [self.res_count, np.array([self._buyable_max(i) for i in extra], dtype=np.int64)]
+            )
             hit = self._rows[tenant] = (rows, idx, counts)
         return hit
 
@@ -84,8 +89,7 @@ class Index:
         hit = self._rates.get(kind)
         if hit is None:
             kwh = self.res_kwh[kind]
-            kwh = np.where(np.isnan(kwh), np.nanmax(kwh) if (~np.isnan(kwh)).any() else 0.0,
-                           kwh)
+            kwh = np.where(np.isnan(kwh), np.nanmax(kwh) if (~np.isnan(kwh)).any() else 0.0, kwh)
             g = self.res_gco2
             g = np.where(np.isnan(g), np.nanmax(g) if (~np.isnan(g)).any() else 0.0, g)
             hit = self._rates[kind] = (kwh / 1000.0, kwh * g / 1e6)
@@ -99,16 +103,19 @@ class Index:
 
     @classmethod
     def of(cls, sc: Scenario) -> Index:
-        resources = [Resource(site, pool, get_chip(pool.chip),
-                              max(c for _, c in pool_steps(sc, pool)))
-                     for site in sc.sites for pool in site.pools]
+        resources = [
+            Resource(site, pool, get_chip(pool.chip), max(c for _, c in pool_steps(sc, pool)))
+            for site in sc.sites
+            for pool in site.pools
+        ]
         site_ids = [s.id for s in sc.sites]
         site_of = {s: i for i, s in enumerate(site_ids)}
         classes: dict[tuple[str, str, bool], int] = {}
         # sites in one class look the same to the rules: every site fact the rules read
-        site_class = [classes.setdefault((s.country, s.operator_hq, s.dpf_certified),
-                                         len(classes))
-                      for s in sc.sites]
+        site_class = [
+            classes.setdefault((s.country, s.operator_hq, s.dpf_certified), len(classes))
+            for s in sc.sites
+        ]
         chip_ids = sorted({r.chip.id for r in resources})
         chip_of = {c: i for i, c in enumerate(chip_ids)}
         res_site = np.array([site_of[r.site.id] for r in resources], dtype=np.int64)
@@ -117,15 +124,24 @@ class Index:
         for kind in ("train", "serve"):
             col = np.full(len(resources), np.nan)
             for i, r in enumerate(resources):
-                e = energy(r.chip, 1.0, kind, pue=r.site.pue,
-                           gco2_per_kwh=r.site.grid_gco2_per_kwh, country=r.site.country)
+                e = energy(
+                    r.chip,
+                    1.0,
+                    kind,
+                    pue=r.site.pue,
+                    gco2_per_kwh=r.site.grid_gco2_per_kwh,
+                    country=r.site.country,
+                )
                 if e is not None:
                     col[i] = e.kwh
                     if e.gco2_per_kwh is not None:
                         gco2[i] = e.gco2_per_kwh
             kwh[kind] = col
         return cls(
-            resources=resources, site_ids=site_ids, site_of=site_of, res_site=res_site,
+            resources=resources,
+            site_ids=site_ids,
+            site_of=site_of,
+            res_site=res_site,
             res_class=np.array([site_class[i] for i in res_site], dtype=np.int64),
             res_chip=np.array([chip_of[r.chip.id] for r in resources], dtype=np.int64),
             res_count=np.array([r.count for r in resources], dtype=np.int64),
@@ -133,7 +149,9 @@ class Index:
             site_country=np.array([s.country for s in sc.sites]),
             wan=np.array([s.wan_gbps for s in sc.sites], dtype=float),
             egress_rate=np.array([s.egress_usd_per_gb for s in sc.sites], dtype=float),
-            chip_ids=chip_ids, res_kwh=kwh, res_gco2=gco2,
+            chip_ids=chip_ids,
+            res_kwh=kwh,
+            res_gco2=gco2,
             res_index={(r.site.id, r.chip.id): i for i, r in enumerate(resources)},
         )
 
@@ -148,8 +166,10 @@ class Index:
         hit = self._buyable.get(tenant)
         if hit is None:
             hit = self._buyable[tenant] = [
-                i for i, r in enumerate(self.resources)
-                if r.pool.procurable is not None and r.pool.procurable.buyer in (None, tenant)]
+                i
+                for i, r in enumerate(self.resources)
+                if r.pool.procurable is not None and r.pool.procurable.buyer in (None, tenant)
+            ]
         return hit
 
     def rows_of(self, tenant: str) -> int:
@@ -201,13 +221,20 @@ class StageTable:
             r, buyer = self.rows[i]
             f = int(self.fit_of[i])
             fit = self.fit(i) if f >= 0 else None
-            o = Option(workload=self.workload.id, stage=self.stage.id, site=r.site,
-                       pool=r.pool, chip=r.chip, min_chips=fit.min_chips if fit else 0,
-                       sizes=fit.sizes if fit else (),
-                       problem=fit.problem if fit else ReasonCode.LOCATION,
-                       detail=fit.detail if fit else self.location_note, buyer=buyer,
-                       min_hours=fit.min_hours if fit else 0.0,
-                       min_chip_hours=fit.min_chip_hours if fit else 0.0)
+            o = Option(
+                workload=self.workload.id,
+                stage=self.stage.id,
+                site=r.site,
+                pool=r.pool,
+                chip=r.chip,
+                min_chips=fit.min_chips if fit else 0,
+                sizes=fit.sizes if fit else (),
+                problem=fit.problem if fit else ReasonCode.LOCATION,
+                detail=fit.detail if fit else self.location_note,
+                buyer=buyer,
+                min_hours=fit.min_hours if fit else 0.0,
+                min_chip_hours=fit.min_chip_hours if fit else 0.0,
+            )
             self._options[i] = o
         return o
 
@@ -241,8 +268,9 @@ class StageTable:
         return float(self.min_hours[ok].min()) if ok.any() else None
 
 
-def table_fits(sc: Scenario, ix: Index, w: Workload, stage: Stage,
-               menu: int = MENU_SIZES) -> tuple[list[Fit], np.ndarray]:
+def table_fits(
+    sc: Scenario, ix: Index, w: Workload, stage: Stage, menu: int = MENU_SIZES
+) -> tuple[list[Fit], np.ndarray]:
     """Estimate ``stage`` once per distinct (chip, pool size) among the pools it may use: the
     fits, and each row's fit (-1: the stage may not run there)."""
     rows, idx, counts = ix.rows_for(w.tenant)
@@ -260,13 +288,16 @@ def table_fits(sc: Scenario, ix: Index, w: Workload, stage: Stage,
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
     fit_of[at] = rank[inverse.reshape(-1)]
-    fits = [fit_stage(sc, w, stage, rows[i].resource.chip, int(counts[i]), estimates, menu)
-            for i in at[first[order]]]
+    fits = [
+        fit_stage(sc, w, stage, rows[i].resource.chip, int(counts[i]), estimates, menu)
+        for i in at[first[order]]
+    ]
     return fits, fit_of
 
 
-def build_table(sc: Scenario, ix: Index, w: Workload, stage: Stage,
-                menu: int = MENU_SIZES) -> StageTable:
+def build_table(
+    sc: Scenario, ix: Index, w: Workload, stage: Stage, menu: int = MENU_SIZES
+) -> StageTable:
     """Every option of ``stage`` as rows."""
     rows, idx, _ = ix.rows_for(w.tenant)
     fits, fit_of = table_fits(sc, ix, w, stage, menu)
@@ -276,15 +307,27 @@ def build_table(sc: Scenario, ix: Index, w: Workload, stage: Stage,
     problem = np.where(fit_of < 0, _PROBLEM_INDEX[ReasonCode.LOCATION], fit_problem[fit_of])
     mwh, tco2e = ix.rates("serve" if stage.kind == "serve" else "train")
     return StageTable(
-        workload=w, stage=stage, rows=rows, fits=fits, fit_of=fit_of, problem=problem,
-        site=ix.res_site[idx], cls=ix.res_class[idx], chip=ix.res_chip[idx],
-        bought=np.array([r.buyer is not None for r in rows]), price=ix.res_price[idx],
-        min_hours=fit_hours[fit_of], min_chip_hours=fit_chip_hours[fit_of],
-        mwh_rate=mwh[idx], tco2e_rate=tco2e[idx])
+        workload=w,
+        stage=stage,
+        rows=rows,
+        fits=fits,
+        fit_of=fit_of,
+        problem=problem,
+        site=ix.res_site[idx],
+        cls=ix.res_class[idx],
+        chip=ix.res_chip[idx],
+        bought=np.array([r.buyer is not None for r in rows]),
+        price=ix.res_price[idx],
+        min_hours=fit_hours[fit_of],
+        min_chip_hours=fit_chip_hours[fit_of],
+        mwh_rate=mwh[idx],
+        tco2e_rate=tco2e[idx],
+    )
 
 
-def weights_moves(ix: Index, w: Workload, preds: list[tuple[float, int]]
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def weights_moves(
+    ix: Index, w: Workload, preds: list[tuple[float, int]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ready hours, egress USD, longest transfer hours) per site for the weights of
     predecessors that end at (end hour, site index)."""
     n = len(ix.site_ids)

@@ -60,9 +60,13 @@ class Timeline:
 
     def used(self, start: float, end: float) -> int:
         """The most chips in use at any instant of [start, end)."""
-        return max((sum(n for s, e, n in self.bookings if s <= t + EPS and t < e - EPS)
-                    for t in {start} | {s for s, _, _ in self.bookings if start <= s < end}),
-                   default=0)
+        return max(
+            (
+                sum(n for s, e, n in self.bookings if s <= t + EPS and t < e - EPS)
+                for t in {start} | {s for s, _, _ in self.bookings if start <= s < end}
+            ),
+            default=0,
+        )
 
     def earliest(self, chips: int, hours: float, ready: float) -> float | None:
         """The earliest start >= ``ready`` at which ``chips`` are free for ``hours``."""

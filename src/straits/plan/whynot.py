@@ -42,8 +42,9 @@ def _describe(kind: str, name: str, pf: Portfolio) -> str:
 
 def _requirements(d: StageDiagnosis) -> tuple[str, ...]:
     """Authorizations that would make blocked options lawful (conditional, not denied)."""
-    return tuple(sorted({c.requires for c in d.citations
-                         if c.requires and c.outcome == "conditional"}))
+    return tuple(
+        sorted({c.requires for c in d.citations if c.requires and c.outcome == "conditional"})
+    )
 
 
 def to_explain(plan: Plan, sc: Scenario) -> list[StageDiagnosis]:
@@ -60,21 +61,27 @@ def to_explain(plan: Plan, sc: Scenario) -> list[StageDiagnosis]:
     return out
 
 
-def explain(pf: Portfolio, plan: Plan, objective: Objective, *, stop_at: float = math.inf,
-            clock: Callable[[], float] = time.monotonic) -> tuple[WhyNot, ...]:
+def explain(
+    pf: Portfolio,
+    plan: Plan,
+    objective: Objective,
+    *,
+    stop_at: float = math.inf,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[WhyNot, ...]:
     """Why-not explanations for the stages :func:`to_explain` picks, as many as fit before
     ``stop_at`` (each question's solves get what is left, at most :data:`SECONDS`)."""
     out: list[WhyNot] = []
     for d in to_explain(plan, pf.sc):
         if clock() >= stop_at:
             break
-        out.append(_explain_one(pf, plan, d, objective,
-                                lambda: min(SECONDS, stop_at - clock())))
+        out.append(_explain_one(pf, plan, d, objective, lambda: min(SECONDS, stop_at - clock())))
     return tuple(out)
 
 
-def _explain_one(pf: Portfolio, plan: Plan, d: StageDiagnosis, objective: Objective,
-                 seconds: Callable[[], float]) -> WhyNot:
+def _explain_one(
+    pf: Portfolio, plan: Plan, d: StageDiagnosis, objective: Objective, seconds: Callable[[], float]
+) -> WhyNot:
     requires = _requirements(d)
     tail = f"; lawful elsewhere only with {', '.join(requires)}" if requires else ""
     st = pf.stages.get((d.workload, d.stage))
@@ -82,28 +89,41 @@ def _explain_one(pf: Portfolio, plan: Plan, d: StageDiagnosis, objective: Object
         text = f"{d.workload}/{d.stage}: {d.summary()}{tail}"
         return WhyNot(d.workload, d.stage, (), requires, text)
     resources = {c.option.key for c in st.choices}
-    fixed = [(f"{a.site}/{a.chip}" + (f"+bought:{pf.sc.workload(a.workload).tenant}"
-                                      if a.bought else ""),
-              ticks_down(a.start_h), ticks_up(a.end_h), a.chips)
-             for a in plan.assignments if a.workload != d.workload]
+    fixed = [
+        (
+            f"{a.site}/{a.chip}"
+            + (f"+bought:{pf.sc.workload(a.workload).tenant}" if a.bought else ""),
+            ticks_down(a.start_h),
+            ticks_up(a.end_h),
+            a.chips,
+        )
+        for a in plan.assignments
+        if a.workload != d.workload
+    ]
     fixed = [f for f in fixed if f[0] in resources]
     try:
         pm = build(pf, objective, with_groups=True, only={d.workload}, fixed=fixed)
     except ModelTooLarge:
-        return WhyNot(d.workload, d.stage, (), requires, f"{d.workload}/{d.stage}: {d.summary()}"
-                                                          f"{tail}")
+        return WhyNot(
+            d.workload, d.stage, (), requires, f"{d.workload}/{d.stage}: {d.summary()}{tail}"
+        )
     pm.model.add(pm.u[(d.workload, d.stage)] == 0)
     named: dict[int, tuple[str, str]] = {}
     lits: dict[int, cp_model.IntVar] = {}
-    for kind, table in (("deadline", pm.groups.deadline), ("budget", pm.groups.budget),
-                        ("capacity", pm.groups.capacity)):
+    for kind, table in (
+        ("deadline", pm.groups.deadline),
+        ("budget", pm.groups.budget),
+        ("capacity", pm.groups.capacity),
+    ):
         for name, lit in table.items():
             named[lit.index] = (kind, name)
             lits[lit.index] = lit
     core = _core(pm.model, lits, seconds)
     if core is None:
-        text = (f"{d.workload}/{d.stage}: placeable if the rest of the plan stays as it is; "
-                f"the optimizer ran out of time before finding it")
+        text = (
+            f"{d.workload}/{d.stage}: placeable if the rest of the plan stays as it is; "
+            f"the optimizer ran out of time before finding it"
+        )
         return WhyNot(d.workload, d.stage, (), requires, text)
     if not core:
         text = f"{d.workload}/{d.stage}: {d.summary()}{tail}"
@@ -113,8 +133,9 @@ def _explain_one(pf: Portfolio, plan: Plan, d: StageDiagnosis, objective: Object
     return WhyNot(d.workload, d.stage, parts, requires, text)
 
 
-def _solve(model: cp_model.CpModel, assumptions: list[cp_model.IntVar], seconds: float
-           ) -> tuple[cp_model.CpSolverStatus, list[int]]:
+def _solve(
+    model: cp_model.CpModel, assumptions: list[cp_model.IntVar], seconds: float
+) -> tuple[cp_model.CpSolverStatus, list[int]]:
     model.clear_assumptions()
     model.add_assumptions(assumptions)
     if seconds <= 0.01:
@@ -123,13 +144,17 @@ def _solve(model: cp_model.CpModel, assumptions: list[cp_model.IntVar], seconds:
     solver.parameters.max_time_in_seconds = seconds
     solver.parameters.num_workers = 1
     status = solver.solve(model)
-    core = list(solver.sufficient_assumptions_for_infeasibility()) \
-        if status == cp_model.INFEASIBLE else []
+    core = (
+        list(solver.sufficient_assumptions_for_infeasibility())
+        if status == cp_model.INFEASIBLE
+        else []
+    )
     return status, core
 
 
-def _core(model: cp_model.CpModel, lits: dict[int, cp_model.IntVar],
-          seconds: Callable[[], float]) -> list[int] | None:
+def _core(
+    model: cp_model.CpModel, lits: dict[int, cp_model.IntVar], seconds: Callable[[], float]
+) -> list[int] | None:
     """A minimal set of enable literals (by index) that cannot all hold; [] when the stage
     cannot be placed even with none of them; None when it can be placed with all of them."""
     status, core = _solve(model, list(lits.values()), seconds())

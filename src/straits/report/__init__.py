@@ -30,14 +30,26 @@ def plan_context(view: PlanView) -> dict[str, Any]:
     """What the plan templates need besides the view (shared with the web console)."""
     figures = plan_figures(view)
     used = [p for p in view.pools if p.tasks]
-    return {"view": view, "figures": figures, "figure_ids": list(figures),
-            "pool_charts": used[:POOL_CHARTS], "more_pools": max(0, len(used) - POOL_CHARTS),
-            "reason_totals": reason_totals(view), "cited": cited_rules(view),
-            "why_not_limit": WHY_NOT_LIMIT}
+    return {
+        "view": view,
+        "figures": figures,
+        "figure_ids": list(figures),
+        "pool_charts": used[:POOL_CHARTS],
+        "more_pools": max(0, len(used) - POOL_CHARTS),
+        "reason_totals": reason_totals(view),
+        "cited": cited_rules(view),
+        "why_not_limit": WHY_NOT_LIMIT,
+    }
 
 
-def plan_report(plan: dict[str, Any], sc: Scenario, rules: RuleSet, *, source: str,
-                recorded: Recorded | None = None) -> str:
+def plan_report(
+    plan: dict[str, Any],
+    sc: Scenario,
+    rules: RuleSet,
+    *,
+    source: str,
+    recorded: Recorded | None = None,
+) -> str:
     """The report of ``plan`` (the ``straits plan --json`` document) as one HTML file."""
     view = build_view(plan, sc, rules, source=source, recorded=recorded)
     ctx = plan_context(view)
@@ -53,22 +65,48 @@ def _usd(v: float) -> str:
 
 
 def pareto_report(points: list[dict[str, Any]], scenario: str) -> str:
-    rows = [[f"{p['makespan_hours'] / 24:,.1f}", f"${p['cost_usd']:,.0f}", p.get("unplaced", 0),
-             p.get("status", "")] for p in sorted(points, key=lambda p: p["makespan_hours"])]
-    return render("chart.html.j2", title=f"{scenario}: cost against time",
-                  subtitle=f"Pareto frontier, {len(points)} points",
-                  figures={"pareto": pareto_figure(points)}, figure_ids=["pareto"],
-                  table={"head": ["Makespan (days)", "Cost", "Unplaced", "Status"],
-                         "rows": rows})
+    rows = [
+        [
+            f"{p['makespan_hours'] / 24:,.1f}",
+            f"${p['cost_usd']:,.0f}",
+            p.get("unplaced", 0),
+            p.get("status", ""),
+        ]
+        for p in sorted(points, key=lambda p: p["makespan_hours"])
+    ]
+    return render(
+        "chart.html.j2",
+        title=f"{scenario}: cost against time",
+        subtitle=f"Pareto frontier, {len(points)} points",
+        figures={"pareto": pareto_figure(points)},
+        figure_ids=["pareto"],
+        table={"head": ["Makespan (days)", "Cost", "Unplaced", "Status"], "rows": rows},
+    )
 
 
 def sweep_report(rows: list[dict[str, Any]], title: str) -> str:
-    table_rows = [[f"{r['chips']:,}", f"{r['days']:,.1f}", f"${r['cost_usd']:,.0f}",
-                   f"{r.get('mfu', 0):.3f}"] for r in sorted(rows, key=lambda r: r["chips"])]
-    return render("chart.html.j2", title=title, subtitle="Days and cost by chip count",
-                  figures={"sweep": sweep_figure(rows, title)}, figure_ids=["sweep"],
-                  table={"head": ["Chips", "Days", "Cost", "MFU"], "rows": table_rows})
+    table_rows = [
+        [f"{r['chips']:,}", f"{r['days']:,.1f}", f"${r['cost_usd']:,.0f}", f"{r.get('mfu', 0):.3f}"]
+        for r in sorted(rows, key=lambda r: r["chips"])
+    ]
+    return render(
+        "chart.html.j2",
+        title=title,
+        subtitle="Days and cost by chip count",
+        figures={"sweep": sweep_figure(rows, title)},
+        figure_ids=["sweep"],
+        table={"head": ["Chips", "Days", "Cost", "MFU"], "rows": table_rows},
+    )
 
 
-__all__ = ["Page", "PlanView", "Recorded", "Section", "build_view", "pareto_report",
-           "plan_context", "plan_report", "sweep_report"]
+__all__ = [
+    "Page",
+    "PlanView",
+    "Recorded",
+    "Section",
+    "build_view",
+    "pareto_report",
+    "plan_context",
+    "plan_report",
+    "sweep_report",
+]

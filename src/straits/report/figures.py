@@ -22,12 +22,20 @@ POOL_TASKS = 40
 #: groups drawn in a cost chart (the rest are summed into "others")
 COST_ROWS = 25
 #: colour-blind-safe qualitative palette (Okabe-Ito)
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
-           "#000000")
-EFFECT_STYLE = {"deny": ("#D55E00", "x"), "requires": ("#E69F00", "/"),
-                "warn": ("#56B4E9", "."), "note": ("#999999", "")}
-LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 30}, "font": {"size": 12},
-          "paper_bgcolor": "white", "plot_bgcolor": "white", "hoverlabel": {"align": "left"}}
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+EFFECT_STYLE = {
+    "deny": ("#D55E00", "x"),
+    "requires": ("#E69F00", "/"),
+    "warn": ("#56B4E9", "."),
+    "note": ("#999999", ""),
+}
+LAYOUT = {
+    "margin": {"l": 10, "r": 10, "t": 40, "b": 30},
+    "font": {"size": 12},
+    "paper_bgcolor": "white",
+    "plot_bgcolor": "white",
+    "hoverlabel": {"align": "left"},
+}
 
 
 def _iso(t: dt.datetime | dt.date) -> str:
@@ -58,61 +66,115 @@ def pool_figure(pool: PoolView, colours: dict[str, str]) -> Figure:
     """Tasks on the pool's lanes (top) over its capacity and chips in use (bottom), on the
     plan's whole time span so that every pool's chart lines up with the others."""
     shown = pool.tasks[:POOL_TASKS]
-    lanes = _lanes(pool)[:len(shown)]
+    lanes = _lanes(pool)[: len(shown)]
     by_workload: dict[str, list[int]] = {}
     for i, t in enumerate(shown):
         by_workload.setdefault(t.workload, []).append(i)
     data: list[dict[str, Any]] = []
     for wl, idx in by_workload.items():
-        data.append({
-            "type": "bar", "orientation": "h", "name": wl, "legendgroup": wl,
-            "y": [f"lane {lanes[i] + 1}" for i in idx],
-            "base": [_iso(shown[i].start) for i in idx],
-            "x": [_ms(shown[i].start, shown[i].end) for i in idx],
-            "text": [shown[i].stage + (" (bought)" if shown[i].bought else "") for i in idx],
-            "textposition": "inside", "insidetextanchor": "start",
-            "marker": {"color": colours.get(wl, PALETTE[0]),
-                       "pattern": {"shape": ["/" if shown[i].bought else "" for i in idx]}},
-            "customdata": [[shown[i].label, shown[i].chips, round(shown[i].cost_usd)]
-                           for i in idx],
-            "hovertemplate": "%{customdata[0]}<br>%{customdata[1]} chips<br>"
-                             "$%{customdata[2]:,}<extra></extra>",
-            "yaxis": "y2", "xaxis": "x",
-        })
-    data.append({"type": "scatter", "mode": "lines", "name": "capacity",
-                 "x": [_iso(t) for t, _ in pool.capacity], "y": [n for _, n in pool.capacity],
-                 "line": {"shape": "hv", "color": "#444", "dash": "dash"},
-                 "showlegend": False, "hovertemplate": "capacity %{y} chips<extra></extra>"})
-    data.append({"type": "scatter", "mode": "lines", "name": "in use",
-                 "x": [_iso(t) for t, _ in pool.use], "y": [n for _, n in pool.use],
-                 "line": {"shape": "hv", "color": "#0072B2"}, "fill": "tozeroy",
-                 "showlegend": False, "hovertemplate": "in use %{y} chips<extra></extra>"})
+        data.append(
+            {
+                "type": "bar",
+                "orientation": "h",
+                "name": wl,
+                "legendgroup": wl,
+                "y": [f"lane {lanes[i] + 1}" for i in idx],
+                "base": [_iso(shown[i].start) for i in idx],
+                "x": [_ms(shown[i].start, shown[i].end) for i in idx],
+                "text": [shown[i].stage + (" (bought)" if shown[i].bought else "") for i in idx],
+                "textposition": "inside",
+                "insidetextanchor": "start",
+                "marker": {
+                    "color": colours.get(wl, PALETTE[0]),
+                    "pattern": {"shape": ["/" if shown[i].bought else "" for i in idx]},
+                },
+                "customdata": [
+                    [shown[i].label, shown[i].chips, round(shown[i].cost_usd)] for i in idx
+                ],
+                "hovertemplate": "%{customdata[0]}<br>%{customdata[1]} chips<br>"
+                "$%{customdata[2]:,}<extra></extra>",
+                "yaxis": "y2",
+                "xaxis": "x",
+            }
+        )
+    data.append(
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "name": "capacity",
+            "x": [_iso(t) for t, _ in pool.capacity],
+            "y": [n for _, n in pool.capacity],
+            "line": {"shape": "hv", "color": "#444", "dash": "dash"},
+            "showlegend": False,
+            "hovertemplate": "capacity %{y} chips<extra></extra>",
+        }
+    )
+    data.append(
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "name": "in use",
+            "x": [_iso(t) for t, _ in pool.use],
+            "y": [n for _, n in pool.use],
+            "line": {"shape": "hv", "color": "#0072B2"},
+            "fill": "tozeroy",
+            "showlegend": False,
+            "hovertemplate": "in use %{y} chips<extra></extra>",
+        }
+    )
     if any(n for _, n in pool.bought_use):
-        data.append({"type": "scatter", "mode": "lines", "name": "bought, in use",
-                     "x": [_iso(t) for t, _ in pool.bought_use],
-                     "y": [n for _, n in pool.bought_use],
-                     "line": {"shape": "hv", "color": "#009E73", "dash": "dot"},
-                     "showlegend": False,
-                     "hovertemplate": "bought chips in use %{y}<extra></extra>"})
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": "bought, in use",
+                "x": [_iso(t) for t, _ in pool.bought_use],
+                "y": [n for _, n in pool.bought_use],
+                "line": {"shape": "hv", "color": "#009E73", "dash": "dot"},
+                "showlegend": False,
+                "hovertemplate": "bought chips in use %{y}<extra></extra>",
+            }
+        )
     more = len(pool.tasks) - len(shown)
     n = len(pool.tasks)
     used = pool.utilisation
     # a pool used a little is not "0% used"
     used_text = f"{used:.0%}" if used == 0 or used >= 0.005 else "<1%"
-    title = (f"{pool.key} ({pool.country}): {n} stage{'' if n == 1 else 's'}, peak "
-             f"{pool.peak:,} of {pool.count:,} chips, {used_text} used"
-             + (f"; first {len(shown)} stages drawn" if more > 0 else ""))
+    title = (
+        f"{pool.key} ({pool.country}): {n} stage{'' if n == 1 else 's'}, peak "
+        f"{pool.peak:,} of {pool.count:,} chips, {used_text} used"
+        + (f"; first {len(shown)} stages drawn" if more > 0 else "")
+    )
     lanes_n = max(lanes, default=0) + 1
-    return {"data": data, "layout": {
-        **LAYOUT, "title": {"text": title, "font": {"size": 13}}, "barmode": "overlay",
-        "height": 220 + 22 * min(lanes_n, 12), "showlegend": False,
-        "xaxis": {"type": "date", "anchor": "y",
-                  "range": [_iso(pool.capacity[0][0]), _iso(pool.capacity[-1][0])]},
-        "yaxis": {"domain": [0, 0.42], "title": {"text": "chips"}, "rangemode": "tozero",
-                  "automargin": True, "tickformat": "~s"},
-        "yaxis2": {"domain": [0.5, 1], "autorange": "reversed", "showticklabels": lanes_n > 1,
-                   "type": "category", "automargin": True},
-    }}
+    return {
+        "data": data,
+        "layout": {
+            **LAYOUT,
+            "title": {"text": title, "font": {"size": 13}},
+            "barmode": "overlay",
+            "height": 220 + 22 * min(lanes_n, 12),
+            "showlegend": False,
+            "xaxis": {
+                "type": "date",
+                "anchor": "y",
+                "range": [_iso(pool.capacity[0][0]), _iso(pool.capacity[-1][0])],
+            },
+            "yaxis": {
+                "domain": [0, 0.42],
+                "title": {"text": "chips"},
+                "rangemode": "tozero",
+                "automargin": True,
+                "tickformat": "~s",
+            },
+            "yaxis2": {
+                "domain": [0.5, 1],
+                "autorange": "reversed",
+                "showticklabels": lanes_n > 1,
+                "type": "category",
+                "automargin": True,
+            },
+        },
+    }
 
 
 def utilisation_figure(pools: tuple[PoolView, ...], weeks: int = 52) -> Figure:
@@ -141,16 +203,28 @@ def utilisation_figure(pools: tuple[PoolView, ...], weeks: int = 52) -> Figure:
             cap = level_at(p.capacity, mid)
             row.append(round(level_at(p.use, mid) / cap, 3) if cap else None)
         z.append(row)
-    return {"data": [{
-        "type": "heatmap", "z": z, "x": [_iso(e) for e in edges[:-1]],
-        "y": [p.key for p in used], "zmin": 0, "zmax": 1,
-        "colorscale": [[0, "#f7fbff"], [0.5, "#6baed6"], [1, "#08306b"]],
-        "colorbar": {"title": {"text": "in use"}, "tickformat": ".0%"},
-        "hovertemplate": "%{y}<br>week of %{x}<br>%{z:.0%} of chips in use<extra></extra>"}],
-        "layout": {**LAYOUT, "title": {"text": f"Chips in use per week, {len(used)} pools"},
-                   "height": min(2400, 120 + 16 * len(used)),
-                   "yaxis": {"autorange": "reversed", "automargin": True},
-                   "xaxis": {"type": "date"}}}
+    return {
+        "data": [
+            {
+                "type": "heatmap",
+                "z": z,
+                "x": [_iso(e) for e in edges[:-1]],
+                "y": [p.key for p in used],
+                "zmin": 0,
+                "zmax": 1,
+                "colorscale": [[0, "#f7fbff"], [0.5, "#6baed6"], [1, "#08306b"]],
+                "colorbar": {"title": {"text": "in use"}, "tickformat": ".0%"},
+                "hovertemplate": "%{y}<br>week of %{x}<br>%{z:.0%} of chips in use<extra></extra>",
+            }
+        ],
+        "layout": {
+            **LAYOUT,
+            "title": {"text": f"Chips in use per week, {len(used)} pools"},
+            "height": min(2400, 120 + 16 * len(used)),
+            "yaxis": {"autorange": "reversed", "automargin": True},
+            "xaxis": {"type": "date"},
+        },
+    }
 
 
 def map_figure(view: PlanView) -> Figure:
@@ -165,62 +239,116 @@ def map_figure(view: PlanView) -> Figure:
                 lon += [by[m.src].lon, by[m.dst].lon, None]
                 lat += [by[m.src].lat, by[m.dst].lat, None]
         if lon:
-            data.append({"type": "scattergeo", "mode": "lines", "lon": lon, "lat": lat,
-                         "name": f"{kind} moved", "hoverinfo": "skip",
-                         "line": {"color": colour, "width": 2, "dash": dash}})
+            data.append(
+                {
+                    "type": "scattergeo",
+                    "mode": "lines",
+                    "lon": lon,
+                    "lat": lat,
+                    "name": f"{kind} moved",
+                    "hoverinfo": "skip",
+                    "line": {"color": colour, "width": 2, "dash": dash},
+                }
+            )
     hq = sorted({s.operator_hq for s in geo.sites})
     for i, op in enumerate(hq):
         mine = [s for s in geo.sites if s.operator_hq == op]
-        data.append({
-            "type": "scattergeo", "mode": "markers+text", "name": f"operator HQ {op}",
-            "lon": [s.lon for s in mine], "lat": [s.lat for s in mine],
-            "text": [s.site for s in mine], "textposition": "top center",
-            "marker": {"size": [10 + min(20, 3 * s.stages) for s in mine],
-                       "color": PALETTE[i % len(PALETTE)],
-                       "symbol": ["circle" if s.stages else "circle-open" for s in mine],
-                       "line": {"width": 1, "color": "#333"}},
-            "customdata": [[s.country, s.operator_hq, s.stages, ", ".join(s.chips)]
-                           for s in mine],
-            "hovertemplate": "%{text}<br>country %{customdata[0]}, operator HQ "
-                             "%{customdata[1]}<br>%{customdata[2]} stages placed<br>"
-                             "%{customdata[3]}<extra></extra>"})
-    return {"data": data, "layout": {
-        **LAYOUT, "height": 460, "title": {"text": "Sites, operators' headquarters, and what "
-                                                    "moves between them"},
-        "legend": {"orientation": "h"},
-        "geo": {"projection": {"type": "natural earth"}, "showcountries": True,
-                "countrycolor": "#bbb", "showland": True, "landcolor": "#f3f3f3",
-                "fitbounds": "locations", "resolution": 110}}}
+        data.append(
+            {
+                "type": "scattergeo",
+                "mode": "markers+text",
+                "name": f"operator HQ {op}",
+                "lon": [s.lon for s in mine],
+                "lat": [s.lat for s in mine],
+                "text": [s.site for s in mine],
+                "textposition": "top center",
+                "marker": {
+                    "size": [10 + min(20, 3 * s.stages) for s in mine],
+                    "color": PALETTE[i % len(PALETTE)],
+                    "symbol": ["circle" if s.stages else "circle-open" for s in mine],
+                    "line": {"width": 1, "color": "#333"},
+                },
+                "customdata": [
+                    [s.country, s.operator_hq, s.stages, ", ".join(s.chips)] for s in mine
+                ],
+                "hovertemplate": "%{text}<br>country %{customdata[0]}, operator HQ "
+                "%{customdata[1]}<br>%{customdata[2]} stages placed<br>"
+                "%{customdata[3]}<extra></extra>",
+            }
+        )
+    return {
+        "data": data,
+        "layout": {
+            **LAYOUT,
+            "height": 460,
+            "title": {"text": "Sites, operators' headquarters, and what moves between them"},
+            "legend": {"orientation": "h"},
+            "geo": {
+                "projection": {"type": "natural earth"},
+                "showcountries": True,
+                "countrycolor": "#bbb",
+                "showland": True,
+                "landcolor": "#f3f3f3",
+                "fitbounds": "locations",
+                "resolution": 110,
+            },
+        },
+    }
 
 
 def cost_figure(rows: tuple[CostRow, ...], by: str) -> Figure:
     shown = list(rows[:COST_ROWS])
     rest = rows[COST_ROWS:]
     if rest:
-        shown.append(CostRow(f"{len(rest)} others", sum(r.compute_usd for r in rest),
-                             sum(r.egress_usd for r in rest), sum(r.capex_usd for r in rest),
-                             sum(r.penalty_usd for r in rest)))
-    parts = (("compute", "compute_usd", "#0072B2", ""), ("egress", "egress_usd", "#E69F00", "/"),
-             ("capex (amortised)", "capex_usd", "#009E73", "x"),
-             ("late penalty", "penalty_usd", "#D55E00", "."))
-    data = [{"type": "bar", "orientation": "h", "name": name, "y": [r.key for r in shown],
-             "x": [round(getattr(r, attr), 2) for r in shown],
-             "marker": {"color": colour, "pattern": {"shape": shape}},
-             "hovertemplate": "%{y}<br>" + name + " $%{x:,.0f}<extra></extra>"}
-            for name, attr, colour, shape in parts
-            if any(getattr(r, attr) for r in shown)]
-    return {"data": data, "layout": {
-        **LAYOUT, "barmode": "stack", "title": {"text": f"Cost by {by}"},
-        "height": 160 + 24 * len(shown),
-        "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
-        "xaxis": {"title": {"text": "US dollars"}, "tickformat": "$~s"},
-        "yaxis": {"autorange": "reversed", "automargin": True}}}
+        shown.append(
+            CostRow(
+                f"{len(rest)} others",
+                sum(r.compute_usd for r in rest),
+                sum(r.egress_usd for r in rest),
+                sum(r.capex_usd for r in rest),
+                sum(r.penalty_usd for r in rest),
+            )
+        )
+    parts = (
+        ("compute", "compute_usd", "#0072B2", ""),
+        ("egress", "egress_usd", "#E69F00", "/"),
+        ("capex (amortised)", "capex_usd", "#009E73", "x"),
+        ("late penalty", "penalty_usd", "#D55E00", "."),
+    )
+    data = [
+        {
+            "type": "bar",
+            "orientation": "h",
+            "name": name,
+            "y": [r.key for r in shown],
+            "x": [round(getattr(r, attr), 2) for r in shown],
+            "marker": {"color": colour, "pattern": {"shape": shape}},
+            "hovertemplate": "%{y}<br>" + name + " $%{x:,.0f}<extra></extra>",
+        }
+        for name, attr, colour, shape in parts
+        if any(getattr(r, attr) for r in shown)
+    ]
+    return {
+        "data": data,
+        "layout": {
+            **LAYOUT,
+            "barmode": "stack",
+            "title": {"text": f"Cost by {by}"},
+            "height": 160 + 24 * len(shown),
+            "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
+            "xaxis": {"title": {"text": "US dollars"}, "tickformat": "$~s"},
+            "yaxis": {"autorange": "reversed", "automargin": True},
+        },
+    }
 
 
 def rules_figure(spans: tuple[RuleSpan, ...], on: dt.date, regime: str) -> Figure:
     """Each rule's window; those in force on the plan's date solid, the others faded."""
-    horizon = max([on + dt.timedelta(days=365)] + [s.start for s in spans]
-                  + [s.end for s in spans if s.end is not None])
+    horizon = max(
+        [on + dt.timedelta(days=365)]
+        + [s.start for s in spans]
+        + [s.end for s in spans if s.end is not None]
+    )
     # rules older than this are drawn from the left edge (their start is in the hover text)
     first = max(min([s.start for s in spans] + [on]), on - dt.timedelta(days=5 * 365))
     data = []
@@ -229,45 +357,102 @@ def rules_figure(spans: tuple[RuleSpan, ...], on: dt.date, regime: str) -> Figur
         if not mine:
             continue
         ends = [s.end or horizon for s in mine]
-        data.append({
-            "type": "bar", "orientation": "h", "name": effect,
-            "y": [s.rule for s in mine], "base": [_iso(s.start) for s in mine],
-            "x": [max(86_400_000.0, (e - s.start).total_seconds() * 1000)
-                  for s, e in zip(mine, ends, strict=True)],
-            "marker": {"color": colour, "pattern": {"shape": shape},
-                       "opacity": [1.0 if s.in_force else 0.35 for s in mine]},
-            "customdata": [[s.title, s.citation, s.confidence, _iso(s.start),
-                            _iso(s.end) if s.end else "open", "in force" if s.in_force
-                            else "not in force"] for s in mine],
-            "hovertemplate": "%{customdata[0]}<br>%{customdata[1]}<br>confidence "
-                             "%{customdata[2]}<br>%{customdata[3]} to %{customdata[4]} "
-                             "(%{customdata[5]})<extra></extra>"})
-    return {"data": data, "layout": {
-        **LAYOUT, "barmode": "overlay", "height": 160 + 18 * len(spans),
-        "title": {"text": f"Rules under the {regime} regime; in force on {on} solid"},
-        "xaxis": {"type": "date", "range": [_iso(first - dt.timedelta(days=60)),
-                                            _iso(horizon)]},
-        "yaxis": {"autorange": "reversed", "automargin": True, "type": "category"},
-        "legend": {"orientation": "h"},
-        "shapes": [{"type": "line", "x0": _iso(on), "x1": _iso(on), "yref": "paper", "y0": 0,
-                    "y1": 1, "line": {"color": "#000", "width": 2, "dash": "dash"}}],
-        "annotations": [{"x": _iso(on), "y": 1, "yref": "paper", "text": f"plan date {on}",
-                         "showarrow": False, "yanchor": "bottom", "xanchor": "right"}]}}
+        data.append(
+            {
+                "type": "bar",
+                "orientation": "h",
+                "name": effect,
+                "y": [s.rule for s in mine],
+                "base": [_iso(s.start) for s in mine],
+                "x": [
+                    max(86_400_000.0, (e - s.start).total_seconds() * 1000)
+                    for s, e in zip(mine, ends, strict=True)
+                ],
+                "marker": {
+                    "color": colour,
+                    "pattern": {"shape": shape},
+                    "opacity": [1.0 if s.in_force else 0.35 for s in mine],
+                },
+                "customdata": [
+                    [
+                        s.title,
+                        s.citation,
+                        s.confidence,
+                        _iso(s.start),
+                        _iso(s.end) if s.end else "open",
+                        "in force" if s.in_force else "not in force",
+                    ]
+                    for s in mine
+                ],
+                "hovertemplate": "%{customdata[0]}<br>%{customdata[1]}<br>confidence "
+                "%{customdata[2]}<br>%{customdata[3]} to %{customdata[4]} "
+                "(%{customdata[5]})<extra></extra>",
+            }
+        )
+    return {
+        "data": data,
+        "layout": {
+            **LAYOUT,
+            "barmode": "overlay",
+            "height": 160 + 18 * len(spans),
+            "title": {"text": f"Rules under the {regime} regime; in force on {on} solid"},
+            "xaxis": {
+                "type": "date",
+                "range": [_iso(first - dt.timedelta(days=60)), _iso(horizon)],
+            },
+            "yaxis": {"autorange": "reversed", "automargin": True, "type": "category"},
+            "legend": {"orientation": "h"},
+            "shapes": [
+                {
+                    "type": "line",
+                    "x0": _iso(on),
+                    "x1": _iso(on),
+                    "yref": "paper",
+                    "y0": 0,
+                    "y1": 1,
+                    "line": {"color": "#000", "width": 2, "dash": "dash"},
+                }
+            ],
+            "annotations": [
+                {
+                    "x": _iso(on),
+                    "y": 1,
+                    "yref": "paper",
+                    "text": f"plan date {on}",
+                    "showarrow": False,
+                    "yanchor": "bottom",
+                    "xanchor": "right",
+                }
+            ],
+        },
+    }
 
 
 def pareto_figure(points: list[dict[str, Any]]) -> Figure:
     """The cost / time frontier of ``straits plan --pareto``."""
     pts = sorted(points, key=lambda p: p["makespan_hours"])
-    return {"data": [{
-        "type": "scatter", "mode": "lines+markers", "name": "frontier",
-        "x": [round(p["makespan_hours"] / 24, 2) for p in pts],
-        "y": [p["cost_usd"] for p in pts], "line": {"shape": "hv"},
-        "customdata": [[p.get("unplaced", 0), p.get("status", "")] for p in pts],
-        "hovertemplate": "%{x} days, $%{y:,.0f}<br>%{customdata[0]} unplaced, "
-                         "%{customdata[1]}<extra></extra>"}],
-        "layout": {**LAYOUT, "title": {"text": "Cost against time: the Pareto frontier"},
-                   "height": 420, "xaxis": {"title": {"text": "makespan (days)"}},
-                   "yaxis": {"title": {"text": "cost (US dollars)"}, "tickformat": "$~s"}}}
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": "frontier",
+                "x": [round(p["makespan_hours"] / 24, 2) for p in pts],
+                "y": [p["cost_usd"] for p in pts],
+                "line": {"shape": "hv"},
+                "customdata": [[p.get("unplaced", 0), p.get("status", "")] for p in pts],
+                "hovertemplate": "%{x} days, $%{y:,.0f}<br>%{customdata[0]} unplaced, "
+                "%{customdata[1]}<extra></extra>",
+            }
+        ],
+        "layout": {
+            **LAYOUT,
+            "title": {"text": "Cost against time: the Pareto frontier"},
+            "height": 420,
+            "xaxis": {"title": {"text": "makespan (days)"}},
+            "yaxis": {"title": {"text": "cost (US dollars)"}, "tickformat": "$~s"},
+        },
+    }
 
 
 def sweep_figure(rows: list[dict[str, Any]], title: str) -> Figure:
@@ -275,25 +460,59 @@ def sweep_figure(rows: list[dict[str, Any]], title: str) -> Figure:
     rows = sorted(rows, key=lambda r: r["chips"])
     x = [r["chips"] for r in rows]
     data: list[dict[str, Any]] = [
-        {"type": "scatter", "mode": "lines+markers", "name": "days", "x": x,
-         "y": [r["days"] for r in rows], "line": {"color": "#0072B2"},
-         "hovertemplate": "%{x} chips: %{y:.1f} days<extra></extra>"},
-        {"type": "scatter", "mode": "lines+markers", "name": "cost", "x": x,
-         "y": [r["cost_usd"] for r in rows], "yaxis": "y2",
-         "line": {"color": "#D55E00", "dash": "dash"},
-         "hovertemplate": "%{x} chips: $%{y:,.0f}<extra></extra>"}]
+        {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "name": "days",
+            "x": x,
+            "y": [r["days"] for r in rows],
+            "line": {"color": "#0072B2"},
+            "hovertemplate": "%{x} chips: %{y:.1f} days<extra></extra>",
+        },
+        {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "name": "cost",
+            "x": x,
+            "y": [r["cost_usd"] for r in rows],
+            "yaxis": "y2",
+            "line": {"color": "#D55E00", "dash": "dash"},
+            "hovertemplate": "%{x} chips: $%{y:,.0f}<extra></extra>",
+        },
+    ]
     if all("days_low" in r and "days_high" in r for r in rows):
-        data.insert(0, {"type": "scatter", "mode": "lines", "name": "days, 80% range",
-                        "x": x + x[::-1], "y": [r["days_high"] for r in rows]
-                        + [r["days_low"] for r in rows][::-1], "fill": "toself",
-                        "line": {"width": 0}, "fillcolor": "rgba(0,114,178,0.15)",
-                        "hoverinfo": "skip"})
-    return {"data": data, "layout": {
-        **LAYOUT, "title": {"text": title}, "height": 420, "legend": {"orientation": "h"},
-        "xaxis": {"type": "log", "title": {"text": "chips"}},
-        "yaxis": {"type": "log", "title": {"text": "days"}},
-        "yaxis2": {"overlaying": "y", "side": "right", "type": "log",
-                   "title": {"text": "cost (US dollars)"}, "tickformat": "$~s"}}}
+        data.insert(
+            0,
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": "days, 80% range",
+                "x": x + x[::-1],
+                "y": [r["days_high"] for r in rows] + [r["days_low"] for r in rows][::-1],
+                "fill": "toself",
+                "line": {"width": 0},
+                "fillcolor": "rgba(0,114,178,0.15)",
+                "hoverinfo": "skip",
+            },
+        )
+    return {
+        "data": data,
+        "layout": {
+            **LAYOUT,
+            "title": {"text": title},
+            "height": 420,
+            "legend": {"orientation": "h"},
+            "xaxis": {"type": "log", "title": {"text": "chips"}},
+            "yaxis": {"type": "log", "title": {"text": "days"}},
+            "yaxis2": {
+                "overlaying": "y",
+                "side": "right",
+                "type": "log",
+                "title": {"text": "cost (US dollars)"},
+                "tickformat": "$~s",
+            },
+        },
+    }
 
 
 def workload_colours(view: PlanView) -> dict[str, str]:
@@ -313,6 +532,7 @@ def plan_figures(view: PlanView) -> dict[str, Figure]:
     figs["map"] = map_figure(view)
     figs["cost-workload"] = cost_figure(view.cost_by_workload, "workload")
     figs["cost-site"] = cost_figure(view.cost_by_site, "site")
-    figs["rules"] = rules_figure(view.rules, dt.date.fromisoformat(view.summary.date),
-                                 view.summary.regime)
+    figs["rules"] = rules_figure(
+        view.rules, dt.date.fromisoformat(view.summary.date), view.summary.regime
+    )
     return figs

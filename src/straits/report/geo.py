@@ -78,10 +78,17 @@ def map_view(plan: dict[str, Any], sc: Scenario) -> MapView:
         lon, lat = points.get(s.country, (0.0, 0.0))
         peers = by_country[s.country]
         lon, lat = _spread(len(peers), peers.index(s.id), lon, lat)
-        marks.append(SiteMark(site=s.id, country=s.country, operator_hq=s.operator_hq,
-                              lon=round(lon, 3), lat=round(lat, 3),
-                              stages=per_site.get(s.id, 0),
-                              chips=tuple(p.chip for p in s.pools)))
+        marks.append(
+            SiteMark(
+                site=s.id,
+                country=s.country,
+                operator_hq=s.operator_hq,
+                lon=round(lon, 3),
+                lat=round(lat, 3),
+                stages=per_site.get(s.id, 0),
+                chips=tuple(p.chip for p in s.pools),
+            )
+        )
     sites = {s.id for s in sc.sites}
     data = {d.id: d for d in sc.datasets}
     moves: list[Movement] = []
@@ -93,11 +100,13 @@ def map_view(plan: dict[str, Any], sc: Scenario) -> MapView:
             for d in st.datasets:
                 ds = data.get(d)
                 if ds is not None and ds.located_at in sites and ds.located_at != dst:
-                    moves.append(Movement("data", d, ds.located_at, dst, ds.size_gb,
-                                          f"{w.id}/{st.id}"))
+                    moves.append(
+                        Movement("data", d, ds.located_at, dst, ds.size_gb, f"{w.id}/{st.id}")
+                    )
             for p in st.after:
                 src = placed.get((w.id, p))
                 if src is not None and src != dst:
-                    moves.append(Movement("weights", f"{w.id}/{p}", src, dst, None,
-                                          f"{w.id}/{st.id}"))
+                    moves.append(
+                        Movement("weights", f"{w.id}/{p}", src, dst, None, f"{w.id}/{st.id}")
+                    )
     return MapView(sites=tuple(marks), movements=tuple(moves))

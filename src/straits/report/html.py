@@ -52,8 +52,9 @@ class Section:
         self.parts.append(("note", text))
         return self
 
-    def table(self, columns: Sequence[str], rows: Sequence[Sequence[object]],
-              caption: str = "") -> Section:
+    def table(
+        self, columns: Sequence[str], rows: Sequence[Sequence[object]], caption: str = ""
+    ) -> Section:
         self.parts.append(("table", (list(columns), [list(r) for r in rows], caption)))
         return self
 
@@ -87,9 +88,26 @@ class Page:
             for kind, part in sec.parts:
                 if kind == "table":
                     columns, rows, caption = part
-                    parts.append((kind, {"columns": columns, "caption": caption, "rows": [
-                        [{"text": fmt(v), "numeric": isinstance(v, int | float)
-                          and not isinstance(v, bool)} for v in r] for r in rows]}))
+                    parts.append(
+                        (
+                            kind,
+                            {
+                                "columns": columns,
+                                "caption": caption,
+                                "rows": [
+                                    [
+                                        {
+                                            "text": fmt(v),
+                                            "numeric": isinstance(v, int | float)
+                                            and not isinstance(v, bool),
+                                        }
+                                        for v in r
+                                    ]
+                                    for r in rows
+                                ],
+                            },
+                        )
+                    )
                 elif kind == "figure":
                     fig_id = f"fig-{len(figures) + 1}"
                     figures[fig_id] = _figure_json(part[0])
@@ -97,8 +115,14 @@ class Page:
                 else:
                     parts.append((kind, part))
             sections.append({"title": sec.title, "intro": sec.intro, "parts": parts})
-        return render("sections.html.j2", title=self.title, subtitle=self.subtitle,
-                      footer=self.footer, sections=sections, figures=figures)
+        return render(
+            "sections.html.j2",
+            title=self.title,
+            subtitle=self.subtitle,
+            footer=self.footer,
+            sections=sections,
+            figures=figures,
+        )
 
     def write(self, path: Path) -> None:
         from straits.fileio import write_output

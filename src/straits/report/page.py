@@ -23,9 +23,12 @@ from straits.report.figures import Figure
 
 @cache
 def environment() -> Environment:
-    env = Environment(loader=PackageLoader("straits.report", "templates"),
-                      autoescape=select_autoescape(["html", "j2"]), trim_blocks=True,
-                      lstrip_blocks=True)
+    env = Environment(
+        loader=PackageLoader("straits.report", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["usd"] = usd
     env.filters["num"] = num
     env.filters["pct"] = pct
@@ -68,8 +71,7 @@ def asset(name: str) -> str:
 def plotly_js() -> str:
     """Plotly's JavaScript bundle from the installed ``plotly`` package (pinned in
     pyproject.toml: the bundle decides how every chart looks)."""
-    return (resources.files("plotly").joinpath("package_data/plotly.min.js")
-            .read_text("utf-8"))
+    return resources.files("plotly").joinpath("package_data/plotly.min.js").read_text("utf-8")
 
 
 def script_json(value: Any) -> str:
@@ -82,20 +84,30 @@ def uses_map(figures: dict[str, Figure]) -> bool:
     return any(t.get("type") == "scattergeo" for f in figures.values() for t in f["data"])
 
 
-def render(template: str, *, title: str, figures: dict[str, Figure], inline: bool = True,
-           **context: Any) -> str:
+def render(
+    template: str, *, title: str, figures: dict[str, Figure], inline: bool = True, **context: Any
+) -> str:
     """A page from ``template`` with ``figures`` drawn into the elements of the same ids.
 
     ``inline``: embed Plotly, the base map and the stylesheet (a report file); otherwise link
     them from ``/static`` (the web console).
     """
     geo = uses_map(figures)
-    return environment().get_template(template).render(
-        title=title, figures_json=script_json(figures), inline=inline,
-        has_figures=bool(figures),
-        css=asset("report.css") if inline else "",
-        figures_js=asset("figures.js") if inline else "",
-        plotly=plotly_js() if inline and figures else "",
-        topojson=asset("world_110m.json") if inline and geo else "", geo=geo,
-        generated=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
-        version=__version__, **context)
+    return (
+        environment()
+        .get_template(template)
+        .render(
+            title=title,
+            figures_json=script_json(figures),
+            inline=inline,
+            has_figures=bool(figures),
+            css=asset("report.css") if inline else "",
+            figures_js=asset("figures.js") if inline else "",
+            plotly=plotly_js() if inline and figures else "",
+            topojson=asset("world_110m.json") if inline and geo else "",
+            geo=geo,
+            generated=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+            version=__version__,
+            **context,
+        )
+    )

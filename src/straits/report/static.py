@@ -18,9 +18,17 @@ from straits.errors import InputError
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 #: seconds a print may take before it is abandoned
 TIMEOUT = 120
-FLAGS = ("--headless", "--disable-gpu", "--no-sandbox", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run",
-         "--hide-scrollbars", "--virtual-time-budget=20000")
+FLAGS = (
+    "--headless",
+    "--disable-gpu",
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
+    "--virtual-time-budget=20000",
+)
 
 
 def browser() -> str | None:
@@ -38,26 +46,39 @@ def print_page(html: str, out: Path, kind: str, width: int = 1280, height: int =
     """Write ``html`` as a PDF or PNG at ``out`` through headless Chromium."""
     exe = browser()
     if exe is None:
-        raise InputError(f"a {kind.upper()} copy needs Chromium, and none was found",
-                         path="--out", expected="an .html file, or install chromium (or set "
-                         "STRAITS_CHROMIUM to a Chrome/Chromium executable)")
+        raise InputError(
+            f"a {kind.upper()} copy needs Chromium, and none was found",
+            path="--out",
+            expected="an .html file, or install chromium (or set "
+            "STRAITS_CHROMIUM to a Chrome/Chromium executable)",
+        )
     with tempfile.TemporaryDirectory(prefix="straits-print-") as tmp:
         page = Path(tmp) / "report.html"
         page.write_text(html, encoding="utf-8")
         target = Path(tmp) / f"out.{kind}"
         flag = f"--print-to-pdf={target}" if kind == "pdf" else f"--screenshot={target}"
-        cmd = [exe, *FLAGS, f"--user-data-dir={Path(tmp) / 'profile'}",
-               f"--window-size={width},{height}", "--no-pdf-header-footer", flag,
-               page.as_uri() + "#all"]  # every chart, not only those in view
+        cmd = [
+            exe,
+            *FLAGS,
+            f"--user-data-dir={Path(tmp) / 'profile'}",
+            f"--window-size={width},{height}",
+            "--no-pdf-header-footer",
+            flag,
+            page.as_uri() + "#all",
+        ]  # every chart, not only those in view
         try:
             done = subprocess.run(cmd, capture_output=True, timeout=TIMEOUT, check=False)
         except subprocess.TimeoutExpired:
-            raise InputError(f"Chromium did not finish printing within {TIMEOUT} s",
-                             path="--out") from None
+            raise InputError(
+                f"Chromium did not finish printing within {TIMEOUT} s", path="--out"
+            ) from None
         if not target.is_file():
             tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-            raise InputError(f"Chromium could not print the report ({tail[0][:200]})",
-                             path="--out", expected=f"a working {exe}")
+            raise InputError(
+                f"Chromium could not print the report ({tail[0][:200]})",
+                path="--out",
+                expected=f"a working {exe}",
+            )
         from straits.fileio import write_output
 
         write_output(out, target.read_bytes())

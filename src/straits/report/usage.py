@@ -65,8 +65,9 @@ def _midnight(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
 
 
-def capacity_steps(pool: Pool, start: dt.datetime, end: dt.datetime
-                   ) -> tuple[tuple[dt.datetime, int], ...]:
+def capacity_steps(
+    pool: Pool, start: dt.datetime, end: dt.datetime
+) -> tuple[tuple[dt.datetime, int], ...]:
     """The pool's chip count from ``start`` to ``end`` as (instant, count) steps."""
     cuts = {start, end}
     for w in pool.availability:
@@ -88,8 +89,9 @@ def capacity_steps(pool: Pool, start: dt.datetime, end: dt.datetime
     return tuple(steps)
 
 
-def use_steps(tasks: list[Task], start: dt.datetime, end: dt.datetime
-              ) -> tuple[tuple[dt.datetime, int], ...]:
+def use_steps(
+    tasks: list[Task], start: dt.datetime, end: dt.datetime
+) -> tuple[tuple[dt.datetime, int], ...]:
     """Chips in use over time as (instant, count) steps, from ``start`` to ``end``."""
     delta: dict[dt.datetime, int] = {start: 0, end: 0}
     for t in tasks:
@@ -112,8 +114,15 @@ def pool_views(plan: dict[str, Any], sc: Scenario, start: dt.datetime) -> tuple[
     """One view per pool the plan uses, busiest first, then every unused pool."""
     tasks: dict[tuple[str, str], list[Task]] = {}
     for a in plan.get("assignments") or []:
-        t = Task(str(a["workload"]), str(a["stage"]), _instant(a["start"]), _instant(a["end"]),
-                 int(a["chips"]), bool(a.get("bought", False)), float(a.get("cost_usd", 0.0)))
+        t = Task(
+            str(a["workload"]),
+            str(a["stage"]),
+            _instant(a["start"]),
+            _instant(a["end"]),
+            int(a["chips"]),
+            bool(a.get("bought", False)),
+            float(a.get("cost_usd", 0.0)),
+        )
         tasks.setdefault((str(a["site"]), str(a["chip"])), []).append(t)
     end = max((t.end for ts in tasks.values() for t in ts), default=start)
     end = max(end, start + dt.timedelta(days=1))
@@ -125,11 +134,18 @@ def pool_views(plan: dict[str, Any], sc: Scenario, start: dt.datetime) -> tuple[
             cap = capacity_steps(pool, start, end)
             use = use_steps(rented, start, end)
             available = _area(cap)
-            views.append(PoolView(
-                site=site.id, country=site.country, chip=pool.chip, count=pool.count,
-                capacity=cap, use=use,
-                bought_use=use_steps([t for t in mine if t.bought], start, end),
-                tasks=tuple(mine),
-                utilisation=_area(use) / available if available > 0 else 0.0))
+            views.append(
+                PoolView(
+                    site=site.id,
+                    country=site.country,
+                    chip=pool.chip,
+                    count=pool.count,
+                    capacity=cap,
+                    use=use,
+                    bought_use=use_steps([t for t in mine if t.bought], start, end),
+                    tasks=tuple(mine),
+                    utilisation=_area(use) / available if available > 0 else 0.0,
+                )
+            )
     views.sort(key=lambda v: (not v.tasks, -v.chip_hours, v.key))
     return tuple(views)

@@ -179,17 +179,28 @@ def summary_of(plan: dict[str, Any], sc: Scenario) -> Summary:
     stages = sum(len(w.stages) for w in sc.workloads)
     end = max((a["end"] for a in assigned), default=None)
     return Summary(
-        scenario=str(plan.get("scenario", sc.name)), date=str(plan.get("date", sc.date)),
-        regime=str(plan.get("regime", sc.regime)), objective=str(plan.get("objective", "")),
-        solver=str(plan.get("solver", "")), status=str(plan.get("status", "")),
-        stages=stages, placed=len(assigned), unplaced=len(plan.get("unplaced") or []),
+        scenario=str(plan.get("scenario", sc.name)),
+        date=str(plan.get("date", sc.date)),
+        regime=str(plan.get("regime", sc.regime)),
+        objective=str(plan.get("objective", "")),
+        solver=str(plan.get("solver", "")),
+        status=str(plan.get("status", "")),
+        stages=stages,
+        placed=len(assigned),
+        unplaced=len(plan.get("unplaced") or []),
         total_cost_usd=float(plan.get("total_cost_usd") or 0.0),
         penalty_usd=float(plan.get("penalty_usd") or 0.0),
-        makespan_hours=float(plan.get("makespan_hours") or 0.0), end=end,
-        energy_mwh=float(plan.get("energy_mwh") or 0.0), tco2e=float(plan.get("tco2e") or 0.0),
-        bound_usd=plan.get("bound_usd"), gap=plan.get("gap"),
-        baseline_usd=plan.get("baseline_usd"), baseline_unplaced=plan.get("baseline_unplaced"),
-        bound_unplaced=plan.get("bound_unplaced"), notes=tuple(plan.get("notes") or ()))
+        makespan_hours=float(plan.get("makespan_hours") or 0.0),
+        end=end,
+        energy_mwh=float(plan.get("energy_mwh") or 0.0),
+        tco2e=float(plan.get("tco2e") or 0.0),
+        bound_usd=plan.get("bound_usd"),
+        gap=plan.get("gap"),
+        baseline_usd=plan.get("baseline_usd"),
+        baseline_unplaced=plan.get("baseline_unplaced"),
+        bound_unplaced=plan.get("bound_unplaced"),
+        notes=tuple(plan.get("notes") or ()),
+    )
 
 
 def costs_by(plan: dict[str, Any], key: str) -> tuple[CostRow, ...]:
@@ -206,9 +217,14 @@ def costs_by(plan: dict[str, Any], key: str) -> tuple[CostRow, ...]:
 
 
 def _rule_ref(r: dict[str, Any]) -> RuleRef:
-    return RuleRef(rule=str(r.get("rule", "")), title=str(r.get("title") or r.get("rule", "")),
-                   citation=str(r.get("citation", "")), confidence=str(r.get("confidence", "")),
-                   effect=str(r.get("effect", "")), requires=r.get("requires"))
+    return RuleRef(
+        rule=str(r.get("rule", "")),
+        title=str(r.get("title") or r.get("rule", "")),
+        citation=str(r.get("citation", "")),
+        confidence=str(r.get("confidence", "")),
+        effect=str(r.get("effect", "")),
+        requires=r.get("requires"),
+    )
 
 
 def _option_lines(d: dict[str, Any], chosen: str | None) -> tuple[OptionLine, ...]:
@@ -217,12 +233,22 @@ def _option_lines(d: dict[str, Any], chosen: str | None) -> tuple[OptionLine, ..
         lines.append(OptionLine(chosen, "chosen", "", (), chosen=True))
     for r in d.get("rejections") or ():
         if "options" in r:  # options that lost without a record of their own
-            lines.append(OptionLine(f"{r['options']} more", str(r["reason"]),
-                                    str(r.get("detail", "")), (), count=int(r["options"])))
+            lines.append(
+                OptionLine(
+                    f"{r['options']} more",
+                    str(r["reason"]),
+                    str(r.get("detail", "")),
+                    (),
+                    count=int(r["options"]),
+                )
+            )
             continue
         rules = tuple(dict.fromkeys(r.get("rules") or ()))
-        lines.append(OptionLine(f"{r['site']}/{r['chip']}", str(r["reason"]),
-                                str(r.get("detail", "")), rules))
+        lines.append(
+            OptionLine(
+                f"{r['site']}/{r['chip']}", str(r["reason"]), str(r.get("detail", "")), rules
+            )
+        )
     return _grouped(lines)
 
 
@@ -234,24 +260,31 @@ def _grouped(lines: list[OptionLine]) -> tuple[OptionLine, ...]:
     for line in lines:
         by_reason["chosen" if line.chosen else line.reason].append(line)
     out: list[OptionLine] = []
-    for reason, group in sorted(by_reason.items(),
-                                key=lambda kv: (kv[0] != "chosen", -sum(x.count for x in kv[1]))):
+    for reason, group in sorted(
+        by_reason.items(), key=lambda kv: (kv[0] != "chosen", -sum(x.count for x in kv[1]))
+    ):
         out += group[:EXAMPLES_PER_REASON]
         rest = sum(x.count for x in group[EXAMPLES_PER_REASON:])
         if rest:
-            out.append(OptionLine(f"{rest} more", reason, f"{rest} more options lost to {reason}",
-                                  (), count=rest))
+            out.append(
+                OptionLine(
+                    f"{rest} more", reason, f"{rest} more options lost to {reason}", (), count=rest
+                )
+            )
     return tuple(out)
 
 
 def why_not_of(plan: dict[str, Any]) -> tuple[WhyNot, ...]:
     """Every stage's options, unplaced stages first; per-option lines where the plan has them
     (``plan --details``) and the stage count is readable."""
-    placed = {(a["workload"], a["stage"]): f"{a['site']}/{a['chip']}"
-              for a in plan.get("assignments") or []}
+    placed = {
+        (a["workload"], a["stage"]): f"{a['site']}/{a['chip']}"
+        for a in plan.get("assignments") or []
+    }
     unplaced = {(u["workload"], u["stage"]) for u in plan.get("unplaced") or []}
-    explained = {(x["workload"], x["stage"]): str(x.get("text", ""))
-                 for x in plan.get("why_not") or []}
+    explained = {
+        (x["workload"], x["stage"]): str(x.get("text", "")) for x in plan.get("why_not") or []
+    }
     diagnosis = plan.get("diagnosis") or []
     detailed = len(diagnosis) <= DETAIL_LIMIT
     out = []
@@ -261,12 +294,22 @@ def why_not_of(plan: dict[str, Any]) -> tuple[WhyNot, ...]:
         lost = tuple((str(k), int(v)) for k, v in (d.get("lost") or {}).items())
         at = placed.get(key) or d.get("chosen")
         lines = _option_lines(d, at) if detailed or key in unplaced else ()
-        out.append(WhyNot(
-            workload=key[0], stage=key[1], placed_at=at if key not in unplaced else None,
-            options=int(d.get("options", 0)), lawful_and_free=int(d.get("lawful_and_free", 0)),
-            summary=str(d.get("summary", "")), lost=lost, rules=rules, lines=lines,
-            blocked=bool(rules), explanation=explained.get(key, ""),
-            itemized="rejections" in d or int(d.get("options", 0)) <= 1))
+        out.append(
+            WhyNot(
+                workload=key[0],
+                stage=key[1],
+                placed_at=at if key not in unplaced else None,
+                options=int(d.get("options", 0)),
+                lawful_and_free=int(d.get("lawful_and_free", 0)),
+                summary=str(d.get("summary", "")),
+                lost=lost,
+                rules=rules,
+                lines=lines,
+                blocked=bool(rules),
+                explanation=explained.get(key, ""),
+                itemized="rejections" in d or int(d.get("options", 0)) <= 1,
+            )
+        )
     out.sort(key=lambda w: (w.placed_at is not None, w.workload, w.stage))
     return tuple(out)
 
@@ -275,38 +318,71 @@ def rule_spans(rules: RuleSet, on: dt.date, regime: str) -> tuple[RuleSpan, ...]
     """Every loaded rule that applies under ``regime`` (warnings and notes included), with its
     window; ``in_force`` marks those in force on ``on``."""
     current = {r.id for r in in_force(list(rules.rules), on, regime)}
-    spans = [RuleSpan(rule=r.id, pack=r.pack, title=r.title, citation=r.citation,
-                      confidence=r.confidence, effect=r.effect, requires=r.requires,
-                      start=r.effective_from, end=r.effective_until,
-                      regimes=tuple(rule_regimes(r)), in_force=r.id in current)
-             for r in rules.rules if regime in rule_regimes(r)]
+    spans = [
+        RuleSpan(
+            rule=r.id,
+            pack=r.pack,
+            title=r.title,
+            citation=r.citation,
+            confidence=r.confidence,
+            effect=r.effect,
+            requires=r.requires,
+            start=r.effective_from,
+            end=r.effective_until,
+            regimes=tuple(rule_regimes(r)),
+            in_force=r.id in current,
+        )
+        for r in rules.rules
+        if regime in rule_regimes(r)
+    ]
     spans.sort(key=lambda s: (s.pack, s.start, s.rule))
     return tuple(spans)
 
 
 def warnings_of(plan: dict[str, Any]) -> tuple[Warning, ...]:
-    return tuple(Warning(rule=str(w.get("rule", "")), citation=str(w.get("citation", "")),
-                         confidence=str(w.get("confidence", "")),
-                         text=str(w.get("text") or w.get("title") or ""),
-                         stages=tuple(w.get("stages") or ()))
-                 for w in plan.get("warnings") or [])
+    return tuple(
+        Warning(
+            rule=str(w.get("rule", "")),
+            citation=str(w.get("citation", "")),
+            confidence=str(w.get("confidence", "")),
+            text=str(w.get("text") or w.get("title") or ""),
+            stages=tuple(w.get("stages") or ()),
+        )
+        for w in plan.get("warnings") or []
+    )
 
 
-def build_view(plan: dict[str, Any], sc: Scenario, rules: RuleSet, *, source: str,
-               recorded: Recorded | None = None) -> PlanView:
+def build_view(
+    plan: dict[str, Any],
+    sc: Scenario,
+    rules: RuleSet,
+    *,
+    source: str,
+    recorded: Recorded | None = None,
+) -> PlanView:
     """The report's view of ``plan`` (the ``straits plan --json`` document) over ``sc``."""
     summary = summary_of(plan, sc)
     on = dt.date.fromisoformat(summary.date)
     start = dt.datetime.combine(sc.date, dt.time(), tzinfo=dt.UTC)
-    interval = {k: plan[k] for k in ("total_cost_usd_high", "makespan_hours_high")
-                if plan.get(k) is not None}
+    interval = {
+        k: plan[k]
+        for k in ("total_cost_usd_high", "makespan_hours_high")
+        if plan.get(k) is not None
+    }
     return PlanView(
-        source=source, summary=summary,
+        source=source,
+        summary=summary,
         assignments=tuple(plan.get("assignments") or ()),
-        pools=pool_views(plan, sc, start), geo=map_view(plan, sc),
-        cost_by_workload=costs_by(plan, "workload"), cost_by_site=costs_by(plan, "site"),
-        why_not=why_not_of(plan), rules=rule_spans(rules, on, summary.regime),
-        warnings=warnings_of(plan), recorded=recorded, interval=interval)
+        pools=pool_views(plan, sc, start),
+        geo=map_view(plan, sc),
+        cost_by_workload=costs_by(plan, "workload"),
+        cost_by_site=costs_by(plan, "site"),
+        why_not=why_not_of(plan),
+        rules=rule_spans(rules, on, summary.regime),
+        warnings=warnings_of(plan),
+        recorded=recorded,
+        interval=interval,
+    )
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,14 @@ from typing import Any
 
 from straits.rules.est import walk
 
-COMPARISONS = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
-               ">=": lambda a, b: a >= b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b}
+COMPARISONS = {
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+}
 Path = tuple[str, ...]
 MISSING = "<missing>"
 _ATOMS = (str, int, float, bool, tuple, type(None))
@@ -48,8 +54,11 @@ def _literal(node: Any) -> Any:
     """The Python value of a literal operand, or None when it is not a literal."""
     if not isinstance(node, dict):
         return None
-    if "Value" in node and isinstance(node["Value"], int | str) \
-            and not isinstance(node["Value"], bool):
+    if (
+        "Value" in node
+        and isinstance(node["Value"], int | str)
+        and not isinstance(node["Value"], bool)
+    ):
         return node["Value"]
     for fn in ("datetime", "decimal"):
         args = node.get(fn)
@@ -77,12 +86,16 @@ class KeyPlan:
         for est in ests:
             self._scan(est)
         # a path kept exactly covers the comparisons under it
-        self.thresholds = {p: t for p, t in self.thresholds.items()
-                           if not any(p[:len(e)] == e for e in self.exact)}
+        self.thresholds = {
+            p: t
+            for p, t in self.thresholds.items()
+            if not any(p[: len(e)] == e for e in self.exact)
+        }
         # the truth of every comparison with the literals L is fixed by where the value falls
         # among them: (bisect_left(L, v), bisect_right(L, v)); literals of one path share a type
-        self._plan = [(p, tuple(sorted({lit for _, lit in t})))
-                      for p, t in sorted(self.thresholds.items())]
+        self._plan = [
+            (p, tuple(sorted({lit for _, lit in t}))) for p, t in sorted(self.thresholds.items())
+        ]
         self._exact = sorted(self.exact)
         self._presence = sorted(self.presence)
 
@@ -99,8 +112,11 @@ class KeyPlan:
                     path = _context_path(cmp.get(side))
                     lit = _literal(cmp.get(other))
                     if path is not None and lit is not None:
-                        flipped = op if side == "left" else {"<": ">", "<=": ">=", ">": "<",
-                                                             ">=": "<="}.get(op, op)
+                        flipped = (
+                            op
+                            if side == "left"
+                            else {"<": ">", "<=": ">=", ">": "<", ">=": "<="}.get(op, op)
+                        )
                         self.thresholds.setdefault(path, set()).add((flipped, lit))
                         compared.add(id(cmp[side]))
             has = node.get("has")

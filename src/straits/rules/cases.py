@@ -90,11 +90,16 @@ class CaseResult:
         return not self.problems
 
     def to_json(self) -> dict[str, Any]:
-        return {"pack": self.case.pack, "file": self.case.file, "name": self.case.name,
-                "ok": self.ok, "problems": list(self.problems),
-                "request": self.case.raw_request,
-                "expected": self.case.expect.model_dump(exclude_none=True),
-                "actual": self.actual.to_json()}
+        return {
+            "pack": self.case.pack,
+            "file": self.case.file,
+            "name": self.case.name,
+            "ok": self.ok,
+            "problems": list(self.problems),
+            "request": self.case.raw_request,
+            "expected": self.case.expect.model_dump(exclude_none=True),
+            "actual": self.actual.to_json(),
+        }
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -148,11 +153,13 @@ def _load_file(pack: str, path: Path) -> list[Case]:
 DAYS = (("day before", -1, False), ("day of", 0, True), ("day after", 1, True))
 
 
-def _boundary_cases(pack: str, label: str, where: str, defaults: dict[str, Any],
-                    raw: Any) -> list[Case]:
+def _boundary_cases(
+    pack: str, label: str, where: str, defaults: dict[str, Any], raw: Any
+) -> list[Case]:
     if not isinstance(raw, dict):
-        raise PackError("a boundary needs `name`, `rules`, `date`, `before` and `after`",
-                        source=where)
+        raise PackError(
+            "a boundary needs `name`, `rules`, `date`, `before` and `after`", source=where
+        )
     try:
         b = validate_as(Boundary, raw, source=where)
     except InputError as exc:
@@ -186,8 +193,10 @@ def boundary_problems(case: Case, rules: RuleSet, applied: set[str]) -> list[str
         rule = rules.rule(rid)
         ends = rule.effective_until + dt.timedelta(days=1) if rule.effective_until else None
         if date not in (rule.effective_from, ends):
-            out.append(f"{rid} neither starts nor stops applying on {date} (its window: "
-                       f"{rule.effective_from} .. {rule.effective_until or ''})")
+            out.append(
+                f"{rid} neither starts nor stops applying on {date} (its window: "
+                f"{rule.effective_from} .. {rule.effective_until or ''})"
+            )
             continue
         on = case.request.date
         should = rule.in_force(on) and case.request.regime in rule_regimes(rule)
@@ -204,8 +213,7 @@ def evaluate(case: Case, actual: Decision, rules: RuleSet) -> CaseResult:
     problems = []
     if actual.decision != exp.decision:
         problems.append(f"decision: expected {exp.decision}, got {actual.decision}")
-    want = exp.requires if exp.requires is not None else (
-        () if exp.decision == "allow" else None)
+    want = exp.requires if exp.requires is not None else (() if exp.decision == "allow" else None)
     if want is not None and sorted(actual.requires) != sorted(want):
         problems.append(f"requires: expected {list(want)}, got {list(actual.requires)}")
     applied = {r.rule for r in (*actual.reasons, *actual.warnings, *actual.notes)}
@@ -226,8 +234,10 @@ def run_cases(rules: RuleSet, packs: list[str] | None = None) -> list[CaseResult
     selected = [p for p in rules.packs if not packs or p.name in packs]
     unknown = set(packs or ()) - {p.name for p in rules.packs}
     if unknown:
-        raise InputError(f"unknown pack(s): {', '.join(sorted(unknown))}",
-                         expected="one of " + ", ".join(p.name for p in rules.packs))
+        raise InputError(
+            f"unknown pack(s): {', '.join(sorted(unknown))}",
+            expected="one of " + ", ".join(p.name for p in rules.packs),
+        )
     cases = [c for p in selected for c in load_cases(p)]
     decisions = rules.check_many([c.request for c in cases], use_cache=False)
     return [evaluate(c, d, rules) for c, d in zip(cases, decisions, strict=True)]

@@ -49,7 +49,9 @@ def validate(text: str, schema_text: str) -> list[ValidationProblem]:
     problems = []
     for err in result.errors:
         pid = err.policy_id
-        index = int(pid[len("policy"):]) if pid.startswith("policy") and pid[6:].isdigit() else None
+        index = (
+            int(pid[len("policy") :]) if pid.startswith("policy") and pid[6:].isdigit() else None
+        )
         problems.append(ValidationProblem(index, err.error))
     return problems
 
@@ -64,8 +66,14 @@ def check_schema(schema_text: str) -> None:
 class Evaluator:
     """A parsed policy set, entity graph and schema, reused across requests."""
 
-    def __init__(self, policy_text: str, entities: list[dict[str, Any]], schema_text: str, *,
-                 est: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        policy_text: str,
+        entities: list[dict[str, Any]],
+        schema_text: str,
+        *,
+        est: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         """Policies from Cedar text (ids ``policy0``, ``policy1``... by position), or from their
         JSON form ``est`` (ids as its keys)."""
         try:
@@ -82,12 +90,16 @@ class Evaluator:
     def applying(self, requests: list[dict[str, Any]]) -> list[tuple[set[str], set[str]]]:
         """For each request, the ids of the policies whose conditions hold and of those whose
         evaluation failed (an error makes a policy not apply; nothing is raised)."""
-        results = cedarpy.is_authorized_batch(requests, self._policies, self._entities,
-                                              schema=self._schema)
+        results = cedarpy.is_authorized_batch(
+            requests, self._policies, self._entities, schema=self._schema
+        )
         out = []
         for res in results:
-            failed = {m.group(1) for e in res.diagnostics.errors
-                      if (m := _POLICY_IN_ERROR.search(str(e))) is not None}
+            failed = {
+                m.group(1)
+                for e in res.diagnostics.errors
+                if (m := _POLICY_IN_ERROR.search(str(e))) is not None
+            }
             out.append((set(res.diagnostics.reasons), failed))
         return out
 
@@ -96,14 +108,15 @@ class Evaluator:
 
         Raises ValueError with Cedar's message when a request does not match the schema.
         """
-        results = cedarpy.is_authorized_batch(requests, self._policies, self._entities,
-                                              schema=self._schema)
+        results = cedarpy.is_authorized_batch(
+            requests, self._policies, self._entities, schema=self._schema
+        )
         out = []
         for res in results:
             errors = res.diagnostics.errors
             if errors:
                 raise ValueError("; ".join(str(e) for e in errors))
-            out.append(sorted(int(pid[len("policy"):]) for pid in res.diagnostics.reasons))
+            out.append(sorted(int(pid[len("policy") :]) for pid in res.diagnostics.reasons))
         return out
 
 

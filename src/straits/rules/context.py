@@ -29,8 +29,7 @@ def country(code: str) -> dict[str, Any]:
 
 def chip_entity(chip: Chip) -> dict[str, Any]:
     """The Cedar entity of a catalog chip, with the figures the rules read."""
-    return {"uid": {"type": f"{NS}::Chip", "id": chip.id}, "attrs": chip_facts(chip),
-            "parents": []}
+    return {"uid": {"type": f"{NS}::Chip", "id": chip.id}, "attrs": chip_facts(chip), "parents": []}
 
 
 def chip_facts(chip: Chip) -> dict[str, Any]:
@@ -68,9 +67,11 @@ def build_context(req: CheckRequest, date: dt.date | None = None) -> dict[str, A
             "ciio": req.tenant.ciio,
             "entity_listed": req.tenant.entity_listed,
         },
-        "site": {"country": country(req.site.country),
-                 "operator_hq": country(req.site.operator_hq),
-                 "dpf_certified": req.site.dpf_certified},
+        "site": {
+            "country": country(req.site.country),
+            "operator_hq": country(req.site.operator_hq),
+            "dpf_certified": req.site.dpf_certified,
+        },
         "quantity": req.quantity,
         "quantity_tpp": 0,
     }

@@ -46,8 +46,15 @@ class Condition:
         return self.passed > 0 and (self.guard or self.stopped > 0)
 
     def to_json(self) -> dict[str, Any]:
-        return {"index": self.index, "kind": self.kind, "text": self.text, "guard": self.guard,
-                "passed": self.passed, "stopped": self.stopped, "covered": self.covered}
+        return {
+            "index": self.index,
+            "kind": self.kind,
+            "text": self.text,
+            "guard": self.guard,
+            "passed": self.passed,
+            "stopped": self.stopped,
+            "covered": self.covered,
+        }
 
 
 @dataclass(frozen=True)
@@ -68,10 +75,16 @@ class PolicyCoverage:
         return sum(c.covered for c in self.conditions)
 
     def to_json(self) -> dict[str, Any]:
-        return {"rule": self.rule.id, "file": self.rule.file, "line": self.rule.line,
-                "cases": self.cases, "applied": self.applied, "covered": self.covered,
-                "conditions_covered": self.conditions_covered,
-                "conditions": [c.to_json() for c in self.conditions]}
+        return {
+            "rule": self.rule.id,
+            "file": self.rule.file,
+            "line": self.rule.line,
+            "cases": self.cases,
+            "applied": self.applied,
+            "covered": self.covered,
+            "conditions_covered": self.conditions_covered,
+            "conditions": [c.to_json() for c in self.conditions],
+        }
 
 
 def _pct(part: int, whole: int) -> float:
@@ -90,13 +103,19 @@ class PackCoverage:
 
     @property
     def condition_pct(self) -> float:
-        return _pct(sum(p.conditions_covered for p in self.policies),
-                    sum(len(p.conditions) for p in self.policies))
+        return _pct(
+            sum(p.conditions_covered for p in self.policies),
+            sum(len(p.conditions) for p in self.policies),
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {"pack": self.pack, "version": self.version, "policy_coverage": self.policy_pct,
-                "condition_coverage": self.condition_pct,
-                "policies": [p.to_json() for p in self.policies]}
+        return {
+            "pack": self.pack,
+            "version": self.version,
+            "policy_coverage": self.policy_pct,
+            "condition_coverage": self.condition_pct,
+            "policies": [p.to_json() for p in self.policies],
+        }
 
 
 @dataclass(frozen=True)
@@ -122,9 +141,12 @@ class CoverageReport:
         return [p for p in self.policies if not p.covered]
 
     def to_json(self) -> dict[str, Any]:
-        return {"policy_coverage": self.policy_pct, "condition_coverage": self.condition_pct,
-                "uncovered_policies": [p.rule.id for p in self.uncovered],
-                "packs": [p.to_json() for p in self.packs]}
+        return {
+            "policy_coverage": self.policy_pct,
+            "condition_coverage": self.condition_pct,
+            "uncovered_policies": [p.rule.id for p in self.uncovered],
+            "packs": [p.to_json() for p in self.packs],
+        }
 
 
 # --- probes ------------------------------------------------------------------------------------
@@ -172,24 +194,26 @@ def _scope_text(scope: dict[str, Any]) -> str:
 
 def _probe(est: dict[str, Any], exprs: list[Any]) -> dict[str, Any]:
     """The policy's head (scope) with ``when { exprs... }`` and no annotations."""
-    return {"effect": "permit", **{k: copy.deepcopy(est[k])
-                                   for k in ("principal", "action", "resource")},
-            "conditions": [{"kind": "when", "body": conjoin(exprs)}]}
+    return {
+        "effect": "permit",
+        **{k: copy.deepcopy(est[k]) for k in ("principal", "action", "resource")},
+        "conditions": [{"kind": "when", "body": conjoin(exprs)}],
+    }
 
 
-def _probes(rule_index: int, est: dict[str, Any], conds: list[_Cond]
-            ) -> dict[str, dict[str, Any]]:
+def _probes(rule_index: int, est: dict[str, Any], conds: list[_Cond]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     passes = [c.passes for c in conds]
     for i, c in enumerate(conds):
-        out[f"r{rule_index}c{i}pass"] = _probe(est, passes[:i + 1])
+        out[f"r{rule_index}c{i}pass"] = _probe(est, passes[: i + 1])
         if c.kind != "scope":
             out[f"r{rule_index}c{i}stop"] = _probe(est, [*passes[:i], negate(passes[i])])
     return out
 
 
-def coverage(rules: RuleSet, results: list[CaseResult], packs: list[str] | None = None
-             ) -> CoverageReport:
+def coverage(
+    rules: RuleSet, results: list[CaseResult], packs: list[str] | None = None
+) -> CoverageReport:
     """Coverage of the policies of ``packs`` (default: the packs of ``results``) by the cases of
     their own pack in ``results``."""
     names = packs or sorted({r.case.pack for r in results})
@@ -212,12 +236,27 @@ def coverage(rules: RuleSet, results: list[CaseResult], packs: list[str] | None 
         policies = []
         for i, rule, conds in plans:
             times = sum(rule.id in _applied(r) for r in mine)
-            policies.append(PolicyCoverage(rule, len(mine), times, tuple(
-                Condition(j, c.kind, c.text, c.guard, hits[f"r{i}c{j}pass"],
-                          # the scope is first: it stops every case it does not let through
-                          len(mine) - hits[f"r{i}c{j}pass"] if c.kind == "scope"
-                          else hits[f"r{i}c{j}stop"])
-                for j, c in enumerate(conds))))
+            policies.append(
+                PolicyCoverage(
+                    rule,
+                    len(mine),
+                    times,
+                    tuple(
+                        Condition(
+                            j,
+                            c.kind,
+                            c.text,
+                            c.guard,
+                            hits[f"r{i}c{j}pass"],
+                            # the scope is first: it stops every case it does not let through
+                            len(mine) - hits[f"r{i}c{j}pass"]
+                            if c.kind == "scope"
+                            else hits[f"r{i}c{j}stop"],
+                        )
+                        for j, c in enumerate(conds)
+                    ),
+                )
+            )
         out.append(PackCoverage(pack.name, pack.version, tuple(policies)))
     return CoverageReport(tuple(out))
 

@@ -33,10 +33,17 @@ DecisionKind = Literal["allow", "conditional", "deny"]
 #: existed, Art. 38 still asked for a legal basis (``pipl-art38-basis``), which any of them
 #: also provides.
 SATISFIED_BY: dict[str, tuple[str, ...]] = {
-    "cac-standard-contract": ("cac-standard-contract", "cac-certification",
-                              "cac-security-assessment"),
-    "pipl-art38-basis": ("pipl-art38-basis", "cac-standard-contract", "cac-certification",
-                         "cac-security-assessment"),
+    "cac-standard-contract": (
+        "cac-standard-contract",
+        "cac-certification",
+        "cac-security-assessment",
+    ),
+    "pipl-art38-basis": (
+        "pipl-art38-basis",
+        "cac-standard-contract",
+        "cac-certification",
+        "cac-security-assessment",
+    ),
 }
 
 
@@ -77,9 +84,14 @@ class Reason:
         return f"{self.title} ({self.requires})" if self.requires else self.title
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"rule": self.rule, "citation": self.citation,
-                               "effect": self.effect, "confidence": self.confidence,
-                               "title": self.title, "text": self.text}
+        out: dict[str, Any] = {
+            "rule": self.rule,
+            "citation": self.citation,
+            "effect": self.effect,
+            "confidence": self.confidence,
+            "title": self.title,
+            "text": self.text,
+        }
         if self.requires:
             out["requires"] = self.requires
             out["outcome"] = self.outcome
@@ -133,9 +145,13 @@ def _country(code: str) -> str:
 @cache
 def _chip_values(chip_id: str) -> dict[str, str]:
     chip = get_chip(chip_id)
-    return {"chip": chip.id, "chip_class_2023": classify_2023(chip).cls,
-            "chip_basis_2022": classify_2022(chip).basis, "chip_tpp": f"{chip.tpp_upper:,.0f}",
-            "chip_mem_bw": f"{chip.hbm_tbps.upper * 1000:,.0f}"}
+    return {
+        "chip": chip.id,
+        "chip_class_2023": classify_2023(chip).cls,
+        "chip_basis_2022": classify_2022(chip).basis,
+        "chip_tpp": f"{chip.tpp_upper:,.0f}",
+        "chip_mem_bw": f"{chip.hbm_tbps.upper * 1000:,.0f}",
+    }
 
 
 class TemplateValues(dict[str, str]):
@@ -157,24 +173,30 @@ class TemplateValues(dict[str, str]):
             return _chip_values(r.chip).get(key, "?") if r.chip else "?"
         if key == "quantity_tpp" and r.chip:
             return f"{r.quantity * get_chip(r.chip).tpp_upper:,.0f}"
-        simple = {"tenant_hq": lambda: _country(r.tenant.hq),
-                  "site_country": lambda: _country(r.site.country),
-                  "site_operator_hq": lambda: _country(r.site.operator_hq),
-                  "site": lambda: f"the site in {country_name(r.site.country)}",
-                  "date": lambda: r.date.isoformat(), "quantity": lambda: _count(r.quantity)}
+        simple = {
+            "tenant_hq": lambda: _country(r.tenant.hq),
+            "site_country": lambda: _country(r.site.country),
+            "site_operator_hq": lambda: _country(r.site.operator_hq),
+            "site": lambda: f"the site in {country_name(r.site.country)}",
+            "date": lambda: r.date.isoformat(),
+            "quantity": lambda: _count(r.quantity),
+        }
         if key in simple:
             return simple[key]()
         d = r.data
         if key.startswith("data_") and d is not None:
-            data = {"data_origin": lambda: _country(d.origin),
-                    "data_subjects": lambda: _count(d.subjects),
-                    "data_total_ytd": lambda: _count(d.subjects + d.prior_subjects_ytd),
-                    "data_sensitive_ytd": lambda: _count(d.sensitive_subjects
-                                                         + d.prior_sensitive_ytd),
-                    "data_total_since_last_year": lambda: _count(
-                        d.subjects + d.prior_subjects_since_last_year),
-                    "data_sensitive_since_last_year": lambda: _count(
-                        d.sensitive_subjects + d.prior_sensitive_since_last_year)}
+            data = {
+                "data_origin": lambda: _country(d.origin),
+                "data_subjects": lambda: _count(d.subjects),
+                "data_total_ytd": lambda: _count(d.subjects + d.prior_subjects_ytd),
+                "data_sensitive_ytd": lambda: _count(d.sensitive_subjects + d.prior_sensitive_ytd),
+                "data_total_since_last_year": lambda: _count(
+                    d.subjects + d.prior_subjects_since_last_year
+                ),
+                "data_sensitive_since_last_year": lambda: _count(
+                    d.sensitive_subjects + d.prior_sensitive_since_last_year
+                ),
+            }
             return data[key]() if key in data else "?"
         if key == "training_ops" and r.weights is not None:
             return f"{r.weights.training_ops:.2g}"
@@ -190,8 +212,9 @@ def render(template: str, values: Mapping[str, str]) -> str:
     return string.Formatter().vformat(template, (), values)
 
 
-def combine(rules: Iterable[Rule], req: CheckRequest,
-            values: Mapping[str, str] | None = None) -> Decision:
+def combine(
+    rules: Iterable[Rule], req: CheckRequest, values: Mapping[str, str] | None = None
+) -> Decision:
     """Apply the decision algebra to the applicable ``rules`` of ``req``."""
     values = values if values is not None else template_values(req)
     held = req.tenant.authorizations
@@ -202,9 +225,16 @@ def combine(rules: Iterable[Rule], req: CheckRequest,
     satisfied: list[str] = []
     denied = False
     for rule in rules:
-        base = Reason(rule=rule.id, title=rule.title, citation=rule.citation,
-                      effect=rule.effect, confidence=rule.confidence, template=rule.reason,
-                      values=values, reading=rule.reading)
+        base = Reason(
+            rule=rule.id,
+            title=rule.title,
+            citation=rule.citation,
+            effect=rule.effect,
+            confidence=rule.confidence,
+            template=rule.reason,
+            values=values,
+            reading=rule.reading,
+        )
         if rule.effect == "warn":
             warnings.append(base)
         elif rule.effect == "note":
@@ -226,8 +256,21 @@ def combine(rules: Iterable[Rule], req: CheckRequest,
                 outcome = "conditional"
             if outcome != "satisfied" and rule.requires not in unmet:
                 unmet.append(rule.requires)
-            reasons.append(replace(base, requires=rule.requires, presumption=rule.presumption,
-                                   outcome=outcome, satisfied_by=by))
+            reasons.append(
+                replace(
+                    base,
+                    requires=rule.requires,
+                    presumption=rule.presumption,
+                    outcome=outcome,
+                    satisfied_by=by,
+                )
+            )
     kind: DecisionKind = "deny" if denied else ("conditional" if unmet else "allow")
-    return Decision(decision=kind, requires=tuple(unmet), reasons=tuple(reasons),
-                    warnings=tuple(warnings), notes=tuple(notes), satisfied=tuple(satisfied))
+    return Decision(
+        decision=kind,
+        requires=tuple(unmet),
+        reasons=tuple(reasons),
+        warnings=tuple(warnings),
+        notes=tuple(notes),
+        satisfied=tuple(satisfied),
+    )

@@ -39,8 +39,11 @@ class RuleSet:
         for r in self.rules:
             if r.id in self._by_id:
                 other = self._by_id[r.id]
-                raise PackError(f"duplicate rule id {r.id!r} (also {other.file}:{other.line})",
-                                source=f"{r.file}:{r.line}", expected="ids unique across packs")
+                raise PackError(
+                    f"duplicate rule id {r.id!r} (also {other.file}:{other.line})",
+                    source=f"{r.file}:{r.line}",
+                    expected="ids unique across packs",
+                )
             self._by_id[r.id] = r
         self.groups = self._check_groups([g for p in packs for g in p.groups])
         self.schema = schema_text()
@@ -61,20 +64,26 @@ class RuleSet:
         by_id: dict[str, Group] = {}
         for g in groups:
             if g.id in by_id:
-                raise PackError(f"group {g.id!r} defined twice (packs {by_id[g.id].pack} and "
-                                f"{g.pack})", source=f"packs/{g.pack}/groups.yaml")
+                raise PackError(
+                    f"group {g.id!r} defined twice (packs {by_id[g.id].pack} and {g.pack})",
+                    source=f"packs/{g.pack}/groups.yaml",
+                )
             by_id[g.id] = g
         for g in groups:
             for inc in g.includes:
                 if inc not in by_id:
-                    raise PackError(f"group {g.id!r} includes unknown group {inc!r}",
-                                    source=f"packs/{g.pack}/groups.yaml")
+                    raise PackError(
+                        f"group {g.id!r} includes unknown group {inc!r}",
+                        source=f"packs/{g.pack}/groups.yaml",
+                    )
         for r in self.rules:
             for ref in group_refs(r.est):
                 if ref not in by_id:
-                    raise PackError(f"policy refers to unknown group {ref!r}",
-                                    source=f"{r.file}:{r.line}",
-                                    expected="a group defined in a pack's groups.yaml")
+                    raise PackError(
+                        f"policy refers to unknown group {ref!r}",
+                        source=f"{r.file}:{r.line}",
+                        expected="a group defined in a pack's groups.yaml",
+                    )
         return by_id
 
     def _validate(self, policy_text: str) -> None:
@@ -87,8 +96,10 @@ class RuleSet:
             p = problems[0]
             if p.policy_index is not None and p.policy_index < len(self.rules):
                 r = self.rules[p.policy_index]
-                raise PackError(f"policy {r.id!r} does not fit the schema: {p.message}",
-                                source=f"{r.file}:{r.line}")
+                raise PackError(
+                    f"policy {r.id!r} does not fit the schema: {p.message}",
+                    source=f"{r.file}:{r.line}",
+                )
             raise PackError(f"schema validation failed: {p.message}")
 
     def _entities(self) -> list[dict[str, Any]]:
@@ -104,15 +115,25 @@ class RuleSet:
                 included_by.setdefault(inc, []).append(g.id)
         ents: list[dict[str, Any]] = []
         for g in self.groups.values():
-            ents.append({"uid": {"type": f"{NS}::Group", "id": g.id}, "attrs": {},
-                         "parents": [{"type": f"{NS}::Group", "id": outer}
-                                     for outer in included_by.get(g.id, [])]})
+            ents.append(
+                {
+                    "uid": {"type": f"{NS}::Group", "id": g.id},
+                    "attrs": {},
+                    "parents": [
+                        {"type": f"{NS}::Group", "id": outer} for outer in included_by.get(g.id, [])
+                    ],
+                }
+            )
         ents += [chip_entity(c) for c in catalog()]
         for c in pycountry.countries:
             code = c.alpha_2
-            ents.append({"uid": {"type": f"{NS}::Country", "id": code}, "attrs": {},
-                         "parents": [{"type": f"{NS}::Group", "id": g}
-                                     for g in parents.get(code, [])]})
+            ents.append(
+                {
+                    "uid": {"type": f"{NS}::Country", "id": code},
+                    "attrs": {},
+                    "parents": [{"type": f"{NS}::Group", "id": g} for g in parents.get(code, [])],
+                }
+            )
         return ents
 
     # --- queries ---------------------------------------------------------------------------
@@ -120,8 +141,9 @@ class RuleSet:
         try:
             return self._by_id[rule_id]
         except KeyError:
-            raise RequestError(f"unknown rule {rule_id!r}",
-                               expected="an id from `straits rules list`") from None
+            raise RequestError(
+                f"unknown rule {rule_id!r}", expected="an id from `straits rules list`"
+            ) from None
 
     def in_group(self, country: str, group: str) -> bool:
         seen: set[str] = set()
@@ -142,18 +164,19 @@ class RuleSet:
             h.update(f"{p.name}@{p.version}:{p.digest}\n".encode())
         return h.hexdigest()
 
-    def applicable(self, requests: list[CheckRequest], *, use_cache: bool = True
-                   ) -> list[list[Rule]]:
+    def applicable(
+        self, requests: list[CheckRequest], *, use_cache: bool = True
+    ) -> list[list[Rule]]:
         """The rules whose conditions hold, for each request. Each part of the policies
         (:mod:`straits.rules.partition`) is asked about its own misses in one Cedar batch."""
         cedar_reqs = [build_request(r) for r in requests]
         found: list[list[int]] = [[] for _ in requests]
         for part, memo in zip(self._parts, self._cache, strict=True):
             ctxs = [part.context(c["context"]) for c in cedar_reqs]
-            keys: list[Hashable] = [part.key(r.action, ctx)
-                                    for r, ctx in zip(requests, ctxs, strict=True)]
-            out: list[tuple[int, ...] | None] = [memo.get(k) if use_cache else None
-                                                 for k in keys]
+            keys: list[Hashable] = [
+                part.key(r.action, ctx) for r, ctx in zip(requests, ctxs, strict=True)
+            ]
+            out: list[tuple[int, ...] | None] = [memo.get(k) if use_cache else None for k in keys]
             missing = [i for i, hit in enumerate(out) if hit is None]
             if missing:
                 # one Cedar evaluation per distinct key (a batch often repeats a question)
@@ -165,11 +188,14 @@ class RuleSet:
                 try:
                     results = part.evaluator.satisfied(batch)
                 except ValueError as exc:
-                    raise RequestError(f"the rules could not evaluate this request: {exc}"
-                                       ) from None
+                    raise RequestError(
+                        f"the rules could not evaluate this request: {exc}"
+                    ) from None
                 self.evaluations += len(unique)
-                answers = {keys[i] if use_cache else i: tuple(part.rules[j] for j in idx)
-                           for i, idx in zip(unique, results, strict=True)}
+                answers = {
+                    keys[i] if use_cache else i: tuple(part.rules[j] for j in idx)
+                    for i, idx in zip(unique, results, strict=True)
+                }
                 for i in missing:
                     out[i] = answers[keys[i] if use_cache else i]
                 if use_cache:
@@ -185,13 +211,13 @@ class RuleSet:
     def check(self, req: CheckRequest, *, use_cache: bool = True) -> Decision:
         return self.check_many([req], use_cache=use_cache)[0]
 
-    def check_many(self, requests: list[CheckRequest], *, use_cache: bool = True
-                   ) -> list[Decision]:
+    def check_many(self, requests: list[CheckRequest], *, use_cache: bool = True) -> list[Decision]:
         """Decisions for ``requests``. With the cache, a request asked before (same date,
         same everything) is answered from a memo of decisions, and one that differs only in
         what the policies do not read reuses Cedar's answer."""
-        out: list[Decision | None] = [self._decisions.get(r) if use_cache else None
-                                      for r in requests]
+        out: list[Decision | None] = [
+            self._decisions.get(r) if use_cache else None for r in requests
+        ]
         todo = [i for i, d in enumerate(out) if d is None]
         if todo:
             asked = [requests[i] for i in todo]

@@ -23,8 +23,12 @@ def walk(node: Any) -> Iterator[Any]:
 
 
 def _is_context_attr(node: Any, attr: str) -> bool:
-    return (isinstance(node, dict) and "." in node and node["."].get("attr") == attr
-            and node["."].get("left") == {"Var": "context"})
+    return (
+        isinstance(node, dict)
+        and "." in node
+        and node["."].get("attr") == attr
+        and node["."].get("left") == {"Var": "context"}
+    )
 
 
 def date_literals(est: dict[str, Any]) -> set[dt.date]:
@@ -104,8 +108,20 @@ def negate(expr: Any) -> Any:
     return {"!": {"arg": expr}}
 
 
-BINARY = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">=", "&&": "&&",
-          "||": "||", "+": "+", "-": "-", "*": "*", "in": "in"}
+BINARY = {
+    "==": "==",
+    "!=": "!=",
+    "<": "<",
+    "<=": "<=",
+    ">": ">",
+    ">=": ">=",
+    "&&": "&&",
+    "||": "||",
+    "+": "+",
+    "-": "-",
+    "*": "*",
+    "in": "in",
+}
 METHODS = ("contains", "containsAll", "containsAny", "hasTag", "getTag")
 
 
@@ -126,10 +142,11 @@ def _value(v: Any) -> str:
 
 def expr_text(node: Any) -> str:
     """Cedar text of an expression in the JSON form (parenthesized where nesting needs it)."""
+
     def atomic(x: Any) -> bool:
         if not isinstance(x, dict) or len(x) != 1:
             return True
-        (k, v), = x.items()
+        ((k, v),) = x.items()
         return k in ("Value", "Var", ".", "Set", "Record", *METHODS) or isinstance(v, list)
 
     def sub(x: Any) -> str:
@@ -138,15 +155,15 @@ def expr_text(node: Any) -> str:
 
     if not isinstance(node, dict) or len(node) != 1:
         return str(node)
-    (op, arg), = node.items()
+    ((op, arg),) = node.items()
     if op == "Value":
         return _value(arg)
     if op == "Var":
         return str(arg)
     if op == ".":
-        return f'{sub(arg["left"])}.{arg["attr"]}'
+        return f"{sub(arg['left'])}.{arg['attr']}"
     if op == "has":
-        return f'{sub(arg["left"])} has {arg["attr"]}'
+        return f"{sub(arg['left'])} has {arg['attr']}"
     if op in BINARY:
         return f"{sub(arg['left'])} {BINARY[op]} {sub(arg['right'])}"
     if op in METHODS:
@@ -155,14 +172,17 @@ def expr_text(node: Any) -> str:
         inner = expr_text(arg["arg"])
         return ("!" if op == "!" else "-") + (inner if atomic(arg["arg"]) else f"({inner})")
     if op == "like":
-        pattern = "".join("*" if p == "Wildcard" else
-                          str(p.get("Literal", "")).replace("*", "\\*") for p in arg["pattern"])
+        pattern = "".join(
+            "*" if p == "Wildcard" else str(p.get("Literal", "")).replace("*", "\\*")
+            for p in arg["pattern"]
+        )
         return f'{sub(arg["left"])} like "{pattern}"'
     if op == "is":
-        return f'{sub(arg["left"])} is {arg["entity_type"]}'
+        return f"{sub(arg['left'])} is {arg['entity_type']}"
     if op == "if-then-else":
-        return (f"if {expr_text(arg['if'])} then {expr_text(arg['then'])} "
-                f"else {expr_text(arg['else'])}")
+        return (
+            f"if {expr_text(arg['if'])} then {expr_text(arg['then'])} else {expr_text(arg['else'])}"
+        )
     if op == "Set":
         return "[" + ", ".join(expr_text(x) for x in arg) + "]"
     if op == "Record":

@@ -33,13 +33,24 @@ class RuleDiff:
 
     def to_json(self) -> dict[str, Any]:
         def brief(r: Rule) -> dict[str, Any]:
-            return {"rule": r.id, "pack": r.pack, "effect": r.effect, "requires": r.requires,
-                    "presumption": r.presumption, "title": r.title, "citation": r.citation,
-                    "confidence": r.confidence}
+            return {
+                "rule": r.id,
+                "pack": r.pack,
+                "effect": r.effect,
+                "requires": r.requires,
+                "presumption": r.presumption,
+                "title": r.title,
+                "citation": r.citation,
+                "confidence": r.confidence,
+            }
 
-        return {"before": self.before, "after": self.after,
-                "added": [brief(r) for r in self.added],
-                "removed": [brief(r) for r in self.removed], "unchanged": self.unchanged}
+        return {
+            "before": self.before,
+            "after": self.after,
+            "added": [brief(r) for r in self.added],
+            "removed": [brief(r) for r in self.removed],
+            "unchanged": self.unchanged,
+        }
 
 
 def diff(rules: list[Rule], a: tuple[dt.date, str], b: tuple[dt.date, str]) -> RuleDiff:
@@ -47,7 +58,8 @@ def diff(rules: list[Rule], a: tuple[dt.date, str], b: tuple[dt.date, str]) -> R
     first = {r.id: r for r in in_force(rules, *a)}
     second = {r.id: r for r in in_force(rules, *b)}
     return RuleDiff(
-        before=f"{a[0]} ({a[1]})", after=f"{b[0]} ({b[1]})",
+        before=f"{a[0]} ({a[1]})",
+        after=f"{b[0]} ({b[1]})",
         added=tuple(r for rid, r in second.items() if rid not in first),
         removed=tuple(r for rid, r in first.items() if rid not in second),
         unchanged=len(first.keys() & second.keys()),

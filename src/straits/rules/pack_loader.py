@@ -29,8 +29,15 @@ from straits.rules.cedar import CedarSyntaxError, parse_est
 EFFECTS = ("requires", "deny", "warn", "note")
 PRESUMPTIONS = ("denial", "approval", "case-by-case")
 CONFIDENCES = ("V", "V2", "D", "M")
-REQUIRED_ANNOTATIONS = ("id", "title", "citation", "confidence", "effect", "reason",
-                        "effective_from")
+REQUIRED_ANNOTATIONS = (
+    "id",
+    "title",
+    "citation",
+    "confidence",
+    "effect",
+    "reason",
+    "effective_from",
+)
 
 
 @dataclass(frozen=True)
@@ -81,8 +88,12 @@ class Release:
     """the policy digest (Cedar files and groups) of the pack as released"""
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": self.version, "date": self.date.isoformat(),
-                "changes": list(self.changes), "digest": self.digest}
+        return {
+            "version": self.version,
+            "date": self.date.isoformat(),
+            "changes": list(self.changes),
+            "digest": self.digest,
+        }
 
 
 @dataclass(frozen=True)
@@ -123,17 +134,25 @@ def read_pack_file(path: Path, label: str | None = None) -> str:
         if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
             # a FIFO blocked every command in open(); /dev/zero (size 0) was read until
             # memory ran out
-            raise PackError("is not a regular file", source=where,
-                            expected="a policy, groups, case or pack.yaml file")
+            raise PackError(
+                "is not a regular file",
+                source=where,
+                expected="a policy, groups, case or pack.yaml file",
+            )
         if st.st_size > MAX_FILE_BYTES:
-            raise PackError(f"file is {st.st_size:,} bytes, larger than any rule pack file "
-                            "should be", source=where,
-                            expected=f"at most {MAX_FILE_BYTES:,} bytes")
+            raise PackError(
+                f"file is {st.st_size:,} bytes, larger than any rule pack file should be",
+                source=where,
+                expected=f"at most {MAX_FILE_BYTES:,} bytes",
+            )
         with path.open("rb") as f:  # bounded: the file may grow between stat and read
             raw = f.read(MAX_FILE_BYTES + 1)
         if len(raw) > MAX_FILE_BYTES:
-            raise PackError("file grew larger than any rule pack file should be",
-                            source=where, expected=f"at most {MAX_FILE_BYTES:,} bytes")
+            raise PackError(
+                "file grew larger than any rule pack file should be",
+                source=where,
+                expected=f"at most {MAX_FILE_BYTES:,} bytes",
+            )
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PackError(f"not UTF-8 text (byte {exc.start})", source=where) from None
@@ -170,8 +189,11 @@ def load_yaml(path: Path, label: str | None = None) -> Any:
     except RecursionError:
         raise PackError("YAML nested too deeply", source=where) from None
     if _expanded_size(doc, MAX_YAML_VALUES) > MAX_YAML_VALUES:
-        raise PackError(f"YAML expands to more than {MAX_YAML_VALUES:,} values (aliases "
-                        "repeated inside aliases?)", source=where)
+        raise PackError(
+            f"YAML expands to more than {MAX_YAML_VALUES:,} values (aliases "
+            "repeated inside aliases?)",
+            source=where,
+        )
     return doc
 
 
@@ -228,8 +250,9 @@ def _date(value: str, where: str, name: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise PackError(f"@{name}({value!r}) is not an ISO date", source=where,
-                        expected="YYYY-MM-DD") from None
+        raise PackError(
+            f"@{name}({value!r}) is not an ISO date", source=where, expected="YYYY-MM-DD"
+        ) from None
 
 
 def _rule_from(est: dict[str, Any], stmt: Statement, pack: str, file: str) -> Rule:
@@ -237,37 +260,63 @@ def _rule_from(est: dict[str, Any], stmt: Statement, pack: str, file: str) -> Ru
     ann: dict[str, str] = est.get("annotations", {}) or {}
     missing = [a for a in REQUIRED_ANNOTATIONS if not ann.get(a)]
     if missing:
-        raise PackError("policy lacks annotation(s) " + ", ".join("@" + m for m in missing),
-                        source=where, expected="@" + ", @".join(REQUIRED_ANNOTATIONS))
+        raise PackError(
+            "policy lacks annotation(s) " + ", ".join("@" + m for m in missing),
+            source=where,
+            expected="@" + ", @".join(REQUIRED_ANNOTATIONS),
+        )
     if est.get("effect") != "permit":
-        raise PackError("rules are `permit` policies whose condition says when the rule applies",
-                        source=where, expected="permit (...) when { ... };")
+        raise PackError(
+            "rules are `permit` policies whose condition says when the rule applies",
+            source=where,
+            expected="permit (...) when { ... };",
+        )
     effect = ann["effect"]
     if effect not in EFFECTS:
-        raise PackError(f"@effect({effect!r}) is unknown", source=where,
-                        expected="one of " + ", ".join(EFFECTS))
+        raise PackError(
+            f"@effect({effect!r}) is unknown", source=where, expected="one of " + ", ".join(EFFECTS)
+        )
     if ann["confidence"] not in CONFIDENCES:
-        raise PackError(f"@confidence({ann['confidence']!r}) is unknown", source=where,
-                        expected="one of " + ", ".join(CONFIDENCES))
+        raise PackError(
+            f"@confidence({ann['confidence']!r}) is unknown",
+            source=where,
+            expected="one of " + ", ".join(CONFIDENCES),
+        )
     requires = ann.get("requires") or None
     if effect == "requires":
         if requires not in AUTHORIZATIONS:
-            raise PackError(f"@requires({requires!r}) is not a known authorization", source=where,
-                            expected="one of " + ", ".join(AUTHORIZATIONS))
+            raise PackError(
+                f"@requires({requires!r}) is not a known authorization",
+                source=where,
+                expected="one of " + ", ".join(AUTHORIZATIONS),
+            )
     elif requires:
-        raise PackError("@requires is only meaningful with @effect(\"requires\")", source=where)
+        raise PackError('@requires is only meaningful with @effect("requires")', source=where)
     presumption = ann.get("presumption") or None
     if presumption is not None and presumption not in PRESUMPTIONS:
-        raise PackError(f"@presumption({presumption!r}) is unknown", source=where,
-                        expected="one of " + ", ".join(PRESUMPTIONS))
+        raise PackError(
+            f"@presumption({presumption!r}) is unknown",
+            source=where,
+            expected="one of " + ", ".join(PRESUMPTIONS),
+        )
     until = ann.get("effective_until") or None
     return Rule(
-        id=ann["id"], pack=pack, file=file, line=stmt.line, title=ann["title"],
-        citation=ann["citation"], confidence=ann["confidence"], effect=effect,
-        reason=ann["reason"], effective_from=_date(ann["effective_from"], where, "effective_from"),
+        id=ann["id"],
+        pack=pack,
+        file=file,
+        line=stmt.line,
+        title=ann["title"],
+        citation=ann["citation"],
+        confidence=ann["confidence"],
+        effect=effect,
+        reason=ann["reason"],
+        effective_from=_date(ann["effective_from"], where, "effective_from"),
         effective_until=_date(until, where, "effective_until") if until else None,
-        requires=requires, presumption=presumption, reading=ann.get("reading") or None,
-        text=stmt.text, est=est,
+        requires=requires,
+        presumption=presumption,
+        reading=ann.get("reading") or None,
+        text=stmt.text,
+        est=est,
     )
 
 
@@ -281,14 +330,19 @@ def _parse_policy_file(path: Path, pack: str, label: str) -> list[Rule]:
             try:
                 parse_est(stmt.text)
             except CedarSyntaxError as exc:
-                raise PackError(f"Cedar syntax error: {exc}",
-                                source=f"{label}:{stmt.line}") from None
+                raise PackError(
+                    f"Cedar syntax error: {exc}", source=f"{label}:{stmt.line}"
+                ) from None
         raise PackError(f"Cedar syntax error: {whole}", source=label) from None
     if len(policies) != len(statements):
-        raise PackError(f"found {len(policies)} policies but {len(statements)} statements",
-                        source=label, expected="one policy per `;`-terminated statement")
-    return [_rule_from(policies[f"policy{i}"], stmt, pack, label)
-            for i, stmt in enumerate(statements)]
+        raise PackError(
+            f"found {len(policies)} policies but {len(statements)} statements",
+            source=label,
+            expected="one policy per `;`-terminated statement",
+        )
+    return [
+        _rule_from(policies[f"policy{i}"], stmt, pack, label) for i, stmt in enumerate(statements)
+    ]
 
 
 def _load_groups(path: Path, pack: str, label: str) -> list[Group]:
@@ -299,22 +353,31 @@ def _load_groups(path: Path, pack: str, label: str) -> list[Group]:
     for gid, spec in raw.items():
         where = f"{label}: {gid}"
         if not isinstance(spec, dict) or not spec.get("source") or not spec.get("confidence"):
-            raise PackError("a group needs title, source, confidence and members/includes",
-                            source=where)
+            raise PackError(
+                "a group needs title, source, confidence and members/includes", source=where
+            )
         raw_members = spec.get("members", []) or []
         if any(isinstance(m, bool) for m in raw_members):
-            raise PackError("a member parsed as a YAML boolean: quote country codes such as "
-                            "\"NO\" (Norway)", source=where)
+            raise PackError(
+                'a member parsed as a YAML boolean: quote country codes such as "NO" (Norway)',
+                source=where,
+            )
         members = tuple(str(m) for m in raw_members)
         for m in members:
             if not is_country(m):
                 raise PackError(f"member {m!r} is not an ISO 3166-1 alpha-2 code", source=where)
-        groups.append(Group(
-            id=str(gid), pack=pack, title=str(spec.get("title", gid)), source=str(spec["source"]),
-            confidence=str(spec["confidence"]), members=members,
-            includes=tuple(str(x) for x in spec.get("includes", []) or []),
-            note=spec.get("note"),
-        ))
+        groups.append(
+            Group(
+                id=str(gid),
+                pack=pack,
+                title=str(spec.get("title", gid)),
+                source=str(spec["source"]),
+                confidence=str(spec["confidence"]),
+                members=members,
+                includes=tuple(str(x) for x in spec.get("includes", []) or []),
+                note=spec.get("note"),
+            )
+        )
     return groups
 
 
@@ -332,38 +395,53 @@ def _changelog(raw: Any, version: str, label: str) -> tuple[Release, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        raise PackError("`changelog` must be a list of releases, newest first", source=label,
-                        expected="- {version, date, changes: [...], digest?}")
+        raise PackError(
+            "`changelog` must be a list of releases, newest first",
+            source=label,
+            expected="- {version, date, changes: [...], digest?}",
+        )
     out: list[Release] = []
     for i, entry in enumerate(raw):
         where = f"{label}: changelog[{i}]"
         if not isinstance(entry, dict) or not entry.get("version") or not entry.get("date"):
             raise PackError("a release needs `version`, `date` and `changes`", source=where)
         changes = entry.get("changes")
-        if not isinstance(changes, list) or not changes \
-                or not all(isinstance(c, str) and c.strip() for c in changes):
+        if (
+            not isinstance(changes, list)
+            or not changes
+            or not all(isinstance(c, str) and c.strip() for c in changes)
+        ):
             raise PackError("`changes` must be a non-empty list of sentences", source=where)
         day = entry["date"]
         try:
             when = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
         except ValueError:
-            raise PackError(f"date {day!r} is not an ISO date", source=where,
-                            expected="YYYY-MM-DD") from None
+            raise PackError(
+                f"date {day!r} is not an ISO date", source=where, expected="YYYY-MM-DD"
+            ) from None
         digest = entry.get("digest")
         if digest is not None and (not isinstance(digest, str) or len(digest) != 64):
-            raise PackError("`digest` must be the 64-hex-digit policy digest "
-                            "(`straits rules packs` prints it)", source=where)
-        out.append(Release(str(entry["version"]), when, tuple(" ".join(c.split())
-                                                              for c in changes), digest))
+            raise PackError(
+                "`digest` must be the 64-hex-digit policy digest (`straits rules packs` prints it)",
+                source=where,
+            )
+        out.append(
+            Release(
+                str(entry["version"]), when, tuple(" ".join(c.split()) for c in changes), digest
+            )
+        )
     versions = [r.version for r in out]
     if len(set(versions)) != len(versions):
         raise PackError("a version appears twice in the changelog", source=label)
     if any(b.date > a.date for a, b in itertools.pairwise(out)):
         raise PackError("changelog entries must be newest first", source=label)
     if out[0].version != version:
-        raise PackError(f"the newest changelog entry is {out[0].version!r} but the pack's "
-                        f"version is {version!r}", source=label,
-                        expected="a changelog entry for the pack's version, first")
+        raise PackError(
+            f"the newest changelog entry is {out[0].version!r} but the pack's "
+            f"version is {version!r}",
+            source=label,
+            expected="a changelog entry for the pack's version, first",
+        )
     return tuple(out)
 
 
@@ -373,8 +451,9 @@ def load_pack(path: Path) -> Pack:
         raise PackError("not a rule pack (no pack.yaml)", source=str(path))
     meta = load_yaml(meta_path) or {}
     if not isinstance(meta, dict):
-        raise PackError("pack.yaml must be a mapping (name, title, version, ...)",
-                        source=str(meta_path))
+        raise PackError(
+            "pack.yaml must be a mapping (name, title, version, ...)", source=str(meta_path)
+        )
     name = str(meta.get("name") or path.name)
     cedar_files = sorted(path.glob("*.cedar"))
     if not cedar_files:
@@ -392,10 +471,15 @@ def load_pack(path: Path) -> Pack:
     files += sorted((path / "cases").glob("*.yaml")) if (path / "cases").is_dir() else []
     version = str(meta.get("version", "0"))
     return Pack(
-        name=name, title=str(meta.get("title", name)), version=version,
+        name=name,
+        title=str(meta.get("title", name)),
+        version=version,
         jurisdiction=str(meta.get("jurisdiction", "")),
         description=" ".join(str(meta.get("description", "")).split()),
-        path=path, rules=tuple(rules), groups=tuple(groups), digest=_digest(files, path),
+        path=path,
+        rules=tuple(rules),
+        groups=tuple(groups),
+        digest=_digest(files, path),
         policy_text="\n\n".join(r.text for r in rules),
         policy_digest=_digest(deciding, path),
         changelog=_changelog(meta.get("changelog"), version, _label(meta_path)),
@@ -406,7 +490,7 @@ def _label(path: Path) -> str:
     """A short, stable name for messages: packs/<pack>/<file> for shipped packs."""
     parts = path.parts
     if "packs" in parts:
-        return "/".join(parts[parts.index("packs"):])
+        return "/".join(parts[parts.index("packs") :])
     return str(path)
 
 
@@ -426,8 +510,9 @@ def discover(root: Path) -> list[Path]:
         return [root]
     found = sorted(p.parent for p in root.glob("*/pack.yaml"))
     if not found:
-        raise PackError("no rule packs here (a pack is a directory with pack.yaml)",
-                        source=str(root))
+        raise PackError(
+            "no rule packs here (a pack is a directory with pack.yaml)", source=str(root)
+        )
     return found
 
 

@@ -60,6 +60,9 @@ def partition(rules: list[Rule], entities: list[dict[str, Any]], schema: str) ->
     parts = []
     for reads, idx in sorted(by_reads.items(), key=lambda kv: sorted(kv[0])):
         text = "\n\n".join(rules[i].text for i in idx)
-        parts.append(Part(idx, reads, Evaluator(text, entities, schema),
-                          KeyPlan([rules[i].est for i in idx])))
+        parts.append(
+            Part(
+                idx, reads, Evaluator(text, entities, schema), KeyPlan([rules[i].est for i in idx])
+            )
+        )
     return parts

@@ -40,22 +40,32 @@ class Outcome:
     """the rules that keep it from allow (deny or unmet requirements)"""
 
     def to_json(self) -> dict[str, Any]:
-        return {"decision": self.decision, "requires": list(self.requires),
-                "rules": list(self.rules)}
+        return {
+            "decision": self.decision,
+            "requires": list(self.requires),
+            "rules": list(self.rules),
+        }
 
     @classmethod
     def of(cls, d: Decision) -> Outcome:
-        return cls(d.decision, tuple(sorted(d.requires)),
-                   tuple(sorted({r.rule for r in d.blocking})))
+        return cls(
+            d.decision, tuple(sorted(d.requires)), tuple(sorted({r.rule for r in d.blocking}))
+        )
 
     @classmethod
     def recorded(cls, answer: dict[str, Any]) -> Outcome:
         """From a decision as the ledger recorded it (the ``check`` JSON contract)."""
-        blocking = {r.get("rule") for r in answer.get("reasons", ())
-                    if isinstance(r, dict) and (r.get("effect") == "deny"
-                                                or r.get("outcome") in ("deny", "conditional"))}
-        return cls(str(answer.get("decision")), tuple(sorted(answer.get("requires", ()))),
-                   tuple(sorted(str(r) for r in blocking if r)))
+        blocking = {
+            r.get("rule")
+            for r in answer.get("reasons", ())
+            if isinstance(r, dict)
+            and (r.get("effect") == "deny" or r.get("outcome") in ("deny", "conditional"))
+        }
+        return cls(
+            str(answer.get("decision")),
+            tuple(sorted(answer.get("requires", ()))),
+            tuple(sorted(str(r) for r in blocking if r)),
+        )
 
     def same_decision(self, other: Outcome) -> bool:
         return (self.decision, self.requires) == (other.decision, other.requires)
@@ -90,13 +100,21 @@ class Change:
         return "stricter" if b > a else "looser" if b < a else "requirements"
 
     def to_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "kind": self.kind, "tenant": self.tenant,
-                "recorded_at": self.recorded_at, "subject": self.subject, **self.ref,
-                "before": self.before.to_json(), "after": self.after.to_json(),
-                "direction": self.direction,
-                "now_blocking": [r.to_json() for r in self.now_blocking],
-                "lifted": list(self.lifted), "recorded_packs": self.recorded_packs,
-                "from_candidate": self.from_candidate}
+        return {
+            "seq": self.seq,
+            "kind": self.kind,
+            "tenant": self.tenant,
+            "recorded_at": self.recorded_at,
+            "subject": self.subject,
+            **self.ref,
+            "before": self.before.to_json(),
+            "after": self.after.to_json(),
+            "direction": self.direction,
+            "now_blocking": [r.to_json() for r in self.now_blocking],
+            "lifted": list(self.lifted),
+            "recorded_packs": self.recorded_packs,
+            "from_candidate": self.from_candidate,
+        }
 
 
 @dataclass(frozen=True)
@@ -142,27 +160,38 @@ class Replay:
     """the regimes of the replayed decisions and plans"""
 
     def to_json(self) -> dict[str, Any]:
-        return {"since": self.since.isoformat(), "tenant": self.tenant,
-                "candidate": self.candidate, "baseline": self.baseline,
-                "entries": self.entries, "first_seq": self.first_seq,
-                "regimes": sorted(self.regimes),
-                "last_seq": self.last_seq,
-                "replayed": {"decisions": self.decisions, "plans": self.plans,
-                             "placements": self.placements, "unplaced": self.unplaced},
-                "changed": len(self.changes),
-                "stricter": sum(c.direction == "stricter" for c in self.changes),
-                "looser": sum(c.direction == "looser" for c in self.changes),
-                "reasons_changed": self.reasons_changed,
-                "changes": [c.to_json() for c in self.changes],
-                "skipped": [s.to_json() for s in self.skipped]}
+        return {
+            "since": self.since.isoformat(),
+            "tenant": self.tenant,
+            "candidate": self.candidate,
+            "baseline": self.baseline,
+            "entries": self.entries,
+            "first_seq": self.first_seq,
+            "regimes": sorted(self.regimes),
+            "last_seq": self.last_seq,
+            "replayed": {
+                "decisions": self.decisions,
+                "plans": self.plans,
+                "placements": self.placements,
+                "unplaced": self.unplaced,
+            },
+            "changed": len(self.changes),
+            "stricter": sum(c.direction == "stricter" for c in self.changes),
+            "looser": sum(c.direction == "looser" for c in self.changes),
+            "reasons_changed": self.reasons_changed,
+            "changes": [c.to_json() for c in self.changes],
+            "skipped": [s.to_json() for s in self.skipped],
+        }
 
 
 def describe(req: CheckRequest) -> str:
     what = req.action + (f" {req.chip}" if req.chip else "")
     if req.data is not None:
         what += f" with {req.data.origin} data ({', '.join(req.data.classes)})"
-    return (f"{what} in {req.site.country} for a tenant headquartered in {req.tenant.hq}, "
-            f"{req.date} ({req.regime})")
+    return (
+        f"{what} in {req.site.country} for a tenant headquartered in {req.tenant.hq}, "
+        f"{req.date} ({req.regime})"
+    )
 
 
 def _packs(body: dict[str, Any]) -> dict[str, str]:
@@ -170,17 +199,33 @@ def _packs(body: dict[str, Any]) -> dict[str, str]:
     return {str(p.get("name")): str(p.get("version")) for p in packs if isinstance(p, dict)}
 
 
-def _change(kind: Literal["check", "plan"], entry: Any, subject: str, before: Outcome,
-            after: Decision | tuple[Decision, ...], base: Outcome | None,
-            ref: dict[str, Any]) -> Change:
+def _change(
+    kind: Literal["check", "plan"],
+    entry: Any,
+    subject: str,
+    before: Outcome,
+    after: Decision | tuple[Decision, ...],
+    base: Outcome | None,
+    ref: dict[str, Any],
+) -> Change:
     decisions = after if isinstance(after, tuple) else (after,)
     out = _combine(decisions)
     now = {r.rule: r for d in decisions for r in d.blocking}
     body = entry.content
-    return Change(entry.seq, kind, entry.tenant, entry.recorded_at, subject, before, out,
-                  tuple(now[r] for r in sorted(set(now) - set(before.rules))),
-                  tuple(sorted(set(before.rules) - set(now))), _packs(body),
-                  None if base is None else base.same_decision(before), ref)
+    return Change(
+        entry.seq,
+        kind,
+        entry.tenant,
+        entry.recorded_at,
+        subject,
+        before,
+        out,
+        tuple(now[r] for r in sorted(set(now) - set(before.rules))),
+        tuple(sorted(set(before.rules) - set(now))),
+        _packs(body),
+        None if base is None else base.same_decision(before),
+        ref,
+    )
 
 
 def _combine(decisions: Iterable[Decision]) -> Outcome:
@@ -188,8 +233,11 @@ def _combine(decisions: Iterable[Decision]) -> Outcome:
     ds = list(decisions)
     kinds = {d.decision for d in ds}
     kind = "deny" if "deny" in kinds else "conditional" if "conditional" in kinds else "allow"
-    return Outcome(kind, tuple(sorted({a for d in ds for a in d.requires})),
-                   tuple(sorted({r.rule for d in ds for r in d.blocking})))
+    return Outcome(
+        kind,
+        tuple(sorted({a for d in ds for a in d.requires})),
+        tuple(sorted({r.rule for d in ds for r in d.blocking})),
+    )
 
 
 class Replayer:
@@ -198,15 +246,20 @@ class Replayer:
 
     def __init__(self, store: Any, candidate: RuleSet, baseline: RuleSet | None = None) -> None:
         self.store, self.candidate = store, candidate
-        self.baseline = baseline if baseline is not None and \
-            baseline.digest != candidate.digest else None
+        self.baseline = (
+            baseline if baseline is not None and baseline.digest != candidate.digest else None
+        )
 
     def run(self, since: dt.date, *, tenant: str | None = None) -> Replay:
         from straits.api import packs_json
         from straits.store.ledger import entries
 
-        out = Replay(since, tenant, packs_json(self.candidate),
-                     packs_json(self.baseline) if self.baseline is not None else None)
+        out = Replay(
+            since,
+            tenant,
+            packs_json(self.candidate),
+            packs_json(self.baseline) if self.baseline is not None else None,
+        )
         start = since.isoformat()
         pending: list[_Pending] = []
         waiting = 0
@@ -272,9 +325,17 @@ class Replayer:
                     out.reasons_changed += now.rules != before.rules
                     continue
                 subject = (f"[{i}] " if len(p.requests) > 1 else "") + describe(req)
-                out.changes.append(_change("check", p.entry, subject, before, d,
-                                           Outcome.of(b) if b is not None else None,
-                                           {"request": p.raw[i]}))
+                out.changes.append(
+                    _change(
+                        "check",
+                        p.entry,
+                        subject,
+                        before,
+                        d,
+                        Outcome.of(b) if b is not None else None,
+                        {"request": p.raw[i]},
+                    )
+                )
 
     # --- plans -------------------------------------------------------------------------------
     def _plan(self, entry: Any, out: Replay) -> None:
@@ -286,12 +347,16 @@ class Replayer:
         plan = body["result"]["plan"]
         plan_id = str(body["result"].get("plan_id", ""))
         ref = body["inputs"]["scenario_digest"]
-        sc = parse_scenario(load_scenario_row(self.store, ref),
-                            source=f"stored scenario {ref[:12]}")
+        sc = parse_scenario(
+            load_scenario_row(self.store, ref), source=f"stored scenario {ref[:12]}"
+        )
         date, regime = dt.date.fromisoformat(str(plan["date"])), str(plan["regime"])
         ctx = PlanContext(sc, plan, self.candidate, date=date, regime=regime)
-        base_ctx = PlanContext(sc, plan, self.baseline, date=date, regime=regime) \
-            if self.baseline is not None else None
+        base_ctx = (
+            PlanContext(sc, plan, self.baseline, date=date, regime=regime)
+            if self.baseline is not None
+            else None
+        )
         out.plans += 1
         out.regimes.add(regime)
         out.unplaced += len(plan.get("unplaced", ()))
@@ -299,12 +364,23 @@ class Replayer:
             out.placements += 1
             before = Outcome(str(p.raw.get("decision", "allow")), (), ())
             subject = f"plan {plan_id[:12]} {p.workload}/{p.stage} on {p.label}"
-            info = {"plan_id": plan_id, "workload": p.workload, "stage": p.stage,
-                    "site": p.site, "chip": p.chip, "bought": p.bought}
+            info = {
+                "plan_id": plan_id,
+                "workload": p.workload,
+                "stage": p.stage,
+                "site": p.site,
+                "chip": p.chip,
+                "bought": p.bought,
+            }
             verdict = ctx.recheck(p)
             if verdict is None:
-                out.skipped.append(Skipped(entry.seq, "plan", f"{subject}: the option is no "
-                                                              "longer in the stored scenario"))
+                out.skipped.append(
+                    Skipped(
+                        entry.seq,
+                        "plan",
+                        f"{subject}: the option is no longer in the stored scenario",
+                    )
+                )
                 continue
             now = _combine(verdict.decisions)
             if now.same_decision(before):
@@ -313,8 +389,9 @@ class Replayer:
             if base_ctx is not None:
                 bv = base_ctx.recheck(p)
                 base = _combine(bv.decisions) if bv is not None else None
-            out.changes.append(_change("plan", entry, subject, before, verdict.decisions,
-                                       base, info))
+            out.changes.append(
+                _change("plan", entry, subject, before, verdict.decisions, base, info)
+            )
 
 
 def _why(exc: Exception) -> str:

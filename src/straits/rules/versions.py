@@ -74,8 +74,7 @@ class RuleChange:
             if name == "window":
                 out.append(f"in force {_window(a)} -> {_window(b)}")
             elif name == "regimes":
-                out.append(f"regimes {', '.join(rule_regimes(a))} -> "
-                           f"{', '.join(rule_regimes(b))}")
+                out.append(f"regimes {', '.join(rule_regimes(a))} -> {', '.join(rule_regimes(b))}")
             elif name in ("effect", "requires", "presumption", "confidence"):
                 out.append(f"{name} {getattr(a, name) or '-'} -> {getattr(b, name) or '-'}")
             elif name == "condition":
@@ -86,11 +85,21 @@ class RuleChange:
 
     def to_json(self) -> dict[str, Any]:
         r = self.rule
-        return {"rule": r.id, "pack": r.pack, "change": self.kind, "in_effect": self.in_effect,
-                "aspects": list(self.aspects), "details": self.details(),
-                "effect": r.effect, "requires": r.requires, "presumption": r.presumption,
-                "in_force": _window(r), "title": r.title, "citation": r.citation,
-                "confidence": r.confidence}
+        return {
+            "rule": r.id,
+            "pack": r.pack,
+            "change": self.kind,
+            "in_effect": self.in_effect,
+            "aspects": list(self.aspects),
+            "details": self.details(),
+            "effect": r.effect,
+            "requires": r.requires,
+            "presumption": r.presumption,
+            "in_force": _window(r),
+            "title": r.title,
+            "citation": r.citation,
+            "confidence": r.confidence,
+        }
 
 
 @dataclass(frozen=True)
@@ -104,11 +113,16 @@ class GroupChange:
     """(before, after) when the groups it includes changed"""
 
     def to_json(self) -> dict[str, Any]:
-        return {"group": self.group, "pack": self.pack, "change": self.kind,
-                "members_added": list(self.added),
-                "members_removed": list(self.removed),
-                "includes": None if self.includes is None else
-                {"before": list(self.includes[0]), "after": list(self.includes[1])}}
+        return {
+            "group": self.group,
+            "pack": self.pack,
+            "change": self.kind,
+            "members_added": list(self.added),
+            "members_removed": list(self.removed),
+            "includes": None
+            if self.includes is None
+            else {"before": list(self.includes[0]), "after": list(self.includes[1])},
+        }
 
 
 @dataclass(frozen=True)
@@ -128,10 +142,15 @@ class PackChange:
         return bool(self.rules or self.groups) or self.before != self.after
 
     def to_json(self) -> dict[str, Any]:
-        return {"pack": self.pack, "before": self.before, "after": self.after,
-                "releases": [r.to_json() for r in self.releases],
-                "rules": [c.to_json() for c in self.rules],
-                "groups": [g.to_json() for g in self.groups], "unchanged": self.unchanged}
+        return {
+            "pack": self.pack,
+            "before": self.before,
+            "after": self.after,
+            "releases": [r.to_json() for r in self.releases],
+            "rules": [c.to_json() for c in self.rules],
+            "groups": [g.to_json() for g in self.groups],
+            "unchanged": self.unchanged,
+        }
 
 
 @dataclass(frozen=True)
@@ -146,12 +165,15 @@ class PackDiff:
         return sum(c.kind == kind for c in self.rules)
 
     def to_json(self) -> dict[str, Any]:
-        return {"added": self.count("added"), "removed": self.count("removed"),
-                "changed_in_effect": sum(c.kind == "changed" and c.in_effect
-                                         for c in self.rules),
-                "changed_annotations_only": sum(c.kind == "changed" and not c.in_effect
-                                                for c in self.rules),
-                "packs": [p.to_json() for p in self.packs if p.changed]}
+        return {
+            "added": self.count("added"),
+            "removed": self.count("removed"),
+            "changed_in_effect": sum(c.kind == "changed" and c.in_effect for c in self.rules),
+            "changed_annotations_only": sum(
+                c.kind == "changed" and not c.in_effect for c in self.rules
+            ),
+            "packs": [p.to_json() for p in self.packs if p.changed],
+        }
 
 
 def _groups(a: tuple[Group, ...], b: tuple[Group, ...], pack: str) -> list[GroupChange]:
@@ -162,10 +184,19 @@ def _groups(a: tuple[Group, ...], b: tuple[Group, ...], pack: str) -> list[Group
         mx, my = set(x.members if x else ()), set(y.members if y else ())
         ix, iy = tuple(x.includes if x else ()), tuple(y.includes if y else ())
         if mx != my or ix != iy or (x is None) != (y is None):
-            kind: Literal["added", "removed", "changed"] = \
+            kind: Literal["added", "removed", "changed"] = (
                 "added" if x is None else "removed" if y is None else "changed"
-            out.append(GroupChange(gid, pack, kind, tuple(sorted(my - mx)),
-                                   tuple(sorted(mx - my)), (ix, iy) if ix != iy else None))
+            )
+            out.append(
+                GroupChange(
+                    gid,
+                    pack,
+                    kind,
+                    tuple(sorted(my - mx)),
+                    tuple(sorted(mx - my)),
+                    (ix, iy) if ix != iy else None,
+                )
+            )
     return out
 
 
@@ -196,8 +227,15 @@ def diff_packs(before: list[Pack], after: list[Pack]) -> PackDiff:
                 changes.append(RuleChange("changed", x, y, diff))
             else:
                 unchanged += 1
-        out.append(PackChange(name, a.version if a else None, b.version if b else None,
-                              _releases(a, b), tuple(changes),
-                              tuple(_groups(a.groups if a else (), b.groups if b else (), name)),
-                              unchanged))
+        out.append(
+            PackChange(
+                name,
+                a.version if a else None,
+                b.version if b else None,
+                _releases(a, b),
+                tuple(changes),
+                tuple(_groups(a.groups if a else (), b.groups if b else (), name)),
+                unchanged,
+            )
+        )
     return PackDiff(tuple(out))

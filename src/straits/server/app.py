@@ -79,9 +79,12 @@ class BodyLimit:
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None and not length.isdigit():
-            await problem(400, "the Content-Length header is not a number",
-                          instance=scope.get("path"), path="Content-Length"
-                          )(scope, _no_receive, send)
+            await problem(
+                400,
+                "the Content-Length header is not a number",
+                instance=scope.get("path"),
+                path="Content-Length",
+            )(scope, _no_receive, send)
             return
         if length is not None and int(length) > self.limit:
             await self._refuse(scope, send)
@@ -95,8 +98,7 @@ class BodyLimit:
             if complete:  # after the body: waiting for a disconnect is not the client's delay
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(),
-                                                 max(0.0, deadline - time.monotonic()))
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
             except TimeoutError:
                 raise _TooSlow() from None
             if message["type"] == "http.request":
@@ -111,19 +113,32 @@ class BodyLimit:
         except _TooLarge:
             await self._refuse(scope, send)
         except _TooSlow:
-            await problem(408, f"the request body did not arrive within {self.timeout:g} s",
-                          instance=scope.get("path"), headers={"Connection": "close"}
-                          )(scope, _no_receive, send)
+            await problem(
+                408,
+                f"the request body did not arrive within {self.timeout:g} s",
+                instance=scope.get("path"),
+                headers={"Connection": "close"},
+            )(scope, _no_receive, send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         reason = f"request body over {self.limit:,} bytes"
         client = scope.get("client")
         await run_in_threadpool(
-            log_refusal, self.store, method=scope.get("method", ""), path=scope.get("path", ""),
-            status=413, reason=reason, client=client[0] if client else None)
-        await problem(413, reason, instance=scope.get("path"),
-                      expected=f"a body of at most {self.limit:,} bytes",
-                      headers={"Connection": "close"})(scope, _no_receive, send)
+            log_refusal,
+            self.store,
+            method=scope.get("method", ""),
+            path=scope.get("path", ""),
+            status=413,
+            reason=reason,
+            client=client[0] if client else None,
+        )
+        await problem(
+            413,
+            reason,
+            instance=scope.get("path"),
+            expected=f"a body of at most {self.limit:,} bytes",
+            headers={"Connection": "close"},
+        )(scope, _no_receive, send)
 
 
 class _TooLarge(Exception):
@@ -144,13 +159,18 @@ def _operation_id(route: APIRoute) -> str:
     return head + "".join(w.capitalize() for w in rest)
 
 
-def create_app(store: Store | None = None, *, settings: Settings | None = None,
-               rule_dirs: tuple[Path, ...] = ()) -> FastAPI:
+def create_app(
+    store: Store | None = None,
+    *,
+    settings: Settings | None = None,
+    rule_dirs: tuple[Path, ...] = (),
+) -> FastAPI:
     """The API over ``store`` (default: the configured database, migrated on start)."""
     store = store or Store()
     settings = settings or Settings.from_env()
-    worker = Worker(store, slots=settings.plan_workers, rule_dirs=rule_dirs,
-                    policy=settings.queue_policy())
+    worker = Worker(
+        store, slots=settings.plan_workers, rule_dirs=rule_dirs, policy=settings.queue_policy()
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -158,13 +178,19 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None,
         yield
         await run_in_threadpool(worker.stop)
 
-    app = FastAPI(title="Straits", version=__version__, lifespan=lifespan, docs_url=None,
-                  redoc_url=None, default_response_class=StrictJSONResponse,
-                  generate_unique_id_function=_operation_id,
-                  description="Where AI training and serving may run across borders, within "
-                              "the rules, and the proof. Bodies and answers are the CLI's JSON "
-                              "contracts. Every /v1 route needs 'Authorization: Bearer st_...'. "
-                              "Errors are RFC 9457 problem details (application/problem+json).")
+    app = FastAPI(
+        title="Straits",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        default_response_class=StrictJSONResponse,
+        generate_unique_id_function=_operation_id,
+        description="Where AI training and serving may run across borders, within "
+        "the rules, and the proof. Bodies and answers are the CLI's JSON "
+        "contracts. Every /v1 route needs 'Authorization: Bearer st_...'. "
+        "Errors are RFC 9457 problem details (application/problem+json).",
+    )
     app.state.store = store
     app.state.settings = settings
     app.state.rules = ruleset(rule_dirs)
@@ -182,8 +208,7 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None,
     app.include_router(skypilot_router)
     app.include_router(report_router)
 
-    @app.get("/healthz", tags=["health"], operation_id="health",
-             responses={200: {"model": Health}})
+    @app.get("/healthz", tags=["health"], operation_id="health", responses={200: {"model": Health}})
     async def healthz() -> dict[str, Any]:
         """Liveness and the database in use (no token needed; touches no database, so it
         answers while the database is busy)."""
@@ -192,21 +217,35 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None,
     _errors(app)
     mount_console(app)  # /ui, /static, /docs and /redoc (after the API's error handlers)
     _openapi(app)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, store=store,
-                       timeout=settings.body_timeout_s)
+    app.add_middleware(
+        BodyLimit, limit=settings.max_body_bytes, store=store, timeout=settings.body_timeout_s
+    )
     return app
 
 
 def _errors(app: FastAPI) -> None:
     @app.exception_handler(InputTooLarge)
     async def _too_large(request: Request, exc: InputTooLarge) -> JSONResponse:
-        return problem(413, exc.detail, instance=request.url.path, path=exc.path,
-                       expected=exc.expected, error=str(exc))
+        return problem(
+            413,
+            exc.detail,
+            instance=request.url.path,
+            path=exc.path,
+            expected=exc.expected,
+            error=str(exc),
+        )
 
     @app.exception_handler(InputError)
     async def _input(request: Request, exc: InputError) -> JSONResponse:
-        return problem(400, exc.detail, instance=request.url.path, path=exc.path,
-                       expected=exc.expected, error=str(exc), line=exc.line)
+        return problem(
+            400,
+            exc.detail,
+            instance=request.url.path,
+            path=exc.path,
+            expected=exc.expected,
+            error=str(exc),
+            line=exc.line,
+        )
 
     @app.exception_handler(AuthError)
     async def _auth(request: Request, exc: AuthError) -> JSONResponse:
@@ -228,46 +267,70 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        items = [{"path": ".".join(str(p) for p in e.get("loc", ())[1:]) or None,
-                  "detail": str(e.get("msg", "invalid"))} for e in exc.errors()]
+        items = [
+            {
+                "path": ".".join(str(p) for p in e.get("loc", ())[1:]) or None,
+                "detail": str(e.get("msg", "invalid")),
+            }
+            for e in exc.errors()
+        ]
         first = items[0] if items else {"path": None, "detail": "invalid request"}
         detail, path = str(first["detail"]), first["path"]
-        return problem(400, detail, instance=request.url.path, path=path, errors=items,
-                       error=f"{path}: {detail}" if path else detail)
+        return problem(
+            400,
+            detail,
+            instance=request.url.path,
+            path=path,
+            errors=items,
+            error=f"{path}: {detail}" if path else detail,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, str(exc.detail), instance=request.url.path,
-                       headers=getattr(exc, "headers", None))
+        return problem(
+            exc.status_code,
+            str(exc.detail),
+            instance=request.url.path,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(StoreError)
     async def _store(request: Request, exc: StoreError) -> JSONResponse:
         log.error("database error on %s %s: %s", request.method, request.url.path, exc)
-        return problem(503, "the database is unavailable; try again",
-                       instance=request.url.path, headers={"Retry-After": "2"})
+        return problem(
+            503,
+            "the database is unavailable; try again",
+            instance=request.url.path,
+            headers={"Retry-After": "2"},
+        )
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
         incident = uuid.uuid4().hex[:12]
-        log.error("incident %s on %s %s", incident, request.method, request.url.path,
-                  exc_info=exc)
-        return problem(500, f"internal error (incident {incident})",
-                       instance=request.url.path, incident=incident)
+        log.error("incident %s on %s %s", incident, request.method, request.url.path, exc_info=exc)
+        return problem(
+            500,
+            f"internal error (incident {incident})",
+            instance=request.url.path,
+            incident=incident,
+        )
 
 
 def _openapi(app: FastAPI) -> None:
     def schema() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
-        spec = get_openapi(title=app.title, version=app.version, description=app.description,
-                           routes=app.routes)
+        spec = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
         components = spec.setdefault("components", {}).setdefault("schemas", {})
         components.update(bodies.COMPONENTS)
         components.update(_model_schemas(Problem))
         for name in ("HTTPValidationError", "ValidationError"):
             components.pop(name, None)
         spec["components"]["securitySchemes"] = {
-            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "st_<id>_<secret>"}}
+            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "st_<id>_<secret>"}
+        }
         for path, ops in spec.get("paths", {}).items():
             for method, op in ops.items():
                 _document_problems(path, method, op)

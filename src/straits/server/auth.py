@@ -15,12 +15,18 @@ def _client(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def refuse(request: Request, status: int, reason: str,
-           who: Principal | None = None) -> AuthError:
+def refuse(request: Request, status: int, reason: str, who: Principal | None = None) -> AuthError:
     """Log the refusal (database and log) and return the error to raise."""
-    log_refusal(request.app.state.store, method=request.method, path=request.url.path,
-                status=status, reason=reason, token_id=who.token_id if who else None,
-                tenant=who.tenant if who else None, client=_client(request))
+    log_refusal(
+        request.app.state.store,
+        method=request.method,
+        path=request.url.path,
+        status=status,
+        reason=reason,
+        token_id=who.token_id if who else None,
+        tenant=who.tenant if who else None,
+        client=_client(request),
+    )
     return AuthError(reason, status)
 
 
@@ -49,5 +55,6 @@ Caller = Annotated[Principal, Depends(principal)]
 
 def require(request: Request, who: Principal, role: Role, what: str) -> None:
     if not who.may(role):
-        raise refuse(request, 403, f"a {who.role} token cannot {what}: it needs the {role} "
-                                   "role", who)
+        raise refuse(
+            request, 403, f"a {who.role} token cannot {what}: it needs the {role} role", who
+        )

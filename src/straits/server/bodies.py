@@ -61,5 +61,4 @@ async def document_body(request: Request, label: str) -> Any:
         raise RequestError("not UTF-8 text", source=label, expected="JSON or YAML") from None
     from straits.loading import parse_document
 
-    return await run_in_threadpool(
-        lambda: parse_document(text, source=label, error=RequestError))
+    return await run_in_threadpool(lambda: parse_document(text, source=label, error=RequestError))

@@ -50,8 +50,13 @@ def progress_json(state: SearchState, objective: str) -> dict[str, Any]:
     def pair(v: tuple[int, float] | None) -> dict[str, float] | None:
         return None if v is None else {"unplaced": v[0], "score": round(v[1], 2)}
 
-    return {"elapsed_s": round(state.elapsed, 1), "best": pair(state.best),
-            "bound": pair(state.bound), "gap": state.gap, "text": state.describe(objective)}
+    return {
+        "elapsed_s": round(state.elapsed, 1),
+        "best": pair(state.best),
+        "bound": pair(state.bound),
+        "gap": state.gap,
+        "text": state.describe(objective),
+    }
 
 
 @dataclass
@@ -78,8 +83,15 @@ class _Running:
 class Worker:
     """Claims and runs plan jobs from ``store`` (see the module docs)."""
 
-    def __init__(self, store: Store, *, slots: int = 1, rule_dirs: tuple[Path, ...] = (),
-                 policy: QueuePolicy | None = None, poll_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        slots: int = 1,
+        rule_dirs: tuple[Path, ...] = (),
+        policy: QueuePolicy | None = None,
+        poll_s: float = 1.0,
+    ) -> None:
         self.store = store
         self.slots = max(0, slots)
         self.rule_dirs = tuple(rule_dirs)
@@ -102,8 +114,13 @@ class Worker:
         for i in range(self.slots):
             self._spawn(self._slot, f"straits-plan-{i}")
         self._spawn(self._keeper, "straits-keeper")
-        log.info("worker %s: %d planner slot(s), lease %g s, rules %s", self.id, self.slots,
-                 self.policy.lease_s, self.rules_digest[:12])
+        log.info(
+            "worker %s: %d planner slot(s), lease %g s, rules %s",
+            self.id,
+            self.slots,
+            self.policy.lease_s,
+            self.rules_digest[:12],
+        )
 
     def _spawn(self, target: Any, name: str) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)
@@ -162,9 +179,11 @@ class Worker:
         from straits.loading import parse_scenario
 
         limit = float(c.options.get("time_limit") or 20.0)
-        job = _Running(c, str(c.options.get("objective") or c.scenario.get("objective")
-                              or "cost"),
-                       deadline=time.monotonic() + 2 * limit + GRACE_S)
+        job = _Running(
+            c,
+            str(c.options.get("objective") or c.scenario.get("objective") or "cost"),
+            deadline=time.monotonic() + 2 * limit + GRACE_S,
+        )
         with self._lock:
             self._active[c.plan_id] = job
         log.info("plan %s: attempt %d on %s", c.plan_id, c.attempt, self.id)
@@ -173,13 +192,11 @@ class Worker:
             rules = self._rules()
             plan = make_plan(sc, rules=rules, on_progress=job.on_progress, **c.options)
             if job.lost:
-                log.warning("plan %s finished after its lease was lost; result dropped",
-                            c.plan_id)
+                log.warning("plan %s finished after its lease was lost; result dropped", c.plan_id)
                 return
             written, entry = queue.finish(self.store, c, plan, rules)
             if not written:
-                log.warning("plan %s was taken over before it finished; result dropped",
-                            c.plan_id)
+                log.warning("plan %s was taken over before it finished; result dropped", c.plan_id)
             elif entry is not None:
                 log.info("plan %s done, ledger entry %d", c.plan_id, entry.seq)
         except InputError as exc:
@@ -189,8 +206,11 @@ class Worker:
         except Exception:
             incident = uuid.uuid4().hex[:12]
             log.exception("plan %s failed (incident %s)", c.plan_id, incident)
-            self._fail(c, f"internal error while planning (incident {incident}; the worker's "
-                          "log has the details)")
+            self._fail(
+                c,
+                f"internal error while planning (incident {incident}; the worker's "
+                "log has the details)",
+            )
         finally:
             with self._lock:
                 self._active.pop(c.plan_id, None)
@@ -239,21 +259,25 @@ class Worker:
             if beat == "cancel":
                 job.stop.set()
             elif beat == "lost":
-                log.warning("plan %s is no longer this worker's; stopping it",
-                            job.claim.plan_id)
+                log.warning("plan %s is no longer this worker's; stopping it", job.claim.plan_id)
                 job.lost = True
                 job.stop.set()
 
     def _reap(self) -> None:
         reaped = queue.reap(self.store, self.policy, me=self.id, rules_digest=self.rules_digest)
         if reaped:
-            log.warning("reaped plans: requeued %s, failed %s, cancelled %s",
-                        reaped.requeued, reaped.failed, reaped.cancelled)
+            log.warning(
+                "reaped plans: requeued %s, failed %s, cancelled %s",
+                reaped.requeued,
+                reaped.failed,
+                reaped.cancelled,
+            )
             self._wake.set()
 
 
-def run_worker(store: Store, *, slots: int, rule_dirs: tuple[Path, ...],
-               policy: QueuePolicy) -> None:
+def run_worker(
+    store: Store, *, slots: int, rule_dirs: tuple[Path, ...], policy: QueuePolicy
+) -> None:
     """Run a worker until SIGTERM or SIGINT, then give its jobs back (``straits worker``)."""
     import signal
 
@@ -268,6 +292,5 @@ def run_worker(store: Store, *, slots: int, rule_dirs: tuple[Path, ...],
     worker.start()
     while not stopping.wait(1.0):
         pass
-    log.info("worker %s stopping: %d running job(s) go back to the queue", worker.id,
-             worker.active)
+    log.info("worker %s stopping: %d running job(s) go back to the queue", worker.id, worker.active)
     worker.stop()

@@ -39,14 +39,20 @@ def _keys(request: Request) -> Keys:
 
 def tenant_view(e: Entry) -> dict[str, Any]:
     """An entry as its tenant sees it: numbered within the tenant, nothing about others."""
-    return {"seq": e.tenant_seq, "recorded_at": e.recorded_at, "tenant": e.tenant,
-            "actor": e.actor, "kind": e.kind, "body": e.body, "content": e.content,
-            "receipt": f"/v1/ledger/entries/{e.tenant_seq}/receipt"}
+    return {
+        "seq": e.tenant_seq,
+        "recorded_at": e.recorded_at,
+        "tenant": e.tenant,
+        "actor": e.actor,
+        "kind": e.kind,
+        "body": e.body,
+        "content": e.content,
+        "receipt": f"/v1/ledger/entries/{e.tenant_seq}/receipt",
+    }
 
 
 def admin_view(e: Entry) -> dict[str, Any]:
-    return {**e.to_json(), "content": e.content,
-            "receipt": f"/v1/ledger/entries/{e.seq}/receipt"}
+    return {**e.to_json(), "content": e.content, "receipt": f"/v1/ledger/entries/{e.seq}/receipt"}
 
 
 def view_number(who: Principal, e: Entry) -> int:
@@ -54,8 +60,7 @@ def view_number(who: Principal, e: Entry) -> int:
     return e.seq if who.is_admin else e.tenant_seq
 
 
-def unproven_view(store: Store, who: Principal | None, exc: LedgerError
-                  ) -> tuple[str, int | None]:
+def unproven_view(store: Store, who: Principal | None, exc: LedgerError) -> tuple[str, int | None]:
     """A :class:`LedgerError` as the caller may see it: an admin gets what differs and the
     global entry number; anyone else only that a record of theirs is not served, with their
     own entry number (the message names global numbers and the log's size)."""
@@ -64,8 +69,11 @@ def unproven_view(store: Store, who: Principal | None, exc: LedgerError
     e = ledger.get_entry(store, exc.seq) if exc.seq is not None and exc.seq > 0 else None
     n = e.tenant_seq if e is not None and who is not None and e.tenant == who.tenant else None
     mine = f" (your ledger entry {n})" if n is not None else ""
-    return (f"this record{mine} is not what the ledger proves: the database was altered, so "
-            "it is not served; an admin token's GET /v1/ledger/verify shows what differs", n)
+    return (
+        f"this record{mine} is not what the ledger proves: the database was altered, so "
+        "it is not served; an admin token's GET /v1/ledger/verify shows what differs",
+        n,
+    )
 
 
 def _global_seq(request: Request, who: Principal, n: int) -> int:
@@ -80,35 +88,51 @@ def _global_seq(request: Request, who: Principal, n: int) -> int:
     return seq
 
 
-@router.get("/verify", operation_id="verifyLedger",
-            responses={200: {"model": dict[str, Any]}})
-def verify_ledger(request: Request, who: Caller,
-                  quick: Annotated[bool, Query(description="Admins: check the latest checkpoint "
-                                               "by a consistency proof only, no rescan.")]
-                  = False) -> dict[str, Any]:
+@router.get("/verify", operation_id="verifyLedger", responses={200: {"model": dict[str, Any]}})
+def verify_ledger(
+    request: Request,
+    who: Caller,
+    quick: Annotated[
+        bool,
+        Query(
+            description="Admins: check the latest checkpoint "
+            "by a consistency proof only, no rescan."
+        ),
+    ] = False,
+) -> dict[str, Any]:
     """Admins: the full verification (chain, tree, checkpoints, records) or, with `quick`, the
     consistency of the stored tree with the latest checkpoint. Others: whether that quick check
     holds and how many entries are their tenant's (no head, no global numbers)."""
     store: Store = request.app.state.store
     if who.is_admin:
-        v = (integrity.verify_heads(store, _keys(request), []) if quick
-             else integrity.verify_store(store, _keys(request)))
+        v = (
+            integrity.verify_heads(store, _keys(request), [])
+            if quick
+            else integrity.verify_store(store, _keys(request))
+        )
         return v.to_json()
     v = integrity.verify_heads(store, _keys(request), [])
-    return {"ok": v.ok, "entries": ledger.count(store, who.tenant),
-            "signatures": v.signatures,
-            "problem": None if v.ok else "the ledger failed verification; an admin token "
-                                         "shows where"}
+    return {
+        "ok": v.ok,
+        "entries": ledger.count(store, who.tenant),
+        "signatures": v.signatures,
+        "problem": None if v.ok else "the ledger failed verification; an admin token shows where",
+    }
 
 
-@router.get("/entries", operation_id="listLedgerEntries",
-            responses={200: {"model": list[dict[str, Any]]}})
-def ledger_entries(request: Request, response: Response, who: Caller,
-                   since: Annotated[int, Query(ge=1, le=MAX_SEQ)] = 1,
-                   limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                   tenant: Annotated[str | None, Query(max_length=100, description="Admins: "
-                                                       "one tenant's entries.")] = None
-                   ) -> list[dict[str, Any]]:
+@router.get(
+    "/entries", operation_id="listLedgerEntries", responses={200: {"model": list[dict[str, Any]]}}
+)
+def ledger_entries(
+    request: Request,
+    response: Response,
+    who: Caller,
+    since: Annotated[int, Query(ge=1, le=MAX_SEQ)] = 1,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    tenant: Annotated[
+        str | None, Query(max_length=100, description="Admins: one tenant's entries.")
+    ] = None,
+) -> list[dict[str, Any]]:
     """Entries in order from `since`: your tenant's, numbered 1, 2, 3 within it; every
     tenant's with their stored fields and global numbers for admins. Each has `body` (the
     canonical JSON text the hashes cover) and `content` (the same as a JSON object). The next
@@ -117,8 +141,12 @@ def ledger_entries(request: Request, response: Response, who: Caller,
 
     store: Store = request.app.state.store
     if tenant is not None and not who.is_admin and tenant != who.tenant:
-        raise refuse(request, 403, f"a token of tenant {who.tenant!r} cannot read the entries "
-                                   f"of {tenant!r}", who)
+        raise refuse(
+            request,
+            403,
+            f"a token of tenant {who.tenant!r} cannot read the entries of {tenant!r}",
+            who,
+        )
     if who.is_admin:
         rows = list(ledger.entries(store, tenant=tenant, since=since, limit=limit + 1))
         views = [admin_view(e) for e in rows[:limit]]
@@ -131,8 +159,9 @@ def ledger_entries(request: Request, response: Response, who: Caller,
     return views
 
 
-@router.get("/entries/{seq}", operation_id="getLedgerEntry",
-            responses={200: {"model": dict[str, Any]}})
+@router.get(
+    "/entries/{seq}", operation_id="getLedgerEntry", responses={200: {"model": dict[str, Any]}}
+)
 def ledger_entry(request: Request, who: Caller, seq: int) -> dict[str, Any]:
     """One entry (your tenant's number; global for admins)."""
     if not 1 <= seq <= MAX_SEQ:
@@ -145,8 +174,11 @@ def ledger_entry(request: Request, who: Caller, seq: int) -> dict[str, Any]:
     return tenant_view(e)
 
 
-@router.get("/entries/{seq}/receipt", operation_id="getLedgerReceipt",
-            responses={200: {"model": dict[str, Any]}, **problems_doc(409)})
+@router.get(
+    "/entries/{seq}/receipt",
+    operation_id="getLedgerReceipt",
+    responses={200: {"model": dict[str, Any]}, **problems_doc(409)},
+)
 async def ledger_receipt(request: Request, who: Caller, seq: int) -> Any:
     """The receipt of one of your entries: the entry, its inclusion proof and a signed
     checkpoint, for `straits ledger verify-receipt FILE --pubkey KEY` (offline)."""
@@ -169,14 +201,25 @@ def _b64(hashes: list[bytes]) -> list[str]:
     return [base64.b64encode(h).decode() for h in hashes]
 
 
-@router.get("/checkpoint", operation_id="getLedgerCheckpoint",
-            responses={200: {"model": dict[str, Any]}, **problems_doc(404, 409)})
+@router.get(
+    "/checkpoint",
+    operation_id="getLedgerCheckpoint",
+    responses={200: {"model": dict[str, Any]}, **problems_doc(404, 409)},
+)
 def ledger_checkpoint(
-    request: Request, who: Caller,
-    since: Annotated[int | None, Query(ge=0, le=MAX_SEQ, description="Add a consistency "
-                                       "proof from this size (a witness's last).")] = None,
-    fresh: Annotated[bool, Query(description="Admins: sign the current head now (needs "
-                                             "the server's key).")] = False,
+    request: Request,
+    who: Caller,
+    since: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=MAX_SEQ,
+            description="Add a consistency proof from this size (a witness's last).",
+        ),
+    ] = None,
+    fresh: Annotated[
+        bool, Query(description="Admins: sign the current head now (needs the server's key).")
+    ] = False,
 ) -> Any:
     """The latest checkpoint the log issued (c2sp.org/tlog-checkpoint signed note), with a
     consistency proof from `since` when asked: what witnesses record (`straits ledger
@@ -185,37 +228,50 @@ def ledger_checkpoint(
     keys = _keys(request)
     if fresh:
         if not who.is_admin:
-            raise refuse(request, 403, "only an admin token can have a fresh checkpoint signed",
-                         who)
+            raise refuse(
+                request, 403, "only an admin token can have a fresh checkpoint signed", who
+            )
         if keys.signer is None:
-            return problem(409, "this server has no ledger signing key (STRAITS_LEDGER_KEY)",
-                           instance=request.url.path,
-                           expected="a server started with STRAITS_LEDGER_KEY")
+            return problem(
+                409,
+                "this server has no ledger signing key (STRAITS_LEDGER_KEY)",
+                instance=request.url.path,
+                expected="a server started with STRAITS_LEDGER_KEY",
+            )
         cp = checkpoints.issue(store, keys.signer)
     else:
         found = checkpoints.latest(store, keys)
         if found is None:
             raise NotFoundError("the log has issued no checkpoint yet")
         cp = found
-    out: dict[str, Any] = {"checkpoint": cp.note, "origin": cp.checkpoint.origin,
-                           "size": cp.checkpoint.size, "root_hash": cp.checkpoint.root_hex,
-                           "consistency": None}
+    out: dict[str, Any] = {
+        "checkpoint": cp.note,
+        "origin": cp.checkpoint.origin,
+        "size": cp.checkpoint.size,
+        "root_hash": cp.checkpoint.root_hex,
+        "consistency": None,
+    }
     if since is not None:
         size = cp.checkpoint.size
         if since > size:
-            raise RequestError(f"since={since} is beyond the checkpoint's {size} entries",
-                               path="since")
+            raise RequestError(
+                f"since={since} is beyond the checkpoint's {size} entries", path="since"
+            )
         with store.session() as s:
             proof = tree.proofs(s, consistencies=[(since, size)]).consistency(since, size)
         out["consistency"] = {"from": since, "to": size, "proof": _b64(proof)}
     return out
 
 
-@router.get("/consistency", operation_id="getLedgerConsistency",
-            responses={200: {"model": dict[str, Any]}})
-def ledger_consistency(request: Request, who: Caller,
-                       first: Annotated[int, Query(ge=0, le=MAX_SEQ)],
-                       second: Annotated[int, Query(ge=0, le=MAX_SEQ)]) -> dict[str, Any]:
+@router.get(
+    "/consistency", operation_id="getLedgerConsistency", responses={200: {"model": dict[str, Any]}}
+)
+def ledger_consistency(
+    request: Request,
+    who: Caller,
+    first: Annotated[int, Query(ge=0, le=MAX_SEQ)],
+    second: Annotated[int, Query(ge=0, le=MAX_SEQ)],
+) -> dict[str, Any]:
     """A consistency proof between two sizes of the log (RFC 9162): for anyone else only up
     to the latest checkpoint's size; admins up to the current head."""
     store: Store = request.app.state.store
@@ -227,7 +283,10 @@ def ledger_consistency(request: Request, who: Caller,
             limit = row.size if row is not None else 0
         if not first <= second <= limit:
             bound = "the head" if who.is_admin else "the latest checkpoint"
-            raise InputError(f"no proof from {first} to {second}: sizes must satisfy first <= "
-                             f"second <= {limit} ({bound})", path="second")
+            raise InputError(
+                f"no proof from {first} to {second}: sizes must satisfy first <= "
+                f"second <= {limit} ({bound})",
+                path="second",
+            )
         proof = tree.proofs(s, consistencies=[(first, second)]).consistency(first, second)
     return {"first": first, "second": second, "proof": _b64(proof)}

@@ -33,14 +33,16 @@ def decode_cursor(cursor: str, arity: int) -> list[Any]:
             raise ValueError("wrong shape")
         return values
     except (ValueError, UnicodeDecodeError):
-        raise RequestError("not a cursor this server gave", path="cursor",
-                           expected="the cursor of a Link: rel=\"next\" header") from None
+        raise RequestError(
+            "not a cursor this server gave",
+            path="cursor",
+            expected='the cursor of a Link: rel="next" header',
+        ) from None
 
 
 def link_next(request: Request, response: Response, **params: Any) -> None:
     """Set ``Link: <same URL with params>; rel="next"``."""
-    url = request.url.include_query_params(**{k: v for k, v in params.items()
-                                              if v is not None})
+    url = request.url.include_query_params(**{k: v for k, v in params.items() if v is not None})
     response.headers["Link"] = f'<{url}>; rel="next"'
 
 
@@ -57,13 +59,16 @@ def _aware(t: dt.datetime) -> dt.datetime:
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
-def list_plans(store: Store, f: PlanFilter, limit: int, cursor: str | None
-               ) -> tuple[list[dict[str, Any]], str | None]:
+def list_plans(
+    store: Store, f: PlanFilter, limit: int, cursor: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
     """One page of plans, newest first, each with its scenario's name; and the cursor of the
     next page (None on the last)."""
-    q = (select(PlanRow, ScenarioRow.name)
-         .join(ScenarioRow, ScenarioRow.digest == PlanRow.scenario_digest)
-         .order_by(PlanRow.created_at.desc(), PlanRow.id.desc()))
+    q = (
+        select(PlanRow, ScenarioRow.name)
+        .join(ScenarioRow, ScenarioRow.digest == PlanRow.scenario_digest)
+        .order_by(PlanRow.created_at.desc(), PlanRow.id.desc())
+    )
     if f.tenant is not None:
         q = q.where(PlanRow.tenant == f.tenant)
     if f.status is not None:
@@ -80,8 +85,9 @@ def list_plans(store: Store, f: PlanFilter, limit: int, cursor: str | None
             t = dt.datetime.fromisoformat(str(at))
         except ValueError:
             raise RequestError("not a cursor this server gave", path="cursor") from None
-        q = q.where(or_(PlanRow.created_at < t,
-                        and_(PlanRow.created_at == t, PlanRow.id < str(last_id))))
+        q = q.where(
+            or_(PlanRow.created_at < t, and_(PlanRow.created_at == t, PlanRow.id < str(last_id)))
+        )
     with store.session() as s:
         rows = list(s.execute(q.limit(limit + 1)))
     items = []
@@ -109,8 +115,11 @@ def plan_row(store: Store, ref: str, tenant: str | None = None) -> PlanRow | Non
             q = q.where(PlanRow.tenant == tenant)
         rows = list(s.scalars(q.limit(2)))
     if len(rows) > 1:
-        raise RequestError(f"plan id prefix {ref!r} matches several plans", path="plan_id",
-                           expected="a longer prefix")
+        raise RequestError(
+            f"plan id prefix {ref!r} matches several plans",
+            path="plan_id",
+            expected="a longer prefix",
+        )
     return rows[0] if rows else None
 
 
@@ -123,5 +132,6 @@ def parse_instant(value: str | None, name: str) -> dt.datetime | None:
             return dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.UTC)
         return _aware(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
     except ValueError:
-        raise RequestError(f"{value!r} is not a date or time", path=name,
-                           expected="YYYY-MM-DD or an ISO-8601 time") from None
+        raise RequestError(
+            f"{value!r} is not a date or time", path=name, expected="YYYY-MM-DD or an ISO-8601 time"
+        ) from None

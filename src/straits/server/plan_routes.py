@@ -63,65 +63,110 @@ def _own_document(request: Request, who: Principal, ref: str) -> PlanDocument:
 
     row = _own_plan(request, who, ref)  # another tenant's: 404, logged
     if row.status != "done" or not row.result:
-        raise RequestError(f"plan {row.id} is {row.status}, not done", path="plan_id",
-                           expected="a finished plan")
+        raise RequestError(
+            f"plan {row.id} is {row.status}, not done", path="plan_id", expected="a finished plan"
+        )
     return from_store(request.app.state.store, row.id)
 
 
-def _archive_response(doc: PlanDocument, request: Request, to: list[str], fmt: str,
-                      run: list[str] | None, image: str | None, ordered: bool) -> Response:
+def _archive_response(
+    doc: PlanDocument,
+    request: Request,
+    to: list[str],
+    fmt: str,
+    run: list[str] | None,
+    image: str | None,
+    ordered: bool,
+) -> Response:
     with borrowed_rules(request) as rs:
-        inp, results, files = api.export_files(doc.scenario, doc.plan, rs, plan_id=doc.id,
-                                               to=to, run=run, image=image, ordered=ordered)
+        inp, results, files = api.export_files(
+            doc.scenario, doc.plan, rs, plan_id=doc.id, to=to, run=run, image=image, ordered=ordered
+        )
     summary = api.export_summary(doc.id, archive.MANIFEST, inp, results)
     files = {**files, archive.MANIFEST: json.dumps(summary, indent=2) + "\n"}
     root = f"straits-{doc.id[:12]}"
     data = archive.build(files, fmt, root=root)  # type: ignore[arg-type]
     name = f"{root}.{fmt}"
-    return Response(data, media_type=archive.MEDIA_TYPES[fmt],
-                    headers={"Content-Disposition": f'attachment; filename="{name}"',
-                             "X-Straits-Plan-Id": doc.id})
+    return Response(
+        data,
+        media_type=archive.MEDIA_TYPES[fmt],
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "X-Straits-Plan-Id": doc.id,
+        },
+    )
 
 
-ARCHIVE_RESPONSES: dict[int | str, dict[str, Any]] = {200: {
-    "description": "The files of every target (and straits-export.json, the summary) in one "
-                   "archive under the folder straits-<plan id>.",
-    "content": {t: {"schema": {"type": "string", "format": "binary"}}
-                for t in archive.MEDIA_TYPES.values()}}}
-ToQuery = Annotated[list[str], Query(description="skypilot | kubernetes | karmada | slurm | "
-                                                 "all (repeatable)")]
+ARCHIVE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The files of every target (and straits-export.json, the summary) in one "
+        "archive under the folder straits-<plan id>.",
+        "content": {
+            t: {"schema": {"type": "string", "format": "binary"}}
+            for t in archive.MEDIA_TYPES.values()
+        },
+    }
+}
+ToQuery = Annotated[
+    list[str], Query(description="skypilot | kubernetes | karmada | slurm | all (repeatable)")
+]
 FormatQuery = Annotated[str, Query(pattern="^(tar\\.gz|zip|tar)$")]
-RunQuery = Annotated[list[str] | None, Query(
-    max_length=4096, description="What the stages run (repeatable), as `straits export --run`: "
-    "CMD, or KEY=CMD for a stage kind, a stage id or WORKLOAD/STAGE")]
+RunQuery = Annotated[
+    list[str] | None,
+    Query(
+        max_length=4096,
+        description="What the stages run (repeatable), as `straits export --run`: "
+        "CMD, or KEY=CMD for a stage kind, a stage id or WORKLOAD/STAGE",
+    ),
+]
 
 
-@router.get("/plans/{plan_id}/export", tags=["plans"], response_class=Response,
-            responses=ARCHIVE_RESPONSES)
-async def export_recorded(request: Request, plan_id: str, who: Caller, to: ToQuery,
-                          format: FormatQuery = "tar.gz", run: RunQuery = None,
-                          image: str | None = None, ordered: bool = False) -> Response:
+@router.get(
+    "/plans/{plan_id}/export", tags=["plans"], response_class=Response, responses=ARCHIVE_RESPONSES
+)
+async def export_recorded(
+    request: Request,
+    plan_id: str,
+    who: Caller,
+    to: ToQuery,
+    format: FormatQuery = "tar.gz",
+    run: RunQuery = None,
+    image: str | None = None,
+    ordered: bool = False,
+) -> Response:
     """A recorded plan as the schedulers' files, in one archive (`straits export PLAN --to
     T -o FILE.tar.gz`). A target no site of the plan is mapped to is a 400 naming the field
     to add."""
     api.export_targets(to)
     doc = await run_in_threadpool(_own_document, request, who, plan_id)
-    return await run_in_threadpool(_archive_response, doc, request, to, format, run, image,
-                                   ordered)
+    return await run_in_threadpool(_archive_response, doc, request, to, format, run, image, ordered)
 
 
-@router.post("/exports", tags=["plans"], response_class=Response, responses=ARCHIVE_RESPONSES,
-             openapi_extra=documented(dict[str, Any], "A plan document, as `straits plan "
-                                      "--json` prints it (JSON or YAML).", yaml=True))
-async def export_document(request: Request, who: Caller, to: ToQuery,
-                          format: FormatQuery = "tar.gz", run: RunQuery = None,
-                          image: str | None = None, ordered: bool = False) -> Response:
+@router.post(
+    "/exports",
+    tags=["plans"],
+    response_class=Response,
+    responses=ARCHIVE_RESPONSES,
+    openapi_extra=documented(
+        dict[str, Any],
+        "A plan document, as `straits plan --json` prints it (JSON or YAML).",
+        yaml=True,
+    ),
+)
+async def export_document(
+    request: Request,
+    who: Caller,
+    to: ToQuery,
+    format: FormatQuery = "tar.gz",
+    run: RunQuery = None,
+    image: str | None = None,
+    ordered: bool = False,
+) -> Response:
     """A plan document (not recorded here) as the schedulers' files, in one archive."""
     api.export_targets(to)
     data = await document_body(request, BODY)
     doc = await run_in_threadpool(read_document, data, BODY)
-    return await run_in_threadpool(_archive_response, doc, request, to, format, run, image,
-                                   ordered)
+    return await run_in_threadpool(_archive_response, doc, request, to, format, run, image, ordered)
 
 
 # --- impact --------------------------------------------------------------------------------------
@@ -132,7 +177,8 @@ class ImpactRequest(BaseModel):
     date: dt.date
     regime: Regime | None = None
     plans: list[Annotated[str, Field(min_length=4, max_length=64)]] = Field(
-        default_factory=list, max_length=MAX_IMPACT_PLANS)
+        default_factory=list, max_length=MAX_IMPACT_PLANS
+    )
     """recorded plan ids or prefixes (default: the latest of each scenario and regime)"""
     documents: list[dict[str, Any]] = Field(default_factory=list, max_length=10)
     """plan documents, as `straits plan --json` prints them"""
@@ -144,17 +190,24 @@ class ImpactRequest(BaseModel):
     capacity: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_CHANGES)
 
 
-@router.post("/impact", tags=["plans"], openapi_extra=documented(
-    ImpactRequest, "The date and changes to re-check plans against."),
-    responses={200: {"model": dict[str, Any]}, **problems_doc(404, 409)})
+@router.post(
+    "/impact",
+    tags=["plans"],
+    openapi_extra=documented(ImpactRequest, "The date and changes to re-check plans against."),
+    responses={200: {"model": dict[str, Any]}, **problems_doc(404, 409)},
+)
 async def impact(request: Request, who: Caller) -> dict[str, Any]:
     """Re-check plans as of a date, under a regime, with changed prices or capacity; answers
     exactly as `straits impact --json`."""
     data = await document_body(request, BODY)
     req = validate_as(ImpactRequest, data, source=BODY, error=RequestError)
     if req.tenant is not None and not who.is_admin and req.tenant != who.tenant:
-        raise refuse(request, 403, f"a token of tenant {who.tenant!r} cannot re-check the "
-                                   f"plans of {req.tenant!r}", who)
+        raise refuse(
+            request,
+            403,
+            f"a token of tenant {who.tenant!r} cannot re-check the plans of {req.tenant!r}",
+            who,
+        )
     return await run_in_threadpool(_impact, request, who, req)
 
 
@@ -167,8 +220,9 @@ def _changes(model: type[M], items: list[dict[str, Any]], key: str) -> tuple[M, 
             out.append(validate_as(model, item, source=BODY, error=RequestError))
         except InputError as exc:
             inner = f".{exc.path}" if exc.path and exc.path != "(top level)" else ""
-            raise RequestError(exc.detail, source=BODY, path=f"{key}[{i}]{inner}",
-                               expected=exc.expected) from None
+            raise RequestError(
+                exc.detail, source=BODY, path=f"{key}[{i}]{inner}", expected=exc.expected
+            ) from None
     return tuple(out)
 
 
@@ -178,8 +232,10 @@ def _impact(request: Request, who: Principal, req: ImpactRequest) -> dict[str, A
     from straits.impact.overrides import CapacityChange, PriceChange
 
     store = request.app.state.store
-    ov = Overrides(prices=_changes(PriceChange, req.prices, "prices"),
-                   capacity=_changes(CapacityChange, req.capacity, "capacity"))
+    ov = Overrides(
+        prices=_changes(PriceChange, req.prices, "prices"),
+        capacity=_changes(CapacityChange, req.capacity, "capacity"),
+    )
     docs = [read_document(d, f"{BODY}: documents[{i}]") for i, d in enumerate(req.documents)]
     docs += [_own_document(request, who, ref) for ref in req.plans]
     if not docs:
@@ -188,17 +244,33 @@ def _impact(request: Request, who: Principal, req: ImpactRequest) -> dict[str, A
         recs = recs[-MAX_IMPACT_PLANS:]
         docs = [from_store(store, r.id) for r in recs]
     if not docs:
-        raise RequestError("no recorded plans to re-check", path="plans",
-                           expected="plan ids, documents, or plans recorded by your tenant")
+        raise RequestError(
+            "no recorded plans to re-check",
+            path="plans",
+            expected="plan ids, documents, or plans recorded by your tenant",
+        )
     limit = request.app.state.settings.max_time_limit
     if req.replan and req.time_limit * len(docs) > limit:
-        raise RequestError(f"{len(docs)} re-plans of {req.time_limit:g} s each exceed this "
-                           f"server's {limit:g} s", path="time_limit",
-                           expected="fewer plans, a shorter time_limit, or replan: false")
+        raise RequestError(
+            f"{len(docs)} re-plans of {req.time_limit:g} s each exceed this server's {limit:g} s",
+            path="time_limit",
+            expected="fewer plans, a shorter time_limit, or replan: false",
+        )
     with borrowed_rules(request) as rs:
-        results = [run_impact(d.id, d.scenario, d.plan, rs, date=req.date, regime=req.regime,
-                              overrides=ov, replan=req.replan, time_limit=req.time_limit)
-                   for d in docs]
+        results = [
+            run_impact(
+                d.id,
+                d.scenario,
+                d.plan,
+                rs,
+                date=req.date,
+                regime=req.regime,
+                overrides=ov,
+                replan=req.replan,
+                time_limit=req.time_limit,
+            )
+            for d in docs
+        ]
     out = [r.to_json() for r in results]
     for doc in out:
         if doc.get("replan"):

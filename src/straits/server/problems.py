@@ -55,8 +55,9 @@ class Problem(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    type: str = Field(description="urn:straits:problem:<kind>", examples=[
-        "urn:straits:problem:invalid-input"])
+    type: str = Field(
+        description="urn:straits:problem:<kind>", examples=["urn:straits:problem:invalid-input"]
+    )
     title: str
     status: int = Field(ge=400, le=599)
     detail: str
@@ -76,26 +77,51 @@ class StrictJSONResponse(JSONResponse):
         return dumps(content, indent=None).encode("utf-8")
 
 
-def problem_body(status: int, detail: str, *, instance: str | None = None,
-                 path: str | None = None, expected: str | None = None,
-                 error: str | None = None, errors: list[dict[str, Any]] | None = None,
-                 **extra: Any) -> dict[str, Any]:
+def problem_body(
+    status: int,
+    detail: str,
+    *,
+    instance: str | None = None,
+    path: str | None = None,
+    expected: str | None = None,
+    error: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     kind, title = KINDS.get(status, ("error", "Error"))
     items = errors if errors is not None else [{"path": path, "detail": detail}]
-    return {"type": PREFIX + kind, "title": title, "status": status, "detail": detail,
-            "instance": instance, "path": path, "expected": expected, "errors": items,
-            "error": error or detail, **extra}
+    return {
+        "type": PREFIX + kind,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        "path": path,
+        "expected": expected,
+        "errors": items,
+        "error": error or detail,
+        **extra,
+    }
 
 
-def problem(status: int, detail: str, *, headers: dict[str, str] | None = None,
-            **fields: Any) -> JSONResponse:
+def problem(
+    status: int, detail: str, *, headers: dict[str, str] | None = None, **fields: Any
+) -> JSONResponse:
     """A problem+json response (see :func:`problem_body` for the fields)."""
-    return StrictJSONResponse(problem_body(status, detail, **fields), status_code=status,
-                              headers=headers, media_type=MEDIA_TYPE)
+    return StrictJSONResponse(
+        problem_body(status, detail, **fields),
+        status_code=status,
+        headers=headers,
+        media_type=MEDIA_TYPE,
+    )
 
 
 def openapi_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """``responses=`` entries documenting these statuses as problems."""
-    return {s: {"description": KINDS[s][1],
-                "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
-            for s in statuses}
+    return {
+        s: {
+            "description": KINDS[s][1],
+            "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for s in statuses
+    }

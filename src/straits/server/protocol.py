@@ -52,12 +52,14 @@ class HeaderDeadlineProtocol(H11Protocol):
         self._header_timer = None
         waiting = self.cycle is None or self.cycle.response_complete
         if waiting and not self.transport.is_closing():
-            self.logger.info("closing a connection whose request headers took over %g s",
-                             self.header_timeout)
+            self.logger.info(
+                "closing a connection whose request headers took over %g s", self.header_timeout
+            )
             self.transport.close()
 
 
 def protocol(header_timeout: float) -> type[Any]:
     """The protocol class, with ``header_timeout`` seconds for the headers."""
-    return type("HeaderDeadlineProtocol", (HeaderDeadlineProtocol,),
-                {"header_timeout": header_timeout})
+    return type(
+        "HeaderDeadlineProtocol", (HeaderDeadlineProtocol,), {"header_timeout": header_timeout}
+    )

@@ -54,12 +54,23 @@ def _rules_call(request: Request, fn: Any, *args: Any) -> Any:
         return fn(request.app.state.rules, *args)
 
 
-@router.post("/check", tags=["rules"], operation_id="check", openapi_extra=documented(
-    CheckRequest | list[CheckRequest], "One check request, or a non-empty list of them."),
-    responses={200: {"model": CheckAnswer | list[CheckAnswer]}})
-async def check(request: Request, response: Response, who: Caller,
-                record: Annotated[bool, Query(description="Append the decision to the "
-                                              "ledger (planner role).")] = False) -> Any:
+@router.post(
+    "/check",
+    tags=["rules"],
+    operation_id="check",
+    openapi_extra=documented(
+        CheckRequest | list[CheckRequest], "One check request, or a non-empty list of them."
+    ),
+    responses={200: {"model": CheckAnswer | list[CheckAnswer]}},
+)
+async def check(
+    request: Request,
+    response: Response,
+    who: Caller,
+    record: Annotated[
+        bool, Query(description="Append the decision to the ledger (planner role).")
+    ] = False,
+) -> Any:
     """Is an action lawful? Answers exactly as `straits check --json`."""
     data = await json_body(request, BODY)
     if record:
@@ -71,44 +82,74 @@ async def check(request: Request, response: Response, who: Caller,
     answer = await run_in_threadpool(_rules_call, request, api.check_json, requests, was_list)
     if record:
         entry = await run_in_threadpool(
-            lambda: record_check(request.app.state.store, request.app.state.rules, requests,
-                                 answer, tenant=who.tenant, actor=who.actor))
+            lambda: record_check(
+                request.app.state.store,
+                request.app.state.rules,
+                requests,
+                answer,
+                tenant=who.tenant,
+                actor=who.actor,
+            )
+        )
         response.headers["X-Straits-Ledger-Seq"] = str(view_number(who, entry))
     return answer
 
 
-@router.post("/estimate", tags=["estimate"], operation_id="estimate", openapi_extra=documented(
-    EstimateRequest, "A training or serving stage on a chip."),
-    responses={200: {"model": EstimateAnswer}})
+@router.post(
+    "/estimate",
+    tags=["estimate"],
+    operation_id="estimate",
+    openapi_extra=documented(EstimateRequest, "A training or serving stage on a chip."),
+    responses={200: {"model": EstimateAnswer}},
+)
 async def estimate(request: Request, who: Caller) -> Any:
     """What a stage needs on a chip. Answers exactly as `straits estimate --json`."""
     data = await json_body(request, BODY)
     if not isinstance(data, dict):
         raise RequestError("expected a JSON object", source=BODY)
     req = await run_in_threadpool(
-        lambda: validate_as(EstimateRequest, data, source=BODY, error=RequestError))
+        lambda: validate_as(EstimateRequest, data, source=BODY, error=RequestError)
+    )
     return await run_in_threadpool(api.estimate_json, req)
 
 
-@router.post("/plans", status_code=202, tags=["plans"], operation_id="submitPlan",
-             openapi_extra=documented(Scenario, "A scenario, as in a scenario file "
-                                      "(docs/scenario-reference.md): JSON, or YAML with "
-                                      "Content-Type application/yaml.", yaml=True),
-             responses={202: {"model": PlanJob, "description": "Queued; poll `Location`."}})
+@router.post(
+    "/plans",
+    status_code=202,
+    tags=["plans"],
+    operation_id="submitPlan",
+    openapi_extra=documented(
+        Scenario,
+        "A scenario, as in a scenario file "
+        "(docs/scenario-reference.md): JSON, or YAML with "
+        "Content-Type application/yaml.",
+        yaml=True,
+    ),
+    responses={202: {"model": PlanJob, "description": "Queued; poll `Location`."}},
+)
 async def submit_plan(
-    request: Request, who: Caller,
-    solver: Annotated[str, Query(description=f"One of {', '.join(SOLVER_NAMES)}.",
-                                 json_schema_extra={"enum": list(SOLVER_NAMES)})
-                      ] = DEFAULT_SOLVER,
-    objective: Annotated[str | None, Query(max_length=200,
-                                           description=objective_help())] = None,
+    request: Request,
+    who: Caller,
+    solver: Annotated[
+        str,
+        Query(
+            description=f"One of {', '.join(SOLVER_NAMES)}.",
+            json_schema_extra={"enum": list(SOLVER_NAMES)},
+        ),
+    ] = DEFAULT_SOLVER,
+    objective: Annotated[str | None, Query(max_length=200, description=objective_help())] = None,
     regime: Regime | None = None,
     time_limit: Annotated[float, Query(ge=0.5, le=3600)] = 20.0,
     seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     record: Annotated[bool, Query(description="Append the plan to the ledger.")] = True,
-    risk: Annotated[Literal["p50", "p90"] | None, Query(description="Plan training stages on "
-                    "the estimate's central value or the high end of its 80% interval "
-                    "(overrides the scenario's `risk`).")] = None,
+    risk: Annotated[
+        Literal["p50", "p90"] | None,
+        Query(
+            description="Plan training stages on "
+            "the estimate's central value or the high end of its 80% interval "
+            "(overrides the scenario's `risk`)."
+        ),
+    ] = None,
 ) -> JSONResponse:
     """Queue a scenario for planning; poll `GET /v1/plans/{id}` for progress and the plan.
     Jobs live in the database: a worker that dies or a server that restarts resumes them, and
@@ -123,25 +164,48 @@ async def submit_plan(
         sc = sc.model_copy(update={"risk": risk})
     settings = request.app.state.settings
     if len(sc.workloads) > settings.max_workloads:
-        raise RequestError(f"{len(sc.workloads)} workloads; this server plans at most "
-                           f"{settings.max_workloads} at once", source=BODY, path="workloads")
+        raise RequestError(
+            f"{len(sc.workloads)} workloads; this server plans at most "
+            f"{settings.max_workloads} at once",
+            source=BODY,
+            path="workloads",
+        )
     if time_limit > settings.max_time_limit:
-        raise RequestError(f"time_limit {time_limit:g} s is above this server's "
-                           f"{settings.max_time_limit:g} s", path="time_limit")
+        raise RequestError(
+            f"time_limit {time_limit:g} s is above this server's {settings.max_time_limit:g} s",
+            path="time_limit",
+        )
     if not who.is_admin:
         others = sorted({w.tenant for w in sc.workloads} - {who.tenant})
         if others:
             raise await run_in_threadpool(
-                refuse, request, 403, f"a token of tenant {who.tenant!r} cannot plan the "
-                                      f"workloads of {', '.join(map(repr, others))}", who)
-    options = {"solver": solver, "objective": objective, "regime": regime,
-               "time_limit": time_limit, "seed": seed}
+                refuse,
+                request,
+                403,
+                f"a token of tenant {who.tenant!r} cannot plan the "
+                f"workloads of {', '.join(map(repr, others))}",
+                who,
+            )
+    options = {
+        "solver": solver,
+        "objective": objective,
+        "regime": regime,
+        "time_limit": time_limit,
+        "seed": seed,
+    }
     store = request.app.state.store
     digest = request.app.state.rules.digest
 
     def submit() -> dict[str, Any]:
-        plan_id = queue.enqueue(store, sc, options, tenant=who.tenant, actor=who.actor,
-                                record=record, rules_digest=digest)
+        plan_id = queue.enqueue(
+            store,
+            sc,
+            options,
+            tenant=who.tenant,
+            actor=who.actor,
+            record=record,
+            rules_digest=digest,
+        )
         request.app.state.worker.wake()
         row = get_plan(store, plan_id)
         assert row is not None
@@ -161,35 +225,58 @@ def _own_plan(request: Request, who: Principal, plan_id: str) -> PlanRow:
     raise NotFoundError(f"no plan {plan_id!r}")
 
 
-@router.get("/plans", tags=["plans"], operation_id="listPlans",
-            responses={200: {"model": list[PlanSummary]}})
-def plans(request: Request, response: Response, who: Caller,
-          limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-          cursor: Annotated[str | None, Query(max_length=500, description="From the Link "
-                                              "header of the previous page.")] = None,
-          status: Annotated[str | None, Query(max_length=20, description="queued | running | "
-                                              "done | failed | cancelled")] = None,
-          scenario: Annotated[str | None, Query(max_length=200, description="The scenario's "
-                                                "name.")] = None,
-          tenant: Annotated[str | None, Query(max_length=100, description="Admins: one "
-                                              "tenant's plans.")] = None,
-          since: Annotated[str | None, Query(max_length=40, description="Made at or after "
-                                             "(date or ISO time).")] = None,
-          until: Annotated[str | None, Query(max_length=40, description="Made before (date "
-                                             "or ISO time).")] = None) -> list[dict[str, Any]]:
+@router.get(
+    "/plans",
+    tags=["plans"],
+    operation_id="listPlans",
+    responses={200: {"model": list[PlanSummary]}},
+)
+def plans(
+    request: Request,
+    response: Response,
+    who: Caller,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[
+        str | None, Query(max_length=500, description="From the Link header of the previous page.")
+    ] = None,
+    status: Annotated[
+        str | None, Query(max_length=20, description="queued | running | done | failed | cancelled")
+    ] = None,
+    scenario: Annotated[
+        str | None, Query(max_length=200, description="The scenario's name.")
+    ] = None,
+    tenant: Annotated[
+        str | None, Query(max_length=100, description="Admins: one tenant's plans.")
+    ] = None,
+    since: Annotated[
+        str | None, Query(max_length=40, description="Made at or after (date or ISO time).")
+    ] = None,
+    until: Annotated[
+        str | None, Query(max_length=40, description="Made before (date or ISO time).")
+    ] = None,
+) -> list[dict[str, Any]]:
     """Your tenant's plans, newest first (every tenant's for admins), without plan bodies,
     each with its scenario's name. Pages of `limit`: the next page's URL is in the `Link`
     header (`rel="next"`), absent on the last page. A tenant sees its own ledger entry
     numbers, never the global ones."""
     if status is not None and status not in PLAN_STATES:
-        raise RequestError(f"unknown status {status!r}", path="status",
-                           expected=" | ".join(PLAN_STATES))
+        raise RequestError(
+            f"unknown status {status!r}", path="status", expected=" | ".join(PLAN_STATES)
+        )
     if tenant is not None and not who.is_admin and tenant != who.tenant:
-        raise refuse(request, 403, f"a token of tenant {who.tenant!r} cannot list the plans "
-                                   f"of {tenant!r}", who)
-    f = PlanFilter(tenant=tenant if who.is_admin else who.tenant, status=status,
-                   scenario=scenario, since=parse_instant(since, "since"),
-                   until=parse_instant(until, "until"))
+        raise refuse(
+            request,
+            403,
+            f"a token of tenant {who.tenant!r} cannot list the plans of {tenant!r}",
+            who,
+        )
+    f = PlanFilter(
+        tenant=tenant if who.is_admin else who.tenant,
+        status=status,
+        scenario=scenario,
+        since=parse_instant(since, "since"),
+        until=parse_instant(until, "until"),
+    )
     store = request.app.state.store
     items, next_cursor = list_plans(store, f, limit, cursor)
     if not who.is_admin:
@@ -201,18 +288,24 @@ def plans(request: Request, response: Response, who: Caller,
     return items
 
 
-@router.get("/plans/{plan_id}", tags=["plans"], operation_id="getPlan",
-            responses={200: {"model": PlanJob}})
+@router.get(
+    "/plans/{plan_id}", tags=["plans"], operation_id="getPlan", responses={200: {"model": PlanJob}}
+)
 def plan_status(request: Request, plan_id: str, who: Caller) -> dict[str, Any]:
     """A plan job's state (queued, running, done, failed, cancelled), attempts, progress, the
     reason it failed and, once done, the plan (a recorded plan as its ledger entry proves it;
     409 if the stored copy differs)."""
-    return proven_job_json(request.app.state.store, _own_plan(request, who, plan_id),
-                           tenant_view=not who.is_admin)
+    return proven_job_json(
+        request.app.state.store, _own_plan(request, who, plan_id), tenant_view=not who.is_admin
+    )
 
 
-@router.get("/plans/{plan_id}/plan", tags=["plans"], operation_id="getPlanResult",
-            responses={200: {"model": PlanDocument}})
+@router.get(
+    "/plans/{plan_id}/plan",
+    tags=["plans"],
+    operation_id="getPlanResult",
+    responses={200: {"model": PlanDocument}},
+)
 def plan_result(request: Request, plan_id: str, who: Caller) -> Any:
     """The finished plan as a plan document, exactly as `straits plan --json` prints it (its
     id, digest, ledger entry and inputs included; a recorded plan as its ledger entry proves
@@ -220,9 +313,14 @@ def plan_result(request: Request, plan_id: str, who: Caller) -> Any:
     row = _own_plan(request, who, plan_id)
     job = plan_job_json(row)
     if job["status"] != "done":
-        return problem(409, f"plan {plan_id} is {job['status']}", instance=request.url.path,
-                       plan_status=job["status"], progress=job["progress"],
-                       reason=job["error"])
+        return problem(
+            409,
+            f"plan {plan_id} is {job['status']}",
+            instance=request.url.path,
+            plan_status=job["status"],
+            progress=job["progress"],
+            reason=job["error"],
+        )
     return plan_document(request.app.state.store, row, tenant_view=not who.is_admin)
 
 
@@ -235,47 +333,72 @@ def plan_document(store: Any, row: PlanRow, *, tenant_view: bool = False) -> dic
 
     refuse_detached(row)
     if row.ledger_seq is None:
-        return make_document(stored_json(row, "result") or {},
-                             load_scenario_row(store, row.scenario_digest),
-                             stored_json(row, "options") or {}, plan_id=row.id,
-                             ledger_seq=None)
+        return make_document(
+            stored_json(row, "result") or {},
+            load_scenario_row(store, row.scenario_digest),
+            stored_json(row, "options") or {},
+            plan_id=row.id,
+            ledger_seq=None,
+        )
     doc = from_store(store, row.id).to_json()
     if tenant_view and doc.get("ledger_seq") is not None:
         doc["ledger_seq"] = tenant_numbers(store, [doc["ledger_seq"]]).get(doc["ledger_seq"])
     return doc
 
 
-@router.delete("/plans/{plan_id}", tags=["plans"], operation_id="cancelPlan",
-               responses={200: {"model": PlanJob, "description": "Cancelled (it was queued)."},
-                          202: {"model": PlanJob, "description": "Its worker was asked to "
-                                "stop: it ends `cancelled` within seconds."}})
+@router.delete(
+    "/plans/{plan_id}",
+    tags=["plans"],
+    operation_id="cancelPlan",
+    responses={
+        200: {"model": PlanJob, "description": "Cancelled (it was queued)."},
+        202: {
+            "model": PlanJob,
+            "description": "Its worker was asked to stop: it ends `cancelled` within seconds.",
+        },
+    },
+)
 def cancel_plan(request: Request, plan_id: str, who: Caller) -> JSONResponse:
     """Cancel a queued or running plan (planner role); 409 once it has finished."""
     require(request, who, "planner", "cancel plans")
     row = _own_plan(request, who, plan_id)
     if row.status in queue.FINISHED:
-        return problem(409, f"plan {plan_id} already ended {row.status}",
-                       instance=request.url.path, plan_status=row.status)
+        return problem(
+            409,
+            f"plan {plan_id} already ended {row.status}",
+            instance=request.url.path,
+            plan_status=row.status,
+        )
     status = queue.cancel(request.app.state.store, plan_id)
     after = get_plan(request.app.state.store, plan_id)
     assert after is not None
     if status in ("done", "failed"):  # it ended between the two reads
-        return problem(409, f"plan {plan_id} already ended {status}",
-                       instance=request.url.path, plan_status=status)
+        return problem(
+            409,
+            f"plan {plan_id} already ended {status}",
+            instance=request.url.path,
+            plan_status=status,
+        )
     return JSONResponse(plan_job_json(after), status_code=202 if status == "running" else 200)
 
 
-@router.get("/rules", tags=["rules"], operation_id="listRules",
-            responses={200: {"model": list[RuleInfo]}})
-def rules(request: Request, who: Caller, date: dt.date | None = None,
-          regime: Regime = "enacted",
-          pack: Annotated[list[str] | None, Query()] = None) -> list[dict[str, Any]]:
+@router.get(
+    "/rules", tags=["rules"], operation_id="listRules", responses={200: {"model": list[RuleInfo]}}
+)
+def rules(
+    request: Request,
+    who: Caller,
+    date: dt.date | None = None,
+    regime: Regime = "enacted",
+    pack: Annotated[list[str] | None, Query()] = None,
+) -> list[dict[str, Any]]:
     """The rules (those in force on `date` under `regime`), as `straits rules list --json`."""
     return list(_rules_call(request, api.rules_json, date, regime, pack))
 
 
-@router.get("/chips", tags=["catalog"], operation_id="listChips",
-            responses={200: {"model": list[ChipInfo]}})
+@router.get(
+    "/chips", tags=["catalog"], operation_id="listChips", responses={200: {"model": list[ChipInfo]}}
+)
 def chips(who: Caller) -> list[dict[str, Any]]:
     """The chip catalog with computed export figures, as `straits chips --json`."""
     return api.chips_json()

@@ -91,7 +91,8 @@ class PlanSummary(_Open):
     cancel_requested: bool = False
     progress: dict[str, Any] | None = Field(
         description="While running: elapsed_s, best and bound (unplaced stages, score), gap, "
-                    "text; updated every second.")
+        "text; updated every second."
+    )
     ledger_seq: int | None
     error: str | None = Field(description="Why it failed or was cancelled.")
 

@@ -26,8 +26,7 @@ def _env_date(name: str) -> dt.date | None:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise InputError(f"{value!r} is not a date", path=name,
-                         expected="YYYY-MM-DD") from None
+        raise InputError(f"{value!r} is not a date", path=name, expected="YYYY-MM-DD") from None
 
 
 @dataclass(frozen=True)
@@ -61,15 +60,21 @@ class Settings:
     def from_env(cls) -> Settings:
         # the same bounds as the flags (`serve --plan-workers`, `worker --attempts`); a body
         # cap of 0 refused every request, 10^20 workers or attempts overflowed later
-        return cls(max_body_bytes=_env_int("STRAITS_MAX_BODY_BYTES", cls.max_body_bytes,
-                                           1024, MAX_MAX_INPUT_BYTES),
-                   plan_workers=_env_int("STRAITS_PLAN_WORKERS", cls.plan_workers, 0, 64),
-                   policy_date=_env_date("STRAITS_POLICY_DATE"),
-                   body_timeout_s=_env_float("STRAITS_BODY_TIMEOUT_S", cls.body_timeout_s),
-                   lease_s=_env_float("STRAITS_PLAN_LEASE_S", cls.lease_s),
-                   max_attempts=_env_int("STRAITS_PLAN_ATTEMPTS", cls.max_attempts, 1, 100),
-                   queue_timeout_s=_env_float("STRAITS_QUEUE_TIMEOUT_S", cls.queue_timeout_s))
+        return cls(
+            max_body_bytes=_env_int(
+                "STRAITS_MAX_BODY_BYTES", cls.max_body_bytes, 1024, MAX_MAX_INPUT_BYTES
+            ),
+            plan_workers=_env_int("STRAITS_PLAN_WORKERS", cls.plan_workers, 0, 64),
+            policy_date=_env_date("STRAITS_POLICY_DATE"),
+            body_timeout_s=_env_float("STRAITS_BODY_TIMEOUT_S", cls.body_timeout_s),
+            lease_s=_env_float("STRAITS_PLAN_LEASE_S", cls.lease_s),
+            max_attempts=_env_int("STRAITS_PLAN_ATTEMPTS", cls.max_attempts, 1, 100),
+            queue_timeout_s=_env_float("STRAITS_QUEUE_TIMEOUT_S", cls.queue_timeout_s),
+        )
 
     def queue_policy(self) -> QueuePolicy:
-        return QueuePolicy(lease_s=self.lease_s, max_attempts=self.max_attempts,
-                           queue_timeout_s=self.queue_timeout_s)
+        return QueuePolicy(
+            lease_s=self.lease_s,
+            max_attempts=self.max_attempts,
+            queue_timeout_s=self.queue_timeout_s,
+        )

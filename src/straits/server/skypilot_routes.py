@@ -31,12 +31,12 @@ router = APIRouter(prefix="/v1")
 _cache_lock = threading.Lock()
 
 
-def _plan(request: Request, who: Principal, ref: str
-          ) -> tuple[Scenario, dict[str, Any]] | None:
+def _plan(request: Request, who: Principal, ref: str) -> tuple[Scenario, dict[str, Any]] | None:
     """The recorded plan ``ref`` if the caller's tenant may see it (finished plans never
     change, so they are cached)."""
-    cache: dict[tuple[str | None, str], tuple[str, Scenario, dict[str, Any]]] = \
+    cache: dict[tuple[str | None, str], tuple[str, Scenario, dict[str, Any]]] = (
         request.app.state.admission_plans
+    )
     scope = None if who.is_admin else who.tenant  # a prefix among the caller's plans only
     with _cache_lock:
         hit = cache.get((scope, ref))
@@ -55,26 +55,44 @@ def _plan(request: Request, who: Principal, ref: str
     return sc, plan
 
 
-@router.post("/skypilot/policy", tags=["admission"], openapi_extra=documented(
-    dict[str, Any], "SkyPilot's UserRequest (JSON, or a JSON string holding it)."),
+@router.post(
+    "/skypilot/policy",
+    tags=["admission"],
+    openapi_extra=documented(
+        dict[str, Any], "SkyPilot's UserRequest (JSON, or a JSON string holding it)."
+    ),
     responses={
-        200: {"description": "The launch, unchanged: a JSON string holding SkyPilot's "
-                             "MutatedUserRequest.",
-              "content": {"application/json": {"schema": {"type": "string"}}}},
-        400: {"description": "A rejected launch (plain text, which SkyPilot shows its user), "
-                             "or a bad request (a problem).",
-              "content": {"text/plain": {"schema": {"type": "string"}},
-                          "application/problem+json": {
-                              "schema": {"$ref": "#/components/schemas/Problem"}}}}})
+        200: {
+            "description": "The launch, unchanged: a JSON string holding SkyPilot's "
+            "MutatedUserRequest.",
+            "content": {"application/json": {"schema": {"type": "string"}}},
+        },
+        400: {
+            "description": "A rejected launch (plain text, which SkyPilot shows its user), "
+            "or a bad request (a problem).",
+            "content": {
+                "text/plain": {"schema": {"type": "string"}},
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}},
+            },
+        },
+    },
+)
 async def skypilot_policy(
     request: Request,
-    token: Annotated[str | None, Query(description="Bearer token, for SkyPilot, which sends "
-                                              "no Authorization header.")] = None,
-    date: Annotated[dt.date | None, Query(description="Check as of this date (default: "
-                                                     "today, UTC).")] = None,
-    record: Annotated[bool, Query(description="Append every launch of a planned stage and "
-                                              "the answer to the ledger (planner role).")
-                      ] = False,
+    token: Annotated[
+        str | None,
+        Query(description="Bearer token, for SkyPilot, which sends no Authorization header."),
+    ] = None,
+    date: Annotated[
+        dt.date | None, Query(description="Check as of this date (default: today, UTC).")
+    ] = None,
+    record: Annotated[
+        bool,
+        Query(
+            description="Append every launch of a planned stage and "
+            "the answer to the ledger (planner role)."
+        ),
+    ] = False,
 ) -> Response:
     """Re-check a SkyPilot launch against the rules: unchanged if every candidate resource is
     lawful for the plan's stage today, 400 with the rule's citation otherwise."""
@@ -89,30 +107,53 @@ async def skypilot_policy(
 
     def decide() -> Any:
         with request.app.state.rules_lock:
-            return admit_skypilot(task, plan, request.app.state.rules, date=when,
-                                  plan_ref=ref or None,
-                                  contexts=request.app.state.admission_contexts)
+            return admit_skypilot(
+                task,
+                plan,
+                request.app.state.rules,
+                date=when,
+                plan_ref=ref or None,
+                contexts=request.app.state.admission_contexts,
+            )
 
     verdict = await run_in_threadpool(decide)
     envs = task.get("envs") or {}
     if record and ref and verdict.regime is not None:
-        inputs = {"plan_id": ref, "workload": envs.get(ENV_WORKLOAD),
-                  "stage": envs.get(ENV_STAGE), "request_name": user_request.get("request_name"),
-                  "user": user_request.get("user") or None, "task_name": task.get("name"),
-                  "candidates": [{"infra": c["infra"], "accelerator": c["accelerator"]}
-                                 for c in verdict.checked]}
+        inputs = {
+            "plan_id": ref,
+            "workload": envs.get(ENV_WORKLOAD),
+            "stage": envs.get(ENV_STAGE),
+            "request_name": user_request.get("request_name"),
+            "user": user_request.get("user") or None,
+            "task_name": task.get("name"),
+            "candidates": [
+                {"infra": c["infra"], "accelerator": c["accelerator"]} for c in verdict.checked
+            ],
+        }
         entry = await run_in_threadpool(
-            lambda: record_admission(request.app.state.store, request.app.state.rules, inputs,
-                                     verdict.to_json(), regime=str(verdict.regime), date=when,
-                                     tenant=who.tenant, actor=who.actor))
+            lambda: record_admission(
+                request.app.state.store,
+                request.app.state.rules,
+                inputs,
+                verdict.to_json(),
+                regime=str(verdict.regime),
+                date=when,
+                tenant=who.tenant,
+                actor=who.actor,
+            )
+        )
         headers = {"X-Straits-Ledger-Seq": str(view_number(who, entry))}
     else:
         headers = {}
     if not verdict.allowed:
-        return PlainTextResponse(f"Straits: launch rejected: {verdict.message}",
-                                 status_code=400, headers=headers)
+        return PlainTextResponse(
+            f"Straits: launch rejected: {verdict.message}", status_code=400, headers=headers
+        )
     # SkyPilot decodes response.json() as a JSON string holding the MutatedUserRequest
-    body = json.dumps({"task": user_request["task"],
-                       "skypilot_config": user_request.get("skypilot_config", "{}\n")})
-    return JSONResponse(body, headers={**headers,
-                                       "X-Straits-Admission": verdict.message[:200]})
+    body = json.dumps(
+        {
+            "task": user_request["task"],
+            "skypilot_config": user_request.get("skypilot_config", "{}\n"),
+        }
+    )
+    return JSONResponse(body, headers={**headers, "X-Straits-Admission": verdict.message[:200]})

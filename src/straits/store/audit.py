@@ -12,16 +12,40 @@ from straits.store.tables import AuditRow
 log = logging.getLogger("straits.audit")
 
 
-def log_refusal(store: Store, *, method: str, path: str, status: int, reason: str,
-                token_id: str | None = None, tenant: str | None = None,
-                client: str | None = None) -> None:
-    log.warning("refused %s %s -> %d (%s) token=%s tenant=%s client=%s", method, path, status,
-                reason, token_id, tenant, client)
+def log_refusal(
+    store: Store,
+    *,
+    method: str,
+    path: str,
+    status: int,
+    reason: str,
+    token_id: str | None = None,
+    tenant: str | None = None,
+    client: str | None = None,
+) -> None:
+    log.warning(
+        "refused %s %s -> %d (%s) token=%s tenant=%s client=%s",
+        method,
+        path,
+        status,
+        reason,
+        token_id,
+        tenant,
+        client,
+    )
     try:
         with store.write(ledger=False) as s:
-            s.add(AuditRow(method=method[:10], path=path[:500], status=status,
-                           reason=reason[:2000], token_id=token_id, tenant=tenant,
-                           client=(client or "")[:100] or None))
+            s.add(
+                AuditRow(
+                    method=method[:10],
+                    path=path[:500],
+                    status=status,
+                    reason=reason[:2000],
+                    token_id=token_id,
+                    tenant=tenant,
+                    client=(client or "")[:100] or None,
+                )
+            )
     except Exception:  # the refusal stands even if it cannot be stored; the log has it
         log.exception("could not store an audit event")
 

@@ -60,8 +60,9 @@ def latest_row(session: Session, *, min_size: int = 0) -> LedgerCheckpoint | Non
     """The latest stored checkpoint (a Core row with the table's columns: cheaper than an
     ORM object on every proven read)."""
     t = LedgerCheckpoint.__table__
-    row: Any = session.execute(select(t).where(t.c.size >= min_size)
-                               .order_by(t.c.size.desc(), t.c.id.desc()).limit(1)).first()
+    row: Any = session.execute(
+        select(t).where(t.c.size >= min_size).order_by(t.c.size.desc(), t.c.id.desc()).limit(1)
+    ).first()
     return cast(LedgerCheckpoint | None, row)
 
 
@@ -78,11 +79,14 @@ def open_row(row: LedgerCheckpoint, keys: Keys) -> SignedCheckpoint:
     try:
         cp = _open(row.note, tuple(keys.trusted) if keys.checks_signatures else None)
     except NoteError as exc:
-        raise LedgerError(f"stored checkpoint #{row.id} (size {row.size}) is not trustworthy: "
-                          f"{exc}") from None
+        raise LedgerError(
+            f"stored checkpoint #{row.id} (size {row.size}) is not trustworthy: {exc}"
+        ) from None
     if cp.checkpoint.size != row.size or cp.checkpoint.root_hex != row.root:
-        raise LedgerError(f"stored checkpoint #{row.id}: its columns do not match its signed "
-                          "text (the row was altered)")
+        raise LedgerError(
+            f"stored checkpoint #{row.id}: its columns do not match its signed "
+            "text (the row was altered)"
+        )
     return cp
 
 
@@ -94,14 +98,20 @@ def issue(store: Store, signer: Signer) -> SignedCheckpoint:
         last = latest_row(s)
         if last is not None and last.size == head.size and last.origin == signer.name:
             if last.root != head.root.hex():
-                raise LedgerError(f"the log of {head.size} entries no longer has the root "
-                                  f"checkpoint #{last.id} signed: it was rewritten; refusing "
-                                  "to sign a second root for the same size", head.size)
+                raise LedgerError(
+                    f"the log of {head.size} entries no longer has the root "
+                    f"checkpoint #{last.id} signed: it was rewritten; refusing "
+                    "to sign a second root for the same size",
+                    head.size,
+                )
             return open_row(last, Keys(signer))
         if last is not None and last.size > head.size:
-            raise LedgerError(f"checkpoint #{last.id} was signed at {last.size} entries but "
-                              f"the log has {head.size}: entries were removed; refusing to "
-                              "sign a smaller log", head.size + 1)
+            raise LedgerError(
+                f"checkpoint #{last.id} was signed at {last.size} entries but "
+                f"the log has {head.size}: entries were removed; refusing to "
+                "sign a smaller log",
+                head.size + 1,
+            )
         if last is not None and last.size:
             _extends(s, last, head)
         cp = Checkpoint(signer.name, head.size, head.root)
@@ -109,8 +119,15 @@ def issue(store: Store, signer: Signer) -> SignedCheckpoint:
             note = sign_checkpoint(cp, signer)
         except NoteError as exc:
             raise InputError(str(exc), path="--key") from None
-        s.add(LedgerCheckpoint(size=cp.size, root=cp.root_hex, origin=cp.origin,
-                               key_id=f"{signer.verifier.id:08x}", note=note))
+        s.add(
+            LedgerCheckpoint(
+                size=cp.size,
+                root=cp.root_hex,
+                origin=cp.origin,
+                key_id=f"{signer.verifier.id:08x}",
+                note=note,
+            )
+        )
         return SignedCheckpoint(cp, note, signer.verifier)
 
 
@@ -120,13 +137,20 @@ def _extends(s: Session, last: LedgerCheckpoint, head: TreeHead) -> None:
     cp = open_row(last, Keys())
     try:
         p = tree.proofs(s, consistencies=[(cp.checkpoint.size, head.size)])
-        merkle.verify_consistency(cp.checkpoint.size, head.size, cp.checkpoint.root, head.root,
-                                  p.consistency(cp.checkpoint.size, head.size))
+        merkle.verify_consistency(
+            cp.checkpoint.size,
+            head.size,
+            cp.checkpoint.root,
+            head.root,
+            p.consistency(cp.checkpoint.size, head.size),
+        )
     except (merkle.ProofError, tree.MissingNodeError, ValueError):
-        raise LedgerError(f"the log of {head.size} entries does not extend checkpoint "
-                          f"#{last.id} ({last.size} entries): its history was rewritten; "
-                          "refusing to sign it (`straits ledger verify` shows where)",
-                          None) from None
+        raise LedgerError(
+            f"the log of {head.size} entries does not extend checkpoint "
+            f"#{last.id} ({last.size} entries): its history was rewritten; "
+            "refusing to sign it (`straits ledger verify` shows where)",
+            None,
+        ) from None
 
 
 def latest(store: Store, keys: Keys, *, min_size: int = 0) -> SignedCheckpoint | None:
@@ -141,13 +165,19 @@ def covering(store: Store, keys: Keys, size: int) -> SignedCheckpoint:
     """A signed checkpoint of at least ``size`` entries: the latest stored one when it covers
     them (a read, no signature made), else a new one when the signing key is at hand."""
     cp = latest(store, keys)
-    if cp is not None and cp.checkpoint.size >= size and (
-            keys.signer is None or cp.checkpoint.origin == keys.signer.name):
+    if (
+        cp is not None
+        and cp.checkpoint.size >= size
+        and (keys.signer is None or cp.checkpoint.origin == keys.signer.name)
+    ):
         return cp
     if keys.signer is not None:
         return issue(store, keys.signer)
-    raise NoCheckpointError(f"no signed checkpoint covers entry {size} yet, and no "
-                            "signing key is configured to issue one", path="--key",
-                            expected="the ledger key (--key or STRAITS_LEDGER_KEY), or a "
-                                     "checkpoint issued by `straits ledger checkpoint` "
-                                     "since")
+    raise NoCheckpointError(
+        f"no signed checkpoint covers entry {size} yet, and no "
+        "signing key is configured to issue one",
+        path="--key",
+        expected="the ledger key (--key or STRAITS_LEDGER_KEY), or a "
+        "checkpoint issued by `straits ledger checkpoint` "
+        "since",
+    )

@@ -85,25 +85,31 @@ class Store:
                     self._tmpdir = tempfile.mkdtemp(prefix="straits-memory-")
                     atexit.register(shutil.rmtree, self._tmpdir, True)
                     target = parsed.set(
-                        database=os.path.join(self._tmpdir, "straits.db")).render_as_string(
-                            hide_password=False)
+                        database=os.path.join(self._tmpdir, "straits.db")
+                    ).render_as_string(hide_password=False)
                 self.engine = create_engine(target, connect_args={"timeout": 30})
                 _sqlite_setup(self.engine, durable=not ephemeral)
             else:
                 self.engine = create_engine(self.url, pool_pre_ping=True)
         except (ArgumentError, NoSuchModuleError, ValueError) as exc:
-            raise InputError(f"cannot use database URL {_safe(self.url)!r}: {exc}",
-                             path=ENV, expected="sqlite:///FILE or "
-                             "postgresql+psycopg://USER@HOST/DB") from None
+            raise InputError(
+                f"cannot use database URL {_safe(self.url)!r}: {exc}",
+                path=ENV,
+                expected="sqlite:///FILE or postgresql+psycopg://USER@HOST/DB",
+            ) from None
         except ImportError as exc:
-            raise InputError(f"the driver for {_safe(self.url)!r} is not installed ({exc})",
-                             path=ENV, expected="pip install 'straits[postgres]'") from None
+            raise InputError(
+                f"the driver for {_safe(self.url)!r} is not installed ({exc})",
+                path=ENV,
+                expected="pip install 'straits[postgres]'",
+            ) from None
         self.dialect = self.engine.dialect.name
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # threads of one process queue here rather than in SQLite's busy handler, which
         # sleeps in growing steps; other processes still wait on the database's own lock
         self._write_lock: AbstractContextManager[object] = (
-            threading.Lock() if self.dialect == "sqlite" else nullcontext())
+            threading.Lock() if self.dialect == "sqlite" else nullcontext()
+        )
         if migrate:
             self.migrate()
 
@@ -118,8 +124,9 @@ class Store:
         from alembic.script import ScriptDirectory
 
         cfg = Config()
-        cfg.set_main_option("script_location",
-                            str(resources.files("straits.store").joinpath("migrations")))
+        cfg.set_main_option(
+            "script_location", str(resources.files("straits.store").joinpath("migrations"))
+        )
         script = ScriptDirectory.from_config(cfg)
         head = script.get_current_head()
         try:
@@ -130,8 +137,7 @@ class Store:
                 if current == head:
                     self._check_tables(conn)
                     return
-            with self.engine.connect().execution_options(straits_write=True) as conn, \
-                    conn.begin():
+            with self.engine.connect().execution_options(straits_write=True) as conn, conn.begin():
                 if self.dialect == "postgresql":
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LEDGER_LOCK})
                 cfg.attributes["connection"] = conn
@@ -143,18 +149,21 @@ class Store:
                 with self.engine.connect() as conn:
                     conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         except DBAPIError as exc:  # also a file that is not a database (DatabaseError)
-            raise StoreError(f"cannot open the database {_safe(self.url)!r}: "
-                             f"{exc.orig or exc}") from None
+            raise StoreError(
+                f"cannot open the database {_safe(self.url)!r}: {exc.orig or exc}"
+            ) from None
 
     def _known_revision(self, script: Any, current: str) -> None:
         """Refuse a schema this Straits has no migration for (a newer Straits made it, or the
         ``alembic_version`` row was altered): migrating from it is impossible and guessing
         would write to tables of an unknown shape."""
         if current not in {r.revision for r in script.walk_revisions()}:
-            raise StoreError(f"cannot open the database {_safe(self.url)!r}: its schema is at "
-                             f"revision {current[:40]!r}, which this Straits does not know "
-                             "(made by a newer Straits, or the alembic_version table was "
-                             f"altered); this Straits migrates up to {script.get_current_head()}")
+            raise StoreError(
+                f"cannot open the database {_safe(self.url)!r}: its schema is at "
+                f"revision {current[:40]!r}, which this Straits does not know "
+                "(made by a newer Straits, or the alembic_version table was "
+                f"altered); this Straits migrates up to {script.get_current_head()}"
+            )
 
     def _check_tables(self, conn: Any) -> None:
         """At the latest revision every table must be there: one dropped by hand made the
@@ -165,9 +174,11 @@ class Store:
 
         missing = sorted(set(Base.metadata.tables) - set(inspect(conn).get_table_names()))
         if missing:
-            raise StoreError(f"cannot open the database {_safe(self.url)!r}: it is at the "
-                             f"latest schema revision but has no table {', '.join(missing)} "
-                             "(the database was altered; restore it from a backup)")
+            raise StoreError(
+                f"cannot open the database {_safe(self.url)!r}: it is at the "
+                f"latest schema revision but has no table {', '.join(missing)} "
+                "(the database was altered; restore it from a backup)"
+            )
 
     def session(self) -> Session:
         """A session for reading (and for writes that need no ordering)."""
@@ -215,8 +226,9 @@ class Store:
                 time.sleep(delay * (0.5 + random.random()))
                 delay *= 2
 
-    def transaction(self, work: Callable[[Session], T], *, ledger: bool = False,
-                    attempts: int = 6) -> T:
+    def transaction(
+        self, work: Callable[[Session], T], *, ledger: bool = False, attempts: int = 6
+    ) -> T:
         """Run ``work`` in a write transaction (see :meth:`write`) and commit, retrying the
         whole transaction (with jittered exponential backoff, 0.05 s doubling to 1.6 s) when
         the database reports lock contention: SQLite's ``database is locked``/``busy``;
@@ -232,8 +244,11 @@ class Store:
                 if attempt == attempts or not self._transient(exc):
                     what = "still contended after retries" if self._transient(exc) else "failed"
                     raise StoreError(f"database write {what}: {exc.orig or exc}") from None
-                log.info("database contention (%s); retrying in %.2f s",
-                         str(exc.orig or exc).splitlines()[0], delay)
+                log.info(
+                    "database contention (%s); retrying in %.2f s",
+                    str(exc.orig or exc).splitlines()[0],
+                    delay,
+                )
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 1.6)
         raise AssertionError("unreachable")  # pragma: no cover

@@ -30,9 +30,11 @@ def verify_export(chain: Iterable[Entry], heads: list[Head]) -> Verification:
         for e in entries:
             tseq = counts[e.tenant] = counts.get(e.tenant, 0) + 1
             if e.tenant_seq and e.tenant_seq != tseq and not numbering:
-                numbering.append(f"entry {e.seq} is number {e.tenant_seq} of tenant "
-                                 f"{e.tenant!r}, but the export holds {tseq} of its entries "
-                                 "up to it: entries were removed, or the number altered")
+                numbering.append(
+                    f"entry {e.seq} is number {e.tenant_seq} of tenant "
+                    f"{e.tenant!r}, but the export holds {tseq} of its entries "
+                    "up to it: entries were removed, or the number altered"
+                )
             if not e.tenant_seq:  # an export made before the tree: numbered as the upgrade did
                 e = Entry(**{**e.__dict__, "tenant_seq": tseq})
             for _ in builder.add(e.leaf_hash()):
@@ -51,12 +53,16 @@ def verify_export(chain: Iterable[Entry], heads: list[Head]) -> Verification:
     proven: list[dict[str, Any]] = []
     for h in heads:
         size = h.seq if isinstance(h, ChainHead) else h.checkpoint.size
-        label = (h.label() if isinstance(h, ChainHead)
-                 else f"checkpoint {size}:{h.checkpoint.root_hex}")
+        label = (
+            h.label() if isinstance(h, ChainHead) else f"checkpoint {size}:{h.checkpoint.root_hex}"
+        )
         if size > v.entries:
-            return v.replace(ok=False, first_bad=v.entries + 1,
-                             problem=f"entries {v.entries + 1} to {size} were removed from the "
-                                     f"end (the head {label[:40]}... records {size} entries)")
+            return v.replace(
+                ok=False,
+                first_bad=v.entries + 1,
+                problem=f"entries {v.entries + 1} to {size} were removed from the "
+                f"end (the head {label[:40]}... records {size} entries)",
+            )
         if isinstance(h, ChainHead):
             if chain_hashes.get(size) == h.hash:
                 proven.append({"head": label, "proven_by": f"chain hash of entry {size}"})
@@ -64,14 +70,25 @@ def verify_export(chain: Iterable[Entry], heads: list[Head]) -> Verification:
             if roots.get(size, b"").hex() == h.hash:
                 proven.append({"head": label, "proven_by": f"Merkle root of {size} entries"})
                 continue
-            return v.replace(ok=False, first_bad=size,
-                             problem=f"the head {label[:40]}... is neither the chain hash of "
-                                     f"entry {size} nor the Merkle root of the first {size} "
-                                     "entries: the head is forged, or the export was rewritten")
+            return v.replace(
+                ok=False,
+                first_bad=size,
+                problem=f"the head {label[:40]}... is neither the chain hash of "
+                f"entry {size} nor the Merkle root of the first {size} "
+                "entries: the head is forged, or the export was rewritten",
+            )
         if roots.get(size) != h.checkpoint.root:
-            return v.replace(ok=False, first_bad=None,
-                             problem=f"the first {size} entries of the export do not hash to "
-                                     f"the root the checkpoint signs: the export was rewritten")
-        proven.append({"head": label, "proven_by": f"Merkle root of {size} entries",
-                       "key": f"{h.key.name}+{h.key.id:08x}" if h.key else None})
+            return v.replace(
+                ok=False,
+                first_bad=None,
+                problem=f"the first {size} entries of the export do not hash to "
+                f"the root the checkpoint signs: the export was rewritten",
+            )
+        proven.append(
+            {
+                "head": label,
+                "proven_by": f"Merkle root of {size} entries",
+                "key": f"{h.key.name}+{h.key.id:08x}" if h.key else None,
+            }
+        )
     return v.replace(heads=tuple(proven))

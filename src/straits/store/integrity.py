@@ -70,8 +70,9 @@ class _Broken(Exception):
         self.seq, self.problem = seq, problem
 
 
-def verify_store(store: Store, keys: Keys | None = None, heads: Iterable[Head] = ()
-                 ) -> Verification:
+def verify_store(
+    store: Store, keys: Keys | None = None, heads: Iterable[Head] = ()
+) -> Verification:
     keys = keys if keys is not None else configured()
     heads = list(heads)
     with store.session() as s:
@@ -83,8 +84,7 @@ def verify_store(store: Store, keys: Keys | None = None, heads: Iterable[Head] =
         recorded = _head_in(s)
         leaf_problem: list[tuple[int, str]] = []
 
-        def next_leaf(leaves: Iterator[tuple[int, bytes]], seq: int
-                      ) -> tuple[int, bytes] | None:
+        def next_leaf(leaves: Iterator[tuple[int, bytes]], seq: int) -> tuple[int, bytes] | None:
             try:
                 return next(leaves, None)
             except ValueError as exc:  # a stored leaf that is not a hash: the tree was altered
@@ -101,9 +101,14 @@ def verify_store(store: Store, keys: Keys | None = None, heads: Iterable[Head] =
                 yield e
             extra = next_leaf(leaves, 0) if not leaf_problem else None
             if extra is not None and not leaf_problem:
-                leaf_problem.append((extra[0] + 1, f"the Merkle tree holds a leaf for entry "
-                                                   f"{extra[0] + 1}, which is not in the log: "
-                                                   "entries were removed"))
+                leaf_problem.append(
+                    (
+                        extra[0] + 1,
+                        f"the Merkle tree holds a leaf for entry "
+                        f"{extra[0] + 1}, which is not in the log: "
+                        "entries were removed",
+                    )
+                )
 
         def scenario_ok(ref: str) -> bool:
             row = s.get(ScenarioRow, ref)
@@ -114,8 +119,7 @@ def verify_store(store: Store, keys: Keys | None = None, heads: Iterable[Head] =
             except ValueError:
                 return False
             # the name beside the body (what plan lists show) is the body's own
-            return (isinstance(doc, dict) and digest(doc) == ref
-                    and row.name == doc.get("name"))
+            return isinstance(doc, dict) and digest(doc) == ref and row.name == doc.get("name")
 
         v = verify_chain(with_leaves(_chain(s)), recorded, scenario_ok, head_kept=True)
         if leaf_problem and (v.ok or (v.first_bad or 0) > leaf_problem[0][0]):
@@ -127,8 +131,7 @@ def verify_store(store: Store, keys: Keys | None = None, heads: Iterable[Head] =
         try:
             bad = tree.check_levels(s, n)
             if bad is not None:
-                raise _Broken(bad.first_entry, f"{bad.problem} (entries from "
-                                               f"{bad.first_entry} on)")
+                raise _Broken(bad.first_entry, f"{bad.problem} (entries from {bad.first_entry} on)")
             root = tree.proofs(s, roots=[n]).root(n) if n else merkle.EMPTY_ROOT
             v = v.replace(root_hash=root.hex())
             v = _check_checkpoints(s, keys, n, root, v)
@@ -156,8 +159,10 @@ def _chain(s: Session) -> Iterator[Entry]:
 def _leaf_message(seq: int, idx: int | None) -> str:
     if idx is None or idx > seq - 1:
         return f"the Merkle tree has no leaf for entry {seq}: tree rows were deleted"
-    return (f"entry {seq} does not match its Merkle leaf: the entry was altered and the chain "
-            "re-hashed, or the tree was altered")
+    return (
+        f"entry {seq} does not match its Merkle leaf: the entry was altered and the chain "
+        "re-hashed, or the tree was altered"
+    )
 
 
 def _open_within(row: LedgerCheckpoint, keys: Keys, n: int) -> SignedCheckpoint:
@@ -168,21 +173,32 @@ def _open_within(row: LedgerCheckpoint, keys: Keys, n: int) -> SignedCheckpoint:
     except LedgerError as exc:
         raise _Broken(None, str(exc)) from None
     if cp.checkpoint.size > n:
-        raise _Broken(n + 1, f"checkpoint #{row.id} was signed at {cp.checkpoint.size} "
-                             f"entries but the log has {n}: entries {n + 1} to "
-                             f"{cp.checkpoint.size} were removed from the end")
+        raise _Broken(
+            n + 1,
+            f"checkpoint #{row.id} was signed at {cp.checkpoint.size} "
+            f"entries but the log has {n}: entries {n + 1} to "
+            f"{cp.checkpoint.size} were removed from the end",
+        )
     return cp
 
 
-def _check_checkpoints(s: Session, keys: Keys, n: int, root: bytes,
-                       v: Verification) -> Verification:
-    rows = s.scalars(select(LedgerCheckpoint).order_by(LedgerCheckpoint.size,
-                                                       LedgerCheckpoint.id)).all()
+def _check_checkpoints(
+    s: Session, keys: Keys, n: int, root: bytes, v: Verification
+) -> Verification:
+    rows = s.scalars(
+        select(LedgerCheckpoint).order_by(LedgerCheckpoint.size, LedgerCheckpoint.id)
+    ).all()
     latest: SignedCheckpoint | None = None
     for row in rows:
         cp = _open_within(row, keys, n)
-        _consistent(s, cp.checkpoint.size, cp.checkpoint.root, n, root,
-                    f"checkpoint #{row.id} ({cp.checkpoint.size} entries)")
+        _consistent(
+            s,
+            cp.checkpoint.size,
+            cp.checkpoint.root,
+            n,
+            root,
+            f"checkpoint #{row.id} ({cp.checkpoint.size} entries)",
+        )
         latest = cp
     notes = list(v.notes)
     if latest is None:
@@ -192,36 +208,56 @@ def _check_checkpoints(s: Session, keys: Keys, n: int, root: bytes,
         signatures = "checked"
     else:
         signatures = "not checked"
-        notes.append("no public key given (--pubkey or STRAITS_LEDGER_PUBKEY): checkpoint "
-                     "signatures were not checked, only their roots")
+        notes.append(
+            "no public key given (--pubkey or STRAITS_LEDGER_PUBKEY): checkpoint "
+            "signatures were not checked, only their roots"
+        )
     cp_json = None
     if latest is not None:
         k = latest.key
-        cp_json = {"size": latest.checkpoint.size, "root_hash": latest.checkpoint.root_hex,
-                   "origin": latest.checkpoint.origin,
-                   "key": f"{k.name}+{k.id:08x}" if k else None, "signed": k is not None}
+        cp_json = {
+            "size": latest.checkpoint.size,
+            "root_hash": latest.checkpoint.root_hex,
+            "origin": latest.checkpoint.origin,
+            "key": f"{k.name}+{k.id:08x}" if k else None,
+            "signed": k is not None,
+        }
     return v.replace(checkpoint=cp_json, signatures=signatures, notes=tuple(notes))
 
 
-def _consistent(s: Session, first: int, first_root: bytes, n: int, root: bytes,
-                what: str, nodes: tree.Proofs | None = None) -> None:
+def _consistent(
+    s: Session,
+    first: int,
+    first_root: bytes,
+    n: int,
+    root: bytes,
+    what: str,
+    nodes: tree.Proofs | None = None,
+) -> None:
     """``first_root`` is the root of the first ``first`` entries: checked by a consistency
     proof from the stored tree (raises ``_Broken``); ``nodes`` may hold the hashes already."""
     p = nodes if nodes is not None else tree.proofs(s, consistencies=[(first, n)])
     try:
         merkle.verify_consistency(first, n, first_root, root, p.consistency(first, n))
     except merkle.ProofError:
-        raise _Broken(None, f"the log is not an extension of {what}: its first {first} "
-                            "entries were rewritten since") from None
+        raise _Broken(
+            None,
+            f"the log is not an extension of {what}: its first {first} "
+            "entries were rewritten since",
+        ) from None
 
 
-def _check_head(s: Session, h: Head, n: int, root: bytes,
-                nodes: tree.Proofs | None = None) -> dict[str, Any]:
+def _check_head(
+    s: Session, h: Head, n: int, root: bytes, nodes: tree.Proofs | None = None
+) -> dict[str, Any]:
     if isinstance(h, ChainHead):
         if h.seq > n:
-            raise _Broken(n + 1, f"the head {h.seq}:{h.hash[:16]}... records {h.seq} entries "
-                                 f"but the log has {n}: entries {n + 1} to {h.seq} were removed "
-                                 "from the end")
+            raise _Broken(
+                n + 1,
+                f"the head {h.seq}:{h.hash[:16]}... records {h.seq} entries "
+                f"but the log has {n}: entries {n + 1} to {h.seq} were removed "
+                "from the end",
+            )
         row = s.get(LedgerRow, h.seq) if h.seq else None
         if row is not None and row.hash == h.hash:
             return {"head": h.label(), "proven_by": "chain hash of entry " + str(h.seq)}
@@ -235,17 +271,25 @@ def _check_head(s: Session, h: Head, n: int, root: bytes,
                 return {"head": h.label(), "proven_by": f"consistency proof {h.seq} -> {n}"}
             except _Broken:
                 pass
-        raise _Broken(h.seq, f"the head {h.seq}:{h.hash[:16]}... is neither the chain hash of "
-                             f"entry {h.seq} nor the Merkle root of the first {h.seq} entries: "
-                             "the head is forged, or the log was rewritten")
+        raise _Broken(
+            h.seq,
+            f"the head {h.seq}:{h.hash[:16]}... is neither the chain hash of "
+            f"entry {h.seq} nor the Merkle root of the first {h.seq} entries: "
+            "the head is forged, or the log was rewritten",
+        )
     cp = h.checkpoint
     if cp.size > n:
-        raise _Broken(n + 1, f"the checkpoint given signs {cp.size} entries but the log has "
-                             f"{n}: entries {n + 1} to {cp.size} were removed from the end")
-    _consistent(s, cp.size, cp.root, n, root, f"the checkpoint given ({cp.size} entries)",
-                nodes)
-    return {"head": _head_label(h), "proven_by": f"consistency proof {cp.size} -> {n}",
-            "key": f"{h.key.name}+{h.key.id:08x}" if h.key else None}
+        raise _Broken(
+            n + 1,
+            f"the checkpoint given signs {cp.size} entries but the log has "
+            f"{n}: entries {n + 1} to {cp.size} were removed from the end",
+        )
+    _consistent(s, cp.size, cp.root, n, root, f"the checkpoint given ({cp.size} entries)", nodes)
+    return {
+        "head": _head_label(h),
+        "proven_by": f"consistency proof {cp.size} -> {n}",
+        "key": f"{h.key.name}+{h.key.id:08x}" if h.key else None,
+    }
 
 
 def _check_rows(s: Session) -> None:
@@ -259,13 +303,18 @@ def _check_rows(s: Session) -> None:
 
 
 def _plan_rows(s: Session) -> tuple[int, str] | None:
-    q = (select(PlanRow, LedgerRow).outerjoin(LedgerRow, LedgerRow.seq == PlanRow.ledger_seq)
-         .where(PlanRow.ledger_seq.is_not(None)).order_by(PlanRow.ledger_seq))
+    q = (
+        select(PlanRow, LedgerRow)
+        .outerjoin(LedgerRow, LedgerRow.seq == PlanRow.ledger_seq)
+        .where(PlanRow.ledger_seq.is_not(None))
+        .order_by(PlanRow.ledger_seq)
+    )
     with closing(s.execute(q).yield_per(500)) as rows:  # closed when a scan stops early
         for plan, row in rows:
             if row is None:
-                return plan.ledger_seq, (f"plan {plan.id} points to ledger entry "
-                                         f"{plan.ledger_seq}, which does not exist")
+                return plan.ledger_seq, (
+                    f"plan {plan.id} points to ledger entry {plan.ledger_seq}, which does not exist"
+                )
             problem = plan_row_problem(plan, Entry.from_row(row))
             if problem:
                 return row.seq, problem
@@ -275,10 +324,13 @@ def _plan_rows(s: Session) -> tuple[int, str] | None:
 def _plan_entries(s: Session) -> tuple[int, str] | None:
     """Every plan entry has the plan row that points to it (a row deleted, or detached by
     clearing its ledger_seq, would otherwise pass as a plan never recorded)."""
-    q = (select(LedgerRow.seq, LedgerRow.body)
-         .outerjoin(PlanRow, PlanRow.ledger_seq == LedgerRow.seq)
-         .where(LedgerRow.kind == "plan", PlanRow.id.is_(None)).order_by(LedgerRow.seq)
-         .limit(1))
+    q = (
+        select(LedgerRow.seq, LedgerRow.body)
+        .outerjoin(PlanRow, PlanRow.ledger_seq == LedgerRow.seq)
+        .where(LedgerRow.kind == "plan", PlanRow.id.is_(None))
+        .order_by(LedgerRow.seq)
+        .limit(1)
+    )
     first = s.execute(q).first()
     if first is None:
         return None
@@ -286,21 +338,27 @@ def _plan_entries(s: Session) -> tuple[int, str] | None:
     doc = json.loads(body)  # an object: the chain walk checked every plan entry's body
     result = doc.get("result") if isinstance(doc, dict) else None
     plan_id = result.get("plan_id") if isinstance(result, dict) else None
-    return seq, (f"ledger entry {seq} records plan {plan_id}, but no plan row points to it: "
-                 "the plan was deleted or detached from its entry (the plans table was "
-                 "altered)")
+    return seq, (
+        f"ledger entry {seq} records plan {plan_id}, but no plan row points to it: "
+        "the plan was deleted or detached from its entry (the plans table was "
+        "altered)"
+    )
 
 
 def _decision_rows(s: Session) -> tuple[int, str] | None:
-    q = (select(DecisionRow, LedgerRow)
-         .outerjoin(LedgerRow, LedgerRow.seq == DecisionRow.ledger_seq)
-         .order_by(DecisionRow.ledger_seq))
+    q = (
+        select(DecisionRow, LedgerRow)
+        .outerjoin(LedgerRow, LedgerRow.seq == DecisionRow.ledger_seq)
+        .order_by(DecisionRow.ledger_seq)
+    )
     with closing(s.execute(q).yield_per(500)) as rows:
         for decision, row in rows:
             if row is None:
-                return decision.ledger_seq, (f"decision {decision.id} points to ledger "
-                                             f"entry {decision.ledger_seq}, which does not "
-                                             "exist")
+                return decision.ledger_seq, (
+                    f"decision {decision.id} points to ledger "
+                    f"entry {decision.ledger_seq}, which does not "
+                    "exist"
+                )
             problem = decision_row_problem(decision, Entry.from_row(row))
             if problem:
                 return row.seq, problem
@@ -331,17 +389,33 @@ def verify_heads(store: Store, keys: Keys, heads: Iterable[Head]) -> Verificatio
             root = nodes.root(n) if n else merkle.EMPTY_ROOT
             v = v.replace(root_hash=root.hex())
             if cp is not None and row is not None:
-                _consistent(s, cp.checkpoint.size, cp.checkpoint.root, n, root,
-                            f"checkpoint #{row.id} ({cp.checkpoint.size} entries)", nodes)
+                _consistent(
+                    s,
+                    cp.checkpoint.size,
+                    cp.checkpoint.root,
+                    n,
+                    root,
+                    f"checkpoint #{row.id} ({cp.checkpoint.size} entries)",
+                    nodes,
+                )
                 k = cp.key
-                v = v.replace(checkpoint={
-                    "size": cp.checkpoint.size, "root_hash": cp.checkpoint.root_hex,
-                    "origin": cp.checkpoint.origin,
-                    "key": f"{k.name}+{k.id:08x}" if k else None, "signed": k is not None},
-                    signatures="checked" if keys.checks_signatures else "not checked")
-            v = v.replace(heads=tuple(_check_head(s, x, n, root, nodes) for x in heads),
-                          notes=("quick check: heads and the latest checkpoint against the "
-                                 "stored tree by consistency proofs; entries not rescanned",))
+                v = v.replace(
+                    checkpoint={
+                        "size": cp.checkpoint.size,
+                        "root_hash": cp.checkpoint.root_hex,
+                        "origin": cp.checkpoint.origin,
+                        "key": f"{k.name}+{k.id:08x}" if k else None,
+                        "signed": k is not None,
+                    },
+                    signatures="checked" if keys.checks_signatures else "not checked",
+                )
+            v = v.replace(
+                heads=tuple(_check_head(s, x, n, root, nodes) for x in heads),
+                notes=(
+                    "quick check: heads and the latest checkpoint against the "
+                    "stored tree by consistency proofs; entries not rescanned",
+                ),
+            )
         except _Broken as exc:
             return v.replace(ok=False, first_bad=exc.seq, problem=exc.problem)
         except (tree.MissingNodeError, ValueError) as exc:

@@ -31,16 +31,19 @@ def _read(path: Path, what: str, option: str) -> str:
         with path.open("rb") as f:
             raw = f.read(MAX_KEY_FILE + 1)
     except OSError as exc:
-        raise InputError(f"cannot read the {what}: {exc.strerror or exc}", source=str(path),
-                         path=option) from None
+        raise InputError(
+            f"cannot read the {what}: {exc.strerror or exc}", source=str(path), path=option
+        ) from None
     if len(raw) > MAX_KEY_FILE:
-        raise InputError(f"not a {what}: the file is over {MAX_KEY_FILE} bytes",
-                         source=str(path), path=option)
+        raise InputError(
+            f"not a {what}: the file is over {MAX_KEY_FILE} bytes", source=str(path), path=option
+        )
     try:
         return raw.decode("ascii").strip()
     except UnicodeDecodeError:
-        raise InputError(f"not a {what}: the file is not ASCII text", source=str(path),
-                         path=option) from None
+        raise InputError(
+            f"not a {what}: the file is not ASCII text", source=str(path), path=option
+        ) from None
 
 
 def load_signer(path: str | Path, option: str = "--key") -> Signer:
@@ -48,8 +51,12 @@ def load_signer(path: str | Path, option: str = "--key") -> Signer:
     try:
         return Signer.parse(text)
     except NoteError as exc:
-        raise InputError(str(exc), source=str(path), path=option,
-                         expected="a key file written by `straits ledger keygen`") from None
+        raise InputError(
+            str(exc),
+            source=str(path),
+            path=option,
+            expected="a key file written by `straits ledger keygen`",
+        ) from None
 
 
 def load_verifier(spec: str, option: str = "--pubkey") -> Verifier:
@@ -65,9 +72,12 @@ def load_verifier(spec: str, option: str = "--pubkey") -> Verifier:
             return Signer.parse(text).verifier
         return Verifier.parse(text)
     except NoteError as exc:
-        raise InputError(str(exc), source=source, path=option,
-                         expected="a verifier key NAME+KEYID+BASE64 or a .pub file from "
-                                  "`straits ledger keygen`") from None
+        raise InputError(
+            str(exc),
+            source=source,
+            path=option,
+            expected="a verifier key NAME+KEYID+BASE64 or a .pub file from `straits ledger keygen`",
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -113,18 +123,23 @@ def write_keys(path: Path, signer: Signer, *, force: bool = False) -> Path:
     from straits.fileio import output_path, write_output
 
     if str(path) == "-" or not path.name or path.is_dir():
-        raise InputError(f"{str(path)!r} names no file" + (" (a directory)" if path.is_dir()
-                                                           else ""), path="-o",
-                         expected="the key file's name (its public key goes beside it, .pub)")
+        raise InputError(
+            f"{str(path)!r} names no file" + (" (a directory)" if path.is_dir() else ""),
+            path="-o",
+            expected="the key file's name (its public key goes beside it, .pub)",
+        )
     for p in (path, path.with_name(path.name + ".pub")):
         output_path(p, option="-o")  # a directory, link, FIFO or device: refused
     pub = path.with_name(path.name + ".pub")
     if not force:
         for p in (path, pub):
             if p.exists():
-                raise InputError(f"{p} exists; a ledger key is not replaced unless you say "
-                                 "--force (checkpoints signed by the old key stay verifiable "
-                                 "only with its .pub)", path="-o")
+                raise InputError(
+                    f"{p} exists; a ledger key is not replaced unless you say "
+                    "--force (checkpoints signed by the old key stay verifiable "
+                    "only with its .pub)",
+                    path="-o",
+                )
     path.parent.mkdir(parents=True, exist_ok=True)
     data = (signer.skey + "\n").encode("ascii")
     nofollow = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -140,8 +155,11 @@ def write_keys(path: Path, signer: Signer, *, force: bool = False) -> Path:
         try:
             _write_new(path, data, nofollow)
         except FileExistsError:
-            raise InputError(f"{path} exists (another keygen wrote it just now); a ledger key "
-                             "is not replaced unless you say --force", path="-o") from None
+            raise InputError(
+                f"{path} exists (another keygen wrote it just now); a ledger key "
+                "is not replaced unless you say --force",
+                path="-o",
+            ) from None
     write_output(pub, signer.verifier.vkey + "\n", option="-o")
     return pub
 

@@ -50,8 +50,14 @@ def _default(o: Any) -> Any:
 
 def canonical(obj: Any) -> str:
     """Canonical JSON: sorted keys, no whitespace, UTF-8 characters kept, dates as ISO text."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False, default=_default)
+    return json.dumps(
+        obj,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+        default=_default,
+    )
 
 
 def digest(obj: Any) -> str:
@@ -75,13 +81,29 @@ class Entry:
     def expected_hash(self) -> str:
         """The chain hash (unchanged since the first version, so published heads still
         verify)."""
-        return digest({"seq": self.seq, "recorded_at": self.recorded_at, "tenant": self.tenant,
-                       "actor": self.actor, "kind": self.kind, "body": self.body,
-                       "prev_hash": self.prev_hash})
+        return digest(
+            {
+                "seq": self.seq,
+                "recorded_at": self.recorded_at,
+                "tenant": self.tenant,
+                "actor": self.actor,
+                "kind": self.kind,
+                "body": self.body,
+                "prev_hash": self.prev_hash,
+            }
+        )
 
     def leaf_data(self) -> bytes:
-        return leaf_data(self.seq, self.tenant_seq, self.recorded_at, self.tenant, self.actor,
-                         self.kind, self.body, self.salt)
+        return leaf_data(
+            self.seq,
+            self.tenant_seq,
+            self.recorded_at,
+            self.tenant,
+            self.actor,
+            self.kind,
+            self.body,
+            self.salt,
+        )
 
     def leaf_hash(self) -> bytes:
         return merkle.leaf_hash(self.leaf_data())
@@ -95,36 +117,72 @@ class Entry:
         except ValueError:
             doc = None
         if not isinstance(doc, dict):
-            raise LedgerError(f"ledger entry {self.seq}: its body is not a JSON object (the "
-                              "entry was rewritten)", self.seq)
+            raise LedgerError(
+                f"ledger entry {self.seq}: its body is not a JSON object (the entry was rewritten)",
+                self.seq,
+            )
         return doc
 
     def to_json(self) -> dict[str, Any]:
         """The export form: every stored field, the body as text so the hashes can be
         recomputed from the export alone."""
-        return {"seq": self.seq, "tenant_seq": self.tenant_seq, "recorded_at": self.recorded_at,
-                "tenant": self.tenant, "actor": self.actor, "kind": self.kind,
-                "body": self.body, "salt": self.salt, "prev_hash": self.prev_hash,
-                "hash": self.hash}
+        return {
+            "seq": self.seq,
+            "tenant_seq": self.tenant_seq,
+            "recorded_at": self.recorded_at,
+            "tenant": self.tenant,
+            "actor": self.actor,
+            "kind": self.kind,
+            "body": self.body,
+            "salt": self.salt,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
 
     def leaf_json(self) -> dict[str, Any]:
         """What a receipt carries: the fields of the leaf, nothing about other entries."""
-        return {"seq": self.seq, "tenant_seq": self.tenant_seq, "recorded_at": self.recorded_at,
-                "tenant": self.tenant, "actor": self.actor, "kind": self.kind,
-                "body": self.body, "salt": self.salt}
+        return {
+            "seq": self.seq,
+            "tenant_seq": self.tenant_seq,
+            "recorded_at": self.recorded_at,
+            "tenant": self.tenant,
+            "actor": self.actor,
+            "kind": self.kind,
+            "body": self.body,
+            "salt": self.salt,
+        }
 
     @classmethod
     def from_row(cls, r: LedgerRow) -> Entry:
-        return cls(r.seq, r.recorded_at, r.tenant, r.actor, r.kind, r.body, r.prev_hash, r.hash,
-                   r.tenant_seq, r.salt)
+        return cls(
+            r.seq,
+            r.recorded_at,
+            r.tenant,
+            r.actor,
+            r.kind,
+            r.body,
+            r.prev_hash,
+            r.hash,
+            r.tenant_seq,
+            r.salt,
+        )
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Entry:
         """From the export form (exports made before the tree have no ``tenant_seq`` or
         ``salt``: 0 and '' stand for them)."""
-        return cls(_int(d["seq"]), str(d["recorded_at"]), str(d["tenant"]), str(d["actor"]),
-                   str(d["kind"]), str(d["body"]), str(d.get("prev_hash", "")),
-                   str(d.get("hash", "")), _int(d.get("tenant_seq", 0)), str(d.get("salt", "")))
+        return cls(
+            _int(d["seq"]),
+            str(d["recorded_at"]),
+            str(d["tenant"]),
+            str(d["actor"]),
+            str(d["kind"]),
+            str(d["body"]),
+            str(d.get("prev_hash", "")),
+            str(d.get("hash", "")),
+            _int(d.get("tenant_seq", 0)),
+            str(d.get("salt", "")),
+        )
 
 
 def _int(v: Any) -> int:
@@ -133,13 +191,30 @@ def _int(v: Any) -> int:
     return int(v)
 
 
-def leaf_data(seq: int, tenant_seq: int, recorded_at: str, tenant: str, actor: str, kind: str,
-              body: str, salt: str) -> bytes:
+def leaf_data(
+    seq: int,
+    tenant_seq: int,
+    recorded_at: str,
+    tenant: str,
+    actor: str,
+    kind: str,
+    body: str,
+    salt: str,
+) -> bytes:
     """The bytes of an entry's Merkle leaf: the canonical JSON of its fields (a format: it
     never changes, or old receipts stop verifying)."""
-    return canonical({"seq": seq, "tenant_seq": tenant_seq, "recorded_at": recorded_at,
-                      "tenant": tenant, "actor": actor, "kind": kind, "body": body,
-                      "salt": salt}).encode("utf-8")
+    return canonical(
+        {
+            "seq": seq,
+            "tenant_seq": tenant_seq,
+            "recorded_at": recorded_at,
+            "tenant": tenant,
+            "actor": actor,
+            "kind": kind,
+            "body": body,
+            "salt": salt,
+        }
+    ).encode("utf-8")
 
 
 #: who an entry is for and by: one line of printable text (``ledger show`` prints them to a
@@ -155,13 +230,22 @@ def check_who(tenant: str, actor: str) -> None:
 
     for value, option, cap in ((tenant, "--tenant", MAX_TENANT), (actor, "--actor", MAX_ACTOR)):
         if not _WHO.fullmatch(value) or len(value) > cap:
-            raise InputError(f"{value[:60]!r} cannot name who an entry is for or by",
-                             path=option, expected=f"1 to {cap} characters of one line of "
-                                                   "printable text")
+            raise InputError(
+                f"{value[:60]!r} cannot name who an entry is for or by",
+                path=option,
+                expected=f"1 to {cap} characters of one line of printable text",
+            )
 
 
-def append(session: Session, *, tenant: str, actor: str, kind: str, body: dict[str, Any],
-           before_commit: Callable[[Entry], None] | None = None) -> Entry:
+def append(
+    session: Session,
+    *,
+    tenant: str,
+    actor: str,
+    kind: str,
+    body: dict[str, Any],
+    before_commit: Callable[[Entry], None] | None = None,
+) -> Entry:
     """Append one entry inside ``session``, which must come from :meth:`Store.write` (the
     write lock is what keeps concurrent appends in one chain and one tree). ``before_commit``
     is called with the entry after it and its tree nodes are written and before the
@@ -172,11 +256,14 @@ def append(session: Session, *, tenant: str, actor: str, kind: str, body: dict[s
     head = session.get(LedgerHead, 1)
     _check_tail(session, head)
     seq, prev = (head.seq + 1, head.hash) if head is not None else (1, GENESIS)
-    tenant_seq = (session.scalar(select(func.max(LedgerRow.tenant_seq))
-                                 .where(LedgerRow.tenant == tenant)) or 0) + 1
+    tenant_seq = (
+        session.scalar(select(func.max(LedgerRow.tenant_seq)).where(LedgerRow.tenant == tenant))
+        or 0
+    ) + 1
     now = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
-    entry = Entry(seq, now, tenant, actor, kind, canonical(body), prev, "", tenant_seq,
-                  secrets.token_hex(16))
+    entry = Entry(
+        seq, now, tenant, actor, kind, canonical(body), prev, "", tenant_seq, secrets.token_hex(16)
+    )
     entry = Entry(**{**entry.__dict__, "hash": entry.expected_hash()})
     session.add(LedgerRow(**entry.__dict__))
     try:
@@ -188,8 +275,11 @@ def append(session: Session, *, tenant: str, actor: str, kind: str, body: dict[s
         session.flush()
     except (tree.MissingNodeError, ValueError, IntegrityError) as exc:
         detail = str(exc.orig) if isinstance(exc, IntegrityError) else str(exc)
-        raise LedgerError(f"cannot append entry {seq}: the log's tables disagree ({detail}); "
-                          f"the database was altered{_SEE_VERIFY}", seq) from None
+        raise LedgerError(
+            f"cannot append entry {seq}: the log's tables disagree ({detail}); "
+            f"the database was altered{_SEE_VERIFY}",
+            seq,
+        ) from None
     if before_commit is not None:
         before_commit(entry)
     return entry
@@ -203,16 +293,19 @@ def _check_tail(session: Session, head: LedgerHead | None) -> None:
     onto a head that is not the log's: a head rewound, advanced, re-hashed or deleted by hand
     made the append fail with a traceback (a duplicate tree node) or, for a changed hash,
     silently extend a chain that no longer verifies. Two primary-key reads."""
-    last = session.execute(select(LedgerRow.seq, LedgerRow.hash)
-                           .order_by(LedgerRow.seq.desc()).limit(1)).first()
+    last = session.execute(
+        select(LedgerRow.seq, LedgerRow.hash).order_by(LedgerRow.seq.desc()).limit(1)
+    ).first()
     stored = (head.seq, head.hash) if head is not None else None
     if (None if last is None else (last[0], last[1])) == stored:
         return
     what = "no head row" if stored is None else f"head {stored[0]}:{str(stored[1])[:12]}"
     tail = "no entry" if last is None else f"entry {last[0]}:{str(last[1])[:12]}"
-    raise LedgerError(f"refusing to append: the log has {what} but its last is {tail}: the "
-                      f"ledger_head or ledger table was altered{_SEE_VERIFY}",
-                      None if last is None else int(last[0]))
+    raise LedgerError(
+        f"refusing to append: the log has {what} but its last is {tail}: the "
+        f"ledger_head or ledger table was altered{_SEE_VERIFY}",
+        None if last is None else int(last[0]),
+    )
 
 
 def record(store: Store, *, tenant: str, actor: str, kind: str, body: dict[str, Any]) -> Entry:
@@ -222,8 +315,9 @@ def record(store: Store, *, tenant: str, actor: str, kind: str, body: dict[str, 
 
 
 # --- reading -------------------------------------------------------------------------------------
-def entries(store: Store, *, tenant: str | None = None, since: int = 1,
-            limit: int | None = None) -> Iterator[Entry]:
+def entries(
+    store: Store, *, tenant: str | None = None, since: int = 1, limit: int | None = None
+) -> Iterator[Entry]:
     """Entries in order, optionally one tenant's only."""
     with store.session() as s:
         q = select(LedgerRow).where(LedgerRow.seq >= since).order_by(LedgerRow.seq)
@@ -235,12 +329,16 @@ def entries(store: Store, *, tenant: str | None = None, since: int = 1,
             yield Entry.from_row(row)
 
 
-def tenant_entries(store: Store, tenant: str, *, since: int = 1, limit: int | None = None
-                   ) -> Iterator[Entry]:
+def tenant_entries(
+    store: Store, tenant: str, *, since: int = 1, limit: int | None = None
+) -> Iterator[Entry]:
     """One tenant's entries in the tenant's own numbering (``tenant_seq``) from ``since``."""
     with store.session() as s:
-        q = (select(LedgerRow).where(LedgerRow.tenant == tenant, LedgerRow.tenant_seq >= since)
-             .order_by(LedgerRow.tenant_seq))
+        q = (
+            select(LedgerRow)
+            .where(LedgerRow.tenant == tenant, LedgerRow.tenant_seq >= since)
+            .order_by(LedgerRow.tenant_seq)
+        )
         if limit is not None:
             q = q.limit(limit)
         for row in s.scalars(q).yield_per(500):
@@ -250,8 +348,11 @@ def tenant_entries(store: Store, tenant: str, *, since: int = 1, limit: int | No
 def seq_of(store: Store, tenant: str, tenant_seq: int) -> int | None:
     """The global number of a tenant's entry ``tenant_seq``."""
     with store.session() as s:
-        return s.scalar(select(LedgerRow.seq).where(LedgerRow.tenant == tenant,
-                                                    LedgerRow.tenant_seq == tenant_seq))
+        return s.scalar(
+            select(LedgerRow.seq).where(
+                LedgerRow.tenant == tenant, LedgerRow.tenant_seq == tenant_seq
+            )
+        )
 
 
 def get_entry(store: Store, seq: int) -> Entry | None:
@@ -296,19 +397,31 @@ class Verification:
     notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "entries": self.entries, "head_seq": self.head_seq,
-                "head_hash": self.head_hash, "root_hash": self.root_hash,
-                "first_bad": self.first_bad, "problem": self.problem,
-                "checkpoint": self.checkpoint, "signatures": self.signatures,
-                "heads": list(self.heads), "notes": list(self.notes)}
+        return {
+            "ok": self.ok,
+            "entries": self.entries,
+            "head_seq": self.head_seq,
+            "head_hash": self.head_hash,
+            "root_hash": self.root_hash,
+            "first_bad": self.first_bad,
+            "problem": self.problem,
+            "checkpoint": self.checkpoint,
+            "signatures": self.signatures,
+            "heads": list(self.heads),
+            "notes": list(self.notes),
+        }
 
     def replace(self, **changes: Any) -> Verification:
         return Verification(**{**self.__dict__, **changes})
 
 
-def verify_chain(chain: Iterable[Entry], recorded_head: tuple[int, str] | None = None,
-                 scenario_digest_ok: Callable[[str], bool] | None = None, *,
-                 head_kept: bool = False) -> Verification:
+def verify_chain(
+    chain: Iterable[Entry],
+    recorded_head: tuple[int, str] | None = None,
+    scenario_digest_ok: Callable[[str], bool] | None = None,
+    *,
+    head_kept: bool = False,
+) -> Verification:
     """Walk ``chain`` in order and name the first entry that was altered, removed or
     reordered. ``recorded_head`` (the stored head, or a published one) catches a removed
     tail; ``head_kept`` says a head should exist (the database keeps one);
@@ -321,19 +434,27 @@ def verify_chain(chain: Iterable[Entry], recorded_head: tuple[int, str] | None =
     for e in chain:
         if e.seq != expected:
             if e.seq > expected:
-                return bad(expected, f"entry {expected} is missing: it was removed (the chain "
-                                     f"goes from {expected - 1} to {e.seq})")
-            return bad(e.seq, f"entry {e.seq} appears out of order after entry "
-                              f"{expected - 1}: entries were reordered")
+                return bad(
+                    expected,
+                    f"entry {expected} is missing: it was removed (the chain "
+                    f"goes from {expected - 1} to {e.seq})",
+                )
+            return bad(
+                e.seq,
+                f"entry {e.seq} appears out of order after entry "
+                f"{expected - 1}: entries were reordered",
+            )
         if e.expected_hash() != e.hash:
-            return bad(e.seq, f"entry {e.seq} was altered: its content no longer matches "
-                              "its hash")
+            return bad(e.seq, f"entry {e.seq} was altered: its content no longer matches its hash")
         if e.prev_hash != prev and e.seq == 1:
             return bad(1, "entry 1 does not start from the genesis hash: it was replaced")
         if e.prev_hash != prev:
-            return bad(expected - 1, f"entry {expected - 1} does not match the hash entry "
-                                     f"{e.seq} recorded for it: entry {expected - 1} was "
-                                     "altered and re-hashed, or replaced")
+            return bad(
+                expected - 1,
+                f"entry {expected - 1} does not match the hash entry "
+                f"{e.seq} recorded for it: entry {expected - 1} was "
+                "altered and re-hashed, or replaced",
+            )
         if scenario_digest_ok is not None and e.kind == "plan":
             try:
                 inputs = e.content.get("inputs")
@@ -341,20 +462,31 @@ def verify_chain(chain: Iterable[Entry], recorded_head: tuple[int, str] | None =
                 return bad(e.seq, str(exc))
             ref = inputs.get("scenario_digest") if isinstance(inputs, dict) else None
             if not isinstance(ref, str):
-                return bad(e.seq, f"entry {e.seq} is a plan that records no scenario: the "
-                                  "entry was rewritten")
+                return bad(
+                    e.seq,
+                    f"entry {e.seq} is a plan that records no scenario: the entry was rewritten",
+                )
             if not scenario_digest_ok(ref):
-                return bad(e.seq, f"entry {e.seq}: the scenario it records ({ref[:12]}...) "
-                                  "was altered or removed")
+                return bad(
+                    e.seq,
+                    f"entry {e.seq}: the scenario it records ({ref[:12]}...) "
+                    "was altered or removed",
+                )
         prev, last, expected, n = e.hash, e.hash, expected + 1, n + 1
     if recorded_head is not None:
         hseq, hhash = recorded_head
         if hseq > n:
-            return bad(n + 1, f"entries {n + 1} to {hseq} were removed from the end (the "
-                              f"head records {hseq} entries)")
+            return bad(
+                n + 1,
+                f"entries {n + 1} to {hseq} were removed from the end (the "
+                f"head records {hseq} entries)",
+            )
         if hseq < n or hhash != last:
-            return bad(hseq, f"the ledger head records entry {hseq} with another hash: the "
-                             "head or the last entries were altered")
+            return bad(
+                hseq,
+                f"the ledger head records entry {hseq} with another hash: the "
+                "head or the last entries were altered",
+            )
     elif n and head_kept:
         return bad(n, "the ledger head is missing")
     return Verification(True, n, n, last)

@@ -177,16 +177,18 @@ def root_from_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[byte
     return r
 
 
-def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes],
-                     root_hash: bytes) -> None:
+def verify_inclusion(
+    index: int, size: int, leaf: bytes, proof: Sequence[bytes], root_hash: bytes
+) -> None:
     """Raise :class:`ProofError` unless ``leaf`` is leaf ``index`` of the tree ``root_hash``
     of ``size`` leaves."""
     if root_from_inclusion(index, size, leaf, proof) != root_hash:
         raise ProofError(f"leaf {index} is not in the tree of {size} leaves with that root")
 
 
-def verify_consistency(first: int, second: int, first_root: bytes, second_root: bytes,
-                       proof: Sequence[bytes]) -> None:
+def verify_consistency(
+    first: int, second: int, first_root: bytes, second_root: bytes, proof: Sequence[bytes]
+) -> None:
     """Raise :class:`ProofError` unless the tree ``first_root`` of ``first`` leaves is a prefix
     of the tree ``second_root`` of ``second`` leaves."""
     if not 0 <= first <= second:
@@ -260,8 +262,9 @@ class TreeBuilder:
         return acc
 
 
-def build(leaves: Iterable[bytes], on_node: Callable[[int, int, bytes], None] | None = None
-          ) -> bytes:
+def build(
+    leaves: Iterable[bytes], on_node: Callable[[int, int, bytes], None] | None = None
+) -> bytes:
     """The root of the tree of ``leaves`` (leaf hashes), calling ``on_node`` for each perfect
     subtree."""
     t = TreeBuilder()

@@ -103,8 +103,9 @@ class Signer:
     @classmethod
     def generate(cls, name: str) -> Signer:
         if not _valid_name(name):
-            raise NoteError(f"{name!r} cannot name a key: it must be non-empty, without "
-                            "spaces or '+'")
+            raise NoteError(
+                f"{name!r} cannot name a key: it must be non-empty, without spaces or '+'"
+            )
         from cryptography.hazmat.primitives.serialization import NoEncryption, PrivateFormat
 
         key = Ed25519PrivateKey.generate()
@@ -132,8 +133,11 @@ class Signer:
 
     @cached_property
     def verifier(self) -> Verifier:
-        public = Ed25519PrivateKey.from_private_bytes(self.seed).public_key().public_bytes(
-            Encoding.Raw, PublicFormat.Raw)
+        public = (
+            Ed25519PrivateKey.from_private_bytes(self.seed)
+            .public_key()
+            .public_bytes(Encoding.Raw, PublicFormat.Raw)
+        )
         return Verifier(self.name, key_id(self.name, public), public)
 
     @property
@@ -185,14 +189,14 @@ def parse_note(message: str | bytes) -> Note:
     cut = message.rfind("\n\n")
     if cut < 0:
         raise NoteError("not a signed note: no blank line before the signatures")
-    text, sig_block = message[:cut + 1], message[cut + 2:]
+    text, sig_block = message[: cut + 1], message[cut + 2 :]
     if not sig_block.endswith("\n"):
         raise NoteError("not a signed note: the last signature line must end with a newline")
     sigs = []
     for line in sig_block[:-1].split("\n"):
         if not line.startswith(SIG_PREFIX):
             raise NoteError(f"not a signature line: {line[:60]!r}")
-        name, _, b64 = line[len(SIG_PREFIX):].partition(" ")
+        name, _, b64 = line[len(SIG_PREFIX) :].partition(" ")
         if not _valid_name(name) or not b64 or " " in b64:
             raise NoteError(f"malformed signature line: {line[:60]!r}")
         raw = _b64decode(b64)
@@ -218,14 +222,15 @@ def open_note(message: str | bytes, verifiers: list[Verifier]) -> tuple[Note, Ve
         if v is None:
             continue
         if not v.verify(note.text.encode("utf-8"), s.signature):
-            raise NoteError(f"the signature of {v.name}+{v.id:08x} does not verify: the note "
-                            "was altered or forged")
+            raise NoteError(
+                f"the signature of {v.name}+{v.id:08x} does not verify: the note "
+                "was altered or forged"
+            )
         good = good or v
     if good is None:
         names = ", ".join(f"{s.name}+{s.id:08x}" for s in note.signatures)
         expected = ", ".join(f"{v.name}+{v.id:08x}" for v in verifiers) or "none"
-        raise NoteError(f"no signature by a trusted key (signed by {names}; trusted: "
-                        f"{expected})")
+        raise NoteError(f"no signature by a trusted key (signed by {names}; trusted: {expected})")
     return note, good
 
 
@@ -250,13 +255,18 @@ class Checkpoint:
     def parse_text(cls, text: str) -> Checkpoint:
         lines = text.split("\n")
         if len(lines) < 4 or lines[-1] != "" or any(not x for x in lines[:-1]):
-            raise NoteError("a checkpoint's text is three or more non-empty lines: origin, "
-                            "size, root hash")
+            raise NoteError(
+                "a checkpoint's text is three or more non-empty lines: origin, size, root hash"
+            )
         origin, size_text, root_text = lines[0], lines[1], lines[2]
-        if not size_text.isascii() or not size_text.isdigit() or (
-                size_text != "0" and size_text.startswith("0")):
-            raise NoteError(f"checkpoint size {size_text[:30]!r} is not a decimal number "
-                            "without leading zeros")
+        if (
+            not size_text.isascii()
+            or not size_text.isdigit()
+            or (size_text != "0" and size_text.startswith("0"))
+        ):
+            raise NoteError(
+                f"checkpoint size {size_text[:30]!r} is not a decimal number without leading zeros"
+            )
         root = _b64decode(root_text)
         if len(root) != 32:
             raise NoteError(f"checkpoint root hash has {len(root)} bytes; expected 32")
@@ -274,8 +284,7 @@ class SignedCheckpoint:
 
 def sign_checkpoint(cp: Checkpoint, signer: Signer) -> str:
     if cp.origin != signer.name:
-        raise NoteError(f"the key is named {signer.name!r} but the log's origin is "
-                        f"{cp.origin!r}")
+        raise NoteError(f"the key is named {signer.name!r} but the log's origin is {cp.origin!r}")
     return signer.sign(cp.text)
 
 
@@ -288,8 +297,7 @@ def open_checkpoint(message: str | bytes, verifiers: list[Verifier] | None) -> S
     note, key = open_note(message, verifiers)
     cp = Checkpoint.parse_text(note.text)
     if cp.origin != key.name:
-        raise NoteError(f"the checkpoint is of log {cp.origin!r} but signed by key "
-                        f"{key.name!r}")
+        raise NoteError(f"the checkpoint is of log {cp.origin!r} but signed by key {key.name!r}")
     return SignedCheckpoint(cp, _as_text(message), key)
 
 

@@ -54,9 +54,13 @@ class Proof:
 
     def to_json(self) -> dict[str, Any]:
         cp = self.checkpoint
-        return {"seq": self.entry.seq, "tree_size": self.tree_size, "root": self.root.hex(),
-                "signed": self.signed,
-                "checkpoint_size": cp.checkpoint.size if cp is not None else None}
+        return {
+            "seq": self.entry.seq,
+            "tree_size": self.tree_size,
+            "root": self.root.hex(),
+            "signed": self.signed,
+            "checkpoint_size": cp.checkpoint.size if cp is not None else None,
+        }
 
 
 def prove_in(s: Session, seq: int, keys: Keys) -> Proof:
@@ -73,35 +77,50 @@ def prove_in(s: Session, seq: int, keys: Keys) -> Proof:
         raise LedgerError(f"ledger entry {seq} does not exist: it was removed", seq)
     entry = Entry.from_row(row)
     if seq > head:
-        raise LedgerError(f"ledger entry {seq} lies beyond the log's head ({head}): it was "
-                          "inserted outside the log", seq)
+        raise LedgerError(
+            f"ledger entry {seq} lies beyond the log's head ({head}): it was "
+            "inserted outside the log",
+            seq,
+        )
     cp = checkpoints.open_row(cp_row, keys) if cp_row is not None else None
     cp_size = cp.checkpoint.size if cp is not None else 0
     if cp is not None and cp_size > head:
-        raise LedgerError(f"checkpoint #{cp_row.id if cp_row else '?'} was signed at {cp_size} "
-                          f"entries but the log has {head}: entries were removed from the end",
-                          head + 1)
+        raise LedgerError(
+            f"checkpoint #{cp_row.id if cp_row else '?'} was signed at {cp_size} "
+            f"entries but the log has {head}: entries were removed from the end",
+            head + 1,
+        )
     inclusions = [(seq - 1, head)] + ([(seq - 1, cp_size)] if cp_size >= seq else [])
     try:
-        p = tree.proofs(s, roots=[head], inclusions=inclusions,
-                        consistencies=[(cp_size, head)] if cp is not None else [])
+        p = tree.proofs(
+            s,
+            roots=[head],
+            inclusions=inclusions,
+            consistencies=[(cp_size, head)] if cp is not None else [],
+        )
     except (tree.MissingNodeError, ValueError) as exc:
         raise LedgerError(f"ledger entry {seq} cannot be proven: {exc}", seq) from None
     root = p.root(head)
     try:
-        merkle.verify_inclusion(seq - 1, head, entry.leaf_hash(), p.inclusion(seq - 1, head),
-                                root)
+        merkle.verify_inclusion(seq - 1, head, entry.leaf_hash(), p.inclusion(seq - 1, head), root)
     except merkle.ProofError:
-        raise LedgerError(f"ledger entry {seq} is not the entry the log holds: its content no "
-                          "longer matches its Merkle leaf (the entry was altered)", seq) from None
+        raise LedgerError(
+            f"ledger entry {seq} is not the entry the log holds: its content no "
+            "longer matches its Merkle leaf (the entry was altered)",
+            seq,
+        ) from None
     if cp is not None:
         try:
-            merkle.verify_consistency(cp_size, head, cp.checkpoint.root, root,
-                                      p.consistency(cp_size, head))
+            merkle.verify_consistency(
+                cp_size, head, cp.checkpoint.root, root, p.consistency(cp_size, head)
+            )
         except merkle.ProofError:
-            raise LedgerError(f"the log no longer extends the checkpoint signed at {cp_size} "
-                              f"entries: it was rewritten (ledger entry {seq} cannot be "
-                              "trusted)", seq) from None
+            raise LedgerError(
+                f"the log no longer extends the checkpoint signed at {cp_size} "
+                f"entries: it was rewritten (ledger entry {seq} cannot be "
+                "trusted)",
+                seq,
+            ) from None
     return Proof(entry, head, root, cp, p)
 
 
@@ -117,34 +136,53 @@ def prove_entries(store: Store, entries: list[Entry], keys: Keys | None = None) 
         cp = checkpoints.open_row(cp_row, keys) if cp_row is not None else None
         cp_size = cp.checkpoint.size if cp is not None else 0
         if cp is not None and cp_size > head:
-            raise LedgerError(f"a checkpoint was signed at {cp_size} entries but the log has "
-                              f"{head}: entries were removed from the end", head + 1)
+            raise LedgerError(
+                f"a checkpoint was signed at {cp_size} entries but the log has "
+                f"{head}: entries were removed from the end",
+                head + 1,
+            )
         for e in entries:
             if e.seq > head:
-                raise LedgerError(f"ledger entry {e.seq} lies beyond the log's head ({head}): "
-                                  "it was inserted outside the log", e.seq)
+                raise LedgerError(
+                    f"ledger entry {e.seq} lies beyond the log's head ({head}): "
+                    "it was inserted outside the log",
+                    e.seq,
+                )
         try:
-            p = tree.proofs(s, roots=[head], inclusions=[(e.seq - 1, head) for e in entries],
-                            consistencies=[(cp_size, head)] if cp is not None else [])
+            p = tree.proofs(
+                s,
+                roots=[head],
+                inclusions=[(e.seq - 1, head) for e in entries],
+                consistencies=[(cp_size, head)] if cp is not None else [],
+            )
         except (tree.MissingNodeError, ValueError) as exc:
-            raise LedgerError(f"ledger entries from {entries[0].seq} cannot be proven: {exc}",
-                              entries[0].seq) from None
+            raise LedgerError(
+                f"ledger entries from {entries[0].seq} cannot be proven: {exc}", entries[0].seq
+            ) from None
     root = p.root(head)
     for e in entries:
         try:
-            merkle.verify_inclusion(e.seq - 1, head, e.leaf_hash(), p.inclusion(e.seq - 1, head),
-                                    root)
+            merkle.verify_inclusion(
+                e.seq - 1, head, e.leaf_hash(), p.inclusion(e.seq - 1, head), root
+            )
         except merkle.ProofError:
-            raise LedgerError(f"ledger entry {e.seq} is not the entry the log holds: its "
-                              "content no longer matches its Merkle leaf (the entry was "
-                              "altered)", e.seq) from None
+            raise LedgerError(
+                f"ledger entry {e.seq} is not the entry the log holds: its "
+                "content no longer matches its Merkle leaf (the entry was "
+                "altered)",
+                e.seq,
+            ) from None
     if cp is not None:
         try:
-            merkle.verify_consistency(cp_size, head, cp.checkpoint.root, root,
-                                      p.consistency(cp_size, head))
+            merkle.verify_consistency(
+                cp_size, head, cp.checkpoint.root, root, p.consistency(cp_size, head)
+            )
         except merkle.ProofError:
-            raise LedgerError(f"the log no longer extends the checkpoint signed at {cp_size} "
-                              "entries: it was rewritten", entries[0].seq) from None
+            raise LedgerError(
+                f"the log no longer extends the checkpoint signed at {cp_size} "
+                "entries: it was rewritten",
+                entries[0].seq,
+            ) from None
 
 
 def prove_entry(store: Store, seq: int, keys: Keys | None = None) -> Proof:
@@ -159,50 +197,71 @@ def plan_row_problem(row: PlanRow, entry: Entry) -> str | None:
     """What differs between a plan row and the entry it points to, or None."""
     where = f"plan {row.id} (ledger entry {entry.seq})"
     if entry.kind != "plan":
-        return f"{where}: the entry is a {entry.kind}, not a plan: the plan's ledger_seq was " \
-               "altered"
+        return (
+            f"{where}: the entry is a {entry.kind}, not a plan: the plan's ledger_seq was altered"
+        )
     body = entry.content
     result = body.get("result")
     if not isinstance(result, dict) or not isinstance(result.get("plan"), dict):
         return f"{where}: the entry records no plan: it was rewritten"
     if row.status != "done":
-        return f"{where}: stored status {row.status!r} but only a finished plan is recorded: " \
-               "the plans table was altered"
+        return (
+            f"{where}: stored status {row.status!r} but only a finished plan is recorded: "
+            "the plans table was altered"
+        )
     if result.get("plan_id") != row.id:
-        return f"{where}: the entry records plan {result.get('plan_id')}: the plan's " \
-               "ledger_seq was altered"
+        return (
+            f"{where}: the entry records plan {result.get('plan_id')}: the plan's "
+            "ledger_seq was altered"
+        )
     if row.tenant != entry.tenant:
-        return f"{where}: stored tenant {row.tenant!r} but the entry records " \
-               f"{entry.tenant!r}: the plans table was altered"
+        return (
+            f"{where}: stored tenant {row.tenant!r} but the entry records "
+            f"{entry.tenant!r}: the plans table was altered"
+        )
     inputs = body.get("inputs")
     inputs = inputs if isinstance(inputs, dict) else {}
     if inputs.get("scenario_digest") != row.scenario_digest:
-        return f"{where}: its stored scenario is not the one the entry records: the plans " \
-               "table was altered"
+        return (
+            f"{where}: its stored scenario is not the one the entry records: the plans "
+            "table was altered"
+        )
     if _canon_text(row.options) != canonical(inputs.get("options")):
-        return f"{where}: its stored options differ from the ones the entry records: the " \
-               "plans table was altered"
+        return (
+            f"{where}: its stored options differ from the ones the entry records: the "
+            "plans table was altered"
+        )
     if row.result is not None and _canon_text(row.result) != canonical(result.get("plan")):
-        return f"{where}: its stored result differs from the plan the entry records: the " \
-               "plans table was altered"
+        return (
+            f"{where}: its stored result differs from the plan the entry records: the "
+            "plans table was altered"
+        )
     return None
 
 
 def decision_row_problem(row: DecisionRow, entry: Entry) -> str | None:
     where = f"decision {row.id} (ledger entry {entry.seq})"
     if entry.kind != "check":
-        return f"{where}: the entry is a {entry.kind}, not a check: the decision's ledger_seq " \
-               "was altered"
+        return (
+            f"{where}: the entry is a {entry.kind}, not a check: the decision's ledger_seq "
+            "was altered"
+        )
     body = entry.content
     if row.tenant != entry.tenant:
-        return f"{where}: stored tenant {row.tenant!r} but the entry records " \
-               f"{entry.tenant!r}: the decisions table was altered"
+        return (
+            f"{where}: stored tenant {row.tenant!r} but the entry records "
+            f"{entry.tenant!r}: the decisions table was altered"
+        )
     if _canon_text(row.answer) != canonical(body.get("result")):
-        return f"{where}: its stored answer differs from the one the entry records: the " \
-               "decisions table was altered"
+        return (
+            f"{where}: its stored answer differs from the one the entry records: the "
+            "decisions table was altered"
+        )
     if _canon_text(row.request) != canonical(body.get("inputs")):
-        return f"{where}: its stored request differs from the one the entry records: the " \
-               "decisions table was altered"
+        return (
+            f"{where}: its stored request differs from the one the entry records: the "
+            "decisions table was altered"
+        )
     return None
 
 
@@ -232,8 +291,10 @@ def prove_plan(store: Store, row: PlanRow, keys: Keys | None = None) -> ProvenPl
         proof = prove_in(s, row.ledger_seq, keys)
         problem = plan_row_problem(row, proof.entry)
         if problem:
-            raise LedgerError(problem + "; refusing to use it (`straits ledger verify` shows "
-                              "all that differs)", proof.entry.seq)
+            raise LedgerError(
+                problem + "; refusing to use it (`straits ledger verify` shows all that differs)",
+                proof.entry.seq,
+            )
         body = proof.entry.content
         ref = body["inputs"]["scenario_digest"]
         sc_row = s.get(ScenarioRow, ref)
@@ -244,7 +305,9 @@ def prove_plan(store: Store, row: PlanRow, keys: Keys | None = None) -> ProvenPl
             except ValueError:
                 doc = None
         if not isinstance(doc, dict) or digest(doc) != ref:
-            raise LedgerError(f"plan {row.id} (ledger entry {proof.entry.seq}): the scenario it "
-                              f"records ({ref[:12]}...) was altered or removed",
-                              proof.entry.seq)
+            raise LedgerError(
+                f"plan {row.id} (ledger entry {proof.entry.seq}): the scenario it "
+                f"records ({ref[:12]}...) was altered or removed",
+                proof.entry.seq,
+            )
         return ProvenPlan(proof, dict(body["result"]["plan"]), doc)

@@ -104,16 +104,35 @@ def _aware(t: dt.datetime | None) -> dt.datetime | None:
 
 
 # --- submitting and cancelling -------------------------------------------------------------------
-def enqueue(store: Store, sc: Scenario, options: dict[str, Any], *, tenant: str, actor: str,
-            record: bool, rules_digest: str | None) -> str:
+def enqueue(
+    store: Store,
+    sc: Scenario,
+    options: dict[str, Any],
+    *,
+    tenant: str,
+    actor: str,
+    record: bool,
+    rules_digest: str | None,
+) -> str:
     """A queued job for ``sc``; returns its id."""
     plan_id = new_plan_id()
 
     def work(s: Session) -> None:
         ref = save_scenario(s, sc)
-        s.add(PlanRow(id=plan_id, tenant=tenant, actor=actor, scenario_digest=ref,
-                      options=canonical(options), status="queued", record=record,
-                      rules_digest=rules_digest, attempts=0, cancel_requested=False))
+        s.add(
+            PlanRow(
+                id=plan_id,
+                tenant=tenant,
+                actor=actor,
+                scenario_digest=ref,
+                options=canonical(options),
+                status="queued",
+                record=record,
+                rules_digest=rules_digest,
+                attempts=0,
+                cancel_requested=False,
+            )
+        )
 
     store.transaction(work)
     return plan_id
@@ -122,6 +141,7 @@ def enqueue(store: Store, sc: Scenario, options: dict[str, Any], *, tenant: str,
 def cancel(store: Store, plan_id: str) -> str | None:
     """Cancel a job: a queued one at once, a running one by asking its worker (it stops the
     search at the next safe point). Returns the status after the call (None: no such job)."""
+
     def work(s: Session) -> str | None:
         row = s.get(PlanRow, plan_id)
         if row is None:
@@ -137,15 +157,18 @@ def cancel(store: Store, plan_id: str) -> str | None:
 
 
 # --- the worker's side ---------------------------------------------------------------------------
-def claim(store: Store, worker: str, rules_digest: str | None, policy: QueuePolicy
-          ) -> Claim | None:
+def claim(store: Store, worker: str, rules_digest: str | None, policy: QueuePolicy) -> Claim | None:
     """Lease the oldest queued job this worker's rules can run, or None."""
+
     def work(s: Session) -> Claim | Literal["unreadable"] | None:
-        q = (select(PlanRow).where(PlanRow.status == "queued")
-             .order_by(PlanRow.created_at, PlanRow.id).limit(1))
+        q = (
+            select(PlanRow)
+            .where(PlanRow.status == "queued")
+            .order_by(PlanRow.created_at, PlanRow.id)
+            .limit(1)
+        )
         if rules_digest is not None:
-            q = q.where(or_(PlanRow.rules_digest == rules_digest,
-                            PlanRow.rules_digest.is_(None)))
+            q = q.where(or_(PlanRow.rules_digest == rules_digest, PlanRow.rules_digest.is_(None)))
         if store.dialect == "postgresql":
             q = q.with_for_update(skip_locked=True)
         try:
@@ -166,14 +189,17 @@ def claim(store: Store, worker: str, rules_digest: str | None, policy: QueuePoli
                 raise ValueError("not the scenario submitted")
         except ValueError:  # an altered database: fail the job, say why, take the next
             row.status, row.finished_at = "failed", now
-            row.error = ("its stored scenario or options are missing or unreadable (the "
-                         "database was altered); submit the scenario again")
+            row.error = (
+                "its stored scenario or options are missing or unreadable (the "
+                "database was altered); submit the scenario again"
+            )
             return "unreadable"
         row.status, row.worker, row.attempts = "running", worker, row.attempts + 1
         row.started_at, row.heartbeat_at = now, now
         row.lease_until = now + dt.timedelta(seconds=policy.lease_s)
-        row.progress = canonical({"elapsed_s": 0.0, "attempt": row.attempts,
-                                  "text": "estimating and checking options"})
+        row.progress = canonical(
+            {"elapsed_s": 0.0, "attempt": row.attempts, "text": "estimating and checking options"}
+        )
         return Claim(row.id, worker, row.attempts, row.tenant, doc, options, bool(row.record))
 
     while True:
@@ -184,16 +210,20 @@ def claim(store: Store, worker: str, rules_digest: str | None, policy: QueuePoli
 
 def _mine(s: Session, c: Claim) -> PlanRow | None:
     row = s.get(PlanRow, c.plan_id)
-    if row is None or row.status != "running" or row.worker != c.worker or \
-            row.attempts != c.attempt:
+    if (
+        row is None
+        or row.status != "running"
+        or row.worker != c.worker
+        or row.attempts != c.attempt
+    ):
         return None
     return row
 
 
-def heartbeat(store: Store, c: Claim, policy: QueuePolicy,
-              progress: dict[str, Any] | None) -> Beat:
+def heartbeat(store: Store, c: Claim, policy: QueuePolicy, progress: dict[str, Any] | None) -> Beat:
     """Renew the lease and store the progress: ``ok``; ``cancel`` when the job was asked to
     stop; ``lost`` when it is no longer this worker's."""
+
     def work(s: Session) -> Beat:
         row = _mine(s, c)
         if row is None:
@@ -211,6 +241,7 @@ def finish(store: Store, c: Claim, plan: Plan, rules: RuleSet) -> tuple[bool, En
     """Store the plan (and append it to the ledger when the job asks) in one transaction.
     (False, None) when the job is no longer this worker's: nothing is written. A job asked to
     stop meanwhile ends ``cancelled`` and its plan is not recorded."""
+
     def work(s: Session) -> tuple[bool, Entry | None]:
         row = _mine(s, c)
         if row is None:
@@ -234,6 +265,7 @@ def finish(store: Store, c: Claim, plan: Plan, rules: RuleSet) -> tuple[bool, En
 def fail(store: Store, c: Claim, reason: str) -> bool:
     """Fail the job with ``reason`` (``cancelled`` if it was asked to stop); False when it is
     no longer this worker's."""
+
     def work(s: Session) -> bool:
         row = _mine(s, c)
         if row is None:
@@ -249,6 +281,7 @@ def fail(store: Store, c: Claim, reason: str) -> bool:
 def release(store: Store, c: Claim, why: str) -> bool:
     """Give a running job back to the queue without counting the attempt (a worker shutting
     down): the next worker starts it again at once."""
+
     def work(s: Session) -> bool:
         row = _mine(s, c)
         if row is None:
@@ -285,11 +318,13 @@ def _dead_here(worker: str | None, me: str) -> bool:
     return False
 
 
-def reap(store: Store, policy: QueuePolicy, *, me: str = "",
-         rules_digest: str | None = None) -> Reaped:
+def reap(
+    store: Store, policy: QueuePolicy, *, me: str = "", rules_digest: str | None = None
+) -> Reaped:
     """Requeue or fail running jobs whose worker stopped renewing its lease (or died on this
     host), finish cancelled leaseless jobs, and fail jobs queued past the queue timeout. A
     read finds the candidates first, so the usual case takes no write lock."""
+
     def due(row: PlanRow, now: dt.datetime) -> bool:
         if row.status == "queued":
             created = _aware(row.created_at) or now
@@ -337,14 +372,19 @@ def reap(store: Store, policy: QueuePolicy, *, me: str = "",
                 out.cancelled.append(row.id)
             elif row.attempts >= policy.max_attempts:
                 row.status, row.finished_at, row.lease_until = "failed", now, None
-                row.error = (f"its worker stopped responding {row.attempts} times (last: {who}); "
-                             "the job may crash or exhaust the planner, so it is not retried")
+                row.error = (
+                    f"its worker stopped responding {row.attempts} times (last: {who}); "
+                    "the job may crash or exhaust the planner, so it is not retried"
+                )
                 out.failed.append(row.id)
             else:
                 row.status, row.lease_until = "queued", None
-                row.progress = canonical({
-                    "text": f"requeued: worker {who} stopped responding (attempt "
-                            f"{row.attempts} of {policy.max_attempts})"})
+                row.progress = canonical(
+                    {
+                        "text": f"requeued: worker {who} stopped responding (attempt "
+                        f"{row.attempts} of {policy.max_attempts})"
+                    }
+                )
                 out.requeued.append(row.id)
         return out
 
@@ -357,16 +397,25 @@ def _fail_altered(s: Session, plan_id: str | None, now: dt.datetime) -> None:
     it. Its other columns stay as they are, for whoever looks into the alteration."""
     if plan_id is None:
         return
-    s.execute(update(PlanRow).where(PlanRow.id == plan_id).values(
-        status="failed", finished_at=now, lease_until=None,
-        error="its stored row holds values Straits never writes (the database was altered); "
-              "submit the scenario again"))
+    s.execute(
+        update(PlanRow)
+        .where(PlanRow.id == plan_id)
+        .values(
+            status="failed",
+            finished_at=now,
+            lease_until=None,
+            error="its stored row holds values Straits never writes (the database was altered); "
+            "submit the scenario again",
+        )
+    )
 
 
 def _unclaimed_reason(row: PlanRow, policy: QueuePolicy, rules_digest: str | None) -> str:
     hours = policy.queue_timeout_s / 3600
     limit = f"{hours:g} h" if hours >= 1 else f"{policy.queue_timeout_s:g} s"
     if row.rules_digest and rules_digest and row.rules_digest != rules_digest:
-        return (f"no worker with the rules it was submitted under (digest "
-                f"{row.rules_digest[:12]}) took it within {limit}")
+        return (
+            f"no worker with the rules it was submitted under (digest "
+            f"{row.rules_digest[:12]}) took it within {limit}"
+        )
     return f"no worker took it within {limit}"

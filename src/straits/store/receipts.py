@@ -42,8 +42,11 @@ def make_receipt(store: Store, seq: int, keys: Keys | None = None) -> dict[str, 
     with store.session() as s:
         proof = prove_in(s, seq, keys)
         cp = proof.checkpoint
-        covered = cp is not None and cp.checkpoint.size >= seq and (
-            keys.signer is None or cp.checkpoint.origin == keys.signer.name)
+        covered = (
+            cp is not None
+            and cp.checkpoint.size >= seq
+            and (keys.signer is None or cp.checkpoint.origin == keys.signer.name)
+        )
         if covered and cp is not None:
             size = cp.checkpoint.size
             path = proof.nodes.inclusion(seq - 1, size)
@@ -53,14 +56,20 @@ def make_receipt(store: Store, seq: int, keys: Keys | None = None) -> dict[str, 
         with store.session() as s:
             path = tree.proofs(s, inclusions=[(seq - 1, size)]).inclusion(seq - 1, size)
     try:  # never hand out a receipt that does not verify
-        merkle.verify_inclusion(seq - 1, size, proof.entry.leaf_hash(), path,
-                                cp.checkpoint.root)
+        merkle.verify_inclusion(seq - 1, size, proof.entry.leaf_hash(), path, cp.checkpoint.root)
     except merkle.ProofError:
-        raise LedgerError(f"ledger entry {seq} is not in the log checkpoint {size} signed: the "
-                          "log was rewritten after it", seq) from None
-    return {"receipt": FORMAT, "entry": proof.entry.leaf_json(), "tree_size": size,
-            "inclusion_proof": [base64.b64encode(h).decode() for h in path],
-            "checkpoint": cp.note}
+        raise LedgerError(
+            f"ledger entry {seq} is not in the log checkpoint {size} signed: the "
+            "log was rewritten after it",
+            seq,
+        ) from None
+    return {
+        "receipt": FORMAT,
+        "entry": proof.entry.leaf_json(),
+        "tree_size": size,
+        "inclusion_proof": [base64.b64encode(h).decode() for h in path],
+        "checkpoint": cp.note,
+    }
 
 
 @dataclass(frozen=True)
@@ -70,16 +79,24 @@ class ReceiptCheck:
 
     def to_json(self) -> dict[str, Any]:
         cp, key = self.checkpoint.checkpoint, self.checkpoint.key
-        return {"ok": True, "seq": self.entry.seq, "tenant_seq": self.entry.tenant_seq,
-                "tenant": self.entry.tenant, "kind": self.entry.kind,
-                "recorded_at": self.entry.recorded_at, "log": cp.origin,
-                "tree_size": cp.size, "root_hash": cp.root_hex,
-                "key": f"{key.name}+{key.id:08x}" if key else None}
+        return {
+            "ok": True,
+            "seq": self.entry.seq,
+            "tenant_seq": self.entry.tenant_seq,
+            "tenant": self.entry.tenant,
+            "kind": self.entry.kind,
+            "recorded_at": self.entry.recorded_at,
+            "log": cp.origin,
+            "tree_size": cp.size,
+            "root_hash": cp.root_hex,
+            "key": f"{key.name}+{key.id:08x}" if key else None,
+        }
 
 
 def _bad(message: str, path: str | None = None) -> InputError:
-    return InputError(message, path=path, expected=f"a {FORMAT} document "
-                                                   "(`straits ledger receipt`)")
+    return InputError(
+        message, path=path, expected=f"a {FORMAT} document (`straits ledger receipt`)"
+    )
 
 
 def parse_receipt(doc: Any) -> tuple[Entry, int, list[bytes], str]:
@@ -111,8 +128,18 @@ def parse_receipt(doc: Any) -> tuple[Entry, int, list[bytes], str]:
         hashes.append(raw)
     if not isinstance(note, str):
         raise _bad("expected the signed checkpoint text", "checkpoint")
-    entry = Entry(e["seq"], e["recorded_at"], e["tenant"], e["actor"], e["kind"], e["body"],
-                  "", "", e["tenant_seq"], e["salt"])
+    entry = Entry(
+        e["seq"],
+        e["recorded_at"],
+        e["tenant"],
+        e["actor"],
+        e["kind"],
+        e["body"],
+        "",
+        "",
+        e["tenant_seq"],
+        e["salt"],
+    )
     return entry, size, hashes, note
 
 
@@ -123,17 +150,23 @@ def verify_receipt(doc: Any, verifiers: list[Verifier]) -> ReceiptCheck:
     try:
         cp = open_checkpoint(note, verifiers)
     except NoteError as exc:
-        raise LedgerError(f"the receipt's checkpoint is not signed by the log's key: {exc}",
-                          entry.seq) from None
+        raise LedgerError(
+            f"the receipt's checkpoint is not signed by the log's key: {exc}", entry.seq
+        ) from None
     if cp.checkpoint.size != size:
-        raise LedgerError(f"the receipt claims a log of {size} entries but its checkpoint "
-                          f"signs {cp.checkpoint.size}", entry.seq)
+        raise LedgerError(
+            f"the receipt claims a log of {size} entries but its checkpoint "
+            f"signs {cp.checkpoint.size}",
+            entry.seq,
+        )
     if not 1 <= entry.seq <= size:
         raise LedgerError(f"entry {entry.seq} cannot be in a log of {size} entries", entry.seq)
     try:
-        merkle.verify_inclusion(entry.seq - 1, size, entry.leaf_hash(), hashes,
-                                cp.checkpoint.root)
+        merkle.verify_inclusion(entry.seq - 1, size, entry.leaf_hash(), hashes, cp.checkpoint.root)
     except merkle.ProofError as exc:
-        raise LedgerError(f"entry {entry.seq} is not in the signed log of {size} entries: the "
-                          f"entry or its proof was altered ({exc})", entry.seq) from None
+        raise LedgerError(
+            f"entry {entry.seq} is not in the signed log of {size} entries: the "
+            f"entry or its proof was altered ({exc})",
+            entry.seq,
+        ) from None
     return ReceiptCheck(entry, cp)

@@ -30,9 +30,10 @@ PLAN_STATES = ("queued", "running", "done", "failed", "cancelled")
 
 
 def rules_body(rules: RuleSet) -> dict[str, Any]:
-    return {"digest": rules.digest,  # not via straits.api: store/ does not import the shells' API
-            "packs": [{"name": p.name, "version": p.version, "digest": p.digest}
-                      for p in rules.packs]}
+    return {
+        "digest": rules.digest,  # not via straits.api: store/ does not import the shells' API
+        "packs": [{"name": p.name, "version": p.version, "digest": p.digest} for p in rules.packs],
+    }
 
 
 def _one_or_list(values: list[str]) -> str | list[str]:
@@ -40,35 +41,84 @@ def _one_or_list(values: list[str]) -> str | list[str]:
     return distinct[0] if len(distinct) == 1 else distinct
 
 
-def record_check(store: Store, rules: RuleSet, requests: list[CheckRequest], answer: Any, *,
-                 tenant: str, actor: str) -> Entry:
+def record_check(
+    store: Store,
+    rules: RuleSet,
+    requests: list[CheckRequest],
+    answer: Any,
+    *,
+    tenant: str,
+    actor: str,
+) -> Entry:
     """Store a check and its answer and append it to the ledger (one transaction)."""
     inputs = {"requests": [r.model_dump(mode="json", exclude_none=True) for r in requests]}
-    body = {"inputs": inputs, "inputs_digest": digest(inputs), "rules": rules_body(rules),
-            "regime": _one_or_list([r.regime for r in requests]),
-            "date": _one_or_list([r.date.isoformat() for r in requests]), "result": answer}
+    body = {
+        "inputs": inputs,
+        "inputs_digest": digest(inputs),
+        "rules": rules_body(rules),
+        "regime": _one_or_list([r.regime for r in requests]),
+        "date": _one_or_list([r.date.isoformat() for r in requests]),
+        "result": answer,
+    }
     with store.write() as s:
         entry = append(s, tenant=tenant, actor=actor, kind="check", body=body)
-        s.add(DecisionRow(tenant=tenant, actor=actor, request=canonical(inputs),
-                          answer=canonical(answer), ledger_seq=entry.seq))
+        s.add(
+            DecisionRow(
+                tenant=tenant,
+                actor=actor,
+                request=canonical(inputs),
+                answer=canonical(answer),
+                ledger_seq=entry.seq,
+            )
+        )
     return entry
 
 
-def record_admission(store: Store, rules: RuleSet, inputs: dict[str, Any], result: Any, *,
-                     regime: str, date: dt.date, tenant: str, actor: str) -> Entry:
+def record_admission(
+    store: Store,
+    rules: RuleSet,
+    inputs: dict[str, Any],
+    result: Any,
+    *,
+    regime: str,
+    date: dt.date,
+    tenant: str,
+    actor: str,
+) -> Entry:
     """Append a scheduler launch and Straits' answer to it to the ledger (one transaction)."""
-    body = {"inputs": inputs, "inputs_digest": digest(inputs), "rules": rules_body(rules),
-            "regime": regime, "date": date.isoformat(), "result": result}
+    body = {
+        "inputs": inputs,
+        "inputs_digest": digest(inputs),
+        "rules": rules_body(rules),
+        "regime": regime,
+        "date": date.isoformat(),
+        "result": result,
+    }
     with store.write() as s:
         return append(s, tenant=tenant, actor=actor, kind="admission", body=body)
 
 
-def record_replay(store: Store, candidate: RuleSet, inputs: dict[str, Any], result: Any, *,
-                  regime: str | list[str], date: dt.date, tenant: str, actor: str) -> Entry:
+def record_replay(
+    store: Store,
+    candidate: RuleSet,
+    inputs: dict[str, Any],
+    result: Any,
+    *,
+    regime: str | list[str],
+    date: dt.date,
+    tenant: str,
+    actor: str,
+) -> Entry:
     """Append a rules replay (``straits rules replay --record``): the candidate packs, what was
     replayed and the decisions that would change, in one transaction."""
-    body = {"inputs": inputs, "inputs_digest": digest(inputs), "rules": rules_body(candidate),
-            "regime": regime, "date": date.isoformat(), "result": result}
+    body = {
+        "inputs": inputs,
+        "inputs_digest": digest(inputs),
+        "rules": rules_body(candidate),
+        "regime": regime,
+        "date": date.isoformat(),
+        "result": result,
+    }
     with store.write() as s:
         return append(s, tenant=tenant, actor=actor, kind="replay", body=body)
 
@@ -98,37 +148,67 @@ def load_scenario_row(store: Store, ref: str) -> dict[str, Any]:
         except ValueError:
             doc = None
         if not isinstance(doc, dict) or digest(doc) != ref:  # content-addressed
-            raise LedgerError(f"stored scenario {ref[:12]}... was altered: its content no "
-                              "longer has its digest; refusing to use it")
+            raise LedgerError(
+                f"stored scenario {ref[:12]}... was altered: its content no "
+                "longer has its digest; refusing to use it"
+            )
         return dict(doc)
 
 
-def plan_body(ref: str, options: dict[str, Any], plan: Plan, rules: RuleSet,
-              plan_id: str) -> dict[str, Any]:
+def plan_body(
+    ref: str, options: dict[str, Any], plan: Plan, rules: RuleSet, plan_id: str
+) -> dict[str, Any]:
     inputs = {"scenario_digest": ref, "options": options}
-    return {"inputs": inputs, "inputs_digest": digest(inputs), "rules": rules_body(rules),
-            "regime": plan.regime, "date": plan.date.isoformat(),
-            "result": {"plan_id": plan_id, "plan": plan.to_json()}}
+    return {
+        "inputs": inputs,
+        "inputs_digest": digest(inputs),
+        "rules": rules_body(rules),
+        "regime": plan.regime,
+        "date": plan.date.isoformat(),
+        "result": {"plan_id": plan_id, "plan": plan.to_json()},
+    }
 
 
 def new_plan_id() -> str:
     return uuid.uuid4().hex
 
 
-def record_plan(store: Store, sc: Scenario, plan: Plan, rules: RuleSet,
-                options: dict[str, Any], *, tenant: str, actor: str,
-                plan_id: str | None = None) -> tuple[str, Entry]:
+def record_plan(
+    store: Store,
+    sc: Scenario,
+    plan: Plan,
+    rules: RuleSet,
+    options: dict[str, Any],
+    *,
+    tenant: str,
+    actor: str,
+    plan_id: str | None = None,
+) -> tuple[str, Entry]:
     """Store a plan made elsewhere (the CLI) and append it to the ledger: one transaction.
     ``plan_id`` defaults to a new random id (the CLI passes the plan's content id)."""
     plan_id = plan_id or new_plan_id()
     with store.write() as s:
         ref = save_scenario(s, sc)
-        entry = append(s, tenant=tenant, actor=actor, kind="plan",
-                       body=plan_body(ref, options, plan, rules, plan_id))
-        s.add(PlanRow(id=plan_id, tenant=tenant, actor=actor, scenario_digest=ref,
-                      options=canonical(options), status="done",
-                      result=canonical(plan.to_json()), ledger_seq=entry.seq,
-                      finished_at=utcnow()))
+        entry = append(
+            s,
+            tenant=tenant,
+            actor=actor,
+            kind="plan",
+            body=plan_body(ref, options, plan, rules, plan_id),
+        )
+        s.add(
+            PlanRow(
+                id=plan_id,
+                tenant=tenant,
+                actor=actor,
+                scenario_digest=ref,
+                options=canonical(options),
+                status="done",
+                result=canonical(plan.to_json()),
+                ledger_seq=entry.seq,
+                finished_at=utcnow(),
+            )
+        )
     return plan_id, entry
 
 
@@ -152,8 +232,9 @@ def tenant_numbers(store: Store, seqs: list[int]) -> dict[int, int]:
     if not seqs:
         return {}
     with store.session() as s:
-        rows = s.execute(select(LedgerRow.seq, LedgerRow.tenant_seq)
-                         .where(LedgerRow.seq.in_(set(seqs))))
+        rows = s.execute(
+            select(LedgerRow.seq, LedgerRow.tenant_seq).where(LedgerRow.seq.in_(set(seqs)))
+        )
         return {int(a): int(b) for a, b in rows}
 
 
@@ -166,26 +247,38 @@ def stored_json(row: PlanRow, column: str) -> Any:
     try:
         return json.loads(text)
     except (ValueError, TypeError):
-        raise LedgerError(f"plan {row.id}: its stored {column} is not JSON: the plans table "
-                          "was altered; refusing to use it", row.ledger_seq) from None
+        raise LedgerError(
+            f"plan {row.id}: its stored {column} is not JSON: the plans table "
+            "was altered; refusing to use it",
+            row.ledger_seq,
+        ) from None
 
 
 def plan_job_json(row: PlanRow) -> dict[str, Any]:
     """A plan job as the API shows it: its state, attempts, progress and, once done, the plan
     contract."""
+
     def iso(t: dt.datetime | None) -> str | None:
         if t is None:
             return None
         return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).isoformat()
 
-    return {"id": row.id, "tenant": row.tenant, "status": row.status,
-            "created_at": iso(row.created_at), "started_at": iso(row.started_at),
-            "finished_at": iso(row.finished_at), "options": stored_json(row, "options"),
-            "record": bool(row.record), "attempts": row.attempts or 0,
-            "cancel_requested": bool(row.cancel_requested),
-            "progress": stored_json(row, "progress"),
-            "ledger_seq": row.ledger_seq, "error": row.error,
-            "plan": stored_json(row, "result")}
+    return {
+        "id": row.id,
+        "tenant": row.tenant,
+        "status": row.status,
+        "created_at": iso(row.created_at),
+        "started_at": iso(row.started_at),
+        "finished_at": iso(row.finished_at),
+        "options": stored_json(row, "options"),
+        "record": bool(row.record),
+        "attempts": row.attempts or 0,
+        "cancel_requested": bool(row.cancel_requested),
+        "progress": stored_json(row, "progress"),
+        "ledger_seq": row.ledger_seq,
+        "error": row.error,
+        "plan": stored_json(row, "result"),
+    }
 
 
 @dataclass(frozen=True)
@@ -211,8 +304,15 @@ def _recorded(store: Store, row: PlanRow) -> RecordedPlan:
     p = prove_plan(store, row)
     ref = row.scenario_digest
     sc = parse_scenario(p.scenario, source=f"stored scenario {ref[:12]}")
-    return RecordedPlan(row.id, p.proof.entry.tenant, sc, p.plan, p.proof.entry.seq,
-                        row.created_at, dict(p.proof.entry.content["inputs"]["options"]))
+    return RecordedPlan(
+        row.id,
+        p.proof.entry.tenant,
+        sc,
+        p.plan,
+        p.proof.entry.seq,
+        row.created_at,
+        dict(p.proof.entry.content["inputs"]["options"]),
+    )
 
 
 def find_plan(store: Store, ref: str, *, tenant: str | None = None) -> RecordedPlan:
@@ -223,8 +323,11 @@ def find_plan(store: Store, ref: str, *, tenant: str | None = None) -> RecordedP
     only (another tenant's never makes it ambiguous); a whole id is found whoever's it is, and
     the caller checks the tenant."""
     if len(ref) < 4:
-        raise InputError(f"plan id {ref!r} is too short", path="PLAN",
-                         expected="a plan id or a unique prefix of at least 4 characters")
+        raise InputError(
+            f"plan id {ref!r} is too short",
+            path="PLAN",
+            expected="a plan id or a unique prefix of at least 4 characters",
+        )
     with store.session() as s:
         exact = s.get(PlanRow, ref)  # a whole id is the caller's to check (and to log)
         q = select(PlanRow).where(PlanRow.id.startswith(ref, autoescape=True))
@@ -232,29 +335,40 @@ def find_plan(store: Store, ref: str, *, tenant: str | None = None) -> RecordedP
             q = q.where(PlanRow.tenant == tenant)
         rows = [exact] if exact is not None else list(s.scalars(q.limit(2)))
     if not rows:
-        raise NotFoundError(f"no plan {ref!r} in {store!r}; `straits ledger show` lists the "
-                            "recorded ones")
+        raise NotFoundError(
+            f"no plan {ref!r} in {store!r}; `straits ledger show` lists the recorded ones"
+        )
     if len(rows) > 1:
-        raise InputError(f"plan id prefix {ref!r} matches several plans", path="PLAN",
-                         expected="a longer prefix")
+        raise InputError(
+            f"plan id prefix {ref!r} matches several plans", path="PLAN", expected="a longer prefix"
+        )
     if rows[0].ledger_seq is not None:  # recorded: its entry says what it is
         return _recorded(store, rows[0])
     if rows[0].status != "done" or not rows[0].result:
-        raise InputError(f"plan {rows[0].id} is {rows[0].status}, not done", path="PLAN",
-                         expected="a finished plan")
+        raise InputError(
+            f"plan {rows[0].id} is {rows[0].status}, not done",
+            path="PLAN",
+            expected="a finished plan",
+        )
     refuse_detached(rows[0])
-    raise InputError(f"plan {rows[0].id} was not recorded in the ledger (record=false), so "
-                     "nothing proves it", path="PLAN",
-                     expected="a recorded plan, or the plan's JSON file or its scenario")
+    raise InputError(
+        f"plan {rows[0].id} was not recorded in the ledger (record=false), so nothing proves it",
+        path="PLAN",
+        expected="a recorded plan, or the plan's JSON file or its scenario",
+    )
 
 
-def recorded_plans(store: Store, *, tenant: str | None = None, latest_per_scenario: bool = False
-                   ) -> list[RecordedPlan]:
+def recorded_plans(
+    store: Store, *, tenant: str | None = None, latest_per_scenario: bool = False
+) -> list[RecordedPlan]:
     """Finished plans recorded in the ledger, oldest first (optionally only the latest plan of
     each scenario name and regime), each proven by its entry."""
     with store.session() as s:
-        q = (select(PlanRow).where(PlanRow.status == "done", PlanRow.ledger_seq.is_not(None))
-             .order_by(PlanRow.ledger_seq))
+        q = (
+            select(PlanRow)
+            .where(PlanRow.status == "done", PlanRow.ledger_seq.is_not(None))
+            .order_by(PlanRow.ledger_seq)
+        )
         if tenant is not None:
             q = q.where(PlanRow.tenant == tenant)
         rows = list(s.scalars(q))
@@ -273,9 +387,11 @@ def refuse_detached(row: PlanRow) -> None:
     submitted with ``record=false`` has nothing to prove it; `ledger verify` finds a recorded
     plan whose row was made to look like one.)"""
     if row.status == "done" and row.record and row.ledger_seq is None:
-        raise LedgerError(f"plan {row.id} was to be recorded but points to no ledger entry: the "
-                          "plans table was altered; refusing to use it (`straits ledger "
-                          "verify` shows all that differs)")
+        raise LedgerError(
+            f"plan {row.id} was to be recorded but points to no ledger entry: the "
+            "plans table was altered; refusing to use it (`straits ledger "
+            "verify` shows all that differs)"
+        )
 
 
 def proven_job_json(store: Store, row: PlanRow, *, tenant_view: bool) -> dict[str, Any]:

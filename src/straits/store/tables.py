@@ -42,8 +42,9 @@ class Time(TypeDecorator[dt.datetime]):
     def __init__(self) -> None:
         super().__init__(timezone=True)
 
-    def result_processor(self, dialect: Dialect, coltype: object
-                         ) -> Callable[[Any], dt.datetime | None] | None:
+    def result_processor(
+        self, dialect: Dialect, coltype: object
+    ) -> Callable[[Any], dt.datetime | None] | None:
         inner = self.impl_instance.result_processor(dialect, coltype)
         if inner is None:
             return None
@@ -54,8 +55,10 @@ class Time(TypeDecorator[dt.datetime]):
                 out: dt.datetime | None = parse(value)
                 return out
             except (ValueError, TypeError, OverflowError):
-                raise AlteredRowError(f"a stored time {str(value)[:40]!r} is not a time: the "
-                                      "database was altered") from None
+                raise AlteredRowError(
+                    f"a stored time {str(value)[:40]!r} is not a time: the database was altered"
+                ) from None
+
         return process
 
 
@@ -70,8 +73,9 @@ class Count(TypeDecorator[int]):
     def process_result_value(self, value: Any, dialect: Dialect) -> int | None:
         if value is None or (isinstance(value, int) and not isinstance(value, bool)):
             return value
-        raise AlteredRowError(f"a stored number {str(value)[:40]!r} is not a whole number: "
-                              "the database was altered")
+        raise AlteredRowError(
+            f"a stored number {str(value)[:40]!r} is not a whole number: the database was altered"
+        )
 
 
 class BigCount(Count):
@@ -114,8 +118,7 @@ class PlanRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     ledger_seq: Mapped[int | None] = mapped_column(Count, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(Time(), default=utcnow)
-    finished_at: Mapped[dt.datetime | None] = mapped_column(Time(),
-                                                            nullable=True)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(Time(), nullable=True)
     record: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     """Append the finished plan to the ledger."""
     rules_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -123,14 +126,10 @@ class PlanRow(Base):
     attempts: Mapped[int] = mapped_column(Count, default=0, server_default="0")
     worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
     """The worker holding (or that last held) the lease: ``host:pid:nonce``."""
-    lease_until: Mapped[dt.datetime | None] = mapped_column(Time(),
-                                                            nullable=True)
-    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(Time(),
-                                                             nullable=True)
-    started_at: Mapped[dt.datetime | None] = mapped_column(Time(),
-                                                           nullable=True)
-    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False,
-                                                   server_default=false())
+    lease_until: Mapped[dt.datetime | None] = mapped_column(Time(), nullable=True)
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(Time(), nullable=True)
+    started_at: Mapped[dt.datetime | None] = mapped_column(Time(), nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 Index("ix_plans_status", PlanRow.status)
@@ -222,8 +221,7 @@ class TokenRow(Base):
     secret_hash: Mapped[str] = mapped_column(String(64))
     label: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[dt.datetime] = mapped_column(Time(), default=utcnow)
-    revoked_at: Mapped[dt.datetime | None] = mapped_column(Time(),
-                                                           nullable=True)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(Time(), nullable=True)
 
 
 class AuditRow(Base):

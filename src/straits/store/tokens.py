@@ -48,7 +48,7 @@ class Principal:
 
 
 def printable_line(text: str) -> bool:
-    return not any(ord(c) < 0x20 or 0x7f <= ord(c) <= 0x9f for c in text)
+    return not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text)
 
 
 def _hash(secret: str) -> str:
@@ -65,8 +65,11 @@ def create_token(store: Store, tenant: str, role: str, label: str = "") -> tuple
 
     check_who(tenant, "token")  # the tenant names every entry the token records
     if label and not printable_line(label):
-        raise InputError(f"{label[:60]!r} holds a control character", path="--label",
-                         expected="one line of printable text")
+        raise InputError(
+            f"{label[:60]!r} holds a control character",
+            path="--label",
+            expected="one line of printable text",
+        )
     token_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
     row = TokenRow(id=token_id, tenant=tenant, role=role, secret_hash=_hash(secret), label=label)
     with store.write() as s:

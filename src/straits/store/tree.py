@@ -30,8 +30,10 @@ class MissingNodeError(LookupError):
         self.node = node
         level, idx = node
         first, last = idx << level, ((idx + 1) << level) - 1
-        super().__init__(f"the Merkle tree has no hash for entries {first + 1} to {last + 1} "
-                         f"(node {level}/{idx}): tree rows were deleted")
+        super().__init__(
+            f"the Merkle tree has no hash for entries {first + 1} to {last + 1} "
+            f"(node {level}/{idx}): tree rows were deleted"
+        )
 
 
 def add_leaf(session: Session, index: int, leaf: bytes) -> None:
@@ -54,9 +56,14 @@ def fetch_query(nodes: Iterable[Node]) -> Select[int, int, str]:
     by_level: dict[int, list[int]] = {}
     for level, idx in nodes:
         by_level.setdefault(level, []).append(idx)
-    return select(LedgerNode.level, LedgerNode.idx, LedgerNode.hash).where(or_(*(
-        and_(LedgerNode.level == level, LedgerNode.idx.in_(idxs))
-        for level, idxs in by_level.items())))
+    return select(LedgerNode.level, LedgerNode.idx, LedgerNode.hash).where(
+        or_(
+            *(
+                and_(LedgerNode.level == level, LedgerNode.idx.in_(idxs))
+                for level, idxs in by_level.items()
+            )
+        )
+    )
 
 
 def fetch(session: Session | Connection, nodes: Iterable[Node]) -> dict[Node, bytes]:
@@ -66,7 +73,7 @@ def fetch(session: Session | Connection, nodes: Iterable[Node]) -> dict[Node, by
     if not wanted:
         return out
     for i in range(0, len(wanted), FETCH_CHUNK):
-        for level, idx, h in session.execute(fetch_query(wanted[i:i + FETCH_CHUNK])):
+        for level, idx, h in session.execute(fetch_query(wanted[i : i + FETCH_CHUNK])):
             out[(level, idx)] = _unhex(h, (level, idx))
     for node in wanted:
         if node not in out:
@@ -81,8 +88,10 @@ def _unhex(h: str, node: Node) -> bytes:
         raw = b""
     if len(raw) != merkle.HASH_SIZE:
         level, idx = node
-        raise ValueError(f"the stored hash of tree node {level}/{idx} is not a SHA-256 hash: "
-                         "the tree was altered")
+        raise ValueError(
+            f"the stored hash of tree node {level}/{idx} is not a SHA-256 hash: "
+            "the tree was altered"
+        )
     return raw
 
 
@@ -102,9 +111,13 @@ class Proofs:
         return merkle.consistency_proof(first, second, self.hashes)
 
 
-def proofs(session: Session | Connection, *, roots: Iterable[int] = (),
-           inclusions: Iterable[tuple[int, int]] = (),
-           consistencies: Iterable[tuple[int, int]] = ()) -> Proofs:
+def proofs(
+    session: Session | Connection,
+    *,
+    roots: Iterable[int] = (),
+    inclusions: Iterable[tuple[int, int]] = (),
+    consistencies: Iterable[tuple[int, int]] = (),
+) -> Proofs:
     """Fetch, in one query, every node needed for the roots of the sizes in ``roots``, the
     inclusion proofs ``(index, size)`` and the consistency proofs ``(first, second)``."""
     needed: set[Node] = set()
@@ -118,15 +131,18 @@ def proofs(session: Session | Connection, *, roots: Iterable[int] = (),
 
 
 # --- building and checking from the entries ------------------------------------------------------
-def level_hashes(session: Session | Connection, level: int, *, chunk: int = 20000
-                 ) -> Iterator[tuple[int, bytes]]:
+def level_hashes(
+    session: Session | Connection, level: int, *, chunk: int = 20000
+) -> Iterator[tuple[int, bytes]]:
     """(idx, hash) of one level in order, read in keyset pages (no long-lived cursor)."""
     after = -1
     while True:
         rows = session.execute(
             select(LedgerNode.idx, LedgerNode.hash)
             .where(LedgerNode.level == level, LedgerNode.idx > after)
-            .order_by(LedgerNode.idx).limit(chunk)).all()
+            .order_by(LedgerNode.idx)
+            .limit(chunk)
+        ).all()
         for idx, h in rows:
             yield idx, _unhex(h, (level, idx))
         if len(rows) < chunk:
@@ -155,24 +171,34 @@ def check_levels(session: Session | Connection, size: int) -> TreeProblem | None
         for i in range(width):
             (li, left), (ri, right) = next(below, (-1, b"")), next(below, (-1, b""))
             if (li, ri) != (2 * i, 2 * i + 1):
-                return TreeProblem((level - 1, 2 * i), f"the Merkle tree lacks a node under "
-                                                       f"entries {(2 * i << (level - 1)) + 1}..")
+                return TreeProblem(
+                    (level - 1, 2 * i),
+                    f"the Merkle tree lacks a node under entries {(2 * i << (level - 1)) + 1}..",
+                )
             idx, h = next(got, (-1, b""))
             if idx != i:
-                return TreeProblem((level, i), "a Merkle tree node is missing: tree rows were "
-                                               "deleted")
+                return TreeProblem(
+                    (level, i), "a Merkle tree node is missing: tree rows were deleted"
+                )
             if h != merkle.node_hash(left, right):
-                return TreeProblem((level, i), "a Merkle tree node does not match its "
-                                               "children: the tree was altered")
+                return TreeProblem(
+                    (level, i),
+                    "a Merkle tree node does not match its children: the tree was altered",
+                )
         extra = next(got, None)
         if extra is not None:
-            return TreeProblem((level, extra[0]), "the Merkle tree holds nodes beyond the "
-                                                  "last entry: entries were removed")
+            return TreeProblem(
+                (level, extra[0]),
+                "the Merkle tree holds nodes beyond the last entry: entries were removed",
+            )
         if width == 0:
-            stray = session.execute(select(LedgerNode.level, LedgerNode.idx)
-                                    .where(LedgerNode.level > level).limit(1)).first()
+            stray = session.execute(
+                select(LedgerNode.level, LedgerNode.idx).where(LedgerNode.level > level).limit(1)
+            ).first()
             if stray is not None:
-                return TreeProblem((stray[0], stray[1]), "the Merkle tree holds nodes beyond "
-                                                         "the last entry: entries were removed")
+                return TreeProblem(
+                    (stray[0], stray[1]),
+                    "the Merkle tree holds nodes beyond the last entry: entries were removed",
+                )
             return None
         level, width = level + 1, width // 2

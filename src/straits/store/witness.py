@@ -61,8 +61,14 @@ class Outcome:
         return self.status in ("accepted", "seen", "older-consistent")
 
     def to_json(self) -> dict[str, Any]:
-        return {"source": self.source, "status": self.status, "ok": self.ok,
-                "size": self.size, "message": self.message, "evidence": self.evidence}
+        return {
+            "source": self.source,
+            "status": self.status,
+            "ok": self.ok,
+            "size": self.size,
+            "message": self.message,
+            "evidence": self.evidence,
+        }
 
 
 def parse_offer(text: str, source: str) -> Offered:
@@ -77,9 +83,12 @@ def parse_offer(text: str, source: str) -> Offered:
         raise InputError(f"not JSON: {exc}", source=source) from None
     note = doc.get("checkpoint") if isinstance(doc, dict) else None
     if not isinstance(note, str):
-        raise InputError("no checkpoint in it", source=source, path="checkpoint",
-                         expected="a signed checkpoint, a receipt or the answer of GET "
-                                  "/v1/ledger/checkpoint")
+        raise InputError(
+            "no checkpoint in it",
+            source=source,
+            path="checkpoint",
+            expected="a signed checkpoint, a receipt or the answer of GET /v1/ledger/checkpoint",
+        )
     proof = None
     c = doc.get("consistency")
     if isinstance(c, dict):
@@ -87,8 +96,9 @@ def parse_offer(text: str, source: str) -> Offered:
             hashes = [base64.b64decode(h, validate=True) for h in c.get("proof") or []]
             proof = (int(c["from"]), int(c["to"]), hashes)
         except (KeyError, TypeError, ValueError, binascii.Error):
-            raise InputError("a malformed consistency proof", source=source,
-                             path="consistency") from None
+            raise InputError(
+                "a malformed consistency proof", source=source, path="consistency"
+            ) from None
     return Offered(note, source, proof)
 
 
@@ -102,50 +112,63 @@ class Witness:
             try:
                 state = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError, RecursionError) as exc:
-                raise InputError(f"cannot read the witness state: {exc}",
-                                 source=str(path), path="--state") from None
+                raise InputError(
+                    f"cannot read the witness state: {exc}", source=str(path), path="--state"
+                ) from None
             if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-                raise InputError("not a witness state file", source=str(path), path="--state",
-                                 expected=f"a {STATE_FORMAT} file this command wrote")
+                raise InputError(
+                    "not a witness state file",
+                    source=str(path),
+                    path="--state",
+                    expected=f"a {STATE_FORMAT} file this command wrote",
+                )
             self.state = state
 
     def save(self) -> None:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(self.state, indent=1, sort_keys=True) + "\n",
-                       encoding="utf-8")
+        tmp.write_text(json.dumps(self.state, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         os.replace(tmp, self.path)
 
-    def offer(self, offer: Offered, verifiers: list[Verifier],
-              proofs: ProofSource | None) -> Outcome:
+    def offer(
+        self, offer: Offered, verifiers: list[Verifier], proofs: ProofSource | None
+    ) -> Outcome:
         try:
             cp = open_checkpoint(offer.note, verifiers)
         except NoteError as exc:
-            return Outcome(offer.source, "rejected", f"not a checkpoint signed by the log's "
-                                                     f"key: {exc}")
+            return Outcome(
+                offer.source, "rejected", f"not a checkpoint signed by the log's key: {exc}"
+            )
         c = cp.checkpoint
         log = self.state["logs"].setdefault(c.origin, {"seen": [], "latest": None})
         for seen in log["seen"]:
             if seen["size"] == c.size:
                 if seen["root"] == c.root_hex:
-                    return Outcome(offer.source, "seen", f"checkpoint {c.size} seen before",
-                                   c.size)
-                return Outcome(offer.source, "split-view",
-                               f"SPLIT VIEW: log {c.origin} signed two different trees of "
-                               f"{c.size} entries ({seen['root'][:16]}... seen "
-                               f"{seen['seen_at']} from {seen['source']}; "
-                               f"{c.root_hex[:16]}... now from {offer.source})", c.size,
-                               [seen["note"], cp.note])
+                    return Outcome(offer.source, "seen", f"checkpoint {c.size} seen before", c.size)
+                return Outcome(
+                    offer.source,
+                    "split-view",
+                    f"SPLIT VIEW: log {c.origin} signed two different trees of "
+                    f"{c.size} entries ({seen['root'][:16]}... seen "
+                    f"{seen['seen_at']} from {seen['source']}; "
+                    f"{c.root_hex[:16]}... now from {offer.source})",
+                    c.size,
+                    [seen["note"], cp.note],
+                )
         latest = log["latest"]
         if latest is None:
             self._record(log, cp, offer.source, latest=True)
-            return Outcome(offer.source, "accepted", f"first checkpoint of log {c.origin} "
-                                                     f"({c.size} entries): trusted on first "
-                                                     "use", c.size)
+            return Outcome(
+                offer.source,
+                "accepted",
+                f"first checkpoint of log {c.origin} ({c.size} entries): trusted on first use",
+                c.size,
+            )
         lo_size, lo_root, hi_size, hi_root = (
             (latest["size"], bytes.fromhex(latest["root"]), c.size, c.root)
-            if c.size > latest["size"] else
-            (c.size, c.root, latest["size"], bytes.fromhex(latest["root"])))
+            if c.size > latest["size"]
+            else (c.size, c.root, latest["size"], bytes.fromhex(latest["root"]))
+        )
         proof = None
         if offer.proof is not None and offer.proof[:2] == (lo_size, hi_size):
             proof = offer.proof[2]
@@ -153,37 +176,59 @@ class Witness:
             try:
                 proof = proofs(lo_size, hi_size)
             except (InputError, LookupError, ValueError, OSError) as exc:
-                return Outcome(offer.source, "unproven", f"the log gave no consistency proof "
-                                                         f"{lo_size} -> {hi_size}: {exc}",
-                               c.size)
+                return Outcome(
+                    offer.source,
+                    "unproven",
+                    f"the log gave no consistency proof {lo_size} -> {hi_size}: {exc}",
+                    c.size,
+                )
         if proof is None:
-            return Outcome(offer.source, "unproven",
-                           f"checkpoint {c.size} cannot be checked against the {latest['size']} "
-                           f"seen before without a consistency proof {lo_size} -> {hi_size} "
-                           "(give --db or --log, or fetch GET /v1/ledger/checkpoint?since="
-                           f"{latest['size']})", c.size)
+            return Outcome(
+                offer.source,
+                "unproven",
+                f"checkpoint {c.size} cannot be checked against the {latest['size']} "
+                f"seen before without a consistency proof {lo_size} -> {hi_size} "
+                "(give --db or --log, or fetch GET /v1/ledger/checkpoint?since="
+                f"{latest['size']})",
+                c.size,
+            )
         try:
             merkle.verify_consistency(lo_size, hi_size, lo_root, hi_root, proof)
         except merkle.ProofError as exc:
-            return Outcome(offer.source, "inconsistent",
-                           f"SPLIT VIEW or rewritten log: checkpoint {c.size} is not consistent "
-                           f"with checkpoint {latest['size']} seen {latest['seen_at']} ({exc})",
-                           c.size, [latest["note"], cp.note])
+            return Outcome(
+                offer.source,
+                "inconsistent",
+                f"SPLIT VIEW or rewritten log: checkpoint {c.size} is not consistent "
+                f"with checkpoint {latest['size']} seen {latest['seen_at']} ({exc})",
+                c.size,
+                [latest["note"], cp.note],
+            )
         newer = c.size > latest["size"]
         self._record(log, cp, offer.source, latest=newer)
         if newer:
-            return Outcome(offer.source, "accepted", f"checkpoint {c.size} extends "
-                                                     f"{latest['size']} (consistency proven)",
-                           c.size)
-        return Outcome(offer.source, "older-consistent", f"checkpoint {c.size} is a prefix of "
-                                                         f"{latest['size']} (consistency "
-                                                         "proven)", c.size)
+            return Outcome(
+                offer.source,
+                "accepted",
+                f"checkpoint {c.size} extends {latest['size']} (consistency proven)",
+                c.size,
+            )
+        return Outcome(
+            offer.source,
+            "older-consistent",
+            f"checkpoint {c.size} is a prefix of {latest['size']} (consistency proven)",
+            c.size,
+        )
 
-    def _record(self, log: dict[str, Any], cp: SignedCheckpoint, source: str, *,
-                latest: bool) -> None:
-        item = {"size": cp.checkpoint.size, "root": cp.checkpoint.root_hex, "note": cp.note,
-                "source": source,
-                "seen_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    def _record(
+        self, log: dict[str, Any], cp: SignedCheckpoint, source: str, *, latest: bool
+    ) -> None:
+        item = {
+            "size": cp.checkpoint.size,
+            "root": cp.checkpoint.root_hex,
+            "note": cp.note,
+            "source": source,
+            "seen_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
         log["seen"].append(item)
         log["seen"].sort(key=lambda x: x["size"])
         if latest:

@@ -48,8 +48,7 @@ ASSETS: dict[str, Asset] = {
     "report.css": (_package_file("straits.report", "assets/report.css"), "text/css"),
     "console.js": (_package_file("straits.web", "static/console.js"), "text/javascript"),
     "figures.js": (_package_file("straits.report", "assets/figures.js"), "text/javascript"),
-    "plotly.min.js": (_package_file("plotly", "package_data/plotly.min.js"),
-                      "text/javascript"),
+    "plotly.min.js": (_package_file("plotly", "package_data/plotly.min.js"), "text/javascript"),
     "geo.js": (_geo_js, "text/javascript"),
     "swagger-ui-bundle.js": (_offline("swagger-ui-bundle.js"), "text/javascript"),
     "swagger-ui.css": (_offline("swagger-ui.css"), "text/css"),
@@ -84,24 +83,34 @@ def mount_console(app: FastAPI) -> None:
         if name not in ASSETS:
             raise NotFoundError(f"no static file {name!r}")
         body, media, etag = asset(name)
-        headers = {"ETag": etag, "Cache-Control": "public, max-age=86400",
-                   "X-Content-Type-Options": "nosniff"}
+        headers = {
+            "ETag": etag,
+            "Cache-Control": "public, max-age=86400",
+            "X-Content-Type-Options": "nosniff",
+        }
         if request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers=headers)
         return Response(body, media_type=media, headers=headers)
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> Response:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="Straits API",
-                                   swagger_js_url="/static/swagger-ui-bundle.js",
-                                   swagger_css_url="/static/swagger-ui.css",
-                                   swagger_favicon_url="/static/favicon.png")
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Straits API",
+            swagger_js_url="/static/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.png",
+        )
 
     @app.get("/redoc", include_in_schema=False)
     def redoc() -> Response:
-        return get_redoc_html(openapi_url="/openapi.json", title="Straits API",
-                              redoc_js_url="/static/redoc.standalone.js",
-                              redoc_favicon_url="/static/favicon.png", with_google_fonts=False)
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title="Straits API",
+            redoc_js_url="/static/redoc.standalone.js",
+            redoc_favicon_url="/static/favicon.png",
+            with_google_fonts=False,
+        )
 
     async def to_sign_in(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SignIn)
@@ -114,13 +123,16 @@ def mount_console(app: FastAPI) -> None:
 def _html_errors_under_ui(app: FastAPI) -> None:
     """Errors of /ui pages as HTML pages; every other path keeps the API's JSON handler."""
     statuses: dict[type[StraitsError], Callable[[StraitsError], int]] = {
-        NotFoundError: lambda e: 404, InputError: lambda e: 400,
-        AuthError: lambda e: e.status if isinstance(e, AuthError) else 403}
+        NotFoundError: lambda e: 404,
+        InputError: lambda e: 400,
+        AuthError: lambda e: e.status if isinstance(e, AuthError) else 403,
+    }
     for cls, status in statuses.items():
         json_handler = app.exception_handlers.get(cls)
 
-        def make(cls: type[StraitsError], status: Callable[[StraitsError], int],
-                 json_handler: Any) -> Any:
+        def make(
+            cls: type[StraitsError], status: Callable[[StraitsError], int], json_handler: Any
+        ) -> Any:
             async def handler(request: Request, exc: Exception) -> Response:
                 if request.url.path.startswith("/ui/") and isinstance(exc, cls):
                     return error_page_for(request, exc, status(exc))

@@ -41,8 +41,9 @@ class CompareRow:
     rules: list[dict[str, Any]]
 
 
-def compare(sc: Scenario, dirs: tuple[Path, ...], seconds: float = COMPARE_SECONDS
-            ) -> dict[str, Any]:
+def compare(
+    sc: Scenario, dirs: tuple[Path, ...], seconds: float = COMPARE_SECONDS
+) -> dict[str, Any]:
     """``sc`` planned under each regime, stage by stage, with the rules that moved a stage."""
     from straits.demo import differences
     from straits.plan import make_plan
@@ -58,12 +59,18 @@ def compare(sc: Scenario, dirs: tuple[Path, ...], seconds: float = COMPARE_SECON
                 a = p.assignment(w.id, st.id)
                 places[r] = a.option_label if a is not None else "unplaced"
             d = diffs.get((w.id, st.id))
-            rows.append(CompareRow(
-                stage=f"{w.id}/{st.id}", placements=places,
-                moved=len(set(places.values())) > 1,
-                rules=[] if d is None else d.to_json()["rules"]))
-    totals = {r: {"cost": p.total_cost_usd, "placed": len(p.assignments),
-                  "unplaced": len(p.unplaced)} for r, p in plans.items()}
+            rows.append(
+                CompareRow(
+                    stage=f"{w.id}/{st.id}",
+                    placements=places,
+                    moved=len(set(places.values())) > 1,
+                    rules=[] if d is None else d.to_json()["rules"],
+                )
+            )
+    totals = {
+        r: {"cost": p.total_cost_usd, "placed": len(p.assignments), "unplaced": len(p.unplaced)}
+        for r, p in plans.items()
+    }
     return {"rows": rows, "totals": totals, "regimes": list(REGIMES)}
 
 
@@ -84,16 +91,20 @@ def events(rules: RuleSet, regime: str) -> list[dict[str, str]]:
     return [{"date": d.isoformat(), "label": ", ".join(names)} for d, names in sorted(seen.items())]
 
 
-def whatif(sc: Scenario, plan: dict[str, Any], dirs: tuple[Path, ...], day: dt.date,
-           regime: str) -> dict[str, Any]:
+def whatif(
+    sc: Scenario, plan: dict[str, Any], dirs: tuple[Path, ...], day: dt.date, regime: str
+) -> dict[str, Any]:
     """The recorded plan's placements asked of the rules in force on ``day`` under ``regime``
     (no re-plan: ``straits impact`` proposes one)."""
     from straits.impact.drift import rules_as_of
 
     rules = thread_rules(dirs)
     changes = [c.to_json() for c in rules_as_of(sc, plan, rules, date=day, regime=regime)]
-    return {"changes": changes,
-            "affected": sorted({f"{c['workload']}/{c['stage']}" for c in changes}),
-            "blocking": any(c["severity"] == "blocking" for c in changes),
-            "checked": day.isoformat(), "events": events(rules, regime),
-            "days_json": json.dumps([d.isoformat() for d in slider_days()])}
+    return {
+        "changes": changes,
+        "affected": sorted({f"{c['workload']}/{c['stage']}" for c in changes}),
+        "blocking": any(c["severity"] == "blocking" for c in changes),
+        "checked": day.isoformat(),
+        "events": events(rules, regime),
+        "days_json": json.dumps([d.isoformat() for d in slider_days()]),
+    }

@@ -30,8 +30,9 @@ def verification(store: Store, who: Principal, keys: Keys) -> Check:
     signed = "" if v.signatures == "checked" else f"; signatures {v.signatures}"
     if v.ok:
         scope = "entries" if who.is_admin else "entries of yours"
-        return Check(True, f"the log is consistent with its latest checkpoint: {mine} {scope}"
-                           f"{signed}")
+        return Check(
+            True, f"the log is consistent with its latest checkpoint: {mine} {scope}{signed}"
+        )
     if who.is_admin:
         return Check(False, f"the log fails verification: {v.problem}")
     return Check(False, "the log fails verification; an admin sees where")

@@ -26,35 +26,65 @@ from straits.web.session import Signed
 router = APIRouter(prefix="/ui", include_in_schema=False)
 #: the largest scenario the console accepts (the API's body limit applies to the whole form)
 MAX_SCENARIO_BYTES = 2 * 1024 * 1024
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-       "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; "
-       "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'")
-HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
-           "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
-           "Cache-Control": "no-store"}
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
+)
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
 
 
 @cache
 def environment() -> Environment:
     base = report_environment()
-    env = Environment(loader=ChoiceLoader([PackageLoader("straits.web", "templates"),
-                                           PackageLoader("straits.report", "templates")]),
-                      autoescape=select_autoescape(["html", "j2"]), trim_blocks=True,
-                      lstrip_blocks=True)
+    env = Environment(
+        loader=ChoiceLoader(
+            [
+                PackageLoader("straits.web", "templates"),
+                PackageLoader("straits.report", "templates"),
+            ]
+        ),
+        autoescape=select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters.update(base.filters)
     return env
 
 
-def render(name: str, *, status: int = 200, signed: Signed | None = None,
-           figures: dict[str, Any] | None = None, **ctx: Any) -> HTMLResponse:
+def render(
+    name: str,
+    *,
+    status: int = 200,
+    signed: Signed | None = None,
+    figures: dict[str, Any] | None = None,
+    **ctx: Any,
+) -> HTMLResponse:
     from straits.report.page import script_json, uses_map
 
     figures = figures or {}
-    html = environment().get_template(name).render(
-        signed=signed, inline=False, figures_json=script_json(figures),
-        has_figures=bool(figures), geo=uses_map(figures), version=__version__,
-        generated=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
-        status_icon=views.STATUS_ICON, title=ctx.pop("title", "Straits"), **ctx)
+    html = (
+        environment()
+        .get_template(name)
+        .render(
+            signed=signed,
+            inline=False,
+            figures_json=script_json(figures),
+            has_figures=bool(figures),
+            geo=uses_map(figures),
+            version=__version__,
+            generated=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+            status_icon=views.STATUS_ICON,
+            title=ctx.pop("title", "Straits"),
+            **ctx,
+        )
+    )
     return HTMLResponse(html, status_code=status, headers=HEADERS)
 
 
@@ -76,8 +106,7 @@ def _csrf(request: Request, signed: Signed, token: str) -> None:
     if not session.check_csrf(request, signed, token):
         from straits.server.auth import refuse
 
-        raise refuse(request, 403, "the form's CSRF token does not match this session",
-                     signed.who)
+        raise refuse(request, 403, "the form's CSRF token does not match this session", signed.who)
 
 
 def _store(request: Request) -> Any:
@@ -91,8 +120,13 @@ def _rule_dirs(request: Request) -> tuple[Any, ...]:
 # --- sign-in ---------------------------------------------------------------------------------
 def _login_page(request: Request, *, status: int = 200, error: str | None = None) -> Response:
     value = session.pre_value(request)
-    response = render("login.html.j2", status=status, title="Sign in to Straits",
-                      csrf=session.pre_csrf(request, value), error=error)
+    response = render(
+        "login.html.j2",
+        status=status,
+        title="Sign in to Straits",
+        csrf=session.pre_csrf(request, value),
+        error=error,
+    )
     session.set_pre_cookie(response, value)
     return response
 
@@ -103,8 +137,11 @@ def login_form(request: Request) -> Response:
 
 
 @router.post("/login")
-def login(request: Request, token: Annotated[str, Form(max_length=200)] = "",
-          csrf: Annotated[str, Form(max_length=200)] = "") -> Response:
+def login(
+    request: Request,
+    token: Annotated[str, Form(max_length=200)] = "",
+    csrf: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
     if not session.check_pre_csrf(request, csrf):
         return _login_page(request, status=403, error="The form expired; sign in again.")
     redirect = RedirectResponse("/ui/", status_code=303, headers=HEADERS)
@@ -131,29 +168,42 @@ def logout(request: Request, csrf: Annotated[str, Form(max_length=200)] = "") ->
 @router.get("/")
 async def plans(request: Request) -> Response:
     signed = user(request)
-    rows = await run_in_threadpool(views.jobs, _store(request), signed.who,
-                                   keys=request.app.state.ledger_keys)
-    return render("plans.html.j2", signed=signed, section="plans", title="Plans - Straits",
-                  plans=rows, show_tenant=signed.who.is_admin,
-                  live=any(p.status in ("queued", "running") for p in rows))
+    rows = await run_in_threadpool(
+        views.jobs, _store(request), signed.who, keys=request.app.state.ledger_keys
+    )
+    return render(
+        "plans.html.j2",
+        signed=signed,
+        section="plans",
+        title="Plans - Straits",
+        plans=rows,
+        show_tenant=signed.who.is_admin,
+        live=any(p.status in ("queued", "running") for p in rows),
+    )
 
 
 @router.get("/plans/rows")
 async def plan_rows(request: Request) -> Response:
     signed = user(request)
-    rows = await run_in_threadpool(views.jobs, _store(request), signed.who,
-                                   keys=request.app.state.ledger_keys)
-    return render("_plan_rows.html.j2", signed=signed, plans=rows,
-                  show_tenant=signed.who.is_admin)
+    rows = await run_in_threadpool(
+        views.jobs, _store(request), signed.who, keys=request.app.state.ledger_keys
+    )
+    return render("_plan_rows.html.j2", signed=signed, plans=rows, show_tenant=signed.who.is_admin)
 
 
 @router.get("/plans/{plan_id}")
 async def plan(request: Request, plan_id: str) -> Response:
     signed = user(request)
-    ctx = await run_in_threadpool(views.plan_page, _store(request), request.app.state.rules,
-                                  signed.who, plan_id)
-    return render("plan.html.j2", signed=signed, section="plans",
-                  title=f"Plan {plan_id[:12]} - Straits", **ctx)
+    ctx = await run_in_threadpool(
+        views.plan_page, _store(request), request.app.state.rules, signed.who, plan_id
+    )
+    return render(
+        "plan.html.j2",
+        signed=signed,
+        section="plans",
+        title=f"Plan {plan_id[:12]} - Straits",
+        **ctx,
+    )
 
 
 @router.get("/plans/{plan_id}/progress")
@@ -173,46 +223,72 @@ async def plan_report_file(request: Request, plan_id: str) -> Response:
 
     def make() -> str:
         sc, plan_json, recorded = views.recorded_plan(_store(request), signed.who, plan_id)
-        return plan_report(plan_json, sc, request.app.state.rules, source=f"plan {plan_id}",
-                           recorded=recorded)
+        return plan_report(
+            plan_json, sc, request.app.state.rules, source=f"plan {plan_id}", recorded=recorded
+        )
 
     html = await run_in_threadpool(make)
-    return HTMLResponse(html, headers={
-        "Content-Disposition": f'attachment; filename="straits-plan-{plan_id[:12]}.html"',
-        "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
+    return HTMLResponse(
+        html,
+        headers={
+            "Content-Disposition": f'attachment; filename="straits-plan-{plan_id[:12]}.html"',
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @router.get("/plans/{plan_id}/compare")
 async def plan_compare(request: Request, plan_id: str) -> Response:
     signed = user(request)
-    sc, _, _ = await run_in_threadpool(views.recorded_plan, _store(request), signed.who,
-                                       plan_id)
+    sc, _, _ = await run_in_threadpool(views.recorded_plan, _store(request), signed.who, plan_id)
     ctx = await run_in_threadpool(actions.compare, sc, _rule_dirs(request))
-    return render("compare.html.j2", signed=signed, section="plans", plan_id=plan_id,
-                  title=f"Regimes for {sc.name} - Straits", scenario=sc.name,
-                  date=sc.date.isoformat(), **ctx)
+    return render(
+        "compare.html.j2",
+        signed=signed,
+        section="plans",
+        plan_id=plan_id,
+        title=f"Regimes for {sc.name} - Straits",
+        scenario=sc.name,
+        date=sc.date.isoformat(),
+        **ctx,
+    )
 
 
 @router.get("/plans/{plan_id}/whatif")
-async def plan_whatif(request: Request, plan_id: str,
-                      date: Annotated[dt.date | None, Query()] = None,
-                      i: Annotated[int | None, Query(ge=0, le=100_000)] = None,
-                      regime: Annotated[str | None, Query(max_length=40)] = None) -> Response:
+async def plan_whatif(
+    request: Request,
+    plan_id: str,
+    date: Annotated[dt.date | None, Query()] = None,
+    i: Annotated[int | None, Query(ge=0, le=100_000)] = None,
+    regime: Annotated[str | None, Query(max_length=40)] = None,
+) -> Response:
     signed = user(request)
-    sc, plan_json, _ = await run_in_threadpool(views.recorded_plan, _store(request),
-                                               signed.who, plan_id)
+    sc, plan_json, _ = await run_in_threadpool(
+        views.recorded_plan, _store(request), signed.who, plan_id
+    )
     days = actions.slider_days()
     if date is None:
         date = days[min(i, len(days) - 1)] if i is not None else sc.date
     day = min(max(date, days[0]), days[-1])
     regime = regime if regime in actions.REGIMES else str(plan_json.get("regime", "enacted"))
-    ctx = await run_in_threadpool(actions.whatif, sc, plan_json, _rule_dirs(request), day,
-                                  regime)
-    return render("whatif.html.j2", signed=signed, section="plans", plan_id=plan_id,
-                  title=f"What if - {sc.name} - Straits", scenario=sc.name,
-                  plan_date=plan_json.get("date"), plan_regime=plan_json.get("regime"),
-                  date=day.isoformat(), index=(day - days[0]).days, days=days,
-                  regime=regime, regimes=actions.REGIMES, **ctx)
+    ctx = await run_in_threadpool(actions.whatif, sc, plan_json, _rule_dirs(request), day, regime)
+    return render(
+        "whatif.html.j2",
+        signed=signed,
+        section="plans",
+        plan_id=plan_id,
+        title=f"What if - {sc.name} - Straits",
+        scenario=sc.name,
+        plan_date=plan_json.get("date"),
+        plan_regime=plan_json.get("regime"),
+        date=day.isoformat(),
+        index=(day - days[0]).days,
+        days=days,
+        regime=regime,
+        regimes=actions.REGIMES,
+        **ctx,
+    )
 
 
 # --- submit ----------------------------------------------------------------------------------
@@ -222,24 +298,43 @@ def submit_form(request: Request) -> Response:
     return _submit_page(request, signed, form={}, text="")
 
 
-def _submit_page(request: Request, signed: Signed, *, form: dict[str, str], text: str,
-                 errors: list[dict[str, Any]] | None = None, status: int = 200) -> Response:
+def _submit_page(
+    request: Request,
+    signed: Signed,
+    *,
+    form: dict[str, str],
+    text: str,
+    errors: list[dict[str, Any]] | None = None,
+    status: int = 200,
+) -> Response:
     from straits.plan.registry import OBJECTIVE_NAMES
 
-    return render("submit.html.j2", status=status, signed=signed, section="submit",
-                  title="Submit a scenario - Straits", form=form, text=text, errors=errors,
-                  regimes=actions.REGIMES, objectives=OBJECTIVE_NAMES,
-                  max_time=request.app.state.settings.max_time_limit)
+    return render(
+        "submit.html.j2",
+        status=status,
+        signed=signed,
+        section="submit",
+        title="Submit a scenario - Straits",
+        form=form,
+        text=text,
+        errors=errors,
+        regimes=actions.REGIMES,
+        objectives=OBJECTIVE_NAMES,
+        max_time=request.app.state.settings.max_time_limit,
+    )
 
 
 @router.post("/submit")
-async def submit(request: Request, csrf: Annotated[str, Form(max_length=200)] = "",
-                 text: Annotated[str, Form(max_length=MAX_SCENARIO_BYTES)] = "",
-                 file: Annotated[UploadFile | None, File()] = None,
-                 regime: Annotated[str, Form(max_length=40)] = "",
-                 objective: Annotated[str, Form(max_length=40)] = "",
-                 time_limit: Annotated[str, Form(max_length=20)] = "10",
-                 record: Annotated[str, Form(max_length=5)] = "0") -> Response:
+async def submit(
+    request: Request,
+    csrf: Annotated[str, Form(max_length=200)] = "",
+    text: Annotated[str, Form(max_length=MAX_SCENARIO_BYTES)] = "",
+    file: Annotated[UploadFile | None, File()] = None,
+    regime: Annotated[str, Form(max_length=40)] = "",
+    objective: Annotated[str, Form(max_length=40)] = "",
+    time_limit: Annotated[str, Form(max_length=20)] = "10",
+    record: Annotated[str, Form(max_length=5)] = "0",
+) -> Response:
     from straits.web.submit import submit_scenario
 
     signed = user(request)
@@ -247,23 +342,44 @@ async def submit(request: Request, csrf: Annotated[str, Form(max_length=200)] = 
     if not signed.who.may("planner"):
         from straits.server.auth import refuse
 
-        raise refuse(request, 403, f"a {signed.who.role} token cannot submit plans: it needs "
-                                   "the planner role", signed.who)
-    form = {"regime": regime, "objective": objective, "time_limit": time_limit,
-            "record": record}
+        raise refuse(
+            request,
+            403,
+            f"a {signed.who.role} token cannot submit plans: it needs the planner role",
+            signed.who,
+        )
+    form = {"regime": regime, "objective": objective, "time_limit": time_limit, "record": record}
     source = "pasted scenario"
     if file is not None and file.filename:
         raw = await file.read(MAX_SCENARIO_BYTES + 1)
         source = f"uploaded file {file.filename}"
         if len(raw) > MAX_SCENARIO_BYTES:
-            return _submit_page(request, signed, form=form, text="", status=413, errors=[{
-                "detail": f"the file is over {MAX_SCENARIO_BYTES:,} bytes", "path": None,
-                "expected": "a smaller scenario"}])
+            return _submit_page(
+                request,
+                signed,
+                form=form,
+                text="",
+                status=413,
+                errors=[
+                    {
+                        "detail": f"the file is over {MAX_SCENARIO_BYTES:,} bytes",
+                        "path": None,
+                        "expected": "a smaller scenario",
+                    }
+                ],
+            )
         text = raw.decode("utf-8", errors="replace")
     try:
-        plan_id = await submit_scenario(request, signed.who, text, source=source,
-                                        regime=regime, objective=objective,
-                                        time_limit=time_limit, record=record == "1")
+        plan_id = await submit_scenario(
+            request,
+            signed.who,
+            text,
+            source=source,
+            regime=regime,
+            objective=objective,
+            time_limit=time_limit,
+            record=record == "1",
+        )
     except InputError as exc:
         from straits.errors import ScenarioError
         from straits.loading import scenario_problems
@@ -271,18 +387,34 @@ async def submit(request: Request, csrf: Annotated[str, Form(max_length=200)] = 
         # every problem of the scenario at once (the error raised names the first)
         every: list[InputError] = [exc]
         if isinstance(exc, ScenarioError):
-            every = list(await run_in_threadpool(
-                lambda: scenario_problems(text, source=source))) or every
-        return _submit_page(request, signed, form=form, text=text, status=400, errors=[{
-            "detail": e.detail, "path": e.path, "expected": e.expected,
-            "line": getattr(e, "line", None)} for e in every])
+            every = (
+                list(await run_in_threadpool(lambda: scenario_problems(text, source=source)))
+                or every
+            )
+        return _submit_page(
+            request,
+            signed,
+            form=form,
+            text=text,
+            status=400,
+            errors=[
+                {
+                    "detail": e.detail,
+                    "path": e.path,
+                    "expected": e.expected,
+                    "line": getattr(e, "line", None),
+                }
+                for e in every
+            ],
+        )
     return RedirectResponse(f"/ui/plans/{plan_id}", status_code=303, headers=HEADERS)
 
 
 # --- ledger and rules ------------------------------------------------------------------------
 @router.get("/ledger")
-async def ledger_page(request: Request,
-                      before: Annotated[int | None, Query(ge=1, le=2**53)] = None) -> Response:
+async def ledger_page(
+    request: Request, before: Annotated[int | None, Query(ge=1, le=2**53)] = None
+) -> Response:
     from straits.errors import LedgerError
     from straits.server.ledger_routes import unproven_view
     from straits.web.ledger import Check, verification
@@ -292,13 +424,21 @@ async def ledger_page(request: Request,
     check = await run_in_threadpool(verification, _store(request), signed.who, keys)
     try:
         lines, more = await run_in_threadpool(
-            lambda: views.ledger_lines(_store(request), signed.who, before=before, keys=keys))
+            lambda: views.ledger_lines(_store(request), signed.who, before=before, keys=keys)
+        )
     except LedgerError as exc:  # a tenant's page holds an entry the log does not prove
         detail, _ = await run_in_threadpool(unproven_view, _store(request), signed.who, exc)
         lines, more, check = [], None, Check(False, detail)
-    return render("ledger.html.j2", signed=signed, section="ledger", title="Ledger - Straits",
-                  entries=lines, more=more, show_tenant=signed.who.is_admin,
-                  verification=check)
+    return render(
+        "ledger.html.j2",
+        signed=signed,
+        section="ledger",
+        title="Ledger - Straits",
+        entries=lines,
+        more=more,
+        show_tenant=signed.who.is_admin,
+        verification=check,
+    )
 
 
 @router.get("/ledger/{seq}/receipt.json")
@@ -308,38 +448,63 @@ async def receipt(request: Request, seq: int) -> Response:
 
     signed = user(request)
     try:
-        body = await run_in_threadpool(receipt_json, _store(request), signed.who, seq,
-                                       request.app.state.ledger_keys)
+        body = await run_in_threadpool(
+            receipt_json, _store(request), signed.who, seq, request.app.state.ledger_keys
+        )
     except NoCheckpointError as exc:
-        raise InputError(f"no receipt yet: {exc.detail}",
-                         expected="a server with a ledger key (STRAITS_LEDGER_KEY), which "
-                                  "signs the checkpoint a receipt proves against") from None
-    return JSONResponse(body, headers={
-        "Content-Disposition": f'attachment; filename="straits-receipt-{seq}.json"',
-        "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+        raise InputError(
+            f"no receipt yet: {exc.detail}",
+            expected="a server with a ledger key (STRAITS_LEDGER_KEY), which "
+            "signs the checkpoint a receipt proves against",
+        ) from None
+    return JSONResponse(
+        body,
+        headers={
+            "Content-Disposition": f'attachment; filename="straits-receipt-{seq}.json"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 @router.get("/rules")
-async def rules_page(request: Request, date: Annotated[dt.date | None, Query()] = None,
-                     regime: Annotated[str, Query(max_length=40)] = "enacted") -> Response:
+async def rules_page(
+    request: Request,
+    date: Annotated[dt.date | None, Query()] = None,
+    regime: Annotated[str, Query(max_length=40)] = "enacted",
+) -> Response:
     from straits import api
 
     signed = user(request)
     chosen: Regime = "ai-diffusion" if regime == "ai-diffusion" else "enacted"
     with request.app.state.rules_lock:
         listed = api.rules_json(request.app.state.rules, date, chosen, None)
-    return render("rules.html.j2", signed=signed, section="rules", title="Rules - Straits",
-                  rules=listed, date=date.isoformat() if date else None, regime=chosen,
-                  regimes=actions.REGIMES)
+    return render(
+        "rules.html.j2",
+        signed=signed,
+        section="rules",
+        title="Rules - Straits",
+        rules=listed,
+        date=date.isoformat() if date else None,
+        regime=chosen,
+        regimes=actions.REGIMES,
+    )
 
 
 def error_page(request: Request, exc: StraitsError, status: int) -> Response:
     signed = session.current(request)
-    heading = {400: "Bad request", 403: "Forbidden", 404: "Not found",
-               409: "Not ready"}.get(status, "Error")
-    return render("error.html.j2", status=status, signed=signed, title=f"{heading} - Straits",
-                  status_code=status, heading=heading,
-                  detail=exc.detail if isinstance(exc, InputError) else str(exc))
+    heading = {400: "Bad request", 403: "Forbidden", 404: "Not found", 409: "Not ready"}.get(
+        status, "Error"
+    )
+    return render(
+        "error.html.j2",
+        status=status,
+        signed=signed,
+        title=f"{heading} - Straits",
+        status_code=status,
+        heading=heading,
+        detail=exc.detail if isinstance(exc, InputError) else str(exc),
+    )
 
 
 __all__ = ["NotFoundError", "SignIn", "error_page", "router"]

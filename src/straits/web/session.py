@@ -44,8 +44,9 @@ def _key(request: Request) -> bytes:
     key: bytes | None = getattr(request.app.state, "console_key", None)
     if key is None:
         configured = os.environ.get("STRAITS_CONSOLE_SECRET")
-        key = (hashlib.sha256(configured.encode()).digest() if configured
-               else secrets.token_bytes(32))
+        key = (
+            hashlib.sha256(configured.encode()).digest() if configured else secrets.token_bytes(32)
+        )
         request.app.state.console_key = key
     return key
 
@@ -74,15 +75,23 @@ def current(request: Request) -> Signed | None:
 def sign_in(request: Request, response: Response, token: str) -> Principal:
     """Check ``token`` and set the session cookie (raises AuthError when it is refused)."""
     who = authenticate(request.app.state.store, token.strip() or None)
-    response.set_cookie(COOKIE, token.strip(), max_age=MAX_AGE, httponly=True,
-                        secure=secure_cookies(), samesite="strict", path="/")
+    response.set_cookie(
+        COOKIE,
+        token.strip(),
+        max_age=MAX_AGE,
+        httponly=True,
+        secure=secure_cookies(),
+        samesite="strict",
+        path="/",
+    )
     response.delete_cookie(PRE_COOKIE, path="/")
     return who
 
 
 def sign_out(response: Response) -> None:
-    response.delete_cookie(COOKIE, path="/", httponly=True, secure=secure_cookies(),
-                           samesite="strict")
+    response.delete_cookie(
+        COOKIE, path="/", httponly=True, secure=secure_cookies(), samesite="strict"
+    )
 
 
 def pre_value(request: Request) -> str:
@@ -97,8 +106,15 @@ def pre_csrf(request: Request, value: str) -> str:
 
 
 def set_pre_cookie(response: Response, value: str) -> None:
-    response.set_cookie(PRE_COOKIE, value, max_age=3600, httponly=True,
-                        secure=secure_cookies(), samesite="strict", path="/")
+    response.set_cookie(
+        PRE_COOKIE,
+        value,
+        max_age=3600,
+        httponly=True,
+        secure=secure_cookies(),
+        samesite="strict",
+        path="/",
+    )
 
 
 def check_pre_csrf(request: Request, given: str) -> bool:

@@ -26,8 +26,13 @@ from straits.store.records import stored_json
 from straits.store.tables import LedgerRow, PlanRow, ScenarioRow
 from straits.store.tokens import Principal
 
-STATUS_ICON = {"queued": "\u23f3", "running": "\u25b6", "done": "\u2713", "failed": "\u2717",
-               "cancelled": "\u2298"}
+STATUS_ICON = {
+    "queued": "\u23f3",
+    "running": "\u25b6",
+    "done": "\u2713",
+    "failed": "\u2717",
+    "cancelled": "\u2298",
+}
 
 
 @dataclass(frozen=True)
@@ -71,12 +76,24 @@ def _summary(row: PlanRow, entry: Entry | None, proven: bool) -> str | None:
     return text + (f", {unplaced} unplaced" if unplaced else "")
 
 
-def _job(row: PlanRow, name: str | None, seq: int | None, entry: Entry | None = None,
-         proven: bool = False) -> Job:
-    return Job(id=row.id, tenant=row.tenant, scenario=name, status=row.status,
-               progress=stored_json(row, "progress"), error=row.error,
-               created_at=_iso(row.created_at), ledger_seq=seq,
-               summary=_summary(row, entry, proven) if row.status == "done" else None)
+def _job(
+    row: PlanRow,
+    name: str | None,
+    seq: int | None,
+    entry: Entry | None = None,
+    proven: bool = False,
+) -> Job:
+    return Job(
+        id=row.id,
+        tenant=row.tenant,
+        scenario=name,
+        status=row.status,
+        progress=stored_json(row, "progress"),
+        error=row.error,
+        created_at=_iso(row.created_at),
+        ledger_seq=seq,
+        summary=_summary(row, entry, proven) if row.status == "done" else None,
+    )
 
 
 def _jobs_query(who: Principal) -> Any:
@@ -84,13 +101,14 @@ def _jobs_query(who: Principal) -> Any:
     tenant's own number, ``tenant_seq``, never the global one, which only admins see) and
     their entry."""
     seq = LedgerRow.seq if who.is_admin else LedgerRow.tenant_seq
-    return (select(PlanRow, ScenarioRow.name, seq, LedgerRow)
-            .join(ScenarioRow, ScenarioRow.digest == PlanRow.scenario_digest, isouter=True)
-            .join(LedgerRow, LedgerRow.seq == PlanRow.ledger_seq, isouter=True))
+    return (
+        select(PlanRow, ScenarioRow.name, seq, LedgerRow)
+        .join(ScenarioRow, ScenarioRow.digest == PlanRow.scenario_digest, isouter=True)
+        .join(LedgerRow, LedgerRow.seq == PlanRow.ledger_seq, isouter=True)
+    )
 
 
-def jobs(store: Store, who: Principal, limit: int = 100, keys: Keys | None = None
-         ) -> list[Job]:
+def jobs(store: Store, who: Principal, limit: int = 100, keys: Keys | None = None) -> list[Job]:
     """The newest plans ``who`` may see; a recorded one summarized from its entry, the page's
     entries proven in one read of the tree (``UNPROVEN`` when they are not)."""
     with store.session() as s:
@@ -104,8 +122,9 @@ def jobs(store: Store, who: Principal, limit: int = 100, keys: Keys | None = Non
         proven = True
     except LedgerError:
         proven = False
-    return [_job(row, name, seq, entries.get(row.ledger_seq or 0), proven)
-            for row, name, seq, _ in rows]
+    return [
+        _job(row, name, seq, entries.get(row.ledger_seq or 0), proven) for row, name, seq, _ in rows
+    ]
 
 
 def job(store: Store, who: Principal, plan_id: str) -> Job:
@@ -122,8 +141,9 @@ def job(store: Store, who: Principal, plan_id: str) -> Job:
     return _job(found[0], found[1], found[2], entry, proven)
 
 
-def recorded_plan(store: Store, who: Principal, plan_id: str) -> tuple[Scenario, dict[str, Any],
-                                                                       Recorded]:
+def recorded_plan(
+    store: Store, who: Principal, plan_id: str
+) -> tuple[Scenario, dict[str, Any], Recorded]:
     """A finished plan of ``who``'s tenant: its scenario, plan JSON and ledger entry."""
     from straits.store.ledger import get_entry
     from straits.store.records import find_plan
@@ -134,10 +154,13 @@ def recorded_plan(store: Store, who: Principal, plan_id: str) -> tuple[Scenario,
     if rec.ledger_seq is not None:
         entry = get_entry(store, rec.ledger_seq)
         if entry is not None:  # a tenant sees its own numbering, an admin the global one
-            recorded = Recorded(plan_id=rec.id,
-                                seq=entry.seq if who.is_admin else entry.tenant_seq,
-                                hash=entry.hash, recorded_at=entry.recorded_at,
-                                tenant=entry.tenant)
+            recorded = Recorded(
+                plan_id=rec.id,
+                seq=entry.seq if who.is_admin else entry.tenant_seq,
+                hash=entry.hash,
+                recorded_at=entry.recorded_at,
+                tenant=entry.tenant,
+            )
     return rec.scenario, rec.plan, recorded
 
 
@@ -172,9 +195,14 @@ def _what(kind: str, body: dict[str, Any]) -> tuple[str | None, str]:
     return None, kind
 
 
-def ledger_lines(store: Store, who: Principal, *, before: int | None = None,
-                 limit: int = 100, keys: Keys | None = None
-                 ) -> tuple[list[LedgerLine], int | None]:
+def ledger_lines(
+    store: Store,
+    who: Principal,
+    *,
+    before: int | None = None,
+    limit: int = 100,
+    keys: Keys | None = None,
+) -> tuple[list[LedgerLine], int | None]:
     """The newest ``limit`` entries before ``before``, newest first, and the number to go on
     from when there are older ones: an admin's every entry by global number, a tenant's own
     entries by its own numbering (``tenant_seq``), as in the API, and (as there) only as the
@@ -196,7 +224,8 @@ def ledger_lines(store: Store, who: Principal, *, before: int | None = None,
         body = json.loads(row.body)
         plan_id, what = _what(row.kind, body)
         n = row.seq if who.is_admin else row.tenant_seq
-        out.append(LedgerLine(int(n), str(row.recorded_at), row.kind, row.tenant, row.actor,
-                              plan_id, what))
+        out.append(
+            LedgerLine(int(n), str(row.recorded_at), row.kind, row.tenant, row.actor, plan_id, what)
+        )
     more = out[-1].seq if len(rows) > limit else None
     return out, more

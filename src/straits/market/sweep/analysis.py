@@ -31,8 +31,11 @@ def spearman(params: list[RangeParam], x: np.ndarray, y: np.ndarray) -> list[dic
     ry = rankdata(y[ok])
     for i, p in enumerate(params):
         rx = rankdata(x[ok, i])
-        rho = float(np.corrcoef(rx, ry)[0, 1]) if ok.sum() > 2 and rx.std() > 0 \
-            and ry.std() > 0 else 0.0
+        rho = (
+            float(np.corrcoef(rx, ry)[0, 1])
+            if ok.sum() > 2 and rx.std() > 0 and ry.std() > 0
+            else 0.0
+        )
         out.append({**p.to_json(), "rho": 0.0 if math.isnan(rho) else rho})
     out.sort(key=lambda d: (-abs(d["rho"]), d["path"]))
     return out
@@ -42,9 +45,15 @@ def spearman(params: list[RangeParam], x: np.ndarray, y: np.ndarray) -> list[dic
 PRIM_MIN_RUNS = 5
 
 
-def prim(params: list[RangeParam], x: np.ndarray, y: np.ndarray, threshold: float,
-         alpha: float = 0.05, min_mass: float = 0.05, min_coverage: float = 0.5
-         ) -> dict[str, Any] | None:
+def prim(
+    params: list[RangeParam],
+    x: np.ndarray,
+    y: np.ndarray,
+    threshold: float,
+    alpha: float = 0.05,
+    min_mass: float = 0.05,
+    min_coverage: float = 0.5,
+) -> dict[str, Any] | None:
     ok = np.isfinite(y)
     x, y = x[ok], y[ok]
     n = y.size
@@ -89,8 +98,11 @@ def prim(params: list[RangeParam], x: np.ndarray, y: np.ndarray, threshold: floa
     # costs no more than 0.05 of density (small samples make peels that only fit noise)
     blo, bhi = blo.copy(), bhi.copy()
     density = float(cases[binside].mean())
-    for j in sorted(range(x.shape[1]), key=lambda j: (bhi[j] - blo[j]) / max(
-            full_hi[j] - full_lo[j], 1e-12), reverse=True):
+    for j in sorted(
+        range(x.shape[1]),
+        key=lambda j: (bhi[j] - blo[j]) / max(full_hi[j] - full_lo[j], 1e-12),
+        reverse=True,
+    ):
         if blo[j] <= full_lo[j] and bhi[j] >= full_hi[j]:
             continue
         trial_lo, trial_hi = blo.copy(), bhi.copy()
@@ -98,11 +110,17 @@ def prim(params: list[RangeParam], x: np.ndarray, y: np.ndarray, threshold: floa
         trial = np.all((x >= trial_lo) & (x <= trial_hi), axis=1)
         if cases[trial].mean() >= density - DROP_TOLERANCE:
             blo, bhi, binside = trial_lo, trial_hi, trial
-    restricted = [{"path": p.path, "low": float(blo[j]), "high": float(bhi[j])}
-                  for j, p in enumerate(params)
-                  if blo[j] > full_lo[j] + 1e-12 or bhi[j] < full_hi[j] - 1e-12]
-    return {"threshold": threshold, "base_rate": float(cases.mean()),
-            "density": float(cases[binside].mean()),
-            "coverage": float(cases[binside].sum() / n_cases),
-            "mass": float(binside.mean()), "box": restricted,
-            "trajectory": len(trajectory)}
+    restricted = [
+        {"path": p.path, "low": float(blo[j]), "high": float(bhi[j])}
+        for j, p in enumerate(params)
+        if blo[j] > full_lo[j] + 1e-12 or bhi[j] < full_hi[j] - 1e-12
+    ]
+    return {
+        "threshold": threshold,
+        "base_rate": float(cases.mean()),
+        "density": float(cases[binside].mean()),
+        "coverage": float(cases[binside].sum() / n_cases),
+        "mass": float(binside.mean()),
+        "box": restricted,
+        "trajectory": len(trajectory),
+    }

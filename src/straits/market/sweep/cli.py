@@ -33,7 +33,7 @@ def _batches(design: Design, done: set[int], size: int) -> list[tuple[int, Batch
     todo = [r for r in range(design.runs) if r not in done]
     out = []
     for i in range(0, len(todo), size):
-        runs = todo[i:i + size]
+        runs = todo[i : i + size]
         out.append((runs[0], [(r, design.point(r)) for r in runs]))
     return out
 
@@ -50,21 +50,39 @@ def _read_parts(parts: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def run_sweep(*, market_file: Path | None, runs: int, method: str, levels: int,
-              params: list[str], out: Path, backend: str, ray_address: str | None,
-              workers: int, firms: int, regime: str | None, seed: int, metric: str,
-              threshold: float | None, fresh: bool, quiet: bool = False) -> dict[str, Any]:
+def run_sweep(
+    *,
+    market_file: Path | None,
+    runs: int,
+    method: str,
+    levels: int,
+    params: list[str],
+    out: Path,
+    backend: str,
+    ray_address: str | None,
+    workers: int,
+    firms: int,
+    regime: str | None,
+    seed: int,
+    metric: str,
+    threshold: float | None,
+    fresh: bool,
+    quiet: bool = False,
+) -> dict[str, Any]:
     if method not in ("lhs", "grid"):
         raise MarketError(f"unknown method {method!r}", path="--method", expected="lhs or grid")
     if backend not in BACKENDS:
-        raise MarketError(f"unknown backend {backend!r}", path="--backend",
-                          expected=" | ".join(BACKENDS))
+        raise MarketError(
+            f"unknown backend {backend!r}", path="--backend", expected=" | ".join(BACKENDS)
+        )
     if metric not in METRICS:
-        raise MarketError(f"unknown metric {metric!r}", path="--metric",
-                          expected=", ".join(METRICS))
+        raise MarketError(
+            f"unknown metric {metric!r}", path="--metric", expected=", ".join(METRICS)
+        )
     if regime is not None and regime not in ("enacted", "ai-diffusion"):
-        raise MarketError(f"unknown regime {regime!r}", path="--regime",
-                          expected="enacted or ai-diffusion")
+        raise MarketError(
+            f"unknown regime {regime!r}", path="--regime", expected="enacted or ai-diffusion"
+        )
     raw, label = read_raw(market_file)
     validate(raw, label)
     ranges = range_params(raw)
@@ -72,16 +90,21 @@ def run_sweep(*, market_file: Path | None, runs: int, method: str, levels: int,
         by_path = {p.path: p for p in ranges}
         unknown = [p for p in params if p not in by_path]
         if unknown:
-            raise MarketError(f"not a parameter range: {unknown[0]!r}", path="--param",
-                              expected="a path listed by `straits market --list-params` "
-                                       "with low/high")
+            raise MarketError(
+                f"not a parameter range: {unknown[0]!r}",
+                path="--param",
+                expected="a path listed by `straits market --list-params` with low/high",
+            )
         ranges = [by_path[p] for p in dict.fromkeys(params)]
     design = latin_hypercube(ranges, runs, seed) if method == "lhs" else grid(ranges, levels)
     if backend == "auto":
         backend = "ray" if (ray_address or ray_available()) else "processes"
     if backend == "ray" and not ray_available():
-        raise MarketError("Ray is not installed", path="--backend",
-                          expected="pip install 'straits[market]', or --backend processes")
+        raise MarketError(
+            "Ray is not installed",
+            path="--backend",
+            expected="pip install 'straits[market]', or --backend processes",
+        )
     if backend == "ray" and ray_address:
         probe_ray(ray_address)  # before --out is touched: a wrong address writes nothing
     elif backend in ("processes", "ray"):
@@ -92,12 +115,22 @@ def run_sweep(*, market_file: Path | None, runs: int, method: str, levels: int,
             if not quiet:
                 from straits.cli.common import err_console
 
-                err_console.print(f"note: --workers {workers} is more than the {cpus} CPUs "
-                                  f"here; running {cpus}", markup=False)
+                err_console.print(
+                    f"note: --workers {workers} is more than the {cpus} CPUs here; running {cpus}",
+                    markup=False,
+                )
             workers = cpus
-    manifest = {"version": 1, "market": digest(raw), "method": method, "runs": design.runs,
-                "levels": levels if method == "grid" else None, "seed": seed, "firms": firms,
-                "regime": regime, "params": [p.to_json() for p in ranges]}
+    manifest = {
+        "version": 1,
+        "market": digest(raw),
+        "method": method,
+        "runs": design.runs,
+        "levels": levels if method == "grid" else None,
+        "seed": seed,
+        "firms": firms,
+        "regime": regime,
+        "params": [p.to_json() for p in ranges],
+    }
     if out.exists() and not out.is_dir():
         raise MarketError(f"{out} is a file", path="--out", expected="a directory")
     parts = out / "parts"
@@ -111,42 +144,86 @@ def run_sweep(*, market_file: Path | None, runs: int, method: str, levels: int,
         except (OSError, ValueError):
             previous = None
         if previous != manifest:
-            raise MarketError(f"{out} holds a different sweep", path="--out",
-                              expected="the same market, design and options to resume, "
-                                       "--fresh to discard it, or another --out")
+            raise MarketError(
+                f"{out} holds a different sweep",
+                path="--out",
+                expected="the same market, design and options to resume, "
+                "--fresh to discard it, or another --out",
+            )
     parts.mkdir(parents=True, exist_ok=True)
     write_bytes_atomically(old, json.dumps(manifest, indent=2).encode())
     rows = _read_parts(parts)
     done_runs = {int(r["run"]) for r in rows}
     size = max(1, min(8, design.runs // (4 * max(workers, 1)) or 1))
     jobs = _batches(design, done_runs, size)
-    _execute(raw, label, jobs, regime, seed, firms, backend, ray_address, workers, parts,
-             rows, design.runs - len(done_runs), quiet)
-    rows = sorted({int(r["run"]): r for r in _read_parts(parts)}.values(),
-                  key=lambda r: int(r["run"]))
-    write_bytes_atomically(out / "runs.parquet", parquet_bytes(rows, {
-        "straits.sweep": json.dumps(manifest)}))
+    _execute(
+        raw,
+        label,
+        jobs,
+        regime,
+        seed,
+        firms,
+        backend,
+        ray_address,
+        workers,
+        parts,
+        rows,
+        design.runs - len(done_runs),
+        quiet,
+    )
+    rows = sorted(
+        {int(r["run"]): r for r in _read_parts(parts)}.values(), key=lambda r: int(r["run"])
+    )
+    write_bytes_atomically(
+        out / "runs.parquet", parquet_bytes(rows, {"straits.sweep": json.dumps(manifest)})
+    )
     summary = _summarise(design, rows, metric, threshold)
-    summary.update({"out": str(out), "backend": backend, "workers": workers, "method": method,
-                    "resumed_runs": len(done_runs), "firms": firms, "seed": seed,
-                    "regime": regime or validate(raw, label).regime})
+    summary.update(
+        {
+            "out": str(out),
+            "backend": backend,
+            "workers": workers,
+            "method": method,
+            "resumed_runs": len(done_runs),
+            "firms": firms,
+            "seed": seed,
+            "regime": regime or validate(raw, label).regime,
+        }
+    )
     write_bytes_atomically(out / "summary.json", json.dumps(summary, indent=2).encode())
     return summary
 
 
-def _execute(raw: dict[str, Any], label: str, jobs: list[tuple[int, Batch]],
-             regime: str | None, seed: int, firms: int, backend: str, address: str | None,
-             workers: int, parts: Path, rows: list[dict[str, Any]], todo: int,
-             quiet: bool) -> None:
+def _execute(
+    raw: dict[str, Any],
+    label: str,
+    jobs: list[tuple[int, Batch]],
+    regime: str | None,
+    seed: int,
+    firms: int,
+    backend: str,
+    address: str | None,
+    workers: int,
+    parts: Path,
+    rows: list[dict[str, Any]],
+    todo: int,
+    quiet: bool,
+) -> None:
     if not jobs:
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from straits.cli.common import err_console
 
-    with Progress("[progress.description]{task.description}", BarColumn(),
-                  MofNCompleteColumn(), TimeRemainingColumn(), console=err_console,
-                  disable=quiet, transient=True) as progress:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=quiet,
+        transient=True,
+    ) as progress:
         task = progress.add_task(f"sweep ({backend})", total=todo)
 
         def done(index: int, batch_rows: list[dict[str, Any]]) -> None:
@@ -161,24 +238,35 @@ def _execute(raw: dict[str, Any], label: str, jobs: list[tuple[int, Batch]],
             on_ray(raw, label, jobs, regime, seed, firms, done, workers, address)
 
 
-def _summarise(design: Design, rows: list[dict[str, Any]], metric: str,
-               threshold: float | None) -> dict[str, Any]:
+def _summarise(
+    design: Design, rows: list[dict[str, Any]], metric: str, threshold: float | None
+) -> dict[str, Any]:
     params = list(design.params)
     x = np.array([[float(r[f"param:{p.path}"]) for p in params] for r in rows])
     y = np.array([np.nan if r[metric] is None else float(r[metric]) for r in rows])
     finite = y[np.isfinite(y)]
-    stats = ({"min": float(finite.min()), "median": float(np.median(finite)),
-              "max": float(finite.max())} if finite.size else {})
+    stats = (
+        {"min": float(finite.min()), "median": float(np.median(finite)), "max": float(finite.max())}
+        if finite.size
+        else {}
+    )
     thr = threshold if threshold is not None else (stats.get("median") if stats else None)
     box = prim(params, x, y, thr) if thr is not None else None
-    out = {"runs": len(rows), "metric": metric, "metric_stats": stats,
-           "parameters": [p.to_json() for p in params],
-           "sensitivity": spearman(params, x, y) if len(rows) > 2 else [],
-           "prim": box}
+    out = {
+        "runs": len(rows),
+        "metric": metric,
+        "metric_stats": stats,
+        "parameters": [p.to_json() for p in params],
+        "sensitivity": spearman(params, x, y) if len(rows) > 2 else [],
+        "prim": box,
+    }
     if box is None:  # say why, rather than leave the scenario discovery out silently
         out["prim_note"] = (
-            f"no run has a finite {metric}" if thr is None else
-            f"PRIM needs at least {PRIM_MIN_RUNS} runs with a finite {metric} "
-            f"({finite.size} here): use more --runs" if finite.size < PRIM_MIN_RUNS else
-            f"no run has {metric} above {thr:,.4g}")
+            f"no run has a finite {metric}"
+            if thr is None
+            else f"PRIM needs at least {PRIM_MIN_RUNS} runs with a finite {metric} "
+            f"({finite.size} here): use more --runs"
+            if finite.size < PRIM_MIN_RUNS
+            else f"no run has {metric} above {thr:,.4g}"
+        )
     return out

@@ -30,8 +30,10 @@ def latin_hypercube(params: list[RangeParam], runs: int, seed: int) -> Design:
     from scipy.stats import qmc
 
     if not params:
-        raise MarketError("nothing to sweep: the market has no parameter ranges",
-                          expected="a file with {low, high} parameters, or --param PATH")
+        raise MarketError(
+            "nothing to sweep: the market has no parameter ranges",
+            expected="a file with {low, high} parameters, or --param PATH",
+        )
     unit = qmc.LatinHypercube(d=len(params), seed=np.random.default_rng(seed)).random(runs)
     lows = np.array([p.low for p in params])
     highs = np.array([p.high for p in params])
@@ -42,8 +44,11 @@ def grid(params: list[RangeParam], levels: int) -> Design:
     if not params:
         raise MarketError("nothing to sweep: the market has no parameter ranges")
     if levels ** len(params) > MAX_GRID:
-        raise MarketError(f"a grid of {levels} levels over {len(params)} parameters has "
-                          f"{levels ** len(params):,} points", path="--levels",
-                          expected=f"at most {MAX_GRID:,} points: fewer --param or --method lhs")
+        raise MarketError(
+            f"a grid of {levels} levels over {len(params)} parameters has "
+            f"{levels ** len(params):,} points",
+            path="--levels",
+            expected=f"at most {MAX_GRID:,} points: fewer --param or --method lhs",
+        )
     axes = [np.linspace(p.low, p.high, levels) for p in params]
     return Design(tuple(params), np.array(list(itertools.product(*axes)), dtype=float))

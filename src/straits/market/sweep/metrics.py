@@ -21,9 +21,17 @@ import math
 from straits.market.params import month_name
 from straits.market.result import MarketResult
 
-METRICS = ("offshore_demand_after_h20", "offshore_rise_after_h20", "offshore_chip_hours_total",
-           "offshore_mw_final", "offshore_share_final", "domestic_share_final",
-           "unmet_share_final", "price_max", "residency_share")
+METRICS = (
+    "offshore_demand_after_h20",
+    "offshore_rise_after_h20",
+    "offshore_chip_hours_total",
+    "offshore_mw_final",
+    "offshore_share_final",
+    "domestic_share_final",
+    "unmet_share_final",
+    "price_max",
+    "residency_share",
+)
 H20_LETTER = 2025 * 12 + 3  # month index of 2025-04
 
 
@@ -53,6 +61,9 @@ def metrics(r: MarketResult) -> dict[str, float]:
         "domestic_share_final": shares["domestic"],
         "unmet_share_final": shares["unmet"],
         "price_max": max(max(x.price_usd_per_chip_hour.values()) for x in r.months),
-        "residency_share": (sum(x.residency_home_chip_hours for x in r.months) / home_total
-                            if home_total > 0 else 0.0),
+        "residency_share": (
+            sum(x.residency_home_chip_hours for x in r.months) / home_total
+            if home_total > 0
+            else 0.0
+        ),
     }

@@ -25,8 +25,9 @@ Batch = list[tuple[int, dict[str, float]]]
 RAY_OBJECT_STORE_BYTES = 100 * 1024 * 1024
 
 
-def run_batch(raw: dict[str, Any], label: str, batch: Batch, regime: str | None, seed: int,
-              firms: int) -> list[dict[str, Any]]:
+def run_batch(
+    raw: dict[str, Any], label: str, batch: Batch, regime: str | None, seed: int, firms: int
+) -> list[dict[str, Any]]:
     """Simulate each (run id, parameter values) of ``batch``; one row per run."""
     from straits.market.loading import validate, with_values
     from straits.market.simulation import simulate
@@ -37,8 +38,12 @@ def run_batch(raw: dict[str, Any], label: str, batch: Batch, regime: str | None,
         m = validate(with_values(raw, values, label=label), label)
         result = simulate(m, regime=regime, seed=seed, firms=firms)
         row: dict[str, Any] = {"run": run, **{f"param:{k}": v for k, v in values.items()}}
-        row.update({k: (None if isinstance(v, float) and math.isnan(v) else v)
-                    for k, v in metrics(result).items()})
+        row.update(
+            {
+                k: (None if isinstance(v, float) and math.isnan(v) else v)
+                for k, v in metrics(result).items()
+            }
+        )
         rows.append(row)
     return rows
 
@@ -51,22 +56,38 @@ def _warm() -> None:
 
 
 def write_part(parts: Path, index: int, rows: list[dict[str, Any]]) -> None:
-    write_bytes_atomically(parts / f"part-{index:05d}.parquet",
-                           parquet_bytes(rows, {"straits.sweep.part": str(index)}))
+    write_bytes_atomically(
+        parts / f"part-{index:05d}.parquet", parquet_bytes(rows, {"straits.sweep.part": str(index)})
+    )
 
 
 Job = tuple[int, Batch]
 Done = Callable[[int, list[dict[str, Any]]], None]
 
 
-def inline(raw: dict[str, Any], label: str, jobs: list[Job], regime: str | None, seed: int,
-           firms: int, done: Done) -> None:
+def inline(
+    raw: dict[str, Any],
+    label: str,
+    jobs: list[Job],
+    regime: str | None,
+    seed: int,
+    firms: int,
+    done: Done,
+) -> None:
     for index, batch in jobs:
         done(index, run_batch(raw, label, batch, regime, seed, firms))
 
 
-def processes(raw: dict[str, Any], label: str, jobs: list[Job], regime: str | None, seed: int,
-              firms: int, done: Done, workers: int) -> None:
+def processes(
+    raw: dict[str, Any],
+    label: str,
+    jobs: list[Job],
+    regime: str | None,
+    seed: int,
+    firms: int,
+    done: Done,
+    workers: int,
+) -> None:
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
@@ -83,8 +104,9 @@ def processes(raw: dict[str, Any], label: str, jobs: list[Job], regime: str | No
                 done(pending.pop(fut), fut.result())
                 nxt = next(queue, None)
                 if nxt is not None:
-                    pending[pool.submit(run_batch, raw, label, nxt[1], regime, seed,
-                                        firms)] = nxt[0]
+                    pending[pool.submit(run_batch, raw, label, nxt[1], regime, seed, firms)] = nxt[
+                        0
+                    ]
 
 
 def ray_available() -> bool:
@@ -114,15 +136,25 @@ def probe_ray(address: str) -> None:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_SECONDS):
             pass
     except (OSError, ValueError, OverflowError) as e:
-        raise InputError(f"cannot join the Ray cluster at {address!r}: nothing answers at "
-                         f"{host}:{port} ({getattr(e, 'strerror', None) or e})",
-                         path="--ray-address",
-                         expected="the address of a running Ray cluster (ray://HOST:10001 or "
-                                  "HOST:6379)") from None
+        raise InputError(
+            f"cannot join the Ray cluster at {address!r}: nothing answers at "
+            f"{host}:{port} ({getattr(e, 'strerror', None) or e})",
+            path="--ray-address",
+            expected="the address of a running Ray cluster (ray://HOST:10001 or HOST:6379)",
+        ) from None
 
 
-def on_ray(raw: dict[str, Any], label: str, jobs: list[Job], regime: str | None, seed: int,
-           firms: int, done: Done, workers: int, address: str | None) -> None:
+def on_ray(
+    raw: dict[str, Any],
+    label: str,
+    jobs: list[Job],
+    regime: str | None,
+    seed: int,
+    firms: int,
+    done: Done,
+    workers: int,
+    address: str | None,
+) -> None:
     import ray
 
     started = False
@@ -136,14 +168,20 @@ def on_ray(raw: dict[str, Any], label: str, jobs: list[Job], regime: str | None,
                 from straits.errors import InputError
 
                 why = " ".join(str(e).split())[:300]  # Ray's messages span lines
-                raise InputError(f"cannot join the Ray cluster at {address!r}: {why}",
-                                 path="--ray-address",
-                                 expected="the address of a running Ray cluster "
-                                          "(ray://HOST:10001 needs `pip install 'ray[client]'`)"
-                                 ) from None
+                raise InputError(
+                    f"cannot join the Ray cluster at {address!r}: {why}",
+                    path="--ray-address",
+                    expected="the address of a running Ray cluster "
+                    "(ray://HOST:10001 needs `pip install 'ray[client]'`)",
+                ) from None
         else:
-            ray.init(num_cpus=workers, object_store_memory=RAY_OBJECT_STORE_BYTES,
-                     include_dashboard=False, log_to_driver=False, configure_logging=False)
+            ray.init(
+                num_cpus=workers,
+                object_store_memory=RAY_OBJECT_STORE_BYTES,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
         started = True
     try:
         remote = ray.remote(num_cpus=1)(run_batch)
@@ -161,8 +199,7 @@ def on_ray(raw: dict[str, Any], label: str, jobs: list[Job], regime: str | None,
                 done(pending.pop(ref), ray.get(ref))
                 nxt = next(queue, None)
                 if nxt is not None:
-                    pending[remote.remote(raw_ref, label, nxt[1], regime, seed,
-                                          firms)] = nxt[0]
+                    pending[remote.remote(raw_ref, label, nxt[1], regime, seed, firms)] = nxt[0]
     finally:
         if started:
             ray.shutdown()
