@@ -23,13 +23,11 @@ from straits.cli.common import (
     RulesOption,
     actor_name,
     console,
-    duration,
     emit,
     err_console,
     esc,
     fail,
     finite_float,
-    money,
     note,
     open_store,
     output_format,
@@ -43,7 +41,6 @@ from straits.plan.registry import SOLVER_NAMES, objective_help, solver_help
 
 if TYPE_CHECKING:
     from straits.cli.plan_source import PlanSource
-    from straits.plan.pareto import FrontierPoint
     from straits.plan.search import SearchState
     from straits.rules import RuleSet
 
@@ -300,7 +297,9 @@ def plan(
         if source.document is not None:
             note(f"[dim]read {esc(source.label)}; planning its scenario again[/dim]")
         if pareto:
-            _pareto(source, rs, options, pareto, fmt, chart, deadline)
+            from straits.cli.plan_pareto import pareto as run_pareto
+
+            run_pareto(source, rs, options, pareto, fmt, chart, deadline)
             return
         doc = _plan(source, rs, options, progress, details, record, tenant, actor, db, deadline)
     except StraitsError as exc:
@@ -467,51 +466,3 @@ def _recheck(
         show_impact(result)
     if result.blocking:
         raise typer.Exit(EXIT_BLOCKED)
-
-
-def _pareto(
-    source: PlanSource,
-    rs: RuleSet,
-    options: dict[str, Any],
-    points: int,
-    fmt: Format,
-    chart: Path | None,
-    deadline: Deadline,
-) -> None:
-    from straits.plan.candidates import Candidates
-    from straits.plan.collector import fewer_collections
-    from straits.plan.pareto import frontier
-
-    sc = source.scenario
-    with fewer_collections():
-        cand = Candidates(
-            sc, rs, regime=options["regime"] or sc.regime, date=sc.date, deadline=deadline
-        )
-        found = frontier(cand, points=max(2, points), seed=options["seed"], deadline=deadline)
-    if chart is not None:
-        from straits.fileio import write_output
-        from straits.report import pareto_report
-
-        written = write_output(
-            chart, pareto_report([p.to_json() for p in found], sc.name), option="-o"
-        )
-        note(f"wrote {written}")
-        return
-    _print_frontier(found, fmt)
-
-
-def _print_frontier(points: list[FrontierPoint], fmt: Format) -> None:
-    if fmt != "table":
-        emit({"pareto": [p.to_json() for p in points]}, fmt)
-        return
-    from rich.table import Table
-
-    t = Table(
-        title="Cost / time frontier (rental and data movement; makespan to the minute)",
-        title_justify="left",
-    )
-    for col in ("makespan", "cost", "unplaced", "search"):
-        t.add_column(col, justify="right" if col != "search" else "left")
-    for p in points:
-        t.add_row(duration(p.makespan_hours), money(p.cost_usd), str(p.unplaced), p.status)
-    console.print(t)

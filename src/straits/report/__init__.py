@@ -11,12 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from straits.model.scenario import Scenario
-from straits.report.figures import (
-    POOL_CHARTS,
-    pareto_figure,
-    plan_figures,
-    sweep_figure,
-)
+from straits.report.charts import pareto_figure, sweep_figure
+from straits.report.figures import POOL_CHARTS, plan_figures
 from straits.report.html import Page, Section
 from straits.report.page import render
 from straits.report.view import PlanView, Recorded, build_view, cited_rules, reason_totals

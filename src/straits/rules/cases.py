@@ -45,7 +45,8 @@ from straits.model.scenario import Frozen
 from straits.rules.decision import Decision
 from straits.rules.engine import RuleSet
 from straits.rules.listing import rule_regimes
-from straits.rules.pack_loader import Pack, load_yaml
+from straits.rules.pack_files import load_yaml
+from straits.rules.pack_loader import Pack
 
 
 class Expectation(Frozen):

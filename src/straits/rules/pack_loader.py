@@ -13,18 +13,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import itertools
-import stat
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from straits.catalog import is_country
 from straits.errors import PackError
 from straits.model.types import AUTHORIZATIONS
 from straits.rules.cedar import CedarSyntaxError, parse_est
+from straits.rules.pack_files import load_yaml, read_pack_file
 
 EFFECTS = ("requires", "deny", "warn", "note")
 PRESUMPTIONS = ("denial", "approval", "case-by-case")
@@ -120,81 +118,6 @@ class Pack:
         if not self.changelog or self.changelog[0].digest is None:
             return None
         return self.changelog[0].digest == self.policy_digest
-
-
-#: the largest pack file read (policies, groups, cases, pack.yaml): far above any real pack
-MAX_FILE_BYTES = 8 * 1024 * 1024
-
-
-def read_pack_file(path: Path, label: str | None = None) -> str:
-    """A pack file's text, or a PackError naming it (unreadable, not UTF-8, too large)."""
-    where = label or str(path)
-    try:
-        st = path.stat()  # follows a link: the file it names is what is read
-        if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
-            # a FIFO blocked every command in open(); /dev/zero (size 0) was read until
-            # memory ran out
-            raise PackError(
-                "is not a regular file",
-                source=where,
-                expected="a policy, groups, case or pack.yaml file",
-            )
-        if st.st_size > MAX_FILE_BYTES:
-            raise PackError(
-                f"file is {st.st_size:,} bytes, larger than any rule pack file should be",
-                source=where,
-                expected=f"at most {MAX_FILE_BYTES:,} bytes",
-            )
-        with path.open("rb") as f:  # bounded: the file may grow between stat and read
-            raw = f.read(MAX_FILE_BYTES + 1)
-        if len(raw) > MAX_FILE_BYTES:
-            raise PackError(
-                "file grew larger than any rule pack file should be",
-                source=where,
-                expected=f"at most {MAX_FILE_BYTES:,} bytes",
-            )
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise PackError(f"not UTF-8 text (byte {exc.start})", source=where) from None
-    except OSError as exc:
-        raise PackError(f"cannot read: {exc.strerror or exc}", source=where) from None
-
-
-#: the most values a pack's YAML file may expand to (aliases counted at every use): a table of
-#: thousands of cases stays far below it, an alias bomb does not
-MAX_YAML_VALUES = 1_000_000
-
-
-def _expanded_size(doc: Any, limit: int) -> int:
-    """How many values ``doc`` holds once aliases are expanded, counting up to ``limit``."""
-    seen, stack = 0, [doc]
-    while stack and seen <= limit:
-        node = stack.pop()
-        seen += 1
-        if isinstance(node, dict):
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return seen
-
-
-def load_yaml(path: Path, label: str | None = None) -> Any:
-    """A pack's YAML file, parsed; errors name the file (and line, where YAML knows it)."""
-    where = label or str(path)
-    text = read_pack_file(path, label)
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PackError(f"not valid YAML: {exc}", source=where) from None
-    except RecursionError:
-        raise PackError("YAML nested too deeply", source=where) from None
-    if _expanded_size(doc, MAX_YAML_VALUES) > MAX_YAML_VALUES:
-        raise PackError(
-            f"YAML expands to more than {MAX_YAML_VALUES:,} values (aliases "
-            "repeated inside aliases?)",
-            source=where,
-        )
-    return doc
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ the head, inserts the entry, its tree nodes and moves the head, or does nothing 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import re
 import secrets
@@ -35,33 +34,13 @@ from sqlalchemy.orm import Session
 
 from straits.errors import LedgerError, StraitsError
 from straits.store import merkle, tree
+from straits.store.canonical import canonical as canonical  # re-exported: its old home
+from straits.store.canonical import digest as digest
 from straits.store.db import Store
 from straits.store.tables import LedgerHead, LedgerRow
 
 GENESIS = "0" * 64
 KINDS = ("check", "plan", "admission", "replay")
-
-
-def _default(o: Any) -> Any:
-    if isinstance(o, dt.datetime | dt.date):
-        return o.isoformat()
-    raise TypeError(f"{type(o).__name__} is not JSON")
-
-
-def canonical(obj: Any) -> str:
-    """Canonical JSON: sorted keys, no whitespace, UTF-8 characters kept, dates as ISO text."""
-    return json.dumps(
-        obj,
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-        default=_default,
-    )
-
-
-def digest(obj: Any) -> str:
-    return hashlib.sha256(canonical(obj).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -8,84 +8,21 @@ only from this server, no inline script), and every POST a CSRF token (``session
 from __future__ import annotations
 
 import datetime as dt
-from functools import cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
-from straits import __version__
 from straits.errors import AuthError, InputError, NotFoundError, StraitsError
 from straits.model.types import Regime
-from straits.report.page import environment as report_environment
 from straits.web import actions, session, views
 from straits.web.session import Signed
+from straits.web.templating import HEADERS, render
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 #: the largest scenario the console accepts (the API's body limit applies to the whole form)
 MAX_SCENARIO_BYTES = 2 * 1024 * 1024
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; "
-    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
-)
-HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "Cache-Control": "no-store",
-}
-
-
-@cache
-def environment() -> Environment:
-    base = report_environment()
-    env = Environment(
-        loader=ChoiceLoader(
-            [
-                PackageLoader("straits.web", "templates"),
-                PackageLoader("straits.report", "templates"),
-            ]
-        ),
-        autoescape=select_autoescape(["html", "j2"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters.update(base.filters)
-    return env
-
-
-def render(
-    name: str,
-    *,
-    status: int = 200,
-    signed: Signed | None = None,
-    figures: dict[str, Any] | None = None,
-    **ctx: Any,
-) -> HTMLResponse:
-    from straits.report.page import script_json, uses_map
-
-    figures = figures or {}
-    html = (
-        environment()
-        .get_template(name)
-        .render(
-            signed=signed,
-            inline=False,
-            figures_json=script_json(figures),
-            has_figures=bool(figures),
-            geo=uses_map(figures),
-            version=__version__,
-            generated=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
-            status_icon=views.STATUS_ICON,
-            title=ctx.pop("title", "Straits"),
-            **ctx,
-        )
-    )
-    return HTMLResponse(html, status_code=status, headers=HEADERS)
 
 
 class SignIn(Exception):

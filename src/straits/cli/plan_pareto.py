@@ -1,0 +1,62 @@
+"""`straits plan --pareto N`: the cost / time frontier, as a table, JSON or a chart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from straits.cli.common import Format, console, duration, emit, money, note
+
+if TYPE_CHECKING:
+    from straits.cli.plan_source import PlanSource
+    from straits.plan.deadline import Deadline
+    from straits.plan.pareto import FrontierPoint
+    from straits.rules import RuleSet
+
+
+def pareto(
+    source: PlanSource,
+    rs: RuleSet,
+    options: dict[str, Any],
+    points: int,
+    fmt: Format,
+    chart: Path | None,
+    deadline: Deadline,
+) -> None:
+    from straits.plan.candidates import Candidates
+    from straits.plan.collector import fewer_collections
+    from straits.plan.pareto import frontier
+
+    sc = source.scenario
+    with fewer_collections():
+        cand = Candidates(
+            sc, rs, regime=options["regime"] or sc.regime, date=sc.date, deadline=deadline
+        )
+        found = frontier(cand, points=max(2, points), seed=options["seed"], deadline=deadline)
+    if chart is not None:
+        from straits.fileio import write_output
+        from straits.report import pareto_report
+
+        written = write_output(
+            chart, pareto_report([p.to_json() for p in found], sc.name), option="-o"
+        )
+        note(f"wrote {written}")
+        return
+    print_frontier(found, fmt)
+
+
+def print_frontier(points: list[FrontierPoint], fmt: Format) -> None:
+    if fmt != "table":
+        emit({"pareto": [p.to_json() for p in points]}, fmt)
+        return
+    from rich.table import Table
+
+    t = Table(
+        title="Cost / time frontier (rental and data movement; makespan to the minute)",
+        title_justify="left",
+    )
+    for col in ("makespan", "cost", "unplaced", "search"):
+        t.add_column(col, justify="right" if col != "search" else "left")
+    for p in points:
+        t.add_row(duration(p.makespan_hours), money(p.cost_usd), str(p.unplaced), p.status)
+    console.print(t)
