@@ -219,20 +219,10 @@ def estimate_guidance(req: EstimateRequest, est: Estimate) -> list[dict[str, Any
 # --- catalog and rules ---------------------------------------------------------------------------
 def chip_json(chip: Chip) -> dict[str, Any]:
     from straits.catalog import classify_2022, classify_2023
+    from straits.catalog.chips import SPEC_FIELDS
 
     figures = {}
-    for name in (
-        "bf16_tflops",
-        "fp16_tflops",
-        "fp8_tflops",
-        "int8_tops",
-        "hbm_gb",
-        "hbm_tbps",
-        "scaleup_gbps",
-        "tdp_w",
-        "die_mm2",
-        "rent_usd_per_hour",
-    ):
+    for name in (*SPEC_FIELDS, "rent_usd_per_hour"):  # every sourced figure of the chip
         fig = getattr(chip, name)
         if fig is not None:
             figures[name] = fig.model_dump(exclude_none=True)
