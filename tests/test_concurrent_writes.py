@@ -8,7 +8,11 @@ import os
 import subprocess
 import sys
 import tarfile
+import threading
+import time
 from pathlib import Path
+
+import pytest
 
 from straits.store.keys import load_signer
 
@@ -90,3 +94,38 @@ def test_two_keygens_for_one_path_one_wins_and_its_key_matches_its_pub(tmp_path:
         assert sorted(codes) == [0, 2]
         pub = key.with_name(key.name + ".pub").read_text().strip()
         assert load_signer(key).verifier.vkey == pub
+
+
+def test_forced_key_writes_never_leave_a_key_beside_another_runs_pub(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deterministic interleaving: the first writer is slow between its key and its .pub, the
+    second starts in that gap. Without the directory lock the second's key would be left beside
+    the first's .pub; with it, the second waits and the pair left is its own."""
+    import straits.fileio as fileio
+    from straits.store.keys import write_keys
+    from straits.store.note import Signer
+
+    real = fileio.write_output
+    slow = threading.Event()
+
+    def write_output(path: Path, text: str, **kw: object) -> None:
+        if threading.current_thread().name == "first":
+            slow.set()
+            time.sleep(0.5)
+        real(path, text, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fileio, "write_output", write_output)
+    key = tmp_path / "k"
+    signers = {"first": Signer.generate("one"), "second": Signer.generate("two")}
+    threads = [
+        threading.Thread(target=write_keys, args=(key, signers[n]), kwargs={"force": True}, name=n)
+        for n in ("first", "second")
+    ]
+    threads[0].start()
+    assert slow.wait(10)
+    threads[1].start()
+    for t in threads:
+        t.join(10)
+    pub = key.with_name("k.pub").read_text().strip()
+    assert load_signer(key).verifier.vkey == pub == signers["second"].verifier.vkey

@@ -13,8 +13,10 @@ says that no signature was checked.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,7 +122,7 @@ def write_keys(path: Path, signer: Signer, *, force: bool = False) -> Path:
     Without ``force`` the key file is created exclusively (``O_EXCL``): of two ``keygen`` runs
     racing for the same path one wins and the other is refused, so a key never ends up beside
     the other run's ``.pub``."""
-    from straits.fileio import output_path, write_output
+    from straits.fileio import output_path
 
     if str(path) == "-" or not path.name or path.is_dir():
         raise InputError(
@@ -141,6 +143,29 @@ def write_keys(path: Path, signer: Signer, *, force: bool = False) -> Path:
                     path="-o",
                 )
     path.parent.mkdir(parents=True, exist_ok=True)
+    with _directory_lock(path.parent):
+        _write_pair(path, pub, signer, force)
+    return pub
+
+
+@contextlib.contextmanager
+def _directory_lock(directory: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``directory`` itself (nothing is left behind): two
+    ``keygen --force`` runs for the same path write their key and ``.pub`` one after the other,
+    so the pair left is always one run's key beside its own ``.pub``."""
+    import fcntl
+
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _write_pair(path: Path, pub: Path, signer: Signer, force: bool) -> None:
+    from straits.fileio import write_output
+
     data = (signer.skey + "\n").encode("ascii")
     nofollow = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     if force:
@@ -161,7 +186,6 @@ def write_keys(path: Path, signer: Signer, *, force: bool = False) -> Path:
                 path="-o",
             ) from None
     write_output(pub, signer.verifier.vkey + "\n", option="-o")
-    return pub
 
 
 def _write_new(path: Path, data: bytes, flags: int) -> None:
