@@ -156,3 +156,36 @@ def test_a_time_limit_that_leaves_no_room_skips_the_alone_bound() -> None:
     sc = generate(workloads=3, sites=4, seed=5)
     _, _, _, pf = _setup(sc)
     assert alone_bound(pf, objective("cost"), stop_at=0.0, clock=lambda: 1.0) is None
+
+
+@pytest.mark.parametrize("plan_unplaced", [None, 0])
+def test_a_soft_deadline_capacity_forces_to_miss_is_priced_in_the_lp(
+    plan_unplaced: int | None,
+) -> None:
+    """Two 13-day runs due at the end of day 14 on a pool that holds one at a time: each alone
+    is on time (no penalty), together one is at least twelve days late. The LP's lateness
+    parts see it: capacity to the end of the first late week holds 1.6 of the 2 runs, so the
+    LP puts 0.4 of a run in the part 'a week to a month late', which pays at least a week's
+    penalty: over a day's penalty above the workloads alone. It stays below the optimum
+    CP-SAT proves and the greedy plan; with the plan's count given, the first solve is
+    skipped and the answer is the same."""
+    per_day = 1e6
+    sc = scenario(
+        workloads=2,
+        tokens=tokens_for(13.0),
+        deadline=DAY0 + dt.timedelta(days=13),
+        deadline_policy="soft",
+        late_penalty_usd_per_day=per_day,
+    )
+    cand, _, plan, pf = _setup(sc)
+    goal = objective("cost")
+    alone = alone_bound(pf, goal)
+    assert alone is not None and alone.bound.unplaced == 0
+    lp = lp_bound(pf, alone, plan_unplaced=plan_unplaced)
+    assert lp is not None and lp.unplaced == 0
+    assert lp.value >= alone.bound.value + per_day
+    greedy = goal.plan_value(plan, sc, cand.energy_of)
+    assert len(plan.unplaced) == 0 and lp.value <= greedy + 1e-6
+    best = _proved_optimum(pf, "cost")
+    assert best is not None and best.unplaced == 0
+    assert lp.value <= best.value + 1e-6

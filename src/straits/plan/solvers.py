@@ -39,7 +39,7 @@ OUTPUT_S = (0.2, 0.0005)
 MIN_SEARCH_S = 0.5
 #: the largest share of the search's time the capacity-aware bound may take (it gets none when
 #: it cannot finish in it)
-BOUND_SHARE = 0.3
+BOUND_SHARE = 0.5
 #: seconds the whole model's own limit is set before the search's end (it overshoots on a
 #: large model), and seconds to wait for it to stop after that end
 WHOLE_MARGIN_S = (0.5, 0.0004)
@@ -208,7 +208,13 @@ class _Searching:
                 # as many unplaced as the greedy plan), since it tightens the value far more
                 # often than the count, and the search needs the time where they differ
                 share = BOUND_SHARE * (d.left() - after_search)
-                lp = lp_bound(pf, alone, stop_at=d.clock() + share, clock=d.clock)
+                lp = lp_bound(
+                    pf,
+                    alone,
+                    plan_unplaced=len(baseline.unplaced),
+                    stop_at=d.clock() + share,
+                    clock=d.clock,
+                )
                 if lp is not None and lp > bound0:
                     info["bound"]["source"] = "lp"
                     bound0 = lp
