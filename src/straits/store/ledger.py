@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from straits.errors import LedgerError, StraitsError
@@ -93,7 +93,7 @@ class Entry:
         canonical JSON objects, so the entry was rewritten)."""
         try:
             doc = json.loads(self.body)
-        except ValueError:
+        except (ValueError, TypeError):  # TypeError: a NULL body (the column was altered)
             doc = None
         if not isinstance(doc, dict):
             raise LedgerError(
@@ -252,8 +252,10 @@ def append(
         else:
             head.seq, head.hash = seq, entry.hash
         session.flush()
-    except (tree.MissingNodeError, ValueError, IntegrityError) as exc:
-        detail = str(exc.orig) if isinstance(exc, IntegrityError) else str(exc)
+    except (tree.MissingNodeError, ValueError, IntegrityError, DataError, ProgrammingError) as exc:
+        # DataError/ProgrammingError: PostgreSQL refusing a value for an altered column's type
+        # (SQLite stores it, or fails a constraint: IntegrityError)
+        detail = (str(exc.orig) if isinstance(exc, DBAPIError) else str(exc)).splitlines()[0]
         raise LedgerError(
             f"cannot append entry {seq}: the log's tables disagree ({detail}); "
             f"the database was altered{_SEE_VERIFY}",
