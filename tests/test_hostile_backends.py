@@ -247,3 +247,24 @@ def test_an_untouched_database_still_opens_verifies_and_records(recorded: str) -
     assert cli("ledger", "verify", "--db", recorded)[0] == 0
     assert cli("check", "--record", "--db", recorded, stdin=REQUEST)[0] == 0
     assert _count(recorded) == 4
+
+
+def _read_only(url: str) -> str:
+    """The same database opened read-only: SQLite's ``mode=ro``; PostgreSQL's
+    ``default_transaction_read_only`` (what ``ALTER DATABASE/ROLE ... SET`` makes of it)."""
+    if url.startswith("sqlite:///"):
+        return f"sqlite:///file:{url.removeprefix('sqlite:///')}?mode=ro&uri=true"
+    return f"{url}?options=-c%20default_transaction_read_only%3Don"
+
+
+def test_a_read_only_database_refuses_records_with_exit_1(
+    recorded: str, example_path: Path
+) -> None:
+    """PostgreSQL's refusal was an InternalError traceback; SQLite's a StoreError."""
+    ro = _read_only(recorded)
+    code, err = cli("check", "--record", "--db", ro, stdin=REQUEST)
+    assert code == 1 and "database write failed" in err
+    code, err = cli("plan", str(example_path), "--record", "--solver", "greedy", "--db", ro, "-q")
+    assert code == 1 and "database write failed" in err
+    assert cli("ledger", "verify", "--db", ro)[0] == 0
+    assert _count(recorded) == 3

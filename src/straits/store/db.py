@@ -52,6 +52,8 @@ LEDGER_LOCK = 0x5354524149545301
 #: PostgreSQL errors worth retrying the transaction for: serialization_failure,
 #: deadlock_detected, lock_not_available, admin/crash shutdown, cannot_connect_now
 _PG_TRANSIENT = {"40001", "40P01", "55P03", "57P01", "57P02", "57P03"}
+#: PostgreSQL errors that refuse every write: read_only_sql_transaction, insufficient_privilege
+_PG_REFUSED = {"25006", "42501"}
 #: seconds a PostgreSQL connection attempt may take (libpq's ``connect_timeout``)
 PG_CONNECT_TIMEOUT_S = 10
 #: milliseconds a PostgreSQL statement waits for a lock (SQLite's busy timeout)
@@ -273,7 +275,9 @@ class Store:
         try:
             with self._raw_write(ledger=ledger) as session:
                 yield session
-        except OperationalError as exc:
+        except DBAPIError as exc:
+            if not isinstance(exc, OperationalError) and not refuses_writes(exc):
+                raise  # a constraint a caller handles (an IntegrityError: recorded meanwhile)
             raise StoreError(f"database write failed: {exc.orig or exc}") from None
 
     @contextmanager
@@ -344,6 +348,13 @@ class Store:
         self.engine.dispose()
         if self._tmpdir is not None:  # an in-memory URL's database ends with its store
             shutil.rmtree(self._tmpdir, ignore_errors=True)
+
+
+def refuses_writes(exc: DBAPIError) -> bool:
+    """PostgreSQL refusing every write, as SQLite's read-only file does: a read-only database
+    or role (``default_transaction_read_only``), a role without the privilege. These were
+    tracebacks (InternalError, ProgrammingError); SQLite's are OperationalErrors."""
+    return getattr(exc.orig, "sqlstate", None) in _PG_REFUSED
 
 
 def _safe(url: str) -> str:

@@ -36,7 +36,7 @@ from straits.errors import LedgerError, StraitsError
 from straits.store import merkle, tree
 from straits.store.canonical import canonical as canonical  # re-exported: its old home
 from straits.store.canonical import digest as digest
-from straits.store.db import Store
+from straits.store.db import Store, refuses_writes
 from straits.store.tables import LedgerHead, LedgerRow
 
 GENESIS = "0" * 64
@@ -254,7 +254,10 @@ def append(
         session.flush()
     except (tree.MissingNodeError, ValueError, IntegrityError, DataError, ProgrammingError) as exc:
         # DataError/ProgrammingError: PostgreSQL refusing a value for an altered column's type
-        # (SQLite stores it, or fails a constraint: IntegrityError)
+        # (SQLite stores it, or fails a constraint: IntegrityError); a role that may not write
+        # is the store's error, not an altered log
+        if isinstance(exc, DBAPIError) and refuses_writes(exc):
+            raise
         detail = (str(exc.orig) if isinstance(exc, DBAPIError) else str(exc)).splitlines()[0]
         raise LedgerError(
             f"cannot append entry {seq}: the log's tables disagree ({detail}); "
