@@ -268,3 +268,60 @@ def test_a_read_only_database_refuses_records_with_exit_1(
     assert code == 1 and "database write failed" in err
     assert cli("ledger", "verify", "--db", ro)[0] == 0
     assert _count(recorded) == 3
+
+
+# --- the database gone after the store opened ----------------------------------------------------
+def _gone(url: str, tmp: Path) -> str:
+    """A URL of the same backend whose database cannot be reached."""
+    if url.startswith("sqlite"):
+        (tmp / "gone.db").mkdir()
+        return f"sqlite:///{tmp / 'gone.db'}"
+    return "postgresql+psycopg://straits@127.0.0.1:1/gone"
+
+
+def test_a_read_whose_database_went_away_is_503_not_500(recorded: str, tmp_path: Path) -> None:
+    """A PostgreSQL server stopped under a running `straits serve`: reads were 500s (writes
+    were already 503)."""
+    from fastapi.testclient import TestClient
+
+    from straits.server import create_app
+    from straits.store.tokens import create_token
+
+    store = Store(recorded)
+    token = create_token(store, "default", "admin")[0]
+    with TestClient(create_app(store), raise_server_exceptions=False) as client:
+        h = {"Authorization": f"Bearer {token}"}
+        assert client.get("/v1/plans", headers=h).status_code == 200
+        store.engine.dispose()
+        store.engine = create_engine(_gone(recorded, tmp_path))
+        store._sessions.configure(bind=store.engine)
+        for path in ("/v1/plans", "/v1/ledger/verify"):
+            r = client.get(path, headers=h)
+            assert r.status_code == 503, (path, r.status_code)
+            assert r.headers["content-type"].startswith("application/problem+json")
+    store.close()
+
+
+def test_the_cli_reports_a_database_lost_mid_command_as_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ledger export` with its PostgreSQL connection terminated mid-read was a traceback."""
+    from sqlalchemy.exc import OperationalError
+
+    import straits.cli as cli_mod
+
+    def lost(**_: object) -> None:
+        raise OperationalError("SELECT", {}, Exception("terminating connection"))
+
+    monkeypatch.setattr(cli_mod, "app", lost)
+    with pytest.raises(SystemExit) as caught:
+        cli_mod.main()
+    assert caught.value.code == 1
+    assert "database became unavailable" in capsys.readouterr().err
+
+    def bug(**_: object) -> None:
+        raise KeyError("not the database")
+
+    monkeypatch.setattr(cli_mod, "app", bug)
+    with pytest.raises(KeyError):  # anything else is still a bug's traceback
+        cli_mod.main()
