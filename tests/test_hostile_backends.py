@@ -167,6 +167,36 @@ def test_a_job_queued_at_minus_infinity_does_not_block_the_queue(
     store.close()
 
 
+@pytest.mark.parametrize("attempts", [2**31 - 1, -1])
+def test_a_job_whose_attempt_count_was_altered_does_not_block_the_queue(
+    db_url: str, example_path: Path, attempts: int
+) -> None:
+    """At PostgreSQL's INTEGER maximum the claim's increment failed ('integer out of range')
+    on every try, so no worker took the jobs behind it; SQLite counted on."""
+    from straits.store import queue
+
+    store = Store(db_url)
+    sc = load_scenario(example_path)
+    first, second = (
+        queue.enqueue(
+            store,
+            sc.model_copy(update={"name": name}),
+            {"solver": "greedy"},
+            tenant="t",
+            actor="a",
+            record=False,
+            rules_digest=None,
+        )
+        for name in ("first", "second")
+    )
+    sql(db_url, "UPDATE plans SET attempts=:n WHERE id=:i", n=attempts, i=first)
+    policy = queue.QueuePolicy(lease_s=30, max_attempts=3, queue_timeout_s=3600)
+    claim = queue.claim(store, "w:1:x", None, policy)
+    assert claim is not None and claim.plan_id == second
+    assert _scalar(db_url, f"SELECT status FROM plans WHERE id='{first}'") == "failed"
+    store.close()
+
+
 # --- bounded waits (PostgreSQL) ------------------------------------------------------------------
 @pytest.fixture
 def pg_url() -> str:
