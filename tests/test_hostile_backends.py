@@ -98,6 +98,27 @@ def test_an_append_an_altered_column_type_refuses_is_a_ledger_error(recorded: st
     assert cli("ledger", "verify", "--db", recorded)[0] == 1
 
 
+NOT_UTF8 = "t\udcff"  # what Python makes of the argv bytes b"t\xff"
+WHO = [
+    ("check", "--record", "--tenant", NOT_UTF8),
+    ("check", "--record", "--actor", NOT_UTF8),
+    ("tokens", "create", "--tenant", NOT_UTF8, "--role", "admin"),
+    ("tokens", "create", "--tenant", "t", "--role", "admin", "--label", NOT_UTF8),
+]
+
+
+@pytest.mark.parametrize("argv", WHO, ids=["check tenant", "check actor", "tenant", "label"])
+def test_a_name_that_is_not_utf8_is_exit_2_and_nothing_is_written(
+    recorded: str, argv: tuple[str, ...]
+) -> None:
+    """Bytes that are not UTF-8 in argv reached the database as lone surrogates, which
+    neither backend can encode: a UnicodeEncodeError traceback."""
+    code, err = cli(*argv, "--db", recorded, stdin=REQUEST)
+    assert code == 2 and argv[argv.index(NOT_UTF8) - 1] in err  # the option named
+    assert _count(recorded) == 3
+    assert _scalar(recorded, "SELECT count(*) FROM tokens") == 0
+
+
 # --- stored times Python cannot hold -------------------------------------------------------------
 # PostgreSQL's timestamptz holds infinity and years to 294276; psycopg cannot give them to Python
 # and failed the whole fetch with a DataError (a traceback; a 500). SQLite stores the same text.

@@ -198,13 +198,16 @@ def leaf_data(
 
 #: who an entry is for and by: one line of printable text (``ledger show`` prints them to a
 #: terminal, the console and receipts show them)
-_WHO = re.compile(r"[^\x00-\x1f\x7f-\x9f]+")
+# surrogates too: bytes that were not UTF-8 in argv (Python keeps them as lone surrogates),
+# which no database can store (a UnicodeEncodeError traceback on SQLite and PostgreSQL)
+_WHO = re.compile(r"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]+")
 MAX_TENANT, MAX_ACTOR = 100, 200
 
 
 def check_who(tenant: str, actor: str) -> None:
     """Refuse a tenant or actor name with a control character (an ESC sequence retitled the
-    terminal of whoever ran ``ledger show``; a newline split its row), empty or too long."""
+    terminal of whoever ran ``ledger show``; a newline split its row) or bytes that are not
+    UTF-8, empty or too long."""
     from straits.errors import InputError
 
     for value, option, cap in ((tenant, "--tenant", MAX_TENANT), (actor, "--actor", MAX_ACTOR)):
