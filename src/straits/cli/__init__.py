@@ -110,3 +110,23 @@ def main() -> None:
     except StraitsError as exc:  # anything raised outside a command's own handling
         print_error(exc)
         sys.exit(exc.exit_code)
+    except Exception as exc:
+        lost = _database_lost(exc)
+        if lost is None:
+            raise
+        print_error(lost)
+        sys.exit(lost.exit_code)
+
+
+def _database_lost(exc: Exception) -> StraitsError | None:
+    """A read whose database went away after the store opened (a PostgreSQL server stopped
+    or a connection cut mid-command): the store's error, exit 1, not a traceback. Writes
+    already say so (``Store.write``); sqlalchemy is looked up, not imported, so a command
+    that never touched a database pays nothing."""
+    errors = sys.modules.get("sqlalchemy.exc")
+    if errors is None or not isinstance(exc, errors.OperationalError):
+        return None
+    from straits.errors import StoreError
+
+    reason = str(exc.orig or exc).strip().splitlines()[0]
+    return StoreError(f"the database became unavailable: {reason}")

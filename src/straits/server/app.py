@@ -26,6 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -294,8 +295,11 @@ def _errors(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
+    @app.exception_handler(OperationalError)
     @app.exception_handler(StoreError)
-    async def _store(request: Request, exc: StoreError) -> JSONResponse:
+    async def _store(request: Request, exc: StoreError | OperationalError) -> JSONResponse:
+        # OperationalError: a read whose database went away after the store opened (a
+        # PostgreSQL server stopped, a connection cut): unavailable, as a failed write is
         log.error("database error on %s %s: %s", request.method, request.url.path, exc)
         return problem(
             503,

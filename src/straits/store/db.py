@@ -8,6 +8,15 @@ takes a transaction-scoped advisory lock. Either way appends are serialized acro
 so the chain never forks. :meth:`Store.transaction` retries a transaction that lost a race for
 a lock.
 
+PostgreSQL waits are bounded as SQLite's are: a connection attempt gives up after
+``connect_timeout`` (10 s unless the URL sets it; psycopg's own default is 130 s), and a
+statement waits at most ``lock_timeout`` (30 s, SQLite's busy timeout, unless the URL's
+``options``, the role or the database set one) for a lock: a session that holds the ledger's
+advisory lock or a row lock and never ends (an operator's forgotten ``psql`` transaction) made
+every recorder wait forever. A stored time PostgreSQL holds but Python cannot (``infinity``,
+year 10000 and later) reads as the raw text, which :class:`~straits.store.tables.Time` refuses
+as an altered row, as it does SQLite's ``'garbage'``.
+
 An in-memory URL (``sqlite://``, ``sqlite:///:memory:``) is a database that lives as long as the
 store: it is a temporary file, removed by :meth:`Store.close` (or at exit). SQLite's own
 in-memory database is one connection, which the server's threads cannot share (concurrent
@@ -43,6 +52,12 @@ LEDGER_LOCK = 0x5354524149545301
 #: PostgreSQL errors worth retrying the transaction for: serialization_failure,
 #: deadlock_detected, lock_not_available, admin/crash shutdown, cannot_connect_now
 _PG_TRANSIENT = {"40001", "40P01", "55P03", "57P01", "57P02", "57P03"}
+#: PostgreSQL errors that refuse every write: read_only_sql_transaction, insufficient_privilege
+_PG_REFUSED = {"25006", "42501"}
+#: seconds a PostgreSQL connection attempt may take (libpq's ``connect_timeout``)
+PG_CONNECT_TIMEOUT_S = 10
+#: milliseconds a PostgreSQL statement waits for a lock (SQLite's busy timeout)
+PG_LOCK_TIMEOUT_MS = 30000
 T = TypeVar("T")
 log = logging.getLogger("straits.store")
 
@@ -70,6 +85,48 @@ def _sqlite_setup(engine: Engine, *, durable: bool = True) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _postgres_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_con: Any, _record: Any) -> None:
+        adapters = getattr(dbapi_con, "adapters", None)  # psycopg 3 (psycopg2 has none)
+        if adapters is not None:
+            for name in ("timestamptz", "timestamp"):
+                for fmt in (0, 1):  # text, binary
+                    inner = adapters.get_loader(adapters.types[name].oid, fmt)
+                    if inner is not None:
+                        adapters.register_loader(name, _lenient(inner))
+        cur = dbapi_con.cursor()
+        cur.execute("SELECT current_setting('lock_timeout')")
+        row = cur.fetchone()
+        if row is not None and row[0] in ("0", 0):  # not set by the URL, role or database
+            cur.execute(f"SET lock_timeout = {PG_LOCK_TIMEOUT_MS}")
+        cur.close()
+        dbapi_con.commit()
+
+
+def _lenient(inner: Any) -> Any:
+    """A psycopg loader that gives a time Python cannot hold (``infinity``, year 10000 and
+    later) as its text, instead of failing the whole fetch with a DataError: the column's
+    :class:`~straits.store.tables.Time` then names it as an altered value."""
+    from psycopg import DataError
+    from psycopg.adapt import Loader
+
+    class Lenient(Loader):
+        format = inner.format
+
+        def __init__(self, oid: int, context: Any = None) -> None:
+            super().__init__(oid, context)
+            self._inner = inner(oid, context)
+
+        def load(self, data: Any) -> Any:
+            try:
+                return self._inner.load(data)
+            except DataError:
+                return bytes(data).decode("utf-8", "replace")
+
+    return Lenient
+
+
 class Store:
     """A database with Straits' schema, migrated to the latest revision."""
 
@@ -90,7 +147,12 @@ class Store:
                 self.engine = create_engine(target, connect_args={"timeout": 30})
                 _sqlite_setup(self.engine, durable=not ephemeral)
             else:
-                self.engine = create_engine(self.url, pool_pre_ping=True)
+                connect_args: dict[str, Any] = {}
+                if "connect_timeout" not in parsed.query:
+                    connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
+                self.engine = create_engine(self.url, pool_pre_ping=True, connect_args=connect_args)
+                if self.engine.dialect.name == "postgresql":
+                    _postgres_setup(self.engine)
         except (ArgumentError, NoSuchModuleError, ValueError) as exc:
             raise InputError(
                 f"cannot use database URL {_safe(self.url)!r}: {exc}",
@@ -122,6 +184,7 @@ class Store:
         from alembic.config import Config
         from alembic.runtime.migration import MigrationContext
         from alembic.script import ScriptDirectory
+        from alembic.util.exc import CommandError
 
         cfg = Config()
         cfg.set_main_option(
@@ -152,6 +215,11 @@ class Store:
             raise StoreError(
                 f"cannot open the database {_safe(self.url)!r}: {exc.orig or exc}"
             ) from None
+        except CommandError as exc:  # alembic_version altered: two rows, or a row per branch
+            raise StoreError(
+                f"cannot open the database {_safe(self.url)!r}: its alembic_version table "
+                f"cannot be read as one schema revision ({exc}); the table was altered"
+            ) from None
 
     def _known_revision(self, script: Any, current: str) -> None:
         """Refuse a schema this Straits has no migration for (a newer Straits made it, or the
@@ -166,17 +234,30 @@ class Store:
             )
 
     def _check_tables(self, conn: Any) -> None:
-        """At the latest revision every table must be there: one dropped by hand made the
-        first query that touched it fail with a traceback, long after the store opened."""
+        """At the latest revision every table and column must be there: one dropped by hand
+        made the first query that touched it fail with a traceback, long after the store
+        opened."""
         from sqlalchemy import inspect
 
         from straits.store.tables import Base
 
-        missing = sorted(set(Base.metadata.tables) - set(inspect(conn).get_table_names()))
+        found = inspect(conn)
+        missing = sorted(set(Base.metadata.tables) - set(found.get_table_names()))
+        if not missing:
+            columns = found.get_multi_columns()
+            missing = [
+                f"{name}.{column}"
+                for name, table in sorted(Base.metadata.tables.items())
+                for column in table.columns.keys()  # noqa: SIM118 (names, not Column objects)
+                if column not in {c["name"] for c in columns.get((None, name), [])}
+            ]
+            what = "column"
+        else:
+            what = "table"
         if missing:
             raise StoreError(
                 f"cannot open the database {_safe(self.url)!r}: it is at the "
-                f"latest schema revision but has no table {', '.join(missing)} "
+                f"latest schema revision but has no {what} {', '.join(missing)} "
                 "(the database was altered; restore it from a backup)"
             )
 
@@ -194,7 +275,9 @@ class Store:
         try:
             with self._raw_write(ledger=ledger) as session:
                 yield session
-        except OperationalError as exc:
+        except DBAPIError as exc:
+            if not isinstance(exc, OperationalError) and not refuses_writes(exc):
+                raise  # a constraint a caller handles (an IntegrityError: recorded meanwhile)
             raise StoreError(f"database write failed: {exc.orig or exc}") from None
 
     @contextmanager
@@ -265,6 +348,13 @@ class Store:
         self.engine.dispose()
         if self._tmpdir is not None:  # an in-memory URL's database ends with its store
             shutil.rmtree(self._tmpdir, ignore_errors=True)
+
+
+def refuses_writes(exc: DBAPIError) -> bool:
+    """PostgreSQL refusing every write, as SQLite's read-only file does: a read-only database
+    or role (``default_transaction_read_only``), a role without the privilege. These were
+    tracebacks (InternalError, ProgrammingError); SQLite's are OperationalErrors."""
+    return getattr(exc.orig, "sqlstate", None) in _PG_REFUSED
 
 
 def _safe(url: str) -> str:

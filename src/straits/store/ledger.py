@@ -29,14 +29,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from straits.errors import LedgerError, StraitsError
 from straits.store import merkle, tree
 from straits.store.canonical import canonical as canonical  # re-exported: its old home
 from straits.store.canonical import digest as digest
-from straits.store.db import Store
+from straits.store.db import Store, refuses_writes
 from straits.store.tables import LedgerHead, LedgerRow
 
 GENESIS = "0" * 64
@@ -93,7 +93,7 @@ class Entry:
         canonical JSON objects, so the entry was rewritten)."""
         try:
             doc = json.loads(self.body)
-        except ValueError:
+        except (ValueError, TypeError):  # TypeError: a NULL body (the column was altered)
             doc = None
         if not isinstance(doc, dict):
             raise LedgerError(
@@ -198,13 +198,16 @@ def leaf_data(
 
 #: who an entry is for and by: one line of printable text (``ledger show`` prints them to a
 #: terminal, the console and receipts show them)
-_WHO = re.compile(r"[^\x00-\x1f\x7f-\x9f]+")
+# surrogates too: bytes that were not UTF-8 in argv (Python keeps them as lone surrogates),
+# which no database can store (a UnicodeEncodeError traceback on SQLite and PostgreSQL)
+_WHO = re.compile(r"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]+")
 MAX_TENANT, MAX_ACTOR = 100, 200
 
 
 def check_who(tenant: str, actor: str) -> None:
     """Refuse a tenant or actor name with a control character (an ESC sequence retitled the
-    terminal of whoever ran ``ledger show``; a newline split its row), empty or too long."""
+    terminal of whoever ran ``ledger show``; a newline split its row) or bytes that are not
+    UTF-8, empty or too long."""
     from straits.errors import InputError
 
     for value, option, cap in ((tenant, "--tenant", MAX_TENANT), (actor, "--actor", MAX_ACTOR)):
@@ -252,8 +255,13 @@ def append(
         else:
             head.seq, head.hash = seq, entry.hash
         session.flush()
-    except (tree.MissingNodeError, ValueError, IntegrityError) as exc:
-        detail = str(exc.orig) if isinstance(exc, IntegrityError) else str(exc)
+    except (tree.MissingNodeError, ValueError, IntegrityError, DataError, ProgrammingError) as exc:
+        # DataError/ProgrammingError: PostgreSQL refusing a value for an altered column's type
+        # (SQLite stores it, or fails a constraint: IntegrityError); a role that may not write
+        # is the store's error, not an altered log
+        if isinstance(exc, DBAPIError) and refuses_writes(exc):
+            raise
+        detail = (str(exc.orig) if isinstance(exc, DBAPIError) else str(exc)).splitlines()[0]
         raise LedgerError(
             f"cannot append entry {seq}: the log's tables disagree ({detail}); "
             f"the database was altered{_SEE_VERIFY}",

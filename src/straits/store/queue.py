@@ -157,6 +157,10 @@ def cancel(store: Store, plan_id: str) -> str | None:
 
 
 # --- the worker's side ---------------------------------------------------------------------------
+#: attempts are counted in an INTEGER column: a stored count at its maximum is an altered row
+MAX_ATTEMPTS_STORED = 2**31 - 1
+
+
 def claim(store: Store, worker: str, rules_digest: str | None, policy: QueuePolicy) -> Claim | None:
     """Lease the oldest queued job this worker's rules can run, or None."""
 
@@ -179,6 +183,11 @@ def claim(store: Store, worker: str, rules_digest: str | None, policy: QueuePoli
         if row is None:
             return None
         now = _now(s)
+        if not 0 <= row.attempts < MAX_ATTEMPTS_STORED:
+            # a count no Straits writes; at PostgreSQL's INTEGER maximum the increment below
+            # failed every claim ('integer out of range'), so no worker took the jobs behind it
+            _fail_altered(s, row.id, now)
+            return "unreadable"
         stored = s.get(ScenarioRow, row.scenario_digest)
         try:
             options = json.loads(row.options)

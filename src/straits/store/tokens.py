@@ -48,7 +48,10 @@ class Principal:
 
 
 def printable_line(text: str) -> bool:
-    return not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text)
+    """No control character, and no lone surrogate (argv bytes that were not UTF-8)."""
+    return not any(
+        ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or 0xD800 <= ord(c) <= 0xDFFF for c in text
+    )
 
 
 def _hash(secret: str) -> str:
@@ -66,7 +69,7 @@ def create_token(store: Store, tenant: str, role: str, label: str = "") -> tuple
     check_who(tenant, "token")  # the tenant names every entry the token records
     if label and not printable_line(label):
         raise InputError(
-            f"{label[:60]!r} holds a control character",
+            f"{label[:60]!r} holds a control character or bytes that are not UTF-8",
             path="--label",
             expected="one line of printable text",
         )
