@@ -239,6 +239,27 @@ def test_record_keeps_the_content_id_and_records_once(
     assert shown["ledger_seq"] == 1
 
 
+def test_another_tenant_recording_the_same_plan_gets_its_own_record(
+    tmp_path: Path, example_path: Path, doc: dict[str, Any]
+) -> None:
+    """The same plan recorded under tenant b after tenant a: b's own record and ledger entry
+    (before, b was handed a's plan id and a's entry number, and b's ledger lacked it);
+    recording it again under b finds b's."""
+    db = f"sqlite:///{tmp_path / 't.db'}"
+    plan = ["plan", str(example_path), "--solver", "greedy", "--record", "-o", "json", "--db", db]
+    a = json.loads(run(*plan, "--tenant", "a").stdout)
+    b = json.loads(run(*plan, "--tenant", "b").stdout)
+    assert a["id"] == doc["id"] and b["id"] != a["id"]
+    assert (a["ledger_seq"], b["ledger_seq"]) == (1, 2)
+    again = json.loads(run(*plan, "--tenant", "b").stdout)
+    assert (again["id"], again["ledger_seq"]) == (b["id"], 2)
+    entries = json.loads(run("ledger", "show", "--json", "--db", db).stdout)
+    assert [e["tenant"] for e in entries] == ["a", "b"]
+    for tenant, mine in (("a", a), ("b", b)):
+        own = json.loads(run("ledger", "show", "--json", "--tenant", tenant, "--db", db).stdout)
+        assert [e["body"]["result"]["plan_id"] for e in own] == [mine["id"]]
+
+
 def test_replanning_a_document_uses_its_options(doc_file: Path) -> None:
     p = run("plan", str(doc_file), "-o", "json")
     assert p.returncode == 0, p.stderr

@@ -170,16 +170,22 @@ def record(
     actor: str,
 ) -> tuple[str, int | None, bool]:
     """Record ``plan`` under its content id: (id, ledger entry, whether it is new). A plan
-    already recorded (the same scenario, options and result) is not appended again."""
+    the tenant already recorded (the same scenario, options and result) is not appended
+    again. Another tenant's recording of the same plan is not the tenant's: it gets its own
+    record and entry, under an id that also covers the tenant (:func:`tenant_plan_id`)."""
     from sqlalchemy.exc import IntegrityError
 
     from straits.plandoc import content_id
     from straits.store.records import get_plan, record_plan
 
     scenario_doc = dict(sc.model_dump(mode="json"))
-    plan_id = content_id(plan.to_json(), scenario_doc, options)
-    for _ in range(2):
+    first = content_id(plan.to_json(), scenario_doc, options)
+    for _ in range(3):
+        plan_id = first
         row = get_plan(store, plan_id)
+        if row is not None and row.tenant != tenant:
+            plan_id = tenant_plan_id(first, tenant)
+            row = get_plan(store, plan_id)
         if row is not None:
             return plan_id, row.ledger_seq, False
         try:
@@ -189,4 +195,11 @@ def record(
             return plan_id, entry.seq, True
         except IntegrityError:  # another process recorded the same plan a moment ago
             continue
-    raise StoreError(f"plan {plan_id} could neither be recorded nor read back")
+    raise StoreError(f"plan {first} could neither be recorded nor read back")
+
+
+def tenant_plan_id(content: str, tenant: str) -> str:
+    """The id a plan whose content id another tenant recorded first is recorded under."""
+    from straits.store.ledger import digest
+
+    return digest({"plan": content, "tenant": tenant})[:32]
