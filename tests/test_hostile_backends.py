@@ -343,13 +343,18 @@ def test_a_read_whose_database_went_away_is_503_not_500(recorded: str, tmp_path:
     with TestClient(create_app(store), raise_server_exceptions=False) as client:
         h = {"Authorization": f"Bearer {token}"}
         assert client.get("/v1/plans", headers=h).status_code == 200
+        ready = client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["status"] == "ready"
         store.engine.dispose()
         store.engine = create_engine(_gone(recorded, tmp_path))
         store._sessions.configure(bind=store.engine)
-        for path in ("/v1/plans", "/v1/ledger/verify"):
+        for path in ("/v1/plans", "/v1/ledger/verify", "/readyz"):
             r = client.get(path, headers=h)
             assert r.status_code == 503, (path, r.status_code)
             assert r.headers["content-type"].startswith("application/problem+json")
+            assert r.headers["retry-after"]
+        # the process lives: liveness stays 200 (no restart), readiness sends no traffic
+        assert client.get("/healthz").status_code == 200
     store.close()
 
 

@@ -1,6 +1,6 @@
 """The REST API (FastAPI): a thin shell over the Python API, the store and the ledger.
 
-Every /v1 route needs a bearer token (``straits tokens create``); ``/healthz`` and
+Every /v1 route needs a bearer token (``straits tokens create``); ``/healthz``, ``/readyz`` and
 ``/openapi.json`` do not. Errors are RFC 9457 problem details (``straits.server.problems``) with
 no stack trace: 400 for bad input (naming the field path, as the CLI does), 401/403 for refused
 tokens (each one logged), 404, 408 for a body that arrives too slowly, 409, 413 for bodies over
@@ -48,7 +48,7 @@ from straits.server.problems import Problem, StrictJSONResponse, problem
 from straits.server.problems import openapi_responses as problems_doc
 from straits.server.report_routes import router as report_router
 from straits.server.routes import router
-from straits.server.schemas import Health
+from straits.server.schemas import Health, Ready
 from straits.server.settings import Settings
 from straits.server.skypilot_routes import router as skypilot_router
 from straits.store.audit import log_refusal
@@ -215,6 +215,15 @@ def create_app(
         answers while the database is busy)."""
         return {"status": "ok", "version": __version__, "database": store.dialect}
 
+    @app.get("/readyz", tags=["health"], operation_id="ready", responses={200: {"model": Ready}})
+    async def readyz() -> dict[str, Any]:
+        """Readiness: the database answers a trivial query (no token needed). 503
+        problem+json with ``Retry-After`` when it does not, so a load balancer or Kubernetes
+        sends no traffic to a server whose database is gone; ``/healthz`` stays 200 then (the
+        process lives: no restart needed)."""
+        await run_in_threadpool(store.ping)
+        return {"status": "ready", "version": __version__, "database": store.dialect}
+
     _errors(app)
     mount_console(app)  # /ui, /static, /docs and /redoc (after the API's error handlers)
     _openapi(app)
@@ -364,6 +373,8 @@ def _document_problems(path: str, method: str, op: dict[str, Any]) -> None:
     if path.startswith("/v1/"):
         op["security"] = [{"bearer": []}]
         statuses += [401, 403, 503]
+    if path == "/readyz":
+        statuses.append(503)
     if "{" in path:
         statuses.append(404)
     if op.get("requestBody"):

@@ -139,3 +139,9 @@ class Health(_Open):
     status: Literal["ok"]
     version: str
     database: str
+
+
+class Ready(_Open):
+    status: Literal["ready"]
+    version: str
+    database: str

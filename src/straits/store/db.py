@@ -265,6 +265,18 @@ class Store:
         """A session for reading (and for writes that need no ordering)."""
         return self._sessions()
 
+    def ping(self) -> None:
+        """Ask the database a trivial question (readiness); :class:`StoreError` when it cannot
+        answer (a server down or unreachable, a file gone)."""
+        from sqlalchemy import text
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            with self._sessions() as session:
+                session.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"the database does not answer: {exc.__class__.__name__}") from None
+
     @contextmanager
     def write(self, *, ledger: bool = True) -> Iterator[Session]:
         """One write transaction: commits on success, rolls back on any error. On SQLite it
