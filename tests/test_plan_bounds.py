@@ -24,6 +24,7 @@ from straits.plan.bounds import standalone_bound
 from straits.plan.cpsat_model import Score, build
 from straits.plan.lp_bound import lp_bound
 from straits.plan.objectives import objective
+from straits.plan.solution import extract, from_solver
 from straits.simulate.generate import generate
 from test_optimizer import DAY0, _setup, scenario, tokens_for
 
@@ -189,3 +190,105 @@ def test_a_soft_deadline_capacity_forces_to_miss_is_priced_in_the_lp(
     best = _proved_optimum(pf, "cost")
     assert best is not None and best.unplaced == 0
     assert lp.value <= best.value + 1e-6
+
+
+def test_a_workload_left_wholly_unplaced_pays_no_lateness_for_a_deadline_already_past() -> None:
+    """A soft deadline two days before the plan's start, on a pool with no chips: the stage is
+    unplaced in every plan, which then ends nowhere and pays no penalty (the plan's value is
+    0). The workload's own optimum charged the lateness of an end at hour 0, and the LP kept
+    it as its floor: both bounds were a million dollars above every plan."""
+    sc = scenario(
+        pool={"chip": "H100-SXM", "count": 0, "usd_per_chip_hour": 2.0},
+        deadline=DAY0 - dt.timedelta(days=2),
+        deadline_policy="soft",
+        late_penalty_usd_per_day=1e6,
+    )
+    cand, _, plan, pf = _setup(sc)
+    goal = objective("cost")
+    greedy = Score(len(plan.unplaced), goal.plan_value(plan, sc, cand.energy_of))
+    alone = alone_bound(pf, goal)
+    assert alone is not None
+    for pu in (None, greedy.unplaced):
+        lp = lp_bound(pf, alone, plan_unplaced=pu)
+        assert lp is not None
+        for bound in (alone.bound, lp):
+            assert bound.unplaced == greedy.unplaced == 1
+            assert bound.value <= greedy.value + 1e-6
+
+
+def _exact_optimum(pf: Any, goal: str, baseline: Any) -> Score | None:
+    """The exact value of the plan CP-SAT proves optimal (its model rounds prices, so its own
+    objective can sit on either side of the plan's value)."""
+    pm = build(pf, objective(goal))
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = 1
+    solver.parameters.max_time_in_seconds = 2.0
+    solver.parameters.random_seed = 0
+    if solver.solve(pm.model) != cp_model.OPTIMAL:
+        return None
+    plan = extract(pf, from_solver(pm, solver), baseline, objective(goal), "optimal", "cpsat")
+    if plan is None:
+        return None
+    return Score(len(plan.unplaced), objective(goal).plan_value(plan, pf.sc, pf.cand.energy_of))
+
+
+@st.composite
+def _hostile(draw: Any) -> Scenario:
+    """One to three runs on one pool (maybe empty, with a window of other counts, or bought)
+    with soft deadlines from before the start to three weeks on at penalties from 0 to 1e12
+    USD a day, hard deadlines, budgets and chains."""
+    day = lambda n: str(DAY0 + dt.timedelta(days=n))  # noqa: E731
+    pool: dict[str, Any] = {
+        "chip": "H100-SXM",
+        "count": draw(st.sampled_from([0, 64, 128])),
+        "usd_per_chip_hour": 2.0,
+    }
+    if draw(st.booleans()):
+        s = draw(st.integers(-5, 10))
+        pool["availability"] = [
+            {"start": day(s), "end": day(s + draw(st.integers(1, 15))), "count": 32}
+        ]
+    if draw(st.booleans()):
+        pool["procurable"] = {"max": 64, "usd_per_chip": 30000, "lead_days": 3}
+    doc = scenario(pool=pool).model_dump(mode="json", exclude_none=True)
+    one = doc["workloads"][0]
+    doc["workloads"] = []
+    for i in range(draw(st.integers(1, 3))):
+        w = {**one, "id": f"w{i}"}
+        w["stages"] = [{**one["stages"][0], "tokens": tokens_for(draw(st.sampled_from([1, 5])))}]
+        if draw(st.booleans()):
+            w["stages"].append(
+                {"id": "serve", "kind": "serve", "after": ["pretrain"], "chips": 8, "days": 1.0}
+            )
+        policy = draw(st.sampled_from(["none", "hard", "soft", "soft"]))
+        if policy != "none":
+            w["deadline"] = day(draw(st.integers(-3, 20)))
+            w["deadline_policy"] = policy
+        if policy == "soft":
+            w["late_penalty_usd_per_day"] = draw(st.sampled_from([0.0, 12.0, 1e6, 1e12]))
+        if draw(st.booleans()):
+            w["budget_usd"] = draw(st.sampled_from([2000.0, 30000.0]))
+        doc["workloads"].append(w)
+    return parse_scenario(doc)
+
+
+@given(sc=_hostile(), goal=st.sampled_from(GOALS))
+@settings(max_examples=25, deadline=None)
+def test_the_bounds_hold_on_hand_built_hostile_scenarios(sc: Scenario, goal: str) -> None:
+    """Soft deadlines past or on the start day, zero and enormous penalties, pool windows,
+    bought chips, budgets and chains: neither bound, with or without the plan's count, is
+    above the greedy plan or the plan CP-SAT proves optimal, each valued exactly."""
+    cand, _, plan, pf = _setup(sc, goal)
+    alone = alone_bound(pf, objective(goal))
+    assert alone is not None
+    plans = [Score(len(plan.unplaced), objective(goal).plan_value(plan, sc, cand.energy_of))]
+    best = _exact_optimum(pf, goal, plan)
+    plans += [best] if best is not None else []
+    for pu in (None, len(plan.unplaced)):
+        lp = lp_bound(pf, alone, plan_unplaced=pu)
+        assert lp is not None
+        for bound in (alone.bound, lp):
+            for ref in plans:
+                assert bound.unplaced <= ref.unplaced
+                if bound.unplaced == ref.unplaced:
+                    assert bound.value <= ref.value + 1e-6 + 1e-9 * abs(ref.value)

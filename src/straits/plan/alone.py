@@ -272,9 +272,11 @@ def _solve(
     def finish(unplaced: int, value: float) -> None:
         ends = [p[1] for p in pick if p is not None]
         last = max(ends, default=0.0)
+        # a workload with no stage placed ends nowhere: no lateness (even for a deadline
+        # before the plan's start, where ``last - soft_due`` would be positive)
         total = (
             value
-            + k_pen * per_hour * max(0.0, last - soft_due)
+            + (k_pen * per_hour * max(0.0, last - soft_due) if ends else 0.0)
             + done_weight * (last if ends else 0.0)
         )
         if (unplaced, total) < best[0]:
