@@ -257,3 +257,40 @@ def test_odd_skypilot_tasks_are_problems(api: Api, task: Any) -> None:
     r = api.client.post("/v1/skypilot/policy", json={"task": text}, headers=api.auth("a", "admin"))
     body = assert_problem(r, 400)
     assert body["path"] is not None and body["path"].startswith("task")
+
+
+def test_readyz_answers_under_a_held_write_lock_and_to_head(tmp_path: Path) -> None:
+    """Readiness with another process in a long write (BEGIN IMMEDIATE, rows written, not
+    committed) and a request waiting behind it: 200 at once (WAL readers do not wait for the
+    writer). HEAD on /readyz and /healthz answers as GET without a body (it was a 405, which a
+    monitor that checks with HEAD takes for a server that is down); POST stays 405."""
+    db = tmp_path / "locked.db"
+    store = Store(f"sqlite:///{db}")
+    app = create_app(store, settings=Settings())
+    with TestClient(app, raise_server_exceptions=False) as client:
+        holder = sqlite3.connect(db, timeout=1, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        holder.execute("CREATE TABLE held (x)")
+        holder.execute("INSERT INTO held VALUES (1)")
+        results: dict[str, Any] = {}
+
+        def refused() -> None:  # its audit row waits for the lock
+            results["refused"] = client.get("/v1/chips", headers={"Authorization": "Bearer x"})
+
+        t = threading.Thread(target=refused)
+        t.start()
+        time.sleep(0.5)
+        ready = client.get("/readyz")
+        heads = [client.head(path) for path in ("/readyz", "/healthz")]
+        answered_while_locked = t.is_alive()
+        holder.execute("ROLLBACK")
+        holder.close()
+        t.join(60)
+        posted = client.post("/readyz")
+    assert answered_while_locked
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert [h.status_code for h in heads] == [200, 200]
+    assert [h.content for h in heads] == [b"", b""]
+    assert posted.status_code == 405
+    assert posted.headers["content-type"].startswith("application/problem+json")
+    assert results["refused"].status_code == 401

@@ -224,6 +224,12 @@ def create_app(
         await run_in_threadpool(store.ping)
         return {"status": "ready", "version": __version__, "database": store.dialect}
 
+    # HEAD, as every general-purpose server must answer it (RFC 9110 9.1), for probes and
+    # monitors that check with HEAD (they got 405 and took the server for down); GET's answer
+    # without its body, and not a second operation in the spec
+    app.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
+    app.add_api_route("/readyz", readyz, methods=["HEAD"], include_in_schema=False)
+
     _errors(app)
     mount_console(app)  # /ui, /static, /docs and /redoc (after the API's error handlers)
     _openapi(app)
