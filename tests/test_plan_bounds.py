@@ -237,7 +237,10 @@ def _hostile(draw: Any) -> Scenario:
     """One to three runs on one pool (maybe empty, with a window of other counts, or bought)
     with soft deadlines from before the start to three weeks on at penalties from 0 to 1e12
     USD a day, hard deadlines, budgets and chains."""
-    day = lambda n: str(DAY0 + dt.timedelta(days=n))  # noqa: E731
+
+    def day(n: int) -> str:
+        return str(DAY0 + dt.timedelta(days=n))
+
     pool: dict[str, Any] = {
         "chip": "H100-SXM",
         "count": draw(st.sampled_from([0, 64, 128])),
