@@ -129,3 +129,61 @@ def test_forced_key_writes_never_leave_a_key_beside_another_runs_pub(
         t.join(10)
     pub = key.with_name("k.pub").read_text().strip()
     assert load_signer(key).verifier.vkey == pub == signers["second"].verifier.vkey
+
+
+def test_keygen_waits_a_bounded_time_for_a_lock_another_process_holds_on_the_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anyone who can read a directory can flock it (``/tmp``: every user): keygen waited for
+    as long as they held it. Now it waits LOCK_WAIT_S, then refuses, naming -o, and writes
+    nothing; once the lock is gone it writes its pair."""
+    import fcntl
+
+    import straits.store.keys as keys
+    from straits.errors import InputError
+    from straits.store.note import Signer
+
+    monkeypatch.setattr(keys, "LOCK_WAIT_S", 0.3)
+    fd = os.open(tmp_path, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # an unrelated holder (its own open file description)
+    key = tmp_path / "k"
+    try:
+        for force in (False, True):
+            with pytest.raises(InputError) as err:
+                keys.write_keys(key, Signer.generate("one"), force=force)
+            assert err.value.path == "-o"
+            assert sorted(p.name for p in tmp_path.iterdir()) == []
+    finally:
+        os.close(fd)
+    signer = Signer.generate("two")
+    keys.write_keys(key, signer, force=True)
+    assert load_signer(key).verifier.vkey == key.with_name("k.pub").read_text().strip()
+
+
+def test_keygen_into_a_directory_it_may_write_but_not_read_locks_a_file_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A drop-box directory (mode 0333: write and search, no read) cannot be opened to flock:
+    keygen was refused there ('cannot write: Permission denied') though it can write its
+    files. It locks ``.k.lock`` beside the key instead. (Simulated: root may open any
+    directory.)"""
+    import straits.store.keys as keys
+    from straits.store.note import Signer
+
+    real = os.open
+    box = tmp_path / "box"
+    box.mkdir()
+
+    def no_read(path: object, flags: int, *a: object, **kw: object) -> int:
+        if Path(str(path)) == box and not flags & (os.O_WRONLY | os.O_RDWR):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, flags, *a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", no_read)
+    key = box / "k"
+    for n, force in enumerate((False, True)):
+        signer = Signer.generate(f"s{n}")
+        keys.write_keys(key, signer, force=force)
+        assert key.with_name("k.pub").read_text().strip() == signer.verifier.vkey
+        assert load_signer(key).verifier.vkey == signer.verifier.vkey
+    assert sorted(p.name for p in box.iterdir()) == [".k.lock", "k", "k.pub"]

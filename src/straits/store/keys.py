@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ from straits.store.note import NoteError, Signer, Verifier
 KEY_ENV = "STRAITS_LEDGER_KEY"
 PUBKEY_ENV = "STRAITS_LEDGER_PUBKEY"
 MAX_KEY_FILE = 4096
+#: seconds keygen waits for a lock on the key's directory (see :func:`_directory_lock`)
+LOCK_WAIT_S = 30.0
 
 
 def _read(path: Path, what: str, option: str) -> str:
@@ -143,21 +146,48 @@ def write_keys(path: Path, signer: Signer, *, force: bool = False) -> Path:
                     path="-o",
                 )
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _directory_lock(path.parent):
+    with _directory_lock(path):
         _write_pair(path, pub, signer, force)
     return pub
 
 
 @contextlib.contextmanager
-def _directory_lock(directory: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``directory`` itself (nothing is left behind): two
+def _directory_lock(path: Path, wait: float | None = None) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the key's directory itself (nothing is left behind): two
     ``keygen --force`` runs for the same path write their key and ``.pub`` one after the other,
-    so the pair left is always one run's key beside its own ``.pub``."""
+    so the pair left is always one run's key beside its own ``.pub``.
+
+    The wait is bounded (:data:`LOCK_WAIT_S`): anyone may ``flock`` a directory they can read
+    (``/tmp``: every user), and keygen waited for as long as they held it. A directory that can
+    be written but not read (mode 0333 or 0730) cannot be opened to lock: then the lock is on
+    ``.<name>.lock`` beside the key (created 0600, left there), as keygen wrote there before
+    the lock came in."""
     import fcntl
 
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    directory = path.parent
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except PermissionError:
+        flags = (
+            os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        )
+        fd = os.open(directory / f".{path.name}.lock", flags, 0o600)
+    try:
+        limit = time.monotonic() + (LOCK_WAIT_S if wait is None else wait)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= limit:
+                    raise InputError(
+                        f"another process has held a lock on {directory} for "
+                        f"{LOCK_WAIT_S if wait is None else wait:g} s (another keygen, or "
+                        "anything that locks the directory); nothing was written",
+                        path="-o",
+                        expected="a directory no other process keeps locked",
+                    ) from None
+                time.sleep(0.05)
         yield
     finally:
         os.close(fd)  # closing releases the lock
