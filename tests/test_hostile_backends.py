@@ -157,14 +157,10 @@ def test_a_stored_time_python_cannot_hold_is_an_altered_row(
     store.close()
 
 
-def test_a_job_queued_at_minus_infinity_does_not_block_the_queue(
-    db_url: str, example_path: Path
-) -> None:
-    """On PostgreSQL '-infinity' sorts first: every claim failed on it, so no worker ever
-    took the jobs behind it."""
+def _two_jobs(store: Store, example_path: Path) -> tuple[str, str]:
+    """Two plans queued one after the other (ids in queue order)."""
     from straits.store import queue
 
-    store = Store(db_url)
     sc = load_scenario(example_path)
     first, second = (
         queue.enqueue(
@@ -178,6 +174,18 @@ def test_a_job_queued_at_minus_infinity_does_not_block_the_queue(
         )
         for name in ("first", "second")
     )
+    return first, second
+
+
+def test_a_job_queued_at_minus_infinity_does_not_block_the_queue(
+    db_url: str, example_path: Path
+) -> None:
+    """On PostgreSQL '-infinity' sorts first: every claim failed on it, so no worker ever
+    took the jobs behind it."""
+    from straits.store import queue
+
+    store = Store(db_url)
+    first, second = _two_jobs(store, example_path)
     sql(db_url, "UPDATE plans SET created_at='-infinity' WHERE id=:i", i=second)
     policy = queue.QueuePolicy(lease_s=30, max_attempts=3, queue_timeout_s=3600)
     claim = queue.claim(store, "w:1:x", None, policy)
@@ -197,19 +205,7 @@ def test_a_job_whose_attempt_count_was_altered_does_not_block_the_queue(
     from straits.store import queue
 
     store = Store(db_url)
-    sc = load_scenario(example_path)
-    first, second = (
-        queue.enqueue(
-            store,
-            sc.model_copy(update={"name": name}),
-            {"solver": "greedy"},
-            tenant="t",
-            actor="a",
-            record=False,
-            rules_digest=None,
-        )
-        for name in ("first", "second")
-    )
+    first, second = _two_jobs(store, example_path)
     sql(db_url, "UPDATE plans SET attempts=:n WHERE id=:i", n=attempts, i=first)
     policy = queue.QueuePolicy(lease_s=30, max_attempts=3, queue_timeout_s=3600)
     claim = queue.claim(store, "w:1:x", None, policy)
