@@ -8,18 +8,24 @@ operators".)"""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from conftest import PG_URL, reset_postgres
 from straits.errors import StoreError
 from straits.loading import load_scenario
-from straits.store import Store
+from straits.store import Store, watchdog
 from straits.store import db as db_mod
 from straits.store import ledger as ledger_mod
 from straits.store.tables import AlteredRowError, PlanRow
@@ -287,6 +293,66 @@ def test_a_server_that_never_answers_is_a_store_error(
     monkeypatch.setattr(db_mod, "PG_CONNECT_TIMEOUT_S", 2)
     with pytest.raises(StoreError, match="cannot open the database"):
         Store(f"postgresql+psycopg://straits@127.0.0.1:{silent_server}/x")
+
+
+@contextmanager
+def _frozen(pid: int) -> Iterator[None]:
+    """The PostgreSQL backend ``pid`` stopped (SIGSTOP): it keeps its connection open and never
+    answers, as a frozen server or a paused VM does; its kernel still acknowledges packets."""
+    try:
+        os.kill(pid, signal.SIGSTOP)
+    except PermissionError:
+        pytest.skip("cannot signal the PostgreSQL server's processes")
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def _backend_pid(session: Any) -> int:
+    return int(session.execute(text("SELECT pg_backend_pid()")).scalar())
+
+
+def test_a_statement_a_frozen_server_never_answers_is_cut_off(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libpq has no read timeout: a statement sent to a frozen backend waited forever (a CLI
+    command hung, an API request held its worker thread). The watchdog cuts the connection
+    after its limit; the store gets a disconnection error, and the next session a new
+    connection."""
+    monkeypatch.setattr(watchdog, "STATEMENT_S", 1.0)
+    store = Store(pg_url)
+    cuts = watchdog.WATCHDOG.cuts
+    with store.session() as s:
+        pid = _backend_pid(s)
+        with _frozen(pid):
+            t0 = time.monotonic()
+            with pytest.raises(OperationalError):
+                s.execute(text("SELECT 1"))
+            assert time.monotonic() - t0 < 10
+    assert watchdog.WATCHDOG.cuts == cuts + 1
+    ledger_mod.record(store, tenant="t", actor="a", kind="check", body={})
+    assert ledger_mod.verify(store).entries == 1
+    store.close()
+
+
+def test_a_frozen_idle_connection_costs_readiness_one_bounded_ping(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool pings an idle connection before handing it out; that ping to a frozen backend
+    waited forever (/readyz past 80 s). Now it is cut after PING_S and the pool connects
+    again: the store answers, since the server itself still does."""
+    monkeypatch.setattr(watchdog, "PING_S", 1.0)
+    store = Store(pg_url)
+    with store.session() as s:
+        pid = _backend_pid(s)  # the pool's one idle connection after this
+    with _frozen(pid):
+        t0 = time.monotonic()
+        store.ping()
+        assert time.monotonic() - t0 < 10
+        with store.session() as s:
+            assert _backend_pid(s) != pid
+    store.close()
 
 
 def test_an_untouched_database_still_opens_verifies_and_records(recorded: str) -> None:

@@ -463,6 +463,23 @@ def test_stopping_a_worker_gives_its_job_back(store: Store, sc: Scenario) -> Non
     assert row is not None and "shut down" in (row.progress or "")
 
 
+def test_a_job_claimed_as_the_worker_stops_is_given_back(store: Store, sc: Scenario) -> None:
+    """The claim landed after stop() had listed the running jobs: the job was neither given
+    back nor stopped, and planned on after the worker stopped (seen as a flaky
+    test_stopping_a_worker_gives_its_job_back on a loaded machine). Now the slot gives it back
+    before it starts."""
+    w = jobs.Worker(store, slots=1, policy=POLICY, poll_s=0.1)
+    plan_id = submit(store, sc, solver="greedy", time_limit=600.0)
+    claim = queue.claim(store, w.id, w.rules_digest, POLICY)
+    assert claim is not None and status(store, plan_id)[0] == "running"
+    w.stop()  # nothing listed yet: the slot below is between its claim and its start
+    w._run(claim)
+    assert status(store, plan_id) == ("queued", None, 0)
+    row = get_plan(store, plan_id)
+    assert row is not None and "shut down" in (row.progress or "")
+    assert ledger.count(store) == 0 and w.active == 0
+
+
 def test_progress_callbacks_never_raise() -> None:
     from straits.plan.cpsat_model import Score
     from straits.plan.optimizer import SearchState

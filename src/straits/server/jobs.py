@@ -185,7 +185,18 @@ class Worker:
             deadline=time.monotonic() + 2 * limit + GRACE_S,
         )
         with self._lock:
-            self._active[c.plan_id] = job
+            # stop() takes its list of running jobs under this lock after setting _stop: a job
+            # claimed just before that but not yet listed here was neither given back nor
+            # stopped (it planned on, up to its time limit, after the worker had stopped)
+            stopping = self._stop.is_set()
+            if not stopping:
+                self._active[c.plan_id] = job
+        if stopping:
+            try:
+                queue.release(self.store, c, f"worker {self.id} shut down")
+            except StoreError as exc:  # its lease runs out instead
+                log.warning("could not release plan %s: %s", c.plan_id, exc)
+            return
         log.info("plan %s: attempt %d on %s", c.plan_id, c.attempt, self.id)
         try:
             sc = parse_scenario(c.scenario, source=f"plan {c.plan_id}")

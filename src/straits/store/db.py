@@ -44,6 +44,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, Operati
 from sqlalchemy.orm import Session, sessionmaker
 
 from straits.errors import InputError, StoreError
+from straits.store.watchdog import watch
 
 ENV = "STRAITS_DATABASE_URL"
 DEFAULT_URL = "sqlite:///straits.db"
@@ -102,6 +103,8 @@ def _postgres_setup(engine: Engine) -> None:
             cur.execute(f"SET lock_timeout = {PG_LOCK_TIMEOUT_MS}")
         cur.close()
         dbapi_con.commit()
+
+    watch(engine)
 
 
 def _lenient(inner: Any) -> Any:
@@ -200,7 +203,12 @@ class Store:
                 if current == head:
                     self._check_tables(conn)
                     return
-            with self.engine.connect().execution_options(straits_write=True) as conn, conn.begin():
+            with (
+                self.engine.connect().execution_options(
+                    straits_write=True, straits_stall_s=0
+                ) as conn,
+                conn.begin(),
+            ):
                 if self.dialect == "postgresql":
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LEDGER_LOCK})
                 cfg.attributes["connection"] = conn
@@ -271,9 +279,12 @@ class Store:
         from sqlalchemy import text
         from sqlalchemy.exc import SQLAlchemyError
 
+        from straits.store import watchdog
+
         try:
             with self._sessions() as session:
-                session.execute(text("SELECT 1"))
+                # a server that stopped answering is cut off after watchdog.PING_S
+                session.execute(text("SELECT 1").execution_options(straits_stall_s=watchdog.PING_S))
         except SQLAlchemyError as exc:
             raise StoreError(f"the database does not answer: {exc.__class__.__name__}") from None
 

@@ -1,0 +1,136 @@
+"""A bound on how long a PostgreSQL statement may go unanswered.
+
+A server that stops answering without closing its connections (its process frozen by
+``SIGSTOP``, a VM paused, a host whose network drops packets silently) leaves a client waiting
+forever: the server's own timeouts run on the server, libpq has no read timeout, and the kernel
+of a frozen server's host still acknowledges every packet, so TCP keepalives and
+``tcp_user_timeout`` never fire. Measured before this module: ``/readyz`` waited past 80 s
+(forever) with the server frozen, each probe holding one of the API's worker threads.
+
+:data:`WATCHDOG` watches the statements the store runs (and the pool's ping before it hands out
+a connection): a statement still unanswered after its limit has its connection's socket shut
+down, so the driver's wait ends with a disconnection error (the connection is discarded, the
+caller sees the store's usual "database does not answer" error: exit 1, HTTP 503). The limit is
+generous for statements (:data:`STATEMENT_S`: a large read takes seconds, and a statement
+waiting for a lock ends by ``lock_timeout`` first) and short for pings (:data:`PING_S`).
+Migrations run unwatched (a backfill may legitimately take minutes).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+#: seconds a statement may go unanswered (the execution option ``straits_stall_s`` overrides
+#: it; 0 leaves a statement unwatched)
+STATEMENT_S = 120.0
+#: seconds the pool's ping of an idle connection, and the readiness query, may go unanswered
+PING_S = 5.0
+#: how often the watchdog looks (seconds)
+POLL_S = 0.25
+OPTION = "straits_stall_s"
+log = logging.getLogger("straits.store")
+
+
+class Watchdog:
+    """Statements in flight, by thread, and a daemon thread that cuts the overdue ones."""
+
+    def __init__(self, poll_s: float = POLL_S) -> None:
+        self.poll_s = poll_s
+        self._lock = threading.Lock()
+        self._due: dict[int, tuple[float, Any]] = {}
+        """thread ident -> (monotonic deadline, DBAPI connection)"""
+        self._thread: threading.Thread | None = None
+        self.cuts = 0
+        """connections cut so far (for tests and logs)"""
+
+    def arm(self, dbapi_con: Any, seconds: float) -> None:
+        """Watch the statement this thread is about to run on ``dbapi_con``."""
+        with self._lock:
+            self._due[threading.get_ident()] = (time.monotonic() + seconds, dbapi_con)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, daemon=True, name="straits-db-watchdog"
+                )
+                self._thread.start()
+
+    def disarm(self) -> None:
+        """The statement this thread ran has been answered (or failed)."""
+        with self._lock:
+            self._due.pop(threading.get_ident(), None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.poll_s)
+            now = time.monotonic()
+            with self._lock:
+                overdue = [(k, con) for k, (due, con) in self._due.items() if due <= now]
+                for k, _ in overdue:
+                    del self._due[k]
+            for _, con in overdue:
+                self._cut(con)
+
+    def _cut(self, dbapi_con: Any) -> None:
+        """Shut the connection's socket down: the driver's wait on it ends at once."""
+        try:
+            fd = dbapi_con.fileno()
+        except Exception:  # already closed
+            return
+        try:
+            dup = os.dup(fd)
+        except OSError:
+            return
+        s = socket.socket(fileno=dup)
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+            self.cuts += 1
+            log.warning("the database did not answer a statement in time: connection cut")
+        except OSError:
+            pass
+        finally:
+            s.close()
+
+
+WATCHDOG = Watchdog()
+
+
+def watch(engine: Any, watchdog: Watchdog = WATCHDOG) -> None:
+    """Watch every statement ``engine`` runs, and the pool's ping of idle connections."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(
+        conn: Any, cursor: Any, _stmt: Any, _params: Any, context: Any, _many: bool
+    ) -> None:
+        options = context.execution_options if context is not None else {}
+        if OPTION not in options:
+            options = conn.get_execution_options()
+        seconds = options.get(OPTION, STATEMENT_S)
+        if seconds:
+            watchdog.arm(cursor.connection, float(seconds))
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _after(*_args: Any) -> None:
+        watchdog.disarm()
+
+    @event.listens_for(engine, "handle_error")
+    def _error(_ctx: Any) -> None:
+        watchdog.disarm()
+
+    dialect = engine.dialect
+    ping = dialect.do_ping
+
+    def do_ping(dbapi_con: Any) -> bool:
+        watchdog.arm(dbapi_con, PING_S)
+        try:
+            return bool(ping(dbapi_con))
+        finally:
+            watchdog.disarm()
+
+    # the pool pings an idle connection before handing it out (pool_pre_ping), outside the
+    # cursor events; a frozen server made that ping wait forever
+    dialect.do_ping = do_ping
