@@ -5,7 +5,8 @@ Usage: python hostile_harness.py CASES.json RESULTS.json
 Each case runs ``straits.cli.main()`` with its argv, stdin and files, under a 60 s alarm; the
 process has a 6 GiB address-space limit, so a case that tries to eat memory fails with a
 MemoryError instead of taking the machine. For each case: the exit status, stderr and stdout
-(truncated), the seconds it took, whether a traceback escaped, and the peak RSS so far.
+(truncated), the seconds it took, whether a traceback escaped, and the process's peak RSS
+before and after it (the peak only grows: what a case adds to it is its own).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def run_case(case: dict[str, Any], workdir: Path) -> dict[str, Any]:
     old_stdin, old_argv = sys.stdin, sys.argv
     sys.stdin = io.TextIOWrapper(io.BytesIO(stdin_bytes), encoding="utf-8")
     sys.argv = ["straits", *argv]
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     t0 = time.monotonic()
     signal.alarm(CASE_SECONDS)
     try:
@@ -78,6 +80,7 @@ def run_case(case: dict[str, Any], workdir: Path) -> dict[str, Any]:
         "escaped": escaped,
         "seconds": round(time.monotonic() - t0, 3),
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+        "rss_before_mb": rss_before,
     }
 
 
