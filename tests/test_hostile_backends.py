@@ -355,6 +355,30 @@ def test_a_frozen_idle_connection_costs_readiness_one_bounded_ping(
     store.close()
 
 
+@pytest.mark.parametrize("end", ["commit", "close"])
+def test_a_commit_or_rollback_a_frozen_server_never_answers_is_cut_off(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, end: str
+) -> None:
+    """The server froze after a transaction's last statement was answered: the COMMIT (or the
+    ROLLBACK the pool sends when a session gives its connection back) is no statement the
+    cursor events see, and waited as long as the freeze lasted, past STATEMENT_S (a request
+    caught between its last statement and its commit held its API thread). It is cut off
+    after the same limit: the database error, as for a statement."""
+    monkeypatch.setattr(watchdog, "STATEMENT_S", 1.0)
+    store = Store(pg_url)
+    s = store.session()
+    pid = _backend_pid(s)  # answered, in an open transaction
+    with _frozen(pid):
+        t0 = time.monotonic()
+        with pytest.raises(OperationalError):
+            s.commit() if end == "commit" else s.close()  # close rolls back
+        assert time.monotonic() - t0 < 10
+    s.close()
+    ledger_mod.record(store, tenant="t", actor="a", kind="check", body={})
+    assert ledger_mod.verify(store).entries == 1
+    store.close()
+
+
 def test_an_untouched_database_still_opens_verifies_and_records(recorded: str) -> None:
     """The control case: the checks at open refuse nothing Straits itself wrote."""
     assert cli("ledger", "verify", "--db", recorded)[0] == 0

@@ -480,6 +480,82 @@ def test_a_job_claimed_as_the_worker_stops_is_given_back(store: Store, sc: Scena
     assert ledger.count(store) == 0 and w.active == 0
 
 
+def test_a_job_stored_as_the_worker_stops_is_not_given_back(
+    store: Store, sc: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stop() gave back a job whose plan was being stored at that moment: on PostgreSQL the
+    release read the row as still running (the storing transaction had not committed), waited
+    for its lock, then wrote over the 'done': the job was queued again and planned a second
+    time, two ledger entries for one plan (seen with `straits worker`s stopped at random).
+    The release now reads the row under its lock, and finds it done."""
+    stored, go = threading.Event(), threading.Event()
+    from straits.store.ledger import append as real_append
+
+    def slow_append(*args: Any, **kwargs: Any) -> Any:
+        entry = real_append(*args, **kwargs)
+        stored.set()  # the plan is written, its transaction not yet committed
+        go.wait(10)
+        return entry
+
+    monkeypatch.setattr("straits.store.queue.append", slow_append)
+    w = jobs.Worker(store, slots=0, policy=POLICY)
+    plan_id = submit(store, sc)
+    claim = queue.claim(store, w.id, w.rules_digest, POLICY)
+    assert claim is not None
+    t = threading.Thread(target=w._run, args=(claim,))
+    t.start()
+    assert stored.wait(60)
+    threading.Timer(1.0, go.set).start()  # the release below waits on the row meanwhile
+    w.stop()  # lists the job as running and gives it back
+    t.join(30)
+    assert status(store, plan_id) == ("done", None, 1)
+    assert ledger.count(store) == 1
+    assert queue.claim(store, "another", w.rules_digest, POLICY) is None
+
+
+def test_ctrl_c_stops_a_planning_worker_gracefully(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT) to `straits worker` gives its running jobs back, as SIGTERM does. CP-SAT
+    installed its own SIGINT handler while it searched: a Ctrl-C then aborted the worker
+    (``std::bad_function_call``, exit 134; after a search, SIGINT's default action killed it),
+    the job stayed running until reaped, and the attempt was counted."""
+    import os
+    import signal
+
+    from straits.simulate.generate import generate
+
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    store = Store(url)
+    # a portfolio whose search runs to its time limit
+    plan_id = submit(store, generate(80, 12, seed=3), solver="cpsat", time_limit=60.0)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "straits", "worker", "--db", url, "--slots", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # until the search has found a solution
+            row = get_plan(store, plan_id)
+            if row is not None and '"best":{' in (row.progress or "").replace(" ", ""):
+                break
+            time.sleep(0.2)
+        time.sleep(1)
+        assert status(store, plan_id)[0] == "running"
+        worker.send_signal(signal.SIGINT)
+        out, _ = worker.communicate(timeout=60)
+    finally:
+        worker.kill()
+    # (its exit status is not checked: a worker stopped mid-search may still abort at exit,
+    # SIGTERM as well, while CP-SAT's threads run on: "terminate called without an active
+    # exception", after its jobs were given back)
+    assert "go back to the queue" in out, out[-2000:]
+    assert status(store, plan_id) == ("queued", None, 0), out[-2000:]
+    store.close()
+
+
 def test_progress_callbacks_never_raise() -> None:
     from straits.plan.cpsat_model import Score
     from straits.plan.optimizer import SearchState

@@ -85,6 +85,17 @@ class Score(NamedTuple):
     value: float
 
 
+def new_solver() -> cp_model.CpSolver:
+    """A CP-SAT solver that leaves SIGINT to the process: by default CP-SAT installs its own
+    handler while it solves and resets SIGINT to the default action afterwards, so Ctrl-C
+    killed a `straits worker` or `straits serve` at once after its first search (its running
+    jobs not given back, their attempt counted), or aborted it during one
+    (``std::bad_function_call``). Searches stop through the callers' own stop events."""
+    solver = cp_model.CpSolver()
+    solver.parameters.catch_sigint_signal = False
+    return solver
+
+
 def due_ticks(pf: Portfolio, day: dt.date) -> int:
     """The end of ``day`` in model ticks."""
     return ticks_down(deadline_hours(pf.sc, day))

@@ -31,7 +31,15 @@ from typing import Any
 from ortools.sat.python import cp_model
 
 from straits.plan.bounds import placeable
-from straits.plan.cpsat_model import Booking, Score, add_hints, build, due_ticks, late_hours_of
+from straits.plan.cpsat_model import (
+    Booking,
+    Score,
+    add_hints,
+    build,
+    due_ticks,
+    late_hours_of,
+    new_solver,
+)
 from straits.plan.objectives import COMPLETION, COST, TIME, Objective
 from straits.plan.portfolio import Portfolio
 from straits.plan.retime import NOTHING_HELD, Held
@@ -220,7 +228,7 @@ class NeighbourhoodSearch:
             )
         pm = build(pf, self.objective, horizon=self.horizon, only=free, fixed=fixed, min_span=floor)
         add_hints(pm, {k: self.sol[k] for k in pm.x})
-        solver = cp_model.CpSolver()
+        solver = new_solver()
         p = solver.parameters
         p.num_workers = self.workers
         p.random_seed = self.seed + self.stats.rounds

@@ -13,7 +13,7 @@ from typing import Any
 from ortools.sat.python import cp_model
 
 from straits.plan.candidates import Candidates
-from straits.plan.cpsat_model import add_hints, build
+from straits.plan.cpsat_model import add_hints, build, new_solver
 from straits.plan.deadline import Deadline
 from straits.plan.greedy import GreedyPlanner
 from straits.plan.objectives import OBJECTIVES, Objective
@@ -65,7 +65,7 @@ def _solve(
         max_end=None if max_end is None else ticks_down(max_end),
     )
     add_hints(pm, start)
-    solver = cp_model.CpSolver()
+    solver = new_solver()
     p = solver.parameters
     p.random_seed, p.num_workers, p.interleave_search = seed, WORKERS, True
     p.max_deterministic_time = p.max_time_in_seconds = seconds

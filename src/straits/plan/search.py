@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from ortools.sat.python import cp_model
 
-from straits.plan.cpsat_model import PortfolioModel, Score
+from straits.plan.cpsat_model import PortfolioModel, Score, new_solver
 from straits.plan.objectives import Objective
 from straits.plan.solution import Solution, from_solver
 
@@ -193,7 +193,7 @@ class WholeModel:
 
     def start(self, seconds: float) -> None:
         self.status = "STOPPING"  # until it returns
-        solver = self._solver = cp_model.CpSolver()
+        solver = self._solver = new_solver()
         p = solver.parameters
         p.random_seed = self.seed
         p.num_workers = WORKERS

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from ortools.sat.python import cp_model
 
 from straits.model.scenario import Scenario
-from straits.plan.cpsat_model import ModelTooLarge, build
+from straits.plan.cpsat_model import ModelTooLarge, build, new_solver
 from straits.plan.objectives import Objective
 from straits.plan.portfolio import Portfolio
 from straits.plan.result import Plan, StageDiagnosis, WhyNot
@@ -140,7 +140,7 @@ def _solve(
     model.add_assumptions(assumptions)
     if seconds <= 0.01:
         return cp_model.UNKNOWN, []
-    solver = cp_model.CpSolver()
+    solver = new_solver()
     solver.parameters.max_time_in_seconds = seconds
     solver.parameters.num_workers = 1
     status = solver.solve(model)

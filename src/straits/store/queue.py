@@ -218,7 +218,11 @@ def claim(store: Store, worker: str, rules_digest: str | None, policy: QueuePoli
 
 
 def _mine(s: Session, c: Claim) -> PlanRow | None:
-    row = s.get(PlanRow, c.plan_id)
+    # read under the row's lock (PostgreSQL; SQLite's write lock is held already): read
+    # plainly, a row another transaction was finishing looked still running, and the write
+    # that followed waited for that transaction, then undid it (a worker stopping gave back a
+    # plan being stored at that moment: queued again, planned twice, two ledger entries)
+    row = s.get(PlanRow, c.plan_id, with_for_update=True)
     if (
         row is None
         or row.status != "running"

@@ -7,13 +7,15 @@ of a frozen server's host still acknowledges every packet, so TCP keepalives and
 ``tcp_user_timeout`` never fire. Measured before this module: ``/readyz`` waited past 80 s
 (forever) with the server frozen, each probe holding one of the API's worker threads.
 
-:data:`WATCHDOG` watches the statements the store runs (and the pool's ping before it hands out
-a connection): a statement still unanswered after its limit has its connection's socket shut
-down, so the driver's wait ends with a disconnection error (the connection is discarded, the
-caller sees the store's usual "database does not answer" error: exit 1, HTTP 503). The limit is
-generous for statements (:data:`STATEMENT_S`: a large read takes seconds, and a statement
-waiting for a lock ends by ``lock_timeout`` first) and short for pings (:data:`PING_S`).
-Migrations run unwatched (a backfill may legitimately take minutes).
+:data:`WATCHDOG` watches the statements the store runs, the commits and rollbacks that end its
+transactions, and the pool's ping before it hands out a connection: one still unanswered after
+its limit has its connection's socket shut down, so the driver's wait ends with a disconnection
+error (the connection is discarded, the caller sees the store's usual "database does not
+answer" error: exit 1, HTTP 503). The limit is generous for statements, commits and rollbacks
+(:data:`STATEMENT_S`: a large read takes seconds, and a statement waiting for a lock ends by
+``lock_timeout`` first) and short for pings (:data:`PING_S`).
+Migrations' statements run unwatched (a backfill may legitimately take minutes; their commit is
+watched).
 """
 
 from __future__ import annotations
@@ -122,7 +124,7 @@ def watch(engine: Any, watchdog: Watchdog = WATCHDOG) -> None:
         watchdog.disarm()
 
     dialect = engine.dialect
-    ping = dialect.do_ping
+    ping, commit, rollback = dialect.do_ping, dialect.do_commit, dialect.do_rollback
 
     def do_ping(dbapi_con: Any) -> bool:
         watchdog.arm(dbapi_con, PING_S)
@@ -131,6 +133,24 @@ def watch(engine: Any, watchdog: Watchdog = WATCHDOG) -> None:
         finally:
             watchdog.disarm()
 
-    # the pool pings an idle connection before handing it out (pool_pre_ping), outside the
-    # cursor events; a frozen server made that ping wait forever
+    def do_commit(dbapi_con: Any) -> None:
+        watchdog.arm(dbapi_con, STATEMENT_S)
+        try:
+            commit(dbapi_con)
+        finally:
+            watchdog.disarm()
+
+    def do_rollback(dbapi_con: Any) -> None:
+        watchdog.arm(dbapi_con, STATEMENT_S)
+        try:
+            rollback(dbapi_con)
+        finally:
+            watchdog.disarm()
+
+    # the pool pings an idle connection before handing it out (pool_pre_ping), and a
+    # transaction ends with the driver's commit() or rollback() (the pool also rolls back a
+    # connection given back to it): none of these pass through the cursor events, and each
+    # waited as long as a frozen server stayed frozen
     dialect.do_ping = do_ping
+    dialect.do_commit = do_commit
+    dialect.do_rollback = do_rollback
