@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from straits.errors import StoreError
 from straits.server import create_app
 from straits.server.settings import Settings
 from straits.store import Store
@@ -294,3 +295,42 @@ def test_readyz_answers_under_a_held_write_lock_and_to_head(tmp_path: Path) -> N
     assert posted.status_code == 405
     assert posted.headers["content-type"].startswith("application/problem+json")
     assert results["refused"].status_code == 401
+
+
+def test_concurrent_readiness_probes_share_one_database_query(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Probes that arrive while a readiness query is in flight wait for its answer instead of
+    each asking the database: 40 probes against a frozen PostgreSQL held all 40 API threads
+    and queued for pool connections for 42 s each. Each answer is still that query's (503
+    here), and the next probe asks again."""
+    store = Store(f"sqlite:///{tmp_path / 'ready.db'}")
+    app = create_app(store, settings=Settings())
+    calls: list[int] = []
+    release = threading.Event()
+
+    def stuck() -> None:
+        calls.append(1)
+        release.wait(30)
+        raise StoreError("the database does not answer: frozen")
+
+    monkeypatch.setattr(store, "ping", stuck)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answers: list[int] = []
+        probes = [
+            threading.Thread(target=lambda: answers.append(client.get("/readyz").status_code))
+            for _ in range(8)
+        ]
+        for t in probes:
+            t.start()
+        deadline = time.monotonic() + 10
+        while not calls and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # every probe has arrived and waits
+        release.set()
+        for t in probes:
+            t.join(30)
+        assert answers == [503] * 8 and len(calls) == 1
+        monkeypatch.setattr(store, "ping", lambda: calls.append(2))
+        again = client.get("/readyz")
+    assert again.status_code == 200 and calls == [1, 2]

@@ -20,7 +20,9 @@ slot has its own rule set (the rule engine's caches are not shared across thread
 from __future__ import annotations
 
 import logging
+import os
 import random
+import sys
 import threading
 import time
 import uuid
@@ -150,6 +152,11 @@ class Worker:
             t.join(max(0.0, end - time.monotonic()))
 
     @property
+    def busy(self) -> bool:
+        """Whether a slot thread still runs (a planning job that has not ended)."""
+        return any(t.is_alive() for t in self._threads)
+
+    @property
     def active(self) -> int:
         with self._lock:
             return len(self._active)
@@ -243,8 +250,14 @@ class Worker:
                 self._safe(self._reap)
 
     def _safe(self, fn: Any) -> None:
+        from sqlalchemy.exc import OperationalError
+
         try:
             fn()
+        except (StoreError, OperationalError) as exc:  # the database is away: one line each
+            # time (every 5 s), not a traceback
+            why = exc.orig if isinstance(exc, OperationalError) else exc
+            log.warning("worker %s: %s: %s", self.id, getattr(fn, "__name__", fn), why)
         except Exception:  # the keeper must outlive any one failure
             log.exception("worker %s: %s failed", self.id, getattr(fn, "__name__", fn))
 
@@ -305,3 +318,15 @@ def run_worker(
         pass
     log.info("worker %s stopping: %d running job(s) go back to the queue", worker.id, worker.active)
     worker.stop()
+    searching = [t for t in threading.enumerate() if t.name.startswith("straits-cpsat")]
+    if worker.busy or any(t.is_alive() for t in searching):
+        # A search that has not reported past its hint cannot be stopped (OR-Tools aborts: see
+        # WholeModel.stop) and runs on to its own limit; its job is back in the queue. Leaving
+        # the interpreter with CP-SAT's threads running aborted the process at exit ("terminate
+        # called without an active exception", exit -6, 1 run in 4), so end it here, with
+        # everything that matters committed.
+        log.info("worker %s stopped; its searches are abandoned", worker.id)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)

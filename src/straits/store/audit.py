@@ -6,6 +6,7 @@ import logging
 
 from sqlalchemy import select
 
+from straits.errors import StoreError
 from straits.store.db import Store
 from straits.store.tables import AuditRow
 
@@ -46,6 +47,8 @@ def log_refusal(
                     client=(client or "")[:100] or None,
                 )
             )
+    except StoreError as exc:  # the database is away: one line, not a traceback a minute
+        log.warning("could not store an audit event (%s %s): %s", status, reason[:200], exc)
     except Exception:  # the refusal stands even if it cannot be stored; the log has it
         log.exception("could not store an audit event")
 

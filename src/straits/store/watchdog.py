@@ -69,12 +69,14 @@ class Watchdog:
         while True:
             time.sleep(self.poll_s)
             now = time.monotonic()
+            # cut under the lock: a thread whose statement was answered at its deadline
+            # cannot have armed its next statement on the same connection meanwhile (that
+            # one would have been cut instead)
             with self._lock:
                 overdue = [(k, con) for k, (due, con) in self._due.items() if due <= now]
-                for k, _ in overdue:
+                for k, con in overdue:
                     del self._due[k]
-            for _, con in overdue:
-                self._cut(con)
+                    self._cut(con)
 
     def _cut(self, dbapi_con: Any) -> None:
         """Shut the connection's socket down: the driver's wait on it ends at once."""
