@@ -318,13 +318,18 @@ def run_worker(
         pass
     log.info("worker %s stopping: %d running job(s) go back to the queue", worker.id, worker.active)
     worker.stop()
+    leave_searches(worker)
+
+
+def leave_searches(worker: Worker) -> None:
+    """After ``worker`` stopped and gave its jobs back: end the process at once if a plan is
+    still being searched. A search that has not reported past its hint cannot be stopped
+    (OR-Tools aborts: see WholeModel.stop) and runs on to its own limit; leaving the
+    interpreter with CP-SAT's threads running aborted the process at exit ("terminate called
+    without an active exception", exit -6, 1 run in 4), and a slot thread still planning
+    kept it waiting. Everything that matters is committed by then."""
     searching = [t for t in threading.enumerate() if t.name.startswith("straits-cpsat")]
     if worker.busy or any(t.is_alive() for t in searching):
-        # A search that has not reported past its hint cannot be stopped (OR-Tools aborts: see
-        # WholeModel.stop) and runs on to its own limit; its job is back in the queue. Leaving
-        # the interpreter with CP-SAT's threads running aborted the process at exit ("terminate
-        # called without an active exception", exit -6, 1 run in 4), so end it here, with
-        # everything that matters committed.
         log.info("worker %s stopped; its searches are abandoned", worker.id)
         logging.shutdown()
         sys.stdout.flush()
