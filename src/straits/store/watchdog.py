@@ -69,9 +69,8 @@ class Watchdog:
         while True:
             time.sleep(self.poll_s)
             now = time.monotonic()
-            # cut under the lock: a thread whose statement was answered at its deadline
-            # cannot have armed its next statement on the same connection meanwhile (that
-            # one would have been cut instead)
+            # cut under the lock, so that what is cut is the statement found overdue: a
+            # thread cannot arm its next statement between this check and the cut
             with self._lock:
                 overdue = [(k, con) for k, (due, con) in self._due.items() if due <= now]
                 for k, con in overdue:
