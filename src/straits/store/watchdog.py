@@ -25,6 +25,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 #: seconds a statement may go unanswered (the execution option ``straits_stall_s`` overrides
@@ -124,34 +125,21 @@ def watch(engine: Any, watchdog: Watchdog = WATCHDOG) -> None:
     def _error(_ctx: Any) -> None:
         watchdog.disarm()
 
-    dialect = engine.dialect
-    ping, commit, rollback = dialect.do_ping, dialect.do_commit, dialect.do_rollback
+    def watched(call: Callable[[Any], Any], ping: bool) -> Callable[[Any], Any]:
+        def run(dbapi_con: Any) -> Any:
+            watchdog.arm(dbapi_con, PING_S if ping else STATEMENT_S)  # read now: tests set them
+            try:
+                return call(dbapi_con)
+            finally:
+                watchdog.disarm()
 
-    def do_ping(dbapi_con: Any) -> bool:
-        watchdog.arm(dbapi_con, PING_S)
-        try:
-            return bool(ping(dbapi_con))
-        finally:
-            watchdog.disarm()
-
-    def do_commit(dbapi_con: Any) -> None:
-        watchdog.arm(dbapi_con, STATEMENT_S)
-        try:
-            commit(dbapi_con)
-        finally:
-            watchdog.disarm()
-
-    def do_rollback(dbapi_con: Any) -> None:
-        watchdog.arm(dbapi_con, STATEMENT_S)
-        try:
-            rollback(dbapi_con)
-        finally:
-            watchdog.disarm()
+        return run
 
     # the pool pings an idle connection before handing it out (pool_pre_ping), and a
     # transaction ends with the driver's commit() or rollback() (the pool also rolls back a
     # connection given back to it): none of these pass through the cursor events, and each
     # waited as long as a frozen server stayed frozen
-    dialect.do_ping = do_ping
-    dialect.do_commit = do_commit
-    dialect.do_rollback = do_rollback
+    dialect = engine.dialect
+    dialect.do_ping = watched(dialect.do_ping, ping=True)
+    dialect.do_commit = watched(dialect.do_commit, ping=False)
+    dialect.do_rollback = watched(dialect.do_rollback, ping=False)
