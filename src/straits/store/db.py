@@ -40,11 +40,17 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    NoSuchModuleError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from straits.errors import InputError, StoreError
-from straits.store.watchdog import watch
+from straits.store import watchdog
 
 ENV = "STRAITS_DATABASE_URL"
 DEFAULT_URL = "sqlite:///straits.db"
@@ -104,7 +110,7 @@ def _postgres_setup(engine: Engine) -> None:
         cur.close()
         dbapi_con.commit()
 
-    watch(engine)
+    watchdog.watch(engine)
 
 
 def _lenient(inner: Any) -> Any:
@@ -276,11 +282,6 @@ class Store:
     def ping(self) -> None:
         """Ask the database a trivial question (readiness); :class:`StoreError` when it cannot
         answer (a server down or unreachable, a file gone)."""
-        from sqlalchemy import text
-        from sqlalchemy.exc import SQLAlchemyError
-
-        from straits.store import watchdog
-
         try:
             with self._sessions() as session:
                 # a server that stopped answering is cut off after watchdog.PING_S
