@@ -13,130 +13,31 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ortools.sat.python import cp_model
 
-from invariants import (
-    budget_violations,
-    capacity_violations,
-    deadline_violations,
-    precedence_violations,
-    residency_violations,
+from optimizer_cases import (
+    DAY0,
+    SOLVERS,
+    _setup,
+    assert_sound,
+    first_come,
+    hours,
+    scenario,
+    tokens_for,
 )
-from straits.catalog import get_chip
 from straits.errors import InputError
-from straits.estimate import estimate_training
 from straits.loading import parse_scenario
-from straits.model.scenario import ModelSpec, Scenario
+from straits.model.scenario import Scenario
 from straits.plan import make_plan
-from straits.plan.bounds import standalone_bound
 from straits.plan.candidates import Candidates
 from straits.plan.cpsat_model import add_hints, build
-from straits.plan.greedy import GreedyPlanner
 from straits.plan.lns import NeighbourhoodSearch
 from straits.plan.objectives import OBJECTIVES, objective
 from straits.plan.pareto import frontier
-from straits.plan.portfolio import Portfolio
-from straits.plan.reasons import ReasonCode
 from straits.plan.registry import SOLVER_NAMES, solver_named
-from straits.plan.result import Plan
 from straits.plan.retime import retime
 from straits.plan.search import SearchState
 from straits.plan.solution import evaluate, extract, from_solver
-from straits.rules import RuleSet, ruleset
+from straits.rules import RuleSet
 from straits.simulate.generate import generate
-
-MODEL = {
-    "params": 7e9,
-    "layers": 32,
-    "d_model": 4096,
-    "heads": 32,
-    "seq_len": 4096,
-    "global_batch_tokens": 4e6,
-}
-DAY0 = dt.date(2025, 6, 1)
-SOLVERS = ["greedy", "cpsat", "lns"]
-
-
-def tokens_for(days: float) -> float:
-    """Tokens of a run that takes ``days`` on the 64 H100s of :func:`scenario` (with a fixed
-    batch, hours are proportional to tokens): the tests state durations, not token counts, so
-    they hold whatever the estimator's calibration."""
-    hours = estimate_training(ModelSpec(**MODEL), 1e11, get_chip("H100-SXM"), 64).hours
-    return 1e11 * days * 24.0 / hours
-
-
-def scenario(
-    hq: str = "SG",
-    pool: dict[str, Any] | None = None,
-    workloads: int = 1,
-    tokens: float = 1e11,
-    chips: int | None = 64,
-    **workload: Any,
-) -> Scenario:
-    """One tenant, one Singapore site with one H100 pool, ``workloads`` pre-training runs."""
-    pool = pool or {"chip": "H100-SXM", "count": 64, "usd_per_chip_hour": 2.0}
-    return parse_scenario(
-        {
-            "straits": 1,
-            "name": "unit",
-            "date": DAY0,
-            "tenants": [{"id": "t", "hq": hq}],
-            "sites": [{"id": "sg", "country": "SG", "operator_hq": "SG", "pools": [pool]}],
-            "workloads": [
-                {
-                    "id": f"w{i}",
-                    "tenant": "t",
-                    "model": MODEL,
-                    **workload,
-                    "stages": [
-                        {
-                            "id": "pretrain",
-                            "kind": "pretrain",
-                            "tokens": tokens,
-                            **({"chips": chips} if chips else {}),
-                        }
-                    ],
-                }
-                for i in range(workloads)
-            ],
-        }
-    )
-
-
-def hours(day: dt.date) -> float:
-    return (day - DAY0).days * 24.0
-
-
-def assert_sound(sc: Scenario, plan: Plan) -> None:
-    assert capacity_violations(sc, plan) == []
-    assert precedence_violations(sc, plan) == []
-    assert deadline_violations(sc, plan) == []
-    assert budget_violations(sc, plan) == []
-    assert residency_violations(sc, plan) == []
-
-
-def first_come() -> Scenario:
-    """Two two-day runs due in three days; the cheap Singapore pool fits one at a time, a
-    dearer Malaysian pool the other, and run b may only run in Singapore. The greedy planner
-    gives Singapore to a (first by deadline and id), so b misses its deadline."""
-    base = scenario(workloads=2, tokens=tokens_for(2.0), deadline=DAY0 + dt.timedelta(days=2))
-    doc = base.model_dump(mode="json", exclude_none=True)
-    doc["sites"].append(
-        {
-            "id": "my",
-            "country": "MY",
-            "operator_hq": "MY",
-            "pools": [{"chip": "H100-SXM", "count": 64, "usd_per_chip_hour": 3.0}],
-        }
-    )
-    doc["workloads"][0]["id"], doc["workloads"][1]["id"] = "a", "b"
-    doc["workloads"][1]["stages"][0]["locations"] = ["SG"]
-    return parse_scenario(doc)
-
-
-def _setup(sc: Scenario, goal: str = "cost") -> tuple[Candidates, GreedyPlanner, Plan, Portfolio]:
-    cand = Candidates(sc, ruleset(), regime=sc.regime, date=sc.date)
-    greedy = GreedyPlanner(cand, objective=objective(goal))
-    plan = greedy.run()
-    return cand, greedy, plan, Portfolio(cand, objective(goal), greedy.state)
 
 
 # --- the registry --------------------------------------------------------------------------------
@@ -363,194 +264,6 @@ def test_a_carbon_price_trades_dollars_for_tonnes() -> None:
     if plain.status == priced.status == "optimal" and not plain.unplaced:
         assert priced.tco2e <= plain.tco2e + 1e-6
         assert priced.total_cost_usd >= plain.total_cost_usd - 1.0
-
-
-# --- capacity over time --------------------------------------------------------------------------
-@pytest.mark.parametrize("solver", SOLVERS)
-def test_a_stage_waits_for_a_window_without_chips(solver: str) -> None:
-    pool = {
-        "chip": "H100-SXM",
-        "count": 64,
-        "usd_per_chip_hour": 2.0,
-        "availability": [{"start": DAY0, "end": DAY0 + dt.timedelta(days=10), "count": 0}],
-    }
-    sc = scenario(pool=pool)
-    plan = make_plan(sc, solver=solver)
-    (a,) = plan.assignments
-    assert a.start_h >= hours(DAY0 + dt.timedelta(days=10)) - 1e-6
-    assert capacity_violations(sc, plan) == []
-
-
-def test_a_window_that_ends_after_the_deadline_is_the_reason() -> None:
-    """The cheap pool is down until after the hard deadline: it loses on its window, not on
-    the deadline (it would make the deadline on an empty pool) nor on capacity."""
-    pool = {
-        "chip": "H100-SXM",
-        "count": 64,
-        "usd_per_chip_hour": 1.0,
-        "availability": [{"start": DAY0, "end": DAY0 + dt.timedelta(days=30), "count": 0}],
-    }
-    sc = scenario(pool=pool, deadline=DAY0 + dt.timedelta(days=10))
-    doc = sc.model_dump(mode="json", exclude_none=True)
-    doc["sites"].append(
-        {
-            "id": "my",
-            "country": "MY",
-            "operator_hq": "MY",
-            "pools": [{"chip": "H100-SXM", "count": 64, "usd_per_chip_hour": 3.0}],
-        }
-    )
-    sc = parse_scenario(doc)
-    plan = make_plan(sc, solver="greedy")
-    (d,) = plan.diagnosis
-    assert d.chosen == "my/H100-SXM"
-    assert [r.code for r in d.rejections] == [ReasonCode.WINDOW]
-
-
-@pytest.mark.parametrize("solver", SOLVERS)
-def test_stages_do_not_run_through_maintenance(solver: str) -> None:
-    """The pool drops to 8 chips from day 1 to day 6; a 64-chip run of about two days cannot
-    straddle the window, so the second of two runs waits for the window's end."""
-    down, up = DAY0 + dt.timedelta(days=1), DAY0 + dt.timedelta(days=6)
-    pool = {
-        "chip": "H100-SXM",
-        "count": 64,
-        "usd_per_chip_hour": 2.0,
-        "availability": [{"start": down, "end": up, "count": 8}],
-    }
-    sc = scenario(pool=pool, workloads=2, tokens=tokens_for(0.6))
-    plan = make_plan(sc, solver=solver)
-    assert capacity_violations(sc, plan) == []
-    assert len(plan.assignments) == 2
-    for a in plan.assignments:
-        assert a.end_h <= hours(down) + 1e-6 or a.start_h >= hours(up) - 1e-6
-
-
-# --- bought chips --------------------------------------------------------------------------------
-def _buyable(count: int = 0) -> dict[str, Any]:
-    return {
-        "chip": "H100-SXM",
-        "count": count,
-        "usd_per_chip_hour": 2.0,
-        "procurable": {"max": 64, "usd_per_chip": 25_000, "lead_days": 30},
-    }
-
-
-@pytest.mark.parametrize("solver", SOLVERS)
-def test_bought_chips_arrive_after_their_lead_time_and_carry_capex(solver: str) -> None:
-    sc = scenario(hq="US", pool=_buyable())
-    plan = make_plan(sc, solver=solver)
-    (a,) = plan.assignments
-    assert a.bought
-    assert a.start_h >= 30 * 24 - 1e-6
-    assert a.capex_usd > 0
-    assert capacity_violations(sc, plan) == []
-
-
-def test_buying_is_refused_where_procure_is_unlawful(rules: RuleSet) -> None:
-    """A tenant headquartered in China may not buy H100s in Singapore (the 2023 headquarters
-    rule): the plan leaves the stage out, with a procurement code, and cites the rule."""
-    sc = scenario(hq="CN", pool=_buyable())
-    plan = make_plan(sc, rules=rules)
-    assert not plan.assignments
-    (u,) = plan.unplaced
-    assert u.lost_codes.get("procurement") == 1
-    assert plan.why_not and "headquarters" in plan.why_not[0].text
-
-
-# --- deadlines -----------------------------------------------------------------------------------
-def test_hard_deadline_conflict_is_explained() -> None:
-    sc = scenario(workloads=2, tokens=tokens_for(12.0), deadline=DAY0 + dt.timedelta(days=19))
-    plan = make_plan(sc)
-    assert len(plan.assignments) == 1 and len(plan.unplaced) == 1
-    assert plan.status == "infeasible"
-    (why,) = plan.why_not
-    assert set(why.constraints) == {"deadline 2025-06-20", "capacity of sg/H100-SXM"}
-
-
-def test_greedy_looks_past_its_shortlist_when_the_best_options_are_busy(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """With a shortlist of one option per stage, the second run finds the cheap pool busy
-    until after its hard deadline: the greedy planner goes down the ranking to the dearer
-    pool instead of leaving the run unplaced, and says why the cheap pool lost."""
-    import straits.plan.greedy as greedy
-
-    monkeypatch.setattr(greedy, "TOP_BY_OBJECTIVE", 1)
-    monkeypatch.setattr(greedy, "TOP_BY_FINISH", 0)
-    monkeypatch.setattr(greedy, "EXAMINE_ALL_UP_TO", 0)
-    base = scenario(workloads=2, tokens=tokens_for(12.0), deadline=DAY0 + dt.timedelta(days=19))
-    dear = {
-        "id": "my",
-        "country": "MY",
-        "operator_hq": "MY",
-        "pools": [{"chip": "H100-SXM", "count": 64, "usd_per_chip_hour": 3.0}],
-    }
-    doc = base.model_dump(mode="json", exclude_none=True)
-    doc["sites"].append(dear)
-    sc = parse_scenario(doc)
-    plan = make_plan(sc, solver="greedy")
-    assert not plan.unplaced
-    assert sorted(a.site for a in plan.assignments) == ["my", "sg"]
-    assert capacity_violations(sc, plan) == []
-    second = next(d for d in plan.diagnosis if d.chosen and d.chosen.startswith("my/"))
-    assert [r.code for r in second.rejections] == [ReasonCode.CAPACITY]
-
-
-def test_soft_deadline_places_late_and_charges_the_penalty() -> None:
-    sc = scenario(
-        workloads=2,
-        tokens=tokens_for(12.0),
-        deadline=DAY0 + dt.timedelta(days=19),
-        deadline_policy="soft",
-        late_penalty_usd_per_day=10_000,
-    )
-    plan = make_plan(sc)
-    assert not plan.unplaced
-    late = [a for a in plan.assignments if a.late_hours > 0]
-    assert len(late) == 1
-    assert late[0].penalty_usd == pytest.approx(late[0].late_hours / 24 * 10_000, rel=1e-6)
-    assert plan.objective_usd == pytest.approx(plan.total_cost_usd + late[0].penalty_usd)
-    assert precedence_violations(sc, plan) == []
-
-
-# --- bounds --------------------------------------------------------------------------------------
-@given(
-    seed=st.integers(0, 10_000),
-    n=st.integers(1, 8),
-    m=st.integers(2, 8),
-    goal=st.sampled_from(["cost", "time", "completion", "carbon", "cost+500*time"]),
-)
-@settings(max_examples=15, deadline=None)
-def test_the_standalone_bound_holds_for_the_greedy_plan(
-    seed: int, n: int, m: int, goal: str
-) -> None:
-    """No plan over the optimizer's choices beats the search-free bound, the greedy plan
-    included: it leaves at least as many stages unplaced, and placing as many costs (or
-    takes) at least the bound's figure."""
-    sc = generate(workloads=n, sites=m, seed=seed)
-    cand, _, plan, pf = _setup(sc, goal)
-    impossible, value = standalone_bound(pf, objective(goal))
-    assert impossible <= len(plan.unplaced)
-    if impossible == len(plan.unplaced):
-        assert value <= objective(goal).plan_value(plan, sc, cand.energy_of) + 1e-6
-
-
-def test_a_stage_that_cannot_make_its_deadline_anywhere_is_counted_without_search() -> None:
-    """A run that would end after its hard deadline even alone on the pool: the bound says so
-    before CP-SAT searches, so the answer carries a gap in dollars."""
-    sc = scenario(workloads=2, tokens=tokens_for(12.0))
-    doc = sc.model_dump(mode="json", exclude_none=True)
-    doc["workloads"][1]["deadline"] = str(DAY0 + dt.timedelta(days=2))
-    sc = parse_scenario(doc)
-    _, _, _, pf = _setup(sc)
-    impossible, cost = standalone_bound(pf, objective("cost"))
-    assert impossible == 1 and cost > 0
-    plan = make_plan(sc, time_limit=5)
-    assert len(plan.unplaced) == 1 and plan.bound_unplaced == 1
-    assert plan.gap is not None and plan.bound_usd is not None
-    assert plan.bound_usd <= plan.objective_usd + 1e-6
-    assert plan.unplaced[0].lost_codes == {"deadline": 1}
 
 
 # --- progress ------------------------------------------------------------------------------------

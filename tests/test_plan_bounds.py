@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ortools.sat.python import cp_model
 
+from optimizer_cases import DAY0, _setup, scenario, tokens_for
 from straits.loading import parse_scenario
 from straits.model.scenario import Scenario
 from straits.plan import make_plan
@@ -26,7 +27,6 @@ from straits.plan.lp_bound import lp_bound
 from straits.plan.objectives import objective
 from straits.plan.solution import extract, from_solver
 from straits.simulate.generate import generate
-from test_optimizer import DAY0, _setup, scenario, tokens_for
 
 GOALS = ["cost", "time", "completion", "carbon", "cost+500*time"]
 
