@@ -365,3 +365,40 @@ def test_the_plan_list_summarizes_a_recorded_plan_as_its_entry_proves_it(
     engine.dispose()
     listed = b.client.get("/ui/").text
     assert "1,000,000.00M" not in listed and "not proven by the ledger" in listed
+
+
+@pytest.mark.parametrize("who", ["planner", "admin"])
+def test_hostile_console_requests_are_refused_not_crashed(
+    console: tuple[object, Store], who: str
+) -> None:
+    """Numbers, paths and queries a hostile user types into the address bar: every answer is a
+    4xx (an HTML page under /ui, problem+json elsewhere), never a 500. A receipt number past
+    SQLite's 64-bit integers was a 500 (OverflowError), found by a hostile pass (atk10)."""
+    app, store = console
+    b = Browser(app, store)
+    b.sign_in(create_token(store, "hz-cloud", who)[0])
+    b.client = TestClient(app, base_url="https://testserver", raise_server_exceptions=False)
+    b.sign_in(b.token)
+    for path in (
+        "/ui/ledger/9223372036854775808/receipt.json",
+        "/ui/ledger/99999999999999999999999999/receipt.json",
+        "/ui/ledger/-1/receipt.json",
+        "/ui/ledger/0/receipt.json",
+        "/ui/ledger?before=99999999999999999999",
+        "/ui/plans/" + "a" * 5000,
+        "/ui/plans/%00",
+        "/ui/plans/%ff%fe",
+        "/ui/plans/abc/whatif?i=999999999999",
+        "/ui/plans/abc/whatif?date=99999-01-01",
+        "/ui/rules?date=0001-01-01",
+        "/ui/rules?date=9999-12-31",
+        "/ui/rules?regime=%3Cscript%3E",
+        "/static/..%2f..%2fpyproject.toml",
+        "/static/%2e%2e%2fpyproject.toml",
+    ):
+        r = b.client.get(path)
+        assert 200 <= r.status_code < 500, (path, r.status_code)
+        if r.status_code >= 400:
+            media = r.headers["content-type"].split(";")[0]
+            assert media in ("text/html", "application/problem+json"), (path, media)
+        assert "<script>" not in r.text, path
