@@ -18,7 +18,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from straits import __version__
-from straits.report.figures import Figure
+from straits.report.figures import Figure, as_text
 
 
 @cache
@@ -80,6 +80,12 @@ def script_json(value: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+def figures_json(figures: dict[str, Figure]) -> str:
+    """The page's figures as JSON for its ``#figures`` element: text shown as text (Plotly
+    draws tags: :func:`straits.report.figures.as_text`), safe inside ``<script>``."""
+    return script_json(as_text(figures))
+
+
 def uses_map(figures: dict[str, Figure]) -> bool:
     return any(t.get("type") == "scattergeo" for f in figures.values() for t in f["data"])
 
@@ -98,7 +104,7 @@ def render(
         .get_template(template)
         .render(
             title=title,
-            figures_json=script_json(figures),
+            figures_json=figures_json(figures),
             inline=inline,
             has_figures=bool(figures),
             css=asset("report.css") if inline else "",
