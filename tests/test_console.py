@@ -291,6 +291,33 @@ def test_assets_and_api_docs_are_served_locally(console: tuple[object, Store]) -
         assert "/static/" in html
 
 
+def test_api_docs_carry_the_console_security_headers(console: tuple[object, Store]) -> None:
+    """/docs and /redoc were served with no Content-Security-Policy (nor X-Frame-Options,
+    nosniff): their inline script is allowed by its hash, nothing else inline, and ReDoc's
+    logo from cdn.redoc.ly is refused by the browser (found by a hostile pass, atk10)."""
+    import base64
+    import hashlib
+
+    app, store = console
+    c = Browser(app, store).client
+    for page in ("/docs", "/redoc"):
+        r = c.get(page)
+        csp = {
+            name: value
+            for name, _, value in (
+                d.strip().partition(" ") for d in r.headers["content-security-policy"].split(";")
+            )
+        }
+        assert csp["frame-ancestors"] == "'none'" and csp["object-src"] == "'none'", page
+        sources = csp["script-src"].split()
+        assert "'unsafe-inline'" not in sources and "'unsafe-eval'" not in sources, page
+        assert "https:" not in r.headers["content-security-policy"], page
+        for body in re.findall(r"<script>(.*?)</script>", r.text, re.S):
+            digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+            assert f"'sha256-{digest}'" in sources, page
+        assert r.headers["x-frame-options"] == "DENY" and r.headers["x-content-type-options"]
+
+
 def test_rules_page_lists_citations(console: tuple[object, Store]) -> None:
     app, store = console
     b = Browser(app, store)
