@@ -432,3 +432,34 @@ def test_hostile_console_requests_are_refused_not_crashed(
             media = r.headers["content-type"].split(";")[0]
             assert media in ("text/html", "application/problem+json"), (path, media)
         assert "<script>" not in r.text, path
+
+
+def test_every_link_of_the_console_answers_the_signed_in_user(
+    console: tuple[object, Store], demo_text: str
+) -> None:
+    """Each link a console page holds leads somewhere for the user who sees it. The plan
+    page's "JSON" button linked to /v1/plans/ID/plan, which takes a bearer token and no
+    cookie: 401 for every signed-in user (found by a hostile pass, atk10). The plan document
+    is now the console's own (/ui/plans/ID/plan.json), another tenant's is 404."""
+    app, store = console
+    b = Browser(app, store)
+    b.sign_in(create_token(store, "hz-cloud", "planner")[0])
+    plan_id = b.submit(demo_text)
+    b.wait(plan_id)
+    seen: set[str] = set()
+    for page in ("/ui/", f"/ui/plans/{plan_id}", "/ui/ledger", "/ui/rules", "/ui/submit"):
+        html = b.client.get(page).text
+        for link in re.findall(r'href="(/[^"#]*)"', html):
+            link = link.replace("&amp;", "&")
+            if link in seen:
+                continue
+            seen.add(link)
+            r = b.client.get(link)
+            assert r.status_code == 200, (page, link, r.status_code)
+    assert f"/ui/plans/{plan_id}/plan.json" in seen
+    doc = b.client.get(f"/ui/plans/{plan_id}/plan.json")
+    assert doc.headers["content-type"].startswith("application/json")
+    assert doc.json()["id"] == plan_id and doc.json()["inputs"]["scenario"]
+    other = Browser(app, store)
+    other.sign_in(create_token(store, "other-co", "planner")[0])
+    assert other.client.get(f"/ui/plans/{plan_id}/plan.json").status_code == 404

@@ -164,6 +164,21 @@ def recorded_plan(
     return rec.scenario, rec.plan, recorded
 
 
+def plan_document(store: Store, who: Principal, plan_id: str) -> dict[str, Any]:
+    """The finished plan of ``who``'s tenant as a plan document, as the API serves it
+    (``GET /v1/plans/ID/plan``); a plan not done yet is an InputError."""
+    from straits.errors import InputError
+    from straits.server.routes import plan_document as document
+
+    j = job(store, who, plan_id)  # tenant check first: another tenant's plan is "no plan"
+    if j.status != "done":
+        raise InputError(f"plan {plan_id} is {j.status}", expected="a finished plan")
+    with store.session() as s:
+        row = s.get(PlanRow, j.id)
+    assert row is not None
+    return document(store, row, tenant_view=not who.is_admin)
+
+
 def plan_page(store: Store, rules: RuleSet, who: Principal, plan_id: str) -> dict[str, Any]:
     j = job(store, who, plan_id)
     if j.status != "done":
