@@ -351,6 +351,8 @@ def test_a_hostile_report_runs_nothing_and_stays_offline(
     errors: list[str] = []
     requests: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    # the report's own policy refuses nothing the report itself needs (a refusal is logged)
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
 
     def dialog(d: Any) -> None:
         dialogs.append(d.message)

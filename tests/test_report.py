@@ -243,6 +243,38 @@ def test_text_in_figures_is_not_plotly_markup(
     assert shown in rule_ids  # drawn as the text it is (Plotly decodes the entities)
 
 
+def test_report_refuses_the_network_by_its_own_policy(
+    demo: tuple[Scenario, dict[str, Any]], rules: RuleSet
+) -> None:
+    """A report file has no server to send headers: it carries its Content-Security-Policy in
+    a <meta> element, so that whatever text got through could neither run nor fetch: no
+    source but the page's own inline scripts (by their SHA-256), no connections."""
+    import base64
+    import hashlib
+
+    sc, plan = demo
+    for html in (
+        plan_report(plan, sc, rules, source="test"),
+        pareto_report([{"cost_usd": 1.0, "makespan_hours": 2.0}], "demo"),
+    ):
+        m = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', html)
+        assert m is not None and html.index(m.group(0)) < html.index("<script")
+        policy = {
+            name: value.split()
+            for name, _, value in (d.strip().partition(" ") for d in m.group(1).split(";"))
+        }
+        assert policy["default-src"] == ["'none'"] and policy["connect-src"] == ["'none'"]
+        assert not any(
+            "http" in s or s in ("*", "'self'", "'unsafe-inline'", "'unsafe-eval'")
+            for s in policy["script-src"]
+        )
+        scripts = re.findall(r"<script>(.*?)</script>", html, re.S)
+        assert scripts
+        for body in scripts:
+            digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+            assert f"'sha256-{digest}'" in policy["script-src"]
+
+
 def test_script_json_cannot_close_its_element() -> None:
     text = script_json({"a": "</script><!--", "b": "&"})
     assert "<" not in text and ">" not in text and "&" not in text
