@@ -463,3 +463,33 @@ def test_every_link_of_the_console_answers_the_signed_in_user(
     other = Browser(app, store)
     other.sign_in(create_token(store, "other-co", "planner")[0])
     assert other.client.get(f"/ui/plans/{plan_id}/plan.json").status_code == 404
+
+
+def test_comparisons_beyond_the_slots_are_told_to_wait(
+    console: tuple[object, Store], demo_text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each GET of /ui/plans/ID/compare plans the scenario twice (up to 10 s each) in the
+    server's thread pool, outside the plan queue and its limits, for any signed-in role: a
+    viewer reloading it in 40 tabs held every API thread (found by a hostile pass, atk10).
+    Comparisons run in a few slots; one that finds none free is a 503 page with Retry-After."""
+    import threading
+
+    from straits.web import actions
+
+    slots = threading.BoundedSemaphore(1)
+    monkeypatch.setattr(actions, "compare_slots", slots)
+    app, store = console
+    b = Browser(app, store)
+    b.sign_in(create_token(store, "hz-cloud", "planner")[0])
+    plan_id = b.submit(demo_text)
+    b.wait(plan_id)
+    viewer = Browser(app, store)
+    viewer.sign_in(create_token(store, "hz-cloud", "viewer")[0])
+    assert slots.acquire(blocking=False)  # a comparison is running
+    busy = viewer.client.get(f"/ui/plans/{plan_id}/compare")
+    assert busy.status_code == 503 and busy.headers["content-type"].startswith("text/html")
+    assert int(busy.headers["retry-after"]) > 0
+    assert busy.headers["content-security-policy"]
+    slots.release()
+    assert viewer.client.get(f"/ui/plans/{plan_id}/compare").status_code == 200
+    assert slots.acquire(blocking=False)  # the comparison gave its slot back

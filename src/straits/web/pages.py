@@ -192,7 +192,20 @@ async def plan_json(request: Request, plan_id: str) -> Response:
 async def plan_compare(request: Request, plan_id: str) -> Response:
     signed = user(request)
     sc, _, _ = await run_in_threadpool(views.recorded_plan, _store(request), signed.who, plan_id)
-    ctx = await run_in_threadpool(actions.compare, sc, _rule_dirs(request))
+    try:
+        ctx = await run_in_threadpool(actions.compare, sc, _rule_dirs(request))
+    except actions.Busy as exc:
+        response = render(
+            "error.html.j2",
+            status=503,
+            signed=signed,
+            title="Busy - Straits",
+            status_code=503,
+            heading="Busy",
+            detail=str(exc),
+        )
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     return render(
         "compare.html.j2",
         signed=signed,
