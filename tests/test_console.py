@@ -493,3 +493,31 @@ def test_comparisons_beyond_the_slots_are_told_to_wait(
     slots.release()
     assert viewer.client.get(f"/ui/plans/{plan_id}/compare").status_code == 200
     assert slots.acquire(blocking=False)  # the comparison gave its slot back
+
+
+def test_a_cancelled_plan_has_a_page(console: tuple[object, Store], demo_text: str) -> None:
+    """A plan cancelled while it ran (DELETE /v1/plans/ID) is listed with a link to its page;
+    the page was a 500 (the template drew a finished plan's view it did not have; found by a
+    hostile pass, atk10). It says the plan was cancelled; its report is refused with a 4xx."""
+    app, store = console
+    b = Browser(app, store)
+    b.client = TestClient(
+        app,  # type: ignore[arg-type]
+        base_url="https://testserver",
+        raise_server_exceptions=False,
+    )
+    b.sign_in(create_token(store, "hz-cloud", "planner")[0])
+    r = b.client.post(
+        "/ui/submit",
+        data={"csrf": b.csrf(), "text": demo_text, "time_limit": "30", "record": "0"},
+        follow_redirects=False,
+    )
+    plan_id = str(r.headers["location"]).rsplit("/", 1)[1]
+    cancel = b.client.delete(f"/v1/plans/{plan_id}", headers={"Authorization": f"Bearer {b.token}"})
+    assert cancel.status_code in (200, 202), cancel.text  # 202: it stops at its next step
+    b.wait(plan_id)
+    assert f'href="/ui/plans/{plan_id}"' in b.client.get("/ui/").text
+    page = b.client.get(f"/ui/plans/{plan_id}")
+    assert page.status_code == 200 and 'data-status="cancelled"' in page.text
+    for suffix in ("/report.html", "/plan.json", "/compare", "/whatif"):
+        assert 400 <= b.client.get(f"/ui/plans/{plan_id}{suffix}").status_code < 500, suffix
