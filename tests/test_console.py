@@ -521,3 +521,31 @@ def test_a_cancelled_plan_has_a_page(console: tuple[object, Store], demo_text: s
     assert page.status_code == 200 and 'data-status="cancelled"' in page.text
     for suffix in ("/report.html", "/plan.json", "/compare", "/whatif"):
         assert 400 <= b.client.get(f"/ui/plans/{plan_id}{suffix}").status_code < 500, suffix
+
+
+def test_a_plan_not_recorded_can_be_looked_at(
+    console: tuple[object, Store], demo_text: str
+) -> None:
+    """The submit form offers "record in the ledger"; a plan planned without it was refused by
+    its own page, report, comparison and what-if (400: "nothing proves it", the rule for
+    export and admission, which use a plan; found by a hostile pass, atk10). The console shows
+    it as stored, as the API's plan document does, with no ledger entry or receipt."""
+    app, store = console
+    b = Browser(app, store)
+    b.sign_in(create_token(store, "hz-cloud", "planner")[0])
+    r = b.client.post(
+        "/ui/submit",
+        data={"csrf": b.csrf(), "text": demo_text, "time_limit": "2", "record": "0"},
+        follow_redirects=False,
+    )
+    plan_id = str(r.headers["location"]).rsplit("/", 1)[1]
+    b.wait(plan_id)
+    page = b.client.get(f"/ui/plans/{plan_id}")
+    assert page.status_code == 200 and 'id="why-not"' in page.text
+    assert "receipt.json" not in page.text
+    for suffix in ("/report.html", "/compare", "/whatif", "/plan.json"):
+        assert b.client.get(f"/ui/plans/{plan_id}{suffix}").status_code == 200, suffix
+    other = Browser(app, store)
+    other.sign_in(create_token(store, "other-co", "planner")[0])
+    for suffix in ("", "/report.html", "/compare", "/whatif", "/plan.json"):
+        assert other.client.get(f"/ui/plans/{plan_id}{suffix}").status_code == 404, suffix
