@@ -291,6 +291,33 @@ def test_assets_and_api_docs_are_served_locally(console: tuple[object, Store]) -
         assert "/static/" in html
 
 
+def test_api_docs_carry_the_console_security_headers(console: tuple[object, Store]) -> None:
+    """/docs and /redoc were served with no Content-Security-Policy (nor X-Frame-Options,
+    nosniff): their inline script is allowed by its hash, nothing else inline, and ReDoc's
+    logo from cdn.redoc.ly is refused by the browser (found by a hostile pass, atk10)."""
+    import base64
+    import hashlib
+
+    app, store = console
+    c = Browser(app, store).client
+    for page in ("/docs", "/redoc"):
+        r = c.get(page)
+        csp = {
+            name: value
+            for name, _, value in (
+                d.strip().partition(" ") for d in r.headers["content-security-policy"].split(";")
+            )
+        }
+        assert csp["frame-ancestors"] == "'none'" and csp["object-src"] == "'none'", page
+        sources = csp["script-src"].split()
+        assert "'unsafe-inline'" not in sources and "'unsafe-eval'" not in sources, page
+        assert "https:" not in r.headers["content-security-policy"], page
+        for body in re.findall(r"<script>(.*?)</script>", r.text, re.S):
+            digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+            assert f"'sha256-{digest}'" in sources, page
+        assert r.headers["x-frame-options"] == "DENY" and r.headers["x-content-type-options"]
+
+
 def test_rules_page_lists_citations(console: tuple[object, Store]) -> None:
     app, store = console
     b = Browser(app, store)
@@ -365,3 +392,160 @@ def test_the_plan_list_summarizes_a_recorded_plan_as_its_entry_proves_it(
     engine.dispose()
     listed = b.client.get("/ui/").text
     assert "1,000,000.00M" not in listed and "not proven by the ledger" in listed
+
+
+@pytest.mark.parametrize("who", ["planner", "admin"])
+def test_hostile_console_requests_are_refused_not_crashed(
+    console: tuple[object, Store], who: str
+) -> None:
+    """Numbers, paths and queries a hostile user types into the address bar: every answer is a
+    4xx (an HTML page under /ui, problem+json elsewhere), never a 500. A receipt number past
+    SQLite's 64-bit integers was a 500 (OverflowError), found by a hostile pass (atk10)."""
+    app, store = console
+    b = Browser(app, store)
+    b.client = TestClient(
+        app,  # type: ignore[arg-type]
+        base_url="https://testserver",
+        raise_server_exceptions=False,  # a 500 is an answer to check, not an exception
+    )
+    b.sign_in(create_token(store, "hz-cloud", who)[0])
+    for path in (
+        "/ui/ledger/9223372036854775808/receipt.json",
+        "/ui/ledger/99999999999999999999999999/receipt.json",
+        "/ui/ledger/-1/receipt.json",
+        "/ui/ledger/0/receipt.json",
+        "/ui/ledger?before=99999999999999999999",
+        "/ui/plans/" + "a" * 5000,
+        "/ui/plans/%00",
+        "/ui/plans/%ff%fe",
+        "/ui/plans/abc/whatif?i=999999999999",
+        "/ui/plans/abc/whatif?date=99999-01-01",
+        "/ui/rules?date=0001-01-01",
+        "/ui/rules?date=9999-12-31",
+        "/ui/rules?regime=%3Cscript%3E",
+        "/static/..%2f..%2fpyproject.toml",
+        "/static/%2e%2e%2fpyproject.toml",
+    ):
+        r = b.client.get(path)
+        assert 200 <= r.status_code < 500, (path, r.status_code)
+        if r.status_code >= 400:
+            media = r.headers["content-type"].split(";")[0]
+            assert media in ("text/html", "application/problem+json"), (path, media)
+        assert "<script>" not in r.text, path
+
+
+def test_every_link_of_the_console_answers_the_signed_in_user(
+    console: tuple[object, Store], demo_text: str
+) -> None:
+    """Each link a console page holds leads somewhere for the user who sees it. The plan
+    page's "JSON" button linked to /v1/plans/ID/plan, which takes a bearer token and no
+    cookie: 401 for every signed-in user (found by a hostile pass, atk10). The plan document
+    is now the console's own (/ui/plans/ID/plan.json), another tenant's is 404."""
+    app, store = console
+    b = Browser(app, store)
+    b.sign_in(create_token(store, "hz-cloud", "planner")[0])
+    plan_id = b.submit(demo_text)
+    b.wait(plan_id)
+    seen: set[str] = set()
+    for page in ("/ui/", f"/ui/plans/{plan_id}", "/ui/ledger", "/ui/rules", "/ui/submit"):
+        html = b.client.get(page).text
+        for link in re.findall(r'href="(/[^"#]*)"', html):
+            link = link.replace("&amp;", "&")
+            if link in seen:
+                continue
+            seen.add(link)
+            r = b.client.get(link)
+            assert r.status_code == 200, (page, link, r.status_code)
+    assert f"/ui/plans/{plan_id}/plan.json" in seen
+    doc = b.client.get(f"/ui/plans/{plan_id}/plan.json")
+    assert doc.headers["content-type"].startswith("application/json")
+    assert doc.json()["id"] == plan_id and doc.json()["inputs"]["scenario"]
+    other = Browser(app, store)
+    other.sign_in(create_token(store, "other-co", "planner")[0])
+    assert other.client.get(f"/ui/plans/{plan_id}/plan.json").status_code == 404
+
+
+def test_comparisons_beyond_the_slots_are_told_to_wait(
+    console: tuple[object, Store], demo_text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each GET of /ui/plans/ID/compare plans the scenario twice (up to 10 s each) in the
+    server's thread pool, outside the plan queue and its limits, for any signed-in role: a
+    viewer reloading it in 40 tabs held every API thread (found by a hostile pass, atk10).
+    Comparisons run in a few slots; one that finds none free is a 503 page with Retry-After."""
+    import threading
+
+    from straits.web import actions
+
+    slots = threading.BoundedSemaphore(1)
+    monkeypatch.setattr(actions, "compare_slots", slots)
+    app, store = console
+    b = Browser(app, store)
+    b.sign_in(create_token(store, "hz-cloud", "planner")[0])
+    plan_id = b.submit(demo_text)
+    b.wait(plan_id)
+    viewer = Browser(app, store)
+    viewer.sign_in(create_token(store, "hz-cloud", "viewer")[0])
+    assert slots.acquire(blocking=False)  # a comparison is running
+    busy = viewer.client.get(f"/ui/plans/{plan_id}/compare")
+    assert busy.status_code == 503 and busy.headers["content-type"].startswith("text/html")
+    assert int(busy.headers["retry-after"]) > 0
+    assert busy.headers["content-security-policy"]
+    slots.release()
+    assert viewer.client.get(f"/ui/plans/{plan_id}/compare").status_code == 200
+    assert slots.acquire(blocking=False)  # the comparison gave its slot back
+
+
+def test_a_cancelled_plan_has_a_page(console: tuple[object, Store], demo_text: str) -> None:
+    """A plan cancelled while it ran (DELETE /v1/plans/ID) is listed with a link to its page;
+    the page was a 500 (the template drew a finished plan's view it did not have; found by a
+    hostile pass, atk10). It says the plan was cancelled; its report is refused with a 4xx."""
+    app, store = console
+    b = Browser(app, store)
+    b.client = TestClient(
+        app,  # type: ignore[arg-type]
+        base_url="https://testserver",
+        raise_server_exceptions=False,
+    )
+    b.sign_in(create_token(store, "hz-cloud", "planner")[0])
+    r = b.client.post(
+        "/ui/submit",
+        data={"csrf": b.csrf(), "text": demo_text, "time_limit": "30", "record": "0"},
+        follow_redirects=False,
+    )
+    plan_id = str(r.headers["location"]).rsplit("/", 1)[1]
+    cancel = b.client.delete(f"/v1/plans/{plan_id}", headers={"Authorization": f"Bearer {b.token}"})
+    assert cancel.status_code in (200, 202), cancel.text  # 202: it stops at its next step
+    b.wait(plan_id)
+    assert f'href="/ui/plans/{plan_id}"' in b.client.get("/ui/").text
+    page = b.client.get(f"/ui/plans/{plan_id}")
+    assert page.status_code == 200 and 'data-status="cancelled"' in page.text
+    for suffix in ("/report.html", "/plan.json", "/compare", "/whatif"):
+        assert 400 <= b.client.get(f"/ui/plans/{plan_id}{suffix}").status_code < 500, suffix
+
+
+def test_a_plan_not_recorded_can_be_looked_at(
+    console: tuple[object, Store], demo_text: str
+) -> None:
+    """The submit form offers "record in the ledger"; a plan planned without it was refused by
+    its own page, report, comparison and what-if (400: "nothing proves it", the rule for
+    export and admission, which use a plan; found by a hostile pass, atk10). The console shows
+    it as stored, as the API's plan document does, with no ledger entry or receipt."""
+    app, store = console
+    b = Browser(app, store)
+    b.sign_in(create_token(store, "hz-cloud", "planner")[0])
+    r = b.client.post(
+        "/ui/submit",
+        data={"csrf": b.csrf(), "text": demo_text, "time_limit": "2", "record": "0"},
+        follow_redirects=False,
+    )
+    plan_id = str(r.headers["location"]).rsplit("/", 1)[1]
+    b.wait(plan_id)
+    page = b.client.get(f"/ui/plans/{plan_id}")
+    assert page.status_code == 200 and 'id="why-not"' in page.text
+    assert "receipt.json" not in page.text
+    for suffix in ("/report.html", "/compare", "/whatif", "/plan.json"):
+        assert b.client.get(f"/ui/plans/{plan_id}{suffix}").status_code == 200, suffix
+    other = Browser(app, store)
+    other.sign_in(create_token(store, "other-co", "planner")[0])
+    for suffix in ("", "/report.html", "/compare", "/whatif", "/plan.json"):
+        assert other.client.get(f"/ui/plans/{plan_id}{suffix}").status_code == 404, suffix

@@ -322,3 +322,91 @@ def test_pages_fit_and_every_control_has_a_label(
     page.goto(server.url + "/ui/")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.className") == "skip"
+
+
+def test_a_hostile_report_runs_nothing_and_stays_offline(
+    page: Page, example_path: Path, tmp_path: Path
+) -> None:
+    """A report whose text is hostile (Plotly markup in a rule pack's annotations, script tags
+    in the plan's notes and warnings) opened from the file: no script of its text runs, no
+    request leaves the file, even while the user hovers over the charts. Before the fix the
+    rules chart fetched two URLs from a rule's id and title (found by a hostile pass, atk10)."""
+    import copy
+
+    from straits.loading import load_scenario
+    from straits.plan import make_plan
+    from straits.report import plan_report
+    from test_report import hostile_rules
+
+    rules = hostile_rules(tmp_path)
+    sc = load_scenario(example_path)
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json(details=True)
+    evil = "</script><script>alert(1)</script><img src=x onerror=alert(2)>\u2028<!--"
+    plan = copy.deepcopy(plan)
+    plan["notes"] = [evil]
+    plan["warnings"] = [{"rule": evil, "citation": evil, "confidence": "V", "text": evil}]
+    report = tmp_path / "hostile.html"
+    report.write_text(plan_report(plan, sc, rules, source=evil))
+    dialogs: list[str] = []
+    errors: list[str] = []
+    requests: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    # the report's own policy refuses nothing the report itself needs (a refusal is logged)
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+
+    def dialog(d: Any) -> None:
+        dialogs.append(d.message)
+        d.dismiss()
+
+    page.on("dialog", dialog)
+
+    def record(route: Any) -> None:
+        url = route.request.url
+        requests.append(url)
+        if url.startswith(("file:", "data:", "blob:")):
+            route.continue_()
+        else:
+            route.abort()
+
+    page.context.route("**/*", record)
+    page.goto(report.as_uri() + "#all")
+    page.wait_for_selector("body[data-rendered=true]")
+    bars = page.locator("#rules .bars .point")
+    assert bars.count() > 0
+    for i in range(bars.count()):
+        bars.nth(i).hover(force=True)
+    page.locator("#map").scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    assert dialogs == [] and errors == []
+    assert [u for u in requests if not u.startswith(("file:", "data:", "blob:"))] == []
+    assert page.locator("#rules svg a").count() == 0  # no link out of the file
+
+
+def test_api_docs_render_under_their_policy_from_the_server_alone(
+    page: Page, server: Server
+) -> None:
+    """Swagger UI and ReDoc draw the API under the Content-Security-Policy their inline script
+    is hashed into, and nothing they ask of another host leaves the browser: ReDoc's bundle
+    asks for its logo at cdn.redoc.ly (an external request from /redoc before the policy, a
+    hostile pass found it, atk10); the policy refuses it."""
+    outside: list[str] = []
+    blocked: list[str] = []
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on(
+        "request",
+        lambda r: (
+            outside.append(r.url) if not r.url.startswith((server.url, "data:", "blob:")) else None
+        ),
+    )
+    page.on(
+        "requestfailed",
+        lambda r: blocked.append(r.url) if r.failure == "csp" else None,  # refused by the policy
+    )
+    page.goto(server.url + "/docs")
+    page.wait_for_selector(".swagger-ui .info .title")
+    page.goto(server.url + "/redoc")
+    page.wait_for_selector(".api-content h1")
+    page.wait_for_timeout(500)
+    assert errors == []
+    assert sorted(outside) == sorted(blocked)

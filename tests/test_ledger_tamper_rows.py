@@ -182,7 +182,7 @@ def test_a_stored_column_that_is_not_json_is_a_409_not_a_500(
             "/ui/",
         ):
             r = client.get(path, headers={"Authorization": f"Bearer {token}"})
-            # 400: an unrecorded plan has no report (nothing proves it)
+            # an unrecorded plan is reported as stored (the console shows it so)
             assert r.status_code in (200, 400, 409), (path, r.status_code, r.text[:300])
             if r.status_code != 200:
                 assert r.headers["content-type"].startswith("application/problem+json")

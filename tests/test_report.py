@@ -25,6 +25,7 @@ from straits.rules import RuleSet
 from straits.simulate.generate import generate
 from test_cli import straits
 
+ROOT = Path(__file__).resolve().parents[1]
 EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", re.I)
 SCRIPT_BODY = re.compile(r"(<script[^>]*>).*?(</script>)", re.S | re.I)
 
@@ -184,6 +185,94 @@ def test_hostile_plan_text_is_escaped(
     assert "<script>alert(1)" not in html and "<img src=x" not in html
     assert html.count("</script>") == html.count("<script")  # no early close of a script
     assert figures_of(html)  # the figures still parse
+
+
+#: text Plotly would draw as markup: a style that fetches from the network, a link out
+PLOTLY_MARKUP = '<span style="background:url(https://example.invalid/x)">s</span><a href="https://example.invalid/">a</a>'
+RULE_PACK = ROOT / "examples" / "rule-packs" / "h20-letter" / "after" / "us-ear"
+
+
+def hostile_rules(tmp: Path) -> RuleSet:
+    """The example's us-ear pack with Plotly markup in a rule's id, title and citation (rule
+    annotations are free text; a pack is a file anyone may send)."""
+    import shutil
+
+    from straits.rules import ruleset
+
+    pack = tmp / "packs" / "us-ear"
+    shutil.copytree(RULE_PACK, pack, ignore=shutil.ignore_patterns("cases"))
+    cedar = pack / "h20.cedar"
+    quoted = PLOTLY_MARKUP.replace('"', '\\"')
+    cedar.write_text(
+        cedar.read_text()
+        .replace('@id("us-ear-2025-h20")', f'@id("us-ear-2025-h20{quoted}")')
+        .replace('@title("', f'@title("{quoted}</script><script>alert(1)</script>')
+        .replace('@citation("', f'@citation("{quoted}')
+    )
+    return ruleset((tmp / "packs",))
+
+
+def strings(value: Any, key: str = "") -> list[tuple[str, str]]:
+    """Every (key, string) of a figure."""
+    if isinstance(value, str):
+        return [(key, value)]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in strings(v, k)]
+    if isinstance(value, list):
+        return [s for v in value for s in strings(v, key)]
+    return []
+
+
+def test_text_in_figures_is_not_plotly_markup(
+    demo: tuple[Scenario, dict[str, Any]], tmp_path: Path
+) -> None:
+    """Plotly draws tags in chart text (a <span style> with a url() fetched it: the offline
+    report made network requests; an <a href> left it). Rule annotations are free text: a
+    report under a pack with markup in a rule's id, title and citation draws them as text.
+    Only the page's own hover templates hold markup. Found by a hostile pass (atk10)."""
+    sc, plan = demo
+    rules = hostile_rules(tmp_path)
+    html = plan_report(plan, sc, rules, source="hostile pack")
+    figures = figures_of(html)
+    for fid, fig in figures.items():
+        for key, text in strings(fig):
+            if key not in ("hovertemplate", "texttemplate"):
+                assert "<" not in text and ">" not in text, (fid, key, text)
+    rule_ids = [y for t in figures["rules"]["data"] for y in t["y"]]
+    shown = "us-ear-2025-h20" + PLOTLY_MARKUP.replace("<", "&lt;").replace(">", "&gt;")
+    assert shown in rule_ids  # drawn as the text it is (Plotly decodes the entities)
+
+
+def test_report_refuses_the_network_by_its_own_policy(
+    demo: tuple[Scenario, dict[str, Any]], rules: RuleSet
+) -> None:
+    """A report file has no server to send headers: it carries its Content-Security-Policy in
+    a <meta> element, so that whatever text got through could neither run nor fetch: no
+    source but the page's own inline scripts (by their SHA-256), no connections."""
+    import base64
+    import hashlib
+
+    sc, plan = demo
+    for html in (
+        plan_report(plan, sc, rules, source="test"),
+        pareto_report([{"cost_usd": 1.0, "makespan_hours": 2.0}], "demo"),
+    ):
+        m = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', html)
+        assert m is not None and html.index(m.group(0)) < html.index("<script")
+        policy = {
+            name: value.split()
+            for name, _, value in (d.strip().partition(" ") for d in m.group(1).split(";"))
+        }
+        assert policy["default-src"] == ["'none'"] and policy["connect-src"] == ["'none'"]
+        assert not any(
+            "http" in s or s in ("*", "'self'", "'unsafe-inline'", "'unsafe-eval'")
+            for s in policy["script-src"]
+        )
+        scripts = re.findall(r"<script>(.*?)</script>", html, re.S)
+        assert scripts
+        for body in scripts:
+            digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+            assert f"'sha256-{digest}'" in policy["script-src"]
 
 
 def test_script_json_cannot_close_its_element() -> None:

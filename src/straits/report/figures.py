@@ -1,6 +1,7 @@
 """Plotly figures of a plan view, as plain JSON-able dicts (no Plotly Python objects).
 
-Figures are data: the page hands each dict to ``Plotly.newPlot`` unchanged. Colours are never
+Figures are data: the page hands each dict to ``Plotly.newPlot`` unchanged, after
+:func:`as_text` (every string but the page's own hover templates shown as text). Colours are never
 the only signal: bars carry their labels in hover text and the tables beside each chart, rule
 effects also differ by pattern, and lines by dash.
 """
@@ -36,6 +37,27 @@ LAYOUT = {
     "plot_bgcolor": "white",
     "hoverlabel": {"align": "left"},
 }
+
+
+#: keys whose strings are the page's own Plotly templates (``%{...}`` placeholders, ``<br>``):
+#: no data may be formatted into them (it reaches them through ``customdata``)
+TEMPLATE_KEYS = frozenset({"hovertemplate", "texttemplate"})
+
+
+def as_text(value: Any, key: str = "") -> Any:
+    """``value`` (a figure, or any part of one) with every string but templates escaped for
+    Plotly, which draws tags in chart text: ``<span style="background:url(...)">`` in a rule's
+    title was fetched from the network by the offline report, ``<a href>`` made a link out.
+    Plotly decodes the entities, so the text reads as it was written."""
+    if isinstance(value, str):
+        if key in TEMPLATE_KEYS:
+            return value
+        return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if isinstance(value, dict):
+        return {k: as_text(v, k) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_text(v, key) for v in value]
+    return value
 
 
 def _iso(t: dt.datetime | dt.date) -> str:

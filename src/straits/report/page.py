@@ -9,8 +9,11 @@ opens from an e-mail with no network; the console links the same files from ``/s
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import json
+import re
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -18,7 +21,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from straits import __version__
-from straits.report.figures import Figure
+from straits.report.figures import Figure, as_text
 
 
 @cache
@@ -80,6 +83,12 @@ def script_json(value: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+def figures_json(figures: dict[str, Figure]) -> str:
+    """The page's figures as JSON for its ``#figures`` element: text shown as text (Plotly
+    draws tags: :func:`straits.report.figures.as_text`), safe inside ``<script>``."""
+    return script_json(as_text(figures))
+
+
 def uses_map(figures: dict[str, Figure]) -> bool:
     return any(t.get("type") == "scattergeo" for f in figures.values() for t in f["data"])
 
@@ -93,12 +102,12 @@ def render(
     them from ``/static`` (the web console).
     """
     geo = uses_map(figures)
-    return (
+    page = (
         environment()
         .get_template(template)
         .render(
             title=title,
-            figures_json=script_json(figures),
+            figures_json=figures_json(figures),
             inline=inline,
             has_figures=bool(figures),
             css=asset("report.css") if inline else "",
@@ -108,6 +117,31 @@ def render(
             geo=geo,
             generated=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
             version=__version__,
+            csp=CSP_MARK if inline else "",
             **context,
         )
     )
+    return with_policy(page) if inline else page
+
+
+#: where the page's <meta> Content-Security-Policy goes (filled in by :func:`with_policy`)
+CSP_MARK = "straits-csp-of-this-page"
+_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.S)
+
+
+def with_policy(page: str) -> str:
+    """A self-contained page with its Content-Security-Policy in its <meta> element: no
+    network at all (``default-src 'none'``, no connections), scripts only the page's own inline
+    ones by their SHA-256, styles inline (Plotly sets them), images from data: and blob: (the
+    charts' PNG download). Whatever text got through the escaping could neither run nor
+    fetch."""
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode() + "'"
+        for body in _INLINE_SCRIPT.findall(page)
+    )
+    policy = (
+        f"default-src 'none'; script-src {hashes}; style-src 'unsafe-inline'; "
+        "img-src data: blob:; font-src data:; connect-src 'none'; base-uri 'none'; "
+        "form-action 'none'; object-src 'none'"
+    )
+    return page.replace(CSP_MARK, policy, 1)

@@ -9,7 +9,9 @@ error pages for ``/ui`` (the API keeps its JSON errors).
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import re
 from collections.abc import Callable
 from functools import cache
 from importlib import resources
@@ -18,7 +20,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from straits.errors import AuthError, InputError, NotFoundError, StraitsError
 
@@ -65,6 +67,26 @@ def asset(name: str) -> tuple[bytes, str, str]:
     return body, media, '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
 
 
+_INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.S)
+
+
+def with_console_headers(page: HTMLResponse) -> HTMLResponse:
+    """A page built by FastAPI (Swagger UI, ReDoc) with the console's security headers: its
+    Content-Security-Policy allows the page's own inline scripts by their SHA-256 and nothing
+    else inline (they were served with no policy, no framing or sniffing protection)."""
+    from straits.web.templating import CSP, HEADERS
+
+    hashes = [
+        "'sha256-" + base64.b64encode(hashlib.sha256(body).digest()).decode() + "'"
+        for body in _INLINE_SCRIPT.findall(bytes(page.body))
+    ]
+    csp = CSP.replace("script-src 'self'", " ".join(["script-src 'self'", *hashes]), 1)
+    # ReDoc runs its search in a worker made from a blob: URL
+    csp += "; worker-src 'self' blob:"
+    page.headers.update({**HEADERS, "Content-Security-Policy": csp})
+    return page
+
+
 def mount_console(app: FastAPI) -> None:
     from straits.web.pages import SignIn, router
 
@@ -94,23 +116,25 @@ def mount_console(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> Response:
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url="/openapi.json",
             title="Straits API",
             swagger_js_url="/static/swagger-ui-bundle.js",
             swagger_css_url="/static/swagger-ui.css",
             swagger_favicon_url="/static/favicon.png",
         )
+        return with_console_headers(page)
 
     @app.get("/redoc", include_in_schema=False)
     def redoc() -> Response:
-        return get_redoc_html(
+        page = get_redoc_html(
             openapi_url="/openapi.json",
             title="Straits API",
             redoc_js_url="/static/redoc.standalone.js",
             redoc_favicon_url="/static/favicon.png",
             with_google_fonts=False,
         )
+        return with_console_headers(page)
 
     async def to_sign_in(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SignIn)

@@ -21,6 +21,20 @@ SLIDER_FIRST = dt.date(2022, 6, 1)
 SLIDER_LAST = dt.date(2027, 12, 31)
 #: seconds each regime's plan may search in a comparison
 COMPARE_SECONDS = 10.0
+#: comparisons one server process runs at once: each plans a scenario twice in the server's
+#: thread pool, outside the plan queue, for any signed-in role; more would take every thread
+#: (40 reloads of the page held them all)
+COMPARE_SLOTS = 2
+compare_slots = threading.BoundedSemaphore(COMPARE_SLOTS)
+
+
+class Busy(Exception):
+    """Every comparison slot is taken: ask again in ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"{COMPARE_SLOTS} comparisons are running; try again shortly")
+        self.retry_after = retry_after
+
 
 _local = threading.local()
 
@@ -44,12 +58,19 @@ class CompareRow:
 def compare(
     sc: Scenario, dirs: tuple[Path, ...], seconds: float = COMPARE_SECONDS
 ) -> dict[str, Any]:
-    """``sc`` planned under each regime, stage by stage, with the rules that moved a stage."""
+    """``sc`` planned under each regime, stage by stage, with the rules that moved a stage
+    (:class:`Busy` when every comparison slot is taken)."""
     from straits.demo import differences
     from straits.plan import make_plan
 
-    rules = thread_rules(dirs)
-    plans = {r: make_plan(sc, regime=r, rules=rules, time_limit=seconds) for r in REGIMES}
+    slots = compare_slots  # the one acquired is the one released
+    if not slots.acquire(blocking=False):
+        raise Busy(retry_after=int(seconds * len(REGIMES)))
+    try:
+        rules = thread_rules(dirs)
+        plans = {r: make_plan(sc, regime=r, rules=rules, time_limit=seconds) for r in REGIMES}
+    finally:
+        slots.release()
     diffs = {(d.workload, d.stage): d for d in differences(plans)}
     rows = []
     for w in sc.workloads:

@@ -39,7 +39,13 @@ def verification(store: Store, who: Principal, keys: Keys) -> Check:
 
 
 def global_seq(store: Store, who: Principal, n: int) -> int:
-    """The global number of entry ``n`` as the caller numbers it (a tenant: its own number)."""
+    """The global number of entry ``n`` as the caller numbers it (a tenant: its own number).
+    A number outside 1..MAX_SEQ is no entry, as in the API (past 2**63 the database cannot
+    even compare it: SQLite raised OverflowError, a 500)."""
+    from straits.server.ledger_routes import MAX_SEQ
+
+    if not 1 <= n <= MAX_SEQ:
+        raise NotFoundError(f"no ledger entry {n}")
     if who.is_admin:
         if ledger.get_entry(store, n) is None:
             raise NotFoundError(f"no ledger entry {n}")

@@ -175,11 +175,37 @@ async def plan_report_file(request: Request, plan_id: str) -> Response:
     )
 
 
+@router.get("/plans/{plan_id}/plan.json")
+async def plan_json(request: Request, plan_id: str) -> Response:
+    """The plan document, for the plan page's JSON link (the API's /v1/plans/ID/plan takes
+    a bearer token, not the console's cookie)."""
+    from straits.server.problems import StrictJSONResponse
+
+    signed = user(request)
+    doc = await run_in_threadpool(views.plan_document, _store(request), signed.who, plan_id)
+    return StrictJSONResponse(
+        doc, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+    )
+
+
 @router.get("/plans/{plan_id}/compare")
 async def plan_compare(request: Request, plan_id: str) -> Response:
     signed = user(request)
     sc, _, _ = await run_in_threadpool(views.recorded_plan, _store(request), signed.who, plan_id)
-    ctx = await run_in_threadpool(actions.compare, sc, _rule_dirs(request))
+    try:
+        ctx = await run_in_threadpool(actions.compare, sc, _rule_dirs(request))
+    except actions.Busy as exc:
+        response = render(
+            "error.html.j2",
+            status=503,
+            signed=signed,
+            title="Busy - Straits",
+            status_code=503,
+            heading="Busy",
+            detail=str(exc),
+        )
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     return render(
         "compare.html.j2",
         signed=signed,

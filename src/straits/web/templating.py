@@ -56,7 +56,7 @@ def render(
     figures: dict[str, Any] | None = None,
     **ctx: Any,
 ) -> HTMLResponse:
-    from straits.report.page import script_json, uses_map
+    from straits.report.page import figures_json, uses_map
 
     figures = figures or {}
     html = (
@@ -65,7 +65,7 @@ def render(
         .render(
             signed=signed,
             inline=False,
-            figures_json=script_json(figures),
+            figures_json=figures_json(figures),
             has_figures=bool(figures),
             geo=uses_map(figures),
             version=__version__,

@@ -144,11 +144,17 @@ def job(store: Store, who: Principal, plan_id: str) -> Job:
 def recorded_plan(
     store: Store, who: Principal, plan_id: str
 ) -> tuple[Scenario, dict[str, Any], Recorded]:
-    """A finished plan of ``who``'s tenant: its scenario, plan JSON and ledger entry."""
+    """A finished plan of ``who``'s tenant: its scenario, plan JSON and ledger entry; one
+    submitted with ``record=false`` as stored (nothing proves it: it has no entry, as the
+    API's plan document of it has none)."""
     from straits.store.ledger import get_entry
     from straits.store.records import find_plan
 
-    job(store, who, plan_id)  # tenant check first: another tenant's plan is "no plan"
+    j = job(store, who, plan_id)  # tenant check first: another tenant's plan is "no plan"
+    if j.status == "done" and j.ledger_seq is None:
+        unrecorded = _unrecorded_plan(store, j.id)
+        if unrecorded is not None:
+            return unrecorded
     rec = find_plan(store, plan_id)  # as its ledger entry proves it (LedgerError otherwise)
     recorded = Recorded(plan_id=rec.id, tenant=rec.tenant)
     if rec.ledger_seq is not None:
@@ -162,6 +168,42 @@ def recorded_plan(
                 tenant=entry.tenant,
             )
     return rec.scenario, rec.plan, recorded
+
+
+def _unrecorded_plan(
+    store: Store, plan_id: str
+) -> tuple[Scenario, dict[str, Any], Recorded] | None:
+    """A finished plan submitted with ``record=false``, as stored (None when the row is not
+    one: a plan to be recorded that has no entry is refused by ``find_plan``)."""
+    from straits.loading import parse_scenario
+    from straits.store.records import load_scenario_row, refuse_detached
+
+    with store.session() as s:
+        row = s.get(PlanRow, plan_id)
+    if row is None or row.record or row.ledger_seq is not None:
+        return None
+    refuse_detached(row)
+    plan = stored_json(row, "result")
+    if not isinstance(plan, dict):
+        return None
+    doc = load_scenario_row(store, row.scenario_digest)
+    sc = parse_scenario(doc, source=f"stored scenario {row.scenario_digest[:12]}")
+    return sc, plan, Recorded(plan_id=row.id, tenant=row.tenant)
+
+
+def plan_document(store: Store, who: Principal, plan_id: str) -> dict[str, Any]:
+    """The finished plan of ``who``'s tenant as a plan document, as the API serves it
+    (``GET /v1/plans/ID/plan``); a plan not done yet is an InputError."""
+    from straits.errors import InputError
+    from straits.server.routes import plan_document as document
+
+    j = job(store, who, plan_id)  # tenant check first: another tenant's plan is "no plan"
+    if j.status != "done":
+        raise InputError(f"plan {plan_id} is {j.status}", expected="a finished plan")
+    with store.session() as s:
+        row = s.get(PlanRow, j.id)
+    assert row is not None
+    return document(store, row, tenant_view=not who.is_admin)
 
 
 def plan_page(store: Store, rules: RuleSet, who: Principal, plan_id: str) -> dict[str, Any]:
