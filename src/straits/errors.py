@@ -102,6 +102,15 @@ class RemoteError(StraitsError):
         super().__init__(message)
 
 
+class BusyError(StraitsError):
+    """Every slot of a bounded piece of work is taken (HTTP 503 with ``Retry-After``): ask
+    again in ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
 class CatalogError(StraitsError):
     """Shipped data is inconsistent: a bug in Straits, not in the user's input."""
 

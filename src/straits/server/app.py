@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from straits import __version__
 from straits.errors import (
     AuthError,
+    BusyError,
     InputError,
     InputTooLarge,
     LedgerError,
@@ -321,6 +322,15 @@ def _errors(app: FastAPI) -> None:
             str(exc.detail),
             instance=request.url.path,
             headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(BusyError)
+    async def _busy(request: Request, exc: BusyError) -> JSONResponse:
+        return problem(
+            503,
+            str(exc),
+            instance=request.url.path,
+            headers={"Retry-After": str(exc.retry_after)},
         )
 
     @app.exception_handler(OperationalError)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from straits.errors import BusyError
 from straits.model.scenario import Scenario
 from straits.report.view import rule_spans
 from straits.rules import RuleSet, load_packs
@@ -26,14 +27,6 @@ COMPARE_SECONDS = 10.0
 #: (40 reloads of the page held them all)
 COMPARE_SLOTS = 2
 compare_slots = threading.BoundedSemaphore(COMPARE_SLOTS)
-
-
-class Busy(Exception):
-    """Every comparison slot is taken: ask again in ``retry_after`` seconds."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"{COMPARE_SLOTS} comparisons are running; try again shortly")
-        self.retry_after = retry_after
 
 
 _local = threading.local()
@@ -59,13 +52,16 @@ def compare(
     sc: Scenario, dirs: tuple[Path, ...], seconds: float = COMPARE_SECONDS
 ) -> dict[str, Any]:
     """``sc`` planned under each regime, stage by stage, with the rules that moved a stage
-    (:class:`Busy` when every comparison slot is taken)."""
+    (:class:`~straits.errors.BusyError` when every comparison slot is taken)."""
     from straits.demo import differences
     from straits.plan import make_plan
 
     slots = compare_slots  # the one acquired is the one released
     if not slots.acquire(blocking=False):
-        raise Busy(retry_after=int(seconds * len(REGIMES)))
+        raise BusyError(
+            f"{COMPARE_SLOTS} comparisons are running; try again shortly",
+            retry_after=int(seconds * len(REGIMES)),
+        )
     try:
         rules = thread_rules(dirs)
         plans = {r: make_plan(sc, regime=r, rules=rules, time_limit=seconds) for r in REGIMES}

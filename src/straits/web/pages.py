@@ -14,7 +14,7 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from straits.errors import AuthError, InputError, NotFoundError, StraitsError
+from straits.errors import AuthError, BusyError, InputError, NotFoundError, StraitsError
 from straits.model.types import Regime
 from straits.web import actions, session, views
 from straits.web.session import Signed
@@ -194,7 +194,7 @@ async def plan_compare(request: Request, plan_id: str) -> Response:
     sc, _, _ = await run_in_threadpool(views.recorded_plan, _store(request), signed.who, plan_id)
     try:
         ctx = await run_in_threadpool(actions.compare, sc, _rule_dirs(request))
-    except actions.Busy as exc:
+    except BusyError as exc:
         response = render(
             "error.html.j2",
             status=503,
