@@ -238,7 +238,7 @@ def ledger_checkpoint(
                 instance=request.url.path,
                 expected="a server started with STRAITS_LEDGER_KEY",
             )
-        cp = checkpoints.issue(store, keys.signer)
+        cp = checkpoints.issue(store, keys.signer, keys.verifiers)
     else:
         found = checkpoints.latest(store, keys)
         if found is None:

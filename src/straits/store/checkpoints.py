@@ -90,9 +90,13 @@ def open_row(row: LedgerCheckpoint, keys: Keys) -> SignedCheckpoint:
     return cp
 
 
-def issue(store: Store, signer: Signer) -> SignedCheckpoint:
+def issue(store: Store, signer: Signer, verifiers: tuple[Verifier, ...] = ()) -> SignedCheckpoint:
     """Sign the current tree head (or return the latest checkpoint if the log has not grown
-    since). The tree is not re-verified here; ``ledger verify`` does that."""
+    since). The tree is not re-verified here; ``ledger verify`` does that. The latest stored
+    checkpoint, which the head must extend, is trusted only if ``signer`` or one of
+    ``verifiers`` (earlier keys of the log) signed it: a row the database writer inserted
+    would otherwise have the log sign the history it rewrote."""
+    trust = Keys(signer, verifiers)
     with store.write() as s:
         head = tree_head(s)
         last = latest_row(s)
@@ -104,7 +108,7 @@ def issue(store: Store, signer: Signer) -> SignedCheckpoint:
                     "to sign a second root for the same size",
                     head.size,
                 )
-            return open_row(last, Keys(signer))
+            return open_row(last, trust)
         if last is not None and last.size > head.size:
             raise LedgerError(
                 f"checkpoint #{last.id} was signed at {last.size} entries but "
@@ -113,7 +117,7 @@ def issue(store: Store, signer: Signer) -> SignedCheckpoint:
                 head.size + 1,
             )
         if last is not None and last.size:
-            _extends(s, last, head)
+            _extends(s, open_row(last, trust), last, head)
         cp = Checkpoint(signer.name, head.size, head.root)
         try:
             note = sign_checkpoint(cp, signer)
@@ -131,10 +135,9 @@ def issue(store: Store, signer: Signer) -> SignedCheckpoint:
         return SignedCheckpoint(cp, note, signer.verifier)
 
 
-def _extends(s: Session, last: LedgerCheckpoint, head: TreeHead) -> None:
+def _extends(s: Session, cp: SignedCheckpoint, last: LedgerCheckpoint, head: TreeHead) -> None:
     """The stored tree extends the latest checkpoint (a consistency proof, ``O(log n)``
     nodes), or ``LedgerError``: signing it would put the log's own signature on a fork."""
-    cp = open_row(last, Keys())
     try:
         p = tree.proofs(s, consistencies=[(cp.checkpoint.size, head.size)])
         merkle.verify_consistency(
@@ -172,7 +175,7 @@ def covering(store: Store, keys: Keys, size: int) -> SignedCheckpoint:
     ):
         return cp
     if keys.signer is not None:
-        return issue(store, keys.signer)
+        return issue(store, keys.signer, keys.verifiers)
     raise NoCheckpointError(
         f"no signed checkpoint covers entry {size} yet, and no "
         "signing key is configured to issue one",
