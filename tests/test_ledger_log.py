@@ -523,3 +523,25 @@ def test_reads_are_anchored_to_the_signed_checkpoint(
         prove_entry(Store(db_url), seq, keys)
     with pytest.raises(LedgerError):
         find_plan(Store(db_url), plan_id)  # configured keys come from the environment
+
+
+def test_a_forged_checkpoint_beyond_the_log_is_named_as_forged(db_url: str, keys: Keys) -> None:
+    """A row claiming a size the log never reached, signed by no trusted key, is reported as
+    untrustworthy, not as entries removed from the log (which blamed the log's history)."""
+    store = Store(db_url)
+    fill(store, 3)
+    assert keys.signer is not None
+    checkpoints.issue(store, keys.signer)
+    other = Signer.generate(ORIGIN)
+    root = hashlib.sha256(b"x").digest()
+    sql(
+        db_url,
+        "INSERT INTO ledger_checkpoints (size, root, origin, key_id, note, created_at) "
+        "VALUES (1000000, :r, :o, :k, :n, '2026-12-01T00:00:00+00:00')",
+        r=root.hex(),
+        o=ORIGIN,
+        k=f"{other.verifier.id:08x}",
+        n=sign_checkpoint(Checkpoint(ORIGIN, 1000000, root), other),
+    )
+    with pytest.raises(LedgerError, match="not trustworthy"):
+        checkpoints.issue(Store(db_url), keys.signer)

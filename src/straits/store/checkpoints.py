@@ -100,6 +100,7 @@ def issue(store: Store, signer: Signer, verifiers: tuple[Verifier, ...] = ()) ->
     with store.write() as s:
         head = tree_head(s)
         last = latest_row(s)
+        opened = open_row(last, trust) if last is not None else None  # before trusting its size
         if last is not None and last.size == head.size and last.origin == signer.name:
             if last.root != head.root.hex():
                 raise LedgerError(
@@ -108,7 +109,8 @@ def issue(store: Store, signer: Signer, verifiers: tuple[Verifier, ...] = ()) ->
                     "to sign a second root for the same size",
                     head.size,
                 )
-            return open_row(last, trust)
+            assert opened is not None
+            return opened
         if last is not None and last.size > head.size:
             raise LedgerError(
                 f"checkpoint #{last.id} was signed at {last.size} entries but "
@@ -116,8 +118,8 @@ def issue(store: Store, signer: Signer, verifiers: tuple[Verifier, ...] = ()) ->
                 "sign a smaller log",
                 head.size + 1,
             )
-        if last is not None and last.size:
-            _extends(s, open_row(last, trust), last, head)
+        if last is not None and opened is not None and last.size:
+            _extends(s, opened, last, head)
         cp = Checkpoint(signer.name, head.size, head.root)
         try:
             note = sign_checkpoint(cp, signer)
