@@ -97,7 +97,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Sign the log's current head (origin, size, Merkle root) as a C2SP checkpoint and
         print it; without a signing key, print the latest one the log issued."""
-        from straits.store import checkpoints, tree
+        from straits.store import checkpoints
 
         if state.server_url:
             _remote_checkpoint(output, since, json_out)
@@ -131,7 +131,7 @@ def register(app: typer.Typer) -> None:
                         f"{since} is beyond the checkpoint's {size} entries", path="--since"
                     )
                 with store.session() as s:
-                    proof = tree.proofs(s, consistencies=[(since, size)]).consistency(since, size)
+                    proof = checkpoints.consistency_proof(s, since, size)
                 import base64
 
                 doc["consistency"] = {

@@ -49,11 +49,24 @@ def tree_head_size(session: Session) -> int:
 
 
 def tree_head(session: Session) -> TreeHead:
-    """The size and root of the stored tree (from the stored nodes, nothing verified)."""
+    """The size and root of the stored tree (from the stored nodes, nothing verified);
+    ``LedgerError`` when the nodes of the root were deleted or are not hashes."""
     size = tree_head_size(session)
     if size == 0:
         return TreeHead(0, EMPTY_ROOT)
-    return TreeHead(size, tree.proofs(session, roots=[size]).root(size))
+    try:
+        return TreeHead(size, tree.proofs(session, roots=[size]).root(size))
+    except (tree.MissingNodeError, ValueError) as exc:
+        raise LedgerError(f"the log of {size} entries has no root to sign: {exc}") from None
+
+
+def consistency_proof(session: Session, first: int, second: int) -> list[bytes]:
+    """An RFC 9162 consistency proof from the stored tree; ``LedgerError`` when the nodes it
+    needs were deleted or are not hashes (the tree was altered)."""
+    try:
+        return tree.proofs(session, consistencies=[(first, second)]).consistency(first, second)
+    except (tree.MissingNodeError, ValueError) as exc:
+        raise LedgerError(f"no consistency proof from {first} to {second}: {exc}") from None
 
 
 def latest_row(session: Session, *, min_size: int = 0) -> LedgerCheckpoint | None:

@@ -79,6 +79,27 @@ class Count(TypeDecorator[int]):
         )
 
 
+class Str(TypeDecorator[str]):
+    """Text. SQLite stores any value in a TEXT column; one that is not text (a BLOB:
+    ``body = x'ff00'``) is an :class:`AlteredRowError`, never a TypeError where the hashes
+    are computed (a 500 on every proven read, the receipt and the full verify)."""
+
+    impl = String
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        raise AlteredRowError(
+            f"a stored text {str(value)[:40]!r} is not text: the database was altered"
+        )
+
+
+class LongStr(Str):
+    impl = Text
+    cache_ok = True
+
+
 class BigCount(Count):
     impl = BigInteger
     cache_ok = True
@@ -156,16 +177,16 @@ class LedgerRow(Base):
 
     __tablename__ = "ledger"
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    recorded_at: Mapped[str] = mapped_column(String(40))
-    tenant: Mapped[str] = mapped_column(String(100), index=True)
-    actor: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(16))
-    body: Mapped[str] = mapped_column(Text)
-    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    recorded_at: Mapped[str] = mapped_column(Str(40))
+    tenant: Mapped[str] = mapped_column(Str(100), index=True)
+    actor: Mapped[str] = mapped_column(Str(200))
+    kind: Mapped[str] = mapped_column(Str(16))
+    body: Mapped[str] = mapped_column(LongStr)
+    prev_hash: Mapped[str] = mapped_column(Str(64), unique=True)
+    hash: Mapped[str] = mapped_column(Str(64), unique=True)
     tenant_seq: Mapped[int] = mapped_column(Count)
     """1, 2, 3 within the tenant: the number a tenant sees (global numbers stay private)"""
-    salt: Mapped[str] = mapped_column(String(32))
+    salt: Mapped[str] = mapped_column(Str(32))
     """random hex in the entry's Merkle leaf, so a sibling hash in another tenant's receipt
     cannot be matched against guessed content ('' for entries recorded before the tree)"""
 
