@@ -173,6 +173,11 @@ ALTERED_ROWS = [
     # /consistency, which served the stored tree without catching its damage)
     "DELETE FROM ledger_nodes",
     "UPDATE ledger_nodes SET hash='zz'",
+    # BLOBs in the rows beside the log (500s on the plan list, the plan, its cancel)
+    "UPDATE plans SET status=x'ff'",
+    "UPDATE plans SET error=x'ff'",
+    "UPDATE scenarios SET name=x'ff'",
+    "UPDATE decisions SET answer=x'ff'",
 ]
 
 
@@ -223,10 +228,47 @@ def test_a_stored_value_straits_never_writes_is_a_409_not_a_500(
                 assert r.status_code < 500, (role, path, r.status_code)
                 if r.status_code >= 400:
                     assert r.headers["content-type"].startswith("application/problem+json")
+            r = client.delete(f"/v1/plans/{plan_id}", headers=h)
+            assert r.status_code < 500, (role, "DELETE", r.status_code)
             r = client.post("/v1/check?record=true", headers=h, content=REQUEST)
             assert r.status_code < 500, (role, r.status_code)
             if r.status_code >= 400:
                 assert r.headers["content-type"].startswith("application/problem+json")
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE tokens SET role='root'",
+        "UPDATE tokens SET role=x'ff'",
+        "UPDATE tokens SET secret_hash=CAST(secret_hash AS BLOB)",
+        "UPDATE tokens SET tenant=x'ff'",
+    ],
+)
+def test_a_token_row_straits_never_writes_is_a_401_not_a_500(
+    tmp_path: Path, statement: str
+) -> None:
+    """A role no Straits writes failed ranking it against the route's role (ValueError, a
+    500 on every planner route); a BLOB secret hash failed the constant-time compare."""
+    from fastapi.testclient import TestClient
+
+    from straits.server import create_app
+    from straits.store.tokens import create_token
+
+    db = tmp_path / "t.db"
+    store = Store(f"sqlite:///{db}")
+    token = create_token(store, "t", "planner")[0]
+    alter(db, statement)
+    with TestClient(create_app(store), raise_server_exceptions=False) as client:
+        h = {"Authorization": f"Bearer {token}"}
+        for r in (
+            client.get("/v1/plans", headers=h),
+            client.post("/v1/check?record=true", headers=h, content=REQUEST),
+            client.delete("/v1/plans/abcd", headers=h),
+        ):
+            assert r.status_code == 401, (r.status_code, r.text)
+            assert r.headers["content-type"].startswith("application/problem+json")
     store.close()
 
 
