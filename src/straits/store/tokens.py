@@ -118,7 +118,7 @@ def _authenticate(store: Store, token: str | None) -> Principal:
             raise AuthError("token revoked", 401)
         if row.role not in ROLES:  # a role no Straits writes: `may` could not rank it (a 500)
             raise AuthError("this token's stored role was altered: it is not honoured", 401)
-        return Principal(row.id, row.tenant, row.role)  # type: ignore[arg-type]
+        return Principal(row.id, row.tenant, row.role)
 
 
 def list_tokens(store: Store) -> list[TokenRow]:
