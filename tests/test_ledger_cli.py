@@ -541,3 +541,48 @@ def test_a_broken_ledger_says_what_verified_before_the_problem(
         problem="x",
     )
     assert verified_part(v) == says
+
+
+def test_a_witness_sends_its_token_to_the_log_only_not_where_it_redirects() -> None:
+    """urllib keeps every header on a redirect: a log (or anyone on a plain-HTTP path to it)
+    answering 302 to another host was sent the witness's bearer token."""
+    import http.server
+    import threading
+
+    from straits.cli.ledger_proof_cmd import _get
+
+    seen: list[str | None] = []
+
+    class Other(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"checkpoint")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    other = http.server.HTTPServer(("127.0.0.1", 0), Other)
+    where = f"http://localhost:{other.server_address[1]}/elsewhere"  # another origin
+
+    class Log(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(302)
+            self.send_header("Location", where)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    log = http.server.HTTPServer(("127.0.0.1", 0), Log)
+    for server in (other, log):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert _get(f"http://127.0.0.1:{log.server_address[1]}/away", "st_a_b") == "checkpoint"
+        assert seen == ["Bearer st_a_b", None]
+    finally:
+        for server in (other, log):
+            server.shutdown()
+            server.server_close()

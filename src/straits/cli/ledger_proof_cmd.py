@@ -362,9 +362,31 @@ def _read_text(path: Path, option: str, cap: int = MAX_FETCH) -> str:
         raise InputError("not UTF-8 text", source=str(path), path=option) from None
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or default
+
+
 def _get(url: str, token: str | None) -> str:
     import urllib.error
     import urllib.request
+
+    class TokenStaysHome(urllib.request.HTTPRedirectHandler):
+        """Follows redirects, but sends the bearer token only to the origin it was given
+        for: urllib keeps every header on a redirect, so a log (or anyone on a plain-HTTP
+        path to it) answering 302 to another host was sent the token (httpx and requests
+        drop it too)."""
+
+        def redirect_request(  # type: ignore[no-untyped-def]
+            self, req, fp, code, msg, headers, newurl
+        ) -> urllib.request.Request | None:
+            new = super().redirect_request(req, fp, code, msg, headers, newurl)
+            if new is not None and _origin(newurl) != _origin(req.full_url):
+                new.remove_header("Authorization")
+            return new
 
     req = urllib.request.Request(url, headers={"Accept": "application/json, text/plain"})
     if token:
@@ -373,7 +395,7 @@ def _get(url: str, token: str | None) -> str:
 
     timeout = env_number("STRAITS_WITNESS_TIMEOUT", 10.0, 0.001, 3600.0, unit="seconds")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with urllib.request.build_opener(TokenStaysHome).open(req, timeout=timeout) as r:
             raw: bytes = r.read(MAX_FETCH + 1)
     except urllib.error.HTTPError as exc:
         raise InputError(
