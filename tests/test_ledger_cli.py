@@ -586,3 +586,44 @@ def test_a_witness_sends_its_token_to_the_log_only_not_where_it_redirects() -> N
         for server in (other, log):
             server.shutdown()
             server.server_close()
+
+
+def test_a_witness_gives_up_on_a_log_that_dribbles_its_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """STRAITS_WITNESS_TIMEOUT bounded each read of the socket, not the fetch: a log sending
+    a byte just inside it each time held a witness (a cron job) for as long as it liked."""
+    import http.server
+    import threading
+    import time
+
+    from straits.cli.ledger_proof_cmd import _get
+    from straits.errors import InputError
+
+    stop = threading.Event()
+
+    class Dribble(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            for _ in range(1000):
+                if stop.is_set():
+                    return
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.2)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Dribble)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("STRAITS_WITNESS_TIMEOUT", "1")
+    try:
+        with pytest.raises(InputError, match="within"):
+            _get(f"http://127.0.0.1:{server.server_address[1]}/checkpoint", None)
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()

@@ -394,15 +394,35 @@ def _get(url: str, token: str | None) -> str:
     from straits.limits import env_number
 
     timeout = env_number("STRAITS_WITNESS_TIMEOUT", 10.0, 0.001, 3600.0, unit="seconds")
-    try:
-        with urllib.request.build_opener(TokenStaysHome).open(req, timeout=timeout) as r:
-            raw: bytes = r.read(MAX_FETCH + 1)
-    except urllib.error.HTTPError as exc:
-        raise InputError(
-            f"HTTP {exc.code}: {exc.read(500).decode('utf-8', 'replace')}", source=url
-        ) from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise InputError(f"cannot fetch: {getattr(exc, 'reason', exc)}", source=url) from None
+
+    out: list[bytes | InputError] = []
+
+    def fetch() -> None:
+        try:
+            with urllib.request.build_opener(TokenStaysHome).open(req, timeout=timeout) as r:
+                out.append(r.read(MAX_FETCH + 1))
+        except urllib.error.HTTPError as exc:
+            out.append(
+                InputError(
+                    f"HTTP {exc.code}: {exc.read(500).decode('utf-8', 'replace')}", source=url
+                )
+            )
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            out.append(InputError(f"cannot fetch: {getattr(exc, 'reason', exc)}", source=url))
+
+    # the socket's timeout bounds each read, not the answer: a log sending a byte just inside
+    # it each time held the witness as long as it liked. The fetch runs in a daemon thread
+    # given the same time in all; one still running is abandoned (the command ends anyway)
+    import threading
+
+    worker = threading.Thread(target=fetch, name="straits-fetch", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not out:
+        raise InputError(f"no whole answer within {timeout:g} s", source=url)
+    if isinstance(out[0], InputError):
+        raise out[0]
+    raw = out[0]
     if len(raw) > MAX_FETCH:
         raise InputError(f"over {MAX_FETCH:,} bytes", source=url)
     try:
