@@ -118,6 +118,21 @@ def test_checkpoint_verify_and_older_heads(db_url: str, keyfile: Path, tmp_path:
         straits(
             "ledger", "checkpoint", "--db", db_url, "--key", str(other), "-o", str(stranger)
         ).returncode
+        == 1  # the log's latest checkpoint is not signed by it: no fork signed on top of it
+    )
+    assert (
+        straits(
+            "ledger",
+            "checkpoint",
+            "--db",
+            db_url,
+            "--key",
+            str(other),
+            "--pubkey",
+            f"{keyfile}.pub",  # a rotation: the log's earlier key is trusted
+            "-o",
+            str(stranger),
+        ).returncode
         == 0
     )
     for bad in (unsigned, stranger):
