@@ -465,3 +465,41 @@ def test_a_pack_file_that_is_a_fifo_or_a_device_is_exit_2(
     }[command]
     code, err = cli(*argv, stdin=REQUEST)
     assert code == 2 and name.split("/")[-1] in err
+
+
+@pytest.mark.parametrize("option", ["--key", "--pubkey"])
+def test_a_key_file_that_is_a_fifo_nothing_writes_is_exit_2_not_a_hang(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: str
+) -> None:
+    """`--key FIFO` (or STRAITS_LEDGER_KEY naming one, at `straits serve`) blocked in open()
+    forever when nothing wrote to it; now it waits PIPE_WAIT_S for a key to arrive."""
+    from straits.store import keys
+
+    monkeypatch.setattr(keys, "PIPE_WAIT_S", 0.5)
+    fifo = tmp_path / "key"
+    os.mkfifo(fifo)
+    load = keys.load_signer if option == "--key" else keys.load_verifier
+    with pytest.raises(InputError) as caught:
+        load(str(fifo), option)
+    assert caught.value.path == option and "nothing arrived" in str(caught.value)
+
+
+def test_a_key_given_through_a_pipe_is_read(tmp_path: Path) -> None:
+    """A key handed over a pipe (`--key <(vault read ...)`, never on disk) still works."""
+    import threading
+
+    from straits.store.keys import load_signer
+    from straits.store.note import Signer
+
+    signer = Signer.generate("straits.test/pipe")
+    fifo = tmp_path / "key"
+    os.mkfifo(fifo)
+
+    def write() -> None:
+        with fifo.open("w") as f:
+            f.write(signer.skey + "\n")
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    assert load_signer(fifo).verifier == signer.verifier
+    writer.join(10)
