@@ -317,6 +317,13 @@ def test_an_older_published_head_verifies_and_a_forged_one_fails(db_url: str) ->
     assert not bad.ok and "forged" in (bad.problem or "") and bad.first_bad == 5
     future = verify_store(store, Keys(), [ChainHead(20, v5.head_hash)])
     assert not future.ok and "removed from the end" in (future.problem or "")
+    # size 0: the empty tree's root and nothing else (any hash was 'proven'), as with --file
+    empty = ChainHead(0, merkle.EMPTY_ROOT.hex())
+    assert verify_store(store, Keys(), [empty]).ok and verify_heads(store, Keys(), [empty]).ok
+    for forged in (hashlib.sha256(b"forged").hexdigest(), ledger.GENESIS):
+        zero = ChainHead(0, forged)
+        assert not verify_store(store, Keys(), [zero]).ok
+        assert not verify_heads(store, Keys(), [zero]).ok
 
 
 def test_a_forged_latest_checkpoint_does_not_get_a_rewritten_log_signed(
