@@ -320,8 +320,8 @@ def test_an_older_published_head_verifies_and_a_forged_one_fails(db_url: str) ->
     # size 0: the empty tree's root and nothing else (any hash was 'proven'), as with --file
     empty = ChainHead(0, merkle.EMPTY_ROOT.hex())
     assert verify_store(store, Keys(), [empty]).ok and verify_heads(store, Keys(), [empty]).ok
-    for forged in (hashlib.sha256(b"forged").hexdigest(), ledger.GENESIS):
-        zero = ChainHead(0, forged)
+    for fake in (hashlib.sha256(b"forged").hexdigest(), ledger.GENESIS):
+        zero = ChainHead(0, fake)
         assert not verify_store(store, Keys(), [zero]).ok
         assert not verify_heads(store, Keys(), [zero]).ok
 
