@@ -15,8 +15,10 @@ import pytest
 
 from straits.errors import InputError, LedgerError, StraitsError
 from straits.loading import load_scenario
-from straits.store import Store
+from straits.store import Store, checkpoints
 from straits.store import ledger as ledger_mod
+from straits.store.keys import Keys
+from straits.store.note import Signer
 from straits.store.tables import AlteredRowError, PlanRow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,6 +140,22 @@ def test_a_tree_node_that_is_not_a_hash_fails_verification(recorded: Path, node:
     assert cli("ledger", "verify", "--db", f"sqlite:///{recorded}")[0] == 1
 
 
+@pytest.mark.parametrize(
+    "statement", ["DELETE FROM ledger_nodes", "UPDATE ledger_nodes SET hash=x'00'"]
+)
+def test_a_consistency_proof_from_a_damaged_tree_is_exit_1(
+    recorded: Path, tmp_path: Path, statement: str
+) -> None:
+    """`ledger checkpoint --since` read the proof's nodes without catching their damage: a
+    MissingNodeError traceback."""
+    key, db = tmp_path / "k", f"sqlite:///{recorded}"
+    assert cli("ledger", "keygen", "--origin", "straits.test/ops", "-o", str(key))[0] == 0
+    assert cli("ledger", "checkpoint", "--key", str(key), "--db", db)[0] == 0
+    alter(recorded, statement)
+    code, err = cli("ledger", "checkpoint", "--key", str(key), "--db", db, "--since", "1")
+    assert code == 1 and "Traceback" not in err, err
+
+
 ALTERED_ROWS = [
     "UPDATE plans SET created_at='garbage'",
     "UPDATE plans SET finished_at='2025-13-45'",
@@ -145,6 +163,21 @@ ALTERED_ROWS = [
     "UPDATE ledger SET tenant_seq='zz' WHERE seq=1",
     "UPDATE decisions SET created_at='x'",
     "UPDATE ledger_checkpoints SET created_at='x'",
+    # SQLite keeps a BLOB in a TEXT column: bytes where Straits reads text (500s on every proven
+    # read, the full verify, the receipt and the next append)
+    "UPDATE ledger SET body=x'ff00' WHERE seq=1",
+    "UPDATE ledger SET body=CAST(body AS BLOB) WHERE seq=2",
+    "UPDATE ledger SET salt=x'00' WHERE seq=1",
+    "UPDATE ledger_nodes SET hash=x'00ff' WHERE level=0 AND idx=0",
+    # tree rows the proof routes need, gone or not hashes (500s on /checkpoint?since and
+    # /consistency, which served the stored tree without catching its damage)
+    "DELETE FROM ledger_nodes",
+    "UPDATE ledger_nodes SET hash='zz'",
+    # BLOBs in the rows beside the log (500s on the plan list, the plan, its cancel)
+    "UPDATE plans SET status=x'ff'",
+    "UPDATE plans SET error=x'ff'",
+    "UPDATE scenarios SET name=x'ff'",
+    "UPDATE decisions SET answer=x'ff'",
 ]
 
 
@@ -166,25 +199,75 @@ def test_a_stored_value_straits_never_writes_is_a_409_not_a_500(
         == 0
     )
     assert cli("check", "--record", "--db", url, stdin=REQUEST)[0] == 0
+    signer = Signer.generate("straits.test/operators")
+    checkpoints.issue(Store(url), signer)
     alter(db, statement)
     store = Store(url)
-    token = create_token(store, "hz-cloud", "admin")[0]
+    tenant = sqlite3.connect(db).execute("SELECT tenant FROM plans").fetchone()[0]
+    app = create_app(store)
+    app.state.ledger_keys = Keys(signer)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        plan_id = sqlite3.connect(db).execute("SELECT id FROM plans").fetchone()[0]
+        for role_tenant, role in ((tenant, "admin"), (tenant, "planner")):
+            h = {"Authorization": f"Bearer {create_token(store, role_tenant, role)[0]}"}
+            for path in (
+                f"/v1/plans/{plan_id}",
+                f"/v1/plans/{plan_id}/plan",
+                "/v1/plans",
+                "/v1/ledger/entries",
+                "/v1/ledger/entries/1",
+                "/v1/ledger/entries/2",
+                "/v1/ledger/entries/1/receipt",
+                "/v1/ledger/verify",
+                "/v1/ledger/verify?quick=true",
+                "/v1/ledger/checkpoint?since=1",
+                "/v1/ledger/consistency?first=1&second=2",
+                "/v1/ledger/checkpoint?fresh=true",
+            ):
+                r = client.get(path, headers=h)
+                assert r.status_code < 500, (role, path, r.status_code)
+                if r.status_code >= 400:
+                    assert r.headers["content-type"].startswith("application/problem+json")
+            r = client.delete(f"/v1/plans/{plan_id}", headers=h)
+            assert r.status_code < 500, (role, "DELETE", r.status_code)
+            r = client.post("/v1/check?record=true", headers=h, content=REQUEST)
+            assert r.status_code < 500, (role, r.status_code)
+            if r.status_code >= 400:
+                assert r.headers["content-type"].startswith("application/problem+json")
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE tokens SET role='root'",
+        "UPDATE tokens SET role=x'ff'",
+        "UPDATE tokens SET secret_hash=CAST(secret_hash AS BLOB)",
+        "UPDATE tokens SET tenant=x'ff'",
+    ],
+)
+def test_a_token_row_straits_never_writes_is_a_401_not_a_500(
+    tmp_path: Path, statement: str
+) -> None:
+    """A role no Straits writes failed ranking it against the route's role (ValueError, a
+    500 on every planner route); a BLOB secret hash failed the constant-time compare."""
+    from fastapi.testclient import TestClient
+
+    from straits.server import create_app
+    from straits.store.tokens import create_token
+
+    db = tmp_path / "t.db"
+    store = Store(f"sqlite:///{db}")
+    token = create_token(store, "t", "planner")[0]
+    alter(db, statement)
     with TestClient(create_app(store), raise_server_exceptions=False) as client:
         h = {"Authorization": f"Bearer {token}"}
-        plan_id = sqlite3.connect(db).execute("SELECT id FROM plans").fetchone()[0]
-        for path in (
-            f"/v1/plans/{plan_id}",
-            f"/v1/plans/{plan_id}/plan",
-            "/v1/plans",
-            "/v1/ledger",
-            "/v1/ledger/1",
-            "/v1/ledger/verify",
+        for r in (
+            client.get("/v1/plans", headers=h),
+            client.post("/v1/check?record=true", headers=h, content=REQUEST),
+            client.delete("/v1/plans/abcd", headers=h),
         ):
-            r = client.get(path, headers=h)
-            assert r.status_code < 500, (path, r.status_code)
-        r = client.post("/v1/check?record=true", headers=h, content=REQUEST)
-        assert r.status_code < 500
-        if r.status_code >= 400:
+            assert r.status_code == 401, (r.status_code, r.text)
             assert r.headers["content-type"].startswith("application/problem+json")
     store.close()
 
@@ -382,3 +465,41 @@ def test_a_pack_file_that_is_a_fifo_or_a_device_is_exit_2(
     }[command]
     code, err = cli(*argv, stdin=REQUEST)
     assert code == 2 and name.split("/")[-1] in err
+
+
+@pytest.mark.parametrize("option", ["--key", "--pubkey"])
+def test_a_key_file_that_is_a_fifo_nothing_writes_is_exit_2_not_a_hang(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: str
+) -> None:
+    """`--key FIFO` (or STRAITS_LEDGER_KEY naming one, at `straits serve`) blocked in open()
+    forever when nothing wrote to it; now it waits PIPE_WAIT_S for a key to arrive."""
+    from straits.store import keys
+
+    monkeypatch.setattr(keys, "PIPE_WAIT_S", 0.5)
+    fifo = tmp_path / "key"
+    os.mkfifo(fifo)
+    load = keys.load_signer if option == "--key" else keys.load_verifier
+    with pytest.raises(InputError) as caught:
+        load(str(fifo), option)
+    assert caught.value.path == option and "nothing arrived" in str(caught.value)
+
+
+def test_a_key_given_through_a_pipe_is_read(tmp_path: Path) -> None:
+    """A key handed over a pipe (`--key <(vault read ...)`, never on disk) still works."""
+    import threading
+
+    from straits.store.keys import load_signer
+    from straits.store.note import Signer
+
+    signer = Signer.generate("straits.test/pipe")
+    fifo = tmp_path / "key"
+    os.mkfifo(fifo)
+
+    def write() -> None:
+        with fifo.open("w") as f:
+            f.write(signer.skey + "\n")
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    assert load_signer(fifo).verifier == signer.verifier
+    writer.join(10)

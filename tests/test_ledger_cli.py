@@ -118,6 +118,21 @@ def test_checkpoint_verify_and_older_heads(db_url: str, keyfile: Path, tmp_path:
         straits(
             "ledger", "checkpoint", "--db", db_url, "--key", str(other), "-o", str(stranger)
         ).returncode
+        == 1  # the log's latest checkpoint is not signed by it: no fork signed on top of it
+    )
+    assert (
+        straits(
+            "ledger",
+            "checkpoint",
+            "--db",
+            db_url,
+            "--key",
+            str(other),
+            "--pubkey",
+            f"{keyfile}.pub",  # a rotation: the log's earlier key is trusted
+            "-o",
+            str(stranger),
+        ).returncode
         == 0
     )
     for bad in (unsigned, stranger):
@@ -541,3 +556,89 @@ def test_a_broken_ledger_says_what_verified_before_the_problem(
         problem="x",
     )
     assert verified_part(v) == says
+
+
+def test_a_witness_sends_its_token_to_the_log_only_not_where_it_redirects() -> None:
+    """urllib keeps every header on a redirect: a log (or anyone on a plain-HTTP path to it)
+    answering 302 to another host was sent the witness's bearer token."""
+    import http.server
+    import threading
+
+    from straits.cli.ledger_proof_cmd import _get
+
+    seen: list[str | None] = []
+
+    class Other(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"checkpoint")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    other = http.server.HTTPServer(("127.0.0.1", 0), Other)
+    where = f"http://localhost:{other.server_address[1]}/elsewhere"  # another origin
+
+    class Log(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(302)
+            self.send_header("Location", where)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    log = http.server.HTTPServer(("127.0.0.1", 0), Log)
+    for server in (other, log):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert _get(f"http://127.0.0.1:{log.server_address[1]}/away", "st_a_b") == "checkpoint"
+        assert seen == ["Bearer st_a_b", None]
+    finally:
+        for server in (other, log):
+            server.shutdown()
+            server.server_close()
+
+
+def test_a_witness_gives_up_on_a_log_that_dribbles_its_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """STRAITS_WITNESS_TIMEOUT bounded each read of the socket, not the fetch: a log sending
+    a byte just inside it each time held a witness (a cron job) for as long as it liked."""
+    import http.server
+    import threading
+    import time
+
+    from straits.cli.ledger_proof_cmd import _get
+    from straits.errors import InputError
+
+    stop = threading.Event()
+
+    class Dribble(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            for _ in range(1000):
+                if stop.is_set():
+                    return
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.2)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Dribble)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("STRAITS_WITNESS_TIMEOUT", "1")
+    try:
+        with pytest.raises(InputError, match="within"):
+            _get(f"http://127.0.0.1:{server.server_address[1]}/checkpoint", None)
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()

@@ -17,11 +17,11 @@ from straits.errors import LedgerError
 from straits.loading import load_scenario
 from straits.plan import Plan, make_plan
 from straits.rules import RuleSet
-from straits.store import Store, checkpoints, ledger, merkle
+from straits.store import Store, checkpoints, ledger, merkle, tree
 from straits.store.integrity import ChainHead, verify_heads, verify_store
 from straits.store.keys import Keys
 from straits.store.ledger import Entry, canonical
-from straits.store.note import Signer, open_checkpoint
+from straits.store.note import Checkpoint, Signer, open_checkpoint, sign_checkpoint
 from straits.store.proven import prove_entry
 from straits.store.records import (
     find_plan,
@@ -317,6 +317,44 @@ def test_an_older_published_head_verifies_and_a_forged_one_fails(db_url: str) ->
     assert not bad.ok and "forged" in (bad.problem or "") and bad.first_bad == 5
     future = verify_store(store, Keys(), [ChainHead(20, v5.head_hash)])
     assert not future.ok and "removed from the end" in (future.problem or "")
+    # size 0: the empty tree's root and nothing else (any hash was 'proven'), as with --file
+    empty = ChainHead(0, merkle.EMPTY_ROOT.hex())
+    assert verify_store(store, Keys(), [empty]).ok and verify_heads(store, Keys(), [empty]).ok
+    for fake in (hashlib.sha256(b"forged").hexdigest(), ledger.GENESIS):
+        zero = ChainHead(0, fake)
+        assert not verify_store(store, Keys(), [zero]).ok
+        assert not verify_heads(store, Keys(), [zero]).ok
+
+
+def test_a_forged_latest_checkpoint_does_not_get_a_rewritten_log_signed(
+    db_url: str, keys: Keys
+) -> None:
+    """A database writer rewrites the log, appends an entry and inserts a checkpoint row of
+    the rewritten log signed by another key: issuing must not take that row for the log's own
+    latest checkpoint and sign the rewritten history (it did: the consistency check before
+    signing opened the latest row without checking its signature)."""
+    store = Store(db_url)
+    fill(store, 8)
+    assert keys.signer is not None
+    checkpoints.issue(store, keys.signer)
+    _rewrite_everything(db_url, 2)
+    fill(Store(db_url), 1)
+    with Store(db_url).session() as s:
+        root8 = tree.proofs(s, roots=[8]).root(8)
+    other = Signer.generate(ORIGIN)
+    sql(
+        db_url,
+        "INSERT INTO ledger_checkpoints (size, root, origin, key_id, note, created_at) "
+        "VALUES (8, :r, :o, :k, :n, '2026-12-01T00:00:00+00:00')",
+        r=root8.hex(),
+        o=ORIGIN,
+        k=f"{other.verifier.id:08x}",
+        n=sign_checkpoint(Checkpoint(ORIGIN, 8, root8), other),
+    )
+    with pytest.raises(LedgerError, match="not trustworthy"):
+        checkpoints.issue(Store(db_url), keys.signer)
+    with create_engine(db_url).connect() as conn:
+        assert conn.execute(text("SELECT max(size) FROM ledger_checkpoints")).scalar() == 8
 
 
 # --- verified reads ------------------------------------------------------------------------------
@@ -492,3 +530,25 @@ def test_reads_are_anchored_to_the_signed_checkpoint(
         prove_entry(Store(db_url), seq, keys)
     with pytest.raises(LedgerError):
         find_plan(Store(db_url), plan_id)  # configured keys come from the environment
+
+
+def test_a_forged_checkpoint_beyond_the_log_is_named_as_forged(db_url: str, keys: Keys) -> None:
+    """A row claiming a size the log never reached, signed by no trusted key, is reported as
+    untrustworthy, not as entries removed from the log (which blamed the log's history)."""
+    store = Store(db_url)
+    fill(store, 3)
+    assert keys.signer is not None
+    checkpoints.issue(store, keys.signer)
+    other = Signer.generate(ORIGIN)
+    root = hashlib.sha256(b"x").digest()
+    sql(
+        db_url,
+        "INSERT INTO ledger_checkpoints (size, root, origin, key_id, note, created_at) "
+        "VALUES (1000000, :r, :o, :k, :n, '2026-12-01T00:00:00+00:00')",
+        r=root.hex(),
+        o=ORIGIN,
+        k=f"{other.verifier.id:08x}",
+        n=sign_checkpoint(Checkpoint(ORIGIN, 1000000, root), other),
+    )
+    with pytest.raises(LedgerError, match="not trustworthy"):
+        checkpoints.issue(Store(db_url), keys.signer)

@@ -305,3 +305,11 @@ def test_hashes_of_the_wrong_length_are_refused() -> None:
         merkle.verify_inclusion(0, 2, b"short", [ROOTS[1]], ROOTS[2])
     with pytest.raises(ProofError):
         merkle.verify_consistency(1, 2, ROOTS[1], ROOTS[2], [b"\x00" * 31])
+
+
+def test_only_the_empty_root_is_a_prefix_of_size_zero() -> None:
+    """A consistency 'proof' from size 0 accepted any root: `ledger verify --head 0:<any
+    hash>` said 'proven by consistency proof 0 -> N'."""
+    merkle.verify_consistency(0, 2, merkle.EMPTY_ROOT, ROOTS[2], [])
+    with pytest.raises(ProofError):
+        merkle.verify_consistency(0, 2, ROOTS[2], ROOTS[2], [])

@@ -97,7 +97,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Sign the log's current head (origin, size, Merkle root) as a C2SP checkpoint and
         print it; without a signing key, print the latest one the log issued."""
-        from straits.store import checkpoints, tree
+        from straits.store import checkpoints
 
         if state.server_url:
             _remote_checkpoint(output, since, json_out)
@@ -106,7 +106,7 @@ def register(app: typer.Typer) -> None:
             keys = keys_from(key, pubkey)
             store = open_store(db)
             if keys.signer is not None:
-                cp = checkpoints.issue(store, keys.signer)
+                cp = checkpoints.issue(store, keys.signer, keys.verifiers)
             else:
                 found = checkpoints.latest(store, keys)
                 if found is None:
@@ -131,7 +131,7 @@ def register(app: typer.Typer) -> None:
                         f"{since} is beyond the checkpoint's {size} entries", path="--since"
                     )
                 with store.session() as s:
-                    proof = tree.proofs(s, consistencies=[(since, size)]).consistency(since, size)
+                    proof = checkpoints.consistency_proof(s, since, size)
                 import base64
 
                 doc["consistency"] = {
@@ -362,9 +362,31 @@ def _read_text(path: Path, option: str, cap: int = MAX_FETCH) -> str:
         raise InputError("not UTF-8 text", source=str(path), path=option) from None
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or default
+
+
 def _get(url: str, token: str | None) -> str:
     import urllib.error
     import urllib.request
+
+    class TokenStaysHome(urllib.request.HTTPRedirectHandler):
+        """Follows redirects, but sends the bearer token only to the origin it was given
+        for: urllib keeps every header on a redirect, so a log (or anyone on a plain-HTTP
+        path to it) answering 302 to another host was sent the token (httpx and requests
+        drop it too)."""
+
+        def redirect_request(  # type: ignore[no-untyped-def]
+            self, req, fp, code, msg, headers, newurl
+        ) -> urllib.request.Request | None:
+            new = super().redirect_request(req, fp, code, msg, headers, newurl)
+            if new is not None and _origin(newurl) != _origin(req.full_url):
+                new.remove_header("Authorization")
+            return new
 
     req = urllib.request.Request(url, headers={"Accept": "application/json, text/plain"})
     if token:
@@ -372,15 +394,35 @@ def _get(url: str, token: str | None) -> str:
     from straits.limits import env_number
 
     timeout = env_number("STRAITS_WITNESS_TIMEOUT", 10.0, 0.001, 3600.0, unit="seconds")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            raw: bytes = r.read(MAX_FETCH + 1)
-    except urllib.error.HTTPError as exc:
-        raise InputError(
-            f"HTTP {exc.code}: {exc.read(500).decode('utf-8', 'replace')}", source=url
-        ) from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise InputError(f"cannot fetch: {getattr(exc, 'reason', exc)}", source=url) from None
+
+    out: list[bytes | InputError] = []
+
+    def fetch() -> None:
+        try:
+            with urllib.request.build_opener(TokenStaysHome).open(req, timeout=timeout) as r:
+                out.append(r.read(MAX_FETCH + 1))
+        except urllib.error.HTTPError as exc:
+            out.append(
+                InputError(
+                    f"HTTP {exc.code}: {exc.read(500).decode('utf-8', 'replace')}", source=url
+                )
+            )
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            out.append(InputError(f"cannot fetch: {getattr(exc, 'reason', exc)}", source=url))
+
+    # the socket's timeout bounds each read, not the answer: a log sending a byte just inside
+    # it each time held the witness as long as it liked. The fetch runs in a daemon thread
+    # given the same time in all; one still running is abandoned (the command ends anyway)
+    import threading
+
+    worker = threading.Thread(target=fetch, name="straits-fetch", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not out:
+        raise InputError(f"no whole answer within {timeout:g} s", source=url)
+    if isinstance(out[0], InputError):
+        raise out[0]
+    raw = out[0]
     if len(raw) > MAX_FETCH:
         raise InputError(f"over {MAX_FETCH:,} bytes", source=url)
     try:

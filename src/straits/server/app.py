@@ -29,6 +29,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from straits import __version__
 from straits.errors import (
@@ -281,6 +282,15 @@ def _errors(app: FastAPI) -> None:
     async def _auth(request: Request, exc: AuthError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return problem(exc.status, str(exc), instance=request.url.path, headers=headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        # the client closed the connection before its body arrived: nobody reads this answer,
+        # and it is no incident (it was a 500 with two stack traces in the log per client)
+        log.info("client gone before its body arrived: %s %s", request.method, request.url.path)
+        return problem(
+            400, "the connection closed before the body arrived", instance=request.url.path
+        )
 
     @app.exception_handler(NotFoundError)
     async def _missing(request: Request, exc: NotFoundError) -> JSONResponse:

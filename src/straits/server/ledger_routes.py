@@ -20,7 +20,7 @@ from straits.errors import InputError, LedgerError, NotFoundError, RequestError
 from straits.server.auth import Caller, refuse
 from straits.server.problems import openapi_responses as problems_doc
 from straits.server.problems import problem
-from straits.store import checkpoints, integrity, ledger, tree
+from straits.store import checkpoints, integrity, ledger
 from straits.store.db import Store
 from straits.store.keys import Keys
 from straits.store.ledger import Entry
@@ -66,7 +66,10 @@ def unproven_view(store: Store, who: Principal | None, exc: LedgerError) -> tupl
     own entry number (the message names global numbers and the log's size)."""
     if who is not None and who.is_admin:
         return str(exc), exc.seq
-    e = ledger.get_entry(store, exc.seq) if exc.seq is not None and exc.seq > 0 else None
+    try:
+        e = ledger.get_entry(store, exc.seq) if exc.seq is not None and exc.seq > 0 else None
+    except LedgerError:  # the entry's own row cannot be read (AlteredRowError)
+        e = None
     n = e.tenant_seq if e is not None and who is not None and e.tenant == who.tenant else None
     mine = f" (your ledger entry {n})" if n is not None else ""
     return (
@@ -238,7 +241,7 @@ def ledger_checkpoint(
                 instance=request.url.path,
                 expected="a server started with STRAITS_LEDGER_KEY",
             )
-        cp = checkpoints.issue(store, keys.signer)
+        cp = checkpoints.issue(store, keys.signer, keys.verifiers)
     else:
         found = checkpoints.latest(store, keys)
         if found is None:
@@ -258,8 +261,8 @@ def ledger_checkpoint(
                 f"since={since} is beyond the checkpoint's {size} entries", path="since"
             )
         with store.session() as s:
-            proof = tree.proofs(s, consistencies=[(since, size)]).consistency(since, size)
-        out["consistency"] = {"from": since, "to": size, "proof": _b64(proof)}
+            proof = _b64(checkpoints.consistency_proof(s, since, size))
+        out["consistency"] = {"from": since, "to": size, "proof": proof}
     return out
 
 
@@ -288,5 +291,5 @@ def ledger_consistency(
                 f"second <= {limit} ({bound})",
                 path="second",
             )
-        proof = tree.proofs(s, consistencies=[(first, second)]).consistency(first, second)
-    return {"first": first, "second": second, "proof": _b64(proof)}
+        proof = _b64(checkpoints.consistency_proof(s, first, second))
+    return {"first": first, "second": second, "proof": proof}

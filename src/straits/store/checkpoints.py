@@ -49,11 +49,24 @@ def tree_head_size(session: Session) -> int:
 
 
 def tree_head(session: Session) -> TreeHead:
-    """The size and root of the stored tree (from the stored nodes, nothing verified)."""
+    """The size and root of the stored tree (from the stored nodes, nothing verified);
+    ``LedgerError`` when the nodes of the root were deleted or are not hashes."""
     size = tree_head_size(session)
     if size == 0:
         return TreeHead(0, EMPTY_ROOT)
-    return TreeHead(size, tree.proofs(session, roots=[size]).root(size))
+    try:
+        return TreeHead(size, tree.proofs(session, roots=[size]).root(size))
+    except (tree.MissingNodeError, ValueError) as exc:
+        raise LedgerError(f"the log of {size} entries has no root to sign: {exc}") from None
+
+
+def consistency_proof(session: Session, first: int, second: int) -> list[bytes]:
+    """An RFC 9162 consistency proof from the stored tree; ``LedgerError`` when the nodes it
+    needs were deleted or are not hashes (the tree was altered)."""
+    try:
+        return tree.proofs(session, consistencies=[(first, second)]).consistency(first, second)
+    except (tree.MissingNodeError, ValueError) as exc:
+        raise LedgerError(f"no consistency proof from {first} to {second}: {exc}") from None
 
 
 def latest_row(session: Session, *, min_size: int = 0) -> LedgerCheckpoint | None:
@@ -90,12 +103,17 @@ def open_row(row: LedgerCheckpoint, keys: Keys) -> SignedCheckpoint:
     return cp
 
 
-def issue(store: Store, signer: Signer) -> SignedCheckpoint:
+def issue(store: Store, signer: Signer, verifiers: tuple[Verifier, ...] = ()) -> SignedCheckpoint:
     """Sign the current tree head (or return the latest checkpoint if the log has not grown
-    since). The tree is not re-verified here; ``ledger verify`` does that."""
+    since). The tree is not re-verified here; ``ledger verify`` does that. The latest stored
+    checkpoint, which the head must extend, is trusted only if ``signer`` or one of
+    ``verifiers`` (earlier keys of the log) signed it: a row the database writer inserted
+    would otherwise have the log sign the history it rewrote."""
+    trust = Keys(signer, verifiers)
     with store.write() as s:
         head = tree_head(s)
         last = latest_row(s)
+        opened = open_row(last, trust) if last is not None else None  # before trusting its size
         if last is not None and last.size == head.size and last.origin == signer.name:
             if last.root != head.root.hex():
                 raise LedgerError(
@@ -104,7 +122,8 @@ def issue(store: Store, signer: Signer) -> SignedCheckpoint:
                     "to sign a second root for the same size",
                     head.size,
                 )
-            return open_row(last, Keys(signer))
+            assert opened is not None
+            return opened
         if last is not None and last.size > head.size:
             raise LedgerError(
                 f"checkpoint #{last.id} was signed at {last.size} entries but "
@@ -112,8 +131,8 @@ def issue(store: Store, signer: Signer) -> SignedCheckpoint:
                 "sign a smaller log",
                 head.size + 1,
             )
-        if last is not None and last.size:
-            _extends(s, last, head)
+        if last is not None and opened is not None and last.size:
+            _extends(s, opened, last, head)
         cp = Checkpoint(signer.name, head.size, head.root)
         try:
             note = sign_checkpoint(cp, signer)
@@ -131,10 +150,9 @@ def issue(store: Store, signer: Signer) -> SignedCheckpoint:
         return SignedCheckpoint(cp, note, signer.verifier)
 
 
-def _extends(s: Session, last: LedgerCheckpoint, head: TreeHead) -> None:
+def _extends(s: Session, cp: SignedCheckpoint, last: LedgerCheckpoint, head: TreeHead) -> None:
     """The stored tree extends the latest checkpoint (a consistency proof, ``O(log n)``
     nodes), or ``LedgerError``: signing it would put the log's own signature on a fork."""
-    cp = open_row(last, Keys())
     try:
         p = tree.proofs(s, consistencies=[(cp.checkpoint.size, head.size)])
         merkle.verify_consistency(
@@ -172,7 +190,7 @@ def covering(store: Store, keys: Keys, size: int) -> SignedCheckpoint:
     ):
         return cp
     if keys.signer is not None:
-        return issue(store, keys.signer)
+        return issue(store, keys.signer, keys.verifiers)
     raise NoCheckpointError(
         f"no signed checkpoint covers entry {size} yet, and no "
         "signing key is configured to issue one",

@@ -203,6 +203,8 @@ def verify_consistency(
     if first == 0:
         if proof:
             raise ProofError("a proof from the empty tree must be empty")
+        if first_root != EMPTY_ROOT:  # any root was taken for the empty tree's
+            raise ProofError("the root of the empty tree is the hash of nothing")
         return
     if not proof:
         raise ProofError("the consistency proof is empty")

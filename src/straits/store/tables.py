@@ -79,6 +79,27 @@ class Count(TypeDecorator[int]):
         )
 
 
+class Str(TypeDecorator[str]):
+    """Text. SQLite stores any value in a TEXT column; one that is not text (a BLOB:
+    ``body = x'ff00'``) is an :class:`AlteredRowError`, never a TypeError where the hashes
+    are computed (a 500 on every proven read, the receipt and the full verify)."""
+
+    impl = String
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        raise AlteredRowError(
+            f"a stored text {str(value)[:40]!r} is not text: the database was altered"
+        )
+
+
+class LongStr(Str):
+    impl = Text
+    cache_ok = True
+
+
 class BigCount(Count):
     impl = BigInteger
     cache_ok = True
@@ -97,8 +118,8 @@ class ScenarioRow(Base):
 
     __tablename__ = "scenarios"
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
-    body: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Str(200))
+    body: Mapped[str] = mapped_column(LongStr)
     created_at: Mapped[dt.datetime] = mapped_column(Time(), default=utcnow)
 
 
@@ -109,23 +130,23 @@ class PlanRow(Base):
 
     __tablename__ = "plans"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    tenant: Mapped[str] = mapped_column(String(100), index=True)
-    actor: Mapped[str] = mapped_column(String(200))
+    tenant: Mapped[str] = mapped_column(Str(100), index=True)
+    actor: Mapped[str] = mapped_column(Str(200))
     scenario_digest: Mapped[str] = mapped_column(ForeignKey("scenarios.digest"))
-    options: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16))
-    progress: Mapped[str | None] = mapped_column(Text, nullable=True)
-    result: Mapped[str | None] = mapped_column(Text, nullable=True)
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    options: Mapped[str] = mapped_column(LongStr)
+    status: Mapped[str] = mapped_column(Str(16))
+    progress: Mapped[str | None] = mapped_column(LongStr, nullable=True)
+    result: Mapped[str | None] = mapped_column(LongStr, nullable=True)
+    error: Mapped[str | None] = mapped_column(LongStr, nullable=True)
     ledger_seq: Mapped[int | None] = mapped_column(Count, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(Time(), default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(Time(), nullable=True)
     record: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     """Append the finished plan to the ledger."""
-    rules_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    rules_digest: Mapped[str | None] = mapped_column(Str(64), nullable=True)
     """The rules the accepting server had: only a worker with the same rules runs it."""
     attempts: Mapped[int] = mapped_column(Count, default=0, server_default="0")
-    worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    worker: Mapped[str | None] = mapped_column(Str(200), nullable=True)
     """The worker holding (or that last held) the lease: ``host:pid:nonce``."""
     lease_until: Mapped[dt.datetime | None] = mapped_column(Time(), nullable=True)
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(Time(), nullable=True)
@@ -141,10 +162,10 @@ class DecisionRow(Base):
 
     __tablename__ = "decisions"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    tenant: Mapped[str] = mapped_column(String(100), index=True)
-    actor: Mapped[str] = mapped_column(String(200))
-    request: Mapped[str] = mapped_column(Text)
-    answer: Mapped[str] = mapped_column(Text)
+    tenant: Mapped[str] = mapped_column(Str(100), index=True)
+    actor: Mapped[str] = mapped_column(Str(200))
+    request: Mapped[str] = mapped_column(LongStr)
+    answer: Mapped[str] = mapped_column(LongStr)
     ledger_seq: Mapped[int] = mapped_column(Count)
     created_at: Mapped[dt.datetime] = mapped_column(Time(), default=utcnow)
 
@@ -156,16 +177,16 @@ class LedgerRow(Base):
 
     __tablename__ = "ledger"
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    recorded_at: Mapped[str] = mapped_column(String(40))
-    tenant: Mapped[str] = mapped_column(String(100), index=True)
-    actor: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(16))
-    body: Mapped[str] = mapped_column(Text)
-    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    recorded_at: Mapped[str] = mapped_column(Str(40))
+    tenant: Mapped[str] = mapped_column(Str(100), index=True)
+    actor: Mapped[str] = mapped_column(Str(200))
+    kind: Mapped[str] = mapped_column(Str(16))
+    body: Mapped[str] = mapped_column(LongStr)
+    prev_hash: Mapped[str] = mapped_column(Str(64), unique=True)
+    hash: Mapped[str] = mapped_column(Str(64), unique=True)
     tenant_seq: Mapped[int] = mapped_column(Count)
     """1, 2, 3 within the tenant: the number a tenant sees (global numbers stay private)"""
-    salt: Mapped[str] = mapped_column(String(32))
+    salt: Mapped[str] = mapped_column(Str(32))
     """random hex in the entry's Merkle leaf, so a sibling hash in another tenant's receipt
     cannot be matched against guessed content ('' for entries recorded before the tree)"""
 
@@ -217,10 +238,10 @@ class TokenRow(Base):
 
     __tablename__ = "tokens"
     id: Mapped[str] = mapped_column(String(16), primary_key=True)
-    tenant: Mapped[str] = mapped_column(String(100))
-    role: Mapped[str] = mapped_column(String(16))
-    secret_hash: Mapped[str] = mapped_column(String(64))
-    label: Mapped[str] = mapped_column(String(200), default="")
+    tenant: Mapped[str] = mapped_column(Str(100))
+    role: Mapped[str] = mapped_column(Str(16))
+    secret_hash: Mapped[str] = mapped_column(Str(64))
+    label: Mapped[str] = mapped_column(Str(200), default="")
     created_at: Mapped[dt.datetime] = mapped_column(Time(), default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(Time(), nullable=True)
 

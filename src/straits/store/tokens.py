@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from straits.errors import AuthError, InputError, NotFoundError
 from straits.store.db import Store
-from straits.store.tables import TokenRow
+from straits.store.tables import AlteredRowError, TokenRow
 
 Role = Literal["viewer", "planner", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "planner", "admin")
@@ -106,12 +106,19 @@ def _authenticate(store: Store, token: str | None) -> Principal:
     if len(parts) != 3 or f"{parts[0]}_" != PREFIX or not parts[1] or not parts[2]:
         raise AuthError("malformed token: expected st_<id>_<secret>", 401)
     with store.session() as s:
-        row = s.get(TokenRow, parts[1])
+        try:
+            row = s.get(TokenRow, parts[1])
+        except AlteredRowError:  # a value Straits never writes in the token's row
+            raise AuthError(
+                "this token's stored row was altered: it is not honoured", 401
+            ) from None
         if row is None or not hmac.compare_digest(row.secret_hash, _hash(parts[2])):
             raise AuthError("invalid token", 401)
         if row.revoked_at is not None:
             raise AuthError("token revoked", 401)
-        return Principal(row.id, row.tenant, row.role)  # type: ignore[arg-type]
+        if row.role not in ROLES:  # a role no Straits writes: `may` could not rank it (a 500)
+            raise AuthError("this token's stored role was altered: it is not honoured", 401)
+        return Principal(row.id, row.tenant, row.role)
 
 
 def list_tokens(store: Store) -> list[TokenRow]:

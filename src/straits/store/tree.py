@@ -84,7 +84,7 @@ def fetch(session: Session | Connection, nodes: Iterable[Node]) -> dict[Node, by
 def _unhex(h: str, node: Node) -> bytes:
     try:
         raw = bytes.fromhex(h)
-    except ValueError:
+    except (ValueError, TypeError):  # TypeError: not text (SQLite keeps a BLOB in the column)
         raw = b""
     if len(raw) != merkle.HASH_SIZE:
         level, idx = node
