@@ -642,3 +642,21 @@ def test_a_witness_gives_up_on_a_log_that_dribbles_its_answer(
         stop.set()
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize(("mode", "warned"), [(0o600, False), (0o640, True), (0o644, True)])
+def test_a_signing_key_others_can_read_is_used_with_a_warning(
+    keyfile: Path, tmp_path: Path, mode: int, warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ssh refuses a private key others can read; Straits warns (Kubernetes mounts secrets
+    0644 by default) and goes on."""
+    from straits.store.keys import load_signer
+
+    copy = tmp_path / f"key-{mode:o}"
+    shutil.copyfile(keyfile, copy)
+    copy.chmod(mode)
+    with caplog.at_level("WARNING", logger="straits.store.keys"):
+        signer = load_signer(copy)
+    assert signer.name == ORIGIN
+    shown = [r for r in caplog.records if r.name == "straits.store.keys" and str(copy) in r.message]
+    assert bool(shown) is warned

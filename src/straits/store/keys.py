@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import secrets
 import select
@@ -26,6 +27,9 @@ from pathlib import Path
 
 from straits.errors import InputError
 from straits.store.note import NoteError, Signer, Verifier
+
+log = logging.getLogger(__name__)
+_warned: set[str] = set()
 
 KEY_ENV = "STRAITS_LEDGER_KEY"
 PUBKEY_ENV = "STRAITS_LEDGER_PUBKEY"
@@ -87,8 +91,26 @@ def _read(path: Path, what: str, option: str) -> str:
         ) from None
 
 
+def _warn_if_shared(path: Path) -> None:
+    """One warning when other users may read the signing key (``ssh`` refuses such keys;
+    Straits only warns, since Kubernetes mounts secrets 0644 unless told otherwise)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077 and str(path) not in _warned:
+        _warned.add(str(path))
+        log.warning(
+            "the ledger signing key %s can be read by other users (mode %04o): whoever reads "
+            "it can sign checkpoints; `chmod 600` it",
+            path,
+            stat.S_IMODE(st.st_mode),
+        )
+
+
 def load_signer(path: str | Path, option: str = "--key") -> Signer:
     text = _read(Path(path), "ledger signing key", option)
+    _warn_if_shared(Path(path))
     try:
         return Signer.parse(text)
     except NoteError as exc:
