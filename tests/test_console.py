@@ -549,3 +549,28 @@ def test_a_plan_not_recorded_can_be_looked_at(
     other.sign_in(create_token(store, "other-co", "planner")[0])
     for suffix in ("", "/report.html", "/compare", "/whatif", "/plan.json"):
         assert other.client.get(f"/ui/plans/{plan_id}{suffix}").status_code == 404, suffix
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/ui/no-such-page", 404),
+        ("GET", "/ui/plans/x/no-such-view", 404),
+        ("DELETE", "/ui/", 405),
+        ("GET", "/ui/rules?regime=" + "x" * 41, 400),
+    ],
+)
+def test_what_fastapi_refuses_under_ui_is_an_html_page(
+    console: tuple[object, Store], method: str, path: str, status: int
+) -> None:
+    """A /ui path no page serves, a method a page does not take, a query value over its limit:
+    refused before any page runs, they were the API's problem+json in the browser."""
+    app, store = console
+    b = Browser(app, store)
+    b.sign_in(create_token(store, "hz-cloud", "planner")[0])
+    r = b.client.request(method, path)
+    assert r.status_code == status
+    assert r.headers["content-type"].startswith("text/html")
+    assert "content-security-policy" in r.headers
+    api = b.client.request(method, path.replace("/ui/", "/v1/", 1))
+    assert api.headers["content-type"].startswith("application/problem+json")

@@ -167,6 +167,41 @@ def _html_errors_under_ui(app: FastAPI) -> None:
             return handler
 
         app.add_exception_handler(cls, make(cls, status, json_handler))
+    _html_http_errors_under_ui(app)
+
+
+def _html_http_errors_under_ui(app: FastAPI) -> None:
+    """What FastAPI refuses before a page runs (a /ui path no page serves, a method it does
+    not take, a query or form value over its limit) as an HTML page under /ui too: a browser
+    showed the API's problem+json."""
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    http_json: Any = app.exception_handlers.get(StarletteHTTPException)
+    invalid_json: Any = app.exception_handlers.get(RequestValidationError)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        if request.url.path.startswith("/ui/") and isinstance(exc, StarletteHTTPException):
+            page = error_page_for(request, StraitsError(str(exc.detail)), exc.status_code)
+            for name, value in (exc.headers or {}).items():
+                page.headers[name] = value
+            return page
+        assert http_json is not None
+        response: Response = await http_json(request, exc)
+        return response
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        if request.url.path.startswith("/ui/") and isinstance(exc, RequestValidationError):
+            first = exc.errors()[0] if exc.errors() else {}
+            where = ".".join(str(p) for p in first.get("loc", ())[1:])
+            detail = str(first.get("msg", "invalid request"))
+            return error_page_for(request, InputError(detail, path=where or None), 400)
+        assert invalid_json is not None
+        response: Response = await invalid_json(request, exc)
+        return response
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, invalid)
 
 
 def error_page_for(request: Request, exc: StraitsError, status: int) -> Response:

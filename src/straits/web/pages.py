@@ -456,9 +456,13 @@ async def rules_page(
 
 def error_page(request: Request, exc: StraitsError, status: int) -> Response:
     signed = session.current(request)
-    heading = {400: "Bad request", 403: "Forbidden", 404: "Not found", 409: "Not ready"}.get(
-        status, "Error"
-    )
+    heading = {
+        400: "Bad request",
+        403: "Forbidden",
+        404: "Not found",
+        405: "Method not allowed",
+        409: "Not ready",
+    }.get(status, "Error")
     return render(
         "error.html.j2",
         status=status,
