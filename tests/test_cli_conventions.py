@@ -207,6 +207,33 @@ def test_bad_output_formats_exit_2(args: tuple[str, ...], words: tuple[str, ...]
     one_line_error(run(*args), *words)
 
 
+#: the byte 0xFF, which is no UTF-8, as Python holds it in sys.argv (surrogateescape)
+NOT_UTF8 = "\udcff"
+EXAMPLE = ROOT / "examples" / "offshore-2025.yaml"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("export", str(EXAMPLE), "--to", "slurm", "-o", "x", "--run", NOT_UTF8),
+        ("ledger", "show", "--tenant", NOT_UTF8),
+        ("impact", "--date", "2025-07-01", "--tenant", NOT_UTF8),
+        ("tokens", "revoke", NOT_UTF8),
+        ("market", "sweep", "--runs", "2", "--out", "sweep-" + NOT_UTF8),
+    ],
+)
+def test_an_argument_that_is_not_utf8_exits_2(
+    args: tuple[str, ...], home: dict[str, str], tmp_path: Path
+) -> None:
+    """Bytes that are no UTF-8 in an argument (a shell's $'\\xff', a Latin-1 file name)
+    were a UnicodeEncodeError traceback wherever the text reached a file, the database or
+    Ray; now exit 2 naming the argument, before anything runs."""
+    p = run(*args, env=home, cwd=tmp_path)
+    one_line_error(p, f"argument {args.index(next(a for a in args if NOT_UTF8 in a)) + 1}")
+    assert "UTF-8" in p.stderr
+    assert sorted(x.name for x in tmp_path.iterdir()) == []
+
+
 # --- `-` as stdin and stdout ---------------------------------------------------------------------
 def test_dash_reads_stdin(example_path: Path) -> None:
     assert json.loads(run("check", "-", "--json", stdin=json.dumps(DESIGN_REQUEST)).stdout)

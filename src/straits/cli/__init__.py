@@ -106,6 +106,7 @@ app.command("worker")(worker_cmd.worker)
 
 def main() -> None:
     try:
+        _refuse_undecodable(sys.argv[1:])
         app(prog_name="straits")  # also under `python -m straits`
     except StraitsError as exc:  # anything raised outside a command's own handling
         print_error(exc)
@@ -116,6 +117,23 @@ def main() -> None:
             raise
         print_error(lost)
         sys.exit(lost.exit_code)
+
+
+def _refuse_undecodable(args: list[str]) -> None:
+    """Bytes that are no UTF-8 in an argument (a shell's ``$'\\xff'``, a Latin-1 file name)
+    reach Python as lone surrogates, which no file, database, YAML emitter or Ray can write:
+    each such argument was a UnicodeEncodeError traceback wherever its text went. Refused
+    here, before any command runs."""
+    from straits.errors import InputError
+
+    for i, arg in enumerate(args, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InputError(
+                f"argument {i} ({arg[:80]!r}) is not UTF-8 text (byte {exc.start})",
+                expected="arguments in UTF-8",
+            ) from None
 
 
 def _database_lost(exc: Exception) -> StraitsError | None:
