@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import typing
@@ -543,3 +544,32 @@ def test_export_with_no_target_mapped_names_the_field(example_path: Path, tmp_pa
         one_line_error(p, "targets", "no site of the plan is mapped")
         assert "sites[].targets." in p.stderr
         assert not out.exists() or not any(out.iterdir())
+
+
+def test_ctrl_c_while_the_cli_starts_exits_130_without_a_traceback() -> None:
+    """Ctrl-C in the first second (the CLI importing Typer and Rich, longer on a loaded
+    machine) was a KeyboardInterrupt traceback and death by signal. The signal is sent from
+    inside the import of `rich`, so the test does not depend on timing."""
+    code = (
+        "import os, signal, sys\n"
+        "class Hook:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'rich':\n"
+        "            os.kill(os.getpid(), signal.SIGINT)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Hook())\n"
+        "sys.argv = ['straits', 'chips']\n"
+        "from straits.cli import main\n"
+        "main()\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        # SIGINT as a terminal delivers it (a test runner may have it ignored)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert p.returncode == 130, p.stderr
+    assert "Traceback" not in p.stderr and "KeyboardInterrupt" not in p.stderr
+    assert p.stdout == ""

@@ -7,12 +7,31 @@ rules, the planner, the database) is imported when it runs.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from pathlib import Path
+from types import FrameType
 
-import typer
 
-from straits.cli import (
+def _interrupted_at_start(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(130)  # quietly, as Typer answers a Ctrl-C once a command runs
+
+
+# Ctrl-C while the CLI imports Typer, Rich and its commands (a second on a loaded machine) was a
+# KeyboardInterrupt traceback: until the imports are done it exits 130. Only where SIGINT has
+# Python's own handler (not where it is ignored, as in a background job, or in another thread).
+_SIGINT_BEFORE = (
+    signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is threading.main_thread()
+    else None
+)
+if _SIGINT_BEFORE is signal.default_int_handler:
+    signal.signal(signal.SIGINT, _interrupted_at_start)
+
+import typer  # noqa: E402
+
+from straits.cli import (  # noqa: E402
     catalog_cmd,
     check_cmd,
     config_cmd,
@@ -30,8 +49,11 @@ from straits.cli import (
     tokens_cmd,
     worker_cmd,
 )
-from straits.cli.common import CONTEXT, QuietOption, print_error, state
-from straits.errors import StraitsError
+from straits.cli.common import CONTEXT, QuietOption, print_error, state  # noqa: E402
+from straits.errors import StraitsError  # noqa: E402
+
+if _SIGINT_BEFORE is signal.default_int_handler:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 app = typer.Typer(
     name="straits",
