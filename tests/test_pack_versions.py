@@ -210,6 +210,18 @@ BOMB = "".join(
             b"cases: [{name: x, expect: {decision: allow}}]\ndefaults: [1]\n",
             "`defaults` must be a mapping",
         ),
+        # a key given twice: the second silently won (the group's members were the last list)
+        (
+            "groups.yaml",
+            b"g1: {source: x, confidence: V, members: [SG]}\n"
+            b"g1: {source: y, confidence: V, members: [CN]}\n",
+            "groups.yaml:2: duplicate key",
+        ),
+        (
+            "cases/advisory.yaml",
+            b"cases: [{name: x, expect: {decision: allow}, expect: {decision: deny}}]\n",
+            "duplicate key",
+        ),
     ],
 )
 def test_hostile_pack_files_are_named_errors(
