@@ -75,6 +75,8 @@ def edit_meta(pack: Path, **changes: object) -> None:
             "newest first",
         ),
         ([{"version": "9", "date": "2026-01-01", "changes": ["x"], "digest": "abc"}], "64-hex"),
+        # printed by `rules packs` and `rules diff --packs`
+        ([{"version": "9", "date": "2026-01-01", "changes": ["\x1b[2Jx"]}], "control character"),
     ],
 )
 def test_a_bad_changelog_names_the_file(tmp_path: Path, changelog: object, words: str) -> None:

@@ -472,6 +472,8 @@ def _changelog(raw: Any, version: str, label: str) -> tuple[Release, ...]:
             or not all(isinstance(c, str) and c.strip() for c in changes)
         ):
             raise PackError("`changes` must be a non-empty list of sentences", source=where)
+        for c in changes:
+            _one_line(c, where, "changes", lines=True)
         day = entry["date"]
         try:
             when = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
