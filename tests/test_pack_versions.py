@@ -212,6 +212,18 @@ BOMB = "".join(
             b"cases: [{name: x, expect: {decision: allow}}]\ndefaults: [1]\n",
             "`defaults` must be a mapping",
         ),
+        # case and boundary names are printed by `rules test`
+        (
+            "cases/advisory.yaml",
+            b'cases: [{name: "a \\e[2J case", expect: {decision: allow}}]\n',
+            "control character",
+        ),
+        (
+            "cases/advisory.yaml",
+            b'cases: []\nboundaries: [{name: "a \\e[2J b", rules: [sg-advisory-2025], '
+            b"date: 2025-04-01, before: {decision: allow}, after: {decision: allow}}]\n",
+            "control character",
+        ),
         # a key given twice: the second silently won (the group's members were the last list)
         (
             "groups.yaml",

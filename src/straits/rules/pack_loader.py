@@ -227,7 +227,7 @@ def _rule_from(est: dict[str, Any], stmt: Statement, pack: str, file: str) -> Ru
             expected="@" + ", @".join(ANNOTATIONS),
         )
     for name, value in ann.items():
-        _one_line(value, where, f"@{name}")
+        one_line(value, where, f"@{name}")
     if not _ID.fullmatch(ann["id"]):
         raise PackError(
             f"@id({ann['id'][:80]!r}) is not a rule id",
@@ -299,7 +299,7 @@ def _rule_from(est: dict[str, Any], stmt: Statement, pack: str, file: str) -> Ru
     )
 
 
-def _one_line(value: object, where: str, name: str, *, lines: bool = False) -> str:
+def one_line(value: object, where: str, name: str, *, lines: bool = False) -> str:
     """``value``, a string of one line of printable text (of lines, with ``lines``):
     annotations and pack metadata are printed as they are, and an escape sequence in one
     reached the terminal through `rules show`."""
@@ -376,10 +376,10 @@ def _load_groups(path: Path, pack: str, label: str) -> list[Group]:
             raise PackError(
                 "a group needs title, source, confidence and members/includes", source=where
             )
-        _one_line(gid, label, "a group id")
+        one_line(gid, label, "a group id")
         for key in ("title", "source", "confidence", "note"):
             if spec.get(key) is not None:
-                _one_line(spec[key], where, key, lines=key == "note")
+                one_line(spec[key], where, key, lines=key == "note")
         if spec["confidence"] not in CONFIDENCES:
             raise PackError(
                 f"confidence {spec['confidence']!r} is unknown",
@@ -405,7 +405,7 @@ def _load_groups(path: Path, pack: str, label: str) -> list[Group]:
                 confidence=spec["confidence"],
                 members=members,
                 includes=tuple(
-                    _one_line(g, where, "includes") for g in _names(spec, "includes", where)
+                    one_line(g, where, "includes") for g in _names(spec, "includes", where)
                 ),
                 note=spec.get("note"),
                 file=label,
@@ -448,7 +448,7 @@ def _version(value: object, where: str, name: str) -> str:
             source=where,
             expected=f'a quoted version: {name}: "{value}"',
         )
-    return _one_line(value, where, name)
+    return one_line(value, where, name)
 
 
 def _changelog(raw: Any, version: str, label: str) -> tuple[Release, ...]:
@@ -473,7 +473,7 @@ def _changelog(raw: Any, version: str, label: str) -> tuple[Release, ...]:
         ):
             raise PackError("`changes` must be a non-empty list of sentences", source=where)
         for c in changes:
-            _one_line(c, where, "changes", lines=True)
+            one_line(c, where, "changes", lines=True)
         day = entry["date"]
         try:
             when = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
@@ -524,7 +524,7 @@ def load_pack(path: Path) -> Pack:
         value = meta.get(key)
         if value is not None:
             # a description may be folded over lines (`>`); it is printed on one
-            _one_line(" ".join(value.split()) if isinstance(value, str) else value, where, key)
+            one_line(" ".join(value.split()) if isinstance(value, str) else value, where, key)
     name = meta.get("name") or path.name
     if not _ID.fullmatch(name):
         raise PackError(
