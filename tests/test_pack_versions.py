@@ -270,7 +270,17 @@ POLICY_EDITS = [
     ("id-newline", '@id("sg-advisory-2025")', '@id("sg\\nadvisory")', "@id"),
     # `rules show` printed it raw: the terminal cleared itself
     ("reason-escape", "Singapore warns", "\x1b[2JSingapore warns", "control character"),
+    # ... and the policy's text, as written
+    ("cedar-escape", '@id("sg', '// \x1b[2J\n@id("sg', "control character"),
 ]
+
+
+def test_a_policy_file_with_windows_line_ends_loads(tmp_path: Path) -> None:
+    pack = copy_pack("sg-guidance", tmp_path)
+    f = pack / "advisory.cedar"
+    f.write_bytes(f.read_bytes().replace(b"\n", b"\r\n"))
+    code, _, err = cli("rules", "list", "--rules", str(pack))
+    assert code == 0, err
 
 
 @pytest.mark.parametrize(
@@ -286,7 +296,7 @@ def test_hostile_policies_are_named_errors(tmp_path: Path, old: str, new: str, w
     f.write_text(text.replace(old, new, 1))
     code, _, err = cli("rules", "list", "--rules", str(pack))
     assert code == 2, err
-    assert words in err and "advisory.cedar:1" in err, err
+    assert words in err and "advisory.cedar:" in err, err
 
 
 #: (id, file, content, words the error has): groups and pack metadata of the wrong type

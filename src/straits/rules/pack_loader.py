@@ -340,8 +340,19 @@ def _check_reason(template: str, where: str) -> None:
             )
 
 
+#: control characters a policy file may not hold: all but tab, line feed and carriage return
+_CEDAR_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def _parse_policy_file(path: Path, pack: str, label: str) -> list[Rule]:
     text = read_pack_file(path, label)
+    m = _CEDAR_CONTROL.search(text)
+    if m:  # `rules show` prints the policy as written: an escape sequence reached the terminal
+        raise PackError(
+            f"holds the control character {m.group()!r}",
+            source=f"{label}:{text.count(chr(10), 0, m.start()) + 1}",
+            expected="printable text (in a Cedar string, an escape such as \\u{1b})",
+        )
     statements = split_statements(text)
     try:
         policies = parse_est(text)
