@@ -230,7 +230,8 @@ def test_an_argument_that_is_not_utf8_exits_2(
     were a UnicodeEncodeError traceback wherever the text reached a file, the database or
     Ray; now exit 2 naming the argument, before anything runs."""
     p = run(*args, env=home, cwd=tmp_path)
-    one_line_error(p, f"argument {args.index(next(a for a in args if NOT_UTF8 in a)) + 1}")
+    i = args.index(next(a for a in args if NOT_UTF8 in a))
+    one_line_error(p, f"argument {i + 1}", *([args[i - 1]] if args[i - 1].startswith("-") else []))
     assert "UTF-8" in p.stderr
     assert sorted(x.name for x in tmp_path.iterdir()) == []
 

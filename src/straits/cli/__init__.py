@@ -152,8 +152,17 @@ def _refuse_undecodable(args: list[str]) -> None:
         try:
             arg.encode("utf-8")
         except UnicodeEncodeError as exc:
+            before = args[i - 2] if i >= 2 else ""
+            option = (
+                arg.split("=", 1)[0]
+                if arg.startswith("--") and "=" in arg
+                else before
+                if before.startswith("-") and before != "-"
+                else None
+            )
             raise InputError(
                 f"argument {i} ({arg[:80]!r}) is not UTF-8 text (byte {exc.start})",
+                path=option,
                 expected="arguments in UTF-8",
             ) from None
 
