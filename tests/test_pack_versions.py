@@ -369,3 +369,10 @@ def test_every_placeholder_a_reason_may_use_has_a_value() -> None:
     req = CheckRequest.model_validate({**DESIGN_REQUEST, "action": "procure", "quantity": 8})
     values = template_values(req)
     assert [p for p in PLACEHOLDERS if values[p] == "?"] == []
+
+
+def test_an_unknown_pack_name_is_quoted_in_the_error() -> None:
+    """`rules test NAME` echoed an unknown NAME raw: an escape sequence in it reached the
+    terminal."""
+    code, _, err = cli("rules", "test", "x\x1b[2J")
+    assert code == 2 and "\x1b" not in err and "'x\\x1b[2J'" in err, err

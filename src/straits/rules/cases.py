@@ -239,7 +239,7 @@ def run_cases(rules: RuleSet, packs: list[str] | None = None) -> list[CaseResult
     unknown = set(packs or ()) - {p.name for p in rules.packs}
     if unknown:
         raise InputError(
-            f"unknown pack(s): {', '.join(sorted(unknown))}",
+            f"unknown pack(s): {', '.join(repr(u) for u in sorted(unknown))}",
             expected="one of " + ", ".join(p.name for p in rules.packs),
         )
     cases = [c for p in selected for c in load_cases(p)]
