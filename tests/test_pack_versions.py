@@ -275,6 +275,16 @@ POLICY_EDITS = [
 ]
 
 
+@pytest.mark.parametrize("text", ["", "// truncated\n", "\n\n"])
+def test_a_policy_file_with_no_policy_is_refused(tmp_path: Path, text: str) -> None:
+    """An empty (truncated) policy file replaced the shipped pack of its name with no rule:
+    `check` then allowed what the Singapore advisory warns about, saying nothing."""
+    pack = copy_pack("sg-guidance", tmp_path)
+    (pack / "advisory.cedar").write_text(text)
+    code, _, err = cli("rules", "list", "--rules", str(pack))
+    assert code == 2 and "no policy" in err and "advisory.cedar" in err, err
+
+
 def test_a_policy_file_with_windows_line_ends_loads(tmp_path: Path) -> None:
     pack = copy_pack("sg-guidance", tmp_path)
     f = pack / "advisory.cedar"

@@ -354,6 +354,14 @@ def _parse_policy_file(path: Path, pack: str, label: str) -> list[Rule]:
             expected="printable text (in a Cedar string, an escape such as \\u{1b})",
         )
     statements = split_statements(text)
+    if not statements:
+        # an empty or truncated file: the pack replaced the shipped one of its name with no
+        # rule at all, and every decision it made went silently
+        raise PackError(
+            "holds no policy",
+            source=label,
+            expected="at least one `permit (...) when { ... };` policy",
+        )
     try:
         policies = parse_est(text)
     except CedarSyntaxError as whole:
