@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import typing
@@ -205,6 +206,34 @@ def test_o_json_and_yaml_are_the_same_document() -> None:
 )
 def test_bad_output_formats_exit_2(args: tuple[str, ...], words: tuple[str, ...]) -> None:
     one_line_error(run(*args), *words)
+
+
+#: the byte 0xFF, which is no UTF-8, as Python holds it in sys.argv (surrogateescape)
+NOT_UTF8 = "\udcff"
+EXAMPLE = ROOT / "examples" / "offshore-2025.yaml"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("export", str(EXAMPLE), "--to", "slurm", "-o", "x", "--run", NOT_UTF8),
+        ("ledger", "show", "--tenant", NOT_UTF8),
+        ("impact", "--date", "2025-07-01", "--tenant", NOT_UTF8),
+        ("tokens", "revoke", NOT_UTF8),
+        ("market", "sweep", "--runs", "2", "--out", "sweep-" + NOT_UTF8),
+    ],
+)
+def test_an_argument_that_is_not_utf8_exits_2(
+    args: tuple[str, ...], home: dict[str, str], tmp_path: Path
+) -> None:
+    """Bytes that are no UTF-8 in an argument (a shell's $'\\xff', a Latin-1 file name)
+    were a UnicodeEncodeError traceback wherever the text reached a file, the database or
+    Ray; now exit 2 naming the argument, before anything runs."""
+    p = run(*args, env=home, cwd=tmp_path)
+    i = args.index(next(a for a in args if NOT_UTF8 in a))
+    one_line_error(p, f"argument {i + 1}", *([args[i - 1]] if args[i - 1].startswith("-") else []))
+    assert "UTF-8" in p.stderr
+    assert sorted(x.name for x in tmp_path.iterdir()) == []
 
 
 # --- `-` as stdin and stdout ---------------------------------------------------------------------
@@ -516,3 +545,32 @@ def test_export_with_no_target_mapped_names_the_field(example_path: Path, tmp_pa
         one_line_error(p, "targets", "no site of the plan is mapped")
         assert "sites[].targets." in p.stderr
         assert not out.exists() or not any(out.iterdir())
+
+
+def test_ctrl_c_while_the_cli_starts_exits_130_without_a_traceback() -> None:
+    """Ctrl-C in the first second (the CLI importing Typer and Rich, longer on a loaded
+    machine) was a KeyboardInterrupt traceback and death by signal. The signal is sent from
+    inside the import of `rich`, so the test does not depend on timing."""
+    code = (
+        "import os, signal, sys\n"
+        "class Hook:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'rich':\n"
+        "            os.kill(os.getpid(), signal.SIGINT)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Hook())\n"
+        "sys.argv = ['straits', 'chips']\n"
+        "from straits.cli import main\n"
+        "main()\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        # SIGINT as a terminal delivers it (a test runner may have it ignored)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert p.returncode == 130, p.stderr
+    assert "Traceback" not in p.stderr and "KeyboardInterrupt" not in p.stderr
+    assert p.stdout == ""

@@ -93,3 +93,26 @@ def test_two_exports_at_once_leave_one_of_them_not_a_mix(tmp_path: Path) -> None
     (tag,) = tags
     assert (tmp_path / "slurm" / "submit.sh").read_text() == tag
     assert len(found) == 21
+
+
+def test_a_folder_on_the_way_that_links_out_of_the_folder_is_refused(tmp_path: Path) -> None:
+    """`slurm` in the export folder a link to another directory (planted in a shared folder
+    such as /tmp/jobs): the scripts were written through it, outside the folder. Now refused,
+    exit 2 naming -o, nothing written there or in the folder."""
+    from straits.errors import InputError
+
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    (out / "slurm").symlink_to(elsewhere)
+    with pytest.raises(InputError) as exc:
+        write_bundle(out, FIRST)
+    assert exc.value.path == "-o" and "slurm" in str(exc.value)
+    assert list(elsewhere.iterdir()) == []
+    assert _files(out) == set()
+    # a link that stays inside the folder is a folder like any other
+    (out / "slurm").unlink()
+    (out / "real").mkdir()
+    (out / "slurm").symlink_to(out / "real")
+    write_bundle(out, FIRST)
+    assert (out / "real" / "johor" / "a.sbatch").read_text() == "a"

@@ -67,6 +67,10 @@ MUTATIONS: list[tuple[str, str, Any, tuple[str, ...]]] = [
     ("escape-in-warning", "warnings.0.text", "\x9b2J", ("warnings[0].text",)),
     ("escape-in-layout", "assignments.0.layout", "\x1b[31m", ("assignments[0].layout",)),
     ("escape-in-lost-reason", "diagnosis.0.lost", {"\x1b[2J": 1}, ("diagnosis[0].lost",)),
+    # the id is printed ("read plan document ... (plan ID ...)") and names exported files
+    ("escape-in-id", "id", "ab\x1b[2Jcd", ("id",)),
+    ("newline-in-id", "id", "ab\ntouch PWNED\n#", ("id",)),
+    ("space-in-id", "id", "ab cd", ("id",)),
 ]
 #: (id, change to the whole document, words the error carries): plans that contradict
 #: themselves or their scenario

@@ -75,6 +75,8 @@ def edit_meta(pack: Path, **changes: object) -> None:
             "newest first",
         ),
         ([{"version": "9", "date": "2026-01-01", "changes": ["x"], "digest": "abc"}], "64-hex"),
+        # printed by `rules packs` and `rules diff --packs`
+        ([{"version": "9", "date": "2026-01-01", "changes": ["\x1b[2Jx"]}], "control character"),
     ],
 )
 def test_a_bad_changelog_names_the_file(tmp_path: Path, changelog: object, words: str) -> None:
@@ -210,6 +212,30 @@ BOMB = "".join(
             b"cases: [{name: x, expect: {decision: allow}}]\ndefaults: [1]\n",
             "`defaults` must be a mapping",
         ),
+        # case and boundary names are printed by `rules test`
+        (
+            "cases/advisory.yaml",
+            b'cases: [{name: "a \\e[2J case", expect: {decision: allow}}]\n',
+            "control character",
+        ),
+        (
+            "cases/advisory.yaml",
+            b'cases: []\nboundaries: [{name: "a \\e[2J b", rules: [sg-advisory-2025], '
+            b"date: 2025-04-01, before: {decision: allow}, after: {decision: allow}}]\n",
+            "control character",
+        ),
+        # a key given twice: the second silently won (the group's members were the last list)
+        (
+            "groups.yaml",
+            b"g1: {source: x, confidence: V, members: [SG]}\n"
+            b"g1: {source: y, confidence: V, members: [CN]}\n",
+            "groups.yaml:2: duplicate key",
+        ),
+        (
+            "cases/advisory.yaml",
+            b"cases: [{name: x, expect: {decision: allow}, expect: {decision: deny}}]\n",
+            "duplicate key",
+        ),
     ],
 )
 def test_hostile_pack_files_are_named_errors(
@@ -219,3 +245,144 @@ def test_hostile_pack_files_are_named_errors(
     (pack / file).write_bytes(content)
     code, _, err = cli("rules", "test", "sg-guidance", "--rules", str(pack))
     assert code == 2 and words in err and file.split("/")[-1] in err
+
+
+#: (id, text replaced in sg-guidance's advisory.cedar, its replacement, words the error has):
+#: policies that loaded before, each a lie or a traceback later
+POLICY_EDITS = [
+    # a misspelt annotation was ignored: the rule stayed in force in every listing
+    (
+        "unknown-annotation",
+        "@reading(",
+        '@effective_untill("2025-06-01")\n@reading(',
+        "@effective_untill",
+    ),
+    ("until-before-from", "@reading(", '@effective_until("2025-01-01")\n@reading(', "before"),
+    # `{0}` was an IndexError traceback when the rule applied; `{chip.__class__}` read
+    # attributes of Python objects; a misspelt name rendered as '?'
+    ("reason-positional", "{chip}", "{0}", "{0}"),
+    ("reason-attribute", "{chip}", "{chip.__class__}", "chip.__class__"),
+    ("reason-misspelt", "{tenant_hq}", "{tenant-hq}", "tenant-hq"),
+    ("reason-conversion", "{chip}", "{chip!r}", "chip"),
+    ("reason-unbalanced", "{chip}", "{chip", "@reason"),
+    # ids are listed, recorded, and named on the command line
+    ("id-shell", '@id("sg-advisory-2025")', '@id("sg advisory $(touch x)")', "@id"),
+    ("id-newline", '@id("sg-advisory-2025")', '@id("sg\\nadvisory")', "@id"),
+    # `rules show` printed it raw: the terminal cleared itself
+    ("reason-escape", "Singapore warns", "\x1b[2JSingapore warns", "control character"),
+    # ... and the policy's text, as written
+    ("cedar-escape", '@id("sg', '// \x1b[2J\n@id("sg', "control character"),
+]
+
+
+@pytest.mark.parametrize("text", ["", "// truncated\n", "\n\n"])
+def test_a_policy_file_with_no_policy_is_refused(tmp_path: Path, text: str) -> None:
+    """An empty (truncated) policy file replaced the shipped pack of its name with no rule:
+    `check` then allowed what the Singapore advisory warns about, saying nothing."""
+    pack = copy_pack("sg-guidance", tmp_path)
+    (pack / "advisory.cedar").write_text(text)
+    code, _, err = cli("rules", "list", "--rules", str(pack))
+    assert code == 2 and "no policy" in err and "advisory.cedar" in err, err
+
+
+def test_a_policy_file_with_windows_line_ends_loads(tmp_path: Path) -> None:
+    pack = copy_pack("sg-guidance", tmp_path)
+    f = pack / "advisory.cedar"
+    f.write_bytes(f.read_bytes().replace(b"\n", b"\r\n"))
+    code, _, err = cli("rules", "list", "--rules", str(pack))
+    assert code == 0, err
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "words"),
+    [p[1:] for p in POLICY_EDITS],
+    ids=[p[0] for p in POLICY_EDITS],
+)
+def test_hostile_policies_are_named_errors(tmp_path: Path, old: str, new: str, words: str) -> None:
+    pack = copy_pack("sg-guidance", tmp_path)
+    f = pack / "advisory.cedar"
+    text = f.read_text()
+    assert old in text
+    f.write_text(text.replace(old, new, 1))
+    code, _, err = cli("rules", "list", "--rules", str(pack))
+    assert code == 2, err
+    assert words in err and "advisory.cedar:" in err, err
+
+
+#: (id, file, content, words the error has): groups and pack metadata of the wrong type
+META_EDITS = [
+    ("members-int", "groups.yaml", "g1: {source: x, confidence: V, members: 5}\n", "members"),
+    ("members-text", "groups.yaml", "g1: {source: x, confidence: V, members: SG}\n", "members"),
+    ("group-confidence", "groups.yaml", "g1: {source: x, confidence: Z, members: [SG]}\n", "Z"),
+    (
+        "group-title-escape",
+        "groups.yaml",
+        'g1: {title: "\\e[2J", source: x, confidence: V}\n',
+        "title",
+    ),
+    (
+        "includes-unknown",
+        "groups.yaml",
+        "g1: {source: x, confidence: V, includes: [nope]}\n",
+        "nope",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("file", "content", "words"),
+    [p[1:] for p in META_EDITS],
+    ids=[p[0] for p in META_EDITS],
+)
+def test_hostile_groups_are_named_errors(
+    tmp_path: Path, file: str, content: str, words: str
+) -> None:
+    pack = copy_pack("sg-guidance", tmp_path)
+    (pack / file).write_text(content)
+    code, _, err = cli("rules", "list", "--rules", str(pack))
+    assert code == 2, err
+    # the file of the pack that holds it (an unknown include named the shipped pack's path)
+    assert words in err and str(pack / file) in err, err
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        # YAML reads 1.10 as the number 1.1: the pack claimed a version it does not have
+        ("version", "1.10", "version"),
+        ("title", "{a: 1}", "title"),
+        ("name", '"sg\\e[2J"', "name"),
+        ("name", "[a, b]", "name"),
+    ],
+)
+def test_pack_metadata_of_the_wrong_type_is_refused(
+    tmp_path: Path, field: str, value: str, words: str
+) -> None:
+    pack = copy_pack("sg-guidance", tmp_path)
+    meta = yaml.safe_load((pack / "pack.yaml").read_text())
+    text = "\n".join(f"{k}: {json.dumps(v, default=str)}" for k, v in meta.items() if k != field)
+    if field == "version":  # the changelog says the same, as YAML reads it
+        text = text.replace(json.dumps(meta["version"]), value)
+    (pack / "pack.yaml").write_text(f"{text}\n{field}: {value}\n")
+    code, _, err = cli("rules", "list", "--rules", str(pack))
+    assert code == 2, err
+    assert words in err and "pack.yaml" in err, err
+
+
+def test_every_placeholder_a_reason_may_use_has_a_value() -> None:
+    """The names the loader allows in ``@reason`` are those the renderer fills."""
+    from straits.model.request import CheckRequest
+    from straits.rules.decision import template_values
+    from straits.rules.pack_loader import PLACEHOLDERS
+    from test_rules_engine import DESIGN_REQUEST
+
+    req = CheckRequest.model_validate({**DESIGN_REQUEST, "action": "procure", "quantity": 8})
+    values = template_values(req)
+    assert [p for p in PLACEHOLDERS if values[p] == "?"] == []
+
+
+def test_an_unknown_pack_name_is_quoted_in_the_error() -> None:
+    """`rules test NAME` echoed an unknown NAME raw: an escape sequence in it reached the
+    terminal."""
+    code, _, err = cli("rules", "test", "x\x1b[2J")
+    assert code == 2 and "\x1b" not in err and "'x\\x1b[2J'" in err, err

@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
     from straits.model.scenario import Scenario
     from straits.store import Store
 
+#: what a plan document's `id` may be: a content id (32 hex digits), a recorded plan's id, or a
+#: name a person gave it
+PLAN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{3,63}")
 #: the document's own fields: not part of the plan contract, not covered by ``digest``
 DOCUMENT_FIELDS = ("id", "digest", "ledger_seq", "guidance", "inputs")
 
@@ -228,8 +232,16 @@ def read_document(data: Any, label: str, text: str | None = None) -> PlanDocumen
         )
     _check_references(body, scenario, label)
     plan_id = data.get("id")
-    if plan_id is not None and not (isinstance(plan_id, str) and 4 <= len(plan_id) <= 64):
-        raise InputError("must be a string of 4 to 64 characters", source=label, path="id")
+    if plan_id is not None and not (isinstance(plan_id, str) and PLAN_ID.fullmatch(plan_id)):
+        # printed as it is ("read plan document ... (plan ID)"), and it names exported files,
+        # jobs and sbatch comments: an escape sequence or a newline in it reached the terminal
+        raise InputError(
+            "must be a plan id",
+            source=label,
+            path="id",
+            expected="4 to 64 letters, digits, '.', '_', ':' or '-', starting with a letter or "
+            "digit (or no `id`: the plan's content id)",
+        )
     seq = data.get("ledger_seq")
     if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 1):
         raise InputError("must be a positive integer or null", source=label, path="ledger_seq")

@@ -7,12 +7,31 @@ rules, the planner, the database) is imported when it runs.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from pathlib import Path
+from types import FrameType
 
-import typer
 
-from straits.cli import (
+def _interrupted_at_start(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(130)  # quietly, as Typer answers a Ctrl-C once a command runs
+
+
+# Ctrl-C while the CLI imports Typer, Rich and its commands (a second on a loaded machine) was a
+# KeyboardInterrupt traceback: until the imports are done it exits 130. Only where SIGINT has
+# Python's own handler (not where it is ignored, as in a background job, or in another thread).
+_SIGINT_BEFORE = (
+    signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is threading.main_thread()
+    else None
+)
+if _SIGINT_BEFORE is signal.default_int_handler:
+    signal.signal(signal.SIGINT, _interrupted_at_start)
+
+import typer  # noqa: E402
+
+from straits.cli import (  # noqa: E402
     catalog_cmd,
     check_cmd,
     config_cmd,
@@ -30,8 +49,11 @@ from straits.cli import (
     tokens_cmd,
     worker_cmd,
 )
-from straits.cli.common import CONTEXT, QuietOption, print_error, state
-from straits.errors import StraitsError
+from straits.cli.common import CONTEXT, QuietOption, print_error, state  # noqa: E402
+from straits.errors import StraitsError  # noqa: E402
+
+if _SIGINT_BEFORE is signal.default_int_handler:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 app = typer.Typer(
     name="straits",
@@ -106,6 +128,7 @@ app.command("worker")(worker_cmd.worker)
 
 def main() -> None:
     try:
+        _refuse_undecodable(sys.argv[1:])
         app(prog_name="straits")  # also under `python -m straits`
     except StraitsError as exc:  # anything raised outside a command's own handling
         print_error(exc)
@@ -116,6 +139,32 @@ def main() -> None:
             raise
         print_error(lost)
         sys.exit(lost.exit_code)
+
+
+def _refuse_undecodable(args: list[str]) -> None:
+    """Bytes that are no UTF-8 in an argument (a shell's ``$'\\xff'``, a Latin-1 file name)
+    reach Python as lone surrogates, which no file, database, YAML emitter or Ray can write:
+    each such argument was a UnicodeEncodeError traceback wherever its text went. Refused
+    here, before any command runs."""
+    from straits.errors import InputError
+
+    for i, arg in enumerate(args, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            before = args[i - 2] if i >= 2 else ""
+            option = (
+                arg.split("=", 1)[0]
+                if arg.startswith("--") and "=" in arg
+                else before
+                if before.startswith("-") and before != "-"
+                else None
+            )
+            raise InputError(
+                f"argument {i} ({arg[:80]!r}) is not UTF-8 text (byte {exc.start})",
+                path=option,
+                expected="arguments in UTF-8",
+            ) from None
 
 
 def _database_lost(exc: Exception) -> StraitsError | None:

@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from straits.errors import InputError
 from straits.fileio import write_atomically
 
 #: the file listing what the last export into a folder wrote
@@ -50,7 +51,9 @@ def write_bundle(
             if rel.endswith(executable) and executable:
                 tmp.chmod(0o755)
         with _locked(out_dir):  # folders too: another export may remove the ones it emptied
+            root = out_dir.resolve()
             for rel in files:  # every folder first: a clash fails before any file moves
+                _refuse_link_out(out_dir, root, rel)
                 (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
                 if (out_dir / rel).is_dir():
                     raise IsADirectoryError(f"{out_dir / rel} is a directory")
@@ -68,6 +71,23 @@ def write_bundle(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return written
+
+
+def _refuse_link_out(out_dir: Path, root: Path, rel: str) -> None:
+    """Refuse ``rel`` when a folder on its way is a link out of the folder (``slurm`` a link to
+    another directory, planted in a shared folder such as /tmp/jobs): the files were written
+    through it. The deepest folder of the way that exists is checked, before any is made."""
+    folder = (out_dir / rel).parent
+    while folder != out_dir and not folder.exists():
+        folder = folder.parent
+    real = folder.resolve()
+    if real != root and root not in real.parents:
+        raise InputError(
+            f"{folder} is a link out of {out_dir} (to {real}); nothing was written",
+            path="-o",
+            expected="a folder whose subfolders are its own (remove the link, or export "
+            "to another folder)",
+        )
 
 
 class _locked:

@@ -271,6 +271,7 @@ Date = Annotated[dt.date, AfterValidator(_in_window)]
 #: control characters a terminal acts on (ESC starts sequences that clear the screen, retitle
 #: the window or set the clipboard); tab and newline are text
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+TERMINAL_CONTROL = _CONTROL
 #: every control character, tab and newline included
 ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 

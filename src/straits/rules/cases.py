@@ -42,11 +42,12 @@ from straits.errors import InputError, PackError
 from straits.loading import validate_as
 from straits.model.request import CheckRequest
 from straits.model.scenario import Frozen
+from straits.model.types import Text
 from straits.rules.decision import Decision
 from straits.rules.engine import RuleSet
 from straits.rules.listing import rule_regimes
 from straits.rules.pack_files import load_yaml
-from straits.rules.pack_loader import Pack
+from straits.rules.pack_loader import Pack, one_line
 
 
 class Expectation(Frozen):
@@ -59,7 +60,7 @@ class Expectation(Frozen):
 class Boundary(Frozen):
     """A rule's change date, tried on the day before, the day of and the day after."""
 
-    name: str
+    name: Text
     rules: tuple[str, ...] = Field(min_length=1)
     """rules that start or stop applying on ``date``"""
     date: dt.date
@@ -134,13 +135,15 @@ def _load_file(pack: str, path: Path) -> list[Case]:
         where = f"{label}: cases[{i}]"
         if not isinstance(raw, dict) or "name" not in raw or "expect" not in raw:
             raise PackError("a case needs `name`, `request` and `expect`", source=where)
+        # printed by `rules test` and its errors (an escape sequence in it reached the terminal)
+        name = one_line(raw["name"], where, "name", lines=True)
         request = deep_merge(defaults, raw.get("request") or {})
         try:
-            req = validate_as(CheckRequest, request, source=f"{where} ({raw['name']})")
+            req = validate_as(CheckRequest, request, source=f"{where} ({name})")
             exp = validate_as(Expectation, raw["expect"], source=f"{where}.expect")
         except InputError as exc:
             raise PackError(exc.detail, source=exc.source, path=exc.path) from None
-        out.append(Case(pack, label, str(raw["name"]), req, request, exp))
+        out.append(Case(pack, label, name, req, request, exp))
     bounds = doc.get("boundaries")
     bounds = [] if bounds is None else bounds
     if not isinstance(bounds, list):
@@ -236,7 +239,7 @@ def run_cases(rules: RuleSet, packs: list[str] | None = None) -> list[CaseResult
     unknown = set(packs or ()) - {p.name for p in rules.packs}
     if unknown:
         raise InputError(
-            f"unknown pack(s): {', '.join(sorted(unknown))}",
+            f"unknown pack(s): {', '.join(repr(u) for u in sorted(unknown))}",
             expected="one of " + ", ".join(p.name for p in rules.packs),
         )
     cases = [c for p in selected for c in load_cases(p)]

@@ -66,7 +66,7 @@ class RuleSet:
             if g.id in by_id:
                 raise PackError(
                     f"group {g.id!r} defined twice (packs {by_id[g.id].pack} and {g.pack})",
-                    source=f"packs/{g.pack}/groups.yaml",
+                    source=g.file or f"packs/{g.pack}/groups.yaml",
                 )
             by_id[g.id] = g
         for g in groups:
@@ -74,7 +74,7 @@ class RuleSet:
                 if inc not in by_id:
                     raise PackError(
                         f"group {g.id!r} includes unknown group {inc!r}",
-                        source=f"packs/{g.pack}/groups.yaml",
+                        source=g.file or f"packs/{g.pack}/groups.yaml",
                     )
         for r in self.rules:
             for ref in group_refs(r.est):

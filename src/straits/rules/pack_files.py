@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from straits import safe_yaml
 from straits.errors import PackError
 
 #: the largest pack file read (policies, groups, cases, pack.yaml): far above any real pack
@@ -83,4 +84,13 @@ def load_yaml(path: Path, label: str | None = None) -> Any:
             "repeated inside aliases?)",
             source=where,
         )
+    # a key given twice in a mapping: the second silently won (a group defined twice in one
+    # groups.yaml, a case with two `expect`s, `version` twice in pack.yaml); the scenario
+    # loader's limits name both lines
+    try:
+        safe_yaml.load(text)
+    except safe_yaml.YamlLimitError as exc:
+        raise PackError(
+            exc.message, source=where if exc.line is None else f"{where}:{exc.line}"
+        ) from None
     return doc

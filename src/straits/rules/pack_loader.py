@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import itertools
+import re
+import string
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -20,7 +22,7 @@ from typing import Any
 
 from straits.catalog import is_country
 from straits.errors import PackError
-from straits.model.types import AUTHORIZATIONS
+from straits.model.types import ANY_CONTROL, AUTHORIZATIONS, TERMINAL_CONTROL
 from straits.rules.cedar import CedarSyntaxError, parse_est
 from straits.rules.pack_files import load_yaml, read_pack_file
 
@@ -36,6 +38,33 @@ REQUIRED_ANNOTATIONS = (
     "reason",
     "effective_from",
 )
+#: every annotation a policy may carry: a misspelt one (``@effective_untill``) was ignored, and
+#: the rule it meant to end stayed in force in every listing
+ANNOTATIONS = (*REQUIRED_ANNOTATIONS, "effective_until", "requires", "presumption", "reading")
+#: the names a ``@reason`` may use (docs/rule-packs.md; :class:`decision.TemplateValues`)
+PLACEHOLDERS = (
+    "chip",
+    "chip_class_2023",
+    "chip_basis_2022",
+    "chip_tpp",
+    "chip_mem_bw",
+    "site",
+    "site_country",
+    "site_operator_hq",
+    "tenant_hq",
+    "date",
+    "quantity",
+    "quantity_tpp",
+    "data_origin",
+    "data_subjects",
+    "data_total_ytd",
+    "data_sensitive_ytd",
+    "data_total_since_last_year",
+    "data_sensitive_since_last_year",
+    "training_ops",
+)
+#: rule ids are listed, recorded in the ledger and typed on the command line; pack names too
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -73,6 +102,8 @@ class Group:
     members: tuple[str, ...] = ()
     includes: tuple[str, ...] = ()
     note: str | None = None
+    file: str = ""
+    """the groups.yaml that defines it, as errors name it"""
 
 
 @dataclass(frozen=True)
@@ -188,6 +219,22 @@ def _rule_from(est: dict[str, Any], stmt: Statement, pack: str, file: str) -> Ru
             source=where,
             expected="@" + ", @".join(REQUIRED_ANNOTATIONS),
         )
+    unknown = [a for a in ann if a not in ANNOTATIONS]
+    if unknown:
+        raise PackError(
+            "unknown annotation(s) " + ", ".join("@" + a for a in unknown),
+            source=where,
+            expected="@" + ", @".join(ANNOTATIONS),
+        )
+    for name, value in ann.items():
+        one_line(value, where, f"@{name}")
+    if not _ID.fullmatch(ann["id"]):
+        raise PackError(
+            f"@id({ann['id'][:80]!r}) is not a rule id",
+            source=where,
+            expected="letters, digits, '.', '_' or '-' (at most 128), e.g. us-ear-2023-3a090",
+        )
+    _check_reason(ann["reason"], where)
     if est.get("effect") != "permit":
         raise PackError(
             "rules are `permit` policies whose condition says when the rule applies",
@@ -223,6 +270,15 @@ def _rule_from(est: dict[str, Any], stmt: Statement, pack: str, file: str) -> Ru
             expected="one of " + ", ".join(PRESUMPTIONS),
         )
     until = ann.get("effective_until") or None
+    start = _date(ann["effective_from"], where, "effective_from")
+    end = _date(until, where, "effective_until") if until else None
+    if end is not None and end < start:
+        raise PackError(
+            f"@effective_until({until!r}) is before @effective_from({ann['effective_from']!r}): "
+            "the rule is never in force",
+            source=where,
+            expected="an end on or after the start (both inclusive)",
+        )
     return Rule(
         id=ann["id"],
         pack=pack,
@@ -233,8 +289,8 @@ def _rule_from(est: dict[str, Any], stmt: Statement, pack: str, file: str) -> Ru
         confidence=ann["confidence"],
         effect=effect,
         reason=ann["reason"],
-        effective_from=_date(ann["effective_from"], where, "effective_from"),
-        effective_until=_date(until, where, "effective_until") if until else None,
+        effective_from=start,
+        effective_until=end,
         requires=requires,
         presumption=presumption,
         reading=ann.get("reading") or None,
@@ -243,9 +299,69 @@ def _rule_from(est: dict[str, Any], stmt: Statement, pack: str, file: str) -> Ru
     )
 
 
+def one_line(value: object, where: str, name: str, *, lines: bool = False) -> str:
+    """``value``, a string of one line of printable text (of lines, with ``lines``):
+    annotations and pack metadata are printed as they are, and an escape sequence in one
+    reached the terminal through `rules show`."""
+    if not isinstance(value, str):
+        raise PackError(
+            f"{name} is {type(value).__name__} {str(value)[:80]!r}",
+            source=where,
+            expected="text (quote it in YAML)",
+        )
+    m = (TERMINAL_CONTROL if lines else ANY_CONTROL).search(value)
+    if m:
+        raise PackError(
+            f"{name} holds the control character {m.group()!r} at position {m.start()}",
+            source=where,
+            expected="printable text" if lines else "one line of printable text",
+        )
+    return value
+
+
+def _check_reason(template: str, where: str) -> None:
+    """A ``@reason`` uses only the documented placeholders, as plain ``{name}``: ``{0}`` was
+    an IndexError when the rule applied, ``{chip.__class__}`` read a Python object's
+    attributes, and a misspelt name rendered as '?'."""
+    expected = "{name} with a name of docs/rule-packs.md (" + ", ".join(PLACEHOLDERS) + ")"
+    try:
+        fields = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise PackError(
+            f"@reason is not a template: {exc}",
+            source=where,
+            expected=expected + "; {{ and }} for a brace",
+        ) from None
+    for _, name, spec, conversion in fields:
+        if name is not None and (name not in PLACEHOLDERS or spec or conversion):
+            shown = name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+            raise PackError(
+                f"@reason uses the placeholder {{{shown}}}", source=where, expected=expected
+            )
+
+
+#: control characters a policy file may not hold: all but tab, line feed and carriage return
+_CEDAR_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def _parse_policy_file(path: Path, pack: str, label: str) -> list[Rule]:
     text = read_pack_file(path, label)
+    m = _CEDAR_CONTROL.search(text)
+    if m:  # `rules show` prints the policy as written: an escape sequence reached the terminal
+        raise PackError(
+            f"holds the control character {m.group()!r}",
+            source=f"{label}:{text.count(chr(10), 0, m.start()) + 1}",
+            expected="printable text (in a Cedar string, an escape such as \\u{1b})",
+        )
     statements = split_statements(text)
+    if not statements:
+        # an empty or truncated file: the pack replaced the shipped one of its name with no
+        # rule at all, and every decision it made went silently
+        raise PackError(
+            "holds no policy",
+            source=label,
+            expected="at least one `permit (...) when { ... };` policy",
+        )
     try:
         policies = parse_est(text)
     except CedarSyntaxError as whole:
@@ -279,7 +395,17 @@ def _load_groups(path: Path, pack: str, label: str) -> list[Group]:
             raise PackError(
                 "a group needs title, source, confidence and members/includes", source=where
             )
-        raw_members = spec.get("members", []) or []
+        one_line(gid, label, "a group id")
+        for key in ("title", "source", "confidence", "note"):
+            if spec.get(key) is not None:
+                one_line(spec[key], where, key, lines=key == "note")
+        if spec["confidence"] not in CONFIDENCES:
+            raise PackError(
+                f"confidence {spec['confidence']!r} is unknown",
+                source=where,
+                expected="one of " + ", ".join(CONFIDENCES),
+            )
+        raw_members = _names(spec, "members", where)
         if any(isinstance(m, bool) for m in raw_members):
             raise PackError(
                 'a member parsed as a YAML boolean: quote country codes such as "NO" (Norway)',
@@ -291,17 +417,33 @@ def _load_groups(path: Path, pack: str, label: str) -> list[Group]:
                 raise PackError(f"member {m!r} is not an ISO 3166-1 alpha-2 code", source=where)
         groups.append(
             Group(
-                id=str(gid),
+                id=gid,
                 pack=pack,
-                title=str(spec.get("title", gid)),
-                source=str(spec["source"]),
-                confidence=str(spec["confidence"]),
+                title=spec.get("title") or gid,
+                source=spec["source"],
+                confidence=spec["confidence"],
                 members=members,
-                includes=tuple(str(x) for x in spec.get("includes", []) or []),
+                includes=tuple(
+                    one_line(g, where, "includes") for g in _names(spec, "includes", where)
+                ),
                 note=spec.get("note"),
+                file=label,
             )
         )
     return groups
+
+
+def _names(spec: dict[str, Any], key: str, where: str) -> list[Any]:
+    """A group's ``members`` or ``includes``: a list (a bare ``SG`` was read letter by letter,
+    a number was a TypeError)."""
+    value = spec.get(key) or []
+    if not isinstance(value, list):
+        raise PackError(
+            f"`{key}` is {type(value).__name__} {str(value)[:80]!r}",
+            source=where,
+            expected=f"a list: {key}: [...]",
+        )
+    return value
 
 
 def _digest(paths: list[Path], root: Path) -> str:
@@ -312,6 +454,20 @@ def _digest(paths: list[Path], root: Path) -> str:
         h.update(read_pack_file(p, _label(p)).encode("utf-8"))  # the bytes: it was UTF-8
         h.update(b"\0")
     return h.hexdigest()
+
+
+def _version(value: object, where: str, name: str) -> str:
+    """A version as written: text, or a whole number. YAML reads ``1.10`` as the number 1.1, so
+    the pack claimed a version it does not have."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise PackError(
+            f"{name} {value!r} is {type(value).__name__}, not text",
+            source=where,
+            expected=f'a quoted version: {name}: "{value}"',
+        )
+    return one_line(value, where, name)
 
 
 def _changelog(raw: Any, version: str, label: str) -> tuple[Release, ...]:
@@ -335,6 +491,8 @@ def _changelog(raw: Any, version: str, label: str) -> tuple[Release, ...]:
             or not all(isinstance(c, str) and c.strip() for c in changes)
         ):
             raise PackError("`changes` must be a non-empty list of sentences", source=where)
+        for c in changes:
+            one_line(c, where, "changes", lines=True)
         day = entry["date"]
         try:
             when = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
@@ -350,7 +508,10 @@ def _changelog(raw: Any, version: str, label: str) -> tuple[Release, ...]:
             )
         out.append(
             Release(
-                str(entry["version"]), when, tuple(" ".join(c.split()) for c in changes), digest
+                _version(entry["version"], where, "version"),
+                when,
+                tuple(" ".join(c.split()) for c in changes),
+                digest,
             )
         )
     versions = [r.version for r in out]
@@ -377,7 +538,19 @@ def load_pack(path: Path) -> Pack:
         raise PackError(
             "pack.yaml must be a mapping (name, title, version, ...)", source=str(meta_path)
         )
-    name = str(meta.get("name") or path.name)
+    where = _label(meta_path)
+    for key in ("name", "title", "jurisdiction", "description"):
+        value = meta.get(key)
+        if value is not None:
+            # a description may be folded over lines (`>`); it is printed on one
+            one_line(" ".join(value.split()) if isinstance(value, str) else value, where, key)
+    name = meta.get("name") or path.name
+    if not _ID.fullmatch(name):
+        raise PackError(
+            f"name {name[:80]!r} is not a pack name",
+            source=where,
+            expected="letters, digits, '.', '_' or '-' (it replaces the shipped pack of that name)",
+        )
     cedar_files = sorted(path.glob("*.cedar"))
     if not cedar_files:
         raise PackError("a pack needs at least one *.cedar file", source=str(path))
@@ -392,7 +565,7 @@ def load_pack(path: Path) -> Pack:
     deciding = [*cedar_files] + ([groups_path] if has_groups else [])
     files = [meta_path, *deciding]
     files += sorted((path / "cases").glob("*.yaml")) if (path / "cases").is_dir() else []
-    version = str(meta.get("version", "0"))
+    version = _version(meta.get("version", "0"), where, "version")
     return Pack(
         name=name,
         title=str(meta.get("title", name)),
