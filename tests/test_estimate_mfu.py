@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from optimizer_cases import MODEL
 from straits.catalog import get_chip
 from straits.errors import EstimateError, InputError, ScenarioError
 from straits.estimate import estimate_training
@@ -27,14 +28,6 @@ from straits.model.request import EstimateRequest
 from straits.model.scenario import ModelSpec
 from straits.plan import make_plan
 
-MODEL: dict[str, Any] = {
-    "params": 7e9,
-    "layers": 32,
-    "d_model": 4096,
-    "heads": 32,
-    "seq_len": 4096,
-    "global_batch_tokens": 4e6,
-}
 SPEC = ModelSpec(**MODEL)
 H100 = get_chip("H100-SXM")
 TOKENS = 1e12

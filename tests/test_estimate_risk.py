@@ -11,21 +11,13 @@ from typing import Any
 
 import pytest
 
+from optimizer_cases import DAY0, MODEL
 from straits.catalog import get_chip
 from straits.estimate import estimate_training
 from straits.loading import parse_scenario
 from straits.model.scenario import ModelSpec, Scenario
 from straits.plan import make_plan
 
-MODEL = {
-    "params": 7e9,
-    "layers": 32,
-    "d_model": 4096,
-    "heads": 32,
-    "seq_len": 4096,
-    "global_batch_tokens": 4e6,
-}
-DAY0 = dt.date(2025, 6, 1)
 CHIPS = 64
 PRICE = 2.0
 
