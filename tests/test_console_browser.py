@@ -330,7 +330,8 @@ def test_a_hostile_report_runs_nothing_and_stays_offline(
     """A report whose text is hostile (Plotly markup in a rule pack's annotations, script tags
     in the plan's notes and warnings) opened from the file: no script of its text runs, no
     request leaves the file, even while the user hovers over the charts. Before the fix the
-    rules chart fetched two URLs from a rule's id and title (found by a hostile pass, atk10)."""
+    rules chart fetched two URLs from a rule's id and title (found by a hostile pass, atk10;
+    the pack loader now refuses such an id, the title is still free text)."""
     import copy
 
     from straits.loading import load_scenario
