@@ -253,11 +253,11 @@ def test_plan_solver_choice_and_pareto(example_path: Path) -> None:
     g = straits("plan", str(example_path), "--json", "--solver", "greedy")
     assert g.returncode == 0, g.stderr
     assert json.loads(g.stdout)["solver"] == "greedy"
-    c = straits("plan", str(example_path), "--json", "--time-limit", "5")
+    c = straits("plan", str(example_path), "--json", "--time-limit", "30")
     doc = json.loads(c.stdout)
     assert doc["solver"] == "cpsat" and doc["gap"] is not None
     assert doc["baseline_usd"] >= doc["total_cost_usd"] + doc["penalty_usd"] - 1.0
-    p = straits("plan", str(example_path), "--json", "--pareto", "3", "--time-limit", "3")
+    p = straits("plan", str(example_path), "--json", "--pareto", "3", "--time-limit", "20")
     assert p.returncode == 0, p.stderr
     points = json.loads(p.stdout)["pareto"]
     assert points and all({"makespan_hours", "cost_usd", "unplaced"} <= set(x) for x in points)

@@ -358,7 +358,7 @@ def recorded_id(stderr: str) -> str:
 
 def test_cli_exports_a_recorded_plan(tmp_path: Path, example_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'x.db'}"
-    p = straits("plan", str(example_path), "--record", "--db", db, "--json", "--time-limit", "5")
+    p = straits("plan", str(example_path), "--record", "--db", db, "--json", "--time-limit", "30")
     assert p.returncode == 0, p.stderr
     plan_id = recorded_id(p.stderr)
     out = tmp_path / "out"

@@ -41,10 +41,10 @@ def test_the_h20_plan_buys_h20s_the_day_before(h20: tuple[Scenario, dict[str, An
 def test_cli_impact_names_the_h20_rule_and_the_affected_stage(tmp_path: Path) -> None:
     """The acceptance case: recorded on 2025-04-08, re-checked on 2025-04-10."""
     db = f"sqlite:///{tmp_path / 'l.db'}"
-    p = straits("plan", str(H20_EXAMPLE), "--record", "--db", db, "--time-limit", "5")
+    p = straits("plan", str(H20_EXAMPLE), "--record", "--db", db, "--time-limit", "30")
     assert p.returncode == 0, p.stderr
     plan_id = recorded_id(p.stderr)
-    p = straits("impact", "--date", "2025-04-10", "--db", db, "--json", "--time-limit", "5")
+    p = straits("impact", "--date", "2025-04-10", "--db", db, "--json", "--time-limit", "30")
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)["plans"]
     assert [x["plan_id"] for x in out] == [plan_id]
@@ -144,7 +144,7 @@ def test_a_capacity_cut_makes_the_stage_infeasible(
 def test_bad_change_files_name_the_file_and_field(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'l.db'}"
     assert (
-        straits("plan", str(H20_EXAMPLE), "--record", "--db", db, "--time-limit", "3").returncode
+        straits("plan", str(H20_EXAMPLE), "--record", "--db", db, "--time-limit", "30").returncode
         == 0
     )
     bad = tmp_path / "prices.yaml"
