@@ -47,7 +47,8 @@ from straits.rules.decision import Decision
 from straits.rules.engine import RuleSet
 from straits.rules.listing import rule_regimes
 from straits.rules.pack_files import load_yaml
-from straits.rules.pack_loader import Pack, one_line
+from straits.rules.pack_loader import Pack
+from straits.rules.pack_meta import one_line
 
 
 class Expectation(Frozen):

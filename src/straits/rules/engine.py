@@ -22,7 +22,8 @@ from straits.rules.cedar import CedarSyntaxError, Evaluator, check_schema, valid
 from straits.rules.context import NS, build_request, chip_entity
 from straits.rules.decision import Decision, combine, template_values
 from straits.rules.est import group_refs
-from straits.rules.pack_loader import Group, Pack, Rule, load_packs, schema_text
+from straits.rules.pack_loader import Pack, Rule, load_packs, schema_text
+from straits.rules.pack_meta import Group
 from straits.rules.partition import partition
 
 #: most decisions memoized before the memo starts over (bounds memory in long-running servers)

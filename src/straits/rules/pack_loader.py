@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import itertools
 import re
 import string
 from dataclasses import dataclass, field
@@ -20,15 +19,22 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from straits.catalog import is_country
 from straits.errors import PackError
-from straits.model.types import ANY_CONTROL, AUTHORIZATIONS, TERMINAL_CONTROL
+from straits.model.types import AUTHORIZATIONS
 from straits.rules.cedar import CedarSyntaxError, parse_est
 from straits.rules.pack_files import load_yaml, read_pack_file
+from straits.rules.pack_meta import (
+    CONFIDENCES,
+    Group,
+    Release,
+    changelog,
+    load_groups,
+    one_line,
+    version_text,
+)
 
 EFFECTS = ("requires", "deny", "warn", "note")
 PRESUMPTIONS = ("denial", "approval", "case-by-case")
-CONFIDENCES = ("V", "V2", "D", "M")
 REQUIRED_ANNOTATIONS = (
     "id",
     "title",
@@ -90,39 +96,6 @@ class Rule:
         if on < self.effective_from:
             return False
         return self.effective_until is None or on <= self.effective_until
-
-
-@dataclass(frozen=True)
-class Group:
-    id: str
-    pack: str
-    title: str
-    source: str
-    confidence: str
-    members: tuple[str, ...] = ()
-    includes: tuple[str, ...] = ()
-    note: str | None = None
-    file: str = ""
-    """the groups.yaml that defines it, as errors name it"""
-
-
-@dataclass(frozen=True)
-class Release:
-    """One entry of a pack's changelog (``pack.yaml``: ``changelog``, newest first)."""
-
-    version: str
-    date: dt.date
-    changes: tuple[str, ...]
-    digest: str | None = None
-    """the policy digest (Cedar files and groups) of the pack as released"""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "date": self.date.isoformat(),
-            "changes": list(self.changes),
-            "digest": self.digest,
-        }
 
 
 @dataclass(frozen=True)
@@ -299,26 +272,6 @@ def _rule_from(est: dict[str, Any], stmt: Statement, pack: str, file: str) -> Ru
     )
 
 
-def one_line(value: object, where: str, name: str, *, lines: bool = False) -> str:
-    """``value``, a string of one line of printable text (of lines, with ``lines``):
-    annotations and pack metadata are printed as they are, and an escape sequence in one
-    reached the terminal through `rules show`."""
-    if not isinstance(value, str):
-        raise PackError(
-            f"{name} is {type(value).__name__} {str(value)[:80]!r}",
-            source=where,
-            expected="text (quote it in YAML)",
-        )
-    m = (TERMINAL_CONTROL if lines else ANY_CONTROL).search(value)
-    if m:
-        raise PackError(
-            f"{name} holds the control character {m.group()!r} at position {m.start()}",
-            source=where,
-            expected="printable text" if lines else "one line of printable text",
-        )
-    return value
-
-
 def _check_reason(template: str, where: str) -> None:
     """A ``@reason`` uses only the documented placeholders, as plain ``{name}``: ``{0}`` was
     an IndexError when the rule applied, ``{chip.__class__}`` read a Python object's
@@ -384,68 +337,6 @@ def _parse_policy_file(path: Path, pack: str, label: str) -> list[Rule]:
     ]
 
 
-def _load_groups(path: Path, pack: str, label: str) -> list[Group]:
-    raw = load_yaml(path, label) or {}
-    if not isinstance(raw, dict):
-        raise PackError("groups.yaml must map group ids to definitions", source=label)
-    groups = []
-    for gid, spec in raw.items():
-        where = f"{label}: {gid}"
-        if not isinstance(spec, dict) or not spec.get("source") or not spec.get("confidence"):
-            raise PackError(
-                "a group needs title, source, confidence and members/includes", source=where
-            )
-        one_line(gid, label, "a group id")
-        for key in ("title", "source", "confidence", "note"):
-            if spec.get(key) is not None:
-                one_line(spec[key], where, key, lines=key == "note")
-        if spec["confidence"] not in CONFIDENCES:
-            raise PackError(
-                f"confidence {spec['confidence']!r} is unknown",
-                source=where,
-                expected="one of " + ", ".join(CONFIDENCES),
-            )
-        raw_members = _names(spec, "members", where)
-        if any(isinstance(m, bool) for m in raw_members):
-            raise PackError(
-                'a member parsed as a YAML boolean: quote country codes such as "NO" (Norway)',
-                source=where,
-            )
-        members = tuple(str(m) for m in raw_members)
-        for m in members:
-            if not is_country(m):
-                raise PackError(f"member {m!r} is not an ISO 3166-1 alpha-2 code", source=where)
-        groups.append(
-            Group(
-                id=gid,
-                pack=pack,
-                title=spec.get("title") or gid,
-                source=spec["source"],
-                confidence=spec["confidence"],
-                members=members,
-                includes=tuple(
-                    one_line(g, where, "includes") for g in _names(spec, "includes", where)
-                ),
-                note=spec.get("note"),
-                file=label,
-            )
-        )
-    return groups
-
-
-def _names(spec: dict[str, Any], key: str, where: str) -> list[Any]:
-    """A group's ``members`` or ``includes``: a list (a bare ``SG`` was read letter by letter,
-    a number was a TypeError)."""
-    value = spec.get(key) or []
-    if not isinstance(value, list):
-        raise PackError(
-            f"`{key}` is {type(value).__name__} {str(value)[:80]!r}",
-            source=where,
-            expected=f"a list: {key}: [...]",
-        )
-    return value
-
-
 def _digest(paths: list[Path], root: Path) -> str:
     h = hashlib.sha256()
     for p in sorted(paths):
@@ -454,79 +345,6 @@ def _digest(paths: list[Path], root: Path) -> str:
         h.update(read_pack_file(p, _label(p)).encode("utf-8"))  # the bytes: it was UTF-8
         h.update(b"\0")
     return h.hexdigest()
-
-
-def _version(value: object, where: str, name: str) -> str:
-    """A version as written: text, or a whole number. YAML reads ``1.10`` as the number 1.1, so
-    the pack claimed a version it does not have."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if not isinstance(value, str) or not value.strip():
-        raise PackError(
-            f"{name} {value!r} is {type(value).__name__}, not text",
-            source=where,
-            expected=f'a quoted version: {name}: "{value}"',
-        )
-    return one_line(value, where, name)
-
-
-def _changelog(raw: Any, version: str, label: str) -> tuple[Release, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        raise PackError(
-            "`changelog` must be a list of releases, newest first",
-            source=label,
-            expected="- {version, date, changes: [...], digest?}",
-        )
-    out: list[Release] = []
-    for i, entry in enumerate(raw):
-        where = f"{label}: changelog[{i}]"
-        if not isinstance(entry, dict) or not entry.get("version") or not entry.get("date"):
-            raise PackError("a release needs `version`, `date` and `changes`", source=where)
-        changes = entry.get("changes")
-        if (
-            not isinstance(changes, list)
-            or not changes
-            or not all(isinstance(c, str) and c.strip() for c in changes)
-        ):
-            raise PackError("`changes` must be a non-empty list of sentences", source=where)
-        for c in changes:
-            one_line(c, where, "changes", lines=True)
-        day = entry["date"]
-        try:
-            when = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
-        except ValueError:
-            raise PackError(
-                f"date {day!r} is not an ISO date", source=where, expected="YYYY-MM-DD"
-            ) from None
-        digest = entry.get("digest")
-        if digest is not None and (not isinstance(digest, str) or len(digest) != 64):
-            raise PackError(
-                "`digest` must be the 64-hex-digit policy digest (`straits rules packs` prints it)",
-                source=where,
-            )
-        out.append(
-            Release(
-                _version(entry["version"], where, "version"),
-                when,
-                tuple(" ".join(c.split()) for c in changes),
-                digest,
-            )
-        )
-    versions = [r.version for r in out]
-    if len(set(versions)) != len(versions):
-        raise PackError("a version appears twice in the changelog", source=label)
-    if any(b.date > a.date for a, b in itertools.pairwise(out)):
-        raise PackError("changelog entries must be newest first", source=label)
-    if out[0].version != version:
-        raise PackError(
-            f"the newest changelog entry is {out[0].version!r} but the pack's "
-            f"version is {version!r}",
-            source=label,
-            expected="a changelog entry for the pack's version, first",
-        )
-    return tuple(out)
 
 
 def load_pack(path: Path) -> Pack:
@@ -561,11 +379,11 @@ def load_pack(path: Path) -> Pack:
     # exists, not is_file: a groups.yaml that is a FIFO or a device is refused by name, not
     # skipped (its rules then failed on groups they could not find)
     has_groups = groups_path.exists()
-    groups = _load_groups(groups_path, name, _label(groups_path)) if has_groups else []
+    groups = load_groups(groups_path, name, _label(groups_path)) if has_groups else []
     deciding = [*cedar_files] + ([groups_path] if has_groups else [])
     files = [meta_path, *deciding]
     files += sorted((path / "cases").glob("*.yaml")) if (path / "cases").is_dir() else []
-    version = _version(meta.get("version", "0"), where, "version")
+    version = version_text(meta.get("version", "0"), where, "version")
     return Pack(
         name=name,
         title=str(meta.get("title", name)),
@@ -578,7 +396,7 @@ def load_pack(path: Path) -> Pack:
         digest=_digest(files, path),
         policy_text="\n\n".join(r.text for r in rules),
         policy_digest=_digest(deciding, path),
-        changelog=_changelog(meta.get("changelog"), version, _label(meta_path)),
+        changelog=changelog(meta.get("changelog"), version, _label(meta_path)),
     )
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from straits.rules.listing import rule_regimes
-from straits.rules.pack_loader import Group, Pack, Release, Rule
+from straits.rules.pack_loader import Pack, Rule
+from straits.rules.pack_meta import Group, Release
 
 #: aspects of a rule that change what it decides
 EFFECT_ASPECTS = ("condition", "effect", "requires", "presumption", "window", "regimes")
