@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
-from straits.errors import LedgerError
+from straits.errors import LedgerError, NotFoundError
 from straits.loading import load_scenario
 from straits.plan import Plan, make_plan
 from straits.rules import RuleSet
@@ -263,3 +264,61 @@ def test_an_append_during_a_full_verify_is_no_alarm(
     v = verify_store(store, Keys())
     assert v.ok, v.problem
     assert v.entries == 6 and ledger.count(store, None) == 8
+
+
+MOVED = [
+    # what is edited in the plan's row, and whether the row still names its own tenant
+    ("tenant moved to another", "UPDATE plans SET tenant='other' WHERE id=:i", False),
+    ("status edited", "UPDATE plans SET status='failed' WHERE id=:i", True),
+    ("options edited", 'UPDATE plans SET options=\'{"solver":"cpsat"}\' WHERE id=:i', True),
+]
+
+
+@pytest.mark.parametrize(("what", "statement", "own"), MOVED, ids=[m[0] for m in MOVED])
+def test_a_listed_plan_is_its_entrys_not_its_rows(
+    db_url: str,
+    rules: RuleSet,
+    plan: Plan,
+    example_path: Path,
+    what: str,
+    statement: str,
+    own: bool,
+) -> None:
+    """The plan list read the plans table unproven: a row whose tenant was edited to
+    another's showed in that tenant's list (its scenario, status and times), and an edited
+    status or options were served as they were. Now a recorded plan is listed, and read, under
+    the tenant its entry names only, and a page holding a row that differs from its entry is a
+    409 naming the entry."""
+    from fastapi.testclient import TestClient
+
+    from straits.server import create_app
+    from straits.store.tokens import Principal, create_token
+    from straits.web import views
+
+    plan_id, _ = _recorded(db_url, rules, plan, example_path)
+    sql(db_url, statement, i=plan_id)
+    store = Store(db_url)
+    with TestClient(create_app(store), raise_server_exceptions=False) as client:
+
+        def get(tenant: str, role: str, path: str) -> httpx.Response:
+            token = create_token(store, tenant, role)[0]
+            r: httpx.Response = client.get(path, headers={"Authorization": f"Bearer {token}"})
+            return r
+
+        other = get("other", "planner", "/v1/plans")
+        assert other.status_code == 200 and plan_id not in other.text
+        assert get("other", "planner", f"/v1/plans/{plan_id}").status_code == 404
+        assert get("other", "planner", f"/v1/plans/{plan_id}/plan").status_code == 404
+        with pytest.raises(NotFoundError):
+            views.job(store, Principal("x", "other", "planner"), plan_id)
+        listed = views.jobs(store, Principal("x", "other", "planner"))
+        assert plan_id not in {j.id for j in listed}
+        for tenant, role in (("hz-cloud", "admin"), ("hz-cloud", "planner")):
+            r = get(tenant, role, "/v1/plans")
+            if role == "planner" and not own:  # the row is no longer listed as its
+                assert r.status_code == 200 and plan_id not in r.text
+                continue
+            assert r.status_code == 409, (tenant, role, r.status_code, r.text)
+            assert r.headers["content-type"].startswith("application/problem+json")
+            assert r.json()["type"] == "urn:straits:problem:conflict", r.json()
+    store.close()

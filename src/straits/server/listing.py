@@ -13,10 +13,13 @@ from typing import Any
 from fastapi import Request, Response
 from sqlalchemy import and_, or_, select
 
-from straits.errors import RequestError
+from straits.errors import LedgerError, RequestError
 from straits.store.db import Store
-from straits.store.records import plan_job_json
-from straits.store.tables import PlanRow, ScenarioRow
+from straits.store.keys import Keys
+from straits.store.ledger import Entry
+from straits.store.proven import plan_row_problem, prove_entries
+from straits.store.records import plan_job_json, refuse_detached
+from straits.store.tables import LedgerRow, PlanRow, ScenarioRow
 
 
 def encode_cursor(values: list[Any]) -> str:
@@ -60,17 +63,32 @@ def _aware(t: dt.datetime) -> dt.datetime:
 
 
 def list_plans(
-    store: Store, f: PlanFilter, limit: int, cursor: str | None
+    store: Store,
+    f: PlanFilter,
+    limit: int,
+    cursor: str | None,
+    keys: Keys | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One page of plans, newest first, each with its scenario's name; and the cursor of the
-    next page (None on the last)."""
+    next page (None on the last).
+
+    Nothing on the page is taken from the ``plans`` table unproven: a recorded plan is listed
+    under a tenant only when its ledger entry is that tenant's (a row whose ``tenant`` was
+    edited to another's never shows in that other's list), the page's entries are proven in
+    one read of the tree, and a recorded plan whose row differs from its entry (its status,
+    tenant, scenario or options edited) refuses the page (``LedgerError``, a 409 naming the
+    entry), as reading that plan alone does. Plans not recorded have no entry to prove them."""
     q = (
-        select(PlanRow, ScenarioRow.name)
+        select(PlanRow, ScenarioRow.name, LedgerRow)
         .join(ScenarioRow, ScenarioRow.digest == PlanRow.scenario_digest)
+        .join(LedgerRow, LedgerRow.seq == PlanRow.ledger_seq, isouter=True)
         .order_by(PlanRow.created_at.desc(), PlanRow.id.desc())
     )
     if f.tenant is not None:
-        q = q.where(PlanRow.tenant == f.tenant)
+        q = q.where(
+            PlanRow.tenant == f.tenant,
+            or_(PlanRow.ledger_seq.is_(None), LedgerRow.tenant == f.tenant),
+        )
     if f.status is not None:
         q = q.where(PlanRow.status == f.status)
     if f.scenario is not None:
@@ -90,8 +108,30 @@ def list_plans(
         )
     with store.session() as s:
         rows = list(s.execute(q.limit(limit + 1)))
+    page = rows[:limit]
+    entries: dict[int, Entry] = {}
+    for row, _, ledger_row in page:
+        refuse_detached(row)
+        if row.ledger_seq is None:
+            continue
+        if ledger_row is None:
+            raise LedgerError(
+                f"plan {row.id} points to ledger entry {row.ledger_seq}, which does not "
+                "exist: the plans table or the ledger was altered",
+                row.ledger_seq,
+            )
+        entries[row.ledger_seq] = Entry.from_row(ledger_row)
+    prove_entries(store, list(entries.values()), keys)
     items = []
-    for row, name in rows[:limit]:
+    for row, name, _ in page:
+        if row.ledger_seq is not None:
+            problem = plan_row_problem(row, entries[row.ledger_seq])
+            if problem:
+                raise LedgerError(
+                    problem + "; refusing to list it (`straits ledger verify` shows all "
+                    "that differs)",
+                    row.ledger_seq,
+                )
         job = {k: v for k, v in plan_job_json(row).items() if k != "plan"}
         items.append({**job, "scenario": name, "scenario_digest": row.scenario_digest})
     next_cursor = None
@@ -121,6 +161,16 @@ def plan_row(store: Store, ref: str, tenant: str | None = None) -> PlanRow | Non
             expected="a longer prefix",
         )
     return rows[0] if rows else None
+
+
+def recorded_tenant(store: Store, row: PlanRow) -> str | None:
+    """The tenant a recorded plan's ledger entry names (None for a plan not recorded, or one
+    whose entry is missing): whose plan it is, whatever the row's ``tenant`` says. A read of
+    the entry's column, proven when the plan itself is read."""
+    if row.ledger_seq is None:
+        return None
+    with store.session() as s:
+        return s.scalar(select(LedgerRow.tenant).where(LedgerRow.seq == row.ledger_seq))
 
 
 def parse_instant(value: str | None, name: str) -> dt.datetime | None:

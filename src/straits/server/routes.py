@@ -22,7 +22,14 @@ from straits.plan.registry import objective as parse_objective
 from straits.server.auth import Caller, refuse, require
 from straits.server.bodies import document_body, documented, json_body
 from straits.server.ledger_routes import view_number
-from straits.server.listing import PlanFilter, link_next, list_plans, parse_instant, plan_row
+from straits.server.listing import (
+    PlanFilter,
+    link_next,
+    list_plans,
+    parse_instant,
+    plan_row,
+    recorded_tenant,
+)
 from straits.server.problems import problem
 from straits.server.schemas import (
     CheckAnswer,
@@ -34,6 +41,7 @@ from straits.server.schemas import (
     RuleInfo,
 )
 from straits.store import queue
+from straits.store.db import Store
 from straits.store.records import (
     PLAN_STATES,
     get_plan,
@@ -215,10 +223,21 @@ async def submit_plan(
     return JSONResponse(job, status_code=202, headers={"Location": f"/v1/plans/{job['id']}"})
 
 
+def _tenants_own(store: Store, row: PlanRow, tenant: str) -> bool:
+    """Whether ``row`` is ``tenant``'s plan: its row says so and, when it is recorded, so does
+    its ledger entry (a row whose tenant was edited to another's is not that other's plan:
+    it answers 404 to them, as any other tenant's plan does, and 409 to an admin)."""
+    if row.tenant != tenant:
+        return False
+    entry_tenant = recorded_tenant(store, row)
+    return row.ledger_seq is None or entry_tenant in (None, tenant)
+
+
 def _own_plan(request: Request, who: Principal, plan_id: str) -> PlanRow:
     """The plan ``plan_id`` (or a unique prefix of its id) if it is the caller's tenant's."""
-    row = plan_row(request.app.state.store, plan_id, None if who.is_admin else who.tenant)
-    if row is not None and (who.is_admin or row.tenant == who.tenant):
+    store = request.app.state.store
+    row = plan_row(store, plan_id, None if who.is_admin else who.tenant)
+    if row is not None and (who.is_admin or _tenants_own(store, row, who.tenant)):
         return row
     if row is not None:  # another tenant's: the same answer as a missing plan, but logged
         refuse(request, 404, f"plan {plan_id} belongs to another tenant", who)
@@ -278,7 +297,7 @@ def plans(
         until=parse_instant(until, "until"),
     )
     store = request.app.state.store
-    items, next_cursor = list_plans(store, f, limit, cursor)
+    items, next_cursor = list_plans(store, f, limit, cursor, request.app.state.ledger_keys)
     if not who.is_admin:
         numbers = tenant_numbers(store, [j["ledger_seq"] for j in items if j["ledger_seq"]])
         for j in items:

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from straits.errors import LedgerError, NotFoundError
 from straits.model.scenario import Scenario
@@ -113,8 +113,11 @@ def jobs(store: Store, who: Principal, limit: int = 100, keys: Keys | None = Non
     entries proven in one read of the tree (``UNPROVEN`` when they are not)."""
     with store.session() as s:
         q = _jobs_query(who).order_by(PlanRow.created_at.desc(), PlanRow.id).limit(limit)
-        if not who.is_admin:
-            q = q.where(PlanRow.tenant == who.tenant)
+        if not who.is_admin:  # a recorded plan is the tenant's when its entry says so too
+            q = q.where(
+                PlanRow.tenant == who.tenant,
+                or_(PlanRow.ledger_seq.is_(None), LedgerRow.tenant == who.tenant),
+            )
         rows = s.execute(q).all()
     entries = {e.seq: Entry.from_row(e) for *_, e in rows if e is not None}
     try:
@@ -130,7 +133,10 @@ def jobs(store: Store, who: Principal, limit: int = 100, keys: Keys | None = Non
 def job(store: Store, who: Principal, plan_id: str) -> Job:
     with store.session() as s:
         found = s.execute(_jobs_query(who).where(PlanRow.id == plan_id)).first()
-    if found is None or not (who.is_admin or found[0].tenant == who.tenant):
+    theirs = found is not None and (
+        found[0].tenant == who.tenant and (found[3] is None or found[3].tenant == who.tenant)
+    )
+    if found is None or not (who.is_admin or theirs):
         raise NotFoundError(f"no plan {plan_id!r}")
     entry = Entry.from_row(found[3]) if found[3] is not None else None
     try:
