@@ -206,3 +206,52 @@ def test_a_tenant_is_never_served_an_entry_the_log_does_not_prove(
         assert api.client.get("/v1/ledger/entries/2", headers=a).status_code == 200
     # an admin gets the stored rows as they are, to export and verify them anywhere
     assert api.client.get("/v1/ledger/entries", headers=api.auth("ops", "admin")).status_code == 200
+
+
+A2 = "(SELECT seq FROM ledger WHERE tenant='a' AND tenant_seq=2)"
+TENANT_TAMPER = [
+    # the edit, and the first of tenant a's entries it breaks
+    ("UPDATE decisions SET answer='{}' WHERE ledger_seq=" + A2, 2),
+    ("UPDATE ledger SET actor='someone else' WHERE seq=" + A2, 2),
+    ("DELETE FROM decisions WHERE ledger_seq=" + A2, None),  # the entry holds it whole
+    ("UPDATE decisions SET ledger_seq=" + A2 + " WHERE tenant='b'", 2),
+    ("UPDATE ledger SET tenant='c' WHERE tenant='a' AND tenant_seq=1", 1),
+    ("DELETE FROM ledger WHERE tenant='a' AND tenant_seq=2", 2),
+]
+
+
+@pytest.mark.parametrize(("tamper", "first_bad"), TENANT_TAMPER)
+def test_a_tenants_verify_checks_its_own_entries_and_records(
+    api: Api, db_url: str, tamper: str, first_bad: int | None
+) -> None:
+    """A tenant's verify was the quick check only (the tree against the checkpoint): its own
+    entries and records could be altered and it still said ok. Now each of its entries is
+    proven, its numbers run without a gap and its rows match their entries, reported in its
+    own numbering; another tenant's verify is not affected and shows nothing of the first."""
+    record(api, "a", 3)
+    record(api, "b", 2)
+    a, b = api.auth("a", "viewer"), api.auth("b", "viewer")
+    before = api.client.get("/v1/ledger/verify", headers=a).json()
+    assert before == {
+        "ok": True,
+        "entries": 3,
+        "checked": 3,
+        "signatures": before["signatures"],
+        "first_bad": None,
+        "problem": None,
+    }
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text(tamper))
+    engine.dispose()
+    after = api.client.get("/v1/ledger/verify", headers=a)
+    assert after.status_code == 200, after.text
+    v = after.json()
+    assert (v["ok"], v["first_bad"]) == (first_bad is None, first_bad), v
+    if first_bad is not None:
+        assert v["checked"] == first_bad - 1
+        assert "'b'" not in v["problem"] and "ledger entry 5" not in v["problem"]
+    other = api.client.get("/v1/ledger/verify", headers=b).json()
+    assert other["ok"] and other["entries"] == 2, other
+    quick = api.client.get("/v1/ledger/verify", params={"quick": "true"}, headers=a).json()
+    assert set(quick) == {"ok", "entries", "signatures", "problem"}

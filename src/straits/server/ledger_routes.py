@@ -26,6 +26,7 @@ from straits.store.keys import Keys
 from straits.store.ledger import Entry
 from straits.store.proven import prove_entries
 from straits.store.receipts import make_receipt
+from straits.store.tenant_verify import verify_tenant
 from straits.store.tokens import Principal
 
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
@@ -104,8 +105,11 @@ def verify_ledger(
     ] = False,
 ) -> dict[str, Any]:
     """Admins: the full verification (chain, tree, checkpoints, records) or, with `quick`, the
-    consistency of the stored tree with the latest checkpoint. Others: whether that quick check
-    holds and how many entries are their tenant's (no head, no global numbers)."""
+    consistency of the stored tree with the latest checkpoint. Others: their tenant's
+    verification (each of its entries proven against the tree and the latest checkpoint, its
+    numbers without a gap, its plan and decision rows against their entries; `first_bad` in
+    its own numbering) or, with `quick`, whether the quick check holds and how many entries
+    are theirs. Never a head or a global number."""
     store: Store = request.app.state.store
     if who.is_admin:
         v = (
@@ -114,6 +118,8 @@ def verify_ledger(
             else integrity.verify_store(store, _keys(request))
         )
         return v.to_json()
+    if not quick:
+        return verify_tenant(store, _keys(request), who.tenant).to_json()
     v = integrity.verify_heads(store, _keys(request), [])
     return {
         "ok": v.ok,
