@@ -347,6 +347,50 @@ def test_readyz_answers_under_a_held_write_lock_and_to_head(tmp_path: Path) -> N
     assert results["refused"].status_code == 401
 
 
+def test_head_answers_as_get_without_a_body_on_every_get_route(api: Api) -> None:
+    """HEAD was a 405 everywhere but the probes (FastAPI registers the methods it is told):
+    `curl -I` on the console or the API said "method not allowed" for pages that exist. Now
+    every route that answers GET answers HEAD with GET's status and headers and no body; a
+    path without GET stays 405."""
+    h = api.auth("a", "viewer")
+    for path, headers in (
+        ("/ui/", {}),
+        ("/docs", {}),
+        ("/openapi.json", {}),
+        ("/v1/chips", h),
+        ("/v1/chips", {}),  # 401 as for GET
+        ("/v1/plans", h),
+        ("/v1/ledger/verify", h),
+        ("/ui/no-such-page", {}),
+        ("/v1/check", h),  # POST only: 405 as for GET
+    ):
+        got, head = api.client.get(path, headers=headers), api.client.head(path, headers=headers)
+        assert head.status_code == got.status_code, (path, head.status_code, got.status_code)
+        assert head.content == b""
+        for name in ("content-type", "content-length"):
+            assert head.headers.get(name) == got.headers.get(name), (path, name)
+
+
+def test_head_sends_no_part_of_a_streamed_body() -> None:
+    from fastapi import FastAPI
+    from fastapi.responses import StreamingResponse
+
+    from straits.server.head import HeadAsGet
+
+    app = FastAPI()
+
+    @app.get("/stream")
+    def stream() -> StreamingResponse:
+        return StreamingResponse(iter([b"a" * 1000, b"b" * 1000]), media_type="text/plain")
+
+    app.add_middleware(HeadAsGet)
+    with TestClient(app) as client:
+        assert client.get("/stream").content == b"a" * 1000 + b"b" * 1000
+        head = client.head("/stream")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-type"].startswith("text/plain")
+
+
 def test_concurrent_readiness_probes_share_one_database_query(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -43,6 +43,7 @@ from straits.errors import (
 )
 from straits.rules import ruleset
 from straits.server import bodies
+from straits.server.head import HeadAsGet
 from straits.server.jobs import Worker
 from straits.server.ledger_routes import router as ledger_router
 from straits.server.plan_routes import router as plan_router
@@ -239,18 +240,16 @@ def create_app(
         await asyncio.shield(running)
         return {"status": "ready", "version": __version__, "database": store.dialect}
 
-    # HEAD, as every general-purpose server must answer it (RFC 9110 9.1), for probes and
-    # monitors that check with HEAD (they got 405 and took the server for down); GET's answer
-    # without its body, and not a second operation in the spec
-    app.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
-    app.add_api_route("/readyz", readyz, methods=["HEAD"], include_in_schema=False)
-
     _errors(app)
     mount_console(app)  # /ui, /static, /docs and /redoc (after the API's error handlers)
     _openapi(app)
     app.add_middleware(
         BodyLimit, limit=settings.max_body_bytes, store=store, timeout=settings.body_timeout_s
     )
+    # HEAD, as every general-purpose server must answer it (RFC 9110 9.1), for probes and
+    # monitors that check with HEAD (they got 405 and took the server, or the console, for
+    # down): GET's answer without its body, on every route that answers GET
+    app.add_middleware(HeadAsGet)
     return app
 
 
