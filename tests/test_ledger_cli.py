@@ -544,7 +544,7 @@ def test_a_witness_and_a_tenant_against_a_real_server(tmp_path: Path, keyfile: P
 def test_a_broken_ledger_says_what_verified_before_the_problem(
     first_bad: int | None, entries: int, says: str
 ) -> None:
-    from straits.cli.ledger_cmd import verified_part
+    from straits.cli.ledger_verdicts import verified_part
     from straits.store.ledger import Verification
 
     v = Verification(
@@ -660,3 +660,36 @@ def test_a_signing_key_others_can_read_is_used_with_a_warning(
     assert signer.name == ORIGIN
     shown = [r for r in caplog.records if r.name == "straits.store.keys" and str(copy) in r.message]
     assert bool(shown) is warned
+
+
+def test_verify_one_tenant_names_its_own_first_bad_entry(db_url: str, keyfile: Path) -> None:
+    """`ledger verify --tenant T` answers what T's own GET /v1/ledger/verify answers: T's
+    entries proven and numbered as T numbers them; another tenant's damage is not T's."""
+    fill(db_url, 6)  # a: 1, 3, 5 (its 1, 2, 3); b: 2, 4, 6
+    assert straits("ledger", "checkpoint", "--key", str(keyfile), "--db", db_url).returncode == 0
+    ok = straits(
+        "ledger", "verify", "--db", db_url, "--tenant", "a", "--key", str(keyfile), "-o", "json"
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout) == {
+        "tenant": "a",
+        "ok": True,
+        "entries": 3,
+        "checked": 3,
+        "signatures": "checked",
+        "first_bad": None,
+        "problem": None,
+    }
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE ledger SET actor = 'mallory' WHERE seq = 3"))
+    engine.dispose()
+    bad = straits("ledger", "verify", "--db", db_url, "--tenant", "a", "--json")
+    assert bad.returncode == 1
+    assert (json.loads(bad.stdout)["first_bad"], json.loads(bad.stdout)["checked"]) == (2, 1)
+    table = straits("ledger", "verify", "--db", db_url, "--tenant", "a")
+    assert table.returncode == 1 and "Traceback" not in table.stderr + table.stdout
+    assert straits("ledger", "verify", "--db", db_url, "--tenant", "b").returncode == 0
+    for extra in (["--quick"], ["--file", "-"], ["--head", "1:" + "0" * 64]):
+        refused = straits("ledger", "verify", "--db", db_url, "--tenant", "a", *extra, stdin="")
+        assert refused.returncode == 2, (extra, refused.stderr)

@@ -24,19 +24,19 @@ from straits.cli.common import (
     read_stdin_text,
     state,
 )
+from straits.cli.ledger_verdicts import EXIT_BROKEN, report, report_tenant
 from straits.errors import InputError, StraitsError
 
 if TYPE_CHECKING:
     from straits.store.integrity import Head
     from straits.store.keys import Keys
-    from straits.store.ledger import Entry, Verification
+    from straits.store.ledger import Entry
 
 app = typer.Typer(
     help="The ledger: verify, show, export; keys, checkpoints, receipts, witnesses.",
     no_args_is_help=True,
 )
 
-EXIT_BROKEN = 1
 KeyOption = typer.Option(
     None,
     "--key",
@@ -57,59 +57,6 @@ def keys_from(key: Path | None, pubkeys: list[str] | None) -> Keys:
     from straits.store.keys import configured
 
     return configured(key, pubkeys)
-
-
-def _report(result: Verification, fmt: Format, source: str) -> None:
-    if fmt != "table":
-        emit(result.to_json(), fmt)
-    elif result.ok:
-        head = (
-            f"head {result.head_seq}:{result.head_hash}"
-            if result.head_hash
-            else "your tenant's entries; the log's head is shown to admins only"
-        )
-        console.print(
-            f"[bold green]ledger verifies[/bold green]: {result.entries:,} entries "
-            f"in {source}; {head}"
-        )
-        if result.root_hash:
-            console.print(f"  Merkle root of {result.entries:,} entries: {result.root_hash}")
-        cp = result.checkpoint
-        if cp:
-            how = (
-                "signature checked"
-                if result.signatures == "checked"
-                else "[yellow]signature NOT checked[/yellow]"
-            )
-            console.print(
-                f"  latest checkpoint: {cp['size']:,} entries, {cp['origin']} "
-                f"({how}), consistent with the log"
-            )
-        for h in result.heads:
-            console.print(f"  head {h['head'][:40]}: proven by {h['proven_by']}")
-        for note in result.notes:
-            console.print(f"  [yellow]note:[/yellow] {note}")
-    else:
-        console.print(
-            f"[bold red]ledger broken{broken_where(result)}[/bold red]: "
-            f"{result.problem} ({verified_part(result)})",
-            soft_wrap=True,
-        )
-    if not result.ok:
-        raise typer.Exit(EXIT_BROKEN)
-
-
-def broken_where(result: Verification) -> str:
-    return f" at entry {result.first_bad}" if result.first_bad else ""
-
-
-def verified_part(result: Verification) -> str:
-    """What held before the problem: the chain walk stops at the first bad entry, but a bad
-    tree node, checkpoint, head or stored plan/decision row is found after the whole chain of
-    ``entries`` verified, at an entry inside it."""
-    if result.first_bad and result.first_bad > result.entries:
-        return f"{result.entries:,} entries verified before it"
-    return f"the hash chain of its {result.entries:,} entries verifies"
 
 
 def parse_heads(values: list[str], keys: Keys) -> list[Head]:
@@ -191,6 +138,14 @@ def verify(
         "the latest checkpoint by consistency proofs, without "
         "rescanning every entry.",
     ),
+    tenant: str = typer.Option(
+        None,
+        "--tenant",
+        help="Database only: check this tenant's entries and records only (each entry "
+        "proven against the tree and the latest checkpoint, its numbers without a gap, its "
+        "plan and decision rows against their entries), numbered as the tenant numbers them: "
+        "what the tenant's own GET /v1/ledger/verify answers.",
+    ),
     json_out: bool = JsonOption,
     output: str = OutputOption,
 ) -> None:
@@ -214,10 +169,16 @@ def verify(
             else:
                 console.print(f"[bold red]head rejected[/bold red]: {exc}", soft_wrap=True)
             raise typer.Exit(EXIT_BROKEN) from None
+        if tenant is not None and (file is not None or state.server_url):
+            raise InputError(
+                "--tenant checks one tenant's entries in a database",
+                path="--tenant",
+                expected="--db (a server verifies the tenant of its token: no --tenant)",
+            )
         if file is not None:
             from straits.store.exported import verify_export
 
-            _report(
+            report(
                 verify_export(_read_export(file), heads),
                 fmt,
                 "<stdin>" if str(file) == "-" else str(file),
@@ -232,13 +193,24 @@ def verify(
                 )
             from straits.cli.remote import client, remote_verification
 
-            _report(remote_verification(client().ledger_verify()), fmt, state.server_url)
+            report(remote_verification(client().ledger_verify()), fmt, state.server_url)
             return
         from straits.store.integrity import verify_heads, verify_store
 
+        if tenant is not None:
+            if heads or quick:
+                raise InputError(
+                    "--tenant checks one tenant's entries against the latest checkpoint",
+                    path="--tenant",
+                    expected="no --head and no --quick with --tenant",
+                )
+            from straits.store.tenant_verify import verify_tenant
+
+            report_tenant(verify_tenant(open_store(db), keys, tenant), tenant, fmt)
+            return
         store = open_store(db)
         result = verify_heads(store, keys, heads) if quick else verify_store(store, keys, heads)
-        _report(result, fmt, repr(store))
+        report(result, fmt, repr(store))
     except StraitsError as exc:
         fail(exc)
 

@@ -1,0 +1,88 @@
+"""How ``straits ledger verify`` reports: a table for people (what verified, or where the log
+breaks and how much of it verified before), JSON or YAML for machines; exit status 1 when it
+does not verify."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+from straits.cli.common import Format, console, emit
+
+if TYPE_CHECKING:
+    from straits.store.ledger import Verification
+    from straits.store.tenant_verify import TenantVerification
+
+EXIT_BROKEN = 1
+
+
+def report(result: Verification, fmt: Format, source: str) -> None:
+    if fmt != "table":
+        emit(result.to_json(), fmt)
+    elif result.ok:
+        head = (
+            f"head {result.head_seq}:{result.head_hash}"
+            if result.head_hash
+            else "your tenant's entries; the log's head is shown to admins only"
+        )
+        console.print(
+            f"[bold green]ledger verifies[/bold green]: {result.entries:,} entries "
+            f"in {source}; {head}"
+        )
+        if result.root_hash:
+            console.print(f"  Merkle root of {result.entries:,} entries: {result.root_hash}")
+        cp = result.checkpoint
+        if cp:
+            how = (
+                "signature checked"
+                if result.signatures == "checked"
+                else "[yellow]signature NOT checked[/yellow]"
+            )
+            console.print(
+                f"  latest checkpoint: {cp['size']:,} entries, {cp['origin']} "
+                f"({how}), consistent with the log"
+            )
+        for h in result.heads:
+            console.print(f"  head {h['head'][:40]}: proven by {h['proven_by']}")
+        for note in result.notes:
+            console.print(f"  [yellow]note:[/yellow] {note}")
+    else:
+        console.print(
+            f"[bold red]ledger broken{broken_where(result)}[/bold red]: "
+            f"{result.problem} ({verified_part(result)})",
+            soft_wrap=True,
+        )
+    if not result.ok:
+        raise typer.Exit(EXIT_BROKEN)
+
+
+def report_tenant(result: TenantVerification, tenant: str, fmt: Format) -> None:
+    if fmt != "table":
+        emit({"tenant": tenant, **result.to_json()}, fmt)
+    elif result.ok:
+        console.print(
+            f"[bold green]tenant {tenant!r} verifies[/bold green]: {result.entries:,} entries, "
+            f"each proven against the log (signatures {result.signatures})"
+        )
+    else:
+        console.print(
+            f"[bold red]tenant {tenant!r} broken at its entry {result.first_bad}[/bold red]: "
+            f"{result.problem} ({result.checked:,} of {result.entries:,} verified before it)",
+            soft_wrap=True,
+        )
+    if not result.ok:
+        raise typer.Exit(EXIT_BROKEN)
+
+
+def broken_where(result: Verification) -> str:
+    return f" at entry {result.first_bad}" if result.first_bad else ""
+
+
+def verified_part(result: Verification) -> str:
+    """What held before the problem: the chain walk stops at the first bad entry, but a bad
+    tree node, checkpoint, head or stored plan/decision row is found after the whole chain of
+    ``entries`` verified, at an entry inside it."""
+    if result.first_bad and result.first_bad > result.entries:
+        return f"{result.entries:,} entries verified before it"
+    return f"the hash chain of its {result.entries:,} entries verifies"
