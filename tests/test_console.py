@@ -373,6 +373,38 @@ def test_the_ledger_page_shows_a_tenant_only_entries_the_log_proves(
     assert "forged" not in page.text and "data-seq=" not in page.text
 
 
+def test_a_tenant_verifies_each_of_its_entries_from_the_ledger_page(
+    console: tuple[object, Store],
+) -> None:
+    """The page's check is the quick one (the tree against the checkpoint); its link runs the
+    tenant's own verification, which finds an entry of its moved to another tenant (its
+    numbers then have a gap) where the quick check and the page's proven entries see
+    nothing wrong."""
+    from sqlalchemy import create_engine, text
+
+    from straits.store import ledger
+
+    app, store = console
+    for tenant in ("hz-cloud", "other-co", "hz-cloud", "hz-cloud"):
+        ledger.record(store, tenant=tenant, actor="alice", kind="check", body={"result": []})
+    b = Browser(app, store)
+    b.sign_in(create_token(store, "hz-cloud", "viewer")[0])
+    page = b.client.get("/ui/ledger")
+    assert 'id="verify-entries"' in page.text
+    full = b.client.get("/ui/ledger", params={"verify": "entries"})
+    assert full.status_code == 200 and 'data-verified="true"' in full.text
+    assert 'id="verify-entries"' not in full.text
+    engine = create_engine(store.url)
+    with engine.begin() as conn:  # its entry 2 (global 3) is now another tenant's
+        conn.execute(text("UPDATE ledger SET tenant = 'third' WHERE seq = 3"))
+    engine.dispose()
+    assert 'data-verified="true"' in b.client.get("/ui/ledger").text  # the quick check
+    full = b.client.get("/ui/ledger", params={"verify": "entries"})
+    assert full.status_code == 200 and 'data-verified="false"' in full.text
+    assert "#2" in full.text and "third" not in full.text
+    assert b.client.get("/ui/ledger", params={"verify": "everything"}).status_code == 400
+
+
 def test_the_plan_list_summarizes_a_recorded_plan_as_its_entry_proves_it(
     console: tuple[object, Store], demo_text: str
 ) -> None:

@@ -38,6 +38,20 @@ def verification(store: Store, who: Principal, keys: Keys) -> Check:
     return Check(False, "the log fails verification; an admin sees where")
 
 
+def tenant_verification(store: Store, who: Principal, keys: Keys) -> Check:
+    """A tenant's own verification (``store/tenant_verify.py``): each of its entries proven,
+    its numbers without a gap, its records against their entries; in its own numbering."""
+    from straits.store.tenant_verify import verify_tenant
+
+    v = verify_tenant(store, keys, who.tenant)
+    signed = "" if v.signatures == "checked" else f"; signatures {v.signatures}"
+    if v.ok:
+        return Check(True, f"each of your {v.entries} entries is proven in the log{signed}")
+    return Check(
+        False, f"your entry #{v.first_bad} does not verify: {v.problem} ({v.checked} before it do)"
+    )
+
+
 def global_seq(store: Store, who: Principal, n: int) -> int:
     """The global number of entry ``n`` as the caller numbers it (a tenant: its own number).
     A number outside 1..MAX_SEQ is no entry, as in the API (past 2**63 the database cannot

@@ -8,7 +8,7 @@ only from this server, no inline script), and every POST a CSRF token (``session
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -376,15 +376,23 @@ async def submit(
 # --- ledger and rules ------------------------------------------------------------------------
 @router.get("/ledger")
 async def ledger_page(
-    request: Request, before: Annotated[int | None, Query(ge=1, le=2**53)] = None
+    request: Request,
+    before: Annotated[int | None, Query(ge=1, le=2**53)] = None,
+    verify: Annotated[Literal["entries"] | None, Query()] = None,
 ) -> Response:
+    """The ledger: the quick check at every load, and for a tenant, with ``verify=entries``,
+    the check of each of its entries (a page of 500 per read of the tree: seconds for
+    thousands, so only when asked)."""
     from straits.errors import LedgerError
     from straits.server.ledger_routes import unproven_view
-    from straits.web.ledger import Check, verification
+    from straits.web.ledger import Check, tenant_verification, verification
 
     signed = user(request)
     keys = request.app.state.ledger_keys
-    check = await run_in_threadpool(verification, _store(request), signed.who, keys)
+    full = verify == "entries" and not signed.who.is_admin
+    check = await run_in_threadpool(
+        tenant_verification if full else verification, _store(request), signed.who, keys
+    )
     try:
         lines, more = await run_in_threadpool(
             lambda: views.ledger_lines(_store(request), signed.who, before=before, keys=keys)
@@ -401,6 +409,7 @@ async def ledger_page(
         more=more,
         show_tenant=signed.who.is_admin,
         verification=check,
+        verified_entries=full,
     )
 
 
