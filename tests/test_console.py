@@ -403,6 +403,26 @@ def test_a_tenant_verifies_each_of_its_entries_from_the_ledger_page(
     assert full.status_code == 200 and 'data-verified="false"' in full.text
     assert "#2" in full.text and "third" not in full.text
     assert b.client.get("/ui/ledger", params={"verify": "everything"}).status_code == 400
+    # the full verifications are bounded: with every slot taken, a 503 page that says when to
+    # come back, and the API's verify the same as problem+json
+    from straits.server.ledger_routes import VERIFY_SLOTS, verify_slots
+
+    slots = verify_slots(app.state)  # type: ignore[attr-defined]
+    for _ in range(VERIFY_SLOTS):
+        assert slots.acquire(blocking=False)
+    try:
+        busy = b.client.get("/ui/ledger", params={"verify": "entries"})
+        assert busy.status_code == 503 and busy.headers["content-type"].startswith("text/html")
+        assert int(busy.headers["retry-after"]) > 0
+        assert "data-verified" in b.client.get("/ui/ledger").text  # the quick check needs none
+        token = create_token(store, "hz-cloud", "viewer")[0]
+        api = b.client.get("/v1/ledger/verify", headers={"Authorization": f"Bearer {token}"})
+        assert api.status_code == 503 and int(api.headers["retry-after"]) > 0
+        assert api.headers["content-type"].startswith("application/problem+json")
+    finally:
+        for _ in range(VERIFY_SLOTS):
+            slots.release()
+    assert b.client.get("/ui/ledger", params={"verify": "entries"}).status_code == 200
 
 
 def test_the_plan_list_summarizes_a_recorded_plan_as_its_entry_proves_it(

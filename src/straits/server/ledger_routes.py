@@ -11,12 +11,15 @@ an admin can have a fresh one signed.
 from __future__ import annotations
 
 import base64
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from straits.errors import InputError, LedgerError, NotFoundError, RequestError
+from straits.errors import BusyError, InputError, LedgerError, NotFoundError, RequestError
 from straits.server.auth import Caller, refuse
 from straits.server.problems import openapi_responses as problems_doc
 from straits.server.problems import problem
@@ -31,6 +34,39 @@ from straits.store.tokens import Principal
 
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
 MAX_SEQ = 2**53
+
+
+VERIFY_SLOTS = 2
+"""full verifications (an admin's of the log, a tenant's of its entries) run at once per
+server: each reads every entry in its scope, seconds to minutes; more callers get 503 with
+Retry-After instead of holding every API thread and the database"""
+_SLOTS_LOCK = threading.Lock()
+
+
+def verify_slots(state: Any) -> threading.BoundedSemaphore:
+    """The app's slots for full verifications (``app.state.verify_slots``, made on first use)."""
+    with _SLOTS_LOCK:
+        slots = getattr(state, "verify_slots", None)
+        if slots is None:
+            slots = state.verify_slots = threading.BoundedSemaphore(VERIFY_SLOTS)
+        return slots
+
+
+@contextmanager
+def verify_slot(state: Any) -> Iterator[None]:
+    """One of the app's full-verification slots, or :class:`BusyError` (503) when all are
+    taken: the API's verify and the console's "verify each of your entries" share them."""
+    slots = verify_slots(state)
+    if not slots.acquire(blocking=False):
+        raise BusyError(
+            f"{VERIFY_SLOTS} full verifications are running; try again shortly, or ask for "
+            "the quick check (quick=true)",
+            retry_after=10,
+        )
+    try:
+        yield
+    finally:
+        slots.release()
 
 
 def _keys(request: Request) -> Keys:
@@ -99,8 +135,9 @@ def verify_ledger(
     quick: Annotated[
         bool,
         Query(
-            description="Admins: check the latest checkpoint "
-            "by a consistency proof only, no rescan."
+            description="The quick check only: the latest checkpoint against the stored "
+            "tree by a consistency proof, no rescan (an admin's answer says where it breaks; "
+            "a tenant's, whether it holds and how many entries are theirs)."
         ),
     ] = False,
 ) -> dict[str, Any]:
@@ -111,16 +148,14 @@ def verify_ledger(
     its own numbering) or, with `quick`, whether the quick check holds and how many entries
     are theirs. Never a head or a global number."""
     store: Store = request.app.state.store
-    if who.is_admin:
-        v = (
-            integrity.verify_heads(store, _keys(request), [])
-            if quick
-            else integrity.verify_store(store, _keys(request))
-        )
-        return v.to_json()
     if not quick:
-        return verify_tenant(store, _keys(request), who.tenant).to_json()
+        with verify_slot(request.app.state):
+            if who.is_admin:
+                return integrity.verify_store(store, _keys(request)).to_json()
+            return verify_tenant(store, _keys(request), who.tenant).to_json()
     v = integrity.verify_heads(store, _keys(request), [])
+    if who.is_admin:
+        return v.to_json()
     return {
         "ok": v.ok,
         "entries": ledger.count(store, who.tenant),

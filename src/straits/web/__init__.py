@@ -22,7 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from straits.errors import AuthError, InputError, NotFoundError, StraitsError
+from straits.errors import AuthError, BusyError, InputError, NotFoundError, StraitsError
 
 #: name -> (loader, media type) of every file under /static
 Asset = tuple[Callable[[], bytes], str]
@@ -158,6 +158,7 @@ def _html_errors_under_ui(app: FastAPI) -> None:
         NotFoundError: lambda e: 404,
         InputError: lambda e: 400,
         AuthError: lambda e: e.status if isinstance(e, AuthError) else 403,
+        BusyError: lambda e: 503,
     }
     for cls, status in statuses.items():
         json_handler = app.exception_handlers.get(cls)
@@ -167,7 +168,10 @@ def _html_errors_under_ui(app: FastAPI) -> None:
         ) -> Any:
             async def handler(request: Request, exc: Exception) -> Response:
                 if request.url.path.startswith("/ui/") and isinstance(exc, cls):
-                    return error_page_for(request, exc, status(exc))
+                    page = error_page_for(request, exc, status(exc))
+                    if isinstance(exc, BusyError):
+                        page.headers["Retry-After"] = str(exc.retry_after)
+                    return page
                 assert json_handler is not None
                 response: Response = await json_handler(request, exc)
                 return response

@@ -43,7 +43,7 @@ def tenant_verification(store: Store, who: Principal, keys: Keys) -> Check:
     its numbers without a gap, its records against their entries; in its own numbering."""
     from straits.store.tenant_verify import verify_tenant
 
-    v = verify_tenant(store, keys, who.tenant)
+    v = verify_tenant(store, keys, who.tenant)  # the caller holds a verification slot
     signed = "" if v.signatures == "checked" else f"; signatures {v.signatures}"
     if v.ok:
         return Check(True, f"each of your {v.entries} entries is proven in the log{signed}")

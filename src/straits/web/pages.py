@@ -384,15 +384,17 @@ async def ledger_page(
     the check of each of its entries (a page of 500 per read of the tree: seconds for
     thousands, so only when asked)."""
     from straits.errors import LedgerError
-    from straits.server.ledger_routes import unproven_view
+    from straits.server.ledger_routes import unproven_view, verify_slot
     from straits.web.ledger import Check, tenant_verification, verification
 
     signed = user(request)
     keys = request.app.state.ledger_keys
     full = verify == "entries" and not signed.who.is_admin
-    check = await run_in_threadpool(
-        tenant_verification if full else verification, _store(request), signed.who, keys
-    )
+    if full:
+        with verify_slot(request.app.state):  # shared with the API's; 503 when all are taken
+            check = await run_in_threadpool(tenant_verification, _store(request), signed.who, keys)
+    else:
+        check = await run_in_threadpool(verification, _store(request), signed.who, keys)
     try:
         lines, more = await run_in_threadpool(
             lambda: views.ledger_lines(_store(request), signed.who, before=before, keys=keys)
