@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import Request, Response
 from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import defer
 
 from straits.errors import LedgerError, RequestError
 from straits.store.db import Store
@@ -80,6 +81,7 @@ def list_plans(
     entry), as reading that plan alone does. Plans not recorded have no entry to prove them."""
     q = (
         select(PlanRow, ScenarioRow.name, LedgerRow)
+        .options(defer(PlanRow.result))  # a list shows no plan bodies
         .join(ScenarioRow, ScenarioRow.digest == PlanRow.scenario_digest)
         .join(LedgerRow, LedgerRow.seq == PlanRow.ledger_seq, isouter=True)
         .order_by(PlanRow.created_at.desc(), PlanRow.id.desc())
@@ -125,14 +127,14 @@ def list_plans(
     items = []
     for row, name, _ in page:
         if row.ledger_seq is not None:
-            problem = plan_row_problem(row, entries[row.ledger_seq])
+            problem = plan_row_problem(row, entries[row.ledger_seq], with_result=False)
             if problem:
                 raise LedgerError(
                     problem + "; refusing to list it (`straits ledger verify` shows all "
                     "that differs)",
                     row.ledger_seq,
                 )
-        job = {k: v for k, v in plan_job_json(row).items() if k != "plan"}
+        job = plan_job_json(row, with_plan=False)
         items.append({**job, "scenario": name, "scenario_digest": row.scenario_digest})
     next_cursor = None
     if len(rows) > limit:

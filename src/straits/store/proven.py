@@ -193,8 +193,10 @@ def prove_entry(store: Store, seq: int, keys: Keys | None = None) -> Proof:
 
 
 # --- plans and decisions against their entries ---------------------------------------------------
-def plan_row_problem(row: PlanRow, entry: Entry) -> str | None:
-    """What differs between a plan row and the entry it points to, or None."""
+def plan_row_problem(row: PlanRow, entry: Entry, *, with_result: bool = True) -> str | None:
+    """What differs between a plan row and the entry it points to, or None; without
+    ``with_result``, the stored result is not compared (a list, which serves no result, need
+    not read it)."""
     where = f"plan {row.id} (ledger entry {entry.seq})"
     if entry.kind != "plan":
         return (
@@ -231,7 +233,11 @@ def plan_row_problem(row: PlanRow, entry: Entry) -> str | None:
             f"{where}: its stored options differ from the ones the entry records: the "
             "plans table was altered"
         )
-    if row.result is not None and _canon_text(row.result) != canonical(result.get("plan")):
+    if (
+        with_result
+        and row.result is not None
+        and _canon_text(row.result) != canonical(result.get("plan"))
+    ):
         return (
             f"{where}: its stored result differs from the plan the entry records: the "
             "plans table was altered"

@@ -254,9 +254,9 @@ def stored_json(row: PlanRow, column: str) -> Any:
         ) from None
 
 
-def plan_job_json(row: PlanRow) -> dict[str, Any]:
+def plan_job_json(row: PlanRow, *, with_plan: bool = True) -> dict[str, Any]:
     """A plan job as the API shows it: its state, attempts, progress and, once done, the plan
-    contract."""
+    contract (not read without ``with_plan``: a list shows no plan bodies)."""
 
     def iso(t: dt.datetime | None) -> str | None:
         if t is None:
@@ -277,7 +277,7 @@ def plan_job_json(row: PlanRow) -> dict[str, Any]:
         "progress": stored_json(row, "progress"),
         "ledger_seq": row.ledger_seq,
         "error": row.error,
-        "plan": stored_json(row, "result"),
+        **({"plan": stored_json(row, "result")} if with_plan else {}),
     }
 
 
