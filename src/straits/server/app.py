@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ from straits.errors import (
 )
 from straits.rules import ruleset
 from straits.server import bodies
-from straits.server.head import HeadAsGet
+from straits.server.head import ASGIApp, HeadAsGet, Message, Receive, Scope, Send
 from straits.server.jobs import Worker
 from straits.server.ledger_routes import router as ledger_router
 from straits.server.plan_routes import router as plan_router
@@ -60,12 +60,6 @@ from straits.store.keys import configured as ledger_keys
 from straits.web import mount_console
 
 log = logging.getLogger("straits.server")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class BodyLimit:
