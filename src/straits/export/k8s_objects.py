@@ -16,7 +16,6 @@ policy instead, and that restart does not count (``RestartJobSetAndIgnoreMaxRest
 
 from __future__ import annotations
 
-import hashlib
 import math
 from typing import Any
 
@@ -27,8 +26,8 @@ from straits.export.base import (
     Choice,
     ExportInput,
     StageJob,
-    label_value,
 )
+from straits.export.names import fit_name, label_value
 from straits.model.targets import KubernetesSite
 from straits.plan.options import NODE
 
@@ -69,23 +68,18 @@ def node_labels(choice: Choice, *, site_labels: bool = True) -> dict[str, str]:
     return out
 
 
-def fit_name(name: str, suffix_len: int) -> str:
-    """``name`` short enough that ``name`` + a suffix of ``suffix_len`` characters is a DNS
-    label (a hash of the full name keeps shortened names apart)."""
-    limit = 63 - suffix_len
-    if len(name) <= limit:
-        return name
-    tag = hashlib.sha256(name.encode()).hexdigest()[:6]
-    return f"{name[: limit - 7].rstrip('-')}-{tag}"
-
-
 def object_name(job: StageJob) -> str:
-    """The stage's object name: a JobSet's pod hostnames (``<name>-node-0-<index>``) must
-    stay DNS labels too."""
-    if job.serving:
-        return fit_name(job.name, 0)
-    nodes, _ = job.layout(NODE)
-    return fit_name(job.name, len(f"-{REPLICATED_JOB}-0-{nodes - 1}"))
+    """The stage's object name (its name, within what the controllers derive from it; see
+    :mod:`straits.export.names`): a JobSet's longest pod name
+    ``<name>-node-0-<last index>-abcde`` and a LeaderWorkerSet group's StatefulSet
+    ``<name>-<last group>`` (whose pods' ``controller-revision-hash`` label adds 11 characters)
+    stay within 63."""
+    if not job.serving:
+        nodes, _ = job.layout(NODE)
+        return fit_name(job.name, len(f"-{REPLICATED_JOB}-0-{nodes - 1}-abcde"))
+    if job.replica_chips > NODE:
+        return fit_name(job.name, len(f"-{job.replicas() - 1}") + 11)
+    return fit_name(job.name, 0)
 
 
 def stage_labels(inp: ExportInput, job: StageJob) -> dict[str, str]:

@@ -1,0 +1,211 @@
+"""Hostile but valid scenarios against the names and values the schedulers accept.
+
+Ids may be up to 128 characters of ``[A-Za-z0-9][A-Za-z0-9._-]*``: long ones, ones that differ
+only in case or only after the 63rd character, ones with dots, underscores, runs of dashes or
+a leading digit. Every exported object must keep the rules the schedulers check (see
+:mod:`straits.export.names` for where each comes from), no two objects may share a name, and a
+command must reach the shell as it was written, whatever it holds.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import subprocess
+from collections import Counter
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from straits.export import export_input, exporter
+from straits.export.base import ExportInput
+from straits.export.names import NAME_MAX, distinct, label_value, tag, unique_names
+from straits.loading import parse_scenario
+from straits.plan import make_plan
+from straits.rules import RuleSet
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "offshore-2025.yaml"
+
+#: RFC 1035 label: Service names, so JobSets' and LeaderWorkerSets' (their headless Services)
+DNS1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+#: Kubernetes label values (apimachinery IsValidLabelValue)
+LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
+#: SkyPilot task names (sky/task.py _VALID_NAME_REGEX: no '---')
+SKY_TASK = re.compile(r"[a-zA-Z0-9]+(?:[._-]{1,2}[a-zA-Z0-9]+)*")
+#: `sky jobs launch --name` and `sky serve up --service-name` (CLUSTER_NAME_VALID_REGEX)
+SKY_CLUSTER = re.compile(r"[a-zA-Z]([-_.a-zA-Z0-9]*[a-zA-Z0-9])?")
+STAGES = ("pretrain", "sft", "serve-intl")
+SITES = ("sg-jurong", "my-johor", "cn-ulanqab", "hz-idc")
+
+L = "W" + "x" * 127
+#: (workload ids, stage ids for pretrain/sft/serve-intl, site renames): each a valid scenario
+CASES: dict[str, tuple[tuple[str, ...], tuple[str, str, str], dict[str, str]]] = {
+    "128-character ids": (
+        (L,),
+        ("P" * 128, "S" * 128, "V" * 128),
+        {"sg-jurong": "J" * 128, "my-johor": "K" * 128},
+    ),
+    "differ only in case": (("Chat", "chat"), STAGES, {}),
+    "differ after the 63rd character": (("a" * 70 + "1", "a" * 70 + "2"), STAGES, {}),
+    "stages differ after the 63rd character": (
+        ("w",),
+        ("s" * 64 + "_a", "s" * 64 + "_b", "s" * 64 + ".c"),
+        {},
+    ),
+    "dots and underscores": (("chat.72b_v1",), ("pre.train_1", "s.f.t", "serve_intl."), {}),
+    "leading digits": (("72b",), ("0pre", "1sft", "2serve"), {"sg-jurong": "1sg"}),
+    "runs of dashes": (("w--",), ("a---b", "c.-_d", "e__-_f"), {}),
+    "plain join collides": (("a-b", "a"), ("c", "b-c", "serve"), {}),
+}
+
+
+def _scenario(
+    workloads: tuple[str, ...], stages: tuple[str, str, str], sites: dict[str, str]
+) -> dict[str, Any]:
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    for s in doc["sites"]:
+        s["id"] = sites.get(s["id"], s["id"])
+    for d in doc["datasets"]:
+        d["located_at"] = sites.get(d["located_at"], d["located_at"])
+    rename = dict(zip(STAGES, stages, strict=True))
+    base = doc["workloads"][0]
+    for st_ in base["stages"]:
+        st_["id"] = rename[st_["id"]]
+        st_["after"] = [rename[a] for a in st_.get("after", [])]
+    doc["workloads"] = []
+    for wid in workloads:
+        w = copy.deepcopy(base)
+        w["id"] = wid
+        doc["workloads"].append(w)
+    return doc
+
+
+@cache
+def _export(case: str, rules: RuleSet) -> tuple[ExportInput, dict[str, dict[str, str]]]:
+    sc = parse_scenario(_scenario(*CASES[case]))
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json()
+    inp = export_input(sc, plan, rules, plan_id="hostile:names", run="true")
+    assert len(inp.jobs) >= len(CASES[case][0]) * 2, inp.unplaced
+    return inp, {
+        t: exporter(t).render(inp).files for t in ("kubernetes", "karmada", "slurm", "skypilot")
+    }
+
+
+def _docs(files: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (p, d) for p, t in files.items() if p.endswith(".yaml") for d in yaml.safe_load_all(t) if d
+    ]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_stage_names_are_distinct_rfc1035_labels(case: str, rules: RuleSet) -> None:
+    inp, _ = _export(case, rules)
+    names = [j.name for j in inp.jobs]
+    assert len(set(names)) == len(names), names
+    for n in names:
+        assert DNS1035.fullmatch(n) and len(n) <= NAME_MAX and "--" not in n, n
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("target", ["kubernetes", "karmada"])
+def test_kubernetes_objects_fit_what_the_controllers_derive(
+    case: str, target: str, rules: RuleSet
+) -> None:
+    inp, out = _export(case, rules)
+    seen: Counter[tuple[str, str, str, str]] = Counter()
+    selectors: list[tuple[tuple[str, str], ...]] = []
+    for path, doc in _docs(out[target]):
+        meta, kind = doc["metadata"], doc["kind"]
+        name = meta["name"]
+        seen[
+            (path.split("/")[1] if target == "kubernetes" else "", meta["namespace"], kind, name)
+        ] += 1
+        assert DNS1035.fullmatch(name) and len(name) <= 63, (kind, name)
+        for value in [*meta.get("labels", {}).values()]:
+            assert LABEL_VALUE.fullmatch(value) and len(value) <= 63, value
+        spec = doc["spec"]
+        if kind == "JobSet":  # jobset_webhook.go: the longest pod name, with the Job's 5 chars
+            for rj in spec["replicatedJobs"]:
+                last = rj["template"]["spec"]["completions"] - 1
+                pod = f"{name}-{rj['name']}-{rj['replicas'] - 1}-{last}-abcde"
+                assert DNS1035.fullmatch(pod) and len(pod) <= 63, pod
+        if kind == "LeaderWorkerSet":  # a group's StatefulSet + its revision-hash label
+            assert len(f"{name}-{spec['replicas'] - 1}") + 11 <= 63
+        if kind == "Deployment":
+            selectors.append(tuple(sorted(spec["selector"]["matchLabels"].items())))
+    assert [k for k, n in seen.items() if n > 1] == []
+    # two serving stages never select each other's pods
+    assert len(set(selectors)) == len(selectors)
+    jobs = sum(1 for j in inp.jobs)
+    assert len([p for p in out[target] if p.endswith(".yaml") and "/kueue-" not in p]) == jobs
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_skypilot_names_pass_skypilots_checks(case: str, rules: RuleSet) -> None:
+    _, out = _export(case, rules)
+    files = out["skypilot"]
+    for _, doc in _docs(files):
+        assert SKY_TASK.fullmatch(doc["name"]), doc["name"]
+    launch = files["skypilot/launch.sh"]
+    names = re.findall(r"--(?:name|service-name) (\S+) ", launch)
+    assert names and all(SKY_CLUSTER.fullmatch(n) for n in names), names
+    assert len(set(names)) == len(names)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_slurm_scripts_have_one_file_and_job_name_each(case: str, rules: RuleSet) -> None:
+    inp, out = _export(case, rules)
+    scripts = {p: t for p, t in out["slurm"].items() if p.endswith(".sbatch")}
+    assert len(scripts) == len(inp.jobs)
+    names = [re.search(r"^#SBATCH --job-name=(\S+)$", t, re.M).group(1) for t in scripts.values()]  # type: ignore[union-attr]
+    assert len(set(names)) == len(names)
+    for text in [*scripts.values(), *(t for p, t in out["slurm"].items() if p.endswith(".sh"))]:
+        subprocess.run(["bash", "-n"], input=text, text=True, check=True)
+
+
+# --- names and label values as functions ---------------------------------------------------------
+ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", fullmatch=True)
+
+
+@given(st.lists(st.tuples(ids, ids), min_size=1, max_size=12, unique=True))
+def test_any_ids_give_distinct_rfc1035_names(keys: list[tuple[str, str]]) -> None:
+    names = unique_names(keys)
+    assert len(set(names.values())) == len(keys)
+    for n in names.values():
+        assert DNS1035.fullmatch(n) and len(n) <= NAME_MAX and "--" not in n
+
+
+@given(st.lists(ids, min_size=1, max_size=12, unique=True))
+def test_distinct_ids_give_distinct_label_values(texts: list[str]) -> None:
+    values = [label_value(t) for t in texts]
+    assert len(set(values)) == len(values)
+    for v in values:
+        assert LABEL_VALUE.fullmatch(v) and len(v) <= 63
+
+
+@pytest.mark.parametrize(
+    ("texts", "values"),
+    [
+        (["serve_intl.", "serve_intl"], None),  # one stripped would be the other
+        (["a" * 63 + "1", "a" * 63 + "2"], None),  # equal in their first 63
+        (["hostile:plan"], None),  # ':' is no label character
+    ],
+)
+def test_label_values_that_had_to_change_end_in_a_hash(texts: list[str], values: None) -> None:
+    out = [label_value(t) for t in texts]
+    assert len(set(out)) == len(out)
+    for t, v in zip(texts, out, strict=True):
+        assert v == t or v.endswith(tag(t))
+
+
+def test_a_plain_name_equal_to_a_hashed_one_widens_the_hash() -> None:
+    hashed = f"q-{tag('Q_')}"  # what "Q_" becomes; another id may be exactly that
+    out = distinct({"a": "Q_", "b": hashed}, 40)
+    assert len(set(out.values())) == 2
+    assert all(DNS1035.fullmatch(n) for n in out.values())
