@@ -209,3 +209,93 @@ def test_a_plain_name_equal_to_a_hashed_one_widens_the_hash() -> None:
     out = distinct({"a": "Q_", "b": hashed}, 40)
     assert len(set(out.values())) == 2
     assert all(DNS1035.fullmatch(n) for n in out.values())
+
+
+# --- commands as written -----------------------------------------------------------------------
+COMMANDS = [
+    "echo $$ > /tmp/pid",  # the kubelet made `$$` one `$`
+    "echo $(STRAITS_STAGE) $(hostname)",  # and expanded `$(VAR)` of the env before it
+    "x=$$(STRAITS_PLAN_ID); echo \"$x\" '$' a$",
+    "torchrun --nnodes=$NNODES train.py\r\necho done\r\n",  # sbatch refuses \r\n
+    "printf '%s\\n' \"it's\" `date` %j %x 100% \\\\ ${HOME} é\x1b[0m\ttab",
+    "python -c 'import sys; print(sys.argv)' -- \"a b\" ; exit 0",
+]
+
+
+def _kubelet_expand(value: str, env: dict[str, str]) -> str:
+    """k8s.io/kubernetes third_party/forked/golang/expansion: ``$$`` is ``$``, ``$(NAME)`` the
+    value of NAME when defined (else left as written), any other ``$`` itself."""
+    out, i = [], 0
+    while i < len(value):
+        if value[i] == "$" and i + 1 < len(value):
+            nxt = value[i + 1]
+            if nxt == "$":
+                out.append("$")
+                i += 2
+                continue
+            if nxt == "(":
+                end = value.find(")", i + 2)
+                if end != -1:
+                    name = value[i + 2 : end]
+                    out.append(env.get(name, f"$({name})"))
+                    i = end + 1
+                    continue
+                out.append("$(")
+                i += 2
+                continue
+            out.append("$" + nxt)
+            i += 2
+            continue
+        out.append(value[i])
+        i += 1
+    return "".join(out)
+
+
+@pytest.fixture(scope="module")
+def command_inp(rules: RuleSet) -> ExportInput:
+    sc = parse_scenario(_scenario(("chat",), STAGES, {}))
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json()
+    return export_input(sc, plan, rules, plan_id="p", run="true")
+
+
+def _with_command(inp: ExportInput, command: str) -> ExportInput:
+    import dataclasses
+
+    return dataclasses.replace(
+        inp, jobs=tuple(dataclasses.replace(j, command=command) for j in inp.jobs)
+    )
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_kubernetes_pods_get_the_command_as_written(command: str, command_inp: ExportInput) -> None:
+    inp = _with_command(command_inp, command)
+    docs = [d for _, d in _docs(exporter("kubernetes").render(inp).files)]
+    found = 0
+    for doc in docs:
+        for c in _containers(doc):
+            env: dict[str, str] = {}
+            for e in c["env"]:
+                if "value" in e:
+                    env[e["name"]] = _kubelet_expand(e["value"], env)
+            assert env["STRAITS_COMMAND"] == command
+            found += 1
+    assert found
+
+
+def _containers(obj: Any) -> list[dict[str, Any]]:
+    if isinstance(obj, dict):
+        if "containers" in obj:
+            return list(obj["containers"])
+        return [c for v in obj.values() for c in _containers(v)]
+    if isinstance(obj, list):
+        return [c for v in obj for c in _containers(v)]
+    return []
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_skypilot_runs_the_command_as_written(command: str, command_inp: ExportInput) -> None:
+    inp = _with_command(command_inp, command)
+    docs = [d for _, d in _docs(exporter("skypilot").render(inp).files) if "run" in d]
+    assert docs
+    for d in docs:
+        assert d["run"].endswith("\n" + command)

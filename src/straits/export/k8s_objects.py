@@ -17,6 +17,7 @@ policy instead, and that restart does not count (``RestartJobSetAndIgnoreMaxRest
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from straits.export.base import (
@@ -112,8 +113,16 @@ def stage_annotations(inp: ExportInput, job: StageJob) -> dict[str, str]:
     }
 
 
+def k8s_literal(text: str) -> str:
+    """``text`` as an env value the kubelet passes on as written: it expands ``$(VAR)`` of the
+    variables defined before it and reduces ``$$`` to ``$`` (EnvVar.value in the core/v1 API),
+    so ``echo $$`` ran as ``echo $``. A ``$`` before ``$`` or ``(`` is doubled; the kubelet
+    makes each ``$$`` one ``$`` again and leaves every other ``$`` alone."""
+    return re.sub(r"\$(?=[$(])", "$$", text)
+
+
 def _env(pairs: dict[str, str]) -> list[dict[str, Any]]:
-    return [{"name": k, "value": v} for k, v in pairs.items()]
+    return [{"name": k, "value": k8s_literal(v)} for k, v in pairs.items()]
 
 
 def pod_spec(
