@@ -293,9 +293,48 @@ def _containers(obj: Any) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("command", COMMANDS)
+def test_slurm_scripts_give_the_command_as_written(command: str, command_inp: ExportInput) -> None:
+    inp = _with_command(command_inp, command)
+    scripts = [t for p, t in exporter("slurm").render(inp).files.items() if p.endswith(".sbatch")]
+    assert scripts
+    for text in scripts:
+        assert "\r\n" not in text  # sbatch: "Batch script contains DOS line breaks"
+        subprocess.run(["bash", "-n"], input=text, text=True, check=True)
+        line = next(ln for ln in text.splitlines() if ln.startswith("export STRAITS_COMMAND="))
+        p = subprocess.run(
+            ["bash", "-c", f'{line}\nprintf %s "$STRAITS_COMMAND"'], capture_output=True, check=True
+        )
+        assert p.stdout.decode() == command
+
+
+@pytest.mark.parametrize("command", COMMANDS)
 def test_skypilot_runs_the_command_as_written(command: str, command_inp: ExportInput) -> None:
     inp = _with_command(command_inp, command)
     docs = [d for _, d in _docs(exporter("skypilot").render(inp).files) if "run" in d]
     assert docs
     for d in docs:
         assert d["run"].endswith("\n" + command)
+
+
+def test_sbatch_reads_a_script_whose_command_holds_crlf(
+    command_inp: ExportInput, tmp_path: Path
+) -> None:
+    """sbatch's own check, where sbatch is installed: it refuses a script holding \\r\\n before
+    it asks any controller (a minimal slurm.conf; no controller answers, so it then waits)."""
+    import shutil
+
+    if shutil.which("sbatch") is None:
+        pytest.skip("no sbatch")
+    conf = tmp_path / "slurm.conf"
+    conf.write_text("ClusterName=t\nSlurmctldHost=localhost\n")
+    inp = _with_command(command_inp, COMMANDS[3])
+    text = next(t for p, t in exporter("slurm").render(inp).files.items() if p.endswith(".sbatch"))
+    (tmp_path / "job.sbatch").write_text(text)
+    p = subprocess.run(
+        ["timeout", "3", "sbatch", "--test-only", "job.sbatch"],
+        cwd=tmp_path,
+        env={"SLURM_CONF": str(conf), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert "DOS line breaks" not in p.stderr
