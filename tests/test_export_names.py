@@ -338,3 +338,57 @@ def test_sbatch_reads_a_script_whose_command_holds_crlf(
         text=True,
     )
     assert "DOS line breaks" not in p.stderr
+
+
+# --- --image ----------------------------------------------------------------------------------
+GOOD_IMAGES = [
+    "nvcr.io/nvidia/pytorch:25.01-py3",
+    "localhost:5000/team/trainer:v1",
+    "ubuntu",
+    "ubuntu@sha256:" + "a" * 64,
+    "registry.example.com:443/a.b/c__d/e---f:T_1",
+    "[::1]:5000/x",
+    "docker.io/library/python:3.11-slim@sha256:" + "0" * 64,
+]
+BAD_IMAGES = [
+    "a::b",  # two tags
+    "x@y",  # no digest
+    "a/-b",  # a path component starting with '-'
+    "a:",  # an empty tag
+    "a//b",
+    "nvcr.io/NVIDIA/pytorch",  # an uppercase repository path
+    "a/b:" + "t" * 129,  # a tag over 128 characters
+    "ubuntu@sha256:abc",  # a digest under 32 hex digits
+    "a/b/",
+]
+
+
+@pytest.mark.parametrize("image", GOOD_IMAGES)
+def test_image_references_the_kubelet_parses_are_taken(
+    image: str, command_inp: ExportInput, rules: RuleSet
+) -> None:
+    from straits.api import check_image
+
+    check_image(image)
+    inp = export_input(
+        command_inp.scenario, command_inp.plan, rules, plan_id="p", run="true", image=image
+    )
+    docs = [d for _, d in _docs(exporter("kubernetes").render(inp).files)]
+    assert {c["image"] for d in docs for c in _containers(d)} == {image}
+
+
+@pytest.mark.parametrize("image", BAD_IMAGES)
+def test_image_references_the_kubelet_cannot_parse_are_refused(
+    image: str, command_inp: ExportInput, rules: RuleSet
+) -> None:
+    """The API server takes any image without spaces; the kubelet then leaves the pods in
+    InvalidImageName. Refused before anything is written (exit 2 in the CLI)."""
+    from straits.api import check_image
+    from straits.errors import InputError
+
+    with pytest.raises(InputError):
+        check_image(image)
+    with pytest.raises(InputError):
+        export_input(
+            command_inp.scenario, command_inp.plan, rules, plan_id="p", run="true", image=image
+        )

@@ -21,9 +21,9 @@ from straits.errors import InputError
 from straits.estimate import min_chips_serving
 from straits.export.commands import Commands
 from straits.export.names import dns_name as dns_name  # re-exported for older callers
+from straits.export.names import image_reference, unique_names
 from straits.export.names import label_value as label_value
 from straits.export.names import unique_labels as unique_labels
-from straits.export.names import unique_names
 from straits.model.scenario import Dataset, Pool, Scenario, Site
 from straits.plan.options import NODE
 from straits.plan.recheck import Placement, PlanContext
@@ -183,6 +183,12 @@ def export_input(
             f"plan id {plan_id[:80]!r} cannot name exported files and jobs",
             path="plan_id",
             expected="letters, digits, '.', '_', ':' or '-' (at most 128)",
+        )
+    if not image_reference(image):
+        raise InputError(
+            f"{image[:80]!r} is not a container image reference",
+            path="image",
+            expected="[REGISTRY/]NAME[:TAG][@DIGEST] (e.g. nvcr.io/nvidia/pytorch:25.01-py3)",
         )
     if commands is None:
         commands = Commands(None if run == DEFAULT_RUN else run)

@@ -116,3 +116,26 @@ def fit_name(name: str, suffix_len: int, limit: int = LABEL_MAX) -> str:
     if len(name) <= room:
         return name
     return f"{name[: room - HASH - 1].rstrip('-')}-{tag(name)}"
+
+
+# --- container image references -----------------------------------------------------------------
+# the grammar of distribution/reference (reference.go), which the kubelet parses an image with:
+# a reference it cannot parse leaves the pod in InvalidImageName, although the API server took it
+_ALNUM = r"[a-z0-9]+"
+_PATH = rf"{_ALNUM}(?:(?:[._]|__|-+){_ALNUM})*"
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
+_TAG = r"[\w][\w.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+IMAGE_REFERENCE = re.compile(
+    rf"(?P<name>(?:{_DOMAIN}/)?{_PATH}(?:/{_PATH})*)(?::{_TAG})?(?:@{_DIGEST})?", re.ASCII
+)
+#: distribution/reference's NameTotalLengthMax
+IMAGE_NAME_MAX = 255
+
+
+def image_reference(text: str) -> bool:
+    """Whether ``text`` is an image reference the kubelet can pull: ``[DOMAIN/]PATH[:TAG]
+    [@DIGEST]``, lowercase repository path, a name of at most 255 characters."""
+    m = IMAGE_REFERENCE.fullmatch(text)
+    return m is not None and len(m.group("name")) <= IMAGE_NAME_MAX
