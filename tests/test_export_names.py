@@ -143,7 +143,7 @@ def test_kubernetes_objects_fit_what_the_controllers_derive(
     # two serving stages never select each other's pods
     assert len(set(selectors)) == len(selectors)
     jobs = sum(1 for j in inp.jobs)
-    assert len([p for p in out[target] if p.endswith(".yaml") and "/kueue-" not in p]) == jobs
+    assert len([p for p in out[target] if p.endswith(".yaml") and "/kueue." not in p]) == jobs
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -392,3 +392,37 @@ def test_image_references_the_kubelet_cannot_parse_are_refused(
         export_input(
             command_inp.scenario, command_inp.plan, rules, plan_id="p", run="true", image=image
         )
+
+
+def test_local_queue_files_never_share_a_path(rules: RuleSet) -> None:
+    """Sites of one cluster whose namespace and queue join alike (a-b + c, a + b-c), and a
+    stage named like a queue file (kueue-a + b-c): each LocalQueue and each stage keeps its
+    own file (``kueue-<ns>-<queue>.yaml`` was one file for both, the last written winning)."""
+    doc = _scenario(("kueue-a",), ("b-c", "sft", "serve-intl"), {})
+    spaces = [("a-b", "c"), ("a", "b-c"), ("a-b-c", "q"), ("x", "y")]
+    for site, (ns, queue) in zip(doc["sites"], spaces, strict=True):
+        site["targets"]["kubernetes"] = {
+            "cluster": "one",
+            "namespace": ns,
+            "queue": queue,
+            "cluster_queue": "cq",
+        }
+    sc = parse_scenario(doc)
+    inp = export_input(
+        sc, make_plan(sc, rules=rules, solver="greedy").to_json(), rules, plan_id="p"
+    )
+    files = exporter("kubernetes").render(inp).files
+    docs = [d for _, d in _docs(files)]
+    placed = {
+        (s.namespace, s.queue)
+        for j in inp.jobs
+        if (s := j.planned.site.targets.kubernetes) is not None  # type: ignore[union-attr]
+    }
+    queues = {
+        (d["metadata"]["namespace"], d["metadata"]["name"])
+        for d in docs
+        if d["kind"] == "LocalQueue"
+    }
+    assert queues == placed
+    stages = [d for d in docs if d["kind"] in ("JobSet", "Deployment", "LeaderWorkerSet")]
+    assert len(stages) == len(inp.jobs)
