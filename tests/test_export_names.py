@@ -426,3 +426,35 @@ def test_local_queue_files_never_share_a_path(rules: RuleSet) -> None:
     assert queues == placed
     stages = [d for d in docs if d["kind"] in ("JobSet", "Deployment", "LeaderWorkerSet")]
     assert len(stages) == len(inp.jobs)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("kubernetes_node_labels", {"g" * 64: "x"}),  # a label name over 63
+        ("kubernetes_node_labels", {"a..b/gpu": "x"}),  # an empty DNS label in the prefix
+        ("kubernetes_node_labels", {"a.-b/gpu": "x"}),
+        ("kubernetes_node_labels", {"p" * 254 + "/gpu": "x"}),  # a prefix over 253
+        ("kubernetes_resource", "nvidia gpu"),  # no resource name
+        ("kubernetes_resource", "nvidia.com/"),
+    ],
+)
+def test_label_keys_and_resources_the_api_server_refuses_are_refused(
+    field: str, value: Any
+) -> None:
+    """A pool's node labels become required node affinity and its resource the pods' requests:
+    the API server refuses a key or resource that is no qualified name, so the scenario is."""
+    from straits.errors import ScenarioError
+
+    doc = _scenario(("w",), STAGES, {})
+    doc["sites"][0]["pools"][0].setdefault("targets", {})[field] = value
+    with pytest.raises(ScenarioError, match="qualified name"):
+        parse_scenario(doc)
+
+
+def test_a_qualified_label_key_of_the_longest_parts_is_taken() -> None:
+    """253 + '/' + 63 = 317 characters (the key's length was capped at 316)."""
+    doc = _scenario(("w",), STAGES, {})
+    key = ".".join(["p" * 63] * 4)[:253].rstrip(".") + "/" + "n" * 63
+    doc["sites"][0]["pools"][0]["targets"]["kubernetes_node_labels"] = {key: "v"}
+    parse_scenario(doc)
