@@ -458,3 +458,27 @@ def test_a_qualified_label_key_of_the_longest_parts_is_taken() -> None:
     key = ".".join(["p" * 63] * 4)[:253].rstrip(".") + "/" + "n" * 63
     doc["sites"][0]["pools"][0]["targets"]["kubernetes_node_labels"] = {key: "v"}
     parse_scenario(doc)
+
+
+def test_annotations_of_a_stage_after_thousands_stay_within_256_kib(
+    command_inp: ExportInput,
+) -> None:
+    """The API server refuses an object whose annotations exceed 256 KiB in all; a stage after
+    2,500 stages of 128-character ids listed them all in ``straits.dev/after`` (322 KB)."""
+    import dataclasses
+
+    after = tuple(f"{i:05d}" + "s" * 123 for i in range(2500))
+    job = next(j for j in command_inp.jobs if not j.serving)
+    inp = dataclasses.replace(
+        command_inp,
+        jobs=tuple(
+            dataclasses.replace(j, after=after) if j is job else j for j in command_inp.jobs
+        ),
+    )
+    for target in ("kubernetes", "karmada"):
+        for _, doc in _docs(exporter(target).render(inp).files):
+            ann = doc["metadata"].get("annotations", {})
+            assert sum(len(k.encode()) + len(v.encode()) for k, v in ann.items()) <= 256 * 1024
+            if "straits.dev/after" in ann and doc["metadata"]["name"] == job.name:
+                assert ann["straits.dev/after"].startswith(after[0] + ",")
+                assert ann["straits.dev/after"].endswith(" more)")

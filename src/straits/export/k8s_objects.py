@@ -102,10 +102,33 @@ def kueue_labels(job: StageJob, k: KubernetesSite) -> dict[str, str]:
     return out
 
 
+#: the most of an object's annotations ``straits.dev/after`` may take: the API server refuses
+#: an object whose annotations (keys and values) exceed 256 KiB in all
+#: (apimachinery ValidateAnnotationsSize, TotalAnnotationSizeLimitB), and 2,000 predecessors
+#: of 128-character ids would
+MAX_AFTER = 32 * 1024
+
+
+def after_annotation(after: tuple[str, ...]) -> str:
+    """The predecessors, comma-separated; past :data:`MAX_AFTER` characters the ones that fit
+    and ``...(+N more)``."""
+    text = ",".join(after)
+    if len(text) <= MAX_AFTER:
+        return text
+    kept: list[str] = []
+    size = 0
+    for a in after:
+        if size + len(a) + 1 > MAX_AFTER - 32:
+            break
+        kept.append(a)
+        size += len(a) + 1
+    return ",".join([*kept, f"...(+{len(after) - len(kept)} more)"])
+
+
 def stage_annotations(inp: ExportInput, job: StageJob) -> dict[str, str]:
     return {
         f"{LABEL}/plan-id": inp.plan_id,
-        f"{LABEL}/after": ",".join(job.after),
+        f"{LABEL}/after": after_annotation(job.after),
         f"{LABEL}/planned-start": job.placement.raw["start"],
         f"{LABEL}/planned-end": job.placement.raw["end"],
         f"{LABEL}/option": job.planned.label,
