@@ -482,3 +482,11 @@ def test_annotations_of_a_stage_after_thousands_stay_within_256_kib(
             if "straits.dev/after" in ann and doc["metadata"]["name"] == job.name:
                 assert ann["straits.dev/after"].startswith(after[0] + ",")
                 assert ann["straits.dev/after"].endswith(" more)")
+
+
+def test_the_skypilot_rules_here_are_skypilots() -> None:
+    """The name rules above, as the installed SkyPilot has them (skipped without it)."""
+    task = pytest.importorskip("sky.task")
+    constants = pytest.importorskip("sky.skylet.constants")
+    assert SKY_TASK.pattern == task._VALID_NAME_REGEX
+    assert SKY_CLUSTER.pattern == constants.CLUSTER_NAME_VALID_REGEX
