@@ -490,3 +490,26 @@ def test_the_skypilot_rules_here_are_skypilots() -> None:
     constants = pytest.importorskip("sky.skylet.constants")
     assert SKY_TASK.pattern == task._VALID_NAME_REGEX
     assert SKY_CLUSTER.pattern == constants.CLUSTER_NAME_VALID_REGEX
+
+
+@pytest.mark.parametrize(("years", "cap"), [(1, None), (60, 2**31 - 1), (75, 2**31 - 1)])
+def test_max_exec_time_stays_one_kueue_reads(
+    years: int, cap: int | None, command_inp: ExportInput
+) -> None:
+    """Kueue parses ``max-exec-time-seconds`` as an int32 and ignores a larger value: a
+    training stage planned for decades (dates run to 2100) lost its cap."""
+    import dataclasses
+    import datetime as dt
+
+    from straits.export.k8s_objects import MAX_EXEC_LABEL, kueue_labels
+
+    job = next(j for j in command_inp.jobs if not j.serving)
+    p = job.placement
+    long = dataclasses.replace(
+        job, placement=dataclasses.replace(p, end=p.start + dt.timedelta(days=365 * years))
+    )
+    k = job.planned.site.targets.kubernetes  # type: ignore[union-attr]
+    value = int(kueue_labels(long, k)[MAX_EXEC_LABEL])  # type: ignore[arg-type]
+    assert 0 < value <= 2**31 - 1
+    if cap is not None:
+        assert value == cap

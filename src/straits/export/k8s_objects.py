@@ -36,6 +36,7 @@ LABEL = "straits.dev"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
 MAX_EXEC_LABEL = "kueue.x-k8s.io/max-exec-time-seconds"
+INT32_MAX = 2**31 - 1
 TOPOLOGY_ANNOTATION = {
     "required": "kueue.x-k8s.io/podset-required-topology",
     "preferred": "kueue.x-k8s.io/podset-preferred-topology",
@@ -98,7 +99,11 @@ def kueue_labels(job: StageJob, k: KubernetesSite) -> dict[str, str]:
     if priority:
         out[PRIORITY_LABEL] = priority
     if not job.serving:
-        out[MAX_EXEC_LABEL] = str(max(60, math.ceil(job.hours * 3600 * TIME_MARGIN)))
+        # Kueue reads the label with strconv.ParseInt(v, 10, 32) and drops a value out of
+        # int32 range silently (jobframework MaximumExecutionTimeSecondsForObject): a stage
+        # planned for 55 years or more is capped at the largest it reads, not uncapped
+        seconds = math.ceil(job.hours * 3600 * TIME_MARGIN)
+        out[MAX_EXEC_LABEL] = str(min(INT32_MAX, max(60, seconds)))
     return out
 
 
