@@ -64,19 +64,22 @@ def dns_name(text: str, limit: int = LABEL_MAX) -> str:
 
 
 def distinct(
-    texts: Mapping[K, str], limit: int, seeds: Mapping[K, str] | None = None
+    texts: Mapping[K, str],
+    limit: int,
+    seeds: Mapping[K, str] | None = None,
+    short: Mapping[K, str] | None = None,
 ) -> dict[K, str]:
     """Each text as a :func:`dns_name` of at most ``limit`` characters, all different: one that
-    changed in more than case, or that another shares, ends in ``-<hash of its seed>``."""
+    changed in more than case, or that another shares, is ``short`` (default: the text) cut to
+    leave room for ``-<hash of its seed>``."""
     seed = seeds or texts
+    base = short or texts
     plain = {k: dns_name(t, limit) for k, t in texts.items()}
     counts = Counter(plain.values())
     hashed = {k for k, n in plain.items() if counts[n] > 1 or n != texts[k].lower()}
     for width in range(HASH, 17, 2):
         out = {
-            k: f"{dns_name(texts[k], limit - width - 1)}-{tag(seed[k], width)}"
-            if k in hashed
-            else n
+            k: f"{dns_name(base[k], limit - width - 1)}-{tag(seed[k], width)}" if k in hashed else n
             for k, n in plain.items()
         }
         if len(set(out.values())) == len(out):
@@ -87,9 +90,13 @@ def distinct(
 
 
 def unique_names(keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
-    """``<workload>-<stage>`` of each key as a stage name (see the module)."""
+    """``<workload>-<stage>`` of each key as a stage name (see the module); a shortened one
+    keeps at most 16 characters of the workload, so that some of the stage shows."""
     return distinct(
-        {k: f"{k[0]}-{k[1]}" for k in keys}, NAME_MAX, {k: f"{k[0]}\0{k[1]}" for k in keys}
+        {k: f"{k[0]}-{k[1]}" for k in keys},
+        NAME_MAX,
+        seeds={k: f"{k[0]}\0{k[1]}" for k in keys},
+        short={k: f"{k[0][:16]}-{k[1]}" for k in keys},
     )
 
 
