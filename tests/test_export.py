@@ -491,6 +491,8 @@ def test_folder_and_pipeline_labels_are_distinct_dns_labels(names: list[str]) ->
     labels = unique_labels(names)
     assert len(set(labels.values())) == len(names)
     for name, label in labels.items():
-        assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", label) and len(label) <= 63
-        if re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name) and len(name) <= 63:
+        # RFC 1035 (a letter first: SkyPilot's job and service names), single dashes
+        assert re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", label) and len(label) <= 63
+        assert "--" not in label
+        if re.fullmatch(r"[a-z]([a-z0-9]|-(?!-))*(?<!-)", name) and len(name) <= 63:
             assert label == name or sum(dns_name(n) == name for n in names) > 1

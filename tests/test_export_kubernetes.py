@@ -176,7 +176,7 @@ def test_kueue_queue_priority_and_topology_where_declared(
     for q in queues:
         crds.validate(q)
     apply = files["kubernetes/apply.sh"]
-    assert apply.index("kueue-") < apply.index("apply_stage my-johor")
+    assert apply.index("kueue.") < apply.index("apply_stage my-johor")
     for d in _docs(files):
         if (
             d["kind"] in ("JobSet", "Deployment")

@@ -347,18 +347,22 @@ def export_targets(to: list[str]) -> tuple[str, ...]:
 
 
 #: an OCI image reference, loosely: what registries accept, no whitespace or quotes
-_IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,511}")
+_IMAGE = re.compile(r"[A-Za-z0-9[][A-Za-z0-9._/:@+\[\]-]{0,511}")
 
 
 def check_image(image: str | None) -> None:
     """Refuse an ``--image`` that is no image reference: '' was the default image without a
-    word, 'a b' or a newline a manifest kubectl refuses only at apply time."""
-    if image is not None and not _IMAGE.fullmatch(image):
+    word, 'a b' or a newline a manifest kubectl refuses only at apply time, and one the
+    kubelet cannot parse ('a::b', 'x@y', an uppercase path) pods that never start
+    (InvalidImageName)."""
+    from straits.export.names import image_reference
+
+    if image is not None and not (_IMAGE.fullmatch(image) and image_reference(image)):
         raise InputError(
             f"{image[:80]!r} is not a container image reference",
             path="--image",
-            expected="REGISTRY/NAME[:TAG][@DIGEST] without spaces, at most 512 "
-            "characters (e.g. nvcr.io/nvidia/pytorch:25.01-py3)",
+            expected="[REGISTRY/]NAME[:TAG][@DIGEST], a lowercase NAME, without spaces, at "
+            "most 512 characters (e.g. nvcr.io/nvidia/pytorch:25.01-py3)",
         )
 
 

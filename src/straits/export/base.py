@@ -9,7 +9,6 @@ writes them all at once (:func:`straits.export.bundle.write_bundle`), or none.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +20,10 @@ from straits.catalog import catalog
 from straits.errors import InputError
 from straits.estimate import min_chips_serving
 from straits.export.commands import Commands
+from straits.export.names import dns_name as dns_name  # re-exported for older callers
+from straits.export.names import image_reference, unique_names
+from straits.export.names import label_value as label_value
+from straits.export.names import unique_labels as unique_labels
 from straits.model.scenario import Dataset, Pool, Scenario, Site
 from straits.plan.options import NODE
 from straits.plan.recheck import Placement, PlanContext
@@ -60,8 +63,8 @@ class StageJob:
     """Predecessor stages of the same workload that the plan places."""
     datasets: tuple[Dataset, ...]
     name: str = ""
-    """A DNS label unique within the plan: ``<workload>-<stage>`` (a hash suffix when that is
-    too long or taken)."""
+    """The stage's name, unique within the plan: ``<workload>-<stage>`` as an RFC 1035 label
+    (a hash suffix when that had to change or is taken; :mod:`straits.export.names`)."""
     command: str = ""
     """The shell command the stage runs (see :mod:`straits.export.commands`)."""
     command_source: str = "none"
@@ -162,50 +165,6 @@ def dump_yaml(*docs: Any) -> str:
     return str(yaml.dump_all(docs, Dumper=_PlainDumper, sort_keys=False, width=100))
 
 
-def dns_name(text: str, limit: int = 63) -> str:
-    """A DNS-1123 label from ``text`` (Kubernetes names, SkyPilot task names)."""
-    out = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
-    return (out[:limit].rstrip("-")) or "straits"
-
-
-def label_value(text: str) -> str:
-    """A Kubernetes label value (63 characters, alphanumeric at both ends)."""
-    out = re.sub(r"[^A-Za-z0-9._-]+", "-", text)[:63]
-    return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", out)
-
-
-def unique_names(keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
-    """``<workload>-<stage>`` as DNS labels; one that was shortened, or that two stages
-    share, gets the first 6 hex digits of a hash of its full name."""
-    plain = {k: dns_name(f"{k[0]}-{k[1]}") for k in keys}
-    counts: dict[str, int] = {}
-    for name in plain.values():
-        counts[name] = counts.get(name, 0) + 1
-    out = {}
-    for k, name in plain.items():
-        full = f"{k[0]}-{k[1]}"
-        if counts[name] > 1 or name != full.lower():
-            tag = hashlib.sha256(f"{k[0]}\0{k[1]}".encode()).hexdigest()[:6]
-            name = f"{dns_name(full, 56)}-{tag}"
-        out[k] = name
-    return out
-
-
-def unique_labels(names: list[str], limit: int = 63) -> dict[str, str]:
-    """Each name as a DNS label, distinct: one that had to change, or that two names share
-    after the change, gets the first 6 hex digits of a hash of the original."""
-    plain = {n: dns_name(n, limit) for n in names}
-    counts: dict[str, int] = {}
-    for label in plain.values():
-        counts[label] = counts.get(label, 0) + 1
-    out = {}
-    for n, label in plain.items():
-        if counts[label] > 1 or label != n:
-            label = f"{dns_name(n, limit - 7)}-{hashlib.sha256(n.encode()).hexdigest()[:6]}"
-        out[n] = label
-    return out
-
-
 def export_input(
     sc: Scenario,
     plan: Mapping[str, Any],
@@ -224,6 +183,12 @@ def export_input(
             f"plan id {plan_id[:80]!r} cannot name exported files and jobs",
             path="plan_id",
             expected="letters, digits, '.', '_', ':' or '-' (at most 128)",
+        )
+    if not image_reference(image):
+        raise InputError(
+            f"{image[:80]!r} is not a container image reference",
+            path="image",
+            expected="[REGISTRY/]NAME[:TAG][@DIGEST] (e.g. nvcr.io/nvidia/pytorch:25.01-py3)",
         )
     if commands is None:
         commands = Commands(None if run == DEFAULT_RUN else run)

@@ -16,8 +16,8 @@ policy instead, and that restart does not count (``RestartJobSetAndIgnoreMaxRest
 
 from __future__ import annotations
 
-import hashlib
 import math
+import re
 from typing import Any
 
 from straits.export.base import (
@@ -27,8 +27,8 @@ from straits.export.base import (
     Choice,
     ExportInput,
     StageJob,
-    label_value,
 )
+from straits.export.names import fit_name, label_value
 from straits.model.targets import KubernetesSite
 from straits.plan.options import NODE
 
@@ -36,6 +36,7 @@ LABEL = "straits.dev"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
 MAX_EXEC_LABEL = "kueue.x-k8s.io/max-exec-time-seconds"
+INT32_MAX = 2**31 - 1
 TOPOLOGY_ANNOTATION = {
     "required": "kueue.x-k8s.io/podset-required-topology",
     "preferred": "kueue.x-k8s.io/podset-preferred-topology",
@@ -69,23 +70,18 @@ def node_labels(choice: Choice, *, site_labels: bool = True) -> dict[str, str]:
     return out
 
 
-def fit_name(name: str, suffix_len: int) -> str:
-    """``name`` short enough that ``name`` + a suffix of ``suffix_len`` characters is a DNS
-    label (a hash of the full name keeps shortened names apart)."""
-    limit = 63 - suffix_len
-    if len(name) <= limit:
-        return name
-    tag = hashlib.sha256(name.encode()).hexdigest()[:6]
-    return f"{name[: limit - 7].rstrip('-')}-{tag}"
-
-
 def object_name(job: StageJob) -> str:
-    """The stage's object name: a JobSet's pod hostnames (``<name>-node-0-<index>``) must
-    stay DNS labels too."""
-    if job.serving:
-        return fit_name(job.name, 0)
-    nodes, _ = job.layout(NODE)
-    return fit_name(job.name, len(f"-{REPLICATED_JOB}-0-{nodes - 1}"))
+    """The stage's object name (its name, within what the controllers derive from it; see
+    :mod:`straits.export.names`): a JobSet's longest pod name
+    ``<name>-node-0-<last index>-abcde`` and a LeaderWorkerSet group's StatefulSet
+    ``<name>-<last group>`` (whose pods' ``controller-revision-hash`` label adds 11 characters)
+    stay within 63."""
+    if not job.serving:
+        nodes, _ = job.layout(NODE)
+        return fit_name(job.name, len(f"-{REPLICATED_JOB}-0-{nodes - 1}-abcde"))
+    if job.replica_chips > NODE:
+        return fit_name(job.name, len(f"-{job.replicas() - 1}") + 11)
+    return fit_name(job.name, 0)
 
 
 def stage_labels(inp: ExportInput, job: StageJob) -> dict[str, str]:
@@ -103,14 +99,41 @@ def kueue_labels(job: StageJob, k: KubernetesSite) -> dict[str, str]:
     if priority:
         out[PRIORITY_LABEL] = priority
     if not job.serving:
-        out[MAX_EXEC_LABEL] = str(max(60, math.ceil(job.hours * 3600 * TIME_MARGIN)))
+        # Kueue reads the label with strconv.ParseInt(v, 10, 32) and drops a value out of
+        # int32 range silently (jobframework MaximumExecutionTimeSecondsForObject): a stage
+        # planned for 55 years or more is capped at the largest it reads, not uncapped
+        seconds = math.ceil(job.hours * 3600 * TIME_MARGIN)
+        out[MAX_EXEC_LABEL] = str(min(INT32_MAX, max(60, seconds)))
     return out
+
+
+#: the most of an object's annotations ``straits.dev/after`` may take: the API server refuses
+#: an object whose annotations (keys and values) exceed 256 KiB in all
+#: (apimachinery ValidateAnnotationsSize, TotalAnnotationSizeLimitB), and 2,000 predecessors
+#: of 128-character ids would
+MAX_AFTER = 32 * 1024
+
+
+def after_annotation(after: tuple[str, ...]) -> str:
+    """The predecessors, comma-separated; past :data:`MAX_AFTER` characters the ones that fit
+    and ``...(+N more)``."""
+    text = ",".join(after)
+    if len(text) <= MAX_AFTER:
+        return text
+    kept: list[str] = []
+    size = 0
+    for a in after:
+        if size + len(a) + 1 > MAX_AFTER - 32:
+            break
+        kept.append(a)
+        size += len(a) + 1
+    return ",".join([*kept, f"...(+{len(after) - len(kept)} more)"])
 
 
 def stage_annotations(inp: ExportInput, job: StageJob) -> dict[str, str]:
     return {
         f"{LABEL}/plan-id": inp.plan_id,
-        f"{LABEL}/after": ",".join(job.after),
+        f"{LABEL}/after": after_annotation(job.after),
         f"{LABEL}/planned-start": job.placement.raw["start"],
         f"{LABEL}/planned-end": job.placement.raw["end"],
         f"{LABEL}/option": job.planned.label,
@@ -118,8 +141,16 @@ def stage_annotations(inp: ExportInput, job: StageJob) -> dict[str, str]:
     }
 
 
+def k8s_literal(text: str) -> str:
+    """``text`` as an env value the kubelet passes on as written: it expands ``$(VAR)`` of the
+    variables defined before it and reduces ``$$`` to ``$`` (EnvVar.value in the core/v1 API),
+    so ``echo $$`` ran as ``echo $``. A ``$`` before ``$`` or ``(`` is doubled; the kubelet
+    makes each ``$$`` one ``$`` again and leaves every other ``$`` alone."""
+    return re.sub(r"\$(?=[$(])", "$$", text)
+
+
 def _env(pairs: dict[str, str]) -> list[dict[str, Any]]:
-    return [{"name": k, "value": v} for k, v in pairs.items()]
+    return [{"name": k, "value": k8s_literal(v)} for k, v in pairs.items()]
 
 
 def pod_spec(

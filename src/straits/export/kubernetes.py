@@ -69,7 +69,8 @@ class KubernetesExporter:
             ctx = k.context or k.cluster
             lq = local_queue(k)
             if lq is not None:
-                qpath = f"{k.cluster}/kueue-{k.namespace}-{k.queue}.yaml"
+                # dots: no stage file (its name has none) and no other (namespace, queue) shares it
+                qpath = f"{k.cluster}/kueue.{k.namespace}.{k.queue}.yaml"
                 res.files[f"kubernetes/{qpath}"] = _dump([lq])
                 queues[qpath] = ctx
             lines = steps.setdefault(job.workload, [])

@@ -24,6 +24,7 @@ for without a federation, so a stage whose predecessor runs elsewhere is submitt
 from __future__ import annotations
 
 import math
+import re
 import shlex
 from collections import defaultdict
 
@@ -60,6 +61,26 @@ def chain(hours: float, max_minutes: int) -> tuple[int, int]:
 
 def lead_seconds(minutes: int) -> int:
     return min(MAX_LEAD_S, max(MIN_LEAD_S, minutes * 6))
+
+
+def sh_quote(text: str) -> str:
+    """``text`` as one shell word, on one line of the script when it holds a carriage return
+    or another control character: sbatch refuses a script holding ``\\r\\n`` ("Batch script
+    contains DOS line breaks"), so such a value is written ``$'...'`` with ``\\xHH`` escapes
+    (bash reads it back byte for byte); any other value as :func:`shlex.quote` writes it."""
+    if not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", text):
+        return shlex.quote(text)
+    out = "".join(
+        f"\\x{ord(ch):02x}"
+        if ord(ch) < 0x20 or ord(ch) == 0x7F
+        else "\\\\"
+        if ch == "\\"
+        else "\\'"
+        if ch == "'"
+        else ch
+        for ch in text
+    )
+    return f"$'{out}'"
 
 
 def _var(job: StageJob) -> str:
@@ -130,7 +151,7 @@ class SlurmExporter:
             lines.append(f"# submit.sh starts it after: {', '.join(job.after)} (afterok)")
         lines += [
             "set -uo pipefail",
-            *(f"export {k}={shlex.quote(v)}" for k, v in envs.items()),
+            *(f"export {k}={sh_quote(v)}" for k, v in envs.items()),
             f"export STRAITS_SEGMENT=${{STRAITS_SEGMENT:-1}} "
             f"STRAITS_SEGMENTS=${{STRAITS_SEGMENTS:-{parts}}}",
             f"export STRAITS_CHECKPOINT_DIR={ckpt}",

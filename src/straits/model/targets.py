@@ -51,13 +51,34 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=253), AfterVali
 SlurmName = Annotated[str, StringConstraints(max_length=128), AfterValidator(_slurm_name)]
 #: a GRES name, optionally with its type (``gpu``, ``npu``, ``gpu:h100``)
 SlurmGres = Annotated[str, StringConstraints(max_length=128), AfterValidator(_slurm_gres)]
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_QUALIFIED = re.compile(
+    rf"(?:(?P<prefix>{_DNS_LABEL}(?:\.{_DNS_LABEL})*)/)?(?P<name>[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)"
+)
+
+
+def _qualified_name(text: str) -> str:
+    """apimachinery's IsQualifiedName: ``[PREFIX/]NAME``, PREFIX a DNS subdomain of at most 253
+    characters, NAME at most 63 (the API server refuses a node affinity or resource naming
+    anything else)."""
+    m = _QUALIFIED.fullmatch(text)
+    if m is None or len(m.group("name")) > 63 or len(m.group("prefix") or "") > 253:
+        raise ValueError(
+            f"{text[:80]!r} is not a Kubernetes qualified name: [PREFIX/]NAME, PREFIX a DNS "
+            "subdomain of at most 253 characters, NAME at most 63 of letters, digits, '-', "
+            "'_' and '.', alphanumeric at both ends"
+        )
+    return text
+
+
 #: Kubernetes label keys and values (prefix/name; values up to 63 characters)
 LabelKey = Annotated[
     str,
     StringConstraints(
         pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
-        max_length=316,
+        max_length=317,
     ),
+    AfterValidator(_qualified_name),
 ]
 LabelValue = Annotated[
     str, StringConstraints(pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$", max_length=63)
@@ -206,7 +227,7 @@ class PoolTargets(_Frozen):
 
     skypilot_accelerator: Name | None = None
     """The accelerator name SkyPilot knows (default: from the chip id, e.g. H100-SXM -> H100)."""
-    kubernetes_resource: Name = "nvidia.com/gpu"
+    kubernetes_resource: Annotated[Name, AfterValidator(_qualified_name)] = "nvidia.com/gpu"
     """The extended resource the pods request."""
     kubernetes_node_labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
     """Node labels of this GPU type (e.g. nvidia.com/gpu.product)."""
