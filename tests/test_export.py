@@ -24,8 +24,9 @@ from export_support import _ctx, _docs, _lawful, _tasks, demo, inp
 from straits.admission import candidates, chip_of, site_of
 from straits.errors import InputError
 from straits.export import export_input, exporter, render, write_bundle
-from straits.export.base import ExportInput, dns_name, label_value, unique_labels, unique_names
+from straits.export.base import ExportInput, dns_name, label_value, unique_labels
 from straits.export.commands import parse as parse_run
+from straits.export.names import unique_names
 from straits.model.scenario import Scenario
 from straits.rules import RuleSet
 from test_cli import one_line_error, straits

@@ -25,7 +25,8 @@ from schemas import crds
 from schemas.karmada import PropagationPolicy
 from straits.export import export_input, exporter, write_bundle
 from straits.export.base import ExportInput
-from straits.export.k8s_objects import fit_name, object_name, serving
+from straits.export.k8s_objects import object_name, serving
+from straits.export.names import fit_name
 from straits.model.scenario import Scenario
 from straits.rules import RuleSet
 

@@ -68,7 +68,7 @@ CASES: dict[str, tuple[tuple[str, ...], tuple[str, str, str], dict[str, str]]] =
 def _scenario(
     workloads: tuple[str, ...], stages: tuple[str, str, str], sites: dict[str, str]
 ) -> dict[str, Any]:
-    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
     for s in doc["sites"]:
         s["id"] = sites.get(s["id"], s["id"])
     for d in doc["datasets"]:
