@@ -44,7 +44,9 @@ def client() -> Client:
     if not url:
         raise InputError("no server given", path="--server", expected="a URL")
     _check_server(url, state.server_token)
-    return Client(url, state.server_token)
+    c = Client(url, state.server_token)
+    state.asked_server = c.base_url
+    return c
 
 
 def _check_server(url: str, token: str | None) -> None:
@@ -97,7 +99,7 @@ def _read(ref: str) -> tuple[Any, str] | None:
 
 def _relabel(exc: StraitsError, label: str) -> StraitsError:
     """A server's 400 about the body sent, naming the local file instead."""
-    if isinstance(exc, InputError) and exc.source == "server":
+    if isinstance(exc, InputError) and exc.source == state.asked_server:
         return type(exc)(
             exc.detail.removeprefix("request body: "),
             source=label,
@@ -129,7 +131,7 @@ def remote_plan(
     read = _read(ref)
     doc: dict[str, Any] | None = None
     if read is None:
-        doc = c.plan_document(ref)
+        doc = _server_document(c, ref)
         note(f"[dim]read plan {doc['id']} from {state.server_url}[/dim]")
     elif is_plan_document(read[0]):
         doc = read[0]
@@ -183,13 +185,32 @@ def remote_plan(
     note(f"[dim]submitted {label} to {state.server_url} as plan {job['id']}[/dim]")
     done = _wait(c, job)
     if done["status"] == "failed":
+        from straits.client_io import one_line
+
         raise InputError(
-            f"plan {done['id']} failed on the server: {done.get('error')}", source=label
+            f"plan {done['id']} failed on the server: {one_line(done.get('error'), 400)}",
+            source=label,
         )
-    out = c.plan_document(done["id"])
+    out = _server_document(c, done["id"])
     _print_plan(out, fmt)
     if out.get("unplaced"):
         raise typer.Exit(EXIT_UNPLACED)
+
+
+def _server_document(c: Client, plan_id: str) -> dict[str, Any]:
+    """A plan document from the server, refused (exit 1, naming the server) when it is none:
+    its id is printed and names files, so it is checked as a local document's is."""
+    from straits.errors import RemoteError
+    from straits.plandoc import PLAN_ID, is_plan_document
+
+    doc = c.plan_document(plan_id)
+    ok = is_plan_document(doc) and isinstance(doc.get("id"), str) and PLAN_ID.fullmatch(doc["id"])
+    if not ok:
+        raise RemoteError(
+            f"{c.base_url}: GET /v1/plans/{plan_id}/plan: the answer is no plan document "
+            "(expected `id`, `status` and `assignments`, as `straits plan --json` prints)"
+        )
+    return doc
 
 
 def _wait(c: Client, job: PlanJob) -> PlanJob:
