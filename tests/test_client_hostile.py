@@ -374,3 +374,50 @@ def test_a_server_that_is_not_there_or_no_url(url: str, code: int, words: tuple[
 def test_a_garbage_client_limit_is_exit_2_naming_it(value: str) -> None:
     p, _ = straits("http://127.0.0.1:9", "chips", env={"STRAITS_CLIENT_TIMEOUT_S": value})
     one_error(p, 2, "STRAITS_CLIENT_TIMEOUT_S")
+
+
+def _bomb() -> bytes:
+    """A .tar.gz of a few KiB holding straits-export.json and 8 MiB of zeros."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in (("x/straits-export.json", b'{"plan_id": "p-1234"}'), ("x/a.sh", None)):
+            info = tarfile.TarInfo(name)
+            if data is None:
+                info.size = 8 << 20
+                tar.addfile(info, io.BytesIO(bytes(info.size)))
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("args", "body", "words"),
+    [
+        # a 200 object without what the command writes or prints: was exit 0, writing garbage
+        (("estimate", "-"), b'{"a": [1]}', ("chip",)),
+        (("ledger", "receipt", "1", "-o", "{tmp}/r.json"), b'{"a": 1}', ("inclusion_proof",)),
+        (("ledger", "checkpoint", "-o", "{tmp}/c.txt"), b'{"a": 1}', ("checkpoint",)),
+        # an export that is no archive (was a tarfile.ReadError traceback), or a gzip bomb
+        (("export", "p-1234", "--to", "slurm", "-o", "{tmp}/jobs"), b'{"a": 1}', ("archive",)),
+        (("export", "p-1234", "--to", "slurm", "-o", "{tmp}/jobs"), _bomb(), ("1,048,576",)),
+    ],
+)
+def test_an_answer_without_what_the_command_needs_is_refused(
+    serve: Callable[[Handler], FakeServer],
+    tmp_path: Path,
+    args: tuple[str, ...],
+    body: bytes,
+    words: tuple[str],
+) -> None:
+    srv = serve(answer("200 OK", body)(None))
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    if argv[-1] == "-":  # estimate reads its request from a file here
+        (tmp_path / "e.json").write_text('{"kind": "train"}')
+        argv[-1] = str(tmp_path / "e.json")
+    p, _ = straits(srv.url, *argv)
+    one_error(p, 1, srv.url, *words)
+    assert not list(tmp_path.glob("[rcj]*")), "nothing written"

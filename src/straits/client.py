@@ -153,11 +153,19 @@ class Client:
         raise error_for(r, self.base_url)
 
     def _json(
-        self, method: str, url: str, expect: type = dict, *, extra_s: float = 0.0, **kw: Any
+        self,
+        method: str,
+        url: str,
+        expect: type = dict,
+        *,
+        keys: tuple[str, ...] = (),
+        extra_s: float = 0.0,
+        **kw: Any,
     ) -> Any:
-        return self._parse(self._request(method, url, extra_s=extra_s, **kw), expect)
+        return self._parse(self._request(method, url, extra_s=extra_s, **kw), expect, keys)
 
-    def _parse(self, r: httpx.Response, expect: type) -> Any:
+    def _parse(self, r: httpx.Response, expect: type, keys: tuple[str, ...] = ()) -> Any:
+        """The answer's JSON: of type ``expect``, an object holding ``keys``."""
         where = f"{self.base_url}: {r.request.method} {r.request.url.path}"
         kind = "object" if expect is dict else "array"
         try:
@@ -171,6 +179,13 @@ class Client:
         if not isinstance(data, expect):
             raise RemoteError(
                 f"{where} answered JSON {type(data).__name__} (expected a JSON {kind})",
+                r.status_code,
+            )
+        missing = [k for k in keys if isinstance(data, dict) and k not in data]
+        if missing:
+            raise RemoteError(
+                f"{where}: the answer has no {', '.join(missing)} (expected a JSON object "
+                f"with {', '.join(keys)})",
                 r.status_code,
             )
         return data
@@ -228,7 +243,9 @@ class Client:
         )
 
     def estimate(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = self._json("POST", "/v1/estimate", json=request)
+        out: dict[str, Any] = self._json(
+            "POST", "/v1/estimate", keys=("chip", "chips"), json=request
+        )
         return out
 
     def submit_plan(
@@ -356,7 +373,11 @@ class Client:
 
     def ledger_receipt(self, seq: int) -> dict[str, Any]:
         """The receipt of entry ``seq`` (the tenant's number; global for admins)."""
-        out: dict[str, Any] = self._json("GET", f"/v1/ledger/entries/{seq}/receipt")
+        out: dict[str, Any] = self._json(
+            "GET",
+            f"/v1/ledger/entries/{seq}/receipt",
+            keys=("receipt", "entry", "inclusion_proof", "checkpoint"),
+        )
         return out
 
     def ledger_checkpoint(self, *, since: int | None = None, fresh: bool = False) -> dict[str, Any]:
@@ -367,7 +388,9 @@ class Client:
             params["since"] = since
         if fresh:
             params["fresh"] = "true"
-        out: dict[str, Any] = self._json("GET", "/v1/ledger/checkpoint", params=params)
+        out: dict[str, Any] = self._json(
+            "GET", "/v1/ledger/checkpoint", keys=("checkpoint", "size"), params=params
+        )
         return out
 
     def plan_report(self, plan_id: str) -> str:
@@ -375,7 +398,7 @@ class Client:
         return self._request("GET", f"/v1/plans/{plan_id}/report").text
 
     def ledger_verify(self) -> dict[str, Any]:
-        out: dict[str, Any] = self._json("GET", "/v1/ledger/verify")
+        out: dict[str, Any] = self._json("GET", "/v1/ledger/verify", keys=("ok",))
         return out
 
     def export(

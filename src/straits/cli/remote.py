@@ -12,6 +12,7 @@ import datetime as dt
 import io
 import json
 import tarfile
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -324,27 +325,49 @@ def remote_export(
             source=read[1],
             expected="`straits --server URL plan FILE --record` first, or no --server",
         )
-    summary = _manifest(data, fmt, MANIFEST)
+    summary = _manifest(data, fmt, MANIFEST, c.limits.max_bytes)
     return str(summary.get("plan_id", ref)), data, summary
 
 
-def _manifest(data: bytes, fmt: str, name: str) -> dict[str, Any]:
+#: files in an archive from a server (an export of the largest plan holds a few thousand)
+MAX_ARCHIVE_MEMBERS = 100_000
+
+
+def _manifest(data: bytes, fmt: str, name: str, limit: int) -> dict[str, Any]:
+    """The export summary inside a server's archive, after checking the archive: members
+    listed (never extracted) until their sizes pass ``limit`` (the client's answer cap), so
+    a small archive that unpacks to terabytes (a gzip bomb) is refused before it is read.
+    Not an archive, no summary in it, or too big: a RemoteError (exit 1)."""
+    from straits.errors import RemoteError
+
+    what = f"{state.asked_server}: the export is no {fmt} archive holding {name}"
+    total = count = 0
     try:
         if fmt == "zip":
-            import zipfile
-
             with zipfile.ZipFile(io.BytesIO(data)) as z:
+                infos = z.infolist()
+                total = sum(i.file_size for i in infos)
+                if total > limit or len(infos) > MAX_ARCHIVE_MEMBERS:
+                    raise RemoteError(f"{what} (its files are over {limit:,} bytes)")
                 member = next(n for n in z.namelist() if n.endswith("/" + name))
                 out: dict[str, Any] = json.loads(z.read(member))
-                return out
-        mode = "r:gz" if fmt == "tar.gz" else "r:"
-        with tarfile.open(fileobj=io.BytesIO(data), mode=mode) as tar:  # type: ignore[call-overload]
-            m = next(m for m in tar.getmembers() if m.name.endswith("/" + name))
-            f = tar.extractfile(m)
-            out = json.loads(f.read()) if f is not None else {}
-            return out
-    except (StopIteration, OSError, ValueError, tarfile.TarError):
-        return {}
+        else:
+            mode = "r:gz" if fmt == "tar.gz" else "r:"
+            found = None
+            with tarfile.open(fileobj=io.BytesIO(data), mode=mode) as tar:  # type: ignore[call-overload]
+                for m in tar:
+                    total, count = total + m.size, count + 1
+                    if total > limit or count > MAX_ARCHIVE_MEMBERS:
+                        raise RemoteError(f"{what} (its files are over {limit:,} bytes)")
+                    if found is None and m.isfile() and m.name.endswith("/" + name):
+                        f = tar.extractfile(m)
+                        found = json.loads(f.read()) if f is not None else None
+            out = found if isinstance(found, dict) else {}
+    except (StopIteration, OSError, ValueError, EOFError, tarfile.TarError, zipfile.BadZipFile):
+        raise RemoteError(f"{what} (expected the archive `straits export` writes)") from None
+    if not isinstance(out, dict) or not out:
+        raise RemoteError(f"{what} (expected the archive `straits export` writes)")
+    return out
 
 
 # --- ledger --------------------------------------------------------------------------------------
