@@ -33,7 +33,7 @@ from typing import Any, Literal, TypedDict
 
 import httpx
 
-from straits.client_io import Limits, error_for, fetch, next_page, one_line
+from straits.client_io import Limits, error_for, fetch, next_page, one_line, parse_json
 from straits.errors import RemoteError
 
 ArchiveFormat = Literal["tar.gz", "zip", "tar"]
@@ -162,33 +162,9 @@ class Client:
         extra_s: float = 0.0,
         **kw: Any,
     ) -> Any:
-        return self._parse(self._request(method, url, extra_s=extra_s, **kw), expect, keys)
-
-    def _parse(self, r: httpx.Response, expect: type, keys: tuple[str, ...] = ()) -> Any:
-        """The answer's JSON: of type ``expect``, an object holding ``keys``."""
-        where = f"{self.base_url}: {r.request.method} {r.request.url.path}"
-        kind = "object" if expect is dict else "array"
-        try:
-            data = r.json()
-        except (ValueError, RecursionError):  # RecursionError: nested past Python's stack
-            raise RemoteError(
-                f"{where} answered {r.status_code} with no JSON (expected a JSON {kind}: "
-                "is this a Straits server?)",
-                r.status_code,
-            ) from None
-        if not isinstance(data, expect):
-            raise RemoteError(
-                f"{where} answered JSON {type(data).__name__} (expected a JSON {kind})",
-                r.status_code,
-            )
-        missing = [k for k in keys if isinstance(data, dict) and k not in data]
-        if missing:
-            raise RemoteError(
-                f"{where}: the answer has no {', '.join(missing)} (expected a JSON object "
-                f"with {', '.join(keys)})",
-                r.status_code,
-            )
-        return data
+        return parse_json(
+            self._request(method, url, extra_s=extra_s, **kw), self.base_url, expect, keys
+        )
 
     def _job(self, job: Any, path: str) -> PlanJob:
         """A plan's state as the server sent it, or a RemoteError: a status this client
@@ -211,7 +187,7 @@ class Client:
         while next_url is not None:
             r = self._request("GET", next_url, params=query)
             seen.add(str(r.request.url))
-            items = self._parse(r, list)
+            items = parse_json(r, self.base_url, list)
             if not all(isinstance(item, dict) for item in items):
                 raise RemoteError(
                     f"{self.base_url}: GET {r.request.url.path}: a page holds something "

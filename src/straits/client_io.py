@@ -93,11 +93,15 @@ def fetch(
     closes its connections under it)."""
     allowed = limits.deadline_s + extra_s
     end = time.monotonic() + allowed
+    # built here: a caller's bad argument raises as it is, not as the server's fault
+    request = http.build_request(
+        method, url, timeout=httpx.Timeout(min(limits.read_s + extra_s, allowed)), **kw
+    )
     box: list[httpx.Response | BaseException] = []
 
     def work() -> None:
         try:
-            box.append(_read(http, method, url, end, limits, extra_s, kw))
+            box.append(_read(http, request, end, limits))
         except BaseException as exc:  # handed to the caller's thread
             box.append(exc)
 
@@ -137,23 +141,13 @@ def fetch(
         raise RemoteError(
             f"{where}: not an HTTP answer: {type(got).__name__}: {one_line(got)} "
             "(expected a Straits server)"
-        )
+        ) from got
     raise got  # KeyboardInterrupt, SystemExit: as they came
 
 
-def _read(
-    http: httpx.Client,
-    method: str,
-    url: str,
-    end: float,
-    limits: Limits,
-    extra_s: float,
-    kw: dict[str, Any],
-) -> httpx.Response:
+def _read(http: httpx.Client, request: httpx.Request, end: float, limits: Limits) -> httpx.Response:
     """In the worker thread: send, then read the body chunk by chunk, stopping at the cap
     or the deadline (a read waits ``read_s`` at most, and a chunk may arrive just inside it)."""
-    each = max(0.001, min(limits.read_s + extra_s, end - time.monotonic()))
-    request = http.build_request(method, url, timeout=httpx.Timeout(each), **kw)
     r = http.send(request, stream=True)
     try:
         declared = r.headers.get("content-length", "")
@@ -249,3 +243,30 @@ def next_page(r: httpx.Response, next_url: str, seen: set[str], base_url: str, i
             "this server)"
         )
     return str(nxt)
+
+
+def parse_json(r: httpx.Response, base_url: str, expect: type, keys: tuple[str, ...] = ()) -> Any:
+    """The answer's JSON: of type ``expect``, an object holding ``keys``."""
+    where = f"{base_url}: {r.request.method} {r.request.url.path}"
+    kind = "object" if expect is dict else "array"
+    try:
+        data = r.json()
+    except (ValueError, RecursionError):  # RecursionError: nested past Python's stack
+        raise RemoteError(
+            f"{where} answered {r.status_code} with no JSON (expected a JSON {kind}: "
+            "is this a Straits server?)",
+            r.status_code,
+        ) from None
+    if not isinstance(data, expect):
+        raise RemoteError(
+            f"{where} answered JSON {type(data).__name__} (expected a JSON {kind})",
+            r.status_code,
+        )
+    missing = [k for k in keys if isinstance(data, dict) and k not in data]
+    if missing:
+        raise RemoteError(
+            f"{where}: the answer has no {', '.join(missing)} (expected a JSON object "
+            f"with {', '.join(keys)})",
+            r.status_code,
+        )
+    return data
