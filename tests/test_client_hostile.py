@@ -226,6 +226,8 @@ def not_http(_srv: object) -> Handler:
 
 
 DEEP = b"[" * 200_000 + b"]" * 200_000
+#: 64 MiB of spaces in ~64 KiB of gzip: the cap counts the bytes after decompression
+GZIP_BOMB = __import__("gzip").compress(b" " * (64 << 20), compresslevel=9)
 PROBLEM = "application/problem+json"
 CASES: dict[str, tuple[Callable[..., Handler], int, tuple[str, ...]]] = {
     # (1) a body, or headers, a byte at a time: each read is quick, the whole never ends
@@ -235,6 +237,11 @@ CASES: dict[str, tuple[Callable[..., Handler], int, tuple[str, ...]]] = {
     # (2) bodies without end
     "endless chunked body": (endless_chunks, 1, ("STRAITS_CLIENT_MAX_BYTES",)),
     "500 MiB Content-Length": (huge_length, 1, ("STRAITS_CLIENT_MAX_BYTES",)),
+    "gzip bomb": (
+        answer("200 OK", GZIP_BOMB, Content_Encoding="gzip"),
+        1,
+        ("STRAITS_CLIENT_MAX_BYTES",),
+    ),
     # (3) 200 with no JSON, or not the endpoint's JSON
     "html 200": (answer("200 OK", b"<html><body>proxy</body></html>"), 1, ("no JSON",)),
     "truncated json": (answer("200 OK", b'[{"id": "H1'), 1, ("no JSON",)),
