@@ -15,10 +15,17 @@ own: a 4xx on bad input raises :class:`~straits.errors.InputError` with the serv
 path; 401/403 :class:`~straits.errors.AuthError`; 404 :class:`~straits.errors.NotFoundError`;
 anything else, or no answer, :class:`~straits.errors.RemoteError`. The CLI's ``--server URL``
 mode runs every command through this client.
+
+The server is not trusted: each request has a deadline for the whole of it and each answer a
+byte cap (:mod:`straits.client_io`: ``STRAITS_CLIENT_TIMEOUT_S``, ``STRAITS_CLIENT_MAX_BYTES``),
+redirects are not followed, and an answer that is no JSON, or not the JSON the endpoint
+answers (its type, a plan's ``id`` and ``status``), or a ``Link: rel="next"`` to another
+server or back to a page already read, is a RemoteError naming the server.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -26,9 +33,11 @@ from typing import Any, Literal, TypedDict
 
 import httpx
 
-from straits.errors import AuthError, InputError, NotFoundError, RemoteError
+from straits.client_io import Limits, error_for, fetch, next_page, one_line, parse_json
+from straits.errors import RemoteError
 
 ArchiveFormat = Literal["tar.gz", "zip", "tar"]
+JOB_STATES = ("queued", "running", "done", "failed")
 
 
 class PlanJob(TypedDict):
@@ -76,19 +85,38 @@ class Client:
         token: str | None = None,
         *,
         timeout: float = 60.0,
+        limits: Limits | None = None,
         http: httpx.Client | None = None,
     ) -> None:
-        """``http`` replaces the transport (tests pass FastAPI's TestClient)."""
+        """``timeout`` bounds each read; ``limits`` each whole request and answer (default:
+        from the environment, see :mod:`straits.client_io`). ``http`` replaces the transport
+        (tests pass FastAPI's TestClient)."""
         self.base_url = base_url.rstrip("/")
-        headers = {"User-Agent": "straits-client"}
+        self.limits = limits or Limits.from_env(read_s=timeout)
+        self._headers = {"User-Agent": "straits-client"}
         if token:
-            headers["Authorization"] = f"Bearer {token}"
+            self._headers["Authorization"] = f"Bearer {token}"
         if http is not None:
-            http.headers.update(headers)
+            http.headers.update(self._headers)
             self._http, self._own = http, False
         else:
-            self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
-            self._own = True
+            self._http, self._own = self._connect(), True
+
+    def _connect(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base_url,
+            headers=self._headers,
+            timeout=self.limits.read_s,
+            follow_redirects=False,
+        )
+
+    def _abandon(self) -> None:
+        """A request still waiting at its deadline: close the connections under it (its
+        thread then ends at its next read) and carry on with new ones."""
+        if self._own:
+            old, self._http = self._http, self._connect()
+            with contextlib.suppress(Exception):  # a pool in use by the abandoned thread
+                old.close()
 
     def close(self) -> None:
         if self._own:
@@ -101,40 +129,77 @@ class Client:
         self.close()
 
     # --- plumbing --------------------------------------------------------------------------------
-    def _request(self, method: str, url: str, **kw: Any) -> httpx.Response:
-        try:
-            r = self._http.request(method, url, **kw)
-        except httpx.TimeoutException:
-            raise RemoteError(
-                f"{self.base_url} did not answer {method} {_path(url)} in time"
-            ) from None
-        except httpx.HTTPError as exc:
-            raise RemoteError(f"cannot reach {self.base_url}: {exc}") from None
-        if r.status_code < 400:
+    def _request(self, method: str, url: str, *, extra_s: float = 0.0, **kw: Any) -> httpx.Response:
+        r = fetch(
+            self._http,
+            self.base_url,
+            method,
+            url,
+            self.limits,
+            extra_s=extra_s,
+            abandon=self._abandon,
+            **kw,
+        )
+        if r.status_code < 300:
             return r
-        raise _error(r)
-
-    def _json(self, method: str, url: str, **kw: Any) -> Any:
-        r = self._request(method, url, **kw)
-        try:
-            return r.json()
-        except ValueError:
+        if r.status_code < 400:
+            to = one_line(r.headers.get("location", ""), 120) or "nowhere"
             raise RemoteError(
-                f"{method} {_path(url)} answered {r.status_code} with no JSON "
-                "(is this a Straits server?)",
+                f"{self.base_url}: {method} {_path(url)} answered {r.status_code}, a redirect "
+                f"to {to} (redirects are not followed: expected the URL of `straits serve` "
+                "itself as --server)",
                 r.status_code,
-            ) from None
+            )
+        raise error_for(r, self.base_url)
+
+    def _json(
+        self,
+        method: str,
+        url: str,
+        expect: type = dict,
+        *,
+        keys: tuple[str, ...] = (),
+        extra_s: float = 0.0,
+        **kw: Any,
+    ) -> Any:
+        return parse_json(
+            self._request(method, url, extra_s=extra_s, **kw), self.base_url, expect, keys
+        )
+
+    def _job(self, job: Any, path: str) -> PlanJob:
+        """A plan's state as the server sent it, or a RemoteError: a status this client
+        does not know would be polled for ever."""
+        if not (isinstance(job.get("id"), str) and job.get("status") in JOB_STATES):
+            raise RemoteError(
+                f"{self.base_url}: {path}: the answer is no plan job (expected `id` and a "
+                f"`status` of {', '.join(JOB_STATES)})"
+            )
+        out: PlanJob = job
+        return out
 
     def _pages(self, url: str, params: dict[str, Any]) -> Iterator[Any]:
-        """Items of every page: the next page's URL (with its query) is the Link header's."""
+        """Items of every page: the next page's URL (with its query) is the Link header's.
+        It must be on this server (the token is sent to it) and not a page already read (a
+        loop was read for ever, every page kept)."""
         next_url: str | None = url
         query: dict[str, Any] | None = params
+        seen: set[str] = set()
         while next_url is not None:
             r = self._request("GET", next_url, params=query)
-            yield from r.json()
+            seen.add(str(r.request.url))
+            items = parse_json(r, self.base_url, list)
+            if not all(isinstance(item, dict) for item in items):
+                raise RemoteError(
+                    f"{self.base_url}: GET {r.request.url.path}: a page holds something "
+                    "other than objects (expected a JSON array of objects)"
+                )
+            yield from items
             link = r.links.get("next")
             # params=None: an empty dict would replace the next URL's own query
             next_url, query = (link.get("url") if link else None), None
+            if next_url is None:
+                return
+            next_url = next_page(r, next_url, seen, self.base_url, bool(items))
 
     # --- the API ---------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
@@ -146,11 +211,17 @@ class Client:
     ) -> Any:
         """One decision (a dict), or a list in request order for a list of requests."""
         return self._json(
-            "POST", "/v1/check", json=request, params={"record": "true"} if record else None
+            "POST",
+            "/v1/check",
+            list if isinstance(request, list) else dict,
+            json=request,
+            params={"record": "true"} if record else None,
         )
 
     def estimate(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = self._json("POST", "/v1/estimate", json=request)
+        out: dict[str, Any] = self._json(
+            "POST", "/v1/estimate", keys=("chip", "chips"), json=request
+        )
         return out
 
     def submit_plan(
@@ -178,7 +249,7 @@ class Client:
         }
         params["record"] = "true" if record else "false"
         if isinstance(scenario, str):
-            out: PlanJob = self._json(
+            out: Any = self._json(
                 "POST",
                 "/v1/plans",
                 content=scenario.encode("utf-8"),
@@ -187,11 +258,10 @@ class Client:
             )
         else:
             out = self._json("POST", "/v1/plans", json=_jsonable(scenario), params=params)
-        return out
+        return self._job(out, "POST /v1/plans")
 
     def plan_job(self, plan_id: str) -> PlanJob:
-        out: PlanJob = self._json("GET", f"/v1/plans/{plan_id}")
-        return out
+        return self._job(self._json("GET", f"/v1/plans/{plan_id}"), f"GET /v1/plans/{plan_id}")
 
     def wait(
         self,
@@ -249,11 +319,11 @@ class Client:
         params: dict[str, Any] = {"regime": regime, "pack": list(packs)}
         if date is not None:
             params["date"] = date.isoformat()
-        out: list[dict[str, Any]] = self._json("GET", "/v1/rules", params=params)
+        out: list[dict[str, Any]] = self._json("GET", "/v1/rules", list, params=params)
         return out
 
     def chips(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = self._json("GET", "/v1/chips")
+        out: list[dict[str, Any]] = self._json("GET", "/v1/chips", list)
         return out
 
     def ledger_entries(
@@ -279,7 +349,11 @@ class Client:
 
     def ledger_receipt(self, seq: int) -> dict[str, Any]:
         """The receipt of entry ``seq`` (the tenant's number; global for admins)."""
-        out: dict[str, Any] = self._json("GET", f"/v1/ledger/entries/{seq}/receipt")
+        out: dict[str, Any] = self._json(
+            "GET",
+            f"/v1/ledger/entries/{seq}/receipt",
+            keys=("receipt", "entry", "inclusion_proof", "checkpoint"),
+        )
         return out
 
     def ledger_checkpoint(self, *, since: int | None = None, fresh: bool = False) -> dict[str, Any]:
@@ -290,7 +364,9 @@ class Client:
             params["since"] = since
         if fresh:
             params["fresh"] = "true"
-        out: dict[str, Any] = self._json("GET", "/v1/ledger/checkpoint", params=params)
+        out: dict[str, Any] = self._json(
+            "GET", "/v1/ledger/checkpoint", keys=("checkpoint", "size"), params=params
+        )
         return out
 
     def plan_report(self, plan_id: str) -> str:
@@ -298,7 +374,7 @@ class Client:
         return self._request("GET", f"/v1/plans/{plan_id}/report").text
 
     def ledger_verify(self) -> dict[str, Any]:
-        out: dict[str, Any] = self._json("GET", "/v1/ledger/verify")
+        out: dict[str, Any] = self._json("GET", "/v1/ledger/verify", keys=("ok",))
         return out
 
     def export(
@@ -352,11 +428,18 @@ class Client:
         prices: Iterable[Mapping[str, Any]] = (),
         capacity: Iterable[Mapping[str, Any]] = (),
     ) -> dict[str, Any]:
-        """What `straits impact --json` prints, computed by the server."""
+        """What `straits impact --json` prints, computed by the server within the request:
+        its deadline grows by the re-plans' time limits (``all``: by the 300 s the server's
+        default ``max_time_limit`` lets them take in all)."""
+        plans, documents = list(plans), list(documents)
+        replans = 0.0
+        if replan:
+            count = len(plans) + len(documents)
+            replans = max(time_limit * count, 300.0 if all else 0.0)
         body = {
             "date": date.isoformat(),
             "regime": regime,
-            "plans": list(plans),
+            "plans": plans,
             "documents": [_jsonable(d) for d in documents],
             "all": all,
             "replan": replan,
@@ -365,7 +448,9 @@ class Client:
             "prices": [_jsonable(p) for p in prices],
             "capacity": [_jsonable(c) for c in capacity],
         }
-        out: dict[str, Any] = self._json("POST", "/v1/impact", json=body)
+        out: dict[str, Any] = self._json(
+            "POST", "/v1/impact", json=body, extra_s=min(replans, 3600.0)
+        )
         return out
 
 
@@ -393,40 +478,3 @@ def _jsonable(obj: Any) -> Any:
 
 def _path(url: str) -> str:
     return httpx.URL(url).path
-
-
-def _error(r: httpx.Response) -> Exception:
-    """Straits' exception for an error answer (its JSON, or RFC 9457 problem+json)."""
-    try:
-        body = r.json()
-    except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
-    message = str(
-        body.get("detail") or body.get("error") or body.get("title") or f"HTTP {r.status_code}"
-    )
-    if r.status_code in (401, 403):
-        hint = (
-            " (set STRAITS_TOKEN or --token: a token from `straits tokens create` where "
-            "the server runs)"
-            if r.status_code == 401
-            else ""
-        )
-        return AuthError(message + hint, r.status_code)
-    if r.status_code == 404:
-        return NotFoundError(message)
-    if r.status_code in (400, 409, 413, 422):
-        path = body.get("path")
-        return InputError(
-            message,
-            source="server",
-            path=str(path) if path else None,
-            expected=body.get("expected"),
-        )
-    incident = f" (incident {body['incident']})" if body.get("incident") else ""
-    return RemoteError(
-        f"{r.request.method} {r.request.url.path} failed: HTTP "
-        f"{r.status_code}: {message}{incident}",
-        r.status_code,
-    )

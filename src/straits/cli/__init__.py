@@ -134,7 +134,7 @@ def main() -> None:
         print_error(exc)
         sys.exit(exc.exit_code)
     except Exception as exc:
-        lost = _database_lost(exc)
+        lost = _database_lost(exc) or _garbled_answer(exc)
         if lost is None:
             raise
         print_error(lost)
@@ -165,6 +165,29 @@ def _refuse_undecodable(args: list[str]) -> None:
                 path=option,
                 expected="arguments in UTF-8",
             ) from None
+
+
+def _garbled_answer(exc: Exception) -> StraitsError | None:
+    """An answer from ``--server`` that the client took (JSON of the endpoint's type) but
+    whose fields are not what a Straits server sends (a missing key, a number where a list
+    should be): the server's fault, exit 1 naming it, not a traceback. The error's type and
+    where it was met stay in the line, so a bug of ours is still found."""
+    if state.asked_server is None or not isinstance(
+        exc, KeyError | TypeError | IndexError | AttributeError | ValueError
+    ):
+        return None
+    import traceback
+
+    from straits.client_io import one_line
+    from straits.errors import RemoteError
+
+    last = traceback.extract_tb(exc.__traceback__)[-1:]
+    at = f" at {Path(last[0].filename).name}:{last[0].lineno}" if last else ""
+    return RemoteError(
+        f"{state.asked_server}: an answer this straits cannot read "
+        f"({type(exc).__name__}: {one_line(exc, 80)}{at}; expected a Straits server of "
+        "this version)"
+    )
 
 
 def _database_lost(exc: Exception) -> StraitsError | None:

@@ -118,6 +118,9 @@ class CliState:
     server: str | None = None
     token: str | None = None
     _config: Config | None = None
+    asked_server: str | None = None
+    """the server a command has made a client for (``remote.client``): an answer of the
+    wrong shape met while printing is then the server's fault, not a bug to show as one"""
 
     @property
     def config(self) -> Config:

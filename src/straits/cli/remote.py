@@ -12,6 +12,7 @@ import datetime as dt
 import io
 import json
 import tarfile
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +45,9 @@ def client() -> Client:
     if not url:
         raise InputError("no server given", path="--server", expected="a URL")
     _check_server(url, state.server_token)
-    return Client(url, state.server_token)
+    c = Client(url, state.server_token)
+    state.asked_server = c.base_url
+    return c
 
 
 def _check_server(url: str, token: str | None) -> None:
@@ -97,7 +100,7 @@ def _read(ref: str) -> tuple[Any, str] | None:
 
 def _relabel(exc: StraitsError, label: str) -> StraitsError:
     """A server's 400 about the body sent, naming the local file instead."""
-    if isinstance(exc, InputError) and exc.source == "server":
+    if isinstance(exc, InputError) and exc.source == state.asked_server:
         return type(exc)(
             exc.detail.removeprefix("request body: "),
             source=label,
@@ -129,7 +132,7 @@ def remote_plan(
     read = _read(ref)
     doc: dict[str, Any] | None = None
     if read is None:
-        doc = c.plan_document(ref)
+        doc = _server_document(c, ref)
         note(f"[dim]read plan {doc['id']} from {state.server_url}[/dim]")
     elif is_plan_document(read[0]):
         doc = read[0]
@@ -183,13 +186,32 @@ def remote_plan(
     note(f"[dim]submitted {label} to {state.server_url} as plan {job['id']}[/dim]")
     done = _wait(c, job)
     if done["status"] == "failed":
+        from straits.client_io import one_line
+
         raise InputError(
-            f"plan {done['id']} failed on the server: {done.get('error')}", source=label
+            f"plan {done['id']} failed on the server: {one_line(done.get('error'), 400)}",
+            source=label,
         )
-    out = c.plan_document(done["id"])
+    out = _server_document(c, done["id"])
     _print_plan(out, fmt)
     if out.get("unplaced"):
         raise typer.Exit(EXIT_UNPLACED)
+
+
+def _server_document(c: Client, plan_id: str) -> dict[str, Any]:
+    """A plan document from the server, refused (exit 1, naming the server) when it is none:
+    its id is printed and names files, so it is checked as a local document's is."""
+    from straits.errors import RemoteError
+    from straits.plandoc import PLAN_ID, is_plan_document
+
+    doc = c.plan_document(plan_id)
+    ok = is_plan_document(doc) and isinstance(doc.get("id"), str) and PLAN_ID.fullmatch(doc["id"])
+    if not ok:
+        raise RemoteError(
+            f"{c.base_url}: GET /v1/plans/{plan_id}/plan: the answer is no plan document "
+            "(expected `id`, `status` and `assignments`, as `straits plan --json` prints)"
+        )
+    return doc
 
 
 def _wait(c: Client, job: PlanJob) -> PlanJob:
@@ -303,27 +325,49 @@ def remote_export(
             source=read[1],
             expected="`straits --server URL plan FILE --record` first, or no --server",
         )
-    summary = _manifest(data, fmt, MANIFEST)
+    summary = _manifest(data, fmt, MANIFEST, c.limits.max_bytes)
     return str(summary.get("plan_id", ref)), data, summary
 
 
-def _manifest(data: bytes, fmt: str, name: str) -> dict[str, Any]:
+#: files in an archive from a server (an export of the largest plan holds a few thousand)
+MAX_ARCHIVE_MEMBERS = 100_000
+
+
+def _manifest(data: bytes, fmt: str, name: str, limit: int) -> dict[str, Any]:
+    """The export summary inside a server's archive, after checking the archive: members
+    listed (never extracted) until their sizes pass ``limit`` (the client's answer cap), so
+    a small archive that unpacks to terabytes (a gzip bomb) is refused before it is read.
+    Not an archive, no summary in it, or too big: a RemoteError (exit 1)."""
+    from straits.errors import RemoteError
+
+    what = f"{state.asked_server}: the export is no {fmt} archive holding {name}"
+    total = count = 0
     try:
         if fmt == "zip":
-            import zipfile
-
             with zipfile.ZipFile(io.BytesIO(data)) as z:
+                infos = z.infolist()
+                total = sum(i.file_size for i in infos)
+                if total > limit or len(infos) > MAX_ARCHIVE_MEMBERS:
+                    raise RemoteError(f"{what} (its files are over {limit:,} bytes)")
                 member = next(n for n in z.namelist() if n.endswith("/" + name))
                 out: dict[str, Any] = json.loads(z.read(member))
-                return out
-        mode = "r:gz" if fmt == "tar.gz" else "r:"
-        with tarfile.open(fileobj=io.BytesIO(data), mode=mode) as tar:  # type: ignore[call-overload]
-            m = next(m for m in tar.getmembers() if m.name.endswith("/" + name))
-            f = tar.extractfile(m)
-            out = json.loads(f.read()) if f is not None else {}
-            return out
-    except (StopIteration, OSError, ValueError, tarfile.TarError):
-        return {}
+        else:
+            mode = "r:gz" if fmt == "tar.gz" else "r:"
+            found = None
+            with tarfile.open(fileobj=io.BytesIO(data), mode=mode) as tar:  # type: ignore[call-overload]
+                for m in tar:
+                    total, count = total + m.size, count + 1
+                    if total > limit or count > MAX_ARCHIVE_MEMBERS:
+                        raise RemoteError(f"{what} (its files are over {limit:,} bytes)")
+                    if found is None and m.isfile() and m.name.endswith("/" + name):
+                        f = tar.extractfile(m)
+                        found = json.loads(f.read()) if f is not None else None
+            out = found if isinstance(found, dict) else {}
+    except (StopIteration, OSError, ValueError, EOFError, tarfile.TarError, zipfile.BadZipFile):
+        raise RemoteError(f"{what} (expected the archive `straits export` writes)") from None
+    if not isinstance(out, dict) or not out:
+        raise RemoteError(f"{what} (expected the archive `straits export` writes)")
+    return out
 
 
 # --- ledger --------------------------------------------------------------------------------------
