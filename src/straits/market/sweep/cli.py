@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from straits import jsonout
 from straits.market.loading import MarketError, digest, range_params, read_raw, validate
 from straits.market.outputs import parquet_bytes, write_bytes_atomically
 from straits.market.sweep.analysis import PRIM_MIN_RUNS, prim, spearman
@@ -190,7 +191,7 @@ def run_sweep(
             "regime": regime or validate(raw, label).regime,
         }
     )
-    write_bytes_atomically(out / "summary.json", json.dumps(summary, indent=2).encode())
+    write_bytes_atomically(out / "summary.json", jsonout.dumps(summary).encode())
     return summary
 
 
