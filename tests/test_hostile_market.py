@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,3 +103,173 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
     except OSError:
         return "Z"
+
+
+def _p(value: float) -> dict[str, Any]:
+    return {"value": value, "source": "hostile pass", "confidence": "M"}
+
+
+def _straits(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "straits", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+# (name, what the file changes in the shipped market, exit status, words in the error)
+MARKET_FILES: list[tuple[str, dict[str, Any], int, tuple[str, ...]]] = [
+    # normalised weights that are all 0: the group's demand (or capacity) was silently 0
+    (
+        "home-firm-shares-zero",
+        {
+            "firm_types": [
+                {"id": "cn-a", "hq": "CN", "count": 3, "share": _p(0)},
+                {"id": "cn-b", "hq": "CN", "count": 3, "share": {**_p(0), "value": 0.0}},
+                {"id": "sg-a", "hq": "SG", "count": 3, "share": _p(1)},
+            ]
+        },
+        2,
+        ("firm_types", "home"),
+    ),
+    (
+        "other-firm-shares-zero",
+        {
+            "firm_types": [
+                {"id": "cn-a", "hq": "CN", "count": 3, "share": _p(1)},
+                {"id": "sg-a", "hq": "SG", "count": 3, "share": _p(0)},
+            ]
+        },
+        2,
+        ("firm_types", "other"),
+    ),
+    (
+        "home-firm-share-range-from-zero",
+        {
+            "firm_types": [
+                {
+                    "id": "cn-a",
+                    "hq": "CN",
+                    "count": 3,
+                    "share": {"low": 0, "high": 1, "source": "hostile", "confidence": "M"},
+                },
+                {"id": "sg-a", "hq": "SG", "count": 3, "share": _p(1)},
+            ]
+        },
+        2,
+        ("firm_types", "low ends"),
+    ),
+    (
+        "pool-shares-zero-in-a-country",
+        {
+            "supply": {
+                "pools": [
+                    {
+                        "id": "sg-sg-h100",
+                        "country": "SG",
+                        "operator_hq": "SG",
+                        "chip": "H100-SXM",
+                        "share": _p(0),
+                    },
+                    {
+                        "id": "my-sg-h100",
+                        "country": "MY",
+                        "operator_hq": "SG",
+                        "chip": "H100-SXM",
+                        "share": _p(1),
+                    },
+                ]
+            }
+        },
+        2,
+        ("supply.pools", "SG", "ai_rental_share"),
+    ),
+    # one home firm type alone (share 1, no other types' demand) is a market, and runs
+    (
+        "one-home-type-one-month",
+        {
+            "start": "2025-05",
+            "end": "2025-05",
+            "firm_types": [{"id": "cn-a", "hq": "CN", "count": 2, "share": _p(1)}],
+        },
+        0,
+        (),
+    ),
+    # chips amortised over no time at all (cost per hour ~1e300) at the sharpest buy logit:
+    # exp() overflowed, a RuntimeWarning on stderr (the share bought is 0 either way)
+    (
+        "buy-logit-overflow",
+        {
+            "start": "2024-01",
+            "end": "2024-03",
+            "demand": {"amortize_years": _p(1e-300), "buy_sharpness": _p(1000)},
+        },
+        0,
+        (),
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "doc", "code", "words"), MARKET_FILES, ids=lambda v: v)
+def test_hostile_market_file(
+    tmp_path: Path, name: str, doc: dict[str, Any], code: int, words: tuple[str, ...]
+) -> None:
+    f = tmp_path / f"{name}.yaml"
+    f.write_text(json.dumps({"extends": "shipped", **doc}))
+    p = _straits(["market", "run", str(f), "--json", "--firms", "3", "--no-compare"], tmp_path)
+    assert p.returncode == code, p.stderr
+    if code == 0:
+        assert p.stderr == ""  # no warning, no traceback
+        out = json.loads(p.stdout, parse_constant=_no_constant)
+        assert out["months"]
+        return
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), p.stderr
+    assert str(f) in lines[0]
+    for w in words:
+        assert w in lines[0]
+
+
+def _no_constant(name: str) -> Any:
+    raise AssertionError(f"{name} in JSON output")
+
+
+IMPACT_DATES = [
+    ("0001-01-01", 2),  # was read as the plan's date without a word (exit 0)
+    ("1999-12-31", 2),
+    ("9999-12-31", 2),  # was refused only after every plan was re-planned
+    ("2101-01-01", 2),
+]
+
+
+@pytest.mark.parametrize(("date", "code"), IMPACT_DATES)
+def test_impact_date_outside_the_calendar(tmp_path: Path, date: str, code: int) -> None:
+    ex = Path(__file__).resolve().parents[1] / "examples" / "offshore-2025.yaml"
+    p = _straits(
+        ["impact", "--date", date, "--plan", str(ex), "--db", "sqlite://", "--no-replan"],
+        tmp_path,
+    )
+    assert p.returncode == code, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --date: "), p.stderr
+    assert p.stdout == ""
+
+
+@pytest.mark.parametrize("suffix", [".json", ".csv", ".parquet"])
+def test_market_file_output_never_holds_nan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    """-o x.json used json.dumps, which writes NaN; every -o format now checks as --json does:
+    a non-finite number is an internal error and nothing is written (the old file is kept)."""
+    from straits import jsonout
+    from straits.market import outputs
+
+    monkeypatch.setattr(outputs, "document", lambda r, o=None: {"months": [{"x": math.nan}]})
+    monkeypatch.setattr(outputs, "flat_rows", lambda r: [{"month": "2025-01", "x": math.inf}])
+    target = tmp_path / f"m{suffix}"
+    target.write_bytes(b"old")
+    with pytest.raises(jsonout.NonFiniteOutput, match="non-finite"):
+        outputs.write(None, target)  # type: ignore[arg-type]
+    assert target.read_bytes() == b"old"
+    assert [q.name for q in tmp_path.iterdir()] == [target.name]
