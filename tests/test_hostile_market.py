@@ -273,3 +273,34 @@ def test_market_file_output_never_holds_nan(
         outputs.write(None, target)  # type: ignore[arg-type]
     assert target.read_bytes() == b"old"
     assert [q.name for q in tmp_path.iterdir()] == [target.name]
+
+
+def test_two_sweeps_in_one_out_directory(tmp_path: Path) -> None:
+    """A second sweep into a directory a sweep is writing is exit 2 naming --out, nothing
+    touched: with --fresh and other parameters it deleted the first one's parts, the first
+    went on writing its runs there and the second read them as its own."""
+    out = tmp_path / "s"
+    first = subprocess.Popen(
+        [*SWEEP, "--backend", "inline", "--out", str(out), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "sweep.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        manifest = (out / "sweep.json").read_bytes()
+        second = _straits(
+            [*SWEEP[3:], "--param", "demand.shift_speed", "--fresh", "--out", str(out)],
+            tmp_path,
+        )
+        still_running = first.poll() is None
+    finally:
+        first.kill()
+        first.communicate()
+    assert still_running  # else the second one did not race it: the test proves nothing
+    assert second.returncode == 2, second.stderr
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --out: "), second.stderr
+    assert (out / "sweep.json").read_bytes() == manifest

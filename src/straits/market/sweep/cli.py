@@ -134,6 +134,72 @@ def run_sweep(
     }
     if out.exists() and not out.is_dir():
         raise MarketError(f"{out} is a file", path="--out", expected="a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    lock = _lock(out)
+    try:
+        return _run_in(
+            out,
+            manifest,
+            design,
+            raw,
+            label,
+            regime,
+            seed,
+            firms,
+            backend,
+            ray_address,
+            workers,
+            metric,
+            threshold,
+            method,
+            fresh,
+            quiet,
+        )
+    finally:
+        os.close(lock)
+
+
+LOCK = ".sweep.lock"
+
+
+def _lock(out: Path) -> int:
+    """Hold ``OUT/.sweep.lock`` (``flock``) while the sweep writes ``out``. Two sweeps in one
+    directory mixed their parts: a second one with ``--fresh`` and other parameters deleted the
+    first one's parts and manifest, the first went on writing its runs there, and the second
+    read them as its own (same run numbers, other parameters) without a word."""
+    import fcntl
+
+    fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise MarketError(
+            f"another sweep is writing {out}",
+            path="--out",
+            expected="another --out, or the same command once that sweep has finished",
+        ) from None
+    return fd
+
+
+def _run_in(
+    out: Path,
+    manifest: dict[str, Any],
+    design: Design,
+    raw: dict[str, Any],
+    label: str,
+    regime: str | None,
+    seed: int,
+    firms: int,
+    backend: str,
+    ray_address: str | None,
+    workers: int,
+    metric: str,
+    threshold: float | None,
+    method: str,
+    fresh: bool,
+    quiet: bool,
+) -> dict[str, Any]:
     parts = out / "parts"
     if fresh and out.exists():
         shutil.rmtree(parts, ignore_errors=True)
