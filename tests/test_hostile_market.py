@@ -304,3 +304,24 @@ def test_two_sweeps_in_one_out_directory(tmp_path: Path) -> None:
     lines = second.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --out: "), second.stderr
     assert (out / "sweep.json").read_bytes() == manifest
+
+
+# (flags after `straits market`, the option the refusal names)
+MARKET_FLAGS = [
+    # a 29-digit seed ran and went into --json as an integer no 64-bit reader holds
+    (["run", "--seed", str(2**63)], "--seed"),
+    (["sweep", "--seed", str(10**29), "--out", "{TMP}/s"], "--seed"),
+    # NaN was blamed on the market file ('value ... must be a number'), not on --set
+    (["run", "--set", "demand.shift_speed=nan"], "--set"),
+]
+
+
+@pytest.mark.parametrize(("args", "option"), MARKET_FLAGS)
+def test_hostile_market_flags(tmp_path: Path, args: list[str], option: str) -> None:
+    argv = ["market", *(a.replace("{TMP}", str(tmp_path)) for a in args), "--json"]
+    p = _straits(argv, tmp_path)
+    assert p.returncode == 2, p.stderr
+    assert option in p.stderr
+    assert str(Path(__file__).parent) not in p.stderr  # not blamed on a file
+    assert p.stdout == ""
+    assert not (tmp_path / "s").exists()

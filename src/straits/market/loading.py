@@ -238,6 +238,8 @@ def parse_overrides(items: list[str], label: str = "--set") -> dict[str, float]:
             if not sep:
                 raise ValueError
             value = float(text)
+            if value != value:  # NaN: was blamed on the market file, not on --set
+                raise ValueError
         except ValueError:
             raise MarketError(
                 f"cannot read {item!r}",
