@@ -185,6 +185,13 @@ MARKET_FILES: list[tuple[str, dict[str, Any], int, tuple[str, ...]]] = [
         2,
         ("supply.pools", "SG", "ai_rental_share"),
     ),
+    # a misspelt authorization (licence for license) was read as no uptake at all
+    (
+        "uptake-unknown-authorization",
+        {"uptake": {"bis-licence": {"approval": _p(1)}}},
+        2,
+        ("uptake", "bis-licence", "bis-license"),
+    ),
     # one home firm type alone (share 1, no other types' demand) is a market, and runs
     (
         "one-home-type-one-month",

@@ -288,7 +288,9 @@ class Demand(Strict):
         return self
 
 
-Uptake = dict[str, dict[Literal["approval", "case-by-case", "none"], Param]]
+Uptake = dict[Authorization, dict[Literal["approval", "case-by-case", "none"], Param]]
+"""Keyed by the authorizations the rules know (a misspelt `bis-licence` was read as no uptake
+at all, without a word)."""
 
 
 class Market(Strict):
