@@ -332,3 +332,33 @@ def test_hostile_market_flags(tmp_path: Path, args: list[str], option: str) -> N
     assert str(Path(__file__).parent) not in p.stderr  # not blamed on a file
     assert p.stdout == ""
     assert not (tmp_path / "s").exists()
+
+
+def _fifo(p: Path) -> None:
+    os.mkfifo(p)
+
+
+# what is at --out already: refused (exit 2 naming --out, nothing run, nothing created there)
+SWEEP_OUT_TARGETS = [
+    ("file", lambda p: p.write_text("x")),
+    ("fifo", _fifo),
+    ("dangling-link", lambda p: p.symlink_to(p.parent / "nowhere")),
+    ("under-a-file", None),
+]
+
+
+@pytest.mark.parametrize(("kind", "make"), SWEEP_OUT_TARGETS, ids=[c[0] for c in SWEEP_OUT_TARGETS])
+def test_sweep_out_is_not_a_directory(tmp_path: Path, kind: str, make: Any) -> None:
+    target = tmp_path / "out"
+    if make is None:
+        target.write_text("x")
+        target = target / "sub"
+    else:
+        make(target)
+    before = sorted(q.name for q in tmp_path.iterdir())
+    p = _straits([*SWEEP[3:6], "2", "--backend", "inline", "--out", str(target)], tmp_path)
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --out: "), p.stderr
+    assert sorted(q.name for q in tmp_path.iterdir()) == before
+    assert not (tmp_path / "nowhere").exists()

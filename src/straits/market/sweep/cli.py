@@ -132,8 +132,7 @@ def run_sweep(
         "regime": regime,
         "params": [p.to_json() for p in ranges],
     }
-    if out.exists() and not out.is_dir():
-        raise MarketError(f"{out} is a file", path="--out", expected="a directory")
+    _check_out(out)
     out.mkdir(parents=True, exist_ok=True)
     lock = _lock(out)
     try:
@@ -160,6 +159,20 @@ def run_sweep(
 
 
 LOCK = ".sweep.lock"
+
+
+def _check_out(out: Path) -> None:
+    """``out`` is a directory or nothing yet: a FIFO or /dev/full was called 'a file', a link
+    to nothing 'cannot write: File exists'."""
+    from straits.errors import InputError
+    from straits.fileio import output_dir
+
+    try:
+        output_dir(out, option="--out")
+    except InputError as exc:
+        raise MarketError(
+            exc.detail, path="--out", expected="a directory (created when missing)"
+        ) from None
 
 
 def _lock(out: Path) -> int:
