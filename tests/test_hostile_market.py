@@ -362,3 +362,40 @@ def test_sweep_out_is_not_a_directory(tmp_path: Path, kind: str, make: Any) -> N
     assert len(lines) == 1 and lines[0].startswith("error: --out: "), p.stderr
     assert sorted(q.name for q in tmp_path.iterdir()) == before
     assert not (tmp_path / "nowhere").exists()
+
+
+# (market file text, the line and field path its one-line error names): a market file's
+# errors named no line (and sent an unknown field to "the scenario reference")
+MARKET_LINES = [
+    ("extends: shipped\nseed: 3\nbogus: 1\n", 3, "bogus"),
+    (
+        "extends: shipped\ndemand:\n  shift_speedd: {value: 0.1, source: abc, confidence: M}\n",
+        3,
+        "demand.shift_speedd",
+    ),
+    (
+        "extends: shipped\nsupply:\n  reference_server:\n    chip: H100-SXM\n    gpus: 0\n"
+        "    kw: {value: 10, source: abc, confidence: M}\n",
+        5,
+        "supply.reference_server.gpus",
+    ),
+    (
+        "extends: shipped\nuptake:\n  bis-licence: {approval: {value: 1, source: abc, "
+        "confidence: M}}\n",
+        3,
+        "uptake",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "field"), MARKET_LINES)
+def test_market_file_error_names_its_line(tmp_path: Path, text: str, line: int, field: str) -> None:
+    f = tmp_path / "m.yaml"
+    f.write_text(text)
+    p = _straits(["market", "run", str(f), "--json"], tmp_path)
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith(f"error: {f}:{line}: {field}"), lines[0]
+    assert "scenario" not in lines[0]
+    assert p.stdout == ""

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from straits import jsonout
-from straits.market.loading import MarketError, digest, range_params, read_raw, validate
+from straits.market.loading import MarketError, digest, range_params, read_raw_text, validate
 from straits.market.outputs import parquet_bytes, write_bytes_atomically
 from straits.market.sweep.analysis import PRIM_MIN_RUNS, prim, spearman
 from straits.market.sweep.design import Design, grid, latin_hypercube
@@ -84,8 +84,8 @@ def run_sweep(
         raise MarketError(
             f"unknown regime {regime!r}", path="--regime", expected="enacted or ai-diffusion"
         )
-    raw, label = read_raw(market_file)
-    validate(raw, label)
+    raw, label, text = read_raw_text(market_file)
+    validate(raw, label, text)
     ranges = range_params(raw)
     if params:
         by_path = {p.path: p for p in ranges}
