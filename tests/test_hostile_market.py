@@ -405,3 +405,32 @@ def test_market_file_error_names_its_line(tmp_path: Path, text: str, line: int, 
     assert lines[0].startswith(f"error: {f}:{line}: {field}"), lines[0]
     assert "scenario" not in lines[0]
     assert p.stdout == ""
+
+
+def test_a_part_of_another_design_is_rerun_not_counted(tmp_path: Path) -> None:
+    """A part holding a run the design does not have, or a run at other parameter values
+    (copied from another sweep, edited), is deleted and rerun: it was counted as this
+    sweep's (runs 3 of a 2-run design, a run's metric beside another point's parameters)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "s"
+    args = [*SWEEP[3:6], "2", "--backend", "inline", "--param", "demand.shift_speed"]
+    args += ["--out", str(out), "--json"]
+    first = _straits(args, tmp_path)
+    assert first.returncode == 0, first.stderr
+    table = pq.read_table(out / "runs.parquet")
+    rows = table.to_pylist()
+    forged = [
+        {**rows[1], "param:demand.shift_speed": 0.3999},  # run 1 at another point
+        {**rows[0], "run": 7},  # a run the design does not have
+    ]
+    pq.write_table(
+        pa.Table.from_pylist(forged, schema=table.schema), out / "parts" / "part-00099.parquet"
+    )
+    again = _straits(args, tmp_path)
+    assert again.returncode == 0, again.stderr
+    summary = json.loads(again.stdout)
+    assert summary["runs"] == 2
+    assert pq.read_table(out / "runs.parquet").to_pylist() == rows
+    assert not (out / "parts" / "part-00099.parquet").exists()

@@ -39,16 +39,30 @@ def _batches(design: Design, done: set[int], size: int) -> list[tuple[int, Batch
     return out
 
 
-def _read_parts(parts: Path) -> list[dict[str, Any]]:
+def _read_parts(parts: Path, design: Design) -> list[dict[str, Any]]:
+    """The rows of the parts in ``parts``; a part that cannot be read, or holds a run the
+    design does not have or at other parameter values (copied from another sweep, edited), is
+    deleted and its runs are run again. Such rows were counted as runs of this sweep."""
     import pyarrow.parquet as pq
 
     rows: list[dict[str, Any]] = []
     for f in sorted(parts.glob("part-*.parquet")):
         try:
-            rows += pq.read_table(f).to_pylist()
+            got = pq.read_table(f).to_pylist()
+            if not all(_of_design(r, design) for r in got):
+                raise ValueError(f"{f.name} holds runs of another design")
         except Exception:
             f.unlink(missing_ok=True)
+            continue
+        rows += got
     return rows
+
+
+def _of_design(row: dict[str, Any], design: Design) -> bool:
+    run = row.get("run")
+    if not isinstance(run, int) or isinstance(run, bool) or not 0 <= run < design.runs:
+        return False
+    return all(row.get(f"param:{k}") == v for k, v in design.point(run).items())
 
 
 def run_sweep(
@@ -232,7 +246,7 @@ def _run_in(
             )
     parts.mkdir(parents=True, exist_ok=True)
     write_bytes_atomically(old, json.dumps(manifest, indent=2).encode())
-    rows = _read_parts(parts)
+    rows = _read_parts(parts, design)
     done_runs = {int(r["run"]) for r in rows}
     size = max(1, min(8, design.runs // (4 * max(workers, 1)) or 1))
     jobs = _batches(design, done_runs, size)
@@ -252,7 +266,7 @@ def _run_in(
         quiet,
     )
     rows = sorted(
-        {int(r["run"]): r for r in _read_parts(parts)}.values(), key=lambda r: int(r["run"])
+        {int(r["run"]): r for r in _read_parts(parts, design)}.values(), key=lambda r: int(r["run"])
     )
     write_bytes_atomically(
         out / "runs.parquet", parquet_bytes(rows, {"straits.sweep": json.dumps(manifest)})
