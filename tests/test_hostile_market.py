@@ -1,6 +1,9 @@
-"""A careless operator's market sweep: more local workers than CPUs (each a process of about
-100 MB: --workers 512 would take a small machine's memory) runs as many as there are CPUs,
-and says so. The market files a hostile user writes are in tests/hostile_corpus.py
+"""A careless or hostile user of ``straits market`` and ``straits impact``: more local workers
+than CPUs (each a process of about 100 MB) run as many as there are CPUs; SIGTERM mid-sweep
+stops the workers; two sweeps in one --out; parts of another design; --out that is no
+directory; market files with share groups adding up to 0, overflowing logits, misspelt
+authorizations, errors that name their line; NaN never written by -o; flags out of range;
+impact --date outside the calendar. More market files are in tests/hostile_corpus.py
 (``market:*``)."""
 
 from __future__ import annotations
