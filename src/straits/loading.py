@@ -85,7 +85,9 @@ def scenario_problems(text: str, *, source: str) -> list[ScenarioError]:
     return []
 
 
-def _problems(exc: ValidationError) -> list[tuple[tuple[int | str, ...], str]]:
+def _problems(
+    exc: ValidationError, reference: str = "the scenario reference"
+) -> list[tuple[tuple[int | str, ...], str]]:
     errors = exc.errors(include_url=False, include_context=False)
     # a container error caused by a failed item ("at least 1 item after validation") is noise;
     # one set of every error's proper prefixes keeps this linear in the number of errors (a
@@ -102,7 +104,7 @@ def _problems(exc: ValidationError) -> list[tuple[tuple[int | str, ...], str]]:
         if kind == "missing":
             msg = "required field is missing"
         elif kind == "extra_forbidden":
-            msg = "unknown field (check the spelling against the scenario reference)"
+            msg = f"unknown field (check the spelling against {reference})"
         elif kind not in ("value_error", "assertion_error") and "input" in err:
             msg = f"{msg}, got {_short(err['input'])}"
         problems.append((tuple(err["loc"]), msg))
@@ -116,13 +118,14 @@ def validate_as(
     source: str,
     error: type[InputError] = InputError,
     text: str | None = None,
+    reference: str = "the scenario reference",
 ) -> M:
     """Validate ``data`` as ``model``; raise ``error`` naming ``source`` and the field path
     (and the line, when ``text``, the document ``data`` was parsed from, is given)."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = _problems(exc)
+        problems = _problems(exc, reference)
         loc, msg = problems[0]
         if len(problems) > 1:
             msg += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"

@@ -88,6 +88,7 @@ def impact(
     set_quiet(quiet)
     try:
         fmt = output_format(output, json_out)
+        _check_date(date.date())
         if state.server_url:
             from straits.cli.remote import remote_impact
 
@@ -137,6 +138,19 @@ def impact(
             show(doc)
     if exit_code and any(d.get("blocking") for d in answer["plans"]):
         raise typer.Exit(EXIT_AFFECTED)
+
+
+def _check_date(day: dt.date) -> None:
+    """--date lies where every date Straits plans lies: 0001-01-01 was read as the plan's own
+    date without a word, 9999-12-31 was refused only after each plan was re-planned."""
+    from straits.limits import MAX_DATE, MIN_DATE
+
+    if not MIN_DATE <= day <= MAX_DATE:
+        raise InputError(
+            f"{day.isoformat()} is outside the dates Straits plans for",
+            path="--date",
+            expected=f"a date from {MIN_DATE.isoformat()} to {MAX_DATE.isoformat()}",
+        )
 
 
 def _impact_here(

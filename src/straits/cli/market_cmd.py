@@ -20,6 +20,10 @@ from straits.cli.common import (
 )
 from straits.errors import InputError
 
+#: as a market file's own `seed` (a 29-digit --seed ran, and went into JSON as an integer no
+#: 64-bit reader holds)
+MAX_SEED = 2**63 - 1
+
 
 class MarketGroup(TyperGroup):
     """``straits market [MARKET]`` runs the simulation; ``straits market sweep`` sweeps it."""
@@ -62,7 +66,9 @@ def run(
     firms: int = typer.Option(
         None, "--firms", min=1, max=100_000, help="Number of firms (the file's types rescaled)."
     ),
-    seed: int = typer.Option(None, "--seed", min=0, help="Seed (default: the file's)."),
+    seed: int = typer.Option(
+        None, "--seed", min=0, max=MAX_SEED, help="Seed (default: the file's)."
+    ),
     compare: bool = typer.Option(
         None,
         "--compare/--no-compare",
@@ -204,7 +210,9 @@ def sweep(
     ),
     firms: int = typer.Option(100, "--firms", min=1, max=100_000, help="Firms per run."),
     regime: str = typer.Option(None, "--regime", help="enacted | ai-diffusion."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the design and the runs."),
+    seed: int = typer.Option(
+        0, "--seed", min=0, max=MAX_SEED, help="Seed of the design and the runs."
+    ),
     metric: str = typer.Option(
         "offshore_demand_after_h20",
         "--metric",

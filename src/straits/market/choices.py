@@ -138,7 +138,9 @@ def asked_chip_hours(offers: list[Offer], eff_pool: np.ndarray, n_types: int) ->
 def buy_share(alt_cost: float, buy_cost: np.ndarray, sharpness: float) -> np.ndarray:
     """Share of a foreseen shortfall a firm covers by buying each chip."""
     rel = (alt_cost - buy_cost) / np.maximum(buy_cost, 1e-12)
-    out: np.ndarray = 1.0 / (1.0 + np.exp(-sharpness * rel))
+    # exp(710) overflows: a RuntimeWarning on stderr (a $1e-300 chip at sharpness 1000) for
+    # what is 0 either way
+    out: np.ndarray = 1.0 / (1.0 + np.exp(np.clip(-sharpness * rel, -700.0, 700.0)))
     return out
 
 

@@ -73,10 +73,21 @@ def merge(base: Any, over: Any) -> Any:
 
 def read_raw(path: Path | None) -> tuple[dict[str, Any], str]:
     """The raw document of ``path`` (the shipped file when None), ``extends`` resolved."""
+    raw, label, _ = read_raw_text(path)
+    return raw, label
+
+
+def read_raw_text(path: Path | None) -> tuple[dict[str, Any], str, str | None]:
+    """As :func:`read_raw`, with the file's text (None for the shipped file), from which an
+    error's line is found."""
     if path is None:
-        return shipped_raw(), "market.yaml (shipped)"
+        return shipped_raw(), "market.yaml (shipped)", None
     label = str(path)
-    data = parse_document(read_text(path, error=MarketError), source=label, error=MarketError)
+    text = read_text(path, error=MarketError)
+    return (*_resolve(parse_document(text, source=label, error=MarketError), label), text)
+
+
+def _resolve(data: Any, label: str) -> tuple[dict[str, Any], str]:
     if not isinstance(data, dict):
         raise MarketError(
             "expected a mapping at the top level",
@@ -93,12 +104,19 @@ def read_raw(path: Path | None) -> tuple[dict[str, Any], str]:
     return data, label
 
 
-def validate(raw: Mapping[str, Any], label: str) -> Market:
+def validate(raw: Mapping[str, Any], label: str, text: str | None = None) -> Market:
     """The market of ``raw``, its fields typed and every parameter inside its domain
-    (``market/domains.py``)."""
+    (``market/domains.py``); with ``text`` (the file's), a field's error names its line."""
     from straits.market.domains import violations
 
-    market = validate_as(Market, raw, source=label, error=MarketError)
+    market = validate_as(
+        Market,
+        raw,
+        source=label,
+        error=MarketError,
+        text=text,
+        reference="`straits market --list-params` and docs/market.md",
+    )
     for path, detail, bound in violations(walk_params(market.model_dump(by_alias=True))):
         raise MarketError(detail, source=label, path=path, expected=bound)
     return market
@@ -109,14 +127,14 @@ def load_market(
     overrides: Mapping[str, float] | None = None,
 ) -> tuple[Market, dict[str, Any], str]:
     """The validated market of ``path`` (shipped when None) with ``overrides`` applied."""
-    raw, label = read_raw(path)
+    raw, label, text = read_raw_text(path)
     if overrides:
         from straits.market.domains import violations
 
         raw = with_values(raw, overrides, label=label)
         for where, detail, bound in violations((key, {"value": v}) for key, v in overrides.items()):
             raise MarketError(detail, source="--set", path=where, expected=bound)
-    return validate(raw, label), raw, label
+    return validate(raw, label, text), raw, label
 
 
 def digest(raw: Mapping[str, Any]) -> str:
@@ -238,6 +256,8 @@ def parse_overrides(items: list[str], label: str = "--set") -> dict[str, float]:
             if not sep:
                 raise ValueError
             value = float(text)
+            if value != value:  # NaN: was blamed on the market file, not on --set
+                raise ValueError
         except ValueError:
             raise MarketError(
                 f"cannot read {item!r}",

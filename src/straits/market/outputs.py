@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from straits import jsonout
 from straits.market.loading import MarketError
 from straits.market.result import MarketResult
 
@@ -129,13 +129,14 @@ def write(
     check_target(path)
     suffix = path.suffix.lower()
     if suffix == ".json":
-        text = json.dumps(document(result, other), indent=2) + "\n"
-        _write(path, text.encode())
+        # the strict encoder of --json: a NaN is an internal error (exit 1), never written
+        # (json.dumps wrote `NaN`, which no JSON reader takes)
+        _write(path, (jsonout.dumps(document(result, other)) + "\n").encode())
     elif suffix == ".csv":
-        rows = flat_rows(result) + (flat_rows(other) if other is not None else [])
+        rows = _finite(flat_rows(result) + (flat_rows(other) if other is not None else []))
         _write(path, csv_text(rows).encode())
     elif suffix == ".parquet":
-        rows = flat_rows(result) + (flat_rows(other) if other is not None else [])
+        rows = _finite(flat_rows(result) + (flat_rows(other) if other is not None else []))
         meta = {
             "straits.market": result.market.name,
             "straits.seed": str(result.seed),
@@ -146,6 +147,17 @@ def write(
         from straits.market.report import market_page
 
         _write(path, market_page(result, other).render().encode())
+
+
+def _finite(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows``, once no NaN or infinity is among them (as ``--json`` checks its output)."""
+    where = jsonout.first_non_finite(rows)
+    if where is not None:
+        raise jsonout.NonFiniteOutput(
+            f"internal error: a non-finite number at {where} in the output "
+            "(please report it with the input)"
+        )
+    return rows
 
 
 def _write(path: Path, data: bytes) -> None:

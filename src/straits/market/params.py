@@ -288,7 +288,9 @@ class Demand(Strict):
         return self
 
 
-Uptake = dict[str, dict[Literal["approval", "case-by-case", "none"], Param]]
+Uptake = dict[Authorization, dict[Literal["approval", "case-by-case", "none"], Param]]
+"""Keyed by the authorizations the rules know (a misspelt `bis-licence` was read as no uptake
+at all, without a word)."""
 
 
 class Market(Strict):
@@ -333,6 +335,24 @@ class Market(Strict):
             raise ValueError("each home chip may be listed once")
         if sum(t.count for t in self.firm_types) > 100_000:
             raise ValueError("at most 100,000 firms")
+        # shares are weights normalised over a group: all 0 (anywhere in their ranges) made
+        # the group's demand or capacity vanish without a word (0/0 read as 0)
+        home_types = [t for t in self.firm_types if t.hq == self.home]
+        other_types = [t for t in self.firm_types if t.hq != self.home]
+        for group, types in (("home", home_types), ("other", other_types)):
+            if types and sum(_low(t.share) for t in types) <= 0:
+                raise ValueError(
+                    f"firm_types: the {group} firm types' shares add up to 0 (at their low "
+                    "ends); at least one needs a share above 0"
+                )
+        for country in self.supply.countries:
+            pools = [p for p in self.supply.pools if p.country == country]
+            if pools and sum(_low(p.share) for p in pools) <= 0:
+                raise ValueError(
+                    f"supply.pools: the shares of the pools in {country} add up to 0 (at their "
+                    f"low ends); for no rental capacity there set "
+                    f"supply.countries.{country}.ai_rental_share to 0"
+                )
         leads = [self.supply.lead_months, *(c.lead_months for c in self.home_chips)]
         if any(
             (p.high if p.high is not None else p.mid) > MAX_LEAD_MONTHS

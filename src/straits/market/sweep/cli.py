@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from straits.market.loading import MarketError, digest, range_params, read_raw, validate
+from straits import jsonout
+from straits.market.loading import MarketError, digest, range_params, read_raw_text, validate
 from straits.market.outputs import parquet_bytes, write_bytes_atomically
 from straits.market.sweep.analysis import PRIM_MIN_RUNS, prim, spearman
 from straits.market.sweep.design import Design, grid, latin_hypercube
@@ -38,16 +39,30 @@ def _batches(design: Design, done: set[int], size: int) -> list[tuple[int, Batch
     return out
 
 
-def _read_parts(parts: Path) -> list[dict[str, Any]]:
+def _read_parts(parts: Path, design: Design) -> list[dict[str, Any]]:
+    """The rows of the parts in ``parts``; a part that cannot be read, or holds a run the
+    design does not have or at other parameter values (copied from another sweep, edited), is
+    deleted and its runs are run again. Such rows were counted as runs of this sweep."""
     import pyarrow.parquet as pq
 
     rows: list[dict[str, Any]] = []
     for f in sorted(parts.glob("part-*.parquet")):
         try:
-            rows += pq.read_table(f).to_pylist()
+            got = pq.read_table(f).to_pylist()
+            if not all(_of_design(r, design) for r in got):
+                raise ValueError(f"{f.name} holds runs of another design")
         except Exception:
             f.unlink(missing_ok=True)
+            continue
+        rows += got
     return rows
+
+
+def _of_design(row: dict[str, Any], design: Design) -> bool:
+    run = row.get("run")
+    if not isinstance(run, int) or isinstance(run, bool) or not 0 <= run < design.runs:
+        return False
+    return all(row.get(f"param:{k}") == v for k, v in design.point(run).items())
 
 
 def run_sweep(
@@ -83,8 +98,8 @@ def run_sweep(
         raise MarketError(
             f"unknown regime {regime!r}", path="--regime", expected="enacted or ai-diffusion"
         )
-    raw, label = read_raw(market_file)
-    validate(raw, label)
+    raw, label, text = read_raw_text(market_file)
+    validate(raw, label, text)
     ranges = range_params(raw)
     if params:
         by_path = {p.path: p for p in ranges}
@@ -131,8 +146,87 @@ def run_sweep(
         "regime": regime,
         "params": [p.to_json() for p in ranges],
     }
-    if out.exists() and not out.is_dir():
-        raise MarketError(f"{out} is a file", path="--out", expected="a directory")
+    _check_out(out)
+    out.mkdir(parents=True, exist_ok=True)
+    lock = _lock(out)
+    try:
+        return _run_in(
+            out,
+            manifest,
+            design,
+            raw,
+            label,
+            regime,
+            seed,
+            firms,
+            backend,
+            ray_address,
+            workers,
+            metric,
+            threshold,
+            method,
+            fresh,
+            quiet,
+        )
+    finally:
+        os.close(lock)
+
+
+LOCK = ".sweep.lock"
+
+
+def _check_out(out: Path) -> None:
+    """``out`` is a directory or nothing yet: a FIFO or /dev/full was called 'a file', a link
+    to nothing 'cannot write: File exists'."""
+    from straits.errors import InputError
+    from straits.fileio import output_dir
+
+    try:
+        output_dir(out, option="--out")
+    except InputError as exc:
+        raise MarketError(
+            exc.detail, path="--out", expected="a directory (created when missing)"
+        ) from None
+
+
+def _lock(out: Path) -> int:
+    """Hold ``OUT/.sweep.lock`` (``flock``) while the sweep writes ``out``. Two sweeps in one
+    directory mixed their parts: a second one with ``--fresh`` and other parameters deleted the
+    first one's parts and manifest, the first went on writing its runs there, and the second
+    read them as its own (same run numbers, other parameters) without a word."""
+    import fcntl
+
+    fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise MarketError(
+            f"another sweep is writing {out}",
+            path="--out",
+            expected="another --out, or the same command once that sweep has finished",
+        ) from None
+    return fd
+
+
+def _run_in(
+    out: Path,
+    manifest: dict[str, Any],
+    design: Design,
+    raw: dict[str, Any],
+    label: str,
+    regime: str | None,
+    seed: int,
+    firms: int,
+    backend: str,
+    ray_address: str | None,
+    workers: int,
+    metric: str,
+    threshold: float | None,
+    method: str,
+    fresh: bool,
+    quiet: bool,
+) -> dict[str, Any]:
     parts = out / "parts"
     if fresh and out.exists():
         shutil.rmtree(parts, ignore_errors=True)
@@ -152,7 +246,7 @@ def run_sweep(
             )
     parts.mkdir(parents=True, exist_ok=True)
     write_bytes_atomically(old, json.dumps(manifest, indent=2).encode())
-    rows = _read_parts(parts)
+    rows = _read_parts(parts, design)
     done_runs = {int(r["run"]) for r in rows}
     size = max(1, min(8, design.runs // (4 * max(workers, 1)) or 1))
     jobs = _batches(design, done_runs, size)
@@ -172,7 +266,7 @@ def run_sweep(
         quiet,
     )
     rows = sorted(
-        {int(r["run"]): r for r in _read_parts(parts)}.values(), key=lambda r: int(r["run"])
+        {int(r["run"]): r for r in _read_parts(parts, design)}.values(), key=lambda r: int(r["run"])
     )
     write_bytes_atomically(
         out / "runs.parquet", parquet_bytes(rows, {"straits.sweep": json.dumps(manifest)})
@@ -190,7 +284,7 @@ def run_sweep(
             "regime": regime or validate(raw, label).regime,
         }
     )
-    write_bytes_atomically(out / "summary.json", json.dumps(summary, indent=2).encode())
+    write_bytes_atomically(out / "summary.json", jsonout.dumps(summary).encode())
     return summary
 
 

@@ -12,7 +12,10 @@ the same ``sweep.json`` skips the runs already in the parts.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -91,22 +94,71 @@ def processes(
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_warm) as pool:
-        pending: dict[Future[list[dict[str, Any]]], int] = {}
-        queue: Iterator[Job] = iter(jobs)
-        for index, batch in queue:
-            pending[pool.submit(run_batch, raw, label, batch, regime, seed, firms)] = index
-            if len(pending) >= 2 * workers:
-                break
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                done(pending.pop(fut), fut.result())
-                nxt = next(queue, None)
-                if nxt is not None:
-                    pending[pool.submit(run_batch, raw, label, nxt[1], regime, seed, firms)] = nxt[
-                        0
-                    ]
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_warm)
+    try:
+        with _terminated_as_exit():
+            _feed(pool, raw, label, jobs, regime, seed, firms, done, workers)
+    except BaseException:
+        # Ctrl-C, SIGTERM or a failed batch: stop the workers now. The executor's own exit
+        # waited for the batches in flight (a minute and more), and a SIGTERM killed only this
+        # process: its workers ran on, orphaned, holding its stdout and stderr open.
+        _stop(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _feed(
+    pool: ProcessPoolExecutor,
+    raw: dict[str, Any],
+    label: str,
+    jobs: list[Job],
+    regime: str | None,
+    seed: int,
+    firms: int,
+    done: Done,
+    workers: int,
+) -> None:
+    pending: dict[Future[list[dict[str, Any]]], int] = {}
+    queue: Iterator[Job] = iter(jobs)
+    for index, batch in queue:
+        pending[pool.submit(run_batch, raw, label, batch, regime, seed, firms)] = index
+        if len(pending) >= 2 * workers:
+            break
+    while pending:
+        finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+        for fut in finished:
+            done(pending.pop(fut), fut.result())
+            nxt = next(queue, None)
+            if nxt is not None:
+                pending[pool.submit(run_batch, raw, label, nxt[1], regime, seed, firms)] = nxt[0]
+
+
+@contextlib.contextmanager
+def _terminated_as_exit() -> Iterator[None]:
+    """SIGTERM (``kill``, a scheduler's time limit) raises SystemExit(143) here, as Ctrl-C
+    raises KeyboardInterrupt, so the workers are stopped and nothing half-written is left."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _exit(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    before = signal.signal(signal.SIGTERM, _exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in procs:
+        proc.join(5)
 
 
 def ray_available() -> bool:
