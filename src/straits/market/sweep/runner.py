@@ -97,7 +97,12 @@ def processes(
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_warm)
     try:
         with _terminated_as_exit():
-            _feed(pool, raw, label, jobs, regime, seed, firms, done, workers)
+            _feed(
+                lambda batch: pool.submit(run_batch, raw, label, batch, regime, seed, firms),
+                jobs,
+                done,
+                2 * workers,
+            )
     except BaseException:
         # Ctrl-C, SIGTERM or a failed batch: stop the workers now. The executor's own exit
         # waited for the batches in flight (a minute and more), and a SIGTERM killed only this
@@ -108,21 +113,18 @@ def processes(
 
 
 def _feed(
-    pool: ProcessPoolExecutor,
-    raw: dict[str, Any],
-    label: str,
+    submit: Callable[[Batch], Future[list[dict[str, Any]]]],
     jobs: list[Job],
-    regime: str | None,
-    seed: int,
-    firms: int,
     done: Done,
-    workers: int,
+    in_flight: int,
 ) -> None:
+    """Keep ``in_flight`` batches submitted until every job is done, each reported as it
+    finishes."""
     pending: dict[Future[list[dict[str, Any]]], int] = {}
     queue: Iterator[Job] = iter(jobs)
     for index, batch in queue:
-        pending[pool.submit(run_batch, raw, label, batch, regime, seed, firms)] = index
-        if len(pending) >= 2 * workers:
+        pending[submit(batch)] = index
+        if len(pending) >= in_flight:
             break
     while pending:
         finished, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -130,7 +132,7 @@ def _feed(
             done(pending.pop(fut), fut.result())
             nxt = next(queue, None)
             if nxt is not None:
-                pending[pool.submit(run_batch, raw, label, nxt[1], regime, seed, firms)] = nxt[0]
+                pending[submit(nxt[1])] = nxt[0]
 
 
 @contextlib.contextmanager
