@@ -130,10 +130,11 @@ def straits(
 
 
 def one_error(p: subprocess.CompletedProcess[str], code: int, *words: str) -> str:
-    """Exit ``code``, nothing on stdout, and one line on stderr: `error: ...` with ``words``."""
+    """Exit ``code``, nothing on stdout, and one line on stderr: `error: ...` with ``words``
+    (after `plan`'s own `submitted ... as plan ID` note, where it got that far)."""
     assert "Traceback" not in p.stderr, p.stderr
     assert p.returncode == code, p.stderr
-    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip() and not ln.startswith("submitted ")]
     assert len(lines) == 1 and lines[0].startswith("error: "), p.stderr
     for w in words:
         assert w in lines[0], lines[0]
@@ -349,6 +350,45 @@ def test_a_plan_state_no_straits_server_sends_is_not_polled_for_ever(
     srv = serve(answer("202 Accepted", json.dumps(job).encode())(None))
     p, _ = straits(srv.url, "plan", str(SCENARIO), "--solver", "greedy")
     one_error(p, 1, srv.url, "status")
+
+
+def _plan_job(status: str, error: str | None = None) -> Handler:
+    """A server whose submitted plan is always in ``status``."""
+    job = {"id": "p-1234", "status": status, "tenant": "t", "error": error}
+    return answer("202 Accepted", json.dumps(job).encode())(None)
+
+
+def test_a_plan_queued_past_the_client_wait_is_exit_1_and_stays_submitted(
+    serve: Callable[[Handler], FakeServer],
+) -> None:
+    srv = serve(_plan_job("queued"))
+    p, took = straits(
+        srv.url, "plan", str(SCENARIO), "--solver", "greedy", env={"STRAITS_CLIENT_WAIT_S": "1"}
+    )
+    # the error says how to fetch the plan later, and nothing cancelled it
+    one_error(p, 1, srv.url, "p-1234", "queued", "STRAITS_CLIENT_WAIT_S", "--show")
+    assert [m for m, _, _ in srv.requests].count("POST") == 1
+    assert "DELETE" not in {m for m, _, _ in srv.requests} and took < CASE_S
+
+
+def test_a_plan_cancelled_on_the_server_ends_the_wait(
+    serve: Callable[[Handler], FakeServer],
+) -> None:
+    srv = serve(_plan_job("cancelled", "cancelled by \x1b[2Jadmin"))
+    p, _ = straits(srv.url, "plan", str(SCENARIO), "--solver", "greedy")
+    one_error(p, 1, srv.url, "p-1234", "cancelled")
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-1"])
+def test_a_garbage_client_wait_is_exit_2_before_anything_is_sent(
+    serve: Callable[[Handler], FakeServer], value: str
+) -> None:
+    srv = serve(_plan_job("queued"))
+    p, _ = straits(
+        srv.url, "plan", str(SCENARIO), "--solver", "greedy", env={"STRAITS_CLIENT_WAIT_S": value}
+    )
+    one_error(p, 2, "STRAITS_CLIENT_WAIT_S")
+    assert "POST" not in {m for m, _, _ in srv.requests}
 
 
 def test_a_plan_document_that_is_none_is_refused(serve: Callable[[Handler], FakeServer]) -> None:

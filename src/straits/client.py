@@ -34,10 +34,12 @@ from typing import Any, Literal, TypedDict
 import httpx
 
 from straits.client_io import Limits, error_for, fetch, next_page, one_line, parse_json
-from straits.errors import RemoteError
+from straits.errors import RemoteError, StillWaitingError
 
 ArchiveFormat = Literal["tar.gz", "zip", "tar"]
-JOB_STATES = ("queued", "running", "done", "failed")
+JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
+#: the states a plan job ends in: :meth:`Client.wait` returns on these
+FINAL_STATES = ("done", "failed", "cancelled")
 
 
 class PlanJob(TypedDict):
@@ -45,7 +47,7 @@ class PlanJob(TypedDict):
 
     id: str
     tenant: str
-    status: Literal["queued", "running", "done", "failed"]
+    status: Literal["queued", "running", "done", "failed", "cancelled"]
     created_at: str | None
     finished_at: str | None
     options: dict[str, Any]
@@ -271,16 +273,19 @@ class Client:
         timeout: float | None = None,
         on_progress: Callable[[PlanJob], None] | None = None,
     ) -> PlanJob:
-        """Poll until the plan is done or failed (``timeout`` seconds at most)."""
+        """Poll until the plan is done, failed or cancelled (``timeout`` seconds at most: then
+        a RemoteError; the job stays on the server)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             job = self.plan_job(plan_id)
-            if job["status"] in ("done", "failed"):
+            if job["status"] in FINAL_STATES:
                 return job
             if on_progress is not None:
                 on_progress(job)
             if deadline is not None and time.monotonic() > deadline:
-                raise RemoteError(f"plan {plan_id} is still {job['status']} after {timeout:g} s")
+                raise StillWaitingError(
+                    f"plan {plan_id} is still {job['status']} after {timeout:g} s"
+                )
             time.sleep(poll)
 
     def plan_document(self, plan_id: str) -> dict[str, Any]:

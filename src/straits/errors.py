@@ -102,6 +102,11 @@ class RemoteError(StraitsError):
         super().__init__(message)
 
 
+class StillWaitingError(RemoteError):
+    """A submitted plan did not end within the client's wait (``Client.wait``'s ``timeout``);
+    the job stays on the server. Exit status 1."""
+
+
 class BusyError(StraitsError):
     """Every slot of a bounded piece of work is taken (HTTP 503 with ``Retry-After``): ask
     again in ``retry_after`` seconds."""

@@ -179,12 +179,13 @@ def remote_plan(
         options = {k: v for k, v in flags.items() if v is not None}
     # the planner options the API takes (a document may carry others from a later version)
     options = {k: v for k, v in options.items() if v is not None and k in PLAN_OPTIONS}
+    wait_s = _wait_limit()
     try:
         job = c.submit_plan(scenario, record=record, **options)
     except StraitsError as exc:
         raise _relabel(exc, label) from None
     note(f"[dim]submitted {label} to {state.server_url} as plan {job['id']}[/dim]")
-    done = _wait(c, job)
+    done = _wait(c, job, wait_s)
     if done["status"] == "failed":
         from straits.client_io import one_line
 
@@ -192,6 +193,12 @@ def remote_plan(
             f"plan {done['id']} failed on the server: {one_line(done.get('error'), 400)}",
             source=label,
         )
+    if done["status"] == "cancelled":
+        from straits.client_io import one_line
+        from straits.errors import RemoteError
+
+        why = one_line(done.get("error") or "no reason given", 400)
+        raise RemoteError(f"{state.server_url}: plan {done['id']} was cancelled: {why}")
     out = _server_document(c, done["id"])
     _print_plan(out, fmt)
     if out.get("unplaced"):
@@ -214,16 +221,40 @@ def _server_document(c: Client, plan_id: str) -> dict[str, Any]:
     return doc
 
 
-def _wait(c: Client, job: PlanJob) -> PlanJob:
-    if state.quiet or not err_console.is_terminal:
-        return c.wait(job["id"])
-    with err_console.status(f"plan {job['id'][:12]} {job['status']}") as status:
+#: how long ``plan`` waits for a submitted plan to end (unset: until it ends, or Ctrl-C)
+WAIT_ENV = "STRAITS_CLIENT_WAIT_S"
 
-        def show(j: PlanJob) -> None:
-            text = (j.get("progress") or {}).get("text") or j["status"]
-            status.update(f"plan {j['id'][:12]}: {text}")
 
-        return c.wait(job["id"], on_progress=show)
+def _wait_limit() -> float | None:
+    """``STRAITS_CLIENT_WAIT_S`` (None: unset), read before anything is submitted."""
+    import math
+
+    from straits.limits import env_number
+
+    limit = env_number(WAIT_ENV, math.inf, 0.001, 1e9, unit="seconds")
+    return None if math.isinf(limit) else limit
+
+
+def _wait(c: Client, job: PlanJob, timeout: float | None) -> PlanJob:
+    """The job once it is done, failed or cancelled; a RemoteError (exit 1) saying how to
+    fetch it later when ``timeout`` passes first (the job stays submitted)."""
+    from straits.errors import RemoteError, StillWaitingError
+
+    try:
+        if state.quiet or not err_console.is_terminal:
+            return c.wait(job["id"], timeout=timeout)
+        with err_console.status(f"plan {job['id'][:12]} {job['status']}") as status:
+
+            def show(j: PlanJob) -> None:
+                text = (j.get("progress") or {}).get("text") or j["status"]
+                status.update(f"plan {j['id'][:12]}: {text}")
+
+            return c.wait(job["id"], timeout=timeout, on_progress=show)
+    except StillWaitingError as exc:
+        raise RemoteError(
+            f"{state.server_url}: {exc} ({WAIT_ENV}); it stays submitted: "
+            f"`straits --server {state.server_url} plan --show {job['id']}` once it is done"
+        ) from None
 
 
 def _print_plan(doc: dict[str, Any], fmt: str) -> None:
