@@ -322,3 +322,32 @@ def test_a_listed_plan_is_its_entrys_not_its_rows(
             assert r.headers["content-type"].startswith("application/problem+json")
             assert r.json()["type"] == "urn:straits:problem:conflict", r.json()
     store.close()
+
+
+@pytest.mark.parametrize(
+    ("seq", "failing"),
+    [(5, {"a"}), (6, {"a", "b"}), (3, {"a"})],
+    ids=["a's last entry, inside the log", "the log's last entry (b's)", "a's middle entry"],
+)
+def test_a_deleted_entry_fails_every_tenant_it_may_have_belonged_to(
+    db_url: str, seq: int, failing: set[str]
+) -> None:
+    """A tenant's verification counts the entries after its last one: an entry deleted that was
+    a tenant's last leaves no gap in its numbering (before: 'ok' for that tenant). Whose a
+    deleted entry was cannot be told, so every tenant whose last entry is before it fails,
+    with no number; one whose entries come after it is unaffected (a gap would show)."""
+    from straits.store import checkpoints
+    from straits.store.note import Signer
+    from straits.store.tenant_verify import verify_tenant
+
+    signer = Signer.generate("straits.test/ledger")
+    store = Store(db_url)
+    fill(store, 6, ("a", "b"))  # a: 1, 3, 5 (its 1, 2, 3); b: 2, 4, 6
+    checkpoints.issue(store, signer)
+    assert all(verify_tenant(store, Keys(signer), t).ok for t in ("a", "b"))
+    sql(db_url, "DELETE FROM ledger WHERE seq = :s", s=seq)
+    for tenant in ("a", "b"):
+        v = verify_tenant(Store(db_url), Keys(signer), tenant)
+        assert v.ok is (tenant not in failing), (tenant, v)
+        assert v.ok or (v.problem is not None and f"entry {seq}" not in v.problem)
+    assert not verify_store(Store(db_url), Keys(signer)).ok  # the full check says where

@@ -14,6 +14,10 @@ nothing about whether *their* entries and records still match what the log holds
 3. every plan and decision row pointing to those entries matches its entry, and every plan
    entry has its plan row (as the full verification: a check entry holds its request and
    answer whole, so a decision row deleted loses nothing the log does not keep).
+4. every entry after the tenant's last one, up to the head, is still there (one count): an
+   entry deleted that was the tenant's last leaves no gap in its numbering, and whose a
+   deleted entry was cannot be told without the full verification, so a deletion after a
+   tenant's last entry fails that tenant's check (one before it cannot have been theirs).
 
 Problems are reported in the tenant's numbering with text of its own making, never a global
 number, another tenant's name or a row's content. Memory is one page; time is ``O(k log n)``
@@ -25,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from straits.errors import LedgerError
 from straits.store import integrity
@@ -79,7 +83,7 @@ def verify_tenant(store: Store, keys: Keys, tenant: str) -> TenantVerification:
             problem="the log no longer extends its latest signed checkpoint: it was "
             "rewritten (an admin token's full verification shows where)",
         )
-    checked, after = 0, 0
+    checked, after, last_seq = 0, 0, 0
     try:
         while True:
             with store.session() as s:
@@ -104,7 +108,7 @@ def verify_tenant(store: Store, keys: Keys, tenant: str) -> TenantVerification:
                     checked += 1
                 _check_records(s, page)
             _prove(store, keys, page)
-            after = page[-1].tenant_seq
+            after, last_seq = page[-1].tenant_seq, page[-1].seq
     except _Bad as bad:
         return TenantVerification(
             False,
@@ -114,7 +118,34 @@ def verify_tenant(store: Store, keys: Keys, tenant: str) -> TenantVerification:
             first_bad=bad.tenant_seq,
             problem=bad.problem,
         )
+    if _missing_after(store, last_seq, quick.head_seq):
+        return TenantVerification(
+            False,
+            checked,
+            checked,
+            quick.signatures,
+            problem="the log is missing entries recorded after your last one: they were "
+            "deleted, and whose cannot be told from here, so they may be yours (an admin "
+            "token's full verification shows where)",
+        )
     return TenantVerification(True, checked, checked, quick.signatures)
+
+
+def _missing_after(store: Store, last: int, n: int) -> bool:
+    """Whether an entry after ``last`` (the tenant's last entry's number in the log) up to
+    ``n`` (the head's, whose leaves the tree holds) is gone. An entry deleted before ``last``
+    cannot have been the tenant's (its numbering would show a gap); one after it may have been
+    its last, which no gap shows. One count over the primary key; entries appended meanwhile
+    are past ``n`` and not counted."""
+    if last >= n:
+        return False
+    with store.session() as s:
+        have = s.scalar(
+            select(func.count())
+            .select_from(LedgerRow)
+            .where(LedgerRow.seq > last, LedgerRow.seq <= n)
+        )
+    return int(have or 0) != n - last
 
 
 def _count(store: Store, tenant: str) -> int:
