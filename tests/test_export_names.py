@@ -3,8 +3,8 @@
 Ids may be up to 128 characters of ``[A-Za-z0-9][A-Za-z0-9._-]*``: long ones, ones that differ
 only in case or only after the 63rd character, ones with dots, underscores, runs of dashes or
 a leading digit. Every exported object must keep the rules the schedulers check (see
-:mod:`straits.export.names` for where each comes from), no two objects may share a name, and a
-command must reach the shell as it was written, whatever it holds.
+:mod:`straits.export.names` for where each comes from) and no two objects may share a name.
+That a command reaches the shell as written is test_export_commands.py's.
 """
 
 from __future__ import annotations
@@ -211,75 +211,16 @@ def test_a_plain_name_equal_to_a_hashed_one_widens_the_hash() -> None:
     assert all(DNS1035.fullmatch(n) for n in out.values())
 
 
-# --- commands as written -----------------------------------------------------------------------
-COMMANDS = [
-    "echo $$ > /tmp/pid",  # the kubelet made `$$` one `$`
-    "echo $(STRAITS_STAGE) $(hostname)",  # and expanded `$(VAR)` of the env before it
-    "x=$$(STRAITS_PLAN_ID); echo \"$x\" '$' a$",
-    "torchrun --nnodes=$NNODES train.py\r\necho done\r\n",  # sbatch refuses \r\n
-    "printf '%s\\n' \"it's\" `date` %j %x 100% \\\\ ${HOME} é\x1b[0m\ttab",
-    "python -c 'import sys; print(sys.argv)' -- \"a b\" ; exit 0",
-]
-
-
-def _kubelet_expand(value: str, env: dict[str, str]) -> str:
-    """k8s.io/kubernetes third_party/forked/golang/expansion: ``$$`` is ``$``, ``$(NAME)`` the
-    value of NAME when defined (else left as written), any other ``$`` itself."""
-    out, i = [], 0
-    while i < len(value):
-        if value[i] == "$" and i + 1 < len(value):
-            nxt = value[i + 1]
-            if nxt == "$":
-                out.append("$")
-                i += 2
-                continue
-            if nxt == "(":
-                end = value.find(")", i + 2)
-                if end != -1:
-                    name = value[i + 2 : end]
-                    out.append(env.get(name, f"$({name})"))
-                    i = end + 1
-                    continue
-                out.append("$(")
-                i += 2
-                continue
-            out.append("$" + nxt)
-            i += 2
-            continue
-        out.append(value[i])
-        i += 1
-    return "".join(out)
-
-
-@pytest.fixture(scope="module")
-def command_inp(rules: RuleSet) -> ExportInput:
+def command_input(rules: RuleSet) -> ExportInput:
+    """The chat scenario's plan as export input (test_export_commands.py's too)."""
     sc = parse_scenario(_scenario(("chat",), STAGES, {}))
     plan = make_plan(sc, rules=rules, solver="greedy").to_json()
     return export_input(sc, plan, rules, plan_id="p", run="true")
 
 
-def _with_command(inp: ExportInput, command: str) -> ExportInput:
-    import dataclasses
-
-    return dataclasses.replace(
-        inp, jobs=tuple(dataclasses.replace(j, command=command) for j in inp.jobs)
-    )
-
-
-@pytest.mark.parametrize("command", COMMANDS)
-def test_kubernetes_pods_get_the_command_as_written(command: str, command_inp: ExportInput) -> None:
-    inp = _with_command(command_inp, command)
-    docs = [d for _, d in _docs(exporter("kubernetes").render(inp).files)]
-    found = 0
-    for doc in docs:
-        for c in _containers(doc):
-            env: dict[str, str] = {}
-            for e in c["env"]:
-                if "value" in e:
-                    env[e["name"]] = _kubelet_expand(e["value"], env)
-            assert env["STRAITS_COMMAND"] == command
-            found += 1
-    assert found
+@pytest.fixture(scope="module")
+def command_inp(rules: RuleSet) -> ExportInput:
+    return command_input(rules)
 
 
 def _containers(obj: Any) -> list[dict[str, Any]]:
@@ -290,54 +231,6 @@ def _containers(obj: Any) -> list[dict[str, Any]]:
     if isinstance(obj, list):
         return [c for v in obj for c in _containers(v)]
     return []
-
-
-@pytest.mark.parametrize("command", COMMANDS)
-def test_slurm_scripts_give_the_command_as_written(command: str, command_inp: ExportInput) -> None:
-    inp = _with_command(command_inp, command)
-    scripts = [t for p, t in exporter("slurm").render(inp).files.items() if p.endswith(".sbatch")]
-    assert scripts
-    for text in scripts:
-        assert "\r\n" not in text  # sbatch: "Batch script contains DOS line breaks"
-        subprocess.run(["bash", "-n"], input=text, text=True, check=True)
-        line = next(ln for ln in text.splitlines() if ln.startswith("export STRAITS_COMMAND="))
-        p = subprocess.run(
-            ["bash", "-c", f'{line}\nprintf %s "$STRAITS_COMMAND"'], capture_output=True, check=True
-        )
-        assert p.stdout.decode() == command
-
-
-@pytest.mark.parametrize("command", COMMANDS)
-def test_skypilot_runs_the_command_as_written(command: str, command_inp: ExportInput) -> None:
-    inp = _with_command(command_inp, command)
-    docs = [d for _, d in _docs(exporter("skypilot").render(inp).files) if "run" in d]
-    assert docs
-    for d in docs:
-        assert d["run"].endswith("\n" + command)
-
-
-def test_sbatch_reads_a_script_whose_command_holds_crlf(
-    command_inp: ExportInput, tmp_path: Path
-) -> None:
-    """sbatch's own check, where sbatch is installed: it refuses a script holding \\r\\n before
-    it asks any controller (a minimal slurm.conf; no controller answers, so it then waits)."""
-    import shutil
-
-    if shutil.which("sbatch") is None:
-        pytest.skip("no sbatch")
-    conf = tmp_path / "slurm.conf"
-    conf.write_text("ClusterName=t\nSlurmctldHost=localhost\n")
-    inp = _with_command(command_inp, COMMANDS[3])
-    text = next(t for p, t in exporter("slurm").render(inp).files.items() if p.endswith(".sbatch"))
-    (tmp_path / "job.sbatch").write_text(text)
-    p = subprocess.run(
-        ["timeout", "3", "sbatch", "--test-only", "job.sbatch"],
-        cwd=tmp_path,
-        env={"SLURM_CONF": str(conf), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-    )
-    assert "DOS line breaks" not in p.stderr
 
 
 # --- --image ----------------------------------------------------------------------------------
