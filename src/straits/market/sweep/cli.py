@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from straits.market.sweep.design import Design, grid, latin_hypercube
 from straits.market.sweep.metrics import METRICS
 from straits.market.sweep.runner import (
     Batch,
+    Simulation,
     inline,
     on_ray,
     probe_ray,
@@ -154,19 +156,11 @@ def run_sweep(
             out,
             manifest,
             design,
-            raw,
-            label,
-            regime,
-            seed,
-            firms,
-            backend,
-            ray_address,
-            workers,
-            metric,
-            threshold,
-            method,
-            fresh,
-            quiet,
+            Simulation(raw, label, regime, seed, firms),
+            Backend(backend, ray_address, workers),
+            Analysis(metric, threshold, method),
+            fresh=fresh,
+            quiet=quiet,
         )
     finally:
         os.close(lock)
@@ -209,21 +203,33 @@ def _lock(out: Path) -> int:
     return fd
 
 
+@dataclass(frozen=True)
+class Backend:
+    """Where the runs go: ``inline``, ``processes`` or ``ray`` (at ``address``, or a local Ray
+    of ``workers`` CPUs)."""
+
+    name: str
+    address: str | None
+    workers: int
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What the summary measures: the metric, its threshold for PRIM, and the design method."""
+
+    metric: str
+    threshold: float | None
+    method: str
+
+
 def _run_in(
     out: Path,
     manifest: dict[str, Any],
     design: Design,
-    raw: dict[str, Any],
-    label: str,
-    regime: str | None,
-    seed: int,
-    firms: int,
-    backend: str,
-    ray_address: str | None,
-    workers: int,
-    metric: str,
-    threshold: float | None,
-    method: str,
+    sim: Simulation,
+    backend: Backend,
+    analysis: Analysis,
+    *,
     fresh: bool,
     quiet: bool,
 ) -> dict[str, Any]:
@@ -248,40 +254,26 @@ def _run_in(
     write_bytes_atomically(old, json.dumps(manifest, indent=2).encode())
     rows = _read_parts(parts, design)
     done_runs = {int(r["run"]) for r in rows}
-    size = max(1, min(8, design.runs // (4 * max(workers, 1)) or 1))
+    size = max(1, min(8, design.runs // (4 * max(backend.workers, 1)) or 1))
     jobs = _batches(design, done_runs, size)
-    _execute(
-        raw,
-        label,
-        jobs,
-        regime,
-        seed,
-        firms,
-        backend,
-        ray_address,
-        workers,
-        parts,
-        rows,
-        design.runs - len(done_runs),
-        quiet,
-    )
+    _execute(sim, jobs, backend, parts, design.runs - len(done_runs), quiet)
     rows = sorted(
         {int(r["run"]): r for r in _read_parts(parts, design)}.values(), key=lambda r: int(r["run"])
     )
     write_bytes_atomically(
         out / "runs.parquet", parquet_bytes(rows, {"straits.sweep": json.dumps(manifest)})
     )
-    summary = _summarise(design, rows, metric, threshold)
+    summary = _summarise(design, rows, analysis.metric, analysis.threshold)
     summary.update(
         {
             "out": str(out),
-            "backend": backend,
-            "workers": workers,
-            "method": method,
+            "backend": backend.name,
+            "workers": backend.workers,
+            "method": analysis.method,
             "resumed_runs": len(done_runs),
-            "firms": firms,
-            "seed": seed,
-            "regime": regime or validate(raw, label).regime,
+            "firms": sim.firms,
+            "seed": sim.seed,
+            "regime": sim.regime or validate(sim.raw, sim.label).regime,
         }
     )
     write_bytes_atomically(out / "summary.json", jsonout.dumps(summary).encode())
@@ -289,17 +281,10 @@ def _run_in(
 
 
 def _execute(
-    raw: dict[str, Any],
-    label: str,
+    sim: Simulation,
     jobs: list[tuple[int, Batch]],
-    regime: str | None,
-    seed: int,
-    firms: int,
-    backend: str,
-    address: str | None,
-    workers: int,
+    backend: Backend,
     parts: Path,
-    rows: list[dict[str, Any]],
     todo: int,
     quiet: bool,
 ) -> None:
@@ -318,18 +303,18 @@ def _execute(
         disable=quiet,
         transient=True,
     ) as progress:
-        task = progress.add_task(f"sweep ({backend})", total=todo)
+        task = progress.add_task(f"sweep ({backend.name})", total=todo)
 
         def done(index: int, batch_rows: list[dict[str, Any]]) -> None:
             write_part(parts, index, batch_rows)
             progress.advance(task, len(batch_rows))
 
-        if backend == "inline":
-            inline(raw, label, jobs, regime, seed, firms, done)
-        elif backend == "processes":
-            processes(raw, label, jobs, regime, seed, firms, done, workers)
+        if backend.name == "inline":
+            inline(sim, jobs, done)
+        elif backend.name == "processes":
+            processes(sim, jobs, done, backend.workers)
         else:
-            on_ray(raw, label, jobs, regime, seed, firms, done, workers, address)
+            on_ray(sim, jobs, done, backend.workers, backend.address)
 
 
 def _summarise(

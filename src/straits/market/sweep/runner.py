@@ -18,6 +18,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,19 @@ Batch = list[tuple[int, dict[str, float]]]
 RAY_OBJECT_STORE_BYTES = 100 * 1024 * 1024
 
 
-def run_batch(
-    raw: dict[str, Any], label: str, batch: Batch, regime: str | None, seed: int, firms: int
-) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Simulation:
+    """What every run of a sweep shares: the market, its label for errors, the regime, the
+    simulation seed and the number of firms. A run is a pure function of this and its values."""
+
+    raw: dict[str, Any]
+    label: str
+    regime: str | None
+    seed: int
+    firms: int
+
+
+def run_batch(sim: Simulation, batch: Batch) -> list[dict[str, Any]]:
     """Simulate each (run id, parameter values) of ``batch``; one row per run."""
     from straits.market.loading import validate, with_values
     from straits.market.simulation import simulate
@@ -38,8 +49,8 @@ def run_batch(
 
     rows = []
     for run, values in batch:
-        m = validate(with_values(raw, values, label=label), label)
-        result = simulate(m, regime=regime, seed=seed, firms=firms)
+        m = validate(with_values(sim.raw, values, label=sim.label), sim.label)
+        result = simulate(m, regime=sim.regime, seed=sim.seed, firms=sim.firms)
         row: dict[str, Any] = {"run": run, **{f"param:{k}": v for k, v in values.items()}}
         row.update(
             {
@@ -68,29 +79,12 @@ Job = tuple[int, Batch]
 Done = Callable[[int, list[dict[str, Any]]], None]
 
 
-def inline(
-    raw: dict[str, Any],
-    label: str,
-    jobs: list[Job],
-    regime: str | None,
-    seed: int,
-    firms: int,
-    done: Done,
-) -> None:
+def inline(sim: Simulation, jobs: list[Job], done: Done) -> None:
     for index, batch in jobs:
-        done(index, run_batch(raw, label, batch, regime, seed, firms))
+        done(index, run_batch(sim, batch))
 
 
-def processes(
-    raw: dict[str, Any],
-    label: str,
-    jobs: list[Job],
-    regime: str | None,
-    seed: int,
-    firms: int,
-    done: Done,
-    workers: int,
-) -> None:
+def processes(sim: Simulation, jobs: list[Job], done: Done, workers: int) -> None:
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
@@ -98,7 +92,7 @@ def processes(
     try:
         with _terminated_as_exit():
             _feed(
-                lambda batch: pool.submit(run_batch, raw, label, batch, regime, seed, firms),
+                lambda batch: pool.submit(run_batch, sim, batch),
                 jobs,
                 done,
                 2 * workers,
@@ -198,17 +192,7 @@ def probe_ray(address: str) -> None:
         ) from None
 
 
-def on_ray(
-    raw: dict[str, Any],
-    label: str,
-    jobs: list[Job],
-    regime: str | None,
-    seed: int,
-    firms: int,
-    done: Done,
-    workers: int,
-    address: str | None,
-) -> None:
+def on_ray(sim: Simulation, jobs: list[Job], done: Done, workers: int, address: str | None) -> None:
     import ray
 
     started = False
@@ -239,12 +223,12 @@ def on_ray(
         started = True
     try:
         remote = ray.remote(num_cpus=1)(run_batch)
-        raw_ref = ray.put(raw)
+        sim_ref = ray.put(sim)  # the market once in the object store, not once per batch
         pending: dict[Any, int] = {}
         queue = iter(jobs)
         limit = 2 * max(workers, 1)
         for index, batch in queue:
-            pending[remote.remote(raw_ref, label, batch, regime, seed, firms)] = index
+            pending[remote.remote(sim_ref, batch)] = index
             if len(pending) >= limit:
                 break
         while pending:
@@ -253,7 +237,7 @@ def on_ray(
                 done(pending.pop(ref), ray.get(ref))
                 nxt = next(queue, None)
                 if nxt is not None:
-                    pending[remote.remote(raw_ref, label, nxt[1], regime, seed, firms)] = nxt[0]
+                    pending[remote.remote(sim_ref, nxt[1])] = nxt[0]
     finally:
         if started:
             ray.shutdown()
