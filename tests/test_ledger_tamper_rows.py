@@ -20,7 +20,8 @@ from straits.store import Store
 from straits.store.integrity import verify_store
 from straits.store.keys import Keys
 from straits.store.records import find_plan, get_plan, proven_job_json, record_plan
-from test_ledger_log import _moved_clusters, fill, sql
+from test_ledger_log import fill, sql
+from test_ledger_reads import _moved_clusters
 
 
 @pytest.fixture(scope="module")
