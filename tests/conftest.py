@@ -7,6 +7,8 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from straits.rules import RuleSet, ruleset
+from straits.store.keys import Keys
+from straits.store.note import Signer
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "offshore-2025.yaml"
@@ -39,6 +41,22 @@ def rules() -> RuleSet:
 @pytest.fixture(scope="session")
 def example_path() -> Path:
     return EXAMPLE
+
+
+#: the ledger's origin in tests (test_ledger_log.ORIGIN)
+LEDGER_ORIGIN = "straits.test/ledger"
+
+
+@pytest.fixture(scope="module")
+def signer() -> Signer:
+    """A fresh signing key for the ledger's checkpoints, one per test module."""
+    return Signer.generate(LEDGER_ORIGIN)
+
+
+@pytest.fixture
+def keys(signer: Signer) -> Keys:
+    """The trusted keys of a log signed by ``signer``."""
+    return Keys(signer)
 
 
 # --- databases -----------------------------------------------------------------------------------

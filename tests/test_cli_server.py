@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
+from served import free_port, served
 from test_cli import ESTIMATE, one_line_error
 from test_rules_engine import DESIGN_REQUEST
 
@@ -39,12 +37,6 @@ def straits(
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Server:
     def __init__(self, url: str, db: str, token: str) -> None:
         self.url, self.db, self.token = url, db, token
@@ -60,45 +52,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     token = straits(
         "tokens", "create", "--tenant", "hz-cloud", "--role", "planner", "--db", db
     ).stdout.strip()
-    port = free_port()
-    log = open(tmp / "server.log", "w")  # noqa: SIM115  (closed below)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "straits",
-            "serve",
-            "--port",
-            str(port),
-            "--db",
-            db,
-            "--log-level",
-            "warning",
-        ],
-        stdout=log,
-        stderr=log,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, (tmp / "server.log").read_text()
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.3)
+    with served(db, log=tmp / "server.log") as url:
         yield Server(url, db, token)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def test_reads_answer_as_locally(server: Server) -> None:

@@ -7,16 +7,14 @@ helpers it uses."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from served import served
 from straits.store import Store
 from test_cli import straits as straits_process
 from test_ledger_cli import ORIGIN, fill, new_keyfile, pub, straits
@@ -30,8 +28,6 @@ def keyfile(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # --- a real server, a witness and a tenant over HTTP ---------------------------------------------
 @pytest.mark.slow
 def test_a_witness_and_a_tenant_against_a_real_server(tmp_path: Path, keyfile: Path) -> None:
-    import socket
-    import time
     import urllib.request
 
     from straits.store.tokens import create_token
@@ -40,44 +36,18 @@ def test_a_witness_and_a_tenant_against_a_real_server(tmp_path: Path, keyfile: P
     store = Store(db)
     admin = create_token(store, "ops", "admin")[0]
     tenant = create_token(store, "a", "planner")[0]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "STRAITS_LEDGER_KEY": str(keyfile)}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "straits",
-            "serve",
-            "--port",
-            str(port),
-            "--db",
-            db,
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
+    with served(db, env={"STRAITS_LEDGER_KEY": str(keyfile)}) as base:
 
-    def call(path: str, token: str, body: object = None) -> tuple[dict[str, str], object]:
-        req = urllib.request.Request(
-            base + path,
-            method="POST" if body else "GET",
-            data=json.dumps(body).encode() if body else None,
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return dict(r.headers), json.loads(r.read())
+        def call(path: str, token: str, body: object = None) -> tuple[dict[str, str], object]:
+            req = urllib.request.Request(
+                base + path,
+                method="POST" if body else "GET",
+                data=json.dumps(body).encode() if body else None,
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return dict(r.headers), json.loads(r.read())
 
-    try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(base + "/healthz", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.2)
         from test_rules_engine import DESIGN_REQUEST
 
         for _ in range(3):
@@ -124,9 +94,6 @@ def test_a_witness_and_a_tenant_against_a_real_server(tmp_path: Path, keyfile: P
         assert json.loads(cp.stdout)["consistency"]["from"] == 3
         missing = straits_process(*remote, "ledger", "receipt", "99")
         assert missing.returncode == 2 and "no ledger entry 99" in missing.stderr
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 @pytest.mark.parametrize(

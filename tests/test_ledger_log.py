@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from conftest import LEDGER_ORIGIN
 from straits.errors import LedgerError
 from straits.loading import load_scenario
 from straits.plan import Plan, make_plan
@@ -24,7 +25,7 @@ from straits.store.note import Checkpoint, Signer, open_checkpoint, sign_checkpo
 from straits.store.proven import prove_entry
 from test_merkle import ref_mth, ref_path
 
-ORIGIN = "straits.test/ledger"
+ORIGIN = LEDGER_ORIGIN
 
 
 def sql(url: str, statement: str, **params: object) -> None:
@@ -43,16 +44,6 @@ def fill(store: Store, n: int, tenants: tuple[str, ...] = ("a", "b", "a")) -> No
             kind="check",
             body={"i": i, "note": "ünïcode"},
         )
-
-
-@pytest.fixture(scope="module")
-def signer() -> Signer:
-    return Signer.generate(ORIGIN)
-
-
-@pytest.fixture
-def keys(signer: Signer) -> Keys:
-    return Keys(signer)
 
 
 @pytest.fixture(scope="module")

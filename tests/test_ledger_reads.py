@@ -36,16 +36,6 @@ from test_rules_engine import DESIGN_REQUEST
 
 
 @pytest.fixture(scope="module")
-def signer() -> Signer:
-    return Signer.generate(ORIGIN)
-
-
-@pytest.fixture
-def keys(signer: Signer) -> Keys:
-    return Keys(signer)
-
-
-@pytest.fixture(scope="module")
 def plan(rules: RuleSet, example_path: Path) -> Plan:
     return make_plan(load_scenario(example_path), rules=rules, solver="greedy")
 

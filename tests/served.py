@@ -1,0 +1,69 @@
+"""`straits serve` in a process of its own, for the end-to-end tests that talk to a real
+server (uvicorn on a free port)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def served(db: str, *, env: dict[str, str] | None = None, log: Path | None = None) -> Iterator[str]:
+    """``straits serve --db DB`` on a free port with ``env`` added to the environment, its
+    output to ``log`` (else inherited); yields its URL once ``/healthz`` answers 200 (at most
+    120 s; a server that exits first fails with its log), and stops it after."""
+    port = free_port()
+    out = open(log, "w") if log else None  # noqa: SIM115  (closed below)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "straits",
+            "serve",
+            "--port",
+            str(port),
+            "--db",
+            db,
+            "--log-level",
+            "warning",
+        ],
+        env={**os.environ, **(env or {})},
+        stdout=out,
+        stderr=out,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, log.read_text() if log else "the server exited"
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if out is not None:
+            out.close()
