@@ -93,7 +93,9 @@ def root(
         envvar="STRAITS_SERVER",
         metavar="URL",
         help="Run against a Straits server (`straits serve`) instead of "
-        "this machine (default: `server` in straits.toml).",
+        "this machine (default: `server` in straits.toml). Each request has a deadline, "
+        "STRAITS_CLIENT_TIMEOUT_S (120 s); `plan` waits for its plan until it ends, or "
+        "STRAITS_CLIENT_WAIT_S seconds where set.",
     ),
     token: str = typer.Option(
         None,
