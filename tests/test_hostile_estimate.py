@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from straits.api import estimate_guidance
 from straits.catalog import get_chip
 from straits.estimate import estimate_training, typical_chips
+from straits.model.request import EstimateRequest
 from straits.model.scenario import ModelSpec
 
 H100 = get_chip("H100-SXM")
@@ -27,3 +29,52 @@ def test_the_typical_cluster_is_one_the_batch_can_feed(shape: dict, tokens: floa
     model = ModelSpec(**shape)
     n = typical_chips(model, tokens, H100)
     assert estimate_training(model, tokens, H100, n).fits
+
+
+# --- a cluster that does not fit says why, and what would -------------------------------------
+BIG = {"params": 1e15, "layers": 1000, "d_model": 100000, "heads": 1000}
+
+
+@pytest.mark.parametrize(
+    ("request_", "note", "codes"),
+    [
+        # one chip short of the training state: more chips
+        ({"model": SMALL, "tokens": 1e12, "chips": 1}, "does not fit: ", ["needs-more-chips"]),
+        # 1e15 parameters, or 1e8-token sequences: no cluster holds them, whatever the count
+        ({"model": BIG, "tokens": 1e13}, "does not fit on any cluster", ["fits-nowhere"]),
+        (
+            {"model": BIG, "tokens": 1e13, "chips": 1},
+            "does not fit on any cluster",
+            ["fits-nowhere"],
+        ),
+        (
+            {"model": {**SMALL, "seq_len": 100_000_000}, "tokens": 10},
+            "does not fit on any cluster",
+            ["fits-nowhere"],
+        ),
+        # 2 chips hold it; ten million are more replicas than the batch feeds
+        (
+            {"model": SMALL, "tokens": 1e12, "chips": 10_000_000},
+            "does not fit: a global batch",
+            ["no-layout"],
+        ),
+        (
+            {"model": SMALL, "tokens": 1e12, "chips": 9_999_991},
+            "does not fit: a global batch",
+            ["no-layout"],
+        ),
+    ],
+)
+def test_a_cluster_that_does_not_fit_says_why(request_: dict, note: str, codes: list[str]) -> None:
+    req = EstimateRequest(chip="H100-SXM", **request_)
+    from straits.api import run_estimate
+
+    est = run_estimate(req)
+    assert not est.fits
+    assert [n for n in est.notes if n.startswith("does not fit")][0].startswith(note)
+    hints = estimate_guidance(req, est)
+    assert [h["code"] for h in hints if h["code"] != "long-run"] == codes
+    for h in hints:
+        for key in ("chips_that_fit", "min_chips"):
+            if key in h:  # what the hint offers does fit
+                assert run_estimate(req, h[key]).fits
