@@ -3,7 +3,10 @@ clusters the batch cannot feed, models no cluster holds, and the figures' consis
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from typer.testing import CliRunner
 
 from straits.api import estimate_guidance
 from straits.catalog import get_chip
@@ -71,10 +74,45 @@ def test_a_cluster_that_does_not_fit_says_why(request_: dict, note: str, codes: 
 
     est = run_estimate(req)
     assert not est.fits
-    assert [n for n in est.notes if n.startswith("does not fit")][0].startswith(note)
+    assert next(n for n in est.notes if n.startswith("does not fit")).startswith(note)
     hints = estimate_guidance(req, est)
     assert [h["code"] for h in hints if h["code"] != "long-run"] == codes
     for h in hints:
         for key in ("chips_that_fit", "min_chips"):
             if key in h:  # what the hint offers does fit
                 assert run_estimate(req, h[key]).fits
+
+
+# --- the table of a server's answer -------------------------------------------------------------
+@pytest.mark.parametrize(
+    "request_",
+    [
+        {"model": SMALL, "tokens": 1e12, "chip": "H100-SXM"},
+        {"model": BIG, "tokens": 1e18, "chip": "H100-SXM", "usd_per_chip_hour": 10_000},
+    ],
+)
+def test_a_server_answer_prints_as_the_local_table(
+    request_: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from straits.api import estimate_json
+    from straits.cli import app, remote
+    from straits.cli.common import money
+
+    answer = estimate_json(EstimateRequest(**request_))
+
+    class Answering:
+        def estimate(self, data: dict) -> dict:
+            return answer
+
+    monkeypatch.setattr(remote, "client", lambda: Answering())
+    result = CliRunner().invoke(
+        app, ["--server", "http://straits.invalid", "estimate", "-"], input=json.dumps(request_)
+    )
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    for key in ("chip_hours", "days", "cost_usd"):  # never Python's repr of a JSON float
+        assert repr(answer[key]) not in out
+    for key in ("chip_hours", "chip_hours_low", "chip_hours_high"):
+        assert f"{answer[key]:,.0f}" in out
+    for key in ("cost_usd", "cost_usd_low", "cost_usd_high"):
+        assert money(answer[key]) in out

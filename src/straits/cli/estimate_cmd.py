@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -135,10 +136,49 @@ def _remote(data: dict[str, Any], sweep: bool, fmt: Format) -> None:
         title_justify="left",
         show_header=False,
     )
-    for key in ("min_chips", "chips", "layout", "mfu", "chip_hours", "days", "cost_usd"):
-        t.add_row(key, str(answer.get(key)))
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    for label, value in _remote_rows(answer):
+        t.add_row(label, value)
     console.print(t)
     _guidance(answer.get("guidance") or [])
+
+
+def _number(value: Any) -> float | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if ok else None
+
+
+def _remote_rows(answer: dict[str, Any]) -> list[tuple[str, str]]:
+    """The figures of a server's answer as the local table prints them (thousands separators,
+    durations, money, each with its 80% interval), not Python's repr of the JSON floats."""
+
+    def ranged(key: str, fmt: Callable[[float], str], scale: float = 1.0) -> str:
+        central = _number(answer.get(key))
+        if central is None:
+            return "-"
+        low, high = _number(answer.get(f"{key}_low")), _number(answer.get(f"{key}_high"))
+        text = fmt(central * scale)
+        if low is None or high is None or low == high:
+            return text
+        return f"{text} (80%: {fmt(low * scale)} - {fmt(high * scale)})"
+
+    def whole(x: float) -> str:
+        return f"{x:,.0f}"
+
+    rows = []
+    for key, label in (("min_chips", "fewest chips that fit"), ("chips", "chips")):
+        n = _number(answer.get(key))
+        rows.append((label, "-" if n is None else whole(n)))
+    if answer.get("fits") is False:
+        rows[-1] = ("chips", rows[-1][1] + " (does not fit)")
+    rows.append(("layout", str(answer.get("layout") or "-")))
+    mfu = _number(answer.get("mfu"))
+    rows.append(("MFU (per step)", "-" if mfu is None else f"{mfu:.1%}"))
+    rows.append(("chip-hours", ranged("chip_hours", whole)))
+    rows.append(("wall-clock", ranged("days", duration, 24.0)))
+    rows.append(("cost", ranged("cost_usd", money)))
+    return rows
 
 
 def _sweep(req: EstimateRequest, base: Estimate, fmt: Format, chart: Path | None) -> None:
