@@ -218,7 +218,7 @@ def _sweep(req: EstimateRequest, base: Estimate, fmt: Format, chart: Path | None
         t.add_column(col, justify="left" if col == "layout" else "right")
     for r in rows:
         t.add_row(
-            f"{r.chips:,}",
+            f"{r.chips:,}" + ("" if r.fits else " (does not fit)"),
             r.layout,
             f"{r.mfu:.1%}",
             f"{r.days:,.1f} ({r.hours_low / 24:,.1f}-{r.hours_high / 24:,.1f})",
