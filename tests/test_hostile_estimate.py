@@ -7,16 +7,19 @@ import copy
 import importlib.util
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from straits.api import estimate_guidance
+from straits.api import estimate_guidance, estimate_json, run_estimate
 from straits.catalog import get_chip
 from straits.cli import app
-from straits.estimate import estimate_training, typical_chips
+from straits.estimate import at_risk, estimate_training, typical_chips
 from straits.estimate.calibration import fitted_document
 from straits.loading import parse_scenario
 from straits.model.request import EstimateRequest
@@ -79,7 +82,6 @@ BIG = {"params": 1e15, "layers": 1000, "d_model": 100000, "heads": 1000}
 )
 def test_a_cluster_that_does_not_fit_says_why(request_: dict, note: str, codes: list[str]) -> None:
     req = EstimateRequest(chip="H100-SXM", **request_)
-    from straits.api import run_estimate
 
     est = run_estimate(req)
     assert not est.fits
@@ -103,7 +105,6 @@ def test_a_cluster_that_does_not_fit_says_why(request_: dict, note: str, codes: 
 def test_a_server_answer_prints_as_the_local_table(
     request_: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from straits.api import estimate_json
     from straits.cli import remote
     from straits.cli.common import money
 
@@ -237,3 +238,129 @@ def test_the_chips_sweep_marks_the_sizes_that_do_not_fit() -> None:
         if "(does not fit)" in line
     ]
     assert marked == misfits
+
+
+# --- invariants over the documented ranges ------------------------------------------------------
+GPUS = ["A100-SXM-80GB", "A100-SXM-40GB", "A800-SXM", "H100-SXM", "H800-SXM", "H200-SXM", "H20"]
+CHIPS = [*GPUS, "B200", "MI300X", "Ascend-910B", "Ascend-910C", "TPU-v4"]
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> EstimateRequest:
+    """Any valid training request: every field anywhere in its documented range (shapes kept
+    within the shape check), with or without chips, a measured MFU, a price, a batch."""
+    layers, width = draw(st.integers(1, 10_000)), draw(st.integers(1, 1_000_000))
+    per = layers * float(width) ** 2
+    if max(1.0, 0.05 * per) > min(1e15, 1e6 * per):
+        layers, width, per = 32, 4096, 32 * 4096.0**2
+    active = draw(st.floats(max(1.0, 0.05 * per), min(1e15, 1e6 * per)))
+    heads = draw(st.integers(1, min(width, 100_000)))
+    model: dict[str, Any] = {"params": active, "layers": layers, "d_model": width, "heads": heads}
+    model["seq_len"] = draw(st.integers(1, 100_000_000))
+    if draw(st.booleans()):
+        model.update(params=min(1e15, active * draw(st.floats(1, 1000))), active_params=active)
+        model["top_k"] = draw(st.none() | st.integers(1, 10_000))
+    model["kv_heads"] = draw(st.none() | st.integers(1, heads))
+    model["global_batch_tokens"] = draw(st.none() | st.floats(1, 1e12))
+    model["precision"] = draw(st.sampled_from(["bf16", "fp8"]))
+    return EstimateRequest(
+        model=model,
+        tokens=draw(st.floats(1, 1e18)),
+        chip=draw(st.sampled_from(CHIPS)),
+        software_year=draw(st.integers(2018, 2035)),
+        chips=draw(st.none() | st.integers(1, 10_000_000)),
+        mfu=draw(st.none() | st.floats(0.01, 1)),
+        usd_per_chip_hour=draw(st.none() | st.floats(0, 10_000)),
+    )
+
+
+def _numbers(x: Any, path: str = "") -> Iterator[tuple[str, float]]:
+    if isinstance(x, dict):
+        for k, v in x.items():
+            yield from _numbers(v, f"{path}.{k}")
+    elif isinstance(x, list):
+        for i, v in enumerate(x):
+            yield from _numbers(v, f"{path}[{i}]")
+    elif isinstance(x, int | float) and not isinstance(x, bool):
+        yield path, x
+
+
+@given(requests())
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+def test_every_valid_request_answers_finite_ordered_and_consistent(req: EstimateRequest) -> None:
+    answer = estimate_json(req)
+    for path, value in _numbers(answer):
+        assert math.isfinite(value), path
+        assert value >= 0 or path.endswith(".error"), path
+    assert answer["chip_hours"] > 0
+    for key in ("chip_hours", "days", "cost_usd"):
+        if answer[key] is not None:
+            assert answer[f"{key}_low"] <= answer[key] <= answer[f"{key}_high"], key
+    if answer["cost_usd"] is not None:
+        want = answer["chip_hours"] * answer["usd_per_chip_hour"]
+        assert math.isclose(answer["cost_usd"], want, rel_tol=1e-9)
+    hours = answer["days"] * 24 * answer["chips"]
+    assert math.isclose(hours, answer["chip_hours"], rel_tol=1e-9)
+    est = run_estimate(req)  # planning at p90 budgets the high end, never less
+    high = at_risk(est, "p90")
+    assert high.chip_hours == pytest.approx(est.chip_hours_high, rel=1e-12)
+    assert high.chip_hours >= est.chip_hours and high.hours >= est.hours
+    assert (high.chip_hours_low, high.chip_hours_high) == pytest.approx(
+        (est.chip_hours_low, est.chip_hours_high), rel=1e-12
+    )
+
+
+@given(requests(), st.floats(1.0, 100.0))
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+def test_more_tokens_at_a_given_batch_never_take_fewer_chip_hours(
+    req: EstimateRequest, more: float
+) -> None:
+    """With the batch and the cluster fixed, chip-hours grow with the tokens. (With the default
+    batch they may not: it grows with the tokens on a sqrt(2) grid, and a larger batch wastes
+    less of each step, so a run 2% longer crossing a step can cost 0.3% fewer chip-hours.)"""
+    batch = req.model.global_batch_tokens or 4e6
+    model = req.model.model_copy(update={"global_batch_tokens": batch})
+    req = req.model_copy(update={"model": model, "tokens": min(req.tokens or 1.0, 1e16)})
+    est = run_estimate(req)
+    assert req.tokens is not None
+    longer = estimate_training(
+        model,
+        req.tokens * more,
+        get_chip(req.chip),
+        est.chips,
+        req.usd_per_chip_hour,
+        software_year=req.software_year,
+        mfu=req.mfu,
+    )
+    assert longer.chip_hours >= est.chip_hours
+
+
+# --- the nearest runs ---------------------------------------------------------------------------
+LLAMA32_1B = {"params": 1.24e9, "layers": 16, "d_model": 2048, "heads": 32, "seq_len": 8192}
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        {"model": LLAMA32_1B, "tokens": 9e12, "chip": "H100-SXM"},  # a distillation fit run
+        {"model": SMALL, "tokens": 1e18, "chip": "H100-SXM"},
+        {"model": {**SMALL, "params": 1.0e9}, "tokens": 1, "chip": "A100-SXM-40GB"},
+    ],
+)
+def test_the_nearest_runs_say_which_were_fitted_on(request_: dict) -> None:
+    fitted_ids = set(fitted_document()["fit"]["runs"])
+    rows = estimate_json(EstimateRequest(**request_))["nearest_runs"]
+    for row in rows:
+        assert row["fitted"] == (row["run"] in fitted_ids)
+        assert not (row["fitted"] and row["used_for"] == "check")
+    table = CliRunner().invoke(app, ["estimate", "-"], input=json.dumps(request_)).output
+    lines = [x for x in table.splitlines() if any(f"│ {r['run']} " in x for r in rows)]
+    assert len(lines) == len(rows)
+    assert not any("e+" in x for x in lines)  # tokens as 15.6T, not 1.56e+13
+
+
+def test_a_distillation_run_is_shown_as_not_fitted() -> None:
+    request_ = {"model": LLAMA32_1B, "tokens": 9e12, "chip": "H100-SXM"}
+    rows = estimate_json(EstimateRequest(**request_))["nearest_runs"]
+    (row,) = [r for r in rows if r["run"] == "llama3.2-1b"]
+    assert (row["used_for"], row["scope"], row["fitted"]) == ("fit", "distillation", False)

@@ -25,6 +25,7 @@ from straits.errors import InputError, RequestError
 if TYPE_CHECKING:
     from straits.cli.output import Format
     from straits.estimate import Estimate
+    from straits.estimate.runs import PublishedRun
     from straits.model.request import EstimateRequest
 
 CHIPS_BASIS = {
@@ -366,13 +367,31 @@ def _nearest(req: EstimateRequest) -> None:
             r.id,
             r.chip,
             f"{r.chips:,}" if r.chips else "-",
-            f"{r.tokens:.3g}",
+            tokens_text(r.tokens),
             f"{r.value:,.0f}",
             "-" if n.predicted is None else f"{n.predicted:,.0f}",
             "-" if n.error is None else f"{n.error:+.0%}",
-            r.used_for if r.scope == "run" else f"{r.used_for} ({r.scope})",
+            _used_for(r),
         )
     console.print(t)
+
+
+def _used_for(run: PublishedRun) -> str:
+    """``fit``/``check``, with what the figure counts when it is not the whole run; a fit run
+    the parameters were not fitted on (a distillation) says so."""
+    if run.scope == "run":
+        return run.used_for
+    fitted = "" if run.fittable or run.used_for != "fit" else ", not fitted"
+    return f"{run.used_for} ({run.scope}{fitted})"
+
+
+def tokens_text(tokens: float) -> str:
+    """15.6T, 300B, 1,000,000T: token counts as people write them, never 1.56e+13."""
+    for size, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if tokens >= size:
+            v = tokens / size
+            return f"{v:,.0f}{suffix}" if v >= 100 else f"{v:.3g}{suffix}"
+    return f"{tokens:,.0f}" if tokens >= 1 else f"{tokens:.2g}"
 
 
 def _guidance(hints: list[dict[str, Any]]) -> None:
