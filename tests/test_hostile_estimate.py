@@ -364,3 +364,13 @@ def test_a_distillation_run_is_shown_as_not_fitted() -> None:
     rows = estimate_json(EstimateRequest(**request_))["nearest_runs"]
     (row,) = [r for r in rows if r["run"] == "llama3.2-1b"]
     assert (row["used_for"], row["scope"], row["fitted"]) == ("fit", "distillation", False)
+
+
+def test_the_fit_refuses_a_check_run() -> None:
+    """fit_estimator.py passes `fit_runs()`; a caller passing every run would fit on the check
+    runs whose errors are the accuracy figures: refused before any search."""
+    from straits.estimate.fitting import fit
+    from straits.estimate.runs import check_runs, fit_runs
+
+    with pytest.raises(ValueError, match="check runs"):
+        fit([*fit_runs(), check_runs()[0]], loo=False)
