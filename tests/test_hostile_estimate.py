@@ -40,7 +40,9 @@ SMALL = {"params": 7e9, "layers": 32, "d_model": 4096, "heads": 32, "seq_len": 4
         ({**SMALL, "global_batch_tokens": 4096}, 1e12),
     ],
 )
-def test_the_typical_cluster_is_one_the_batch_can_feed(shape: dict, tokens: float) -> None:
+def test_the_typical_cluster_is_one_the_batch_can_feed(
+    shape: dict[str, Any], tokens: float
+) -> None:
     model = ModelSpec(**shape)
     n = typical_chips(model, tokens, H100)
     assert estimate_training(model, tokens, H100, n).fits
@@ -80,7 +82,9 @@ BIG = {"params": 1e15, "layers": 1000, "d_model": 100000, "heads": 1000}
         ),
     ],
 )
-def test_a_cluster_that_does_not_fit_says_why(request_: dict, note: str, codes: list[str]) -> None:
+def test_a_cluster_that_does_not_fit_says_why(
+    request_: dict[str, Any], note: str, codes: list[str]
+) -> None:
     req = EstimateRequest(chip="H100-SXM", **request_)
 
     est = run_estimate(req)
@@ -103,7 +107,7 @@ def test_a_cluster_that_does_not_fit_says_why(request_: dict, note: str, codes: 
     ],
 )
 def test_a_server_answer_prints_as_the_local_table(
-    request_: dict, monkeypatch: pytest.MonkeyPatch
+    request_: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from straits.cli import remote
     from straits.cli.common import money
@@ -111,7 +115,7 @@ def test_a_server_answer_prints_as_the_local_table(
     answer = estimate_json(EstimateRequest(**request_))
 
     class Answering:
-        def estimate(self, data: dict) -> dict:
+        def estimate(self, data: dict[str, Any]) -> dict[str, Any]:
             return answer
 
     monkeypatch.setattr(remote, "client", lambda: Answering())
@@ -132,8 +136,8 @@ def test_a_server_answer_prints_as_the_local_table(
 FED_122 = {**SMALL, "seq_len": 8192, "global_batch_tokens": 1e6}  # 122 sequences a step
 
 
-def _scenario(stage_chips: int | None, model: dict) -> Scenario:
-    stage: dict = {"id": "pretrain", "kind": "pretrain", "tokens": 2e13}
+def _scenario(stage_chips: int | None, model: dict[str, Any]) -> Scenario:
+    stage: dict[str, Any] = {"id": "pretrain", "kind": "pretrain", "tokens": 2e13}
     if stage_chips is not None:
         stage["chips"] = stage_chips
     pool = {"chip": "H100-SXM", "count": 100_000, "usd_per_chip_hour": 2.0}
@@ -156,7 +160,7 @@ def _scenario(stage_chips: int | None, model: dict) -> Scenario:
     ],
 )
 def test_a_stage_with_no_layout_is_unplaced_for_memory(
-    model: dict, stage_chips: int | None
+    model: dict[str, Any], stage_chips: int | None
 ) -> None:
     plan = make_plan(_scenario(stage_chips, model), solver="greedy")
     assert not plan.assignments
@@ -183,7 +187,7 @@ def _fit_script() -> Any:
     return module
 
 
-def _edit(doc: dict, path: tuple[str, ...], value: Any) -> dict:
+def _edit(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
     doc = copy.deepcopy(doc)
     at = doc
     for key in path[:-1]:
@@ -347,7 +351,7 @@ LLAMA32_1B = {"params": 1.24e9, "layers": 16, "d_model": 2048, "heads": 32, "seq
         {"model": {**SMALL, "params": 1.0e9}, "tokens": 1, "chip": "A100-SXM-40GB"},
     ],
 )
-def test_the_nearest_runs_say_which_were_fitted_on(request_: dict) -> None:
+def test_the_nearest_runs_say_which_were_fitted_on(request_: dict[str, Any]) -> None:
     fitted_ids = set(fitted_document()["fit"]["runs"])
     rows = estimate_json(EstimateRequest(**request_))["nearest_runs"]
     for row in rows:
