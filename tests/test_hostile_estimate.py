@@ -378,3 +378,24 @@ def test_the_fit_refuses_a_check_run() -> None:
 
     with pytest.raises(ValueError, match="check runs"):
         fit([*fit_runs(), check_runs()[0]], loo=False)
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        {"model": SMALL, "tokens": 1, "chip": "H100-SXM"},  # 5e-8 chip-hours
+        {"model": BIG, "tokens": 1e18, "chip": "H100-SXM", "usd_per_chip_hour": 10_000},
+    ],
+)
+def test_the_figures_of_a_tiny_or_huge_run_read_as_figures(request_: dict[str, Any]) -> None:
+    """Not '0 (80%: 0 - 0)', '0 min' or '$0' for a run of one token; no exponent for 1e18."""
+    out = CliRunner().invoke(app, ["estimate", "-"], input=json.dumps(request_)).output
+    rows = {}
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.split("│")]
+        if len(cells) > 2 and cells[1]:
+            rows[cells[1].split(" at ")[0]] = cells[2]
+    for label in ("chip-hours", "wall-clock", "cost"):
+        value = rows[label]
+        assert "e+" not in value and "e-" not in value
+        assert not value.startswith(("0 ", "0 min", "$0 ")), value

@@ -164,9 +164,6 @@ def _remote_rows(answer: dict[str, Any]) -> list[tuple[str, str]]:
             return text
         return f"{text} (80%: {fmt(low * scale)} - {fmt(high * scale)})"
 
-    def whole(x: float) -> str:
-        return f"{x:,.0f}"
-
     rows = []
     for key, label in (("min_chips", "fewest chips that fit"), ("chips", "chips")):
         n = _number(answer.get(key))
@@ -297,12 +294,7 @@ def _view(req: EstimateRequest, est: Estimate, answer: dict[str, Any]) -> None:
         )
     t.add_row(
         "chip-hours",
-        _ranged(
-            f"{est.chip_hours:,.0f}",
-            f"{est.chip_hours_low:,.0f}",
-            f"{est.chip_hours_high:,.0f}",
-            est,
-        ),
+        _ranged(whole(est.chip_hours), whole(est.chip_hours_low), whole(est.chip_hours_high), est),
     )
     t.add_row(
         "wall-clock",
@@ -383,6 +375,11 @@ def _used_for(run: PublishedRun) -> str:
         return run.used_for
     fitted = "" if run.fittable or run.used_for != "fit" else ", not fitted"
     return f"{run.used_for} ({run.scope}{fitted})"
+
+
+def whole(x: float) -> str:
+    """A count of chip-hours: thousands separators; below one, '< 1' rather than '0'."""
+    return "< 1" if 0 < x < 0.5 else f"{x:,.0f}"
 
 
 def tokens_text(tokens: float) -> str:
