@@ -399,3 +399,36 @@ def test_the_figures_of_a_tiny_or_huge_run_read_as_figures(request_: dict[str, A
         value = rows[label]
         assert "e+" not in value and "e-" not in value
         assert not value.startswith(("0 ", "0 min", "$0 ")), value
+
+
+# --- the API answers as the CLI -----------------------------------------------------------------
+EDGES = [
+    {"model": BIG, "tokens": 1e18, "chip": "H100-SXM"},
+    {"model": SMALL, "tokens": 1e12, "chip": "H100-SXM", "chips": 10_000_000},
+    {"model": SMALL, "tokens": 1, "chip": "TPU-v4", "mfu": 0.01, "software_year": 2018},
+    {"model": {**SMALL, "seq_len": 100_000_000}, "tokens": 10, "chip": "Ascend-910B"},
+]
+
+
+def test_the_api_answers_edge_requests_as_the_cli(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from straits.server import create_app
+    from straits.store import Store
+    from straits.store.tokens import create_token
+
+    store = Store(f"sqlite:///{tmp_path / 'api.db'}")
+    try:
+        token = create_token(store, "a", "viewer")[0]
+        with TestClient(create_app(store), raise_server_exceptions=False) as client:
+            for request_ in EDGES:
+                r = client.post(
+                    "/v1/estimate", json=request_, headers={"Authorization": f"Bearer {token}"}
+                )
+                assert r.status_code == 200, r.text
+                cli = CliRunner().invoke(
+                    app, ["estimate", "-", "--json"], input=json.dumps(request_)
+                )
+                assert r.json() == json.loads(cli.output)
+    finally:
+        store.close()
