@@ -131,3 +131,60 @@ def test_scenario_risk_is_validated() -> None:
     with pytest.raises(ScenarioError) as err:
         scenario(1e11, "p75")
     assert "risk" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("tokens", "objective", "deadline"),
+    [
+        (1e12, "cost", None),
+        (1e12, "time", None),
+        (1e13, "cost", "2025-07-01"),
+        (1e13, "time", None),
+    ],
+)
+def test_p90_never_budgets_a_stage_fewer_chip_hours_than_p50(
+    tokens: float, objective: str, deadline: str | None
+) -> None:
+    """The planner picks the chip and the count: at p90 it may pick more chips (for a deadline
+    the high end would miss on fewer), never a placement of fewer chip-hours than at p50."""
+    pools = [
+        {"chip": "H100-SXM", "count": 4096, "usd_per_chip_hour": 2.0},
+        {"chip": "A100-SXM-80GB", "count": 8192, "usd_per_chip_hour": 1.0},
+    ]
+    stage = {"id": "pretrain", "kind": "pretrain", "tokens": tokens}
+    workload = {"id": "w", "tenant": "t", "model": MODEL, "stages": [stage]}
+    if deadline:
+        workload["deadline"] = deadline
+    placed = {}
+    for risk in ("p50", "p90"):
+        sc = parse_scenario(
+            {
+                **{"straits": 1, "name": "risk", "date": DAY0, "risk": risk},
+                "tenants": [{"id": "t", "hq": "SG"}],
+                "sites": [{"id": "sg", "country": "SG", "operator_hq": "SG", "pools": pools}],
+                "workloads": [workload],
+            }
+        )
+        (placed[risk],) = make_plan(sc, objective=objective, solver="greedy").assignments
+    assert placed["p90"].chip_hours >= placed["p50"].chip_hours
+
+
+@pytest.mark.parametrize("risk", ["p50", "p90"])
+def test_a_plan_says_where_it_budgeted_and_what_the_high_end_costs(risk: str) -> None:
+    """The plan records its `risk`, and `total_cost_usd_high` (the report's "up to ... at the
+    estimator's high end", which no plan wrote before): the p50 plan's equals the p90 total."""
+    from straits.cli.plan_view import assignments_table, totals_line
+    from straits.report.view import build_view
+    from straits.rules.engine import ruleset
+
+    tokens = tokens_for(2.0)
+    plans = {r: make_plan(scenario(tokens, r), solver="greedy") for r in ("p50", "p90")}
+    doc = plans[risk].to_json()
+    assert doc["risk"] == risk
+    assert doc["total_cost_usd_high"] == pytest.approx(plans["p90"].total_cost_usd, rel=1e-6)
+    assert doc["total_cost_usd_high"] >= doc["total_cost_usd"]
+    view = build_view(doc, scenario(tokens, risk), ruleset(), source="test")
+    assert view.interval["total_cost_usd_high"] == doc["total_cost_usd_high"]
+    title = str(assignments_table(doc).title)
+    assert ("p90" in title) == (risk == "p90")
+    assert ("high end" in totals_line(doc).plain) == (risk == "p50")

@@ -169,18 +169,25 @@ def estimate_guidance(req: EstimateRequest, est: Estimate) -> list[dict[str, Any
     at = est
     if not est.fits:
         at = run_estimate(req, est.min_chips)
-        out.append(
-            {
-                "code": "needs-more-chips",
-                "chips": est.chips,
-                "min_chips": est.min_chips,
-                "days_at_min_chips": round(at.days, 1),
-                "text": f"{est.chips:,} x {est.chip} cannot hold this model and its "
-                f"training state: it needs at least {est.min_chips:,} chips "
-                f"(--chips {est.min_chips}), which would take {at.days:,.0f} days; "
-                "the figures above are for a cluster that does not fit",
-            }
-        )
+        if not at.fits:  # min_chips is then only the largest cluster tried
+            out.append(_fits_nowhere(req, est))
+            return out
+        if est.chips < est.min_chips:
+            out.append(
+                {
+                    "code": "needs-more-chips",
+                    "chips": est.chips,
+                    "min_chips": est.min_chips,
+                    "days_at_min_chips": round(at.days, 1),
+                    "text": f"{est.chips:,} x {est.chip} cannot hold this model and its "
+                    f"training state: it needs at least {est.min_chips:,} chips "
+                    f"(--chips {est.min_chips}), which would take {at.days:,.0f} days; "
+                    "the figures above are for a cluster that does not fit",
+                }
+            )
+        else:
+            hint, at = _fewer_chips(req, est, at)
+            out.append(hint)
     if at.days > LONG_RUN_DAYS:
         best = None
         for n in sweep_sizes(at):
@@ -214,6 +221,43 @@ def estimate_guidance(req: EstimateRequest, est: Estimate) -> list[dict[str, Any
             )
         out.append(hint)
     return out
+
+
+def _fits_nowhere(req: EstimateRequest, est: Estimate) -> dict[str, Any]:
+    return {
+        "code": "fits-nowhere",
+        "chips": est.chips,
+        "largest_tried": est.min_chips,
+        "text": f"no cluster of up to {est.min_chips:,} x {est.chip} holds this model with "
+        f"{req.model.seq_len:,}-token sequences (the figures above are for a cluster that "
+        "does not fit): a shorter `seq_len`, a smaller model or a chip with more memory",
+    }
+
+
+def _fewer_chips(
+    req: EstimateRequest, est: Estimate, fewest: Estimate
+) -> tuple[dict[str, Any], Estimate]:
+    """No layout of the chips asked for (more than the batch feeds, or a count no layout that
+    fits divides): the fastest size that fits, of the fewest chips and the powers of two up
+    to those asked for (with its estimate)."""
+    best = fewest
+    for n in sweep_sizes(fewest):
+        if n > est.chips:
+            break
+        e = run_estimate(req, n)
+        if e.fits and e.hours < best.hours:
+            best = e
+    hint = {
+        "code": "no-layout",
+        "chips": est.chips,
+        "chips_that_fit": best.chips,
+        "days_at_those_chips": round(best.days, 1),
+        "text": f"no layout of {est.chips:,} x {est.chip} holds this run (see the note: more "
+        "replicas than the global batch feeds, or no split of that many chips that fits); "
+        f"{best.chips:,} chips would take {best.days:,.1f} days (--chips {best.chips}), "
+        "or give a larger `global_batch_tokens`",
+    }
+    return hint, best
 
 
 # --- catalog and rules ---------------------------------------------------------------------------

@@ -191,6 +191,7 @@ class PlanInput(_Open):
     scenario: Text | None = None
     objective: Text | None = None
     solver: Text | None = None
+    risk: Literal["p50", "p90"] | None = None
     rules_digest: Text | None = None
     objective_unit: Text | None = None
     total_cost_usd: Figure | None = None

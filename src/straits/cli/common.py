@@ -282,6 +282,8 @@ def parse_text(text: str, label: str, error: type[InputError] = InputError) -> A
 def money(usd: float | None) -> str:
     if usd is None:
         return "-"
+    if 0 < usd < 0.5:  # a run of a few tokens: not "$0"
+        return "< $1"
     if abs(usd) >= 1e6:
         return f"${usd / 1e6:,.2f}M"
     if abs(usd) >= 1e3:
@@ -294,6 +296,8 @@ def duration(hours: float) -> str:
         return f"{hours / 24:,.1f} d"
     if hours >= 1:
         return f"{hours:,.1f} h"
+    if 0 < hours * 60 < 0.5:  # a run of a few tokens: not "0 min"
+        return "< 1 min"
     return f"{hours * 60:,.0f} min"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from straits.errors import InputError, RequestError
 if TYPE_CHECKING:
     from straits.cli.output import Format
     from straits.estimate import Estimate
+    from straits.estimate.runs import PublishedRun
     from straits.model.request import EstimateRequest
 
 CHIPS_BASIS = {
@@ -135,10 +137,46 @@ def _remote(data: dict[str, Any], sweep: bool, fmt: Format) -> None:
         title_justify="left",
         show_header=False,
     )
-    for key in ("min_chips", "chips", "layout", "mfu", "chip_hours", "days", "cost_usd"):
-        t.add_row(key, str(answer.get(key)))
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    for label, value in _remote_rows(answer):
+        t.add_row(label, value)
     console.print(t)
     _guidance(answer.get("guidance") or [])
+
+
+def _number(value: Any) -> float | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if ok else None
+
+
+def _remote_rows(answer: dict[str, Any]) -> list[tuple[str, str]]:
+    """The figures of a server's answer as the local table prints them (thousands separators,
+    durations, money, each with its 80% interval), not Python's repr of the JSON floats."""
+
+    def ranged(key: str, fmt: Callable[[float], str], scale: float = 1.0) -> str:
+        central = _number(answer.get(key))
+        if central is None:
+            return "-"
+        low, high = _number(answer.get(f"{key}_low")), _number(answer.get(f"{key}_high"))
+        text = fmt(central * scale)
+        if low is None or high is None or low == high:
+            return text
+        return f"{text} (80%: {fmt(low * scale)} - {fmt(high * scale)})"
+
+    rows = []
+    for key, label in (("min_chips", "fewest chips that fit"), ("chips", "chips")):
+        n = _number(answer.get(key))
+        rows.append((label, "-" if n is None else whole(n)))
+    if answer.get("fits") is False:
+        rows[-1] = ("chips", rows[-1][1] + " (does not fit)")
+    rows.append(("layout", str(answer.get("layout") or "-")))
+    mfu = _number(answer.get("mfu"))
+    rows.append(("MFU (per step)", "-" if mfu is None else f"{mfu:.1%}"))
+    rows.append(("chip-hours", ranged("chip_hours", whole)))
+    rows.append(("wall-clock", ranged("days", duration, 24.0)))
+    rows.append(("cost", ranged("cost_usd", money)))
+    return rows
 
 
 def _sweep(req: EstimateRequest, base: Estimate, fmt: Format, chart: Path | None) -> None:
@@ -178,7 +216,7 @@ def _sweep(req: EstimateRequest, base: Estimate, fmt: Format, chart: Path | None
         t.add_column(col, justify="left" if col == "layout" else "right")
     for r in rows:
         t.add_row(
-            f"{r.chips:,}",
+            f"{r.chips:,}" + ("" if r.fits else " (does not fit)"),
             r.layout,
             f"{r.mfu:.1%}",
             f"{r.days:,.1f} ({r.hours_low / 24:,.1f}-{r.hours_high / 24:,.1f})",
@@ -256,12 +294,7 @@ def _view(req: EstimateRequest, est: Estimate, answer: dict[str, Any]) -> None:
         )
     t.add_row(
         "chip-hours",
-        _ranged(
-            f"{est.chip_hours:,.0f}",
-            f"{est.chip_hours_low:,.0f}",
-            f"{est.chip_hours_high:,.0f}",
-            est,
-        ),
+        _ranged(whole(est.chip_hours), whole(est.chip_hours_low), whole(est.chip_hours_high), est),
     )
     t.add_row(
         "wall-clock",
@@ -326,13 +359,36 @@ def _nearest(req: EstimateRequest) -> None:
             r.id,
             r.chip,
             f"{r.chips:,}" if r.chips else "-",
-            f"{r.tokens:.3g}",
+            tokens_text(r.tokens),
             f"{r.value:,.0f}",
             "-" if n.predicted is None else f"{n.predicted:,.0f}",
             "-" if n.error is None else f"{n.error:+.0%}",
-            r.used_for if r.scope == "run" else f"{r.used_for} ({r.scope})",
+            _used_for(r),
         )
     console.print(t)
+
+
+def _used_for(run: PublishedRun) -> str:
+    """``fit``/``check``, with what the figure counts when it is not the whole run; a fit run
+    the parameters were not fitted on (a distillation) says so."""
+    if run.scope == "run":
+        return run.used_for
+    fitted = "" if run.fittable or run.used_for != "fit" else ", not fitted"
+    return f"{run.used_for} ({run.scope}{fitted})"
+
+
+def whole(x: float) -> str:
+    """A count of chip-hours: thousands separators; below one, '< 1' rather than '0'."""
+    return "< 1" if 0 < x < 0.5 else f"{x:,.0f}"
+
+
+def tokens_text(tokens: float) -> str:
+    """15.6T, 300B, 1,000,000T: token counts as people write them, never 1.56e+13."""
+    for size, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if tokens >= size:
+            v = tokens / size
+            return f"{v:,.0f}{suffix}" if v >= 100 else f"{v:.3g}{suffix}"
+    return f"{tokens:,.0f}" if tokens >= 1 else f"{tokens:.2g}"
 
 
 def _guidance(hints: list[dict[str, Any]]) -> None:

@@ -40,7 +40,8 @@ def assignments_table(plan: Doc) -> Table:
     t = Table(
         title=f"Plan{ident} of {plan.get('scenario')} from {plan.get('date')} (UTC) "
         f"under {plan.get('regime')}, objective {plan.get('objective')}, "
-        f"{plan.get('solver')}: {plan.get('status')}",
+        + ("training at p90 (the estimates' high end), " if plan.get("risk") == "p90" else "")
+        + f"{plan.get('solver')}: {plan.get('status')}",
         title_justify="left",
         box=box.SIMPLE_HEAD,
         padding=(0, 1),
@@ -82,8 +83,11 @@ def assignments_table(plan: Doc) -> Table:
 def totals_line(plan: Doc) -> Text:
     penalty = plan.get("penalty_usd") or 0
     late = f" + {money(penalty)} late penalty" if penalty else ""
+    total, high = plan.get("total_cost_usd", 0), plan.get("total_cost_usd_high")
+    if plan.get("risk") != "p90" and isinstance(high, int | float) and high > (total or 0):
+        late += f" (up to {money(high)} at the estimates' high end)"
     return Text(
-        f"Total {money(plan.get('total_cost_usd', 0))}{late}, makespan "
+        f"Total {money(total)}{late}, makespan "
         f"{duration(plan.get('makespan_hours', 0))}, "
         f"{len(plan.get('assignments', ()))} placed, "
         f"{len(plan.get('unplaced', ()))} unplaced; energy "

@@ -159,7 +159,10 @@ class Fit:
 def fit(runs: list[PublishedRun], *, loo: bool = True) -> Fit:
     """Fit on ``runs`` (the caller passes the ``fit`` runs and nothing else); runs whose figure
     counts something the estimator does not model (:attr:`PublishedRun.fittable`) are left
-    out."""
+    out. A ``check`` run among them is refused: its error would no longer be held out."""
+    held_out = [r.id for r in runs if r.used_for != "fit"]
+    if held_out:
+        raise ValueError(f"fit() takes only `fit` runs; given check runs: {', '.join(held_out)}")
     runs = [r for r in runs if r.fittable]
     points = [
         (r.value, r.value / r.chips / 24.0)

@@ -3,10 +3,12 @@ doubt a number.
 
 Nearness is a distance over what drives efficiency: the decades between active parameter
 counts (weight 1) and between token counts (0.5), a different chip (0.3 within a chip family,
-0.8 across families), and dense against mixture-of-experts (0.5). Only whole-run chip-hour runs
-are candidates. The errors are those recorded by ``benchmarks/fit_estimator.py`` in
-``fitted.yaml`` (the shipped parameters' prediction of each run), so showing them costs nothing
-at request time.
+0.8 across families), and dense against mixture-of-experts (0.5). Only chip-hour runs are
+candidates (not per-step MFU figures); ``scope`` says what a run's figure counts, and
+``fitted`` whether the parameters were fitted on it (a ``fit`` run of a scope the estimator
+does not model, a distillation, was not). The errors are those recorded by
+``benchmarks/fit_estimator.py`` in ``fitted.yaml`` (the shipped parameters' prediction of each
+run), so showing them costs nothing at request time.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class Neighbour:
             "predicted_chip_hours": self.predicted,
             "error": self.error,
             "used_for": r.used_for,
+            "fitted": r.used_for == "fit" and r.fittable,
             "scope": r.scope,
             "source": r.source,
             "confidence": r.confidence,

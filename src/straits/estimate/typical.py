@@ -11,6 +11,7 @@ Bigger clusters run at a lower MFU, which is one of the things real runs lose.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
@@ -18,7 +19,7 @@ from straits.catalog import Chip, get_chip
 from straits.errors import CatalogError
 from straits.estimate.calibration import DEFAULT, Calibration, fitted_document
 from straits.estimate.efficiency import cluster_sizes
-from straits.estimate.estimator import estimate_training
+from straits.estimate.estimator import Estimate, estimate_training
 from straits.estimate.stack import DEFAULT_YEAR
 from straits.model.scenario import ModelSpec
 
@@ -89,8 +90,11 @@ def _typical(
 ) -> int:
     chip = get_chip(chip_id)
 
+    def run(n: int) -> Estimate:
+        return estimate_training(model, tokens, chip, n, cal=cal, software_year=year)
+
     def short_enough(n: int) -> bool:
-        est = estimate_training(model, tokens, chip, n, cal=cal, software_year=year)
+        est = run(n)
         return est.days <= typical.days(est.chip_hours)
 
     fewest = estimate_training(model, tokens, chip, None, cal=cal, software_year=year).min_chips
@@ -99,11 +103,23 @@ def _typical(
         return sizes[0]
     lo, hi = 0, len(sizes) - 1  # invariant: sizes[lo] too slow; answer in (lo, hi]
     if not short_enough(sizes[hi]):
-        return sizes[hi]
+        return sizes[hi] if run(sizes[hi]).fits else _fastest_fitting(sizes, run)
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if short_enough(sizes[mid]):
             hi = mid
         else:
             lo = mid
-    return sizes[hi]
+    if run(sizes[hi]).fits:
+        return sizes[hi]
+    # a size the batch cannot feed (too many replicas, or none that divides it) sits between
+    # sizes that are short enough: the next one up that fits and is, else the fastest that fits
+    up = (n for n in sizes[hi + 1 :] if run(n).fits and short_enough(n))
+    return next(up, None) or _fastest_fitting(sizes, run)
+
+
+def _fastest_fitting(sizes: list[int], run: Callable[[int], Estimate]) -> int:
+    """The size with the shortest run among those on which the model fits (the batch feeds
+    only so many replicas: beyond them no size fits); the first size when none does."""
+    fitting = [n for n in sizes if run(n).fits]
+    return min(fitting, key=lambda n: (run(n).days, n)) if fitting else sizes[0]

@@ -59,7 +59,7 @@ def make_plan(
             stages = sum(len(w.stages) for w in scenario.workloads)
             chosen = solver_named(solver, stages=stages)
         plan = chosen.solve(cand, goal, SolveContext(d, seed, on_progress, solver))
-    return replace(plan, timings=d.to_json())
+    return replace(plan, timings=d.to_json(), risk=scenario.risk)
 
 
 def _objective(sc: Scenario, spec: str | None) -> Any:

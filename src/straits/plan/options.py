@@ -234,4 +234,12 @@ def fit_stage(
                 f"pool has {count}",
                 need,
             )
-    return Fit(None, "", need, tuple(train(n) for n in counts))
+    # a count at or above the fewest chips can still hold no layout: more data-parallel
+    # replicas than the global batch feeds, or a split that does not divide it (and when no
+    # cluster holds the model, `need` is only the largest size tried): never an option
+    sizes = [train(n) for n in counts]
+    fitting = tuple(e for e in sizes if e.fits)
+    if not fitting:
+        why = next((x for x in sizes[0].notes if x.startswith("does not fit")), "does not fit")
+        return Fit(memory, why, need)
+    return Fit(None, "", need, fitting)

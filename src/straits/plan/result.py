@@ -267,6 +267,8 @@ class Plan:
     from"""
     timings: dict[str, Any] | None = None
     """the time limit and the seconds each phase took (:class:`~straits.plan.deadline.Deadline`)"""
+    risk: str = "p50"
+    """where in the estimates' interval training stages were budgeted (``p90``: the high end)"""
 
     @property
     def total_cost_usd(self) -> float:
@@ -288,6 +290,20 @@ class Plan:
     @property
     def tco2e(self) -> float:
         return sum(a.tco2e or 0.0 for a in self.assignments)
+
+    @property
+    def total_cost_usd_high(self) -> float | None:
+        """The cost with every training stage's compute at its estimate's high end (equal to
+        ``total_cost_usd`` at p90); None when no placed stage carries an interval."""
+        ranged = [a for a in self.assignments if a.chip_hours_range is not None]
+        if not ranged:
+            return None
+        extra = 0.0
+        for a in ranged:
+            assert a.chip_hours_range is not None
+            if a.chip_hours > 0:
+                extra += a.compute_usd * (a.chip_hours_range[1] / a.chip_hours - 1.0)
+        return self.total_cost_usd + max(extra, 0.0)
 
     @property
     def makespan_hours(self) -> float:
@@ -318,7 +334,9 @@ class Plan:
             "solver": self.solver,
             "status": self.status,
             "objective": self.objective,
+            "risk": self.risk,
             "total_cost_usd": round(self.total_cost_usd, 2),
+            "total_cost_usd_high": _round2(self.total_cost_usd_high),
             "penalty_usd": round(self.penalty_usd, 2),
             "makespan_hours": round(self.makespan_hours, 3),
             "energy_mwh": round(self.energy_mwh, 3),
@@ -353,6 +371,10 @@ class Plan:
             "search": self.search,
             "timings": self.timings,
         }
+
+
+def _round2(v: float | None) -> float | None:
+    return None if v is None else round(v, 2)
 
 
 def _round(v: float | None) -> float | None:
