@@ -43,7 +43,15 @@ from straits.errors import (
 )
 from straits.rules import ruleset
 from straits.server import bodies
-from straits.server.head import ASGIApp, HeadAsGet, Message, Receive, Scope, Send
+from straits.server.head import (
+    ASGIApp,
+    HeadAsGet,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    error_headers,
+)
 from straits.server.jobs import Worker
 from straits.server.ledger_routes import router as ledger_router
 from straits.server.plan_routes import router as plan_router
@@ -324,7 +332,7 @@ def _errors(app: FastAPI) -> None:
             exc.status_code,
             str(exc.detail),
             instance=request.url.path,
-            headers=getattr(exc, "headers", None),
+            headers=error_headers(request, exc),
         )
 
     @app.exception_handler(BusyError)

