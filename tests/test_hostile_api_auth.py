@@ -58,3 +58,21 @@ def test_a_405_names_every_method_of_the_path(
     if not path.startswith("/ui/"):
         assert_problem(r, 405)
     assert {m.strip() for m in r.headers["allow"].split(",")} == allowed
+
+
+# --- Authorization given twice ----------------------------------------------------------------
+def test_two_authorization_headers_are_refused_whichever_comes_first(api: Api) -> None:
+    """Two Authorization headers were read as the first: a proxy that adds its own token
+    after the client's (or a client that adds one after a proxy's) had the request run as
+    whichever came first. A request has one (RFC 9110 11.6.2): two are a 401, logged."""
+    good = f"Bearer {api.token('hz-cloud', 'viewer')}"
+    other = f"Bearer {api.token('other', 'admin')}"
+    for pair in ((good, other), (other, good), (good, good), (good, "")):
+        headers = httpx.Headers([("Authorization", pair[0]), ("Authorization", pair[1])])
+        r = api.client.get("/v1/chips", headers=headers)
+        body = assert_problem(r, 401)
+        assert "Authorization" in body["detail"]
+        assert r.headers["www-authenticate"] == "Bearer"
+    assert any("Authorization" in e.reason for e in refusals(api.store))
+    one = api.client.get("/v1/chips", headers={"Authorization": good})
+    assert one.status_code == 200
