@@ -76,3 +76,47 @@ def test_two_authorization_headers_are_refused_whichever_comes_first(api: Api) -
     assert any("Authorization" in e.reason for e in refusals(api.store))
     one = api.client.get("/v1/chips", headers={"Authorization": good})
     assert one.status_code == 200
+
+
+# --- query parameters given twice --------------------------------------------------------------
+REPEATED = [
+    # url, the parameter named
+    ("/v1/plans?status=done&status=failed", "status"),
+    ("/v1/plans?limit=1&limit=1000", "limit"),
+    ("/v1/plans?tenant=hz-cloud&tenant=other", "tenant"),
+    ("/v1/ledger/entries?since=1&since=5", "since"),
+    ("/v1/ledger/verify?quick=true&quick=false", "quick"),
+    ("/v1/ledger/consistency?first=0&second=0&second=0", "second"),
+    ("/v1/rules?regime=enacted&regime=ai-diffusion", "regime"),
+    ("/v1/plans/{id}/export?to=slurm&format=zip&format=tar", "format"),
+]
+
+
+@pytest.mark.parametrize(("url", "name"), REPEATED)
+def test_a_query_parameter_given_twice_is_a_400_naming_it(api: Api, url: str, name: str) -> None:
+    """A parameter that takes one value, given twice, was read as its last value: `status=done&
+    status=failed` listed the failed plans only, to a client that meant either. Now a 400 whose
+    `path` names the parameter; those that take a list (`pack`, `run`) still repeat."""
+    r = api.client.get(url.replace("{id}", "0" * 32), headers=api.auth("hz-cloud", "viewer"))
+    body = assert_problem(r, 400)
+    assert body["path"] == name
+
+
+def test_list_parameters_still_repeat_and_refusals_stay_401_first(api: Api) -> None:
+    h = api.auth("hz-cloud", "viewer")
+    assert api.client.get("/v1/rules?pack=us-export&pack=eu-ai-act", headers=h).status_code == 200
+    # no token: the 401 comes before any look at the query
+    assert_problem(api.client.get("/v1/plans?status=done&status=failed"), 401)
+
+
+def test_the_console_refuses_a_repeated_parameter_with_an_html_page(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    app = create_app(store)
+    with TestClient(app, base_url="https://testserver", raise_server_exceptions=False) as b:
+        _sign_in(b, create_token(store, "hz-cloud", "viewer")[0])
+        r = b.get("/ui/rules?regime=enacted&regime=ai-diffusion")
+        assert r.status_code == 400
+        assert r.headers["content-type"].startswith("text/html")
+        assert "regime" in r.text
+        assert b.get("/ui/rules?regime=ai-diffusion").status_code == 200
+    store.close()

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from straits.errors import AuthError, BusyError, InputError, NotFoundError, StraitsError
 from straits.model.types import Regime
+from straits.server.query import refuse_repeated
 from straits.web import actions, session, views
 from straits.web.session import Signed
 from straits.web.templating import HEADERS, render
@@ -36,6 +37,7 @@ def user(request: Request) -> Signed:
     signed = session.current(request)
     if signed is None:
         raise SignIn(request.url.path)
+    refuse_repeated(request)  # ?regime=a&regime=b was read as b
     return signed
 
 
