@@ -120,3 +120,73 @@ def test_the_console_refuses_a_repeated_parameter_with_an_html_page(tmp_path: Pa
         assert "regime" in r.text
         assert b.get("/ui/rules?regime=ai-diffusion").status_code == 200
     store.close()
+
+
+# --- the console's cookie of a revoked token -------------------------------------------------
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def _sign_in(b: TestClient, token: str) -> None:
+    m = CSRF.search(b.get("/ui/login").text)
+    assert m is not None
+    r = b.post("/ui/login", data={"token": token, "csrf": m.group(1)}, follow_redirects=False)
+    assert r.status_code == 303
+
+
+def test_a_revoked_tokens_session_cookie_is_cleared(tmp_path: Path) -> None:
+    """The console's cookie holds the bearer token. Once the token was revoked, every page
+    sent the browser to sign in, and signing out did too, but nothing cleared the cookie: the
+    browser kept the revoked secret for the rest of its 8 hours. Now the redirect to sign-in
+    deletes a session cookie the server refused."""
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    app = create_app(store)
+    token, row = create_token(store, "hz-cloud", "viewer")
+    with TestClient(app, base_url="https://testserver", raise_server_exceptions=False) as b:
+        _sign_in(b, token)
+        m = CSRF.search(b.get("/ui/").text)
+        assert m is not None
+        revoke_token(store, row.id)
+        for method, path in (("GET", "/ui/"), ("GET", "/ui/plans/rows"), ("POST", "/ui/logout")):
+            b.cookies.clear()
+            r = b.request(
+                method,
+                path,
+                data={"csrf": m.group(1)} if method == "POST" else None,
+                headers={"Cookie": f"straits_session={token}"},
+                follow_redirects=False,
+            )
+            assert r.status_code == 303 and r.headers["location"] == "/ui/login"
+            cleared = [c for c in r.headers.get_list("set-cookie") if "straits_session=" in c]
+            assert cleared and "Max-Age=0" in cleared[0], r.headers
+        # a visitor with no cookie is sent to sign in without a Set-Cookie
+        r = b.get("/ui/", follow_redirects=False)
+        assert r.status_code == 303 and not r.headers.get_list("set-cookie")
+    store.close()
+
+
+def test_another_tenants_plan_is_404_on_every_route_and_page(api: Api, example_path: Path) -> None:
+    """What held, kept as a test: another tenant's plan, by its id or a prefix, is a 404
+    exactly as a missing one on every plan route, whatever that tenant's token's role."""
+    h = api.auth("hz-cloud", "planner")
+    r = api.client.post(
+        "/v1/plans?solver=greedy&time_limit=2", json=scenario_doc(example_path), headers=h
+    )
+    plan_id = r.json()["id"]
+    wait_done(api, plan_id, h)
+    missing = "f" * 32
+    for who in ("viewer", "planner"):
+        o = api.auth("other", who)
+        for ref in (plan_id, plan_id[:6], missing):
+            for method, path in (
+                ("GET", f"/v1/plans/{ref}"),
+                ("GET", f"/v1/plans/{ref}/plan"),
+                ("GET", f"/v1/plans/{ref}/report"),
+                ("GET", f"/v1/plans/{ref}/export?to=slurm"),
+            ):
+                assert_problem(api.client.request(method, path, headers=o), 404)
+            r = api.client.post(
+                "/v1/impact", json={"date": "2026-01-01", "plans": [ref]}, headers=o
+            )
+            assert_problem(r, 404)
+        d = api.client.delete(f"/v1/plans/{plan_id}", headers=o)
+        assert_problem(d, 403 if who == "viewer" else 404)  # the role first, for any id

@@ -97,6 +97,7 @@ def with_console_headers(page: HTMLResponse) -> HTMLResponse:
 
 def mount_console(app: FastAPI) -> None:
     from straits.web.pages import SignIn, router
+    from straits.web.session import COOKIE, sign_out
 
     app.include_router(router)
 
@@ -146,7 +147,10 @@ def mount_console(app: FastAPI) -> None:
 
     async def to_sign_in(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SignIn)
-        return RedirectResponse("/ui/login", status_code=303)
+        response = RedirectResponse("/ui/login", status_code=303)
+        if request.cookies.get(COOKIE):  # a revoked token's: the browser keeps no dead secret
+            sign_out(response)
+        return response
 
     app.add_exception_handler(SignIn, to_sign_in)
     _html_errors_under_ui(app)
