@@ -24,7 +24,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
@@ -85,10 +85,10 @@ class BodyLimit:
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None and not length.isdigit():
-            await problem(
+            await _refusal(
+                scope,
                 400,
                 "the Content-Length header is not a number",
-                instance=scope.get("path"),
                 path="Content-Length",
             )(scope, _no_receive, send)
             return
@@ -119,10 +119,10 @@ class BodyLimit:
         except _TooLarge:
             await self._refuse(scope, send)
         except _TooSlow:
-            await problem(
+            await _refusal(
+                scope,
                 408,
                 f"the request body did not arrive within {self.timeout:g} s",
-                instance=scope.get("path"),
                 headers={"Connection": "close"},
             )(scope, _no_receive, send)
 
@@ -138,13 +138,28 @@ class BodyLimit:
             reason=reason,
             client=client[0] if client else None,
         )
-        await problem(
+        await _refusal(
+            scope,
             413,
             reason,
-            instance=scope.get("path"),
             expected=f"a body of at most {self.limit:,} bytes",
             headers={"Connection": "close"},
         )(scope, _no_receive, send)
+
+
+def _refusal(
+    scope: Scope, status: int, detail: str, headers: dict[str, str] | None = None, **fields: Any
+) -> Response:
+    """What the body guards answer before any route runs: problem+json, or under /ui an HTML
+    page (a console form over the limit showed the browser problem+json)."""
+    path = str(scope.get("path", ""))
+    if path.startswith("/ui/"):
+        from straits.web.pages import plain_error_page
+
+        page = plain_error_page(status, detail)
+        page.headers.update(headers or {})
+        return page
+    return problem(status, detail, instance=path, headers=headers, **fields)
 
 
 class _TooLarge(Exception):

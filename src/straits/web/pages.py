@@ -467,15 +467,25 @@ async def rules_page(
     )
 
 
+HEADINGS = {
+    400: "Bad request",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    408: "Too slow",
+    409: "Not ready",
+    413: "Too large",
+    500: "Internal error",
+    503: "Unavailable",
+}
+
+
 def error_page(request: Request, exc: StraitsError, status: int) -> Response:
-    signed = session.current(request)
-    heading = {
-        400: "Bad request",
-        403: "Forbidden",
-        404: "Not found",
-        405: "Method not allowed",
-        409: "Not ready",
-    }.get(status, "Error")
+    try:
+        signed = session.current(request)
+    except Exception:  # the page of a database gone: it cannot say who is signed in
+        signed = None
+    heading = HEADINGS.get(status, "Error")
     return render(
         "error.html.j2",
         status=status,
@@ -487,4 +497,18 @@ def error_page(request: Request, exc: StraitsError, status: int) -> Response:
     )
 
 
-__all__ = ["NotFoundError", "SignIn", "error_page", "router"]
+def plain_error_page(status: int, detail: str) -> Response:
+    """An error page that asks nothing of the database (no signed-in user): for what the
+    server refuses before a page runs (a body over the limit, or too slow)."""
+    heading = HEADINGS.get(status, "Error")
+    return render(
+        "error.html.j2",
+        status=status,
+        title=f"{heading} - Straits",
+        status_code=status,
+        heading=heading,
+        detail=detail,
+    )
+
+
+__all__ = ["NotFoundError", "SignIn", "error_page", "plain_error_page", "router"]
