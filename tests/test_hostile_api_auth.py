@@ -4,9 +4,12 @@ token that was revoked. Each case failed before its fix; what held is in docs/ro
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -190,3 +193,60 @@ def test_another_tenants_plan_is_404_on_every_route_and_page(api: Api, example_p
             assert_problem(r, 404)
         d = api.client.delete(f"/v1/plans/{plan_id}", headers=o)
         assert_problem(d, 403 if who == "viewer" else 404)  # the role first, for any id
+
+
+# --- the audit log ---------------------------------------------------------------------------
+FORGED = "straits.audit: refused GET /v1/x -> 403 (forged) token=abc tenant=hz-cloud"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers"),
+    [
+        # a body over the limit: the path is the server's percent-decoded scope["path"]
+        ("POST", "/x\n" + FORGED, [(b"content-length", b"999999999")]),
+        ("POST", "/v1/check\r\n" + FORGED, [(b"content-length", b"999999999")]),
+        # no token: the path as Starlette gives it (newlines dropped, other controls kept)
+        ("GET", "/v1/plans/x\x1b[2K\x1b[1G" + FORGED.replace("/", "|"), []),
+    ],
+)
+def test_a_request_path_cannot_forge_lines_of_the_audit_log(
+    api: Api, caplog: pytest.LogCaptureFixture, method: str, path: str, headers: list[Any]
+) -> None:
+    """The audit log line of a refusal held the request's path as the client sent it,
+    percent-decoded: `POST /x%0Astraits.audit: refused ...` with a Content-Length over the
+    limit wrote a second, forged line into the audit log (and an ANSI escape rewrote the
+    operator's terminal line). Now every character that is not printable is escaped."""
+    app = api.client.app
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": headers,
+        "client": ("192.0.2.1", 1),
+        "server": ("testserver", 80),
+        "scheme": "http",
+        "root_path": "",
+        "http_version": "1.1",
+        "asgi": {"version": "3.0"},
+    }
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def call() -> None:
+        await app(scope, receive, send)
+
+    with caplog.at_level(logging.INFO, logger="straits"):
+        asyncio.run(call())
+    assert sent[0]["status"] in (401, 413)
+    lines = [r.getMessage() for r in caplog.records if r.name == "straits.audit"]
+    assert lines, caplog.text
+    for line in lines:
+        assert "\n" not in line and "\r" not in line and "\x1b" not in line, line
+    assert any("\\x0a" in line or "\\x1b" in line for line in lines), lines

@@ -62,7 +62,7 @@ from straits.server.routes import router
 from straits.server.schemas import Health, Ready
 from straits.server.settings import Settings
 from straits.server.skypilot_routes import router as skypilot_router
-from straits.store.audit import log_refusal
+from straits.store.audit import log_refusal, loggable
 from straits.store.db import Store
 from straits.store.keys import configured as ledger_keys
 from straits.web import mount_console
@@ -303,7 +303,11 @@ def _errors(app: FastAPI) -> None:
     async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
         # the client closed the connection before its body arrived: nobody reads this answer,
         # and it is no incident (it was a 500 with two stack traces in the log per client)
-        log.info("client gone before its body arrived: %s %s", request.method, request.url.path)
+        log.info(
+            "client gone before its body arrived: %s %s",
+            loggable(request.method),
+            loggable(request.url.path),
+        )
         return problem(
             400, "the connection closed before the body arrived", instance=request.url.path
         )
@@ -364,7 +368,12 @@ def _errors(app: FastAPI) -> None:
     async def _store(request: Request, exc: StoreError | OperationalError) -> JSONResponse:
         # OperationalError: a read whose database went away after the store opened (a
         # PostgreSQL server stopped, a connection cut): unavailable, as a failed write is
-        log.error("database error on %s %s: %s", request.method, request.url.path, exc)
+        log.error(
+            "database error on %s %s: %s",
+            loggable(request.method),
+            loggable(request.url.path),
+            exc,
+        )
         return problem(
             503,
             "the database is unavailable; try again",
@@ -375,7 +384,13 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
         incident = uuid.uuid4().hex[:12]
-        log.error("incident %s on %s %s", incident, request.method, request.url.path, exc_info=exc)
+        log.error(
+            "incident %s on %s %s",
+            incident,
+            loggable(request.method),
+            loggable(request.url.path),
+            exc_info=exc,
+        )
         return problem(
             500,
             f"internal error (incident {incident})",
