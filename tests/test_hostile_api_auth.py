@@ -5,6 +5,7 @@ token that was revoked. Each case failed before its fix; what held is in docs/ro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Iterator
@@ -250,3 +251,35 @@ def test_a_request_path_cannot_forge_lines_of_the_audit_log(
     for line in lines:
         assert "\n" not in line and "\r" not in line and "\x1b" not in line, line
     assert any("\\x0a" in line or "\\x1b" in line for line in lines), lines
+
+
+# --- revocation while a request is in flight -----------------------------------------------
+def test_a_token_revoked_while_it_is_read_is_not_trusted_afterwards(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A verified token is trusted for a second, and a revocation in this process clears that
+    trust at once. But a request whose token was read from the database just before the
+    revocation committed cached it afterwards: the revoked token was honoured for another
+    second in the very process that revoked it. Now a read that a revocation overtook is not
+    cached (and is asked again)."""
+    from straits.errors import AuthError
+    from straits.store import tokens
+
+    store = Store(f"sqlite:///{tmp_path / 't.db'}")
+    token, row = create_token(store, "hz-cloud", "viewer")
+    read = tokens._authenticate
+    raced: list[bool] = []
+
+    def racing(store_: Store, token_: str | None) -> tokens.Principal:
+        who = read(store_, token_)
+        if not raced:  # the revocation lands between the read and the cache
+            raced.append(True)
+            revoke_token(store, row.id)
+        return who
+
+    monkeypatch.setattr(tokens, "_authenticate", racing)
+    with contextlib.suppress(AuthError):  # in flight: either answer is right
+        tokens.authenticate(store, token)
+    with pytest.raises(AuthError, match="revoked"):
+        tokens.authenticate(store, token)
+    store.close()
