@@ -283,3 +283,30 @@ def test_a_token_revoked_while_it_is_read_is_not_trusted_afterwards(
     with pytest.raises(AuthError, match="revoked"):
         tokens.authenticate(store, token)
     store.close()
+
+
+# --- trailing slashes ------------------------------------------------------------------------
+SLASHES = [
+    # path, Location
+    ("/v1/plans/?limit=5", "/v1/plans?limit=5"),
+    ("/v1/chips/", "/v1/chips"),
+    ("/ui/ledger/", "/ui/ledger"),
+    ("/healthz/", "/healthz"),
+    ("/v1/plans/abc/plan/", "/v1/plans/abc/plan"),
+]
+
+
+@pytest.mark.parametrize(("path", "location"), SLASHES)
+def test_a_trailing_slash_redirects_on_this_host_whatever_the_host_header(
+    api: Api, path: str, location: str
+) -> None:
+    """Starlette's redirect of a path with a trailing slash was absolute, built from the
+    request's Host header: `Host: evil.example` on `GET /v1/plans/` answered `Location:
+    http://evil.example/v1/plans` (a poisoned cache or proxy sends every client there, with
+    whatever it sends). The redirect is relative now; a path no route takes is a 404 problem."""
+    r = api.client.get(path, headers={"Host": "evil.example"}, follow_redirects=False)
+    assert r.status_code == 307
+    assert r.headers["location"] == location
+    assert_problem(api.client.get("/v1/nothing/", follow_redirects=False), 404)
+    r = api.client.get("http://testserver//evil.example/", follow_redirects=False)
+    assert r.status_code == 404, r.headers  # never a Location to another host

@@ -51,6 +51,7 @@ from straits.server.head import (
     Scope,
     Send,
     error_headers,
+    slash_redirect,
 )
 from straits.server.jobs import Worker
 from straits.server.ledger_routes import router as ledger_router
@@ -205,6 +206,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        redirect_slashes=False,  # head.slash_redirect: relative, not from the Host header
         default_response_class=StrictJSONResponse,
         generate_unique_id_function=_operation_id,
         description="Where AI training and serving may run across borders, within "
@@ -346,7 +348,10 @@ def _errors(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        redirect = slash_redirect(request, exc)
+        if redirect is not None:
+            return redirect
         return problem(
             exc.status_code,
             str(exc.detail),

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
+from urllib.parse import quote
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Match
 
 # the ASGI types the server's middlewares share (BodyLimit in app.py uses them too)
@@ -70,3 +72,23 @@ def error_headers(request: Request, exc: HTTPException) -> dict[str, str] | None
     if exc.status_code == 405:
         headers["Allow"] = allowed_methods(request.app.router.routes, request.scope)
     return headers or None
+
+
+def slash_redirect(request: Request, exc: HTTPException) -> Response | None:
+    """For a 404 whose path differs from a route's by a trailing slash, the redirect to it, as
+    Starlette's ``redirect_slashes`` gave it, but with a relative ``Location``: Starlette's was
+    absolute, built from the request's ``Host`` header (``Host: evil.example`` on ``GET
+    /v1/plans/`` answered ``Location: http://evil.example/v1/plans``), for any method and
+    before any token was asked."""
+    path = str(request.scope.get("path", ""))
+    if exc.status_code != 404 or path in ("", "/"):
+        return None
+    other = path.rstrip("/") if path.endswith("/") else path + "/"
+    if not other.startswith("/") or other.startswith("//"):  # never another host
+        return None
+    scope = {**request.scope, "path": other}
+    if not any(r.matches(scope)[0] != Match.NONE for r in request.app.router.routes):
+        return None
+    query = request.url.query
+    location = quote(other) + (f"?{query}" if query else "")
+    return RedirectResponse(location, status_code=307)

@@ -231,13 +231,16 @@ def _html_http_errors_under_ui(app: FastAPI) -> None:
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    from straits.server.head import error_headers
+    from straits.server.head import error_headers, slash_redirect
 
     http_json: Any = app.exception_handlers.get(StarletteHTTPException)
     invalid_json: Any = app.exception_handlers.get(RequestValidationError)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         if request.url.path.startswith("/ui/") and isinstance(exc, StarletteHTTPException):
+            redirect = slash_redirect(request, exc)
+            if redirect is not None:
+                return redirect
             page = error_page_for(request, StraitsError(str(exc.detail)), exc.status_code)
             for name, value in (error_headers(request, exc) or {}).items():
                 page.headers[name] = value
