@@ -166,12 +166,16 @@ def test_plan_views_serve_only_what_the_log_proves(
         f"/v1/plans/{plan_id}",
         f"/v1/plans/{plan_id}/plan",
         f"/v1/plans/{plan_id}/export?to=skypilot",
-        f"/ui/plans/{plan_id}",
     ):
         r = api.client.get(path, headers=h)
         assert r.status_code == 409 and r.json()["ledger_seq"] == 1, path
         assert r.headers["content-type"].startswith("application/problem+json")
         assert "3" not in r.json()["detail"] and "elsewhere" not in r.text, r.json()["detail"]
+    # the console's page says the same as an HTML page (it was the API's problem+json, atk14)
+    r = api.client.get(f"/ui/plans/{plan_id}")
+    assert r.status_code == 409 and r.headers["content-type"].startswith("text/html")
+    assert "your ledger entry 1" in r.text
+    assert "ledger entry 3" not in r.text and "elsewhere" not in r.text
     api.client.cookies.clear()
 
 

@@ -24,7 +24,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
@@ -43,7 +43,16 @@ from straits.errors import (
 )
 from straits.rules import ruleset
 from straits.server import bodies
-from straits.server.head import ASGIApp, HeadAsGet, Message, Receive, Scope, Send
+from straits.server.head import (
+    ASGIApp,
+    HeadAsGet,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    error_headers,
+    slash_redirect,
+)
 from straits.server.jobs import Worker
 from straits.server.ledger_routes import router as ledger_router
 from straits.server.plan_routes import router as plan_router
@@ -54,7 +63,7 @@ from straits.server.routes import router
 from straits.server.schemas import Health, Ready
 from straits.server.settings import Settings
 from straits.server.skypilot_routes import router as skypilot_router
-from straits.store.audit import log_refusal
+from straits.store.audit import log_refusal, loggable
 from straits.store.db import Store
 from straits.store.keys import configured as ledger_keys
 from straits.web import mount_console
@@ -77,10 +86,10 @@ class BodyLimit:
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None and not length.isdigit():
-            await problem(
+            await _refusal(
+                scope,
                 400,
                 "the Content-Length header is not a number",
-                instance=scope.get("path"),
                 path="Content-Length",
             )(scope, _no_receive, send)
             return
@@ -111,10 +120,10 @@ class BodyLimit:
         except _TooLarge:
             await self._refuse(scope, send)
         except _TooSlow:
-            await problem(
+            await _refusal(
+                scope,
                 408,
                 f"the request body did not arrive within {self.timeout:g} s",
-                instance=scope.get("path"),
                 headers={"Connection": "close"},
             )(scope, _no_receive, send)
 
@@ -130,13 +139,28 @@ class BodyLimit:
             reason=reason,
             client=client[0] if client else None,
         )
-        await problem(
+        await _refusal(
+            scope,
             413,
             reason,
-            instance=scope.get("path"),
             expected=f"a body of at most {self.limit:,} bytes",
             headers={"Connection": "close"},
         )(scope, _no_receive, send)
+
+
+def _refusal(
+    scope: Scope, status: int, detail: str, headers: dict[str, str] | None = None, **fields: Any
+) -> Response:
+    """What the body guards answer before any route runs: problem+json, or under /ui an HTML
+    page (a console form over the limit showed the browser problem+json)."""
+    path = str(scope.get("path", ""))
+    if path.startswith("/ui/"):
+        from straits.web.pages import plain_error_page
+
+        page = plain_error_page(status, detail)
+        page.headers.update(headers or {})
+        return page
+    return problem(status, detail, instance=path, headers=headers, **fields)
 
 
 class _TooLarge(Exception):
@@ -182,6 +206,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        redirect_slashes=False,  # head.slash_redirect: relative, not from the Host header
         default_response_class=StrictJSONResponse,
         generate_unique_id_function=_operation_id,
         description="Where AI training and serving may run across borders, within "
@@ -280,7 +305,11 @@ def _errors(app: FastAPI) -> None:
     async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
         # the client closed the connection before its body arrived: nobody reads this answer,
         # and it is no incident (it was a 500 with two stack traces in the log per client)
-        log.info("client gone before its body arrived: %s %s", request.method, request.url.path)
+        log.info(
+            "client gone before its body arrived: %s %s",
+            loggable(request.method),
+            loggable(request.url.path),
+        )
         return problem(
             400, "the connection closed before the body arrived", instance=request.url.path
         )
@@ -319,12 +348,15 @@ def _errors(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        redirect = slash_redirect(request, exc)
+        if redirect is not None:
+            return redirect
         return problem(
             exc.status_code,
             str(exc.detail),
             instance=request.url.path,
-            headers=getattr(exc, "headers", None),
+            headers=error_headers(request, exc),
         )
 
     @app.exception_handler(BusyError)
@@ -341,7 +373,12 @@ def _errors(app: FastAPI) -> None:
     async def _store(request: Request, exc: StoreError | OperationalError) -> JSONResponse:
         # OperationalError: a read whose database went away after the store opened (a
         # PostgreSQL server stopped, a connection cut): unavailable, as a failed write is
-        log.error("database error on %s %s: %s", request.method, request.url.path, exc)
+        log.error(
+            "database error on %s %s: %s",
+            loggable(request.method),
+            loggable(request.url.path),
+            exc,
+        )
         return problem(
             503,
             "the database is unavailable; try again",
@@ -352,7 +389,13 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
         incident = uuid.uuid4().hex[:12]
-        log.error("incident %s on %s %s", incident, request.method, request.url.path, exc_info=exc)
+        log.error(
+            "incident %s on %s %s",
+            incident,
+            loggable(request.method),
+            loggable(request.url.path),
+            exc_info=exc,
+        )
         return problem(
             500,
             f"internal error (incident {incident})",

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from straits.errors import AuthError
+from straits.server.query import refuse_repeated
 from straits.store.audit import log_refusal
 from straits.store.tokens import Principal, Role, authenticate
 
@@ -38,15 +39,22 @@ def principal(request: Request) -> Principal:
 def caller(request: Request, fallback_token: str | None = None) -> Principal:
     """The caller of ``request``: its bearer token, else ``fallback_token`` (for callers that
     cannot send headers, such as SkyPilot's admin-policy client)."""
-    header = request.headers.get("authorization", "")
+    headers = request.headers.getlist("authorization")
+    header = headers[0] if headers else ""
     scheme, _, token = header.partition(" ")
     try:
+        if len(headers) > 1:  # read as the first, a request ran as whichever token came first
+            raise AuthError(
+                f"{len(headers)} Authorization headers: send one, 'Authorization: Bearer st_...'",
+                401,
+            )
         if header and scheme.lower() != "bearer":
             raise AuthError("use the Bearer scheme: 'Authorization: Bearer st_...'", 401)
         who = authenticate(request.app.state.store, token.strip() or fallback_token or None)
     except AuthError as exc:
         raise refuse(request, exc.status, str(exc)) from None
     request.state.who = who  # what the error handlers may show depends on who asked
+    refuse_repeated(request)  # after the token: a 401 comes before any look at the query
     return who
 
 

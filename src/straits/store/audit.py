@@ -13,6 +13,20 @@ from straits.store.tables import AuditRow
 log = logging.getLogger("straits.audit")
 
 
+def loggable(text: object) -> str:
+    """``text`` for one log line: every character that is not printable (a newline, a carriage
+    return, an ANSI escape) written as ``\\xNN`` / ``\\uNNNN``. A request path is the client's
+    text, percent-decoded by the server (``/x%0Arefused GET ...`` is ``/x``, a newline and a
+    line of the client's making): it forged whole lines of this log."""
+    value = str(text)
+    if value.isprintable():
+        return value
+    return "".join(
+        c if c.isprintable() else (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+        for c in value
+    )
+
+
 def log_refusal(
     store: Store,
     *,
@@ -26,13 +40,13 @@ def log_refusal(
 ) -> None:
     log.warning(
         "refused %s %s -> %d (%s) token=%s tenant=%s client=%s",
-        method,
-        path,
+        loggable(method),
+        loggable(path),
         status,
-        reason,
-        token_id,
-        tenant,
-        client,
+        loggable(reason),
+        loggable(token_id),
+        loggable(tenant),
+        loggable(client),
     )
     try:
         with store.write(ledger=False) as s:

@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -84,6 +85,11 @@ def create_token(store: Store, tenant: str, role: str, label: str = "") -> tuple
 #: by another process takes effect within this time; one made in this process, at once)
 TRUST_SECONDS = 1.0
 _trusted: dict[str, tuple[float, Principal]] = {}
+#: revocations made in this process so far: a token read from the database before one of them
+#: is not trusted after it (a request in flight while its token was revoked cached the token
+#: anew, trusted for another second, where a revocation in this process counts at once)
+_revocations = [0]
+_trust_lock = threading.Lock()
 
 
 def authenticate(store: Store, token: str | None) -> Principal:
@@ -92,10 +98,14 @@ def authenticate(store: Store, token: str | None) -> Principal:
         hit = _trusted.get(_hash(token))
         if hit is not None and time.monotonic() - hit[0] < TRUST_SECONDS:
             return hit[1]
+    before = _revocations[0]
     who = _authenticate(store, token)
-    if len(_trusted) > 10_000:
-        _trusted.clear()
-    _trusted[_hash(token or "")] = (time.monotonic(), who)
+    with _trust_lock:
+        if _revocations[0] != before:  # a revocation came while it was read: ask again
+            return _authenticate(store, token)
+        if len(_trusted) > 10_000:
+            _trusted.clear()
+        _trusted[_hash(token or "")] = (time.monotonic(), who)
     return who
 
 
@@ -133,5 +143,7 @@ def revoke_token(store: Store, token_id: str) -> TokenRow:
             raise NotFoundError(f"no token {token_id!r}")
         if row.revoked_at is None:
             row.revoked_at = dt.datetime.now(dt.UTC)
-    _trusted.clear()
+    with _trust_lock:
+        _revocations[0] += 1
+        _trusted.clear()
     return row

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 from collections.abc import Callable
 from functools import cache
@@ -22,7 +23,14 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from straits.errors import AuthError, BusyError, InputError, NotFoundError, StraitsError
+from straits.errors import (
+    AuthError,
+    BusyError,
+    InputError,
+    NotFoundError,
+    StoreError,
+    StraitsError,
+)
 
 #: name -> (loader, media type) of every file under /static
 Asset = tuple[Callable[[], bytes], str]
@@ -97,6 +105,7 @@ def with_console_headers(page: HTMLResponse) -> HTMLResponse:
 
 def mount_console(app: FastAPI) -> None:
     from straits.web.pages import SignIn, router
+    from straits.web.session import COOKIE, sign_out
 
     app.include_router(router)
 
@@ -146,7 +155,10 @@ def mount_console(app: FastAPI) -> None:
 
     async def to_sign_in(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SignIn)
-        return RedirectResponse("/ui/login", status_code=303)
+        response = RedirectResponse("/ui/login", status_code=303)
+        if request.cookies.get(COOKIE):  # a revoked token's: the browser keeps no dead secret
+            sign_out(response)
+        return response
 
     app.add_exception_handler(SignIn, to_sign_in)
     _html_errors_under_ui(app)
@@ -180,6 +192,36 @@ def _html_errors_under_ui(app: FastAPI) -> None:
 
         app.add_exception_handler(cls, make(cls, status, json_handler))
     _html_http_errors_under_ui(app)
+    _html_problems_under_ui(app)
+
+
+def _html_problems_under_ui(app: FastAPI) -> None:
+    """A crash (500), a database gone (503) and a record the ledger does not prove (409) as
+    HTML pages under /ui: they answered a browser with problem+json. The API's handler still
+    decides the answer (it logs, picks the incident id and the detail the caller may see, a
+    tenant never what differs), and the page shows its detail and keeps its Retry-After."""
+    from sqlalchemy.exc import OperationalError
+
+    from straits.errors import LedgerError
+
+    for cls in (LedgerError, StoreError, OperationalError, Exception):
+        json_handler: Any = app.exception_handlers.get(cls)
+        assert json_handler is not None, cls
+
+        def make(json_handler: Any) -> Any:
+            async def handler(request: Request, exc: Exception) -> Response:
+                response: Response = await json_handler(request, exc)
+                if not request.url.path.startswith("/ui/"):
+                    return response
+                detail = str(json.loads(bytes(response.body)).get("detail", ""))
+                page = error_page_for(request, StraitsError(detail), response.status_code)
+                if "retry-after" in response.headers:
+                    page.headers["Retry-After"] = response.headers["retry-after"]
+                return page
+
+            return handler
+
+        app.add_exception_handler(cls, make(json_handler))
 
 
 def _html_http_errors_under_ui(app: FastAPI) -> None:
@@ -189,13 +231,18 @@ def _html_http_errors_under_ui(app: FastAPI) -> None:
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
+    from straits.server.head import error_headers, slash_redirect
+
     http_json: Any = app.exception_handlers.get(StarletteHTTPException)
     invalid_json: Any = app.exception_handlers.get(RequestValidationError)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         if request.url.path.startswith("/ui/") and isinstance(exc, StarletteHTTPException):
+            redirect = slash_redirect(request, exc)
+            if redirect is not None:
+                return redirect
             page = error_page_for(request, StraitsError(str(exc.detail)), exc.status_code)
-            for name, value in (exc.headers or {}).items():
+            for name, value in (error_headers(request, exc) or {}).items():
                 page.headers[name] = value
             return page
         assert http_json is not None

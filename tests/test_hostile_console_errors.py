@@ -1,0 +1,121 @@
+"""Every error of a console page is an HTML page (atk14): a crash, a database gone, a record
+the ledger does not prove and a body over the limit answered a signed_in with the API's
+problem+json. Each case failed before its fix."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from straits.errors import StoreError
+from straits.server import create_app
+from straits.server.settings import Settings
+from straits.store import Store
+from straits.store.tokens import create_token
+from straits.web import views
+from test_api import Api, scenario_doc, wait_done
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@pytest.fixture
+def signed_in(tmp_path: Path) -> Iterator[tuple[TestClient, Store]]:
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    app = create_app(store, settings=Settings(max_body_bytes=64 * 1024, max_time_limit=30))
+    with TestClient(app, base_url="https://testserver", raise_server_exceptions=False) as b:
+        m = CSRF.search(b.get("/ui/login").text)
+        assert m is not None
+        token = create_token(store, "hz-cloud", "planner")[0]
+        r = b.post("/ui/login", data={"token": token, "csrf": m.group(1)}, follow_redirects=False)
+        assert r.status_code == 303
+        b.headers["X-Test-Token"] = token
+        yield b, store
+    store.close()
+
+
+def _html(r: httpx.Response, status: int) -> str:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("text/html"), r.headers
+    assert "Content-Security-Policy" in r.headers
+    body = r.text
+    assert f"{status}:" in body and "Traceback" not in body
+    return body
+
+
+FAULTS = [
+    # what the page's view raises, the status, a header the answer keeps
+    (RuntimeError("boom"), 500, None),
+    (OperationalError("SELECT secret", {}, Exception("server closed")), 503, "retry-after"),
+    (StoreError("the database is locked"), 503, "retry-after"),
+]
+
+
+@pytest.mark.parametrize(("exc", "status", "header"), FAULTS)
+def test_a_console_page_that_fails_answers_an_html_page(
+    signed_in: tuple[TestClient, Store],
+    monkeypatch: pytest.MonkeyPatch,
+    exc: Exception,
+    status: int,
+    header: str | None,
+) -> None:
+    """A crash and a database gone answered /ui pages with problem+json (the signed_in showed
+    JSON); now the console's error page, saying no more than the API would (an incident id,
+    no SQL), with Retry-After kept. The API's answer is unchanged."""
+    b, _ = signed_in
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise exc
+
+    monkeypatch.setattr(views, "jobs", fail)
+    for path in ("/ui/", "/ui/plans/rows"):
+        body = _html(b.get(path), status)
+        assert "SELECT secret" not in body and "boom" not in body
+        if status == 500:
+            assert re.search(r"incident [0-9a-f]{12}", body)
+        if header:
+            assert b.get(path).headers[header]
+
+
+def test_a_record_the_ledger_does_not_prove_is_an_html_409(
+    signed_in: tuple[TestClient, Store], example_path: Path
+) -> None:
+    """A tenant's plan whose row was altered: the report, the regimes and the what-if pages
+    answered the API's 409 problem+json; now a 409 page that tells the tenant what the API
+    tells it (its own entry number, not what differs)."""
+    b, store = signed_in
+    token = b.headers["X-Test-Token"]
+    api = TestClient(b.app)
+    r = api.post(
+        "/v1/plans?solver=greedy&time_limit=2",
+        json=scenario_doc(example_path),
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    plan_id = r.json()["id"]
+    wait_done(Api(api, store), plan_id, {"Authorization": f"Bearer {token}"})
+    with store.write() as s:
+        s.execute(text("UPDATE plans SET status = 'failed' WHERE id = :i"), {"i": plan_id})
+    for page in ("report.html", "compare", "whatif"):
+        body = _html(b.get(f"/ui/plans/{plan_id}/{page}"), 409)
+        assert "your ledger entry 1" in body
+        assert "stored status" not in body  # what differs is for admins
+
+
+def test_a_console_form_over_the_body_limit_is_an_html_413(
+    signed_in: tuple[TestClient, Store],
+) -> None:
+    """The body limit answers before any page runs: a scenario file over it, posted from the
+    submit page, showed the signed_in problem+json. Under /ui it is an HTML page now (the API
+    keeps problem+json)."""
+    b, _ = signed_in
+    r = b.post("/ui/submit", data={"csrf": "x", "text": "a" * 100_000})
+    _html(r, 413)
+    api = b.post("/v1/check", content=b"[" * 100_000)
+    assert api.status_code == 413
+    assert api.headers["content-type"].startswith("application/problem+json")
