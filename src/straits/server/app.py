@@ -155,7 +155,7 @@ def _refusal(
     page (a console form over the limit showed the browser problem+json)."""
     path = str(scope.get("path", ""))
     if path.startswith("/ui/"):
-        from straits.web.pages import plain_error_page
+        from straits.web.error_pages import plain_error_page
 
         page = plain_error_page(status, detail)
         page.headers.update(headers or {})

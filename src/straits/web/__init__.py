@@ -264,7 +264,7 @@ def _html_http_errors_under_ui(app: FastAPI) -> None:
 
 
 def error_page_for(request: Request, exc: StraitsError, status: int) -> Response:
-    from straits.web.pages import error_page
+    from straits.web.error_pages import error_page
 
     return error_page(request, exc, status)
 

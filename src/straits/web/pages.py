@@ -14,7 +14,7 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from straits.errors import AuthError, BusyError, InputError, NotFoundError, StraitsError
+from straits.errors import AuthError, BusyError, InputError, NotFoundError
 from straits.model.types import Regime
 from straits.server.query import refuse_repeated
 from straits.web import actions, session, views
@@ -467,48 +467,4 @@ async def rules_page(
     )
 
 
-HEADINGS = {
-    400: "Bad request",
-    403: "Forbidden",
-    404: "Not found",
-    405: "Method not allowed",
-    408: "Too slow",
-    409: "Not ready",
-    413: "Too large",
-    500: "Internal error",
-    503: "Unavailable",
-}
-
-
-def error_page(request: Request, exc: StraitsError, status: int) -> Response:
-    try:
-        signed = session.current(request)
-    except Exception:  # the page of a database gone: it cannot say who is signed in
-        signed = None
-    heading = HEADINGS.get(status, "Error")
-    return render(
-        "error.html.j2",
-        status=status,
-        signed=signed,
-        title=f"{heading} - Straits",
-        status_code=status,
-        heading=heading,
-        detail=exc.detail if isinstance(exc, InputError) else str(exc),
-    )
-
-
-def plain_error_page(status: int, detail: str) -> Response:
-    """An error page that asks nothing of the database (no signed-in user): for what the
-    server refuses before a page runs (a body over the limit, or too slow)."""
-    heading = HEADINGS.get(status, "Error")
-    return render(
-        "error.html.j2",
-        status=status,
-        title=f"{heading} - Straits",
-        status_code=status,
-        heading=heading,
-        detail=detail,
-    )
-
-
-__all__ = ["NotFoundError", "SignIn", "error_page", "plain_error_page", "router"]
+__all__ = ["NotFoundError", "SignIn", "router"]
