@@ -63,7 +63,7 @@ from straits.server.routes import router
 from straits.server.schemas import Health, Ready
 from straits.server.settings import Settings
 from straits.server.skypilot_routes import router as skypilot_router
-from straits.store.audit import log_refusal, loggable
+from straits.store.audit import Budget, log_refusal, loggable
 from straits.store.db import Store
 from straits.store.keys import configured as ledger_keys
 from straits.web import mount_console
@@ -76,8 +76,16 @@ class BodyLimit:
     bodies that take longer than ``timeout`` seconds to arrive with 408 (a slow client holds
     no worker forever)."""
 
-    def __init__(self, app: ASGIApp, limit: int, store: Store, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int,
+        store: Store,
+        timeout: float = 30.0,
+        budget: Budget | None = None,
+    ) -> None:
         self.app, self.limit, self.store, self.timeout = app, limit, store, timeout
+        self.budget = budget
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -138,6 +146,7 @@ class BodyLimit:
             status=413,
             reason=reason,
             client=client[0] if client else None,
+            budget=self.budget,
         )
         await _refusal(
             scope,
@@ -216,6 +225,7 @@ def create_app(
     )
     app.state.store = store
     app.state.settings = settings
+    app.state.audit_budget = Budget(settings.audit_per_minute)  # refusals kept per client
     app.state.rules = ruleset(rule_dirs)
     app.state.rules_lock = threading.Lock()
     app.state.rule_dirs = rule_dirs
@@ -263,7 +273,11 @@ def create_app(
     mount_console(app)  # /ui, /static, /docs and /redoc (after the API's error handlers)
     _openapi(app)
     app.add_middleware(
-        BodyLimit, limit=settings.max_body_bytes, store=store, timeout=settings.body_timeout_s
+        BodyLimit,
+        limit=settings.max_body_bytes,
+        store=store,
+        timeout=settings.body_timeout_s,
+        budget=app.state.audit_budget,
     )
     # HEAD, as every general-purpose server must answer it (RFC 9110 9.1), for probes and
     # monitors that check with HEAD (they got 405 and took the server, or the console, for

@@ -27,6 +27,7 @@ def refuse(request: Request, status: int, reason: str, who: Principal | None = N
         token_id=who.token_id if who else None,
         tenant=who.tenant if who else None,
         client=_client(request),
+        budget=getattr(request.app.state, "audit_budget", None),
     )
     return AuthError(reason, status)
 

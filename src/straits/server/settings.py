@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from straits.errors import InputError
 from straits.limits import MAX_MAX_INPUT_BYTES, env_number
+from straits.store.audit import PER_MINUTE
 from straits.store.queue import QueuePolicy
 
 
@@ -55,6 +56,9 @@ class Settings:
     queue_timeout_s: float = 24 * 3600.0
     """a plan no worker has taken within this many seconds is failed
     (STRAITS_QUEUE_TIMEOUT_S)"""
+    audit_per_minute: int = PER_MINUTE
+    """refusals of one client kept one by one a minute; the rest are counted in one summary
+    row (STRAITS_AUDIT_PER_MINUTE; store/audit.py)"""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -70,6 +74,9 @@ class Settings:
             lease_s=_env_float("STRAITS_PLAN_LEASE_S", cls.lease_s),
             max_attempts=_env_int("STRAITS_PLAN_ATTEMPTS", cls.max_attempts, 1, 100),
             queue_timeout_s=_env_float("STRAITS_QUEUE_TIMEOUT_S", cls.queue_timeout_s),
+            audit_per_minute=_env_int(
+                "STRAITS_AUDIT_PER_MINUTE", cls.audit_per_minute, 1, 1_000_000_000
+            ),
         )
 
     def queue_policy(self) -> QueuePolicy:
