@@ -155,18 +155,35 @@ echo "$n"
 """
 
 
-def _submit_offline(files: dict[str, str], tmp_path: Path) -> list[list[str]]:
-    write_bundle(tmp_path, files, executable=(".sh", ".sbatch"))
+#: scontrol and scancel stand-ins: each records its arguments in its own log
+FAKE_CONTROL = '#!/bin/bash\necho "$*" >> "$FAKE_LOGS/$(basename "$0").log"\n'
+
+
+def fake_slurm(tmp_path: Path) -> dict[str, str]:
+    """An environment whose sbatch, scontrol and scancel are stand-ins logging to tmp_path."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    fake = bin_dir / "sbatch"
-    fake.write_text(FAKE_SBATCH)
-    fake.chmod(0o755)
-    log = tmp_path / "sbatch.log"
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "SBATCH_LOG": str(log)}
+    for name, text in (
+        ("sbatch", FAKE_SBATCH),
+        ("scontrol", FAKE_CONTROL),
+        ("scancel", FAKE_CONTROL),
+    ):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    return {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "SBATCH_LOG": str(tmp_path / "sbatch.log"),
+        "FAKE_LOGS": str(tmp_path),
+    }
+
+
+def _submit_offline(files: dict[str, str], tmp_path: Path) -> list[list[str]]:
+    write_bundle(tmp_path, files, executable=(".sh", ".sbatch"))
+    env = fake_slurm(tmp_path)
     for submit in sorted(tmp_path.glob("slurm/*/submit.sh")):
         subprocess.run(["bash", str(submit)], check=True, env=env, capture_output=True)
-    return [shlex.split(line) for line in log.read_text().splitlines()]
+    return [shlex.split(line) for line in (tmp_path / "sbatch.log").read_text().splitlines()]
 
 
 def test_submit_chains_parts_and_stages_with_afterok(inp: ExportInput, tmp_path: Path) -> None:
@@ -175,6 +192,9 @@ def test_submit_chains_parts_and_stages_with_afterok(inp: ExportInput, tmp_path:
     parts: dict[str, list[tuple[str, list[str]]]] = {}
     for jid, *args in calls:
         parts.setdefault(args[-1].removesuffix(".sbatch"), []).append((jid, args))
+    releases = (tmp_path / "scontrol.log").read_text().splitlines()
+    assert all(r.startswith("release ") for r in releases)
+    released = {i for r in releases for i in r.split()[1].split(",")}
     assert set(parts) == {j.name for j in inp.jobs}
     cluster = {j.name: j.planned.site.targets.slurm.cluster for j in inp.jobs}  # type: ignore[union-attr]
     for job in inp.jobs:
@@ -192,8 +212,11 @@ def test_submit_chains_parts_and_stages_with_afterok(inp: ExportInput, tmp_path:
             assert deps == [f"--dependency=afterok:{want}"]
         else:
             assert deps == []
-        # a predecessor on another cluster cannot be waited for: the stage is held
-        assert ("--hold" in first) == (len(local) < len(job.after))
+        # a predecessor on another cluster cannot be waited for: the stage is held; so is,
+        # until every job is in, a stage that waits for nothing on its cluster
+        assert ("--hold" in first) == (len(local) < len(job.after) or not local)
+        # ... and released at the end: the first job of a stage with no predecessor at all
+        assert (mine[0][0] in released) == (not job.after)
 
 
 def test_scripts_run_offline_and_honour_the_done_marker(inp: ExportInput, tmp_path: Path) -> None:

@@ -279,8 +279,27 @@ def _submit(plan_id: str, folder: str, body: list[str]) -> str:
         "#!/bin/bash",
         f"# Submit the stages of Straits plan {plan_id} on this cluster ({folder}), in order.",
         "# Run it on the cluster's login node, from any directory.",
+        "# All or nothing: the first job of every stage that waits for no other is submitted",
+        "# held and released only once every job is in, so a run that stops half way (an",
+        "# sbatch refusal, Ctrl-C, a lost login) starts nothing; one that fails cancels what",
+        "# it submitted, and one killed outright leaves them held (it prints their ids).",
         "set -euo pipefail",
         'cd "$(dirname "$0")"',
+        "SUBMITTED=() RELEASE=()",
+        "cleanup() {",
+        "  local rc=$?",
+        '  [ "$rc" -eq 0 ] && return 0',
+        '  if [ "${#SUBMITTED[@]}" -gt 0 ]; then',
+        '    echo "submit.sh stopped (exit $rc): cancelling the ${#SUBMITTED[@]} job(s) it'
+        ' submitted: ${SUBMITTED[*]}" >&2',
+        '    scancel "${SUBMITTED[@]}" || echo "scancel failed: cancel them yourself:'
+        ' scancel ${SUBMITTED[*]}" >&2',
+        "  fi",
+        '  exit "$rc"',
+        "}",
+        "trap cleanup EXIT",
+        "trap 'exit 130' INT",
+        "trap 'exit 143' TERM HUP",
         "# chain SCRIPT PARTS DEPS HOLD: submit SCRIPT as PARTS jobs, each afterok on the one",
         "# before, the first afterok on DEPS (job ids a:b, or -) and held when HOLD is 'hold';",
         "# sets FIRST and LAST to the first and last job ids",
@@ -291,9 +310,11 @@ def _submit(plan_id: str, folder: str, body: list[str]) -> str:
         '  for seg in $(seq 1 "$parts"); do',
         "    args=(--parsable --export=ALL,STRAITS_SEGMENT=$seg,STRAITS_SEGMENTS=$parts)",
         '    [ -n "$prev" ] && args+=(--dependency=afterok:$prev)',
-        '    [ "$seg" -eq 1 ] && [ "$hold" = hold ] && args+=(--hold)',
+        '    [ "$seg" -eq 1 ] && { [ "$hold" = hold ] || [ -z "$prev" ]; } && args+=(--hold)',
         '    id=$(sbatch "${args[@]}" "$script" | cut -d";" -f1)',
         '    [ -n "$id" ] || { echo "sbatch gave no job id for $script" >&2; exit 1; }',
+        '    SUBMITTED+=("$id")',
+        '    [ "$seg" -eq 1 ] && [ "$hold" != hold ] && [ -z "$prev" ] && RELEASE+=("$id")',
         '    [ -n "$FIRST" ] || FIRST=$id',
         '    echo "$script: job $id (part $seg of $parts)"',
         "    prev=$id",
@@ -301,4 +322,9 @@ def _submit(plan_id: str, folder: str, body: list[str]) -> str:
         "  LAST=$id",
         "}",
     ]
-    return "\n".join(head + body) + "\n"
+    tail = [
+        "# every job is in: start the stages that wait for nothing",
+        'if [ "${#RELEASE[@]}" -gt 0 ]; then scontrol release "$(IFS=,; echo "${RELEASE[*]}")"; fi',
+        "trap - EXIT",
+    ]
+    return "\n".join(head + body + tail) + "\n"
