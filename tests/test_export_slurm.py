@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from straits.export import export_input, exporter, write_bundle
 from straits.export.base import ExportInput
 from straits.export.commands import parse as parse_run
-from straits.export.slurm import MAX_LEAD_S, MIN_LEAD_S, chain, lead_seconds, needed_minutes
+from straits.export.slurm import MAX_LEAD_S, MIN_LEAD_S, chain, needed_minutes, split
 from straits.loading import load_scenario
 from straits.model.scenario import Scenario
 from straits.model.targets import UNLIMITED, format_minutes, parse_minutes
@@ -111,11 +111,17 @@ def test_a_stage_longer_than_max_time_is_chained(inp: ExportInput) -> None:
     st.integers(min_value=1, max_value=100_000),
 )
 def test_chain_covers_the_time_within_max_time(hours: float, max_minutes: int) -> None:
-    parts, minutes = chain(hours, max_minutes)
-    assert 1 <= minutes <= max_minutes
-    assert parts * minutes >= needed_minutes(hours) >= hours * 60
-    assert (parts - 1) * minutes < needed_minutes(hours)  # no job more than needed
-    assert MIN_LEAD_S <= lead_seconds(minutes) <= MAX_LEAD_S
+    """The command's minutes (each job's limit less the warning after them) cover the stage."""
+    parts, work, lead = split(hours, max_minutes)
+    assert chain(hours, max_minutes) == (parts, work + lead)
+    assert 1 <= work + lead <= max_minutes
+    assert parts * work >= needed_minutes(hours) >= hours * 60
+    assert (parts - 1) * work < needed_minutes(hours)  # no job more than needed
+    if max_minutes >= 2:
+        assert MIN_LEAD_S <= lead * 60 <= MAX_LEAD_S
+        assert lead * 10 >= work or lead * 60 == MAX_LEAD_S  # a tenth of the time, or 15 min
+    else:  # a MaxTime of one minute leaves no room for a warning
+        assert (work, lead) == (1, 0)
 
 
 @given(st.integers(min_value=1, max_value=10**7))
@@ -431,17 +437,21 @@ CHECKPOINTING = (
     'pretrain=L={log}; C="$STRAITS_CHECKPOINT_DIR/step"; '
     'if [ -e "$C" ]; then echo "resumed $STRAITS_SEGMENT $(cat "$C")" >> $L; exit 0; fi; '
     'trap \'echo 1000 > "$C"; echo "saved $STRAITS_SEGMENT" >> $L; exit 0\' USR1; '
-    'echo "started $STRAITS_SEGMENT" >> $L; sleep 600 & wait'
+    'echo "started $STRAITS_SEGMENT" >> $L; while :; do sleep 1; done'
 )
+# srun signals every process of the step: `sleep 600 & wait` raced (a sleep killed by SIGUSR1
+# could end the wait and the shell before its own trap ran: the first job ended unsaved), and
+# a sleep that ignored it outlived the shell and kept the job to its limit (TIMEOUT)
 
 
 @pytest.mark.slow
 def test_a_stage_longer_than_max_time_resumes_from_its_checkpoint(
     rules: RuleSet, tmp_path: Path
 ) -> None:
-    """MaxTime 2 minutes and a pretrain that needs 3 with its margin: two chained jobs. Slurm
-    signals the first before its limit, the command saves a checkpoint and exits 0, the second
-    resumes from it, and only then do the later stages run."""
+    """MaxTime 2 minutes and a pretrain that needs 3 with its margin: three chained jobs of a
+    minute of command and a minute of warning. Slurm signals the first before its limit, the
+    command saves a checkpoint and exits 0, the second resumes from it and completes the stage
+    (the third has nothing to do), and only then do the later stages run."""
     env = {**_slurm_env(), "STRAITS_CI_CHECKPOINTS": str(tmp_path / "ckpt")}
     log = tmp_path / "stages.log"
 
@@ -456,9 +466,9 @@ def test_a_stage_longer_than_max_time_resumes_from_its_checkpoint(
         change=longer,
     )
     pretrain = next(j for j in inp.jobs if j.stage == "pretrain")
-    assert chain(pretrain.hours, 2)[0] == 2
+    assert chain(pretrain.hours, 2) == (3, 2)
     ids = _submit(out, env)
-    assert len(ids) == 4
+    assert len(ids) == sum(chain(j.hours, 2)[0] for j in inp.jobs) == 6  # serve: 2 of 1 min
     states = _wait(ids, env, timeout=420)
     assert set(states.values()) == {"COMPLETED"}, states
     words = [line.split()[:2] for line in log.read_text().splitlines()]

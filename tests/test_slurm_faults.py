@@ -1,5 +1,5 @@
-"""Exported Slurm jobs under faults: a submit.sh that stops half way, a job whose limit is
-shorter than the warning before it.
+"""Exported Slurm jobs under faults: a submit.sh that stops half way, a warning (SIGUSR1) that
+comes before the command has had its time.
 
 Offline with stand-ins for sbatch, scontrol and scancel; then against the real one-machine
 Slurm of `.ci/slurm.sh` (slow; they skip without it, and fail under STRAITS_REQUIRE_SLURM=1),
@@ -8,6 +8,7 @@ as in tests/test_export_slurm.py, whose helpers they use.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -75,6 +76,47 @@ def test_a_submit_sh_stopped_half_way_cancels_what_it_submitted(
     assert not (tmp_path / "scontrol.log").exists()  # nothing released
 
 
+#: srun stand-in: asks the batch shell at once, as an early Slurm warning would, then runs
+#: the step (a second); records whether the step got SIGUSR1
+EARLY_WARNING_SRUN = """#!/bin/bash
+trap 'echo got-usr1 >> "$OUT"; exit 0' USR1
+kill -USR1 "$PPID"
+sleep 1 & wait
+echo ran >> "$OUT"
+"""
+
+
+def test_an_early_warning_waits_for_the_commands_time(inp: ExportInput, tmp_path: Path) -> None:
+    """Slurm may warn up to a minute before the time asked (a 1-minute job warned 60 s ahead
+    was warned at its start, failing a stage that would have finished in 30 s and cancelling
+    every stage after it). The batch shell now passes the warning on only once the command
+    has had its minutes in the job: a command that ends before then completes the stage."""
+    res = exporter("slurm").render(inp)
+    write_bundle(tmp_path, res.files, executable=(".sh", ".sbatch"))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text("#!/bin/sh\necho node-a\n")
+    (bin_dir / "srun").write_text(EARLY_WARNING_SRUN)
+    for f in ("scontrol", "srun"):
+        (bin_dir / f).chmod(0o755)
+    job = next(j for j in inp.jobs if not j.serving)
+    script = next(tmp_path / p for p in res.files if p.endswith(f"/{job.name}.sbatch"))
+    out = tmp_path / "out.txt"
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "OUT": str(out),
+        "HOME": str(tmp_path),
+        "SLURM_JOB_NODELIST": "node-a",
+        "SLURM_JOB_ID": "42",
+        "SLURM_JOB_NUM_NODES": "1",
+    }
+    p = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert out.read_text().split() == ["ran"]
+    assert list(tmp_path.rglob(".straits-stage-complete"))
+
+
 # --- against a real Slurm -----------------------------------------------------------------------
 def _submit_rc(out: Path, env: dict[str, str]) -> tuple[int, list[str], str]:
     p = subprocess.run(
@@ -106,3 +148,22 @@ def test_a_stage_the_partition_cannot_hold_starts_nothing(rules: RuleSet, tmp_pa
     assert rc != 0 and len(ids) == 1, err
     assert _wait(ids, env, timeout=60) == {ids[0]: "CANCELLED"}
     assert not log.exists()
+
+
+@pytest.mark.slow
+def test_a_short_stage_is_not_warned_at_its_start(rules: RuleSet, tmp_path: Path) -> None:
+    """The CI pretrain needs a minute with its margin. Its job was --time=1 with a warning 60 s
+    before the limit: Slurm warned it at once, a command of 40 s was asked to stop, the stage
+    failed and the others were cancelled. Now the job is its minute plus the warning, and the
+    command runs to its end."""
+    env = {**_slurm_env(), "STRAITS_CI_CHECKPOINTS": str(tmp_path / "ckpt")}
+    log = tmp_path / "stages.log"
+    pretrain = (
+        f"pretrain=trap 'echo warned >> {log}; exit 0' USR1; sleep 40 & wait; echo done >> {log}"
+    )
+    out, _ = _export_ci(tmp_path, rules, [pretrain, _log("sft", log), _log("serve", log)])
+    rc, ids, err = _submit_rc(out, env)
+    assert rc == 0, err
+    states = _wait(ids, env, timeout=240)
+    assert [states[i] for i in ids] == ["COMPLETED"] * 3, states
+    assert [line.split()[0] for line in log.read_text().splitlines()] == ["done", "sft", "serve"]
