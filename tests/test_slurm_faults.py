@@ -167,3 +167,32 @@ def test_a_short_stage_is_not_warned_at_its_start(rules: RuleSet, tmp_path: Path
     states = _wait(ids, env, timeout=240)
     assert [states[i] for i in ids] == ["COMPLETED"] * 3, states
     assert [line.split()[0] for line in log.read_text().splitlines()] == ["done", "sft", "serve"]
+
+
+@pytest.mark.slow
+def test_a_bundle_submitted_twice_runs_each_stage_once(rules: RuleSet, tmp_path: Path) -> None:
+    """submit.sh run twice (a user who did not see the first had worked): the two pretrain jobs
+    of a stage that shares its node start together and both ran, writing the same checkpoint
+    folder. Now a running job of a stage holds a lock there: the second copy stops (FAILED,
+    its chain CANCELLED), or, once the first has completed, finds the stage done."""
+    env = {**_slurm_env(), "STRAITS_CI_CHECKPOINTS": str(tmp_path / "ckpt")}
+    log = tmp_path / "stages.log"
+
+    def shared(doc: dict[str, Any]) -> None:
+        doc["workloads"][0]["stages"][0]["chips"] = 2  # half a node: no --exclusive
+
+    runs = [f"pretrain=sleep 20; {_log('pretrain', log)[len('pretrain=') :]}"]
+    runs += [_log(s, log) for s in ("sft", "serve")]
+    out, _ = _export_ci(tmp_path, rules, runs, change=shared)
+    assert "--exclusive" not in (out / "slurm" / "straits-ci" / "tiny-pretrain.sbatch").read_text()
+    first, second = _submit_rc(out, env), _submit_rc(out, env)
+    assert first[0] == second[0] == 0, first[2] + second[2]
+    states = _wait(first[1] + second[1], env, timeout=240)
+    chains = [[states[i] for i in ids] for ids in (first[1], second[1])]
+    assert ["COMPLETED"] * 3 in chains, chains
+    assert all(c in (["COMPLETED"] * 3, ["FAILED", "CANCELLED", "CANCELLED"]) for c in chains)
+    assert [line.split()[0] for line in log.read_text().splitlines()] == [
+        "pretrain",
+        "sft",
+        "serve",
+    ]

@@ -13,7 +13,8 @@ least a minute, at most 15) after it: ``--signal=B:USR1@<warning>`` warns the ba
 passes SIGUSR1 to the command once the command has had its share (Slurm may warn up to a minute
 early; the shell waits); the command saves a checkpoint to ``STRAITS_CHECKPOINT_DIR`` and exits
 0, and the next job resumes from it. A stage that ends by itself marks
-``.straits-stage-complete`` there, so the jobs left in its chain end at once.
+``.straits-stage-complete`` there, so the jobs left in its chain end at once; a running job
+holds ``.straits-stage-lock`` there (``flock``), so a second copy of the stage stops at once.
 A training stage still running at the end of its last job fails (its planned time is spent:
 the plan was wrong, or the job was), and so does a command that fails:
 ``--kill-on-invalid-dep=yes`` then cancels everything after it instead of leaving it pending.
@@ -41,6 +42,8 @@ TIME_MARGIN = 1.25
 #: minute ahead was warned at its start)
 MAX_LEAD_S, MIN_LEAD_S = 900, 60
 DONE_MARKER = ".straits-stage-complete"
+#: the lock a running job of a stage holds in its checkpoint folder (``flock``)
+LOCK = ".straits-stage-lock"
 
 
 def slurm_site(job: StageJob) -> SlurmSite | None:
@@ -183,7 +186,7 @@ class SlurmExporter:
             "warned() {",
             '  if [ "$SECONDS" -lt "$work_s" ]; then',
             "    (trap 'kill \"$s\" 2>/dev/null; exit 0' TERM; "
-            'sleep "$(( work_s - SECONDS ))" & s=$!; wait "$s" && kill -USR1 $$) & later=$!',
+            'sleep "$(( work_s - SECONDS ))" & s=$!; wait "$s" && kill -USR1 $$) 9>&- & later=$!',
             "    return",
             "  fi",
             '  stop=1; echo "straits: time limit near: asking the command to checkpoint '
@@ -197,6 +200,17 @@ class SlurmExporter:
             f"STRAITS_SEGMENTS=${{STRAITS_SEGMENTS:-{parts}}}",
             f"export STRAITS_CHECKPOINT_DIR={ckpt}",
             'mkdir -p "$STRAITS_CHECKPOINT_DIR" || exit 1',
+            "# one job at a time per stage of this plan: a second copy (submit.sh run twice,",
+            "# a script submitted by hand) would write the same checkpoints",
+            f'exec 9>>"$STRAITS_CHECKPOINT_DIR/{LOCK}"',
+            "flock -n -E 75 9; lock=$?",
+            'if [ "$lock" -eq 75 ]; then',
+            '  echo "straits: another job is running $STRAITS_WORKLOAD/$STRAITS_STAGE of plan '
+            '$STRAITS_PLAN_ID (lock on $STRAITS_CHECKPOINT_DIR); this one stops" >&2',
+            "  exit 1",
+            "fi",
+            '[ "$lock" -eq 0 ] || echo "straits: cannot lock $STRAITS_CHECKPOINT_DIR (no flock '
+            'there?); not guarded against a second copy of this stage" >&2',
             f'done_marker="$STRAITS_CHECKPOINT_DIR/{DONE_MARKER}"',
             'if [ -e "$done_marker" ]; then',
             '  echo "straits: $STRAITS_WORKLOAD/$STRAITS_STAGE is already complete '
@@ -210,7 +224,7 @@ class SlurmExporter:
             'echo "straits: $STRAITS_WORKLOAD/$STRAITS_STAGE job $STRAITS_SEGMENT of '
             '$STRAITS_SEGMENTS on $NNODES node(s), rendezvous $MASTER_ADDR:$MASTER_PORT"',
             "srun --kill-on-bad-exit=1 --ntasks-per-node=1 "
-            "bash -c 'export NODE_RANK=$SLURM_NODEID; exec bash -c \"$STRAITS_COMMAND\"' &",
+            "bash -c 'export NODE_RANK=$SLURM_NODEID; exec bash -c \"$STRAITS_COMMAND\"' 9>&- &",
             "step=$!",
             "# wait returns early when the trap runs: wait again until the step has ended",
             'while :; do wait "$step"; rc=$?; kill -0 "$step" 2>/dev/null || break; done',
