@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -196,3 +197,43 @@ def test_a_bundle_submitted_twice_runs_each_stage_once(rules: RuleSet, tmp_path:
         "sft",
         "serve",
     ]
+
+
+def _node_state(env: dict[str, str]) -> str:
+    return subprocess.run(
+        ["sinfo", "-h", "-n", "straits-ci", "-o", "%t"], env=env, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@pytest.mark.slow
+def test_a_stage_whose_node_fails_is_run_again_not_marked_complete(
+    rules: RuleSet, tmp_path: Path
+) -> None:
+    """The node set DOWN while pretrain runs: Slurm requeues the job, and srun, having lost its
+    step, exits 0. The batch script took that for success and marked the stage complete, so
+    the requeued job found it done and sft ran on a pretrain that never finished. Now a step
+    that ends while the job is no longer RUNNING does not complete the stage: the requeued job
+    runs the command again, to its end, before sft."""
+    env = {**_slurm_env(), "STRAITS_CI_CHECKPOINTS": str(tmp_path / "ckpt")}
+    log = tmp_path / "stages.log"
+    pretrain = f"pretrain=echo start >> {log}; sleep 20; echo end >> {log}"
+    out, _ = _export_ci(
+        tmp_path, rules, [pretrain, f"sft=echo sft >> {log}", f"serve=echo serve >> {log}"]
+    )
+    rc, ids, err = _submit_rc(out, env)
+    assert rc == 0, err
+    try:
+        for _ in range(60):  # until the command has started
+            if log.exists():
+                break
+            time.sleep(0.5)
+        down = ["scontrol", "update", "nodename=straits-ci", "state=down", "reason=straits-test"]
+        subprocess.run(down, env=env, check=True)
+        states = _wait(ids, env, timeout=420)
+    finally:
+        if _node_state(env) not in ("idle", "alloc", "mix"):
+            resume = ["scontrol", "update", "nodename=straits-ci", "state=resume"]
+            subprocess.run(resume, env=env, capture_output=True)
+    assert [states[i] for i in ids] == ["COMPLETED"] * 3, states
+    rows = [line.strip() for line in log.read_text().splitlines()]
+    assert rows[-4:] == ["start", "end", "sft", "serve"] and rows.count("end") == 1, rows

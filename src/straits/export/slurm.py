@@ -228,6 +228,15 @@ class SlurmExporter:
             "step=$!",
             "# wait returns early when the trap runs: wait again until the step has ended",
             'while :; do wait "$step"; rc=$?; kill -0 "$step" 2>/dev/null || break; done',
+            "# srun exits 0 when its node fails (the step was lost, not done), and the job is",
+            "# requeued: the stage is complete only if the job is still running",
+            'state=$(scontrol show job "$SLURM_JOB_ID" -o 2>/dev/null '
+            "| grep -o 'JobState=[A-Z_]*' | head -n 1)",
+            'if [ -n "$state" ] && [ "$state" != JobState=RUNNING ]; then',
+            '  echo "straits: the step ended (exit $rc) but the job is ${state#JobState=} (a node '
+            'failed, or it was cancelled or requeued); not marked complete" >&2',
+            "  exit 1",
+            "fi",
             'if [ "$stop" -eq 0 ]; then',
             '  if [ "$rc" -eq 0 ]; then touch "$done_marker"; '
             'echo "straits: $STRAITS_WORKLOAD/$STRAITS_STAGE complete"; fi',
