@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from straits.export import export_input, exporter, write_bundle
 from straits.export.base import ExportInput
 from straits.export.commands import parse as parse_run
-from straits.export.slurm import MAX_LEAD_S, MIN_LEAD_S, chain, lead_seconds, needed_minutes
+from straits.export.slurm import MAX_LEAD_S, MIN_LEAD_S, chain, needed_minutes, split
 from straits.loading import load_scenario
 from straits.model.scenario import Scenario
 from straits.model.targets import UNLIMITED, format_minutes, parse_minutes
@@ -111,11 +111,17 @@ def test_a_stage_longer_than_max_time_is_chained(inp: ExportInput) -> None:
     st.integers(min_value=1, max_value=100_000),
 )
 def test_chain_covers_the_time_within_max_time(hours: float, max_minutes: int) -> None:
-    parts, minutes = chain(hours, max_minutes)
-    assert 1 <= minutes <= max_minutes
-    assert parts * minutes >= needed_minutes(hours) >= hours * 60
-    assert (parts - 1) * minutes < needed_minutes(hours)  # no job more than needed
-    assert MIN_LEAD_S <= lead_seconds(minutes) <= MAX_LEAD_S
+    """The command's minutes (each job's limit less the warning after them) cover the stage."""
+    parts, work, lead = split(hours, max_minutes)
+    assert chain(hours, max_minutes) == (parts, work + lead)
+    assert 1 <= work + lead <= max_minutes
+    assert parts * work >= needed_minutes(hours) >= hours * 60
+    assert (parts - 1) * work < needed_minutes(hours)  # no job more than needed
+    if max_minutes >= 2:
+        assert MIN_LEAD_S <= lead * 60 <= MAX_LEAD_S
+        assert lead * 10 >= work or lead * 60 == MAX_LEAD_S  # a tenth of the time, or 15 min
+    else:  # a MaxTime of one minute leaves no room for a warning
+        assert (work, lead) == (1, 0)
 
 
 @given(st.integers(min_value=1, max_value=10**7))
@@ -155,18 +161,35 @@ echo "$n"
 """
 
 
-def _submit_offline(files: dict[str, str], tmp_path: Path) -> list[list[str]]:
-    write_bundle(tmp_path, files, executable=(".sh", ".sbatch"))
+#: scontrol and scancel stand-ins: each records its arguments in its own log
+FAKE_CONTROL = '#!/bin/bash\necho "$*" >> "$FAKE_LOGS/$(basename "$0").log"\n'
+
+
+def fake_slurm(tmp_path: Path) -> dict[str, str]:
+    """An environment whose sbatch, scontrol and scancel are stand-ins logging to tmp_path."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    fake = bin_dir / "sbatch"
-    fake.write_text(FAKE_SBATCH)
-    fake.chmod(0o755)
-    log = tmp_path / "sbatch.log"
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "SBATCH_LOG": str(log)}
+    for name, text in (
+        ("sbatch", FAKE_SBATCH),
+        ("scontrol", FAKE_CONTROL),
+        ("scancel", FAKE_CONTROL),
+    ):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    return {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "SBATCH_LOG": str(tmp_path / "sbatch.log"),
+        "FAKE_LOGS": str(tmp_path),
+    }
+
+
+def _submit_offline(files: dict[str, str], tmp_path: Path) -> list[list[str]]:
+    write_bundle(tmp_path, files, executable=(".sh", ".sbatch"))
+    env = fake_slurm(tmp_path)
     for submit in sorted(tmp_path.glob("slurm/*/submit.sh")):
         subprocess.run(["bash", str(submit)], check=True, env=env, capture_output=True)
-    return [shlex.split(line) for line in log.read_text().splitlines()]
+    return [shlex.split(line) for line in (tmp_path / "sbatch.log").read_text().splitlines()]
 
 
 def test_submit_chains_parts_and_stages_with_afterok(inp: ExportInput, tmp_path: Path) -> None:
@@ -175,6 +198,9 @@ def test_submit_chains_parts_and_stages_with_afterok(inp: ExportInput, tmp_path:
     parts: dict[str, list[tuple[str, list[str]]]] = {}
     for jid, *args in calls:
         parts.setdefault(args[-1].removesuffix(".sbatch"), []).append((jid, args))
+    releases = (tmp_path / "scontrol.log").read_text().splitlines()
+    assert all(r.startswith("release ") for r in releases)
+    released = {i for r in releases for i in r.split()[1].split(",")}
     assert set(parts) == {j.name for j in inp.jobs}
     cluster = {j.name: j.planned.site.targets.slurm.cluster for j in inp.jobs}  # type: ignore[union-attr]
     for job in inp.jobs:
@@ -192,8 +218,11 @@ def test_submit_chains_parts_and_stages_with_afterok(inp: ExportInput, tmp_path:
             assert deps == [f"--dependency=afterok:{want}"]
         else:
             assert deps == []
-        # a predecessor on another cluster cannot be waited for: the stage is held
-        assert ("--hold" in first) == (len(local) < len(job.after))
+        # a predecessor on another cluster cannot be waited for: the stage is held; so is,
+        # until every job is in, a stage that waits for nothing on its cluster
+        assert ("--hold" in first) == (len(local) < len(job.after) or not local)
+        # ... and released at the end: the first job of a stage with no predecessor at all
+        assert (mine[0][0] in released) == (not job.after)
 
 
 def test_scripts_run_offline_and_honour_the_done_marker(inp: ExportInput, tmp_path: Path) -> None:
@@ -408,17 +437,21 @@ CHECKPOINTING = (
     'pretrain=L={log}; C="$STRAITS_CHECKPOINT_DIR/step"; '
     'if [ -e "$C" ]; then echo "resumed $STRAITS_SEGMENT $(cat "$C")" >> $L; exit 0; fi; '
     'trap \'echo 1000 > "$C"; echo "saved $STRAITS_SEGMENT" >> $L; exit 0\' USR1; '
-    'echo "started $STRAITS_SEGMENT" >> $L; sleep 600 & wait'
+    'echo "started $STRAITS_SEGMENT" >> $L; while :; do sleep 1; done'
 )
+# srun signals every process of the step: `sleep 600 & wait` raced (a sleep killed by SIGUSR1
+# could end the wait and the shell before its own trap ran: the first job ended unsaved), and
+# a sleep that ignored it outlived the shell and kept the job to its limit (TIMEOUT)
 
 
 @pytest.mark.slow
 def test_a_stage_longer_than_max_time_resumes_from_its_checkpoint(
     rules: RuleSet, tmp_path: Path
 ) -> None:
-    """MaxTime 2 minutes and a pretrain that needs 3 with its margin: two chained jobs. Slurm
-    signals the first before its limit, the command saves a checkpoint and exits 0, the second
-    resumes from it, and only then do the later stages run."""
+    """MaxTime 2 minutes and a pretrain that needs 3 with its margin: three chained jobs of a
+    minute of command and a minute of warning. Slurm signals the first before its limit, the
+    command saves a checkpoint and exits 0, the second resumes from it and completes the stage
+    (the third has nothing to do), and only then do the later stages run."""
     env = {**_slurm_env(), "STRAITS_CI_CHECKPOINTS": str(tmp_path / "ckpt")}
     log = tmp_path / "stages.log"
 
@@ -433,9 +466,9 @@ def test_a_stage_longer_than_max_time_resumes_from_its_checkpoint(
         change=longer,
     )
     pretrain = next(j for j in inp.jobs if j.stage == "pretrain")
-    assert chain(pretrain.hours, 2)[0] == 2
+    assert chain(pretrain.hours, 2) == (3, 2)
     ids = _submit(out, env)
-    assert len(ids) == 4
+    assert len(ids) == sum(chain(j.hours, 2)[0] for j in inp.jobs) == 6  # serve: 2 of 1 min
     states = _wait(ids, env, timeout=420)
     assert set(states.values()) == {"COMPLETED"}, states
     words = [line.split()[:2] for line in log.read_text().splitlines()]

@@ -8,11 +8,15 @@ allocation's first node: ``MASTER_ADDR`` (from ``scontrol show hostnames``), ``M
 Time. A stage needs its planned hours plus 25%. A partition caps a job at its MaxTime (the
 site's ``max_time``), so a longer stage runs as a chain of jobs, each within it: ``submit.sh``
 submits the same script once per part, each ``--dependency=afterok`` on the one before.
-``--signal=B:USR1@<lead>`` warns the batch shell before the limit; it passes SIGUSR1 to the
-command, which saves a checkpoint to ``STRAITS_CHECKPOINT_DIR`` and exits 0; the next job resumes
-from it. A stage that ends by itself marks ``.straits-stage-complete`` there, so the jobs left
-in its chain end at once. A training stage still running at the end of its last job fails (its
-planned time is spent: the plan was wrong, or the job was), and so does a command that fails:
+Each job's limit is its share of the stage's time plus a warning (a tenth of the share, at
+least a minute, at most 15) after it: ``--signal=B:USR1@<warning>`` warns the batch shell, which
+passes SIGUSR1 to the command once the command has had its share (Slurm may warn up to a minute
+early; the shell waits); the command saves a checkpoint to ``STRAITS_CHECKPOINT_DIR`` and exits
+0, and the next job resumes from it. A stage that ends by itself marks
+``.straits-stage-complete`` there, so the jobs left in its chain end at once; a running job
+holds ``.straits-stage-lock`` there (``flock``), so a second copy of the stage stops at once.
+A training stage still running at the end of its last job fails (its planned time is spent:
+the plan was wrong, or the job was), and so does a command that fails:
 ``--kill-on-invalid-dep=yes`` then cancels everything after it instead of leaving it pending.
 
 Order. The first job of a stage waits (``afterok``) for the last job of each predecessor on the
@@ -33,9 +37,13 @@ from straits.model.targets import SlurmSite, format_minutes
 
 #: how much longer than planned a stage may run, in all its jobs together
 TIME_MARGIN = 1.25
-#: warn this long before a job's limit (a tenth of the job, at least a minute, at most 15)
+#: warn this long before a job's limit: a tenth of the command's time, at least a minute, at
+#: most 15, added to the job (Slurm warns up to a minute early, so a job of a minute warned a
+#: minute ahead was warned at its start)
 MAX_LEAD_S, MIN_LEAD_S = 900, 60
 DONE_MARKER = ".straits-stage-complete"
+#: the lock a running job of a stage holds in its checkpoint folder (``flock``)
+LOCK = ".straits-stage-lock"
 
 
 def slurm_site(job: StageJob) -> SlurmSite | None:
@@ -53,14 +61,35 @@ def needed_minutes(hours: float) -> int:
 
 
 def chain(hours: float, max_minutes: int) -> tuple[int, int]:
-    """(jobs, minutes each) covering ``hours`` plus the margin, each within ``max_minutes``."""
+    """(jobs, minutes each) covering ``hours`` plus the margin, each within ``max_minutes``:
+    each job's limit is its share of the time plus the warning after it (:func:`split`)."""
+    parts, work, lead = split(hours, max_minutes)
+    return parts, work + lead
+
+
+def split(hours: float, max_minutes: int) -> tuple[int, int, int]:
+    """(jobs, minutes of command in each, minutes of warning after them): the jobs' command
+    minutes cover ``hours`` plus the margin and each job, both together, fits ``max_minutes``.
+    A MaxTime of one minute leaves no room for a warning (0)."""
     total = needed_minutes(hours)
-    parts = max(1, math.ceil(total / max_minutes))
-    return parts, math.ceil(total / parts)
+    if max_minutes < 2:
+        return max(1, total), 1, 0
+    most = max_minutes - 1
+    while most + lead_minutes(most) > max_minutes:
+        most -= 1  # at most 14 times: the warning is at most 15 minutes
+    parts = max(1, math.ceil(total / most))
+    work = math.ceil(total / parts)
+    return parts, work, lead_minutes(work)
+
+
+def lead_minutes(work: int) -> int:
+    """Minutes of warning after ``work`` minutes of command."""
+    return min(MAX_LEAD_S // 60, max(MIN_LEAD_S // 60, math.ceil(work / 10)))
 
 
 def lead_seconds(minutes: int) -> int:
-    return min(MAX_LEAD_S, max(MIN_LEAD_S, minutes * 6))
+    """Seconds of warning after ``minutes`` of command."""
+    return lead_minutes(minutes) * 60
 
 
 def sh_quote(text: str) -> str:
@@ -99,8 +128,8 @@ class SlurmExporter:
         pool_t = job.planned.pool.targets
         partition = pool_t.slurm_partition if pool_t and pool_t.slurm_partition else s.partition
         gres = pool_t.slurm_gres if pool_t else "gpu"
-        parts, minutes = chain(job.hours, s.max_minutes)
-        lead = lead_seconds(minutes)
+        parts, work, lead_min = split(job.hours, s.max_minutes)
+        minutes, lead = work + lead_min, lead_min * 60
         opts = [f"--job-name={job.name}"]
         if partition:
             opts.append(f"--partition={partition}")
@@ -115,7 +144,7 @@ class SlurmExporter:
             opts.append("--exclusive")
         opts += [
             f"--time={format_minutes(minutes)}",
-            f"--signal=B:USR1@{lead}",
+            *([f"--signal=B:USR1@{lead}"] if lead else []),
             "--kill-on-invalid-dep=yes",
             "--output=%x-%j.out",
         ]
@@ -140,22 +169,48 @@ class SlurmExporter:
             f"{job.planned.label}, {job.chips} chips = {nodes} node(s) x {per_node}, "
             f"planned {job.placement.raw['start']} to {job.placement.raw['end']}",
             f"# time: {job.hours:.2f} h planned + {TIME_MARGIN - 1:.0%} = "
-            f"{needed_minutes(job.hours)} min, as {parts} job(s) of at most "
-            f"{format_minutes(minutes)} (partition MaxTime {s.max_time}); "
-            "submit.sh chains them",
-            f"# command ({job.command_source}): runs once per node; on SIGUSR1 ({lead} s "
-            "before a job's limit) it saves a checkpoint to $STRAITS_CHECKPOINT_DIR and "
-            "exits 0",
+            f"{needed_minutes(job.hours)} min, as {parts} job(s) of {work} min of command "
+            f"and {lead_min} min of warning, {format_minutes(minutes)} (partition MaxTime "
+            f"{s.max_time}); submit.sh chains them",
+            f"# command ({job.command_source}): runs once per node; on SIGUSR1 (after {work} "
+            f"min, {lead} s before a job's limit) it saves a checkpoint to "
+            "$STRAITS_CHECKPOINT_DIR and exits 0",
         ]
         if job.after:
             lines.append(f"# submit.sh starts it after: {', '.join(job.after)} (afterok)")
         lines += [
             "set -uo pipefail",
+            "# Slurm's warning (SIGUSR1) may come up to a minute early, here at the start: it",
+            "# reaches the command only once the command has had its time in this job",
+            f"stop=0 step='' later='' work_s={work * 60}",
+            "warned() {",
+            '  if [ "$SECONDS" -lt "$work_s" ]; then',
+            "    (trap 'kill \"$s\" 2>/dev/null; exit 0' TERM; "
+            'sleep "$(( work_s - SECONDS ))" & s=$!; wait "$s" && kill -USR1 $$) 9>&- & later=$!',
+            "    return",
+            "  fi",
+            '  stop=1; echo "straits: time limit near: asking the command to checkpoint '
+            '(SIGUSR1)" >&2',
+            '  [ -z "$step" ] || kill -USR1 "$step" 2>/dev/null',
+            "}",
+            "trap warned USR1",
+            'trap \'[ -z "$later" ] || kill "$later" 2>/dev/null\' EXIT',
             *(f"export {k}={sh_quote(v)}" for k, v in envs.items()),
             f"export STRAITS_SEGMENT=${{STRAITS_SEGMENT:-1}} "
             f"STRAITS_SEGMENTS=${{STRAITS_SEGMENTS:-{parts}}}",
             f"export STRAITS_CHECKPOINT_DIR={ckpt}",
             'mkdir -p "$STRAITS_CHECKPOINT_DIR" || exit 1',
+            "# one job at a time per stage of this plan: a second copy (submit.sh run twice,",
+            "# a script submitted by hand) would write the same checkpoints",
+            f'exec 9>>"$STRAITS_CHECKPOINT_DIR/{LOCK}"',
+            "flock -n -E 75 9; lock=$?",
+            'if [ "$lock" -eq 75 ]; then',
+            '  echo "straits: another job is running $STRAITS_WORKLOAD/$STRAITS_STAGE of plan '
+            '$STRAITS_PLAN_ID (lock on $STRAITS_CHECKPOINT_DIR); this one stops" >&2',
+            "  exit 1",
+            "fi",
+            '[ "$lock" -eq 0 ] || echo "straits: cannot lock $STRAITS_CHECKPOINT_DIR (no flock '
+            'there?); not guarded against a second copy of this stage" >&2',
             f'done_marker="$STRAITS_CHECKPOINT_DIR/{DONE_MARKER}"',
             'if [ -e "$done_marker" ]; then',
             '  echo "straits: $STRAITS_WORKLOAD/$STRAITS_STAGE is already complete '
@@ -168,14 +223,20 @@ class SlurmExporter:
             'export NNODES="$SLURM_JOB_NUM_NODES"',
             'echo "straits: $STRAITS_WORKLOAD/$STRAITS_STAGE job $STRAITS_SEGMENT of '
             '$STRAITS_SEGMENTS on $NNODES node(s), rendezvous $MASTER_ADDR:$MASTER_PORT"',
-            "stop=0",
-            "trap 'stop=1; echo \"straits: time limit near: asking the command to "
-            'checkpoint (SIGUSR1)" >&2; kill -USR1 "$step" 2>/dev/null\' USR1',
             "srun --kill-on-bad-exit=1 --ntasks-per-node=1 "
-            "bash -c 'export NODE_RANK=$SLURM_NODEID; exec bash -c \"$STRAITS_COMMAND\"' &",
+            "bash -c 'export NODE_RANK=$SLURM_NODEID; exec bash -c \"$STRAITS_COMMAND\"' 9>&- &",
             "step=$!",
             "# wait returns early when the trap runs: wait again until the step has ended",
             'while :; do wait "$step"; rc=$?; kill -0 "$step" 2>/dev/null || break; done',
+            "# srun exits 0 when its node fails (the step was lost, not done), and the job is",
+            "# requeued: the stage is complete only if the job is still running",
+            'state=$(scontrol show job "$SLURM_JOB_ID" -o 2>/dev/null '
+            "| grep -o 'JobState=[A-Z_]*' | head -n 1)",
+            'if [ -n "$state" ] && [ "$state" != JobState=RUNNING ]; then',
+            '  echo "straits: the step ended (exit $rc) but the job is ${state#JobState=} (a node '
+            'failed, or it was cancelled or requeued); not marked complete" >&2',
+            "  exit 1",
+            "fi",
             'if [ "$stop" -eq 0 ]; then',
             '  if [ "$rc" -eq 0 ]; then touch "$done_marker"; '
             'echo "straits: $STRAITS_WORKLOAD/$STRAITS_STAGE complete"; fi',
@@ -279,8 +340,27 @@ def _submit(plan_id: str, folder: str, body: list[str]) -> str:
         "#!/bin/bash",
         f"# Submit the stages of Straits plan {plan_id} on this cluster ({folder}), in order.",
         "# Run it on the cluster's login node, from any directory.",
+        "# All or nothing: the first job of every stage that waits for no other is submitted",
+        "# held and released only once every job is in, so a run that stops half way (an",
+        "# sbatch refusal, Ctrl-C, a lost login) starts nothing; one that fails cancels what",
+        "# it submitted, and one killed outright leaves them held (it prints their ids).",
         "set -euo pipefail",
         'cd "$(dirname "$0")"',
+        "SUBMITTED=() RELEASE=()",
+        "cleanup() {",
+        "  local rc=$?",
+        '  [ "$rc" -eq 0 ] && return 0',
+        '  if [ "${#SUBMITTED[@]}" -gt 0 ]; then',
+        '    echo "submit.sh stopped (exit $rc): cancelling the ${#SUBMITTED[@]} job(s) it'
+        ' submitted: ${SUBMITTED[*]}" >&2',
+        '    scancel "${SUBMITTED[@]}" || echo "scancel failed: cancel them yourself:'
+        ' scancel ${SUBMITTED[*]}" >&2',
+        "  fi",
+        '  exit "$rc"',
+        "}",
+        "trap cleanup EXIT",
+        "trap 'exit 130' INT",
+        "trap 'exit 143' TERM HUP",
         "# chain SCRIPT PARTS DEPS HOLD: submit SCRIPT as PARTS jobs, each afterok on the one",
         "# before, the first afterok on DEPS (job ids a:b, or -) and held when HOLD is 'hold';",
         "# sets FIRST and LAST to the first and last job ids",
@@ -291,9 +371,11 @@ def _submit(plan_id: str, folder: str, body: list[str]) -> str:
         '  for seg in $(seq 1 "$parts"); do',
         "    args=(--parsable --export=ALL,STRAITS_SEGMENT=$seg,STRAITS_SEGMENTS=$parts)",
         '    [ -n "$prev" ] && args+=(--dependency=afterok:$prev)',
-        '    [ "$seg" -eq 1 ] && [ "$hold" = hold ] && args+=(--hold)',
+        '    [ "$seg" -eq 1 ] && { [ "$hold" = hold ] || [ -z "$prev" ]; } && args+=(--hold)',
         '    id=$(sbatch "${args[@]}" "$script" | cut -d";" -f1)',
         '    [ -n "$id" ] || { echo "sbatch gave no job id for $script" >&2; exit 1; }',
+        '    SUBMITTED+=("$id")',
+        '    [ "$seg" -eq 1 ] && [ "$hold" != hold ] && [ -z "$prev" ] && RELEASE+=("$id")',
         '    [ -n "$FIRST" ] || FIRST=$id',
         '    echo "$script: job $id (part $seg of $parts)"',
         "    prev=$id",
@@ -301,4 +383,9 @@ def _submit(plan_id: str, folder: str, body: list[str]) -> str:
         "  LAST=$id",
         "}",
     ]
-    return "\n".join(head + body) + "\n"
+    tail = [
+        "# every job is in: start the stages that wait for nothing",
+        'if [ "${#RELEASE[@]}" -gt 0 ]; then scontrol release "$(IFS=,; echo "${RELEASE[*]}")"; fi',
+        "trap - EXIT",
+    ]
+    return "\n".join(head + body + tail) + "\n"
