@@ -3,6 +3,7 @@ input, and readers of the exported files."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +55,31 @@ def _tasks(files: dict[str, str]) -> dict[str, dict[str, Any]]:
 
 def _objects(files: dict[str, str], kind: str) -> list[dict[str, Any]]:
     return [d for d in _docs(files) if d.get("kind") == kind]
+
+
+def offline_job(
+    tmp_path: Path,
+    srun: str,
+    out: Path,
+    *,
+    nodes: tuple[str, ...] = ("node-a",),
+    job_id: str = "42",
+) -> dict[str, str]:
+    """The environment an exported batch script sees inside a job, with no Slurm: stand-ins
+    for ``scontrol`` (it lists ``nodes``) and ``srun`` (the script ``srun``) first on PATH, the
+    allocation's variables, ``OUT`` for what the stand-ins record and ``HOME`` in tmp_path."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "scontrol").write_text("#!/bin/sh\n" + "".join(f"echo {n}\n" for n in nodes))
+    (bin_dir / "srun").write_text(srun)
+    for f in ("scontrol", "srun"):
+        (bin_dir / f).chmod(0o755)
+    return {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "OUT": str(out),
+        "HOME": str(tmp_path),
+        "SLURM_JOB_NODELIST": ",".join(nodes),
+        "SLURM_JOB_ID": job_id,
+        "SLURM_JOB_NUM_NODES": str(len(nodes)),
+    }

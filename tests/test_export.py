@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -20,7 +19,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from export_support import _ctx, _docs, _lawful, _tasks, demo, inp
+from export_support import _ctx, _docs, _lawful, _tasks, demo, inp, offline_job
 from straits.admission import candidates, chip_of, site_of
 from straits.errors import InputError
 from straits.export import export_input, exporter, render, write_bundle
@@ -308,24 +307,11 @@ def test_a_command_reaches_every_target_verbatim(
             assert {"name": "STRAITS_COMMAND", "value": tricky} in c["env"]
     write_bundle(tmp_path, files)
     # run each sbatch script with stand-ins for scontrol and srun (srun records the command)
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "scontrol").write_text("#!/bin/sh\necho node-a\n")
-    (bin_dir / "srun").write_text('#!/bin/bash\nprintf %s "$STRAITS_COMMAND" > "$OUT"\n')
-    for f in ("scontrol", "srun"):
-        (bin_dir / f).chmod(0o755)
+    out = tmp_path / "cmd.txt"
+    srun = '#!/bin/bash\nprintf %s "$STRAITS_COMMAND" > "$OUT"\n'
+    env = offline_job(tmp_path, srun, out, job_id="7")
     for path in files:
         if path.endswith(".sbatch"):
-            out = tmp_path / "cmd.txt"
-            env = {
-                **os.environ,
-                "PATH": f"{bin_dir}:{os.environ['PATH']}",
-                "OUT": str(out),
-                "HOME": str(tmp_path),
-                "SLURM_JOB_NODELIST": "node-a",
-                "SLURM_JOB_ID": "7",
-                "SLURM_JOB_NUM_NODES": "1",
-            }
             p = subprocess.run(
                 ["bash", str(tmp_path / path)], env=env, capture_output=True, text=True, timeout=30
             )

@@ -23,6 +23,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from export_support import offline_job
 from straits.export import export_input, exporter, write_bundle
 from straits.export.base import ExportInput
 from straits.export.commands import parse as parse_run
@@ -230,26 +231,11 @@ def test_scripts_run_offline_and_honour_the_done_marker(inp: ExportInput, tmp_pa
     later job of its chain then does nothing; a failing command fails the job."""
     res = exporter("slurm").render(inp)
     write_bundle(tmp_path, res.files, executable=(".sh", ".sbatch"))
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "scontrol").write_text("#!/bin/sh\necho node-a\necho node-b\n")
-    (bin_dir / "srun").write_text(
-        '#!/bin/bash\necho "ran $MASTER_ADDR $NNODES" >> "$OUT"\nexit "${SRUN_RC:-0}"\n'
-    )
-    for f in ("scontrol", "srun"):
-        (bin_dir / f).chmod(0o755)
     job = next(j for j in inp.jobs if not j.serving)
     script = next(tmp_path / p for p in res.files if p.endswith(f"/{job.name}.sbatch"))
     out = tmp_path / "out.txt"
-    env = {
-        **os.environ,
-        "PATH": f"{bin_dir}:{os.environ['PATH']}",
-        "OUT": str(out),
-        "HOME": str(tmp_path),
-        "SLURM_JOB_NODELIST": "node-[a-b]",
-        "SLURM_JOB_ID": "42",
-        "SLURM_JOB_NUM_NODES": "2",
-    }
+    srun = '#!/bin/bash\necho "ran $MASTER_ADDR $NNODES" >> "$OUT"\nexit "${SRUN_RC:-0}"\n'
+    env = offline_job(tmp_path, srun, out, nodes=("node-a", "node-b"))
     failed = subprocess.run(
         ["bash", str(script)], env={**env, "SRUN_RC": "3"}, capture_output=True, text=True
     )
@@ -326,7 +312,8 @@ def _tokens_for_minutes(doc: dict[str, Any], minutes: float) -> float:
     return 1e8 * minutes / (60.0 * TIME_MARGIN * hours)
 
 
-def _submit(out: Path, env: dict[str, str]) -> list[str]:
+def _submit_rc(out: Path, env: dict[str, str]) -> tuple[int, list[str], str]:
+    """Run the CI bundle's submit.sh: its exit status, the job ids it printed, its stderr."""
     p = subprocess.run(
         ["bash", str(out / "slurm" / "straits-ci" / "submit.sh")],
         env=env,
@@ -334,8 +321,13 @@ def _submit(out: Path, env: dict[str, str]) -> list[str]:
         text=True,
         timeout=60,
     )
-    assert p.returncode == 0, p.stdout + p.stderr
-    return re.findall(r": job (\d+) \(part", p.stdout)
+    return p.returncode, re.findall(r": job (\d+) \(part", p.stdout), p.stdout + p.stderr
+
+
+def _submit(out: Path, env: dict[str, str]) -> list[str]:
+    rc, jobs, said = _submit_rc(out, env)
+    assert rc == 0, said
+    return jobs
 
 
 def _wait(ids: list[str], env: dict[str, str], timeout: float) -> dict[str, str]:

@@ -17,20 +17,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from straits.server import create_app
-from straits.server.settings import Settings
 from straits.store import Store
 from straits.store.audit import refusals
 from straits.store.tokens import create_token, revoke_token
-from test_api import Api, assert_problem, scenario_doc, wait_done
+from test_api import Api, assert_problem, running_api, scenario_doc, wait_done
 
 
 @pytest.fixture
 def api(db_url: str) -> Iterator[Api]:
-    store = Store(db_url)
-    app = create_app(store, settings=Settings(max_body_bytes=64 * 1024, max_time_limit=30))
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield Api(client, store)
-    store.close()
+    yield from running_api(db_url)
 
 
 # --- 405: Allow names every method the path takes --------------------------------------------

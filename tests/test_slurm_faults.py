@@ -8,8 +8,6 @@ as in tests/test_export_slurm.py, whose helpers they use.
 
 from __future__ import annotations
 
-import os
-import re
 import subprocess
 import time
 from pathlib import Path
@@ -17,12 +15,13 @@ from typing import Any
 
 import pytest
 
+from export_support import offline_job
 from straits.export import export_input, exporter, write_bundle
 from straits.export.base import ExportInput
 from straits.loading import load_scenario
 from straits.plan import make_plan
 from straits.rules import RuleSet
-from test_export_slurm import _export_ci, _log, _slurm_env, _wait, fake_slurm
+from test_export_slurm import _export_ci, _log, _slurm_env, _submit_rc, _wait, fake_slurm
 
 
 @pytest.fixture(scope="module")
@@ -94,24 +93,10 @@ def test_an_early_warning_waits_for_the_commands_time(inp: ExportInput, tmp_path
     has had its minutes in the job: a command that ends before then completes the stage."""
     res = exporter("slurm").render(inp)
     write_bundle(tmp_path, res.files, executable=(".sh", ".sbatch"))
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "scontrol").write_text("#!/bin/sh\necho node-a\n")
-    (bin_dir / "srun").write_text(EARLY_WARNING_SRUN)
-    for f in ("scontrol", "srun"):
-        (bin_dir / f).chmod(0o755)
     job = next(j for j in inp.jobs if not j.serving)
     script = next(tmp_path / p for p in res.files if p.endswith(f"/{job.name}.sbatch"))
     out = tmp_path / "out.txt"
-    env = {
-        **os.environ,
-        "PATH": f"{bin_dir}:{os.environ['PATH']}",
-        "OUT": str(out),
-        "HOME": str(tmp_path),
-        "SLURM_JOB_NODELIST": "node-a",
-        "SLURM_JOB_ID": "42",
-        "SLURM_JOB_NUM_NODES": "1",
-    }
+    env = offline_job(tmp_path, EARLY_WARNING_SRUN, out)
     p = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert out.read_text().split() == ["ran"]
@@ -119,17 +104,6 @@ def test_an_early_warning_waits_for_the_commands_time(inp: ExportInput, tmp_path
 
 
 # --- against a real Slurm -----------------------------------------------------------------------
-def _submit_rc(out: Path, env: dict[str, str]) -> tuple[int, list[str], str]:
-    p = subprocess.run(
-        ["bash", str(out / "slurm" / "straits-ci" / "submit.sh")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return p.returncode, re.findall(r": job (\d+) \(part", p.stdout), p.stderr
-
-
 @pytest.mark.slow
 def test_a_stage_the_partition_cannot_hold_starts_nothing(rules: RuleSet, tmp_path: Path) -> None:
     """sft on 2 nodes of the CI partition's 1: sbatch refuses it after pretrain was submitted.

@@ -186,7 +186,8 @@ class SlurmExporter:
             "warned() {",
             '  if [ "$SECONDS" -lt "$work_s" ]; then',
             "    (trap 'kill \"$s\" 2>/dev/null; exit 0' TERM; "
-            'sleep "$(( work_s - SECONDS ))" & s=$!; wait "$s" && kill -USR1 $$) 9>&- & later=$!',
+            'sleep "$(( work_s - SECONDS ))" & s=$!; wait "$s" && kill -USR1 $$) 9>&- '
+            ">/dev/null 2>&1 & later=$!",
             "    return",
             "  fi",
             '  stop=1; echo "straits: time limit near: asking the command to checkpoint '
@@ -194,7 +195,9 @@ class SlurmExporter:
             '  [ -z "$step" ] || kill -USR1 "$step" 2>/dev/null',
             "}",
             "trap warned USR1",
-            'trap \'[ -z "$later" ] || kill "$later" 2>/dev/null\' EXIT',
+            "# on the way out no warning starts another timer (one could come late, while the",
+            "# shell exits); a timer holds no output open, so none keeps a caller waiting",
+            'trap \'trap "" USR1; [ -z "$later" ] || kill "$later" 2>/dev/null\' EXIT',
             *(f"export {k}={sh_quote(v)}" for k, v in envs.items()),
             f"export STRAITS_SEGMENT=${{STRAITS_SEGMENT:-1}} "
             f"STRAITS_SEGMENTS=${{STRAITS_SEGMENTS:-{parts}}}",
