@@ -206,7 +206,6 @@ class PlanInput(_Open):
     bound_value: Figure | None = None
     baseline_value: Figure | None = None
     total_cost_usd_high: Figure | None = None
-    makespan_hours_high: Figure | None = None
     bound_unplaced: Count | None = None
     baseline_unplaced: Count | None = None
     diagnosis: list[_Diagnosis] = []

@@ -364,11 +364,7 @@ def build_view(
     summary = summary_of(plan, sc)
     on = dt.date.fromisoformat(summary.date)
     start = dt.datetime.combine(sc.date, dt.time(), tzinfo=dt.UTC)
-    interval = {
-        k: plan[k]
-        for k in ("total_cost_usd_high", "makespan_hours_high")
-        if plan.get(k) is not None
-    }
+    interval = {k: plan[k] for k in ("total_cost_usd_high",) if plan.get(k) is not None}
     return PlanView(
         source=source,
         summary=summary,
