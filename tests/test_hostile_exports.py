@@ -60,12 +60,12 @@ def test_a_held_stage_message_never_runs_a_cluster_name(
         ln
         for text in res.files.values()
         for ln in text.splitlines()
-        if ln.startswith("echo") and "is held until" in ln
+        if ln.startswith("say ") and "is held until" in ln
     ]
     assert held, "the example plan holds a stage whose predecessor runs on another cluster"
     for line in held:
         p = subprocess.run(
-            ["bash", "-c", f"FIRST=4242; {line}"],
+            ["bash", "-c", f"say() {{ printf '%s\\n' \"$*\"; }}; FIRST=4242; {line}"],
             cwd=tmp_path,
             capture_output=True,
             text=True,

@@ -76,6 +76,38 @@ def test_a_submit_sh_stopped_half_way_cancels_what_it_submitted(
     assert not (tmp_path / "scontrol.log").exists()  # nothing released
 
 
+def test_a_reader_that_stops_early_does_not_stop_the_submission(
+    inp: ExportInput, tmp_path: Path
+) -> None:
+    """`submit.sh | head -1`: the reader closes the pipe after the first line. The next progress
+    line used to kill submit.sh with SIGPIPE (no EXIT trap runs for it), leaving the jobs it had
+    submitted held and the rest not submitted. Now its output is best effort: it submits and
+    releases what a run whose output is read to the end does, cancels nothing and exits 0."""
+    files = exporter("slurm").render(inp).files
+
+    def submit(into: Path, pipe: str) -> tuple[int, list[str], list[str]]:
+        write_bundle(into, files, executable=(".sh", ".sbatch"))
+        env = fake_slurm(into)
+        script = next(iter(sorted(into.glob("slurm/*/submit.sh"))))
+        p = subprocess.run(
+            ["bash", "-c", f'set -o pipefail; bash "{script}" {pipe}'],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert not (into / "scancel.log").exists()
+        calls = (into / "sbatch.log").read_text().splitlines()
+        return p.returncode, calls, (into / "scontrol.log").read_text().split()
+
+    rc, calls, released = submit(tmp_path / "piped", "| head -1 >/dev/null")
+    assert rc == 0
+    _, whole, released_whole = submit(tmp_path / "whole", ">/dev/null")
+    assert len(whole) >= 2  # more than one job to submit, so a line to print after the first
+    assert len(calls) == len(whole)
+    assert released == released_whole and released[0] == "release"
+
+
 #: srun stand-in: asks the batch shell at once, as an early Slurm warning would, then runs
 #: the step (a second); records whether the step got SIGUSR1
 EARLY_WARNING_SRUN = """#!/bin/bash

@@ -326,7 +326,7 @@ class SlurmExporter:
                     f"{job.workload}/{job.stage} is held until {elsewhere} "
                     "has completed; then run: scontrol release "
                 )
-                lines.append(f'echo {held}"$FIRST"')
+                lines.append(f'say {held}"$FIRST"')
                 res.notes.append(
                     f"{job.workload}/{job.stage}: after {elsewhere} on another "
                     "cluster; submitted held, release it when that completes"
@@ -364,6 +364,10 @@ def _submit(plan_id: str, folder: str, body: list[str]) -> str:
         "trap cleanup EXIT",
         "trap 'exit 130' INT",
         "trap 'exit 143' TERM HUP",
+        "# what it prints is best effort: a reader that stops early (submit.sh | head) must not",
+        "# stop the submission half way, so SIGPIPE is ignored and a failed write is not an error",
+        "trap '' PIPE",
+        "say() { printf '%s\\n' \"$*\" 2>/dev/null || true; }",
         "# chain SCRIPT PARTS DEPS HOLD: submit SCRIPT as PARTS jobs, each afterok on the one",
         "# before, the first afterok on DEPS (job ids a:b, or -) and held when HOLD is 'hold';",
         "# sets FIRST and LAST to the first and last job ids",
@@ -380,7 +384,7 @@ def _submit(plan_id: str, folder: str, body: list[str]) -> str:
         '    SUBMITTED+=("$id")',
         '    [ "$seg" -eq 1 ] && [ "$hold" != hold ] && [ -z "$prev" ] && RELEASE+=("$id")',
         '    [ -n "$FIRST" ] || FIRST=$id',
-        '    echo "$script: job $id (part $seg of $parts)"',
+        '    say "$script: job $id (part $seg of $parts)"',
         "    prev=$id",
         "  done",
         "  LAST=$id",
