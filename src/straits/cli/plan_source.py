@@ -96,7 +96,7 @@ def _from_text(text: str, label: str) -> PlanSource:
             doc.scenario,
             doc,
         )
-    sc = parse_scenario(data, source=label)
+    sc = parse_scenario(data, source=label, text=text)
     return PlanSource("scenario", f"scenario {label}", sc, None)
 
 

@@ -76,7 +76,9 @@ def validate(
             text = read_stdin_text("a scenario")
             if not text.strip():
                 raise ScenarioError("input is empty", source="<stdin>", expected="a scenario")
-            sc = parse_scenario(parse_text(text, "<stdin>", ScenarioError), source="<stdin>")
+            sc = parse_scenario(
+                parse_text(text, "<stdin>", ScenarioError), source="<stdin>", text=text
+            )
         else:
             sc = load_scenario(scenario)
     except InputError as exc:

@@ -53,7 +53,8 @@ class Overrides(BaseModel):
 def _load(path: Path, key: str) -> Overrides:
     text = read_text(path, error=ScenarioError)
     data = parse_document(text, source=str(path), error=ScenarioError)
-    if isinstance(data, list):
+    bare = isinstance(data, list)
+    if bare:
         data = {key: data}
     if not isinstance(data, dict) or set(data) != {key}:
         raise ScenarioError(
@@ -61,7 +62,11 @@ def _load(path: Path, key: str) -> Overrides:
             source=str(path),
             expected=f"a list, or a mapping with the one key `{key}`",
         )
-    ov = validate_as(Overrides, data, source=str(path), error=ScenarioError)
+    # the file's line of a bad field, where its paths are the document's (a bare list is read
+    # as the mapping {key: list}, whose paths the file does not have)
+    ov = validate_as(
+        Overrides, data, source=str(path), error=ScenarioError, text=None if bare else text
+    )
     seen: dict[tuple[Any, ...], int] = {}
     changes: tuple[_Change, ...] = ov.prices if key == "prices" else ov.capacity
     for i, c in enumerate(changes):  # a pool changed twice (on the same day) says two things

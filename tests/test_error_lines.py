@@ -1,0 +1,72 @@
+"""Every way a scenario or a change file reaches the CLI names the line of a bad field:
+`error: SOURCE:LINE: FIELD: ...` and exit 2, whether the file is read by path, from stdin, or
+through a command that takes a plan or a scenario (`plan`, `report`, `export`: their PLAN
+argument). `straits plan FILE` used to name the field without its line (the text was dropped on
+the way to validation) while `straits scenario validate FILE` named both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from test_cli_conventions import run
+
+BAD_PRICE = "usd_per_chip_hour: not-a-price"
+FIELD = "sites[0].pools[0].usd_per_chip_hour"
+
+
+def _bad_scenario(example_path: Path) -> tuple[str, int]:
+    """The example scenario with its first pool's price made text, and that line."""
+    lines = example_path.read_text().splitlines()
+    i = next(i for i, ln in enumerate(lines) if "usd_per_chip_hour:" in ln)
+    indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
+    lines[i] = indent + BAD_PRICE
+    return "\n".join(lines) + "\n", i + 1
+
+
+# (argv with {f} for the file, read from stdin instead)
+CASES = [
+    pytest.param(["plan", "{f}"], False, id="plan-file"),
+    pytest.param(["plan", "-"], True, id="plan-stdin"),
+    pytest.param(["scenario", "validate", "{f}"], False, id="validate-file"),
+    pytest.param(["scenario", "validate", "-"], True, id="validate-stdin"),
+    pytest.param(["report", "{f}", "-o", "{out}"], False, id="report-file"),
+]
+
+
+@pytest.mark.parametrize(("argv", "stdin"), CASES)
+def test_a_bad_scenario_field_is_named_with_its_line(
+    argv: list[str], stdin: bool, example_path: Path, tmp_path: Path
+) -> None:
+    text, line = _bad_scenario(example_path)
+    f = tmp_path / "bad.yaml"
+    f.write_text(text)
+    out = tmp_path / "out.html"
+    args = [a.format(f=f, out=out) for a in argv]
+    p = run(*args, stdin=text if stdin else None)
+    assert p.returncode == 2, p.stderr
+    source = "<stdin>" if stdin else str(f)
+    errors = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1, p.stderr
+    assert errors[0].startswith(f"error: {source}:{line}: {FIELD}: "), errors[0]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("bare", [False, True], ids=["mapping", "bare-list"])
+def test_a_bad_price_change_is_named_with_its_line(
+    bare: bool, example_path: Path, tmp_path: Path
+) -> None:
+    """`impact --prices FILE`: a mapping `prices: [...]` names the line; a bare list (read as
+    that mapping) names the field only, since its paths are not the file's."""
+    body = "- site: x\n  chip: H100-SXM\n  usd_per_chip_hour: -3\n  source: test\n"
+    text = body if bare else "prices:\n" + "".join("  " + ln + "\n" for ln in body.splitlines())
+    f = tmp_path / "prices.yaml"
+    f.write_text(text)
+    p = run("impact", "--date", "2025-06-01", "--plan", str(example_path), "--prices", str(f))
+    assert p.returncode == 2, p.stderr
+    errors = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1, p.stderr
+    where = str(f) if bare else f"{f}:4"
+    assert errors[0].startswith(f"error: {where}: prices[0].usd_per_chip_hour: "), errors[0]
