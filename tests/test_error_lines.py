@@ -7,6 +7,7 @@ the way to validation) while `straits scenario validate FILE` named both.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,59 @@ def test_a_bad_price_change_is_named_with_its_line(
     assert len(errors) == 1, p.stderr
     where = str(f) if bare else f"{f}:4"
     assert errors[0].startswith(f"error: {where}: prices[0].usd_per_chip_hour: "), errors[0]
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _written(doc: object) -> str:
+    return json.dumps(doc, indent=1) + "\n"
+
+
+def _bad(name: str, field: str, value: object) -> dict[str, object]:
+    doc: dict[str, object] = json.loads((EXAMPLES / name).read_text())
+    doc[field] = value
+    return doc
+
+
+def _line_of(text: str, needle: str) -> int:
+    return next(i for i, ln in enumerate(text.splitlines(), 1) if needle in ln)
+
+
+# (command, the request as written, the bad field's path, the text on its line)
+REQUESTS = [
+    pytest.param(
+        "check", _written(_bad("request.json", "chip", 7)), "chip", '"chip": 7', id="check-one"
+    ),
+    pytest.param(
+        "check",
+        _written([_bad("request.json", "chip", "H100-SXM"), _bad("request.json", "date", "x")]),
+        "[1].date",
+        '"date": "x"',
+        id="check-list",
+    ),
+    pytest.param(
+        "estimate",
+        _written(_bad("estimate.json", "tokens", "lots")),
+        "tokens",
+        '"tokens": "lots"',
+        id="estimate",
+    ),
+]
+
+
+@pytest.mark.parametrize(("command", "text", "field", "needle"), REQUESTS)
+@pytest.mark.parametrize("stdin", [False, True], ids=["file", "stdin"])
+def test_a_bad_request_field_is_named_with_its_line(
+    command: str, text: str, field: str, needle: str, stdin: bool, tmp_path: Path
+) -> None:
+    """`check` (one request or a list) and `estimate`, from a file or stdin."""
+    f = tmp_path / "req.json"
+    f.write_text(text)
+    line = _line_of(text, needle)
+    p = run(command, "-" if stdin else str(f), stdin=text if stdin else None)
+    assert p.returncode == 2, p.stderr
+    source = "<stdin>" if stdin else str(f)
+    errors = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1, p.stderr
+    assert errors[0].startswith(f"error: {source}:{line}: {field}: "), errors[0]

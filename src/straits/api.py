@@ -24,13 +24,17 @@ if TYPE_CHECKING:  # imported where used: the CLI's start-up must not pay for th
 
 
 # --- check ---------------------------------------------------------------------------------------
-def parse_check_document(data: Any, label: str) -> tuple[list[CheckRequest], bool]:
-    """(requests, was_list) from a parsed document: one object or a non-empty list of them."""
-    from straits.loading import validate_as
+def parse_check_document(
+    data: Any, label: str, text: str | None = None
+) -> tuple[list[CheckRequest], bool]:
+    """(requests, was_list) from a parsed document: one object or a non-empty list of them;
+    with ``text`` (the document as written) a bad field's error names its line."""
+    from straits import safe_yaml
+    from straits.loading import field_loc, validate_as
     from straits.model.request import CheckRequest
 
     if isinstance(data, dict):
-        return [validate_as(CheckRequest, data, source=label, error=RequestError)], False
+        return [validate_as(CheckRequest, data, source=label, error=RequestError, text=text)], False
     if isinstance(data, list) and data:
         if len(data) > MAX_CHECK_REQUESTS:  # before any is validated: that is the cost
             raise RequestError(
@@ -47,8 +51,9 @@ def parse_check_document(data: Any, label: str) -> tuple[list[CheckRequest], boo
             except InputError as exc:
                 inner = exc.path if exc.path not in (None, "", f"[{i}]", "(top level)") else ""
                 path = f"[{i}]" + (f".{inner}" if inner else "")
+                line = safe_yaml.locate(text, field_loc(path)) if text is not None else None
                 raise RequestError(
-                    exc.detail, source=label, path=path, expected=exc.expected
+                    exc.detail, source=label, path=path, expected=exc.expected, line=line
                 ) from None
         return out, True
     raise RequestError(

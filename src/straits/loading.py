@@ -135,7 +135,7 @@ def validate_as(
         if exc.source is None:
             line = exc.line
             if line is None and text is not None and exc.path:
-                line = safe_yaml.locate(text, _loc_of(exc.path))
+                line = safe_yaml.locate(text, field_loc(exc.path))
             raise type(exc)(
                 exc.detail, source=source, path=exc.path, expected=exc.expected, line=line
             ) from None
@@ -144,7 +144,7 @@ def validate_as(
         raise error(f"nested deeper than {MAX_DEPTH} levels", source=source) from None
 
 
-def _loc_of(path: str) -> tuple[int | str, ...]:
+def field_loc(path: str) -> tuple[int | str, ...]:
     """``workloads[0].stages[1].after`` -> ('workloads', 0, 'stages', 1, 'after')."""
     out: list[int | str] = []
     for part in re.findall(r"\[(\d+)\]|([^.\[\]]+)", path):

@@ -21,7 +21,7 @@ from straits.cli.common import (
     note,
     open_store,
     output_format,
-    read_input,
+    read_input_doc,
     rule_dirs,
     set_quiet,
     state,
@@ -59,14 +59,14 @@ def check(
     set_quiet(quiet)
     try:
         fmt = output_format(output, json_out)
-        data, label = read_input(request_file, what="a check request")
+        data, label, text = read_input_doc(request_file, what="a check request")
         if state.server_url:
             from straits.cli.remote import client
 
             answer = client().check(data, record=record)
             requests = None
         else:
-            answer, requests = _check_here(data, label, rules, record, tenant, actor, db)
+            answer, requests = _check_here(data, label, rules, record, tenant, actor, db, text)
     except StraitsError as exc:
         fail(exc)
         return
@@ -93,6 +93,7 @@ def _check_here(
     tenant: str,
     actor: str | None,
     db: str | None,
+    text: str | None = None,
 ) -> tuple[Any, list[Any]]:
     from straits.api import parse_check_document
     from straits.limits import MAX_RECORDED_CHECK_REQUESTS
@@ -106,7 +107,7 @@ def _check_here(
             expected=f"at most {MAX_RECORDED_CHECK_REQUESTS:,} (one entry, its "
             "export and its receipt stay readable): split the list",
         )
-    requests, was_list = parse_check_document(data, label)
+    requests, was_list = parse_check_document(data, label, text)
     rs = ruleset(rule_dirs(rules))
     answers = [d.to_json() for d in rs.check_many(requests)]
     answer = answers if was_list else answers[0]

@@ -11,7 +11,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import typer
 
@@ -257,7 +257,15 @@ def read_stdin_text(what: str) -> str:
     return read_stdin(error=RequestError)
 
 
-def read_input(source: Path | None, *, what: str) -> tuple[Any, str]:
+class InputDoc(NamedTuple):
+    """A parsed input and where it came from: ``text`` lets a field's error name its line."""
+
+    data: Any
+    label: str
+    text: str
+
+
+def read_input_doc(source: Path | None, *, what: str) -> InputDoc:
     """Parse JSON/YAML from a file, or from stdin when ``source`` is None or '-'."""
     from straits.loading import read_text
 
@@ -267,7 +275,7 @@ def read_input(source: Path | None, *, what: str) -> tuple[Any, str]:
         text, label = read_text(source, error=RequestError), str(source)
     if not text.strip():
         raise RequestError("input is empty", source=label, expected=what)
-    return parse_text(text, label, RequestError), label
+    return InputDoc(parse_text(text, label, RequestError), label, text)
 
 
 def parse_text(text: str, label: str, error: type[InputError] = InputError) -> Any:

@@ -17,7 +17,7 @@ from straits.cli.common import (
     fail,
     money,
     output_format,
-    read_input,
+    read_input_doc,
     state,
 )
 from straits.errors import InputError, RequestError
@@ -90,7 +90,7 @@ def estimate(
         fmt = output_format(None if chart is not None else output, json_out)
         if sweep is not None and sweep != "chips":
             raise RequestError(f"cannot sweep {sweep!r}", path="--sweep", expected="chips")
-        data, label = read_input(request_file, what="an estimate request")
+        data, label, text = read_input_doc(request_file, what="an estimate request")
         if not isinstance(data, dict):
             raise RequestError("expected a JSON object", source=label)
         if chips is not None:
@@ -102,7 +102,14 @@ def estimate(
         from straits.loading import validate_as
         from straits.model.request import EstimateRequest
 
-        req = validate_as(EstimateRequest, data, source=label, error=RequestError)
+        # the file's line of a bad field (not with --chips: that field is the option's)
+        req = validate_as(
+            EstimateRequest,
+            data,
+            source=label,
+            error=RequestError,
+            text=text if chips is None else None,
+        )
         est = run_estimate(req)
         if sweep == "chips":
             _sweep(req, est, fmt, chart)
