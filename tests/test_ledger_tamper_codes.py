@@ -140,3 +140,43 @@ def test_a_value_of_another_type_is_reported_with_its_entry(
     assert (v.ok, v.code, v.first_bad) == (False, "value-altered", seq), v.to_json()
     t = verify_tenant(Store(url), Keys(), "a")  # it was an error, not a verification
     assert (t.ok, t.code) == (False, "value-altered"), t
+
+
+@pytest.mark.parametrize("command", ["export", "impact"])
+def test_a_bad_key_file_is_named_not_taken_for_the_plan(
+    tmp_path: Path,
+    rules: RuleSet,
+    example_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+) -> None:
+    """A ledger key file that is empty (truncated) was reported as 'PLAN: not a signer key':
+    the plan's reader relabelled every input error as the PLAN argument's."""
+    from straits.loading import load_scenario
+    from straits.plan import make_plan
+    from straits.store.records import record_plan
+    from test_ledger_cli import straits
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    sc = load_scenario(example_path)
+    plan_id, _ = record_plan(
+        Store(url),
+        sc,
+        make_plan(sc, rules=rules, solver="greedy"),
+        rules,
+        {"solver": "greedy"},
+        tenant="t",
+        actor="a",
+    )
+    key = tmp_path / "ledger.key"
+    key.write_text("")
+    key.chmod(0o600)
+    monkeypatch.setenv("STRAITS_LEDGER_KEY", str(key))
+    args = {
+        "export": ("export", plan_id, "--to", "slurm", "-o", str(tmp_path / "out")),
+        "impact": ("impact", "--plan", plan_id, "--date", "2025-07-01", "--no-replan"),
+    }[command]
+    r = straits(*args, "--db", url)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    err = " ".join(r.stderr.split())
+    assert "PLAN" not in err and str(key) in err, err
