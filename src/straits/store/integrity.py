@@ -191,6 +191,8 @@ def _verify_store(store: Store, keys: Keys, heads: list[Head]) -> Verification:
             _check_rows(s)
         except _Broken as exc:
             return v.replace(ok=False, first_bad=exc.seq, problem=exc.problem, code=exc.code)
+        except AlteredRowError:
+            raise  # verify_store names it
         except LedgerError as exc:  # an entry whose body Straits never writes
             return v.replace(ok=False, first_bad=exc.seq, problem=str(exc), code="entry-rewritten")
         except (tree.MissingNodeError, ValueError) as exc:
