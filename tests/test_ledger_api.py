@@ -214,19 +214,22 @@ def test_a_tenant_is_never_served_an_entry_the_log_does_not_prove(
 
 A2 = "(SELECT seq FROM ledger WHERE tenant='a' AND tenant_seq=2)"
 TENANT_TAMPER = [
-    # the edit, and the first of tenant a's entries it breaks
-    ("UPDATE decisions SET answer='{}' WHERE ledger_seq=" + A2, 2),
-    ("UPDATE ledger SET actor='someone else' WHERE seq=" + A2, 2),
-    ("DELETE FROM decisions WHERE ledger_seq=" + A2, None),  # the entry holds it whole
-    ("UPDATE decisions SET ledger_seq=" + A2 + " WHERE tenant='b'", 2),
-    ("UPDATE ledger SET tenant='c' WHERE tenant='a' AND tenant_seq=1", 1),
-    ("DELETE FROM ledger WHERE tenant='a' AND tenant_seq=2", 2),
+    # the edit, the first of tenant a's entries it breaks, its code, and whether tenant b's
+    # verification still holds
+    ("UPDATE decisions SET answer='{}' WHERE ledger_seq=" + A2, 2, "decision-row", True),
+    ("UPDATE ledger SET actor='someone else' WHERE seq=" + A2, 2, "entry-altered", True),
+    # the entry holds the decision whole, but every check has its one row (it passed before)
+    ("DELETE FROM decisions WHERE ledger_seq=" + A2, 2, "decision-row", True),
+    # b's rows moved to a's entry 2: b's entries lost theirs
+    ("UPDATE decisions SET ledger_seq=" + A2 + " WHERE tenant='b'", 2, "decision-row", False),
+    ("UPDATE ledger SET tenant='c' WHERE tenant='a' AND tenant_seq=1", 1, "entry-missing", True),
+    ("DELETE FROM ledger WHERE tenant='a' AND tenant_seq=2", 2, "entry-missing", True),
 ]
 
 
-@pytest.mark.parametrize(("tamper", "first_bad"), TENANT_TAMPER)
+@pytest.mark.parametrize(("tamper", "first_bad", "code", "b_ok"), TENANT_TAMPER)
 def test_a_tenants_verify_checks_its_own_entries_and_records(
-    api: Api, db_url: str, tamper: str, first_bad: int | None
+    api: Api, db_url: str, tamper: str, first_bad: int, code: str, b_ok: bool
 ) -> None:
     """A tenant's verify was the quick check only (the tree against the checkpoint): its own
     entries and records could be altered and it still said ok. Now each of its entries is
@@ -238,6 +241,7 @@ def test_a_tenants_verify_checks_its_own_entries_and_records(
     before = api.client.get("/v1/ledger/verify", headers=a).json()
     assert before == {
         "ok": True,
+        "code": None,
         "entries": 3,
         "checked": 3,
         "signatures": before["signatures"],
@@ -251,11 +255,11 @@ def test_a_tenants_verify_checks_its_own_entries_and_records(
     after = api.client.get("/v1/ledger/verify", headers=a)
     assert after.status_code == 200, after.text
     v = after.json()
-    assert (v["ok"], v["first_bad"]) == (first_bad is None, first_bad), v
-    if first_bad is not None:
-        assert v["checked"] == first_bad - 1
-        assert "'b'" not in v["problem"] and "ledger entry 5" not in v["problem"]
+    assert (v["ok"], v["first_bad"], v["code"]) == (False, first_bad, code), v
+    assert v["checked"] == first_bad - 1
+    assert "'b'" not in v["problem"] and "ledger entry 5" not in v["problem"]
     other = api.client.get("/v1/ledger/verify", headers=b).json()
-    assert other["ok"] and other["entries"] == 2, other
+    assert other["ok"] is b_ok and other["entries"] == 2, other
+    assert b_ok or other["code"] == "decision-row"
     quick = api.client.get("/v1/ledger/verify", params={"quick": "true"}, headers=a).json()
     assert set(quick) == {"ok", "entries", "signatures", "problem"}

@@ -171,12 +171,16 @@ def test_verify_an_export_against_heads(db_url: str, keyfile: Path, tmp_path: Pa
     export.write_text("\n".join(lines[:4]) + "\n")
     cut = straits(*base, "--head", str(cp))
     assert cut.returncode == 1 and "removed from the end" in json.loads(cut.stdout)["problem"]
+    assert json.loads(cut.stdout)["code"] == "tail-removed"  # it had none
+    forged = straits(*base, "--head", "3:" + "ab" * 32)
+    assert (forged.returncode, json.loads(forged.stdout)["code"]) == (1, "head-forged")
     doc = json.loads(lines[2])
     doc["body"] = doc["body"].replace('"i":2', '"i":7')
     lines[2] = json.dumps(doc)
     export.write_text("\n".join(lines) + "\n")
     bad = straits(*base)
     assert bad.returncode == 1 and json.loads(bad.stdout)["first_bad"] == 3
+    assert json.loads(bad.stdout)["code"] == "entry-altered"
 
 
 def test_receipts_verify_offline_with_only_the_public_key(

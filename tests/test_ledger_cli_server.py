@@ -238,6 +238,7 @@ def test_verify_one_tenant_names_its_own_first_bad_entry(db_url: str, keyfile: P
     assert json.loads(ok.stdout) == {
         "tenant": "a",
         "ok": True,
+        "code": None,
         "entries": 3,
         "checked": 3,
         "signatures": "checked",
@@ -251,6 +252,7 @@ def test_verify_one_tenant_names_its_own_first_bad_entry(db_url: str, keyfile: P
     bad = straits("ledger", "verify", "--db", db_url, "--tenant", "a", "--json")
     assert bad.returncode == 1
     assert (json.loads(bad.stdout)["first_bad"], json.loads(bad.stdout)["checked"]) == (2, 1)
+    assert json.loads(bad.stdout)["code"] == "entry-altered"
     table = straits("ledger", "verify", "--db", db_url, "--tenant", "a")
     assert table.returncode == 1 and "Traceback" not in table.stderr + table.stdout
     assert straits("ledger", "verify", "--db", db_url, "--tenant", "b").returncode == 0

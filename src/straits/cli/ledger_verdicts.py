@@ -67,7 +67,9 @@ def report_tenant(result: TenantVerification, tenant: str, fmt: Format) -> None:
         )
     else:
         console.print(
-            f"[bold red]tenant {tenant!r} broken at its entry {result.first_bad}[/bold red]: "
+            f"[bold red]tenant {tenant!r} broken"
+            f"{f' at its entry {result.first_bad}' if result.first_bad else ''}[/bold red]"
+            f"{code_part(result.code)}: "
             f"{result.problem} ({result.checked:,} of {result.entries:,} verified before it)",
             soft_wrap=True,
         )
@@ -76,7 +78,13 @@ def report_tenant(result: TenantVerification, tenant: str, fmt: Format) -> None:
 
 
 def broken_where(result: Verification) -> str:
-    return f" at entry {result.first_bad}" if result.first_bad else ""
+    where = f" at entry {result.first_bad}" if result.first_bad else ""
+    return where + code_part(result.code)
+
+
+def code_part(code: str | None) -> str:
+    """`` [code]`` (Rich markup, escaped), or nothing."""
+    return rf" \[{code}]" if code else ""
 
 
 def verified_part(result: Verification) -> str:

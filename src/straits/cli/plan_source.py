@@ -76,6 +76,8 @@ def _recorded(store: Store, ref: str, what: str) -> PlanSource:
             "`straits ledger show` lists the recorded plans"
         ) from exc
     except InputError as exc:
+        if exc.source is not None or exc.path is not None:
+            raise  # it names its own input (the ledger key file: it said 'PLAN: not a key')
         raise InputError(exc.detail, path=what, expected=exc.expected) from None
     entry = f", ledger entry {doc.ledger_seq}" if doc.ledger_seq else ""
     return PlanSource("recorded", f"recorded plan {doc.id}{entry} in {store!r}", doc.scenario, doc)

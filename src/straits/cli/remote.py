@@ -415,4 +415,5 @@ def remote_verification(data: dict[str, Any]) -> Verification:
         str(data.get("head_hash") or ""),
         data.get("first_bad"),
         data.get("problem"),
+        code=data.get("code") if isinstance(data.get("code"), str) else None,
     )

@@ -24,16 +24,19 @@ def verify_export(chain: Iterable[Entry], heads: list[Head]) -> Verification:
     roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT}
     chain_hashes: dict[int, str] = {}
     counts: dict[str, int] = {}
-    numbering: list[str] = []
+    numbering: list[tuple[int, str]] = []
 
     def building(entries: Iterable[Entry]) -> Iterator[Entry]:
         for e in entries:
             tseq = counts[e.tenant] = counts.get(e.tenant, 0) + 1
             if e.tenant_seq and e.tenant_seq != tseq and not numbering:
                 numbering.append(
-                    f"entry {e.seq} is number {e.tenant_seq} of tenant "
-                    f"{e.tenant!r}, but the export holds {tseq} of its entries "
-                    "up to it: entries were removed, or the number altered"
+                    (
+                        e.seq,
+                        f"entry {e.seq} is number {e.tenant_seq} of tenant "
+                        f"{e.tenant!r}, but the export holds {tseq} of its entries "
+                        "up to it: entries were removed, or the number altered",
+                    )
                 )
             if not e.tenant_seq:  # an export made before the tree: numbered as the upgrade did
                 e = Entry(**{**e.__dict__, "tenant_seq": tseq})
@@ -48,7 +51,8 @@ def verify_export(chain: Iterable[Entry], heads: list[Head]) -> Verification:
     if not v.ok:
         return v
     if numbering:
-        return v.replace(ok=False, problem=numbering[0])
+        seq, problem = numbering[0]
+        return v.replace(ok=False, first_bad=seq, problem=problem, code="entry-missing")
     v = v.replace(root_hash=builder.root().hex())
     proven: list[dict[str, Any]] = []
     for h in heads:
@@ -62,6 +66,7 @@ def verify_export(chain: Iterable[Entry], heads: list[Head]) -> Verification:
                 first_bad=v.entries + 1,
                 problem=f"entries {v.entries + 1} to {size} were removed from the "
                 f"end (the head {label[:40]}... records {size} entries)",
+                code="tail-removed",
             )
         if isinstance(h, ChainHead):
             if chain_hashes.get(size) == h.hash:
@@ -76,6 +81,7 @@ def verify_export(chain: Iterable[Entry], heads: list[Head]) -> Verification:
                 problem=f"the head {label[:40]}... is neither the chain hash of "
                 f"entry {size} nor the Merkle root of the first {size} "
                 "entries: the head is forged, or the export was rewritten",
+                code="head-forged",
             )
         if roots.get(size) != h.checkpoint.root:
             return v.replace(
@@ -83,6 +89,7 @@ def verify_export(chain: Iterable[Entry], heads: list[Head]) -> Verification:
                 first_bad=None,
                 problem=f"the first {size} entries of the export do not hash to "
                 f"the root the checkpoint signs: the export was rewritten",
+                code="history-rewritten",
             )
         proven.append(
             {

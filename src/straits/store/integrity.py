@@ -24,7 +24,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from straits.errors import LedgerError
@@ -33,8 +33,9 @@ from straits.store.db import Store
 from straits.store.keys import Keys, configured
 from straits.store.ledger import Entry, Verification, digest, verify_chain
 from straits.store.note import SignedCheckpoint
-from straits.store.proven import decision_row_problem, plan_row_problem
+from straits.store.proven import decision_row_problem, missing_decision, plan_row_problem
 from straits.store.tables import (
+    AlteredRowError,
     DecisionRow,
     LedgerCheckpoint,
     LedgerHead,
@@ -65,16 +66,62 @@ def _head_label(h: Head) -> str:
     return f"checkpoint {h.checkpoint.size}:{h.checkpoint.root_hex}"
 
 
+#: ``Verification.code``: what a failed verification found (docs/server-and-ledger.md)
+CODES = (
+    "entry-missing",  # an entry deleted
+    "entry-reordered",
+    "entry-altered",  # its content no longer matches its hash
+    "entry-replaced",  # entry 1 does not start from the genesis hash
+    "entry-rehashed",  # altered and re-hashed: the next entry's prev_hash differs
+    "entry-rewritten",  # a body Straits never writes
+    "scenario-altered",
+    "tail-removed",  # entries removed from the end
+    "head-altered",
+    "head-missing",
+    "tree-altered",  # a leaf or node of the Merkle tree
+    "checkpoint-untrusted",
+    "history-rewritten",  # not an extension of a checkpoint
+    "head-forged",
+    "plan-row",
+    "decision-row",
+    "value-altered",  # a value of a type Straits never writes (text in a number column)
+)
+
+
 class _Broken(Exception):
-    def __init__(self, seq: int | None, problem: str) -> None:
-        self.seq, self.problem = seq, problem
+    def __init__(self, seq: int | None, problem: str, code: str) -> None:
+        self.seq, self.problem, self.code = seq, problem, code
 
 
 def verify_store(
     store: Store, keys: Keys | None = None, heads: Iterable[Head] = ()
 ) -> Verification:
     keys = keys if keys is not None else configured()
-    heads = list(heads)
+    try:
+        return _verify_store(store, keys, list(heads))
+    except AlteredRowError as exc:
+        # a value of a type Straits never writes (SQLite keeps text in an INTEGER column):
+        # reported as any other tampering, not an error without the entry's number
+        with store.session() as s:
+            seq = _first_unreadable(s) if store.dialect == "sqlite" else None
+        return Verification(
+            False, 0, 0, "", seq if seq is not None else exc.seq, str(exc), code="value-altered"
+        )
+
+
+#: the ledger's columns and the SQLite type each holds when Straits wrote it
+_TYPES = {"tenant_seq": "integer", "recorded_at": "text", "tenant": "text", "actor": "text"}
+_TYPES |= {"kind": "text", "body": "text", "prev_hash": "text", "hash": "text", "salt": "text"}
+
+
+def _first_unreadable(s: Session) -> int | None:
+    """The first entry holding a value of a type Straits never writes there (SQLite)."""
+    where = " OR ".join(f"typeof({c}) <> '{t}'" for c, t in _TYPES.items())
+    found = s.execute(text(f"SELECT min(seq) FROM ledger WHERE {where}")).scalar()
+    return int(found) if isinstance(found, int) else None
+
+
+def _verify_store(store: Store, keys: Keys, heads: list[Head]) -> Verification:
     with store.session() as s:
         # one snapshot for the head, the entries, the tree and the checkpoints: a server that
         # appends meanwhile adds the next verification's entries, not a false alarm (SQLite:
@@ -82,14 +129,14 @@ def verify_store(
         if store.dialect == "postgresql":
             s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         recorded = _head_in(s)
-        leaf_problem: list[tuple[int, str]] = []
+        leaf_problem: list[tuple[int, str, str]] = []
 
         def next_leaf(leaves: Iterator[tuple[int, bytes]], seq: int) -> tuple[int, bytes] | None:
             try:
                 return next(leaves, None)
             except ValueError as exc:  # a stored leaf that is not a hash: the tree was altered
                 if not leaf_problem:
-                    leaf_problem.append((seq, str(exc)))
+                    leaf_problem.append((seq, str(exc), "tree-altered"))
                 return None
 
         def with_leaves(chain: Iterable[Entry]) -> Iterator[Entry]:
@@ -97,7 +144,7 @@ def verify_store(
             for e in chain:
                 idx, h = next_leaf(leaves, e.seq) or (None, b"")
                 if not leaf_problem and (idx != e.seq - 1 or h != e.leaf_hash()):
-                    leaf_problem.append((e.seq, _leaf_message(e.seq, idx)))
+                    leaf_problem.append((e.seq, _leaf_message(e.seq, idx), "tree-altered"))
                 yield e
             extra = next_leaf(leaves, 0) if not leaf_problem else None
             if extra is not None and not leaf_problem:
@@ -107,6 +154,7 @@ def verify_store(
                         f"the Merkle tree holds a leaf for entry "
                         f"{extra[0] + 1}, which is not in the log: "
                         "entries were removed",
+                        "tail-removed",
                     )
                 )
 
@@ -123,26 +171,32 @@ def verify_store(
 
         v = verify_chain(with_leaves(_chain(s)), recorded, scenario_ok, head_kept=True)
         if leaf_problem and (v.ok or (v.first_bad or 0) > leaf_problem[0][0]):
-            seq, problem = leaf_problem[0]
-            v = v.replace(ok=False, first_bad=seq, problem=problem)
+            seq, problem, code = leaf_problem[0]
+            v = v.replace(ok=False, first_bad=seq, problem=problem, code=code)
         if not v.ok:
             return v
         n = v.entries
         try:
             bad = tree.check_levels(s, n)
             if bad is not None:
-                raise _Broken(bad.first_entry, f"{bad.problem} (entries from {bad.first_entry} on)")
+                raise _Broken(
+                    bad.first_entry,
+                    f"{bad.problem} (entries from {bad.first_entry} on)",
+                    "tree-altered",
+                )
             root = tree.proofs(s, roots=[n]).root(n) if n else merkle.EMPTY_ROOT
             v = v.replace(root_hash=root.hex())
             v = _check_checkpoints(s, keys, n, root, v)
             v = v.replace(heads=tuple(_check_head(s, h, n, root) for h in heads))
             _check_rows(s)
         except _Broken as exc:
-            return v.replace(ok=False, first_bad=exc.seq, problem=exc.problem)
+            return v.replace(ok=False, first_bad=exc.seq, problem=exc.problem, code=exc.code)
+        except AlteredRowError:
+            raise  # verify_store names it
         except LedgerError as exc:  # an entry whose body Straits never writes
-            return v.replace(ok=False, first_bad=exc.seq, problem=str(exc))
+            return v.replace(ok=False, first_bad=exc.seq, problem=str(exc), code="entry-rewritten")
         except (tree.MissingNodeError, ValueError) as exc:
-            return v.replace(ok=False, problem=str(exc))
+            return v.replace(ok=False, problem=str(exc), code="tree-altered")
     return v
 
 
@@ -171,13 +225,14 @@ def _open_within(row: LedgerCheckpoint, keys: Keys, n: int) -> SignedCheckpoint:
     try:
         cp = checkpoints.open_row(row, keys)
     except LedgerError as exc:
-        raise _Broken(None, str(exc)) from None
+        raise _Broken(None, str(exc), "checkpoint-untrusted") from None
     if cp.checkpoint.size > n:
         raise _Broken(
             n + 1,
             f"checkpoint #{row.id} was signed at {cp.checkpoint.size} "
             f"entries but the log has {n}: entries {n + 1} to "
             f"{cp.checkpoint.size} were removed from the end",
+            "tail-removed",
         )
     return cp
 
@@ -244,6 +299,7 @@ def _consistent(
             None,
             f"the log is not an extension of {what}: its first {first} "
             "entries were rewritten since",
+            "history-rewritten",
         ) from None
 
 
@@ -257,6 +313,7 @@ def _check_head(
                 f"the head {h.seq}:{h.hash[:16]}... records {h.seq} entries "
                 f"but the log has {n}: entries {n + 1} to {h.seq} were removed "
                 "from the end",
+                "tail-removed",
             )
         row = s.get(LedgerRow, h.seq) if h.seq else None
         if row is not None and row.hash == h.hash:
@@ -276,6 +333,7 @@ def _check_head(
             f"the head {h.seq}:{h.hash[:16]}... is neither the chain hash of "
             f"entry {h.seq} nor the Merkle root of the first {h.seq} entries: "
             "the head is forged, or the log was rewritten",
+            "head-forged",
         )
     cp = h.checkpoint
     if cp.size > n:
@@ -283,6 +341,7 @@ def _check_head(
             n + 1,
             f"the checkpoint given signs {cp.size} entries but the log has "
             f"{n}: entries {n + 1} to {cp.size} were removed from the end",
+            "tail-removed",
         )
     _consistent(s, cp.size, cp.root, n, root, f"the checkpoint given ({cp.size} entries)", nodes)
     return {
@@ -296,10 +355,16 @@ def _check_rows(s: Session) -> None:
     """Every stored plan and decision row against its entry, and every plan entry against its
     row: the problem at the lowest entry is reported (each scan stops at its first, in entry
     order), so with several tables altered the first entry that is wrong is named."""
-    found = [p for p in (_plan_rows(s), _plan_entries(s), _decision_rows(s)) if p is not None]
+    scans = (
+        (_plan_rows(s), "plan-row"),
+        (_plan_entries(s), "plan-row"),
+        (_decision_rows(s), "decision-row"),
+        (_decision_entries(s), "decision-row"),
+    )
+    found = [(p[0], p[1], code) for p, code in scans if p is not None]
     if found:
-        seq, problem = min(found, key=lambda p: p[0] or 0)
-        raise _Broken(seq, problem)
+        seq, problem, code = min(found, key=lambda p: p[0] or 0)
+        raise _Broken(seq, problem, code)
 
 
 def _plan_rows(s: Session) -> tuple[int, str] | None:
@@ -365,6 +430,40 @@ def _decision_rows(s: Session) -> tuple[int, str] | None:
     return None
 
 
+def _decision_entries(s: Session) -> tuple[int, str] | None:
+    """Every check entry has exactly the one decision row that points to it: a row deleted
+    (or detached by moving its ``ledger_seq``) or copied passed, since each remaining row
+    still matched its entry. Check entries with no row are few (only those appended by hand
+    have none), and a copied row is one grouped count."""
+    found: list[tuple[int, str]] = []
+    dup = s.execute(
+        select(DecisionRow.ledger_seq, func.count())
+        .group_by(DecisionRow.ledger_seq)
+        .having(func.count() > 1)
+        .order_by(DecisionRow.ledger_seq)
+        .limit(1)
+    ).first()
+    if dup is not None:
+        row = s.get(LedgerRow, int(dup[0]))
+        if row is not None:  # a row pointing nowhere is named by _decision_rows
+            problem = missing_decision(Entry.from_row(row), int(dup[1]))
+            if problem:
+                found.append((row.seq, problem))
+    q = (
+        select(LedgerRow)
+        .outerjoin(DecisionRow, DecisionRow.ledger_seq == LedgerRow.seq)
+        .where(LedgerRow.kind == "check", DecisionRow.id.is_(None))
+        .order_by(LedgerRow.seq)
+    )
+    with closing(s.execute(q).yield_per(500)) as rows:
+        for (entry_row,) in rows:
+            problem = missing_decision(Entry.from_row(entry_row), 0)
+            if problem:
+                found.append((entry_row.seq, problem))
+                break
+    return min(found) if found else None
+
+
 def _size(h: Head) -> int:
     return h.seq if isinstance(h, ChainHead) else h.checkpoint.size
 
@@ -417,7 +516,7 @@ def verify_heads(store: Store, keys: Keys, heads: Iterable[Head]) -> Verificatio
                 ),
             )
         except _Broken as exc:
-            return v.replace(ok=False, first_bad=exc.seq, problem=exc.problem)
+            return v.replace(ok=False, first_bad=exc.seq, problem=exc.problem, code=exc.code)
         except (tree.MissingNodeError, ValueError) as exc:
-            return v.replace(ok=False, problem=str(exc))
+            return v.replace(ok=False, problem=str(exc), code="tree-altered")
     return v

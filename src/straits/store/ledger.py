@@ -382,10 +382,13 @@ class Verification:
     heads: tuple[dict[str, Any], ...] = ()
     """the older heads and checkpoints given, each with what proved it"""
     notes: tuple[str, ...] = ()
+    code: str | None = None
+    """what was found, for programs: one of ``integrity.CODES`` (None when ok)"""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "code": self.code,
             "entries": self.entries,
             "head_seq": self.head_seq,
             "head_hash": self.head_hash,
@@ -415,8 +418,8 @@ def verify_chain(
     ``scenario_digest_ok`` checks the stored scenario a plan entry points to."""
     prev, expected, n, last = GENESIS, 1, 0, GENESIS
 
-    def bad(seq: int, problem: str) -> Verification:
-        return Verification(False, n, expected - 1, last, seq, problem)
+    def bad(seq: int, problem: str, code: str) -> Verification:
+        return Verification(False, n, expected - 1, last, seq, problem, code=code)
 
     for e in chain:
         if e.seq != expected:
@@ -425,39 +428,50 @@ def verify_chain(
                     expected,
                     f"entry {expected} is missing: it was removed (the chain "
                     f"goes from {expected - 1} to {e.seq})",
+                    "entry-missing",
                 )
             return bad(
                 e.seq,
                 f"entry {e.seq} appears out of order after entry "
                 f"{expected - 1}: entries were reordered",
+                "entry-reordered",
             )
         if e.expected_hash() != e.hash:
-            return bad(e.seq, f"entry {e.seq} was altered: its content no longer matches its hash")
+            return bad(
+                e.seq,
+                f"entry {e.seq} was altered: its content no longer matches its hash",
+                "entry-altered",
+            )
         if e.prev_hash != prev and e.seq == 1:
-            return bad(1, "entry 1 does not start from the genesis hash: it was replaced")
+            return bad(
+                1, "entry 1 does not start from the genesis hash: it was replaced", "entry-replaced"
+            )
         if e.prev_hash != prev:
             return bad(
                 expected - 1,
                 f"entry {expected - 1} does not match the hash entry "
                 f"{e.seq} recorded for it: entry {expected - 1} was "
                 "altered and re-hashed, or replaced",
+                "entry-rehashed",
             )
         if scenario_digest_ok is not None and e.kind == "plan":
             try:
                 inputs = e.content.get("inputs")
             except StraitsError as exc:
-                return bad(e.seq, str(exc))
+                return bad(e.seq, str(exc), "entry-rewritten")
             ref = inputs.get("scenario_digest") if isinstance(inputs, dict) else None
             if not isinstance(ref, str):
                 return bad(
                     e.seq,
                     f"entry {e.seq} is a plan that records no scenario: the entry was rewritten",
+                    "entry-rewritten",
                 )
             if not scenario_digest_ok(ref):
                 return bad(
                     e.seq,
                     f"entry {e.seq}: the scenario it records ({ref[:12]}...) "
                     "was altered or removed",
+                    "scenario-altered",
                 )
         prev, last, expected, n = e.hash, e.hash, expected + 1, n + 1
     if recorded_head is not None:
@@ -467,15 +481,17 @@ def verify_chain(
                 n + 1,
                 f"entries {n + 1} to {hseq} were removed from the end (the "
                 f"head records {hseq} entries)",
+                "tail-removed",
             )
         if hseq < n or hhash != last:
             return bad(
                 hseq,
                 f"the ledger head records entry {hseq} with another hash: the "
                 "head or the last entries were altered",
+                "head-altered",
             )
     elif n and head_kept:
-        return bad(n, "the ledger head is missing")
+        return bad(n, "the ledger head is missing", "head-missing")
     return Verification(True, n, n, last)
 
 

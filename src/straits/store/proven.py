@@ -258,6 +258,11 @@ def decision_row_problem(row: DecisionRow, entry: Entry) -> str | None:
             f"{where}: stored tenant {row.tenant!r} but the entry records "
             f"{entry.tenant!r}: the decisions table was altered"
         )
+    if row.actor != entry.actor:
+        return (
+            f"{where}: stored actor {row.actor!r} but the entry records "
+            f"{entry.actor!r}: the decisions table was altered"
+        )
     if _canon_text(row.answer) != canonical(body.get("result")):
         return (
             f"{where}: its stored answer differs from the one the entry records: the "
@@ -267,6 +272,35 @@ def decision_row_problem(row: DecisionRow, entry: Entry) -> str | None:
         return (
             f"{where}: its stored request differs from the one the entry records: the "
             "decisions table was altered"
+        )
+    return None
+
+
+def has_decision_row(entry: Entry) -> bool:
+    """Whether ``entry`` is a check as ``records.record_check`` writes it, in the transaction
+    that also writes its one decision row (a ``check`` entry of another shape was appended by
+    hand, with no row)."""
+    if entry.kind != "check":
+        return False
+    try:
+        body = entry.content
+    except LedgerError:
+        return False
+    return isinstance(body, dict) and {"inputs", "inputs_digest", "result"} <= body.keys()
+
+
+def missing_decision(entry: Entry, rows: int) -> str | None:
+    """What is wrong with ``rows`` decision rows pointing to ``entry``, or None."""
+    if rows > 1:
+        return (
+            f"ledger entry {entry.seq} records one check, but {rows} decision rows point to "
+            "it: rows were copied or moved (the decisions table was altered)"
+        )
+    if rows == 0 and has_decision_row(entry):
+        return (
+            f"ledger entry {entry.seq} records a check, but no decision row points to it: "
+            "the decision was deleted or detached from its entry (the decisions table was "
+            "altered)"
         )
     return None
 

@@ -12,8 +12,7 @@ nothing about whether *their* entries and records still match what the log holds
 2. every entry is proven against the stored tree and the latest signed checkpoint
    (:func:`~straits.store.proven.prove_entries`: one read of the tree's nodes per page);
 3. every plan and decision row pointing to those entries matches its entry, and every plan
-   entry has its plan row (as the full verification: a check entry holds its request and
-   answer whole, so a decision row deleted loses nothing the log does not keep).
+   and check entry has its one row (as the full verification: a row deleted, copied or moved).
 4. every entry after the tenant's last one, up to the head, is still there (one count): an
    entry deleted that was the tenant's last leaves no gap in its numbering, and whose a
    deleted entry was cannot be told without the full verification, so a deletion after a
@@ -36,8 +35,13 @@ from straits.store import integrity
 from straits.store.db import Store
 from straits.store.keys import Keys
 from straits.store.ledger import Entry
-from straits.store.proven import decision_row_problem, plan_row_problem, prove_entries
-from straits.store.tables import DecisionRow, LedgerRow, PlanRow
+from straits.store.proven import (
+    decision_row_problem,
+    missing_decision,
+    plan_row_problem,
+    prove_entries,
+)
+from straits.store.tables import AlteredRowError, DecisionRow, LedgerRow, PlanRow
 
 PAGE = 500
 """entries proven and compared per read"""
@@ -54,10 +58,15 @@ class TenantVerification:
     first_bad: int | None = None
     """the tenant's own number of the first entry that does not verify"""
     problem: str | None = None
+    code: str | None = None
+    """as the full verification's (``Verification.code``): ``history-rewritten``,
+    ``entry-missing``, ``entry-altered``, ``plan-row``, ``decision-row``, ``tail-removed``,
+    ``value-altered``"""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "code": self.code,
             "entries": self.entries,
             "checked": self.checked,
             "signatures": self.signatures,
@@ -67,12 +76,26 @@ class TenantVerification:
 
 
 class _Bad(Exception):
-    def __init__(self, tenant_seq: int, problem: str) -> None:
-        self.tenant_seq, self.problem = tenant_seq, problem
+    def __init__(self, tenant_seq: int, problem: str, code: str) -> None:
+        self.tenant_seq, self.problem, self.code = tenant_seq, problem, code
 
 
 def verify_tenant(store: Store, keys: Keys, tenant: str) -> TenantVerification:
     """Tenant ``tenant``'s entries and records against the log (see the module docstring)."""
+    try:
+        return _verify_tenant(store, keys, tenant)
+    except AlteredRowError as exc:  # text in a number column (SQLite), a BLOB for text
+        return TenantVerification(
+            False,
+            0,
+            0,
+            "none",
+            problem=f"{exc} (an admin token's full verification shows where)",
+            code="value-altered",
+        )
+
+
+def _verify_tenant(store: Store, keys: Keys, tenant: str) -> TenantVerification:
     quick = integrity.verify_heads(store, keys, [])
     if not quick.ok:
         return TenantVerification(
@@ -82,6 +105,7 @@ def verify_tenant(store: Store, keys: Keys, tenant: str) -> TenantVerification:
             quick.signatures,
             problem="the log no longer extends its latest signed checkpoint: it was "
             "rewritten (an admin token's full verification shows where)",
+            code="history-rewritten",
         )
     checked, after, last_seq = 0, 0, 0
     try:
@@ -104,10 +128,17 @@ def verify_tenant(store: Store, keys: Keys, tenant: str) -> TenantVerification:
                             checked + 1,
                             f"your ledger entry {checked + 1} is missing (the next one found "
                             f"is {e.tenant_seq}): it was removed or moved to another tenant",
+                            "entry-missing",
                         )
                     checked += 1
-                _check_records(s, page)
-            _prove(store, keys, page)
+                rows_bad = _records_bad(s, page)
+            try:
+                _prove(store, keys, page)
+            except _Bad as bad:  # an entry altered is named before its rows, which differ too
+                if rows_bad is None or bad.tenant_seq <= rows_bad.tenant_seq:
+                    raise
+            if rows_bad is not None:
+                raise rows_bad
             after, last_seq = page[-1].tenant_seq, page[-1].seq
     except _Bad as bad:
         return TenantVerification(
@@ -117,6 +148,7 @@ def verify_tenant(store: Store, keys: Keys, tenant: str) -> TenantVerification:
             quick.signatures,
             first_bad=bad.tenant_seq,
             problem=bad.problem,
+            code=bad.code,
         )
     if _missing_after(store, last_seq, quick.head_seq):
         return TenantVerification(
@@ -127,6 +159,7 @@ def verify_tenant(store: Store, keys: Keys, tenant: str) -> TenantVerification:
             problem="the log is missing entries recorded after your last one: they were "
             "deleted, and whose cannot be told from here, so they may be yours (an admin "
             "token's full verification shows where)",
+            code="tail-removed",
         )
     return TenantVerification(True, checked, checked, quick.signatures)
 
@@ -163,14 +196,23 @@ def _prove(store: Store, keys: Keys, page: list[Entry]) -> None:
             bad.tenant_seq,
             f"your ledger entry {bad.tenant_seq} is not the entry the log holds: it was "
             "altered, or the log was rewritten",
+            "entry-altered",
         ) from None
+
+
+def _records_bad(s: Any, page: list[Entry]) -> _Bad | None:
+    try:
+        _check_records(s, page)
+    except _Bad as bad:
+        return bad
+    return None
 
 
 def _check_records(s: Any, page: list[Entry]) -> None:
     """The plan and decision rows pointing to the page's entries, against them; the first
     problem in the tenant's order."""
     by_seq = {e.seq: e for e in page}
-    problems: list[tuple[int, str]] = []
+    problems: list[tuple[int, str, str]] = []
     plans = {
         p.ledger_seq: p
         for p in s.scalars(select(PlanRow).where(PlanRow.ledger_seq.in_(list(by_seq))))
@@ -178,13 +220,24 @@ def _check_records(s: Any, page: list[Entry]) -> None:
     for seq, e in by_seq.items():
         p = plans.get(seq)
         if e.kind == "plan" and p is None:
-            problems.append((e.tenant_seq, "it records a plan whose row was deleted or detached"))
+            problems.append(
+                (e.tenant_seq, "it records a plan whose row was deleted or detached", "plan-row")
+            )
         elif p is not None and plan_row_problem(p, e):
-            problems.append((e.tenant_seq, "the stored plan differs from the entry"))
+            problems.append((e.tenant_seq, "the stored plan differs from the entry", "plan-row"))
+    decisions: dict[int, int] = {}
     for d in s.scalars(select(DecisionRow).where(DecisionRow.ledger_seq.in_(list(by_seq)))):
         e = by_seq[d.ledger_seq]
+        decisions[e.seq] = decisions.get(e.seq, 0) + 1
         if decision_row_problem(d, e):
-            problems.append((e.tenant_seq, "the stored decision differs from the entry"))
+            problems.append(
+                (e.tenant_seq, "the stored decision differs from the entry", "decision-row")
+            )
+    for seq, e in by_seq.items():
+        if missing_decision(e, decisions.get(seq, 0)):
+            problems.append(
+                (e.tenant_seq, "its decision row was deleted, detached or copied", "decision-row")
+            )
     if problems:
-        n, text = min(problems)
-        raise _Bad(n, f"your ledger entry {n}: {text} (the database was altered)")
+        n, text, code = min(problems)
+        raise _Bad(n, f"your ledger entry {n}: {text} (the database was altered)", code)
