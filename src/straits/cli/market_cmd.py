@@ -105,7 +105,10 @@ def run(
         from straits.rules import ruleset
 
         if output is not None:
+            from straits.fileio import refuse_input_as_output
+
             outputs.check_target(output)
+            refuse_input_as_output(market_file, output, "-o")
 
         rules = ruleset(tuple(rules_dirs or ()))
         regime = regime or m.regime

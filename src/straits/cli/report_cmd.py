@@ -126,10 +126,11 @@ def report(
     try:
         # a bad -o (no known suffix, a directory, a device...) is refused before a plan is
         # read, made or rendered, not after
-        from straits.fileio import output_path
+        from straits.fileio import output_path, refuse_input_as_output
 
         output_kind(out)
         output_path(out, option="--out")
+        refuse_input_as_output(plan, out, "--out")
         rs = ruleset(rule_dirs(rules))
         if pareto is not None:
             from straits.plan.candidates import Candidates

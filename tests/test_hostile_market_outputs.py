@@ -1,0 +1,70 @@
+"""A hostile or careless user of the market view's and the plan report's outputs (hostile pass
+atk18): an output path that is the input file, --set values shown under the file's sources,
+sweep designs too big to hold in memory, --fresh in a directory that is not a sweep's. More
+market cases are in tests/test_hostile_market.py and tests/hostile_corpus.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "offshore-2025.yaml"
+
+
+def _straits(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "straits", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=300,
+    )
+
+
+def _one_error(p: subprocess.CompletedProcess[str], option: str) -> str:
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {option}: "), p.stderr
+    return lines[0]
+
+
+def _plan_document(tmp_path: Path) -> Path:
+    p = _straits("plan", str(EXAMPLE), "--json", "--time-limit", "5")
+    assert p.returncode in (0, 3), p.stderr
+    doc = tmp_path / "plan.json"
+    doc.write_text(p.stdout)
+    return doc
+
+
+# (command, the input file's name, the option the refusal names): the output replaced the
+# input: `market m.json -o m.json` left the results where the market file was (exit 0)
+SAME_FILE = [
+    ("market", "m.json", "-o"),
+    ("market-link", "m.json", "-o"),
+    ("report", "plan.html", "--out"),
+]
+
+
+@pytest.mark.parametrize(("kind", "name", "option"), SAME_FILE, ids=[c[0] for c in SAME_FILE])
+def test_the_output_is_never_the_input(tmp_path: Path, kind: str, name: str, option: str) -> None:
+    source = tmp_path / name
+    if kind.startswith("market"):
+        source.write_text(json.dumps({"extends": "shipped", "name": "mine"}))
+    else:
+        source.write_bytes(_plan_document(tmp_path).read_bytes())
+    target = source
+    if kind == "market-link":
+        target = tmp_path / "other.json"
+        os.link(source, target)
+    before = source.read_bytes()
+    args = ["market", str(source), "--firms", "3", "--no-compare", "-o", str(target)]
+    if kind == "report":
+        args = ["report", str(source), "--out", str(target)]
+    _one_error(_straits(*args), option)
+    assert source.read_bytes() == before
