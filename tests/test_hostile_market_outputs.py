@@ -68,3 +68,22 @@ def test_the_output_is_never_the_input(tmp_path: Path, kind: str, name: str, opt
         args = ["report", str(source), "--out", str(target)]
     _one_error(_straits(*args), option)
     assert source.read_bytes() == before
+
+
+SWEEP = ["market", "sweep", "--runs", "2", "--firms", "2", "--backend", "inline"]
+
+
+def test_fresh_deletes_only_what_a_sweep_wrote(tmp_path: Path) -> None:
+    """--fresh in a directory of the user's (`--out .`) deleted its whole `parts` folder, the
+    user's files in it too; it deletes the parts a sweep writes (and their temporary files)."""
+    out = tmp_path / "project"
+    (out / "parts").mkdir(parents=True)
+    (out / "parts" / "notes.txt").write_text("mine")
+    (out / "parts" / "part-00007.parquet").write_bytes(b"a part of an older sweep")
+    (out / "parts" / ".part-00003.parquet.abc123.tmp").write_bytes(b"half a part")
+    p = _straits(*SWEEP, "--out", str(out), "--fresh", "--json")
+    assert p.returncode == 0, p.stderr
+    assert (out / "parts" / "notes.txt").read_text() == "mine"
+    assert not (out / "parts" / "part-00007.parquet").exists()
+    assert not (out / "parts" / ".part-00003.parquet.abc123.tmp").exists()
+    assert json.loads(p.stdout)["runs"] == 2

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -235,7 +234,7 @@ def _run_in(
 ) -> dict[str, Any]:
     parts = out / "parts"
     if fresh and out.exists():
-        shutil.rmtree(parts, ignore_errors=True)
+        _discard_parts(parts)
         (out / MANIFEST).unlink(missing_ok=True)
     old = out / MANIFEST
     if old.exists():
@@ -278,6 +277,16 @@ def _run_in(
     )
     write_bytes_atomically(out / "summary.json", jsonout.dumps(summary).encode())
     return summary
+
+
+def _discard_parts(parts: Path) -> None:
+    """Delete what sweeps write in ``parts``: its parts and their temporary files. ``--fresh``
+    removed the whole folder, so ``--out .`` deleted a ``parts`` folder of the user's."""
+    if not parts.is_dir() or parts.is_symlink():
+        return
+    for f in [*parts.glob("part-*.parquet"), *parts.glob(".part-*.parquet.*.tmp")]:
+        if f.is_file() and not f.is_symlink():
+            f.unlink(missing_ok=True)
 
 
 def _execute(
