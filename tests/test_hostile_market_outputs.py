@@ -87,3 +87,31 @@ def test_fresh_deletes_only_what_a_sweep_wrote(tmp_path: Path) -> None:
     assert not (out / "parts" / "part-00007.parquet").exists()
     assert not (out / "parts" / ".part-00003.parquet.abc123.tmp").exists()
     assert json.loads(p.stdout)["runs"] == 2
+
+
+def _many_ranges(tmp_path: Path) -> Path:
+    """A market whose Singapore and Malaysia capacity are series of 240 monthly ranges each
+    (the most a series may have): about 550 parameters to sweep."""
+    months = [f"{2010 + i // 12:04d}-{i % 12 + 1:02d}" for i in range(240)]
+    series = [
+        {"date": m, "low": 500, "high": 2000, "source": "hostile", "confidence": "M"}
+        for m in months
+    ]
+    doc = {
+        "extends": "shipped",
+        "supply": {"countries": {"SG": {"mw": series}, "MY": {"mw": series}}},
+    }
+    f = tmp_path / "many.json"
+    f.write_text(json.dumps(doc))
+    return f
+
+
+def test_a_design_too_big_to_hold_is_refused(tmp_path: Path) -> None:
+    """--runs 100000 over a market of 550 ranges made a design of 55 million values (scipy's
+    Latin hypercube took 4.7 GB and 40 s for 2,000 ranges, then each run was run): refused
+    before anything is made or written, naming --runs."""
+    out = tmp_path / "s"
+    p = _straits(*SWEEP[:2], str(_many_ranges(tmp_path)), "--runs", "100000", "--out", str(out))
+    line = _one_error(p, "--runs")
+    assert "100,000" in line
+    assert not out.exists()
