@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,3 +116,30 @@ def test_a_design_too_big_to_hold_is_refused(tmp_path: Path) -> None:
     line = _one_error(p, "--runs")
     assert "100,000" in line
     assert not out.exists()
+
+
+SET = ["--set", "demand.shift_speed=0.39", "--set", "supply.reference_server.kw=12"]
+
+
+def test_a_value_set_on_the_command_line_is_not_shown_as_the_files() -> None:
+    """--set x=V kept the file's source and confidence on V: --list-params and the HTML
+    report's 'every parameter with its source' gave 0.39 the file's source ('unpublished: how
+    fast demand moves offshore...') and 12 kW NVIDIA's datasheet at confidence V2, and --json
+    said nothing of either value (an overridden range only dropped out of `unpublished`)."""
+    p = _straits("market", *SET, "--list-params", "--json")
+    assert p.returncode == 0, p.stderr
+    rows: dict[str, dict[str, Any]] = {r["path"]: r for r in json.loads(p.stdout)}
+    for path, value in (("demand.shift_speed", 0.39), ("supply.reference_server.kw", 12.0)):
+        assert rows[path]["value"] == value
+        assert rows[path]["source"].startswith(f"--set {path}=")
+        assert rows[path]["confidence"] == "M"
+    assert rows["demand.shift_speed"]["unpublished"] is True  # still no public figure
+    p = _straits("market", *SET, "--firms", "3", "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["set"] == {
+        "demand.shift_speed": 0.39,
+        "supply.reference_server.kw": 12.0,
+    }
+    p = _straits("market", "--firms", "3", "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["set"] == {}

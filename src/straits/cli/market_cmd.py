@@ -95,7 +95,8 @@ def run(
             raise InputError(
                 f"unknown regime {regime!r}", path="--regime", expected="enacted or ai-diffusion"
             )
-        m, raw, label = load_market(market_file, parse_overrides(sets))
+        overrides = parse_overrides(sets)
+        m, raw, label = load_market(market_file, overrides)
         if list_params:
             _list_params(raw, json_out)
             return
@@ -124,12 +125,12 @@ def run(
                 rules=rules,
             )
         if output is not None:
-            outputs.write(result, output, other, digest(raw))
+            outputs.write(result, output, other, digest(raw), overrides)
     except InputError as exc:
         fail(exc)
         return
     if json_out:
-        print_json(outputs.document(result, other))
+        print_json(outputs.document(result, other, overrides))
         return
     from straits.cli.market_view import show
 
