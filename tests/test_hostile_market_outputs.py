@@ -143,3 +143,34 @@ def test_a_value_set_on_the_command_line_is_not_shown_as_the_files() -> None:
     p = _straits("market", "--firms", "3", "--json")
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["set"] == {}
+
+
+def _limit_memory() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+
+# what is at OUT/sweep.json (a manifest a sweep writes, read to resume): a FIFO nothing writes
+# to hung the sweep forever, a link to /dev/zero was read until memory ran out (MemoryError)
+MANIFESTS = [
+    ("fifo", lambda p: os.mkfifo(p)),
+    ("dev-zero", lambda p: p.symlink_to("/dev/zero")),
+]
+
+
+@pytest.mark.parametrize(("kind", "make"), MANIFESTS, ids=[c[0] for c in MANIFESTS])
+def test_a_manifest_that_is_not_a_file_is_refused(tmp_path: Path, kind: str, make: Any) -> None:
+    out = tmp_path / "s"
+    out.mkdir()
+    make(out / "sweep.json")
+    p = subprocess.run(
+        [sys.executable, "-m", "straits", *SWEEP, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_limit_memory,
+    )
+    line = _one_error(p, "--out")
+    assert "sweep.json" in line
+    assert not (out / "parts").exists()
