@@ -25,6 +25,7 @@ def _straits(*args: str, stdin: str | None = None) -> subprocess.CompletedProces
         text=True,
         input=stdin,
         timeout=300,
+        env={**os.environ, "COLUMNS": "1000"},  # a table's first line in one line
     )
 
 
@@ -174,3 +175,23 @@ def test_a_manifest_that_is_not_a_file_is_refused(tmp_path: Path, kind: str, mak
     line = _one_error(p, "--out")
     assert "sweep.json" in line
     assert not (out / "parts").exists()
+
+
+# a market file's path in the table's first line: Rich read "[bold red]" in it as markup (the
+# line named /dir/m.yaml, a file that was not read), and an escape sequence reached the terminal
+PATHS = [("markup", "[bold red]m.yaml", "[bold red]m.yaml"), ("osc", "m\x1b]0;x\x07.yaml", "\\x1b")]
+
+
+@pytest.mark.parametrize(("kind", "name", "shown"), PATHS, ids=[c[0] for c in PATHS])
+def test_the_market_files_path_is_shown_as_it_is(
+    tmp_path: Path, kind: str, name: str, shown: str
+) -> None:
+    f = tmp_path / name
+    f.write_text("extends: shipped\nstart: '2025-01'\nend: '2025-03'\n")
+    out = tmp_path / f"{name}.csv"
+    p = _straits("market", str(f), "--firms", "3", "--no-compare", "-o", str(out))
+    assert p.returncode == 0, p.stderr
+    first = p.stdout.splitlines()[0]
+    assert shown in first
+    assert "\x1b" not in p.stdout + p.stderr
+    assert p.stderr.startswith("wrote ") and shown in p.stderr  # the -o file, likewise

@@ -17,6 +17,7 @@ from straits.cli.common import (
     finite_float,
     nonempty_path,
     print_json,
+    visible,
 )
 from straits.errors import InputError
 
@@ -136,7 +137,7 @@ def run(
 
     show(result, other, label)
     if output is not None:
-        err_console.print(f"wrote {output}")
+        err_console.print(f"wrote {visible(output)}")
 
 
 def _list_params(raw: dict[str, Any], json_out: bool) -> None:

@@ -21,6 +21,7 @@ from straits.cli.common import (
     print_json,
     rule_dirs,
     state,
+    visible,
 )
 from straits.errors import InputError, StraitsError
 
@@ -178,7 +179,7 @@ def report(
     if json_out:
         print_json(written)
     elif written["path"] != "-":
-        err_console.print(f"wrote {written['path']} ({written['bytes'] / 1e6:,.1f} MB)")
+        err_console.print(f"wrote {visible(written['path'])} ({written['bytes'] / 1e6:,.1f} MB)")
 
 
 def _scenario_only(ref: str, db: str | None, option: str) -> PlanSource:
