@@ -281,7 +281,9 @@ def test_market_file_output_never_holds_nan(
     from straits import jsonout
     from straits.market import outputs
 
-    monkeypatch.setattr(outputs, "document", lambda r, o=None: {"months": [{"x": math.nan}]})
+    monkeypatch.setattr(
+        outputs, "document", lambda r, o=None, s=None: {"months": [{"x": math.nan}]}
+    )
     monkeypatch.setattr(outputs, "flat_rows", lambda r: [{"month": "2025-01", "x": math.inf}])
     target = tmp_path / f"m{suffix}"
     target.write_bytes(b"old")

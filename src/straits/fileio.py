@@ -115,6 +115,26 @@ def output_path(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def refuse_input_as_output(
+    source: str | Path | None, target: str | Path | None, option: str
+) -> None:
+    """Raise :class:`InputError` naming ``option`` when ``target`` is the file ``source`` is read
+    from (the same path, a hard link or a link to it): the output replaced the input, so
+    ``straits market m.json -o m.json`` left the results where the market file was."""
+    if source is None or target is None or STDOUT in (str(source), str(target)):
+        return
+    try:
+        same = os.path.samefile(source, target)
+    except (OSError, ValueError):  # either is missing or unreadable: not the same file
+        return
+    if same:
+        raise InputError(
+            f"{target} is the input file {source}: writing it would replace the input",
+            path=option,
+            expected="another file name",
+        )
+
+
 def write_output(
     target: str | Path | None,
     data: str | bytes,

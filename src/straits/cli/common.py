@@ -66,6 +66,14 @@ def esc(value: object) -> str:
     return escape(str(value))
 
 
+def visible(value: object) -> str:
+    """``value`` (a path read from the user) inside a Rich markup message, its markup and
+    every character that is not printable (an escape sequence, a bidi control) shown as
+    Python escapes: a file named ``[bold red]m.yaml`` was shown as ``m.yaml``."""
+    text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in str(value))
+    return esc(text)
+
+
 class _LazyConsole:
     """A Rich console made on first use (importing Rich costs time a `--json` run never
     needs)."""

@@ -17,6 +17,7 @@ from straits.cli.common import (
     finite_float,
     nonempty_path,
     print_json,
+    visible,
 )
 from straits.errors import InputError
 
@@ -95,7 +96,8 @@ def run(
             raise InputError(
                 f"unknown regime {regime!r}", path="--regime", expected="enacted or ai-diffusion"
             )
-        m, raw, label = load_market(market_file, parse_overrides(sets))
+        overrides = parse_overrides(sets)
+        m, raw, label = load_market(market_file, overrides)
         if list_params:
             _list_params(raw, json_out)
             return
@@ -105,7 +107,10 @@ def run(
         from straits.rules import ruleset
 
         if output is not None:
+            from straits.fileio import refuse_input_as_output
+
             outputs.check_target(output)
+            refuse_input_as_output(market_file, output, "-o")
 
         rules = ruleset(tuple(rules_dirs or ()))
         regime = regime or m.regime
@@ -121,18 +126,18 @@ def run(
                 rules=rules,
             )
         if output is not None:
-            outputs.write(result, output, other, digest(raw))
+            outputs.write(result, output, other, digest(raw), overrides)
     except InputError as exc:
         fail(exc)
         return
     if json_out:
-        print_json(outputs.document(result, other))
+        print_json(outputs.document(result, other, overrides))
         return
     from straits.cli.market_view import show
 
     show(result, other, label)
     if output is not None:
-        err_console.print(f"wrote {output}")
+        err_console.print(f"wrote {visible(output)}")
 
 
 def _list_params(raw: dict[str, Any], json_out: bool) -> None:

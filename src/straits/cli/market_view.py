@@ -7,7 +7,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from straits.cli.common import console
+from straits.cli.common import console, visible
 from straits.market.result import MarketResult
 
 
@@ -20,7 +20,7 @@ def show(result: MarketResult, other: MarketResult | None, label: str) -> None:
     m = result.market
     countries = list(m.supply.countries)
     console.print(
-        f"[bold]Market {m.name}[/bold] ({label}): {m.start} to {m.end}, home {m.home}, "
+        f"[bold]Market {m.name}[/bold] ({visible(label)}): {m.start} to {m.end}, home {m.home}, "
         f"regime [bold]{result.regime}[/bold], seed {result.seed}, "
         f"{sum(result.firms.values()):,} firms, {result.rules_asked:,} rule questions"
     )

@@ -21,6 +21,7 @@ from straits.cli.common import (
     print_json,
     rule_dirs,
     state,
+    visible,
 )
 from straits.errors import InputError, StraitsError
 
@@ -126,10 +127,11 @@ def report(
     try:
         # a bad -o (no known suffix, a directory, a device...) is refused before a plan is
         # read, made or rendered, not after
-        from straits.fileio import output_path
+        from straits.fileio import output_path, refuse_input_as_output
 
         output_kind(out)
         output_path(out, option="--out")
+        refuse_input_as_output(plan, out, "--out")
         rs = ruleset(rule_dirs(rules))
         if pareto is not None:
             from straits.plan.candidates import Candidates
@@ -177,7 +179,7 @@ def report(
     if json_out:
         print_json(written)
     elif written["path"] != "-":
-        err_console.print(f"wrote {written['path']} ({written['bytes'] / 1e6:,.1f} MB)")
+        err_console.print(f"wrote {visible(written['path'])} ({written['bytes'] / 1e6:,.1f} MB)")
 
 
 def _scenario_only(ref: str, db: str | None, option: str) -> PlanSource:

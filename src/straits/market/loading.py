@@ -131,7 +131,7 @@ def load_market(
     if overrides:
         from straits.market.domains import violations
 
-        raw = with_values(raw, overrides, label=label)
+        raw = with_values(raw, overrides, label=label, set_by="--set")
         for where, detail, bound in violations((key, {"value": v}) for key, v in overrides.items()):
             raise MarketError(detail, source="--set", path=where, expected=bound)
     return validate(raw, label, text), raw, label
@@ -233,18 +233,32 @@ def _find(raw: Any, path: str, label: str) -> dict[str, Any]:
 
 
 def with_values(
-    raw: Mapping[str, Any], values: Mapping[str, float], *, label: str = "market"
+    raw: Mapping[str, Any],
+    values: Mapping[str, float],
+    *,
+    label: str = "market",
+    set_by: str | None = None,
 ) -> dict[str, Any]:
-    """A copy of ``raw`` where each parameter at a path of ``values`` takes that value (its
-    source and confidence kept, marked as set by the caller)."""
+    """A copy of ``raw`` where each parameter at a path of ``values`` takes that value. With
+    ``set_by`` (``--set``), the value is the caller's: its source says so (and what the file
+    had), its confidence is M; without (a sweep's sample of the file's range, a calibrated
+    figure), the file's source and confidence are kept."""
     out = copy.deepcopy(dict(raw))
     for path, value in values.items():
         if not isinstance(value, int | float) or isinstance(value, bool) or value != value:
             raise MarketError(f"value for {path!r} must be a number", source=label)
         node = _find(out, path, label)
+        was = node.get("value", f"{node.get('low')} - {node.get('high')}")
         node.pop("low", None)
         node.pop("high", None)
         node["value"] = float(value)
+        if set_by is not None:
+            # the file's source and confidence were kept on the caller's value: the report
+            # and --list-params cited a datasheet (V2) for a number typed on the command line
+            node["source"] = f"{set_by} {path}={value:g} (the file's {was}: {node['source']})"[
+                :2000
+            ]
+            node["confidence"] = "M"
     return out
 
 

@@ -11,6 +11,7 @@ import csv
 import io
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +57,16 @@ def difference(a: MarketResult, b: MarketResult) -> list[dict[str, Any]]:
     return out
 
 
-def document(result: MarketResult, other: MarketResult | None = None) -> dict[str, Any]:
-    """The JSON document: the run, and (with ``other``) the difference to the other regime."""
+def document(
+    result: MarketResult,
+    other: MarketResult | None = None,
+    sets: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """The JSON document: the run, the parameters set on the command line (``--set``: the
+    document said nothing of them), and (with ``other``) the difference to the other
+    regime."""
     doc = result.to_json()
+    doc["set"] = dict(sets or {})
     if other is not None:
         doc["difference"] = {
             "versus": other.regime,
@@ -123,7 +131,11 @@ def check_target(path: Path) -> None:
 
 
 def write(
-    result: MarketResult, path: Path, other: MarketResult | None = None, digest: str = ""
+    result: MarketResult,
+    path: Path,
+    other: MarketResult | None = None,
+    digest: str = "",
+    sets: Mapping[str, float] | None = None,
 ) -> None:
     """Write ``result`` to ``path`` in the format its suffix names."""
     check_target(path)
@@ -131,7 +143,7 @@ def write(
     if suffix == ".json":
         # the strict encoder of --json: a NaN is an internal error (exit 1), never written
         # (json.dumps wrote `NaN`, which no JSON reader takes)
-        _write(path, (jsonout.dumps(document(result, other)) + "\n").encode())
+        _write(path, (jsonout.dumps(document(result, other, sets)) + "\n").encode())
     elif suffix == ".csv":
         rows = _finite(flat_rows(result) + (flat_rows(other) if other is not None else []))
         _write(path, csv_text(rows).encode())
@@ -141,6 +153,7 @@ def write(
             "straits.market": result.market.name,
             "straits.seed": str(result.seed),
             "straits.digest": digest,
+            "straits.set": jsonout.dumps(dict(sets or {}), indent=None),
         }
         _write(path, parquet_bytes(rows, meta))
     else:

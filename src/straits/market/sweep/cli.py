@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -235,12 +235,12 @@ def _run_in(
 ) -> dict[str, Any]:
     parts = out / "parts"
     if fresh and out.exists():
-        shutil.rmtree(parts, ignore_errors=True)
+        _discard_parts(parts)
         (out / MANIFEST).unlink(missing_ok=True)
     old = out / MANIFEST
-    if old.exists():
+    if _manifest_there(old):
         try:
-            previous = json.loads(old.read_text())
+            previous = json.loads(old.read_bytes())
         except (OSError, ValueError):
             previous = None
         if previous != manifest:
@@ -278,6 +278,41 @@ def _run_in(
     )
     write_bytes_atomically(out / "summary.json", jsonout.dumps(summary).encode())
     return summary
+
+
+#: a manifest is a few KiB per swept parameter; a bigger file is not one a sweep wrote
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+
+
+def _manifest_there(path: Path) -> bool:
+    """Whether ``path`` holds a manifest to read: a regular file of at most
+    ``MAX_MANIFEST_BYTES`` (None there: False). Anything else is refused naming --out: a FIFO
+    hung the sweep forever, a link to /dev/zero was read until memory ran out."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise MarketError(f"cannot read {path}: {exc.strerror or exc}", path="--out") from None
+    if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_MANIFEST_BYTES:
+        what = "not a regular file" if not stat.S_ISREG(st.st_mode) else "too big"
+        raise MarketError(
+            f"{path} is {what}: not the manifest a sweep writes",
+            path="--out",
+            expected=f"a directory a sweep wrote (its {MANIFEST}: a file of at most "
+            f"{MAX_MANIFEST_BYTES:,} bytes), --fresh to discard it, or another --out",
+        )
+    return True
+
+
+def _discard_parts(parts: Path) -> None:
+    """Delete what sweeps write in ``parts``: its parts and their temporary files. ``--fresh``
+    removed the whole folder, so ``--out .`` deleted a ``parts`` folder of the user's."""
+    if not parts.is_dir() or parts.is_symlink():
+        return
+    for f in [*parts.glob("part-*.parquet"), *parts.glob(".part-*.parquet.*.tmp")]:
+        if f.is_file() and not f.is_symlink():
+            f.unlink(missing_ok=True)
 
 
 def _execute(

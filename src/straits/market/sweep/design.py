@@ -10,6 +10,11 @@ import numpy as np
 from straits.market.loading import MarketError, RangeParam
 
 MAX_GRID = 100_000
+#: values a design may hold (runs x parameters; 80 MB): --runs 100000 over a market of 550
+#: ranges asked for 55 million, and scipy's Latin hypercube needs several times the design's
+#: size while it makes it (4.7 GB for 100,000 x 2,000). The shipped market's 71 ranges fit
+#: at the most --runs allows
+MAX_DESIGN_VALUES = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,14 @@ def latin_hypercube(params: list[RangeParam], runs: int, seed: int) -> Design:
         raise MarketError(
             "nothing to sweep: the market has no parameter ranges",
             expected="a file with {low, high} parameters, or --param PATH",
+        )
+    if runs * len(params) > MAX_DESIGN_VALUES:
+        raise MarketError(
+            f"{runs:,} runs over {len(params):,} parameters make a design of "
+            f"{runs * len(params):,} values",
+            path="--runs",
+            expected=f"at most {MAX_DESIGN_VALUES:,} values: at most "
+            f"{MAX_DESIGN_VALUES // len(params):,} runs, or fewer parameters (--param)",
         )
     unit = qmc.LatinHypercube(d=len(params), seed=np.random.default_rng(seed)).random(runs)
     lows = np.array([p.low for p in params])
