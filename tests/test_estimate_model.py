@@ -4,6 +4,7 @@ the cluster people use, the interval and planning at its high end."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -103,6 +104,28 @@ def test_narrow_models_reach_less_of_the_gemm_rate(width: int, wider: int) -> No
 @given(st.integers(1, 100_000), st.integers(1, 100_000))
 def test_goodput_falls_with_cluster_size(n: int, more: int) -> None:
     assert 0 < DEFAULT.goodput(n + more) <= DEFAULT.goodput(n) <= 1
+
+
+@given(st.integers(1, 100_000), st.integers(2015, 2030), st.integers(0, 10))
+def test_an_older_stack_loses_more_of_the_run(n: int, year: int, older: int) -> None:
+    assert 0 < DEFAULT.goodput(n, year - older) <= DEFAULT.goodput(n, year) <= DEFAULT.goodput(n)
+    assert DEFAULT.unstalled(2025) == 1.0 == Calibration().unstalled(2020)
+
+
+def test_stalls_cost_the_run_never_the_step() -> None:
+    """An older stack's stalls lengthen the run (interruptions aside) but not the steps: the
+    per-step MFU and a step-time figure do not see them."""
+    a100 = get_chip("A100-SXM-80GB")
+    none = Calibration()
+    stalls = replace(none, era_overhead=0.2)
+    for year in (2022, 2025):
+        plain = estimate_training(MID, 1e12, a100, 512, cal=none, software_year=year)
+        slow = estimate_training(MID, 1e12, a100, 512, cal=stalls, software_year=year)
+        assert slow.mfu == plain.mfu
+        assert slow.overheads["step_chip_hours"] == plain.overheads["step_chip_hours"]
+        kept = math.exp(-0.2 * (2025 - year))
+        assert slow.overheads["unstalled"] == pytest.approx(kept, abs=1e-4)
+        assert slow.chip_hours == pytest.approx(plain.chip_hours / kept)
 
 
 def test_whole_run_overheads_grow_with_the_cluster() -> None:

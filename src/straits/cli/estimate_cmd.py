@@ -285,10 +285,12 @@ def _view(req: EstimateRequest, est: Estimate, answer: dict[str, Any]) -> None:
             t.add_row("  step time", ", ".join(f"{k} {v:.0%}" for k, v in shares.items() if v))
         t.add_row("step time", f"{est.step_seconds:,.2f} s")
         o = est.overheads
+        kept = o.get("unstalled", 1.0)
+        stalls = f"; {1 - kept:.0%} lost to an older stack's stalls" if kept < 1 else ""
         t.add_row(
             "whole-run overheads",
-            f"goodput {o['goodput']:.1%} (~{o['interruptions']:,.0f} "
-            f"interruptions), evaluation {o['evaluation']:.0%} "
+            f"goodput {o['goodput']:.1%} (~{o['interruptions']:,.0f} interruptions"
+            f"{stalls}), evaluation {o['evaluation']:.0%} "
             f"(+{o['overhead_chip_hours']:,.0f} chip-hours)",
         )
     if est.serving:

@@ -115,6 +115,16 @@ class Calibration:
     """Share of the backward pass that can hide the data-parallel gradient reduction
     (bucketed overlap in PyTorch DDP/FSDP; confidence M)."""
 
+    era_overhead: float = 0.0
+    """*fitted*: whole-run wall-clock lost per year the software stack is older than
+    :data:`~straits.estimate.stack.DEFAULT_YEAR`, beyond the interruptions ``failure_rate``
+    counts, as a rate: the share of the run that makes progress is multiplied by
+    exp(-era_overhead x years). Older stacks stalled more between steps: loss spikes rolled back
+    to a checkpoint, hangs and restarts by hand, slow checkpointing (OPT-175B's logbook, BLOOM's
+    and GLM-130B's reports; Llama 3 counts more than 90% effective training time in 2024). It
+    costs nothing per step: per-step MFU and step-time figures do not see it, which is how the
+    fit tells it from :attr:`era_decay`. Default 0 (none)."""
+
     failure_rate: float = LLAMA3_INTERRUPTIONS / LLAMA3_SNAPSHOT_CHIP_HOURS
     """Interruptions per chip-hour: 419 in 54 days on 16,384 H100s (Llama 3 paper Sec. 3.3.4),
     about 2e-5."""
@@ -142,11 +152,17 @@ class Calibration:
         width = self.gemm_width * peak_tflops / REFERENCE_PEAK_TFLOPS
         return d_model / (d_model + width)
 
-    def goodput(self, chips: int) -> float:
+    def goodput(self, chips: int, year: int = DEFAULT_YEAR) -> float:
         """Share of wall-clock time that makes progress: each interruption costs
-        ``lost_hours`` of the whole cluster, and a cluster of ``chips`` is interrupted
-        ``failure_rate x chips`` times an hour."""
-        return 1.0 / (1.0 + self.failure_rate * chips * self.lost_hours)
+        ``lost_hours`` of the whole cluster, a cluster of ``chips`` is interrupted
+        ``failure_rate x chips`` times an hour, and a stack of ``year`` stalls
+        (:attr:`era_overhead`) more the older it is."""
+        return self.unstalled(year) / (1.0 + self.failure_rate * chips * self.lost_hours)
+
+    def unstalled(self, year: int = DEFAULT_YEAR) -> float:
+        """Share of wall-clock time a stack of ``year`` does not lose to stalls between steps
+        (:attr:`era_overhead`); 1 for a current stack."""
+        return math.exp(-self.era_overhead * max(0, DEFAULT_YEAR - year))
 
 
 def gemm_fraction(family: str, cal: Calibration) -> float:
@@ -160,6 +176,7 @@ FITTED: dict[str, tuple[float, float]] = {
     "era_decay": (0.0, 0.5),
     "gemm_width": (0.0, 8192.0),
     "moe_gemm": (0.2, 1.0),
+    "era_overhead": (0.0, 0.5),
 }
 
 

@@ -3,8 +3,8 @@
 :func:`estimate_training` and :func:`estimate_serving` are the one entry point: the planner and
 the CLI both call them, so the figures a person reads are the figures the optimizer used.
 Whole-run chip-hours = step time x steps / goodput / (1 - evaluation share), goodput falling
-with the cluster size (interruptions); the per-step MFU and the whole-run overheads are reported
-separately. Training estimates carry a calibrated central 80% interval (:mod:`.interval`) and
+with the cluster size (interruptions) and the age of the software stack (stalls); the per-step
+MFU and the whole-run overheads are reported separately. Training estimates carry a calibrated central 80% interval (:mod:`.interval`) and
 can be moved to its high end for planning (:func:`at_risk`).
 """
 
@@ -366,12 +366,17 @@ SMALLEST_CALIBRATED = 1e9
 
 
 def run_hours(
-    step_seconds: float, tokens: float, batch: float, chips: int, cal: Calibration
+    step_seconds: float,
+    tokens: float,
+    batch: float,
+    chips: int,
+    cal: Calibration,
+    year: int = DEFAULT_YEAR,
 ) -> tuple[float, float]:
     """(wall-clock hours of the steps alone, of the whole run): steps x step time, then
-    interruptions (goodput) and evaluation."""
+    interruptions and stalls of a stack of ``year`` (goodput) and evaluation."""
     step_hours = tokens / batch * step_seconds / SECONDS_PER_HOUR
-    return step_hours, step_hours / cal.goodput(chips) / (1.0 - cal.evaluation)
+    return step_hours, step_hours / cal.goodput(chips, year) / (1.0 - cal.evaluation)
 
 
 @lru_cache(maxsize=65536)
@@ -391,10 +396,11 @@ def _training(
     step_seconds = eff.step.total
     if mfu is not None:  # the measured efficiency: model FLOPs of a step at mfu x peak
         step_seconds = eff.step.model_flops / (eff.step.peak_flops * mfu)
-    step_hours, hours = run_hours(step_seconds, tokens, batch, n, cal)
+    step_hours, hours = run_hours(step_seconds, tokens, batch, n, cal, year)
     price = core.price
     overheads = {
-        "goodput": round(cal.goodput(n), 4),
+        "goodput": round(cal.goodput(n, year), 4),
+        "unstalled": round(cal.unstalled(year), 4),
         "evaluation": cal.evaluation,
         "interruptions": round(cal.failure_rate * n * hours, 1),
         "step_chip_hours": n * step_hours,

@@ -98,7 +98,7 @@ def predicted(s: Setting, cal: Calibration) -> float:
     step = step_time(s.run.model, chip, s.layout, s.batch, cal, s.run.year)
     if s.run.metric == "mfu":
         return step.mfu
-    step_hours, hours = run_hours(step.total, s.run.tokens, s.batch, s.chips, cal)
+    step_hours, hours = run_hours(step.total, s.run.tokens, s.batch, s.chips, cal, s.run.year)
     return s.chips * (step_hours if s.run.scope == "steps" else hours)
 
 

@@ -7,8 +7,9 @@ report it, and PaLM's hardware FLOPs utilisation of 57.8% against 46.2% MFU is t
 rematerialisation); from 2023, fused attention kernels (FlashAttention, xFormers; Dao et al.
 2022) keep no scores and Megatron's selective recomputation (Korthikanti et al. 2022)
 recomputes attention only, so a layout recomputes only what memory requires.
-What the years do not capture by mechanism, the fitted software trend
-(:attr:`~straits.estimate.calibration.Calibration.era_decay`) does.
+What the years do not capture by mechanism, two fitted trends do: slower kernels per step
+(:attr:`~straits.estimate.calibration.Calibration.era_decay`) and more of the run lost between
+steps (:attr:`~straits.estimate.calibration.Calibration.era_overhead`).
 
 ``software_year`` is an input of the estimate (``straits estimate`` and the Python API), by
 default :data:`DEFAULT_YEAR`, a current stack.
