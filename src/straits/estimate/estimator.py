@@ -4,8 +4,9 @@
 the CLI both call them, so the figures a person reads are the figures the optimizer used.
 Whole-run chip-hours = step time x steps / goodput / (1 - evaluation share), goodput falling
 with the cluster size (interruptions) and the age of the software stack (stalls); the per-step
-MFU and the whole-run overheads are reported separately. Training estimates carry a calibrated central 80% interval (:mod:`.interval`) and
-can be moved to its high end for planning (:func:`at_risk`).
+MFU and the whole-run overheads are reported separately. Training estimates carry a calibrated
+central 80% interval (:mod:`.interval`) and can be moved to its high end for planning
+(:func:`at_risk`).
 """
 
 from __future__ import annotations
