@@ -24,7 +24,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from straits.errors import LedgerError
@@ -43,6 +43,8 @@ from straits.store.tables import (
     PlanRow,
     ScenarioRow,
 )
+from straits.store.tamper import CODES as CODES
+from straits.store.tamper import first_unreadable
 
 
 @dataclass(frozen=True)
@@ -66,28 +68,6 @@ def _head_label(h: Head) -> str:
     return f"checkpoint {h.checkpoint.size}:{h.checkpoint.root_hex}"
 
 
-#: ``Verification.code``: what a failed verification found (docs/server-and-ledger.md)
-CODES = (
-    "entry-missing",  # an entry deleted
-    "entry-reordered",
-    "entry-altered",  # its content no longer matches its hash
-    "entry-replaced",  # entry 1 does not start from the genesis hash
-    "entry-rehashed",  # altered and re-hashed: the next entry's prev_hash differs
-    "entry-rewritten",  # a body Straits never writes
-    "scenario-altered",
-    "tail-removed",  # entries removed from the end
-    "head-altered",
-    "head-missing",
-    "tree-altered",  # a leaf or node of the Merkle tree
-    "checkpoint-untrusted",
-    "history-rewritten",  # not an extension of a checkpoint
-    "head-forged",
-    "plan-row",
-    "decision-row",
-    "value-altered",  # a value of a type Straits never writes (text in a number column)
-)
-
-
 class _Broken(Exception):
     def __init__(self, seq: int | None, problem: str, code: str) -> None:
         self.seq, self.problem, self.code = seq, problem, code
@@ -103,22 +83,10 @@ def verify_store(
         # a value of a type Straits never writes (SQLite keeps text in an INTEGER column):
         # reported as any other tampering, not an error without the entry's number
         with store.session() as s:
-            seq = _first_unreadable(s) if store.dialect == "sqlite" else None
+            seq = first_unreadable(s) if store.dialect == "sqlite" else None
         return Verification(
             False, 0, 0, "", seq if seq is not None else exc.seq, str(exc), code="value-altered"
         )
-
-
-#: the ledger's columns and the SQLite type each holds when Straits wrote it
-_TYPES = {"tenant_seq": "integer", "recorded_at": "text", "tenant": "text", "actor": "text"}
-_TYPES |= {"kind": "text", "body": "text", "prev_hash": "text", "hash": "text", "salt": "text"}
-
-
-def _first_unreadable(s: Session) -> int | None:
-    """The first entry holding a value of a type Straits never writes there (SQLite)."""
-    where = " OR ".join(f"typeof({c}) <> '{t}'" for c, t in _TYPES.items())
-    found = s.execute(text(f"SELECT min(seq) FROM ledger WHERE {where}")).scalar()
-    return int(found) if isinstance(found, int) else None
 
 
 def _verify_store(store: Store, keys: Keys, heads: list[Head]) -> Verification:

@@ -383,7 +383,7 @@ class Verification:
     """the older heads and checkpoints given, each with what proved it"""
     notes: tuple[str, ...] = ()
     code: str | None = None
-    """what was found, for programs: one of ``integrity.CODES`` (None when ok)"""
+    """what was found, for programs: one of ``tamper.CODES`` (None when ok)"""
 
     def to_json(self) -> dict[str, Any]:
         return {
