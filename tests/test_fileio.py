@@ -225,3 +225,48 @@ def test_export_into_something_not_a_directory_is_refused_naming_it(tmp_path: Pa
     p = straits("export", str(tmp_path / "nothing.json"), "--to", "slurm", "-o", str(victim))
     assert p.returncode == 2 and "a file, not a directory" in p.stderr
     assert victim.read_text() == "precious" and not (tmp_path / "nowhere").exists()
+
+
+def test_an_unwritable_place_is_refused_before_the_work(tmp_path: Path) -> None:
+    """A path under a regular file, or in a directory this process may not write, is refused
+    by ``output_path`` (which every command calls before it works), not after a long run."""
+    from straits.fileio import output_path
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for target in (afile / "out.json", afile / "deeper" / "out.json"):
+        with pytest.raises(InputError, match=r"(?i)not a directory") as exc:
+            output_path(target, option="--out")
+        assert exc.value.path == "--out"
+    # missing parents are fine: they are created on write
+    assert output_path(tmp_path / "new" / "dir" / "o.json") == tmp_path / "new" / "dir" / "o.json"
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.geteuid() != 0:  # root may write anywhere: the check cannot refuse it
+            with pytest.raises(InputError, match="permission denied") as exc:
+                output_path(locked / "o.json")
+            assert exc.value.path == "-o"
+    finally:
+        locked.chmod(0o700)
+
+
+def test_market_refuses_an_unwritable_output_without_simulating(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`straits market -o` into a place it cannot write exits 2 before the simulation."""
+    from typer.testing import CliRunner
+
+    import straits.market.simulation as simulation
+    from straits.cli import app
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise AssertionError("simulated before refusing the output")
+
+    monkeypatch.setattr(simulation, "simulate", boom)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    r = CliRunner().invoke(app, ["market", "-o", str(afile / "m.json")])
+    assert r.exit_code == 2, r.output
+    assert "-o" in r.output and "not a directory" in r.output.lower()

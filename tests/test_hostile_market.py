@@ -53,7 +53,7 @@ def test_more_workers_than_cpus_run_as_many_as_there_are_cpus(tmp_path: Path) ->
         assert "--workers 512" in p.stderr
 
 
-SWEEP = [sys.executable, "-m", "straits", "market", "sweep", "--runs", "40", "--firms", "2"]
+SWEEP = [sys.executable, "-m", "straits", "market", "sweep", "--runs", "40", "--firms", "5"]
 
 
 def _children(pid: int) -> list[int]:
@@ -233,7 +233,7 @@ def test_hostile_market_file(
 ) -> None:
     f = tmp_path / f"{name}.yaml"
     f.write_text(json.dumps({"extends": "shipped", **doc}))
-    p = _straits(["market", "run", str(f), "--json", "--firms", "3", "--no-compare"], tmp_path)
+    p = _straits(["market", "run", str(f), "--json", "--firms", "5", "--no-compare"], tmp_path)
     assert p.returncode == code, p.stderr
     if code == 0:
         assert p.stderr == ""  # no warning, no traceback

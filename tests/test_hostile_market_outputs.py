@@ -65,14 +65,14 @@ def test_the_output_is_never_the_input(tmp_path: Path, kind: str, name: str, opt
         target = tmp_path / "other.json"
         os.link(source, target)
     before = source.read_bytes()
-    args = ["market", str(source), "--firms", "3", "--no-compare", "-o", str(target)]
+    args = ["market", str(source), "--firms", "5", "--no-compare", "-o", str(target)]
     if kind == "report":
         args = ["report", str(source), "--out", str(target)]
     _one_error(_straits(*args), option)
     assert source.read_bytes() == before
 
 
-SWEEP = ["market", "sweep", "--runs", "2", "--firms", "2", "--backend", "inline"]
+SWEEP = ["market", "sweep", "--runs", "2", "--firms", "5", "--backend", "inline"]
 
 
 def test_fresh_deletes_only_what_a_sweep_wrote(tmp_path: Path) -> None:
@@ -135,13 +135,13 @@ def test_a_value_set_on_the_command_line_is_not_shown_as_the_files() -> None:
         assert rows[path]["source"].startswith(f"--set {path}=")
         assert rows[path]["confidence"] == "M"
     assert rows["demand.shift_speed"]["unpublished"] is True  # still no public figure
-    p = _straits("market", *SET, "--firms", "3", "--json")
+    p = _straits("market", *SET, "--firms", "5", "--json")
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["set"] == {
         "demand.shift_speed": 0.39,
         "supply.reference_server.kw": 12.0,
     }
-    p = _straits("market", "--firms", "3", "--json")
+    p = _straits("market", "--firms", "5", "--json")
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["set"] == {}
 
@@ -189,9 +189,20 @@ def test_the_market_files_path_is_shown_as_it_is(
     f = tmp_path / name
     f.write_text("extends: shipped\nstart: '2025-01'\nend: '2025-03'\n")
     out = tmp_path / f"{name}.csv"
-    p = _straits("market", str(f), "--firms", "3", "--no-compare", "-o", str(out))
+    p = _straits("market", str(f), "--firms", "5", "--no-compare", "-o", str(out))
     assert p.returncode == 0, p.stderr
     first = p.stdout.splitlines()[0]
     assert shown in first
     assert "\x1b" not in p.stdout + p.stderr
     assert p.stderr.startswith("wrote ") and shown in p.stderr  # the -o file, likewise
+
+
+@pytest.mark.parametrize("command", [["market", "--json"], ["market", "sweep", "--runs", "2"]])
+@pytest.mark.parametrize("firms", ["1", "4"])
+def test_fewer_firms_than_types_is_refused(tmp_path: Path, command: list[str], firms: str) -> None:
+    """Every firm type needs a firm: `--firms 1` ran the shipped market's five firms and said
+    nothing. Refused naming --firms, before anything is written."""
+    out = tmp_path / "sweep"
+    args = [*command, "--firms", firms] + (["--out", str(out)] if "sweep" in command else [])
+    _one_error(_straits(*args), "--firms")
+    assert not out.exists()

@@ -93,11 +93,11 @@ def output_path(
         try:
             st = path.lstat()
         except FileNotFoundError:
-            return path
+            return _writable_beside(path, option)
         except OSError as exc:
             raise InputError(f"cannot use {path}: {exc.strerror or exc}", path=option) from None
         if stat.S_ISREG(st.st_mode):
-            return path
+            return _writable_beside(path, option)
         if stat.S_ISDIR(st.st_mode) and default_name and path == Path(target):
             path = path / default_name
             continue
@@ -113,6 +113,40 @@ def output_path(
             expected="a regular file's path, or '-' to write to standard output and redirect it",
         )
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _writable_beside(path: Path, option: str) -> Path:
+    """``path``, after checking that the file can be created there: its nearest existing
+    parent is a directory this process may write into (missing ones are created on write).
+    Refused before the work, not after it (a long simulation then "permission denied")."""
+    parent = path.absolute().parent
+    while True:
+        try:
+            st = parent.stat()
+            break
+        except FileNotFoundError:
+            if parent.parent == parent:
+                break  # pragma: no cover - the root exists
+            parent = parent.parent
+        except OSError as exc:
+            raise InputError(
+                f"cannot use {path}: {exc.strerror or exc}",
+                path=option,
+                expected="a writable location",
+            ) from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise InputError(
+            f"cannot write {path}: {parent} is not a directory",
+            path=option,
+            expected="a path inside a directory",
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(
+            f"cannot write {path}: permission denied in {parent}",
+            path=option,
+            expected="a writable location",
+        )
+    return path
 
 
 def refuse_input_as_output(

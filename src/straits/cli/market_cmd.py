@@ -102,10 +102,12 @@ def run(
             _list_params(raw, json_out)
             return
         from straits.market import outputs
+        from straits.market.firms import check_firm_count
         from straits.market.loading import digest
         from straits.market.simulation import simulate
         from straits.rules import ruleset
 
+        check_firm_count(m, firms)
         if output is not None:
             from straits.fileio import refuse_input_as_output
 

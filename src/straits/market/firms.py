@@ -41,12 +41,26 @@ class Firms:
         return {t.id: int((self.type_of == i).sum()) for i, t in enumerate(self.types)}
 
 
+def check_firm_count(m: Market, firms: int | None) -> None:
+    """Raise :class:`MarketError` (naming ``--firms``) when ``firms`` is fewer than the
+    market's firm types: every type needs a firm, so ``--firms 1`` ran five firms silently."""
+    if firms is not None and firms < len(m.firm_types):
+        from straits.market.loading import MarketError
+
+        raise MarketError(
+            f"{firms} firms cannot stand for the market's {len(m.firm_types)} firm types",
+            path="--firms",
+            expected=f"at least {len(m.firm_types)} (one firm per type)",
+        )
+
+
 def scaled_counts(m: Market, firms: int | None) -> list[int]:
     """Firms per type: the file's counts, or ``firms`` in all spread in proportion (at least
-    one per type)."""
+    one per type; fewer firms than types is refused)."""
     base = [t.count for t in m.firm_types]
     if firms is None:
         return base
+    check_firm_count(m, firms)
     total = sum(base)
     counts = [max(1, round(c * firms / total)) for c in base]
     # largest types absorb the rounding so the total is exact when it can be

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from straits import jsonout
+from straits.market.firms import check_firm_count
 from straits.market.loading import MarketError, digest, range_params, read_raw_text, validate
 from straits.market.outputs import parquet_bytes, write_bytes_atomically
 from straits.market.sweep.analysis import PRIM_MIN_RUNS, prim, spearman
@@ -101,7 +102,7 @@ def run_sweep(
             f"unknown regime {regime!r}", path="--regime", expected="enacted or ai-diffusion"
         )
     raw, label, text = read_raw_text(market_file)
-    validate(raw, label, text)
+    check_firm_count(validate(raw, label, text), firms)
     ranges = range_params(raw)
     if params:
         by_path = {p.path: p for p in ranges}
