@@ -108,6 +108,9 @@ BAD = [
         "pattern",
     ),
     ("sites.0.source", "ok\x1b]52;c;cm0gLXJmIH4=\x07", "sites[0].source", "control character"),
+    # a right-to-left override shows other text than the field holds (Trojan Source)
+    ("sites.0.source", "see \u202egnp.exe", "sites[0].source", "control character"),
+    ("sites.0.source", "a\u2067b\u2069", "sites[0].source", "control character"),
     # a URI is one token: exports write it into YAML that SkyPilot hands to its sync commands
     ("datasets.0.uri", "s3://b/x'\n$(id)\nrun: evil", "datasets[0].uri", "pattern"),
     ("datasets.0.uri", "s3://b/x y", "datasets[0].uri", "pattern"),
