@@ -127,3 +127,28 @@ def test_a_bad_request_field_is_named_with_its_line(
     errors = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1, p.stderr
     assert errors[0].startswith(f"error: {source}:{line}: {field}: "), errors[0]
+
+
+#: names a terminal would act on: a screen clear, a window title, a right-to-left override
+HOSTILE_NAMES = ["x\x1b[2J.yaml", "x\x1b]0;pwned\x07.yaml", "x\u202elmay.json"]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES, ids=["csi", "osc", "bidi"])
+def test_file_names_reach_the_terminal_as_escapes(
+    tmp_path: Path, example_path: Path, name: str
+) -> None:
+    """A file name holding an ESC sequence or a bidi override is shown escaped (`\\x1b`,
+    `\\u202e`) in the error of a missing file and in the notes of a run that reads it."""
+    from straits.controls import TERMINAL_CONTROL
+
+    missing = run("plan", str(tmp_path / name))
+    assert missing.returncode == 2
+    assert not TERMINAL_CONTROL.search(missing.stderr), repr(missing.stderr)
+    assert ascii(name[1])[1:-1] in missing.stderr
+    f = tmp_path / name
+    f.write_text(example_path.read_text())
+    out = tmp_path / ("r" + name + ".html")
+    done = run("report", str(f), "-o", str(out), "--time-limit", "3")
+    assert done.returncode in (0, 3), done.stderr
+    assert out.is_file()
+    assert not TERMINAL_CONTROL.search(done.stderr), repr(done.stderr)

@@ -26,6 +26,7 @@ from straits.cli.output import print_json as print_json
 from straits.cli.output import to_yaml as to_yaml
 from straits.cli.output import write_file as write_file
 from straits.cli.output import write_output as write_output
+from straits.controls import shown
 from straits.errors import InputError, RequestError, StraitsError
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ def _console(stderr: bool = False) -> Console:
         Such a message is printed as plain text; call sites escape what they know is a name."""
 
         def render_str(self, text: str, **kwargs: Any) -> Any:
+            text = shown(text)  # an ESC sequence or a bidi override in a name, made visible
             try:
                 return super().render_str(text, **kwargs)
             except MarkupError:
@@ -333,7 +335,9 @@ def print_error(exc: BaseException) -> None:
     from rich.text import Text
 
     t = Text("error:", style="red")
-    t.append(f" {exc}")  # as text: a field path such as [0] is not Rich markup
+    # as text: a field path such as [0] is not Rich markup; a character a terminal would act
+    # on (an ESC sequence in a file name, a bidi override) shown as its Python escape
+    t.append(f" {shown(str(exc))}")
     err_console.print(t, soft_wrap=True)
 
 

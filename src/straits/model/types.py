@@ -19,6 +19,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
 from straits.catalog import catalog, is_country
+from straits.controls import ANY_CONTROL as ANY_CONTROL
+from straits.controls import TERMINAL_CONTROL as TERMINAL_CONTROL
 from straits.errors import UnknownChipError
 from straits.limits import MAX_DATE, MIN_DATE
 
@@ -268,17 +270,7 @@ def _in_window(value: dt.date) -> dt.date:
 
 Date = Annotated[dt.date, AfterValidator(_in_window)]
 """A calendar date from 2000-01-01 to 2100-12-31."""
-#: Unicode's bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069):
-#: invisible, they reorder what follows them on screen, so a name or note shows other text
-#: than it holds ("Trojan Source", CVE-2021-42574). The marks (U+200E, U+200F, U+061C) only
-#: nudge neutral characters and stay allowed: right-to-left text needs them.
-_BIDI = "\u202a-\u202e\u2066-\u2069"
-#: control characters a terminal acts on (ESC starts sequences that clear the screen, retitle
-#: the window or set the clipboard), and the bidirectional controls; tab and newline are text
-_CONTROL = re.compile(rf"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}]")
-TERMINAL_CONTROL = _CONTROL
-#: every control character, tab and newline included
-ANY_CONTROL = re.compile(rf"[\x00-\x1f\x7f-\x9f{_BIDI}]")
+_CONTROL = TERMINAL_CONTROL  # tab and newline are text (straits/controls.py)
 
 
 def refuse_control(text: str, pattern: re.Pattern[str], why: str) -> str:
