@@ -165,16 +165,6 @@ def plan_row(store: Store, ref: str, tenant: str | None = None) -> PlanRow | Non
     return rows[0] if rows else None
 
 
-def recorded_tenant(store: Store, row: PlanRow) -> str | None:
-    """The tenant a recorded plan's ledger entry names (None for a plan not recorded, or one
-    whose entry is missing): whose plan it is, whatever the row's ``tenant`` says. A read of
-    the entry's column, proven when the plan itself is read."""
-    if row.ledger_seq is None:
-        return None
-    with store.session() as s:
-        return s.scalar(select(LedgerRow.tenant).where(LedgerRow.seq == row.ledger_seq))
-
-
 def parse_instant(value: str | None, name: str) -> dt.datetime | None:
     """A query parameter that is a date or an ISO-8601 time (UTC when it has no zone)."""
     if value is None:
