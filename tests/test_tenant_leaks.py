@@ -161,3 +161,90 @@ def test_another_tenants_plan_is_a_missing_plan_whatever_was_tampered(
     for ref in (a_id, a_id[:8]):
         with pytest.raises(NotFoundError):
             find_plan(client.store, ref, tenant="b")
+    # b's ledger routes (an entry moved into b's numbering included) never show a's plan id
+    h = client.auth("b", "planner")
+    r = client.client.get("/v1/ledger/entries", headers=h)
+    assert r.status_code in (200, 409) and a_id not in r.text
+    for n in (1, 2, 3, 99):
+        for path in (f"/v1/ledger/entries/{n}", f"/v1/ledger/entries/{n}/receipt"):
+            r = client.client.get(path, headers=h)
+            assert a_id not in r.text, (path, r.status_code)
+
+
+PREFIXED = {
+    "b": ["abcd1111" + "0" * 24, "bcde2222"],
+    "a": ["abcd3333" + "0" * 24, "abcd1111", "bcde2223"],
+}
+"""Plans whose ids share prefixes across tenants; a's ``abcd1111`` is a prefix of b's first."""
+
+
+def _prefixed(db_url: str, rules: RuleSet, example_path: Path) -> Iterator[Api]:
+    store = Store(db_url)
+    if not _PLANS:
+        sc = load_scenario(example_path)
+        _PLANS["sc"], _PLANS["plan"] = sc, make_plan(sc, rules=rules, solver="greedy")
+    for tenant, ids in PREFIXED.items():
+        for plan_id in ids:
+            record_plan(
+                store,
+                _PLANS["sc"],
+                _PLANS["plan"],
+                rules,
+                {},
+                tenant=tenant,
+                actor="t",
+                plan_id=plan_id,
+            )
+    app = create_app(store, settings=Settings(max_body_bytes=64 * 1024, max_time_limit=30))
+    app.state.ledger_keys = Keys(SIGNER)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield Api(client, store)
+    store.close()
+
+
+prefixed = pytest.fixture(_prefixed)
+
+# (b asks for, what b gets: its own plan's id, or the answer of this never-used reference)
+# (b asks for, what b gets: its own plan's id, or the answer of this never-used reference)
+PREFIX_CASES = [
+    ("abcd", "abcd1111" + "0" * 24),  # a prefix of a's two plans too: b's own
+    ("bcde222", "bcde2222"),  # and of a's bcde2223
+    ("abcd1", "abcd1111" + "0" * 24),  # a's abcd1111 is a whole id, b's a prefix of it
+    ("abcd1111", "abcd1111" + "0" * 24),  # a's whole id, a prefix of b's: b's plan
+    ("bcde2223", "ffff2223"),  # a's whole id
+    ("abcd3", "ffff3"),  # only a's: the answer of a prefix nobody's id has
+    ("abcd3333" + "0" * 24, "ffff3333" + "0" * 24),
+    ("abc", "fff"),  # under 4 characters: a whole id or nothing
+    ("a", "f"),
+    ("____", "zzzz"),  # LIKE's wildcards are characters here
+    ("%%%%", "zzzz"),
+    ("abc%", "zzzz"),
+    ("ab_d", "zzzz"),
+]
+
+
+@pytest.mark.parametrize(("ref", "same_as"), PREFIX_CASES)
+def test_prefixes_never_reach_across_tenants(prefixed: Api, ref: str, same_as: str) -> None:
+    h = prefixed.auth("b", "viewer")
+    r = prefixed.client.get(f"/v1/plans/{ref}", headers=h)
+    if same_as in PREFIXED["b"]:
+        assert r.status_code == 200 and r.json()["id"] == same_as, r.text
+        return
+    other = prefixed.client.get(f"/v1/plans/{same_as}", headers=h)
+    expected = other.text.replace(f"'{same_as}'", f"'{ref}'").replace(f"/{same_as}", f"/{ref}")
+    assert (r.status_code, r.headers["content-type"], r.text) == (
+        other.status_code,
+        other.headers["content-type"],
+        expected,
+    )
+    assert r.status_code == 404 and _type(r) == "urn:straits:problem:not-found"
+
+
+def test_an_admin_sees_every_tenants_ambiguity(prefixed: Api) -> None:
+    h = prefixed.auth("ops", "admin")
+    r = prefixed.client.get("/v1/plans/abcd", headers=h)
+    assert r.status_code == 400 and "several" in r.json()["detail"]
+    assert prefixed.client.get("/v1/plans/abcd3", headers=h).status_code == 200
+    # a's own two plans share abcd: ambiguous for a, whatever b has
+    r = prefixed.client.get("/v1/plans/abcd", headers=prefixed.auth("a", "viewer"))
+    assert r.status_code == 400 and _type(r) == "urn:straits:problem:invalid-input"
