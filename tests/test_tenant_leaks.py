@@ -75,6 +75,11 @@ ROUTES = [
     ("GET", "/v1/plans/{prefix}", None),
     ("POST", "/v1/impact", lambda ref: {"date": "2025-06-01", "plans": [ref], "replan": False}),
     ("GET", "/ui/plans/{id}", None),
+    ("GET", "/ui/plans/{id}/progress", None),
+    ("GET", "/ui/plans/{id}/plan.json", None),
+    ("GET", "/ui/plans/{id}/report.html", None),
+    ("GET", "/ui/plans/{id}/compare", None),
+    ("GET", "/ui/plans/{id}/whatif", None),
 ]
 
 
