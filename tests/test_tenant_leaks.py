@@ -225,6 +225,8 @@ PREFIX_CASES = [
     ("%%%%", "zzzz"),
     ("abc%", "zzzz"),
     ("ab_d", "zzzz"),
+    ("ABCD", "ZZZZ"),  # ids are compared exactly (SQLite's LIKE ignored case)
+    ("BCDE2222", "ZZZZ2222"),
 ]
 
 

@@ -18,6 +18,7 @@ from straits.errors import LedgerError, RequestError
 from straits.store.db import Store
 from straits.store.keys import Keys
 from straits.store.ledger import Entry
+from straits.store.owner import id_prefix
 from straits.store.proven import plan_row_problem, prove_entries
 from straits.store.records import plan_job_json, refuse_detached
 from straits.store.tables import LedgerRow, PlanRow, ScenarioRow
@@ -152,7 +153,7 @@ def plan_row(store: Store, ref: str, tenant: str | None = None) -> PlanRow | Non
         row = s.get(PlanRow, ref)
         if row is not None or len(ref) < 4:
             return row
-        q = select(PlanRow).where(PlanRow.id.startswith(ref, autoescape=True))
+        q = select(PlanRow).where(id_prefix(PlanRow.id, ref))
         if tenant is not None:
             q = q.where(PlanRow.tenant == tenant)
         rows = list(s.scalars(q.limit(2)))

@@ -27,7 +27,7 @@ import json
 from contextlib import closing
 from typing import Any
 
-from sqlalchemy import column, or_, select, table
+from sqlalchemy import ColumnElement, column, func, or_, select, table
 
 from straits.store.canonical import digest
 from straits.store.db import Store
@@ -41,6 +41,12 @@ _ledger = table(
     ),
 )
 """Untyped: the driver's values as stored (``tables.Str`` would raise on a BLOB)."""
+
+
+def id_prefix(col: Any, ref: str) -> ColumnElement[bool]:
+    """``col`` starts with ``ref``: exactly, on both backends (SQLite's ``LIKE`` ignores ASCII
+    case, PostgreSQL's does not; no character is a wildcard)."""
+    return func.substr(col, 1, len(ref)) == ref
 
 
 def _query() -> Any:
@@ -113,7 +119,7 @@ def owned_plan_ids(store: Store, ref: str, tenant: str) -> list[str]:
         if len(ref) < 4:
             return []
         q = _query().where(
-            _plans.c.id.startswith(ref, autoescape=True),
+            id_prefix(_plans.c.id, ref),
             or_(_plans.c.tenant == tenant, _ledger.c.tenant == tenant),
         )
         found: list[str] = []
@@ -131,6 +137,6 @@ def any_plan(store: Store, ref: str) -> bool:
     audit log of a refusal only, never for an answer."""
     cond = _plans.c.id == ref
     if len(ref) >= 4:
-        cond = or_(cond, _plans.c.id.startswith(ref, autoescape=True))
+        cond = or_(cond, id_prefix(_plans.c.id, ref))
     with store.session() as s:
         return s.execute(select(_plans.c.id).where(cond).limit(1)).first() is not None

@@ -24,6 +24,7 @@ from straits.plan import Plan
 from straits.rules import RuleSet
 from straits.store.db import Store
 from straits.store.ledger import Entry, append, canonical, digest
+from straits.store.owner import id_prefix, owned_plan_ids
 from straits.store.tables import DecisionRow, PlanRow, ScenarioRow, utcnow
 
 PLAN_STATES = ("queued", "running", "done", "failed", "cancelled")
@@ -329,15 +330,13 @@ def find_plan(store: Store, ref: str, *, tenant: str | None = None) -> RecordedP
             expected="a plan id or a unique prefix of at least 4 characters",
         )
     if tenant is not None:  # decided from raw values first: another's plan is "no plan"
-        from straits.store.owner import owned_plan_ids
-
         ids = owned_plan_ids(store, ref, tenant)
         with store.session() as s:
             rows = [r for r in (s.get(PlanRow, i) for i in ids) if r is not None]
     else:
         with store.session() as s:
             exact = s.get(PlanRow, ref)
-            q = select(PlanRow).where(PlanRow.id.startswith(ref, autoescape=True))
+            q = select(PlanRow).where(id_prefix(PlanRow.id, ref))
             rows = [exact] if exact is not None else list(s.scalars(q.limit(2)))
     if not rows:
         raise NotFoundError(
