@@ -322,6 +322,44 @@ def test_migrations_create_exactly_the_models(db_url: str) -> None:
     assert diff == []
 
 
+def test_migration_0005_indexes_the_ledger_seq_columns(tmp_path: Path) -> None:
+    """A database at 0004 with rows upgrades to the models' schema (the two indexes the verify
+    joins use) and downgrades back without them."""
+    from importlib import resources
+
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import create_engine
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    cfg = Config()
+    cfg.set_main_option(
+        "script_location", str(resources.files("straits.store").joinpath("migrations"))
+    )
+    engine = create_engine(url)
+
+    def to(revision: str, down: bool = False) -> set[str]:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            (command.downgrade if down else command.upgrade)(cfg, revision)
+        found = inspect(engine)
+        return {i["name"] for t in ("plans", "decisions") for i in found.get_indexes(t)}
+
+    assert "ix_decisions_ledger_seq" not in to("0004")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO decisions (tenant, actor, request, answer, ledger_seq, created_at) "
+            "VALUES ('t', 'a', '{}', '{}', 1, '2026-01-01')"
+        )
+    assert {"ix_decisions_ledger_seq", "ix_plans_ledger_seq"} <= to("head")
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    assert not {"ix_decisions_ledger_seq", "ix_plans_ledger_seq"} & to("0004", down=True)
+    engine.dispose()
+
+
 def test_bad_database_url_is_a_clear_error(tmp_path: Path) -> None:
     p = straits("ledger", "verify", "--db", "nosuchdb://x")
     assert p.returncode == 2 and "Traceback" not in p.stderr

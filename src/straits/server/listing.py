@@ -18,6 +18,7 @@ from straits.errors import LedgerError, RequestError
 from straits.store.db import Store
 from straits.store.keys import Keys
 from straits.store.ledger import Entry
+from straits.store.owner import id_prefix
 from straits.store.proven import plan_row_problem, prove_entries
 from straits.store.records import plan_job_json, refuse_detached
 from straits.store.tables import LedgerRow, PlanRow, ScenarioRow
@@ -152,7 +153,7 @@ def plan_row(store: Store, ref: str, tenant: str | None = None) -> PlanRow | Non
         row = s.get(PlanRow, ref)
         if row is not None or len(ref) < 4:
             return row
-        q = select(PlanRow).where(PlanRow.id.startswith(ref, autoescape=True))
+        q = select(PlanRow).where(id_prefix(PlanRow.id, ref))
         if tenant is not None:
             q = q.where(PlanRow.tenant == tenant)
         rows = list(s.scalars(q.limit(2)))
@@ -163,16 +164,6 @@ def plan_row(store: Store, ref: str, tenant: str | None = None) -> PlanRow | Non
             expected="a longer prefix",
         )
     return rows[0] if rows else None
-
-
-def recorded_tenant(store: Store, row: PlanRow) -> str | None:
-    """The tenant a recorded plan's ledger entry names (None for a plan not recorded, or one
-    whose entry is missing): whose plan it is, whatever the row's ``tenant`` says. A read of
-    the entry's column, proven when the plan itself is read."""
-    if row.ledger_seq is None:
-        return None
-    with store.session() as s:
-        return s.scalar(select(LedgerRow.tenant).where(LedgerRow.seq == row.ledger_seq))
 
 
 def parse_instant(value: str | None, name: str) -> dt.datetime | None:

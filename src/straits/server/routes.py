@@ -28,7 +28,6 @@ from straits.server.listing import (
     list_plans,
     parse_instant,
     plan_row,
-    recorded_tenant,
 )
 from straits.server.problems import problem
 from straits.server.schemas import (
@@ -40,8 +39,7 @@ from straits.server.schemas import (
     PlanSummary,
     RuleInfo,
 )
-from straits.store import queue
-from straits.store.db import Store
+from straits.store import owner, queue
 from straits.store.records import (
     PLAN_STATES,
     get_plan,
@@ -223,23 +221,31 @@ async def submit_plan(
     return JSONResponse(job, status_code=202, headers={"Location": f"/v1/plans/{job['id']}"})
 
 
-def _tenants_own(store: Store, row: PlanRow, tenant: str) -> bool:
-    """Whether ``row`` is ``tenant``'s plan: its row says so and, when it is recorded, so does
-    its ledger entry (a row whose tenant was edited to another's is not that other's plan:
-    it answers 404 to them, as any other tenant's plan does, and 409 to an admin)."""
-    if row.tenant != tenant:
-        return False
-    entry_tenant = recorded_tenant(store, row)
-    return row.ledger_seq is None or entry_tenant in (None, tenant)
-
-
 def _own_plan(request: Request, who: Principal, plan_id: str) -> PlanRow:
-    """The plan ``plan_id`` (or a unique prefix of its id) if it is the caller's tenant's."""
+    """The plan ``plan_id`` (or a unique prefix of its id) if it is the caller's tenant's.
+
+    For a tenant, whose plan it is is decided first, from the raw stored values
+    (``store.owner``): another tenant's plan, tampered or not, is the 404 of a missing id (and
+    a prefix is resolved among the caller's own plans only), never a 409 that would say it
+    exists. Only then is the owner's row read, so its owner (and an admin) gets the 409 that
+    names what was altered."""
     store = request.app.state.store
-    row = plan_row(store, plan_id, None if who.is_admin else who.tenant)
-    if row is not None and (who.is_admin or _tenants_own(store, row, who.tenant)):
+    if who.is_admin:
+        row = plan_row(store, plan_id)
+        if row is None:
+            raise NotFoundError(f"no plan {plan_id!r}")
         return row
-    if row is not None:  # another tenant's: the same answer as a missing plan, but logged
+    ids = owner.owned_plan_ids(store, plan_id, who.tenant)
+    if len(ids) > 1:
+        raise RequestError(
+            f"plan id prefix {plan_id!r} matches several plans",
+            path="plan_id",
+            expected="a longer prefix",
+        )
+    found = get_plan(store, ids[0]) if ids else None  # the owner's: a LedgerError is a 409
+    if found is not None:
+        return found
+    if owner.any_plan(store, plan_id):  # the same answer as a missing plan, but logged
         refuse(request, 404, f"plan {plan_id} belongs to another tenant", who)
     raise NotFoundError(f"no plan {plan_id!r}")
 
@@ -388,9 +394,12 @@ def cancel_plan(request: Request, plan_id: str, who: Caller) -> JSONResponse:
             instance=request.url.path,
             plan_status=row.status,
         )
-    status = queue.cancel(request.app.state.store, plan_id)
-    after = get_plan(request.app.state.store, plan_id)
-    assert after is not None
+    # by the row's id: ``plan_id`` may be a prefix (cancelling by one was a 500: no job has
+    # the prefix as its id)
+    status = queue.cancel(request.app.state.store, row.id)
+    after = get_plan(request.app.state.store, row.id)
+    if after is None:  # removed meanwhile
+        raise NotFoundError(f"no plan {plan_id!r}")
     if status in ("done", "failed"):  # it ended between the two reads
         return problem(
             409,

@@ -24,6 +24,7 @@ from straits.model.scenario import Scenario
 from straits.server.auth import caller, refuse, require
 from straits.server.bodies import documented, json_body
 from straits.server.ledger_routes import view_number
+from straits.store import owner
 from straits.store.records import find_plan, record_admission
 from straits.store.tokens import Principal
 
@@ -41,9 +42,13 @@ def _plan(request: Request, who: Principal, ref: str) -> tuple[Scenario, dict[st
     with _cache_lock:
         hit = cache.get((scope, ref))
     if hit is None:
-        try:
+        try:  # a tenant's: another tenant's plan, tampered or not, is not found
             rec = find_plan(request.app.state.store, ref, tenant=scope)
-        except (NotFoundError, InputError):
+        except NotFoundError:
+            if scope is not None and owner.any_plan(request.app.state.store, ref):
+                refuse(request, 404, f"plan {ref} belongs to another tenant", who)
+            return None
+        except InputError:
             return None
         hit = (rec.tenant, rec.scenario, rec.plan)
         with _cache_lock:

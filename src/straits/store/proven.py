@@ -328,7 +328,14 @@ def prove_plan(store: Store, row: PlanRow, keys: Keys | None = None) -> ProvenPl
         raise LedgerError(f"plan {row.id} is not recorded in the ledger, so nothing proves it")
     keys = keys if keys is not None else configured()
     with store.session() as s:
-        proof = prove_in(s, row.ledger_seq, keys)
+        try:
+            proof = prove_in(s, row.ledger_seq, keys)
+        except NotFoundError:  # a row pointing past the log: altered, not a missing plan
+            raise LedgerError(
+                f"plan {row.id} points to ledger entry {row.ledger_seq}, which does not "
+                "exist: the plans table was altered",
+                None,
+            ) from None
         problem = plan_row_problem(row, proof.entry)
         if problem:
             raise LedgerError(

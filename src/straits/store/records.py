@@ -24,6 +24,7 @@ from straits.plan import Plan
 from straits.rules import RuleSet
 from straits.store.db import Store
 from straits.store.ledger import Entry, append, canonical, digest
+from straits.store.owner import id_prefix, owned_plan_ids
 from straits.store.tables import DecisionRow, PlanRow, ScenarioRow, utcnow
 
 PLAN_STATES = ("queued", "running", "done", "failed", "cancelled")
@@ -319,21 +320,24 @@ def find_plan(store: Store, ref: str, *, tenant: str | None = None) -> RecordedP
     """The finished plan whose id is ``ref`` or starts with it (at least 4 characters), as its
     ledger entry proves it. This is the one way a recorded plan is read for use (export,
     impact, the API, admission): a plan that is not recorded, or whose stored copy differs from
-    its entry, is refused. With ``tenant``, a prefix is resolved among that tenant's plans
-    only (another tenant's never makes it ambiguous); a whole id is found whoever's it is, and
-    the caller checks the tenant."""
+    its entry, is refused. With ``tenant``, only that tenant's plans are found, whole id or
+    prefix, their owner decided before any row is read (``store.owner``): another tenant's
+    plan, tampered or not, is a :class:`NotFoundError`, never a ``LedgerError``."""
     if len(ref) < 4:
         raise InputError(
             f"plan id {ref!r} is too short",
             path="PLAN",
             expected="a plan id or a unique prefix of at least 4 characters",
         )
-    with store.session() as s:
-        exact = s.get(PlanRow, ref)  # a whole id is the caller's to check (and to log)
-        q = select(PlanRow).where(PlanRow.id.startswith(ref, autoescape=True))
-        if tenant is not None:
-            q = q.where(PlanRow.tenant == tenant)
-        rows = [exact] if exact is not None else list(s.scalars(q.limit(2)))
+    if tenant is not None:  # decided from raw values first: another's plan is "no plan"
+        ids = owned_plan_ids(store, ref, tenant)
+        with store.session() as s:
+            rows = [r for r in (s.get(PlanRow, i) for i in ids) if r is not None]
+    else:
+        with store.session() as s:
+            exact = s.get(PlanRow, ref)
+            q = select(PlanRow).where(id_prefix(PlanRow.id, ref))
+            rows = [exact] if exact is not None else list(s.scalars(q.limit(2)))
     if not rows:
         raise NotFoundError(
             f"no plan {ref!r} in {store!r}; `straits ledger show` lists the recorded ones"

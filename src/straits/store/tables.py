@@ -155,6 +155,7 @@ class PlanRow(Base):
 
 
 Index("ix_plans_status", PlanRow.status)
+Index("ix_plans_ledger_seq", PlanRow.ledger_seq)
 
 
 class DecisionRow(Base):
@@ -168,6 +169,10 @@ class DecisionRow(Base):
     answer: Mapped[str] = mapped_column(LongStr)
     ledger_seq: Mapped[int] = mapped_column(Count)
     created_at: Mapped[dt.datetime] = mapped_column(Time(), default=utcnow)
+
+
+# the full verify joins both tables to the ledger on ledger_seq (store.integrity): migration 0005
+Index("ix_decisions_ledger_seq", DecisionRow.ledger_seq)
 
 
 class LedgerRow(Base):

@@ -131,12 +131,15 @@ def jobs(store: Store, who: Principal, limit: int = 100, keys: Keys | None = Non
 
 
 def job(store: Store, who: Principal, plan_id: str) -> Job:
+    from straits.store.owner import owned_plan_ids
+
+    # a tenant's: decided from raw values before the row is read (another tenant's plan,
+    # tampered or not, is "no plan", never the 409 of an unreadable row)
+    if not who.is_admin and owned_plan_ids(store, plan_id, who.tenant) != [plan_id]:
+        raise NotFoundError(f"no plan {plan_id!r}")
     with store.session() as s:
         found = s.execute(_jobs_query(who).where(PlanRow.id == plan_id)).first()
-    theirs = found is not None and (
-        found[0].tenant == who.tenant and (found[3] is None or found[3].tenant == who.tenant)
-    )
-    if found is None or not (who.is_admin or theirs):
+    if found is None:
         raise NotFoundError(f"no plan {plan_id!r}")
     entry = Entry.from_row(found[3]) if found[3] is not None else None
     try:
