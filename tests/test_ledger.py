@@ -345,7 +345,7 @@ def test_migration_0005_indexes_the_ledger_seq_columns(tmp_path: Path) -> None:
             cfg.attributes["connection"] = conn
             (command.downgrade if down else command.upgrade)(cfg, revision)
         found = inspect(engine)
-        return {i["name"] for t in ("plans", "decisions") for i in found.get_indexes(t)}
+        return {str(i["name"]) for t in ("plans", "decisions") for i in found.get_indexes(t)}
 
     assert "ix_decisions_ledger_seq" not in to("0004")
     with engine.begin() as conn:
