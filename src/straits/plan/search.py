@@ -4,7 +4,7 @@
 in a thread of its own (CP-SAT releases the GIL, so it has a core to itself while the
 neighbourhood search works in Python on the other). Its workers are interleaved in that one
 thread, yet its path is not the same from run to run for one seed (generate 8 x 8, seed 7:
-12 to 15 solutions in five runs, with the same optimum); where several plans share the
+8 to 15 solutions in nine runs, with the same optimum); where several plans share the
 optimum, the one returned after a proof is chosen by :mod:`straits.plan.tiebreak`.
 
 It is stopped as soon as its bound meets its best solution (:meth:`WholeModel.check_proof`):

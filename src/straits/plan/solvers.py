@@ -27,6 +27,7 @@ from straits.plan.result import Plan, Status
 from straits.plan.retime import Held, model_horizon, retime
 from straits.plan.search import Progress, Reporter, WholeModel, gap
 from straits.plan.solution import Solution, Value, evaluate, extract
+from straits.plan.tiebreak import tie_break
 from straits.plan.whynot import explain, to_explain
 
 #: seconds kept back, per stage and at least, for turning the answer into a plan, explaining
@@ -235,6 +236,9 @@ class _Searching:
                 finally:
                     self._wait(whole, reporter, d, stop_at)
             reporter.raise_error()
+        info["ended"] = "proved" if whole.optimal else "stopped" if reporter.cancelled else "time"
+        if whole.optimal and not reporter.cancelled:
+            self._tie_break(pf, objective, pm, held, whole, ctx, after_search, info)
         bound = stronger(whole.bound or reporter.bound, bound0)
         if bound > bound0:
             info["bound"]["source"] = "cpsat"
@@ -270,6 +274,37 @@ class _Searching:
             if local.step(PIECE_SECONDS, stop_at, d.clock):
                 reporter.found(local.score())
         return local
+
+    @staticmethod
+    def _tie_break(
+        pf: Portfolio,
+        objective: Objective,
+        pm: PortfolioModel,
+        held: Held,
+        whole: WholeModel,
+        ctx: SolveContext,
+        after_search: float,
+        info: dict[str, Any],
+    ) -> None:
+        """Replace the proved plan by the deterministic one among the optimal plans
+        (:mod:`straits.plan.tiebreak`): the same value, the earliest starts."""
+        d = ctx.deadline
+        if whole.best_raw is None or whole.latest is None:
+            return
+        with d.phase("tie_break"):
+            tb = tie_break(
+                pm, whole.best_raw, seed=ctx.seed, stop_at=d.at(after_search), clock=d.clock
+            )
+        info["tie_break"] = tb.status
+        if tb.solution is None:
+            return
+        tie = pm.tie_unit
+        if evaluate(pf, objective, tb.solution, tie, held) != evaluate(
+            pf, objective, whole.latest, tie, held
+        ):  # cannot happen (the objective is fixed at the optimum): kept as a guard
+            info["tie_break"] = "rejected"
+            return
+        whole.latest = tb.solution
 
     @staticmethod
     def _wait(whole: WholeModel, reporter: Reporter, d: Deadline, stop_at: float) -> None:
