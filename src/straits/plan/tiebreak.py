@@ -10,10 +10,11 @@ objective, the sum of the stages' start ticks (the earliest schedule among the o
 Every solution of that model is a solution of the original one with the same objective value,
 so the tie-break cannot change the cost (nor the unplaced count, nor feasibility): it can only
 choose among the optimal plans. It is deterministic because nothing in it depends on the first
-search's path or on the wall clock: the model and its hints (the greedy plan's, retimed) are
-the same in every run, it runs one worker with a fixed seed and a fixed deterministic-time
-limit, and its wall-clock limit is a constant too (an earlier end of the budget stops it from
-outside, and then its answer is not used unless it was already proved).
+search's path or on the wall clock: the model is the same in every run, without hints, it runs
+one worker with a fixed seed and a fixed deterministic-time limit, and its wall-clock limit is
+a constant too (an earlier end of the budget stops it from outside, and then its answer is not
+used). Without hints there is no solution before presolve ends, so that stop cannot meet the
+OR-Tools 9.15 abort described at :meth:`straits.plan.search.WholeModel.stop`.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def tie_break(
     if stop_at - clock() < TIE_MIN_S:
         return TieBreak("stopped", None)
     m = pm.model.clone()
+    m.clear_hints()  # type: ignore[no-untyped-call]
     expr, offset = _objective(m)
     m.add(expr == round(optimum - offset))
     m.clear_objective()  # type: ignore[no-untyped-call]
