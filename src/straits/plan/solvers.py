@@ -263,7 +263,14 @@ class _Searching:
     ) -> NeighbourhoodSearch:
         d = ctx.deadline
         local = NeighbourhoodSearch(
-            pf, objective, pm.horizon, start, seed=ctx.seed, tie_unit=pm.tie_unit, held=held
+            pf,
+            objective,
+            pm.horizon,
+            start,
+            seed=ctx.seed,
+            tie_unit=pm.tie_unit,
+            held=held,
+            stop=reporter.stop,
         )
         seen: Solution | None = None
         while d.clock() < stop_at - 0.05 and not reporter.stop.is_set():
