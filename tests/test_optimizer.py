@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import math
+import time
 from typing import Any
 
 import pytest
@@ -36,6 +38,7 @@ from straits.plan.registry import SOLVER_NAMES, solver_named
 from straits.plan.retime import retime
 from straits.plan.search import SearchState
 from straits.plan.solution import evaluate, extract, from_solver
+from straits.plan.tiebreak import tie_break
 from straits.rules import RuleSet
 from straits.simulate.generate import generate
 
@@ -147,6 +150,30 @@ def test_a_proof_ends_the_search_long_before_the_limit(solver: str) -> None:
     assert list(doc["timings"]["phases"]).index("tie_break") == (
         list(doc["timings"]["phases"]).index("search") + 1
     )
+
+
+@pytest.mark.parametrize("goal", ["cost", "time"])
+def test_the_tie_break_keeps_the_optimum_and_starts_no_later_in_sum(goal: str) -> None:
+    sc = generate(workloads=6, sites=5, seed=11)
+    _, greedy, _, pf = _setup(sc, goal)
+    obj = objective(goal)
+    pm = build(pf, obj)
+    add_hints(pm, retime(pf, greedy.state, pm.horizon).solution)
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = 20
+    solver.parameters.num_workers = 1
+    assert solver.solve(pm.model) == cp_model.OPTIMAL
+    proved = from_solver(pm, solver)
+    tb = tie_break(pm, solver.objective_value, seed=0, stop_at=math.inf, clock=time.monotonic)
+    assert tb.status == "optimal" and tb.solution is not None
+    assert evaluate(pf, obj, tb.solution, pm.tie_unit) == evaluate(pf, obj, proved, pm.tie_unit)
+
+    def starts(sol: dict[Any, Any]) -> int:
+        return sum(s for i, s in sol.values() if i is not None)
+
+    assert starts(tb.solution) <= starts(proved)
+    again = tie_break(pm, solver.objective_value, seed=0, stop_at=math.inf, clock=time.monotonic)
+    assert again.solution == tb.solution
 
 
 def test_cpsat_places_at_least_as_many_stages_as_greedy() -> None:

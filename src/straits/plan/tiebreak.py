@@ -46,8 +46,9 @@ class TieBreak:
     solution: Solution | None
 
 
-def _objective(m: cp_model.CpModel) -> tuple[cp_model.LinearExprT, float]:
-    """The model's objective as an expression (without its offset), and the offset."""
+def _objective(m: cp_model.CpModel, value: float) -> tuple[cp_model.LinearExprT, int]:
+    """The model's objective terms (before its offset and scaling), and the value they take
+    when the objective is ``value``."""
     obj = m.proto.objective
     terms: list[cp_model.LinearExprT] = []
     for ref, coeff in zip(obj.vars, obj.coeffs, strict=True):
@@ -55,7 +56,8 @@ def _objective(m: cp_model.CpModel) -> tuple[cp_model.LinearExprT, float]:
             terms.append(coeff * m.get_int_var_from_proto_index(ref))
         else:  # a negated reference
             terms.append(coeff * (1 - m.get_int_var_from_proto_index(-ref - 1)))
-    return cp_model.LinearExpr.sum(terms), obj.offset
+    scale = obj.scaling_factor or 1.0
+    return cp_model.LinearExpr.sum(terms), round(value / scale - obj.offset)
 
 
 def tie_break(
@@ -72,8 +74,8 @@ def tie_break(
         return TieBreak("stopped", None)
     m = pm.model.clone()
     m.clear_hints()  # type: ignore[no-untyped-call]
-    expr, offset = _objective(m)
-    m.add(expr == round(optimum - offset))
+    terms, target = _objective(m, optimum)
+    m.add(terms == target)
     m.clear_objective()  # type: ignore[no-untyped-call]
     m.minimize(
         cp_model.LinearExpr.sum(
