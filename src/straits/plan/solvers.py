@@ -27,7 +27,7 @@ from straits.plan.result import Plan, Status
 from straits.plan.retime import Held, model_horizon, retime
 from straits.plan.search import Progress, Reporter, WholeModel, gap
 from straits.plan.solution import Solution, Value, evaluate, extract
-from straits.plan.tiebreak import tie_break
+from straits.plan.tiebreak import TIE_CAP_S, tie_break
 from straits.plan.whynot import explain, to_explain
 
 #: seconds kept back, per stage and at least, for turning the answer into a plan, explaining
@@ -238,7 +238,7 @@ class _Searching:
             reporter.raise_error()
         info["ended"] = "proved" if whole.optimal else "stopped" if reporter.cancelled else "time"
         if whole.optimal and not reporter.cancelled:
-            self._tie_break(pf, objective, pm, held, whole, ctx, after_search, info)
+            self._tie_break(pf, objective, pm, start, held, whole, ctx, after_search, info)
         bound = stronger(whole.bound or reporter.bound, bound0)
         if bound > bound0:
             info["bound"]["source"] = "cpsat"
@@ -287,6 +287,7 @@ class _Searching:
         pf: Portfolio,
         objective: Objective,
         pm: PortfolioModel,
+        start: Solution,
         held: Held,
         whole: WholeModel,
         ctx: SolveContext,
@@ -298,10 +299,12 @@ class _Searching:
         d = ctx.deadline
         if whole.best_raw is None or whole.latest is None:
             return
+        if whole.latest == {k: start.get(k) for k in whole.latest}:
+            info["tie_break"] = "hint"  # the greedy plan, proved: the same in every run
+            return
         with d.phase("tie_break"):
-            tb = tie_break(
-                pm, whole.best_raw, seed=ctx.seed, stop_at=d.at(after_search), clock=d.clock
-            )
+            stop_at = min(d.at(after_search), d.clock() + TIE_CAP_S)
+            tb = tie_break(pm, whole.best_raw, seed=ctx.seed, stop_at=stop_at, clock=d.clock)
         info["tie_break"] = tb.status
         if tb.solution is None:
             return
