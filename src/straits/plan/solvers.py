@@ -27,6 +27,7 @@ from straits.plan.result import Plan, Status
 from straits.plan.retime import Held, model_horizon, retime
 from straits.plan.search import Progress, Reporter, WholeModel, gap
 from straits.plan.solution import Solution, Value, evaluate, extract
+from straits.plan.tiebreak import TIE_CAP_S, tie_break
 from straits.plan.whynot import explain, to_explain
 
 #: seconds kept back, per stage and at least, for turning the answer into a plan, explaining
@@ -235,6 +236,9 @@ class _Searching:
                 finally:
                     self._wait(whole, reporter, d, stop_at)
             reporter.raise_error()
+        info["ended"] = "proved" if whole.optimal else "stopped" if reporter.cancelled else "time"
+        if whole.optimal and not reporter.cancelled:
+            self._tie_break(pf, objective, pm, start, held, whole, ctx, after_search, info)
         bound = stronger(whole.bound or reporter.bound, bound0)
         if bound > bound0:
             info["bound"]["source"] = "cpsat"
@@ -259,7 +263,14 @@ class _Searching:
     ) -> NeighbourhoodSearch:
         d = ctx.deadline
         local = NeighbourhoodSearch(
-            pf, objective, pm.horizon, start, seed=ctx.seed, tie_unit=pm.tie_unit, held=held
+            pf,
+            objective,
+            pm.horizon,
+            start,
+            seed=ctx.seed,
+            tie_unit=pm.tie_unit,
+            held=held,
+            stop=reporter.stop,
         )
         seen: Solution | None = None
         while d.clock() < stop_at - 0.05 and not reporter.stop.is_set():
@@ -270,6 +281,40 @@ class _Searching:
             if local.step(PIECE_SECONDS, stop_at, d.clock):
                 reporter.found(local.score())
         return local
+
+    @staticmethod
+    def _tie_break(
+        pf: Portfolio,
+        objective: Objective,
+        pm: PortfolioModel,
+        start: Solution,
+        held: Held,
+        whole: WholeModel,
+        ctx: SolveContext,
+        after_search: float,
+        info: dict[str, Any],
+    ) -> None:
+        """Replace the proved plan by the deterministic one among the optimal plans
+        (:mod:`straits.plan.tiebreak`): the same value, the earliest starts."""
+        d = ctx.deadline
+        if whole.best_raw is None or whole.latest is None:
+            return
+        if whole.latest == {k: start.get(k) for k in whole.latest}:
+            info["tie_break"] = "hint"  # the greedy plan, proved: the same in every run
+            return
+        with d.phase("tie_break"):
+            stop_at = min(d.at(after_search), d.clock() + TIE_CAP_S)
+            tb = tie_break(pm, whole.best_raw, seed=ctx.seed, stop_at=stop_at, clock=d.clock)
+        info["tie_break"] = tb.status
+        if tb.solution is None:
+            return
+        tie = pm.tie_unit
+        if evaluate(pf, objective, tb.solution, tie, held) != evaluate(
+            pf, objective, whole.latest, tie, held
+        ):  # cannot happen (the objective is fixed at the optimum): kept as a guard
+            info["tie_break"] = "rejected"
+            return
+        whole.latest = tb.solution
 
     @staticmethod
     def _wait(whole: WholeModel, reporter: Reporter, d: Deadline, stop_at: float) -> None:
