@@ -152,17 +152,25 @@ def test_a_proof_ends_the_search_long_before_the_limit(solver: str) -> None:
     )
 
 
-@pytest.mark.parametrize("goal", ["cost", "time"])
-def test_the_tie_break_keeps_the_optimum_and_starts_no_later_in_sum(goal: str) -> None:
+def _solved_6x5(goal: str, seconds: float) -> tuple[Any, Any, Any, cp_model.CpSolver, Any]:
+    """generate 6 x 5 seed 11 as the whole model under ``goal``, hinted with the re-timed
+    greedy plan, solved by one worker in at most ``seconds``: (portfolio, objective, model,
+    solver, its status)."""
     sc = generate(workloads=6, sites=5, seed=11)
     _, greedy, _, pf = _setup(sc, goal)
     obj = objective(goal)
     pm = build(pf, obj)
     add_hints(pm, retime(pf, greedy.state, pm.horizon).solution)
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = 20
+    solver.parameters.max_time_in_seconds = seconds
     solver.parameters.num_workers = 1
-    assert solver.solve(pm.model) == cp_model.OPTIMAL
+    return pf, obj, pm, solver, solver.solve(pm.model)
+
+
+@pytest.mark.parametrize("goal", ["cost", "time"])
+def test_the_tie_break_keeps_the_optimum_and_starts_no_later_in_sum(goal: str) -> None:
+    pf, obj, pm, solver, status = _solved_6x5(goal, 20)
+    assert status == cp_model.OPTIMAL
     proved = from_solver(pm, solver)
     tb = tie_break(pm, solver.objective_value, seed=0, stop_at=math.inf, clock=time.monotonic)
     assert tb.status == "optimal" and tb.solution is not None
@@ -252,15 +260,8 @@ def test_neighbourhood_search_never_worsens_and_stays_sound(seed: int, goal: str
 def test_the_evaluator_scores_a_solution_exactly_as_the_model(goal: str) -> None:
     """The neighbourhood search compares solutions with evaluate(); it must be the model's
     own objective, term for term."""
-    sc = generate(workloads=6, sites=5, seed=11)
-    _, greedy, _, pf = _setup(sc, goal)
-    obj = objective(goal)
-    pm = build(pf, obj)
-    add_hints(pm, retime(pf, greedy.state, pm.horizon).solution)
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = 10
-    solver.parameters.num_workers = 1
-    assert solver.solve(pm.model) in (cp_model.OPTIMAL, cp_model.FEASIBLE)
+    pf, obj, pm, solver, status = _solved_6x5(goal, 10)
+    assert status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
     v = evaluate(pf, obj, from_solver(pm, solver), pm.tie_unit)
     factor = pm.score_unit // obj.model_scale  # the tie-break's multiplier (1 without one)
     assert v.unplaced * pm.unplaced_weight + v.primary * factor + v.tie == round(
