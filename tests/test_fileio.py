@@ -238,6 +238,13 @@ def test_an_unwritable_place_is_refused_before_the_work(tmp_path: Path) -> None:
         with pytest.raises(InputError, match=r"(?i)not a directory") as exc:
             output_path(target, option="--out")
         assert exc.value.path == "--out"
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(InputError, match="symbolic link to nothing") as exc:
+        output_path(tmp_path / "dangling" / "sub" / "o.json", option="-o")
+    assert not (tmp_path / "nowhere").exists()
+    with pytest.raises(InputError) as exc:  # ENAMETOOLONG: an error, not a traceback
+        output_path(tmp_path / ("a" * 300 + ".json"), option="-o")
+    assert exc.value.path == "-o"
     # missing parents are fine: they are created on write
     assert output_path(tmp_path / "new" / "dir" / "o.json") == tmp_path / "new" / "dir" / "o.json"
     locked = tmp_path / "locked"

@@ -206,3 +206,10 @@ def test_fewer_firms_than_types_is_refused(tmp_path: Path, command: list[str], f
     args = [*command, "--firms", firms] + (["--out", str(out)] if "sweep" in command else [])
     _one_error(_straits(*args), "--firms")
     assert not out.exists()
+
+
+def test_a_file_name_too_long_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    """`market -o NAME` with a name over the file system's 255 bytes: Path.exists() raised
+    ENAMETOOLONG out of the command (a traceback)."""
+    out = tmp_path / ("a" * 300 + ".json")
+    _one_error(_straits("market", "--firms", "5", "--no-compare", "-o", str(out)), "-o")

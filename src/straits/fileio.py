@@ -125,6 +125,12 @@ def _writable_beside(path: Path, option: str) -> Path:
             st = parent.stat()
             break
         except FileNotFoundError:
+            if parent.is_symlink():  # creating the directory would fail after the work
+                raise InputError(
+                    f"cannot write {path}: {parent} is a symbolic link to nothing",
+                    path=option,
+                    expected="a path inside a directory",
+                ) from None
             if parent.parent == parent:
                 break  # pragma: no cover - the root exists
             parent = parent.parent

@@ -123,11 +123,11 @@ def check_target(path: Path) -> None:
             path="-o",
             expected="a file ending in " + ", ".join(FORMATS),
         )
-    if path.exists() and path.is_dir():
-        raise MarketError(f"{path} is a directory", path="-o", expected="a file name")
     from straits.fileio import output_path
 
-    output_path(path, option="-o")  # a link, a FIFO or a device is refused before the work
+    # a directory, a link, a FIFO or a device, a name too long for the file system: refused
+    # before the work (Path.exists() raised ENAMETOOLONG as a traceback)
+    output_path(path, option="-o")
 
 
 def write(
