@@ -162,6 +162,12 @@ def test_another_tenants_plan_is_a_missing_plan_whatever_was_tampered(
     # the list: b's is what it was, never a 409 for a's plan
     r = client.client.get("/v1/plans", headers=client.auth("b", "planner"))
     assert r.status_code == 200 and a_id not in r.text
+    # a's: its plan listed, or the page refused; never silently left out
+    r = client.client.get("/v1/plans", headers=client.auth("a", "planner"))
+    if r.status_code == 200:
+        assert a_id in r.text, name
+    else:
+        assert (r.status_code, _type(r)) == (409, CONFLICT), (name, r.text[:200])
     # the store's lookup by a tenant (SkyPilot's admission, impact): "no plan", never a 409
     for ref in (a_id, a_id[:8]):
         with pytest.raises(NotFoundError):

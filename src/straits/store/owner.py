@@ -96,10 +96,10 @@ def _hash_with(r: Any, tenant: str) -> str | None:
 def owner(r: Any) -> str | None:
     """The owner of the plan in a row of :func:`_query` (module docstring), or None."""
     claimed = r.tenant if isinstance(r.tenant, str) else None
-    if r.seq is None or not _records(r.kind, r.body, r.id):
+    if r.seq is None:
         return claimed
     entry = r.entry_tenant if isinstance(r.entry_tenant, str) else None
-    if entry == claimed:
+    if entry == claimed or not _records(r.kind, r.body, r.id):
         return claimed
     for t in (entry, claimed):
         if t is not None and _hash_with(r, t) == r.hash:
@@ -130,6 +130,15 @@ def owned_plan_ids(store: Store, ref: str, tenant: str) -> list[str]:
                     if len(found) == 2:
                         break
         return found
+
+
+def owners(store: Store, plan_ids: list[str]) -> dict[str, str | None]:
+    """The owner of each of ``plan_ids`` (module docstring); an id with no plan is left out."""
+    if not plan_ids:
+        return {}
+    with store.session() as s:
+        rows = s.execute(_query().where(_plans.c.id.in_(set(plan_ids))))
+        return {r.id: owner(r) for r in rows if isinstance(r.id, str)}
 
 
 def any_plan(store: Store, ref: str) -> bool:
