@@ -168,6 +168,13 @@ def test_another_tenants_plan_is_a_missing_plan_whatever_was_tampered(
         assert a_id in r.text, name
     else:
         assert (r.status_code, _type(r)) == (409, CONFLICT), (name, r.text[:200])
+    # the console's list: b's never shows a's plan; a's shows it (marked unproven) or refuses
+    for who in ("a", "b"):
+        r = _call(client, who, "GET", "/ui/plans/rows", None, a_id)
+        if who == "b":
+            assert r.status_code == 200 and a_id not in r.text, name
+        else:
+            assert (r.status_code == 200 and a_id in r.text) or r.status_code == 409, name
     # the store's lookup by a tenant (SkyPilot's admission, impact): "no plan", never a 409
     for ref in (a_id, a_id[:8]):
         with pytest.raises(NotFoundError):

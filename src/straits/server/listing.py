@@ -7,20 +7,18 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request, Response
-from sqlalchemy import and_, or_, select, type_coerce
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import defer
-from sqlalchemy.types import NullType
 
 from straits.errors import LedgerError, RequestError
 from straits.store.db import Store
 from straits.store.keys import Keys
 from straits.store.ledger import Entry
-from straits.store.owner import id_prefix, owners
+from straits.store.owner import id_prefix, owned_ids
 from straits.store.proven import plan_row_problem, prove_entries
 from straits.store.records import plan_job_json, refuse_detached
 from straits.store.tables import LedgerRow, PlanRow, ScenarioRow
@@ -108,7 +106,7 @@ def list_plans(
             or_(PlanRow.created_at < t, and_(PlanRow.created_at == t, PlanRow.id < str(last_id)))
         )
     if f.tenant is not None:
-        q = q.where(PlanRow.id.in_(_owned_page(store, q, f.tenant, limit + 1)))
+        q = q.where(PlanRow.id.in_(owned_ids(store, q, f.tenant, limit + 1)))
     with store.session() as s:
         rows = list(s.execute(q.limit(limit + 1)))
     page = rows[:limit]
@@ -142,37 +140,6 @@ def list_plans(
         last = rows[limit - 1][0]
         next_cursor = encode_cursor([last.created_at.isoformat(), last.id])
     return items, next_cursor
-
-
-def _raw(col: Any, name: str) -> Any:
-    """``col`` as the driver gives it (a ``Str`` column would raise on a BLOB)."""
-    return type_coerce(col, NullType()).label(name)
-
-
-def _owned_page(store: Store, q: Any, tenant: str, n: int) -> list[str]:
-    """The ids of the first ``n`` plans of ``q`` (filtered and ordered) that are ``tenant``'s
-    (``owner.owners``): one whose ``tenant`` column or whose entry's was edited stays in its
-    owner's list (which then refuses the page with a 409, as reading the plan does) and never
-    shows in the list of the tenant written in. Only rows whose two tenants disagree are
-    looked up one by one."""
-    cols = q.with_only_columns(
-        _raw(PlanRow.id, "id"),
-        _raw(PlanRow.tenant, "tenant"),
-        _raw(PlanRow.ledger_seq, "seq"),
-        _raw(LedgerRow.tenant, "entry_tenant"),
-    ).where(or_(PlanRow.tenant == tenant, LedgerRow.tenant == tenant))
-    found: list[str] = []
-    with store.session() as s, closing(s.execute(cols).yield_per(200)) as rows:
-        for r in rows:
-            if not isinstance(r.id, str):
-                continue
-            agreed = r.seq is None or r.tenant == r.entry_tenant
-            mine = r.tenant == tenant if agreed else owners(store, [r.id]).get(r.id) == tenant
-            if mine:
-                found.append(r.id)
-                if len(found) == n:
-                    break
-    return found
 
 
 def plan_row(store: Store, ref: str, tenant: str | None = None) -> PlanRow | None:

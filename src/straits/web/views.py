@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from straits.errors import LedgerError, NotFoundError
 from straits.model.scenario import Scenario
@@ -21,6 +21,7 @@ from straits.rules.engine import RuleSet
 from straits.store.db import Store
 from straits.store.keys import Keys
 from straits.store.ledger import Entry
+from straits.store.owner import owned_ids, owned_plan_ids
 from straits.store.proven import plan_row_problem, prove_entries
 from straits.store.records import stored_json
 from straits.store.tables import LedgerRow, PlanRow, ScenarioRow
@@ -112,13 +113,10 @@ def jobs(store: Store, who: Principal, limit: int = 100, keys: Keys | None = Non
     """The newest plans ``who`` may see; a recorded one summarized from its entry, the page's
     entries proven in one read of the tree (``UNPROVEN`` when they are not)."""
     with store.session() as s:
-        q = _jobs_query(who).order_by(PlanRow.created_at.desc(), PlanRow.id).limit(limit)
-        if not who.is_admin:  # a recorded plan is the tenant's when its entry says so too
-            q = q.where(
-                PlanRow.tenant == who.tenant,
-                or_(PlanRow.ledger_seq.is_(None), LedgerRow.tenant == who.tenant),
-            )
-        rows = s.execute(q).all()
+        q = _jobs_query(who).order_by(PlanRow.created_at.desc(), PlanRow.id)
+        if not who.is_admin:  # the tenant's as reading a plan by id decides (store/owner.py)
+            q = q.where(PlanRow.id.in_(owned_ids(store, q, who.tenant, limit)))
+        rows = s.execute(q.limit(limit)).all()
     entries = {e.seq: Entry.from_row(e) for *_, e in rows if e is not None}
     try:
         prove_entries(store, list(entries.values()), keys)
@@ -131,8 +129,6 @@ def jobs(store: Store, who: Principal, limit: int = 100, keys: Keys | None = Non
 
 
 def job(store: Store, who: Principal, plan_id: str) -> Job:
-    from straits.store.owner import owned_plan_ids
-
     # a tenant's: decided from raw values before the row is read (another tenant's plan,
     # tampered or not, is "no plan", never the 409 of an unreadable row)
     if not who.is_admin and owned_plan_ids(store, plan_id, who.tenant) != [plan_id]:
