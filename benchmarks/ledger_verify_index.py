@@ -5,7 +5,7 @@ The log is built as ``ledger_proofs.py`` builds it (``n`` check entries, default
 decision row each check entry has, as ``records.record_check`` writes it. Then, alternating on
 the same file, with the indexes and with them dropped (the schema before 0005: the baseline):
 the full verify (``verify_store``); its record scans alone (every decision and plan row against
-its entry, every check entry against its row: ``integrity._check_rows``); and the two queries
+its entry, every check entry against its row: ``row_checks.first_problem``); and the two queries
 of those scans that the index serves (the count of decision rows per entry, the check entries
 without a row) alone. Figures are wall clock and this process's CPU time (SQLite runs
 in-process); on a shared, loaded machine they are indicative, the ratio being measured in the
@@ -30,9 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ledger_proofs import BATCH, build
 from straits.store import Store
 from straits.store.canonical import canonical
-from straits.store.integrity import _check_rows, verify_store
+from straits.store.integrity import verify_store
 from straits.store.keys import Keys
 from straits.store.note import Signer
+from straits.store.row_checks import first_problem
 from straits.store.tables import DecisionRow
 
 INDEXES = {
@@ -115,7 +116,7 @@ def main() -> None:
                     timed(lambda: verify_store(store, keys))
                 )
                 with store.session() as s:
-                    figures.setdefault((on, "rows"), []).append(timed(lambda: _check_rows(s)))
+                    figures.setdefault((on, "rows"), []).append(timed(lambda: first_problem(s)))
                 with store.engine.connect() as conn:
                     figures.setdefault((on, "sql"), []).append(
                         timed(

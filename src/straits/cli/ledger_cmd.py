@@ -146,6 +146,11 @@ def verify(
         "plan and decision rows against their entries), numbered as the tenant numbers them: "
         "what the tenant's own GET /v1/ledger/verify answers.",
     ),
+    progress: bool = typer.Option(
+        None,
+        "--progress/--no-progress",
+        help="Show a full database check's progress on stderr (default: on a terminal).",
+    ),
     json_out: bool = JsonOption,
     output: str = OutputOption,
 ) -> None:
@@ -209,7 +214,13 @@ def verify(
             report_tenant(verify_tenant(open_store(db), keys, tenant), tenant, fmt)
             return
         store = open_store(db)
-        result = verify_heads(store, keys, heads) if quick else verify_store(store, keys, heads)
+        if quick:
+            result = verify_heads(store, keys, heads)
+        else:
+            from straits.cli.verify_progress import shown, verify_progress
+
+            with verify_progress(shown(progress)) as on_progress:
+                result = verify_store(store, keys, heads, on_progress)
         report(result, fmt, repr(store))
     except StraitsError as exc:
         fail(exc)

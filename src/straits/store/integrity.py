@@ -19,28 +19,24 @@ stored tree by consistency proofs only (``O(log n)``, no rescan).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
-from contextlib import closing
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from straits.errors import LedgerError
-from straits.store import checkpoints, merkle, tree
+from straits.store import checkpoints, merkle, row_checks, tree
 from straits.store.db import Store
 from straits.store.keys import Keys, configured
 from straits.store.ledger import Entry, Verification, digest, verify_chain
 from straits.store.note import SignedCheckpoint
-from straits.store.proven import decision_row_problem, missing_decision, plan_row_problem
 from straits.store.tables import (
     AlteredRowError,
-    DecisionRow,
     LedgerCheckpoint,
     LedgerHead,
     LedgerRow,
-    PlanRow,
     ScenarioRow,
 )
 from straits.store.tamper import CODES as CODES
@@ -73,12 +69,29 @@ class _Broken(Exception):
         self.seq, self.problem, self.code = seq, problem, code
 
 
+Progress = Callable[[str, int, int], None]
+"""Told how a full verification goes: ``(phase, done, total)``. The phase ``entries`` is
+reported at the start, every :data:`EVERY` entries walked and at the end of the walk
+(``total``: the entries the head row counts, 0 when there is none); ``tree``,
+``checkpoints``, ``heads`` and ``records`` are reported once each, as ``(phase, 0, 0)``, when
+they begin. A chain that does not verify ends the report at the walk."""
+
+EVERY = 1000
+
+
+def _quiet(phase: str, done: int, total: int) -> None:
+    return None
+
+
 def verify_store(
-    store: Store, keys: Keys | None = None, heads: Iterable[Head] = ()
+    store: Store,
+    keys: Keys | None = None,
+    heads: Iterable[Head] = (),
+    progress: Progress | None = None,
 ) -> Verification:
     keys = keys if keys is not None else configured()
     try:
-        return _verify_store(store, keys, list(heads))
+        return _verify_store(store, keys, list(heads), progress or _quiet)
     except AlteredRowError as exc:
         # a value of a type Straits never writes (SQLite keeps text in an INTEGER column):
         # reported as any other tampering, not an error without the entry's number
@@ -89,7 +102,7 @@ def verify_store(
         )
 
 
-def _verify_store(store: Store, keys: Keys, heads: list[Head]) -> Verification:
+def _verify_store(store: Store, keys: Keys, heads: list[Head], progress: Progress) -> Verification:
     with store.session() as s:
         # one snapshot for the head, the entries, the tree and the checkpoints: a server that
         # appends meanwhile adds the next verification's entries, not a false alarm (SQLite:
@@ -97,6 +110,8 @@ def _verify_store(store: Store, keys: Keys, heads: list[Head]) -> Verification:
         if store.dialect == "postgresql":
             s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         recorded = _head_in(s)
+        total = recorded[0] if recorded is not None else 0
+        progress("entries", 0, total)
         leaf_problem: list[tuple[int, str, str]] = []
 
         def next_leaf(leaves: Iterator[tuple[int, bytes]], seq: int) -> tuple[int, bytes] | None:
@@ -113,6 +128,8 @@ def _verify_store(store: Store, keys: Keys, heads: list[Head]) -> Verification:
                 idx, h = next_leaf(leaves, e.seq) or (None, b"")
                 if not leaf_problem and (idx != e.seq - 1 or h != e.leaf_hash()):
                     leaf_problem.append((e.seq, _leaf_message(e.seq, idx), "tree-altered"))
+                if e.seq % EVERY == 0:
+                    progress("entries", e.seq, total)
                 yield e
             extra = next_leaf(leaves, 0) if not leaf_problem else None
             if extra is not None and not leaf_problem:
@@ -144,7 +161,9 @@ def _verify_store(store: Store, keys: Keys, heads: list[Head]) -> Verification:
         if not v.ok:
             return v
         n = v.entries
+        progress("entries", n, total)
         try:
+            progress("tree", 0, 0)
             bad = tree.check_levels(s, n)
             if bad is not None:
                 raise _Broken(
@@ -154,8 +173,11 @@ def _verify_store(store: Store, keys: Keys, heads: list[Head]) -> Verification:
                 )
             root = tree.proofs(s, roots=[n]).root(n) if n else merkle.EMPTY_ROOT
             v = v.replace(root_hash=root.hex())
+            progress("checkpoints", 0, 0)
             v = _check_checkpoints(s, keys, n, root, v)
+            progress("heads", 0, 0)
             v = v.replace(heads=tuple(_check_head(s, h, n, root) for h in heads))
+            progress("records", 0, 0)
             _check_rows(s)
         except _Broken as exc:
             return v.replace(ok=False, first_bad=exc.seq, problem=exc.problem, code=exc.code)
@@ -320,116 +342,9 @@ def _check_head(
 
 
 def _check_rows(s: Session) -> None:
-    """Every stored plan and decision row against its entry, and every plan entry against its
-    row: the problem at the lowest entry is reported (each scan stops at its first, in entry
-    order), so with several tables altered the first entry that is wrong is named."""
-    scans = (
-        (_plan_rows(s), "plan-row"),
-        (_plan_entries(s), "plan-row"),
-        (_decision_rows(s), "decision-row"),
-        (_decision_entries(s), "decision-row"),
-    )
-    found = [(p[0], p[1], code) for p, code in scans if p is not None]
-    if found:
-        seq, problem, code = min(found, key=lambda p: p[0] or 0)
-        raise _Broken(seq, problem, code)
-
-
-def _plan_rows(s: Session) -> tuple[int, str] | None:
-    q = (
-        select(PlanRow, LedgerRow)
-        .outerjoin(LedgerRow, LedgerRow.seq == PlanRow.ledger_seq)
-        .where(PlanRow.ledger_seq.is_not(None))
-        .order_by(PlanRow.ledger_seq)
-    )
-    with closing(s.execute(q).yield_per(500)) as rows:  # closed when a scan stops early
-        for plan, row in rows:
-            if row is None:
-                return plan.ledger_seq, (
-                    f"plan {plan.id} points to ledger entry {plan.ledger_seq}, which does not exist"
-                )
-            problem = plan_row_problem(plan, Entry.from_row(row))
-            if problem:
-                return row.seq, problem
-    return None
-
-
-def _plan_entries(s: Session) -> tuple[int, str] | None:
-    """Every plan entry has the plan row that points to it (a row deleted, or detached by
-    clearing its ledger_seq, would otherwise pass as a plan never recorded)."""
-    q = (
-        select(LedgerRow.seq, LedgerRow.body)
-        .outerjoin(PlanRow, PlanRow.ledger_seq == LedgerRow.seq)
-        .where(LedgerRow.kind == "plan", PlanRow.id.is_(None))
-        .order_by(LedgerRow.seq)
-        .limit(1)
-    )
-    first = s.execute(q).first()
-    if first is None:
-        return None
-    seq, body = first
-    doc = json.loads(body)  # an object: the chain walk checked every plan entry's body
-    result = doc.get("result") if isinstance(doc, dict) else None
-    plan_id = result.get("plan_id") if isinstance(result, dict) else None
-    return seq, (
-        f"ledger entry {seq} records plan {plan_id}, but no plan row points to it: "
-        "the plan was deleted or detached from its entry (the plans table was "
-        "altered)"
-    )
-
-
-def _decision_rows(s: Session) -> tuple[int, str] | None:
-    q = (
-        select(DecisionRow, LedgerRow)
-        .outerjoin(LedgerRow, LedgerRow.seq == DecisionRow.ledger_seq)
-        .order_by(DecisionRow.ledger_seq)
-    )
-    with closing(s.execute(q).yield_per(500)) as rows:
-        for decision, row in rows:
-            if row is None:
-                return decision.ledger_seq, (
-                    f"decision {decision.id} points to ledger "
-                    f"entry {decision.ledger_seq}, which does not "
-                    "exist"
-                )
-            problem = decision_row_problem(decision, Entry.from_row(row))
-            if problem:
-                return row.seq, problem
-    return None
-
-
-def _decision_entries(s: Session) -> tuple[int, str] | None:
-    """Every check entry has exactly the one decision row that points to it: a row deleted
-    (or detached by moving its ``ledger_seq``) or copied passed, since each remaining row
-    still matched its entry. Check entries with no row are few (only those appended by hand
-    have none), and a copied row is one grouped count."""
-    found: list[tuple[int, str]] = []
-    dup = s.execute(
-        select(DecisionRow.ledger_seq, func.count())
-        .group_by(DecisionRow.ledger_seq)
-        .having(func.count() > 1)
-        .order_by(DecisionRow.ledger_seq)
-        .limit(1)
-    ).first()
-    if dup is not None:
-        row = s.get(LedgerRow, int(dup[0]))
-        if row is not None:  # a row pointing nowhere is named by _decision_rows
-            problem = missing_decision(Entry.from_row(row), int(dup[1]))
-            if problem:
-                found.append((row.seq, problem))
-    q = (
-        select(LedgerRow)
-        .outerjoin(DecisionRow, DecisionRow.ledger_seq == LedgerRow.seq)
-        .where(LedgerRow.kind == "check", DecisionRow.id.is_(None))
-        .order_by(LedgerRow.seq)
-    )
-    with closing(s.execute(q).yield_per(500)) as rows:
-        for (entry_row,) in rows:
-            problem = missing_decision(Entry.from_row(entry_row), 0)
-            if problem:
-                found.append((entry_row.seq, problem))
-                break
-    return min(found) if found else None
+    found = row_checks.first_problem(s)
+    if found is not None:
+        raise _Broken(*found)
 
 
 def _size(h: Head) -> int:
