@@ -5,10 +5,6 @@ stderr only, never on stdout."""
 from __future__ import annotations
 
 import json
-import os
-import pty
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,9 +15,8 @@ from straits.store import Store, integrity
 from straits.store.integrity import verify_store
 from straits.store.keys import Keys
 from straits.store.ledger import Verification
+from terminal import on_a_terminal
 from test_ledger_log import fill, sql
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -76,32 +71,10 @@ def test_stdout_carries_the_result_alone(url: str, flag: str) -> None:
     assert doc["ok"] is True and doc["entries"] == 7
 
 
-def _on_a_terminal(args: list[str]) -> tuple[int, str, str]:
-    """Run the command with stderr on a pseudo-terminal: (exit status, stdout, terminal)."""
-    master, slave = pty.openpty()
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "COLUMNS": "100"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "straits", *args], stdout=subprocess.PIPE, stderr=slave, env=env
-    )
-    os.close(slave)
-    out = proc.communicate(timeout=120)[0].decode()
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # the terminal's other end is closed: all read
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(master)
-    return proc.returncode, out, b"".join(chunks).decode(errors="replace")
-
-
 def test_a_terminal_sees_the_steps_and_quiet_hides_them(url: str) -> None:
-    rc, out, tty = _on_a_terminal(["ledger", "verify", "--db", url, "--json"])
+    rc, out, tty = on_a_terminal(["ledger", "verify", "--db", url, "--json"])
     assert rc == 0 and json.loads(out)["ok"] is True
     assert "verify" in tty and "plan and decision rows" in tty
-    rc, out, tty = _on_a_terminal(["-q", "ledger", "verify", "--db", url, "--json"])
+    rc, out, tty = on_a_terminal(["-q", "ledger", "verify", "--db", url, "--json"])
     assert rc == 0 and json.loads(out)["ok"] is True
     assert "plan and decision rows" not in tty

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -162,6 +163,14 @@ def note(message: str) -> None:
     with --quiet."""
     if not state.quiet:
         err_console.print(message, soft_wrap=True, highlight=False)
+
+
+def working(message: str) -> AbstractContextManager[Any]:
+    """A spinner with ``message`` on stderr while a slow step runs, where stderr is a terminal
+    and not --quiet (nothing otherwise; stdout is never touched); gone when the step ends."""
+    if state.quiet or not sys.stderr.isatty():
+        return nullcontext()
+    return err_console.status(message)
 
 
 #: every command and group: `-h` as well as `--help`

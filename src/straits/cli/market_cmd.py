@@ -18,6 +18,7 @@ from straits.cli.common import (
     nonempty_path,
     print_json,
     visible,
+    working,
 )
 from straits.errors import InputError
 
@@ -116,17 +117,14 @@ def run(
 
         rules = ruleset(tuple(rules_dirs or ()))
         regime = regime or m.regime
-        result = simulate(m, regime=regime, seed=seed, firms=firms, rules=rules)
+        with working(f"simulating the market under the {regime} rules"):
+            result = simulate(m, regime=regime, seed=seed, firms=firms, rules=rules)
         want_other = compare if compare is not None else not json_out
         other = None
         if want_other:
-            other = simulate(
-                m,
-                regime="ai-diffusion" if regime == "enacted" else "enacted",
-                seed=seed,
-                firms=firms,
-                rules=rules,
-            )
+            counter = "ai-diffusion" if regime == "enacted" else "enacted"
+            with working(f"simulating the market under the {counter} rules, to compare"):
+                other = simulate(m, regime=counter, seed=seed, firms=firms, rules=rules)
         if output is not None:
             outputs.write(result, output, other, digest(raw), overrides)
     except InputError as exc:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from straits.cli.common import esc, note, open_store, parse_text, read_stdin_text
+from straits.cli.common import esc, note, open_store, parse_text, read_stdin_text, working
 from straits.errors import InputError, NotFoundError, ScenarioError, StoreError
 
 if TYPE_CHECKING:
@@ -113,7 +113,8 @@ def resolve_plan(ref: str, *, db: str | None, rules: RuleSet, what: str = "PLAN"
         )
         from straits.plan import make_plan
 
-        plan = make_plan(source.scenario, rules=rules)
+        with working(f"planning {esc(source.label)}"):
+            plan = make_plan(source.scenario, rules=rules)
         doc = document_of(plan, source.scenario, source.scenario_doc, DEFAULT_OPTIONS)
         return PlanSource("scenario", source.label, source.scenario, doc)
     note(f"[dim]read {esc(source.label)}[/dim]")

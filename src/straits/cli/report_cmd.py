@@ -22,6 +22,7 @@ from straits.cli.common import (
     rule_dirs,
     state,
     visible,
+    working,
 )
 from straits.errors import InputError, StraitsError
 
@@ -221,7 +222,8 @@ def _plan_of(
         from straits.plan import make_plan
 
         note(f"[dim]read {esc(source.label)}; planning it now[/dim]")
-        made = make_plan(source.scenario, rules=rules, regime=regime, time_limit=time_limit)
+        with working(f"planning {esc(source.label)}"):
+            made = make_plan(source.scenario, rules=rules, regime=regime, time_limit=time_limit)
         return (
             made.to_json(details=True),
             source.scenario,
