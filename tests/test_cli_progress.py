@@ -30,6 +30,14 @@ def test_a_report_planned_now_says_so(example_path: Path, tmp_path: Path) -> Non
     assert (tmp_path / "r.html").stat().st_size > 0
 
 
+def test_a_replay_says_what_it_replays(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    rc, out, tty = on_a_terminal(["rules", "replay", "--since", "2025-01-01", "--db", db, "--json"])
+    assert rc == 0, tty
+    assert "verifying the ledger" in tty and "replaying the decisions" in tty
+    assert json.loads(out)["changes"] == []
+
+
 @pytest.mark.parametrize(("quiet", "tty"), [(True, True), (False, False), (True, False)])
 def test_nothing_is_drawn_when_quiet_or_not_on_a_terminal(
     monkeypatch: pytest.MonkeyPatch, quiet: bool, tty: bool

@@ -25,6 +25,7 @@ from straits.cli.common import (
     output_format,
     rule_dirs,
     state,
+    working,
 )
 from straits.errors import InputError, RequestError, StraitsError
 
@@ -431,7 +432,8 @@ def replay(
         day = _date(since, "--since")
         store = open_store(db)
         if verify:
-            v = ledger_mod.verify(store)
+            with working("verifying the ledger before replaying it"):
+                v = ledger_mod.verify(store)
             if not v.ok:
                 raise InputError(
                     f"the ledger does not verify ({v.problem}): replaying it "
@@ -441,7 +443,9 @@ def replay(
                     "(or --no-verify to replay it as it is)",
                 )
         cand = _rules(rules, candidate)
-        result = Replayer(store, cand, _rules(rules) if candidate else None).run(day, tenant=tenant)
+        with working(f"replaying the decisions and plans recorded since {day}"):
+            replayer = Replayer(store, cand, _rules(rules) if candidate else None)
+            result = replayer.run(day, tenant=tenant)
         entry = None
         if record:
             entry = _record(store, cand, result, candidate, tenant, actor_name(actor))
