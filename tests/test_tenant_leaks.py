@@ -268,3 +268,37 @@ def test_an_admin_sees_every_tenants_ambiguity(prefixed: Api) -> None:
     # a's own two plans share abcd: ambiguous for a, whatever b has
     r = prefixed.client.get("/v1/plans/abcd", headers=prefixed.auth("a", "viewer"))
     assert r.status_code == 400 and _type(r) == "urn:straits:problem:invalid-input"
+
+
+def test_a_plan_leaving_the_filter_mid_page_does_not_end_the_list(
+    api: tuple[Api, str, int, int], db_url: str, rules: RuleSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tenant's page is read in two steps (its plans' ids, then their rows): a plan whose
+    state changes between them leaves the page, and the next cursor used to be given only
+    when the page was full, so the older plans were never listed (PostgreSQL reads each step
+    in its own snapshot)."""
+    from straits.server import listing
+
+    client, *_ = api
+    record_plan(client.store, _PLANS["sc"], _PLANS["plan"], rules, {}, tenant="b", actor="t")
+    h = client.auth("b", "planner")
+    every = [p["id"] for p in client.client.get("/v1/plans?status=done", headers=h).json()]
+    assert len(every) == 3
+    real = listing.owned_ids
+
+    def then_changed(s: Any, q: Any, tenant: str, n: int) -> list[str]:
+        ids = real(s, q, tenant, n)
+        engine = create_engine(db_url)
+        with engine.begin() as conn:  # the newest leaves status=done meanwhile
+            conn.execute(text("UPDATE plans SET status = 'failed' WHERE id = :i"), {"i": ids[0]})
+        engine.dispose()
+        return ids
+
+    monkeypatch.setattr(listing, "owned_ids", then_changed)
+    r = client.client.get("/v1/plans?status=done&limit=1", headers=h)
+    monkeypatch.setattr(listing, "owned_ids", real)
+    seen = [p["id"] for p in r.json()]
+    while "next" in r.links:
+        r = client.client.get(r.links["next"]["url"], headers=h)
+        seen += [p["id"] for p in r.json()]
+    assert every[2] in seen  # the oldest is still reached

@@ -18,7 +18,8 @@ from straits.errors import LedgerError, RequestError
 from straits.store.db import Store
 from straits.store.keys import Keys
 from straits.store.ledger import Entry
-from straits.store.owner import id_prefix, owned_ids
+from straits.store.owner import id_prefix
+from straits.store.owner import owned_ids as owned_ids
 from straits.store.proven import plan_row_problem, prove_entries
 from straits.store.records import plan_job_json, refuse_detached
 from straits.store.tables import LedgerRow, PlanRow, ScenarioRow
@@ -105,9 +106,12 @@ def list_plans(
         q = q.where(
             or_(PlanRow.created_at < t, and_(PlanRow.created_at == t, PlanRow.id < str(last_id)))
         )
-    if f.tenant is not None:
-        q = q.where(PlanRow.id.in_(owned_ids(store, q, f.tenant, limit + 1)))
     with store.session() as s:
+        more: bool | None = None  # with a tenant: from its plans' ids, read before the page
+        if f.tenant is not None:
+            ids = owned_ids(s, q, f.tenant, limit + 1)
+            more = len(ids) > limit
+            q = q.where(PlanRow.id.in_(ids))
         rows = list(s.execute(q.limit(limit + 1)))
     page = rows[:limit]
     entries: dict[int, Entry] = {}
@@ -136,8 +140,8 @@ def list_plans(
         job = plan_job_json(row, with_plan=False)
         items.append({**job, "scenario": name, "scenario_digest": row.scenario_digest})
     next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1][0]
+    if (len(rows) > limit if more is None else more) and page:
+        last = page[-1][0]  # a plan whose state changed meanwhile may have left the page
         next_cursor = encode_cursor([last.created_at.isoformat(), last.id])
     return items, next_cursor
 

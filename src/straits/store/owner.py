@@ -28,6 +28,7 @@ from contextlib import closing
 from typing import Any
 
 from sqlalchemy import ColumnElement, column, func, or_, select, table, type_coerce
+from sqlalchemy.orm import Session
 from sqlalchemy.types import NullType
 
 from straits.store.canonical import digest
@@ -139,8 +140,12 @@ def owners(store: Store, plan_ids: list[str]) -> dict[str, str | None]:
     if not plan_ids:
         return {}
     with store.session() as s:
-        rows = s.execute(_query().where(_plans.c.id.in_(set(plan_ids))))
-        return {r.id: owner(r) for r in rows if isinstance(r.id, str)}
+        return _owners_in(s, plan_ids)
+
+
+def _owners_in(s: Session, plan_ids: list[str]) -> dict[str, str | None]:
+    rows = s.execute(_query().where(_plans.c.id.in_(set(plan_ids))))
+    return {r.id: owner(r) for r in rows if isinstance(r.id, str)}
 
 
 def _raw(col: Any, name: str) -> Any:
@@ -148,13 +153,14 @@ def _raw(col: Any, name: str) -> Any:
     return type_coerce(col, NullType()).label(name)
 
 
-def owned_ids(store: Store, q: Any, tenant: str, n: int) -> list[str]:
+def owned_ids(s: Session, q: Any, tenant: str, n: int) -> list[str]:
     """The ids of the first ``n`` plans of ``q`` (a query of ``PlanRow`` outer-joined to its
     ``LedgerRow``, filtered and ordered, no limit) that are ``tenant``'s
     (:func:`owner`): one whose ``tenant`` column or whose entry's was edited stays in its
     owner's list (where it is then refused or marked unproven, as reading the plan is) and never
     shows in the list of the tenant written in. Only rows whose two tenants disagree are
-    looked up one by one."""
+    looked up one by one. Read in the session ``s`` the page is then read in (one snapshot
+    on SQLite)."""
     cols = q.with_only_columns(
         _raw(PlanRow.id, "id"),
         _raw(PlanRow.tenant, "tenant"),
@@ -162,12 +168,12 @@ def owned_ids(store: Store, q: Any, tenant: str, n: int) -> list[str]:
         _raw(LedgerRow.tenant, "entry_tenant"),
     ).where(or_(PlanRow.tenant == tenant, LedgerRow.tenant == tenant))
     found: list[str] = []
-    with store.session() as s, closing(s.execute(cols).yield_per(200)) as rows:
+    with closing(s.execute(cols).yield_per(200)) as rows:
         for r in rows:
             if not isinstance(r.id, str):
                 continue
             agreed = r.seq is None or r.tenant == r.entry_tenant
-            mine = r.tenant == tenant if agreed else owners(store, [r.id]).get(r.id) == tenant
+            mine = r.tenant == tenant if agreed else _owners_in(s, [r.id]).get(r.id) == tenant
             if mine:
                 found.append(r.id)
                 if len(found) == n:

@@ -115,7 +115,7 @@ def jobs(store: Store, who: Principal, limit: int = 100, keys: Keys | None = Non
     with store.session() as s:
         q = _jobs_query(who).order_by(PlanRow.created_at.desc(), PlanRow.id)
         if not who.is_admin:  # the tenant's as reading a plan by id decides (store/owner.py)
-            q = q.where(PlanRow.id.in_(owned_ids(store, q, who.tenant, limit)))
+            q = q.where(PlanRow.id.in_(owned_ids(s, q, who.tenant, limit)))
         rows = s.execute(q.limit(limit)).all()
     entries = {e.seq: Entry.from_row(e) for *_, e in rows if e is not None}
     try:
