@@ -76,7 +76,7 @@ def list_plans(
     next page (None on the last).
 
     Nothing on the page is taken from the ``plans`` table unproven: a plan is listed under a
-    tenant only when it is that tenant's as ``owner.owners`` decides (a row whose ``tenant``
+    tenant only when it is that tenant's as ``store/owner.py`` decides (a row whose ``tenant``
     or whose entry's was edited to another's never shows in that other's list, and stays in
     its owner's, which is then refused as below), the page's entries are proven in
     one read of the tree, and a recorded plan whose row differs from its entry (its status,
