@@ -91,6 +91,21 @@ def _sqlite_setup(engine: Engine, *, durable: bool = True) -> None:
         immediate = conn.get_execution_options().get("straits_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
+    @event.listens_for(engine, "handle_error")
+    def _undecodable(ctx: Any) -> None:
+        # SQLite keeps any bytes as TEXT (`SET body = CAST(x'ff' AS TEXT)`); the driver's
+        # decode then fails the whole read with an OperationalError, which was taken for a
+        # database gone (503 with Retry-After; the CLI's "became unavailable"): an altered
+        # row, as a BLOB where Straits keeps text is (tables.Str)
+        message = str(ctx.original_exception)
+        if message.startswith("Could not decode to UTF-8"):
+            from straits.store.tables import AlteredRowError
+
+            raise AlteredRowError(
+                f"a stored text is not UTF-8 ({message.split(' with text ')[0][:80]}): "
+                "the database was altered"
+            ) from None
+
 
 def _postgres_setup(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
