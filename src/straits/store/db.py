@@ -65,6 +65,8 @@ _PG_REFUSED = {"25006", "42501"}
 PG_CONNECT_TIMEOUT_S = 10
 #: milliseconds a PostgreSQL statement waits for a lock (SQLite's busy timeout)
 PG_LOCK_TIMEOUT_MS = 30000
+#: SQLite's primary result codes for a damaged file: SQLITE_CORRUPT, SQLITE_NOTADB
+_SQLITE_DAMAGED = (11, 26)
 T = TypeVar("T")
 log = logging.getLogger("straits.store")
 
@@ -92,19 +94,37 @@ def _sqlite_setup(engine: Engine, *, durable: bool = True) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     @event.listens_for(engine, "handle_error")
-    def _undecodable(ctx: Any) -> None:
-        # SQLite keeps any bytes as TEXT (`SET body = CAST(x'ff' AS TEXT)`); the driver's
-        # decode then fails the whole read with an OperationalError, which was taken for a
-        # database gone (503 with Retry-After; the CLI's "became unavailable"): an altered
-        # row, as a BLOB where Straits keeps text is (tables.Str)
-        message = str(ctx.original_exception)
+    def _unreadable(ctx: Any) -> None:
+        original = ctx.original_exception
+        message = str(original)
         if message.startswith("Could not decode to UTF-8"):
+            # SQLite keeps any bytes as TEXT (`SET body = CAST(x'ff' AS TEXT)`); the driver's
+            # decode then fails the whole read with an OperationalError, which was taken for
+            # a database gone (503 with Retry-After; the CLI's "became unavailable"): an
+            # altered row, as a BLOB where Straits keeps text is (tables.Str)
             from straits.store.tables import AlteredRowError
 
             raise AlteredRowError(
                 f"a stored text is not UTF-8 ({message.split(' with text ')[0][:80]}): "
                 "the database was altered"
             ) from None
+        if (getattr(original, "sqlite_errorcode", 0) & 0xFF) in _SQLITE_DAMAGED:
+            # a page of the file damaged (a disk fault, a torn copy, a file edited or replaced
+            # under the server): a DatabaseError, which no caller expects, was a traceback on
+            # the CLI and a 500 on the API wherever a read reached the page
+            raise DamagedDatabaseError(message)
+
+
+class DamagedDatabaseError(StoreError):
+    """SQLite found the database file damaged (``SQLITE_CORRUPT``, ``SQLITE_NOTADB``): exit 1
+    on the CLI, 503 on the API, as a database that cannot be reached."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            f"the database file is damaged ({reason}): restore it from a backup "
+            "(`sqlite3 FILE 'PRAGMA integrity_check'` shows what is damaged)"
+        )
 
 
 def _postgres_setup(engine: Engine) -> None:
@@ -243,6 +263,10 @@ class Store:
         except DBAPIError as exc:  # also a file that is not a database (DatabaseError)
             raise StoreError(
                 f"cannot open the database {_safe(self.url)!r}: {exc.orig or exc}"
+            ) from None
+        except DamagedDatabaseError as exc:  # a file that is not a database, or a damaged one
+            raise StoreError(
+                f"cannot open the database {_safe(self.url)!r}: {exc.reason}"
             ) from None
         except CommandError as exc:  # alembic_version altered: two rows, or a row per branch
             raise StoreError(
