@@ -26,6 +26,7 @@ use corrupted its state and crashed the process).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import random
@@ -51,6 +52,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from straits.errors import InputError, StoreError
 from straits.store import watchdog
+from straits.store.sqlite_file import FileGuard
 
 ENV = "STRAITS_DATABASE_URL"
 DEFAULT_URL = "sqlite:///straits.db"
@@ -177,6 +179,7 @@ class Store:
     def __init__(self, url: str | None = None, *, migrate: bool = True) -> None:
         self.url = database_url(url)
         self._tmpdir: str | None = None
+        self._file: FileGuard | None = None
         try:
             parsed = make_url(self.url)
             if parsed.get_backend_name() == "sqlite":
@@ -189,6 +192,10 @@ class Store:
                         database=os.path.join(self._tmpdir, "straits.db")
                     ).render_as_string(hide_password=False)
                 self.engine = create_engine(target, connect_args={"timeout": 30})
+                database = make_url(target).database
+                if database and not parsed.query:  # a plain file (not a URI's own mode=ro)
+                    self._file = FileGuard(database)
+                    self._file.install(self.engine)
                 _sqlite_setup(self.engine, durable=not ephemeral)
             else:
                 connect_args: dict[str, Any] = {}
@@ -218,6 +225,9 @@ class Store:
         )
         if migrate:
             self.migrate()
+        if self._file is not None:
+            with contextlib.suppress(FileNotFoundError):  # not opened yet (migrate=False)
+                self._file.pin()
 
     def __repr__(self) -> str:
         return f"Store({_safe(self.url)!r})"
