@@ -88,3 +88,24 @@ def test_a_uri_with_its_own_mode_is_left_alone(tmp_path: Path) -> None:
     ro = Store(f"sqlite:///file:{db}?mode=ro&uri=true", migrate=False)
     assert list(ledger.entries(ro)) == []
     ro.close()
+
+
+def test_a_write_waits_for_the_process_s_earlier_writes_for_a_bounded_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While another process holds SQLite's write lock, a process's writes queued one behind
+    the other, each waiting its 4 x 30 s for the database: the tenth request of a server waited
+    20 minutes. Now a write that waits longer than WRITE_QUEUE_S for the writes ahead of it in
+    this process fails (a StoreError: 503, exit 1); the store writes again once they are done."""
+    from straits.store import db as db_module
+
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    monkeypatch.setattr(db_module, "WRITE_QUEUE_S", 0.2)
+    lock = store._write_lock
+    assert lock is not None
+    # a write of this process holds the turn, stuck behind another process's lock
+    with lock, pytest.raises(StoreError, match=r"waited 0\.2 s"):
+        ledger.record(store, tenant="t", actor="a", kind="check", body={"i": 0})
+    ledger.record(store, tenant="t", actor="a", kind="check", body={"i": 1})
+    assert [e.seq for e in ledger.entries(store)] == [1]
+    store.close()

@@ -35,7 +35,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -67,6 +67,8 @@ _PG_REFUSED = {"25006", "42501"}
 PG_CONNECT_TIMEOUT_S = 10
 #: milliseconds a PostgreSQL statement waits for a lock (SQLite's busy timeout)
 PG_LOCK_TIMEOUT_MS = 30000
+#: seconds a SQLite write waits for this process's earlier writes (SQLite's busy timeout)
+WRITE_QUEUE_S = 30.0
 #: SQLite's primary result codes for a damaged file: SQLITE_CORRUPT, SQLITE_NOTADB
 _SQLITE_DAMAGED = (11, 26)
 T = TypeVar("T")
@@ -220,8 +222,8 @@ class Store:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # threads of one process queue here rather than in SQLite's busy handler, which
         # sleeps in growing steps; other processes still wait on the database's own lock
-        self._write_lock: AbstractContextManager[object] = (
-            threading.Lock() if self.dialect == "sqlite" else nullcontext()
+        self._write_lock: threading.Lock | None = (
+            threading.Lock() if self.dialect == "sqlite" else None
         )
         if migrate:
             self.migrate()
@@ -355,7 +357,7 @@ class Store:
 
     @contextmanager
     def _raw_write(self, *, ledger: bool) -> Iterator[Session]:
-        with self._write_lock, self._sessions() as session:
+        with self._queued(), self._sessions() as session:
             try:
                 self._begin(session, ledger)
                 yield session
@@ -363,6 +365,26 @@ class Store:
             except BaseException:
                 session.rollback()
                 raise
+
+    @contextmanager
+    def _queued(self) -> Iterator[None]:
+        """This process's turn to write (SQLite), waited for at most :data:`WRITE_QUEUE_S`:
+        while another process held the database's write lock (a forgotten ``sqlite3`` shell
+        in ``BEGIN IMMEDIATE``, a stopped recorder), each write waited its 4 x 30 s in turn,
+        so the tenth request of a server waited 20 minutes and every API thread was taken."""
+        lock = self._write_lock
+        if lock is None:
+            yield
+            return
+        if not lock.acquire(timeout=WRITE_QUEUE_S):
+            raise StoreError(
+                f"database write failed: this process's earlier writes have waited "
+                f"{WRITE_QUEUE_S:g} s for the database (another process holds its write lock)"
+            )
+        try:
+            yield
+        finally:
+            lock.release()
 
     def _begin(self, session: Session, ledger: bool, attempts: int = 4) -> None:
         """Start the write transaction (and take the ledger lock), retrying lock contention
