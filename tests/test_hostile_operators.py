@@ -168,6 +168,12 @@ ALTERED_ROWS = [
     "UPDATE ledger SET body=x'ff00' WHERE seq=1",
     "UPDATE ledger SET body=CAST(body AS BLOB) WHERE seq=2",
     "UPDATE ledger SET salt=x'00' WHERE seq=1",
+    # TEXT that is not UTF-8 (SQLite keeps the bytes): the driver's decode failed the whole
+    # read, taken for a database gone (503 with Retry-After; the CLI's 'unavailable')
+    "UPDATE ledger SET body=CAST(x'7bff00' AS TEXT) WHERE seq=1",
+    "UPDATE ledger SET actor=CAST(x'ff' AS TEXT) WHERE seq=2",
+    "UPDATE plans SET status=CAST(x'c3' AS TEXT)",
+    "UPDATE ledger_checkpoints SET note=CAST(x'ff' AS TEXT)",
     "UPDATE ledger_nodes SET hash=x'00ff' WHERE level=0 AND idx=0",
     # tree rows the proof routes need, gone or not hashes (500s on /checkpoint?since and
     # /consistency, which served the stored tree without catching its damage)

@@ -125,6 +125,9 @@ def test_a_row_of_the_log_changed_has_its_code_and_entry(
     [
         ("UPDATE ledger SET tenant_seq = 'x' WHERE seq = 4", 4),
         ("UPDATE ledger SET body = x'ff00' WHERE seq = 3", 3),
+        # text that is not UTF-8: the driver's decode failed the read ('became unavailable')
+        ("UPDATE ledger SET body = CAST(x'7bff00' AS TEXT) WHERE seq = 4", 4),
+        ("UPDATE ledger SET actor = CAST(x'ff' AS TEXT) WHERE seq = 6", 6),
         ("UPDATE ledger_head SET seq = '8x'", None),
         ("UPDATE decisions SET ledger_seq = 'x'", None),  # was 'entry-rewritten'
     ],

@@ -294,6 +294,7 @@ def register(app: typer.Typer) -> None:
         with what this witness saw before. Exit 0 when every checkpoint is accepted, 1 on a
         split view or one that cannot be proven, 2 on bad input."""
         from straits.store.witness import Witness, parse_offer
+        from straits.store.witness_state import locked
 
         try:
             keys = keys_from(None, pubkey)
@@ -303,13 +304,15 @@ def register(app: typer.Typer) -> None:
                     path="--pubkey",
                     expected="--pubkey FILE|KEY or STRAITS_LEDGER_PUBKEY",
                 )
-            w = Witness(state or Path("straits-witness.json"))
-            proofs = _proof_source(db, log_url, token)
-            outcomes = []
-            for src in checkpoint:
-                text = _fetch(src, token, w.latest_size())
-                outcomes.append(w.offer(parse_offer(text, src), keys.trusted, proofs))
-            w.save()
+            path = state or Path("straits-witness.json")
+            with locked(path):  # runs on one state take turns (a split view must not slip)
+                w = Witness(path)
+                proofs = _proof_source(db, log_url, token)
+                outcomes = []
+                for src in checkpoint:
+                    text = _fetch(src, token, w.latest_size())
+                    outcomes.append(w.offer(parse_offer(text, src), keys.trusted, proofs))
+                w.save()
         except StraitsError as exc:
             fail(exc)
             return

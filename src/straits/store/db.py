@@ -26,6 +26,7 @@ use corrupted its state and crashed the process).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import random
@@ -34,7 +35,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -51,6 +52,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from straits.errors import InputError, StoreError
 from straits.store import watchdog
+from straits.store.sqlite_file import FileGuard
 
 ENV = "STRAITS_DATABASE_URL"
 DEFAULT_URL = "sqlite:///straits.db"
@@ -65,6 +67,10 @@ _PG_REFUSED = {"25006", "42501"}
 PG_CONNECT_TIMEOUT_S = 10
 #: milliseconds a PostgreSQL statement waits for a lock (SQLite's busy timeout)
 PG_LOCK_TIMEOUT_MS = 30000
+#: seconds a SQLite write waits for this process's earlier writes (SQLite's busy timeout)
+WRITE_QUEUE_S = 30.0
+#: SQLite's primary result codes for a damaged file: SQLITE_CORRUPT, SQLITE_NOTADB
+_SQLITE_DAMAGED = (11, 26)
 T = TypeVar("T")
 log = logging.getLogger("straits.store")
 
@@ -90,6 +96,39 @@ def _sqlite_setup(engine: Engine, *, durable: bool = True) -> None:
     def _begin(conn: Any) -> None:
         immediate = conn.get_execution_options().get("straits_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    @event.listens_for(engine, "handle_error")
+    def _unreadable(ctx: Any) -> None:
+        original = ctx.original_exception
+        message = str(original)
+        if message.startswith("Could not decode to UTF-8"):
+            # SQLite keeps any bytes as TEXT (`SET body = CAST(x'ff' AS TEXT)`); the driver's
+            # decode then fails the whole read with an OperationalError, which was taken for
+            # a database gone (503 with Retry-After; the CLI's "became unavailable"): an
+            # altered row, as a BLOB where Straits keeps text is (tables.Str)
+            from straits.store.tables import AlteredRowError
+
+            raise AlteredRowError(
+                f"a stored text is not UTF-8 ({message.split(' with text ')[0][:80]}): "
+                "the database was altered"
+            ) from None
+        if (getattr(original, "sqlite_errorcode", 0) & 0xFF) in _SQLITE_DAMAGED:
+            # a page of the file damaged (a disk fault, a torn copy, a file edited or replaced
+            # under the server): a DatabaseError, which no caller expects, was a traceback on
+            # the CLI and a 500 on the API wherever a read reached the page
+            raise DamagedDatabaseError(message)
+
+
+class DamagedDatabaseError(StoreError):
+    """SQLite found the database file damaged (``SQLITE_CORRUPT``, ``SQLITE_NOTADB``): exit 1
+    on the CLI, 503 on the API, as a database that cannot be reached."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            f"the database file is damaged ({reason}): restore it from a backup "
+            "(`sqlite3 FILE 'PRAGMA integrity_check'` shows what is damaged)"
+        )
 
 
 def _postgres_setup(engine: Engine) -> None:
@@ -142,6 +181,7 @@ class Store:
     def __init__(self, url: str | None = None, *, migrate: bool = True) -> None:
         self.url = database_url(url)
         self._tmpdir: str | None = None
+        self._file: FileGuard | None = None
         try:
             parsed = make_url(self.url)
             if parsed.get_backend_name() == "sqlite":
@@ -154,6 +194,10 @@ class Store:
                         database=os.path.join(self._tmpdir, "straits.db")
                     ).render_as_string(hide_password=False)
                 self.engine = create_engine(target, connect_args={"timeout": 30})
+                database = make_url(target).database
+                if database and not parsed.query:  # a plain file (not a URI's own mode=ro)
+                    self._file = FileGuard(database)
+                    self._file.install(self.engine)
                 _sqlite_setup(self.engine, durable=not ephemeral)
             else:
                 connect_args: dict[str, Any] = {}
@@ -178,11 +222,14 @@ class Store:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # threads of one process queue here rather than in SQLite's busy handler, which
         # sleeps in growing steps; other processes still wait on the database's own lock
-        self._write_lock: AbstractContextManager[object] = (
-            threading.Lock() if self.dialect == "sqlite" else nullcontext()
+        self._write_lock: threading.Lock | None = (
+            threading.Lock() if self.dialect == "sqlite" else None
         )
         if migrate:
             self.migrate()
+        if self._file is not None:
+            with contextlib.suppress(FileNotFoundError):  # not opened yet (migrate=False)
+                self._file.pin()
 
     def __repr__(self) -> str:
         return f"Store({_safe(self.url)!r})"
@@ -228,6 +275,10 @@ class Store:
         except DBAPIError as exc:  # also a file that is not a database (DatabaseError)
             raise StoreError(
                 f"cannot open the database {_safe(self.url)!r}: {exc.orig or exc}"
+            ) from None
+        except DamagedDatabaseError as exc:  # a file that is not a database, or a damaged one
+            raise StoreError(
+                f"cannot open the database {_safe(self.url)!r}: {exc.reason}"
             ) from None
         except CommandError as exc:  # alembic_version altered: two rows, or a row per branch
             raise StoreError(
@@ -306,7 +357,7 @@ class Store:
 
     @contextmanager
     def _raw_write(self, *, ledger: bool) -> Iterator[Session]:
-        with self._write_lock, self._sessions() as session:
+        with self._queued(), self._sessions() as session:
             try:
                 self._begin(session, ledger)
                 yield session
@@ -314,6 +365,26 @@ class Store:
             except BaseException:
                 session.rollback()
                 raise
+
+    @contextmanager
+    def _queued(self) -> Iterator[None]:
+        """This process's turn to write (SQLite), waited for at most :data:`WRITE_QUEUE_S`:
+        while another process held the database's write lock (a forgotten ``sqlite3`` shell
+        in ``BEGIN IMMEDIATE``, a stopped recorder), each write waited its 4 x 30 s in turn,
+        so the tenth request of a server waited 20 minutes and every API thread was taken."""
+        lock = self._write_lock
+        if lock is None:
+            yield
+            return
+        if not lock.acquire(timeout=WRITE_QUEUE_S):
+            raise StoreError(
+                f"database write failed: this process's earlier writes have waited "
+                f"{WRITE_QUEUE_S:g} s for the database (another process holds its write lock)"
+            )
+        try:
+            yield
+        finally:
+            lock.release()
 
     def _begin(self, session: Session, ledger: bool, attempts: int = 4) -> None:
         """Start the write transaction (and take the ledger lock), retrying lock contention

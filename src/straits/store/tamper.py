@@ -35,7 +35,18 @@ _TYPES |= {"kind": "text", "body": "text", "prev_hash": "text", "hash": "text", 
 
 
 def first_unreadable(s: Session) -> int | None:
-    """The first entry holding a value of a type Straits never writes there (SQLite)."""
+    """The first entry holding a value of a type Straits never writes there, or text that is
+    not UTF-8 (SQLite keeps any bytes as TEXT: ``CAST(x'ff' AS TEXT)``)."""
     where = " OR ".join(f"typeof({c}) <> '{t}'" for c, t in _TYPES.items())
     found = s.execute(text(f"SELECT min(seq) FROM ledger WHERE {where}")).scalar()
-    return int(found) if isinstance(found, int) else None
+    if isinstance(found, int):
+        return found
+    texts = ", ".join(f"CAST({c} AS BLOB)" for c, t in _TYPES.items() if t == "text")
+    for row in s.execute(text(f"SELECT seq, {texts} FROM ledger ORDER BY seq")):
+        try:
+            for value in row[1:]:
+                if value is not None:
+                    bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return int(row[0])
+    return None

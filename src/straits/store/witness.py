@@ -23,7 +23,6 @@ import base64
 import binascii
 import datetime as dt
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +31,8 @@ from typing import Any
 from straits.errors import InputError
 from straits.store import merkle
 from straits.store.note import NoteError, SignedCheckpoint, Verifier, open_checkpoint
+from straits.store.witness_state import read_state, write_state
 
-STATE_FORMAT = "straits-witness/1"
 ProofSource = Callable[[int, int], list[bytes]]
 """(first, second) -> the log's consistency proof between those sizes"""
 
@@ -106,29 +105,14 @@ class Witness:
     """The witness's state file and the checks above."""
 
     def __init__(self, path: Path) -> None:
+        """The state in ``path`` (empty when there is none). Hold
+        :func:`straits.store.witness_state.locked` from here until :meth:`save`: two runs on
+        one state must take turns."""
         self.path = path
-        self.state: dict[str, Any] = {"format": STATE_FORMAT, "logs": {}}
-        if path.exists():
-            try:
-                state = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError, RecursionError) as exc:
-                raise InputError(
-                    f"cannot read the witness state: {exc}", source=str(path), path="--state"
-                ) from None
-            if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-                raise InputError(
-                    "not a witness state file",
-                    source=str(path),
-                    path="--state",
-                    expected=f"a {STATE_FORMAT} file this command wrote",
-                )
-            self.state = state
+        self.state: dict[str, Any] = read_state(path)
 
     def save(self) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(self.state, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_state(self.path, self.state)
 
     def offer(
         self, offer: Offered, verifiers: list[Verifier], proofs: ProofSource | None
