@@ -610,6 +610,10 @@ def test_a_plan_not_recorded_can_be_looked_at(
         ("GET", "/ui/plans/x/no-such-view", 404),
         ("DELETE", "/ui/", 405),
         ("GET", "/ui/rules?regime=" + "x" * 41, 400),
+        # an unknown regime listed the enacted rules, or checked the plan under its own
+        # regime, as if the one asked for had been (found by the hostile pass atk23)
+        ("GET", "/ui/rules?regime=ai-diffusio", 400),
+        ("GET", "/ui/plans/x/whatif?regime=diffusion", 400),
     ],
 )
 def test_what_fastapi_refuses_under_ui_is_an_html_page(

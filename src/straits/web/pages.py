@@ -65,6 +65,7 @@ def _login_page(request: Request, *, status: int = 200, error: str | None = None
         title="Sign in to Straits",
         csrf=session.pre_csrf(request, value),
         error=error,
+        hours=session.MAX_AGE // 3600,
     )
     session.set_pre_cookie(response, value)
     return response
@@ -226,7 +227,7 @@ async def plan_whatif(
     plan_id: str,
     date: Annotated[dt.date | None, Query()] = None,
     i: Annotated[int | None, Query(ge=0, le=100_000)] = None,
-    regime: Annotated[str | None, Query(max_length=40)] = None,
+    regime: Annotated[Regime | None, Query()] = None,
 ) -> Response:
     signed = user(request)
     sc, plan_json, _ = await run_in_threadpool(
@@ -236,7 +237,9 @@ async def plan_whatif(
     if date is None:
         date = days[min(i, len(days) - 1)] if i is not None else sc.date
     day = min(max(date, days[0]), days[-1])
-    regime = regime if regime in actions.REGIMES else str(plan_json.get("regime", "enacted"))
+    # ?regime=nonsense is a 400 as on the API's routes: it showed the plan's regime, as if
+    # the regime asked for had been checked
+    regime = regime or str(plan_json.get("regime", "enacted"))
     ctx = await run_in_threadpool(actions.whatif, sc, plan_json, _rule_dirs(request), day, regime)
     return render(
         "whatif.html.j2",
@@ -447,12 +450,12 @@ async def receipt(request: Request, seq: int) -> Response:
 async def rules_page(
     request: Request,
     date: Annotated[dt.date | None, Query()] = None,
-    regime: Annotated[str, Query(max_length=40)] = "enacted",
+    regime: Annotated[Regime, Query()] = "enacted",
 ) -> Response:
     from straits import api
 
     signed = user(request)
-    chosen: Regime = "ai-diffusion" if regime == "ai-diffusion" else "enacted"
+    chosen: Regime = regime  # another value is a 400: it listed the enacted rules as asked
     with request.app.state.rules_lock:
         listed = api.rules_json(request.app.state.rules, date, chosen, None)
     return render(
