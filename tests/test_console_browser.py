@@ -437,7 +437,7 @@ def _running_plan(page: Page, server: Server, tmp_path: Path) -> str:
     page.fill("input[name=time_limit]", "20")
     page.get_by_role("button", name="Plan it").click()
     page.wait_for_url(re.compile(r".*/ui/plans/[0-9a-f]{32}$"))
-    return page.url.rsplit("/", 1)[1]
+    return str(page.url).rsplit("/", 1)[1]
 
 
 def test_a_page_that_polls_goes_to_sign_in_when_the_session_ends(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -19,11 +19,10 @@ from straits.model.types import Regime
 from straits.server.query import refuse_repeated
 from straits.web import actions, session, views
 from straits.web.session import Signed
+from straits.web.submit import MAX_SCENARIO_BYTES
 from straits.web.templating import HEADERS, render
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
-#: the largest scenario the console accepts (the API's body limit applies to the whole form)
-MAX_SCENARIO_BYTES = 2 * 1024 * 1024
 
 
 class SignIn(Exception):
@@ -239,8 +238,8 @@ async def plan_whatif(
     day = min(max(date, days[0]), days[-1])
     # ?regime=nonsense is a 400 as on the API's routes: it showed the plan's regime, as if
     # the regime asked for had been checked
-    regime = regime or str(plan_json.get("regime", "enacted"))
-    ctx = await run_in_threadpool(actions.whatif, sc, plan_json, _rule_dirs(request), day, regime)
+    asked = regime or str(plan_json.get("regime", "enacted"))
+    ctx = await run_in_threadpool(actions.whatif, sc, plan_json, _rule_dirs(request), day, asked)
     return render(
         "whatif.html.j2",
         signed=signed,
@@ -253,7 +252,7 @@ async def plan_whatif(
         date=day.isoformat(),
         index=(day - days[0]).days,
         days=days,
-        regime=regime,
+        regime=asked,
         regimes=actions.REGIMES,
         **ctx,
     )
@@ -293,20 +292,14 @@ def _submit_page(
 
 
 @router.post("/submit")
-async def submit(
-    request: Request,
-    csrf: Annotated[str, Form(max_length=200)] = "",
-    text: Annotated[str, Form(max_length=MAX_SCENARIO_BYTES)] = "",
-    file: Annotated[UploadFile | None, File()] = None,
-    regime: Annotated[str, Form(max_length=40)] = "",
-    objective: Annotated[str, Form(max_length=40)] = "",
-    time_limit: Annotated[str, Form(max_length=20)] = "10",
-    record: Annotated[str, Form(max_length=5)] = "0",
-) -> Response:
-    from straits.web.submit import submit_scenario
+async def submit(request: Request) -> Response:
+    from straits.web.submit import read_form, submit_scenario
 
     signed = user(request)
-    _csrf(request, signed, csrf)
+    got = await read_form(request)
+    _csrf(request, signed, got.csrf)
+    text, file, regime, objective = got.text, got.file, got.regime, got.objective
+    time_limit, record = got.time_limit, got.record
     if not signed.who.may("planner"):
         from straits.server.auth import refuse
 
