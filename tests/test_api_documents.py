@@ -280,6 +280,23 @@ def test_impact_route_answers_as_the_cli(api: Api, tmp_path: Path) -> None:
     assert rival.status_code == 404
 
 
+def test_a_document_with_a_null_figure_is_a_400(api: Api, example_path: Path) -> None:
+    """An edited plan document (no id, no digest) whose assignment's cost is null: accepted by
+    the checks (a figure could be null), then summed by the export (a 500, TypeError; found by
+    the hostile pass atk23). A null where every plan writes a number is a 400 naming it."""
+    doc = _planned(api, example_path)
+    del doc["id"], doc["digest"]
+    doc["assignments"][0]["cost_usd"] = None
+    h = api.auth("hz-cloud", "viewer")
+    for route, body in (
+        ("/v1/exports?to=slurm", doc),
+        ("/v1/impact", {"date": "2025-07-01", "documents": [doc], "replan": False}),
+    ):
+        r = api.client.post(route, json=body, headers=h)
+        assert r.status_code == 400, (route, r.status_code, r.text[:300])
+        assert "assignments[0].cost_usd" in r.json()["error"], route
+
+
 # --- the client ----------------------------------------------------------------------------------
 def test_the_client_wraps_the_api(api: Api, example_path: Path) -> None:
     token = api.token("hz-cloud", "planner")

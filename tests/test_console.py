@@ -265,6 +265,31 @@ def test_a_bad_scenario_shows_its_field_path(console: tuple[object, Store], demo
     )
 
 
+def test_a_pasted_scenario_up_to_the_cap_is_taken(
+    console: tuple[object, Store], demo_text: str
+) -> None:
+    """The submit page takes a scenario of up to 2 MiB. A browser sends its form as multipart
+    (it has a file field), whose text fields Starlette capped at 1 MiB: a scenario of 1 to 2 MiB
+    pasted into the page was refused ("Part exceeded maximum size of 1024KB"), the text lost
+    (found by the hostile pass atk23). A field given twice, or a file where text belongs, is a
+    400."""
+    app, store = console
+    b = Browser(app, store)
+    b.sign_in(create_token(store, "hz-cloud", "planner")[0])
+    big = demo_text + "\n" + ("# " + "x" * 97 + "\n") * 15_000  # 1.5 MB of comments
+    no_file = {"file": ("", b"", "application/octet-stream")}  # as a browser sends it
+    form = {"csrf": b.csrf(), "text": big, "time_limit": "2", "record": "0"}
+    r = b.client.post("/ui/submit", data=form, files=no_file, follow_redirects=False)
+    assert r.status_code == 303, r.text[-500:]
+    twice = {**form, "text": demo_text, "regime": ["enacted", "ai-diffusion"]}
+    r = b.client.post("/ui/submit", data=twice, files=no_file)
+    assert r.status_code == 400 and "regime was given 2 times" in r.text
+    as_file = {"text": ("s.yaml", demo_text.encode(), "application/yaml")}
+    r = b.client.post("/ui/submit", data={"csrf": b.csrf()}, files=as_file)
+    assert r.status_code == 400 and "text is a file" in r.text
+    assert r.headers["content-type"].startswith("text/html")
+
+
 def test_assets_and_api_docs_are_served_locally(console: tuple[object, Store]) -> None:
     app, store = console
     c = Browser(app, store).client
@@ -610,6 +635,10 @@ def test_a_plan_not_recorded_can_be_looked_at(
         ("GET", "/ui/plans/x/no-such-view", 404),
         ("DELETE", "/ui/", 405),
         ("GET", "/ui/rules?regime=" + "x" * 41, 400),
+        # an unknown regime listed the enacted rules, or checked the plan under its own
+        # regime, as if the one asked for had been (found by the hostile pass atk23)
+        ("GET", "/ui/rules?regime=ai-diffusio", 400),
+        ("GET", "/ui/plans/x/whatif?regime=diffusion", 400),
     ],
 )
 def test_what_fastapi_refuses_under_ui_is_an_html_page(

@@ -412,3 +412,72 @@ def test_api_docs_render_under_their_policy_from_the_server_alone(
     page.wait_for_timeout(500)
     assert errors == []
     assert outside == [] and blocked == []
+
+
+def _running_plan(page: Page, server: Server, tmp_path: Path) -> str:
+    """Sign in as an admin and submit a portfolio that plans for many seconds (80 workloads
+    over 40 sites, 20 s of search); the plan page, while it runs."""
+    scenario = tmp_path / "portfolio.yaml"
+    _straits(
+        "scenario",
+        "generate",
+        "--workloads",
+        "80",
+        "--sites",
+        "40",
+        "--seed",
+        "3",
+        "-o",
+        str(scenario),
+        env=server.env,
+    )
+    sign_in(page, server, server.token("ops", "admin"))
+    page.goto(server.url + "/ui/submit")
+    page.set_input_files("#file", str(scenario))
+    page.fill("input[name=time_limit]", "20")
+    page.get_by_role("button", name="Plan it").click()
+    page.wait_for_url(re.compile(r".*/ui/plans/[0-9a-f]{32}$"))
+    return str(page.url).rsplit("/", 1)[1]
+
+
+def test_a_page_that_polls_goes_to_sign_in_when_the_session_ends(
+    page: Page, server: Server, tmp_path: Path
+) -> None:
+    """A running plan's page polls its progress (and the plan list its rows); once the session
+    ended (signed out in another tab, the token revoked, the cookie expired) fetch followed
+    the server's redirect to the sign-in page and put that whole page, a second <main> and
+    all, into the progress box (found by the hostile pass atk23). The page now loads itself
+    again, and the server sends it to sign in."""
+    _running_plan(page, server, tmp_path)
+    assert page.locator("[data-poll]").count() == 1
+    page.context.clear_cookies()
+    page.wait_for_url(server.url + "/ui/login", timeout=20_000)
+    assert page.locator("main").count() == 1
+    assert page.get_by_label("API token").count() == 1
+
+
+def test_without_scripts_a_running_plan_reloads_until_it_is_done(
+    browser: Any, server: Server, example_path: Path
+) -> None:
+    """With JavaScript off nothing polls: a running plan's page said 'running' until the user
+    thought of reloading it (found by the hostile pass atk23). It reloads itself now (a
+    <noscript> refresh) until the plan is done; every form works without scripts."""
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    try:
+        sign_in(page, server, server.token("hz-cloud", "planner"))
+        page.goto(server.url + "/ui/submit")
+        page.set_input_files("#file", str(example_path))
+        page.fill("input[name=time_limit]", "3")
+        page.get_by_role("button", name="Plan it").click()
+        page.wait_for_url(re.compile(r".*/ui/plans/[0-9a-f]{32}$"))
+        page.wait_for_selector("#why-not", timeout=120_000)  # no reload asked for
+        assert page.locator("meta[http-equiv=refresh]").count() == 0  # done: it stays
+        page.get_by_role("link", name="What if: another date").click()
+        page.select_option("select[name=regime]", "ai-diffusion")
+        page.get_by_role("button", name="Check").click()
+        page.wait_for_selector("tr[data-severity=blocking]")
+        page.get_by_role("button", name="Sign out").click()
+        page.wait_for_url(server.url + "/ui/login")
+    finally:
+        context.close()

@@ -38,6 +38,13 @@ MUTATIONS: list[tuple[str, str, Any, tuple[str, ...]]] = [
     ("assignment-chip-hours-list", "assignments.0.chip_hours", [], ("assignments[0].chip_hours",)),
     ("assignment-late-text", "assignments.0.late_hours", "x", ("assignments[0].late_hours",)),
     ("assignment-requires-number", "assignments.0.requires", 5, ("assignments[0].requires",)),
+    # null where every plan writes a number: the report, --recheck and export summed it (a
+    # TypeError traceback; found by the hostile pass atk23)
+    ("assignment-cost-null", "assignments.0.cost_usd", None, ("assignments[0].cost_usd",)),
+    ("assignment-egress-null", "assignments.0.egress_usd", None, ("assignments[0].egress_usd",)),
+    ("assignment-capex-null", "assignments.0.capex_usd", None, ("assignments[0].capex_usd",)),
+    ("assignment-late-null", "assignments.0.late_hours", None, ("assignments[0].late_hours",)),
+    ("assignment-bought-null", "assignments.0.bought", None, ("assignments[0].bought",)),
     (
         "assignment-warning-dict",
         "assignments.0.warnings.0",

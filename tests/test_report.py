@@ -324,6 +324,28 @@ def test_cli_report_from_a_scenario(tmp_path: Path, example_path: Path) -> None:
     assert not EXTERNAL.search(markup(html)) and "offshore-2025" in html
 
 
+def test_a_file_name_with_brackets_is_shown_as_it_is(tmp_path: Path, example_path: Path) -> None:
+    """`[` in a file's name reached the report's source line and three error lines as `\\[`:
+    the name was escaped for Rich markup, but the page is HTML and the error line is printed as
+    text (found by the hostile pass atk23)."""
+    sc = tmp_path / "s[bold]x.yaml"
+    sc.write_text(example_path.read_text())
+    out = tmp_path / "plan.html"
+    p = straits("report", str(sc), "-o", str(out), "--time-limit", "2")
+    assert p.returncode == 0, p.stderr
+    assert f'<p class="source">scenario {sc}, planned now' in out.read_text()
+    doc = tmp_path / "p[bold]x.json"
+    p = straits("plan", str(sc), "--solver", "greedy", "-o", "json")
+    doc.write_text(p.stdout)
+    for args, shown in (
+        (["plan", str(sc), "--show"], str(sc)),
+        (["report", str(doc), "--pareto", "3", "-o", str(out)], str(doc)),
+        (["report", str(doc), "--regime", "ai-diffusion", "-o", str(out)], str(doc)),
+    ):
+        p = straits(*args)
+        assert p.returncode == 2 and shown in p.stderr and "\\[" not in p.stderr, p.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "path"),
     [

@@ -57,8 +57,11 @@ def differences(plans: dict[str, Plan]) -> list[StageDifference]:
     for da, db in zip(a.diagnosis, b.diagnosis, strict=True):
         ba, bb = _blocked(da), _blocked(db)
         cites = {c.rule: c for c in (*da.citations, *db.citations)}
-        rules = [(REGIMES[1], cites[r], n) for r, n in bb.items() if r not in ba]
-        rules += [(REGIMES[0], cites[r], n) for r, n in ba.items() if r not in bb]
+        # an option's rejection lists every rule that blocks it, but cites only the first: a
+        # rule never cited blocked nothing the cited one did not (the console's comparison of
+        # a large portfolio was a 500, KeyError, on such a rule)
+        rules = [(REGIMES[1], cites[r], n) for r, n in bb.items() if r not in ba and r in cites]
+        rules += [(REGIMES[0], cites[r], n) for r, n in ba.items() if r not in bb and r in cites]
         out.append(
             StageDifference(
                 da.workload,

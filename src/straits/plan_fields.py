@@ -79,21 +79,24 @@ class _Assignment(_Open):
     chips: Annotated[StrictInt, Field(ge=1, le=10_000_000)]
     start: Instant
     end: Instant
-    hours: Figure | None = None
-    chip_hours: Figure | None = None
-    cost_usd: Figure | None = None
-    compute_usd: Figure | None = None
-    egress_usd: Figure | None = None
-    capex_usd: Figure | None = None
-    penalty_usd: Figure | None = None
-    transfer_hours: Figure | None = None
-    late_hours: Figure | None = None
-    mfu: Figure | None = None
+    # figures every plan writes as numbers: a plan of an older version may lack them, but a
+    # null is no figure (the report, --show, --recheck and export summed it: a TypeError)
+    hours: Figure = 0.0
+    chip_hours: Figure = 0.0
+    cost_usd: Figure = 0.0
+    compute_usd: Figure = 0.0
+    egress_usd: Figure = 0.0
+    capex_usd: Figure = 0.0
+    penalty_usd: Figure = 0.0
+    transfer_hours: Figure = 0.0
+    late_hours: Figure = 0.0
+    mfu: Figure = 0.0
+    bought: StrictBool = False
+    # null where they do not apply (no grid intensity; a serving stage has no interval)
     energy_kwh: Figure | None = None
     tco2e: Figure | None = None
     chip_hours_low: Figure | None = None
     chip_hours_high: Figure | None = None
-    bought: StrictBool | None = None
     decision: Text | None = None
     layout: Text | None = None
     requires: list[Text] = []

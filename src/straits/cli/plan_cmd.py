@@ -273,7 +273,7 @@ def plan(
             source = load_source(scenario, db=db, what="SCENARIO|PLAN")
         if (show or recheck) and source.document is None:
             raise InputError(
-                f"{esc(source.label)} is a scenario, not a plan",
+                f"{source.label} is a scenario, not a plan",
                 path="--show" if show else "--recheck",
                 expected="a plan document or a recorded plan id",
             )

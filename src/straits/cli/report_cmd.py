@@ -189,7 +189,7 @@ def _scenario_only(ref: str, db: str | None, option: str) -> PlanSource:
     source = load_source(ref, db=db)
     if source.document is not None:
         raise InputError(
-            f"{option} plans a scenario; {esc(source.label)} is a plan already",
+            f"{option} plans a scenario; {source.label} is a plan already",
             path="PLAN",
             expected=f"a scenario file with {option}",
         )
@@ -227,12 +227,14 @@ def _plan_of(
         return (
             made.to_json(details=True),
             source.scenario,
-            f"{esc(source.label)}, planned now under the {made.regime} rules",
+            # the page's text (HTML-escaped by its template), not Rich markup: esc() put a
+            # backslash before every '[' of the file's name into the report
+            f"{source.label}, planned now under the {made.regime} rules",
             None,
         )
     if regime is not None and regime != doc.plan.get("regime"):
         raise InputError(
-            f"{esc(source.label)} was planned under the {doc.plan.get('regime')} "
+            f"{source.label} was planned under the {doc.plan.get('regime')} "
             "rules; --regime applies to a scenario planned now",
             path="--regime",
             expected="a scenario file with --regime, or no --regime",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -19,11 +19,10 @@ from straits.model.types import Regime
 from straits.server.query import refuse_repeated
 from straits.web import actions, session, views
 from straits.web.session import Signed
+from straits.web.submit import MAX_SCENARIO_BYTES
 from straits.web.templating import HEADERS, render
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
-#: the largest scenario the console accepts (the API's body limit applies to the whole form)
-MAX_SCENARIO_BYTES = 2 * 1024 * 1024
 
 
 class SignIn(Exception):
@@ -65,6 +64,7 @@ def _login_page(request: Request, *, status: int = 200, error: str | None = None
         title="Sign in to Straits",
         csrf=session.pre_csrf(request, value),
         error=error,
+        hours=session.MAX_AGE // 3600,
     )
     session.set_pre_cookie(response, value)
     return response
@@ -226,7 +226,7 @@ async def plan_whatif(
     plan_id: str,
     date: Annotated[dt.date | None, Query()] = None,
     i: Annotated[int | None, Query(ge=0, le=100_000)] = None,
-    regime: Annotated[str | None, Query(max_length=40)] = None,
+    regime: Annotated[Regime | None, Query()] = None,
 ) -> Response:
     signed = user(request)
     sc, plan_json, _ = await run_in_threadpool(
@@ -236,8 +236,10 @@ async def plan_whatif(
     if date is None:
         date = days[min(i, len(days) - 1)] if i is not None else sc.date
     day = min(max(date, days[0]), days[-1])
-    regime = regime if regime in actions.REGIMES else str(plan_json.get("regime", "enacted"))
-    ctx = await run_in_threadpool(actions.whatif, sc, plan_json, _rule_dirs(request), day, regime)
+    # ?regime=nonsense is a 400 as on the API's routes: it showed the plan's regime, as if
+    # the regime asked for had been checked
+    asked = regime or str(plan_json.get("regime", "enacted"))
+    ctx = await run_in_threadpool(actions.whatif, sc, plan_json, _rule_dirs(request), day, asked)
     return render(
         "whatif.html.j2",
         signed=signed,
@@ -250,7 +252,7 @@ async def plan_whatif(
         date=day.isoformat(),
         index=(day - days[0]).days,
         days=days,
-        regime=regime,
+        regime=asked,
         regimes=actions.REGIMES,
         **ctx,
     )
@@ -290,20 +292,14 @@ def _submit_page(
 
 
 @router.post("/submit")
-async def submit(
-    request: Request,
-    csrf: Annotated[str, Form(max_length=200)] = "",
-    text: Annotated[str, Form(max_length=MAX_SCENARIO_BYTES)] = "",
-    file: Annotated[UploadFile | None, File()] = None,
-    regime: Annotated[str, Form(max_length=40)] = "",
-    objective: Annotated[str, Form(max_length=40)] = "",
-    time_limit: Annotated[str, Form(max_length=20)] = "10",
-    record: Annotated[str, Form(max_length=5)] = "0",
-) -> Response:
-    from straits.web.submit import submit_scenario
+async def submit(request: Request) -> Response:
+    from straits.web.submit import read_form, submit_scenario
 
     signed = user(request)
-    _csrf(request, signed, csrf)
+    got = await read_form(request)
+    _csrf(request, signed, got.csrf)
+    text, file, regime, objective = got.text, got.file, got.regime, got.objective
+    time_limit, record = got.time_limit, got.record
     if not signed.who.may("planner"):
         from straits.server.auth import refuse
 
@@ -447,12 +443,12 @@ async def receipt(request: Request, seq: int) -> Response:
 async def rules_page(
     request: Request,
     date: Annotated[dt.date | None, Query()] = None,
-    regime: Annotated[str, Query(max_length=40)] = "enacted",
+    regime: Annotated[Regime, Query()] = "enacted",
 ) -> Response:
     from straits import api
 
     signed = user(request)
-    chosen: Regime = "ai-diffusion" if regime == "ai-diffusion" else "enacted"
+    chosen: Regime = regime  # another value is a 400: it listed the enacted rules as asked
     with request.app.state.rules_lock:
         listed = api.rules_json(request.app.state.rules, date, chosen, None)
     return render(

@@ -3,16 +3,80 @@ queued in the same durable job queue (``store/queue.py``) for the same workers."
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, get_args
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
 from straits.errors import InputError, RequestError
 from straits.loading import parse_document, parse_scenario
 from straits.model.types import Regime
 from straits.store import queue
 from straits.store.tokens import Principal
+
+#: the largest scenario the console accepts (the API's body limit applies to the whole form)
+MAX_SCENARIO_BYTES = 2 * 1024 * 1024
+#: the submit form's text fields and their longest values
+FIELDS = {
+    "csrf": 200,
+    "text": MAX_SCENARIO_BYTES,
+    "regime": 40,
+    "objective": 40,
+    "time_limit": 20,
+    "record": 5,
+}
+
+
+@dataclass(frozen=True)
+class SubmitForm:
+    """The submit page's form, as the browser sent it."""
+
+    csrf: str
+    text: str
+    file: UploadFile | None
+    regime: str
+    objective: str
+    time_limit: str
+    record: str
+
+
+async def read_form(request: Request) -> SubmitForm:
+    """The submit form, read here and not by FastAPI's ``Form`` parameters: Starlette caps a
+    field of a multipart form at 1 MiB, so a scenario of 1 to 2 MiB pasted into the page (whose
+    cap is 2 MiB) was refused with "Part exceeded maximum size of 1024KB", the text lost. A
+    field given twice, a file where text is expected or text over its length is a 400."""
+    form = await request.form(
+        max_files=1, max_fields=len(FIELDS) + 1, max_part_size=MAX_SCENARIO_BYTES
+    )
+    values: dict[str, str] = {}
+    for name, longest in FIELDS.items():
+        given = form.getlist(name)
+        if len(given) > 1:
+            raise RequestError(f"{name} was given {len(given)} times", path=name, expected="once")
+        value = given[0] if given else ""
+        if not isinstance(value, str):
+            raise RequestError(f"{name} is a file", path=name, expected="text")
+        if len(value) > longest:
+            raise RequestError(
+                f"{name} is {len(value):,} characters long",
+                path=name,
+                expected=f"at most {longest:,}",
+            )
+        values[name] = value
+    upload: UploadFile | None = None
+    for part in form.getlist("file"):
+        if isinstance(part, UploadFile):
+            upload = part
+        elif part:  # an empty text field is no file chosen
+            raise RequestError("file is text", path="file", expected="a scenario file")
+    return SubmitForm(
+        file=upload,
+        time_limit=values.pop("time_limit") or "10",
+        record=values.pop("record") or "0",
+        **values,
+    )
 
 
 def options_of(request: Request, *, regime: str, objective: str, time_limit: str) -> dict[str, Any]:

@@ -8,7 +8,12 @@
     var timer = setInterval(function () {
       fetch(el.getAttribute("data-poll"), {credentials: "same-origin"})
         .then(function (r) {
-          if (r.status === 205) { clearInterval(timer); window.location.reload(); return null; }
+          // 205: the plan is done. Redirected: the session is gone (signed out in another
+          // tab, token revoked, cookie expired) and fetch followed the server to the sign-in
+          // page, which went into the table. Either way the whole page is loaded again.
+          if (r.status === 205 || r.redirected) {
+            clearInterval(timer); window.location.reload(); return null;
+          }
           return r.ok ? r.text() : null;
         })
         .then(function (html) {
