@@ -138,7 +138,14 @@ def _load_file(pack: str, path: Path) -> list[Case]:
             raise PackError("a case needs `name`, `request` and `expect`", source=where)
         # printed by `rules test` and its errors (an escape sequence in it reached the terminal)
         name = one_line(raw["name"], where, "name", lines=True)
-        request = deep_merge(defaults, raw.get("request") or {})
+        over = raw.get("request") or {}
+        if not isinstance(over, dict):  # a list or a string was an AttributeError traceback
+            raise PackError(
+                f"`request` is {type(over).__name__} {str(over)[:80]!r}",
+                source=f"{where} ({name})",
+                expected="a mapping of request fields, merged over `defaults`",
+            )
+        request = deep_merge(defaults, over)
         try:
             req = validate_as(CheckRequest, request, source=f"{where} ({name})")
             exp = validate_as(Expectation, raw["expect"], source=f"{where}.expect")
@@ -228,7 +235,9 @@ def evaluate(case: Case, actual: Decision, rules: RuleSet) -> CaseResult:
         elif rid not in applied:
             problems.append(f"rule {rid} expected to apply, but did not")
     for rid in exp.not_rules:
-        if rid in applied:
+        if rid not in known_rules:  # a misspelt id never applies: the case passed vacuously
+            problems.append(f"rule {rid!r} does not exist")
+        elif rid in applied:
             problems.append(f"rule {rid} expected not to apply, but did")
     problems += boundary_problems(case, rules, applied)
     return CaseResult(case, actual, tuple(problems))

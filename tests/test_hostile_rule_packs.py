@@ -1,0 +1,130 @@
+"""User-supplied rule packs that loaded before (a traceback later, or a lie), found by the
+hostile pass atk24: changelogs, case tables, policy text and pack directories."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from straits.errors import PackError
+from straits.rules.pack_loader import load_pack, load_packs
+from test_pack_versions import cli, copy_pack, edit_meta
+
+DIGEST = "ab" * 32
+
+
+def release(**extra: object) -> dict[str, object]:
+    return {"version": "9", "date": "2026-01-01", "changes": ["x"], **extra}
+
+
+@pytest.mark.parametrize(
+    ("changelog", "words"),
+    [
+        # YAML reads `2026-01-01 10:00` as a timestamp: comparing it with the next release's
+        # day was a TypeError traceback
+        (
+            [
+                release(date=dt.datetime(2026, 1, 1, 10, 0)),
+                release(version="8", date=dt.date(2025, 1, 1)),
+            ],
+            "is a timestamp, not a day",
+        ),
+        ([release(date=dt.datetime(2026, 1, 1, 10, 0))], "is a timestamp, not a day"),
+        # 64 characters of anything passed as the digest, an escape sequence too
+        ([release(digest="\x1b]0;x\x07" + "0" * 59)], "64-hex"),
+        ([release(digest="g" * 64)], "64-hex"),
+    ],
+)
+def test_a_bad_release_is_a_named_error(tmp_path: Path, changelog: object, words: str) -> None:
+    pack = copy_pack("sg-guidance", tmp_path)
+    edit_meta(pack, version="9", changelog=changelog)
+    with pytest.raises(PackError) as err:
+        load_pack(pack)
+    assert words in str(err.value) and "pack.yaml" in str(err.value)
+    code, _, out = cli("rules", "packs", "--rules", str(pack))
+    assert code == 2 and words in out, out
+
+
+def test_an_empty_changelog_is_no_release(tmp_path: Path) -> None:
+    """`changelog: []` was an IndexError traceback in every command loading the pack."""
+    pack = copy_pack("sg-guidance", tmp_path)
+    edit_meta(pack, changelog=[])
+    loaded = load_pack(pack)
+    assert loaded.changelog == () and loaded.released is None
+    code, _, err = cli("rules", "packs", "--rules", str(pack))
+    assert code == 0, err
+
+
+def test_a_digest_in_capitals_is_the_same_digest(tmp_path: Path) -> None:
+    pack = copy_pack("sg-guidance", tmp_path)
+    digest = load_pack(pack).policy_digest
+    edit_meta(pack, version="9", changelog=[release(digest=digest.upper())])
+    loaded = load_pack(pack)
+    assert loaded.changelog[0].digest == digest and loaded.released is True
+
+
+@pytest.mark.parametrize("bidi", ["\u202e", "\u2066", "\u2069", "\u202a"])
+def test_a_policy_file_with_a_bidi_control_is_refused(tmp_path: Path, bidi: str) -> None:
+    """A comment holding U+202E (RIGHT-TO-LEFT OVERRIDE) showed a reviewer other code than Cedar
+    evaluates ("Trojan Source", CVE-2021-42574); it loaded. Cedar strings write it \\u{202e}."""
+    pack = copy_pack("sg-guidance", tmp_path)
+    f = pack / "advisory.cedar"
+    text = f.read_text()
+    f.write_text(text.replace("when {", f"when {{ // {bidi} }} && false {bidi}\n", 1))
+    code, _, err = cli("rules", "list", "--rules", str(pack))
+    assert code == 2, err
+    assert "control character" in err and "advisory.cedar:" in err, err
+
+
+def test_two_packs_of_one_name_in_one_directory_are_refused(tmp_path: Path) -> None:
+    """Two versions side by side under one --rules directory: the folder that sorted last
+    replaced the other without a word."""
+    root = tmp_path / "packs"
+    root.mkdir()
+    old = copy_pack("sg-guidance", root)
+    shutil.copytree(old, root / "sg-guidance-new")
+    with pytest.raises(PackError) as err:
+        load_packs([root])
+    assert "sg-guidance" in str(err.value) and "which one" in str(err.value)
+    code, _, out = cli("rules", "list", "--rules", str(root))
+    assert code == 2 and "which one" in out, out
+
+
+def test_a_later_directory_still_replaces_a_pack(tmp_path: Path) -> None:
+    """Across directories the documented order holds: the later one replaces the earlier."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    copy_pack("sg-guidance", first)
+    edit_meta(copy_pack("sg-guidance", second), version="9", changelog=[release()])
+    packs = {p.name: p for p in load_packs([first, second])}
+    assert packs["sg-guidance"].version == "9"
+
+
+@pytest.mark.parametrize("request_", ["[1, 2]", "just text", "7"])
+def test_a_case_request_that_is_no_mapping_is_a_named_error(tmp_path: Path, request_: str) -> None:
+    """A case's `request` as a list or text was an AttributeError traceback in `rules test`."""
+    pack = copy_pack("sg-guidance", tmp_path)
+    (pack / "cases" / "advisory.yaml").write_text(
+        f"cases: [{{name: x, request: {request_}, expect: {{decision: allow}}}}]\n"
+    )
+    code, _, err = cli("rules", "test", "sg-guidance", "--rules", str(pack))
+    assert code == 2 and "`request` is" in err and "advisory.yaml" in err, err
+
+
+def test_a_misspelt_not_rules_id_fails_the_case(tmp_path: Path) -> None:
+    """`not_rules: [sg-advisory-2O25]` (a letter O) never applies, so the case passed whatever
+    the rule did; `rules:` already refused an unknown id."""
+    pack = copy_pack("sg-guidance", tmp_path)
+    f = pack / "cases" / "advisory.yaml"
+    doc = yaml.safe_load(f.read_text())
+    doc["cases"][0]["expect"]["not_rules"] = ["sg-advisory-2O25"]
+    f.write_text(yaml.safe_dump(doc, sort_keys=False))
+    code, out, _ = cli("rules", "test", "sg-guidance", "--rules", str(pack), "--json")
+    assert code == 1
+
+    failed = [c for c in json.loads(out)["cases"] if not c["ok"]]
+    assert [c["problems"] for c in failed] == [["rule 'sg-advisory-2O25' does not exist"]]
