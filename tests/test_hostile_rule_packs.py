@@ -128,3 +128,44 @@ def test_a_misspelt_not_rules_id_fails_the_case(tmp_path: Path) -> None:
 
     failed = [c for c in json.loads(out)["cases"] if not c["ok"]]
     assert [c["problems"] for c in failed] == [["rule 'sg-advisory-2O25' does not exist"]]
+
+
+@pytest.mark.parametrize(
+    ("groups", "cycle"),
+    [
+        (
+            "g1: {source: x, confidence: V, includes: [g2], members: [SG]}\n"
+            "g2: {source: x, confidence: V, includes: [g1]}\n",
+            "g1 -> g2 -> g1",
+        ),
+        ("g3: {source: x, confidence: V, includes: [g3]}\n", "g3 -> g3"),
+        (
+            "a: {source: x, confidence: V, includes: [b, c]}\n"
+            "b: {source: x, confidence: V, members: [SG]}\n"
+            "c: {source: x, confidence: V, includes: [d]}\n"
+            "d: {source: x, confidence: V, includes: [b, c]}\n",
+            "c -> d -> c",
+        ),
+    ],
+)
+def test_groups_including_each_other_are_a_named_error(
+    tmp_path: Path, groups: str, cycle: str
+) -> None:
+    """A circle of `includes` was Cedar's 'transitive closure' error, a traceback in every
+    command loading the pack."""
+    pack = copy_pack("sg-guidance", tmp_path)
+    (pack / "groups.yaml").write_text(groups)
+    code, _, err = cli("rules", "list", "--rules", str(pack))
+    assert code == 2, err
+    assert cycle in err and str(pack / "groups.yaml") in err, err
+
+
+def test_groups_sharing_an_include_are_no_circle(tmp_path: Path) -> None:
+    pack = copy_pack("sg-guidance", tmp_path)
+    (pack / "groups.yaml").write_text(
+        "a: {source: x, confidence: V, includes: [b, c]}\n"
+        "b: {source: x, confidence: V, includes: [c]}\n"
+        "c: {source: x, confidence: V, members: [SG]}\n"
+    )
+    code, _, err = cli("rules", "list", "--rules", str(pack))
+    assert code == 0, err
