@@ -169,3 +169,43 @@ def test_groups_sharing_an_include_are_no_circle(tmp_path: Path) -> None:
     )
     code, _, err = cli("rules", "list", "--rules", str(pack))
     assert code == 0, err
+
+
+def boundary_table(date: str) -> str:
+    head = (builtin_cases("sg-guidance") / "advisory.yaml").read_text().split("cases:")[0]
+    return (
+        f"{head}cases: []\nboundaries: [{{name: b, rules: [sg-advisory-2025], date: {date}, "
+        "before: {decision: allow}, after: {decision: allow}}]\n"
+    )
+
+
+def builtin_cases(pack: str) -> Path:
+    from straits.rules.pack_loader import builtin_packs_dir
+
+    return builtin_packs_dir() / pack / "cases"
+
+
+def test_a_boundary_outside_the_planning_dates_is_a_named_error(tmp_path: Path) -> None:
+    """The day before a boundary on 0001-01-01 was an OverflowError traceback."""
+    pack = copy_pack("sg-guidance", tmp_path)
+    (pack / "cases" / "advisory.yaml").write_text(boundary_table("0001-01-01"))
+    code, _, err = cli("rules", "test", "sg-guidance", "--rules", str(pack))
+    assert code == 2 and "outside the dates" in err and "boundaries[0]" in err, err
+
+
+def test_a_rule_in_force_to_the_last_day_there_is_has_no_day_after(tmp_path: Path) -> None:
+    """@effective_until("9999-12-31") named by a boundary: the day it stops applying was an
+    OverflowError traceback; it neither starts nor stops on the boundary's date."""
+    pack = copy_pack("sg-guidance", tmp_path)
+    f = pack / "advisory.cedar"
+    f.write_text(
+        f.read_text().replace(
+            '@effective_from("2025-04-01")',
+            '@effective_from("2025-04-01")\n@effective_until("9999-12-31")',
+        )
+    )
+    (pack / "cases" / "advisory.yaml").write_text(boundary_table("2030-01-01"))
+    code, out, _ = cli("rules", "test", "sg-guidance", "--rules", str(pack), "--json")
+    assert code == 1
+    problems = [p for c in json.loads(out)["cases"] for p in c["problems"]]
+    assert any("neither starts nor stops applying on 2030-01-01" in p for p in problems)

@@ -42,7 +42,7 @@ from straits.errors import InputError, PackError
 from straits.loading import validate_as
 from straits.model.request import CheckRequest
 from straits.model.scenario import Frozen
-from straits.model.types import Text
+from straits.model.types import Date, Text
 from straits.rules.decision import Decision
 from straits.rules.engine import RuleSet
 from straits.rules.listing import rule_regimes
@@ -64,7 +64,8 @@ class Boundary(Frozen):
     name: Text
     rules: tuple[str, ...] = Field(min_length=1)
     """rules that start or stop applying on ``date``"""
-    date: dt.date
+    date: Date
+    """within the dates Straits plans for: the day before 0001-01-01 was an OverflowError"""
     request: dict[str, Any] = Field(default_factory=dict)
     before: Expectation
     after: Expectation
@@ -203,7 +204,9 @@ def boundary_problems(case: Case, rules: RuleSet, applied: set[str]) -> list[str
             out.append(f"boundary rule {rid!r} does not exist")
             continue
         rule = rules.rule(rid)
-        ends = rule.effective_until + dt.timedelta(days=1) if rule.effective_until else None
+        until = rule.effective_until
+        # @effective_until("9999-12-31") has no day after (an OverflowError traceback)
+        ends = until + dt.timedelta(days=1) if until and until < dt.date.max else None
         if date not in (rule.effective_from, ends):
             out.append(
                 f"{rid} neither starts nor stops applying on {date} (its window: "
