@@ -209,3 +209,59 @@ def test_a_rule_in_force_to_the_last_day_there_is_has_no_day_after(tmp_path: Pat
     assert code == 1
     problems = [p for c in json.loads(out)["cases"] for p in c["problems"]]
     assert any("neither starts nor stops applying on 2030-01-01" in p for p in problems)
+
+
+def add_policy(pack: Path, condition: str) -> None:
+    f = pack / "advisory.cedar"
+    f.write_text(
+        f.read_text()
+        + '\n@id("sg-long")\n@title("t")\n@citation("c")\n@confidence("M")\n@effect("note")\n'
+        + '@effective_from("2025-04-01")\n@reason("r")\npermit (principal, action, resource)\n'
+        + f"when {{ {condition} }};\n"
+    )
+
+
+def test_coverage_of_a_long_condition_is_measured(tmp_path: Path) -> None:
+    """A condition of 60 `||` terms (or 300 conditions) loaded and decided, but `rules test` was
+    a traceback: its probes went to Cedar as JSON nested deeper than Cedar reads (128)."""
+    pack = copy_pack("sg-guidance", tmp_path)
+    ors = " || ".join(f"context.quantity == {i}" for i in range(60, 0, -1))
+    ands = " && ".join(f"context.quantity != {i}" for i in range(1000, 1300))
+    add_policy(pack, f'context.date >= datetime("2025-04-01") && ({ors}) && {ands}')
+    code, out, err = cli("rules", "test", "sg-guidance", "--rules", str(pack), "--json")
+    assert code == 1, err  # the new policy applies in no case: every case buys 64 chips
+    report = json.loads(out)["coverage"]
+    (long,) = [p for p in report["packs"][0]["policies"] if p["rule"] == "sg-long"]
+    assert len(long["conditions"]) == 302
+    # the date lets cases through, the `||` of quantities 1..60 stops every one of them
+    date, listed = long["conditions"][:2]
+    assert date["passed"] > 0 and listed["passed"] == 0
+    assert listed["stopped"] == date["passed"]
+
+
+def test_a_condition_too_deep_to_load_is_a_named_error(tmp_path: Path) -> None:
+    """600 `||` terms: Python's JSON reader gave up on Cedar's form of the policy (a
+    RecursionError traceback in every command loading the pack)."""
+    pack = copy_pack("sg-guidance", tmp_path)
+    add_policy(pack, " || ".join(f"context.quantity == {i}" for i in range(600)))
+    code, _, err = cli("rules", "list", "--rules", str(pack))
+    assert code == 2 and "nests too deeply" in err and "advisory.cedar:" in err, err
+
+
+def test_balancing_keeps_the_operands_in_order() -> None:
+    from straits.rules.est import _chain, balanced, conjoin
+
+    terms = [{"Value": i} for i in range(100)]
+    tree = balanced(conjoin(terms))
+    assert _chain(tree, "&&") == terms
+
+    def depth(node: object) -> int:
+        if isinstance(node, dict):
+            return 1 + max((depth(v) for v in node.values()), default=0)
+        return 0
+
+    assert depth(tree) <= 2 * 7 + 2
+    nested = {"!": {"arg": {"||": {"left": conjoin(terms[:3]), "right": {"Value": 9}}}}}
+    assert balanced(nested) == {
+        "!": {"arg": {"||": {"left": balanced(conjoin(terms[:3])), "right": {"Value": 9}}}}
+    }

@@ -20,11 +20,12 @@ import copy
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from straits.errors import PackError
 from straits.rules.cases import CaseResult
-from straits.rules.cedar import Evaluator
+from straits.rules.cedar import CedarSyntaxError, Evaluator
 from straits.rules.context import build_request
 from straits.rules.engine import RuleSet
-from straits.rules.est import conjoin, conjuncts, expr_text, negate
+from straits.rules.est import balanced, conjoin, conjuncts, expr_text, negate
 from straits.rules.pack_loader import Rule
 
 Kind = Literal["scope", "when", "unless"]
@@ -197,7 +198,7 @@ def _probe(est: dict[str, Any], exprs: list[Any]) -> dict[str, Any]:
     return {
         "effect": "permit",
         **{k: copy.deepcopy(est[k]) for k in ("principal", "action", "resource")},
-        "conditions": [{"kind": "when", "body": conjoin(exprs)}],
+        "conditions": [{"kind": "when", "body": balanced(conjoin(exprs))}],
     }
 
 
@@ -229,7 +230,14 @@ def coverage(
             probes.update(_probes(i, rule.est, conds))
         hits: dict[str, int] = dict.fromkeys(probes, 0)
         if requests and probes:
-            evaluator = Evaluator("", rules.entities, rules.schema, est=probes)
+            try:
+                evaluator = Evaluator("", rules.entities, rules.schema, est=probes)
+            except CedarSyntaxError as exc:  # balanced, a condition may still nest too deeply
+                raise PackError(
+                    f"cannot measure the coverage of its conditions: {exc}",
+                    source=str(pack.path),
+                    expected="conditions Cedar's JSON form can hold (at most 128 levels deep)",
+                ) from None
             for satisfied, _failed in evaluator.applying(requests):
                 for pid in satisfied:
                     hits[pid] += 1
