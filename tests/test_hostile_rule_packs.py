@@ -265,3 +265,22 @@ def test_balancing_keeps_the_operands_in_order() -> None:
     assert balanced(nested) == {
         "!": {"arg": {"||": {"left": balanced(conjoin(terms[:3])), "right": {"Value": 9}}}}
     }
+
+
+def test_coverage_names_every_scope_and_unless_once(tmp_path: Path) -> None:
+    """`principal is T` was shown as `principal is ...`, and an `unless` condition as
+    `unless unless { ... }`."""
+    pack = copy_pack("sg-guidance", tmp_path)
+    f = pack / "advisory.cedar"
+    f.write_text(
+        f.read_text().replace("permit (principal,", "permit (principal is Straits::Tenant,")
+        + '\n@id("sg-unless")\n@title("t")\n@citation("c")\n@confidence("M")\n@effect("note")\n'
+        '@effective_from("2025-04-01")\n@reason("r")\npermit (principal, action, resource)\n'
+        'when { context.date >= datetime("2025-04-01") }\n'
+        'unless { context.site.country == Straits::Country::"US" };\n'
+    )
+    code, out, err = cli("rules", "test", "sg-guidance", "--rules", str(pack), "--coverage")
+    assert code in (0, 1), err
+    assert "principal is Straits::Tenant, action == Straits::Action::" in out, out
+    assert "unless unless" not in out
+    assert '. unless { context.site.country == Straits::Country::"US" }' in out, out

@@ -182,7 +182,13 @@ def _scope_text(scope: dict[str, Any]) -> str:
         op = c.get("op")
         if op in (None, "All"):
             continue
-        if "entity" in c:
+        if op == "is" and "entity_type" in c:  # `principal is T [in E]` was shown as `...`
+            text = f"{var} is {c['entity_type']}"
+            inside = c.get("in", {}).get("entity") if isinstance(c.get("in"), dict) else None
+            if inside:
+                text += f' in {inside["type"]}::"{inside["id"]}"'
+            parts.append(text)
+        elif "entity" in c:
             e = c["entity"]
             parts.append(f'{var} {op} {e["type"]}::"{e["id"]}"')
         elif "entities" in c:
