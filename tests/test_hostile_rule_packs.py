@@ -284,3 +284,11 @@ def test_coverage_names_every_scope_and_unless_once(tmp_path: Path) -> None:
     assert "principal is Straits::Tenant, action == Straits::Action::" in out, out
     assert "unless unless" not in out
     assert '. unless { context.site.country == Straits::Country::"US" }' in out, out
+
+
+def test_rules_list_of_a_misspelt_pack_is_an_error() -> None:
+    """`rules list --pack us-eer` listed no rule, exit 0: as if nothing were in force."""
+    code, _, err = cli("rules", "list", "--pack", "us-ear", "--pack", "us-eer")
+    assert code == 2 and "'us-eer'" in err and "us-ear-diffusion" in err, err
+    code, out, err = cli("rules", "list", "--pack", "us-ear", "--json")
+    assert code == 0 and {r["pack"] for r in json.loads(out)} == {"us-ear"}, err
