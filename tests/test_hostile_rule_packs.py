@@ -292,3 +292,15 @@ def test_rules_list_of_a_misspelt_pack_is_an_error() -> None:
     assert code == 2 and "'us-eer'" in err and "us-ear-diffusion" in err, err
     code, out, err = cli("rules", "list", "--pack", "us-ear", "--json")
     assert code == 0 and {r["pack"] for r in json.loads(out)} == {"us-ear"}, err
+
+
+def test_two_cases_of_one_name_are_refused(tmp_path: Path) -> None:
+    """A case copied and edited under the same name: a failure named either one."""
+    pack = copy_pack("sg-guidance", tmp_path)
+    f = pack / "cases" / "advisory.yaml"
+    doc = yaml.safe_load(f.read_text())
+    (pack / "cases" / "more.yaml").write_text(
+        yaml.safe_dump({"defaults": doc["defaults"], "cases": doc["cases"][:1]})
+    )
+    code, _, err = cli("rules", "test", "sg-guidance", "--rules", str(pack))
+    assert code == 2 and "named twice" in err and "advisory.yaml" in err, err

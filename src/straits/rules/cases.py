@@ -121,6 +121,17 @@ def load_cases(pack: Pack) -> list[Case]:
     case_dir = pack.path / "cases"
     for f in sorted(case_dir.glob("*.yaml")) if case_dir.is_dir() else []:
         cases += _load_file(pack.name, f)
+    seen: dict[str, Case] = {}
+    for c in cases:
+        # a case copied and edited under the same name: `rules test` named a failure that
+        # could be either one
+        if c.name in seen:
+            raise PackError(
+                f"case {c.name!r} is named twice (also in {seen[c.name].file})",
+                source=c.file,
+                expected="one name per case of a pack",
+            )
+        seen[c.name] = c
     return cases
 
 
