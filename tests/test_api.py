@@ -138,6 +138,9 @@ def test_bad_input_is_400_with_the_field_path(api: Api) -> None:
     assert r.status_code == 400 and r.json()["path"].startswith("[1]")
     r = api.client.get("/v1/rules", params={"date": "yesterday"}, headers=h)
     assert r.status_code == 400 and "date" in r.json()["error"]
+    # a misspelt pack answered 200 with no rule, as if none were in force (atk24)
+    r = api.client.get("/v1/rules", params={"pack": ["us-ear", "us-eer"]}, headers=h)
+    assert r.status_code == 400 and r.json()["path"] == "pack" and "'us-eer'" in r.json()["error"]
 
 
 # --- tokens, roles, refusals ---------------------------------------------------------------------

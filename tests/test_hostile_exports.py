@@ -143,3 +143,37 @@ def test_tokens_and_notes_naming_markup_do_not_fail(tmp_path: Path) -> None:
     assert "t[/]" in p.stderr
     p = _straits("tokens", "list", "--db", db, cwd=tmp_path)
     assert p.returncode == 0 and "t[/]" in p.stdout, p.stderr
+
+
+def test_a_stage_of_chips_that_do_not_fill_nodes_says_it_is_rounded_up(rules: RuleSet) -> None:
+    """A fine-tune planned (and priced) at 9 chips is 2 nodes of 8 on every target: SkyPilot's
+    export said so, Slurm, Kubernetes and Karmada did not, and the sbatch script's comment
+    said `9 chips = 2 node(s) x 8`."""
+    import yaml
+
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    w = doc["workloads"][0]
+    doc["workloads"] = [w]
+    w["model"] = {
+        "params": 1.0e9,
+        "active_params": 1.0e9,
+        "layers": 24,
+        "d_model": 2048,
+        "heads": 16,
+        "seq_len": 4096,
+    }
+    w["stages"] = [{"id": "ft", "kind": "finetune", "chips": 9, "datasets": ["web-crawl"]}]
+    from straits.loading import parse_scenario
+
+    sc = parse_scenario(doc, source="nine chips")
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json()
+    (placed,) = plan["assignments"]
+    assert placed["chips"] == 9
+    inp = export_input(sc, plan, rules, plan_id="nine", run="true")
+    note = f"{w['id']}/ft: 9 chips rounded up to 2 nodes of 8 (16 chips)"
+    for target in ("slurm", "kubernetes", "karmada", "skypilot"):
+        res = exporter(target).render(inp)
+        assert note in res.notes, (target, res.notes)
+    (script,) = [t for p, t in exporter("slurm").render(inp).files.items() if p.endswith("sbatch")]
+    assert "9 chips planned, asked as 2 node(s) x 8" in script
+    assert "#SBATCH --nodes=2" in script

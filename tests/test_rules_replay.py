@@ -272,3 +272,52 @@ def test_a_decision_the_candidate_cannot_evaluate_is_skipped_not_fatal(
     result = Replayer(store, ruleset((pack,))).run(dt.date.today())
     assert [s.seq for s in result.skipped] == [2] and "overflow" in result.skipped[0].reason
     assert result.decisions == 2 and result.changes == []
+
+
+@pytest.mark.parametrize("start", [5, None, ["2025-04-20"]])
+def test_a_plan_entry_with_a_time_that_is_no_text_is_skipped(
+    db_url: str, before: RuleSet, after: RuleSet, start: object
+) -> None:
+    """A placement whose start is a number (a ledger replayed with --no-verify) was an
+    AttributeError traceback; the entry is listed as skipped, the others replayed."""
+    store = Store(db_url)
+    sc = load_scenario(EXAMPLE / "buildout.yaml")
+    plan = make_plan(sc, rules=before, solver="greedy")
+    _, entry = record_plan(store, sc, plan, before, {"solver": "greedy"}, tenant="t", actor="x")
+    body = json.loads(json.dumps(entry.content))
+    body["result"]["plan"]["assignments"][0]["start"] = start
+    with store.write() as s:
+        ledger.append(s, tenant="t", actor="test", kind="plan", body=body)
+    result = Replayer(store, after).run(dt.date.today())
+    assert [s.seq for s in result.skipped] == [entry.seq + 1]
+    assert "is not an ISO 8601 instant" in result.skipped[0].reason
+    assert result.plans == 1
+
+
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [
+        ({"decision": "allow", "requires": [1, "a"]}, "`requires`"),
+        ({"decision": "allow", "requires": 5}, "`requires`"),
+        ({"decision": "deny", "reasons": [{"rule": ["x"], "effect": "deny"}]}, "`rule`"),
+        ({"decision": "deny", "reasons": "x"}, "`reasons`"),
+    ],
+)
+def test_a_recorded_answer_that_is_no_decision_skips_its_entry(
+    db_url: str, before: RuleSet, after: RuleSet, answer: dict[str, Any], words: str
+) -> None:
+    """`requires: [1, "a"]` or a rule id that is a list in a recorded answer (a ledger replayed
+    with --no-verify) was a TypeError traceback of the whole replay."""
+    store = Store(db_url)
+    with store.write() as s:
+        ledger.append(
+            s,
+            tenant="t",
+            actor="test",
+            kind="check",
+            body={"inputs": {"requests": REQUESTS[0]}, "result": answer},
+        )
+    record(store, before)
+    result = Replayer(store, after).run(dt.date.today())
+    assert [s.seq for s in result.skipped] == [1] and words in result.skipped[0].reason
+    assert result.decisions == len(REQUESTS) and result.changes

@@ -337,6 +337,14 @@ def select_rules(
 ) -> list[Rule]:
     from straits.rules.listing import in_force
 
+    known = [p.name for p in rules.packs]
+    unknown = sorted(set(packs or ()) - set(known))
+    if unknown:  # a misspelt pack listed no rule at all, as if nothing were in force
+        raise RequestError(
+            f"unknown pack(s): {', '.join(repr(u) for u in unknown)}",
+            path="pack",
+            expected="one of " + ", ".join(known),
+        )
     selected = list(rules.rules)
     if date is not None:
         selected = in_force(selected, date, regime)

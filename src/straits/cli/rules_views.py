@@ -73,7 +73,9 @@ def coverage_lines(report: CoverageReport, *, detail: bool) -> None:
                     need = f"passed {c.passed}, stopped {c.stopped}" + (
                         " (guard)" if c.guard else ""
                     )
-                line = Text(f"    {mark}{c.index}. {c.kind} ", style="dim" if c.covered else "")
+                # an `unless` condition's text says so already ("unless unless { ... }")
+                kind = "" if c.text.startswith(f"{c.kind} ") else f"{c.kind} "
+                line = Text(f"    {mark}{c.index}. {kind}", style="dim" if c.covered else "")
                 line.append(c.text, style="" if c.covered else "yellow")
                 line.append(f"  {need}", style="dim" if c.covered else "red")
                 console.print(line, soft_wrap=True)

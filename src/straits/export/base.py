@@ -82,6 +82,17 @@ class StageJob:
         per_node = max(1, min(per_node_max, self.chips))
         return max(1, -(-self.chips // per_node)), per_node
 
+    def rounding_note(self, per_node_max: int = NODE) -> str | None:
+        """What the export says when :meth:`layout` asks for more chips than the plan placed
+        (9 chips on nodes of 8 are 2 whole nodes: 16 chips, which the plan did not price)."""
+        nodes, per_node = self.layout(per_node_max)
+        if nodes * per_node == self.chips:
+            return None
+        return (
+            f"{self.workload}/{self.stage}: {self.chips} chips rounded up to "
+            f"{nodes} nodes of {per_node} ({nodes * per_node} chips)"
+        )
+
     def replicas(self) -> int:
         """Serving: model replicas in the planned chips."""
         return max(1, self.chips // max(1, self.replica_chips))

@@ -66,6 +66,8 @@ class KubernetesExporter:
                 continue
             path = f"{k.cluster}/{job.name}.yaml"
             res.files[f"kubernetes/{path}"] = _dump(stage_objects(inp, job, k))
+            if not job.serving and (note := job.rounding_note(NODE)) is not None:
+                res.notes.append(note)  # pods of whole nodes: more chips than the plan placed
             ctx = k.context or k.cluster
             lq = local_queue(k)
             if lq is not None:
@@ -211,6 +213,8 @@ class KarmadaExporter:
                 continue
             # the templates carry only the GPU type's labels: any lawful cluster can run them
             objects = stage_objects(inp, job, k, site_labels=False)
+            if not job.serving and (note := job.rounding_note(NODE)) is not None:
+                res.notes.append(note)
             res.files[f"karmada/{job.name}.yaml"] = _dump(
                 [*objects, self.policy(inp, job, objects)]
             )

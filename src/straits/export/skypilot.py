@@ -111,11 +111,8 @@ class SkyPilotExporter:
             nodes, per_node = max(1, -(-job.replica_chips // NODE)), min(NODE, job.replica_chips)
         else:
             nodes, per_node = job.layout(NODE)
-            if nodes * per_node != job.chips:
-                notes.append(
-                    f"{job.workload}/{job.stage}: {job.chips} chips rounded up to "
-                    f"{nodes} nodes of {per_node}"
-                )
+            if (note := job.rounding_note(NODE)) is not None:
+                notes.append(note)
         options = self.resources(inp, job, per_node, notes)
         if not options or options[0]["infra"] != _infra(job.planned):
             notes.append(

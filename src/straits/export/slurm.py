@@ -166,8 +166,8 @@ class SlurmExporter:
             "#!/bin/bash",
             *(f"#SBATCH {o}" for o in opts),
             f"# Straits plan {inp.plan_id}: {job.workload}/{job.stage} ({job.kind}) on "
-            f"{job.planned.label}, {job.chips} chips = {nodes} node(s) x {per_node}, "
-            f"planned {job.placement.raw['start']} to {job.placement.raw['end']}",
+            f"{job.planned.label}, {job.chips} chips planned, asked as {nodes} node(s) x "
+            f"{per_node}, planned {job.placement.raw['start']} to {job.placement.raw['end']}",
             f"# time: {job.hours:.2f} h planned + {TIME_MARGIN - 1:.0%} = "
             f"{needed_minutes(job.hours)} min, as {parts} job(s) of {work} min of command "
             f"and {lead_min} min of warning, {format_minutes(minutes)} (partition MaxTime "
@@ -286,6 +286,9 @@ class SlurmExporter:
                 continue
             folder = f"slurm/{folders[s.cluster]}"
             res.files[f"{folder}/{job.name}.sbatch"] = self.script(inp, job, s)
+            # 9 chips on nodes of 8 take 2 whole nodes: said, as SkyPilot's export says it
+            if (note := job.rounding_note(s.gpus_per_node)) is not None:
+                res.notes.append(note)
             parts, minutes = chain(job.hours, s.max_minutes)
             if parts > 1:
                 res.notes.append(

@@ -64,7 +64,12 @@ class Placement:
         return f"{base} (bought)" if self.bought else base
 
 
-def _instant(text: str) -> dt.datetime:
+def _instant(text: object) -> dt.datetime:
+    """A recorded placement's start or end. A number there (a ledger read with `--no-verify`,
+    a hand-edited plan document) was an AttributeError traceback: it is a ValueError, which
+    replay lists as an entry it cannot replay."""
+    if not isinstance(text, str):
+        raise ValueError(f"a placement's time {text!r} is not an ISO 8601 instant")
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 

@@ -42,7 +42,7 @@ from straits.errors import InputError, PackError
 from straits.loading import validate_as
 from straits.model.request import CheckRequest
 from straits.model.scenario import Frozen
-from straits.model.types import Text
+from straits.model.types import Date, Text
 from straits.rules.decision import Decision
 from straits.rules.engine import RuleSet
 from straits.rules.listing import rule_regimes
@@ -64,7 +64,8 @@ class Boundary(Frozen):
     name: Text
     rules: tuple[str, ...] = Field(min_length=1)
     """rules that start or stop applying on ``date``"""
-    date: dt.date
+    date: Date
+    """within the dates Straits plans for: the day before 0001-01-01 was an OverflowError"""
     request: dict[str, Any] = Field(default_factory=dict)
     before: Expectation
     after: Expectation
@@ -120,6 +121,17 @@ def load_cases(pack: Pack) -> list[Case]:
     case_dir = pack.path / "cases"
     for f in sorted(case_dir.glob("*.yaml")) if case_dir.is_dir() else []:
         cases += _load_file(pack.name, f)
+    seen: dict[str, Case] = {}
+    for c in cases:
+        # a case copied and edited under the same name: `rules test` named a failure that
+        # could be either one
+        if c.name in seen:
+            raise PackError(
+                f"case {c.name!r} is named twice (also in {seen[c.name].file})",
+                source=c.file,
+                expected="one name per case of a pack",
+            )
+        seen[c.name] = c
     return cases
 
 
@@ -138,7 +150,14 @@ def _load_file(pack: str, path: Path) -> list[Case]:
             raise PackError("a case needs `name`, `request` and `expect`", source=where)
         # printed by `rules test` and its errors (an escape sequence in it reached the terminal)
         name = one_line(raw["name"], where, "name", lines=True)
-        request = deep_merge(defaults, raw.get("request") or {})
+        over = raw.get("request") or {}
+        if not isinstance(over, dict):  # a list or a string was an AttributeError traceback
+            raise PackError(
+                f"`request` is {type(over).__name__} {str(over)[:80]!r}",
+                source=f"{where} ({name})",
+                expected="a mapping of request fields, merged over `defaults`",
+            )
+        request = deep_merge(defaults, over)
         try:
             req = validate_as(CheckRequest, request, source=f"{where} ({name})")
             exp = validate_as(Expectation, raw["expect"], source=f"{where}.expect")
@@ -196,7 +215,9 @@ def boundary_problems(case: Case, rules: RuleSet, applied: set[str]) -> list[str
             out.append(f"boundary rule {rid!r} does not exist")
             continue
         rule = rules.rule(rid)
-        ends = rule.effective_until + dt.timedelta(days=1) if rule.effective_until else None
+        until = rule.effective_until
+        # @effective_until("9999-12-31") has no day after (an OverflowError traceback)
+        ends = until + dt.timedelta(days=1) if until and until < dt.date.max else None
         if date not in (rule.effective_from, ends):
             out.append(
                 f"{rid} neither starts nor stops applying on {date} (its window: "
@@ -228,7 +249,9 @@ def evaluate(case: Case, actual: Decision, rules: RuleSet) -> CaseResult:
         elif rid not in applied:
             problems.append(f"rule {rid} expected to apply, but did not")
     for rid in exp.not_rules:
-        if rid in applied:
+        if rid not in known_rules:  # a misspelt id never applies: the case passed vacuously
+            problems.append(f"rule {rid!r} does not exist")
+        elif rid in applied:
             problems.append(f"rule {rid} expected not to apply, but did")
     problems += boundary_problems(case, rules, applied)
     return CaseResult(case, actual, tuple(problems))

@@ -33,6 +33,11 @@ def parse_est(text: str) -> dict[str, dict[str, Any]]:
         est = json.loads(cedarpy.policies_to_json_str(text))
     except ValueError as exc:
         raise CedarSyntaxError(str(exc)) from None
+    except RecursionError:  # thousands of `||` terms: a traceback in every command loading it
+        raise CedarSyntaxError(
+            "the policy nests too deeply (an expression of some 500 chained operators or more): "
+            "name the values in a country group, or split the policy"
+        ) from None
     templates = est.get("templates") or {}
     if templates:
         raise CedarSyntaxError("policy templates (?principal / ?resource) are not supported")

@@ -20,11 +20,12 @@ import copy
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from straits.errors import PackError
 from straits.rules.cases import CaseResult
-from straits.rules.cedar import Evaluator
+from straits.rules.cedar import CedarSyntaxError, Evaluator
 from straits.rules.context import build_request
 from straits.rules.engine import RuleSet
-from straits.rules.est import conjoin, conjuncts, expr_text, negate
+from straits.rules.est import balanced, conjoin, conjuncts, expr_text, negate
 from straits.rules.pack_loader import Rule
 
 Kind = Literal["scope", "when", "unless"]
@@ -181,7 +182,13 @@ def _scope_text(scope: dict[str, Any]) -> str:
         op = c.get("op")
         if op in (None, "All"):
             continue
-        if "entity" in c:
+        if op == "is" and "entity_type" in c:  # `principal is T [in E]` was shown as `...`
+            text = f"{var} is {c['entity_type']}"
+            inside = c.get("in", {}).get("entity") if isinstance(c.get("in"), dict) else None
+            if inside:
+                text += f' in {inside["type"]}::"{inside["id"]}"'
+            parts.append(text)
+        elif "entity" in c:
             e = c["entity"]
             parts.append(f'{var} {op} {e["type"]}::"{e["id"]}"')
         elif "entities" in c:
@@ -197,7 +204,7 @@ def _probe(est: dict[str, Any], exprs: list[Any]) -> dict[str, Any]:
     return {
         "effect": "permit",
         **{k: copy.deepcopy(est[k]) for k in ("principal", "action", "resource")},
-        "conditions": [{"kind": "when", "body": conjoin(exprs)}],
+        "conditions": [{"kind": "when", "body": balanced(conjoin(exprs))}],
     }
 
 
@@ -229,7 +236,14 @@ def coverage(
             probes.update(_probes(i, rule.est, conds))
         hits: dict[str, int] = dict.fromkeys(probes, 0)
         if requests and probes:
-            evaluator = Evaluator("", rules.entities, rules.schema, est=probes)
+            try:
+                evaluator = Evaluator("", rules.entities, rules.schema, est=probes)
+            except CedarSyntaxError as exc:  # balanced, a condition may still nest too deeply
+                raise PackError(
+                    f"cannot measure the coverage of its conditions: {exc}",
+                    source=str(pack.path),
+                    expected="conditions Cedar's JSON form can hold (at most 128 levels deep)",
+                ) from None
             for satisfied, _failed in evaluator.applying(requests):
                 for pid in satisfied:
                     hits[pid] += 1

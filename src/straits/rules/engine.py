@@ -77,6 +77,7 @@ class RuleSet:
                         f"group {g.id!r} includes unknown group {inc!r}",
                         source=g.file or f"packs/{g.pack}/groups.yaml",
                     )
+        _refuse_include_cycles(by_id)
         for r in self.rules:
             for ref in group_refs(r.est):
                 if ref not in by_id:
@@ -252,3 +253,37 @@ def ruleset(extra_dirs: tuple[Path, ...] = ()) -> RuleSet:
     if not extra_dirs:
         return _default()
     return RuleSet(load_packs(list(extra_dirs)))
+
+
+def _refuse_include_cycles(groups: dict[str, Group]) -> None:
+    """Groups that include themselves, directly or through others: Cedar's entity hierarchy
+    must be acyclic, and it answered with a 'transitive closure' error traceback in every
+    command loading the packs."""
+    done: set[str] = set()
+    for start in groups:
+        path: list[str] = []
+        on_path: set[str] = set()
+        stack: list[tuple[str, int]] = [(start, 0)]
+        while stack:
+            gid, i = stack.pop()
+            if i == 0:
+                if gid in on_path:
+                    cycle = [*path[path.index(gid) :], gid]
+                    g = groups[cycle[0]]
+                    raise PackError(
+                        "groups include each other in a circle: " + " -> ".join(cycle),
+                        source=g.file or f"packs/{g.pack}/groups.yaml",
+                        expected="groups that include others without coming back to themselves",
+                    )
+                if gid in done:
+                    continue
+                path.append(gid)
+                on_path.add(gid)
+            includes = groups[gid].includes
+            if i < len(includes):
+                stack.append((gid, i + 1))
+                stack.append((includes[i], 0))
+            else:
+                path.pop()
+                on_path.discard(gid)
+                done.add(gid)

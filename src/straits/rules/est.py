@@ -104,6 +104,45 @@ def conjoin(exprs: list[Any]) -> Any:
     return out
 
 
+def balanced(expr: Any) -> Any:
+    """``expr`` with every chain of ``&&`` (or ``||``) regrouped as a balanced tree, operands in
+    the same order: the same condition (both are associative, evaluated left to right with the
+    same short-circuits and errors), nested log2(n) deep instead of n. Cedar reads a policy's
+    JSON form with a nesting limit of 128, and a condition of 60 ``||`` terms (chips or
+    countries listed one by one) made `rules test` a traceback when it built its probes."""
+    if isinstance(expr, list):
+        return [balanced(x) for x in expr]
+    if not isinstance(expr, dict):
+        return expr
+    if len(expr) == 1:
+        ((op, arg),) = expr.items()
+        if op == "Value":  # a literal: nothing inside is an expression
+            return expr
+        if op in ("&&", "||") and isinstance(arg, dict) and set(arg) == {"left", "right"}:
+            return _tree(op, [balanced(t) for t in _chain(expr, op)])
+    return {k: balanced(v) for k, v in expr.items()}
+
+
+def _chain(expr: Any, op: str) -> list[Any]:
+    """The operands of a chain of ``op``, left to right (without recursion: chains are long)."""
+    out, stack = [], [expr]
+    while stack:
+        node = stack.pop()
+        arg = node.get(op) if isinstance(node, dict) and len(node) == 1 else None
+        if isinstance(arg, dict) and set(arg) == {"left", "right"}:
+            stack += [arg["right"], arg["left"]]
+        else:
+            out.append(node)
+    return out
+
+
+def _tree(op: str, terms: list[Any]) -> Any:
+    if len(terms) == 1:
+        return terms[0]
+    mid = len(terms) // 2
+    return {op: {"left": _tree(op, terms[:mid]), "right": _tree(op, terms[mid:])}}
+
+
 def negate(expr: Any) -> Any:
     return {"!": {"arg": expr}}
 

@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from straits.controls import BIDI
 from straits.errors import PackError
 from straits.model.types import AUTHORIZATIONS
 from straits.rules.cedar import CedarSyntaxError, parse_est
@@ -293,8 +294,10 @@ def _check_reason(template: str, where: str) -> None:
             )
 
 
-#: control characters a policy file may not hold: all but tab, line feed and carriage return
-_CEDAR_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+#: control characters a policy file may not hold: all but tab, line feed and carriage return,
+#: and the bidirectional controls, which make a reviewer read other code than Cedar evaluates
+#: (a comment holding U+202E ... U+2066 reordered the condition on screen: "Trojan Source")
+_CEDAR_CONTROL = re.compile(rf"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{BIDI}]")
 
 
 def _parse_policy_file(path: Path, pack: str, label: str) -> list[Rule]:
@@ -438,7 +441,17 @@ def load_packs(extra_dirs: list[Path] | None = None) -> list[Pack]:
         p = load_pack(d)
         by_name[p.name] = p
     for root in extra_dirs or []:
+        here: dict[str, Pack] = {}
         for d in discover(Path(root)):
             p = load_pack(d)
-            by_name[p.name] = p
+            if p.name in here:
+                # two versions side by side (us-ear-old/, us-ear-new/): the one whose folder
+                # sorted last replaced the other without a word
+                raise PackError(
+                    f"pack {p.name!r} is also in {here[p.name].path}: which one is meant?",
+                    source=str(d),
+                    expected="one pack of each name under a rules directory "
+                    "(give other versions their own directory, as --packs or --base)",
+                )
+            here[p.name] = by_name[p.name] = p
     return list(by_name.values())

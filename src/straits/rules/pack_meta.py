@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,9 +149,30 @@ def version_text(value: object, where: str, name: str) -> str:
     return one_line(value, where, name)
 
 
+#: a policy digest as `straits rules packs` prints it (SHA-256, hex)
+_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def _release_date(day: object, where: str) -> dt.date:
+    """A release's ``date``: a day. YAML reads ``2025-04-10 10:00`` as a timestamp, which then
+    could not be compared with the other releases' days (a TypeError traceback)."""
+    if isinstance(day, dt.datetime):
+        raise PackError(
+            f"date {day.isoformat(sep=' ')!r} is a timestamp, not a day",
+            source=where,
+            expected="YYYY-MM-DD",
+        )
+    try:
+        return day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
+    except ValueError:
+        raise PackError(
+            f"date {day!r} is not an ISO date", source=where, expected="YYYY-MM-DD"
+        ) from None
+
+
 def changelog(raw: Any, version: str, label: str) -> tuple[Release, ...]:
-    if raw is None:
-        return ()
+    if raw is None or raw == []:
+        return ()  # no release yet (`changelog: []` was an IndexError traceback)
     if not isinstance(raw, list):
         raise PackError(
             "`changelog` must be a list of releases, newest first",
@@ -171,15 +193,10 @@ def changelog(raw: Any, version: str, label: str) -> tuple[Release, ...]:
             raise PackError("`changes` must be a non-empty list of sentences", source=where)
         for c in changes:
             one_line(c, where, "changes", lines=True)
-        day = entry["date"]
-        try:
-            when = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
-        except ValueError:
-            raise PackError(
-                f"date {day!r} is not an ISO date", source=where, expected="YYYY-MM-DD"
-            ) from None
+        when = _release_date(entry["date"], where)
         digest = entry.get("digest")
-        if digest is not None and (not isinstance(digest, str) or len(digest) != 64):
+        if digest is not None and (not isinstance(digest, str) or not _DIGEST.fullmatch(digest)):
+            # 64 characters of anything passed, an escape sequence included
             raise PackError(
                 "`digest` must be the 64-hex-digit policy digest (`straits rules packs` prints it)",
                 source=where,
@@ -189,7 +206,7 @@ def changelog(raw: Any, version: str, label: str) -> tuple[Release, ...]:
                 version_text(entry["version"], where, "version"),
                 when,
                 tuple(" ".join(c.split()) for c in changes),
-                digest,
+                None if digest is None else digest.lower(),
             )
         )
     versions = [r.version for r in out]

@@ -54,17 +54,25 @@ class Outcome:
 
     @classmethod
     def recorded(cls, answer: dict[str, Any]) -> Outcome:
-        """From a decision as the ledger recorded it (the ``check`` JSON contract)."""
-        blocking = {
+        """From a decision as the ledger recorded it (the ``check`` JSON contract). A ValueError
+        when it is not one (a ledger read with --no-verify): `requires: [1, "a"]` or a rule id
+        that is a list were TypeError tracebacks of the whole replay."""
+        reasons, requires = answer.get("reasons", []), answer.get("requires", [])
+        if not isinstance(reasons, list) or not all(isinstance(r, dict) for r in reasons):
+            raise ValueError("the recorded answer's `reasons` is not a list of reasons")
+        if not isinstance(requires, list) or not all(isinstance(a, str) for a in requires):
+            raise ValueError("the recorded answer's `requires` is not a list of authorizations")
+        blocking = [
             r.get("rule")
-            for r in answer.get("reasons", ())
-            if isinstance(r, dict)
-            and (r.get("effect") == "deny" or r.get("outcome") in ("deny", "conditional"))
-        }
+            for r in reasons
+            if r.get("effect") == "deny" or r.get("outcome") in ("deny", "conditional")
+        ]
+        if not all(r is None or isinstance(r, str) for r in blocking):
+            raise ValueError("a recorded reason's `rule` is not a rule id")
         return cls(
             str(answer.get("decision")),
-            tuple(sorted(answer.get("requires", ()))),
-            tuple(sorted(str(r) for r in blocking if r)),
+            tuple(sorted(requires)),
+            tuple(sorted({r for r in blocking if r})),
         )
 
     def same_decision(self, other: Outcome) -> bool:
@@ -124,7 +132,8 @@ class _Pending:
     entry: Any
     raw: list[Any]
     requests: list[CheckRequest]
-    answers: list[dict[str, Any]]
+    answers: list[Outcome]
+    """the decisions as recorded"""
 
 
 @dataclass(frozen=True)
@@ -296,7 +305,8 @@ class Replayer:
         answers = result if isinstance(result, list) else [result]
         if len(answers) != len(requests) or not all(isinstance(a, dict) for a in answers):
             raise ValueError(f"{len(requests)} requests but {len(answers)} recorded answers")
-        return _Pending(entry, raw if isinstance(raw, list) else [raw], requests, answers)
+        recorded = [Outcome.recorded(a) for a in answers]  # here: a bad one skips its entry
+        return _Pending(entry, raw if isinstance(raw, list) else [raw], requests, recorded)
 
     def _checks(self, pending: list[_Pending], out: Replay) -> None:
         """The decisions of several check entries, asked in one batch."""
@@ -314,12 +324,11 @@ class Replayer:
                 self._checks([p], out)
             return
         for p in pending:
-            for i, (req, answer) in enumerate(zip(p.requests, p.answers, strict=True)):
+            for i, (req, before) in enumerate(zip(p.requests, p.answers, strict=True)):
                 d = next(after)
                 b = next(base) if base is not None else None
                 out.decisions += 1
                 out.regimes.add(req.regime)
-                before = Outcome.recorded(answer)
                 now = Outcome.of(d)
                 if now.same_decision(before):
                     out.reasons_changed += now.rules != before.rules
