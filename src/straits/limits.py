@@ -31,8 +31,9 @@ MAX_CHECK_REQUESTS = 10_000
 #: read them with (10,000 made a 27 MB entry whose receipt could not be verified); the API's
 #: cap per call is the same
 MAX_RECORDED_CHECK_REQUESTS = 1_000
-#: every date in a scenario or request lies in this window (inclusive): plans add at most a
-#: ten-year horizon, so date arithmetic never leaves the calendar
+#: every date in a scenario or request lies in this window (inclusive), and every time in a
+#: plan (``make_plan`` refuses a plan with a stage ending later), so date arithmetic never
+#: leaves the calendar
 MIN_DATE = dt.date(2000, 1, 1)
 MAX_DATE = dt.date(2100, 12, 31)
 

@@ -59,7 +59,36 @@ def make_plan(
             stages = sum(len(w.stages) for w in scenario.workloads)
             chosen = solver_named(solver, stages=stages)
         plan = chosen.solve(cand, goal, SolveContext(d, seed, on_progress, solver))
+    _within_calendar(plan, scenario)
     return replace(plan, timings=d.to_json(), risk=scenario.risk)
+
+
+def _within_calendar(plan: Plan, sc: Scenario) -> None:
+    """Refuse a plan with a stage that ends after the last date Straits plans (``MAX_DATE``):
+    its document could not be read back (export, report and impact refuse such times) and
+    past year 9999 its times cannot even be written (an OverflowError). A chain of long stages
+    on few chips gets there (a 7B fine-tune of 6e11 tokens on 8 chips runs 3,300 hours, 200 of
+    them in a row run past 2100)."""
+    from straits.errors import ScenarioError
+    from straits.limits import MAX_DATE
+    from straits.plan.schedule import deadline_hours
+
+    limit = deadline_hours(sc, MAX_DATE)
+    late = [a for a in plan.assignments if a.end_h > limit]
+    if not late:
+        return
+    last = max(late, key=lambda a: a.end_h)
+    wi = next(i for i, w in enumerate(sc.workloads) if w.id == last.workload)
+    si = next(i for i, s in enumerate(sc.workloads[wi].stages) if s.id == last.stage)
+    years = last.end_h / (24 * 365.25)
+    raise ScenarioError(
+        f"the plan runs past {MAX_DATE.isoformat()}, the last date Straits plans: "
+        f"{len(late)} stage(s) would end after it, the last, {last.workload}/{last.stage}, "
+        f"about {years:,.0f} years after {sc.date.isoformat()}",
+        path=f"workloads[{wi}].stages[{si}]",
+        expected="stages that can end by then: more chips (`chips`), fewer tokens, "
+        "or a shorter chain of stages",
+    )
 
 
 def _objective(sc: Scenario, spec: str | None) -> Any:

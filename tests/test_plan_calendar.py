@@ -1,0 +1,65 @@
+"""A plan never holds a time past the last date Straits plans (2100-12-31): a stage that would
+end later refuses the plan with a scenario error naming it (exit 2). Before, one long stage
+was an OverflowError traceback (its end past year 9999), and a long chain wrote a plan
+document that export, report and impact refused to read back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from straits.cli import app
+from straits.errors import ScenarioError
+from straits.loading import parse_scenario
+from straits.plan import make_plan
+from straits.rules import RuleSet
+
+SMALL = {"params": 7e9, "active_params": 7e9, "layers": 32, "d_model": 4096, "heads": 32}
+
+
+def _scenario(example_path: Path, tokens: list[float]) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(example_path.read_text())
+    w = {**doc["workloads"][0], "model": {**SMALL, "seq_len": 4096}}
+    for key in ("deadline", "budget_usd", "deadline_policy", "late_penalty_usd_per_day"):
+        w.pop(key, None)
+    w["stages"] = [
+        {"id": f"s{i}", "kind": "finetune", "datasets": ["web-crawl"], "chips": 8, "tokens": t}
+        | ({"after": [f"s{i - 1}"]} if i else {})
+        for i, t in enumerate(tokens)
+    ]
+    doc["workloads"] = [w]
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("tokens", "stage"),
+    [([1e17], 0), ([6e11] * 3 + [3e15] + [6e11], 4)],
+    ids=["one stage for 60,000 years", "a chain past 2100"],
+)
+def test_a_stage_past_the_calendar_refuses_the_plan(
+    example_path: Path, rules: RuleSet, tokens: list[float], stage: int
+) -> None:
+    sc = parse_scenario(_scenario(example_path, tokens), source="t.yaml")
+    with pytest.raises(ScenarioError) as err:
+        make_plan(sc, rules=rules, solver="greedy")
+    assert err.value.path == f"workloads[0].stages[{stage}]"
+
+
+def test_a_chain_within_the_calendar_is_planned(example_path: Path, rules: RuleSet) -> None:
+    sc = parse_scenario(_scenario(example_path, [6e11] * 3), source="t.yaml")
+    plan = make_plan(sc, rules=rules, solver="greedy")
+    assert len(plan.assignments) == 3
+    assert max(a["end"] for a in plan.to_json()["assignments"]) < "2100-12-31"
+
+
+def test_the_command_exits_2_and_writes_nothing(example_path: Path, tmp_path: Path) -> None:
+    path = tmp_path / "long.yaml"
+    path.write_text(yaml.safe_dump(_scenario(example_path, [1e17])))
+    r = CliRunner().invoke(app, ["plan", str(path), "--solver", "greedy", "--json"])
+    assert r.exit_code == 2, r.output
+    assert "workloads[0].stages[0]" in r.output
+    assert '"assignments"' not in r.output  # no plan document printed
