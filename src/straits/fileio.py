@@ -270,3 +270,21 @@ def _sync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def lock_within(fd: int, wait: float) -> bool:
+    """Take an exclusive ``flock`` on ``fd``, trying every 50 ms for at most ``wait`` seconds;
+    False when another holder kept it that long (the caller says what was not done). The
+    lock is released when ``fd`` is closed."""
+    import fcntl
+    import time
+
+    limit = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= limit:
+                return False
+            time.sleep(0.05)

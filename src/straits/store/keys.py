@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from straits.errors import InputError
+from straits.fileio import lock_within
 from straits.store.note import NoteError, Signer, Verifier
 
 log = logging.getLogger(__name__)
@@ -220,7 +221,6 @@ def _directory_lock(path: Path, wait: float | None = None) -> Iterator[None]:
     be written but not read (mode 0333 or 0730) cannot be opened to lock: then the lock is on
     ``.<name>.lock`` beside the key (created 0600, left there), as keygen wrote there before
     the lock came in."""
-    import fcntl
 
     directory = path.parent
     try:
@@ -231,21 +231,14 @@ def _directory_lock(path: Path, wait: float | None = None) -> Iterator[None]:
         )
         fd = os.open(directory / f".{path.name}.lock", flags, 0o600)
     try:
-        limit = time.monotonic() + (LOCK_WAIT_S if wait is None else wait)
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= limit:
-                    raise InputError(
-                        f"another process has held a lock on {directory} for "
-                        f"{LOCK_WAIT_S if wait is None else wait:g} s (another keygen, or "
-                        "anything that locks the directory); nothing was written",
-                        path="-o",
-                        expected="a directory no other process keeps locked",
-                    ) from None
-                time.sleep(0.05)
+        wait = LOCK_WAIT_S if wait is None else wait
+        if not lock_within(fd, wait):
+            raise InputError(
+                f"another process has held a lock on {directory} for {wait:g} s (another "
+                "keygen, or anything that locks the directory); nothing was written",
+                path="-o",
+                expected="a directory no other process keeps locked",
+            )
         yield
     finally:
         os.close(fd)  # closing releases the lock

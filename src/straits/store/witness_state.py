@@ -21,17 +21,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import os
 import re
 import stat
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from straits.errors import InputError
+from straits.fileio import lock_within
 
 STATE_FORMAT = "straits-witness/1"
 OPTION = "--state"
@@ -75,21 +74,14 @@ def locked(path: Path, wait: float | None = None) -> Iterator[None]:
         ) from None
     try:
         wait = LOCK_WAIT_S if wait is None else wait
-        limit = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= limit:
-                    raise InputError(
-                        f"another witness run has held the state's lock ({lock}) for "
-                        f"{wait:g} s; nothing was recorded",
-                        source=str(path),
-                        path=OPTION,
-                        expected="one witness run at a time on a state file",
-                    ) from None
-                time.sleep(0.05)
+        if not lock_within(fd, wait):
+            raise InputError(
+                f"another witness run has held the state's lock ({lock}) for "
+                f"{wait:g} s; nothing was recorded",
+                source=str(path),
+                path=OPTION,
+                expected="one witness run at a time on a state file",
+            )
         yield
     finally:
         os.close(fd)  # closing releases the lock
