@@ -83,7 +83,9 @@ def pool_steps(sc: Scenario, pool: Pool) -> list[tuple[float, int]]:
             if hours_from(sc, w.start) <= t + 1e-9
             and (w.end is None or hours_from(sc, w.end) > t + 1e-9)
         ]
-        count = windows[-1].count if windows else pool.count
+        # the window starting last counts (docs/scenario-reference.md), whatever the order
+        # the file lists them in; of two starting the same day, the one listed later
+        count = sorted(windows, key=lambda w: w.start)[-1].count if windows else pool.count
         if not steps or steps[-1][1] != count:
             steps.append((t, count))
     return steps
