@@ -63,3 +63,22 @@ def test_the_command_exits_2_and_writes_nothing(example_path: Path, tmp_path: Pa
     assert r.exit_code == 2, r.output
     assert "workloads[0].stages[0]" in r.output
     assert '"assignments"' not in r.output  # no plan document printed
+
+
+def test_the_frontier_offers_no_plan_past_the_calendar(example_path: Path, tmp_path: Path) -> None:
+    """`plan --pareto` refuses what `plan` refuses: before, it printed a frontier whose one
+    point ended 14,000 years on (exit 0), a plan `straits plan` answers with exit 2."""
+    path = tmp_path / "long.yaml"
+    path.write_text(yaml.safe_dump(_scenario(example_path, [1e17])))
+    r = CliRunner().invoke(app, ["plan", str(path), "--pareto", "3", "--json"])
+    assert r.exit_code == 2, r.output
+    assert "workloads[0].stages[0]" in r.output
+    assert '"pareto"' not in r.output
+
+
+def test_a_frontier_within_the_calendar_is_printed(example_path: Path, tmp_path: Path) -> None:
+    path = tmp_path / "short.yaml"
+    path.write_text(yaml.safe_dump(_scenario(example_path, [6e11] * 2)))
+    r = CliRunner().invoke(app, ["plan", str(path), "--pareto", "2", "--json"])
+    assert r.exit_code == 0, r.output
+    assert '"pareto"' in r.output

@@ -8,7 +8,9 @@ all of a stage's options at once.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import math
 from dataclasses import dataclass
 from functools import cache
 
@@ -69,21 +71,30 @@ def hours_from(sc: Scenario, day: dt.date) -> float:
 
 
 def pool_steps(sc: Scenario, pool: Pool) -> list[tuple[float, int]]:
-    """The pool's chip count over time, as (from hour, chips) steps starting at hour 0."""
-    points: dict[float, int] = {}
-    for w in sorted(pool.availability, key=lambda w: w.start):
-        points[max(0.0, hours_from(sc, w.start))] = w.count
-        if w.end is not None and hours_from(sc, w.end) > 0:
-            points.setdefault(hours_from(sc, w.end), -1)
+    """The pool's chip count over time, as (from hour, chips) steps starting at hour 0.
+
+    Each window's hours are computed once and the window in force at each edge found by
+    bisection: a pool of 2,000 windows took 39 s here (every edge recomputed every window's
+    hours), past any time limit."""
+    # the window starting last counts (docs/scenario-reference.md), whatever the order the
+    # file lists them in; of two starting the same day, the one listed later
+    spans = [
+        (hours_from(sc, w.start), math.inf if w.end is None else hours_from(sc, w.end), w.count)
+        for w in sorted(pool.availability, key=lambda w: w.start)
+    ]
+    starts = [s for s, _, _ in spans]
+    points = {0.0}
+    for s, e, _ in spans:
+        points.add(max(0.0, s))
+        if e > 0 and e != math.inf:
+            points.add(e)
     steps: list[tuple[float, int]] = []
-    for t in sorted({0.0, *points}):
-        windows = [
-            w
-            for w in pool.availability
-            if hours_from(sc, w.start) <= t + 1e-9
-            and (w.end is None or hours_from(sc, w.end) > t + 1e-9)
-        ]
-        count = windows[-1].count if windows else pool.count
+    for t in sorted(points):
+        count = pool.count
+        for _s, e, n in reversed(spans[: bisect.bisect_right(starts, t + 1e-9)]):
+            if e > t + 1e-9:
+                count = n
+                break
         if not steps or steps[-1][1] != count:
             steps.append((t, count))
     return steps

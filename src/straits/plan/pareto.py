@@ -12,6 +12,8 @@ from typing import Any
 
 from ortools.sat.python import cp_model
 
+from straits.limits import MAX_DATE
+from straits.plan import _within_calendar
 from straits.plan.candidates import Candidates
 from straits.plan.cpsat_model import add_hints, build, new_solver
 from straits.plan.deadline import Deadline
@@ -19,7 +21,7 @@ from straits.plan.greedy import GreedyPlanner
 from straits.plan.objectives import OBJECTIVES, Objective
 from straits.plan.portfolio import Portfolio
 from straits.plan.retime import model_horizon, retime
-from straits.plan.schedule import PlanState
+from straits.plan.schedule import PlanState, deadline_hours
 from straits.plan.search import WORKERS
 from straits.plan.ticks import tick_hours, ticks_down
 
@@ -105,6 +107,7 @@ def frontier(
     with deadline.phase("greedy"):
         greedy = GreedyPlanner(cand, objective=cost, stop_at=deadline.at(0.5 * deadline.left()))
         plan = greedy.run()
+    _within_calendar(plan, cand.sc)  # a frontier offers no plan that `straits plan` refuses
     with deadline.phase("model"):
         pf = Portfolio(cand, cost, greedy.state)
     n = max(2, points)
@@ -132,6 +135,10 @@ def frontier(
                 p = _solve(pf, greedy.state, cost, bound, share(k + 1), seed)
             if p is not None:
                 found.append(p)
+    last = deadline_hours(cand.sc, MAX_DATE)
+    found = [p for p in found if p.makespan_hours <= last] or [
+        FrontierPoint(plan.total_cost_usd, plan.makespan_hours, len(plan.unplaced), "greedy", None)
+    ]
     best = min((p.unplaced for p in found), default=0)
     found = [p for p in found if p.unplaced == best]
     front = [

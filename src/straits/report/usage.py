@@ -75,8 +75,12 @@ def capacity_steps(
             if day is not None and start < _midnight(day) < end:
                 cuts.add(_midnight(day))
 
+    # the window starting last counts, as the planner reads it; of two starting the same
+    # day, the one listed later
+    latest_first = list(reversed(sorted(pool.availability, key=lambda w: w.start)))
+
     def count_at(t: dt.datetime) -> int:
-        for w in pool.availability:
+        for w in latest_first:
             if _midnight(w.start) <= t and (w.end is None or t < _midnight(w.end)):
                 return w.count
         return pool.count
