@@ -5,6 +5,7 @@ document that export, report and impact refused to read back."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +83,20 @@ def test_a_frontier_within_the_calendar_is_printed(example_path: Path, tmp_path:
     r = CliRunner().invoke(app, ["plan", str(path), "--pareto", "2", "--json"])
     assert r.exit_code == 0, r.output
     assert '"pareto"' in r.output
+
+
+def test_a_frontier_that_leaves_stages_unplaced_exits_3(example_path: Path, tmp_path: Path) -> None:
+    """`plan --pareto` answers as `plan` does (docs/contracts.md: 3 when some stages are not
+    placed): before, a frontier whose every plan left a stage out exited 0. A budget of one
+    dollar leaves the workload's stage unplaced in every plan."""
+    doc = _scenario(example_path, [6e11])
+    doc["workloads"][0]["budget_usd"] = 1
+    path = tmp_path / "broke.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    for extra in ([], ["-o", str(tmp_path / "front.html")]):
+        r = CliRunner().invoke(app, ["plan", str(path), "--pareto", "2", "--json", *extra])
+        assert r.exit_code == 3, r.output
+        if not extra:
+            points = json.loads(r.stdout)["pareto"]
+            assert points and all(p["unplaced"] == 1 for p in points)
+    assert (tmp_path / "front.html").is_file()

@@ -299,7 +299,8 @@ def plan(
         if pareto:
             from straits.cli.plan_pareto import pareto as run_pareto
 
-            run_pareto(source, rs, options, pareto, fmt, chart, deadline)
+            unplaced = run_pareto(source, rs, options, pareto, fmt, chart, deadline)
+            _done(EXIT_UNPLACED if unplaced else 0)
             return
         doc = _plan(source, rs, options, progress, details, record, tenant, actor, db, deadline)
     except StraitsError as exc:

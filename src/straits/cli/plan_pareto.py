@@ -22,7 +22,9 @@ def pareto(
     fmt: Format,
     chart: Path | None,
     deadline: Deadline,
-) -> None:
+) -> int:
+    """Print (or draw) the frontier; return how many stages its plans leave unplaced (every
+    point leaves the same number: the frontier keeps only the plans that place the most)."""
     from straits.plan.candidates import Candidates
     from straits.plan.collector import fewer_collections
     from straits.plan.pareto import frontier
@@ -41,8 +43,9 @@ def pareto(
             chart, pareto_report([p.to_json() for p in found], sc.name), option="-o"
         )
         note(f"wrote {written}")
-        return
-    print_frontier(found, fmt)
+    else:
+        print_frontier(found, fmt)
+    return min(p.unplaced for p in found)
 
 
 def print_frontier(points: list[FrontierPoint], fmt: Format) -> None:
