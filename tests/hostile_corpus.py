@@ -170,6 +170,13 @@ def scenario_cases() -> list[dict[str, Any]]:
         ("deep-block", "".join("  " * i + "k:\n" for i in range(300)), ("nested deeper",), 2),
         ("deep-json", "[" * 100000 + "]" * 100000, ("nested deeper",), 2),
         ("deep-json-objects", '{"a":' * 5000 + "1" + "}" * 5000, ("nested deeper",), 2),
+        # an explicit tag on text it cannot hold raised ValueError, IndexError or KeyError from
+        # inside PyYAML: a traceback
+        ("tag-int-text", head + "x: !!int zz\n", ("not an integer",), 2),
+        ("tag-int-empty", head + "x: !!int\n", ("not an integer",), 2),
+        ("tag-int-hex-empty", head + "x: !!int 0x\n", ("not an integer",), 2),
+        ("tag-float-text", head + "x: !!float .\n", ("not a number",), 2),
+        ("tag-bool-text", head + "x: !!bool maybe\n", ("not true or false",), 2),
         (
             "duplicate-country",
             head.replace("    country: SG\n", "    country: SG\n    country: CN\n", 1),

@@ -304,3 +304,25 @@ def test_two_cases_of_one_name_are_refused(tmp_path: Path) -> None:
     )
     code, _, err = cli("rules", "test", "sg-guidance", "--rules", str(pack))
     assert code == 2 and "named twice" in err and "advisory.yaml" in err, err
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        # explicit tags on text they cannot hold: ValueError / KeyError tracebacks from PyYAML
+        ("x: !!int zz", "not an integer"),
+        ("x: !!bool maybe", "not true or false"),
+        ("x: !!float .", "not a number"),
+        # a day that does not exist, read as a date by PyYAML (packs keep dates as dates)
+        ("x: !!timestamp 2025-13-45", "month must be in"),
+    ],
+)
+def test_a_tag_its_text_cannot_hold_is_a_named_error(tmp_path: Path, line: str, words: str) -> None:
+    pack = copy_pack("sg-guidance", tmp_path)
+    groups = pack / "pack.yaml"
+    groups.write_text(groups.read_text() + line + "\n")
+    with pytest.raises(PackError) as err:
+        load_pack(pack)
+    assert words in str(err.value) and "pack.yaml" in str(err.value)
+    code, _, out = cli("rules", "packs", "--rules", str(pack))
+    assert code == 2 and words in out and "Traceback" not in out, out

@@ -199,12 +199,12 @@ BOMB = "".join(
         (
             "cases/advisory.yaml",
             ("cases: " + "[" * 5000 + "]" * 5000 + "\n").encode(),
-            "nested too deeply",
+            "advisory.yaml:1: nested deeper",
         ),
         (
             "cases/advisory.yaml",
             (BOMB + "defaults: {site: *j}\ncases: []\n").encode(),
-            "expands to more than",
+            "advisory.yaml:1: aliases expand",
         ),
         ("groups.yaml", b"x: " + b"y" * (9 * 1024 * 1024), "larger than any rule pack file"),
         (

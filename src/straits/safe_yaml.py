@@ -21,10 +21,14 @@ Errors are :class:`YamlLimitError` with the 1-based line of the offending node.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import Resolver
 
 from straits.limits import MAX_ALIAS_NODES, MAX_DEPTH
 
@@ -46,26 +50,28 @@ def _line(node_or_mark: Any) -> int | None:
     return mark.line + 1 if mark is not None and hasattr(mark, "line") else None
 
 
-class _Loader(yaml.SafeLoader):
-    # timestamps stay strings (the models parse them and name the field when they are wrong)
-    yaml_implicit_resolvers = {  # noqa: RUF012 (PyYAML's own class attribute)
-        first: [(tag, rx) for tag, rx in resolvers if tag != _TIMESTAMP]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
+# timestamps stay strings (the models parse them and name the field when they are wrong)
+_RESOLVERS = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _TIMESTAMP]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
+
+class _Limits:
+    """The limits, for either parser below: depth counted as nodes are composed, duplicate
+    keys and long integers as they are constructed."""
+
+    _depth = 0
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                event = self.peek_event()  # type: ignore[no-untyped-call]
+                event = self.peek_event()  # type: ignore[attr-defined]
                 raise YamlLimitError(f"nested deeper than {MAX_DEPTH} levels", _line(event))
-            node = super().compose_node(parent, index)
+            node = super().compose_node(parent, index)  # type: ignore[misc]
             assert node is not None
-            return node
+            return node  # type: ignore[no-any-return]
         finally:
             self._depth -= 1
 
@@ -75,7 +81,7 @@ class _Loader(yaml.SafeLoader):
             for key_node, _ in node.value:
                 if key_node.tag == _MERGE:
                     continue
-                key = self.construct_object(key_node, deep=True)
+                key = self.construct_object(key_node, deep=True)  # type: ignore[attr-defined]
                 try:
                     first = seen.get(key)
                 except TypeError:  # an unhashable key: the base class says so
@@ -87,7 +93,7 @@ class _Loader(yaml.SafeLoader):
                         _line(key_node),
                     )
                 seen[key] = key_node
-        return super().construct_mapping(node, deep)
+        return super().construct_mapping(node, deep)  # type: ignore[misc,no-any-return]
 
     def construct_yaml_int(self, node: ScalarNode) -> int:
         digits = sum(c.isdigit() for c in str(node.value))
@@ -95,12 +101,80 @@ class _Loader(yaml.SafeLoader):
             raise YamlLimitError(
                 f"an integer of {digits} digits (at most {MAX_INT_DIGITS})", _line(node)
             )
-        return super().construct_yaml_int(node)
+        try:
+            return super().construct_yaml_int(node)  # type: ignore[misc,no-any-return]
+        except (ValueError, IndexError):  # `!!int x`, `!!int 0x`: the tag says integer
+            raise _not_a(node, "an integer") from None
+
+    def construct_yaml_float(self, node: ScalarNode) -> float:
+        try:
+            return super().construct_yaml_float(node)  # type: ignore[misc,no-any-return]
+        except (ValueError, IndexError):
+            raise _not_a(node, "a number") from None
+
+    def construct_yaml_bool(self, node: ScalarNode) -> bool:
+        try:
+            return super().construct_yaml_bool(node)  # type: ignore[misc,no-any-return]
+        except KeyError:
+            raise _not_a(node, "true or false") from None
 
 
-_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
-# a timestamp given an explicit tag (!!timestamp) is text too
-_Loader.add_constructor(_TIMESTAMP, _Loader.construct_yaml_str)  # type: ignore[type-var]
+def _not_a(node: ScalarNode, what: str) -> yaml.constructor.ConstructorError:
+    """An explicit tag (``!!int``, ``!!float``, ``!!bool``) on text that is not one: PyYAML's
+    own constructors raise ValueError, IndexError or KeyError there, which no caller expects
+    from a parser; this is the parser's error, with the node's line."""
+    return yaml.constructor.ConstructorError(
+        None, None, f"{_short(node.value)} is not {what}, as its tag says", node.start_mark
+    )
+
+
+class _Loader(_Limits, yaml.SafeLoader):
+    """PyYAML's pure-Python reader, scanner and parser."""
+
+    yaml_implicit_resolvers = _RESOLVERS
+
+
+_CParser: Any = None
+with contextlib.suppress(ImportError):  # PyYAML built without libyaml: the pure-Python one
+    from yaml.cyaml import CParser as _CParser  # type: ignore[attr-defined]
+
+#: libyaml's scanner and parser (C; two to three times faster on a large portfolio) with
+#: PyYAML's own composer, so the limits above are checked as nodes are composed (libyaml's
+#: events carry the same line marks); None where PyYAML was built without libyaml
+_FastLoader: Any = None
+if _CParser is not None:
+
+    class _CLoader(_Limits, _CParser, Composer, SafeConstructor, Resolver):  # type: ignore[misc]
+        yaml_implicit_resolvers = _RESOLVERS
+        get_single_node = Composer.get_single_node  # the composer in Python, not CParser's
+
+        def __init__(self, stream: str) -> None:
+            _CParser.__init__(self, stream)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+
+    _FastLoader = _CLoader
+
+
+def _loader(text: str) -> Any:
+    """libyaml's parser where PyYAML has it, else (or for text libyaml cannot take: lone
+    surrogates do not encode to UTF-8) the pure-Python one; both raise the same errors."""
+    if _FastLoader is not None:
+        try:
+            return _FastLoader(text)
+        except UnicodeEncodeError:
+            pass
+    return _Loader(text)
+
+
+_cls: Any
+for _cls in (_Loader, _FastLoader or _Loader):
+    _cls.add_constructor("tag:yaml.org,2002:int", _Limits.construct_yaml_int)
+    _cls.add_constructor("tag:yaml.org,2002:float", _Limits.construct_yaml_float)
+    _cls.add_constructor("tag:yaml.org,2002:bool", _Limits.construct_yaml_bool)
+    # a timestamp given an explicit tag (!!timestamp) is text too
+    _cls.add_constructor(_TIMESTAMP, SafeConstructor.construct_yaml_str)
 
 
 def _short(value: Any) -> str:
@@ -156,11 +230,25 @@ def check_expansion(root: Node) -> None:
         )
 
 
+def _root(loader: Any) -> Node | None:
+    """The loader's one document node; libyaml's own nesting limit (1,000, past ours: its
+    scanner can read that far ahead of the composer in flow collections) is reported as
+    ours."""
+    try:
+        return loader.get_single_node()  # type: ignore[no-any-return]
+    except yaml.MarkedYAMLError as exc:
+        if "maximum nesting depth" in str(exc.problem):
+            raise YamlLimitError(
+                f"nested deeper than {MAX_DEPTH} levels", _line(exc.problem_mark)
+            ) from None
+        raise
+
+
 def compose(text: str) -> Node | None:
     """The document's node graph, with the depth and alias limits checked."""
-    loader = _Loader(text)
+    loader = _loader(text)
     try:
-        root = loader.get_single_node()
+        root = _root(loader)
     finally:
         loader.dispose()
     if root is not None:
@@ -171,9 +259,9 @@ def compose(text: str) -> Node | None:
 def load(text: str) -> Any:
     """Parse one YAML document within the limits (raises yaml.YAMLError on bad syntax and
     YamlLimitError on a broken limit)."""
-    loader = _Loader(text)
+    loader = _loader(text)
     try:
-        root = loader.get_single_node()
+        root = _root(loader)
         if root is None:
             return None
         check_expansion(root)

@@ -68,13 +68,37 @@ def _expanded_size(doc: Any, limit: int) -> int:
     return seen
 
 
+def _yaml_error(exc: yaml.YAMLError, where: str) -> PackError:
+    """One line, naming the file and line: PyYAML's own text spans several."""
+    mark = getattr(exc, "problem_mark", None)
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem and mark is not None:
+        return PackError(f"not valid YAML: {exc.problem}", source=f"{where}:{mark.line + 1}")
+    return PackError(f"not valid YAML: {' '.join(str(exc).split())}", source=where)
+
+
 def load_yaml(path: Path, label: str | None = None) -> Any:
     """A pack's YAML file, parsed; errors name the file (and line, where YAML knows it)."""
     where = label or str(path)
     text = read_pack_file(path, label)
+    # the scenario loader's limits first: a key given twice in a mapping (the second silently
+    # won: a group defined twice in one groups.yaml, a case with two `expect`s, `version`
+    # twice in pack.yaml), nesting, aliases, and explicit tags on text they cannot hold
+    # (`!!int x` raised ValueError from inside PyYAML), each naming its line
+    try:
+        safe_yaml.load(text)
+    except safe_yaml.YamlLimitError as exc:
+        raise PackError(
+            exc.message, source=where if exc.line is None else f"{where}:{exc.line}"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc, where) from None
+    # then PyYAML's own reading, which packs rely on for dates (`!!timestamp 2025-13-01`
+    # still raises from inside it: a date that does not exist)
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
+        raise _yaml_error(exc, where) from None
+    except (ValueError, OverflowError) as exc:
         raise PackError(f"not valid YAML: {exc}", source=where) from None
     except RecursionError:
         raise PackError("YAML nested too deeply", source=where) from None
@@ -84,13 +108,4 @@ def load_yaml(path: Path, label: str | None = None) -> Any:
             "repeated inside aliases?)",
             source=where,
         )
-    # a key given twice in a mapping: the second silently won (a group defined twice in one
-    # groups.yaml, a case with two `expect`s, `version` twice in pack.yaml); the scenario
-    # loader's limits name both lines
-    try:
-        safe_yaml.load(text)
-    except safe_yaml.YamlLimitError as exc:
-        raise PackError(
-            exc.message, source=where if exc.line is None else f"{where}:{exc.line}"
-        ) from None
     return doc
