@@ -99,23 +99,23 @@ def test_two_keygens_for_one_path_one_wins_and_its_key_matches_its_pub(tmp_path:
 def test_forced_key_writes_never_leave_a_key_beside_another_runs_pub(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Deterministic interleaving: the first writer is slow between its key and its .pub, the
-    second starts in that gap. Without the directory lock the second's key would be left beside
-    the first's .pub; with it, the second waits and the pair left is its own."""
-    import straits.fileio as fileio
+    """Deterministic interleaving: the first writer is slow between its key and its .pub (the
+    two renames), the second starts in that gap. Without the directory lock the second's key
+    would be left beside the first's .pub; with it, the second waits and the pair left is its
+    own."""
     from straits.store.keys import write_keys
     from straits.store.note import Signer
 
-    real = fileio.write_output
+    real = os.replace
     slow = threading.Event()
 
-    def write_output(path: Path, text: str, **kw: object) -> None:
-        if threading.current_thread().name == "first":
+    def replace(src: str | Path, dst: str | Path) -> None:
+        real(src, dst)
+        if threading.current_thread().name == "first" and Path(dst).name == "k":
             slow.set()
             time.sleep(0.5)
-        real(path, text, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(fileio, "write_output", write_output)
+    monkeypatch.setattr(os, "replace", replace)
     key = tmp_path / "k"
     signers = {"first": Signer.generate("one"), "second": Signer.generate("two")}
     threads = [
@@ -129,6 +129,51 @@ def test_forced_key_writes_never_leave_a_key_beside_another_runs_pub(
         t.join(10)
     pub = key.with_name("k.pub").read_text().strip()
     assert load_signer(key).verifier.vkey == pub == signers["second"].verifier.vkey
+
+
+@pytest.mark.parametrize("killed_at", ["k", "k.pub"])
+def test_a_forced_keygen_killed_between_its_renames(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    killed_at: str,
+) -> None:
+    """Both files are written (and synced) before either is renamed: killed before the key's
+    rename, the old pair stands; killed between the two renames, the new key stands beside
+    the old .pub, and loading the key says so (naming the .pub and the key's public key). No
+    temporary file is left either way."""
+    import logging
+
+    import straits.store.keys as keys
+    from straits.store.note import Signer
+
+    key = tmp_path / "k"
+    old, new = Signer.generate("old"), Signer.generate("new")
+    keys.write_keys(key, old)
+    real = os.replace
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        if Path(dst).name == killed_at:
+            raise KeyboardInterrupt  # the signal arrives here
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        keys.write_keys(key, new, force=True)
+    monkeypatch.setattr(os, "replace", real)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k", "k.pub"]
+    assert key.with_name("k.pub").read_text().strip() == old.verifier.vkey
+    caplog.set_level(logging.WARNING, logger="straits.store.keys")
+    keys._warned.clear()
+    signer = load_signer(key)
+    load_signer(key)  # said once
+    if killed_at == "k":
+        assert signer.verifier.vkey == old.verifier.vkey
+        assert not caplog.records
+    else:
+        assert signer.verifier.vkey == new.verifier.vkey
+        assert [r.levelno for r in caplog.records] == [logging.WARNING]
+        assert new.verifier.vkey in caplog.text and "k.pub" in caplog.text
 
 
 def test_keygen_waits_a_bounded_time_for_a_lock_another_process_holds_on_the_directory(

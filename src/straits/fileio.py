@@ -247,7 +247,7 @@ def _replace(path: Path, data: bytes, executable: bool) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _sync_dir(path.parent)
+    sync_dir(path.parent)
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -258,7 +258,7 @@ def write_all(fd: int, data: bytes) -> None:
     os.fsync(fd)
 
 
-def _sync_dir(directory: Path) -> None:
+def sync_dir(directory: Path) -> None:
     """Make the rename durable (best effort: not every platform opens directories)."""
     try:
         fd = os.open(directory, os.O_RDONLY)

@@ -113,7 +113,7 @@ def load_signer(path: str | Path, option: str = "--key") -> Signer:
     text = _read(Path(path), "ledger signing key", option)
     _warn_if_shared(Path(path))
     try:
-        return Signer.parse(text)
+        signer = Signer.parse(text)
     except NoteError as exc:
         raise InputError(
             str(exc),
@@ -121,6 +121,31 @@ def load_signer(path: str | Path, option: str = "--key") -> Signer:
             path=option,
             expected="a key file written by `straits ledger keygen`",
         ) from None
+    _warn_if_pub_differs(Path(path), signer)
+    return signer
+
+
+def _warn_if_pub_differs(path: Path, signer: Signer) -> None:
+    """One warning when the ``.pub`` beside the key is another key's (a ``keygen --force``
+    killed between its two renames, or a file copied over): auditors given that ``.pub``
+    would find every new checkpoint's signature wrong. Nothing is refused: the key signs."""
+    pub = path.with_name(path.name + ".pub")
+    try:
+        if not pub.is_file() or pub.stat().st_size > MAX_KEY_FILE:
+            return
+        text = pub.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return
+    if text != signer.verifier.vkey and str(pub) not in _warned:
+        _warned.add(str(pub))
+        log.warning(
+            "%s is not the public key of %s (an interrupted `keygen --force`?); the key's "
+            "public key is %s: write it to %s and give it to auditors and witnesses",
+            pub,
+            path,
+            signer.verifier.vkey,
+            pub,
+        )
 
 
 def load_verifier(spec: str, option: str = "--pubkey") -> Verifier:
@@ -245,19 +270,16 @@ def _directory_lock(path: Path, wait: float | None = None) -> Iterator[None]:
 
 
 def _write_pair(path: Path, pub: Path, signer: Signer, force: bool) -> None:
-    from straits.fileio import write_output
+    """The key, then its ``.pub``. With ``force`` both are written to temporary files beside
+    them first (fsynced), then renamed one right after the other, the key first: a run killed
+    in between (microseconds, not the time to write and sync a file as before) leaves the new
+    key beside the old ``.pub``, which :func:`load_signer` reports; the key is the truth and
+    its public half can always be read from it."""
+    from straits.fileio import sync_dir, write_output
 
     data = (signer.skey + "\n").encode("ascii")
     nofollow = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    if force:
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-        _write_new(tmp, data, nofollow)
-        try:
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-    else:
+    if not force:
         try:
             _write_new(path, data, nofollow)
         except FileExistsError:
@@ -266,15 +288,28 @@ def _write_pair(path: Path, pub: Path, signer: Signer, force: bool) -> None:
                 "is not replaced unless you say --force",
                 path="-o",
             ) from None
-    write_output(pub, signer.verifier.vkey + "\n", option="-o")
+        write_output(pub, signer.verifier.vkey + "\n", option="-o")
+        return
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    tmp_pub = pub.with_name(f".{pub.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        _write_new(tmp, data, nofollow)
+        _write_new(tmp_pub, (signer.verifier.vkey + "\n").encode("ascii"), nofollow, 0o644)
+        os.replace(tmp, path)
+        os.replace(tmp_pub, pub)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        tmp_pub.unlink(missing_ok=True)
+        raise
+    sync_dir(path.parent)
 
 
-def _write_new(path: Path, data: bytes, flags: int) -> None:
-    """Create ``path`` (mode 0600; it must not exist) holding ``data``, fsynced; on failure
-    nothing is left there."""
+def _write_new(path: Path, data: bytes, flags: int, mode: int = 0o600) -> None:
+    """Create ``path`` (``mode``, the umask applied; it must not exist) holding ``data``,
+    fsynced; on failure nothing is left there."""
     from straits.fileio import write_all
 
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | flags, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | flags, mode)
     try:
         try:
             write_all(fd, data)
