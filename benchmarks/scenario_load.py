@@ -35,7 +35,8 @@ def read(cls: object, text: str) -> object:
     loader = cls(text)  # type: ignore[operator]
     try:
         root = safe_yaml._root(loader)
-        safe_yaml.check_expansion(root)
+        if loader.anchored:  # as safe_yaml.load: no anchor, no alias to expand
+            safe_yaml.check_expansion(root)
         return loader.construct_document(root)
     finally:
         loader.dispose()
