@@ -100,3 +100,21 @@ def test_a_frontier_that_leaves_stages_unplaced_exits_3(example_path: Path, tmp_
             points = json.loads(r.stdout)["pareto"]
             assert points and all(p["unplaced"] == 1 for p in points)
     assert (tmp_path / "front.html").is_file()
+
+
+def test_a_scenario_that_takes_the_whole_time_limit_to_read_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--time-limit` bounds reading too: a document still being read when the limit runs
+    out stops there, exit 2 naming --time-limit and the file, nothing on stdout (before, a
+    2 MB portfolio read for 7 s of a 5 s limit, then planned nothing). The clock is made to
+    run out at once, so the test does not depend on the machine's speed."""
+    from straits.plan.deadline import Deadline
+    from straits.simulate.generate import generate_dict
+
+    path = tmp_path / "big.yaml"
+    path.write_text(yaml.safe_dump(generate_dict(workloads=100, sites=50, seed=3)))
+    monkeypatch.setattr(Deadline, "expired", property(lambda self: True))
+    r = CliRunner(mix_stderr=False).invoke(app, ["plan", str(path), "--json", "--time-limit", "5"])
+    assert r.exit_code == 2, r.output
+    assert "--time-limit" in r.stderr and str(path) in r.stderr and not r.stdout.strip()

@@ -100,3 +100,21 @@ def test_libyaml_nesting_limit_is_reported_as_ours() -> None:
     with pytest.raises(safe_yaml.YamlLimitError) as err:
         safe_yaml.load("a: " + "[" * 5000 + "]" * 5000)
     assert err.value.line == 1
+
+
+def test_reading_stops_once_the_time_is_up() -> None:
+    """``plan --time-limit`` reads within its budget: a document is read until ``time_up()``
+    says so (checked every CHECK_EVERY nodes), then ReadingTimeUp names the line reached."""
+    text = "".join(f"k{i}: [1, 2, 3]\n" for i in range(3 * safe_yaml.CHECK_EVERY))
+    calls = []
+
+    def up() -> bool:
+        calls.append(1)
+        return len(calls) >= 2
+
+    with safe_yaml.within(up), pytest.raises(safe_yaml.ReadingTimeUp) as err:
+        safe_yaml.load(text)
+    assert len(calls) == 2 and err.value.line is not None and 1 < err.value.line < 3 * 4096
+    with safe_yaml.within(lambda: False):
+        assert len(safe_yaml.load(text)) == 3 * safe_yaml.CHECK_EVERY
+    assert len(safe_yaml.load(text)) == 3 * safe_yaml.CHECK_EVERY  # no limit outside

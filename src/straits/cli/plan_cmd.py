@@ -265,12 +265,12 @@ def plan(
             )
             return
         with deadline.phase("start"):  # the process, then the planner's libraries
-            from straits.cli.plan_source import load_source
+            from straits.cli.plan_source import load_source  # noqa: F401 (timed here)
             from straits.plan import solvers as _solvers  # noqa: F401
             from straits.rules import ruleset
 
         with deadline.phase("load"):
-            source = load_source(scenario, db=db, what="SCENARIO|PLAN")
+            source = _load_within(scenario, db, deadline)
         if (show or recheck) and source.document is None:
             raise InputError(
                 f"{source.label} is a scenario, not a plan",
@@ -308,6 +308,25 @@ def plan(
         return
     _print(doc, fmt)
     _done(EXIT_UNPLACED if doc["unplaced"] else 0)
+
+
+def _load_within(scenario: str, db: str | None, deadline: Deadline) -> PlanSource:
+    """The scenario or plan, read within the command's time limit: a document so large that
+    reading it takes the whole limit stops there (exit 2 naming --time-limit) instead of
+    reading on past it and planning nothing."""
+    from straits import safe_yaml
+    from straits.cli.plan_source import load_source
+
+    try:
+        with safe_yaml.within(lambda: deadline.expired):
+            return load_source(scenario, db=db, what="SCENARIO|PLAN")
+    except safe_yaml.ReadingTimeUp as exc:
+        raise InputError(
+            f"the time limit ({deadline.limit:g} s) ran out while reading it, at line {exc.line}",
+            source=scenario,
+            path="--time-limit",
+            expected="a longer --time-limit for a document this large",
+        ) from None
 
 
 def _done(code: int) -> None:
