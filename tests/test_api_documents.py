@@ -356,6 +356,10 @@ def test_client_without_a_token_says_how_to_get_one(api: Api) -> None:
         ("/v1/exports?to=slurm", "[" * 20_000 + "]" * 20_000, "text/plain"),
         ("/v1/exports?to=slurm", '{"status": "optimal", "assignments": []}', "application/json"),
         ("/v1/impact", "{date: 2025-06-01, documents: [[]]}", "application/yaml"),
+        # an explicit tag on text it cannot hold raised ValueError/KeyError inside PyYAML
+        ("/v1/plans", "name: !!int zz\n", "application/yaml"),
+        ("/v1/plans", "name: !!bool maybe\n", "application/yaml"),
+        ("/v1/impact", "date: !!float .\n", "application/yaml"),
     ],
 )
 def test_hostile_bodies_are_4xx(api: Api, route: str, body: str, content_type: str) -> None:
