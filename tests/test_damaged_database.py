@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,76 @@ def test_a_damaged_file_is_a_503_on_the_api(tmp_path: Path, pristine: Path) -> N
             assert r.status_code == 503, (path, r.status_code, r.text)
             assert r.headers["content-type"].startswith("application/problem+json")
             assert "Traceback" not in r.text
+
+
+@pytest.fixture
+def damaged_postgres() -> Iterator[str]:
+    """A PostgreSQL database whose ledger table reads as damaged storage does: the server's
+    own error, data_corrupted (XX001, 'invalid page in block ...'), raised as the table is
+    read. (A row-level security policy whose check raises it, for a role that is not a
+    superuser, which policies bind: a page really overwritten under a running server stays
+    in its buffers until a restart.)"""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    from conftest import PG_URL, reset_postgres
+
+    if PG_URL is None:
+        pytest.skip("no PostgreSQL server (STRAITS_TEST_POSTGRES_URL)")
+    reset_postgres(PG_URL)
+    store = Store(PG_URL)
+    for i in range(5):
+        ledger.record(store, tenant="t", actor="a", kind="check", body={"i": i})
+    store.close()
+    engine = create_engine(PG_URL)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP ROLE IF EXISTS straits_plain")
+        conn.exec_driver_sql("CREATE ROLE straits_plain LOGIN NOSUPERUSER NOBYPASSRLS")
+        conn.exec_driver_sql("GRANT ALL ON ALL TABLES IN SCHEMA public TO straits_plain")
+        conn.exec_driver_sql("GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO straits_plain")
+        conn.exec_driver_sql("GRANT USAGE, CREATE ON SCHEMA public TO straits_plain")
+        conn.exec_driver_sql(
+            "CREATE FUNCTION straits_damaged() RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN "
+            "RAISE EXCEPTION 'invalid page in block 0 of relation base/16384/16401' "
+            "USING ERRCODE = 'data_corrupted'; END $$"
+        )
+        conn.exec_driver_sql("ALTER TABLE ledger ENABLE ROW LEVEL SECURITY")
+        conn.exec_driver_sql("CREATE POLICY damaged ON ledger USING (straits_damaged())")
+    try:
+        yield make_url(PG_URL).set(username="straits_plain").render_as_string(hide_password=False)
+    finally:
+        reset_postgres(PG_URL)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP ROLE IF EXISTS straits_plain")
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "args", [("ledger", "verify"), ("ledger", "show"), ("ledger", "show", "3")]
+)
+def test_damaged_postgresql_data_is_one_line_exit_1(
+    damaged_postgres: str, args: tuple[str, ...]
+) -> None:
+    """PostgreSQL's data_corrupted / index_corrupted were an InternalError: a traceback."""
+    p = straits(*args, "--db", damaged_postgres)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "Traceback" not in p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert lines[-1].startswith("error: ") and "XX001" in lines[-1], p.stderr
+
+
+def test_damaged_postgresql_data_is_a_503_on_the_api(damaged_postgres: str) -> None:
+    """... and a 500 (an incident) on the API."""
+    from fastapi.testclient import TestClient
+
+    from straits.server import create_app
+
+    store = Store(damaged_postgres)
+    token, _ = create_token(store, "t", "admin")
+    h = {"Authorization": f"Bearer {token}"}
+    with TestClient(create_app(store), raise_server_exceptions=False) as client:
+        for path in ("/v1/ledger/entries", "/v1/ledger/entries/3", "/v1/ledger/verify"):
+            r = client.get(path, headers=h)
+            assert r.status_code == 503, (path, r.status_code, r.text)
+            assert r.headers["content-type"].startswith("application/problem+json")
+    store.close()

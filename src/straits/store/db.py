@@ -63,6 +63,8 @@ LEDGER_LOCK = 0x5354524149545301
 _PG_TRANSIENT = {"40001", "40P01", "55P03", "57P01", "57P02", "57P03"}
 #: PostgreSQL errors that refuse every write: read_only_sql_transaction, insufficient_privilege
 _PG_REFUSED = {"25006", "42501"}
+#: PostgreSQL errors for damaged storage: data_corrupted, index_corrupted
+_PG_DAMAGED = {"XX001", "XX002"}
 #: seconds a PostgreSQL connection attempt may take (libpq's ``connect_timeout``)
 PG_CONNECT_TIMEOUT_S = 10
 #: milliseconds a PostgreSQL statement waits for a lock (SQLite's busy timeout)
@@ -120,13 +122,17 @@ def _sqlite_setup(engine: Engine, *, durable: bool = True) -> None:
 
 
 class DamagedDatabaseError(StoreError):
-    """SQLite found the database file damaged (``SQLITE_CORRUPT``, ``SQLITE_NOTADB``): exit 1
-    on the CLI, 503 on the API, as a database that cannot be reached."""
+    """SQLite found the database file damaged (``SQLITE_CORRUPT``, ``SQLITE_NOTADB``), or
+    PostgreSQL its data (``data_corrupted``, ``index_corrupted``): exit 1 on the CLI, 503 on
+    the API, as a database that cannot be reached."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, postgres: bool = False) -> None:
         self.reason = reason
         super().__init__(
-            f"the database file is damaged ({reason}): restore it from a backup "
+            f"the database reports damaged data ({reason}): restore it from a backup "
+            "(`pg_amcheck` shows what is damaged)"
+            if postgres
+            else f"the database file is damaged ({reason}): restore it from a backup "
             "(`sqlite3 FILE 'PRAGMA integrity_check'` shows what is damaged)"
         )
 
@@ -148,6 +154,17 @@ def _postgres_setup(engine: Engine) -> None:
             cur.execute(f"SET lock_timeout = {PG_LOCK_TIMEOUT_MS}")
         cur.close()
         dbapi_con.commit()
+
+    @event.listens_for(engine, "handle_error")
+    def _damaged(ctx: Any) -> None:
+        code = getattr(ctx.original_exception, "sqlstate", None)
+        if code in _PG_DAMAGED:
+            # a page or an index the server found damaged ("invalid page in block 7 of
+            # relation base/16384/16401"): an InternalError, which no caller expects, was a
+            # 500 on the API and a traceback on the CLI; as SQLite's damaged file, a
+            # database that cannot be used (503, exit 1)
+            first = str(ctx.original_exception).splitlines()[0][:200]
+            raise DamagedDatabaseError(f"{code}: {first}", postgres=True)
 
     watchdog.watch(engine)
 
