@@ -5,17 +5,37 @@ the answer must not silently accept."""
 from __future__ import annotations
 
 import json
+import math
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from straits.api import estimate_json
+from straits.catalog import get_chip
 from straits.cli import app
+from straits.estimate.memory import USABLE_FRACTION, serving_state_gb
+from straits.model.request import EstimateRequest
+from straits.model.scenario import ModelSpec
 
 SMALL = {"params": 7e9, "layers": 32, "d_model": 4096, "heads": 32, "seq_len": 4096}
 #: 122 sequences a step: more than 122 replicas have nothing to run
 FED_122 = {**SMALL, "seq_len": 8192, "global_batch_tokens": 1e6}
+
+
+def _numbers(x: Any, path: str = "") -> Iterator[tuple[str, float]]:
+    if isinstance(x, dict):
+        for k, v in x.items():
+            yield from _numbers(v, f"{path}.{k}")
+    elif isinstance(x, list):
+        for i, v in enumerate(x):
+            yield from _numbers(v, f"{path}[{i}]")
+    elif isinstance(x, int | float) and not isinstance(x, bool):
+        yield path, x
 
 
 def _figures(html: str) -> dict[str, Any]:
@@ -65,3 +85,95 @@ def test_a_sweep_chart_marks_the_sizes_that_do_not_fit(tmp_path: Path) -> None:
         assert said == misfits
     marked = re.findall(r"<tr><td>([\d,]+) \(does not fit\)</td>", html)
     assert {int(m.replace(",", "")) for m in marked} == misfits
+
+
+# --- serving ------------------------------------------------------------------------------------
+GQA_70B = {**SMALL, "params": 7e10, "layers": 80, "d_model": 8192, "heads": 64, "kv_heads": 8}
+
+
+def kv_gb(model: ModelSpec, tokens: int) -> float:
+    """BF16 keys and values of ``tokens`` tokens: 2 x layers x kv_heads x head_dim x 2 bytes."""
+    kv_heads = model.kv_heads or model.heads
+    return 4.0 * model.layers * kv_heads * (model.d_model / model.heads) * tokens / 1e9
+
+
+@st.composite
+def serving_requests(draw: st.DrawFn) -> EstimateRequest:
+    """Any valid serving request: a shape within the shape check, any context and target,
+    with or without chips."""
+    layers, width = draw(st.integers(1, 200)), draw(st.integers(64, 32_768))
+    per = layers * float(width) ** 2
+    active = draw(st.floats(max(1.0, 0.05 * per), min(1e15, 1e6 * per)))
+    heads = draw(st.integers(1, min(width, 256)))
+    model: dict[str, Any] = {"params": active, "layers": layers, "d_model": width, "heads": heads}
+    model["kv_heads"] = draw(st.none() | st.integers(1, heads))
+    if draw(st.booleans()):
+        model.update(params=min(1e15, active * draw(st.floats(1, 100))), active_params=active)
+    chips = draw(st.none() | st.integers(1, 10_000_000))
+    return EstimateRequest(
+        kind="serve",
+        model=model,
+        chip=draw(st.sampled_from(["H100-SXM", "H20", "B200", "TPU-v4", "Ascend-910C"])),
+        days=draw(st.floats(0.001, 3650)),
+        chips=chips,
+        tokens_per_s=draw(
+            st.floats(0.001, 1e12) if chips is None else st.none() | st.floats(0.001, 1e12)
+        ),
+        prompt_tokens=draw(st.integers(1, 100_000_000)),
+        output_tokens=draw(st.integers(1, 100_000_000)),
+    )
+
+
+@given(serving_requests())
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+def test_every_serving_answer_holds_one_request_and_says_when_it_misses_its_target(
+    req: EstimateRequest,
+) -> None:
+    """A replica holds the weights and the KV cache of at least one request (a 10^8-token
+    prompt needs terabytes: it was answered with 4-chip replicas at batch 1); chips given below
+    what the target needs say so (`below-target`), never silently."""
+    answer = estimate_json(req)
+    for path, value in _numbers(answer):
+        assert math.isfinite(value) and value >= 0, path
+    chip = get_chip(req.chip)
+    context = req.prompt_tokens + req.output_tokens
+    need_gb = serving_state_gb(req.model) + kv_gb(req.model, context)
+    assert answer["min_chips"] * chip.memory_gb * USABLE_FRACTION >= need_gb * (1 - 1e-9)
+    codes = [g["code"] for g in answer["guidance"]]
+    assert answer["fits"] == (answer["chips"] >= answer["min_chips"])
+    assert ("needs-more-chips" in codes) == (not answer["fits"])
+    sv = answer.get("serving")
+    if sv:
+        assert sv["replica_chips"] * chip.memory_gb * USABLE_FRACTION >= need_gb * (1 - 1e-9)
+        assert sv["batch"] >= 1
+        target = sv["replicas"] * sv["replica_chips"]
+        if req.chips is None:
+            assert answer["chips"] == target and not codes
+        below = answer["fits"] and answer["chips"] < target
+        assert ("below-target" in codes) == below
+
+
+def test_a_context_no_replica_of_the_default_size_holds_needs_more_chips() -> None:
+    request_ = {"kind": "serve", "model": GQA_70B, "chip": "H100-SXM", "days": 30}
+    short = estimate_json(EstimateRequest(**request_, chips=8))
+    assert short["fits"] and short["min_chips"] == 3
+    long = estimate_json(EstimateRequest(**request_, chips=8, prompt_tokens=100_000_000))
+    assert not long["fits"] and long["min_chips"] > 400
+    assert [g["code"] for g in long["guidance"]] == ["needs-more-chips"]
+    sized = estimate_json(EstimateRequest(**request_, tokens_per_s=1000, prompt_tokens=100_000_000))
+    assert sized["serving"]["replica_chips"] >= long["min_chips"]
+
+
+def test_chips_below_the_target_are_answered_with_the_chips_it_needs() -> None:
+    request_ = {"kind": "serve", "model": GQA_70B, "chip": "H100-SXM", "days": 30}
+    sized = estimate_json(EstimateRequest(**request_, tokens_per_s=1e6))
+    given_ = estimate_json(EstimateRequest(**request_, tokens_per_s=1e6, chips=4))
+    assert given_["fits"] and given_["chips"] == 4
+    (hint,) = given_["guidance"]
+    assert (hint["code"], hint["chips"], hint["chips_for_target"]) == (
+        "below-target",
+        4,
+        sized["chips"],
+    )
+    enough = estimate_json(EstimateRequest(**request_, tokens_per_s=1e6, chips=sized["chips"]))
+    assert enough["guidance"] == []

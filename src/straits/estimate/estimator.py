@@ -35,7 +35,7 @@ from straits.estimate.interval import (
     training_interval,
 )
 from straits.estimate.layout import layouts
-from straits.estimate.memory import min_chips_serving, serving_state_gb
+from straits.estimate.memory import kv_gb, min_chips_serving, serving_state_gb
 from straits.estimate.serving import ServingPlan, serving_plan
 from straits.estimate.stack import DEFAULT_YEAR, FIRST_YEAR, LAST_YEAR
 from straits.estimate.steptime import StepTime, max_data_parallel
@@ -455,7 +455,8 @@ def estimate_serving(
     replicas for ``tokens_per_s`` output tokens per second."""
     require_shipped(cal)
     _finite(model, days=days, tokens_per_s=tokens_per_s)
-    need = min_chips_serving(model, chip)
+    context = prompt_tokens + output_tokens
+    need = min_chips_serving(model, chip, context)
     plan: ServingPlan | None = None
     if tokens_per_s is not None:
         plan = serving_plan(model, chip, tokens_per_s, prompt_tokens, output_tokens, cal)
@@ -472,8 +473,16 @@ def estimate_serving(
     if chips < need:
         notes += (
             f"does not fit: one replica needs {need} x {chip.id} "
-            f"({serving_state_gb(model):,.0f} GB of BF16 weights plus KV cache), "
+            f"({serving_state_gb(model):,.0f} GB of BF16 weights plus KV cache, "
+            f"{kv_gb(model, context):,.1f} GB for one request of {context:,} tokens), "
             f"got {chips}",
+        )
+    elif plan is not None and chips < plan.chips:
+        notes += (
+            f"below the target: {chips:,} x {chip.id} serve about "
+            f"{plan.served(chips):,.0f} of the {tokens_per_s:,.0f} output tokens/s asked "
+            f"for, which need {plan.chips:,} ({plan.replicas:,} replicas of "
+            f"{plan.replica_chips})",
         )
     return Estimate(
         kind="serve",
