@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -177,3 +178,52 @@ def test_chips_below_the_target_are_answered_with_the_chips_it_needs() -> None:
     )
     enough = estimate_json(EstimateRequest(**request_, tokens_per_s=1e6, chips=sized["chips"]))
     assert enough["guidance"] == []
+
+
+# --- booleans are not numbers -------------------------------------------------------------------
+def _ranged_types() -> dict[str, Any]:
+    """Every number type of ``straits.model.types`` with a documented range (``RANGES``)."""
+    from straits.model import types
+
+    return {name: getattr(types, name) for name in types.RANGES if hasattr(types, name)}
+
+
+def test_every_ranged_number_refuses_a_boolean() -> None:
+    """pydantic reads a boolean as 0 or 1: `mfu: true` was a 100% MFU, `chips: yes` (YAML) one
+    chip, `tokens: true` one token. Every range refuses it; its bounds still validate."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from straits.model.types import RANGES
+
+    ranged = _ranged_types()
+    assert len(ranged) >= len(RANGES) - 2  # (a name or two may only register a range)
+    for name, kind in ranged.items():
+        adapter = TypeAdapter(kind)
+        for value in (True, False):
+            with pytest.raises(ValidationError):
+                adapter.validate_python(value)
+        limits = RANGES[name]
+        assert adapter.validate_python(limits.hi) == limits.hi, name
+        assert adapter.json_schema().get("maximum") == limits.hi, name  # the schema keeps it
+
+
+@pytest.mark.parametrize(
+    ("field", "path"),
+    [
+        ("tokens", "tokens"),
+        ("chips", "chips"),
+        ("mfu", "mfu"),
+        ("usd_per_chip_hour", "usd_per_chip_hour"),
+        ("software_year", "software_year"),
+        ("heads", "model.heads"),
+    ],
+)
+def test_an_estimate_field_given_a_boolean_is_exit_2_naming_it(field: str, path: str) -> None:
+    request_: dict[str, Any] = {"model": dict(SMALL), "tokens": 1e12, "chip": "H100-SXM"}
+    if path.startswith("model."):
+        request_["model"][field] = True
+    else:
+        request_[field] = True
+    result = CliRunner().invoke(app, ["estimate", "-", "--json"], input=json.dumps(request_))
+    assert result.exit_code == 2
+    assert f"{path}:" in result.output
