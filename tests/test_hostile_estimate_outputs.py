@@ -16,12 +16,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from straits.api import estimate_json
+from straits.api import estimate_json, run_estimate
 from straits.catalog import get_chip
 from straits.cli import app
 from straits.estimate.memory import USABLE_FRACTION, serving_state_gb
 from straits.model.request import EstimateRequest
 from straits.model.scenario import ModelSpec
+from test_hostile_estimate import requests
 
 SMALL = {"params": 7e9, "layers": 32, "d_model": 4096, "heads": 32, "seq_len": 4096}
 #: 122 sequences a step: more than 122 replicas have nothing to run
@@ -147,6 +148,7 @@ def test_every_serving_answer_holds_one_request_and_says_when_it_misses_its_targ
     if sv:
         assert sv["replica_chips"] * chip.memory_gb * USABLE_FRACTION >= need_gb * (1 - 1e-9)
         assert sv["batch"] >= 1
+        assert sv["decode_step_ms"] > 0 and sv["tokens_per_s_per_replica"] > 0
         target = sv["replicas"] * sv["replica_chips"]
         if req.chips is None:
             assert answer["chips"] == target and not codes
@@ -227,3 +229,22 @@ def test_an_estimate_field_given_a_boolean_is_exit_2_naming_it(field: str, path:
     result = CliRunner().invoke(app, ["estimate", "-", "--json"], input=json.dumps(request_))
     assert result.exit_code == 2
     assert f"{path}:" in result.output
+
+
+# --- figures that round to zero -----------------------------------------------------------------
+@given(requests())
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_positive_figure_is_printed_as_zero(req: EstimateRequest) -> None:
+    """A step of a 1-token batch on a large cluster took 20 us: `step_seconds` printed 0.0
+    (rounded to 4 decimals) beside positive chip-hours."""
+    answer = estimate_json(req)
+    assert answer["step_seconds"] > 0 and answer["mfu"] > 0
+    assert answer["efficiency"]["predicted_mfu"] > 0
+
+
+def test_a_one_token_step_is_not_zero_seconds() -> None:
+    model = {"params": 1e6, "layers": 4, "d_model": 256, "heads": 4, "seq_len": 1}
+    req = EstimateRequest(model={**model, "global_batch_tokens": 1.0}, tokens=1e9, chip="H100-SXM")
+    est, answer = run_estimate(req), estimate_json(req)
+    assert est.step_seconds < 5e-5  # 6 us: 0.0 at 4 decimals
+    assert answer["step_seconds"] == pytest.approx(est.step_seconds, rel=1e-2)

@@ -36,6 +36,7 @@ from straits.estimate.interval import (
 )
 from straits.estimate.layout import layouts
 from straits.estimate.memory import kv_gb, min_chips_serving, serving_state_gb
+from straits.estimate.rounding import figure
 from straits.estimate.serving import ServingPlan, serving_plan
 from straits.estimate.stack import DEFAULT_YEAR, FIRST_YEAR, LAST_YEAR
 from straits.estimate.steptime import StepTime, max_data_parallel
@@ -132,7 +133,7 @@ class Estimate:
             "min_chips": self.min_chips,
             "fits": self.fits,
             "flops": self.flops,
-            "mfu": round(self.mfu, 4),
+            "mfu": figure(self.mfu, 4),
             "hours": self.hours,
             "days": self.days,
             "chip_hours": self.chip_hours,
@@ -148,7 +149,7 @@ class Estimate:
             "usd_per_chip_hour": self.usd_per_chip_hour,
             "layout": self.layout,
             "global_batch_tokens": self.batch_tokens,
-            "step_seconds": round(self.step_seconds, 4),
+            "step_seconds": figure(self.step_seconds, 4),
             "memory_per_chip_gb": self.memory_gb,
             "mfu_components": self.mfu_components,
             "overheads": self.overheads,
@@ -158,8 +159,8 @@ class Estimate:
             out["software_year"] = self.software_year
             out["efficiency"] = {
                 "basis": self.efficiency_basis,
-                "mfu": round(self.mfu, 4),
-                "predicted_mfu": round(self.predicted_mfu, 4),
+                "mfu": figure(self.mfu, 4),
+                "predicted_mfu": figure(self.predicted_mfu, 4),
             }
         if self.serving:
             out["serving"] = self.serving

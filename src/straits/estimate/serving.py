@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from straits.catalog import Chip
 from straits.estimate.calibration import DEFAULT, Calibration
 from straits.estimate.memory import USABLE_FRACTION, kv_gb, min_chips_serving
+from straits.estimate.rounding import figure
 from straits.model.scenario import ModelSpec
 
 #: share of HBM bandwidth decoding achieves (paged attention, small GEMVs; confidence M)
@@ -44,8 +45,8 @@ class ServingPlan:
             "replica_chips": self.replica_chips,
             "replicas": self.replicas,
             "batch": self.batch,
-            "decode_step_ms": round(self.decode_step_s * 1e3, 2),
-            "tokens_per_s_per_replica": round(self.tokens_per_s_per_replica, 1),
+            "decode_step_ms": figure(self.decode_step_s * 1e3, 2),
+            "tokens_per_s_per_replica": figure(self.tokens_per_s_per_replica, 1),
             "bound": self.bound,
         }
 
