@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -24,6 +25,7 @@ from straits.model.request import EstimateRequest
 from straits.model.scenario import ModelSpec
 from test_hostile_estimate import requests
 
+ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"params": 7e9, "layers": 32, "d_model": 4096, "heads": 32, "seq_len": 4096}
 #: 122 sequences a step: more than 122 replicas have nothing to run
 FED_122 = {**SMALL, "seq_len": 8192, "global_batch_tokens": 1e6}
@@ -248,3 +250,25 @@ def test_a_one_token_step_is_not_zero_seconds() -> None:
     est, answer = run_estimate(req), estimate_json(req)
     assert est.step_seconds < 5e-5  # 6 us: 0.0 at 4 decimals
     assert answer["step_seconds"] == pytest.approx(est.step_seconds, rel=1e-2)
+
+
+def test_an_exported_serving_replica_holds_a_request_as_the_estimator_s_does(rules: Any) -> None:
+    """A 2M-token context to the example's 72B model needs 800 GB a replica: the estimator
+    sizes its replicas for it; export split the planned chips into 4-chip replicas."""
+    from straits.estimate import min_chips_serving
+    from straits.export.base import export_input
+    from straits.loading import parse_scenario
+    from straits.plan import make_plan
+
+    text = (ROOT / "examples" / "h20-2025.yaml").read_text("utf-8")
+    serve = "days: 120, users: [CN],"
+    text = text.replace(serve, f"{serve} prompt_tokens: 2000000,")
+    sc = parse_scenario(yaml.safe_load(text), source="long-context")
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json(details=True)
+    jobs = export_input(sc, plan, rules, plan_id="long-context").jobs
+    served = [j for j in jobs if j.kind == "serve"]
+    assert served
+    for job in served:
+        model = sc.workload(job.workload).model
+        need = min_chips_serving(model, get_chip(job.placement.chip), 2_000_256)
+        assert need > 4 and job.replica_chips >= need
