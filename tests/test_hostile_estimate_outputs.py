@@ -272,3 +272,36 @@ def test_an_exported_serving_replica_holds_a_request_as_the_estimator_s_does(rul
         model = sc.workload(job.workload).model
         need = min_chips_serving(model, get_chip(job.placement.chip), 2_000_256)
         assert need > 4 and job.replica_chips >= need
+
+
+@pytest.mark.parametrize(("target", "noted"), [(None, False), (1e3, False), (1e7, True)])
+def test_a_plan_says_when_a_serving_stage_s_chips_miss_its_target(
+    rules: Any, target: float | None, noted: bool
+) -> None:
+    """The planner places a serving stage that fixes `chips` on those chips, also when it asks
+    for more `tokens_per_s` than they serve (88,924 H20s for 10^7): the plan now says so."""
+    from straits.loading import parse_scenario
+    from straits.plan import make_plan
+
+    text = (ROOT / "examples" / "h20-2025.yaml").read_text("utf-8")
+    text = text.replace("deadline: 2025-12-31", "deadline: 2026-12-31")
+    if target is not None:
+        serve = "days: 120, users: [CN],"
+        text = text.replace(serve, f"{serve} tokens_per_s: {target:.0f},")
+    sc = parse_scenario(yaml.safe_load(text), source="target")
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json()
+    placed = {(a["workload"], a["stage"]): a["chips"] for a in plan["assignments"]}
+    assert placed[("assistant-72b", "serve-cn")] == 2048  # the stage's chips, as before
+    said = [n for n in plan["notes"] if n.startswith("assistant-72b/serve-cn:")]
+    assert bool(said) == noted
+
+
+@pytest.mark.parametrize(("chip", "said"), [("A100-SXM-80GB", True), ("H100-SXM", False)])
+def test_fp8_on_a_chip_without_fp8_says_it_is_estimated_at_bf16(chip: str, said: bool) -> None:
+    """The estimate answered FP8 training on an A100 at BF16 speed without a word."""
+    model = {**SMALL, "precision": "fp8"}
+    answer = estimate_json(EstimateRequest(model=model, tokens=1e12, chip=chip))
+    bf16 = estimate_json(EstimateRequest(model=SMALL, tokens=1e12, chip=chip))
+    assert any("FP8" in n for n in answer["notes"]) == said
+    assert (answer["step_seconds"] == bf16["step_seconds"]) == said
+    assert ("fp8_speedup" in answer["mfu_components"]["factors"]) != said

@@ -306,6 +306,8 @@ def _core(
     notes = _range_notes(chip.id)
     if not eff.fits:
         notes += (_misfit(model, chip, n, need, eff, batch, cal, year),)
+    if model.precision == "fp8" and not chip.peak_fp8_tflops:
+        notes += (f"{chip.id} has no FP8 matrix units: `precision: fp8` estimated at BF16",)
     if model.params < SMALLEST_CALIBRATED:
         notes += (
             f"{model.params:.2g} parameters is below the smallest published runs the "
