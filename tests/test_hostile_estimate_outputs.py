@@ -305,3 +305,10 @@ def test_fp8_on_a_chip_without_fp8_says_it_is_estimated_at_bf16(chip: str, said:
     assert any("FP8" in n for n in answer["notes"]) == said
     assert (answer["step_seconds"] == bf16["step_seconds"]) == said
     assert ("fp8_speedup" in answer["mfu_components"]["factors"]) != said
+
+
+@pytest.mark.parametrize(("batch", "said"), [(1.0, True), (4095.0, True), (4096.0, False)])
+def test_a_batch_of_less_than_one_sequence_says_so(batch: float, said: bool) -> None:
+    model = {**SMALL, "global_batch_tokens": batch}
+    answer = estimate_json(EstimateRequest(model=model, tokens=1e9, chip="H100-SXM"))
+    assert any("less than one 4,096-token sequence" in n for n in answer["notes"]) == said
