@@ -312,3 +312,20 @@ def test_a_batch_of_less_than_one_sequence_says_so(batch: float, said: bool) -> 
     model = {**SMALL, "global_batch_tokens": batch}
     answer = estimate_json(EstimateRequest(model=model, tokens=1e9, chip="H100-SXM"))
     assert any("less than one 4,096-token sequence" in n for n in answer["notes"]) == said
+
+
+# --- the report of a plan at risk p90 -----------------------------------------------------------
+@pytest.mark.parametrize("risk", ["p50", "p90"])
+def test_the_report_says_a_plan_was_budgeted_at_the_high_end(rules: Any, risk: str) -> None:
+    """A p90 plan's report read "Total cost $18.39M, up to $18.39M at the estimator's high
+    end", as if the total were the central figure; nothing on the page said p90."""
+    from straits.loading import load_scenario
+    from straits.plan import make_plan
+    from straits.report import plan_report
+
+    sc = load_scenario(ROOT / "examples" / "h20-2025.yaml").model_copy(update={"risk": risk})
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json(details=True)
+    assert plan["risk"] == risk
+    html = plan_report(plan, sc, rules, source="risk")
+    assert ('data-field="risk"' in html) == (risk == "p90")
+    assert ("up to " in html.split('id="summary"')[1].split("</section>")[0]) == (risk == "p50")
