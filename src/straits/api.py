@@ -170,6 +170,19 @@ def estimate_guidance(req: EstimateRequest, est: Estimate) -> list[dict[str, Any
                     f"at least {est.min_chips:,} (--chips {est.min_chips})",
                 }
             )
+        elif est.serving and est.chips < (
+            need := est.serving["replicas"] * est.serving["replica_chips"]
+        ):
+            out.append(
+                {
+                    "code": "below-target",
+                    "chips": est.chips,
+                    "chips_for_target": need,
+                    "text": f"{est.chips:,} x {est.chip} serve less than the "
+                    f"{req.tokens_per_s or 0:,.0f} output tokens/s asked for, which need "
+                    f"{need:,} (no `chips`: sized to it)",
+                }
+            )
         return out
     at = est
     if not est.fits:

@@ -34,11 +34,12 @@ from straits.estimate.interval import (
     given_mfu_interval,
     training_interval,
 )
-from straits.estimate.layout import layouts
-from straits.estimate.memory import min_chips_serving, serving_state_gb
+from straits.estimate.memory import kv_gb, min_chips_serving, serving_state_gb
+from straits.estimate.misfit import misfit
+from straits.estimate.rounding import figure
 from straits.estimate.serving import ServingPlan, serving_plan
 from straits.estimate.stack import DEFAULT_YEAR, FIRST_YEAR, LAST_YEAR
-from straits.estimate.steptime import StepTime, max_data_parallel
+from straits.estimate.steptime import StepTime
 from straits.model.scenario import ModelSpec
 from straits.model.types import MIN_MFU
 
@@ -132,7 +133,7 @@ class Estimate:
             "min_chips": self.min_chips,
             "fits": self.fits,
             "flops": self.flops,
-            "mfu": round(self.mfu, 4),
+            "mfu": figure(self.mfu, 4),
             "hours": self.hours,
             "days": self.days,
             "chip_hours": self.chip_hours,
@@ -148,7 +149,7 @@ class Estimate:
             "usd_per_chip_hour": self.usd_per_chip_hour,
             "layout": self.layout,
             "global_batch_tokens": self.batch_tokens,
-            "step_seconds": round(self.step_seconds, 4),
+            "step_seconds": figure(self.step_seconds, 4),
             "memory_per_chip_gb": self.memory_gb,
             "mfu_components": self.mfu_components,
             "overheads": self.overheads,
@@ -158,8 +159,8 @@ class Estimate:
             out["software_year"] = self.software_year
             out["efficiency"] = {
                 "basis": self.efficiency_basis,
-                "mfu": round(self.mfu, 4),
-                "predicted_mfu": round(self.predicted_mfu, 4),
+                "mfu": figure(self.mfu, 4),
+                "predicted_mfu": figure(self.predicted_mfu, 4),
             }
         if self.serving:
             out["serving"] = self.serving
@@ -304,7 +305,14 @@ def _core(
     eff = predict(model, chip, n, batch, cal, year)
     notes = _range_notes(chip.id)
     if not eff.fits:
-        notes += (_misfit(model, chip, n, need, eff, batch, cal, year),)
+        notes += (misfit(model, chip, n, need, eff, batch, cal, year),)
+    if batch < model.seq_len:
+        notes += (
+            f"a global batch of {batch:,.0f} tokens is less than one {model.seq_len:,}-token "
+            "sequence: each step is that many tokens, with a whole sequence's activations",
+        )
+    if model.precision == "fp8" and not chip.peak_fp8_tflops:
+        notes += (f"{chip.id} has no FP8 matrix units: `precision: fp8` estimated at BF16",)
     if model.params < SMALLEST_CALIBRATED:
         notes += (
             f"{model.params:.2g} parameters is below the smallest published runs the "
@@ -318,47 +326,6 @@ def _core(
         eff.memory.to_json(),
         eff.layout.describe(),
         _price(chip, None),
-    )
-
-
-def _misfit(
-    model: ModelSpec,
-    chip: Chip,
-    n: int,
-    need: int,
-    eff: Efficiency,
-    batch: float,
-    cal: Calibration,
-    year: int,
-) -> str:
-    """Why no layout of ``n`` chips fits: too few chips for the training state, none at all
-    (``need`` is then only the largest size tried), or more replicas than the batch feeds."""
-    state = f"{model.params * 16 / 1e9:,.0f} GB of weights, gradients and Adam states"
-    leanest = (
-        f"the leanest layout ({eff.layout.describe()}) needs {eff.memory.total_gb:,.1f} GB "
-        f"per chip of {chip.memory_gb:g} GB"
-    )
-    if not predict(model, chip, need, batch, cal, year).fits:
-        return (
-            f"does not fit on any cluster: {state} plus activations of {model.seq_len:,}-token "
-            f"sequences fit on none of up to {need:,} x {chip.id}; on {n:,} {leanest}"
-        )
-    if n < need:
-        return (
-            f"does not fit: {state} plus activations need at least {need:,} x {chip.id}; "
-            f"on {n:,} {leanest}"
-        )
-    feeds = max_data_parallel(batch, model.seq_len)
-    if any(lay.dp <= feeds for lay in layouts(model, n)):
-        return (
-            f"does not fit: no layout of {n:,} x {chip.id} holds it ({need:,} chips do, with a "
-            f"split {n:,} does not divide into); on {n:,} {leanest}"
-        )
-    return (
-        f"does not fit: a global batch of {batch:,.0f} tokens feeds at most {feeds:,} "
-        f"data-parallel replicas of {model.seq_len:,}-token sequences, and no layout of {n:,} "
-        f"x {chip.id} (tensor x pipeline parallel within the model's heads and layers) has so "
-        f"few; fewer chips, or a larger `global_batch_tokens`"
     )
 
 
@@ -455,7 +422,8 @@ def estimate_serving(
     replicas for ``tokens_per_s`` output tokens per second."""
     require_shipped(cal)
     _finite(model, days=days, tokens_per_s=tokens_per_s)
-    need = min_chips_serving(model, chip)
+    context = prompt_tokens + output_tokens
+    need = min_chips_serving(model, chip, context)
     plan: ServingPlan | None = None
     if tokens_per_s is not None:
         plan = serving_plan(model, chip, tokens_per_s, prompt_tokens, output_tokens, cal)
@@ -472,8 +440,16 @@ def estimate_serving(
     if chips < need:
         notes += (
             f"does not fit: one replica needs {need} x {chip.id} "
-            f"({serving_state_gb(model):,.0f} GB of BF16 weights plus KV cache), "
+            f"({serving_state_gb(model):,.0f} GB of BF16 weights plus KV cache, "
+            f"{kv_gb(model, context):,.1f} GB for one request of {context:,} tokens), "
             f"got {chips}",
+        )
+    elif plan is not None and chips < plan.chips:
+        notes += (
+            f"below the target: {chips:,} x {chip.id} serve about "
+            f"{plan.served(chips):,.0f} of the {tokens_per_s:,.0f} output tokens/s asked "
+            f"for, which need {plan.chips:,} ({plan.replicas:,} replicas of "
+            f"{plan.replica_chips})",
         )
     return Estimate(
         kind="serve",

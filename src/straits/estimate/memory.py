@@ -131,7 +131,19 @@ def serving_state_gb(model: ModelSpec) -> float:
     return model.params * SERVE_BYTES_PER_PARAM / GB
 
 
-def min_chips_serving(model: ModelSpec, chip: Chip) -> int:
-    """Chips for one serving replica: weights in the memory left after the KV-cache reserve."""
-    usable = chip.memory_gb * USABLE_FRACTION * (1.0 - KV_RESERVE)
-    return max(1, math.ceil(serving_state_gb(model) / usable))
+def kv_gb(model: ModelSpec, tokens: float) -> float:
+    """The BF16 keys and values of ``tokens`` tokens of context: 2 (K and V) x layers x
+    kv_heads x head_dim x 2 bytes each."""
+    kv_heads = model.kv_heads or model.heads
+    return 2.0 * model.layers * kv_heads * model.head_dim * 2.0 * tokens / GB
+
+
+def min_chips_serving(model: ModelSpec, chip: Chip, context_tokens: float = 0.0) -> int:
+    """Chips for one serving replica: weights in the memory left after the KV-cache reserve,
+    and room for the KV cache of one request of ``context_tokens`` tokens beside them (a 10^8
+    token context needs terabytes, more than the reserve)."""
+    usable = chip.memory_gb * USABLE_FRACTION
+    weights = serving_state_gb(model)
+    reserve = math.ceil(weights / (usable * (1.0 - KV_RESERVE)))
+    one_request = math.ceil((weights + kv_gb(model, context_tokens)) / usable)
+    return max(1, reserve, one_request)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from straits.catalog import Chip
 from straits.estimate.calibration import DEFAULT, Calibration
-from straits.estimate.memory import USABLE_FRACTION, min_chips_serving
+from straits.estimate.memory import USABLE_FRACTION, kv_gb, min_chips_serving
+from straits.estimate.rounding import figure
 from straits.model.scenario import ModelSpec
 
 #: share of HBM bandwidth decoding achieves (paged attention, small GEMVs; confidence M)
@@ -35,26 +36,29 @@ class ServingPlan:
     def chips(self) -> int:
         return self.replica_chips * self.replicas
 
+    def served(self, chips: int) -> float:
+        """Output tokens/s ``chips`` chips serve at one replica's rate per replica's chips."""
+        return chips / self.replica_chips * self.tokens_per_s_per_replica
+
     def to_json(self) -> dict[str, float | int | str]:
         return {
             "replica_chips": self.replica_chips,
             "replicas": self.replicas,
             "batch": self.batch,
-            "decode_step_ms": round(self.decode_step_s * 1e3, 2),
-            "tokens_per_s_per_replica": round(self.tokens_per_s_per_replica, 1),
+            "decode_step_ms": figure(self.decode_step_s * 1e3, 2),
+            "tokens_per_s_per_replica": figure(self.tokens_per_s_per_replica, 1),
             "bound": self.bound,
         }
 
 
 def kv_bytes_per_token(model: ModelSpec) -> float:
-    kv_heads = model.kv_heads or model.heads
-    return 2.0 * model.layers * kv_heads * model.head_dim * 2.0
+    return kv_gb(model, 1.0) * 1e9
 
 
 def replica_throughput(
     model: ModelSpec, chip: Chip, prompt_tokens: int, output_tokens: int, cal: Calibration = DEFAULT
 ) -> ServingPlan:
-    r = min_chips_serving(model, chip)
+    r = min_chips_serving(model, chip, prompt_tokens + output_tokens)
     r = 1 << math.ceil(math.log2(r))  # tensor-parallel groups are powers of two
     weights = 2.0 * model.params
     free = r * chip.memory_gb * 1e9 * USABLE_FRACTION - weights

@@ -217,7 +217,12 @@ def export_input(
             if (o.site.id, o.chip.id) != (p.site, p.chip)
         )
         command, source = commands.resolve(w.id, stage)
-        replica = replica_chips(sc, w.id, p.chip, p.chips) if stage.kind == "serve" else 0
+        context = stage.prompt_tokens + stage.output_tokens
+        replica = (
+            replica_chips(sc, w.id, p.chip, p.chips, context=context)
+            if stage.kind == "serve"
+            else 0
+        )
         jobs.append(
             StageJob(
                 workload=w.id,
@@ -239,9 +244,12 @@ def export_input(
     return ExportInput(plan_id, sc, plan, tuple(jobs), unplaced, commands.default, image)
 
 
-def replica_chips(sc: Scenario, workload: str, chip: str, limit: int = 2**31) -> int:
-    """Chips of one serving replica of ``workload``'s model on ``chip`` (at most ``limit``)."""
-    need = min_chips_serving(sc.workload(workload).model, catalog().get(chip))
+def replica_chips(
+    sc: Scenario, workload: str, chip: str, limit: int = 2**31, *, context: int = 0
+) -> int:
+    """Chips of one serving replica of ``workload``'s model on ``chip`` (at most ``limit``),
+    holding the KV cache of one request of ``context`` tokens as the estimator's replica does."""
+    need = min_chips_serving(sc.workload(workload).model, catalog().get(chip), context)
     return max(1, min(limit, _tensor_parallel(need)))
 
 

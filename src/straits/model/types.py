@@ -128,8 +128,20 @@ def _range(
     """The pydantic constraint of a finite range, registered in RANGES under ``name``."""
     RANGES[name] = Range("int" if base is int else "number", lo, hi, lo_open, meaning)
     if lo_open:
-        return Field(gt=lo, le=hi, allow_inf_nan=False)
-    return Field(ge=lo, le=hi, allow_inf_nan=False)
+        field = Field(gt=lo, le=hi, allow_inf_nan=False)
+    else:
+        field = Field(ge=lo, le=hi, allow_inf_nan=False)
+    # after the bounds, so the JSON schema keeps its minimum and maximum
+    field.metadata.append(BeforeValidator(_number_not_bool))
+    return field
+
+
+def _number_not_bool(value: object) -> object:
+    """A boolean is not a number: pydantic read ``mfu: true`` as 100% MFU, ``chips: yes`` (a
+    YAML boolean) as 1 chip and ``tokens: true`` as one token."""
+    if isinstance(value, bool):
+        raise ValueError(f"got a boolean ({str(value).lower()}), not a number")
+    return value
 
 
 #: the largest chip count anywhere (a pool, a window, a stage, a purchase): 10 million

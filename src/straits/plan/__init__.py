@@ -60,7 +60,39 @@ def make_plan(
             chosen = solver_named(solver, stages=stages)
         plan = chosen.solve(cand, goal, SolveContext(d, seed, on_progress, solver))
     _within_calendar(plan, scenario)
-    return replace(plan, timings=d.to_json(), risk=scenario.risk)
+    notes = (*plan.notes, *_below_target(plan, scenario))
+    return replace(plan, timings=d.to_json(), risk=scenario.risk, notes=notes)
+
+
+def _below_target(plan: Plan, sc: Scenario) -> list[str]:
+    """A serving stage that fixes `chips` and also asks for `tokens_per_s` is placed on its
+    chips; where they serve less than the target, the plan says so (it was silent)."""
+    from straits.catalog import get_chip
+    from straits.estimate import estimate_serving
+
+    out = []
+    for a in plan.assignments:
+        stage = sc.workload(a.workload).stage(a.stage)
+        if stage.kind != "serve" or stage.chips is None or stage.tokens_per_s is None:
+            continue
+        assert stage.days is not None
+        est = estimate_serving(
+            sc.workload(a.workload).model,
+            get_chip(a.chip),
+            a.chips,
+            stage.days,
+            tokens_per_s=stage.tokens_per_s,
+            prompt_tokens=stage.prompt_tokens,
+            output_tokens=stage.output_tokens,
+        )
+        need = est.serving["replicas"] * est.serving["replica_chips"]
+        if a.chips < need:
+            out.append(
+                f"{a.workload}/{a.stage}: its {a.chips:,} x {a.chip} (the stage's `chips`) serve "
+                f"less than its {stage.tokens_per_s:,.0f} output tokens/s, which need {need:,}; "
+                "without `chips` the planner sizes it to the target"
+            )
+    return out
 
 
 def _within_calendar(plan: Plan, sc: Scenario) -> None:

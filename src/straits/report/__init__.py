@@ -54,7 +54,7 @@ def plan_report(
     return render("report.html.j2", title=title, **ctx)
 
 
-def _usd(v: float) -> str:
+def _usd(v: float | None) -> str:
     from straits.report.page import usd
 
     return usd(v)
@@ -82,7 +82,12 @@ def pareto_report(points: list[dict[str, Any]], scenario: str) -> str:
 
 def sweep_report(rows: list[dict[str, Any]], title: str) -> str:
     table_rows = [
-        [f"{r['chips']:,}", f"{r['days']:,.1f}", f"${r['cost_usd']:,.0f}", f"{r.get('mfu', 0):.3f}"]
+        [
+            f"{r['chips']:,}" + ("" if r.get("fits", True) is not False else " (does not fit)"),
+            f"{r['days']:,.1f}",
+            _usd(r.get("cost_usd")),
+            f"{r.get('mfu', 0):.3f}",
+        ]
         for r in sorted(rows, key=lambda r: r["chips"])
     ]
     return render(

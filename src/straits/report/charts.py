@@ -8,6 +8,9 @@ from typing import Any
 
 from straits.report.figures import LAYOUT, Figure
 
+#: what a sweep point's hover adds: nothing for a size that fits
+FITS_TEXT = {True: "", False: " (does not fit)"}
+
 
 def pareto_figure(points: list[dict[str, Any]]) -> Figure:
     """The cost / time frontier of ``straits plan --pareto``."""
@@ -37,9 +40,17 @@ def pareto_figure(points: list[dict[str, Any]]) -> Figure:
 
 
 def sweep_figure(rows: list[dict[str, Any]], title: str) -> Figure:
-    """Days and cost against the chip count (``straits estimate --sweep chips``)."""
+    """Days and cost against the chip count (``straits estimate --sweep chips``). A size no
+    layout fits is drawn as a cross and says so on hover (its figures are for a cluster that
+    cannot run); the cost line is left out when the chip has no price (``cost_usd`` null)."""
     rows = sorted(rows, key=lambda r: r["chips"])
     x = [r["chips"] for r in rows]
+    fits = [r.get("fits", True) is not False for r in rows]
+    marker = {
+        "symbol": ["circle" if f else "x" for f in fits],
+        "size": [7 if f else 11 for f in fits],
+    }
+    fit_text = [[FITS_TEXT[f]] for f in fits]
     data: list[dict[str, Any]] = [
         {
             "type": "scatter",
@@ -48,19 +59,26 @@ def sweep_figure(rows: list[dict[str, Any]], title: str) -> Figure:
             "x": x,
             "y": [r["days"] for r in rows],
             "line": {"color": "#0072B2"},
-            "hovertemplate": "%{x} chips: %{y:.1f} days<extra></extra>",
-        },
-        {
-            "type": "scatter",
-            "mode": "lines+markers",
-            "name": "cost",
-            "x": x,
-            "y": [r["cost_usd"] for r in rows],
-            "yaxis": "y2",
-            "line": {"color": "#D55E00", "dash": "dash"},
-            "hovertemplate": "%{x} chips: $%{y:,.0f}<extra></extra>",
+            "marker": marker,
+            "customdata": fit_text,
+            "hovertemplate": "%{x} chips: %{y:.1f} days%{customdata[0]}<extra></extra>",
         },
     ]
+    if any(r.get("cost_usd") is not None for r in rows):
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": "cost",
+                "x": x,
+                "y": [r.get("cost_usd") for r in rows],
+                "yaxis": "y2",
+                "line": {"color": "#D55E00", "dash": "dash"},
+                "marker": marker,
+                "customdata": fit_text,
+                "hovertemplate": "%{x} chips: $%{y:,.0f}%{customdata[0]}<extra></extra>",
+            }
+        )
     if all("days_low" in r and "days_high" in r for r in rows):
         data.insert(
             0,

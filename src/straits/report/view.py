@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from straits.estimate.interval import RISKS
 from straits.model.scenario import Scenario
 from straits.report.geo import MapView, map_view
 from straits.report.usage import PoolView, pool_views
@@ -364,7 +365,11 @@ def build_view(
     summary = summary_of(plan, sc)
     on = dt.date.fromisoformat(summary.date)
     start = dt.datetime.combine(sc.date, dt.time(), tzinfo=dt.UTC)
-    interval = {k: plan[k] for k in ("total_cost_usd_high",) if plan.get(k) is not None}
+    interval: dict[str, Any] = {}
+    if plan.get("total_cost_usd_high") is not None:
+        interval["total_cost_usd_high"] = plan["total_cost_usd_high"]
+    if plan.get("risk") in RISKS:  # p90: the figures are the high end already
+        interval["risk"] = plan["risk"]
     return PlanView(
         source=source,
         summary=summary,
