@@ -24,6 +24,7 @@ from straits.export.names import dns_name as dns_name  # re-exported for older c
 from straits.export.names import image_reference, unique_names
 from straits.export.names import label_value as label_value
 from straits.export.names import unique_labels as unique_labels
+from straits.export.planned import refuse_unplannable
 from straits.model.scenario import Dataset, Pool, Scenario, Site
 from straits.plan.options import NODE
 from straits.plan.recheck import Placement, PlanContext
@@ -204,6 +205,7 @@ def export_input(
     if commands is None:
         commands = Commands(None if run == DEFAULT_RUN else run)
     ctx = PlanContext(sc, dict(plan), rules, date=_date(plan), regime=str(plan["regime"]))
+    refuse_unplannable(ctx)  # the planned option is what runs: it must be one the rules allow
     jobs = []
     names = unique_names(list(ctx.placements))
     for p in sorted(ctx.placements.values(), key=lambda p: (p.start, p.workload, p.stage)):

@@ -196,7 +196,7 @@ def _cost_changes(old: Scenario, new: Scenario, p: Placement, since: dt.datetime
     ]
 
 
-def _capacity_changes(
+def capacity_changes(
     new: Scenario, placements: list[Placement], since: dt.datetime
 ) -> list[Change]:
     """Stages running at an instant (from ``since``) when their pool has fewer chips than the
@@ -316,7 +316,7 @@ def impact(
             out.running.append(f"{p.workload}/{p.stage}")
         out.changes += _rule_changes(ctx, p, recorded_sc)
         out.changes += _cost_changes(recorded_sc, new_sc, p, since)
-    out.changes += _capacity_changes(new_sc, live, since)
+    out.changes += capacity_changes(new_sc, live, since)
     if replan:
         out.replan = _replan(new_sc, plan, rules, time_limit=time_limit, seed=seed)
         for s in out.replan["stages"]:

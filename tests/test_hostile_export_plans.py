@@ -1,0 +1,111 @@
+"""Edited plans against `straits export`: a placement the planner could not have made is
+refused before anything is written (exit 2 naming the assignment), never exported as planned.
+
+A plan document is user input: deleting its ``id`` and ``digest`` makes an edited plan a new
+one. The export limited each stage's failover to the lawful options but wrote the planned one
+first, unchecked: a fine-tune on Chinese personal information moved by hand to Singapore (which
+the CAC assessment rule forbids), a pre-train on a pool of a quarter of its chips, or on one
+chip, were written out as sbatch scripts, JobSets and SkyPilot tasks with exit 0."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from straits.errors import InputError
+from straits.export import export_input
+from straits.loading import load_scenario
+from straits.model.scenario import Scenario
+from straits.plan import make_plan
+from straits.plandoc import make_document
+from straits.rules import RuleSet
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "offshore-2025.yaml"
+Edit = Callable[[dict[str, Any]], None]
+
+
+@pytest.fixture(scope="module")
+def planned(rules: RuleSet) -> tuple[Scenario, dict[str, Any]]:
+    sc = load_scenario(EXAMPLE)
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json()
+    where = {a["stage"]: (a["site"], a["chip"]) for a in plan["assignments"]}
+    # what the edits below assume of the example's plan
+    assert where["sft"][0].startswith(("cn-", "hz-")), where
+    assert where["pretrain"] in {("my-johor", "H100-SXM"), ("sg-jurong", "H100-SXM")}, where
+    return sc, plan
+
+
+def _index(plan: dict[str, Any], stage: str) -> int:
+    return next(i for i, a in enumerate(plan["assignments"]) if a["stage"] == stage)
+
+
+def _move(stage: str, **fields: Any) -> Edit:
+    return lambda plan: plan["assignments"][_index(plan, stage)].update(fields)
+
+
+EDITS: dict[str, tuple[Edit, str, str]] = {
+    # personal information of 3M Chinese individuals may leave China only after an assessment
+    "unlawful-site": (_move("sft", site="sg-jurong", chip="H100-SXM"), "sft", "site"),
+    # the stage may run only in SG and MY
+    "outside-its-locations": (_move("serve-intl", site="hz-idc", chip="H20"), "serve-intl", "site"),
+    # 2,048 chips on a pool of 512
+    "over-the-pool": (_move("pretrain", site="sg-jurong", chip="H200-SXM"), "pretrain", "chips"),
+    "ten-million-chips": (_move("pretrain", chips=10_000_000), "pretrain", "chips"),
+    # a 72B model's training state on one chip
+    "one-chip": (_move("pretrain", chips=1), "pretrain", "chips"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EDITS))
+def test_an_edited_placement_the_planner_could_not_make_is_refused(
+    case: str, planned: tuple[Scenario, dict[str, Any]], rules: RuleSet
+) -> None:
+    sc, plan = planned
+    edit, stage, field = EDITS[case]
+    edited = copy.deepcopy(plan)
+    edit(edited)
+    with pytest.raises(InputError) as exc:
+        export_input(sc, edited, rules, plan_id="edited", run="true")
+    assert exc.value.path == f"assignments[{_index(edited, stage)}].{field}"
+    assert f"chat-72b/{stage}" in exc.value.detail
+
+
+def test_the_planners_own_plan_still_exports(
+    planned: tuple[Scenario, dict[str, Any]], rules: RuleSet
+) -> None:
+    sc, plan = planned
+    inp = export_input(sc, plan, rules, plan_id="as-planned", run="true")
+    assert len(inp.jobs) == len(plan["assignments"])
+
+
+def test_the_cli_refuses_an_edited_document_with_exit_2_and_writes_nothing(
+    planned: tuple[Scenario, dict[str, Any]], tmp_path: Path
+) -> None:
+    sc, plan = planned
+    doc = make_document(plan, sc.model_dump(mode="json"), {})
+    doc.pop("id"), doc.pop("digest")  # an edited plan is a new one
+    _move("sft", site="sg-jurong", chip="H100-SXM")(doc)
+    f = tmp_path / "edited.json"
+    f.write_text(json.dumps(doc))
+    out = tmp_path / "jobs"
+    args = ["export", str(f), "--to", "all", "--run", "true", "-o", str(out)]
+    p = subprocess.run(
+        [sys.executable, "-m", "straits", "-q", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "1000"},
+        timeout=300,
+    )
+    assert p.returncode == 2, p.stderr
+    assert "Traceback" not in p.stderr
+    assert f"assignments[{_index(doc, 'sft')}].site" in p.stderr
+    assert not out.exists()
