@@ -91,7 +91,7 @@ def test_the_cli_refuses_an_edited_document_with_exit_2_and_writes_nothing(
     planned: tuple[Scenario, dict[str, Any]], tmp_path: Path
 ) -> None:
     sc, plan = planned
-    doc = make_document(plan, sc.model_dump(mode="json"), {})
+    doc = make_document(copy.deepcopy(plan), sc.model_dump(mode="json"), {})
     doc.pop("id"), doc.pop("digest")  # an edited plan is a new one
     _move("sft", site="sg-jurong", chip="H100-SXM")(doc)
     f = tmp_path / "edited.json"
@@ -160,3 +160,25 @@ def test_the_capacity_check_of_a_plan_of_many_stages_is_one_sweep() -> None:
     changes = capacity_changes(sc, ps, sc.start)
     assert time.perf_counter() - began < 10
     assert [(c.stage, c.kind) for c in changes] == [("s0", "capacity"), ("big", "capacity")]
+
+
+@pytest.mark.parametrize("sep", ["\n", "\r", "\x00", "\u202e", "\x1b"])
+@pytest.mark.parametrize("field", ["start", "end"])
+def test_an_instant_with_a_control_between_date_and_time_is_refused(
+    sep: str, field: str, planned: tuple[Scenario, dict[str, Any]]
+) -> None:
+    """Python's ``fromisoformat`` takes any one character between the date and the time; the
+    text went as it was into the sbatch script's comment, where a newline ended the comment
+    and bash ran ``01:20:00Z to ...`` as a command (a NUL, a bidi control went in too)."""
+    from straits.plandoc import read_document
+
+    sc, plan = planned
+    doc = make_document(copy.deepcopy(plan), sc.model_dump(mode="json"), {})
+    doc.pop("id"), doc.pop("digest")
+    a = doc["assignments"][0]
+    a[field] = a[field].replace("T", sep, 1)
+    with pytest.raises(InputError) as exc:
+        read_document(doc, "edited.json")
+    assert f"{field}" in str(exc.value.path)
+    a[field] = a[field].replace(sep, " ", 1)  # a space, as RFC 3339 allows, is still a time
+    read_document(doc, "edited.json")
