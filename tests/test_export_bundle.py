@@ -116,3 +116,40 @@ def test_a_folder_on_the_way_that_links_out_of_the_folder_is_refused(tmp_path: P
     (out / "slurm").symlink_to(out / "real")
     write_bundle(out, FIRST)
     assert (out / "real" / "johor" / "a.sbatch").read_text() == "a"
+
+
+KILLED_MID_WRITE = """
+import os, sys
+from pathlib import Path
+from straits.export.bundle import write_bundle
+real, calls = Path.write_text, []
+def write_then_die(self, *args, **kwargs):
+    calls.append(self)
+    if len(calls) == 3:
+        os._exit(9)  # as a SIGKILL: no finally, no cleanup
+    return real(self, *args, **kwargs)
+Path.write_text = write_then_die
+write_bundle(Path(sys.argv[1]), {f"kubernetes/c/s{i}.yaml": "kind: Job\\n" for i in range(5)})
+"""
+
+
+def test_an_export_killed_while_staging_leaves_nothing_a_tool_would_apply(
+    tmp_path: Path,
+) -> None:
+    """A killed export left ``.straits-export-XXXX/kubernetes/c/s0.yaml`` in the folder: a
+    half-written copy of a plan that ``kubectl apply -R -f DIR`` applied, and that no later
+    export removed."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "jobs"
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    p = subprocess.run([sys.executable, "-c", KILLED_MID_WRITE, str(out)], env=env, timeout=60)
+    assert p.returncode == 9
+    picked = [f for f in out.rglob("*") if f.suffix in (".yaml", ".yml", ".json", ".sbatch")]
+    assert picked == []
+    write_bundle(out, {"kubernetes/c/s0.yaml": "kind: Job\n"})
+    assert not list(out.glob(".straits-export-*"))
+    assert (out / "kubernetes" / "c" / "s0.yaml").read_text() == "kind: Job\n"
