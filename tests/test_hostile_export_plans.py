@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from straits.errors import InputError
-from straits.export import export_input
-from straits.loading import load_scenario
+from straits.export import export_input, exporter
+from straits.loading import load_scenario, parse_scenario
 from straits.model.scenario import Scenario
 from straits.plan import make_plan
 from straits.plandoc import make_document
@@ -52,7 +53,21 @@ def _move(stage: str, **fields: Any) -> Edit:
     return lambda plan: plan["assignments"][_index(plan, stage)].update(fields)
 
 
+def _sft_before_pretrain_ends(plan: dict[str, Any]) -> None:
+    pre = plan["assignments"][_index(plan, "pretrain")]
+    plan["assignments"][_index(plan, "sft")]["start"] = pre["start"]
+
+
+def _pretrain_unplaced(plan: dict[str, Any]) -> None:
+    pre = plan["assignments"].pop(_index(plan, "pretrain"))
+    plan["unplaced"].append({"workload": pre["workload"], "stage": pre["stage"]})
+
+
 EDITS: dict[str, tuple[Edit, str, str]] = {
+    # apply.sh applied the fine-tune at once (its predecessor "not exported to Kubernetes")
+    "before-its-predecessor-ends": (_sft_before_pretrain_ends, "sft", "start"),
+    # ... and with nothing to wait for, every target started it on no pre-trained model
+    "after-an-unplaced-stage": (_pretrain_unplaced, "sft", "stage"),
     # personal information of 3M Chinese individuals may leave China only after an assessment
     "unlawful-site": (_move("sft", site="sg-jurong", chip="H100-SXM"), "sft", "site"),
     # the stage may run only in SG and MY
@@ -182,3 +197,29 @@ def test_an_instant_with_a_control_between_date_and_time_is_refused(
     assert f"{field}" in str(exc.value.path)
     a[field] = a[field].replace(sep, " ", 1)  # a space, as RFC 3339 allows, is still a time
     read_document(doc, "edited.json")
+
+
+def test_a_predecessor_that_lasts_no_time_still_comes_first(rules: RuleSet) -> None:
+    """Jobs were ordered by start, then by stage id: a predecessor that ends as it starts,
+    its successor starting then, came after it when its id sorted later, and apply.sh (which
+    waits only for predecessors it has already applied) applied the successor at once."""
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    stages = doc["workloads"][0]["stages"]
+    stages[0]["id"] = "zz-pre"
+    stages[1]["id"], stages[1]["after"] = "aa-sft", ["zz-pre"]
+    stages[2]["after"] = ["aa-sft"]
+    sc = parse_scenario(doc, source="renamed")
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json()
+    pre = plan["assignments"][_index(plan, "zz-pre")]
+    pre["end"] = pre["start"]
+    plan["assignments"][_index(plan, "aa-sft")]["start"] = pre["start"]
+    inp = export_input(sc, plan, rules, plan_id="tie", run="true")
+    assert [j.stage for j in inp.jobs][:2] == ["zz-pre", "aa-sft"]
+    lines = exporter("kubernetes").render(inp).files["kubernetes/apply.sh"].splitlines()
+    waited = next(
+        i for i, ln in enumerate(lines) if ln.startswith("  wait_done") and "zz-pre" in ln
+    )
+    applied = next(
+        i for i, ln in enumerate(lines) if ln.startswith("  apply_stage") and "aa-sft" in ln
+    )
+    assert waited < applied

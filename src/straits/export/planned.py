@@ -19,9 +19,10 @@ from straits.plan.recheck import Placement, PlanContext
 
 
 def refuse_unplannable(ctx: PlanContext) -> None:
-    """Raise :class:`InputError` for the first placement of ``ctx``'s plan that is no option
-    of its stage, that the rules forbid, that runs on fewer chips than the stage needs, or
-    that uses more chips of a pool than it has at some instant."""
+    """Raise :class:`InputError` for the first placement of ``ctx``'s plan that runs after a
+    stage the plan does not place or before its predecessor ends, that is no option of its
+    stage, that the rules forbid, that runs on fewer chips than the stage needs, or that uses
+    more chips of a pool than it has at some instant."""
     from straits.impact.drift import capacity_changes
 
     index = {(a["workload"], a["stage"]): i for i, a in enumerate(ctx.plan.get("assignments", ()))}
@@ -47,6 +48,12 @@ def _problem(ctx: PlanContext, p: Placement) -> tuple[str, str] | None:
     """(field, why) when ``p`` is no placement the planner could make, else None."""
     w = ctx.sc.workload(p.workload)
     stage = w.stage(p.stage)
+    for a in stage.after:  # the order every target keeps is the plan's order in time
+        pred = ctx.placements.get((w.id, a))
+        if pred is None:
+            return "stage", f"placed, but {a}, which it runs after, is not"
+        if p.start < pred.end:
+            return "start", f"starts at {p.raw['start']}, before {a} (its predecessor) ends"
     option = ctx.option(w, stage, p.site, p.chip, p.bought)
     if option is None:
         return "site", "not an option of the stage in the plan's scenario"
