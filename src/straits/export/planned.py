@@ -40,6 +40,9 @@ def refuse_unplannable(ctx: PlanContext) -> None:
         raise _refusal(index[key], "chips", f"{key[0]}/{key[1]}: {change.summary}")
 
 
+#: how much earlier than its predecessor's end a stage may start: times are written to the
+#: second, truncated, so two computed a hair apart may read a second apart
+_SLACK = dt.timedelta(seconds=1)
 #: the assignment field an option's problem is about (others: its chip)
 _PROBLEM_FIELDS = {"location": "site", "capacity": "chips"}
 
@@ -52,7 +55,7 @@ def _problem(ctx: PlanContext, p: Placement) -> tuple[str, str] | None:
         pred = ctx.placements.get((w.id, a))
         if pred is None:
             return "stage", f"placed, but {a}, which it runs after, is not"
-        if p.start < pred.end:
+        if p.start < pred.start or p.start < pred.end - _SLACK:
             return "start", f"starts at {p.raw['start']}, before {a} (its predecessor) ends"
     option = ctx.option(w, stage, p.site, p.chip, p.bought)
     if option is None:
