@@ -153,3 +153,29 @@ def test_an_export_killed_while_staging_leaves_nothing_a_tool_would_apply(
     write_bundle(out, {"kubernetes/c/s0.yaml": "kind: Job\n"})
     assert not list(out.glob(".straits-export-*"))
     assert (out / "kubernetes" / "c" / "s0.yaml").read_text() == "kind: Job\n"
+
+
+def test_ctrl_c_while_files_move_into_place_waits_until_all_are_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ctrl-C between two moves left the folder holding part of the new export beside part
+    of the last one (a new apply.sh naming the old manifests); it now comes once every file
+    is in place and the manifest says so."""
+    import os
+    import signal
+
+    out = tmp_path / "jobs"
+    write_bundle(out, {f"kubernetes/c/s{i}.yaml": "old\n" for i in range(4)})
+    real, moved = os.replace, []
+
+    def replace_then_interrupt(src: object, dst: object) -> None:
+        real(src, dst)  # type: ignore[arg-type]
+        moved.append(dst)
+        if len(moved) == 2:  # after the manifest and one file
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(os, "replace", replace_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        write_bundle(out, {f"kubernetes/c/s{i}.yaml": "new\n" for i in range(4)})
+    texts = {p.read_text() for p in (out / "kubernetes" / "c").iterdir()}
+    assert texts == {"new\n"}

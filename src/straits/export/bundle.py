@@ -13,13 +13,15 @@ kubernetes`` into one folder) and files Straits did not write are left alone.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import shutil
+import signal
 import stat
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from straits.errors import InputError
@@ -68,19 +70,37 @@ def write_bundle(
                 if (out_dir / rel).is_dir():
                     raise IsADirectoryError(f"{out_dir / rel} is a directory")
             before = _manifest(out_dir)
-            # a crash between here and the last line leaves a manifest naming both exports'
-            # files, so the next export still removes whatever this one had moved in
-            _write_manifest(out_dir, before | set(files))
-            for rel in files:
-                dest = out_dir / rel
-                os.replace(staging / (rel + PART), dest)
-                written.append(dest)
-            stale = {r for r in before - set(files) if _top(r) in {_top(f) for f in files}}
-            _remove(out_dir, stale)
-            _write_manifest(out_dir, (before - stale) | set(files))
+            # Ctrl-C or a SIGTERM waits until every file is in place: stopped half way, the
+            # folder held part of this plan beside part of the last (a new apply.sh naming old
+            # manifests). A crash (kill -9) between here and the last line leaves a manifest
+            # naming both exports' files, so the next export still removes what this one moved
+            with _signals_held():
+                _write_manifest(out_dir, before | set(files))
+                for rel in files:
+                    dest = out_dir / rel
+                    os.replace(staging / (rel + PART), dest)
+                    written.append(dest)
+                stale = {r for r in before - set(files) if _top(r) in {_top(f) for f in files}}
+                _remove(out_dir, stale)
+                _write_manifest(out_dir, (before - stale) | set(files))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return written
+
+
+#: what the moves into place hold back until they are done
+_HELD = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Block Ctrl-C, SIGTERM and SIGHUP in this thread for the ``with`` block; one that came
+    meanwhile is delivered (and raised) once the block is done."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _remove_leftovers(out_dir: Path) -> None:
