@@ -116,3 +116,66 @@ def test_a_folder_on_the_way_that_links_out_of_the_folder_is_refused(tmp_path: P
     (out / "slurm").symlink_to(out / "real")
     write_bundle(out, FIRST)
     assert (out / "real" / "johor" / "a.sbatch").read_text() == "a"
+
+
+KILLED_MID_WRITE = """
+import os, sys
+from pathlib import Path
+from straits.export.bundle import write_bundle
+real, calls = Path.write_text, []
+def write_then_die(self, *args, **kwargs):
+    calls.append(self)
+    if len(calls) == 3:
+        os._exit(9)  # as a SIGKILL: no finally, no cleanup
+    return real(self, *args, **kwargs)
+Path.write_text = write_then_die
+write_bundle(Path(sys.argv[1]), {f"kubernetes/c/s{i}.yaml": "kind: Job\\n" for i in range(5)})
+"""
+
+
+def test_an_export_killed_while_staging_leaves_nothing_a_tool_would_apply(
+    tmp_path: Path,
+) -> None:
+    """A killed export left ``.straits-export-XXXX/kubernetes/c/s0.yaml`` in the folder: a
+    half-written copy of a plan that ``kubectl apply -R -f DIR`` applied, and that no later
+    export removed."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "jobs"
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    p = subprocess.run([sys.executable, "-c", KILLED_MID_WRITE, str(out)], env=env, timeout=60)
+    assert p.returncode == 9
+    picked = [f for f in out.rglob("*") if f.suffix in (".yaml", ".yml", ".json", ".sbatch")]
+    assert picked == []
+    write_bundle(out, {"kubernetes/c/s0.yaml": "kind: Job\n"})
+    assert not list(out.glob(".straits-export-*"))
+    assert (out / "kubernetes" / "c" / "s0.yaml").read_text() == "kind: Job\n"
+
+
+def test_ctrl_c_while_files_move_into_place_waits_until_all_are_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ctrl-C between two moves left the folder holding part of the new export beside part
+    of the last one (a new apply.sh naming the old manifests); it now comes once every file
+    is in place and the manifest says so."""
+    import os
+    import signal
+
+    out = tmp_path / "jobs"
+    write_bundle(out, {f"kubernetes/c/s{i}.yaml": "old\n" for i in range(4)})
+    real, moved = os.replace, []
+
+    def replace_then_interrupt(src: object, dst: object) -> None:
+        real(src, dst)  # type: ignore[arg-type]
+        moved.append(dst)
+        if len(moved) == 2:  # after the manifest and one file
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(os, "replace", replace_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        write_bundle(out, {f"kubernetes/c/s{i}.yaml": "new\n" for i in range(4)})
+    texts = {p.read_text() for p in (out / "kubernetes" / "c").iterdir()}
+    assert texts == {"new\n"}

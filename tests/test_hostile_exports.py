@@ -177,3 +177,36 @@ def test_a_stage_of_chips_that_do_not_fill_nodes_says_it_is_rounded_up(rules: Ru
     (script,) = [t for p, t in exporter("slurm").render(inp).files.items() if p.endswith("sbatch")]
     assert "9 chips planned, asked as 2 node(s) x 8" in script
     assert "#SBATCH --nodes=2" in script
+
+
+def test_two_sites_naming_one_local_queue_with_different_cluster_queues_are_refused(
+    rules: RuleSet,
+) -> None:
+    """Two sites on one Kubernetes cluster, one namespace and queue, but different
+    ClusterQueues: both wrote kubernetes/<cluster>/kueue.<ns>.<queue>.yaml and the site exported
+    last silently decided where the other's stages were queued."""
+    import yaml
+
+    from straits.errors import InputError
+    from straits.loading import parse_scenario
+
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    for site in doc["sites"]:
+        k = site["targets"]["kubernetes"]
+        k.update(cluster="shared", namespace="training", queue="training")
+        k["cluster_queue"] = f"cq-{site['id']}"
+    sc = parse_scenario(doc, source="shared")
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json()
+    assert len({a["site"] for a in plan["assignments"]}) > 1
+    inp = export_input(sc, plan, rules, plan_id="shared", run="true")
+    with pytest.raises(InputError) as exc:
+        exporter("kubernetes").render(inp)
+    assert exc.value.path is not None
+    assert exc.value.path.endswith(".targets.kubernetes.cluster_queue")
+    # one ClusterQueue for the LocalQueue is a cluster shared, and exports
+    for site in doc["sites"]:
+        site["targets"]["kubernetes"]["cluster_queue"] = "cq"
+    sc = parse_scenario(doc, source="shared")
+    inp = export_input(sc, plan, rules, plan_id="shared", run="true")
+    files = exporter("kubernetes").render(inp).files
+    assert "clusterQueue: cq\n" in files["kubernetes/shared/kueue.training.training.yaml"]

@@ -12,6 +12,7 @@ older version may lack stay optional; fields this version does not know are carr
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -38,7 +39,18 @@ def _instant(text: str) -> dt.datetime:
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
+#: what an instant may hold: Python reads any one character between the date and the time
+#: (a newline, a NUL, a bidi control), and the text is written as it is into sbatch comments,
+#: where a newline ended the comment and bash ran the rest of the line as a command
+_INSTANT_CHARS = re.compile(r"[0-9A-Za-z:.,+ -]{1,64}")
+
+
 def _iso_instant(text: str) -> str:
+    if not _INSTANT_CHARS.fullmatch(text):
+        raise ValueError(
+            f"{text[:64]!r} is not an ISO-8601 time such as 2025-06-01T00:00:00Z (digits, "
+            "letters, ':', '.', ',', '+', '-' or a space)"
+        )
     try:
         t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

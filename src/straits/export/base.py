@@ -24,7 +24,8 @@ from straits.export.names import dns_name as dns_name  # re-exported for older c
 from straits.export.names import image_reference, unique_names
 from straits.export.names import label_value as label_value
 from straits.export.names import unique_labels as unique_labels
-from straits.model.scenario import Dataset, Pool, Scenario, Site
+from straits.export.planned import refuse_unplannable
+from straits.model.scenario import Dataset, Pool, Scenario, Site, Workload
 from straits.plan.options import NODE
 from straits.plan.recheck import Placement, PlanContext
 from straits.rules.engine import RuleSet
@@ -204,9 +205,15 @@ def export_input(
     if commands is None:
         commands = Commands(None if run == DEFAULT_RUN else run)
     ctx = PlanContext(sc, dict(plan), rules, date=_date(plan), regime=str(plan["regime"]))
+    refuse_unplannable(ctx)  # the planned option is what runs: it must be one the rules allow
     jobs = []
     names = unique_names(list(ctx.placements))
-    for p in sorted(ctx.placements.values(), key=lambda p: (p.start, p.workload, p.stage)):
+    depth = {(w.id, s): d for w in sc.workloads for s, d in _depths(w).items()}
+    # by start, a predecessor first when both start at once (one that lasts no time)
+    order = sorted(
+        ctx.placements.values(), key=lambda p: (p.start, p.workload, depth[p.key], p.stage)
+    )
+    for p in order:
         w = sc.workload(p.workload)
         stage = w.stage(p.stage)
         site = sc.site(p.site)
@@ -242,6 +249,14 @@ def export_input(
         )
     unplaced = tuple(f"{u['workload']}/{u['stage']}" for u in plan.get("unplaced", ()))
     return ExportInput(plan_id, sc, plan, tuple(jobs), unplaced, commands.default, image)
+
+
+def _depths(w: Workload) -> dict[str, int]:
+    """How many stages each stage of ``w`` runs after, on the longest path of predecessors."""
+    depth: dict[str, int] = {}
+    for t in w.topological_stages():
+        depth[t.id] = 1 + max((depth[a] for a in t.after), default=-1)
+    return depth
 
 
 def replica_chips(

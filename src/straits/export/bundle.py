@@ -13,13 +13,15 @@ kubernetes`` into one folder) and files Straits did not write are left alone.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import shutil
+import signal
 import stat
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from straits.errors import InputError
@@ -29,6 +31,10 @@ from straits.fileio import write_atomically
 MANIFEST = ".straits-export.json"
 #: the lock file two exports into one folder take turns on
 LOCK = ".straits-export.lock"
+#: the prefix of an export's staging folder inside the folder it writes into
+STAGING = ".straits-export-"
+#: what staged files end in until they are moved into place
+PART = ".straits-part"
 #: a manifest larger than this is not one Straits wrote (it is ignored, nothing is removed)
 MAX_MANIFEST_BYTES = 1 << 20
 
@@ -36,21 +42,27 @@ MAX_MANIFEST_BYTES = 1 << 20
 def write_bundle(
     out_dir: Path, files: Mapping[str, str], *, executable: tuple[str, ...] = ()
 ) -> list[Path]:
-    """Write every file under ``out_dir`` or none: files are written into a temporary folder
-    beside it and moved into place once all are written (each move is atomic), under the
+    """Write every file under ``out_dir`` or none: files are written into a staging folder
+    inside it and moved into place once all are written (each move is atomic), under the
     folder's lock; then the files of the previous export there that this one does not write
-    (under the same targets' folders) are removed."""
+    (under the same targets' folders) are removed.
+
+    An export killed while staging leaves its staging folder behind: its files end in
+    :data:`PART`, so no tool that picks files by their extension (``kubectl apply -R``, a glob
+    of ``*.sbatch``) takes them, and the next export into the folder removes it (staging
+    happens under the lock, so a staging folder found there is a dead export's)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".straits-export-"))
     written = []
-    try:
-        for rel, text in files.items():
-            tmp = staging / rel
-            tmp.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(text, encoding="utf-8")
-            if rel.endswith(executable) and executable:
-                tmp.chmod(0o755)
-        with _locked(out_dir):  # folders too: another export may remove the ones it emptied
+    with _locked(out_dir):  # folders too: another export may remove the ones it emptied
+        _remove_leftovers(out_dir)
+        staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=STAGING))
+        try:
+            for rel, text in files.items():
+                tmp = staging / (rel + PART)
+                tmp.parent.mkdir(parents=True, exist_ok=True)
+                tmp.write_text(text, encoding="utf-8")
+                if rel.endswith(executable) and executable:
+                    tmp.chmod(0o755)
             root = out_dir.resolve()
             for rel in files:  # every folder first: a clash fails before any file moves
                 _refuse_link_out(out_dir, root, rel)
@@ -58,19 +70,44 @@ def write_bundle(
                 if (out_dir / rel).is_dir():
                     raise IsADirectoryError(f"{out_dir / rel} is a directory")
             before = _manifest(out_dir)
-            # a crash between here and the last line leaves a manifest naming both exports'
-            # files, so the next export still removes whatever this one had moved in
-            _write_manifest(out_dir, before | set(files))
-            for rel in files:
-                dest = out_dir / rel
-                os.replace(staging / rel, dest)
-                written.append(dest)
-            stale = {r for r in before - set(files) if _top(r) in {_top(f) for f in files}}
-            _remove(out_dir, stale)
-            _write_manifest(out_dir, (before - stale) | set(files))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            # Ctrl-C or a SIGTERM waits until every file is in place: stopped half way, the
+            # folder held part of this plan beside part of the last (a new apply.sh naming old
+            # manifests). A crash (kill -9) between here and the last line leaves a manifest
+            # naming both exports' files, so the next export still removes what this one moved
+            with _signals_held():
+                _write_manifest(out_dir, before | set(files))
+                for rel in files:
+                    dest = out_dir / rel
+                    os.replace(staging / (rel + PART), dest)
+                    written.append(dest)
+                stale = {r for r in before - set(files) if _top(r) in {_top(f) for f in files}}
+                _remove(out_dir, stale)
+                _write_manifest(out_dir, (before - stale) | set(files))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return written
+
+
+#: what the moves into place hold back until they are done
+_HELD = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Block Ctrl-C, SIGTERM and SIGHUP in this thread for the ``with`` block; one that came
+    meanwhile is delivered (and raised) once the block is done."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _remove_leftovers(out_dir: Path) -> None:
+    """Remove the staging folders of exports killed before they finished (never a link)."""
+    for entry in out_dir.iterdir():
+        if entry.name.startswith(STAGING) and entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def _refuse_link_out(out_dir: Path, root: Path, rel: str) -> None:

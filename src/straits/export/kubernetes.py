@@ -20,6 +20,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from straits.errors import InputError
 from straits.export.base import ExportInput, ExportResult, StageJob, dump_yaml
 from straits.export.k8s_objects import (
     k8s_site,
@@ -28,6 +29,7 @@ from straits.export.k8s_objects import (
     stage_labels,
     stage_objects,
 )
+from straits.model.targets import KubernetesSite
 from straits.plan.options import NODE
 
 # names kept importable for callers of the old module
@@ -56,6 +58,7 @@ class KubernetesExporter:
         steps: dict[str, list[str]] = {}
         queues: dict[str, str] = {}
         placed: dict[tuple[str, str], tuple[str, str, str, str]] = {}
+        owners: dict[str, tuple[str, str | None]] = {}
         for job in inp.jobs:
             k = k8s_site(job.planned)
             if k is None:
@@ -73,6 +76,7 @@ class KubernetesExporter:
             if lq is not None:
                 # dots: no stage file (its name has none) and no other (namespace, queue) shares it
                 qpath = f"{k.cluster}/kueue.{k.namespace}.{k.queue}.yaml"
+                _one_local_queue(inp, qpath, job, k, owners)
                 res.files[f"kubernetes/{qpath}"] = _dump([lq])
                 queues[qpath] = ctx
             lines = steps.setdefault(job.workload, [])
@@ -101,6 +105,30 @@ class KubernetesExporter:
         if steps:
             res.files["kubernetes/apply.sh"] = _apply_script(inp.plan_id, queues, steps)
         return res
+
+
+def _one_local_queue(
+    inp: ExportInput,
+    qpath: str,
+    job: StageJob,
+    k: KubernetesSite,
+    owners: dict[str, tuple[str, str | None]],
+) -> None:
+    """Refuse two sites that name one LocalQueue (cluster, namespace, queue) with different
+    ClusterQueues: the queue is one object, and the site exported last silently decided where
+    the other's stages were queued."""
+    site = job.planned.site.id
+    first = owners.setdefault(qpath, (site, k.cluster_queue))
+    if first[1] == k.cluster_queue:
+        return
+    index = next(i for i, s in enumerate(inp.scenario.sites) if s.id == site)
+    raise InputError(
+        f"sites {first[0]} and {site} both name the LocalQueue {k.namespace}/{k.queue} of "
+        f"Kubernetes cluster {k.cluster}, with ClusterQueues {first[1]} and {k.cluster_queue}",
+        path=f"sites[{index}].targets.kubernetes.cluster_queue",
+        expected="one ClusterQueue per LocalQueue: the same cluster_queue, or another "
+        "queue or namespace for one of the sites",
+    )
 
 
 def _apply_script(plan_id: str, queues: dict[str, str], steps: dict[str, list[str]]) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import heapq
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -196,7 +197,7 @@ def _cost_changes(old: Scenario, new: Scenario, p: Placement, since: dt.datetime
     ]
 
 
-def _capacity_changes(
+def capacity_changes(
     new: Scenario, placements: list[Placement], since: dt.datetime
 ) -> list[Change]:
     """Stages running at an instant (from ``since``) when their pool has fewer chips than the
@@ -215,12 +216,26 @@ def _capacity_changes(
         steps = {origin + dt.timedelta(hours=h) for h, _ in line.steps}
         instants = sorted({max(t, since) for t in (*(p.start for p in ps), *steps)})
         flagged: set[tuple[str, str]] = set()
+        # one sweep over the instants (a scan of every stage at every instant took minutes
+        # for a plan of thousands of stages on one pool)
+        by_start = sorted(range(len(ps)), key=lambda i: ps[i].start)
+        ending: list[tuple[dt.datetime, int]] = []
+        running: set[int] = set()
+        used, nxt = 0, 0
         for t in instants:
-            running = [p for p in ps if p.start <= t < p.end]
-            used = sum(p.chips for p in running)
+            while nxt < len(by_start) and ps[by_start[nxt]].start <= t:
+                i = by_start[nxt]
+                heapq.heappush(ending, (ps[i].end, i))
+                running.add(i)
+                used += ps[i].chips
+                nxt += 1
+            while ending and ending[0][0] <= t:
+                _, i = heapq.heappop(ending)
+                running.discard(i)
+                used -= ps[i].chips
             cap = line.capacity_at((t - origin).total_seconds() / 3600)
             if used > cap:
-                for p in running:
+                for p in (ps[i] for i in sorted(running)):
                     if p.key not in flagged:
                         flagged.add(p.key)
                         out.append(
@@ -316,7 +331,7 @@ def impact(
             out.running.append(f"{p.workload}/{p.stage}")
         out.changes += _rule_changes(ctx, p, recorded_sc)
         out.changes += _cost_changes(recorded_sc, new_sc, p, since)
-    out.changes += _capacity_changes(new_sc, live, since)
+    out.changes += capacity_changes(new_sc, live, since)
     if replan:
         out.replan = _replan(new_sc, plan, rules, time_limit=time_limit, seed=seed)
         for s in out.replan["stages"]:

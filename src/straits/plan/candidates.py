@@ -178,14 +178,13 @@ class Candidates:
         return out
 
     def _training_ops(self, w: Workload) -> dict[str, float]:
-        """Cumulative training FLOPs of the model through each stage (ancestors included)."""
+        """Cumulative training FLOPs of the model through each stage: its own and each
+        ancestor's once (adding the ancestors' totals counted a shared one again: 2^n on a
+        chain of n stages)."""
         own = {
             s.id: max((f.most_flops for f in self.table(w, s).fits), default=0.0) for s in w.stages
         }
-        total: dict[str, float] = {}
-        for s in w.topological_stages():
-            total[s.id] = own[s.id] + sum(total[p] for p in ancestors(w, s))
-        return total
+        return {s.id: own[s.id] + sum(own[p] for p in ancestors(w, s)) for s in w.stages}
 
     # --- verdicts ------------------------------------------------------------------------------
     def questions(

@@ -1,0 +1,83 @@
+"""What an export refuses to write: a placement the planner could not have made.
+
+A plan document is user input (an edited one, its ``id`` and ``digest`` deleted, is a new
+plan), and so is a recorded plan exported under other rules. The export limits each stage's
+failover to the lawful options, but the planned option comes first and is what the scheduler
+runs: a stage moved by hand to a site whose rules forbid it (personal information that may not
+leave its country), to a pool too small for the model, or beyond a pool's chips was written
+out as planned, without a word. Each placement is asked again, as of the plan's date and under
+its regime (what ``straits plan --recheck --date <plan date>`` asks), before anything is
+written; one that fails is an :class:`~straits.errors.InputError` naming the assignment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from straits.errors import InputError
+from straits.plan.recheck import Placement, PlanContext
+
+
+def refuse_unplannable(ctx: PlanContext) -> None:
+    """Raise :class:`InputError` for the first placement of ``ctx``'s plan that runs after a
+    stage the plan does not place or before its predecessor ends, that is no option of its
+    stage, that the rules forbid, that runs on fewer chips than the stage needs, or that uses
+    more chips of a pool than it has at some instant."""
+    from straits.impact.drift import capacity_changes
+
+    index = {(a["workload"], a["stage"]): i for i, a in enumerate(ctx.plan.get("assignments", ()))}
+    for p in sorted(ctx.placements.values(), key=lambda p: index[p.key]):
+        problem = _problem(ctx, p)
+        if problem is not None:
+            field, text = problem
+            raise _refusal(index[p.key], field, f"{p.workload}/{p.stage} on {p.label}: {text}")
+    placements = list(ctx.placements.values())
+    if not placements:
+        return
+    since = min(p.start for p in placements) - dt.timedelta(seconds=1)
+    for change in capacity_changes(ctx.sc, placements, since):
+        key = (change.workload, change.stage)
+        raise _refusal(index[key], "chips", f"{key[0]}/{key[1]}: {change.summary}")
+
+
+#: how much earlier than its predecessor's end a stage may start: times are written to the
+#: second, truncated, so two computed a hair apart may read a second apart
+_SLACK = dt.timedelta(seconds=1)
+#: the assignment field an option's problem is about (others: its chip)
+_PROBLEM_FIELDS = {"location": "site", "capacity": "chips"}
+
+
+def _problem(ctx: PlanContext, p: Placement) -> tuple[str, str] | None:
+    """(field, why) when ``p`` is no placement the planner could make, else None."""
+    w = ctx.sc.workload(p.workload)
+    stage = w.stage(p.stage)
+    for a in stage.after:  # the order every target keeps is the plan's order in time
+        pred = ctx.placements.get((w.id, a))
+        if pred is None:
+            return "stage", f"placed, but {a}, which it runs after, is not"
+        if p.start < pred.start or p.start < pred.end - _SLACK:
+            return "start", f"starts at {p.raw['start']}, before {a} (its predecessor) ends"
+    option = ctx.option(w, stage, p.site, p.chip, p.bought)
+    if option is None:
+        return "site", "not an option of the stage in the plan's scenario"
+    if option.problem is not None:  # a location the stage may not use, a chip too small
+        detail = f" ({option.detail})" if option.detail else ""
+        field = _PROBLEM_FIELDS.get(str(option.problem), "chip")
+        return field, f"the stage cannot run there: {option.problem}{detail}"
+    if p.chips < option.min_chips:
+        return "chips", f"{p.chips:,} chips, the stage needs at least {option.min_chips:,}"
+    verdict = ctx.verdict(w, stage, option)
+    if not verdict.lawful and verdict.blocking is not None:
+        b = verdict.blocking
+        when = f"as of {ctx.date} under {ctx.regime}"
+        return "site", f"not lawful {when} ({b.rule}, {b.outcome}): {b.text}"
+    return None
+
+
+def _refusal(i: int, field: str, text: str) -> InputError:
+    return InputError(
+        f"{text}; nothing was written",
+        path=f"assignments[{i}].{field}",
+        expected="a plan whose placements the planner could make (`straits plan` makes one; "
+        "`straits plan PLAN --recheck --date <plan date>` says what changed)",
+    )

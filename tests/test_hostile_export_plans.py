@@ -1,0 +1,225 @@
+"""Edited plans against `straits export`: a placement the planner could not have made is
+refused before anything is written (exit 2 naming the assignment), never exported as planned.
+
+A plan document is user input: deleting its ``id`` and ``digest`` makes an edited plan a new
+one. The export limited each stage's failover to the lawful options but wrote the planned one
+first, unchecked: a fine-tune on Chinese personal information moved by hand to Singapore (which
+the CAC assessment rule forbids), a pre-train on a pool of a quarter of its chips, or on one
+chip, were written out as sbatch scripts, JobSets and SkyPilot tasks with exit 0."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from straits.errors import InputError
+from straits.export import export_input, exporter
+from straits.loading import load_scenario, parse_scenario
+from straits.model.scenario import Scenario
+from straits.plan import make_plan
+from straits.plandoc import make_document
+from straits.rules import RuleSet
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "offshore-2025.yaml"
+Edit = Callable[[dict[str, Any]], None]
+
+
+@pytest.fixture(scope="module")
+def planned(rules: RuleSet) -> tuple[Scenario, dict[str, Any]]:
+    sc = load_scenario(EXAMPLE)
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json()
+    where = {a["stage"]: (a["site"], a["chip"]) for a in plan["assignments"]}
+    # what the edits below assume of the example's plan
+    assert where["sft"][0].startswith(("cn-", "hz-")), where
+    assert where["pretrain"] in {("my-johor", "H100-SXM"), ("sg-jurong", "H100-SXM")}, where
+    return sc, plan
+
+
+def _index(plan: dict[str, Any], stage: str) -> int:
+    return next(i for i, a in enumerate(plan["assignments"]) if a["stage"] == stage)
+
+
+def _move(stage: str, **fields: Any) -> Edit:
+    return lambda plan: plan["assignments"][_index(plan, stage)].update(fields)
+
+
+def _sft_before_pretrain_ends(plan: dict[str, Any]) -> None:
+    pre = plan["assignments"][_index(plan, "pretrain")]
+    plan["assignments"][_index(plan, "sft")]["start"] = pre["start"]
+
+
+def _pretrain_unplaced(plan: dict[str, Any]) -> None:
+    pre = plan["assignments"].pop(_index(plan, "pretrain"))
+    plan["unplaced"].append({"workload": pre["workload"], "stage": pre["stage"]})
+
+
+EDITS: dict[str, tuple[Edit, str, str]] = {
+    # apply.sh applied the fine-tune at once (its predecessor "not exported to Kubernetes")
+    "before-its-predecessor-ends": (_sft_before_pretrain_ends, "sft", "start"),
+    # ... and with nothing to wait for, every target started it on no pre-trained model
+    "after-an-unplaced-stage": (_pretrain_unplaced, "sft", "stage"),
+    # personal information of 3M Chinese individuals may leave China only after an assessment
+    "unlawful-site": (_move("sft", site="sg-jurong", chip="H100-SXM"), "sft", "site"),
+    # the stage may run only in SG and MY
+    "outside-its-locations": (_move("serve-intl", site="hz-idc", chip="H20"), "serve-intl", "site"),
+    # 2,048 chips on a pool of 512
+    "over-the-pool": (_move("pretrain", site="sg-jurong", chip="H200-SXM"), "pretrain", "chips"),
+    "ten-million-chips": (_move("pretrain", chips=10_000_000), "pretrain", "chips"),
+    # a 72B model's training state on one chip
+    "one-chip": (_move("pretrain", chips=1), "pretrain", "chips"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EDITS))
+def test_an_edited_placement_the_planner_could_not_make_is_refused(
+    case: str, planned: tuple[Scenario, dict[str, Any]], rules: RuleSet
+) -> None:
+    sc, plan = planned
+    edit, stage, field = EDITS[case]
+    edited = copy.deepcopy(plan)
+    edit(edited)
+    with pytest.raises(InputError) as exc:
+        export_input(sc, edited, rules, plan_id="edited", run="true")
+    assert exc.value.path == f"assignments[{_index(edited, stage)}].{field}"
+    assert f"chat-72b/{stage}" in exc.value.detail
+
+
+def test_the_planners_own_plan_still_exports(
+    planned: tuple[Scenario, dict[str, Any]], rules: RuleSet
+) -> None:
+    sc, plan = planned
+    inp = export_input(sc, plan, rules, plan_id="as-planned", run="true")
+    assert len(inp.jobs) == len(plan["assignments"])
+
+
+def test_the_cli_refuses_an_edited_document_with_exit_2_and_writes_nothing(
+    planned: tuple[Scenario, dict[str, Any]], tmp_path: Path
+) -> None:
+    sc, plan = planned
+    doc = make_document(copy.deepcopy(plan), sc.model_dump(mode="json"), {})
+    doc.pop("id"), doc.pop("digest")  # an edited plan is a new one
+    _move("sft", site="sg-jurong", chip="H100-SXM")(doc)
+    f = tmp_path / "edited.json"
+    f.write_text(json.dumps(doc))
+    out = tmp_path / "jobs"
+    args = ["export", str(f), "--to", "all", "--run", "true", "-o", str(out)]
+    p = subprocess.run(
+        [sys.executable, "-m", "straits", "-q", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "1000"},
+        timeout=300,
+    )
+    assert p.returncode == 2, p.stderr
+    assert "Traceback" not in p.stderr
+    assert f"assignments[{_index(doc, 'sft')}].site" in p.stderr
+    assert not out.exists()
+
+
+def test_the_capacity_check_of_a_plan_of_many_stages_is_one_sweep() -> None:
+    """Every export now checks pool capacity over time (as impact does): the check scanned
+    every stage of a pool at every instant, 50,000 one-hour stages on one pool about 80 s
+    (0.8 s for 5,000); one sweep takes well under a second."""
+    import datetime as dt
+    import time
+
+    from straits.impact.drift import capacity_changes
+    from straits.plan.recheck import Placement
+
+    sc = load_scenario(EXAMPLE)
+    hour = dt.timedelta(hours=1)
+    ps = [
+        Placement(
+            "w",
+            f"s{k}",
+            "my-johor",
+            "H100-SXM",
+            8,
+            sc.start + k * hour,
+            sc.start + (k + 1) * hour,
+            False,
+            0.0,
+            0.0,
+            (),
+            {},
+        )
+        for k in range(50_000)
+    ]
+    ps.append(
+        Placement(
+            "w",
+            "big",
+            "my-johor",
+            "H100-SXM",
+            2048,
+            sc.start,
+            sc.start + hour,
+            False,
+            0.0,
+            0.0,
+            (),
+            {},
+        )
+    )
+    began = time.perf_counter()
+    changes = capacity_changes(sc, ps, sc.start)
+    assert time.perf_counter() - began < 10
+    assert [(c.stage, c.kind) for c in changes] == [("s0", "capacity"), ("big", "capacity")]
+
+
+@pytest.mark.parametrize("sep", ["\n", "\r", "\x00", "\u202e", "\x1b"])
+@pytest.mark.parametrize("field", ["start", "end"])
+def test_an_instant_with_a_control_between_date_and_time_is_refused(
+    sep: str, field: str, planned: tuple[Scenario, dict[str, Any]]
+) -> None:
+    """Python's ``fromisoformat`` takes any one character between the date and the time; the
+    text went as it was into the sbatch script's comment, where a newline ended the comment
+    and bash ran ``01:20:00Z to ...`` as a command (a NUL, a bidi control went in too)."""
+    from straits.plandoc import read_document
+
+    sc, plan = planned
+    doc = make_document(copy.deepcopy(plan), sc.model_dump(mode="json"), {})
+    doc.pop("id"), doc.pop("digest")
+    a = doc["assignments"][0]
+    a[field] = a[field].replace("T", sep, 1)
+    with pytest.raises(InputError) as exc:
+        read_document(doc, "edited.json")
+    assert f"{field}" in str(exc.value.path)
+    a[field] = a[field].replace(sep, " ", 1)  # a space, as RFC 3339 allows, is still a time
+    read_document(doc, "edited.json")
+
+
+def test_a_predecessor_that_lasts_no_time_still_comes_first(rules: RuleSet) -> None:
+    """Jobs were ordered by start, then by stage id: a predecessor that ends as it starts,
+    its successor starting then, came after it when its id sorted later, and apply.sh (which
+    waits only for predecessors it has already applied) applied the successor at once."""
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    stages = doc["workloads"][0]["stages"]
+    stages[0]["id"] = "zz-pre"
+    stages[1]["id"], stages[1]["after"] = "aa-sft", ["zz-pre"]
+    stages[2]["after"] = ["aa-sft"]
+    sc = parse_scenario(doc, source="renamed")
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json()
+    pre = plan["assignments"][_index(plan, "zz-pre")]
+    pre["end"] = pre["start"]
+    plan["assignments"][_index(plan, "aa-sft")]["start"] = pre["start"]
+    inp = export_input(sc, plan, rules, plan_id="tie", run="true")
+    assert [j.stage for j in inp.jobs][:2] == ["zz-pre", "aa-sft"]
+    lines = exporter("kubernetes").render(inp).files["kubernetes/apply.sh"].splitlines()
+    waited = next(
+        i for i, ln in enumerate(lines) if ln.startswith("  wait_done") and "zz-pre" in ln
+    )
+    applied = next(
+        i for i, ln in enumerate(lines) if ln.startswith("  apply_stage") and "aa-sft" in ln
+    )
+    assert waited < applied
