@@ -55,7 +55,7 @@ def print_frontier(points: list[FrontierPoint], fmt: Format) -> None:
     from rich.table import Table
 
     t = Table(
-        title="Cost / time frontier (rental and data movement; makespan to the minute)",
+        title="Cost / time frontier (rental, data movement, bought chips; makespan to the minute)",
         title_justify="left",
     )
     for col in ("makespan", "cost", "unplaced", "search"):

@@ -19,6 +19,7 @@ from straits.plan.cpsat_model import add_hints, build, new_solver
 from straits.plan.deadline import Deadline
 from straits.plan.greedy import GreedyPlanner
 from straits.plan.objectives import OBJECTIVES, Objective
+from straits.plan.options import capex_share
 from straits.plan.portfolio import Portfolio
 from straits.plan.retime import model_horizon, retime
 from straits.plan.schedule import PlanState, deadline_hours
@@ -75,7 +76,18 @@ def _solve(
     status = solver.solve(pm.model)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
-    cost = sum(b.assignment.cost_usd for k, b in state.placed.items() if k[0] in held.workloads)
+    # the plan's cost, as `straits plan` reports it: rental, data movement and the amortised
+    # cost of bought chips (the model's `bought`, which covers the held workloads' too)
+    cost = sum(
+        b.assignment.cost_usd - b.assignment.capex_usd
+        for k, b in state.placed.items()
+        if k[0] in held.workloads
+    )
+    options = {c.option.key: c.option for st in pf.stages.values() for c in st.choices}
+    for res, n in pm.bought.items():
+        procurable = options[res].pool.procurable
+        assert procurable is not None
+        cost += solver.value(n) * procurable.usd_per_chip * capex_share(pf.sc, options[res].pool)
     end = held.floor
     unplaced = 0
     for key, xs in pm.x.items():
@@ -99,8 +111,8 @@ def frontier(
     deadline: Deadline | None = None,
 ) -> list[FrontierPoint]:
     """Up to ``points`` plans from the cheapest to the fastest, none beaten on both counts.
-    Costs are the model's (rental and data movement, whole dollars); times in the model's
-    minutes. The
+    Costs are the plan's: rental, data movement and bought chips' amortised cost (the model's
+    dollars, whole); times in the model's minutes. The
     time left on ``deadline`` (else ``time_limit``) is shared evenly between the plans."""
     deadline = deadline or Deadline(time_limit)
     cost, time = OBJECTIVES["cost"], OBJECTIVES["time"]
