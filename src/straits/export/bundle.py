@@ -21,8 +21,10 @@ import shutil
 import signal
 import stat
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from straits.errors import InputError
 from straits.fileio import write_atomically
@@ -94,13 +96,36 @@ _HELD = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """Block Ctrl-C, SIGTERM and SIGHUP in this thread for the ``with`` block; one that came
-    meanwhile is delivered (and raised) once the block is done."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    """Hold back Ctrl-C, SIGTERM and SIGHUP for the ``with`` block; the first that came
+    meanwhile is raised again once the block is done, to the handler it had.
+
+    Their Python handlers are swapped for one that only notes the signal (Python runs signal
+    handlers in the main thread, whichever thread the kernel gave the signal to). Blocking
+    the signals in this thread (``pthread_sigmask``) held nothing in a process with other
+    threads (a progress spinner, a database watchdog): the kernel handed the signal to one of
+    them and the main thread raised KeyboardInterrupt between two moves all the same. Outside
+    the main thread handlers cannot be set, and nothing is held (signals go to the main
+    thread there anyway)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[int] = []
+
+    def note(signum: int, _frame: object) -> None:
+        came.append(signum)
+
+    previous: dict[int, Any] = {}
+    for sig in _HELD:
+        handler = signal.getsignal(sig)
+        if handler is not None:  # None: set from outside Python, so it cannot be put back
+            previous[sig] = signal.signal(sig, note)
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for held, old in previous.items():
+            signal.signal(held, old)
+        if came:
+            signal.raise_signal(came[0])
 
 
 def _remove_leftovers(out_dir: Path) -> None:
