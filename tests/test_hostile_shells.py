@@ -4,11 +4,14 @@ content coding it does not decode, the CLI with its standard streams closed."""
 from __future__ import annotations
 
 import base64
+import gzip
+import json
 from collections.abc import Iterator
 
 import pytest
 
-from test_api import Api, assert_problem, running_api
+from test_api import ESTIMATE, Api, assert_problem, running_api
+from test_rules_engine import DESIGN_REQUEST
 
 
 @pytest.fixture
@@ -38,3 +41,43 @@ def test_a_forged_cursor_is_a_400_naming_it(api: Api, forged: str) -> None:
         "/v1/plans", params={"cursor": _cursor(forged)}, headers=api.auth("hz-cloud", "viewer")
     )
     assert assert_problem(r, 400)["path"] == "cursor"
+
+
+@pytest.mark.parametrize(
+    ("route", "coding", "body"),
+    [
+        ("/v1/check", "gzip", gzip.compress(json.dumps(DESIGN_REQUEST).encode())),
+        ("/v1/check", "br", json.dumps(DESIGN_REQUEST).encode()),  # a plain body so labelled
+        ("/v1/check", "identity, gzip", json.dumps(DESIGN_REQUEST).encode()),
+        ("/v1/estimate", "deflate", json.dumps(ESTIMATE).encode()),
+        ("/v1/plans", "gzip", gzip.compress(b"straits: 1\n")),
+    ],
+)
+def test_a_body_in_a_content_coding_is_a_415(
+    api: Api, route: str, coding: str, body: bytes
+) -> None:
+    headers = {
+        **api.auth("hz-cloud", "planner"),
+        "Content-Type": "application/json",
+        "Content-Encoding": coding,
+    }
+    r = api.client.post(route, content=body, headers=headers)
+    assert assert_problem(r, 415)["path"] == "Content-Encoding"
+    assert r.headers["accept-encoding"] == "identity"
+
+
+def test_two_content_encoding_headers_are_both_read(api: Api) -> None:
+    headers = [
+        *api.auth("hz-cloud", "planner").items(),
+        ("Content-Type", "application/json"),
+        ("Content-Encoding", "gzip"),
+        ("Content-Encoding", "identity"),
+    ]
+    r = api.client.post("/v1/check", content=json.dumps(DESIGN_REQUEST).encode(), headers=headers)
+    assert_problem(r, 415)
+
+
+def test_identity_is_read_as_before(api: Api) -> None:
+    headers = {**api.auth("hz-cloud", "planner"), "Content-Encoding": "identity"}
+    r = api.client.post("/v1/check", json=DESIGN_REQUEST, headers=headers)
+    assert r.status_code == 200, r.text
