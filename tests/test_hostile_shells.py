@@ -6,7 +6,10 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -81,3 +84,42 @@ def test_identity_is_read_as_before(api: Api) -> None:
     headers = {**api.auth("hz-cloud", "planner"), "Content-Encoding": "identity"}
     r = api.client.post("/v1/check", json=DESIGN_REQUEST, headers=headers)
     assert r.status_code == 200, r.text
+
+
+# --- the CLI -----------------------------------------------------------------------------------
+def _closed(*args: str, close: str = ">&-") -> subprocess.CompletedProcess[bytes]:
+    """``straits ARGS`` started with a standard stream closed (``>&-``, ``2>&-``)."""
+    return subprocess.run(
+        ["sh", "-c", f'exec "$0" -m straits "$@" {close}', sys.executable, *args],
+        capture_output=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("chips", "--json"),  # an AttributeError traceback, exit 1
+        ("chips",),  # the table went nowhere, exit 0
+        ("chips", "-o", "yaml"),
+        ("--version",),
+        ("rules", "list"),
+    ],
+)
+def test_a_closed_standard_output_is_exit_1_and_says_so(args: tuple[str, ...]) -> None:
+    p = _closed(*args)
+    assert p.returncode == 1, p.stderr
+    assert b"Traceback" not in p.stderr
+    assert p.stderr.count(b"error:") == 1 and b"standard output" in p.stderr, p.stderr
+
+
+def test_a_closed_standard_output_stops_nothing_written_to_a_file(tmp_path: Path) -> None:
+    out = tmp_path / "g.yaml"
+    p = _closed("scenario", "generate", "--workloads", "3", "-o", str(out))
+    assert p.returncode == 0, p.stderr
+    assert "workloads:" in out.read_text() and not p.stderr.count(b"error:")
+
+
+def test_closed_standard_error_keeps_the_exit_status() -> None:
+    assert _closed("plan", "/nonexistent.yaml", close="2>&-").returncode == 2
+    assert _closed("chips", "--json", close=">&- 2>&-").returncode == 1

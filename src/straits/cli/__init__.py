@@ -129,18 +129,48 @@ app.command("worker")(worker_cmd.worker)
 
 
 def main() -> None:
+    _hold_closed_streams()
     try:
         _refuse_undecodable(sys.argv[1:])
         app(prog_name="straits")  # also under `python -m straits`
     except StraitsError as exc:  # anything raised outside a command's own handling
         print_error(exc)
         sys.exit(exc.exit_code)
+    except BrokenPipeError:  # a write no handler of a closed pipe saw (click's echo)
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # so the final flush is quiet
+        sys.exit(1)
     except Exception as exc:
         lost = _database_lost(exc) or _garbled_answer(exc)
         if lost is None:
             raise
         print_error(lost)
         sys.exit(lost.exit_code)
+
+
+def _hold_closed_streams() -> None:
+    """A process started with standard input, output or error closed (``>&-``): /dev/null
+    holds the descriptor, so no file this command opens (an output's temporary file, a key)
+    becomes "standard output" and gets what is printed; a closed standard output makes each
+    write an error (``output.ClosedStdout``: exit 1, where a JSON document was an
+    AttributeError traceback and a table vanished with exit 0)."""
+    import os
+
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            held = os.open(os.devnull, os.O_RDWR)
+            if held != fd:
+                os.dup2(held, fd)
+                os.close(held)
+    if sys.stdout is None:
+        from typing import TextIO, cast
+
+        from straits.cli.output import ClosedStdout
+
+        sys.stdout = cast(TextIO, ClosedStdout())
 
 
 def _refuse_undecodable(args: list[str]) -> None:

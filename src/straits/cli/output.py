@@ -3,6 +3,8 @@ stdout, and files written whole or not at all (`-` being stdout)."""
 
 from __future__ import annotations
 
+import errno
+import io
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -90,3 +92,31 @@ def write_file(path: Path, data: bytes) -> None:
     from straits.fileio import write_output as write
 
     write(path, data)
+
+
+class ClosedStdout(io.TextIOBase):
+    """Standard output for a process started with it closed (``straits ... >&-``), where Python
+    leaves ``sys.stdout`` None: a JSON document was an AttributeError traceback and a table
+    went nowhere with exit 0. The first write says so on stderr and fails as a closed pipe
+    does, so the command ends with exit 1 (``fileio.write_stdout``, Rich's broken-pipe exit,
+    or ``cli.main``); a command that prints nothing on stdout (``-o FILE``) is unaffected."""
+
+    said = False
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return 1  # held by /dev/null (cli._hold_closed_streams): a closed pipe's handlers dup2 it
+
+    def write(self, text: str) -> int:
+        if not text:
+            return 0
+        if not self.said and sys.stderr is not None:
+            self.said = True
+            sys.stderr.write(
+                "error: standard output is closed: the output was not written (expected an "
+                "open standard output: redirect it to a file, or to /dev/null to discard it)\n"
+            )
+            sys.stderr.flush()
+        raise BrokenPipeError(errno.EBADF, "standard output is closed")
