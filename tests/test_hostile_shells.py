@@ -6,12 +6,14 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from test_api import ESTIMATE, Api, assert_problem, running_api
 from test_rules_engine import DESIGN_REQUEST
@@ -123,3 +125,40 @@ def test_a_closed_standard_output_stops_nothing_written_to_a_file(tmp_path: Path
 def test_closed_standard_error_keeps_the_exit_status() -> None:
     assert _closed("plan", "/nonexistent.yaml", close="2>&-").returncode == 2
     assert _closed("chips", "--json", close=">&- 2>&-").returncode == 1
+
+
+def _straits(*args: str, **env: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "straits", *args],
+        capture_output=True,
+        timeout=300,
+        env={**os.environ, **env},
+    )
+
+
+EXAMPLES = Path(__file__).parents[1] / "src" / "straits" / "examples"
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("check", str(EXAMPLES / "request.json")),  # a '•' in the table
+        ("rules", "show", "cn-cbdf-2024-assessment"),
+        ("plan", "--help"),  # a '…' in the help
+    ],
+)
+def test_text_on_a_standard_output_that_cannot_encode_it(
+    args: tuple[str, ...], encoding: str
+) -> None:
+    p = _straits(*args, PYTHONIOENCODING=encoding)
+    assert p.returncode == 0, p.stderr[-500:]
+    assert b"Traceback" not in p.stderr
+
+
+def test_yaml_on_an_ascii_standard_output_is_the_same_document() -> None:
+    args = ("rules", "show", "cn-cbdf-2024-assessment", "-o", "yaml")
+    utf8, ascii_ = _straits(*args), _straits(*args, PYTHONIOENCODING="ascii")
+    assert utf8.returncode == ascii_.returncode == 0, ascii_.stderr[-500:]
+    assert not utf8.stdout.isascii() and ascii_.stdout.isascii()
+    assert yaml.safe_load(ascii_.stdout) == yaml.safe_load(utf8.stdout)

@@ -129,7 +129,7 @@ app.command("worker")(worker_cmd.worker)
 
 
 def main() -> None:
-    _hold_closed_streams()
+    _prepare_streams()
     try:
         _refuse_undecodable(sys.argv[1:])
         app(prog_name="straits")  # also under `python -m straits`
@@ -149,7 +149,7 @@ def main() -> None:
         sys.exit(lost.exit_code)
 
 
-def _hold_closed_streams() -> None:
+def _prepare_streams() -> None:
     """A process started with standard input, output or error closed (``>&-``): /dev/null
     holds the descriptor, so no file this command opens (an output's temporary file, a key)
     becomes "standard output" and gets what is printed; a closed standard output makes each
@@ -171,6 +171,14 @@ def _hold_closed_streams() -> None:
         from straits.cli.output import ClosedStdout
 
         sys.stdout = cast(TextIO, ClosedStdout())
+    # a locale or PYTHONIOENCODING that cannot encode every character (ascii, latin-1): a
+    # table's '…' or '•' was a UnicodeEncodeError traceback after the work was done (plan,
+    # check, demo, rules show, --help). Text shows such characters as escapes; documents
+    # stay exact (JSON escapes them, YAML is written with escapes: output.emit).
+    from straits.cli.output import stdout_is_utf8
+
+    if not stdout_is_utf8() and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
 
 
 def _refuse_undecodable(args: list[str]) -> None:

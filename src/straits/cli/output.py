@@ -43,12 +43,24 @@ def output_format(output: str | None, json_out: bool = False, also: tuple[str, .
 def emit(doc: Any, fmt: Format) -> None:
     """Print a document as JSON or YAML (tables are each command's own)."""
     if fmt == "yaml":
-        sys.stdout.write(to_yaml(doc))
+        write_stdout(to_yaml(doc, ascii_only=not stdout_is_utf8()))
     else:
         print_json(doc)
 
 
-def to_yaml(doc: Any) -> str:
+def stdout_is_utf8() -> bool:
+    """Whether standard output encodes any text (its encoding is UTF-8)."""
+    import codecs
+
+    try:
+        return codecs.lookup(getattr(sys.stdout, "encoding", None) or "utf-8").name == "utf-8"
+    except LookupError:
+        return False
+
+
+def to_yaml(doc: Any, ascii_only: bool = False) -> str:
+    """``doc`` as YAML; ``ascii_only``: other characters escaped in double-quoted scalars (for
+    a standard output that cannot encode them: same document, as JSON's escapes are)."""
     import yaml
 
     dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -57,7 +69,7 @@ def to_yaml(doc: Any) -> str:
             doc,
             Dumper=dumper,
             sort_keys=False,
-            allow_unicode=True,
+            allow_unicode=not ascii_only,
             width=100,
             default_flow_style=False,
         )
@@ -107,7 +119,7 @@ class ClosedStdout(io.TextIOBase):
         return True
 
     def fileno(self) -> int:
-        return 1  # held by /dev/null (cli._hold_closed_streams): a closed pipe's handlers dup2 it
+        return 1  # held by /dev/null (cli._prepare_streams): a closed pipe's handlers dup2 it
 
     def write(self, text: str) -> int:
         if not text:
