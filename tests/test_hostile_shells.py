@@ -162,3 +162,11 @@ def test_yaml_on_an_ascii_standard_output_is_the_same_document() -> None:
     assert utf8.returncode == ascii_.returncode == 0, ascii_.stderr[-500:]
     assert not utf8.stdout.isascii() and ascii_.stdout.isascii()
     assert yaml.safe_load(ascii_.stdout) == yaml.safe_load(utf8.stdout)
+
+
+@pytest.mark.parametrize("seq", ["99999999999999999999", str(2**63)])
+def test_a_receipt_beyond_any_ledger_is_a_usage_error(seq: str, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    p = _straits("ledger", "receipt", seq, "--db", db, "-o", str(tmp_path / "r.json"))
+    assert p.returncode == 2, p.stderr[-500:]  # an OverflowError traceback, exit 1
+    assert b"Traceback" not in p.stderr and not (tmp_path / "r.json").exists()
