@@ -170,3 +170,16 @@ def test_a_receipt_beyond_any_ledger_is_a_usage_error(seq: str, tmp_path: Path) 
     p = _straits("ledger", "receipt", seq, "--db", db, "-o", str(tmp_path / "r.json"))
     assert p.returncode == 2, p.stderr[-500:]  # an OverflowError traceback, exit 1
     assert b"Traceback" not in p.stderr and not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.parametrize("data_home", ["/dev/null", "/proc"])
+def test_a_data_home_where_no_directory_can_be_made_is_a_store_error(data_home: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "STRAITS_DATABASE_URL"}
+    p = subprocess.run(
+        [sys.executable, "-m", "straits", "ledger", "verify", "--json"],
+        capture_output=True,
+        timeout=300,
+        env={**env, "XDG_DATA_HOME": data_home},
+    )
+    assert p.returncode == 1 and p.stdout == b"", p.stderr[-500:]  # a NotADirectoryError
+    assert b"Traceback" not in p.stderr and b"XDG_DATA_HOME" in p.stderr
