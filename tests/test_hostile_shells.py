@@ -183,3 +183,29 @@ def test_a_data_home_where_no_directory_can_be_made_is_a_store_error(data_home: 
     )
     assert p.returncode == 1 and p.stdout == b"", p.stderr[-500:]  # a NotADirectoryError
     assert b"Traceback" not in p.stderr and b"XDG_DATA_HOME" in p.stderr
+
+
+@pytest.mark.parametrize(
+    ("var", "width"),
+    [
+        ("COLUMNS", "2000000"),  # --help padded each line to 2 million columns: 94 MB, 8 s
+        ("TERMINAL_WIDTH", "2000000"),
+        ("COLUMNS", "9" * 30),
+        ("TERMINAL_WIDTH", "abc"),  # a ValueError traceback from Typer's help
+        ("TERMINAL_WIDTH", "-5"),
+    ],
+)
+def test_a_hostile_terminal_width_makes_help_of_bounded_size(
+    var: str, width: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "help.txt"
+    with out.open("wb") as f:
+        p = subprocess.run(
+            [sys.executable, "-m", "straits", "plan", "--help"],
+            stdout=f,
+            stderr=subprocess.PIPE,
+            timeout=120,
+            env={**os.environ, var: width},
+        )
+    assert p.returncode == 0 and b"Traceback" not in p.stderr, p.stderr[-500:]
+    assert 1000 < out.stat().st_size < 200_000

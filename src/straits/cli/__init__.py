@@ -149,14 +149,28 @@ def main() -> None:
         sys.exit(lost.exit_code)
 
 
+#: the widest a terminal is taken to be (COLUMNS, TERMINAL_WIDTH): tables and help are laid out
+#: within it, so a hostile width cannot make output of any size
+MAX_COLUMNS = 1000
+
+
 def _prepare_streams() -> None:
     """A process started with standard input, output or error closed (``>&-``): /dev/null
     holds the descriptor, so no file this command opens (an output's temporary file, a key)
     becomes "standard output" and gets what is printed; a closed standard output makes each
     write an error (``output.ClosedStdout``: exit 1, where a JSON document was an
-    AttributeError traceback and a table vanished with exit 0)."""
+    AttributeError traceback and a table vanished with exit 0). A terminal width that is no
+    positive number is ignored, one over MAX_COLUMNS taken as MAX_COLUMNS."""
     import os
 
+    for var in ("COLUMNS", "TERMINAL_WIDTH"):  # read by Rich and Typer's help
+        width = os.environ.get(var, "").strip()
+        digits = width.isascii() and width.isdigit()
+        n = (int(width) if len(width) <= 7 else MAX_COLUMNS + 1) if digits else 0
+        if n <= 0:
+            os.environ.pop(var, None)  # TERMINAL_WIDTH=abc: a ValueError traceback on --help
+        elif n > MAX_COLUMNS:
+            os.environ[var] = str(MAX_COLUMNS)  # 10^8: --help padded lines to gigabytes
     for fd in (0, 1, 2):
         try:
             os.fstat(fd)
