@@ -209,3 +209,22 @@ def test_a_hostile_terminal_width_makes_help_of_bounded_size(
         )
     assert p.returncode == 0 and b"Traceback" not in p.stderr, p.stderr[-500:]
     assert 1000 < out.stat().st_size < 200_000
+
+
+def test_a_console_secret_that_is_no_utf8_signs_forms(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """STRAITS_CONSOLE_SECRET=$'\\xff...' reaches Python as a lone surrogate: every console
+    page that signs a form was a 500."""
+    from fastapi.testclient import TestClient
+
+    from straits.server import create_app
+    from straits.store import Store
+
+    secret = b"\xffsecret-in-latin-1".decode("utf-8", "surrogateescape")
+    monkeypatch.setenv("STRAITS_CONSOLE_SECRET", secret)
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    with TestClient(create_app(store), raise_server_exceptions=False) as c:
+        page = c.get("/ui/login")
+        assert page.status_code == 200 and 'name="csrf"' in page.text
+    store.close()
