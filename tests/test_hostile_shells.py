@@ -228,3 +228,27 @@ def test_a_console_secret_that_is_no_utf8_signs_forms(
         page = c.get("/ui/login")
         assert page.status_code == 200 and 'name="csrf"' in page.text
     store.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("/v1/ledger/verify?head=3:" + "a" * 64, "head"),  # answered ok, the head unread
+        ("/v1/plans?stauts=done", "stauts"),  # listed every plan
+        ("/v1/chips?x=%00", "x"),
+        ("/v1/rules?regime=enacted&packs=eu-gdpr", "packs"),
+    ],
+)
+def test_a_query_parameter_the_route_does_not_take_is_a_400_naming_it(
+    api: Api, url: str, name: str
+) -> None:
+    r = api.client.get(url, headers=api.auth("hz-cloud", "admin"))
+    assert assert_problem(r, 400)["path"] == name
+
+
+def test_the_parameters_a_route_takes_are_still_taken(api: Api) -> None:
+    a = api.auth("hz-cloud", "admin")
+    assert api.client.get("/v1/ledger/verify?quick=true", headers=a).status_code == 200
+    assert api.client.get("/v1/plans?status=done&limit=5", headers=a).status_code == 200
+    assert api.client.get("/v1/rules?pack=eu-gdpr&pack=us-ear", headers=a).status_code == 200
+    assert api.client.get("/v1/chips?x=1").status_code == 401  # the token first, as before
