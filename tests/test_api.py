@@ -76,6 +76,7 @@ PROBLEM_KINDS = {
     408: "request-timeout",
     409: "conflict",
     413: "body-too-large",
+    415: "unsupported-encoding",
     500: "internal-error",
     503: "unavailable",
 }

@@ -129,18 +129,70 @@ app.command("worker")(worker_cmd.worker)
 
 
 def main() -> None:
+    _prepare_streams()
     try:
         _refuse_undecodable(sys.argv[1:])
         app(prog_name="straits")  # also under `python -m straits`
     except StraitsError as exc:  # anything raised outside a command's own handling
         print_error(exc)
         sys.exit(exc.exit_code)
+    except BrokenPipeError:  # a write no handler of a closed pipe saw (click's echo)
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # so the final flush is quiet
+        sys.exit(1)
     except Exception as exc:
         lost = _database_lost(exc) or _garbled_answer(exc)
         if lost is None:
             raise
         print_error(lost)
         sys.exit(lost.exit_code)
+
+
+#: the widest a terminal is taken to be (COLUMNS, TERMINAL_WIDTH): tables and help are laid out
+#: within it, so a hostile width cannot make output of any size
+MAX_COLUMNS = 1000
+
+
+def _prepare_streams() -> None:
+    """A process started with standard input, output or error closed (``>&-``): /dev/null
+    holds the descriptor, so no file this command opens (an output's temporary file, a key)
+    becomes "standard output" and gets what is printed; a closed standard output makes each
+    write an error (``output.ClosedStdout``: exit 1, where a JSON document was an
+    AttributeError traceback and a table vanished with exit 0). A terminal width that is no
+    positive number is ignored, one over MAX_COLUMNS taken as MAX_COLUMNS."""
+    import os
+
+    for var in ("COLUMNS", "TERMINAL_WIDTH"):  # read by Rich and Typer's help
+        width = os.environ.get(var, "").strip()
+        digits = width.isascii() and width.isdigit()
+        n = (int(width) if len(width) <= 7 else MAX_COLUMNS + 1) if digits else 0
+        if n <= 0:
+            os.environ.pop(var, None)  # TERMINAL_WIDTH=abc: a ValueError traceback on --help
+        elif n > MAX_COLUMNS:
+            os.environ[var] = str(MAX_COLUMNS)  # 10^8: --help padded lines to gigabytes
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            held = os.open(os.devnull, os.O_RDWR)
+            if held != fd:
+                os.dup2(held, fd)
+                os.close(held)
+    if sys.stdout is None:
+        from typing import TextIO, cast
+
+        from straits.cli.output import ClosedStdout
+
+        sys.stdout = cast(TextIO, ClosedStdout())
+    # a locale or PYTHONIOENCODING that cannot encode every character (ascii, latin-1): a
+    # table's '…' or '•' was a UnicodeEncodeError traceback after the work was done (plan,
+    # check, demo, rules show, --help). Text shows such characters as escapes; documents
+    # stay exact (JSON escapes them, YAML is written with escapes: output.emit).
+    from straits.cli.output import stdout_is_utf8
+
+    if not stdout_is_utf8() and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
 
 
 def _refuse_undecodable(args: list[str]) -> None:

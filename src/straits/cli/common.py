@@ -28,7 +28,7 @@ from straits.cli.output import to_yaml as to_yaml
 from straits.cli.output import write_file as write_file
 from straits.cli.output import write_output as write_output
 from straits.controls import shown
-from straits.errors import InputError, RequestError, StraitsError
+from straits.errors import InputError, RequestError, StoreError, StraitsError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -227,7 +227,14 @@ def database_url(db: str | None) -> str:
         return state.config.database
     path = default_database_path()
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # XDG_DATA_HOME a file or a device: a traceback before
+            raise StoreError(
+                f"cannot create the database's directory {path.parent}: "
+                f"{exc.strerror or exc} (set XDG_DATA_HOME to a writable directory, "
+                "`database` in straits.toml, or --db)"
+            ) from None
         note(
             f"[dim]creating the database {path} (set `database` in straits.toml or --db "
             "to use another)[/dim]"

@@ -156,6 +156,7 @@ def register(app: typer.Typer) -> None:
         seq: int = typer.Argument(
             ...,
             min=1,
+            max=2**53,  # as ledger show and the API: more overflowed SQLite's INTEGER (traceback)
             help="The entry (its global number, as `ledger "
             "show` lists it; with --server, as the server numbers the "
             "token's entries).",

@@ -3,6 +3,8 @@ stdout, and files written whole or not at all (`-` being stdout)."""
 
 from __future__ import annotations
 
+import errno
+import io
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -41,12 +43,24 @@ def output_format(output: str | None, json_out: bool = False, also: tuple[str, .
 def emit(doc: Any, fmt: Format) -> None:
     """Print a document as JSON or YAML (tables are each command's own)."""
     if fmt == "yaml":
-        sys.stdout.write(to_yaml(doc))
+        write_stdout(to_yaml(doc, ascii_only=not stdout_is_utf8()))
     else:
         print_json(doc)
 
 
-def to_yaml(doc: Any) -> str:
+def stdout_is_utf8() -> bool:
+    """Whether standard output encodes any text (its encoding is UTF-8)."""
+    import codecs
+
+    try:
+        return codecs.lookup(getattr(sys.stdout, "encoding", None) or "utf-8").name == "utf-8"
+    except LookupError:
+        return False
+
+
+def to_yaml(doc: Any, ascii_only: bool = False) -> str:
+    """``doc`` as YAML; ``ascii_only``: other characters escaped in double-quoted scalars (for
+    a standard output that cannot encode them: same document, as JSON's escapes are)."""
     import yaml
 
     dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -55,7 +69,7 @@ def to_yaml(doc: Any) -> str:
             doc,
             Dumper=dumper,
             sort_keys=False,
-            allow_unicode=True,
+            allow_unicode=not ascii_only,
             width=100,
             default_flow_style=False,
         )
@@ -90,3 +104,31 @@ def write_file(path: Path, data: bytes) -> None:
     from straits.fileio import write_output as write
 
     write(path, data)
+
+
+class ClosedStdout(io.TextIOBase):
+    """Standard output for a process started with it closed (``straits ... >&-``), where Python
+    leaves ``sys.stdout`` None: a JSON document was an AttributeError traceback and a table
+    went nowhere with exit 0. The first write says so on stderr and fails as a closed pipe
+    does, so the command ends with exit 1 (``fileio.write_stdout``, Rich's broken-pipe exit,
+    or ``cli.main``); a command that prints nothing on stdout (``-o FILE``) is unaffected."""
+
+    said = False
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return 1  # held by /dev/null (cli._prepare_streams): a closed pipe's handlers dup2 it
+
+    def write(self, text: str) -> int:
+        if not text:
+            return 0
+        if not self.said and sys.stderr is not None:
+            self.said = True
+            sys.stderr.write(
+                "error: standard output is closed: the output was not written (expected an "
+                "open standard output: redirect it to a file, or to /dev/null to discard it)\n"
+            )
+            sys.stderr.flush()
+        raise BrokenPipeError(errno.EBADF, "standard output is closed")

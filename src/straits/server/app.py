@@ -101,6 +101,21 @@ class BodyLimit:
                 path="Content-Length",
             )(scope, _no_receive, send)
             return
+        coding = b",".join(v for k, v in scope.get("headers") or [] if k == b"content-encoding")
+        codings = {c.strip().lower() for c in coding.split(b",")} - {b"", b"identity"}
+        if codings and scope.get("method") not in ("GET", "HEAD"):
+            # the bodies were read as they came: a gzip body was 'not UTF-8 text (byte 1)', a
+            # plain one labelled gzip or br was taken (RFC 9110 8.4: 415, Accept-Encoding)
+            await _refusal(
+                scope,
+                415,
+                f"a request body in the content coding {coding.decode('latin-1')[:100]!r}; "
+                "this server reads bodies as they are sent",
+                path="Content-Encoding",
+                expected="no Content-Encoding (or identity)",
+                headers={"Accept-Encoding": "identity"},
+            )(scope, _no_receive, send)
+            return
         if length is not None and int(length) > self.limit:
             await self._refuse(scope, send)
             return
@@ -467,7 +482,7 @@ def _document_problems(path: str, method: str, op: dict[str, Any]) -> None:
     if "{" in path:
         statuses.append(404)
     if op.get("requestBody"):
-        statuses += [408, 413]
+        statuses += [408, 413, 415]
     if method == "delete" or path.startswith("/v1/plans/{"):
         statuses.append(409)  # not done yet, or a stored plan its ledger entry does not prove
     for status, doc in problems_doc(*sorted(set(statuses))).items():

@@ -31,12 +31,17 @@ def encode_cursor(values: list[Any]) -> str:
 
 
 def decode_cursor(cursor: str, arity: int) -> list[Any]:
-    """The values of a cursor this server made, or a 400 naming the parameter."""
+    """The values of a cursor this server made, or a 400 naming the parameter. The server's
+    cursors hold printable ASCII text only (a time and an id): a forged one holding a lone
+    surrogate reached the database driver (a UnicodeEncodeError, a 500), one holding an
+    object or a NUL was taken as an id."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         values = json.loads(raw)
         if not isinstance(values, list) or len(values) != arity:
             raise ValueError("wrong shape")
+        if not all(isinstance(v, str) and v.isascii() and v.isprintable() for v in values):
+            raise ValueError("not the server's text")
         return values
     except (ValueError, UnicodeDecodeError):
         raise RequestError(

@@ -40,6 +40,7 @@ KINDS: dict[int, tuple[str, str]] = {
     408: ("request-timeout", "The request body arrived too slowly"),
     409: ("conflict", "The resource is not in a state that allows this"),
     413: ("body-too-large", "The request body is too large"),
+    415: ("unsupported-encoding", "The request body's content coding is not supported"),
     500: ("internal-error", "Internal error"),
     503: ("unavailable", "The service is unavailable; try again"),
 }

@@ -4,6 +4,10 @@ FastAPI reads a parameter that takes one value from its last occurrence: ``?stat
 status=failed`` listed the failed plans only, to a client that meant either, and ``?limit=1&
 limit=1000`` answered a page of 1,000. Such a request is ambiguous, so it is refused with a
 400 naming the parameter; parameters that take a list (``pack``, ``run``) repeat as before.
+
+A parameter the route does not take is refused the same way on the API (``/v1``): it was
+ignored, so ``GET /v1/ledger/verify?head=SEQ:HASH`` (the CLI's ``--head``) answered ``ok``
+without looking at the head, and ``?stauts=done`` listed every plan.
 """
 
 from __future__ import annotations
@@ -45,4 +49,24 @@ def refuse_repeated(request: Request) -> None:
                 f"{param.alias} is given {len(given)} times",
                 path=param.alias,
                 expected=f"one {param.alias}=...",
+            )
+
+
+def refuse_unknown(request: Request) -> None:
+    """Raise an :class:`InputError` (400) naming a query parameter the route does not take."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None or not request.url.query:
+        return
+    taken: set[str] = set()
+    todo = [dependant]
+    while todo:  # the route's own parameters and its dependencies'
+        d = todo.pop()
+        taken.update(param.alias for param in d.query_params)
+        todo.extend(d.dependencies)
+    for name in request.query_params:
+        if name not in taken:
+            expected = ", ".join(sorted(taken)) or "no query parameters"
+            raise InputError(
+                f"unknown query parameter {name[:100]!r}", path=name[:100], expected=expected
             )

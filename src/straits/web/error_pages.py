@@ -18,6 +18,7 @@ HEADINGS = {
     408: "Too slow",
     409: "Not ready",
     413: "Too large",
+    415: "Unsupported encoding",
     500: "Internal error",
     503: "Unavailable",
 }

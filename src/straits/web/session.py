@@ -44,8 +44,12 @@ def _key(request: Request) -> bytes:
     key: bytes | None = getattr(request.app.state, "console_key", None)
     if key is None:
         configured = os.environ.get("STRAITS_CONSOLE_SECRET")
+        # its bytes as the environment holds them: a byte that is no UTF-8 (a Latin-1 secret)
+        # reaches Python as a lone surrogate, and encode() failed on every console page (500)
         key = (
-            hashlib.sha256(configured.encode()).digest() if configured else secrets.token_bytes(32)
+            hashlib.sha256(configured.encode("utf-8", "surrogateescape")).digest()
+            if configured
+            else secrets.token_bytes(32)
         )
         request.app.state.console_key = key
     return key
