@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,23 +22,12 @@ from straits.cli import app
 from straits.estimate.memory import USABLE_FRACTION, serving_state_gb
 from straits.model.request import EstimateRequest
 from straits.model.scenario import ModelSpec
-from test_hostile_estimate import requests
+from test_hostile_estimate import _numbers, requests
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"params": 7e9, "layers": 32, "d_model": 4096, "heads": 32, "seq_len": 4096}
 #: 122 sequences a step: more than 122 replicas have nothing to run
 FED_122 = {**SMALL, "seq_len": 8192, "global_batch_tokens": 1e6}
-
-
-def _numbers(x: Any, path: str = "") -> Iterator[tuple[str, float]]:
-    if isinstance(x, dict):
-        for k, v in x.items():
-            yield from _numbers(v, f"{path}.{k}")
-    elif isinstance(x, list):
-        for i, v in enumerate(x):
-            yield from _numbers(v, f"{path}[{i}]")
-    elif isinstance(x, int | float) and not isinstance(x, bool):
-        yield path, x
 
 
 def _figures(html: str) -> dict[str, Any]:

@@ -23,6 +23,15 @@ from straits.rules import RuleSet
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "offshore-2025.yaml"
+#: a 1B dense model: quick to estimate, fits anywhere
+SMALL = {
+    "params": 1.0e9,
+    "active_params": 1.0e9,
+    "layers": 24,
+    "d_model": 2048,
+    "heads": 16,
+    "seq_len": 4096,
+}
 
 #: cluster names a shell would act on inside double quotes
 EVIL_CLUSTERS = [
@@ -154,14 +163,7 @@ def test_a_stage_of_chips_that_do_not_fill_nodes_says_it_is_rounded_up(rules: Ru
     doc = yaml.safe_load(EXAMPLE.read_text())
     w = doc["workloads"][0]
     doc["workloads"] = [w]
-    w["model"] = {
-        "params": 1.0e9,
-        "active_params": 1.0e9,
-        "layers": 24,
-        "d_model": 2048,
-        "heads": 16,
-        "seq_len": 4096,
-    }
+    w["model"] = dict(SMALL)
     w["stages"] = [{"id": "ft", "kind": "finetune", "chips": 9, "datasets": ["web-crawl"]}]
     from straits.loading import parse_scenario
 

@@ -21,16 +21,9 @@ from straits.loading import parse_scenario
 from straits.model.scenario import Scenario
 from straits.plan.candidates import Candidates
 from straits.rules import RuleSet
+from test_hostile_exports import SMALL
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "offshore-2025.yaml"
-SMALL = {
-    "params": 1.0e9,
-    "active_params": 1.0e9,
-    "layers": 24,
-    "d_model": 2048,
-    "heads": 16,
-    "seq_len": 4096,
-}
 
 
 def _scenario(stages: list[dict[str, Any]]) -> Scenario:
