@@ -252,6 +252,9 @@ def test_the_scenarios_stage_command_is_used_and_a_keyed_run_wins(
 HOSTILE_FIELDS = [  # (where, value, the field path the error names)
     (("sites", 0, "targets", "slurm", "max_time"), "0", "targets.slurm.max_time"),
     (("sites", 0, "targets", "slurm", "max_time"), "1-2-3", "targets.slurm.max_time"),
+    (("sites", 0, "targets", "slurm", "max_jobs"), 0, "targets.slurm.max_jobs"),
+    (("sites", 0, "targets", "slurm", "max_jobs"), True, "targets.slurm.max_jobs"),
+    (("sites", 0, "targets", "slurm", "max_jobs"), 10**30, "targets.slurm.max_jobs"),
     (
         ("sites", 0, "targets", "slurm", "checkpoint_root"),
         "$(rm -rf /)",

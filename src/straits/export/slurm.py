@@ -32,6 +32,7 @@ import re
 import shlex
 from collections import defaultdict
 
+from straits.errors import InputError
 from straits.export.base import MASTER_PORT, ExportInput, ExportResult, StageJob, unique_labels
 from straits.model.targets import SlurmSite, format_minutes
 
@@ -273,6 +274,7 @@ class SlurmExporter:
         res = ExportResult(self.name)
         submits: dict[str, list[str]] = defaultdict(list)
         where: dict[tuple[str, str], SlurmSite] = {}
+        submitted: dict[str, list[tuple[int, StageJob, SlurmSite]]] = defaultdict(list)
         folders = unique_labels(
             sorted({s.cluster for j in inp.jobs if (s := slurm_site(j)) is not None})
         )
@@ -290,6 +292,7 @@ class SlurmExporter:
             if (note := job.rounding_note(s.gpus_per_node)) is not None:
                 res.notes.append(note)
             parts, minutes = chain(job.hours, s.max_minutes)
+            submitted[s.cluster].append((parts, job, s))
             if parts > 1:
                 res.notes.append(
                     f"{job.workload}/{job.stage}: needs "
@@ -336,9 +339,34 @@ class SlurmExporter:
                 )
             where[(job.workload, job.stage)] = s
             res.jobs += 1
+        for cluster, jobs in submitted.items():
+            _within_max_jobs(inp, cluster, jobs)
         for folder, lines in submits.items():
             res.files[f"{folder}/submit.sh"] = _submit(inp.plan_id, folder, lines)
         return res
+
+
+def _within_max_jobs(
+    inp: ExportInput, cluster: str, jobs: list[tuple[int, StageJob, SlurmSite]]
+) -> None:
+    """Refuse a cluster's chains that need more jobs than it holds at once (``max_jobs``):
+    ``submit.sh`` submits them all up front, so sbatch would refuse one half way through, and
+    the submission would be taken back (a stage of three years under a MaxTime of an hour is
+    some 33,000 jobs). The site of the longest chain is named: a longer MaxTime shortens it."""
+    total = sum(parts for parts, _, _ in jobs)
+    limit = min(s.max_jobs for _, _, s in jobs)
+    if total <= limit:
+        return
+    parts, job, s = max(jobs, key=lambda j: j[0])
+    index = next(i for i, x in enumerate(inp.scenario.sites) if x.id == job.planned.site.id)
+    raise InputError(
+        f"Slurm cluster {cluster} would be sent {total:,} jobs, more than it holds at once "
+        f"(max_jobs {limit:,}); {job.workload}/{job.stage} alone is a chain of {parts:,} jobs "
+        f"within MaxTime {s.max_time}; nothing was written",
+        path=f"sites[{index}].targets.slurm.max_time",
+        expected="the partition's real MaxTime (a longer one makes fewer jobs), or the "
+        "cluster's real MaxJobCount as max_jobs",
+    )
 
 
 def _submit(plan_id: str, folder: str, body: list[str]) -> str:

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from straits.model.types import ANY_CONTROL, refuse_control
+from straits.model.types import ANY_CONTROL, NodeGpus, SlurmJobs, refuse_control
 
 _SLURM_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*")
 
@@ -191,12 +191,16 @@ class SlurmSite(_Frozen):
 
     cluster: SlurmName
     partition: SlurmName | None = None
-    gpus_per_node: Annotated[int, Field(ge=1, le=64)] = 8
+    gpus_per_node: NodeGpus = 8
     account: SlurmName | None = None
     max_time: SlurmTime = "2-00:00:00"
     """The partition's MaxTime (``scontrol show partition``): a stage that needs longer runs
     as a chain of jobs, each within it. Default 2 days, a common cap on shared GPU partitions:
     set it to the real one."""
+    max_jobs: SlurmJobs = 10_000
+    """The most jobs the cluster holds at once (slurm.conf ``MaxJobCount``; 10,000 is Slurm's
+    default, slurm.conf(5)): ``submit.sh`` submits every job of the plan up front, so an export
+    whose chains need more is refused rather than failing half way through its submission."""
     checkpoint_root: ShellPath = "$HOME/straits-checkpoints"
     """A folder on a file system every node and job of the cluster sees; each stage gets
     ``<root>/<plan>/<workload>/<stage>`` as STRAITS_CHECKPOINT_DIR."""

@@ -254,6 +254,11 @@ TrainingOps = Annotated[
     ),
 ]
 
+NodeGpus = Annotated[int, _range("NodeGpus", int, 1, 64, "GPUs (or NPUs) per node of a Slurm site")]
+SlurmJobs = Annotated[
+    int, _range("SlurmJobs", int, 1, 10_000_000, "jobs a Slurm cluster holds at once (MaxJobCount)")
+]
+
 
 def ranges_markdown() -> str:
     """The table of ``RANGES`` as docs/robustness.md shows it."""
