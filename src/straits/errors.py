@@ -116,6 +116,11 @@ class BusyError(StraitsError):
         super().__init__(message)
 
 
+class OutputError(StraitsError):
+    """Standard output took no more (a full disk, ``/dev/full``, an I/O error): what was
+    printed is incomplete. Exit status 1."""
+
+
 class CatalogError(StraitsError):
     """Shipped data is inconsistent: a bug in Straits, not in the user's input."""
 

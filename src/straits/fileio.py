@@ -19,6 +19,7 @@ replaced by the rename (which never follows a link), not written through.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import stat
@@ -219,6 +220,20 @@ def write_stdout(data: str | bytes) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush is quiet
         raise SystemExit(1) from None
+    except OSError as exc:  # a full disk, /dev/full: said in one line (exit 1)
+        raise stdout_failed(exc) from None
+
+
+def stdout_failed(exc: OSError) -> Exception:
+    """The error for standard output that took no more (a full disk, ``/dev/full``); what is
+    still buffered for it goes to /dev/null, so the interpreter's last flush is quiet."""
+    from straits.errors import OutputError
+
+    with contextlib.suppress(OSError):  # /dev/null is always there
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    return OutputError(
+        f"cannot write standard output: {exc.strerror or exc}; what was printed is incomplete"
+    )
 
 
 def _replace(path: Path, data: bytes, executable: bool) -> None:

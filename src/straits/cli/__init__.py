@@ -179,11 +179,11 @@ def _prepare_streams() -> None:
             if held != fd:
                 os.dup2(held, fd)
                 os.close(held)
+    from typing import TextIO, cast
+
+    from straits.cli.output import ClosedStdout
+
     if sys.stdout is None:
-        from typing import TextIO, cast
-
-        from straits.cli.output import ClosedStdout
-
         sys.stdout = cast(TextIO, ClosedStdout())
     # a locale or PYTHONIOENCODING that cannot encode every character (ascii, latin-1): a
     # table's '…' or '•' was a UnicodeEncodeError traceback after the work was done (plan,
@@ -193,6 +193,10 @@ def _prepare_streams() -> None:
 
     if not stdout_is_utf8() and hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="backslashreplace")
+    if not isinstance(sys.stdout, ClosedStdout):
+        from straits.cli.output import GuardedStdout
+
+        sys.stdout = cast(TextIO, GuardedStdout(sys.stdout))
 
 
 def _refuse_undecodable(args: list[str]) -> None:

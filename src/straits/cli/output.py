@@ -106,6 +106,41 @@ def write_file(path: Path, data: bytes) -> None:
     write(path, data)
 
 
+class GuardedStdout:
+    """Standard output whose failed writes say so: a write or flush that fails for another
+    reason than a closed pipe (a full disk, ``> /dev/full``, an I/O error) raises
+    :class:`~straits.errors.OutputError` (exit 1, one line on stderr) where every command
+    ended in an OSError traceback. Everything else is the wrapped stream's."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._inner.write(text))
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _output_error(exc) from None
+
+    def flush(self) -> None:
+        try:
+            self._inner.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _output_error(exc) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def _output_error(exc: OSError) -> Exception:
+    from straits.fileio import stdout_failed
+
+    return stdout_failed(exc)
+
+
 class ClosedStdout(io.TextIOBase):
     """Standard output for a process started with it closed (``straits ... >&-``), where Python
     leaves ``sys.stdout`` None: a JSON document was an AttributeError traceback and a table

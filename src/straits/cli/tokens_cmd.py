@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from straits.cli.common import (
@@ -19,6 +17,7 @@ from straits.cli.common import (
     output_format,
     state,
 )
+from straits.cli.output import write_stdout
 from straits.errors import InputError, StraitsError
 
 app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
@@ -59,15 +58,32 @@ def create(
     except StraitsError as exc:
         fail(exc)
         return
-    if fmt != "table":
-        emit({"token": token, "id": row.id, "tenant": row.tenant, "role": row.role}, fmt)
-        return
-    sys.stdout.write(token + "\n")
+    try:
+        if fmt != "table":
+            emit({"token": token, "id": row.id, "tenant": row.tenant, "role": row.role}, fmt)
+            return
+        write_stdout(token + "\n")
+    except BaseException:
+        # the secret was never delivered (stdout closed or full, an interrupt): a token
+        # nobody can present is revoked at once rather than left valid in the database
+        _undelivered(db, row.id)
+        raise
     note(
         f"[dim]token {row.id} for tenant {esc(repr(row.tenant))}, role {row.role}. Send it as "
         "'Authorization: Bearer <token>' (or STRAITS_TOKEN for --server). It is not stored "
         "and cannot be shown again.[/dim]"
     )
+
+
+def _undelivered(db: str, token_id: str) -> None:
+    from straits.store.tokens import revoke_token
+
+    try:
+        revoke_token(open_store(db), token_id)
+    except StraitsError as exc:  # pragma: no cover - the store was just written
+        note(f"[red]token {token_id} was not printed and could not be revoked: {esc(str(exc))}")
+        return
+    note(f"token {token_id} was not printed, so it was revoked: create another")
 
 
 @app.command("list")
