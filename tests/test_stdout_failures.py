@@ -111,3 +111,25 @@ def test_a_printed_token_stays_valid(tmp_path: Path) -> None:
     assert p.stdout.strip()
     rows = _tokens(tmp_path)
     assert len(rows) == 1 and rows[0]["revoked_at"] is None
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["plan", "no-such-file.yaml"], 2),  # an error whose line cannot be shown keeps its status
+        (["chips", "--bogus"], 2),
+        (["chips"], 0),
+    ],
+    ids=lambda a: " ".join(a) if isinstance(a, list) else str(a),
+)
+def test_a_full_stderr_keeps_the_exit_status(args: list[str], code: int, tmp_path: Path) -> None:
+    with open(FULL, "w") as full:
+        p = subprocess.run(
+            [sys.executable, "-m", "straits", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=full,
+            env=_env(tmp_path),
+            cwd=tmp_path,
+            timeout=120,
+        )
+    assert p.returncode == code

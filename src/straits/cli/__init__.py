@@ -197,6 +197,10 @@ def _prepare_streams() -> None:
         from straits.cli.output import GuardedStdout
 
         sys.stdout = cast(TextIO, GuardedStdout(sys.stdout))
+    if sys.stderr is not None:
+        from straits.cli.output import QuietStderr
+
+        sys.stderr = cast(TextIO, QuietStderr(sys.stderr))
 
 
 def _refuse_undecodable(args: list[str]) -> None:

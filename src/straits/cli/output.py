@@ -3,8 +3,10 @@ stdout, and files written whole or not at all (`-` being stdout)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
+import os
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -133,6 +135,31 @@ class GuardedStdout:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
+
+
+class QuietStderr(GuardedStdout):
+    """Standard error that cannot be written (``2> /dev/full``, a reader gone): what it was
+    told is dropped, since there is nowhere left to say anything, so the command still ends
+    with its own exit status (an error's 2 became 1, from the traceback of the error line)."""
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._inner.write(text))
+        except OSError:
+            _silence(2)
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._inner.flush()
+        except OSError:
+            _silence(2)
+
+
+def _silence(fd: int) -> None:
+    """``fd`` onto /dev/null: what is still buffered for it goes nowhere, quietly."""
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
 
 
 def _output_error(exc: OSError) -> Exception:
