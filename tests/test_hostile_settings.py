@@ -43,6 +43,32 @@ def test_a_hostile_config_file_is_exit_2(tmp_path: Path, case: str) -> None:
     assert code == 2
 
 
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ('actor = "a\\u0000b"', "actor"),
+        ('actor = "\\u001b]0;pwned\\u0007"', "actor"),
+        ('actor = "' + "a" * 201 + '"', "actor"),
+        ('server = "ftp://host"', "server"),
+        ('server = "http://"', "server"),
+        ('server = "http://[::1"', "server"),
+        ('token = "two words"', "token"),
+        ('token = "caf\\u00e9"', "token"),
+    ],
+)
+def test_a_config_value_no_command_could_use_names_the_file(
+    tmp_path: Path, line: str, key: str
+) -> None:
+    """Refused when the file is read, naming it and the key (they were refused later as if
+    they came from ``--actor``, ``--server`` or ``--token``, flags the user never passed)."""
+    config = tmp_path / "straits.toml"
+    config.write_text(line + "\n")
+    config.chmod(0o600)
+    code, err = cli("--config", str(config), "config", "show")
+    assert code == 2
+    assert f"{config}: {key}:" in err
+
+
 @pytest.mark.parametrize("value", ["garbage", "64M", "0", "-1", "9" * 5000, "1e3", "nan"])
 def test_a_garbage_input_cap_is_exit_2_naming_it(
     monkeypatch: pytest.MonkeyPatch, value: str

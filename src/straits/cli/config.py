@@ -14,6 +14,7 @@ Imports only the standard library (it runs on every command, before anything hea
 from __future__ import annotations
 
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,10 +172,42 @@ def _validate(data: dict[str, Any], path: Path) -> Config:
             )
         else:
             values[key] = value.strip()
+            _check_value(key, values[key], label, what)
     warnings = []
     if values.get("token") and _readable_by_others(path):
         warnings.append(f"{label} holds an API token and others can read it: chmod 600 {label}")
     return Config(path=path, warnings=tuple(warnings), **values)
+
+
+#: what a ledger entry may name as its actor (``store.ledger.check_who``): no control
+#: character, no lone surrogate, at most 200 characters
+_ACTOR = re.compile(r"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,200}")
+
+
+def _check_value(key: str, value: str, label: str, what: str) -> None:
+    """Refuse here, naming the file, a value every command would refuse later as if it had
+    come from a flag the user never passed (``--actor``, ``--server``, ``--token``)."""
+    if key == "actor":
+        ok = bool(_ACTOR.fullmatch(value))
+    elif key == "server":
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(value)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:
+            ok = False
+    elif key == "token":
+        ok = value.isascii() and value.isprintable() and " " not in value and len(value) <= 512
+    else:
+        return
+    if not ok:
+        text = (
+            "is not a token `straits tokens create` makes"
+            if key == "token"
+            else f"{value[:80]!r} is not a valid {key}"
+        )
+        raise InputError(text, source=label, path=key, expected=what)
 
 
 def _relative_to(config: Path, value: str) -> Path:
