@@ -317,3 +317,31 @@ def test_the_report_says_a_plan_was_budgeted_at_the_high_end(rules: Any, risk: s
     html = plan_report(plan, sc, rules, source="risk")
     assert ('data-field="risk"' in html) == (risk == "p90")
     assert ("up to " in html.split('id="summary"')[1].split("</section>")[0]) == (risk == "p50")
+
+
+#: (request fields beyond the model and chip, the fields the answer says it ignored)
+IGNORED = [
+    ({"tokens": 1e12}, []),
+    ({"tokens": 1e12, "days": 3}, ["days"]),  # no target: 13 days was answered without a word
+    ({"tokens": 1e12, "tokens_per_s": 5000, "prompt_tokens": 8}, ["tokens_per_s", "prompt_tokens"]),
+    ({"tokens": 1e12, "output_tokens": 256}, ["output_tokens"]),  # set, even to the default
+    ({"kind": "serve", "days": 3, "chips": 8}, []),
+    ({"kind": "serve", "days": 3, "chips": 8, "tokens": 1e12}, ["tokens"]),
+    ({"kind": "serve", "days": 3, "chips": 8, "software_year": 2019}, ["software_year"]),
+]
+
+
+@pytest.mark.parametrize(("extra", "ignored"), IGNORED)
+def test_fields_a_kind_does_not_read_are_said_to_be_ignored(
+    extra: dict[str, Any], ignored: list[str]
+) -> None:
+    req = EstimateRequest.model_validate({"model": SMALL, "chip": "H100-SXM", **extra})
+    out = estimate_json(req)
+    assert out["ignored"] == ignored
+    assert sum(f"`{f}`" in n for f in ignored for n in out["notes"]) == len(ignored)
+    # and the figures are those of the request without them
+    plain = {k: v for k, v in extra.items() if k not in ignored}
+    base = estimate_json(
+        EstimateRequest.model_validate({"model": SMALL, "chip": "H100-SXM", **plain})
+    )
+    assert (out["chips"], out["chip_hours"]) == (base["chips"], base["chip_hours"])

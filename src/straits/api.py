@@ -102,6 +102,9 @@ def run_estimate(req: EstimateRequest, chips: int | None = None) -> Estimate:
     )
 
 
+KINDS = {"train": "training", "serve": "serving"}
+
+
 def chips_basis(req: EstimateRequest, chips: int | None = None) -> str:
     """Where the estimate's cluster size came from: 'given', or 'typical' (training) /
     'target' (serving sized for ``tokens_per_s``) when the request did not say."""
@@ -130,6 +133,11 @@ def estimate_json(
     )
     out["energy"] = e.to_json() if e is not None else None
     out["chips_basis"] = chips_basis(req, chips)
+    out["ignored"] = list(req.ignored_fields())
+    out["notes"] = [
+        *out["notes"],
+        *(f"`{f}` does not apply to a {KINDS[req.kind]} estimate: ignored" for f in out["ignored"]),
+    ]
     if req.kind == "train":
         assert req.tokens is not None
         out["nearest_runs"] = [

@@ -334,7 +334,7 @@ def _view(req: EstimateRequest, est: Estimate, answer: dict[str, Any]) -> None:
     if req.kind == "train" and est.interval is not None:
         console.print(hanging("80% interval: ", f"{est.interval.basis}."))
         _nearest(req)
-    for n in est.notes:
+    for n in answer.get("notes", est.notes):
         console.print(hanging("note: ", n, style="yellow"))
     _guidance(answer.get("guidance") or [])
 

@@ -116,6 +116,14 @@ class EstimateRequest(Frozen):
     """The per-step model FLOPs utilization measured on the user's stack (0 < mfu <= 1): used
     instead of the predicted one, with a narrower interval; training only."""
 
+    def ignored_fields(self) -> tuple[str, ...]:
+        """Fields the request sets that its kind does not read (a training estimate's
+        ``days``: it is not a target the chips are sized for), in the model's order."""
+        unread = _UNREAD_BY_TRAINING if self.kind == "train" else _UNREAD_BY_SERVING
+        return tuple(
+            f for f in type(self).model_fields if f in unread and f in self.model_fields_set
+        )
+
     @model_validator(mode="after")
     def _kind_fields(self) -> EstimateRequest:
         if self.kind == "train" and self.tokens is None:
@@ -127,3 +135,10 @@ class EstimateRequest(Frozen):
         ):
             raise ValueError("a serving estimate needs `days`, and `chips` or `tokens_per_s`")
         return self
+
+
+#: what a training estimate does not read (its length follows from the chips; a serving
+#: target or a request's shape is the serving estimate's)
+_UNREAD_BY_TRAINING = frozenset({"days", "tokens_per_s", "prompt_tokens", "output_tokens"})
+#: what a serving estimate does not read
+_UNREAD_BY_SERVING = frozenset({"tokens", "software_year"})

@@ -266,6 +266,15 @@ class Stage(Frozen):
     """The shell command `straits export` writes for this stage (a `--run` that names the stage
     or its kind overrides it; a plain `--run` does not)."""
 
+    def ignored_fields(self) -> tuple[str, ...]:
+        """Serving's fields set on a training stage, which nothing reads there (a fine-tune's
+        ``days`` is no duration the planner holds it to: its length follows from its chips)."""
+        if self.kind == "serve":
+            return ()
+        return tuple(
+            f for f in type(self).model_fields if f in _SERVING_ONLY and f in self.model_fields_set
+        )
+
     @model_validator(mode="after")
     def _kind_fields(self) -> Stage:
         if self.kind == "serve":
@@ -276,6 +285,10 @@ class Stage(Frozen):
         elif not self.datasets and self.tokens is None:
             raise ValueError(f"a {self.kind} stage needs `datasets` or `tokens`")
         return self
+
+
+#: a stage's fields only serving reads
+_SERVING_ONLY = frozenset({"days", "tokens_per_s", "prompt_tokens", "output_tokens"})
 
 
 class Workload(Frozen):

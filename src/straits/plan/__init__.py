@@ -60,8 +60,18 @@ def make_plan(
             chosen = solver_named(solver, stages=stages)
         plan = chosen.solve(cand, goal, SolveContext(d, seed, on_progress, solver))
     _within_calendar(plan, scenario)
-    notes = (*plan.notes, *_below_target(plan, scenario))
+    notes = (*plan.notes, *_below_target(plan, scenario), *_ignored(scenario))
     return replace(plan, timings=d.to_json(), risk=scenario.risk, notes=notes)
+
+
+def _ignored(sc: Scenario) -> list[str]:
+    """Serving's fields on a training stage: said, since nothing reads them there."""
+    return [
+        f"{w.id}/{s.id}: `{f}` applies to serving stages only: ignored for this {s.kind} stage"
+        for w in sc.workloads
+        for s in w.stages
+        for f in s.ignored_fields()
+    ]
 
 
 def _below_target(plan: Plan, sc: Scenario) -> list[str]:

@@ -1,0 +1,50 @@
+"""A training stage that sets serving's fields (``days``, ``tokens_per_s``, ``prompt_tokens``,
+``output_tokens``) is planned as without them, and the plan's notes say each was ignored: a
+fine-tune given ``days: 3`` ran for weeks with no word that the 3 days were never read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from straits.loading import parse_scenario
+from straits.plan import make_plan
+from straits.rules import RuleSet
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "offshore-2025.yaml"
+
+
+def _plan(rules: RuleSet, **sft: Any) -> dict[str, Any]:
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    stage = next(s for w in doc["workloads"] for s in w["stages"] if s["id"] == "sft")
+    stage.update(sft)
+    return make_plan(parse_scenario(doc), rules=rules, solver="greedy").to_json()
+
+
+def _ignored(plan: dict[str, Any]) -> list[str]:
+    return sorted(n.split("`")[1] for n in plan["notes"] if "applies to serving stages only" in n)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"days": 3},
+        {"tokens_per_s": 5000, "prompt_tokens": 16},
+        {"output_tokens": 256},
+    ],
+    ids=lambda f: ",".join(f) or "none",
+)
+def test_serving_fields_on_a_training_stage_are_noted_and_change_nothing(
+    rules: RuleSet, fields: dict[str, Any]
+) -> None:
+    base = _plan(rules)
+    plan = _plan(rules, **fields)
+    assert _ignored(plan) == sorted(fields)
+    assert _ignored(base) == []
+    assert [(a["stage"], a["site"], a["chips"]) for a in plan["assignments"]] == [
+        (a["stage"], a["site"], a["chips"]) for a in base["assignments"]
+    ]
