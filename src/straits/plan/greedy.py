@@ -211,6 +211,12 @@ class GreedyPlanner(LossExplainer):
                 continue
             latest = self.latest_finish(w)
             for stage in w.topological_stages():
+                # the clock is read per stage too: one workload may hold a thousand of them
+                if not run.stopped and self._out_of_time():
+                    run.stopped = True
+                if run.stopped:
+                    run.diagnosis.append(self._not_reached(w, stage))
+                    continue
                 diag, best = self.place(w, stage, run.state, latest[stage.id])
                 run.diagnosis.append(diag)
                 if best is None:
