@@ -20,16 +20,19 @@ import pytest
 from typer.testing import CliRunner
 
 from straits.cli import app
+from straits.impact import drift
 from straits.loading import parse_scenario
 from straits.model.scenario import Scenario
 from straits.plan import make_plan
 from straits.plan.alone import alone_bound
 from straits.plan.candidates import Candidates, all_ancestors
+from straits.plan.deadline import Deadline
 from straits.plan.greedy import GreedyPlanner
 from straits.plan.objectives import objective
 from straits.plan.pareto import frontier
 from straits.plan.portfolio import Portfolio
 from straits.plan.reasons import ReasonCode
+from straits.plan.result import Plan
 from straits.rules import RuleSet
 
 MODEL = {
@@ -198,3 +201,27 @@ def test_the_cheapest_point_costs_what_the_plan_costs_to_the_cent(rules: RuleSet
     points = frontier(Candidates(sc, rules, regime=sc.regime, date=sc.date), points=1)
     assert plan.status == "optimal" and [p.status for p in points] == ["optimal"]
     assert points[0].to_json()["cost_usd"] == round(plan.total_cost_usd, 2)
+
+
+# --- what-if -------------------------------------------------------------------------------------
+def test_a_replan_out_of_time_moves_nothing_and_lifts_no_rule(
+    rules: RuleSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`impact` with a re-plan whose time limit ran out before any stage: every stage was
+    reported "moved to unplaced" (1,000 stages affected, on a change that touched none) with
+    every rule of its diagnosis "no longer blocking". Now they are `not reached`, and no
+    change is made of them."""
+    sc = parse_scenario(_doc())
+    plan = make_plan(sc, rules=rules, time_limit=20).to_json()
+
+    def spent(s: Scenario, **kw: Any) -> Plan:  # a budget already used up
+        return make_plan(s, rules=kw["rules"], deadline=Deadline(1.0, start=-1e9))
+
+    monkeypatch.setattr(drift, "make_plan", spent)
+    out = drift.impact("p", sc, plan, rules, date=sc.date).to_json()
+    replan = out["replan"]
+    assert out["changes"] == [] and out["affected_stages"] == []
+    assert replan["not_reached"] == ["w1/ft", "w1/pre", "w1/srv"]
+    assert [(s["now"], s["moved"], s["rules_lifted"]) for s in replan["stages"]] == [
+        (drift.NOT_REACHED, False, [])
+    ] * 3
