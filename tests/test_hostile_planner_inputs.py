@@ -31,7 +31,7 @@ from straits.plan.greedy import GreedyPlanner
 from straits.plan.objectives import objective
 from straits.plan.pareto import frontier
 from straits.plan.portfolio import Portfolio
-from straits.plan.reasons import ReasonCode
+from straits.plan.reasons import ReasonCode, budget_usd
 from straits.plan.result import Plan
 from straits.rules import RuleSet
 
@@ -257,3 +257,34 @@ def test_a_budget_counts_rental_and_data_movement_alike_in_every_solver(
     if placed:
         assert sum(a.capex_usd for a in plan.assignments) > budget
     assert all({"budget", "predecessor-unplaced"} & u.lost_codes.keys() for u in plan.unplaced)
+
+
+# --- references named twice --------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("field", "value", "path"),
+    [
+        ("datasets", ["d1", "d1"], "workloads[0].stages[1].datasets[1]"),
+        ("after", ["pre", "pre"], "workloads[0].stages[1].after[1]"),
+    ],
+)
+def test_a_stage_naming_a_dataset_or_predecessor_twice_is_refused(
+    tmp_path: Path, field: str, value: list[str], path: str
+) -> None:
+    """`datasets: [d1, d1]` was read as twice the tokens (twice the chip-hours and cost, twice
+    the egress and the volume the data rules count), `after: [pre, pre]` as two moves of the
+    weights: exit 2 naming the second, like any id given twice."""
+    doc = _doc()
+    doc["workloads"][0]["stages"][1][field] = value
+    scenario = tmp_path / "s.json"
+    scenario.write_text(json.dumps(doc))
+    result = CliRunner().invoke(app, ["plan", str(scenario), "-o", "json"])
+    assert result.exit_code == 2
+    assert f"{path}: duplicate" in result.output and not result.stdout.startswith("{")
+
+
+@pytest.mark.parametrize(
+    ("budget", "shown"), [(0.01, "$0.01"), (320.5, "$320.50"), (6e7, "$60,000,000")]
+)
+def test_a_budget_is_shown_with_its_cents(budget: float, shown: str) -> None:
+    """A $0.01 budget was explained as `budget $0`."""
+    assert budget_usd(budget) == shown

@@ -352,6 +352,10 @@ class Scenario(Frozen):
             _unique(f"{base}.stages", stage_ids)
             known = set(stage_ids)  # a set: `in` on the list was quadratic in the stages
             for s_i, s in enumerate(w.stages):
+                # a stage named twice counted twice: its weights' move (after), its tokens,
+                # egress and exported volume (datasets)
+                _unique(f"{base}.stages[{s_i}].after", list(s.after), what="stage")
+                _unique(f"{base}.stages[{s_i}].datasets", list(s.datasets), what="dataset")
                 for a_i, dep in enumerate(s.after):
                     if dep not in known or dep == s.id:
                         others = set(stage_ids) - {s.id}
