@@ -261,25 +261,28 @@ def test_a_budget_counts_rental_and_data_movement_alike_in_every_solver(
 
 # --- references named twice --------------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("field", "value", "path"),
+    ("field", "value", "error"),
     [
-        ("datasets", ["d1", "d1"], "workloads[0].stages[1].datasets[1]"),
-        ("after", ["pre", "pre"], "workloads[0].stages[1].after[1]"),
+        ("datasets", ["d1", "d1"], "workloads[0].stages[1].datasets[1]: duplicate dataset"),
+        ("after", ["pre", "pre"], "workloads[0].stages[1].after[1]: duplicate stage"),
+        ("after", ["ft"], "workloads[0].stages[1].after[0]: stage 'ft' runs after itself"),
     ],
+    ids=["dataset-twice", "predecessor-twice", "after-itself"],
 )
 def test_a_stage_naming_a_dataset_or_predecessor_twice_is_refused(
-    tmp_path: Path, field: str, value: list[str], path: str
+    tmp_path: Path, field: str, value: list[str], error: str
 ) -> None:
     """`datasets: [d1, d1]` was read as twice the tokens (twice the chip-hours and cost, twice
     the egress and the volume the data rules count), `after: [pre, pre]` as two moves of the
-    weights: exit 2 naming the second, like any id given twice."""
+    weights: exit 2 naming the second, like any id given twice. A stage after itself was an
+    "unknown stage", naming one that exists."""
     doc = _doc()
     doc["workloads"][0]["stages"][1][field] = value
     scenario = tmp_path / "s.json"
     scenario.write_text(json.dumps(doc))
     result = CliRunner().invoke(app, ["plan", str(scenario), "-o", "json"])
     assert result.exit_code == 2
-    assert f"{path}: duplicate" in result.output and not result.stdout.startswith("{")
+    assert error in result.output and not result.stdout.startswith("{")
 
 
 @pytest.mark.parametrize(
