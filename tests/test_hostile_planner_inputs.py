@@ -23,7 +23,7 @@ from straits.cli import app
 from straits.impact import drift
 from straits.loading import parse_scenario
 from straits.model.scenario import Scenario
-from straits.plan import make_plan
+from straits.plan import _span, make_plan
 from straits.plan.alone import alone_bound
 from straits.plan.candidates import Candidates, all_ancestors
 from straits.plan.deadline import Deadline
@@ -291,3 +291,12 @@ def test_a_stage_naming_a_dataset_or_predecessor_twice_is_refused(
 def test_a_budget_is_shown_with_its_cents(budget: float, shown: str) -> None:
     """A $0.01 budget was explained as `budget $0`."""
     assert budget_usd(budget) == shown
+
+
+@pytest.mark.parametrize(
+    ("hours", "said"),
+    [(24.6, "24.6 hours"), (100.0, "about 4 days"), (1e6, "about 114 years")],
+)
+def test_how_far_past_the_calendar_a_plan_runs_is_said_in_its_unit(hours: float, said: str) -> None:
+    """A serving day from 2100-12-31 ran past the calendar "about 0 years after" it."""
+    assert _span(hours) == said
