@@ -274,6 +274,17 @@ def show(r: Any) -> None:
                 ),
             )
         )
+        if rp.get("not_reached"):
+            console.print(
+                hanging(
+                    "    ",
+                    Text(
+                        f"the re-plan's time limit ran out before {len(rp['not_reached'])} "
+                        "stage(s): nothing is proposed for them (raise --time-limit)",
+                        style="yellow",
+                    ),
+                )
+            )
         for s in rp["stages"]:
             if s["moved"]:
                 console.print(

@@ -34,7 +34,7 @@ def pareto(
         cand = Candidates(
             sc, rs, regime=options["regime"] or sc.regime, date=sc.date, deadline=deadline
         )
-        found = frontier(cand, points=max(2, points), seed=options["seed"], deadline=deadline)
+        found = frontier(cand, points=points, seed=options["seed"], deadline=deadline)
     if chart is not None:
         from straits.fileio import write_output
         from straits.report import pareto_report

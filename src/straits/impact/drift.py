@@ -28,12 +28,15 @@ from straits.impact.overrides import Overrides, apply, price_of
 from straits.model.scenario import Scenario
 from straits.plan import make_plan
 from straits.plan.options import arrival_hours, pool_steps
+from straits.plan.reasons import ReasonCode
 from straits.plan.recheck import Placement, PlanContext
 from straits.plan.timeline import Timeline
 from straits.rules.decision import Reason
 from straits.rules.engine import RuleSet
 
 Kind = Literal["rules", "warning", "cost", "capacity", "replan"]
+NOT_REACHED = "not reached"
+"""a re-plan stage's ``now`` when the re-plan's time limit ran out before it"""
 
 
 @dataclass(frozen=True)
@@ -266,12 +269,20 @@ def _replan(
     old_a = {(a["workload"], a["stage"]): a for a in recorded.get("assignments", ())}
     new_a = {(a["workload"], a["stage"]): a for a in new["assignments"]}
     old_r, new_r = _diagnosis_rules(recorded), _diagnosis_rules(new)
+    # stages the re-plan never examined before its time limit: nothing is known of them, so
+    # they neither move nor lose rules (a 0.5 s re-plan of 1,000 stages reported every one
+    # "moved to unplaced", with every rule of its diagnosis "no longer blocking")
+    cut = {
+        (u["workload"], u["stage"])
+        for u in new["unplaced"]
+        if set(u.get("lost_codes") or {}) == {ReasonCode.TIME_LIMIT.value}
+    }
     stages = []
     for key in sorted(set(old_a) | set(new_a) | set(old_r)):
         a, b = old_a.get(key), new_a.get(key)
         was = f"{a['site']}/{a['chip']}" if a else "unplaced"
-        now = f"{b['site']}/{b['chip']}" if b else "unplaced"
-        lifted = sorted(set(old_r.get(key, {})) - set(new_r.get(key, {})))
+        now = f"{b['site']}/{b['chip']}" if b else NOT_REACHED if key in cut else "unplaced"
+        lifted = [] if key in cut else sorted(set(old_r.get(key, {})) - set(new_r.get(key, {})))
         added = sorted(set(new_r.get(key, {})) - set(old_r.get(key, {})))
         stages.append(
             {
@@ -279,7 +290,7 @@ def _replan(
                 "stage": key[1],
                 "was": was,
                 "now": now,
-                "moved": was != now,
+                "moved": was != now and now != NOT_REACHED,
                 "cost_was": a["cost_usd"] if a else None,
                 "cost_now": b["cost_usd"] if b else None,
                 "rules_lifted": [old_r[key][r] for r in lifted],
@@ -293,6 +304,7 @@ def _replan(
         "total_cost_usd": new["total_cost_usd"],
         "recorded_total_cost_usd": recorded.get("total_cost_usd"),
         "unplaced": [f"{u['workload']}/{u['stage']}" for u in new["unplaced"]],
+        "not_reached": [f"{w}/{st}" for w, st in sorted(cut)],
         "stages": stages,
         "plan": new,
     }

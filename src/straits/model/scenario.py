@@ -365,8 +365,18 @@ class Scenario(Frozen):
             _unique(f"{base}.stages", stage_ids)
             known = set(stage_ids)  # a set: `in` on the list was quadratic in the stages
             for s_i, s in enumerate(w.stages):
+                # a stage named twice counted twice: its weights' move (after), its tokens,
+                # egress and exported volume (datasets)
+                _unique(f"{base}.stages[{s_i}].after", list(s.after), what="stage")
+                _unique(f"{base}.stages[{s_i}].datasets", list(s.datasets), what="dataset")
                 for a_i, dep in enumerate(s.after):
-                    if dep not in known or dep == s.id:
+                    if dep == s.id:  # known, so not "unknown stage", as it was called
+                        raise ScenarioError(
+                            f"stage {dep!r} runs after itself",
+                            path=f"{base}.stages[{s_i}].after[{a_i}]",
+                            expected="another stage of the workload",
+                        )
+                    if dep not in known:
                         others = set(stage_ids) - {s.id}
                         raise _ref(f"{base}.stages[{s_i}].after[{a_i}]", dep, "stage", others)
                 for d_i, ds in enumerate(s.datasets):

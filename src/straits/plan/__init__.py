@@ -122,15 +122,24 @@ def _within_calendar(plan: Plan, sc: Scenario) -> None:
     last = max(late, key=lambda a: a.end_h)
     wi = next(i for i, w in enumerate(sc.workloads) if w.id == last.workload)
     si = next(i for i, s in enumerate(sc.workloads[wi].stages) if s.id == last.stage)
-    years = last.end_h / (24 * 365.25)
     raise ScenarioError(
         f"the plan runs past {MAX_DATE.isoformat()}, the last date Straits plans: "
         f"{len(late)} stage(s) would end after it, the last, {last.workload}/{last.stage}, "
-        f"about {years:,.0f} years after {sc.date.isoformat()}",
+        f"{_span(last.end_h)} after {sc.date.isoformat()}",
         path=f"workloads[{wi}].stages[{si}]",
         expected="stages that can end by then: more chips (`chips`), fewer tokens, "
         "or a shorter chain of stages",
     )
+
+
+def _span(hours: float) -> str:
+    """Hours as people say them: a stage ending a day after a scenario of 2100-12-31 was
+    "about 0 years after" it."""
+    if hours >= 2 * 24 * 365.25:
+        return f"about {hours / (24 * 365.25):,.0f} years"
+    if hours >= 48:
+        return f"about {hours / 24:,.0f} days"
+    return f"{hours:,.1f} hours"
 
 
 def _objective(sc: Scenario, spec: str | None) -> Any:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -51,6 +51,20 @@ PREDECESSOR = "predecessor"
 CONTENTION = "contention"
 CAUSES = (NO_OPTION, DEADLINE, BUDGET, CHAIN, PREDECESSOR, CONTENTION)
 """Why a stage is unplaced, in the order they are tested."""
+CLOCK_EVERY = 1024
+"""nodes of a workload's search between two looks at the clock"""
+
+
+class _OutOfTime(Exception):
+    """The clock passed ``stop_at`` within one workload's search."""
+
+
+class _Node(NamedTuple):
+    i: int
+    """the stage to decide next"""
+    unplaced: int
+    value: float
+    spend: float
 
 
 class _Opt(NamedTuple):
@@ -139,7 +153,10 @@ def alone_bound(
     for w in pf.sc.workloads:
         if clock() > stop_at:
             return None
-        opt = _solve(pf, objective, w, k_pen, k_done)
+        try:
+            opt = _solve(pf, objective, w, k_pen, k_done, lambda: clock() > stop_at)
+        except _OutOfTime:
+            return None
         out[w.id] = opt
         unplaced += opt.unplaced
         value += opt.value
@@ -172,7 +189,12 @@ def _release(pf: Portfolio, stage: object, c: Choice) -> float:
 
 
 def _solve(
-    pf: Portfolio, objective: Objective, w: Workload, k_pen: float, k_done: float
+    pf: Portfolio,
+    objective: Objective,
+    w: Workload,
+    k_pen: float,
+    k_done: float,
+    late: Callable[[], bool] = lambda: False,
 ) -> WorkloadOptimum:
     sc = pf.sc
     stages = w.topological_stages()
@@ -283,12 +305,9 @@ def _solve(
             best[0] = (unplaced, total)
             best_pick[0] = list(pick)
 
-    def dfs(i: int, unplaced: int, value: float, spend: float) -> None:
-        if (unplaced + rest_forced[i], value + rest_value[i]) >= best[0]:
-            return
-        if i == n:
-            finish(unplaced, value)
-            return
+    def children(i: int, unplaced: int, value: float, spend: float) -> Iterator[_Node]:
+        """Stage ``i``'s choices that fit, then leaving it unplaced; ``pick[i]`` holds the
+        choice while its subtree is searched."""
         before = [pick[p] for p in preds[i]]
         if all(b is not None for b in before):
             for o in opts[i]:
@@ -306,12 +325,32 @@ def _solve(
                 if not ok or end > due + EPS:
                     continue
                 pick[i] = (o, end)
-                dfs(i + 1, unplaced, value + o.value, spend + o.spend)
-                pick[i] = None
+                yield _Node(i + 1, unplaced, value + o.value, spend + o.spend)
+        pick[i] = None
         # leave it unplaced (its successors follow)
-        dfs(i + 1, unplaced + 1, value, spend)
+        yield _Node(i + 1, unplaced + 1, value, spend)
 
-    dfs(0, 0, 0.0, 0.0)
+    # depth first with a stack of its own: one level per stage, and a workload may hold
+    # thousands of stages (a chain of 1,000 overflowed Python's recursion limit, a traceback);
+    # the clock is read as it goes, since pruning does not bound the nodes of a long chain
+    stack: list[Iterator[_Node]] = [iter((_Node(0, 0, 0.0, 0.0),))]
+    nodes = 0
+    while stack:
+        node = next(stack[-1], None)
+        if node is None:
+            stack.pop()
+            continue
+        nodes += 1
+        if nodes % CLOCK_EVERY == 0 and late():
+            raise _OutOfTime
+        i, unplaced, value, spend = node
+        if (unplaced + rest_forced[i], value + rest_value[i]) >= best[0]:
+            continue
+        if i == n:
+            finish(unplaced, value)
+            continue
+        stack.append(children(i, unplaced, value, spend))
+
     (unplaced_n, total), chosen = best[0], best_pick[0]
     causes: dict[str, str] = {}
     for i, stage in enumerate(stages):

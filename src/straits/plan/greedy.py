@@ -174,7 +174,7 @@ class GreedyPlanner(LossExplainer):
             o = t.option(t.row_of(a.option_label))
             state.timeline(self.sc, o).book(a.start_h, a.end_h, a.chips)
             state.placed[(wid, sid)] = b
-            state.spent[wid] = state.spent.get(wid, 0.0) + a.cost_usd
+            state.spent[wid] = state.spent.get(wid, 0.0) + a.budgeted_usd
             record_exports(self.sc, w, w.stage(sid), b.site, state.exports, self.cand.date.year)
         run.state = state
         note = "its export volumes could not be re-checked before the time limit"
@@ -211,6 +211,12 @@ class GreedyPlanner(LossExplainer):
                 continue
             latest = self.latest_finish(w)
             for stage in w.topological_stages():
+                # the clock is read per stage too: one workload may hold a thousand of them
+                if not run.stopped and self._out_of_time():
+                    run.stopped = True
+                if run.stopped:
+                    run.diagnosis.append(self._not_reached(w, stage))
+                    continue
                 diag, best = self.place(w, stage, run.state, latest[stage.id])
                 run.diagnosis.append(diag)
                 if best is None:
@@ -414,7 +420,7 @@ class GreedyPlanner(LossExplainer):
             )
             capex = state.capex(self.sc, o, start, end, est.chips)
             c = Candidate(o, est, start, end, egress, transfer, capex, v, late_h, penalty)
-            if c.cost > budget_left + EPS:
+            if c.budgeted > budget_left + EPS:
                 over += 1
                 continue
             out.append(c)
@@ -448,7 +454,7 @@ class GreedyPlanner(LossExplainer):
             c.penalty,
         )
         b = state.placed[(w.id, stage.id)] = Booked(a, c.option.site, self.cand.ops[w.id][stage.id])
-        state.spent[w.id] = state.spent.get(w.id, 0.0) + a.cost_usd
+        state.spent[w.id] = state.spent.get(w.id, 0.0) + a.budgeted_usd
         state.late[w.id] = max(state.late.get(w.id, 0.0), a.late_hours)
         record_exports(self.sc, w, stage, c.option.site, state.exports, self.cand.date.year)
         return b

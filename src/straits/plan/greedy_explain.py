@@ -14,7 +14,7 @@ from straits.model.scenario import Scenario, Stage, Workload
 from straits.plan.candidates import Candidates, Verdict
 from straits.plan.objectives import Objective, StageMetrics
 from straits.plan.options import Option
-from straits.plan.reasons import Loss, ReasonCode
+from straits.plan.reasons import Loss, ReasonCode, budget_usd
 from straits.plan.result import Rejection
 from straits.plan.schedule import EPS, Booked, Candidate, new_timeline
 from straits.plan.table import StageTable
@@ -35,7 +35,8 @@ def _too_late(hours: float) -> Loss:
 
 def _over_budget(w: Workload) -> Loss:
     return Loss(
-        ReasonCode.BUDGET, f"would take the workload over its budget of ${w.budget_usd or 0:,.0f}"
+        ReasonCode.BUDGET,
+        f"would take the workload over its budget of {budget_usd(w.budget_usd or 0.0)}",
     )
 
 

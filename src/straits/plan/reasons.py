@@ -106,3 +106,9 @@ def rule_code(roots: frozenset[str], action: str) -> ReasonCode:
     if roots & EXPORT_ROOTS:
         return ReasonCode.EXPORT_CONTROL
     return ReasonCode.RULE
+
+
+def budget_usd(usd: float) -> str:
+    """A budget as people read it: whole dollars, or cents when it has them (a budget of $0.01
+    was written "budget $0")."""
+    return f"${usd:,.2f}".removesuffix(".00")

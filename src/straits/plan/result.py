@@ -53,6 +53,11 @@ class Assignment:
         return self.compute_usd + self.egress_usd + self.capex_usd
 
     @property
+    def budgeted_usd(self) -> float:
+        """What the workload's budget counts: rental and data movement, not capex."""
+        return self.compute_usd + self.egress_usd
+
+    @property
     def option_label(self) -> str:
         base = f"{self.site}/{self.chip}"
         return f"{base} (bought)" if self.bought else base

@@ -114,6 +114,12 @@ class Candidate:
         return self.option.cost(self.est) + self.egress + self.capex
 
     @property
+    def budgeted(self) -> float:
+        """What a workload's budget counts: rental and data movement (bought chips are capex,
+        reported apart, as every other solver and the scenario reference count it)."""
+        return self.option.cost(self.est) + self.egress
+
+    @property
     def charged(self) -> float:
         """What the cost objective pays: the cost plus any late penalty."""
         return self.cost + self.penalty

@@ -21,6 +21,7 @@ from straits.model.scenario import Scenario
 from straits.plan.cpsat_model import ModelTooLarge, build, new_solver
 from straits.plan.objectives import Objective
 from straits.plan.portfolio import Portfolio
+from straits.plan.reasons import budget_usd
 from straits.plan.result import Plan, StageDiagnosis, WhyNot
 from straits.plan.ticks import ticks_down, ticks_up
 
@@ -35,7 +36,7 @@ def _describe(kind: str, name: str, pf: Portfolio) -> str:
         return f"deadline {w.deadline}"
     if kind == "budget":
         w = pf.sc.workload(name)
-        return f"budget ${w.budget_usd:,.0f}"
+        return f"budget {budget_usd(w.budget_usd or 0.0)}"
     site_chip = name.split("+bought:")[0]
     return f"capacity of {site_chip}" + (" (bought)" if "+bought:" in name else "")
 
