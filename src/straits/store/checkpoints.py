@@ -52,6 +52,8 @@ def tree_head(session: Session) -> TreeHead:
     """The size and root of the stored tree (from the stored nodes, nothing verified);
     ``LedgerError`` when the nodes of the root were deleted or are not hashes."""
     size = tree_head_size(session)
+    if size < 0:
+        raise LedgerError(f"the log's head records {size} entries: the head was altered")
     if size == 0:
         return TreeHead(0, EMPTY_ROOT)
     try:

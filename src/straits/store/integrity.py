@@ -361,6 +361,8 @@ def verify_heads(store: Store, keys: Keys, heads: Iterable[Head]) -> Verificatio
         n, head_hash = (int(head_row[0]), str(head_row[1])) if head_row else (0, "")
         v = Verification(True, n, n, head_hash)
         try:
+            if n < 0:
+                raise _Broken(None, f"the ledger head records {n} entries", "head-altered")
             cp = None
             if row is not None:
                 cp = _open_within(row, keys, n)

@@ -31,6 +31,8 @@ EM_DASH = "\u2014"
 SIG_PREFIX = EM_DASH + " "
 MAX_SIGNATURES = 100
 MAX_NOTE_BYTES = 1 << 20
+MAX_SIZE = (1 << 63) - 1
+"""the largest checkpoint size (Go's tlog parses it as an int64; a 64-bit column holds it)"""
 
 
 class NoteError(ValueError):
@@ -266,6 +268,11 @@ class Checkpoint:
         ):
             raise NoteError(
                 f"checkpoint size {size_text[:30]!r} is not a decimal number without leading zeros"
+            )
+        if len(size_text) > len(str(MAX_SIZE)) or int(size_text) > MAX_SIZE:
+            raise NoteError(
+                f"checkpoint size {size_text[:30]!r}... is over {MAX_SIZE} (2^63 - 1, the "
+                "largest log a database holds)"
             )
         root = _b64decode(root_text)
         if len(root) != 32:

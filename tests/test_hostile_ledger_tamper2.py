@@ -1,0 +1,194 @@
+"""The ledger and its proofs under a hostile pass (atk29), table-driven: values the earlier
+tamper tests did not try, each answered with its code and exit status, never a traceback or a
+500.
+
+* a ledger head whose count is negative (``ledger_head.seq = -1``): the quick check, a tenant's
+  check, ``ledger checkpoint --key`` and the API's ``checkpoint?fresh=true`` met an empty list
+  of subtrees (IndexError: a traceback, a 500);
+* a checkpoint whose size has more digits than Python turns into an integer (4,300), or is over
+  2^63 - 1, in a stored row, a ``--head`` file, a receipt or a witness's input: a ValueError
+  traceback (or, in ``ledger verify`` without a key, ``tree-altered`` with Python's message).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from straits.server import create_app
+from straits.server.settings import Settings
+from straits.store import Store, ledger
+from straits.store.keys import Keys
+from straits.store.note import MAX_SIZE, Checkpoint, NoteError, Signer
+from straits.store.tokens import create_token
+from test_ledger_cli import straits
+from test_ledger_log import sql
+
+SIGNER = Signer.generate("straits.test/tamper2")
+
+
+@pytest.fixture
+def keyed(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
+    """A SQLite log of 5 entries with a checkpoint at 5; the key and its .pub on disk."""
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    store = Store(db)
+    for i in range(5):
+        ledger.record(store, tenant="a", actor="t", kind="check", body={"i": i})
+    store.close()
+    key, pub = tmp_path / "k", tmp_path / "k.pub"
+    key.write_text(SIGNER.skey + "\n")
+    key.chmod(0o600)
+    pub.write_text(SIGNER.verifier.vkey + "\n")
+    assert straits("ledger", "checkpoint", "--db", db, "--key", str(key)).returncode == 0
+    yield db, key, pub
+
+
+def _verify_json(*args: str) -> tuple[int, dict[str, object]]:
+    r = straits("ledger", "verify", "-o", "json", *args)
+    return r.returncode, json.loads(r.stdout)
+
+
+# --- a negative head ---------------------------------------------------------------------------
+NEGATIVE_HEAD = "UPDATE ledger_head SET seq = -1"
+
+HEAD_CASES: list[tuple[str, str, tuple[str, ...], str | None]] = [
+    # what, extra SQL, verify's options, the code
+    ("full", "", (), "head-altered"),
+    ("quick", "", ("--quick",), "head-altered"),
+    ("quick, no checkpoint", "DELETE FROM ledger_checkpoints", ("--quick",), "head-altered"),
+    ("tenant, no checkpoint", "DELETE FROM ledger_checkpoints", ("--tenant", "a"), None),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "extra", "options", "code"), HEAD_CASES, ids=[c[0] for c in HEAD_CASES]
+)
+def test_a_negative_head_is_reported_not_a_traceback(
+    keyed: tuple[str, Path, Path], what: str, extra: str, options: tuple[str, ...], code: str | None
+) -> None:
+    db, _, pub = keyed
+    sql(db, NEGATIVE_HEAD)
+    if extra:
+        sql(db, extra)
+    rc, doc = _verify_json("--db", db, "--pubkey", str(pub), *options)
+    assert rc == 1
+    assert doc["ok"] is False
+    if code is not None:
+        assert doc["code"] == code
+
+
+def test_no_checkpoint_is_signed_over_a_negative_head(keyed: tuple[str, Path, Path]) -> None:
+    db, key, _ = keyed
+    sql(db, NEGATIVE_HEAD)
+    r = straits("ledger", "checkpoint", "--db", db, "--key", str(key))
+    assert r.returncode == 1 and "head" in r.stderr and not r.stdout
+    rows = Store(db)
+    with rows.session() as s:
+        from sqlalchemy import func, select
+
+        from straits.store.tables import LedgerCheckpoint
+
+        assert s.execute(select(func.count()).select_from(LedgerCheckpoint)).scalar() == 1
+
+
+def test_the_api_refuses_a_fresh_checkpoint_over_a_negative_head(
+    keyed: tuple[str, Path, Path],
+) -> None:
+    db, _, _ = keyed
+    store = Store(db)
+    admin, _ = create_token(store, "a", "admin")
+    sql(db, NEGATIVE_HEAD)
+    app = create_app(store, settings=Settings())
+    app.state.ledger_keys = Keys(SIGNER)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        h = {"Authorization": f"Bearer {admin}"}
+        assert (
+            client.get("/v1/ledger/checkpoint", params={"fresh": "true"}, headers=h).status_code
+            == 409
+        )
+        assert (
+            client.get("/v1/ledger/verify", params={"quick": "true"}, headers=h).json()["ok"]
+            is False
+        )
+    store.close()
+
+
+# --- checkpoint sizes beyond any log -----------------------------------------------------------
+ROOT = base64.b64encode(bytes(32)).decode()
+SIZES: list[tuple[str, str]] = [
+    ("5000 digits", "9" * 5000),
+    ("2^63", str(2**63)),
+    ("2^64", str(2**64)),
+]
+
+
+@pytest.mark.parametrize(("what", "size"), SIZES, ids=[s[0] for s in SIZES])
+def test_a_checkpoint_size_beyond_2_63_is_malformed(what: str, size: str) -> None:
+    with pytest.raises(NoteError, match="over"):
+        Checkpoint.parse_text(f"o\n{size}\n{ROOT}\n")
+
+
+def test_the_largest_size_parses() -> None:
+    assert Checkpoint.parse_text(f"o\n{MAX_SIZE}\n{ROOT}\n").size == MAX_SIZE
+
+
+def _signed(size: str) -> str:
+    return SIGNER.sign(f"{SIGNER.name}\n{size}\n{ROOT}\n")
+
+
+@pytest.mark.parametrize(("what", "size"), SIZES, ids=[s[0] for s in SIZES])
+def test_a_signed_oversized_checkpoint_is_refused_everywhere(
+    keyed: tuple[str, Path, Path], tmp_path: Path, what: str, size: str
+) -> None:
+    """What only the key's holder can make (a malicious operator): refused, exit 1."""
+    db, _, pub = keyed
+    note = _signed(size)
+    cp = tmp_path / "cp"
+    cp.write_text(note)
+    export = tmp_path / "l.jsonl"
+    assert straits("ledger", "export", "--db", db, "-o", str(export)).returncode == 0
+    for args in (
+        ("--db", db, "--head", str(cp)),
+        ("--db", db, "--quick", "--head", str(cp)),
+        ("--file", str(export), "--head", str(cp)),
+    ):
+        rc, doc = _verify_json("--pubkey", str(pub), *args)
+        assert (rc, doc["ok"]) == (1, False), args
+    receipt = tmp_path / "r.json"
+    assert (
+        straits(
+            "ledger", "receipt", "2", "--db", db, "--pubkey", str(pub), "-o", str(receipt)
+        ).returncode
+        == 0
+    )
+    doc = json.loads(receipt.read_text())
+    receipt.write_text(json.dumps({**doc, "checkpoint": note}))
+    r = straits("ledger", "verify-receipt", str(receipt), "--pubkey", str(pub), "--json")
+    assert r.returncode == 1 and json.loads(r.stdout)["ok"] is False
+    r = straits(
+        "ledger", "witness", "--pubkey", str(pub), "--state", str(tmp_path / "w.json"),
+        "--checkpoint", str(cp), "--json",
+    )  # fmt: skip
+    assert r.returncode == 1
+    assert [c["status"] for c in json.loads(r.stdout)["checkpoints"]] == ["rejected"]
+
+
+def test_a_stored_checkpoint_of_5000_digits_is_untrusted(keyed: tuple[str, Path, Path]) -> None:
+    """The database writer's row: read without a key too (``ledger checkpoint`` prints it)."""
+    db, _, pub = keyed
+    sql(
+        db,
+        "UPDATE ledger_checkpoints SET note = replace(note, :a, :b)",
+        a="\n5\n",
+        b="\n" + "9" * 5000 + "\n",
+    )
+    for keys in ((), ("--pubkey", str(pub))):
+        rc, doc = _verify_json("--db", db, *keys)
+        assert (rc, doc["code"]) == (1, "checkpoint-untrusted"), keys
+    r = straits("ledger", "checkpoint", "--db", db)
+    assert r.returncode == 1 and not r.stdout
