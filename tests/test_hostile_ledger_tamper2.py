@@ -54,30 +54,45 @@ def _verify_json(*args: str) -> tuple[int, dict[str, object]]:
 
 
 # --- a negative head ---------------------------------------------------------------------------
-NEGATIVE_HEAD = "UPDATE ledger_head SET seq = -1"
+NEGATIVE_HEAD = "UPDATE ledger_head SET seq = -1 WHERE id = 1"
+SECOND_HEAD = "INSERT INTO ledger_head (id, seq, hash) SELECT 0, seq, hash FROM ledger_head"
+NO_HEAD = "DELETE FROM ledger_head WHERE id = 1"
+NO_CP = "DELETE FROM ledger_checkpoints"
 
 HEAD_CASES: list[tuple[str, str, tuple[str, ...], str | None]] = [
-    # what, extra SQL, verify's options, the code
-    ("full", "", (), "head-altered"),
-    ("quick", "", ("--quick",), "head-altered"),
-    ("quick, no checkpoint", "DELETE FROM ledger_checkpoints", ("--quick",), "head-altered"),
-    ("tenant, no checkpoint", "DELETE FROM ledger_checkpoints", ("--tenant", "a"), None),
+    # what, SQL, verify's options, the code (None: a tenant's check, which names none of it)
+    ("negative, full", NEGATIVE_HEAD, (), "head-altered"),
+    ("negative, quick", NEGATIVE_HEAD, ("--quick",), "head-altered"),
+    ("negative, quick, no checkpoint", f"{NEGATIVE_HEAD}; {NO_CP}", ("--quick",), "head-altered"),
+    ("negative, tenant, no checkpoint", f"{NEGATIVE_HEAD}; {NO_CP}", ("--tenant", "a"), None),
+    # the quick check read the first head row there was, not the log's (id 1)
+    (
+        "another row beside it, quick",
+        f"{SECOND_HEAD}; {NEGATIVE_HEAD}",
+        ("--quick",),
+        "head-altered",
+    ),
+    ("moved to another row, quick", f"{SECOND_HEAD}; {NO_HEAD}", ("--quick",), "head-missing"),
+    ("deleted, quick, no checkpoint", f"{NO_HEAD}; {NO_CP}", ("--quick",), "head-missing"),
+    ("deleted, tenant, no checkpoint", f"{NO_HEAD}; {NO_CP}", ("--tenant", "a"), None),
 ]
 
 
 @pytest.mark.parametrize(
-    ("what", "extra", "options", "code"), HEAD_CASES, ids=[c[0] for c in HEAD_CASES]
+    ("what", "statements", "options", "code"), HEAD_CASES, ids=[c[0] for c in HEAD_CASES]
 )
-def test_a_negative_head_is_reported_not_a_traceback(
-    keyed: tuple[str, Path, Path], what: str, extra: str, options: tuple[str, ...], code: str | None
+def test_an_altered_head_is_reported_not_a_traceback(
+    keyed: tuple[str, Path, Path],
+    what: str,
+    statements: str,
+    options: tuple[str, ...],
+    code: str | None,
 ) -> None:
     db, _, pub = keyed
-    sql(db, NEGATIVE_HEAD)
-    if extra:
-        sql(db, extra)
+    for statement in statements.split("; "):
+        sql(db, statement)
     rc, doc = _verify_json("--db", db, "--pubkey", str(pub), *options)
-    assert rc == 1
-    assert doc["ok"] is False
+    assert (rc, doc["ok"]) == (1, False)
     if code is not None:
         assert doc["code"] == code
 
