@@ -207,3 +207,29 @@ def test_a_stored_checkpoint_of_5000_digits_is_untrusted(keyed: tuple[str, Path,
         assert (rc, doc["code"]) == (1, "checkpoint-untrusted"), keys
     r = straits("ledger", "checkpoint", "--db", db)
     assert r.returncode == 1 and not r.stdout
+
+
+# --- a tenant's consistency proofs stop at the signed size -------------------------------------
+def test_a_tenants_proofs_stop_at_the_size_the_checkpoint_signs(
+    keyed: tuple[str, Path, Path],
+) -> None:
+    """A tenant may have proofs up to the latest checkpoint only (the head is for admins); the
+    bound was the row's ``size`` column, which the database writer can raise to the head."""
+    db, _, _ = keyed
+    store = Store(db)
+    for i in range(3):  # entries 6 to 8, after the checkpoint of 5
+        ledger.record(store, tenant="a", actor="t", kind="check", body={"i": i})
+    viewer, _ = create_token(store, "a", "viewer")
+    app = create_app(store, settings=Settings())
+    app.state.ledger_keys = Keys(SIGNER)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        h = {"Authorization": f"Bearer {viewer}"}
+
+        def proof(second: int) -> int:
+            q = {"first": "2", "second": str(second)}
+            return client.get("/v1/ledger/consistency", params=q, headers=h).status_code
+
+        assert (proof(5), proof(8)) == (200, 400)
+        sql(db, "UPDATE ledger_checkpoints SET size = 1000")
+        assert (proof(5), proof(8)) == (409, 409)
+    store.close()
