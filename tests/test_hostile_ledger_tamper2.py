@@ -233,3 +233,36 @@ def test_a_tenants_proofs_stop_at_the_size_the_checkpoint_signs(
         sql(db, "UPDATE ledger_checkpoints SET size = 1000")
         assert (proof(5), proof(8)) == (409, 409)
     store.close()
+
+
+# --- SEQ:HASH heads ----------------------------------------------------------------------------
+HASH = "ab" * 32
+HEADS: list[tuple[str, str, int, str | None]] = [
+    # what, --head, exit status, verify's code (exit 1) or None (exit 2 naming --head)
+    ("5000 digits", "9" * 5000 + ":" + HASH, 2, None),  # was a ValueError traceback
+    ("2^63", f"{2**63}:{HASH}", 2, None),
+    ("2^63 - 1", f"{2**63 - 1}:{HASH}", 1, "tail-removed"),
+    ("a Devanagari digit", "\u096d:" + HASH, 2, None),  # was read as 7
+    ("a forged root of 0", f"0:{HASH}", 1, "head-forged"),
+]
+
+
+@pytest.mark.parametrize(("what", "head", "status", "code"), HEADS, ids=[h[0] for h in HEADS])
+def test_a_seq_hash_head_out_of_range_is_bad_input(
+    keyed: tuple[str, Path, Path],
+    tmp_path: Path,
+    what: str,
+    head: str,
+    status: int,
+    code: str | None,
+) -> None:
+    db, _, pub = keyed
+    export = tmp_path / "l.jsonl"
+    assert straits("ledger", "export", "--db", db, "-o", str(export)).returncode == 0
+    for where in (("--db", db), ("--db", db, "--quick"), ("--file", str(export))):
+        r = straits("ledger", "verify", "-o", "json", "--pubkey", str(pub), "--head", head, *where)
+        assert r.returncode == status, (where, r.stderr)
+        if code is None:
+            assert "--head" in r.stderr and not r.stdout
+        else:
+            assert json.loads(r.stdout)["code"] == code

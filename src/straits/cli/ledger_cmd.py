@@ -50,7 +50,7 @@ PubkeyOption = typer.Option(
     help="The log's public key: a .pub file or "
     "NAME+KEYID+BASE64 (repeatable; default $STRAITS_LEDGER_PUBKEY).",
 )
-HEAD_RE = re.compile(r"^(\d+):([0-9a-fA-F]{64})$")
+HEAD_RE = re.compile(r"^([0-9]+):([0-9a-fA-F]{64})$")
 
 
 def keys_from(key: Path | None, pubkeys: list[str] | None) -> Keys:
@@ -63,13 +63,19 @@ def parse_heads(values: list[str], keys: Keys) -> list[Head]:
     """``SEQ:HASH`` values and signed checkpoints (files, or '-' for stdin) given as heads;
     a checkpoint's signature is checked with the keys (none given: an input error)."""
     from straits.store.integrity import ChainHead
-    from straits.store.note import NoteError, open_checkpoint
+    from straits.store.note import MAX_SIZE, NoteError, open_checkpoint
     from straits.store.witness import parse_offer
 
     heads: list[Head] = []
     for value in values:
         m = HEAD_RE.match(value.strip())
         if m:
+            if len(m.group(1)) > len(str(MAX_SIZE)) or int(m.group(1)) > MAX_SIZE:
+                raise InputError(
+                    f"{value[:40]!r}...: no log has more than {MAX_SIZE} entries",
+                    path="--head",
+                    expected="SEQ:HASH with SEQ at most 2^63 - 1",
+                )
             heads.append(ChainHead(int(m.group(1)), m.group(2).lower()))
             continue
         if value.strip() != "-" and not Path(value).is_file():
