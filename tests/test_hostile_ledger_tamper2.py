@@ -16,6 +16,7 @@ import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -266,3 +267,62 @@ def test_a_seq_hash_head_out_of_range_is_bad_input(
             assert "--head" in r.stderr and not r.stdout
         else:
             assert json.loads(r.stdout)["code"] == code
+
+
+# --- lone surrogates: JSON's "\ud800" is no UTF-8 text ----------------------------------------
+def _surrogate_in_receipt_entry(doc: dict[str, Any]) -> dict[str, Any]:
+    return {**doc, "entry": {**doc["entry"], "tenant": "\ud800"}}
+
+
+def _surrogate_in_receipt_checkpoint(doc: dict[str, Any]) -> dict[str, Any]:
+    return {**doc, "checkpoint": doc["checkpoint"].replace("\n", "\ud800\n", 1)}
+
+
+SURROGATES: list[tuple[str, str, int]] = [
+    # what, where, exit status (each was a UnicodeEncodeError traceback)
+    ("a receipt's entry", "receipt-entry", 2),
+    ("a receipt's checkpoint", "receipt-checkpoint", 1),
+    ("an export's entry", "export", 2),
+    ("a checkpoint offered to a witness", "witness", 1),
+]
+
+
+@pytest.mark.parametrize(("what", "where", "status"), SURROGATES, ids=[c[0] for c in SURROGATES])
+def test_a_lone_surrogate_is_refused_not_a_traceback(
+    keyed: tuple[str, Path, Path], tmp_path: Path, what: str, where: str, status: int
+) -> None:
+    db, _, pub = keyed
+    receipt = tmp_path / "r.json"
+    r = straits("ledger", "receipt", "2", "--db", db, "--pubkey", str(pub), "-o", str(receipt))
+    assert r.returncode == 0
+    doc = json.loads(receipt.read_text())
+    if where == "export":
+        export = tmp_path / "l.jsonl"
+        assert straits("ledger", "export", "--db", db, "-o", str(export)).returncode == 0
+        lines = export.read_text().splitlines()
+        lines[1] = json.dumps({**json.loads(lines[1]), "actor": "\udcff"})
+        export.write_text("\n".join(lines) + "\n")
+        r = straits("ledger", "verify", "--file", str(export))
+        assert r.returncode == status and "line 2" in r.stderr
+        return
+    bad = (
+        _surrogate_in_receipt_entry
+        if where == "receipt-entry"
+        else _surrogate_in_receipt_checkpoint
+    )(doc)
+    receipt.write_text(json.dumps(bad))  # ASCII: the surrogate as \ud800
+    if where == "witness":
+        state = str(tmp_path / "w.json")
+        r = straits(
+            "ledger", "witness", "--pubkey", str(pub), "--state", state,
+            "--checkpoint", str(receipt), "--json",
+        )  # fmt: skip
+        assert r.returncode == status
+        assert [c["status"] for c in json.loads(r.stdout)["checkpoints"]] == ["rejected"]
+        return
+    r = straits("ledger", "verify-receipt", str(receipt), "--pubkey", str(pub), "--json")
+    assert r.returncode == status
+    if status == 2:
+        assert "entry.tenant" in r.stderr and not r.stdout
+    else:
+        assert json.loads(r.stdout)["ok"] is False

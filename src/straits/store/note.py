@@ -186,6 +186,10 @@ def parse_note(message: str | bytes) -> Note:
             raise NoteError("a note must be UTF-8") from None
     if len(message) > MAX_NOTE_BYTES:
         raise NoteError(f"a note of {len(message):,} characters; at most {MAX_NOTE_BYTES:,}")
+    try:
+        message.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, as JSON's "\ud800" reads
+        raise NoteError("a note must be UTF-8 text (it holds a lone surrogate)") from None
     if any(ord(c) < 0x20 and c != "\n" for c in message):
         raise NoteError("a note must not contain control characters other than newline")
     cut = message.rfind("\n\n")
