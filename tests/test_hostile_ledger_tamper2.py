@@ -326,3 +326,34 @@ def test_a_lone_surrogate_is_refused_not_a_traceback(
         assert "entry.tenant" in r.stderr and not r.stdout
     else:
         assert json.loads(r.stdout)["ok"] is False
+
+
+# --- the log's name ----------------------------------------------------------------------------
+ORIGINS: list[tuple[str, str, int]] = [
+    # what, --origin, exit status
+    ("non-ASCII", "\u00e9/ledger", 2),  # a UnicodeEncodeError traceback writing the key
+    ("an em dash", "\u2014", 2),  # the same
+    ("a right-to-left override", "a\u202eb", 2),  # the same
+    ("an ESC sequence", "a\x1b[2Jb", 2),  # made a key no checkpoint could be signed with
+    ("DEL", "a\x7fb", 2),
+    ("201 characters", "a" * 201, 2),  # signed on SQLite, refused by PostgreSQL's column
+    ("200 characters", "a" * 200, 0),
+    ("a URL without its scheme", "example.com/ledger", 0),
+]
+
+
+@pytest.mark.parametrize(("what", "origin", "status"), ORIGINS, ids=[o[0] for o in ORIGINS])
+def test_a_log_is_named_in_printable_ascii(
+    tmp_path: Path, what: str, origin: str, status: int
+) -> None:
+    key = tmp_path / "k"
+    r = straits("ledger", "keygen", "--origin", origin, "-o", str(key), "--json")
+    assert r.returncode == status, r.stderr
+    if status:
+        assert "--origin" in r.stderr and not key.exists() and not r.stdout
+        return
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    store = Store(db)
+    ledger.record(store, tenant="a", actor="t", kind="check", body={})
+    store.close()
+    assert straits("ledger", "checkpoint", "--db", db, "--key", str(key)).returncode == 0

@@ -31,6 +31,8 @@ EM_DASH = "\u2014"
 SIG_PREFIX = EM_DASH + " "
 MAX_SIGNATURES = 100
 MAX_NOTE_BYTES = 1 << 20
+MAX_NAME = 200
+"""the longest key name (the log's origin) Straits makes: ``ledger_checkpoints.origin``"""
 MAX_SIZE = (1 << 63) - 1
 """the largest checkpoint size (Go's tlog parses it as an int64; a 64-bit column holds it)"""
 
@@ -107,6 +109,13 @@ class Signer:
         if not _valid_name(name):
             raise NoteError(
                 f"{name!r} cannot name a key: it must be non-empty, without spaces or '+'"
+            )
+        if not (name.isascii() and name.isprintable()) or len(name) > MAX_NAME:
+            # key files are ASCII; the name is each checkpoint's first line and is stored in
+            # a column of 200 characters (a longer one signed on SQLite, failed on PostgreSQL)
+            raise NoteError(
+                f"{name[:60]!r} cannot name a key: it must be printable ASCII of at most "
+                f"{MAX_NAME} characters (a URL without its scheme: example.com/ledger)"
             )
         from cryptography.hazmat.primitives.serialization import NoEncryption, PrivateFormat
 
