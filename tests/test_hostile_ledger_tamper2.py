@@ -357,3 +357,17 @@ def test_a_log_is_named_in_printable_ascii(
     ledger.record(store, tenant="a", actor="t", kind="check", body={})
     store.close()
     assert straits("ledger", "checkpoint", "--db", db, "--key", str(key)).returncode == 0
+
+
+# --- a path that names no database -------------------------------------------------------------
+@pytest.mark.parametrize(
+    "options", [(), ("--quick",), ("--tenant", "a")], ids=["full", "quick", "tenant"]
+)
+def test_verifying_a_database_that_is_not_there_makes_none(
+    tmp_path: Path, options: tuple[str, ...]
+) -> None:
+    """A mistyped --db made an empty database there, and `ledger verify` said it verifies."""
+    missing = tmp_path / "typo.db"
+    r = straits("ledger", "verify", "--db", f"sqlite:///{missing}", *options)
+    assert r.returncode == 1 and "cannot open the database" in r.stderr and not r.stdout
+    assert not missing.exists()

@@ -217,9 +217,9 @@ def verify(
                 )
             from straits.store.tenant_verify import verify_tenant
 
-            report_tenant(verify_tenant(open_store(db), keys, tenant), tenant, fmt)
+            report_tenant(verify_tenant(open_store(db, existing=True), keys, tenant), tenant, fmt)
             return
-        store = open_store(db)
+        store = open_store(db, existing=True)
         if quick:
             result = verify_heads(store, keys, heads)
         else:
