@@ -228,7 +228,7 @@ def test_a_tenants_proofs_stop_at_the_size_the_checkpoint_signs(
 
         def proof(second: int) -> int:
             q = {"first": "2", "second": str(second)}
-            return client.get("/v1/ledger/consistency", params=q, headers=h).status_code
+            return int(client.get("/v1/ledger/consistency", params=q, headers=h).status_code)
 
         assert (proof(5), proof(8)) == (200, 400)
         sql(db, "UPDATE ledger_checkpoints SET size = 1000")
