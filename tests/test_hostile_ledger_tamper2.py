@@ -371,3 +371,11 @@ def test_verifying_a_database_that_is_not_there_makes_none(
     r = straits("ledger", "verify", "--db", f"sqlite:///{missing}", *options)
     assert r.returncode == 1 and "cannot open the database" in r.stderr and not r.stdout
     assert not missing.exists()
+
+
+def test_exporting_a_database_that_is_not_there_makes_none(tmp_path: Path) -> None:
+    """It wrote an empty export (`wrote 0 entries`), which then verified."""
+    missing, out = tmp_path / "typo.db", tmp_path / "l.jsonl"
+    r = straits("ledger", "export", "--db", f"sqlite:///{missing}", "-o", str(out))
+    assert r.returncode == 1 and "cannot open the database" in r.stderr
+    assert not missing.exists() and not out.exists()

@@ -450,7 +450,7 @@ def export(
         else:
             from straits.store import ledger
 
-            rows = list(ledger.entries(open_store(db), tenant=tenant))
+            rows = list(ledger.entries(open_store(db, existing=True), tenant=tenant))
         lines = [json.dumps(e.to_json(), ensure_ascii=False, sort_keys=True) for e in rows]
         written = write_output(
             output, "".join(line + "\n" for line in lines), default_name="ledger.jsonl"
