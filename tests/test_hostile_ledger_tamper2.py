@@ -379,3 +379,21 @@ def test_exporting_a_database_that_is_not_there_makes_none(tmp_path: Path) -> No
     r = straits("ledger", "export", "--db", f"sqlite:///{missing}", "-o", str(out))
     assert r.returncode == 1 and "cannot open the database" in r.stderr
     assert not missing.exists() and not out.exists()
+
+
+# --- standard input given twice ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    "where",
+    [("--file", "-", "--head", "-"), ("--head", "-", "--head", "-")],
+    ids=["--file - and --head -", "--head - twice"],
+)
+def test_standard_input_is_read_once(
+    keyed: tuple[str, Path, Path], tmp_path: Path, where: tuple[str, ...]
+) -> None:
+    """The second read found nothing: a checkpoint on stdin made the export empty (`tail-removed`,
+    exit 1), or the second head 'forged' (exit 1); it is bad input, exit 2."""
+    db, key, pub = keyed
+    cp = straits("ledger", "checkpoint", "--db", db, "--key", str(key))
+    assert cp.returncode == 0
+    r = straits("ledger", "verify", "--db", db, "--pubkey", str(pub), *where, stdin=cp.stdout)
+    assert r.returncode == 2 and "--head" in r.stderr and not r.stdout

@@ -172,6 +172,13 @@ def verify(
     try:
         fmt = output_format(output, json_out)
         keys = keys_from(key, pubkey)
+        stdin = sum(h.strip() == "-" for h in head or []) + (str(file) == "-")
+        if stdin > 1:  # the second read found nothing: a head 'forged', entries 'removed'
+            raise InputError(
+                "standard input is read once, but it was given more than once",
+                path="--head",
+                expected="at most one of --file - and --head - (write the others to files)",
+            )
         try:
             heads = parse_heads(head or [], keys)
         except LedgerError as exc:
