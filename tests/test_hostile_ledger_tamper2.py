@@ -397,3 +397,15 @@ def test_standard_input_is_read_once(
     assert cp.returncode == 0
     r = straits("ledger", "verify", "--db", db, "--pubkey", str(pub), *where, stdin=cp.stdout)
     assert r.returncode == 2 and "--head" in r.stderr and not r.stdout
+
+
+def test_a_witness_reads_standard_input_once(keyed: tuple[str, Path, Path], tmp_path: Path) -> None:
+    """A second `--checkpoint -` was 'rejected: not a signed note', exit 1 (as a forged one)."""
+    db, key, pub = keyed
+    cp = straits("ledger", "checkpoint", "--db", db, "--key", str(key))
+    state = tmp_path / "w.json"
+    r = straits(
+        "ledger", "witness", "--pubkey", str(pub), "--state", str(state),
+        "--checkpoint", "-", "--checkpoint", "-", stdin=cp.stdout,
+    )  # fmt: skip
+    assert r.returncode == 2 and "--checkpoint" in r.stderr and not state.exists()
