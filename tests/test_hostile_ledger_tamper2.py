@@ -409,3 +409,20 @@ def test_a_witness_reads_standard_input_once(keyed: tuple[str, Path, Path], tmp_
         "--checkpoint", "-", "--checkpoint", "-", stdin=cp.stdout,
     )  # fmt: skip
     assert r.returncode == 2 and "--checkpoint" in r.stderr and not state.exists()
+
+
+# --- co-signed checkpoints ---------------------------------------------------------------------
+def test_a_checkpoint_co_signed_before_the_log_opens_by_the_logs_signature() -> None:
+    """Signature lines have no order (c2sp.org/signed-note): with the witness's line first and
+    both keys trusted, the checkpoint was refused as 'signed by key witness...'."""
+    from straits.store.note import open_checkpoint
+
+    witness = Signer.generate("witness.test/w")
+    text = Checkpoint(SIGNER.name, 5, bytes(32)).text
+    log_line = SIGNER.sign(text)[len(text) + 1 :]
+    witness_line = witness.sign(text)[len(text) + 1 :]
+    trusted = [SIGNER.verifier, witness.verifier]
+    for lines in (log_line + witness_line, witness_line + log_line):
+        assert open_checkpoint(f"{text}\n{lines}", trusted).key == SIGNER.verifier
+    with pytest.raises(NoteError, match="no signature by a trusted key"):  # the witness alone
+        open_checkpoint(f"{text}\n{witness_line}", trusted)
