@@ -426,3 +426,22 @@ def test_a_checkpoint_co_signed_before_the_log_opens_by_the_logs_signature() -> 
         assert open_checkpoint(f"{text}\n{lines}", trusted).key == SIGNER.verifier
     with pytest.raises(NoteError, match="no signature by a trusted key"):  # the witness alone
         open_checkpoint(f"{text}\n{witness_line}", trusted)
+
+
+# --- a checkpoint row made negative ------------------------------------------------------------
+@pytest.mark.parametrize(
+    "options", [(), ("--quick",), ("--tenant", "a")], ids=["full", "quick", "tenant"]
+)
+def test_a_checkpoint_made_negative_is_not_passed_over(
+    keyed: tuple[str, Path, Path], options: tuple[str, ...]
+) -> None:
+    """The quick and tenant checks (and every proven read) took the latest checkpoint among rows
+    of size 0 or more: one set to -1 was as if the log had issued none (`verifies`,
+    `signatures: none`), while the full check found it altered."""
+    db, _, pub = keyed
+    sql(db, "UPDATE ledger_checkpoints SET size = -1")
+    rc, doc = _verify_json("--db", db, "--pubkey", str(pub), *options)
+    assert (rc, doc["ok"]) == (1, False)
+    assert doc["code"] == (
+        "history-rewritten" if options[:1] == ("--tenant",) else "checkpoint-untrusted"
+    )
