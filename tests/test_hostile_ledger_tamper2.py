@@ -1,13 +1,14 @@
 """The ledger and its proofs under a hostile pass (atk29), table-driven: values the earlier
-tamper tests did not try, each answered with its code and exit status, never a traceback or a
-500.
+tamper tests did not try, each answered with its code and exit status, never a traceback, a
+500, or a verdict about the log for a mistake in the command line (docs/robustness.md):
 
-* a ledger head whose count is negative (``ledger_head.seq = -1``): the quick check, a tenant's
-  check, ``ledger checkpoint --key`` and the API's ``checkpoint?fresh=true`` met an empty list
-  of subtrees (IndexError: a traceback, a 500);
-* a checkpoint whose size has more digits than Python turns into an integer (4,300), or is over
-  2^63 - 1, in a stored row, a ``--head`` file, a receipt or a witness's input: a ValueError
-  traceback (or, in ``ledger verify`` without a key, ``tree-altered`` with Python's message).
+* the head row made negative, deleted, or a second one put beside it;
+* checkpoint sizes over 2^63 - 1 or of 5,000 digits (stored, as ``--head``, in a receipt, to a
+  witness), and a lone checkpoint row made negative;
+* ``SEQ:HASH`` heads out of range; lone surrogates in receipts, exports and checkpoints;
+* a tenant's consistency proofs bounded by the signed size, not the row's column;
+* ``keygen --origin`` names; a database file that is not there; standard input given twice;
+  a checkpoint co-signed with the witness's line first.
 """
 
 from __future__ import annotations
