@@ -242,10 +242,15 @@ def database_url(db: str | None) -> str:
     return default_database_url()
 
 
-def open_store(db: str | None) -> Store:
+def open_store(db: str | None, *, existing: bool = False) -> Store:
+    """The store of --db / the environment / the config. ``existing``: a SQLite file they name
+    must exist (``ledger verify`` reads a log; a mistyped path made an empty one, which
+    verified)."""
     from straits.store import Store
 
     try:
+        if existing and (db or state.config.database):
+            _require_file(database_url(db))
         return Store(database_url(db))
     except InputError as exc:
         if db or not state.config.database or exc.path != "STRAITS_DATABASE_URL":
@@ -253,6 +258,24 @@ def open_store(db: str | None) -> Store:
         # the URL came from `database` in straits.toml: say so, not the variable
         where = str(state.config.path) if state.config.path else "straits.toml"
         raise InputError(exc.detail, source=where, path="database", expected=exc.expected) from None
+
+
+def _require_file(url: str) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return  # the store names what is wrong with the URL
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or path in (None, "", ":memory:") or parsed.query:
+        return
+    if not os.path.exists(path):
+        raise StoreError(
+            f"cannot open the database {url!r}: there is no file {path} (this command reads "
+            "a log and makes none: check the path)"
+        )
 
 
 def rule_dirs(rules: list[Path] | None) -> tuple[Path, ...]:

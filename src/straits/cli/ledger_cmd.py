@@ -50,7 +50,7 @@ PubkeyOption = typer.Option(
     help="The log's public key: a .pub file or "
     "NAME+KEYID+BASE64 (repeatable; default $STRAITS_LEDGER_PUBKEY).",
 )
-HEAD_RE = re.compile(r"^(\d+):([0-9a-fA-F]{64})$")
+HEAD_RE = re.compile(r"^([0-9]+):([0-9a-fA-F]{64})$")
 
 
 def keys_from(key: Path | None, pubkeys: list[str] | None) -> Keys:
@@ -63,13 +63,19 @@ def parse_heads(values: list[str], keys: Keys) -> list[Head]:
     """``SEQ:HASH`` values and signed checkpoints (files, or '-' for stdin) given as heads;
     a checkpoint's signature is checked with the keys (none given: an input error)."""
     from straits.store.integrity import ChainHead
-    from straits.store.note import NoteError, open_checkpoint
+    from straits.store.note import MAX_SIZE, NoteError, open_checkpoint
     from straits.store.witness import parse_offer
 
     heads: list[Head] = []
     for value in values:
         m = HEAD_RE.match(value.strip())
         if m:
+            if len(m.group(1)) > len(str(MAX_SIZE)) or int(m.group(1)) > MAX_SIZE:
+                raise InputError(
+                    f"{value[:40]!r}...: no log has more than {MAX_SIZE} entries",
+                    path="--head",
+                    expected="SEQ:HASH with SEQ at most 2^63 - 1",
+                )
             heads.append(ChainHead(int(m.group(1)), m.group(2).lower()))
             continue
         if value.strip() != "-" and not Path(value).is_file():
@@ -166,6 +172,13 @@ def verify(
     try:
         fmt = output_format(output, json_out)
         keys = keys_from(key, pubkey)
+        stdin = sum(h.strip() == "-" for h in head or []) + (str(file) == "-")
+        if stdin > 1:  # the second read found nothing: a head 'forged', entries 'removed'
+            raise InputError(
+                "standard input is read once, but it was given more than once",
+                path="--head",
+                expected="at most one of --file - and --head - (write the others to files)",
+            )
         try:
             heads = parse_heads(head or [], keys)
         except LedgerError as exc:
@@ -211,9 +224,9 @@ def verify(
                 )
             from straits.store.tenant_verify import verify_tenant
 
-            report_tenant(verify_tenant(open_store(db), keys, tenant), tenant, fmt)
+            report_tenant(verify_tenant(open_store(db, existing=True), keys, tenant), tenant, fmt)
             return
-        store = open_store(db)
+        store = open_store(db, existing=True)
         if quick:
             result = verify_heads(store, keys, heads)
         else:
@@ -444,7 +457,7 @@ def export(
         else:
             from straits.store import ledger
 
-            rows = list(ledger.entries(open_store(db), tenant=tenant))
+            rows = list(ledger.entries(open_store(db, existing=True), tenant=tenant))
         lines = [json.dumps(e.to_json(), ensure_ascii=False, sort_keys=True) for e in rows]
         written = write_output(
             output, "".join(line + "\n" for line in lines), default_name="ledger.jsonl"

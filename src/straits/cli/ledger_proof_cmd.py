@@ -305,6 +305,12 @@ def register(app: typer.Typer) -> None:
                     path="--pubkey",
                     expected="--pubkey FILE|KEY or STRAITS_LEDGER_PUBKEY",
                 )
+            if sum(src.strip() == "-" for src in checkpoint) > 1:  # the second read is empty
+                raise InputError(
+                    "standard input is read once, but it was given more than once",
+                    path="--checkpoint",
+                    expected="at most one --checkpoint - (write the others to files)",
+                )
             path = state or Path("straits-witness.json")
             with locked(path):  # runs on one state take turns (a split view must not slip)
                 w = Witness(path)

@@ -27,8 +27,18 @@ def canonical(obj: Any) -> str:
     )
 
 
+def utf8(text: str) -> str:
+    """``text``, or ``ValueError`` when it holds a lone surrogate (what JSON's ``"\\ud800"``
+    reads as): no UTF-8 text holds one, so no hash can be taken over it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"not UTF-8 text (a lone surrogate at character {exc.start})") from None
+    return text
+
+
 def digest(obj: Any) -> str:
     return hashlib.sha256(canonical(obj).encode("utf-8")).hexdigest()
 
 
-__all__ = ["canonical", "digest"]
+__all__ = ["canonical", "digest", "utf8"]

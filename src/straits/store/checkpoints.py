@@ -52,6 +52,8 @@ def tree_head(session: Session) -> TreeHead:
     """The size and root of the stored tree (from the stored nodes, nothing verified);
     ``LedgerError`` when the nodes of the root were deleted or are not hashes."""
     size = tree_head_size(session)
+    if size < 0:
+        raise LedgerError(f"the log's head records {size} entries: the head was altered")
     if size == 0:
         return TreeHead(0, EMPTY_ROOT)
     try:
@@ -73,9 +75,10 @@ def latest_row(session: Session, *, min_size: int = 0) -> LedgerCheckpoint | Non
     """The latest stored checkpoint (a Core row with the table's columns: cheaper than an
     ORM object on every proven read)."""
     t = LedgerCheckpoint.__table__
-    row: Any = session.execute(
-        select(t).where(t.c.size >= min_size).order_by(t.c.size.desc(), t.c.id.desc()).limit(1)
-    ).first()
+    q = select(t).order_by(t.c.size.desc(), t.c.id.desc()).limit(1)
+    # no bound unless asked: a lone row whose size was made negative is read (and found
+    # altered), not passed over as if the log had issued no checkpoint
+    row: Any = session.execute(q.where(t.c.size >= min_size) if min_size > 0 else q).first()
     return cast(LedgerCheckpoint | None, row)
 
 

@@ -357,10 +357,16 @@ def verify_heads(store: Store, keys: Keys, heads: Iterable[Head]) -> Verificatio
     heads = list(heads)
     with store.session() as s:
         row = checkpoints.latest_row(s)  # before the head, as in proven.prove_in
-        head_row = s.execute(select(LedgerHead.seq, LedgerHead.hash)).first()
+        head_row = s.execute(
+            select(LedgerHead.seq, LedgerHead.hash).where(LedgerHead.id == 1)
+        ).first()
         n, head_hash = (int(head_row[0]), str(head_row[1])) if head_row else (0, "")
         v = Verification(True, n, n, head_hash)
         try:
+            if n < 0:
+                raise _Broken(None, f"the ledger head records {n} entries", "head-altered")
+            if head_row is None and s.execute(select(LedgerRow.seq).limit(1)).first():
+                raise _Broken(None, "the ledger head is missing", "head-missing")
             cp = None
             if row is not None:
                 cp = _open_within(row, keys, n)

@@ -36,6 +36,7 @@ from straits.errors import LedgerError, StraitsError
 from straits.store import merkle, tree
 from straits.store.canonical import canonical as canonical  # re-exported: its old home
 from straits.store.canonical import digest as digest
+from straits.store.canonical import utf8
 from straits.store.db import Store, refuses_writes
 from straits.store.tables import LedgerHead, LedgerRow
 from straits.store.verification import Verification as Verification  # re-exported
@@ -153,15 +154,15 @@ class Entry:
         ``salt``: 0 and '' stand for them)."""
         return cls(
             _int(d["seq"]),
-            str(d["recorded_at"]),
-            str(d["tenant"]),
-            str(d["actor"]),
-            str(d["kind"]),
-            str(d["body"]),
-            str(d.get("prev_hash", "")),
-            str(d.get("hash", "")),
+            utf8(str(d["recorded_at"])),
+            utf8(str(d["tenant"])),
+            utf8(str(d["actor"])),
+            utf8(str(d["kind"])),
+            utf8(str(d["body"])),
+            utf8(str(d.get("prev_hash", ""))),
+            utf8(str(d.get("hash", ""))),
             _int(d.get("tenant_seq", 0)),
-            str(d.get("salt", "")),
+            utf8(str(d.get("salt", ""))),
         )
 
 

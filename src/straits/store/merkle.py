@@ -115,7 +115,10 @@ def nodes_for(ranges: Iterable[Range]) -> set[Node]:
 
 
 def range_hash(start: int, end: int, hashes: Mapping[Node, bytes]) -> bytes:
-    """``MTH(D[start:end])`` from the hashes of its perfect subtrees."""
+    """``MTH(D[start:end])`` from the hashes of its perfect subtrees (``ProofError`` for a
+    range that is no range: a negative size read from an altered head)."""
+    if not 0 <= start <= end:
+        raise ProofError(f"no tree of leaves {start} to {end}")
     if start == end:
         return EMPTY_ROOT
     parts = [hashes[node] for node in perfect_nodes(start, end)]
@@ -134,6 +137,8 @@ def consistency_nodes(first: int, second: int) -> set[Node]:
 
 
 def root_nodes(size: int) -> set[Node]:
+    if size < 0:
+        raise ProofError(f"no tree of {size} leaves")
     return set(perfect_nodes(0, size))
 
 

@@ -31,6 +31,10 @@ EM_DASH = "\u2014"
 SIG_PREFIX = EM_DASH + " "
 MAX_SIGNATURES = 100
 MAX_NOTE_BYTES = 1 << 20
+MAX_NAME = 200
+"""the longest key name (the log's origin) Straits makes: ``ledger_checkpoints.origin``"""
+MAX_SIZE = (1 << 63) - 1
+"""the largest checkpoint size (Go's tlog parses it as an int64; a 64-bit column holds it)"""
 
 
 class NoteError(ValueError):
@@ -105,6 +109,13 @@ class Signer:
         if not _valid_name(name):
             raise NoteError(
                 f"{name!r} cannot name a key: it must be non-empty, without spaces or '+'"
+            )
+        if not (name.isascii() and name.isprintable()) or len(name) > MAX_NAME:
+            # key files are ASCII; the name is each checkpoint's first line and is stored in
+            # a column of 200 characters (a longer one signed on SQLite, failed on PostgreSQL)
+            raise NoteError(
+                f"{name[:60]!r} cannot name a key: it must be printable ASCII of at most "
+                f"{MAX_NAME} characters (a URL without its scheme: example.com/ledger)"
             )
         from cryptography.hazmat.primitives.serialization import NoEncryption, PrivateFormat
 
@@ -184,6 +195,10 @@ def parse_note(message: str | bytes) -> Note:
             raise NoteError("a note must be UTF-8") from None
     if len(message) > MAX_NOTE_BYTES:
         raise NoteError(f"a note of {len(message):,} characters; at most {MAX_NOTE_BYTES:,}")
+    try:
+        message.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, as JSON's "\ud800" reads
+        raise NoteError("a note must be UTF-8 text (it holds a lone surrogate)") from None
     if any(ord(c) < 0x20 and c != "\n" for c in message):
         raise NoteError("a note must not contain control characters other than newline")
     cut = message.rfind("\n\n")
@@ -267,6 +282,11 @@ class Checkpoint:
             raise NoteError(
                 f"checkpoint size {size_text[:30]!r} is not a decimal number without leading zeros"
             )
+        if len(size_text) > len(str(MAX_SIZE)) or int(size_text) > MAX_SIZE:
+            raise NoteError(
+                f"checkpoint size {size_text[:30]!r}... is over {MAX_SIZE} (2^63 - 1, the "
+                "largest log a database holds)"
+            )
         root = _b64decode(root_text)
         if len(root) != 32:
             raise NoteError(f"checkpoint root hash has {len(root)} bytes; expected 32")
@@ -296,6 +316,9 @@ def open_checkpoint(message: str | bytes, verifiers: list[Verifier] | None) -> S
         return SignedCheckpoint(Checkpoint.parse_text(note.text), _as_text(message), None)
     note, key = open_note(message, verifiers)
     cp = Checkpoint.parse_text(note.text)
+    own = [v for v in verifiers if v.name == cp.origin]
+    if cp.origin != key.name and own:  # co-signed: the first trusted signature was another's
+        note, key = open_note(message, own)
     if cp.origin != key.name:
         raise NoteError(f"the checkpoint is of log {cp.origin!r} but signed by key {key.name!r}")
     return SignedCheckpoint(cp, _as_text(message), key)

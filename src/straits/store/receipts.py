@@ -24,6 +24,7 @@ from typing import Any
 
 from straits.errors import InputError, LedgerError
 from straits.store import checkpoints, merkle, tree
+from straits.store.canonical import utf8
 from straits.store.db import Store
 from straits.store.keys import Keys, configured
 from straits.store.ledger import Entry
@@ -112,6 +113,11 @@ def parse_receipt(doc: Any) -> tuple[Entry, int, list[bytes], str]:
         want = int if f in ("seq", "tenant_seq") else str
         if not isinstance(e.get(f), want) or isinstance(e.get(f), bool):
             raise _bad(f"expected {'an integer' if want is int else 'a string'}", f"entry.{f}")
+        if want is str:
+            try:
+                utf8(e[f])
+            except ValueError as exc:
+                raise _bad(str(exc), f"entry.{f}") from None
     size, proof, note = doc.get("tree_size"), doc.get("inclusion_proof"), doc.get("checkpoint")
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise _bad("expected a positive integer", "tree_size")
