@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from straits.loading import load_scenario
 from straits.rules import ruleset
@@ -33,7 +34,9 @@ def submit(store: Store, example_path: Path, **options: Any) -> str:
     )
 
 
-def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen[str]:
+def cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "straits", *args],
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **(env or {})},
@@ -87,4 +90,67 @@ def test_a_worker_without_db_plans_from_the_configured_database(
         out = stop(proc)
     assert proc.returncode == 0, out[-3000:]
     assert not (work / "straits.db").exists()
+    store.close()
+
+
+# --- a database that is not a Straits database ---------------------------------------------------
+@pytest.mark.parametrize("table", ["users", "plans"])
+def test_another_applications_database_is_refused_untouched(db_url: str, table: str) -> None:
+    """A database with no schema revision that holds tables of another application (a mistyped
+    --db, a shared PostgreSQL database) got Straits' nine tables created among its own, or,
+    for a table name both use, failed half-way with `table plans already exists`."""
+    from sqlalchemy import create_engine, inspect
+
+    from straits.errors import StoreError
+
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE TABLE {table} (id INTEGER, name TEXT)"))
+    with pytest.raises(StoreError, match=rf"not a Straits database .*\b{table}\b"):
+        Store(db_url)
+    assert set(inspect(engine).get_table_names()) == {table}
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP TABLE {table}"))
+    engine.dispose()
+    Store(db_url).close()  # once empty, it is migrated
+
+
+def test_a_straits_database_opens_again(db_url: str) -> None:
+    Store(db_url).close()
+    store = Store(db_url)  # at the latest revision: its own tables are no foreign ones
+    assert store.dialect in ("sqlite", "postgresql")
+    store.close()
+
+
+# --- containers sharing a hostname ---------------------------------------------------------------
+POLICY = queue.QueuePolicy(lease_s=30, max_attempts=3, queue_timeout_s=3600)
+
+
+def test_a_worker_in_another_pid_namespace_keeps_its_lease(
+    tmp_path: Path, example_path: Path
+) -> None:
+    """Pods with `hostNetwork` (or Docker's `--network host`) share the host's name but
+    number their processes apart. Compared by hostname and pid only, a server took a live
+    worker of another container for a dead process of its own and requeued its running job
+    at once, every reap, until the job failed after its attempt limit."""
+    import socket
+
+    store = Store(f"sqlite:///{tmp_path / 'q.db'}")
+    plan_id = submit(store, example_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its pid is free here; in the other namespace it is a live worker
+    elsewhere = f"{socket.gethostname()[:100]}~1:{dead.pid}:abc"  # namespace inode 1: not ours
+    assert queue.here() != socket.gethostname()[:100]  # this Linux names its namespace
+    assert queue.worker_id().rpartition(":")[0].rpartition(":")[0] == queue.here()
+    assert queue.claim(store, elsewhere, ruleset().digest, POLICY) is not None
+    assert not queue.reap(store, POLICY, me="reaper")  # its lease runs for 30 s more
+    assert get_plan(store, plan_id).status == "running"  # type: ignore[union-attr]
+    # a dead process of this namespace loses its lease at once, as before
+    with store.session() as s:
+        s.execute(
+            text("UPDATE plans SET worker = :w WHERE id = :i"),
+            {"w": f"{queue.here()}:{dead.pid}:abc", "i": plan_id},
+        )
+        s.commit()
+    assert queue.reap(store, POLICY, me="reaper").requeued == [plan_id]
     store.close()

@@ -82,9 +82,24 @@ class Reaped:
         return bool(self.requeued or self.failed or self.cancelled)
 
 
+def here() -> str:
+    """This host, with the inode of its PID namespace where Linux tells it (``host~ns``).
+
+    Containers of one host that share its hostname (Kubernetes pods with ``hostNetwork``,
+    Docker's ``--network host``) each number their processes from 1: by hostname alone, a
+    server took a worker of another container for a dead process of its own (no such pid
+    in its namespace) and requeued that worker's running job at once, every 5 s, until the
+    job failed after its attempt limit."""
+    host = socket.gethostname()[:100]
+    try:
+        return f"{host}~{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:  # not Linux, or no /proc
+        return host
+
+
 def worker_id() -> str:
-    """``host:pid:nonce``, unique per worker instance."""
-    return f"{socket.gethostname()[:100]}:{os.getpid()}:{os.urandom(3).hex()}"
+    """``host:pid:nonce`` (``host`` as :func:`here` gives it), unique per worker instance."""
+    return f"{here()}:{os.getpid()}:{os.urandom(3).hex()}"
 
 
 def _now(s: Session) -> dt.datetime:
@@ -317,7 +332,8 @@ def _dead_here(worker: str | None, me: str) -> bool:
         return False
     host, _, rest = worker.partition(":")
     pid_text = rest.partition(":")[0]
-    if host != socket.gethostname()[:100] or not pid_text.isdigit():
+    # a bare hostname is an id from before namespaces were named (a rolling upgrade)
+    if host not in (here(), socket.gethostname()[:100]) or not pid_text.isdigit():
         return False
     pid = int(pid_text)
     if pid == os.getpid():
