@@ -158,7 +158,11 @@ def cancel(store: Store, plan_id: str) -> str | None:
     search at the next safe point). Returns the status after the call (None: no such job)."""
 
     def work(s: Session) -> str | None:
-        row = s.get(PlanRow, plan_id)
+        # under the row's lock (PostgreSQL; SQLite's write lock is held already): read plainly,
+        # a job being finished or claimed looked running or queued, and the write below, which
+        # waited for that transaction, then marked a done plan as asked to stop (202) or
+        # overwrote a claim with `cancelled`
+        row = s.get(PlanRow, plan_id, with_for_update=True)
         if row is None:
             return None
         if row.status == "queued":
