@@ -154,3 +154,77 @@ def test_a_worker_in_another_pid_namespace_keeps_its_lease(
         s.commit()
     assert queue.reap(store, POLICY, me="reaper").requeued == [plan_id]
     store.close()
+
+
+# --- cancelling a job as it ends -----------------------------------------------------------------
+def test_cancelling_a_job_being_finished_sees_it_done(db_url: str, example_path: Path) -> None:
+    """A cancel read the job while another transaction was storing its plan (on PostgreSQL a
+    plain read sees the row as it was): it answered 202, "asked to stop", for a plan that
+    ended done and recorded, and marked the done row as asked to stop. It reads the row under
+    its lock now and sees `done` (the API's 409)."""
+    import threading
+
+    from sqlalchemy import create_engine
+
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite's write lock already orders the two")
+    store = Store(db_url)
+    plan_id = submit(store, example_path)
+    assert queue.claim(store, "w:1:x", ruleset().digest, POLICY) is not None
+    engine = create_engine(db_url)
+    finishing = engine.connect()
+    tx = finishing.begin()
+    finishing.execute(text("SELECT id FROM plans WHERE id = :i FOR UPDATE"), {"i": plan_id})
+    finishing.execute(text("UPDATE plans SET status = 'done' WHERE id = :i"), {"i": plan_id})
+    got: list[str | None] = []
+    t = threading.Thread(target=lambda: got.append(queue.cancel(store, plan_id)))
+    t.start()
+    with engine.connect() as watch:  # until the cancel waits on the row
+        for _ in range(600):
+            waiting = watch.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            ).scalar_one()
+            if waiting:
+                break
+            time.sleep(0.05)
+    tx.commit()
+    finishing.close()
+    t.join(60)
+    assert got == ["done"]
+    with store.session() as s:
+        flag = s.execute(
+            text("SELECT cancel_requested FROM plans WHERE id = :i"), {"i": plan_id}
+        ).scalar_one()
+    assert flag is False
+    engine.dispose()
+    store.close()
+
+
+# --- the database file removed under a worker ----------------------------------------------------
+@pytest.mark.slow
+def test_a_worker_whose_database_file_is_removed_exits_1(tmp_path: Path) -> None:
+    """`rm straits.db` under `straits worker`: every transaction is refused (the file is gone),
+    and the worker logged two warnings every 5 s for ever, alive but unable to plan, so no
+    supervisor restarted it. It exits 1 now with the reason, no traceback."""
+    db = tmp_path / "w.db"
+    log = tmp_path / "worker.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "straits", "worker", "--db", f"sqlite:///{db}"],
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while "Straits worker on" not in log.read_text():  # its store has opened the file
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+            db.unlink()
+            assert proc.wait(timeout=120) == 1, log.read_text()[-3000:]
+        finally:
+            proc.kill()
+    text_out = log.read_text()
+    assert "Traceback" not in text_out
+    assert [line for line in text_out.splitlines() if line.startswith("error: ")]
+    assert not db.exists()  # no empty database made at the path

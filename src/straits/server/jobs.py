@@ -37,6 +37,7 @@ from straits.rules import RuleSet, load_packs, ruleset
 from straits.store import queue
 from straits.store.db import Store
 from straits.store.queue import Claim, QueuePolicy
+from straits.store.sqlite_file import FileGoneError
 
 log = logging.getLogger("straits.worker")
 #: seconds between progress writes (and the keeper's tick)
@@ -109,6 +110,9 @@ class Worker:
         self._threads: list[threading.Thread] = []
         self.done = 0
         """Jobs this worker finished (done, failed or cancelled)."""
+        self.fatal: FileGoneError | None = None
+        """Set when the store's SQLite file was removed or replaced: nothing will succeed
+        again in this process (``straits worker`` exits on it)."""
 
     # --- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -173,6 +177,8 @@ class Worker:
             try:
                 c = queue.claim(self.store, self.id, self.rules_digest, self.policy)
             except Exception as exc:  # the database is away: try again later
+                if isinstance(exc, FileGoneError):
+                    self.fatal = exc
                 log.warning("worker %s cannot claim jobs: %s", self.id, exc)
                 self._stop.wait(self.poll_s * 5)
                 continue
@@ -256,6 +262,8 @@ class Worker:
             fn()
         except (StoreError, OperationalError) as exc:  # the database is away: one line each
             # time (every 5 s), not a traceback
+            if isinstance(exc, FileGoneError):
+                self.fatal = exc
             why = exc.orig if isinstance(exc, OperationalError) else exc
             log.warning("worker %s: %s: %s", self.id, getattr(fn, "__name__", fn), why)
         except Exception:  # the keeper must outlive any one failure
@@ -314,14 +322,20 @@ def run_worker(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
     worker.start()
-    while not stopping.wait(1.0):
+    while not stopping.wait(1.0) and worker.fatal is None:
         pass
     log.info("worker %s stopping: %d running job(s) go back to the queue", worker.id, worker.active)
     worker.stop()
+    if worker.fatal is not None:
+        # the file it opened is gone: waiting on (two warnings every 5 s) kept a worker
+        # alive that could never plan again, so its supervisor never restarted it
+        log.error("worker %s stops: %s", worker.id, worker.fatal)
+        leave_searches(worker, 1)
+        raise worker.fatal
     leave_searches(worker)
 
 
-def leave_searches(worker: Worker) -> None:
+def leave_searches(worker: Worker, code: int = 0) -> None:
     """After ``worker`` stopped and gave its jobs back: end the process at once if a plan is
     still being searched. A search that has not reported past its hint cannot be stopped
     (OR-Tools aborts: see WholeModel.stop) and runs on to its own limit; leaving the
@@ -334,4 +348,4 @@ def leave_searches(worker: Worker) -> None:
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)
+        os._exit(code)
