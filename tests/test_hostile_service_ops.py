@@ -228,3 +228,25 @@ def test_a_worker_whose_database_file_is_removed_exits_1(tmp_path: Path) -> None
     assert "Traceback" not in text_out
     assert [line for line in text_out.splitlines() if line.startswith("error: ")]
     assert not db.exists()  # no empty database made at the path
+
+
+def test_servers_starting_at_once_on_a_new_database_all_open_it(db_url: str) -> None:
+    """Four processes (here threads, each with its own store) migrating one new database at
+    once: one creates the schema, the others wait for it and find it made; none takes the
+    other's new tables for another application's."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            Store(db_url).close()
+        except BaseException as exc:  # collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []

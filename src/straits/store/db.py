@@ -273,8 +273,6 @@ class Store:
                 if current == head:
                     self._check_tables(conn)
                     return
-                if current is None:
-                    self._refuse_foreign(conn)
             with (
                 self.engine.connect().execution_options(
                     straits_write=True, straits_stall_s=0
@@ -283,6 +281,10 @@ class Store:
             ):
                 if self.dialect == "postgresql":
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LEDGER_LOCK})
+                if MigrationContext.configure(conn).get_current_revision() is None:
+                    # under the lock: a process migrating the same new database at once has
+                    # either made all of its tables or none
+                    self._refuse_foreign(conn)
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
             if self.dialect == "sqlite":
