@@ -250,3 +250,40 @@ def test_servers_starting_at_once_on_a_new_database_all_open_it(db_url: str) -> 
     for t in threads:
         t.join(120)
     assert errors == []
+
+
+# --- a token revoked while its plans run ---------------------------------------------------------
+def test_revoking_a_token_cancels_the_plans_it_submitted(db_url: str, example_path: Path) -> None:
+    """A revoked token's queued and running plans ran on and were recorded in its tenant's
+    ledger as decisions of a token refused from then on (one revoked because it leaked). They
+    are cancelled now: queued at once, running at the next heartbeat (and not recorded)."""
+    from straits.store import ledger
+    from straits.store.tokens import create_token, revoke
+
+    store = Store(db_url)
+    _secret, row = create_token(store, tenant="hz-cloud", role="planner")
+    _, other = create_token(store, tenant="hz-cloud", role="planner")
+
+    def by(token_id: str) -> str:
+        return queue.enqueue(
+            store,
+            load_scenario(example_path),
+            GREEDY,
+            tenant="hz-cloud",
+            actor=f"token:{token_id}",
+            record=True,
+            rules_digest=ruleset().digest,
+        )
+
+    running, queued, kept = by(row.id), by(row.id), by(other.id)
+    claim = queue.claim(store, "w:1:x", ruleset().digest, POLICY)
+    assert claim is not None and claim.plan_id == running
+    assert revoke(store, row.id)[1] == 2
+    assert get_plan(store, queued).status == "cancelled"  # type: ignore[union-attr]
+    assert queue.heartbeat(store, claim, POLICY, None) == "cancel"
+    assert queue.fail(store, claim, "stopped")
+    assert get_plan(store, running).status == "cancelled"  # type: ignore[union-attr]
+    assert get_plan(store, kept).status == "queued"  # type: ignore[union-attr]
+    assert ledger.count(store) == 0
+    assert revoke(store, row.id)[1] == 0  # revoking again ends nothing more
+    store.close()
