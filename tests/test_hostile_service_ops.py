@@ -287,3 +287,16 @@ def test_revoking_a_token_cancels_the_plans_it_submitted(db_url: str, example_pa
     assert ledger.count(store) == 0
     assert revoke(store, row.id)[1] == 0  # revoking again ends nothing more
     store.close()
+
+
+# --- a server started with a bad option ----------------------------------------------------------
+def test_serve_with_an_unknown_log_level_is_exit_2_before_the_database(tmp_path: Path) -> None:
+    """`straits serve --log-level WARNING` (or any level uvicorn does not spell so) opened and
+    migrated the database, then died of uvicorn's KeyError, a traceback, exit 1."""
+    db = tmp_path / "s.db"
+    proc = cli("serve", "--port", "9", "--db", f"sqlite:///{db}", "--log-level", "bogus")
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2, out
+    assert "Traceback" not in out
+    assert [line for line in out.splitlines() if line.startswith("error: --log-level")]
+    assert not db.exists()
