@@ -300,3 +300,33 @@ def test_serve_with_an_unknown_log_level_is_exit_2_before_the_database(tmp_path:
     assert "Traceback" not in out
     assert [line for line in out.splitlines() if line.startswith("error: --log-level")]
     assert not db.exists()
+
+
+# --- a ledger that refuses the plan's entry ------------------------------------------------------
+def test_a_plan_the_ledger_refuses_fails_with_the_ledgers_reason(
+    db_url: str, example_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A recorded plan whose entry the ledger refused (its head rewound by hand) was failed as
+    "internal error while planning (incident ...)" with a traceback in the worker's log, where
+    the API answers 409 and the CLI exit 1 with the reason. The job now carries the reason."""
+    from straits.server import jobs
+    from straits.store import ledger
+
+    store = Store(db_url)
+    plan_id = submit(store, example_path)
+    with store.write() as s:
+        for n in (1, 2):
+            ledger.append(s, tenant="hz-cloud", actor="test", kind="check", body={"n": n})
+    with store.session() as s:
+        s.execute(text("UPDATE ledger_head SET seq = 1"))
+        s.commit()
+    worker = jobs.Worker(store, slots=0, policy=POLICY)
+    claim = queue.claim(store, worker.id, worker.rules_digest, POLICY)
+    assert claim is not None
+    worker._run(claim)
+    row = get_plan(store, plan_id)
+    assert row is not None and row.status == "failed"
+    assert (row.error or "").startswith("refusing to append")
+    assert not [r for r in caplog.records if r.exc_info]  # no traceback logged
+    assert ledger.count(store) == 2
+    store.close()

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from straits.errors import InputError, StoreError
+from straits.errors import InputError, StoreError, StraitsError
 from straits.plan import make_plan
 from straits.plan.optimizer import SearchState
 from straits.rules import RuleSet, load_packs, ruleset
@@ -227,6 +227,11 @@ class Worker:
             self._fail(c, str(exc))
         except StoreError as exc:  # its lease runs out and the job is retried
             log.error("plan %s: cannot store the result: %s", c.plan_id, exc)
+        except StraitsError as exc:  # the ledger refused the entry (its head or rows altered)
+            # said as the API and the CLI say it; it was "internal error while planning",
+            # with a traceback in the log
+            log.error("plan %s failed: %s", c.plan_id, exc)
+            self._fail(c, str(exc))
         except Exception:
             incident = uuid.uuid4().hex[:12]
             log.exception("plan %s failed (incident %s)", c.plan_id, incident)
