@@ -330,3 +330,20 @@ def test_a_plan_the_ledger_refuses_fails_with_the_ledgers_reason(
     assert not [r for r in caplog.records if r.exc_info]  # no traceback logged
     assert ledger.count(store) == 2
     store.close()
+
+
+def test_a_bad_key_in_the_environment_is_named_as_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`STRAITS_LEDGER_KEY=DIR straits serve` said `--key: cannot read ...`: serve has no
+    --key. The error names the variable the key came from; --key stays --key."""
+    from straits.errors import InputError
+    from straits.store import keys
+
+    monkeypatch.setenv(keys.KEY_ENV, str(tmp_path))
+    with pytest.raises(InputError) as env_error:
+        keys.configured()
+    assert env_error.value.path == keys.KEY_ENV
+    with pytest.raises(InputError) as option_error:
+        keys.configured(tmp_path)
+    assert option_error.value.path == "--key"
