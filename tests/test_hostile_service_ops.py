@@ -347,3 +347,22 @@ def test_a_bad_key_in_the_environment_is_named_as_the_variable(
     with pytest.raises(InputError) as option_error:
         keys.configured(tmp_path)
     assert option_error.value.path == "--key"
+
+
+@pytest.mark.parametrize(("value", "ok"), [("0.5", False), ("1.9", False), ("2", True)])
+def test_a_plan_lease_is_no_shorter_than_the_workers_beat(
+    value: str, ok: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """STRAITS_PLAN_LEASE_S took 0.001 s (`worker --lease` takes 2 s at least): a lease that
+    runs out between the keeper's beats (once a second) made a live worker reap its own
+    running job, drop its search and plan it again (attempt 2)."""
+    from straits.errors import InputError
+    from straits.server.settings import Settings
+
+    monkeypatch.setenv("STRAITS_PLAN_LEASE_S", value)
+    if ok:
+        assert Settings.from_env().queue_policy().lease_s == float(value)
+        return
+    with pytest.raises(InputError) as refused:
+        Settings.from_env()
+    assert refused.value.path == "STRAITS_PLAN_LEASE_S"

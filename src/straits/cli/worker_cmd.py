@@ -16,6 +16,7 @@ from straits.cli.common import (
     rule_dirs,
 )
 from straits.errors import InputError, StraitsError
+from straits.limits import LEASE_RANGE_S
 
 
 def worker(
@@ -31,7 +32,7 @@ def worker(
     lease: float = typer.Option(
         None,
         "--lease",
-        click_type=finite_float(2.0, 3600.0),
+        click_type=finite_float(*LEASE_RANGE_S),
         help="Seconds a job's lease lasts without renewal (default: STRAITS_PLAN_LEASE_S or 30).",
     ),
     attempts: int = typer.Option(
