@@ -366,3 +366,33 @@ def test_a_plan_lease_is_no_shorter_than_the_workers_beat(
     with pytest.raises(InputError) as refused:
         Settings.from_env()
     assert refused.value.path == "STRAITS_PLAN_LEASE_S"
+
+
+# --- a long queue --------------------------------------------------------------------------------
+def test_a_reap_reads_no_queued_job_that_cannot_be_due(db_url: str, example_path: Path) -> None:
+    """Every reap (each server and worker, every 5 s) read every queued job one query at a time:
+    a tenant's 50,000 queued plans made each reap take 25 s, in the thread that also renews
+    the running jobs' leases (30 s). It reads the running jobs and the queued ones old enough
+    to time out only; the statements it sends do not grow with the queue."""
+    from sqlalchemy import event
+
+    store = Store(db_url)
+    sc = load_scenario(example_path)
+    for _ in range(40):
+        queue.enqueue(
+            store, sc, GREEDY, tenant="t", actor="a", record=False, rules_digest=ruleset().digest
+        )
+    running = queue.claim(store, "w:1:x", ruleset().digest, POLICY)
+    assert running is not None
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        assert not queue.reap(store, POLICY, me="reaper")
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+    assert len(statements) < 10, statements
+    store.close()
