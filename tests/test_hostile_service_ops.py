@@ -396,3 +396,23 @@ def test_a_reap_reads_no_queued_job_that_cannot_be_due(db_url: str, example_path
         event.remove(store.engine, "before_cursor_execute", count)
     assert len(statements) < 10, statements
     store.close()
+
+
+# --- rule packs edited under a running worker ----------------------------------------------------
+def test_a_worker_plans_under_the_rules_it_claims_jobs_by(tmp_path: Path) -> None:
+    """A worker claims jobs by the digest of the rules it read at start, but each planner slot
+    read the pack files again at its first job: a pack edited (or Straits upgraded) on disk
+    in between planned jobs promised the old rules under the new ones."""
+    import shutil
+
+    from straits.rules.pack_loader import builtin_packs_dir
+    from straits.server import jobs
+
+    shutil.copytree(builtin_packs_dir() / "sg-guidance", tmp_path / "sg-guidance")
+    store = Store(f"sqlite:///{tmp_path / 'q.db'}")
+    worker = jobs.Worker(store, slots=0, rule_dirs=(tmp_path,), policy=POLICY)
+    policy_file = tmp_path / "sg-guidance" / "advisory.cedar"
+    policy_file.write_text(policy_file.read_text() + "\n// edited after the worker started\n")
+    assert ruleset((tmp_path,)).digest != worker.rules_digest  # the files now say otherwise
+    assert worker._rules().digest == worker.rules_digest
+    store.close()

@@ -33,7 +33,7 @@ from typing import Any
 from straits.errors import InputError, StoreError, StraitsError
 from straits.plan import make_plan
 from straits.plan.optimizer import SearchState
-from straits.rules import RuleSet, load_packs, ruleset
+from straits.rules import RuleSet, load_packs
 from straits.store import queue
 from straits.store.db import Store
 from straits.store.queue import Claim, QueuePolicy
@@ -101,7 +101,12 @@ class Worker:
         self.policy = policy or QueuePolicy()
         self.poll_s = poll_s
         self.id = queue.worker_id()
-        self.rules_digest = ruleset(self.rule_dirs).digest
+        # read once: each slot builds its rule set from these packs (frozen), so every plan is
+        # made under the rules whose digest the worker claims jobs by. Each slot read the
+        # files again at its first job: packs edited (or Straits upgraded) on disk meanwhile
+        # planned jobs promised the old rules under the new ones
+        self._packs = load_packs(list(self.rule_dirs))
+        self.rules_digest = RuleSet(self._packs).digest
         self._local = threading.local()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -169,7 +174,7 @@ class Worker:
     def _rules(self) -> RuleSet:
         rs: RuleSet | None = getattr(self._local, "rules", None)
         if rs is None:
-            rs = self._local.rules = RuleSet(load_packs(list(self.rule_dirs)))
+            rs = self._local.rules = RuleSet(self._packs)
         return rs
 
     def _slot(self) -> None:
