@@ -33,7 +33,7 @@ from typing import Any
 from straits.errors import InputError, StoreError, StraitsError
 from straits.plan import make_plan
 from straits.plan.optimizer import SearchState
-from straits.rules import RuleSet, load_packs
+from straits.rules import RuleSet, ruleset
 from straits.store import queue
 from straits.store.db import Store
 from straits.store.queue import Claim, QueuePolicy
@@ -105,8 +105,9 @@ class Worker:
         # made under the rules whose digest the worker claims jobs by. Each slot read the
         # files again at its first job: packs edited (or Straits upgraded) on disk meanwhile
         # planned jobs promised the old rules under the new ones
-        self._packs = load_packs(list(self.rule_dirs))
-        self.rules_digest = RuleSet(self._packs).digest
+        read = ruleset(self.rule_dirs)  # the shipped rules are parsed once per process
+        self._packs = list(read.packs)
+        self.rules_digest = read.digest
         self._local = threading.local()
         self._stop = threading.Event()
         self._wake = threading.Event()
