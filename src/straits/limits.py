@@ -12,6 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 
+#: seconds a plan job's lease may be set to (``STRAITS_PLAN_LEASE_S``, ``straits worker
+#: --lease``): a worker renews its leases once a second at most, so a shorter one runs out
+#: under a live worker
+LEASE_RANGE_S = (2.0, 3600.0)
 #: files and stdin above this many bytes are refused (``STRAITS_MAX_INPUT_BYTES``); the largest
 #: shipped example is a few KiB and a generated 2,000-workload portfolio about 1.5 MiB
 DEFAULT_MAX_INPUT_BYTES = 16 * 1024 * 1024

@@ -18,6 +18,9 @@ from straits.cli.common import (
 )
 from straits.errors import InputError, StraitsError
 
+#: uvicorn's log levels (``uvicorn.config.LOG_LEVELS``), any case
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
 
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
@@ -46,13 +49,25 @@ def serve(
         max=100_000,
         help="Connections served at once; more are answered 503.",
     ),
-    log_level: str = typer.Option("info", "--log-level", help="uvicorn's log level."),
+    log_level: str = typer.Option(
+        "info", "--log-level", help="uvicorn's log level: " + ", ".join(LOG_LEVELS) + "."
+    ),
 ) -> None:
     """Serve the REST API: /v1/check, /v1/estimate, /v1/plans (with export and report),
     /v1/impact, /v1/rules, /v1/chips, /v1/ledger, /healthz; the web console at /ui and the
     OpenAPI spec at /openapi.json (/docs, /redoc). Every /v1 route needs a token from `straits
     tokens create`. Migrations run on start; plans left queued or running by an earlier run
     are resumed (or failed with their reason)."""
+    level = log_level.lower()
+    if level not in LOG_LEVELS:  # uvicorn raised KeyError, a traceback after the migrations ran
+        fail(
+            InputError(
+                f"unknown log level {log_level!r}",
+                path="--log-level",
+                expected=", ".join(LOG_LEVELS),
+            )
+        )
+        return
     try:
         import uvicorn
 
@@ -85,7 +100,7 @@ def serve(
         app,
         host=host,
         port=port,
-        log_level=log_level,
+        log_level=level,
         http=protocol(header_timeout),
         timeout_keep_alive=5,
         limit_concurrency=max_connections,

@@ -134,13 +134,16 @@ def list_(db: str = DbOption, json_out: bool = JsonOption, output: str = OutputO
 def revoke(
     token_id: str = typer.Argument(..., help="The token's id (not its secret)."), db: str = DbOption
 ) -> None:
-    """Revoke a token: requests with it are refused from now on."""
-    from straits.store.tokens import revoke_token
+    """Revoke a token: requests with it are refused from now on, and the plans it submitted
+    that have not ended are cancelled (a running one at its worker's next heartbeat)."""
+    from straits.store.tokens import revoke as revoke_it
 
     try:
         _here("revoke")
-        row = revoke_token(open_store(db), token_id)
+        row, stopped = revoke_it(open_store(db), token_id)
     except StraitsError as exc:
         fail(exc)
         return
     console.print(f"token {row.id} of tenant {esc(repr(row.tenant))} revoked")
+    if stopped:
+        console.print(f"{stopped} plan(s) it submitted that had not ended are cancelled")

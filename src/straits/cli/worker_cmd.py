@@ -6,8 +6,17 @@ from pathlib import Path
 
 import typer
 
-from straits.cli.common import DbOption, RulesOption, err_console, fail, finite_float
+from straits.cli.common import (
+    DbOption,
+    RulesOption,
+    database_url,
+    err_console,
+    fail,
+    finite_float,
+    rule_dirs,
+)
 from straits.errors import InputError, StraitsError
+from straits.limits import LEASE_RANGE_S
 
 
 def worker(
@@ -23,7 +32,7 @@ def worker(
     lease: float = typer.Option(
         None,
         "--lease",
-        click_type=finite_float(2.0, 3600.0),
+        click_type=finite_float(*LEASE_RANGE_S),
         help="Seconds a job's lease lasts without renewal (default: STRAITS_PLAN_LEASE_S or 30).",
     ),
     attempts: int = typer.Option(
@@ -65,8 +74,13 @@ def worker(
             policy = dataclasses.replace(policy, lease_s=lease)
         if attempts is not None:
             policy = dataclasses.replace(policy, max_attempts=attempts)
-        store = Store(db)
+        # the same database as `straits serve` and every other command: --db, else the
+        # config's `database`, else the default file (Store(None) was ./straits.db, so a
+        # worker started beside a server with the defaults watched another database)
+        store = Store(database_url(db))
         err_console.print(f"Straits worker on {store!r}: {slots} slot(s)")
-        run_worker(store, slots=slots, rule_dirs=tuple(rules or ()), policy=policy)
+        # the config's `rules` too, as serve reads them: a worker under other rules than the
+        # server's takes none of its jobs (they wait for the queue timeout)
+        run_worker(store, slots=slots, rule_dirs=rule_dirs(rules), policy=policy)
     except StraitsError as exc:
         fail(exc)

@@ -30,13 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from straits.errors import InputError, StoreError
+from straits.errors import InputError, StoreError, StraitsError
 from straits.plan import make_plan
 from straits.plan.optimizer import SearchState
-from straits.rules import RuleSet, load_packs, ruleset
+from straits.rules import RuleSet, ruleset
 from straits.store import queue
 from straits.store.db import Store
 from straits.store.queue import Claim, QueuePolicy
+from straits.store.sqlite_file import FileGoneError
 
 log = logging.getLogger("straits.worker")
 #: seconds between progress writes (and the keeper's tick)
@@ -100,7 +101,13 @@ class Worker:
         self.policy = policy or QueuePolicy()
         self.poll_s = poll_s
         self.id = queue.worker_id()
-        self.rules_digest = ruleset(self.rule_dirs).digest
+        # read once: each slot builds its rule set from these packs (frozen), so every plan is
+        # made under the rules whose digest the worker claims jobs by. Each slot read the
+        # files again at its first job: packs edited (or Straits upgraded) on disk meanwhile
+        # planned jobs promised the old rules under the new ones
+        read = ruleset(self.rule_dirs)  # the shipped rules are parsed once per process
+        self._packs = list(read.packs)
+        self.rules_digest = read.digest
         self._local = threading.local()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -109,6 +116,9 @@ class Worker:
         self._threads: list[threading.Thread] = []
         self.done = 0
         """Jobs this worker finished (done, failed or cancelled)."""
+        self.fatal: FileGoneError | None = None
+        """Set when the store's SQLite file was removed or replaced: nothing will succeed
+        again in this process (``straits worker`` exits on it)."""
 
     # --- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -165,7 +175,7 @@ class Worker:
     def _rules(self) -> RuleSet:
         rs: RuleSet | None = getattr(self._local, "rules", None)
         if rs is None:
-            rs = self._local.rules = RuleSet(load_packs(list(self.rule_dirs)))
+            rs = self._local.rules = RuleSet(self._packs)
         return rs
 
     def _slot(self) -> None:
@@ -173,6 +183,8 @@ class Worker:
             try:
                 c = queue.claim(self.store, self.id, self.rules_digest, self.policy)
             except Exception as exc:  # the database is away: try again later
+                if isinstance(exc, FileGoneError):
+                    self.fatal = exc
                 log.warning("worker %s cannot claim jobs: %s", self.id, exc)
                 self._stop.wait(self.poll_s * 5)
                 continue
@@ -221,6 +233,11 @@ class Worker:
             self._fail(c, str(exc))
         except StoreError as exc:  # its lease runs out and the job is retried
             log.error("plan %s: cannot store the result: %s", c.plan_id, exc)
+        except StraitsError as exc:  # the ledger refused the entry (its head or rows altered)
+            # said as the API and the CLI say it; it was "internal error while planning",
+            # with a traceback in the log
+            log.error("plan %s failed: %s", c.plan_id, exc)
+            self._fail(c, str(exc))
         except Exception:
             incident = uuid.uuid4().hex[:12]
             log.exception("plan %s failed (incident %s)", c.plan_id, incident)
@@ -256,6 +273,8 @@ class Worker:
             fn()
         except (StoreError, OperationalError) as exc:  # the database is away: one line each
             # time (every 5 s), not a traceback
+            if isinstance(exc, FileGoneError):
+                self.fatal = exc
             why = exc.orig if isinstance(exc, OperationalError) else exc
             log.warning("worker %s: %s: %s", self.id, getattr(fn, "__name__", fn), why)
         except Exception:  # the keeper must outlive any one failure
@@ -314,14 +333,20 @@ def run_worker(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
     worker.start()
-    while not stopping.wait(1.0):
+    while not stopping.wait(1.0) and worker.fatal is None:
         pass
     log.info("worker %s stopping: %d running job(s) go back to the queue", worker.id, worker.active)
     worker.stop()
+    if worker.fatal is not None:
+        # the file it opened is gone: waiting on (two warnings every 5 s) kept a worker
+        # alive that could never plan again, so its supervisor never restarted it
+        log.error("worker %s stops: %s", worker.id, worker.fatal)
+        leave_searches(worker, 1)
+        raise worker.fatal
     leave_searches(worker)
 
 
-def leave_searches(worker: Worker) -> None:
+def leave_searches(worker: Worker, code: int = 0) -> None:
     """After ``worker`` stopped and gave its jobs back: end the process at once if a plan is
     still being searched. A search that has not reported past its hint cannot be stopped
     (OR-Tools aborts: see WholeModel.stop) and runs on to its own limit; leaving the
@@ -334,4 +359,4 @@ def leave_searches(worker: Worker) -> None:
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)
+        os._exit(code)

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 
 from straits.errors import InputError
-from straits.limits import MAX_MAX_INPUT_BYTES, env_number
+from straits.limits import LEASE_RANGE_S, MAX_MAX_INPUT_BYTES, env_number
 from straits.store.audit import PER_MINUTE
 from straits.store.queue import QueuePolicy
 
@@ -71,7 +71,9 @@ class Settings:
             plan_workers=_env_int("STRAITS_PLAN_WORKERS", cls.plan_workers, 0, 64),
             policy_date=_env_date("STRAITS_POLICY_DATE"),
             body_timeout_s=_env_float("STRAITS_BODY_TIMEOUT_S", cls.body_timeout_s),
-            lease_s=_env_float("STRAITS_PLAN_LEASE_S", cls.lease_s),
+            # as `worker --lease`: a lease shorter than the keeper's beat (1 s) ran out under
+            # a live worker, which reaped its own running job and planned it again
+            lease_s=_env_float("STRAITS_PLAN_LEASE_S", cls.lease_s, *LEASE_RANGE_S),
             max_attempts=_env_int("STRAITS_PLAN_ATTEMPTS", cls.max_attempts, 1, 100),
             queue_timeout_s=_env_float("STRAITS_QUEUE_TIMEOUT_S", cls.queue_timeout_s),
             audit_per_minute=_env_int(

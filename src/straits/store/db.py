@@ -281,6 +281,10 @@ class Store:
             ):
                 if self.dialect == "postgresql":
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LEDGER_LOCK})
+                if MigrationContext.configure(conn).get_current_revision() is None:
+                    # under the lock: a process migrating the same new database at once has
+                    # either made all of its tables or none
+                    self._refuse_foreign(conn)
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
             if self.dialect == "sqlite":
@@ -313,6 +317,21 @@ class Store:
                 f"revision {current[:40]!r}, which this Straits does not know "
                 "(made by a newer Straits, or the alembic_version table was "
                 f"altered); this Straits migrates up to {script.get_current_head()}"
+            )
+
+    def _refuse_foreign(self, conn: Any) -> None:
+        """A database with no schema revision must be empty: one holding tables of another
+        application (a mistyped ``--db``, a shared PostgreSQL database) had Straits' tables
+        created among them, or failed half-way on a name both use (``plans``)."""
+        from sqlalchemy import inspect
+
+        found = sorted(set(inspect(conn).get_table_names()) - {"alembic_version"})
+        if found:
+            shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+            raise StoreError(
+                f"cannot open the database {_safe(self.url)!r}: it is not a Straits database "
+                f"(it has no schema revision but holds the tables {shown}); give Straits an "
+                "empty database of its own or an existing Straits one"
             )
 
     def _check_tables(self, conn: Any) -> None:

@@ -190,6 +190,9 @@ class Keys:
 
 def configured(key: str | Path | None = None, pubkeys: list[str] | None = None) -> Keys:
     """The keys named by the options, else by the environment (empty values are unset)."""
+    # named after where the key came from: `straits serve` has no --key, and its errors
+    # named one (the option's name was chosen after the variable had filled ``key``)
+    key_option = "--key" if key else KEY_ENV
     key = key or os.environ.get(KEY_ENV) or None
     if not pubkeys:
         env = os.environ.get(PUBKEY_ENV, "").strip()
@@ -197,7 +200,7 @@ def configured(key: str | Path | None = None, pubkeys: list[str] | None = None) 
         pub_option = PUBKEY_ENV
     else:
         pub_option = "--pubkey"
-    signer = load_signer(key, "--key" if key else KEY_ENV) if key else None
+    signer = load_signer(key, key_option) if key else None
     return Keys(signer, tuple(load_verifier(p, pub_option) for p in pubkeys))
 
 

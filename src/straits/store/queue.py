@@ -31,7 +31,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import or_, select, text, update
+from sqlalchemy import and_, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from straits.model.scenario import Scenario
@@ -82,9 +82,24 @@ class Reaped:
         return bool(self.requeued or self.failed or self.cancelled)
 
 
+def here() -> str:
+    """This host, with the inode of its PID namespace where Linux tells it (``host~ns``).
+
+    Containers of one host that share its hostname (Kubernetes pods with ``hostNetwork``,
+    Docker's ``--network host``) each number their processes from 1: by hostname alone, a
+    server took a worker of another container for a dead process of its own (no such pid
+    in its namespace) and requeued that worker's running job at once, every 5 s, until the
+    job failed after its attempt limit."""
+    host = socket.gethostname()[:100]
+    try:
+        return f"{host}~{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:  # not Linux, or no /proc
+        return host
+
+
 def worker_id() -> str:
-    """``host:pid:nonce``, unique per worker instance."""
-    return f"{socket.gethostname()[:100]}:{os.getpid()}:{os.urandom(3).hex()}"
+    """``host:pid:nonce`` (``host`` as :func:`here` gives it), unique per worker instance."""
+    return f"{here()}:{os.getpid()}:{os.urandom(3).hex()}"
 
 
 def _now(s: Session) -> dt.datetime:
@@ -143,7 +158,11 @@ def cancel(store: Store, plan_id: str) -> str | None:
     search at the next safe point). Returns the status after the call (None: no such job)."""
 
     def work(s: Session) -> str | None:
-        row = s.get(PlanRow, plan_id)
+        # under the row's lock (PostgreSQL; SQLite's write lock is held already): read plainly,
+        # a job being finished or claimed looked running or queued, and the write below, which
+        # waited for that transaction, then marked a done plan as asked to stop (202) or
+        # overwrote a claim with `cancelled`
+        row = s.get(PlanRow, plan_id, with_for_update=True)
         if row is None:
             return None
         if row.status == "queued":
@@ -317,7 +336,8 @@ def _dead_here(worker: str | None, me: str) -> bool:
         return False
     host, _, rest = worker.partition(":")
     pid_text = rest.partition(":")[0]
-    if host != socket.gethostname()[:100] or not pid_text.isdigit():
+    # a bare hostname is an id from before namespaces were named (a rolling upgrade)
+    if host not in (here(), socket.gethostname()[:100]) or not pid_text.isdigit():
         return False
     pid = int(pid_text)
     if pid == os.getpid():
@@ -349,7 +369,16 @@ def reap(
     with store.session() as s:
         now = _now(s)
         candidates = []
-        for plan_id in s.scalars(select(PlanRow.id).where(PlanRow.status.in_(ACTIVE))):
+        # running jobs (a few per worker) and queued ones old enough to time out: every queued
+        # job read one by one made each reap of a queue of 50,000 take 25 s, every 5 s, in
+        # every server and worker, holding up the heartbeats of their running jobs (an altered
+        # queued row is failed by the claim that meets it first in line)
+        cutoff = now - dt.timedelta(seconds=policy.queue_timeout_s)
+        active = or_(
+            PlanRow.status == "running",
+            and_(PlanRow.status == "queued", PlanRow.created_at <= cutoff),
+        )
+        for plan_id in s.scalars(select(PlanRow.id).where(active)):
             try:  # one row at a time: an altered row must not stop the reaping of the others
                 row = s.get(PlanRow, plan_id)
             except AlteredRowError:

@@ -28,6 +28,11 @@ from sqlalchemy import Engine, event
 from straits.errors import StoreError
 
 
+class FileGoneError(StoreError):
+    """The store's file was removed or replaced: no transaction of this process will succeed
+    again (a ``straits worker`` exits on it, status 1, for its supervisor to restart it)."""
+
+
 class FileGuard:
     """The identity of a store's SQLite file, checked at the start of every transaction."""
 
@@ -62,7 +67,7 @@ class FileGuard:
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
-            raise StoreError(
+            raise FileGoneError(
                 f"the database file {self.path} was removed while this process had it open; "
                 "nothing more is read or written (restart to open a database at that path)"
             ) from None
@@ -71,7 +76,7 @@ class FileGuard:
                 f"cannot check the database file {self.path}: {exc.strerror or exc}"
             ) from None
         if (st.st_dev, st.st_ino) != self.identity:
-            raise StoreError(
+            raise FileGoneError(
                 f"the database file {self.path} was replaced by another file while this "
                 "process had it open; nothing more is read or written (restart to open the "
                 "file now at that path)"

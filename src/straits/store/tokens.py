@@ -17,11 +17,11 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from straits.errors import AuthError, InputError, NotFoundError
 from straits.store.db import Store
-from straits.store.tables import AlteredRowError, TokenRow
+from straits.store.tables import AlteredRowError, PlanRow, TokenRow
 
 Role = Literal["viewer", "planner", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "planner", "admin")
@@ -137,13 +137,38 @@ def list_tokens(store: Store) -> list[TokenRow]:
 
 
 def revoke_token(store: Store, token_id: str) -> TokenRow:
+    return revoke(store, token_id)[0]
+
+
+def revoke(store: Store, token_id: str) -> tuple[TokenRow, int]:
+    """Revoke the token and cancel the plans it submitted that have not ended (how many):
+    queued ones at once, running ones at their worker's next heartbeat (unrecorded). They ran
+    on after the revocation and were recorded in its tenant's ledger as decisions of a token
+    that was refused from then on (one revoked because it leaked, say)."""
     with store.write() as s:
         row = s.get(TokenRow, token_id)
         if row is None:
             raise NotFoundError(f"no token {token_id!r}")
+        now = dt.datetime.now(dt.UTC)
         if row.revoked_at is None:
-            row.revoked_at = dt.datetime.now(dt.UTC)
+            row.revoked_at = now
+        mine = PlanRow.actor == f"token:{row.id}"  # Principal.actor
+        queued = s.execute(
+            update(PlanRow)
+            .where(mine, PlanRow.status == "queued")
+            .values(
+                status="cancelled",
+                finished_at=now,
+                lease_until=None,
+                cancel_requested=True,
+                error="cancelled: the token that submitted it was revoked",
+            )
+        )
+        running = s.execute(
+            update(PlanRow).where(mine, PlanRow.status == "running").values(cancel_requested=True)
+        )
+        stopped = int(getattr(queued, "rowcount", 0)) + int(getattr(running, "rowcount", 0))
     with _trust_lock:
         _revocations[0] += 1
         _trusted.clear()
-    return row
+    return row, stopped
