@@ -118,3 +118,24 @@ def test_reading_stops_once_the_time_is_up() -> None:
     with safe_yaml.within(lambda: False):
         assert len(safe_yaml.load(text)) == 3 * safe_yaml.CHECK_EVERY
     assert len(safe_yaml.load(text)) == 3 * safe_yaml.CHECK_EVERY  # no limit outside
+
+
+def test_the_alias_check_stops_once_the_time_is_up() -> None:
+    """A document with an anchor is walked again for its aliases' expansion: that walk also
+    stops when the time is up (it ran to its end however long it took)."""
+    text = "a: &x [1]\nb: *x\n" + "".join(
+        f"k{i}: [1, 2, 3]\n" for i in range(3 * safe_yaml.CHECK_EVERY)
+    )
+    root = safe_yaml.compose(text)
+    assert root is not None
+    calls: list[int] = []
+
+    def up() -> bool:
+        calls.append(1)
+        return len(calls) >= 2
+
+    with safe_yaml.within(up), pytest.raises(safe_yaml.ReadingTimeUp):
+        safe_yaml.check_expansion(root)
+    assert len(calls) == 2
+    with safe_yaml.within(lambda: False):
+        safe_yaml.check_expansion(root)  # no error when there is time

@@ -245,13 +245,18 @@ def _children(node: Node) -> list[Node]:
 def check_expansion(root: Node) -> None:
     """Refuse aliases that add more than MAX_ALIAS_NODES nodes, nest the expanded document
     deeper than MAX_DEPTH, or refer to themselves (iterative: no recursion on hostile
-    input)."""
+    input). Inside :func:`within`, it stops as composing does when the time is up."""
     size: dict[int, int] = {}
     depth: dict[int, int] = {}
     active: set[int] = set()
     stack: list[tuple[Node, bool]] = [(root, False)]
+    up = _time_up.get()
+    steps = 0
     while stack:
         node, done = stack.pop()
+        steps += 1
+        if up is not None and not steps % CHECK_EVERY and up():
+            raise ReadingTimeUp(_line(node))
         key = id(node)
         if done:
             kids = _children(node)
