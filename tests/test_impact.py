@@ -68,6 +68,19 @@ def test_nothing_changes_on_the_day_the_plan_was_made(
     assert res.changes == [] and not res.blocking
 
 
+@pytest.mark.parametrize("days", [-30, 0, 30])
+def test_a_date_before_the_plan_is_checked_as_of_the_plan_and_said(
+    h20: tuple[Scenario, dict[str, Any]], rules: RuleSet, days: int
+) -> None:
+    """A plan is checked as it was planned, never as of a day before it was made; the answer
+    keeps the date asked for, so the move is not silent."""
+    sc, plan = h20
+    asked = sc.date + dt.timedelta(days=days)
+    j = impact("p", sc, plan, rules, date=asked, replan=False).to_json()
+    assert j["asked_date"] == asked.isoformat()
+    assert j["checked_date"] == max(asked, sc.date).isoformat()
+
+
 def test_chips_already_delivered_are_not_re_ordered(
     h20: tuple[Scenario, dict[str, Any]], rules: RuleSet
 ) -> None:

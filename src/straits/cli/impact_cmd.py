@@ -230,6 +230,9 @@ def show(r: Any) -> None:
         f"Plan {str(j['plan_id'])[:12]} ({j['scenario']}, made {j['plan_date']} under "
         f"{j['plan_regime']}) re-checked as of {j['checked_date']} under {j['regime']}"
     )
+    asked = j.get("asked_date", j["checked_date"])
+    if asked != j["checked_date"]:
+        head += f" ({asked}, asked for, is before the plan's own date)"
     if not j["changes"]:
         console.print(hanging("", Text(f"{head}: no stage changes", style="green")))
     else:

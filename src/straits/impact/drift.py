@@ -76,6 +76,9 @@ class PlanImpact:
     running: list[str] = field(default_factory=list)
     """stages that started before the check date and had not ended"""
     replan: dict[str, Any] | None = None
+    asked_date: dt.date | None = None
+    """the date asked for, when it was before the plan's own (then ``checked_date`` is the
+    plan's date: a plan is checked as it was planned, never as of before it was made)"""
 
     @property
     def affected(self) -> list[str]:
@@ -92,6 +95,7 @@ class PlanImpact:
             "plan_date": self.plan_date.isoformat(),
             "plan_regime": self.plan_regime,
             "checked_date": self.checked_date.isoformat(),
+            "asked_date": (self.asked_date or self.checked_date).isoformat(),
             "regime": self.regime,
             "affected_stages": self.affected,
             "blocking": self.blocking,
@@ -333,6 +337,7 @@ def impact(
     ctx = PlanContext(new_sc, plan, rules, date=as_of, regime=use_regime)
     since = _utc(date)
     out = PlanImpact(plan_id, recorded_sc.name, plan_date, plan_regime, as_of, use_regime)
+    out.asked_date = date
     live = []
     for p in sorted(ctx.placements.values(), key=lambda p: p.start):
         if p.end <= since:
