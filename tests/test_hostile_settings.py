@@ -225,3 +225,20 @@ def test_a_key_given_through_a_pipe_is_read(tmp_path: Path) -> None:
     writer.start()
     assert load_signer(fifo).verifier == signer.verifier
     writer.join(10)
+
+
+@pytest.mark.parametrize("given", ["flag", "environment"])
+def test_a_bad_database_url_names_where_it_was_given(
+    monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    """`--db nosuch://x` was reported as STRAITS_DATABASE_URL, a variable the user never set
+    (click says whether the value came from the command line or the environment)."""
+    args = ["ledger", "show"]
+    if given == "flag":
+        monkeypatch.delenv("STRAITS_DATABASE_URL", raising=False)
+        args += ["--db", "nosuch://x"]
+    else:
+        monkeypatch.setenv("STRAITS_DATABASE_URL", "nosuch://x")
+    code, err = cli(*args)
+    assert code == 2
+    assert err.startswith("error: --db:" if given == "flag" else "error: STRAITS_DATABASE_URL:")

@@ -253,11 +253,25 @@ def open_store(db: str | None, *, existing: bool = False) -> Store:
             _require_file(database_url(db))
         return Store(database_url(db))
     except InputError as exc:
+        if db and exc.path == "STRAITS_DATABASE_URL" and _from_command_line("db"):
+            # typed as --db: name the flag, not the variable (click knows which it was)
+            raise InputError(exc.detail, path="--db", expected=exc.expected) from None
         if db or not state.config.database or exc.path != "STRAITS_DATABASE_URL":
             raise
         # the URL came from `database` in straits.toml: say so, not the variable
         where = str(state.config.path) if state.config.path else "straits.toml"
         raise InputError(exc.detail, source=where, path="database", expected=exc.expected) from None
+
+
+def _from_command_line(param: str) -> bool:
+    """Whether the running command's ``param`` was given on the command line (not by its
+    environment variable or default)."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return False
+    return ctx.get_parameter_source(param) is click.core.ParameterSource.COMMANDLINE
 
 
 def _require_file(url: str) -> None:
