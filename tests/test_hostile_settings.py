@@ -245,9 +245,10 @@ def test_a_private_key_given_as_the_public_key_is_refused(
     assert cli("ledger", "keygen", "-o", str(key))[0] == 0
     assert cli("ledger", "checkpoint", "--db", db, "--key", str(key))[0] == 0
     spec = {"file": str(key), "text": key.read_text().strip(), "environment": str(key)}[given]
+    args: tuple[str, ...] = ()
     if given == "environment":
         monkeypatch.setenv("STRAITS_LEDGER_PUBKEY", spec)
-        option, args = "STRAITS_LEDGER_PUBKEY", ()
+        option = "STRAITS_LEDGER_PUBKEY"
     else:
         option, args = "--pubkey", ("--pubkey", spec)
     code, err = cli("ledger", "verify", "--db", db, *args)
@@ -255,5 +256,5 @@ def test_a_private_key_given_as_the_public_key_is_refused(
     assert "PRIVATE+KEY" not in err  # the key is not echoed back
     if given == "environment":
         monkeypatch.setenv("STRAITS_LEDGER_PUBKEY", f"{key}.pub")
-    pub = () if given == "environment" else ("--pubkey", f"{key}.pub")
+    pub: tuple[str, ...] = () if given == "environment" else ("--pubkey", f"{key}.pub")
     assert cli("ledger", "verify", "--db", db, *pub)[0] == 0
