@@ -63,5 +63,8 @@ def test_one_more_is_refused_before_anything_is_recorded(tmp_path: Path) -> None
     )
     assert p.returncode == 2
     assert "--record" in p.stderr and not p.stdout
+    # refused before the database was opened: none was made, so nothing can be in it (`ledger
+    # show` of it printed `[]` by making an empty one; it refuses a file that is not there)
+    assert not (tmp_path / "l.db").exists()
     p = _straits("ledger", "show", "--db", db, "--json", cwd=tmp_path)
-    assert p.returncode == 0 and json.loads(p.stdout) == []
+    assert p.returncode == 1 and not p.stdout and not (tmp_path / "l.db").exists()

@@ -446,3 +446,28 @@ def test_a_checkpoint_made_negative_is_not_passed_over(
     assert doc["code"] == (
         "history-rewritten" if options[:1] == ("--tenant",) else "checkpoint-untrusted"
     )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("ledger", "show"),
+        ("ledger", "show", "3"),
+        ("ledger", "receipt", "1"),
+        ("ledger", "witness", "--checkpoint", "cp", "--pubkey", "k.pub", "--state", "w.json"),
+    ],
+    ids=["show", "show-seq", "receipt", "witness"],
+)
+def test_reading_a_database_that_is_not_there_makes_none(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """`ledger show` printed `[]` (or `no ledger entry 3`), `ledger receipt` `no entry 1` and
+    `ledger witness --db` asked an empty log for proofs: each made an empty database at the
+    mistyped path first (atk32)."""
+    missing = tmp_path / "typo.db"
+    assert straits("ledger", "keygen", "-o", str(tmp_path / "k")).returncode == 0
+    (tmp_path / "cp").write_text("not read\n")
+    args = [str(tmp_path / a) if a in ("cp", "k.pub", "w.json") else a for a in command]
+    r = straits(*args, "--db", f"sqlite:///{missing}")
+    assert r.returncode == 1 and "cannot open the database" in r.stderr and not r.stdout
+    assert not missing.exists()

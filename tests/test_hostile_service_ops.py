@@ -416,3 +416,62 @@ def test_a_worker_plans_under_the_rules_it_claims_jobs_by(tmp_path: Path) -> Non
     assert ruleset((tmp_path,)).digest != worker.rules_digest  # the files now say otherwise
     assert worker._rules().digest == worker.rules_digest
     store.close()
+
+
+def test_export_and_impact_decide_under_the_rules_the_server_read(tmp_path: Path) -> None:
+    """The rule sets lent to export and impact requests were read from the pack files at first
+    use: a pack edited on disk while the server ran made them decide under other rules than
+    /v1/check, the console and the plans' workers (atk32)."""
+    import shutil
+    from types import SimpleNamespace
+
+    from straits.rules.pack_loader import builtin_packs_dir
+    from straits.server import create_app
+    from straits.server.plan_routes import borrowed_rules
+
+    shutil.copytree(builtin_packs_dir() / "sg-guidance", tmp_path / "sg-guidance")
+    store = Store(f"sqlite:///{tmp_path / 'q.db'}")
+    app = create_app(store, rule_dirs=(tmp_path,))
+    policy_file = tmp_path / "sg-guidance" / "advisory.cedar"
+    policy_file.write_text(policy_file.read_text() + "\n// edited after the server started\n")
+    assert ruleset((tmp_path,)).digest != app.state.rules.digest  # the files now say otherwise
+    request: Any = SimpleNamespace(app=app)
+    with borrowed_rules(request) as first, borrowed_rules(request) as second:
+        assert first is not second  # one per request's thread, as before
+        assert first.digest == second.digest == app.state.rules.digest
+    store.close()
+
+
+# --- a server whose terminal closes --------------------------------------------------------------
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_stopped_server_gives_its_running_job_back(tmp_path: Path, signum: int) -> None:
+    """SIGHUP (the terminal that started `straits serve` closed, an SSH session dropped)
+    killed the server at once: uvicorn handles SIGTERM and SIGINT only. Its running job stayed
+    `running` until its lease ran out and was then planned again, the attempt counted. It is
+    given back unattempted, as on SIGTERM, and the server ends as the signal ends it (atk32)."""
+    from served import free_port
+    from straits.simulate.generate import generate
+
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    store = Store(url)
+    # a search that runs to its time limit
+    plan_id = queue.enqueue(
+        store,
+        generate(80, 12, seed=3),
+        {**GREEDY, "solver": "cpsat", "time_limit": 60.0},
+        tenant="hz-cloud",
+        actor="test",
+        record=True,
+        rules_digest=ruleset().digest,
+    )
+    proc = cli("serve", "--port", str(free_port()), "--db", url, "--plan-workers", "1")
+    try:
+        wait_status(store, plan_id, {"running"}, proc)
+        proc.send_signal(signum)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == -signum, out[-3000:]
+    row = get_plan(store, plan_id)
+    assert row is not None and (row.status, row.attempts) == ("queued", 0), out[-3000:]
+    store.close()

@@ -242,3 +242,36 @@ def test_a_bad_database_url_names_where_it_was_given(
     code, err = cli(*args)
     assert code == 2
     assert err.startswith("error: --db:" if given == "flag" else "error: STRAITS_DATABASE_URL:")
+
+
+# --- a private key where a public one is expected ------------------------------------------------
+@pytest.mark.parametrize("given", ["file", "text", "environment"])
+def test_a_private_key_given_as_the_public_key_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    """`--pubkey` (and STRAITS_LEDGER_PUBKEY) took the log's signing key without a word and
+    used its public half: the private key went where auditors, tenants and witnesses keep
+    public keys (atk32). It is exit 2 naming where it came from; the .pub beside it works."""
+    from straits.store import Store, ledger
+
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    store = Store(db)
+    ledger.record(store, tenant="a", actor="t", kind="check", body={})
+    store.close()
+    key = tmp_path / "k"
+    assert cli("ledger", "keygen", "-o", str(key))[0] == 0
+    assert cli("ledger", "checkpoint", "--db", db, "--key", str(key))[0] == 0
+    spec = {"file": str(key), "text": key.read_text().strip(), "environment": str(key)}[given]
+    args: tuple[str, ...] = ()
+    if given == "environment":
+        monkeypatch.setenv("STRAITS_LEDGER_PUBKEY", spec)
+        option = "STRAITS_LEDGER_PUBKEY"
+    else:
+        option, args = "--pubkey", ("--pubkey", spec)
+    code, err = cli("ledger", "verify", "--db", db, *args)
+    assert code == 2 and option in err and "PRIVATE" in err, err
+    assert "PRIVATE+KEY" not in err  # the key is not echoed back
+    if given == "environment":
+        monkeypatch.setenv("STRAITS_LEDGER_PUBKEY", f"{key}.pub")
+    pub: tuple[str, ...] = () if given == "environment" else ("--pubkey", f"{key}.pub")
+    assert cli("ledger", "verify", "--db", db, *pub)[0] == 0

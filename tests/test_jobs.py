@@ -513,14 +513,16 @@ def test_a_job_stored_as_the_worker_stops_is_not_given_back(
     assert queue.claim(store, "another", w.rules_digest, POLICY) is None
 
 
-@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM", "SIGHUP"])
 def test_ctrl_c_stops_a_planning_worker_gracefully(tmp_path: Path, signum: str) -> None:
     """Ctrl-C (SIGINT) to `straits worker` gives its running jobs back, as SIGTERM does, and
-    the worker exits 0. CP-SAT installed its own SIGINT handler while it searched: a Ctrl-C
-    then aborted the worker (``std::bad_function_call``, exit 134; after a search, SIGINT's
-    default action killed it), the job stayed running until reaped, and the attempt was
-    counted. With either signal, a worker stopped mid-search could still abort at exit while
-    CP-SAT's threads ran on ("terminate called without an active exception", exit -6)."""
+    the worker exits 0. So does SIGHUP (its terminal closed), which killed it at once (exit
+    -1, the job left running until its lease ran out, then planned again, attempt counted:
+    atk32). CP-SAT installed its own SIGINT handler while it searched: a Ctrl-C then aborted
+    the worker (``std::bad_function_call``, exit 134; after a search, SIGINT's default action
+    killed it), the job stayed running until reaped, and the attempt was counted. With any,
+    a worker stopped mid-search could still abort at exit while CP-SAT's threads ran on
+    ("terminate called without an active exception", exit -6)."""
     import os
     import signal
 

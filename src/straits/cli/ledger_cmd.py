@@ -335,7 +335,7 @@ def show(
         else:
             from straits.store import ledger
 
-            store = open_store(db)
+            store = open_store(db, existing=True)
             if seq is not None:
                 e = ledger.get_entry(store, seq)
                 if e is None:

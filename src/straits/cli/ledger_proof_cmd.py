@@ -182,7 +182,7 @@ def register(app: typer.Typer) -> None:
 
                 doc = client().ledger_receipt(seq)
             else:
-                doc = make_receipt(open_store(db), seq, keys_from(key, pubkey))
+                doc = make_receipt(open_store(db, existing=True), seq, keys_from(key, pubkey))
         except LedgerError as exc:
             err_console.print(f"[bold red]no receipt[/bold red]: {exc}", soft_wrap=True)
             raise typer.Exit(EXIT_BROKEN) from None
@@ -461,7 +461,7 @@ def _proof_source(db: str | None, log_url: str | None, token: str | None) -> Any
     if db:
         from straits.store import tree
 
-        store = open_store(db)
+        store = open_store(db, existing=True)
 
         def from_db(first: int, second: int) -> list[bytes]:
             with store.session() as s:

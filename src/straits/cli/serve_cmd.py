@@ -74,6 +74,7 @@ def serve(
         from straits.server import create_app
         from straits.server.protocol import protocol
         from straits.server.settings import Settings
+        from straits.server.stopping import Server
         from straits.store import Store
     except ImportError as exc:
         fail(
@@ -106,4 +107,4 @@ def serve(
         limit_concurrency=max_connections,
         timeout_graceful_shutdown=10,
     )
-    uvicorn.Server(config).run()
+    Server(config).run()  # SIGHUP too gives the running jobs back (server/stopping.py)

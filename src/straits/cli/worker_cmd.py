@@ -45,8 +45,8 @@ def worker(
     log_level: str = typer.Option("info", "--log-level", help="debug | info | warning."),
 ) -> None:
     """Run plan workers: take the plans submitted to `straits serve` (POST /v1/plans) from the
-    database queue and plan them, until stopped (SIGTERM or Ctrl-C gives running plans back to
-    the queue). Run as many as you like, on this machine or others sharing a PostgreSQL
+    database queue and plan them, until stopped (SIGTERM, SIGHUP or Ctrl-C gives running plans
+    back to the queue). Run as many as you like, on this machine or others sharing a PostgreSQL
     database (`--db postgresql+psycopg://...`): each job runs on one worker at a time, and a job
     whose worker dies is resumed by another. Workers take only the jobs submitted under the same
     rules (`--rules`) as theirs."""

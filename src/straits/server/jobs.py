@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import signal
 import sys
 import threading
 import time
@@ -47,6 +48,10 @@ REAP_EVERY = 5.0
 #: beyond its search time limit, how long a job may take (estimating thousands of workloads
 #: and the greedy baseline) before its worker gives up on it
 GRACE_S = 600.0
+#: the signals after which a worker or a server gives its running jobs back, the attempt not
+#: counted, before it ends: SIGHUP too (a terminal closed, an SSH session dropped), which killed
+#: the process at once as a crash, leaving its jobs running until their lease ran out
+STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def progress_json(state: SearchState, objective: str) -> dict[str, Any]:
@@ -321,16 +326,15 @@ class Worker:
 def run_worker(
     store: Store, *, slots: int, rule_dirs: tuple[Path, ...], policy: QueuePolicy
 ) -> None:
-    """Run a worker until SIGTERM or SIGINT, then give its jobs back (``straits worker``)."""
-    import signal
-
+    """Run a worker until SIGTERM, SIGINT or SIGHUP, then give its jobs back (``straits
+    worker``)."""
     worker = Worker(store, slots=slots, rule_dirs=rule_dirs, policy=policy)
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
         stopping.set()
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in STOP_SIGNALS:  # a terminal closing (SIGHUP) is no crash
         signal.signal(sig, on_signal)
     worker.start()
     while not stopping.wait(1.0) and worker.fatal is None:

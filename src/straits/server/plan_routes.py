@@ -25,7 +25,7 @@ from straits.errors import InputError, RequestError
 from straits.loading import validate_as
 from straits.model.types import Regime
 from straits.plandoc import PlanDocument, from_store, read_document
-from straits.rules import RuleSet, load_packs
+from straits.rules import RuleSet
 from straits.server.auth import Caller, refuse
 from straits.server.bodies import document_body, documented
 from straits.server.problems import openapi_responses as problems_doc
@@ -43,12 +43,16 @@ _pool_lock = threading.Lock()
 
 @contextmanager
 def borrowed_rules(request: Request) -> Iterator[RuleSet]:
-    """A rule set of this server's packs for one request's thread."""
+    """A rule set of this server's packs for one request's thread: the packs it read at start
+    (``app.state.rules``), as every other route and the plan workers use them. The pool read
+    the pack files again for each new set, so a pack edited on disk while the server ran made
+    export and impact decide under other rules than /v1/check and the plans they were given."""
     pool: list[RuleSet] = request.app.state.rule_pool
     with _pool_lock:
         rs = pool.pop() if pool else None
     if rs is None:
-        rs = RuleSet(load_packs(list(getattr(request.app.state, "rule_dirs", ()))))
+        loaded: RuleSet = request.app.state.rules
+        rs = RuleSet(list(loaded.packs))  # packs are read-only: a set's own caches are not
     try:
         yield rs
     finally:

@@ -150,15 +150,27 @@ def _warn_if_pub_differs(path: Path, signer: Signer) -> None:
 
 def load_verifier(spec: str, option: str = "--pubkey") -> Verifier:
     """A verifier key given as text (``NAME+KEYID+BASE64``) or as a file holding one (a
-    ``.pub`` file; a signer key file also works, its public half is used)."""
+    ``.pub`` file). A signer key is refused, naming the option: it was taken silently, its
+    public half used, so the private key went where only public keys belong (an auditor's,
+    a tenant's or a witness's configuration, a command line in shell history and ``ps``)
+    and the one party meant to distrust the log could sign for it. The log's operator
+    verifies with ``--key``; everyone else is given the ``.pub``."""
     text = spec.strip()
     source = None
     if text.count("+") < 2 or Path(text).is_file():
         source = text
         text = _read(Path(text), "ledger public key", option)
+    if text.startswith("PRIVATE+"):
+        beside = f"{source}.pub" if source else "KEY.pub"
+        raise InputError(
+            "this is the log's PRIVATE signing key, where its public key is expected: whoever "
+            "holds it can sign checkpoints for the log (keep it with the log's operator only)",
+            source=source,
+            path=option,
+            expected=f"the public key written beside it by `straits ledger keygen` ({beside}), "
+            "or --key for the log's operator",
+        )
     try:
-        if text.startswith("PRIVATE+KEY+"):
-            return Signer.parse(text).verifier
         return Verifier.parse(text)
     except NoteError as exc:
         raise InputError(
