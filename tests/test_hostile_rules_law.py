@@ -1,0 +1,124 @@
+"""The rules as law, judged for honest answers (atk34): requests through the real ``straits
+check`` at each threshold and boundary the reference timeline names, asserting the verdict, the
+authorizations required and the rules cited (never prose)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+BASE: dict[str, Any] = {
+    "date": "2025-06-01",
+    "regime": "enacted",
+    "action": "transfer-data",
+    "tenant": {"hq": "CN"},
+    "site": {"country": "SG", "operator_hq": "SG"},
+}
+
+
+def _check(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    p = subprocess.run(
+        [sys.executable, "-m", "straits", "check", "--json", "-"],
+        input=json.dumps(requests),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert p.returncode in (0, 1), p.stderr
+    out = json.loads(p.stdout)
+    return out if isinstance(out, list) else [out]
+
+
+def _rules(answer: dict[str, Any]) -> set[str]:
+    return {
+        x.get("rule") or x.get("id")
+        for key in ("reasons", "warnings", "notes", "satisfied")
+        for x in answer.get(key, [])
+    }
+
+
+def _cn(date: str, classes: list[str], subjects: int, **more: int) -> dict[str, Any]:
+    data = {"origin": "CN", "classes": classes, "subjects": subjects, **more}
+    return {**BASE, "date": date, "data": data}
+
+
+# A dataset classed sensitive_personal without a count of sensitive individuals was read as
+# having none: 50,000 such individuals needed only the standard contract, where 10,000 or more
+# sensitive individuals need a CAC security assessment. Unknown is now read as all of them.
+SENSITIVE_UNKNOWN = [
+    # (request, decision, requires, cited, not cited)
+    (
+        _cn("2025-06-01", ["sensitive_personal"], 50_000),
+        "conditional",
+        ["cac-security-assessment"],
+        "cn-cbdf-2024-assessment",
+        "cn-cbdf-2024-contract",
+    ),
+    (
+        _cn("2025-06-01", ["personal", "sensitive_personal"], 10_000),
+        "conditional",
+        ["cac-security-assessment"],
+        "cn-cbdf-2024-assessment",
+        "cn-cbdf-2024-contract",
+    ),
+    (
+        _cn("2025-06-01", ["personal", "sensitive_personal"], 9_999),
+        "conditional",
+        ["cac-standard-contract"],
+        "cn-cbdf-2024-contract",
+        "cn-cbdf-2024-assessment",
+    ),
+    # a count given is kept: 50,000 individuals of whom 9,999 sensitive need the contract
+    (
+        _cn("2025-06-01", ["personal", "sensitive_personal"], 50_000, sensitive_subjects=9_999),
+        "conditional",
+        ["cac-standard-contract"],
+        "cn-cbdf-2024-contract",
+        "cn-cbdf-2024-assessment",
+    ),
+    (
+        _cn("2024-03-21", ["sensitive_personal"], 50_000),
+        "conditional",
+        ["cac-security-assessment"],
+        "cn-sa-2022-volume",
+        "cn-sa-2022-contract",
+    ),
+    (
+        _cn("2023-05-31", ["sensitive_personal"], 10_000),
+        "conditional",
+        ["cac-security-assessment"],
+        "cn-sa-2022-volume",
+        "cn-sa-2022-no-contract",
+    ),
+]
+
+
+def test_a_sensitive_class_without_a_count_is_read_as_all_sensitive() -> None:
+    answers = _check([row[0] for row in SENSITIVE_UNKNOWN])
+    for (req, decision, requires, cited, not_cited), got in zip(
+        SENSITIVE_UNKNOWN, answers, strict=True
+    ):
+        assert (got["decision"], got["requires"]) == (decision, requires), req
+        assert cited in _rules(got) and not_cited not in _rules(got), req
+
+
+@pytest.mark.parametrize("classes", [["sensitive_personal"], ["personal", "sensitive_personal"]])
+def test_a_planned_dataset_without_a_sensitive_count_counts_all(classes: list[str]) -> None:
+    from straits.model.scenario import Dataset
+
+    d = Dataset.model_validate(
+        {
+            "id": "d",
+            "tokens": 1e9,
+            "size_gb": 1,
+            "located_at": "s",
+            "origin": "CN",
+            "classes": classes,
+            "subjects": 20_000,
+        }
+    )
+    assert d.sensitive_subjects == 20_000
