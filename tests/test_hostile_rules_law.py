@@ -122,3 +122,40 @@ def test_a_planned_dataset_without_a_sensitive_count_counts_all(classes: list[st
         }
     )
     assert d.sensitive_subjects == 20_000
+
+
+def _eea_to(country: str, date: str) -> dict[str, Any]:
+    return {
+        **BASE,
+        "date": date,
+        "tenant": {"hq": "DE"},
+        "site": {"country": country, "operator_hq": country},
+        "data": {"origin": "DE", "classes": ["personal"], "subjects": 10},
+    }
+
+
+SAFEGUARD = ("conditional", ["gdpr-transfer-safeguard"], "eu-gdpr-ch5-transfer")
+# The adequacy list had no dates: Japan (2019-01-23) and Korea (2021-12-17), adequate only from
+# their GDPR decisions, were allowed from 2018-05-25 on.
+ADEQUACY = [
+    # (site, date, decision, requires, cited)
+    ("JP", "2018-05-25", *SAFEGUARD),
+    ("JP", "2019-01-22", *SAFEGUARD),
+    ("JP", "2019-01-23", "allow", [], "eu-gdpr-adequacy-jp-2019"),
+    ("JP", "2019-01-24", "allow", [], "eu-gdpr-adequacy-jp-2019"),
+    ("KR", "2019-06-01", *SAFEGUARD),
+    ("KR", "2021-12-16", *SAFEGUARD),
+    ("KR", "2021-12-17", "allow", [], "eu-gdpr-adequacy-kr-2021"),
+    ("KR", "2021-12-18", "allow", [], "eu-gdpr-adequacy-kr-2021"),
+    # decisions carried over from the 1995 Directive apply from the GDPR's first day
+    ("CH", "2018-05-25", "allow", [], "eu-gdpr-adequacy"),
+    ("GB", "2021-06-27", "allow", [], "eu-gdpr-adequacy"),
+    ("SG", "2025-06-01", *SAFEGUARD),
+]
+
+
+def test_adequacy_decisions_apply_from_their_own_dates() -> None:
+    answers = _check([_eea_to(site, date) for site, date, *_ in ADEQUACY])
+    for (site, date, decision, requires, cited), got in zip(ADEQUACY, answers, strict=True):
+        assert (got["decision"], got["requires"]) == (decision, requires), (site, date)
+        assert cited in _rules(got), (site, date)
