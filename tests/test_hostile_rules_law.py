@@ -159,3 +159,53 @@ def test_adequacy_decisions_apply_from_their_own_dates() -> None:
     for (site, date, decision, requires, cited), got in zip(ADEQUACY, answers, strict=True):
         assert (got["decision"], got["requires"]) == (decision, requires), (site, date)
         assert cited in _rules(got), (site, date)
+
+
+# --- the market view: invariants of every month, over seeds and parameter ranges --------------
+
+MARKET_RUNS = [
+    ["--seed", "1", "--firms", "30"],
+    ["--seed", "7", "--firms", "30", "--set", "demand.shift_speed=0.99"],
+    ["--seed", "5", "--firms", "30", "--set", "supply.availability=0.9"],
+    ["--seed", "11", "--firms", "30", "--regime", "ai-diffusion"],
+]
+
+
+def _numbers(x: Any) -> list[float]:
+    if isinstance(x, dict):
+        return [v for value in x.values() for v in _numbers(value)]
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return [float(x)]
+    return []
+
+
+@pytest.mark.parametrize("args", MARKET_RUNS, ids=lambda a: " ".join(a))
+def test_market_months_keep_their_invariants(args: list[str]) -> None:
+    p = subprocess.run(
+        [sys.executable, "-m", "straits", "market", "run", "--json", "--compare", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    for m in doc["months"]:
+        figures = {k: v for k, v in m.items() if k != "month"}
+        assert min(_numbers(figures)) >= 0, m["month"]
+        share = m["share"]
+        assert all(0 <= v <= 1 for v in share.values()), m["month"]
+        assert sum(share.values()) == 0 or abs(sum(share.values()) - 1) <= 0.002, m["month"]
+        for c, cap in m["capacity_chip_hours"].items():
+            used = m["offshore_chip_hours"][c] + m["foreign_chip_hours"][c]
+            assert used <= cap * 1.0001 + 1, (m["month"], c)
+            assert 0 <= m["utilisation"][c] <= 1, (m["month"], c)
+        served = sum(m["served_h100e_hours"].values()) + m["unmet_h100e_hours"]
+        assert abs(served - m["demand_h100e_hours"]) <= max(1.0, 1e-4 * served), m["month"]
+    # the Diffusion rule's compliance date is 2025-05-15: nothing differs before it
+    for m in doc["difference"]["months"]:
+        if m["month"] < "2025-05":
+            assert set(_numbers(m)) <= {0.0}, m["month"]
+    # and afterwards its stricter rules never leave more offshore rental than the enacted ones
+    sign = 1 if doc["regime"] == "enacted" else -1
+    for m in doc["difference"]["months"]:
+        assert all(sign * v >= 0 for v in m["offshore_chip_hours"].values()), m["month"]
