@@ -180,7 +180,8 @@ def data_needs(r: CheckRequest) -> list[Need]:
                     out.append((assess, "approval"))
                 elif total >= 100_000 or sensitive >= 1 or "sensitive_personal" in x.classes:
                     out.append((contract, "approval"))
-    if x.origin in EEA and personal and d >= D("2018-05-25") and s not in EEA | ADEQUATE:
+    adequate = ADEQUATE - ({"JP"} if d < D("2019-01-23") else set())  # its decision's date
+    if x.origin in EEA and personal and d >= D("2018-05-25") and s not in EEA | adequate:
         covered = s == "US" and r.site.dpf_certified and d >= D("2023-07-10")
         if not covered:
             out.append(("gdpr-transfer-safeguard", "approval"))
@@ -345,6 +346,7 @@ DATA_ROWS: list[tuple[st.SearchStrategy[dt.date], list[str]]] = [
     (st.dates(D("2024-03-22"), D("2026-12-31")), ["CN"]),
     (_edge("2018-05-25"), ["DE", "FR", "NO"]),
     (_edge("2023-07-10"), ["DE", "FR", "NO"]),
+    (_edge("2019-01-23"), ["DE", "FR", "NO"]),  # Japan's adequacy decision
     (DATA_DATES, ["CN", "DE", "FR", "NO", "CH", "US", "SG"]),
 ]
 

@@ -34,8 +34,10 @@ def market_page(result: MarketResult, other: MarketResult | None = None) -> Page
     sec = page.section(
         "Offshore rental by home firms",
         "Chip-hours home-headquartered firms rented abroad each month, by "
-        "country (solid), and what they asked for before full pools turned them "
-        "away (dotted). Dotted vertical lines: rule changes.",
+        "country (solid), and what they first asked of it before full pools turned them "
+        "away (dotted). A country can rent out more than it was first asked: demand "
+        "another country's full pools turned away is offered to it once more. Dotted "
+        "vertical lines: rule changes.",
     )
     fig = go.Figure()
     for run in runs:

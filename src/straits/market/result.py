@@ -34,7 +34,9 @@ class MonthRecord:
     price_usd_per_chip_hour: dict[str, float]
     utilisation: dict[str, float]
     offshore_demand_chip_hours: dict[str, float]
-    """chip-hours home firms asked of each country's pools (before rationing)"""
+    """chip-hours home firms first asked of each country's pools (before rationing); a country
+    can serve more (``offshore_chip_hours``) when another's full pools send it what they turned
+    away"""
     offshore_mw: dict[str, float]
     offshore_h100e_hours: dict[str, float]
     foreign_chip_hours: dict[str, float]

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from straits.model.scenario import Frozen, ModelSpec
+from straits.model.scenario import Frozen, ModelSpec, sensitive_unknown_as_all
 from straits.model.types import (
     Authorization,
     ChipId,
@@ -60,6 +60,8 @@ class DataFacts(Frozen):
     prior_subjects_since_last_year: People = 0
     """Individuals already exported since 1 January of the previous year (2022 measures)."""
     prior_sensitive_since_last_year: People = 0
+
+    _sensitive_unknown = model_validator(mode="before")(sensitive_unknown_as_all)
 
 
 class WeightsFacts(Frozen):

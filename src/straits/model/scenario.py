@@ -63,6 +63,30 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
+def sensitive_unknown_as_all(data: Any) -> Any:
+    """A dataset classed ``sensitive_personal`` with no count of sensitive individuals (absent or
+    0) counts every one of its ``subjects`` as sensitive.
+
+    The CAC thresholds for sensitive personal information (10,000 individuals, PIPL and the
+    2022/2024 CAC rules) are far below those for the rest: read as no sensitive individual, a
+    dataset of 50,000 individuals classed only ``sensitive_personal`` needed the standard contract
+    where the law asks for a security assessment. Not knowing how many are sensitive, the
+    conservative reading is all of them; a count given explicitly is kept.
+    """
+    if not isinstance(data, dict):
+        return data
+    classes, subjects = data.get("classes"), data.get("subjects")
+    if (
+        isinstance(classes, (list, tuple))
+        and "sensitive_personal" in classes
+        and type(subjects) is int
+        and subjects > 0
+        and not data.get("sensitive_subjects")
+    ):
+        return {**data, "sensitive_subjects": subjects}
+    return data
+
+
 class Tenant(Frozen):
     id: Id
     hq: Country
@@ -155,6 +179,8 @@ class Dataset(Frozen):
     @property
     def is_personal(self) -> bool:
         return bool({"personal", "sensitive_personal"} & set(self.classes))
+
+    _sensitive_unknown = model_validator(mode="before")(sensitive_unknown_as_all)
 
     @model_validator(mode="after")
     def _subjects_match_classes(self) -> Dataset:
