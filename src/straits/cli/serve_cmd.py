@@ -10,10 +10,10 @@ import typer
 from straits.cli.common import (
     DbOption,
     RulesOption,
-    database_url,
     err_console,
     fail,
     finite_float,
+    open_store,
     rule_dirs,
 )
 from straits.errors import InputError, StraitsError
@@ -75,7 +75,6 @@ def serve(
         from straits.server.protocol import protocol
         from straits.server.settings import Settings
         from straits.server.stopping import Server
-        from straits.store import Store
     except ImportError as exc:
         fail(
             InputError(
@@ -88,7 +87,7 @@ def serve(
         settings = Settings.from_env()
         if plan_workers is not None:
             settings = dataclasses.replace(settings, plan_workers=plan_workers)
-        app = create_app(Store(database_url(db)), settings=settings, rule_dirs=rule_dirs(rules))
+        app = create_app(open_store(db), settings=settings, rule_dirs=rule_dirs(rules))
     except StraitsError as exc:
         fail(exc)
         return

@@ -9,10 +9,10 @@ import typer
 from straits.cli.common import (
     DbOption,
     RulesOption,
-    database_url,
     err_console,
     fail,
     finite_float,
+    open_store,
     rule_dirs,
 )
 from straits.errors import InputError, StraitsError
@@ -55,7 +55,6 @@ def worker(
 
     from straits.server.jobs import run_worker
     from straits.server.settings import Settings
-    from straits.store import Store
 
     level = getattr(logging, log_level.upper(), None)
     if not isinstance(level, int):
@@ -77,7 +76,7 @@ def worker(
         # the same database as `straits serve` and every other command: --db, else the
         # config's `database`, else the default file (Store(None) was ./straits.db, so a
         # worker started beside a server with the defaults watched another database)
-        store = Store(database_url(db))
+        store = open_store(db)
         err_console.print(f"Straits worker on {store!r}: {slots} slot(s)")
         # the config's `rules` too, as serve reads them: a worker under other rules than the
         # server's takes none of its jobs (they wait for the queue timeout)
