@@ -31,7 +31,10 @@ def test_a_report_planned_now_says_so(example_path: Path, tmp_path: Path) -> Non
 
 
 def test_a_replay_says_what_it_replays(tmp_path: Path) -> None:
+    from straits.store import Store
+
     db = f"sqlite:///{tmp_path / 'r.db'}"
+    Store(db).close()  # an empty log: replay reads one and makes none
     rc, out, tty = on_a_terminal(["rules", "replay", "--since", "2025-01-01", "--db", db, "--json"])
     assert rc == 0, tty
     assert "verifying the ledger" in tty and "replaying the decisions" in tty

@@ -455,19 +455,41 @@ def test_a_checkpoint_made_negative_is_not_passed_over(
         ("ledger", "show", "3"),
         ("ledger", "receipt", "1"),
         ("ledger", "witness", "--checkpoint", "cp", "--pubkey", "k.pub", "--state", "w.json"),
+        ("ledger", "checkpoint", "--key", "k"),
+        ("impact", "--date", "2025-04-10"),
+        ("rules", "replay", "--since", "2025-01-01"),
+        ("tokens", "list"),
+        ("tokens", "revoke", "abc123"),
+        ("report", "0123456789ab", "-o", "r.html"),
+        ("export", "0123456789ab", "--to", "slurm", "-o", "out"),
     ],
-    ids=["show", "show-seq", "receipt", "witness"],
+    ids=[
+        "show",
+        "show-seq",
+        "receipt",
+        "witness",
+        "checkpoint",
+        "impact",
+        "replay",
+        "tokens-list",
+        "tokens-revoke",
+        "report",
+        "export",
+    ],
 )
 def test_reading_a_database_that_is_not_there_makes_none(
     tmp_path: Path, command: tuple[str, ...]
 ) -> None:
     """`ledger show` printed `[]` (or `no ledger entry 3`), `ledger receipt` `no entry 1` and
     `ledger witness --db` asked an empty log for proofs: each made an empty database at the
-    mistyped path first (atk32)."""
+    mistyped path first (atk32); so did `ledger checkpoint` (signing an empty log), `impact`
+    and `rules replay` (no recorded plans), `tokens list` and the commands reading a plan by
+    its id."""
     missing = tmp_path / "typo.db"
     assert straits("ledger", "keygen", "-o", str(tmp_path / "k")).returncode == 0
     (tmp_path / "cp").write_text("not read\n")
-    args = [str(tmp_path / a) if a in ("cp", "k.pub", "w.json") else a for a in command]
+    files = ("cp", "k", "k.pub", "w.json", "r.html", "out")
+    args = [str(tmp_path / a) if a in files else a for a in command]
     r = straits(*args, "--db", f"sqlite:///{missing}")
     assert r.returncode == 1 and "cannot open the database" in r.stderr and not r.stdout
     assert not missing.exists()

@@ -179,7 +179,13 @@ def test_bad_change_files_name_the_file_and_field(tmp_path: Path) -> None:
 
 
 def test_impact_without_recorded_plans_says_so(tmp_path: Path) -> None:
-    p = straits("impact", "--date", "2025-04-10", "--db", f"sqlite:///{tmp_path / 'e.db'}")
+    from straits.store import Store
+
+    db = f"sqlite:///{tmp_path / 'e.db'}"
+    Store(
+        db
+    ).close()  # a database that holds no plan (one that is not there: test_hostile_ledger_tamper2)
+    p = straits("impact", "--date", "2025-04-10", "--db", db)
     one_line_error(p, "no recorded plans")
 
 

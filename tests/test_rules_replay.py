@@ -224,6 +224,7 @@ def test_cli_replay_refuses_an_altered_ledger(tmp_path: Path, before: RuleSet) -
 
 def test_cli_replay_bad_input(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'straits.db'}"
+    Store(db).close()  # an empty log (one that is not there: test_hostile_ledger_tamper2)
     p = straits("rules", "replay", "--since", "2025-02-30", db=db)
     assert p.returncode == 2 and "--since" in p.stderr
     p = straits(

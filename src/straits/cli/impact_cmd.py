@@ -187,7 +187,7 @@ def _impact_here(
     else:
         from straits.store.records import recorded_plans
 
-        store = open_store(db)
+        store = open_store(db, existing=True)
         recs = recorded_plans(store, tenant=tenant, latest_per_scenario=not all_plans)
         if not recs:
             raise InputError(

@@ -104,7 +104,7 @@ def register(app: typer.Typer) -> None:
             return
         try:
             keys = keys_from(key, pubkey)
-            store = open_store(db)
+            store = open_store(db, existing=True)
             if keys.signer is not None:
                 cp = checkpoints.issue(store, keys.signer, keys.verifiers)
             else:

@@ -62,7 +62,7 @@ def load_source(ref: str, *, db: str | None, what: str = "PLAN") -> PlanSource:
             source=ref,
             expected="a plan document, a scenario file, `-` for stdin, or a recorded plan id",
         )
-    return _recorded(open_store(db), ref, what)
+    return _recorded(open_store(db, existing=True), ref, what)
 
 
 def _recorded(store: Store, ref: str, what: str) -> PlanSource:

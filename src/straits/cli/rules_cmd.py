@@ -430,7 +430,7 @@ def replay(
         fmt = output_format(output, json_out)
         _local_only("replay")
         day = _date(since, "--since")
-        store = open_store(db)
+        store = open_store(db, existing=True)
         if verify:
             with working("verifying the ledger before replaying it"):
                 v = ledger_mod.verify(store)

@@ -94,7 +94,7 @@ def list_(db: str = DbOption, json_out: bool = JsonOption, output: str = OutputO
     try:
         fmt = output_format(output, json_out)
         _here("list")
-        rows = list_tokens(open_store(db))
+        rows = list_tokens(open_store(db, existing=True))
     except StraitsError as exc:
         fail(exc)
         return
@@ -140,7 +140,7 @@ def revoke(
 
     try:
         _here("revoke")
-        row, stopped = revoke_it(open_store(db), token_id)
+        row, stopped = revoke_it(open_store(db, existing=True), token_id)
     except StraitsError as exc:
         fail(exc)
         return
