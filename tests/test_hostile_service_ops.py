@@ -442,6 +442,31 @@ def test_export_and_impact_decide_under_the_rules_the_server_read(tmp_path: Path
     store.close()
 
 
+def test_the_servers_plan_jobs_and_answers_come_from_one_reading_of_the_packs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server's own worker read the pack files apart from the API's rule set: a pack
+    edited between the two readings at start made plans and checks differ (atk32, left)."""
+    import straits.server.app as app_module
+    from straits.server import create_app
+
+    reads: list[tuple[Path, ...]] = []
+    real = getattr(app_module, "ruleset")  # noqa: B009 - the name the app module calls
+
+    def counted(dirs: tuple[Path, ...] = ()) -> Any:
+        reads.append(tuple(dirs))
+        return real(dirs)
+
+    monkeypatch.setattr(app_module, "ruleset", counted)
+    store = Store(f"sqlite:///{tmp_path / 'q.db'}")
+    app = create_app(store, rule_dirs=())
+    worker = app.state.worker
+    assert len(reads) == 1
+    assert worker.rules_digest == app.state.rules.digest
+    assert all(a is b for a, b in zip(worker._packs, app.state.rules.packs, strict=True))
+    store.close()
+
+
 # --- a server whose terminal closes --------------------------------------------------------------
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_a_stopped_server_gives_its_running_job_back(tmp_path: Path, signum: int) -> None:

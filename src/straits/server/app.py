@@ -214,8 +214,13 @@ def create_app(
     """The API over ``store`` (default: the configured database, migrated on start)."""
     store = store or Store()
     settings = settings or Settings.from_env()
+    rules = ruleset(rule_dirs)  # read once: the API's answers and the plan jobs' alike
     worker = Worker(
-        store, slots=settings.plan_workers, rule_dirs=rule_dirs, policy=settings.queue_policy()
+        store,
+        slots=settings.plan_workers,
+        rule_dirs=rule_dirs,
+        policy=settings.queue_policy(),
+        rules=rules,
     )
 
     @asynccontextmanager
@@ -241,7 +246,7 @@ def create_app(
     app.state.store = store
     app.state.settings = settings
     app.state.audit_budget = Budget(settings.audit_per_minute)  # refusals kept per client
-    app.state.rules = ruleset(rule_dirs)
+    app.state.rules = rules
     app.state.rules_lock = threading.Lock()
     app.state.rule_dirs = rule_dirs
     app.state.rule_pool = []  # rule sets lent to export and impact requests (plan_routes.py)
@@ -249,7 +254,6 @@ def create_app(
     app.state.admission_contexts = {}
     app.state.worker = worker
     app.state.ledger_keys = ledger_keys()  # STRAITS_LEDGER_KEY / STRAITS_LEDGER_PUBKEY
-    app.state.rule_dirs = rule_dirs
     app.include_router(router)
     app.include_router(ledger_router)
     app.include_router(plan_router)

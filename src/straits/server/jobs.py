@@ -99,7 +99,11 @@ class Worker:
         rule_dirs: tuple[Path, ...] = (),
         policy: QueuePolicy | None = None,
         poll_s: float = 1.0,
+        rules: RuleSet | None = None,
     ) -> None:
+        """``rules``: the rule set already read from ``rule_dirs`` (the server's own), so
+        the two are one reading of the files, not two that a pack edited in between tells
+        apart."""
         self.store = store
         self.slots = max(0, slots)
         self.rule_dirs = tuple(rule_dirs)
@@ -110,7 +114,7 @@ class Worker:
         # made under the rules whose digest the worker claims jobs by. Each slot read the
         # files again at its first job: packs edited (or Straits upgraded) on disk meanwhile
         # planned jobs promised the old rules under the new ones
-        read = ruleset(self.rule_dirs)  # the shipped rules are parsed once per process
+        read = rules if rules is not None else ruleset(self.rule_dirs)  # shipped: parsed once
         self._packs = list(read.packs)
         self.rules_digest = read.digest
         self._local = threading.local()
