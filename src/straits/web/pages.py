@@ -105,10 +105,15 @@ def logout(request: Request, csrf: Annotated[str, Form(max_length=200)] = "") ->
 
 # --- plans -----------------------------------------------------------------------------------
 @router.get("/")
-async def plans(request: Request) -> Response:
+async def plans(
+    request: Request, cursor: Annotated[str | None, Query(max_length=400)] = None
+) -> Response:
+    """A page of 100 plans, newest first; ``cursor`` (the "Older plans" link) goes on."""
     signed = user(request)
-    rows = await run_in_threadpool(
-        views.jobs, _store(request), signed.who, keys=request.app.state.ledger_keys
+    rows, more = await run_in_threadpool(
+        lambda: views.jobs_page(
+            _store(request), signed.who, cursor=cursor, keys=request.app.state.ledger_keys
+        )
     )
     return render(
         "plans.html.j2",
@@ -116,16 +121,22 @@ async def plans(request: Request) -> Response:
         section="plans",
         title="Plans - Straits",
         plans=rows,
+        cursor=cursor,
+        more=more,
         show_tenant=signed.who.is_admin,
         live=any(p.status in ("queued", "running") for p in rows),
     )
 
 
 @router.get("/plans/rows")
-async def plan_rows(request: Request) -> Response:
+async def plan_rows(
+    request: Request, cursor: Annotated[str | None, Query(max_length=400)] = None
+) -> Response:
     signed = user(request)
-    rows = await run_in_threadpool(
-        views.jobs, _store(request), signed.who, keys=request.app.state.ledger_keys
+    rows, _ = await run_in_threadpool(
+        lambda: views.jobs_page(
+            _store(request), signed.who, cursor=cursor, keys=request.app.state.ledger_keys
+        )
     )
     return render("_plan_rows.html.j2", signed=signed, plans=rows, show_tenant=signed.who.is_admin)
 
