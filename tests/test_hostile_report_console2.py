@@ -4,6 +4,7 @@ the plan list past its first page, a form posted twice, and the report of degene
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from straits.rules import ruleset
 from straits.server import create_app
 from straits.store import Store, queue
 from straits.store.tokens import create_token
+from straits.web.submit import Submissions
 from test_console import Browser
 
 ROW = re.compile(r'<tr data-plan="([0-9a-f]+)"')
@@ -82,3 +84,71 @@ def test_a_forged_plan_list_cursor_is_a_400_page(store: Store, cursor: str) -> N
         r = b.client.get(path, params={"cursor": cursor})
         assert r.status_code in (400, 422), (path, r.status_code)
         assert r.headers["content-type"].startswith("text/html")
+
+
+FORM_ID = re.compile(r'name="form_id" value="([^"]+)"')
+
+
+def test_a_submit_form_posted_twice_makes_one_plan(store: Store, example_path: Path) -> None:
+    """A double click (or Reload after the post) on the submit form queued the scenario
+    twice: two plans, two ledger entries. The form carries a one-time id now; its later
+    posts go to the first post's plan. A form edited and posted again is another plan."""
+    b = Browser(create_app(store), store)  # no lifespan: plans stay queued
+    csrf = b.sign_in(create_token(store, "hz-cloud", "planner")[0])
+    page = b.client.get("/ui/submit")
+    form_id = FORM_ID.search(page.text)
+    assert form_id is not None
+    text = example_path.read_text()
+    form = {"csrf": csrf, "form_id": form_id.group(1), "text": text, "time_limit": "2"}
+    firsts = [b.client.post("/ui/submit", data=form, follow_redirects=False) for _ in range(3)]
+    assert [r.status_code for r in firsts] == [303, 303, 303]
+    assert len({r.headers["location"] for r in firsts}) == 1
+    edited = b.client.post("/ui/submit", data={**form, "time_limit": "3"}, follow_redirects=False)
+    assert edited.status_code == 303
+    assert edited.headers["location"] != firsts[0].headers["location"]
+    assert len(ROW.findall(b.client.get("/ui/").text)) == 2
+    # another form is another plan, and every page of the form has its own id
+    again = FORM_ID.search(b.client.get("/ui/submit").text)
+    assert again is not None and again.group(1) != form_id.group(1)
+
+
+def test_a_failed_post_of_a_form_may_be_posted_again(store: Store, example_path: Path) -> None:
+    b = Browser(create_app(store), store)
+    csrf = b.sign_in(create_token(store, "hz-cloud", "planner")[0])
+    form = {"csrf": csrf, "form_id": "f" * 22, "text": "straits: 1\n", "time_limit": "2"}
+    assert b.client.post("/ui/submit", data=form).status_code == 400
+    assert b.client.post("/ui/submit", data=form).status_code == 400
+    ok = b.client.post(
+        "/ui/submit", data={**form, "text": example_path.read_text()}, follow_redirects=False
+    )
+    assert ok.status_code == 303
+
+
+def test_posts_of_one_form_at_once_wait_for_the_first() -> None:
+    made: list[str] = []
+
+    async def make() -> str:
+        await asyncio.sleep(0.01)
+        made.append(f"plan{len(made)}")
+        return made[-1]
+
+    async def failing() -> str:
+        await asyncio.sleep(0.01)
+        raise ValueError("bad scenario")
+
+    async def main() -> None:
+        subs = Submissions()
+        key = ("token", "form", "text")
+        got = await asyncio.gather(*(subs.once(key, make) for _ in range(5)))
+        assert got == ["plan0"] * 5 and made == ["plan0"]
+        other = ("token", "form", "edited")
+        assert await subs.once(other, make) == "plan1"
+        bad = ("token", "form2", "text")
+        results = await asyncio.gather(
+            *(subs.once(bad, failing) for _ in range(3)), return_exceptions=True
+        )
+        assert all(isinstance(r, ValueError) for r in results)
+        assert await subs.once(bad, make) == "plan2"  # a failed form is not remembered
+        assert await subs.once(("token", "", "text"), make) == "plan3"  # no id: no match
+
+    asyncio.run(main())
