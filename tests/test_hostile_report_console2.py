@@ -12,12 +12,16 @@ from pathlib import Path
 import pytest
 
 from straits.loading import load_scenario
+from straits.model.scenario import Scenario
+from straits.plan import make_plan
+from straits.report import plan_report
 from straits.rules import ruleset
 from straits.server import create_app
 from straits.store import Store, queue
 from straits.store.tokens import create_token
 from straits.web.submit import Submissions
 from test_console import Browser
+from test_report import figures_of, markup
 
 ROW = re.compile(r'<tr data-plan="([0-9a-f]+)"')
 OLDER = re.compile(r'<a href="/ui/\?cursor=([^"]+)">Older plans</a>')
@@ -152,3 +156,67 @@ def test_posts_of_one_form_at_once_wait_for_the_first() -> None:
         assert await subs.once(("token", "", "text"), make) == "plan3"  # no id: no match
 
     asyncio.run(main())
+
+
+def _serving(chips: int) -> Scenario:
+    """One serving stage of ``chips`` chips over three US sites of 1,000 chips each."""
+    return Scenario.model_validate(
+        {
+            "straits": 1,
+            "name": "serve-one",
+            "date": "2025-06-01",
+            "tenants": [{"id": "acme", "hq": "US", "authorizations": []}],
+            "sites": [
+                {
+                    "id": f"us-{i}",
+                    "country": "US",
+                    "operator_hq": "US",
+                    "wan_gbps": 100,
+                    "egress_usd_per_gb": 0.02,
+                    "pools": [{"chip": "H100-SXM", "count": 1000, "usd_per_chip_hour": 2.0 + i}],
+                }
+                for i in range(3)
+            ],
+            "datasets": [],
+            "workloads": [
+                {
+                    "id": "w0",
+                    "tenant": "acme",
+                    "model": {
+                        "params": 7e9,
+                        "active_params": 7e9,
+                        "layers": 32,
+                        "d_model": 4096,
+                        "heads": 32,
+                        "seq_len": 4096,
+                    },
+                    "stages": [{"id": "s", "kind": "serve", "chips": chips, "days": 1}],
+                }
+            ],
+        }
+    )
+
+
+@pytest.mark.parametrize("chips", [8, 5000])
+def test_a_plan_of_one_stage_or_none_placed_is_drawn_as_it_is(chips: int) -> None:
+    """A plan that placed no stage drew its two cost charts anyway: axes of nothing (-$1 to
+    $6 over 0 to 4), an empty cost table and an empty table of placed stages, as if there
+    were costs to read. With nothing placed the page says so in their place; with one stage
+    placed the charts and tables hold that stage and its cost, as the plan JSON does."""
+    rules = ruleset()
+    plan = make_plan(_serving(chips), rules=rules, solver="greedy").to_json(details=True)
+    html = plan_report(plan, _serving(chips), rules, source="test")
+    figures = figures_of(html)
+    text = markup(html)
+    if chips > 1000:  # more than any pool holds: nothing placed
+        assert plan["assignments"] == [] and len(plan["unplaced"]) == 1
+        assert not {"cost-workload", "cost-site"} & set(figures)
+        assert 'id="no-costs"' in text and 'id="no-schedule"' in text
+        assert 'id="cost-workload"' not in text and "Placed stages" not in text
+    else:
+        (a,) = plan["assignments"]
+        assert {"cost-workload", "cost-site", "pool-0"} <= set(figures)
+        assert 'id="no-costs"' not in text and 'id="no-schedule"' not in text
+        bars = figures["cost-workload"]["data"]
+        assert sum(sum(t["x"]) for t in bars) == pytest.approx(a["cost_usd"])
+    assert {"map", "rules"} <= set(figures)
