@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from straits.loading import load_scenario
 from straits.model.scenario import Scenario
 from straits.plan import make_plan
 from straits.report import plan_report
-from straits.rules import ruleset
+from straits.rules import RuleSet, ruleset
 from straits.server import create_app
 from straits.store import Store, queue
 from straits.store.tokens import create_token
@@ -220,3 +221,36 @@ def test_a_plan_of_one_stage_or_none_placed_is_drawn_as_it_is(chips: int) -> Non
         bars = figures["cost-workload"]["data"]
         assert sum(sum(t["x"]) for t in bars) == pytest.approx(a["cost_usd"])
     assert {"map", "rules"} <= set(figures)
+
+
+@pytest.mark.slow
+def test_a_long_unbroken_text_never_widens_the_report(
+    tmp_path: Path, example_path: Path, rules: RuleSet
+) -> None:
+    """A planner's note of 100,000 characters without a space (a plan document is user
+    input) made the report 950,000 px wide: the page scrolled sideways at 1280 and 820 px.
+    Text wraps anywhere it must now; the page is as wide as the window."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no Chromium on this machine")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    sc = load_scenario(example_path)
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json(details=True)
+    plan["notes"] = ["<b>x</b>" + "n" * 100_000]
+    plan["warnings"] = [{**w, "text": "w" * 20_000} for w in plan["warnings"]]
+    report = tmp_path / "long.html"
+    report.write_text(plan_report(plan, sc, rules, source="y" * 5_000), encoding="utf-8")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            for width in (1280, 820):
+                page = browser.new_page(viewport={"width": width, "height": 900})
+                page.goto(report.as_uri() + "#all")
+                page.wait_for_selector("body[data-rendered=true]")
+                wide = page.evaluate(
+                    "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+                )
+                assert wide == [width, width]
+                page.close()
+        finally:
+            browser.close()
