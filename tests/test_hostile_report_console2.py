@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -23,6 +25,16 @@ from straits.store.tokens import create_token
 from straits.web.submit import Submissions
 from test_console import Browser
 from test_report import figures_of, markup
+
+T = TypeVar("T")
+
+
+def _alone(fn: Callable[[], T]) -> T:
+    """``fn()`` in a thread of its own: an event loop of its own (pytest-playwright's
+    fixtures keep one running in the test thread once a browser test of the session ran)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn).result()
+
 
 ROW = re.compile(r'<tr data-plan="([0-9a-f]+)"')
 OLDER = re.compile(r'<a href="/ui/\?cursor=([^"]+)">Older plans</a>')
@@ -156,7 +168,7 @@ def test_posts_of_one_form_at_once_wait_for_the_first() -> None:
         assert await subs.once(bad, make) == "plan2"  # a failed form is not remembered
         assert await subs.once(("token", "", "text"), make) == "plan3"  # no id: no match
 
-    asyncio.run(main())
+    _alone(lambda: asyncio.run(main()))
 
 
 def _serving(chips: int) -> Scenario:
@@ -240,17 +252,25 @@ def test_a_long_unbroken_text_never_widens_the_report(
     plan["warnings"] = [{**w, "text": "w" * 20_000} for w in plan["warnings"]]
     report = tmp_path / "long.html"
     report.write_text(plan_report(plan, sc, rules, source="y" * 5_000), encoding="utf-8")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        try:
-            for width in (1280, 820):
-                page = browser.new_page(viewport={"width": width, "height": 900})
-                page.goto(report.as_uri() + "#all")
-                page.wait_for_selector("body[data-rendered=true]")
-                wide = page.evaluate(
-                    "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
-                )
-                assert wide == [width, width]
-                page.close()
-        finally:
-            browser.close()
+
+    def widths() -> list[list[int]]:
+        out = []
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            try:
+                for width in (1280, 820):
+                    page = browser.new_page(viewport={"width": width, "height": 900})
+                    page.goto(report.as_uri() + "#all")
+                    page.wait_for_selector("body[data-rendered=true]")
+                    out.append(
+                        page.evaluate(
+                            "[document.documentElement.scrollWidth, "
+                            "document.documentElement.clientWidth]"
+                        )
+                    )
+                    page.close()
+            finally:
+                browser.close()
+        return out
+
+    assert _alone(widths) == [[1280, 1280], [820, 820]]
