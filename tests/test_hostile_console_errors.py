@@ -73,7 +73,7 @@ def test_a_console_page_that_fails_answers_an_html_page(
     def fail(*args: object, **kwargs: object) -> None:
         raise exc
 
-    monkeypatch.setattr(views, "jobs", fail)
+    monkeypatch.setattr(views, "jobs_page", fail)
     for path in ("/ui/", "/ui/plans/rows"):
         body = _html(b.get(path), status)
         assert "SELECT secret" not in body and "boom" not in body

@@ -465,8 +465,9 @@ def plan_figures(view: PlanView) -> dict[str, Figure]:
     if len(used) > 1:
         figs["utilisation"] = utilisation_figure(view.pools)
     figs["map"] = map_figure(view)
-    figs["cost-workload"] = cost_figure(view.cost_by_workload, "workload")
-    figs["cost-site"] = cost_figure(view.cost_by_site, "site")
+    if view.assignments:  # no stage placed: no axes of nothing (the page says so)
+        figs["cost-workload"] = cost_figure(view.cost_by_workload, "workload")
+        figs["cost-site"] = cost_figure(view.cost_by_site, "site")
     figs["rules"] = rules_figure(
         view.rules, dt.date.fromisoformat(view.summary.date), view.summary.regime
     )

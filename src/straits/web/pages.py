@@ -19,7 +19,7 @@ from straits.model.types import Regime
 from straits.server.query import refuse_repeated
 from straits.web import actions, session, views
 from straits.web.session import Signed
-from straits.web.submit import MAX_SCENARIO_BYTES
+from straits.web.submit import MAX_SCENARIO_BYTES, new_form_id
 from straits.web.templating import HEADERS, render
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -105,10 +105,15 @@ def logout(request: Request, csrf: Annotated[str, Form(max_length=200)] = "") ->
 
 # --- plans -----------------------------------------------------------------------------------
 @router.get("/")
-async def plans(request: Request) -> Response:
+async def plans(
+    request: Request, cursor: Annotated[str | None, Query(max_length=400)] = None
+) -> Response:
+    """A page of 100 plans, newest first; ``cursor`` (the "Older plans" link) goes on."""
     signed = user(request)
-    rows = await run_in_threadpool(
-        views.jobs, _store(request), signed.who, keys=request.app.state.ledger_keys
+    rows, more = await run_in_threadpool(
+        lambda: views.jobs_page(
+            _store(request), signed.who, cursor=cursor, keys=request.app.state.ledger_keys
+        )
     )
     return render(
         "plans.html.j2",
@@ -116,16 +121,22 @@ async def plans(request: Request) -> Response:
         section="plans",
         title="Plans - Straits",
         plans=rows,
+        cursor=cursor,
+        more=more,
         show_tenant=signed.who.is_admin,
         live=any(p.status in ("queued", "running") for p in rows),
     )
 
 
 @router.get("/plans/rows")
-async def plan_rows(request: Request) -> Response:
+async def plan_rows(
+    request: Request, cursor: Annotated[str | None, Query(max_length=400)] = None
+) -> Response:
     signed = user(request)
-    rows = await run_in_threadpool(
-        views.jobs, _store(request), signed.who, keys=request.app.state.ledger_keys
+    rows, _ = await run_in_threadpool(
+        lambda: views.jobs_page(
+            _store(request), signed.who, cursor=cursor, keys=request.app.state.ledger_keys
+        )
     )
     return render("_plan_rows.html.j2", signed=signed, plans=rows, show_tenant=signed.who.is_admin)
 
@@ -288,12 +299,13 @@ def _submit_page(
         regimes=actions.REGIMES,
         objectives=OBJECTIVE_NAMES,
         max_time=request.app.state.settings.max_time_limit,
+        form_id=new_form_id(),
     )
 
 
 @router.post("/submit")
 async def submit(request: Request) -> Response:
-    from straits.web.submit import read_form, submit_scenario
+    from straits.web.submit import read_form, submissions, submit_scenario
 
     signed = user(request)
     got = await read_form(request)
@@ -330,16 +342,19 @@ async def submit(request: Request) -> Response:
                 ],
             )
         text = raw.decode("utf-8", errors="replace")
-    try:
-        plan_id = await submit_scenario(
-            request,
-            signed.who,
-            text,
-            source=source,
-            regime=regime,
-            objective=objective,
-            time_limit=time_limit,
-            record=record == "1",
+    try:  # a form posted twice goes to the plan of its first post
+        plan_id = await submissions(request).once(
+            (signed.who.token_id, got.form_id, repr((text, regime, objective, time_limit, record))),
+            lambda: submit_scenario(
+                request,
+                signed.who,
+                text,
+                source=source,
+                regime=regime,
+                objective=objective,
+                time_limit=time_limit,
+                record=record == "1",
+            ),
         )
     except InputError as exc:
         from straits.errors import ScenarioError

@@ -3,6 +3,11 @@ queued in the same durable job queue (``store/queue.py``) for the same workers."
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import secrets
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, get_args
 
@@ -26,6 +31,7 @@ FIELDS = {
     "objective": 40,
     "time_limit": 20,
     "record": 5,
+    "form_id": 64,
 }
 
 
@@ -40,6 +46,7 @@ class SubmitForm:
     objective: str
     time_limit: str
     record: str
+    form_id: str
 
 
 async def read_form(request: Request) -> SubmitForm:
@@ -163,3 +170,55 @@ async def submit_scenario(
     )
     request.app.state.worker.wake()  # the same durable queue as POST /v1/plans
     return plan_id
+
+
+def new_form_id() -> str:
+    """The one-time id a submit form is drawn with (see :class:`Submissions`)."""
+    return secrets.token_urlsafe(16)
+
+
+class Submissions:
+    """The plan each submit form made, by the token that posted it, the form's one-time id
+    and what it asked (a form edited and posted again is another plan): a form posted twice
+    (a double click, Reload after a post) made a second plan, and a second ledger entry, of
+    the same text; now the later posts go to the plan of the first (while it is still being
+    queued, they wait for it). Kept in the server process, the newest ``size`` forms; a form
+    without an id (an older page) is never matched."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._made: OrderedDict[tuple[str, str, str], asyncio.Future[str]] = OrderedDict()
+
+    async def once(self, key: tuple[str, str, str], make: Callable[[], Awaitable[str]]) -> str:
+        """The plan ``key``'s form made, or ``make()``'s (a form that failed, its error
+        shown, may be posted again: only a plan made is remembered)."""
+        if not key[1]:
+            return await make()
+        key = (key[0], key[1], hashlib.sha256(key[2].encode("utf-8", "replace")).hexdigest())
+        while (made := self._made.get(key)) is not None:
+            try:
+                return await asyncio.shield(made)
+            except Exception:  # the first post failed and was forgotten: try as a first
+                continue
+        made = asyncio.get_running_loop().create_future()
+        self._made[key] = made
+        while len(self._made) > self._size:
+            self._made.popitem(last=False)
+        try:
+            plan_id = await make()
+        except BaseException as exc:
+            if self._made.get(key) is made:
+                del self._made[key]
+            made.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+            made.exception()  # retrieved: no "never retrieved" warning when nobody waits
+            raise
+        made.set_result(plan_id)
+        return plan_id
+
+
+def submissions(request: Request) -> Submissions:
+    """The server's :class:`Submissions` (one per application)."""
+    found: Submissions | None = getattr(request.app.state, "submissions", None)
+    if found is None:
+        found = request.app.state.submissions = Submissions()
+    return found

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from straits.errors import LedgerError, NotFoundError
+from straits.errors import LedgerError, NotFoundError, RequestError
 from straits.model.scenario import Scenario
 from straits.report import plan_context
 from straits.report.view import Recorded, build_view
@@ -110,22 +110,58 @@ def _jobs_query(who: Principal) -> Any:
 
 
 def jobs(store: Store, who: Principal, limit: int = 100, keys: Keys | None = None) -> list[Job]:
-    """The newest plans ``who`` may see; a recorded one summarized from its entry, the page's
-    entries proven in one read of the tree (``UNPROVEN`` when they are not)."""
+    """The newest plans ``who`` may see (the first page of :func:`jobs_page`)."""
+    return jobs_page(store, who, limit=limit, keys=keys)[0]
+
+
+def jobs_page(
+    store: Store,
+    who: Principal,
+    *,
+    cursor: str | None = None,
+    limit: int = 100,
+    keys: Keys | None = None,
+) -> tuple[list[Job], str | None]:
+    """One page of the plans ``who`` may see, newest first, after ``cursor`` (a cursor of the
+    API's plan list: keyset, stable while plans are added), and the next page's cursor (None
+    on the last); a recorded one summarized from its entry, the page's entries proven in one
+    read of the tree (``UNPROVEN`` when they are not). A forged cursor is a ``RequestError``."""
+    from sqlalchemy import and_, or_
+
+    from straits.server.listing import decode_cursor, encode_cursor
+
+    q = _jobs_query(who).order_by(PlanRow.created_at.desc(), PlanRow.id.desc())
+    if cursor is not None:
+        at, last_id = decode_cursor(cursor, 2)
+        try:
+            t = dt.datetime.fromisoformat(at)
+        except ValueError:
+            raise RequestError("not a cursor this server gave", path="cursor") from None
+        q = q.where(
+            or_(PlanRow.created_at < t, and_(PlanRow.created_at == t, PlanRow.id < last_id))
+        )
     with store.session() as s:
-        q = _jobs_query(who).order_by(PlanRow.created_at.desc(), PlanRow.id)
+        more: bool | None = None  # a tenant's: from its plans' ids, read before the page
         if not who.is_admin:  # the tenant's as reading a plan by id decides (store/owner.py)
-            q = q.where(PlanRow.id.in_(owned_ids(s, q, who.tenant, limit)))
-        rows = s.execute(q.limit(limit)).all()
-    entries = {e.seq: Entry.from_row(e) for *_, e in rows if e is not None}
+            ids = owned_ids(s, q, who.tenant, limit + 1)
+            more = len(ids) > limit
+            q = q.where(PlanRow.id.in_(ids))
+        rows = s.execute(q.limit(limit + 1)).all()
+    page = rows[:limit]
+    entries = {e.seq: Entry.from_row(e) for *_, e in page if e is not None}
     try:
         prove_entries(store, list(entries.values()), keys)
         proven = True
     except LedgerError:
         proven = False
-    return [
-        _job(row, name, seq, entries.get(row.ledger_seq or 0), proven) for row, name, seq, _ in rows
+    out = [
+        _job(row, name, seq, entries.get(row.ledger_seq or 0), proven) for row, name, seq, _ in page
     ]
+    next_cursor = None
+    if (len(rows) > limit if more is None else more) and page:
+        last = page[-1][0]
+        next_cursor = encode_cursor([last.created_at.isoformat(), last.id])
+    return out, next_cursor
 
 
 def job(store: Store, who: Principal, plan_id: str) -> Job:
