@@ -4,6 +4,7 @@ server (uvicorn on a free port)."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -67,3 +68,10 @@ def served(db: str, *, env: dict[str, str] | None = None, log: Path | None = Non
             proc.wait()
         if out is not None:
             out.close()
+
+
+def hangup_by_default() -> None:
+    """In a child (``preexec_fn``): SIGHUP's default action, whatever the tests were started
+    with (under ``nohup`` the child would inherit it ignored, and a server or worker so started
+    rightly stays up when its terminal closes: ``jobs.stop_signals``)."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from served import hangup_by_default
 from straits.loading import load_scenario
 from straits.rules import ruleset
 from straits.store import Store, queue
@@ -44,7 +45,22 @@ def cli(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=hangup_by_default,
     )
+
+
+@pytest.mark.parametrize(("started", "stops"), [(signal.SIG_DFL, True), (signal.SIG_IGN, False)])
+def test_a_process_started_under_nohup_stays_up_when_its_terminal_closes(
+    started: Any, stops: bool
+) -> None:
+    from straits.server.jobs import stop_signals
+
+    before = signal.signal(signal.SIGHUP, started)
+    try:
+        assert (signal.SIGHUP in stop_signals()) is stops
+        assert {signal.SIGTERM, signal.SIGINT} <= set(stop_signals())  # always handled
+    finally:
+        signal.signal(signal.SIGHUP, before)
 
 
 def wait_status(store: Store, plan_id: str, wanted: set[str], proc: subprocess.Popen[str]) -> str:

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
+from served import hangup_by_default
 from straits.errors import InputError, StoreError
 from straits.loading import load_scenario
 from straits.model.scenario import Scenario
@@ -539,6 +540,7 @@ def test_ctrl_c_stops_a_planning_worker_gracefully(tmp_path: Path, signum: str) 
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=hangup_by_default,  # not ignored, whatever the tests were started with
     )
     try:
         deadline = time.monotonic() + 60

@@ -302,11 +302,11 @@ def test_recheck_and_impact_read_the_same_plan(tmp_path: Path) -> None:
 def test_what_is_neither_file_nor_plan_exits_2(
     args: tuple[str, ...], words: tuple[str, ...], tmp_path: Path
 ) -> None:
-    p = (
-        run("-q", *args, "--db", f"sqlite:///{tmp_path / 'e.db'}")
-        if args[0] == "plan"
-        else run("-q", *args)
-    )
+    from straits.store import Store
+
+    db = f"sqlite:///{tmp_path / 'e.db'}"
+    Store(db).close()  # a database without the plan (one that is not there is exit 1, unmade)
+    p = run("-q", *args, "--db", db) if args[0] == "plan" else run("-q", *args)
     one_line_error(p, *words)
 
 

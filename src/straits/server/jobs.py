@@ -54,6 +54,18 @@ GRACE_S = 600.0
 STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
+def stop_signals() -> tuple[signal.Signals, ...]:
+    """The :data:`STOP_SIGNALS` this process is to stop on: all of them, but SIGHUP only when
+    it was not started ignoring it (``nohup straits serve`` ignores SIGHUP so that closing the
+    terminal leaves the process running; handling SIGHUP anyway stopped it). SIGTERM and
+    SIGINT are always handled, as uvicorn handles them."""
+    return tuple(
+        s
+        for s in STOP_SIGNALS
+        if s is not signal.SIGHUP or signal.getsignal(s) is not signal.SIG_IGN
+    )
+
+
 def progress_json(state: SearchState, objective: str) -> dict[str, Any]:
     def pair(v: tuple[int, float] | None) -> dict[str, float] | None:
         return None if v is None else {"unplaced": v[0], "score": round(v[1], 2)}
@@ -338,7 +350,7 @@ def run_worker(
     def on_signal(signum: int, _frame: Any) -> None:
         stopping.set()
 
-    for sig in STOP_SIGNALS:  # a terminal closing (SIGHUP) is no crash
+    for sig in stop_signals():  # a terminal closing (SIGHUP) is no crash
         signal.signal(sig, on_signal)
     worker.start()
     while not stopping.wait(1.0) and worker.fatal is None:

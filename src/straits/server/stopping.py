@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from straits.server.jobs import STOP_SIGNALS
+from straits.server.jobs import stop_signals
 
 
 class Server(uvicorn.Server):
@@ -25,13 +25,14 @@ class Server(uvicorn.Server):
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
-        # uvicorn's own, over STOP_SIGNALS: signals can be handled in the main thread only, and
+        # uvicorn's own, over stop_signals() (STOP_SIGNALS less one the process was started
+        # ignoring, as under nohup): signals can be handled in the main thread only, and
         # after the shutdown each one caught is raised again with its earlier handler (the
         # process ends as that signal would have ended it: 143 for SIGTERM, 129 for SIGHUP)
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        before = {sig: signal.signal(sig, self.handle_exit) for sig in STOP_SIGNALS}
+        before = {sig: signal.signal(sig, self.handle_exit) for sig in stop_signals()}
         try:
             yield
         finally:
