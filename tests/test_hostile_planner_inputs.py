@@ -300,3 +300,25 @@ def test_a_budget_is_shown_with_its_cents(budget: float, shown: str) -> None:
 def test_how_far_past_the_calendar_a_plan_runs_is_said_in_its_unit(hours: float, said: str) -> None:
     """A serving day from 2100-12-31 ran past the calendar "about 0 years after" it."""
     assert _span(hours) == said
+
+
+# --- nothing to choose from --------------------------------------------------------------------
+@pytest.mark.parametrize("solver", ["greedy", "cpsat", "lns"])
+def test_a_stage_with_no_option_at_all_says_so_with_a_code(rules: RuleSet, solver: str) -> None:
+    """Sites without pools: every stage was unplaced with ``lost_codes == {}`` (and
+    "0/0 options lawful and free"), the one rejection without a reason code."""
+    doc = _doc()
+    for site in doc["sites"]:
+        site["pools"] = []
+    plan = make_plan(parse_scenario(doc), rules=rules, solver=solver, time_limit=10)
+    assert not plan.assignments
+    assert len(plan.unplaced) == 3
+    for u in plan.unplaced:
+        assert u.options == 0
+        assert u.lost_codes == {ReasonCode.NO_OPTIONS.value: 0}
+        assert u.lawful_and_free == 0
+
+
+def test_a_stage_with_options_never_carries_the_no_options_code(rules: RuleSet) -> None:
+    plan = make_plan(parse_scenario(_doc()), rules=rules, solver="greedy", time_limit=10)
+    assert all(ReasonCode.NO_OPTIONS.value not in d.lost_codes for d in plan.diagnosis)

@@ -51,6 +51,9 @@ class ReasonCode(StrEnum):
     """lawful and free, but worse on a weighted objective than the chosen option"""
     TIME_LIMIT = "time-limit"
     """not examined: the command's time limit ran out first"""
+    NO_OPTIONS = "no-options"
+    """the stage has no option at all: no site of the scenario has a pool, and the tenant may
+    buy none (in ``lost_codes`` with a count of 0: there is no option to count)"""
 
     @property
     def label(self) -> str:
@@ -67,13 +70,21 @@ class ReasonCode(StrEnum):
         return self in OBJECTIVE_CODES
 
 
-_LABELS = {ReasonCode.PREDECESSOR: "predecessor unplaced", ReasonCode.TIME_LIMIT: "time limit"}
+_LABELS = {
+    ReasonCode.PREDECESSOR: "predecessor unplaced",
+    ReasonCode.TIME_LIMIT: "time limit",
+    ReasonCode.NO_OPTIONS: "no options",
+}
 RULE_CODES = frozenset(
     {ReasonCode.EXPORT_CONTROL, ReasonCode.DATA_RESIDENCY, ReasonCode.PROCUREMENT, ReasonCode.RULE}
 )
 OBJECTIVE_CODES = frozenset(
     {ReasonCode.COST, ReasonCode.TIME, ReasonCode.ENERGY, ReasonCode.CARBON, ReasonCode.OBJECTIVE}
 )
+
+
+#: why a stage with no option at all has none (the summary people read)
+NO_OPTIONS_TEXT = "no site of the scenario has a pool, and the tenant may buy none"
 
 
 class Loss(NamedTuple):

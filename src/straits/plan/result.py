@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
-from straits.plan.reasons import RankedOut, ReasonCode
+from straits.plan.reasons import NO_OPTIONS_TEXT, RankedOut, ReasonCode
 from straits.rules.decision import Reason
 
 Status = Literal["optimal", "feasible", "infeasible"]
@@ -166,6 +166,9 @@ class StageDiagnosis:
             labels[x.code.label] += x.options
             codes[x.code.value] += x.options
             blocked += 0 if x.code.lost_to_better else x.options
+        if self.options == 0:
+            # nothing to choose from: the reason is still a code, counted over no options
+            return {ReasonCode.NO_OPTIONS.label: 0}, {ReasonCode.NO_OPTIONS.value: 0}, 0
         return dict(labels.most_common()), dict(codes.most_common()), blocked
 
     @property
@@ -184,8 +187,10 @@ class StageDiagnosis:
 
     def summary(self) -> str:
         """'1/12 options lawful and free: 7 PIPL cross-border (...), 3 capacity, 1 cost'."""
-        parts = ", ".join(f"{n} {reason}" for reason, n in self.lost.items())
         head = f"{self.lawful_and_free}/{self.options} options lawful and free"
+        if self.options == 0:
+            return f"{head}: {NO_OPTIONS_TEXT}"
+        parts = ", ".join(f"{n} {reason}" for reason, n in self.lost.items())
         return f"{head}: {parts}" if parts else head
 
     def to_json(self, details: bool = False) -> dict[str, Any]:
