@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from straits.errors import StoreError
+from straits.errors import InputError, StoreError
 from straits.server import create_app
 from straits.server.settings import Settings
 from straits.store import Store
@@ -145,3 +145,35 @@ def test_a_rule_that_blocks_without_being_cited_is_no_500() -> None:
     }
     (diff,) = differences(cast(Any, plans))
     assert [(regime, r.rule, n) for regime, r, n in diff.rules] == [("ai-diffusion", "rule-a", 1)]
+
+
+def test_a_plan_not_done_is_a_409_on_every_route_and_page_that_needs_it(
+    tmp_path: Path, example_path: Path
+) -> None:
+    """A queued plan: ``GET /v1/plans/ID/plan`` answered 409, but the API's report and export
+    a 400 and the console's report, JSON, compare and what-if pages a 400 page; now every one
+    is a 409 carrying the plan's status (the CLI keeps exit 2: its argument names it)."""
+    from straits.store.records import find_plan
+
+    store = Store(f"sqlite:///{tmp_path / 'q.db'}")
+    app = create_app(store, settings=Settings(plan_workers=0))  # nobody takes the job
+    with TestClient(app, base_url="https://testserver", raise_server_exceptions=False) as b:
+        m = CSRF.search(b.get("/ui/login").text)
+        assert m is not None
+        token = create_token(store, "hz-cloud", "planner")[0]
+        b.post("/ui/login", data={"token": token, "csrf": m.group(1)}, follow_redirects=False)
+        api = TestClient(app)
+        auth = {"Authorization": f"Bearer {token}"}
+        r = api.post("/v1/plans?solver=greedy", json=scenario_doc(example_path), headers=auth)
+        plan_id = r.json()["id"]
+        for path in ("plan", "report", "export?to=slurm"):
+            r = api.get(f"/v1/plans/{plan_id}/{path}", headers=auth)
+            assert r.status_code == 409, (path, r.text)
+            assert r.headers["content-type"].startswith("application/problem+json")
+            assert r.json()["plan_status"] == "queued"
+        for page in ("report.html", "plan.json", "compare", "whatif"):
+            _html(b.get(f"/ui/plans/{plan_id}/{page}"), 409)
+    with pytest.raises(InputError) as caught:  # the CLI's exit status 2
+        find_plan(store, plan_id)
+    assert caught.value.exit_code == 2
+    store.close()

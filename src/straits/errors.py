@@ -71,6 +71,19 @@ class InputTooLarge(InputError):
     """A file, stdin or request body over its size cap (exit 2; HTTP 413)."""
 
 
+class NotReadyError(InputError):
+    """What was asked needs a finished plan, and the plan is queued, running, failed or
+    cancelled. Exit status 2 (the argument names a plan not ready); HTTP 409 with the plan's
+    ``status``, on every route and console page that needs a finished plan."""
+
+    def __init__(self, plan_id: str, status: str, *, path: str | None = None) -> None:
+        self.plan_id = plan_id
+        self.status = status
+        super().__init__(
+            f"plan {plan_id} is {status}, not done", path=path, expected="a finished plan"
+        )
+
+
 class PackError(InputError):
     """A rule pack (Cedar policies, schema or case table) is malformed."""
 

@@ -39,6 +39,7 @@ from straits.errors import (
     InputTooLarge,
     LedgerError,
     NotFoundError,
+    NotReadyError,
     StoreError,
 )
 from straits.rules import ruleset
@@ -315,6 +316,19 @@ def _errors(app: FastAPI) -> None:
             path=exc.path,
             expected=exc.expected,
             error=str(exc),
+        )
+
+    @app.exception_handler(NotReadyError)
+    async def _not_ready(request: Request, exc: NotReadyError) -> JSONResponse:
+        # as GET /v1/plans/ID/plan answers a plan not done: 409 with its status, not a 400
+        return problem(
+            409,
+            exc.detail,
+            instance=request.url.path,
+            path=exc.path,
+            expected=exc.expected,
+            error=str(exc),
+            plan_status=exc.status,
         )
 
     @app.exception_handler(InputError)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from straits import api, archive
-from straits.errors import InputError, RequestError
+from straits.errors import InputError, NotReadyError, RequestError
 from straits.loading import validate_as
 from straits.model.types import Regime
 from straits.plandoc import PlanDocument, from_store, read_document
@@ -67,9 +67,7 @@ def _own_document(request: Request, who: Principal, ref: str) -> PlanDocument:
 
     row = _own_plan(request, who, ref)  # another tenant's: 404, logged
     if row.status != "done" or not row.result:
-        raise RequestError(
-            f"plan {row.id} is {row.status}, not done", path="plan_id", expected="a finished plan"
-        )
+        raise NotReadyError(row.id, row.status, path="plan_id")
     return from_store(request.app.state.store, row.id)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from straits.errors import InputError, LedgerError, NotFoundError
+from straits.errors import InputError, LedgerError, NotFoundError, NotReadyError
 from straits.model.request import CheckRequest
 from straits.model.scenario import Scenario
 from straits.plan import Plan
@@ -349,11 +349,7 @@ def find_plan(store: Store, ref: str, *, tenant: str | None = None) -> RecordedP
     if rows[0].ledger_seq is not None:  # recorded: its entry says what it is
         return _recorded(store, rows[0])
     if rows[0].status != "done" or not rows[0].result:
-        raise InputError(
-            f"plan {rows[0].id} is {rows[0].status}, not done",
-            path="PLAN",
-            expected="a finished plan",
-        )
+        raise NotReadyError(rows[0].id, rows[0].status, path="PLAN")
     refuse_detached(rows[0])
     raise InputError(
         f"plan {rows[0].id} was not recorded in the ledger (record=false), so nothing proves it",

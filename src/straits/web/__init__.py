@@ -28,6 +28,7 @@ from straits.errors import (
     BusyError,
     InputError,
     NotFoundError,
+    NotReadyError,
     StoreError,
     StraitsError,
 )
@@ -168,6 +169,7 @@ def _html_errors_under_ui(app: FastAPI) -> None:
     """Errors of /ui pages as HTML pages; every other path keeps the API's JSON handler."""
     statuses: dict[type[StraitsError], Callable[[StraitsError], int]] = {
         NotFoundError: lambda e: 404,
+        NotReadyError: lambda e: 409,
         InputError: lambda e: 400,
         AuthError: lambda e: e.status if isinstance(e, AuthError) else 403,
         BusyError: lambda e: 503,

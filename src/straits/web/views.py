@@ -234,13 +234,13 @@ def _unrecorded_plan(
 
 def plan_document(store: Store, who: Principal, plan_id: str) -> dict[str, Any]:
     """The finished plan of ``who``'s tenant as a plan document, as the API serves it
-    (``GET /v1/plans/ID/plan``); a plan not done yet is an InputError."""
-    from straits.errors import InputError
+    (``GET /v1/plans/ID/plan``); a plan not done yet is a NotReadyError (409)."""
+    from straits.errors import NotReadyError
     from straits.server.routes import plan_document as document
 
     j = job(store, who, plan_id)  # tenant check first: another tenant's plan is "no plan"
     if j.status != "done":
-        raise InputError(f"plan {plan_id} is {j.status}", expected="a finished plan")
+        raise NotReadyError(j.id, j.status)
     with store.session() as s:
         row = s.get(PlanRow, j.id)
     assert row is not None
