@@ -417,6 +417,29 @@ def test_the_worker_plans_records_and_reports_failures(
     assert ledger.count(store) == 1 and ledger.verify(store).ok
 
 
+def test_a_plan_that_cannot_be_stored_is_retried_then_failed_saying_so(
+    store: Store, sc: Scenario, worker: jobs.Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plan whose result the store refused was left to its lease: requeued 30 s later and
+    in the end failed as a worker that "stopped responding 3 times", which it had not. It is
+    retried at once now, the attempt counted, and failed with the reason once the attempts
+    are spent (the store's words, which may name the database, only in the log)."""
+    from straits.errors import StoreError
+
+    def refuse(*_a: Any, **_k: Any) -> None:
+        raise StoreError("cannot write postgresql://admin:secret@db/straits")
+
+    monkeypatch.setattr(queue, "finish", refuse)
+    plan_id = submit(store, sc)
+    worker.wake()
+    wait_for(lambda: status(store, plan_id)[0] == "failed", limit=120)
+    _, error, attempts = status(store, plan_id)
+    assert attempts == POLICY.max_attempts
+    assert error is not None and error.startswith(jobs.STORE_FAILED)
+    assert "secret" not in error
+    assert ledger.count(store) == 0
+
+
 @pytest.fixture(scope="module")
 def busy() -> Scenario:
     """40 workloads over 10 sites: CP-SAT searches to its time limit without proving optimal."""

@@ -48,6 +48,9 @@ REAP_EVERY = 5.0
 #: beyond its search time limit, how long a job may take (estimating thousands of workloads
 #: and the greedy baseline) before its worker gives up on it
 GRACE_S = 600.0
+#: why a job whose plan could not be stored is tried again (the store's own words, which may
+#: name the database, go to the worker's log, not to the job's submitter)
+STORE_FAILED = "its result could not be stored (the worker's log has the reason)"
 #: the signals after which a worker or a server gives its running jobs back, the attempt not
 #: counted, before it ends: SIGHUP too (a terminal closed, an SSH session dropped), which killed
 #: the process at once as a crash, leaving its jobs running until their lease ran out
@@ -252,8 +255,13 @@ class Worker:
                 log.info("plan %s done, ledger entry %d", c.plan_id, entry.seq)
         except InputError as exc:
             self._fail(c, str(exc))
-        except StoreError as exc:  # its lease runs out and the job is retried
+        except StoreError as exc:  # retried, the attempt counted (its lease runs out if the
+            # database is away altogether); the reason in the log only: it may name the database
             log.error("plan %s: cannot store the result: %s", c.plan_id, exc)
+            try:
+                queue.retry(self.store, c, STORE_FAILED, self.policy)
+            except StoreError as again:
+                log.warning("plan %s: left to its lease: %s", c.plan_id, again)
         except StraitsError as exc:  # the ledger refused the entry (its head or rows altered)
             # said as the API and the CLI say it; it was "internal error while planning",
             # with a traceback in the log

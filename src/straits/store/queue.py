@@ -329,6 +329,32 @@ def release(store: Store, c: Claim, why: str) -> bool:
     return store.transaction(work)
 
 
+def retry(store: Store, c: Claim, why: str, policy: QueuePolicy) -> bool:
+    """Give a job back after an attempt that failed for a reason that may pass (its result
+    could not be stored): queued again with the attempt counted, or failed with ``why`` once
+    its attempts are spent. Left to its lease instead, it was failed as a worker that "stopped
+    responding", which it had not. False when the job is no longer this worker's."""
+
+    def work(s: Session) -> bool:
+        row = _mine(s, c)
+        if row is None:
+            return False
+        now = _now(s)
+        tried = f"attempt {row.attempts} of {policy.max_attempts}"
+        if row.cancel_requested:
+            row.status, row.error, row.finished_at = "cancelled", "cancelled", now
+        elif row.attempts >= policy.max_attempts:
+            row.status, row.finished_at = "failed", now
+            row.error = f"{why} ({tried}); not retried"
+        else:
+            row.status = "queued"
+            row.progress = canonical({"text": f"requeued: {why} ({tried})"})
+        row.lease_until, row.worker = None, None
+        return True
+
+    return store.transaction(work)
+
+
 # --- reaping -------------------------------------------------------------------------------------
 def _dead_here(worker: str | None, me: str) -> bool:
     """Whether ``worker`` ran on this host in a process that no longer exists."""
