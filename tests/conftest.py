@@ -68,14 +68,44 @@ if os.environ.get("STRAITS_REQUIRE_POSTGRES") == "1" and not PG_URL:
     raise RuntimeError("STRAITS_REQUIRE_POSTGRES=1 but STRAITS_TEST_POSTGRES_URL is not set")
 
 
+#: the schemas a test's database lives in (``db_url``): ``t_`` and 12 hex digits
+TEST_SCHEMA = "t_"
+
+
 def reset_postgres(url: str) -> None:
+    """The server's test database emptied: ``public`` and every test schema dropped."""
     from sqlalchemy import create_engine
 
     engine = create_engine(url)
     with engine.begin() as conn:
+        for (name,) in conn.exec_driver_sql(
+            "SELECT nspname FROM pg_namespace WHERE left(nspname, 2) = 't_'"
+        ).all():
+            conn.exec_driver_sql(f'DROP SCHEMA "{name}" CASCADE')
         conn.exec_driver_sql("DROP SCHEMA public CASCADE")
         conn.exec_driver_sql("CREATE SCHEMA public")
     engine.dispose()
+
+
+def fresh_postgres(url: str) -> str:
+    """``url`` on a schema of its own (``search_path`` in libpq's ``options``), the others
+    dropped. Every test had the one ``public`` schema, emptied between tests: a server,
+    worker or pool left over from an earlier test (a process not yet gone, a thread) went on
+    claiming and reaping the next test's jobs (seen once: a running job taken from the
+    test's worker, "no longer this worker's", by nothing in the test's process). A leftover
+    now finds its schema gone and touches nothing of the next test's."""
+    import uuid
+
+    from sqlalchemy import create_engine
+
+    reset_postgres(url)
+    name = f"{TEST_SCHEMA}{uuid.uuid4().hex[:12]}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{name}"')
+    engine.dispose()
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options=-csearch_path%3D{name}"
 
 
 @pytest.fixture(params=BACKENDS)
@@ -84,8 +114,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'straits.db'}"
     assert PG_URL is not None
-    reset_postgres(PG_URL)
-    return PG_URL
+    return fresh_postgres(PG_URL)
 
 
 # --- slow end-to-end tests -----------------------------------------------------------------------
