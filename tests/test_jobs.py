@@ -230,6 +230,37 @@ def test_a_tampered_job_is_failed_with_the_reason_not_retried(store: Store, sc: 
         assert state == "failed" and error is not None and "altered" in error
 
 
+def _by(store: Store, sc: Scenario, tenant: str) -> str:
+    return queue.enqueue(
+        store, sc, GREEDY, tenant=tenant, actor="test", record=False, rules_digest=digest()
+    )
+
+
+def test_tenants_take_turns_whatever_each_has_queued(store: Store, sc: Scenario) -> None:
+    """Jobs were claimed oldest first across tenants: one tenant's 5 submissions held up
+    another's one until all 5 had run. A claim now serves the tenant with the fewest jobs
+    running, then the one served longest ago; each tenant's own jobs stay in order."""
+    heavy = [_by(store, sc, "heavy") for _ in range(5)]
+    light = [_by(store, sc, "light"), _by(store, sc, "light")]
+    order: list[str] = []
+    # one worker slot: each job ends before the next claim
+    for _ in range(len(heavy) + len(light)):
+        c = queue.claim(store, "w:1:x", digest(), POLICY)
+        assert c is not None
+        order.append(c.plan_id)
+        assert queue.fail(store, c, "done with it")
+    assert queue.claim(store, "w:1:x", digest(), POLICY) is None
+    assert order[:4] == [heavy[0], light[0], heavy[1], light[1]]
+    assert order[4:] == heavy[2:]
+    # two slots: the tenant with a job running waits while another has one waiting
+    first = [_by(store, sc, "heavy") for _ in range(3)]
+    other = _by(store, sc, "light")
+    a = queue.claim(store, "w:1:x", digest(), POLICY)
+    b = queue.claim(store, "w:2:x", digest(), POLICY)
+    assert a is not None and b is not None
+    assert {a.plan_id, b.plan_id} == {first[0], other}
+
+
 def test_release_gives_the_job_back_without_counting_the_attempt(
     store: Store, sc: Scenario
 ) -> None:

@@ -156,6 +156,8 @@ class PlanRow(Base):
 
 Index("ix_plans_status", PlanRow.status)
 Index("ix_plans_ledger_seq", PlanRow.ledger_seq)
+Index("ix_plans_tenant_started", PlanRow.tenant, PlanRow.started_at)
+Index("ix_plans_queue", PlanRow.status, PlanRow.tenant, PlanRow.created_at)
 
 
 class DecisionRow(Base):
