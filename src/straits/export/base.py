@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -143,6 +144,38 @@ class Exporter(Protocol):
     description: str
 
     def render(self, inp: ExportInput) -> ExportResult: ...
+
+
+#: the variable an operator lists completed stages in for ``apply.sh`` and ``launch.sh``
+COMPLETED_VAR = "STRAITS_COMPLETED"
+#: bash functions of ``apply.sh`` and ``launch.sh`` for stages run outside the export: a stage
+#: whose predecessor the script does not run starts only once the operator lists that
+#: predecessor in STRAITS_COMPLETED (as Slurm holds such a stage until released); a stage
+#: listed there is not started again
+COMPLETED_HELPERS = (
+    f"# {COMPLETED_VAR}: the stages (WORKLOAD/STAGE, comma-separated) that have completed: a",
+    "# stage listed is not started again, and a stage whose predecessor this script does not",
+    "# run (another target, another export) starts only once that predecessor is listed",
+    "listed() {  # STAGE: 0 when STAGE is in STRAITS_COMPLETED",
+    '  case ",${STRAITS_COMPLETED:-}," in *",$1,"*) return 0 ;; esac',
+    "  return 1",
+    "}",
+    "after_outside() {  # STAGE PRED: 0 once PRED (run elsewhere) or STAGE itself is listed",
+    '  { listed "$1" || listed "$2"; } && return 0',
+    '  echo "$1 waits for $2, which this script does not run: once $2 has completed, run it'
+    ' again with STRAITS_COMPLETED=$2 (and the stages already done)" >&2',
+    "  return 1",
+    "}",
+)
+
+
+def gate(job: StageJob, pred: str) -> str:
+    """The ``apply.sh`` / ``launch.sh`` line that stops ``job`` until ``pred`` (of the same
+    workload, run outside the script) is listed as completed."""
+    return (
+        f"after_outside {shlex.quote(job.workload + '/' + job.stage)} "
+        f"{shlex.quote(job.workload + '/' + pred)}"
+    )
 
 
 DEFAULT_RUN = 'echo "straits: no command was given (straits export --run CMD)" >&2; exit 1'

@@ -21,7 +21,14 @@ import shlex
 from typing import Any
 
 from straits.errors import InputError
-from straits.export.base import ExportInput, ExportResult, StageJob, dump_yaml
+from straits.export.base import (
+    COMPLETED_HELPERS,
+    ExportInput,
+    ExportResult,
+    StageJob,
+    dump_yaml,
+    gate,
+)
 from straits.export.k8s_objects import (
     k8s_site,
     local_queue,
@@ -87,10 +94,12 @@ class KubernetesExporter:
                         f"wait_done {shlex.quote(pctx)} {pns} {pkind} {pname} "
                         f"{shlex.quote(job.workload + '/' + a)}"
                     )
-                else:
+                else:  # it runs elsewhere: the operator says when it has completed
+                    lines.append(gate(job, a))
                     res.notes.append(
-                        f"{job.workload}/{job.stage}: predecessor {a} is not "
-                        "exported to Kubernetes; apply.sh does not wait for it"
+                        f"{job.workload}/{job.stage}: predecessor {a} is not exported to "
+                        "Kubernetes; apply.sh applies it once STRAITS_COMPLETED lists "
+                        f"{job.workload}/{a}"
                     )
             lines.append(
                 f"apply_stage {shlex.quote(ctx)} {path} "
@@ -137,18 +146,22 @@ def _apply_script(plan_id: str, queues: dict[str, str], steps: dict[str, list[st
         f"# Apply the stages of Straits plan {plan_id} in order: a stage is applied once each",
         "# of its predecessors has completed (a JobSet's terminalState), or, for a serving",
         "# stage, is Available. Each workload runs in its own background job; a failed",
-        "# predecessor stops its workload and the script exits non-zero.",
+        "# predecessor stops its workload and the script exits non-zero, as does a stage whose",
+        "# predecessor runs elsewhere until STRAITS_COMPLETED lists it (below).",
         "# KUBECTL overrides the kubectl binary; STRAITS_POLL_SECONDS the polling interval.",
         "set -uo pipefail",
         'cd "$(dirname "$0")"',
         "KUBECTL=${KUBECTL:-kubectl}",
         "POLL=${STRAITS_POLL_SECONDS:-30}",
+        *COMPLETED_HELPERS,
         "apply_stage() {  # CONTEXT FILE STAGE",
+        '  if listed "$3"; then echo "skip $3: completed (STRAITS_COMPLETED)"; return 0; fi',
         '  echo "apply $3 ($2, context $1)"',
         '  "$KUBECTL" --context "$1" apply -f "$2" || { echo "apply of $3 failed" >&2; return 1; }',
         "}",
         "wait_done() {  # CONTEXT NAMESPACE KIND NAME STAGE: 0 once done, 1 once failed",
         "  local state",
+        '  if listed "$5"; then echo "$5: completed (STRAITS_COMPLETED)"; return 0; fi',
         '  echo "wait for $5 ($3/$4, context $1)"',
         "  while :; do",
         '    case "$3" in',

@@ -25,6 +25,7 @@ import shlex
 from typing import Any
 
 from straits.export.base import (
+    COMPLETED_HELPERS,
     MASTER_PORT,
     READINESS_PATH,
     SERVE_PORT,
@@ -33,9 +34,10 @@ from straits.export.base import (
     ExportResult,
     StageJob,
     dump_yaml,
+    gate,
     replica_chips,
-    unique_labels,
 )
+from straits.export.names import LABEL_MAX, distinct
 from straits.plan.options import NODE
 
 #: catalog chip id -> the accelerator name SkyPilot's catalogs use
@@ -166,7 +168,7 @@ class SkyPilotExporter:
 
     def render(self, inp: ExportInput) -> ExportResult:
         res = ExportResult(self.name)
-        pipelines: dict[str, list[tuple[StageJob, dict[str, Any]]]] = {}
+        pipelines: dict[str, list[list[tuple[StageJob, dict[str, Any]]]]] = {}
         services: dict[str, list[tuple[StageJob, str]]] = {}
         for job in _dependency_order(inp):
             task = self.task(inp, job, res.notes)
@@ -184,49 +186,110 @@ class SkyPilotExporter:
                 )
                 res.files[path] = head + dump_yaml(task)
                 services.setdefault(job.workload, []).append((job, path))
-            else:
-                pipelines.setdefault(job.workload, []).append((job, task))
+                continue
+            # a pipeline runs its tasks one after another: a task after a stage no task here
+            # runs (its site has no SkyPilot mapping) starts a new pipeline, which launch.sh
+            # launches only once that stage is listed as completed
+            segments = pipelines.setdefault(job.workload, [])
+            trained = {j.stage for seg in segments for j, _ in seg}
+            if not segments or _outside(job, trained):
+                segments.append([])
+            segments[-1].append((job, task))
         launch: dict[str, list[str]] = {}
-        labels = unique_labels(list(pipelines))
-        for workload, tasks in pipelines.items():
-            name = labels[workload]
-            path = f"skypilot/{name}.pipeline.yaml"
-            lines = [
-                f"# Straits plan {inp.plan_id}: the training stages of {workload} as one "
-                "managed-job pipeline (`sky jobs launch`): each task starts once the one "
-                "before has succeeded.",
-                *(
-                    f"# {j.stage} on {j.planned.label}, {j.chips} chips, {j.hours:.1f} h; "
-                    f"{len(j.alternatives)} lawful alternative(s)"
-                    for j, _ in tasks
-                ),
-            ]
-            res.files[path] = (
-                "\n".join(lines) + "\n" + dump_yaml({"name": name}, *(t for _, t in tasks))
-            )
-            launch.setdefault(workload, []).append(
-                f"sky jobs launch --yes --name {shlex.quote(name)} {path.split('/', 1)[1]}"
-            )
-        for workload, items in services.items():
-            for job, path in items:
-                pending = [
-                    a
-                    for a in job.after
-                    if not any(j.stage == a for j, _ in pipelines.get(workload, ()))
+        labels = _pipeline_labels(pipelines)
+        for workload, segments in pipelines.items():
+            for i, tasks in enumerate(segments):
+                name = labels[(workload, i)]
+                path = f"skypilot/{name}.pipeline.yaml"
+                first = tasks[0][0]
+                ran = {j.stage for seg in segments[:i] for j, _ in seg}
+                outside = _outside(first, ran)
+                lines = [
+                    f"# Straits plan {inp.plan_id}: the training stages of {workload} as one "
+                    "managed-job pipeline (`sky jobs launch`): each task starts once the one "
+                    "before has succeeded.",
+                    *(
+                        f"# {j.stage} on {j.planned.label}, {j.chips} chips, {j.hours:.1f} h; "
+                        f"{len(j.alternatives)} lawful alternative(s)"
+                        for j, _ in tasks
+                    ),
                 ]
-                if pending:
-                    res.notes.append(
-                        f"{job.workload}/{job.stage}: after {', '.join(pending)}, "
-                        "which no pipeline here runs; launch.sh does not wait for "
-                        "it"
+                if outside:
+                    lines.append(
+                        f"# launch.sh launches it once {', '.join(outside)} (not run here) "
+                        "is listed in STRAITS_COMPLETED"
                     )
-                launch.setdefault(workload, []).append(
+                    res.notes.append(
+                        f"{first.workload}/{first.stage}: after {', '.join(outside)}, which "
+                        "no SkyPilot task here runs; launch.sh launches it once "
+                        f"STRAITS_COMPLETED lists {_listed(first, outside)}"
+                    )
+                res.files[path] = (
+                    "\n".join(lines) + "\n" + dump_yaml({"name": name}, *(t for _, t in tasks))
+                )
+                cmd = f"sky jobs launch --yes --name {shlex.quote(name)} {path.split('/', 1)[1]}"
+                launch.setdefault(workload, []).extend(
+                    _unless_done([j for j, _ in tasks], [gate(first, a) for a in outside], cmd)
+                )
+        for workload, items in services.items():
+            ran = {j.stage for seg in pipelines.get(workload, ()) for j, _ in seg}
+            up: set[str] = set()
+            for job, path in items:
+                outside = _outside(job, ran | up)
+                if outside:
+                    res.notes.append(
+                        f"{job.workload}/{job.stage}: after {', '.join(outside)}, which no "
+                        "SkyPilot task here runs; launch.sh brings it up once "
+                        f"STRAITS_COMPLETED lists {_listed(job, outside)}"
+                    )
+                cmd = (
                     f"sky serve up --yes --service-name {shlex.quote(job.name)} "
                     f"{path.split('/', 1)[1]}"
                 )
+                launch.setdefault(workload, []).extend(
+                    _unless_done([job], [gate(job, a) for a in outside], cmd)
+                )
+                up.add(job.stage)
         if launch:
             res.files["skypilot/launch.sh"] = _launch_script(inp.plan_id, launch)
         return res
+
+
+def _outside(job: StageJob, here: set[str]) -> list[str]:
+    """``job``'s predecessors that no task launched before it runs."""
+    return [a for a in job.after if a not in here]
+
+
+def _listed(job: StageJob, stages: list[str]) -> str:
+    return ",".join(f"{job.workload}/{a}" for a in stages)
+
+
+def _pipeline_labels(
+    pipelines: dict[str, list[list[tuple[StageJob, dict[str, Any]]]]],
+) -> dict[tuple[str, int], str]:
+    """A name per pipeline, distinct: the workload's for its first, ``<workload>-<n>`` for
+    the n-th (a workload named so too makes both hashed)."""
+    keys = {
+        (w, i): w if i == 0 else f"{w}-{i + 1}"
+        for w, segs in pipelines.items()
+        for i in range(len(segs))
+    }
+    return distinct(keys, LABEL_MAX, seeds={k: f"{k[0]}\0{k[1]}" for k in keys})
+
+
+def _unless_done(jobs: list[StageJob], gates: list[str], command: str) -> list[str]:
+    """``command`` after ``gates``, skipped when every stage of ``jobs`` is listed as
+    completed (a rerun of launch.sh does not launch them twice)."""
+    done = " && ".join(f"listed {shlex.quote(j.workload + '/' + j.stage)}" for j in jobs)
+    names = ", ".join(j.stage for j in jobs)
+    return [
+        f"if {done}; then",
+        f"  echo {shlex.quote(f'skip {names}: completed (STRAITS_COMPLETED)')}",
+        "else",
+        *(f"  {g} || exit 1" for g in gates),
+        f"  {command} || exit 1",
+        "fi",
+    ]
 
 
 def _dependency_order(inp: ExportInput) -> list[StageJob]:
@@ -247,11 +310,12 @@ def _launch_script(plan_id: str, launch: dict[str, list[str]]) -> str:
         "# Workloads run in parallel; the script exits non-zero if any fails.",
         "set -uo pipefail",
         'cd "$(dirname "$0")"',
+        *COMPLETED_HELPERS,
         "pids=()",
     ]
     for workload, lines in launch.items():
         out.append(f"(  # {workload}")
-        out += [f"  {line} || exit 1" for line in lines]
+        out += [f"  {line}" for line in lines]
         out += [") &", "pids+=($!)"]
     out += ["rc=0", 'for p in "${pids[@]}"; do wait "$p" || rc=1; done', 'exit "$rc"', ""]
     return "\n".join(out)
