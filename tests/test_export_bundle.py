@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from straits.errors import InputError
 from straits.export.bundle import LOCK, MANIFEST, write_bundle
 
 FIRST = {
@@ -189,3 +190,19 @@ def test_ctrl_c_while_files_move_into_place_waits_until_all_are_in(
     done.set()
     texts = {p.read_text() for p in (out / "kubernetes" / "c").iterdir()}
     assert texts == {"new\n"}
+
+
+@pytest.mark.parametrize("clash", ["folder", "manifest"])
+def test_a_refused_export_leaves_no_folder_it_made(tmp_path: Path, clash: str) -> None:
+    """A refused export leaves the folder as it was: it left every target folder it had made
+    before the refusal (karmada/, kubernetes/<cluster>/, slurm/ulanqab/) behind, empty."""
+    write_bundle(tmp_path, SECOND)
+    if clash == "folder":  # a folder where a file goes
+        (tmp_path / "slurm" / "ulanqab" / "b.sbatch").mkdir(parents=True)
+    else:  # a folder where the manifest goes
+        (tmp_path / MANIFEST).unlink()
+        (tmp_path / MANIFEST).mkdir()
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    with pytest.raises((OSError, InputError)):
+        write_bundle(tmp_path, {"karmada/x.yaml": "x", "kubernetes/c/y.yaml": "y", **FIRST})
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
