@@ -4,6 +4,7 @@ scripts, written into a directory, an archive, or stdout."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,7 +107,7 @@ def export(
                 _write_archive(out, data)
                 written = _files_in(summary)  # the archive's files (was: 0)
             else:
-                written = _unpack(Path(out), data)
+                written = _unpack(Path(out), data, summary.get("targets") or {})
             summary = {**summary, "out": out}
         else:
             from straits.api import export_summary
@@ -173,7 +174,11 @@ def _write(
     if fmt is None:
         from straits.export import write_bundle
 
-        return len(write_bundle(Path(out), files, executable=(".sh", ".sbatch")))
+        return len(
+            write_bundle(
+                Path(out), files, executable=(".sh", ".sbatch"), targets=summary["targets"]
+            )
+        )
     manifest = {**summary, "out": archive.MANIFEST}
     data = archive.build(
         {**files, archive.MANIFEST: json.dumps(manifest, indent=2) + "\n"},
@@ -205,8 +210,9 @@ def _files_in(summary: dict[str, Any]) -> int:
     return sum(len(r.get("files") or ()) for r in targets.values() if isinstance(r, dict))
 
 
-def _unpack(out: Path, data: bytes) -> int:
-    """A server's tar.gz written into ``out`` (all files or none)."""
+def _unpack(out: Path, data: bytes, targets: Iterable[str]) -> int:
+    """A server's tar.gz written into ``out`` (all files or none), replacing what an earlier
+    export wrote for ``targets``."""
     import io
     import tarfile
 
@@ -222,7 +228,10 @@ def _unpack(out: Path, data: bytes) -> int:
             f = tar.extractfile(m)
             if f is not None:
                 files[str(Path(*parts))] = f.read().decode("utf-8")
-    return len(write_bundle(out, files, executable=(".sh", ".sbatch")))
+    from straits.export import TARGETS
+
+    mine = [t for t in targets if t in TARGETS]  # the server's word: only target folders
+    return len(write_bundle(out, files, executable=(".sh", ".sbatch"), targets=mine))
 
 
 def _show(summary: dict[str, Any], written: int) -> None:

@@ -42,7 +42,11 @@ MAX_MANIFEST_BYTES = 1 << 20
 
 
 def write_bundle(
-    out_dir: Path, files: Mapping[str, str], *, executable: tuple[str, ...] = ()
+    out_dir: Path,
+    files: Mapping[str, str],
+    *,
+    executable: tuple[str, ...] = (),
+    targets: Iterable[str] = (),
 ) -> list[Path]:
     """Write every file under ``out_dir`` or none: files are written into a staging folder
     inside it and moved into place once all are written (each move is atomic), under the
@@ -52,7 +56,11 @@ def write_bundle(
     An export killed while staging leaves its staging folder behind: its files end in
     :data:`PART`, so no tool that picks files by their extension (``kubectl apply -R``, a glob
     of ``*.sbatch``) takes them, and the next export into the folder removes it (staging
-    happens under the lock, so a staging folder found there is a dead export's)."""
+    happens under the lock, so a staging folder found there is a dead export's).
+
+    ``targets`` names target folders this export replaces although it writes nothing there
+    (``--to all`` with no site mapped to SkyPilot): the earlier export's files there go too,
+    or its ``skypilot/launch.sh`` stayed beside this plan's other targets."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     with _locked(out_dir):  # folders too: another export may remove the ones it emptied
@@ -83,7 +91,8 @@ def write_bundle(
                     dest = out_dir / rel
                     os.replace(staging / (rel + PART), dest)
                     written.append(dest)
-                stale = {r for r in before - set(files) if _top(r) in {_top(f) for f in files}}
+                mine = {_top(f) for f in files} | set(targets)
+                stale = {r for r in before - set(files) if _top(r) in mine}
                 _remove(out_dir, stale)
                 _write_manifest(out_dir, (before - stale) | set(files))
         except BaseException:
