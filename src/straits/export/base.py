@@ -196,9 +196,68 @@ class _PlainDumper(_DUMPER):  # type: ignore[misc]
         return True
 
 
+#: plain scalars that Kubernetes' YAML reader (sigs.k8s.io/yaml: go-yaml v2, YAML 1.1) takes
+#: for a boolean, a null or a number, beyond what PyYAML quotes itself: a workload ``y``, a
+#: stage ``1e10`` or ``0o17`` were written bare, and kubectl refused the manifest ("cannot
+#: unmarshal bool into Go struct field ObjectMeta.metadata.labels of type string")
+_GO_WORDS = frozenset(
+    {
+        "y",
+        "Y",
+        "yes",
+        "Yes",
+        "YES",
+        "n",
+        "N",
+        "no",
+        "No",
+        "NO",
+        "true",
+        "True",
+        "TRUE",
+        "false",
+        "False",
+        "FALSE",
+        "on",
+        "On",
+        "ON",
+        "off",
+        "Off",
+        "OFF",
+        "null",
+        "Null",
+        "NULL",
+        "~",
+        ".inf",
+        ".Inf",
+        ".INF",
+        "-.inf",
+        "-.Inf",
+        "-.INF",
+        "+.inf",
+        "+.Inf",
+        "+.INF",
+        ".nan",
+        ".NaN",
+        ".NAN",
+    }
+)
+_GO_NUMBER = re.compile(
+    r"[-+]?(?:0[bB][01]+|0[oO]?[0-7]+|0[xX][0-9a-fA-F]+"
+    r"|(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?)"
+)
+
+
+def _go_yaml_non_string(text: str) -> bool:
+    """Whether go-yaml v2 reads ``text`` unquoted as something other than a string (it drops
+    every ``_`` before reading a number)."""
+    return text in _GO_WORDS or bool(_GO_NUMBER.fullmatch(text.replace("_", "")))
+
+
 def _str(dumper: Any, data: str) -> Any:
-    """Multi-line strings (commands) as literal blocks, as a person writes them."""
-    style = "|" if "\n" in data else None
+    """Multi-line strings (commands) as literal blocks, as a person writes them; a string
+    Kubernetes would read as a boolean or a number quoted."""
+    style = "|" if "\n" in data else "'" if _go_yaml_non_string(data) else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
 
