@@ -197,8 +197,9 @@ def _write_archive(out: str, data: bytes) -> int:
                 path="-o",
                 expected="a pipe or a redirect (> plan.tar.gz), or -o DIR",
             )
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        from straits.fileio import write_stdout
+
+        write_stdout(data)  # closed or full: one error line, exit 1 (was a traceback, exit 2)
         return 0
     write_file(Path(out), data)
     return 0
