@@ -46,8 +46,9 @@ def export(
         "-o",
         "--out",
         metavar="DIR|FILE|-",
-        help="Where the files go: a directory (created; files of the same "
-        "name are replaced), an archive FILE.tar.gz / .tgz / .zip / "
+        help="Where the files go: a directory (created; what an earlier "
+        "export wrote there for the same targets is replaced, files it "
+        "no longer writes removed), an archive FILE.tar.gz / .tgz / .zip / "
         ".tar, or `-`: a .tar.gz on stdout.",
     ),
     run: list[str] = typer.Option(
@@ -60,7 +61,9 @@ def export(
         "wins; a stage's `command` in the scenario beats a plain CMD. "
         "A stage with none fails saying so.",
     ),
-    image: str = typer.Option(None, "--image", help="Container image of Kubernetes Jobs."),
+    image: str = typer.Option(
+        None, "--image", help="Container image of Kubernetes and Karmada pods."
+    ),
     ordered: bool = typer.Option(
         False,
         "--ordered",
