@@ -242,6 +242,11 @@ class SkyPilotExporter:
                         "SkyPilot task here runs; launch.sh brings it up once "
                         f"STRAITS_COMPLETED lists {_listed(job, outside)}"
                     )
+                if served := [a for a in job.after if a in up]:
+                    res.notes.append(
+                        f"{job.workload}/{job.stage}: after the service(s) {', '.join(served)}; "
+                        "launch.sh brings it up once they are up, not once they are ready"
+                    )
                 cmd = (
                     f"sky serve up --yes --service-name {shlex.quote(job.name)} "
                     f"{path.split('/', 1)[1]}"
