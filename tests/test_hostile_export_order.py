@@ -155,3 +155,30 @@ def test_apply_sh_waits_for_the_operator_before_a_stage_after_one_it_does_not_ap
     p, log = _run_apply(files, tmp_path / "b")
     assert p.returncode == 0, p.stdout + p.stderr
     assert applied(log) == [f"{by_stage['dpo']}.yaml", f"{by_stage['serve-intl']}.yaml"]
+
+
+def test_a_training_stage_after_a_service_is_launched_after_it(
+    rules: RuleSet, tmp_path: Path
+) -> None:
+    """A fine-tune after the serving stage (on what it served) was gated on the service being
+    listed as completed, which also skipped bringing the service up: launch.sh started
+    services only after every pipeline. Launches follow the stages' order now."""
+    doc: dict[str, Any] = copy.deepcopy(load_scenario(EXAMPLE).model_dump(mode="json"))
+    doc["workloads"][0]["stages"].append(
+        {
+            "id": "ft2",
+            "kind": "finetune",
+            "after": ["serve-intl"],
+            "tokens": 1.0e9,
+            "locations": ["SG", "MY"],
+        }
+    )
+    sc = Scenario.model_validate(doc)
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json()
+    inp = export_input(sc, plan, rules, plan_id="order-plan", run="true")
+    files = exporter("skypilot").render(inp).files
+    names = {tuple(stages): name for name, stages in _pipelines(files).items()}
+    serve = next(j.name for j in inp.jobs if j.serving)
+    rc, log = _launch(files, tmp_path, None)
+    assert rc == 0
+    assert [ln.split()[4] for ln in log] == [names[("pretrain", "sft")], serve, names[("ft2",)]]

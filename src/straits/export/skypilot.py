@@ -10,7 +10,10 @@ this order, so the planned option wins while it has capacity).
 Order. The training stages of a workload, in dependency order, form one multi-document YAML
 (a name document, then one task per stage): ``sky jobs launch`` runs such a pipeline one task
 after another, each only once the one before has succeeded. ``launch.sh`` launches each
-workload's pipeline and waits for it, then brings up its services with ``sky serve up``.
+workload's pipeline and waits for it, then brings up its services with ``sky serve up``. A
+training stage after a service (brought up first) or after a stage no task here runs (its
+site has no SkyPilot mapping) starts another pipeline; ``launch.sh`` starts one of the latter
+only once ``STRAITS_COMPLETED`` lists that stage (``apply.sh`` does the same).
 
 Every task names its plan and stage in ``envs``, which the admission hook
 (``POST /v1/skypilot/policy``) reads to re-check each launch; its ``run`` first sets the
@@ -22,6 +25,7 @@ with a ``uri`` are mounted read-only at ``/data/<dataset>``.
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 from typing import Any
 
 from straits.export.base import (
@@ -168,13 +172,16 @@ class SkyPilotExporter:
 
     def render(self, inp: ExportInput) -> ExportResult:
         res = ExportResult(self.name)
-        pipelines: dict[str, list[list[tuple[StageJob, dict[str, Any]]]]] = {}
-        services: dict[str, list[tuple[StageJob, str]]] = {}
+        # per workload, what launch.sh starts, in order: pipelines (lists of training tasks)
+        # and services; every stage comes after the items its predecessors are in
+        items: dict[str, list[_Item]] = {}
+        paths: dict[str, str] = {}
         for job in _dependency_order(inp):
             task = self.task(inp, job, res.notes)
             if task is None:
                 continue
             res.jobs += 1
+            mine = items.setdefault(job.workload, [])
             if job.serving:
                 path = f"skypilot/{job.name}.service.yaml"
                 head = (
@@ -185,100 +192,101 @@ class SkyPilotExporter:
                     + " (launch.sh does)\n"
                 )
                 res.files[path] = head + dump_yaml(task)
-                services.setdefault(job.workload, []).append((job, path))
+                paths[f"{job.workload}/{job.stage}"] = path
+                mine.append(_Item([(job, task)], serving=True))
                 continue
-            # a pipeline runs its tasks one after another: a task after a stage no task here
-            # runs (its site has no SkyPilot mapping) starts a new pipeline, which launch.sh
-            # launches only once that stage is listed as completed
-            segments = pipelines.setdefault(job.workload, [])
-            trained = {j.stage for seg in segments for j, _ in seg}
-            if not segments or _outside(job, trained):
-                segments.append([])
-            segments[-1].append((job, task))
+            # a pipeline runs its tasks one after another: a task joins the last pipeline
+            # when everything it runs after is in that pipeline or before it; a task after a
+            # stage no task here runs (its site has no SkyPilot mapping) starts a new
+            # pipeline, which launch.sh launches only once that stage is listed as completed
+            last = next((i for i in range(len(mine) - 1, -1, -1) if not mine[i].serving), -1)
+            where = {j.stage: i for i, item in enumerate(mine) for j, _ in item.tasks}
+            joins = last >= 0 and all(
+                a in where and (where[a] < last or not mine[where[a]].serving) for a in job.after
+            )
+            if joins:
+                mine[last].tasks.append((job, task))
+            else:
+                mine.append(_Item([(job, task)], serving=False))
         launch: dict[str, list[str]] = {}
-        labels = _pipeline_labels(pipelines)
-        for workload, segments in pipelines.items():
-            for i, tasks in enumerate(segments):
-                name = labels[(workload, i)]
-                path = f"skypilot/{name}.pipeline.yaml"
-                first = tasks[0][0]
-                ran = {j.stage for seg in segments[:i] for j, _ in seg}
-                outside = _outside(first, ran)
-                lines = [
-                    f"# Straits plan {inp.plan_id}: the training stages of {workload} as one "
-                    "managed-job pipeline (`sky jobs launch`): each task starts once the one "
-                    "before has succeeded.",
-                    *(
-                        f"# {j.stage} on {j.planned.label}, {j.chips} chips, {j.hours:.1f} h; "
-                        f"{len(j.alternatives)} lawful alternative(s)"
-                        for j, _ in tasks
-                    ),
-                ]
+        labels = _pipeline_labels(items)
+        for workload, mine in items.items():
+            n = 0
+            for i, item in enumerate(mine):
+                first = item.tasks[0][0]
+                before = {j.stage: x.serving for x in mine[:i] for j, _ in x.tasks}
+                outside = [a for a in first.after if a not in before]
+                served = [a for a in first.after if before.get(a)]
                 if outside:
-                    lines.append(
-                        f"# launch.sh launches it once {', '.join(outside)} (not run here) "
-                        "is listed in STRAITS_COMPLETED"
-                    )
                     res.notes.append(
                         f"{first.workload}/{first.stage}: after {', '.join(outside)}, which "
-                        "no SkyPilot task here runs; launch.sh launches it once "
+                        "no SkyPilot task here runs; launch.sh starts it once "
                         f"STRAITS_COMPLETED lists {_listed(first, outside)}"
                     )
-                res.files[path] = (
-                    "\n".join(lines) + "\n" + dump_yaml({"name": name}, *(t for _, t in tasks))
-                )
-                cmd = f"sky jobs launch --yes --name {shlex.quote(name)} {path.split('/', 1)[1]}"
-                launch.setdefault(workload, []).extend(
-                    _unless_done([j for j, _ in tasks], [gate(first, a) for a in outside], cmd)
-                )
-        for workload, items in services.items():
-            ran = {j.stage for seg in pipelines.get(workload, ()) for j, _ in seg}
-            up: set[str] = set()
-            for job, path in items:
-                outside = _outside(job, ran | up)
-                if outside:
+                if served:
                     res.notes.append(
-                        f"{job.workload}/{job.stage}: after {', '.join(outside)}, which no "
-                        "SkyPilot task here runs; launch.sh brings it up once "
-                        f"STRAITS_COMPLETED lists {_listed(job, outside)}"
+                        f"{first.workload}/{first.stage}: after the service(s) "
+                        f"{', '.join(served)}; launch.sh starts it once they are up (sky serve "
+                        "up), not once they are ready or their serving period is over"
                     )
-                if served := [a for a in job.after if a in up]:
-                    res.notes.append(
-                        f"{job.workload}/{job.stage}: after the service(s) {', '.join(served)}; "
-                        "launch.sh brings it up once they are up, not once they are ready"
+                if item.serving:
+                    path = paths[f"{first.workload}/{first.stage}"]
+                    cmd = (
+                        f"sky serve up --yes --service-name {shlex.quote(first.name)} "
+                        f"{path.split('/', 1)[1]}"
                     )
-                cmd = (
-                    f"sky serve up --yes --service-name {shlex.quote(job.name)} "
-                    f"{path.split('/', 1)[1]}"
-                )
-                launch.setdefault(workload, []).extend(
-                    _unless_done([job], [gate(job, a) for a in outside], cmd)
-                )
-                up.add(job.stage)
+                else:
+                    name = labels[(workload, n)]
+                    n += 1
+                    path = f"skypilot/{name}.pipeline.yaml"
+                    res.files[path] = _pipeline(inp, workload, name, item, outside)
+                    cmd = (
+                        f"sky jobs launch --yes --name {shlex.quote(name)} {path.split('/', 1)[1]}"
+                    )
+                jobs = [j for j, _ in item.tasks]
+                gates = [gate(first, a) for a in outside]
+                launch.setdefault(workload, []).extend(_unless_done(jobs, gates, cmd))
         if launch:
             res.files["skypilot/launch.sh"] = _launch_script(inp.plan_id, launch)
         return res
 
 
-def _outside(job: StageJob, here: set[str]) -> list[str]:
-    """``job``'s predecessors that no task launched before it runs."""
-    return [a for a in job.after if a not in here]
+@dataclass
+class _Item:
+    """What launch.sh starts at once: a pipeline of training tasks, or one service."""
+
+    tasks: list[tuple[StageJob, dict[str, Any]]]
+    serving: bool
+
+
+def _pipeline(inp: ExportInput, workload: str, name: str, item: _Item, outside: list[str]) -> str:
+    lines = [
+        f"# Straits plan {inp.plan_id}: the training stages of {workload} as one "
+        "managed-job pipeline (`sky jobs launch`): each task starts once the one "
+        "before has succeeded.",
+        *(
+            f"# {j.stage} on {j.planned.label}, {j.chips} chips, {j.hours:.1f} h; "
+            f"{len(j.alternatives)} lawful alternative(s)"
+            for j, _ in item.tasks
+        ),
+    ]
+    if outside:
+        lines.append(
+            f"# launch.sh launches it once {', '.join(outside)} (not run here) "
+            "is listed in STRAITS_COMPLETED"
+        )
+    return "\n".join(lines) + "\n" + dump_yaml({"name": name}, *(t for _, t in item.tasks))
 
 
 def _listed(job: StageJob, stages: list[str]) -> str:
     return ",".join(f"{job.workload}/{a}" for a in stages)
 
 
-def _pipeline_labels(
-    pipelines: dict[str, list[list[tuple[StageJob, dict[str, Any]]]]],
-) -> dict[tuple[str, int], str]:
+def _pipeline_labels(items: dict[str, list[_Item]]) -> dict[tuple[str, int], str]:
     """A name per pipeline, distinct: the workload's for its first, ``<workload>-<n>`` for
     the n-th (a workload named so too makes both hashed)."""
-    keys = {
-        (w, i): w if i == 0 else f"{w}-{i + 1}"
-        for w, segs in pipelines.items()
-        for i in range(len(segs))
-    }
+    counts = {w: sum(1 for x in mine if not x.serving) for w, mine in items.items()}
+    keys = {(w, i): w if i == 0 else f"{w}-{i + 1}" for w, n in counts.items() for i in range(n)}
     return distinct(keys, LABEL_MAX, seeds={k: f"{k[0]}\0{k[1]}" for k in keys})
 
 
@@ -310,8 +318,9 @@ def _dependency_order(inp: ExportInput) -> list[StageJob]:
 def _launch_script(plan_id: str, launch: dict[str, list[str]]) -> str:
     out = [
         "#!/usr/bin/env bash",
-        f"# Launch Straits plan {plan_id} on SkyPilot: per workload, its training pipeline",
-        "# (sky jobs launch waits for it and fails when a task fails), then its services.",
+        f"# Launch Straits plan {plan_id} on SkyPilot: per workload, its training pipelines",
+        "# (sky jobs launch waits for one and fails when a task fails) and its services, each",
+        "# after what its stages run after.",
         "# Workloads run in parallel; the script exits non-zero if any fails.",
         "set -uo pipefail",
         'cd "$(dirname "$0")"',
