@@ -20,7 +20,8 @@ import pytest
 import yaml
 
 from straits.errors import InputError
-from straits.export import export_input, exporter
+from straits.export import export_input, exporter, skypilot
+from straits.export.base import replica_chips
 from straits.export.k8s_objects import MAX_INDEXED_PODS
 from straits.loading import load_scenario
 from straits.model.scenario import Scenario
@@ -103,3 +104,30 @@ def test_the_cli_refuses_it_with_exit_2_and_writes_nothing(
     assert not (tmp_path / "jobs").exists()
     p = export("slurm", tmp_path / "slurm-jobs")  # sbatch is the judge of a partition's nodes
     assert p.returncode == 0, p.stderr
+
+
+def test_a_long_context_replica_gets_its_chips_on_skypilot(rules: RuleSet) -> None:
+    """A serving stage of 1M-token requests needs replicas of 48 H100s (the KV cache): the
+    Kubernetes export asked 6 nodes of 8, SkyPilot's task 6 nodes of 4 (its candidates' replica
+    sizes took no context), half of what one replica needs."""
+    doc = load_scenario(EXAMPLE).model_dump(mode="json")
+    stage = next(s for s in doc["workloads"][0]["stages"] if s["kind"] == "serve")
+    stage["prompt_tokens"] = 1_000_000
+    sc = Scenario.model_validate(doc)
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json()
+    inp = export_input(sc, plan, rules, plan_id="ctx", run="true")
+    job = next(j for j in inp.jobs if j.serving)
+    assert job.replica_chips > NODE  # spans nodes
+    files = exporter("skypilot").render(inp).files
+    task = yaml.safe_load(files[f"skypilot/{job.name}.service.yaml"])
+    candidates = task["resources"]["any_of"]
+    per_node = [int(c["accelerators"].rsplit(":", 1)[1]) for c in candidates]
+    assert task["num_nodes"] * per_node[0] == job.replica_chips
+    context = stage["prompt_tokens"] + stage["output_tokens"]
+    for c, n in zip(candidates, per_node, strict=True):
+        chip = next(
+            x.pool.chip
+            for x in job.choices
+            if c["accelerators"].startswith(skypilot.accelerator(x) + ":")
+        )
+        assert task["num_nodes"] * n >= replica_chips(sc, job.workload, chip, context=context)

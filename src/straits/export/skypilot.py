@@ -95,9 +95,11 @@ class SkyPilotExporter:
         self.ordered = ordered
 
     def resources(
-        self, inp: ExportInput, job: StageJob, per_node: int, notes: list[str]
+        self, inp: ExportInput, job: StageJob, per_node: int, notes: list[str], nodes: int = 1
     ) -> list[dict[str, Any]]:
         out = []
+        stage = inp.scenario.workload(job.workload).stage(job.stage)
+        context = stage.prompt_tokens + stage.output_tokens
         for c in job.choices:
             infra = _infra(c)
             if infra is None:
@@ -107,8 +109,18 @@ class SkyPilotExporter:
                 )
                 continue
             n = per_node
-            if job.serving:  # a replica of this chip's size (a smaller one on a bigger chip)
-                n = min(NODE, replica_chips(inp.scenario, job.workload, c.pool.chip))
+            if job.serving and c is not job.planned:
+                # a replica of this chip's size (a smaller one on a bigger chip), holding the
+                # KV cache of one request as the planned replica does: without the context a
+                # 1M-token stage's replica was asked as half the chips it needs
+                r = replica_chips(inp.scenario, job.workload, c.pool.chip, context=context)
+                if -(-r // NODE) > nodes:
+                    notes.append(
+                        f"{job.workload}/{job.stage}: {c.label} needs replicas of {r} chips, "
+                        f"more than the task's {nodes} node(s); left out of its resources"
+                    )
+                    continue
+                n = min(NODE, r)
             out.append({"infra": infra, "accelerators": f"{accelerator(c)}:{n}"})
         return out
 
@@ -119,7 +131,7 @@ class SkyPilotExporter:
             nodes, per_node = job.layout(NODE)
             if (note := job.rounding_note(NODE)) is not None:
                 notes.append(note)
-        options = self.resources(inp, job, per_node, notes)
+        options = self.resources(inp, job, per_node, notes, nodes)
         if not options or options[0]["infra"] != _infra(job.planned):
             notes.append(
                 f"{job.workload}/{job.stage}: the planned site {job.planned.site.id} "
