@@ -202,45 +202,12 @@ class _PlainDumper(_DUMPER):  # type: ignore[misc]
 #: unmarshal bool into Go struct field ObjectMeta.metadata.labels of type string")
 _GO_WORDS = frozenset(
     {
-        "y",
-        "Y",
-        "yes",
-        "Yes",
-        "YES",
-        "n",
-        "N",
-        "no",
-        "No",
-        "NO",
-        "true",
-        "True",
-        "TRUE",
-        "false",
-        "False",
-        "FALSE",
-        "on",
-        "On",
-        "ON",
-        "off",
-        "Off",
-        "OFF",
-        "null",
-        "Null",
-        "NULL",
-        "~",
-        ".inf",
-        ".Inf",
-        ".INF",
-        "-.inf",
-        "-.Inf",
-        "-.INF",
-        "+.inf",
-        "+.Inf",
-        "+.INF",
-        ".nan",
-        ".NaN",
-        ".NAN",
+        v
+        for w in ("y", "yes", "n", "no", "true", "false", "on", "off", "null")
+        for v in (w, w.capitalize(), w.upper())
     }
+    | {f"{sign}.{v}" for sign in ("", "-", "+") for v in ("inf", "Inf", "INF")}
+    | {"~", ".nan", ".NaN", ".NAN"}
 )
 _GO_NUMBER = re.compile(
     r"[-+]?(?:0[bB][01]+|0[oO]?[0-7]+|0[xX][0-9a-fA-F]+"
