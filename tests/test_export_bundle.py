@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
+from straits.errors import InputError
 from straits.export.bundle import LOCK, MANIFEST, write_bundle
 
 FIRST = {
@@ -18,6 +22,7 @@ FIRST = {
     "kubernetes/my-johor/a.yaml": "k",
 }
 SECOND = {"slurm/johor/a.sbatch": "a2", "slurm/submit.sh": "s2"}
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "offshore-2025.yaml"
 
 
 def _files(root: Path) -> set[str]:
@@ -189,3 +194,53 @@ def test_ctrl_c_while_files_move_into_place_waits_until_all_are_in(
     done.set()
     texts = {p.read_text() for p in (out / "kubernetes" / "c").iterdir()}
     assert texts == {"new\n"}
+
+
+@pytest.mark.parametrize("clash", ["folder", "manifest"])
+def test_a_refused_export_leaves_no_folder_it_made(tmp_path: Path, clash: str) -> None:
+    """A refused export leaves the folder as it was: it left every target folder it had made
+    before the refusal (karmada/, kubernetes/<cluster>/, slurm/ulanqab/) behind, empty."""
+    write_bundle(tmp_path, SECOND)
+    if clash == "folder":  # a folder where a file goes
+        (tmp_path / "slurm" / "ulanqab" / "b.sbatch").mkdir(parents=True)
+    else:  # a folder where the manifest goes
+        (tmp_path / MANIFEST).unlink()
+        (tmp_path / MANIFEST).mkdir()
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    with pytest.raises((OSError, InputError)):
+        write_bundle(tmp_path, {"karmada/x.yaml": "x", "kubernetes/c/y.yaml": "y", **FIRST})
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
+
+
+def test_a_target_that_gets_nothing_this_time_keeps_nothing_of_the_last_export(
+    tmp_path: Path,
+) -> None:
+    write_bundle(tmp_path, {**FIRST, "skypilot/launch.sh": "old plan"})
+    write_bundle(tmp_path, SECOND, targets=["slurm", "skypilot"])
+    assert _files(tmp_path) == set(SECOND) | {"kubernetes/my-johor/a.yaml"}
+    assert not (tmp_path / "skypilot").exists()
+
+
+def test_export_to_all_with_a_target_of_no_jobs_clears_that_targets_folder(
+    tmp_path: Path,
+) -> None:
+    """``--to all`` of a plan no site of which is mapped to SkyPilot (0 jobs there) into a
+    folder holding an earlier plan's export left that plan's ``skypilot/launch.sh`` beside the
+    new plan's other targets."""
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    for site in doc["sites"]:
+        site["targets"].pop("skypilot", None)
+    unmapped = tmp_path / "no-skypilot.yaml"
+    unmapped.write_text(yaml.safe_dump(doc, sort_keys=False))
+    out = tmp_path / "jobs"
+    for scenario in (EXAMPLE, unmapped):
+        args = ["export", str(scenario), "--to", "all", "--run", "true", "-o", str(out)]
+        p = subprocess.run(
+            [sys.executable, "-m", "straits", "-q", *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert p.returncode == 0, p.stderr
+    assert not (out / "skypilot").exists()
+    assert (out / "slurm").is_dir()

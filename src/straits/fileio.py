@@ -20,6 +20,7 @@ replaced by the rename (which never follows a link), not written through.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import stat
@@ -212,7 +213,11 @@ def write_stdout(data: str | bytes) -> None:
     try:
         if isinstance(data, bytes):
             sys.stdout.flush()
-            sys.stdout.buffer.write(data)
+            buffer = getattr(sys.stdout, "buffer", None)
+            if buffer is None:  # closed (cli.output.ClosedStdout): its write fails, saying so
+                sys.stdout.write("\0")
+                raise BrokenPipeError(errno.EBADF, "standard output takes no bytes")
+            buffer.write(data)
         else:
             sys.stdout.write(data)
         sys.stdout.flush()

@@ -4,6 +4,7 @@ scripts, written into a directory, an archive, or stdout."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,8 +46,9 @@ def export(
         "-o",
         "--out",
         metavar="DIR|FILE|-",
-        help="Where the files go: a directory (created; files of the same "
-        "name are replaced), an archive FILE.tar.gz / .tgz / .zip / "
+        help="Where the files go: a directory (created; what an earlier "
+        "export wrote there for the same targets is replaced, files it "
+        "no longer writes removed), an archive FILE.tar.gz / .tgz / .zip / "
         ".tar, or `-`: a .tar.gz on stdout.",
     ),
     run: list[str] = typer.Option(
@@ -59,7 +61,9 @@ def export(
         "wins; a stage's `command` in the scenario beats a plain CMD. "
         "A stage with none fails saying so.",
     ),
-    image: str = typer.Option(None, "--image", help="Container image of Kubernetes Jobs."),
+    image: str = typer.Option(
+        None, "--image", help="Container image of Kubernetes and Karmada pods."
+    ),
     ordered: bool = typer.Option(
         False,
         "--ordered",
@@ -106,7 +110,7 @@ def export(
                 _write_archive(out, data)
                 written = _files_in(summary)  # the archive's files (was: 0)
             else:
-                written = _unpack(Path(out), data)
+                written = _unpack(Path(out), data, summary.get("targets") or {})
             summary = {**summary, "out": out}
         else:
             from straits.api import export_summary
@@ -173,7 +177,11 @@ def _write(
     if fmt is None:
         from straits.export import write_bundle
 
-        return len(write_bundle(Path(out), files, executable=(".sh", ".sbatch")))
+        return len(
+            write_bundle(
+                Path(out), files, executable=(".sh", ".sbatch"), targets=summary["targets"]
+            )
+        )
     manifest = {**summary, "out": archive.MANIFEST}
     data = archive.build(
         {**files, archive.MANIFEST: json.dumps(manifest, indent=2) + "\n"},
@@ -192,8 +200,9 @@ def _write_archive(out: str, data: bytes) -> int:
                 path="-o",
                 expected="a pipe or a redirect (> plan.tar.gz), or -o DIR",
             )
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        from straits.fileio import write_stdout
+
+        write_stdout(data)  # closed or full: one error line, exit 1 (was a traceback, exit 2)
         return 0
     write_file(Path(out), data)
     return 0
@@ -205,8 +214,9 @@ def _files_in(summary: dict[str, Any]) -> int:
     return sum(len(r.get("files") or ()) for r in targets.values() if isinstance(r, dict))
 
 
-def _unpack(out: Path, data: bytes) -> int:
-    """A server's tar.gz written into ``out`` (all files or none)."""
+def _unpack(out: Path, data: bytes, targets: Iterable[str]) -> int:
+    """A server's tar.gz written into ``out`` (all files or none), replacing what an earlier
+    export wrote for ``targets``."""
     import io
     import tarfile
 
@@ -222,7 +232,10 @@ def _unpack(out: Path, data: bytes) -> int:
             f = tar.extractfile(m)
             if f is not None:
                 files[str(Path(*parts))] = f.read().decode("utf-8")
-    return len(write_bundle(out, files, executable=(".sh", ".sbatch")))
+    from straits.export import TARGETS
+
+    mine = [t for t in targets if t in TARGETS]  # the server's word: only target folders
+    return len(write_bundle(out, files, executable=(".sh", ".sbatch"), targets=mine))
 
 
 def _show(summary: dict[str, Any], written: int) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -145,6 +146,38 @@ class Exporter(Protocol):
     def render(self, inp: ExportInput) -> ExportResult: ...
 
 
+#: the variable an operator lists completed stages in for ``apply.sh`` and ``launch.sh``
+COMPLETED_VAR = "STRAITS_COMPLETED"
+#: bash functions of ``apply.sh`` and ``launch.sh`` for stages run outside the export: a stage
+#: whose predecessor the script does not run starts only once the operator lists that
+#: predecessor in STRAITS_COMPLETED (as Slurm holds such a stage until released); a stage
+#: listed there is not started again
+COMPLETED_HELPERS = (
+    f"# {COMPLETED_VAR}: the stages (WORKLOAD/STAGE, comma-separated) that have completed: a",
+    "# stage listed is not started again, and a stage whose predecessor this script does not",
+    "# run (another target, another export) starts only once that predecessor is listed",
+    "listed() {  # STAGE: 0 when STAGE is in STRAITS_COMPLETED",
+    '  case ",${STRAITS_COMPLETED:-}," in *",$1,"*) return 0 ;; esac',
+    "  return 1",
+    "}",
+    "after_outside() {  # STAGE PRED: 0 once PRED (run elsewhere) or STAGE itself is listed",
+    '  { listed "$1" || listed "$2"; } && return 0',
+    '  echo "$1 waits for $2, which this script does not run: once $2 has completed, run it'
+    ' again with STRAITS_COMPLETED=$2 (and the stages already done)" >&2',
+    "  return 1",
+    "}",
+)
+
+
+def gate(job: StageJob, pred: str) -> str:
+    """The ``apply.sh`` / ``launch.sh`` line that stops ``job`` until ``pred`` (of the same
+    workload, run outside the script) is listed as completed."""
+    return (
+        f"after_outside {shlex.quote(job.workload + '/' + job.stage)} "
+        f"{shlex.quote(job.workload + '/' + pred)}"
+    )
+
+
 DEFAULT_RUN = 'echo "straits: no command was given (straits export --run CMD)" >&2; exit 1'
 """Kept for callers of the old API; stages without a command now get
 :func:`straits.export.commands.missing`, which names the stage."""
@@ -163,9 +196,35 @@ class _PlainDumper(_DUMPER):  # type: ignore[misc]
         return True
 
 
+#: plain scalars that Kubernetes' YAML reader (sigs.k8s.io/yaml: go-yaml v2, YAML 1.1) takes
+#: for a boolean, a null or a number, beyond what PyYAML quotes itself: a workload ``y``, a
+#: stage ``1e10`` or ``0o17`` were written bare, and kubectl refused the manifest ("cannot
+#: unmarshal bool into Go struct field ObjectMeta.metadata.labels of type string")
+_GO_WORDS = frozenset(
+    {
+        v
+        for w in ("y", "yes", "n", "no", "true", "false", "on", "off", "null")
+        for v in (w, w.capitalize(), w.upper())
+    }
+    | {f"{sign}.{v}" for sign in ("", "-", "+") for v in ("inf", "Inf", "INF")}
+    | {"~", ".nan", ".NaN", ".NAN"}
+)
+_GO_NUMBER = re.compile(
+    r"[-+]?(?:0[bB][01]+|0[oO]?[0-7]+|0[xX][0-9a-fA-F]+"
+    r"|(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?)"
+)
+
+
+def _go_yaml_non_string(text: str) -> bool:
+    """Whether go-yaml v2 reads ``text`` unquoted as something other than a string (it drops
+    every ``_`` before reading a number)."""
+    return text in _GO_WORDS or bool(_GO_NUMBER.fullmatch(text.replace("_", "")))
+
+
 def _str(dumper: Any, data: str) -> Any:
-    """Multi-line strings (commands) as literal blocks, as a person writes them."""
-    style = "|" if "\n" in data else None
+    """Multi-line strings (commands) as literal blocks, as a person writes them; a string
+    Kubernetes would read as a boolean or a number quoted."""
+    style = "|" if "\n" in data else "'" if _go_yaml_non_string(data) else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
 

@@ -42,7 +42,11 @@ MAX_MANIFEST_BYTES = 1 << 20
 
 
 def write_bundle(
-    out_dir: Path, files: Mapping[str, str], *, executable: tuple[str, ...] = ()
+    out_dir: Path,
+    files: Mapping[str, str],
+    *,
+    executable: tuple[str, ...] = (),
+    targets: Iterable[str] = (),
 ) -> list[Path]:
     """Write every file under ``out_dir`` or none: files are written into a staging folder
     inside it and moved into place once all are written (each move is atomic), under the
@@ -52,12 +56,17 @@ def write_bundle(
     An export killed while staging leaves its staging folder behind: its files end in
     :data:`PART`, so no tool that picks files by their extension (``kubectl apply -R``, a glob
     of ``*.sbatch``) takes them, and the next export into the folder removes it (staging
-    happens under the lock, so a staging folder found there is a dead export's)."""
+    happens under the lock, so a staging folder found there is a dead export's).
+
+    ``targets`` names target folders this export replaces although it writes nothing there
+    (``--to all`` with no site mapped to SkyPilot): the earlier export's files there go too,
+    or its ``skypilot/launch.sh`` stayed beside this plan's other targets."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     with _locked(out_dir):  # folders too: another export may remove the ones it emptied
         _remove_leftovers(out_dir)
         staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=STAGING))
+        made: list[Path] = []  # the folders this export made, so a failure takes them back
         try:
             for rel, text in files.items():
                 tmp = staging / (rel + PART)
@@ -68,7 +77,7 @@ def write_bundle(
             root = out_dir.resolve()
             for rel in files:  # every folder first: a clash fails before any file moves
                 _refuse_link_out(out_dir, root, rel)
-                (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+                made += _make_folders(out_dir, (out_dir / rel).parent)
                 if (out_dir / rel).is_dir():
                     raise IsADirectoryError(f"{out_dir / rel} is a directory")
             before = _manifest(out_dir)
@@ -82,12 +91,32 @@ def write_bundle(
                     dest = out_dir / rel
                     os.replace(staging / (rel + PART), dest)
                     written.append(dest)
-                stale = {r for r in before - set(files) if _top(r) in {_top(f) for f in files}}
+                mine = {_top(f) for f in files} | set(targets)
+                stale = {r for r in before - set(files) if _top(r) in mine}
                 _remove(out_dir, stale)
                 _write_manifest(out_dir, (before - stale) | set(files))
+        except BaseException:
+            # a refused export leaves the folder as it was: it left the target folders it
+            # had made empty (karmada/, kubernetes/<cluster>/...) beside the old files
+            for folder in reversed(made):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only an empty one: files moved in stay
+            raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return written
+
+
+def _make_folders(out_dir: Path, folder: Path) -> list[Path]:
+    """Make ``folder`` (inside ``out_dir``) and the folders on its way; the ones made, the
+    outermost first."""
+    missing = []
+    while folder != out_dir and not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for f in reversed(missing):
+        f.mkdir(exist_ok=True)
+    return list(reversed(missing))
 
 
 #: what the moves into place hold back until they are done

@@ -20,6 +20,7 @@ import math
 import re
 from typing import Any
 
+from straits.errors import InputError
 from straits.export.base import (
     MASTER_PORT,
     READINESS_PATH,
@@ -229,6 +230,7 @@ def jobset(
 ) -> dict[str, Any]:
     """The JobSet of a training stage: one Indexed Job of ``nodes`` pods, one per node."""
     nodes, per_node = job.layout(NODE)
+    _refuse_too_many_nodes(inp, job, nodes)
     name = object_name(job)
     labels = stage_labels(inp, job)
     env = _env(
@@ -317,6 +319,32 @@ def jobset(
             ],
         },
     }
+
+
+#: the API server refuses an Indexed Job of more parallelism (batch validation,
+#: maxParallelismForIndexedJob): the JobSet is taken, the Job it makes never is
+MAX_INDEXED_PODS = 100_000
+
+
+def _refuse_too_many_nodes(inp: ExportInput, job: StageJob, nodes: int) -> None:
+    """Refuse a training stage of more nodes than one Indexed Job may have pods: the JobSet
+    was written and taken by the API server, but the Job its controller makes is refused, and
+    the stage never starts."""
+    if nodes <= MAX_INDEXED_PODS:
+        return
+    index = next(
+        i
+        for i, a in enumerate(inp.plan.get("assignments", ()))
+        if (a["workload"], a["stage"]) == (job.workload, job.stage)
+    )
+    raise InputError(
+        f"{job.workload}/{job.stage}: {job.chips:,} chips are {nodes:,} nodes of {NODE}, one "
+        f"pod each, and Kubernetes refuses an Indexed Job of more than {MAX_INDEXED_PODS:,} "
+        "pods; nothing was written",
+        path=f"assignments[{index}].chips",
+        expected=f"at most {MAX_INDEXED_PODS * NODE:,} chips for a training stage exported to "
+        "Kubernetes or Karmada (export it to another target)",
+    )
 
 
 def serving(

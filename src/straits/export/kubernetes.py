@@ -21,11 +21,21 @@ import shlex
 from typing import Any
 
 from straits.errors import InputError
-from straits.export.base import ExportInput, ExportResult, StageJob, dump_yaml
+from straits.export.base import (
+    COMPLETED_HELPERS,
+    Choice,
+    ExportInput,
+    ExportResult,
+    StageJob,
+    dump_yaml,
+    gate,
+)
 from straits.export.k8s_objects import (
     k8s_site,
     local_queue,
+    node_labels,
     object_name,
+    resource_name,
     stage_labels,
     stage_objects,
 )
@@ -87,10 +97,12 @@ class KubernetesExporter:
                         f"wait_done {shlex.quote(pctx)} {pns} {pkind} {pname} "
                         f"{shlex.quote(job.workload + '/' + a)}"
                     )
-                else:
+                else:  # it runs elsewhere: the operator says when it has completed
+                    lines.append(gate(job, a))
                     res.notes.append(
-                        f"{job.workload}/{job.stage}: predecessor {a} is not "
-                        "exported to Kubernetes; apply.sh does not wait for it"
+                        f"{job.workload}/{job.stage}: predecessor {a} is not exported to "
+                        "Kubernetes; apply.sh applies it once STRAITS_COMPLETED lists "
+                        f"{job.workload}/{a}"
                     )
             lines.append(
                 f"apply_stage {shlex.quote(ctx)} {path} "
@@ -137,18 +149,22 @@ def _apply_script(plan_id: str, queues: dict[str, str], steps: dict[str, list[st
         f"# Apply the stages of Straits plan {plan_id} in order: a stage is applied once each",
         "# of its predecessors has completed (a JobSet's terminalState), or, for a serving",
         "# stage, is Available. Each workload runs in its own background job; a failed",
-        "# predecessor stops its workload and the script exits non-zero.",
+        "# predecessor stops its workload and the script exits non-zero, as does a stage whose",
+        "# predecessor runs elsewhere until STRAITS_COMPLETED lists it (below).",
         "# KUBECTL overrides the kubectl binary; STRAITS_POLL_SECONDS the polling interval.",
         "set -uo pipefail",
         'cd "$(dirname "$0")"',
         "KUBECTL=${KUBECTL:-kubectl}",
         "POLL=${STRAITS_POLL_SECONDS:-30}",
+        *COMPLETED_HELPERS,
         "apply_stage() {  # CONTEXT FILE STAGE",
+        '  if listed "$3"; then echo "skip $3: completed (STRAITS_COMPLETED)"; return 0; fi',
         '  echo "apply $3 ($2, context $1)"',
         '  "$KUBECTL" --context "$1" apply -f "$2" || { echo "apply of $3 failed" >&2; return 1; }',
         "}",
         "wait_done() {  # CONTEXT NAMESPACE KIND NAME STAGE: 0 once done, 1 once failed",
         "  local state",
+        '  if listed "$5"; then echo "$5: completed (STRAITS_COMPLETED)"; return 0; fi',
         '  echo "wait for $5 ($3/$4, context $1)"',
         "  while :; do",
         '    case "$3" in',
@@ -188,7 +204,11 @@ class KarmadaExporter:
     description = "Karmada PropagationPolicy per stage (cluster affinity = lawful clusters)"
 
     def policy(
-        self, inp: ExportInput, job: StageJob, objects: list[dict[str, Any]]
+        self,
+        inp: ExportInput,
+        job: StageJob,
+        objects: list[dict[str, Any]],
+        notes: list[str] | None = None,
     ) -> dict[str, Any]:
         k = k8s_site(job.planned)
         assert k is not None
@@ -197,7 +217,19 @@ class KarmadaExporter:
             for c in job.alternatives
             if c.pool.chip == job.planned.pool.chip and k8s_site(c) is not None
         ]
-        fallback = sorted({k8s_site(c).cluster for c in same_chip} - {k.cluster})  # type: ignore[union-attr]
+        # the templates are the planned site's: a cluster that names its namespace, queue,
+        # GPU labels... otherwise would take the stage and never run it (no such LocalQueue,
+        # no node with those labels), so Karmada would fail over into it for nothing
+        runs = [c for c in same_chip if _template(job, c) == _template(job, job.planned)]
+        fallback = sorted({k8s_site(c).cluster for c in runs} - {k.cluster})  # type: ignore[union-attr]
+        others = sorted({k8s_site(c).cluster for c in same_chip} - set(fallback) - {k.cluster})  # type: ignore[union-attr]
+        if others and notes is not None:
+            notes.append(
+                f"{job.workload}/{job.stage}: lawful cluster(s) {', '.join(others)} left out "
+                "of the policy: their namespace, queue, priority class, checkpoint claim, GPU "
+                "resource, labels or topology differ from the planned site's, which the "
+                "templates carry"
+            )
         affinities: list[dict[str, Any]] = [
             {"affinityName": "planned", "clusterNames": [k.cluster]}
         ]
@@ -244,7 +276,24 @@ class KarmadaExporter:
             if not job.serving and (note := job.rounding_note(NODE)) is not None:
                 res.notes.append(note)
             res.files[f"karmada/{job.name}.yaml"] = _dump(
-                [*objects, self.policy(inp, job, objects)]
+                [*objects, self.policy(inp, job, objects, res.notes)]
             )
             res.jobs += 1
         return res
+
+
+def _template(job: StageJob, c: Choice) -> tuple[object, ...]:
+    """What of a cluster's mapping the stage's Karmada templates carry (the planned one's)."""
+    k = k8s_site(c)
+    assert k is not None
+    t = c.pool.targets
+    priority = (k.serve_priority_class or k.priority_class) if job.serving else k.priority_class
+    return (
+        k.namespace,
+        k.queue,
+        priority,
+        None if job.serving else k.checkpoint_claim,
+        resource_name(c),
+        tuple(sorted(node_labels(c, site_labels=False).items())),
+        t.kubernetes_topology if t is not None else None,
+    )

@@ -10,7 +10,10 @@ this order, so the planned option wins while it has capacity).
 Order. The training stages of a workload, in dependency order, form one multi-document YAML
 (a name document, then one task per stage): ``sky jobs launch`` runs such a pipeline one task
 after another, each only once the one before has succeeded. ``launch.sh`` launches each
-workload's pipeline and waits for it, then brings up its services with ``sky serve up``.
+workload's pipeline and waits for it, then brings up its services with ``sky serve up``. A
+training stage after a service (brought up first) or after a stage no task here runs (its
+site has no SkyPilot mapping) starts another pipeline; ``launch.sh`` starts one of the latter
+only once ``STRAITS_COMPLETED`` lists that stage (``apply.sh`` does the same).
 
 Every task names its plan and stage in ``envs``, which the admission hook
 (``POST /v1/skypilot/policy``) reads to re-check each launch; its ``run`` first sets the
@@ -22,9 +25,11 @@ with a ``uri`` are mounted read-only at ``/data/<dataset>``.
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 from typing import Any
 
 from straits.export.base import (
+    COMPLETED_HELPERS,
     MASTER_PORT,
     READINESS_PATH,
     SERVE_PORT,
@@ -33,9 +38,10 @@ from straits.export.base import (
     ExportResult,
     StageJob,
     dump_yaml,
+    gate,
     replica_chips,
-    unique_labels,
 )
+from straits.export.names import LABEL_MAX, distinct
 from straits.plan.options import NODE
 
 #: catalog chip id -> the accelerator name SkyPilot's catalogs use
@@ -89,9 +95,11 @@ class SkyPilotExporter:
         self.ordered = ordered
 
     def resources(
-        self, inp: ExportInput, job: StageJob, per_node: int, notes: list[str]
+        self, inp: ExportInput, job: StageJob, per_node: int, notes: list[str], nodes: int = 1
     ) -> list[dict[str, Any]]:
         out = []
+        stage = inp.scenario.workload(job.workload).stage(job.stage)
+        context = stage.prompt_tokens + stage.output_tokens
         for c in job.choices:
             infra = _infra(c)
             if infra is None:
@@ -101,8 +109,18 @@ class SkyPilotExporter:
                 )
                 continue
             n = per_node
-            if job.serving:  # a replica of this chip's size (a smaller one on a bigger chip)
-                n = min(NODE, replica_chips(inp.scenario, job.workload, c.pool.chip))
+            if job.serving and c is not job.planned:
+                # a replica of this chip's size (a smaller one on a bigger chip), holding the
+                # KV cache of one request as the planned replica does: without the context a
+                # 1M-token stage's replica was asked as half the chips it needs
+                r = replica_chips(inp.scenario, job.workload, c.pool.chip, context=context)
+                if -(-r // NODE) > nodes:
+                    notes.append(
+                        f"{job.workload}/{job.stage}: {c.label} needs replicas of {r} chips, "
+                        f"more than the task's {nodes} node(s); left out of its resources"
+                    )
+                    continue
+                n = min(NODE, r)
             out.append({"infra": infra, "accelerators": f"{accelerator(c)}:{n}"})
         return out
 
@@ -113,7 +131,7 @@ class SkyPilotExporter:
             nodes, per_node = job.layout(NODE)
             if (note := job.rounding_note(NODE)) is not None:
                 notes.append(note)
-        options = self.resources(inp, job, per_node, notes)
+        options = self.resources(inp, job, per_node, notes, nodes)
         if not options or options[0]["infra"] != _infra(job.planned):
             notes.append(
                 f"{job.workload}/{job.stage}: the planned site {job.planned.site.id} "
@@ -166,13 +184,16 @@ class SkyPilotExporter:
 
     def render(self, inp: ExportInput) -> ExportResult:
         res = ExportResult(self.name)
-        pipelines: dict[str, list[tuple[StageJob, dict[str, Any]]]] = {}
-        services: dict[str, list[tuple[StageJob, str]]] = {}
+        # per workload, what launch.sh starts, in order: pipelines (lists of training tasks)
+        # and services; every stage comes after the items its predecessors are in
+        items: dict[str, list[_Item]] = {}
+        paths: dict[str, str] = {}
         for job in _dependency_order(inp):
             task = self.task(inp, job, res.notes)
             if task is None:
                 continue
             res.jobs += 1
+            mine = items.setdefault(job.workload, [])
             if job.serving:
                 path = f"skypilot/{job.name}.service.yaml"
                 head = (
@@ -183,50 +204,117 @@ class SkyPilotExporter:
                     + " (launch.sh does)\n"
                 )
                 res.files[path] = head + dump_yaml(task)
-                services.setdefault(job.workload, []).append((job, path))
+                paths[f"{job.workload}/{job.stage}"] = path
+                mine.append(_Item([(job, task)], serving=True))
+                continue
+            # a pipeline runs its tasks one after another: a task joins the last pipeline
+            # when everything it runs after is in that pipeline or before it; a task after a
+            # stage no task here runs (its site has no SkyPilot mapping) starts a new
+            # pipeline, which launch.sh launches only once that stage is listed as completed
+            last = next((i for i in range(len(mine) - 1, -1, -1) if not mine[i].serving), -1)
+            where = {j.stage: i for i, item in enumerate(mine) for j, _ in item.tasks}
+            joins = last >= 0 and all(
+                a in where and (where[a] < last or not mine[where[a]].serving) for a in job.after
+            )
+            if joins:
+                mine[last].tasks.append((job, task))
             else:
-                pipelines.setdefault(job.workload, []).append((job, task))
+                mine.append(_Item([(job, task)], serving=False))
         launch: dict[str, list[str]] = {}
-        labels = unique_labels(list(pipelines))
-        for workload, tasks in pipelines.items():
-            name = labels[workload]
-            path = f"skypilot/{name}.pipeline.yaml"
-            lines = [
-                f"# Straits plan {inp.plan_id}: the training stages of {workload} as one "
-                "managed-job pipeline (`sky jobs launch`): each task starts once the one "
-                "before has succeeded.",
-                *(
-                    f"# {j.stage} on {j.planned.label}, {j.chips} chips, {j.hours:.1f} h; "
-                    f"{len(j.alternatives)} lawful alternative(s)"
-                    for j, _ in tasks
-                ),
-            ]
-            res.files[path] = (
-                "\n".join(lines) + "\n" + dump_yaml({"name": name}, *(t for _, t in tasks))
-            )
-            launch.setdefault(workload, []).append(
-                f"sky jobs launch --yes --name {shlex.quote(name)} {path.split('/', 1)[1]}"
-            )
-        for workload, items in services.items():
-            for job, path in items:
-                pending = [
-                    a
-                    for a in job.after
-                    if not any(j.stage == a for j, _ in pipelines.get(workload, ()))
-                ]
-                if pending:
+        labels = _pipeline_labels(items)
+        for workload, mine in items.items():
+            n = 0
+            for i, item in enumerate(mine):
+                first = item.tasks[0][0]
+                before = {j.stage: x.serving for x in mine[:i] for j, _ in x.tasks}
+                outside = [a for a in first.after if a not in before]
+                served = [a for a in first.after if before.get(a)]
+                if outside:
                     res.notes.append(
-                        f"{job.workload}/{job.stage}: after {', '.join(pending)}, "
-                        "which no pipeline here runs; launch.sh does not wait for "
-                        "it"
+                        f"{first.workload}/{first.stage}: after {', '.join(outside)}, which "
+                        "no SkyPilot task here runs; launch.sh starts it once "
+                        f"STRAITS_COMPLETED lists {_listed(first, outside)}"
                     )
-                launch.setdefault(workload, []).append(
-                    f"sky serve up --yes --service-name {shlex.quote(job.name)} "
-                    f"{path.split('/', 1)[1]}"
-                )
+                if served:
+                    res.notes.append(
+                        f"{first.workload}/{first.stage}: after the service(s) "
+                        f"{', '.join(served)}; launch.sh starts it once they are up (sky serve "
+                        "up), not once they are ready or their serving period is over"
+                    )
+                if item.serving:
+                    path = paths[f"{first.workload}/{first.stage}"]
+                    cmd = (
+                        f"sky serve up --yes --service-name {shlex.quote(first.name)} "
+                        f"{path.split('/', 1)[1]}"
+                    )
+                else:
+                    name = labels[(workload, n)]
+                    n += 1
+                    path = f"skypilot/{name}.pipeline.yaml"
+                    res.files[path] = _pipeline(inp, workload, name, item, outside)
+                    cmd = (
+                        f"sky jobs launch --yes --name {shlex.quote(name)} {path.split('/', 1)[1]}"
+                    )
+                jobs = [j for j, _ in item.tasks]
+                gates = [gate(first, a) for a in outside]
+                launch.setdefault(workload, []).extend(_unless_done(jobs, gates, cmd))
         if launch:
             res.files["skypilot/launch.sh"] = _launch_script(inp.plan_id, launch)
         return res
+
+
+@dataclass
+class _Item:
+    """What launch.sh starts at once: a pipeline of training tasks, or one service."""
+
+    tasks: list[tuple[StageJob, dict[str, Any]]]
+    serving: bool
+
+
+def _pipeline(inp: ExportInput, workload: str, name: str, item: _Item, outside: list[str]) -> str:
+    lines = [
+        f"# Straits plan {inp.plan_id}: the training stages of {workload} as one "
+        "managed-job pipeline (`sky jobs launch`): each task starts once the one "
+        "before has succeeded.",
+        *(
+            f"# {j.stage} on {j.planned.label}, {j.chips} chips, {j.hours:.1f} h; "
+            f"{len(j.alternatives)} lawful alternative(s)"
+            for j, _ in item.tasks
+        ),
+    ]
+    if outside:
+        lines.append(
+            f"# launch.sh launches it once {', '.join(outside)} (not run here) "
+            "is listed in STRAITS_COMPLETED"
+        )
+    return "\n".join(lines) + "\n" + dump_yaml({"name": name}, *(t for _, t in item.tasks))
+
+
+def _listed(job: StageJob, stages: list[str]) -> str:
+    return ",".join(f"{job.workload}/{a}" for a in stages)
+
+
+def _pipeline_labels(items: dict[str, list[_Item]]) -> dict[tuple[str, int], str]:
+    """A name per pipeline, distinct: the workload's for its first, ``<workload>-<n>`` for
+    the n-th (a workload named so too makes both hashed)."""
+    counts = {w: sum(1 for x in mine if not x.serving) for w, mine in items.items()}
+    keys = {(w, i): w if i == 0 else f"{w}-{i + 1}" for w, n in counts.items() for i in range(n)}
+    return distinct(keys, LABEL_MAX, seeds={k: f"{k[0]}\0{k[1]}" for k in keys})
+
+
+def _unless_done(jobs: list[StageJob], gates: list[str], command: str) -> list[str]:
+    """``command`` after ``gates``, skipped when every stage of ``jobs`` is listed as
+    completed (a rerun of launch.sh does not launch them twice)."""
+    done = " && ".join(f"listed {shlex.quote(j.workload + '/' + j.stage)}" for j in jobs)
+    names = ", ".join(j.stage for j in jobs)
+    return [
+        f"if {done}; then",
+        f"  echo {shlex.quote(f'skip {names}: completed (STRAITS_COMPLETED)')}",
+        "else",
+        *(f"  {g} || exit 1" for g in gates),
+        f"  {command} || exit 1",
+        "fi",
+    ]
 
 
 def _dependency_order(inp: ExportInput) -> list[StageJob]:
@@ -242,16 +330,18 @@ def _dependency_order(inp: ExportInput) -> list[StageJob]:
 def _launch_script(plan_id: str, launch: dict[str, list[str]]) -> str:
     out = [
         "#!/usr/bin/env bash",
-        f"# Launch Straits plan {plan_id} on SkyPilot: per workload, its training pipeline",
-        "# (sky jobs launch waits for it and fails when a task fails), then its services.",
+        f"# Launch Straits plan {plan_id} on SkyPilot: per workload, its training pipelines",
+        "# (sky jobs launch waits for one and fails when a task fails) and its services, each",
+        "# after what its stages run after.",
         "# Workloads run in parallel; the script exits non-zero if any fails.",
         "set -uo pipefail",
         'cd "$(dirname "$0")"',
+        *COMPLETED_HELPERS,
         "pids=()",
     ]
     for workload, lines in launch.items():
         out.append(f"(  # {workload}")
-        out += [f"  {line} || exit 1" for line in lines]
+        out += [f"  {line}" for line in lines]
         out += [") &", "pids+=($!)"]
     out += ["rc=0", 'for p in "${pids[@]}"; do wait "$p" || rc=1; done', 'exit "$rc"', ""]
     return "\n".join(out)

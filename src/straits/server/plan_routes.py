@@ -168,7 +168,34 @@ async def export_document(
     api.export_targets(to)
     data = await document_body(request, BODY)
     doc = await run_in_threadpool(read_document, data, BODY)
+    await run_in_threadpool(_not_a_recorded_id, request, doc)
     return await run_in_threadpool(_archive_response, doc, request, to, format, run, image, ordered)
+
+
+def _not_a_recorded_id(request: Request, doc: PlanDocument) -> None:
+    """Refuse a document that carries a recorded plan's id but decides otherwise (an edited
+    plan whose ``digest`` was deleted and ``id`` kept): its export named every file, job and
+    checkpoint folder after the recorded plan, and the admission hook took its launches for
+    that plan's. Whose the recorded plan is is not said."""
+    from straits.plandoc import DECISION_FIELDS, canonical, plan_body
+    from straits.store.records import get_plan
+
+    row = get_plan(request.app.state.store, doc.id)
+    if row is None or not row.result:
+        return
+    recorded = plan_body(json.loads(row.result))
+    if canonical({k: recorded.get(k) for k in DECISION_FIELDS}) == canonical(
+        {k: doc.plan.get(k) for k in DECISION_FIELDS}
+    ):
+        return
+    raise InputError(
+        "a recorded plan has this id, and this plan is not that one (its placements or "
+        "decisions differ)",
+        source=BODY,
+        path="id",
+        expected="the recorded plan as `straits plan ID --show` prints it, or the edited plan "
+        "without its `id` and `digest` (a new plan)",
+    )
 
 
 # --- impact --------------------------------------------------------------------------------------
