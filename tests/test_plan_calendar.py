@@ -1,4 +1,5 @@
-"""A plan never holds a time past the last date Straits plans (2100-12-31): a stage that would
+"""A plan never holds a time past the last date Straits plans (2100-12-31): an option that ends
+in time beats one that would not, and a stage that can only
 end later refuses the plan with a scenario error naming it (exit 2). Before, one long stage
 was an OverflowError traceback (its end past year 9999), and a long chain wrote a plan
 document that export, report and impact refused to read back."""
@@ -118,3 +119,65 @@ def test_a_scenario_that_takes_the_whole_time_limit_to_read_is_refused(
     r = CliRunner(mix_stderr=False).invoke(app, ["plan", str(path), "--json", "--time-limit", "5"])
     assert r.exit_code == 2, r.output
     assert "--time-limit" in r.stderr and str(path) in r.stderr and not r.stdout.strip()
+
+
+def _cheap_but_slow(tokens: float) -> dict[str, Any]:
+    """A cheap pool of 8 chips and a dear one of 4,096, a year before the calendar ends."""
+    pool = {"chip": "H100-SXM"}
+    return {
+        "straits": 1,
+        "name": "cheap-but-slow",
+        "date": "2100-01-01",
+        "tenants": [{"id": "t1", "hq": "SG"}],
+        "sites": [
+            {
+                "id": site,
+                "country": "SG",
+                "operator_hq": "SG",
+                "pools": [{**pool, "count": count, "usd_per_chip_hour": price}],
+            }
+            for site, count, price in (("cheap", 8, 1.0), ("big", 4096, 3.0))
+        ],
+        "datasets": [
+            {
+                "id": "d1",
+                "tokens": 1e12,
+                "size_gb": 10,
+                "located_at": "cheap",
+                "origin": "SG",
+                "classes": ["public"],
+            }
+        ],
+        "workloads": [
+            {
+                "id": "w1",
+                "tenant": "t1",
+                "model": {**SMALL, "seq_len": 4096},
+                "stages": [{"id": "ft", "kind": "finetune", "datasets": ["d1"], "tokens": tokens}],
+            }
+        ],
+    }
+
+
+@pytest.mark.parametrize("solver", ["greedy", "cpsat", "lns"])
+def test_an_option_ending_in_time_is_chosen_over_a_cheaper_one_past_the_calendar(
+    rules: RuleSet, solver: str
+) -> None:
+    """The cheapest option (8 chips) would run 465 days from 2100-01-01: every solver chose
+    it and the plan was refused for running past 2100, although the dear pool ends the stage
+    within weeks. Options past the calendar now lose (`deadline`) where one ends in time."""
+    sc = parse_scenario(_cheap_but_slow(2e12), source="t.yaml")
+    plan = make_plan(sc, rules=rules, solver=solver, time_limit=10)
+    assert [a.site for a in plan.assignments] == ["big"]
+    assert max(a["end"] for a in plan.to_json()["assignments"]) < "2101-01-01"
+    if solver == "greedy":
+        (diag,) = plan.diagnosis
+        assert diag.lost_codes.get("deadline", 0) >= 1
+
+
+def test_with_no_option_in_time_the_plan_is_still_refused(rules: RuleSet) -> None:
+    doc = _cheap_but_slow(2e12)
+    doc["sites"] = doc["sites"][:1]  # the cheap pool alone
+    with pytest.raises(ScenarioError) as err:
+        make_plan(parse_scenario(doc, source="t.yaml"), rules=rules, solver="cpsat")
+    assert err.value.path == "workloads[0].stages[0]"

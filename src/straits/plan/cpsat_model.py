@@ -24,6 +24,7 @@ from typing import NamedTuple
 
 from ortools.sat.python import cp_model
 
+from straits.limits import MAX_DATE
 from straits.model.scenario import Workload
 from straits.plan.objectives import COMPLETION, COST, TIME, Objective, completion_weight
 from straits.plan.options import capex_share, pool_steps, procured_steps
@@ -123,6 +124,11 @@ def build(
     # the plan horizon, stretched to twice the greedy plan's makespan when that is longer
     longest = max((st.hint_end for st in stages.values()), default=0)
     horizon = horizon or max(int(sc.horizon_days * 24 * TICKS_PER_HOUR), 2 * longest + 1)
+    # no later than the last date Straits plans, when the greedy plan ends by then: the model
+    # chose an option ending decades on where another ended in time, and the plan was refused
+    calendar = ticks_down(deadline_hours(sc, MAX_DATE))
+    if longest <= calendar:
+        horizon = min(horizon, calendar)
     groups = Groups()
 
     def enable(table: dict[str, cp_model.IntVar], name: str) -> cp_model.IntVar | None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from straits.limits import MAX_DATE
 from straits.model.scenario import Stage, Workload
 from straits.plan.candidates import Candidates, Verdict
 from straits.plan.checks import ExportLedger, Predecessor
@@ -34,6 +35,7 @@ from straits.plan.greedy_explain import (
     _row_reject,
     _StageJob,
     _too_late,
+    past_calendar,
 )
 from straits.plan.objectives import Objective
 from straits.plan.options import Option
@@ -89,6 +91,8 @@ class GreedyPlanner(LossExplainer):
         """the clock reading at which to stop placing stages"""
         self.clock = clock or (cand.deadline.clock if cand.deadline is not None else None)
         self.seed = ExportLedger()
+        self.calendar_end = deadline_hours(self.sc, MAX_DATE)
+        """hours to the end of the last date Straits plans (a plan ending later is refused)"""
         self.moves = Moves(self.sc)
         self._empty: dict[str, Timeline] = {}
         """resource key -> its timeline with nothing booked (availability windows only)"""
@@ -318,6 +322,7 @@ class GreedyPlanner(LossExplainer):
         pool = self._schedule_rows(job, chosen, state)
         if not pool:  # the best-ranked options are all busy, late or over budget: go deeper
             pool = self._deeper(job, (order, alone_cost, end), set(chosen), state)
+        pool = self._within_calendar(job, pool)
         best = min(pool, key=lambda c: self.score(w, c)) if pool else None
         best_row = next((i for i, cs in job.per_row.items() if best in cs), None)
         rejections, citations, ranked_out = self._explain(job, gid, verdicts, best, best_row)
@@ -335,6 +340,22 @@ class GreedyPlanner(LossExplainer):
             also,
         )
         return diag, best
+
+    def _within_calendar(self, job: _StageJob, pool: list[Candidate]) -> list[Candidate]:
+        """The candidates that end by the last date Straits plans, when there are any: the
+        cheapest option could end decades later (its data arriving over a thin link, few
+        chips) and the plan was then refused for running past 2100 although another option
+        ended within the calendar. With none within, the pool stands (and the plan is refused
+        naming the stage, as before)."""
+        limit = self.calendar_end + EPS
+        if all(c.end <= limit for c in pool) or not any(c.end <= limit for c in pool):
+            return pool
+        for i, cands in job.per_row.items():
+            kept = [c for c in cands if c.end <= limit]
+            if cands and not kept:
+                job.why[i] = past_calendar(max(c.end for c in cands) - self.calendar_end)
+            job.per_row[i] = kept
+        return [c for c in pool if c.end <= limit]
 
     def _schedule_rows(self, job: _StageJob, rows: list[int], state: PlanState) -> list[Candidate]:
         """Schedule ``rows`` of the stage's table, recording each row's candidates and why

@@ -33,6 +33,16 @@ def _too_late(hours: float) -> Loss:
     return Loss(ReasonCode.DEADLINE, f"even on an empty pool it would end {hours:,.0f} h too late")
 
 
+def past_calendar(hours: float) -> Loss:
+    """An option that would end after the last date Straits plans, where another ends by it."""
+    from straits.limits import MAX_DATE
+
+    return Loss(
+        ReasonCode.DEADLINE,
+        f"it would end {hours:,.0f} h after {MAX_DATE.isoformat()}, the last date Straits plans",
+    )
+
+
 def _over_budget(w: Workload) -> Loss:
     return Loss(
         ReasonCode.BUDGET,
