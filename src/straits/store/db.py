@@ -457,7 +457,9 @@ class Store:
             except DBAPIError as exc:
                 if attempt == attempts or not self._transient(exc):
                     what = "still contended after retries" if self._transient(exc) else "failed"
-                    raise StoreError(f"database write {what}: {exc.orig or exc}") from None
+                    raise StoreError(
+                        f"database write {what}: {exc.orig or exc}{self._holder_hint(exc)}"
+                    ) from None
                 log.info(
                     "database contention (%s); retrying in %.2f s",
                     str(exc.orig or exc).splitlines()[0],
@@ -466,6 +468,17 @@ class Store:
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 1.6)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _holder_hint(self, exc: DBAPIError) -> str:
+        """Who may hold SQLite's write lock: SQLite does not say, and "database is locked"
+        alone left users looking for a bug in the command they ran."""
+        if self.dialect != "sqlite" or not self._transient(exc):
+            return ""
+        return (
+            " (another process writes to this file and held its lock throughout: a `straits "
+            "serve`, a `straits worker` or a command recording; SQLite takes one writer at a "
+            "time, PostgreSQL many)"
+        )
 
     def _transient(self, exc: DBAPIError) -> bool:
         if exc.connection_invalidated:
