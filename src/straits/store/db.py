@@ -389,7 +389,9 @@ class Store:
         except DBAPIError as exc:
             if not isinstance(exc, OperationalError) and not refuses_writes(exc):
                 raise  # a constraint a caller handles (an IntegrityError: recorded meanwhile)
-            raise StoreError(f"database write failed: {exc.orig or exc}") from None
+            raise StoreError(
+                f"database write failed: {exc.orig or exc}{self._holder_hint(exc)}"
+            ) from None
 
     @contextmanager
     def _raw_write(self, *, ledger: bool) -> Iterator[Session]:
