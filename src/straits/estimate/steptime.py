@@ -15,8 +15,9 @@ pipeline p, expert e):
   scale-up link inside a node and the scale-out network beyond it; partly exposed;
 * the pipeline bubble (p-1)/(v·m + p-1) with m microbatches per replica and v virtual stages;
 * data-parallel gradient reduction, ring cost 2(D-1)/D (x1.5 for ZeRO-3's extra all-gather), over
-  the scale-out network, hidden behind the backward pass up to ``dp_overlap``;
-* the optimizer update, memory-bound over the chip's shard.
+  the scale-out network, hidden behind the backward pass up to ``dp_overlap``; an expert
+  shard's gradients are reduced among the D/e replicas that hold it;
+* the optimizer update, memory-bound over the chip's ZeRO shard of the state.
 
 Compute runs at the chip family's kernel efficiency for the software year
 (:meth:`~straits.estimate.calibration.Calibration.kernel_efficiency`), less for narrow models
@@ -36,7 +37,7 @@ import numpy as np
 from straits.catalog import Chip
 from straits.estimate.calibration import DEFAULT, Calibration
 from straits.estimate.layout import NODE, Layout, Shapes
-from straits.estimate.memory import split_params
+from straits.estimate.memory import state_shards
 from straits.estimate.stack import DEFAULT_YEAR, stack
 from straits.model.scenario import ModelSpec
 
@@ -162,12 +163,14 @@ def step_time(
     busy = t_gemm + t_attn + t_mem + t_tp + t_ep
     t_bubble = busy * bubble_share / (1.0 - bubble_share)
 
-    dense, experts = split_params(model)
-    shard = dense / (t * p) + experts / (t * p * e)
-    volume = 2.0 * shard * 2.0 * (d - 1) / d * np.where(layout.zero == 3, 1.5, 1.0)
+    # gradients are reduced among the replicas of a shard: d of a dense one, d / e of an expert's
+    dense_shard, expert_shard, _, ed = state_shards(model, layout)
+    ring = dense_shard * (d - 1) / d + expert_shard * (ed - 1) / ed
+    volume = 2.0 * ring * 2.0 * np.where(layout.zero == 3, 1.5, 1.0)
     backward = (2.0 / 3.0) * (t_gemm + t_attn + t_mem)
     t_dp = np.maximum(0.0, volume / out - cal.dp_overlap * backward)
-    t_opt = 20.0 * shard / d / hbm  # read/write master weights, moments, grads of the shard
+    # read/write master weights, moments and grads of the chip's ZeRO shard of the state
+    t_opt = 20.0 * (dense_shard / d + expert_shard / ed) / hbm
 
     model_flops = (6.0 * model.active + 12.0 * layers * h * seq) * batch_tokens / n
     parts = (t_gemm, t_attn, t_mem, t_tp, t_ep, t_bubble, t_dp, t_opt)

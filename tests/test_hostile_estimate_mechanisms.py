@@ -1,0 +1,59 @@
+"""A hostile pass on the estimator's mechanisms (atk37): what a layout holds and moves, checked
+against what must be true of any layout, for dense and mixture-of-experts models alike."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from straits.catalog import get_chip
+from straits.estimate import estimate_training
+from straits.estimate.layout import layouts
+from straits.estimate.memory import TRAIN_BYTES_PER_PARAM, USABLE_FRACTION, training_memory
+from straits.model.scenario import ModelSpec
+
+H100 = get_chip("H100-SXM")
+#: Mixtral-8x7B-like: 47B parameters, 13B active; 752 GB of training state
+MIXTRAL = ModelSpec(
+    params=4.7e10, active_params=1.3e10, layers=32, d_model=4096, heads=32, seq_len=4096
+)
+
+
+@st.composite
+def moe_models(draw: st.DrawFn) -> ModelSpec:
+    layers = draw(st.sampled_from([8, 24, 32, 61]))
+    width = draw(st.sampled_from([1024, 2048, 4096, 7168]))
+    active = 12.0 * layers * width**2 * draw(st.floats(0.5, 2.0))
+    return ModelSpec(
+        params=active * draw(st.floats(1.0, 40.0)),
+        active_params=active,
+        layers=layers,
+        d_model=width,
+        heads=draw(st.sampled_from([8, 16, 32])),
+        seq_len=draw(st.sampled_from([1024, 4096])),
+        top_k=draw(st.none() | st.integers(1, 8)),
+    )
+
+
+@given(moe_models(), st.sampled_from([8, 16, 24, 64, 96, 128, 512]))
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+def test_the_chips_of_a_layout_hold_the_whole_training_state(model: ModelSpec, chips: int) -> None:
+    """However it is split (tensor, pipeline, expert parallel, ZeRO-1 or 3), a cluster holds
+    16 B per parameter between its chips. Expert parallelism runs inside the data-parallel
+    replicas, so an expert shard is on dp / ep of them and ZeRO shards it that many ways: it
+    was sharded dp ways, and a 47B MoE 'fit' on 16 H100s in 42 GB each (671 GB of 752)."""
+    state = model.params * TRAIN_BYTES_PER_PARAM / 1e9
+    for lay in layouts(model, chips):
+        mem = training_memory(model, lay)
+        held = (mem.weights_gb + mem.grads_gb + mem.optimizer_gb) * chips
+        assert held >= state * (1 - 1e-9), lay.describe()
+
+
+@pytest.mark.parametrize("chips", [8, 9, 10])
+def test_a_moe_model_whose_state_outgrows_the_cluster_does_not_fit(chips: int) -> None:
+    """752 GB of state on 8-10 H100s (68 GB usable each): no layout holds it."""
+    assert MIXTRAL.params * TRAIN_BYTES_PER_PARAM / 1e9 > chips * H100.memory_gb * USABLE_FRACTION
+    est = estimate_training(MIXTRAL, 1e12, H100, chips)
+    assert not est.fits
+    assert est.min_chips > chips
