@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 
 from straits.catalog import get_chip
 from straits.estimate import estimate_training
-from straits.estimate.layout import layouts
+from straits.estimate.layout import Layout, layouts
 from straits.estimate.memory import TRAIN_BYTES_PER_PARAM, USABLE_FRACTION, training_memory
+from straits.estimate.steptime import step_time
 from straits.model.scenario import ModelSpec
 
 H100 = get_chip("H100-SXM")
@@ -57,3 +58,22 @@ def test_a_moe_model_whose_state_outgrows_the_cluster_does_not_fit(chips: int) -
     est = estimate_training(MIXTRAL, 1e12, H100, chips)
     assert not est.fits
     assert est.min_chips > chips
+
+
+@pytest.mark.parametrize("tp", [1, 2, 8])
+def test_no_all_to_all_without_expert_parallelism(tp: int) -> None:
+    """With every expert on the chip (EP1) a token is never dispatched to another chip: the
+    MoE all-to-all was charged over the scale-up link all the same."""
+    lay = Layout(64, tp, 1, 1, 1, "none")
+    assert step_time(MIXTRAL, H100, lay, 4e6).ep_comm == 0.0
+    assert step_time(MIXTRAL, H100, Layout(64, tp, 1, 2, 1, "none"), 4e6).ep_comm > 0.0
+
+
+def test_the_all_to_all_counts_only_tokens_that_leave_their_chip() -> None:
+    """Inside a node (TP1, EP <= 8) a token stays on its chip with probability 1/EP: the traffic
+    is (1 - 1/EP) of the routed copies, 1/2 : 3/4 : 7/8 for EP 2, 4, 8."""
+    comm = {
+        e: step_time(MIXTRAL, H100, Layout(64, 1, 1, e, 1, "none"), 4e6).ep_comm for e in (2, 4, 8)
+    }
+    assert comm[4] / comm[2] == pytest.approx(1.5)
+    assert comm[8] / comm[2] == pytest.approx(1.75)

@@ -11,8 +11,10 @@ pipeline p, expert e):
   attention does;
 * tensor parallelism: 4 all-reduces (6 with full recomputation) of 2h bytes per token-layer,
   ring cost 2(t-1)/t, over half the bidirectional scale-up bandwidth; partly exposed;
-* MoE: all-to-all of the routed token copies (dispatch + combine, forward and backward) over the
-  scale-up link inside a node and the scale-out network beyond it; partly exposed;
+* MoE: all-to-all of the routed token copies (dispatch + combine, forward and backward) to the
+  other chips of the expert-parallel group, over the scale-up link inside a node and the
+  scale-out network beyond it (none without expert parallelism: every expert is local); partly
+  exposed;
 * the pipeline bubble (p-1)/(v·m + p-1) with m microbatches per replica and v virtual stages;
 * data-parallel gradient reduction, ring cost 2(D-1)/D (x1.5 for ZeRO-3's extra all-gather), over
   the scale-out network, hidden behind the backward pass up to ``dp_overlap``; an expert
@@ -155,8 +157,17 @@ def step_time(
     if model.is_moe:
         dispatch = 1.0 if model.precision == "fp8" else 2.0
         per_token_layer = 2.0 * (dispatch + 2.0) * model.experts_per_token * h
-        local = np.where(e > 1, np.minimum(1.0, (NODE / t) / e), 1.0)
-        t_ep = token_layers * per_token_layer * ((1 - local) / out + local / up) * cal.ep_exposed
+        # of a token's e destinations, 1 is its own chip (no traffic), those of the expert group
+        # inside its node (NODE / t replicas there) go over scale-up, the rest over scale-out:
+        # with e = 1 every expert is local and there is no all-to-all
+        in_node = np.minimum(1.0, (NODE / t) / e)
+        off_chip_in_node = in_node - 1.0 / e
+        t_ep = (
+            token_layers
+            * per_token_layer
+            * ((1.0 - in_node) / out + off_chip_in_node / up)
+            * cal.ep_exposed
+        )
     micro = np.maximum(1.0, batch_tokens / d / seq)
     v = np.maximum(1, np.minimum(MAX_INTERLEAVE, layers // p))
     bubble_share = (p - 1) / (v * micro + p - 1)
