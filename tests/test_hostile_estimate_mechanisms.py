@@ -3,12 +3,15 @@ against what must be true of any layout, for dense and mixture-of-experts models
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from straits.catalog import get_chip
-from straits.estimate import estimate_training
+from straits.errors import EstimateError
+from straits.estimate import estimate_serving, estimate_training
 from straits.estimate.layout import Layout, layouts
 from straits.estimate.memory import TRAIN_BYTES_PER_PARAM, USABLE_FRACTION, training_memory
 from straits.estimate.steptime import step_time
@@ -77,3 +80,40 @@ def test_the_all_to_all_counts_only_tokens_that_leave_their_chip() -> None:
     }
     assert comm[4] / comm[2] == pytest.approx(1.5)
     assert comm[8] / comm[2] == pytest.approx(1.75)
+
+
+# --- the Python entry points refuse what no request could carry ---------------------------------
+SMALL = ModelSpec(params=7e9, layers=32, d_model=4096, heads=32, seq_len=4096)
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize("price", [-2.0, NAN, INF])
+def test_a_training_estimate_refuses_a_price_that_is_not_one(price: float) -> None:
+    """-2 $/chip-hour priced a run at -$89,365; NaN and inf gave NaN and inf costs."""
+    with pytest.raises(EstimateError) as exc:
+        estimate_training(SMALL, 1e12, H100, 64, price)
+    assert exc.value.path == "usd_per_chip_hour"
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "path"),
+    [
+        ((-8, 30.0), {}, "chips"),  # -5,760 chip-hours
+        ((0, 30.0), {}, "chips"),
+        ((8, -30.0), {}, "days"),
+        ((8, 0.0), {}, "days"),
+        ((None, 30.0), {"tokens_per_s": -5.0}, "tokens_per_s"),  # one replica, 'fits'
+        ((None, 30.0), {"tokens_per_s": 0.0}, "tokens_per_s"),
+        ((8, 30.0), {"prompt_tokens": -100_000}, "prompt_tokens"),
+        ((8, 30.0), {"output_tokens": 0}, "output_tokens"),
+        ((8, 30.0, -1.0), {}, "usd_per_chip_hour"),
+        ((8, 30.0, NAN), {}, "usd_per_chip_hour"),
+    ],
+)
+def test_a_serving_estimate_refuses_what_a_request_could_not_carry(
+    args: tuple[Any, ...], kwargs: dict[str, Any], path: str
+) -> None:
+    """estimate_training refused chips <= 0; estimate_serving answered negative chip-hours."""
+    with pytest.raises(EstimateError) as exc:
+        estimate_serving(SMALL, H100, *args, **kwargs)
+    assert exc.value.path == path

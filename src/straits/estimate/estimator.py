@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from straits.catalog import Chip, get_chip
 from straits.errors import EstimateError
+from straits.estimate import checks
 from straits.estimate.calibration import (
     DEFAULT,
     Calibration,
@@ -184,19 +185,6 @@ def at_risk(est: Estimate, risk: Risk) -> Estimate:
     )
 
 
-def _finite(model: ModelSpec, **figures: float | None) -> None:
-    """Infinite or NaN figures (JSON's ``Infinity`` parses) are input errors, not estimates."""
-    named = {f"model.{k}": getattr(model, k) for k in ("params", "active_params")}
-    named.update(figures)
-    for path, value in named.items():
-        if value is not None and not math.isfinite(value):
-            raise EstimateError(
-                f"{path.split('.')[-1]} must be a finite number",
-                path=path,
-                expected="a finite number",
-            )
-
-
 def _price(chip: Chip, usd_per_chip_hour: float | None) -> float | None:
     if usd_per_chip_hour is not None:
         return usd_per_chip_hour
@@ -237,7 +225,8 @@ def estimate_training(
     if chips is not None and chips <= 0:
         raise EstimateError("chips must be positive", path="chips", expected="an integer > 0")
     require_shipped(cal)
-    _finite(model, tokens=tokens)
+    checks.finite(model, tokens=tokens)
+    checks.price(usd_per_chip_hour)
     if not FIRST_YEAR <= software_year <= LAST_YEAR:
         raise EstimateError(
             f"software_year {software_year} is out of range",
@@ -421,7 +410,13 @@ def estimate_serving(
     """A serving stage holds ``chips`` chips for ``days`` days; without ``chips``, enough
     replicas for ``tokens_per_s`` output tokens per second."""
     require_shipped(cal)
-    _finite(model, days=days, tokens_per_s=tokens_per_s)
+    checks.finite(model, days=days, tokens_per_s=tokens_per_s)
+    checks.positive("chips", chips, "an integer")
+    checks.positive("days", days, "a serving period in days")
+    checks.positive("tokens_per_s", tokens_per_s, "output tokens per second")
+    checks.positive("prompt_tokens", prompt_tokens, "a token count")
+    checks.positive("output_tokens", output_tokens, "a token count")
+    checks.price(usd_per_chip_hour)
     context = prompt_tokens + output_tokens
     need = min_chips_serving(model, chip, context)
     plan: ServingPlan | None = None
