@@ -234,7 +234,9 @@ def _sweep(req: EstimateRequest, base: Estimate, fmt: Format, chart: Path | None
 
 
 def _ranged(central: str, low: str, high: str, est: Estimate) -> str:
-    if est.interval is None or est.low_factor == est.high_factor:
+    """``central (80%: low - high)``; the central figure alone without an interval, or
+    without a figure (no price: '-', not '- (80%: - - -)')."""
+    if est.interval is None or est.low_factor == est.high_factor or central == "-":
         return central
     return f"{central} (80%: {low} - {high})"
 
