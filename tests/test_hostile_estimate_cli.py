@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from straits.cli import app
@@ -30,3 +31,50 @@ def test_a_chip_without_a_price_prints_no_cost_range() -> None:
     rows = _rows(result.output)
     assert rows["cost"] == "-"
     assert "80%" in rows["chip-hours"]  # the figures that exist keep their interval
+
+
+# --- the JSON answer's shape --------------------------------------------------------------------
+COMMON = {
+    "kind", "chip", "chips", "min_chips", "fits", "flops", "mfu", "hours", "days", "chip_hours",
+    "cost_usd", "chip_hours_low", "chip_hours_high", "days_low", "days_high", "cost_usd_low",
+    "cost_usd_high", "interval", "risk", "usd_per_chip_hour", "layout", "global_batch_tokens",
+    "step_seconds", "memory_per_chip_gb", "mfu_components", "overheads", "notes", "energy",
+    "chips_basis", "ignored", "guidance",
+}  # fmt: skip
+TRAINING = COMMON | {"software_year", "efficiency", "nearest_runs"}
+SERVING = COMMON | {"serving"}
+NEAREST = {
+    "run", "name", "chip", "chips", "tokens", "published_chip_hours", "predicted_chip_hours",
+    "error", "used_for", "fitted", "scope", "source", "confidence",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("request_", "keys"),
+    [
+        ({"model": SMALL, "tokens": 1e12, "chip": "H100-SXM"}, TRAINING),
+        ({"model": SMALL, "tokens": 1e12, "chip": "H100-SXM", "chips": 64, "mfu": 0.4}, TRAINING),
+        ({"model": SMALL, "tokens": 1e12, "chip": "H100-SXM", "chips": 1}, TRAINING),
+        ({"model": SMALL, "chip": "H100-SXM", "kind": "serve", "days": 30, "chips": 8}, SERVING),
+        (
+            {"model": SMALL, "chip": "H100-SXM", "kind": "serve", "days": 30, "tokens_per_s": 1e4},
+            SERVING,
+        ),
+        ({"model": SMALL, "chip": "B200", "kind": "serve", "days": 1, "chips": 1}, SERVING),
+    ],
+)
+def test_every_answer_of_a_kind_has_the_same_keys(request_: dict[str, Any], keys: set[str]) -> None:
+    """A serving estimate that gave `chips` and no target had no `serving` key at all, where
+    one sized for `tokens_per_s` had it: the keys of an answer depend on its kind alone."""
+    result = CliRunner().invoke(app, ["estimate", "-", "--json"], input=json.dumps(request_))
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert set(out) == keys
+    for row in out.get("nearest_runs", []):
+        assert set(row) == NEAREST
+    if out["kind"] == "serve":
+        assert out["interval"] is None and "efficiency" not in out
+        assert (out["serving"] is None) == ("tokens_per_s" not in request_)
+    else:
+        assert set(out["interval"]) == {"level", "low_factor", "high_factor", "basis"}
+        assert set(out["efficiency"]) == {"basis", "mfu", "predicted_mfu"}

@@ -163,8 +163,8 @@ class Estimate:
                 "mfu": figure(self.mfu, 4),
                 "predicted_mfu": figure(self.predicted_mfu, 4),
             }
-        if self.serving:
-            out["serving"] = self.serving
+        else:  # every serving answer has the key: the replicas of a target, else null
+            out["serving"] = self.serving or None
         return out
 
 
