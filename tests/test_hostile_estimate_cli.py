@@ -4,6 +4,7 @@ shape, and the refusals of a shell."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -78,3 +79,41 @@ def test_every_answer_of_a_kind_has_the_same_keys(request_: dict[str, Any], keys
     else:
         assert set(out["interval"]) == {"level", "low_factor", "high_factor", "basis"}
         assert set(out["efficiency"]) == {"basis", "mfu", "predicted_mfu"}
+
+
+# --- --help says what the command does ------------------------------------------------------------
+def _help() -> str:
+    result = CliRunner().invoke(app, ["estimate", "--help"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0
+    return " ".join(result.output.replace("│", " ").split())
+
+
+def _run(request_: dict[str, Any], *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["estimate", "-", "--json", *args], input=json.dumps(request_))
+    return result.exit_code, result.output
+
+
+def test_the_mfu_range_in_help_is_the_one_accepted() -> None:
+    """--help said `mfu` was '0-1' while 0 to 0.01 is refused as a unit slip."""
+    found = re.search(
+        r"mfu \(a per-step MFU measured on your stack, ([0-9.]+)-([0-9.]+)\)", _help()
+    )
+    assert found is not None
+    lo, hi = float(found.group(1)), float(found.group(2))
+    base = {"model": SMALL, "tokens": 1e12, "chip": "H100-SXM", "chips": 64}
+    for mfu in (lo, hi):
+        assert _run({**base, "mfu": mfu})[0] == 0
+    for mfu in (lo * 0.99, hi * 1.01):
+        code, output = _run({**base, "mfu": mfu})
+        assert code == 2 and "mfu" in output
+
+
+def test_the_chips_range_in_help_is_the_one_accepted() -> None:
+    found = re.search(r"--chips INTEGER RANGE \[(\d+)<=x<=(\d+)\]", _help())
+    assert found is not None
+    lo, hi = int(found.group(1)), int(found.group(2))
+    base = {"model": SMALL, "tokens": 1e12, "chip": "H100-SXM"}
+    for n in (lo, hi):
+        assert _run(base, "--chips", str(n))[0] == 0
+    for n in (lo - 1, hi + 1):
+        assert _run(base, "--chips", str(n))[0] == 2

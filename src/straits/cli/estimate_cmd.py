@@ -75,7 +75,7 @@ def estimate(
     "seq_len": 8192}, "tokens": 1.5e13, "chip": "H100-SXM", "chips": 4096}
     (examples/estimate.json); `chips` defaults to the cluster size published runs of this size
     typically used, `software_year` to 2025, `usd_per_chip_hour` to the catalog's reference
-    price; `mfu` (a per-step MFU measured on your stack, 0-1) replaces the predicted one and
+    price; `mfu` (a per-step MFU measured on your stack, 0.01-1) replaces the predicted one and
     narrows the interval. Serving: {"kind": "serve", "model": ..., "chip": ..., "days": 30,
     "tokens_per_s": 50000}.
     """
