@@ -165,3 +165,18 @@ def test_the_hint_is_given_exactly_when_a_smaller_size_finishes_sooner(
     assert bool(hints) == bool(faster)
     if hints:
         assert hints[0]["chips_that_finish_sooner"] in faster
+
+
+# --- energy and carbon of a small run -----------------------------------------------------------
+def test_the_energy_of_a_small_run_is_not_zero() -> None:
+    """8.9 H100-hours in France: 6.5 kWh, 0.00036 tCO2e; the JSON said tco2e 0.0 and the table
+    '0 MWh ..., 0 tCO2e'."""
+    tiny = {"params": 1e9, "layers": 16, "d_model": 2048, "heads": 16, "seq_len": 2048}
+    request_ = {"model": tiny, "tokens": 1e9, "chip": "H100-SXM", "chips": 8, "country": "FR"}
+    code, output = _run(request_)
+    assert code == 0
+    energy = json.loads(output)["energy"]
+    assert energy["kwh"] > 0 and energy["tco2e"] > 0
+    table = CliRunner().invoke(app, ["estimate", "-"], input=json.dumps(request_)).output
+    value = _rows(table)["energy"]
+    assert not value.startswith("0 MWh") and ", 0 tCO2e" not in value

@@ -327,11 +327,11 @@ def _view(req: EstimateRequest, est: Estimate, answer: dict[str, Any]) -> None:
     )
     if e is not None:
         co2 = (
-            f", {e.tco2e:,.0f} tCO2e ({e.gco2_per_kwh:g} g/kWh, {e.grid_source})"
+            f", {amount(e.tco2e)} tCO2e ({e.gco2_per_kwh:g} g/kWh, {e.grid_source})"
             if e.tco2e is not None
             else " (give `country` or `grid_gco2_per_kwh` for carbon)"
         )
-        t.add_row("energy", f"{e.kwh / 1000:,.0f} MWh at PUE {e.pue:g}{co2}")
+        t.add_row("energy", f"{amount(e.kwh / 1000)} MWh at PUE {e.pue:g}{co2}")
     console.print(t)
     if req.kind == "train" and est.interval is not None:
         console.print(hanging("80% interval: ", f"{est.interval.basis}."))
@@ -391,6 +391,12 @@ def _used_for(run: PublishedRun) -> str:
 def whole(x: float) -> str:
     """A count of chip-hours: thousands separators; below one, '< 1' rather than '0'."""
     return "< 1" if 0 < x < 0.5 else f"{x:,.0f}"
+
+
+def amount(x: float) -> str:
+    """An energy or carbon figure: whole units, two significant digits below one (a small run's
+    0.0065 MWh and 0.00036 tCO2e are not '0 MWh' and '0 tCO2e')."""
+    return f"{x:,.0f}" if x >= 1 or x <= 0 else f"{x:.2g}"
 
 
 def tokens_text(tokens: float) -> str:
