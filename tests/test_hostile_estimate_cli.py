@@ -180,3 +180,18 @@ def test_the_energy_of_a_small_run_is_not_zero() -> None:
     table = CliRunner().invoke(app, ["estimate", "-"], input=json.dumps(request_)).output
     value = _rows(table)["energy"]
     assert not value.startswith("0 MWh") and ", 0 tCO2e" not in value
+
+
+def test_a_tiny_run_s_mfu_and_step_time_are_not_zero() -> None:
+    """A 1-token batch on a 1-parameter model: MFU 0.033%, a 59 us step; the table read '0.0%'
+    and '0.00 s' (the JSON already kept them, atk28)."""
+    one = {"params": 1, "layers": 1, "d_model": 1, "heads": 1, "seq_len": 1}
+    request_ = {"model": one, "tokens": 1, "chip": "H100-SXM"}
+    table = CliRunner().invoke(app, ["estimate", "-"], input=json.dumps(request_)).output
+    rows = _rows(table)
+    assert rows["predicted MFU (per step)"] not in ("0.0%", "0%")
+    assert rows["step time"] != "0.00 s"
+    sweep = CliRunner().invoke(
+        app, ["estimate", "-", "--sweep", "chips"], input=json.dumps(request_)
+    )
+    assert sweep.exit_code == 0 and "0.0%" not in sweep.output

@@ -179,7 +179,7 @@ def _remote_rows(answer: dict[str, Any]) -> list[tuple[str, str]]:
         rows[-1] = ("chips", rows[-1][1] + " (does not fit)")
     rows.append(("layout", str(answer.get("layout") or "-")))
     mfu = _number(answer.get("mfu"))
-    rows.append(("MFU (per step)", "-" if mfu is None else f"{mfu:.1%}"))
+    rows.append(("MFU (per step)", "-" if mfu is None else share(mfu)))
     rows.append(("chip-hours", ranged("chip_hours", whole)))
     rows.append(("wall-clock", ranged("days", duration, 24.0)))
     rows.append(("cost", ranged("cost_usd", money)))
@@ -225,7 +225,7 @@ def _sweep(req: EstimateRequest, base: Estimate, fmt: Format, chart: Path | None
         t.add_row(
             f"{r.chips:,}" + ("" if r.fits else " (does not fit)"),
             r.layout,
-            f"{r.mfu:.1%}",
+            share(r.mfu),
             f"{r.days:,.1f} ({r.hours_low / 24:,.1f}-{r.hours_high / 24:,.1f})",
             f"{r.chip_hours:,.0f}",
             money(r.cost_usd),
@@ -277,15 +277,15 @@ def _view(req: EstimateRequest, est: Estimate, answer: dict[str, Any]) -> None:
         if est.efficiency_basis == "given":
             t.add_row(
                 "MFU (per step)",
-                f"{est.mfu:.1%} given (predicted {est.predicted_mfu:.1%}, not used)",
+                f"{share(est.mfu)} given (predicted {share(est.predicted_mfu)}, not used)",
             )
         else:
-            t.add_row("predicted MFU (per step)", f"{est.mfu:.1%}")
+            t.add_row("predicted MFU (per step)", share(est.mfu))
             factors = est.mfu_components.get("factors", {})
             t.add_row("  efficiency factors", " x ".join(f"{k} {v:g}" for k, v in factors.items()))
             shares = est.mfu_components.get("step_shares", {})
             t.add_row("  step time", ", ".join(f"{k} {v:.0%}" for k, v in shares.items() if v))
-        t.add_row("step time", f"{est.step_seconds:,.2f} s")
+        t.add_row("step time", seconds(est.step_seconds))
         o = est.overheads
         kept = o.get("unstalled", 1.0)
         stalls = f"; {1 - kept:.0%} lost to an older stack's stalls" if kept < 1 else ""
@@ -391,6 +391,16 @@ def _used_for(run: PublishedRun) -> str:
 def whole(x: float) -> str:
     """A count of chip-hours: thousands separators; below one, '< 1' rather than '0'."""
     return "< 1" if 0 < x < 0.5 else f"{x:,.0f}"
+
+
+def share(x: float) -> str:
+    """An MFU as a percentage: one decimal, two significant digits where that shows 0.0%."""
+    return f"{x:.1%}" if x >= 0.0005 or x <= 0 else f"{x * 100:.2g}%"
+
+
+def seconds(x: float) -> str:
+    """A step time: 2 decimals, milliseconds where that shows 0.00 s (a 1-token step)."""
+    return f"{x:,.2f} s" if x >= 0.005 or x <= 0 else f"{x * 1000:.2g} ms"
 
 
 def amount(x: float) -> str:
