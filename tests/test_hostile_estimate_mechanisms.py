@@ -16,7 +16,9 @@ from straits.estimate.layout import Layout, layouts
 from straits.estimate.memory import TRAIN_BYTES_PER_PARAM, USABLE_FRACTION, training_memory
 from straits.estimate.runs import published_runs, same_run
 from straits.estimate.steptime import step_time
-from straits.model.scenario import ModelSpec
+from straits.loading import parse_scenario
+from straits.model.scenario import ModelSpec, Scenario
+from straits.plan import make_plan
 
 H100 = get_chip("H100-SXM")
 #: Mixtral-8x7B-like: 47B parameters, 13B active; 752 GB of training state
@@ -131,3 +133,36 @@ def test_the_check_figures_of_a_fitted_run_are_the_known_ones() -> None:
     fitted = [r for r in runs if r.used_for == "fit"]
     linked = {c.id for c in runs if c.used_for == "check" and any(same_run(c, f) for f in fitted)}
     assert linked == {"skywork-13b", "nemotron4-15b-mfu"}
+
+
+# --- the planner places a stage on a count that fits, on the grid or not -----------------------
+def _scenario(stage_chips: int) -> Scenario:
+    model = {"params": 4.4e10, "layers": 48, "d_model": 8192, "heads": 64, "seq_len": 2048}
+    stage = {"id": "pretrain", "kind": "pretrain", "tokens": 1e11, "chips": stage_chips}
+    pool = {"chip": "H100-SXM", "count": 1000, "usd_per_chip_hour": 2.0}
+    site = {"id": "sg", "country": "SG", "operator_hq": "SG", "pools": [pool]}
+    workload = {"id": "w", "tenant": "t", "model": model, "stages": [stage]}
+    return parse_scenario(
+        {
+            **{"straits": 1, "name": "x", "date": "2025-06-01"},
+            **{"tenants": [{"id": "t", "hq": "SG"}], "sites": [site], "workloads": [workload]},
+        }
+    )
+
+
+@pytest.mark.parametrize(("chips", "placed"), [(10, False), (11, True), (12, True), (16, True)])
+def test_a_stage_fixing_a_count_the_grid_skips_is_placed_when_it_fits(
+    chips: int, placed: bool
+) -> None:
+    """The fewest chips are searched on a grid (1, 2, 4, node multiples): a 44B model's is 16
+    H100s, yet 11 hold it (the estimate says so); a stage fixing 11 or 12 was unplaced, 'needs
+    at least 16 x H100-SXM, stage fixes 12'."""
+    sc = _scenario(chips)
+    model = sc.workloads[0].model
+    est = estimate_training(model, 1e11, H100, chips)
+    assert est.fits == placed
+    assert (est.min_chips <= chips) == placed  # not 'fewest chips that fit: 16' beside 11 that do
+    plan = make_plan(sc, solver="greedy")
+    assert [a.chips for a in plan.assignments] == ([chips] if placed else [])
+    if not placed:
+        assert plan.unplaced[0].lost_codes == {"memory": 1}

@@ -292,6 +292,8 @@ def _core(
     need = min_chips(model, chip, batch, cal, year)
     n = chips if chips is not None else need
     eff = predict(model, chip, n, batch, cal, year)
+    if eff.fits and n < need:  # a count the grid of sizes skips (11 chips where it tries 8, 16)
+        need = n
     notes = _range_notes(chip.id)
     if not eff.fits:
         notes += (misfit(model, chip, n, need, eff, batch, cal, year),)
