@@ -166,3 +166,6 @@ def test_a_stage_fixing_a_count_the_grid_skips_is_placed_when_it_fits(
     assert [a.chips for a in plan.assignments] == ([chips] if placed else [])
     if not placed:
         assert plan.unplaced[0].lost_codes == {"memory": 1}
+        # the fewest chips are the first count that fits, not the grid's 16
+        assert estimate_training(model, 1e11, H100, chips).min_chips == 11
+        assert estimate_training(model, 1e11, H100, None).chips == 11
