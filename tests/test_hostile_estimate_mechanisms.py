@@ -169,3 +169,31 @@ def test_a_stage_fixing_a_count_the_grid_skips_is_placed_when_it_fits(
         # the fewest chips are the first count that fits, not the grid's 16
         assert estimate_training(model, 1e11, H100, chips).min_chips == 11
         assert estimate_training(model, 1e11, H100, None).chips == 11
+
+
+@given(
+    st.sampled_from([16, 32, 48, 80]),
+    st.sampled_from([16, 32, 64]),
+    st.floats(0.7, 1.3),
+    st.floats(1.0, 8.0),
+    st.sampled_from(["A100-SXM-40GB", "H100-SXM", "H20", "MI300X", "Ascend-910B", "TPU-v4"]),
+)
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_count_just_below_the_fewest_chips_fits(
+    layers: int, heads: int, scale: float, sparsity: float, chip: str
+) -> None:
+    width = heads * 128
+    active = 12.0 * layers * width**2 * scale
+    model = ModelSpec(
+        params=active * sparsity,
+        active_params=active,
+        layers=layers,
+        d_model=width,
+        heads=heads,
+        seq_len=4096,
+    )
+    fewest = estimate_training(model, 1e12, get_chip(chip))
+    if not fewest.fits or fewest.chips > 256:
+        return
+    for k in range(max(1, fewest.chips - 24), fewest.chips):
+        assert not estimate_training(model, 1e12, get_chip(chip), k).fits, k
