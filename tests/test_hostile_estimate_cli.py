@@ -195,3 +195,23 @@ def test_a_tiny_run_s_mfu_and_step_time_are_not_zero() -> None:
         app, ["estimate", "-", "--sweep", "chips"], input=json.dumps(request_)
     )
     assert sweep.exit_code == 0 and "0.0%" not in sweep.output
+
+
+# --- what the estimate does not honour is said ----------------------------------------------------
+@pytest.mark.parametrize("kind", ["train", "serve"])
+def test_a_top_k_on_a_dense_model_is_said_to_be_ignored(kind: str) -> None:
+    """Mixtral given as {params: 47B, top_k: 2} without active_params was costed as a dense
+    47B model, 3.6 times its compute, without a word."""
+    shape = {"params": 4.7e10, "layers": 32, "d_model": 4096, "heads": 32}
+    extra = {"tokens": 1e12} if kind == "train" else {"kind": "serve", "days": 1, "chips": 8}
+    notes = {
+        k: estimate_json(EstimateRequest(model=model, chip="H100-SXM", **extra))["notes"]
+        for k, model in {
+            "dense": shape,
+            "top_k": {**shape, "top_k": 2},
+            "moe": {**shape, "top_k": 2, "active_params": 1.3e10},
+        }.items()
+    }
+    assert len(notes["top_k"]) == len(notes["dense"]) + 1
+    assert any("`top_k" in n and "`active_params`" in n for n in notes["top_k"])
+    assert not any("`top_k" in n for n in notes["moe"] + notes["dense"])

@@ -304,6 +304,7 @@ def _core(
         )
     if model.precision == "fp8" and not chip.peak_fp8_tflops:
         notes += (f"{chip.id} has no FP8 matrix units: `precision: fp8` estimated at BF16",)
+    notes += _dense_top_k(model)
     if model.params < SMALLEST_CALIBRATED:
         notes += (
             f"{model.params:.2g} parameters is below the smallest published runs the "
@@ -317,6 +318,18 @@ def _core(
         eff.memory.to_json(),
         eff.layout.describe(),
         _price(chip, None),
+    )
+
+
+def _dense_top_k(model: ModelSpec) -> tuple[str, ...]:
+    """A ``top_k`` on a model whose active parameters are all of them: estimated dense, with
+    every parameter active (a mixture of experts given without ``active_params`` would be
+    costed at several times its compute, silently)."""
+    if model.top_k is None or model.is_moe:
+        return ()
+    return (
+        f"`top_k: {model.top_k}` is set but `active_params` is not below `params`: estimated as "
+        "a dense model with every parameter active (give `active_params` for a mixture of experts)",
     )
 
 
@@ -433,7 +446,7 @@ def estimate_serving(
         chips = plan.chips
     hours = days * 24.0
     price = _price(chip, usd_per_chip_hour)
-    notes = _range_notes(chip.id)
+    notes = _range_notes(chip.id) + _dense_top_k(model)
     if chips < need:
         notes += (
             f"does not fit: one replica needs {need} x {chip.id} "
