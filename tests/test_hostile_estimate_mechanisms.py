@@ -11,11 +11,13 @@ from hypothesis import strategies as st
 
 from straits.catalog import get_chip
 from straits.errors import EstimateError
-from straits.estimate import estimate_serving, estimate_training
+from straits.estimate import estimate_serving, estimate_training, typical_chips
+from straits.estimate.efficiency import cluster_sizes
 from straits.estimate.layout import Layout, layouts
 from straits.estimate.memory import TRAIN_BYTES_PER_PARAM, USABLE_FRACTION, training_memory
 from straits.estimate.runs import published_runs, same_run
 from straits.estimate.steptime import step_time
+from straits.estimate.typical import MAX_TYPICAL_CHIPS, shipped_typical_days
 from straits.loading import parse_scenario
 from straits.model.scenario import ModelSpec, Scenario
 from straits.plan import make_plan
@@ -197,3 +199,41 @@ def test_no_count_just_below_the_fewest_chips_fits(
         return
     for k in range(max(1, fewest.chips - 24), fewest.chips):
         assert not estimate_training(model, 1e12, get_chip(chip), k).fits, k
+
+
+# --- the typical cluster is the smallest short enough --------------------------------------------
+@given(
+    st.sampled_from([(16, 16), (32, 32), (48, 32), (80, 64)]),
+    st.sampled_from([None, 5e5, 1e6, 4e6]),
+    st.sampled_from([2048, 4096, 8192]),
+    st.sampled_from(["H100-SXM", "A100-SXM-80GB", "TPU-v4"]),
+    st.floats(11, 14.5),
+)
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+def test_the_typical_cluster_is_the_smallest_size_short_enough(
+    shape: tuple[int, int], batch: float | None, seq: int, chip_id: str, log_tokens: float
+) -> None:
+    """A bisection over the sizes assumed 'short enough' grows with the size; sizes the batch
+    cannot feed sit between those it can, and it answered 3,232 H100s for a 16B model (a
+    500k-token batch) whose run is short enough on 1,248."""
+    layers, heads = shape
+    width = heads * 128
+    model = ModelSpec(
+        params=12.0 * layers * width**2,
+        layers=layers,
+        d_model=width,
+        heads=heads,
+        seq_len=seq,
+        global_batch_tokens=batch,
+    )
+    chip, tokens, line = get_chip(chip_id), 10**log_tokens, shipped_typical_days()
+    fewest = estimate_training(model, tokens, chip).min_chips
+    sizes = [n for n in cluster_sizes(fewest) if n <= MAX_TYPICAL_CHIPS] or [fewest]
+    short = [
+        n
+        for n in sizes
+        if (e := estimate_training(model, tokens, chip, n)).fits
+        and e.days <= line.days(e.chip_hours)
+    ]
+    if short:
+        assert typical_chips(model, tokens, chip) == short[0]
