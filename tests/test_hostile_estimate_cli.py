@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -215,3 +216,33 @@ def test_a_top_k_on_a_dense_model_is_said_to_be_ignored(kind: str) -> None:
     assert len(notes["top_k"]) == len(notes["dense"]) + 1
     assert any("`top_k" in n and "`active_params`" in n for n in notes["top_k"])
     assert not any("`top_k" in n for n in notes["moe"] + notes["dense"])
+
+
+SERVE_ONLY = """\
+straits: 1
+name: serve-only
+date: "2025-06-01"
+tenants: [{id: t, hq: SG}]
+sites:
+  - {id: sg, country: SG, operator_hq: SG,
+     pools: [{chip: H100-SXM, count: 64, usd_per_chip_hour: 2.0}]}
+workloads:
+  - id: w
+    tenant: t
+    model: {params: 7e9, layers: 32, d_model: 4096, heads: 32}
+    stages: [{id: serve, kind: serve, days: 30, tokens_per_s: 1000}]
+"""
+
+
+def test_a_small_plan_s_energy_and_carbon_are_not_zero(tmp_path: Path) -> None:
+    """One H100 serving for 30 days: 0.39 MWh, 0.18 tCO2e; the plan table said 'energy 0 MWh,
+    0 tCO2e' and the stage's carbon 0."""
+    path = tmp_path / "serve.yaml"
+    path.write_text(SERVE_ONLY, encoding="utf-8")
+    table = CliRunner().invoke(app, ["plan", str(path), "--solver", "greedy"])
+    assert table.exit_code == 0, table.output
+    doc = json.loads(
+        CliRunner().invoke(app, ["plan", str(path), "--solver", "greedy", "--json"]).output
+    )
+    assert 0 < doc["energy_mwh"] < 1 and 0 < doc["tco2e"] < 1
+    assert "energy 0 MWh" not in table.output and ", 0 tCO2e" not in table.output

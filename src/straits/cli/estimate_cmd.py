@@ -10,6 +10,7 @@ import typer
 
 from straits.cli.common import (
     JsonOption,
+    amount,
     console,
     duration,
     emit,
@@ -401,12 +402,6 @@ def share(x: float) -> str:
 def seconds(x: float) -> str:
     """A step time: 2 decimals, milliseconds where that shows 0.00 s (a 1-token step)."""
     return f"{x:,.2f} s" if x >= 0.005 or x <= 0 else f"{x * 1000:.2g} ms"
-
-
-def amount(x: float) -> str:
-    """An energy or carbon figure: whole units, two significant digits below one (a small run's
-    0.0065 MWh and 0.00036 tCO2e are not '0 MWh' and '0 tCO2e')."""
-    return f"{x:,.0f}" if x >= 1 or x <= 0 else f"{x:.2g}"
 
 
 def tokens_text(tokens: float) -> str:
