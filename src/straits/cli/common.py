@@ -350,6 +350,12 @@ def parse_text(text: str, label: str, error: type[InputError] = InputError) -> A
 
 
 # --- formatting ----------------------------------------------------------------------------------
+def amount(x: float) -> str:
+    """An energy or carbon figure: whole units, two significant digits below one (a small run's
+    0.0065 MWh and 0.00036 tCO2e are not '0 MWh' and '0 tCO2e')."""
+    return f"{x:,.0f}" if x >= 1 or x <= 0 else f"{x:.2g}"
+
+
 def money(usd: float | None) -> str:
     if usd is None:
         return "-"

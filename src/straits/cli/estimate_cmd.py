@@ -10,6 +10,7 @@ import typer
 
 from straits.cli.common import (
     JsonOption,
+    amount,
     console,
     duration,
     emit,
@@ -75,7 +76,7 @@ def estimate(
     "seq_len": 8192}, "tokens": 1.5e13, "chip": "H100-SXM", "chips": 4096}
     (examples/estimate.json); `chips` defaults to the cluster size published runs of this size
     typically used, `software_year` to 2025, `usd_per_chip_hour` to the catalog's reference
-    price; `mfu` (a per-step MFU measured on your stack, 0-1) replaces the predicted one and
+    price; `mfu` (a per-step MFU measured on your stack, 0.01-1) replaces the predicted one and
     narrows the interval. Serving: {"kind": "serve", "model": ..., "chip": ..., "days": 30,
     "tokens_per_s": 50000}.
     """
@@ -179,7 +180,7 @@ def _remote_rows(answer: dict[str, Any]) -> list[tuple[str, str]]:
         rows[-1] = ("chips", rows[-1][1] + " (does not fit)")
     rows.append(("layout", str(answer.get("layout") or "-")))
     mfu = _number(answer.get("mfu"))
-    rows.append(("MFU (per step)", "-" if mfu is None else f"{mfu:.1%}"))
+    rows.append(("MFU (per step)", "-" if mfu is None else share(mfu)))
     rows.append(("chip-hours", ranged("chip_hours", whole)))
     rows.append(("wall-clock", ranged("days", duration, 24.0)))
     rows.append(("cost", ranged("cost_usd", money)))
@@ -225,7 +226,7 @@ def _sweep(req: EstimateRequest, base: Estimate, fmt: Format, chart: Path | None
         t.add_row(
             f"{r.chips:,}" + ("" if r.fits else " (does not fit)"),
             r.layout,
-            f"{r.mfu:.1%}",
+            share(r.mfu),
             f"{r.days:,.1f} ({r.hours_low / 24:,.1f}-{r.hours_high / 24:,.1f})",
             f"{r.chip_hours:,.0f}",
             money(r.cost_usd),
@@ -234,7 +235,9 @@ def _sweep(req: EstimateRequest, base: Estimate, fmt: Format, chart: Path | None
 
 
 def _ranged(central: str, low: str, high: str, est: Estimate) -> str:
-    if est.interval is None or est.low_factor == est.high_factor:
+    """``central (80%: low - high)``; the central figure alone without an interval, or
+    without a figure (no price: '-', not '- (80%: - - -)')."""
+    if est.interval is None or est.low_factor == est.high_factor or central == "-":
         return central
     return f"{central} (80%: {low} - {high})"
 
@@ -275,15 +278,15 @@ def _view(req: EstimateRequest, est: Estimate, answer: dict[str, Any]) -> None:
         if est.efficiency_basis == "given":
             t.add_row(
                 "MFU (per step)",
-                f"{est.mfu:.1%} given (predicted {est.predicted_mfu:.1%}, not used)",
+                f"{share(est.mfu)} given (predicted {share(est.predicted_mfu)}, not used)",
             )
         else:
-            t.add_row("predicted MFU (per step)", f"{est.mfu:.1%}")
+            t.add_row("predicted MFU (per step)", share(est.mfu))
             factors = est.mfu_components.get("factors", {})
             t.add_row("  efficiency factors", " x ".join(f"{k} {v:g}" for k, v in factors.items()))
             shares = est.mfu_components.get("step_shares", {})
             t.add_row("  step time", ", ".join(f"{k} {v:.0%}" for k, v in shares.items() if v))
-        t.add_row("step time", f"{est.step_seconds:,.2f} s")
+        t.add_row("step time", seconds(est.step_seconds))
         o = est.overheads
         kept = o.get("unstalled", 1.0)
         stalls = f"; {1 - kept:.0%} lost to an older stack's stalls" if kept < 1 else ""
@@ -325,11 +328,11 @@ def _view(req: EstimateRequest, est: Estimate, answer: dict[str, Any]) -> None:
     )
     if e is not None:
         co2 = (
-            f", {e.tco2e:,.0f} tCO2e ({e.gco2_per_kwh:g} g/kWh, {e.grid_source})"
+            f", {amount(e.tco2e)} tCO2e ({e.gco2_per_kwh:g} g/kWh, {e.grid_source})"
             if e.tco2e is not None
             else " (give `country` or `grid_gco2_per_kwh` for carbon)"
         )
-        t.add_row("energy", f"{e.kwh / 1000:,.0f} MWh at PUE {e.pue:g}{co2}")
+        t.add_row("energy", f"{amount(e.kwh / 1000)} MWh at PUE {e.pue:g}{co2}")
     console.print(t)
     if req.kind == "train" and est.interval is not None:
         console.print(hanging("80% interval: ", f"{est.interval.basis}."))
@@ -389,6 +392,16 @@ def _used_for(run: PublishedRun) -> str:
 def whole(x: float) -> str:
     """A count of chip-hours: thousands separators; below one, '< 1' rather than '0'."""
     return "< 1" if 0 < x < 0.5 else f"{x:,.0f}"
+
+
+def share(x: float) -> str:
+    """An MFU as a percentage: one decimal, two significant digits where that shows 0.0%."""
+    return f"{x:.1%}" if x >= 0.0005 or x <= 0 else f"{x * 100:.2g}%"
+
+
+def seconds(x: float) -> str:
+    """A step time: 2 decimals, milliseconds where that shows 0.00 s (a 1-token step)."""
+    return f"{x:,.2f} s" if x >= 0.005 or x <= 0 else f"{x * 1000:.2g} ms"
 
 
 def tokens_text(tokens: float) -> str:

@@ -13,7 +13,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from straits.cli.common import duration, money
+from straits.cli.common import amount, duration, money
 from straits.cli.explain import hanging, reason_line
 
 Doc = Mapping[str, Any]
@@ -67,7 +67,7 @@ def assignments_table(plan: Doc) -> Table:
             f"x{a['chips']:,}{bought}",
             f"{_when(year, start)} -> {_when(year, end)}\n  {took}",
             money(a.get("cost_usd")),
-            "-" if a.get("tco2e") is None else f"{a['tco2e']:,.0f}",
+            "-" if a.get("tco2e") is None else amount(a["tco2e"]),
         ]
         if relies:
             row.append(", ".join(a.get("requires") or ()) or "-")
@@ -91,7 +91,7 @@ def totals_line(plan: Doc) -> Text:
         f"{duration(plan.get('makespan_hours', 0))}, "
         f"{len(plan.get('assignments', ()))} placed, "
         f"{len(plan.get('unplaced', ()))} unplaced; energy "
-        f"{plan.get('energy_mwh') or 0:,.0f} MWh, {plan.get('tco2e') or 0:,.0f} tCO2e.",
+        f"{amount(plan.get('energy_mwh') or 0)} MWh, {amount(plan.get('tco2e') or 0)} tCO2e.",
         style="bold",
     )
 

@@ -14,6 +14,7 @@ from importlib import resources
 import yaml
 
 from straits.catalog import Chip
+from straits.estimate.rounding import figure
 
 DEFAULT_PUE = 1.3
 #: average board power as a share of TDP: LLM training keeps accelerators near their limit;
@@ -52,11 +53,11 @@ class Energy:
 
     def to_json(self) -> dict[str, float | str | None]:
         t = self.tco2e
-        return {
-            "kwh": round(self.kwh, 1),
+        return {  # a positive figure never reads 0 (8.9 chip-hours in France: 0.00036 t)
+            "kwh": figure(self.kwh, 1),
             "pue": self.pue,
             "gco2_per_kwh": self.gco2_per_kwh,
-            "tco2e": None if t is None else round(t, 2),
+            "tco2e": None if t is None else figure(t, 2),
             "grid_source": self.grid_source,
         }
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from straits.catalog import Chip, get_chip
 from straits.errors import EstimateError
+from straits.estimate import checks
 from straits.estimate.calibration import (
     DEFAULT,
     Calibration,
@@ -162,8 +163,8 @@ class Estimate:
                 "mfu": figure(self.mfu, 4),
                 "predicted_mfu": figure(self.predicted_mfu, 4),
             }
-        if self.serving:
-            out["serving"] = self.serving
+        else:  # every serving answer has the key: the replicas of a target, else null
+            out["serving"] = self.serving or None
         return out
 
 
@@ -182,19 +183,6 @@ def at_risk(est: Estimate, risk: Risk) -> Estimate:
         high_factor=est.high_factor / f,
         risk=risk,
     )
-
-
-def _finite(model: ModelSpec, **figures: float | None) -> None:
-    """Infinite or NaN figures (JSON's ``Infinity`` parses) are input errors, not estimates."""
-    named = {f"model.{k}": getattr(model, k) for k in ("params", "active_params")}
-    named.update(figures)
-    for path, value in named.items():
-        if value is not None and not math.isfinite(value):
-            raise EstimateError(
-                f"{path.split('.')[-1]} must be a finite number",
-                path=path,
-                expected="a finite number",
-            )
 
 
 def _price(chip: Chip, usd_per_chip_hour: float | None) -> float | None:
@@ -237,7 +225,8 @@ def estimate_training(
     if chips is not None and chips <= 0:
         raise EstimateError("chips must be positive", path="chips", expected="an integer > 0")
     require_shipped(cal)
-    _finite(model, tokens=tokens)
+    checks.finite(model, tokens=tokens)
+    checks.price(usd_per_chip_hour)
     if not FIRST_YEAR <= software_year <= LAST_YEAR:
         raise EstimateError(
             f"software_year {software_year} is out of range",
@@ -303,6 +292,8 @@ def _core(
     need = min_chips(model, chip, batch, cal, year)
     n = chips if chips is not None else need
     eff = predict(model, chip, n, batch, cal, year)
+    if eff.fits and n < need:  # a count the grid of sizes skips (11 chips where it tries 8, 16)
+        need = n
     notes = _range_notes(chip.id)
     if not eff.fits:
         notes += (misfit(model, chip, n, need, eff, batch, cal, year),)
@@ -313,6 +304,7 @@ def _core(
         )
     if model.precision == "fp8" and not chip.peak_fp8_tflops:
         notes += (f"{chip.id} has no FP8 matrix units: `precision: fp8` estimated at BF16",)
+    notes += _dense_top_k(model)
     if model.params < SMALLEST_CALIBRATED:
         notes += (
             f"{model.params:.2g} parameters is below the smallest published runs the "
@@ -326,6 +318,18 @@ def _core(
         eff.memory.to_json(),
         eff.layout.describe(),
         _price(chip, None),
+    )
+
+
+def _dense_top_k(model: ModelSpec) -> tuple[str, ...]:
+    """A ``top_k`` on a model whose active parameters are all of them: estimated dense, with
+    every parameter active (a mixture of experts given without ``active_params`` would be
+    costed at several times its compute, silently)."""
+    if model.top_k is None or model.is_moe:
+        return ()
+    return (
+        f"`top_k: {model.top_k}` is set but `active_params` is not below `params`: estimated as "
+        "a dense model with every parameter active (give `active_params` for a mixture of experts)",
     )
 
 
@@ -421,7 +425,13 @@ def estimate_serving(
     """A serving stage holds ``chips`` chips for ``days`` days; without ``chips``, enough
     replicas for ``tokens_per_s`` output tokens per second."""
     require_shipped(cal)
-    _finite(model, days=days, tokens_per_s=tokens_per_s)
+    checks.finite(model, days=days, tokens_per_s=tokens_per_s)
+    checks.positive("chips", chips, "an integer")
+    checks.positive("days", days, "a serving period in days")
+    checks.positive("tokens_per_s", tokens_per_s, "output tokens per second")
+    checks.positive("prompt_tokens", prompt_tokens, "a token count")
+    checks.positive("output_tokens", output_tokens, "a token count")
+    checks.price(usd_per_chip_hour)
     context = prompt_tokens + output_tokens
     need = min_chips_serving(model, chip, context)
     plan: ServingPlan | None = None
@@ -436,7 +446,7 @@ def estimate_serving(
         chips = plan.chips
     hours = days * 24.0
     price = _price(chip, usd_per_chip_hour)
-    notes = _range_notes(chip.id)
+    notes = _range_notes(chip.id) + _dense_top_k(model)
     if chips < need:
         notes += (
             f"does not fit: one replica needs {need} x {chip.id} "

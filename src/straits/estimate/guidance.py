@@ -1,8 +1,8 @@
 """What `straits estimate` advises when its answer alone would leave a user stuck: too few
-chips to hold the model (and how many would), no layout of the chips asked for, a run that
-would take years (and the cluster that would finish within a quarter), a serving cluster
-below its throughput target. Each hint has a ``code``, its figures and a sentence
-(``docs/contracts.md``, ``guidance``)."""
+chips to hold the model (and how many would), no layout of the chips asked for, more chips
+than the batch uses well (fewer would finish sooner), a run that would take years (and the
+cluster that would finish within a quarter), a serving cluster below its throughput target.
+Each hint has a ``code``, its figures and a sentence (``docs/contracts.md``, ``guidance``)."""
 
 from __future__ import annotations
 
@@ -83,6 +83,21 @@ def estimate_guidance(
         else:
             hint, at = _fewer_chips(est, at, estimate_at)
             out.append(hint)
+    elif est.chips > est.min_chips and (sooner := _sooner(est, estimate_at)) is not None:
+        out.append(
+            {
+                "code": "fewer-chips-faster",
+                "chips": est.chips,
+                "days": round(est.days, 1),
+                "chips_that_finish_sooner": sooner.chips,
+                "days_at_those_chips": round(sooner.days, 1),
+                "text": f"{sooner.chips:,} x {est.chip} would finish sooner than {est.chips:,}"
+                f" ({sooner.days:,.1f} days against {est.days:,.1f}; --chips {sooner.chips}): "
+                f"a global batch of {est.batch_tokens:,.0f} tokens gives the replicas of "
+                f"{est.chips:,} too few sequences each to hide the pipeline bubble and the "
+                "communication; or give a larger `global_batch_tokens`",
+            }
+        )
     if at.days > LONG_RUN_DAYS:
         best = None
         for n in sweep_sizes(at):
@@ -116,6 +131,25 @@ def estimate_guidance(
             )
         out.append(hint)
     return out
+
+
+#: a smaller cluster is worth a hint when it finishes at least this much sooner
+SOONER = 0.99
+
+
+def _sooner(est: Estimate, estimate_at: Callable[[int], Estimate]) -> Estimate | None:
+    """The fastest of the fewest chips and the powers of two below the cluster asked for, when
+    it finishes sooner than that cluster: with the global batch held, more chips give each
+    replica fewer sequences a step, and past a point the pipeline bubble and exposed
+    communication grow faster than the work per chip falls."""
+    best = None
+    for n in sweep_sizes(est):
+        if n >= est.chips:
+            break
+        e = estimate_at(n)
+        if e.fits and e.hours < est.hours * SOONER and (best is None or e.hours < best.hours):
+            best = e
+    return best
 
 
 def _fits_nowhere(req: EstimateRequest, est: Estimate) -> dict[str, Any]:

@@ -4,7 +4,9 @@ Training in mixed precision with Adam keeps, per parameter: weights in BF16 (2 B
 in BF16 (2 B), plus FP32 master weights and Adam's two moments (12 B) = 16 B (Rajbhandari et al.
 2020, ZeRO, Sec. 3.1). FP8 training keeps the same state (DeepSeek-V3 report, Sec. 3.3).
 ZeRO-1 shards the 12 B of optimizer state over the data-parallel replicas; ZeRO-3 shards all
-16 B. Tensor and pipeline parallelism split the model; expert parallelism splits the experts.
+16 B. Tensor and pipeline parallelism split the model; expert parallelism splits the experts
+over ``ep`` of the ``dp`` replicas, so an expert shard is held by ``dp / ep`` replicas and ZeRO
+shards its state that many ways, not ``dp`` (the whole cluster then holds the whole state).
 
 Activations per token per layer, with FlashAttention (no stored attention scores) and sequence
 parallelism: 34·h/t bytes without recomputation, about 2·h/t with full recomputation, and
@@ -23,6 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import numpy as np
 
@@ -76,10 +79,21 @@ def split_params(model: ModelSpec) -> tuple[float, float]:
     return model.params - experts, experts
 
 
-@cache
-def _constants(model: ModelSpec) -> tuple[float, float, bool, int]:
+def state_shards(model: ModelSpec, layout: Layout | Shapes) -> tuple[Any, Any, Any, Any]:
+    """(dense parameters per chip before ZeRO, expert parameters per chip before ZeRO,
+    replicas of a dense shard, replicas of an expert shard): tensor and pipeline parallelism
+    split both; expert parallelism splits the experts over ``ep`` of the ``dp`` data-parallel
+    replicas, so each expert shard is held by ``dp / ep`` of them, not ``dp``. Given
+    :class:`Shapes`, arrays."""
     dense, experts = split_params(model)
-    return dense, experts, model.is_moe, model.experts_per_token
+    model_parallel = layout.tp * layout.pp
+    dp = layout.dp
+    return dense / model_parallel, experts / (model_parallel * layout.ep), dp, dp // layout.ep
+
+
+@cache
+def _constants(model: ModelSpec) -> tuple[bool, int]:
+    return model.is_moe, model.experts_per_token
 
 
 _ACT = np.array([ACT_BYTES["none"], ACT_BYTES["selective"], ACT_BYTES["full"]])
@@ -90,15 +104,16 @@ def training_memory(
 ) -> MemoryUse:
     """Per-chip memory of ``layout``; given :class:`Shapes`, every field is an array. Without
     ``fused_attention`` a layer stored whole keeps its attention scores too."""
-    dense, experts, moe, top_k = _constants(model)
+    moe, top_k = _constants(model)
     tp, pp, rc = layout.tp, layout.pp, layout.rc
-    model_parallel = tp * pp
-    shard = dense / model_parallel + experts / (model_parallel * layout.ep)
-    dp = layout.dp
-    sharded = np.where(layout.zero == 3, dp, 1)
-    weights = 2.0 * shard / sharded
-    grads = 2.0 * shard / sharded
-    optimizer = 12.0 * shard / dp
+    dense_shard, expert_shard, dp, edp = state_shards(model, layout)
+    zero3 = layout.zero == 3
+    # ZeRO shards what is replicated: the dense shard over the dp replicas, an expert shard over
+    # the dp / ep replicas that hold it (expert parallelism runs inside the data-parallel ones)
+    replicated = dense_shard / np.where(zero3, dp, 1) + expert_shard / np.where(zero3, edp, 1)
+    weights = 2.0 * replicated
+    grads = 2.0 * replicated
+    optimizer = 12.0 * (dense_shard / dp + expert_shard / edp)
     per_token_layer = _ACT[rc] * model.d_model / tp
     if not fused_attention:
         per_token_layer = per_token_layer + np.where(

@@ -11,12 +11,15 @@ pipeline p, expert e):
   attention does;
 * tensor parallelism: 4 all-reduces (6 with full recomputation) of 2h bytes per token-layer,
   ring cost 2(t-1)/t, over half the bidirectional scale-up bandwidth; partly exposed;
-* MoE: all-to-all of the routed token copies (dispatch + combine, forward and backward) over the
-  scale-up link inside a node and the scale-out network beyond it; partly exposed;
+* MoE: all-to-all of the routed token copies (dispatch + combine, forward and backward) to the
+  other chips of the expert-parallel group, over the scale-up link inside a node and the
+  scale-out network beyond it (none without expert parallelism: every expert is local); partly
+  exposed;
 * the pipeline bubble (p-1)/(v·m + p-1) with m microbatches per replica and v virtual stages;
 * data-parallel gradient reduction, ring cost 2(D-1)/D (x1.5 for ZeRO-3's extra all-gather), over
-  the scale-out network, hidden behind the backward pass up to ``dp_overlap``;
-* the optimizer update, memory-bound over the chip's shard.
+  the scale-out network, hidden behind the backward pass up to ``dp_overlap``; an expert
+  shard's gradients are reduced among the D/e replicas that hold it;
+* the optimizer update, memory-bound over the chip's ZeRO shard of the state.
 
 Compute runs at the chip family's kernel efficiency for the software year
 (:meth:`~straits.estimate.calibration.Calibration.kernel_efficiency`), less for narrow models
@@ -36,7 +39,7 @@ import numpy as np
 from straits.catalog import Chip
 from straits.estimate.calibration import DEFAULT, Calibration
 from straits.estimate.layout import NODE, Layout, Shapes
-from straits.estimate.memory import split_params
+from straits.estimate.memory import state_shards
 from straits.estimate.stack import DEFAULT_YEAR, stack
 from straits.model.scenario import ModelSpec
 
@@ -154,20 +157,31 @@ def step_time(
     if model.is_moe:
         dispatch = 1.0 if model.precision == "fp8" else 2.0
         per_token_layer = 2.0 * (dispatch + 2.0) * model.experts_per_token * h
-        local = np.where(e > 1, np.minimum(1.0, (NODE / t) / e), 1.0)
-        t_ep = token_layers * per_token_layer * ((1 - local) / out + local / up) * cal.ep_exposed
+        # of a token's e destinations, 1 is its own chip (no traffic), those of the expert group
+        # inside its node (NODE / t replicas there) go over scale-up, the rest over scale-out:
+        # with e = 1 every expert is local and there is no all-to-all
+        in_node = np.minimum(1.0, (NODE / t) / e)
+        off_chip_in_node = in_node - 1.0 / e
+        t_ep = (
+            token_layers
+            * per_token_layer
+            * ((1.0 - in_node) / out + off_chip_in_node / up)
+            * cal.ep_exposed
+        )
     micro = np.maximum(1.0, batch_tokens / d / seq)
     v = np.maximum(1, np.minimum(MAX_INTERLEAVE, layers // p))
     bubble_share = (p - 1) / (v * micro + p - 1)
     busy = t_gemm + t_attn + t_mem + t_tp + t_ep
     t_bubble = busy * bubble_share / (1.0 - bubble_share)
 
-    dense, experts = split_params(model)
-    shard = dense / (t * p) + experts / (t * p * e)
-    volume = 2.0 * shard * 2.0 * (d - 1) / d * np.where(layout.zero == 3, 1.5, 1.0)
+    # gradients are reduced among the replicas of a shard: d of a dense one, d / e of an expert's
+    dense_shard, expert_shard, _, ed = state_shards(model, layout)
+    ring = dense_shard * (d - 1) / d + expert_shard * (ed - 1) / ed
+    volume = 2.0 * ring * 2.0 * np.where(layout.zero == 3, 1.5, 1.0)
     backward = (2.0 / 3.0) * (t_gemm + t_attn + t_mem)
     t_dp = np.maximum(0.0, volume / out - cal.dp_overlap * backward)
-    t_opt = 20.0 * shard / d / hbm  # read/write master weights, moments, grads of the shard
+    # read/write master weights, moments and grads of the chip's ZeRO shard of the state
+    t_opt = 20.0 * (dense_shard / d + expert_shard / ed) / hbm
 
     model_flops = (6.0 * model.active + 12.0 * layers * h * seq) * batch_tokens / n
     parts = (t_gemm, t_attn, t_mem, t_tp, t_ep, t_bubble, t_dp, t_opt)

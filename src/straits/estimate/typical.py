@@ -95,27 +95,19 @@ def _typical(
 
     def short_enough(n: int) -> bool:
         est = run(n)
-        return est.days <= typical.days(est.chip_hours)
+        return est.fits and est.days <= typical.days(est.chip_hours)
 
     fewest = estimate_training(model, tokens, chip, None, cal=cal, software_year=year).min_chips
     sizes = [n for n in cluster_sizes(fewest) if n <= MAX_TYPICAL_CHIPS] or [fewest]
-    if short_enough(sizes[0]):
-        return sizes[0]
-    lo, hi = 0, len(sizes) - 1  # invariant: sizes[lo] too slow; answer in (lo, hi]
-    if not short_enough(sizes[hi]):
-        return sizes[hi] if run(sizes[hi]).fits else _fastest_fitting(sizes, run)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if short_enough(sizes[mid]):
-            hi = mid
-        else:
-            lo = mid
-    if run(sizes[hi]).fits:
-        return sizes[hi]
-    # a size the batch cannot feed (too many replicas, or none that divides it) sits between
-    # sizes that are short enough: the next one up that fits and is, else the fastest that fits
-    up = (n for n in sizes[hi + 1 :] if run(n).fits and short_enough(n))
-    return next(up, None) or _fastest_fitting(sizes, run)
+    # in order, not by bisection: a size the batch cannot feed (too many replicas, or none that
+    # divides it) can sit between sizes that are short enough, so whether a size is short enough
+    # is not monotone in the size, and a bisection could skip the smallest (it answered 3,232
+    # H100s for a 16B model whose run is short enough on 1,248)
+    found = next((n for n in sizes if short_enough(n)), None)
+    if found is not None:
+        return found
+    # none is short enough: the largest if it fits, else the fastest that fits
+    return sizes[-1] if run(sizes[-1]).fits else _fastest_fitting(sizes, run)
 
 
 def _fastest_fitting(sizes: list[int], run: Callable[[int], Estimate]) -> int:

@@ -115,8 +115,8 @@ class EstimateRequest(Frozen):
     """Year of the training software stack (fused attention and selective recomputation from
     2023; older stacks run slower); default a current one."""
     mfu: Mfu | None = None
-    """The per-step model FLOPs utilization measured on the user's stack (0 < mfu <= 1): used
-    instead of the predicted one, with a narrower interval; training only."""
+    """The per-step model FLOPs utilization measured on the user's stack (0.01 <= mfu <= 1):
+    used instead of the predicted one, with a narrower interval; training only."""
 
     def ignored_fields(self) -> tuple[str, ...]:
         """Fields the request sets that its kind does not read (a training estimate's

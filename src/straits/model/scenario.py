@@ -276,8 +276,8 @@ class Stage(Frozen):
     tokens_per_s: TokensPerS | None = None
     """Serving: output tokens per second to sustain (instead of a fixed `chips`)."""
     mfu: Mfu | None = None
-    """Training: the per-step model FLOPs utilization measured on the team's stack (0 < mfu <=
-    1), used on every chip the planner tries instead of the predicted one."""
+    """Training: the per-step model FLOPs utilization measured on the team's stack (0.01 <=
+    mfu <= 1), used on every chip the planner tries instead of the predicted one."""
     prompt_tokens: RequestTokens = 1024
     output_tokens: RequestTokens = 256
     users: tuple[Country, ...] = ()

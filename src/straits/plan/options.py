@@ -226,6 +226,10 @@ def fit_stage(
 
     need = train(None).min_chips
     if stage.chips is not None:
+        # the fewest chips are searched on a grid (1, 2, 4, then node multiples): a count the
+        # grid skips can hold the model (11 x H100 a 44B model whose grid minimum is 16)
+        if stage.chips < need and train(stage.chips).fits:
+            need = stage.chips
         if stage.chips < need:
             return Fit(
                 memory, f"needs at least {need} x {chip.id}, stage fixes {stage.chips}", need
