@@ -207,6 +207,7 @@ def error_for(r: httpx.Response, base_url: str) -> Exception:
             source=base_url,
             path=field("path"),
             expected=field("expected"),
+            problems=_listed_problems(body.get("errors")),
         )
     incident = f" (incident {field('incident')})" if field("incident") else ""
     return RemoteError(
@@ -214,6 +215,22 @@ def error_for(r: httpx.Response, base_url: str) -> Exception:
         f"{r.status_code}: {message or 'no problem details (expected problem+json)'}{incident}",
         r.status_code,
     )
+
+
+def _listed_problems(errors: object) -> list[tuple[str | None, str]] | None:
+    """The problems a problem+json ``errors`` lists, each ``{"path", "detail"}`` (the first
+    MAX_PROBLEMS, each on one line, shortened); None where it lists none or is not that."""
+    from straits.errors import MAX_PROBLEMS
+
+    if not isinstance(errors, list):
+        return None
+    out: list[tuple[str | None, str]] = []
+    for item in errors[:MAX_PROBLEMS]:
+        if not isinstance(item, dict) or not isinstance(item.get("detail"), str):
+            continue
+        path = item.get("path")
+        out.append((one_line(path) if isinstance(path, str) else None, one_line(item["detail"])))
+    return out or None
 
 
 def next_page(r: httpx.Response, next_url: str, seen: set[str], base_url: str, items: bool) -> str:

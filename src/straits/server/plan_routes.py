@@ -141,7 +141,8 @@ async def export_recorded(
     """A recorded plan as the schedulers' files, in one archive (`straits export PLAN --to
     T -o FILE.tar.gz`). A target no site of the plan is mapped to is a 400 naming the field
     to add."""
-    api.export_targets(to)
+    api.export_targets(to)  # bad parameters fail before the body or plan is read
+    api.check_image(image)
     doc = await run_in_threadpool(_own_document, request, who, plan_id)
     return await run_in_threadpool(_archive_response, doc, request, to, format, run, image, ordered)
 
@@ -167,7 +168,8 @@ async def export_document(
     ordered: bool = False,
 ) -> Response:
     """A plan document (not recorded here) as the schedulers' files, in one archive."""
-    api.export_targets(to)
+    api.export_targets(to)  # bad parameters fail before the body or plan is read
+    api.check_image(image)
     data = await document_body(request, BODY)
     doc = await run_in_threadpool(read_document, data, BODY)
     return await run_in_threadpool(_archive_response, doc, request, to, format, run, image, ordered)
@@ -225,7 +227,11 @@ def _changes(model: type[M], items: list[dict[str, Any]], key: str) -> tuple[M, 
         except InputError as exc:
             inner = f".{exc.path}" if exc.path and exc.path != "(top level)" else ""
             raise RequestError(
-                exc.detail, source=BODY, path=f"{key}[{i}]{inner}", expected=exc.expected
+                exc.detail,
+                source=BODY,
+                path=f"{key}[{i}]{inner}",
+                expected=exc.expected,
+                problems=exc.problems_under(f"{key}[{i}]"),
             ) from None
     return tuple(out)
 

@@ -1,0 +1,108 @@
+"""The API as an integrator reads it: a problem's ``errors`` lists every problem the request
+has (not the first one with "and 3 more" in its prose), with the paths of the API's own
+parameters (not the CLI's flags), and the Python client hands them on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from straits.client_io import error_for
+from straits.errors import MAX_PROBLEMS, InputError, join_path
+from test_api import Api, assert_problem, running_api
+from test_rules_engine import DESIGN_REQUEST
+
+
+@pytest.fixture
+def api(db_url: str) -> Iterator[Api]:
+    yield from running_api(db_url)
+
+
+def _paths(body: dict[str, Any]) -> list[str | None]:
+    return [item["path"] for item in body["errors"]]
+
+
+def test_every_problem_of_a_check_is_listed(api: Api) -> None:
+    r = api.client.post("/v1/check", json={}, headers=api.auth("t", "viewer"))
+    body = assert_problem(r, 400)
+    assert set(_paths(body)) >= {"date", "action", "tenant", "site"}
+    assert body["path"] == body["errors"][0]["path"]
+    assert all("more problem" not in item["detail"] for item in body["errors"])
+
+
+def test_problems_in_a_list_of_checks_are_under_their_index(api: Api) -> None:
+    bad = {k: v for k, v in DESIGN_REQUEST.items() if k not in ("date", "action")}
+    r = api.client.post("/v1/check", json=[DESIGN_REQUEST, bad], headers=api.auth("t", "viewer"))
+    body = assert_problem(r, 400)
+    assert set(_paths(body)) == {"[1].date", "[1].action"}
+
+
+def test_every_problem_of_an_estimate_is_listed(api: Api) -> None:
+    r = api.client.post(
+        "/v1/estimate", json={"tokens": -1, "chip": ""}, headers=api.auth("t", "viewer")
+    )
+    body = assert_problem(r, 400)
+    assert {"model", "tokens", "chip"} <= set(_paths(body))
+
+
+def test_a_scenario_with_many_problems_lists_them_up_to_the_cap(api: Api) -> None:
+    sites = [{"id": f"s{i}", "country": "SG"} for i in range(MAX_PROBLEMS + 50)]
+    doc = {"straits": 1, "name": "x", "date": "2025-06-01", "sites": sites}
+    r = api.client.post("/v1/plans", json=doc, headers=api.auth("t", "planner"))
+    body = assert_problem(r, 400)
+    assert len(body["errors"]) == MAX_PROBLEMS
+    assert "sites[0].operator_hq" in _paths(body)
+
+
+def test_impact_changes_list_their_problems_under_their_index(api: Api) -> None:
+    r = api.client.post(
+        "/v1/impact",
+        json={"date": "2025-06-01", "capacity": [{}]},
+        headers=api.auth("t", "viewer"),
+    )
+    body = assert_problem(r, 400)
+    paths = _paths(body)
+    assert len(paths) > 1 and all(str(p).startswith("capacity[0].") for p in paths)
+
+
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [({"to": "nomad"}, "to"), ({"to": "slurm", "image": "a b"}, "image")],
+)
+def test_export_problems_name_the_query_parameter(
+    api: Api, params: dict[str, str], name: str
+) -> None:
+    r = api.client.post("/v1/exports", params=params, json={}, headers=api.auth("t", "viewer"))
+    body = assert_problem(r, 400)
+    assert body["path"] == name and _paths(body) == [name]
+    assert not body["error"].startswith("--")
+
+
+def test_the_client_hands_on_every_listed_problem() -> None:
+    problems = [{"path": "date", "detail": "missing"}, {"path": None, "detail": "x\ny"}]
+    junk: list[Any] = [3, {"path": 1, "detail": "kept without its path"}, {"detail": None}]
+    r = httpx.Response(
+        400,
+        json={"detail": "missing", "path": "date", "errors": problems + junk},
+        request=httpx.Request("POST", "http://s/v1/check"),
+    )
+    exc = error_for(r, "http://s")
+    assert isinstance(exc, InputError)
+    assert exc.problems == [("date", "missing"), (None, "x y"), (None, "kept without its path")]
+
+
+@pytest.mark.parametrize(
+    ("prefix", "inner", "joined"),
+    [
+        ("[2]", "date", "[2].date"),
+        ("sites", "[0].id", "sites[0].id"),
+        ("[2]", None, "[2]"),
+        ("[2]", "(top level)", "[2]"),
+        ("[2]", "[2]", "[2]"),
+    ],
+)
+def test_join_path(prefix: str, inner: str | None, joined: str) -> None:
+    assert join_path(prefix, inner) == joined
