@@ -106,3 +106,32 @@ def test_the_client_hands_on_every_listed_problem() -> None:
 )
 def test_join_path(prefix: str, inner: str | None, joined: str) -> None:
     assert join_path(prefix, inner) == joined
+
+
+def _parameter(api: Api, path: str, method: str, name: str) -> dict[str, Any]:
+    spec = api.client.get("/openapi.json").json()
+    (param,) = [p for p in spec["paths"][path][method]["parameters"] if p["name"] == name]
+    schema: dict[str, Any] = param["schema"]
+    return schema
+
+
+def test_the_spec_lists_the_plan_states_the_list_takes(api: Api) -> None:
+    schema = _parameter(api, "/v1/plans", "get", "status")
+    (states,) = [s["enum"] for s in schema["anyOf"] if "enum" in s]
+    for state in states:
+        r = api.client.get("/v1/plans", params={"status": state}, headers=api.auth("t", "viewer"))
+        assert r.status_code == 200, r.text
+    r = api.client.get("/v1/plans", params={"status": "x"}, headers=api.auth("t", "viewer"))
+    assert_problem(r, 400)
+
+
+@pytest.mark.parametrize(
+    ("path", "method"), [("/v1/exports", "post"), ("/v1/plans/{plan_id}/export", "get")]
+)
+def test_the_spec_lists_the_export_targets_the_server_takes(
+    api: Api, path: str, method: str
+) -> None:
+    from straits.api import export_targets
+
+    targets = _parameter(api, path, method, "to")["items"]["enum"]
+    assert "all" in targets and len(export_targets(targets)) == len(targets) - 1

@@ -112,7 +112,18 @@ ARCHIVE_RESPONSES: dict[int | str, dict[str, Any]] = {
     }
 }
 ToQuery = Annotated[
-    list[str], Query(description="skypilot | kubernetes | karmada | slurm | all (repeatable)")
+    list[str],
+    Query(
+        description="skypilot | kubernetes | karmada | slurm | all (repeatable)",
+        # the spec names the targets the server takes (it said any string: a client generated
+        # from it sent '' and got a 400 the spec did not foresee)
+        json_schema_extra={
+            "items": {
+                "type": "string",
+                "enum": ["skypilot", "kubernetes", "karmada", "slurm", "all"],
+            }
+        },
+    ),
 ]
 FormatQuery = Annotated[str, Query(pattern="^(tar\\.gz|zip|tar)$")]
 RunQuery = Annotated[

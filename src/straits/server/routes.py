@@ -265,7 +265,14 @@ def plans(
         str | None, Query(max_length=500, description="From the Link header of the previous page.")
     ] = None,
     status: Annotated[
-        str | None, Query(max_length=20, description="queued | running | done | failed | cancelled")
+        str | None,
+        Query(
+            max_length=20,
+            description="queued | running | done | failed | cancelled",
+            json_schema_extra={
+                "anyOf": [{"type": "string", "enum": list(PLAN_STATES)}, {"type": "null"}]
+            },
+        ),
     ] = None,
     scenario: Annotated[
         str | None, Query(max_length=200, description="The scenario's name.")
