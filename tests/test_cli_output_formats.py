@@ -1,0 +1,35 @@
+"""What the CLI prints as documents, as a user of `kubectl -o yaml` reads it: YAML with no
+anchors or aliases (the document as its JSON spells it out), through the real process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from straits.cli.output import to_yaml
+from test_cli_conventions import run
+
+
+def _no_aliases(text: str) -> None:
+    events = list(yaml.parse(text, Loader=yaml.SafeLoader))
+    assert not [e for e in events if isinstance(e, yaml.AliasEvent)]
+    assert not [e for e in events if getattr(e, "anchor", None)]
+
+
+def test_a_shared_object_is_written_out_twice() -> None:
+    shared: dict[str, Any] = {"enacted": "sg/H100", "ai-diffusion": "unplaced"}
+    doc = {"stages": [{"placements": shared}], "moved": [{"placements": shared}]}
+    text = to_yaml(doc)
+    _no_aliases(text)
+    assert yaml.safe_load(text) == json.loads(json.dumps(doc))
+
+
+def test_scenario_generate_writes_no_aliases(tmp_path: Path) -> None:
+    r = run("scenario", "generate", "--workloads", "0", "--sites", "20", "-o", "-")
+    assert r.returncode == 0, r.stderr
+    _no_aliases(r.stdout)
+    r2 = run("scenario", "validate", "-", stdin=r.stdout)
+    assert r2.returncode == 0, r2.stderr
