@@ -135,3 +135,49 @@ def test_the_spec_lists_the_export_targets_the_server_takes(
 
     targets = _parameter(api, path, method, "to")["items"]["enum"]
     assert "all" in targets and len(export_targets(targets)) == len(targets) - 1
+
+
+@pytest.mark.parametrize("date", ["0", "20250601", "1748736000", "2025-06-01T00:00:00", "June 1"])
+def test_a_rules_date_is_a_date(api: Api, date: str) -> None:
+    r = api.client.get("/v1/rules", params={"date": date}, headers=api.auth("t", "viewer"))
+    assert assert_problem(r, 400)["path"] == "date"
+
+
+def test_a_rules_date_as_the_api_writes_it(api: Api) -> None:
+    r = api.client.get("/v1/rules", params={"date": "2025-06-01"}, headers=api.auth("t", "viewer"))
+    assert r.status_code == 200 and r.json()
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        ({"date": 1748736000}, "date"),
+        ({"date": "1900-01-01"}, "date"),
+        ({"replan": "no"}, "replan"),
+        ({"replan": 0}, "replan"),
+        ({"all": "yes"}, "all"),
+        ({"time_limit": "10"}, "time_limit"),
+    ],
+)
+def test_impact_takes_its_fields_as_written(api: Api, change: dict[str, Any], path: str) -> None:
+    body = {"date": "2025-06-01", "replan": False, **change}
+    r = api.client.post("/v1/impact", json=body, headers=api.auth("t", "viewer"))
+    assert assert_problem(r, 400)["path"] == path
+
+
+def test_impact_takes_a_whole_number_time_limit(api: Api) -> None:
+    body = {"date": "2025-06-01", "replan": False, "time_limit": 10}
+    r = api.client.post("/v1/impact", json=body, headers=api.auth("t", "viewer"))
+    # the body is valid: what is missing is a recorded plan to re-check
+    assert assert_problem(r, 400)["path"] == "plans"
+
+
+def test_an_admission_date_is_a_date(api: Api) -> None:
+    for date in ("1748736000", "1900-01-01"):
+        r = api.client.post(
+            "/v1/skypilot/policy",
+            params={"date": date},
+            json={},
+            headers=api.auth("t", "viewer"),
+        )
+        assert assert_problem(r, 400)["path"] == "date"

@@ -8,7 +8,6 @@ borrows one from a small pool, so a long re-plan does not hold up `/v1/check`.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import threading
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from straits.rules import RuleSet
 from straits.server.auth import Caller, refuse
 from straits.server.bodies import document_body, documented
 from straits.server.problems import openapi_responses as problems_doc
+from straits.server.query import PlanningDate
 from straits.store.records import recorded_plans
 from straits.store.tokens import Principal
 
@@ -190,8 +190,11 @@ async def export_document(
 class ImpactRequest(BaseModel):
     """What `straits impact` takes, as one JSON body."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    date: dt.date
+    # strict: ``"replan": "no"`` or ``0`` was taken as false, ``"time_limit": "10"`` as 10,
+    # a number as a date (a Unix time); the date is YYYY-MM-DD within 2000-2100, as the CLI's
+    # ``impact --date`` takes it (1900-01-01 was answered)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    date: Annotated[PlanningDate, Field(strict=False)]
     regime: Regime | None = None
     plans: list[Annotated[str, Field(min_length=4, max_length=64)]] = Field(
         default_factory=list, max_length=MAX_IMPACT_PLANS

@@ -4,7 +4,6 @@ the thread pool, never on the event loop."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -30,6 +29,7 @@ from straits.server.listing import (
     plan_row,
 )
 from straits.server.problems import problem
+from straits.server.query import IsoDate
 from straits.server.schemas import (
     CheckAnswer,
     ChipInfo,
@@ -423,7 +423,7 @@ def cancel_plan(request: Request, plan_id: str, who: Caller) -> JSONResponse:
 def rules(
     request: Request,
     who: Caller,
-    date: dt.date | None = None,
+    date: IsoDate | None = None,
     regime: Regime = "enacted",
     pack: Annotated[list[str] | None, Query()] = None,
 ) -> list[dict[str, Any]]:
