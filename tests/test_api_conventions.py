@@ -181,3 +181,26 @@ def test_an_admission_date_is_a_date(api: Api) -> None:
             headers=api.auth("t", "viewer"),
         )
         assert assert_problem(r, 400)["path"] == "date"
+
+
+@pytest.mark.parametrize(
+    "body", [{"type": "urn:straits:problem:not-found", "detail": "Not Found"}, None]
+)
+def test_a_route_the_server_lacks_names_the_url_asked(body: dict[str, Any] | None) -> None:
+    from straits.errors import NotFoundError
+
+    request = httpx.Request("GET", "http://s:8000/v1/v1/chips")
+    r = (
+        httpx.Response(404, json=body, request=request)
+        if body
+        else httpx.Response(404, request=request)
+    )
+    exc = error_for(r, "http://s:8000/v1")
+    assert isinstance(exc, NotFoundError) and exc.exit_code == 2
+    assert "http://s:8000/v1" in str(exc) and "GET /v1/v1/chips" in str(exc)
+
+
+def test_a_missing_record_keeps_the_servers_words() -> None:
+    request = httpx.Request("GET", "http://s/v1/plans/abcd")
+    r = httpx.Response(404, json={"detail": "no plan 'abcd'"}, request=request)
+    assert str(error_for(r, "http://s")) == "no plan 'abcd'"

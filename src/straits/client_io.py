@@ -200,7 +200,15 @@ def error_for(r: httpx.Response, base_url: str) -> Exception:
         )
         return AuthError(f"{base_url}: {message or f'HTTP {r.status_code}'}{hint}", r.status_code)
     if r.status_code == 404:
-        return NotFoundError(message or f"{r.request.url.path}: not found")
+        if message in (None, "Not Found"):  # no such route (a record's 404 names the record)
+            # `--server http://host:8000/v1` asked for /v1/v1/chips: "error: Not Found" said
+            # neither what was asked nor where
+            return NotFoundError(
+                f"{base_url}: {r.request.method} {r.request.url.path}: no such route on this "
+                "server (expected the URL `straits serve` answers on as --server, without "
+                "/v1: GET /healthz there answers)"
+            )
+        return NotFoundError(message)
     if r.status_code in (400, 409, 413, 422):
         return InputError(
             message or f"HTTP {r.status_code} with no problem details",
