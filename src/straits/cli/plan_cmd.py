@@ -35,6 +35,7 @@ from straits.cli.common import (
     set_quiet,
     state,
 )
+from straits.cli.plan_source import refuse_unread_flags
 from straits.errors import InputError, StraitsError
 from straits.plan.deadline import Deadline
 from straits.plan.registry import SOLVER_NAMES, objective_help, solver_help
@@ -244,6 +245,7 @@ def plan(
             raise InputError(
                 "--show and --recheck ask for two things", path="--show", expected="one of them"
             )
+        refuse_unread_flags(show, recheck, record)
         if state.server_url:
             from straits.cli.remote import remote_plan
 
@@ -256,6 +258,7 @@ def plan(
                     solver=solver_name,
                     time_limit=time_limit,
                     seed=seed,
+                    risk=risk,
                 ),
                 record=record,
                 show=show,

@@ -35,7 +35,9 @@ if TYPE_CHECKING:
 
 EXIT_UNPLACED = 3
 EXIT_BLOCKED = 4
-PLAN_OPTIONS = ("solver", "objective", "regime", "time_limit", "seed")
+#: the planner options the API takes (``risk`` overrides the scenario's: it was left out, so
+#: ``--server URL plan F --risk p90`` planned on p50 and said nothing)
+PLAN_OPTIONS = ("solver", "objective", "regime", "time_limit", "seed", "risk")
 
 
 def client() -> Client:

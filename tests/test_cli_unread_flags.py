@@ -1,0 +1,102 @@
+"""A flag a command would not read is exit 2 naming it, as git refuses options that do not go
+together: `plan PLAN --show --record` recorded nothing with exit 0, `plan F --tenant T` (no
+--record) and `--server URL plan F --tenant T` recorded nothing under T, `--show --date D`
+showed the plan unchecked. And `--server URL plan F --risk p90` plans on p90, as here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from straits.client import Client
+from test_cli_conventions import run
+from test_rules_engine import DESIGN_REQUEST
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = str(ROOT / "examples" / "offshore-2025.yaml")
+NOWHERE = "http://127.0.0.1:9"  # refused before any request is sent
+
+
+@pytest.fixture(scope="module")
+def plan_file(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("plan") / "plan.json"
+    r = run("plan", EXAMPLE, "--solver", "greedy", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    path.write_text(r.stdout)
+    return str(path)
+
+
+def _refused(r: Any, flag: str) -> None:
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert r.stdout == ""
+    assert r.stderr.startswith(f"error: {flag}:"), r.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "flag"),
+    [
+        (("--show", "--record"), "--record"),
+        (("--show", "--date", "2025-01-01"), "--date"),
+        (("--show", "--solver", "cpsat"), "--solver"),
+        (("--show", "--regime", "ai-diffusion"), "--regime"),
+        (("--recheck", "--time-limit", "5"), "--time-limit"),
+        (("--recheck", "--record"), "--record"),
+        (("--date", "2025-01-01"), "--date"),
+        (("--tenant", "acme"), "--tenant"),
+        (("--actor", "bob"), "--actor"),
+    ],
+)
+def test_plan_refuses_a_flag_it_would_not_read(
+    plan_file: str, tmp_path: Path, extra: tuple[str, ...], flag: str
+) -> None:
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    _refused(run("plan", plan_file, *extra, "--db", db), flag)
+    assert not (tmp_path / "x.db").exists()
+
+
+@pytest.mark.parametrize("flag", ["--tenant", "--actor", "--db", "--rules"])
+def test_server_runs_refuse_the_local_record_flags(tmp_path: Path, flag: str) -> None:
+    value = str(tmp_path) if flag == "--rules" else "x"
+    _refused(run("--server", NOWHERE, "plan", EXAMPLE, "--record", flag, value), flag)
+    request = json.dumps(DESIGN_REQUEST)
+    _refused(run("--server", NOWHERE, "check", "--record", flag, value, stdin=request), flag)
+
+
+def test_check_refuses_a_tenant_without_record() -> None:
+    _refused(run("check", "--tenant", "acme", stdin=json.dumps(DESIGN_REQUEST)), "--tenant")
+
+
+def test_the_environments_actor_is_no_flag(plan_file: str) -> None:
+    r = run("plan", plan_file, "--recheck", "--date", "2025-06-01", env={"STRAITS_ACTOR": "bob"})
+    assert r.returncode == 0, r.stderr
+    r = run("check", stdin=json.dumps(DESIGN_REQUEST), env={"STRAITS_ACTOR": "bob"})
+    assert r.returncode == 0, r.stderr
+
+
+def test_the_flags_that_are_read_still_are(plan_file: str, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    r = run("plan", plan_file, "--recheck", "--date", "2025-06-01", "--regime", "ai-diffusion")
+    assert r.returncode == 4, r.stderr  # blocked under the other regime
+    r = run("plan", EXAMPLE, "--solver", "greedy", "--record", "--tenant", "t", "--actor", "a",
+            "-o", "json", "--db", db)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["ledger_seq"] == 1
+
+
+def test_the_client_sends_the_risk() -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(
+            202, json={"id": "abcd1234", "status": "queued"}, headers={"Location": "/v1/plans/x"}
+        )
+
+    http = httpx.Client(base_url="http://s", transport=httpx.MockTransport(answer))
+    with Client("http://s", http=http) as c:
+        c.submit_plan({"name": "x"}, solver="greedy", risk="p90")
+    assert seen[0].url.params["risk"] == "p90"
