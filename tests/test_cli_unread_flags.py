@@ -100,3 +100,23 @@ def test_the_client_sends_the_risk() -> None:
     with Client("http://s", http=http) as c:
         c.submit_plan({"name": "x"}, solver="greedy", risk="p90")
     assert seen[0].url.params["risk"] == "p90"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("ledger", "show", "-o", "json", "--db", "sqlite:///x.db"),
+        ("ledger", "export", "-o", "-", "--db", "sqlite:///x.db"),
+        ("impact", "--date", "2025-06-01", "--db", "sqlite:///x.db"),
+        ("export", EXAMPLE, "--to", "slurm", "-o", "-", "--db", "sqlite:///x.db"),
+    ],
+)
+def test_server_reads_refuse_a_local_database(args: tuple[str, ...], tmp_path: Path) -> None:
+    r = run("--server", NOWHERE, *args, cwd=tmp_path)
+    _refused(r, "--db")
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_a_database_from_the_environment_is_no_flag() -> None:
+    r = run("--server", NOWHERE, "ledger", "show", env={"STRAITS_DATABASE_URL": "sqlite://"})
+    assert r.returncode == 1  # it went for the server, which is not there
