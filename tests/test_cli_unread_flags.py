@@ -120,3 +120,22 @@ def test_server_reads_refuse_a_local_database(args: tuple[str, ...], tmp_path: P
 def test_a_database_from_the_environment_is_no_flag() -> None:
     r = run("--server", NOWHERE, "ledger", "show", env={"STRAITS_DATABASE_URL": "sqlite://"})
     assert r.returncode == 1  # it went for the server, which is not there
+
+
+@pytest.mark.parametrize(
+    ("extra", "flag"),
+    [(("--tenant", "x"), "--tenant"), (("--since", "2"), "--since"), (("--limit", "5"), "--limit")],
+)
+def test_ledger_show_of_one_entry_refuses_the_filters(
+    tmp_path: Path, extra: tuple[str, ...], flag: str
+) -> None:
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    r = run("check", "--record", "--tenant", "a", "--db", db, stdin=json.dumps(DESIGN_REQUEST))
+    assert r.returncode == 0, r.stderr
+    _refused(run("ledger", "show", "1", *extra, "--db", db), flag)
+    shown = run("ledger", "show", "1", "-o", "json", "--db", db)
+    assert shown.returncode == 0 and json.loads(shown.stdout)["tenant"] == "a"
+
+
+def test_rules_list_names_its_own_flag() -> None:
+    _refused(run("rules", "list", "--pack", "no-such-pack"), "--pack")

@@ -22,6 +22,7 @@ from straits.cli.common import (
     open_store,
     output_format,
     read_stdin_text,
+    refuse_unread,
     state,
 )
 from straits.cli.ledger_verdicts import EXIT_BROKEN, report, report_tenant
@@ -318,6 +319,10 @@ def show(
 
     try:
         fmt = output_format(output, json_out)
+        if seq is not None:  # `ledger show 1 --tenant x` showed entry 1, another tenant's
+            refuse_unread(
+                ("tenant", "since", "limit"), when="with SEQ", expected="SEQ or the filters"
+            )
         if state.server_url:
             from straits.cli.remote import client
 
