@@ -48,6 +48,9 @@ def _refused(r: Any, flag: str) -> None:
         (("--date", "2025-01-01"), "--date"),
         (("--tenant", "acme"), "--tenant"),
         (("--actor", "bob"), "--actor"),
+        (("--details",), "--details"),
+        (("--details", "-q"), "--details"),
+        (("--show", "--details", "-o", "json"), "--details"),
     ],
 )
 def test_plan_refuses_a_flag_it_would_not_read(
@@ -81,6 +84,8 @@ def test_the_flags_that_are_read_still_are(plan_file: str, tmp_path: Path) -> No
     db = f"sqlite:///{tmp_path / 'x.db'}"
     r = run("plan", plan_file, "--recheck", "--date", "2025-06-01", "--regime", "ai-diffusion")
     assert r.returncode == 4, r.stderr  # blocked under the other regime
+    r = run("plan", EXAMPLE, "--solver", "greedy", "--details", "-o", "yaml")
+    assert r.returncode == 0, r.stderr
     r = run("plan", EXAMPLE, "--solver", "greedy", "--record", "--tenant", "t", "--actor", "a",
             "-o", "json", "--db", db)  # fmt: skip
     assert r.returncode == 0, r.stderr

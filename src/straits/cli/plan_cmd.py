@@ -245,7 +245,7 @@ def plan(
             raise InputError(
                 "--show and --recheck ask for two things", path="--show", expected="one of them"
             )
-        refuse_unread_flags(show, recheck, record)
+        refuse_unread_flags(show, recheck, record, str(fmt), pareto)
         if state.server_url:
             from straits.cli.remote import remote_plan
 

@@ -221,8 +221,15 @@ def tenant_plan_id(content: str, tenant: str) -> str:
 _PLANNING = ("objective", "solver", "time_limit", "seed", "risk", "pareto", "record")
 
 
-def refuse_unread_flags(show: bool, recheck: bool, record: bool) -> None:
+def refuse_unread_flags(show: bool, recheck: bool, record: bool, fmt: str, pareto: int) -> None:
     """``straits plan``: a flag this run would not read is exit 2 (``common.refuse_unread``)."""
+    if show or recheck or pareto or state.server_url or fmt not in ("json", "yaml"):
+        # only a plan made here and printed as a document lists every rejected option
+        refuse_unread(
+            ("details",),
+            when="unless a plan made here is printed with -o json or -o yaml",
+            expected="-o json or -o yaml",
+        )
     if show:
         refuse_unread(
             ("regime", *_PLANNING, "rules", "date"), when="with --show", expected="no --show"
