@@ -33,3 +33,19 @@ def test_scenario_generate_writes_no_aliases(tmp_path: Path) -> None:
     _no_aliases(r.stdout)
     r2 = run("scenario", "validate", "-", stdin=r.stdout)
     assert r2.returncode == 0, r2.stderr
+
+
+def test_export_refuses_an_archive_it_does_not_write(tmp_path: Path) -> None:
+    from test_cli_conventions import ROOT
+
+    example = str(ROOT / "examples" / "offshore-2025.yaml")
+    for name in ("jobs.tar.bz2", "jobs.TAR.XZ", "jobs.7z", "jobs.gz"):
+        r = run("export", example, "--to", "slurm", "-o", str(tmp_path / name))
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.startswith("error: -o:")
+        assert not (tmp_path / name).exists()
+    existing = tmp_path / "old.gz"  # a directory of that name already: written into
+    existing.mkdir()
+    r = run("export", example, "--to", "slurm", "-o", str(existing), "-q")
+    assert r.returncode == 0, r.stderr
+    assert (existing / "slurm").is_dir()
