@@ -11,6 +11,7 @@ import yaml
 
 from straits.cli.output import to_yaml
 from test_cli_conventions import run
+from test_rules_engine import DESIGN_REQUEST
 
 
 def _no_aliases(text: str) -> None:
@@ -49,3 +50,14 @@ def test_export_refuses_an_archive_it_does_not_write(tmp_path: Path) -> None:
     r = run("export", example, "--to", "slurm", "-o", str(existing), "-q")
     assert r.returncode == 0, r.stderr
     assert (existing / "slurm").is_dir()
+
+
+def test_ledger_export_refuses_a_compressed_name(tmp_path: Path) -> None:
+    env = {"STRAITS_DATABASE_URL": f"sqlite:///{tmp_path / 'l.db'}"}
+    made = run("check", "--record", stdin=json.dumps(DESIGN_REQUEST), env=env)  # one entry
+    assert made.returncode == 0, made.stderr
+    r = run("ledger", "export", "-o", str(tmp_path / "ledger.jsonl.gz"), env=env)
+    assert r.returncode == 2 and r.stderr.startswith("error: -o:"), r.stderr
+    assert not (tmp_path / "ledger.jsonl.gz").exists()
+    r = run("ledger", "export", "-o", str(tmp_path / "ledger.jsonl"), env=env)
+    assert r.returncode == 0, r.stderr

@@ -379,6 +379,19 @@ def show(
     console.print(t)
 
 
+def _refuse_compressed(output: str | None) -> None:
+    """``-o ledger.jsonl.gz`` wrote plain JSON lines under a name that says gzip (exit 0)."""
+    from straits.archive import other_archive
+
+    suffix = other_archive(output or "")
+    if suffix is not None and output != "-" and not Path(output or "").is_dir():
+        raise InputError(
+            f"{output}: ledger export writes JSON lines, not {suffix}",
+            path="-o",
+            expected="FILE.jsonl, a directory, or - (to compress: -o - | gzip > FILE.jsonl.gz)",
+        )
+
+
 def _show_tenant_view(items: list[dict[str, Any]], fmt: Format, since: int) -> None:
     """``ledger show --server`` for a non-admin token: ``seq`` is the tenant's own entry number
     (docs/server-and-ledger.md, Tenancy)."""
@@ -441,6 +454,7 @@ def export(
 
     try:
         output_path(output, default_name="ledger.jsonl")  # refuse a bad target before reading
+        _refuse_compressed(output)
         if state.server_url:
             from straits.cli.remote import client
 
