@@ -204,3 +204,9 @@ def test_a_missing_record_keeps_the_servers_words() -> None:
     request = httpx.Request("GET", "http://s/v1/plans/abcd")
     r = httpx.Response(404, json={"detail": "no plan 'abcd'"}, request=request)
     assert str(error_for(r, "http://s")) == "no plan 'abcd'"
+
+
+def test_every_unknown_query_parameter_is_listed(api: Api) -> None:
+    r = api.client.get("/v1/plans?stauts=done&limt=5&stauts=x", headers=api.auth("t", "viewer"))
+    body = assert_problem(r, 400)
+    assert body["path"] == "stauts" and _paths(body) == ["stauts", "limt"]

@@ -87,9 +87,13 @@ def refuse_unknown(request: Request) -> None:
         d = todo.pop()
         taken.update(param.alias for param in d.query_params)
         todo.extend(d.dependencies)
-    for name in request.query_params:
-        if name not in taken:
-            expected = ", ".join(sorted(taken)) or "no query parameters"
-            raise InputError(
-                f"unknown query parameter {name[:100]!r}", path=name[:100], expected=expected
-            )
+    unknown = list(dict.fromkeys(n[:100] for n in request.query_params if n not in taken))
+    if unknown:  # each one in ``errors``, as validation lists every problem it finds
+        expected = ", ".join(sorted(taken)) or "no query parameters"
+        more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+        raise InputError(
+            f"unknown query parameter {unknown[0]!r}{more}",
+            path=unknown[0],
+            expected=expected,
+            problems=[(n, f"unknown query parameter {n!r}") for n in unknown],
+        )
