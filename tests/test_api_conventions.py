@@ -210,3 +210,19 @@ def test_every_unknown_query_parameter_is_listed(api: Api) -> None:
     r = api.client.get("/v1/plans?stauts=done&limt=5&stauts=x", headers=api.auth("t", "viewer"))
     body = assert_problem(r, 400)
     assert body["path"] == "stauts" and _paths(body) == ["stauts", "limt"]
+
+
+def test_check_and_estimate_take_yaml_as_the_cli_does(api: Api) -> None:
+    import yaml
+
+    from test_api import ESTIMATE
+
+    headers = {**api.auth("t", "viewer"), "Content-Type": "application/yaml"}
+    for path, body in (("/v1/check", DESIGN_REQUEST), ("/v1/estimate", ESTIMATE)):
+        as_json = api.client.post(path, json=body, headers=api.auth("t", "viewer"))
+        as_yaml = api.client.post(path, content=yaml.safe_dump(body), headers=headers)
+        assert as_yaml.status_code == 200 == as_json.status_code, as_yaml.text
+        assert as_yaml.json() == as_json.json()
+    spec = api.client.get("/openapi.json").json()
+    for path in ("/v1/check", "/v1/estimate"):
+        assert "application/yaml" in spec["paths"][path]["post"]["requestBody"]["content"]
