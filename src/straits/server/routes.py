@@ -111,8 +111,7 @@ async def check(
     operation_id="estimate",
     openapi_extra=documented(
         EstimateRequest,
-        "A training or serving stage on a chip: JSON, or YAML with Content-Type "
-        "application/yaml.",
+        "A training or serving stage on a chip: JSON, or YAML with Content-Type application/yaml.",
         yaml=True,
     ),
     responses={200: {"model": EstimateAnswer}},
