@@ -61,3 +61,19 @@ def test_ledger_export_refuses_a_compressed_name(tmp_path: Path) -> None:
     assert not (tmp_path / "ledger.jsonl.gz").exists()
     r = run("ledger", "export", "-o", str(tmp_path / "ledger.jsonl"), env=env)
     assert r.returncode == 0, r.stderr
+
+
+def test_serve_on_a_taken_port_fails_before_touching_the_database(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        db = tmp_path / "s.db"
+        r = run("serve", "--port", port, "--db", f"sqlite:///{db}")
+    assert r.returncode == 1 and r.stderr.startswith("error: "), r.stderr
+    assert not db.exists()
+    r = run("serve", "--host", "no-such-host.invalid", "--db", f"sqlite:///{db}")
+    assert r.returncode == 2 and r.stderr.startswith("error: --host:"), r.stderr
+    assert not db.exists()
