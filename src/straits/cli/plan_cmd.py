@@ -35,7 +35,6 @@ from straits.cli.common import (
     set_quiet,
     state,
 )
-from straits.cli.plan_source import refuse_unread_flags
 from straits.errors import InputError, StraitsError
 from straits.plan.deadline import Deadline
 from straits.plan.registry import SOLVER_NAMES, objective_help, solver_help
@@ -245,6 +244,8 @@ def plan(
             raise InputError(
                 "--show and --recheck ask for two things", path="--show", expected="one of them"
             )
+        from straits.cli.plan_source import refuse_unread_flags  # not at --help's start
+
         refuse_unread_flags(show, recheck, record, str(fmt), pareto)
         if state.server_url:
             from straits.cli.remote import remote_plan
