@@ -144,3 +144,13 @@ def test_ledger_show_of_one_entry_refuses_the_filters(
 
 def test_rules_list_names_its_own_flag() -> None:
     _refused(run("rules", "list", "--pack", "no-such-pack"), "--pack")
+
+
+@pytest.mark.parametrize(
+    ("extra", "flag"), [(("--tenant", "x"), "--tenant"), (("--all",), "--all")]
+)
+def test_impact_with_plans_refuses_the_recorded_plans_filters(
+    plan_file: str, extra: tuple[str, ...], flag: str
+) -> None:
+    r = run("impact", "--plan", plan_file, "--date", "2025-06-01", "--no-replan", *extra)
+    _refused(r, flag)
