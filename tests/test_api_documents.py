@@ -249,7 +249,7 @@ def test_export_route_names_the_missing_mapping(
         params={"to": "nomad"},
         headers=api.auth("hz-cloud", "viewer"),
     )
-    assert bad.status_code == 400 and bad.json()["path"] == "--to"
+    assert bad.status_code == 400 and bad.json()["path"] == "to"
 
 
 def test_impact_route_answers_as_the_cli(api: Api, tmp_path: Path) -> None:

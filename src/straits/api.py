@@ -53,7 +53,12 @@ def parse_check_document(
                 path = f"[{i}]" + (f".{inner}" if inner else "")
                 line = safe_yaml.locate(text, field_loc(path)) if text is not None else None
                 raise RequestError(
-                    exc.detail, source=label, path=path, expected=exc.expected, line=line
+                    exc.detail,
+                    source=label,
+                    path=path,
+                    expected=exc.expected,
+                    line=line,
+                    problems=exc.problems_under(f"[{i}]"),
                 ) from None
         return out, True
     raise RequestError(

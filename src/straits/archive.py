@@ -32,6 +32,21 @@ def format_of(name: str) -> ArchiveFormat | None:
     return None
 
 
+#: suffixes of archives and compressions Straits does not write: a name ending so is refused,
+#: not taken as a directory (`-o jobs.tar.bz2` made a directory named jobs.tar.bz2, exit 0)
+OTHER_ARCHIVES = (
+    ".tar.bz2", ".tbz", ".tbz2", ".tar.xz", ".txz", ".tar.zst", ".tzst", ".tar.lz",
+    ".gz", ".bz2", ".xz", ".zst", ".lz", ".lz4", ".7z", ".rar", ".jar",
+)  # fmt: skip
+
+
+def other_archive(name: str) -> str | None:
+    """The suffix of an archive or compression Straits does not write that ``name`` ends
+    with, or None."""
+    lower = name.lower()
+    return next((s for s in OTHER_ARCHIVES if lower.endswith(s)), None)
+
+
 def build(
     files: Mapping[str, str],
     fmt: ArchiveFormat,

@@ -236,8 +236,10 @@ class Client:
         time_limit: float | None = None,
         seed: int | None = None,
         record: bool = True,
+        risk: str | None = None,
     ) -> PlanJob:
-        """Queue a plan of ``scenario`` (a parsed scenario, or YAML/JSON text)."""
+        """Queue a plan of ``scenario`` (a parsed scenario, or YAML/JSON text); ``risk``
+        (p50 | p90) overrides the scenario's."""
         params = {
             k: v
             for k, v in {
@@ -246,6 +248,7 @@ class Client:
                 "regime": regime,
                 "time_limit": time_limit,
                 "seed": seed,
+                "risk": risk,
             }.items()
             if v is not None
         }

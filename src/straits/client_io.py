@@ -200,13 +200,22 @@ def error_for(r: httpx.Response, base_url: str) -> Exception:
         )
         return AuthError(f"{base_url}: {message or f'HTTP {r.status_code}'}{hint}", r.status_code)
     if r.status_code == 404:
-        return NotFoundError(message or f"{r.request.url.path}: not found")
+        if message in (None, "Not Found"):  # no such route (a record's 404 names the record)
+            # `--server http://host:8000/v1` asked for /v1/v1/chips: "error: Not Found" said
+            # neither what was asked nor where
+            return NotFoundError(
+                f"{base_url}: {r.request.method} {r.request.url.path}: no such route on this "
+                "server (expected the URL `straits serve` answers on as --server, without "
+                "/v1: GET /healthz there answers)"
+            )
+        return NotFoundError(message)
     if r.status_code in (400, 409, 413, 422):
         return InputError(
             message or f"HTTP {r.status_code} with no problem details",
             source=base_url,
             path=field("path"),
             expected=field("expected"),
+            problems=_listed_problems(body.get("errors")),
         )
     incident = f" (incident {field('incident')})" if field("incident") else ""
     return RemoteError(
@@ -214,6 +223,22 @@ def error_for(r: httpx.Response, base_url: str) -> Exception:
         f"{r.status_code}: {message or 'no problem details (expected problem+json)'}{incident}",
         r.status_code,
     )
+
+
+def _listed_problems(errors: object) -> list[tuple[str | None, str]] | None:
+    """The problems a problem+json ``errors`` lists, each ``{"path", "detail"}`` (the first
+    MAX_PROBLEMS, each on one line, shortened); None where it lists none or is not that."""
+    from straits.errors import MAX_PROBLEMS
+
+    if not isinstance(errors, list):
+        return None
+    out: list[tuple[str | None, str]] = []
+    for item in errors[:MAX_PROBLEMS]:
+        if not isinstance(item, dict) or not isinstance(item.get("detail"), str):
+            continue
+        path = item.get("path")
+        out.append((one_line(path) if isinstance(path, str) else None, one_line(item["detail"])))
+    return out or None
 
 
 def next_page(r: httpx.Response, next_url: str, seen: set[str], base_url: str, items: bool) -> str:

@@ -7,6 +7,17 @@ CLI and to HTTP 4xx in the API. Messages say *what* was wrong, *where* (file, fi
 
 from __future__ import annotations
 
+#: the most problems one InputError lists (a body of 10,000 bad items finds tens of thousands)
+MAX_PROBLEMS = 100
+
+
+def join_path(prefix: str, inner: str | None) -> str:
+    """``prefix`` and a field path within it: ``[2]`` + ``date`` is ``[2].date``, ``sites``
+    + ``[0].id`` is ``sites[0].id``; a path of the top level is the prefix alone."""
+    if not inner or inner == "(top level)" or inner == prefix:
+        return prefix
+    return prefix + (inner if inner.startswith("[") else f".{inner}")
+
 
 class StraitsError(Exception):
     """Base class of every error Straits raises on purpose."""
@@ -27,6 +38,7 @@ class InputError(StraitsError):
         path: str | None = None,
         expected: str | None = None,
         line: int | None = None,
+        problems: list[tuple[str | None, str]] | None = None,
     ) -> None:
         self.source = source
         self.path = path
@@ -34,7 +46,18 @@ class InputError(StraitsError):
         self.detail = message
         self.line = line
         """The 1-based line of ``source`` where the problem is, when known."""
+        self.problems: list[tuple[str | None, str]] = (
+            problems[:MAX_PROBLEMS] if problems else [(path, message)]
+        )
+        """Every problem found, each (field path, what was wrong), the first MAX_PROBLEMS of
+        them: the message names the first and counts the rest; the API lists them all
+        (problem+json ``errors``)."""
         super().__init__(self._render())
+
+    def problems_under(self, prefix: str) -> list[tuple[str | None, str]]:
+        """:attr:`problems` with each path under ``prefix`` (``[2]``, ``prices[0]``), for an
+        error re-raised for the document that holds the validated part."""
+        return [(join_path(prefix, path), detail) for path, detail in self.problems]
 
     def _render(self) -> str:
         source = self.source

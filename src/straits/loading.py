@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from straits import safe_yaml
-from straits.errors import InputError, InputTooLarge, ScenarioError
+from straits.errors import MAX_PROBLEMS, InputError, InputTooLarge, ScenarioError
 from straits.limits import MAX_DEPTH, human_bytes, max_input_bytes
 from straits.model.scenario import Scenario
 
@@ -130,14 +130,22 @@ def validate_as(
         if len(problems) > 1:
             msg += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
         line = safe_yaml.locate(text, loc) if text is not None else None
-        raise error(msg, source=source, path=field_path(loc), line=line) from None
+        listed: list[tuple[str | None, str]] = [
+            (field_path(at), what) for at, what in problems[:MAX_PROBLEMS]
+        ]
+        raise error(msg, source=source, path=field_path(loc), line=line, problems=listed) from None
     except InputError as exc:
         if exc.source is None:
             line = exc.line
             if line is None and text is not None and exc.path:
                 line = safe_yaml.locate(text, field_loc(exc.path))
             raise type(exc)(
-                exc.detail, source=source, path=exc.path, expected=exc.expected, line=line
+                exc.detail,
+                source=source,
+                path=exc.path,
+                expected=exc.expected,
+                line=line,
+                problems=exc.problems,
             ) from None
         raise
     except RecursionError:

@@ -265,7 +265,13 @@ def _parse_scenario(doc: Any, label: str) -> Scenario:
         path = "inputs.scenario" + (
             f".{exc.path}" if exc.path and exc.path[0] != "[" else exc.path or ""
         )
-        raise ScenarioError(exc.detail, source=label, path=path, expected=exc.expected) from None
+        raise ScenarioError(
+            exc.detail,
+            source=label,
+            path=path,
+            expected=exc.expected,
+            problems=exc.problems_under("inputs.scenario"),
+        ) from None
 
 
 def _check_plan_fields(plan: Mapping[str, Any], label: str, text: str | None) -> None:

@@ -22,6 +22,7 @@ from straits.cli.common import (
     open_store,
     output_format,
     read_input_doc,
+    refuse_unread,
     rule_dirs,
     set_quiet,
     state,
@@ -59,6 +60,12 @@ def check(
     set_quiet(quiet)
     try:
         fmt = output_format(output, json_out)
+        if state.server_url:  # the server records under its token's tenant, with its rules
+            refuse_unread(
+                ("tenant", "actor", "rules", "db"), when="with --server", expected="no --server"
+            )
+        elif not record:
+            refuse_unread(("tenant", "actor"), when="without --record", expected="--record")
         data, label, text = read_input_doc(request_file, what="a check request")
         if state.server_url:
             from straits.cli.remote import client

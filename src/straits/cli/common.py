@@ -274,6 +274,22 @@ def _from_command_line(param: str) -> bool:
     return ctx.get_parameter_source(param) is click.core.ParameterSource.COMMANDLINE
 
 
+def refuse_unread(params: tuple[str, ...], *, when: str, expected: str) -> None:
+    """Exit 2 naming the first of ``params`` given on the command line, which this run does
+    not read (``when`` says why, e.g. "with --show"): a flag that changes nothing is refused,
+    as git refuses options that do not go together, where it was accepted and the command did
+    something else than asked (``plan PLAN --show --record`` recorded nothing, exit 0)."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return
+    for name in params:
+        if _from_command_line(name):
+            flag = next((max(p.opts, key=len) for p in ctx.command.params if p.name == name), name)
+            raise InputError(f"{flag} is not read {when}", path=flag, expected=expected)
+
+
 def _require_file(url: str) -> None:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError

@@ -93,6 +93,13 @@ def export(
         if fmt is None:  # files into a directory: refuse anything else there at once
             from straits.fileio import output_dir
 
+            suffix = archive.other_archive(out)
+            if suffix is not None and not Path(out).is_dir():
+                raise InputError(
+                    f"{out}: Straits writes no {suffix} archive",
+                    path="-o",
+                    expected="an archive FILE.tar.gz / .tgz / .zip / .tar, a directory, or '-'",
+                )
             output_dir(out)
         if json_out and out == "-":
             raise InputError(

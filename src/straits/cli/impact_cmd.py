@@ -23,6 +23,7 @@ from straits.cli.common import (
     money,
     open_store,
     output_format,
+    refuse_unread,
     rule_dirs,
     set_quiet,
     state,
@@ -89,6 +90,10 @@ def impact(
     try:
         fmt = output_format(output, json_out)
         _check_date(date.date())
+        if plan_refs:  # they choose among recorded plans: --plan names the plans itself
+            refuse_unread(
+                ("tenant", "all_plans"), when="with --plan", expected="--plan, or --tenant/--all"
+            )
         if state.server_url:
             from straits.cli.remote import remote_impact
 

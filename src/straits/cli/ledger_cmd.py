@@ -22,6 +22,7 @@ from straits.cli.common import (
     open_store,
     output_format,
     read_stdin_text,
+    refuse_unread,
     state,
 )
 from straits.cli.ledger_verdicts import EXIT_BROKEN, report, report_tenant
@@ -318,6 +319,10 @@ def show(
 
     try:
         fmt = output_format(output, json_out)
+        if seq is not None:  # `ledger show 1 --tenant x` showed entry 1, another tenant's
+            refuse_unread(
+                ("tenant", "since", "limit"), when="with SEQ", expected="SEQ or the filters"
+            )
         if state.server_url:
             from straits.cli.remote import client
 
@@ -372,6 +377,19 @@ def show(
             e.hash[:12],
         )
     console.print(t)
+
+
+def _refuse_compressed(output: str | None) -> None:
+    """``-o ledger.jsonl.gz`` wrote plain JSON lines under a name that says gzip (exit 0)."""
+    from straits.archive import other_archive
+
+    suffix = other_archive(output or "")
+    if suffix is not None and output != "-" and not Path(output or "").is_dir():
+        raise InputError(
+            f"{output}: ledger export writes JSON lines, not {suffix}",
+            path="-o",
+            expected="FILE.jsonl, a directory, or - (to compress: -o - | gzip > FILE.jsonl.gz)",
+        )
 
 
 def _show_tenant_view(items: list[dict[str, Any]], fmt: Format, since: int) -> None:
@@ -436,6 +454,7 @@ def export(
 
     try:
         output_path(output, default_name="ledger.jsonl")  # refuse a bad target before reading
+        _refuse_compressed(output)
         if state.server_url:
             from straits.cli.remote import client
 

@@ -60,16 +60,33 @@ def stdout_is_utf8() -> bool:
         return False
 
 
-def to_yaml(doc: Any, ascii_only: bool = False) -> str:
-    """``doc`` as YAML; ``ascii_only``: other characters escaped in double-quoted scalars (for
-    a standard output that cannot encode them: same document, as JSON's escapes are)."""
+def plain_dumper() -> Any:
+    """PyYAML's safe dumper (libyaml's when built with it) writing no anchors or aliases: an
+    object shared by two places of a document (``demo``'s placements, ``scenario
+    generate``'s dates) is written out twice, as the JSON of the same document is, where it
+    was ``&id001`` and ``*id001``, which a reader of the YAML (or a tool without alias
+    support) had to resolve by hand."""
     import yaml
 
-    dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    base: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+    class PlainDumper(base):  # type: ignore[misc]
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    return PlainDumper
+
+
+def to_yaml(doc: Any, ascii_only: bool = False) -> str:
+    """``doc`` as YAML, with no anchors or aliases; ``ascii_only``: other characters escaped
+    in double-quoted scalars (for a standard output that cannot encode them: same document,
+    as JSON's escapes are)."""
+    import yaml
+
     return str(
         yaml.dump(
             doc,
-            Dumper=dumper,
+            Dumper=plain_dumper(),
             sort_keys=False,
             allow_unicode=not ascii_only,
             width=100,

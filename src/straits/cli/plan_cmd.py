@@ -244,6 +244,9 @@ def plan(
             raise InputError(
                 "--show and --recheck ask for two things", path="--show", expected="one of them"
             )
+        from straits.cli.plan_source import refuse_unread_flags  # not at --help's start
+
+        refuse_unread_flags(show, recheck, record, str(fmt), pareto)
         if state.server_url:
             from straits.cli.remote import remote_plan
 
@@ -256,6 +259,7 @@ def plan(
                     solver=solver_name,
                     time_limit=time_limit,
                     seed=seed,
+                    risk=risk,
                 ),
                 record=record,
                 show=show,

@@ -13,7 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from straits.cli.common import esc, note, open_store, parse_text, read_stdin_text, working
+from straits.cli.common import (
+    esc,
+    note,
+    open_store,
+    parse_text,
+    read_stdin_text,
+    refuse_unread,
+    state,
+    working,
+)
 from straits.errors import InputError, NotFoundError, ScenarioError, StoreError
 
 if TYPE_CHECKING:
@@ -206,3 +215,32 @@ def tenant_plan_id(content: str, tenant: str) -> str:
     from straits.store.ledger import digest
 
     return digest({"plan": content, "tenant": tenant})[:32]
+
+
+#: the flags that only planning reads (--show prints, --recheck asks the rules, neither plans)
+_PLANNING = ("objective", "solver", "time_limit", "seed", "risk", "pareto", "record")
+
+
+def refuse_unread_flags(show: bool, recheck: bool, record: bool, fmt: str, pareto: int) -> None:
+    """``straits plan``: a flag this run would not read is exit 2 (``common.refuse_unread``)."""
+    if show or recheck or pareto or state.server_url or fmt not in ("json", "yaml"):
+        # only a plan made here and printed as a document lists every rejected option
+        refuse_unread(
+            ("details",),
+            when="unless a plan made here is printed with -o json or -o yaml",
+            expected="-o json or -o yaml",
+        )
+    if show:
+        refuse_unread(
+            ("regime", *_PLANNING, "rules", "date"), when="with --show", expected="no --show"
+        )
+    if recheck:
+        refuse_unread(_PLANNING, when="with --recheck", expected="no --recheck")
+    if not recheck:
+        refuse_unread(("date",), when="without --recheck", expected="--recheck --date D")
+    if state.server_url:  # the server records under its token's tenant, with its own rules
+        refuse_unread(
+            ("tenant", "actor", "rules", "db"), when="with --server", expected="no --server"
+        )
+    elif not record:
+        refuse_unread(("tenant", "actor"), when="without --record", expected="--record")

@@ -25,6 +25,7 @@ from straits.cli.common import (
     note,
     parse_text,
     read_stdin_text,
+    refuse_unread,
     state,
 )
 from straits.errors import InputError, StraitsError
@@ -35,7 +36,9 @@ if TYPE_CHECKING:
 
 EXIT_UNPLACED = 3
 EXIT_BLOCKED = 4
-PLAN_OPTIONS = ("solver", "objective", "regime", "time_limit", "seed")
+#: the planner options the API takes (``risk`` overrides the scenario's: it was left out, so
+#: ``--server URL plan F --risk p90`` planned on p50 and said nothing)
+PLAN_OPTIONS = ("solver", "objective", "regime", "time_limit", "seed", "risk")
 
 
 def client() -> Client:
@@ -45,6 +48,10 @@ def client() -> Client:
     if not url:
         raise InputError("no server given", path="--server", expected="a URL")
     _check_server(url, state.server_token)
+    # what the server answers comes from its own database and rules, recorded under its
+    # token's name: --db, --rules or --actor given here were ignored (export, impact, ledger
+    # show, report of a recorded plan)
+    refuse_unread(("db", "rules", "actor"), when="with --server", expected="no --server")
     c = Client(url, state.server_token)
     state.asked_server = c.base_url
     return c

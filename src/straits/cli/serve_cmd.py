@@ -84,6 +84,7 @@ def serve(
         )
         return
     try:
+        _refuse_unusable_address(host, port)
         settings = Settings.from_env()
         if plan_workers is not None:
             settings = dataclasses.replace(settings, plan_workers=plan_workers)
@@ -107,3 +108,32 @@ def serve(
         timeout_graceful_shutdown=10,
     )
     Server(config).run()  # SIGHUP too gives the running jobs back (server/stopping.py)
+
+
+def _refuse_unusable_address(host: str, port: int) -> None:
+    """Fail before the database is migrated and its jobs resumed when the address cannot be
+    listened on: a port in use (exit 1) or a host that is no address here (exit 2). uvicorn
+    found out only after the app had started (the banner printed, plan workers started and
+    stopped again), then said so among its log lines."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn picks it
+    try:
+        infos = socket.getaddrinfo(
+            host, port, family=family, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, socket.gaierror) else str(exc)
+        raise InputError(
+            f"cannot listen on {host!r}: {reason}", path="--host", expected="an address here"
+        ) from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise StraitsError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc} (another server there? "
+                "--port picks another)"
+            ) from None

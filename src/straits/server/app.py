@@ -57,7 +57,7 @@ from straits.server.head import (
 from straits.server.jobs import Worker
 from straits.server.ledger_routes import router as ledger_router
 from straits.server.plan_routes import router as plan_router
-from straits.server.problems import Problem, StrictJSONResponse, problem
+from straits.server.problems import Problem, StrictJSONResponse, as_query_error, problem
 from straits.server.problems import openapi_responses as problems_doc
 from straits.server.report_routes import router as report_router
 from straits.server.routes import router
@@ -333,6 +333,7 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(InputError)
     async def _input(request: Request, exc: InputError) -> JSONResponse:
+        exc = as_query_error(exc)
         return problem(
             400,
             exc.detail,
@@ -341,6 +342,7 @@ def _errors(app: FastAPI) -> None:
             expected=exc.expected,
             error=str(exc),
             line=exc.line,
+            errors=[{"path": path, "detail": detail} for path, detail in exc.problems],
         )
 
     @app.exception_handler(AuthError)

@@ -8,7 +8,6 @@ borrows one from a small pool, so a long re-plan does not hold up `/v1/check`.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import threading
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from straits.rules import RuleSet
 from straits.server.auth import Caller, refuse
 from straits.server.bodies import document_body, documented
 from straits.server.problems import openapi_responses as problems_doc
+from straits.server.query import PlanningDate
 from straits.store.records import recorded_plans
 from straits.store.tokens import Principal
 
@@ -110,7 +110,18 @@ ARCHIVE_RESPONSES: dict[int | str, dict[str, Any]] = {
     }
 }
 ToQuery = Annotated[
-    list[str], Query(description="skypilot | kubernetes | karmada | slurm | all (repeatable)")
+    list[str],
+    Query(
+        description="skypilot | kubernetes | karmada | slurm | all (repeatable)",
+        # the spec names the targets the server takes (it said any string: a client generated
+        # from it sent '' and got a 400 the spec did not foresee)
+        json_schema_extra={
+            "items": {
+                "type": "string",
+                "enum": ["skypilot", "kubernetes", "karmada", "slurm", "all"],
+            }
+        },
+    ),
 ]
 FormatQuery = Annotated[str, Query(pattern="^(tar\\.gz|zip|tar)$")]
 RunQuery = Annotated[
@@ -139,7 +150,8 @@ async def export_recorded(
     """A recorded plan as the schedulers' files, in one archive (`straits export PLAN --to
     T -o FILE.tar.gz`). A target no site of the plan is mapped to is a 400 naming the field
     to add."""
-    api.export_targets(to)
+    api.export_targets(to)  # bad parameters fail before the body or plan is read
+    api.check_image(image)
     doc = await run_in_threadpool(_own_document, request, who, plan_id)
     return await run_in_threadpool(_archive_response, doc, request, to, format, run, image, ordered)
 
@@ -165,7 +177,8 @@ async def export_document(
     ordered: bool = False,
 ) -> Response:
     """A plan document (not recorded here) as the schedulers' files, in one archive."""
-    api.export_targets(to)
+    api.export_targets(to)  # bad parameters fail before the body or plan is read
+    api.check_image(image)
     data = await document_body(request, BODY)
     doc = await run_in_threadpool(read_document, data, BODY)
     await run_in_threadpool(_not_a_recorded_id, request, doc)
@@ -202,8 +215,11 @@ def _not_a_recorded_id(request: Request, doc: PlanDocument) -> None:
 class ImpactRequest(BaseModel):
     """What `straits impact` takes, as one JSON body."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    date: dt.date
+    # strict: ``"replan": "no"`` or ``0`` was taken as false, ``"time_limit": "10"`` as 10,
+    # a number as a date (a Unix time); the date is YYYY-MM-DD within 2000-2100, as the CLI's
+    # ``impact --date`` takes it (1900-01-01 was answered)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    date: Annotated[PlanningDate, Field(strict=False)]
     regime: Regime | None = None
     plans: list[Annotated[str, Field(min_length=4, max_length=64)]] = Field(
         default_factory=list, max_length=MAX_IMPACT_PLANS
@@ -250,7 +266,11 @@ def _changes(model: type[M], items: list[dict[str, Any]], key: str) -> tuple[M, 
         except InputError as exc:
             inner = f".{exc.path}" if exc.path and exc.path != "(top level)" else ""
             raise RequestError(
-                exc.detail, source=BODY, path=f"{key}[{i}]{inner}", expected=exc.expected
+                exc.detail,
+                source=BODY,
+                path=f"{key}[{i}]{inner}",
+                expected=exc.expected,
+                problems=exc.problems_under(f"{key}[{i}]"),
             ) from None
     return tuple(out)
 

@@ -9,8 +9,9 @@ path), and these extensions:
   list of checks, ``time_limit`` for a query parameter), or null;
 * ``expected``: what would have been accepted, or null;
 * ``line``: for bad input, the line of the body where the problem is, when known, else null;
-* ``errors``: every problem found, each ``{"path", "detail"}`` (request validation can find
-  several at once);
+* ``errors``: every problem found, each ``{"path", "detail"}``, at most
+  ``errors.MAX_PROBLEMS`` (validation finds several at once: ``detail`` names the first and
+  counts the others, ``errors`` lists them);
 * ``error``: the whole one-line message, exactly as the CLI prints it (kept from the first
   version of the API, whose errors were ``{"error": ...}``);
 * ``incident``: for a 500, the id under which the server logged the details.
@@ -25,6 +26,7 @@ from typing import Any
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from straits.errors import InputError
 from straits.jsonout import dumps
 
 MEDIA_TYPE = "application/problem+json"
@@ -126,3 +128,27 @@ def openapi_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         }
         for s in statuses
     }
+
+
+def _query_name(path: str | None) -> str | None:
+    """A CLI flag's name as the API's query parameter: ``--to`` is ``to``, ``--time-limit``
+    ``time_limit``; any other path as it is."""
+    if path is None or not path.startswith("--"):
+        return path
+    return path[2:].replace("-", "_")
+
+
+def as_query_error(exc: InputError) -> InputError:
+    """``exc`` with the CLI's flag names (``--to``, ``--image``: the shared validators name
+    the flag a command line gives) as the query parameters a request gives; a problem
+    naming ``--to`` sent an integrator looking for a parameter the API does not have."""
+    if not any((p or "").startswith("--") for p in (exc.path, *(q for q, _ in exc.problems))):
+        return exc
+    return InputError(
+        exc.detail,
+        source=exc.source,
+        path=_query_name(exc.path),
+        expected=exc.expected,
+        line=exc.line,
+        problems=[(_query_name(p), d) for p, d in exc.problems],
+    )

@@ -12,15 +12,38 @@ without looking at the head, and ``?stauts=done`` listed every plan.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import types
 import typing
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Request
+from pydantic import BeforeValidator
 
 from straits.errors import InputError
+from straits.model.types import Date
 
 _LISTS = (list, tuple, set, frozenset)
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date(value: object) -> object:
+    """A date as the API writes one, ``YYYY-MM-DD``, and nothing else: pydantic also takes a
+    number as a Unix time (``?date=20250601`` was 1970-08-23: the rules of 1970, none, with a
+    200; ``?date=0`` 1970-01-01) and a time with a zero clock; a JSON date is a string."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+        raise ValueError(f"{str(value)[:40]!r} is not a date (expected YYYY-MM-DD)")
+    return value
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
+"""A query or body date written ``YYYY-MM-DD`` (any year)."""
+PlanningDate = Annotated[Date, BeforeValidator(_iso_date)]
+"""A date written ``YYYY-MM-DD`` within the years Straits plans for (2000 to 2100), as the
+CLI's ``--date`` takes them."""
 
 
 def _takes_a_list(annotation: Any) -> bool:
@@ -64,9 +87,13 @@ def refuse_unknown(request: Request) -> None:
         d = todo.pop()
         taken.update(param.alias for param in d.query_params)
         todo.extend(d.dependencies)
-    for name in request.query_params:
-        if name not in taken:
-            expected = ", ".join(sorted(taken)) or "no query parameters"
-            raise InputError(
-                f"unknown query parameter {name[:100]!r}", path=name[:100], expected=expected
-            )
+    unknown = list(dict.fromkeys(n[:100] for n in request.query_params if n not in taken))
+    if unknown:  # each one in ``errors``, as validation lists every problem it finds
+        expected = ", ".join(sorted(taken)) or "no query parameters"
+        more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+        raise InputError(
+            f"unknown query parameter {unknown[0]!r}{more}",
+            path=unknown[0],
+            expected=expected,
+            problems=[(n, f"unknown query parameter {n!r}") for n in unknown],
+        )

@@ -4,7 +4,6 @@ the thread pool, never on the event loop."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -20,7 +19,7 @@ from straits.model.types import Regime
 from straits.plan.registry import DEFAULT_SOLVER, SOLVER_NAMES, check_solver, objective_help
 from straits.plan.registry import objective as parse_objective
 from straits.server.auth import Caller, refuse, require
-from straits.server.bodies import document_body, documented, json_body
+from straits.server.bodies import document_body, documented
 from straits.server.ledger_routes import view_number
 from straits.server.listing import (
     PlanFilter,
@@ -30,6 +29,7 @@ from straits.server.listing import (
     plan_row,
 )
 from straits.server.problems import problem
+from straits.server.query import IsoDate
 from straits.server.schemas import (
     CheckAnswer,
     ChipInfo,
@@ -65,7 +65,10 @@ def _rules_call(request: Request, fn: Any, *args: Any) -> Any:
     tags=["rules"],
     operation_id="check",
     openapi_extra=documented(
-        CheckRequest | list[CheckRequest], "One check request, or a non-empty list of them."
+        CheckRequest | list[CheckRequest],
+        "One check request, or a non-empty list of them: JSON, or YAML with Content-Type "
+        "application/yaml (as `straits check` reads a file).",
+        yaml=True,
     ),
     responses={200: {"model": CheckAnswer | list[CheckAnswer]}},
 )
@@ -78,7 +81,8 @@ async def check(
     ] = False,
 ) -> Any:
     """Is an action lawful? Answers exactly as `straits check --json`."""
-    data = await json_body(request, BODY)
+    # YAML too, as the CLI reads a request file (a YAML body was 'not valid JSON')
+    data = await document_body(request, BODY)
     if record:
         await run_in_threadpool(require, request, who, "planner", "record decisions")
     limit = request.app.state.settings.max_check_requests
@@ -105,12 +109,16 @@ async def check(
     "/estimate",
     tags=["estimate"],
     operation_id="estimate",
-    openapi_extra=documented(EstimateRequest, "A training or serving stage on a chip."),
+    openapi_extra=documented(
+        EstimateRequest,
+        "A training or serving stage on a chip: JSON, or YAML with Content-Type application/yaml.",
+        yaml=True,
+    ),
     responses={200: {"model": EstimateAnswer}},
 )
 async def estimate(request: Request, who: Caller) -> Any:
     """What a stage needs on a chip. Answers exactly as `straits estimate --json`."""
-    data = await json_body(request, BODY)
+    data = await document_body(request, BODY)
     if not isinstance(data, dict):
         raise RequestError("expected a JSON object", source=BODY)
     req = await run_in_threadpool(
@@ -265,7 +273,14 @@ def plans(
         str | None, Query(max_length=500, description="From the Link header of the previous page.")
     ] = None,
     status: Annotated[
-        str | None, Query(max_length=20, description="queued | running | done | failed | cancelled")
+        str | None,
+        Query(
+            max_length=20,
+            description="queued | running | done | failed | cancelled",
+            json_schema_extra={
+                "anyOf": [{"type": "string", "enum": list(PLAN_STATES)}, {"type": "null"}]
+            },
+        ),
     ] = None,
     scenario: Annotated[
         str | None, Query(max_length=200, description="The scenario's name.")
@@ -416,7 +431,7 @@ def cancel_plan(request: Request, plan_id: str, who: Caller) -> JSONResponse:
 def rules(
     request: Request,
     who: Caller,
-    date: dt.date | None = None,
+    date: IsoDate | None = None,
     regime: Regime = "enacted",
     pack: Annotated[list[str] | None, Query()] = None,
 ) -> list[dict[str, Any]]:

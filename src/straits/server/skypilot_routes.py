@@ -24,6 +24,7 @@ from straits.model.scenario import Scenario
 from straits.server.auth import caller, refuse, require
 from straits.server.bodies import documented, json_body
 from straits.server.ledger_routes import view_number
+from straits.server.query import PlanningDate
 from straits.store import owner
 from straits.store.records import find_plan, record_admission
 from straits.store.tokens import Principal
@@ -89,7 +90,8 @@ async def skypilot_policy(
         Query(description="Bearer token, for SkyPilot, which sends no Authorization header."),
     ] = None,
     date: Annotated[
-        dt.date | None, Query(description="Check as of this date (default: today, UTC).")
+        PlanningDate | None,
+        Query(description="Check as of this date (default: today, UTC)."),
     ] = None,
     record: Annotated[
         bool,
