@@ -307,43 +307,32 @@ def create_app(
 
 
 def _errors(app: FastAPI) -> None:
-    @app.exception_handler(InputTooLarge)
-    async def _too_large(request: Request, exc: InputTooLarge) -> JSONResponse:
+    def input_problem(status: int, request: Request, exc: InputError, **extra: Any) -> JSONResponse:
+        """An input error as a problem: its detail, field path, what was expected."""
         return problem(
-            413,
+            status,
             exc.detail,
             instance=request.url.path,
             path=exc.path,
             expected=exc.expected,
             error=str(exc),
+            **extra,
         )
+
+    @app.exception_handler(InputTooLarge)
+    async def _too_large(request: Request, exc: InputTooLarge) -> JSONResponse:
+        return input_problem(413, request, exc)
 
     @app.exception_handler(NotReadyError)
     async def _not_ready(request: Request, exc: NotReadyError) -> JSONResponse:
         # as GET /v1/plans/ID/plan answers a plan not done: 409 with its status, not a 400
-        return problem(
-            409,
-            exc.detail,
-            instance=request.url.path,
-            path=exc.path,
-            expected=exc.expected,
-            error=str(exc),
-            plan_status=exc.status,
-        )
+        return input_problem(409, request, exc, plan_status=exc.status)
 
     @app.exception_handler(InputError)
     async def _input(request: Request, exc: InputError) -> JSONResponse:
         exc = as_query_error(exc)
-        return problem(
-            400,
-            exc.detail,
-            instance=request.url.path,
-            path=exc.path,
-            expected=exc.expected,
-            error=str(exc),
-            line=exc.line,
-            errors=[{"path": path, "detail": detail} for path, detail in exc.problems],
-        )
+        errors = [{"path": path, "detail": detail} for path, detail in exc.problems]
+        return input_problem(400, request, exc, line=exc.line, errors=errors)
 
     @app.exception_handler(AuthError)
     async def _auth(request: Request, exc: AuthError) -> JSONResponse:
