@@ -237,9 +237,12 @@ class Client:
         seed: int | None = None,
         record: bool = True,
         risk: str | None = None,
+        idempotency_key: str | None = None,
     ) -> PlanJob:
         """Queue a plan of ``scenario`` (a parsed scenario, or YAML/JSON text); ``risk``
-        (p50 | p90) overrides the scenario's."""
+        (p50 | p90) overrides the scenario's. With ``idempotency_key`` (sent as the
+        ``Idempotency-Key`` header), the same call made again returns the job the first
+        queued: a caller that lost the answer may retry without queuing a second plan."""
         params = {
             k: v
             for k, v in {
@@ -253,16 +256,19 @@ class Client:
             if v is not None
         }
         params["record"] = "true" if record else "false"
+        keyed = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else {}
         if isinstance(scenario, str):
             out: Any = self._json(
                 "POST",
                 "/v1/plans",
                 content=scenario.encode("utf-8"),
                 params=params,
-                headers={"Content-Type": "application/yaml"},
+                headers={"Content-Type": "application/yaml", **keyed},
             )
         else:
-            out = self._json("POST", "/v1/plans", json=_jsonable(scenario), params=params)
+            out = self._json(
+                "POST", "/v1/plans", json=_jsonable(scenario), params=params, headers=keyed
+            )
         return self._job(out, "POST /v1/plans")
 
     def plan_job(self, plan_id: str) -> PlanJob:

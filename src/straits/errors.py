@@ -107,6 +107,20 @@ class NotReadyError(InputError):
         )
 
 
+class KeyReusedError(InputError):
+    """An idempotency key its tenant already sent with another request (another scenario or
+    other options). HTTP 409, naming the plan the key belongs to."""
+
+    def __init__(self, key: str, plan_id: str) -> None:
+        self.plan_id = plan_id
+        super().__init__(
+            f"Idempotency-Key {key!r} was sent before with another scenario or other options "
+            f"(plan {plan_id})",
+            path="Idempotency-Key",
+            expected="a new key for a new request, or the same request again",
+        )
+
+
 class PackError(InputError):
     """A rule pack (Cedar policies, schema or case table) is malformed."""
 

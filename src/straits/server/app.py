@@ -37,6 +37,7 @@ from straits.errors import (
     BusyError,
     InputError,
     InputTooLarge,
+    KeyReusedError,
     LedgerError,
     NotFoundError,
     NotReadyError,
@@ -327,6 +328,10 @@ def _errors(app: FastAPI) -> None:
     async def _not_ready(request: Request, exc: NotReadyError) -> JSONResponse:
         # as GET /v1/plans/ID/plan answers a plan not done: 409 with its status, not a 400
         return input_problem(409, request, exc, plan_status=exc.status)
+
+    @app.exception_handler(KeyReusedError)
+    async def _key_reused(request: Request, exc: KeyReusedError) -> JSONResponse:
+        return input_problem(409, request, exc)
 
     @app.exception_handler(InputError)
     async def _input(request: Request, exc: InputError) -> JSONResponse:

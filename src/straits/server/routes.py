@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -164,6 +164,19 @@ async def submit_plan(
             "(overrides the scenario's `risk`)."
         ),
     ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=200,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Any printable ASCII up to 200 characters, new for each new request: "
+            "the same request sent again with it (a retry after a lost answer) gets the job "
+            "the first one queued (`Idempotent-Replayed: true`), not a second plan; another "
+            "request with it is a 409.",
+        ),
+    ] = None,
 ) -> JSONResponse:
     """Queue a scenario for planning; poll `GET /v1/plans/{id}` for progress and the plan.
     Jobs live in the database: a worker that dies or a server that restarts resumes them, and
@@ -210,8 +223,8 @@ async def submit_plan(
     store = request.app.state.store
     digest = request.app.state.rules.digest
 
-    def submit() -> dict[str, Any]:
-        plan_id = queue.enqueue(
+    def submit() -> tuple[dict[str, Any], bool]:
+        plan_id, replayed = queue.enqueue_once(
             store,
             sc,
             options,
@@ -219,14 +232,19 @@ async def submit_plan(
             actor=who.actor,
             record=record,
             rules_digest=digest,
+            key=idempotency_key,
         )
-        request.app.state.worker.wake()
+        if not replayed:
+            request.app.state.worker.wake()
         row = get_plan(store, plan_id)
         assert row is not None
-        return plan_job_json(row)
+        return plan_job_json(row), replayed
 
-    job = await run_in_threadpool(submit)
-    return JSONResponse(job, status_code=202, headers={"Location": f"/v1/plans/{job['id']}"})
+    job, replayed = await run_in_threadpool(submit)
+    headers = {"Location": f"/v1/plans/{job['id']}"}
+    if replayed:  # the job an earlier submission of the key queued, in its state now
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(job, status_code=202, headers=headers)
 
 
 def _own_plan(request: Request, who: Principal, plan_id: str) -> PlanRow:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from straits.errors import InputError, LedgerError, NotFoundError, NotReadyError
@@ -134,8 +135,14 @@ def save_scenario(session: Session, sc: Scenario) -> str:
     doc = scenario_document(sc)
     ref = digest(doc)
     if session.get(ScenarioRow, ref) is None:
-        session.add(ScenarioRow(digest=ref, name=sc.name, body=canonical(doc)))
-        session.flush()  # before the plan row that refers to it
+        try:  # flushed before the plan row that refers to it
+            with session.begin_nested():
+                session.add(ScenarioRow(digest=ref, name=sc.name, body=canonical(doc)))
+        except IntegrityError:
+            # stored meanwhile by a concurrent submission of the same scenario (PostgreSQL;
+            # SQLite's write lock orders them): content-addressed, so it is this one. It failed
+            # the second submission ("duplicate key value violates ... scenarios_pkey")
+            pass
     return ref
 
 

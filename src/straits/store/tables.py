@@ -152,12 +152,15 @@ class PlanRow(Base):
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(Time(), nullable=True)
     started_at: Mapped[dt.datetime | None] = mapped_column(Time(), nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    idempotency_key: Mapped[str | None] = mapped_column(Str(200), nullable=True)
+    """the key its submitter sent (``Idempotency-Key``, the console's form): unique per tenant"""
 
 
 Index("ix_plans_status", PlanRow.status)
 Index("ix_plans_ledger_seq", PlanRow.ledger_seq)
 Index("ix_plans_tenant_started", PlanRow.tenant, PlanRow.started_at)
 Index("ix_plans_queue", PlanRow.status, PlanRow.tenant, PlanRow.created_at)
+Index("ux_plans_idempotency", PlanRow.tenant, PlanRow.idempotency_key, unique=True)
 
 
 class DecisionRow(Base):

@@ -305,7 +305,7 @@ def _submit_page(
 
 @router.post("/submit")
 async def submit(request: Request) -> Response:
-    from straits.web.submit import read_form, submissions, submit_scenario
+    from straits.web.submit import form_key, read_form, submissions, submit_scenario
 
     signed = user(request)
     got = await read_form(request)
@@ -342,9 +342,10 @@ async def submit(request: Request) -> Response:
                 ],
             )
         text = raw.decode("utf-8", errors="replace")
+    asked = repr((text, regime, objective, time_limit, record))
     try:  # a form posted twice goes to the plan of its first post
         plan_id = await submissions(request).once(
-            (signed.who.token_id, got.form_id, repr((text, regime, objective, time_limit, record))),
+            (signed.who.token_id, got.form_id, asked),
             lambda: submit_scenario(
                 request,
                 signed.who,
@@ -354,6 +355,7 @@ async def submit(request: Request) -> Response:
                 objective=objective,
                 time_limit=time_limit,
                 record=record == "1",
+                key=form_key(got.form_id, asked),
             ),
         )
     except InputError as exc:

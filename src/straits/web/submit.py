@@ -128,8 +128,10 @@ async def submit_scenario(
     objective: str,
     time_limit: str,
     record: bool,
+    key: str | None = None,
 ) -> str:
-    """Queue ``text`` (a scenario in YAML or JSON) for planning; the new plan's id."""
+    """Queue ``text`` (a scenario in YAML or JSON) for planning; the new plan's id (with
+    ``key``, the plan an earlier post of the same form queued, in whatever server process)."""
     if not text.strip():
         raise InputError(
             "no scenario was given", source=source, expected="a scenario file, or its text pasted"
@@ -157,8 +159,8 @@ async def submit_scenario(
             )
     store = request.app.state.store
     digest = request.app.state.rules.digest
-    plan_id: str = await run_in_threadpool(
-        lambda: queue.enqueue(
+    plan_id, replayed = await run_in_threadpool(
+        lambda: queue.enqueue_once(
             store,
             sc,
             options,
@@ -166,10 +168,22 @@ async def submit_scenario(
             actor=who.actor,
             record=record,
             rules_digest=digest,
+            key=key,
         )
     )
-    request.app.state.worker.wake()  # the same durable queue as POST /v1/plans
+    if not replayed:
+        request.app.state.worker.wake()  # the same durable queue as POST /v1/plans
     return plan_id
+
+
+def form_key(form_id: str, asked: str) -> str | None:
+    """The idempotency key of a form's post: its one-time id and what it asked (a form edited
+    and posted again is another plan). The process's :class:`Submissions` answer a double
+    post at once; the key finds the first post's plan when the second reaches another server
+    process (several behind one console), or this one after a restart."""
+    if not form_id:
+        return None
+    return f"ui:{form_id[:100]}:{hashlib.sha256(asked.encode('utf-8', 'replace')).hexdigest()[:64]}"
 
 
 def new_form_id() -> str:
