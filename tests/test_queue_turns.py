@@ -5,6 +5,7 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -148,6 +149,66 @@ def test_an_unreadable_tenant_neither_fails_claims_nor_ends_the_turns(
     assert order[:2] == [heavy[0], light]
     assert sorted(order) == sorted([*heavy, light])
     assert [state(store, altered) for altered in (blob, garbled)] == ["failed", "failed"]
+
+
+def test_an_altered_scenario_row_does_not_stop_every_claim(store: Store, sc: Scenario) -> None:
+    """The claim read the job's whole scenario row: a column of it Straits never writes
+    (``created_at = 'garbage'``, ``infinity``) raised out of every claim, the job first in
+    line, so no worker took any job. Only the body is read now; an unreadable body (a BLOB)
+    fails its job with the reason, and the next job is taken."""
+    first = by(store, sc, "a")
+    other = queue.enqueue(
+        store,
+        sc.model_copy(update={"name": "other"}),
+        GREEDY,
+        tenant="b",
+        actor="t",
+        record=False,
+        rules_digest=digest(),
+    )
+    bad = "'garbage'" if store.dialect == "sqlite" else "'infinity'"
+    of = "(SELECT scenario_digest FROM plans WHERE id = :i)"
+    sql(store, f"UPDATE scenarios SET created_at = {bad} WHERE digest = {of}", i=first)
+    assert served(store, 2) == [first, other]
+    if store.dialect == "sqlite":  # PostgreSQL keeps only text in a TEXT column
+        third = sc.model_copy(update={"name": "third"})
+        again = queue.enqueue(
+            store, third, GREEDY, tenant="a", actor="t", record=False, rules_digest=digest()
+        )
+        later = queue.enqueue(  # the first scenario's row is altered: submitting it fails
+            store,
+            sc.model_copy(update={"name": "other"}),
+            GREEDY,
+            tenant="c",
+            actor="t",
+            record=False,
+            rules_digest=digest(),
+        )
+        sql(store, f"UPDATE scenarios SET body = x'ff00' WHERE digest = {of}", i=again)
+        assert served(store, 2) == [later]
+        assert state(store, again) == "failed"
+
+
+def test_claims_at_once_take_each_job_of_many_tenants_exactly_once(
+    store: Store, sc: Scenario
+) -> None:
+    """Several workers claiming at once, tenants in turn (each tenant's oldest job locked by
+    one claim, the others moving on): every job is taken once, none twice."""
+    ids = {by(store, sc, f"t{i % 4}") for i in range(16)}
+    taken: list[str] = []
+    lock = threading.Lock()
+
+    def grab(n: int) -> None:
+        while (c := queue.claim(store, f"w:{n}:x", digest(), POLICY)) is not None:
+            with lock:
+                taken.append(c.plan_id)
+
+    threads = [threading.Thread(target=grab, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sorted(taken) == sorted(ids)
 
 
 def test_a_tenant_whose_oldest_job_is_being_claimed_waits_its_turn(

@@ -218,15 +218,20 @@ def claim(store: Store, worker: str, rules_digest: str | None, policy: QueuePoli
             # No tenant (its NOT NULL dropped): a plan nobody may read, a ledger entry refused
             _fail_altered(s, row.id, now)
             return "unreadable"
-        stored = s.get(ScenarioRow, row.scenario_digest)
         try:
             options = json.loads(row.options)
-            doc = json.loads(stored.body) if stored is not None else None
+            # the body alone: the whole row read, a scenario's other column Straits never
+            # writes (created_at = 'garbage', a BLOB name) failed every claim, this job first
+            # in line, so no worker took any job
+            body = s.scalar(
+                select(ScenarioRow.body).where(ScenarioRow.digest == row.scenario_digest)
+            )
+            doc = json.loads(body) if body is not None else None
             if not isinstance(options, dict) or not isinstance(doc, dict):
                 raise ValueError("not an object")
             if digest(doc) != row.scenario_digest:  # content-addressed: it was rewritten
                 raise ValueError("not the scenario submitted")
-        except ValueError:  # an altered database: fail the job, say why, take the next
+        except (ValueError, AlteredRowError):  # an altered database: fail the job, say why
             row.status, row.finished_at = "failed", now
             row.error = (
                 "its stored scenario or options are missing or unreadable (the "
