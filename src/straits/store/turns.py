@@ -19,10 +19,10 @@ from sqlalchemy import (
     LargeBinary,
     Select,
     and_,
-    case,
     cast,
     func,
     literal,
+    literal_column,
     or_,
     select,
     true,
@@ -72,12 +72,13 @@ def serving_order(s: Session, rules_digest: str | None) -> list[Tenant]:
         .subquery()
     )
     p = aliased(PlanRow)
-    # running in this worker's rules pool: those running on workers of other rules took no
-    # turn here
-    busy = (
-        select(func.count())
-        .select_from(p)
-        .where(p.status == "running", p.tenant == waiting.c.tenant, runnable(p, rules_digest))
+    # running in this worker's rules pool (those running on workers of other rules took no
+    # turn here): a few rows, grouped once and joined, not looked up tenant by tenant
+    running = (
+        select(p.tenant.label("tenant"), func.count().label("n"))
+        .where(p.status == "running", runnable(p, rules_digest))
+        .group_by(p.tenant)
+        .subquery()
     )
     # a start later than now is one Straits never wrote ('infinity'; on SQLite text, which
     # sorts after every time): not the tenant's last. One index lookup (ix_plans_tenant_started)
@@ -88,12 +89,19 @@ def serving_order(s: Session, rules_digest: str | None) -> list[Tenant]:
         .order_by(p.started_at.desc())
         .limit(1)
     )
-    weighed = select(
-        waiting.c.tenant,
-        waiting.c.oldest,
-        busy.scalar_subquery().label("busy"),
-        last.scalar_subquery().label("last"),
-    ).subquery()
+    never: Any = literal_column("''" if sqlite else "'-infinity'::timestamptz")
+    weighed = (
+        select(
+            waiting.c.tenant,
+            waiting.c.oldest,
+            func.coalesce(running.c.n, 0).label("busy"),
+            # never started: before every start (one evaluation of the lookup, not two)
+            func.coalesce(last.scalar_subquery(), never).label("last"),
+        )
+        .select_from(waiting)
+        .outerjoin(running, running.c.tenant == waiting.c.tenant)
+        .subquery()
+    )
     # the tenant as stored: on SQLite an altered one (a BLOB, text not UTF-8) is read as bytes,
     # never decoded (the driver's decoding failed the whole read)
     tenant: Any = cast(weighed.c.tenant, LargeBinary) if sqlite else weighed.c.tenant
@@ -101,7 +109,6 @@ def serving_order(s: Session, rules_digest: str | None) -> list[Tenant]:
         select(tenant, func.typeof(weighed.c.tenant) if sqlite else literal("text"))
         .order_by(
             weighed.c.busy,
-            case((weighed.c.last.is_(None), 0), else_=1),
             weighed.c.last,
             weighed.c.oldest,
         )
