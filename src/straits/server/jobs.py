@@ -1,12 +1,12 @@
 """Plan workers: claim jobs from the database queue, plan them, keep their leases alive.
 
-A :class:`Worker` runs ``slots`` planner threads and one keeper thread. Each slot claims the
-oldest queued job its rules can run (``straits.store.queue``), plans it and stores the plan (and
-its ledger entry) in one transaction fenced on its lease. The keeper renews every running job's
-lease once a second with its latest progress, stops a search whose job was cancelled or taken
-over, and every few seconds reaps jobs whose workers died: requeued, or failed with the reason
-after the attempt limit. The planner's progress callback only copies the search state into
-memory: it touches no database and cannot raise.
+A :class:`Worker` runs ``slots`` planner threads and one keeper thread. Each slot claims a
+queued job its rules can run, tenants in turn (``straits.store.queue``, ``store.turns``), plans
+it and stores the plan (and its ledger entry) in one transaction fenced on its lease. The
+keeper renews every running job's lease once a second with its latest progress, stops a search
+whose job was cancelled or taken over, and every few seconds reaps jobs whose workers died:
+requeued, or failed with the reason after the attempt limit. The planner's progress callback
+only copies the search state into memory: it touches no database and cannot raise.
 
 The API server runs one in its own process (``STRAITS_PLAN_WORKERS`` slots, 0 for none: it
 still reaps); ``straits worker`` runs one as a process of its own, on this machine or another

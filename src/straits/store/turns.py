@@ -82,7 +82,7 @@ def serving_order(s: Session, rules_digest: str | None) -> list[Tenant]:
     )
     # a start later than now is one Straits never wrote ('infinity'; on SQLite text, which
     # sorts after every time): not the tenant's last. One index lookup (ix_plans_tenant_started)
-    now: Any = literal(utcnow(), Time()) if sqlite else func.clock_timestamp()
+    now: Any = literal(utcnow(), Time()) if sqlite else func.statement_timestamp()
     last = (
         select(p.started_at)
         .where(and_(p.tenant == waiting.c.tenant, p.started_at <= now))
