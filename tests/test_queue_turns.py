@@ -229,7 +229,7 @@ def test_a_tenant_whose_oldest_job_is_being_claimed_waits_its_turn(
         s.rollback()
 
 
-def test_migration_0006_on_a_database_with_jobs(tmp_path: Path) -> None:
+def test_migration_0006_on_a_database_with_jobs(db_url: str) -> None:
     """A database at 0005 with queued and finished jobs upgrades to the models' schema (the
     two indexes the turns read) and downgrades back without them."""
     from importlib import resources
@@ -239,7 +239,7 @@ def test_migration_0006_on_a_database_with_jobs(tmp_path: Path) -> None:
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
 
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+    url = db_url
     cfg = Config()
     cfg.set_main_option(
         "script_location", str(resources.files("straits.store").joinpath("migrations"))
@@ -264,7 +264,7 @@ def test_migration_0006_on_a_database_with_jobs(tmp_path: Path) -> None:
                 "INSERT INTO plans (id, tenant, actor, scenario_digest, options, status, "
                 "created_at, started_at, record, attempts, cancel_requested) VALUES "
                 f"('p{i}', '{tenant}', 'x', 'd', '{{}}', '{state}', '2026-01-0{i + 1}', "
-                f"{'NULL' if state == 'queued' else repr('2026-01-05')}, 0, 0, 0)"
+                f"{'NULL' if state == 'queued' else repr('2026-01-05')}, FALSE, 0, FALSE)"
             )
     assert names <= to("head")
     with engine.connect() as conn:
