@@ -189,6 +189,19 @@ def test_an_altered_scenario_row_does_not_stop_every_claim(store: Store, sc: Sce
         assert state(store, again) == "failed"
 
 
+def test_options_nested_too_deep_to_read_fail_their_job_not_every_claim(
+    store: Store, sc: Scenario
+) -> None:
+    """Stored options (or a scenario body) nested deeper than Python's JSON parser goes raised
+    RecursionError out of every claim, the job first in line: no worker took any job."""
+    first = by(store, sc, "a")
+    later = by(store, sc, "b")
+    deep = '{"a": ' + "[" * 200_000 + "]" * 200_000 + "}"
+    sql(store, "UPDATE plans SET options = :o WHERE id = :i", o=deep, i=first)
+    assert served(store, 2) == [later]
+    assert state(store, first) == "failed"
+
+
 def test_claims_at_once_take_each_job_of_many_tenants_exactly_once(
     store: Store, sc: Scenario
 ) -> None:

@@ -231,7 +231,9 @@ def claim(store: Store, worker: str, rules_digest: str | None, policy: QueuePoli
                 raise ValueError("not an object")
             if digest(doc) != row.scenario_digest:  # content-addressed: it was rewritten
                 raise ValueError("not the scenario submitted")
-        except (ValueError, AlteredRowError):  # an altered database: fail the job, say why
+        except (ValueError, RecursionError, AlteredRowError):  # an altered database: fail
+            # the job, say why (JSON nested deeper than Python parses raised out of every
+            # claim, the job first in line, so no worker took any job)
             row.status, row.finished_at = "failed", now
             row.error = (
                 "its stored scenario or options are missing or unreadable (the "
