@@ -1,11 +1,12 @@
 """Tenants taking turns in the plan queue: the order in which a claim (``store.queue.claim``)
 serves the tenants with a job waiting, and the query for a tenant's next job.
 
-The order is computed by the database in one statement, over every waiting tenant: fewest
-jobs running in this worker's rules pool first, then the one whose last job started longest
-ago (never, first of all), then the one whose oldest job has waited longest. Only the first
-:data:`FAIR_TENANTS` are read back. The values compared are never parsed here: a stored time
-Straits never writes (``infinity``, text) places its tenant somewhere in the line, and the
+The order is computed by the database in one statement, over every waiting tenant: fewest jobs
+running in this worker's rules pool first, then the one whose last job started longest ago
+(never, first of all; a start in any rules pool: scoped to the pool, the lookup would walk a
+tenant's history in other pools), then the one whose oldest job has waited longest. Only the
+first :data:`FAIR_TENANTS` are read back. The values compared are never parsed here: a stored
+time Straits never writes (``infinity``, text) places its tenant somewhere in the line, and the
 claim that reaches its job fails it (``queue._fail_altered``); it no longer turned the turns
 off for everyone.
 """
