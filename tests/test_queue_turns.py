@@ -224,6 +224,21 @@ def test_claims_at_once_take_each_job_of_many_tenants_exactly_once(
     assert sorted(taken) == sorted(ids)
 
 
+def test_a_job_without_a_tenant_is_failed_not_claimed(store: Store, sc: Scenario) -> None:
+    """With the column's NOT NULL dropped (PostgreSQL), a job whose tenant is NULL was claimed
+    and planned for nobody (``Claim.tenant`` None; a recorded plan's ledger entry refused)."""
+    if store.dialect != "postgresql":
+        pytest.skip("SQLite keeps the NOT NULL of the table it made")
+    sql(store, "ALTER TABLE plans ALTER COLUMN tenant DROP NOT NULL")
+    nobody = by(store, sc, "x")
+    sql(store, "UPDATE plans SET tenant = NULL WHERE id = :i", i=nobody)
+    heavy = [by(store, sc, "heavy") for _ in range(2)]
+    light = by(store, sc, "light")
+    order = served(store, 4)
+    assert order == [heavy[0], light, heavy[1]]
+    assert state(store, nobody) == "failed"
+
+
 def test_a_tenant_whose_oldest_job_is_being_claimed_waits_its_turn(
     store: Store, sc: Scenario
 ) -> None:
