@@ -27,6 +27,7 @@ contention).
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 import socket
@@ -199,9 +200,11 @@ def claim(store: Store, worker: str, rules_digest: str | None, policy: QueuePoli
             q = q.with_for_update(skip_locked=True)
         row = None
         # each waiting tenant's oldest job in turn (one another worker is claiming: that
-        # tenant's turn is taken, the next tenant's job is tried), then the oldest of all
-        turns = [next_job(t, rules_digest, postgresql=pg) for t in serving_order(s, rules_digest)]
-        for tried in [*turns, q]:
+        # tenant's turn is taken, the next tenant's job is tried), then the oldest of all.
+        # Built as tried: the 64 statements built up front took 12 ms of a 22 ms claim
+        order = serving_order(s, rules_digest)
+        turns = (next_job(t, rules_digest, postgresql=pg) for t in order)
+        for tried in itertools.chain(turns, [q]):
             try:
                 row = s.scalars(tried).first()
             except AlteredRowError:  # a time or count Straits never writes: fail it, go on
