@@ -1,12 +1,12 @@
 """Plan workers: claim jobs from the database queue, plan them, keep their leases alive.
 
-A :class:`Worker` runs ``slots`` planner threads and one keeper thread. Each slot claims the
-oldest queued job its rules can run (``straits.store.queue``), plans it and stores the plan (and
-its ledger entry) in one transaction fenced on its lease. The keeper renews every running job's
-lease once a second with its latest progress, stops a search whose job was cancelled or taken
-over, and every few seconds reaps jobs whose workers died: requeued, or failed with the reason
-after the attempt limit. The planner's progress callback only copies the search state into
-memory: it touches no database and cannot raise.
+A :class:`Worker` runs ``slots`` planner threads and one keeper thread. Each slot claims a
+queued job its rules can run, tenants in turn (``straits.store.queue``, ``store.turns``), plans
+it and stores the plan (and its ledger entry) in one transaction fenced on its lease. The
+keeper renews every running job's lease once a second with its latest progress, stops a search
+whose job was cancelled or taken over, and every few seconds reaps jobs whose workers died:
+requeued, or failed with the reason after the attempt limit. The planner's progress callback
+only copies the search state into memory: it touches no database and cannot raise.
 
 The API server runs one in its own process (``STRAITS_PLAN_WORKERS`` slots, 0 for none: it
 still reaps); ``straits worker`` runs one as a process of its own, on this machine or another
@@ -20,6 +20,7 @@ slot has its own rule set (the rule engine's caches are not shared across thread
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import signal
@@ -51,6 +52,10 @@ GRACE_S = 600.0
 #: why a job whose plan could not be stored is tried again (the store's own words, which may
 #: name the database, go to the worker's log, not to the job's submitter)
 STORE_FAILED = "its result could not be stored (the worker's log has the reason)"
+#: why a job whose stored options hold a time limit that is not a number is failed
+UNREADABLE = (
+    "its stored options are unreadable (the database was altered); submit the scenario again"
+)
 #: the signals after which a worker or a server gives its running jobs back, the attempt not
 #: counted, before it ends: SIGHUP too (a terminal closed, an SSH session dropped), which killed
 #: the process at once as a crash, leaving its jobs running until their lease ran out
@@ -216,12 +221,32 @@ class Worker:
                 self._wake.wait(self.poll_s * (0.5 + random.random()))
                 self._wake.clear()
                 continue
-            self._run(c)
+            try:
+                self._run(c)
+            except Exception:  # the slot must outlive any one job (it ended the thread: the
+                # worker planned with one slot fewer for good, its job left to its lease)
+                incident = uuid.uuid4().hex[:12]
+                log.exception("plan %s failed (incident %s)", c.plan_id, incident)
+                self._fail(c, f"internal error while planning (incident {incident})")
+
+    @staticmethod
+    def _limit(options: dict[str, Any]) -> float | None:
+        """The job's search time limit; None when its stored options hold no number."""
+        try:
+            limit = float(options.get("time_limit") or 20.0)
+        except (TypeError, ValueError, OverflowError):
+            return None
+        return None if math.isnan(limit) else limit
 
     def _run(self, c: Claim) -> None:
         from straits.loading import parse_scenario
 
-        limit = float(c.options.get("time_limit") or 20.0)
+        limit = self._limit(c.options)
+        if limit is None:  # an altered row: float('abc') raised out of the slot, ending it
+            self._fail(c, UNREADABLE)
+            with self._lock:
+                self.done += 1
+            return
         job = _Running(
             c,
             str(c.options.get("objective") or c.scenario.get("objective") or "cost"),

@@ -8,9 +8,9 @@ A job is a row of ``plans``. Its life:
 
 * **claim**: one transaction picks a queued job whose rules match the worker's (``FOR UPDATE
   SKIP LOCKED`` on PostgreSQL, the write lock on SQLite), marks it running, leased to the
-  worker, and counts the attempt. Tenants take turns (:func:`serving_order`): the oldest job of
-  the tenant with the fewest jobs running, then the one whose last job started longest ago, so
-  one tenant's thousand submissions do not hold up another's one;
+  worker, and counts the attempt. Tenants take turns (``store.turns.serving_order``): the oldest
+  job of the tenant with the fewest jobs running, then the one whose last job started longest
+  ago, so one tenant's thousand submissions do not hold up another's one;
 * **heartbeat**: the worker renews its lease and writes its progress; the answer says whether
   the job was cancelled or is no longer the worker's (another worker reclaimed it);
 * **finish / fail**: fenced on (job, worker, attempt), so a worker that lost its lease (paused,
@@ -27,13 +27,14 @@ contention).
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 import socket
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -45,6 +46,7 @@ from straits.store.db import Store
 from straits.store.ledger import Entry, append, canonical, digest
 from straits.store.records import new_plan_id, plan_body, save_scenario
 from straits.store.tables import AlteredRowError, PlanRow, ScenarioRow, utcnow
+from straits.store.turns import next_job, runnable, serving_order
 
 ACTIVE = ("queued", "running")
 FINISHED = ("done", "failed", "cancelled")
@@ -230,70 +232,27 @@ def cancel(store: Store, plan_id: str) -> str | None:
 MAX_ATTEMPTS_STORED = 2**31 - 1
 
 
-#: how many waiting tenants a claim weighs (those whose oldest job has waited longest)
-FAIR_TENANTS = 64
-
-
-def serving_order(s: Session, rules_digest: str | None) -> list[str]:
-    """The tenants with a job this worker may take, in the order they are served: fewest jobs
-    running first, then the one whose last job started longest ago (never first of all), then
-    the one whose oldest job has waited longest. Empty when fewer than two tenants wait (the
-    oldest job is taken) or a row's tenant or time cannot be read (an altered row: the plain
-    oldest-first claim meets it and fails it)."""
-    waiting = select(PlanRow.tenant, func.min(PlanRow.created_at).label("oldest")).where(
-        PlanRow.status == "queued"
-    )
-    if rules_digest is not None:
-        waiting = waiting.where(
-            or_(PlanRow.rules_digest == rules_digest, PlanRow.rules_digest.is_(None))
-        )
-    waiting = waiting.group_by(PlanRow.tenant).order_by("oldest").limit(FAIR_TENANTS)
-    try:
-        tenants = [str(t) for t, _ in s.execute(waiting).all()]
-        if len(tenants) < 2:
-            return []
-        running = select(PlanRow.tenant, func.count()).where(
-            PlanRow.status == "running", PlanRow.tenant.in_(tenants)
-        )
-        busy = {str(t): int(n) for t, n in s.execute(running.group_by(PlanRow.tenant)).all()}
-        # one index lookup each (ix_plans_tenant_started), whatever a tenant's history
-        last = {
-            t: s.scalar(select(func.max(PlanRow.started_at)).where(PlanRow.tenant == t))
-            for t in tenants
-        }
-    except (AlteredRowError, TypeError, ValueError):
-        return []
-    never = dt.datetime.min.replace(tzinfo=dt.UTC)
-
-    def key(t: str) -> tuple[int, bool, dt.datetime]:
-        started = last[t]
-        if started is None:
-            return busy.get(t, 0), False, never
-        aware = started if started.tzinfo else started.replace(tzinfo=dt.UTC)
-        return busy.get(t, 0), True, aware
-
-    return sorted(tenants, key=key)  # stable: ties keep the oldest job's order
-
-
 def claim(store: Store, worker: str, rules_digest: str | None, policy: QueuePolicy) -> Claim | None:
     """Lease a queued job this worker's rules can run (tenants in :func:`serving_order`, each
     tenant's oldest job first), or None."""
 
     def work(s: Session) -> Claim | Literal["unreadable"] | None:
+        pg = store.dialect == "postgresql"
         q = (
             select(PlanRow)
-            .where(PlanRow.status == "queued")
+            .where(PlanRow.status == "queued", runnable(PlanRow, rules_digest))
             .order_by(PlanRow.created_at, PlanRow.id)
             .limit(1)
         )
-        if rules_digest is not None:
-            q = q.where(or_(PlanRow.rules_digest == rules_digest, PlanRow.rules_digest.is_(None)))
-        if store.dialect == "postgresql":
+        if pg:
             q = q.with_for_update(skip_locked=True)
         row = None
-        # each waiting tenant's oldest job in turn (another worker may hold one: skipped), then
-        # the oldest of all
-        for tried in [*(q.where(PlanRow.tenant == t) for t in serving_order(s, rules_digest)), q]:
+        # each waiting tenant's oldest job in turn (one another worker is claiming: that
+        # tenant's turn is taken, the next tenant's job is tried), then the oldest of all.
+        # Built as tried: the 64 statements built up front took 12 ms of a 22 ms claim
+        order = serving_order(s, rules_digest)
+        turns = (next_job(t, rules_digest, postgresql=pg) for t in order)
+        for tried in itertools.chain(turns, [q]):
             try:
                 row = s.scalars(tried).first()
             except AlteredRowError:  # a time or count Straits never writes: fail it, go on
@@ -304,20 +263,28 @@ def claim(store: Store, worker: str, rules_digest: str | None, policy: QueuePoli
         if row is None:
             return None
         now = _now(s)
-        if not 0 <= row.attempts < MAX_ATTEMPTS_STORED:
+        if not 0 <= row.attempts < MAX_ATTEMPTS_STORED or not isinstance(row.tenant, str):
             # a count no Straits writes; at PostgreSQL's INTEGER maximum the increment below
-            # failed every claim ('integer out of range'), so no worker took the jobs behind it
+            # failed every claim ('integer out of range'), so no worker took the jobs behind it.
+            # No tenant (its NOT NULL dropped): a plan nobody may read, a ledger entry refused
             _fail_altered(s, row.id, now)
             return "unreadable"
-        stored = s.get(ScenarioRow, row.scenario_digest)
         try:
             options = json.loads(row.options)
-            doc = json.loads(stored.body) if stored is not None else None
+            # the body alone: the whole row read, a scenario's other column Straits never
+            # writes (created_at = 'garbage', a BLOB name) failed every claim, this job first
+            # in line, so no worker took any job
+            body = s.scalar(
+                select(ScenarioRow.body).where(ScenarioRow.digest == row.scenario_digest)
+            )
+            doc = json.loads(body) if body is not None else None
             if not isinstance(options, dict) or not isinstance(doc, dict):
                 raise ValueError("not an object")
             if digest(doc) != row.scenario_digest:  # content-addressed: it was rewritten
                 raise ValueError("not the scenario submitted")
-        except ValueError:  # an altered database: fail the job, say why, take the next
+        except (ValueError, RecursionError, AlteredRowError):  # an altered database: fail
+            # the job, say why (JSON nested deeper than Python parses raised out of every
+            # claim, the job first in line, so no worker took any job)
             row.status, row.finished_at = "failed", now
             row.error = (
                 "its stored scenario or options are missing or unreadable (the "

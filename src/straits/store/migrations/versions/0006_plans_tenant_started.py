@@ -1,5 +1,5 @@
 """Index ``plans (tenant, started_at)`` and ``plans (status, tenant, created_at)``: a claim
-serves tenants in turn (``store.queue.serving_order``): it groups the queued jobs by tenant,
+serves tenants in turn (``store.turns.serving_order``): it groups the queued jobs by tenant,
 reads each waiting tenant's latest start and takes a tenant's oldest job. Without the indexes
 every claim scanned each waiting tenant's whole history of plans and sorted the queue.
 
