@@ -18,19 +18,16 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
+from queue_support import GREEDY, POLICY, digest
 from served import hangup_by_default
 from straits.errors import InputError, StoreError
 from straits.loading import load_scenario
 from straits.model.scenario import Scenario
 from straits.plan import make_plan
-from straits.rules import ruleset
 from straits.server import jobs
 from straits.store import Store, ledger, queue
 from straits.store.queue import QueuePolicy
 from straits.store.records import get_plan
-
-POLICY = QueuePolicy(lease_s=30, max_attempts=3, queue_timeout_s=3600)
-GREEDY = {"solver": "greedy", "objective": None, "regime": None, "time_limit": 5.0, "seed": 0}
 
 
 @pytest.fixture
@@ -43,10 +40,6 @@ def store(db_url: str) -> Iterator[Store]:
 @pytest.fixture(scope="module")
 def sc(example_path: Path) -> Scenario:
     return load_scenario(example_path)
-
-
-def digest() -> str:
-    return ruleset().digest
 
 
 def submit(store: Store, sc: Scenario, record: bool = True, **options: Any) -> str:

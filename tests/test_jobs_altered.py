@@ -10,15 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, select, text
 
+from queue_support import GREEDY, POLICY
 from straits.loading import load_scenario
 from straits.model.scenario import Scenario
 from straits.server import jobs
 from straits.store import Store, queue
-from straits.store.queue import QueuePolicy
 from straits.store.tables import PlanRow
-
-POLICY = QueuePolicy(lease_s=30, max_attempts=3, queue_timeout_s=3600)
-GREEDY = {"solver": "greedy", "objective": None, "regime": None, "time_limit": 5.0, "seed": 0}
 
 
 @pytest.fixture

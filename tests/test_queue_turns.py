@@ -12,15 +12,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, select, text
 
+from queue_support import GREEDY, POLICY, digest
 from straits.loading import load_scenario
 from straits.model.scenario import Scenario
-from straits.rules import ruleset
 from straits.store import Store, queue, turns
-from straits.store.queue import QueuePolicy
 from straits.store.tables import Base, PlanRow
-
-POLICY = QueuePolicy(lease_s=30, max_attempts=3, queue_timeout_s=3600)
-GREEDY = {"solver": "greedy", "objective": None, "regime": None, "time_limit": 5.0, "seed": 0}
 
 
 @pytest.fixture
@@ -33,10 +29,6 @@ def store(db_url: str) -> Iterator[Store]:
 @pytest.fixture(scope="module")
 def sc(example_path: Path) -> Scenario:
     return load_scenario(example_path)
-
-
-def digest() -> str:
-    return ruleset().digest
 
 
 def by(store: Store, sc: Scenario, tenant: str, rules: str | None = None) -> str:
