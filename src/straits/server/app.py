@@ -23,9 +23,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
-from fastapi.routing import APIRoute
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -44,7 +42,6 @@ from straits.errors import (
     StoreError,
 )
 from straits.rules import ruleset
-from straits.server import bodies
 from straits.server.head import (
     ASGIApp,
     HeadAsGet,
@@ -57,9 +54,9 @@ from straits.server.head import (
 )
 from straits.server.jobs import Worker
 from straits.server.ledger_routes import router as ledger_router
+from straits.server.openapi_doc import document, operation_id
 from straits.server.plan_routes import router as plan_router
-from straits.server.problems import Problem, StrictJSONResponse, as_query_error, problem
-from straits.server.problems import openapi_responses as problems_doc
+from straits.server.problems import StrictJSONResponse, as_query_error, problem
 from straits.server.report_routes import router as report_router
 from straits.server.routes import router
 from straits.server.schemas import Health, Ready
@@ -201,12 +198,6 @@ async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
 
 
-def _operation_id(route: APIRoute) -> str:
-    """Explicit operation ids for routes that give none: the handler's name in camelCase."""
-    head, *rest = route.name.split("_")
-    return head + "".join(w.capitalize() for w in rest)
-
-
 def create_app(
     store: Store | None = None,
     *,
@@ -239,7 +230,7 @@ def create_app(
         redoc_url=None,
         redirect_slashes=False,  # head.slash_redirect: relative, not from the Host header
         default_response_class=StrictJSONResponse,
-        generate_unique_id_function=_operation_id,
+        generate_unique_id_function=operation_id,
         description="Where AI training and serving may run across borders, within "
         "the rules, and the proof. Bodies and answers are the CLI's JSON "
         "contracts. Every /v1 route needs 'Authorization: Bearer st_...'. "
@@ -292,7 +283,7 @@ def create_app(
 
     _errors(app)
     mount_console(app)  # /ui, /static, /docs and /redoc (after the API's error handlers)
-    _openapi(app)
+    document(app)
     app.add_middleware(
         BodyLimit,
         limit=settings.max_body_bytes,
@@ -445,59 +436,3 @@ def _errors(app: FastAPI) -> None:
             instance=request.url.path,
             incident=incident,
         )
-
-
-def _openapi(app: FastAPI) -> None:
-    def schema() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        spec = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
-        components = spec.setdefault("components", {}).setdefault("schemas", {})
-        components.update(bodies.COMPONENTS)
-        components.update(_model_schemas(Problem))
-        for name in ("HTTPValidationError", "ValidationError"):
-            components.pop(name, None)
-        spec["components"]["securitySchemes"] = {
-            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "st_<id>_<secret>"}
-        }
-        for path, ops in spec.get("paths", {}).items():
-            for method, op in ops.items():
-                _document_problems(path, method, op)
-        app.openapi_schema = spec
-        return spec
-
-    app.openapi = schema  # type: ignore[method-assign]
-
-
-def _model_schemas(*models: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for m in models:
-        s = m.model_json_schema(ref_template="#/components/schemas/{model}")
-        out.update(s.pop("$defs", {}))
-        out[m.__name__] = s
-    return out
-
-
-def _document_problems(path: str, method: str, op: dict[str, Any]) -> None:
-    """Every operation lists the problems it can answer with (RFC 9457 bodies); FastAPI's 422,
-    which this API never sends (bad input is 400), goes."""
-    responses = op.setdefault("responses", {})
-    responses.pop("422", None)
-    statuses = [500]
-    if op.get("parameters") or op.get("requestBody"):
-        statuses.append(400)
-    if path.startswith("/v1/"):
-        op["security"] = [{"bearer": []}]
-        statuses += [401, 403, 503]
-    if path == "/readyz":
-        statuses.append(503)
-    if "{" in path:
-        statuses.append(404)
-    if op.get("requestBody"):
-        statuses += [408, 413, 415]
-    if method == "delete" or path.startswith("/v1/plans/{"):
-        statuses.append(409)  # not done yet, or a stored plan its ledger entry does not prove
-    for status, doc in problems_doc(*sorted(set(statuses))).items():
-        responses.setdefault(str(status), doc)

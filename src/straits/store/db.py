@@ -52,17 +52,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from straits.errors import InputError, StoreError
 from straits.store import watchdog
+from straits.store.contention import holder_hint, refuses_writes, transient
 from straits.store.sqlite_file import FileGuard
 
 ENV = "STRAITS_DATABASE_URL"
 DEFAULT_URL = "sqlite:///straits.db"
 #: the advisory-lock key PostgreSQL appends take (any constant shared by every process)
 LEDGER_LOCK = 0x5354524149545301
-#: PostgreSQL errors worth retrying the transaction for: serialization_failure,
-#: deadlock_detected, lock_not_available, admin/crash shutdown, cannot_connect_now
-_PG_TRANSIENT = {"40001", "40P01", "55P03", "57P01", "57P02", "57P03"}
-#: PostgreSQL errors that refuse every write: read_only_sql_transaction, insufficient_privilege
-_PG_REFUSED = {"25006", "42501"}
 #: PostgreSQL errors for damaged storage: data_corrupted, index_corrupted
 _PG_DAMAGED = {"XX001", "XX002"}
 #: seconds a PostgreSQL connection attempt may take (libpq's ``connect_timeout``)
@@ -390,7 +386,7 @@ class Store:
             if not isinstance(exc, OperationalError) and not refuses_writes(exc):
                 raise  # a constraint a caller handles (an IntegrityError: recorded meanwhile)
             raise StoreError(
-                f"database write failed: {exc.orig or exc}{self._holder_hint(exc)}"
+                f"database write failed: {exc.orig or exc}{holder_hint(exc, self.dialect)}"
             ) from None
 
     @contextmanager
@@ -436,7 +432,7 @@ class Store:
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LEDGER_LOCK})
                 return
             except DBAPIError as exc:
-                if attempt == attempts or not self._transient(exc):
+                if attempt == attempts or not transient(exc, self.dialect):
                     raise
                 session.rollback()
                 time.sleep(delay * (0.5 + random.random()))
@@ -457,11 +453,11 @@ class Store:
                 with self._raw_write(ledger=ledger) as session:
                     return work(session)
             except DBAPIError as exc:
-                if attempt == attempts or not self._transient(exc):
-                    what = "still contended after retries" if self._transient(exc) else "failed"
-                    raise StoreError(
-                        f"database write {what}: {exc.orig or exc}{self._holder_hint(exc)}"
-                    ) from None
+                again = transient(exc, self.dialect)
+                if attempt == attempts or not again:
+                    what = "still contended after retries" if again else "failed"
+                    hint = holder_hint(exc, self.dialect)
+                    raise StoreError(f"database write {what}: {exc.orig or exc}{hint}") from None
                 log.info(
                     "database contention (%s); retrying in %.2f s",
                     str(exc.orig or exc).splitlines()[0],
@@ -471,36 +467,10 @@ class Store:
                 delay = min(delay * 2, 1.6)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _holder_hint(self, exc: DBAPIError) -> str:
-        """Who may hold SQLite's write lock: SQLite does not say, and "database is locked"
-        alone left users looking for a bug in the command they ran."""
-        if self.dialect != "sqlite" or not self._transient(exc):
-            return ""
-        return (
-            " (another process writes to this file and held its lock throughout: a `straits "
-            "serve`, a `straits worker` or a command recording; SQLite takes one writer at a "
-            "time, PostgreSQL many)"
-        )
-
-    def _transient(self, exc: DBAPIError) -> bool:
-        if exc.connection_invalidated:
-            return True
-        if self.dialect == "sqlite":
-            text_ = str(exc.orig).lower()
-            return isinstance(exc, OperationalError) and ("locked" in text_ or "busy" in text_)
-        return getattr(exc.orig, "sqlstate", None) in _PG_TRANSIENT
-
     def close(self) -> None:
         self.engine.dispose()
         if self._tmpdir is not None:  # an in-memory URL's database ends with its store
             shutil.rmtree(self._tmpdir, ignore_errors=True)
-
-
-def refuses_writes(exc: DBAPIError) -> bool:
-    """PostgreSQL refusing every write, as SQLite's read-only file does: a read-only database
-    or role (``default_transaction_read_only``), a role without the privilege. These were
-    tracebacks (InternalError, ProgrammingError); SQLite's are OperationalErrors."""
-    return getattr(exc.orig, "sqlstate", None) in _PG_REFUSED
 
 
 def _safe(url: str) -> str:

@@ -37,7 +37,8 @@ from straits.store import merkle, tree
 from straits.store.canonical import canonical as canonical  # re-exported: its old home
 from straits.store.canonical import digest as digest
 from straits.store.canonical import utf8
-from straits.store.db import Store, refuses_writes
+from straits.store.contention import refuses_writes
+from straits.store.db import Store
 from straits.store.tables import LedgerHead, LedgerRow
 from straits.store.verification import Verification as Verification  # re-exported
 

@@ -1,0 +1,81 @@
+"""The API's OpenAPI document as Straits publishes it: explicit operation ids, the request
+bodies' and problems' schemas, and the problems (RFC 9457) every operation can answer with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+
+from straits.server import bodies
+from straits.server.problems import Problem
+from straits.server.problems import openapi_responses as problems_doc
+
+
+def operation_id(route: APIRoute) -> str:
+    """Explicit operation ids for routes that give none: the handler's name in camelCase."""
+    head, *rest = route.name.split("_")
+    return head + "".join(w.capitalize() for w in rest)
+
+
+def document(app: FastAPI) -> None:
+    """The app's OpenAPI document: the bodies' schemas, the problem shape, bearer security
+    and every problem each operation can answer with."""
+
+    def schema() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        spec = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = spec.setdefault("components", {}).setdefault("schemas", {})
+        components.update(bodies.COMPONENTS)
+        components.update(_model_schemas(Problem))
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        spec["components"]["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "st_<id>_<secret>"}
+        }
+        for path, ops in spec.get("paths", {}).items():
+            for method, op in ops.items():
+                _document_problems(path, method, op)
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = schema  # type: ignore[method-assign]
+
+
+def _model_schemas(*models: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for m in models:
+        s = m.model_json_schema(ref_template="#/components/schemas/{model}")
+        out.update(s.pop("$defs", {}))
+        out[m.__name__] = s
+    return out
+
+
+def _document_problems(path: str, method: str, op: dict[str, Any]) -> None:
+    """Every operation lists the problems it can answer with (RFC 9457 bodies); FastAPI's 422,
+    which this API never sends (bad input is 400), goes."""
+    responses = op.setdefault("responses", {})
+    responses.pop("422", None)
+    statuses = [500]
+    if op.get("parameters") or op.get("requestBody"):
+        statuses.append(400)
+    if path.startswith("/v1/"):
+        op["security"] = [{"bearer": []}]
+        statuses += [401, 403, 503]
+    if path == "/readyz":
+        statuses.append(503)
+    if "{" in path:
+        statuses.append(404)
+    if op.get("requestBody"):
+        statuses += [408, 413, 415]
+    if method == "delete" or path.startswith("/v1/plans/{"):
+        statuses.append(409)  # not done yet, or a stored plan its ledger entry does not prove
+    if method == "post" and path == "/v1/plans":
+        statuses.append(409)  # an Idempotency-Key sent before with another request
+    for status, doc in problems_doc(*sorted(set(statuses))).items():
+        responses.setdefault(str(status), doc)
