@@ -165,6 +165,25 @@ def test_offshore_rental_demand_rises_after_the_h20_letter(enacted: MarketResult
     assert after > before
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "known, since the estimator's MoE fixes (2026-12-02; docs/market.md): barred from "
+        "offshore, home firms do less work at home in 2025-06..2027-12 than under the enacted "
+        "rules (86.3 bn vs 89.0 bn chip-hours), where the model did more before; strict: a "
+        "model change that makes it pass must remove this mark and update the docs"
+    ),
+)
+def test_ai_diffusion_puts_more_work_at_home(
+    enacted: MarketResult, diffusion: MarketResult
+) -> None:
+    late = ("2025-06", "2027-12")
+    a, b = _months(enacted, *late), _months(diffusion, *late)
+    home_a = sum(x.home_chip_hours + x.domestic_accelerator_chip_hours for x in a)
+    home_b = sum(x.home_chip_hours + x.domestic_accelerator_chip_hours for x in b)
+    assert home_b > home_a
+
+
 def test_ai_diffusion_moves_offshore_demand_home(
     enacted: MarketResult, diffusion: MarketResult
 ) -> None:
@@ -172,9 +191,6 @@ def test_ai_diffusion_moves_offshore_demand_home(
     a, b = _months(enacted, *late), _months(diffusion, *late)
     assert sum(x.offshore_total for x in b) == 0.0
     assert sum(x.offshore_total for x in a) > 0.0
-    home_a = sum(x.home_chip_hours + x.domestic_accelerator_chip_hours for x in a)
-    home_b = sum(x.home_chip_hours + x.domestic_accelerator_chip_hours for x in b)
-    assert home_b > home_a
     # domestic accelerators never lose work to the stricter rule (with the calibrated estimator
     # their capped supply is used up under both regimes, so the two may be equal)
     dom_a = sum(x.domestic_accelerator_chip_hours for x in a)

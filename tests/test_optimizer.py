@@ -102,8 +102,10 @@ def test_same_seed_gives_the_same_plan() -> None:
     four solutions, with 40x that as the limit: the 12 x 15 portfolio used before needed
     15 s of its 20 s limit alone and differed when a loaded CI machine ran the clock out, and
     seed 7, used next, came to need 18 s of its 20 once the estimator's fifth pass changed
-    its stages (two plans, both called optimal, differed in the clean-clone CI)."""
-    sc = generate(workloads=8, sites=8, seed=4)
+    its stages (two plans, both called optimal, differed in the clean-clone CI). Seed 4, used
+    next, came to be solved by its hint alone after the estimator's MoE fixes (one solution):
+    seed 7 of 8 x 8 proves optimal in about a second through 17."""
+    sc = generate(workloads=8, sites=8, seed=7)
     a = make_plan(sc, time_limit=20, seed=3, solver="cpsat").to_json(details=True)
     b = make_plan(sc, time_limit=20, seed=3, solver="cpsat").to_json(details=True)
     for doc in (a, b):

@@ -248,7 +248,23 @@ class Store:
         return f"Store({_safe(self.url)!r})"
 
     def migrate(self) -> None:
-        """Bring the schema to the latest revision (safe to run from several processes)."""
+        """Bring the schema to the latest revision (safe to run from several processes). A
+        lock SQLite would not wait for (setting up a new file's journal while another process
+        migrates it: "database is locked" at once) is tried again, the revision read anew."""
+        delay = 0.1
+        for attempt in range(1, 7):
+            try:
+                return self._migrate_once()
+            except _Contended as exc:
+                if attempt == 6:
+                    raise StoreError(
+                        f"cannot open the database {_safe(self.url)!r}: {exc.orig.orig or exc.orig}"
+                        f"{holder_hint(exc.orig, self.dialect)}"
+                    ) from None
+                time.sleep(delay * (0.5 + random.random()))
+                delay *= 2
+
+    def _migrate_once(self) -> None:
         from alembic import command
         from alembic.config import Config
         from alembic.runtime.migration import MigrationContext
@@ -290,6 +306,8 @@ class Store:
                 with self.engine.connect() as conn:
                     conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         except DBAPIError as exc:  # also a file that is not a database (DatabaseError)
+            if self.dialect == "sqlite" and transient(exc, self.dialect):
+                raise _Contended(exc) from None
             raise StoreError(
                 f"cannot open the database {_safe(self.url)!r}: {exc.orig or exc}"
             ) from None
@@ -471,6 +489,14 @@ class Store:
         self.engine.dispose()
         if self._tmpdir is not None:  # an in-memory URL's database ends with its store
             shutil.rmtree(self._tmpdir, ignore_errors=True)
+
+
+class _Contended(Exception):
+    """A migration met SQLite's lock: tried again by :meth:`Store.migrate`."""
+
+    def __init__(self, orig: DBAPIError) -> None:
+        self.orig = orig
+        super().__init__(str(orig))
 
 
 def _safe(url: str) -> str:
