@@ -39,3 +39,11 @@ def holder_hint(exc: DBAPIError, dialect: str) -> str:
         "serve`, a `straits worker` or a command recording; SQLite takes one writer at a "
         "time, PostgreSQL many)"
     )
+
+
+class Contended(Exception):
+    """A migration met SQLite's lock: tried again by ``Store.migrate``."""
+
+    def __init__(self, orig: DBAPIError) -> None:
+        self.orig = orig
+        super().__init__(str(orig))

@@ -52,7 +52,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from straits.errors import InputError, StoreError
 from straits.store import watchdog
-from straits.store.contention import holder_hint, refuses_writes, transient
+from straits.store.contention import Contended, holder_hint, refuses_writes, transient
 from straits.store.sqlite_file import FileGuard
 
 ENV = "STRAITS_DATABASE_URL"
@@ -255,7 +255,7 @@ class Store:
         for attempt in range(1, 7):
             try:
                 return self._migrate_once()
-            except _Contended as exc:
+            except Contended as exc:
                 if attempt == 6:
                     raise StoreError(
                         f"cannot open the database {_safe(self.url)!r}: {exc.orig.orig or exc.orig}"
@@ -307,7 +307,7 @@ class Store:
                     conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         except DBAPIError as exc:  # also a file that is not a database (DatabaseError)
             if self.dialect == "sqlite" and transient(exc, self.dialect):
-                raise _Contended(exc) from None
+                raise Contended(exc) from None
             raise StoreError(
                 f"cannot open the database {_safe(self.url)!r}: {exc.orig or exc}"
             ) from None
@@ -489,14 +489,6 @@ class Store:
         self.engine.dispose()
         if self._tmpdir is not None:  # an in-memory URL's database ends with its store
             shutil.rmtree(self._tmpdir, ignore_errors=True)
-
-
-class _Contended(Exception):
-    """A migration met SQLite's lock: tried again by :meth:`Store.migrate`."""
-
-    def __init__(self, orig: DBAPIError) -> None:
-        self.orig = orig
-        super().__init__(str(orig))
 
 
 def _safe(url: str) -> str:
