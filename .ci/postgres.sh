@@ -39,7 +39,7 @@ case "$action" in
       as_pg "$bin/initdb" -D "$dir" -U straits --auth=trust -E UTF8 >/dev/null
     fi
     as_pg "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w \
-      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null
     as_pg "$bin/createdb" -h 127.0.0.1 -p "$port" -U straits straits_test 2>/dev/null || true
     echo "postgresql+psycopg://straits@127.0.0.1:$port/straits_test"
     ;;

@@ -73,11 +73,22 @@ TEST_SCHEMA = "t_"
 
 
 def reset_postgres(url: str) -> None:
-    """The server's test database emptied: ``public`` and every test schema dropped."""
+    """The server's test database emptied: ``public`` and every test schema dropped, and the
+    connections earlier tests left open closed. A test's ``Store`` is seldom closed: its pool
+    held its connections until the garbage collector came by, and a clean-clone CI run met
+    PostgreSQL's ``max_connections`` ("sorry, too many clients already") 1,500 tests in.
+    Every test's connections carry its schema's name as ``application_name``
+    (``fresh_postgres``), so only those are ended, never the ones a module-scoped fixture
+    holds on ``public``."""
     from sqlalchemy import create_engine
 
     engine = create_engine(url)
     with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND left(application_name, 2) = 't_'"
+        )
         for (name,) in conn.exec_driver_sql(
             "SELECT nspname FROM pg_namespace WHERE left(nspname, 2) = 't_'"
         ).all():
@@ -105,7 +116,7 @@ def fresh_postgres(url: str) -> str:
         conn.exec_driver_sql(f'CREATE SCHEMA "{name}"')
     engine.dispose()
     sep = "&" if "?" in url else "?"
-    return f"{url}{sep}options=-csearch_path%3D{name}"
+    return f"{url}{sep}options=-csearch_path%3D{name}&application_name={name}"
 
 
 @pytest.fixture(params=BACKENDS)
