@@ -116,7 +116,8 @@ def fresh_postgres(url: str) -> str:
         conn.exec_driver_sql(f'CREATE SCHEMA "{name}"')
     engine.dispose()
     sep = "&" if "?" in url else "?"
-    return f"{url}{sep}options=-csearch_path%3D{name}&application_name={name}"
+    # options last: a test adds its own libpq options to the end (test_hostile_backends)
+    return f"{url}{sep}application_name={name}&options=-csearch_path%3D{name}"
 
 
 @pytest.fixture(params=BACKENDS)

@@ -391,9 +391,11 @@ def _read_only(url: str) -> str:
     ``default_transaction_read_only`` (what ``ALTER DATABASE/ROLE ... SET`` makes of it)."""
     if url.startswith("sqlite:///"):
         return f"sqlite:///file:{url.removeprefix('sqlite:///')}?mode=ro&uri=true"
-    # added to the libpq options the URL has already (db_url's own schema)
+    # added to the libpq options the URL has already (db_url's own schema, its last parameter)
     read_only = "-c%20default_transaction_read_only%3Don"
-    return f"{url}%20{read_only}" if "?options=" in url else f"{url}?options={read_only}"
+    if "options=" in url:
+        return f"{url}%20{read_only}"
+    return f"{url}{'&' if '?' in url else '?'}options={read_only}"
 
 
 def test_a_read_only_database_refuses_records_with_exit_1(
