@@ -260,8 +260,7 @@ def lp_bound(
     else:  # first the fewest unplaced stages
         for un in units:
             objective.SetCoefficient(un, 1.0)
-        _limit(lp, stop_at - clock())
-        if _solve(lp) != pywraplp.Solver.OPTIMAL:
+        if _solve(lp, stop_at, clock) != pywraplp.Solver.OPTIMAL:
             return None
         least_unplaced = forced_total + math.ceil(objective.Value() - 1e-6)
         count = max(least_unplaced, alone.bound.unplaced)
@@ -302,22 +301,24 @@ def lp_bound(
     left = stop_at - clock()
     if left <= 0:
         return None
-    _limit(lp, left)
-    if _solve(lp) != pywraplp.Solver.OPTIMAL:
+    if _solve(lp, stop_at, clock) != pywraplp.Solver.OPTIMAL:
         return None
     value = objective.Value() * scale * (1 - MARGIN)
     span = alone.makespan_value if count == alone.bound.unplaced else 0.0
     return Score(count, value + span)
 
 
-def _solve(lp: Any) -> int:
-    """GLOP's status, solved again without its presolve when the first try is ABNORMAL: a
-    one-workload scenario (soft deadline, $12/day late, two stages) came back ABNORMAL with
-    presolve and OPTIMAL without, and the bound was lost (hypothesis found it in the CI)."""
+def _solve(lp: Any, stop_at: float, clock: Callable[[], float]) -> int:
+    """GLOP's status within what is left of the time, solved again without its presolve when
+    the first try is ABNORMAL (and time is left): a one-workload scenario (soft deadline,
+    $12/day late, two stages) came back ABNORMAL with presolve and OPTIMAL without, and the
+    bound was lost (hypothesis found it in the CI)."""
     from ortools.linear_solver import pywraplp
 
+    _limit(lp, stop_at - clock())
     status = int(lp.Solve())
-    if status == pywraplp.Solver.ABNORMAL:
+    if status == pywraplp.Solver.ABNORMAL and stop_at - clock() > 0:
         lp.SetSolverSpecificParametersAsString("use_preprocessing: false")
+        _limit(lp, stop_at - clock())
         status = int(lp.Solve())
     return status
