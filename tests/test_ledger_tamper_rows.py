@@ -352,3 +352,34 @@ def test_a_deleted_entry_fails_every_tenant_it_may_have_belonged_to(
         assert v.ok is (tenant not in failing), (tenant, v)
         assert v.ok or (v.problem is not None and f"entry {seq}" not in v.problem)
     assert not verify_store(Store(db_url), Keys(signer)).ok  # the full check says where
+
+
+# --- `plan --record` of a plan recorded before (atk39) -------------------------------------------
+# A plan recorded again is not appended twice: the command said "already recorded (ledger entry
+# N)" from the stored row, unproven, exit 0: "entry None" of a row detached from its entry, and
+# whatever entry a moved ledger_seq named. The entry must prove it, or the command fails naming
+# it.
+AGAIN: list[tuple[str, str]] = [
+    ("ledger_seq cleared", "UPDATE plans SET ledger_seq=NULL WHERE id=:i"),
+    ("ledger_seq moved to a check entry", "UPDATE plans SET ledger_seq=1 WHERE id=:i"),
+    ("result altered", "UPDATE plans SET result='{}' WHERE id=:i"),
+    ("ledger_seq and record cleared", "UPDATE plans SET ledger_seq=NULL, record=:f WHERE id=:i"),
+]
+
+
+@pytest.mark.parametrize(("what", "statement"), AGAIN, ids=[a[0] for a in AGAIN])
+def test_recording_a_plan_again_names_the_entry_that_proves_it(
+    db_url: str, rules: RuleSet, plan: Plan, example_path: Path, what: str, statement: str
+) -> None:
+    from straits.cli.plan_source import record
+
+    store = Store(db_url)
+    fill(store, 2)
+    sc = load_scenario(example_path)
+    plan_id, seq, new = record(store, sc, plan, rules, {}, tenant="hz-cloud", actor="t")
+    assert new and seq == 3
+    assert record(store, sc, plan, rules, {}, tenant="hz-cloud", actor="t") == (plan_id, 3, False)
+    sql(db_url, statement, i=plan_id, f=False)
+    with pytest.raises(LedgerError):
+        record(store, sc, plan, rules, {}, tenant="hz-cloud", actor="t")
+    store.close()
