@@ -383,3 +383,35 @@ def test_recording_a_plan_again_names_the_entry_that_proves_it(
     with pytest.raises(LedgerError):
         record(store, sc, plan, rules, {}, tenant="hz-cloud", actor="t")
     store.close()
+
+
+# --- the recorded plans impact re-checks (atk39) --------------------------------------------------
+# `impact` (and POST /v1/impact) without plans re-checks a tenant's recorded plans, which were
+# chosen by the rows' tenant, status and ledger_seq: a plan whose row was moved to another
+# tenant, marked failed, detached or deleted dropped out of its owner's impact without a word
+# ("no recorded plans", exit 2). The log decides which plans are recorded and whose they are.
+HIDDEN: list[tuple[str, str]] = [
+    ("tenant moved", "UPDATE plans SET tenant='zz' WHERE id=:i"),
+    ("status altered", "UPDATE plans SET status='failed' WHERE id=:i"),
+    ("ledger_seq cleared", "UPDATE plans SET ledger_seq=NULL WHERE id=:i"),
+    ("ledger_seq and record cleared", "UPDATE plans SET ledger_seq=NULL, record=:f WHERE id=:i"),
+    ("row deleted", "DELETE FROM plans WHERE id=:i"),
+]
+
+
+@pytest.mark.parametrize(("what", "statement"), HIDDEN, ids=[h[0] for h in HIDDEN])
+def test_a_recorded_plan_hidden_from_its_owner_is_refused_not_skipped(
+    db_url: str, rules: RuleSet, plan: Plan, example_path: Path, what: str, statement: str
+) -> None:
+    from straits.store.records import recorded_plans
+
+    plan_id, seq = _recorded(db_url, rules, plan, example_path)
+    store = Store(db_url)
+    assert [p.id for p in recorded_plans(store, tenant="hz-cloud")] == [plan_id]
+    sql(db_url, statement, i=plan_id, f=False)
+    for tenant in ("hz-cloud", None):
+        with pytest.raises(LedgerError) as exc:
+            recorded_plans(store, tenant=tenant, latest_per_scenario=True)
+        assert exc.value.seq in (seq, None)
+    assert recorded_plans(store, tenant="zz") == []  # never another tenant's
+    store.close()
