@@ -456,8 +456,6 @@ def _fetch(src: str, token: str | None, since: int | None) -> str:
 
 
 def _proof_source(db: str | None, log_url: str | None, token: str | None) -> Any:
-    import base64
-
     if db:
         from straits.store import tree
 
@@ -474,10 +472,28 @@ def _proof_source(db: str | None, log_url: str | None, token: str | None) -> Any
             import urllib.parse
 
             q = urllib.parse.urlencode({"first": first, "second": second})
-            doc = json.loads(_get(f"{log_url.rstrip('/')}/v1/ledger/consistency?{q}", token))
+            try:
+                doc = json.loads(_get(f"{log_url.rstrip('/')}/v1/ledger/consistency?{q}", token))
+            except RecursionError:  # nested deeper than the parser goes: no proof either
+                raise ValueError("the server's answer is no proof (JSON nested too deep)") from None
             if not isinstance(doc, dict) or not isinstance(doc.get("proof"), list):
                 raise ValueError("the server's answer holds no proof")
-            return [base64.b64decode(h, validate=True) for h in doc["proof"]]
+            return [_proof_hash(h, i) for i, h in enumerate(doc["proof"])]
 
         return from_server
     return None
+
+
+def _proof_hash(value: Any, i: int) -> bytes:
+    """A hash of a proof a server sent (``ValueError`` unless the base64 of 32 bytes): a
+    number was a TypeError traceback, and a hash of another size no proof but a 'split view'."""
+    import base64
+    import binascii
+
+    try:
+        raw = base64.b64decode(value, validate=True) if isinstance(value, str) else b""
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        raise ValueError(f"the server's proof[{i}] is not the base64 of a 32-byte hash")
+    return raw

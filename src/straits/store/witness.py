@@ -93,7 +93,14 @@ def parse_offer(text: str, source: str) -> Offered:
     if isinstance(c, dict):
         try:
             hashes = [base64.b64decode(h, validate=True) for h in c.get("proof") or []]
-            proof = (int(c["from"]), int(c["to"]), hashes)
+            sizes = (c["from"], c["to"])
+            # whole numbers and 32-byte hashes only: a hash of another size is no proof, and
+            # was reported as a split view (``int()`` also took 7.9, true and " 7")
+            if any(len(h) != merkle.HASH_SIZE for h in hashes) or not all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in sizes
+            ):
+                raise ValueError("not a proof")
+            proof = (sizes[0], sizes[1], hashes)
         except (KeyError, TypeError, ValueError, binascii.Error):
             raise InputError(
                 "a malformed consistency proof", source=source, path="consistency"

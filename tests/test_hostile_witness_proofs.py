@@ -1,0 +1,153 @@
+"""A witness shown consistency proofs that are not proofs (hostile pass atk39).
+
+``ledger witness --log URL`` asks a server for the proof between the checkpoint it saw last and
+the one it is offered. A server answering a proof holding a number was a TypeError traceback,
+one nested deeper than the JSON parser goes a RecursionError traceback, and a hash of another
+size than 32 bytes was reported as a split view (exit 1 with both signed checkpoints as
+"evidence", though nothing shows they disagree). Each is now ``unproven``: the log gave no proof.
+A proof attached to the checkpoint document itself (``GET /v1/ledger/checkpoint?since=N``)
+with such a hash, or sizes that are no whole numbers, is a malformed document, exit 2.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from straits.store import Store, ledger
+from test_ledger_cli import new_keyfile, straits
+
+
+@pytest.fixture(scope="module")
+def key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return new_keyfile(tmp_path_factory)
+
+
+@pytest.fixture
+def log(tmp_path: Path, key: Path) -> tuple[Path, Path, Path, dict[str, object]]:
+    """A log with a checkpoint at 3 witnessed, and its checkpoint at 5 with the proof 3 -> 5:
+    (state, the .pub, the note of 5 as a file, the document of 5)."""
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    store = Store(db)
+
+    def grow(n: int) -> None:
+        for i in range(n):
+            ledger.record(store, tenant="a", actor="t", kind="check", body={"i": i})
+
+    grow(3)
+    cp3 = tmp_path / "cp3"
+    assert (
+        straits("ledger", "checkpoint", "--db", db, "--key", str(key), "-o", str(cp3)).returncode
+        == 0
+    )
+    state, pub = tmp_path / "w.json", str(key) + ".pub"
+    assert (
+        straits(
+            "ledger", "witness", "--pubkey", pub, "--state", str(state), "--checkpoint", str(cp3)
+        ).returncode
+        == 0
+    )
+    grow(2)
+    r = straits("ledger", "checkpoint", "--db", db, "--key", str(key), "--since", "3")
+    doc = json.loads(r.stdout)
+    note = tmp_path / "cp5"
+    note.write_text(doc["checkpoint"])
+    store.close()
+    return state, Path(pub), note, doc
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, list[bytes]]]:
+    """A server answering every GET with the body in the list (JSON)."""
+    body: list[bytes] = [b"{}"]
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body[0])))
+            self.end_headers()
+            self.wfile.write(body[0])
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Answer)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}", body
+    srv.shutdown()
+    srv.server_close()
+
+
+NOT_PROOFS = [
+    ("a number", b'{"proof": [1]}'),
+    ("a short hash", b'{"proof": ["AAAA"]}'),
+    ("nested too deep", b'{"proof": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+    ("an object", b'{"proof": [{}]}'),
+]
+
+
+@pytest.mark.parametrize(("what", "answer"), NOT_PROOFS, ids=[n[0] for n in NOT_PROOFS])
+def test_a_server_answering_no_proof_leaves_the_checkpoint_unproven(
+    log: tuple[Path, Path, Path, dict[str, object]],
+    server: tuple[str, list[bytes]],
+    what: str,
+    answer: bytes,
+) -> None:
+    state, pub, note, _ = log
+    url, body = server
+    body[0] = answer
+    before = state.read_text()
+    r = straits(
+        "ledger", "witness", "--pubkey", str(pub), "--state", str(state),
+        "--checkpoint", str(note), "--log", url, "--json",
+    )  # fmt: skip
+    assert r.returncode == 1, r.stderr
+    out = json.loads(r.stdout)["checkpoints"][0]
+    assert (out["status"], out["evidence"]) == ("unproven", [])
+    assert json.loads(state.read_text())["logs"] == json.loads(before)["logs"]
+
+
+def test_the_honest_proof_is_accepted(
+    log: tuple[Path, Path, Path, dict[str, object]], tmp_path: Path
+) -> None:
+    state, pub, _, doc = log
+    f = tmp_path / "cp5.json"
+    f.write_text(json.dumps(doc))
+    r = straits(
+        "ledger", "witness", "--pubkey", str(pub), "--state", str(state), "--checkpoint", str(f)
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+ATTACHED = [
+    ("a short hash", {"proof": ["AAAA"]}),
+    ("from as a float", {"from": 3.0}),
+    ("to as a boolean", {"to": True}),
+    ("from as text", {"from": "3"}),
+]
+
+
+@pytest.mark.parametrize(("what", "change"), ATTACHED, ids=[a[0] for a in ATTACHED])
+def test_a_malformed_attached_proof_is_bad_input_not_a_split_view(
+    log: tuple[Path, Path, Path, dict[str, object]],
+    tmp_path: Path,
+    what: str,
+    change: dict[str, object],
+) -> None:
+    state, pub, _, doc = log
+    consistency = doc["consistency"]
+    assert isinstance(consistency, dict)
+    f = tmp_path / "cp5.json"
+    f.write_text(json.dumps({**doc, "consistency": {**consistency, **change}}))
+    r = straits(
+        "ledger", "witness", "--pubkey", str(pub), "--state", str(state), "--checkpoint", str(f)
+    )
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "consistency" in r.stderr
