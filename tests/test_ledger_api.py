@@ -263,3 +263,30 @@ def test_a_tenants_verify_checks_its_own_entries_and_records(
     assert b_ok or other["code"] == "decision-row"
     quick = api.client.get("/v1/ledger/verify", params={"quick": "true"}, headers=a).json()
     assert set(quick) == {"ok", "entries", "signatures", "problem"}
+
+
+def test_no_receipt_yet_names_the_tenants_own_number(db_url: str) -> None:
+    """The 409 of a receipt no checkpoint covers named the entry's global number (the store's
+    message), in the API and the console: a tenant learnt how many entries others had
+    recorded before it (atk39). It names the caller's own number."""
+    import re
+
+    from straits.store.tokens import create_token
+    from test_console import Browser
+
+    store = Store(db_url)
+    app = create_app(store, settings=Settings())
+    app.state.ledger_keys = Keys(None, (SIGNER.verifier,))  # verifies, cannot sign
+    with TestClient(app, raise_server_exceptions=False) as client:
+        api = Api(client, store)
+        record(api, "b", 3)
+        assert record(api, "a") == [1]  # the log's entry 4
+        r = client.get("/v1/ledger/entries/1/receipt", headers=api.auth("a", "viewer"))
+        assert r.status_code == 409
+        assert re.findall(r"\d+", r.json()["detail"]) == ["1"]
+        b = Browser(app, store)
+        b.sign_in(create_token(store, "a", "viewer")[0])
+        page = b.client.get("/ui/ledger/1/receipt.json")
+        assert page.status_code == 400
+        assert "entry 4" not in page.text and "entry 1" in page.text
+    store.close()

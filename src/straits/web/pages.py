@@ -440,9 +440,11 @@ async def receipt(request: Request, seq: int) -> Response:
         body = await run_in_threadpool(
             receipt_json, _store(request), signed.who, seq, request.app.state.ledger_keys
         )
-    except NoCheckpointError as exc:
+    except NoCheckpointError:
+        from straits.server.ledger_routes import no_receipt_yet
+
         raise InputError(
-            f"no receipt yet: {exc.detail}",
+            no_receipt_yet(seq),  # the caller's number (the store's is the global one)
             expected="a server with a ledger key (STRAITS_LEDGER_KEY), which "
             "signs the checkpoint a receipt proves against",
         ) from None
