@@ -290,3 +290,39 @@ def test_no_receipt_yet_names_the_tenants_own_number(db_url: str) -> None:
         assert page.status_code == 400
         assert "entry 4" not in page.text and "entry 1" in page.text
     store.close()
+
+
+def test_a_cancel_the_worker_outran_answers_that_the_plan_ended(
+    api: Api,
+    rules: RuleSet,
+    example_path: Path,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DELETE of a running plan that its worker finishes and records between the cancel and
+    the read of its row answered 202 with the row as stored: the done plan's unproven result
+    and its global ledger_seq (atk39). It is the 409 of a plan that already ended."""
+    from straits.server import routes
+
+    sc = load_scenario(example_path)
+    plan = make_plan(sc, rules=rules, solver="greedy")
+    record(api, "other", 2)
+    plan_id, entry = record_plan(api.store, sc, plan, rules, {}, tenant="hz-cloud", actor="t")
+    assert entry.seq == 3
+    engine = create_engine(db_url)
+
+    def finish(status: str) -> None:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE plans SET status = :s"), {"s": status})
+
+    finish("running")  # as the DELETE reads it first
+
+    def cancel(store: Store, pid: str) -> str:  # the worker finishes as the cancel is asked
+        finish("done")
+        return "running"
+
+    monkeypatch.setattr(routes.queue, "cancel", cancel)
+    r = api.client.delete(f"/v1/plans/{plan_id}", headers=api.auth("hz-cloud", "planner"))
+    assert r.status_code == 409, r.text
+    assert r.json()["plan_status"] == "done"
+    engine.dispose()
