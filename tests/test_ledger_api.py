@@ -302,7 +302,7 @@ def test_a_cancel_the_worker_outran_answers_that_the_plan_ended(
     """DELETE of a running plan that its worker finishes and records between the cancel and
     the read of its row answered 202 with the row as stored: the done plan's unproven result
     and its global ledger_seq (atk39). It is the 409 of a plan that already ended."""
-    from straits.server import routes
+    from straits.store import queue
 
     sc = load_scenario(example_path)
     plan = make_plan(sc, rules=rules, solver="greedy")
@@ -321,7 +321,7 @@ def test_a_cancel_the_worker_outran_answers_that_the_plan_ended(
         finish("done")
         return "running"
 
-    monkeypatch.setattr(routes.queue, "cancel", cancel)
+    monkeypatch.setattr(queue, "cancel", cancel)  # the route calls queue.cancel
     r = api.client.delete(f"/v1/plans/{plan_id}", headers=api.auth("hz-cloud", "planner"))
     assert r.status_code == 409, r.text
     assert r.json()["plan_status"] == "done"
