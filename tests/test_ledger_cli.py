@@ -437,3 +437,26 @@ def test_kill_9_mid_append_leaves_a_verifiable_log(db_url: str, keyfile: Path) -
     cp = checkpoints.issue(store, keys.signer)
     v = verify_store(store, keys)
     assert v.ok and v.entries == 9 and cp.checkpoint.size == 9, v.problem
+
+
+def test_one_tenants_export_is_not_verified_as_a_log(tmp_path: Path) -> None:
+    """`ledger export --tenant T` writes T's entries only; `ledger verify --file` of it said
+    the log was broken, the other tenants' entries removed (entry-missing, exit 1), of an
+    honest export (atk39). It is bad input, exit 2, naming --file; a whole export verifies,
+    and a part with a gap in the tenant's own numbering is still an entry removed."""
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    store = Store(db)
+    for i in range(6):
+        ledger.record(store, tenant="ab"[i % 2], actor="t", kind="check", body={"i": i})
+    store.close()
+    part, whole = tmp_path / "a.jsonl", tmp_path / "all.jsonl"
+    assert straits("ledger", "export", "--db", db, "--tenant", "a", "-o", str(part)).returncode == 0
+    assert straits("ledger", "export", "--db", db, "-o", str(whole)).returncode == 0
+    r = straits("ledger", "verify", "--file", str(part), "-o", "json")
+    assert r.returncode == 2 and "--file" in r.stderr, r.stdout + r.stderr
+    assert straits("ledger", "verify", "--file", str(whole)).returncode == 0
+    lines = part.read_text().splitlines()
+    gap = tmp_path / "gap.jsonl"
+    gap.write_text("\n".join([lines[0], lines[2]]) + "\n")  # the tenant's entry 2 removed too
+    r = straits("ledger", "verify", "--file", str(gap), "-o", "json")
+    assert r.returncode == 1 and json.loads(r.stdout)["code"] == "entry-missing"
