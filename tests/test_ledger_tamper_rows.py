@@ -415,3 +415,35 @@ def test_a_recorded_plan_hidden_from_its_owner_is_refused_not_skipped(
         assert exc.value.seq in (seq, None)
     assert recorded_plans(store, tenant="zz") == []  # never another tenant's
     store.close()
+
+
+# --- a plan row marked for recording that no entry records (atk39) --------------------------------
+# A row copied under another id (or inserted) with status done, record true and no ledger_seq
+# is refused by every read ("`straits ledger verify` shows all that differs"), but the full
+# and the tenant's verification passed it: they compared rows that point to entries, and
+# entries with their rows.
+COPY_AS_MADE_UP = (
+    "INSERT INTO plans (id, tenant, actor, scenario_digest, options, status, result, record, "
+    "attempts, cancel_requested, created_at) SELECT 'made-up-plan', tenant, actor, "
+    "scenario_digest, options, status, result, record, attempts, cancel_requested, created_at "
+    "FROM plans WHERE id = :i"
+)
+
+
+def test_a_made_up_plan_marked_for_recording_fails_verification(
+    db_url: str, rules: RuleSet, plan: Plan, example_path: Path
+) -> None:
+    from straits.store.tenant_verify import verify_tenant
+
+    plan_id, _ = _recorded(db_url, rules, plan, example_path)
+    sql(db_url, COPY_AS_MADE_UP, i=plan_id)
+    store = Store(db_url)
+    with pytest.raises(LedgerError):
+        find_plan(store, "made-up-plan")  # every read refuses it
+    v = verify_store(store, Keys())
+    assert (v.ok, v.code, v.first_bad) == (False, "plan-row", None)
+    assert "made-up-plan" in (v.problem or "")
+    t = verify_tenant(store, Keys(), "hz-cloud")
+    assert (t.ok, t.code) == (False, "plan-row")
+    assert verify_tenant(store, Keys(), "a").ok  # another tenant's check names none of it
+    store.close()
