@@ -357,9 +357,10 @@ def _remote_checkpoint(output: Path | None, since: int | None, json_out: bool) -
 
 
 def _read_text(path: Path, option: str, cap: int = MAX_FETCH) -> str:
-    try:
-        with path.open("rb") as f:
-            raw = f.read(cap + 1)
+    from straits import pipes
+
+    try:  # without blocking: a FIFO nothing writes to hung verify-receipt and the witness
+        raw = pipes.read_path(path, cap)
     except OSError as exc:
         raise InputError(
             f"cannot read: {exc.strerror or exc}", source=str(path), path=option
