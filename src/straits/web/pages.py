@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from straits.errors import AuthError, BusyError, InputError, NotFoundError
 from straits.model.types import Regime
-from straits.server.query import refuse_repeated
+from straits.server.query import refuse_nul, refuse_repeated
 from straits.web import actions, session, views
 from straits.web.session import Signed
 from straits.web.submit import MAX_SCENARIO_BYTES, new_form_id
@@ -37,6 +37,7 @@ def user(request: Request) -> Signed:
     if signed is None:
         raise SignIn(request.url.path)
     refuse_repeated(request)  # ?regime=a&regime=b was read as b
+    refuse_nul(request)  # PostgreSQL refuses NUL in text: a 500
     return signed
 
 
