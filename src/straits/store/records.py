@@ -396,7 +396,8 @@ def recorded_plans(
         )
         if tenant is not None:
             mine = set(owned_ids(s, q, tenant, sys.maxsize))
-            rows = [r for r in s.scalars(q) if r.id in mine]
+            theirs = q.where(or_(PlanRow.tenant == tenant, LedgerRow.tenant == tenant))
+            rows = [r for r in s.scalars(theirs) if r.id in mine]  # owned_ids' candidates
         else:
             rows = list(s.scalars(q))
         orphan = select(LedgerRow.seq).where(
