@@ -326,3 +326,28 @@ def test_a_cancel_the_worker_outran_answers_that_the_plan_ended(
     assert r.status_code == 409, r.text
     assert r.json()["plan_status"] == "done"
     engine.dispose()
+
+
+def test_entry_numbers_beyond_the_column_are_no_entry(api: Api, db_url: str) -> None:
+    """Entry numbers up to 2^53 are taken, but ``ledger.seq`` is a 32-bit INTEGER on
+    PostgreSQL: a number past 2^31 - 1 in a query was ``integer out of range``, a 500 (an
+    entry, its receipt, a page from it, the console's page before it) (atk39). It is no entry."""
+    from straits.store.tokens import create_token
+    from test_ledger_cli import straits
+
+    record(api, "a", 2)
+    big = 3_000_000_000
+    for role in ("viewer", "admin"):
+        h = api.auth("a", role)
+        for path in (f"/v1/ledger/entries/{big}", f"/v1/ledger/entries/{big}/receipt"):
+            assert api.client.get(path, headers=h).status_code == 404, (role, path)
+        r = api.client.get("/v1/ledger/entries", params={"since": big}, headers=h)
+        assert (r.status_code, r.json()) == (200, [])
+    from test_console import Browser
+
+    b = Browser(api.client.app, api.store)
+    b.sign_in(create_token(api.store, "a", "admin")[0])
+    assert b.client.get("/ui/ledger", params={"before": big}).status_code == 200
+    assert b.client.get(f"/ui/ledger/{big}/receipt.json").status_code == 404
+    r = straits("ledger", "show", str(big), "--db", db_url)
+    assert r.returncode == 2 and "SEQ" in r.stderr
