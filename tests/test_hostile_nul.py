@@ -46,3 +46,11 @@ def test_the_console_refuses_a_nul_too(api: Api) -> None:
     for path in ("/ui/plans/%00abc", "/ui/plans/abcd%00/report.html"):
         r = b.client.get(path)
         assert r.status_code == 400, (path, r.status_code)
+
+
+@pytest.mark.parametrize("token", ["st_%00_abc", "st_ab%00cd_x", "st_" + "a" * 17 + "_x"])
+def test_a_token_id_that_is_no_id_is_a_401(api: Api, token: str) -> None:
+    """The SkyPilot route takes its token as a query parameter: an id with a NUL was looked
+    up, a DataError on PostgreSQL (500). Token ids are at most 16 letters and digits."""
+    r = api.client.post(f"/v1/skypilot/policy?token={token}", json={})
+    assert_problem(r, 401)
