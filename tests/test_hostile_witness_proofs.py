@@ -151,3 +151,38 @@ def test_a_malformed_attached_proof_is_bad_input_not_a_split_view(
     )
     assert r.returncode == 2, r.stdout + r.stderr
     assert "consistency" in r.stderr
+
+
+def test_a_checkpoint_url_naming_since_is_sent_the_witness_own_once(
+    log: tuple[Path, Path, Path, dict[str, object]], tmp_path: Path
+) -> None:
+    """A witness adds ``since`` (its latest size) to a server's checkpoint URL: one that named
+    ``since`` too was sent it twice, which the server refuses (400), so the witness could not
+    fetch the checkpoint at all."""
+    state, pub, _, doc = log
+    asked: list[str] = []
+    body = json.dumps(doc).encode()
+
+    class Log(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Log)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/v1/ledger/checkpoint?since=1"
+        r = straits(
+            "ledger", "witness", "--pubkey", str(pub), "--state", str(state), "--checkpoint", url
+        )
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert asked == ["/v1/ledger/checkpoint?since=3"]

@@ -450,7 +450,9 @@ def _fetch(src: str, token: str | None, since: int | None) -> str:
     if src.startswith(("http://", "https://")):
         parts = urllib.parse.urlsplit(src)
         if parts.path.rstrip("/").endswith("/v1/ledger/checkpoint") and since is not None:
-            query = [*urllib.parse.parse_qsl(parts.query), ("since", str(since))]
+            # the witness's own since, once (a URL naming one too was a 400: given twice)
+            kept = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query) if k != "since"]
+            query = [*kept, ("since", str(since))]
             src = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
         return _get(src, token)
     return _read_text(Path(src), "--checkpoint")
@@ -479,22 +481,9 @@ def _proof_source(db: str | None, log_url: str | None, token: str | None) -> Any
                 raise ValueError("the server's answer is no proof (JSON nested too deep)") from None
             if not isinstance(doc, dict) or not isinstance(doc.get("proof"), list):
                 raise ValueError("the server's answer holds no proof")
-            return [_proof_hash(h, i) for i, h in enumerate(doc["proof"])]
+            from straits.store.witness import proof_hash
+
+            return [proof_hash(h, f"the server's proof[{i}]") for i, h in enumerate(doc["proof"])]
 
         return from_server
     return None
-
-
-def _proof_hash(value: Any, i: int) -> bytes:
-    """A hash of a proof a server sent (``ValueError`` unless the base64 of 32 bytes): a
-    number was a TypeError traceback, and a hash of another size no proof but a 'split view'."""
-    import base64
-    import binascii
-
-    try:
-        raw = base64.b64decode(value, validate=True) if isinstance(value, str) else b""
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != 32:
-        raise ValueError(f"the server's proof[{i}] is not the base64 of a 32-byte hash")
-    return raw

@@ -92,13 +92,11 @@ def parse_offer(text: str, source: str) -> Offered:
     c = doc.get("consistency")
     if isinstance(c, dict):
         try:
-            hashes = [base64.b64decode(h, validate=True) for h in c.get("proof") or []]
-            sizes = (c["from"], c["to"])
             # whole numbers and 32-byte hashes only: a hash of another size is no proof, and
             # was reported as a split view (``int()`` also took 7.9, true and " 7")
-            if any(len(h) != merkle.HASH_SIZE for h in hashes) or not all(
-                isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in sizes
-            ):
+            hashes = [proof_hash(h, "a hash of the proof") for h in c.get("proof") or []]
+            sizes = (c["from"], c["to"])
+            if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in sizes):
                 raise ValueError("not a proof")
             proof = (sizes[0], sizes[1], hashes)
         except (KeyError, TypeError, ValueError, binascii.Error):
@@ -106,6 +104,19 @@ def parse_offer(text: str, source: str) -> Offered:
                 "a malformed consistency proof", source=source, path="consistency"
             ) from None
     return Offered(note, source, proof)
+
+
+def proof_hash(value: Any, where: str) -> bytes:
+    """One hash of a consistency proof, the base64 of 32 bytes (``ValueError`` naming
+    ``where`` otherwise: a number was a TypeError traceback, and a hash of another size, no
+    proof at all, was reported as a split view)."""
+    try:
+        raw = base64.b64decode(value, validate=True) if isinstance(value, str) else b""
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != merkle.HASH_SIZE:
+        raise ValueError(f"{where} is not the base64 of a 32-byte hash")
+    return raw
 
 
 class Witness:
