@@ -487,6 +487,13 @@ def test_the_quick_check_walks_the_chain_to_a_chain_hash_head(tmp_path: Path) ->
     r = straits("ledger", "verify", "--db", db, "--quick", "--head", published, "-o", "json")
     out = json.loads(r.stdout)
     assert (r.returncode, out["code"], out["first_bad"]) == (1, "history-rewritten", 2)
+    # a failed quick check says it is one: its report said "the hash chain of its 8 entries
+    # verifies" of a chain it never walked (here, one broken at entry 2)
+    from straits.store.integrity import QUICK_NOTE
+
+    assert QUICK_NOTE in out["notes"]
+    r = straits("ledger", "verify", "--db", db, "--quick", "--head", published)
+    assert r.returncode == 1 and "hash chain" not in r.stdout
     # a head that does not name its entry's hash is still forged, not walked
     r = straits("ledger", "verify", "--db", db, "--quick", "--head", "3:" + "ab" * 32, "-o", "json")
     assert (r.returncode, json.loads(r.stdout)["code"]) == (1, "head-forged")
