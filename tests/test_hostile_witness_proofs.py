@@ -186,3 +186,34 @@ def test_a_checkpoint_url_naming_since_is_sent_the_witness_own_once(
         srv.server_close()
     assert r.returncode == 0, r.stdout + r.stderr
     assert asked == ["/v1/ledger/checkpoint?since=3"]
+
+
+def test_a_checkpoint_file_with_crlf_line_ends_is_the_checkpoint(
+    log: tuple[Path, Path, Path, dict[str, object]], tmp_path: Path
+) -> None:
+    """A published checkpoint that went through git's autocrlf (or a Windows editor) has CRLF
+    line ends: `ledger verify --head` called it "forged or unsigned" and the witness rejected
+    it, exit 1. A note never holds a CR and the signature is checked on the restored text, so
+    it is the checkpoint; one altered besides is still refused."""
+    _, pub, note, _ = log
+    state = tmp_path / "fresh.json"  # a witness seeing its first checkpoint
+    crlf = tmp_path / "cp5-crlf"
+    crlf.write_bytes(note.read_bytes().replace(b"\n", b"\r\n"))
+    r = straits(
+        "ledger", "witness", "--pubkey", str(pub), "--state", str(state), "--checkpoint", str(crlf)
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    forged = tmp_path / "cp5-forged"
+    forged.write_bytes(crlf.read_bytes().replace(b"\r\n5\r\n", b"\r\n4\r\n"))
+    assert forged.read_bytes() != crlf.read_bytes()
+    r = straits(
+        "ledger",
+        "witness",
+        "--pubkey",
+        str(pub),
+        "--state",
+        str(state),
+        "--checkpoint",
+        str(forged),
+    )
+    assert r.returncode == 1

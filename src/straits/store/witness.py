@@ -75,7 +75,10 @@ def parse_offer(text: str, source: str) -> Offered:
     (its checkpoint and consistency proof)."""
     stripped = text.lstrip()
     if not stripped.startswith("{"):
-        return Offered(text, source)
+        # CRLF line ends (a checkpoint published through git's autocrlf, or saved by a
+        # Windows editor) were "forged or unsigned": a note never holds a CR, and the
+        # signature is checked on the text as restored, so restoring it accepts no forgery
+        return Offered(_lf(text), source)
     try:
         doc = json.loads(text)
     except (ValueError, RecursionError) as exc:
@@ -103,7 +106,11 @@ def parse_offer(text: str, source: str) -> Offered:
             raise InputError(
                 "a malformed consistency proof", source=source, path="consistency"
             ) from None
-    return Offered(note, source, proof)
+    return Offered(_lf(note), source, proof)
+
+
+def _lf(note: str) -> str:
+    return note.replace("\r\n", "\n")
 
 
 def proof_hash(value: Any, where: str) -> bytes:
