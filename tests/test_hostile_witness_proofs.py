@@ -217,3 +217,19 @@ def test_a_checkpoint_file_with_crlf_line_ends_is_the_checkpoint(
         str(forged),
     )
     assert r.returncode == 1
+
+
+def test_a_checkpoint_file_with_a_byte_order_mark_is_the_checkpoint(
+    log: tuple[Path, Path, Path, dict[str, object]], tmp_path: Path
+) -> None:
+    """A checkpoint (or the checkpoint route's JSON) saved with a UTF-8 byte-order mark was
+    "forged or unsigned" (the mark read as part of the log's name) or not JSON."""
+    _, pub, note, doc = log
+    for i, text in enumerate((note.read_text(), json.dumps(doc))):
+        f = tmp_path / f"bom{i}"
+        f.write_bytes(b"\xef\xbb\xbf" + text.encode())
+        r = straits(
+            "ledger", "witness", "--pubkey", str(pub), "--state", str(tmp_path / f"w{i}.json"),
+            "--checkpoint", str(f),
+        )  # fmt: skip
+        assert r.returncode == 0, r.stdout + r.stderr

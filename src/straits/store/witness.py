@@ -73,6 +73,7 @@ class Outcome:
 def parse_offer(text: str, source: str) -> Offered:
     """A signed checkpoint note, a receipt (its checkpoint) or the checkpoint route's JSON
     (its checkpoint and consistency proof)."""
+    text = text.removeprefix("\ufeff")  # a byte-order mark an editor saved (JSON or note)
     stripped = text.lstrip()
     if not stripped.startswith("{"):
         # CRLF line ends (a checkpoint published through git's autocrlf, or saved by a
@@ -110,6 +111,8 @@ def parse_offer(text: str, source: str) -> Offered:
 
 
 def _lf(note: str) -> str:
+    """The note as signed, from a file an editor saved with CRLF line ends (a note never
+    holds a CR, so this accepts nothing forged: the signature is checked on the result)."""
     return note.replace("\r\n", "\n")
 
 
