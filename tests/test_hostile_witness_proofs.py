@@ -7,6 +7,9 @@ size than 32 bytes was reported as a split view (exit 1 with both signed checkpo
 "evidence", though nothing shows they disagree). Each is now ``unproven``: the log gave no proof.
 A proof attached to the checkpoint document itself (``GET /v1/ledger/checkpoint?since=N``)
 with such a hash, or sizes that are no whole numbers, is a malformed document, exit 2.
+
+Also here: checkpoints and receipts as editors save them (CRLF line ends, a byte-order mark),
+which were called forged or not JSON.
 """
 
 from __future__ import annotations
@@ -233,3 +236,18 @@ def test_a_checkpoint_file_with_a_byte_order_mark_is_the_checkpoint(
             "--checkpoint", str(f),
         )  # fmt: skip
         assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_a_receipt_saved_with_a_byte_order_mark_verifies(key: Path, tmp_path: Path) -> None:
+    """`ledger verify-receipt` of a receipt saved with a UTF-8 byte-order mark (Notepad) was
+    'not JSON', exit 2."""
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    store = Store(db)
+    ledger.record(store, tenant="a", actor="t", kind="check", body={"i": 1})
+    store.close()
+    r = straits("ledger", "receipt", "1", "--db", db, "--key", str(key))
+    assert r.returncode == 0, r.stderr
+    f = tmp_path / "r.json"
+    f.write_bytes(b"\xef\xbb\xbf" + r.stdout.encode())
+    r = straits("ledger", "verify-receipt", str(f), "--pubkey", str(key) + ".pub")
+    assert r.returncode == 0, r.stdout + r.stderr

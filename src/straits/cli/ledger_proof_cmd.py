@@ -225,7 +225,7 @@ def register(app: typer.Typer) -> None:
                 else _read_text(file, "RECEIPT", max_input_bytes())
             )
             try:
-                doc = json.loads(text)
+                doc = json.loads(text.removeprefix("\ufeff"))  # saved by Notepad: a BOM
             except (ValueError, RecursionError) as exc:
                 raise InputError(f"not JSON: {exc}", source=str(file)) from None
             try:
