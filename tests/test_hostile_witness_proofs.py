@@ -251,3 +251,18 @@ def test_a_receipt_saved_with_a_byte_order_mark_verifies(key: Path, tmp_path: Pa
     f.write_bytes(b"\xef\xbb\xbf" + r.stdout.encode())
     r = straits("ledger", "verify-receipt", str(f), "--pubkey", str(key) + ".pub")
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_key_files_saved_with_a_byte_order_mark_are_read(key: Path, tmp_path: Path) -> None:
+    """A key or .pub file saved with a UTF-8 byte-order mark was 'not ASCII text', exit 2."""
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    store = Store(db)
+    ledger.record(store, tenant="a", actor="t", kind="check", body={"i": 1})
+    store.close()
+    bom_key, bom_pub = tmp_path / "k", tmp_path / "k.pub"
+    bom_key.write_bytes(b"\xef\xbb\xbf" + key.read_bytes())
+    bom_key.chmod(0o600)
+    bom_pub.write_bytes(b"\xef\xbb\xbf" + Path(str(key) + ".pub").read_bytes())
+    assert straits("ledger", "checkpoint", "--db", db, "--key", str(bom_key)).returncode == 0
+    r = straits("ledger", "verify", "--db", db, "--pubkey", str(bom_pub), "-o", "json")
+    assert r.returncode == 0 and json.loads(r.stdout)["signatures"] == "checked", r.stderr

@@ -62,7 +62,7 @@ def _read(path: Path, what: str, option: str) -> str:
             f"not a {what}: the file is over {MAX_KEY_FILE} bytes", source=str(path), path=option
         )
     try:
-        return raw.decode("ascii").strip()
+        return raw.removeprefix(b"\xef\xbb\xbf").decode("ascii").strip()  # a BOM: Notepad
     except UnicodeDecodeError:
         raise InputError(
             f"not a {what}: the file is not ASCII text", source=str(path), path=option
