@@ -74,3 +74,39 @@ def test_an_edited_plan_without_its_id_is_a_new_plan(api: Api, recorded: dict[st
     r = _export(api, _edited(recorded, keep_id=False))
     assert r.status_code == 200, r.text
     assert r.headers["X-Straits-Plan-Id"] != recorded["id"]
+
+
+# --- the stored copy altered (atk39) ------------------------------------------------------------
+# The document was compared with ``plans.result`` as stored, unproven: not JSON or not an object
+# was a 500 (JSONDecodeError, AttributeError); another plan refused the recorded document itself
+# as edited (400 naming ``id``). It is compared with the plan the ledger entry proves, and a
+# stored copy that differs is the 409 every read of that plan answers.
+ALTERED_RESULTS = ["not json", "[]", '"a plan"', '{"assignments": []}']
+
+
+@pytest.mark.parametrize("result", ALTERED_RESULTS)
+@pytest.mark.parametrize("digest", [True, False], ids=["document", "without-digest"])
+@pytest.mark.parametrize("tenant", ["hz-cloud", "someone-else"])
+def test_a_recorded_id_whose_stored_plan_was_altered_is_a_409(
+    api: Api, db_url: str, recorded: dict[str, Any], result: str, digest: bool, tenant: str
+) -> None:
+    from test_ledger_log import sql
+
+    sql(db_url, "UPDATE plans SET result = :r WHERE id = :i", r=result, i=recorded["id"])
+    doc = copy.deepcopy(recorded)
+    if not digest:
+        doc.pop("digest")
+    body = assert_problem(_export(api, doc, tenant), 409)
+    if tenant != "hz-cloud":  # another tenant's record: not even its entry number
+        assert body["ledger_seq"] is None
+
+
+def test_a_recorded_id_is_compared_with_its_entry_not_the_stored_copy(
+    api: Api, db_url: str, recorded: dict[str, Any]
+) -> None:
+    from test_ledger_log import sql
+
+    sql(db_url, "UPDATE plans SET result = NULL WHERE id = :i", i=recorded["id"])
+    assert _export(api, recorded).status_code == 200  # what the entry proves
+    body = assert_problem(_export(api, _edited(recorded, keep_id=True)), 400)
+    assert body["path"] == "id"  # an emptied copy does not let an edited plan take the id

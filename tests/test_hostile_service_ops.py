@@ -343,6 +343,11 @@ def test_a_plan_the_ledger_refuses_fails_with_the_ledgers_reason(
     row = get_plan(store, plan_id)
     assert row is not None and row.status == "failed"
     assert (row.error or "").startswith("refusing to append")
+    # the job's error is its tenant's to read: nothing of the log's head, numbers or hashes
+    # (it was the ledger's own words, 'the log has head 1:<hash> but its last is entry 2:...')
+    # (atk39); the worker's log keeps them
+    assert row.error == jobs.LEDGER_REFUSED
+    assert any("head 1:" in r.getMessage() for r in caplog.records)
     assert not [r for r in caplog.records if r.exc_info]  # no traceback logged
     assert ledger.count(store) == 2
     store.close()

@@ -166,3 +166,37 @@ def test_a_form_posted_to_two_server_processes_makes_one_plan(
     assert [r.status_code for r in posts] == [303, 303]
     assert posts[0].headers["location"] == posts[1].headers["location"]
     assert _rows(store) == 1
+
+
+def test_a_replay_of_a_finished_plan_is_shown_as_its_entry_proves_it(
+    store: Store, db_url: str, example_path: Path
+) -> None:
+    """A replay answers the job the key queued, in its state now: once done, that was the
+    stored row as it was, its ``plans.result`` unproven (an altered copy served, 202, where
+    GET answers 409) and ``ledger_seq`` the log's global number (telling a tenant how many
+    entries other tenants recorded before it) (atk39)."""
+    import time
+
+    from straits.store import ledger
+    from test_ledger_log import sql
+
+    for i in range(3):  # another tenant's entries first: global and tenant numbers differ
+        ledger.record(store, tenant="other", actor="t", kind="check", body={"i": i})
+    mine = {"Authorization": f"Bearer {create_token(store, 'hz-cloud', 'planner')[0]}"}
+    keyed = {**mine, "Idempotency-Key": "finished-1"}
+    doc = scenario_doc(example_path)
+    with TestClient(create_app(store)) as api:  # with its lifespan: the plan runs
+        plan_id = api.post("/v1/plans?solver=greedy", json=doc, headers=keyed).json()["id"]
+        deadline = time.monotonic() + 60
+        while (job := api.get(f"/v1/plans/{plan_id}", headers=mine).json())["status"] != "done":
+            assert job["status"] in ("queued", "running") and time.monotonic() < deadline, job
+            time.sleep(0.1)
+        assert job["ledger_seq"] == 1  # the tenant's first entry (the log's fourth)
+        again = api.post("/v1/plans?solver=greedy", json=doc, headers=keyed)
+        assert again.status_code == 202 and again.headers["idempotent-replayed"] == "true"
+        assert again.json()["ledger_seq"] == 1
+        assert again.json()["plan"] == job["plan"]
+        sql(db_url, "UPDATE plans SET result = :r", r='{"status": "forged"}')
+        forged = api.post("/v1/plans?solver=greedy", json=doc, headers=keyed)
+        assert forged.status_code == 409, forged.text
+        assert forged.json()["ledger_seq"] == 1

@@ -263,3 +263,91 @@ def test_a_tenants_verify_checks_its_own_entries_and_records(
     assert b_ok or other["code"] == "decision-row"
     quick = api.client.get("/v1/ledger/verify", params={"quick": "true"}, headers=a).json()
     assert set(quick) == {"ok", "entries", "signatures", "problem"}
+
+
+def test_no_receipt_yet_names_the_tenants_own_number(db_url: str) -> None:
+    """The 409 of a receipt no checkpoint covers named the entry's global number (the store's
+    message), in the API and the console: a tenant learnt how many entries others had
+    recorded before it (atk39). It names the caller's own number."""
+    import re
+
+    from straits.store.tokens import create_token
+    from test_console import Browser
+
+    store = Store(db_url)
+    app = create_app(store, settings=Settings())
+    app.state.ledger_keys = Keys(None, (SIGNER.verifier,))  # verifies, cannot sign
+    with TestClient(app, raise_server_exceptions=False) as client:
+        api = Api(client, store)
+        record(api, "b", 3)
+        assert record(api, "a") == [1]  # the log's entry 4
+        r = client.get("/v1/ledger/entries/1/receipt", headers=api.auth("a", "viewer"))
+        assert r.status_code == 409
+        assert re.findall(r"\d+", r.json()["detail"]) == ["1"]
+        b = Browser(app, store)
+        b.sign_in(create_token(store, "a", "viewer")[0])
+        page = b.client.get("/ui/ledger/1/receipt.json")
+        assert page.status_code == 400
+        assert "entry 4" not in page.text and "entry 1" in page.text
+    store.close()
+
+
+def test_a_cancel_the_worker_outran_answers_that_the_plan_ended(
+    api: Api,
+    rules: RuleSet,
+    example_path: Path,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DELETE of a running plan that its worker finishes and records between the cancel and
+    the read of its row answered 202 with the row as stored: the done plan's unproven result
+    and its global ledger_seq (atk39). It is the 409 of a plan that already ended."""
+    from straits.store import queue
+
+    sc = load_scenario(example_path)
+    plan = make_plan(sc, rules=rules, solver="greedy")
+    record(api, "other", 2)
+    plan_id, entry = record_plan(api.store, sc, plan, rules, {}, tenant="hz-cloud", actor="t")
+    assert entry.seq == 3
+    engine = create_engine(db_url)
+
+    def finish(status: str) -> None:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE plans SET status = :s"), {"s": status})
+
+    finish("running")  # as the DELETE reads it first
+
+    def cancel(store: Store, pid: str) -> str:  # the worker finishes as the cancel is asked
+        finish("done")
+        return "running"
+
+    monkeypatch.setattr(queue, "cancel", cancel)  # the route calls queue.cancel
+    r = api.client.delete(f"/v1/plans/{plan_id}", headers=api.auth("hz-cloud", "planner"))
+    assert r.status_code == 409, r.text
+    assert r.json()["plan_status"] == "done"
+    engine.dispose()
+
+
+def test_entry_numbers_beyond_the_column_are_no_entry(api: Api, db_url: str) -> None:
+    """Entry numbers up to 2^53 are taken, but ``ledger.seq`` is a 32-bit INTEGER on
+    PostgreSQL: a number past 2^31 - 1 in a query was ``integer out of range``, a 500 (an
+    entry, its receipt, a page from it, the console's page before it) (atk39). It is no entry."""
+    from straits.store.tokens import create_token
+    from test_ledger_cli import straits
+
+    record(api, "a", 2)
+    big = 3_000_000_000
+    for role in ("viewer", "admin"):
+        h = api.auth("a", role)
+        for path in (f"/v1/ledger/entries/{big}", f"/v1/ledger/entries/{big}/receipt"):
+            assert api.client.get(path, headers=h).status_code == 404, (role, path)
+        r = api.client.get("/v1/ledger/entries", params={"since": big}, headers=h)
+        assert (r.status_code, r.json()) == (200, [])
+    from test_console import Browser
+
+    b = Browser(api.client.app, api.store)
+    b.sign_in(create_token(api.store, "a", "admin")[0])
+    assert b.client.get("/ui/ledger", params={"before": big}).status_code == 200
+    assert b.client.get(f"/ui/ledger/{big}/receipt.json").status_code == 404
+    r = straits("ledger", "show", str(big), "--db", db_url)
+    assert r.returncode == 2 and "SEQ" in r.stderr

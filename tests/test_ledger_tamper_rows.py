@@ -352,3 +352,98 @@ def test_a_deleted_entry_fails_every_tenant_it_may_have_belonged_to(
         assert v.ok is (tenant not in failing), (tenant, v)
         assert v.ok or (v.problem is not None and f"entry {seq}" not in v.problem)
     assert not verify_store(Store(db_url), Keys(signer)).ok  # the full check says where
+
+
+# --- `plan --record` of a plan recorded before (atk39) -------------------------------------------
+# A plan recorded again is not appended twice: the command said "already recorded (ledger entry
+# N)" from the stored row, unproven, exit 0: "entry None" of a row detached from its entry, and
+# whatever entry a moved ledger_seq named. The entry must prove it, or the command fails naming
+# it.
+AGAIN: list[tuple[str, str]] = [
+    ("ledger_seq cleared", "UPDATE plans SET ledger_seq=NULL WHERE id=:i"),
+    ("ledger_seq moved to a check entry", "UPDATE plans SET ledger_seq=1 WHERE id=:i"),
+    ("result altered", "UPDATE plans SET result='{}' WHERE id=:i"),
+    ("ledger_seq and record cleared", "UPDATE plans SET ledger_seq=NULL, record=:f WHERE id=:i"),
+]
+
+
+@pytest.mark.parametrize(("what", "statement"), AGAIN, ids=[a[0] for a in AGAIN])
+def test_recording_a_plan_again_names_the_entry_that_proves_it(
+    db_url: str, rules: RuleSet, plan: Plan, example_path: Path, what: str, statement: str
+) -> None:
+    from straits.cli.plan_source import record
+
+    store = Store(db_url)
+    fill(store, 2)
+    sc = load_scenario(example_path)
+    plan_id, seq, new = record(store, sc, plan, rules, {}, tenant="hz-cloud", actor="t")
+    assert new and seq == 3
+    assert record(store, sc, plan, rules, {}, tenant="hz-cloud", actor="t") == (plan_id, 3, False)
+    sql(db_url, statement, i=plan_id, f=False)
+    with pytest.raises(LedgerError):
+        record(store, sc, plan, rules, {}, tenant="hz-cloud", actor="t")
+    store.close()
+
+
+# --- the recorded plans impact re-checks (atk39) --------------------------------------------------
+# `impact` (and POST /v1/impact) without plans re-checks a tenant's recorded plans, which were
+# chosen by the rows' tenant, status and ledger_seq: a plan whose row was moved to another
+# tenant, marked failed, detached or deleted dropped out of its owner's impact without a word
+# ("no recorded plans", exit 2). The log decides which plans are recorded and whose they are.
+HIDDEN: list[tuple[str, str]] = [
+    ("tenant moved", "UPDATE plans SET tenant='zz' WHERE id=:i"),
+    ("status altered", "UPDATE plans SET status='failed' WHERE id=:i"),
+    ("ledger_seq cleared", "UPDATE plans SET ledger_seq=NULL WHERE id=:i"),
+    ("ledger_seq and record cleared", "UPDATE plans SET ledger_seq=NULL, record=:f WHERE id=:i"),
+    ("row deleted", "DELETE FROM plans WHERE id=:i"),
+]
+
+
+@pytest.mark.parametrize(("what", "statement"), HIDDEN, ids=[h[0] for h in HIDDEN])
+def test_a_recorded_plan_hidden_from_its_owner_is_refused_not_skipped(
+    db_url: str, rules: RuleSet, plan: Plan, example_path: Path, what: str, statement: str
+) -> None:
+    from straits.store.records import recorded_plans
+
+    plan_id, seq = _recorded(db_url, rules, plan, example_path)
+    store = Store(db_url)
+    assert [p.id for p in recorded_plans(store, tenant="hz-cloud")] == [plan_id]
+    sql(db_url, statement, i=plan_id, f=False)
+    for tenant in ("hz-cloud", None):
+        with pytest.raises(LedgerError) as exc:
+            recorded_plans(store, tenant=tenant, latest_per_scenario=True)
+        assert exc.value.seq in (seq, None)
+    assert recorded_plans(store, tenant="zz") == []  # never another tenant's
+    store.close()
+
+
+# --- a plan row marked for recording that no entry records (atk39) --------------------------------
+# A row copied under another id (or inserted) with status done, record true and no ledger_seq
+# is refused by every read ("`straits ledger verify` shows all that differs"), but the full
+# and the tenant's verification passed it: they compared rows that point to entries, and
+# entries with their rows.
+COPY_AS_MADE_UP = (
+    "INSERT INTO plans (id, tenant, actor, scenario_digest, options, status, result, record, "
+    "attempts, cancel_requested, created_at) SELECT 'made-up-plan', tenant, actor, "
+    "scenario_digest, options, status, result, record, attempts, cancel_requested, created_at "
+    "FROM plans WHERE id = :i"
+)
+
+
+def test_a_made_up_plan_marked_for_recording_fails_verification(
+    db_url: str, rules: RuleSet, plan: Plan, example_path: Path
+) -> None:
+    from straits.store.tenant_verify import verify_tenant
+
+    plan_id, _ = _recorded(db_url, rules, plan, example_path)
+    sql(db_url, COPY_AS_MADE_UP, i=plan_id)
+    store = Store(db_url)
+    with pytest.raises(LedgerError):
+        find_plan(store, "made-up-plan")  # every read refuses it
+    v = verify_store(store, Keys())
+    assert (v.ok, v.code, v.first_bad) == (False, "plan-row", None)
+    assert "made-up-plan" in (v.problem or "")
+    t = verify_tenant(store, Keys(), "hz-cloud")
+    assert (t.ok, t.code) == (False, "plan-row")
+    assert verify_tenant(store, Keys(), "a").ok  # another tenant's check names none of it
+    store.close()

@@ -295,15 +295,17 @@ def read_bounded(
 def read_text(path: Path, *, error: type[InputError] = InputError) -> str:
     """A file's text, at most the input cap (a directory, a missing file or binary content is
     a one-line error)."""
-    try:
-        with path.open("rb") as f:
-            return read_bounded(f, source=str(path), error=error)
+    from straits import pipes
+
+    try:  # without blocking: a FIFO nothing writes to hung the command (straits.pipes)
+        raw = pipes.read_path(path, max_input_bytes())
     except FileNotFoundError:
         raise error("file not found", source=str(path)) from None
     except IsADirectoryError:
         raise error("is a directory, not a file", source=str(path)) from None
     except OSError as exc:
         raise error(f"cannot read: {exc.strerror or exc}", source=str(path)) from None
+    return read_bounded(io.BytesIO(raw), source=str(path), error=error)
 
 
 def read_stdin(*, error: type[InputError] = InputError) -> str:

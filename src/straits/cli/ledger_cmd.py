@@ -195,13 +195,12 @@ def verify(
                 expected="--db (a server verifies the tenant of its token: no --tenant)",
             )
         if file is not None:
-            from straits.store.exported import verify_export
+            from straits.store.exported import refuse_one_tenants_part, verify_export
 
-            report(
-                verify_export(_read_export(file), heads),
-                fmt,
-                "<stdin>" if str(file) == "-" else str(file),
-            )
+            label = "<stdin>" if str(file) == "-" else str(file)
+            entries = _read_export(file)
+            refuse_one_tenants_part(entries, label)  # an honest --tenant export: not a log
+            report(verify_export(entries, heads), fmt, label)
             return
         if state.server_url:
             if heads or quick:

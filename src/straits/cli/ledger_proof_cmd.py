@@ -225,7 +225,7 @@ def register(app: typer.Typer) -> None:
                 else _read_text(file, "RECEIPT", max_input_bytes())
             )
             try:
-                doc = json.loads(text)
+                doc = json.loads(text.removeprefix("\ufeff"))  # saved by Notepad: a BOM
             except (ValueError, RecursionError) as exc:
                 raise InputError(f"not JSON: {exc}", source=str(file)) from None
             try:
@@ -357,9 +357,10 @@ def _remote_checkpoint(output: Path | None, since: int | None, json_out: bool) -
 
 
 def _read_text(path: Path, option: str, cap: int = MAX_FETCH) -> str:
-    try:
-        with path.open("rb") as f:
-            raw = f.read(cap + 1)
+    from straits import pipes
+
+    try:  # without blocking: a FIFO nothing writes to hung verify-receipt and the witness
+        raw = pipes.read_path(path, cap)
     except OSError as exc:
         raise InputError(
             f"cannot read: {exc.strerror or exc}", source=str(path), path=option
@@ -449,15 +450,15 @@ def _fetch(src: str, token: str | None, since: int | None) -> str:
     if src.startswith(("http://", "https://")):
         parts = urllib.parse.urlsplit(src)
         if parts.path.rstrip("/").endswith("/v1/ledger/checkpoint") and since is not None:
-            query = [*urllib.parse.parse_qsl(parts.query), ("since", str(since))]
+            # the witness's own since, once (a URL naming one too was a 400: given twice)
+            kept = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query) if k != "since"]
+            query = [*kept, ("since", str(since))]
             src = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
         return _get(src, token)
     return _read_text(Path(src), "--checkpoint")
 
 
 def _proof_source(db: str | None, log_url: str | None, token: str | None) -> Any:
-    import base64
-
     if db:
         from straits.store import tree
 
@@ -474,10 +475,15 @@ def _proof_source(db: str | None, log_url: str | None, token: str | None) -> Any
             import urllib.parse
 
             q = urllib.parse.urlencode({"first": first, "second": second})
-            doc = json.loads(_get(f"{log_url.rstrip('/')}/v1/ledger/consistency?{q}", token))
+            try:
+                doc = json.loads(_get(f"{log_url.rstrip('/')}/v1/ledger/consistency?{q}", token))
+            except RecursionError:  # nested deeper than the parser goes: no proof either
+                raise ValueError("the server's answer is no proof (JSON nested too deep)") from None
             if not isinstance(doc, dict) or not isinstance(doc.get("proof"), list):
                 raise ValueError("the server's answer holds no proof")
-            return [base64.b64decode(h, validate=True) for h in doc["proof"]]
+            from straits.store.witness import proof_hash
+
+            return [proof_hash(h, f"the server's proof[{i}]") for i, h in enumerate(doc["proof"])]
 
         return from_server
     return None

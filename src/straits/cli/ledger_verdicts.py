@@ -91,6 +91,10 @@ def verified_part(result: Verification) -> str:
     """What held before the problem: the chain walk stops at the first bad entry, but a bad
     tree node, checkpoint, head or stored plan/decision row is found after the whole chain of
     ``entries`` verified, at an entry inside it."""
+    from straits.store.integrity import QUICK_NOTE
+
+    if QUICK_NOTE in result.notes:  # nothing was walked: "the chain verifies" was untrue
+        return "a quick check: the entries were not rescanned"
     if result.first_bad and result.first_bad > result.entries:
         return f"{result.entries:,} entries verified before it"
     return f"the hash chain of its {result.entries:,} entries verifies"

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from straits.plandoc import PlanDocument
     from straits.rules import RuleSet
     from straits.store import Store
+    from straits.store.tables import PlanRow
 
 Kind = Literal["recorded", "document", "scenario"]
 PATH_SUFFIXES = (".json", ".yaml", ".yml")
@@ -198,8 +199,8 @@ def record(
         if row is not None and row.tenant != tenant:
             plan_id = tenant_plan_id(first, tenant)
             row = get_plan(store, plan_id)
-        if row is not None:
-            return plan_id, row.ledger_seq, False
+        if row is not None:  # recorded before: the entry says so, not the row (atk39)
+            return plan_id, _proven_seq(store, row), False
         try:
             plan_id, entry = record_plan(
                 store, sc, plan, rules, options, tenant=tenant, actor=actor, plan_id=plan_id
@@ -208,6 +209,17 @@ def record(
         except IntegrityError:  # another process recorded the same plan a moment ago
             continue
     raise StoreError(f"plan {first} could neither be recorded nor read back")
+
+
+def _proven_seq(store: Store, row: PlanRow) -> int:
+    """The entry that records the plan of ``row`` (``LedgerError`` naming it when the row was
+    detached from its entry, moved to another or altered): ``already recorded (ledger entry
+    None)`` was said of a detached row, and the entry a moved ``ledger_seq`` named, exit 0."""
+    from straits.store.proven import prove_plan
+    from straits.store.records import refuse_detached
+
+    refuse_detached(row)
+    return prove_plan(store, row).proof.entry.seq
 
 
 def tenant_plan_id(content: str, tenant: str) -> str:

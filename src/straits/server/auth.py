@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from straits.errors import AuthError
-from straits.server.query import refuse_repeated, refuse_unknown
+from straits.server.query import refuse_nul, refuse_repeated, refuse_unknown
 from straits.store.audit import log_refusal
 from straits.store.tokens import Principal, Role, authenticate
 
@@ -57,6 +57,7 @@ def caller(request: Request, fallback_token: str | None = None) -> Principal:
     request.state.who = who  # what the error handlers may show depends on who asked
     refuse_repeated(request)  # after the token: a 401 comes before any look at the query
     refuse_unknown(request)
+    refuse_nul(request)
     return who
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from straits.errors import InputError, StoreError, StraitsError
+from straits.errors import InputError, LedgerError, StoreError, StraitsError
 from straits.plan import make_plan
 from straits.plan.optimizer import SearchState
 from straits.rules import RuleSet, ruleset
@@ -85,6 +85,14 @@ def progress_json(state: SearchState, objective: str) -> dict[str, Any]:
         "gap": state.gap,
         "text": state.describe(objective),
     }
+
+
+LEDGER_REFUSED = (
+    "refusing to append the plan's ledger entry: the ledger's head or tables were altered, so "
+    "the plan was not recorded (an admin's `straits ledger verify` shows where)"
+)
+"""why a plan whose entry the ledger refused failed (the ledger's own words name the log's head
+and entry numbers, which only admins see; the worker's log has them)"""
 
 
 @dataclass
@@ -287,9 +295,13 @@ class Worker:
                 queue.retry(self.store, c, STORE_FAILED, self.policy)
             except StoreError as again:
                 log.warning("plan %s: left to its lease: %s", c.plan_id, again)
-        except StraitsError as exc:  # the ledger refused the entry (its head or rows altered)
-            # said as the API and the CLI say it; it was "internal error while planning",
-            # with a traceback in the log
+        except LedgerError as exc:  # the ledger refused the entry (its head or rows altered)
+            # it was "internal error while planning", with a traceback in the log; the job's
+            # error is the plan's tenant's to read, so what the ledger said (the log's head,
+            # entry numbers and hashes: an admin's only) stays in the log
+            log.error("plan %s failed: %s", c.plan_id, exc)
+            self._fail(c, LEDGER_REFUSED)
+        except StraitsError as exc:  # said as the API and the CLI say it
             log.error("plan %s failed: %s", c.plan_id, exc)
             self._fail(c, str(exc))
         except Exception:

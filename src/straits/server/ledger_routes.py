@@ -237,8 +237,17 @@ async def ledger_receipt(request: Request, who: Caller, seq: int) -> Any:
 
     try:
         return await run_in_threadpool(make)
-    except checkpoints.NoCheckpointError as exc:
-        return problem(409, f"no receipt yet: {exc.detail}", instance=request.url.path)
+    except checkpoints.NoCheckpointError:
+        return problem(409, no_receipt_yet(seq), instance=request.url.path)
+
+
+def no_receipt_yet(n: int) -> str:
+    """Why entry ``n`` (the caller's number) has no receipt: the store's message names the
+    entry's global number, which a tenant is never shown."""
+    return (
+        f"no receipt yet: no signed checkpoint covers entry {n} yet, and this server has no "
+        "signing key to issue one"
+    )
 
 
 def _b64(hashes: list[bytes]) -> list[str]:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from straits import api, archive
-from straits.errors import InputError, NotReadyError, RequestError
+from straits.errors import InputError, LedgerError, NotReadyError, RequestError
 from straits.loading import validate_as
 from straits.model.types import Regime
 from straits.plandoc import PlanDocument, from_store, read_document
@@ -189,14 +189,31 @@ def _not_a_recorded_id(request: Request, doc: PlanDocument) -> None:
     """Refuse a document that carries a recorded plan's id but decides otherwise (an edited
     plan whose ``digest`` was deleted and ``id`` kept): its export named every file, job and
     checkpoint folder after the recorded plan, and the admission hook took its launches for
-    that plan's. Whose the recorded plan is is not said."""
+    that plan's. Whose the recorded plan is is not said. The document is compared with the
+    plan the ledger entry proves, never with the stored copy: an altered ``plans.result``
+    (not JSON: a 500; another plan: the recorded document itself refused as edited, or an
+    edited one let through) is a 409, as every read of the plan answers."""
     from straits.plandoc import DECISION_FIELDS, canonical, plan_body
-    from straits.store.records import get_plan
+    from straits.store.proven import prove_plan
+    from straits.store.records import get_plan, refuse_detached, stored_json
 
-    row = get_plan(request.app.state.store, doc.id)
-    if row is None or not row.result:
+    store = request.app.state.store
+    row = get_plan(store, doc.id)
+    if row is None:
         return
-    recorded = plan_body(json.loads(row.result))
+    if row.ledger_seq is not None:  # recorded: what its entry proves (409 if the row differs)
+        stored: Any = prove_plan(store, row, request.app.state.ledger_keys).plan
+    else:
+        refuse_detached(row)  # to be recorded but pointing to no entry: altered, a 409
+        stored = stored_json(row, "result")  # a plan never recorded: its row is all there is
+        if stored is None:
+            return
+        if not isinstance(stored, dict):
+            raise LedgerError(
+                f"plan {row.id}: its stored result is not a plan: the plans table was "
+                "altered; refusing to compare with it"
+            )
+    recorded = plan_body(stored)
     if canonical({k: recorded.get(k) for k in DECISION_FIELDS}) == canonical(
         {k: doc.plan.get(k) for k in DECISION_FIELDS}
     ):

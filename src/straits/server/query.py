@@ -97,3 +97,22 @@ def refuse_unknown(request: Request) -> None:
             expected=expected,
             problems=[(n, f"unknown query parameter {n!r}") for n in unknown],
         )
+
+
+def refuse_nul(request: Request) -> None:
+    """Raise an :class:`InputError` (400) naming a path or query parameter that holds a NUL
+    character: no Straits value holds one, and PostgreSQL refuses it in any text it is asked
+    to compare (``?scenario=%00``, ``/v1/plans/%00abc``, an admin's ``?tenant=%00``: a
+    DataError, a 500 with an incident; SQLite answered as for any unknown name)."""
+    for name, value in request.path_params.items():
+        if isinstance(value, str) and "\x00" in value:
+            raise InputError("holds a NUL character", path=name, expected="text without NUL")
+    if "%00" not in request.url.query and "\x00" not in request.url.query:
+        return
+    for name, value in request.query_params.multi_items():
+        if "\x00" in name or "\x00" in value:
+            raise InputError(
+                "holds a NUL character",
+                path=name.replace("\x00", "\\x00")[:100],
+                expected="text without NUL",
+            )

@@ -238,7 +238,10 @@ async def submit_plan(
             request.app.state.worker.wake()
         row = get_plan(store, plan_id)
         assert row is not None
-        return plan_job_json(row), replayed
+        # a replay may answer a plan that has finished: as GET /v1/plans/{id} shows it, from
+        # its proven entry and in the tenant's numbering (the row's result and global
+        # ledger_seq were served as stored)
+        return proven_job_json(store, row, tenant_view=not who.is_admin), replayed
 
     job, replayed = await run_in_threadpool(submit)
     headers = {"Location": f"/v1/plans/{job['id']}"}
@@ -433,6 +436,10 @@ def cancel_plan(request: Request, plan_id: str, who: Caller) -> JSONResponse:
     after = get_plan(request.app.state.store, row.id)
     if after is None:  # removed meanwhile
         raise NotFoundError(f"no plan {plan_id!r}")
+    if status not in ("done", "failed") and after.status in ("done", "failed"):
+        # its worker finished it after the cancel was asked: answered as stored, that was a
+        # done plan's unproven result and global ledger_seq (a tenant's view has neither)
+        status = after.status
     if status in ("done", "failed"):  # it ended between the two reads
         return problem(
             409,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from straits.errors import InputError
 from straits.store import merkle
 from straits.store.integrity import ChainHead, Head
 from straits.store.ledger import Entry, Verification, verify_chain
@@ -99,3 +100,28 @@ def verify_export(chain: Iterable[Entry], heads: list[Head]) -> Verification:
             }
         )
     return v.replace(heads=tuple(proven))
+
+
+def refuse_one_tenants_part(entries: list[Entry], label: str) -> None:
+    """``InputError`` (exit 2, naming ``--file``) when ``entries`` are one tenant's part of a
+    log (``ledger export --tenant T``): the tenant's numbers 1, 2, 3... without a gap, the
+    log's numbers with gaps. Such a file is no log: its chain skips the other tenants' entries,
+    and verifying it reported them removed (``entry-missing``, exit 1) of an honest export.
+    Whether they were removed from a whole log's export cannot be told from the file either,
+    so it is not verified as one (a tenant checks its entries' receipts)."""
+    n = len(entries)
+    if not entries or [e.seq for e in entries] == list(range(1, n + 1)):
+        return
+    tenant = entries[0].tenant
+    if any(e.tenant != tenant for e in entries):
+        return
+    if [e.tenant_seq for e in entries] != list(range(1, n + 1)):
+        return
+    raise InputError(
+        f"the file holds tenant {tenant!r}'s entries only (its numbers 1 to {n}, the log's "
+        "with gaps): one tenant's part of a log, which does not verify as a log on its own",
+        source=label,
+        path="--file",
+        expected="a whole log's export (`straits ledger export` without --tenant); a tenant "
+        "verifies its entries' receipts (`straits ledger receipt N`)",
+    )

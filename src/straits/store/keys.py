@@ -14,13 +14,10 @@ says that no signature was checked.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import secrets
-import select
 import stat
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,29 +45,9 @@ def _read_bounded(path: Path) -> bytes:
     nothing writes to blocked ``open`` forever (``--key FIFO``, or ``STRAITS_LEDGER_KEY``
     naming one at ``straits serve``). What is not a regular file (a pipe from a process
     substitution, a device) is read until its end for at most :data:`PIPE_WAIT_S`."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        if stat.S_ISDIR(os.fstat(fd).st_mode):
-            raise IsADirectoryError(errno.EISDIR, "Is a directory")
-        if stat.S_ISREG(os.fstat(fd).st_mode):
-            os.set_blocking(fd, True)
-            with os.fdopen(os.dup(fd), "rb") as f:
-                return f.read(MAX_KEY_FILE + 1)
-        raw, deadline = b"", time.monotonic() + PIPE_WAIT_S
-        while len(raw) <= MAX_KEY_FILE:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise TimeoutError(errno.ETIMEDOUT, f"nothing arrived within {PIPE_WAIT_S:g} s")
-            try:
-                chunk = os.read(fd, MAX_KEY_FILE + 1)
-            except BlockingIOError:
-                continue
-            if not chunk:  # the end (at once for a FIFO no writer has opened)
-                break
-            raw += chunk
-        return raw
-    finally:
-        os.close(fd)
+    from straits import pipes
+
+    return pipes.read_path(path, MAX_KEY_FILE, PIPE_WAIT_S)
 
 
 def _read(path: Path, what: str, option: str) -> str:
@@ -85,7 +62,7 @@ def _read(path: Path, what: str, option: str) -> str:
             f"not a {what}: the file is over {MAX_KEY_FILE} bytes", source=str(path), path=option
         )
     try:
-        return raw.decode("ascii").strip()
+        return raw.removeprefix(b"\xef\xbb\xbf").decode("ascii").strip()  # a BOM: Notepad
     except UnicodeDecodeError:
         raise InputError(
             f"not a {what}: the file is not ASCII text", source=str(path), path=option

@@ -43,6 +43,10 @@ from straits.store.tables import LedgerHead, LedgerRow
 from straits.store.verification import Verification as Verification  # re-exported
 
 GENESIS = "0" * 64
+MAX_ENTRY = 2**31 - 1
+"""the largest entry number a database holds: ``ledger.seq`` is a 32-bit INTEGER on
+PostgreSQL, where a larger number in a query is an error (``integer out of range``: a 500 of
+``GET /v1/ledger/entries/3000000000``), not an entry that is not there"""
 KINDS = ("check", "plan", "admission", "replay")
 
 
@@ -309,6 +313,8 @@ def entries(
     store: Store, *, tenant: str | None = None, since: int = 1, limit: int | None = None
 ) -> Iterator[Entry]:
     """Entries in order, optionally one tenant's only."""
+    if since > MAX_ENTRY:
+        return
     with store.session() as s:
         q = select(LedgerRow).where(LedgerRow.seq >= since).order_by(LedgerRow.seq)
         if tenant is not None:
@@ -323,6 +329,8 @@ def tenant_entries(
     store: Store, tenant: str, *, since: int = 1, limit: int | None = None
 ) -> Iterator[Entry]:
     """One tenant's entries in the tenant's own numbering (``tenant_seq``) from ``since``."""
+    if since > MAX_ENTRY:
+        return
     with store.session() as s:
         q = (
             select(LedgerRow)
@@ -337,6 +345,8 @@ def tenant_entries(
 
 def seq_of(store: Store, tenant: str, tenant_seq: int) -> int | None:
     """The global number of a tenant's entry ``tenant_seq``."""
+    if not 1 <= tenant_seq <= MAX_ENTRY:
+        return None
     with store.session() as s:
         return s.scalar(
             select(LedgerRow.seq).where(
@@ -346,6 +356,8 @@ def seq_of(store: Store, tenant: str, tenant_seq: int) -> int | None:
 
 
 def get_entry(store: Store, seq: int) -> Entry | None:
+    if not 1 <= seq <= MAX_ENTRY:
+        return None
     with store.session() as s:
         row = s.get(LedgerRow, seq)
         return Entry.from_row(row) if row is not None else None

@@ -66,6 +66,10 @@ class Proof:
 def prove_in(s: Session, seq: int, keys: Keys) -> Proof:
     """:func:`prove_entry` inside an open session: four indexed reads (the entry, the head,
     the latest checkpoint, the O(log n) tree nodes of every proof involved)."""
+    from straits.store.ledger import MAX_ENTRY
+
+    if not 1 <= seq <= MAX_ENTRY:  # beyond any log (and PostgreSQL's INTEGER)
+        raise NotFoundError(f"no ledger entry {seq}")
     # the checkpoint before the head: the log only grows, so a head read after a checkpoint
     # covers it even where each statement sees the latest commit (PostgreSQL's READ COMMITTED)
     cp_row = checkpoints.latest_row(s)

@@ -369,16 +369,51 @@ def recorded_plans(
     store: Store, *, tenant: str | None = None, latest_per_scenario: bool = False
 ) -> list[RecordedPlan]:
     """Finished plans recorded in the ledger, oldest first (optionally only the latest plan of
-    each scenario name and regime), each proven by its entry."""
+    each scenario name and regime), each proven by its entry. Which plans are ``tenant``'s is
+    decided as for reading one (``store.owner``), and every plan entry must have its row:
+    chosen by the rows' ``tenant``, ``status`` and ``ledger_seq`` columns, a plan whose row was
+    moved to another tenant, marked failed, detached from its entry or deleted dropped out of
+    its owner's impact without a word (``no recorded plans``); now it is refused
+    (``LedgerError`` naming the entry), as reading it is."""
+    import sys
+
+    from sqlalchemy import and_, exists, or_
+
+    from straits.store.owner import owned_ids
+    from straits.store.tables import LedgerRow
+
     with store.session() as s:
         q = (
             select(PlanRow)
-            .where(PlanRow.status == "done", PlanRow.ledger_seq.is_not(None))
+            .outerjoin(LedgerRow, LedgerRow.seq == PlanRow.ledger_seq)
+            .where(
+                or_(
+                    PlanRow.ledger_seq.is_not(None),  # its entry decides whether it is done
+                    and_(PlanRow.status == "done", PlanRow.record.is_(True)),  # or detached
+                )
+            )
             .order_by(PlanRow.ledger_seq)
         )
         if tenant is not None:
-            q = q.where(PlanRow.tenant == tenant)
-        rows = list(s.scalars(q))
+            mine = set(owned_ids(s, q, tenant, sys.maxsize))
+            theirs = q.where(or_(PlanRow.tenant == tenant, LedgerRow.tenant == tenant))
+            rows = [r for r in s.scalars(theirs) if r.id in mine]  # owned_ids' candidates
+        else:
+            rows = list(s.scalars(q))
+        orphan = select(LedgerRow.seq).where(
+            LedgerRow.kind == "plan", ~exists().where(PlanRow.ledger_seq == LedgerRow.seq)
+        )
+        if tenant is not None:
+            orphan = orphan.where(LedgerRow.tenant == tenant)
+        lost = s.scalar(orphan.order_by(LedgerRow.seq).limit(1))
+    if lost is not None:
+        raise LedgerError(
+            f"ledger entry {lost} records a plan, but no plan row points to it: the plan was "
+            "deleted or detached from its entry (the plans table was altered)",
+            int(lost),
+        )
+    for r in rows:
+        refuse_detached(r)
     plans = [_recorded(store, r) for r in rows]
     if latest_per_scenario:
         latest: dict[tuple[str, str], RecordedPlan] = {}

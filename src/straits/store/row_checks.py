@@ -27,7 +27,10 @@ def first_problem(s: Session) -> tuple[int | None, str, str] | None:
         (_decision_entries(s), "decision-row"),
     )
     found = [(p[0], p[1], code) for p, code in scans if p is not None]
-    return min(found, key=lambda p: p[0] or 0) if found else None
+    if found:
+        return min(found, key=lambda p: p[0] or 0)
+    detached = _detached_plans(s)  # no entry to name: after any problem that has one
+    return (None, detached[1], "plan-row") if detached is not None else None
 
 
 def _plan_rows(s: Session) -> tuple[int, str] | None:
@@ -47,6 +50,26 @@ def _plan_rows(s: Session) -> tuple[int, str] | None:
             if problem:
                 return row.seq, problem
     return None
+
+
+def _detached_plans(s: Session) -> tuple[None, str] | None:
+    """A finished plan marked for recording is written with its entry, in one transaction: one
+    that points to no entry was detached from it, or made up (a row copied under another id).
+    Every read refuses it, naming ``ledger verify``, which passed it: no entry is there to
+    compare it with, so it is named without an entry number, when nothing else is wrong (a
+    row detached from its entry is named by that entry first)."""
+    found = s.execute(
+        select(PlanRow.id)
+        .where(PlanRow.status == "done", PlanRow.record.is_(True), PlanRow.ledger_seq.is_(None))
+        .order_by(PlanRow.id)
+        .limit(1)
+    ).first()
+    if found is None:
+        return None
+    return None, (
+        f"plan {found[0]} is finished and marked for recording but points to no ledger entry: "
+        "it was detached from its entry or made up (the plans table was altered)"
+    )
 
 
 def _plan_entries(s: Session) -> tuple[int, str] | None:

@@ -150,6 +150,16 @@ def _verify_tenant(store: Store, keys: Keys, tenant: str) -> TenantVerification:
             problem=bad.problem,
             code=bad.code,
         )
+    if _detached(store, tenant):
+        return TenantVerification(
+            False,
+            checked,
+            checked,
+            quick.signatures,
+            problem="a plan of yours is finished and marked for recording but points to no "
+            "ledger entry: it was detached from its entry or made up (the database was altered)",
+            code="plan-row",
+        )
     if _missing_after(store, last_seq, quick.head_seq):
         return TenantVerification(
             False,
@@ -162,6 +172,26 @@ def _verify_tenant(store: Store, keys: Keys, tenant: str) -> TenantVerification:
             code="tail-removed",
         )
     return TenantVerification(True, checked, checked, quick.signatures)
+
+
+def _detached(store: Store, tenant: str) -> bool:
+    """Whether a plan row of ``tenant`` is finished and marked for recording with no entry
+    (every read of it refuses it; one detached from an entry of the tenant's is named at that
+    entry first)."""
+    with store.session() as s:
+        return (
+            s.execute(
+                select(PlanRow.id)
+                .where(
+                    PlanRow.tenant == tenant,
+                    PlanRow.status == "done",
+                    PlanRow.record.is_(True),
+                    PlanRow.ledger_seq.is_(None),
+                )
+                .limit(1)
+            ).first()
+            is not None
+        )
 
 
 def _missing_after(store: Store, last: int, n: int) -> bool:

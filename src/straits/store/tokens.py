@@ -115,6 +115,10 @@ def _authenticate(store: Store, token: str | None) -> Principal:
     parts = token.split("_", 2)
     if len(parts) != 3 or f"{parts[0]}_" != PREFIX or not parts[1] or not parts[2]:
         raise AuthError("malformed token: expected st_<id>_<secret>", 401)
+    if not (parts[1].isascii() and parts[1].isalnum() and len(parts[1]) <= 16):
+        # ids are hex: one with a NUL (``?token=st_%00_x`` on the SkyPilot route, which takes
+        # the token as a query parameter) was a DataError on PostgreSQL, a 500
+        raise AuthError("malformed token: expected st_<id>_<secret>", 401)
     with store.session() as s:
         try:
             row = s.get(TokenRow, parts[1])

@@ -73,9 +73,13 @@ class Outcome:
 def parse_offer(text: str, source: str) -> Offered:
     """A signed checkpoint note, a receipt (its checkpoint) or the checkpoint route's JSON
     (its checkpoint and consistency proof)."""
+    text = text.removeprefix("\ufeff")  # a byte-order mark an editor saved (JSON or note)
     stripped = text.lstrip()
     if not stripped.startswith("{"):
-        return Offered(text, source)
+        # CRLF line ends (a checkpoint published through git's autocrlf, or saved by a
+        # Windows editor) were "forged or unsigned": a note never holds a CR, and the
+        # signature is checked on the text as restored, so restoring it accepts no forgery
+        return Offered(_lf(text), source)
     try:
         doc = json.loads(text)
     except (ValueError, RecursionError) as exc:
@@ -92,13 +96,37 @@ def parse_offer(text: str, source: str) -> Offered:
     c = doc.get("consistency")
     if isinstance(c, dict):
         try:
-            hashes = [base64.b64decode(h, validate=True) for h in c.get("proof") or []]
-            proof = (int(c["from"]), int(c["to"]), hashes)
+            # whole numbers and 32-byte hashes only: a hash of another size is no proof, and
+            # was reported as a split view (``int()`` also took 7.9, true and " 7")
+            hashes = [proof_hash(h, "a hash of the proof") for h in c.get("proof") or []]
+            sizes = (c["from"], c["to"])
+            if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in sizes):
+                raise ValueError("not a proof")
+            proof = (sizes[0], sizes[1], hashes)
         except (KeyError, TypeError, ValueError, binascii.Error):
             raise InputError(
                 "a malformed consistency proof", source=source, path="consistency"
             ) from None
-    return Offered(note, source, proof)
+    return Offered(_lf(note), source, proof)
+
+
+def _lf(note: str) -> str:
+    """The note as signed, from a file an editor saved with CRLF line ends (a note never
+    holds a CR, so this accepts nothing forged: the signature is checked on the result)."""
+    return note.replace("\r\n", "\n")
+
+
+def proof_hash(value: Any, where: str) -> bytes:
+    """One hash of a consistency proof, the base64 of 32 bytes (``ValueError`` naming
+    ``where`` otherwise: a number was a TypeError traceback, and a hash of another size, no
+    proof at all, was reported as a split view)."""
+    try:
+        raw = base64.b64decode(value, validate=True) if isinstance(value, str) else b""
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != merkle.HASH_SIZE:
+        raise ValueError(f"{where} is not the base64 of a 32-byte hash")
+    return raw
 
 
 class Witness:

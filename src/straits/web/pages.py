@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from straits.errors import AuthError, BusyError, InputError, NotFoundError
 from straits.model.types import Regime
-from straits.server.query import refuse_repeated
+from straits.server.query import refuse_nul, refuse_repeated
 from straits.web import actions, session, views
 from straits.web.session import Signed
 from straits.web.submit import MAX_SCENARIO_BYTES, new_form_id
@@ -37,6 +37,7 @@ def user(request: Request) -> Signed:
     if signed is None:
         raise SignIn(request.url.path)
     refuse_repeated(request)  # ?regime=a&regime=b was read as b
+    refuse_nul(request)  # PostgreSQL refuses NUL in text: a 500
     return signed
 
 
@@ -440,9 +441,11 @@ async def receipt(request: Request, seq: int) -> Response:
         body = await run_in_threadpool(
             receipt_json, _store(request), signed.who, seq, request.app.state.ledger_keys
         )
-    except NoCheckpointError as exc:
+    except NoCheckpointError:
+        from straits.server.ledger_routes import no_receipt_yet
+
         raise InputError(
-            f"no receipt yet: {exc.detail}",
+            no_receipt_yet(seq),  # the caller's number (the store's is the global one)
             expected="a server with a ledger key (STRAITS_LEDGER_KEY), which "
             "signs the checkpoint a receipt proves against",
         ) from None

@@ -290,12 +290,13 @@ def ledger_lines(
     from when there are older ones: an admin's every entry by global number, a tenant's own
     entries by its own numbering (``tenant_seq``), as in the API, and (as there) only as the
     log proves them (``LedgerError`` otherwise)."""
+    from straits.store.ledger import MAX_ENTRY
     from straits.store.tables import LedgerRow
 
     number = LedgerRow.seq if who.is_admin else LedgerRow.tenant_seq
     with store.session() as s:
         q = select(LedgerRow).order_by(number.desc()).limit(limit + 1)
-        if before is not None:
+        if before is not None and before <= MAX_ENTRY:  # above it: every entry is before it
             q = q.where(number < before)
         if not who.is_admin:
             q = q.where(LedgerRow.tenant == who.tenant)
