@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +11,7 @@ from straits.model.types import Regime
 
 REGIMES: tuple[str, ...] = Regime.__args__  # type: ignore[attr-defined]
 NS = "Straits"
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def walk(node: Any) -> Iterator[Any]:
@@ -39,6 +41,20 @@ def date_literals(est: dict[str, Any]) -> set[dt.date]:
             for arg in node["datetime"]:
                 if isinstance(arg, dict) and isinstance(arg.get("Value"), str):
                     out.add(dt.date.fromisoformat(arg["Value"][:10]))
+    return out
+
+
+def non_day_datetimes(est: dict[str, Any]) -> list[str]:
+    """The ``datetime("...")`` literals of a policy that are not a plain day (``YYYY-MM-DD``).
+    ``context.date`` is a day at midnight UTC: a literal with a time or a UTC offset puts a
+    rule's boundary inside a day, which the cache keys (and every listing) read as that day."""
+    out = []
+    for node in walk(est):
+        if isinstance(node, dict) and isinstance(node.get("datetime"), list):
+            for arg in node["datetime"]:
+                value = arg.get("Value") if isinstance(arg, dict) else None
+                if not isinstance(value, str) or not _DAY.fullmatch(value):
+                    out.append(str(value))
     return out
 
 

@@ -23,6 +23,7 @@ from straits.controls import BIDI
 from straits.errors import PackError
 from straits.model.types import AUTHORIZATIONS
 from straits.rules.cedar import CedarSyntaxError, parse_est
+from straits.rules.est import non_day_datetimes
 from straits.rules.pack_files import load_yaml, read_pack_file
 from straits.rules.pack_meta import (
     CONFIDENCES,
@@ -242,6 +243,15 @@ def _rule_from(est: dict[str, Any], stmt: Statement, pack: str, file: str) -> Ru
             f"@presumption({presumption!r}) is unknown",
             source=where,
             expected="one of " + ", ".join(PRESUMPTIONS),
+        )
+    odd = non_day_datetimes(est)
+    if odd:
+        raise PackError(
+            f"datetime({odd[0][:40]!r}) is not a day: context.date is a day (midnight UTC), and "
+            "a time or UTC offset puts the rule's boundary inside a day, where the decision "
+            "depended on which dates were asked before",
+            source=where,
+            expected='a day, datetime("YYYY-MM-DD")',
         )
     until = ann.get("effective_until") or None
     start = _date(ann["effective_from"], where, "effective_from")
