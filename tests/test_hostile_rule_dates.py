@@ -48,3 +48,76 @@ def test_a_datetime_that_is_not_a_day_is_refused(tmp_path: Path, literal: str) -
     stdin.write_text(json.dumps(days))
     code, _, err = cli("check", "--rules", str(pack), "--json", str(stdin))
     assert code == 2 and "advisory.cedar:" in err, err
+
+
+# (the rule's window annotations, its date comparisons, words the error has)
+WINDOWS = [
+    # an off-by-one: listed as in force on 2025-04-09, `check` allowed on that day
+    ('@effective_from("2025-04-09")', 'context.date >= datetime("2025-04-10")', "2025-04-10"),
+    ('@effective_from("2025-04-10")', 'context.date > datetime("2025-04-10")', "2025-04-11"),
+    # `<` is exclusive, the annotation inclusive: the rule's last day is the 12th
+    (
+        '@effective_from("2025-04-10")\n@effective_until("2025-05-13")',
+        'context.date >= datetime("2025-04-10") && context.date < datetime("2025-05-13")',
+        "2025-05-12",
+    ),
+    # a condition that ends, annotations that never do (listed in force for ever)
+    (
+        '@effective_from("2025-04-10")',
+        'context.date >= datetime("2025-04-10") && datetime("2025-05-13") > context.date',
+        "no @effective_until",
+    ),
+    # an end the condition does not have (the rule applies after its listed end)
+    (
+        '@effective_from("2025-04-10")\n@effective_until("2025-05-12")',
+        'context.date >= datetime("2025-04-10")',
+        "ends it",
+    ),
+]
+
+
+@pytest.mark.parametrize(("window", "condition", "words"), WINDOWS)
+def test_annotations_that_disagree_with_the_condition_are_refused(
+    tmp_path: Path, window: str, condition: str, words: str
+) -> None:
+    """`rules list`, `rules diff DATE DATE` and the boundary tables read @effective_from and
+    @effective_until; `check`, replay and the market read the condition. A pack whose two
+    disagreed loaded, and `rules list --date 2025-04-09` listed a rule `check` did not apply."""
+    pack = copy_pack("sg-guidance", tmp_path)
+    team_rule(pack, condition, window)
+    code, _, err = cli("rules", "list", "--rules", str(pack))
+    assert code == 2 and "advisory.cedar:" in err and words in err, err
+
+
+@pytest.mark.parametrize(
+    ("window", "condition"),
+    [
+        ('@effective_from("2025-04-10")', 'context.date >= datetime("2025-04-10")'),
+        ('@effective_from("2025-04-10")', 'datetime("2025-04-09") < context.date'),
+        (
+            '@effective_from("2025-04-10")\n@effective_until("2025-05-12")',
+            'context.date >= datetime("2025-04-10") && context.date <= datetime("2025-05-12")',
+        ),
+        # dates under `||` are not read: the case tables check those
+        (
+            '@effective_from("2025-04-10")',
+            '(context.date >= datetime("2025-04-10") || context.quantity > 5)',
+        ),
+    ],
+)
+def test_annotations_that_agree_load(tmp_path: Path, window: str, condition: str) -> None:
+    pack = copy_pack("sg-guidance", tmp_path)
+    team_rule(pack, condition, window)
+    (rule,) = [r for r in load_pack(pack).rules if r.id == "team-h20"]
+    assert rule.effective_from.isoformat() == "2025-04-10"
+
+
+def test_an_unless_that_ends_the_rule_is_read(tmp_path: Path) -> None:
+    pack = copy_pack("sg-guidance", tmp_path)
+    team_rule(
+        pack,
+        'context.date >= datetime("2025-04-10") } unless { context.date >= datetime("2025-05-13")',
+        '@effective_from("2025-04-10")\n@effective_until("2025-05-12")',
+    )
+    (rule,) = [r for r in load_pack(pack).rules if r.id == "team-h20"]
+    assert rule.effective_until is not None and rule.effective_until.isoformat() == "2025-05-12"

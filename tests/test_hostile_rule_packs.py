@@ -199,9 +199,14 @@ def test_a_rule_in_force_to_the_last_day_there_is_has_no_day_after(tmp_path: Pat
     pack = copy_pack("sg-guidance", tmp_path)
     f = pack / "advisory.cedar"
     f.write_text(
-        f.read_text().replace(
+        f.read_text()
+        .replace(
             '@effective_from("2025-04-01")',
             '@effective_from("2025-04-01")\n@effective_until("9999-12-31")',
+        )
+        .replace(  # the condition says it too, or the pack is refused (test_hostile_rule_dates)
+            'context.date >= datetime("2025-04-01")',
+            'context.date >= datetime("2025-04-01") && context.date <= datetime("9999-12-31")',
         )
     )
     (pack / "cases" / "advisory.yaml").write_text(boundary_table("2030-01-01"))

@@ -89,6 +89,59 @@ def date_comparisons(est: dict[str, Any]) -> set[tuple[str, dt.date]]:
     return out
 
 
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "=="}
+_NOT = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+
+
+def _day_of(node: Any) -> dt.date | None:
+    args = node.get("datetime") if isinstance(node, dict) else None
+    value = args[0].get("Value") if isinstance(args, list) and args else None
+    if not isinstance(value, str) or not _DAY.fullmatch(value):
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def date_window(est: dict[str, Any]) -> tuple[dt.date | None, dt.date | None]:
+    """The first and last day (inclusive) a policy's comparisons of ``context.date`` with a day
+    allow: the top-level ``&&`` operands of its ``when`` and an ``unless`` that is one such
+    comparison; None where none bounds it."""
+    first: dt.date | None = None
+    last: dt.date | None = None
+    day = dt.timedelta(days=1)
+    for cond in est.get("conditions", []):
+        unless = cond.get("kind") == "unless"  # `unless { context.date >= X }` ends the rule
+        for c in [cond.get("body")] if unless else conjuncts(cond.get("body")):
+            if not isinstance(c, dict) or len(c) != 1:
+                continue
+            ((op, cmp),) = c.items()
+            if op not in _FLIP or not isinstance(cmp, dict) or (unless and op == "=="):
+                continue
+            op = _NOT[op] if unless else op
+            if _is_context_attr(cmp.get("left"), "date"):
+                d = _day_of(cmp.get("right"))
+            elif _is_context_attr(cmp.get("right"), "date"):
+                op, d = _FLIP[op], _day_of(cmp.get("left"))
+            else:
+                continue
+            if d is None:
+                continue
+            step = {">": day, "<": -day}.get(op, dt.timedelta(0))
+            try:  # `> 9999-12-31` or `< 0001-01-01`: a day that is not there bounds nothing
+                d += step
+            except OverflowError:
+                continue
+            low = d if op in (">=", ">", "==") else None
+            high = d if op in ("<=", "<", "==") else None
+            if low is not None:
+                first = low if first is None else max(first, low)
+            if high is not None:
+                last = high if last is None else min(last, high)
+    return first, last
+
+
 def regimes(est: dict[str, Any]) -> tuple[str, ...]:
     """The regimes a policy can apply under (all of them unless it tests context.regime)."""
     named = set()

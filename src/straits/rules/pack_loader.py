@@ -23,7 +23,7 @@ from straits.controls import BIDI
 from straits.errors import PackError
 from straits.model.types import AUTHORIZATIONS
 from straits.rules.cedar import CedarSyntaxError, parse_est
-from straits.rules.est import non_day_datetimes
+from straits.rules.est import date_window, non_day_datetimes
 from straits.rules.pack_files import load_yaml, read_pack_file
 from straits.rules.pack_meta import (
     CONFIDENCES,
@@ -263,6 +263,7 @@ def _rule_from(est: dict[str, Any], stmt: Statement, pack: str, file: str) -> Ru
             source=where,
             expected="an end on or after the start (both inclusive)",
         )
+    _check_window(est, start, end, where)
     return Rule(
         id=ann["id"],
         pack=pack,
@@ -281,6 +282,33 @@ def _rule_from(est: dict[str, Any], stmt: Statement, pack: str, file: str) -> Ru
         text=stmt.text,
         est=est,
     )
+
+
+def _check_window(est: dict[str, Any], start: dt.date, end: dt.date | None, where: str) -> None:
+    """The annotations say what the condition's dates say: `rules list`, `rules diff` and the
+    boundary tables read the annotations, `check` the condition, and an off-by-one between
+    them (``@effective_from("2025-04-09")`` over ``context.date >= datetime("2025-04-10")``)
+    listed a rule as in force on a day it did not apply."""
+    first, last = date_window(est)
+    if first is not None and first != start:
+        raise PackError(
+            f"@effective_from({start.isoformat()!r}) but the condition applies from "
+            f"{first.isoformat()}",
+            source=where,
+            expected="the first day the condition's `context.date` comparisons allow",
+        )
+    if last != end:
+        said = f"@effective_until({end.isoformat()!r})" if end else "no @effective_until"
+        found = (
+            f"its last day is {last.isoformat()}"
+            if last
+            else "no top-level `context.date <`/`<=` comparison ends it"
+        )
+        raise PackError(
+            f"{said} but the condition's {found}",
+            source=where,
+            expected="the last day the condition's `context.date` comparisons allow (inclusive)",
+        )
 
 
 def _check_reason(template: str, where: str) -> None:
