@@ -121,3 +121,27 @@ def test_an_unless_that_ends_the_rule_is_read(tmp_path: Path) -> None:
     )
     (rule,) = [r for r in load_pack(pack).rules if r.id == "team-h20"]
     assert rule.effective_until is not None and rule.effective_until.isoformat() == "2025-05-12"
+
+
+def test_coverage_is_not_100_percent_while_one_is_uncovered() -> None:
+    """1,999 of 2,000 policies (or conditions) covered read '100%' (round()), and met
+    --min-condition-coverage 100; 1 of 2,001 read '0%'."""
+    from straits.rules import ruleset
+    from straits.rules.coverage import Condition, CoverageReport, PackCoverage, PolicyCoverage
+
+    rule = ruleset().packs[0].rules[0]
+
+    def policy(covered: bool) -> PolicyCoverage:
+        cond = Condition(0, "when", "c", False, passed=1, stopped=1 if covered else 0)
+        return PolicyCoverage(rule, 3, 1 if covered else 0, (cond,))
+
+    almost = CoverageReport(
+        (PackCoverage("p", "1", (*(policy(True) for _ in range(1999)), policy(False))),)
+    )
+    assert almost.policy_pct == 99.9 and almost.condition_pct == 99.9
+    assert almost.conditions_below(100.0) and not almost.conditions_below(99.95)
+    assert almost.to_json()["packs"][0]["policy_coverage"] == 99.9
+    hardly = CoverageReport((PackCoverage("p", "1", (policy(True), *(policy(False),) * 2000)),))
+    assert hardly.policy_pct == 0.1 and hardly.condition_pct == 0.1
+    full = CoverageReport((PackCoverage("p", "1", (policy(True),) * 5),))
+    assert full.policy_pct == 100.0 and not full.conditions_below(100.0)

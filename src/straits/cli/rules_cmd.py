@@ -340,7 +340,7 @@ def test(
         fail(exc)
         return
     failed = [r for r in results if not r.ok]
-    too_low = report.condition_pct < min_conditions
+    too_low = report.conditions_below(min_conditions)
     bad = bool(failed or report.uncovered or too_low)
     if fmt != "table":
         emit(
