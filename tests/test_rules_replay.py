@@ -354,3 +354,9 @@ def test_cli_exit_code_gates_on_entries_that_could_not_be_replayed(
     table = straits(*args, db=db_url)
     assert table.returncode == 0, table.stderr
     assert "No recorded decision would change" not in " ".join(table.stdout.split())
+    # recorded, ledger show's line says so too (it read '0 would change, of 0 decisions')
+    from straits.cli.ledger_cmd import _summary
+
+    recorded = straits(*args, "--json", "--record", db=db_url)
+    entry = ledger.get_entry(store, json.loads(recorded.stdout)["recorded"]["seq"])
+    assert entry is not None and "1 entries could not be replayed" in _summary(entry)
