@@ -331,3 +331,23 @@ def test_a_tag_its_text_cannot_hold_is_a_named_error(tmp_path: Path, line: str, 
     assert words in str(err.value) and "pack.yaml" in str(err.value)
     code, _, out = cli("rules", "packs", "--rules", str(pack))
     assert code == 2 and words in out and "Traceback" not in out, out
+
+
+def test_a_rule_cedar_cannot_evaluate_is_named_by_its_id_and_line(tmp_path: Path) -> None:
+    """Cedar stops on an integer overflow; the error named `policy1`, Cedar's positional id,
+    which no pack holds, instead of the rule and where it is written."""
+    pack = copy_pack("sg-guidance", tmp_path)
+    add_policy(pack, "context.quantity * 100000000000000000 > 0")
+    request = {
+        "date": "2025-06-01",
+        "action": "procure",
+        "quantity": 2048,
+        "chip": "H100-SXM",
+        "tenant": {"hq": "US"},
+        "site": {"country": "SG", "operator_hq": "SG"},
+    }
+    f = tmp_path / "req.json"
+    f.write_text(json.dumps(request))
+    code, _, err = cli("check", "--rules", str(pack), str(f))
+    assert code == 2, err
+    assert "`sg-long` (" in err and "advisory.cedar:" in err and "`policy" not in err, err
