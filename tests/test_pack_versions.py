@@ -408,3 +408,8 @@ def test_a_group_member_changes_the_rules_that_test_it_in_every_pack(tmp_path: P
     assert any(r["pack"] == "us-ear-diffusion" for r in rules.values())
     assert all(r["aspects"] == ["groups"] and r["in_effect"] for r in rules.values())
     assert rules["us-ear-2023-d5-destination"]["details"] == ["members of ear-d5-macau: +SG"]
+    # the version is the same on both sides: the diff says the new policies are unreleased
+    us_ear = next(p for p in d["packs"] if p["pack"] == "us-ear")
+    assert us_ear["before"] == us_ear["after"] and us_ear["released"] is False
+    _, table, _ = cli("rules", "diff", "--packs", str(pack))
+    assert "(unreleased changes)" in table

@@ -123,7 +123,11 @@ def pack_diff(d: PackDiff) -> None:
         if not p.changed:
             continue
         console.print(
-            Text(f"\n{p.pack}: {p.before or '(new)'} -> {p.after or '(removed)'}", style="bold")
+            Text(
+                f"\n{p.pack}: {p.before or '(new)'} -> {p.after or '(removed)'}"
+                + (" (unreleased changes)" if p.released is False else ""),
+                style="bold",
+            )
         )
         for rel in p.releases:
             console.print(Text(f"  release {rel.version} ({rel.date})", style="cyan"))

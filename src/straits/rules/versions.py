@@ -148,6 +148,9 @@ class PackChange:
     rules: tuple[RuleChange, ...]
     groups: tuple[GroupChange, ...]
     unchanged: int
+    released: bool | None = None
+    """whether the newer pack's policies are those its newest changelog entry records (False:
+    edited without a new version, so both sides may show one version number)"""
 
     @property
     def changed(self) -> bool:
@@ -162,6 +165,7 @@ class PackChange:
             "rules": [c.to_json() for c in self.rules],
             "groups": [g.to_json() for g in self.groups],
             "unchanged": self.unchanged,
+            "released": self.released,
         }
 
 
@@ -278,6 +282,7 @@ def diff_packs(before: list[Pack], after: list[Pack]) -> PackDiff:
                 tuple(changes),
                 tuple(_groups(a.groups if a else (), b.groups if b else (), name)),
                 unchanged,
+                b.released if b else None,
             )
         )
     return PackDiff(tuple(out))
