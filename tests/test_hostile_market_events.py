@@ -39,3 +39,40 @@ def test_no_event_after_the_last_month(tmp_path: Path, end: str, day: str) -> No
     out = simulate(market, regime="enacted", firms=5, rules=ruleset((pack,))).to_json()
     assert [m["month"] for m in out["months"]] == [end]
     assert all(e["date"][:7] == end for e in out["events"]), out["events"]
+
+
+QUANTITY_RULE = """
+@id("team-big-orders")
+@title("Team: no orders of 50,000 chips or more")
+@citation("Team policy 8")
+@confidence("V")
+@effect("deny")
+@effective_from("2020-01-01")
+@reason("too many chips")
+permit (principal, action == Straits::Action::"procure", resource)
+when { context.date >= datetime("2020-01-01") && context.quantity >= 50000 };
+"""
+
+
+def test_a_rule_on_the_order_size_tells_orders_apart(tmp_path: Path) -> None:
+    """The market's memo keyed a purchase by its TPP position only: under a pack testing
+    `context.quantity`, an order of 60,000 chips got the answer of an order of 40,000 asked
+    before it (both above every TPP threshold of the packs): both allowed, or both denied."""
+    from straits.market.rulebook import Actor, Question, Rulebook
+
+    pack = tmp_path / "team"
+    pack.mkdir()
+    (pack / "pack.yaml").write_text("name: team\ntitle: t\nversion: '1'\n")
+    (pack / "orders.cedar").write_text(QUANTITY_RULE)
+    actor = Actor("SG")
+
+    def order(n: int) -> Question:
+        return Question(actor, "procure", "SG", "SG", "Ascend-910B", quantity=n)
+
+    for sizes in ((40_000, 60_000), (60_000, 40_000)):
+        book = Rulebook(ruleset((pack,)), "enacted", {})
+        shares = {
+            n: v.share
+            for n, v in zip(sizes, book.verdicts([order(n) for n in sizes], "2025-06"), strict=True)
+        }
+        assert shares == {40_000: pytest.approx(1.0), 60_000: 0.0}, sizes
