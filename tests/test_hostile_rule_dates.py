@@ -145,3 +145,18 @@ def test_coverage_is_not_100_percent_while_one_is_uncovered() -> None:
     assert hardly.policy_pct == 0.1 and hardly.condition_pct == 0.1
     full = CoverageReport((PackCoverage("p", "1", (policy(True),) * 5),))
     assert full.policy_pct == 100.0 and not full.conditions_below(100.0)
+
+
+@pytest.mark.parametrize("value", [1744156800, 1744156800.0, "1744156800", "2025-4-9"])
+def test_a_date_that_is_a_number_is_refused(value: object) -> None:
+    """`"date": 1744156800` (seconds since 1970) was decided as 2025-04-09 without a word."""
+    from pydantic import ValidationError
+
+    from straits.model.request import CheckRequest
+
+    with pytest.raises(ValidationError, match="not a date written YYYY-MM-DD"):
+        CheckRequest.model_validate({**H20_REQUEST, "date": value})
+    for day in ("2025-04-09", "2025-04-09T00:00:00Z"):
+        assert CheckRequest.model_validate({**H20_REQUEST, "date": day}).date.isoformat() == (
+            "2025-04-09"
+        )
