@@ -160,3 +160,45 @@ def test_a_date_that_is_a_number_is_refused(value: object) -> None:
         assert CheckRequest.model_validate({**H20_REQUEST, "date": day}).date.isoformat() == (
             "2025-04-09"
         )
+
+
+def test_a_rule_that_excludes_a_regime_is_not_listed_under_it(tmp_path: Path) -> None:
+    """`context.regime != "ai-diffusion"`: `rules list --regime ai-diffusion` listed the rule
+    in force (and the market an event adding it) while `check` under that regime never
+    applied it; only `==` was read."""
+    pack = copy_pack("sg-guidance", tmp_path)
+    team_rule(pack, 'context.date >= datetime("2025-04-10") && context.regime != "ai-diffusion"')
+    (rule,) = [r for r in load_pack(pack).rules if r.id == "team-h20"]
+    from straits.rules.listing import rule_regimes
+
+    assert rule_regimes(rule) == ("enacted",)
+    code, out, err = cli(
+        "rules",
+        "list",
+        "--rules",
+        str(pack),
+        "--date",
+        "2025-06-01",
+        "--regime",
+        "ai-diffusion",
+        "--json",
+    )
+    assert code == 0, err
+    assert "team-h20" not in out
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        '(context.regime == "ai-diffusion" || context.quantity > 5)',
+        '!(context.regime == "enacted")',
+        'context.regime like "ai-*"',
+    ],
+)
+def test_a_regime_test_the_listings_cannot_read_is_refused(tmp_path: Path, condition: str) -> None:
+    """A test of context.regime under `||` was read as restricting the rule to that regime
+    (listed only under ai-diffusion, applied under enacted too); `!` and `like` not at all."""
+    pack = copy_pack("sg-guidance", tmp_path)
+    team_rule(pack, f'context.date >= datetime("2025-04-10") && {condition}')
+    code, _, err = cli("rules", "list", "--rules", str(pack))
+    assert code == 2 and "context.regime" in err and "advisory.cedar:" in err, err

@@ -142,17 +142,50 @@ def date_window(est: dict[str, Any]) -> tuple[dt.date | None, dt.date | None]:
     return first, last
 
 
+def _regime_tests(est: dict[str, Any]) -> tuple[list[tuple[str, str]], bool]:
+    """(``==`` or ``!=``, regime) of each comparison of ``context.regime`` with a string that
+    is a top-level ``&&`` operand of ``when`` (or an ``unless`` of one, negated), and whether
+    the policy reads ``context.regime`` anywhere else."""
+    tests: list[tuple[str, str]] = []
+    seen: set[int] = set()
+    for cond in est.get("conditions", []):
+        unless = cond.get("kind") == "unless"
+        for c in [cond.get("body")] if unless else conjuncts(cond.get("body")):
+            if not isinstance(c, dict) or len(c) != 1:
+                continue
+            ((op, cmp),) = c.items()
+            if op not in ("==", "!=") or not isinstance(cmp, dict):
+                continue
+            for side, other in (("left", "right"), ("right", "left")):
+                value = (
+                    cmp.get(other, {}).get("Value") if isinstance(cmp.get(other), dict) else None
+                )
+                if _is_context_attr(cmp.get(side), "regime") and isinstance(value, str):
+                    tests.append(({"==": "!=", "!=": "=="}[op] if unless else op, value))
+                    seen.add(id(cmp[side]))
+    reads = [n for n in walk(est) if _is_context_attr(n, "regime")]
+    return tests, any(id(n) not in seen for n in reads)
+
+
 def regimes(est: dict[str, Any]) -> tuple[str, ...]:
-    """The regimes a policy can apply under (all of them unless it tests context.regime)."""
-    named = set()
-    for node in walk(est):
-        if isinstance(node, dict) and isinstance(node.get("=="), dict):
-            cmp = node["=="]
-            if _is_context_attr(cmp.get("left"), "regime"):
-                value = cmp.get("right", {}).get("Value")
-                if isinstance(value, str):
-                    named.add(value)
-    return tuple(r for r in REGIMES if r in named) if named else REGIMES
+    """The regimes a policy can apply under: all of them, less those its top-level
+    ``context.regime == "X"`` / ``!= "X"`` tests rule out (``!=`` was read as applying under
+    every regime, and a test inside ``||`` as restricting the rule: see :func:`regime_problem`)."""
+    allowed = set(REGIMES)
+    for op, value in _regime_tests(est)[0]:
+        allowed = allowed & {value} if op == "==" else allowed - {value}
+    return tuple(r for r in REGIMES if r in allowed)
+
+
+def regime_problem(est: dict[str, Any]) -> str | None:
+    """Why the regimes a policy applies under cannot be read from it, if they cannot."""
+    if _regime_tests(est)[1]:
+        return (
+            'context.regime is read other than as a top-level `&& context.regime == "X"` '
+            "(or `!=`) of `when`: `rules list`, `rules diff`, the case tables and the market "
+            "could not tell under which regimes the rule applies"
+        )
+    return None
 
 
 # --- conditions and their text (for coverage reports) ---------------------------------------
