@@ -1,5 +1,6 @@
-"""Rule packs whose dates said one thing and decided another, found by the hostile pass atk40:
-a boundary inside a day, and annotations that disagree with the condition's dates."""
+"""Rule packs whose dates and regimes said one thing and decided another, found by the hostile
+pass atk40: a boundary inside a day, annotations that disagree with the condition's dates, regime
+tests the listings misread, coverage rounded to 100%, and dates written as numbers."""
 
 from __future__ import annotations
 
