@@ -201,6 +201,9 @@ MARKET_FILES: list[tuple[str, dict[str, Any], int, tuple[str, ...]]] = [
         2,
         ("uptake", "bis-licence", "bis-license"),
     ),
+    # home SG over the shipped SG pools: SG firms renting in SG were reported as 'offshore SG'
+    # (found by the hostile pass atk40)
+    ("home-is-a-rental-country", {"home": "SG"}, 2, ("home", "supply.countries.SG")),
     # one home firm type alone (share 1, no other types' demand) is a market, and runs
     (
         "one-home-type-one-month",

@@ -199,9 +199,14 @@ def test_a_rule_in_force_to_the_last_day_there_is_has_no_day_after(tmp_path: Pat
     pack = copy_pack("sg-guidance", tmp_path)
     f = pack / "advisory.cedar"
     f.write_text(
-        f.read_text().replace(
+        f.read_text()
+        .replace(
             '@effective_from("2025-04-01")',
             '@effective_from("2025-04-01")\n@effective_until("9999-12-31")',
+        )
+        .replace(  # the condition says it too, or the pack is refused (test_hostile_rule_dates)
+            'context.date >= datetime("2025-04-01")',
+            'context.date >= datetime("2025-04-01") && context.date <= datetime("9999-12-31")',
         )
     )
     (pack / "cases" / "advisory.yaml").write_text(boundary_table("2030-01-01"))
@@ -326,3 +331,23 @@ def test_a_tag_its_text_cannot_hold_is_a_named_error(tmp_path: Path, line: str, 
     assert words in str(err.value) and "pack.yaml" in str(err.value)
     code, _, out = cli("rules", "packs", "--rules", str(pack))
     assert code == 2 and words in out and "Traceback" not in out, out
+
+
+def test_a_rule_cedar_cannot_evaluate_is_named_by_its_id_and_line(tmp_path: Path) -> None:
+    """Cedar stops on an integer overflow; the error named `policy1`, Cedar's positional id,
+    which no pack holds, instead of the rule and where it is written."""
+    pack = copy_pack("sg-guidance", tmp_path)
+    add_policy(pack, "context.quantity * 100000000000000000 > 0")
+    request = {
+        "date": "2025-06-01",
+        "action": "procure",
+        "quantity": 2048,
+        "chip": "H100-SXM",
+        "tenant": {"hq": "US"},
+        "site": {"country": "SG", "operator_hq": "SG"},
+    }
+    f = tmp_path / "req.json"
+    f.write_text(json.dumps(request))
+    code, _, err = cli("check", "--rules", str(pack), str(f))
+    assert code == 2, err
+    assert "`sg-long` (" in err and "advisory.cedar:" in err and "`policy" not in err, err

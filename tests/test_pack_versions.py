@@ -119,7 +119,11 @@ def test_diff_classifies_added_removed_and_changed_rules(tmp_path: Path) -> None
     (pack / "groups.yaml").write_text(yaml.safe_dump(groups))
     d = diff_packs(ruleset().packs, ruleset((pack,)).packs)
     by_rule = {c.rule.id: c for c in d.rules}
-    assert set(by_rule) == {
+    # the rules testing ear-d1 (or a group including it) change with its new member
+    by_group = {rid: c for rid, c in by_rule.items() if c.aspects == ("groups",)}
+    assert by_group and all(c.in_effect for c in by_group.values())
+    assert all(any("+TH" in x for x in c.details()) for c in by_group.values())
+    assert set(by_rule) - set(by_group) == {
         "us-ear-2023-headquarters",
         "us-ear-remote-access",
         "us-ear-2025-h20-licensed",
@@ -386,3 +390,26 @@ def test_an_unknown_pack_name_is_quoted_in_the_error() -> None:
     terminal."""
     code, _, err = cli("rules", "test", "x\x1b[2J")
     assert code == 2 and "\x1b" not in err and "'x\\x1b[2J'" in err, err
+
+
+def test_a_group_member_changes_the_rules_that_test_it_in_every_pack(tmp_path: Path) -> None:
+    """`ear-d5: +SG` alone was '0 changed in effect': the group was listed, the rules testing
+    it (through ear-d5-macau, or the diffusion pack's groups including it) counted unchanged."""
+    pack = copy_pack("us-ear", tmp_path)
+    groups = yaml.safe_load((pack / "groups.yaml").read_text())
+    groups["ear-d5"]["members"].append("SG")
+    (pack / "groups.yaml").write_text(yaml.safe_dump(groups))
+    code, out, err = cli("rules", "diff", "--packs", str(pack), "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    rules = {r["rule"]: r for p in d["packs"] for r in p["rules"]}
+    assert d["changed_in_effect"] == len(rules) > 0
+    assert "us-ear-2023-d5-destination" in rules
+    assert any(r["pack"] == "us-ear-diffusion" for r in rules.values())
+    assert all(r["aspects"] == ["groups"] and r["in_effect"] for r in rules.values())
+    assert rules["us-ear-2023-d5-destination"]["details"] == ["members of ear-d5-macau: +SG"]
+    # the version is the same on both sides: the diff says the new policies are unreleased
+    us_ear = next(p for p in d["packs"] if p["pack"] == "us-ear")
+    assert us_ear["before"] == us_ear["after"] and us_ear["released"] is False
+    _, table, _ = cli("rules", "diff", "--packs", str(pack))
+    assert "(unreleased changes)" in table

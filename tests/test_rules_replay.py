@@ -322,3 +322,41 @@ def test_a_recorded_answer_that_is_no_decision_skips_its_entry(
     result = Replayer(store, after).run(dt.date.today())
     assert [s.seq for s in result.skipped] == [1] and words in result.skipped[0].reason
     assert result.decisions == len(REQUESTS) and result.changes
+
+
+def test_cli_exit_code_gates_on_entries_that_could_not_be_replayed(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A candidate whose rules cannot evaluate a recorded request (Cedar's integer overflow)
+    skips the entry; `--exit-code` exited 0 and the table said no recorded decision would
+    change, so a CI gate passed a pack that fails on every recorded decision."""
+    store = Store(db_url)
+    rules = ruleset()
+    req = CheckRequest.model_validate(
+        {
+            "date": "2025-06-01",
+            "action": "transfer-data",
+            "tenant": {"hq": "SG"},
+            "site": {"country": "SG", "operator_hq": "SG"},
+            "data": {"origin": "CN", "classes": ["personal"], "subjects": 10**10},
+        }
+    )
+    record_check(store, rules, [req], rules.check(req).to_json(), tenant="t", actor="x")
+    pack = tmp_path / "team"
+    pack.mkdir()
+    (pack / "pack.yaml").write_text("name: team\ntitle: t\nversion: '1'\n")
+    (pack / "overflow.cedar").write_text(OVERFLOW)
+    args = ("rules", "replay", "--since", dt.date.today().isoformat(), "--packs", str(pack))
+    p = straits(*args, "--json", "--exit-code", db=db_url)
+    assert p.returncode == 4, p.stderr
+    out = json.loads(p.stdout)
+    assert out["changed"] == 0 and [s["seq"] for s in out["skipped"]] == [1]
+    table = straits(*args, db=db_url)
+    assert table.returncode == 0, table.stderr
+    assert "No recorded decision would change" not in " ".join(table.stdout.split())
+    # recorded, ledger show's line says so too (it read '0 would change, of 0 decisions')
+    from straits.cli.ledger_cmd import _summary
+
+    recorded = straits(*args, "--json", "--record", db=db_url)
+    entry = ledger.get_entry(store, json.loads(recorded.stdout)["recorded"]["seq"])
+    assert entry is not None and "1 entries could not be replayed" in _summary(entry)

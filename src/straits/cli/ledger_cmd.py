@@ -287,12 +287,14 @@ def _summary(e: Entry) -> str:
         )
     if e.kind == "replay":
         done = (result or {}).get("replayed") or {}
+        # a replay that skipped every entry read '0 would change, of 0 decisions' and no more
+        skipped = len(s) if isinstance(s := (result or {}).get("skipped"), list) else 0
         # "3 of 5 decisions and 2 placements would change" read as 2 placements changing
         return (
             f"rules replay since {body.get('date')}: {(result or {}).get('changed')} would "
             f"change, of {done.get('decisions', 0)} decisions and "
             f"{done.get('placements', 0)} plan placements replayed"
-        )
+        ) + (f"; {skipped} entries could not be replayed" if skipped else "")
     plan: dict[str, Any] = (result or {}).get("plan") or {}
     return (
         f"{plan.get('status')} ${plan.get('total_cost_usd', 0):,.0f} "

@@ -340,7 +340,7 @@ def test(
         fail(exc)
         return
     failed = [r for r in results if not r.ok]
-    too_low = report.condition_pct < min_conditions
+    too_low = report.conditions_below(min_conditions)
     bad = bool(failed or report.uncovered or too_low)
     if fmt != "table":
         emit(
@@ -407,7 +407,8 @@ def replay(
     exit_code: bool = typer.Option(
         False,
         "--exit-code",
-        help=f"Exit {EXIT_CHANGED} when a recorded decision would change (for scripts and CI).",
+        help=f"Exit {EXIT_CHANGED} when a recorded decision would change or an entry could not "
+        "be replayed (for scripts and CI).",
     ),
     verify: bool = typer.Option(
         True,
@@ -466,7 +467,9 @@ def replay(
         )
     else:
         views.replay_view(result)
-    if exit_code and result.changes:
+    # an entry the candidate could not replay is no evidence that nothing changes: a candidate
+    # whose rules fail on every recorded request skipped them all and passed the gate (exit 0)
+    if exit_code and (result.changes or result.skipped):
         raise typer.Exit(EXIT_CHANGED)
 
 

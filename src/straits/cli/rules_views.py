@@ -123,7 +123,11 @@ def pack_diff(d: PackDiff) -> None:
         if not p.changed:
             continue
         console.print(
-            Text(f"\n{p.pack}: {p.before or '(new)'} -> {p.after or '(removed)'}", style="bold")
+            Text(
+                f"\n{p.pack}: {p.before or '(new)'} -> {p.after or '(removed)'}"
+                + (" (unreleased changes)" if p.released is False else ""),
+                style="bold",
+            )
         )
         for rel in p.releases:
             console.print(Text(f"  release {rel.version} ({rel.date})", style="cyan"))
@@ -187,7 +191,16 @@ def replay_view(r: Replay) -> None:
         )
     )
     console.print(Text(f"candidate packs: {packs}", style="dim"), soft_wrap=True)
-    if not r.changes:
+    if not r.changes and r.skipped:
+        n = len(r.skipped)
+        console.print(
+            Text(
+                f"No replayed decision would change, but {n} entr{'y' if n == 1 else 'ies'} "
+                "could not be replayed (below): what they would decide is not known.",
+                style="bold yellow",
+            )
+        )
+    elif not r.changes:
         console.print(Text("No recorded decision would change.", style="bold green"))
     else:
         console.print(

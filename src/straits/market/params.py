@@ -330,6 +330,13 @@ class Market(Strict):
             raise ValueError("firm type ids must be unique")
         if not any(t.hq == self.home for t in self.firm_types):
             raise ValueError(f"no firm type is headquartered in the home country {self.home}")
+        if self.home in self.supply.countries:
+            # home SG over the shipped pools reported SG firms renting in SG as 'offshore SG'
+            raise ValueError(
+                f"`home` {self.home} is also a rental country (supply.countries.{self.home}): "
+                "the home firms' rentals there would be reported as offshore; the rental "
+                "countries are those abroad"
+            )
         chips = [c.chip for c in self.home_chips]
         if len(set(chips)) != len(chips):
             raise ValueError("each home chip may be listed once")

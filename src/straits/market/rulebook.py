@@ -190,11 +190,14 @@ class Rulebook:
         )
 
     def _base(self, q: Question) -> Hashable:
-        """The question as the policies can tell it apart (the quantity by its position among
-        the thresholds the policies compare it with)."""
+        """The question as the policies can tell it apart (the quantity, and the TPP it buys,
+        by their positions among the thresholds the policies compare them with: keyed by the
+        TPP alone, an order of 100,000 chips got the answer of one of 10 under a policy
+        testing `context.quantity`)."""
         got = self._keys.get(q.ident)
         if got is None:
-            got = (*q.ident[:-1], self._tpp_position(q))
+            size = self.rules.position(("quantity",), min(q.quantity, MAX_QUANTITY))
+            got = (*q.ident[:-1], self._tpp_position(q), size)
             self._keys[q.ident] = got
         return got
 

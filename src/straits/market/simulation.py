@@ -10,7 +10,7 @@ next month. Every unit of demand is served at home, served abroad or reported un
 
 from __future__ import annotations
 
-import datetime as dt
+import calendar
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
@@ -381,9 +381,10 @@ def _run(s: Setup, seed: int) -> MarketResult:
         )
         if s.trace:
             trace_usage(s, month, used_own, rent_ch, a_home, a_off)
+    last = month_start(m.months[-1])  # its last day: start + 30 days was in the next month
     events = rb.events(
         month_start(m.months[0]),
-        month_start(m.months[-1]) + dt.timedelta(days=31) - dt.timedelta(days=1),
+        last.replace(day=calendar.monthrange(last.year, last.month)[1]),
     )
     return MarketResult(
         market=m,

@@ -285,8 +285,22 @@ def _in_window(value: dt.date) -> dt.date:
     return value
 
 
-Date = Annotated[dt.date, AfterValidator(_in_window)]
-"""A calendar date from 2000-01-01 to 2100-12-31."""
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _written_as_a_day(value: object) -> object:
+    """A date is written ``YYYY-MM-DD`` (a YAML date, or one with a zero time, too). Pydantic
+    read a number, or text of digits, as seconds since 1970: ``"date": 1744156800`` was
+    decided as 2025-04-09 without a word."""
+    if isinstance(value, bool | int | float) or (
+        isinstance(value, str) and not _ISO_DAY.match(value.strip())
+    ):
+        raise ValueError(f"{str(value)[:40]!r} is not a date written YYYY-MM-DD")
+    return value
+
+
+Date = Annotated[dt.date, BeforeValidator(_written_as_a_day), AfterValidator(_in_window)]
+"""A calendar date from 2000-01-01 to 2100-12-31, written YYYY-MM-DD."""
 _CONTROL = TERMINAL_CONTROL  # tab and newline are text (straits/controls.py)
 
 

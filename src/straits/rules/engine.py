@@ -9,6 +9,7 @@ question many times, so results are cached by exactly what the policies read
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Hashable
 from functools import cache
 from pathlib import Path
@@ -191,7 +192,8 @@ class RuleSet:
                     results = part.evaluator.satisfied(batch)
                 except ValueError as exc:
                     raise RequestError(
-                        f"the rules could not evaluate this request: {exc}"
+                        "the rules could not evaluate this request: "
+                        + _named(str(exc), [self.rules[j] for j in part.rules])
                     ) from None
                 self.evaluations += len(unique)
                 answers = {
@@ -241,6 +243,23 @@ class RuleSet:
     @property
     def cache_size(self) -> int:
         return sum(len(c) for c in self._cache)
+
+
+_POLICY_ID = re.compile(r"`policy(\d+)`")
+
+
+def _named(message: str, rules: list[Rule]) -> str:
+    """Cedar's message with its positional policy ids (`policy1`) replaced by the rule's id,
+    file and line: a failing rule was named by an id no pack holds."""
+
+    def name(m: re.Match[str]) -> str:
+        i = int(m.group(1))
+        if i >= len(rules):
+            return m.group(0)
+        r = rules[i]
+        return f"`{r.id}` ({r.file}:{r.line})"
+
+    return _POLICY_ID.sub(name, message)
 
 
 @cache

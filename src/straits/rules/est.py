@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +11,7 @@ from straits.model.types import Regime
 
 REGIMES: tuple[str, ...] = Regime.__args__  # type: ignore[attr-defined]
 NS = "Straits"
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def walk(node: Any) -> Iterator[Any]:
@@ -39,6 +41,20 @@ def date_literals(est: dict[str, Any]) -> set[dt.date]:
             for arg in node["datetime"]:
                 if isinstance(arg, dict) and isinstance(arg.get("Value"), str):
                     out.add(dt.date.fromisoformat(arg["Value"][:10]))
+    return out
+
+
+def non_day_datetimes(est: dict[str, Any]) -> list[str]:
+    """The ``datetime("...")`` literals of a policy that are not a plain day (``YYYY-MM-DD``).
+    ``context.date`` is a day at midnight UTC: a literal with a time or a UTC offset puts a
+    rule's boundary inside a day, which the cache keys (and every listing) read as that day."""
+    out = []
+    for node in walk(est):
+        if isinstance(node, dict) and isinstance(node.get("datetime"), list):
+            for arg in node["datetime"]:
+                value = arg.get("Value") if isinstance(arg, dict) else None
+                if not isinstance(value, str) or not _DAY.fullmatch(value):
+                    out.append(str(value))
     return out
 
 
@@ -73,17 +89,103 @@ def date_comparisons(est: dict[str, Any]) -> set[tuple[str, dt.date]]:
     return out
 
 
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "=="}
+_NOT = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+
+
+def _day_of(node: Any) -> dt.date | None:
+    args = node.get("datetime") if isinstance(node, dict) else None
+    value = args[0].get("Value") if isinstance(args, list) and args else None
+    if not isinstance(value, str) or not _DAY.fullmatch(value):
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def date_window(est: dict[str, Any]) -> tuple[dt.date | None, dt.date | None]:
+    """The first and last day (inclusive) a policy's comparisons of ``context.date`` with a day
+    allow: the top-level ``&&`` operands of its ``when`` and an ``unless`` that is one such
+    comparison; None where none bounds it."""
+    first: dt.date | None = None
+    last: dt.date | None = None
+    day = dt.timedelta(days=1)
+    for cond in est.get("conditions", []):
+        unless = cond.get("kind") == "unless"  # `unless { context.date >= X }` ends the rule
+        for c in [cond.get("body")] if unless else conjuncts(cond.get("body")):
+            if not isinstance(c, dict) or len(c) != 1:
+                continue
+            ((op, cmp),) = c.items()
+            if op not in _FLIP or not isinstance(cmp, dict) or (unless and op == "=="):
+                continue
+            op = _NOT[op] if unless else op
+            if _is_context_attr(cmp.get("left"), "date"):
+                d = _day_of(cmp.get("right"))
+            elif _is_context_attr(cmp.get("right"), "date"):
+                op, d = _FLIP[op], _day_of(cmp.get("left"))
+            else:
+                continue
+            if d is None:
+                continue
+            step = {">": day, "<": -day}.get(op, dt.timedelta(0))
+            try:  # `> 9999-12-31` or `< 0001-01-01`: a day that is not there bounds nothing
+                d += step
+            except OverflowError:
+                continue
+            low = d if op in (">=", ">", "==") else None
+            high = d if op in ("<=", "<", "==") else None
+            if low is not None:
+                first = low if first is None else max(first, low)
+            if high is not None:
+                last = high if last is None else min(last, high)
+    return first, last
+
+
+def _regime_tests(est: dict[str, Any]) -> tuple[list[tuple[str, str]], bool]:
+    """(``==`` or ``!=``, regime) of each comparison of ``context.regime`` with a string that
+    is a top-level ``&&`` operand of ``when`` (or an ``unless`` of one, negated), and whether
+    the policy reads ``context.regime`` anywhere else."""
+    tests: list[tuple[str, str]] = []
+    seen: set[int] = set()
+    for cond in est.get("conditions", []):
+        unless = cond.get("kind") == "unless"
+        for c in [cond.get("body")] if unless else conjuncts(cond.get("body")):
+            if not isinstance(c, dict) or len(c) != 1:
+                continue
+            ((op, cmp),) = c.items()
+            if op not in ("==", "!=") or not isinstance(cmp, dict):
+                continue
+            for side, other in (("left", "right"), ("right", "left")):
+                value = (
+                    cmp.get(other, {}).get("Value") if isinstance(cmp.get(other), dict) else None
+                )
+                if _is_context_attr(cmp.get(side), "regime") and isinstance(value, str):
+                    tests.append(({"==": "!=", "!=": "=="}[op] if unless else op, value))
+                    seen.add(id(cmp[side]))
+    reads = [n for n in walk(est) if _is_context_attr(n, "regime")]
+    return tests, any(id(n) not in seen for n in reads)
+
+
 def regimes(est: dict[str, Any]) -> tuple[str, ...]:
-    """The regimes a policy can apply under (all of them unless it tests context.regime)."""
-    named = set()
-    for node in walk(est):
-        if isinstance(node, dict) and isinstance(node.get("=="), dict):
-            cmp = node["=="]
-            if _is_context_attr(cmp.get("left"), "regime"):
-                value = cmp.get("right", {}).get("Value")
-                if isinstance(value, str):
-                    named.add(value)
-    return tuple(r for r in REGIMES if r in named) if named else REGIMES
+    """The regimes a policy can apply under: all of them, less those its top-level
+    ``context.regime == "X"`` / ``!= "X"`` tests rule out (``!=`` was read as applying under
+    every regime, and a test inside ``||`` as restricting the rule: see :func:`regime_problem`)."""
+    allowed = set(REGIMES)
+    for op, value in _regime_tests(est)[0]:
+        allowed = allowed & {value} if op == "==" else allowed - {value}
+    return tuple(r for r in REGIMES if r in allowed)
+
+
+def regime_problem(est: dict[str, Any]) -> str | None:
+    """Why the regimes a policy applies under cannot be read from it, if they cannot."""
+    if _regime_tests(est)[1]:
+        return (
+            'context.regime is read other than as a top-level `&& context.regime == "X"` '
+            "(or `!=`) of `when`: `rules list`, `rules diff`, the case tables and the market "
+            "could not tell under which regimes the rule applies"
+        )
+    return None
 
 
 # --- conditions and their text (for coverage reports) ---------------------------------------

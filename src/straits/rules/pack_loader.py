@@ -23,6 +23,7 @@ from straits.controls import BIDI
 from straits.errors import PackError
 from straits.model.types import AUTHORIZATIONS
 from straits.rules.cedar import CedarSyntaxError, parse_est
+from straits.rules.est import date_window, non_day_datetimes, regime_problem
 from straits.rules.pack_files import load_yaml, read_pack_file
 from straits.rules.pack_meta import (
     CONFIDENCES,
@@ -243,6 +244,15 @@ def _rule_from(est: dict[str, Any], stmt: Statement, pack: str, file: str) -> Ru
             source=where,
             expected="one of " + ", ".join(PRESUMPTIONS),
         )
+    odd = non_day_datetimes(est)
+    if odd:
+        raise PackError(
+            f"datetime({odd[0][:40]!r}) is not a day: context.date is a day (midnight UTC), and "
+            "a time or UTC offset puts the rule's boundary inside a day, where the decision "
+            "depended on which dates were asked before",
+            source=where,
+            expected='a day, datetime("YYYY-MM-DD")',
+        )
     until = ann.get("effective_until") or None
     start = _date(ann["effective_from"], where, "effective_from")
     end = _date(until, where, "effective_until") if until else None
@@ -253,6 +263,7 @@ def _rule_from(est: dict[str, Any], stmt: Statement, pack: str, file: str) -> Ru
             source=where,
             expected="an end on or after the start (both inclusive)",
         )
+    _check_window(est, start, end, where)
     return Rule(
         id=ann["id"],
         pack=pack,
@@ -271,6 +282,35 @@ def _rule_from(est: dict[str, Any], stmt: Statement, pack: str, file: str) -> Ru
         text=stmt.text,
         est=est,
     )
+
+
+def _check_window(est: dict[str, Any], start: dt.date, end: dt.date | None, where: str) -> None:
+    """The annotations say what the condition's dates say: `rules list`, `rules diff` and the
+    boundary tables read the annotations, `check` the condition, and an off-by-one between
+    them (``@effective_from("2025-04-09")`` over ``context.date >= datetime("2025-04-10")``)
+    listed a rule as in force on a day it did not apply."""
+    if why := regime_problem(est):
+        raise PackError(why, source=where, expected='`when { ... && context.regime == "X" }`')
+    first, last = date_window(est)
+    if first is not None and first != start:
+        raise PackError(
+            f"@effective_from({start.isoformat()!r}) but the condition applies from "
+            f"{first.isoformat()}",
+            source=where,
+            expected="the first day the condition's `context.date` comparisons allow",
+        )
+    if last != end:
+        said = f"@effective_until({end.isoformat()!r})" if end else "no @effective_until"
+        found = (
+            f"its last day is {last.isoformat()}"
+            if last
+            else "no top-level `context.date <`/`<=` comparison ends it"
+        )
+        raise PackError(
+            f"{said} but the condition's {found}",
+            source=where,
+            expected="the last day the condition's `context.date` comparisons allow (inclusive)",
+        )
 
 
 def _check_reason(template: str, where: str) -> None:

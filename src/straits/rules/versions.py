@@ -2,9 +2,10 @@
 
 ``diff_packs(before, after)`` matches packs by name and rules by id. A changed rule lists the
 aspects that differ; those that change what the rule decides (its condition, effect,
-authorization, presumption, window or regimes) make it *changed in effect*, the others (title,
-citation, confidence, reason, reading) are *annotations only*. Country groups are compared by
-membership, since a policy that tests ``in Straits::Group::"..."`` changes with them. The
+authorization, presumption, window, regimes, or the members of a group it tests) make it
+*changed in effect*, the others (title, citation, confidence, reason, reading) are *annotations
+only*. Country groups are compared by membership too, since a policy that tests
+``in Straits::Group::"..."`` changes with them. The
 releases in the newer pack's changelog that the older one lacks say why.
 """
 
@@ -13,12 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from straits.rules.est import group_refs
 from straits.rules.listing import rule_regimes
 from straits.rules.pack_loader import Pack, Rule
 from straits.rules.pack_meta import Group, Release
 
-#: aspects of a rule that change what it decides
-EFFECT_ASPECTS = ("condition", "effect", "requires", "presumption", "window", "regimes")
+#: aspects of a rule that change what it decides (``groups``: the members of a group it tests)
+EFFECT_ASPECTS = ("condition", "effect", "requires", "presumption", "window", "regimes", "groups")
 ANNOTATION_ASPECTS = ("title", "citation", "confidence", "reason", "reading")
 
 
@@ -53,6 +55,9 @@ class RuleChange:
     before: Rule | None
     after: Rule | None
     aspects: tuple[str, ...] = ()
+    members: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = ()
+    """(group, countries added, countries removed) of each group the rule tests whose
+    members (its own and those of the groups it includes, in any pack) changed"""
 
     @property
     def rule(self) -> Rule:
@@ -80,6 +85,12 @@ class RuleChange:
                 out.append(f"{name} {getattr(a, name) or '-'} -> {getattr(b, name) or '-'}")
             elif name == "condition":
                 out.append("condition changed (see `straits rules show`)")
+            elif name == "groups":
+                out += [
+                    f"members of {g}: "
+                    + " ".join([*(f"+{m}" for m in add), *(f"-{m}" for m in rm)])
+                    for g, add, rm in self.members
+                ]
             else:
                 out.append(f"{name} reworded")
         return out
@@ -137,6 +148,9 @@ class PackChange:
     rules: tuple[RuleChange, ...]
     groups: tuple[GroupChange, ...]
     unchanged: int
+    released: bool | None = None
+    """whether the newer pack's policies are those its newest changelog entry records (False:
+    edited without a new version, so both sides may show one version number)"""
 
     @property
     def changed(self) -> bool:
@@ -151,6 +165,7 @@ class PackChange:
             "rules": [c.to_json() for c in self.rules],
             "groups": [g.to_json() for g in self.groups],
             "unchanged": self.unchanged,
+            "released": self.released,
         }
 
 
@@ -201,6 +216,26 @@ def _groups(a: tuple[Group, ...], b: tuple[Group, ...], pack: str) -> list[Group
     return out
 
 
+def _memberships(packs: list[Pack]) -> dict[str, frozenset[str]]:
+    """Every group's countries, its own and those of the groups it includes (acyclic: the
+    loader refuses a circle)."""
+    groups = {g.id: g for p in packs for g in p.groups}
+    out: dict[str, frozenset[str]] = {}
+
+    def members(gid: str) -> frozenset[str]:
+        if gid not in out:
+            g = groups.get(gid)
+            own = set(g.members) if g else set()
+            for inc in g.includes if g else ():
+                own |= members(inc)
+            out[gid] = frozenset(own)
+        return out[gid]
+
+    for gid in groups:
+        members(gid)
+    return out
+
+
 def _releases(before: Pack | None, after: Pack | None) -> tuple[Release, ...]:
     if after is None:
         return ()
@@ -211,6 +246,9 @@ def _releases(before: Pack | None, after: Pack | None) -> tuple[Release, ...]:
 def diff_packs(before: list[Pack], after: list[Pack]) -> PackDiff:
     """What changes from the pack set ``before`` to ``after``."""
     old, new = {p.name: p for p in before}, {p.name: p for p in after}
+    # a group's new member changes every rule testing it (or a group including it), in any
+    # pack: `ear-d5: +SG` was '0 changed in effect' while the D:5 rules now reached Singapore
+    ma, mb = _memberships(before), _memberships(after)
     out = []
     for name in sorted(old.keys() | new.keys()):
         a, b = old.get(name), new.get(name)
@@ -224,10 +262,17 @@ def diff_packs(before: list[Pack], after: list[Pack]) -> PackDiff:
                 changes.append(RuleChange("added", None, y))
             elif y is None:
                 changes.append(RuleChange("removed", x, None))
-            elif diff := aspects(x, y):
-                changes.append(RuleChange("changed", x, y, diff))
             else:
-                unchanged += 1
+                moved = tuple(
+                    (g, tuple(sorted(mb[g] - ma[g])), tuple(sorted(ma[g] - mb[g])))
+                    for g in sorted(group_refs(x.est) & group_refs(y.est))
+                    if g in ma and g in mb and ma[g] != mb[g]
+                )
+                diff = aspects(x, y) + (("groups",) if moved else ())
+                if diff:
+                    changes.append(RuleChange("changed", x, y, diff, moved))
+                else:
+                    unchanged += 1
         out.append(
             PackChange(
                 name,
@@ -237,6 +282,7 @@ def diff_packs(before: list[Pack], after: list[Pack]) -> PackDiff:
                 tuple(changes),
                 tuple(_groups(a.groups if a else (), b.groups if b else (), name)),
                 unchanged,
+                b.released if b else None,
             )
         )
     return PackDiff(tuple(out))
