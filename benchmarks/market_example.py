@@ -3,7 +3,9 @@
 The shipped market at its midpoints, seed 1, 300 firms, under the enacted rules and the
 `ai-diffusion` counterfactual: home firms' offshore rental demand around the H20 letter, at the
 end of 2027 (chip-hours, MW, prices), domestic chips and unmet work in 2027 under each regime,
-and the share of home chip-hours kept home by data residency. Deterministic (no timing).
+the share of home chip-hours kept home by data residency, and home firms' own chip-hours by chip
+from 2025-06 to 2027-12 under each regime (why the total is lower under `ai-diffusion`).
+Deterministic (no timing).
 Run: python benchmarks/market_example.py
 """
 
@@ -26,8 +28,8 @@ def _year(res: MarketResult, year: str, f: Callable[[MonthRecord], float]) -> fl
 
 def main() -> None:
     market = load_market()[0]
-    enacted = simulate(market, seed=1, firms=300, regime="enacted")
-    diffusion = simulate(market, seed=1, firms=300, regime="ai-diffusion")
+    enacted = simulate(market, seed=1, firms=300, regime="enacted", trace=True)
+    diffusion = simulate(market, seed=1, firms=300, regime="ai-diffusion", trace=True)
     print("== shipped market, seed 1, 300 firms, midpoints")
     before = _avg_offshore_demand(enacted, "2024-05", "2025-04")
     after = _avg_offshore_demand(enacted, "2025-05", "2026-04")
@@ -63,6 +65,36 @@ def main() -> None:
         sum(m.offshore_chip_hours.values()) for m in diffusion.months if m.month >= "2025-06"
     )
     print(f"ai-diffusion: offshore chip-hours after 2025-05 at most {late:,.0f}")
+    a, b = _owned_by_chip(enacted), _owned_by_chip(diffusion)
+    total = {
+        name: sum(
+            m.home_chip_hours + m.domestic_accelerator_chip_hours
+            for m in res.months
+            if "2025-06" <= m.month <= "2027-12"
+        )
+        for name, res in (("enacted", enacted), ("ai-diffusion", diffusion))
+    }
+    print(
+        f"2025-06..2027-12 home + domestic chip-hours: enacted {total['enacted'] / 1e9:.1f} bn, "
+        f"ai-diffusion {total['ai-diffusion'] / 1e9:.1f} bn; "
+        "owned, by chip (enacted / ai-diffusion):"
+    )
+    for chip in sorted(a.keys() | b.keys()):
+        x, y = a.get(chip, 0.0) / 1e9, max(b.get(chip, 0.0), 0.0) / 1e9
+        print(f"  {chip:<16} {x:6.2f} / {y:6.2f} bn")
+    both = [c for c in a if b.get(c, 0.0) > 0.0]
+    print(
+        f"  chips both regimes let them own: enacted {sum(a[c] for c in both) / 1e9:.1f} bn, "
+        f"ai-diffusion {sum(b[c] for c in both) / 1e9:.1f} bn"
+    )
+
+
+def _owned_by_chip(res: MarketResult) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for u in res.usage:
+        if u.option == "own" and "2025-06" <= u.month <= "2027-12":
+            out[u.chip] = out.get(u.chip, 0.0) + u.chip_hours
+    return out
 
 
 if __name__ == "__main__":
