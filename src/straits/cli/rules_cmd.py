@@ -232,8 +232,6 @@ def diff(
     (`rules diff 2025-06-01 --regime enacted --vs ai-diffusion`) or two pack versions
     (`rules diff --packs NEW_DIR [--base OLD_DIR]`): policies added, removed, changed in
     effect or in annotations only, with the changelog of each new version."""
-    from rich.text import Text
-
     from straits.rules.listing import diff as rules_diff
 
     try:
@@ -270,19 +268,9 @@ def diff(
     if fmt != "table":
         emit(result.to_json(), fmt)
         return
-    console.print(
-        Text(
-            f"From {result.before} to {result.after}: {len(result.added)} added, "
-            f"{len(result.removed)} removed, {result.unchanged} unchanged.",
-            style="bold",
-        )
-    )
-    for sign, style, group in (("+", "green", result.added), ("-", "red", result.removed)):
-        for r in group:
-            line = Text(f"  {sign} {r.id}", style=style)
-            line.append(f"  [{r.effect}{' ' + r.requires if r.requires else ''}] {r.title}")
-            line.append(f" ({r.citation}; confidence {r.confidence})", style="dim")
-            console.print(line)
+    from straits.cli import rules_views as views
+
+    views.rule_diff(result)
 
 
 def _pack_diff(

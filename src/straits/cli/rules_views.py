@@ -12,9 +12,27 @@ from straits.cli.common import console
 if TYPE_CHECKING:
     from straits.rules.cases import CaseResult
     from straits.rules.coverage import CoverageReport
+    from straits.rules.listing import RuleDiff
     from straits.rules.pack_loader import Pack
     from straits.rules.replay import Outcome, Replay
     from straits.rules.versions import PackDiff
+
+
+def rule_diff(result: RuleDiff) -> None:
+    """`rules diff` between dates or regimes, as text: the counts, then each rule added/removed."""
+    console.print(
+        Text(
+            f"From {result.before} to {result.after}: {len(result.added)} added, "
+            f"{len(result.removed)} removed, {result.unchanged} unchanged.",
+            style="bold",
+        )
+    )
+    for sign, style, group in (("+", "green", result.added), ("-", "red", result.removed)):
+        for r in group:
+            line = Text(f"  {sign} {r.id}", style=style)
+            line.append(f"  [{r.effect}{' ' + r.requires if r.requires else ''}] {r.title}")
+            line.append(f" ({r.citation}; confidence {r.confidence})", style="dim")
+            console.print(line)
 
 
 def failure(res: CaseResult) -> Text:
