@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,3 +74,99 @@ def test_the_export_as_written_still_verifies(
     (tmp_path / "x.jsonl").write_text("".join(json.dumps(d) + "\n" for d in export))
     p = _straits("ledger", "verify", "--file", "x.jsonl", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
+
+
+# --- a ledger body nested deeper than the JSON parser recurses ------------------------------------
+# a database writer set an entry's body to 3,000 nested arrays: `ledger show` and `ledger verify
+# --tenant` ended in a RecursionError traceback, and the API answered 500 to an admin's
+# GET /v1/ledger/entries and /entries/1 and to a tenant's GET /v1/ledger/verify (json.loads
+# raises RecursionError, not ValueError, and only ValueError was taken as "not a JSON object")
+DEEP = "[" * 3000 + "]" * 3000
+
+
+def _deepen(url: str, table: str, column: str = "body") -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"UPDATE {table} SET {column} = :b"), {"b": DEEP})
+    engine.dispose()
+
+
+def test_a_deeply_nested_entry_body_is_an_altered_entry_on_the_cli(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    p = _straits(
+        "check", "--json", "--record", "--db", db, cwd=tmp_path, stdin=json.dumps(DESIGN_REQUEST)
+    )
+    assert p.returncode == 0, p.stderr
+    _deepen(db, "ledger")
+    for args in (("ledger", "show"), ("ledger", "show", "1"), ("ledger", "show", "--json")):
+        p = _straits(*args, "--db", db, cwd=tmp_path)
+        assert p.returncode == 1 and "Traceback" not in p.stderr, (args, p.stderr[-400:])
+    p = _straits("ledger", "verify", "--tenant", "default", "-o", "json", "--db", db, cwd=tmp_path)
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr[-400:]
+    assert json.loads(p.stdout)["ok"] is False
+
+
+def test_a_deeply_nested_entry_body_is_no_500(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from straits.server import create_app
+    from straits.store import Store
+    from test_api import Api
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    store = Store(url)
+    with TestClient(create_app(store), raise_server_exceptions=False) as client:
+        api = Api(client, store)
+        a, admin = api.auth("a", "planner"), api.auth("ops", "admin")
+        r = client.post("/v1/check", params={"record": "true"}, json=DESIGN_REQUEST, headers=a)
+        assert r.status_code == 200
+        _deepen(url, "ledger")
+        for route, h in (
+            ("/v1/ledger/entries", admin),
+            ("/v1/ledger/entries/1", admin),
+            ("/v1/ledger/entries", a),
+            ("/v1/ledger/verify", a),
+            ("/v1/ledger/verify", admin),
+        ):
+            r = client.get(route, headers=h)
+            assert r.status_code in (200, 409), (route, r.text)
+            if r.status_code == 200 and route.endswith("verify"):
+                assert r.json()["ok"] is False
+            assert "Traceback" not in r.text
+    store.close()
+
+
+def test_a_deeply_nested_scenario_row_is_an_altered_scenario(
+    tmp_path: Path, rules: Any, example_path: Path
+) -> None:
+    """The scenario a recorded plan points to, nested thousands deep: verify and every read
+    of the plan took only ValueError as "altered" (a RecursionError traceback, a 500)."""
+    from fastapi.testclient import TestClient
+
+    from straits.loading import load_scenario
+    from straits.plan import make_plan
+    from straits.server import create_app
+    from straits.store import Store, ledger
+    from straits.store.records import record_plan
+    from test_api import Api
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    store = Store(url)
+    sc = load_scenario(example_path)
+    plan = make_plan(sc, rules=rules, solver="greedy")
+    plan_id, e = record_plan(
+        store, sc, plan, rules, {"solver": "greedy"}, tenant="hz-cloud", actor="bob"
+    )
+    _deepen(url, "scenarios")
+    v = ledger.verify(Store(url))
+    assert not v.ok and v.first_bad == e.seq and v.code == "scenario-altered"
+    with TestClient(create_app(store), raise_server_exceptions=False) as client:
+        h = Api(client, store).auth("hz-cloud", "planner")
+        for route in (f"/v1/plans/{plan_id}", f"/v1/plans/{plan_id}/plan", "/v1/plans"):
+            r = client.get(route, headers=h)
+            assert r.status_code in (200, 409), (route, r.text)
+    p = _straits("ledger", "verify", "-o", "json", "--db", url, cwd=tmp_path)
+    assert p.returncode == 1 and json.loads(p.stdout)["code"] == "scenario-altered", p.stderr
+    store.close()

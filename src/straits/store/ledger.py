@@ -100,7 +100,9 @@ class Entry:
         canonical JSON objects, so the entry was rewritten)."""
         try:
             doc = json.loads(self.body)
-        except (ValueError, TypeError):  # TypeError: a NULL body (the column was altered)
+        # TypeError: a NULL body (the column was altered); RecursionError: arrays nested
+        # thousands deep (a traceback, or a 500, where the entry was altered)
+        except (ValueError, TypeError, RecursionError):
             doc = None
         if not isinstance(doc, dict):
             raise LedgerError(

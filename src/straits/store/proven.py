@@ -353,7 +353,7 @@ def prove_plan(store: Store, row: PlanRow, keys: Keys | None = None) -> ProvenPl
         if sc_row is not None:
             try:
                 doc = json.loads(sc_row.body)
-            except ValueError:
+            except (ValueError, TypeError, RecursionError):  # not JSON, NULL, too deep
                 doc = None
         if not isinstance(doc, dict) or digest(doc) != ref:
             raise LedgerError(

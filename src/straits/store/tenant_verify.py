@@ -235,6 +235,13 @@ def _records_bad(s: Any, page: list[Entry]) -> _Bad | None:
         _check_records(s, page)
     except _Bad as bad:
         return bad
+    except LedgerError as exc:  # an entry's body is not a JSON object: the entry was altered
+        e = next((e for e in page if e.seq == exc.seq), page[0])
+        return _Bad(
+            e.tenant_seq,
+            f"your ledger entry {e.tenant_seq} is not the entry the log holds: it was altered",
+            "entry-altered",
+        )
     return None
 
 
