@@ -170,3 +170,46 @@ def test_a_deeply_nested_scenario_row_is_an_altered_scenario(
     p = _straits("ledger", "verify", "-o", "json", "--db", url, cwd=tmp_path)
     assert p.returncode == 1 and json.loads(p.stdout)["code"] == "scenario-altered", p.stderr
     store.close()
+
+
+# the plan and decision rows' JSON columns, nested thousands deep: the row checks and the plan
+# reads took only ValueError and TypeError as "not JSON" (a RecursionError traceback, a 500)
+@pytest.mark.parametrize(
+    ("table", "column", "code"),
+    [
+        ("plans", "result", "plan-row"),
+        ("plans", "options", "plan-row"),
+        ("decisions", "answer", "decision-row"),
+        ("decisions", "request", "decision-row"),
+    ],
+)
+def test_a_deeply_nested_row_column_is_an_altered_row(
+    tmp_path: Path, rules: Any, example_path: Path, table: str, column: str, code: str
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from straits.loading import load_scenario
+    from straits.plan import make_plan
+    from straits.server import create_app
+    from straits.store import Store, ledger
+    from straits.store.records import record_plan
+    from test_api import Api
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    store = Store(url)
+    sc = load_scenario(example_path)
+    plan = make_plan(sc, rules=rules, solver="greedy")
+    plan_id, _ = record_plan(
+        store, sc, plan, rules, {"solver": "greedy"}, tenant="hz-cloud", actor="bob"
+    )
+    with TestClient(create_app(store), raise_server_exceptions=False) as client:
+        h = Api(client, store).auth("hz-cloud", "planner")
+        r = client.post("/v1/check", params={"record": "true"}, json=DESIGN_REQUEST, headers=h)
+        assert r.status_code == 200
+        _deepen(url, table, column)
+        v = ledger.verify(Store(url))
+        assert not v.ok and v.code == code, v
+        for route in (f"/v1/plans/{plan_id}", "/v1/plans", "/v1/ledger/verify"):
+            r = client.get(route, headers=h)
+            assert r.status_code in (200, 409), (route, r.text)
+    store.close()

@@ -312,7 +312,7 @@ def missing_decision(entry: Entry, rows: int) -> str | None:
 def _canon_text(text: str) -> str:
     try:
         return canonical(json.loads(text))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # not JSON, NULL, nested thousands deep
         return "\x00not JSON"
 
 

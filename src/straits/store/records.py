@@ -254,7 +254,7 @@ def stored_json(row: PlanRow, column: str) -> Any:
         return None
     try:
         return json.loads(text)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # RecursionError: nested thousands deep
         raise LedgerError(
             f"plan {row.id}: its stored {column} is not JSON: the plans table "
             "was altered; refusing to use it",
