@@ -213,3 +213,46 @@ def test_a_deeply_nested_row_column_is_an_altered_row(
             r = client.get(route, headers=h)
             assert r.status_code in (200, 409), (route, r.text)
     store.close()
+
+
+# --- a tenant's last entry renumbered to 0 or below -----------------------------------------------
+# a tenant's verification read its entries numbered above 0 only: its last entry's tenant_seq
+# set to 0 (or -5) hid it, and the check said "ok, N-1 entries" (the quick check counted N)
+@pytest.mark.parametrize("number", [0, -5])
+@pytest.mark.parametrize("which", ["only", "last"])
+def test_a_tenants_entry_renumbered_below_1_fails_its_check(
+    tmp_path: Path, rules: Any, number: int, which: str
+) -> None:
+    from straits.api import check_json, parse_check_document
+    from straits.store import Store
+    from straits.store.keys import Keys
+    from straits.store.records import record_check
+    from straits.store.tenant_verify import verify_tenant
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    store = Store(url)
+    reqs, was_list = parse_check_document(DESIGN_REQUEST, "test")
+    answer = check_json(rules, reqs, was_list)
+    for tenant in ["a", "b"] if which == "only" else ["a", "a", "b"]:
+        e = record_check(store, rules, reqs, answer, tenant=tenant, actor="x")
+    assert verify_tenant(store, Keys(), "a").ok
+    last = 1 if which == "only" else 2
+    _sql(
+        url,
+        "UPDATE ledger SET tenant_seq = :n WHERE tenant = 'a' AND tenant_seq = :t",
+        n=number,
+        t=last,
+    )
+    v = verify_tenant(store, Keys(), "a")
+    assert not v.ok and v.code == "entry-altered", v
+    assert e.seq == 3 or which == "only"
+    store.close()
+
+
+def _sql(url: str, statement: str, **params: object) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(statement), params)
+    engine.dispose()
