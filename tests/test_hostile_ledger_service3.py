@@ -256,3 +256,28 @@ def _sql(url: str, statement: str, **params: object) -> None:
     with engine.begin() as conn:
         conn.execute(text(statement), params)
     engine.dispose()
+
+
+# --- `ledger show` over a body whose result has another shape -------------------------------------
+# an entry's body rewritten to a JSON object whose result is not what its kind records: the
+# table's summary took it as that shape (AttributeError, TypeError, ValueError tracebacks)
+ODD_RESULTS = [
+    ("plan", {"result": 5}),
+    ("plan", {"result": {"plan": 5}}),
+    ("plan", {"result": {"plan": {"total_cost_usd": "x"}}}),
+    ("plan", {"result": {"plan": {"assignments": 5}}}),
+    ("replay", {"result": 5}),
+    ("replay", {"result": {"replayed": 5}}),
+    ("admission", {"result": 5, "inputs": 5}),
+]
+
+
+@pytest.mark.parametrize(("kind", "body"), ODD_RESULTS, ids=[str(b) for _, b in ODD_RESULTS])
+def test_ledger_show_lists_an_entry_whose_result_has_another_shape(
+    export: list[dict[str, object]], tmp_path: Path, kind: str, body: dict[str, Any]
+) -> None:
+    from straits.cli.ledger_cmd import _summary
+    from straits.store.ledger import Entry
+
+    e = Entry.from_json({**export[0], "kind": kind, "body": json.dumps(body)})
+    assert isinstance(_summary(e), str)
