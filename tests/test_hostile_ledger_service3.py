@@ -53,6 +53,10 @@ RETYPED = [
     ("body", {}),
     ("recorded_at", None),
     ("salt", 0),
+    # numbers no entry holds: seq 0 or -1 was "the file holds one tenant's entries only"
+    ("seq", 0),
+    ("seq", -1),
+    ("tenant_seq", -1),
 ]
 
 

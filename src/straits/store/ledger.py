@@ -162,7 +162,7 @@ class Entry:
         (``ValueError`` naming it): a string was read as a number (``"seq": "2"``, any digits
         ``int()`` reads) and a number or a list as a string, so a retyped export verified."""
         return cls(
-            _int(d, "seq"),
+            _int(d, "seq", least=1),
             _text(d, "recorded_at"),
             _text(d, "tenant"),
             _text(d, "actor"),
@@ -170,7 +170,7 @@ class Entry:
             _text(d, "body"),
             _text(d, "prev_hash", ""),
             _text(d, "hash", ""),
-            _int(d, "tenant_seq", 0),
+            _int(d, "tenant_seq", 0, least=0),
             _text(d, "salt", ""),
         )
 
@@ -178,9 +178,9 @@ class Entry:
 _MISSING = object()
 
 
-def _int(d: dict[str, Any], field: str, default: Any = _MISSING) -> int:
+def _int(d: dict[str, Any], field: str, default: Any = _MISSING, *, least: int) -> int:
     v = d[field] if default is _MISSING else d.get(field, default)
-    if isinstance(v, bool) or not isinstance(v, int):
+    if isinstance(v, bool) or not isinstance(v, int) or v < least:
         raise ValueError(f"{field}: {str(v)[:40]!r} is not an entry number")
     return v
 
