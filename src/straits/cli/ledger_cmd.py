@@ -273,6 +273,13 @@ def _read_export(path: Path) -> list[Entry]:
 
 
 def _summary(e: Entry) -> str:
+    try:  # a result of another shape (the entry was rewritten) was a traceback
+        return _summary_of(e)
+    except (AttributeError, TypeError, ValueError):
+        return "(a result of another shape: the entry was altered)"
+
+
+def _summary_of(e: Entry) -> str:
     body = e.content
     result = body.get("result")
     if e.kind == "check":

@@ -149,7 +149,7 @@ def _verify_store(store: Store, keys: Keys, heads: list[Head], progress: Progres
                 return False
             try:
                 doc = json.loads(row.body)
-            except ValueError:
+            except (ValueError, TypeError, RecursionError):  # not JSON, NULL, too deep
                 return False
             # the name beside the body (what plan lists show) is the body's own
             return isinstance(doc, dict) and digest(doc) == ref and row.name == doc.get("name")

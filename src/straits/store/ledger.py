@@ -100,7 +100,9 @@ class Entry:
         canonical JSON objects, so the entry was rewritten)."""
         try:
             doc = json.loads(self.body)
-        except (ValueError, TypeError):  # TypeError: a NULL body (the column was altered)
+        # TypeError: a NULL body (the column was altered); RecursionError: arrays nested
+        # thousands deep (a traceback, or a 500, where the entry was altered)
+        except (ValueError, TypeError, RecursionError):
             doc = None
         if not isinstance(doc, dict):
             raise LedgerError(
@@ -156,25 +158,41 @@ class Entry:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Entry:
         """From the export form (exports made before the tree have no ``tenant_seq`` or
-        ``salt``: 0 and '' stand for them)."""
+        ``salt``: 0 and '' stand for them). Each field has the JSON type the export writes
+        (``ValueError`` naming it): a string was read as a number (``"seq": "2"``, any digits
+        ``int()`` reads) and a number or a list as a string, so a retyped export verified."""
         return cls(
-            _int(d["seq"]),
-            utf8(str(d["recorded_at"])),
-            utf8(str(d["tenant"])),
-            utf8(str(d["actor"])),
-            utf8(str(d["kind"])),
-            utf8(str(d["body"])),
-            utf8(str(d.get("prev_hash", ""))),
-            utf8(str(d.get("hash", ""))),
-            _int(d.get("tenant_seq", 0)),
-            utf8(str(d.get("salt", ""))),
+            _int(d, "seq", least=1),
+            _text(d, "recorded_at"),
+            _text(d, "tenant"),
+            _text(d, "actor"),
+            _text(d, "kind"),
+            _text(d, "body"),
+            _text(d, "prev_hash", ""),
+            _text(d, "hash", ""),
+            _int(d, "tenant_seq", 0, least=0),
+            _text(d, "salt", ""),
         )
 
 
-def _int(v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int | str):
-        raise ValueError(f"{v!r} is not an entry number")
-    return int(v)
+_MISSING = object()
+
+
+def _int(d: dict[str, Any], field: str, default: Any = _MISSING, *, least: int) -> int:
+    v = d[field] if default is _MISSING else d.get(field, default)
+    if isinstance(v, bool) or not isinstance(v, int) or v < least:
+        raise ValueError(f"{field}: {str(v)[:40]!r} is not an entry number")
+    return v
+
+
+def _text(d: dict[str, Any], field: str, default: Any = _MISSING) -> str:
+    v = d[field] if default is _MISSING else d.get(field, default)
+    if not isinstance(v, str):
+        raise ValueError(f"{field}: expected a string, not {type(v).__name__}")
+    try:
+        return utf8(v)
+    except ValueError as exc:
+        raise ValueError(f"{field}: {exc}") from None
 
 
 def leaf_data(

@@ -312,7 +312,7 @@ def missing_decision(entry: Entry, rows: int) -> str | None:
 def _canon_text(text: str) -> str:
     try:
         return canonical(json.loads(text))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # not JSON, NULL, nested thousands deep
         return "\x00not JSON"
 
 
@@ -353,7 +353,7 @@ def prove_plan(store: Store, row: PlanRow, keys: Keys | None = None) -> ProvenPl
         if sc_row is not None:
             try:
                 doc = json.loads(sc_row.body)
-            except ValueError:
+            except (ValueError, TypeError, RecursionError):  # not JSON, NULL, too deep
                 doc = None
         if not isinstance(doc, dict) or digest(doc) != ref:
             raise LedgerError(

@@ -153,7 +153,7 @@ def load_scenario_row(store: Store, ref: str) -> dict[str, Any]:
             raise NotFoundError(f"no stored scenario {ref[:12]}")
         try:
             doc = json.loads(row.body)
-        except ValueError:
+        except (ValueError, TypeError, RecursionError):  # rewritten: not JSON, NULL, too deep
             doc = None
         if not isinstance(doc, dict) or digest(doc) != ref:  # content-addressed
             raise LedgerError(
@@ -254,7 +254,7 @@ def stored_json(row: PlanRow, column: str) -> Any:
         return None
     try:
         return json.loads(text)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # RecursionError: nested thousands deep
         raise LedgerError(
             f"plan {row.id}: its stored {column} is not JSON: the plans table "
             "was altered; refusing to use it",

@@ -150,6 +150,17 @@ def _verify_tenant(store: Store, keys: Keys, tenant: str) -> TenantVerification:
             problem=bad.problem,
             code=bad.code,
         )
+    if _numbered_below_1(store, tenant):
+        return TenantVerification(
+            False,
+            _count(store, tenant),
+            checked,
+            quick.signatures,
+            first_bad=checked + 1,
+            problem=f"your ledger entry {checked + 1} was altered: an entry of yours holds a "
+            "number Straits never gives (0 or below), which hid it from this check",
+            code="entry-altered",
+        )
     if _detached(store, tenant):
         return TenantVerification(
             False,
@@ -172,6 +183,16 @@ def _verify_tenant(store: Store, keys: Keys, tenant: str) -> TenantVerification:
             code="tail-removed",
         )
     return TenantVerification(True, checked, checked, quick.signatures)
+
+
+def _numbered_below_1(store: Store, tenant: str) -> bool:
+    """Whether an entry of ``tenant`` holds a number below 1, which the pages (numbers above
+    the last read) never read: the tenant's last entry renumbered 0 was hidden, and the check
+    passed without it. Entries appended meanwhile are numbered above, so this never fails a
+    verification that runs while the tenant records."""
+    with store.session() as s:
+        q = select(LedgerRow.seq).where(LedgerRow.tenant == tenant, LedgerRow.tenant_seq < 1)
+        return s.execute(q.limit(1)).first() is not None
 
 
 def _detached(store: Store, tenant: str) -> bool:
@@ -235,6 +256,13 @@ def _records_bad(s: Any, page: list[Entry]) -> _Bad | None:
         _check_records(s, page)
     except _Bad as bad:
         return bad
+    except LedgerError as exc:  # an entry's body is not a JSON object: the entry was altered
+        e = next((e for e in page if e.seq == exc.seq), page[0])
+        return _Bad(
+            e.tenant_seq,
+            f"your ledger entry {e.tenant_seq} is not the entry the log holds: it was altered",
+            "entry-altered",
+        )
     return None
 
 
