@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from straits.cli import app
 from straits.loading import load_scenario
 from straits.plan import make_plan
+from straits.report import plan_report
+from straits.rules import ruleset
+
+ENERGY_CARD = re.compile(r'data-field="energy_mwh">([^<]*?) MWh<')
 
 
 @pytest.mark.parametrize("objective", ["time", "completion"])
@@ -25,3 +32,65 @@ def test_a_plan_proved_optimal_is_never_worse_than_the_greedy_baseline(
     assert plan.objective_value <= plan.baseline_value + 1e-6
     if plan.bound_value is not None:
         assert plan.bound_value <= plan.objective_value + 1e-6
+
+
+_UNKNOWN_POWER = """
+straits: 1
+name: unknown-power
+date: 2025-06-01
+regime: enacted
+objective: cost
+tenants:
+  - {id: t1, hq: CN, authorizations: []}
+sites:
+  - id: cn-a
+    country: CN
+    operator_hq: CN
+    wan_gbps: 40
+    egress_usd_per_gb: 0.01
+    pools:
+      - {chip: Ascend-910C, count: 1024, usd_per_chip_hour: 1.5}
+datasets:
+  - {id: d1, tokens: 1.0e11, size_gb: 400, located_at: cn-a, origin: CN, classes: [public]}
+workloads:
+  - id: w1
+    tenant: t1
+    model: {params: 7.0e9, layers: 32, d_model: 4096, heads: 32, seq_len: 4096}
+    deadline: 2025-12-31
+    stages:
+      - {id: pre, kind: pretrain, datasets: [d1]}
+"""
+
+
+@pytest.fixture()
+def unknown_power(tmp_path: Path) -> Path:
+    path = tmp_path / "unknown-power.yaml"
+    path.write_text(_UNKNOWN_POWER)
+    return path
+
+
+def test_a_plan_whose_energy_is_not_known_does_not_say_it_is_zero(
+    unknown_power: Path, tmp_path: Path
+) -> None:
+    """A plan placed on a chip with no power figure (Ascend-910C) said `energy_mwh: 0.0,
+    tco2e: 0.0` and "energy 0 MWh, 0 tCO2e" (the report: "0.0 MWh"): the stages whose energy is
+    unknown were added as zero. The totals are null now, the summary and the report say so."""
+    sc = load_scenario(unknown_power)
+    plan = make_plan(sc, solver="greedy", time_limit=5)
+    (a,) = plan.assignments
+    assert a.energy_kwh is None
+    doc = plan.to_json()
+    assert doc["energy_mwh"] is None and doc["tco2e"] is None
+    html = plan_report(doc, sc, ruleset(), source="test")
+    energy = ENERGY_CARD.search(html)
+    assert energy is not None and energy.group(1) == "-", energy
+    r = CliRunner().invoke(app, ["plan", str(unknown_power), "--solver", "greedy", "-q"])
+    assert r.exit_code == 0, r.output
+    assert "0 MWh" not in r.output and "0 tCO2e" not in r.output
+
+
+def test_a_plan_whose_energy_is_known_adds_it_up(example_path: Path) -> None:
+    doc = make_plan(load_scenario(example_path), solver="greedy", time_limit=5).to_json()
+    kwh = [a["energy_kwh"] for a in doc["assignments"]]
+    assert None not in kwh
+    assert doc["energy_mwh"] == pytest.approx(sum(kwh) / 1000, rel=1e-6)

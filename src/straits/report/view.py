@@ -41,8 +41,8 @@ class Summary:
     penalty_usd: float
     makespan_hours: float
     end: str | None
-    energy_mwh: float
-    tco2e: float
+    energy_mwh: float | None  # None: a placed stage's energy is unknown
+    tco2e: float | None
     bound_usd: float | None
     gap: float | None
     baseline_usd: float | None
@@ -175,6 +175,11 @@ def _day(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def _figure(value: object) -> float | None:
+    """A total of the plan, None where it is null (not known)."""
+    return float(value) if isinstance(value, int | float) else None
+
+
 def summary_of(plan: dict[str, Any], sc: Scenario) -> Summary:
     assigned = plan.get("assignments") or []
     stages = sum(len(w.stages) for w in sc.workloads)
@@ -193,8 +198,8 @@ def summary_of(plan: dict[str, Any], sc: Scenario) -> Summary:
         penalty_usd=float(plan.get("penalty_usd") or 0.0),
         makespan_hours=float(plan.get("makespan_hours") or 0.0),
         end=end,
-        energy_mwh=float(plan.get("energy_mwh") or 0.0),
-        tco2e=float(plan.get("tco2e") or 0.0),
+        energy_mwh=_figure(plan.get("energy_mwh")),
+        tco2e=_figure(plan.get("tco2e")),
         bound_usd=plan.get("bound_usd"),
         gap=plan.get("gap"),
         baseline_usd=plan.get("baseline_usd"),
