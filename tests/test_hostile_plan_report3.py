@@ -94,3 +94,15 @@ def test_a_plan_whose_energy_is_known_adds_it_up(example_path: Path) -> None:
     kwh = [a["energy_kwh"] for a in doc["assignments"]]
     assert None not in kwh
     assert doc["energy_mwh"] == pytest.approx(sum(kwh) / 1000, rel=1e-6)
+
+
+def test_a_price_of_minus_zero_is_zero(example_path: Path, tmp_path: Path) -> None:
+    """`usd_per_chip_hour: -0.0` passed the `>= 0` check and came back as `"compute_usd": -0.0`
+    in the plan document (and `-0.0` in its inputs): a negative cost, printed `$-0` by anything
+    formatting it. Every ranged number of a scenario is read as +0.0 now."""
+    text = example_path.read_text().replace("usd_per_chip_hour: 2.40", "usd_per_chip_hour: -0.0")
+    path = tmp_path / "minus-zero.yaml"
+    path.write_text(text)
+    r = CliRunner().invoke(app, ["plan", str(path), "--solver", "greedy", "-o", "json"])
+    assert r.exit_code == 0, r.output
+    assert "-0.0" not in r.stdout and "-0," not in r.stdout
