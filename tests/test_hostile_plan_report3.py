@@ -106,3 +106,28 @@ def test_a_price_of_minus_zero_is_zero(example_path: Path, tmp_path: Path) -> No
     r = CliRunner().invoke(app, ["plan", str(path), "--solver", "greedy", "-o", "json"])
     assert r.exit_code == 0, r.output
     assert "-0.0" not in r.stdout and "-0," not in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("extra", "flag"),
+    [
+        (("--record",), "--record"),
+        (("--objective", "carbon"), "--objective"),
+        (("--solver", "greedy"), "--solver"),
+    ],
+)
+def test_the_frontier_refuses_the_flags_it_does_not_read(
+    example_path: Path, tmp_path: Path, extra: tuple[str, ...], flag: str
+) -> None:
+    """`plan F --pareto 2 --record` printed the frontier and recorded nothing (exit 0); with
+    `--objective carbon` or `--solver greedy` it was the same cost / time frontier searched by
+    CP-SAT: the flags were dropped without a word. They are exit 2 naming the flag now, as the
+    other flags a run would not read are (docs/cli.md)."""
+    from test_cli_conventions import run
+
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    r = run("plan", str(example_path), "--pareto", "2", *extra, "--db", db)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert r.stdout == ""
+    assert r.stderr.startswith(f"error: {flag}:"), r.stderr
+    assert not (tmp_path / "x.db").exists()

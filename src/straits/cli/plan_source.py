@@ -248,6 +248,10 @@ def refuse_unread_flags(show: bool, recheck: bool, record: bool, fmt: str, paret
         )
     if recheck:
         refuse_unread(_PLANNING, when="with --recheck", expected="no --recheck")
+    if pareto:  # the frontier is cost against makespan, searched by CP-SAT, and not recorded
+        refuse_unread(
+            ("record", "objective", "solver"), when="with --pareto", expected="no --pareto"
+        )
     if not recheck:
         refuse_unread(("date",), when="without --recheck", expected="--recheck --date D")
     if state.server_url:  # the server records under its token's tenant, with its own rules
