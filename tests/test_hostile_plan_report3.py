@@ -131,3 +131,24 @@ def test_the_frontier_refuses_the_flags_it_does_not_read(
     assert r.stdout == ""
     assert r.stderr.startswith(f"error: {flag}:"), r.stderr
     assert not (tmp_path / "x.db").exists()
+
+
+def test_the_report_of_a_plan_document_refuses_a_time_limit(
+    example_path: Path, tmp_path: Path
+) -> None:
+    """`report plan.json --time-limit 5 -o r.html` wrote the report of the document as it was
+    (exit 0): a plan document is not planned again, so the limit changed nothing, while its
+    sibling flags `--regime` and `--pareto` were refused. It is exit 2 naming it now, and
+    nothing is written."""
+    from test_cli_conventions import run
+
+    doc = tmp_path / "plan.json"
+    made = run("plan", str(example_path), "--solver", "greedy", "-o", "json")
+    assert made.returncode == 0, made.stderr
+    doc.write_text(made.stdout)
+    out = tmp_path / "r.html"
+    r = run("report", str(doc), "--time-limit", "5", "-o", str(out))
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert r.stderr.startswith("error: --time-limit:"), r.stderr
+    assert not out.exists()
+    assert run("report", str(doc), "-o", str(out)).returncode == 0 and out.is_file()
