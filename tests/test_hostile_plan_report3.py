@@ -152,3 +152,17 @@ def test_the_report_of_a_plan_document_refuses_a_time_limit(
     assert r.stderr.startswith("error: --time-limit:"), r.stderr
     assert not out.exists()
     assert run("report", str(doc), "-o", str(out)).returncode == 0 and out.is_file()
+
+
+@pytest.mark.parametrize("objective", ["energy", "carbon"])
+def test_an_energy_objective_never_values_unknown_energy_at_zero(
+    unknown_power: Path, objective: str
+) -> None:
+    """Where no chip of the scenario has a power figure, the energy objective's stand-in (the
+    highest known figure) had nothing to stand on and was 0: `--objective energy` said
+    `objective_value: 0.0` MWh, the bound and the greedy baseline 0 too, for a month of 1,024
+    chips. The catalog's most power-hungry chip stands in now: an unknown never looks cleaner."""
+    plan = make_plan(load_scenario(unknown_power), objective=objective, time_limit=5)
+    assert plan.objective_unit in ("MWh", "tCO2e")
+    assert plan.objective_value is not None and plan.objective_value > 0
+    assert plan.baseline_value is not None and plan.baseline_value > 0
