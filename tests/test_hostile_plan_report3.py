@@ -166,3 +166,27 @@ def test_an_energy_objective_never_values_unknown_energy_at_zero(
     assert plan.objective_unit in ("MWh", "tCO2e")
     assert plan.objective_value is not None and plan.objective_value > 0
     assert plan.baseline_value is not None and plan.baseline_value > 0
+
+
+def test_the_report_reads_a_plan_s_times_in_utc_whatever_their_offset(
+    example_path: Path,
+) -> None:
+    """A plan document may write its times with an offset (`2025-11-06T17:03:00-12:00`); the
+    report compared them as text and cut them to their first 16 characters: the summary said
+    the last stage ended a day early (2025-11-06 for 2025-11-07 05:03 UTC) and the placed
+    stages' table showed local times among UTC ones. It reads them as instants now."""
+    import datetime as dt
+
+    sc = load_scenario(example_path)
+    doc = make_plan(sc, solver="greedy", time_limit=5).to_json()
+    utc = plan_report(doc, sc, ruleset(), source="test")
+    minus12 = dt.timezone(dt.timedelta(hours=-12))
+    for a in doc["assignments"]:
+        for k in ("start", "end"):
+            t = dt.datetime.fromisoformat(a[k].replace("Z", "+00:00"))
+            a[k] = t.astimezone(minus12).isoformat()
+    shifted = plan_report(doc, sc, ruleset(), source="test")
+    ends = re.compile(r"last stage ends ([0-9-]+)")
+    rows = re.compile(r"<td>(\d{4}-\d\d-\d\dT\d\d:\d\d)</td>")
+    assert ends.findall(shifted) == ends.findall(utc) != []
+    assert rows.findall(shifted) == rows.findall(utc) != []

@@ -175,6 +175,25 @@ def _day(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def in_utc(plan: dict[str, Any]) -> dict[str, Any]:
+    """``plan`` with its assignments' times in UTC (``...Z``): a document may write them with
+    any offset, and the report compares them and shows their first 16 characters."""
+
+    def utc(text: object) -> object:
+        if not isinstance(text, str):
+            return text
+        t = _day(text).astimezone(dt.UTC)
+        return t.isoformat(timespec="seconds" if not t.microsecond else "auto")[:-6] + "Z"
+
+    assigned = plan.get("assignments") or []
+    return {
+        **plan,
+        "assignments": [
+            {**a, "start": utc(a.get("start")), "end": utc(a.get("end"))} for a in assigned
+        ],
+    }
+
+
 def _figure(value: object) -> float | None:
     """A total of the plan, None where it is null (not known)."""
     return float(value) if isinstance(value, int | float) else None
@@ -183,7 +202,7 @@ def _figure(value: object) -> float | None:
 def summary_of(plan: dict[str, Any], sc: Scenario) -> Summary:
     assigned = plan.get("assignments") or []
     stages = sum(len(w.stages) for w in sc.workloads)
-    end = max((a["end"] for a in assigned), default=None)
+    end = max((a["end"] for a in assigned), key=_day, default=None)
     return Summary(
         scenario=str(plan.get("scenario", sc.name)),
         date=str(plan.get("date", sc.date)),
@@ -367,6 +386,7 @@ def build_view(
     recorded: Recorded | None = None,
 ) -> PlanView:
     """The report's view of ``plan`` (the ``straits plan --json`` document) over ``sc``."""
+    plan = in_utc(plan)
     summary = summary_of(plan, sc)
     on = dt.date.fromisoformat(summary.date)
     start = dt.datetime.combine(sc.date, dt.time(), tzinfo=dt.UTC)
