@@ -190,3 +190,78 @@ def test_the_report_reads_a_plan_s_times_in_utc_whatever_their_offset(
     rows = re.compile(r"<td>(\d{4}-\d\d-\d\dT\d\d:\d\d)</td>")
     assert ends.findall(shifted) == ends.findall(utc) != []
     assert rows.findall(shifted) == rows.findall(utc) != []
+
+
+@pytest.fixture(scope="module")
+def plan_doc(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    import json
+
+    from test_cli_conventions import run
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "offshore-2025.yaml"
+    r = run("plan", str(path), "--solver", "greedy", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    doc: dict[str, object] = json.loads(r.stdout)
+    del doc["id"], doc["digest"]  # an edited plan, made a new one
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("time_limit", 0),
+        ("time_limit", -5),
+        ("time_limit", 1e9),
+        ("time_limit", "5"),
+        ("time_limit", True),
+        ("seed", -1),
+        ("seed", 1.5),
+        ("solver", "bogus"),
+        ("solver", 3),
+        ("regime", "martial"),
+        ("objective", 7),
+    ],
+)
+def test_a_plan_document_s_options_are_checked_before_it_is_planned_again(
+    plan_doc: dict[str, object], tmp_path: Path, key: str, value: object
+) -> None:
+    """`straits plan plan.json` plans the document's scenario again with its `inputs.options`;
+    they were read unchecked: a `time_limit` of 0, -5, 10^9 or "5" planned anyway (the new
+    document recorded the bad limit), and a bad solver was `error: solver: ...` naming neither
+    the file nor the field. Exit 2 naming the file and `inputs.options.KEY` now."""
+    import copy
+    import json
+
+    from test_cli_conventions import run
+
+    doc = copy.deepcopy(plan_doc)
+    inputs = doc["inputs"]
+    assert isinstance(inputs, dict)
+    inputs["options"][key] = value
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(doc))
+    r = run("plan", str(path), "-q")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
+    named, _ = r.stderr.split(f": inputs.options.{key}: ", 1)
+    assert str(path) in named
+    assert r.stdout == ""
+
+
+def test_a_flag_overrides_a_bad_option_of_a_plan_document(
+    plan_doc: dict[str, object], tmp_path: Path
+) -> None:
+    import copy
+    import json
+
+    from test_cli_conventions import run
+
+    doc = copy.deepcopy(plan_doc)
+    inputs = doc["inputs"]
+    assert isinstance(inputs, dict)
+    inputs["options"]["time_limit"] = -5
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(doc))
+    r = run("plan", str(path), "--time-limit", "3", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["inputs"]["options"]["time_limit"] == 3
