@@ -265,3 +265,33 @@ def test_a_flag_overrides_a_bad_option_of_a_plan_document(
     r = run("plan", str(path), "--time-limit", "3", "-o", "json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["inputs"]["options"]["time_limit"] == 3
+
+
+def test_plan_show_prints_a_plan_s_times_in_utc_whatever_their_offset(
+    plan_doc: dict[str, object], tmp_path: Path
+) -> None:
+    """`plan plan.json --show` printed a document's times in the offset they were written in,
+    unlabelled, among UTC ones (10-07 17:03 for 10-08 05:03 UTC)."""
+    import copy
+    import datetime as dt
+    import json
+
+    from test_cli_conventions import run
+
+    shifted = copy.deepcopy(plan_doc)
+    minus12 = dt.timezone(dt.timedelta(hours=-12))
+    assignments = shifted["assignments"]
+    assert isinstance(assignments, list)
+    for a in assignments:
+        for k in ("start", "end"):
+            t = dt.datetime.fromisoformat(a[k].replace("Z", "+00:00"))
+            a[k] = t.astimezone(minus12).isoformat()
+    times = re.compile(r"\d\d-\d\d \d\d:\d\d")
+    shown = []
+    for name, doc in (("utc", plan_doc), ("shifted", shifted)):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(doc))
+        r = run("plan", str(path), "--show")
+        assert r.returncode == 0, r.stderr
+        shown.append(times.findall(r.stdout))
+    assert shown[0] == shown[1] != []

@@ -20,8 +20,10 @@ Doc = Mapping[str, Any]
 
 
 def _instant(text: str) -> dt.datetime:
+    """A plan's time in UTC, whatever offset its document wrote it with (the table's times
+    are UTC, unlabelled)."""
     t = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+    return t.astimezone(dt.UTC) if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 def _when(year: int, t: dt.datetime) -> str:
