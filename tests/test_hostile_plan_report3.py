@@ -295,3 +295,15 @@ def test_plan_show_prints_a_plan_s_times_in_utc_whatever_their_offset(
         assert r.returncode == 0, r.stderr
         shown.append(times.findall(r.stdout))
     assert shown[0] == shown[1] != []
+
+
+def test_the_report_on_stdout_refuses_json(example_path: Path) -> None:
+    """`report F -o - --json` wrote the HTML page and then its JSON summary on the same
+    stdout: a file that is neither a page nor JSON. Both want stdout, as `export` says: exit 2
+    naming --json, nothing written."""
+    from test_cli_conventions import run
+
+    r = run("report", str(example_path), "-o", "-", "--json", "--time-limit", "1")
+    assert r.returncode == 2, r.stderr
+    assert r.stdout == ""
+    assert r.stderr.startswith("error: --json:"), r.stderr

@@ -131,6 +131,12 @@ def report(
         from straits.fileio import output_path, refuse_input_as_output
 
         output_kind(out)
+        if json_out and str(out) == "-":
+            raise InputError(
+                "--json and -o - both want stdout",
+                path="--json",
+                expected="-o FILE.html with --json",
+            )
         output_path(out, option="--out")
         refuse_input_as_output(plan, out, "--out")
         rs = ruleset(rule_dirs(rules))
