@@ -307,3 +307,23 @@ def test_the_report_on_stdout_refuses_json(example_path: Path) -> None:
     assert r.returncode == 2, r.stderr
     assert r.stdout == ""
     assert r.stderr.startswith("error: --json:"), r.stderr
+
+
+@pytest.mark.parametrize("command", ["plan", "estimate"])
+def test_a_chart_with_json_is_refused(example_path: Path, tmp_path: Path, command: str) -> None:
+    """`plan F --pareto 2 -o front.html --json` and `estimate R --sweep chips -o sweep.html
+    --json` drew the chart and dropped --json without a word (exit 0 or 3): two outputs were
+    asked for, one given. Exit 2 naming --json now, no chart written."""
+    from test_cli_conventions import run
+
+    chart = tmp_path / "chart.html"
+    if command == "plan":
+        args = ["plan", str(example_path), "--pareto", "2", "--time-limit", "2"]
+    else:
+        request = Path(__file__).resolve().parents[1] / "examples" / "estimate.json"
+        args = ["estimate", str(request), "--sweep", "chips"]
+    r = run(*args, "-o", str(chart), "--json")
+    assert r.returncode == 2, r.stderr
+    assert r.stdout == ""
+    assert r.stderr.startswith("error: --json:"), r.stderr
+    assert not chart.exists()

@@ -214,7 +214,7 @@ def plan(
     try:
         from straits.cli.estimate_cmd import chart_target
 
-        chart = chart_target(output)
+        chart = chart_target(output, json_out)
         if chart is not None and not pareto:
             raise InputError(
                 "a chart is drawn of a frontier",
