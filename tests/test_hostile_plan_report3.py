@@ -327,3 +327,36 @@ def test_a_chart_with_json_is_refused(example_path: Path, tmp_path: Path, comman
     assert r.stdout == ""
     assert r.stderr.startswith("error: --json:"), r.stderr
     assert not chart.exists()
+
+
+def test_a_plan_document_plan_prints_is_read_back_however_late_it_is(
+    unknown_power: Path, tmp_path: Path
+) -> None:
+    """30 workloads due on 2000-01-01, planned on 2100-01-01 with a (valid) late penalty of
+    $10^12 a day, made a plan of $1.1 x 10^18 in penalties: `plan -o json` printed it (exit 0)
+    and `report`, `export` and `plan --show` refused the document they were given
+    (`penalty_usd: Input should be less than or equal to 10^18`). A plan document's figures
+    may be as large as a valid scenario makes them."""
+    import json
+
+    import yaml
+
+    from test_cli_conventions import run
+
+    doc = yaml.safe_load(_UNKNOWN_POWER)
+    doc["date"] = "2100-01-01"
+    w = doc["workloads"][0]
+    w.update(deadline="2000-01-01", deadline_policy="soft", late_penalty_usd_per_day=1e12)
+    w["stages"][0]["chips"] = 16
+    doc["workloads"] = [{**w, "id": f"w{i}"} for i in range(30)]
+    scenario = tmp_path / "late.yaml"
+    scenario.write_text(yaml.safe_dump(doc))
+    made = run("plan", str(scenario), "--solver", "greedy", "-o", "json")
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["penalty_usd"] > 1e18
+    plan = tmp_path / "late.json"
+    plan.write_text(made.stdout)
+    shown = run("plan", str(plan), "--show", "-q")
+    assert shown.returncode == 0, shown.stderr
+    page = tmp_path / "late.html"
+    assert run("report", str(plan), "-o", str(page)).returncode == 0 and page.is_file()
