@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from straits.cli import app
@@ -360,3 +363,57 @@ def test_a_plan_document_plan_prints_is_read_back_however_late_it_is(
     assert shown.returncode == 0, shown.stderr
     page = tmp_path / "late.html"
     assert run("report", str(plan), "-o", str(page)).returncode == 0 and page.is_file()
+
+
+# --- the plan document's own arithmetic, on generated portfolios ------------------------------
+def _when(text: str) -> float:
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() / 3600
+
+
+@given(
+    st.integers(1, 4),
+    st.integers(1, 4),
+    st.integers(0, 10_000),
+    st.sampled_from(["greedy", "cpsat"]),
+    st.sampled_from(["cost", "time", "energy", "cost+80*carbon"]),
+    st.sampled_from(["p50", "p90"]),
+)
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+def test_a_plan_document_adds_up(
+    workloads: int, sites: int, seed: int, solver: str, objective: str, risk: str
+) -> None:
+    """Totals are the sums of their stages (energy null exactly when a stage's is unknown),
+    the makespan is the last end, every interval holds its figure, the high-end total is no
+    less than the total, and a plan is never worse than the greedy plan it started from."""
+    import datetime as dt
+
+    from straits.simulate.generate import generate
+
+    sc = generate(workloads=workloads, sites=sites, seed=seed)
+    sc = sc.model_copy(update={"risk": risk})
+    doc = make_plan(sc, solver=solver, objective=objective, time_limit=2).to_json()
+    placed = doc["assignments"]
+    assert doc["total_cost_usd"] == pytest.approx(
+        sum(a["cost_usd"] for a in placed), abs=0.01 * (len(placed) + 1)
+    )
+    start = dt.datetime.combine(sc.date, dt.time(), tzinfo=dt.UTC).timestamp() / 3600
+    last = max((_when(a["end"]) - start for a in placed), default=0.0)
+    assert doc["makespan_hours"] == pytest.approx(last, abs=0.01)
+    kwh = [a["energy_kwh"] for a in placed]
+    if None in kwh:
+        assert doc["energy_mwh"] is None
+    else:
+        assert doc["energy_mwh"] == pytest.approx(sum(kwh) / 1000, rel=1e-4, abs=0.01)
+    for a in placed:
+        assert math.isfinite(a["cost_usd"]) and a["cost_usd"] >= 0
+        if a["chip_hours_low"] is not None:
+            assert a["chip_hours_low"] <= a["chip_hours"] + 0.1 <= a["chip_hours_high"] + 0.2
+    if doc["total_cost_usd_high"] is not None:
+        assert doc["total_cost_usd_high"] >= doc["total_cost_usd"] - 0.01
+    value, baseline = doc["objective_value"], doc["baseline_value"]
+    if len(doc["unplaced"]) == doc["baseline_unplaced"] and None not in (value, baseline):
+        assert value <= baseline + (0.5 if doc["objective_unit"] == "USD" else 1e-3)
+    if doc["bound_value"] is not None and value is not None:
+        assert doc["bound_value"] <= value + 1e-3
