@@ -29,9 +29,11 @@ from pydantic import (
 from straits.limits import MAX_DATE, MIN_DATE
 from straits.model.types import printable
 
-#: the largest figure a plan document may carry (dollars, hours, kWh...): far beyond any real
-#: plan, small enough that sums and formatting never overflow
-MAX_FIGURE = 1e18
+#: the largest figure a plan document may carry (dollars, hours, kWh...): beyond any plan a
+#: valid scenario makes (10^18 was not: workloads due in 2000, planned in 2100 at a late
+#: penalty of $10^12 a day, passed it, and plan printed a document the others refused),
+#: small enough that sums and formatting never overflow
+MAX_FIGURE = 1e30
 
 
 def _instant(text: str) -> dt.datetime:

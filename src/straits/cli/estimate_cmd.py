@@ -36,10 +36,16 @@ CHIPS_BASIS = {
 }
 
 
-def chart_target(output: str | None) -> Path | None:
+def chart_target(output: str | None, json_out: bool = False) -> Path | None:
     """``-o chart.html``: a chart file instead of a printed format (plan --pareto and estimate
-    --sweep)."""
+    --sweep); with ``--json`` too, exit 2 (it was dropped without a word)."""
     if output is not None and output.lower().endswith((".html", ".htm")):
+        if json_out:
+            raise InputError(
+                f"--json and -o {output} ask for two outputs",
+                path="--json",
+                expected="one of them (the chart, or --json without -o FILE.html)",
+            )
         return Path(output)
     return None
 
@@ -81,7 +87,7 @@ def estimate(
     "tokens_per_s": 50000}.
     """
     try:
-        chart = chart_target(output)
+        chart = chart_target(output, json_out)
         if chart is not None and sweep != "chips":
             raise InputError(
                 "a chart is drawn of a sweep",

@@ -214,7 +214,7 @@ def plan(
     try:
         from straits.cli.estimate_cmd import chart_target
 
-        chart = chart_target(output)
+        chart = chart_target(output, json_out)
         if chart is not None and not pareto:
             raise InputError(
                 "a chart is drawn of a frontier",
@@ -372,6 +372,10 @@ def _options(
         "time_limit": DEFAULT_TIME_LIMIT,
         "seed": 0,
     }
+    if source.document is not None:
+        from straits.cli.plan_source import check_document_options
+
+        check_document_options(source.label, given, [k for k in flags if flags[k] is None])
     return {k: flags[k] if flags[k] is not None else given.get(k, defaults[k]) for k in defaults}
 
 

@@ -9,9 +9,10 @@ not exist is "file not found"; anything else is looked up as a recorded plan id.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from straits.cli.common import (
     esc,
@@ -248,6 +249,10 @@ def refuse_unread_flags(show: bool, recheck: bool, record: bool, fmt: str, paret
         )
     if recheck:
         refuse_unread(_PLANNING, when="with --recheck", expected="no --recheck")
+    if pareto:  # the frontier is cost against makespan, searched by CP-SAT, and not recorded
+        refuse_unread(
+            ("record", "objective", "solver"), when="with --pareto", expected="no --pareto"
+        )
     if not recheck:
         refuse_unread(("date",), when="without --recheck", expected="--recheck --date D")
     if state.server_url:  # the server records under its token's tenant, with its own rules
@@ -256,3 +261,46 @@ def refuse_unread_flags(show: bool, recheck: bool, record: bool, fmt: str, paret
         )
     elif not record:
         refuse_unread(("tenant", "actor"), when="without --record", expected="--record")
+
+
+def check_document_options(label: str, given: Mapping[str, Any], read: Iterable[str]) -> None:
+    """The options of a plan document (``inputs.options``) that planning it again reads, as
+    the flags check them: exit 2 naming the file and ``inputs.options.KEY``. They were read
+    unchecked (a ``time_limit`` of -5 or 10^9 planned anyway, and went into the new plan)."""
+    import math
+
+    from straits.model.types import Regime
+    from straits.plan.registry import SOLVER_NAMES
+
+    def bad(key: str, expected: str) -> InputError:
+        shown = repr(given[key])[:60]
+        return InputError(
+            f"{shown} is not a {key}",
+            source=label,
+            path=f"inputs.options.{key}",
+            expected=expected,
+        )
+
+    for key in read:
+        if key not in given or given[key] is None:
+            continue
+        v = given[key]
+        if key == "time_limit":
+            number = isinstance(v, int | float) and not isinstance(v, bool)
+            if not number or not math.isfinite(v) or not 0.5 <= v <= 3600:
+                raise bad(key, "seconds, a number from 0.5 to 3600 (or --time-limit)")
+        elif key == "seed":
+            if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 2**31 - 1:
+                raise bad(key, "an integer from 0 to 2147483647 (or --seed)")
+        elif key == "solver":
+            if not isinstance(v, str) or v.strip().lower() not in SOLVER_NAMES:
+                raise bad(key, f"one of {', '.join(SOLVER_NAMES)} (or --solver)")
+        elif key == "regime":
+            if v not in get_args(Regime):
+                raise bad(key, f"{' or '.join(get_args(Regime))} (or --regime)")
+        elif key == "objective":
+            from straits.plan.registry import objective
+
+            if not isinstance(v, str):
+                raise bad(key, "an objective name or weighted sum (or --objective)")
+            objective(v, source=label, path=f"inputs.options.{key}")

@@ -20,8 +20,10 @@ Doc = Mapping[str, Any]
 
 
 def _instant(text: str) -> dt.datetime:
+    """A plan's time in UTC, whatever offset its document wrote it with (the table's times
+    are UTC, unlabelled)."""
     t = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+    return t.astimezone(dt.UTC) if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 def _when(year: int, t: dt.datetime) -> str:
@@ -80,6 +82,17 @@ def assignments_table(plan: Doc) -> Table:
     return t
 
 
+def _energy(plan: Doc) -> str:
+    """The plan's energy and carbon; a null total (a placed stage's chip has no power figure,
+    or its grid no intensity) is unknown, never 0."""
+    mwh, t = plan.get("energy_mwh"), plan.get("tco2e")
+    if not isinstance(mwh, int | float):
+        return "energy and tCO2e unknown"
+    return f"energy {amount(mwh)} MWh, " + (
+        f"{amount(t)} tCO2e" if isinstance(t, int | float) else "tCO2e unknown"
+    )
+
+
 def totals_line(plan: Doc) -> Text:
     penalty = plan.get("penalty_usd") or 0
     late = f" + {money(penalty)} late penalty" if penalty else ""
@@ -90,8 +103,7 @@ def totals_line(plan: Doc) -> Text:
         f"Total {money(total)}{late}, makespan "
         f"{duration(plan.get('makespan_hours', 0))}, "
         f"{len(plan.get('assignments', ()))} placed, "
-        f"{len(plan.get('unplaced', ()))} unplaced; energy "
-        f"{amount(plan.get('energy_mwh') or 0)} MWh, {amount(plan.get('tco2e') or 0)} tCO2e.",
+        f"{len(plan.get('unplaced', ()))} unplaced; {_energy(plan)}.",
         style="bold",
     )
 

@@ -131,6 +131,12 @@ def report(
         from straits.fileio import output_path, refuse_input_as_output
 
         output_kind(out)
+        if json_out and str(out) == "-":
+            raise InputError(
+                "--json and -o - both want stdout",
+                path="--json",
+                expected="-o FILE.html with --json",
+            )
         output_path(out, option="--out")
         refuse_input_as_output(plan, out, "--out")
         rs = ruleset(rule_dirs(rules))
@@ -149,8 +155,14 @@ def report(
             html = pareto_report([p.to_json() for p in points], source.scenario.name)
         elif state.server_url and _recorded_ref(plan):
             # a recorded plan is the server's: its report route renders what its log proves
+            from straits.cli.common import refuse_unread
             from straits.cli.remote import client
 
+            refuse_unread(
+                ("time_limit",),
+                when="with a recorded plan: it is a plan already",
+                expected="a scenario file with --time-limit",
+            )
             if regime is not None:
                 raise InputError(
                     "--regime applies to a scenario planned now",
@@ -232,6 +244,13 @@ def _plan_of(
             f"{source.label}, planned now under the {made.regime} rules",
             None,
         )
+    from straits.cli.common import refuse_unread
+
+    refuse_unread(  # a plan document or a recorded plan is reported as it is, not planned
+        ("time_limit",),
+        when=f"with {source.label}: it is a plan already",
+        expected="a scenario file with --time-limit",
+    )
     if regime is not None and regime != doc.plan.get("regime"):
         raise InputError(
             f"{source.label} was planned under the {doc.plan.get('regime')} "

@@ -133,7 +133,13 @@ def _range(
         field = Field(ge=lo, le=hi, allow_inf_nan=False)
     # after the bounds, so the JSON schema keeps its minimum and maximum
     field.metadata.append(BeforeValidator(_number_not_bool))
+    field.metadata.append(AfterValidator(_plus_zero))
     return field
+
+
+def _plus_zero(value: object) -> object:
+    """-0.0 is 0.0: it passed ``>= 0`` and came back as a cost of ``-0.0`` (``$-0``)."""
+    return value + 0.0 if isinstance(value, float) else value
 
 
 def _number_not_bool(value: object) -> object:

@@ -295,11 +295,23 @@ class Plan:
 
     @property
     def energy_mwh(self) -> float:
+        """The placed stages' energy, those whose energy is unknown left out (see
+        :attr:`energy_known`)."""
         return sum(a.energy_kwh or 0.0 for a in self.assignments) / 1000.0
 
     @property
     def tco2e(self) -> float:
+        """The placed stages' emissions, those whose emissions are unknown left out."""
         return sum(a.tco2e or 0.0 for a in self.assignments)
+
+    @property
+    def energy_known(self) -> tuple[bool, bool]:
+        """Whether every placed stage's energy, and its emissions, are known (a chip with no
+        power figure, a grid with no intensity): a total that left one out is no total."""
+        return (
+            all(a.energy_kwh is not None for a in self.assignments),
+            all(a.tco2e is not None for a in self.assignments),
+        )
 
     @property
     def total_cost_usd_high(self) -> float | None:
@@ -349,8 +361,8 @@ class Plan:
             "total_cost_usd_high": _round2(self.total_cost_usd_high),
             "penalty_usd": round(self.penalty_usd, 2),
             "makespan_hours": round(self.makespan_hours, 3),
-            "energy_mwh": round(self.energy_mwh, 3),
-            "tco2e": round(self.tco2e, 2),
+            "energy_mwh": round(self.energy_mwh, 3) if self.energy_known[0] else None,
+            "tco2e": round(self.tco2e, 2) if self.energy_known[1] else None,
             "assignments": [a.to_json(self.start) for a in self.assignments],
             "unplaced": [
                 {

@@ -376,11 +376,14 @@ class _Searching:
                         baseline, baseline, bound, objective, cand, g, pf, ctx, info, note, alone
                     )
                 plan = _valued(plan, cand, objective)
-                better = (plan.objective_value or 0.0) < (baseline.objective_value or 0.0) - (
-                    0.5 if objective.unit == "USD" else 1e-6
-                )
+                tol = 0.5 if objective.unit == "USD" else 1e-6
+                mine, greedy = plan.objective_value or 0.0, baseline.objective_value or 0.0
+                # proved in the model's units: durations rounded up to whole ticks, so the
+                # greedy plan's exact times may still beat it; the better plan stands
+                better, worse = mine < greedy - tol, mine > greedy + tol
                 if len(plan.unplaced) < len(baseline.unplaced) or (
-                    len(plan.unplaced) == len(baseline.unplaced) and (better or proved)
+                    len(plan.unplaced) == len(baseline.unplaced)
+                    and (better or (proved and not worse))
                 ):
                     info["answer"] = source
                     how = (

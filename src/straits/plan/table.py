@@ -39,6 +39,23 @@ class Row(NamedTuple):
     buyer: str | None
 
 
+def _highest(known: np.ndarray, otherwise: float) -> float:
+    """The highest known figure, ``otherwise`` when none is known (an unknown stood in for by
+    0 made a scenario of chips with no power figure a plan of 0 MWh)."""
+    return float(np.nanmax(known)) if (~np.isnan(known)).any() else otherwise
+
+
+def _catalog_worst(kind: str) -> tuple[float, float]:
+    """(kWh per chip-hour of the catalog's most power-hungry chip at the default PUE, the
+    grid table's highest gCO2/kWh): what stands in where a scenario knows no figure at all."""
+    from straits.catalog import catalog
+    from straits.estimate.energy import DEFAULT_PUE, POWER_SHARE, grid_table
+
+    watts = max((c.tdp_watts for c in catalog() if c.tdp_watts is not None), default=0.0)
+    grams = max((g.gco2_per_kwh for g in grid_table().values()), default=0.0)
+    return watts * POWER_SHARE.get(kind, 0.8) * DEFAULT_PUE / 1000.0, grams
+
+
 @dataclass
 class Index:
     """The scenario's pools and sites as arrays."""
@@ -85,13 +102,15 @@ class Index:
     def rates(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
         """(MWh, tCO2e) per chip-hour of each pool for an estimate ``kind``. Where a chip's
         power or a grid's intensity is unknown, the highest known figure stands in for it
-        (conservative: an unknown never looks cleaner than a known one)."""
+        (conservative: an unknown never looks cleaner than a known one; where none is known,
+        the catalog's highest, :func:`_catalog_worst`)."""
         hit = self._rates.get(kind)
         if hit is None:
             kwh = self.res_kwh[kind]
-            kwh = np.where(np.isnan(kwh), np.nanmax(kwh) if (~np.isnan(kwh)).any() else 0.0, kwh)
+            worst_kwh, worst_g = _catalog_worst(kind)
+            kwh = np.where(np.isnan(kwh), _highest(kwh, worst_kwh), kwh)
             g = self.res_gco2
-            g = np.where(np.isnan(g), np.nanmax(g) if (~np.isnan(g)).any() else 0.0, g)
+            g = np.where(np.isnan(g), _highest(g, worst_g), g)
             hit = self._rates[kind] = (kwh / 1000.0, kwh * g / 1e6)
         return hit
 

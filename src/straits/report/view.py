@@ -41,8 +41,8 @@ class Summary:
     penalty_usd: float
     makespan_hours: float
     end: str | None
-    energy_mwh: float
-    tco2e: float
+    energy_mwh: float | None  # None: a placed stage's energy is unknown
+    tco2e: float | None
     bound_usd: float | None
     gap: float | None
     baseline_usd: float | None
@@ -175,10 +175,34 @@ def _day(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def in_utc(plan: dict[str, Any]) -> dict[str, Any]:
+    """``plan`` with its assignments' times in UTC (``...Z``): a document may write them with
+    any offset, and the report compares them and shows their first 16 characters."""
+
+    def utc(text: object) -> object:
+        if not isinstance(text, str):
+            return text
+        t = _day(text).astimezone(dt.UTC)
+        return t.isoformat(timespec="seconds" if not t.microsecond else "auto")[:-6] + "Z"
+
+    assigned = plan.get("assignments") or []
+    return {
+        **plan,
+        "assignments": [
+            {**a, "start": utc(a.get("start")), "end": utc(a.get("end"))} for a in assigned
+        ],
+    }
+
+
+def _figure(value: object) -> float | None:
+    """A total of the plan, None where it is null (not known)."""
+    return float(value) if isinstance(value, int | float) else None
+
+
 def summary_of(plan: dict[str, Any], sc: Scenario) -> Summary:
     assigned = plan.get("assignments") or []
     stages = sum(len(w.stages) for w in sc.workloads)
-    end = max((a["end"] for a in assigned), default=None)
+    end = max((a["end"] for a in assigned), key=_day, default=None)
     return Summary(
         scenario=str(plan.get("scenario", sc.name)),
         date=str(plan.get("date", sc.date)),
@@ -193,8 +217,8 @@ def summary_of(plan: dict[str, Any], sc: Scenario) -> Summary:
         penalty_usd=float(plan.get("penalty_usd") or 0.0),
         makespan_hours=float(plan.get("makespan_hours") or 0.0),
         end=end,
-        energy_mwh=float(plan.get("energy_mwh") or 0.0),
-        tco2e=float(plan.get("tco2e") or 0.0),
+        energy_mwh=_figure(plan.get("energy_mwh")),
+        tco2e=_figure(plan.get("tco2e")),
         bound_usd=plan.get("bound_usd"),
         gap=plan.get("gap"),
         baseline_usd=plan.get("baseline_usd"),
@@ -362,6 +386,7 @@ def build_view(
     recorded: Recorded | None = None,
 ) -> PlanView:
     """The report's view of ``plan`` (the ``straits plan --json`` document) over ``sc``."""
+    plan = in_utc(plan)
     summary = summary_of(plan, sc)
     on = dt.date.fromisoformat(summary.date)
     start = dt.datetime.combine(sc.date, dt.time(), tzinfo=dt.UTC)
