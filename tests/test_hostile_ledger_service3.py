@@ -280,7 +280,7 @@ ODD_RESULTS = [
 def test_ledger_show_lists_an_entry_whose_result_has_another_shape(
     export: list[dict[str, object]], tmp_path: Path, kind: str, body: dict[str, Any]
 ) -> None:
-    from straits.cli.ledger_cmd import _summary
+    from straits.cli.ledger_summary import summary as _summary
     from straits.store.ledger import Entry
 
     e = Entry.from_json({**export[0], "kind": kind, "body": json.dumps(body)})

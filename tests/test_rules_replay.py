@@ -201,7 +201,7 @@ def test_cli_replay_records_itself_and_gates_with_exit_code(
     assert "us-ear-2025-h20" in text and f"{len(changed)} would change" in text
     assert "Replayed 1 ledger entries" in text
     # ledger show's line for the replay: how many would change, of what was replayed
-    from straits.cli.ledger_cmd import _summary
+    from straits.cli.ledger_summary import summary as _summary
 
     assert f"{len(changed)} would change, of {len(REQUESTS)} decisions and 0 plan" in _summary(
         entry
@@ -355,7 +355,7 @@ def test_cli_exit_code_gates_on_entries_that_could_not_be_replayed(
     assert table.returncode == 0, table.stderr
     assert "No recorded decision would change" not in " ".join(table.stdout.split())
     # recorded, ledger show's line says so too (it read '0 would change, of 0 decisions')
-    from straits.cli.ledger_cmd import _summary
+    from straits.cli.ledger_summary import summary as _summary
 
     recorded = straits(*args, "--json", "--record", db=db_url)
     entry = ledger.get_entry(store, json.loads(recorded.stdout)["recorded"]["seq"])

@@ -25,6 +25,7 @@ from straits.cli.common import (
     refuse_unread,
     state,
 )
+from straits.cli.ledger_summary import summary
 from straits.cli.ledger_verdicts import EXIT_BROKEN, report, report_tenant
 from straits.errors import InputError, StraitsError
 
@@ -272,44 +273,6 @@ def _read_export(path: Path) -> list[Entry]:
     return out
 
 
-def _summary(e: Entry) -> str:
-    try:  # a result of another shape (the entry was rewritten) was a traceback
-        return _summary_of(e)
-    except (AttributeError, TypeError, ValueError):
-        return "(a result of another shape: the entry was altered)"
-
-
-def _summary_of(e: Entry) -> str:
-    body = e.content
-    result = body.get("result")
-    if e.kind == "check":
-        answers = result if isinstance(result, list) else [result]
-        return ", ".join(str(a.get("decision")) for a in answers if isinstance(a, dict))
-    if e.kind == "admission":
-        inputs = body.get("inputs") or {}
-        verdict = "allowed" if (result or {}).get("allowed") else "rejected"
-        return (
-            f"{verdict} launch of {inputs.get('workload')}/{inputs.get('stage')} "
-            f"(plan {str(inputs.get('plan_id', ''))[:8]})"
-        )
-    if e.kind == "replay":
-        done = (result or {}).get("replayed") or {}
-        # a replay that skipped every entry read '0 would change, of 0 decisions' and no more
-        skipped = len(s) if isinstance(s := (result or {}).get("skipped"), list) else 0
-        # "3 of 5 decisions and 2 placements would change" read as 2 placements changing
-        return (
-            f"rules replay since {body.get('date')}: {(result or {}).get('changed')} would "
-            f"change, of {done.get('decisions', 0)} decisions and "
-            f"{done.get('placements', 0)} plan placements replayed"
-        ) + (f"; {skipped} entries could not be replayed" if skipped else "")
-    plan: dict[str, Any] = (result or {}).get("plan") or {}
-    return (
-        f"{plan.get('status')} ${plan.get('total_cost_usd', 0):,.0f} "
-        f"{len(plan.get('assignments', []))} placed, {len(plan.get('unplaced', []))} "
-        f"unplaced (plan {str((result or {}).get('plan_id', ''))[:8]})"
-    )
-
-
 @app.command("show")
 def show(
     seq: int = typer.Argument(
@@ -381,7 +344,7 @@ def show(
             shown(e.tenant),
             shown(e.actor),
             e.kind,
-            shown(_summary(e)),
+            shown(summary(e)),
             e.hash[:12],
         )
     console.print(t)
@@ -430,7 +393,7 @@ def _show_tenant_view(items: list[dict[str, Any]], fmt: Format, since: int) -> N
     for d in items:
         e = Entry.from_json({**d, "tenant_seq": d["seq"]})
         t.add_row(
-            str(e.tenant_seq), e.recorded_at[:19], escape(e.actor), e.kind, escape(_summary(e))
+            str(e.tenant_seq), e.recorded_at[:19], escape(e.actor), e.kind, escape(summary(e))
         )
     console.print(t)
 
