@@ -285,3 +285,12 @@ def test_ledger_show_lists_an_entry_whose_result_has_another_shape(
 
     e = Entry.from_json({**export[0], "kind": kind, "body": json.dumps(body)})
     assert isinstance(_summary(e), str)
+
+
+@pytest.mark.parametrize("text", [None, "not json", "[" * 100_000 + "]" * 100_000, b"\xff"])
+def test_a_stored_column_straits_never_wrote_is_one_value_error(text: object) -> None:
+    from straits.store.canonical import loads_stored
+
+    with pytest.raises(ValueError):
+        loads_stored(text)
+    assert loads_stored('{"a": [1]}') == {"a": [1]}

@@ -37,8 +37,19 @@ def utf8(text: str) -> str:
     return text
 
 
+def loads_stored(text: object) -> Any:
+    """A stored column's JSON; ``ValueError`` for whatever Straits never writes there, so one
+    ``except ValueError`` covers a rewritten row: not JSON, not text (a NULL column: json's
+    ``TypeError``), or arrays nested thousands deep (the parser's ``RecursionError``: a
+    traceback, or a 500, where the row was altered)."""
+    try:
+        return json.loads(text)  # type: ignore[arg-type]
+    except (TypeError, RecursionError) as exc:
+        raise ValueError(f"not stored JSON: {type(exc).__name__}") from None
+
+
 def digest(obj: Any) -> str:
     return hashlib.sha256(canonical(obj).encode("utf-8")).hexdigest()
 
 
-__all__ = ["canonical", "digest", "utf8"]
+__all__ = ["canonical", "digest", "loads_stored", "utf8"]

@@ -18,7 +18,6 @@ stored tree by consistency proofs only (``O(log n)``, no rescan).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from straits.errors import LedgerError
 from straits.store import checkpoints, merkle, row_checks, tree
+from straits.store.canonical import loads_stored
 from straits.store.db import Store
 from straits.store.keys import Keys, configured
 from straits.store.ledger import Entry, Verification, digest, verify_chain
@@ -148,8 +148,8 @@ def _verify_store(store: Store, keys: Keys, heads: list[Head], progress: Progres
             if row is None:
                 return False
             try:
-                doc = json.loads(row.body)
-            except (ValueError, TypeError, RecursionError):  # not JSON, NULL, too deep
+                doc = loads_stored(row.body)
+            except ValueError:  # not JSON, NULL, too deep
                 return False
             # the name beside the body (what plan lists show) is the body's own
             return isinstance(doc, dict) and digest(doc) == ref and row.name == doc.get("name")

@@ -21,7 +21,6 @@ the head, inserts the entry, its tree nodes and moves the head, or does nothing 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator
@@ -36,7 +35,7 @@ from straits.errors import LedgerError, StraitsError
 from straits.store import merkle, tree
 from straits.store.canonical import canonical as canonical  # re-exported: its old home
 from straits.store.canonical import digest as digest
-from straits.store.canonical import utf8
+from straits.store.canonical import loads_stored, utf8
 from straits.store.contention import refuses_writes
 from straits.store.db import Store
 from straits.store.tables import LedgerHead, LedgerRow
@@ -99,10 +98,8 @@ class Entry:
         """The body as an object; ``LedgerError`` when it is not one (Straits only writes
         canonical JSON objects, so the entry was rewritten)."""
         try:
-            doc = json.loads(self.body)
-        # TypeError: a NULL body (the column was altered); RecursionError: arrays nested
-        # thousands deep (a traceback, or a 500, where the entry was altered)
-        except (ValueError, TypeError, RecursionError):
+            doc = loads_stored(self.body)
+        except ValueError:  # not JSON, a NULL body, nested thousands deep: altered
             doc = None
         if not isinstance(doc, dict):
             raise LedgerError(

@@ -23,7 +23,6 @@ finds it.
 
 from __future__ import annotations
 
-import json
 from contextlib import closing
 from typing import Any
 
@@ -31,7 +30,7 @@ from sqlalchemy import ColumnElement, column, func, or_, select, table, type_coe
 from sqlalchemy.orm import Session
 from sqlalchemy.types import NullType
 
-from straits.store.canonical import digest
+from straits.store.canonical import digest, loads_stored
 from straits.store.db import Store
 from straits.store.tables import LedgerRow, PlanRow
 
@@ -72,8 +71,8 @@ def _records(kind: Any, body: Any, plan_id: str) -> bool:
     if kind != "plan" or not isinstance(body, str):
         return False
     try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError):
+        doc = loads_stored(body)
+    except ValueError:
         return False
     result = doc.get("result") if isinstance(doc, dict) else None
     return isinstance(result, dict) and result.get("plan_id") == plan_id

@@ -17,7 +17,6 @@ a plan or decision row, but not someone who rewrites the tree too.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from straits.errors import LedgerError, NotFoundError
 from straits.store import checkpoints, merkle, tree
+from straits.store.canonical import loads_stored
 from straits.store.db import Store
 from straits.store.keys import Keys, configured
 from straits.store.ledger import Entry, canonical, digest
@@ -311,8 +311,8 @@ def missing_decision(entry: Entry, rows: int) -> str | None:
 
 def _canon_text(text: str) -> str:
     try:
-        return canonical(json.loads(text))
-    except (ValueError, TypeError, RecursionError):  # not JSON, NULL, nested thousands deep
+        return canonical(loads_stored(text))
+    except ValueError:  # not JSON, NULL, nested thousands deep
         return "\x00not JSON"
 
 
@@ -352,8 +352,8 @@ def prove_plan(store: Store, row: PlanRow, keys: Keys | None = None) -> ProvenPl
         doc: Any = None
         if sc_row is not None:
             try:
-                doc = json.loads(sc_row.body)
-            except (ValueError, TypeError, RecursionError):  # not JSON, NULL, too deep
+                doc = loads_stored(sc_row.body)
+            except ValueError:  # not JSON, NULL, too deep
                 doc = None
         if not isinstance(doc, dict) or digest(doc) != ref:
             raise LedgerError(

@@ -9,7 +9,6 @@ answer, or the plan id and the plan JSON contract).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from straits.model.request import CheckRequest
 from straits.model.scenario import Scenario
 from straits.plan import Plan
 from straits.rules import RuleSet
+from straits.store.canonical import loads_stored
 from straits.store.db import Store
 from straits.store.ledger import Entry, append, canonical, digest
 from straits.store.owner import id_prefix, owned_plan_ids
@@ -152,8 +152,8 @@ def load_scenario_row(store: Store, ref: str) -> dict[str, Any]:
         if row is None:
             raise NotFoundError(f"no stored scenario {ref[:12]}")
         try:
-            doc = json.loads(row.body)
-        except (ValueError, TypeError, RecursionError):  # rewritten: not JSON, NULL, too deep
+            doc = loads_stored(row.body)
+        except ValueError:  # rewritten: not JSON, NULL, too deep
             doc = None
         if not isinstance(doc, dict) or digest(doc) != ref:  # content-addressed
             raise LedgerError(
@@ -253,8 +253,8 @@ def stored_json(row: PlanRow, column: str) -> Any:
     if not text:
         return None
     try:
-        return json.loads(text)
-    except (ValueError, TypeError, RecursionError):  # RecursionError: nested thousands deep
+        return loads_stored(text)
+    except ValueError:  # not JSON, or nested thousands deep
         raise LedgerError(
             f"plan {row.id}: its stored {column} is not JSON: the plans table "
             "was altered; refusing to use it",
