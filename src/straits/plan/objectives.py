@@ -79,7 +79,8 @@ class Metric:
     additive: bool
     """a sum over stages (else a function of when stages end: makespan, completion)"""
     model_scale: int
-    """CP-SAT model units per unit (whole dollars, ticks of a minute, kWh, kg)"""
+    """CP-SAT model units per unit (whole dollars, ticks of a minute, kWh, kg; for completion,
+    ticks times thousandths of a weight)"""
     code: ReasonCode
     """the reason code of an option that lost on this metric"""
     stage: Callable[[StageMetrics, Workload], float]
@@ -93,12 +94,18 @@ def _completion(plan: Plan, sc: Scenario, _: EnergyOf | None = None) -> float:
     done: dict[str, float] = {}
     for a in plan.assignments:
         done[a.workload] = max(done.get(a.workload, 0.0), a.end_h)
-    return float(sum(completion_weight(w) * done[w.id] for w in sc.workloads if w.id in done))
+    return float(sum(w.weight * done[w.id] for w in sc.workloads if w.id in done))
+
+
+#: the model counts workload weights in thousandths (the scenario accepts weights from 0.001
+#: in steps of 0.001: see ``Weight`` in model/types.py), so every weight is a whole number there
+WEIGHT_UNITS = 1000
 
 
 def completion_weight(w: Workload) -> int:
-    """A workload's completion weight in the model's whole units (hundredths)."""
-    return round(w.weight * 100)
+    """A workload's completion weight in the model's whole units (thousandths: exact, as the
+    scenario's weights are whole thousandths, and at least 1)."""
+    return max(1, round(w.weight * WEIGHT_UNITS))
 
 
 COST = Metric(
@@ -127,10 +134,10 @@ COMPLETION = Metric(
     "completion",
     "weighted h",
     False,
-    TICKS_PER_HOUR,
+    TICKS_PER_HOUR * WEIGHT_UNITS,
     ReasonCode.TIME,
-    lambda m, w: m.end * completion_weight(w),
-    lambda r, w: r.end * completion_weight(w),
+    lambda m, w: m.end * w.weight,
+    lambda r, w: r.end * w.weight,
     _completion,
     "ends {d:,.1f} weighted h later",
 )
@@ -190,12 +197,19 @@ class Objective:
 
     @property
     def model_scale(self) -> int:
-        """Model units per unit of the objective (a weighted sum with a time term counts
-        sixtieths of a dollar, so that an hour's price divides into minute ticks)."""
+        """Model units per unit of the objective. A weighted sum with a time term counts
+        sixtieths of a dollar, so that an hour's price divides into minute ticks; with a
+        completion term, finer still (down to 1/60,000 of a dollar), so that its price per
+        weighted hour times a weight in thousandths is a whole number of model units per tick
+        (``cost+1000*completion`` stays in sixtieths: $1,000 times a thousandth is $1)."""
         one = self.single
         if one is not None:
             return one.model_scale
-        return TICKS_PER_HOUR if any(not m.additive for m, _ in self.terms) else 1
+        scale = TICKS_PER_HOUR if any(not m.additive for m, _ in self.terms) else 1
+        k = self.weight(COMPLETION)
+        if k:
+            scale *= 10 ** _decimals(k / WEIGHT_UNITS)
+        return scale
 
     def weight(self, metric: Metric) -> float:
         return sum(w for m, w in self.terms if m is metric)
@@ -252,8 +266,24 @@ class Objective:
         return round(self.weight(metric) * self.model_scale)
 
     def tick_weight(self, metric: Metric) -> int:
-        """Model units per tick of a time metric (makespan, weighted completion)."""
-        return round(self.weight(metric) * self.model_scale / TICKS_PER_HOUR)
+        """Model units per tick of a time metric (the makespan; for completion, per tick and
+        thousandth of a weight: see :meth:`done_weight`)."""
+        per_hour = self.model_scale / TICKS_PER_HOUR
+        if metric is COMPLETION:
+            per_hour /= WEIGHT_UNITS
+        return round(self.weight(metric) * per_hour)
+
+    def done_weight(self, w: Workload) -> int:
+        """Model units per tick of ``w``'s completion time (0 when the objective has no
+        completion term). Exact for the named objective and wherever a weighted sum's price
+        times the weight is a whole number of thousandths of a dollar per hour (every
+        whole-dollar price); otherwise rounded to the nearest thousandth of a dollar per
+        weighted hour, and never to nothing."""
+        k = self.weight(COMPLETION)
+        if not k:
+            return 0
+        units = k * completion_weight(w) * self.model_scale / (TICKS_PER_HOUR * WEIGHT_UNITS)
+        return max(1, round(units))
 
     # --- plans -------------------------------------------------------------------------------
     def plan_value(self, plan: Plan, sc: Scenario, energy_of: EnergyOf | None = None) -> float:
@@ -296,6 +326,15 @@ EXPECTED = (
     f"one of {', '.join(OBJECTIVES)}, or a weighted sum of them in dollars such as "
     "cost+80*carbon ($80 a tonne) or cost+1000*time ($1,000 an hour of makespan)"
 )
+
+
+def _decimals(x: float, most: int = 3) -> int:
+    """The fewest decimal places (up to ``most``) that write ``x`` exactly."""
+    for d in range(most):
+        y = x * 10**d
+        if abs(y - round(y)) <= 1e-9 * max(1.0, abs(y)):
+            return d
+    return most
 
 
 def _num(w: float) -> str:
