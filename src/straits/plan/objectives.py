@@ -2,10 +2,11 @@
 
 An objective is a weighted sum of *metrics*: cost (USD, with soft-deadline penalties and the
 amortized price of bought chips), time (the makespan, hours), completion (the sum of workload
-completion times, each weighted by its workload's ``weight``), energy (MWh) and carbon (tCO2e).
-The named objectives are one metric each; a weighted sum such as ``cost+80*carbon`` (a carbon
-price of $80 a tonne) or ``cost+1000*time`` prices the others in dollars. Named objectives
-other than ``cost`` let cost break ties.
+completion times, each weighted by its workload's ``weight``: weighted hours), energy (MWh) and
+carbon (tCO2e). The named objectives are one metric each; a weighted sum such as
+``cost+80*carbon`` (a carbon price of $80 a tonne), ``cost+1000*time`` or
+``cost+1000*completion`` ($1,000 a weighted hour) prices the others in dollars. Named
+objectives other than ``cost`` let cost break ties.
 
 Every solver asks the objective the same few things: how to rank a stage's options on their
 own (:meth:`Objective.row_keys`), how to compare two scheduled candidates
