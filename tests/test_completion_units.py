@@ -167,27 +167,37 @@ def test_the_cli_refuses_a_weight_finer_than_thousandths(tmp_path: Path) -> None
     assert "workloads[1].weight" in r.output and "steps of 0.001" in r.output
 
 
+ODD = [0.001, 0.003, 0.25, 1.0, 7.5, 1_000_000.0]
+
+
 @pytest.mark.parametrize(
-    ("goal", "scale"),
+    ("goal", "weights", "scale"),
     [
-        ("completion", 60_000),  # ticks times thousandths of a weight
-        ("cost+1000*completion", 60),  # sixtieths of a dollar, as cost+1000*time
-        ("cost+100*completion", 600),
-        ("cost+80*completion", 6_000),
-        ("cost+completion", 60_000),
-        ("cost+0.5*completion", 60_000),
-        ("cost+1000*time", 60),
-        ("cost", 1),
+        ("completion", ODD, 60_000),  # ticks times thousandths of a weight
+        ("completion", [1.0], 60_000),
+        ("cost+1000*completion", ODD, 60),  # sixtieths of a dollar, as cost+1000*time
+        ("cost+100*completion", ODD, 600),
+        ("cost+80*completion", ODD, 6_000),
+        ("cost+completion", ODD, 60_000),
+        ("cost+completion", [1.0, 2.0, 30.0], 60),  # whole weights: whole dollars an hour
+        ("cost+0.5*completion", ODD, 60_000),
+        ("cost+1000*time", ODD, 60),
+        ("cost", ODD, 1),
     ],
 )
-def test_the_model_counts_a_weighted_hour_at_its_price(goal: str, scale: int) -> None:
+def test_the_model_counts_a_weighted_hour_at_its_price(
+    goal: str, weights: list[float], scale: int
+) -> None:
     """Model units per tick of a workload's completion, back in the objective's unit per hour,
-    are the term's price times the weight: exactly where that is a whole number of
-    thousandths, else to the nearest thousandth and never nothing."""
-    obj = objective(goal)
+    are the term's price times the weight: exactly where that has at most three decimals, else
+    to the nearest thousandth and never nothing; the model's units are the coarsest that the
+    scenario's weights allow."""
+    sc = weighted(weights)
+    obj = objective(goal).fitted(sc)
     assert obj.model_scale == scale
+    assert obj.fitted(sc) is obj
     k = obj.weight(COMPLETION)
-    for w in weighted([0.001, 0.003, 0.25, 1.0, 7.5, 1_000_000.0]).workloads:
+    for w in sc.workloads:
         per_hour = obj.done_weight(w) * TICKS_PER_HOUR / obj.model_scale
         if not k:
             assert obj.done_weight(w) == 0

@@ -119,6 +119,7 @@ def build(
     makespan (for the cost/time frontier); ``min_span`` is the makespan of what is held
     fixed."""
     sc = pf.sc
+    objective = objective.fitted(sc)  # the units of the portfolio's choice values
     m = cp_model.CpModel()
     stages = {k: v for k, v in pf.stages.items() if only is None or k[0] in only}
     # the plan horizon, stretched to twice the greedy plan's makespan when that is longer

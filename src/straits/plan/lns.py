@@ -157,7 +157,7 @@ class NeighbourhoodSearch:
         self.pf = pf
         self.stop = stop
         """set when the search must end (a proof, a callback): a piece in flight is stopped"""
-        self.objective = objective
+        self.objective = objective = objective.fitted(pf.sc)  # in the model's units
         self.horizon = horizon
         self.rng = random.Random(seed)
         self.seed = seed

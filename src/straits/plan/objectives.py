@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, NamedTuple
 
 from straits.errors import InputError
@@ -174,6 +174,10 @@ class Objective:
     name: str
     terms: tuple[tuple[Metric, float], ...]
     description: str = ""
+    decimals: int | None = None
+    """decimals of a dollar per weighted hour to which a weighted sum's model counts its
+    completion price times each weight: set by :meth:`fitted` to what the scenario's weights
+    need (None: 3, enough for any weight the scenario accepts)"""
 
     @property
     def single(self) -> Metric | None:
@@ -200,17 +204,27 @@ class Objective:
     def model_scale(self) -> int:
         """Model units per unit of the objective. A weighted sum with a time term counts
         sixtieths of a dollar, so that an hour's price divides into minute ticks; with a
-        completion term, finer still (down to 1/60,000 of a dollar), so that its price per
-        weighted hour times a weight in thousandths is a whole number of model units per tick
-        (``cost+1000*completion`` stays in sixtieths: $1,000 times a thousandth is $1)."""
+        completion term, finer by 10 ** :attr:`decimals`, so that its price per weighted hour
+        times each weight is a whole number of model units per tick (``cost+completion`` with
+        whole weights, or ``cost+1000*completion`` with weights in thousandths, stay in
+        sixtieths; finer units leave less of the 64-bit room to large portfolios)."""
         one = self.single
         if one is not None:
             return one.model_scale
         scale = TICKS_PER_HOUR if any(not m.additive for m, _ in self.terms) else 1
-        k = self.weight(COMPLETION)
-        if k:
-            scale *= 10 ** _decimals(k / WEIGHT_UNITS)
+        if self.weight(COMPLETION):
+            scale *= 10 ** (self.decimals if self.decimals is not None else _MOST_DECIMALS)
         return scale
+
+    def fitted(self, sc: Scenario) -> Objective:
+        """This objective with the model's units fitted to ``sc``'s weights (see
+        :attr:`decimals`); the model, its evaluation and the portfolio's choice values all
+        use the fitted objective, so they count in the same units."""
+        k = self.weight(COMPLETION)
+        if not k or self.single is not None:
+            return self
+        d = max((_decimals(k * w.weight) for w in sc.workloads), default=0)
+        return self if d == self.decimals else replace(self, decimals=d)
 
     def weight(self, metric: Metric) -> float:
         return sum(w for m, w in self.terms if m is metric)
@@ -277,9 +291,9 @@ class Objective:
     def done_weight(self, w: Workload) -> int:
         """Model units per tick of ``w``'s completion time (0 when the objective has no
         completion term). Exact for the named objective and wherever a weighted sum's price
-        times the weight is a whole number of thousandths of a dollar per hour (every
-        whole-dollar price); otherwise rounded to the nearest thousandth of a dollar per
-        weighted hour, and never to nothing."""
+        times the weight has at most :attr:`decimals` decimals (every weight the scenario
+        accepts, times a whole-dollar price, at the most); otherwise rounded to the nearest
+        unit, and never to nothing."""
         k = self.weight(COMPLETION)
         if not k:
             return 0
@@ -329,7 +343,11 @@ EXPECTED = (
 )
 
 
-def _decimals(x: float, most: int = 3) -> int:
+#: the most decimals of a dollar per weighted hour a weighted sum's completion term is counted to
+_MOST_DECIMALS = 3
+
+
+def _decimals(x: float, most: int = _MOST_DECIMALS) -> int:
     """The fewest decimal places (up to ``most``) that write ``x`` exactly."""
     for d in range(most):
         y = x * 10**d

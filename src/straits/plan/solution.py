@@ -60,6 +60,7 @@ def evaluate(
     writes it (integer choice values, capex of the bought chips' peak, lateness penalties,
     makespan, weighted completion; the tie-break in the model's ``tie_unit`` dollars), with
     the ``held`` workloads' chips and makespan as the model sees them."""
+    objective = objective.fitted(pf.sc)  # in the model's units
     unplaced = primary = tie = 0
     usage: dict[str, list[tuple[int, int, int]]] = {}
     ends: dict[str, int] = {}
