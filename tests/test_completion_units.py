@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from optimizer_cases import DAY0, SOLVERS, _setup, scenario, tokens_for
@@ -20,9 +22,12 @@ from straits.model.scenario import Scenario
 from straits.plan import make_plan
 from straits.plan.alone import alone_bound
 from straits.plan.bounds import standalone_bound
+from straits.plan.cpsat_model import Score
+from straits.plan.lp_bound import lp_bound
 from straits.plan.objectives import COMPLETION, objective
 from straits.plan.result import Plan
 from straits.plan.ticks import TICKS_PER_HOUR
+from test_plan_bounds import _exact_optimum, _hostile
 
 
 def weighted_hours(sc: Scenario, plan: Plan) -> float:
@@ -221,3 +226,55 @@ def test_the_bounds_are_in_the_objectives_unit(goal: str) -> None:
     for bound in (standalone_bound(pf, obj), alone.bound):
         assert bound.unplaced == 0
         assert value / 3 <= bound.value <= value + 1e-6
+
+
+WEIGHTED_GOALS = [
+    "completion",
+    "cost+1000*completion",
+    "cost+completion",
+    "cost+80*completion",
+    "cost+0.5*completion",
+]
+
+
+@st.composite
+def _weighted_hostile(draw: Any) -> Scenario:
+    """test_plan_bounds' hostile scenarios (windows, bought chips, soft and hard deadlines,
+    budgets, chains) with a weight per workload from the least accepted to a thousand."""
+    doc = draw(_hostile()).model_dump(mode="json", exclude_none=True)
+    for w in doc["workloads"]:
+        w["weight"] = draw(st.sampled_from([0.001, 0.003, 0.25, 1.0, 7.5, 1000.0]))
+    return parse_scenario(doc)
+
+
+@given(sc=_weighted_hostile(), goal=st.sampled_from(WEIGHTED_GOALS))
+@settings(max_examples=20, deadline=None)
+def test_weighted_bounds_hold_and_plans_report_weighted_hours(sc: Scenario, goal: str) -> None:
+    """With uneven weights: neither bound is above the greedy plan or the plan CP-SAT proves
+    optimal, each valued exactly, and the plan the solver returns reports the weights times its
+    own hours, with its bound below it and never worse than its greedy baseline."""
+    cand, _, plan, pf = _setup(sc, goal)
+    obj = objective(goal)
+    alone = alone_bound(pf, obj)
+    assert alone is not None
+    plans = [Score(len(plan.unplaced), obj.plan_value(plan, sc, cand.energy_of))]
+    best = _exact_optimum(pf, goal, plan)
+    plans += [best] if best is not None else []
+    for bound in (standalone_bound(pf, obj), alone.bound, lp_bound(pf, alone)):
+        assert bound is not None
+        for ref in plans:
+            assert bound.unplaced <= ref.unplaced
+            if bound.unplaced == ref.unplaced:
+                assert bound.value <= ref.value + 1e-6 + 1e-9 * abs(ref.value)
+    answer = make_plan(sc, objective=goal, solver="cpsat", time_limit=3)
+    k = obj.weight(COMPLETION)
+    expected = k * weighted_hours(sc, answer) + (
+        answer.objective_usd if goal != "completion" else 0
+    )
+    assert answer.objective_value is not None
+    assert answer.objective_value == pytest.approx(expected, rel=1e-9, abs=1e-9)
+    if answer.bound_value is not None:
+        assert answer.bound_value <= answer.objective_value + 1e-9
+    if answer.baseline_value is not None and answer.baseline_unplaced == len(answer.unplaced):
+        tol = 0.5 if obj.unit == "USD" else 1e-6
+        assert answer.objective_value <= answer.baseline_value + tol
