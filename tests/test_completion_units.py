@@ -22,7 +22,7 @@ from straits.model.scenario import Scenario
 from straits.plan import make_plan
 from straits.plan.alone import alone_bound
 from straits.plan.bounds import standalone_bound
-from straits.plan.cpsat_model import Score
+from straits.plan.cpsat_model import ModelTooLarge, Score
 from straits.plan.lp_bound import lp_bound
 from straits.plan.objectives import COMPLETION, objective
 from straits.plan.result import Plan
@@ -258,7 +258,10 @@ def test_weighted_bounds_hold_and_plans_report_weighted_hours(sc: Scenario, goal
     alone = alone_bound(pf, obj)
     assert alone is not None
     plans = [Score(len(plan.unplaced), obj.plan_value(plan, sc, cand.energy_of))]
-    best = _exact_optimum(pf, goal, plan)
+    try:
+        best = _exact_optimum(pf, goal, plan)
+    except ModelTooLarge:  # penalties of $1e12 a day in 1/60,000 dollars: the greedy plan stands
+        best = None
     plans += [best] if best is not None else []
     for bound in (standalone_bound(pf, obj), alone.bound, lp_bound(pf, alone)):
         assert bound is not None

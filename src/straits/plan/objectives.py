@@ -281,19 +281,16 @@ class Objective:
         return round(self.weight(metric) * self.model_scale)
 
     def tick_weight(self, metric: Metric) -> int:
-        """Model units per tick of a time metric (the makespan; for completion, per tick and
-        thousandth of a weight: see :meth:`done_weight`)."""
-        per_hour = self.model_scale / TICKS_PER_HOUR
-        if metric is COMPLETION:
-            per_hour /= WEIGHT_UNITS
-        return round(self.weight(metric) * per_hour)
+        """Model units per tick of a time metric (the makespan; a workload's completion is
+        weighted too: :meth:`done_weight`)."""
+        return round(self.weight(metric) * self.model_scale / TICKS_PER_HOUR)
 
     def done_weight(self, w: Workload) -> int:
         """Model units per tick of ``w``'s completion time (0 when the objective has no
-        completion term). Exact for the named objective and wherever a weighted sum's price
-        times the weight has at most :attr:`decimals` decimals (every weight the scenario
-        accepts, times a whole-dollar price, at the most); otherwise rounded to the nearest
-        unit, and never to nothing."""
+        completion term). Exact for the named objective, and for a weighted sum wherever its
+        price times the weight has at most :attr:`decimals` decimals (once :meth:`fitted`,
+        every workload whose product has at most three: every whole-dollar price); otherwise
+        rounded to the nearest unit, and never to nothing."""
         k = self.weight(COMPLETION)
         if not k:
             return 0
