@@ -323,7 +323,7 @@ OBJECTIVES: dict[str, Objective] = {
     "completion": Objective(
         "completion",
         ((COMPLETION, 1.0),),
-        "the weighted sum of workload completion times, cost breaking ties",
+        "the weighted sum of workload completion times (weighted hours), cost breaking ties",
     ),
     "energy": Objective("energy", ((ENERGY, 1.0),), "energy (MWh), cost breaking ties"),
     "carbon": Objective("carbon", ((CARBON, 1.0),), "emissions (tCO2e), cost breaking ties"),
