@@ -329,7 +329,8 @@ class Workload(Frozen):
     budget_usd: Usd | None = None
     """Hard: the workload's stages may not cost more in total."""
     weight: Weight = 1.0
-    """Weight of this workload's completion time under the `completion` objective."""
+    """Weight of this workload's completion time under the `completion` objective (weighted
+    hours: weight times the hours to its last end), in steps of 0.001."""
     stages: tuple[Stage, ...] = Field(min_length=1)
 
     def stage(self, stage_id: str) -> Stage:

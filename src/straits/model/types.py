@@ -235,8 +235,27 @@ TokensPerS = Annotated[
 RequestTokens = Annotated[
     int, _range("RequestTokens", int, 1, 1e8, "prompt or output tokens of one request")
 ]
+
+
+def _thousandths(value: float) -> float:
+    """A workload's weight is a whole number of thousandths: the planner's model counts weights
+    in thousandths, and a finer one (0.0004 was 0 there, 0.0015 would be 0.002) would be
+    planned for other than it reads."""
+    units = value * 1000
+    if abs(units - round(units)) > 1e-6 + 1e-12 * units:
+        raise ValueError(
+            f"{value:g} is not a whole number of thousandths: expected a number from 0.001 to "
+            "1,000,000 in steps of 0.001 (the planner counts weights in thousandths)"
+        )
+    return value
+
+
 Weight = Annotated[
-    float, _range("Weight", float, 0.001, 1_000_000, "a workload's weight under `completion`")
+    float,
+    _range(
+        "Weight", float, 0.001, 1_000_000, "a workload's weight under `completion`, in 0.001 steps"
+    ),
+    AfterValidator(_thousandths),
 ]
 Pue = Annotated[float, _range("Pue", float, 1.0, 3.0, "power usage effectiveness")]
 GridIntensity = Annotated[

@@ -38,7 +38,7 @@ from typing import NamedTuple
 
 from straits.model.scenario import Site, Workload
 from straits.plan.cpsat_model import Score
-from straits.plan.objectives import COMPLETION, COST, TIME, Objective, completion_weight
+from straits.plan.objectives import COMPLETION, COST, TIME, Objective
 from straits.plan.portfolio import Choice, Portfolio
 from straits.plan.schedule import EPS, StageKey, deadline_hours, hard_deadline_hours
 from straits.plan.transfer import transfer_hours, weights_gb
@@ -208,7 +208,7 @@ def _solve(
         else math.inf
     )
     per_hour = (w.late_penalty_usd_per_day or 0.0) / 24.0 if math.isfinite(soft_due) else 0.0
-    done_weight = k_done * completion_weight(w)
+    done_weight = k_done * w.weight
     size = weights_gb(w.model)
 
     # each stage's options, alone after its predecessors' earliest ends (to classify, and to

@@ -21,7 +21,7 @@ import math
 from typing import NamedTuple
 
 from straits.plan.cpsat_model import Score
-from straits.plan.objectives import COMPLETION, TIME, Objective, completion_weight
+from straits.plan.objectives import COMPLETION, TIME, Objective
 from straits.plan.portfolio import Portfolio
 from straits.plan.schedule import StageKey, hard_deadline_hours
 from straits.plan.ticks import tick_hours
@@ -77,7 +77,7 @@ def _standalone(pf: Portfolio, objective: Objective) -> _Standalone:
             makespan = max(makespan, best_end)
         done = [e for e in ends.values() if e is not None]
         if done:
-            completion += completion_weight(w) * max(done)
+            completion += w.weight * max(done)
     value = additive + objective.weight(TIME) * makespan + objective.weight(COMPLETION) * completion
     return _Standalone(Score(impossible, value), ok)
 

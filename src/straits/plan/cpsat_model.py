@@ -26,7 +26,7 @@ from ortools.sat.python import cp_model
 
 from straits.limits import MAX_DATE
 from straits.model.scenario import Workload
-from straits.plan.objectives import COMPLETION, COST, TIME, Objective, completion_weight
+from straits.plan.objectives import COMPLETION, COST, TIME, Objective
 from straits.plan.options import capex_share, pool_steps, procured_steps
 from straits.plan.portfolio import Choice, Portfolio, StageChoices
 from straits.plan.schedule import StageKey, deadline_hours, model_blocks
@@ -119,6 +119,7 @@ def build(
     makespan (for the cost/time frontier); ``min_span`` is the makespan of what is held
     fixed."""
     sc = pf.sc
+    objective = objective.fitted(sc)  # the units of the portfolio's choice values
     m = cp_model.CpModel()
     stages = {k: v for k, v in pf.stages.items() if only is None or k[0] in only}
     # the plan horizon, stretched to twice the greedy plan's makespan when that is longer
@@ -278,7 +279,7 @@ def build(
     # than cost) cost in $1,000 breaking ties
     k_cost = objective.global_weight(COST)
     k_time = objective.tick_weight(TIME)
-    k_done = objective.tick_weight(COMPLETION)
+    k_done = objective.weight(COMPLETION) > 0
     terms: list[cp_model.LinearExprT] = [
         xi * c.value for key, st in stages.items() for xi, c in zip(x[key], st.choices, strict=True)
     ]
@@ -296,8 +297,8 @@ def build(
             if not keys or not k_done:
                 continue
             done = dones[w.id] = m.new_int_var(0, horizon, f"done[{w.id}]")
-            terms.append(done * (completion_weight(w) * k_done))
-            bound += horizon * completion_weight(w) * k_done
+            terms.append(done * objective.done_weight(w))
+            bound += horizon * objective.done_weight(w)
         for k in stages:
             if span is not None:
                 m.add(span >= end[k]).only_enforce_if(u[k].Not())

@@ -157,7 +157,7 @@ class NeighbourhoodSearch:
         self.pf = pf
         self.stop = stop
         """set when the search must end (a proof, a callback): a piece in flight is stopped"""
-        self.objective = objective
+        self.objective = objective = objective.fitted(pf.sc)  # in the model's units
         self.horizon = horizon
         self.rng = random.Random(seed)
         self.seed = seed
@@ -171,7 +171,11 @@ class NeighbourhoodSearch:
         self.stats = LnsStats()
         self.weights = dict.fromkeys(KINDS, 1.0)
         self.placeable = placeable(pf, objective)
-        self.time_weight = objective.tick_weight(TIME) + objective.tick_weight(COMPLETION)
+        self.time_weight = {
+            w.id: objective.tick_weight(TIME) + objective.done_weight(w) for w in pf.sc.workloads
+        }
+        """workload -> model units per tick it ends later (makespan, its weighted completion)"""
+        self.timed = objective.weight(TIME) > 0 or objective.weight(COMPLETION) > 0
         self.floor: dict[StageKey, int] = {}
         """a stage's least value among the choices that could make its hard deadline alone"""
         self.fastest: dict[StageKey, int] = {}
@@ -326,7 +330,7 @@ class NeighbourhoodSearch:
         if idx is None or key not in self.floor:
             return 0
         c = self.pf.stages[key].choices[idx]
-        late = max(0, s + c.duration - self.fastest[key]) * self.time_weight
+        late = max(0, s + c.duration - self.fastest[key]) * self.time_weight[key[0]]
         return c.value - self.floor[key] + late
 
     def _regretful(self) -> str | None:
@@ -363,7 +367,7 @@ class NeighbourhoodSearch:
             mine = st.choices[idx].value if idx is not None else None
             due = self._due(key)
             for c in st.choices:
-                if mine is not None and c.value >= mine and not self.time_weight:
+                if mine is not None and c.value >= mine and not self.timed:
                     continue
                 for other, (s, _e, _n) in self.on.get(c.option.key, {}).items():
                     if other[0] not in (target, HELD) and s < due:

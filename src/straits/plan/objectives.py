@@ -2,10 +2,11 @@
 
 An objective is a weighted sum of *metrics*: cost (USD, with soft-deadline penalties and the
 amortized price of bought chips), time (the makespan, hours), completion (the sum of workload
-completion times, each weighted by its workload's ``weight``), energy (MWh) and carbon (tCO2e).
-The named objectives are one metric each; a weighted sum such as ``cost+80*carbon`` (a carbon
-price of $80 a tonne) or ``cost+1000*time`` prices the others in dollars. Named objectives
-other than ``cost`` let cost break ties.
+completion times, each weighted by its workload's ``weight``: weighted hours), energy (MWh) and
+carbon (tCO2e). The named objectives are one metric each; a weighted sum such as
+``cost+80*carbon`` (a carbon price of $80 a tonne), ``cost+1000*time`` or
+``cost+1000*completion`` ($1,000 a weighted hour) prices the others in dollars. Named
+objectives other than ``cost`` let cost break ties.
 
 Every solver asks the objective the same few things: how to rank a stage's options on their
 own (:meth:`Objective.row_keys`), how to compare two scheduled candidates
@@ -20,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, NamedTuple
 
 from straits.errors import InputError
@@ -79,7 +80,8 @@ class Metric:
     additive: bool
     """a sum over stages (else a function of when stages end: makespan, completion)"""
     model_scale: int
-    """CP-SAT model units per unit (whole dollars, ticks of a minute, kWh, kg)"""
+    """CP-SAT model units per unit (whole dollars, ticks of a minute, kWh, kg; for completion,
+    ticks times thousandths of a weight)"""
     code: ReasonCode
     """the reason code of an option that lost on this metric"""
     stage: Callable[[StageMetrics, Workload], float]
@@ -93,12 +95,18 @@ def _completion(plan: Plan, sc: Scenario, _: EnergyOf | None = None) -> float:
     done: dict[str, float] = {}
     for a in plan.assignments:
         done[a.workload] = max(done.get(a.workload, 0.0), a.end_h)
-    return float(sum(completion_weight(w) * done[w.id] for w in sc.workloads if w.id in done))
+    return float(sum(w.weight * done[w.id] for w in sc.workloads if w.id in done))
+
+
+#: the model counts workload weights in thousandths (the scenario accepts weights from 0.001
+#: in steps of 0.001: see ``Weight`` in model/types.py), so every weight is a whole number there
+WEIGHT_UNITS = 1000
 
 
 def completion_weight(w: Workload) -> int:
-    """A workload's completion weight in the model's whole units (hundredths)."""
-    return round(w.weight * 100)
+    """A workload's completion weight in the model's whole units (thousandths: exact, as the
+    scenario's weights are whole thousandths, and at least 1)."""
+    return max(1, round(w.weight * WEIGHT_UNITS))
 
 
 COST = Metric(
@@ -127,10 +135,10 @@ COMPLETION = Metric(
     "completion",
     "weighted h",
     False,
-    TICKS_PER_HOUR,
+    TICKS_PER_HOUR * WEIGHT_UNITS,
     ReasonCode.TIME,
-    lambda m, w: m.end * completion_weight(w),
-    lambda r, w: r.end * completion_weight(w),
+    lambda m, w: m.end * w.weight,
+    lambda r, w: r.end * w.weight,
     _completion,
     "ends {d:,.1f} weighted h later",
 )
@@ -166,6 +174,10 @@ class Objective:
     name: str
     terms: tuple[tuple[Metric, float], ...]
     description: str = ""
+    decimals: int | None = None
+    """decimals of a dollar per weighted hour to which a weighted sum's model counts its
+    completion price times each weight: set by :meth:`fitted` to what the scenario's weights
+    need (None: 3, enough for any weight the scenario accepts)"""
 
     @property
     def single(self) -> Metric | None:
@@ -190,12 +202,29 @@ class Objective:
 
     @property
     def model_scale(self) -> int:
-        """Model units per unit of the objective (a weighted sum with a time term counts
-        sixtieths of a dollar, so that an hour's price divides into minute ticks)."""
+        """Model units per unit of the objective. A weighted sum with a time term counts
+        sixtieths of a dollar, so that an hour's price divides into minute ticks; with a
+        completion term, finer by 10 ** :attr:`decimals`, so that its price per weighted hour
+        times each weight is a whole number of model units per tick (``cost+completion`` with
+        whole weights, or ``cost+1000*completion`` with weights in thousandths, stay in
+        sixtieths; finer units leave less of the 64-bit room to large portfolios)."""
         one = self.single
         if one is not None:
             return one.model_scale
-        return TICKS_PER_HOUR if any(not m.additive for m, _ in self.terms) else 1
+        scale = TICKS_PER_HOUR if any(not m.additive for m, _ in self.terms) else 1
+        if self.weight(COMPLETION):
+            scale *= 10 ** (self.decimals if self.decimals is not None else _MOST_DECIMALS)
+        return scale
+
+    def fitted(self, sc: Scenario) -> Objective:
+        """This objective with the model's units fitted to ``sc``'s weights (see
+        :attr:`decimals`); the model, its evaluation and the portfolio's choice values all
+        use the fitted objective, so they count in the same units."""
+        k = self.weight(COMPLETION)
+        if not k or self.single is not None:
+            return self
+        d = max((_decimals(k * w.weight) for w in sc.workloads), default=0)
+        return self if d == self.decimals else replace(self, decimals=d)
 
     def weight(self, metric: Metric) -> float:
         return sum(w for m, w in self.terms if m is metric)
@@ -252,8 +281,21 @@ class Objective:
         return round(self.weight(metric) * self.model_scale)
 
     def tick_weight(self, metric: Metric) -> int:
-        """Model units per tick of a time metric (makespan, weighted completion)."""
+        """Model units per tick of a time metric (the makespan; a workload's completion is
+        weighted too: :meth:`done_weight`)."""
         return round(self.weight(metric) * self.model_scale / TICKS_PER_HOUR)
+
+    def done_weight(self, w: Workload) -> int:
+        """Model units per tick of ``w``'s completion time (0 when the objective has no
+        completion term). Exact for the named objective, and for a weighted sum wherever its
+        price times the weight has at most :attr:`decimals` decimals (once :meth:`fitted`,
+        every workload whose product has at most three: every whole-dollar price); otherwise
+        rounded to the nearest unit, and never to nothing."""
+        k = self.weight(COMPLETION)
+        if not k:
+            return 0
+        units = k * completion_weight(w) * self.model_scale / (TICKS_PER_HOUR * WEIGHT_UNITS)
+        return max(1, round(units))
 
     # --- plans -------------------------------------------------------------------------------
     def plan_value(self, plan: Plan, sc: Scenario, energy_of: EnergyOf | None = None) -> float:
@@ -281,7 +323,7 @@ OBJECTIVES: dict[str, Objective] = {
     "completion": Objective(
         "completion",
         ((COMPLETION, 1.0),),
-        "the weighted sum of workload completion times, cost breaking ties",
+        "the weighted sum of workload completion times (weighted hours), cost breaking ties",
     ),
     "energy": Objective("energy", ((ENERGY, 1.0),), "energy (MWh), cost breaking ties"),
     "carbon": Objective("carbon", ((CARBON, 1.0),), "emissions (tCO2e), cost breaking ties"),
@@ -296,6 +338,19 @@ EXPECTED = (
     f"one of {', '.join(OBJECTIVES)}, or a weighted sum of them in dollars such as "
     "cost+80*carbon ($80 a tonne) or cost+1000*time ($1,000 an hour of makespan)"
 )
+
+
+#: the most decimals of a dollar per weighted hour a weighted sum's completion term is counted to
+_MOST_DECIMALS = 3
+
+
+def _decimals(x: float, most: int = _MOST_DECIMALS) -> int:
+    """The fewest decimal places (up to ``most``) that write ``x`` exactly."""
+    for d in range(most):
+        y = x * 10**d
+        if abs(y - round(y)) <= 1e-9 * max(1.0, abs(y)):
+            return d
+    return most
 
 
 def _num(w: float) -> str:

@@ -88,7 +88,8 @@ class Portfolio:
         """``only``: build the choices of these workloads alone (to explain them)."""
         self.cand = cand
         self.sc = cand.sc
-        self.objective = objective
+        self.objective = objective.fitted(cand.sc)
+        """the objective, its model units fitted to the scenario's weights"""
         self.state = state
         self.moves = Moves(self.sc)
         self.per_stage = OPTIONS_LARGE if cand.large else OPTIONS_SMALL

@@ -76,7 +76,7 @@ def solver_help() -> str:
 def objective_help() -> str:
     return (
         " | ".join(OBJECTIVES) + ", or a weighted sum in dollars such as cost+80*carbon "
-        "($80 a tonne)"
+        "($80 a tonne) or cost+1000*completion ($1,000 a weighted hour)"
     )
 
 

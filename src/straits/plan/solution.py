@@ -28,7 +28,7 @@ from straits.plan.cpsat_model import (
     late_hours_of,
 )
 from straits.plan.diagnosis import rediagnose
-from straits.plan.objectives import COMPLETION, COST, TIME, Objective, completion_weight
+from straits.plan.objectives import COST, TIME, Objective
 from straits.plan.options import capex_share
 from straits.plan.portfolio import Portfolio
 from straits.plan.result import Assignment, Plan, Status
@@ -60,6 +60,7 @@ def evaluate(
     writes it (integer choice values, capex of the bought chips' peak, lateness penalties,
     makespan, weighted completion; the tie-break in the model's ``tie_unit`` dollars), with
     the ``held`` workloads' chips and makespan as the model sees them."""
+    objective = objective.fitted(pf.sc)  # in the model's units
     unplaced = primary = tie = 0
     usage: dict[str, list[tuple[int, int, int]]] = {}
     ends: dict[str, int] = {}
@@ -90,11 +91,7 @@ def evaluate(
                 late = late_hours_of(e, due_ticks(pf, w.deadline))
                 primary += late * round(w.late_penalty_usd_per_day / 24.0) * k_cost
     primary += objective.tick_weight(TIME) * max([held.floor, *ends.values()])
-    k_done = objective.tick_weight(COMPLETION)
-    if k_done:
-        primary += k_done * sum(
-            completion_weight(pf.sc.workload(wid)) * e for wid, e in ends.items()
-        )
+    primary += sum(objective.done_weight(pf.sc.workload(wid)) * e for wid, e in ends.items())
     return Value(unplaced, primary, tie if objective.tie_cost else 0)
 
 
