@@ -175,9 +175,10 @@ class Objective:
     terms: tuple[tuple[Metric, float], ...]
     description: str = ""
     decimals: int | None = None
-    """decimals of a dollar per weighted hour to which a weighted sum's model counts its
-    completion price times each weight: set by :meth:`fitted` to what the scenario's weights
-    need (None: 3, enough for any weight the scenario accepts)"""
+    """decimals of a dollar (per tick-hour for time terms) a weighted sum's model counts in:
+    the most that any coefficient, and the completion price times any workload's weight,
+    needs, so that each is a whole number of model units. Set by :meth:`fitted` to what the
+    scenario's weights need (None: as if some weight had three decimals)"""
 
     @property
     def single(self) -> Metric | None:
@@ -202,28 +203,39 @@ class Objective:
 
     @property
     def model_scale(self) -> int:
-        """Model units per unit of the objective. A weighted sum with a time term counts
-        sixtieths of a dollar, so that an hour's price divides into minute ticks; with a
-        completion term, finer by 10 ** :attr:`decimals`, so that its price per weighted hour
-        times each weight is a whole number of model units per tick (``cost+completion`` with
-        whole weights, or ``cost+1000*completion`` with weights in thousandths, stay in
-        sixtieths; finer units leave less of the 64-bit room to large portfolios)."""
+        """Model units per unit of the objective. A weighted sum counts 10 ** :attr:`decimals`
+        parts of a dollar, times 60 with a time or completion term (an hour's price divides
+        into minute ticks): the coarsest units in which every coefficient (and the completion
+        price times each weight) is whole, so ``cost+1000*time`` counts sixtieths of a dollar,
+        ``cost+0.5*time`` six-hundredths and ``cost+80*carbon`` whole dollars (finer units
+        leave less of the 64-bit room to large portfolios)."""
         one = self.single
         if one is not None:
             return one.model_scale
         scale = TICKS_PER_HOUR if any(not m.additive for m, _ in self.terms) else 1
-        if self.weight(COMPLETION):
-            scale *= 10 ** (self.decimals if self.decimals is not None else _MOST_DECIMALS)
-        return scale
+        d: int = self.decimals if self.decimals is not None else self._needs(None)
+        return scale * int(10**d)
+
+    def _needs(self, sc: Scenario | None) -> int:
+        """The decimals :attr:`decimals` must be for ``sc``'s weights (None: any weights)."""
+        d = max((_decimals(k) for m, k in self.terms if m is not COMPLETION), default=0)
+        k = self.weight(COMPLETION)
+        if k and sc is None:
+            d = max(d, _decimals(k) + WEIGHT_DECIMALS)
+        elif k and sc is not None:
+            price = round(k * 10**WEIGHT_DECIMALS)  # both in thousandths: their product exact
+            d = max(
+                d, *(_places(price * completion_weight(w), _MOST_DECIMALS) for w in sc.workloads)
+            )
+        return d
 
     def fitted(self, sc: Scenario) -> Objective:
         """This objective with the model's units fitted to ``sc``'s weights (see
         :attr:`decimals`); the model, its evaluation and the portfolio's choice values all
         use the fitted objective, so they count in the same units."""
-        k = self.weight(COMPLETION)
-        if not k or self.single is not None:
+        if self.single is not None:
             return self
-        d = max((_decimals(k * w.weight) for w in sc.workloads), default=0)
+        d = self._needs(sc)
         return self if d == self.decimals else replace(self, decimals=d)
 
     def weight(self, metric: Metric) -> float:
@@ -282,20 +294,18 @@ class Objective:
 
     def tick_weight(self, metric: Metric) -> int:
         """Model units per tick of a time metric (the makespan; a workload's completion is
-        weighted too: :meth:`done_weight`)."""
+        weighted too: :meth:`done_weight`): exactly its price, as every coefficient is whole
+        in the model's units."""
         return round(self.weight(metric) * self.model_scale / TICKS_PER_HOUR)
 
     def done_weight(self, w: Workload) -> int:
         """Model units per tick of ``w``'s completion time (0 when the objective has no
-        completion term). Exact for the named objective, and for a weighted sum wherever its
-        price times the weight has at most :attr:`decimals` decimals (once :meth:`fitted`,
-        every workload whose product has at most three: every whole-dollar price); otherwise
-        rounded to the nearest unit, and never to nothing."""
+        completion term): exactly the price times the weight, once :meth:`fitted` to a
+        scenario holding ``w`` (or unfitted, for any weight in thousandths)."""
         k = self.weight(COMPLETION)
         if not k:
             return 0
-        units = k * completion_weight(w) * self.model_scale / (TICKS_PER_HOUR * WEIGHT_UNITS)
-        return max(1, round(units))
+        return round(k * completion_weight(w) * self.model_scale / (TICKS_PER_HOUR * WEIGHT_UNITS))
 
     # --- plans -------------------------------------------------------------------------------
     def plan_value(self, plan: Plan, sc: Scenario, energy_of: EnergyOf | None = None) -> float:
@@ -333,24 +343,50 @@ OBJECTIVES: dict[str, Objective] = {
 #: the largest weight of a term (dollars per hour, tonne or MWh): keeps the model's integer
 #: objective far inside 64 bits
 MAX_WEIGHT = 1e6
-_TERM = re.compile(r"^\s*(?:(\d+(?:\.\d*)?(?:e[+-]?\d+)?)\s*\*\s*)?([a-z][a-z0-9_-]*)\s*$")
+#: a term's weight is a whole number of thousandths (as a workload's weight is): the model's
+#: units are fitted so that each counts exactly, and finer ones would need units so fine that
+#: ordinary portfolios no longer fit 64-bit integers
+WEIGHT_DECIMALS = 3
+_NUMBER = r"\d+(?:\.\d*)?(?:e[+-]?\d+)?"
+_TERM = re.compile(r"^\s*(?:(.*?)\s*\*\s*)?([a-z][a-z0-9_-]*)\s*$")
 EXPECTED = (
     f"one of {', '.join(OBJECTIVES)}, or a weighted sum of them in dollars such as "
-    "cost+80*carbon ($80 a tonne) or cost+1000*time ($1,000 an hour of makespan)"
+    "cost+80*carbon ($80 a tonne) or cost+0.5*time ($0.50 an hour of makespan), each weight "
+    f"from 0.001 to {MAX_WEIGHT:,.0f} in steps of 0.001"
 )
 
 
-#: the most decimals of a dollar per weighted hour a weighted sum's completion term is counted to
-_MOST_DECIMALS = 3
+#: the most decimals the model's units need: a price's three and a workload weight's three
+_MOST_DECIMALS = 2 * WEIGHT_DECIMALS
 
 
-def _decimals(x: float, most: int = _MOST_DECIMALS) -> int:
-    """The fewest decimal places (up to ``most``) that write ``x`` exactly."""
-    for d in range(most):
-        y = x * 10**d
-        if abs(y - round(y)) <= 1e-9 * max(1.0, abs(y)):
-            return d
-    return most
+def _decimals(x: float) -> int:
+    """The fewest decimals that write ``x``, a whole number of thousandths."""
+    return _places(round(x * 10**WEIGHT_DECIMALS), WEIGHT_DECIMALS)
+
+
+def _places(n: int, places: int) -> int:
+    """The fewest decimals that write ``n * 10 ** -places`` (in integers: no float tolerance
+    to misjudge a large price)."""
+    n, d = abs(n), places
+    while d and n % 10 == 0:
+        n //= 10
+        d -= 1
+    return 0 if n == 0 else d
+
+
+def _weight(text: str | None) -> float | None:
+    """A term's weight written ``text`` (none: 1), or None when it is not one the model counts
+    exactly: a decimal number, a whole number of thousandths, from 0.001 to MAX_WEIGHT."""
+    if not text:
+        return 1.0
+    if re.fullmatch(_NUMBER, text) is None:
+        return None
+    w = float(text)
+    if not (math.isfinite(w) and 0 < w <= MAX_WEIGHT):
+        return None
+    thousandths = w * 10**WEIGHT_DECIMALS
+    return w if abs(thousandths - round(thousandths)) <= 1e-9 * thousandths else None
 
 
 def _num(w: float) -> str:
@@ -369,10 +405,11 @@ def objective(spec: str, *, source: str | None = None, path: str | None = "objec
             raise InputError(
                 f"unknown objective {spec!r}", source=source, path=path, expected=EXPECTED
             )
-        weight = float(m.group(1)) if m.group(1) else 1.0
-        if not (0 < weight <= MAX_WEIGHT):
+        weight = _weight(m.group(1))
+        if weight is None:
             raise InputError(
-                f"objective {spec!r}: weights must be positive numbers up to {MAX_WEIGHT:,.0f}",
+                f"objective {spec!r}: the weight {m.group(1)!r} of {m.group(2)} is not a "
+                f"number from 0.001 to {MAX_WEIGHT:,.0f} in steps of 0.001",
                 source=source,
                 path=path,
                 expected=EXPECTED,
