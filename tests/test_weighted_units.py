@@ -5,13 +5,14 @@ as an input error naming ``--objective``."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from optimizer_cases import SOLVERS
+from optimizer_cases import DAY0, SOLVERS
 from straits.cli import app
 from straits.errors import InputError
 from straits.loading import parse_scenario
@@ -98,6 +99,41 @@ def test_the_reported_value_is_the_weighted_sum_of_the_plans_figures(
     assert value is not None
     if solver != "greedy":
         assert plan.bound_value is not None and plan.bound_value <= value + 1e-6
+
+
+def late_if_it_waits(usd_per_day: float) -> Scenario:
+    """:func:`cheaper_later` at $1.99, due at the end of the second day (soft): waiting ends
+    24 h late and pays while the penalty is under $30.72 a day."""
+    doc = cheaper_later(1.99).model_dump(mode="json", exclude_none=True)
+    w = doc["workloads"][0]
+    w["deadline"] = str(DAY0 + dt.timedelta(days=1))
+    w["deadline_policy"] = "soft"
+    w["late_penalty_usd_per_day"] = usd_per_day
+    return parse_scenario(doc)
+
+
+@pytest.mark.parametrize("solver", ["cpsat", "lns"])
+@pytest.mark.parametrize(
+    ("usd_per_day", "goal", "site"),
+    [
+        (10.0, "cost+0.001*time", "my"),  # $0.42 an hour: counted as $0 before
+        (33.6, "cost+0.001*time", "sg"),  # $1.40 an hour: counted as $1, the wait looked paid
+        (26.4, "0.5*cost+0.5*time", "sg"),
+    ],
+)
+def test_a_weighted_sum_counts_the_lateness_penalty_at_its_price(
+    solver: str, usd_per_day: float, goal: str, site: str
+) -> None:
+    """In a weighted sum's units a soft deadline's hourly penalty is no longer rounded to whole
+    dollars first: the model's optimum is the exact one, proved (before: bounds $10 and $6.70
+    under the plan, the second left 'feasible')."""
+    sc = late_if_it_waits(usd_per_day)
+    plan = make_plan(sc, objective=goal, solver=solver, time_limit=10)
+    (a,) = plan.assignments
+    assert a.site == site
+    assert plan.objective_value == pytest.approx(recomputed(goal, sc, plan), rel=1e-9)
+    assert plan.status == "optimal"
+    assert plan.bound_value == pytest.approx(plan.objective_value, rel=1e-9)
 
 
 PRICES = [0.001, 0.01, 0.25, 0.5, 1.0, 1.5, 80.0, 123.456, 999_999.999, 1_000_000.0]

@@ -214,7 +214,7 @@ def build(
             late = lates[w.id] = m.new_int_var(0, horizon // TICKS_PER_HOUR + 1, f"late[{w.id}]")
             for k in keys:
                 m.add(TICKS_PER_HOUR * late >= end[k] - due).only_enforce_if(u[k].Not())
-            per_hour = round(w.late_penalty_usd_per_day / 24.0)
+            per_hour = objective.penalty_units(w.late_penalty_usd_per_day)
             penalties.append(late * per_hour)
             penalty_bound += (horizon // TICKS_PER_HOUR + 1) * per_hour
 
@@ -261,8 +261,8 @@ def build(
                 )
                 demands.append(cap - n)
             unit = o.pool.procurable.usd_per_chip * capex_share(sc, o.pool)
-            capex_terms.append(n * round(unit))
-            capex_bound += cap * round(unit)
+            capex_terms.append(n * objective.capex_units(unit))
+            capex_bound += cap * objective.capex_units(unit)
         lit = enable(groups.capacity, res)
         for s0, e0, chips in extra.get(res, []):
             if e0 > s0:
@@ -284,9 +284,9 @@ def build(
         xi * c.value for key, st in stages.items() for xi, c in zip(x[key], st.choices, strict=True)
     ]
     bound = sum(max((c.value for c in st.choices), default=0) for st in stages.values())
-    if k_cost:
-        terms += [t * k_cost for t in (*capex_terms, *penalties)]
-        bound += (capex_bound + penalty_bound) * k_cost
+    if k_cost:  # in model units already (Objective.capex_units, penalty_units)
+        terms += [*capex_terms, *penalties]
+        bound += capex_bound + penalty_bound
     if k_time or k_done:
         if k_time:
             span = m.new_int_var(min(min_span, horizon), horizon, "makespan")

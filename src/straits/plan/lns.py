@@ -193,7 +193,7 @@ class NeighbourhoodSearch:
             if k_cost and w.deadline is not None and w.deadline_policy != "hard":
                 self.penalty[w.id] = (
                     due_ticks(pf, w.deadline),
-                    round(w.late_penalty_usd_per_day / 24.0) * k_cost,
+                    objective.penalty_units(w.late_penalty_usd_per_day),
                 )
         self.stages_of: dict[str, list[StageKey]] = {}
         for key in self.sol:

@@ -292,6 +292,17 @@ class Objective:
         """Model units per unit of ``metric`` (per dollar of penalty or capex for cost)."""
         return round(self.weight(metric) * self.model_scale)
 
+    def penalty_units(self, usd_per_day: float) -> int:
+        """Model units per whole hour late of a soft deadline priced ``usd_per_day``: the
+        hour's dollars times the cost weight, rounded once (exact in a weighted sum's units
+        with a time term wherever the day's price is a multiple of $0.40; the cost objective
+        counts whole dollars an hour)."""
+        return round(usd_per_day / 24.0 * self.global_weight(COST))
+
+    def capex_units(self, usd_per_chip: float) -> int:
+        """Model units per bought chip whose amortized share costs ``usd_per_chip``."""
+        return round(usd_per_chip * self.global_weight(COST))
+
     def tick_weight(self, metric: Metric) -> int:
         """Model units per tick of a time metric (the makespan; a workload's completion is
         weighted too: :meth:`done_weight`): exactly its price, as every coefficient is whole

@@ -80,16 +80,14 @@ def evaluate(
         for res, bookings in usage.items():
             o = pf.option_of(res)
             assert o.pool.procurable is not None
-            primary += (
-                _peak(bookings + held.usage.get(res, []))
-                * round(o.pool.procurable.usd_per_chip * capex_share(pf.sc, o.pool))
-                * k_cost
+            primary += _peak(bookings + held.usage.get(res, [])) * objective.capex_units(
+                o.pool.procurable.usd_per_chip * capex_share(pf.sc, o.pool)
             )
         for wid, e in ends.items():
             w = pf.sc.workload(wid)
             if w.deadline is not None and w.deadline_policy != "hard":
                 late = late_hours_of(e, due_ticks(pf, w.deadline))
-                primary += late * round(w.late_penalty_usd_per_day / 24.0) * k_cost
+                primary += late * objective.penalty_units(w.late_penalty_usd_per_day)
     primary += objective.tick_weight(TIME) * max([held.floor, *ends.values()])
     primary += sum(objective.done_weight(pf.sc.workload(wid)) * e for wid, e in ends.items())
     return Value(unplaced, primary, tie if objective.tie_cost else 0)
