@@ -5,8 +5,10 @@ amortized price of bought chips), time (the makespan, hours), completion (the su
 completion times, each weighted by its workload's ``weight``: weighted hours), energy (MWh) and
 carbon (tCO2e). The named objectives are one metric each; a weighted sum such as
 ``cost+80*carbon`` (a carbon price of $80 a tonne), ``cost+1000*time`` or
-``cost+1000*completion`` ($1,000 a weighted hour) prices the others in dollars. Named
-objectives other than ``cost`` let cost break ties.
+``cost+1000*completion`` ($1,000 a weighted hour) prices the others in dollars, each weight a
+whole number of thousandths from 0.001 to 1,000,000 (anything else is refused), and the
+CP-SAT model's integer units are fitted so that every weight counts exactly
+(:meth:`Objective.fitted`). Named objectives other than ``cost`` let cost break ties.
 
 Every solver asks the objective the same few things: how to rank a stage's options on their
 own (:meth:`Objective.row_keys`), how to compare two scheduled candidates

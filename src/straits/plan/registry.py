@@ -76,7 +76,8 @@ def solver_help() -> str:
 def objective_help() -> str:
     return (
         " | ".join(OBJECTIVES) + ", or a weighted sum in dollars such as cost+80*carbon "
-        "($80 a tonne) or cost+1000*completion ($1,000 a weighted hour)"
+        "($80 a tonne), cost+0.5*time ($0.50 an hour of makespan) or cost+1000*completion "
+        "($1,000 a weighted hour); each weight from 0.001 to 1,000,000 in steps of 0.001"
     )
 
 
