@@ -240,3 +240,12 @@ def test_the_cli_refuses_a_coefficient_with_exit_2(tmp_path: Path, goal: str) ->
     r = CliRunner().invoke(app, ["plan", str(path), "--objective", goal, "--json", "-q"])
     assert r.exit_code == 2
     assert "objective" in r.output
+
+
+def test_plan_help_shows_the_weighted_sums_as_written() -> None:
+    # the help is rendered as markdown: an unescaped * pair was emphasis ("cost+80carbon")
+    res = CliRunner().invoke(app, ["plan", "--help"], env={"COLUMNS": "400"})
+    assert res.exit_code == 0
+    text = " ".join(res.output.replace("│", " ").split())
+    for example in ("cost+80*carbon", "cost+0.5*time", "cost+1000*completion"):
+        assert example in text

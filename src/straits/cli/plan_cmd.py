@@ -117,7 +117,9 @@ def plan(
         "--objective",
         metavar="OBJECTIVE",
         callback=_objective,
-        help="Override the objective: " + objective_help() + ".",
+        help="Override the objective: "
+        + objective_help().replace("*", r"\*")
+        + ".",  # markdown help: * is emphasis
     ),
     solver: SolverName = typer.Option(
         None, "--solver", help=solver_help() + " (default: auto, or the given plan's)."
