@@ -50,7 +50,7 @@ from straits.plan.cpsat_model import Score
 from straits.plan.objectives import COST
 from straits.plan.options import pool_steps, procured_steps
 from straits.plan.portfolio import Portfolio
-from straits.plan.schedule import EPS, deadline_hours
+from straits.plan.schedule import EPS, StageKey, deadline_hours
 
 #: relative margin taken off the LP's optimum (GLOP's primal and dual tolerances are 1e-7)
 MARGIN = 1e-6
@@ -209,8 +209,12 @@ def lp_bound(
     plan_unplaced: int | None = None,
     stop_at: float = math.inf,
     clock: Callable[[], float] = time.monotonic,
+    guide: dict[StageKey, dict[str, float]] | None = None,
 ) -> Score | None:
     """The LP bound (see the module's text), or None when it cannot be had in time.
+
+    ``guide``, when given, is filled with the LP's answer: per stage, the share of it each
+    pool takes (for the search's ``guided`` neighbourhoods, :mod:`straits.plan.lns`).
 
     ``plan_unplaced``: how many stages a plan over the same choices leaves unplaced,
     when the caller has one. When the workloads alone already leave as many, the LP cannot
@@ -229,6 +233,7 @@ def lp_bound(
     late_terms: dict[str, list[list[tuple[Any, float]]]] = {}
     """per soft-deadline workload, per stage: (choice, the least penalty it pays)"""
     uses: dict[str, list[_Use]] = {}
+    picks: list[tuple[Any, StageKey, str]] = []
     # the count is the workloads' own: each leaves exactly its own fewest unplaced
     sure = plan_unplaced is not None and alone.bound.unplaced >= plan_unplaced
     for w in pf.sc.workloads:
@@ -268,6 +273,7 @@ def lp_bound(
                     if budget is not None and w.budget_usd:
                         budget.SetCoefficient(x, win.spend / w.budget_usd)
                     mine.append((x, win.value))
+                    picks.append((x, (w.id, stage.id), c.option.key))
                     if late_here is not None and least_late > 0:
                         late_here[-1].append((x, rate * least_late))
                     uses.setdefault(c.option.key, []).append(
@@ -343,6 +349,10 @@ def lp_bound(
     if _solve(lp, stop_at, clock) != pywraplp.Solver.OPTIMAL:
         return None
     value = objective.Value() * scale * (1 - MARGIN)
+    for x, key, res in picks:
+        if guide is not None and (share := x.solution_value()) > 1e-6:
+            on = guide.setdefault(key, {})
+            on[res] = on.get(res, 0.0) + share
     span = alone.makespan_value if count == alone.bound.unplaced else 0.0
     return Score(count, value + span)
 
