@@ -63,9 +63,12 @@ def test_the_bounds_hold_for_greedy_and_for_the_proved_optimum(
     assert alone is not None
     lp = lp_bound(pf, alone)
     assert lp is not None
+    # with the plan's count, stages' successors' tails (see lp_bound) when it is the alone one
+    lp_count = lp_bound(pf, alone, plan_unplaced=len(plan.unplaced))
+    assert lp_count is not None
     greedy = Score(len(plan.unplaced), objective(goal).plan_value(plan, sc, cand.energy_of))
     best = _proved_optimum(pf, goal)
-    for bound in (alone.bound, lp):
+    for bound in (alone.bound, lp, lp_count):
         assert bound.unplaced <= greedy.unplaced
         if bound.unplaced == greedy.unplaced:
             assert bound.value <= greedy.value + 1e-6
@@ -187,6 +190,45 @@ def test_a_soft_deadline_capacity_forces_to_miss_is_priced_in_the_lp(
     assert lp.value >= alone.bound.value + per_day
     greedy = goal.plan_value(plan, sc, cand.energy_of)
     assert len(plan.unplaced) == 0 and lp.value <= greedy + 1e-6
+    best = _proved_optimum(pf, "cost")
+    assert best is not None and best.unplaced == 0
+    assert lp.value <= best.value + 1e-6
+
+
+def test_a_stage_is_due_early_enough_for_its_successors_in_the_lp() -> None:
+    """Two workloads of 20 days of pre-training on 64 chips, then 20 days of serving on 8,
+    due (soft, $1M a day late) on day 40, on one pool of 72 chips: alone each is on time,
+    together one pre-training waits for the other and its workload ends 20 days late. By
+    chip-hours before day 40 both fit (the LP without the plan's count prices no lateness);
+    with the plan's count every stage is placed, so each pre-training must end by day 20 to be
+    on time, and the pool holds only one there: much of a run is a week late or more.
+    The bound stays below the greedy plan and the optimum CP-SAT proves."""
+    per_day = 1e6
+    base = scenario(
+        pool={"chip": "H100-SXM", "count": 72, "usd_per_chip_hour": 2.0},
+        workloads=2,
+        tokens=tokens_for(20.0),
+        deadline=DAY0 + dt.timedelta(days=40),
+        deadline_policy="soft",
+        late_penalty_usd_per_day=per_day,
+    )
+    doc = base.model_dump(mode="json", exclude_none=True)
+    for w in doc["workloads"]:
+        w["stages"].append(
+            {"id": "serve", "kind": "serve", "after": ["pretrain"], "chips": 8, "days": 20.0}
+        )
+    sc = parse_scenario(doc)
+    cand, _, plan, pf = _setup(sc)
+    goal = objective("cost")
+    alone = alone_bound(pf, goal)
+    assert alone is not None and alone.bound.unplaced == 0
+    without = lp_bound(pf, alone)
+    assert without is not None and without.value < alone.bound.value + per_day
+    assert len(plan.unplaced) == 0
+    lp = lp_bound(pf, alone, plan_unplaced=0)
+    assert lp is not None and lp.unplaced == 0
+    assert lp.value >= alone.bound.value + 2 * per_day
+    assert lp.value <= goal.plan_value(plan, sc, cand.energy_of) + 1e-6
     best = _proved_optimum(pf, "cost")
     assert best is not None and best.unplaced == 0
     assert lp.value <= best.value + 1e-6

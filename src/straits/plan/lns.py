@@ -11,7 +11,11 @@ improves. Neighbourhoods are chosen where improvement is likely:
 * ``regret``: a workload that pays most above its stages' best choices, and its rivals (the
   workloads booked on the pools of its better choices when it could use them);
 * ``window``: the bookings of one pool around one booking, and the workloads that want it;
-* ``slice``: workloads running in one slice of time.
+* ``slice``: workloads running in one slice of time;
+* ``guided`` (only with the LP bound's answer, :mod:`straits.plan.lp_bound`): a costly run
+  wider than half its pool that the LP puts mostly on other pools, with the runs as wide
+  booked on its pool and on the LP's pools for it. Such runs hold their pools one at a time,
+  and which pools must be re-packed together is what the LP's answer says.
 
 The kinds that improve the plan are chosen more often (adaptive weights), and the size of a
 neighbourhood grows while CP-SAT proves its pieces optimal quickly and shrinks when it does
@@ -42,13 +46,14 @@ from straits.plan.cpsat_model import (
     new_solver,
 )
 from straits.plan.objectives import COMPLETION, COST, TIME, Objective
+from straits.plan.options import pool_steps, procured_steps
 from straits.plan.portfolio import Portfolio
 from straits.plan.retime import NOTHING_HELD, Held
 from straits.plan.schedule import StageKey, deadline_hours, hard_deadline_hours
 from straits.plan.solution import Solution, Value, evaluate, from_solver
 from straits.plan.ticks import ticks_down
 
-KINDS = ("unplaced", "regret", "window", "slice")
+KINDS = ("unplaced", "regret", "window", "slice", "guided")
 #: the workload id under which held workloads' chips are booked in the search's index
 HELD = "\x00held"
 #: stages per neighbourhood: first, fewest, most
@@ -64,6 +69,8 @@ PIECE_WALL_S = 6.0
 PIECE_TARGET_S = 1.5
 #: the highest-regret workloads a ``regret`` neighbourhood is drawn from
 REGRET_POOL = 40
+#: stages a ``guided`` neighbourhood may hold (the runs of two or three large pools)
+GUIDED_SIZE = 40
 
 
 @dataclass
@@ -153,6 +160,7 @@ class NeighbourhoodSearch:
         tie_unit: int = 1000,
         held: Held = NOTHING_HELD,
         stop: threading.Event | None = None,
+        guide: dict[StageKey, dict[str, float]] | None = None,
     ) -> None:
         self.pf = pf
         self.stop = stop
@@ -170,6 +178,11 @@ class NeighbourhoodSearch:
         self.value = evaluate(pf, objective, self.sol, tie_unit, held)
         self.stats = LnsStats()
         self.weights = dict.fromkeys(KINDS, 1.0)
+        self.guide = guide or {}
+        """the LP bound's answer: per stage, the share of it each pool takes"""
+        self.weights["guided"] = 4.0 if self.guide else 0.0  # with an answer, look there first
+        self._tried: set[StageKey] = set()
+        self._most: dict[str, int] = {}
         self.placeable = placeable(pf, objective)
         self.time_weight = {
             w.id: objective.tick_weight(TIME) + objective.done_weight(w) for w in pf.sc.workloads
@@ -315,6 +328,8 @@ class NeighbourhoodSearch:
             return self._around(self._regretful())
         if kind == "window":
             return self._window()
+        if kind == "guided":
+            return self._guided()
         return self._slice()
 
     def _unplaced(self) -> str | None:
@@ -419,6 +434,43 @@ class NeighbourhoodSearch:
             free.add(key[0])
             count += n
         return free
+
+    def _guided(self) -> set[str]:
+        """The costliest run wider than half its pool (not tried yet, else again) that the LP
+        puts mostly elsewhere, and the runs as wide on its pool and the LP's, earliest first."""
+        wide = {
+            k: r
+            for r, b in self.on.items()
+            for k, v in b.items()
+            if k[0] != HELD and 2 * v[2] > self._chips(r)
+        }
+        keys = sorted(
+            (k for k, r in wide.items() if k in self.guide and self.guide[k].get(r, 0.0) < 0.5),
+            key=lambda k: (-self.regret(k), k),
+        )
+        keys = [k for k in keys if self.regret(k) > 0]
+        if not keys:
+            return set()
+        key = next((k for k in keys if k not in self._tried), keys[0])
+        self._tried.add(key)
+        theirs = sorted((-x, r) for r, x in self.guide[key].items() if x > 0.1 and r != wide[key])
+        free, count = {key[0]}, len(self.stages_of[key[0]])
+        for res in [wide[key], *(r for _, r in theirs)]:
+            for other in sorted(
+                (k for k, r in wide.items() if r == res), key=lambda k: (self.sol[k][1], k)
+            ):
+                n = len(self.stages_of.get(other[0], []))
+                if other[0] not in free and count + n <= GUIDED_SIZE:
+                    free.add(other[0])
+                    count += n
+        return free
+
+    def _chips(self, res: str) -> int:
+        if res not in self._most:  # the most chips the pool has at any time
+            o = self.pf.option_of(res)
+            steps = procured_steps(o.pool) if o.procured else pool_steps(self.pf.sc, o.pool)
+            self._most[res] = max((n for _, n in steps), default=0)
+        return self._most[res]
 
     def _slice(self) -> set[str]:
         """Workloads with a stage running in one slice of time, drawn at random."""

@@ -19,6 +19,13 @@ week, a month, ... two years, later): each part is due at its latest end in the 
 and pays the penalty of its least lateness; the workload pays at least the most any of its
 stages' parts does. Every plan's choice falls in exactly one part, so this too is a relaxation.
 
+When the count is known to be the workloads' own before the LP is built (the caller's plan
+leaves no more unplaced), every plan it bounds places every stage of a workload whose own
+optimum leaves only the stages with no window at all unplaced. Then a stage must end early
+enough for its successors to run after it (:func:`_tails`): its choices are due that much
+earlier in the capacity rows (a choice that cannot end in time is dropped), and a
+soft-deadline workload's lateness is counted from the stage's end plus that tail.
+
 Lexicographic, as the model: first the fewest unplaced stages (the LP's, rounded up, or the
 workloads' own, whichever is larger), then the least value with that many unplaced. When that
 count is the workloads' own, each workload also pays at least its own optimum (every plan with
@@ -38,12 +45,12 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from straits.model.scenario import Workload
-from straits.plan.alone import AloneBound, Window
+from straits.plan.alone import AloneBound, Window, WorkloadOptimum
 from straits.plan.cpsat_model import Score
 from straits.plan.objectives import COST
 from straits.plan.options import pool_steps, procured_steps
 from straits.plan.portfolio import Portfolio
-from straits.plan.schedule import deadline_hours
+from straits.plan.schedule import EPS, StageKey, deadline_hours
 
 #: relative margin taken off the LP's optimum (GLOP's primal and dual tolerances are 1e-7)
 MARGIN = 1e-6
@@ -169,6 +176,27 @@ def _lateness(win: Window, soft_due: float) -> list[tuple[float, float]]:
     return out
 
 
+def _tails(w: Workload, opt: WorkloadOptimum) -> dict[str, float]:
+    """Per stage, the hours that must follow its end when all its successors with a window
+    are placed: the longest chain of successors, each at its shortest choice (weights in
+    transit counted as nothing)."""
+    succ: dict[str, list[str]] = {}
+    for s in w.stages:
+        for p in s.after:
+            succ.setdefault(p, []).append(s.id)
+    tail: dict[str, float] = {}
+    for s in reversed(w.topological_stages()):
+        tail[s.id] = max(
+            (
+                min(x.hours for x in opt.windows[t]) + tail[t]
+                for t in succ.get(s.id, [])
+                if opt.windows.get(t)
+            ),
+            default=0.0,
+        )
+    return tail
+
+
 def _limit(lp: object, seconds: float) -> None:
     if math.isfinite(seconds):
         lp.SetTimeLimit(max(1, int(seconds * 1000)))  # type: ignore[attr-defined]
@@ -181,8 +209,12 @@ def lp_bound(
     plan_unplaced: int | None = None,
     stop_at: float = math.inf,
     clock: Callable[[], float] = time.monotonic,
+    guide: dict[StageKey, dict[str, float]] | None = None,
 ) -> Score | None:
     """The LP bound (see the module's text), or None when it cannot be had in time.
+
+    ``guide``, when given, is filled with the LP's answer: per stage, the share of it each
+    pool takes (for the search's ``guided`` neighbourhoods, :mod:`straits.plan.lns`).
 
     ``plan_unplaced``: how many stages a plan over the same choices leaves unplaced,
     when the caller has one. When the workloads alone already leave as many, the LP cannot
@@ -201,8 +233,14 @@ def lp_bound(
     late_terms: dict[str, list[list[tuple[Any, float]]]] = {}
     """per soft-deadline workload, per stage: (choice, the least penalty it pays)"""
     uses: dict[str, list[_Use]] = {}
+    picks: list[tuple[Any, StageKey, str]] = []
+    # the count is the workloads' own: each leaves exactly its own fewest unplaced
+    sure = plan_unplaced is not None and alone.bound.unplaced >= plan_unplaced
     for w in pf.sc.workloads:
         opt = alone.workloads[w.id]
+        forced = sum(1 for s in w.stages if not opt.windows.get(s.id))
+        # all its stages with a window are placed: successors must fit after each
+        tails = _tails(w, opt) if sure and opt.unplaced == forced else {}
         u: dict[str, Any] = {}
         # rows scaled to ones (GLOP's tolerances are absolute): spend / budget <= 1
         budget = lp.Constraint(-inf, 1.0) if w.budget_usd else None
@@ -220,14 +258,22 @@ def lp_bound(
             late_here = late_terms.setdefault(w.id, []) if rate > 0 else None
             if late_here is not None:
                 late_here.append([])
+            tail = tails.get(stage.id, 0.0)
             for win in windows:
                 c = st.choices[win.choice]
-                for least_late, due in _lateness(win, soft_due) if rate > 0 else [(0.0, win.due)]:
+                if tail > 0:
+                    win = win._replace(due=win.due - tail)
+                    if win.earliest + win.hours > win.due + EPS:
+                        continue  # its successors could not end in time after it
+                for least_late, due in (
+                    _lateness(win, soft_due - tail) if rate > 0 else [(0.0, win.due)]
+                ):
                     x = lp.NumVar(0.0, 1.0, "")
                     one.SetCoefficient(x, 1.0)
                     if budget is not None and w.budget_usd:
                         budget.SetCoefficient(x, win.spend / w.budget_usd)
                     mine.append((x, win.value))
+                    picks.append((x, (w.id, stage.id), c.option.key))
                     if late_here is not None and least_late > 0:
                         late_here[-1].append((x, rate * least_late))
                     uses.setdefault(c.option.key, []).append(
@@ -239,7 +285,6 @@ def lp_bound(
                     after.SetCoefficient(un, 1.0)
                     after.SetCoefficient(u[p], -1.0)
             units.append(un)
-        forced = sum(1 for s in w.stages if not opt.windows.get(s.id))
         if u and opt.unplaced > forced:
             least = lp.Constraint(opt.unplaced - forced, inf)
             for un in u.values():
@@ -304,6 +349,10 @@ def lp_bound(
     if _solve(lp, stop_at, clock) != pywraplp.Solver.OPTIMAL:
         return None
     value = objective.Value() * scale * (1 - MARGIN)
+    for x, key, res in picks:
+        if guide is not None and (share := x.solution_value()) > 1e-6:
+            on = guide.setdefault(key, {})
+            on[res] = on.get(res, 0.0) + share
     span = alone.makespan_value if count == alone.bound.unplaced else 0.0
     return Score(count, value + span)
 

@@ -25,6 +25,7 @@ from straits.plan.objectives import Objective
 from straits.plan.portfolio import Portfolio
 from straits.plan.result import Plan, Status
 from straits.plan.retime import Held, model_horizon, retime
+from straits.plan.schedule import StageKey
 from straits.plan.search import Progress, Reporter, WholeModel, gap
 from straits.plan.solution import Solution, Value, evaluate, extract
 from straits.plan.tiebreak import TIE_CAP_S, tie_break
@@ -193,6 +194,7 @@ class _Searching:
             bound0 = standalone_bound(pf, objective)
             if held.workloads:
                 info["held"] = sorted(held.workloads)
+        guide: dict[StageKey, dict[str, float]] = {}  # the LP's answer, for the search
         with d.phase("bound"):
             # each workload alone, exactly; skipped when it would eat the search's minimum
             alone = alone_bound(
@@ -215,6 +217,7 @@ class _Searching:
                     plan_unplaced=len(baseline.unplaced),
                     stop_at=d.clock() + share,
                     clock=d.clock,
+                    guide=guide,
                 )
                 if lp is not None and lp > bound0:
                     info["bound"]["source"] = "lp"
@@ -231,7 +234,7 @@ class _Searching:
                 try:
                     if self.lns:
                         local = self._search(
-                            pf, objective, pm, start, held, whole, reporter, ctx, stop_at
+                            pf, objective, pm, start, held, whole, reporter, ctx, stop_at, guide
                         )
                 finally:
                     self._wait(whole, reporter, d, stop_at)
@@ -260,6 +263,7 @@ class _Searching:
         reporter: Reporter,
         ctx: SolveContext,
         stop_at: float,
+        guide: dict[StageKey, dict[str, float]],
     ) -> NeighbourhoodSearch:
         d = ctx.deadline
         local = NeighbourhoodSearch(
@@ -271,6 +275,7 @@ class _Searching:
             tie_unit=pm.tie_unit,
             held=held,
             stop=reporter.stop,
+            guide=guide,
         )
         seen: Solution | None = None
         while d.clock() < stop_at - 0.05 and not reporter.stop.is_set():
