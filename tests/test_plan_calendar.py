@@ -1,8 +1,9 @@
 """A plan never holds a time past the last date Straits plans (2100-12-31): an option that ends
-in time beats one that would not, and a stage that can only
-end later refuses the plan with a scenario error naming it (exit 2). Before, one long stage
-was an OverflowError traceback (its end past year 9999), and a long chain wrote a plan
-document that export, report and impact refused to read back."""
+in time beats one that would not, and a stage that can only end later is left unplaced
+(``deadline``), with the stages after it (``predecessor``), as a stage that cannot meet a hard
+deadline is. Before, one long stage was an OverflowError traceback (its end past year 9999),
+a long chain wrote a plan document that export, report and impact refused to read back, and
+then one such chain refused the whole plan (exit 2), every other workload's with it."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import yaml
 from typer.testing import CliRunner
 
 from straits.cli import app
-from straits.errors import ScenarioError
 from straits.loading import parse_scenario
 from straits.plan import make_plan
 from straits.rules import RuleSet
@@ -39,16 +39,21 @@ def _scenario(example_path: Path, tokens: list[float]) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("tokens", "stage"),
-    [([1e17], 0), ([6e11] * 3 + [3e15] + [6e11], 4)],
+    [([1e17], 0), ([6e11] * 3 + [3e15] + [6e11], 3)],
     ids=["one stage for 60,000 years", "a chain past 2100"],
 )
-def test_a_stage_past_the_calendar_refuses_the_plan(
-    example_path: Path, rules: RuleSet, tokens: list[float], stage: int
+@pytest.mark.parametrize("solver", ["greedy", "cpsat", "lns"])
+def test_a_stage_past_the_calendar_is_left_unplaced(
+    example_path: Path, rules: RuleSet, tokens: list[float], stage: int, solver: str
 ) -> None:
     sc = parse_scenario(_scenario(example_path, tokens), source="t.yaml")
-    with pytest.raises(ScenarioError) as err:
-        make_plan(sc, rules=rules, solver="greedy")
-    assert err.value.path == f"workloads[0].stages[{stage}]"
+    doc = make_plan(sc, rules=rules, solver=solver, time_limit=10).to_json()
+    assert [a["stage"] for a in doc["assignments"]] == [f"s{i}" for i in range(stage)]
+    assert max((a["end"] for a in doc["assignments"]), default="") < "2101-01-01"
+    unplaced = {u["stage"]: u["lost_codes"] for u in doc["unplaced"]}
+    assert set(unplaced) == {f"s{i}" for i in range(stage, len(tokens))}
+    if solver == "greedy":  # the search's unplaced stages carry the greedy plan's diagnosis
+        assert unplaced[f"s{stage}"].get("deadline", 0) >= 1
 
 
 def test_a_chain_within_the_calendar_is_planned(example_path: Path, rules: RuleSet) -> None:
@@ -58,24 +63,25 @@ def test_a_chain_within_the_calendar_is_planned(example_path: Path, rules: RuleS
     assert max(a["end"] for a in plan.to_json()["assignments"]) < "2100-12-31"
 
 
-def test_the_command_exits_2_and_writes_nothing(example_path: Path, tmp_path: Path) -> None:
+def test_the_command_exits_3_with_the_stage_unplaced(example_path: Path, tmp_path: Path) -> None:
     path = tmp_path / "long.yaml"
     path.write_text(yaml.safe_dump(_scenario(example_path, [1e17])))
     r = CliRunner().invoke(app, ["plan", str(path), "--solver", "greedy", "--json"])
-    assert r.exit_code == 2, r.output
-    assert "workloads[0].stages[0]" in r.output
-    assert '"assignments"' not in r.output  # no plan document printed
+    assert r.exit_code == 3, r.output
+    doc = json.loads(r.stdout)
+    assert doc["assignments"] == []
+    assert [u["stage"] for u in doc["unplaced"]] == ["s0"]
 
 
 def test_the_frontier_offers_no_plan_past_the_calendar(example_path: Path, tmp_path: Path) -> None:
-    """`plan --pareto` refuses what `plan` refuses: before, it printed a frontier whose one
-    point ended 14,000 years on (exit 0), a plan `straits plan` answers with exit 2."""
+    """`plan --pareto` places no stage `plan` leaves unplaced: before, it printed a frontier
+    whose one point ended 14,000 years on (exit 0)."""
     path = tmp_path / "long.yaml"
     path.write_text(yaml.safe_dump(_scenario(example_path, [1e17])))
     r = CliRunner().invoke(app, ["plan", str(path), "--pareto", "3", "--json"])
-    assert r.exit_code == 2, r.output
-    assert "workloads[0].stages[0]" in r.output
-    assert '"pareto"' not in r.output
+    assert r.exit_code in (2, 3), r.output  # nothing to trade off, or points with it unplaced
+    ends = [e for line in r.output.splitlines() if '"end"' in line for e in line.split('"')[3:4]]
+    assert all(e < "2101-01-01" for e in ends)
 
 
 def test_a_frontier_within_the_calendar_is_printed(example_path: Path, tmp_path: Path) -> None:
@@ -175,9 +181,24 @@ def test_an_option_ending_in_time_is_chosen_over_a_cheaper_one_past_the_calendar
         assert diag.lost_codes.get("deadline", 0) >= 1
 
 
-def test_with_no_option_in_time_the_plan_is_still_refused(rules: RuleSet) -> None:
+@pytest.mark.parametrize("solver", ["greedy", "cpsat", "lns"])
+def test_with_no_option_in_time_the_stage_is_unplaced(rules: RuleSet, solver: str) -> None:
     doc = _cheap_but_slow(2e12)
     doc["sites"] = doc["sites"][:1]  # the cheap pool alone
-    with pytest.raises(ScenarioError) as err:
-        make_plan(parse_scenario(doc, source="t.yaml"), rules=rules, solver="cpsat")
-    assert err.value.path == "workloads[0].stages[0]"
+    plan = make_plan(parse_scenario(doc, source="t.yaml"), rules=rules, solver=solver)
+    assert plan.assignments == ()
+    assert [(u.workload, u.stage) for u in plan.unplaced] == [("w1", "ft")]
+
+
+def test_a_chain_past_the_calendar_leaves_the_other_workloads_planned(rules: RuleSet) -> None:
+    """A portfolio is planned around a workload it cannot finish by 2100-12-31: the generated
+    1,000-workload portfolios of seeds 20001 and 20002 were refused whole (exit 2) because one
+    serving stage, queued behind decades of work on a cheap pool, would end 86 h too late."""
+    doc = _cheap_but_slow(2e12)
+    doc["sites"] = doc["sites"][:1]
+    small = {**doc["workloads"][0], "id": "w2"}
+    small["stages"] = [{"id": "ft", "kind": "finetune", "datasets": ["d1"], "tokens": 1e9}]
+    doc["workloads"].append(small)
+    plan = make_plan(parse_scenario(doc, source="t.yaml"), rules=rules, solver="greedy")
+    assert [(a.workload, a.stage) for a in plan.assignments] == [("w2", "ft")]
+    assert [(u.workload, u.stage) for u in plan.unplaced] == [("w1", "ft")]

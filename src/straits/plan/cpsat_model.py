@@ -25,7 +25,7 @@ from typing import NamedTuple
 from ortools.sat.python import cp_model
 
 from straits.limits import MAX_DATE
-from straits.model.scenario import Workload
+from straits.model.scenario import Scenario, Workload
 from straits.plan.objectives import COMPLETION, COST, TIME, Objective
 from straits.plan.options import capex_share, pool_steps, procured_steps
 from straits.plan.portfolio import Choice, Portfolio, StageChoices
@@ -102,6 +102,17 @@ def due_ticks(pf: Portfolio, day: dt.date) -> int:
     return ticks_down(deadline_hours(pf.sc, day))
 
 
+def within_calendar(sc: Scenario, longest: int, horizon: int) -> int:
+    """``horizon`` (ticks), no later than the last date Straits plans when the greedy plan
+    (``longest``, its last end in ticks) ends by then: the model chose an option ending decades
+    on where another ended in time, and the plan was refused. Every model of a search takes
+    its horizon through here (the whole portfolio's, the re-timing's and each neighbourhood's:
+    a neighbourhood given the uncapped one moved a chain past 2100-12-31 and a plan whose
+    greedy start ended in 2083 was refused as running past the calendar)."""
+    calendar = ticks_down(deadline_hours(sc, MAX_DATE))
+    return min(horizon, calendar) if longest <= calendar else horizon
+
+
 def build(
     pf: Portfolio,
     objective: Objective,
@@ -125,11 +136,7 @@ def build(
     # the plan horizon, stretched to twice the greedy plan's makespan when that is longer
     longest = max((st.hint_end for st in stages.values()), default=0)
     horizon = horizon or max(int(sc.horizon_days * 24 * TICKS_PER_HOUR), 2 * longest + 1)
-    # no later than the last date Straits plans, when the greedy plan ends by then: the model
-    # chose an option ending decades on where another ended in time, and the plan was refused
-    calendar = ticks_down(deadline_hours(sc, MAX_DATE))
-    if longest <= calendar:
-        horizon = min(horizon, calendar)
+    horizon = within_calendar(sc, longest, horizon)
     groups = Groups()
 
     def enable(table: dict[str, cp_model.IntVar], name: str) -> cp_model.IntVar | None:

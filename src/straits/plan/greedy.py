@@ -342,13 +342,16 @@ class GreedyPlanner(LossExplainer):
         return diag, best
 
     def _within_calendar(self, job: _StageJob, pool: list[Candidate]) -> list[Candidate]:
-        """The candidates that end by the last date Straits plans, when there are any: the
-        cheapest option could end decades later (its data arriving over a thin link, few
-        chips) and the plan was then refused for running past 2100 although another option
-        ended within the calendar. With none within, the pool stands (and the plan is refused
-        naming the stage, as before)."""
+        """The candidates that end by the last date Straits plans: the cheapest option could
+        end decades later (its data arriving over a thin link, few chips) and the plan was then
+        refused for running past 2100 although another option ended within the calendar. With
+        none within, the stage is left unplaced (``deadline``: it would end N h after
+        2100-12-31), as a stage that cannot meet its hard deadline is: the whole plan used to be
+        refused, so one chain of a 1,000-workload portfolio, queued behind decades of work on
+        a cheap pool, refused every other workload's plan (the generated portfolios of
+        seeds 20001 and 20002)."""
         limit = self.calendar_end + EPS
-        if all(c.end <= limit for c in pool) or not any(c.end <= limit for c in pool):
+        if all(c.end <= limit for c in pool):
             return pool
         for i, cands in job.per_row.items():
             kept = [c for c in cands if c.end <= limit]

@@ -34,7 +34,7 @@ def _too_late(hours: float) -> Loss:
 
 
 def past_calendar(hours: float) -> Loss:
-    """An option that would end after the last date Straits plans, where another ends by it."""
+    """An option that would end after the last date Straits plans."""
     from straits.limits import MAX_DATE
 
     return Loss(

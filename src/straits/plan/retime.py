@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from straits.plan.cpsat_model import UNPLACED, Booking, Slot
+from straits.plan.cpsat_model import UNPLACED, Booking, Slot, within_calendar
 from straits.plan.portfolio import Portfolio
 from straits.plan.schedule import PlanState, StageKey, hard_deadline_hours, model_timeline
 from straits.plan.ticks import TICKS_PER_HOUR, ticks_down, ticks_up
@@ -54,9 +54,11 @@ class Retimed(NamedTuple):
 
 def model_horizon(pf: Portfolio) -> int:
     """The model's horizon in ticks: the scenario's, stretched to twice the greedy plan's
-    makespan when that is longer."""
+    makespan when that is longer, and no later than the calendar's end where the greedy plan
+    ends by then (:func:`~straits.plan.cpsat_model.within_calendar`)."""
     longest = max((st.hint_end for st in pf.stages.values()), default=0)
-    return max(int(pf.sc.horizon_days * 24 * TICKS_PER_HOUR), 2 * longest + 1)
+    wide = max(int(pf.sc.horizon_days * 24 * TICKS_PER_HOUR), 2 * longest + 1)
+    return within_calendar(pf.sc, longest, wide)
 
 
 def retime(pf: Portfolio, state: PlanState, horizon: int) -> Retimed:
