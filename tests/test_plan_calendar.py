@@ -202,3 +202,25 @@ def test_a_chain_past_the_calendar_leaves_the_other_workloads_planned(rules: Rul
     plan = make_plan(parse_scenario(doc, source="t.yaml"), rules=rules, solver="greedy")
     assert [(a.workload, a.stage) for a in plan.assignments] == [("w2", "ft")]
     assert [(u.workload, u.stage) for u in plan.unplaced] == [("w1", "ft")]
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("2101-01-01T00:00:00Z", True),  # the end of 2100-12-31: where a plan may end
+        ("2100-12-31T23:59:59+00:00", True),
+        ("2101-01-01T00:00:01Z", False),
+        ("2100-12-31T20:00:00-05:00", False),  # 2101-01-01T01:00Z
+        ("1999-12-31T23:59:59Z", False),
+    ],
+)
+def test_a_plan_document_holds_times_up_to_the_calendar_end(text: str, ok: bool) -> None:
+    """The planner lets a stage end at the end of 2100-12-31; the generated 1,000-workload
+    portfolio of seed 20001 planned one so, and `report` refused its plan document."""
+    from straits.plan_fields import _iso_instant
+
+    if ok:
+        assert _iso_instant(text) == text
+    else:
+        with pytest.raises(ValueError):
+            _iso_instant(text)

@@ -59,9 +59,14 @@ def _iso_instant(text: str) -> str:
         raise ValueError(f"{text!r} is not an ISO-8601 time such as 2025-06-01T00:00:00Z") from None
     if t.tzinfo is None:
         raise ValueError(f"{text!r} has no time zone (expected UTC, such as 2025-06-01T00:00:00Z)")
-    if not MIN_DATE <= t.astimezone(dt.UTC).date() <= MAX_DATE:
+    # up to the end of the last day: the planner lets a stage end at 2101-01-01T00:00:00Z (the
+    # end of 2100-12-31), and its plan, written so, was refused on reading back
+    if t.astimezone(dt.UTC).date() < MIN_DATE or t > _CALENDAR_END:
         raise ValueError(f"{text!r} is outside the dates Straits plans ({MIN_DATE} to {MAX_DATE})")
     return text
+
+
+_CALENDAR_END = dt.datetime.combine(MAX_DATE + dt.timedelta(days=1), dt.time(0), tzinfo=dt.UTC)
 
 
 def _iso_date(text: str) -> str:
