@@ -51,6 +51,7 @@ from straits.plan.portfolio import Portfolio
 from straits.plan.retime import NOTHING_HELD, Held
 from straits.plan.schedule import StageKey, deadline_hours, hard_deadline_hours
 from straits.plan.solution import Solution, Value, evaluate, from_solver
+from straits.plan.stoppable import solve_stoppable
 from straits.plan.ticks import ticks_down
 
 KINDS = ("unplaced", "regret", "window", "slice", "guided")
@@ -101,48 +102,6 @@ class LnsStats:
                 k: {"rounds": v.rounds, "improved": v.improved} for k, v in self.by_kind.items()
             },
         }
-
-
-class _PieceWatch(cp_model.CpSolverSolutionCallback):
-    """Stops a piece once ``stop`` is set, but only after it has reported something after its
-    first solution (the one built from the hint): OR-Tools 9.15 aborts the process when a
-    search is stopped between that solution and the end of presolve (see
-    :meth:`straits.plan.search.WholeModel.stop`)."""
-
-    def __init__(self, solver: cp_model.CpSolver, stop: threading.Event) -> None:
-        super().__init__()
-        self.solver, self.stop = solver, stop
-        self.solutions = self.after_first = 0
-        self.done = threading.Event()
-
-    def on_solution_callback(self) -> None:
-        self.after_first += self.solutions > 0
-        self.solutions += 1
-
-    def on_bound(self, _bound: float) -> None:
-        self.after_first += self.solutions > 0
-
-    def poll(self) -> None:
-        while not self.done.wait(0.05):
-            if self.stop.is_set() and self.after_first:
-                self.solver.stop_search()
-                return
-
-
-def _solve_stoppable(
-    solver: cp_model.CpSolver, model: cp_model.CpModel, stop: threading.Event | None
-) -> Any:
-    if stop is None:
-        return solver.solve(model)
-    watch = _PieceWatch(solver, stop)
-    solver.best_bound_callback = watch.on_bound
-    poller = threading.Thread(target=watch.poll, daemon=True, name="straits-lns-stop")
-    poller.start()
-    try:
-        return solver.solve(model, watch)
-    finally:
-        watch.done.set()
-        poller.join()
 
 
 class NeighbourhoodSearch:
@@ -299,7 +258,7 @@ class NeighbourhoodSearch:
         p.max_time_in_seconds = max(0.05, min(wall, PIECE_WALL_S))
         p.cp_model_probing_level = 0
         p.symmetry_level = 0
-        status = _solve_stoppable(solver, pm.model, self.stop)
+        status = solve_stoppable(solver, pm.model, self.stop)
         # pieces grow while proved within half the target time, and shrink when they take
         # more than twice it or are not proved: many rounds of pieces CP-SAT closes beat a few
         # of pieces it cannot, whatever the machine's speed
