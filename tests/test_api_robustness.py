@@ -173,6 +173,48 @@ def test_a_body_that_stalls_is_cut_with_408(tmp_path: Path) -> None:
     assert fast[0]["status"] == 200
 
 
+def test_the_servers_own_work_before_reading_is_not_the_clients_delay(tmp_path: Path) -> None:
+    """Only the waits for the body count: a clock started at the request's arrival ran out while
+    the app worked before reading (authentication on a loaded database, in CI) and a body that
+    had arrived at once was refused as too slow (408). Waits still add up: a client that
+    trickles its body in pieces, each under the limit, is cut once they sum past it."""
+    import asyncio
+
+    from straits.server.app import BodyLimit
+
+    async def run(work: float, pieces: int, gap: float) -> int:
+        chunks = [
+            {"type": "http.request", "body": b"x", "more_body": i < pieces - 1}
+            for i in range(pieces)
+        ]
+        sent: list[dict[str, Any]] = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await asyncio.sleep(work)  # the app's own work before it reads
+            while (await receive()).get("more_body"):
+                pass
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"{}"})
+
+        async def receive() -> dict[str, Any]:
+            await asyncio.sleep(gap)
+            return chunks.pop(0)
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(dict(message))
+
+        guard = BodyLimit(
+            app, limit=1000, store=Store(f"sqlite:///{tmp_path / 'x.db'}"), timeout=0.5
+        )
+        await guard(
+            {"type": "http", "method": "POST", "path": "/v1/check", "headers": []}, receive, send
+        )
+        return int(sent[0]["status"])
+
+    assert asyncio.run(run(work=1.0, pieces=1, gap=0.0)) == 200
+    assert asyncio.run(run(work=0.0, pieces=8, gap=0.1)) == 408
+
+
 @pytest.mark.parametrize("path", ["/v1/check", "/v1/plans", "/v1/impact", "/v1/exports"])
 def test_a_client_gone_before_its_body_is_no_incident(
     api: Api, path: str, caplog: pytest.LogCaptureFixture

@@ -120,16 +120,23 @@ class BodyLimit:
             return
         seen = 0
         complete = False
-        deadline = time.monotonic() + self.timeout
+        # the seconds the client may keep the server waiting for its body, in all: only the
+        # waits count, not the server's own work before it reads (a clock started at the
+        # request's arrival ran out while authentication waited for a loaded database, and a
+        # small body that had arrived long before was refused as too slow, 408)
+        left = self.timeout
 
         async def limited() -> Message:
-            nonlocal seen, complete
+            nonlocal seen, complete, left
             if complete:  # after the body: waiting for a disconnect is not the client's delay
                 return await receive()
+            began = time.monotonic()
             try:
-                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+                message = await asyncio.wait_for(receive(), max(0.0, left))
             except TimeoutError:
                 raise _TooSlow() from None
+            finally:
+                left -= time.monotonic() - began
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
