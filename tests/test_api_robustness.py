@@ -125,35 +125,33 @@ def test_large_and_slow_bodies(api: Api) -> None:
     assert r.status_code in (400, 413)
 
 
-def test_a_body_that_stalls_is_cut_with_408(tmp_path: Path) -> None:
-    """The body timeout, at the ASGI level (the test client sends whole bodies; the slow-marked
-    end-to-end test does it over a socket)."""
+def _through_body_limit(
+    tmp_path: Path, chunks: list[bytes], gaps: list[float], work: float = 0.0
+) -> list[dict[str, Any]]:
+    """What ``BodyLimit`` (a 0.5 s body deadline) sends back when the client sends ``chunks``,
+    each after its gap, to an app that works ``work`` seconds and then reads the whole body."""
     import asyncio
 
     from straits.server.app import BodyLimit
 
-    reached: list[bytes] = []
-
     async def app(scope: Any, receive: Any, send: Any) -> None:
-        while True:
-            message = await receive()
-            reached.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
+        await asyncio.sleep(work)  # the app's own work before it reads
+        while (await receive()).get("more_body"):
+            pass
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"{}"})
 
-    async def run(delay: float) -> list[dict[str, Any]]:
-        chunks = [
-            {"type": "http.request", "body": b'{"a":', "more_body": True},
-            {"type": "http.request", "body": b"1}", "more_body": False},
+    async def run() -> list[dict[str, Any]]:
+        pending = [
+            ({"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}, g)
+            for i, (c, g) in enumerate(zip(chunks, gaps, strict=True))
         ]
         sent: list[dict[str, Any]] = []
 
         async def receive() -> dict[str, Any]:
-            if len(chunks) == 1:
-                await asyncio.sleep(delay)
-            return chunks.pop(0)
+            message, gap = pending.pop(0)
+            await asyncio.sleep(gap)
+            return message
 
         async def send(message: MutableMapping[str, Any]) -> None:
             sent.append(dict(message))
@@ -166,10 +164,16 @@ def test_a_body_that_stalls_is_cut_with_408(tmp_path: Path) -> None:
         )
         return sent
 
-    slow = asyncio.run(run(delay=5.0))
+    return asyncio.run(run())
+
+
+def test_a_body_that_stalls_is_cut_with_408(tmp_path: Path) -> None:
+    """The body timeout, at the ASGI level (the test client sends whole bodies; the slow-marked
+    end-to-end test does it over a socket)."""
+    slow = _through_body_limit(tmp_path, [b'{"a":', b"1}"], [0.0, 5.0])
     assert slow[0]["status"] == 408
     assert json.loads(slow[1]["body"])["type"] == "urn:straits:problem:request-timeout"
-    fast = asyncio.run(run(delay=0.0))
+    fast = _through_body_limit(tmp_path, [b'{"a":', b"1}"], [0.0, 0.0])
     assert fast[0]["status"] == 200
 
 
@@ -178,41 +182,8 @@ def test_the_servers_own_work_before_reading_is_not_the_clients_delay(tmp_path: 
     the app worked before reading (authentication on a loaded database, in CI) and a body that
     had arrived at once was refused as too slow (408). Waits still add up: a client that
     trickles its body in pieces, each under the limit, is cut once they sum past it."""
-    import asyncio
-
-    from straits.server.app import BodyLimit
-
-    async def run(work: float, pieces: int, gap: float) -> int:
-        chunks = [
-            {"type": "http.request", "body": b"x", "more_body": i < pieces - 1}
-            for i in range(pieces)
-        ]
-        sent: list[dict[str, Any]] = []
-
-        async def app(scope: Any, receive: Any, send: Any) -> None:
-            await asyncio.sleep(work)  # the app's own work before it reads
-            while (await receive()).get("more_body"):
-                pass
-            await send({"type": "http.response.start", "status": 200, "headers": []})
-            await send({"type": "http.response.body", "body": b"{}"})
-
-        async def receive() -> dict[str, Any]:
-            await asyncio.sleep(gap)
-            return chunks.pop(0)
-
-        async def send(message: MutableMapping[str, Any]) -> None:
-            sent.append(dict(message))
-
-        guard = BodyLimit(
-            app, limit=1000, store=Store(f"sqlite:///{tmp_path / 'x.db'}"), timeout=0.5
-        )
-        await guard(
-            {"type": "http", "method": "POST", "path": "/v1/check", "headers": []}, receive, send
-        )
-        return int(sent[0]["status"])
-
-    assert asyncio.run(run(work=1.0, pieces=1, gap=0.0)) == 200
-    assert asyncio.run(run(work=0.0, pieces=8, gap=0.1)) == 408
+    assert _through_body_limit(tmp_path, [b"x"], [0.0], work=1.0)[0]["status"] == 200
+    assert _through_body_limit(tmp_path, [b"x"] * 8, [0.1] * 8)[0]["status"] == 408
 
 
 @pytest.mark.parametrize("path", ["/v1/check", "/v1/plans", "/v1/impact", "/v1/exports"])
