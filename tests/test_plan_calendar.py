@@ -16,6 +16,7 @@ import yaml
 from typer.testing import CliRunner
 
 from straits.cli import app
+from straits.limits import MAX_DATE
 from straits.loading import parse_scenario
 from straits.plan import make_plan
 from straits.rules import RuleSet
@@ -50,10 +51,16 @@ def test_a_stage_past_the_calendar_is_left_unplaced(
     doc = make_plan(sc, rules=rules, solver=solver, time_limit=10).to_json()
     assert [a["stage"] for a in doc["assignments"]] == [f"s{i}" for i in range(stage)]
     assert max((a["end"] for a in doc["assignments"]), default="") < "2101-01-01"
-    unplaced = {u["stage"]: u["lost_codes"] for u in doc["unplaced"]}
+    unplaced = {u["stage"]: u for u in doc["unplaced"]}
     assert set(unplaced) == {f"s{i}" for i in range(stage, len(tokens))}
     if solver == "greedy":  # the search's unplaced stages carry the greedy plan's diagnosis
-        assert unplaced[f"s{stage}"].get("deadline", 0) >= 1
+        first = unplaced[f"s{stage}"]
+        assert first["lost_codes"].get("deadline", 0) >= 1
+        # grouped as past the calendar, not as a deadline the workload does not have
+        assert "deadline" not in first["lost"]
+        assert (
+            first["lost"].get(f"past {MAX_DATE.isoformat()}", 0) == first["lost_codes"]["deadline"]
+        )
 
 
 def test_a_chain_within_the_calendar_is_planned(example_path: Path, rules: RuleSet) -> None:

@@ -47,7 +47,7 @@ def rediagnose(
         if now is None:
             code, note = ReasonCode.CAPACITY, "its chips went to other stages in the searched plan"
         elif objective.primary(_metrics(before), w) > objective.primary(_metrics(now), w) + 1e-6:
-            code, note = objective.lost(_metrics(before), _metrics(now), w, now.option_label)
+            code, note, _ = objective.lost(_metrics(before), _metrics(now), w, now.option_label)
         else:
             code = ReasonCode.CAPACITY
             note = f"better on its own, but {now.option_label} suits the whole portfolio"

@@ -40,6 +40,7 @@ def past_calendar(hours: float) -> Loss:
     return Loss(
         ReasonCode.DEADLINE,
         f"it would end {hours:,.0f} h after {MAX_DATE.isoformat()}, the last date Straits plans",
+        f"past {MAX_DATE.isoformat()}",
     )
 
 
@@ -105,7 +106,8 @@ class LossExplainer:
                     _row_reject(t, i, known.code, rules=known.rules, cite=known.blocking)
                 )
             elif i in job.why:
-                rejections.append(_row_reject(t, i, *job.why[i]))
+                loss = job.why[i]
+                rejections.append(_row_reject(t, i, loss.code, loss.note, group=loss.group))
             elif job.per_row.get(i) and best is not None:
                 rejections.append(self._lost(t.option(i), job.per_row[i], best))
             else:

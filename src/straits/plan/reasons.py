@@ -92,6 +92,9 @@ class Loss(NamedTuple):
 
     code: ReasonCode
     note: str
+    group: str = ""
+    """the label people read, where the code's own would mislead (``past 2100-12-31`` for a
+    stage of a workload with no deadline, whose code is still ``deadline``)"""
 
 
 class RankedOut(NamedTuple):

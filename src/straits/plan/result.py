@@ -110,6 +110,8 @@ class Rejection:
     cite: Reason | None = None
     """for a rule rejection, the rule that blocks it (its text is rendered when read)"""
     bought: bool = False
+    group: str = ""
+    """the label to group by where the code's would mislead (:attr:`Loss.group`)"""
 
     @property
     def label(self) -> str:
@@ -119,8 +121,11 @@ class Rejection:
     @property
     def reason(self) -> str:
         """The group label people read: a rule's label such as 'PIPL cross-border
-        (cac-security-assessment)', else the code's ('capacity', 'predecessor unplaced')."""
-        return self.cite.label if self.cite is not None else self.code.label
+        (cac-security-assessment)', else the code's ('capacity', 'predecessor unplaced') or
+        the group its loss names ('past 2100-12-31')."""
+        if self.cite is not None:
+            return self.cite.label
+        return self.group or self.code.label
 
     @property
     def detail(self) -> str:
