@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from optimizer_cases import DAY0, SOLVERS
@@ -119,6 +121,9 @@ def late_if_it_waits(usd_per_day: float) -> Scenario:
         (10.0, "cost+0.001*time", "my"),  # $0.42 an hour: counted as $0 before
         (33.6, "cost+0.001*time", "sg"),  # $1.40 an hour: counted as $1, the wait looked paid
         (26.4, "0.5*cost+0.5*time", "sg"),
+        # the cost objective counts whole dollars: $1.40 an hour was $1, the wait looked paid
+        (33.6, "cost", "sg"),
+        (29.0, "cost", "my"),
     ],
 )
 def test_a_weighted_sum_counts_the_lateness_penalty_at_its_price(
@@ -134,6 +139,27 @@ def test_a_weighted_sum_counts_the_lateness_penalty_at_its_price(
     assert plan.objective_value == pytest.approx(recomputed(goal, sc, plan), rel=1e-9)
     assert plan.status == "optimal"
     assert plan.bound_value == pytest.approx(plan.objective_value, rel=1e-9)
+
+
+@given(
+    usd_per_day=st.floats(0, 1e12),
+    late=st.integers(0, 1_000_000),
+    goal=st.sampled_from(["cost", "cost+0.001*time", "0.5*cost+0.5*time", "2.5*cost+1000*time"]),
+)
+def test_a_penalty_is_never_priced_under_its_rate(usd_per_day: float, late: int, goal: str) -> None:
+    """The model's price of ``late`` whole hours of a soft deadline: never below the day's
+    rate in model units (to 1e-8, where the hour is rounded), and at most one unit above it
+    where it is priced exactly; the $10-a-day penalty the cost objective priced at $0 is
+    counted."""
+    obj = objective(goal)
+    per_day = obj.penalty_units(usd_per_day)
+    exact = late * per_day / 24
+    got = obj.penalty_of(late, usd_per_day)
+    assert got >= exact * (1 - 1e-8) - 1e-9
+    if obj.penalty_exact(usd_per_day):
+        assert got < exact + 1
+    if usd_per_day >= 10 and late:
+        assert got > 0
 
 
 PRICES = [0.001, 0.01, 0.25, 0.5, 1.0, 1.5, 80.0, 123.456, 999_999.999, 1_000_000.0]

@@ -70,6 +70,9 @@ class PortfolioModel:
     """(stage, site id) -> true when the stage runs at that site (for weight transfers)"""
     tie_unit: int = 0
     """dollars per unit of the cost tie-break (0: none)"""
+    penalty: dict[str, tuple[cp_model.IntVar, int]] = field(default_factory=dict)
+    """workload -> its soft deadline's penalty in model units and the units a day late, where
+    priced exactly (:meth:`~straits.plan.objectives.Objective.penalty_exact`)"""
 
     def decode(self, value: float) -> Score:
         """A model objective value (or bound) as (unplaced stages, score in the objective's
@@ -202,6 +205,7 @@ def build(
 
     # deadlines and lateness
     lates: dict[str, cp_model.IntVar] = {}
+    pens: dict[str, tuple[cp_model.IntVar, int]] = {}
     dones: dict[str, cp_model.IntVar] = {}
     span: cp_model.IntVar | None = None
     penalties: list[cp_model.LinearExprT] = []
@@ -221,9 +225,17 @@ def build(
             late = lates[w.id] = m.new_int_var(0, horizon // TICKS_PER_HOUR + 1, f"late[{w.id}]")
             for k in keys:
                 m.add(TICKS_PER_HOUR * late >= end[k] - due).only_enforce_if(u[k].Not())
-            per_hour = objective.penalty_units(w.late_penalty_usd_per_day)
-            penalties.append(late * per_hour)
-            penalty_bound += (horizon // TICKS_PER_HOUR + 1) * per_hour
+            usd = w.late_penalty_usd_per_day
+            most = objective.penalty_of(horizon // TICKS_PER_HOUR + 1, usd)
+            penalty_bound += most
+            if objective.penalty_exact(usd):  # the day's price, rounded up once per workload
+                per_day = objective.penalty_units(usd)
+                pen = m.new_int_var(0, most, f"penalty[{w.id}]")
+                pens[w.id] = (pen, per_day)
+                m.add(24 * pen >= late * per_day)
+                penalties.append(pen)
+            else:
+                penalties.append(late * objective.penalty_of(1, usd))
 
     # budgets (rental and data movement; bought chips are capex, reported apart)
     for w in sc.workloads:
@@ -353,6 +365,7 @@ def build(
         extra,
         at,
         dollars,
+        pens,
     )
 
 
@@ -454,7 +467,11 @@ def add_hints(pm: PortfolioModel, slots: dict[StageKey, Slot]) -> None:
     for wid, var in pm.late.items():
         w = pf.sc.workload(wid)
         due = due_ticks(pf, w.deadline) if w.deadline else 0
-        m.add_hint(var, late_hours_of(max(by_workload.get(wid, [0])), due))
+        late = late_hours_of(max(by_workload.get(wid, [0])), due)
+        m.add_hint(var, late)
+        if wid in pm.penalty:
+            pen, per_day = pm.penalty[wid]
+            m.add_hint(pen, -(-late * per_day // 24))
     for wid, var in pm.done.items():
         m.add_hint(var, max(by_workload.get(wid, []), default=0))
     if pm.span is not None:

@@ -158,15 +158,12 @@ class NeighbourhoodSearch:
             if ok:
                 self.floor[key] = min(c.value for c in ok)
                 self.fastest[key] = min(c.release + c.duration for c in ok)
-        self.penalty: dict[str, tuple[int, int]] = {}
-        """workload -> (due tick, model units per hour late) of a soft deadline"""
+        self.penalty: dict[str, tuple[int, float]] = {}
+        """workload -> (due tick, USD a day late) of a soft deadline"""
         k_cost = objective.global_weight(COST)
         for w in pf.sc.workloads:
             if k_cost and w.deadline is not None and w.deadline_policy != "hard":
-                self.penalty[w.id] = (
-                    due_ticks(pf, w.deadline),
-                    objective.penalty_units(w.late_penalty_usd_per_day),
-                )
+                self.penalty[w.id] = (due_ticks(pf, w.deadline), w.late_penalty_usd_per_day)
         self.stages_of: dict[str, list[StageKey]] = {}
         for key in self.sol:
             self.stages_of.setdefault(key[0], []).append(key)
@@ -318,8 +315,8 @@ class NeighbourhoodSearch:
                 e = s + self.pf.stages[key].choices[idx].duration
                 ends[key[0]] = max(ends.get(key[0], 0), e)
         for wid, e in ends.items():  # soft deadlines missed: the penalty is regret too
-            due, per_hour = self.penalty[wid]
-            late = late_hours_of(e, due) * per_hour
+            due, usd = self.penalty[wid]
+            late = self.objective.penalty_of(late_hours_of(e, due), usd)
             if late > 0:
                 per[wid] = per.get(wid, 0) + late
         if not per:

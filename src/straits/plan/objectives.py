@@ -100,6 +100,10 @@ def _completion(plan: Plan, sc: Scenario, _: EnergyOf | None = None) -> float:
     return float(sum(w.weight * done[w.id] for w in sc.workloads if w.id in done))
 
 
+#: below this many model units a day, a soft deadline's penalty is priced to the unit in the
+#: model (:meth:`Objective.penalty_exact`)
+EXACT_PENALTY_BELOW = 2**31
+
 #: the model counts workload weights in thousandths (the scenario accepts weights from 0.001
 #: in steps of 0.001: see ``Weight`` in model/types.py), so every weight is a whole number there
 WEIGHT_UNITS = 1000
@@ -295,11 +299,28 @@ class Objective:
         return round(self.weight(metric) * self.model_scale)
 
     def penalty_units(self, usd_per_day: float) -> int:
-        """Model units per whole hour late of a soft deadline priced ``usd_per_day``: the
-        hour's dollars times the cost weight, rounded once (exact in a weighted sum's units
-        with a time term wherever the day's price is a multiple of $0.40; the cost objective
-        counts whole dollars an hour)."""
-        return round(usd_per_day / 24.0 * self.global_weight(COST))
+        """Model units per day late of a soft deadline priced ``usd_per_day``: the day's
+        dollars times the cost weight, rounded once."""
+        return round(usd_per_day * self.global_weight(COST))
+
+    def penalty_exact(self, usd_per_day: float) -> bool:
+        """Whether the model prices ``late`` hours of this penalty as :meth:`penalty_of`
+        rounds them up (a variable of its own, ``24 * pen >= late * per_day``), else as a
+        whole number of units an hour. The hour's price was rounded to whole units, so the
+        cost objective (whole dollars) priced a $10-a-day penalty at $0 an hour and CP-SAT
+        ignored it, and a $100-a-day one at $4. Exact where the day's units are not a
+        multiple of 24 and small enough for the product to stay far inside 64 bits; past
+        2**31 units a day, rounding the hour is off by less than 1e-8 of the price."""
+        per_day = self.penalty_units(usd_per_day)
+        return per_day % 24 != 0 and per_day < EXACT_PENALTY_BELOW
+
+    def penalty_of(self, late_hours: int, usd_per_day: float) -> int:
+        """Model units a soft deadline priced ``usd_per_day`` charges for ``late_hours``
+        whole hours late, as the model counts them (:meth:`penalty_exact`)."""
+        per_day = self.penalty_units(usd_per_day)
+        if self.penalty_exact(usd_per_day):
+            return -(-late_hours * per_day // 24)
+        return late_hours * round(per_day / 24)
 
     def capex_units(self, usd_per_chip: float) -> int:
         """Model units per bought chip whose amortized share costs ``usd_per_chip``."""

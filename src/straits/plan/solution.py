@@ -87,7 +87,7 @@ def evaluate(
             w = pf.sc.workload(wid)
             if w.deadline is not None and w.deadline_policy != "hard":
                 late = late_hours_of(e, due_ticks(pf, w.deadline))
-                primary += late * objective.penalty_units(w.late_penalty_usd_per_day)
+                primary += objective.penalty_of(late, w.late_penalty_usd_per_day)
     primary += objective.tick_weight(TIME) * max([held.floor, *ends.values()])
     primary += sum(objective.done_weight(pf.sc.workload(wid)) * e for wid, e in ends.items())
     return Value(unplaced, primary, tie if objective.tie_cost else 0)
