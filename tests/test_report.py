@@ -419,3 +419,32 @@ def test_cli_report_of_a_recorded_plan_carries_its_receipt(
     )
     assert p.returncode == 2 and "--key" in p.stderr
     assert not (tmp_path / "x.html").exists()
+
+
+def test_source_date_epoch_makes_the_report_reproducible(
+    demo: tuple[Scenario, dict[str, Any]],
+    rules: RuleSet,
+    tmp_path: Path,
+    example_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The page said when it was generated, so two reports of one plan never had the same
+    bytes (a report checked in, or compared by its hash, changed every run). Under
+    ``SOURCE_DATE_EPOCH`` (the reproducible-builds convention) the time is that one and the
+    bytes are the same; a malformed value is refused (exit 2) and nothing is written."""
+    sc, plan = demo
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1764547200")
+    first = plan_report(plan, sc, rules, source="test")
+    assert plan_report(plan, sc, rules, source="test") == first
+    assert "2025-12-01T00:00:00+00:00" in first
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")
+    p = straits("plan", str(example_path), "--solver", "greedy", "-o", "json")
+    doc = tmp_path / "plan.json"
+    doc.write_text(p.stdout)
+    for bad in ("-5", "1e9", "99999999999999", "", "١٢٣"):
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", bad)
+        out = tmp_path / "r.html"
+        p = straits("report", str(doc), "-o", str(out))
+        assert p.returncode == 2, (bad, p.stderr)
+        assert "Traceback" not in p.stderr and "SOURCE_DATE_EPOCH" in p.stderr
+        assert not out.exists()

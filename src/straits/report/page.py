@@ -13,6 +13,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import os
 import re
 from functools import cache
 from importlib import resources
@@ -21,6 +22,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from straits import __version__
+from straits.errors import InputError
 from straits.report.figures import Figure, as_text
 
 
@@ -115,13 +117,36 @@ def render(
             plotly=plotly_js() if inline and figures else "",
             topojson=asset("world_110m.json") if inline and geo else "",
             geo=geo,
-            generated=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+            generated=generated_at().isoformat(),
             version=__version__,
             csp=CSP_MARK if inline else "",
             **context,
         )
     )
     return with_policy(page) if inline else page
+
+
+def generated_at() -> dt.datetime:
+    """When the page says it was generated: now, or ``SOURCE_DATE_EPOCH`` where set (the
+    reproducible-builds convention), so the same plan gives the same bytes, for a report
+    checked into a repository or compared by its hash. A value that is not a whole number
+    of seconds from 1970 to the end of 2100 is refused (exit 2), as the convention asks,
+    rather than ignored."""
+    raw = os.environ.get("SOURCE_DATE_EPOCH")
+    if raw is None:
+        return dt.datetime.now(dt.UTC).replace(microsecond=0)
+    from straits.limits import MAX_DATE
+
+    last = dt.datetime.combine(MAX_DATE, dt.time(23, 59, 59), tzinfo=dt.UTC)
+    text = raw.strip()
+    if text.isascii() and text.isdigit() and len(text) <= 12 and int(text) <= last.timestamp():
+        return dt.datetime.fromtimestamp(int(text), dt.UTC)
+    raise InputError(
+        f"got {raw[:40]!r}",
+        path="SOURCE_DATE_EPOCH",
+        expected=f"whole seconds since 1970-01-01T00:00:00Z, up to {int(last.timestamp())} "
+        f"({last.isoformat()}), or unset for now",
+    )
 
 
 #: where the page's <meta> Content-Security-Policy goes (filled in by :func:`with_policy`)
