@@ -57,6 +57,16 @@ def _objects(files: dict[str, str], kind: str) -> list[dict[str, Any]]:
     return [d for d in _docs(files) if d.get("kind") == kind]
 
 
+#: for srun stand-ins: ``step "$@"`` runs the step srun was given (its options dropped) on one
+#: node, as srun would, so the exported task shell, and its record that the command ran to its
+#: end, are what the tests exercise; ``STRAITS_COMMAND=... step "$@"`` swaps the command
+RUN_STEP = """step() {
+  while [ "${1#-}" != "$1" ]; do shift; done
+  SLURM_NODEID=0 "$@"
+}
+"""
+
+
 def offline_job(
     tmp_path: Path,
     srun: str,

@@ -19,7 +19,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from export_support import _ctx, _docs, _lawful, _tasks, demo, inp, offline_job
+from export_support import RUN_STEP, _ctx, _docs, _lawful, _tasks, demo, inp, offline_job
 from straits.admission import candidates, chip_of, site_of
 from straits.errors import InputError
 from straits.export import export_input, exporter, render, write_bundle
@@ -311,7 +311,8 @@ def test_a_command_reaches_every_target_verbatim(
     write_bundle(tmp_path, files)
     # run each sbatch script with stand-ins for scontrol and srun (srun records the command)
     out = tmp_path / "cmd.txt"
-    srun = '#!/bin/bash\nprintf %s "$STRAITS_COMMAND" > "$OUT"\n'
+    srun = "#!/bin/bash\n" + RUN_STEP + 'printf %s "$STRAITS_COMMAND" > "$OUT"\n'
+    srun += 'STRAITS_COMMAND=true step "$@"\n'
     env = offline_job(tmp_path, srun, out, job_id="7")
     for path in files:
         if path.endswith(".sbatch"):

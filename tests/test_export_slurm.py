@@ -23,7 +23,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from export_support import offline_job
+from export_support import RUN_STEP, offline_job
 from straits.export import export_input, exporter, write_bundle
 from straits.export.base import ExportInput
 from straits.export.commands import parse as parse_run
@@ -234,7 +234,8 @@ def test_scripts_run_offline_and_honour_the_done_marker(inp: ExportInput, tmp_pa
     job = next(j for j in inp.jobs if not j.serving)
     script = next(tmp_path / p for p in res.files if p.endswith(f"/{job.name}.sbatch"))
     out = tmp_path / "out.txt"
-    srun = '#!/bin/bash\necho "ran $MASTER_ADDR $NNODES" >> "$OUT"\nexit "${SRUN_RC:-0}"\n'
+    srun = "#!/bin/bash\n" + RUN_STEP + 'echo "ran $MASTER_ADDR $NNODES" >> "$OUT"\n'
+    srun += 'STRAITS_COMMAND="exit ${SRUN_RC:-0}" step "$@"\n'
     env = offline_job(tmp_path, srun, out, nodes=("node-a", "node-b"))
     failed = subprocess.run(
         ["bash", str(script)], env={**env, "SRUN_RC": "3"}, capture_output=True, text=True

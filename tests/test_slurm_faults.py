@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from export_support import offline_job
+from export_support import RUN_STEP, offline_job
 from straits.export import export_input, exporter, write_bundle
 from straits.export.base import ExportInput
 from straits.loading import load_scenario
@@ -110,12 +110,42 @@ def test_a_reader_that_stops_early_does_not_stop_the_submission(
 
 #: srun stand-in: asks the batch shell at once, as an early Slurm warning would, then runs
 #: the step (a second); records whether the step got SIGUSR1
-EARLY_WARNING_SRUN = """#!/bin/bash
-trap 'echo got-usr1 >> "$OUT"; exit 0' USR1
+EARLY_WARNING_SRUN = (
+    "#!/bin/bash\n"
+    + RUN_STEP
+    + """trap 'echo got-usr1 >> "$OUT"; exit 0' USR1
 kill -USR1 "$PPID"
 sleep 1 & wait
 echo ran >> "$OUT"
+STRAITS_COMMAND=true step "$@"
 """
+)
+
+
+def test_a_step_lost_with_its_node_does_not_complete_the_stage(
+    inp: ExportInput, tmp_path: Path
+) -> None:
+    """srun exits 0 when the step is lost with a node (the command still running), and the
+    job's state may still read RUNNING then: the CI's one-machine Slurm showed it, and the
+    stage was marked complete on a pretrain that never finished. Now only the command's own
+    record of ending with exit 0 completes the stage; the same script with a step that does
+    run its command completes it."""
+    res = exporter("slurm").render(inp)
+    write_bundle(tmp_path, res.files, executable=(".sh", ".sbatch"))
+    job = next(j for j in inp.jobs if not j.serving)
+    script = next(tmp_path / p for p in res.files if p.endswith(f"/{job.name}.sbatch"))
+    out = tmp_path / "out.txt"
+    lost = offline_job(tmp_path, '#!/bin/bash\necho lost >> "$OUT"\nexit 0\n', out)
+    p = subprocess.run(["bash", str(script)], env=lost, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert not list(tmp_path.rglob(".straits-stage-complete"))
+    ran = offline_job(
+        tmp_path, "#!/bin/bash\n" + RUN_STEP + 'STRAITS_COMMAND=true step "$@"\n', out
+    )
+    p = subprocess.run(["bash", str(script)], env=ran, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert list(tmp_path.rglob(".straits-stage-complete"))
+    assert not list(tmp_path.rglob(".straits-step-ran*"))  # the record does not outlive its job
 
 
 def test_an_early_warning_waits_for_the_commands_time(inp: ExportInput, tmp_path: Path) -> None:

@@ -45,6 +45,8 @@ MAX_LEAD_S, MIN_LEAD_S = 900, 60
 DONE_MARKER = ".straits-stage-complete"
 #: the lock a running job of a stage holds in its checkpoint folder (``flock``)
 LOCK = ".straits-stage-lock"
+#: the command's own record that it ran to its end (suffixed with the job id and restart)
+RAN_MARKER = ".straits-step-ran"
 
 
 def slurm_site(job: StageJob) -> SlurmSite | None:
@@ -227,11 +229,27 @@ class SlurmExporter:
             'export NNODES="$SLURM_JOB_NUM_NODES"',
             'echo "straits: $STRAITS_WORKLOAD/$STRAITS_STAGE job $STRAITS_SEGMENT of '
             '$STRAITS_SEGMENTS on $NNODES node(s), rendezvous $MASTER_ADDR:$MASTER_PORT"',
+            "# srun exits 0 also when it loses the step with a node, the command still running:",
+            "# the command's own record, written on the first node (this one) when it ends with",
+            "# exit 0, is what says it ran to its end. The task shell outlives SIGUSR1 (srun",
+            "# signals every process of the step, the command included) and passes on its status",
+            f'ran="$STRAITS_CHECKPOINT_DIR/{RAN_MARKER}-$SLURM_JOB_ID-${{SLURM_RESTART_COUNT:-0}}"',
+            'rm -f "$ran"; export STRAITS_RAN_MARKER="$ran"',
             "srun --kill-on-bad-exit=1 --ntasks-per-node=1 "
-            "bash -c 'export NODE_RANK=$SLURM_NODEID; exec bash -c \"$STRAITS_COMMAND\"' 9>&- &",
+            "bash -c 'export NODE_RANK=$SLURM_NODEID; trap : USR1; "
+            'bash -c "$STRAITS_COMMAND"; rc=$?; '
+            '[ "$rc$NODE_RANK" != 00 ] || touch "$STRAITS_RAN_MARKER"; '
+            'exit "$rc"\' 9>&- &',
             "step=$!",
             "# wait returns early when the trap runs: wait again until the step has ended",
             'while :; do wait "$step"; rc=$?; kill -0 "$step" 2>/dev/null || break; done',
+            'ran_to_end=0; [ ! -e "$ran" ] || ran_to_end=1; rm -f "$ran"',
+            'if [ "$rc" -eq 0 ] && [ "$ran_to_end" -eq 0 ]; then',
+            '  echo "straits: the step ended (exit 0) but the command did not run to its end '
+            "on the first node (the step was lost with a node, or cancelled); not marked "
+            'complete" >&2',
+            "  exit 1",
+            "fi",
             "# srun exits 0 when its node fails (the step was lost, not done), and the job is",
             "# requeued: the stage is complete only if the job is still running",
             'state=$(scontrol show job "$SLURM_JOB_ID" -o 2>/dev/null '
