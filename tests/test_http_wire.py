@@ -1,7 +1,8 @@
 """The HTTP server at the protocol level, as a hostile client speaks it (hostile pass atk51):
-raw bytes over a socket to a real `straits serve` (uvicorn), and the
+raw bytes over a socket to a real `straits serve` (uvicorn with `server.protocol`), and the
 request-target middleware (`server.target`) at the ASGI level. Every answer is problem+json
-or a clean close, and the log holds no traceback."""
+or a clean close, never a reset before the answer, a second reading of one body, or a
+traceback in the log."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import pytest
 
 from served import served
 from straits.server import create_app
+from straits.server.protocol import MAX_HEAD_BYTES
 from straits.store.db import Store
 
 PROBLEM = "application/problem+json"
@@ -157,6 +159,69 @@ def test_a_host_header_that_is_no_host_is_400(wire: Wire) -> None:
     for host in (b"[::1]:8000", b"my_service:8000", b"127.0.0.1", b"xn--bcher-kva.example"):
         raw, _ = wire.send(request(b"/healthz", b"Host: " + host, b"Connection: close"))
         assert answers(raw)[0][0] == 200
+    raw, _ = wire.send(request(b"/healthz", b"Connection: close"))  # none at all (HTTP/1.1)
+    one_problem(raw, 400)
+    wire.healthy()
+
+
+@pytest.mark.slow
+def test_a_request_head_over_the_limit_is_431_however_it_arrives(wire: Wire) -> None:
+    small = request(b"/healthz", b"Host: x", b"X-Pad: " + b"a" * 17_000, b"Connection: close")
+    raw, _ = wire.send(small[:9_000], small[9_000:])  # in two packets: it was a 400
+    assert answers(raw)[0][0] == 200
+    big = request(b"/healthz", b"Host: x", b"X-Pad: " + b"a" * 100_000, b"Connection: close")
+    raw, _ = wire.send(big)  # in one: it was served
+    assert "65,536" in one_problem(raw, 431)["detail"]
+    raw, _ = wire.send(big[:50_000], big[50_000:])
+    one_problem(raw, 431)
+    raw, _ = wire.send(request(b"/healthz?" + b"a" * MAX_HEAD_BYTES, b"Host: x"))
+    one_problem(raw, 431)
+    # over 256 KiB the connection was closed on unread bytes: a reset, and httpx saw no answer
+    for name, value in (("Cookie", "s=" + "a" * 1_000_000), ("X-Pad", "a" * 300_000)):
+        r = httpx.get(f"{wire.url}/ui/", headers={name: value}, timeout=10)
+        assert (r.status_code, r.headers["content-type"]) == (431, PROBLEM)
+    wire.healthy()
+
+
+@pytest.mark.slow
+def test_content_length_beside_transfer_encoding_is_refused_and_the_connection_closed(
+    wire: Wire,
+) -> None:
+    auth = b"Authorization: Bearer " + wire.token.encode()
+    smuggled = request(b"/healthz", b"Host: x", b"Connection: close")
+    for framing in (
+        (b"Content-Length: 4", b"Transfer-Encoding: chunked"),
+        (b"Transfer-Encoding: chunked", b"Content-Length: 40"),
+    ):
+        head = request(b"/v1/estimate", b"Host: x", auth, *framing)
+        raw, clean = wire.send(head + b"0\r\n\r\n" + smuggled)
+        # h11 read the body as chunked, kept the connection and answered the smuggled GET
+        assert one_problem(raw, 400)["instance"] is None and clean
+    wire.healthy()
+
+
+@pytest.mark.slow
+def test_malformed_framing_and_bytes_are_problems(wire: Wire) -> None:
+    post = b"POST /v1/estimate HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    for raw_request in (
+        post + b"Content-Length: -1\r\n\r\n{}",
+        post + b"Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}x",
+        post + b"Content-Length: 99999999999999999999999999\r\n\r\n{}",
+        post + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        b"GET /v1/plans/\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n",
+    ):
+        raw, _ = wire.send(raw_request)  # each was text/plain 'Invalid HTTP request received.'
+        one_problem(raw, 400)
+    for version in (b"2.0", b"3.0"):  # h11 took them and answered as HTTP/1.1
+        raw, _ = wire.send(b"GET /healthz HTTP/%s\r\nHost: x\r\n\r\n" % version)
+        one_problem(raw, 505)
+    # a bad chunk size after the app's answer (a 401 before reading the body) was a
+    # traceback in the log: uvicorn tried to send a second answer
+    head = post.replace(b"Connection: close\r\n", b"") + b"Transfer-Encoding: chunked\r\n\r\n"
+    raw, _ = wire.send(head, b"zz\r\n{}\r\n0\r\n\r\n", pause=0.5)
+    assert [status for status, _, _ in answers(raw)] == [401]
+    time.sleep(0.3)
+    assert "Traceback" not in wire.log.read_text()
     wire.healthy()
 
 

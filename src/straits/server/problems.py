@@ -44,8 +44,10 @@ KINDS: dict[int, tuple[str, str]] = {
     409: ("conflict", "The resource is not in a state that allows this"),
     413: ("body-too-large", "The request body is too large"),
     415: ("unsupported-encoding", "The request body's content coding is not supported"),
+    431: ("headers-too-large", "The request line and headers are too large"),
     500: ("internal-error", "Internal error"),
     503: ("unavailable", "The service is unavailable; try again"),
+    505: ("http-version-not-supported", "The HTTP version is not supported"),
 }
 
 
