@@ -12,6 +12,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -197,6 +199,24 @@ def test_content_length_beside_transfer_encoding_is_refused_and_the_connection_c
         raw, clean = wire.send(head + b"0\r\n\r\n" + smuggled)
         # h11 read the body as chunked, kept the connection and answered the smuggled GET
         assert one_problem(raw, 400)["instance"] is None and clean
+    wire.healthy()
+
+
+@pytest.mark.slow
+def test_a_body_over_the_cap_is_answered_413_to_a_client_that_writes_it_all_first(
+    wire: Wire,
+) -> None:
+    # the connection was closed on the unread body: urllib, which sends the whole body before
+    # it reads, got 'Connection reset by peer' for 20 MB instead of the 413
+    for size in (3_000_000, 20_000_000):
+        req = urllib.request.Request(
+            f"{wire.url}/v1/estimate",
+            data=b"a" * size,
+            headers={"Authorization": f"Bearer {wire.token}", "Content-Type": "application/json"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(req, timeout=30)
+        assert (refused.value.code, refused.value.headers["Content-Type"]) == (413, PROBLEM)
     wire.healthy()
 
 

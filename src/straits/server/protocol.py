@@ -22,17 +22,18 @@ HTTP request received.", and refuses, before any route runs:
   proxy reading ``Content-Length`` took for this request's body was served as a second request
   (request smuggling).
 
-After such an answer the connection is closed once the client stops sending (or after
-``LINGER_S``), the bytes still arriving read and dropped: a close with unread bytes is a reset,
-which can reach the client before the answer does. A protocol error after the app has begun
-its answer (a bad chunk after a 401) closes the connection without a second answer: uvicorn
-tried to send one and logged a traceback.
+After such an answer, and whenever a connection is closed while a request's body is still
+arriving (a 413 or 408 answered before the body was read), the connection is closed once the
+client stops sending (or after ``LINGER_S``), the bytes still arriving read and dropped: a
+close with unread bytes is a reset, which can reach the client before the answer does. A
+protocol error after the app has begun its answer (a bad chunk after a 401) closes the
+connection without a second answer: uvicorn tried to send one and logged a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import h11
 from uvicorn.protocols.http.h11_impl import STATUS_PHRASES, H11Protocol
@@ -86,13 +87,15 @@ class HeaderDeadlineProtocol(H11Protocol):
     header_timeout: float = 10.0
     _header_timer: asyncio.TimerHandle | None = None
     _lingering = False
+    _socket: asyncio.Transport
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.conn = _Connection(h11.SERVER, MAX_HEAD_BYTES)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        self._socket = transport
+        super().connection_made(cast(asyncio.Transport, _ClosingAfterBody(transport, self)))
         self._arm()
 
     def data_received(self, data: bytes) -> None:
@@ -132,15 +135,25 @@ class HeaderDeadlineProtocol(H11Protocol):
         self._close_after_reading()
 
     def _close_after_reading(self) -> None:
+        if self._lingering or self._socket.is_closing():
+            return
         self._lingering = True
         self._disarm()
         self._unset_keepalive_if_required()
-        if self.transport.is_closing():
-            return
-        if self.transport.can_write_eof():
-            self.transport.write_eof()  # the answer, then FIN; the client's EOF closes it
+        if self._socket.can_write_eof():
+            self._socket.write_eof()  # the answer, then FIN; the client's EOF closes it
         self.flow.resume_reading()
-        self.loop.call_later(LINGER_S, self.transport.close)
+        self.loop.call_later(LINGER_S, self._socket.close)
+
+    def _close(self) -> None:
+        """Close the connection; while the client is still sending a request's body (a 413
+        or 408 answered before it was read), once it stops: uvicorn closed at once, and the
+        reset overtook the answer (urllib, which sends the whole body before it reads, got
+        'Connection reset by peer' for a 20 MB body instead of the 413)."""
+        if self.conn.their_state is h11.SEND_BODY:
+            self._close_after_reading()
+        else:
+            self._socket.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -174,6 +187,23 @@ class HeaderDeadlineProtocol(H11Protocol):
                 "closing a connection whose request headers took over %g s", self.header_timeout
             )
             self.transport.close()
+
+
+class _ClosingAfterBody:
+    """The connection's transport as uvicorn sees it: ``close`` waits for the rest of a
+    request's body (``HeaderDeadlineProtocol._close``); the rest is the socket's."""
+
+    def __init__(self, transport: asyncio.Transport, owner: HeaderDeadlineProtocol) -> None:
+        self._transport, self._owner = transport, owner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def close(self) -> None:
+        self._owner._close()
+
+    def is_closing(self) -> bool:
+        return self._owner._lingering or self._transport.is_closing()
 
 
 def protocol(header_timeout: float) -> type[Any]:
