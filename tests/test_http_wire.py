@@ -245,6 +245,28 @@ def test_malformed_framing_and_bytes_are_problems(wire: Wire) -> None:
     wire.healthy()
 
 
+@pytest.mark.slow
+def test_over_max_connections_the_answer_is_a_problem_with_retry_after(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    with served(db, log=tmp_path / "c.log", args=("--max-connections", "3")) as url:
+        port = int(urlsplit(url).port or 0)
+        held = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                raw = b""
+                while chunk := s.recv(65536):
+                    raw += chunk
+        finally:
+            for c in held:
+                c.close()
+        # it was uvicorn's text/plain 'Service Unavailable', without Retry-After
+        assert one_problem(raw, 503)["instance"] == "/healthz"
+        assert answers(raw)[0][1]["retry-after"] == "2"
+        time.sleep(0.3)
+        assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+
+
 def _through(app: Any, target: bytes, method: str = "GET", host: bytes = b"x") -> list[Any]:
     """The messages ``app`` sends for one request whose raw target is ``target``."""
     sent: list[Any] = []

@@ -17,6 +17,8 @@ HTTP request received.", and refuses, before any route runs:
   takes was answered by closing the connection on unread bytes: a reset, and the client never
   saw the answer;
 * a request line of another HTTP version (``GET / HTTP/2.0``, served as HTTP/1.1): ``505``;
+* a request over ``--max-connections`` (uvicorn's ``limit_concurrency``): ``503`` with
+  ``Retry-After``, where uvicorn answered ``text/plain`` without one;
 * a request with both ``Content-Length`` and ``Transfer-Encoding``: ``400``, and the connection
   closed (RFC 9112 6.1). h11 read the body as chunked and kept the connection open, so what a
   proxy reading ``Content-Length`` took for this request's body was served as a second request
@@ -39,7 +41,7 @@ import h11
 from uvicorn.protocols.http.h11_impl import STATUS_PHRASES, H11Protocol
 
 from straits.jsonout import dumps
-from straits.server.problems import MEDIA_TYPE, problem_body
+from straits.server.problems import MEDIA_TYPE, problem, problem_body
 from straits.store.audit import loggable
 
 #: the request line and headers of one request, at most
@@ -92,6 +94,25 @@ class HeaderDeadlineProtocol(H11Protocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.conn = _Connection(h11.SERVER, MAX_HEAD_BYTES)
+        # uvicorn answers over --max-connections with its own text/plain 503 and no
+        # Retry-After; the same limit, checked as uvicorn checks it, is answered by _bounded
+        self._limit, self.limit_concurrency = self.limit_concurrency, None
+        self._app, self.app = self.app, self._bounded
+
+    async def _bounded(self, scope: Any, receive: Any, send: Any) -> None:
+        # uvicorn counted the tasks before adding this request's; here it is one of them
+        if self._limit is not None and (
+            len(self.connections) >= self._limit or len(self.tasks) > self._limit
+        ):
+            self.logger.warning("Exceeded concurrency limit.")
+            await problem(
+                503,
+                f"the server is serving its {self._limit:,} connections at most; try again",
+                instance=str(scope.get("path", "")),
+                headers={"Retry-After": "2", "Connection": "close"},
+            )(scope, receive, send)
+            return
+        await self._app(scope, receive, send)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._socket = transport
