@@ -155,10 +155,18 @@ def test_absolute_form_targets_are_served_as_their_path(wire: Wire) -> None:
 
 @pytest.mark.slow
 def test_a_host_header_that_is_no_host_is_400(wire: Wire) -> None:
-    for host in (b"a b", b"\xff\xfe", b"evil.example/../x?", b'evil"><script>'):
+    for host in (b"a b", b"\xff\xfe", b"evil.example/../x?", b'evil"><script>', b"[zz]", b"[::1"):
         raw, _ = wire.send(request(b"/healthz", b"Host: " + host, b"Connection: close"))
         assert one_problem(raw, 400)["path"] == "Host"  # each was served
-    for host in (b"[::1]:8000", b"my_service:8000", b"127.0.0.1", b"xn--bcher-kva.example"):
+    for host in (
+        b"[::1]:8000",
+        b"[fe80::1%25eth0]",
+        b"[v1.x]",
+        b"my_service:8000",
+        b"127.0.0.1",
+        b"xn--bcher-kva.example",
+        b"",
+    ):
         raw, _ = wire.send(request(b"/healthz", b"Host: " + host, b"Connection: close"))
         assert answers(raw)[0][0] == 200
     raw, _ = wire.send(request(b"/healthz", b"Connection: close"))  # none at all (HTTP/1.1)

@@ -34,10 +34,13 @@ from straits.server.problems import refusal
 #: authority, path
 _ABSOLUTE = re.compile(rb"(https?)://([^/]*)(/.*)?\Z", re.IGNORECASE | re.DOTALL)
 
-#: uri-host [":" port] (RFC 3986 3.2.2: an IP literal in brackets, or a reg-name, which covers
-#: IPv4 addresses); an empty value is allowed in the header (RFC 9112 3.2)
+#: uri-host [":" port] (RFC 3986 3.2.2: an IPv6 address, with a zone (RFC 6874), or an
+#: IPvFuture in brackets, or a reg-name, which covers IPv4 addresses); an empty value is allowed
+#: in the header (RFC 9112 3.2). '[zz]' is no IP literal: Python's urlsplit raises on it
+#: (starlette's request.url parses the Host)
 _HOST = re.compile(
-    rb"(?:\[[0-9A-Za-z:.%~_-]+\]|(?:[A-Za-z0-9._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*)(?::[0-9]*)?\Z"
+    rb"(?:\[(?:[0-9A-Fa-f:.]+(?:%25[A-Za-z0-9._~-]+)?|v[0-9A-Fa-f]+\.[A-Za-z0-9._~!$&'()*+,;=:-]+)\]"
+    rb"|(?:[A-Za-z0-9._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*)(?::[0-9]*)?\Z"
 )
 
 
