@@ -23,8 +23,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(db: str, *, env: dict[str, str] | None = None, log: Path | None = None) -> Iterator[str]:
-    """``straits serve --db DB`` on a free port with ``env`` added to the environment, its
+def served(
+    db: str,
+    *,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    args: tuple[str, ...] = (),
+) -> Iterator[str]:
+    """``straits serve --db DB ARGS`` on a free port with ``env`` added to the environment, its
     output to ``log`` (else inherited); yields its URL once ``/healthz`` answers 200 (at most
     120 s; a server that exits first fails with its log), and stops it after."""
     port = free_port()
@@ -41,6 +47,7 @@ def served(db: str, *, env: dict[str, str] | None = None, log: Path | None = Non
             db,
             "--log-level",
             "warning",
+            *args,
         ],
         env={**os.environ, **(env or {})},
         stdout=out,

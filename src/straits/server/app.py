@@ -56,12 +56,13 @@ from straits.server.jobs import Worker
 from straits.server.ledger_routes import router as ledger_router
 from straits.server.openapi_doc import document, operation_id
 from straits.server.plan_routes import router as plan_router
-from straits.server.problems import StrictJSONResponse, as_query_error, problem
+from straits.server.problems import StrictJSONResponse, as_query_error, problem, refusal
 from straits.server.report_routes import router as report_router
 from straits.server.routes import router
 from straits.server.schemas import Health, Ready
 from straits.server.settings import Settings
 from straits.server.skypilot_routes import router as skypilot_router
+from straits.server.target import RequestTarget
 from straits.store.audit import Budget, log_refusal, loggable
 from straits.store.db import Store
 from straits.store.keys import configured as ledger_keys
@@ -93,7 +94,7 @@ class BodyLimit:
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None and not length.isdigit():
-            await _refusal(
+            await refusal(
                 scope,
                 400,
                 "the Content-Length header is not a number",
@@ -105,7 +106,7 @@ class BodyLimit:
         if codings and scope.get("method") not in ("GET", "HEAD"):
             # the bodies were read as they came: a gzip body was 'not UTF-8 text (byte 1)', a
             # plain one labelled gzip or br was taken (RFC 9110 8.4: 415, Accept-Encoding)
-            await _refusal(
+            await refusal(
                 scope,
                 415,
                 f"a request body in the content coding {coding.decode('latin-1')[:100]!r}; "
@@ -149,7 +150,7 @@ class BodyLimit:
         except _TooLarge:
             await self._refuse(scope, send)
         except _TooSlow:
-            await _refusal(
+            await refusal(
                 scope,
                 408,
                 f"the request body did not arrive within {self.timeout:g} s",
@@ -169,28 +170,13 @@ class BodyLimit:
             client=client[0] if client else None,
             budget=self.budget,
         )
-        await _refusal(
+        await refusal(
             scope,
             413,
             reason,
             expected=f"a body of at most {self.limit:,} bytes",
             headers={"Connection": "close"},
         )(scope, _no_receive, send)
-
-
-def _refusal(
-    scope: Scope, status: int, detail: str, headers: dict[str, str] | None = None, **fields: Any
-) -> Response:
-    """What the body guards answer before any route runs: problem+json, or under /ui an HTML
-    page (a console form over the limit showed the browser problem+json)."""
-    path = str(scope.get("path", ""))
-    if path.startswith("/ui/"):
-        from straits.web.error_pages import plain_error_page
-
-        page = plain_error_page(status, detail)
-        page.headers.update(headers or {})
-        return page
-    return problem(status, detail, instance=path, headers=headers, **fields)
 
 
 class _TooLarge(Exception):
@@ -302,6 +288,8 @@ def create_app(
     # monitors that check with HEAD (they got 405 and took the server, or the console, for
     # down): GET's answer without its body, on every route that answers GET
     app.add_middleware(HeadAsGet)
+    # absolute-form targets read as their path, OPTIONS *, a Host that is no host: before all
+    app.add_middleware(RequestTarget)
     return app
 
 

@@ -21,9 +21,10 @@ Problem types are URNs (``urn:straits:problem:<kind>``): stable names, never fet
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import Any
 
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from straits.errors import InputError
@@ -43,8 +44,10 @@ KINDS: dict[int, tuple[str, str]] = {
     409: ("conflict", "The resource is not in a state that allows this"),
     413: ("body-too-large", "The request body is too large"),
     415: ("unsupported-encoding", "The request body's content coding is not supported"),
+    431: ("headers-too-large", "The request line and headers are too large"),
     500: ("internal-error", "Internal error"),
     503: ("unavailable", "The service is unavailable; try again"),
+    505: ("http-version-not-supported", "The HTTP version is not supported"),
 }
 
 
@@ -117,6 +120,26 @@ def problem(
         headers=headers,
         media_type=MEDIA_TYPE,
     )
+
+
+def refusal(
+    scope: MutableMapping[str, Any],
+    status: int,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **fields: Any,
+) -> Response:
+    """What the server's ASGI guards (the body limits, the request target) answer before any
+    route runs: problem+json, or under /ui an HTML page (a console form over the limit showed
+    the browser problem+json)."""
+    path = str(scope.get("path", ""))
+    if path.startswith("/ui/"):
+        from straits.web.error_pages import plain_error_page
+
+        page = plain_error_page(status, detail)
+        page.headers.update(headers or {})
+        return page
+    return problem(status, detail, instance=path, headers=headers, **fields)
 
 
 def openapi_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -6,23 +6,175 @@ timer stops at the first byte and nothing else runs until the headers are comple
 protocol closes a connection whose request headers are not complete ``header_timeout`` seconds
 after it opened or after its previous response. Slow bodies are cut by the app's body timeout
 (``BodyLimit``, 408).
+
+It also answers what h11 refuses (a malformed request line or header, a bad ``Content-Length``
+or chunk size, no ``Host``) with problem+json instead of uvicorn's ``text/plain`` "Invalid
+HTTP request received.", and refuses, before any route runs:
+
+* a request head (request line and headers) over ``MAX_HEAD_BYTES``: ``431``. h11 applied its
+  16 KiB limit only to a head that arrived in more than one read, so a 17 KB header sent in two
+  packets was a 400 while a 200 KB one sent at once was served, and one over the 256 KiB a read
+  takes was answered by closing the connection on unread bytes: a reset, and the client never
+  saw the answer;
+* a request line of another HTTP version (``GET / HTTP/2.0``, served as HTTP/1.1): ``505``;
+* a request over ``--max-connections`` (uvicorn's ``limit_concurrency``): ``503`` with
+  ``Retry-After``, where uvicorn answered ``text/plain`` without one;
+* a request with both ``Content-Length`` and ``Transfer-Encoding``: ``400``, and the connection
+  closed (RFC 9112 6.1). h11 read the body as chunked and kept the connection open, so what a
+  proxy reading ``Content-Length`` took for this request's body was served as a second request
+  (request smuggling).
+
+After such an answer, and whenever a connection is closed while a request's body is still
+arriving (a 413 or 408 answered before the body was read), the connection is closed once the
+client stops sending (or after ``LINGER_S``), the bytes still arriving read and dropped: a
+close with unread bytes is a reset, which can reach the client before the answer does. A
+protocol error after the app has begun its answer (a bad chunk after a 401) closes the
+connection without a second answer: uvicorn tried to send one and logged a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
+import h11
+from uvicorn.protocols.http.h11_impl import STATUS_PHRASES, H11Protocol
+
+from straits.jsonout import dumps
+from straits.server.problems import MEDIA_TYPE, problem, problem_body
+from straits.store.audit import loggable
+
+#: the request line and headers of one request, at most
+MAX_HEAD_BYTES = 64 * 1024
+#: seconds a refused client may go on sending before its connection is closed
+LINGER_S = 2.0
+
+
+class _Connection(h11.Connection):
+    """h11's server side, refusing what it would read but this server must not serve, and
+    keeping the error it raised for the answer."""
+
+    refused: h11.RemoteProtocolError | None = None
+
+    def next_event(self) -> Any:
+        try:
+            event = super().next_event()
+            if isinstance(event, h11.Request):
+                _check(event)
+            return event
+        except h11.RemoteProtocolError as exc:
+            self.refused = exc
+            raise
+
+
+def _check(request: h11.Request) -> None:
+    if not request.http_version.startswith(b"1."):  # h11 took 'HTTP/2.0' and served it
+        version = request.http_version.decode("ascii", "replace")
+        raise h11.RemoteProtocolError(
+            f"HTTP/{version} in an HTTP/1 request line: this server speaks HTTP/1.1",
+            error_status_hint=505,
+        )
+    names = {name for name, _ in request.headers}
+    if b"content-length" in names and b"transfer-encoding" in names:
+        raise h11.RemoteProtocolError(
+            "both Content-Length and Transfer-Encoding: the body could be read two ways"
+        )
+    size = len(request.method) + len(request.target) + 12
+    size += sum(len(name) + len(value) + 4 for name, value in request.headers.raw_items())
+    if size > MAX_HEAD_BYTES:
+        raise h11.RemoteProtocolError("too large", error_status_hint=431)
 
 
 class HeaderDeadlineProtocol(H11Protocol):
     header_timeout: float = 10.0
     _header_timer: asyncio.TimerHandle | None = None
+    _lingering = False
+    _socket: asyncio.Transport
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.conn = _Connection(h11.SERVER, MAX_HEAD_BYTES)
+        # uvicorn answers over --max-connections with its own text/plain 503 and no
+        # Retry-After; the same limit, checked as uvicorn checks it, is answered by _bounded
+        self._limit, self.limit_concurrency = self.limit_concurrency, None
+        self._app, self.app = self.app, self._bounded
+
+    async def _bounded(self, scope: Any, receive: Any, send: Any) -> None:
+        # uvicorn counted the tasks before adding this request's; here it is one of them
+        if self._limit is not None and (
+            len(self.connections) >= self._limit or len(self.tasks) > self._limit
+        ):
+            self.logger.warning("Exceeded concurrency limit.")
+            await problem(
+                503,
+                f"the server is serving its {self._limit:,} connections at most; try again",
+                instance=str(scope.get("path", "")),
+                headers={"Retry-After": "2", "Connection": "close"},
+            )(scope, receive, send)
+            return
+        await self._app(scope, receive, send)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        self._socket = transport
+        super().connection_made(cast(asyncio.Transport, _ClosingAfterBody(transport, self)))
         self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if not self._lingering:  # after a refusal, what still arrives is dropped
+            super().data_received(data)
+
+    def send_400_response(self, msg: str) -> None:
+        """Answer what h11 (or ``_check``) refused, as problem+json, then close."""
+        error = self.conn.refused if isinstance(self.conn, _Connection) else None
+        status = error.error_status_hint if error is not None else 400
+        if status == 431:
+            detail = f"the request line and headers are over {MAX_HEAD_BYTES:,} bytes"
+        elif status == 505:
+            detail = loggable(str(error))[:200]
+        else:
+            status = 400
+            detail = "not a valid HTTP/1.1 request: " + loggable(str(error or msg))[:200]
+        self.logger.warning("refused a request: %s %s", status, detail)
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            cycle.disconnected = True  # the app, if it still reads, is told the client left
+            cycle.message_event.set()
+        if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):  # nothing answered yet
+            body = dumps(problem_body(status, detail), indent=None).encode("utf-8")
+            head = h11.Response(
+                status_code=status,
+                reason=STATUS_PHRASES[status],
+                headers=[
+                    *self.server_state.default_headers,  # date, server: as every answer has
+                    (b"content-type", MEDIA_TYPE.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            )
+            for event in (head, h11.Data(data=body), h11.EndOfMessage()):
+                self.transport.write(self.conn.send(event) or b"")
+        self._close_after_reading()
+
+    def _close_after_reading(self) -> None:
+        if self._lingering or self._socket.is_closing():
+            return
+        self._lingering = True
+        self._disarm()
+        self._unset_keepalive_if_required()
+        if self._socket.can_write_eof():
+            self._socket.write_eof()  # the answer, then FIN; the client's EOF closes it
+        self.flow.resume_reading()
+        self.loop.call_later(LINGER_S, self._socket.close)
+
+    def _close(self) -> None:
+        """Close the connection; while the client is still sending a request's body (a 413
+        or 408 answered before it was read), once it stops: uvicorn closed at once, and the
+        reset overtook the answer (urllib, which sends the whole body before it reads, got
+        'Connection reset by peer' for a 20 MB body instead of the 413)."""
+        if self.conn.their_state is h11.SEND_BODY:
+            self._close_after_reading()
+        else:
+            self._socket.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -56,6 +208,23 @@ class HeaderDeadlineProtocol(H11Protocol):
                 "closing a connection whose request headers took over %g s", self.header_timeout
             )
             self.transport.close()
+
+
+class _ClosingAfterBody:
+    """The connection's transport as uvicorn sees it: ``close`` waits for the rest of a
+    request's body (``HeaderDeadlineProtocol._close``); the rest is the socket's."""
+
+    def __init__(self, transport: asyncio.Transport, owner: HeaderDeadlineProtocol) -> None:
+        self._transport, self._owner = transport, owner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def close(self) -> None:
+        self._owner._close()
+
+    def is_closing(self) -> bool:
+        return self._owner._lingering or self._transport.is_closing()
 
 
 def protocol(header_timeout: float) -> type[Any]:
