@@ -1,13 +1,20 @@
 """The crash-consistency and concurrency pass atk52: a database file truncated to nothing
-under the commands that read a log (docs/robustness.md, "Faults and operators")."""
+under the commands that read a log; a recorded plan's job set back to queued by hand
+(docs/robustness.md, "Faults and operators")."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, func, select, text
 
-from straits.store import Store, ledger
+from queue_support import GREEDY, POLICY
+from straits.loading import load_scenario
+from straits.server import jobs
+from straits.store import Store, ledger, queue
+from straits.store.tables import LedgerRow, PlanRow
 from test_ledger_cli import straits
 
 
@@ -83,3 +90,57 @@ def test_recording_into_an_empty_file_still_makes_the_database(tmp_path: Path) -
     store.close()
     r = straits("ledger", "verify", "--db", f"sqlite:///{path}", "--json")
     assert r.returncode == 0
+
+
+# --- a recorded plan's job set back to queued --------------------------------------------------
+def _plan(store: Store, plan_id: str) -> tuple[str, int | None, int]:
+    with store.session() as s:
+        row = s.get(PlanRow, plan_id)
+        assert row is not None
+        entries = s.scalar(select(func.count()).select_from(LedgerRow))
+        return row.status, row.ledger_seq, int(entries or 0)
+
+
+def _run_until(store: Store, plan_id: str, status: str) -> None:
+    w = jobs.Worker(store, slots=1, policy=POLICY, poll_s=0.1)
+    w.start()
+    try:
+        deadline = time.monotonic() + 120
+        while _plan(store, plan_id)[0] != status:
+            assert time.monotonic() < deadline, _plan(store, plan_id)
+            time.sleep(0.1)
+    finally:
+        w.stop()
+
+
+def test_a_recorded_job_set_back_to_queued_is_not_recorded_twice(
+    db_url: str, example_path: Path
+) -> None:
+    """`UPDATE plans SET status = 'queued'` of a done, recorded plan (a job 'retried' by hand):
+    the next worker planned it again and appended a second ledger entry for the same plan id.
+    It is failed now, with the reason, its entry and the log as they were."""
+    store = Store(db_url)
+    try:
+        plan_id = queue.enqueue(
+            store,
+            load_scenario(example_path),
+            GREEDY,
+            tenant="a",
+            actor="t",
+            record=True,
+            rules_digest=jobs.Worker(store, slots=1, policy=POLICY).rules_digest,
+        )
+        _run_until(store, plan_id, "done")
+        _, seq, entries = _plan(store, plan_id)
+        assert seq is not None and entries == 1
+        engine = create_engine(store.url)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE plans SET status = 'queued' WHERE id = :i"), {"i": plan_id})
+        engine.dispose()
+        _run_until(store, plan_id, "failed")
+        assert _plan(store, plan_id) == ("failed", seq, 1)
+        with store.session() as s:
+            error = s.scalar(select(PlanRow.error).where(PlanRow.id == plan_id))
+        assert error is not None and f"ledger entry {seq}" in error
+    finally:
+        store.close()
