@@ -1,9 +1,10 @@
 """The crash-consistency and concurrency pass atk52: a database file truncated to nothing
-under the commands that read a log; a recorded plan's job set back to queued by hand
-(docs/robustness.md, "Faults and operators")."""
+under the commands that read a log; a recorded plan's job set back to queued by hand; an
+export cut after an entry (docs/robustness.md, "Faults and operators")."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from queue_support import GREEDY, POLICY
 from straits.loading import load_scenario
 from straits.server import jobs
 from straits.store import Store, ledger, queue
+from straits.store.exported import NO_HEAD_NOTE
 from straits.store.tables import LedgerRow, PlanRow
 from test_ledger_cli import straits
 
@@ -144,3 +146,31 @@ def test_a_recorded_job_set_back_to_queued_is_not_recorded_twice(
         assert error is not None and f"ledger entry {seq}" in error
     finally:
         store.close()
+
+
+# --- an export cut after an entry ----------------------------------------------------------------
+def test_an_export_verified_without_a_head_says_a_cut_one_verifies_too(tmp_path: Path) -> None:
+    """An export cut after its second line (a `kill -9` of a copy, `head -n`) verified as
+    `ledger verifies: 2 entries` with nothing said: only a head shows the cut. Without one the
+    verification says so; with the log's checkpoint the cut export is `tail-removed`."""
+    db = _log(tmp_path / "l.db", 4)
+    out, cut = tmp_path / "l.jsonl", tmp_path / "cut.jsonl"
+    key = tmp_path / "k"
+    assert straits("ledger", "export", "--db", db, "-o", str(out)).returncode == 0
+    assert straits("ledger", "keygen", "-o", str(key)).returncode == 0
+    cp = straits("ledger", "checkpoint", "--db", db, "--key", str(key))
+    assert cp.returncode == 0
+    (tmp_path / "cp").write_text(cp.stdout)
+    cut.write_text("".join(out.read_text().splitlines(keepends=True)[:2]))
+    r = straits("ledger", "verify", "--file", str(cut), "--json")
+    assert r.returncode == 0 and NO_HEAD_NOTE in json.loads(r.stdout)["notes"]
+    r = straits(
+        "ledger", "verify", "--file", str(cut), "--head", str(tmp_path / "cp"),
+        "--pubkey", str(key) + ".pub", "--json",
+    )  # fmt: skip
+    assert r.returncode == 1 and json.loads(r.stdout)["code"] == "tail-removed"
+    r = straits(
+        "ledger", "verify", "--file", str(out), "--head", str(tmp_path / "cp"),
+        "--pubkey", str(key) + ".pub", "--json",
+    )  # fmt: skip
+    assert r.returncode == 0 and NO_HEAD_NOTE not in json.loads(r.stdout)["notes"]
