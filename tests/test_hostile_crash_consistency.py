@@ -5,6 +5,7 @@ export cut after an entry (docs/robustness.md, "Faults and operators")."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from straits.loading import load_scenario
 from straits.server import jobs
 from straits.store import Store, ledger, queue
 from straits.store.exported import NO_HEAD_NOTE
+from straits.store.sqlite_file import unopened_hint
 from straits.store.tables import LedgerRow, PlanRow
 from test_ledger_cli import straits
 
@@ -174,3 +176,46 @@ def test_an_export_verified_without_a_head_says_a_cut_one_verifies_too(tmp_path:
         "--pubkey", str(key) + ".pub", "--json",
     )  # fmt: skip
     assert r.returncode == 0 and NO_HEAD_NOTE not in json.loads(r.stdout)["notes"]
+
+
+# --- a database opened read-only ----------------------------------------------------------------
+REQUEST = Path(__file__).parent.parent / "examples" / "request.json"
+
+
+def test_mode_ro_opens_the_database_read_only(tmp_path: Path) -> None:
+    """`sqlite:///PATH?mode=ro` (what the docs say to use as root): the driver ignored `mode`
+    without `uri=true`, with a SAWarning on stderr, and `check --record` wrote entry 4 into the
+    'read-only' database, exit 0."""
+    path = tmp_path / "l.db"
+    _log(path)
+    before = path.read_bytes()
+    r = straits("check", str(REQUEST), "--record", "--db", f"sqlite:///{path}?mode=ro")
+    assert r.returncode == 1 and "readonly" in r.stderr and "SAWarning" not in r.stderr
+    r = straits("ledger", "verify", "--db", f"sqlite:///{path}?mode=ro", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["entries"] == 3
+    assert path.read_bytes() == before
+
+
+def test_a_parameter_sqlite_does_not_read_is_refused(tmp_path: Path) -> None:
+    """`?mod=ro` (a typo) was ignored with a warning: the database opened read-write."""
+    path = tmp_path / "l.db"
+    _log(path)
+    r = straits("ledger", "verify", "--db", f"sqlite:///{path}?mod=ro")
+    assert r.returncode == 2 and "'mod'" in r.stderr and not r.stdout
+
+
+def test_a_folder_that_takes_no_file_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log on a read-only mount without its `-shm` (a snapshot, a copied backup) could not be
+    opened even to read: `unable to open database file` of a file that is there. The error says
+    why (a unit test: a read-only mount needs root to make)."""
+    path = tmp_path / "l.db"
+    _log(path)
+    assert unopened_hint(str(path)) == ""
+    (tmp_path / "l.db-shm").unlink(missing_ok=True)
+    monkeypatch.setattr(os, "access", lambda *_a, **_k: False)
+    hint = unopened_hint(f"file:{path}?mode=ro")
+    assert str(tmp_path) in hint and "immutable=1" in hint
+    (tmp_path / "l.db-shm").write_bytes(b"")
+    assert unopened_hint(str(path)) == ""
