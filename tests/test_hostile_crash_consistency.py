@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -219,3 +221,41 @@ def test_a_folder_that_takes_no_file_is_named(
     assert str(tmp_path) in hint and "immutable=1" in hint
     (tmp_path / "l.db-shm").write_bytes(b"")
     assert unopened_hint(str(path)) == ""
+
+
+# --- ledger keygen killed while writing the key ---------------------------------------------------
+KILLED_MID_WRITE = """
+import os, signal, sys
+from pathlib import Path
+import straits.fileio as fileio
+from straits.store.keys import write_keys
+from straits.store.note import Signer
+
+real = fileio.write_all
+
+def dying(fd, data):
+    real(fd, data[:10])
+    os.kill(os.getpid(), signal.SIGKILL)
+
+fileio.write_all = dying
+write_keys(Path(sys.argv[1]), Signer.generate("straits.test/killed"))
+"""
+
+
+def test_keygen_killed_while_writing_leaves_no_torn_key(tmp_path: Path) -> None:
+    """The key was created at its name, then written: a `kill -9` in between left a key of 0
+    or 10 bytes there ('not a signer key' to every command), and every later `keygen -o` was
+    refused ('exists'). It is written whole under a temporary name and linked in place."""
+    key = tmp_path / "ledger.key"
+    src = str(Path(__file__).parent.parent / "src")
+    r = subprocess.run(
+        [sys.executable, "-c", KILLED_MID_WRITE, str(key)],
+        env={**os.environ, "PYTHONPATH": src},
+        capture_output=True,
+        timeout=60,
+    )
+    assert r.returncode == -9
+    assert not key.exists() and not (tmp_path / "ledger.key.pub").exists()
+    assert straits("ledger", "keygen", "-o", str(key)).returncode == 0
+    signed = straits("ledger", "checkpoint", "--db", _log(tmp_path / "l.db"), "--key", str(key))
+    assert signed.returncode == 0
