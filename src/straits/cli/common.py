@@ -306,6 +306,29 @@ def _require_file(url: str) -> None:
             f"cannot open the database {url!r}: there is no file {path} (this command reads "
             "a log and makes none: check the path)"
         )
+    if _empty_file(path):
+        raise StoreError(
+            f"cannot open the database {url!r}: {path} is an empty file (0 bytes), not a "
+            "database: truncated, or made by `touch` (this command reads a log and makes none: "
+            "restore it from a backup, or check the path)"
+        )
+
+
+def _empty_file(path: str) -> bool:
+    """Whether ``path`` is a regular file of 0 bytes with no write-ahead log holding its pages
+    (``PATH-wal``): SQLite takes such a file for a new, empty database, and migrating it made
+    a truncated log read as one of 0 entries that verifies."""
+    try:
+        if not os.path.isfile(path) or os.stat(path).st_size != 0:
+            return False
+    except OSError:
+        return False  # the store names what is wrong with it
+    try:
+        return os.stat(path + "-wal").st_size == 0
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
 
 
 def rule_dirs(rules: list[Path] | None) -> tuple[Path, ...]:

@@ -53,7 +53,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from straits.errors import InputError, StoreError
 from straits.store import watchdog
 from straits.store.contention import Contended, holder_hint, refuses_writes, transient
-from straits.store.sqlite_file import FileGuard
+from straits.store.sqlite_file import FileGuard, unopened_hint, uri_target
 
 ENV = "STRAITS_DATABASE_URL"
 DEFAULT_URL = "sqlite:///straits.db"
@@ -199,7 +199,7 @@ class Store:
             parsed = make_url(self.url)
             if parsed.get_backend_name() == "sqlite":
                 ephemeral = parsed.database in (None, "", ":memory:")
-                target = self.url
+                target = uri_target(parsed).render_as_string(hide_password=False)
                 if ephemeral:  # a temporary file: connections per thread, as for any file
                     self._tmpdir = tempfile.mkdtemp(prefix="straits-memory-")
                     atexit.register(shutil.rmtree, self._tmpdir, True)
@@ -310,6 +310,7 @@ class Store:
                 raise Contended(exc) from None
             raise StoreError(
                 f"cannot open the database {_safe(self.url)!r}: {exc.orig or exc}"
+                + (unopened_hint(self.engine.url.database) if self.dialect == "sqlite" else "")
             ) from None
         except DamagedDatabaseError as exc:  # a file that is not a database, or a damaged one
             raise StoreError(

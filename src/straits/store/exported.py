@@ -16,6 +16,12 @@ from straits.store import merkle
 from straits.store.integrity import ChainHead, Head
 from straits.store.ledger import Entry, Verification, verify_chain
 
+#: what a verification of an export without a head cannot tell
+NO_HEAD_NOTE = (
+    "no --head: an export cut after any entry verifies as well (a prefix of a log is a log); "
+    "give the log's published checkpoint (--head FILE) to prove it whole"
+)
+
 
 def verify_export(chain: Iterable[Entry], heads: list[Head]) -> Verification:
     """The chain, the tree and the heads of an export (a removed tail shows only against a
@@ -99,6 +105,8 @@ def verify_export(chain: Iterable[Entry], heads: list[Head]) -> Verification:
                 "key": f"{h.key.name}+{h.key.id:08x}" if h.key else None,
             }
         )
+    if not heads:
+        return v.replace(notes=(*v.notes, NO_HEAD_NOTE))
     return v.replace(heads=tuple(proven))
 
 

@@ -14,6 +14,7 @@ says that no signature was checked.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import secrets
@@ -261,6 +262,10 @@ def _directory_lock(path: Path, wait: float | None = None) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
+#: what link() answers on a filesystem that has no hard links (FAT, some FUSE and SMB mounts)
+_NO_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK})
+
+
 def _write_pair(path: Path, pub: Path, signer: Signer, force: bool) -> None:
     """The key, then its ``.pub``. With ``force`` both are written to temporary files beside
     them first (fsynced), then renamed one right after the other, the key first: a run killed
@@ -272,14 +277,27 @@ def _write_pair(path: Path, pub: Path, signer: Signer, force: bool) -> None:
     data = (signer.skey + "\n").encode("ascii")
     nofollow = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     if not force:
+        # written whole under a temporary name, then linked to its name (as exclusive as
+        # O_EXCL, and never through a link): created at its name and then written, a keygen
+        # killed in between left an empty key there, which every later run refused to replace
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        _write_new(tmp, data, nofollow)
         try:
-            _write_new(path, data, nofollow)
+            try:
+                os.link(tmp, path)
+            except OSError as exc:  # a filesystem without hard links: created, then written
+                if isinstance(exc, FileExistsError) or exc.errno not in _NO_LINKS:
+                    raise
+                _write_new(path, data, nofollow)
         except FileExistsError:
             raise InputError(
                 f"{path} exists (another keygen wrote it just now); a ledger key "
                 "is not replaced unless you say --force",
                 path="-o",
             ) from None
+        finally:
+            tmp.unlink(missing_ok=True)
+        sync_dir(path.parent)
         write_output(pub, signer.verifier.vkey + "\n", option="-o")
         return
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")

@@ -188,6 +188,14 @@ def claim(store: Store, worker: str, rules_digest: str | None, policy: QueuePoli
             # No tenant (its NOT NULL dropped): a plan nobody may read, a ledger entry refused
             _fail_altered(s, row.id, now)
             return "unreadable"
+        if row.ledger_seq is not None:  # recorded, then set back to queued by hand: planned
+            # again, it was recorded a second time (two entries for one plan id)
+            row.status, row.finished_at, row.lease_until = "failed", now, None
+            row.error = (
+                f"it was recorded before (ledger entry {row.ledger_seq}) and set back to "
+                "queued (the database was altered); not planned again: submit the scenario again"
+            )
+            return "unreadable"
         try:
             options = json.loads(row.options)
             # the body alone: the whole row read, a scenario's other column Straits never

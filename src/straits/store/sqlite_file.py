@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import os
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from sqlalchemy import Engine, event
+from sqlalchemy.engine import URL
 
 from straits.errors import StoreError
 
@@ -81,3 +82,48 @@ class FileGuard:
                 "process had it open; nothing more is read or written (restart to open the "
                 "file now at that path)"
             )
+
+
+#: the query parameters SQLite reads from a URI filename (https://sqlite.org/uri.html)
+URI_PARAMETERS = frozenset({"mode", "immutable", "cache", "nolock", "psow", "vfs", "modeof"})
+#: the ones Python's sqlite3 driver takes as its own arguments (SQLAlchemy's pysqlite dialect)
+DRIVER_PARAMETERS = frozenset(
+    {"timeout", "isolation_level", "detect_types", "check_same_thread", "cached_statements", "uri"}
+)
+
+
+def uri_target(url: URL) -> URL:
+    """``url`` with SQLite's own parameters (``?mode=ro``) handed to SQLite, as a URI filename.
+    The driver takes them only with ``uri=true``: without it, it warned on stderr and ignored
+    them, so ``sqlite:///straits.db?mode=ro`` opened the file read-write and ``check
+    --record`` wrote to it. A parameter neither reads is a ``ValueError`` (it was ignored)."""
+    keys = set(url.query)
+    unknown = sorted(keys - URI_PARAMETERS - DRIVER_PARAMETERS)
+    if unknown:
+        raise ValueError(
+            f"{unknown[0]!r} is not a parameter SQLite or its driver reads (expected "
+            f"{', '.join(sorted(URI_PARAMETERS | DRIVER_PARAMETERS))})"
+        )
+    if not keys & URI_PARAMETERS or str(url.query.get("uri", "")).lower() in ("true", "1"):
+        return url
+    path = url.database or ""
+    database = path if path.startswith("file:") else f"file:{quote(path)}"
+    return url.set(database=database, query={**url.query, "uri": "true"})
+
+
+def unopened_hint(database: str | None) -> str:
+    """Why SQLite could not open a file that is there and readable ("unable to open database
+    file"): its folder takes no new file (a read-only mount, a snapshot, a folder of another
+    user's), and a log in WAL mode needs ``-shm`` and ``-wal`` files beside it, even to read.
+    Empty when that is not the case."""
+    path = unquote((database or "").removeprefix("file:").split("?")[0])
+    folder = os.path.dirname(os.path.abspath(path))
+    if not path or not os.path.isfile(path) or os.path.exists(path + "-shm"):
+        return ""
+    if os.access(folder, os.W_OK):
+        return ""
+    return (
+        f" ({folder} cannot be written, and SQLite makes {os.path.basename(path)}-shm and -wal "
+        "beside a log in WAL mode even to read it: make the folder writable, or open the file "
+        "read-only with ?mode=ro&immutable=1, which assumes nothing writes it meanwhile)"
+    )
