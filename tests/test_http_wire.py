@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -300,7 +301,10 @@ def _through(app: Any, target: bytes, method: str = "GET", host: bytes = b"x") -
         "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 80),
     }
-    asyncio.run(app(scope, receive, send))
+    # in a thread of its own: pytest-playwright's session keeps an event loop running in this
+    # one once a browser test has run, and asyncio.run() refuses to start inside it
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, app(scope, receive, send)).result()
     return sent
 
 
