@@ -155,6 +155,29 @@ def test_stages_lost_to_other_workloads_are_contention() -> None:
     assert plan.search["bound"]["source"] in {"alone", "cpsat", "standalone"}
 
 
+def test_the_lp_at_the_workloads_own_count_bounds_whatever_the_plan_leaves() -> None:
+    """``own_count`` bounds the value at the workloads' own count. Two two-day runs due in
+    two days on a pool that holds one at a time: the greedy plan leaves one unplaced, the
+    bound says none (lexicographically below it: no gap is stated on value). Due in four days
+    both fit one after the other: the bound is no lower than alone's and no higher than the
+    optimum CP-SAT proves."""
+    tight = scenario(workloads=2, tokens=tokens_for(2.0), deadline=DAY0 + dt.timedelta(days=2))
+    _, _, plan, pf = _setup(tight)
+    alone = alone_bound(pf, objective("cost"))
+    assert alone is not None and alone.bound.unplaced == 0 < len(plan.unplaced)
+    own = lp_bound(pf, alone, own_count=True)
+    assert own is None or own.unplaced == 0
+    roomy = scenario(workloads=2, tokens=tokens_for(2.0), deadline=DAY0 + dt.timedelta(days=4))
+    _, _, plan, pf = _setup(roomy)
+    alone = alone_bound(pf, objective("cost"))
+    assert alone is not None and alone.bound.unplaced == 0 == len(plan.unplaced)
+    own = lp_bound(pf, alone, own_count=True)
+    assert own is not None and own.unplaced == 0
+    assert own.value >= alone.bound.value * (1 - 2e-6)  # GLOP's margin (lp_bound.MARGIN)
+    best = _proved_optimum(pf, "cost")
+    assert best is not None and best.unplaced == 0 and own.value <= best.value + 1e-6
+
+
 def test_a_time_limit_that_leaves_no_room_skips_the_alone_bound() -> None:
     """A part of the sum bounds nothing: past its stop, the bound is not returned."""
     sc = generate(workloads=3, sites=4, seed=5)
@@ -321,19 +344,27 @@ def _hostile(draw: Any) -> Scenario:
 @settings(max_examples=25, deadline=None)
 def test_the_bounds_hold_on_hand_built_hostile_scenarios(sc: Scenario, goal: str) -> None:
     """Soft deadlines past or on the start day, zero and enormous penalties, pool windows,
-    bought chips, budgets and chains: neither bound, with or without the plan's count, is
-    above the greedy plan or the plan CP-SAT proves optimal, each valued exactly."""
+    bought chips, budgets and chains: neither bound, with or without the plan's count or at
+    the workloads' own count, is above the greedy plan or the plan CP-SAT proves optimal, each
+    valued exactly (lexicographically: fewer unplaced, or as many at no more value)."""
     cand, _, plan, pf = _setup(sc, goal)
     alone = alone_bound(pf, objective(goal))
     assert alone is not None
     plans = [Score(len(plan.unplaced), objective(goal).plan_value(plan, sc, cand.energy_of))]
     best = _exact_optimum(pf, goal, plan)
     plans += [best] if best is not None else []
+    bounds = [alone.bound]
     for pu in (None, len(plan.unplaced)):
         lp = lp_bound(pf, alone, plan_unplaced=pu)
         assert lp is not None
-        for bound in (alone.bound, lp):
-            for ref in plans:
-                assert bound.unplaced <= ref.unplaced
-                if bound.unplaced == ref.unplaced:
-                    assert bound.value <= ref.value + 1e-6 + 1e-9 * abs(ref.value)
+        bounds.append(lp)
+    # at the workloads' own count whatever the plan leaves (None: capacity lets no plan)
+    own = lp_bound(pf, alone, own_count=True)
+    if own is not None:
+        assert own.unplaced == alone.bound.unplaced
+        bounds.append(own)
+    for bound in bounds:
+        for ref in plans:
+            assert bound.unplaced <= ref.unplaced
+            if bound.unplaced == ref.unplaced:
+                assert bound.value <= ref.value + 1e-6 + 1e-9 * abs(ref.value)

@@ -205,11 +205,12 @@ class _Searching:
             }
             if alone is not None:
                 bound0 = stronger(bound0, alone.bound)
-            if alone is not None and alone.bound.unplaced >= len(baseline.unplaced):
+            if alone is not None:
                 # then the pools' capacity, as a linear relaxation, with its share of the time
-                # the search would have; only where a gap is stated (the workloads alone leave
-                # as many unplaced as the greedy plan), since it tightens the value far more
-                # often than the count, and the search needs the time where they differ
+                # the search would have. Where the greedy plan leaves more unplaced than the
+                # workloads alone, it bounds the value at their count (``own_count``: one
+                # solve, not two; the count itself stays the alone bound's): the gap is stated
+                # once the search places those stages, and its answer guides the search there
                 share = BOUND_SHARE * (d.left() - after_search)
                 lp = lp_bound(
                     pf,
@@ -218,6 +219,7 @@ class _Searching:
                     stop_at=d.clock() + share,
                     clock=d.clock,
                     guide=guide,
+                    own_count=alone.bound.unplaced < len(baseline.unplaced),
                 )
                 if lp is not None and lp > bound0:
                     info["bound"]["source"] = "lp"
