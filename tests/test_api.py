@@ -78,6 +78,7 @@ PROBLEM_KINDS = {
     413: "body-too-large",
     415: "unsupported-encoding",
     500: "internal-error",
+    501: "not-implemented",
     503: "unavailable",
 }
 
