@@ -23,8 +23,10 @@ from straits.plan import make_plan
 from straits.plan.alone import BUDGET, CHAIN, CONTENTION, DEADLINE, alone_bound
 from straits.plan.bounds import standalone_bound
 from straits.plan.cpsat_model import Score, build
+from straits.plan.lns import NeighbourhoodSearch
 from straits.plan.lp_bound import lp_bound
 from straits.plan.objectives import objective
+from straits.plan.retime import retime
 from straits.plan.solution import extract, from_solver
 from straits.simulate.generate import generate
 
@@ -123,6 +125,27 @@ def test_a_budget_that_fits_each_stage_but_not_the_chain_is_counted_and_classed(
     assert answer.gap is not None
     assert answer.search is not None
     assert answer.search["bound"]["unplaced_causes"] == {CHAIN: 1}
+
+
+def test_the_search_does_not_try_to_place_what_the_workload_alone_cannot() -> None:
+    """The same chain: its serving stage is placeable by the search-free bound, which the
+    neighbourhood search's ``unplaced`` kind reads, but the workload alone places one stage at
+    most. Told so (``most_placed``, from the alone bound), the search has no workload to
+    place more of; without it, it keeps drawing the serving stage's workload."""
+    spend = _least_spend(_chain())
+    sc = _chain(budget=max(spend.values()) + 0.5 * min(spend.values()))
+    _, greedy, _, pf = _setup(sc)
+    goal = objective("cost")
+    alone = alone_bound(pf, goal)
+    assert alone is not None
+    horizon = build(pf, goal).horizon
+    start, held = retime(pf, greedy.state, horizon)
+    blind = NeighbourhoodSearch(pf, goal, horizon, start, held=held)
+    assert blind.value.unplaced == 1 and blind._unplaced() == "w0"
+    most = {w.id: len(w.stages) - alone.workloads[w.id].unplaced for w in sc.workloads}
+    assert most == {"w0": 1}
+    told = NeighbourhoodSearch(pf, goal, horizon, start, held=held, most_placed=most)
+    assert told._unplaced() is None
 
 
 @pytest.mark.parametrize(("case", "cause"), [("deadline", DEADLINE), ("budget", BUDGET)])

@@ -7,7 +7,8 @@ the piece), holds every other booking fixed, solves that piece warm-started from
 and keeps the result when the whole plan's objective (:func:`~straits.plan.solution.evaluate`)
 improves. Neighbourhoods are chosen where improvement is likely:
 
-* ``unplaced``: a workload with a stage that could run alone but is unplaced, and its rivals;
+* ``unplaced``: a workload with a stage that could run alone but is unplaced, and its rivals
+  (not one that has as many stages placed as its own optimum alone places: no plan places more);
 * ``regret``: a workload that pays most above its stages' best choices, and its rivals (the
   workloads booked on the pools of its better choices when it could use them);
 * ``window``: the bookings of one pool around one booking, and the workloads that want it;
@@ -120,8 +121,13 @@ class NeighbourhoodSearch:
         held: Held = NOTHING_HELD,
         stop: threading.Event | None = None,
         guide: dict[StageKey, dict[str, float]] | None = None,
+        most_placed: dict[str, int] | None = None,
     ) -> None:
         self.pf = pf
+        self.most_placed = most_placed or {}
+        """workload -> the most of its stages any plan places (each workload alone,
+        :mod:`straits.plan.alone`): an ``unplaced`` neighbourhood around a workload that has
+        as many placed cannot place more, and the round goes to another kind"""
         self.stop = stop
         """set when the search must end (a proof, a callback): a piece in flight is stopped"""
         self.objective = objective = objective.fitted(pf.sc)  # in the model's units
@@ -292,7 +298,12 @@ class NeighbourhoodSearch:
         stuck = sorted(
             {k[0] for k, (i, _) in self.sol.items() if i is None and k in self.placeable}
         )
+        if self.most_placed:
+            stuck = [w for w in stuck if self._placed(w) < self.most_placed.get(w, math.inf)]
         return self.rng.choice(stuck) if stuck else None
+
+    def _placed(self, wid: str) -> int:
+        return sum(1 for k in self.stages_of.get(wid, []) if self.sol[k][0] is not None)
 
     def regret(self, key: StageKey) -> int:
         """How much a placed stage pays above its best choice (value, and lateness for the

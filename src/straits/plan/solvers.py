@@ -236,7 +236,17 @@ class _Searching:
                 try:
                     if self.lns:
                         local = self._search(
-                            pf, objective, pm, start, held, whole, reporter, ctx, stop_at, guide
+                            pf,
+                            objective,
+                            pm,
+                            start,
+                            held,
+                            whole,
+                            reporter,
+                            ctx,
+                            stop_at,
+                            guide,
+                            alone,
                         )
                 finally:
                     self._wait(whole, reporter, d, stop_at)
@@ -266,8 +276,14 @@ class _Searching:
         ctx: SolveContext,
         stop_at: float,
         guide: dict[StageKey, dict[str, float]],
+        alone: AloneBound | None,
     ) -> NeighbourhoodSearch:
         d = ctx.deadline
+        most_placed = (
+            {w.id: len(w.stages) - alone.workloads[w.id].unplaced for w in pf.sc.workloads}
+            if alone is not None
+            else None
+        )
         local = NeighbourhoodSearch(
             pf,
             objective,
@@ -278,6 +294,7 @@ class _Searching:
             held=held,
             stop=reporter.stop,
             guide=guide,
+            most_placed=most_placed,
         )
         seen: Solution | None = None
         while d.clock() < stop_at - 0.05 and not reporter.stop.is_set():
