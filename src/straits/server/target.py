@@ -19,8 +19,8 @@ not ASCII) was served, though a server MUST answer it with 400 (RFC 9112 3.2). T
   case-sensitive) with 501, which a server SHOULD send for a method it does not recognize
   (RFC 9110 9.1); a known method a path does not take stays a 405 with ``Allow``.
 
-Refusals are problem+json (``path`` names ``Host``, the request target or the method), or
-the console's error page under ``/ui``.
+Refusals are problem+json (``path`` names ``Host`` or the request target), or the console's
+error page under ``/ui``.
 """
 
 from __future__ import annotations
