@@ -78,7 +78,6 @@ PROBLEM_KINDS = {
     413: "body-too-large",
     415: "unsupported-encoding",
     500: "internal-error",
-    501: "not-implemented",
     503: "unavailable",
 }
 

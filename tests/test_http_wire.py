@@ -324,33 +324,3 @@ def test_the_request_target_at_the_asgi_level(tmp_path: Path) -> None:
     assert start["status"] == 400 and dict(start["headers"])[b"content-type"].startswith(
         b"text/html"
     )
-
-
-def test_a_method_http_does_not_define_is_501_and_a_known_one_a_path_lacks_405(
-    tmp_path: Path,
-) -> None:
-    """RFC 9110 9.1: an unrecognized method SHOULD be a 501, a known one the path does not
-    take a 405 (it was a 405 for both). Methods are case-sensitive: ``get`` is unknown."""
-    app = create_app(Store(f"sqlite:///{tmp_path / 'a.db'}"))
-    for method, target in (
-        ("FOO", b"/healthz"),
-        ("get", b"/healthz"),
-        ("PROPFIND", b"/v1/plans"),
-        ("X" * 500, b"/healthz"),
-        ("FOO", b"*"),
-        ("BREW", b"http://h/healthz"),
-    ):
-        start, body = _through(app, target, method=method)
-        assert start["status"] == 501, method
-        assert dict(start["headers"])[b"content-type"] == PROBLEM.encode()
-        problem = json.loads(body["body"])
-        assert (problem["type"], problem["path"]) == (
-            "urn:straits:problem:not-implemented",
-            "method",
-        )
-        assert len(problem["detail"]) < 200  # the method is cut, not echoed whole
-    start, body = _through(app, b"/healthz", method="DELETE")
-    assert start["status"] == 405 and b"allow" in dict(start["headers"])
-    start, _ = _through(app, b"/ui/", method="FOO")  # the console's page under /ui
-    assert start["status"] == 501
-    assert dict(start["headers"])[b"content-type"].startswith(b"text/html")

@@ -46,7 +46,6 @@ KINDS: dict[int, tuple[str, str]] = {
     415: ("unsupported-encoding", "The request body's content coding is not supported"),
     431: ("headers-too-large", "The request line and headers are too large"),
     500: ("internal-error", "Internal error"),
-    501: ("not-implemented", "The request method is not one this server knows"),
     503: ("unavailable", "The service is unavailable; try again"),
     505: ("http-version-not-supported", "The HTTP version is not supported"),
 }

@@ -14,10 +14,7 @@ not ASCII) was served, though a server MUST answer it with 400 (RFC 9112 3.2). T
 * answers ``OPTIONS *`` (the server in general) 200 with no body, and any other method with
   the ``*`` target 400;
 * refuses any other target that is not a path (``GET host:8000``, ``CONNECT host:443``, ``GET
-  ftp://x/``) with 400, and a ``Host`` header that is no host[:port], or given twice, with 400;
-* answers a method HTTP does not define (``FOO /healthz``, ``get`` in lower case: methods are
-  case-sensitive) with 501, which a server SHOULD send for a method it does not recognize
-  (RFC 9110 9.1); a known method a path does not take stays a 405 with ``Allow``.
+  ftp://x/``) with 400, and a ``Host`` header that is no host[:port], or given twice, with 400.
 
 Refusals are problem+json (``path`` names ``Host`` or the request target), or the console's
 error page under ``/ui``.
@@ -47,12 +44,6 @@ _HOST = re.compile(
 )
 
 
-#: the methods HTTP defines (RFC 9110 9.3, RFC 5789): any other is not implemented here
-KNOWN_METHODS = frozenset(
-    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
-)
-
-
 async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
 
@@ -64,15 +55,6 @@ class RequestTarget:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
-            return
-        if scope.get("method") not in KNOWN_METHODS:
-            await refusal(
-                scope,
-                501,
-                f"the method {str(scope.get('method'))[:40]!r} is not one HTTP defines",
-                path="method",
-                expected="one of " + ", ".join(sorted(KNOWN_METHODS)),
-            )(scope, _no_receive, send)
             return
         raw = scope.get("raw_path") or str(scope.get("path", "")).encode("utf-8")
         headers = list(scope.get("headers") or [])
