@@ -74,6 +74,14 @@ WINDOWS = [
         'context.date >= datetime("2025-04-10")',
         "ends it",
     ),
+    # no start in the condition: `check` applied the rule before its listed start
+    ('@effective_from("2025-04-10")', "context.quantity > 5", "no top-level"),
+    # a start only under `||` starts nothing: with quantity > 5 it applied on 2025-04-09
+    (
+        '@effective_from("2025-04-10")',
+        '(context.date >= datetime("2025-04-10") || context.quantity > 5)',
+        "no top-level",
+    ),
 ]
 
 
@@ -98,11 +106,6 @@ def test_annotations_that_disagree_with_the_condition_are_refused(
         (
             '@effective_from("2025-04-10")\n@effective_until("2025-05-12")',
             'context.date >= datetime("2025-04-10") && context.date <= datetime("2025-05-12")',
-        ),
-        # dates under `||` are not read: the case tables check those
-        (
-            '@effective_from("2025-04-10")',
-            '(context.date >= datetime("2025-04-10") || context.quantity > 5)',
         ),
     ],
 )

@@ -337,7 +337,9 @@ def test_a_rule_cedar_cannot_evaluate_is_named_by_its_id_and_line(tmp_path: Path
     """Cedar stops on an integer overflow; the error named `policy1`, Cedar's positional id,
     which no pack holds, instead of the rule and where it is written."""
     pack = copy_pack("sg-guidance", tmp_path)
-    add_policy(pack, "context.quantity * 100000000000000000 > 0")
+    add_policy(
+        pack, 'context.date >= datetime("2025-04-01") && context.quantity * 100000000000000000 > 0'
+    )
     request = {
         "date": "2025-06-01",
         "action": "procure",

@@ -158,7 +158,11 @@ def test_user_pack_loads_and_applies(tmp_path: Path) -> None:
             13,
             "Cedar syntax error",
         ),
-        (GOOD_POLICY.replace("context.date >=", "context.nope >="), 1, "does not fit the schema"),
+        (
+            GOOD_POLICY.replace("context.date >=", "context.nope > 1 && context.date >="),
+            1,
+            "does not fit the schema",
+        ),
         (GOOD_POLICY.replace('@citation("Test Act s.1")\n', ""), 1, "@citation"),
         (GOOD_POLICY.replace('@effect("requires")', '@effect("maybe")'), 1, "@effect"),
         (GOOD_POLICY.replace('"bis-license"', '"visa"'), 1, "not a known authorization"),
@@ -167,6 +171,7 @@ def test_user_pack_loads_and_applies(tmp_path: Path) -> None:
         (
             GOOD_POLICY.replace(
                 'context.date >= datetime("2025-01-01")',
+                'context.date >= datetime("2025-01-01") && '
                 'context.site.country in Straits::Group::"nowhere"',
             ),
             1,

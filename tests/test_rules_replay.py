@@ -244,7 +244,8 @@ OVERFLOW = """
 @effective_from("2020-01-01")
 @reason("volumes times a trillion")
 permit (principal, action, resource)
-when { context has data && context.data.subjects * 1000000000000 > 0 };
+when { context.date >= datetime("2020-01-01") && context has data &&
+       context.data.subjects * 1000000000000 > 0 };
 """
 
 

@@ -292,7 +292,15 @@ def _check_window(est: dict[str, Any], start: dt.date, end: dt.date | None, wher
     if why := regime_problem(est):
         raise PackError(why, source=where, expected='`when { ... && context.regime == "X" }`')
     first, last = date_window(est)
-    if first is not None and first != start:
+    if first is None:
+        raise PackError(
+            f"@effective_from({start.isoformat()!r}) but no top-level `context.date >=` "
+            "comparison starts the condition: `check` would apply the rule every day, before "
+            "its start too, where the listings say it is not in force",
+            source=where,
+            expected=f'`when {{ ... && context.date >= datetime("{start.isoformat()}") }}`',
+        )
+    if first != start:
         raise PackError(
             f"@effective_from({start.isoformat()!r}) but the condition applies from "
             f"{first.isoformat()}",
