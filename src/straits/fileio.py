@@ -47,6 +47,42 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+#: files this run reads and keeps (the database, the log's keys), with what each is: an output
+#: never replaces one (see :func:`hold`)
+_HELD: list[tuple[Path, str]] = []
+
+
+def hold(path: str | Path, what: str) -> None:
+    """Mark ``path`` as a file this run keeps (``what`` says which, for the error): an output
+    path that is it (the same path, a hard link or a link to it) is refused. ``ledger
+    checkpoint -o ledger.key`` replaced the log's signing key (the only copy: the database
+    never holds it) and ``ledger export -o straits.db`` the whole database, exit 0."""
+    p = Path(path)
+    if all(q != p for q, _ in _HELD):
+        _HELD.append((p, what))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # one is missing: the same file when the paths resolve alike
+        try:
+            return os.path.realpath(a) == os.path.realpath(b)
+        except (OSError, ValueError):
+            return False
+
+
+def _refuse_held(path: Path, option: str) -> Path:
+    for held, what in _HELD:
+        if _same_file(held, path):
+            raise InputError(
+                f"{path} is {what}: writing it would replace it",
+                path=option,
+                expected="another file name",
+            )
+    return path
+
+
 def output_dir(target: str | Path, option: str = "-o") -> Path:
     """The directory ``target`` that files are written into (created later when missing):
     raises :class:`InputError` naming ``option`` when something else is there (a file, a
@@ -95,11 +131,11 @@ def output_path(
         try:
             st = path.lstat()
         except FileNotFoundError:
-            return _writable_beside(path, option)
+            return _writable_beside(_refuse_held(path, option), option)
         except OSError as exc:
             raise InputError(f"cannot use {path}: {exc.strerror or exc}", path=option) from None
         if stat.S_ISREG(st.st_mode):
-            return _writable_beside(path, option)
+            return _writable_beside(_refuse_held(path, option), option)
         if stat.S_ISDIR(st.st_mode) and default_name and path == Path(target):
             path = path / default_name
             continue

@@ -88,6 +88,10 @@ def _warn_if_shared(path: Path) -> None:
 
 
 def load_signer(path: str | Path, option: str = "--key") -> Signer:
+    from straits.fileio import hold
+
+    hold(path, "the log's signing key")
+    hold(Path(f"{path}.pub"), "the log's public key")
     text = _read(Path(path), "ledger signing key", option)
     _warn_if_shared(Path(path))
     try:
@@ -136,7 +140,10 @@ def load_verifier(spec: str, option: str = "--pubkey") -> Verifier:
     text = spec.strip()
     source = None
     if text.count("+") < 2 or Path(text).is_file():
+        from straits.fileio import hold
+
         source = text
+        hold(text, "a public key this command reads")
         text = _read(Path(text), "ledger public key", option)
     if text.startswith("PRIVATE+"):
         beside = f"{source}.pub" if source else "KEY.pub"

@@ -38,8 +38,15 @@ class FileGuard:
     """The identity of a store's SQLite file, checked at the start of every transaction."""
 
     def __init__(self, path: str) -> None:
+        from straits.fileio import hold
+
         self.path = os.path.abspath(path)
         self.identity: tuple[int, int] | None = None
+        # no output of this process replaces the file or its journals (`ledger export -o
+        # straits.db` replaced the whole log, exit 0)
+        hold(self.path, "the database")
+        for suffix in ("wal", "shm", "journal"):
+            hold(f"{self.path}-{suffix}", f"the database's {suffix} file")
 
     def install(self, engine: Engine) -> None:
         """Listen on ``engine`` (before any other ``begin`` listener, so that a refused
