@@ -25,9 +25,9 @@ from straits.cli.common import (
     refuse_unread,
     state,
 )
-from straits.cli.ledger_summary import summary
+from straits.cli.ledger_summary import summary, unproven
 from straits.cli.ledger_verdicts import EXIT_BROKEN, report, report_tenant
-from straits.errors import InputError, StraitsError
+from straits.errors import InputError, LedgerError, StraitsError
 
 if TYPE_CHECKING:
     from straits.store.integrity import Head
@@ -288,6 +288,8 @@ def show(
     """Show ledger entries: who recorded what, when, under which rules, and the result."""
     from straits.store.ledger import Entry
 
+    bad: set[int] = set()  # entries shown that the log does not prove, and the first problem
+    problem: LedgerError | None = None
     try:
         fmt = output_format(output, json_out)
         if seq is not None:  # `ledger show 1 --tenant x` showed entry 1, another tenant's
@@ -316,14 +318,18 @@ def show(
                 e = ledger.get_entry(store, seq)
                 if e is None:
                     raise InputError(f"no ledger entry {seq}", path="SEQ")
-                emit({**e.to_json(), "body": e.content}, "yaml" if fmt == "yaml" else "json")
+                bad, problem = unproven(store, [e])
+                emit(_shown_json(e, bad), "yaml" if fmt == "yaml" else "json")
+                _fail_unproven(problem)
                 return
             rows = list(ledger.entries(store, tenant=tenant, since=since, limit=limit))
+            bad, problem = unproven(store, rows)
     except StraitsError as exc:
         fail(exc)
         return
     if fmt != "table":
-        emit([{**e.to_json(), "body": e.content} for e in rows], fmt)
+        emit([_shown_json(e, bad) for e in rows], fmt)
+        _fail_unproven(problem)
         return
     from rich.markup import escape
     from rich.table import Table
@@ -344,10 +350,23 @@ def show(
             shown(e.tenant),
             shown(e.actor),
             e.kind,
-            shown(summary(e)),
+            "[red]ALTERED: not what the log proves[/red]" if e.seq in bad else shown(summary(e)),
             e.hash[:12],
         )
     console.print(t)
+    _fail_unproven(problem)
+
+
+def _shown_json(e: Entry, bad: set[int]) -> dict[str, Any]:
+    """An entry as ``ledger show`` prints it; ``unproven: true`` on one the log does not
+    prove (its stored fields are shown as they are, for whoever investigates)."""
+    return {**e.to_json(), "body": e.content, **({"unproven": True} if e.seq in bad else {})}
+
+
+def _fail_unproven(problem: StraitsError | None) -> None:
+    """Exit 1 naming the first entry shown that the log does not prove."""
+    if problem is not None:
+        fail(LedgerError(f"{problem} (`straits ledger verify` says what else changed)"))
 
 
 def _refuse_compressed(output: str | None) -> None:

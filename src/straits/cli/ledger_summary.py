@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from straits.errors import LedgerError
+
 if TYPE_CHECKING:
+    from straits.store import Store
     from straits.store.ledger import Entry
 
 
@@ -46,3 +49,28 @@ def _summary_of(e: Entry) -> str:
         f"{len(plan.get('assignments', []))} placed, {len(plan.get('unplaced', []))} "
         f"unplaced (plan {str((result or {}).get('plan_id', ''))[:8]})"
     )
+
+
+#: entries proven one by one, to mark which of a page were altered, at most
+MARK_AT_MOST = 1000
+
+
+def unproven(store: Store, rows: list[Entry]) -> tuple[set[int], LedgerError | None]:
+    """The entries of ``rows`` the log does not prove (``store.proven``: each against the tree
+    and the latest checkpoint) and the first error; empty and None when all are proven.
+    ``ledger show`` printed an entry whose tenant and decision were rewritten in the database
+    as the log's own, exit 0, though ``ledger verify`` and receipts found it altered."""
+    from straits.store.proven import prove_entries
+
+    try:
+        prove_entries(store, rows)
+        return set(), None
+    except LedgerError as exc:
+        first = exc
+    bad: set[int] = set()
+    for e in rows[:MARK_AT_MOST]:
+        try:
+            prove_entries(store, [e])
+        except LedgerError:
+            bad.add(e.seq)
+    return bad, first

@@ -1,0 +1,62 @@
+"""``ledger show`` shows what the log proves (atk66): an entry whose tenant and decision were
+rewritten in the database was printed as the log's own, exit 0, though ``ledger verify`` and
+receipts found it altered. Now it is marked (table: ALTERED; JSON: ``unproven: true``), the
+others are shown as they are, and the command exits 1 naming the first."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine
+
+from test_ledger_cli import fill, straits
+
+
+@pytest.fixture
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    fill(url, 4)
+    monkeypatch.setenv("STRAITS_DATABASE_URL", url)
+    monkeypatch.delenv("STRAITS_LEDGER_KEY", raising=False)
+    return url
+
+
+def alter(url: str, sql: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as c:
+        c.exec_driver_sql(sql)
+    engine.dispose()
+
+
+def test_an_untouched_log_is_shown_with_exit_0(db: str) -> None:
+    r = straits("ledger", "show", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    assert [e["seq"] for e in json.loads(r.stdout)] == [1, 2, 3, 4]
+    assert not any("unproven" in e for e in json.loads(r.stdout))
+
+
+# rows a database writer rewrote: the tenant, the body, who recorded it and what kind
+ALTERATIONS = [
+    "UPDATE ledger SET tenant = 'someone-else' WHERE seq = 2",
+    "UPDATE ledger SET body = replace(body, '\"i\":1', '\"i\":7') WHERE seq = 2",
+    "UPDATE ledger SET actor = 'root', kind = 'plan' WHERE seq = 2",
+]
+
+
+@pytest.mark.parametrize("sql", ALTERATIONS)
+@pytest.mark.parametrize("fmt", ["json", "yaml", "table"])
+def test_an_altered_entry_is_marked_and_the_command_fails(db: str, sql: str, fmt: str) -> None:
+    alter(db, sql)
+    r = straits("ledger", "show", "-o", fmt)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "ledger entry 2 " in r.stderr
+    if fmt == "json":
+        shown = {e["seq"]: e.get("unproven", False) for e in json.loads(r.stdout)}
+        assert shown == {1: False, 2: True, 3: False, 4: False}
+    elif fmt == "table":
+        assert r.stdout.count("ALTERED") == 1
+    one = straits("ledger", "show", "2", "-o", "json")
+    assert one.returncode == 1 and json.loads(one.stdout)["unproven"] is True
+    assert straits("ledger", "show", "3", "-o", "json").returncode == 0
