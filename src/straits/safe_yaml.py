@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -150,21 +151,47 @@ class _Limits:
                 f"an integer of {digits} digits (at most {MAX_INT_DIGITS})", _line(node)
             )
         try:
-            return super().construct_yaml_int(node)  # type: ignore[misc,no-any-return]
+            value: int = super().construct_yaml_int(node)  # type: ignore[misc]
         except (ValueError, IndexError):  # `!!int x`, `!!int 0x`: the tag says integer
             raise _not_a(node, "an integer") from None
+        _refuse_yaml11_base(node, value)
+        return value
 
     def construct_yaml_float(self, node: ScalarNode) -> float:
         try:
-            return super().construct_yaml_float(node)  # type: ignore[misc,no-any-return]
+            value: float = super().construct_yaml_float(node)  # type: ignore[misc]
         except (ValueError, IndexError):
             raise _not_a(node, "a number") from None
+        _refuse_yaml11_base(node, value)
+        return value
 
     def construct_yaml_bool(self, node: ScalarNode) -> bool:
         try:
             return super().construct_yaml_bool(node)  # type: ignore[misc,no-any-return]
         except KeyError:
             raise _not_a(node, "true or false") from None
+
+
+#: integers and floats YAML 1.1 reads in another base than ten: octal (``0755``), hexadecimal
+#: (``0x1F``), binary (``0b101``), base 60 (``1:30:00``, ``1:30.5``)
+_OTHER_BASE = re.compile(
+    r"[-+]?(0[0-9_]+|0[xX][0-9a-fA-F_]+|0[bB][01_]+|[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?)"
+)
+
+
+def _refuse_yaml11_base(node: ScalarNode, value: float) -> None:
+    """A number YAML 1.1 reads in another base than ten is refused, naming the reading: a
+    request (or a body that is not JSON, where the YAML parser takes over) with ``"subjects":
+    01000001`` was decided for 262,145 people (octal), under the 1,000,000 line it was meant to
+    cross; ``1:0:0`` was 3,600 and ``0x0F4241`` 1,000,001. JSON has no such numbers, and YAML 1.2
+    reads ``0755`` as 755: no reading is safe to guess."""
+    text = str(node.value)
+    if not node.style and _OTHER_BASE.fullmatch(text):  # plain: None, or "" from libyaml
+        raise YamlLimitError(
+            f"{_short(text)} is a number in another base than ten in YAML 1.1 (read as "
+            f"{value:,}): write it in decimal without leading zeros, or quote it for text",
+            _line(node),
+        )
 
 
 def _not_a(node: ScalarNode, what: str) -> yaml.constructor.ConstructorError:
