@@ -5,6 +5,7 @@ problem+json. Each case failed before its fix."""
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -177,3 +178,46 @@ def test_a_plan_not_done_is_a_409_on_every_route_and_page_that_needs_it(
         find_plan(store, plan_id)
     assert caught.value.exit_code == 2
     store.close()
+
+
+def _csrf(b: TestClient) -> str:
+    m = CSRF.search(b.get("/ui/submit").text)
+    assert m is not None
+    return m.group(1)
+
+
+@pytest.mark.parametrize("how", ["upload", "multipart text", "urlencoded text"])
+def test_a_scenario_that_is_not_utf8_is_refused_not_recorded_altered(
+    signed_in: tuple[TestClient, Store], example_path: Path, how: str
+) -> None:
+    """The console decoded an uploaded file with errors="replace", and the form parser a pasted
+    text as Latin-1 (multipart) or with U+FFFD (URL-encoded): a scenario holding bytes that are
+    not UTF-8 was planned and recorded as text nobody wrote, while the API refuses the same
+    bytes with 400 (found by the hostile pass atk65)."""
+    b, store = signed_in
+    raw = example_path.read_bytes()
+    bad = raw.replace(b"name: ", b"name: \xff\xfe", 1)
+    assert bad != raw
+    form = {"csrf": _csrf(b), "time_limit": "2", "record": "1"}
+    if how == "upload":
+        r = b.post("/ui/submit", data=form, files={"file": ("s.yaml", bad, "application/yaml")})
+    elif how == "multipart text":
+        r = b.post("/ui/submit", data=form, files={"text": (None, bad)})
+    else:
+        escaped = urllib.parse.quote_from_bytes(bad).encode()  # %FF%FE: ASCII on the wire
+        body = "&".join(f"{k}={v}" for k, v in form.items()).encode() + b"&text=" + escaped
+        r = b.post(
+            "/ui/submit",
+            content=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+    assert r.status_code == 400 and r.headers["content-type"].startswith("text/html")
+    assert "not UTF-8 text" in r.text and "Traceback" not in r.text
+    with store.session() as s:
+        assert s.execute(text("SELECT count(*) FROM plans")).scalar() == 0
+    api = b.post(
+        "/v1/plans",
+        content=bad,
+        headers={"Authorization": f"Bearer {b.headers['X-Test-Token']}"},
+    )
+    assert api.status_code == 400

@@ -54,6 +54,15 @@ async def read_form(request: Request) -> SubmitForm:
     field of a multipart form at 1 MiB, so a scenario of 1 to 2 MiB pasted into the page (whose
     cap is 2 MiB) was refused with "Part exceeded maximum size of 1024KB", the text lost. A
     field given twice, a file where text is expected or text over its length is a 400."""
+    try:  # every part is UTF-8 text (a scenario file too): the form parser fell back to
+        # Latin-1 for a text part that was not, so a scenario was planned as text nobody wrote
+        (await request.body()).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequestError(
+            f"the form is not UTF-8 text (byte {exc.start:,})",
+            path="text",
+            expected="a YAML or JSON scenario in UTF-8",
+        ) from None
     form = await request.form(
         max_files=1, max_fields=len(FIELDS) + 1, max_part_size=MAX_SCENARIO_BYTES
     )
@@ -135,6 +144,15 @@ async def submit_scenario(
     if not text.strip():
         raise InputError(
             "no scenario was given", source=source, expected="a scenario file, or its text pasted"
+        )
+    if "\ufffd" in text:
+        # bytes that were not UTF-8, replaced as the form or the file was read: the plan would
+        # record text nobody wrote (the API refuses the same bytes)
+        raise RequestError(
+            f"U+FFFD at character {text.index(chr(0xFFFD)):,}: bytes that are not UTF-8 text, "
+            "replaced as the form was read",
+            source=source,
+            expected="a YAML or JSON text in UTF-8",
         )
     options = options_of(request, regime=regime, objective=objective, time_limit=time_limit)
     data = await run_in_threadpool(parse_document, text, source=source)
