@@ -280,6 +280,39 @@ def test_impact_route_answers_as_the_cli(api: Api, tmp_path: Path) -> None:
     assert rival.status_code == 404
 
 
+def test_impact_replans_beyond_the_slots_are_a_503(api: Api) -> None:
+    """Each impact request with re-plans plans for up to the server's limit in its thread
+    pool: 45 at once from one tenant held every thread, and another tenant's `GET /v1/chips`
+    waited 141 s (atk65). Beyond REPLAN_SLOTS they are 503 with Retry-After; a re-check without
+    re-plans is still answered."""
+    from straits.server import plan_routes
+
+    doc = _planned(api, H20)
+    h = api.auth("hz-cloud", "viewer")
+    body = {"date": "2025-04-10", "plans": [doc["id"]], "replan": True, "time_limit": 2}
+    taken = 0
+    try:
+        while plan_routes.replan_slots.acquire(blocking=False):
+            taken += 1
+        assert taken == plan_routes.REPLAN_SLOTS
+        busy = api.client.post("/v1/impact", json=body, headers=h)
+        assert busy.status_code == 503, busy.text
+        assert busy.headers["content-type"].startswith("application/problem+json")
+        assert int(busy.headers["retry-after"]) >= 2
+        quick = api.client.post("/v1/impact", json={**body, "replan": False}, headers=h)
+        assert quick.status_code == 200, quick.text
+    finally:
+        for _ in range(taken):
+            plan_routes.replan_slots.release()
+    r = api.client.post("/v1/impact", json=body, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["plans"][0]["replan"] is not None
+    # the slot is given back after each request, answered or refused
+    assert all(plan_routes.replan_slots.acquire(blocking=False) for _ in range(taken))
+    for _ in range(taken):
+        plan_routes.replan_slots.release()
+
+
 def test_a_document_with_a_null_figure_is_a_400(api: Api, example_path: Path) -> None:
     """An edited plan document (no id, no digest) whose assignment's cost is null: accepted by
     the checks (a figure could be null), then summed by the export (a 500, TypeError; found by

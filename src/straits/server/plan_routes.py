@@ -9,10 +9,11 @@ borrows one from a small pool, so a long re-plan does not hold up `/v1/check`.
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from straits import api, archive
-from straits.errors import InputError, LedgerError, NotReadyError, RequestError
+from straits.errors import BusyError, InputError, LedgerError, NotReadyError, RequestError
 from straits.loading import validate_as
 from straits.model.types import Regime
 from straits.plandoc import PlanDocument, from_store, read_document
@@ -33,12 +34,21 @@ from straits.store.records import recorded_plans
 from straits.store.tokens import Principal
 
 router = APIRouter(prefix="/v1")
+if TYPE_CHECKING:
+    from straits.impact import Overrides
+
 M = TypeVar("M", bound=BaseModel)
 BODY = "request body"
 MAX_IMPACT_PLANS = 50
 #: price or capacity changes in one /v1/impact request
 MAX_CHANGES = 1000
 _pool_lock = threading.Lock()
+#: impact requests with re-plans one server process runs at once: each plans for up to the
+#: server's time limit in the API's thread pool, outside the plan queue, for any role that may
+#: read plans; 45 at once held every thread, and another tenant's `GET /v1/chips` waited 141 s
+#: (atk65). More get 503 with Retry-After, as full verifications and comparisons do
+REPLAN_SLOTS = 2
+replan_slots = threading.BoundedSemaphore(REPLAN_SLOTS)
 
 
 @contextmanager
@@ -294,7 +304,6 @@ def _changes(model: type[M], items: list[dict[str, Any]], key: str) -> tuple[M, 
 
 def _impact(request: Request, who: Principal, req: ImpactRequest) -> dict[str, Any]:
     from straits.impact import Overrides
-    from straits.impact import impact as run_impact
     from straits.impact.overrides import CapacityChange, PriceChange
 
     store = request.app.state.store
@@ -322,6 +331,24 @@ def _impact(request: Request, who: Principal, req: ImpactRequest) -> dict[str, A
             path="time_limit",
             expected="fewer plans, a shorter time_limit, or replan: false",
         )
+    if req.replan and not replan_slots.acquire(blocking=False):
+        raise BusyError(
+            f"{REPLAN_SLOTS} impact requests with re-plans are running; try again shortly, or "
+            "ask without re-plans (replan: false)",
+            retry_after=max(1, math.ceil(req.time_limit * len(docs))),
+        )
+    try:
+        return _impact_of(request, req, docs, ov)
+    finally:
+        if req.replan:
+            replan_slots.release()
+
+
+def _impact_of(
+    request: Request, req: ImpactRequest, docs: list[PlanDocument], ov: Overrides
+) -> dict[str, Any]:
+    from straits.impact import impact as run_impact
+
     with borrowed_rules(request) as rs:
         results = [
             run_impact(
