@@ -107,6 +107,9 @@ def serve(
         limit_concurrency=max_connections,
         timeout_graceful_shutdown=10,
     )
+    from straits.server import access_log
+
+    access_log.install()  # `?token=` (the SkyPilot hook's) never reaches the access log
     Server(config).run()  # SIGHUP too gives the running jobs back (server/stopping.py)
 
 
