@@ -49,17 +49,18 @@ def _kind(mode: int) -> str:
 
 #: files this run reads and keeps (the database, the log's keys), with what each is: an output
 #: never replaces one (see :func:`hold`)
-_HELD: list[tuple[Path, str]] = []
+_HELD: list[tuple[Path, str, bool]] = []
 
 
-def hold(path: str | Path, what: str) -> None:
+def hold(path: str | Path, what: str, *, key: bool = False) -> None:
     """Mark ``path`` as a file this run keeps (``what`` says which, for the error): an output
     path that is it (the same path, a hard link or a link to it) is refused. ``ledger
     checkpoint -o ledger.key`` replaced the log's signing key (the only copy: the database
-    never holds it) and ``ledger export -o straits.db`` the whole database, exit 0."""
+    never holds it) and ``ledger export -o straits.db`` the whole database, exit 0. ``key``:
+    a key file, which ``ledger keygen --force`` (and only it) may replace."""
     p = Path(path)
-    if all(q != p for q, _ in _HELD):
-        _HELD.append((p, what))
+    if all(q != p for q, _, _ in _HELD):
+        _HELD.append((p, what, key))
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -72,9 +73,9 @@ def _same_file(a: Path, b: Path) -> bool:
             return False
 
 
-def _refuse_held(path: Path, option: str) -> Path:
-    for held, what in _HELD:
-        if _same_file(held, path):
+def _refuse_held(path: Path, option: str, keys: bool) -> Path:
+    for held, what, key in _HELD:
+        if not (key and keys) and _same_file(held, path):
             raise InputError(
                 f"{path} is {what}: writing it would replace it",
                 path=option,
@@ -112,11 +113,16 @@ def output_dir(target: str | Path, option: str = "-o") -> Path:
 
 
 def output_path(
-    target: str | Path | None, *, default_name: str | None = None, option: str = "-o"
+    target: str | Path | None,
+    *,
+    default_name: str | None = None,
+    option: str = "-o",
+    replaces_keys: bool = False,
 ) -> Path | None:
     """Where ``target`` writes: None for standard output (``-`` or no target), else the file
     path (inside ``target`` when it is a directory). Raises :class:`InputError` naming
-    ``option`` when the path holds something other than a regular file."""
+    ``option`` when the path holds something other than a regular file, or a file this run
+    keeps (:func:`hold`; ``replaces_keys``: but for key files, for ``keygen``)."""
     if target is None or str(target) == STDOUT:
         return None
     if isinstance(target, str) and not target.strip():
@@ -131,11 +137,11 @@ def output_path(
         try:
             st = path.lstat()
         except FileNotFoundError:
-            return _writable_beside(_refuse_held(path, option), option)
+            return _writable_beside(_refuse_held(path, option, replaces_keys), option)
         except OSError as exc:
             raise InputError(f"cannot use {path}: {exc.strerror or exc}", path=option) from None
         if stat.S_ISREG(st.st_mode):
-            return _writable_beside(_refuse_held(path, option), option)
+            return _writable_beside(_refuse_held(path, option, replaces_keys), option)
         if stat.S_ISDIR(st.st_mode) and default_name and path == Path(target):
             path = path / default_name
             continue

@@ -90,8 +90,8 @@ def _warn_if_shared(path: Path) -> None:
 def load_signer(path: str | Path, option: str = "--key") -> Signer:
     from straits.fileio import hold
 
-    hold(path, "the log's signing key")
-    hold(Path(f"{path}.pub"), "the log's public key")
+    hold(path, "the log's signing key", key=True)
+    hold(Path(f"{path}.pub"), "the log's public key", key=True)
     text = _read(Path(path), "ledger signing key", option)
     _warn_if_shared(Path(path))
     try:
@@ -143,7 +143,7 @@ def load_verifier(spec: str, option: str = "--pubkey") -> Verifier:
         from straits.fileio import hold
 
         source = text
-        hold(text, "a public key this command reads")
+        hold(text, "a public key this command reads", key=True)
         text = _read(Path(text), "ledger public key", option)
     if text.startswith("PRIVATE+"):
         beside = f"{source}.pub" if source else "KEY.pub"
@@ -218,7 +218,8 @@ def write_keys(path: Path, signer: Signer, *, force: bool = False) -> Path:
             expected="the key file's name (its public key goes beside it, .pub)",
         )
     for p in (path, path.with_name(path.name + ".pub")):
-        output_path(p, option="-o")  # a directory, link, FIFO or device: refused
+        # a directory, link, FIFO or device: refused (a key loaded before may be replaced)
+        output_path(p, option="-o", replaces_keys=True)
     pub = path.with_name(path.name + ".pub")
     if not force:
         for p in (path, pub):
