@@ -76,6 +76,17 @@ WINDOWS = [
     ),
     # no start in the condition: `check` applied the rule before its listed start
     ('@effective_from("2025-04-10")', "context.quantity > 5", "no top-level"),
+    # an end read in no form the window check reads: listed in force after it (atk68)
+    (
+        '@effective_from("2025-04-10")',
+        'context.date >= datetime("2025-04-10") && context.date.toDate() < datetime("2025-05-13")',
+        "top-level `&&` operand",
+    ),
+    (
+        '@effective_from("2025-04-10")',
+        'context.date >= datetime("2025-04-10") && !(context.date < datetime("2025-05-13"))',
+        "top-level `&&` operand",
+    ),
     # a start only under `||` starts nothing: with quantity > 5 it applied on 2025-04-09
     (
         '@effective_from("2025-04-10")',
@@ -107,9 +118,21 @@ def test_annotations_that_disagree_with_the_condition_are_refused(
             '@effective_from("2025-04-10")\n@effective_until("2025-05-12")',
             'context.date >= datetime("2025-04-10") && context.date <= datetime("2025-05-12")',
         ),
+        (
+            '@effective_from("2025-04-10")',
+            'context.date >= datetime("2025-04-10") } unless { '
+            'context.date >= datetime("2025-05-13") && context.quantity > 5',
+        ),
+        (
+            '@effective_from("2025-04-10")',
+            'context.date >= datetime("2025-04-10") && '
+            '(context.date < datetime("2025-05-13") || context.quantity > 5)',
+        ),
     ],
 )
 def test_annotations_that_agree_load(tmp_path: Path, window: str, condition: str) -> None:
+    """(An ``unless`` beyond one comparison, or a date under ``||``, narrows whom the rule
+    applies to on some days: the rule is still in force on them, as listed.)"""
     pack = copy_pack("sg-guidance", tmp_path)
     team_rule(pack, condition, window)
     (rule,) = [r for r in load_pack(pack).rules if r.id == "team-h20"]

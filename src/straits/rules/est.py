@@ -142,6 +142,40 @@ def date_window(est: dict[str, Any]) -> tuple[dt.date | None, dt.date | None]:
     return first, last
 
 
+def date_problem(est: dict[str, Any]) -> str | None:
+    """Why a policy's days cannot be read from it, if they cannot: a top-level ``&&`` operand
+    of ``when`` that reads ``context.date`` other than as :func:`date_window` reads it (compared
+    with a day). Such an operand bounds the days of every request, unread: with
+    ``context.date.toDate() < datetime(...)`` or ``!(context.date < ...)`` the rule loaded and
+    ``rules list`` said it was in force on days ``check`` never applied it. A test under
+    ``||`` bounds no day for every request (the rule may apply on any day the rest allows, as
+    listed; the case tables check it), nor does an ``unless`` beyond one comparison (it
+    narrows whom the rule applies to)."""
+    for cond in est.get("conditions", []):
+        if cond.get("kind") == "unless":
+            continue
+        for c in conjuncts(cond.get("body")):
+            if not any(_is_context_attr(n, "date") for n in walk(c)):
+                continue
+            if isinstance(c, dict) and "||" in c:
+                continue
+            if isinstance(c, dict) and len(c) == 1:
+                ((op, cmp),) = c.items()
+                if op in _FLIP and isinstance(cmp, dict):
+                    left, right = cmp.get("left"), cmp.get("right")
+                    if (_is_context_attr(left, "date") and _day_of(right)) or (
+                        _is_context_attr(right, "date") and _day_of(left)
+                    ):
+                        continue
+            return (
+                "a top-level `&&` operand of `when` reads context.date other than as "
+                '`context.date >= datetime("YYYY-MM-DD")` (or <, <=, >, ==): `rules list`, '
+                "`rules diff` and the boundary tables could not tell on which days the rule "
+                "applies"
+            )
+    return None
+
+
 def _regime_tests(est: dict[str, Any]) -> tuple[list[tuple[str, str]], bool]:
     """(``==`` or ``!=``, regime) of each comparison of ``context.regime`` with a string that
     is a top-level ``&&`` operand of ``when`` (or an ``unless`` of one, negated), and whether

@@ -23,7 +23,7 @@ from straits.controls import BIDI
 from straits.errors import PackError
 from straits.model.types import AUTHORIZATIONS
 from straits.rules.cedar import CedarSyntaxError, parse_est
-from straits.rules.est import date_window, non_day_datetimes, regime_problem
+from straits.rules.est import date_problem, date_window, non_day_datetimes, regime_problem
 from straits.rules.pack_files import load_yaml, read_pack_file
 from straits.rules.pack_meta import (
     CONFIDENCES,
@@ -291,6 +291,10 @@ def _check_window(est: dict[str, Any], start: dt.date, end: dt.date | None, wher
     listed a rule as in force on a day it did not apply."""
     if why := regime_problem(est):
         raise PackError(why, source=where, expected='`when { ... && context.regime == "X" }`')
+    if why := date_problem(est):
+        raise PackError(
+            why, source=where, expected='`when { ... && context.date >= datetime("YYYY-MM-DD") }`'
+        )
     first, last = date_window(est)
     if first is None:
         raise PackError(
