@@ -23,7 +23,7 @@ from straits.controls import BIDI
 from straits.errors import PackError
 from straits.model.types import AUTHORIZATIONS
 from straits.rules.cedar import CedarSyntaxError, parse_est
-from straits.rules.est import date_problem, date_window, non_day_datetimes, regime_problem
+from straits.rules.est import non_day_datetimes
 from straits.rules.pack_files import load_yaml, read_pack_file
 from straits.rules.pack_meta import (
     CONFIDENCES,
@@ -34,6 +34,7 @@ from straits.rules.pack_meta import (
     one_line,
     version_text,
 )
+from straits.rules.policy_checks import check_literals, check_window
 
 EFFECTS = ("requires", "deny", "warn", "note")
 PRESUMPTIONS = ("denial", "approval", "case-by-case")
@@ -263,7 +264,8 @@ def _rule_from(est: dict[str, Any], stmt: Statement, pack: str, file: str) -> Ru
             source=where,
             expected="an end on or after the start (both inclusive)",
         )
-    _check_window(est, start, end, where)
+    check_window(est, start, end, where)
+    check_literals(est, where)
     return Rule(
         id=ann["id"],
         pack=pack,
@@ -282,47 +284,6 @@ def _rule_from(est: dict[str, Any], stmt: Statement, pack: str, file: str) -> Ru
         text=stmt.text,
         est=est,
     )
-
-
-def _check_window(est: dict[str, Any], start: dt.date, end: dt.date | None, where: str) -> None:
-    """The annotations say what the condition's dates say: `rules list`, `rules diff` and the
-    boundary tables read the annotations, `check` the condition, and an off-by-one between
-    them (``@effective_from("2025-04-09")`` over ``context.date >= datetime("2025-04-10")``)
-    listed a rule as in force on a day it did not apply."""
-    if why := regime_problem(est):
-        raise PackError(why, source=where, expected='`when { ... && context.regime == "X" }`')
-    if why := date_problem(est):
-        raise PackError(
-            why, source=where, expected='`when { ... && context.date >= datetime("YYYY-MM-DD") }`'
-        )
-    first, last = date_window(est)
-    if first is None:
-        raise PackError(
-            f"@effective_from({start.isoformat()!r}) but no top-level `context.date >=` "
-            "comparison starts the condition: `check` would apply the rule every day, before "
-            "its start too, where the listings say it is not in force",
-            source=where,
-            expected=f'`when {{ ... && context.date >= datetime("{start.isoformat()}") }}`',
-        )
-    if first != start:
-        raise PackError(
-            f"@effective_from({start.isoformat()!r}) but the condition applies from "
-            f"{first.isoformat()}",
-            source=where,
-            expected="the first day the condition's `context.date` comparisons allow",
-        )
-    if last != end:
-        said = f"@effective_until({end.isoformat()!r})" if end else "no @effective_until"
-        found = (
-            f"its last day is {last.isoformat()}"
-            if last
-            else "no top-level `context.date <`/`<=` comparison ends it"
-        )
-        raise PackError(
-            f"{said} but the condition's {found}",
-            source=where,
-            expected="the last day the condition's `context.date` comparisons allow (inclusive)",
-        )
 
 
 def _check_reason(template: str, where: str) -> None:
