@@ -45,7 +45,7 @@ def _edited(doc: dict[str, Any], *, keep_id: bool) -> dict[str, Any]:
     if not keep_id:
         out.pop("id")
     serve = next(a for a in out["assignments"] if a["stage"] == "serve-intl")
-    serve["end"] = serve["start"]  # a serving period of no time: still exportable
+    serve["cost_usd"] += 1.0  # a figure edited: still exportable (no placement changed)
     return out
 
 

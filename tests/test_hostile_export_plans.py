@@ -10,6 +10,7 @@ chip, were written out as sbatch scripts, JobSets and SkyPilot tasks with exit 0
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 import os
 import subprocess
@@ -63,6 +64,28 @@ def _pretrain_unplaced(plan: dict[str, Any]) -> None:
     plan["unplaced"].append({"workload": pre["workload"], "stage": pre["stage"]})
 
 
+def _at(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _shift_all(plan: dict[str, Any], days: int) -> None:
+    for a in plan["assignments"]:
+        for k in ("start", "end"):
+            a[k] = _iso(_at(a[k]) + dt.timedelta(days=days))
+
+
+def _last_an_hour(stage: str) -> Edit:
+    def edit(plan: dict[str, Any]) -> None:
+        a = plan["assignments"][_index(plan, stage)]
+        a["end"] = _iso(_at(a["start"]) + dt.timedelta(hours=1))
+
+    return edit
+
+
 EDITS: dict[str, tuple[Edit, str, str]] = {
     # apply.sh applied the fine-tune at once (its predecessor "not exported to Kubernetes")
     "before-its-predecessor-ends": (_sft_before_pretrain_ends, "sft", "start"),
@@ -77,6 +100,10 @@ EDITS: dict[str, tuple[Edit, str, str]] = {
     "ten-million-chips": (_move("pretrain", chips=10_000_000), "pretrain", "chips"),
     # a 72B model's training state on one chip
     "one-chip": (_move("pretrain", chips=1), "pretrain", "chips"),
+    # every stage 40 days before the plan's date (atk67)
+    "before-the-plan-date": (lambda plan: _shift_all(plan, -40), "pretrain", "start"),
+    # a 2,795-hour pre-train written as one of an hour: Slurm's time limit ended it (atk67)
+    "shorter-than-its-estimate": (_last_an_hour("pretrain"), "pretrain", "end"),
 }
 
 
@@ -92,6 +119,23 @@ def test_an_edited_placement_the_planner_could_not_make_is_refused(
         export_input(sc, edited, rules, plan_id="edited", run="true")
     assert exc.value.path == f"assignments[{_index(edited, stage)}].{field}"
     assert f"chat-72b/{stage}" in exc.value.detail
+
+
+def test_bought_chips_used_before_they_arrive_are_refused(rules: RuleSet) -> None:
+    """A stage on chips bought for the plan, moved to start before the pool's lead time has
+    passed (the predecessors still done first): 2,048 H20s used three weeks before they
+    arrive, exported with exit 0 (atk67)."""
+    sc = load_scenario(ROOT / "examples" / "h20-2025.yaml")
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json()
+    i, a = next((i, a) for i, a in enumerate(plan["assignments"]) if a["bought"])
+    stage = sc.workload(a["workload"]).stage(a["stage"])
+    preds = [p for p in plan["assignments"] if p["stage"] in stage.after]
+    begins = max([_at(p["end"]) for p in preds], default=_at(f"{sc.date}T00:00:00Z"))
+    length = _at(a["end"]) - _at(a["start"])
+    a["start"], a["end"] = _iso(begins), _iso(begins + length)
+    with pytest.raises(InputError) as exc:
+        export_input(sc, plan, rules, plan_id="edited", run="true")
+    assert exc.value.path == f"assignments[{i}].start" and "arrive" in exc.value.detail
 
 
 def test_the_planners_own_plan_still_exports(
@@ -199,10 +243,14 @@ def test_an_instant_with_a_control_between_date_and_time_is_refused(
     read_document(doc, "edited.json")
 
 
-def test_a_predecessor_that_lasts_no_time_still_comes_first(rules: RuleSet) -> None:
+def test_a_predecessor_that_lasts_no_time_still_comes_first(
+    rules: RuleSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Jobs were ordered by start, then by stage id: a predecessor that ends as it starts,
     its successor starting then, came after it when its id sorted later, and apply.sh (which
-    waits only for predecessors it has already applied) applied the successor at once."""
+    waits only for predecessors it has already applied) applied the successor at once. (A
+    stage of no time is now refused before anything is written, shorter than its estimate:
+    the order is checked with that refusal set aside, then the refusal.)"""
     doc = yaml.safe_load(EXAMPLE.read_text())
     stages = doc["workloads"][0]["stages"]
     stages[0]["id"] = "zz-pre"
@@ -213,6 +261,10 @@ def test_a_predecessor_that_lasts_no_time_still_comes_first(rules: RuleSet) -> N
     pre = plan["assignments"][_index(plan, "zz-pre")]
     pre["end"] = pre["start"]
     plan["assignments"][_index(plan, "aa-sft")]["start"] = pre["start"]
+    with pytest.raises(InputError) as exc:
+        export_input(sc, plan, rules, plan_id="tie", run="true")
+    assert exc.value.path == f"assignments[{_index(plan, 'zz-pre')}].end"
+    monkeypatch.setattr("straits.export.base.refuse_unplannable", lambda ctx: None)
     inp = export_input(sc, plan, rules, plan_id="tie", run="true")
     assert [j.stage for j in inp.jobs][:2] == ["zz-pre", "aa-sft"]
     lines = exporter("kubernetes").render(inp).files["kubernetes/apply.sh"].splitlines()

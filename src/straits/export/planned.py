@@ -15,7 +15,9 @@ from __future__ import annotations
 import datetime as dt
 
 from straits.errors import InputError
+from straits.plan.options import arrival_hours
 from straits.plan.recheck import Placement, PlanContext
+from straits.plan.ticks import TICKS_PER_HOUR
 
 
 def refuse_unplannable(ctx: PlanContext) -> None:
@@ -43,6 +45,9 @@ def refuse_unplannable(ctx: PlanContext) -> None:
 #: how much earlier than its predecessor's end a stage may start: times are written to the
 #: second, truncated, so two computed a hair apart may read a second apart
 _SLACK = dt.timedelta(seconds=1)
+#: how much shorter than its estimate a stage may be written (times to the second, hours
+#: rounded): less is a stage the planner could not have made that short
+_SHORT = 0.01
 #: the assignment field an option's problem is about (others: its chip)
 _PROBLEM_FIELDS = {"location": "site", "capacity": "chips"}
 
@@ -57,9 +62,26 @@ def _problem(ctx: PlanContext, p: Placement) -> tuple[str, str] | None:
             return "stage", f"placed, but {a}, which it runs after, is not"
         if p.start < pred.start or p.start < pred.end - _SLACK:
             return "start", f"starts at {p.raw['start']}, before {a} (its predecessor) ends"
+    begins = _plan_start(ctx)
+    if p.start < begins - _SLACK:  # a plan starts at 00:00 UTC of its date
+        return "start", f"starts at {p.raw['start']}, before the plan's date ({begins.date()})"
     option = ctx.option(w, stage, p.site, p.chip, p.bought)
     if option is None:
         return "site", "not an option of the stage in the plan's scenario"
+    if p.bought:  # chips bought for the plan arrive after the pool's lead time
+        arrives = begins + dt.timedelta(hours=arrival_hours(option.pool))
+        if p.start < arrives - _SLACK:
+            return "start", (
+                f"starts at {p.raw['start']} on bought chips, which arrive on "
+                f"{arrives.isoformat()} (the pool's lead time)"
+            )
+    est = next((e for e in option.sizes if e.chips == p.chips), None)
+    hours = (p.end - p.start).total_seconds() / 3600
+    if est is not None and hours < est.hours * (1 - _SHORT) - 1 / TICKS_PER_HOUR:
+        return "end", (
+            f"runs {hours:,.1f} h on {p.chips:,} chips, where the stage takes "
+            f"{est.hours:,.1f} h there (the estimate)"
+        )
     if option.problem is not None:  # a location the stage may not use, a chip too small
         detail = f" ({option.detail})" if option.detail else ""
         field = _PROBLEM_FIELDS.get(str(option.problem), "chip")
@@ -72,6 +94,16 @@ def _problem(ctx: PlanContext, p: Placement) -> tuple[str, str] | None:
         when = f"as of {ctx.date} under {ctx.regime}"
         return "site", f"not lawful {when} ({b.rule}, {b.outcome}): {b.text}"
     return None
+
+
+def _plan_start(ctx: PlanContext) -> dt.datetime:
+    """00:00 UTC of the plan's date (the scenario's, where the document does not say)."""
+    day = ctx.plan.get("date")
+    try:
+        date = dt.date.fromisoformat(day) if isinstance(day, str) else ctx.sc.date
+    except ValueError:
+        date = ctx.sc.date
+    return dt.datetime.combine(date, dt.time(), tzinfo=dt.UTC)
 
 
 def _refusal(i: int, field: str, text: str) -> InputError:
