@@ -59,8 +59,9 @@ def test_a_bad_scenario_field_is_named_with_its_line(
 def test_a_bad_price_change_is_named_with_its_line(
     bare: bool, example_path: Path, tmp_path: Path
 ) -> None:
-    """`impact --prices FILE`: a mapping `prices: [...]` names the line; a bare list (read as
-    that mapping) names the field only, since its paths are not the file's."""
+    """`impact --prices FILE`: a mapping `prices: [...]` or a bare list (read as that
+    mapping: its paths are the file's without the key) names the line; the bare list named the
+    field only (atk67)."""
     body = "- site: x\n  chip: H100-SXM\n  usd_per_chip_hour: -3\n  source: test\n"
     text = body if bare else "prices:\n" + "".join("  " + ln + "\n" for ln in body.splitlines())
     f = tmp_path / "prices.yaml"
@@ -69,7 +70,7 @@ def test_a_bad_price_change_is_named_with_its_line(
     assert p.returncode == 2, p.stderr
     errors = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1, p.stderr
-    where = str(f) if bare else f"{f}:4"
+    where = f"{f}:3" if bare else f"{f}:4"
     assert errors[0].startswith(f"error: {where}: prices[0].usd_per_chip_hour: "), errors[0]
 
 

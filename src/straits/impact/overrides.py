@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from straits.errors import ScenarioError
-from straits.loading import parse_document, parse_scenario, read_text, validate_as
+from straits.loading import field_loc, parse_document, parse_scenario, read_text, validate_as
 from straits.model.scenario import Scenario
 from straits.model.types import ChipCount, ChipId, Date, Id, Text, UsdPerChipHour
 
@@ -64,9 +64,22 @@ def _load(path: Path, key: str) -> Overrides:
         )
     # the file's line of a bad field, where its paths are the document's (a bare list is read
     # as the mapping {key: list}, whose paths the file does not have)
-    ov = validate_as(
-        Overrides, data, source=str(path), error=ScenarioError, text=None if bare else text
-    )
+    try:
+        ov = validate_as(
+            Overrides, data, source=str(path), error=ScenarioError, text=None if bare else text
+        )
+    except ScenarioError as exc:
+        if not bare or exc.line is not None or not exc.path:
+            raise
+        # a bare list: the file's paths are the document's without the key (atk67: no line)
+        raise ScenarioError(
+            exc.detail,
+            source=exc.source,
+            path=exc.path,
+            expected=exc.expected,
+            line=_line(text, exc.path, bare),
+            problems=exc.problems,
+        ) from None
     seen: dict[tuple[Any, ...], int] = {}
     changes: tuple[_Change, ...] = ov.prices if key == "prices" else ov.capacity
     for i, c in enumerate(changes):  # a pool changed twice (on the same day) says two things
@@ -77,9 +90,19 @@ def _load(path: Path, key: str) -> Overrides:
                 source=str(path),
                 path=f"{key}[{i}]",
                 expected="one change per pool" + (" and start date" if key == "capacity" else ""),
+                line=_line(text, f"{key}[{i}]", bare),
             )
         seen[k] = i
     return ov
+
+
+def _line(text: str, path: str, bare: bool) -> int | None:
+    """The file's line of ``path`` (``prices[1].usd_per_chip_hour``); in a bare list, the
+    path without its first key."""
+    from straits import safe_yaml
+
+    loc = field_loc(path)
+    return safe_yaml.locate(text, loc[1:] if bare else loc)
 
 
 def load_overrides(prices: Path | None, capacity: Path | None) -> Overrides:
