@@ -289,4 +289,5 @@ def test_change_files_are_checked_as_the_scenario_fields_they_change(
     f.write_text(json.dumps(rows))
     with pytest.raises(ScenarioError) as exc:
         load_overrides(**{"prices": None, "capacity": None, kind: f})
-    assert str(exc.value).startswith(f"{f}: {field}: "), str(exc.value)
+    # a bare list on one line (JSON): its line is 1
+    assert str(exc.value).startswith(f"{f}:1: {field}: "), str(exc.value)
