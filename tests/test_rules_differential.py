@@ -385,13 +385,16 @@ def transfers(draw: st.DrawFn) -> CheckRequest:
             unique=True,
         )
     )
+    counts = draw(volumes())
+    if "sensitive_personal" not in classes:  # a request counts sensitive people only then
+        counts["sensitive_subjects"] = 0
     return CheckRequest(
         date=draw(dates),
         action=action,
         chip="Ascend-910B" if action == "finetune" else None,
         tenant={"hq": "SG", "ciio": draw(st.booleans()), "authorizations": auths},
         site={"country": site, "operator_hq": site, "dpf_certified": draw(st.booleans())},
-        data={"origin": origin, "classes": classes, **draw(volumes())},
+        data={"origin": origin, "classes": classes, **counts},
     )
 
 
