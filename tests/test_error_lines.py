@@ -74,6 +74,35 @@ def test_a_bad_price_change_is_named_with_its_line(
     assert errors[0].startswith(f"error: {where}: prices[0].usd_per_chip_hour: "), errors[0]
 
 
+@pytest.mark.parametrize("bare", [False, True], ids=["mapping", "bare-list"])
+@pytest.mark.parametrize("kind", ["prices", "capacity"])
+def test_a_change_to_a_pool_the_scenario_lacks_is_named_with_its_line(
+    kind: str, bare: bool, example_path: Path, tmp_path: Path
+) -> None:
+    """A well-formed change naming a site the scenario does not have is found only when it is
+    applied to the plan's scenario: the error still names the change's line (it named the
+    field only)."""
+    from straits.loading import load_scenario
+
+    site = load_scenario(example_path).sites[0]
+    good = (site.id, site.pools[0].chip)  # a real pool first (prices), then one there is not
+    field = "usd_per_chip_hour: 3" if kind == "prices" else "count: 8"
+    bad = ("no-such-site", "H100-SXM")
+    pools = [good, bad] if kind == "prices" else [bad]
+    items = "".join(f"- site: {s}\n  chip: {c}\n  {field}\n  source: test\n" for s, c in pools)
+    text = items if bare else f"{kind}:\n" + "".join("  " + ln + "\n" for ln in items.splitlines())
+
+    f = tmp_path / f"{kind}.yaml"
+    f.write_text(text)
+    p = run("impact", "--date", "2025-06-01", "--plan", str(example_path), f"--{kind}", str(f))
+    assert p.returncode == 2, p.stderr
+    errors = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1, p.stderr
+    i = len(pools) - 1
+    line = _line_of(text, "no-such-site")
+    assert errors[0].startswith(f"error: {f}:{line}: {kind}[{i}]"), errors[0]
+
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 

@@ -12,7 +12,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from straits.errors import ScenarioError
 from straits.loading import field_loc, parse_document, parse_scenario, read_text, validate_as
@@ -44,13 +44,20 @@ class Overrides(BaseModel):
     capacity: tuple[CapacityChange, ...] = ()
     prices_file: str | None = None
     capacity_file: str | None = None
+    #: the file's line of each change, by kind (``prices``, ``capacity``): set when read from
+    #: a file, so an error found later (a pool the scenario lacks) names its line too
+    _lines: dict[str, tuple[int | None, ...]] = PrivateAttr(default_factory=dict)
+
+    def line(self, kind: str, i: int) -> int | None:
+        lines = self._lines.get(kind, ())
+        return lines[i] if i < len(lines) else None
 
     @property
     def empty(self) -> bool:
         return not self.prices and not self.capacity
 
 
-def _load(path: Path, key: str) -> Overrides:
+def _load(path: Path, key: str) -> tuple[Overrides, tuple[int | None, ...]]:
     text = read_text(path, error=ScenarioError)
     data = parse_document(text, source=str(path), error=ScenarioError)
     bare = isinstance(data, list)
@@ -93,7 +100,7 @@ def _load(path: Path, key: str) -> Overrides:
                 line=_line(text, f"{key}[{i}]", bare),
             )
         seen[k] = i
-    return ov
+    return ov, tuple(_line(text, f"{key}[{i}]", bare) for i in range(len(changes)))
 
 
 def _line(text: str, path: str, bare: bool) -> int | None:
@@ -106,12 +113,16 @@ def _line(text: str, path: str, bare: bool) -> int | None:
 
 
 def load_overrides(prices: Path | None, capacity: Path | None) -> Overrides:
-    return Overrides(
-        prices=_load(prices, "prices").prices if prices else (),
-        capacity=_load(capacity, "capacity").capacity if capacity else (),
+    p_ov, p_lines = _load(prices, "prices") if prices else (Overrides(), ())
+    c_ov, c_lines = _load(capacity, "capacity") if capacity else (Overrides(), ())
+    ov = Overrides(
+        prices=p_ov.prices,
+        capacity=c_ov.capacity,
         prices_file=str(prices) if prices else None,
         capacity_file=str(capacity) if capacity else None,
     )
+    ov._lines = {"prices": p_lines, "capacity": c_lines}
+    return ov
 
 
 def apply(sc: Scenario, ov: Overrides, *, date: dt.date, regime: str | None = None) -> Scenario:
@@ -131,6 +142,7 @@ def apply(sc: Scenario, ov: Overrides, *, date: dt.date, regime: str | None = No
                 source=ov.prices_file if kind == "prices" else ov.capacity_file,
                 path=f"{kind}[{i}]",
                 expected="a site and chip of the scenario",
+                line=ov.line(kind, i),
             )
         out: dict[str, Any] = hit
         return out
