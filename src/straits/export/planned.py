@@ -15,7 +15,8 @@ from __future__ import annotations
 import datetime as dt
 
 from straits.errors import InputError
-from straits.plan.options import arrival_hours
+from straits.estimate import Estimate, estimate_training
+from straits.plan.options import Option, arrival_hours, stage_tokens
 from straits.plan.recheck import Placement, PlanContext
 from straits.plan.ticks import TICKS_PER_HOUR
 
@@ -75,7 +76,7 @@ def _problem(ctx: PlanContext, p: Placement) -> tuple[str, str] | None:
                 f"starts at {p.raw['start']} on bought chips, which arrive on "
                 f"{arrives.isoformat()} (the pool's lead time)"
             )
-    est = next((e for e in option.sizes if e.chips == p.chips), None)
+    est = _estimate(ctx, p, option)
     hours = (p.end - p.start).total_seconds() / 3600
     if est is not None and hours < est.hours * (1 - _SHORT) - 1 / TICKS_PER_HOUR:
         return "end", (
@@ -94,6 +95,25 @@ def _problem(ctx: PlanContext, p: Placement) -> tuple[str, str] | None:
         when = f"as of {ctx.date} under {ctx.regime}"
         return "site", f"not lawful {when} ({b.rule}, {b.outcome}): {b.text}"
     return None
+
+
+def _estimate(ctx: PlanContext, p: Placement, option: Option) -> Estimate | None:
+    """The stage's estimate at the placement's chip count: the option's where its menu has
+    that count (a serving stage has one, its days whatever the chips); else estimated at that
+    count (atk72: a pre-train edited to 2,000 chips, off the menu, and to last an hour was
+    written as an 83-minute job). None where no layout of the stage fits that count (the
+    minimum-chips check names it, or the count is the planner's to choose)."""
+    est = next((e for e in option.sizes if e.chips == p.chips), None)
+    if est is not None or p.chips <= 0:
+        return est
+    w = ctx.sc.workload(p.workload)
+    stage = w.stage(p.stage)
+    if stage.kind == "serve":
+        return option.sizes[0] if option.sizes else None
+    got = estimate_training(
+        w.model, stage_tokens(ctx.sc, stage), option.chip, p.chips, risk=ctx.sc.risk, mfu=stage.mfu
+    )
+    return got if got.fits else None
 
 
 def _plan_start(ctx: PlanContext) -> dt.datetime:
