@@ -4,6 +4,7 @@ tests the listings misread, coverage rounded to 100%, and dates written as numbe
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -174,16 +175,26 @@ def test_coverage_is_not_100_percent_while_one_is_uncovered() -> None:
     assert full.policy_pct == 100.0 and not full.conditions_below(100.0)
 
 
-@pytest.mark.parametrize("value", [1744156800, 1744156800.0, "1744156800", "2025-4-9"])
+ZONED = [
+    # 8 April in UTC: decided as 9 April, the day of the H20 letter (atk71)
+    "2025-04-09T00:00:00+14:00",
+    "2025-04-09T00:00-05:00",
+    dt.datetime(2025, 4, 9, tzinfo=dt.timezone(dt.timedelta(hours=14))),  # a YAML timestamp
+    "2025-04-09T01:00:00",  # not a day
+]
+
+
+@pytest.mark.parametrize("value", [1744156800, 1744156800.0, "1744156800", "2025-4-9", *ZONED])
 def test_a_date_that_is_a_number_is_refused(value: object) -> None:
-    """`"date": 1744156800` (seconds since 1970) was decided as 2025-04-09 without a word."""
+    """`"date": 1744156800` (seconds since 1970) was decided as 2025-04-09 without a word; a
+    zero time in another zone was read as its local day."""
     from pydantic import ValidationError
 
     from straits.model.request import CheckRequest
 
     with pytest.raises(ValidationError, match="not a date written YYYY-MM-DD"):
         CheckRequest.model_validate({**H20_REQUEST, "date": value})
-    for day in ("2025-04-09", "2025-04-09T00:00:00Z"):
+    for day in ("2025-04-09", "2025-04-09T00:00:00Z", "2025-04-09T00:00:00+00:00"):
         assert CheckRequest.model_validate({**H20_REQUEST, "date": day}).date.isoformat() == (
             "2025-04-09"
         )

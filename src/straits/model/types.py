@@ -174,6 +174,10 @@ People = Annotated[
     ),
 ]
 Quantity = Annotated[int, _range("Quantity", int, 0, 1e9, "chips acquired in one `procure` check")]
+Tpp = Annotated[
+    int,
+    _range("Tpp", int, 0, 1e15, "total processing performance (TPP) of other orders"),
+]
 UsdPerChipHour = Annotated[
     float,
     _range(
@@ -311,6 +315,9 @@ def _in_window(value: dt.date) -> dt.date:
 
 
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+#: what may follow the day: a zero time, in UTC if a zone is given (``T00:00:00Z``); another
+#: zone is another day's instant (``2025-04-09T00:00:00+14:00`` is 8 April in UTC)
+_ZERO_TIME = re.compile(r"(?:[T ]00:00(?::00(?:\.0+)?)?(?:Z|[+-]00(?::?00)?)?)?")
 
 
 def _written_as_a_day(value: object) -> object:
@@ -321,6 +328,13 @@ def _written_as_a_day(value: object) -> object:
         isinstance(value, str) and not _ISO_DAY.match(value.strip())
     ):
         raise ValueError(f"{str(value)[:40]!r} is not a date written YYYY-MM-DD")
+    zoned = isinstance(value, dt.datetime) and value.utcoffset() not in (None, dt.timedelta(0))
+    if zoned or (isinstance(value, str) and not _ZERO_TIME.fullmatch(value.strip()[10:])):
+        # pydantic read any zero time in any zone as its local day (atk71)
+        raise ValueError(
+            f"{str(value)[:40]!r} is not a date written YYYY-MM-DD "
+            "(a time, if any, is 00:00 UTC: a day in another zone is another instant)"
+        )
     return value
 
 
