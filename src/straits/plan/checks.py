@@ -244,8 +244,11 @@ def placement_questions(
     out: list[Question] = []
     datasets = [sc.dataset(d) for d in stage.datasets]
     abroad = [d for d in datasets if d.origin != site.country]
+    # the datasets this placement sends are counted once, as its own: an earlier stage that
+    # sent one of them too does not count it again (atk71: 2 x 40,000 people read as 120,000)
+    sent = {d.id for d in abroad}
     for d in datasets:
-        prior = prior_volumes(exports, w.tenant, d.origin, year, {d.id})
+        prior = prior_volumes(exports, w.tenant, d.origin, year, {d.id} | sent)
         facts = data_facts(d, prior, abroad)
         out.append(
             ask(f"{stage.kind} on {d.id}", action=action, chip=chip, data=facts, weights=weights)
