@@ -25,6 +25,7 @@ from straits.model.types import (
     SoftwareYear,
     Tokens,
     TokensPerS,
+    Tpp,
     TrainingOps,
     UsdPerChipHour,
 )
@@ -120,7 +121,12 @@ class CheckRequest(Frozen):
     data: DataFacts | None = None
     weights: WeightsFacts | None = None
     quantity: Quantity = 0
-    """Chips acquired, for ``procure``."""
+    """Chips acquired, for ``procure`` (0: not given, which a rule counting chips reads as
+    above its threshold)."""
+    prior_tpp: Tpp = 0
+    """For ``procure``: the total processing performance of the end user's other orders counted
+    with this one (an allowance per end user, such as the AI Diffusion rule's): the planner
+    adds every other order it may place for the buyer on the plan date."""
     ships_from: Country | None = None
 
     @model_validator(mode="after")

@@ -333,8 +333,26 @@ class Candidates:
             site=SiteFacts(country=site.country, operator_hq=site.operator_hq),
             chip=pool.chip,
             quantity=pool.procurable.max,
+            prior_tpp=self._other_orders_tpp(tenant_id, site, pool),
             ships_from=pool.procurable.ships_from,
         )
+
+    def _other_orders_tpp(self, tenant_id: str, site: Site, pool: Pool) -> int:
+        """The TPP of every other order the plan may place for ``tenant_id`` on its date (each
+        pool's most chips, in any country, of any chip): an allowance per end user counts them
+        with this one, so a purchase split across sites is not judged piece by piece (atk71)."""
+        from straits.catalog import get_chip
+
+        total = 0
+        for other_site in self.sc.sites:
+            for other in other_site.pools:
+                buy = other.procurable
+                if buy is None or (other_site.id, other.chip) == (site.id, pool.chip):
+                    continue
+                if buy.buyer is not None and buy.buyer != tenant_id:
+                    continue
+                total += buy.max * math.ceil(get_chip(other.chip).tpp_upper)
+        return total
 
     def procurement(self, tenant_id: str, site: Site, pool: Pool) -> Decision:
         """May ``tenant`` buy the pool's procurable chips on the order date (the plan date)?"""

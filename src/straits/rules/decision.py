@@ -15,6 +15,7 @@ policies"). This module applies one fixed, documented algebra to that set:
 
 from __future__ import annotations
 
+import math
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -133,6 +134,16 @@ class Decision:
         }
 
 
+def _shortest(x: float) -> str:
+    """``x`` in as few significant digits as read back as ``x`` (at least two): 1.00000001e26
+    read ``1e+26`` in a reason that said it was above 1e26 (atk71)."""
+    for digits in range(2, 18):
+        text = f"{x:.{digits}g}"
+        if float(text) == x:
+            return text
+    return repr(x)
+
+
 def _count(n: int) -> str:
     return f"{n:,}"
 
@@ -172,7 +183,7 @@ class TemplateValues(dict[str, str]):
         if key.startswith("chip"):
             return _chip_values(r.chip).get(key, "?") if r.chip else "?"
         if key == "quantity_tpp" and r.chip:
-            return f"{r.quantity * get_chip(r.chip).tpp_upper:,.0f}"
+            return f"{r.quantity * math.ceil(get_chip(r.chip).tpp_upper) + r.prior_tpp:,}"
         simple = {
             "tenant_hq": lambda: _country(r.tenant.hq),
             "site_country": lambda: _country(r.site.country),
@@ -199,7 +210,7 @@ class TemplateValues(dict[str, str]):
             }
             return data[key]() if key in data else "?"
         if key == "training_ops" and r.weights is not None:
-            return f"{r.weights.training_ops:.2g}"
+            return _shortest(r.weights.training_ops)
         return "?"
 
 
