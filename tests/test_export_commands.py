@@ -9,10 +9,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
+from straits.errors import InputError
 from straits.export import exporter
 from straits.export.base import ExportInput
+from straits.export.commands import parse as parse_run
+from straits.model.scenario import Scenario
 from straits.rules import RuleSet
+from test_cli import one_line_error, straits
 from test_export_names import _containers, _docs, command_input
 
 COMMANDS = [
@@ -129,3 +134,49 @@ def test_sbatch_reads_a_script_whose_command_holds_crlf(
         text=True,
     )
     assert "DOS line breaks" not in p.stderr
+
+
+# --- a key that is a kind and a stage id (atk72) ------------------------------------------------
+def _fine_tune_named(example_path: Path, stage_id: str) -> Scenario:
+    """The shipped scenario with its fine-tune's id ``stage_id``."""
+    doc = yaml.safe_load(example_path.read_text())
+    for w in doc["workloads"]:
+        for s in w["stages"]:
+            if s["id"] == "sft":
+                s["id"] = stage_id
+            s["after"] = [stage_id if a == "sft" else a for a in s.get("after") or []]
+    return Scenario.model_validate(doc)
+
+
+def test_a_kind_that_is_also_another_stage_s_id_is_refused(example_path: Path) -> None:
+    """``--run serve=CMD`` with a fine-tune whose id is ``serve`` gave the fine-tune the
+    serving command without a word; it is refused, naming the key and the forms that say
+    which is meant (``workload/stage=``)."""
+    sc = _fine_tune_named(example_path, "serve")
+    with pytest.raises(InputError) as err:
+        parse_run(["serve=vllm serve /models/chat", "torchrun train.py"], sc)
+    text = str(err.value)
+    assert "'serve' is both a stage kind and the id of stage chat-72b/serve (finetune)" in text
+    assert "chat-72b/serve=CMD" in text and "chat-72b/serve-intl=CMD" in text
+    assert err.value.path == "--run[0]"
+    # the unambiguous forms are taken, each stage getting its own
+    cmds = parse_run(["chat-72b/serve=torchrun sft.py", "chat-72b/serve-intl=vllm serve x"], sc)
+    w = sc.workload("chat-72b")
+    assert cmds.resolve("chat-72b", w.stage("serve"))[0] == "torchrun sft.py"
+    assert cmds.resolve("chat-72b", w.stage("serve-intl"))[0] == "vllm serve x"
+    # a stage of that very kind named so is no doubt (tests/data/slurm-ci.yaml's `serve`)
+    assert parse_run(["finetune=x"], _fine_tune_named(example_path, "finetune")).by_kind
+
+
+def test_the_cli_refuses_the_ambiguous_key_with_exit_2(example_path: Path, tmp_path: Path) -> None:
+    text = example_path.read_text().replace(
+        "{id: sft, kind: finetune", "{id: serve, kind: finetune"
+    )
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(text.replace("after: [sft], chips: 256", "after: [serve], chips: 256"))
+    p = straits(
+        "export", str(scenario), "--to", "slurm", "-o", str(tmp_path / "out"), "-q",
+        "--run", "serve=vllm serve /models/chat", "--run", "torchrun train.py",
+    )  # fmt: skip
+    one_line_error(p, "'serve' is both a stage kind", "chat-72b/serve=CMD")
+    assert not (tmp_path / "out").exists()

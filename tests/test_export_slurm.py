@@ -461,7 +461,7 @@ def test_a_stage_longer_than_max_time_resumes_from_its_checkpoint(
     pretrain = next(j for j in inp.jobs if j.stage == "pretrain")
     assert chain(pretrain.hours, 2) == (3, 2)
     ids = _submit(out, env)
-    assert len(ids) == sum(chain(j.hours, 2)[0] for j in inp.jobs) == 6  # serve: 2 of 1 min
+    assert len(ids) == sum(chain(j.hours, 2, j.serving)[0] for j in inp.jobs) == 6  # serve: 2
     states = _wait(ids, env, timeout=420)
     assert set(states.values()) == {"COMPLETED"}, states
     words = [line.split()[:2] for line in log.read_text().splitlines()]

@@ -8,6 +8,9 @@ specific wins: ``workload/stage``, then the stage id, then the kind, then the st
 ``command`` in the scenario, then the plain ``--run``. A ``KEY=`` that names nothing in the
 scenario is an error when it cannot be a shell assignment (``fine-tune=...``) or looks like a
 misspelt key (``pretrian=...``); ``NCCL_DEBUG=INFO torchrun ...`` stays a plain command.
+A kind that is also the id of a stage of another kind (a fine-tune with id ``serve``) is
+refused: ``serve=`` gave the fine-tune the serving command; ``workload/stage=`` names one stage
+without doubt.
 """
 
 from __future__ import annotations
@@ -87,6 +90,8 @@ def parse(values: Sequence[str] | None, sc: Scenario) -> Commands:
                     f"{key!r} given twice", path=where, expected="each stage, stage id or kind once"
                 )
             seen.add(key)
+            if key in KINDS and key in stage_ids:
+                _unambiguous(key, sc, where)
             if key in pairs:
                 out.by_pair[pairs[key]] = cmd
             if key in stage_ids:
@@ -116,6 +121,32 @@ def parse(values: Sequence[str] | None, sc: Scenario) -> Commands:
         default_set = True
         out = Commands(value, out.by_kind, out.by_stage, out.by_pair)
     return out
+
+
+def _unambiguous(key: str, sc: Scenario, where: str) -> None:
+    """Refuse ``key``, a stage kind, when it is also the id of a stage of another kind: the
+    kind's stages and that stage would both get its command (a fine-tune named ``serve`` was
+    given the serving command). A stage of that very kind named so is no doubt: the kind's
+    command is its command too."""
+    odd = [
+        (f"{w.id}/{s.id}", s.kind)
+        for w in sc.workloads
+        for s in w.stages
+        if s.id == key and s.kind != key
+    ]
+    if not odd:
+        return
+    of_kind = [f"{w.id}/{s.id}" for w in sc.workloads for s in w.stages if s.kind == key]
+    shown = ", ".join(f"{k}=CMD" for k in of_kind[:5]) + (" ..." if len(of_kind) > 5 else "")
+    raise InputError(
+        f"{key!r} is both a stage kind and the id of stage "
+        + ", ".join(f"{pair} ({kind})" for pair, kind in odd)
+        + f": --run {key}=CMD would give that stage the command meant for the {key} stages",
+        path=where,
+        expected=f"WORKLOAD/STAGE=CMD for each: {odd[0][0]}=CMD for the stage"
+        + (f"; {shown} for the {key} stages" if of_kind else "")
+        + " (or rename the stage)",
+    )
 
 
 def _close(key: str, known: Iterable[str]) -> list[str]:

@@ -163,12 +163,14 @@ class SkyPilotExporter:
                 ENV_STAGE: job.stage,
                 "STRAITS_STAGE_KIND": job.kind,
                 "STRAITS_SITE": job.planned.site.id,
+                "STRAITS_COMMAND": job.command,
                 "STRAITS_START": job.placement.raw["start"],
                 "STRAITS_END": job.placement.raw["end"],
             },
             "run": RENDEZVOUS + job.command,
         }
         if job.serving:
+            task["envs"]["STRAITS_REPLICA_CHIPS"] = str(job.replica_chips)
             task["envs"]["STRAITS_SERVE_PORT"] = str(SERVE_PORT)
             task["service"] = {
                 "readiness_probe": {

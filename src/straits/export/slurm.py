@@ -5,7 +5,10 @@ torchrun expects. Each task gets ``NODE_RANK`` (its node), and every task the re
 allocation's first node: ``MASTER_ADDR`` (from ``scontrol show hostnames``), ``MASTER_PORT``,
 ``NNODES``, ``NPROC_PER_NODE``. Whole nodes are asked for ``--exclusive``.
 
-Time. A stage needs its planned hours plus 25%. A partition caps a job at its MaxTime (the
+Time. A training stage needs its planned hours plus 25%; a serving stage, which never ends by
+itself, runs for its planned period, no more (its last job's shell stops the command at the
+planned end: the chips were priced for that long, and ``afterok`` successors start then). A
+partition caps a job at its MaxTime (the
 site's ``max_time``), so a longer stage runs as a chain of jobs, each within it: ``submit.sh``
 submits the same script once per part, each ``--dependency=afterok`` on the one before.
 Each job's limit is its share of the stage's time plus a warning (a tenth of the share, at
@@ -33,7 +36,14 @@ import shlex
 from collections import defaultdict
 
 from straits.errors import InputError
-from straits.export.base import MASTER_PORT, ExportInput, ExportResult, StageJob, unique_labels
+from straits.export.base import (
+    MASTER_PORT,
+    SERVE_PORT,
+    ExportInput,
+    ExportResult,
+    StageJob,
+    unique_labels,
+)
 from straits.model.targets import SlurmSite, format_minutes
 
 #: how much longer than planned a stage may run, in all its jobs together
@@ -54,27 +64,40 @@ def slurm_site(job: StageJob) -> SlurmSite | None:
     return t.slurm if t is not None else None
 
 
-def time_limit(hours: float) -> str:
+def time_limit(hours: float, serving: bool = False) -> str:
     """Slurm's ``days-hours:minutes:seconds`` for ``hours`` plus the margin (whole minutes)."""
-    return format_minutes(needed_minutes(hours))
+    return format_minutes(needed_minutes(hours, serving))
 
 
-def needed_minutes(hours: float) -> int:
-    return max(1, math.ceil(hours * 60 * TIME_MARGIN))
+def needed_minutes(hours: float, serving: bool = False) -> int:
+    """Minutes of command a stage of ``hours`` gets in all its jobs: plus the margin for
+    training, the planned period (whole minutes) for serving."""
+    return max(1, math.ceil(hours * 60 * (1.0 if serving else TIME_MARGIN)))
 
 
-def chain(hours: float, max_minutes: int) -> tuple[int, int]:
-    """(jobs, minutes each) covering ``hours`` plus the margin, each within ``max_minutes``:
-    each job's limit is its share of the time plus the warning after it (:func:`split`)."""
-    parts, work, lead = split(hours, max_minutes)
+def chain(hours: float, max_minutes: int, serving: bool = False) -> tuple[int, int]:
+    """(jobs, minutes each) covering ``hours`` (plus the margin for training), each within
+    ``max_minutes``: each job's limit is its share of the time plus the warning after it
+    (:func:`split`)."""
+    parts, work, lead = split(hours, max_minutes, serving)
     return parts, work + lead
 
 
-def split(hours: float, max_minutes: int) -> tuple[int, int, int]:
+def last_seconds(hours: float, parts: int, work: int, serving: bool = False) -> int:
+    """Seconds of command in the last job of a chain of ``parts`` jobs of ``work`` minutes: all
+    of them for training; for serving what is left of the planned period, so the chain's
+    command time is the period (to the second), not ``parts * work`` minutes."""
+    if not serving:
+        return work * 60
+    left = round(hours * 3600 - (parts - 1) * work * 60, 3)  # 0.0175 h is 63.00000000000001 s
+    return max(1, min(work * 60, math.ceil(left)))
+
+
+def split(hours: float, max_minutes: int, serving: bool = False) -> tuple[int, int, int]:
     """(jobs, minutes of command in each, minutes of warning after them): the jobs' command
-    minutes cover ``hours`` plus the margin and each job, both together, fits ``max_minutes``.
-    A MaxTime of one minute leaves no room for a warning (0)."""
-    total = needed_minutes(hours)
+    minutes cover ``hours`` (plus the margin for training) and each job, both together, fits
+    ``max_minutes``. A MaxTime of one minute leaves no room for a warning (0)."""
+    total = needed_minutes(hours, serving)
     if max_minutes < 2:
         return max(1, total), 1, 0
     most = max_minutes - 1
@@ -131,8 +154,9 @@ class SlurmExporter:
         pool_t = job.planned.pool.targets
         partition = pool_t.slurm_partition if pool_t and pool_t.slurm_partition else s.partition
         gres = pool_t.slurm_gres if pool_t else "gpu"
-        parts, work, lead_min = split(job.hours, s.max_minutes)
+        parts, work, lead_min = split(job.hours, s.max_minutes, job.serving)
         minutes, lead = work + lead_min, lead_min * 60
+        last_s = last_seconds(job.hours, parts, work, job.serving)
         opts = [f"--job-name={job.name}"]
         if partition:
             opts.append(f"--partition={partition}")
@@ -165,16 +189,22 @@ class SlurmExporter:
         }
         if job.serving:
             envs["STRAITS_REPLICA_CHIPS"] = str(job.replica_chips)
+            envs["STRAITS_SERVE_PORT"] = str(SERVE_PORT)
+        margin = (
+            f"{job.hours:.2f} h planned (serving: no margin, it ends at its planned end)"
+            if job.serving
+            else f"{job.hours:.2f} h planned + {TIME_MARGIN - 1:.0%}"
+        )
+        last = f" (the last {last_s} s)" if last_s != work * 60 else ""
         lines = [
             "#!/bin/bash",
             *(f"#SBATCH {o}" for o in opts),
             f"# Straits plan {inp.plan_id}: {job.workload}/{job.stage} ({job.kind}) on "
             f"{job.planned.label}, {job.chips} chips planned, asked as {nodes} node(s) x "
             f"{per_node}, planned {job.placement.raw['start']} to {job.placement.raw['end']}",
-            f"# time: {job.hours:.2f} h planned + {TIME_MARGIN - 1:.0%} = "
-            f"{needed_minutes(job.hours)} min, as {parts} job(s) of {work} min of command "
-            f"and {lead_min} min of warning, {format_minutes(minutes)} (partition MaxTime "
-            f"{s.max_time}); submit.sh chains them",
+            f"# time: {margin} = {needed_minutes(job.hours, job.serving)} min, as {parts} "
+            f"job(s) of {work} min of command{last} and {lead_min} min of warning, "
+            f"{format_minutes(minutes)} (partition MaxTime {s.max_time}); submit.sh chains them",
             f"# command ({job.command_source}): runs once per node; on SIGUSR1 (after {work} "
             f"min, {lead} s before a job's limit) it saves a checkpoint to "
             "$STRAITS_CHECKPOINT_DIR and exits 0",
@@ -188,11 +218,14 @@ class SlurmExporter:
             f"stop=0 step='' later='' work_s={work * 60}",
             "warned() {",
             '  if [ "$SECONDS" -lt "$work_s" ]; then',
+            "    # one timer at a time",
+            '    [ -z "$later" ] || ! kill -0 "$later" 2>/dev/null || return',
             "    (trap 'kill \"$s\" 2>/dev/null; exit 0' TERM; "
             'sleep "$(( work_s - SECONDS ))" & s=$!; wait "$s" && kill -USR1 $$) 9>&- '
             ">/dev/null 2>&1 & later=$!",
             "    return",
             "  fi",
+            '  [ "$stop" -eq 0 ] || return',
             '  stop=1; echo "straits: time limit near: asking the command to checkpoint '
             '(SIGUSR1)" >&2',
             '  [ -z "$step" ] || kill -USR1 "$step" 2>/dev/null',
@@ -204,6 +237,15 @@ class SlurmExporter:
             *(f"export {k}={sh_quote(v)}" for k, v in envs.items()),
             f"export STRAITS_SEGMENT=${{STRAITS_SEGMENT:-1}} "
             f"STRAITS_SEGMENTS=${{STRAITS_SEGMENTS:-{parts}}}",
+            *(
+                [
+                    "# serving ends at the end of its planned period: the last job's command",
+                    "# gets what is left of it",
+                    f'[ "$STRAITS_SEGMENT" -lt "$STRAITS_SEGMENTS" ] || work_s={last_s}',
+                ]
+                if job.serving and last_s != work * 60
+                else []
+            ),
             f"export STRAITS_CHECKPOINT_DIR={ckpt}",
             'mkdir -p "$STRAITS_CHECKPOINT_DIR" || exit 1',
             "# one job at a time per stage of this plan: a second copy (submit.sh run twice,",
@@ -235,6 +277,15 @@ class SlurmExporter:
             "# signals every process of the step, the command included) and passes on its status",
             f'ran="$STRAITS_CHECKPOINT_DIR/{RAN_MARKER}-$SLURM_JOB_ID-${{SLURM_RESTART_COUNT:-0}}"',
             'rm -f "$ran"; export STRAITS_RAN_MARKER="$ran"',
+            *(
+                [
+                    "# a service does not wait for Slurm's warning: the shell's own timer asks",
+                    "# it to stop (SIGUSR1) once its time in this job is over",
+                    "warned",
+                ]
+                if job.serving
+                else []
+            ),
             "srun --kill-on-bad-exit=1 --ntasks-per-node=1 "
             "bash -c 'export NODE_RANK=$SLURM_NODEID; trap : USR1; "
             'bash -c "$STRAITS_COMMAND"; rc=$?; '
@@ -309,12 +360,13 @@ class SlurmExporter:
             # 9 chips on nodes of 8 take 2 whole nodes: said, as SkyPilot's export says it
             if (note := job.rounding_note(s.gpus_per_node)) is not None:
                 res.notes.append(note)
-            parts, minutes = chain(job.hours, s.max_minutes)
+            parts, minutes = chain(job.hours, s.max_minutes, job.serving)
             submitted[s.cluster].append((parts, job, s))
             if parts > 1:
                 res.notes.append(
                     f"{job.workload}/{job.stage}: needs "
-                    f"{needed_minutes(job.hours) / 60:,.1f} h (planned + 25%): "
+                    f"{needed_minutes(job.hours, job.serving) / 60:,.1f} h "
+                    f"({'planned; serving has no margin' if job.serving else 'planned + 25%'}): "
                     f"{parts} chained jobs of {format_minutes(minutes)} within "
                     f"MaxTime {s.max_time}"
                 )

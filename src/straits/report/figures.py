@@ -9,9 +9,10 @@ effects also differ by pattern, and lines by dash.
 from __future__ import annotations
 
 import datetime as dt
+from itertools import pairwise
 from typing import Any
 
-from straits.report.usage import PoolView
+from straits.report.usage import PoolView, average_share
 from straits.report.view import CostRow, PlanView, RuleSpan
 
 Figure = dict[str, Any]
@@ -200,7 +201,8 @@ def pool_figure(pool: PoolView, colours: dict[str, str]) -> Figure:
 
 
 def utilisation_figure(pools: tuple[PoolView, ...], weeks: int = 52) -> Figure:
-    """Share of each used pool's chips in use, per week: every pool at a glance."""
+    """The average share of each used pool's chips in use, per week (weighted by time over
+    the week, :func:`average_share`): every pool at a glance."""
     used = [p for p in pools if p.tasks]
     if not used:
         return {"data": [], "layout": {**LAYOUT, "title": {"text": "no pool is used"}}}
@@ -209,22 +211,7 @@ def utilisation_figure(pools: tuple[PoolView, ...], weeks: int = 52) -> Figure:
     span_weeks = max(1, min(weeks * 4, int((end - start).days / 7) + 1))
     edges = [start + dt.timedelta(days=7 * i) for i in range(span_weeks + 1)]
 
-    def level_at(steps: tuple[tuple[dt.datetime, int], ...], t: dt.datetime) -> int:
-        n = 0
-        for at, v in steps:
-            if at > t:
-                break
-            n = v
-        return n
-
-    z = []
-    for p in used:
-        row = []
-        for a in edges[:-1]:
-            mid = a + dt.timedelta(days=3.5)
-            cap = level_at(p.capacity, mid)
-            row.append(round(level_at(p.use, mid) / cap, 3) if cap else None)
-        z.append(row)
+    z = [[average_share(p, a, b) for a, b in pairwise(edges)] for p in used]
     return {
         "data": [
             {
@@ -236,12 +223,13 @@ def utilisation_figure(pools: tuple[PoolView, ...], weeks: int = 52) -> Figure:
                 "zmax": 1,
                 "colorscale": [[0, "#f7fbff"], [0.5, "#6baed6"], [1, "#08306b"]],
                 "colorbar": {"title": {"text": "in use"}, "tickformat": ".0%"},
-                "hovertemplate": "%{y}<br>week of %{x}<br>%{z:.0%} of chips in use<extra></extra>",
+                "hovertemplate": "%{y}<br>%{z:.1%}: average share of chips in use, "
+                "week of %{x}<extra></extra>",
             }
         ],
         "layout": {
             **LAYOUT,
-            "title": {"text": f"Chips in use per week, {len(used)} pools"},
+            "title": {"text": f"Average share of chips in use per week, {len(used)} pools"},
             "height": min(2400, 120 + 16 * len(used)),
             "yaxis": {"autorange": "reversed", "automargin": True},
             "xaxis": {"type": "date"},

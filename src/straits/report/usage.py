@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_right
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -153,3 +154,37 @@ def pool_views(plan: dict[str, Any], sc: Scenario, start: dt.datetime) -> tuple[
             )
     views.sort(key=lambda v: (not v.tasks, -v.chip_hours, v.key))
     return tuple(views)
+
+
+def average_share(p: PoolView, start: dt.datetime, end: dt.datetime) -> float | None:
+    """The average share of ``p``'s chips in use from ``start`` to ``end``, weighted by time
+    (None where the pool has no chips all along): a stage that runs there, however briefly,
+    makes it more than 0 (one instant per week, its middle, missed a 5-hour stage)."""
+    weighted = seconds = 0.0
+    for a, b, cap, use in _pieces(p.capacity, p.use, start, end):
+        if cap > 0:
+            span = (b - a).total_seconds()
+            weighted += span * use / cap
+            seconds += span
+    if seconds <= 0:
+        return None
+    share = weighted / seconds
+    # 3 significant digits: a brief stage's share is small, never rounded to 0
+    return float(f"{share:.3g}")
+
+
+def _pieces(
+    cap: tuple[tuple[dt.datetime, int], ...],
+    use: tuple[tuple[dt.datetime, int], ...],
+    start: dt.datetime,
+    end: dt.datetime,
+) -> list[tuple[dt.datetime, dt.datetime, int, int]]:
+    """``[start, end)`` cut where either step function changes: (from, to, capacity, use)."""
+    cuts = sorted({start, end, *(t for t, _ in cap + use if start < t < end)})
+    return [(a, b, _level(cap, a), _level(use, a)) for a, b in pairwise(cuts)]
+
+
+def _level(steps: tuple[tuple[dt.datetime, int], ...], t: dt.datetime) -> int:
+    """The step function's value at ``t`` (0 before its first step)."""
+    i = bisect_right(steps, t, key=lambda s: s[0])
+    return steps[i - 1][1] if i else 0
