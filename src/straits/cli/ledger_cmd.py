@@ -25,7 +25,14 @@ from straits.cli.common import (
     refuse_unread,
     state,
 )
-from straits.cli.ledger_summary import summary, unproven
+from straits.cli.ledger_summary import (
+    entry_or_removed,
+    first_of,
+    removed_rows,
+    shown_json,
+    summary,
+    unproven,
+)
 from straits.cli.ledger_verdicts import EXIT_BROKEN, report, report_tenant
 from straits.errors import InputError, LedgerError, StraitsError
 
@@ -310,25 +317,26 @@ def show(
                 _show_tenant_view(items, fmt, since)
                 return
             rows = [Entry.from_json(d) for d in items]
+            listed: list[Entry | int] = list(rows)  # an admin's rows as stored: verify checks
         else:
             from straits.store import ledger
 
             store = open_store(db, existing=True)
             if seq is not None:
-                e = ledger.get_entry(store, seq)
-                if e is None:
-                    raise InputError(f"no ledger entry {seq}", path="SEQ")
+                e = entry_or_removed(store, seq)
                 bad, problem = unproven(store, [e])
-                emit(_shown_json(e, bad), "yaml" if fmt == "yaml" else "json")
+                emit(shown_json(e, bad), "yaml" if fmt == "yaml" else "json")
                 _fail_unproven(problem)
                 return
             rows = list(ledger.entries(store, tenant=tenant, since=since, limit=limit))
             bad, problem = unproven(store, rows)
+            listed, gone = removed_rows(store, rows, since=since, limit=limit, tenant=tenant)
+            problem = first_of(problem, gone)
     except StraitsError as exc:
         fail(exc)
         return
     if fmt != "table":
-        emit([_shown_json(e, bad) for e in rows], fmt)
+        emit([shown_json(e, bad) for e in listed], fmt)
         _fail_unproven(problem)
         return
     from rich.markup import escape
@@ -342,7 +350,10 @@ def show(
     t = Table(title=f"Ledger ({len(rows)} entries from {since})", title_justify="left")
     for col in ("seq", "tenant #", "recorded (UTC)", "tenant", "actor", "kind", "result", "hash"):
         t.add_column(col, justify="right" if col in ("seq", "tenant #") else "left")
-    for e in rows:
+    for e in listed:
+        if isinstance(e, int):  # the log holds it; its row was deleted
+            t.add_row(str(e), "", "", "", "", "", "[red]REMOVED from the database[/red]", "")
+            continue
         t.add_row(
             str(e.seq),
             str(e.tenant_seq),
@@ -355,12 +366,6 @@ def show(
         )
     console.print(t)
     _fail_unproven(problem)
-
-
-def _shown_json(e: Entry, bad: set[int]) -> dict[str, Any]:
-    """An entry as ``ledger show`` prints it; ``unproven: true`` on one the log does not
-    prove (its stored fields are shown as they are, for whoever investigates)."""
-    return {**e.to_json(), "body": e.content, **({"unproven": True} if e.seq in bad else {})}
 
 
 def _fail_unproven(problem: StraitsError | None) -> None:

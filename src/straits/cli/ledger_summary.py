@@ -74,3 +74,59 @@ def unproven(store: Store, rows: list[Entry]) -> tuple[set[int], LedgerError | N
         except LedgerError:
             bad.add(e.seq)
     return bad, first
+
+
+def shown_json(e: Entry | int, bad: set[int]) -> dict[str, Any]:
+    """An entry as ``ledger show`` prints it; ``unproven: true`` on one the log does not
+    prove (its stored fields are shown as they are, for whoever investigates), and a number
+    the log holds whose row was deleted as ``{seq, unproven: true, removed: true}``."""
+    if isinstance(e, int):
+        return {"seq": e, "unproven": True, "removed": True}
+    return {**e.to_json(), "body": e.content, **({"unproven": True} if e.seq in bad else {})}
+
+
+def entry_or_removed(store: Store, seq: int) -> Entry:
+    """Entry ``seq``; a number the log holds whose row was deleted is a LedgerError (exit 1:
+    it said ``no ledger entry N``, exit 2, as of a number never recorded; atk69), one beyond
+    the log's head bad input (exit 2)."""
+    from straits.errors import InputError
+    from straits.store import ledger
+    from straits.store.removed import global_seq
+
+    e = ledger.get_entry(store, seq)
+    if e is None and global_seq(store, None, seq) is None:  # raises RemovedEntryError
+        raise InputError(f"no ledger entry {seq}", path="SEQ")
+    assert e is not None
+    return e
+
+
+def removed_rows(
+    store: Store, rows: list[Entry], *, since: int, limit: int, tenant: str | None
+) -> tuple[list[Entry | int], LedgerError | None]:
+    """``rows`` (a page ``ledger show`` lists) with the numbers the log holds whose rows were
+    deleted put in their places, and the first such problem: the numbers from ``since`` to
+    the page's last entry (to the log's head when the page is its last) with no row, and,
+    with ``tenant``, a number missing from the tenant's own numbering (an entry deleted or
+    moved to another tenant). They were left out, exit 0 (atk69)."""
+    from straits.store.removed import first_gap, head_size, missing, removed, tenant_removed
+
+    head = head_size(store)
+    end = rows[-1].seq if rows and len(rows) >= limit else max([head] + [e.seq for e in rows])
+    gone = missing(store, since, end, limit)
+    merged: list[Entry | int] = [*rows, *gone]
+    merged.sort(key=lambda e: e if isinstance(e, int) else e.seq)
+    if gone:
+        return merged, removed(gone[0], head)
+    if tenant is not None and rows:
+        start = 1 if since == 1 else rows[0].tenant_seq
+        gap = first_gap((e.tenant_seq for e in rows), start)
+        if gap is not None:
+            return merged, tenant_removed(tenant, gap)
+    return merged, None
+
+
+def first_of(a: LedgerError | None, b: LedgerError | None) -> LedgerError | None:
+    """The problem at the lower entry of two (either may be None)."""
+    if a is None or b is None:
+        return a or b
+    return b if b.seq is not None and (a.seq is None or b.seq < a.seq) else a

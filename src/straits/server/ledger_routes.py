@@ -23,12 +23,13 @@ from straits.errors import BusyError, InputError, LedgerError, NotFoundError, Re
 from straits.server.auth import Caller, refuse
 from straits.server.problems import openapi_responses as problems_doc
 from straits.server.problems import problem
-from straits.store import checkpoints, integrity, ledger
+from straits.store import checkpoints, integrity, ledger, removed
 from straits.store.db import Store
 from straits.store.keys import Keys
 from straits.store.ledger import Entry
 from straits.store.proven import prove_entries
 from straits.store.receipts import make_receipt
+from straits.store.removed import RemovedEntryError
 from straits.store.tenant_verify import verify_tenant
 from straits.store.tokens import Principal
 
@@ -103,6 +104,14 @@ def unproven_view(store: Store, who: Principal | None, exc: LedgerError) -> tupl
     own entry number (the message names global numbers and the log's size)."""
     if who is not None and who.is_admin:
         return str(exc), exc.seq
+    if isinstance(exc, RemovedEntryError) and exc.tenant_seq is not None:
+        gone = exc.tenant_seq  # raised for the caller's own number (``removed.global_seq``)
+        return (
+            f"your ledger entry {gone} was removed from the database, or moved to another "
+            "tenant: the log still holds it, so your entries are not served as if it was "
+            "never recorded; an admin token's GET /v1/ledger/verify shows what else changed",
+            gone,
+        )
     try:
         e = ledger.get_entry(store, exc.seq) if exc.seq is not None and exc.seq > 0 else None
     except LedgerError:  # the entry's own row cannot be read (AlteredRowError)
@@ -117,14 +126,13 @@ def unproven_view(store: Store, who: Principal | None, exc: LedgerError) -> tupl
 
 
 def _global_seq(request: Request, who: Principal, n: int) -> int:
+    """The global number of the caller's entry ``n``: 404 when there is none, 409 when the
+    log holds it but its row was deleted (``store/removed.py``)."""
     store: Store = request.app.state.store
-    if who.is_admin:
-        if ledger.get_entry(store, n) is None:
-            raise NotFoundError(f"no ledger entry {n}")
-        return n
-    seq = ledger.seq_of(store, who.tenant, n)
+    seq = removed.global_seq(store, None if who.is_admin else who.tenant, n)
     if seq is None:
-        raise NotFoundError(f"no ledger entry {n} of tenant {who.tenant!r}")
+        mine = "" if who.is_admin else f" of tenant {who.tenant!r}"
+        raise NotFoundError(f"no ledger entry {n}{mine}")
     return seq
 
 
@@ -165,7 +173,9 @@ def verify_ledger(
 
 
 @router.get(
-    "/entries", operation_id="listLedgerEntries", responses={200: {"model": list[dict[str, Any]]}}
+    "/entries",
+    operation_id="listLedgerEntries",
+    responses={200: {"model": list[dict[str, Any]]}, **problems_doc(409)},
 )
 def ledger_entries(
     request: Request,
@@ -196,7 +206,11 @@ def ledger_entries(
         views = [admin_view(e) for e in rows[:limit]]
     else:  # a tenant is served only what the log proves (an admin the rows, to verify)
         rows = list(ledger.tenant_entries(store, who.tenant, since=since, limit=limit + 1))
-        prove_entries(store, rows[:limit], _keys(request))
+        gap = removed.first_gap((e.tenant_seq for e in rows), since)
+        shown = [e for e in rows[:limit] if gap is None or e.tenant_seq < gap]
+        prove_entries(store, shown, _keys(request))  # an entry altered before the gap first
+        if gap is not None and gap <= since + limit - 1:  # a number of this page has no row
+            raise removed.tenant_removed(who.tenant, gap)
         views = [tenant_view(e) for e in rows[:limit]]
     if len(rows) > limit:
         link_next(request, response, since=int(views[-1]["seq"]) + 1)
@@ -204,7 +218,9 @@ def ledger_entries(
 
 
 @router.get(
-    "/entries/{seq}", operation_id="getLedgerEntry", responses={200: {"model": dict[str, Any]}}
+    "/entries/{seq}",
+    operation_id="getLedgerEntry",
+    responses={200: {"model": dict[str, Any]}, **problems_doc(409)},
 )
 def ledger_entry(request: Request, who: Caller, seq: int) -> dict[str, Any]:
     """One entry (your tenant's number; global for admins)."""

@@ -12,7 +12,9 @@ nothing about whether *their* entries and records still match what the log holds
 2. every entry is proven against the stored tree and the latest signed checkpoint
    (:func:`~straits.store.proven.prove_entries`: one read of the tree's nodes per page);
 3. every plan and decision row pointing to those entries matches its entry, and every plan
-   and check entry has its one row (as the full verification: a row deleted, copied or moved).
+   and check entry has its one row (as the full verification: a row deleted, copied or moved);
+   after the pages, every plan and decision row of the tenant is the row of an entry of the
+   tenant's of its kind (a row copied to point past the head, or to another's entry, passed).
 4. every entry after the tenant's last one, up to the head, is still there (one count): an
    entry deleted that was the tenant's last leaves no gap in its numbering, and whose a
    deleted entry was cannot be told without the full verification, so a deletion after a
@@ -28,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from straits.errors import LedgerError
 from straits.store import integrity
@@ -171,6 +173,11 @@ def _verify_tenant(store: Store, keys: Keys, tenant: str) -> TenantVerification:
             "ledger entry: it was detached from its entry or made up (the database was altered)",
             code="plan-row",
         )
+    stray = _stray_row(store, tenant)
+    if stray is not None:
+        return TenantVerification(
+            False, checked, checked, quick.signatures, problem=stray[0], code=stray[1]
+        )
     if _missing_after(store, last_seq, quick.head_seq):
         return TenantVerification(
             False,
@@ -213,6 +220,34 @@ def _detached(store: Store, tenant: str) -> bool:
             ).first()
             is not None
         )
+
+
+def _stray_row(store: Store, tenant: str) -> tuple[str, str] | None:
+    """A plan or decision row of ``tenant`` that points to no entry of the tenant's of its
+    kind: to a number with no entry (past the head), to another tenant's entry, or to an entry
+    of another kind. The pages compare the rows pointing to the tenant's entries only, so such
+    a row (a copy made under another id, a ``ledger_seq`` moved) passed the tenant's check that
+    the full verification fails (atk69). Two indexed reads over the tenant's rows."""
+    for table, kind, code, what in (
+        (PlanRow, "plan", "plan-row", "plan"),
+        (DecisionRow, "check", "decision-row", "decision"),
+    ):
+        q = (
+            select(table.id)
+            .outerjoin(LedgerRow, LedgerRow.seq == table.ledger_seq)
+            .where(table.tenant == tenant, table.ledger_seq.is_not(None))
+            .where(or_(LedgerRow.seq.is_(None), LedgerRow.tenant != tenant, LedgerRow.kind != kind))
+            .limit(1)
+        )
+        with store.session() as s:
+            if s.execute(q).first() is not None:
+                return (
+                    f"a {what} of yours points to a ledger entry that does not record it (none, "
+                    f"or one that is not a {kind} of yours): its row was copied or its entry "
+                    "number altered (the database was altered)",
+                    code,
+                )
+    return None
 
 
 def _missing_after(store: Store, last: int, n: int) -> bool:
@@ -271,17 +306,20 @@ def _check_records(s: Any, page: list[Entry]) -> None:
     problem in the tenant's order."""
     by_seq = {e.seq: e for e in page}
     problems: list[tuple[int, str, str]] = []
-    plans = {
-        p.ledger_seq: p
-        for p in s.scalars(select(PlanRow).where(PlanRow.ledger_seq.in_(list(by_seq))))
-    }
+    plans: dict[int, list[PlanRow]] = {}
+    for p in s.scalars(select(PlanRow).where(PlanRow.ledger_seq.in_(list(by_seq)))):
+        plans.setdefault(p.ledger_seq, []).append(p)
     for seq, e in by_seq.items():
-        p = plans.get(seq)
-        if e.kind == "plan" and p is None:
+        rows = plans.get(seq, [])
+        if e.kind == "plan" and not rows:
             problems.append(
                 (e.tenant_seq, "it records a plan whose row was deleted or detached", "plan-row")
             )
-        elif p is not None and plan_row_problem(p, e):
+        elif len(rows) > 1:  # one was compared, the other passed (atk69)
+            problems.append(
+                (e.tenant_seq, f"{len(rows)} plan rows point to it: rows were copied", "plan-row")
+            )
+        elif rows and plan_row_problem(rows[0], e):
             problems.append((e.tenant_seq, "the stored plan differs from the entry", "plan-row"))
     decisions: dict[int, int] = {}
     for d in s.scalars(select(DecisionRow).where(DecisionRow.ledger_seq.in_(list(by_seq)))):

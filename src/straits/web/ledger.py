@@ -55,16 +55,15 @@ def tenant_verification(store: Store, who: Principal, keys: Keys) -> Check:
 def global_seq(store: Store, who: Principal, n: int) -> int:
     """The global number of entry ``n`` as the caller numbers it (a tenant: its own number).
     A number outside 1..MAX_SEQ is no entry, as in the API (past 2**63 the database cannot
-    even compare it: SQLite raised OverflowError, a 500)."""
+    even compare it: SQLite raised OverflowError, a 500); one the log holds with its row
+    deleted is ``RemovedEntryError`` (``store/removed.py``)."""
     from straits.server.ledger_routes import MAX_SEQ
+    from straits.store.removed import global_seq as seq_of
 
     if not 1 <= n <= MAX_SEQ:
         raise NotFoundError(f"no ledger entry {n}")
-    if who.is_admin:
-        if ledger.get_entry(store, n) is None:
-            raise NotFoundError(f"no ledger entry {n}")
-        return n
-    seq = ledger.seq_of(store, who.tenant, n)
+    # a number the log holds whose row was deleted is a LedgerError (409), not "no entry"
+    seq = seq_of(store, None if who.is_admin else who.tenant, n)
     if seq is None:
         raise NotFoundError(f"no ledger entry {n}")
     return seq

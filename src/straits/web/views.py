@@ -302,6 +302,7 @@ def ledger_lines(
         rows = list(s.scalars(q))
     if not who.is_admin:
         prove_entries(store, [Entry.from_row(r) for r in rows[:limit]], keys)
+        _no_gap(who.tenant, [int(r.tenant_seq) for r in rows[:limit]], len(rows) <= limit)
     out = []
     for row in rows[:limit]:
         # an admin's page is not proven: a body not JSON, or nested thousands deep, is the
@@ -314,3 +315,15 @@ def ledger_lines(
         )
     more = out[-1].seq if len(rows) > limit else None
     return out, more
+
+
+def _no_gap(tenant: str, numbers: list[int], last_page: bool) -> None:
+    """A tenant's page (newest first) whose numbers skip one, or the last page not ending at
+    its entry 1: an entry of the tenant was deleted (atk69; ``store/removed.py``)."""
+    from straits.store.removed import first_gap, tenant_removed
+
+    gap = first_gap(numbers, numbers[0], -1) if numbers else None
+    if gap is None and last_page and numbers and numbers[-1] > 1:
+        gap = 1  # every number below its lowest is missing
+    if gap is not None:
+        raise tenant_removed(tenant, gap)
