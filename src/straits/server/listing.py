@@ -67,7 +67,10 @@ class PlanFilter:
 
 
 def _aware(t: dt.datetime) -> dt.datetime:
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+    """``t`` in UTC (no zone: UTC). SQLite keeps times as UTC text, compared as text: an
+    instant in another zone was compared by its wall clock (atk70: `since=...+05:00` matched
+    no plan of the last five hours)."""
+    return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
 
 
 def list_plans(

@@ -49,6 +49,15 @@ _pool_lock = threading.Lock()
 #: (atk65). More get 503 with Retry-After, as full verifications and comparisons do
 REPLAN_SLOTS = 2
 replan_slots = threading.BoundedSemaphore(REPLAN_SLOTS)
+#: exports one server process renders at once (POST /v1/exports, GET /v1/plans/{id}/export):
+#: each re-checks every placement and its failover options, 20-35 s of CPU and ~220 MB for a
+#: plan of 600 workloads, for any role; 16 clients that hung up held 1.8 GB and both cores for
+#: a minute after, and 40 at once 9.5 GB (atk70). More get 503 with Retry-After
+EXPORT_SLOTS = 2
+export_slots = threading.BoundedSemaphore(EXPORT_SLOTS)
+#: rule sets kept for reuse between requests (more are made for a burst, then let go)
+RULE_POOL_MAX = 4
+EXPORT_RETRY_S = 10
 
 
 @contextmanager
@@ -67,7 +76,8 @@ def borrowed_rules(request: Request) -> Iterator[RuleSet]:
         yield rs
     finally:
         with _pool_lock:
-            pool.append(rs)
+            if len(pool) < RULE_POOL_MAX:
+                pool.append(rs)
 
 
 def _own_document(request: Request, who: Principal, ref: str) -> PlanDocument:
@@ -90,10 +100,25 @@ def _archive_response(
     image: str | None,
     ordered: bool,
 ) -> Response:
-    with borrowed_rules(request) as rs:
-        inp, results, files = api.export_files(
-            doc.scenario, doc.plan, rs, plan_id=doc.id, to=to, run=run, image=image, ordered=ordered
+    if not export_slots.acquire(blocking=False):
+        raise BusyError(
+            f"{EXPORT_SLOTS} exports are being rendered; try again shortly",
+            retry_after=EXPORT_RETRY_S,
         )
+    try:
+        with borrowed_rules(request) as rs:
+            inp, results, files = api.export_files(
+                doc.scenario,
+                doc.plan,
+                rs,
+                plan_id=doc.id,
+                to=to,
+                run=run,
+                image=image,
+                ordered=ordered,
+            )
+    finally:
+        export_slots.release()
     summary = api.export_summary(doc.id, archive.MANIFEST, inp, results)
     files = {**files, archive.MANIFEST: json.dumps(summary, indent=2) + "\n"}
     root = f"straits-{doc.id[:12]}"

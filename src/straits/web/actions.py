@@ -1,6 +1,9 @@
 """The console's heavier questions: a plan's scenario under both regimes, and a plan re-checked
-on another date. Each runs in a worker thread with a rule set of its own (the rule engine's
-caches are per thread), never on the event loop."""
+on another date. Each runs in a worker thread, never on the event loop, with a rule set lent to
+its request (``server.plan_routes.borrowed_rules``: the packs the server read at start, as the
+API decides; the rule engine's caches are per set). Each thread read the pack files again, so a
+pack edited on disk while the server ran made the console contradict the API, and one thread
+another (atk70)."""
 
 from __future__ import annotations
 
@@ -8,13 +11,12 @@ import datetime as dt
 import json
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from straits.errors import BusyError
 from straits.model.scenario import Scenario
 from straits.report.view import rule_spans
-from straits.rules import RuleSet, load_packs
+from straits.rules import RuleSet
 
 REGIMES = ("enacted", "ai-diffusion")
 #: the what-if slider's span (the rule packs' changes of interest lie inside it)
@@ -29,17 +31,6 @@ COMPARE_SLOTS = 2
 compare_slots = threading.BoundedSemaphore(COMPARE_SLOTS)
 
 
-_local = threading.local()
-
-
-def thread_rules(dirs: tuple[Path, ...]) -> RuleSet:
-    rs: RuleSet | None = getattr(_local, "rules", None)
-    if rs is None or getattr(_local, "dirs", None) != dirs:
-        rs = _local.rules = RuleSet(load_packs(list(dirs)))
-        _local.dirs = dirs
-    return rs
-
-
 @dataclass(frozen=True)
 class CompareRow:
     stage: str
@@ -48,9 +39,7 @@ class CompareRow:
     rules: list[dict[str, Any]]
 
 
-def compare(
-    sc: Scenario, dirs: tuple[Path, ...], seconds: float = COMPARE_SECONDS
-) -> dict[str, Any]:
+def compare(sc: Scenario, rules: RuleSet, seconds: float = COMPARE_SECONDS) -> dict[str, Any]:
     """``sc`` planned under each regime, stage by stage, with the rules that moved a stage
     (:class:`~straits.errors.BusyError` when every comparison slot is taken)."""
     from straits.demo import differences
@@ -63,7 +52,6 @@ def compare(
             retry_after=int(seconds * len(REGIMES)),
         )
     try:
-        rules = thread_rules(dirs)
         plans = {r: make_plan(sc, regime=r, rules=rules, time_limit=seconds) for r in REGIMES}
     finally:
         slots.release()
@@ -109,13 +97,12 @@ def events(rules: RuleSet, regime: str) -> list[dict[str, str]]:
 
 
 def whatif(
-    sc: Scenario, plan: dict[str, Any], dirs: tuple[Path, ...], day: dt.date, regime: str
+    sc: Scenario, plan: dict[str, Any], rules: RuleSet, day: dt.date, regime: str
 ) -> dict[str, Any]:
     """The recorded plan's placements asked of the rules in force on ``day`` under ``regime``
     (no re-plan: ``straits impact`` proposes one)."""
     from straits.impact.drift import rules_as_of
 
-    rules = thread_rules(dirs)
     changes = [c.to_json() for c in rules_as_of(sc, plan, rules, date=day, regime=regime)]
     return {
         "changes": changes,

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from straits.errors import AuthError, BusyError, InputError, NotFoundError
 from straits.model.types import Regime
+from straits.server.plan_routes import borrowed_rules
 from straits.server.query import refuse_nul, refuse_repeated
 from straits.web import actions, session, views
 from straits.web.session import Signed
@@ -50,10 +51,6 @@ def _csrf(request: Request, signed: Signed, token: str) -> None:
 
 def _store(request: Request) -> Any:
     return request.app.state.store
-
-
-def _rule_dirs(request: Request) -> tuple[Any, ...]:
-    return tuple(getattr(request.app.state, "rule_dirs", ()))
 
 
 # --- sign-in ---------------------------------------------------------------------------------
@@ -207,7 +204,8 @@ async def plan_compare(request: Request, plan_id: str) -> Response:
     signed = user(request)
     sc, _, _ = await run_in_threadpool(views.recorded_plan, _store(request), signed.who, plan_id)
     try:
-        ctx = await run_in_threadpool(actions.compare, sc, _rule_dirs(request))
+        with borrowed_rules(request) as rs:  # the server's rules, as the API's (atk70)
+            ctx = await run_in_threadpool(actions.compare, sc, rs)
     except BusyError as exc:
         response = render(
             "error.html.j2",
@@ -251,7 +249,8 @@ async def plan_whatif(
     # ?regime=nonsense is a 400 as on the API's routes: it showed the plan's regime, as if
     # the regime asked for had been checked
     asked = regime or str(plan_json.get("regime", "enacted"))
-    ctx = await run_in_threadpool(actions.whatif, sc, plan_json, _rule_dirs(request), day, asked)
+    with borrowed_rules(request) as rs:  # the server's rules, as the API's (atk70)
+        ctx = await run_in_threadpool(actions.whatif, sc, plan_json, rs, day, asked)
     return render(
         "whatif.html.j2",
         signed=signed,
