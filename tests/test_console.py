@@ -202,6 +202,32 @@ def test_regimes_and_what_if_name_the_rule_that_moves_the_plan(
     assert 'data-severity="blocking"' not in calm.text
 
 
+def test_what_if_and_regimes_decide_under_the_servers_rules(
+    console: tuple[object, Store], demo_text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pages decide under the rules the server read at start, as the API does: each worker
+    thread read the pack files again, so a pack edited on disk while the server ran made the
+    console contradict /v1/check, one thread another (atk70). Reading packs now fails: the
+    pages still answer, from the server's own set."""
+    import straits.rules.pack_loader
+
+    app, store = console
+    b = Browser(app, store)
+    b.sign_in(create_token(store, "hz-cloud", "planner")[0])
+    plan_id = b.submit(demo_text)
+    b.wait(plan_id)
+
+    def no_reading(*_: object, **__: object) -> None:
+        raise AssertionError("rule packs read again")
+
+    monkeypatch.setattr(straits.rules.pack_loader, "load_pack", no_reading)
+    whatif = b.client.get(
+        f"/ui/plans/{plan_id}/whatif", params={"date": "2025-06-01", "regime": "ai-diffusion"}
+    )
+    assert whatif.status_code == 200 and 'data-severity="blocking"' in whatif.text
+    assert b.client.get(f"/ui/plans/{plan_id}/compare").status_code == 200
+
+
 def test_a_tenant_never_sees_another_tenants_plan(
     console: tuple[object, Store], demo_text: str
 ) -> None:

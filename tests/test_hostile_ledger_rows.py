@@ -241,3 +241,32 @@ def test_the_last_entries_deleted_are_marked_up_to_the_head(db: str) -> None:
     assert [(e["seq"], e.get("removed", False)) for e in json.loads(r.stdout)] == [
         (1, False), (2, False), (3, False), (4, True), (5, True),
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("before", "limit", "refused"),
+    # page [3] then, from its "more" (3), the page [1]: entry 2 is between them
+    [(None, 1, False), (4, 1, False), (3, 2, True), (99, 5, True), (2, 1, True)],
+)
+def test_the_console_pages_find_a_deleted_entry_at_a_page_boundary(
+    db: str, before: int | None, limit: int, refused: bool
+) -> None:
+    """alpha's entries 1, 2, 3 with 2 deleted: the page after the one ending at entry 3
+    (before=3, its numbers [1]) was checked from its own highest number, so an entry deleted
+    just below a page's end was flagged on neither page (atk76). A page is counted from the
+    tenant's entry just above it; a `before` above every entry is no gap by itself."""
+    from straits.errors import LedgerError
+    from straits.store.tokens import Principal
+    from straits.web.views import ledger_lines
+
+    alter(db, "DELETE FROM ledger WHERE seq = 3")  # alpha's entry 2
+    store = Store(db)
+    who = Principal("tok", "alpha", "viewer")
+    try:
+        if refused:
+            with pytest.raises(LedgerError):
+                ledger_lines(store, who, before=before, limit=limit, keys=Keys(SIGNER))
+        else:
+            ledger_lines(store, who, before=before, limit=limit, keys=Keys(SIGNER))
+    finally:
+        store.close()

@@ -194,7 +194,12 @@ def test_a_date_that_is_a_number_is_refused(value: object) -> None:
 
     with pytest.raises(ValidationError, match="not a date written YYYY-MM-DD"):
         CheckRequest.model_validate({**H20_REQUEST, "date": value})
-    for day in ("2025-04-09", "2025-04-09T00:00:00Z", "2025-04-09T00:00:00+00:00"):
+    for day in (
+        "2025-04-09",
+        "2025-04-09T00:00:00Z",
+        "2025-04-09T00:00:00+00:00",
+        "2025-04-09t00:00z",
+    ):
         assert CheckRequest.model_validate({**H20_REQUEST, "date": day}).date.isoformat() == (
             "2025-04-09"
         )

@@ -7,6 +7,7 @@ earlier stage sent it too."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -143,3 +144,65 @@ def test_a_dataset_sent_by_two_stages_is_counted_once(rules: RuleSet) -> None:
     # 80,000 individuals are exempt: both stages run offshore, at a tenth of the price (b was
     # sent home: 40,000 counted twice, read as 120,000, needing a standard contract)
     assert sites == {"a": "sg", "b": "sg"}
+
+
+@pytest.mark.parametrize("other", ["H20", "Ascend-910B"])
+def test_orders_of_chips_the_allowance_does_not_count_are_not_counted(
+    other: str, rules: RuleSet
+) -> None:
+    """512 H100 (8.1M TPP) with up to 12,000 H20 (not 3A090) or Ascend (not US-origin) the
+    buyer may also buy: counted, the H100 order lost to the allowance and the plan bought H20
+    at 11x the cost (atk76)."""
+    doc = _split(1)
+    doc["sites"][0]["pools"][0]["procurable"]["max"] = 512
+    doc["sites"].append(
+        _site(
+            "sg-b",
+            count=0,
+            usd_per_chip_hour=5.0,
+            procurable={"max": 12000, "usd_per_chip": 60000, "lead_days": 0, "buyer": "t1"},
+        )
+    )
+    doc["sites"][-1]["pools"][0]["chip"] = other
+    sc = parse_scenario(doc)
+    cands = Candidates(sc, rules, regime=sc.regime, date=sc.date)
+    site = sc.site("sg-a")
+    assert cands.procurement("t1", site, site.pools[0]).decision == "allow"
+
+
+def test_a_pack_that_reads_no_prior_tpp_decides_as_before(tmp_path: Path) -> None:
+    """`quantity_tpp` is this order's TPP, as it always was; the other orders are a context
+    attribute of their own: a pack written before it (the allowance against the order alone)
+    decides a request that declares other orders as it did, so replaying a plan under the
+    pack it was recorded with changes nothing (atk76)."""
+    import shutil
+
+    from straits.model.request import CheckRequest
+    from straits.rules.pack_loader import builtin_packs_dir, load_packs
+
+    old = tmp_path / "us-ear-diffusion"
+    shutil.copytree(builtin_packs_dir() / "us-ear-diffusion", old)
+    cedar = old / "diffusion.cedar"
+    text = cedar.read_text()
+    cedar.write_text(
+        text.replace(
+            "context.quantity_tpp + context.prior_tpp >", "context.quantity_tpp >"
+        ).replace(", with {prior_tpp} TPP of the end user's other orders declared,", "")
+    )
+    rs = RuleSet(load_packs([tmp_path]))
+    req = {
+        "date": "2025-06-01",
+        "regime": "ai-diffusion",
+        "action": "procure",
+        "tenant": {"hq": "SG"},
+        "site": {"country": "SG", "operator_hq": "SG"},
+        "chip": "H100-SXM",
+        "quantity": 1000,
+    }
+    alone = rs.check(CheckRequest.model_validate(req))
+    declared = rs.check(CheckRequest.model_validate({**req, "prior_tpp": 20_000_000}))
+    assert alone.decision == declared.decision == "allow"
+    shipped = RuleSet(load_packs())
+    assert shipped.check(
+        CheckRequest.model_validate({**req, "prior_tpp": 20_000_000})
+    ).decision == ("conditional")

@@ -76,6 +76,16 @@ def scaled_counts(m: Market, firms: int | None) -> list[int]:
             counts[j] -= 1
             diff += 1
         i += 1
+    # a type of many firms among many of one left the total above the ask when the rounds ran
+    # out (21 asked, 31 run, without a word: atk75): the largest type gives up the rest (the
+    # ask is at least one per type, so one of them has more than one while the total is over)
+    while diff < 0:
+        j = max(range(len(counts)), key=lambda k: counts[k])
+        counts[j] -= 1
+        diff += 1
+    while diff > 0:
+        counts[order[0]] += 1
+        diff -= 1
     return counts
 
 

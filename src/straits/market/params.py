@@ -13,9 +13,10 @@ give only what it changes (mappings merge key by key, lists replace).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from straits.limits import MAX_DATE, MIN_DATE
 from straits.model.types import (
@@ -48,12 +49,57 @@ class Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def _a_number(v: Any) -> Any:
+    """A number written as one: pydantic read "0.05" as 0.05 and `true` as 1.0, while the raw
+    file that `--list-params`, `--set` and sweeps read kept the text (a traceback, a range
+    left out of sweeps; atk75). As in scenarios, a boolean is not a number."""
+    if isinstance(v, bool) or (v is not None and not isinstance(v, int | float)):
+        raise ValueError(f"got {type(v).__name__} {str(v)[:40]!r}, not a number")
+    return v
+
+
+Number = Annotated[float, BeforeValidator(_a_number)]
+Seed = Annotated[int, BeforeValidator(_a_number), Field(ge=0, le=2**63 - 1)]
+
+
+def _chip_key(chip_id: str) -> str:
+    from straits.catalog import catalog
+    from straits.errors import UnknownChipError
+
+    try:
+        return catalog().canonical(chip_id)
+    except UnknownChipError as exc:
+        raise ValueError(exc.detail) from None
+
+
+def _distinct(normal: Callable[[str], str], what: str) -> Callable[[Any], Any]:
+    """A mapping's keys, refused when two name the same thing (``sg`` and ``SG``): the model
+    kept the later, while `--list-params`, `--set` and sweeps addressed both (atk75)."""
+
+    def check(v: Any) -> Any:
+        if isinstance(v, dict):
+            seen: dict[str, str] = {}
+            for key in v:
+                try:
+                    n = normal(key) if isinstance(key, str) else None
+                except ValueError:
+                    continue  # the key's own error is named by its validation
+                if n is None:
+                    continue
+                if n in seen:
+                    raise ValueError(f"{seen[n]!r} and {key!r} are the same {what}: give it once")
+                seen[n] = key
+        return v
+
+    return check
+
+
 class Param(Strict):
     """One sourced number: ``value``, or a ``low``/``high`` range (midpoint used)."""
 
-    value: float | None = None
-    low: float | None = None
-    high: float | None = None
+    value: Number | None = None
+    low: Number | None = None
+    high: Number | None = None
     source: Annotated[str, Field(min_length=3, max_length=2000), AfterValidator(printable)]
     confidence: Confidence
     unpublished: bool = False
@@ -158,7 +204,9 @@ class ReferenceServer(Strict):
 
 
 class Supply(Strict):
-    countries: dict[Country, Country_] = Field(min_length=1, max_length=50)
+    countries: Annotated[
+        dict[Country, Country_], BeforeValidator(_distinct(str.upper, "country"))
+    ] = Field(min_length=1, max_length=50)
     pools: list[Pool] = Field(min_length=1, max_length=200)
     reference_server: ReferenceServer
     pue: Param
@@ -302,10 +350,10 @@ class Market(Strict):
     end: Month
     home: Country
     regime: Regime = "enacted"
-    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
+    seed: Seed = 0
     supply: Supply
     home_chips: list[HomeChip] = Field(min_length=1, max_length=50)
-    installed: dict[ChipId, Param]
+    installed: Annotated[dict[ChipId, Param], BeforeValidator(_distinct(_chip_key, "chip"))]
     """Home firms' installed chips in the first month (units)."""
     prices: Prices
     demand: Demand

@@ -21,6 +21,7 @@ from straits.market.accounting import record, trace_usage
 from straits.market.choices import Offer, asked_chip_hours, clear_rentals, logit_split, use_own
 from straits.market.efficiency import efficiency
 from straits.market.firms import Firms, make_firms
+from straits.market.loading import MarketError
 from straits.market.params import ACTION_OF, KINDS, Market, month_index, month_start
 from straits.market.purchases import orders
 from straits.market.result import MarketResult, MonthRecord, Usage
@@ -36,6 +37,7 @@ from straits.market.supply import (
 )
 from straits.model.request import DataFacts
 from straits.rules.engine import RuleSet, ruleset
+from straits.rules.est import REGIMES
 
 HOURS_PER_YEAR = 8760.0
 #: share (in log terms) of the gap to the utilisation markup a price closes in a month
@@ -128,6 +130,19 @@ def simulate(
     """Run the market month by month; deterministic for a given market, regime and seed."""
     regime = regime or m.regime
     seed = m.seed if seed is None else seed
+    # a library call gets the errors the CLI gives (atk75: a pydantic ValidationError, a
+    # ValueError, a TypeError), not whatever the first use of the value raises
+    if regime not in REGIMES:
+        raise MarketError(
+            f"unknown regime {regime!r}", path="regime", expected=" or ".join(REGIMES)
+        )
+    for name, value in (("seed", seed), ("firms", firms)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise MarketError(
+                f"{name} {value!r} is not an integer", path=name, expected="an integer"
+            )
+    if not 0 <= seed <= 2**63 - 1:
+        raise MarketError(f"seed {seed} is out of range", path="seed", expected="0 to 2^63-1")
     s = _setup(m, rules or ruleset(), regime, seed, firms, trace)
     return _run(s, seed)
 
@@ -342,7 +357,7 @@ def _run(s: Setup, seed: int) -> MarketResult:
                         pool.operator_hq,
                         pool.chip,
                         None,
-                        round(want),
+                        max(1, round(want)),  # a size is stated: 0 reads as "not given"
                     ),
                     month,
                 )

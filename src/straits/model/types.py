@@ -317,7 +317,7 @@ def _in_window(value: dt.date) -> dt.date:
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 #: what may follow the day: a zero time, in UTC if a zone is given (``T00:00:00Z``); another
 #: zone is another day's instant (``2025-04-09T00:00:00+14:00`` is 8 April in UTC)
-_ZERO_TIME = re.compile(r"(?:[T ]00:00(?::00(?:\.0+)?)?(?:Z|[+-]00(?::?00)?)?)?")
+_ZERO_TIME = re.compile(r"(?:[T ]00:00(?::00(?:\.0+)?)?(?:Z|[+-]00(?::?00)?)?)?", re.IGNORECASE)
 
 
 def _written_as_a_day(value: object) -> object:

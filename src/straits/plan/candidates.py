@@ -338,10 +338,14 @@ class Candidates:
         )
 
     def _other_orders_tpp(self, tenant_id: str, site: Site, pool: Pool) -> int:
-        """The TPP of every other order the plan may place for ``tenant_id`` on its date (each
-        pool's most chips, in any country, of any chip): an allowance per end user counts them
-        with this one, so a purchase split across sites is not judged piece by piece (atk71)."""
+        """The TPP of every other order of US-origin 3A090.a/.b chips (the items the AI
+        Diffusion allowance counts, as the catalog classifies them) the plan may place for
+        ``tenant_id`` on its date, each at its pool's most chips, in any country: an allowance
+        per end user counts them with this one, so a purchase split across sites is not judged
+        piece by piece (atk71). Chips the allowance does not count (H20, Ascend) are left out:
+        counted, they made a plan of 512 H100 buy H20 at 11x the cost (atk76)."""
         from straits.catalog import get_chip
+        from straits.catalog.export_class import classify_2023
 
         total = 0
         for other_site in self.sc.sites:
@@ -351,7 +355,9 @@ class Candidates:
                     continue
                 if buy.buyer is not None and buy.buyer != tenant_id:
                     continue
-                total += buy.max * math.ceil(get_chip(other.chip).tpp_upper)
+                chip = get_chip(other.chip)
+                if chip.origin == "US" and classify_2023(chip).cls in ("3A090.a", "3A090.b"):
+                    total += buy.max * math.ceil(chip.tpp_upper)
         return total
 
     def procurement(self, tenant_id: str, site: Site, pool: Pool) -> Decision:

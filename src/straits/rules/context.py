@@ -73,12 +73,13 @@ def build_context(req: CheckRequest, date: dt.date | None = None) -> dict[str, A
             "dpf_certified": req.site.dpf_certified,
         },
         "quantity": req.quantity,
-        "quantity_tpp": req.prior_tpp,
+        "quantity_tpp": 0,
+        "prior_tpp": req.prior_tpp,
     }
     if req.chip is not None:
         chip = get_chip(req.chip)
         ctx["chip"] = entity(f"{NS}::Chip", chip.id)
-        ctx["quantity_tpp"] = req.quantity * math.ceil(chip.tpp_upper) + req.prior_tpp
+        ctx["quantity_tpp"] = req.quantity * math.ceil(chip.tpp_upper)
     if req.data is not None:
         d = req.data
         ctx["data"] = {

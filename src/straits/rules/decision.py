@@ -183,7 +183,7 @@ class TemplateValues(dict[str, str]):
         if key.startswith("chip"):
             return _chip_values(r.chip).get(key, "?") if r.chip else "?"
         if key == "quantity_tpp" and r.chip:
-            return f"{r.quantity * math.ceil(get_chip(r.chip).tpp_upper) + r.prior_tpp:,}"
+            return f"{r.quantity * math.ceil(get_chip(r.chip).tpp_upper):,}"
         simple = {
             "tenant_hq": lambda: _country(r.tenant.hq),
             "site_country": lambda: _country(r.site.country),
@@ -191,6 +191,7 @@ class TemplateValues(dict[str, str]):
             "site": lambda: f"the site in {country_name(r.site.country)}",
             "date": lambda: r.date.isoformat(),
             "quantity": lambda: _count(r.quantity),
+            "prior_tpp": lambda: _count(r.prior_tpp),
         }
         if key in simple:
             return simple[key]()

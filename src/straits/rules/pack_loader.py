@@ -64,6 +64,7 @@ PLACEHOLDERS = (
     "date",
     "quantity",
     "quantity_tpp",
+    "prior_tpp",
     "data_origin",
     "data_subjects",
     "data_total_ytd",

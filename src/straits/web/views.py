@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from straits.errors import LedgerError, NotFoundError, RequestError
 from straits.model.scenario import Scenario
@@ -297,12 +297,23 @@ def ledger_lines(
         q = select(LedgerRow).order_by(number.desc()).limit(limit + 1)
         if before is not None and before <= MAX_ENTRY:  # above it: every entry is before it
             q = q.where(number < before)
+        above = None
         if not who.is_admin:
             q = q.where(LedgerRow.tenant == who.tenant)
+            if before is not None and before <= MAX_ENTRY:
+                # the tenant's lowest entry from ``before`` up (the page before this one's
+                # last): the numbers below it go on from it, so an entry deleted just below a
+                # page's end is a gap here, not on neither page (atk76)
+                above = s.scalar(
+                    select(func.min(LedgerRow.tenant_seq)).where(
+                        LedgerRow.tenant == who.tenant, LedgerRow.tenant_seq >= before
+                    )
+                )
         rows = list(s.scalars(q))
     if not who.is_admin:
         prove_entries(store, [Entry.from_row(r) for r in rows[:limit]], keys)
-        _no_gap(who.tenant, [int(r.tenant_seq) for r in rows[:limit]], len(rows) <= limit)
+        numbers = [int(r.tenant_seq) for r in rows[:limit]]
+        _no_gap(who.tenant, numbers, len(rows) <= limit, None if above is None else int(above))
     out = []
     for row in rows[:limit]:
         # an admin's page is not proven: a body not JSON, or nested thousands deep, is the
@@ -317,12 +328,16 @@ def ledger_lines(
     return out, more
 
 
-def _no_gap(tenant: str, numbers: list[int], last_page: bool) -> None:
-    """A tenant's page (newest first) whose numbers skip one, or the last page not ending at
+def _no_gap(tenant: str, numbers: list[int], last_page: bool, above: int | None = None) -> None:
+    """A tenant's page (newest first) whose numbers skip one (counted from ``above``, the
+    tenant's entry just above the page, where there is one), or the last page not ending at
     its entry 1: an entry of the tenant was deleted (atk69; ``store/removed.py``)."""
     from straits.store.removed import first_gap, tenant_removed
 
-    gap = first_gap(numbers, numbers[0], -1) if numbers else None
+    start = above - 1 if above is not None else (numbers[0] if numbers else 0)
+    gap = first_gap(numbers, start, -1) if numbers else None
+    if gap is None and above is not None and not numbers and above > 1:
+        gap = above - 1  # nothing below the page above, which is not entry 1
     if gap is None and last_page and numbers and numbers[-1] > 1:
         gap = 1  # every number below its lowest is missing
     if gap is not None:
