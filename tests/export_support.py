@@ -67,6 +67,17 @@ RUN_STEP = """step() {
 """
 
 
+def _containers(obj: Any) -> list[dict[str, Any]]:
+    """Every container spec under a Kubernetes object (however deeply nested)."""
+    if isinstance(obj, dict):
+        if "containers" in obj:
+            return list(obj["containers"])
+        return [c for v in obj.values() for c in _containers(v)]
+    if isinstance(obj, list):
+        return [c for v in obj for c in _containers(v)]
+    return []
+
+
 def offline_job(
     tmp_path: Path,
     srun: str,

@@ -22,6 +22,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from export_support import _containers
 from straits.export import export_input, exporter
 from straits.export.base import ExportInput
 from straits.export.names import NAME_MAX, distinct, label_value, tag, unique_names
@@ -221,16 +222,6 @@ def command_input(rules: RuleSet) -> ExportInput:
 @pytest.fixture(scope="module")
 def command_inp(rules: RuleSet) -> ExportInput:
     return command_input(rules)
-
-
-def _containers(obj: Any) -> list[dict[str, Any]]:
-    if isinstance(obj, dict):
-        if "containers" in obj:
-            return list(obj["containers"])
-        return [c for v in obj.values() for c in _containers(v)]
-    if isinstance(obj, list):
-        return [c for v in obj for c in _containers(v)]
-    return []
 
 
 # --- --image ----------------------------------------------------------------------------------

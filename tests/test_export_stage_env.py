@@ -20,13 +20,12 @@ import shlex
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from export_support import _docs, _tasks, demo, inp, offline_job
+from export_support import _containers, _docs, _tasks, demo, inp, offline_job
 from straits.export import exporter
 from straits.export.base import SERVE_PORT, ExportInput, StageJob
 from straits.export.slurm import TIME_MARGIN, SlurmExporter, last_seconds, slurm_site, split
@@ -61,16 +60,6 @@ def _slurm_envs(files: dict[str, str], job: StageJob) -> dict[str, str] | None:
 def _skypilot_envs(files: dict[str, str], job: StageJob) -> dict[str, str] | None:
     task = _tasks(files).get(job.name)
     return None if task is None else {k: str(v) for k, v in task["envs"].items()}
-
-
-def _containers(obj: Any) -> list[dict[str, Any]]:
-    if isinstance(obj, dict):
-        if "containers" in obj:
-            return list(obj["containers"])
-        return [c for v in obj.values() for c in _containers(v)]
-    if isinstance(obj, list):
-        return [c for v in obj for c in _containers(v)]
-    return []
 
 
 def _kubernetes_envs(files: dict[str, str], job: StageJob) -> dict[str, str] | None:

@@ -29,6 +29,7 @@ from straits.store.keys import Keys
 from straits.store.note import Signer
 from straits.store.tables import DecisionRow, PlanRow
 from test_api import Api
+from test_ledger_api import serve_with_key
 from test_ledger_cli import straits
 from test_rules_engine import DESIGN_REQUEST
 
@@ -85,12 +86,7 @@ def alter(url: str, sql: str) -> None:
 
 @pytest.fixture
 def api(db: str) -> Iterator[Api]:
-    store = Store(db)
-    app = create_app(store, settings=Settings(max_body_bytes=64 * 1024, max_time_limit=30))
-    app.state.ledger_keys = Keys(SIGNER)
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield Api(client, store)
-    store.close()
+    yield from serve_with_key(db, SIGNER)
 
 
 COPY_ID = "c0ffee00c0ffee00c0ffee00c0ffee00"

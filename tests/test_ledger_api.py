@@ -29,14 +29,19 @@ from test_rules_engine import DESIGN_REQUEST
 SIGNER = Signer.generate("straits.test/api-ledger")
 
 
-@pytest.fixture
-def api(db_url: str) -> Iterator[Api]:
+def serve_with_key(db_url: str, signer: Signer) -> Iterator[Api]:
+    """An API over ``db_url`` whose checkpoints ``signer`` signs (for a fixture to yield from)."""
     store = Store(db_url)
     app = create_app(store, settings=Settings(max_body_bytes=64 * 1024, max_time_limit=30))
-    app.state.ledger_keys = Keys(SIGNER)
+    app.state.ledger_keys = Keys(signer)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Api(client, store)
     store.close()
+
+
+@pytest.fixture
+def api(db_url: str) -> Iterator[Api]:
+    yield from serve_with_key(db_url, SIGNER)
 
 
 def record(api: Api, tenant: str, n: int = 1) -> list[int]:
