@@ -43,7 +43,7 @@ def test_an_entry_appended_mid_lookup_is_found_or_not_yet_made(
         n = 2  # the next entry, global or the tenant's
         real_head = checkpoints.tree_head_size
         real_execute: Any = None
-        appended = []
+        appended: list[bool] = []
 
         def append_now() -> None:
             if not appended:
