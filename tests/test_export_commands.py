@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from export_support import _containers
 from straits.errors import InputError
 from straits.export import exporter
 from straits.export.base import ExportInput
@@ -18,7 +19,7 @@ from straits.export.commands import parse as parse_run
 from straits.model.scenario import Scenario
 from straits.rules import RuleSet
 from test_cli import one_line_error, straits
-from test_export_names import _containers, _docs, command_input
+from test_export_names import _docs, command_input
 
 COMMANDS = [
     "echo $$ > /tmp/pid",  # the kubelet made `$$` one `$`
