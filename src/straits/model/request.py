@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from straits.model.scenario import Frozen, ModelSpec, sensitive_unknown_as_all
+from straits.model.scenario import Frozen, ModelSpec, personal_counts
 from straits.model.types import (
     Authorization,
     ChipId,
@@ -62,7 +62,12 @@ class DataFacts(Frozen):
     """Individuals already exported since 1 January of the previous year (2022 measures)."""
     prior_sensitive_since_last_year: People = 0
 
-    _sensitive_unknown = model_validator(mode="before")(sensitive_unknown_as_all)
+    @model_validator(mode="before")
+    @classmethod
+    def _personal_counts(cls, data: Any) -> Any:
+        """Counts not given read conservatively (:func:`personal_counts`): a personal
+        dataset of no stated size holds 1,000,000 individuals."""
+        return personal_counts(data)[0]
 
     @model_validator(mode="before")
     @classmethod

@@ -60,7 +60,7 @@ def make_plan(
             chosen = solver_named(solver, stages=stages)
         plan = chosen.solve(cand, goal, SolveContext(d, seed, on_progress, solver))
     _within_calendar(plan, scenario)
-    notes = (*plan.notes, *_below_target(plan, scenario), *_ignored(scenario))
+    notes = (*plan.notes, *_below_target(plan, scenario), *_ignored(scenario), *_assumed(scenario))
     return replace(plan, timings=d.to_json(), risk=scenario.risk, notes=notes)
 
 
@@ -71,6 +71,18 @@ def _ignored(sc: Scenario) -> list[str]:
         for w in sc.workloads
         for s in w.stages
         for f in s.ignored_fields()
+    ]
+
+
+def _assumed(sc: Scenario) -> list[str]:
+    """Personal datasets of no stated size, read at the highest count the rules look at."""
+    from straits.model.scenario import UNKNOWN_SUBJECTS
+
+    return [
+        f"dataset {d.id}: personal data with no `subjects` is read as {UNKNOWN_SUBJECTS:,} "
+        "individuals (conservative): give the count"
+        for d in sc.datasets
+        if d.subjects_assumed
     ]
 
 

@@ -18,13 +18,22 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from straits.model.request import CheckRequest, DataFacts, SiteFacts, TenantFacts, WeightsFacts
-from straits.model.scenario import Dataset, Frozen, Scenario, Site, Stage, Tenant, Workload
+from straits.model.scenario import (
+    UNKNOWN_SUBJECTS,
+    Dataset,
+    Frozen,
+    Scenario,
+    Site,
+    Stage,
+    Tenant,
+    Workload,
+)
 from straits.model.types import Authorization
 
 ACTION_OF_KIND = {"pretrain": "train", "finetune": "finetune", "serve": "serve"}
 #: individuals assumed when a serving stage does not say how many users' data it processes:
 #: the top CAC tier (conservative)
-UNKNOWN_USER_SUBJECTS = 1_000_000
+UNKNOWN_USER_SUBJECTS = UNKNOWN_SUBJECTS
 
 
 class Volume(NamedTuple):
