@@ -93,7 +93,7 @@ def export_needs(r: CheckRequest) -> list[Need]:
         if s in D5_MACAU:
             band = (
                 d >= D("2026-01-15")
-                and s in {"CN", "MO"}
+                and s in {"CN", "MO", "HK"}  # Hong Kong is China for the EAR (EO 13936)
                 and c.tpp_upper < 21000
                 and c.hbm_tbps.upper * 1000 < 6500
             )
@@ -279,7 +279,7 @@ EXPORT_ROWS: list[tuple[str, list[str], list[str]]] = [
     ("2025-05-15", ["H100-SXM", "H20", "B200", "Ascend-910B"], ["CN", "SG", "MY", "DE"]),
     ("2025-07-14", ["H100-SXM", "H20", "Ascend-910B"], ["SG", "MY", "CN"]),
     ("2025-08-11", ["H20", "H100-SXM"], ["CN", "HK", "SG"]),
-    ("2026-01-15", ["H200-SXM", "MI300X", "B200", "H20"], ["CN", "MO", "RU", "SG"]),
+    ("2026-01-15", ["H200-SXM", "MI300X", "B200", "H20"], ["CN", "HK", "MO", "RU", "SG"]),
 ]
 ALL_CHIPS = [c.id for c in catalog()]
 
