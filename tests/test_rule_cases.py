@@ -66,6 +66,7 @@ def test_annotations_match_the_condition(rule) -> None:  # type: ignore[no-untyp
 NO_BOUNDARY = {
     ("eu-gdpr-ch5-transfer", dt.date(2018, 5, 25)),
     ("eu-gdpr-adequacy", dt.date(2018, 5, 25)),
+    ("eu-gdpr-ch5-transfer-uk-2020", dt.date(2018, 5, 25)),
 }
 
 

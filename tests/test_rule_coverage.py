@@ -43,6 +43,7 @@ def _untestable() -> dict[tuple[str, str], str]:
     pre_2018 = "a date before the rule's first day (pre-2018: out of scope for the tables)"
     out[("eu-gdpr-ch5-transfer", 'context.date >= datetime("2018-05-25")')] = pre_2018
     out[("eu-gdpr-adequacy", 'context.date >= datetime("2018-05-25")')] = pre_2018
+    out[("eu-gdpr-ch5-transfer-uk-2020", 'context.date >= datetime("2018-05-25")')] = pre_2018
     out[("us-ear-entity-list", 'context.date >= datetime("1997-02-03")')] = pre_2018
     if all(c.datacenter for c in chips if c.origin == "US"):
         for rid in (

@@ -3,10 +3,10 @@
 The reading below is written from shared/reference/rules-timeline.md (and the conservative
 readings the packs state in @reading), not from the policies: the 3A090 tiers computed from a
 chip's TPP and performance density, the destinations and headquarters of each US rule by date,
-the CAC volume tiers of 2022 and 2024 and the mechanisms before them, GDPR adequacy and the
-EU-US Data Privacy Framework. Hypothesis draws requests, leaning on the edges (the day before,
-of and after each rule, each volume threshold and the numbers next to it); a disagreement fails
-with the request.
+the CAC volume tiers of 2022 and 2024 and the mechanisms before them, GDPR adequacy, the
+EU-US Data Privacy Framework, the EEA's outermost regions and the Brexit transition. Hypothesis
+draws requests, leaning on the edges (the day before, of and after each rule, each volume
+threshold and the numbers next to it); a disagreement fails with the request.
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ D4 = {"CN", "HK", "MO", "RU", "SA", "AE"}
 D5 = {"CN", "HK", "RU"}
 D5_MACAU = D5 | {"MO"}
 TIER1 = {"US", "DE", "JP", "GB", "FR"}
-EEA = {"DE", "FR", "NO"}
+EEA = {"DE", "FR", "NO", "RE", "AX"}  # with the outermost regions and Åland (TFEU Art. 355)
+#: under EU law until the end of the Brexit transition (Withdrawal Agreement Arts. 126-127)
+EU_UNTIL_2020 = {"GB", "GI"}
 ADEQUATE = {"JP", "CH", "GB"}
 EXPORT_COUNTRIES = ["CN", "HK", "MO", "RU", "VN", "SA", "AE", "SG", "MY", "US", "DE", "JP"]
 
@@ -181,7 +183,8 @@ def data_needs(r: CheckRequest) -> list[Need]:
                 elif total >= 100_000 or sensitive >= 1 or "sensitive_personal" in x.classes:
                     out.append((contract, "approval"))
     adequate = ADEQUATE - ({"JP"} if d < D("2019-01-23") else set())  # its decision's date
-    if x.origin in EEA and personal and d >= D("2018-05-25") and s not in EEA | adequate:
+    in_eu = EEA | (EU_UNTIL_2020 if d < D("2021-01-01") else set())
+    if x.origin in in_eu and personal and d >= D("2018-05-25") and s not in in_eu | adequate:
         covered = s == "US" and r.site.dpf_certified and d >= D("2023-07-10")
         if not covered:
             out.append(("gdpr-transfer-safeguard", "approval"))
@@ -318,6 +321,7 @@ def purchases(draw: st.DrawFn) -> CheckRequest:
 DATA_DATES = near(
     [
         "2018-05-25",
+        "2021-01-01",
         "2021-09-01",
         "2021-11-01",
         "2022-09-01",
@@ -346,8 +350,9 @@ DATA_ROWS: list[tuple[st.SearchStrategy[dt.date], list[str]]] = [
     (st.dates(D("2024-03-22"), D("2026-12-31")), ["CN"]),
     (_edge("2018-05-25"), ["DE", "FR", "NO"]),
     (_edge("2023-07-10"), ["DE", "FR", "NO"]),
-    (_edge("2019-01-23"), ["DE", "FR", "NO"]),  # Japan's adequacy decision
-    (DATA_DATES, ["CN", "DE", "FR", "NO", "CH", "US", "SG"]),
+    (_edge("2019-01-23"), ["DE", "FR", "NO", "GB"]),  # Japan's adequacy decision
+    (_edge("2021-01-01"), ["DE", "GB", "GI", "RE"]),  # the end of the Brexit transition
+    (DATA_DATES, ["CN", "DE", "FR", "NO", "RE", "AX", "GB", "GI", "CH", "US", "SG"]),
 ]
 
 
@@ -368,7 +373,9 @@ def transfers(draw: st.DrawFn) -> CheckRequest:
             ),
         )
     )
-    site = draw(st.sampled_from(["SG", "HK", "US", "US", "BR", "CN", "DE", "JP", "CH", "GB"]))
+    site = draw(
+        st.sampled_from(["SG", "HK", "US", "US", "BR", "CN", "DE", "JP", "CH", "GB", "GI", "RE"])
+    )
     auths = draw(
         NO_AUTHORIZATIONS
         | st.lists(
