@@ -23,6 +23,7 @@ import yaml
 from straits import safe_yaml
 from straits.errors import RequestError
 from straits.export.skypilot import ACCELERATORS, ENV_PLAN, ENV_STAGE, ENV_WORKLOAD
+from straits.export.tpu import chip_of_slice
 from straits.model.scenario import Scenario, Site
 from straits.model.types import MAX_CHIPS
 from straits.plan.recheck import PlanContext
@@ -218,7 +219,13 @@ def site_of(sc: Scenario, infra: str) -> Site | None:
 
 
 def chip_of(site: Site, accelerator: str) -> str | None:
+    """The chip of ``site``'s pool that ``accelerator`` names: the chip id, the pool's
+    ``skypilot_accelerator``, SkyPilot's name for a GPU, or a Cloud TPU slice of the chip
+    (``tpu-v4-128``: the export asks for a TPU as one slice of the planned chips)."""
+    tpu = chip_of_slice(accelerator)
     for pool in site.pools:
+        if tpu is not None and pool.chip == tpu:
+            return pool.chip
         named = pool.targets.skypilot_accelerator if pool.targets else None
         if accelerator.lower() in {
             pool.chip.lower(),

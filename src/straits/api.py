@@ -365,6 +365,16 @@ def export_files(
     results = ex.render(inp, targets, ordered=ordered)
     empty = [r for r in results if r.jobs == 0]
     if empty and (not asked_all or len(empty) == len(results)):
+        # a target whose mapped sites got stages it cannot run (a TPU count no slice has):
+        # its notes say why, where "no site is mapped" would send the user to the wrong field
+        refused = [r for r in empty if any(_mapped(j.planned.site, r.target) for j in inp.jobs)]
+        if refused:
+            raise InputError(
+                "no stage of the plan could be exported to "
+                + "; ".join(f"{r.target}: {' | '.join(r.notes)}" for r in refused),
+                path="PLAN",
+                expected="stages the target can run (each note names the field that decided)",
+            )
         sites = sorted({j.planned.site.id for j in inp.jobs})
         fields = "; ".join(f"{r.target}: {TARGET_FIELDS[r.target]}" for r in empty)
         raise InputError(
@@ -375,6 +385,12 @@ def export_files(
         )
     files = {k: v for r in results for k, v in r.files.items()}
     return inp, results, files
+
+
+def _mapped(site: Any, target: str) -> bool:
+    """Whether ``site`` has the mapping ``target`` needs (Karmada's is Kubernetes')."""
+    t = site.targets
+    return t is not None and getattr(t, "kubernetes" if target == "karmada" else target) is not None
 
 
 def export_summary(plan_id: str, out: str, inp: Any, results: list[Any]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from straits.export.names import image_reference, unique_names
 from straits.export.names import label_value as label_value
 from straits.export.names import unique_labels as unique_labels
 from straits.export.planned import refuse_unplannable
+from straits.export.tpu import TPU_SLICES
 from straits.model.scenario import Dataset, Pool, Scenario, Site, Workload
 from straits.plan.options import NODE
 from straits.plan.recheck import Placement, PlanContext
@@ -324,7 +325,10 @@ def replica_chips(
     """Chips of one serving replica of ``workload``'s model on ``chip`` (at most ``limit``),
     holding the KV cache of one request of ``context`` tokens as the estimator's replica does."""
     need = min_chips_serving(sc.workload(workload).model, catalog().get(chip), context)
-    return max(1, min(limit, _tensor_parallel(need)))
+    size = _tensor_parallel(need)
+    if chip in TPU_SLICES:  # a TPU replica is a whole slice (4 chips at least on v4)
+        size = TPU_SLICES[chip].at_least(need) or size
+    return max(1, min(limit, size))
 
 
 def _tensor_parallel(chips: int) -> int:

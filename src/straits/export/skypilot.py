@@ -42,6 +42,7 @@ from straits.export.base import (
     replica_chips,
 )
 from straits.export.names import LABEL_MAX, distinct
+from straits.export.tpu import is_tpu, slice_for
 from straits.plan.options import NODE
 
 #: catalog chip id -> the accelerator name SkyPilot's catalogs use
@@ -57,8 +58,9 @@ ACCELERATORS = {
     "MI300X": "MI300X",
     "Ascend-910B": "Ascend910B",
     "Ascend-910C": "Ascend910C",
-    "TPU-v4": "tpu-v4-8",
 }
+# TPU chips are not here: SkyPilot asks for a TPU as one slice named by its size
+# (straits.export.tpu), not as chips per node
 #: URI schemes SkyPilot mounts from object storage
 MOUNTABLE = ("s3://", "gs://", "r2://", "cos://", "oci://", "https://")
 ENV_PLAN, ENV_WORKLOAD, ENV_STAGE = "STRAITS_PLAN_ID", "STRAITS_WORKLOAD", "STRAITS_STAGE"
@@ -73,15 +75,39 @@ RENDEZVOUS = (
 
 
 def accelerator(choice: Choice) -> str:
+    """The name SkyPilot knows a GPU pool's chip by (a TPU's is its slice: :func:`tpu_slice`)."""
     t = choice.pool.targets
     if t is not None and t.skypilot_accelerator:
         return t.skypilot_accelerator
     return ACCELERATORS.get(choice.pool.chip, choice.pool.chip)
 
 
+def tpu_slice(choice: Choice, chips: int) -> tuple[str | None, str]:
+    """The slice of ``chips`` chips of a TPU pool, asked for once on one node (None and why
+    not when Cloud TPU has no slice of that size, or the pool's ``skypilot_accelerator`` names
+    another)."""
+    t = choice.pool.targets
+    return slice_for(choice.pool.chip, chips, t.skypilot_accelerator if t else None)
+
+
 def _infra(choice: Choice) -> str | None:
     sky = choice.site.targets.skypilot if choice.site.targets else None
     return sky.infra if sky else None
+
+
+def _field(inp: ExportInput, job: StageJob, c: Choice, override: bool) -> str:
+    """The field that decides a TPU choice's slice: the pool's ``skypilot_accelerator`` when
+    set, else the planned chips of the stage's assignment."""
+    if override:
+        i = next(i for i, s in enumerate(inp.scenario.sites) if s.id == c.site.id)
+        j = next(j for j, p in enumerate(c.site.pools) if p.chip == c.pool.chip)
+        return f"sites[{i}].pools[{j}].targets.skypilot_accelerator"
+    i = next(
+        i
+        for i, a in enumerate(inp.plan.get("assignments", ()))
+        if (a["workload"], a["stage"]) == (job.workload, job.stage)
+    )
+    return f"assignments[{i}].chips"
 
 
 class SkyPilotExporter:
@@ -108,24 +134,61 @@ class SkyPilotExporter:
                     "sites[].targets.skypilot mapping; left out of its resources"
                 )
                 continue
-            n = per_node
+            n, need = per_node, nodes  # chips per node, nodes this choice needs
+            r = job.replica_chips if job.serving else job.chips
             if job.serving and c is not job.planned:
                 # a replica of this chip's size (a smaller one on a bigger chip), holding the
                 # KV cache of one request as the planned replica does: without the context a
                 # 1M-token stage's replica was asked as half the chips it needs
                 r = replica_chips(inp.scenario, job.workload, c.pool.chip, context=context)
-                if -(-r // NODE) > nodes:
+                n, need = min(NODE, r), -(-r // NODE)
+            elif not job.serving:
+                need, n = job.layout(NODE)
+            if is_tpu(c.pool.chip):
+                # one slice of the chips (a replica's, serving) on one node: SkyPilot starts
+                # every host of a multi-host slice itself; on a task of more nodes it would
+                # launch a slice per node
+                acc, why = tpu_slice(c, r)
+                if acc is None:
                     notes.append(
-                        f"{job.workload}/{job.stage}: {c.label} needs replicas of {r} chips, "
-                        f"more than the task's {nodes} node(s); left out of its resources"
+                        f"{job.workload}/{job.stage}: {c.label}: {why}; left out of its resources"
                     )
                     continue
-                n = min(NODE, r)
-            out.append({"infra": infra, "accelerators": f"{accelerator(c)}:{n}"})
+                entry, fits = f"{acc}:1", nodes == 1
+            else:
+                entry = f"{accelerator(c)}:{n}"
+                # a replica may take fewer nodes than the task has; a training stage all of them
+                fits = need <= nodes if job.serving else need == nodes
+            if not fits:
+                if is_tpu(c.pool.chip):
+                    why = f"is one TPU slice on one node, and the task has {nodes} nodes"
+                elif job.serving:
+                    why = f"needs replicas of {r} chips, more than the task's {nodes} node(s)"
+                else:
+                    why = f"needs {need} node(s) of {n} chips, the task is one TPU slice"
+                notes.append(
+                    f"{job.workload}/{job.stage}: {c.label} {why}; left out of its resources"
+                )
+                continue
+            out.append({"infra": infra, "accelerators": entry})
         return out
 
     def task(self, inp: ExportInput, job: StageJob, notes: list[str]) -> dict[str, Any] | None:
-        if job.serving:
+        if is_tpu(job.planned.pool.chip):
+            # the planned chips (a replica's, serving) as one slice on one node, or no task:
+            # a count no slice has is a task SkyPilot cannot launch
+            chips = job.replica_chips if job.serving else job.chips
+            acc, why = tpu_slice(job.planned, chips)
+            if acc is None:
+                t = job.planned.pool.targets
+                named = bool(t and t.skypilot_accelerator)
+                notes.append(
+                    f"{job.workload}/{job.stage}: {_field(inp, job, job.planned, named)}: {why}; "
+                    "no task written" + ("" if named else " (plan the stage at a slice's chips)")
+                )
+                return None
+            nodes, per_node = 1, chips
+        elif job.serving:
             nodes, per_node = max(1, -(-job.replica_chips // NODE)), min(NODE, job.replica_chips)
         else:
             nodes, per_node = job.layout(NODE)

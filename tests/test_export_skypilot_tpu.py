@@ -1,0 +1,237 @@
+"""TPU stages on SkyPilot: one Cloud TPU slice of the planned chips, quantity 1, on one node.
+
+The export asked 64 TPU v4 chips as ``accelerators: tpu-v4-8:8`` on ``num_nodes: 8``, the GPU
+layout of 8 chips a node: SkyPilot's catalog offers each TPU slice with quantity 1 only, and a
+TPU Pod slice (``tpu-v4-128``: 64 chips, two TensorCores each) is one resource whose hosts
+SkyPilot starts itself."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from export_support import _tasks
+from straits.admission import chip_of
+from straits.export import export_input, exporter
+from straits.export.base import ExportResult
+from straits.export.tpu import TPU_SLICES, chip_of_slice, slice_for
+from straits.model.scenario import Scenario
+from straits.plan import make_plan
+from straits.rules import RuleSet
+
+SCENARIO: dict[str, Any] = {
+    "straits": 1,
+    "name": "tpu-1",
+    "date": "2025-06-01",
+    "tenants": [{"id": "t1", "hq": "US"}],
+    "sites": [
+        {
+            "id": "us-gcp",
+            "country": "US",
+            "operator_hq": "US",
+            "targets": {"skypilot": {"cloud": "gcp", "region": "us-central2"}},
+            "pools": [{"chip": "TPU-v4", "count": 256, "usd_per_chip_hour": 3.2}],
+        }
+    ],
+    "datasets": [
+        {
+            "id": "d1",
+            "tokens": 2.0e10,
+            "size_gb": 10,
+            "located_at": "us-gcp",
+            "origin": "US",
+            "classes": ["public"],
+        }
+    ],
+    "workloads": [
+        {
+            "id": "w",
+            "tenant": "t1",
+            "model": {"params": 1.0e9, "layers": 16, "d_model": 2048, "heads": 16, "seq_len": 2048},
+            "stages": [{"id": "pre", "kind": "pretrain", "datasets": ["d1"], "chips": 64}],
+        }
+    ],
+}
+H100_SITE = {
+    "id": "us-aws",
+    "country": "US",
+    "operator_hq": "US",
+    "targets": {"skypilot": {"cloud": "aws", "region": "us-east-1"}},
+    "pools": [{"chip": "H100-SXM", "count": 256, "usd_per_chip_hour": 9.0}],
+}
+
+
+def _scenario(chips: int = 64, **pool_targets: str) -> dict[str, Any]:
+    doc = copy.deepcopy(SCENARIO)
+    doc["workloads"][0]["stages"][0]["chips"] = chips
+    if pool_targets:
+        doc["sites"][0]["pools"][0]["targets"] = dict(pool_targets)
+    return doc
+
+
+def _export(doc: dict[str, Any], rules: RuleSet) -> ExportResult:
+    sc = Scenario.model_validate(doc)
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json()
+    assert not plan["unplaced"], plan["unplaced"]
+    inp = export_input(sc, plan, rules, plan_id="tpu-plan", run="python train.py")
+    return exporter("skypilot").render(inp)
+
+
+@pytest.mark.parametrize(
+    ("chips", "name"),
+    [
+        (4, "tpu-v4-8"),
+        (8, "tpu-v4-16"),
+        (16, "tpu-v4-32"),
+        (32, "tpu-v4-64"),
+        (64, "tpu-v4-128"),
+        (192, "tpu-v4-384"),  # 4x4x12: whole cubes, not a power of two
+        (2048, "tpu-v4-4096"),
+        (1, None),
+        (2, None),
+        (12, None),
+        (48, None),
+        (96, None),
+        (2112, None),
+        (4096, None),
+    ],
+)
+def test_tpu_v4_slices_count_tensorcores_and_exist_only_at_googles_sizes(
+    chips: int, name: str | None
+) -> None:
+    got, why = slice_for("TPU-v4", chips)
+    assert got == name
+    assert (why == "") == (name is not None)
+    if name is not None:
+        assert chip_of_slice(name) == "TPU-v4"
+        assert chip_of_slice(name.upper()) == "TPU-v4"
+    assert chip_of_slice(f"tpu-v4-{2 * chips}") == ("TPU-v4" if name else None)
+    assert TPU_SLICES["TPU-v4"].chips_ok(chips) == (name is not None)
+
+
+def test_chip_of_slice_refuses_what_is_no_v4_slice() -> None:
+    for acc in ("tpu-v4-96", "tpu-v4-7", "tpu-v4", "tpu-v5p-8", "H100", "tpu-v4-podslice"):
+        assert chip_of_slice(acc) is None, acc
+
+
+def test_64_tpu_v4_chips_are_one_tpu_v4_128_slice_on_one_node(rules: RuleSet) -> None:
+    r = _export(_scenario(), rules)
+    assert r.jobs == 1, r.notes
+    text = r.files["skypilot/w.pipeline.yaml"]
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    assert docs[0] == {"name": "w"}
+    task = docs[1]
+    assert task["num_nodes"] == 1
+    assert task["resources"] == {
+        "any_of": [{"infra": "gcp/us-central2", "accelerators": "tpu-v4-128:1"}]
+    }
+    assert not any("rounded up" in n for n in r.notes)
+
+
+def test_the_tpu_task_passes_skypilots_schema_and_parser(rules: RuleSet) -> None:
+    sky = pytest.importorskip("sky")
+    from sky.utils import common_utils, schemas
+
+    validate: Any = common_utils.validate_schema  # SkyPilot's functions are untyped
+    task = _tasks(_export(_scenario(), rules).files)["w-pre"]
+    validate(task, schemas.get_task_schema(), "task: ")  # type: ignore[no-untyped-call]
+    parsed = sky.Task.from_yaml_config(copy.deepcopy(task))
+    assert parsed.num_nodes == 1
+    (res,) = parsed.resources
+    assert res.accelerators == {"tpu-v4-128": 1}
+
+
+def test_a_count_no_slice_has_writes_no_task_and_names_the_field(rules: RuleSet) -> None:
+    r = _export(_scenario(48), rules)
+    assert r.jobs == 0 and not r.files
+    (note,) = r.notes
+    assert note.startswith("w/pre: assignments[0].chips: 48 TPU-v4 chips are no tpu-v4 slice")
+    assert "no task written" in note
+
+
+@pytest.mark.parametrize(
+    ("named", "accelerators", "jobs"),
+    [("tpu-v4", "tpu-v4-128:1", 1), ("TPU-v4-128", "tpu-v4-128:1", 1), ("tpu-v4-8", None, 0)],
+)
+def test_the_pools_skypilot_accelerator_is_a_prefix_or_the_planned_slice(
+    named: str, accelerators: str | None, jobs: int, rules: RuleSet
+) -> None:
+    """An override used to be written as given with the GPU layout: ``tpu-v4-8:8`` again."""
+    r = _export(_scenario(skypilot_accelerator=named), rules)
+    assert r.jobs == jobs, r.notes
+    if accelerators is None:
+        assert any(
+            n.startswith("w/pre: sites[0].pools[0].targets.skypilot_accelerator: 'tpu-v4-8'")
+            for n in r.notes
+        ), r.notes
+        return
+    task = _tasks(r.files)["w-pre"]
+    assert task["num_nodes"] == 1
+    assert task["resources"]["any_of"][0]["accelerators"] == accelerators
+
+
+@pytest.mark.parametrize("h100_price", [9.0, 0.5])
+def test_gpu_and_tpu_options_do_not_share_a_task_of_another_node_count(
+    h100_price: float, rules: RuleSet
+) -> None:
+    """SkyPilot's ``num_nodes`` is per task: 64 H100s are 8 nodes, 64 TPU v4 chips one slice
+    on one node; an alternative of the other layout is left out, with a note."""
+    doc = _scenario()
+    doc["sites"].append(copy.deepcopy(H100_SITE))
+    doc["sites"][1]["pools"][0]["usd_per_chip_hour"] = h100_price
+    r = _export(doc, rules)
+    task = _tasks(r.files)["w-pre"]
+    (only,) = task["resources"]["any_of"]
+    if h100_price > 3.2:  # the TPU is planned
+        assert (task["num_nodes"], only["accelerators"]) == (1, "tpu-v4-128:1")
+        assert any("us-aws/H100-SXM needs 8 node(s)" in n for n in r.notes), r.notes
+    else:
+        assert (task["num_nodes"], only["accelerators"]) == (8, "H100:8")
+        assert any("us-gcp/TPU-v4 is one TPU slice on one node" in n for n in r.notes), r.notes
+
+
+def test_a_tpu_serving_replica_is_a_whole_slice(rules: RuleSet) -> None:
+    """A 1B model's replica fits one chip; the smallest v4 slice is 4 chips (v4-8)."""
+    doc = _scenario()
+    doc["workloads"][0]["stages"].append(
+        {"id": "chat", "kind": "serve", "after": ["pre"], "chips": 16, "days": 2}
+    )
+    r = _export(doc, rules)
+    assert r.jobs == 2, r.notes
+    svc = yaml.safe_load(r.files["skypilot/w-chat.service.yaml"])
+    assert svc["num_nodes"] == 1
+    assert svc["resources"]["any_of"][0]["accelerators"] == "tpu-v4-8:1"
+    assert svc["service"]["replicas"] == 4
+    assert svc["envs"]["STRAITS_REPLICA_CHIPS"] == "4"
+
+
+def test_the_admission_hook_maps_a_slice_back_to_the_tpu_pool() -> None:
+    sc = Scenario.model_validate(_scenario())
+    site = sc.site("us-gcp")
+    assert chip_of(site, "tpu-v4-128") == "TPU-v4"
+    assert chip_of(site, "tpu-v4-96") is None  # no slice of 48 chips
+
+
+def test_the_cli_refuses_a_tpu_count_no_slice_has_naming_the_field(tmp_path: Path) -> None:
+    f = tmp_path / "tpu.yaml"
+    f.write_text(yaml.safe_dump(_scenario(48)))
+    out = tmp_path / "out"
+    args = ["export", str(f), "--to", "skypilot", "-o", str(out), "--run", "python train.py"]
+    p = subprocess.run(
+        [sys.executable, "-m", "straits", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "1000"},
+        timeout=300,
+    )
+    assert p.returncode == 2, p.stderr
+    assert "assignments[0].chips: 48 TPU-v4 chips are no tpu-v4 slice" in p.stderr
+    assert "no site of the plan is mapped" not in p.stderr
+    assert not out.exists()
