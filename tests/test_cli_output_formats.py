@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from straits.cli.output import to_yaml
@@ -77,3 +78,31 @@ def test_serve_on_a_taken_port_fails_before_touching_the_database(tmp_path: Path
     r = run("serve", "--host", "no-such-host.invalid", "--db", f"sqlite:///{db}")
     assert r.returncode == 2 and r.stderr.startswith("error: --host:"), r.stderr
     assert not db.exists()
+
+
+def test_rules_test_yaml_is_the_document_its_json_is() -> None:
+    """A case's request holds dates (`date: 2025-06-01` in its pack): `-o yaml` wrote them as
+    YAML dates, which a reader gets back as dates where the JSON has strings."""
+    as_json = run("rules", "test", "-o", "json")
+    as_yaml = run("rules", "test", "-o", "yaml")
+    assert as_json.returncode == as_yaml.returncode == 0, as_json.stderr + as_yaml.stderr
+    doc = json.loads(as_json.stdout)
+    assert any("date" in c["request"] for c in doc["cases"])  # the cases that showed it
+    assert yaml.safe_load(as_yaml.stdout) == doc
+
+
+def test_every_yaml_document_is_its_json_document(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`emit` writes the JSON document as YAML: dates and tuples come back as the JSON reader
+    gets them."""
+    import datetime as dt
+
+    from straits.cli import output
+
+    doc = {"day": dt.date(2025, 6, 1), "at": dt.datetime(2025, 6, 1, 12), "pair": (1, "2")}
+    out: list[str | bytes] = []
+    monkeypatch.setattr(output, "write_stdout", out.append)
+    output.emit(doc, "yaml")
+    output.emit(doc, "json")
+    as_yaml, as_json = (str(x) for x in out)
+    assert yaml.safe_load(as_yaml) == json.loads(as_json)
+    assert yaml.safe_load(as_yaml)["day"] == "2025-06-01"

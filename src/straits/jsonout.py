@@ -44,6 +44,12 @@ def dumps(data: Any, *, indent: int | None = 2) -> str:
         ) from exc
 
 
+def json_types(data: Any) -> Any:
+    """``data`` as a reader of its JSON gets it back (a date as its ISO string, a tuple as a
+    list): what a document must hold for its YAML to be the same document as its JSON."""
+    return json.loads(dumps(data, indent=None))
+
+
 def first_non_finite(data: Any, path: str = "$") -> str | None:
     """The JSON path of the first NaN or infinity in ``data`` (None when every number is
     finite)."""

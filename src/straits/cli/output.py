@@ -43,9 +43,13 @@ def output_format(output: str | None, json_out: bool = False, also: tuple[str, .
 
 
 def emit(doc: Any, fmt: Format) -> None:
-    """Print a document as JSON or YAML (tables are each command's own)."""
+    """Print a document as JSON or YAML (tables are each command's own). The YAML is of the
+    document the JSON is: ``rules test -o yaml`` wrote a case's request dates as YAML dates
+    (``date: 2025-06-01``), strings in its JSON."""
     if fmt == "yaml":
-        write_stdout(to_yaml(doc, ascii_only=not stdout_is_utf8()))
+        from straits.jsonout import json_types
+
+        write_stdout(to_yaml(json_types(doc), ascii_only=not stdout_is_utf8()))
     else:
         print_json(doc)
 

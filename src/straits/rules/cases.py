@@ -39,6 +39,7 @@ from typing import Any
 from pydantic import Field
 
 from straits.errors import InputError, PackError
+from straits.jsonout import json_types
 from straits.loading import validate_as
 from straits.model.request import CheckRequest
 from straits.model.scenario import Frozen
@@ -100,8 +101,8 @@ class CaseResult:
             "name": self.case.name,
             "ok": self.ok,
             "problems": list(self.problems),
-            "request": self.case.raw_request,
-            "expected": self.case.expect.model_dump(exclude_none=True),
+            "request": json_types(self.case.raw_request),  # as read: YAML dates are dates
+            "expected": self.case.expect.model_dump(mode="json", exclude_none=True),
             "actual": self.actual.to_json(),
         }
 
