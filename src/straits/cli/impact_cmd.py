@@ -28,6 +28,7 @@ from straits.cli.common import (
     set_quiet,
     state,
 )
+from straits.cli.dates import DATE_FORMATS, check_date
 from straits.errors import InputError, StraitsError
 
 EXIT_AFFECTED = 4
@@ -35,7 +36,7 @@ EXIT_AFFECTED = 4
 
 def impact(
     date: dt.datetime = typer.Option(
-        ..., "--date", formats=["%Y-%m-%d"], help="Re-check as of this date (YYYY-MM-DD)."
+        ..., "--date", formats=DATE_FORMATS, help="Re-check as of this date (YYYY-MM-DD)."
     ),
     regime: Regime = typer.Option(
         None, "--regime", help="Re-check under this regime (default: each plan's own)."
@@ -89,7 +90,7 @@ def impact(
     set_quiet(quiet)
     try:
         fmt = output_format(output, json_out)
-        _check_date(date.date())
+        check_date(date)
         if plan_refs:  # they choose among recorded plans: --plan names the plans itself
             refuse_unread(
                 ("tenant", "all_plans"), when="with --plan", expected="--plan, or --tenant/--all"
@@ -143,19 +144,6 @@ def impact(
             show(doc)
     if exit_code and any(d.get("blocking") for d in answer["plans"]):
         raise typer.Exit(EXIT_AFFECTED)
-
-
-def _check_date(day: dt.date) -> None:
-    """--date lies where every date Straits plans lies: 0001-01-01 was read as the plan's own
-    date without a word, 9999-12-31 was refused only after each plan was re-planned."""
-    from straits.limits import MAX_DATE, MIN_DATE
-
-    if not MIN_DATE <= day <= MAX_DATE:
-        raise InputError(
-            f"{day.isoformat()} is outside the dates Straits plans for",
-            path="--date",
-            expected=f"a date from {MIN_DATE.isoformat()} to {MAX_DATE.isoformat()}",
-        )
 
 
 def _impact_here(

@@ -35,6 +35,7 @@ from straits.cli.common import (
     set_quiet,
     state,
 )
+from straits.cli.dates import DATE_FORMATS, check_date
 from straits.errors import InputError, StraitsError
 from straits.plan.deadline import Deadline
 from straits.plan.registry import SOLVER_NAMES, objective_help, solver_help
@@ -195,7 +196,7 @@ def plan(
     date: dt.datetime = typer.Option(
         None,
         "--date",
-        formats=["%Y-%m-%d"],
+        formats=DATE_FORMATS,
         help="With --recheck: as of this date (default: today, UTC).",
     ),
     quiet: bool = QuietOption,
@@ -488,7 +489,7 @@ def _recheck(
     doc = source.document
     assert doc is not None
     note(f"[dim]read {esc(source.label)}[/dim]")
-    day = date.date() if date is not None else dt.datetime.now(dt.UTC).date()
+    day = check_date(date) if date is not None else dt.datetime.now(dt.UTC).date()
     result = impact(doc.id, doc.scenario, doc.plan, rs, date=day, regime=regime, replan=False)
     if fmt != "table":
         emit(result.to_json(), fmt)

@@ -27,6 +27,7 @@ from straits.cli.common import (
     state,
     working,
 )
+from straits.cli.dates import DATE_FORMATS, check_date
 from straits.errors import InputError, RequestError, StraitsError
 
 if TYPE_CHECKING:
@@ -47,13 +48,6 @@ PacksOption = typer.Option(
     help="A directory of candidate packs (repeatable), loaded over the shipped "
     "packs and --rules: a pack with the name of a loaded one replaces it.",
 )
-
-
-def _date(value: str, name: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise RequestError(f"{value!r} is not a date", path=name, expected="YYYY-MM-DD") from None
 
 
 def _window(r: Rule | dict[str, Any]) -> str:
@@ -80,7 +74,9 @@ def _local_only(what: str) -> None:
 
 @app.command("list")
 def list_rules(
-    date: str = typer.Option(None, "--date", help="Only rules in force on this date."),
+    date: dt.datetime = typer.Option(
+        None, "--date", formats=DATE_FORMATS, help="Only rules in force on this date (YYYY-MM-DD)."
+    ),
     regime: Regime = typer.Option("enacted", "--regime", help="enacted | ai-diffusion."),
     pack: list[str] = typer.Option(None, "--pack", help="Only these packs (repeatable)."),
     json_out: bool = JsonOption,
@@ -90,7 +86,7 @@ def list_rules(
     """List the rules, or those in force on --date under --regime."""
     try:
         fmt = output_format(output, json_out)
-        day = _date(date, "--date") if date is not None else None
+        day = check_date(date) if date is not None else None
         if state.server_url:
             from straits.cli.remote import client
 
@@ -109,7 +105,7 @@ def list_rules(
         return
     from rich.table import Table
 
-    title = f"{len(selected)} rules" + (f" in force on {date} ({regime})" if date else "")
+    title = f"{len(selected)} rules" + (f" in force on {day} ({regime})" if day else "")
     t = Table(title=title, title_justify="left")
     t.add_column("rule", no_wrap=True)
     t.add_column("effect")
@@ -210,9 +206,14 @@ def packs(
 
 @app.command("diff")
 def diff(
-    first: str = typer.Argument(None, metavar="[DATE1]", help="The earlier date."),
-    second: str = typer.Argument(
-        None, metavar="[DATE2]", help="The later date (omit with --vs to compare regimes)."
+    first: dt.datetime = typer.Argument(
+        None, metavar="[DATE1]", formats=DATE_FORMATS, help="The earlier date (YYYY-MM-DD)."
+    ),
+    second: dt.datetime = typer.Argument(
+        None,
+        metavar="[DATE2]",
+        formats=DATE_FORMATS,
+        help="The later date (omit with --vs to compare regimes).",
     ),
     regime: Regime = typer.Option(
         "enacted", "--regime", help="Regime for both dates, or the first regime with --vs."
@@ -250,7 +251,7 @@ def diff(
                 expected="rules diff DATE1 DATE2 | DATE1 --vs REGIME | --packs DIR [--base DIR]",
             )
         rs = _rules(rules)
-        d1 = _date(first, "DATE1")
+        d1 = check_date(first, "DATE1")
         if vs is not None:
             if second is not None:
                 raise RequestError("give one date with --vs, or two dates without it")
@@ -261,7 +262,7 @@ def diff(
                     "give a second date, or --vs REGIME",
                     expected="rules diff DATE1 DATE2 | DATE1 --vs REGIME",
                 )
-            result = rules_diff(rs.rules, (d1, regime), (_date(second, "DATE2"), regime))
+            result = rules_diff(rs.rules, (d1, regime), (check_date(second, "DATE2"), regime))
     except InputError as exc:
         fail(exc)
         return
@@ -381,8 +382,11 @@ def test(
 
 @app.command("replay")
 def replay(
-    since: str = typer.Option(
-        ..., "--since", help="Replay the entries recorded on or after this date (YYYY-MM-DD)."
+    since: dt.datetime = typer.Option(
+        ...,
+        "--since",
+        formats=DATE_FORMATS,
+        help="Replay the entries recorded on or after this date (YYYY-MM-DD).",
     ),
     candidate: list[Path] = PacksOption,
     tenant: str = typer.Option(None, "--tenant", help="Only this tenant's entries."),
@@ -420,7 +424,7 @@ def replay(
     try:
         fmt = output_format(output, json_out)
         _local_only("replay")
-        day = _date(since, "--since")
+        day = check_date(since, "--since")
         store = open_store(db, existing=True)
         if verify:
             with working("verifying the ledger before replaying it"):
