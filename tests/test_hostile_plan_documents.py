@@ -78,6 +78,10 @@ MUTATIONS: list[tuple[str, str, Any, tuple[str, ...]]] = [
     ("escape-in-id", "id", "ab\x1b[2Jcd", ("id",)),
     ("newline-in-id", "id", "ab\ntouch PWNED\n#", ("id",)),
     ("space-in-id", "id", "ab cd", ("id",)),
+    # figures a report showed as they were written (atk87): "$-5", a high end below the cost
+    ("assignment-cost-negative", "assignments.0.cost_usd", -5.0, ("assignments[0].cost_usd",)),
+    ("total-negative", "total_cost_usd", -5.0, ("total_cost_usd",)),
+    ("high-below-cost", "total_cost_usd_high", 1.0, ("total_cost_usd_high",)),
 ]
 #: (id, change to the whole document, words the error carries): plans that contradict
 #: themselves or their scenario
@@ -101,6 +105,12 @@ EDITS: list[tuple[str, Any, tuple[str, ...]]] = [
         "unplaced-unknown-workload",
         lambda d: {**d, "unplaced": [{"workload": "nope", "stage": "sft"}]},
         ("unplaced[0]", "no stage"),
+    ),
+    # "0 of 3 stages placed, none unplaced" beside the plan's cost (atk87)
+    (
+        "stages-dropped",
+        lambda d: {**d, "assignments": []},
+        ("unplaced", "neither placed nor unplaced"),
     ),
 ]
 COMMANDS: dict[str, list[str]] = {

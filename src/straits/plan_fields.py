@@ -83,6 +83,9 @@ Instant = Annotated[StrictStr, AfterValidator(_iso_instant)]
 Day = Annotated[StrictStr, AfterValidator(_iso_date)]
 Figure = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-MAX_FIGURE, le=MAX_FIGURE)]
 Count = Annotated[StrictInt, Field(ge=0, le=10**12)]
+#: a figure no plan writes below 0 (dollars, hours): an edited `cost_usd: -5` was a report's
+#: "$-5"
+Amount = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0.0, le=MAX_FIGURE)]
 Text = Annotated[StrictStr, AfterValidator(printable)]
 
 
@@ -100,15 +103,15 @@ class _Assignment(_Open):
     end: Instant
     # figures every plan writes as numbers: a plan of an older version may lack them, but a
     # null is no figure (the report, --show, --recheck and export summed it: a TypeError)
-    hours: Figure = 0.0
-    chip_hours: Figure = 0.0
-    cost_usd: Figure = 0.0
-    compute_usd: Figure = 0.0
-    egress_usd: Figure = 0.0
-    capex_usd: Figure = 0.0
-    penalty_usd: Figure = 0.0
-    transfer_hours: Figure = 0.0
-    late_hours: Figure = 0.0
+    hours: Amount = 0.0
+    chip_hours: Amount = 0.0
+    cost_usd: Amount = 0.0
+    compute_usd: Amount = 0.0
+    egress_usd: Amount = 0.0
+    capex_usd: Amount = 0.0
+    penalty_usd: Amount = 0.0
+    transfer_hours: Amount = 0.0
+    late_hours: Amount = 0.0
     mfu: Figure = 0.0
     bought: StrictBool = False
     # null where they do not apply (no grid intensity; a serving stage has no interval)
@@ -216,8 +219,8 @@ class PlanInput(_Open):
     risk: Literal["p50", "p90"] | None = None
     rules_digest: Text | None = None
     objective_unit: Text | None = None
-    total_cost_usd: Figure | None = None
-    penalty_usd: Figure | None = None
+    total_cost_usd: Amount | None = None
+    penalty_usd: Amount | None = None
     makespan_hours: Figure | None = None
     energy_mwh: Figure | None = None
     tco2e: Figure | None = None
@@ -227,7 +230,7 @@ class PlanInput(_Open):
     objective_value: Figure | None = None
     bound_value: Figure | None = None
     baseline_value: Figure | None = None
-    total_cost_usd_high: Figure | None = None
+    total_cost_usd_high: Amount | None = None
     bound_unplaced: Count | None = None
     baseline_unplaced: Count | None = None
     diagnosis: list[_Diagnosis] = []

@@ -230,6 +230,7 @@ def read_document(data: Any, label: str, text: str | None = None) -> PlanDocumen
             expected="the document as `straits plan` printed it (to use an "
             "edited plan as a new one, delete its `id` and `digest`)",
         )
+    _check_totals(body, label)
     _check_references(body, scenario, label)
     plan_id = data.get("id")
     if plan_id is not None and not (isinstance(plan_id, str) and PLAN_ID.fullmatch(plan_id)):
@@ -280,6 +281,21 @@ def _check_plan_fields(plan: Mapping[str, Any], label: str, text: str | None) ->
     from straits.plan_fields import PlanInput
 
     validate_as(PlanInput, plan, source=label, text=text)
+
+
+def _check_totals(plan: Mapping[str, Any], label: str) -> None:
+    """The high end of the cost a report shows beside the plan's cost is not below it (the
+    fields are typed already): an edited document showed "$13.04M up to $1" (atk87). Totals
+    are not held to the assignments' sum, so an edited plan (the docs invite it) need not be
+    re-added by hand."""
+    low, high = plan.get("total_cost_usd"), plan.get("total_cost_usd_high")
+    if low is not None and high is not None and high < low - 0.01:
+        raise InputError(
+            f"{high:,.2f} is below total_cost_usd ({low:,.2f})",
+            source=label,
+            path="total_cost_usd_high",
+            expected="at least total_cost_usd (the estimates' high end costs at least the plan)",
+        )
 
 
 def _check_references(plan: Mapping[str, Any], sc: Scenario, label: str) -> None:
@@ -340,6 +356,15 @@ def _check_references(plan: Mapping[str, Any], sc: Scenario, label: str) -> None
                 expected="each stage either placed once or unplaced once",
             )
         unplaced.add(key)
+    for w in sc.workloads:
+        for st in w.stages:
+            if (w.id, st.id) not in placed and (w.id, st.id) not in unplaced:
+                raise InputError(
+                    f"stage {w.id}/{st.id} of the plan's scenario is neither placed nor unplaced",
+                    source=label,
+                    path="unplaced",
+                    expected="each stage either placed once or unplaced once",
+                )
 
 
 # --- a recorded plan as a document ---------------------------------------------------------------
