@@ -60,6 +60,20 @@ MUTATIONS: list[tuple[str, str, Any, tuple[str, ...]]] = [
     ("assignment-no-zone", "assignments.0.end", "2025-09-25", ("assignments[0].end",)),
     ("assignment-year-1", "assignments.0.start", "0001-01-01T00:00:00Z", ("assignments[0].start",)),
     ("assignment-year-9999", "assignments.0.end", "9999-12-31T23:59:59Z", ("assignments[0].end",)),
+    # an offset that takes the time out of Python's years: astimezone raised OverflowError, a
+    # traceback here and a 500 on the API (hostile pass atk79)
+    (
+        "assignment-before-year-1-in-utc",
+        "assignments.0.start",
+        "0001-01-01T00:00:00+01:00",
+        ("assignments[0].start", "outside the dates Straits plans"),
+    ),
+    (
+        "assignment-after-year-9999-in-utc",
+        "assignments.0.end",
+        "9999-12-31T23:59:59-01:00",
+        ("assignments[0].end", "outside the dates Straits plans"),
+    ),
     ("date-9999", "date", "9999-12-31", ("date",)),
     ("diagnosis-stage-number", "diagnosis.0.stage", 5, ("diagnosis[0].stage",)),
     ("diagnosis-workload-list", "diagnosis.0.workload", [], ("diagnosis[0].workload",)),

@@ -42,6 +42,20 @@ MIN_DATE = dt.date(2000, 1, 1)
 MAX_DATE = dt.date(2100, 12, 31)
 
 
+def as_utc(t: dt.datetime) -> dt.datetime:
+    """``t`` in UTC (a time with no zone is taken as UTC), or a ValueError where it has none
+    there: a time given with an offset that moves it before year 1 or past year 9999
+    (``0001-01-01T00:00:00+01:00``, ``9999-12-31T23:59:59-01:00``), for which
+    ``astimezone`` raised OverflowError, a 500 on the API and a traceback in the CLI. Every
+    time a user gives is put in UTC through this."""
+    if t.tzinfo is None:
+        return t.replace(tzinfo=dt.UTC)
+    try:
+        return t.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError(f"{t.isoformat()} is before year 1 or after year 9999 in UTC") from None
+
+
 #: the largest input cap ``STRAITS_MAX_INPUT_BYTES`` may set (inputs are read into memory)
 MAX_MAX_INPUT_BYTES = 1 << 40
 

@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from straits.limits import MAX_DATE, MIN_DATE
+from straits.limits import MAX_DATE, MIN_DATE, as_utc
 from straits.model.types import printable
 
 #: the largest figure a plan document may carry (dollars, hours, kWh...): beyond any plan a
@@ -60,8 +60,13 @@ def _iso_instant(text: str) -> str:
     if t.tzinfo is None:
         raise ValueError(f"{text!r} has no time zone (expected UTC, such as 2025-06-01T00:00:00Z)")
     # up to the end of the last day: the planner lets a stage end at 2101-01-01T00:00:00Z (the
-    # end of 2100-12-31), and its plan, written so, was refused on reading back
-    if t.astimezone(dt.UTC).date() < MIN_DATE or t > _CALENDAR_END:
+    # end of 2100-12-31), and its plan, written so, was refused on reading back; a time whose
+    # offset takes it out of Python's years (0001-01-01T00:00:00+01:00) is outside them too
+    try:
+        utc = as_utc(t)
+    except ValueError:
+        utc = None
+    if utc is None or utc.date() < MIN_DATE or utc > _CALENDAR_END:
         raise ValueError(f"{text!r} is outside the dates Straits plans ({MIN_DATE} to {MAX_DATE})")
     return text
 

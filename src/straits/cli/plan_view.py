@@ -15,6 +15,7 @@ from rich.text import Text
 
 from straits.cli.common import amount, duration, money
 from straits.cli.explain import hanging, reason_line
+from straits.limits import as_utc
 
 Doc = Mapping[str, Any]
 
@@ -22,8 +23,7 @@ Doc = Mapping[str, Any]
 def _instant(text: str) -> dt.datetime:
     """A plan's time in UTC, whatever offset its document wrote it with (the table's times
     are UTC, unlabelled)."""
-    t = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    return t.astimezone(dt.UTC) if t.tzinfo else t.replace(tzinfo=dt.UTC)
+    return as_utc(dt.datetime.fromisoformat(str(text).replace("Z", "+00:00")))
 
 
 def _when(year: int, t: dt.datetime) -> str:

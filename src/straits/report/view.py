@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from straits.estimate.interval import RISKS
+from straits.limits import as_utc
 from straits.model.scenario import Scenario
 from straits.report.geo import MapView, map_view
 from straits.report.usage import PoolView, pool_views
@@ -182,7 +183,7 @@ def in_utc(plan: dict[str, Any]) -> dict[str, Any]:
     def utc(text: object) -> object:
         if not isinstance(text, str):
             return text
-        t = _day(text).astimezone(dt.UTC)
+        t = as_utc(_day(text))
         return t.isoformat(timespec="seconds" if not t.microsecond else "auto")[:-6] + "Z"
 
     assigned = plan.get("assignments") or []

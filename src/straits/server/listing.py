@@ -15,6 +15,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import defer
 
 from straits.errors import LedgerError, RequestError
+from straits.limits import as_utc
 from straits.store.db import Store
 from straits.store.keys import Keys
 from straits.store.ledger import Entry
@@ -64,13 +65,6 @@ class PlanFilter:
     scenario: str | None = None
     since: dt.datetime | None = None
     until: dt.datetime | None = None
-
-
-def _aware(t: dt.datetime) -> dt.datetime:
-    """``t`` in UTC (no zone: UTC). SQLite keeps times as UTC text, compared as text: an
-    instant in another zone was compared by its wall clock (atk70: `since=...+05:00` matched
-    no plan of the last five hours)."""
-    return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
 
 
 def list_plans(
@@ -177,14 +171,25 @@ def plan_row(store: Store, ref: str, tenant: str | None = None) -> PlanRow | Non
 
 
 def parse_instant(value: str | None, name: str) -> dt.datetime | None:
-    """A query parameter that is a date or an ISO-8601 time (UTC when it has no zone)."""
+    """A query parameter that is a date or an ISO-8601 time, in UTC (UTC when it has no zone):
+    SQLite keeps times as UTC text, compared as text, and an instant in another zone was
+    compared by its wall clock (atk70: `since=...+05:00` matched no plan of the last five
+    hours)."""
     if value is None:
         return None
     try:
         if len(value) == 10:
             return dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.UTC)
-        return _aware(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
+        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise RequestError(
             f"{value!r} is not a date or time", path=name, expected="YYYY-MM-DD or an ISO-8601 time"
+        ) from None
+    try:
+        return as_utc(t)
+    except ValueError:  # 9999-12-31T23:59:59-23:59: an OverflowError, a 500
+        raise RequestError(
+            f"{value!r} is before year 1 or after year 9999 in UTC",
+            path=name,
+            expected="a time from 0001-01-01 to 9999-12-31 in UTC",
         ) from None
