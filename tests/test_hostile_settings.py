@@ -96,6 +96,8 @@ def test_a_garbage_input_cap_is_exit_2_naming_it(
         ("STRAITS_PLAN_LEASE_S", "nan"),
         ("STRAITS_QUEUE_TIMEOUT_S", "0"),
         ("STRAITS_BODY_TIMEOUT_S", "garbage"),
+        ("STRAITS_WRITE_TIMEOUT_S", "inf"),
+        ("STRAITS_WRITE_TIMEOUT_S", "0"),
         ("STRAITS_POLICY_DATE", "2025-02-30"),
     ],
 )

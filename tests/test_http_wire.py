@@ -7,6 +7,7 @@ traceback in the log."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import subprocess
@@ -274,6 +275,78 @@ def test_over_max_connections_the_answer_is_a_problem_with_retry_after(tmp_path:
         assert answers(raw)[0][1]["retry-after"] == "2"
         time.sleep(0.3)
         assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+
+
+def _get_healthz(port: int) -> tuple[socket.socket, bytes]:
+    """A keep-alive ``GET /healthz`` on a connection of its own: the connection, still open
+    unless the server closed it, and the answer."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    raw = b""
+    while not _whole(raw) and (chunk := s.recv(65536)):
+        raw += chunk
+    return s, raw
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("limit", [1, 3])
+def test_max_connections_serves_that_many(tmp_path: Path, limit: int) -> None:
+    """N-1 connections held, the Nth is served and the (N+1)th refused: it served N-1, and
+    `--max-connections 1` answered every request 503 (hostile pass atk79)."""
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    with served(db, log=tmp_path / "c.log", args=("--max-connections", str(limit))) as url:
+        port = int(urlsplit(url).port or 0)
+        held = [socket.create_connection(("127.0.0.1", port)) for _ in range(limit - 1)]
+        try:
+            time.sleep(0.3)  # the server has taken them
+            nth, raw = _get_healthz(port)
+            held.append(nth)
+            assert [status for status, _, _ in answers(raw)] == [200]
+            over, raw = _get_healthz(port)
+            held.append(over)
+            assert one_problem(raw, 503)["instance"] == "/healthz"
+        finally:
+            for c in held:
+                c.close()
+
+
+@pytest.mark.slow
+def test_a_client_that_never_reads_its_answers_is_dropped(tmp_path: Path) -> None:
+    """Clients that pipeline requests for a large file and never read the answers held their
+    connections for ever (the header, body and keep-alive deadlines do not run while an answer
+    is written): two kept `--max-connections 2` full. A client that takes none of the waiting
+    bytes within STRAITS_WRITE_TIMEOUT_S is dropped (hostile pass atk79)."""
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    log = tmp_path / "w.log"
+    with served(
+        db,
+        log=log,
+        env={"STRAITS_WRITE_TIMEOUT_S": "1"},
+        args=("--max-connections", "2", "--log-level", "info"),
+    ) as url:
+        port = int(urlsplit(url).port or 0)
+        held = []
+        try:
+            for _ in range(2):
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.connect(("127.0.0.1", port))
+                s.sendall(b"GET /static/swagger-ui-bundle.js HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+                held.append(s)
+            deadline = time.monotonic() + 60  # generous: the timeout is 1 s
+            while httpx.get(f"{url}/healthz", timeout=5).status_code != 200:
+                assert time.monotonic() < deadline, "the slow readers still hold the server"
+                time.sleep(0.5)
+            for s in held:  # what the server sent, then its reset: closed (else a timeout)
+                s.settimeout(30)
+                with contextlib.suppress(ConnectionResetError):
+                    while s.recv(1 << 20):
+                        pass
+        finally:
+            for s in held:
+                s.close()
+    assert log.read_text().count("took none of its answer for 1 s") == 2
+    assert "Traceback" not in log.read_text()
 
 
 def _through(app: Any, target: bytes, method: str = "GET", host: bytes = b"x") -> list[Any]:

@@ -7,6 +7,14 @@ protocol closes a connection whose request headers are not complete ``header_tim
 after it opened or after its previous response. Slow bodies are cut by the app's body timeout
 (``BodyLimit``, 408).
 
+A client that sends its requests and never reads the answers (or reads them a byte a minute)
+held its connection for ever as well: none of those deadlines runs while an answer is being
+written, and the write waits for the client. So once the answer's bytes back up (the transport
+pauses writing) or a connection closes with bytes not yet sent, the client has
+``write_timeout`` seconds (``STRAITS_WRITE_TIMEOUT_S``, 30) to take some of them, again and
+again; one that takes none in that time is dropped (the socket aborted: a close waits for the
+bytes to be sent). Three such clients kept ``--max-connections 3`` full for minutes.
+
 It also answers what h11 refuses (a malformed request line or header, a bad ``Content-Length``
 or chunk size, no ``Host``) with problem+json instead of uvicorn's ``text/plain`` "Invalid
 HTTP request received.", and refuses, before any route runs:
@@ -48,6 +56,9 @@ from straits.store.audit import loggable
 MAX_HEAD_BYTES = 64 * 1024
 #: seconds a refused client may go on sending before its connection is closed
 LINGER_S = 2.0
+#: seconds a client may take none of an answer's waiting bytes before its connection is
+#: dropped (``Settings.write_timeout_s``, ``STRAITS_WRITE_TIMEOUT_S``)
+WRITE_TIMEOUT_S = 30.0
 
 
 class _Connection(h11.Connection):
@@ -87,7 +98,10 @@ def _check(request: h11.Request) -> None:
 
 class HeaderDeadlineProtocol(H11Protocol):
     header_timeout: float = 10.0
+    write_timeout: float = WRITE_TIMEOUT_S
     _header_timer: asyncio.TimerHandle | None = None
+    _write_timer: asyncio.TimerHandle | None = None
+    _unsent = 0  # bytes waiting to be sent when the write timer was armed
     _lingering = False
     _socket: asyncio.Transport
 
@@ -100,9 +114,16 @@ class HeaderDeadlineProtocol(H11Protocol):
         self._app, self.app = self.app, self._bounded
 
     async def _bounded(self, scope: Any, receive: Any, send: Any) -> None:
-        # uvicorn counted the tasks before adding this request's; here it is one of them
+        # uvicorn counted the tasks before adding this request's, and this connection is one
+        # of ``connections`` (added in connection_made): with ``>=`` over both, N allowed
+        # connections served N-1, and --max-connections 1 none. A pipelined request's task
+        # starts before its predecessor's, done, leaves ``tasks``: only those running count
         if self._limit is not None and (
-            len(self.connections) >= self._limit or len(self.tasks) > self._limit
+            len(self.connections) > self._limit
+            or (
+                len(self.tasks) > self._limit
+                and sum(not task.done() for task in self.tasks) > self._limit
+            )
         ):
             self.logger.warning("Exceeded concurrency limit.")
             await problem(
@@ -165,6 +186,7 @@ class HeaderDeadlineProtocol(H11Protocol):
             self._socket.write_eof()  # the answer, then FIN; the client's EOF closes it
         self.flow.resume_reading()
         self.loop.call_later(LINGER_S, self._socket.close)
+        self._watch_writes()  # the answer is sent, or the client dropped
 
     def _close(self) -> None:
         """Close the connection; while the client is still sending a request's body (a 413
@@ -175,10 +197,46 @@ class HeaderDeadlineProtocol(H11Protocol):
             self._close_after_reading()
         else:
             self._socket.close()
+            self._watch_writes()  # a close waits for the bytes not yet sent
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
         super().connection_lost(exc)
+        self._disarm()
+        self._unwatch_writes()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._watch_writes()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()  # the client took bytes: its time starts again
+        self._unwatch_writes()
+        if self._socket.is_closing():
+            self._watch_writes()
+
+    def _watch_writes(self) -> None:
+        """Give the client ``write_timeout`` seconds to take some of the bytes waiting to be
+        sent, if any wait (and it has not got them already)."""
+        if self._write_timer is None and self._socket.get_write_buffer_size() > 0:
+            self._unsent = self._socket.get_write_buffer_size()
+            self._write_timer = self.loop.call_later(self.write_timeout, self._write_expired)
+
+    def _unwatch_writes(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
+    def _write_expired(self) -> None:
+        self._write_timer = None
+        unsent = self._socket.get_write_buffer_size()
+        if 0 < unsent < self._unsent:  # it took some: as long again for the rest
+            self._watch_writes()
+        elif unsent:
+            self.logger.info(
+                "dropping a connection whose client took none of its answer for %g s",
+                self.write_timeout,
+            )
+            self._socket.abort()
 
     def handle_events(self) -> None:
         before = self.cycle
@@ -227,8 +285,11 @@ class _ClosingAfterBody:
         return self._owner._lingering or self._transport.is_closing()
 
 
-def protocol(header_timeout: float) -> type[Any]:
-    """The protocol class, with ``header_timeout`` seconds for the headers."""
+def protocol(header_timeout: float, write_timeout: float = WRITE_TIMEOUT_S) -> type[Any]:
+    """The protocol class, with ``header_timeout`` seconds for the headers and
+    ``write_timeout`` for a client to take some of an answer's waiting bytes."""
     return type(
-        "HeaderDeadlineProtocol", (HeaderDeadlineProtocol,), {"header_timeout": header_timeout}
+        "HeaderDeadlineProtocol",
+        (HeaderDeadlineProtocol,),
+        {"header_timeout": header_timeout, "write_timeout": write_timeout},
     )

@@ -48,6 +48,9 @@ class Settings:
     body_timeout_s: float = 30.0
     """a request body must arrive within this many seconds, else 408
     (STRAITS_BODY_TIMEOUT_S)"""
+    write_timeout_s: float = 30.0
+    """a client must take some of an answer's waiting bytes within this many seconds, else
+    its connection is dropped (STRAITS_WRITE_TIMEOUT_S; server/protocol.py)"""
     lease_s: float = 30.0
     """a plan's worker renews its lease this often at the latest; a job whose lease runs out
     is resumed by another worker (STRAITS_PLAN_LEASE_S)"""
@@ -71,6 +74,7 @@ class Settings:
             plan_workers=_env_int("STRAITS_PLAN_WORKERS", cls.plan_workers, 0, 64),
             policy_date=_env_date("STRAITS_POLICY_DATE"),
             body_timeout_s=_env_float("STRAITS_BODY_TIMEOUT_S", cls.body_timeout_s),
+            write_timeout_s=_env_float("STRAITS_WRITE_TIMEOUT_S", cls.write_timeout_s),
             # as `worker --lease`: a lease shorter than the keeper's beat (1 s) ran out under
             # a live worker, which reaped its own running job and planned it again
             lease_s=_env_float("STRAITS_PLAN_LEASE_S", cls.lease_s, *LEASE_RANGE_S),
