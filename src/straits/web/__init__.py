@@ -84,6 +84,24 @@ def asset(name: str) -> tuple[bytes, str, str]:
     return body, media, '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
 
 
+#: one entity tag of an If-None-Match list: its opaque part, weak or strong
+_ENTITY_TAG = re.compile(r'\s*(?:W/)?("[^"]*")\s*(?:,|$)')
+
+
+def none_match(values: list[str], etag: str) -> bool:
+    """Whether ``If-None-Match`` (its header lines, ``values``) matches ``etag``, as RFC 9110
+    13.1.2 says: ``*``, or ``etag`` in its comma-separated list by weak comparison (``W/`` on
+    either side ignored). Only one strong tag, given alone, matched: a browser or proxy that
+    revalidates with ``W/"..."`` or a list of tags got the whole file again."""
+    opaque = etag.removeprefix("W/")
+    for value in values:
+        if value.strip() == "*":
+            return True
+        if opaque in _ENTITY_TAG.findall(value):
+            return True
+    return False
+
+
 _INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.S)
 
 
@@ -128,7 +146,7 @@ def mount_console(app: FastAPI) -> None:
             "Cache-Control": "public, max-age=86400",
             "X-Content-Type-Options": "nosniff",
         }
-        if request.headers.get("if-none-match") == etag:
+        if none_match(request.headers.getlist("if-none-match"), etag):
             return Response(status_code=304, headers=headers)
         return Response(body, media_type=media, headers=headers)
 

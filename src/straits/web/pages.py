@@ -7,7 +7,6 @@ only from this server, no inline script), and every POST a CSRF token (``session
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Query, Request
@@ -17,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from straits.errors import AuthError, BusyError, InputError, NotFoundError
 from straits.model.types import Regime
 from straits.server.plan_routes import borrowed_rules
-from straits.server.query import refuse_nul, refuse_repeated
+from straits.server.query import IsoDate, refuse_nul, refuse_repeated
 from straits.web import actions, session, views
 from straits.web.session import Signed
 from straits.web.submit import MAX_SCENARIO_BYTES, new_form_id
@@ -234,7 +233,7 @@ async def plan_compare(request: Request, plan_id: str) -> Response:
 async def plan_whatif(
     request: Request,
     plan_id: str,
-    date: Annotated[dt.date | None, Query()] = None,
+    date: Annotated[IsoDate | None, Query()] = None,  # YYYY-MM-DD: 86400 was 1970-01-02
     i: Annotated[int | None, Query(ge=0, le=100_000)] = None,
     regime: Annotated[Regime | None, Query()] = None,
 ) -> Response:
@@ -462,7 +461,7 @@ async def receipt(request: Request, seq: int) -> Response:
 @router.get("/rules")
 async def rules_page(
     request: Request,
-    date: Annotated[dt.date | None, Query()] = None,
+    date: Annotated[IsoDate | None, Query()] = None,  # YYYY-MM-DD: 86400 was 1970-01-02
     regime: Annotated[Regime, Query()] = "enacted",
 ) -> Response:
     from straits import api
