@@ -33,6 +33,17 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory) -> None:
         os.environ.pop(var, None)
 
 
+@pytest.fixture(autouse=True)
+def _signed_record(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each test's log gets its own record of what the signing key signed
+    (``STRAITS_LEDGER_SIGNED``; subprocesses inherit it): tests share key files across their
+    databases, which for the signer are different logs under one key, a fork it refuses to
+    sign. Tests of the record beside the key unset it."""
+    monkeypatch.setenv("STRAITS_LEDGER_SIGNED", str(tmp_path_factory.mktemp("signed") / "rec"))
+
+
 @pytest.fixture(scope="session")
 def rules() -> RuleSet:
     return ruleset()

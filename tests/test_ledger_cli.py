@@ -261,9 +261,12 @@ def test_receipts_verify_offline_with_only_the_public_key(
     assert missing.returncode == 2 and "no ledger entry 40" in missing.stderr
 
 
-def test_a_witness_catches_a_split_view(tmp_path: Path, keyfile: Path) -> None:
+def test_a_witness_catches_a_split_view(
+    tmp_path: Path, keyfile: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The log shows party A one history and party B another (two copies of the database
-    diverging after entry 4, both signed with the log's key)."""
+    diverging after entry 4, both signed with the log's key: an operator who holds the key
+    can, throwing away the record its signer keeps of what it signed)."""
     a_db, b_db = tmp_path / "a.db", tmp_path / "b.db"
     fill(f"sqlite:///{a_db}", 4)
     shutil.copy(a_db, b_db)
@@ -273,6 +276,7 @@ def test_a_witness_catches_a_split_view(tmp_path: Path, keyfile: Path) -> None:
     for name, db in (("a", a_db), ("b", b_db)):
         for size in ("4", "7"):
             out = tmp_path / f"{name}-{size}"
+            monkeypatch.setenv("STRAITS_LEDGER_SIGNED", str(tmp_path / f"signed-{name}{size}"))
             if size == "4":
                 db4 = tmp_path / f"{name}-4.db"
                 shutil.copy(b_db if name == "b" else a_db, db4)

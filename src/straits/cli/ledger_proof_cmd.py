@@ -106,7 +106,7 @@ def register(app: typer.Typer) -> None:
             keys = keys_from(key, pubkey)
             store = open_store(db, existing=True)
             if keys.signer is not None:
-                cp = checkpoints.issue(store, keys.signer, keys.verifiers)
+                cp = checkpoints.issue(store, keys.signer, keys.verifiers, keys.record)
             else:
                 found = checkpoints.latest(store, keys)
                 if found is None:

@@ -307,7 +307,7 @@ def ledger_checkpoint(
                 instance=request.url.path,
                 expected="a server started with STRAITS_LEDGER_KEY",
             )
-        cp = checkpoints.issue(store, keys.signer, keys.verifiers)
+        cp = checkpoints.issue(store, keys.signer, keys.verifiers, keys.record)
     else:
         found = checkpoints.latest(store, keys)
         if found is None:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from straits.errors import InputError, LedgerError
-from straits.store import merkle, tree
+from straits.store import signed_record, tree
 from straits.store.db import Store
 from straits.store.keys import Keys
 from straits.store.merkle import EMPTY_ROOT
@@ -106,72 +107,84 @@ def open_row(row: LedgerCheckpoint, keys: Keys) -> SignedCheckpoint:
     return cp
 
 
-def issue(store: Store, signer: Signer, verifiers: tuple[Verifier, ...] = ()) -> SignedCheckpoint:
+def issue(
+    store: Store,
+    signer: Signer,
+    verifiers: tuple[Verifier, ...] = (),
+    record: Path | None = None,
+) -> SignedCheckpoint:
     """Sign the current tree head (or return the latest checkpoint if the log has not grown
-    since). The tree is not re-verified here; ``ledger verify`` does that. The latest stored
-    checkpoint, which the head must extend, is trusted only if ``signer`` or one of
-    ``verifiers`` (earlier keys of the log) signed it: a row the database writer inserted
-    would otherwise have the log sign the history it rewrote."""
+    since). The tree is not re-verified here; ``ledger verify`` does that.
+
+    The head must extend what this key signed before, which the database writer can hide (a
+    checkpoint row deleted, or its ``size`` lowered): so the signer's own ``record`` of the
+    last checkpoint it signed, outside the database (:mod:`straits.store.signed_record`), is
+    checked first and written before the new checkpoint is stored; without one, every stored
+    checkpoint a trusted key signed is checked. The latest stored checkpoint (by size and by
+    row id) must also be signed by ``signer`` or one of ``verifiers`` (earlier keys of the
+    log) and be extended by the head: a row the database writer inserted would otherwise have
+    the log sign the history it rewrote."""
     trust = Keys(signer, verifiers)
     with store.write() as s:
         head = tree_head(s)
-        last = latest_row(s)
-        opened = open_row(last, trust) if last is not None else None  # before trusting its size
-        if last is not None and last.size == head.size and last.origin == signer.name:
-            if last.root != head.root.hex():
-                raise LedgerError(
-                    f"the log of {head.size} entries no longer has the root "
-                    f"checkpoint #{last.id} signed: it was rewritten; refusing "
-                    "to sign a second root for the same size",
-                    head.size,
-                )
-            assert opened is not None
-            return opened
-        if last is not None and last.size > head.size:
-            raise LedgerError(
-                f"checkpoint #{last.id} was signed at {last.size} entries but "
-                f"the log has {head.size}: entries were removed; refusing to "
-                "sign a smaller log",
-                head.size + 1,
-            )
-        if last is not None and opened is not None and last.size:
-            _extends(s, opened, last, head)
-        cp = Checkpoint(signer.name, head.size, head.root)
+        signed = signed_record.read(record, trust.trusted) if record is not None else None
+        if signed is not None:
+            what = f"the checkpoint this key last signed ({record})"
+            signed_record.check_extends(s, signed, head.size, head.root, what)
+        elif record is not None:  # no record yet: what the database holds is checked whole
+            signed_record.check_stored(s, trust.trusted, head.size, head.root)
+        rows = _latest_rows(s)
+        opened = [(row, open_row(row, trust)) for row in rows]  # before trusting their sizes
+        for row, stored in opened:
+            signed_record.check_extends(s, stored, head.size, head.root, f"checkpoint #{row.id}")
+        if (
+            signed is not None
+            and signed.checkpoint.size == head.size
+            and signed.checkpoint.origin == signer.name
+        ):
+            _store_once(s, signed, signer)  # signed, but its row was deleted or never stored
+            return signed
+        for row, stored in opened:
+            if row.size == head.size and row.origin == signer.name:
+                return stored
+        new = Checkpoint(signer.name, head.size, head.root)
         try:
-            note = sign_checkpoint(cp, signer)
+            note = sign_checkpoint(new, signer)
         except NoteError as exc:
             raise InputError(str(exc), path="--key") from None
+        made = SignedCheckpoint(new, note, signer.verifier)
+        if record is not None:
+            signed_record.write(record, made)  # before the signature leaves the signer
+        _store_once(s, made, signer)
+        return made
+
+
+def _latest_rows(s: Session) -> list[LedgerCheckpoint]:
+    """The stored checkpoint of the largest size and the one stored last (the same row, unless
+    a size column was edited to hide the latest)."""
+    t = LedgerCheckpoint.__table__
+    by_id: Any = s.execute(select(t).order_by(t.c.id.desc()).limit(1)).first()
+    by_size = latest_row(s)
+    rows = [r for r in (by_size, cast(LedgerCheckpoint | None, by_id)) if r is not None]
+    return rows[:1] if len(rows) == 2 and rows[0].id == rows[1].id else rows
+
+
+def _store_once(s: Session, cp: SignedCheckpoint, signer: Signer) -> None:
+    t = LedgerCheckpoint.__table__
+    c = cp.checkpoint
+    found = s.execute(
+        select(t.c.id).where(t.c.size == c.size, t.c.root == c.root_hex, t.c.note == cp.note)
+    ).first()
+    if found is None:
         s.add(
             LedgerCheckpoint(
-                size=cp.size,
-                root=cp.root_hex,
-                origin=cp.origin,
+                size=c.size,
+                root=c.root_hex,
+                origin=c.origin,
                 key_id=f"{signer.verifier.id:08x}",
-                note=note,
+                note=cp.note,
             )
         )
-        return SignedCheckpoint(cp, note, signer.verifier)
-
-
-def _extends(s: Session, cp: SignedCheckpoint, last: LedgerCheckpoint, head: TreeHead) -> None:
-    """The stored tree extends the latest checkpoint (a consistency proof, ``O(log n)``
-    nodes), or ``LedgerError``: signing it would put the log's own signature on a fork."""
-    try:
-        p = tree.proofs(s, consistencies=[(cp.checkpoint.size, head.size)])
-        merkle.verify_consistency(
-            cp.checkpoint.size,
-            head.size,
-            cp.checkpoint.root,
-            head.root,
-            p.consistency(cp.checkpoint.size, head.size),
-        )
-    except (merkle.ProofError, tree.MissingNodeError, ValueError):
-        raise LedgerError(
-            f"the log of {head.size} entries does not extend checkpoint "
-            f"#{last.id} ({last.size} entries): its history was rewritten; "
-            "refusing to sign it (`straits ledger verify` shows where)",
-            None,
-        ) from None
 
 
 def latest(store: Store, keys: Keys, *, min_size: int = 0) -> SignedCheckpoint | None:
@@ -193,7 +206,7 @@ def covering(store: Store, keys: Keys, size: int) -> SignedCheckpoint:
     ):
         return cp
     if keys.signer is not None:
-        return issue(store, keys.signer, keys.verifiers)
+        return issue(store, keys.signer, keys.verifiers, keys.record)
     raise NoCheckpointError(
         f"no signed checkpoint covers entry {size} yet, and no "
         "signing key is configured to issue one",

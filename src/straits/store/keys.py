@@ -172,6 +172,8 @@ class Keys:
 
     signer: Signer | None = None
     verifiers: tuple[Verifier, ...] = ()
+    #: the signer's own record of the last checkpoint it signed (:mod:`.signed_record`)
+    record: Path | None = None
 
     @property
     def trusted(self) -> list[Verifier]:
@@ -187,6 +189,8 @@ class Keys:
 
 def configured(key: str | Path | None = None, pubkeys: list[str] | None = None) -> Keys:
     """The keys named by the options, else by the environment (empty values are unset)."""
+    from straits.store import signed_record
+
     # named after where the key came from: `straits serve` has no --key, and its errors
     # named one (the option's name was chosen after the variable had filled ``key``)
     key_option = "--key" if key else KEY_ENV
@@ -198,7 +202,8 @@ def configured(key: str | Path | None = None, pubkeys: list[str] | None = None) 
     else:
         pub_option = "--pubkey"
     signer = load_signer(key, key_option) if key else None
-    return Keys(signer, tuple(load_verifier(p, pub_option) for p in pubkeys))
+    record = signed_record.record_path(key) if key else None
+    return Keys(signer, tuple(load_verifier(p, pub_option) for p in pubkeys), record)
 
 
 def write_keys(path: Path, signer: Signer, *, force: bool = False) -> Path:
