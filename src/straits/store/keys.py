@@ -188,7 +188,10 @@ class Keys:
 
 
 def configured(key: str | Path | None = None, pubkeys: list[str] | None = None) -> Keys:
-    """The keys named by the options, else by the environment (empty values are unset)."""
+    """The keys named by the options, else by the environment (empty values are unset).
+    ``STRAITS_LEDGER_PUBKEY`` and each ``--pubkey`` may name several verifier keys (the log's
+    earlier keys, after rotations): separated by whitespace, commas or newlines, or a file
+    holding one key a line."""
     from straits.store import signed_record
 
     # named after where the key came from: `straits serve` has no --key, and its errors
@@ -202,8 +205,77 @@ def configured(key: str | Path | None = None, pubkeys: list[str] | None = None) 
     else:
         pub_option = "--pubkey"
     signer = load_signer(key, key_option) if key else None
+    verifiers: list[Verifier] = []
+    for p in pubkeys:
+        for v in load_verifiers(p, pub_option):
+            if v not in verifiers:
+                verifiers.append(v)
     record = signed_record.record_path(key) if key else None
-    return Keys(signer, tuple(load_verifier(p, pub_option) for p in pubkeys), record)
+    return Keys(signer, tuple(verifiers), record)
+
+
+def load_verifiers(spec: str, option: str = "--pubkey") -> list[Verifier]:
+    """One or more verifier keys: a ``.pub`` file (one key a line; blank lines and lines
+    starting with ``#`` are skipped), or keys and files separated by whitespace, commas or
+    newlines (a key's name may hold a comma: a word that is a key or a file is not split)."""
+    text = spec.strip()
+    if Path(text).is_file():
+        from straits.fileio import hold
+
+        hold(text, "a public key this command reads", key=True)
+        lines = [
+            line.strip()
+            for line in _read(Path(text), "ledger public key", option).splitlines()
+            if line.strip() and not line.strip().startswith("#")
+        ]
+        if len(lines) > 1:
+            for line in lines:
+                if Path(line).is_file():  # a list of keys, not of files
+                    raise InputError(
+                        f"a line of the public key file names a file ({line})",
+                        source=text,
+                        path=option,
+                        expected="one verifier key NAME+KEYID+BASE64 a line",
+                    )
+            return [_as_verifier(line, text, option) for line in lines]
+        return [load_verifier(text, option)]
+    words: list[str] = []
+    for word in text.split():
+        if Path(word).is_file() or _parses(word) or "," not in word:
+            words.append(word)
+        else:
+            words.extend(w for w in word.split(",") if w)
+    if not words:
+        return [load_verifier(text, option)]  # the error of an empty key
+    out: list[Verifier] = []
+    for word in words:
+        out.extend(
+            load_verifiers(word, option) if Path(word).is_file() else [load_verifier(word, option)]
+        )
+    return out
+
+
+def _parses(word: str) -> bool:
+    try:
+        Verifier.parse(word)
+    except NoteError:
+        return False
+    return True
+
+
+def _as_verifier(line: str, source: str, option: str) -> Verifier:
+    """One line of a public key file: a verifier key (a signer key refused as ever)."""
+    if line.startswith("PRIVATE+"):
+        return load_verifier(line, option)  # its refusal
+    try:
+        return Verifier.parse(line)
+    except NoteError as exc:
+        raise InputError(
+            str(exc),
+            source=source,
+            path=option,
+            expected="one verifier key NAME+KEYID+BASE64 a line",
+        ) from None
 
 
 def write_keys(path: Path, signer: Signer, *, force: bool = False) -> Path:
