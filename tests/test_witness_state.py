@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from straits.errors import InputError
 from straits.store import witness_state
 from straits.store.note import Checkpoint, Signer, sign_checkpoint
 from test_ledger_cli import straits
@@ -187,3 +188,46 @@ def test_a_failed_write_keeps_the_old_state(
     split = straits(*witness(path, signer, later))  # the first checkpoint was kept
     assert split.returncode == 1
     assert json.loads(split.stdout)["checkpoints"][0]["status"] == "split-view"
+
+
+def _items(sizes: range, note: str = "n") -> list[dict[str, Any]]:
+    return [{**ITEM, "size": n, "root": f"{n:064x}", "note": note} for n in sizes]
+
+
+def test_the_state_keeps_a_bounded_number_of_checkpoints(tmp_path: Path, signer: Signer) -> None:
+    """Each accepted checkpoint was kept forever: after ~39,000 the witness wrote a state over
+    the 16 MiB it reads back, and refused it on every later run (atk78 D2). A state of the old
+    kind, longer than kept now, is still read, and compacted when written."""
+    path = tmp_path / "w.json"
+    seen = _items(range(1, 3001))
+    latest = seen[-1]
+    path.write_text(state({ORIGIN: {"seen": seen, "latest": latest}}))
+    keep = witness_state.KEEP_SEEN
+    s = witness_state.read_state(path)  # an old state, longer than what is kept now
+    witness_state.write_state(path, s)
+    log = witness_state.read_state(path)["logs"][ORIGIN]
+    assert len(log["seen"]) == keep and log["latest"] == latest
+    sizes = [x["size"] for x in log["seen"]]
+    assert sizes == [1, *range(3001 - (keep - 1), 3001)]  # the first, and the latest ones
+
+
+def test_the_latest_is_kept_when_larger_ones_were_seen() -> None:
+    latest = {**ITEM, "size": 10}
+    log: dict[str, Any] = {"seen": _items(range(1, 2000)), "latest": latest}
+    s: dict[str, Any] = {"format": "straits-witness/1", "logs": {ORIGIN: log}}
+    witness_state.compact(s)
+    assert len(log["seen"]) == witness_state.KEEP_SEEN
+    assert any(x["size"] == 10 for x in log["seen"])
+    witness_state.check_state(s, "s")
+
+
+def test_a_state_too_large_to_read_back_is_not_written(tmp_path: Path) -> None:
+    path = tmp_path / "w.json"
+    path.write_text(state({}))
+    big = "x" * 100_000
+    logs = {f"log{i}": {"seen": [{**ITEM, "note": big}], "latest": None} for i in range(200)}
+    with pytest.raises(InputError, match="over the 16,777,216 bytes a witness reads back") as e:
+        witness_state.write_state(path, {"format": "straits-witness/1", "logs": logs})
+    assert e.value.path == "--state"
+    assert json.loads(path.read_text()) == json.loads(state({}))  # as it was
+    assert [p.name for p in tmp_path.iterdir()] == ["w.json"]  # nothing half-written

@@ -1,15 +1,18 @@
 """Witnessing: a second party records the checkpoints it is shown and catches a split view.
 
-A witness keeps, per log (origin), every checkpoint it accepted and the latest one, in a JSON
-state file of its own. A new checkpoint is accepted only if the log's key signed it and it is
-consistent with what the witness saw before:
+A witness keeps, per log (origin), the latest checkpoint it accepted and a bounded number of
+the others (the first, trusted on first use, and the largest before the latest:
+:func:`straits.store.witness_state.compact`), in a JSON state file of its own. A new
+checkpoint is accepted only if the log's key signed it and it is consistent with what the
+witness saw before:
 
-* the same size as one already seen: the same root, or it is a **split view** (the log signed
+* the same size as one still kept: the same root, or it is a **split view** (the log signed
   two different trees of one size: the two signed notes are the evidence);
 * a larger size than the latest: a consistency proof from the latest to it must verify (taken
   from the document itself, as ``GET /v1/ledger/checkpoint?since=N`` returns it, or asked of the
   log: its database or its server);
-* a smaller size: a consistency proof from it to the latest must verify.
+* a smaller size (one no longer kept included): a consistency proof from it to the latest
+  must verify.
 
 A log that showed one party one history and another party another cannot produce those proofs,
 so the parties' witnesses disagree, and comparing their checkpoints (each feeds the other's to

@@ -36,6 +36,10 @@ STATE_FORMAT = "straits-witness/1"
 OPTION = "--state"
 #: the largest state file read (about 30,000 checkpoints of 500 bytes)
 MAX_STATE_BYTES = 16 * 1024 * 1024
+#: checkpoints kept per log as evidence (about 300 KB of a state file): the first one accepted
+#: (trusted on first use), the latest and the largest before it. A checkpoint of a size no
+#: longer kept is still checked: by a consistency proof to the latest, never by a root kept.
+KEEP_SEEN = 500
 #: seconds a run waits for another run on the same state file to finish
 LOCK_WAIT_S = 30.0
 _ROOT = re.compile(r"[0-9a-f]{64}")
@@ -118,10 +122,42 @@ def read_state(path: Path) -> dict[str, Any]:
 
 
 def write_state(path: Path, state: dict[str, Any]) -> None:
-    """Replace the state file whole (see :mod:`straits.fileio`)."""
+    """Replace the state file whole (see :mod:`straits.fileio`), compacted first
+    (:func:`compact`). A state :func:`read_state` would refuse (over
+    :data:`MAX_STATE_BYTES`) is not written: ``InputError`` naming ``--state``, and the old
+    state is left as it was (the witness wrote it, then refused it on every later run)."""
     from straits.fileio import write_output
 
-    write_output(path, json.dumps(state, indent=1, sort_keys=True) + "\n", option=OPTION)
+    compact(state)
+    text = json.dumps(state, indent=1, sort_keys=True) + "\n"
+    size = len(text.encode("utf-8"))
+    if size > MAX_STATE_BYTES:
+        raise InputError(
+            f"the witness state would be {size:,} bytes, over the {MAX_STATE_BYTES:,} bytes a "
+            f"witness reads back ({len(state['logs']):,} logs); nothing was recorded, the "
+            "state is as it was",
+            source=str(path),
+            path=OPTION,
+            expected="a state file per group of logs (fewer logs in each)",
+        )
+    write_output(path, text, option=OPTION)
+
+
+def compact(state: dict[str, Any]) -> None:
+    """Keep at most :data:`KEEP_SEEN` checkpoints a log: the first (smallest) one, the
+    latest, and the largest sizes below it (``seen`` is kept sorted by size). A state grew by
+    one checkpoint each accepted run until it was over the size it is read back at."""
+    for log in state["logs"].values():
+        seen: list[dict[str, Any]] = log["seen"]
+        if len(seen) <= KEEP_SEEN:
+            continue
+        seen.sort(key=lambda x: x["size"])
+        latest = log.get("latest")
+        kept = [seen[0], *seen[len(seen) - (KEEP_SEEN - 1) :]]
+        if latest is not None and not any(x["size"] == latest["size"] for x in kept):
+            kept = [seen[0], *seen[len(seen) - (KEEP_SEEN - 2) :], latest]
+            kept.sort(key=lambda x: x["size"])
+        log["seen"] = kept
 
 
 def check_state(state: Any, source: str) -> None:
