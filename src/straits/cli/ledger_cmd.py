@@ -17,6 +17,7 @@ from straits.cli.common import (
     OutputOption,
     console,
     emit,
+    esc,
     fail,
     note,
     open_store,
@@ -194,7 +195,7 @@ def verify(
             if fmt != "table":
                 emit({"ok": False, "problem": str(exc)}, fmt)
             else:
-                console.print(f"[bold red]head rejected[/bold red]: {exc}", soft_wrap=True)
+                console.print(f"[bold red]head rejected[/bold red]: {esc(exc)}", soft_wrap=True)
             raise typer.Exit(EXIT_BROKEN) from None
         if tenant is not None and (file is not None or state.server_url):
             raise InputError(

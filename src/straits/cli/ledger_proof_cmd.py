@@ -14,6 +14,7 @@ from straits.cli.common import (
     JsonOption,
     console,
     err_console,
+    esc,
     fail,
     nonempty_path,
     open_store,
@@ -149,7 +150,7 @@ def register(app: typer.Typer) -> None:
             fail(exc)
             return
         if written is not None:
-            err_console.print(f"wrote checkpoint {cp.checkpoint.size} to {written}")
+            err_console.print(f"wrote checkpoint {cp.checkpoint.size} to {esc(written)}")
 
     @app.command("receipt")
     def receipt(
@@ -184,7 +185,7 @@ def register(app: typer.Typer) -> None:
             else:
                 doc = make_receipt(open_store(db, existing=True), seq, keys_from(key, pubkey))
         except LedgerError as exc:
-            err_console.print(f"[bold red]no receipt[/bold red]: {exc}", soft_wrap=True)
+            err_console.print(f"[bold red]no receipt[/bold red]: {esc(exc)}", soft_wrap=True)
             raise typer.Exit(EXIT_BROKEN) from None
         except StraitsError as exc:
             fail(exc)
@@ -196,7 +197,7 @@ def register(app: typer.Typer) -> None:
             fail(exc)
             return
         if written is not None:
-            err_console.print(f"wrote the receipt of entry {seq} to {written}")
+            err_console.print(f"wrote the receipt of entry {seq} to {esc(written)}")
 
     @app.command("verify-receipt")
     def verify_receipt_cmd(
@@ -235,7 +236,7 @@ def register(app: typer.Typer) -> None:
                     print_json({"ok": False, "seq": exc.seq, "problem": str(exc)})
                 else:
                     console.print(
-                        f"[bold red]receipt does not verify[/bold red]: {exc}", soft_wrap=True
+                        f"[bold red]receipt does not verify[/bold red]: {esc(exc)}", soft_wrap=True
                     )
                 raise typer.Exit(EXIT_BROKEN) from None
         except StraitsError as exc:
@@ -247,9 +248,9 @@ def register(app: typer.Typer) -> None:
         j = check.to_json()
         console.print(
             f"[bold green]receipt verifies[/bold green]: entry {j['seq']} ("
-            f"{j['kind']} of tenant {j['tenant']}, its entry {j['tenant_seq']}, "
-            f"recorded {j['recorded_at'][:19]}) is in log {j['log']} of "
-            f"{j['tree_size']:,} entries, signed by {j['key']}",
+            f"{esc(j['kind'])} of tenant {esc(j['tenant'])}, its entry {j['tenant_seq']}, "
+            f"recorded {esc(j['recorded_at'][:19])}) is in log {esc(j['log'])} of "
+            f"{j['tree_size']:,} entries, signed by {esc(j['key'])}",
             soft_wrap=True,
         )
 
@@ -331,7 +332,8 @@ def register(app: typer.Typer) -> None:
             for o in outcomes:
                 colour = "green" if o.ok else "bold red"
                 console.print(
-                    f"[{colour}]{o.status}[/{colour}] {o.source}: {o.message}", soft_wrap=True
+                    f"[{colour}]{o.status}[/{colour}] {esc(o.source)}: {esc(o.message)}",
+                    soft_wrap=True,
                 )
                 for ev in o.evidence:
                     console.print(ev, markup=False, soft_wrap=True)
@@ -353,7 +355,7 @@ def _remote_checkpoint(output: Path | None, since: int | None, json_out: bool) -
         fail(exc)
         return
     if written is not None:
-        err_console.print(f"wrote checkpoint {doc.get('size')} to {written}")
+        err_console.print(f"wrote checkpoint {esc(doc.get('size'))} to {esc(written)}")
 
 
 def _read_text(path: Path, option: str, cap: int = MAX_FETCH) -> str:

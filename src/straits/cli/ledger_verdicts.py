@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from straits.cli.common import Format, console, emit
+from straits.cli.common import Format, console, emit, esc
 
 if TYPE_CHECKING:
     from straits.store.ledger import Verification
@@ -28,7 +28,7 @@ def report(result: Verification, fmt: Format, source: str) -> None:
         )
         console.print(
             f"[bold green]ledger verifies[/bold green]: {result.entries:,} entries "
-            f"in {source}; {head}"
+            f"in {esc(source)}; {esc(head)}"
         )
         if result.root_hash:
             console.print(f"  Merkle root of {result.entries:,} entries: {result.root_hash}")
@@ -40,17 +40,17 @@ def report(result: Verification, fmt: Format, source: str) -> None:
                 else "[yellow]signature NOT checked[/yellow]"
             )
             console.print(
-                f"  latest checkpoint: {cp['size']:,} entries, {cp['origin']} "
+                f"  latest checkpoint: {cp['size']:,} entries, {esc(cp['origin'])} "
                 f"({how}), consistent with the log"
             )
         for h in result.heads:
-            console.print(f"  head {h['head'][:40]}: proven by {h['proven_by']}")
+            console.print(f"  head {esc(h['head'][:40])}: proven by {esc(h['proven_by'])}")
         for note in result.notes:
-            console.print(f"  [yellow]note:[/yellow] {note}")
+            console.print(f"  [yellow]note:[/yellow] {esc(note)}")
     else:
         console.print(
             f"[bold red]ledger broken{broken_where(result)}[/bold red]: "
-            f"{result.problem} ({verified_part(result)})",
+            f"{esc(result.problem)} ({verified_part(result)})",
             soft_wrap=True,
         )
     if not result.ok:
@@ -62,15 +62,16 @@ def report_tenant(result: TenantVerification, tenant: str, fmt: Format) -> None:
         emit({"tenant": tenant, **result.to_json()}, fmt)
     elif result.ok:
         console.print(
-            f"[bold green]tenant {tenant!r} verifies[/bold green]: {result.entries:,} entries, "
+            f"[bold green]tenant {esc(repr(tenant))} verifies[/bold green]: "
+            f"{result.entries:,} entries, "
             f"each proven against the log (signatures {result.signatures})"
         )
     else:
         console.print(
-            f"[bold red]tenant {tenant!r} broken"
+            f"[bold red]tenant {esc(repr(tenant))} broken"
             f"{f' at its entry {result.first_bad}' if result.first_bad else ''}[/bold red]"
             f"{code_part(result.code)}: "
-            f"{result.problem} ({result.checked:,} of {result.entries:,} verified before it)",
+            f"{esc(result.problem)} ({result.checked:,} of {result.entries:,} verified before it)",
             soft_wrap=True,
         )
     if not result.ok:
