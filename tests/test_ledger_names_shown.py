@@ -1,5 +1,5 @@
 """Names from the log are printed as they are (atk78 D1: a tenant ``acme[hidden]`` was printed
-as Rich markup, ``acme``)."""
+as Rich markup, ``acme``), and the console names no entry ``#None`` (D3)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import json
 from pathlib import Path
 
 from straits.store import Store
+from straits.store.keys import Keys
 from straits.store.note import Signer
+from straits.store.tokens import Principal
+from straits.web.ledger import tenant_verification
 from test_ledger_cli import straits
 from test_ledger_log import fill, sql
 
@@ -41,3 +44,13 @@ def test_a_tenant_name_with_markup_prints_verbatim(db_url: str, tmp_path: Path) 
     w = ("ledger", "witness", "--pubkey", pub, "--state", str(tmp_path / "w.json"))
     out = straits(*w, "--checkpoint", str(cp))
     assert out.returncode == 0 and f"{cp}: first checkpoint of log {ORIGIN}" in out.stdout
+
+
+def test_the_console_names_no_entry_none(db_url: str) -> None:
+    """An entry deleted after the tenant's last: no entry of the tenant to name."""
+    store = Store(db_url)
+    fill(store, 2, ("alice", "bob"))
+    sql(db_url, "DELETE FROM ledger WHERE seq = 2")
+    check = tenant_verification(Store(db_url), Principal("t1", "alice", "viewer"), Keys())
+    assert not check.ok
+    assert "None" not in check.text and check.text.startswith("your entries do not verify: ")

@@ -47,6 +47,12 @@ def tenant_verification(store: Store, who: Principal, keys: Keys) -> Check:
     signed = "" if v.signatures == "checked" else f"; signatures {v.signatures}"
     if v.ok:
         return Check(True, f"each of your {v.entries} entries is proven in the log{signed}")
+    if v.first_bad is None:  # no entry of yours to name: removed after your last, a row, a fork
+        return Check(
+            False,
+            f"your entries do not verify: {v.problem} ({v.checked} of your {v.entries} entries "
+            "checked before it was found)",
+        )
     return Check(
         False, f"your entry #{v.first_bad} does not verify: {v.problem} ({v.checked} before it do)"
     )
