@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from straits.market.params import Market
-from straits.market.rulebook import RuleEvent
+from straits.rules.listing import RuleEvent
 
 #: what the outputs say about units and scope (printed in JSON, CSV headers' docs, the report)
 UNITS = {

@@ -25,7 +25,7 @@ from straits.catalog import get_chip
 from straits.model.request import CheckRequest, DataFacts, SiteFacts, TenantFacts
 from straits.rules.decision import Decision
 from straits.rules.engine import RuleSet
-from straits.rules.listing import rule_regimes
+from straits.rules.listing import RuleEvent, events
 
 #: uptake key of requirements whose rule gives no review presumption
 NO_PRESUMPTION = "none"
@@ -110,20 +110,6 @@ class Verdict:
     """access share: lawful days (and obtained authorizations) over the month's days"""
     decisions: tuple[tuple[dt.date, float, str, tuple[str, ...]], ...]
     """(first day, share of the month, decision, unmet requirements) per stretch"""
-
-
-@dataclass(frozen=True)
-class RuleEvent:
-    date: dt.date
-    added: tuple[str, ...]
-    removed: tuple[str, ...]
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "date": self.date.isoformat(),
-            "added": list(self.added),
-            "removed": list(self.removed),
-        }
 
 
 def _missing(d: Decision) -> tuple[tuple[str, str], ...]:
@@ -264,20 +250,4 @@ class Rulebook:
     def events(self, start: dt.date, end: dt.date) -> list[RuleEvent]:
         """The dates in [start, end] on which the rules in force under this regime change,
         with the rules each one adds and removes (read from the packs)."""
-        mine = [r for r in self.rules.rules if self.regime in rule_regimes(r)]
-        out: list[RuleEvent] = []
-        prev = {r.id for r in mine if r.in_force(start - dt.timedelta(days=1))}
-        day = start
-        while day <= end:
-            now = {r.id for r in mine if r.in_force(day)}
-            if now != prev:
-                out.append(
-                    RuleEvent(
-                        day,
-                        tuple(r.id for r in mine if r.id in now - prev),
-                        tuple(r.id for r in mine if r.id in prev - now),
-                    )
-                )
-            prev = now
-            day += dt.timedelta(days=1)
-        return out
+        return events(self.rules.rules, self.regime, start, end)
