@@ -12,6 +12,11 @@ from straits.store.note import Signer
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "offshore-2025.yaml"
+#: the us-ear pack a deployment ran before the H20 letter of 2025-04-09 (docs/rule-packs.md). The
+#: shipped packs have the letter, and a purchase is checked on every day the rules change until
+#: the chips arrive: planned with them on 2025-04-08, examples/h20-2025.yaml buys no H20 (they
+#: would ship after 2025-04-09). Planned with these, as a deployment did that day, it buys 2,048.
+H20_BEFORE = ROOT / "examples" / "rule-packs" / "h20-letter" / "before"
 
 settings.register_profile(
     "default",
@@ -47,6 +52,12 @@ def _signed_record(
 @pytest.fixture(scope="session")
 def rules() -> RuleSet:
     return ruleset()
+
+
+@pytest.fixture(scope="session")
+def rules_before_h20() -> RuleSet:
+    """The rules of a deployment on 2025-04-08, before the H20 letter (:data:`H20_BEFORE`)."""
+    return ruleset((H20_BEFORE,))
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ from straits.client import Client
 from straits.errors import AuthError, InputError, NotFoundError
 from straits.loading import load_scenario
 from straits.plandoc import canonical
+from straits.rules import RuleSet
 from straits.server import create_app
 from straits.server.settings import Settings
 from straits.store import Store, queue
@@ -271,8 +272,22 @@ def test_export_route_names_the_missing_mapping(
     assert bad.status_code == 400 and bad.json()["path"] == "to"
 
 
-def test_impact_route_answers_as_the_cli(api: Api, tmp_path: Path) -> None:
-    doc = _planned(api, H20)
+def _recorded_before_the_letter(api: Api, rules_before_h20: RuleSet) -> dict[str, Any]:
+    """The H20 plan of 2025-04-08 as recorded that day (conftest.H20_BEFORE): it buys H20s."""
+    from straits.cli.plan_source import record
+    from straits.plan import make_plan
+
+    sc = load_scenario(H20)
+    plan = make_plan(sc, rules=rules_before_h20, solver="greedy")
+    pid, _, _ = record(api.store, sc, plan, rules_before_h20, {}, tenant="hz-cloud", actor="t")
+    r = api.client.get(f"/v1/plans/{pid}/plan", headers=api.auth("hz-cloud", "viewer"))
+    return r.json()  # type: ignore[no-any-return]
+
+
+def test_impact_route_answers_as_the_cli(
+    api: Api, tmp_path: Path, rules_before_h20: RuleSet
+) -> None:
+    doc = _recorded_before_the_letter(api, rules_before_h20)
     h = api.auth("hz-cloud", "viewer")
     body = {"date": "2025-04-10", "plans": [doc["id"][:10]], "replan": False}
     r = api.client.post("/v1/impact", json=body, headers=h)

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from conftest import H20_BEFORE
 from test_cli import ESTIMATE, one_line_error
 from test_rules_engine import DESIGN_REQUEST
 
@@ -428,12 +429,15 @@ def test_quiet_plan_prints_one_summary_line(example_path: Path) -> None:
 def test_quiet_export_impact_and_recheck_print_one_line_each(tmp_path: Path) -> None:
     """docs/cli.md: -q drops stderr and shrinks what a command prints to its summary line."""
     h20 = ROOT / "examples" / "h20-2025.yaml"
-    doc = run("plan", str(h20), "--solver", "greedy", "-o", "json")
+    # made and exported with the rules of 2025-04-08 (conftest.H20_BEFORE): it buys H20s
+    before = ("--rules", str(H20_BEFORE))
+    doc = run("plan", str(h20), "--solver", "greedy", "-o", "json", *before)
     assert doc.returncode == 0, doc.stderr
     f = tmp_path / "plan.json"
     f.write_text(doc.stdout)
+    jobs = tmp_path / "jobs"
     cases = [
-        (("export", str(f), "--to", "slurm", "-o", str(tmp_path / "jobs")), 0, "file(s) of plan"),
+        (("export", str(f), "--to", "slurm", "-o", str(jobs), *before), 0, "file(s) of plan"),
         (("impact", "--plan", str(f), "--date", "2025-04-10", "--no-replan"), 0, "1 blocked"),
         (("plan", str(f), "--recheck", "--date", "2025-04-10"), 4, "1 blocked"),
     ]

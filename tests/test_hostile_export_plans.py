@@ -136,10 +136,12 @@ def test_an_edited_placement_the_planner_could_not_make_is_refused(
     assert f"chat-72b/{stage}" in exc.value.detail
 
 
-def test_bought_chips_used_before_they_arrive_are_refused(rules: RuleSet) -> None:
+def test_bought_chips_used_before_they_arrive_are_refused(rules_before_h20: RuleSet) -> None:
     """A stage on chips bought for the plan, moved to start before the pool's lead time has
     passed (the predecessors still done first): 2,048 H20s used three weeks before they
-    arrive, exported with exit 0 (atk67)."""
+    arrive, exported with exit 0 (atk67). Planned and exported with the rules of 2025-04-08
+    (conftest.H20_BEFORE): the shipped ones refuse the purchase."""
+    rules = rules_before_h20
     sc = load_scenario(ROOT / "examples" / "h20-2025.yaml")
     plan = make_plan(sc, rules=rules, solver="greedy").to_json()
     i, a = next((i, a) for i, a in enumerate(plan["assignments"]) if a["bought"])

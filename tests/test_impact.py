@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from conftest import H20_BEFORE
 from straits.impact import Overrides, impact
 from straits.impact.overrides import CapacityChange, PriceChange
 from straits.loading import load_scenario
@@ -23,9 +24,10 @@ H20_EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "h20-2025.yaml"
 
 
 @pytest.fixture(scope="module")
-def h20(rules: RuleSet) -> tuple[Scenario, dict[str, Any]]:
+def h20(rules_before_h20: RuleSet) -> tuple[Scenario, dict[str, Any]]:
+    """The plan of 2025-04-08 as a deployment made it that day, before the H20 letter."""
     sc = load_scenario(H20_EXAMPLE)
-    return sc, make_plan(sc, rules=rules, time_limit=5).to_json()
+    return sc, make_plan(sc, rules=rules_before_h20, time_limit=5).to_json()
 
 
 def _kinds(changes: list[dict[str, Any]], stage: str) -> set[str]:
@@ -38,10 +40,37 @@ def test_the_h20_plan_buys_h20s_the_day_before(h20: tuple[Scenario, dict[str, An
     assert serve["chip"] == "H20" and serve["bought"]
 
 
+def test_with_the_letter_known_the_same_day_the_plan_buys_no_h20(
+    h20: tuple[Scenario, dict[str, Any]], rules: RuleSet
+) -> None:
+    """The chips would ship after 2025-04-09: the shipped packs refuse the purchase on the
+    plan's own date, and the re-check of the stale plan that day says so too."""
+    sc, stale = h20
+    plan = make_plan(sc, rules=rules, time_limit=5).to_json()
+    assert not any(a["bought"] for a in plan["assignments"])
+    serve = next(u for u in plan["unplaced"] if u["stage"] == "serve-cn")
+    assert serve["lost_codes"].get("procurement") == 1
+    res = impact("p", sc, stale, rules, date=sc.date, replan=False)
+    assert res.blocking
+    assert [(c.stage, c.kind, [r.rule for r in c.rules]) for c in res.changes] == [
+        ("serve-cn", "rules", ["us-ear-2025-h20"])
+    ]
+
+
 def test_cli_impact_names_the_h20_rule_and_the_affected_stage(tmp_path: Path) -> None:
     """The acceptance case: recorded on 2025-04-08, re-checked on 2025-04-10."""
     db = f"sqlite:///{tmp_path / 'l.db'}"
-    p = straits("plan", str(H20_EXAMPLE), "--record", "--db", db, "--time-limit", "30")
+    p = straits(
+        "plan",
+        str(H20_EXAMPLE),
+        "--record",
+        "--db",
+        db,
+        "--time-limit",
+        "30",
+        "--rules",
+        str(H20_BEFORE),
+    )
     assert p.returncode == 0, p.stderr
     plan_id = recorded_id(p.stderr)
     p = straits("impact", "--date", "2025-04-10", "--db", db, "--json", "--time-limit", "30")
@@ -61,10 +90,11 @@ def test_cli_impact_names_the_h20_rule_and_the_affected_stage(tmp_path: Path) ->
 
 
 def test_nothing_changes_on_the_day_the_plan_was_made(
-    h20: tuple[Scenario, dict[str, Any]], rules: RuleSet
+    h20: tuple[Scenario, dict[str, Any]], rules_before_h20: RuleSet
 ) -> None:
+    """Under the rules it was made with, the re-check asks what the planner asked."""
     sc, plan = h20
-    res = impact("p", sc, plan, rules, date=sc.date, replan=False)
+    res = impact("p", sc, plan, rules_before_h20, date=sc.date, replan=False)
     assert res.changes == [] and not res.blocking
 
 
@@ -157,7 +187,17 @@ def test_a_capacity_cut_makes_the_stage_infeasible(
 def test_bad_change_files_name_the_file_and_field(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'l.db'}"
     assert (
-        straits("plan", str(H20_EXAMPLE), "--record", "--db", db, "--time-limit", "30").returncode
+        straits(
+            "plan",
+            str(H20_EXAMPLE),
+            "--record",
+            "--db",
+            db,
+            "--time-limit",
+            "30",
+            "--rules",
+            str(H20_BEFORE),
+        ).returncode
         == 0
     )
     bad = tmp_path / "prices.yaml"

@@ -17,6 +17,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conftest import H20_BEFORE
 from straits.errors import InputError
 from straits.plandoc import canonical, content_id, is_plan_document, read_document
 from straits.store.ledger import canonical as ledger_canonical
@@ -273,10 +274,19 @@ def test_replanning_a_document_uses_its_options(doc_file: Path) -> None:
 
 
 def test_recheck_and_impact_read_the_same_plan(tmp_path: Path) -> None:
+    """A plan of 2025-04-08 made with the rules of that day (conftest.H20_BEFORE): re-checked
+    with them the same day, nothing changes; with the shipped rules, which have the H20 letter
+    of 2025-04-09, its purchase is refused the same day (the chips ship after) and later."""
     plan = tmp_path / "h20.json"
-    plan.write_text(run("plan", str(H20), "-o", "json", "--solver", "greedy").stdout)
-    same_day = run("plan", str(plan), "--recheck", "--date", "2025-04-08", "-o", "json")
+    before = ("--rules", str(H20_BEFORE))
+    plan.write_text(run("plan", str(H20), "-o", "json", "--solver", "greedy", *before).stdout)
+    same_day = run("plan", str(plan), "--recheck", "--date", "2025-04-08", "-o", "json", *before)
     assert same_day.returncode == 0 and json.loads(same_day.stdout)["changes"] == []
+    known = run("plan", str(plan), "--recheck", "--date", "2025-04-08", "-o", "json")
+    assert known.returncode == 4, known.stderr
+    assert {r["rule"] for c in json.loads(known.stdout)["changes"] for r in c["rules"]} == {
+        "us-ear-2025-h20"
+    }
     after = run("plan", str(plan), "--recheck", "--date", "2025-04-10", "-o", "json")
     assert after.returncode == 4, after.stderr
     checked = json.loads(after.stdout)

@@ -133,6 +133,14 @@ class DriftCase:
     plan_date: dt.date | None = None
     plan_regime: str | None = None
     check_regime: str | None = None
+    plan_rules: str | None = None
+    """packs under straits.examples the plan was made with (a deployment's rules that day),
+    in place of the shipped ones of the same name; the check uses the rules given"""
+
+    def rules(self, shipped: RuleSet) -> RuleSet:
+        if self.plan_rules is None:
+            return shipped
+        return ruleset((Path(str(resources.files("straits.examples").joinpath(self.plan_rules))),))
 
     def scenario(self) -> Scenario:
         sc = load_scenario(Path(str(resources.files("straits.examples").joinpath(self.example))))
@@ -147,10 +155,14 @@ class DriftCase:
 DRIFT_CASES = (
     DriftCase(
         "the H20 licence requirement (2025-04-09)",
-        "On 2025-04-08 a plan buys H20s to serve Chinese users at home; the next day the US "
-        "required a licence to ship them to China, with none being issued.",
+        "On 2025-04-08 a plan buys H20s to serve Chinese users at home, with the rules known "
+        "that day; the next day the US required a licence to ship them to China, with none "
+        "being issued, and the chips had not shipped.",
         "h20-2025.yaml",
         dt.date(2025, 4, 10),
+        # with the shipped packs, which have the letter, the plan would not buy them: they
+        # ship after 2025-04-09
+        plan_rules="rule-packs/h20-letter/before",
     ),
     DriftCase(
         "the AI Diffusion rule's rescission (2025-05-13)",
@@ -166,10 +178,14 @@ DRIFT_CASES = (
 )
 
 
-def drift_plans(rules: RuleSet, time_limit: float = 10.0) -> list[tuple[DriftCase, Scenario, Plan]]:
-    """The plans of :data:`DRIFT_CASES`, made as of their day."""
+def drift_plans(
+    rules: RuleSet, time_limit: float = 10.0
+) -> list[tuple[DriftCase, Scenario, Plan, RuleSet]]:
+    """The plans of :data:`DRIFT_CASES`, made as of their day, with the rules they were made
+    with (:attr:`DriftCase.plan_rules`, else ``rules``)."""
     out = []
     for case in DRIFT_CASES:
         sc = case.scenario()
-        out.append((case, sc, make_plan(sc, rules=rules, time_limit=time_limit)))
+        rs = case.rules(rules)
+        out.append((case, sc, make_plan(sc, rules=rs, time_limit=time_limit), rs))
     return out

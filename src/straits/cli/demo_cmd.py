@@ -88,7 +88,7 @@ def _drift(store: Store | None) -> list[tuple[Any, Any]]:
 
     rs = ruleset()
     out = []
-    for case, sc, plan in drift_plans(rs):
+    for case, sc, plan, made_with in drift_plans(rs):
         plan_id, recorded_sc, plan_json = "unrecorded", sc, plan.to_json()
         if store is not None:
             from straits.cli.plan_source import record
@@ -98,7 +98,7 @@ def _drift(store: Store | None) -> list[tuple[Any, Any]]:
                 store,
                 sc,
                 plan,
-                rs,
+                made_with,
                 {"regime": plan.regime},
                 tenant="hz-cloud",
                 actor=actor_name(None) + " (demo)",

@@ -6,8 +6,10 @@ and re-evaluates every stage that has not finished by the check date:
 * **rules**: the placement is asked again, as of the check date (or the plan's own date when
   it is later: a plan made for a later start is checked as it was planned) under the given
   regime; a decision that is no longer ``allow`` names the rule, and warnings that appear or
-  lift are listed with theirs. Chips the plan buys are re-checked for ``procure`` while they
-  have not arrived (an order not yet shipped needs the licence the day it ships);
+  lift are listed with theirs. Chips the plan buys are re-checked for ``procure`` until they
+  arrive (the plan's date plus ``lead_days``), on the check date and on each later day the
+  rules change before they arrive: an order not yet shipped needs the licence the day it
+  ships, as the planner checked it;
 * **cost**: a changed price, with the remaining chip-hours of the stage;
 * **feasibility**: a pool that now has fewer chips than the plan uses at some instant;
 
@@ -27,7 +29,7 @@ from typing import Any, Literal
 from straits.impact.overrides import Overrides, apply, price_of
 from straits.model.scenario import Scenario
 from straits.plan import make_plan
-from straits.plan.options import arrival_hours, pool_steps
+from straits.plan.options import pool_steps
 from straits.plan.reasons import ReasonCode
 from straits.plan.recheck import Placement, PlanContext
 from straits.plan.timeline import Timeline
@@ -110,13 +112,7 @@ def _utc(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(0), tzinfo=dt.UTC)
 
 
-def _arrived(sc: Scenario, p: Placement, on: dt.date) -> bool:
-    """Whether chips bought for ``p`` were delivered by ``on`` (ordered on the plan date)."""
-    pool = next(x for x in sc.site(p.site).pools if x.chip == p.chip)
-    return sc.start + dt.timedelta(hours=arrival_hours(pool)) <= _utc(on)
-
-
-def _rule_changes(ctx: PlanContext, p: Placement, recorded_sc: Scenario) -> list[Change]:
+def _rule_changes(ctx: PlanContext, p: Placement) -> list[Change]:
     w = ctx.sc.workload(p.workload)
     stage = w.stage(p.stage)
     option = ctx.option(w, stage, p.site, p.chip, p.bought)
@@ -131,8 +127,9 @@ def _rule_changes(ctx: PlanContext, p: Placement, recorded_sc: Scenario) -> list
             )
         ]
     compute = ctx.verdict(w, stage, dataclasses.replace(option, buyer=None))
-    # chips bought and delivered need no new order; an order not yet shipped does
-    pending = p.bought and not _arrived(recorded_sc, p, ctx.date)
+    # chips bought and delivered need no new order; an order that may still ship does, on
+    # this day and on each day the rules change until the chips arrive (as the planner asks)
+    pending = p.bought and ctx.date <= ctx.cands.arrival_day(option.pool)
     verdict = ctx.verdict(w, stage, option) if pending else compute
     out = []
     if not verdict.lawful and verdict.blocking is not None:
@@ -346,7 +343,7 @@ def impact(
         live.append(p)
         if p.start < since:
             out.running.append(f"{p.workload}/{p.stage}")
-        out.changes += _rule_changes(ctx, p, recorded_sc)
+        out.changes += _rule_changes(ctx, p)
         out.changes += _cost_changes(recorded_sc, new_sc, p, since)
     out.changes += capacity_changes(new_sc, live, since)
     if replan:
@@ -397,7 +394,7 @@ def rules_as_of(
     ctx = PlanContext(sc, plan, rules, date=date, regime=regime)
     out: list[Change] = []
     for p in sorted(ctx.placements.values(), key=lambda p: (p.start, p.workload, p.stage)):
-        out += _rule_changes(ctx, p, sc)
+        out += _rule_changes(ctx, p)
     return out
 
 

@@ -131,10 +131,13 @@ class Tenant(Frozen):
 
 
 class Procurable(Frozen):
-    """Capacity a tenant may add by buying chips (lawful only if `procure` is lawful for it on
-    the order date, the scenario date). Bought chips arrive after ``lead_days``, serve only the
-    buyer's workloads, run at the pool's hourly price, and cost their capex amortized over
-    ``amortize_years`` for the part of the plan horizon after they arrive."""
+    """Capacity a tenant may add by buying chips. The order date is the scenario date; the chips
+    arrive ``lead_days`` later and may ship any day until then, so the purchase is lawful only
+    if `procure` is lawful for the buyer on the order date and on every day until they arrive
+    (that day included) on which the rules in force change (export controls apply when the
+    chips are exported: :meth:`straits.plan.candidates.Candidates.procure_dates`). Bought chips
+    serve only the buyer's workloads, run at the pool's hourly price, and cost their capex
+    amortized over ``amortize_years`` for the part of the plan horizon after they arrive."""
 
     max: Chips
     usd_per_chip: UsdPerChip

@@ -32,8 +32,9 @@ from straits.plan.reasons import ReasonCode, rule_code
 from straits.plan.result import Assignment
 from straits.plan.table import Index, StageTable, build_table
 from straits.rules.context import build_context
-from straits.rules.decision import Decision, Reason, combine, template_values
+from straits.rules.decision import Decision, Reason, combine, template_values, worst
 from straits.rules.engine import RuleSet
+from straits.rules.listing import events
 from straits.rules.pack_loader import Rule
 from straits.rules.partition import roots
 
@@ -80,11 +81,15 @@ class Candidates:
         regime: str,
         date: dt.date,
         deadline: Deadline | None = None,
+        ordered: dt.date | None = None,
     ) -> None:
         self.sc = sc
         self.rules = rules
         self.regime = regime
         self.date = date
+        self.ordered = date if ordered is None else ordered
+        """the day the plan orders the chips it buys: ``date`` when planning; a recorded
+        plan's own date when it is re-checked later (:class:`straits.plan.recheck.PlanContext`)"""
         self.deadline = deadline
         """where the time spent on estimates and rule checks is counted"""
         self.index = Index.of(sc)
@@ -101,7 +106,9 @@ class Candidates:
         """id of a shared request part -> (the part, kept alive so its id stays its own; its
         image in memo keys)"""
         """one request's key -> the rules that apply to it"""
-        self._procure: dict[tuple[str, str, str], Decision] = {}
+        self._procure: dict[tuple[str, str, str, tuple[dt.date, ...]], Decision] = {}
+        self._ship_days: dict[dt.date, tuple[dt.date, ...]] = {}
+        """arrival day -> :meth:`procure_dates` (asked for every verdict on a bought option)"""
         self._moves: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._codes: dict[tuple[str, str], ReasonCode] = {}
         self._coarse_ops = _ops_reach_context()
@@ -239,7 +246,7 @@ class Candidates:
     ) -> Verdict:
         """The verdict on placing ``stage`` on ``option`` after ``preds``, with the volumes in
         ``exports`` already sent abroad by the tenant this year. A bought option also needs
-        ``procure`` to be lawful for the buyer."""
+        ``procure`` to be lawful for the buyer on each of :meth:`procure_dates`."""
         with self._count("rule checks"):
             qs = self.questions(w, stage, option.site, option.chip.id, preds, exports)
             requests = [q.request for q in qs]
@@ -289,11 +296,11 @@ class Candidates:
         decisions = [self.rules.check(q.request, use_cache=False) for q in qs]
         actions: list[str] = [q.request.action for q in qs]
         if option.procured and self.combine(decisions, actions).lawful:
-            decisions.append(
-                self.rules.check(
-                    self._procure_request(w.tenant, option.site, option.pool), use_cache=False
-                )
-            )
+            buys = [
+                self._procure_request(w.tenant, option.site, option.pool, day)
+                for day in self.procure_dates(option.pool)
+            ]
+            decisions.append(worst(self.rules.check_many(buys, use_cache=False)))
             actions.append("procure")
         return self.combine(decisions, actions)
 
@@ -322,11 +329,34 @@ class Candidates:
         volume)."""
         return self.verdict(w, stage, option, [], [])
 
-    def _procure_request(self, tenant_id: str, site: Site, pool: Pool) -> CheckRequest:
+    def arrival_day(self, pool: Pool) -> dt.date:
+        """The day chips bought from ``pool`` arrive (the order date plus ``lead_days``): the
+        last day they may still be shipping."""
+        assert pool.procurable is not None
+        ordered = dt.datetime.combine(self.ordered, dt.time(0))
+        return (ordered + dt.timedelta(days=pool.procurable.lead_days)).date()
+
+    def procure_dates(self, pool: Pool) -> tuple[dt.date, ...]:
+        """The days a purchase of ``pool``'s chips is asked of the rules: ``date`` (the order
+        date, or the day of a re-check) and every later day until the chips arrive on which
+        the rules in force change (:func:`straits.rules.listing.events`). Export controls apply
+        when the chips are exported, which may be any day until they arrive: an order placed
+        the day before a licence requirement and shipped after it needs the licence."""
+        arrives = self.arrival_day(pool)
+        hit = self._ship_days.get(arrives)
+        if hit is None:
+            start = self.date + dt.timedelta(days=1)
+            later = events(self.rules.rules, self.regime, start, arrives)
+            hit = self._ship_days[arrives] = (self.date, *(e.date for e in later))
+        return hit
+
+    def _procure_request(
+        self, tenant_id: str, site: Site, pool: Pool, day: dt.date
+    ) -> CheckRequest:
         assert pool.procurable is not None
         t = self.sc.tenant(tenant_id)
         return CheckRequest(
-            date=self.date,
+            date=day,
             regime=self.regime,
             action="procure",
             tenant=TenantFacts(hq=t.hq, authorizations=t.authorizations, ciio=t.ciio),
@@ -361,11 +391,16 @@ class Candidates:
         return total
 
     def procurement(self, tenant_id: str, site: Site, pool: Pool) -> Decision:
-        """May ``tenant`` buy the pool's procurable chips on the order date (the plan date)?"""
-        key = (tenant_id, site.id, pool.chip)
-        if key not in self._procure:
-            self._procure[key] = self.rules.check(self._procure_request(tenant_id, site, pool))
-        return self._procure[key]
+        """May ``tenant`` buy the pool's procurable chips: the worst of the rules' decisions
+        on each of :meth:`procure_dates` (the order date and each day the rules change before
+        the chips arrive), which are part of the memo key."""
+        days = self.procure_dates(pool)
+        key = (tenant_id, site.id, pool.chip, days)
+        hit = self._procure.get(key)
+        if hit is None:
+            asked = [self._procure_request(tenant_id, site, pool, day) for day in days]
+            hit = self._procure[key] = worst(self.rules.check_many(asked))
+        return hit
 
 
 #: requests and their parts the planner makes once per distinct value and shares

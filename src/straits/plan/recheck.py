@@ -73,8 +73,21 @@ def _instant(text: object) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def ordered(plan: dict[str, Any], date: dt.date) -> dt.date:
+    """The day a recorded plan ordered the chips it buys: its own date. Asked as of an
+    earlier day (the console's "had this plan been made then"), that day."""
+    try:
+        own = dt.date.fromisoformat(str(plan["date"]))
+    except (KeyError, ValueError):
+        return date
+    return min(own, date)
+
+
 class PlanContext:
-    """A recorded plan over its scenario, with the rules as of ``date`` under ``regime``."""
+    """A recorded plan over its scenario, with the rules as of ``date`` under ``regime``. The
+    chips it buys are checked for ``procure`` on ``date`` and on each day the rules change
+    until they arrive, counted from the plan's own date (:func:`ordered`), as the planner
+    checked them."""
 
     def __init__(
         self, sc: Scenario, plan: dict[str, Any], rules: RuleSet, *, date: dt.date, regime: str
@@ -82,7 +95,7 @@ class PlanContext:
         self.sc, self.plan = sc, plan
         """the plan JSON as given (not copied: callers compare identity to reuse a context)"""
         self.date, self.regime = date, regime
-        self.cands = Candidates(sc, rules, regime=regime, date=date)
+        self.cands = Candidates(sc, rules, regime=regime, date=date, ordered=ordered(plan, date))
         self.placements = {p.key: p for p in map(Placement.of, plan.get("assignments", ()))}
         self._ledger: ExportLedger | None = None
         self._options: dict[tuple[str, str], dict[tuple[str, str, bool], Option]] = {}

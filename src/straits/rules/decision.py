@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache, cached_property
 from typing import Any, Literal
@@ -285,4 +285,33 @@ def combine(
         warnings=tuple(warnings),
         notes=tuple(notes),
         satisfied=tuple(satisfied),
+    )
+
+
+def worst(decisions: Sequence[Decision]) -> Decision:
+    """One decision for one question asked on several days (a purchase, on each day its chips
+    may ship): ``deny`` if any day's is, else ``conditional`` if any is, else ``allow``; the
+    requirements, reasons, warnings, notes and satisfied authorizations of every day, each
+    once, as on the first day that gives it (its text quotes that day's request)."""
+    if len(decisions) == 1:
+        return decisions[0]
+    kinds = {d.decision for d in decisions}
+    kind: DecisionKind = (
+        "deny" if "deny" in kinds else "conditional" if "conditional" in kinds else "allow"
+    )
+
+    def once(field: str) -> tuple[Reason, ...]:
+        seen: dict[str, Reason] = {}
+        for d in decisions:
+            for r in getattr(d, field):
+                seen.setdefault(r.rule, r)
+        return tuple(seen.values())
+
+    return Decision(
+        decision=kind,
+        requires=tuple(dict.fromkeys(a for d in decisions for a in d.requires)),
+        reasons=once("reasons"),
+        warnings=once("warnings"),
+        notes=once("notes"),
+        satisfied=tuple(dict.fromkeys(a for d in decisions for a in d.satisfied)),
     )
