@@ -1,12 +1,13 @@
 """Fit the market's one fitted parameter, `demand.initial_utilisation`, and judge it.
 
-Fitted on the 2024 H20 purchases only (> 1 million, SemiAnalysis via the FT): the smallest
-initial utilisation at which the simulated 2024 H20 purchases reach min(1,000,000, the file's
-2024 H20 supply), with that supply at the low, middle and high end of its range
-(`straits.market.calibration`). The range shipped in catalog/market.yaml runs from the low-supply
-fit to as far above the midpoint fit, so its midpoint is the midpoint fit. Then judged, at the
-shipped midpoint, on figures it was not fitted to: H20 deliveries in Q1 2025 and the Ascend
-output of 2025. Every other parameter is at its midpoint (shipped seed and firm count).
+Fitted on the 2024 H20 deliveries only (> 1 million, SemiAnalysis via the FT): the smallest
+initial utilisation at which the simulated 2024 H20 deliveries (chips arrived in 2024) reach
+min(1,000,000, the file's 2024 H20 supply), with that supply at the low, middle and high end of
+its range (`straits.market.calibration`). The range shipped in catalog/market.yaml runs from
+the low-supply fit to as far above the midpoint fit, so its midpoint is the midpoint fit. Then
+judged, at the shipped midpoint, on figures it was not fitted to: H20 deliveries in Q1 2025 and
+the Ascend output of 2025. Every other parameter is at its midpoint (shipped seed and firm
+count).
 
 Run: python benchmarks/fit_market.py [--check]
   --check: exit 1 when the range in catalog/market.yaml is not what this code fits now
@@ -42,9 +43,9 @@ def main(argv: list[str]) -> int:
     fits = {end: fit_one(raw, end, rules=rules) for end in ("low", "mid", "high")}
     seconds = time.perf_counter() - t0
     sims = sum(f.simulations for f in fits.values())
-    print(f"== fit of {FITTED} on the 2024 H20 purchases ({sims} simulations, {seconds:.1f} s)")
+    print(f"== fit of {FITTED} on the 2024 H20 deliveries ({sims} simulations, {seconds:.1f} s)")
     print(
-        f"  {'H20 supply 2024':<18} {'supply':>10} {'target':>10} {'U0':>7} {'bought':>10} "
+        f"  {'H20 supply 2024':<18} {'supply':>10} {'target':>10} {'U0':>7} {'delivered':>10} "
         f"{'at U0-0.002':>12}"
     )
     for end, f in fits.items():

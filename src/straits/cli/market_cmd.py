@@ -17,6 +17,7 @@ from straits.cli.common import (
     finite_float,
     nonempty_path,
     print_json,
+    refuse_unread,
     visible,
     working,
 )
@@ -93,6 +94,12 @@ def run(
     from straits.market.loading import load_market, parse_overrides
 
     try:
+        if list_params:  # it lists the file's parameters (after --set), and runs nothing
+            refuse_unread(
+                ("regime", "output", "firms", "seed", "compare", "rules_dirs"),
+                when="with --list-params",
+                expected="--list-params [MARKET] [--set PATH=VALUE] [--json]",
+            )
         if regime is not None and regime not in ("enacted", "ai-diffusion"):
             raise InputError(
                 f"unknown regime {regime!r}", path="--regime", expected="enacted or ai-diffusion"

@@ -8,12 +8,22 @@ from rich.markup import escape
 from rich.table import Table
 
 from straits.cli.common import console, visible
-from straits.market.result import MarketResult
+from straits.market.result import MarketResult, MonthRecord
 
 
 def _m(v: float) -> str:
     """Chip-hours in millions."""
     return f"{v / 1e6:,.1f}M"
+
+
+def quarterly(months: list[MonthRecord]) -> list[MonthRecord]:
+    """Every third month from the first, and always the last (a period of May and June showed
+    no row: the table kept January, April, July and October only, and never the last month
+    unless it was one of them)."""
+    rows = months[::3]
+    if months and (not rows or rows[-1] is not months[-1]):
+        rows.append(months[-1])
+    return rows
 
 
 def show(result: MarketResult, other: MarketResult | None, label: str) -> None:
@@ -25,8 +35,8 @@ def show(result: MarketResult, other: MarketResult | None, label: str) -> None:
         f"{sum(result.firms.values()):,} firms, {result.rules_asked:,} rule questions"
     )
     t = Table(
-        title="Home firms' compute, per quarter (chip-hours per month; shares of demand "
-        "in h100e-hours)",
+        title="Home firms' compute, every third month from the first and the last (chip-hours "
+        "per month; shares of demand in h100e-hours)",
         title_justify="left",
     )
     t.add_column("month")
@@ -39,9 +49,7 @@ def show(result: MarketResult, other: MarketResult | None, label: str) -> None:
         t.add_column(f"$/h {c}", justify="right")
         t.add_column(f"util {c}", justify="right")
     t.add_column("offshore / home / domestic / unmet", justify="right")
-    for r in result.months:
-        if int(r.month[5:]) % 3 != 1:
-            continue
+    for r in quarterly(result.months):
         s = r.shares()
         t.add_row(
             r.month,
@@ -122,7 +130,7 @@ def show_sweep(summary: dict[str, Any]) -> None:
         t.add_row(
             str(i),
             escape(s["path"]),
-            f"{s['rho']:+.2f}",
+            "n/a" if s["rho"] is None else f"{s['rho']:+.2f}",
             f"{s['low']:g}",
             f"{s['high']:g}",
             "yes" if s["unpublished"] else "",

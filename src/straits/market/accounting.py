@@ -31,6 +31,8 @@ def record(
     a_off_nodata: np.ndarray,
     bought: dict[str, float],
     asked: np.ndarray,
+    delivered: dict[str, float],
+    cancelled: dict[str, float],
 ) -> MonthRecord:
     m, f = s.m, s.firms
     pools = m.supply.pools
@@ -91,6 +93,8 @@ def record(
         foreign_unmet_h100e_hours=float(unmet[~home].sum()),
         residency_home_chip_hours=resid,
         chips_ordered=bought,
+        chips_delivered=delivered,
+        chips_cancelled=cancelled,
     )
 
 

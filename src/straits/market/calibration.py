@@ -4,14 +4,20 @@ fitted on and judged on.
 **Fitted on** one published figure: Chinese firms bought more than 1 million H20 in 2024
 (SemiAnalysis via the FT). The file's H20 supply for 2024 (``home_chips[H20].supply_per_month``,
 80,000-130,000 a month from April, 720,000-1,170,000 in all) brackets that figure, so the
-simulated 2024 purchases can reach it only as far as that supply allows. The fit is the
-smallest initial utilisation ``U0`` at which the simulated 2024 H20 purchases reach
+simulated 2024 purchases can reach it only as far as that supply allows. Every figure counts
+chips *delivered* in its months (the source's "deliver", "delivered", "made"), as the file's
+supply is dated by the month chips ship: an order counts in the month it arrives, a lead after
+it was placed, and an order a later rule cancelled on arrival not at all. The fit is the
+smallest initial utilisation ``U0`` at which the simulated 2024 H20 deliveries reach
 ``min(reported, supply of 2024)``: firms want every H20 the market can sell them, up to the
 reported million. Purchases grow with ``U0`` (more demand, a larger foreseen shortfall), so a
 bisection finds it; a larger ``U0`` is not excluded by this figure, but (judged below) it buys
 still more Ascend chips than were made. It is fitted three times, with the 2024 H20 supply at
-the low, middle and high end of its range: the low and high fits are the range the market file
-ships (the uncertainty of the figure the parameter is fitted on, carried into the parameter).
+the low, middle and high end of its range. The range the market file ships
+(``benchmarks/fit_market.py``, ``shipped_range``) runs from the low-supply fit (rounded down)
+to as far above the midpoint fit (rounded up), so the shipped midpoint is the midpoint fit;
+the high-supply fit is printed, not shipped (at that supply the target is the reported
+million, not the supply).
 
 **Judged on** figures it was not fitted to (:data:`FIGURES` with ``role="judge"``): H20
 deliveries in the first quarter of 2025 and the Ascend output of 2025. Every other parameter is
@@ -54,7 +60,7 @@ SupplyEnd = Literal["low", "mid", "high"]
 
 @dataclass(frozen=True)
 class Figure:
-    """A published count of chips bought or made, compared with the simulated purchases."""
+    """A published count of chips delivered or made, compared with the simulated deliveries."""
 
     id: str
     what: str
@@ -63,7 +69,7 @@ class Figure:
     chips: tuple[str, ...]
     first: str
     last: str
-    """months of the orders counted (``YYYY-MM``)"""
+    """months of the deliveries counted (``YYYY-MM``)"""
     role: Literal["fit", "judge"]
     source: str
     confidence: Confidence
@@ -130,16 +136,17 @@ def figure(figure_id: str) -> Figure:
 
 
 def bought(result: MarketResult, f: Figure) -> float:
-    """Units of ``f``'s chips the simulation ordered in ``f``'s months."""
+    """Units of ``f``'s chips delivered to the simulation's home firms in ``f``'s months
+    (bought and arrived: ordered a lead earlier, less what was cancelled on arrival)."""
     return sum(
-        sum(x.chips_ordered.get(c, 0.0) for c in f.chips)
+        sum(x.chips_delivered.get(c, 0.0) for c in f.chips)
         for x in result.months
         if f.first <= x.month <= f.last
     )
 
 
 def supplied(m: Market, f: Figure) -> float:
-    """Units of ``f``'s chips the market file offers in ``f``'s months."""
+    """Units of ``f``'s chips the market file offers (ships) in ``f``'s months."""
     chips = {h.chip: h for h in m.home_chips}
     return sum(
         series_at(chips[c].supply_per_month, month_index(month))
@@ -153,14 +160,14 @@ def supplied(m: Market, f: Figure) -> float:
 class Fit:
     supply: SupplyEnd
     value: float
-    """the smallest U0 at which the fitted figure is reached"""
+    """the smallest U0 at which the fitted figure is reached (units delivered)"""
     target: float
     """min(reported units, supply offered in the figure's months)"""
     supply_units: float
     bought: float
-    """units bought at ``value``"""
+    """units delivered in the figure's months at ``value``"""
     below: float
-    """units bought at ``value - TOLERANCE``: short of the target"""
+    """units delivered at ``value - TOLERANCE``: short of the target"""
     simulations: int
 
 
@@ -202,7 +209,7 @@ def fit_one(
     lo, hi = BRACKET
     if reached(run(lo)) or not reached(run(hi)):
         raise ValueError(
-            f"the 2024 H20 purchases do not cross {target:,.0f} units between U0 = {lo} and {hi}"
+            f"the 2024 H20 deliveries do not cross {target:,.0f} units between U0 = {lo} and {hi}"
         )
     while hi - lo > TOLERANCE:
         mid = (lo + hi) / 2.0
@@ -216,6 +223,7 @@ def fit_one(
 def judge(
     m: Market, *, firms: int | None = None, rules: RuleSet | None = None
 ) -> list[tuple[Figure, float, float]]:
-    """Every figure with the units the simulation of ``m`` buys and the units the file offers."""
+    """Every figure with the units the simulation of ``m`` delivers and the units the file
+    offers."""
     r = simulate(m, firms=firms, rules=rules)
     return [(f, bought(r, f), supplied(m, f)) for f in FIGURES]

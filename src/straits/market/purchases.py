@@ -15,11 +15,22 @@ For each chip the firm could buy, with lead time L:
   firm may buy that still have supply that month (the same logit on their cost, their access
   share), cut pro rata to what is left: a firm turned away by one chip buys the next (as
   rentals turned away by full pools go to pools with room).
+
+An order is placed in month t and arrives in month t + L. The rules are asked on the order month
+(a firm orders what is lawful when it orders, unaware of later rules), and the supply it is cut
+to is the chips' supply in the month they ship (``supply_per_month`` is dated by shipment). On
+arrival the same question is asked again for the arrival month (:func:`deliver`): what a rule in
+force by then no longer allows is cancelled and lost, never delivered (the 2025-04-09 H20 letter
+cost NVIDIA $2.5B of Q1 sales it could not ship, NVIDIA filings). The share delivered is the
+arrival month's access share over the order month's, at most 1: an order placed under a licence
+keeps it (the uptake is not applied twice), a chip lawful for 8 of April's 30 days arrives as
+8/30 of its order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,12 +43,78 @@ if TYPE_CHECKING:
     from straits.market.simulation import Setup
 
 
+@dataclass
+class Pipeline:
+    """Home firms' chips on order, by month of arrival modulo the longest lead (a ring, so
+    memory does not grow with the period). Each chip has one lead, so a slot holds the orders
+    of one order month per chip."""
+
+    units: np.ndarray
+    """units[slot, firm, own chip]"""
+    quantity: np.ndarray
+    """quantity[slot, firm type, buyable chip]: the order size the rules were asked with (a
+    float: a simulated order can outgrow int64; the rules read only its position among their
+    thresholds)"""
+    access: np.ndarray
+    """access[slot, firm type, buyable chip]: the access share on the order month"""
+
+    @classmethod
+    def empty(cls, ring: int, n_firms: int, n_own: int, n_types: int, n_buy: int) -> Pipeline:
+        return cls(
+            np.zeros((ring, n_firms, n_own)),
+            np.zeros((ring, n_types, n_buy)),
+            np.zeros((ring, n_types, n_buy)),
+        )
+
+    @property
+    def ring(self) -> int:
+        return int(self.units.shape[0])
+
+
+def deliver(
+    s: Setup,
+    pipe: Pipeline,
+    slot: int,
+    month: str,
+    buy_idx: np.ndarray,
+    type_members: list[np.ndarray],
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Cut the orders arriving in ``slot`` (this ``month``) to what the rules still allow on
+    arrival, in place; returns the units delivered and the units cancelled per chip. The slot's
+    units are then the firms' to add to what they own (the caller empties the slot)."""
+    m = s.m
+    delivered: dict[str, float] = {}
+    cancelled: dict[str, float] = {}
+    for j, (h, c) in enumerate(zip(m.home_chips, buy_idx, strict=True)):
+        total = float(pipe.units[slot, :, c].sum())
+        lost = 0.0
+        for ti, idx in enumerate(type_members):
+            q, a0 = int(pipe.quantity[slot, ti, j]), float(pipe.access[slot, ti, j])
+            units = float(pipe.units[slot, idx, c].sum()) if idx.size else 0.0
+            if q <= 0 or a0 <= 0 or units <= 0:
+                continue
+            ft = s.firms.types[ti]
+            a1 = s.rulebook.verdict(
+                Question(s.actors[ti], "procure", m.home, ft.hq, h.chip, None, q, h.ships_from),
+                month,
+            ).share
+            keep = min(1.0, a1 / a0)
+            if keep < 1.0:
+                lost += units * (1.0 - keep)
+                pipe.units[slot, idx, c] *= keep
+        delivered[h.chip] = total - lost
+        cancelled[h.chip] = lost
+    pipe.quantity[slot] = 0
+    pipe.access[slot] = 0.0
+    return delivered, cancelled
+
+
 def orders(
     s: Setup,
     step: int,
     t: int,
     own: np.ndarray,
-    arrivals: np.ndarray,
+    pipe: Pipeline,
     a_off: np.ndarray,
     price: np.ndarray,
     demand_at: Callable[[int], np.ndarray],
@@ -51,12 +128,12 @@ def orders(
     month: str,
     avail: float,
 ) -> dict[str, float]:
-    """Place this month's orders (added to ``arrivals``); returns units ordered per chip."""
+    """Place this month's orders (added to ``pipe``); returns units ordered per chip."""
     m, f = s.m, s.firms
     chips = [h.chip for h in m.home_chips]
     ships_from = [h.ships_from for h in m.home_chips]
     n_j = len(chips)
-    ring = arrivals.shape[0]
+    arrivals, ring = pipe.units, pipe.ring
     n_f = f.n
     shortfall = np.zeros((n_f, n_j))
     e_mix = np.zeros(n_j)
@@ -79,7 +156,10 @@ def orders(
     buy_cost = (
         np.divide(usd, amort_hours * e_mix, out=np.full(n_j, np.inf), where=e_mix > 0) * premium
     )
-    supply = np.array([series_at(h.supply_per_month, t) for h in m.home_chips])
+    # each order is cut to the supply of the month its chips ship (and arrive)
+    supply = np.array(
+        [series_at(h.supply_per_month, t + int(buy_lead[j])) for j, h in enumerate(m.home_chips)]
+    )
     desired = np.zeros((n_f, n_j))
     # h100e-hours a unit of each chip delivers in the month it arrives
     per_unit = hours_at * avail * e_mix
@@ -107,19 +187,17 @@ def orders(
         access = np.zeros(n_j)
         for j, chip in enumerate(chips):
             if ok[j] and want[j] > 0:
+                quantity = max(1, round(want[j]))
                 access[j] = s.rulebook.verdict(
                     Question(
-                        s.actors[ti],
-                        "procure",
-                        m.home,
-                        ft.hq,
-                        chip,
-                        None,
-                        max(1, round(want[j])),
-                        ships_from[j],
+                        s.actors[ti], "procure", m.home, ft.hq, chip, None, quantity, ships_from[j]
                     ),
                     month,
                 ).share
+                # asked again, with the same order, when it arrives (deliver)
+                arrive = (step + int(buy_lead[j])) % ring
+                pipe.quantity[arrive, ti, j] = quantity
+                pipe.access[arrive, ti, j] = access[j]
         usable[ti] = np.where(ok, access, 0.0)
         pick = logit_split(buy_cost, ok & (access > 0), sharp)
         for j in range(n_j):

@@ -8,6 +8,7 @@ it. "Offshore", "home" and "domestic" describe the home-headquartered firms' com
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,11 +51,25 @@ class MonthRecord:
     foreign_demand_h100e_hours: float
     foreign_unmet_h100e_hours: float
     residency_home_chip_hours: float
+    """home firms' chip-hours at home (on imported chips and on domestic accelerators alike) on
+    work the data-residency rules keep from going abroad: a part of ``home_chip_hours +
+    domestic_accelerator_chip_hours`` (:func:`residency_share`)"""
     chips_ordered: dict[str, float]
+    """units home firms ordered this month (they arrive a lead later)"""
+    chips_delivered: dict[str, float]
+    """units that arrived this month: ordered a lead earlier, less what was cancelled"""
+    chips_cancelled: dict[str, float]
+    """units due this month that a rule in force on arrival (and not when they were ordered)
+    forbids: cancelled, never delivered"""
 
     @property
     def offshore_total(self) -> float:
         return sum(self.offshore_chip_hours.values())
+
+    @property
+    def own_chip_hours(self) -> float:
+        """Home firms' chip-hours at home: imported chips and domestic accelerators."""
+        return self.home_chip_hours + self.domestic_accelerator_chip_hours
 
     def shares(self) -> dict[str, float]:
         d = self.demand_h100e_hours
@@ -98,7 +113,19 @@ class MonthRecord:
             "foreign_unmet_h100e_hours": r(self.foreign_unmet_h100e_hours),
             "residency_home_chip_hours": r(self.residency_home_chip_hours),
             "chips_ordered": {c: r(v) for c, v in self.chips_ordered.items()},
+            "chips_delivered": {c: r(v) for c, v in self.chips_delivered.items()},
+            "chips_cancelled": {c: r(v) for c, v in self.chips_cancelled.items()},
         }
+
+
+def residency_share(months: Iterable[MonthRecord]) -> float:
+    """Share of home firms' chip-hours at home (imported chips and domestic accelerators) kept
+    there by data residency over ``months``: ``residency_home_chip_hours`` over ``home_chip_hours
+    + domestic_accelerator_chip_hours`` (at most 1); 0 when they used none. The one definition
+    the sweep metric ``residency_share`` and the docs' figure use."""
+    recs = list(months)
+    own = sum(x.own_chip_hours for x in recs)
+    return sum(x.residency_home_chip_hours for x in recs) / own if own > 0 else 0.0
 
 
 def _round(v: float) -> float:
@@ -163,13 +190,12 @@ class MarketResult:
             y["unmet_h100e_hours"] += r.unmet_h100e_hours
             y["demand_h100e_hours"] += r.demand_h100e_hours
         peak = max(self.months, key=lambda r: sum(r.offshore_mw.values()))
+        peak_mw = round(sum(peak.offshore_mw.values()), 3)
         last = self.months[-1]
         return {
             "by_year": {y: {k: _round(v) for k, v in d.items()} for y, d in years.items()},
-            "peak_offshore_mw": {
-                "month": peak.month,
-                "mw": round(sum(peak.offshore_mw.values()), 3),
-            },
+            # null when home firms rented nothing abroad (no month is the peak of nothing)
+            "peak_offshore_mw": {"month": peak.month, "mw": peak_mw} if peak_mw > 0 else None,
             "final_share": {k: round(v, 4) for k, v in last.shares().items()},
         }
 

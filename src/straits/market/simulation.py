@@ -23,7 +23,7 @@ from straits.market.efficiency import efficiency
 from straits.market.firms import Firms, make_firms
 from straits.market.loading import MarketError
 from straits.market.params import ACTION_OF, KINDS, Market, month_index, month_start
-from straits.market.purchases import orders
+from straits.market.purchases import Pipeline, deliver, orders
 from straits.market.result import MarketResult, MonthRecord, Usage
 from straits.market.rulebook import Actor, Question, Rulebook
 from straits.market.supply import (
@@ -204,6 +204,31 @@ def _questions(s: Setup) -> tuple[list[Question], list[tuple[str, int, int, int]
     return qs, slots
 
 
+def _arriving(s: Setup, units: np.ndarray, order: np.ndarray, month: str) -> np.ndarray:
+    """The operators' chips arriving this month, each pool's order cut to what the rules still
+    allow on arrival (the access share this month over the order month's, at most 1): an order
+    a later rule forbids is cancelled, as home firms' orders are (:func:`purchases.deliver`)."""
+    out = units.copy()
+    for p, pool in enumerate(s.m.supply.pools):
+        quantity, before = float(order[p, 0]), float(order[p, 1])
+        if out[p] <= 0 or before <= 0:
+            continue
+        now = s.rulebook.verdict(
+            Question(
+                s.operators[p],
+                "procure",
+                pool.country,
+                pool.operator_hq,
+                pool.chip,
+                None,
+                int(quantity),
+            ),
+            month,
+        ).share
+        out[p] *= min(1.0, now / before)
+    return out
+
+
 def _tiers(a_off: np.ndarray) -> list[list[int]]:
     """Kinds grouped by their best offshore access share (``a_off[k, p]``), least first: what
     may not leave is placed on own chips before what may; kinds equally free share a group."""
@@ -233,11 +258,14 @@ def _run(s: Setup, seed: int) -> MarketResult:
     home_w = np.where(f.home, f.weight, 0.0)
     own += home_w[:, None] * installed_units[None, :]
     buy_lead = np.array([lead(h.lead_months.mid) for h in m.home_chips])
+    type_members = [np.flatnonzero(f.type_of == i) for i in range(len(f.types))]
     # chips on order, by month of arrival modulo the longest lead (a ring, so memory does not
     # grow with the period: firms x chips x (longest lead + 1))
-    arrivals = np.zeros((int(buy_lead.max()) + 1, n_f, n_c))
+    pipe = Pipeline.empty(int(buy_lead.max()) + 1, n_f, n_c, len(f.types), len(m.home_chips))
     pool_chips = pool_targets(m, t0)
     pool_arrivals = np.zeros((horizon, n_p))
+    # each operator order's size and access share on its order month, asked again on arrival
+    pool_order = np.zeros((horizon, n_p, 2))
     readiness = np.where(f.home, np.minimum(m.demand.initial_readiness.mid * f.readiness, 1.0), 1.0)
     mark = np.ones(n_p)
     # --- demand scale -----------------------------------------------------------------------
@@ -264,7 +292,6 @@ def _run(s: Setup, seed: int) -> MarketResult:
     amort_hours = m.demand.amortize_years.mid * HOURS_PER_YEAR * avail
     pools = m.supply.pools
     records: list[MonthRecord] = []
-    type_members = [np.flatnonzero(f.type_of == i) for i in range(len(f.types))]
 
     def demand_at(t: int) -> np.ndarray:
         frac = (t - t0) / max(1, n_t - 1)
@@ -277,10 +304,11 @@ def _run(s: Setup, seed: int) -> MarketResult:
     for step, t in enumerate(months):
         month = m.months[step]
         hours = month_hours(t)
-        slot = step % arrivals.shape[0]
-        own += arrivals[slot]
-        arrivals[slot] = 0.0
-        pool_chips = pool_chips + pool_arrivals[step]
+        slot = step % pipe.ring
+        delivered, cancelled = deliver(s, pipe, slot, month, buy_idx, type_members)
+        own += pipe.units[slot]
+        pipe.units[slot] = 0.0
+        pool_chips = pool_chips + _arriving(s, pool_arrivals[step], pool_order[step], month)
         price = series_at(m.prices.base, t) * s.rel_price * mark
         # --- the rules, per firm type ---------------------------------------------------------
         a_home, a_off, a_off_nodata, full_off = _ask(s, month)
@@ -329,7 +357,7 @@ def _run(s: Setup, seed: int) -> MarketResult:
             step,
             t,
             own,
-            arrivals,
+            pipe,
             a_off,
             price,
             demand_at,
@@ -362,6 +390,7 @@ def _run(s: Setup, seed: int) -> MarketResult:
                     month,
                 )
                 pool_arrivals[step + op_lead, p] += want * v.share
+                pool_order[step + op_lead, p] = (max(1, round(want)), v.share)
         # --- readiness, prices -------------------------------------------------------------------
         lawful_any = np.array([a_off[ti].max() > 0 for ti in range(len(f.types))])[f.type_of]
         short = need.sum(axis=1) > 1e-9
@@ -392,6 +421,8 @@ def _run(s: Setup, seed: int) -> MarketResult:
                 a_off_nodata,
                 bought,
                 asked,
+                delivered,
+                cancelled,
             )
         )
         if s.trace:

@@ -24,6 +24,10 @@ DROP_TOLERANCE = 0.05
 
 
 def spearman(params: list[RangeParam], x: np.ndarray, y: np.ndarray) -> list[dict[str, Any]]:
+    """Each parameter's Spearman rank correlation with the metric over the runs where it is
+    finite, ranked by magnitude. ``rho`` is None where it cannot be computed (fewer than three
+    finite runs, a constant metric, a parameter that did not vary): no correlation measured
+    is not a correlation of 0 (it read +0.00). Those rank last."""
     from scipy.stats import rankdata
 
     ok = np.isfinite(y)
@@ -31,13 +35,12 @@ def spearman(params: list[RangeParam], x: np.ndarray, y: np.ndarray) -> list[dic
     ry = rankdata(y[ok])
     for i, p in enumerate(params):
         rx = rankdata(x[ok, i])
-        rho = (
-            float(np.corrcoef(rx, ry)[0, 1])
-            if ok.sum() > 2 and rx.std() > 0 and ry.std() > 0
-            else 0.0
-        )
-        out.append({**p.to_json(), "rho": 0.0 if math.isnan(rho) else rho})
-    out.sort(key=lambda d: (-abs(d["rho"]), d["path"]))
+        rho: float | None = None
+        if ok.sum() > 2 and rx.std() > 0 and ry.std() > 0:
+            value = float(np.corrcoef(rx, ry)[0, 1])
+            rho = None if math.isnan(value) else value
+        out.append({**p.to_json(), "rho": rho})
+    out.sort(key=lambda d: (d["rho"] is None, -abs(d["rho"] or 0.0), d["path"]))
     return out
 
 

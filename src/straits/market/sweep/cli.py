@@ -17,7 +17,7 @@ from straits.market.loading import MarketError, digest, range_params, read_raw_t
 from straits.market.outputs import parquet_bytes, write_bytes_atomically
 from straits.market.sweep.analysis import PRIM_MIN_RUNS, prim, spearman
 from straits.market.sweep.design import Design, grid, latin_hypercube
-from straits.market.sweep.metrics import METRICS
+from straits.market.sweep.metrics import METRICS, window_outside
 from straits.market.sweep.runner import (
     Batch,
     Simulation,
@@ -102,7 +102,17 @@ def run_sweep(
             f"unknown regime {regime!r}", path="--regime", expected="enacted or ai-diffusion"
         )
     raw, label, text = read_raw_text(market_file)
-    check_firm_count(validate(raw, label, text), firms)
+    market = validate(raw, label, text)
+    check_firm_count(market, firms)
+    outside = window_outside(metric, market.start, market.end)
+    if outside is not None:
+        readable = [k for k in METRICS if window_outside(k, market.start, market.end) is None]
+        raise MarketError(
+            f"the metric {metric} reads {outside[0]} to {outside[1]}, and the market "
+            f"simulates {market.start} to {market.end} only: every run would have no value",
+            path="--metric",
+            expected=", ".join(readable),
+        )
     ranges = range_params(raw)
     if params:
         by_path = {p.path: p for p in ranges}

@@ -9,17 +9,19 @@
 * ``offshore_share_final``, ``domestic_share_final``, ``unmet_share_final``: shares of home
   demand in the last month;
 * ``price_max``: highest monthly rental price (any country);
-* ``residency_share``: share of home chip-hours kept at home by data residency.
+* ``residency_share``: share of home firms' chip-hours at home (imported chips and domestic
+  accelerators) kept there by data residency (:func:`~straits.market.result.residency_share`).
 
-A metric whose months fall outside the simulated period is NaN.
+A metric whose months fall outside the simulated period is NaN; a sweep refuses such a metric
+before it runs (:func:`window_outside`).
 """
 
 from __future__ import annotations
 
 import math
 
-from straits.market.params import month_name
-from straits.market.result import MarketResult
+from straits.market.params import month_index, month_name
+from straits.market.result import MarketResult, residency_share
 
 METRICS = (
     "offshore_demand_after_h20",
@@ -33,6 +35,20 @@ METRICS = (
     "residency_share",
 )
 H20_LETTER = 2025 * 12 + 3  # month index of 2025-04
+#: the months (first, last, as month indices) a metric reads; the others read the whole period
+WINDOWS: dict[str, tuple[int, int]] = {
+    "offshore_demand_after_h20": (H20_LETTER + 1, H20_LETTER + 12),
+    "offshore_rise_after_h20": (H20_LETTER - 11, H20_LETTER + 12),
+}
+
+
+def window_outside(metric: str, start: str, end: str) -> tuple[str, str] | None:
+    """The months ``metric`` reads, as ``YYYY-MM``, when a market of ``start`` to ``end`` does
+    not simulate all of them (every run's metric would be NaN); None when it does."""
+    window = WINDOWS.get(metric)
+    if window is None or (month_index(start) <= window[0] and window[1] <= month_index(end)):
+        return None
+    return month_name(window[0]), month_name(window[1])
 
 
 def _mean_demand(r: MarketResult, first: int, n: int) -> float:
@@ -51,7 +67,6 @@ def metrics(r: MarketResult) -> dict[str, float]:
     before = _mean_demand(r, H20_LETTER - 11, 12)
     last = r.months[-1]
     shares = last.shares()
-    home_total = sum(x.home_chip_hours + x.domestic_accelerator_chip_hours for x in r.months)
     return {
         "offshore_demand_after_h20": after,
         "offshore_rise_after_h20": after / before if before > 0 else math.nan,
@@ -61,9 +76,5 @@ def metrics(r: MarketResult) -> dict[str, float]:
         "domestic_share_final": shares["domestic"],
         "unmet_share_final": shares["unmet"],
         "price_max": max(max(x.price_usd_per_chip_hour.values()) for x in r.months),
-        "residency_share": (
-            sum(x.residency_home_chip_hours for x in r.months) / home_total
-            if home_total > 0
-            else 0.0
-        ),
+        "residency_share": residency_share(r.months),
     }
