@@ -127,7 +127,8 @@ def test_counts_are_read_as_numbers_and_unknown_as_the_most(
 
 
 def test_a_dataset_of_unknown_size_is_flagged_and_read_as_the_most() -> None:
-    from straits.model.scenario import UNKNOWN_SUBJECTS, Dataset
+    from straits.model.people import UNKNOWN_SUBJECTS
+    from straits.model.scenario import Dataset
 
     base = {"id": "d", "tokens": 1e9, "size_gb": 1, "located_at": "s", "origin": "CN"}
     unknown = Dataset.model_validate({**base, "classes": ["sensitive_personal"]})

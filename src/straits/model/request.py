@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from straits.model.scenario import Frozen, ModelSpec, personal_counts
+from straits.model.people import personal_counts
+from straits.model.scenario import Frozen, ModelSpec
 from straits.model.types import (
     Authorization,
     ChipId,

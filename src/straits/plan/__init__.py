@@ -76,7 +76,7 @@ def _ignored(sc: Scenario) -> list[str]:
 
 def _assumed(sc: Scenario) -> list[str]:
     """Personal datasets of no stated size, read at the highest count the rules look at."""
-    from straits.model.scenario import UNKNOWN_SUBJECTS
+    from straits.model.people import UNKNOWN_SUBJECTS
 
     return [
         f"dataset {d.id}: personal data with no `subjects` is read as {UNKNOWN_SUBJECTS:,} "

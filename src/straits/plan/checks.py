@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from straits.model.people import UNKNOWN_SUBJECTS
 from straits.model.request import CheckRequest, DataFacts, SiteFacts, TenantFacts, WeightsFacts
 from straits.model.scenario import (
-    UNKNOWN_SUBJECTS,
     Dataset,
     Frozen,
     Scenario,
