@@ -240,9 +240,14 @@ def test_a_one_token_step_is_not_zero_seconds() -> None:
     assert answer["step_seconds"] == pytest.approx(est.step_seconds, rel=1e-2)
 
 
-def test_an_exported_serving_replica_holds_a_request_as_the_estimator_s_does(rules: Any) -> None:
+def test_an_exported_serving_replica_holds_a_request_as_the_estimator_s_does(
+    rules_before_h20: Any,
+) -> None:
     """A 2M-token context to the example's 72B model needs 800 GB a replica: the estimator
-    sizes its replicas for it; export split the planned chips into 4-chip replicas."""
+    sizes its replicas for it; export split the planned chips into 4-chip replicas. The rules
+    are those of 2025-04-08 (conftest.H20_BEFORE): the shipped ones refuse the purchase, and
+    the serving stage would not be placed."""
+    rules = rules_before_h20
     from straits.estimate import min_chips_serving
     from straits.export.base import export_input
     from straits.loading import parse_scenario
