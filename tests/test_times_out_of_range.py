@@ -31,7 +31,9 @@ def api(db_url: str) -> Iterator[Api]:
 
 @pytest.fixture(scope="module")
 def plan_doc() -> dict[str, Any]:
-    p = run("plan", str(ROOT / "examples" / "h20-2025.yaml"), "--solver", "greedy", "-o", "json")
+    p = run(
+        "plan", str(ROOT / "examples" / "offshore-2025.yaml"), "--solver", "greedy", "-o", "json"
+    )
     assert p.returncode == 0, p.stderr
     doc: dict[str, Any] = json.loads(p.stdout)
     del doc["id"], doc["digest"]  # an edited plan, made a new one
