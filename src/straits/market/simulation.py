@@ -204,28 +204,25 @@ def _questions(s: Setup) -> tuple[list[Question], list[tuple[str, int, int, int]
     return qs, slots
 
 
+def _order_share(s: Setup, p: int, quantity: int, month: str) -> float:
+    """The share of pool ``p``'s operator's order of ``quantity`` chips the rules allow."""
+    pool = s.m.supply.pools[p]
+    question = Question(
+        s.operators[p], "procure", pool.country, pool.operator_hq, pool.chip, None, quantity
+    )
+    return float(s.rulebook.verdict(question, month).share)
+
+
 def _arriving(s: Setup, units: np.ndarray, order: np.ndarray, month: str) -> np.ndarray:
     """The operators' chips arriving this month, each pool's order cut to what the rules still
     allow on arrival (the access share this month over the order month's, at most 1): an order
     a later rule forbids is cancelled, as home firms' orders are (:func:`purchases.deliver`)."""
     out = units.copy()
-    for p, pool in enumerate(s.m.supply.pools):
+    for p in range(len(s.m.supply.pools)):
         quantity, before = float(order[p, 0]), float(order[p, 1])
         if out[p] <= 0 or before <= 0:
             continue
-        now = s.rulebook.verdict(
-            Question(
-                s.operators[p],
-                "procure",
-                pool.country,
-                pool.operator_hq,
-                pool.chip,
-                None,
-                int(quantity),
-            ),
-            month,
-        ).share
-        out[p] *= min(1.0, now / before)
+        out[p] *= min(1.0, _order_share(s, p, int(quantity), month) / before)
     return out
 
 
@@ -372,25 +369,15 @@ def _run(s: Setup, seed: int) -> MarketResult:
             avail,
         )
         targets = pool_targets(m, t + op_lead)
-        for p, pool in enumerate(pools):
+        for p in range(len(pools)):
             target = targets[p]
             pipeline = pool_arrivals[step + 1 :].sum(axis=0)[p]
             want = max(0.0, target - pool_chips[p] - pipeline)
             if want > 0 and step + op_lead < horizon:
-                v = rb.verdict(
-                    Question(
-                        s.operators[p],
-                        "procure",
-                        pool.country,
-                        pool.operator_hq,
-                        pool.chip,
-                        None,
-                        max(1, round(want)),  # a size is stated: 0 reads as "not given"
-                    ),
-                    month,
-                )
-                pool_arrivals[step + op_lead, p] += want * v.share
-                pool_order[step + op_lead, p] = (max(1, round(want)), v.share)
+                size = max(1, round(want))  # a size is stated: 0 reads as "not given"
+                share = _order_share(s, p, size, month)
+                pool_arrivals[step + op_lead, p] += want * share
+                pool_order[step + op_lead, p] = (size, share)
         # --- readiness, prices -------------------------------------------------------------------
         lawful_any = np.array([a_off[ti].max() > 0 for ti in range(len(f.types))])[f.type_of]
         short = need.sum(axis=1) > 1e-9
