@@ -234,7 +234,7 @@ def write_output(
         write_stdout(data)
         return None
     try:
-        _replace(path, data.encode("utf-8") if isinstance(data, str) else data, executable)
+        replace_file(path, data.encode("utf-8") if isinstance(data, str) else data, executable)
     except OSError as exc:
         raise InputError(
             f"cannot write {path}: {exc.strerror or exc}",
@@ -283,12 +283,19 @@ def stdout_failed(exc: OSError) -> Exception:
     )
 
 
-def _replace(path: Path, data: bytes, executable: bool) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def replace_file(path: Path, data: bytes, executable: bool = False, private: bool = False) -> None:
+    """Replace ``path`` with ``data`` atomically: a temporary file beside it, fsynced, renamed
+    over it, the directory fsynced. The file keeps its mode; a new one gets the umask's. A
+    ``private`` file is made 0600 and its directory must exist (a missing one is an error, not
+    created: where a secret's record goes is the operator's choice)."""
+    if not private:
+        path.parent.mkdir(parents=True, exist_ok=True)
     try:
         keep: int | None = stat.S_IMODE(path.stat().st_mode) if path.is_file() else None
     except OSError:
         keep = None
+    if private:
+        keep = 0o600
     tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
     flags = (
         os.O_WRONLY

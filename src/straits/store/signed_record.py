@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,33 +109,15 @@ def _unreadable(path: Path, why: str) -> LedgerError:
 def write(path: Path, cp: SignedCheckpoint) -> None:
     """Replace the record with ``cp`` (0600, through a temporary file, fsynced). A record that
     cannot be written is an error: nothing is then signed."""
-    from straits.fileio import sync_dir, write_all
+    from straits.fileio import replace_file
 
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    flags = (
-        os.O_WRONLY
-        | os.O_CREAT
-        | os.O_EXCL
-        | getattr(os, "O_NOFOLLOW", 0)
-        | getattr(os, "O_CLOEXEC", 0)
-    )
     try:
-        fd = os.open(tmp, flags, 0o600)
-        try:
-            try:
-                write_all(fd, cp.note.encode("utf-8"))
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        replace_file(path, cp.note.encode("utf-8"), private=True)
     except OSError as exc:
         raise OutputError(
             f"cannot record what the signing key signs in {path}: {exc.strerror or exc}; "
             f"nothing was signed (set {RECORD_ENV} to a file the signer may write)"
         ) from None
-    sync_dir(path.parent)
 
 
 def check_extends(s: Session, base: SignedCheckpoint, size: int, root: bytes, what: str) -> None:
