@@ -53,7 +53,8 @@ class Offered:
 class Outcome:
     source: str
     status: str
-    """accepted | seen | older-consistent | split-view | inconsistent | unproven | rejected"""
+    """accepted | seen | older-consistent | split-view | inconsistent |
+    unprovable-after-compaction | unproven | rejected"""
     message: str
     size: int | None = None
     evidence: list[str] = field(default_factory=list)
@@ -171,6 +172,9 @@ class Witness:
                     [seen["note"], cp.note],
                 )
         latest = log["latest"]
+        kept = log.get("roots", {}).get(str(c.size))
+        if kept is not None and latest is not None:
+            return self._against_root(offer, cp, kept, latest)
         if latest is None:
             self._record(log, cp, offer.source, latest=True)
             return Outcome(
@@ -210,6 +214,18 @@ class Witness:
         try:
             merkle.verify_consistency(lo_size, hi_size, lo_root, hi_root, proof)
         except merkle.ProofError as exc:
+            if c.size < latest["size"] and c.size <= log.get("forgotten_upto", -1):
+                return Outcome(
+                    offer.source,
+                    "unprovable-after-compaction",
+                    f"SPLIT VIEW or rewritten log: checkpoint {c.size} is not consistent "
+                    f"with checkpoint {latest['size']} seen {latest['seen_at']} ({exc}); "
+                    f"this witness may have seen a tree of {c.size} entries but no longer "
+                    "keeps its root (its state was compacted), so it cannot prove two trees "
+                    "were signed for that size",
+                    c.size,
+                    [latest["note"], cp.note],
+                )
             return Outcome(
                 offer.source,
                 "inconsistent",
@@ -232,6 +248,28 @@ class Witness:
             "older-consistent",
             f"checkpoint {c.size} is a prefix of {latest['size']} (consistency proven)",
             c.size,
+        )
+
+    def _against_root(
+        self, offer: Offered, cp: SignedCheckpoint, kept: str, latest: dict[str, Any]
+    ) -> Outcome:
+        """A size whose note was compacted away but whose root is kept: every root kept was
+        proven consistent with the latest checkpoint, so the latest's signed note commits the
+        log to it, and another root for that size is a split view (fix90)."""
+        c = cp.checkpoint
+        if kept == c.root_hex:
+            return Outcome(
+                offer.source, "seen", f"checkpoint {c.size} seen before (its root kept)", c.size
+            )
+        return Outcome(
+            offer.source,
+            "split-view",
+            f"SPLIT VIEW: log {c.origin} signed two different trees of {c.size} entries "
+            f"({kept[:16]}... seen before, its note compacted away, and committed to by "
+            f"checkpoint {latest['size']} seen {latest['seen_at']} from {latest['source']}; "
+            f"{c.root_hex[:16]}... now from {offer.source})",
+            c.size,
+            [latest["note"], cp.note],
         )
 
     def _record(

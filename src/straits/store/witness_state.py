@@ -37,9 +37,13 @@ OPTION = "--state"
 #: the largest state file read (about 30,000 checkpoints of 500 bytes)
 MAX_STATE_BYTES = 16 * 1024 * 1024
 #: checkpoints kept per log as evidence (about 300 KB of a state file): the first one accepted
-#: (trusted on first use), the latest and the largest before it. A checkpoint of a size no
-#: longer kept is still checked: by a consistency proof to the latest, never by a root kept.
+#: (trusted on first use), the latest and the largest before it.
 KEEP_SEEN = 500
+#: roots kept per log of the checkpoints whose signed notes were compacted away (``roots``:
+#: size -> root, about 800 KB): a fork at such a size is still a split view. Past this, the
+#: smallest are dropped and ``forgotten_upto`` bounds the sizes forgotten whole, where a fork
+#: can no longer be proven to be a split view (``unprovable-after-compaction``).
+KEEP_ROOTS = 10_000
 #: seconds a run waits for another run on the same state file to finish
 LOCK_WAIT_S = 30.0
 _ROOT = re.compile(r"[0-9a-f]{64}")
@@ -118,6 +122,7 @@ def read_state(path: Path) -> dict[str, Any]:
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise _bad(path, f"cannot read the witness state: {exc}") from None
     check_state(state, str(path))
+    upgrade(state)
     return state  # type: ignore[no-any-return]
 
 
@@ -146,18 +151,40 @@ def write_state(path: Path, state: dict[str, Any]) -> None:
 def compact(state: dict[str, Any]) -> None:
     """Keep at most :data:`KEEP_SEEN` checkpoints a log: the first (smallest) one, the
     latest, and the largest sizes below it (``seen`` is kept sorted by size). A state grew by
-    one checkpoint each accepted run until it was over the size it is read back at."""
+    one checkpoint each accepted run until it was over the size it is read back at. The roots
+    of those dropped are kept in ``roots`` (at most :data:`KEEP_ROOTS`, the largest sizes);
+    ``forgotten_upto`` is the largest size dropped from both (fix90)."""
     for log in state["logs"].values():
         seen: list[dict[str, Any]] = log["seen"]
-        if len(seen) <= KEEP_SEEN:
+        roots: dict[str, str] = log.setdefault("roots", {})
+        if len(seen) > KEEP_SEEN:
+            seen.sort(key=lambda x: x["size"])
+            latest = log.get("latest")
+            kept = [seen[0], *seen[len(seen) - (KEEP_SEEN - 1) :]]
+            if latest is not None and not any(x["size"] == latest["size"] for x in kept):
+                kept = [seen[0], *seen[len(seen) - (KEEP_SEEN - 2) :], latest]
+                kept.sort(key=lambda x: x["size"])
+            sizes = {x["size"] for x in kept}
+            roots.update({str(x["size"]): x["root"] for x in seen if x["size"] not in sizes})
+            log["seen"] = kept
+        if len(roots) > KEEP_ROOTS:
+            dropped = sorted(int(n) for n in roots)[: len(roots) - KEEP_ROOTS]
+            for n in dropped:
+                del roots[str(n)]
+            log["forgotten_upto"] = max(dropped[-1], log.get("forgotten_upto", 0))
+
+
+def upgrade(state: dict[str, Any]) -> None:
+    """A log an older version compacted (no ``roots``, :data:`KEEP_SEEN` checkpoints) may
+    have dropped any size below its latest, keeping nothing of it: say so
+    (``forgotten_upto``), so a fork there is not called more than can be proven."""
+    for log in state["logs"].values():
+        if "roots" in log:
             continue
-        seen.sort(key=lambda x: x["size"])
+        log["roots"] = {}
         latest = log.get("latest")
-        kept = [seen[0], *seen[len(seen) - (KEEP_SEEN - 1) :]]
-        if latest is not None and not any(x["size"] == latest["size"] for x in kept):
-            kept = [seen[0], *seen[len(seen) - (KEEP_SEEN - 2) :], latest]
-            kept.sort(key=lambda x: x["size"])
-        log["seen"] = kept
+        if len(log["seen"]) == KEEP_SEEN and latest is not None:
+            log["forgotten_upto"] = latest["size"]
 
 
 def check_state(state: Any, source: str) -> None:
@@ -176,11 +203,28 @@ def check_state(state: Any, source: str) -> None:
             raise _bad(source, "not a list", f"{where}.seen")
         for i, item in enumerate(seen):
             _check_item(item, source, f"{where}.seen[{i}]")
+        _check_roots(log, source, where)
         latest = log.get("latest")
         if latest is not None:
             _check_item(latest, source, f"{where}.latest")
             if not any(s.get("size") == latest["size"] for s in seen):
                 raise _bad(source, "the latest checkpoint is not among those seen", where)
+
+
+def _check_roots(log: dict[str, Any], source: str, where: str) -> None:
+    """``roots`` (size -> root hex) and ``forgotten_upto`` (a count), both optional: a state
+    older versions wrote has neither."""
+    roots = log.get("roots", {})
+    if not isinstance(roots, dict):
+        raise _bad(source, "not an object", f"{where}.roots")
+    for size, root in roots.items():
+        if not (size.isascii() and size.isdigit()):
+            raise _bad(source, f"a key that is not a count: {size[:20]!r}", f"{where}.roots")
+        if not isinstance(root, str) or not _ROOT.fullmatch(root):
+            raise _bad(source, "not a SHA-256 hash in hex", f"{where}.roots[{size!r}]")
+    upto = log.get("forgotten_upto", 0)
+    if not isinstance(upto, int) or isinstance(upto, bool) or upto < 0:
+        raise _bad(source, "not a count", f"{where}.forgotten_upto")
 
 
 def _check_item(item: Any, source: str, where: str) -> None:
