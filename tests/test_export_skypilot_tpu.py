@@ -21,7 +21,7 @@ from export_support import _tasks
 from straits.admission import chip_of
 from straits.export import export_input, exporter
 from straits.export.base import ExportResult
-from straits.export.tpu import TPU_SLICES, chip_of_slice, slice_for
+from straits.export.tpu import GENERATIONS, TPU_SLICES, chip_of_slice, slice_for
 from straits.model.scenario import Scenario
 from straits.plan import make_plan
 from straits.rules import RuleSet
@@ -235,3 +235,70 @@ def test_the_cli_refuses_a_tpu_count_no_slice_has_naming_the_field(tmp_path: Pat
     assert "assignments[0].chips: 48 TPU-v4 chips are no tpu-v4 slice" in p.stderr
     assert "no site of the plan is mapped" not in p.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("chip", "chips", "name"),
+    [
+        ("TPU-v5e", 1, "tpu-v5litepod-1"),  # v5e and v6e count chips
+        ("TPU-v5e", 8, "tpu-v5litepod-8"),
+        ("TPU-v5e", 256, "tpu-v5litepod-256"),
+        ("TPU-v5e", 2, None),
+        ("TPU-v5e", 512, None),  # a v5e pod is 256 chips
+        ("TPU-v6e", 4, "tpu-v6e-4"),
+        ("TPU-v6e", 64, "tpu-v6e-64"),
+        ("TPU-v6e", 3, None),
+        ("TPU-v6e", 320, None),
+        ("TPU-v5p", 4, "tpu-v5p-8"),  # v5p counts TensorCores, two a chip
+        ("TPU-v5p", 16, "tpu-v5p-32"),
+        ("TPU-v5p", 64, "tpu-v5p-128"),
+        ("TPU-v5p", 6144, "tpu-v5p-12288"),  # 16x16x24, the largest slice
+        ("TPU-v5p", 1, None),
+        ("TPU-v5p", 48, None),
+        ("TPU-v5p", 6208, None),
+    ],
+)
+def test_later_generations_are_named_as_skypilot_names_them(
+    chip: str, chips: int, name: str | None
+) -> None:
+    """fix90: v5e, v5p and v6e slices, at Google's sizes only."""
+    s = GENERATIONS[chip]
+    assert s.name(chips) == name
+    assert s.chips_ok(chips) == (name is not None)
+
+
+def test_at_least_and_sizes_of_a_generation_without_cubes() -> None:
+    v5e = GENERATIONS["TPU-v5e"]
+    assert [v5e.at_least(n) for n in (1, 2, 5, 200, 256, 257)] == [1, 4, 8, 256, 256, None]
+    assert v5e.sizes() == "1, 4, 8, 16, 32, 64, 128, 256 chips"
+    assert GENERATIONS["TPU-v5p"].at_least(65) == 128
+
+
+def test_only_the_catalogs_tpus_are_mapped() -> None:
+    """No chip is invented: a generation is exported only once the catalog has its chip (with
+    sourced figures); today that is TPU v4 alone."""
+    from straits.catalog.chips import catalog
+
+    tpus = {c.id for c in catalog() if c.family == "tpu"}
+    assert set(TPU_SLICES) == tpus == {"TPU-v4"}
+    assert set(GENERATIONS) >= tpus
+    for acc in ("tpu-v5litepod-8", "tpu-v5p-8", "tpu-v6e-8"):
+        assert chip_of_slice(acc) is None, acc
+
+
+def test_a_generation_the_catalog_gains_is_exported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(TPU_SLICES, "TPU-v5p", GENERATIONS["TPU-v5p"])
+    monkeypatch.setitem(TPU_SLICES, "TPU-v6e", GENERATIONS["TPU-v6e"])
+    assert slice_for("TPU-v5p", 64) == ("tpu-v5p-128", "")
+    assert slice_for("TPU-v5p", 64, "tpu-v5p") == ("tpu-v5p-128", "")
+    assert chip_of_slice("tpu-v5p-128") == "TPU-v5p"
+    assert chip_of_slice("tpu-v6e-8") == "TPU-v6e"
+    assert chip_of_slice("tpu-v5p-128") != chip_of_slice("tpu-v4-128")
+    got, why = slice_for("TPU-v6e", 12)
+    assert got is None
+    assert (
+        why
+        == "12 TPU-v6e chips are no tpu-v6e slice (slices of 1, 4, 8, 16, 32, 64, 128, 256 chips)"
+    )
+    got, why = slice_for("TPU-v6e", 8, "tpu-v5p")
+    assert got is None and "is not a TPU-v6e slice" in why

@@ -121,7 +121,10 @@ def test_a_state_an_older_version_compacted_is_read_as_maybe_forgetful(
 
 def _state(log: dict[str, Any]) -> dict[str, Any]:
     item = {"size": 3, "root": "ab" * 32, "note": "n", "source": "s", "seen_at": "t"}
-    return {"format": "straits-witness/1", "logs": {ORIGIN: {"seen": [item], "latest": item, **log}}}
+    return {
+        "format": "straits-witness/1",
+        "logs": {ORIGIN: {"seen": [item], "latest": item, **log}},
+    }
 
 
 @pytest.mark.parametrize(

@@ -8,12 +8,19 @@ simply change the accelerators field"). ``tpu-v4-8:8`` on 8 nodes asked for 8 sl
 on each of 8 nodes, which the catalog does not offer.
 
 The slice's name counts TensorCores for TPU v2 to v4 and v5p (a v4 chip has two: 64 chips are
-``tpu-v4-128``) and chips for v5e (``tpu-v5litepod-N``) and v6e; only the chips of Straits'
-catalog (``catalog/chips.yaml``: TPU v4) are mapped here. Google's v4 slices are 2x2x1, 2x2x2,
-2x2x4 and 2x4x4 chips (4, 8, 16, 32), then shapes AxBxC of whole 4x4x4 cubes (multiples of 64
-chips) up to v4-4096, 2,048 chips (Cloud TPU docs, "TPU v4" and "TPU types and topologies";
-SkyPilot's GCP catalog lists v4-8 to v4-64, then every multiple of 128 TensorCores). A count
-between them (48 chips) has no slice.
+``tpu-v4-128``) and chips for v5e (``tpu-v5litepod-N``) and v6e (``tpu-v6e-N``), as SkyPilot
+names them (``sky show-gpus``: ``tpu-v5litepod-1, -4, -8``, ``tpu-v5p-8, -16, -32``,
+``tpu-v6e-1, -4, -8``). Google's v4 slices are 2x2x1, 2x2x2, 2x2x4 and 2x4x4 chips (4, 8, 16,
+32), then shapes AxBxC of whole 4x4x4 cubes (multiples of 64 chips) up to v4-4096, 2,048 chips
+(Cloud TPU docs, "TPU v4" and "TPU types and topologies"; SkyPilot's GCP catalog lists v4-8 to
+v4-64, then every multiple of 128 TensorCores). A count between them (48 chips) has no slice.
+v5p's are the same small shapes, then whole cubes up to 16x16x24, 6,144 chips (Cloud TPU docs,
+"TPU v5p"); v5e's and v6e's are 1, 4, 8, 16, 32, 64, 128 and 256 chips, a 2D torus of at most
+256 (Cloud TPU docs, "TPU v5e", "TPU v6e").
+
+Only the chips of Straits' catalog (``catalog/chips.yaml``) are mapped (:data:`TPU_SLICES`):
+TPU v4 today. The other generations' slices (:data:`GENERATIONS`) wait for their chips to be
+added to the catalog, with sourced figures, under the ids they are keyed by (fix90).
 """
 
 from __future__ import annotations
@@ -33,13 +40,13 @@ class TpuSlices:
     small: tuple[int, ...]
     """Slice sizes in chips below one cube."""
     cube: int
-    """Chips of one cube: larger slices are whole cubes."""
+    """Chips of one cube: larger slices are whole cubes (0: no slices but ``small``)."""
     max_chips: int
 
     def chips_ok(self, chips: int) -> bool:
         if chips in self.small:
             return True
-        return chips > 0 and chips % self.cube == 0 and chips <= self.max_chips
+        return self.cube > 0 and chips > 0 and chips % self.cube == 0 and chips <= self.max_chips
 
     def name(self, chips: int) -> str | None:
         """The slice of ``chips`` chips (``tpu-v4-128`` for 64), None when there is none."""
@@ -50,19 +57,38 @@ class TpuSlices:
         for n in self.small:
             if n >= chips:
                 return n
+        if self.cube == 0:
+            return None
         n = -(-chips // self.cube) * self.cube
         return n if n <= self.max_chips else None
 
     def sizes(self) -> str:
         """The slice sizes in words, for notes."""
         small = ", ".join(str(n) for n in self.small)
+        if self.cube == 0:
+            return f"{small} chips"
         return f"{small} or a multiple of {self.cube} up to {self.max_chips:,} chips"
 
 
-#: catalog chip id -> its slices (the chip ids of catalog/chips.yaml whose family is tpu)
-TPU_SLICES: dict[str, TpuSlices] = {
+_V5E_V6E = (1, 4, 8, 16, 32, 64, 128, 256)
+#: the catalog chip id each generation has or would have -> its slices, as SkyPilot names them
+GENERATIONS: dict[str, TpuSlices] = {
     "TPU-v4": TpuSlices("tpu-v4", 2, (4, 8, 16, 32), 64, 2048),
+    "TPU-v5e": TpuSlices("tpu-v5litepod", 1, _V5E_V6E, 0, 256),
+    "TPU-v5p": TpuSlices("tpu-v5p", 2, (4, 8, 16, 32), 64, 6144),
+    "TPU-v6e": TpuSlices("tpu-v6e", 1, _V5E_V6E, 0, 256),
 }
+
+
+def _in_catalog() -> dict[str, TpuSlices]:
+    from straits.catalog.chips import catalog
+
+    ids = set(catalog().ids)
+    return {chip: s for chip, s in GENERATIONS.items() if chip in ids}
+
+
+#: catalog chip id -> its slices: the generations whose chip the catalog has
+TPU_SLICES: dict[str, TpuSlices] = _in_catalog()
 
 _SLICE = re.compile(r"(tpu-[a-z0-9]+)(?:-([0-9]+))?", re.IGNORECASE)
 
