@@ -67,8 +67,19 @@ def parse_check_document(
 
 
 def check_json(rules: RuleSet, requests: list[CheckRequest], was_list: bool) -> Any:
-    """The ``straits check --json`` answer: one decision object, or a list in request order."""
-    answers = [d.to_json() for d in rules.check_many(requests)]
+    """The ``straits check --json`` answer: one decision object, or a list in request order.
+    An answer lists as ``ignored`` the fields its request set that no loaded rule reads for
+    its action (an order's ``quantity`` on ``train``), only when there are some: every other
+    answer is what it was, as recorded before (fix90)."""
+    from straits.rules.unread import unread_fields
+
+    answers = []
+    for req, d in zip(requests, rules.check_many(requests), strict=True):
+        answer = d.to_json()
+        ignored = unread_fields(rules.rules, req)
+        if ignored:
+            answer["ignored"] = ignored
+        answers.append(answer)
     return answers if was_list else answers[0]
 
 

@@ -102,7 +102,7 @@ def _check_here(
     db: str | None,
     text: str | None = None,
 ) -> tuple[Any, list[Any]]:
-    from straits.api import parse_check_document
+    from straits.api import check_json, parse_check_document
     from straits.limits import MAX_RECORDED_CHECK_REQUESTS
     from straits.rules import ruleset
 
@@ -116,8 +116,7 @@ def _check_here(
         )
     requests, was_list = parse_check_document(data, label, text)
     rs = ruleset(rule_dirs(rules))
-    answers = [d.to_json() for d in rs.check_many(requests)]
-    answer = answers if was_list else answers[0]
+    answer = check_json(rs, list(requests), was_list)
     if record:
         from straits.store.records import record_check
 

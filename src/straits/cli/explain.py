@@ -90,6 +90,15 @@ def decision_view_json(d: Mapping[str, Any], title: str = "") -> Group:
     if d.get("notes"):
         parts.append(Text("  Notes:", style="bold"))
         parts += [reason_line(n, "i") for n in d["notes"]]
+    if d.get("ignored"):
+        fields = ", ".join(str(f) for f in d["ignored"])
+        parts.append(
+            hanging(
+                "  Ignored: ",
+                f"{fields} (no rule reads it for this action: it changed nothing)",
+                style="bold yellow",
+            )
+        )
     return Group(*parts)
 
 

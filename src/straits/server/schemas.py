@@ -33,6 +33,12 @@ class CheckAnswer(_Open):
     requires: list[str]
     reasons: list[Reason]
     warnings: list[Reason]
+    ignored: list[str] | None = Field(
+        default=None,
+        description="Present only when the request set fields no loaded rule reads for its "
+        "action (an order's quantity, prior_tpp or ships_from on train, serve...): they "
+        "changed nothing.",
+    )
 
 
 class EstimateAnswer(_Open):
