@@ -375,9 +375,9 @@ def _run(s: Setup, seed: int) -> MarketResult:
             want = max(0.0, target - pool_chips[p] - pipeline)
             if want > 0 and step + op_lead < horizon:
                 size = max(1, round(want))  # a size is stated: 0 reads as "not given"
-                share = _order_share(s, p, size, month)
-                pool_arrivals[step + op_lead, p] += want * share
-                pool_order[step + op_lead, p] = (size, share)
+                allowed = _order_share(s, p, size, month)
+                pool_arrivals[step + op_lead, p] += want * allowed
+                pool_order[step + op_lead, p] = (size, allowed)
         # --- readiness, prices -------------------------------------------------------------------
         lawful_any = np.array([a_off[ti].max() > 0 for ti in range(len(f.types))])[f.type_of]
         short = need.sum(axis=1) > 1e-9
