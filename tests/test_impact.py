@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -57,20 +58,18 @@ def test_with_the_letter_known_the_same_day_the_plan_buys_no_h20(
     ]
 
 
+def record_h20_plan(db: str) -> subprocess.CompletedProcess[str]:
+    """``straits plan`` of the H20 example under the rules of 2025-04-08, recorded in ``db``."""
+    return straits(
+        "plan", str(H20_EXAMPLE), "--record", "--db", db, "--time-limit", "30",
+        "--rules", str(H20_BEFORE),
+    )  # fmt: skip
+
+
 def test_cli_impact_names_the_h20_rule_and_the_affected_stage(tmp_path: Path) -> None:
     """The acceptance case: recorded on 2025-04-08, re-checked on 2025-04-10."""
     db = f"sqlite:///{tmp_path / 'l.db'}"
-    p = straits(
-        "plan",
-        str(H20_EXAMPLE),
-        "--record",
-        "--db",
-        db,
-        "--time-limit",
-        "30",
-        "--rules",
-        str(H20_BEFORE),
-    )
+    p = record_h20_plan(db)
     assert p.returncode == 0, p.stderr
     plan_id = recorded_id(p.stderr)
     p = straits("impact", "--date", "2025-04-10", "--db", db, "--json", "--time-limit", "30")
@@ -186,20 +185,7 @@ def test_a_capacity_cut_makes_the_stage_infeasible(
 
 def test_bad_change_files_name_the_file_and_field(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'l.db'}"
-    assert (
-        straits(
-            "plan",
-            str(H20_EXAMPLE),
-            "--record",
-            "--db",
-            db,
-            "--time-limit",
-            "30",
-            "--rules",
-            str(H20_BEFORE),
-        ).returncode
-        == 0
-    )
+    assert record_h20_plan(db).returncode == 0
     bad = tmp_path / "prices.yaml"
     bad.write_text(yaml.safe_dump([{"site": "hz-idc", "chip": "H20", "usd_per_chip_hr": 2}]))
     one_line_error(
