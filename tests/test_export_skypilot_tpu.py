@@ -117,7 +117,7 @@ def test_tpu_v4_slices_count_tensorcores_and_exist_only_at_googles_sizes(
 
 
 def test_chip_of_slice_refuses_what_is_no_v4_slice() -> None:
-    for acc in ("tpu-v4-96", "tpu-v4-7", "tpu-v4", "tpu-v5p-8", "H100", "tpu-v4-podslice"):
+    for acc in ("tpu-v4-96", "tpu-v4-7", "tpu-v4", "tpu-v5p-6", "H100", "tpu-v4-podslice"):
         assert chip_of_slice(acc) is None, acc
 
 
@@ -275,14 +275,17 @@ def test_at_least_and_sizes_of_a_generation_without_cubes() -> None:
 
 
 def test_only_the_catalogs_tpus_are_mapped() -> None:
-    """No chip is invented: a generation is exported only once the catalog has its chip (with
-    sourced figures); today that is TPU v4 alone."""
+    """No chip is invented: a generation is exported once the catalog has its chip (with
+    sourced figures): v4, v5e, v5p and v6e today."""
     from straits.catalog.chips import catalog
 
     tpus = {c.id for c in catalog() if c.family == "tpu"}
-    assert set(TPU_SLICES) == tpus == {"TPU-v4"}
+    assert set(TPU_SLICES) == tpus == {"TPU-v4", "TPU-v5e", "TPU-v5p", "TPU-v6e"}
     assert set(GENERATIONS) >= tpus
-    for acc in ("tpu-v5litepod-8", "tpu-v5p-8", "tpu-v6e-8"):
+    for acc, chip in (("tpu-v5litepod-8", "TPU-v5e"), ("tpu-v5p-8", "TPU-v5p")):
+        assert chip_of_slice(acc) == chip, acc
+    assert chip_of_slice("tpu-v6e-8") == "TPU-v6e"
+    for acc in ("tpu-v5litepod-2", "tpu-v6e-512", "tpu-v5p-2", "tpu-v3-8"):
         assert chip_of_slice(acc) is None, acc
 
 

@@ -19,8 +19,8 @@ v5p's are the same small shapes, then whole cubes up to 16x16x24, 6,144 chips (C
 256 (Cloud TPU docs, "TPU v5e", "TPU v6e").
 
 Only the chips of Straits' catalog (``catalog/chips.yaml``) are mapped (:data:`TPU_SLICES`):
-TPU v4 today. The other generations' slices (:data:`GENERATIONS`) wait for their chips to be
-added to the catalog, with sourced figures, under the ids they are keyed by (fix90).
+TPU v4, v5e, v5p and v6e today; a generation of :data:`GENERATIONS` the catalog lacks waits for
+its chip to be added, with sourced figures, under the id it is keyed by (fix90).
 """
 
 from __future__ import annotations
