@@ -47,3 +47,50 @@ def test_exported_replicas_are_the_estimator_s_and_hold_the_planned_chips(
         )
         assert (job.replica_chips, est.replica_chips) == (replica, replica)
         assert job.replicas() * job.replica_chips == job.chips
+
+
+def _asked(target: str, files: dict[str, str], name: str) -> int:
+    """Chips the target's serving object for ``name`` asks for in all: replicas x chips."""
+    for path, text in files.items():
+        if name not in path:
+            continue
+        for doc in yaml.safe_load_all(text):
+            if not isinstance(doc, dict):
+                continue
+            if target == "skypilot" and "service" in doc:
+                n, acc = doc["num_nodes"], doc["resources"]["any_of"][0]["accelerators"]
+                return int(doc["service"]["replicas"]) * int(n) * int(acc.split(":")[1])
+            if doc.get("kind") in ("Deployment", "LeaderWorkerSet"):
+                spec = doc["spec"]
+                tmpl = spec.get("template") or spec["leaderWorkerTemplate"]["workerTemplate"]
+                size = spec.get("leaderWorkerTemplate", {}).get("size", 1)
+                gpus = tmpl["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"]
+                return int(spec["replicas"]) * int(size) * int(gpus)
+    raise AssertionError(f"no serving object for {name} in {target}")
+
+
+@pytest.mark.parametrize("target", ["skypilot", "kubernetes", "karmada"])
+@pytest.mark.parametrize(("chips", "asked", "noted"), [(256, 256, False), (6, 4, True)])
+def test_planned_serving_chips_that_are_no_whole_replicas_are_said(
+    example_path: Path, target: str, chips: int, asked: int, noted: bool
+) -> None:
+    """A serving stage fixed at 6 chips of 4-chip replicas is exported as one replica: 4
+    chips; the export said nothing of the other 2 (Slurm asks for all 6)."""
+    from straits.export import exporter
+    from straits.rules import ruleset
+
+    rules = ruleset(())
+    text = example_path.read_text("utf-8").replace(
+        "after: [sft], chips: 256,", f"after: [sft], chips: {chips},"
+    )
+    sc = parse_scenario(yaml.safe_load(text), source="fixed-chips")
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json()
+    inp = export_input(sc, plan, rules, plan_id="p", run="serve")
+    res = exporter(target).render(inp)
+    job = next(j for j in inp.jobs if j.serving)
+    assert job.chips == chips
+    assert _asked(target, res.files, job.name) == asked
+    said = [n for n in res.notes if n.startswith(f"{job.workload}/{job.stage}:") and "replica" in n]
+    assert bool(said) == noted
+    if noted:
+        assert f"{chips} chips" in said[0] and f"{asked} chips" in said[0]
