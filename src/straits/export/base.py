@@ -100,6 +100,21 @@ class StageJob:
         """Serving: model replicas in the planned chips."""
         return max(1, self.chips // max(1, self.replica_chips))
 
+    def count_note(self, per_node_max: int = NODE) -> str | None:
+        """What the export says when it asks for other chips than the plan placed: training
+        rounded up to whole nodes (:meth:`rounding_note`), serving rounded down to whole
+        replicas (6 chips of 4-chip replicas are one replica: 4 chips, 2 left idle)."""
+        if not self.serving:
+            return self.rounding_note(per_node_max)
+        used = self.replicas() * self.replica_chips
+        if used == self.chips:
+            return None
+        return (
+            f"{self.workload}/{self.stage}: {self.chips} chips planned, exported as "
+            f"{self.replicas()} replica(s) of {self.replica_chips} ({used} chips; "
+            f"{self.chips - used} planned chips hold no whole replica)"
+        )
+
     @property
     def chips(self) -> int:
         return self.placement.chips

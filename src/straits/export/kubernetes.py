@@ -79,8 +79,9 @@ class KubernetesExporter:
                 continue
             path = f"{k.cluster}/{job.name}.yaml"
             res.files[f"kubernetes/{path}"] = _dump(stage_objects(inp, job, k))
-            if not job.serving and (note := job.rounding_note(NODE)) is not None:
-                res.notes.append(note)  # pods of whole nodes: more chips than the plan placed
+            if (note := job.count_note(NODE)) is not None:
+                # pods of whole nodes: more chips than the plan placed; whole replicas: fewer
+                res.notes.append(note)
             ctx = k.context or k.cluster
             lq = local_queue(k)
             if lq is not None:
@@ -273,7 +274,7 @@ class KarmadaExporter:
                 continue
             # the templates carry only the GPU type's labels: any lawful cluster can run them
             objects = stage_objects(inp, job, k, site_labels=False)
-            if not job.serving and (note := job.rounding_note(NODE)) is not None:
+            if (note := job.count_note(NODE)) is not None:
                 res.notes.append(note)
             res.files[f"karmada/{job.name}.yaml"] = _dump(
                 [*objects, self.policy(inp, job, objects, res.notes)]

@@ -188,11 +188,13 @@ class SkyPilotExporter:
                 )
                 return None
             nodes, per_node = 1, chips
-        elif job.serving:
-            nodes, per_node = max(1, -(-job.replica_chips // NODE)), min(NODE, job.replica_chips)
         else:
-            nodes, per_node = job.layout(NODE)
-            if (note := job.rounding_note(NODE)) is not None:
+            if job.serving:
+                nodes = max(1, -(-job.replica_chips // NODE))
+                per_node = min(NODE, job.replica_chips)
+            else:
+                nodes, per_node = job.layout(NODE)
+            if (note := job.count_note(NODE)) is not None:
                 notes.append(note)
         options = self.resources(inp, job, per_node, notes, nodes)
         if not options or options[0]["infra"] != _infra(job.planned):
