@@ -165,7 +165,11 @@ def pool_figure(pool: PoolView, colours: dict[str, str]) -> Figure:
     used_text = f"{used:.0%}" if used == 0 or used >= 0.005 else "<1%"
     title = (
         f"{pool.key} ({pool.country}): {n} stage{'' if n == 1 else 's'}, peak "
-        f"{pool.peak:,} of {pool.count:,} chips, {used_text} used"
+        f"{pool.peak:,} of {pool.count:,} chips"
+        # chips bought for a stage are no part of the pool's count: said, not left out (a
+        # stage on 2,048 bought H20s was "peak 0 of 256 chips, 0% used")
+        + (f" and {pool.bought_peak:,} bought" if pool.bought_peak else "")
+        + f", {used_text} used"
         + (f"; first {len(shown)} stages drawn" if more > 0 else "")
     )
     lanes_n = max(lanes, default=0) + 1

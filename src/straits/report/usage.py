@@ -54,6 +54,11 @@ class PoolView:
         return max((n for _, n in self.use), default=0)
 
     @property
+    def bought_peak(self) -> int:
+        """The most chips bought for the pool's stages in use at once."""
+        return max((n for _, n in self.bought_use), default=0)
+
+    @property
     def chip_hours(self) -> float:
         return sum(t.chips * (t.end - t.start).total_seconds() / 3600 for t in self.tasks)
 
