@@ -15,6 +15,7 @@ from importlib import resources
 from typing import Any
 
 from straits.model.scenario import Scenario
+from straits.plan.transfer import weights_gb
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,9 @@ def map_view(plan: dict[str, Any], sc: Scenario) -> MapView:
             for p in st.after:
                 src = placed.get((w.id, p))
                 if src is not None and src != dst:
+                    # the checkpoint the plan moves (and charges egress for): it said "-"
+                    gb = weights_gb(w.model)
                     moves.append(
-                        Movement("weights", f"{w.id}/{p}", src, dst, None, f"{w.id}/{st.id}")
+                        Movement("weights", f"{w.id}/{p}", src, dst, gb, f"{w.id}/{st.id}")
                     )
     return MapView(sites=tuple(marks), movements=tuple(moves))
