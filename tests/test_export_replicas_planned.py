@@ -94,3 +94,31 @@ def test_planned_serving_chips_that_are_no_whole_replicas_are_said(
     assert bool(said) == noted
     if noted:
         assert f"{chips} chips" in said[0] and f"{asked} chips" in said[0]
+
+
+@pytest.mark.parametrize("infra", ["kubernetes/my-johor", "aws/ap-southeast-1"])
+def test_every_skypilot_serving_candidate_asks_the_planned_chips(
+    example_path: Path, infra: str
+) -> None:
+    """SkyServe has one `replicas` for every candidate in `any_of`: a lawful H200 alternative
+    asked as its own 2-chip replica took 64 x 2 = 128 chips where the plan (and the rules, "at
+    256 chips") and the Kubernetes and Karmada exports ask 256. A smaller chip's own replica is
+    no smaller than the planned one now."""
+    from straits.export import exporter
+    from straits.rules import ruleset
+
+    rules = ruleset(())
+    sc = parse_scenario(yaml.safe_load(example_path.read_text("utf-8")), source="offshore")
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json()
+    inp = export_input(sc, plan, rules, plan_id="p", run="serve")
+    job = next(j for j in inp.jobs if j.serving)
+    task = yaml.safe_load(
+        exporter("skypilot").render(inp).files[f"skypilot/{job.name}.service.yaml"]
+    )
+    replicas, nodes = task["service"]["replicas"], task["num_nodes"]
+    asked = [
+        replicas * nodes * int(r["accelerators"].split(":")[1])
+        for r in task["resources"]["any_of"]
+        if r["infra"] == infra
+    ]
+    assert asked and asked == [job.chips] * len(asked)
