@@ -137,10 +137,15 @@ class SkyPilotExporter:
             n, need = per_node, nodes  # chips per node, nodes this choice needs
             r = job.replica_chips if job.serving else job.chips
             if job.serving and c is not job.planned:
-                # a replica of this chip's size (a smaller one on a bigger chip), holding the
-                # KV cache of one request as the planned replica does: without the context a
-                # 1M-token stage's replica was asked as half the chips it needs
-                r = replica_chips(inp.scenario, job.workload, c.pool.chip, context=context)
+                # a replica of this chip's size, holding the KV cache of one request as the
+                # planned replica does: without the context a 1M-token stage's replica was
+                # asked as half the chips it needs. Never smaller than the planned one: the
+                # service has one `replicas` for every candidate, so 2-chip H200 replicas
+                # took 128 chips where the plan, the rules and the other targets ask 256
+                r = max(
+                    job.replica_chips,
+                    replica_chips(inp.scenario, job.workload, c.pool.chip, context=context),
+                )
                 n, need = min(NODE, r), -(-r // NODE)
             elif not job.serving:
                 need, n = job.layout(NODE)
