@@ -12,8 +12,16 @@ from straits.market.result import MarketResult, MonthRecord
 
 
 def _m(v: float) -> str:
-    """Chip-hours in millions."""
-    return f"{v / 1e6:,.1f}M"
+    """Chip-hours in millions; a positive figure that rounds to 0 is "<0.1M" (38,425
+    chip-hours read "0.0M" beside the JSON's and the chart's positive value)."""
+    text = f"{v / 1e6:,.1f}M"
+    return "<0.1M" if v > 0 and text == "0.0M" else text
+
+
+def _pct(v: float) -> str:
+    """A share in whole percent; a positive share that rounds to 0 is "<1%"."""
+    text = f"{v:.0%}"
+    return "<1%" if v > 0 and text == "0%" else text
 
 
 def quarterly(months: list[MonthRecord]) -> list[MonthRecord]:
@@ -60,9 +68,9 @@ def show(result: MarketResult, other: MarketResult | None, label: str) -> None:
             *[
                 x
                 for c in countries
-                for x in (f"{r.price_usd_per_chip_hour[c]:.2f}", f"{r.utilisation[c]:.0%}")
+                for x in (f"{r.price_usd_per_chip_hour[c]:.2f}", _pct(r.utilisation[c]))
             ],
-            f"{s['offshore']:.0%} / {s['home']:.0%} / {s['domestic']:.0%} / {s['unmet']:.0%}",
+            " / ".join(_pct(s[k]) for k in ("offshore", "home", "domestic", "unmet")),
         )
     console.print(t)
     if other is not None:
