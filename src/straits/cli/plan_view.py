@@ -98,7 +98,14 @@ def totals_line(plan: Doc) -> Text:
     late = f" + {money(penalty)} late penalty" if penalty else ""
     total, high = plan.get("total_cost_usd", 0), plan.get("total_cost_usd_high")
     if plan.get("risk") != "p90" and isinstance(high, int | float) and high > (total or 0):
-        late += f" (up to {money(high)} at the estimates' high end)"
+        # the high end prices compute only: the lateness a slower run would add is not in it
+        # (docs/contracts.md), which beside a penalty must be said (atk91)
+        late += f" (up to {money(high)} " + (
+            "with compute at the estimates' high end, penalties as planned; "
+            "--risk p90 schedules it)"
+            if penalty
+            else "at the estimates' high end)"
+        )
     return Text(
         f"Total {money(total)}{late}, makespan "
         f"{duration(plan.get('makespan_hours', 0))}, "

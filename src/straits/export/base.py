@@ -115,6 +115,20 @@ class StageJob:
             f"{self.chips - used} planned chips hold no whole replica)"
         )
 
+    def env(self, plan_id: str) -> dict[str, str]:
+        """The variables every target gives a stage's command: which plan, workload, stage and
+        site it is, the command, and the parallel layout the plan priced
+        (:func:`layout_env`), so a command can run the layout it was planned at."""
+        return {
+            "STRAITS_PLAN_ID": plan_id,
+            "STRAITS_WORKLOAD": self.workload,
+            "STRAITS_STAGE": self.stage,
+            "STRAITS_STAGE_KIND": self.kind,
+            "STRAITS_SITE": self.planned.site.id,
+            "STRAITS_COMMAND": self.command,
+            **layout_env(self.placement.raw.get("layout")),
+        }
+
     @property
     def chips(self) -> int:
         return self.placement.chips
@@ -353,6 +367,32 @@ def _tensor_parallel(chips: int) -> int:
     chips a replica of 24 where the plan priced 32: 85 replicas of the 2,048 planned chips
     took 2,040 of them."""
     return 1 << (max(1, chips) - 1).bit_length()
+
+
+#: one part of a planned layout (``TP4 PP1 DP512 EP8 ZeRO-3 recompute=selective``)
+_LAYOUT_PART = re.compile(r"(TP|PP|DP|EP)([0-9]{1,9})|ZeRO-([0-9])|recompute=([a-z]{1,20})")
+
+
+def layout_env(layout: object) -> dict[str, str]:
+    """The planned parallel layout as variables: ``STRAITS_LAYOUT`` (as the plan writes it)
+    and, for the parts it names, ``STRAITS_TP``, ``STRAITS_PP``, ``STRAITS_DP``,
+    ``STRAITS_EP``, ``STRAITS_ZERO`` and ``STRAITS_RECOMPUTE``. None when the plan gives no
+    layout (a serving stage, an older plan); a part it does not know is left in
+    ``STRAITS_LAYOUT`` alone."""
+    if not isinstance(layout, str) or not layout.strip():
+        return {}
+    out = {"STRAITS_LAYOUT": layout}
+    for part in layout.split():
+        m = _LAYOUT_PART.fullmatch(part)
+        if m is None:
+            continue
+        if m[1]:
+            out[f"STRAITS_{m[1]}"] = m[2]
+        elif m[3]:
+            out["STRAITS_ZERO"] = m[3]
+        else:
+            out["STRAITS_RECOMPUTE"] = m[4]
+    return out
 
 
 #: what a plan id may hold: it goes into file comments, paths, labels and job environments

@@ -181,16 +181,7 @@ def pod_spec(
         "image": inp.image,
         "command": ["/bin/bash", "-c", preamble + 'exec bash -c "$STRAITS_COMMAND"'],
         "env": [
-            *_env(
-                {
-                    "STRAITS_PLAN_ID": inp.plan_id,
-                    "STRAITS_WORKLOAD": job.workload,
-                    "STRAITS_STAGE": job.stage,
-                    "STRAITS_STAGE_KIND": job.kind,
-                    "STRAITS_SITE": job.planned.site.id,
-                    "STRAITS_COMMAND": job.command,
-                }
-            ),
+            *_env(job.env(inp.plan_id)),
             *env,
         ],
         "resources": {"requests": {res: str(chips)}, "limits": {res: str(chips)}},

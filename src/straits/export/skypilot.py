@@ -228,12 +228,7 @@ class SkyPilotExporter:
             "num_nodes": nodes,
             "resources": {"ordered" if self.ordered else "any_of": options},
             "envs": {
-                ENV_PLAN: inp.plan_id,
-                ENV_WORKLOAD: job.workload,
-                ENV_STAGE: job.stage,
-                "STRAITS_STAGE_KIND": job.kind,
-                "STRAITS_SITE": job.planned.site.id,
-                "STRAITS_COMMAND": job.command,
+                **job.env(inp.plan_id),
                 "STRAITS_START": job.placement.raw["start"],
                 "STRAITS_END": job.placement.raw["end"],
             },

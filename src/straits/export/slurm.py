@@ -178,15 +178,7 @@ class SlurmExporter:
         # the root may hold $VARS for the shell (its pattern allows nothing else); the rest is
         # quoted whatever the plan id holds
         ckpt = f'"{s.checkpoint_root}"/' + shlex.quote(f"{inp.plan_id}/{job.workload}/{job.stage}")
-        envs = {
-            "STRAITS_PLAN_ID": inp.plan_id,
-            "STRAITS_WORKLOAD": job.workload,
-            "STRAITS_STAGE": job.stage,
-            "STRAITS_STAGE_KIND": job.kind,
-            "STRAITS_SITE": job.planned.site.id,
-            "NPROC_PER_NODE": str(per_node),
-            "STRAITS_COMMAND": job.command,
-        }
+        envs = {**job.env(inp.plan_id), "NPROC_PER_NODE": str(per_node)}
         if job.serving:
             envs["STRAITS_REPLICA_CHIPS"] = str(job.replica_chips)
             envs["STRAITS_SERVE_PORT"] = str(SERVE_PORT)
