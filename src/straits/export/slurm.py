@@ -30,6 +30,7 @@ for without a federation, so a stage whose predecessor runs elsewhere is submitt
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 import shlex
@@ -44,6 +45,7 @@ from straits.export.base import (
     StageJob,
     unique_labels,
 )
+from straits.export.slurm_submit import submit_script
 from straits.model.targets import SlurmSite, format_minutes
 
 #: how much longer than planned a stage may run, in all its jobs together
@@ -378,9 +380,10 @@ class SlurmExporter:
                 f"# {job.workload}/{job.stage}: {parts} job(s)"
                 + (f", after {', '.join(job.after)}" if job.after else "")
             )
-            lines.append(
-                f"chain {job.name}.sbatch {parts} {deps or '-'} {'hold' if remote else '-'}"
-            )
+            start = job.placement.start  # not before the planned start (a naive one is UTC)
+            begin = int((start if start.tzinfo else start.replace(tzinfo=dt.UTC)).timestamp())
+            hold = "hold" if remote else "-"
+            lines.append(f"chain {job.name}.sbatch {parts} {deps or '-'} {hold} {begin}")
             lines.append(f"{_var(job)}=$LAST")
             if remote:
                 elsewhere = ", ".join(
@@ -404,7 +407,7 @@ class SlurmExporter:
         for cluster, jobs in submitted.items():
             _within_max_jobs(inp, cluster, jobs)
         for folder, lines in submits.items():
-            res.files[f"{folder}/submit.sh"] = _submit(inp.plan_id, folder, lines)
+            res.files[f"{folder}/submit.sh"] = submit_script(inp.plan_id, folder, lines)
         return res
 
 
@@ -429,63 +432,3 @@ def _within_max_jobs(
         expected="the partition's real MaxTime (a longer one makes fewer jobs), or the "
         "cluster's real MaxJobCount as max_jobs",
     )
-
-
-def _submit(plan_id: str, folder: str, body: list[str]) -> str:
-    head = [
-        "#!/bin/bash",
-        f"# Submit the stages of Straits plan {plan_id} on this cluster ({folder}), in order.",
-        "# Run it on the cluster's login node, from any directory.",
-        "# All or nothing: the first job of every stage that waits for no other is submitted",
-        "# held and released only once every job is in, so a run that stops half way (an",
-        "# sbatch refusal, Ctrl-C, a lost login) starts nothing; one that fails cancels what",
-        "# it submitted, and one killed outright leaves them held (it prints their ids).",
-        "set -euo pipefail",
-        'cd "$(dirname "$0")"',
-        "SUBMITTED=() RELEASE=()",
-        "cleanup() {",
-        "  local rc=$?",
-        '  [ "$rc" -eq 0 ] && return 0',
-        '  if [ "${#SUBMITTED[@]}" -gt 0 ]; then',
-        '    echo "submit.sh stopped (exit $rc): cancelling the ${#SUBMITTED[@]} job(s) it'
-        ' submitted: ${SUBMITTED[*]}" >&2',
-        '    scancel "${SUBMITTED[@]}" || echo "scancel failed: cancel them yourself:'
-        ' scancel ${SUBMITTED[*]}" >&2',
-        "  fi",
-        '  exit "$rc"',
-        "}",
-        "trap cleanup EXIT",
-        "trap 'exit 130' INT",
-        "trap 'exit 143' TERM HUP",
-        "# what it prints is best effort: a reader that stops early (submit.sh | head) must not",
-        "# stop the submission half way, so SIGPIPE is ignored and a failed write is not an error",
-        "trap '' PIPE",
-        "say() { printf '%s\\n' \"$*\" 2>/dev/null || true; }",
-        "# chain SCRIPT PARTS DEPS HOLD: submit SCRIPT as PARTS jobs, each afterok on the one",
-        "# before, the first afterok on DEPS (job ids a:b, or -) and held when HOLD is 'hold';",
-        "# sets FIRST and LAST to the first and last job ids",
-        "chain() {",
-        "  local script=$1 parts=$2 deps=$3 hold=$4 seg id prev",
-        '  [ "$deps" = - ] && deps=""',
-        '  prev=$deps FIRST=""',
-        '  for seg in $(seq 1 "$parts"); do',
-        "    args=(--parsable --export=ALL,STRAITS_SEGMENT=$seg,STRAITS_SEGMENTS=$parts)",
-        '    [ -n "$prev" ] && args+=(--dependency=afterok:$prev)',
-        '    [ "$seg" -eq 1 ] && { [ "$hold" = hold ] || [ -z "$prev" ]; } && args+=(--hold)',
-        '    id=$(sbatch "${args[@]}" "$script" | cut -d";" -f1)',
-        '    [ -n "$id" ] || { echo "sbatch gave no job id for $script" >&2; exit 1; }',
-        '    SUBMITTED+=("$id")',
-        '    [ "$seg" -eq 1 ] && [ "$hold" != hold ] && [ -z "$prev" ] && RELEASE+=("$id")',
-        '    [ -n "$FIRST" ] || FIRST=$id',
-        '    say "$script: job $id (part $seg of $parts)"',
-        "    prev=$id",
-        "  done",
-        "  LAST=$id",
-        "}",
-    ]
-    tail = [
-        "# every job is in: start the stages that wait for nothing",
-        'if [ "${#RELEASE[@]}" -gt 0 ]; then scontrol release "$(IFS=,; echo "${RELEASE[*]}")"; fi',
-        "trap - EXIT",
-    ]
-    return "\n".join(head + body + tail) + "\n"

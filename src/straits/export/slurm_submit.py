@@ -1,0 +1,76 @@
+"""Slurm's ``submit.sh``: every stage's sbatch script submitted in order, all or nothing.
+
+A stage is submitted as a chain of jobs within the partition's MaxTime, each ``afterok`` on the
+one before; the first waits for the stage's predecessors on the cluster (held when one runs on
+another cluster) and, when the plan starts it later than now, for its planned start
+(``--begin=now+SECONDS``: a stage the plan holds for chips still to arrive, a capacity window or
+a rule's date does not start when its predecessor ends). Counting seconds from now leaves the
+cluster's time zone out of it.
+"""
+
+from __future__ import annotations
+
+
+def submit_script(plan_id: str, folder: str, body: list[str]) -> str:
+    """``submit.sh``: the ``chain`` function and the lines ``body`` that call it, one stage
+    after another (:class:`~straits.export.slurm.SlurmExporter`)."""
+    head = [
+        "#!/bin/bash",
+        f"# Submit the stages of Straits plan {plan_id} on this cluster ({folder}), in order.",
+        "# Run it on the cluster's login node, from any directory.",
+        "# All or nothing: the first job of every stage that waits for no other is submitted",
+        "# held and released only once every job is in, so a run that stops half way (an",
+        "# sbatch refusal, Ctrl-C, a lost login) starts nothing; one that fails cancels what",
+        "# it submitted, and one killed outright leaves them held (it prints their ids).",
+        "set -euo pipefail",
+        'cd "$(dirname "$0")"',
+        "SUBMITTED=() RELEASE=()",
+        "cleanup() {",
+        "  local rc=$?",
+        '  [ "$rc" -eq 0 ] && return 0',
+        '  if [ "${#SUBMITTED[@]}" -gt 0 ]; then',
+        '    echo "submit.sh stopped (exit $rc): cancelling the ${#SUBMITTED[@]} job(s) it'
+        ' submitted: ${SUBMITTED[*]}" >&2',
+        '    scancel "${SUBMITTED[@]}" || echo "scancel failed: cancel them yourself:'
+        ' scancel ${SUBMITTED[*]}" >&2',
+        "  fi",
+        '  exit "$rc"',
+        "}",
+        "trap cleanup EXIT",
+        "trap 'exit 130' INT",
+        "trap 'exit 143' TERM HUP",
+        "# what it prints is best effort: a reader that stops early (submit.sh | head) must not",
+        "# stop the submission half way, so SIGPIPE is ignored and a failed write is not an error",
+        "trap '' PIPE",
+        "say() { printf '%s\\n' \"$*\" 2>/dev/null || true; }",
+        "# chain SCRIPT PARTS DEPS HOLD BEGIN: submit SCRIPT as PARTS jobs, each afterok on the",
+        "# one before, the first afterok on DEPS (job ids a:b, or -), held when HOLD is 'hold',",
+        "# and not started before BEGIN (the planned start, seconds since 1970 UTC) when that is",
+        "# still to come; sets FIRST and LAST to the first and last job ids",
+        "chain() {",
+        "  local script=$1 parts=$2 deps=$3 hold=$4 begin=${5:-0} seg id prev wait_s",
+        "  wait_s=$(( begin - $(date +%s) ))",
+        '  [ "$deps" = - ] && deps=""',
+        '  prev=$deps FIRST=""',
+        '  for seg in $(seq 1 "$parts"); do',
+        "    args=(--parsable --export=ALL,STRAITS_SEGMENT=$seg,STRAITS_SEGMENTS=$parts)",
+        '    [ -n "$prev" ] && args+=(--dependency=afterok:$prev)',
+        '    [ "$seg" -eq 1 ] && { [ "$hold" = hold ] || [ -z "$prev" ]; } && args+=(--hold)',
+        '    [ "$seg" -eq 1 ] && [ "$wait_s" -gt 0 ] && args+=(--begin=now+$wait_s)',
+        '    id=$(sbatch "${args[@]}" "$script" | cut -d";" -f1)',
+        '    [ -n "$id" ] || { echo "sbatch gave no job id for $script" >&2; exit 1; }',
+        '    SUBMITTED+=("$id")',
+        '    [ "$seg" -eq 1 ] && [ "$hold" != hold ] && [ -z "$prev" ] && RELEASE+=("$id")',
+        '    [ -n "$FIRST" ] || FIRST=$id',
+        '    say "$script: job $id (part $seg of $parts)"',
+        "    prev=$id",
+        "  done",
+        "  LAST=$id",
+        "}",
+    ]
+    tail = [
+        "# every job is in: start the stages that wait for nothing",
+        'if [ "${#RELEASE[@]}" -gt 0 ]; then scontrol release "$(IFS=,; echo "${RELEASE[*]}")"; fi',
+        "trap - EXIT",
+    ]
+    return "\n".join(head + body + tail) + "\n"
