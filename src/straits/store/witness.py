@@ -173,7 +173,7 @@ class Witness:
                 )
         latest = log["latest"]
         kept = log.get("roots", {}).get(str(c.size))
-        if kept is not None and latest is not None:
+        if kept is not None and latest is not None and c.size < latest["size"]:
             return self._against_root(offer, cp, kept, latest)
         if latest is None:
             self._record(log, cp, offer.source, latest=True)

@@ -47,6 +47,8 @@ KEEP_ROOTS = 10_000
 #: seconds a run waits for another run on the same state file to finish
 LOCK_WAIT_S = 30.0
 _ROOT = re.compile(r"[0-9a-f]{64}")
+#: a size as a key of ``roots``: as ``str(int)`` writes it, within a Merkle tree's 63 bits
+_SIZE = re.compile(r"0|[1-9][0-9]{0,18}")
 _TEXT_FIELDS = ("note", "source", "seen_at")
 
 
@@ -165,7 +167,14 @@ def compact(state: dict[str, Any]) -> None:
                 kept = [seen[0], *seen[len(seen) - (KEEP_SEEN - 2) :], latest]
                 kept.sort(key=lambda x: x["size"])
             sizes = {x["size"] for x in kept}
-            roots.update({str(x["size"]): x["root"] for x in seen if x["size"] not in sizes})
+            top = latest["size"] if latest is not None else 0  # below it: proven (atk93)
+            roots.update(
+                {
+                    str(x["size"]): x["root"]
+                    for x in seen
+                    if x["size"] not in sizes and x["size"] < top
+                }
+            )
             log["seen"] = kept
         if len(roots) > KEEP_ROOTS:
             dropped = sorted(int(n) for n in roots)[: len(roots) - KEEP_ROOTS]
@@ -201,30 +210,46 @@ def check_state(state: Any, source: str) -> None:
         seen = log.get("seen")
         if not isinstance(seen, list):
             raise _bad(source, "not a list", f"{where}.seen")
+        roots: dict[int, str] = {}
         for i, item in enumerate(seen):
             _check_item(item, source, f"{where}.seen[{i}]")
-        _check_roots(log, source, where)
+            if roots.setdefault(item["size"], item["root"]) != item["root"]:
+                raise _bad(source, "two roots for one size", f"{where}.seen[{i}]")
         latest = log.get("latest")
         if latest is not None:
             _check_item(latest, source, f"{where}.latest")
-            if not any(s.get("size") == latest["size"] for s in seen):
+            if roots.get(latest["size"]) != latest["root"]:
                 raise _bad(source, "the latest checkpoint is not among those seen", where)
+        _check_roots(log, source, where, roots, latest["size"] if latest is not None else 0)
 
 
-def _check_roots(log: dict[str, Any], source: str, where: str) -> None:
+def _check_roots(
+    log: dict[str, Any], source: str, where: str, seen: dict[int, str], latest: int
+) -> None:
     """``roots`` (size -> root hex) and ``forgotten_upto`` (a count), both optional: a state
-    older versions wrote has neither."""
+    older versions wrote has neither. As the witness writes them (atk93): sizes in decimal
+    without leading zeros (``07`` was never looked up), below the latest size (a root kept
+    above it answered a fork of that size ``seen``), agreeing with the notes ``seen`` holds
+    (``seen`` is the sizes' roots), and nothing forgotten beyond the latest size."""
     roots = log.get("roots", {})
     if not isinstance(roots, dict):
         raise _bad(source, "not an object", f"{where}.roots")
     for size, root in roots.items():
-        if not (size.isascii() and size.isdigit()):
+        if not _SIZE.fullmatch(size):
             raise _bad(source, f"a key that is not a count: {size[:20]!r}", f"{where}.roots")
         if not isinstance(root, str) or not _ROOT.fullmatch(root):
             raise _bad(source, "not a SHA-256 hash in hex", f"{where}.roots[{size!r}]")
+        if int(size) >= latest:
+            raise _bad(
+                source, f"a root kept at or above the latest size {latest}", f"{where}.roots"
+            )
+        if seen.get(int(size), root) != root:
+            raise _bad(source, "two roots for one size", f"{where}.roots[{size!r}]")
     upto = log.get("forgotten_upto", 0)
     if not isinstance(upto, int) or isinstance(upto, bool) or upto < 0:
         raise _bad(source, "not a count", f"{where}.forgotten_upto")
+    if upto > latest:
+        raise _bad(source, f"beyond the latest size {latest}", f"{where}.forgotten_upto")
 
 
 def _check_item(item: Any, source: str, where: str) -> None:
