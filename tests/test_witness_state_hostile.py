@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_witness_compaction import ORIGIN, A, B, Log
 
 from straits.errors import InputError
 from straits.store import witness_state
 from straits.store.note import Checkpoint, Signer, sign_checkpoint
 from straits.store.witness import Offered, Outcome, Witness
+from test_witness_compaction import ORIGIN, A, B, Log
 
 
 @pytest.fixture(scope="module")

@@ -93,6 +93,27 @@ Count = Annotated[StrictInt, Field(ge=0, le=10**12)]
 Amount = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0.0, le=MAX_FIGURE)]
 Text = Annotated[StrictStr, AfterValidator(printable)]
 
+#: the longest ``layout`` read: the estimator writes about 45 characters
+#: (``TP8 PP4 DP16 EP8 ZeRO-1 recompute=selective``)
+MAX_LAYOUT = 256
+_LAYOUT_CHARS = re.compile(rf"[ -~]{{0,{MAX_LAYOUT}}}")
+
+
+def _layout(text: str) -> str:
+    """A layout as the estimator writes it: printable ASCII on one line, at most
+    :data:`MAX_LAYOUT` characters. Every export passes it as ``STRAITS_LAYOUT`` (atk93: 200,000
+    characters were exported as they were, and Linux starts no program whose one variable is
+    over 128 KiB, so no process of the job started)."""
+    if not _LAYOUT_CHARS.fullmatch(text):
+        raise ValueError(
+            f"not a parallel layout such as 'TP4 PP1 DP512 ZeRO-3' (printable ASCII on one "
+            f"line, at most {MAX_LAYOUT} characters)"
+        )
+    return text
+
+
+Layout = Annotated[StrictStr, AfterValidator(_layout)]
+
 
 class _Open(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
@@ -125,7 +146,7 @@ class _Assignment(_Open):
     chip_hours_low: Figure | None = None
     chip_hours_high: Figure | None = None
     decision: Text | None = None
-    layout: Text | None = None
+    layout: Layout | None = None
     requires: list[Text] = []
     warnings: list[Text] = []
 
