@@ -95,6 +95,19 @@ def _infra(choice: Choice) -> str | None:
     return sky.infra if sky else None
 
 
+#: why a TPU choice SkyPilot would reach through Kubernetes is not exported (atk93)
+ON_KUBERNETES = (
+    "a Cloud TPU slice is asked of SkyPilot on GCP only (through Kubernetes, GKE podslices go "
+    "by other names, which are not exported)"
+)
+
+
+def _on_kubernetes(choice: Choice) -> bool:
+    """Whether SkyPilot reaches ``choice``'s site through Kubernetes (its ``cloud``)."""
+    sky = choice.site.targets.skypilot if choice.site.targets else None
+    return sky is not None and sky.cloud.lower() == "kubernetes"
+
+
 def _field(inp: ExportInput, job: StageJob, c: Choice, override: bool) -> str:
     """The field that decides a TPU choice's slice: the pool's ``skypilot_accelerator`` when
     set, else the planned chips of the stage's assignment."""
@@ -149,6 +162,12 @@ class SkyPilotExporter:
                 n, need = min(NODE, r), -(-r // NODE)
             elif not job.serving:
                 need, n = job.layout(NODE)
+            if is_tpu(c.pool.chip) and _on_kubernetes(c):
+                notes.append(
+                    f"{job.workload}/{job.stage}: {c.label}: {ON_KUBERNETES}; left out of its "
+                    "resources"
+                )
+                continue
             if is_tpu(c.pool.chip):
                 # one slice of the chips (a replica's, serving) on one node: SkyPilot starts
                 # every host of a multi-host slice itself; on a task of more nodes it would
@@ -179,6 +198,11 @@ class SkyPilotExporter:
         return out
 
     def task(self, inp: ExportInput, job: StageJob, notes: list[str]) -> dict[str, Any] | None:
+        if is_tpu(job.planned.pool.chip) and _on_kubernetes(job.planned):
+            notes.append(
+                f"{job.workload}/{job.stage}: {job.planned.label}: {ON_KUBERNETES}; no task written"
+            )
+            return None
         if is_tpu(job.planned.pool.chip):
             # the planned chips (a replica's, serving) as one slice on one node, or no task:
             # a count no slice has is a task SkyPilot cannot launch
