@@ -52,3 +52,45 @@ def test_no_cloud_tpu_slice_is_asked_through_kubernetes(
     assert not [x for x in asked if str(x.get("infra", "")).startswith("kubernetes")]
     assert any("gke/TPU-v4" in n and "Kubernetes" in n for n in r.notes), r.notes
     assert r.jobs == (0 if planned_on_gke else 1)
+
+
+K8S = {"cluster": "gke", "namespace": "training", "queue": "training"}
+
+
+@pytest.mark.parametrize("target", ["kubernetes", "karmada"])
+@pytest.mark.parametrize("resource", [None, "google.com/tpu"])
+def test_a_tpu_pool_asked_as_nvidia_gpus_is_said(
+    rules: RuleSet, target: str, resource: str | None
+) -> None:
+    """Kubernetes and Karmada asked a TPU pool without ``kubernetes_resource`` as
+    ``nvidia.com/gpu``, 8 a pod, without a word: no TPU node offers that resource."""
+    from straits.export import export_input, exporter
+    from straits.model.scenario import Scenario
+    from straits.plan import make_plan
+
+    doc = copy.deepcopy(SCENARIO)
+    doc["sites"][0]["targets"]["kubernetes"] = K8S
+    if resource is not None:
+        doc["sites"][0]["pools"][0]["targets"] = {"kubernetes_resource": resource}
+    sc = Scenario.model_validate(doc)
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json()
+    r = exporter(target).render(export_input(sc, plan, rules, plan_id="p", run="python t.py"))
+    said = [n for n in r.notes if "targets.kubernetes_resource" in n]
+    assert bool(said) == (resource is None), r.notes
+    limits = [
+        x
+        for path, text in r.files.items()
+        if path.endswith(".yaml")
+        for d in yaml.safe_load_all(text)
+        for x in _walk(d, "limits")
+    ]
+    assert limits and all((resource or "nvidia.com/gpu") in x for x in limits)
+
+
+def _walk(node: Any, key: str) -> list[Any]:
+    if isinstance(node, dict):
+        here = [node[key]] if key in node else []
+        return here + [y for v in node.values() for y in _walk(v, key)]
+    if isinstance(node, list):
+        return [y for v in node for y in _walk(v, key)]
+    return []
