@@ -61,6 +61,27 @@ def resource_name(choice: Choice) -> str:
     return t.kubernetes_resource if t is not None else "nvidia.com/gpu"
 
 
+def tpu_resource_note(job: StageJob) -> str | None:
+    """A note when a TPU choice of ``job`` is asked as the default ``nvidia.com/gpu`` (its pool
+    sets no ``kubernetes_resource``): no TPU node offers it (atk93; GKE's is google.com/tpu,
+    with the node labels of its topology)."""
+    from straits.export.tpu import is_tpu
+
+    bare = [
+        c.label
+        for c in job.choices
+        if is_tpu(c.pool.chip)
+        and (c.pool.targets is None or "kubernetes_resource" not in c.pool.targets.model_fields_set)
+    ]
+    if not bare:
+        return None
+    return (
+        f"{job.workload}/{job.stage}: {', '.join(bare)}: a TPU pool asked as nvidia.com/gpu, "
+        f"{NODE} a pod; set its pools[].targets.kubernetes_resource (google.com/tpu on GKE) and "
+        "kubernetes_node_labels (its TPU type and topology)"
+    )
+
+
 def node_labels(choice: Choice, *, site_labels: bool = True) -> dict[str, str]:
     out: dict[str, str] = {}
     k = k8s_site(choice)

@@ -38,6 +38,7 @@ from straits.export.k8s_objects import (
     resource_name,
     stage_labels,
     stage_objects,
+    tpu_resource_note,
 )
 from straits.model.targets import KubernetesSite
 from straits.plan.options import NODE
@@ -81,6 +82,8 @@ class KubernetesExporter:
             res.files[f"kubernetes/{path}"] = _dump(stage_objects(inp, job, k))
             if (note := job.count_note(NODE)) is not None:
                 # pods of whole nodes: more chips than the plan placed; whole replicas: fewer
+                res.notes.append(note)
+            if (note := tpu_resource_note(job)) is not None:
                 res.notes.append(note)
             ctx = k.context or k.cluster
             lq = local_queue(k)
@@ -275,6 +278,8 @@ class KarmadaExporter:
             # the templates carry only the GPU type's labels: any lawful cluster can run them
             objects = stage_objects(inp, job, k, site_labels=False)
             if (note := job.count_note(NODE)) is not None:
+                res.notes.append(note)
+            if (note := tpu_resource_note(job)) is not None:
                 res.notes.append(note)
             res.files[f"karmada/{job.name}.yaml"] = _dump(
                 [*objects, self.policy(inp, job, objects, res.notes)]
