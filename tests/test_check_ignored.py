@@ -104,3 +104,18 @@ def test_a_recorded_check_verifies_and_replays(tmp_path: Path, rules: RuleSet) -
     assert v.returncode == 0, v.stdout + v.stderr
     r = straits("rules", "replay", "--since", "2025-01-01", "--db", db, "--json")
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "want"),
+    [
+        ({"ships_from": None}, None),  # a null is no value given (atk93: listed as ignored)
+        ({"ships_from": None, "quantity": 3}, ["quantity"]),
+        ({"ships_from": "US"}, ["ships_from"]),
+    ],
+)
+def test_a_null_is_not_listed_as_ignored(
+    rules: RuleSet, extra: dict[str, Any], want: list[str] | None
+) -> None:
+    got = answer(rules, {**DESIGN_REQUEST, **extra})
+    assert got.get("ignored") == want
