@@ -38,7 +38,9 @@ def may_apply(rule: Rule, action: str) -> bool:
 def unread_fields(rules: list[Rule], req: CheckRequest) -> list[str]:
     """The order fields ``req`` sets that no rule of ``rules`` which may apply to its action
     reads, in the request's field order (empty for ``procure``)."""
-    given = [f for f in ORDER_FIELDS if f in req.model_fields_set]
+    given = [  # a null is no value (atk93: ``ships_from: null`` was listed)
+        f for f in ORDER_FIELDS if f in req.model_fields_set and getattr(req, f) is not None
+    ]
     if req.action == "procure" or not given:
         return []
     read: set[str] = set()
