@@ -15,7 +15,7 @@ import yaml
 from straits.rules import RuleSet
 from test_export_skypilot_tpu import SCENARIO, _export
 
-GKE_SITE = {
+GKE_SITE: dict[str, Any] = {
     "id": "gke",
     "country": "US",
     "operator_hq": "US",
@@ -25,7 +25,7 @@ GKE_SITE = {
 
 
 def _resources(text: str) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     for doc in yaml.safe_load_all(text):
         r = (doc or {}).get("resources")
         if isinstance(r, dict):
