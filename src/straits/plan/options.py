@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from straits.catalog import Chip
+from straits.catalog.tpu_slices import TPU_SLICES, TpuSlices
 from straits.estimate import Estimate, estimate_serving, estimate_training
 from straits.model.scenario import Pool, Scenario, Site, Stage, Workload
 from straits.plan.reasons import ReasonCode
@@ -146,6 +147,15 @@ def size_menu(min_chips: int, count: int, most: int = MENU_SIZES) -> list[int]:
     return sorted({first, *powers})
 
 
+def slice_menu(slices: TpuSlices, need: int, count: int, menu: list[int]) -> list[int]:
+    """A TPU's menu: each count of ``menu`` taken up to the smallest slice that holds it, and
+    the smallest slice of at least ``need`` chips, those within the pool's ``count``. A Cloud
+    TPU is rented by the slice (:mod:`straits.catalog.tpu_slices`): 7 v6e chips is no slice,
+    and the export could launch no stage planned on them."""
+    sizes = {slices.at_least(n) for n in (need, *menu)}
+    return sorted(n for n in sizes if n is not None and n <= count)
+
+
 @dataclass(frozen=True)
 class Resource:
     """A pool as the planner sees it: its site, chip and largest chip count."""
@@ -210,6 +220,14 @@ def fit_stage(
                 f"one replica needs {est.min_chips} x {chip.id}, stage asks for {est.chips}",
                 est.min_chips,
             )
+        tpu = TPU_SLICES.get(chip.id)
+        if tpu is not None and tpu.at_least(est.min_chips) is None:
+            return Fit(
+                memory,
+                f"one replica needs {est.min_chips} x {chip.id}, more than its largest slice "
+                f"({tpu.max_chips or max(tpu.small)} chips)",
+                est.min_chips,
+            )
         if est.chips > count:
             return Fit(
                 capacity, f"stage needs {est.chips:,} chips, pool has {count:,}", est.min_chips
@@ -241,6 +259,15 @@ def fit_stage(
         counts = size_menu(need, count, menu)
         if count == 0:
             return Fit(capacity, "the pool has no chips in the plan's horizon", need)
+        if counts and chip.id in TPU_SLICES:
+            counts = slice_menu(TPU_SLICES[chip.id], need, count, counts)
+            if not counts:
+                return Fit(
+                    capacity,
+                    f"no {chip.id} slice of at least {need} chips within the pool's {count} "
+                    f"(slices of {TPU_SLICES[chip.id].sizes()})",
+                    need,
+                )
         if not counts:
             return Fit(
                 memory,

@@ -1,0 +1,91 @@
+"""The planner plans a TPU stage at slice sizes only (pass atk93: a pretraining stage was
+placed on 7 v6e chips, no Cloud TPU slice, and the SkyPilot export then refused its task)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from straits.catalog.tpu_slices import GENERATIONS, TPU_SLICES
+from straits.loading import parse_scenario
+from straits.plan import make_plan
+from straits.plan.options import size_menu, slice_menu
+from straits.rules import ruleset
+
+BASE: dict[str, Any] = {
+    "straits": 1,
+    "name": "tpu-slices",
+    "date": "2025-06-01",
+    "tenants": [{"id": "t1", "hq": "US"}],
+    "sites": [
+        {
+            "id": "us-gcp",
+            "country": "US",
+            "operator_hq": "US",
+            "targets": {"skypilot": {"cloud": "gcp", "region": "us-central2"}},
+            "pools": [{"chip": "TPU-v6e", "count": 7, "usd_per_chip_hour": 2.7}],
+        }
+    ],
+    "datasets": [
+        {
+            "id": "d1",
+            "tokens": 2.0e9,
+            "size_gb": 10,
+            "located_at": "us-gcp",
+            "origin": "US",
+            "classes": ["public"],
+        }
+    ],
+    "workloads": [
+        {
+            "id": "w",
+            "tenant": "t1",
+            "model": {"params": 1.0e9, "layers": 16, "d_model": 2048, "heads": 16, "seq_len": 2048},
+            "stages": [{"id": "pre", "kind": "pretrain", "datasets": ["d1"]}],
+        }
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("chip", "count"),
+    [("TPU-v6e", 7), ("TPU-v6e", 300), ("TPU-v5e", 3), ("TPU-v4", 100), ("TPU-v5p", 70)],
+)
+def test_a_tpu_stage_is_placed_on_a_slice(chip: str, count: int) -> None:
+    doc = copy.deepcopy(BASE)
+    doc["sites"][0]["pools"][0].update(chip=chip, count=count)
+    sc = parse_scenario(doc, source="tpu")
+    plan = make_plan(sc, rules=ruleset(()), solver="greedy").to_json()
+    placed = [(a["chip"], a["chips"]) for a in plan["assignments"]]
+    assert [c for c, _ in placed] == [chip] or plan["unplaced"]
+    for _chip, n in placed:
+        assert TPU_SLICES[chip].chips_ok(n), (chip, n)
+
+
+def test_a_pool_that_holds_no_slice_large_enough_leaves_the_stage_unplaced() -> None:
+    doc = copy.deepcopy(BASE)
+    doc["sites"][0]["pools"][0].update(chip="TPU-v4", count=3)  # v4's smallest slice is 4
+    sc = parse_scenario(doc, source="tpu")
+    plan = make_plan(sc, rules=ruleset(()), solver="greedy").to_json()
+    assert plan["assignments"] == []
+    assert [u["stage"] for u in plan["unplaced"]] == ["pre"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    chip=st.sampled_from(sorted(GENERATIONS)),
+    need=st.integers(1, 7000),
+    count=st.integers(1, 7000),
+)
+def test_a_slice_menu_holds_slices_only_within_the_pool(chip: str, need: int, count: int) -> None:
+    s = GENERATIONS[chip]
+    menu = slice_menu(s, need, count, size_menu(need, count))
+    assert menu == sorted(set(menu))
+    for n in menu:
+        assert s.chips_ok(n) and need <= n <= count
+    smallest = s.at_least(need)
+    assert (smallest in menu) == (smallest is not None and smallest <= count)
