@@ -1,0 +1,110 @@
+"""docs/contracts.md names every field the commands print: a field added to `check --json`,
+`estimate --json` or `plan -o json` without a word in its section fails here, naming it.
+
+Real outputs of the shipped examples are read (subprocess, as a user runs them); the keys of
+each object the contract describes (the answer, its reasons; the estimate and its parts; the
+plan, its assignments, unplaced stages, diagnosis, rejections, search and inputs) must each
+appear in backticks in the command's section."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from test_cli import straits
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+PAGE = (ROOT / "docs" / "contracts.md").read_text(encoding="utf-8")
+SERVE = {
+    "kind": "serve",
+    "model": {"params": 7e9, "layers": 32, "d_model": 4096, "heads": 32, "seq_len": 4096},
+    "chip": "H100-SXM",
+    "chips": 8,
+    "days": 30,
+    "tokens_per_s": 2000,
+}
+
+
+def section(title: str) -> str:
+    """The text of the section whose heading starts with ``title``, up to the next one."""
+    parts = re.split(r"^## ", PAGE, flags=re.M)
+    found = [p for p in parts if p.startswith(title)]
+    assert found, f"no section {title!r} in docs/contracts.md"
+    return found[0]
+
+
+def named(text: str) -> set[str]:
+    """Every name in a code span (`unplaced[].lost_codes` names both) or in quotes."""
+    spans = re.findall(r"`([^`]+)`", text) + re.findall(r'"([\w-]+)"', text)
+    return {w for span in spans for w in re.findall(r"[\w-]+", span)}
+
+
+def keys_of(objs: Iterator[Any]) -> set[str]:
+    out: set[str] = set()
+    for o in objs:
+        if isinstance(o, dict):
+            out |= set(o)
+    return out
+
+
+def undocumented(doc: str, objects: dict[str, Iterator[Any]]) -> list[str]:
+    names = named(doc)
+    return [
+        f"{where}.{k}" for where, objs in objects.items() for k in sorted(keys_of(objs) - names)
+    ]
+
+
+def test_check_fields_are_documented() -> None:
+    p = straits("check", "--json", str(EXAMPLES / "request.json"))
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    reasons = [*out["reasons"], *out["warnings"], *out["notes"]]
+    doc = section("`straits check --json`")
+    missing = undocumented(doc, {"answer": iter([out]), "reason": iter(reasons)})
+    assert missing == [], f"not in docs/contracts.md: {missing}"
+
+
+@pytest.mark.parametrize("kind", ["train", "serve"])
+def test_estimate_fields_are_documented(kind: str) -> None:
+    body = (EXAMPLES / "estimate.json").read_text() if kind == "train" else json.dumps(SERVE)
+    p = straits("estimate", "--json", stdin=body)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    doc = section("`straits estimate --json`")
+    parts = {
+        "estimate": iter([out]),
+        **{k: iter([out.get(k)]) for k in ("efficiency", "interval", "energy", "mfu_components")},
+        "nearest_runs": iter(out.get("nearest_runs") or []),
+        "guidance": iter(out["guidance"]),
+    }
+    missing = undocumented(doc, parts)
+    assert missing == [], f"not in docs/contracts.md: {missing}"
+
+
+@pytest.mark.parametrize("regime", ["enacted", "ai-diffusion"])
+def test_plan_fields_are_documented(regime: str) -> None:
+    p = straits(
+        "plan", str(EXAMPLES / "offshore-2025.yaml"), "-o", "json", "--regime", regime, "--details"
+    )
+    assert p.returncode in (0, 3), p.stderr
+    plan = json.loads(p.stdout)
+    doc = section("`straits plan SCENARIO --json`")
+    parts = {
+        "plan": iter([plan]),
+        "assignments[]": iter(plan["assignments"]),
+        "unplaced[]": iter(plan["unplaced"]),
+        "diagnosis[]": iter(plan["diagnosis"]),
+        "rejections[]": iter(r for d in plan["diagnosis"] for r in d.get("rejections", [])),
+        "why_not[]": iter(plan["why_not"] or []),
+        "search": iter([plan["search"]]),
+        "timings": iter([plan["timings"]]),
+        "inputs": iter([plan["inputs"], plan["inputs"]["options"]]),
+    }
+    missing = undocumented(doc, parts)
+    assert missing == [], f"not in docs/contracts.md: {missing}"
