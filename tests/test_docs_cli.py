@@ -1,0 +1,70 @@
+"""docs/cli.md's lists of commands match the command tree: the commands whose `-o` is a format,
+those whose `-o` is a path, and those that take `-q` after the command name."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+import typer
+
+from straits.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+
+
+def leaves() -> dict[str, click.Command]:
+    out: dict[str, click.Command] = {}
+
+    def walk(cmd: click.Command, path: list[str]) -> None:
+        if isinstance(cmd, click.Group):
+            for name, sub in cmd.commands.items():
+                walk(sub, [*path, name])
+        else:
+            out[" ".join(path)] = cmd
+
+    walk(typer.main.get_command(app), [])
+    return out
+
+
+def listed(sentence: str) -> set[str]:
+    """`rules list|show` -> {rules list, rules show}; `check` -> {check}."""
+    names: set[str] = set()
+    for span in re.findall(r"`([a-z\s-]+(?:\|[a-z-]+)*)`", sentence):
+        head, _, alts = " ".join(span.split()).rpartition(" ")
+        names |= {f"{head} {a}".strip() for a in alts.split("|")}
+    return names
+
+
+def option(cmd: click.Command, opt: str) -> click.Parameter | None:
+    return next((p for p in cmd.params if opt in p.opts), None)
+
+
+def test_commands_with_formats() -> None:
+    sentence = PAGE.split("Commands with formats:", 1)[1].split(".\n", 1)[0]
+    real = {
+        name
+        for name, cmd in leaves().items()
+        if (o := option(cmd, "-o")) is not None
+        and (getattr(o, "help", "") or "").startswith("Output format")
+    }
+    assert listed(sentence) == real
+
+
+def test_commands_whose_output_is_a_path() -> None:
+    sentence = PAGE.split("On a command whose job is to *write files* (", 1)[1].split(")", 1)[0]
+    real = {
+        name
+        for name, cmd in leaves().items()
+        if (o := option(cmd, "-o")) is not None
+        and not (getattr(o, "help", "") or "").startswith("Output format")
+    }
+    assert listed(sentence) == real
+
+
+def test_commands_with_quiet() -> None:
+    sentence = PAGE.split("(`straits -q COMMAND`, or after", 1)[1].split(")", 1)[0]
+    real = {name for name, cmd in leaves().items() if option(cmd, "-q") is not None}
+    assert listed(sentence) == real
