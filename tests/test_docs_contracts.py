@@ -108,3 +108,28 @@ def test_plan_fields_are_documented(regime: str) -> None:
     }
     missing = undocumented(doc, parts)
     assert missing == [], f"not in docs/contracts.md: {missing}"
+
+
+def test_openapi_names_every_field_a_check_answer_always_has(tmp_path: Path) -> None:
+    """The spec's `CheckAnswer` and `Reason` (server/schemas.py: "a check answer's every
+    field") list every field a check answer and a reason always carry."""
+    from fastapi.testclient import TestClient
+
+    from straits.server import create_app
+    from straits.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'spec.db'}")
+    try:
+        with TestClient(create_app(store)) as client:
+            schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    finally:
+        store.close()
+    p = straits("check", "--json", str(EXAMPLES / "request.json"))
+    out = json.loads(p.stdout)
+    reasons = [*out["reasons"], *out["warnings"], *out["notes"]]
+    always = {
+        "CheckAnswer": set(out),
+        "Reason": set.intersection(*(set(r) for r in reasons)),
+    }
+    missing = {k: sorted(v - set(schemas[k]["properties"])) for k, v in always.items()}
+    assert missing == {"CheckAnswer": [], "Reason": []}

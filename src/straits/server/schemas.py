@@ -1,7 +1,8 @@
 """The shapes of the API's 200 answers, for the OpenAPI spec.
 
 These models document the JSON contracts (docs/contracts.md) that the CLI's ``--json`` prints
-and the API returns: the fields every answer has, with their types. They do not build the
+and the API returns: a check answer's every field; for the others, the main fields every answer
+has, with their types (docs/contracts.md lists the rest). They do not build the
 answers (the Python API does, so CLI and API cannot drift apart) and they allow extra fields, so
 a contract can grow without breaking them. The fuzz test checks every answer against them.
 """
@@ -24,6 +25,8 @@ class Reason(_Open):
     citation: str
     effect: str
     confidence: str
+    title: str
+    text: str = Field(description="The rule's reason, in one sentence, for this request.")
 
 
 class CheckAnswer(_Open):
@@ -33,6 +36,10 @@ class CheckAnswer(_Open):
     requires: list[str]
     reasons: list[Reason]
     warnings: list[Reason]
+    notes: list[Reason]
+    satisfied: list[str] = Field(
+        description="Requirements met by an authorization the tenant holds."
+    )
     ignored: list[str] | None = Field(
         default=None,
         description="Present only when the request set fields no loaded rule reads for its "
