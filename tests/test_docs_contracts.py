@@ -133,3 +133,13 @@ def test_openapi_names_every_field_a_check_answer_always_has(tmp_path: Path) -> 
     }
     missing = {k: sorted(v - set(schemas[k]["properties"])) for k, v in always.items()}
     assert missing == {"CheckAnswer": [], "Reason": []}
+
+
+def test_estimate_sweep_sizes_are_the_documented_ones() -> None:
+    body = (EXAMPLES / "estimate.json").read_text()
+    p = straits("estimate", "--sweep", "chips", "--json", stdin=body)
+    assert p.returncode == 0, p.stderr
+    sizes = [e["chips"] for e in json.loads(p.stdout)]
+    doc = section("`straits estimate --json`")
+    assert "20, 32, 64, ..., 4096, ..., 65536" in doc
+    assert sizes[:3] == [20, 32, 64] and 4096 in sizes and sizes[-1] == 65536
