@@ -68,3 +68,22 @@ def test_commands_with_quiet() -> None:
     sentence = PAGE.split("(`straits -q COMMAND`, or after", 1)[1].split(")", 1)[0]
     real = {name for name, cmd in leaves().items() if option(cmd, "-q") is not None}
     assert listed(sentence) == real
+
+
+def test_the_client_example_calls_methods_that_exist() -> None:
+    """The Python client example compiles and every `s.method(...)` it calls is a method of
+    `straits.client.Client` that takes the keywords it passes."""
+    import inspect
+
+    from straits.client import Client
+
+    block = PAGE.split("```python\n", 1)[1].split("```", 1)[0]
+    compile(block, "docs/cli.md", "exec")
+    calls = re.findall(r"\bs\.(\w+)\(([^()]*)", block)
+    assert calls
+    for name, args in calls:
+        method = getattr(Client, name, None)
+        assert method is not None, f"Client has no {name}"
+        params = inspect.signature(method).parameters
+        for kw in re.findall(r"(\w+)=", args):
+            assert kw in params, f"Client.{name} takes no {kw}="
