@@ -143,3 +143,19 @@ def test_estimate_sweep_sizes_are_the_documented_ones() -> None:
     doc = section("`straits estimate --json`")
     assert "20, 32, 64, ..., 4096, ..., 65536" in doc
     assert sizes[:3] == [20, 32, 64] and 4096 in sizes and sizes[-1] == 65536
+
+
+def test_demo_fields_are_documented(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'demo.db'}"
+    p = straits("demo", "--json", "--no-report", "--db", db)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    doc = section("`straits demo --json`")
+    parts = {
+        "demo": iter([out]),
+        "ledger": iter([out["ledger"]]),
+        "ledger.entries": iter(out["ledger"]["entries"].values()),
+        "differences[]": iter(out["differences"]),
+    }
+    missing = undocumented(doc, parts)
+    assert missing == [], f"not in docs/contracts.md: {missing}"
