@@ -20,6 +20,7 @@ from test_cli import straits
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
+BEFORE = EXAMPLES / "rule-packs" / "h20-letter" / "before"
 PAGE = (ROOT / "docs" / "contracts.md").read_text(encoding="utf-8")
 SERVE = {
     "kind": "serve",
@@ -158,4 +159,33 @@ def test_demo_fields_are_documented(tmp_path: Path) -> None:
         "differences[]": iter(out["differences"]),
     }
     missing = undocumented(doc, parts)
+    assert missing == [], f"not in docs/contracts.md: {missing}"
+
+
+def test_export_and_impact_fields_are_documented(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    p = straits("plan", str(EXAMPLES / "h20-2025.yaml"), "-o", "json", "--rules", str(BEFORE))
+    assert p.returncode == 0, p.stderr
+    plan.write_text(p.stdout)
+    args = ("--to", "all", "-o", str(tmp_path / "jobs"), "--json", "--rules", str(BEFORE))
+    e = straits("export", str(plan), *args)
+    assert e.returncode == 0, e.stderr
+    out = json.loads(e.stdout)
+    parts = {
+        "export": iter([out]),
+        "targets": iter(out["targets"].values()),
+        "jobs[]": iter(out["jobs"]),
+    }
+    missing = undocumented(section("`straits export PLAN"), parts)
+    i = straits("impact", "--date", "2025-04-10", "--plan", str(plan), "--json")
+    assert i.returncode == 0, i.stderr
+    impact = json.loads(i.stdout)
+    one = impact["plans"][0]
+    parts = {
+        "impact": iter([impact, one]),
+        "changes[]": iter(one["changes"]),
+        "replan": iter([one["replan"]]),
+        "replan.stages[]": iter(one["replan"]["stages"]),
+    }
+    missing += undocumented(section("`straits impact --date D --json`"), parts)
     assert missing == [], f"not in docs/contracts.md: {missing}"
