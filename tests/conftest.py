@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
+from straits.loading import load_scenario
+from straits.model.scenario import Scenario
 from straits.rules import RuleSet, ruleset
+from straits.store import Store
 from straits.store.keys import Keys
 from straits.store.note import Signer
 
@@ -149,6 +153,20 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'straits.db'}"
     assert PG_URL is not None
     return fresh_postgres(PG_URL)
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    """A store on :func:`db_url`, closed after the test."""
+    s = Store(db_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def sc(example_path: Path) -> Scenario:
+    """The shipped offshore example, loaded once a module."""
+    return load_scenario(example_path)
 
 
 # --- slow end-to-end tests -----------------------------------------------------------------------

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,25 +20,12 @@ from sqlalchemy.exc import OperationalError
 
 from queue_support import GREEDY, POLICY, digest
 from straits.errors import StoreError
-from straits.loading import load_scenario
 from straits.model.scenario import Scenario
 from straits.plan import make_plan
 from straits.server import jobs
 from straits.store import Store, ledger, queue
 from straits.store.queue import QueuePolicy
 from straits.store.records import get_plan
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = Store(db_url)
-    yield s
-    s.close()
-
-
-@pytest.fixture(scope="module")
-def sc(example_path: Path) -> Scenario:
-    return load_scenario(example_path)
 
 
 def submit(store: Store, sc: Scenario, record: bool = True, **options: Any) -> str:

@@ -4,30 +4,16 @@ the planner slot that met it goes on to the next job. SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import create_engine, select, text
 
 from queue_support import GREEDY, POLICY
-from straits.loading import load_scenario
 from straits.model.scenario import Scenario
 from straits.server import jobs
 from straits.store import Store, queue
 from straits.store.tables import PlanRow
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = Store(db_url)
-    yield s
-    s.close()
-
-
-@pytest.fixture(scope="module")
-def sc(example_path: Path) -> Scenario:
-    return load_scenario(example_path)
 
 
 def wait_for(predicate: Callable[[], bool], limit: float = 180.0) -> None:

@@ -19,24 +19,11 @@ import pytest
 from queue_support import GREEDY, POLICY, digest
 from served import hangup_by_default
 from straits.errors import InputError
-from straits.loading import load_scenario
 from straits.model.scenario import Scenario
 from straits.server import jobs
 from straits.store import Store, ledger, queue
 from straits.store.records import get_plan
 from test_jobs import status, submit, wait_for
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = Store(db_url)
-    yield s
-    s.close()
-
-
-@pytest.fixture(scope="module")
-def sc(example_path: Path) -> Scenario:
-    return load_scenario(example_path)
 
 
 # --- the worker runtime --------------------------------------------------------------------------

@@ -15,40 +15,16 @@ from straits.loading import parse_scenario
 from straits.plan import make_plan
 from straits.plan.options import size_menu, slice_menu
 from straits.rules import ruleset
+from test_export_skypilot_tpu import SCENARIO
 
-BASE: dict[str, Any] = {
-    "straits": 1,
-    "name": "tpu-slices",
-    "date": "2025-06-01",
-    "tenants": [{"id": "t1", "hq": "US"}],
-    "sites": [
-        {
-            "id": "us-gcp",
-            "country": "US",
-            "operator_hq": "US",
-            "targets": {"skypilot": {"cloud": "gcp", "region": "us-central2"}},
-            "pools": [{"chip": "TPU-v6e", "count": 7, "usd_per_chip_hour": 2.7}],
-        }
-    ],
-    "datasets": [
-        {
-            "id": "d1",
-            "tokens": 2.0e9,
-            "size_gb": 10,
-            "located_at": "us-gcp",
-            "origin": "US",
-            "classes": ["public"],
-        }
-    ],
-    "workloads": [
-        {
-            "id": "w",
-            "tenant": "t1",
-            "model": {"params": 1.0e9, "layers": 16, "d_model": 2048, "heads": 16, "seq_len": 2048},
-            "stages": [{"id": "pre", "kind": "pretrain", "datasets": ["d1"]}],
-        }
-    ],
-}
+
+def _scenario(chip: str, count: int) -> dict[str, Any]:
+    """test_export_skypilot_tpu's scenario: one TPU pool of ``count`` chips, the stage's chips
+    left to the planner."""
+    doc = copy.deepcopy(SCENARIO)
+    doc["sites"][0]["pools"][0].update(chip=chip, count=count)
+    del doc["workloads"][0]["stages"][0]["chips"]
+    return doc
 
 
 @pytest.mark.parametrize(
@@ -56,9 +32,7 @@ BASE: dict[str, Any] = {
     [("TPU-v6e", 7), ("TPU-v6e", 300), ("TPU-v5e", 3), ("TPU-v4", 100), ("TPU-v5p", 70)],
 )
 def test_a_tpu_stage_is_placed_on_a_slice(chip: str, count: int) -> None:
-    doc = copy.deepcopy(BASE)
-    doc["sites"][0]["pools"][0].update(chip=chip, count=count)
-    sc = parse_scenario(doc, source="tpu")
+    sc = parse_scenario(_scenario(chip, count), source="tpu")
     plan = make_plan(sc, rules=ruleset(()), solver="greedy").to_json()
     placed = [(a["chip"], a["chips"]) for a in plan["assignments"]]
     assert [c for c, _ in placed] == [chip] or plan["unplaced"]
@@ -67,9 +41,7 @@ def test_a_tpu_stage_is_placed_on_a_slice(chip: str, count: int) -> None:
 
 
 def test_a_pool_that_holds_no_slice_large_enough_leaves_the_stage_unplaced() -> None:
-    doc = copy.deepcopy(BASE)
-    doc["sites"][0]["pools"][0].update(chip="TPU-v4", count=3)  # v4's smallest slice is 4
-    sc = parse_scenario(doc, source="tpu")
+    sc = parse_scenario(_scenario("TPU-v4", 3), source="tpu")  # v4's smallest slice is 4
     plan = make_plan(sc, rules=ruleset(()), solver="greedy").to_json()
     assert plan["assignments"] == []
     assert [u["stage"] for u in plan["unplaced"]] == ["pre"]

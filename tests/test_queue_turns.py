@@ -6,29 +6,14 @@ PostgreSQL."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, inspect, select, text
 
 from queue_support import GREEDY, POLICY, digest
-from straits.loading import load_scenario
 from straits.model.scenario import Scenario
 from straits.store import Store, queue, turns
 from straits.store.tables import Base, PlanRow
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = Store(db_url)
-    yield s
-    s.close()
-
-
-@pytest.fixture(scope="module")
-def sc(example_path: Path) -> Scenario:
-    return load_scenario(example_path)
 
 
 def by(store: Store, sc: Scenario, tenant: str, rules: str | None = None) -> str:
