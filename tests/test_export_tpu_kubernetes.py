@@ -59,11 +59,13 @@ K8S = {"cluster": "gke", "namespace": "training", "queue": "training"}
 
 @pytest.mark.parametrize("target", ["kubernetes", "karmada"])
 @pytest.mark.parametrize("resource", [None, "google.com/tpu"])
-def test_a_tpu_pool_asked_as_nvidia_gpus_is_said(
+def test_a_tpu_pool_is_never_asked_as_nvidia_gpus(
     rules: RuleSet, target: str, resource: str | None
 ) -> None:
     """Kubernetes and Karmada asked a TPU pool without ``kubernetes_resource`` as
-    ``nvidia.com/gpu``, 8 a pod, without a word: no TPU node offers that resource."""
+    ``nvidia.com/gpu``, 8 a pod, without a word: no TPU node offers that resource. It was
+    then said (atk93); it is now asked as GKE's ``google.com/tpu``, with the slice's node
+    labels (k8stpu95, tests/test_export_k8s_tpu_gke.py), and a pool's own resource wins."""
     from straits.export import export_input, exporter
     from straits.model.scenario import Scenario
     from straits.plan import make_plan
@@ -75,8 +77,7 @@ def test_a_tpu_pool_asked_as_nvidia_gpus_is_said(
     sc = Scenario.model_validate(doc)
     plan = make_plan(sc, rules=rules, solver="greedy").to_json()
     r = exporter(target).render(export_input(sc, plan, rules, plan_id="p", run="python t.py"))
-    said = [n for n in r.notes if "targets.kubernetes_resource" in n]
-    assert bool(said) == (resource is None), r.notes
+    assert not [n for n in r.notes if "nvidia.com/gpu" in n], r.notes
     limits = [
         x
         for path, text in r.files.items()
@@ -84,7 +85,8 @@ def test_a_tpu_pool_asked_as_nvidia_gpus_is_said(
         for d in yaml.safe_load_all(text)
         for x in _walk(d, "limits")
     ]
-    assert limits and all((resource or "nvidia.com/gpu") in x for x in limits)
+    assert limits and all((resource or "google.com/tpu") in x for x in limits)
+    assert not [x for x in limits if "nvidia.com/gpu" in x]
 
 
 def _walk(node: Any, key: str) -> list[Any]:
