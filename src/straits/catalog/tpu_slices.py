@@ -62,6 +62,47 @@ GENERATIONS: dict[str, TpuSlices] = {
 }
 
 
+@dataclass(frozen=True)
+class GkeTpu:
+    """How GKE runs the slices of one TPU generation: a node pool of TPU VMs labelled
+    ``cloud.google.com/gke-tpu-accelerator`` (:attr:`accelerator`) and
+    ``cloud.google.com/gke-tpu-topology`` (the slice's shape), each VM offering its chips as
+    ``google.com/tpu``. A slice up to :attr:`single_host` chips is one VM; a larger one is
+    VMs of 4 chips each (``ct4p-hightpu-4t``, ``ct5p-hightpu-4t``, ``ct5lp-hightpu-4t``,
+    ``ct6e-standard-4t``)."""
+
+    accelerator: str
+    topologies: dict[int, str]
+    """Slice chips -> its topology, for the sizes a topology is sourced for (no other)."""
+    single_host: int
+
+    def hosts(self, chips: int) -> tuple[int, int]:
+        """(TPU VM hosts, chips of each) of a slice of ``chips`` chips."""
+        return (1, chips) if chips <= self.single_host else (chips // 4, 4)
+
+
+# GKE's docs, "Plan TPUs in GKE" (cloud.google.com/kubernetes-engine/docs/concepts/plan-tpus,
+# "Choose the TPU topology"): the accelerator label values, the single-host shapes (v4 and
+# v5p 2x2x1, one VM of 4 chips; v5e and v6e 1x1, 2x2 and 2x4, one VM of 1, 4 or 8 chips) and
+# the multi-host ones (v4 and v5p 2x2x2, 2x2x4, 2x4x4, then AxBxC; v5e and v6e 4x4 to 16x16,
+# VMs of 4 chips). The shape of each whole-cube size is the one the Cloud TPU docs give for it
+# ("TPU v4" configurations: v4-128 4x4x4 to v4-4096 8x16x16, with v4-1536 8x8x12; "TPU v5p"
+# configurations: 4x4x4 to 16x16x24); xpk's system_characteristics.py (AI-Hypercomputer/xpk)
+# maps the same. A size with no shape there (192 chips: 4x4x12 or another) has none here: its
+# stage is not guessed at. GKE offers a v5e or v6e 2x4 as one VM of 8 chips (ct5lp-hightpu-8t,
+# ct6e-standard-8t) or two of 4; it is asked as the one VM (one pod of 8 chips).
+_3D = {4: "2x2x1", 8: "2x2x2", 16: "2x2x4", 32: "2x4x4", 64: "4x4x4", 128: "4x4x8"}
+_3D.update({256: "4x8x8", 512: "8x8x8", 1024: "8x8x16", 2048: "8x16x16"})
+_2D = {1: "1x1", 4: "2x2", 8: "2x4", 16: "4x4", 32: "4x8", 64: "8x8", 128: "8x16", 256: "16x16"}
+#: the catalog chip id of each generation -> how GKE runs its slices
+GKE_TPU: dict[str, GkeTpu] = {
+    "TPU-v4": GkeTpu("tpu-v4-podslice", {**_3D, 768: "8x8x12"}, 4),
+    "TPU-v5e": GkeTpu("tpu-v5-lite-podslice", _2D, 8),
+    "TPU-v5p": GkeTpu("tpu-v5p-slice", {**_3D, 4096: "16x16x16", 6144: "16x16x24"}, 4),
+    "TPU-v6e": GkeTpu("tpu-v6e-slice", _2D, 8),
+}
+
+
 def _in_catalog() -> dict[str, TpuSlices]:
     from straits.catalog.chips import catalog
 
