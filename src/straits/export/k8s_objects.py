@@ -29,6 +29,7 @@ from straits.export.base import (
     ExportInput,
     StageJob,
 )
+from straits.export.k8s_tpu import TPU_RESOURCE, on_gke, pod_layout, tpu_selector
 from straits.export.names import fit_name, label_value
 from straits.model.targets import KubernetesSite
 from straits.plan.options import NODE
@@ -57,29 +58,12 @@ def k8s_site(choice: Choice) -> KubernetesSite | None:
 
 
 def resource_name(choice: Choice) -> str:
+    """The pool's ``kubernetes_resource``; for a TPU pool that sets none, GKE's
+    ``google.com/tpu`` (:mod:`straits.export.k8s_tpu`)."""
+    if on_gke(choice):
+        return TPU_RESOURCE
     t = choice.pool.targets
     return t.kubernetes_resource if t is not None else "nvidia.com/gpu"
-
-
-def tpu_resource_note(job: StageJob) -> str | None:
-    """A note when a TPU choice of ``job`` is asked as the default ``nvidia.com/gpu`` (its pool
-    sets no ``kubernetes_resource``): no TPU node offers it (atk93; GKE's is google.com/tpu,
-    with the node labels of its topology)."""
-    from straits.export.tpu import is_tpu
-
-    bare = [
-        c.label
-        for c in job.choices
-        if is_tpu(c.pool.chip)
-        and (c.pool.targets is None or "kubernetes_resource" not in c.pool.targets.model_fields_set)
-    ]
-    if not bare:
-        return None
-    return (
-        f"{job.workload}/{job.stage}: {', '.join(bare)}: a TPU pool asked as nvidia.com/gpu, "
-        f"{NODE} a pod; set its pools[].targets.kubernetes_resource (google.com/tpu on GKE) and "
-        "kubernetes_node_labels (its TPU type and topology)"
-    )
 
 
 def node_labels(choice: Choice, *, site_labels: bool = True) -> dict[str, str]:
@@ -98,10 +82,10 @@ def object_name(job: StageJob) -> str:
     ``<name>-node-0-<last index>-abcde`` and a LeaderWorkerSet group's StatefulSet
     ``<name>-<last group>`` (whose pods' ``controller-revision-hash`` label adds 11 characters)
     stay within 63."""
+    nodes, _ = pod_layout(job)
     if not job.serving:
-        nodes, _ = job.layout(NODE)
         return fit_name(job.name, len(f"-{REPLICATED_JOB}-0-{nodes - 1}-abcde"))
-    if job.replica_chips > NODE:
+    if nodes > 1:
         return fit_name(job.name, len(f"-{job.replicas() - 1}") + 11)
     return fit_name(job.name, 0)
 
@@ -188,7 +172,8 @@ def pod_spec(
 ) -> dict[str, Any]:
     """One container running the stage's command (from STRAITS_COMMAND, after ``preamble``),
     the chips it needs, /dev/shm in memory (NCCL and data loaders need more than the 64 MiB
-    default), and required node affinity to the planned site and GPU type."""
+    default), and required node affinity to the planned site and GPU type; a GKE TPU slice's
+    accelerator and topology as the node selector (where the labels name neither)."""
     res = resource_name(job.planned)
     mounts = [{"name": "dshm", "mountPath": "/dev/shm"}]
     volumes: list[dict[str, Any]] = [{"name": "dshm", "emptyDir": {"medium": "Memory"}}]
@@ -216,9 +201,12 @@ def pod_spec(
     else:
         container["ports"] = [{"name": "rendezvous", "containerPort": MASTER_PORT}]
     spec: dict[str, Any] = {"containers": [container], "volumes": volumes}
+    labels = node_labels(job.planned, site_labels=site_labels)
+    selector = {k: v for k, v in tpu_selector(job).items() if k not in labels}
+    if selector:
+        spec["nodeSelector"] = selector
     match = [
-        {"key": key, "operator": "In", "values": [value]}
-        for key, value in sorted(node_labels(job.planned, site_labels=site_labels).items())
+        {"key": key, "operator": "In", "values": [value]} for key, value in sorted(labels.items())
     ]
     if match:
         spec["affinity"] = {
@@ -240,8 +228,9 @@ def _topology(job: StageJob) -> dict[str, str]:
 def jobset(
     inp: ExportInput, job: StageJob, k: KubernetesSite, *, site_labels: bool = True
 ) -> dict[str, Any]:
-    """The JobSet of a training stage: one Indexed Job of ``nodes`` pods, one per node."""
-    nodes, per_node = job.layout(NODE)
+    """The JobSet of a training stage: one Indexed Job of ``nodes`` pods, one per node (per
+    TPU VM host of a GKE TPU slice)."""
+    nodes, per_node = pod_layout(job)
     _refuse_too_many_nodes(inp, job, nodes)
     name = object_name(job)
     labels = stage_labels(inp, job)
@@ -381,7 +370,8 @@ def serving(
     pod_meta: dict[str, Any] = {"labels": labels}
     if _topology(job):
         pod_meta["annotations"] = _topology(job)
-    if job.replica_chips <= NODE:
+    pods, per_pod = pod_layout(job)
+    if pods == 1:
         env = [
             *common,
             *_env(
@@ -390,14 +380,14 @@ def serving(
                     "MASTER_PORT": str(MASTER_PORT),
                     "NNODES": "1",
                     "NODE_RANK": "0",
-                    "NPROC_PER_NODE": str(job.replica_chips),
+                    "NPROC_PER_NODE": str(per_pod),
                 }
             ),
         ]
         pod = pod_spec(
             inp,
             job,
-            chips=job.replica_chips,
+            chips=per_pod,
             env=env,
             preamble="",
             site_labels=site_labels,
@@ -415,17 +405,18 @@ def serving(
         }
         selector = labels
     else:
-        size = -(-job.replica_chips // NODE)
-        env = [*common, *_env({"MASTER_PORT": str(MASTER_PORT), "NPROC_PER_NODE": str(NODE)})]
+        env = [*common, *_env({"MASTER_PORT": str(MASTER_PORT), "NPROC_PER_NODE": str(per_pod)})]
         # LWS sets LWS_LEADER_ADDRESS, LWS_GROUP_SIZE and LWS_WORKER_INDEX in every pod
         preamble = (
             'export MASTER_ADDR="$LWS_LEADER_ADDRESS" NNODES="$LWS_GROUP_SIZE" '
             'NODE_RANK="$LWS_WORKER_INDEX"; '
         )
         leader = pod_spec(
-            inp, job, chips=NODE, env=env, preamble=preamble, site_labels=site_labels, serve=True
+            inp, job, chips=per_pod, env=env, preamble=preamble, site_labels=site_labels, serve=True
         )
-        worker = pod_spec(inp, job, chips=NODE, env=env, preamble=preamble, site_labels=site_labels)
+        worker = pod_spec(
+            inp, job, chips=per_pod, env=env, preamble=preamble, site_labels=site_labels
+        )
         workload = {
             "apiVersion": "leaderworkerset.x-k8s.io/v1",
             "kind": "LeaderWorkerSet",
@@ -434,7 +425,7 @@ def serving(
                 "replicas": replicas,
                 "startupPolicy": "LeaderCreated",
                 "leaderWorkerTemplate": {
-                    "size": size,
+                    "size": pods,
                     "restartPolicy": "RecreateGroupOnPodRestart",
                     "leaderTemplate": {"metadata": pod_meta, "spec": leader},
                     "workerTemplate": {"metadata": pod_meta, "spec": worker},

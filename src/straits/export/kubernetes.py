@@ -3,10 +3,10 @@
 
 Every object carries the ``kueue.x-k8s.io/queue-name`` label (and the priority class the site
 names), so Kueue admits a stage as one gang when the queue's quota allows; JobSets start
-suspended for it. Pods require the site's and the GPU type's node labels; a pool that declares
-a Kueue topology gets the podset topology annotation on every pod template (training and
-serving). The objects are in
-:mod:`straits.export.k8s_objects`.
+suspended for it. Pods require the site's and the GPU type's node labels (a TPU stage: GKE's
+TPU resource, node selector and a pod per TPU VM host, :mod:`straits.export.k8s_tpu`); a pool
+that declares a Kueue topology gets the podset topology annotation on every pod template
+(training and serving). The objects are in :mod:`straits.export.k8s_objects`.
 
 Order. Kubernetes has no dependencies between objects, and a JobSet's ``dependsOn`` works only
 inside one JobSet, in one cluster. ``apply.sh`` applies a stage once each predecessor has
@@ -38,8 +38,8 @@ from straits.export.k8s_objects import (
     resource_name,
     stage_labels,
     stage_objects,
-    tpu_resource_note,
 )
+from straits.export.k8s_tpu import pod_layout, tpu_left_out, tpu_selector
 from straits.model.targets import KubernetesSite
 from straits.plan.options import NODE
 
@@ -54,7 +54,7 @@ def _dump(docs: list[dict[str, Any]]) -> str:
 def _kind(job: StageJob) -> str:
     if not job.serving:
         return "jobset"
-    return "deployment" if job.replica_chips <= NODE else "leaderworkerset"
+    return "deployment" if pod_layout(job)[0] == 1 else "leaderworkerset"
 
 
 class KubernetesExporter:
@@ -78,12 +78,13 @@ class KubernetesExporter:
                     "sites[].targets.kubernetes mapping; nothing written"
                 )
                 continue
+            if (note := tpu_left_out(job)) is not None:
+                res.notes.append(note)
+                continue
             path = f"{k.cluster}/{job.name}.yaml"
             res.files[f"kubernetes/{path}"] = _dump(stage_objects(inp, job, k))
             if (note := job.count_note(NODE)) is not None:
                 # pods of whole nodes: more chips than the plan placed; whole replicas: fewer
-                res.notes.append(note)
-            if (note := tpu_resource_note(job)) is not None:
                 res.notes.append(note)
             ctx = k.context or k.cluster
             lq = local_queue(k)
@@ -275,11 +276,12 @@ class KarmadaExporter:
                     "sites[].targets.kubernetes mapping; no policy written"
                 )
                 continue
+            if (note := tpu_left_out(job)) is not None:
+                res.notes.append(note)
+                continue
             # the templates carry only the GPU type's labels: any lawful cluster can run them
             objects = stage_objects(inp, job, k, site_labels=False)
             if (note := job.count_note(NODE)) is not None:
-                res.notes.append(note)
-            if (note := tpu_resource_note(job)) is not None:
                 res.notes.append(note)
             res.files[f"karmada/{job.name}.yaml"] = _dump(
                 [*objects, self.policy(inp, job, objects, res.notes)]
@@ -301,5 +303,6 @@ def _template(job: StageJob, c: Choice) -> tuple[object, ...]:
         None if job.serving else k.checkpoint_claim,
         resource_name(c),
         tuple(sorted(node_labels(c, site_labels=False).items())),
+        tuple(sorted(tpu_selector(job, c).items())),
         t.kubernetes_topology if t is not None else None,
     )
