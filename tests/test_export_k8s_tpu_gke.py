@@ -129,7 +129,14 @@ TRAINING = [
     ids=[f"{c}-{n}" for c, n, *_ in TRAINING],
 )
 def test_a_tpu_training_stage_is_asked_as_gke_runs_its_slice(
-    rules: RuleSet, target: str, chip: str, chips: int, accel: str, topo: str, pods: int, per_pod: int
+    rules: RuleSet,
+    target: str,
+    chip: str,
+    chips: int,
+    accel: str,
+    topo: str,
+    pods: int,
+    per_pod: int,
 ) -> None:
     r = _render(_doc(chip, chips), rules, target)
     (jobset,) = [d for d in _docs(r) if d["kind"] == "JobSet"]
