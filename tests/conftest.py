@@ -169,6 +169,20 @@ def sc(example_path: Path) -> Scenario:
     return load_scenario(example_path)
 
 
+@pytest.fixture(scope="module")
+def demo_text(example_path: Path) -> str:
+    """The shipped offshore example's text, as a user pastes it into the console."""
+    return example_path.read_text()
+
+
+@pytest.fixture()
+def console(tmp_path: Path) -> Iterator[tuple[object, Store]]:
+    """The web console's app and store over a new database (``test_console.running_console``)."""
+    from test_console import running_console
+
+    yield from running_console(tmp_path)
+
+
 # --- slow end-to-end tests -----------------------------------------------------------------------
 # Tests marked ``@pytest.mark.slow`` (real servers, browsers, schedulers, soak runs) are skipped by
 # a plain ``make test`` so the suite stays quick to run often; ``.ci/run`` sets STRAITS_SLOW=1 and

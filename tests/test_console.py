@@ -70,11 +70,6 @@ class Browser:
         raise AssertionError(f"plan {plan_id} did not finish")
 
 
-@pytest.fixture()
-def console(tmp_path: Path) -> Iterator[tuple[object, Store]]:
-    yield from running_console(tmp_path)
-
-
 def running_console(tmp_path: Path) -> Iterator[tuple[object, Store]]:
     """The console's app and store over a new database in ``tmp_path``: the ``console``
     fixture's, for other modules' fixtures to yield from."""
@@ -83,11 +78,6 @@ def running_console(tmp_path: Path) -> Iterator[tuple[object, Store]]:
     app.state.ledger_keys = Keys(SIGNER)  # the server signs checkpoints, so receipts exist
     with TestClient(app):  # runs the lifespan (the plan runner) for the test's duration
         yield app, store
-
-
-@pytest.fixture(scope="module")
-def demo_text(example_path: Path) -> str:
-    return example_path.read_text()
 
 
 def test_anonymous_users_are_sent_to_sign_in(console: tuple[object, Store]) -> None:

@@ -7,26 +7,14 @@ and running console it uses."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from straits.store import Store
 from straits.store.tokens import create_token
-from test_console import Browser, running_console
+from test_console import Browser
 from test_report import EXTERNAL, markup
-
-
-@pytest.fixture()
-def console(tmp_path: Path) -> Iterator[tuple[object, Store]]:
-    yield from running_console(tmp_path)
-
-
-@pytest.fixture(scope="module")
-def demo_text(example_path: Path) -> str:
-    return example_path.read_text()
 
 
 def test_assets_and_api_docs_are_served_locally(console: tuple[object, Store]) -> None:

@@ -7,24 +7,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from straits.store import Store
 from straits.store.tokens import create_token
-from test_console import Browser, running_console
-
-
-@pytest.fixture()
-def console(tmp_path: Path) -> Iterator[tuple[object, Store]]:
-    yield from running_console(tmp_path)
-
-
-@pytest.fixture(scope="module")
-def demo_text(example_path: Path) -> str:
-    return example_path.read_text()
+from test_console import Browser
 
 
 def test_a_tenant_sees_its_own_entry_numbers_in_the_plan_list(
