@@ -61,3 +61,32 @@ def test_a_slice_menu_holds_slices_only_within_the_pool(chip: str, need: int, co
         assert s.chips_ok(n) and need <= n <= count
     smallest = s.at_least(need)
     assert (smallest in menu) == (smallest is not None and smallest <= count)
+
+
+@pytest.mark.parametrize(
+    ("chip", "chips", "placed"),
+    [
+        ("TPU-v6e", 7, False),  # no v6e slice of 7 chips
+        ("TPU-v4", 12, False),  # v4: 4, 8, 16, 32, then cubes of 64
+        ("TPU-v4", 100, False),
+        ("TPU-v5p", 2, False),
+        ("TPU-v6e", 8, True),
+        ("TPU-v4", 128, True),
+    ],
+)
+def test_a_stage_fixing_chips_no_slice_holds_is_not_placed_on_them(
+    chip: str, chips: int, placed: bool
+) -> None:
+    """A stage's own `chips` on a TPU pool is a slice or no option there (atk29: the fixed
+    count bypassed the slice menu, and 7 v6e chips were planned and priced)."""
+    doc = copy.deepcopy(SCENARIO)
+    doc["sites"][0]["pools"][0].update(chip=chip, count=256)
+    doc["workloads"][0]["stages"][0]["chips"] = chips
+    sc = parse_scenario(doc, source="tpu")
+    for solver in ("greedy", "cpsat"):
+        plan = make_plan(sc, rules=ruleset(()), solver=solver, time_limit=5).to_json()
+        assert [(a["chip"], a["chips"]) for a in plan["assignments"]] == (
+            [(chip, chips)] if placed else []
+        )
+        if not placed:
+            assert plan["unplaced"][0]["lost_codes"] == {"capacity": 1}

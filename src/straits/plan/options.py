@@ -254,6 +254,15 @@ def fit_stage(
             )
         if stage.chips > count:
             return Fit(capacity, f"stage needs {stage.chips} chips, pool has {count}", need)
+        slices = TPU_SLICES.get(chip.id)
+        if slices is not None and not slices.chips_ok(stage.chips):
+            # a Cloud TPU is rented by the slice: 7 v6e chips is none (atk29: a stage fixing
+            # them was placed and priced on 7, and no export could launch it)
+            return Fit(
+                capacity,
+                f"stage fixes {stage.chips} chips, no {chip.id} slice (slices of {slices.sizes()})",
+                need,
+            )
         counts = [stage.chips]
     else:
         counts = size_menu(need, count, menu)
