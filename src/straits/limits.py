@@ -90,7 +90,9 @@ def env_number(
     kind = "a whole number" if integer else "a number"
     expected = f"{kind} from {lo:,g} to {hi:,g}" + (f" {unit}" if unit else "")
     number: float | None = None
-    if len(value) <= 40:  # longer is no number in range (and int() of 5,000 digits raises)
+    # longer is no number in range (and int() of 5,000 digits raises); int() and float() read
+    # any script's digits (STRAITS_MAX_INPUT_BYTES=١٦ capped files at 16 bytes, atk29)
+    if len(value) <= 40 and value.isascii():
         try:
             number = int(value) if integer else float(value)
         except ValueError:

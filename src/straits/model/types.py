@@ -75,7 +75,7 @@ AUTHORIZATIONS: tuple[str, ...] = Authorization.__args__  # type: ignore[attr-de
 DataClass = Literal["public", "personal", "sensitive_personal", "important"]
 Regime = Literal["enacted", "ai-diffusion"]
 Objective = Literal["cost", "time", "completion"]
-_WEIGHT = r"(?:\d+(?:\.\d*)?(?:[eE][+-]?\d+)?\s*\*\s*)?"
+_WEIGHT = r"(?:[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?\s*\*\s*)?"
 _NAME = r"[A-Za-z][A-Za-z0-9_-]*"
 _OBJECTIVE = re.compile(rf"^\s*{_WEIGHT}{_NAME}(?:\s*\+\s*{_WEIGHT}{_NAME})*\s*$")
 

@@ -381,7 +381,9 @@ MAX_WEIGHT = 1e6
 #: units are fitted so that each counts exactly, and finer ones would need units so fine that
 #: ordinary portfolios no longer fit 64-bit integers
 WEIGHT_DECIMALS = 3
-_NUMBER = r"\d+(?:\.\d*)?(?:e[+-]?\d+)?"
+#: ASCII digits only: ``\d`` and float() read any script's (``cost+٨٠*carbon`` was planned
+#: as cost+80*carbon, atk29)
+_NUMBER = r"[0-9]+(?:\.[0-9]*)?(?:e[+-]?[0-9]+)?"
 _TERM = re.compile(r"^\s*(?:(.*?)\s*\*\s*)?([a-z][a-z0-9_-]*)\s*$")
 EXPECTED = (
     f"one of {', '.join(OBJECTIVES)}, or a weighted sum of them in dollars such as "
@@ -433,7 +435,7 @@ def objective(spec: str, *, source: str | None = None, path: str | None = "objec
     if text in OBJECTIVES:
         return OBJECTIVES[text]
     terms: list[tuple[Metric, float]] = []
-    for part in re.split(r"(?<!\d[e])\+", text):
+    for part in re.split(r"(?<![0-9][e])\+", text):
         m = _TERM.match(part)
         if m is None or m.group(2) not in METRICS:
             raise InputError(
