@@ -117,6 +117,16 @@ def estimate(
             error=RequestError,
             text=text if chips is None else None,
         )
+        if sweep == "chips" and req.kind != "train":
+            # a serving estimate's days are its period: the sweep printed 30.0 days and 0.0%
+            # MFU on every row (atk29)
+            raise RequestError(
+                "a serving estimate has no days or MFU to sweep: it holds its chips for its `days`",
+                source=label,
+                path="--sweep",
+                expected='--sweep chips of a training request ("kind": "train"); a serving '
+                "one is sized by its `tokens_per_s`",
+            )
         est = run_estimate(req)
         if sweep == "chips":
             _sweep(req, est, fmt, chart)
@@ -184,9 +194,10 @@ def _remote_rows(answer: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append((label, "-" if n is None else whole(n)))
     if answer.get("fits") is False:
         rows[-1] = ("chips", rows[-1][1] + " (does not fit)")
-    rows.append(("layout", str(answer.get("layout") or "-")))
-    mfu = _number(answer.get("mfu"))
-    rows.append(("MFU (per step)", "-" if mfu is None else share(mfu)))
+    if answer.get("kind") != "serve":  # serving has no layout or MFU (it printed 0.0%)
+        rows.append(("layout", str(answer.get("layout") or "-")))
+        mfu = _number(answer.get("mfu"))
+        rows.append(("MFU (per step)", "-" if mfu is None else share(mfu)))
     rows.append(("chip-hours", ranged("chip_hours", whole)))
     rows.append(("wall-clock", ranged("days", duration, 24.0)))
     rows.append(("cost", ranged("cost_usd", money)))
@@ -238,6 +249,24 @@ def _sweep(req: EstimateRequest, base: Estimate, fmt: Format, chart: Path | None
             money(r.cost_usd),
         )
     console.print(t)
+
+
+def _serving_row(est: Estimate) -> str:
+    """The replicas of the chips the estimate is for; where those are not the target's (chips
+    given), the target's too: "19 replicas x 4 chips" beside "8 (as asked)" said 8 chips held
+    19 replicas (atk29)."""
+    s = est.serving
+    each = (
+        f"batch {s['batch']}, {s['tokens_per_s_per_replica']:,.0f} tok/s each ({s['bound']}-bound)"
+    )
+    target = s["replicas"] * s["replica_chips"]
+    if est.chips == target:
+        return f"{s['replicas']:,} replicas x {s['replica_chips']} chips, {each}"
+    held = est.chips // s["replica_chips"]
+    return (
+        f"{held:,} replicas x {s['replica_chips']} chips on the {est.chips:,}, {each}; the "
+        f"target needs {s['replicas']:,} ({target:,} chips)"
+    )
 
 
 def _ranged(central: str, low: str, high: str, est: Estimate) -> str:
@@ -303,13 +332,7 @@ def _view(req: EstimateRequest, est: Estimate, answer: dict[str, Any]) -> None:
             f"(+{o['overhead_chip_hours']:,.0f} chip-hours)",
         )
     if est.serving:
-        s = est.serving
-        t.add_row(
-            "serving",
-            f"{s['replicas']} replicas x {s['replica_chips']} chips, batch "
-            f"{s['batch']}, {s['tokens_per_s_per_replica']:,.0f} tok/s each "
-            f"({s['bound']}-bound)",
-        )
+        t.add_row("serving", _serving_row(est))
     t.add_row(
         "chip-hours",
         _ranged(whole(est.chip_hours), whole(est.chip_hours_low), whole(est.chip_hours_high), est),

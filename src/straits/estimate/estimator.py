@@ -455,11 +455,18 @@ def estimate_serving(
             f"got {chips}",
         )
     elif plan is not None and chips < plan.chips:
+        held = plan.held(chips)
+        holds = (
+            f"hold {held:,} replica(s) of {plan.replica_chips} and serve about "
+            f"{plan.served(chips):,.0f}"
+            if held
+            else f"hold no whole replica of {plan.replica_chips} (the size its throughput is "
+            "estimated at) and serve none"
+        )
         notes += (
-            f"below the target: {chips:,} x {chip.id} serve about "
-            f"{plan.served(chips):,.0f} of the {tokens_per_s:,.0f} output tokens/s asked "
-            f"for, which need {plan.chips:,} ({plan.replicas:,} replicas of "
-            f"{plan.replica_chips})",
+            f"below the target: {chips:,} x {chip.id} {holds} of the {tokens_per_s:,.0f} "
+            f"output tokens/s asked for, which need {plan.chips:,} ({plan.replicas:,} "
+            f"replicas of {plan.replica_chips})",
         )
     return Estimate(
         kind="serve",

@@ -57,7 +57,7 @@ def estimate_guidance(
                     "chips_for_target": need,
                     "text": f"{est.chips:,} x {est.chip} serve less than the "
                     f"{req.tokens_per_s or 0:,.0f} output tokens/s asked for, which need "
-                    f"{need:,} (no `chips`: sized to it)",
+                    f"{need:,} (without `chips` the estimate is sized to it)",
                 }
             )
         return out

@@ -36,9 +36,16 @@ class ServingPlan:
     def chips(self) -> int:
         return self.replica_chips * self.replicas
 
+    def held(self, chips: int) -> int:
+        """Whole replicas ``chips`` chips hold: 6 chips of 4-chip replicas are one, 2 idle (as
+        ``straits export`` runs them)."""
+        return chips // self.replica_chips
+
     def served(self, chips: int) -> float:
-        """Output tokens/s ``chips`` chips serve at one replica's rate per replica's chips."""
-        return chips / self.replica_chips * self.tokens_per_s_per_replica
+        """Output tokens/s the whole replicas of ``chips`` chips serve (a part of a replica
+        serves nothing: 6 chips of 4-chip replicas were said to serve one and a half
+        replicas' tokens)."""
+        return self.held(chips) * self.tokens_per_s_per_replica
 
     def to_json(self) -> dict[str, float | int | str]:
         return {
