@@ -98,6 +98,8 @@ def test_a_garbage_input_cap_is_exit_2_naming_it(
         ("STRAITS_BODY_TIMEOUT_S", "garbage"),
         ("STRAITS_WRITE_TIMEOUT_S", "inf"),
         ("STRAITS_WRITE_TIMEOUT_S", "0"),
+        ("STRAITS_WRITE_MIN_RATE", "-1"),
+        ("STRAITS_WRITE_MIN_RATE", "inf"),
         ("STRAITS_POLICY_DATE", "2025-02-30"),
     ],
 )

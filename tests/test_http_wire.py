@@ -345,8 +345,60 @@ def test_a_client_that_never_reads_its_answers_is_dropped(tmp_path: Path) -> Non
         finally:
             for s in held:
                 s.close()
-    assert log.read_text().count("took none of its answer for 1 s") == 2
+    # none taken, or the few bytes its socket still took in the first second: below the floor
+    assert log.read_text().count("dropping a connection whose client took") == 2
     assert "Traceback" not in log.read_text()
+
+
+def _read_slowly(s: socket.socket, size: int, pause: float) -> tuple[int, bool]:
+    """Read ``size`` bytes every ``pause`` seconds until the server closes (or 60 s pass): the
+    bytes read, and whether the server closed."""
+    got, deadline = 0, time.monotonic() + 60
+    s.settimeout(30)
+    try:
+        while time.monotonic() < deadline:
+            chunk = s.recv(size)
+            if not chunk:
+                return got, True
+            got += len(chunk)
+            time.sleep(pause)
+    except ConnectionResetError:
+        return got, True
+    return got, False
+
+
+@pytest.mark.slow
+def test_a_client_that_reads_below_the_rate_floor_is_dropped(tmp_path: Path) -> None:
+    """A client that took a few bytes of its answer within each write deadline was served for
+    ever, and a handful of them held `--max-connections`. One that takes the answer below
+    STRAITS_WRITE_MIN_RATE on average, over the time its bytes waited, is dropped; a client
+    reading at full speed meanwhile gets the whole 1.5 MB answer (hostile pass svc29)."""
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    log = tmp_path / "r.log"
+    env = {"STRAITS_WRITE_TIMEOUT_S": "2", "STRAITS_WRITE_MIN_RATE": "262144"}
+    with served(
+        db, log=log, env=env, args=("--max-connections", "2", "--log-level", "info")
+    ) as url:
+        port = int(urlsplit(url).port or 0)
+        s = socket.socket()
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", port))
+            s.sendall(b"GET /static/swagger-ui-bundle.js HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+            with ThreadPoolExecutor(1) as pool:
+                slow = pool.submit(_read_slowly, s, 2048, 0.05)  # some every second, ~40 KB/s
+                full = httpx.get(f"{url}/static/swagger-ui-bundle.js", timeout=30)
+                assert full.status_code == 200
+                assert len(full.content) == int(full.headers["content-length"]) > 1_000_000
+                assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+                got, closed = slow.result()
+        finally:
+            s.close()
+        assert closed and got < len(full.content)
+    text = log.read_text()
+    assert text.count("under the floor of 262144 bytes/s") == 1
+    assert "took none of its answer" not in text
+    assert "Traceback" not in text
 
 
 def _through(app: Any, target: bytes, method: str = "GET", host: bytes = b"x") -> list[Any]:

@@ -102,7 +102,7 @@ def serve(
         host=host,
         port=port,
         log_level=level,
-        http=protocol(header_timeout, settings.write_timeout_s),
+        http=protocol(header_timeout, settings.write_timeout_s, settings.write_min_rate),
         timeout_keep_alive=5,
         limit_concurrency=max_connections,
         timeout_graceful_shutdown=10,

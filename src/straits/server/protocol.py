@@ -15,6 +15,17 @@ pauses writing) or a connection closes with bytes not yet sent, the client has
 again; one that takes none in that time is dropped (the socket aborted: a close waits for the
 bytes to be sent). Three such clients kept ``--max-connections 3`` full for minutes.
 
+A client that takes a few bytes each time (a kilobyte every 29 s) passed that test for ever, and
+a handful of them held ``--max-connections``. So the client must also take the answer at
+``write_min_rate`` bytes a second (``STRAITS_WRITE_MIN_RATE``, 1,024) on average over all the
+time the connection's bytes have waited for it (from each back-up to its drain, summed over the
+connection's life); the average is first judged ``write_timeout`` seconds into the waiting, and
+at each deadline after. One below the floor is dropped as well. Time the server spends making an
+answer is not counted: only bytes the client leaves waiting. What the client took is counted as
+the kernel sees it (on Linux, bytes still in the socket's send queue are not taken), not as the
+transport's buffer shrinks: the kernel takes from it in bursts (a third of its send buffer,
+megabytes, at a time), so a client reading steadily at 40 KB/s took "none" for half a minute.
+
 It also answers what h11 refuses (a malformed request line or header, a bad ``Content-Length``
 or chunk size, no ``Host``) with problem+json instead of uvicorn's ``text/plain`` "Invalid
 HTTP request received.", and refuses, before any route runs:
@@ -42,7 +53,12 @@ connection without a second answer: uvicorn tried to send one and logged a trace
 
 from __future__ import annotations
 
+import array
 import asyncio
+import contextlib
+import socket
+import struct
+import sys
 from typing import Any, cast
 
 import h11
@@ -59,6 +75,9 @@ LINGER_S = 2.0
 #: seconds a client may take none of an answer's waiting bytes before its connection is
 #: dropped (``Settings.write_timeout_s``, ``STRAITS_WRITE_TIMEOUT_S``)
 WRITE_TIMEOUT_S = 30.0
+#: bytes a second a client must take an answer's waiting bytes at, on average over the time they
+#: waited (``Settings.write_min_rate``, ``STRAITS_WRITE_MIN_RATE``); 0: no floor
+WRITE_MIN_RATE = 1024.0
 
 
 class _Connection(h11.Connection):
@@ -99,9 +118,15 @@ def _check(request: h11.Request) -> None:
 class HeaderDeadlineProtocol(H11Protocol):
     header_timeout: float = 10.0
     write_timeout: float = WRITE_TIMEOUT_S
+    write_min_rate: float = WRITE_MIN_RATE
     _header_timer: asyncio.TimerHandle | None = None
     _write_timer: asyncio.TimerHandle | None = None
-    _unsent = 0  # bytes waiting to be sent when the write timer was armed
+    _taken_then = 0  # bytes the client had taken when the write timer was armed
+    _written = 0  # bytes handed to the socket
+    _waited_s = 0.0  # seconds bytes waited for the client, in waits that ended
+    _taken_waiting = 0  # bytes the client took in those waits
+    _wait_began: float | None = None  # when the current wait began (None: no bytes wait)
+    _taken_at_wait = 0  # bytes it had taken when the current wait began
     _lingering = False
     _socket: asyncio.Transport
 
@@ -218,25 +243,62 @@ class HeaderDeadlineProtocol(H11Protocol):
         """Give the client ``write_timeout`` seconds to take some of the bytes waiting to be
         sent, if any wait (and it has not got them already)."""
         if self._write_timer is None and self._socket.get_write_buffer_size() > 0:
-            self._unsent = self._socket.get_write_buffer_size()
+            self._taken_then = self._taken()
+            if self._wait_began is None:
+                self._wait_began, self._taken_at_wait = self.loop.time(), self._taken_then
             self._write_timer = self.loop.call_later(self.write_timeout, self._write_expired)
 
     def _unwatch_writes(self) -> None:
         if self._write_timer is not None:
             self._write_timer.cancel()
             self._write_timer = None
+        self._waited_s, self._taken_waiting = self._waiting()
+        self._wait_began = None
+
+    def _taken(self) -> int:
+        """Bytes of this connection's answers the client has taken so far: handed to the
+        socket, less those in the transport's buffer and (Linux) in the kernel's send queue."""
+        return self._written - self._socket.get_write_buffer_size() - _queued(self._socket)
+
+    def _waiting(self) -> tuple[float, int]:
+        """Seconds bytes have waited for the client over the connection's life, the current
+        wait included, and the bytes it took meanwhile."""
+        if self._wait_began is None:
+            return self._waited_s, self._taken_waiting
+        waited = self._waited_s + self.loop.time() - self._wait_began
+        return waited, self._taken_waiting + self._taken() - self._taken_at_wait
 
     def _write_expired(self) -> None:
         self._write_timer = None
-        unsent = self._socket.get_write_buffer_size()
-        if 0 < unsent < self._unsent:  # it took some: as long again for the rest
-            self._watch_writes()
-        elif unsent:
+        if not self._socket.get_write_buffer_size():
+            return
+        waited, taken = self._waiting()
+        if self._taken() <= self._taken_then:
             self.logger.info(
                 "dropping a connection whose client took none of its answer for %g s",
                 self.write_timeout,
             )
-            self._socket.abort()
+            self._drop()
+        elif taken < self.write_min_rate * waited:
+            self.logger.info(
+                "dropping a connection whose client took its answer at %.0f bytes/s over "
+                "%.0f s, under the floor of %g bytes/s",
+                taken / waited,
+                waited,
+                self.write_min_rate,
+            )
+            self._drop()
+        else:  # it took some, fast enough: as long again for the rest
+            self._watch_writes()
+
+    def _drop(self) -> None:
+        """Abort the connection, the bytes the kernel still holds for the client discarded (a
+        reset): a plain close left them to it, and the dropped reader went on taking them."""
+        sock = self._socket.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self._socket.abort()
 
     def handle_events(self) -> None:
         before = self.cycle
@@ -278,6 +340,14 @@ class _ClosingAfterBody:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._owner._written += len(data)  # what the client is to take (the floor's count)
+        self._transport.write(data)
+
+    def writelines(self, lines: Any) -> None:
+        for data in lines:
+            self.write(data)
+
     def close(self) -> None:
         self._owner._close()
 
@@ -285,11 +355,37 @@ class _ClosingAfterBody:
         return self._owner._lingering or self._transport.is_closing()
 
 
-def protocol(header_timeout: float, write_timeout: float = WRITE_TIMEOUT_S) -> type[Any]:
-    """The protocol class, with ``header_timeout`` seconds for the headers and
-    ``write_timeout`` for a client to take some of an answer's waiting bytes."""
+def _queued(transport: asyncio.Transport) -> int:
+    """Bytes in the kernel's send queue of ``transport``'s socket, not yet taken by the client
+    (``SIOCOUTQ``, Linux); 0 where it cannot be asked."""
+    sock = transport.get_extra_info("socket")
+    if sys.platform != "linux" or sock is None or sock.fileno() < 0:
+        return 0
+    import fcntl
+    import termios
+
+    out = array.array("i", [0])
+    try:
+        fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, out, True)
+    except OSError:
+        return 0
+    return max(out[0], 0)
+
+
+def protocol(
+    header_timeout: float,
+    write_timeout: float = WRITE_TIMEOUT_S,
+    write_min_rate: float = WRITE_MIN_RATE,
+) -> type[Any]:
+    """The protocol class, with ``header_timeout`` seconds for the headers, ``write_timeout``
+    for a client to take some of an answer's waiting bytes and ``write_min_rate`` bytes a
+    second it must take them at, on average."""
     return type(
         "HeaderDeadlineProtocol",
         (HeaderDeadlineProtocol,),
-        {"header_timeout": header_timeout, "write_timeout": write_timeout},
+        {
+            "header_timeout": header_timeout,
+            "write_timeout": write_timeout,
+            "write_min_rate": write_min_rate,
+        },
     )

@@ -51,6 +51,9 @@ class Settings:
     write_timeout_s: float = 30.0
     """a client must take some of an answer's waiting bytes within this many seconds, else
     its connection is dropped (STRAITS_WRITE_TIMEOUT_S; server/protocol.py)"""
+    write_min_rate: float = 1024.0
+    """bytes a second a client must take an answer's waiting bytes at, on average over the time
+    they waited, else its connection is dropped; 0: no floor (STRAITS_WRITE_MIN_RATE)"""
     lease_s: float = 30.0
     """a plan's worker renews its lease this often at the latest; a job whose lease runs out
     is resumed by another worker (STRAITS_PLAN_LEASE_S)"""
@@ -75,6 +78,9 @@ class Settings:
             policy_date=_env_date("STRAITS_POLICY_DATE"),
             body_timeout_s=_env_float("STRAITS_BODY_TIMEOUT_S", cls.body_timeout_s),
             write_timeout_s=_env_float("STRAITS_WRITE_TIMEOUT_S", cls.write_timeout_s),
+            write_min_rate=env_number(
+                "STRAITS_WRITE_MIN_RATE", cls.write_min_rate, 0, 1 << 30, unit="bytes a second"
+            ),
             # as `worker --lease`: a lease shorter than the keeper's beat (1 s) ran out under
             # a live worker, which reaped its own running job and planned it again
             lease_s=_env_float("STRAITS_PLAN_LEASE_S", cls.lease_s, *LEASE_RANGE_S),
