@@ -209,15 +209,18 @@ class Client:
         return out
 
     def check(
-        self, request: Mapping[str, Any] | list[Mapping[str, Any]], *, record: bool = False
+        self, request: Any, *, record: bool = False, idempotency_key: str | None = None
     ) -> Any:
-        """One decision (a dict), or a list in request order for a list of requests."""
+        """One decision (a dict), or a list in request order for a list of requests (a mapping
+        or a list of them); with ``record`` and ``idempotency_key``, a retry answers the
+        decision the first recorded."""
         return self._json(
             "POST",
             "/v1/check",
             list if isinstance(request, list) else dict,
             json=request,
             params={"record": "true"} if record else None,
+            headers={"Idempotency-Key": idempotency_key} if idempotency_key else None,
         )
 
     def estimate(self, request: Mapping[str, Any]) -> dict[str, Any]:

@@ -109,14 +109,23 @@ class NotReadyError(InputError):
 
 class KeyReusedError(InputError):
     """An idempotency key its tenant already sent with another request (another scenario or
-    other options). HTTP 409, naming the plan the key belongs to."""
+    other options for a plan, other requests for a recorded check). HTTP 409 (exit 2), naming
+    the plan the key belongs to, if a plan's."""
 
-    def __init__(self, key: str, plan_id: str) -> None:
+    def __init__(
+        self,
+        key: str,
+        plan_id: str | None,
+        *,
+        what: str = "another scenario or other options",
+        path: str = "Idempotency-Key",
+    ) -> None:
         self.plan_id = plan_id
+        name = "Idempotency-Key" if path == "Idempotency-Key" else f"request id ({path})"
         super().__init__(
-            f"Idempotency-Key {key!r} was sent before with another scenario or other options "
-            f"(plan {plan_id})",
-            path="Idempotency-Key",
+            f"{name} {key!r} was sent before with {what}"
+            + (f" (plan {plan_id})" if plan_id else ""),
+            path=path,
             expected="a new key for a new request, or the same request again",
         )
 

@@ -43,6 +43,13 @@ def check(
     tenant: str = typer.Option(
         "default", "--tenant", help="With --record: the tenant the entry belongs to."
     ),
+    request_id: str = typer.Option(
+        None,
+        "--request-id",
+        help="With --record: a key new for each new check (1-200 printable ASCII). The same "
+        "check recorded again with it (a retry after a crash) answers the first record instead "
+        "of appending a second; another check with it is refused (exit 2).",
+    ),
     actor: str = ActorOption,
     db: str = DbOption,
     quiet: bool = QuietOption,
@@ -64,16 +71,24 @@ def check(
             refuse_unread(
                 ("tenant", "actor", "rules", "db"), when="with --server", expected="no --server"
             )
-        elif not record:
-            refuse_unread(("tenant", "actor"), when="without --record", expected="--record")
+        if not record:
+            refuse_unread(
+                ("tenant", "actor", "request_id"), when="without --record", expected="--record"
+            )
+        if request_id is not None:
+            from straits.store.check_once import check_key
+
+            check_key(request_id, "--request-id")
         data, label, text = read_input_doc(request_file, what="a check request")
         if state.server_url:
             from straits.cli.remote import client
 
-            answer = client().check(data, record=record)
+            answer = client().check(data, record=record, idempotency_key=request_id)
             requests = None
         else:
-            answer, requests = _check_here(data, label, rules, record, tenant, actor, db, text)
+            answer, requests = _check_here(
+                data, label, rules, record, tenant, actor, db, text, request_id
+            )
     except StraitsError as exc:
         fail(exc)
         return
@@ -101,6 +116,7 @@ def _check_here(
     actor: str | None,
     db: str | None,
     text: str | None = None,
+    request_id: str | None = None,
 ) -> tuple[Any, list[Any]]:
     from straits.api import check_json, parse_check_document
     from straits.limits import MAX_RECORDED_CHECK_REQUESTS
@@ -118,11 +134,27 @@ def _check_here(
     rs = ruleset(rule_dirs(rules))
     answer = check_json(rs, list(requests), was_list)
     if record:
-        from straits.store.records import record_check
+        from straits.store.check_once import record_check_once
 
         store = open_store(db)
-        entry = record_check(store, rs, requests, answer, tenant=tenant, actor=actor_name(actor))
-        note(f"recorded as ledger entry {entry.seq} ({entry.hash[:12]}) in {store!r}")
+        done = record_check_once(
+            store,
+            rs,
+            list(requests),
+            answer,
+            tenant=tenant,
+            actor=actor_name(actor),
+            key=request_id,
+            path="--request-id",
+        )
+        entry, answer = done.entry, done.answer
+        if done.replayed:
+            note(
+                f"recorded before as ledger entry {entry.seq} ({entry.hash[:12]}) in {store!r}, "
+                f"with request id {request_id!r}: its decision, not recorded again"
+            )
+        else:
+            note(f"recorded as ledger entry {entry.seq} ({entry.hash[:12]}) in {store!r}")
     return answer, list(requests)
 
 

@@ -40,12 +40,12 @@ from straits.server.schemas import (
     RuleInfo,
 )
 from straits.store import owner, queue
+from straits.store.check_once import KEY_PATTERN, record_check_once
 from straits.store.records import (
     PLAN_STATES,
     get_plan,
     plan_job_json,
     proven_job_json,
-    record_check,
     tenant_numbers,
 )
 from straits.store.tables import PlanRow
@@ -79,10 +79,27 @@ async def check(
     record: Annotated[
         bool, Query(description="Append the decision to the ledger (planner role).")
     ] = False,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            pattern=KEY_PATTERN,
+            description="With `record=true`: printable ASCII up to 200 characters, new for each "
+            "new request. The same requests recorded again with it (a retry after a lost answer) "
+            "get the decision and ledger entry the first recorded (`Idempotent-Replayed: true`), "
+            "not a second entry; other requests with it are a 409.",
+        ),
+    ] = None,
 ) -> Any:
     """Is an action lawful? Answers exactly as `straits check --json`."""
     # YAML too, as the CLI reads a request file (a YAML body was 'not valid JSON')
     data = await document_body(request, BODY)
+    if idempotency_key is not None and not record:
+        raise RequestError(
+            "an Idempotency-Key keys a recorded check",
+            path="Idempotency-Key",
+            expected="record=true",
+        )
     if record:
         await run_in_threadpool(require, request, who, "planner", "record decisions")
     limit = request.app.state.settings.max_check_requests
@@ -91,17 +108,21 @@ async def check(
     requests, was_list = await run_in_threadpool(api.parse_check_document, data, BODY)
     answer = await run_in_threadpool(_rules_call, request, api.check_json, requests, was_list)
     if record:
-        entry = await run_in_threadpool(
-            lambda: record_check(
+        done = await run_in_threadpool(
+            lambda: record_check_once(
                 request.app.state.store,
                 request.app.state.rules,
                 requests,
                 answer,
                 tenant=who.tenant,
                 actor=who.actor,
+                key=idempotency_key,
             )
         )
-        response.headers["X-Straits-Ledger-Seq"] = str(view_number(who, entry))
+        response.headers["X-Straits-Ledger-Seq"] = str(view_number(who, done.entry))
+        if done.replayed:  # the decision an earlier recording of the key recorded
+            response.headers["Idempotent-Replayed"] = "true"
+        return done.answer
     return answer
 
 

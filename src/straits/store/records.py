@@ -43,16 +43,10 @@ def _one_or_list(values: list[str]) -> str | list[str]:
     return distinct[0] if len(distinct) == 1 else distinct
 
 
-def record_check(
-    store: Store,
-    rules: RuleSet,
-    requests: list[CheckRequest],
-    answer: Any,
-    *,
-    tenant: str,
-    actor: str,
-) -> Entry:
-    """Store a check and its answer and append it to the ledger (one transaction)."""
+def check_body(
+    rules: RuleSet, requests: list[CheckRequest], answer: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A check's inputs and the ledger body recording it with ``answer``."""
     inputs = {"requests": [r.model_dump(mode="json", exclude_none=True) for r in requests]}
     body = {
         "inputs": inputs,
@@ -62,17 +56,38 @@ def record_check(
         "date": _one_or_list([r.date.isoformat() for r in requests]),
         "result": answer,
     }
+    return inputs, body
+
+
+def decision_row(
+    entry: Entry, inputs: dict[str, Any], answer: Any, *, key: str | None = None
+) -> DecisionRow:
+    """The row of a check recorded as ``entry``."""
+    return DecisionRow(
+        tenant=entry.tenant,
+        actor=entry.actor,
+        request=canonical(inputs),
+        answer=canonical(answer),
+        ledger_seq=entry.seq,
+        idempotency_key=key,
+    )
+
+
+def record_check(
+    store: Store,
+    rules: RuleSet,
+    requests: list[CheckRequest],
+    answer: Any,
+    *,
+    tenant: str,
+    actor: str,
+) -> Entry:
+    """Store a check and its answer and append it to the ledger (one transaction); with an
+    idempotency key, ``check_once.record_check_once``."""
+    inputs, body = check_body(rules, requests, answer)
     with store.write() as s:
         entry = append(s, tenant=tenant, actor=actor, kind="check", body=body)
-        s.add(
-            DecisionRow(
-                tenant=tenant,
-                actor=actor,
-                request=canonical(inputs),
-                answer=canonical(answer),
-                ledger_seq=entry.seq,
-            )
-        )
+        s.add(decision_row(entry, inputs, answer))
     return entry
 
 

@@ -174,8 +174,12 @@ class DecisionRow(Base):
     answer: Mapped[str] = mapped_column(LongStr)
     ledger_seq: Mapped[int] = mapped_column(Count)
     created_at: Mapped[dt.datetime] = mapped_column(Time(), default=utcnow)
+    idempotency_key: Mapped[str | None] = mapped_column(Str(200), nullable=True)
+    """the key its recorder sent (``Idempotency-Key``, ``check --request-id``): unique per
+    tenant; not in the ledger entry"""
 
 
+Index("ux_decisions_idempotency", DecisionRow.tenant, DecisionRow.idempotency_key, unique=True)
 # the full verify joins both tables to the ledger on ledger_seq (store.integrity): migration 0005
 Index("ix_decisions_ledger_seq", DecisionRow.ledger_seq)
 
