@@ -141,6 +141,22 @@ class StageJob:
     def choices(self) -> tuple[Choice, ...]:
         return (self.planned, *self.alternatives)
 
+    @property
+    def begin(self) -> int:
+        """The planned start, in seconds since 1970 UTC: no target starts the stage before it
+        (Slurm's ``--begin``, the wait of ``apply.sh`` and ``launch.sh``)."""
+        return epoch(self.placement.start)
+
+    @property
+    def begin_utc(self) -> str:
+        """:attr:`begin` as the scripts print it (ISO 8601, UTC, to the second)."""
+        return dt.datetime.fromtimestamp(self.begin, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def epoch(t: dt.datetime) -> int:
+    """``t`` in seconds since 1970 UTC (a naive time is UTC, as the plan writes it)."""
+    return int((t if t.tzinfo else t.replace(tzinfo=dt.UTC)).timestamp())
+
 
 @dataclass(frozen=True)
 class ExportInput:
@@ -197,6 +213,75 @@ COMPLETED_HELPERS = (
     "  return 1",
     "}",
 )
+
+
+#: the variable an operator names stages in that ``apply.sh`` and ``launch.sh`` start without
+#: waiting for their planned start: 1 for every stage, or WORKLOAD/STAGE, comma-separated
+START_NOW_VAR = "STRAITS_START_NOW"
+#: the longest ``sleep`` of that wait: the clock is read again after each, so a machine that
+#: was suspended (or a clock set anew) does not stretch the wait, and a script stopped while it
+#: waits leaves no ``sleep`` behind for long
+WAIT_CHUNK_S = 60
+#: bash functions of ``apply.sh`` and ``launch.sh``: a stage is applied or launched no earlier
+#: than its planned start (Slurm's ``--begin``): one the plan holds for chips still to arrive, a
+#: capacity window or a rule's date does not start as soon as its predecessors are done
+START_HELPERS = (
+    f"# {START_NOW_VAR}: the stages (WORKLOAD/STAGE, comma-separated; 1: every stage) started",
+    "# without waiting for their planned start (chips that arrived early, a window opened",
+    "# early): a stage still waits for its predecessors and for STRAITS_COMPLETED",
+    "wait_start() {  # STAGE BEGIN WHEN: return once BEGIN (seconds since 1970 UTC: WHEN) has come",
+    '  local now left said=""',
+    "  while :; do",
+    '    now=$(date +%s) || now=""',
+    '    case "$now" in',
+    "      ''|*[!0-9]*)",
+    '        echo "$1: cannot read the clock (date +%s): not started" >&2; return 1 ;;',
+    "    esac",
+    "    left=$(( $2 - now ))",
+    '    [ "$left" -gt 0 ] || return 0',
+    '    if [ -z "$said" ]; then',
+    f'      case ",${{{START_NOW_VAR}:-}}," in',
+    '        *,1,*|*",$1,"*)',
+    f'          echo "$1: planned to start $3, started now ({START_NOW_VAR})"; return 0 ;;',
+    "      esac",
+    '      echo "$1 waits until its planned start, $3 (in $left s;'
+    f' {START_NOW_VAR}=$1 starts it now)"',
+    "      said=1",
+    "    fi",
+    f'    sleep "$(( left < {WAIT_CHUNK_S} ? left : {WAIT_CHUNK_S} ))" || return 1',
+    "  done",
+    "}",
+)
+
+
+def start_args(job: StageJob) -> str:
+    """``wait_start``'s arguments for ``job``: STAGE BEGIN WHEN."""
+    return f"{shlex.quote(job.workload + '/' + job.stage)} {job.begin} {job.begin_utc}"
+
+
+def wait_start(job: StageJob) -> str:
+    """The ``apply.sh`` / ``launch.sh`` call that returns once ``job``'s planned start has
+    come (at once when it has passed or the operator names the stage in STRAITS_START_NOW)."""
+    return f"wait_start {start_args(job)}"
+
+
+def stop_helpers(script: str, what: str) -> tuple[str, ...]:
+    """The lines that make Ctrl-C, ``kill`` or a lost terminal stop ``script``'s background
+    jobs too (a non-interactive shell's background jobs ignore Ctrl-C): a stage still waiting,
+    for its predecessors or its planned start, is then not ``what`` (applied, launched)."""
+    return (
+        "# Ctrl-C, kill or a lost terminal stop every workload's job too (a background job",
+        f"# ignores Ctrl-C): what was {what} stays, a stage still waiting is not {what}",
+        "pids=()",
+        "stop() {",
+        "  trap - INT TERM HUP",
+        '  [ "${#pids[@]}" -eq 0 ] || kill "${pids[@]}" 2>/dev/null',
+        f'  echo "{script} stopped: the stages not {what} yet are not {what}" >&2',
+        '  exit "$1"',
+        "}",
+        "trap 'stop 130' INT",
+        "trap 'stop 143' TERM HUP",
+    )
 
 
 def gate(job: StageJob, pred: str) -> str:

@@ -12,7 +12,11 @@ Order. Kubernetes has no dependencies between objects, and a JobSet's ``dependsO
 inside one JobSet, in one cluster. ``apply.sh`` applies a stage once each predecessor has
 completed (a JobSet's ``status.terminalState``; a serving stage counts when it is Available),
 polling with ``kubectl``, each workload in its own background job; a failed predecessor stops
-its workload there and the script exits non-zero.
+its workload there and the script exits non-zero. Nor is a stage applied before its planned
+start (computed here, in seconds since 1970 UTC): the script waits for it as Slurm's
+``--begin`` does, so a stage the plan holds for bought chips, a capacity window or a rule's date
+does not start when its predecessors end; ``STRAITS_START_NOW`` lets the operator start one (or
+every one) without waiting. Ctrl-C stops the waiting workloads too.
 """
 
 from __future__ import annotations
@@ -23,12 +27,15 @@ from typing import Any
 from straits.errors import InputError
 from straits.export.base import (
     COMPLETED_HELPERS,
+    START_HELPERS,
     Choice,
     ExportInput,
     ExportResult,
     StageJob,
     dump_yaml,
     gate,
+    start_args,
+    stop_helpers,
 )
 from straits.export.k8s_objects import (
     k8s_site,
@@ -109,10 +116,7 @@ class KubernetesExporter:
                         "Kubernetes; apply.sh applies it once STRAITS_COMPLETED lists "
                         f"{job.workload}/{a}"
                     )
-            lines.append(
-                f"apply_stage {shlex.quote(ctx)} {path} "
-                f"{shlex.quote(job.workload + '/' + job.stage)}"
-            )
+            lines.append(f"apply_stage {shlex.quote(ctx)} {path} {start_args(job)}")
             placed[(job.workload, job.stage)] = (ctx, k.namespace, _kind(job), object_name(job))
             if job.command_source == "none":
                 res.notes.append(
@@ -155,15 +159,18 @@ def _apply_script(plan_id: str, queues: dict[str, str], steps: dict[str, list[st
         "# of its predecessors has completed (a JobSet's terminalState), or, for a serving",
         "# stage, is Available. Each workload runs in its own background job; a failed",
         "# predecessor stops its workload and the script exits non-zero, as does a stage whose",
-        "# predecessor runs elsewhere until STRAITS_COMPLETED lists it (below).",
+        "# predecessor runs elsewhere until STRAITS_COMPLETED lists it (below). Nor is a stage",
+        "# applied before its planned start: the script waits for it (STRAITS_START_NOW, below).",
         "# KUBECTL overrides the kubectl binary; STRAITS_POLL_SECONDS the polling interval.",
         "set -uo pipefail",
         'cd "$(dirname "$0")"',
         "KUBECTL=${KUBECTL:-kubectl}",
         "POLL=${STRAITS_POLL_SECONDS:-30}",
         *COMPLETED_HELPERS,
-        "apply_stage() {  # CONTEXT FILE STAGE",
+        *START_HELPERS,
+        "apply_stage() {  # CONTEXT FILE STAGE BEGIN WHEN: once BEGIN (wait_start) has come",
         '  if listed "$3"; then echo "skip $3: completed (STRAITS_COMPLETED)"; return 0; fi',
+        '  wait_start "$3" "$4" "$5" || return 1',
         '  echo "apply $3 ($2, context $1)"',
         '  "$KUBECTL" --context "$1" apply -f "$2" || { echo "apply of $3 failed" >&2; return 1; }',
         "}",
@@ -189,7 +196,7 @@ def _apply_script(plan_id: str, queues: dict[str, str], steps: dict[str, list[st
     ]
     for path, ctx in sorted(queues.items()):
         out.append(f'"$KUBECTL" --context {shlex.quote(ctx)} apply -f {path} || exit 1')
-    out.append("pids=()")
+    out += stop_helpers("apply.sh", "applied")
     for workload, lines in steps.items():
         out.append(f"(  # {workload}")
         out += [f"  {line} || exit 1" for line in lines]

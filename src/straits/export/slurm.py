@@ -30,7 +30,6 @@ for without a federation, so a stage whose predecessor runs elsewhere is submitt
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import re
 import shlex
@@ -380,10 +379,8 @@ class SlurmExporter:
                 f"# {job.workload}/{job.stage}: {parts} job(s)"
                 + (f", after {', '.join(job.after)}" if job.after else "")
             )
-            start = job.placement.start  # not before the planned start (a naive one is UTC)
-            begin = int((start if start.tzinfo else start.replace(tzinfo=dt.UTC)).timestamp())
-            hold = "hold" if remote else "-"
-            lines.append(f"chain {job.name}.sbatch {parts} {deps or '-'} {hold} {begin}")
+            hold = "hold" if remote else "-"  # and not before the planned start (job.begin)
+            lines.append(f"chain {job.name}.sbatch {parts} {deps or '-'} {hold} {job.begin}")
             lines.append(f"{_var(job)}=$LAST")
             if remote:
                 elsewhere = ", ".join(
