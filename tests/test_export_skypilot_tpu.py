@@ -8,6 +8,7 @@ SkyPilot starts itself."""
 from __future__ import annotations
 
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import yaml
 
 from export_support import _tasks
 from straits.admission import chip_of
+from straits.errors import InputError
 from straits.export import export_input, exporter
 from straits.export.base import ExportResult
 from straits.export.tpu import GENERATIONS, TPU_SLICES, chip_of_slice, slice_for
@@ -148,12 +150,28 @@ def test_the_tpu_task_passes_skypilots_schema_and_parser(rules: RuleSet) -> None
     assert res.accelerators == {"tpu-v4-128": 1}
 
 
-def test_a_count_no_slice_has_writes_no_task_and_names_the_field(rules: RuleSet) -> None:
-    r = _export(_scenario(48), rules)
-    assert r.jobs == 0 and not r.files
-    (note,) = r.notes
-    assert note.startswith("w/pre: assignments[0].chips: 48 TPU-v4 chips are no tpu-v4 slice")
-    assert "no task written" in note
+def _plan_at(chips: int, rules: RuleSet) -> tuple[Scenario, dict[str, Any]]:
+    """The 64-chip plan with its assignment edited to ``chips``: the planner makes no TPU
+    placement off the slice sizes (atk29), so such a count comes only from a document."""
+    sc = Scenario.model_validate(_scenario())
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json()
+    plan["assignments"][0]["chips"] = chips
+    return sc, plan
+
+
+def test_the_planner_makes_no_placement_at_a_count_no_slice_has(rules: RuleSet) -> None:
+    sc = Scenario.model_validate(_scenario(48))
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json()
+    assert not plan["assignments"]
+    (un,) = plan["unplaced"]
+    assert un["lost_codes"] == {"capacity": 1}
+
+
+def test_a_plan_at_a_count_no_slice_has_is_refused_naming_the_field(rules: RuleSet) -> None:
+    sc, plan = _plan_at(48, rules)
+    with pytest.raises(InputError) as e:
+        export_input(sc, plan, rules, plan_id="tpu-plan", run="python train.py")
+    assert e.value.path == "assignments[0].chips"
 
 
 @pytest.mark.parametrize(
@@ -220,20 +238,29 @@ def test_the_admission_hook_maps_a_slice_back_to_the_tpu_pool() -> None:
 
 
 def test_the_cli_refuses_a_tpu_count_no_slice_has_naming_the_field(tmp_path: Path) -> None:
-    f = tmp_path / "tpu.yaml"
-    f.write_text(yaml.safe_dump(_scenario(48)))
+    (tmp_path / "tpu.yaml").write_text(yaml.safe_dump(_scenario()))
+
+    def straits(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "straits", *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "COLUMNS": "1000"},
+            timeout=300,
+            cwd=tmp_path,
+        )
+
+    made = straits("plan", "tpu.yaml", "--json", "--solver", "greedy")
+    assert made.returncode == 0, made.stderr
+    doc = json.loads(made.stdout)
+    assert doc["assignments"][0]["chips"] == 64
+    doc["assignments"][0]["chips"] = 48
+    del doc["id"], doc["digest"]  # an edited plan used as a new one
+    (tmp_path / "plan.json").write_text(json.dumps(doc))
     out = tmp_path / "out"
-    args = ["export", str(f), "--to", "skypilot", "-o", str(out), "--run", "python train.py"]
-    p = subprocess.run(
-        [sys.executable, "-m", "straits", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "1000"},
-        timeout=300,
-    )
+    p = straits("export", "plan.json", "--to", "skypilot", "-o", str(out), "--run", "python x.py")
     assert p.returncode == 2, p.stderr
-    assert "assignments[0].chips: 48 TPU-v4 chips are no tpu-v4 slice" in p.stderr
-    assert "no site of the plan is mapped" not in p.stderr
+    assert "assignments[0].chips" in p.stderr
     assert not out.exists()
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from straits.catalog.tpu_slices import TPU_SLICES
 from straits.errors import InputError
 from straits.estimate import Estimate, estimate_training
 from straits.plan.options import Option, arrival_hours, stage_tokens
@@ -76,6 +77,11 @@ def _problem(ctx: PlanContext, p: Placement) -> tuple[str, str] | None:
                 f"starts at {p.raw['start']} on bought chips, which arrive on "
                 f"{arrives.isoformat()} (the pool's lead time)"
             )
+    # a Cloud TPU is rented by the slice: a training stage's count is one slice (a serving
+    # stage's replicas are a slice each, which the export sizes and notes)
+    slices = TPU_SLICES.get(p.chip)
+    if stage.kind != "serve" and slices is not None and not slices.chips_ok(p.chips):
+        return "chips", f"{p.chips:,} {p.chip} chips are no slice (slices of {slices.sizes()})"
     est = _estimate(ctx, p, option)
     hours = (p.end - p.start).total_seconds() / 3600
     if est is not None and hours < est.hours * (1 - _SHORT) - 1 / TICKS_PER_HOUR:
