@@ -91,6 +91,9 @@ def impact(
     try:
         fmt = output_format(output, json_out)
         check_date(date)
+        from straits.store.ledger import check_who
+
+        check_who(tenant, None)  # --tenant '': no plans, "nothing affected"
         if plan_refs:  # they choose among recorded plans: --plan names the plans itself
             refuse_unread(
                 ("tenant", "all_plans"), when="with --plan", expected="--plan, or --tenant/--all"

@@ -178,9 +178,11 @@ def verify(
     input.
     """
     from straits.errors import LedgerError
+    from straits.store.ledger import check_who
 
     try:
         fmt = output_format(output, json_out)
+        check_who(tenant, None)  # --tenant '' verified nothing and said so as a success
         keys = keys_from(key, pubkey)
         stdin = sum(h.strip() == "-" for h in head or []) + (str(file) == "-")
         if stdin > 1:  # the second read found nothing: a head 'forged', entries 'removed'
@@ -294,12 +296,13 @@ def show(
     output: str = OutputOption,
 ) -> None:
     """Show ledger entries: who recorded what, when, under which rules, and the result."""
-    from straits.store.ledger import Entry
+    from straits.store.ledger import Entry, check_who
 
     bad: set[int] = set()  # entries shown that the log does not prove, and the first problem
     problem: LedgerError | None = None
     try:
         fmt = output_format(output, json_out)
+        check_who(tenant, None)  # --tenant '' or 'a\tb': an empty table, as of a tenant
         if seq is not None:  # `ledger show 1 --tenant x` showed entry 1, another tenant's
             refuse_unread(
                 ("tenant", "since", "limit"), when="with SEQ", expected="SEQ or the filters"
@@ -446,9 +449,10 @@ def export(
     `straits ledger verify --file` can check the chain and the Merkle tree anywhere (with
     --server, the entries the token may read)."""
     from straits.fileio import output_path, write_output
-    from straits.store.ledger import Entry
+    from straits.store.ledger import Entry, check_who
 
     try:
+        check_who(tenant, None)  # a name no entry can have: an empty export, as of a tenant
         output_path(output, default_name="ledger.jsonl")  # refuse a bad target before reading
         _refuse_compressed(output)
         if state.server_url:

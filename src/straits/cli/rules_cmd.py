@@ -424,6 +424,7 @@ def replay(
     try:
         fmt = output_format(output, json_out)
         _local_only("replay")
+        ledger_mod.check_who(tenant, None)  # --tenant '' replayed nothing, "no change"
         day = check_date(since, "--since")
         store = open_store(db, existing=True)
         if verify:

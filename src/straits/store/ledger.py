@@ -226,14 +226,15 @@ _WHO = re.compile(r"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]+")
 MAX_TENANT, MAX_ACTOR = 100, 200
 
 
-def check_who(tenant: str, actor: str) -> None:
+def check_who(tenant: str | None, actor: str | None) -> None:
     """Refuse a tenant or actor name with a control character (an ESC sequence retitled the
     terminal of whoever ran ``ledger show``; a newline split its row) or bytes that are not
-    UTF-8, empty or too long."""
+    UTF-8, empty or too long. ``actor=None`` checks a tenant filter (``--tenant ''`` showed an
+    empty table, exit 0, for a name no entry can have)."""
     from straits.errors import InputError
 
     for value, option, cap in ((tenant, "--tenant", MAX_TENANT), (actor, "--actor", MAX_ACTOR)):
-        if not _WHO.fullmatch(value) or len(value) > cap:
+        if value is not None and (not _WHO.fullmatch(value) or len(value) > cap):
             raise InputError(
                 f"{value[:60]!r} cannot name who an entry is for or by",
                 path=option,
