@@ -263,7 +263,9 @@ def test_invariants_hold_across_the_ranges(market, rules: RuleSet) -> None:  # t
                 assert x.offshore_chip_hours[c] + x.foreign_chip_hours[c] <= x.capacity_chip_hours[
                     c
                 ] * (1 + 1e-9)
-            assert all(math.isfinite(v) for v in x.price_usd_per_chip_hour.values())
+            for c, v in x.price_usd_per_chip_hour.items():  # none where nothing is offered
+                assert (v is None) == (x.capacity_chip_hours[c] <= 0)
+                assert v is None or math.isfinite(v)
 
 
 def test_kinds_are_the_four_documented() -> None:

@@ -18,6 +18,11 @@ def _m(v: float) -> str:
     return "<0.1M" if v > 0 and text == "0.0M" else text
 
 
+def _price(usd: float | None) -> str:
+    """A country's price, '-' in a month it has nothing to rent (no capacity, no price)."""
+    return "-" if usd is None else f"{usd:.2f}"
+
+
 def _pct(v: float) -> str:
     """A share in whole percent; a positive share that rounds to 0 is "<1%"."""
     text = f"{v:.0%}"
@@ -68,7 +73,7 @@ def show(result: MarketResult, other: MarketResult | None, label: str) -> None:
             *[
                 x
                 for c in countries
-                for x in (f"{r.price_usd_per_chip_hour[c]:.2f}", _pct(r.utilisation[c]))
+                for x in (_price(r.price_usd_per_chip_hour[c]), _pct(r.utilisation[c]))
             ],
             " / ".join(_pct(s[k]) for k in ("offshore", "home", "domestic", "unmet")),
         )

@@ -52,13 +52,13 @@ def record(
 
     used_c = by_country(pool_used)
     cap_c = by_country(pool_cap)
-    price_c = {}
+    price_c: dict[str, float | None] = {}
     for c in countries:
         idx = [p for p, pool in enumerate(pools) if pool.country == c]
         w = pool_used[idx] if pool_used[idx].sum() > 0 else pool_cap[idx]
-        price_c[c] = (
-            float(np.average(price[idx], weights=w)) if w.sum() > 0 else float(price[idx].mean())
-        )
+        # a country with nothing to rent this month has no price (`ai_rental_share=0` printed
+        # SG at $13.51 an hour, the index price of chips nobody offered)
+        price_c[c] = float(np.average(price[idx], weights=w)) if w.sum() > 0 else None
     mw = rent_home / hours * s.mw_chip_pool
     own_home = used_own[home]
     eff_used = (own_home * s.eff[None, :, :]).sum(axis=(0, 1))

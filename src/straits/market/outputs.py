@@ -107,6 +107,12 @@ def parquet_bytes(rows: list[dict[str, Any]], metadata: dict[str, str]) -> bytes
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pylist(rows)
+    # a column of nothing but nulls (a country's price in a run where it never has capacity)
+    # is a column of numbers with no value, not of pyarrow's type `null`
+    schema = pa.schema(
+        [f.with_type(pa.float64()) if pa.types.is_null(f.type) else f for f in table.schema]
+    )
+    table = table.cast(schema)
     table = table.replace_schema_metadata(
         {**(table.schema.metadata or {}), **{k.encode(): v.encode() for k, v in metadata.items()}}
     )

@@ -21,7 +21,8 @@ UNITS = {
     "h100e_hours": "work in H100-equivalent hours: H100-SXM chip-hours Straits' estimator says "
     "the same work needs",
     "mw": "MW at the meter (chip TDP x server overhead x PUE)",
-    "price_usd_per_chip_hour": "rental price in the country, chip-hours weighted over its pools",
+    "price_usd_per_chip_hour": "rental price in the country, chip-hours weighted over its pools "
+    "(null in a month it has no capacity)",
     "utilisation": "share of the country's rentable chip-hours used (all tenants)",
 }
 
@@ -32,7 +33,8 @@ class MonthRecord:
     offshore_chip_hours: dict[str, float]
     home_chip_hours: float
     domestic_accelerator_chip_hours: float
-    price_usd_per_chip_hour: dict[str, float]
+    price_usd_per_chip_hour: dict[str, float | None]
+    """``None`` for a country with no capacity that month: nothing is offered at any price"""
     utilisation: dict[str, float]
     offshore_demand_chip_hours: dict[str, float]
     """chip-hours home firms first asked of each country's pools (before rationing); a country
@@ -90,7 +92,8 @@ class MonthRecord:
             "home_chip_hours": r(self.home_chip_hours),
             "domestic_accelerator_chip_hours": r(self.domestic_accelerator_chip_hours),
             "price_usd_per_chip_hour": {
-                c: round(v, 4) for c, v in self.price_usd_per_chip_hour.items()
+                c: None if v is None else round(v, 4)
+                for c, v in self.price_usd_per_chip_hour.items()
             },
             "utilisation": {c: round(v, 4) for c, v in self.utilisation.items()},
             "offshore_demand_chip_hours": {

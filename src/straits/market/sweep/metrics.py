@@ -62,6 +62,11 @@ def _mean_demand(r: MarketResult, first: int, n: int) -> float:
     return sum(vals) / len(vals)
 
 
+def _prices(r: MarketResult) -> list[float]:
+    """Every price of the run (a country with no capacity in a month has none)."""
+    return [p for x in r.months for p in x.price_usd_per_chip_hour.values() if p is not None]
+
+
 def metrics(r: MarketResult) -> dict[str, float]:
     after = _mean_demand(r, H20_LETTER + 1, 12)
     before = _mean_demand(r, H20_LETTER - 11, 12)
@@ -75,6 +80,6 @@ def metrics(r: MarketResult) -> dict[str, float]:
         "offshore_share_final": shares["offshore"],
         "domestic_share_final": shares["domestic"],
         "unmet_share_final": shares["unmet"],
-        "price_max": max(max(x.price_usd_per_chip_hour.values()) for x in r.months),
+        "price_max": max(prices) if (prices := _prices(r)) else math.nan,
         "residency_share": residency_share(r.months),
     }
