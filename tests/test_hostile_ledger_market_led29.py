@@ -6,7 +6,10 @@ fix and is answered now with its code and exit status (docs/robustness.md, "led2
   where it printed an empty table (or verified nothing) with exit 0; a name with a space is a
   tenant's name (``check --record --tenant 'a b'`` records it) and still filters;
 * a country with no rental capacity (``ai_rental_share=0``) had a rental price: it has none
-  (``null`` in JSON and CSV, ``-`` in the table, a double column of nulls in Parquet).
+  (``null`` in JSON and CSV, ``-`` in the table, a double column of nulls in Parquet);
+* a key given twice in an export line, a receipt or a checkpoint handed to a witness
+  (``{"tenant": "evil", ..., "tenant": "acme"}``) verified as its last value, what a reader
+  that takes the first sees otherwise: exit 2 naming the key; NaN in a receipt is exit 2 too.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from pathlib import Path
 import pytest
 
 from straits.store import Store, ledger
+from straits.store.note import Signer
 from test_ledger_cli import straits
+
+SIGNER = Signer.generate("straits.test/led29")
 
 
 @pytest.fixture
@@ -110,3 +116,64 @@ def test_the_table_prints_no_price_for_no_capacity(monkeypatch: pytest.MonkeyPat
     assert rows
     for line in rows:
         assert line.split("│")[sg].strip() == "-"
+
+
+@pytest.fixture
+def signed(db: str, tmp_path: Path) -> tuple[str, Path, Path]:
+    """The two-entry log with a checkpoint at 2; its key and .pub on disk."""
+    key, pub = tmp_path / "k", tmp_path / "k.pub"
+    key.write_text(SIGNER.skey + "\n")
+    key.chmod(0o600)
+    pub.write_text(SIGNER.verifier.vkey + "\n")
+    assert straits("ledger", "checkpoint", "--db", db, "--key", str(key)).returncode == 0
+    return db, key, pub
+
+
+def _first_key_twice(text: str, key: str, value: object) -> str:
+    """The JSON object ``text`` with ``key`` given once more, first, with ``value``."""
+    return "{" + json.dumps(key) + ": " + json.dumps(value) + ", " + text.lstrip()[1:]
+
+
+def test_an_export_line_with_a_key_twice_is_refused(
+    signed: tuple[str, Path, Path], tmp_path: Path
+) -> None:
+    db, _, pub = signed
+    out = tmp_path / "l.jsonl"
+    assert straits("ledger", "export", "--db", db, "-o", str(out)).returncode == 0
+    lines = out.read_text().splitlines()
+    assert straits("ledger", "verify", "--file", str(out), "--pubkey", str(pub)).returncode == 0
+    lines[0] = _first_key_twice(lines[0], "tenant", "evil")
+    out.write_text("\n".join(lines) + "\n")
+    r = straits("ledger", "verify", "--file", str(out), "--pubkey", str(pub), "--json")
+    assert r.returncode == 2, r.stdout
+    assert "duplicate key 'tenant'" in r.stderr
+    assert "line 1" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("tree_size", 1), ("checkpoint", "x"), ("receipt", float("nan"))]
+)
+def test_a_receipt_with_a_key_twice_or_nan_is_refused(
+    signed: tuple[str, Path, Path], tmp_path: Path, key: str, value: object
+) -> None:
+    db, _, pub = signed
+    receipt = tmp_path / "r.json"
+    assert straits("ledger", "receipt", "1", "--db", db, "-o", str(receipt)).returncode == 0
+    ok = straits("ledger", "verify-receipt", str(receipt), "--pubkey", str(pub))
+    assert ok.returncode == 0, ok.stderr
+    text = receipt.read_text()
+    receipt.write_text(
+        _first_key_twice(text, key, value)
+        if key != "receipt"
+        else text.replace('"straits-ledger-receipt/1"', "NaN")
+    )
+    r = straits("ledger", "verify-receipt", str(receipt), "--pubkey", str(pub), "--json")
+    assert r.returncode == 2, r.stdout
+    assert r.stdout == ""
+    # the witness reads the receipt's checkpoint the same way
+    w = straits(
+        "ledger", "witness", "--checkpoint", str(receipt), "--pubkey", str(pub),
+        "--state", str(tmp_path / "w.json"),
+    )  # fmt: skip
+    assert w.returncode == 2, w.stdout
+    assert not (tmp_path / "w.json").exists()

@@ -251,7 +251,7 @@ def verify(
 
 
 def _read_export(path: Path) -> list[Entry]:
-    from straits.loading import read_text
+    from straits.loading import parse_json, read_text
     from straits.store.ledger import Entry
 
     out = []
@@ -262,7 +262,9 @@ def _read_export(path: Path) -> list[Entry]:
         if not line.strip():
             continue
         try:
-            doc = json.loads(line)
+            # strict: a key given twice (`{"tenant": "evil", ..., "tenant": "acme"}`) verified
+            # as its last value, what a reader that takes the first would not see
+            doc = parse_json(line, source=label)
             if not isinstance(doc, dict):
                 raise TypeError("not a JSON object")
             if "hash" not in doc and "receipt" in doc:
@@ -278,6 +280,12 @@ def _read_export(path: Path) -> list[Entry]:
                     "verify-receipt r.json --pubkey KEY.pub`",
                 )
             out.append(Entry.from_json(doc))
+        except InputError as exc:
+            if exc.path is not None:
+                raise
+            raise InputError(
+                f"not a ledger entry: {exc.detail}", source=label, path=f"line {i}"
+            ) from None
         except (KeyError, TypeError, ValueError, RecursionError) as exc:
             raise InputError(f"not a ledger entry: {exc}", source=label, path=f"line {i}") from None
     return out

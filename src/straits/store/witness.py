@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,10 +83,9 @@ def parse_offer(text: str, source: str) -> Offered:
         # Windows editor) were "forged or unsigned": a note never holds a CR, and the
         # signature is checked on the text as restored, so restoring it accepts no forgery
         return Offered(_lf(text), source)
-    try:
-        doc = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise InputError(f"not JSON: {exc}", source=source) from None
+    from straits.loading import parse_json
+
+    doc = parse_json(text, source=source)  # each key once, as a receipt's
     note = doc.get("checkpoint") if isinstance(doc, dict) else None
     if not isinstance(note, str):
         raise InputError(
