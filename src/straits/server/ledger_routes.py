@@ -23,6 +23,7 @@ from straits.errors import BusyError, InputError, LedgerError, NotFoundError, Re
 from straits.server.auth import Caller, refuse
 from straits.server.problems import openapi_responses as problems_doc
 from straits.server.problems import problem
+from straits.server.query import Whole
 from straits.store import checkpoints, integrity, ledger, removed
 from straits.store.db import Store
 from straits.store.keys import Keys
@@ -181,8 +182,8 @@ def ledger_entries(
     request: Request,
     response: Response,
     who: Caller,
-    since: Annotated[int, Query(ge=1, le=MAX_SEQ)] = 1,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    since: Annotated[Whole, Query(ge=1, le=MAX_SEQ)] = 1,
+    limit: Annotated[Whole, Query(ge=1, le=1000)] = 100,
     tenant: Annotated[
         str | None, Query(max_length=100, description="Admins: one tenant's entries.")
     ] = None,
@@ -222,7 +223,7 @@ def ledger_entries(
     operation_id="getLedgerEntry",
     responses={200: {"model": dict[str, Any]}, **problems_doc(409)},
 )
-def ledger_entry(request: Request, who: Caller, seq: int) -> dict[str, Any]:
+def ledger_entry(request: Request, who: Caller, seq: Whole) -> dict[str, Any]:
     """One entry (your tenant's number; global for admins)."""
     if not 1 <= seq <= MAX_SEQ:
         raise NotFoundError(f"no ledger entry {seq}")
@@ -239,7 +240,7 @@ def ledger_entry(request: Request, who: Caller, seq: int) -> dict[str, Any]:
     operation_id="getLedgerReceipt",
     responses={200: {"model": dict[str, Any]}, **problems_doc(409)},
 )
-async def ledger_receipt(request: Request, who: Caller, seq: int) -> Any:
+async def ledger_receipt(request: Request, who: Caller, seq: Whole) -> Any:
     """The receipt of one of your entries: the entry, its inclusion proof and a signed
     checkpoint, for `straits ledger verify-receipt FILE --pubkey KEY` (offline)."""
     if not 1 <= seq <= MAX_SEQ:
@@ -279,7 +280,7 @@ def ledger_checkpoint(
     request: Request,
     who: Caller,
     since: Annotated[
-        int | None,
+        Whole | None,
         Query(
             ge=0,
             le=MAX_SEQ,
@@ -338,8 +339,8 @@ def ledger_checkpoint(
 def ledger_consistency(
     request: Request,
     who: Caller,
-    first: Annotated[int, Query(ge=0, le=MAX_SEQ)],
-    second: Annotated[int, Query(ge=0, le=MAX_SEQ)],
+    first: Annotated[Whole, Query(ge=0, le=MAX_SEQ)],
+    second: Annotated[Whole, Query(ge=0, le=MAX_SEQ)],
 ) -> dict[str, Any]:
     """A consistency proof between two sizes of the log (RFC 9162): for anyone else only up
     to the latest checkpoint's size; admins up to the current head."""

@@ -46,6 +46,25 @@ PlanningDate = Annotated[Date, BeforeValidator(_iso_date)]
 CLI's ``--date`` takes them."""
 
 
+_WHOLE = re.compile(r"-?[0-9]{1,100}")
+
+
+def _whole(value: object) -> object:
+    """A whole number written in decimal digits, and nothing else: pydantic reads ``1_0`` as
+    10, ``1.0`` as 1 and ``+1`` or `` 1`` as 1, so ``GET /v1/ledger/entries/1_0`` served
+    entry 10 to a client that sent something else (api29)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if not isinstance(value, str) or not _WHOLE.fullmatch(value):
+        raise ValueError(f"{str(value)[:40]!r} is not a whole number (expected decimal digits)")
+    return value
+
+
+Whole = Annotated[int, BeforeValidator(_whole)]
+"""A path or query integer written in decimal digits (a leading ``-`` allowed, then bounds
+decide)."""
+
+
 def _takes_a_list(annotation: Any) -> bool:
     origin = typing.get_origin(annotation)
     if origin in _LISTS or annotation in _LISTS:
@@ -58,10 +77,23 @@ def _takes_a_list(annotation: Any) -> bool:
 
 
 def refuse_repeated(request: Request) -> None:
-    """Raise an :class:`InputError` (400) naming a one-value query parameter given twice."""
+    """Raise an :class:`InputError` (400) naming a one-value query parameter or header given
+    twice. A header the route reads (``Idempotency-Key``) was read as one of them: a client's
+    key and a proxy's, or two retries' keys merged, recorded the check or queued the plan
+    under whichever came first, a replay of another request or a second entry (api29)."""
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
-    if dependant is None or not request.url.query:
+    if dependant is None:
+        return
+    for header in dependant.header_params:
+        found = request.headers.getlist(header.alias)
+        if len(found) > 1:
+            raise InputError(
+                f"{header.alias} is given {len(found)} times",
+                path=header.alias,
+                expected=f"one {header.alias} header",
+            )
+    if not request.url.query:
         return
     for param in dependant.query_params:
         if _takes_a_list(param.field_info.annotation):

@@ -106,8 +106,11 @@ async def skypilot_policy(
     who = await run_in_threadpool(caller, request, token)  # database work: off the loop
     if record:
         await run_in_threadpool(require, request, who, "planner", "record launches")
-    user_request = parse_user_request(await json_body(request, "request body"))
-    task = task_of(user_request)
+    user_request = await run_in_threadpool(
+        parse_user_request, await json_body(request, "request body")
+    )
+    # the task YAML off the event loop: 2 MiB of it parse in seconds (api29)
+    task = await run_in_threadpool(task_of, user_request)
     ref = str((task.get("envs") or {}).get(ENV_PLAN) or "")
     plan = await run_in_threadpool(_plan, request, who, ref) if ref else None
     when = date or request.app.state.settings.policy_date or dt.datetime.now(dt.UTC).date()
