@@ -158,3 +158,25 @@ def test_a_csrf_token_beyond_ascii_is_a_403_not_a_500(console: tuple[object, Any
             r = alpha.client.post(path, data={"csrf": csrf, **form}, follow_redirects=False)
             assert r.status_code == 403, (path, csrf)
     assert alpha.client.get("/ui/", follow_redirects=False).status_code == 200
+
+
+def test_a_content_type_given_twice_and_a_lenient_integer_are_400s(api: Api) -> None:
+    """Two Content-Type headers (a singleton field, RFC 9110 8.3) were read as the first: one
+    body was JSON to this server and YAML to anything that read the other. `?limit=1_0` on the
+    plan list was a page of 10, `?seed=1_0` a plan seeded 10."""
+    h = api.auth("alpha", "planner")
+    body = json.dumps(DESIGN_REQUEST)
+    two = httpx.Headers(
+        [*h.items(), ("Content-Type", "application/json"), ("Content-Type", "application/yaml")]
+    )
+    r = api.client.post("/v1/check", content=body, headers=two)
+    assert assert_problem(r, 400)["path"] == "Content-Type"
+    r = api.client.post("/v1/check", content=body, headers={**h, "Content-Type": "text/yaml"})
+    assert r.status_code == 200
+    assert assert_problem(api.client.get("/v1/plans?limit=1_0", headers=h), 400)["path"] == "limit"
+    r = api.client.post("/v1/plans?seed=1_0", json={}, headers=h)
+    assert assert_problem(r, 400)["path"] == "seed"
+    spec = api.client.get("/openapi.json").json()
+    limit = next(p for p in spec["paths"]["/v1/plans"]["get"]["parameters"] if p["name"] == "limit")
+    assert limit["schema"]["minimum"] == 1 and limit["schema"]["maximum"] == 1000
+    assert "ge" not in limit["schema"] and "le" not in limit["schema"]

@@ -51,7 +51,14 @@ async def document_body(request: Request, label: str) -> Any:
     without a JSON Content-Type that is not JSON is read as YAML too (``curl --data-binary
     @scenario.yaml`` sends a form type). Either way within the limits of
     ``loading.parse_document`` (strict JSON; YAML depth, aliases, duplicate keys)."""
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    kinds = request.headers.getlist("content-type")
+    if len(kinds) > 1:  # read as the first: JSON to this server, YAML to a proxy that read both
+        raise RequestError(
+            f"Content-Type is given {len(kinds)} times",
+            path="Content-Type",
+            expected="one Content-Type header",
+        )
+    kind = (kinds[0] if kinds else "").split(";")[0].strip().lower()
     if kind == "application/json" or kind.endswith("+json"):
         return await json_body(request, label)
     raw = await request.body()

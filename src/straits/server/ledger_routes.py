@@ -23,7 +23,7 @@ from straits.errors import BusyError, InputError, LedgerError, NotFoundError, Re
 from straits.server.auth import Caller, refuse
 from straits.server.problems import openapi_responses as problems_doc
 from straits.server.problems import problem
-from straits.server.query import Whole
+from straits.server.query import DIGITS, Whole
 from straits.store import checkpoints, integrity, ledger, removed
 from straits.store.db import Store
 from straits.store.keys import Keys
@@ -182,8 +182,8 @@ def ledger_entries(
     request: Request,
     response: Response,
     who: Caller,
-    since: Annotated[Whole, Query(ge=1, le=MAX_SEQ)] = 1,
-    limit: Annotated[Whole, Query(ge=1, le=1000)] = 100,
+    since: Annotated[int, Query(ge=1, le=MAX_SEQ), DIGITS] = 1,
+    limit: Annotated[int, Query(ge=1, le=1000), DIGITS] = 100,
     tenant: Annotated[
         str | None, Query(max_length=100, description="Admins: one tenant's entries.")
     ] = None,
@@ -280,12 +280,13 @@ def ledger_checkpoint(
     request: Request,
     who: Caller,
     since: Annotated[
-        Whole | None,
+        int | None,
         Query(
             ge=0,
             le=MAX_SEQ,
             description="Add a consistency proof from this size (a witness's last).",
         ),
+        DIGITS,
     ] = None,
     fresh: Annotated[
         bool, Query(description="Admins: sign the current head now (needs the server's key).")
@@ -339,8 +340,8 @@ def ledger_checkpoint(
 def ledger_consistency(
     request: Request,
     who: Caller,
-    first: Annotated[Whole, Query(ge=0, le=MAX_SEQ)],
-    second: Annotated[Whole, Query(ge=0, le=MAX_SEQ)],
+    first: Annotated[int, Query(ge=0, le=MAX_SEQ), DIGITS],
+    second: Annotated[int, Query(ge=0, le=MAX_SEQ), DIGITS],
 ) -> dict[str, Any]:
     """A consistency proof between two sizes of the log (RFC 9162): for anyone else only up
     to the latest checkpoint's size; admins up to the current head."""

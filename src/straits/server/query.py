@@ -53,16 +53,19 @@ def _whole(value: object) -> object:
     """A whole number written in decimal digits, and nothing else: pydantic reads ``1_0`` as
     10, ``1.0`` as 1 and ``+1`` or `` 1`` as 1, so ``GET /v1/ledger/entries/1_0`` served
     entry 10 to a client that sent something else (api29)."""
-    if isinstance(value, int) and not isinstance(value, bool):
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
         return value
     if not isinstance(value, str) or not _WHOLE.fullmatch(value):
         raise ValueError(f"{str(value)[:40]!r} is not a whole number (expected decimal digits)")
     return value
 
 
-Whole = Annotated[int, BeforeValidator(_whole)]
-"""A path or query integer written in decimal digits (a leading ``-`` allowed, then bounds
-decide)."""
+DIGITS = BeforeValidator(_whole)
+"""Metadata of a query integer written in decimal digits, after its ``Query(ge=, le=)`` (a
+bound after a validator is no JSON Schema ``minimum``/``maximum`` in the OpenAPI document but
+a bare ``ge``/``le``): ``Annotated[int, Query(ge=1), DIGITS]``."""
+Whole = Annotated[int, DIGITS]
+"""A path integer written in decimal digits (a leading ``-`` allowed; the route decides)."""
 
 
 def _takes_a_list(annotation: Any) -> bool:

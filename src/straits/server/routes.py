@@ -29,7 +29,7 @@ from straits.server.listing import (
     plan_row,
 )
 from straits.server.problems import problem
-from straits.server.query import IsoDate
+from straits.server.query import DIGITS, IsoDate
 from straits.server.schemas import (
     CheckAnswer,
     ChipInfo,
@@ -175,7 +175,7 @@ async def submit_plan(
     objective: Annotated[str | None, Query(max_length=200, description=objective_help())] = None,
     regime: Regime | None = None,
     time_limit: Annotated[float, Query(ge=0.5, le=3600)] = 20.0,
-    seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    seed: Annotated[int, Query(ge=0, le=2**31 - 1), DIGITS] = 0,
     record: Annotated[bool, Query(description="Append the plan to the ledger.")] = True,
     risk: Annotated[
         Literal["p50", "p90"] | None,
@@ -310,7 +310,7 @@ def plans(
     request: Request,
     response: Response,
     who: Caller,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[int, Query(ge=1, le=1000), DIGITS] = 100,
     cursor: Annotated[
         str | None, Query(max_length=500, description="From the Link header of the previous page.")
     ] = None,
