@@ -210,6 +210,14 @@ TAMPER: list[tuple[str, Callable[[str], None], int | None, str | None]] = [
         5,
         "no leaf",
     ),
+    (
+        "tree node put at a negative level",  # led29: it was ignored
+        lambda u: sql(
+            u, "INSERT INTO ledger_nodes (level, idx, hash) VALUES (-1, 0, :h)", h="0" * 64
+        ),
+        1,
+        "negative",
+    ),
     ("tail truncated consistently", lambda u: _truncate_everything(u, 6), 7, "removed"),
     ("checkpoint forged with another key", _forge_checkpoint, None, "no signature by a trusted"),
     ("checkpoint root altered", lambda u: _alter_checkpoint(u), None, "does not verify"),

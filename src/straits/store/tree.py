@@ -158,12 +158,22 @@ class TreeProblem:
     @property
     def first_entry(self) -> int:
         level, idx = self.node
-        return (idx << level) + 1
+        return (max(idx, 0) << max(level, 0)) + 1  # a node at a negative place: from entry 1
 
 
 def check_levels(session: Session | Connection, size: int) -> TreeProblem | None:
     """Check every stored interior node against its two children (level 0 is checked against
     the entries by the caller), and that no node lies beyond ``size`` leaves."""
+    negative = session.execute(
+        select(LedgerNode.level, LedgerNode.idx)
+        .where(or_(LedgerNode.level < 0, LedgerNode.idx < 0))
+        .limit(1)
+    ).first()
+    if negative is not None:  # no node of the tree is there: a row put in by hand (led29)
+        return TreeProblem(
+            (negative[0], negative[1]),
+            "the Merkle tree holds a node at a negative level or index: the tree was altered",
+        )
     level, width = 1, size // 2
     while True:
         below = level_hashes(session, level - 1)
