@@ -155,3 +155,58 @@ def test_the_console_bar_of_a_tenant_of_100_characters_fits_the_tablet(tmp_path:
         return out
 
     assert _in_chromium(widths) == [[820, 820, []]] * 3
+
+
+#: the chart roles whose children a screen reader never reads (ARIA: children presentational)
+FOCUS_HIDDEN = """() => [...document.querySelectorAll('[role=img], [role=presentation]')]
+  .filter(e => [...e.querySelectorAll('a[href], button, input, select, [tabindex]')]
+    .some(c => c.tabIndex >= 0)).length"""
+
+
+def test_no_chart_control_sends_the_plan_out_of_the_page(
+    tmp_path: Path, sc: Scenario, rules: RuleSet
+) -> None:
+    """Plotly's bar over each chart had "Share chart...": one click and "Share" opened
+    cloud.plotly.com in a new window, to which the page then posts the figure (the plan's
+    sites, stages and costs). The bar now has no such button; every control of every chart,
+    pressed, opens no window and asks nothing of the network. The charts' controls are
+    reachable by keyboard, so a chart is a figure (named by its label), never an image
+    whose focusable children a screen reader does not read."""
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json(details=True)
+    report = tmp_path / "plan.html"
+    report.write_text(plan_report(plan, sc, rules, source="test"), encoding="utf-8")
+
+    def press_every_control(browser: Any) -> tuple[list[str], list[str], int, int]:
+        context = browser.new_context(accept_downloads=True)
+        requests: list[str] = []
+        windows: list[str] = []
+        context.on("request", lambda r: requests.append(r.url))
+        page = context.new_page()
+        context.on("page", lambda p: windows.append(p.url))  # any other window
+        page.on("dialog", lambda d: d.dismiss())
+        page.goto(report.as_uri() + "#all")
+        page.wait_for_selector("body[data-rendered=true]")
+        charts = page.locator(".chart")
+        for i in range(charts.count()):
+            chart = charts.nth(i)
+            buttons = chart.locator(".modebar-btn")
+            for j in range(buttons.count()):
+                chart.hover()
+                buttons.nth(j).click()
+                confirm = page.locator(".plotly-cloud-dialog-box button", has_text="Share")
+                if confirm.count():
+                    confirm.first.click()
+        page.wait_for_timeout(500)  # a window opened by a click has its request out by now
+        unnamed = page.evaluate(
+            "[...document.querySelectorAll('.chart')].filter(c => "
+            "c.getAttribute('role') !== 'figure' || !c.getAttribute('aria-label')).length"
+        )
+        hidden = page.evaluate(FOCUS_HIDDEN)
+        windows += [p.url for p in context.pages if p is not page]
+        context.close()
+        return windows, requests, unnamed, hidden
+
+    windows, requests, unnamed, hidden = _in_chromium(press_every_control)
+    assert windows == []
+    assert [u for u in requests if not u.startswith(("file:", "data:", "blob:"))] == []
+    assert unnamed == 0 and hidden == 0

@@ -5,7 +5,10 @@
   "use strict";
   var data = document.getElementById("figures");
   var figures = data ? JSON.parse(data.textContent) : {};
-  var config = {responsive: true, displaylogo: false,
+  /* No "Share chart..." button: Plotly's default sends the chart, the plan's data, to Plotly
+     Cloud (a window on cloud.plotly.com the figure is posted to), and nothing leaves the page. */
+  var config = {responsive: true, displaylogo: false, showSendToCloud: false,
+                showEditInChartStudio: false, plotlyServerURL: "",
                 toImageButtonOptions: {format: "png", scale: 2}};
   var drawn = {};
   function draw(id) {
