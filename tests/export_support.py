@@ -104,3 +104,13 @@ def offline_job(
         "SLURM_JOB_ID": job_id,
         "SLURM_JOB_NUM_NODES": str(len(nodes)),
     }
+
+
+def _pipelines(files: dict[str, str]) -> dict[str, list[str]]:
+    """Each pipeline's name and its tasks' stages, in order."""
+    out = {}
+    for path, text in files.items():
+        if path.endswith(".pipeline.yaml"):
+            docs = list(yaml.safe_load_all(text))
+            out[docs[0]["name"]] = [d["envs"]["STRAITS_STAGE"] for d in docs[1:]]
+    return out

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from export_support import _pipelines
 from straits.export import export_input, exporter, write_bundle
 from straits.export.base import WAIT_CHUNK_S, ExportInput
 from straits.loading import load_scenario
@@ -366,15 +366,6 @@ def test_launch_sh_waits_for_a_service_held_for_bought_chips(
 def offshore(rules: RuleSet) -> ExportInput:
     sc, plan = _plan(OFFSHORE, rules)
     return export_input(sc, plan, rules, plan_id="start", run="true")
-
-
-def _pipelines(files: dict[str, str]) -> dict[str, list[str]]:
-    out = {}
-    for path, text in files.items():
-        if path.endswith(".pipeline.yaml"):
-            docs = list(yaml.safe_load_all(text))
-            out[docs[0]["name"]] = [d["envs"]["STRAITS_STAGE"] for d in docs[1:]]
-    return out
 
 
 def test_a_stage_that_follows_its_predecessor_stays_in_its_pipeline(

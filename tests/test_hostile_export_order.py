@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from export_support import _pipelines
 from straits.export import export_input, exporter, write_bundle
 from straits.export.base import ExportInput
 from straits.loading import load_scenario
@@ -93,16 +93,6 @@ def _launch(files: dict[str, str], tmp_path: Path, completed: str | None) -> tup
         timeout=60,
     )
     return p.returncode, log.read_text().splitlines() if log.exists() else []
-
-
-def _pipelines(files: dict[str, str]) -> dict[str, list[str]]:
-    """Each pipeline's name and its tasks' stages, in order."""
-    out = {}
-    for path, text in files.items():
-        if path.endswith(".pipeline.yaml"):
-            docs = list(yaml.safe_load_all(text))
-            out[docs[0]["name"]] = [d["envs"]["STRAITS_STAGE"] for d in docs[1:]]
-    return out
 
 
 def test_a_pipeline_never_runs_a_stage_right_after_one_before_its_predecessor(
