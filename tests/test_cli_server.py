@@ -70,21 +70,6 @@ def test_reads_answer_as_locally(server: Server) -> None:
     assert "CONDITIONAL" in table.stdout and "cn-cbdf-2024-assessment" in table.stdout
 
 
-def test_a_recorded_check_retried_with_its_request_id_records_once(server: Server) -> None:
-    """`check --record --request-id` through the server: the key travels as the
-    `Idempotency-Key` header; a retry prints the first decision, another check is exit 2."""
-    args = ("check", "--json", "--record", "--request-id", "cli-server-1")
-    first = server.run(*args, stdin=json.dumps(DESIGN_REQUEST))
-    again = server.run(*args, stdin=json.dumps(DESIGN_REQUEST))
-    assert (first.returncode, again.returncode) == (0, 0), again.stderr
-    assert json.loads(again.stdout) == json.loads(first.stdout)
-    other = server.run(*args, stdin=json.dumps({**DESIGN_REQUEST, "date": "2025-07-01"}))
-    assert other.returncode == 2 and "Idempotency-Key" in other.stderr
-    entries = server.run("ledger", "show", "--json")
-    assert entries.returncode == 0, entries.stderr
-    assert [e["kind"] for e in json.loads(entries.stdout)].count("check") == 1
-
-
 def test_plans_are_made_recorded_shown_exported_and_rechecked(
     server: Server, tmp_path: Path
 ) -> None:
@@ -154,3 +139,25 @@ def test_errors_name_the_local_file_and_the_way_out(server: Server, tmp_path: Pa
     )
     assert nowhere.returncode == 1 and "cannot reach" in nowhere.stderr
     assert "Traceback" not in anon.stderr + nowhere.stderr
+
+
+def test_a_recorded_check_retried_with_its_request_id_records_once(server: Server) -> None:
+    """`check --record --request-id` through the server: the key travels as the
+    `Idempotency-Key` header; a retry prints the first decision, another check is exit 2.
+    Last in the file: the module's server is shared, and the plan test counts on a ledger that
+    holds its plan alone."""
+
+    def checks() -> int:  # the module's server is shared: count this test's own entries
+        entries = server.run("ledger", "show", "--json")
+        assert entries.returncode == 0, entries.stderr
+        return [e["kind"] for e in json.loads(entries.stdout)].count("check")
+
+    before = checks()
+    args = ("check", "--json", "--record", "--request-id", "cli-server-1")
+    first = server.run(*args, stdin=json.dumps(DESIGN_REQUEST))
+    again = server.run(*args, stdin=json.dumps(DESIGN_REQUEST))
+    assert (first.returncode, again.returncode) == (0, 0), again.stderr
+    assert json.loads(again.stdout) == json.loads(first.stdout)
+    other = server.run(*args, stdin=json.dumps({**DESIGN_REQUEST, "date": "2025-07-01"}))
+    assert other.returncode == 2 and "Idempotency-Key" in other.stderr
+    assert checks() == before + 1
