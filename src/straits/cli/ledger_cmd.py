@@ -175,8 +175,7 @@ def verify(
     entry. Names the first entry that was altered, removed or reordered.
 
     Exit status 0 when the ledger verifies, 1 when it does not (or a head is forged), 2 on bad
-    input.
-    """
+    input."""
     from straits.errors import LedgerError
     from straits.store.ledger import check_who
 
