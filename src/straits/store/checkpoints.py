@@ -29,6 +29,7 @@ from straits.store.note import (
     Signer,
     Verifier,
     open_checkpoint,
+    parse_note,
     sign_checkpoint,
 )
 from straits.store.tables import LedgerCheckpoint, LedgerHead
@@ -99,12 +100,37 @@ def open_row(row: LedgerCheckpoint, keys: Keys) -> SignedCheckpoint:
         raise LedgerError(
             f"stored checkpoint #{row.id} (size {row.size}) is not trustworthy: {exc}"
         ) from None
-    if cp.checkpoint.size != row.size or cp.checkpoint.root_hex != row.root:
+    wrong = columns_differ(row, cp)
+    if wrong:
         raise LedgerError(
-            f"stored checkpoint #{row.id}: its columns do not match its signed "
+            f"stored checkpoint #{row.id}: its {wrong} column does not match its signed "
             "text (the row was altered)"
         )
     return cp
+
+
+def columns_differ(row: Any, cp: SignedCheckpoint) -> str | None:
+    """The first of a stored checkpoint's columns (``size``, ``root``, ``origin``,
+    ``key_id``) that its signed note does not say, or None. ``key_id`` is the key whose
+    signature was checked, else one of the note's signatures by the origin's name: an edited
+    ``origin`` or ``key_id`` passed every check (led30), and issuing reads ``origin``."""
+    c = cp.checkpoint
+    if c.size != row.size:
+        return "size"
+    if c.root_hex != row.root:
+        return "root"
+    if c.origin != row.origin:
+        return "origin"
+    if cp.key is not None:
+        ids = {cp.key.id}
+    else:
+        try:
+            ids = {g.id for g in parse_note(cp.note).signatures if g.name == c.origin}
+        except NoteError:
+            ids = set()
+    if not isinstance(row.key_id, str) or row.key_id not in {f"{i:08x}" for i in ids}:
+        return "key_id"
+    return None
 
 
 def issue(

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from straits.errors import LedgerError
-from straits.store import checkpoints, merkle, row_checks, tree
+from straits.store import checkpoints, merkle, row_checks, signed_record, tree
 from straits.store.canonical import loads_stored
 from straits.store.db import Store
 from straits.store.keys import Keys, configured
@@ -246,6 +246,7 @@ def _check_checkpoints(
         )
         latest = cp
     notes = list(v.notes)
+    _check_record(s, keys, n, root, rows, notes)
     if latest is None:
         signatures = "none"
         notes.append("no signed checkpoint yet: `straits ledger checkpoint --key K` issues one")
@@ -268,6 +269,40 @@ def _check_checkpoints(
             "signed": k is not None,
         }
     return v.replace(checkpoint=cp_json, signatures=signatures, notes=tuple(notes))
+
+
+def _check_record(
+    s: Session, keys: Keys, n: int, root: bytes, rows: Iterable[Any], notes: list[str]
+) -> None:
+    """With the signing key, what it last signed (its record, outside the database:
+    :mod:`.signed_record`) must be a prefix of the log and still be stored: the newest
+    checkpoint row deleted passed as the log's latest being the one before it (led30)."""
+    if keys.record is None:
+        return
+    try:
+        signed = signed_record.read(keys.record, keys.trusted)
+    except LedgerError as exc:
+        notes.append(f"not compared with the signing key's record: {exc}")
+        return
+    if signed is None:
+        return
+    c, what = signed.checkpoint, f"the checkpoint the signing key last signed ({keys.record})"
+    if c.size > n:
+        raise _Broken(
+            n + 1,
+            f"{what} was signed at {c.size} entries but the log has {n}: entries {n + 1} to "
+            f"{c.size} were removed from the end",
+            "tail-removed",
+        )
+    _consistent(s, c.size, c.root, n, root, what)
+    if not any(r.size == c.size and r.root == c.root_hex and r.note == signed.note for r in rows):
+        raise _Broken(
+            None,
+            f"{what}, of {c.size} entries, is not among the stored checkpoints: its row was "
+            "deleted or altered (or the signer stopped before storing it: `straits ledger "
+            "checkpoint --key` stores it again)",
+            "checkpoint-missing",
+        )
 
 
 def _consistent(

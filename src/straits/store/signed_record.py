@@ -157,16 +157,19 @@ def _stored(s: Session, trusted: list[Verifier]) -> Iterator[tuple[int, SignedCh
     from straits.store.tables import LedgerCheckpoint
 
     t = LedgerCheckpoint.__table__
-    q = select(t.c.id, t.c.size, t.c.root, t.c.note).order_by(t.c.id)
+    from straits.store.checkpoints import columns_differ
+
+    q = select(t.c.id, t.c.size, t.c.root, t.c.origin, t.c.key_id, t.c.note).order_by(t.c.id)
     for row in s.execute(q).yield_per(1000):
         try:
             cp = open_checkpoint(str(row.note), trusted)
         except NoteError:
             continue
-        if cp.checkpoint.size != row.size or cp.checkpoint.root_hex != row.root:
+        wrong = columns_differ(row, cp)
+        if wrong:
             raise LedgerError(
-                f"stored checkpoint #{row.id}: its columns do not match its signed text "
-                "(the row was altered); refusing to sign"
+                f"stored checkpoint #{row.id}: its {wrong} column does not match its signed "
+                "text (the row was altered); refusing to sign"
             )
         yield int(row.id), cp
 

@@ -21,6 +21,7 @@ CODES = (
     "head-missing",
     "tree-altered",  # a leaf or node of the Merkle tree
     "checkpoint-untrusted",
+    "checkpoint-missing",  # what the signing key last signed (its record) is not stored
     "history-rewritten",  # not an extension of a checkpoint
     "head-forged",
     "plan-row",

@@ -1,0 +1,139 @@
+"""The ledger's trust left-outs closed by led30 (docs/robustness.md): a stored checkpoint's
+``origin`` and ``key_id`` columns compared with its signed note; the newest checkpoint row
+deleted, found through the signing key's own record of what it last signed."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from straits.store import Store, ledger
+from straits.store.note import Signer
+from test_ledger_cli import straits
+from test_ledger_log import sql
+
+SIGNER = Signer.generate("straits.test/led30")
+
+
+def _append(db: str, n: int) -> None:
+    store = Store(db)
+    for i in range(n):
+        ledger.record(store, tenant="a", actor="t", kind="check", body={"i": i})
+    store.close()
+
+
+@pytest.fixture
+def keyed(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
+    """A SQLite log of 5 entries with a checkpoint at 5; the key, its .pub and its record."""
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    _append(db, 5)
+    key, pub = tmp_path / "k", tmp_path / "k.pub"
+    key.write_text(SIGNER.skey + "\n")
+    key.chmod(0o600)
+    pub.write_text(SIGNER.verifier.vkey + "\n")
+    assert straits("ledger", "checkpoint", "--db", db, "--key", str(key)).returncode == 0
+    yield db, key, pub
+
+
+def _verify(*args: str) -> tuple[int, dict[str, object]]:
+    r = straits("ledger", "verify", "-o", "json", *args)
+    return r.returncode, json.loads(r.stdout)
+
+
+COLUMN_EDITS = [
+    ("origin", "UPDATE ledger_checkpoints SET origin = 'evil.example/log'"),
+    ("key_id", "UPDATE ledger_checkpoints SET key_id = 'deadbeef'"),
+    ("key_id", "UPDATE ledger_checkpoints SET key_id = ''"),
+]
+
+
+@pytest.mark.parametrize(("column", "statement"), COLUMN_EDITS)
+@pytest.mark.parametrize("options", [(), ("--quick",)], ids=["full", "quick"])
+@pytest.mark.parametrize("with_key", [True, False], ids=["pubkey", "no-key"])
+def test_an_edited_origin_or_key_id_is_found(
+    keyed: tuple[str, Path, Path],
+    column: str,
+    statement: str,
+    options: tuple[str, ...],
+    with_key: bool,
+) -> None:
+    db, _, pub = keyed
+    sql(db, statement)
+    rc, doc = _verify("--db", db, *(("--pubkey", str(pub)) if with_key else ()), *options)
+    assert (rc, doc["ok"], doc["code"]) == (1, False, "checkpoint-untrusted")
+    assert f"its {column} column" in str(doc["problem"])
+
+
+def test_a_receipt_is_refused_over_an_edited_origin(keyed: tuple[str, Path, Path]) -> None:
+    db, _, pub = keyed
+    sql(db, COLUMN_EDITS[0][1])
+    r = straits("ledger", "receipt", "1", "--db", db, "--pubkey", str(pub), "-o", "-")
+    assert r.returncode == 1 and not r.stdout
+
+
+def test_signing_refuses_a_log_whose_checkpoint_origin_was_edited(
+    keyed: tuple[str, Path, Path],
+) -> None:
+    """Issuing reads the latest row's ``origin``; an edited one is refused, not re-signed."""
+    db, key, _ = keyed
+    _append(db, 1)
+    sql(db, COLUMN_EDITS[0][1])
+    r = straits("ledger", "checkpoint", "--db", db, "--key", str(key))
+    assert r.returncode == 1 and "origin" in r.stderr
+
+
+def _two_checkpoints(db: str, key: Path) -> None:
+    _append(db, 2)
+    assert straits("ledger", "checkpoint", "--db", db, "--key", str(key)).returncode == 0
+
+
+def test_the_newest_checkpoint_deleted_is_found_with_the_signing_key(
+    keyed: tuple[str, Path, Path],
+) -> None:
+    db, key, pub = keyed
+    _two_checkpoints(db, key)
+    sql(db, "DELETE FROM ledger_checkpoints WHERE size = 7")
+    rc, doc = _verify("--db", db, "--key", str(key))
+    assert (rc, doc["ok"], doc["code"]) == (1, False, "checkpoint-missing")
+    # the public key alone cannot tell it from a log that never signed 7 (docs)
+    assert _verify("--db", db, "--pubkey", str(pub))[0] == 0
+
+
+def test_a_record_ahead_of_the_table_is_stored_again_by_the_next_checkpoint(
+    keyed: tuple[str, Path, Path],
+) -> None:
+    """What verify tells the operator to do makes it verify again."""
+    db, key, _ = keyed
+    _two_checkpoints(db, key)
+    sql(db, "DELETE FROM ledger_checkpoints WHERE size = 7")
+    assert straits("ledger", "checkpoint", "--db", db, "--key", str(key)).returncode == 0
+    rc, doc = _verify("--db", db, "--key", str(key))
+    assert (rc, doc["ok"], doc["code"]) == (0, True, None)
+
+
+def test_the_log_cut_below_the_record_is_tail_removed(keyed: tuple[str, Path, Path]) -> None:
+    db, key, _ = keyed
+    _two_checkpoints(db, key)
+    for statement in (
+        "DELETE FROM ledger_checkpoints WHERE size = 7",
+        "DELETE FROM ledger WHERE seq > 5",
+        "DELETE FROM ledger_nodes WHERE (level = 0 AND idx > 4) OR (level = 1 AND idx > 1) "
+        "OR level > 2",
+        "UPDATE ledger_head SET seq = 5, hash = (SELECT hash FROM ledger WHERE seq = 5)",
+    ):
+        sql(db, statement)
+    rc, doc = _verify("--db", db, "--key", str(key))
+    assert (rc, doc["ok"], doc["code"], doc["first_bad"]) == (1, False, "tail-removed", 6)
+
+
+def test_an_unreadable_record_is_a_note_not_a_verdict(keyed: tuple[str, Path, Path]) -> None:
+    db, key, _ = keyed
+    before = _verify("--db", db, "--key", str(key))[1]["notes"]
+    Path(os.environ["STRAITS_LEDGER_SIGNED"]).write_text("not a checkpoint\n")  # conftest
+    rc, doc = _verify("--db", db, "--key", str(key))
+    assert (rc, doc["ok"]) == (0, True)
+    assert len(doc["notes"]) == len(before) + 1  # type: ignore[arg-type]
