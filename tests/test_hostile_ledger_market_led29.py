@@ -38,7 +38,7 @@ def db(tmp_path: Path) -> str:
     return url
 
 
-NO_TENANT = ["", "a\tb", "a\nb", "\x1b[2J", "x" * 101]
+NO_TENANT = ["", "a\tb", "a\nb", "\x1b[2J", "x" * 129]  # 128: the longest (led30)
 FILTERS = [
     ["ledger", "show"],
     ["ledger", "export"],

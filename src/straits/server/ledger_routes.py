@@ -31,6 +31,7 @@ from straits.store.ledger import Entry
 from straits.store.proven import prove_entries
 from straits.store.receipts import make_receipt
 from straits.store.removed import RemovedEntryError
+from straits.store.tables import MAX_TENANT
 from straits.store.tenant_verify import verify_tenant
 from straits.store.tokens import Principal
 
@@ -185,7 +186,7 @@ def ledger_entries(
     since: Annotated[int, Query(ge=1, le=MAX_SEQ), DIGITS] = 1,
     limit: Annotated[int, Query(ge=1, le=1000), DIGITS] = 100,
     tenant: Annotated[
-        str | None, Query(max_length=100, description="Admins: one tenant's entries.")
+        str | None, Query(max_length=MAX_TENANT, description="Admins: one tenant's entries.")
     ] = None,
 ) -> list[dict[str, Any]]:
     """Entries in order from `since`: your tenant's, numbered 1, 2, 3 within it; every

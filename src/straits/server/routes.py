@@ -48,7 +48,7 @@ from straits.store.records import (
     proven_job_json,
     tenant_numbers,
 )
-from straits.store.tables import PlanRow
+from straits.store.tables import MAX_TENANT, PlanRow
 from straits.store.tokens import Principal
 
 router = APIRouter(prefix="/v1")
@@ -328,7 +328,7 @@ def plans(
         str | None, Query(max_length=200, description="The scenario's name.")
     ] = None,
     tenant: Annotated[
-        str | None, Query(max_length=100, description="Admins: one tenant's plans.")
+        str | None, Query(max_length=MAX_TENANT, description="Admins: one tenant's plans.")
     ] = None,
     since: Annotated[
         str | None, Query(max_length=40, description="Made at or after (date or ISO time).")

@@ -38,6 +38,7 @@ from straits.store.canonical import digest as digest
 from straits.store.canonical import loads_stored, utf8
 from straits.store.contention import refuses_writes
 from straits.store.db import Store
+from straits.store.tables import MAX_TENANT as MAX_TENANT  # re-exported: its old home
 from straits.store.tables import LedgerHead, LedgerRow
 from straits.store.verification import Verification as Verification  # re-exported
 
@@ -223,7 +224,7 @@ def leaf_data(
 # surrogates too: bytes that were not UTF-8 in argv (Python keeps them as lone surrogates),
 # which no database can store (a UnicodeEncodeError traceback on SQLite and PostgreSQL)
 _WHO = re.compile(r"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]+")
-MAX_TENANT, MAX_ACTOR = 100, 200
+MAX_ACTOR = 200
 
 
 def check_who(tenant: str | None, actor: str | None) -> None:

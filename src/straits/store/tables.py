@@ -25,6 +25,9 @@ from sqlalchemy.types import TypeDecorator
 
 from straits.errors import LedgerError
 
+#: the longest tenant id, as a scenario names one (``model.types``; migration 0009)
+MAX_TENANT = 128
+
 
 class Base(DeclarativeBase):
     pass
@@ -130,7 +133,7 @@ class PlanRow(Base):
 
     __tablename__ = "plans"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    tenant: Mapped[str] = mapped_column(Str(100), index=True)
+    tenant: Mapped[str] = mapped_column(Str(MAX_TENANT), index=True)
     actor: Mapped[str] = mapped_column(Str(200))
     scenario_digest: Mapped[str] = mapped_column(ForeignKey("scenarios.digest"))
     options: Mapped[str] = mapped_column(LongStr)
@@ -168,7 +171,7 @@ class DecisionRow(Base):
 
     __tablename__ = "decisions"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    tenant: Mapped[str] = mapped_column(Str(100), index=True)
+    tenant: Mapped[str] = mapped_column(Str(MAX_TENANT), index=True)
     actor: Mapped[str] = mapped_column(Str(200))
     request: Mapped[str] = mapped_column(LongStr)
     answer: Mapped[str] = mapped_column(LongStr)
@@ -192,7 +195,7 @@ class LedgerRow(Base):
     __tablename__ = "ledger"
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     recorded_at: Mapped[str] = mapped_column(Str(40))
-    tenant: Mapped[str] = mapped_column(Str(100), index=True)
+    tenant: Mapped[str] = mapped_column(Str(MAX_TENANT), index=True)
     actor: Mapped[str] = mapped_column(Str(200))
     kind: Mapped[str] = mapped_column(Str(16))
     body: Mapped[str] = mapped_column(LongStr)
@@ -252,7 +255,7 @@ class TokenRow(Base):
 
     __tablename__ = "tokens"
     id: Mapped[str] = mapped_column(String(16), primary_key=True)
-    tenant: Mapped[str] = mapped_column(Str(100))
+    tenant: Mapped[str] = mapped_column(Str(MAX_TENANT))
     role: Mapped[str] = mapped_column(Str(16))
     secret_hash: Mapped[str] = mapped_column(Str(64))
     label: Mapped[str] = mapped_column(Str(200), default="")
@@ -271,7 +274,7 @@ class AuditRow(Base):
     status: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text)
     token_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    tenant: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    tenant: Mapped[str | None] = mapped_column(String(MAX_TENANT), nullable=True)
     client: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 

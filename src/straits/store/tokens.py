@@ -63,9 +63,13 @@ def create_token(store: Store, tenant: str, role: str, label: str = "") -> tuple
     """A new token; the returned string is the only time the secret is seen."""
     if role not in ROLES:
         raise InputError(f"unknown role {role!r}", path="--role", expected=" | ".join(ROLES))
-    if not tenant or len(tenant) > 100:
-        raise InputError("a tenant id of 1 to 100 characters is required", path="--tenant")
     from straits.store.ledger import check_who
+    from straits.store.tables import MAX_TENANT
+
+    if not tenant or len(tenant) > MAX_TENANT:
+        raise InputError(
+            f"a tenant id of 1 to {MAX_TENANT} characters is required", path="--tenant"
+        )
 
     check_who(tenant, "token")  # the tenant names every entry the token records
     if label and not printable_line(label):
