@@ -11,8 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from straits.loading import load_scenario
+from straits.plan import Plan, make_plan
+from straits.rules import RuleSet
 from straits.store import Store, ledger
 from straits.store.note import Signer
+from straits.store.records import record_plan
 from test_ledger_cli import straits
 from test_ledger_log import sql
 
@@ -27,9 +31,10 @@ def _append(db: str, n: int) -> None:
 
 
 @pytest.fixture
-def keyed(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
-    """A SQLite log of 5 entries with a checkpoint at 5; the key, its .pub and its record."""
-    db = f"sqlite:///{tmp_path / 'l.db'}"
+def keyed(tmp_path: Path, db_url: str) -> Iterator[tuple[str, Path, Path]]:
+    """A log of 5 entries (SQLite, PostgreSQL) with a checkpoint at 5; the key, its .pub and
+    its record."""
+    db = db_url
     _append(db, 5)
     key, pub = tmp_path / "k", tmp_path / "k.pub"
     key.write_text(SIGNER.skey + "\n")
@@ -137,3 +142,37 @@ def test_an_unreadable_record_is_a_note_not_a_verdict(keyed: tuple[str, Path, Pa
     rc, doc = _verify("--db", db, "--key", str(key))
     assert (rc, doc["ok"]) == (0, True)
     assert len(doc["notes"]) == len(before) + 1  # type: ignore[arg-type]
+
+
+# --- the tampered-database pass: what it found -----------------------------------------------
+@pytest.fixture(scope="module")
+def plan(rules: RuleSet, example_path: Path) -> Plan:
+    return make_plan(load_scenario(example_path), rules=rules, solver="greedy")
+
+
+def test_a_plan_rows_actor_edited_is_found(
+    db_url: str, rules: RuleSet, plan: Plan, example_path: Path
+) -> None:
+    """The plan row's actor is its entry's, as a decision row's is (it passed every check)."""
+    store = Store(db_url)
+    plan_id, entry = record_plan(
+        store, load_scenario(example_path), plan, rules, {}, tenant="a", actor="alice"
+    )
+    store.close()
+    sql(db_url, "UPDATE plans SET actor = 'mallory' WHERE id = :i", i=plan_id)
+    rc, doc = _verify("--db", db_url)
+    assert (rc, doc["ok"], doc["code"], doc["first_bad"]) == (1, False, "plan-row", entry.seq)
+    rc, doc = _verify("--db", db_url, "--tenant", "a")
+    assert (rc, doc["ok"], doc["code"]) == (1, False, "plan-row")
+
+
+def test_the_quick_check_finds_the_latest_checkpoints_size_lowered(
+    keyed: tuple[str, Path, Path],
+) -> None:
+    """Lowered below an older checkpoint's, the newest row was passed over by the quick check
+    (it read the latest by size only; issuing reads by size and by row id)."""
+    db, key, pub = keyed
+    _two_checkpoints(db, key)
+    sql(db, "UPDATE ledger_checkpoints SET size = 2 WHERE size = 7")
+    rc, doc = _verify("--db", db, "--pubkey", str(pub), "--quick")
+    assert (rc, doc["ok"], doc["code"]) == (1, False, "checkpoint-untrusted")

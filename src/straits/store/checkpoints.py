@@ -159,7 +159,7 @@ def issue(
             signed_record.check_extends(s, signed, head.size, head.root, what)
         elif record is not None:  # no record yet: what the database holds is checked whole
             signed_record.check_stored(s, trust.trusted, head.size, head.root)
-        rows = _latest_rows(s)
+        rows = latest_rows(s)
         opened = [(row, open_row(row, trust)) for row in rows]  # before trusting their sizes
         for row, stored in opened:
             signed_record.check_extends(s, stored, head.size, head.root, f"checkpoint #{row.id}")
@@ -185,7 +185,7 @@ def issue(
         return made
 
 
-def _latest_rows(s: Session) -> list[LedgerCheckpoint]:
+def latest_rows(s: Session) -> list[LedgerCheckpoint]:
     """The stored checkpoint of the largest size and the one stored last (the same row, unless
     a size column was edited to hide the latest)."""
     t = LedgerCheckpoint.__table__

@@ -426,7 +426,10 @@ def verify_heads(store: Store, keys: Keys, heads: Iterable[Head]) -> Verificatio
     tree, by consistency proofs (one read of ``O(log n)`` node hashes, no rescan)."""
     heads = list(heads)
     with store.session() as s:
-        row = checkpoints.latest_row(s)  # before the head, as in proven.prove_in
+        # before the head, as in proven.prove_in; the latest by size and the one stored last:
+        # a size column lowered below an older one's hid the latest from the quick check
+        rows = checkpoints.latest_rows(s)
+        row = rows[0] if rows else None
         head_row = s.execute(
             select(LedgerHead.seq, LedgerHead.hash).where(LedgerHead.id == 1)
         ).first()
@@ -439,15 +442,16 @@ def verify_heads(store: Store, keys: Keys, heads: Iterable[Head]) -> Verificatio
                 raise _Broken(None, f"the ledger head records {n} entries", "head-altered")
             if head_row is None and s.execute(select(LedgerRow.seq).limit(1)).first():
                 raise _Broken(None, "the ledger head is missing", "head-missing")
-            cp = None
-            if row is not None:
-                cp = _open_within(row, keys, n)
+            opened = [(r, _open_within(r, keys, n)) for r in rows]
+            cp = opened[0][1] if opened else None
             sizes = {_size(h) for h in heads if _size(h) <= n}
-            if cp is not None:
-                sizes.add(cp.checkpoint.size)
+            sizes |= {c.checkpoint.size for _, c in opened}
             nodes = tree.proofs(s, roots=[n], consistencies=[(m, n) for m in sizes])
             root = nodes.root(n) if n else merkle.EMPTY_ROOT
             v = v.replace(root_hash=root.hex())
+            for r, c in opened[1:]:
+                what = f"checkpoint #{r.id} ({c.checkpoint.size} entries)"
+                _consistent(s, c.checkpoint.size, c.checkpoint.root, n, root, what, nodes)
             if cp is not None and row is not None:
                 _consistent(
                     s,

@@ -225,6 +225,11 @@ def plan_row_problem(row: PlanRow, entry: Entry, *, with_result: bool = True) ->
             f"{where}: stored tenant {row.tenant!r} but the entry records "
             f"{entry.tenant!r}: the plans table was altered"
         )
+    if row.actor != entry.actor:  # as a decision's (led30: an edited one passed)
+        return (
+            f"{where}: stored actor {row.actor!r} but the entry records "
+            f"{entry.actor!r}: the plans table was altered"
+        )
     inputs = body.get("inputs")
     inputs = inputs if isinstance(inputs, dict) else {}
     if inputs.get("scenario_digest") != row.scenario_digest:
