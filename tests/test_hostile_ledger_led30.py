@@ -10,13 +10,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from straits.loading import load_scenario
 from straits.plan import Plan, make_plan
 from straits.rules import RuleSet
+from straits.server import create_app
+from straits.server.settings import Settings
 from straits.store import Store, ledger
+from straits.store.keys import Keys
 from straits.store.note import Signer
 from straits.store.records import record_plan
+from straits.store.tokens import create_token
 from test_ledger_cli import straits
 from test_ledger_log import sql
 
@@ -176,3 +181,23 @@ def test_the_quick_check_finds_the_latest_checkpoints_size_lowered(
     sql(db, "UPDATE ledger_checkpoints SET size = 2 WHERE size = 7")
     rc, doc = _verify("--db", db, "--pubkey", str(pub), "--quick")
     assert (rc, doc["ok"], doc["code"]) == (1, False, "checkpoint-untrusted")
+
+
+def test_a_server_with_the_key_finds_the_newest_checkpoint_deleted(
+    keyed: tuple[str, Path, Path],
+) -> None:
+    """``GET /v1/ledger/verify`` (an admin's full check) reads the key's record as the CLI."""
+    db, key, _ = keyed
+    _two_checkpoints(db, key)
+    sql(db, "DELETE FROM ledger_checkpoints WHERE size = 7")
+    store = Store(db)
+    admin, _ = create_token(store, "ops", "admin")
+    app = create_app(store, settings=Settings())
+    app.state.ledger_keys = Keys(SIGNER, (), Path(os.environ["STRAITS_LEDGER_SIGNED"]))
+    with TestClient(app) as client:
+        r = client.get("/v1/ledger/verify", headers={"Authorization": f"Bearer {admin}"})
+        assert r.status_code == 200 and (r.json()["ok"], r.json()["code"]) == (
+            False,
+            "checkpoint-missing",
+        )
+    store.close()
