@@ -201,3 +201,25 @@ def test_a_server_with_the_key_finds_the_newest_checkpoint_deleted(
             "checkpoint-missing",
         )
     store.close()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE ledger_checkpoints SET size = x'ff00'",
+        "UPDATE ledger_checkpoints SET created_at = 'garbage'",
+        "UPDATE ledger_head SET seq = 'zz'",
+    ],
+    ids=["size", "created_at", "head"],
+)
+def test_the_quick_check_reports_a_value_of_another_type(
+    keyed: tuple[str, Path, Path], statement: str
+) -> None:
+    """As the full check does (it printed an error line, with nothing on stdout for -o json)."""
+    db, _, pub = keyed
+    if not db.startswith("sqlite"):
+        pytest.skip("only SQLite keeps a value of another type in a column")
+    sql(db, statement)
+    for options in ((), ("--quick",)):
+        rc, doc = _verify("--db", db, "--pubkey", str(pub), *options)
+        assert (rc, doc["ok"], doc["code"]) == (1, False, "value-altered"), options

@@ -99,6 +99,8 @@ def verify_tenant(store: Store, keys: Keys, tenant: str) -> TenantVerification:
 
 def _verify_tenant(store: Store, keys: Keys, tenant: str) -> TenantVerification:
     quick = integrity.verify_heads(store, keys, [])
+    if not quick.ok and quick.code == "value-altered":  # named as the full check names it
+        raise AlteredRowError(quick.problem or "a stored value is not of its type")
     if not quick.ok:
         return TenantVerification(
             False,
