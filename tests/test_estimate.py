@@ -11,7 +11,12 @@ from hypothesis import strategies as st
 
 from straits.catalog import catalog, get_chip
 from straits.errors import EstimateError
-from straits.estimate import estimate_serving, estimate_training, flops_per_token
+from straits.estimate import (
+    estimate_serving,
+    estimate_training,
+    flops_per_token,
+    min_chips_serving,
+)
 from straits.estimate.calibration import DEFAULT
 from straits.estimate.efficiency import cluster_sizes, fits_anywhere
 from straits.estimate.energy import DEFAULT_PUE, POWER_SHARE
@@ -174,7 +179,11 @@ def test_serving_holds_weights_and_kv_reserve() -> None:
         LLAMA2_70B, get_chip("H100-SXM"), chips=8, days=30, usd_per_chip_hour=2.0
     )
     assert est.fits
-    assert est.min_chips == math.ceil(140 / (80 * USABLE_FRACTION * (1 - KV_RESERVE)))
+    # the memory minimum is 3 chips; the replica (and `min_chips`) a power of two (est30)
+    assert min_chips_serving(LLAMA2_70B, get_chip("H100-SXM")) == math.ceil(
+        140 / (80 * USABLE_FRACTION * (1 - KV_RESERVE))
+    )
+    assert est.min_chips == 4
     assert est.chip_hours == 8 * 30 * 24
     assert not estimate_serving(LLAMA2_70B, get_chip("H100-SXM"), chips=2, days=1).fits
 

@@ -17,6 +17,7 @@ from functools import cache, lru_cache
 from typing import Any, Literal
 
 from straits.catalog import Chip, get_chip
+from straits.catalog.tpu_slices import TPU_SLICES
 from straits.errors import EstimateError
 from straits.estimate import checks
 from straits.estimate.calibration import (
@@ -38,7 +39,7 @@ from straits.estimate.interval import (
 from straits.estimate.memory import kv_gb, min_chips_serving, serving_state_gb
 from straits.estimate.misfit import misfit
 from straits.estimate.rounding import figure
-from straits.estimate.serving import ServingPlan, serving_plan
+from straits.estimate.serving import ServingPlan, replica_size, serving_plan
 from straits.estimate.stack import DEFAULT_YEAR, FIRST_YEAR, LAST_YEAR
 from straits.estimate.steptime import StepTime
 from straits.model.scenario import ModelSpec
@@ -410,6 +411,10 @@ def _training(
     )
 
 
+def _replica_shape(chip: Chip) -> str:
+    return "a whole slice" if chip.id in TPU_SLICES else "a power-of-two tensor-parallel group"
+
+
 def estimate_serving(
     model: ModelSpec,
     chip: Chip,
@@ -433,7 +438,7 @@ def estimate_serving(
     checks.positive("output_tokens", output_tokens, "a token count")
     checks.price(usd_per_chip_hour)
     context = prompt_tokens + output_tokens
-    need = min_chips_serving(model, chip, context)
+    need = replica_size(model, chip, context)  # the replica its throughput is for, not less
     plan: ServingPlan | None = None
     if tokens_per_s is not None:
         plan = serving_plan(model, chip, tokens_per_s, prompt_tokens, output_tokens, cal)
@@ -451,8 +456,9 @@ def estimate_serving(
         notes += (
             f"does not fit: one replica needs {need} x {chip.id} "
             f"({serving_state_gb(model):,.0f} GB of BF16 weights plus KV cache, "
-            f"{kv_gb(model, context):,.1f} GB for one request of {context:,} tokens), "
-            f"got {chips}",
+            f"{kv_gb(model, context):,.1f} GB for one request of {context:,} tokens, "
+            f"on {min_chips_serving(model, chip, context)} chips at least, a replica being "
+            f"{_replica_shape(chip)}), got {chips}",
         )
     elif plan is not None and chips < plan.chips:
         held = plan.held(chips)

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 from straits.catalog import Chip
+from straits.catalog.tpu_slices import TPU_SLICES
 from straits.estimate.calibration import DEFAULT, Calibration
 from straits.estimate.memory import USABLE_FRACTION, kv_gb, min_chips_serving
 from straits.estimate.rounding import figure
@@ -62,11 +63,25 @@ def kv_bytes_per_token(model: ModelSpec) -> float:
     return kv_gb(model, 1.0) * 1e9
 
 
+def replica_size(model: ModelSpec, chip: Chip, context_tokens: float = 0.0) -> int:
+    """Chips of one serving replica: the fewest that hold the weights and the KV cache
+    (:func:`~straits.estimate.memory.min_chips_serving`) rounded up to a tensor-parallel group,
+    a power of two (3 H100s hold a 70B model; its replica is 4), on a Cloud TPU the smallest
+    slice of at least that many. The one size the estimate's ``min_chips`` and ``fits``, its
+    throughput and ``straits export`` use (``fits`` took the memory minimum, 3, while the
+    throughput was a 4-chip replica's)."""
+    need = min_chips_serving(model, chip, context_tokens)
+    size = 1 << (need - 1).bit_length()
+    slices = TPU_SLICES.get(chip.id)
+    if slices is not None:  # a TPU replica is a whole slice (4 chips at least on v4)
+        size = slices.at_least(need) or size
+    return size
+
+
 def replica_throughput(
     model: ModelSpec, chip: Chip, prompt_tokens: int, output_tokens: int, cal: Calibration = DEFAULT
 ) -> ServingPlan:
-    r = min_chips_serving(model, chip, prompt_tokens + output_tokens)
-    r = 1 << math.ceil(math.log2(r))  # tensor-parallel groups are powers of two
+    r = replica_size(model, chip, prompt_tokens + output_tokens)
     weights = 2.0 * model.params
     free = r * chip.memory_gb * 1e9 * USABLE_FRACTION - weights
     kv = kv_bytes_per_token(model)

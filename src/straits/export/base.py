@@ -19,14 +19,13 @@ import yaml
 
 from straits.catalog import catalog
 from straits.errors import InputError
-from straits.estimate import min_chips_serving
+from straits.estimate.serving import replica_size
 from straits.export.commands import Commands
 from straits.export.names import dns_name as dns_name  # re-exported for older callers
 from straits.export.names import image_reference, unique_names
 from straits.export.names import label_value as label_value
 from straits.export.names import unique_labels as unique_labels
 from straits.export.planned import refuse_unplannable
-from straits.export.tpu import TPU_SLICES
 from straits.model.scenario import Dataset, Pool, Scenario, Site, Workload
 from straits.plan.options import NODE
 from straits.plan.recheck import Placement, PlanContext
@@ -437,21 +436,12 @@ def replica_chips(
     sc: Scenario, workload: str, chip: str, limit: int = 2**31, *, context: int = 0
 ) -> int:
     """Chips of one serving replica of ``workload``'s model on ``chip`` (at most ``limit``),
-    holding the KV cache of one request of ``context`` tokens as the estimator's replica does."""
-    need = min_chips_serving(sc.workload(workload).model, catalog().get(chip), context)
-    size = _tensor_parallel(need)
-    if chip in TPU_SLICES:  # a TPU replica is a whole slice (4 chips at least on v4)
-        size = TPU_SLICES[chip].at_least(need) or size
+    holding the KV cache of one request of ``context`` tokens: the estimator's replica
+    (:func:`straits.estimate.serving.replica_size`: the next power of two, a TPU's slice), the
+    size its throughput and ``fits`` are for. Whole nodes beyond a node made 18 chips a replica
+    of 24 where the plan priced 32: 85 replicas of the 2,048 planned chips took 2,040 of them."""
+    size = replica_size(sc.workload(workload).model, catalog().get(chip), context)
     return max(1, min(limit, size))
-
-
-def _tensor_parallel(chips: int) -> int:
-    """The tensor-parallel size that holds ``chips`` chips' worth of weights: the next power
-    of two, as the estimator sizes (and prices) a replica
-    (:func:`straits.estimate.serving.replica_throughput`). Whole nodes beyond a node made 18
-    chips a replica of 24 where the plan priced 32: 85 replicas of the 2,048 planned chips
-    took 2,040 of them."""
-    return 1 << (max(1, chips) - 1).bit_length()
 
 
 #: one part of a planned layout (``TP4 PP1 DP512 EP8 ZeRO-3 recompute=selective``)
