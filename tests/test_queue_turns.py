@@ -284,3 +284,53 @@ def test_migration_0006_on_a_database_with_jobs(db_url: str) -> None:
             assert turns.serving_order(s, None) == ["b", "a"]
     finally:
         store.close()
+
+
+def test_a_claim_committed_while_another_weighs_the_turns_is_counted(
+    store: Store, sc: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL reads each statement of a claim in a snapshot of its own: a claim that
+    weighed the turns (``heavy`` first: nothing running) while another worker's claim of
+    heavy's oldest job committed then looked up heavy's next job and took it, so two workers
+    claiming at once both served ``heavy`` while ``light`` waited. Claims now take turns on
+    a lock of the queue (SQLite's write lock does the same): the second weighs the turns
+    after the first committed."""
+    if store.dialect != "postgresql":
+        pytest.skip("SQLite claims one at a time (its write lock)")
+    heavy = [by(store, sc, "heavy") for _ in range(3)]
+    light = by(store, sc, "light")
+    weigh = turns.serving_order
+    other: list[str] = []
+    first = [True]
+    engine = create_engine(store.url)
+
+    def other_worker() -> None:
+        c = queue.claim(store, "w:2:x", digest(), POLICY)
+        assert c is not None
+        other.append(c.plan_id)
+
+    def weighed_then_raced(s: object, rules_digest: str | None) -> list[turns.Tenant]:
+        order = weigh(s, rules_digest)  # type: ignore[arg-type]
+        if first.pop() if first else False:
+            t = threading.Thread(target=other_worker)
+            t.start()
+            for _ in range(3000):  # until it has claimed, or waits for this claim
+                t.join(0.01)
+                if not t.is_alive():
+                    break
+                with engine.connect() as conn:
+                    if conn.exec_driver_sql(
+                        "SELECT count(*) FROM pg_locks WHERE NOT granted"
+                    ).scalar_one():
+                        break
+            threads.append(t)
+        return order
+
+    threads: list[threading.Thread] = []
+    monkeypatch.setattr(queue, "serving_order", weighed_then_raced)
+    mine = queue.claim(store, "w:1:x", digest(), POLICY)
+    for t in threads:
+        t.join(60)
+    engine.dispose()
+    assert mine is not None
+    assert sorted([mine.plan_id, *other]) == sorted([heavy[0], light])

@@ -6,11 +6,13 @@ A job is a row of ``plans``. Its life:
 ``failed`` (with its reason) | ``cancelled``; a running job whose lease runs out goes back to
 ``queued`` (attempt 2, 3, ...) or, after ``max_attempts``, to ``failed`` with the reason.
 
-* **claim**: one transaction picks a queued job whose rules match the worker's (``FOR UPDATE
-  SKIP LOCKED`` on PostgreSQL, the write lock on SQLite), marks it running, leased to the
-  worker, and counts the attempt. Tenants take turns (``store.turns.serving_order``): the oldest
-  job of the tenant with the fewest jobs running, then the one whose last job started longest
-  ago, so one tenant's thousand submissions do not hold up another's one;
+* **claim**: one transaction picks a queued job whose rules match the worker's, marks it
+  running, leased to the worker, and counts the attempt. Claims take turns (a transaction
+  advisory lock, :data:`QUEUE_LOCK`, on PostgreSQL; the write lock on SQLite), so each weighs
+  the turns with every earlier claim counted. Tenants take turns
+  (``store.turns.serving_order``): the oldest job of the tenant with the fewest jobs running,
+  then the one whose last job started longest ago, so one tenant's thousand submissions do
+  not hold up another's one;
 * **heartbeat**: the worker renews its lease and writes its progress; the answer says whether
   the job was cancelled or is no longer the worker's (another worker reclaimed it);
 * **finish / fail**: fenced on (job, worker, attempt), so a worker that lost its lease (paused,
@@ -147,6 +149,9 @@ def cancel(store: Store, plan_id: str) -> str | None:
 
 
 # --- the worker's side ---------------------------------------------------------------------------
+#: the transaction lock claims take turns on (PostgreSQL; SQLite's write lock does the same)
+QUEUE_LOCK = 0x5354524149545302
+
 #: attempts are counted in an INTEGER column: a stored count at its maximum is an altered row
 MAX_ATTEMPTS_STORED = 2**31 - 1
 
@@ -157,6 +162,10 @@ def claim(store: Store, worker: str, rules_digest: str | None, policy: QueuePoli
 
     def work(s: Session) -> Claim | Literal["unreadable"] | None:
         pg = store.dialect == "postgresql"
+        if pg:  # each statement reads a snapshot of its own: a claim that weighed the turns
+            # while another committed its claim then took the next job of the tenant just
+            # served (two workers serving one tenant while another waited); claims are short
+            s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": QUEUE_LOCK})
         q = (
             select(PlanRow)
             .where(PlanRow.status == "queued", runnable(PlanRow, rules_digest))
