@@ -256,6 +256,35 @@ def test_malformed_framing_and_bytes_are_problems(wire: Wire) -> None:
 
 
 @pytest.mark.slow
+def test_upgrade_requests_are_served_as_plain_http(wire: Wire) -> None:
+    """No route takes a WebSocket, yet a handshake was answered by the websockets library:
+    `403` text/plain with no body, on every path, the token unread (svc30). Any other
+    `Upgrade` (`h2c`) was served, but logged two warnings a request for anyone to send. An
+    upgrade is ignored now (RFC 9110 7.8): the request is answered as HTTP/1.1, a problem
+    where it is refused, quietly."""
+    ws = (
+        b"Connection: Upgrade",
+        b"Upgrade: websocket",
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        b"Sec-WebSocket-Version: 13",
+    )
+    before = wire.log.read_text().count("Unsupported upgrade")
+    raw, _ = wire.send(request(b"/v1/plans", b"Host: x", *ws))
+    assert one_problem(raw, 401)["type"] == "urn:straits:problem:unauthorized"
+    raw, _ = wire.send(request(b"/no/such/path", b"Host: x", *ws))
+    one_problem(raw, 404)
+    auth = b"Authorization: Bearer " + wire.token.encode()
+    for upgrade in (ws, (b"Connection: Upgrade", b"Upgrade: h2c")):
+        raw, _ = wire.send(request(b"/v1/chips", b"Host: x", auth, *upgrade))
+        [(status, headers, body)] = answers(raw)
+        assert status == 200 and headers["content-type"] == "application/json"
+        assert "upgrade" not in headers and isinstance(json.loads(body), list)
+    time.sleep(0.3)
+    assert wire.log.read_text().count("Unsupported upgrade") == before
+    wire.healthy()
+
+
+@pytest.mark.slow
 def test_over_max_connections_the_answer_is_a_problem_with_retry_after(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'c.db'}"
     with served(db, log=tmp_path / "c.log", args=("--max-connections", "3")) as url:

@@ -169,6 +169,13 @@ class HeaderDeadlineProtocol(H11Protocol):
         if not self._lingering:  # after a refusal, what still arrives is dropped
             super().data_received(data)
 
+    def _should_upgrade(self) -> bool:
+        """Never: no route takes a WebSocket or another protocol, so an ``Upgrade`` is ignored
+        and the request answered as HTTP/1.1 (RFC 9110 7.8). uvicorn handed a WebSocket
+        handshake to the websockets library (a ``403`` text/plain, the route and the token
+        never read) and logged two warnings for every other upgrade anyone sent."""
+        return False
+
     def send_400_response(self, msg: str) -> None:
         """Answer what h11 (or ``_check``) refused, as problem+json, then close."""
         error = self.conn.refused if isinstance(self.conn, _Connection) else None
