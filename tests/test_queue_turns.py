@@ -311,7 +311,8 @@ def test_a_claim_committed_while_another_weighs_the_turns_is_counted(
 
     def weighed_then_raced(s: object, rules_digest: str | None) -> list[turns.Tenant]:
         order = weigh(s, rules_digest)  # type: ignore[arg-type]
-        if first.pop() if first else False:
+        if first:  # the first claim only: the other worker's must not start a third
+            first.clear()
             t = threading.Thread(target=other_worker)
             t.start()
             for _ in range(3000):  # until it has claimed, or waits for this claim
@@ -319,9 +320,10 @@ def test_a_claim_committed_while_another_weighs_the_turns_is_counted(
                 if not t.is_alive():
                     break
                 with engine.connect() as conn:
-                    if conn.exec_driver_sql(
-                        "SELECT count(*) FROM pg_locks WHERE NOT granted"
-                    ).scalar_one():
+                    waits = (
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                    )
+                    if conn.exec_driver_sql(waits).scalar_one():
                         break
             threads.append(t)
         return order
