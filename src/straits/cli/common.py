@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import typer
 
 from straits.cli.config import Config, default_database_path, default_database_url, load_config
+from straits.cli.numbers import finite_float as finite_float
+from straits.cli.numbers import whole as whole
 
 # the commands (and other modules) import these from here: explicit re-exports
 from straits.cli.output import FORMATS as FORMATS
@@ -437,30 +439,6 @@ def print_error(exc: BaseException) -> None:
     # on (an ESC sequence in a file name, a bidi override) shown as its Python escape
     t.append(f" {shown(str(exc))}")
     err_console.print(t, soft_wrap=True)
-
-
-def finite_float(lo: float | None = None, hi: float | None = None) -> Any:
-    """A float option's parameter type that also refuses NaN and infinities (click's
-    FloatRange lets NaN through: it compares false with both bounds)."""
-    import math
-
-    import click
-
-    class FiniteFloatRange(click.FloatRange):
-        name = "float"
-
-        def convert(self, value: Any, param: Any, ctx: Any) -> Any:
-            v = super().convert(value, param, ctx)
-            if not math.isfinite(v):
-                self.fail(f"{value!r} is not a finite number", param, ctx)
-            return v
-
-        def _describe_range(self) -> str:
-            if self.min is None and self.max is None:  # click would print "x<=None"
-                return "finite"
-            return str(super()._describe_range())
-
-    return FiniteFloatRange(min=lo, max=hi)
 
 
 def nonempty_path() -> Any:

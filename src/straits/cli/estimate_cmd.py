@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from straits.cli import numbers
 from straits.cli.common import (
     JsonOption,
     amount,
@@ -64,7 +65,7 @@ def estimate(
         "yaml; with --sweep chips, FILE.html draws it as a chart.",
     ),
     chips: int = typer.Option(
-        None, "--chips", min=1, max=10_000_000, help="Override the cluster size."
+        None, "--chips", click_type=numbers.whole(1, 10_000_000), help="Override the cluster size."
     ),
     sweep: str = typer.Option(
         None,

@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
 from straits.cli.common import (
     DbOption,
-    Format,
     JsonOption,
     OutputOption,
     console,
@@ -25,11 +24,13 @@ from straits.cli.common import (
     read_stdin_text,
     refuse_unread,
     state,
+    whole,
 )
 from straits.cli.ledger_summary import (
     entry_or_removed,
     first_of,
     removed_rows,
+    show_tenant_view,
     shown_json,
     summary,
     unproven,
@@ -293,12 +294,14 @@ def _read_export(path: Path) -> list[Entry]:
 @app.command("show")
 def show(
     seq: int = typer.Argument(
-        None, min=1, max=2**53, help="One entry in full; default: a table of entries."
+        None, click_type=whole(1, 2**53), help="One entry in full; default: a table of entries."
     ),
     db: str = DbOption,
     tenant: str = typer.Option(None, "--tenant", help="Only this tenant's entries."),
-    since: int = typer.Option(1, "--since", min=1, max=2**53, help="First entry number."),
-    limit: int = typer.Option(50, "--limit", min=1, max=100_000, help="At most this many entries."),
+    since: int = typer.Option(1, "--since", click_type=whole(1, 2**53), help="First entry number."),
+    limit: int = typer.Option(
+        50, "--limit", click_type=whole(1, 100_000), help="At most this many entries."
+    ),
     json_out: bool = JsonOption,
     output: str = OutputOption,
 ) -> None:
@@ -325,7 +328,7 @@ def show(
             if any("hash" not in d for d in items):
                 # a tenant's view: its own numbers, no global ones, no hashes (receipts prove
                 # its entries): shown as the server gave them, never as zeros and blanks
-                _show_tenant_view(items, fmt, since)
+                show_tenant_view(items, fmt, since)
                 return
             rows = [Entry.from_json(d) for d in items]
             listed: list[Entry | int] = list(rows)  # an admin's rows as stored: verify checks
@@ -396,41 +399,6 @@ def _refuse_compressed(output: str | None) -> None:
             path="-o",
             expected="FILE.jsonl, a directory, or - (to compress: -o - | gzip > FILE.jsonl.gz)",
         )
-
-
-def _show_tenant_view(items: list[dict[str, Any]], fmt: Format, since: int) -> None:
-    """``ledger show --server`` for a non-admin token: ``seq`` is the tenant's own entry number
-    (docs/server-and-ledger.md, Tenancy)."""
-    if fmt != "table":  # as a local `ledger show -o json` prints: body as an object
-        emit(
-            [
-                {
-                    **{k: v for k, v in d.items() if k != "content"},
-                    "body": d.get("content", d.get("body")),
-                }
-                for d in items
-            ],
-            fmt,
-        )
-        return
-    from rich.markup import escape
-    from rich.table import Table
-
-    from straits.store.ledger import Entry
-
-    t = Table(
-        title=f"Ledger of tenant {escape(str(items[0]['tenant'])) if items else '-'} "
-        f"({len(items)} entries from its entry {since}; numbered within the tenant)",
-        title_justify="left",
-    )
-    for col in ("tenant #", "recorded (UTC)", "actor", "kind", "result"):
-        t.add_column(col, justify="right" if col == "tenant #" else "left")
-    for d in items:
-        e = Entry.from_json({**d, "tenant_seq": d["seq"]})
-        t.add_row(
-            str(e.tenant_seq), e.recorded_at[:19], escape(e.actor), e.kind, escape(summary(e))
-        )
-    console.print(t)
 
 
 @app.command("export")

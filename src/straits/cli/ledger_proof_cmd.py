@@ -21,6 +21,7 @@ from straits.cli.common import (
     print_json,
     read_stdin_text,
     state,
+    whole,
 )
 from straits.errors import InputError, LedgerError, StraitsError
 from straits.fileio import write_output
@@ -92,7 +93,10 @@ def register(app: typer.Typer) -> None:
             help="Write the checkpoint here (e.g. where it is published) instead of stdout.",
         ),
         since: int = typer.Option(
-            None, "--since", min=0, help="Also print a consistency proof from this size (JSON)."
+            None,
+            "--since",
+            click_type=whole(0),
+            help="Also print a consistency proof from this size (JSON).",
         ),
         json_out: bool = JsonOption,
     ) -> None:
@@ -156,8 +160,9 @@ def register(app: typer.Typer) -> None:
     def receipt(
         seq: int = typer.Argument(
             ...,
-            min=1,
-            max=2**53,  # as ledger show and the API: more overflowed SQLite's INTEGER (traceback)
+            click_type=whole(
+                1, 2**53
+            ),  # as ledger show and the API: more overflowed SQLite's INTEGER (traceback)
             help="The entry (its global number, as `ledger "
             "show` lists it; with --server, as the server numbers the "
             "token's entries).",

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from straits.errors import LedgerError
 
 if TYPE_CHECKING:
+    from straits.cli.output import Format
     from straits.store import Store
     from straits.store.ledger import Entry
 
@@ -130,3 +131,40 @@ def first_of(a: LedgerError | None, b: LedgerError | None) -> LedgerError | None
     if a is None or b is None:
         return a or b
     return b if b.seq is not None and (a.seq is None or b.seq < a.seq) else a
+
+
+def show_tenant_view(items: list[dict[str, Any]], fmt: Format, since: int) -> None:
+    """``ledger show --server`` for a non-admin token: ``seq`` is the tenant's own entry number
+    (docs/server-and-ledger.md, Tenancy)."""
+    from straits.cli.common import console, emit
+
+    if fmt != "table":  # as a local `ledger show -o json` prints: body as an object
+        emit(
+            [
+                {
+                    **{k: v for k, v in d.items() if k != "content"},
+                    "body": d.get("content", d.get("body")),
+                }
+                for d in items
+            ],
+            fmt,
+        )
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    from straits.store.ledger import Entry as LedgerEntry
+
+    t = Table(
+        title=f"Ledger of tenant {escape(str(items[0]['tenant'])) if items else '-'} "
+        f"({len(items)} entries from its entry {since}; numbered within the tenant)",
+        title_justify="left",
+    )
+    for col in ("tenant #", "recorded (UTC)", "actor", "kind", "result"):
+        t.add_column(col, justify="right" if col == "tenant #" else "left")
+    for d in items:
+        e = LedgerEntry.from_json({**d, "tenant_seq": d["seq"]})
+        t.add_row(
+            str(e.tenant_seq), e.recorded_at[:19], escape(e.actor), e.kind, escape(summary(e))
+        )
+    console.print(t)

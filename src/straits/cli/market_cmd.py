@@ -19,6 +19,7 @@ from straits.cli.common import (
     print_json,
     refuse_unread,
     visible,
+    whole,
     working,
 )
 from straits.errors import InputError
@@ -67,10 +68,13 @@ def run(
         help="Write FILE.json, .csv, .parquet or .html (the offline report).",
     ),
     firms: int = typer.Option(
-        None, "--firms", min=1, max=100_000, help="Number of firms (the file's types rescaled)."
+        None,
+        "--firms",
+        click_type=whole(1, 100_000),
+        help="Number of firms (the file's types rescaled).",
     ),
     seed: int = typer.Option(
-        None, "--seed", min=0, max=MAX_SEED, help="Seed (default: the file's)."
+        None, "--seed", click_type=whole(0, MAX_SEED), help="Seed (default: the file's)."
     ),
     compare: bool = typer.Option(
         None,
@@ -189,11 +193,11 @@ def sweep(
         None, metavar="[MARKET]", help="A market file; default: the shipped example."
     ),
     runs: int = typer.Option(
-        32, "--runs", min=1, max=100_000, help="Simulations (Latin hypercube samples)."
+        32, "--runs", click_type=whole(1, 100_000), help="Simulations (Latin hypercube samples)."
     ),
     method: str = typer.Option("lhs", "--method", help="lhs (Latin hypercube) | grid."),
     levels: int = typer.Option(
-        3, "--levels", min=2, max=20, help="Grid levels per parameter (--method grid)."
+        3, "--levels", click_type=whole(2, 20), help="Grid levels per parameter (--method grid)."
     ),
     params: list[str] = typer.Option(
         [],
@@ -218,12 +222,12 @@ def sweep(
         help="An existing Ray cluster (e.g. ray://host:10001 or auto); default: start a local Ray.",
     ),
     workers: int = typer.Option(
-        2, "--workers", min=1, max=512, help="Processes (or local Ray CPUs)."
+        2, "--workers", click_type=whole(1, 512), help="Processes (or local Ray CPUs)."
     ),
-    firms: int = typer.Option(100, "--firms", min=1, max=100_000, help="Firms per run."),
+    firms: int = typer.Option(100, "--firms", click_type=whole(1, 100_000), help="Firms per run."),
     regime: str = typer.Option(None, "--regime", help="enacted | ai-diffusion."),
     seed: int = typer.Option(
-        0, "--seed", min=0, max=MAX_SEED, help="Seed of the design and the runs."
+        0, "--seed", click_type=whole(0, MAX_SEED), help="Seed of the design and the runs."
     ),
     metric: str = typer.Option(
         "offshore_demand_after_h20",

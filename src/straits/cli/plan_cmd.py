@@ -34,6 +34,7 @@ from straits.cli.common import (
     rule_dirs,
     set_quiet,
     state,
+    whole,
 )
 from straits.cli.dates import DATE_FORMATS, check_date
 from straits.errors import InputError, StraitsError
@@ -138,8 +139,7 @@ def plan(
     seed: int = typer.Option(
         None,
         "--seed",
-        min=0,
-        max=2**31 - 1,
+        click_type=whole(0, 2**31 - 1),
         help="CP-SAT's random seed (same seed, same plan, unless the time "
         "limit cuts the search short; default 0).",
     ),
@@ -155,8 +155,7 @@ def plan(
     pareto: int = typer.Option(
         0,
         "--pareto",
-        min=0,
-        max=50,
+        click_type=whole(0, 50),
         metavar="N",
         help="Print the cost/time frontier with up to N plans (`-o FILE.html`: as a chart).",
     ),

@@ -22,6 +22,7 @@ from straits.cli.common import (
     rule_dirs,
     state,
     visible,
+    whole,
     working,
 )
 from straits.errors import InputError, StraitsError
@@ -95,8 +96,7 @@ def report(
     pareto: int = typer.Option(
         None,
         "--pareto",
-        min=2,
-        max=50,
+        click_type=whole(2, 50),
         help="With a scenario: chart the cost / time frontier of N points instead of one plan.",
     ),
     time_limit: float = typer.Option(

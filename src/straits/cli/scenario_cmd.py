@@ -14,6 +14,7 @@ from straits.cli.common import (
     note,
     parse_text,
     read_stdin_text,
+    whole,
 )
 from straits.errors import InputError, ScenarioError, StraitsError
 
@@ -23,12 +24,17 @@ app = typer.Typer(help="Generate and validate scenarios.", no_args_is_help=True)
 @app.command("generate")
 def generate(
     workloads: int = typer.Option(
-        10, "--workloads", min=0, max=20_000, help="Workloads to generate (at most 20,000)."
+        10,
+        "--workloads",
+        click_type=whole(0, 20_000),
+        help="Workloads to generate (at most 20,000).",
     ),
     sites: int = typer.Option(
-        20, "--sites", min=1, max=5_000, help="Sites to generate (at most 5,000)."
+        20, "--sites", click_type=whole(1, 5_000), help="Sites to generate (at most 5,000)."
     ),
-    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Same seed, same scenario."),
+    seed: int = typer.Option(
+        0, "--seed", click_type=whole(0, 2**32 - 1), help="Same seed, same scenario."
+    ),
     regime: Regime = typer.Option("enacted", "--regime", help="enacted | ai-diffusion."),
     output: str = typer.Option(
         None,

@@ -15,6 +15,7 @@ from straits.cli.common import (
     finite_float,
     open_store,
     rule_dirs,
+    whole,
 )
 from straits.errors import InputError, StraitsError
 
@@ -24,14 +25,13 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-    port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
+    port: int = typer.Option(8000, "--port", click_type=whole(1, 65535), help="Port to listen on."),
     db: str = DbOption,
     rules: list[Path] = RulesOption,
     plan_workers: int = typer.Option(
         None,
         "--plan-workers",
-        min=0,
-        max=64,
+        click_type=whole(0, 64),
         help="Plans solved at once in this process (default: "
         "STRAITS_PLAN_WORKERS or 1); 0: leave planning to "
         "`straits worker` processes.",
@@ -45,8 +45,7 @@ def serve(
     max_connections: int = typer.Option(
         512,
         "--max-connections",
-        min=1,
-        max=100_000,
+        click_type=whole(1, 100_000),
         help="Connections served at once; more are answered 503.",
     ),
     log_level: str = typer.Option(

@@ -14,6 +14,7 @@ from straits.cli.common import (
     finite_float,
     open_store,
     rule_dirs,
+    whole,
 )
 from straits.errors import InputError, StraitsError
 from straits.limits import LEASE_RANGE_S
@@ -24,8 +25,7 @@ def worker(
     slots: int = typer.Option(
         1,
         "--slots",
-        min=1,
-        max=64,
+        click_type=whole(1, 64),
         help="Plans solved at once (each runs CP-SAT with 4 search threads).",
     ),
     rules: list[Path] = RulesOption,
@@ -38,8 +38,7 @@ def worker(
     attempts: int = typer.Option(
         None,
         "--attempts",
-        min=1,
-        max=100,
+        click_type=whole(1, 100),
         help="Times a job is started before it is failed (default: STRAITS_PLAN_ATTEMPTS or 3).",
     ),
     log_level: str = typer.Option("info", "--log-level", help="debug | info | warning."),

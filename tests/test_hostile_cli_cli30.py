@@ -1,0 +1,137 @@
+"""A hostile pass (cli30) on the command line: numbers written other than in ASCII decimal
+digits (every numeric option and argument of every command, enumerated from the click tree so
+a new one is covered as it is added), and files that are no files."""
+
+from __future__ import annotations
+
+import click
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from straits.cli import app
+from straits.cli.numbers import FiniteFloatRange, WholeRange
+
+
+def _numeric_params() -> list[tuple[list[str], click.Command, click.Parameter]]:
+    """Every parameter of every command whose type is a number (click's int or float types,
+    ranged or not), with the command's path."""
+    found: list[tuple[list[str], click.Command, click.Parameter]] = []
+
+    def walk(cmd: click.Command, path: list[str]) -> None:
+        if isinstance(cmd, click.Group):
+            for name, sub in cmd.commands.items():
+                walk(sub, [*path, name])
+        for p in cmd.params:
+            if isinstance(p.type, click.types._NumberParamTypeBase):
+                found.append((path, cmd, p))
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+NUMERIC = _numeric_params()
+IDS = [" ".join([*path, p.opts[0]]) for path, _, p in NUMERIC]
+
+#: what Python's int() reads as a whole number and no person writes as one on a command line
+BAD_WHOLE = [
+    "1_0",  # int("1_0") == 10
+    "\u0661\u0660",  # Arabic-Indic 10
+    "\uff18",  # fullwidth 8
+    "\u0967",  # Devanagari 1
+    "1\u0660",  # ASCII 1, Arabic-Indic 0
+    " 10",
+    "10 ",
+    "\t1",
+    "1.0",
+    "0x10",
+    "",
+    "1" * 41,
+]
+#: what Python's float() reads and no option takes
+BAD_FLOAT = [
+    "nan",
+    "NaN",
+    "inf",
+    "-inf",
+    "Infinity",
+    "1e309",
+    "-1e309",
+    "1_0.5",
+    "\u0661.\u0665",  # Arabic-Indic 1.5
+    "\uff11\uff10",  # fullwidth 10
+    " 1.5",
+    "1.5\n",
+    "0x1p3",
+    "",
+    "1" * 41,
+]
+
+
+def test_every_numeric_parameter_is_read_as_ascii_decimal() -> None:
+    """A numeric option declared with typer's ``min=``/``max=`` (or none) is click's own type,
+    which reads ``1_0`` and other scripts' digits: each one is declared with
+    ``click_type=whole(...)`` or ``finite_float(...)``."""
+    assert len(NUMERIC) >= 30  # the walk found the commands' numbers
+    plain = [
+        i
+        for i, (_, _, p) in zip(IDS, NUMERIC, strict=True)
+        if not isinstance(p.type, WholeRange | FiniteFloatRange)
+    ]
+    assert plain == []
+
+
+def _parse(cmd: click.Command, param: click.Parameter, value: str) -> click.Context:
+    """Parse one parameter's value as the command line gives it (the command does not run)."""
+    args = [value] if isinstance(param, click.Argument) else [param.opts[0], value]
+    return cmd.make_context(cmd.name or "straits", args, resilient_parsing=False)
+
+
+@pytest.mark.parametrize(("path", "cmd", "param"), NUMERIC, ids=IDS)
+def test_a_number_in_other_digits_is_a_usage_error_naming_it(
+    path: list[str], cmd: click.Command, param: click.Parameter
+) -> None:
+    """``ledger show --limit 1_0`` showed 10 entries and ``scenario generate --seed`` of a
+    fullwidth 8 seeded 8: click read them with int()/float(). Each is exit 2 naming the
+    parameter."""
+    bad = BAD_FLOAT if isinstance(param.type, click.FloatRange) else BAD_WHOLE
+    for value in bad:
+        with pytest.raises(click.BadParameter) as e:
+            _parse(cmd, param, value)
+        assert e.value.exit_code == 2
+        assert e.value.param is param, value
+
+
+@pytest.mark.parametrize(("path", "cmd", "param"), NUMERIC, ids=IDS)
+def test_an_ascii_number_in_range_is_read(
+    path: list[str], cmd: click.Command, param: click.Parameter
+) -> None:
+    t = param.type
+    assert isinstance(t, click.IntRange | click.FloatRange)
+    lo = t.min if t.min is not None else 0
+    cases: list[tuple[str, float]] = [(str(lo), lo)]
+    if isinstance(t, click.FloatRange):
+        cases.append((f"{float(lo):e}", float(lo)))  # 5.000000e-01: an exponent is ASCII
+    if lo >= 0:
+        cases.append((f"+{lo}", lo))
+    for text, want in cases:  # as the parse of the command line would (no other argument)
+        assert param.process_value(click.Context(cmd), text) == want
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["ledger", "show", "--limit", "1_0"], "--limit"),
+        (["ledger", "show", "\u0661"], "SEQ"),
+        (["scenario", "generate", "--seed", "\uff18", "-o", "-"], "--seed"),
+        (["scenario", "generate", "--workloads", "1_0", "-o", "-"], "--workloads"),
+        (["plan", "-", "--time-limit", "nan"], "--time-limit"),
+        (["market", "sweep", "--threshold", "1e309"], "--threshold"),
+        (["estimate", "-", "--chips", "\u0668"], "--chips"),
+    ],
+)
+def test_the_command_line_says_which_number(argv: list[str], option: str) -> None:
+    result = CliRunner().invoke(app, argv, input="")
+    assert result.exit_code == 2, result.output
+    assert option in result.output
+    assert "Traceback" not in result.output
