@@ -11,6 +11,9 @@ from typer.testing import CliRunner
 
 from straits.cli import app
 from straits.cli.numbers import FiniteFloatRange, WholeRange
+from straits.errors import InputError
+from straits.limits import env_number
+from straits.market.loading import MarketError, parse_overrides
 
 
 def _numeric_params() -> list[tuple[list[str], click.Command, click.Parameter]]:
@@ -135,3 +138,30 @@ def test_the_command_line_says_which_number(argv: list[str], option: str) -> Non
     assert result.exit_code == 2, result.output
     assert option in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "value", ["1_0", "\u0661.\u0665", "\uff10.5", "inf", "-inf", "1e309", "0x1"]
+)
+def test_a_market_override_is_an_ascii_number(value: str) -> None:
+    """``market run --set demand.shift_speed=`` an Arabic-Indic 0.3 ran at 0.3, ``=1_0`` at 10."""
+    with pytest.raises(MarketError) as e:
+        parse_overrides([f"demand.shift_speed={value}"])
+    assert e.value.source == "--set"
+    assert parse_overrides(["demand.shift_speed= 0.3", "a.b=-1e-2"]) == {
+        "demand.shift_speed": 0.3,
+        "a.b": -0.01,
+    }
+
+
+@pytest.mark.parametrize(("value", "integer"), [("1_6", True), ("1_6.5", False), ("1__6", True)])
+def test_a_setting_is_not_read_with_underscores(
+    value: str, integer: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``STRAITS_MAX_INPUT_BYTES=1_6`` capped every file at 16 bytes: int() reads ``_``."""
+    monkeypatch.setenv("STRAITS_CLI30", value)
+    with pytest.raises(InputError) as e:
+        env_number("STRAITS_CLI30", 5.0, 1, 100, integer=integer)
+    assert e.value.path == "STRAITS_CLI30"
+    monkeypatch.setenv("STRAITS_CLI30", "+1.5e1")
+    assert env_number("STRAITS_CLI30", 5.0, 1, 100) == 15.0

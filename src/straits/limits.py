@@ -11,6 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
+
+#: a whole number and a decimal number as Straits reads them from text (the command line, the
+#: environment, ``market --set``): ASCII digits with a sign, a decimal point and an exponent
+#: where they make sense. Python's int() and float() also read ``1_0`` (10), any script's
+#: digits, ``nan`` and ``inf`` (cli30).
+WHOLE_TEXT = re.compile(r"[+-]?[0-9]+")
+DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 #: seconds a plan job's lease may be set to (``STRAITS_PLAN_LEASE_S``, ``straits worker
 #: --lease``): a worker renews its leases once a second at most, so a shorter one runs out
@@ -91,8 +99,9 @@ def env_number(
     expected = f"{kind} from {lo:,g} to {hi:,g}" + (f" {unit}" if unit else "")
     number: float | None = None
     # longer is no number in range (and int() of 5,000 digits raises); int() and float() read
-    # any script's digits (STRAITS_MAX_INPUT_BYTES=١٦ capped files at 16 bytes, atk29)
-    if len(value) <= 40 and value.isascii():
+    # any script's digits (STRAITS_MAX_INPUT_BYTES=١٦ capped files at 16 bytes, atk29) and
+    # ``1_6`` as 16 (cli30)
+    if len(value) <= 40 and (WHOLE_TEXT if integer else DECIMAL_TEXT).fullmatch(value):
         try:
             number = int(value) if integer else float(value)
         except ValueError:

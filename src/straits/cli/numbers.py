@@ -21,12 +21,11 @@ from typing import Any
 
 import click
 
+from straits.limits import DECIMAL_TEXT, WHOLE_TEXT
+
 #: the longest number written on a command line: longer is no number any option takes (and
 #: the error shows at most this much of it)
 MAX_NUMBER_CHARS = 40
-
-_WHOLE = re.compile(r"[+-]?[0-9]+")
-_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def _written(value: Any, pattern: re.Pattern[str]) -> bool:
@@ -41,7 +40,7 @@ class WholeRange(click.IntRange):
     """click's IntRange (same name, same help) that reads ASCII decimal digits only."""
 
     def convert(self, value: Any, param: Any, ctx: Any) -> Any:
-        if not _written(value, _WHOLE):
+        if not _written(value, WHOLE_TEXT):
             self.fail(
                 f"{str(value)[:MAX_NUMBER_CHARS]!r} is not a whole number "
                 "(expected ASCII decimal digits, e.g. 10)",
@@ -58,7 +57,7 @@ class FiniteFloatRange(click.FloatRange):
     name = "float"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> Any:
-        if not _written(value, _DECIMAL):
+        if not _written(value, DECIMAL_TEXT):
             self.fail(
                 f"{str(value)[:MAX_NUMBER_CHARS]!r} is not a number "
                 "(expected ASCII decimal digits, e.g. 2.5)",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from straits.errors import InputError
+from straits.limits import DECIMAL_TEXT
 from straits.loading import parse_document, read_text, validate_as
 from straits.market.params import Market
 
@@ -267,10 +269,11 @@ def parse_overrides(items: list[str], label: str = "--set") -> dict[str, float]:
     for item in items:
         path, sep, text = item.partition("=")
         try:
-            if not sep:
+            # ASCII decimal only: float() read 1_0 as 10 and other scripts' digits (cli30)
+            if not sep or len(text) > 40 or not DECIMAL_TEXT.fullmatch(text.strip()):
                 raise ValueError
             value = float(text)
-            if value != value:  # NaN: was blamed on the market file, not on --set
+            if not math.isfinite(value):  # NaN: was blamed on the market file, not on --set
                 raise ValueError
         except ValueError:
             raise MarketError(
