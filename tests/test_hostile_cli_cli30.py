@@ -4,6 +4,9 @@ a new one is covered as it is added), and files that are no files."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import click
 import pytest
 import typer
@@ -165,3 +168,23 @@ def test_a_setting_is_not_read_with_underscores(
     assert e.value.path == "STRAITS_CLI30"
     monkeypatch.setenv("STRAITS_CLI30", "+1.5e1")
     assert env_number("STRAITS_CLI30", 5.0, 1, 100) == 15.0
+
+
+# --- files that are no files ---------------------------------------------------------------------
+MARKET = Path(__file__).resolve().parents[1] / "examples" / "market-slow-johor.yaml"
+
+
+def test_market_reads_its_file_from_stdin() -> None:
+    """``market run -`` was "-: file not found" (exit 2), where `-` is stdin on every other
+    command; it reads the market from stdin, the same result as from the file."""
+    args = ["--firms", "5", "--no-compare", "--json"]
+    piped = CliRunner().invoke(app, ["market", "run", "-", *args], input=MARKET.read_text())
+    assert piped.exit_code == 0, piped.output
+    named = CliRunner().invoke(app, ["market", "run", str(MARKET), *args])
+    assert json.loads(piped.stdout)["months"] == json.loads(named.stdout)["months"]
+    for stdin in ("", "- 1\n", "\x00"):
+        refused = CliRunner(mix_stderr=False).invoke(
+            app, ["market", "run", "-", *args], input=stdin
+        )
+        assert refused.exit_code == 2, refused.output
+        assert refused.stdout == "" and "<stdin>" in refused.stderr

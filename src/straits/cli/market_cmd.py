@@ -54,7 +54,8 @@ def run(
     market_file: Path = typer.Argument(
         None,
         metavar="[MARKET]",
-        help="A market file (YAML/JSON); default: the shipped example (catalog/market.yaml).",
+        help="A market file (YAML/JSON; - reads stdin); default: the shipped example "
+        "(catalog/market.yaml).",
     ),
     regime: str = typer.Option(
         None, "--regime", help="enacted | ai-diffusion (default: the file's)."
@@ -190,7 +191,9 @@ def _list_params(raw: dict[str, Any], json_out: bool) -> None:
 @app.command("sweep")
 def sweep(
     market_file: Path = typer.Argument(
-        None, metavar="[MARKET]", help="A market file; default: the shipped example."
+        None,
+        metavar="[MARKET]",
+        help="A market file (- reads stdin); default: the shipped example.",
     ),
     runs: int = typer.Option(
         32, "--runs", click_type=whole(1, 100_000), help="Simulations (Latin hypercube samples)."

@@ -20,7 +20,7 @@ from typing import Any
 
 from straits.errors import InputError
 from straits.limits import DECIMAL_TEXT
-from straits.loading import parse_document, read_text, validate_as
+from straits.loading import parse_document, read_stdin, read_text, validate_as
 from straits.market.params import Market
 
 SHIPPED = "shipped"
@@ -84,8 +84,10 @@ def read_raw_text(path: Path | None) -> tuple[dict[str, Any], str, str | None]:
     error's line is found."""
     if path is None:
         return shipped_raw(), "market.yaml (shipped)", None
-    label = str(path)
-    text = read_text(path, error=MarketError)
+    if str(path) == "-":  # stdin, as every other command's file (was "-: file not found")
+        label, text = "<stdin>", read_stdin(error=MarketError)
+    else:
+        label, text = str(path), read_text(path, error=MarketError)
     return (*_resolve(parse_document(text, source=label, error=MarketError), label), text)
 
 
