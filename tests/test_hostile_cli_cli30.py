@@ -188,3 +188,59 @@ def test_market_reads_its_file_from_stdin() -> None:
         )
         assert refused.exit_code == 2, refused.output
         assert refused.stdout == "" and "<stdin>" in refused.stderr
+
+
+ROOT = Path(__file__).resolve().parents[1]
+LONG = "x" * 300  # a name over 255 bytes: open(), stat() and Path.exists() say ENAMETOOLONG
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["plan", f"{LONG}.yaml"],
+        ["impact", "--plan", LONG, "--date", "2025-06-01"],
+        ["rules", "list", "--rules", LONG],
+        ["check", str(ROOT / "examples" / "request.json"), "--rules", LONG],
+        ["ledger", "verify", "--head", LONG],
+        ["ledger", "verify", "--pubkey", LONG],
+        ["scenario", "generate", "-o", f"{LONG}.yaml"],
+        ["ledger", "export", "-o", f"{LONG}.jsonl.gz"],
+    ],
+    ids=lambda a: " ".join(w for w in a if LONG not in w and "/" not in w),
+)
+def test_a_name_too_long_is_an_input_error(argv: list[str]) -> None:
+    """Path.exists()/is_dir()/is_file() raise ENAMETOOLONG: each was a traceback, exit 1."""
+    result = CliRunner(mix_stderr=False).invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["scenario", "generate", "-o", "{DIR}/new/"], "-o"),
+        (["scenario", "generate", "-o", "{DIR}/plan.yaml/"], "-o"),
+        (["ledger", "keygen", "-o", "{DIR}/new/"], "-o"),
+        (["ledger", "receipt", "1", "-o", "{DIR}/new/"], "-o"),
+        (["ledger", "checkpoint", "-o", "{DIR}/new/"], "-o"),
+        (["ledger", "witness", "--checkpoint", "-", "--state", "{DIR}/new/"], "--state"),
+        (["market", "run", "-o", "{DIR}/new/"], "-o"),
+        (["report", "-", "-o", "{DIR}/new/"], "--out"),
+    ],
+)
+def test_a_trailing_slash_names_a_directory(argv: list[str], option: str, tmp_path: Path) -> None:
+    """`-o new/` wrote a file named `new` (a key, a receipt, a witness state, a scenario), and
+    `scenario generate -o plan.yaml/` replaced plan.yaml: Path drops the slash."""
+    (tmp_path / "plan.yaml").write_text("kept")
+    args = [a.replace("{DIR}", str(tmp_path)) for a in argv]
+    result = CliRunner(mix_stderr=False).invoke(app, args, input="")
+    assert result.exit_code == 2, result.output
+    assert option in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.yaml"]
+    assert (tmp_path / "plan.yaml").read_text() == "kept"
+    if argv[:2] == ["scenario", "generate"]:  # an existing directory: the file inside it
+        (tmp_path / "d").mkdir()
+        done = CliRunner().invoke(app, ["scenario", "generate", "-o", f"{tmp_path}/d/"])
+        assert done.exit_code == 0, done.output
+        assert [p.name for p in (tmp_path / "d").iterdir()] == ["generated-w10-s20-seed0.yaml"]

@@ -112,6 +112,33 @@ def output_dir(target: str | Path, option: str = "-o") -> Path:
     return path
 
 
+def probe(path: str | Path) -> os.stat_result | OSError | None:
+    """What is at ``path`` (links followed): its stat, None when nothing is there, or the
+    OSError that says why it cannot be looked at. ``Path.exists()``, ``is_dir()`` and
+    ``is_file()`` raise some of those (a name over 255 bytes: ENAMETOOLONG), which was a
+    traceback on ``plan``, ``impact --plan``, ``--rules``, ``--head``, ``--pubkey`` and
+    ``scenario generate -o`` given such a name (cli30)."""
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError, ValueError):  # ValueError: a NUL byte
+        return None
+    except OSError as exc:
+        return exc
+
+
+def is_dir(path: str | Path) -> bool:
+    """Whether ``path`` is a directory (or a link to one); False where it cannot be looked at."""
+    st = probe(path)
+    return isinstance(st, os.stat_result) and stat.S_ISDIR(st.st_mode)
+
+
+def is_file(path: str | Path) -> bool:
+    """Whether ``path`` is a regular file (or a link to one); False where it cannot be looked
+    at."""
+    st = probe(path)
+    return isinstance(st, os.stat_result) and stat.S_ISREG(st.st_mode)
+
+
 def output_path(
     target: str | Path | None,
     *,
@@ -133,6 +160,18 @@ def output_path(
             expected="a file or directory name, or '-' for standard output",
         )
     path = Path(target)
+    if str(target).endswith(("/", os.sep)) and not (default_name and is_dir(path)):
+        # Path("new/") is Path("new"): `-o new/` wrote a file named new, and `-o plan.yaml/`
+        # replaced plan.yaml, where a trailing slash names a directory (cp refuses so too)
+        raise InputError(
+            f"{target}: no such directory (a trailing '/' names one)"
+            if default_name
+            else f"{target}: a trailing '/' names a directory, and {option} writes a file",
+            path=option,
+            expected="an existing directory, or a file name without the '/'"
+            if default_name
+            else "a file name without the trailing '/'",
+        )
     for _ in range(2):  # the path itself, then the default name inside a directory
         try:
             st = path.lstat()

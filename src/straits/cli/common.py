@@ -441,7 +441,7 @@ def print_error(exc: BaseException) -> None:
     err_console.print(t, soft_wrap=True)
 
 
-def nonempty_path() -> Any:
+def nonempty_path(file: bool = False) -> Any:
     """A path option's parameter type that refuses an empty or blank value: ``Path("")`` is
     the current directory, so an unset shell variable (``-o "$OUT"``) would write wherever the
     command runs. A usage error (exit 2) naming the option, as :func:`straits.fileio.output_path`
@@ -458,6 +458,13 @@ def nonempty_path() -> Any:
                 self.fail(
                     "an empty path (expected a file or directory name; '-' where the "
                     "option takes standard output)",
+                    param,
+                    ctx,
+                )
+            if file and str(value).rstrip().endswith(("/", os.sep)):
+                # Path("new/") is Path("new"): `-o new/` wrote a file named new (cli30)
+                self.fail(
+                    f"{value!r} ends with '/', which names a directory (expected a file name)",
                     param,
                     ctx,
                 )

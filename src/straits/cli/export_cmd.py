@@ -91,10 +91,10 @@ def export(
                 expected="a directory, an archive FILE.tar.gz / .zip, or '-'",
             )
         if fmt is None:  # files into a directory: refuse anything else there at once
-            from straits.fileio import output_dir
+            from straits.fileio import is_dir, output_dir
 
             suffix = archive.other_archive(out)
-            if suffix is not None and not Path(out).is_dir():
+            if suffix is not None and not is_dir(out):
                 raise InputError(
                     f"{out}: Straits writes no {suffix} archive",
                     path="-o",

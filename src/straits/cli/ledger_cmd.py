@@ -73,6 +73,7 @@ def keys_from(key: Path | None, pubkeys: list[str] | None) -> Keys:
 def parse_heads(values: list[str], keys: Keys) -> list[Head]:
     """``SEQ:HASH`` values and signed checkpoints (files, or '-' for stdin) given as heads;
     a checkpoint's signature is checked with the keys (none given: an input error)."""
+    from straits.fileio import is_file
     from straits.store.integrity import ChainHead
     from straits.store.note import MAX_SIZE, NoteError, open_checkpoint
     from straits.store.witness import parse_offer
@@ -89,7 +90,7 @@ def parse_heads(values: list[str], keys: Keys) -> list[Head]:
                 )
             heads.append(ChainHead(int(m.group(1)), m.group(2).lower()))
             continue
-        if value.strip() != "-" and not Path(value).is_file():
+        if value.strip() != "-" and not is_file(value):
             raise InputError(
                 f"{value!r} is neither SEQ:HASH nor a checkpoint file",
                 path="--head",
@@ -391,9 +392,10 @@ def _fail_unproven(problem: StraitsError | None) -> None:
 def _refuse_compressed(output: str | None) -> None:
     """``-o ledger.jsonl.gz`` wrote plain JSON lines under a name that says gzip (exit 0)."""
     from straits.archive import other_archive
+    from straits.fileio import is_dir
 
     suffix = other_archive(output or "")
-    if suffix is not None and output != "-" and not Path(output or "").is_dir():
+    if suffix is not None and output != "-" and not is_dir(output or ""):
         raise InputError(
             f"{output}: ledger export writes JSON lines, not {suffix}",
             path="-o",

@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
             Path("straits-ledger.key"),
             "-o",
             "--output",
-            click_type=nonempty_path(),
+            click_type=nonempty_path(file=True),
             help="The signing key file to write (mode 0600); the public key goes to FILE.pub.",
         ),
         force: bool = typer.Option(False, "--force", help="Replace an existing key."),
@@ -89,7 +89,7 @@ def register(app: typer.Typer) -> None:
             None,
             "-o",
             "--output",
-            click_type=nonempty_path(),
+            click_type=nonempty_path(file=True),
             help="Write the checkpoint here (e.g. where it is published) instead of stdout.",
         ),
         since: int = typer.Option(
@@ -174,7 +174,7 @@ def register(app: typer.Typer) -> None:
             None,
             "-o",
             "--output",
-            click_type=nonempty_path(),
+            click_type=nonempty_path(file=True),
             help="File to write (default: stdout).",
         ),
     ) -> None:
@@ -275,7 +275,7 @@ def register(app: typer.Typer) -> None:
             None,
             "--state",
             envvar="STRAITS_WITNESS_STATE",
-            click_type=nonempty_path(),
+            click_type=nonempty_path(file=True),
             help="The witness's own record of checkpoints seen (default ./straits-witness.json).",
         ),
         db: str = typer.Option(

@@ -65,7 +65,7 @@ def run(
         None,
         "-o",
         "--output",
-        click_type=nonempty_path(),
+        click_type=nonempty_path(file=True),
         help="Write FILE.json, .csv, .parquet or .html (the offline report).",
     ),
     firms: int = typer.Option(

@@ -62,8 +62,10 @@ def load_source(ref: str, *, db: str | None, what: str = "PLAN") -> PlanSource:
     """Read ``ref`` as a recorded plan id, a plan document or a scenario."""
     if ref == "-":
         return _from_text(read_stdin_text("a plan or a scenario"), "<stdin>")
+    from straits.fileio import probe
+
     path = Path(ref).expanduser()
-    if path.exists():
+    if probe(path) is not None:  # a name too long, say: read_text says so
         from straits.loading import read_text
 
         return _from_text(read_text(path), str(path))

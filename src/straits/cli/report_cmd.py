@@ -82,7 +82,7 @@ def report(
         ...,
         "-o",
         "--out",
-        click_type=nonempty_path(),
+        click_type=nonempty_path(file=True),
         help="The file to write: .html (self-contained, no network), or "
         ".pdf / .png printed by a local Chromium; - for HTML on "
         "stdout.",

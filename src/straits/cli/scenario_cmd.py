@@ -88,9 +88,10 @@ def _output_kind(output: str | None) -> bool:
     """Whether ``-o`` names a JSON file; a name that promises a compression or an archive is
     refused (exit 2): `-o g.yaml.gz` or `-o g.zip` held plain YAML, and `-o g.json` YAML."""
     from straits.archive import other_archive
+    from straits.fileio import is_dir
 
     name = (output or "").lower()
-    if output in (None, "-") or Path(output or "").is_dir():
+    if output in (None, "-") or is_dir(output or ""):
         return False
     suffix = other_archive(name) or next(
         (s for s in (".zip", ".tar", ".tgz") if name.endswith(s)), None

@@ -435,8 +435,13 @@ def schema_text() -> str:
 
 def discover(root: Path) -> list[Path]:
     """Pack directories under ``root`` (``root`` itself when it is a pack)."""
-    if not root.exists():
+    from straits.fileio import probe
+
+    there = probe(root)  # Path.exists() raised a name too long as a traceback
+    if there is None:
         raise PackError("rules directory not found", source=str(root))
+    if isinstance(there, OSError):
+        raise PackError(f"cannot read: {there.strerror or there}", source=str(root))
     if (root / "pack.yaml").is_file():
         return [root]
     found = sorted(p.parent for p in root.glob("*/pack.yaml"))

@@ -137,11 +137,11 @@ def load_verifier(spec: str, option: str = "--pubkey") -> Verifier:
     a tenant's or a witness's configuration, a command line in shell history and ``ps``)
     and the one party meant to distrust the log could sign for it. The log's operator
     verifies with ``--key``; everyone else is given the ``.pub``."""
+    from straits.fileio import hold, is_file
+
     text = spec.strip()
     source = None
-    if text.count("+") < 2 or Path(text).is_file():
-        from straits.fileio import hold
-
+    if text.count("+") < 2 or is_file(text):
         source = text
         hold(text, "a public key this command reads", key=True)
         text = _read(Path(text), "ledger public key", option)
@@ -218,10 +218,10 @@ def load_verifiers(spec: str, option: str = "--pubkey") -> list[Verifier]:
     """One or more verifier keys: a ``.pub`` file (one key a line; blank lines and lines
     starting with ``#`` are skipped), or keys and files separated by whitespace, commas or
     newlines (a key's name may hold a comma: a word that is a key or a file is not split)."""
-    text = spec.strip()
-    if Path(text).is_file():
-        from straits.fileio import hold
+    from straits.fileio import hold, is_file
 
+    text = spec.strip()
+    if is_file(text):
         hold(text, "a public key this command reads", key=True)
         lines = [
             line.strip()
@@ -230,7 +230,7 @@ def load_verifiers(spec: str, option: str = "--pubkey") -> list[Verifier]:
         ]
         if len(lines) > 1:
             for line in lines:
-                if Path(line).is_file():  # a list of keys, not of files
+                if is_file(line):  # a list of keys, not of files
                     raise InputError(
                         f"a line of the public key file names a file ({line})",
                         source=text,
@@ -241,7 +241,7 @@ def load_verifiers(spec: str, option: str = "--pubkey") -> list[Verifier]:
         return [load_verifier(text, option)]
     words: list[str] = []
     for word in text.split():
-        if Path(word).is_file() or _parses(word) or "," not in word:
+        if is_file(word) or _parses(word) or "," not in word:
             words.append(word)
         else:
             words.extend(w for w in word.split(",") if w)
@@ -249,9 +249,7 @@ def load_verifiers(spec: str, option: str = "--pubkey") -> list[Verifier]:
         return [load_verifier(text, option)]  # the error of an empty key
     out: list[Verifier] = []
     for word in words:
-        out.extend(
-            load_verifiers(word, option) if Path(word).is_file() else [load_verifier(word, option)]
-        )
+        out.extend(load_verifiers(word, option) if is_file(word) else [load_verifier(word, option)])
     return out
 
 
