@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from straits.cli import app
 from straits.cli.numbers import FiniteFloatRange, WholeRange
+from straits.cli.remote import _check_server
 from straits.errors import InputError
 from straits.limits import env_number
 from straits.market.loading import MarketError, parse_overrides
@@ -244,3 +245,22 @@ def test_a_trailing_slash_names_a_directory(argv: list[str], option: str, tmp_pa
         done = CliRunner().invoke(app, ["scenario", "generate", "-o", f"{tmp_path}/d/"])
         assert done.exit_code == 0, done.output
         assert [p.name for p in (tmp_path / "d").iterdir()] == ["generated-w10-s20-seed0.yaml"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:\uff18\uff10",  # fullwidth 80
+        "http://127.0.0.1:\u0668\u0660",  # Arabic-Indic 80
+        "http://127.0.0.1:8_0",
+        "http://127.0.0.1:+80",
+        "http://[::1]:\u0668",
+    ],
+)
+def test_a_server_port_is_written_in_ascii_digits(url: str) -> None:
+    """httpx reads a URL's port with int(): `--server` with a fullwidth 80 asked port 80."""
+    result = CliRunner(mix_stderr=False).invoke(app, ["--server", url, "chips"])
+    assert result.exit_code == 2, result.output
+    assert "--server" in result.stderr
+    for good in ("http://127.0.0.1:8000", "http://h", "https://h:/", "http://u:p@[::1]:1/x"):
+        _check_server(good, None)

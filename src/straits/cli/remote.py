@@ -61,6 +61,8 @@ def _check_server(url: str, token: str | None) -> None:
     """Refuse a server URL or token httpx cannot send, before any request: a newline or a very
     long URL (``$STRAITS_SERVER`` from a broken script) raised httpx.InvalidURL, and a token
     with a non-ASCII character a UnicodeEncodeError, each as a traceback."""
+    import re
+
     import httpx
 
     try:
@@ -68,6 +70,10 @@ def _check_server(url: str, token: str | None) -> None:
         ok = parsed.scheme in ("http", "https") and bool(parsed.host)
     except (httpx.InvalidURL, TypeError, ValueError):
         ok = False
+    # the port as written: httpx reads it with int(), so a fullwidth 80 or `:8_0` went to
+    # port 80, a server other than the one the URL names (cli30)
+    port = re.match(r"[^:/?#]*://(?:[^/?#@]*@)?(?:\[[^\]/?#]*\]|[^:/?#]*)(?::([^/?#]*))?", url)
+    ok = ok and port is not None and re.fullmatch(r"[0-9]{0,5}", port.group(1) or "") is not None
     if not ok:
         raise InputError(
             f"{url[:80]!r} is not a server URL",
