@@ -13,6 +13,7 @@ import typer
 from typer.testing import CliRunner
 
 from straits.cli import app
+from straits.cli.dates import IsoDate
 from straits.cli.numbers import FiniteFloatRange, WholeRange
 from straits.cli.remote import _check_server
 from straits.errors import InputError
@@ -90,7 +91,10 @@ def test_every_numeric_parameter_is_read_as_ascii_decimal() -> None:
 
 def _parse(cmd: click.Command, param: click.Parameter, value: str) -> click.Context:
     """Parse one parameter's value as the command line gives it (the command does not run)."""
-    args = [value] if isinstance(param, click.Argument) else [param.opts[0], value]
+    args = [param.opts[0], value]
+    if isinstance(param, click.Argument):  # valid values for the arguments before it
+        before = [p for p in cmd.params if isinstance(p, click.Argument)]
+        args = ["2025-01-01"] * before.index(param) + [value]
     return cmd.make_context(cmd.name or "straits", args, resilient_parsing=False)
 
 
@@ -264,3 +268,42 @@ def test_a_server_port_is_written_in_ascii_digits(url: str) -> None:
     assert "--server" in result.stderr
     for good in ("http://127.0.0.1:8000", "http://h", "https://h:/", "http://u:p@[::1]:1/x"):
         _check_server(good, None)
+
+
+def _date_params() -> list[tuple[list[str], click.Command, click.Parameter]]:
+    found: list[tuple[list[str], click.Command, click.Parameter]] = []
+
+    def walk(cmd: click.Command, path: list[str]) -> None:
+        if isinstance(cmd, click.Group):
+            for name, sub in cmd.commands.items():
+                walk(sub, [*path, name])
+        found.extend((path, cmd, p) for p in cmd.params if isinstance(p.type, click.DateTime))
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+DATES = _date_params()
+
+
+@pytest.mark.parametrize(
+    ("path", "cmd", "param"), DATES, ids=[" ".join([*a, p.opts[0]]) for a, _, p in DATES]
+)
+def test_a_date_is_written_yyyy_mm_dd_in_ascii_digits(
+    path: list[str], cmd: click.Command, param: click.Parameter
+) -> None:
+    """strptime's \\d is any script's digit: `rules list --date` in Arabic-Indic digits
+    listed the rules of 2025-06-01."""
+    assert isinstance(param.type, IsoDate)
+    for value in (
+        "\u0662\u0660\u0662\u0665-06-01",
+        "\uff12025-06-01",
+        "2025-\u0666-1",
+        " 2025-06-01",
+    ):
+        with pytest.raises(click.BadParameter) as e:
+            _parse(cmd, param, value)
+        assert e.value.param is param
+    for value in ("2025-06-01", "2025-6-1"):  # one-digit months and days, as before
+        read = param.process_value(click.Context(cmd), value)
+        assert read.date().isoformat() == "2025-06-01"

@@ -6,9 +6,32 @@ plans for. ``rules list|diff|replay`` read theirs with ``date.fromisoformat``, w
 from __future__ import annotations
 
 import datetime as dt
+import re
+from typing import Any
+
+import click
 
 #: what a date given on the command line looks like (``strptime``)
 DATE_FORMATS = ["%Y-%m-%d"]
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}")  # 2025-6-1 too, as before
+
+
+class IsoDate(click.DateTime):
+    """Click's DateTime of :data:`DATE_FORMATS` (same help) that reads ASCII digits only:
+    ``strptime`` reads its ``\\d`` as any script's digit, so ``--date`` in Arabic-Indic or
+    fullwidth digits was read as a date (cli30)."""
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if isinstance(value, str) and not _ISO_DATE.fullmatch(value):
+            self.fail(
+                f"{value[:40]!r} is not a date written YYYY-MM-DD in ASCII digits", param, ctx
+            )
+        return super().convert(value, param, ctx)
+
+
+def iso_date() -> IsoDate:
+    """The parameter type of every date on the command line."""
+    return IsoDate(DATE_FORMATS)
 
 
 def check_date(day: dt.datetime | dt.date, path: str = "--date") -> dt.date:

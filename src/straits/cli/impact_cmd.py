@@ -28,7 +28,7 @@ from straits.cli.common import (
     set_quiet,
     state,
 )
-from straits.cli.dates import DATE_FORMATS, check_date
+from straits.cli.dates import check_date, iso_date
 from straits.errors import InputError, StraitsError
 
 EXIT_AFFECTED = 4
@@ -36,7 +36,7 @@ EXIT_AFFECTED = 4
 
 def impact(
     date: dt.datetime = typer.Option(
-        ..., "--date", formats=DATE_FORMATS, help="Re-check as of this date (YYYY-MM-DD)."
+        ..., "--date", click_type=iso_date(), help="Re-check as of this date (YYYY-MM-DD)."
     ),
     regime: Regime = typer.Option(
         None, "--regime", help="Re-check under this regime (default: each plan's own)."

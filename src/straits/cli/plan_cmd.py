@@ -36,7 +36,7 @@ from straits.cli.common import (
     state,
     whole,
 )
-from straits.cli.dates import DATE_FORMATS, check_date
+from straits.cli.dates import check_date, iso_date
 from straits.errors import InputError, StraitsError
 from straits.plan.deadline import Deadline
 from straits.plan.registry import SOLVER_NAMES, objective_help, solver_help
@@ -195,7 +195,7 @@ def plan(
     date: dt.datetime = typer.Option(
         None,
         "--date",
-        formats=DATE_FORMATS,
+        click_type=iso_date(),
         help="With --recheck: as of this date (default: today, UTC).",
     ),
     quiet: bool = QuietOption,

@@ -27,7 +27,7 @@ from straits.cli.common import (
     state,
     working,
 )
-from straits.cli.dates import DATE_FORMATS, check_date
+from straits.cli.dates import check_date, iso_date
 from straits.errors import InputError, RequestError, StraitsError
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def _local_only(what: str) -> None:
 @app.command("list")
 def list_rules(
     date: dt.datetime = typer.Option(
-        None, "--date", formats=DATE_FORMATS, help="Only rules in force on this date (YYYY-MM-DD)."
+        None, "--date", click_type=iso_date(), help="Only rules in force on this date (YYYY-MM-DD)."
     ),
     regime: Regime = typer.Option("enacted", "--regime", help="enacted | ai-diffusion."),
     pack: list[str] = typer.Option(None, "--pack", help="Only these packs (repeatable)."),
@@ -207,12 +207,12 @@ def packs(
 @app.command("diff")
 def diff(
     first: dt.datetime = typer.Argument(
-        None, metavar="[DATE1]", formats=DATE_FORMATS, help="The earlier date (YYYY-MM-DD)."
+        None, metavar="[DATE1]", click_type=iso_date(), help="The earlier date (YYYY-MM-DD)."
     ),
     second: dt.datetime = typer.Argument(
         None,
         metavar="[DATE2]",
-        formats=DATE_FORMATS,
+        click_type=iso_date(),
         help="The later date (omit with --vs to compare regimes).",
     ),
     regime: Regime = typer.Option(
@@ -385,7 +385,7 @@ def replay(
     since: dt.datetime = typer.Option(
         ...,
         "--since",
-        formats=DATE_FORMATS,
+        click_type=iso_date(),
         help="Replay the entries recorded on or after this date (YYYY-MM-DD).",
     ),
     candidate: list[Path] = PacksOption,
