@@ -21,7 +21,9 @@ bought chips, a capacity window or a rule's date does not start when its predece
 (``STRAITS_START_NOW`` starts one, or every one, without waiting). A task of a pipeline starts
 as the one before it succeeds, so a training stage the plan starts later than that one's
 planned end (beyond moving its data, ``transfer_hours``, and the planner's rounding,
-:data:`HOLD_SLACK`) starts another pipeline, launched at its planned start.
+:data:`HOLD_SLACK`) starts another pipeline, launched at its planned start; one that stays
+waits for its planned start in its ``run`` (the task before may end early:
+:mod:`straits.export.skypilot_order`).
 
 Every task names its plan and stage in ``envs``, which the admission hook
 (``POST /v1/skypilot/policy``) reads to re-check each launch; its ``run`` first sets the
@@ -32,29 +34,34 @@ with a ``uri`` are mounted read-only at ``/data/<dataset>``.
 
 from __future__ import annotations
 
-import datetime as dt
 import shlex
 from dataclasses import dataclass
 from typing import Any
 
 from straits.export.base import (
-    COMPLETED_HELPERS,
     MASTER_PORT,
     READINESS_PATH,
     SERVE_PORT,
-    START_HELPERS,
     Choice,
     ExportInput,
     ExportResult,
     StageJob,
     dump_yaml,
-    epoch,
     gate,
     replica_chips,
-    stop_helpers,
     wait_start,
 )
 from straits.export.names import LABEL_MAX, distinct
+from straits.export.skypilot_order import (
+    HOLD_SLACK as HOLD_SLACK,
+)
+from straits.export.skypilot_order import (
+    START_NOW_ENV,
+    follower_wait,
+    held,
+    launch_script,
+    unless_done,
+)
 from straits.export.tpu import is_tpu, slice_for
 from straits.plan.options import NODE
 
@@ -315,16 +322,19 @@ class SkyPilotExporter:
             # when everything it runs after is in that pipeline or before it; a task after a
             # stage no task here runs (its site has no SkyPilot mapping) starts a new
             # pipeline, which launch.sh launches only once that stage is listed as completed;
-            # so does a task the plan holds after the one before it (_held)
+            # so does a task the plan holds after the one before it (held)
             last = next((i for i in range(len(mine) - 1, -1, -1) if not mine[i].serving), -1)
             where = {j.stage: i for i, item in enumerate(mine) for j, _ in item.tasks}
             joins = last >= 0 and all(
                 a in where and (where[a] < last or not mine[where[a]].serving) for a in job.after
             )
-            if joins and (held := _held(job, mine[last].tasks[-1][0])) is not None:
-                res.notes.append(held)
+            if joins and (why := held(job, mine[last].tasks[-1][0])) is not None:
+                res.notes.append(why)
                 joins = False
             if joins:
+                # it starts as the task before succeeds, however early: it waits for its own
+                # planned start first (Slurm's --begin, apply.sh's wait)
+                task["run"] = follower_wait(job) + task["run"]
                 mine[last].tasks.append((job, task))
             else:
                 mine.append(_Item([(job, task)], serving=False))
@@ -361,15 +371,16 @@ class SkyPilotExporter:
                     path = f"skypilot/{name}.pipeline.yaml"
                     res.files[path] = _pipeline(inp, workload, name, item, outside)
                     cmd = (
-                        f"sky jobs launch --yes --name {shlex.quote(name)} {path.split('/', 1)[1]}"
+                        f"sky jobs launch --yes --name {shlex.quote(name)} {path.split('/', 1)[1]} "
+                        + START_NOW_ENV
                     )
                 jobs = [j for j, _ in item.tasks]
                 gates = [gate(first, a) for a in outside]
                 launch.setdefault(workload, []).extend(
-                    _unless_done(jobs, gates, cmd, wait_start(first))
+                    unless_done(jobs, gates, cmd, wait_start(first))
                 )
         if launch:
-            res.files["skypilot/launch.sh"] = _launch_script(inp.plan_id, launch)
+            res.files["skypilot/launch.sh"] = launch_script(inp.plan_id, launch)
         return res
 
 
@@ -412,48 +423,6 @@ def _pipeline_labels(items: dict[str, list[_Item]]) -> dict[tuple[str, int], str
     return distinct(keys, LABEL_MAX, seeds={k: f"{k[0]}\0{k[1]}" for k in keys})
 
 
-#: how much later than the end of the task before it in a pipeline a task's planned start may
-#: be, beyond moving its data, and still follow that task as it succeeds: the planner rounds
-#: durations and transfers up to the minute (straits.plan.ticks), a few minutes over a chain
-HOLD_SLACK = dt.timedelta(minutes=5)
-
-
-def _held(job: StageJob, prev: StageJob) -> str | None:
-    """Why ``job`` does not follow ``prev`` in a pipeline, or None: the plan starts it later
-    than ``prev`` ends, beyond moving its data (the assignment's ``transfer_hours``) and
-    :data:`HOLD_SLACK`, so it waits for something (bought chips, a capacity window, a rule's
-    date) and would start early, as ``prev`` succeeds."""
-    try:
-        transfer = max(0.0, float(job.placement.raw.get("transfer_hours") or 0.0))
-    except (TypeError, ValueError):
-        transfer = 0.0
-    gap = job.begin - epoch(prev.placement.end)
-    if gap <= transfer * 3600 + HOLD_SLACK.total_seconds():
-        return None
-    return (
-        f"{job.workload}/{job.stage}: planned to start {job.begin_utc}, {gap / 3600:,.1f} h after "
-        f"{prev.stage} ends; a pipeline of its own, which launch.sh launches then (in "
-        f"{prev.stage}'s pipeline it would start as {prev.stage} succeeds)"
-    )
-
-
-def _unless_done(jobs: list[StageJob], gates: list[str], command: str, start: str) -> list[str]:
-    """``command`` after ``gates`` and ``start`` (the wait for the first stage's planned
-    start), skipped when every stage of ``jobs`` is listed as completed (a rerun of launch.sh
-    does not launch them twice)."""
-    done = " && ".join(f"listed {shlex.quote(j.workload + '/' + j.stage)}" for j in jobs)
-    names = ", ".join(j.stage for j in jobs)
-    return [
-        f"if {done}; then",
-        f"  echo {shlex.quote(f'skip {names}: completed (STRAITS_COMPLETED)')}",
-        "else",
-        *(f"  {g} || exit 1" for g in gates),
-        f"  {start} || exit 1",
-        f"  {command} || exit 1",
-        "fi",
-    ]
-
-
 def _dependency_order(inp: ExportInput) -> list[StageJob]:
     """The jobs, each workload's in the topological order of its stages."""
     out: list[StageJob] = []
@@ -462,25 +431,3 @@ def _dependency_order(inp: ExportInput) -> list[StageJob]:
         mine = {j.stage: j for j in inp.jobs if j.workload == workload}
         out += [mine[s.id] for s in w.topological_stages() if s.id in mine]
     return out
-
-
-def _launch_script(plan_id: str, launch: dict[str, list[str]]) -> str:
-    out = [
-        "#!/usr/bin/env bash",
-        f"# Launch Straits plan {plan_id} on SkyPilot: per workload, its training pipelines",
-        "# (sky jobs launch waits for one and fails when a task fails) and its services, each",
-        "# after what its stages run after, and no earlier than its (first) stage's planned",
-        "# start: the script waits for it (STRAITS_START_NOW, below).",
-        "# Workloads run in parallel; the script exits non-zero if any fails.",
-        "set -uo pipefail",
-        'cd "$(dirname "$0")"',
-        *COMPLETED_HELPERS,
-        *START_HELPERS,
-        *stop_helpers("launch.sh", "launched"),
-    ]
-    for workload, lines in launch.items():
-        out.append(f"(  # {workload}")
-        out += [f"  {line}" for line in lines]
-        out += [") &", "pids+=($!)"]
-    out += ["rc=0", 'for p in "${pids[@]}"; do wait "$p" || rc=1; done', 'exit "$rc"', ""]
-    return "\n".join(out)
