@@ -60,6 +60,7 @@ from straits.export.skypilot_order import (
     follower_wait,
     held,
     launch_script,
+    serialized,
     unless_done,
 )
 from straits.export.tpu import is_tpu, slice_for
@@ -333,7 +334,10 @@ class SkyPilotExporter:
                 joins = False
             if joins:
                 # it starts as the task before succeeds, however early: it waits for its own
-                # planned start first (Slurm's --begin, apply.sh's wait)
+                # planned start first (Slurm's --begin, apply.sh's wait); or late, when the
+                # plan runs the two at once (parallel branches): a note says so
+                if (late := serialized(job, mine[last].tasks[-1][0])) is not None:
+                    res.notes.append(late)
                 task["run"] = follower_wait(job) + task["run"]
                 mine[last].tasks.append((job, task))
             else:
@@ -424,10 +428,11 @@ def _pipeline_labels(items: dict[str, list[_Item]]) -> dict[tuple[str, int], str
 
 
 def _dependency_order(inp: ExportInput) -> list[StageJob]:
-    """The jobs, each workload's in the topological order of its stages."""
-    out: list[StageJob] = []
-    for workload in dict.fromkeys(j.workload for j in inp.jobs):
-        w = inp.scenario.workload(workload)
-        mine = {j.stage: j for j in inp.jobs if j.workload == workload}
-        out += [mine[s.id] for s in w.topological_stages() if s.id in mine]
-    return out
+    """The jobs, each workload's in the order the plan starts them, a predecessor first
+    (:func:`~straits.export.base.export_input`'s order). In the topological order of the
+    stages' declaration, a stage of a parallel branch declared after a held one joined that
+    one's pipeline: launched with it, days after its own planned start, without a word."""
+    out: dict[str, list[StageJob]] = {}
+    for j in inp.jobs:
+        out.setdefault(j.workload, []).append(j)
+    return [j for mine in out.values() for j in mine]

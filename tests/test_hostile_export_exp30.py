@@ -1,0 +1,119 @@
+"""The hostile export pass exp30: plans whose stages run in parallel branches, and what every
+target writes for them.
+
+SkyPilot put a workload's training stages into pipelines in the topological order of their
+declaration: with a branch ``eval`` after the pre-train declared after ``sft`` (also after
+the pre-train), ``eval`` ran after ``sft`` in the pipeline though the plan starts it as the
+pre-train ends, 13 days before ``sft`` ends; held ``sft`` ten days (a pipeline of its own),
+``eval`` joined that pipeline and started 23 days late. The pipelines follow the plan's starts
+now (a predecessor first), and a stage a pipeline runs after a task the plan runs at the same
+time gets a note."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from export_support import _pipelines
+from straits.export import export_input, exporter
+from straits.export.base import ExportInput
+from straits.loading import load_scenario
+from straits.model.scenario import Scenario
+from straits.plan import make_plan
+from straits.rules import RuleSet
+from test_export_start_wait import _between, _run, _started
+
+ROOT = Path(__file__).resolve().parents[1]
+W = "chat-72b"
+
+
+def _diamond() -> Scenario:
+    """The offshore example with ``eval``, after the pre-train, declared after ``sft``."""
+    doc: dict[str, Any] = copy.deepcopy(
+        load_scenario(ROOT / "examples" / "offshore-2025.yaml").model_dump(mode="json")
+    )
+    doc["workloads"][0]["stages"].insert(
+        2,
+        {
+            "id": "eval",
+            "kind": "finetune",
+            "after": ["pretrain"],
+            "tokens": 1.0e9,
+            "locations": ["SG", "MY"],
+        },
+    )
+    return Scenario.model_validate(doc)
+
+
+@pytest.fixture(scope="module")
+def plan(rules: RuleSet) -> dict[str, Any]:
+    return make_plan(_diamond(), rules=rules, solver="greedy").to_json()
+
+
+def _input(plan: dict[str, Any], rules: RuleSet, days: float = 0) -> ExportInput:
+    """The plan with ``sft`` and the service after it ``days`` later."""
+    plan = copy.deepcopy(plan)
+    for a in plan["assignments"]:
+        if a["stage"] in ("sft", "serve-intl"):
+            for k in ("start", "end"):
+                t = dt.datetime.fromisoformat(a[k].replace("Z", "+00:00"))
+                a[k] = (t + dt.timedelta(days=days)).isoformat()
+    inp = export_input(_diamond(), plan, rules, plan_id="diamond", run="true")
+    pre, sft, ev = (inp.job(W, s) for s in ("pretrain", "sft", "eval"))
+    # both branches start as the pre-train ends (sft: plus moving its data), eval ends first
+    shift = int(days * 86400)
+    assert ev.begin <= sft.begin - shift < ev.begin + 3600
+    assert int(ev.placement.end.timestamp()) < int(sft.placement.end.timestamp()) - shift
+    assert ev.after == sft.after == ("pretrain",) and ev.begin >= int(pre.placement.end.timestamp())
+    return inp
+
+
+def test_a_branch_runs_in_the_order_the_plan_starts_it(
+    plan: dict[str, Any], rules: RuleSet
+) -> None:
+    inp = _input(plan, rules)
+    res = exporter("skypilot").render(inp)
+    assert _pipelines(res.files) == {W: ["pretrain", "eval", "sft"]}
+    # sft is planned while eval runs: the pipeline runs it after eval, and says so
+    late = [n for n in res.notes if n.startswith(f"{W}/sft: planned to start ")]
+    assert len(late) == 1 and "while eval runs" in late[0], res.notes
+
+
+def test_a_branch_does_not_join_a_held_stages_pipeline(
+    plan: dict[str, Any], rules: RuleSet, tmp_path: Path
+) -> None:
+    inp = _input(plan, rules, days=10)
+    res = exporter("skypilot").render(inp)
+    assert _pipelines(res.files) == {W: ["pretrain", "eval"], f"{W}-2": ["sft"]}
+    assert not any("while" in n for n in res.notes), res.notes
+    pre, sft, serve = (inp.job(W, s) for s in ("pretrain", "sft", "serve-intl"))
+    p, log = _run(
+        res.files,
+        tmp_path,
+        "skypilot/launch.sh",
+        clock=pre.begin,
+        jumps={W: sft.begin - 30, f"{W}-2": serve.begin},
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert _started(log) == [W, f"{W}-2", serve.name]
+    assert _between(log, W, f"{W}-2") == [30]
+
+
+@pytest.mark.parametrize("days", [0, 10])
+def test_every_target_starts_the_branch_before_the_held_stage(
+    plan: dict[str, Any], rules: RuleSet, days: float
+) -> None:
+    """Kubernetes' apply.sh applies in the plan's starts too (one background job per
+    workload: a stage waiting for its start holds back the ones after it)."""
+    apply = exporter("kubernetes").render(_input(plan, rules, days)).files["kubernetes/apply.sh"]
+    steps = [ln.split()[2] for ln in apply.splitlines() if ln.strip().startswith("apply_stage ")]
+    assert [s.rsplit("/", 1)[1].removesuffix(".yaml") for s in steps] == [
+        f"{W}-pretrain",
+        f"{W}-eval",
+        f"{W}-sft",
+        f"{W}-serve-intl",
+    ]
