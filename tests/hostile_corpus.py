@@ -585,6 +585,13 @@ TARGET_NAMES: list[tuple[str, str]] = [
     ("sites.0.targets.skypilot.cloud", "aws\nrun: id"),
     ("sites.0.targets.kubernetes.context", "ctx\x1b]0;title\x07"),
     ("sites.0.pools.0.targets.skypilot_accelerator", "H100\t"),
+    # SkyPilot's infra parts that name no one place (exp30): '*' is any, '/' starts the next
+    # part, spaces are stripped
+    ("sites.0.targets.skypilot.region", "*"),
+    ("sites.0.targets.skypilot.cloud", "aws/ap-southeast-1"),
+    ("sites.0.targets.skypilot.region", "ap-southeast-1/ap-southeast-1a"),
+    ("sites.0.targets.skypilot.zone", "*"),
+    ("sites.0.targets.skypilot.region", " ap-southeast-1"),
 ]
 
 

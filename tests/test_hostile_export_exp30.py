@@ -13,17 +13,24 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
-from export_support import _pipelines
+from export_support import _pipelines, _tasks
+from straits.admission import site_of
 from straits.export import export_input, exporter
 from straits.export.base import ExportInput
 from straits.loading import load_scenario
 from straits.model.scenario import Scenario
 from straits.plan import make_plan
+from straits.plandoc import make_document
 from straits.rules import RuleSet
 from test_export_start_wait import _between, _run, _started
 
@@ -117,3 +124,83 @@ def test_every_target_starts_the_branch_before_the_held_stage(
         f"{W}-sft",
         f"{W}-serve-intl",
     ]
+
+
+# --- SkyPilot infra that names no one place ------------------------------------------------------
+def _mapped(sky: dict[str, Any], only: str | None = None) -> dict[str, Any]:
+    """The offshore example with ``sky`` as the SkyPilot mapping of every site (``only``: of
+    that site alone)."""
+    doc: dict[str, Any] = copy.deepcopy(
+        load_scenario(ROOT / "examples" / "offshore-2025.yaml").model_dump(mode="json")
+    )
+    for s in doc["sites"]:
+        if s["targets"] and s["targets"].get("skypilot") and only in (None, s["id"]):
+            s["targets"]["skypilot"] = sky
+    return doc
+
+
+def test_a_site_mapped_to_a_cloud_without_region_gets_no_task(rules: RuleSet) -> None:
+    """``infra: aws`` lets SkyPilot pick any AWS region in the world, outside the site, and the
+    admission hook knows no site by it: it was written as the planned infra of every task."""
+    sc = Scenario.model_validate(_mapped({"cloud": "aws"}, only="my-johor"))
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json()
+    inp = export_input(sc, plan, rules, plan_id="noregion", run="true")
+    assert {j.planned.site.id for j in inp.jobs if j.stage != "sft"} == {"my-johor"}
+    res = exporter("skypilot").render(inp)
+    infras = {
+        r["infra"] for d in _tasks(res.files).values() for r in next(iter(d["resources"].values()))
+    }
+    assert "aws" not in infras and infras, infras
+    written = {d["envs"]["STRAITS_STAGE"] for d in _tasks(res.files).values()}
+    assert written == {"sft"}
+    assert any(
+        n.startswith("chat-72b/pretrain: the planned site my-johor has no region")
+        for n in res.notes
+    ), res.notes
+
+
+def test_a_plan_only_on_such_sites_exports_nothing(rules: RuleSet, tmp_path: Path) -> None:
+    doc = _mapped({"cloud": "kubernetes"})
+    sc = Scenario.model_validate(doc)
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json()
+    (tmp_path / "plan.json").write_text(json.dumps(make_document(plan, doc, {})))
+    out = tmp_path / "o"
+    args = ("--to", "skypilot", "--run", "true", "-o", str(out))
+    p = subprocess.run(
+        [sys.executable, "-m", "straits", "-q", "export", str(tmp_path / "plan.json"), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "1000"},
+        timeout=300,
+    )
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "Traceback" not in p.stderr and not out.exists()
+    assert "has no region in sites[].targets.skypilot" in p.stderr
+
+
+@pytest.mark.parametrize(
+    ("sky", "field"),
+    [
+        ({"cloud": "k8s", "region": "ctx", "zone": "z"}, "zone"),
+        ({"cloud": "kubernetes", "region": "*"}, "region"),
+        ({"cloud": "gcp", "region": "us-central1", "zone": "us-central1-a/b"}, "zone"),
+    ],
+)
+def test_infra_skypilot_reads_otherwise_is_refused(sky: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as e:
+        Scenario.model_validate(_mapped(sky, only="my-johor"))
+    assert {err["loc"][-1] for err in e.value.errors()} == {field}
+
+
+def test_a_kubernetes_context_with_slashes_is_one_site(rules: RuleSet) -> None:
+    """EKS contexts hold '/': SkyPilot reads all after ``k8s/`` as the context, and so does the
+    admission hook, which maps the exported infra back to its site."""
+    ctx = "arn:aws:eks:ap-southeast-1:123456789012:cluster/johor"
+    sc = Scenario.model_validate(_mapped({"cloud": "k8s", "region": ctx}, only="my-johor"))
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json()
+    res = exporter("skypilot").render(export_input(sc, plan, rules, plan_id="eks", run="true"))
+    pre = _tasks(res.files)[next(n for n, t in _tasks(res.files).items() if "pretrain" in n)]
+    infra = next(iter(pre["resources"].values()))[0]["infra"]
+    assert infra == f"k8s/{ctx}"
+    site = site_of(sc, infra)
+    assert site is not None and site.id == "my-johor"

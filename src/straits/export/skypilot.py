@@ -112,8 +112,22 @@ def tpu_slice(choice: Choice, chips: int) -> tuple[str | None, str]:
 
 
 def _infra(choice: Choice) -> str | None:
+    """The site's ``cloud/region[/zone]``, or None: no mapping, or one without a region (in
+    which SkyPilot picks any region of the cloud, any kubeconfig context: outside the site, and
+    the admission hook knows no site by it)."""
     sky = choice.site.targets.skypilot if choice.site.targets else None
-    return sky.infra if sky else None
+    return sky.infra if sky and sky.region else None
+
+
+def _unmapped(choice: Choice) -> str:
+    """What a note says of a choice :func:`_infra` gives no infra for."""
+    sky = choice.site.targets.skypilot if choice.site.targets else None
+    if sky is None:
+        return "has no sites[].targets.skypilot mapping"
+    return (
+        f"has no region in sites[].targets.skypilot (cloud {sky.cloud} alone lets SkyPilot "
+        "pick any region, outside the site)"
+    )
 
 
 #: why a TPU choice SkyPilot would reach through Kubernetes is not exported (atk93)
@@ -126,7 +140,7 @@ ON_KUBERNETES = (
 def _on_kubernetes(choice: Choice) -> bool:
     """Whether SkyPilot reaches ``choice``'s site through Kubernetes (its ``cloud``)."""
     sky = choice.site.targets.skypilot if choice.site.targets else None
-    return sky is not None and sky.cloud.lower() == "kubernetes"
+    return sky is not None and sky.on_kubernetes
 
 
 def _field(inp: ExportInput, job: StageJob, c: Choice, override: bool) -> str:
@@ -164,8 +178,8 @@ class SkyPilotExporter:
             infra = _infra(c)
             if infra is None:
                 notes.append(
-                    f"{job.workload}/{job.stage}: {c.label} has no "
-                    "sites[].targets.skypilot mapping; left out of its resources"
+                    f"{job.workload}/{job.stage}: {c.label} {_unmapped(c)}; left out of its "
+                    "resources"
                 )
                 continue
             n, need = per_node, nodes  # chips per node, nodes this choice needs
@@ -250,7 +264,12 @@ class SkyPilotExporter:
         if not options or options[0]["infra"] != _infra(job.planned):
             notes.append(
                 f"{job.workload}/{job.stage}: the planned site {job.planned.site.id} "
-                "has no SkyPilot mapping; no task written"
+                + (
+                    _unmapped(job.planned)
+                    if _infra(job.planned) is None
+                    else "has no SkyPilot mapping"
+                )
+                + "; no task written"
             )
             return None
         mounts = {

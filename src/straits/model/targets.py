@@ -12,7 +12,15 @@ import math
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 from straits.model.types import ANY_CONTROL, NodeGpus, SlurmJobs, refuse_control
 
@@ -149,6 +157,11 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+#: the cloud names SkyPilot reaches through a kubeconfig (its infra_utils: the region is the
+#: context, which may hold '/'; ``ssh`` node pools too)
+SKY_KUBERNETES = ("kubernetes", "k8s", "ssh")
+
+
 class SkyPilotSite(_Frozen):
     """The site as SkyPilot infra: ``cloud`` and ``region`` (and ``zone``), e.g. aws /
     ap-southeast-1, or kubernetes / the kubeconfig context of an on-premises cluster."""
@@ -157,9 +170,41 @@ class SkyPilotSite(_Frozen):
     region: Name | None = None
     zone: Name | None = None
 
+    @field_validator("cloud", "region", "zone")
+    @classmethod
+    def _one_part(cls, text: str | None, info: ValidationInfo) -> str | None:
+        """One part of SkyPilot's ``cloud/region/zone``: SkyPilot reads ``*`` as any region (or
+        cloud, zone), a ``/`` as the start of the next part and strips spaces around each, so
+        such a mapping named somewhere else than the site, or nowhere SkyPilot knows (exp30).
+        A Kubernetes context (the region of ``kubernetes``) may hold ``/``, as EKS's do."""
+        if text is None:
+            return None
+        cloud = str(info.data.get("cloud", "")).lower()
+        k8s = cloud in SKY_KUBERNETES
+        if text.strip() in ("", "*") or text != text.strip():
+            raise ValueError(
+                f"{text[:80]!r}: SkyPilot reads '*' as any and strips spaces; name one "
+                + str(info.field_name)
+            )
+        if "/" in text and not (info.field_name == "region" and k8s):
+            raise ValueError(
+                f"{text[:80]!r}: SkyPilot reads '/' as the start of the next part of "
+                "cloud/region/zone; name one " + str(info.field_name)
+            )
+        if info.field_name == "zone" and k8s:
+            raise ValueError(
+                f"{cloud} has no zone: SkyPilot reads the rest after {cloud}/ as the context"
+            )
+        return text
+
     @property
     def infra(self) -> str:
         return "/".join(p for p in (self.cloud, self.region, self.zone) if p)
+
+    @property
+    def on_kubernetes(self) -> bool:
+        """Whether SkyPilot reaches the site through Kubernetes (``kubernetes``, ``k8s``)."""
+        return self.cloud.lower() in SKY_KUBERNETES
 
 
 class KubernetesSite(_Frozen):
