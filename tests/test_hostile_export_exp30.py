@@ -204,3 +204,54 @@ def test_a_kubernetes_context_with_slashes_is_one_site(rules: RuleSet) -> None:
     assert infra == f"k8s/{ctx}"
     site = site_of(sc, infra)
     assert site is not None and site.id == "my-johor"
+
+
+# --- a service the plan starts before a training branch ------------------------------------------
+def _served_early(rules: RuleSet, shift_s: int = 0) -> ExportInput:
+    """The offshore example with the service after the pre-train (not after ``sft``): both
+    start as the pre-train ends, the service first; ``shift_s`` later, after ``sft``."""
+    doc: dict[str, Any] = copy.deepcopy(
+        load_scenario(ROOT / "examples" / "offshore-2025.yaml").model_dump(mode="json")
+    )
+    doc["workloads"][0]["stages"][2]["after"] = ["pretrain"]
+    sc = Scenario.model_validate(doc)
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json()
+    for a in plan["assignments"]:
+        if a["stage"] == "serve-intl":
+            for k in ("start", "end"):
+                t = dt.datetime.fromisoformat(a[k].replace("Z", "+00:00"))
+                a[k] = (t + dt.timedelta(seconds=shift_s)).isoformat()
+    return export_input(sc, plan, rules, plan_id="served", run="true")
+
+
+def test_a_training_branch_does_not_hold_back_a_service_planned_before_it(
+    rules: RuleSet, tmp_path: Path
+) -> None:
+    """``sft`` joined the pre-train's pipeline, which launch.sh ran to its end before bringing
+    up the service: the service came up 12.7 days after its planned start."""
+    inp = _served_early(rules)
+    pre, sft, serve = (inp.job(W, s) for s in ("pretrain", "sft", "serve-intl"))
+    assert serve.begin < sft.begin < int(sft.placement.end.timestamp())
+    res = exporter("skypilot").render(inp)
+    assert _pipelines(res.files) == {W: ["pretrain"], f"{W}-2": ["sft"]}
+    p, log = _run(
+        res.files,
+        tmp_path,
+        "skypilot/launch.sh",
+        clock=pre.begin,
+        jumps={W: serve.begin - 5},
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert _started(log) == [W, serve.name, f"{W}-2"]
+    assert _between(log, W, serve.name) == [5]
+    assert _between(log, serve.name, f"{W}-2") == [sft.begin - serve.begin]
+
+
+def test_a_service_planned_while_the_pipeline_before_it_runs_is_noted(rules: RuleSet) -> None:
+    inp = _served_early(rules, shift_s=60)
+    sft, serve = inp.job(W, "sft"), inp.job(W, "serve-intl")
+    assert sft.begin < serve.begin < int(sft.placement.end.timestamp())
+    res = exporter("skypilot").render(inp)
+    assert _pipelines(res.files) == {W: ["pretrain", "sft"]}
+    late = [n for n in res.notes if n.startswith(f"{W}/serve-intl: planned to start ")]
+    assert len(late) == 1 and "while sft runs" in late[0], res.notes

@@ -342,10 +342,13 @@ class SkyPilotExporter:
             # when everything it runs after is in that pipeline or before it; a task after a
             # stage no task here runs (its site has no SkyPilot mapping) starts a new
             # pipeline, which launch.sh launches only once that stage is listed as completed;
-            # so does a task the plan holds after the one before it (held)
+            # so does a task the plan holds after the one before it (held), and one after a
+            # service the plan starts before it: in the pipeline before that service it held
+            # the service back until the whole pipeline had ended (launch.sh brings a service
+            # up once the pipeline before it is done), days after the service's planned start
             last = next((i for i in range(len(mine) - 1, -1, -1) if not mine[i].serving), -1)
             where = {j.stage: i for i, item in enumerate(mine) for j, _ in item.tasks}
-            joins = last >= 0 and all(
+            joins = last == len(mine) - 1 >= 0 and all(
                 a in where and (where[a] < last or not mine[where[a]].serving) for a in job.after
             )
             if joins and (why := held(job, mine[last].tasks[-1][0])) is not None:
@@ -365,8 +368,15 @@ class SkyPilotExporter:
         labels = _pipeline_labels(items)
         for workload, mine in items.items():
             n = 0
+            ended: StageJob | None = None  # the last task, ending last, of the pipelines so far
             for i, item in enumerate(mine):
                 first = item.tasks[0][0]
+                if i and ended is not None and (late := serialized(first, ended, _HOW)):
+                    res.notes.append(late)
+                if not item.serving:
+                    end = item.tasks[-1][0]
+                    if ended is None or end.placement.end > ended.placement.end:
+                        ended = end
                 before = {j.stage: x.serving for x in mine[:i] for j, _ in x.tasks}
                 outside = [a for a in first.after if a not in before]
                 served = [a for a in first.after if before.get(a)]
@@ -405,6 +415,10 @@ class SkyPilotExporter:
         if launch:
             res.files["skypilot/launch.sh"] = launch_script(inp.plan_id, launch)
         return res
+
+
+#: how launch.sh starts an item after a pipeline (:func:`serialized`)
+_HOW = "launch.sh starts it (sky jobs launch waits for the pipeline before it)"
 
 
 @dataclass

@@ -72,16 +72,18 @@ def held(job: StageJob, prev: StageJob) -> str | None:
     )
 
 
-def serialized(job: StageJob, prev: StageJob) -> str | None:
-    """What a note says when ``job`` follows ``prev`` in a pipeline though the plan starts it
-    while ``prev`` still runs (a parallel branch: a pipeline runs one task at a time), or None."""
+def serialized(job: StageJob, prev: StageJob, how: str = "in one pipeline it starts") -> str | None:
+    """What a note says when ``job`` starts only once ``prev`` has succeeded though the plan
+    starts it while ``prev`` still runs (a parallel branch: a pipeline runs one task at a time,
+    and ``launch.sh`` launches or brings up an item once the pipeline before it has ended), or
+    None."""
     end = epoch(prev.placement.end)
     if job.begin >= end:
         return None
     until = dt.datetime.fromtimestamp(end, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return (
         f"{job.workload}/{job.stage}: planned to start {job.begin_utc}, while {prev.stage} runs "
-        f"(until {until}); in one pipeline it starts once {prev.stage} has succeeded, "
+        f"(until {until}); {how} once {prev.stage} has succeeded, "
         f"{(end - job.begin) / 3600:,.1f} h late when {prev.stage} runs as planned"
     )
 
