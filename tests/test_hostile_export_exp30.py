@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from export_support import _pipelines, _tasks
@@ -255,3 +256,66 @@ def test_a_service_planned_while_the_pipeline_before_it_runs_is_noted(rules: Rul
     assert _pipelines(res.files) == {W: ["pretrain", "sft"]}
     late = [n for n in res.notes if n.startswith(f"{W}/serve-intl: planned to start ")]
     assert len(late) == 1 and "while sft runs" in late[0], res.notes
+
+
+# --- two sites mapped to one place of a scheduler -------------------------------------------------
+def _shared(target: str, change: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The offshore example with cn-ulanqab (where the plan puts ``sft``, for its Chinese
+    data) given sg-jurong's ``target`` mapping, ``change`` applied to it."""
+    doc: dict[str, Any] = copy.deepcopy(
+        load_scenario(ROOT / "examples" / "offshore-2025.yaml").model_dump(mode="json")
+    )
+    sites = {s["id"]: s for s in doc["sites"]}
+    sites["cn-ulanqab"]["targets"][target] = {
+        **sites["sg-jurong"]["targets"][target],
+        **(change or {}),
+    }
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("target", "change"),
+    [
+        ("skypilot", {}),
+        ("skypilot", {"cloud": "AWS"}),  # SkyPilot's cloud names know no case
+        ("skypilot", {"zone": "ap-southeast-1a"}),  # the hook takes it for sg-jurong's
+        ("kubernetes", {}),
+        ("slurm", {}),
+    ],
+)
+def test_two_sites_mapped_to_one_place_are_refused(
+    target: str, change: dict[str, Any], tmp_path: Path
+) -> None:
+    """``sft`` was planned in China for its data; with cn-ulanqab mapped as sg-jurong, every
+    target ran it on the Singapore cluster (the admission hook took the infra for sg-jurong)."""
+    f = tmp_path / "s.yaml"
+    f.write_text(yaml.safe_dump(_shared(target, change)))
+    p = subprocess.run(
+        [sys.executable, "-m", "straits", "scenario", "validate", str(f)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "1000"},
+        timeout=300,
+    )
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert f"sites[2].targets.{target}:" in p.stderr and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize(
+    ("target", "change"),
+    [
+        ("skypilot", {"region": "ap-east-1"}),
+        ("kubernetes", {"node_labels": {"topology.kubernetes.io/region": "cn-north-1"}}),
+        ("slurm", {"partition": "cn"}),
+    ],
+)
+def test_one_cluster_told_apart_is_taken(
+    target: str, change: dict[str, Any], rules: RuleSet
+) -> None:
+    """A zone of the region, other node labels in one cluster, another partition: the
+    scheduler can tell the sites apart."""
+    sc = Scenario.model_validate(_shared(target, change))
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json()
+    inp = export_input(sc, plan, rules, plan_id="apart", run="true")
+    assert inp.job(W, "sft").planned.site.id == "cn-ulanqab"
+    assert exporter(target).render(inp).jobs == 3

@@ -23,7 +23,7 @@ from pydantic import (
 
 from straits.errors import ScenarioError
 from straits.model.people import personal_counts
-from straits.model.targets import PoolTargets, SiteTargets
+from straits.model.targets import PoolTargets, SiteTargets, one_place_each
 from straits.model.types import (
     Authorization,
     BatchTokens,
@@ -372,6 +372,7 @@ class Scenario(Frozen):
         _unique("sites", [s.id for s in self.sites])
         _unique("datasets", [d.id for d in self.datasets])
         _unique("workloads", [w.id for w in self.workloads])
+        one_place_each([(s.id, s.targets) for s in self.sites])
         sites = {s.id for s in self.sites}
         datasets = {d.id for d in self.datasets}
         tenants = {t.id for t in self.tenants}

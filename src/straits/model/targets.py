@@ -22,6 +22,7 @@ from pydantic import (
     field_validator,
 )
 
+from straits.errors import ScenarioError
 from straits.model.types import ANY_CONTROL, NodeGpus, SlurmJobs, refuse_control
 
 _SLURM_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*")
@@ -285,3 +286,51 @@ class PoolTargets(_Frozen):
     slurm_partition: SlurmName | None = None
     slurm_gres: SlurmGres = "gpu"
     """The GRES name of this chip in Slurm (``--gpus-per-node=<gres>:<n>`` when not gpu)."""
+
+
+def one_place_each(sites: list[tuple[str, SiteTargets | None]]) -> None:
+    """Refuse two sites mapped to one place of a scheduler (exp30): the same SkyPilot infra
+    (SkyPilot's failover and the admission hook, which takes the first such site, cannot tell
+    them apart), or the same Kubernetes or Slurm mapping (nothing tells the scheduler which of
+    the two a stage is for). A plan that placed a stage in China for its data then ran it on
+    the Singapore cluster both named, without a word."""
+    seen: dict[tuple[str, str], str] = {}
+    narrower: dict[str, str] = {}  # a region's infra -> a site in one of its zones
+    for i, (site_id, t) in enumerate(sites):
+        if t is None:
+            continue
+        keys: list[tuple[str, str, str]] = []
+        if t.skypilot is not None and t.skypilot.region:  # without one: no task (export)
+            sky = t.skypilot
+            parts = (sky.cloud.lower(), *(p.lower() for p in (sky.region, sky.zone) if p))
+            if sky.on_kubernetes:
+                parts = ("kubernetes", parts[1])
+            infra = "/".join(parts)
+            # a zone narrows its region: the hook takes aws/R/Z for the site of aws/R
+            wider = "/".join(parts[:2]) if len(parts) > 2 else None
+            clash = seen.get(("skypilot", wider)) if wider else narrower.get(infra)
+            if clash is not None:
+                seen[("skypilot", infra)] = clash
+            keys.append(("skypilot", f"SkyPilot infra {infra}", infra))
+            if wider:
+                narrower.setdefault(wider, site_id)
+        if t.kubernetes is not None:
+            keys.append(
+                (
+                    "kubernetes",
+                    f"Kubernetes cluster {t.kubernetes.cluster}",
+                    t.kubernetes.model_dump_json(),
+                )
+            )
+        if t.slurm is not None:
+            keys.append(("slurm", f"Slurm cluster {t.slurm.cluster}", t.slurm.model_dump_json()))
+        for target, what, key in keys:
+            other = seen.setdefault((target, key), site_id)
+            if other != site_id:
+                raise ScenarioError(
+                    f"sites {other} and {site_id} are mapped to one place of {target} ({what}, "
+                    "or a zone of its region): a stage planned on one would run on either",
+                    path=f"sites[{i}].targets.{target}",
+                    expected="one place of a scheduler per site (another region, context, "
+                    "cluster, partition or node labels)",
+                )
