@@ -266,6 +266,8 @@ def _shared(target: str, change: dict[str, Any] | None = None) -> dict[str, Any]
         load_scenario(ROOT / "examples" / "offshore-2025.yaml").model_dump(mode="json")
     )
     sites = {s["id"]: s for s in doc["sites"]}
+    if "zz" in (change or {}).get("node_labels", {}):  # the same labels in another order
+        sites["sg-jurong"]["targets"][target]["node_labels"]["zz"] = "a"
     sites["cn-ulanqab"]["targets"][target] = {
         **sites["sg-jurong"]["targets"][target],
         **(change or {}),
@@ -280,6 +282,10 @@ def _shared(target: str, change: dict[str, Any] | None = None) -> dict[str, Any]
         ("skypilot", {"cloud": "AWS"}),  # SkyPilot's cloud names know no case
         ("skypilot", {"zone": "ap-southeast-1a"}),  # the hook takes it for sg-jurong's
         ("kubernetes", {}),
+        (
+            "kubernetes",
+            {"node_labels": {"zz": "a", "topology.kubernetes.io/region": "ap-southeast-1"}},
+        ),
         ("slurm", {}),
     ],
 )

@@ -8,6 +8,7 @@ a target is left out of that target's export, and the export says so.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Annotated, Literal
@@ -288,6 +289,11 @@ class PoolTargets(_Frozen):
     """The GRES name of this chip in Slurm (``--gpus-per-node=<gres>:<n>`` when not gpu)."""
 
 
+def _key(mapping: BaseModel) -> str:
+    """A mapping as one string, the same however its labels were ordered."""
+    return json.dumps(mapping.model_dump(mode="json"), sort_keys=True)
+
+
 def one_place_each(sites: list[tuple[str, SiteTargets | None]]) -> None:
     """Refuse two sites mapped to one place of a scheduler (exp30): the same SkyPilot infra
     (SkyPilot's failover and the admission hook, which takes the first such site, cannot tell
@@ -319,11 +325,11 @@ def one_place_each(sites: list[tuple[str, SiteTargets | None]]) -> None:
                 (
                     "kubernetes",
                     f"Kubernetes cluster {t.kubernetes.cluster}",
-                    t.kubernetes.model_dump_json(),
+                    _key(t.kubernetes),
                 )
             )
         if t.slurm is not None:
-            keys.append(("slurm", f"Slurm cluster {t.slurm.cluster}", t.slurm.model_dump_json()))
+            keys.append(("slurm", f"Slurm cluster {t.slurm.cluster}", _key(t.slurm)))
         for target, what, key in keys:
             other = seen.setdefault((target, key), site_id)
             if other != site_id:
