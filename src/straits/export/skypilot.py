@@ -7,13 +7,15 @@ recovery relaunch, a new service replica) never leaves the lawful set: ``any_of`
 as SkyPilot documents it: its optimizer picks among the candidates) or ``ordered`` (tried in
 this order, so the planned option wins while it has capacity).
 
-Order. The training stages of a workload, in dependency order, form one multi-document YAML
-(a name document, then one task per stage): ``sky jobs launch`` runs such a pipeline one task
-after another, each only once the one before has succeeded. ``launch.sh`` launches each
-workload's pipeline and waits for it, then brings up its services with ``sky serve up``. A
-training stage after a service (brought up first) or after a stage no task here runs (its
-site has no SkyPilot mapping) starts another pipeline; ``launch.sh`` starts one of the latter
-only once ``STRAITS_COMPLETED`` lists that stage (``apply.sh`` does the same).
+Order. The training stages of a workload, in the order the plan starts them (a predecessor
+first), form one multi-document YAML (a name document, then one task per stage): ``sky jobs
+launch`` runs such a pipeline one task after another, each only once the one before has
+succeeded. ``launch.sh`` launches each workload's pipelines and services in that order, each
+pipeline waited for. A training stage the plan starts after a service (brought up first) or
+after a stage no task here runs (its site has no SkyPilot mapping) starts another pipeline;
+``launch.sh`` starts one of the latter only once ``STRAITS_COMPLETED`` lists that stage
+(``apply.sh`` does the same). A stage started later than the plan says because a pipeline
+runs one task at a time (parallel branches) gets a note.
 
 Start. ``launch.sh`` launches a pipeline or brings up a service no earlier than the planned start
 of its (first) stage, as Slurm's ``--begin`` and ``apply.sh`` wait: a stage the plan holds for
