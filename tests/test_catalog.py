@@ -123,6 +123,17 @@ def _synthetic(tflops: float, die_mm2: float, datacenter: bool = True) -> Chip:
         (99.99, 100, True, "not-controlled"),  # TPP under 1600
         (150, 100, False, "not-controlled"),  # density tiers only for data-centre chips
         (300, 1000, False, "3A090.a"),  # TPP >= 4800 applies to every chip
+        # rules30: each density edge at, just under and just over it (H20's TPP, 2,368)
+        (148, 400, True, "3A090.a"),  # PD 5.92: .a.2 at its edge
+        (148, 400.01, True, "3A090.b"),  # PD just under 5.92: .b.2
+        (148, 399.99, True, "3A090.a"),  # PD just over 5.92
+        (148, 740, True, "3A090.b"),  # PD 3.2: .b.2 at its edge (TPP under 2,400)
+        (148, 740.01, True, "not-controlled"),  # PD just under 3.2, TPP under 2,400
+        (148, 814, True, "not-controlled"),  # the H20's own die: PD 2.91
+        (150, 1500.01, True, "not-controlled"),  # TPP 2400, PD just under 1.6
+        (150.01, 1500, True, "3A090.b"),  # TPP just over 2400, PD just over 1.6
+        (100, 499.99, True, "3A090.b"),  # TPP 1600, PD just over 3.2
+        (100, 500.01, True, "not-controlled"),  # TPP 1600, PD just under 3.2
     ],
 )
 def test_2023_classification_at_the_edges(
