@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from straits.catalog import catalog, classify_2022, classify_2023, get_chip
 from straits.catalog.chips import SPEC_FIELDS, Chip
 from straits.errors import UnknownChipError
+from straits.rules.context import chip_facts
 
 DESIGN_IDS = [
     "A100-SXM-80GB",
@@ -140,6 +143,41 @@ def test_2023_classification_at_the_edges(
     tflops: float, die: float, datacenter: bool, expected: str
 ) -> None:
     assert classify_2023(_synthetic(tflops, die, datacenter)).cls == expected
+
+
+def _ranged(chip: Chip, field: str, low: float, high: float) -> Chip:
+    figure = {"low": low, "high": high, "source": "test", "confidence": "M"}
+    return Chip.model_validate({**chip.model_dump(), field: figure})
+
+
+# rules30: a die area known only as a range was read at its midpoint and a chip I/O at its
+# midpoint, where the module reads every other range conservatively: the smallest die gives the
+# highest density, the fastest I/O meets the 2022 threshold first.
+@pytest.mark.parametrize(
+    ("field", "low", "high", "classify", "expected"),
+    [
+        # TPP 2,368; die 390-420 mm^2: PD 6.07 at the bottom (.a), 5.85 at the midpoint (.b)
+        ("die_mm2", 390, 420, classify_2023, "3A090.a"),
+        # TPP 2,368; die 700-800 mm^2: PD 3.38 at the bottom (.b), 3.16 at the midpoint
+        ("die_mm2", 700, 800, classify_2023, "3A090.b"),
+        # TPP 4,800; I/O 500-620 GB/s: 620 meets the 2022 threshold, the midpoint 560 does not
+        ("scaleup_gbps", 500, 620, classify_2022, "3A090"),
+        ("scaleup_gbps", 500, 598, classify_2022, "not-controlled"),
+    ],
+)
+def test_ranges_are_read_conservatively_for_the_classes(
+    field: str, low: float, high: float, classify: Any, expected: str
+) -> None:
+    tflops = 148 if field == "die_mm2" else 300
+    chip = _ranged(_synthetic(tflops, 400), field, low, high)
+    assert classify(chip).cls == expected
+
+
+def test_a_die_range_reaches_the_rules_at_its_bottom() -> None:
+    chip = _ranged(_synthetic(148, 400), "die_mm2", 390, 420)
+    facts = chip_facts(chip)
+    assert facts["class_2023"] == "3A090.a"
+    assert facts["pd"]["__extn"]["arg"] == f"{2368 / 390:.4f}"
 
 
 def test_2022_classification_needs_both_tpp_and_io() -> None:

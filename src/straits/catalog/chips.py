@@ -58,6 +58,15 @@ class Figure(BaseModel):
         assert self.high is not None
         return self.high
 
+    @property
+    def lower(self) -> float:
+        """The value, or the bottom of the range (the conservative reading of a divisor such as
+        a die area, where the top would lower the quotient)."""
+        if self.value is not None:
+            return float(self.value)
+        assert self.low is not None
+        return self.low
+
     def describe(self) -> str:
         if self.value is not None:
             return f"{self.value:g}" if not isinstance(self.value, bool) else str(self.value)
@@ -169,6 +178,16 @@ class Chip(BaseModel):
     @property
     def io_gbps(self) -> float | None:
         return self.scaleup_gbps.mid if self.scaleup_gbps else None
+
+    @property
+    def io_gbps_upper(self) -> float | None:
+        """Chip I/O with a range read at its top: the conservative figure for a threshold."""
+        return self.scaleup_gbps.upper if self.scaleup_gbps else None
+
+    @property
+    def die_mm2_lower(self) -> float | None:
+        """Logic die area with a range read at its bottom: the conservative divisor of PD."""
+        return self.die_mm2.lower if self.die_mm2 else None
 
     @property
     def mid_figures(self) -> list[str]:

@@ -10,7 +10,8 @@ ECCN 3A090 as defined by two rules (see shared/reference/rules-timeline.md):
   centres; TPP >= 4800 applies to every chip.
 
 Conservative readings, stated in each result's ``basis``: a spec known only as a range is read at
-its top; an unknown I/O bandwidth is read as meeting the 2022 threshold; an unknown performance
+its top (TOPS, I/O), a die area known only as a range at its bottom (the higher density); an
+unknown I/O bandwidth is read as meeting the 2022 threshold; an unknown performance
 density is read as meeting the .a density threshold.
 """
 
@@ -41,7 +42,7 @@ class Classification:
 
 def classify_2022(chip: Chip) -> Classification:
     tpp = chip.tpp_upper
-    io = chip.io_gbps
+    io = chip.io_gbps_upper
     if tpp < TPP_A:
         return Classification("not-controlled", f"TPP {tpp:,.0f} < {TPP_A:,.0f}")
     if io is None:
@@ -58,7 +59,8 @@ def classify_2022(chip: Chip) -> Classification:
 
 def classify_2023(chip: Chip) -> Classification:
     tpp = chip.tpp_upper
-    pd = tpp / chip.die_mm2.mid if chip.die_mm2 is not None else None
+    die = chip.die_mm2_lower
+    pd = tpp / die if die is not None else None
     if tpp >= TPP_A:
         return Classification("3A090.a", f"TPP {tpp:,.0f} >= {TPP_A:,.0f}")
     if tpp < TPP_FLOOR:

@@ -33,8 +33,9 @@ def chip_entity(chip: Chip) -> dict[str, Any]:
 
 
 def chip_facts(chip: Chip) -> dict[str, Any]:
-    pd = chip.tpp_upper / chip.die_mm2.mid if chip.die_mm2 is not None else None
-    io = chip.io_gbps
+    die = chip.die_mm2_lower
+    pd = chip.tpp_upper / die if die is not None else None
+    io = chip.io_gbps_upper
     return {
         "id": chip.id,
         "vendor": chip.vendor,
