@@ -43,16 +43,22 @@ FAKE_DATE = """#!/bin/bash
 exec {date} "$@"
 """
 #: records itself and moves the clock on by what it slept (REAL_SLEEP: sleeps that long for
-#: real instead, the clock left where it is)
+#: real instead, the clock left where it is); the clock is moved under a lock and replaced
+#: whole, as apply.sh's branches sleep at the same time
 FAKE_SLEEP = """#!/bin/bash
 echo "sleep $1" >> "$LOG"
 if [ -n "${REAL_SLEEP:-}" ]; then exec {sleep} "$REAL_SLEEP"; fi
-echo $(( $(cat "$CLOCK") + $1 )) > "$CLOCK"
+until mkdir "$CLOCK.lock" 2>/dev/null; do :; done
+echo $(( $(cat "$CLOCK") + $1 )) > "$CLOCK.$$" && mv "$CLOCK.$$" "$CLOCK"
+rmdir "$CLOCK.lock"
 """
 #: what a stage named in $JUMPS (NAME SECONDS lines) leaves the clock at once it is applied or
 #: launched: it ran (until then)
 JUMP = """
-while read -r n v; do if [ "$n" = "$5" ]; then echo "$v" > "$CLOCK"; fi; done < "$JUMPS"
+while read -r n v; do if [ "$n" = "$5" ]; then
+  until mkdir "$CLOCK.lock" 2>/dev/null; do :; done
+  echo "$v" > "$CLOCK.$$" && mv "$CLOCK.$$" "$CLOCK"; rmdir "$CLOCK.lock"
+fi; done < "$JUMPS"
 """
 #: kubectl --context C apply -f FILE / --context C -n NS get KIND NAME -o ...: a JobSet is
 #: Completed, a Deployment or LeaderWorkerSet Available, once applied

@@ -269,7 +269,7 @@ def stop_helpers(script: str, what: str) -> tuple[str, ...]:
     jobs too (a non-interactive shell's background jobs ignore Ctrl-C): a stage still waiting,
     for its predecessors or its planned start, is then not ``what`` (applied, launched)."""
     return (
-        "# Ctrl-C, kill or a lost terminal stop every workload's job too (a background job",
+        "# Ctrl-C, kill or a lost terminal stop every background job too (a background job",
         f"# ignores Ctrl-C): what was {what} stays, a stage still waiting is not {what}",
         "pids=()",
         "stop() {",

@@ -11,8 +11,10 @@ that declares a Kueue topology gets the podset topology annotation on every pod 
 Order. Kubernetes has no dependencies between objects, and a JobSet's ``dependsOn`` works only
 inside one JobSet, in one cluster. ``apply.sh`` applies a stage once each predecessor has
 completed (a JobSet's ``status.terminalState``; a serving stage counts when it is Available),
-polling with ``kubectl``, each workload in its own background job; a failed predecessor stops
-its workload there and the script exits non-zero. Nor is a stage applied before its planned
+polling with ``kubectl``, each branch of a workload (a chain of stages, each after the one
+before) in its own background job, so a stage never waits behind another branch's stages (the
+branches tell each other through marker files what they applied); a failed predecessor stops
+the stages after it and the script exits non-zero. Nor is a stage applied before its planned
 start (computed here, in seconds since 1970 UTC): the script waits for it as Slurm's
 ``--begin`` does, so a stage the plan holds for bought chips, a capacity window or a rule's date
 does not start when its predecessors end; ``STRAITS_START_NOW`` lets the operator start one (or
@@ -73,9 +75,11 @@ class KubernetesExporter:
 
     def render(self, inp: ExportInput) -> ExportResult:
         res = ExportResult(self.name)
-        steps: dict[str, list[str]] = {}
+        chains: list[list[str]] = []
         queues: dict[str, str] = {}
-        placed: dict[tuple[str, str], tuple[str, str, str, str]] = {}
+        #: a stage applied: its object, its index (apply.sh's marker) and its chain's index
+        placed: dict[tuple[str, str], tuple[str, str, str, str, int, int]] = {}
+        tails: dict[tuple[str, str], int] = {}  # a stage that ends its chain: the chain
         owners: dict[str, tuple[str, str | None]] = {}
         for job in inp.jobs:
             k = k8s_site(job.planned)
@@ -101,13 +105,21 @@ class KubernetesExporter:
                 _one_local_queue(inp, qpath, job, k, owners)
                 res.files[f"kubernetes/{qpath}"] = _dump([lq])
                 queues[qpath] = ctx
-            lines = steps.setdefault(job.workload, [])
+            # a branch of the plan's DAG: the chain of the first predecessor that ends one
+            # (a stage after it waits for it anyway), else a chain of its own
+            cont = next(
+                (tails.pop(key) for a in job.after if (key := (job.workload, a)) in tails), None
+            )
+            chain = len(chains) if cont is None else cont
+            if cont is None:
+                chains.append([])
+            lines = chains[chain]
             for a in job.after:
                 if (job.workload, a) in placed:
-                    pctx, pns, pkind, pname = placed[(job.workload, a)]
+                    pctx, pns, pkind, pname, pindex, pchain = placed[(job.workload, a)]
                     lines.append(
                         f"wait_done {shlex.quote(pctx)} {pns} {pkind} {pname} "
-                        f"{shlex.quote(job.workload + '/' + a)}"
+                        f"{shlex.quote(job.workload + '/' + a)} {pindex} {pchain}"
                     )
                 else:  # it runs elsewhere: the operator says when it has completed
                     lines.append(gate(job, a))
@@ -116,15 +128,24 @@ class KubernetesExporter:
                         "Kubernetes; apply.sh applies it once STRAITS_COMPLETED lists "
                         f"{job.workload}/{a}"
                     )
-            lines.append(f"apply_stage {shlex.quote(ctx)} {path} {start_args(job)}")
-            placed[(job.workload, job.stage)] = (ctx, k.namespace, _kind(job), object_name(job))
+            index = len(placed)
+            lines.append(f"apply_stage {shlex.quote(ctx)} {path} {start_args(job)} {index}")
+            placed[(job.workload, job.stage)] = (
+                ctx,
+                k.namespace,
+                _kind(job),
+                object_name(job),
+                index,
+                chain,
+            )
+            tails[(job.workload, job.stage)] = chain
             if job.command_source == "none":
                 res.notes.append(
                     f"{job.workload}/{job.stage}: no command given; its pods fail saying so (--run)"
                 )
             res.jobs += 1
-        if steps:
-            res.files["kubernetes/apply.sh"] = _apply_script(inp.plan_id, queues, steps)
+        if chains:
+            res.files["kubernetes/apply.sh"] = _apply_script(inp.plan_id, queues, chains)
         return res
 
 
@@ -152,32 +173,46 @@ def _one_local_queue(
     )
 
 
-def _apply_script(plan_id: str, queues: dict[str, str], steps: dict[str, list[str]]) -> str:
+def _apply_script(plan_id: str, queues: dict[str, str], chains: list[list[str]]) -> str:
     out = [
         "#!/usr/bin/env bash",
         f"# Apply the stages of Straits plan {plan_id} in order: a stage is applied once each",
         "# of its predecessors has completed (a JobSet's terminalState), or, for a serving",
-        "# stage, is Available. Each workload runs in its own background job; a failed",
-        "# predecessor stops its workload and the script exits non-zero, as does a stage whose",
-        "# predecessor runs elsewhere until STRAITS_COMPLETED lists it (below). Nor is a stage",
-        "# applied before its planned start: the script waits for it (STRAITS_START_NOW, below).",
+        "# stage, is Available. Each branch of a workload (a chain of stages, each after the one",
+        "# before) runs in its own background job, so a branch never waits for another's",
+        "# stages; a failed predecessor stops the stages after it and the script exits non-zero,",
+        "# as does a stage whose predecessor runs elsewhere until STRAITS_COMPLETED lists it",
+        "# (below). Nor is a stage applied before its planned start: the script waits for it",
+        "# (STRAITS_START_NOW, below).",
         "# KUBECTL overrides the kubectl binary; STRAITS_POLL_SECONDS the polling interval.",
         "set -uo pipefail",
         'cd "$(dirname "$0")"',
         "KUBECTL=${KUBECTL:-kubectl}",
         "POLL=${STRAITS_POLL_SECONDS:-30}",
+        "# what the branches tell each other: s<INDEX> once stage INDEX is applied (or listed",
+        "# completed), c<CHAIN> once branch CHAIN stopped (its stages not applied never will be)",
+        'STATE=$(mktemp -d "${TMPDIR:-/tmp}/straits-apply.XXXXXX") || exit 1',
+        "trap 'rm -rf \"$STATE\"' EXIT",
         *COMPLETED_HELPERS,
         *START_HELPERS,
-        "apply_stage() {  # CONTEXT FILE STAGE BEGIN WHEN: once BEGIN (wait_start) has come",
-        '  if listed "$3"; then echo "skip $3: completed (STRAITS_COMPLETED)"; return 0; fi',
+        "apply_stage() {  # CONTEXT FILE STAGE BEGIN WHEN INDEX: once BEGIN (wait_start) has come",
+        '  if listed "$3"; then echo "skip $3: completed (STRAITS_COMPLETED)"; : > "$STATE/s$6";'
+        " return 0; fi",
         '  wait_start "$3" "$4" "$5" || return 1',
         '  echo "apply $3 ($2, context $1)"',
         '  "$KUBECTL" --context "$1" apply -f "$2" || { echo "apply of $3 failed" >&2; return 1; }',
+        '  : > "$STATE/s$6"',
         "}",
-        "wait_done() {  # CONTEXT NAMESPACE KIND NAME STAGE: 0 once done, 1 once failed",
+        "wait_done() {  # CONTEXT NAMESPACE KIND NAME STAGE INDEX CHAIN: 0 once done, 1 if failed",
         "  local state",
         '  if listed "$5"; then echo "$5: completed (STRAITS_COMPLETED)"; return 0; fi',
         '  echo "wait for $5 ($3/$4, context $1)"',
+        '  while [ ! -e "$STATE/s$6" ]; do  # its branch has yet to apply it',
+        '    if [ -e "$STATE/c$7" ]; then',
+        '      echo "$5 was not applied: the stages after it are not applied" >&2; return 1',
+        "    fi",
+        '    sleep "$POLL"',
+        "  done",
         "  while :; do",
         '    case "$3" in',
         '      jobset) state=$("$KUBECTL" --context "$1" -n "$2" get jobset "$4" '
@@ -193,13 +228,14 @@ def _apply_script(plan_id: str, queues: dict[str, str], steps: dict[str, list[st
         '    sleep "$POLL"',
         "  done",
         "}",
+        'stopped() { : > "$STATE/c$1"; exit 1; }  # CHAIN: the branch stops here',
     ]
     for path, ctx in sorted(queues.items()):
         out.append(f'"$KUBECTL" --context {shlex.quote(ctx)} apply -f {path} || exit 1')
     out += stop_helpers("apply.sh", "applied")
-    for workload, lines in steps.items():
-        out.append(f"(  # {workload}")
-        out += [f"  {line} || exit 1" for line in lines]
+    for chain, lines in enumerate(chains):
+        out.append(f"(  # branch {chain}")
+        out += [f"  {line} || stopped {chain}" for line in lines]
         out.append(") &")
         out.append("pids+=($!)")
     out += ["rc=0", 'for p in "${pids[@]}"; do wait "$p" || rc=1; done', 'exit "$rc"', ""]
