@@ -137,3 +137,17 @@ def test_a_stage_after_a_stopped_branch_is_not_applied_and_nothing_hangs(
     assert rc == 1, out
     assert _started(log) == [pre.name]  # the failed apply, and nothing after it
     assert not any(ln.startswith("get ") for ln in log)
+
+
+def test_karmada_names_when_to_apply_a_stage_after_another(branches: ExportInput) -> None:
+    """Karmada has no order: a stage's policy applied with the rest ran it at once, before its
+    predecessors, and the export said nothing; each stage after another gets a note naming its
+    predecessors and planned start."""
+    res = exporter("karmada").render(branches)
+    for job in branches.jobs:
+        mine = [n for n in res.notes if n.startswith(f"{W}/{job.stage}: after ")]
+        if not job.after:
+            assert mine == []
+            continue
+        assert len(mine) == 1, res.notes
+        assert f"karmada/{job.name}.yaml" in mine[0] and job.begin_utc in mine[0]

@@ -329,6 +329,12 @@ class KarmadaExporter:
             res.files[f"karmada/{job.name}.yaml"] = _dump(
                 [*objects, self.policy(inp, job, objects, res.notes)]
             )
+            if job.after:  # Karmada starts it as the policy is applied: say when to apply it
+                res.notes.append(
+                    f"{job.workload}/{job.stage}: after {', '.join(job.after)}; Karmada orders "
+                    f"nothing: apply karmada/{job.name}.yaml once that has completed and not "
+                    f"before its planned start, {job.begin_utc} (kubernetes/apply.sh does both)"
+                )
             res.jobs += 1
         return res
 
