@@ -55,11 +55,13 @@ def branches(rules: RuleSet) -> ExportInput:
 
 def _kubectl_holding(tmp_path: Path, held: dict[str, int], failing: tuple[str, ...] = ()) -> str:
     """A ``kubectl`` stand-in before the harness's: a JobSet in ``held`` stays running until
-    the clock reaches its value; an apply of a file in ``failing`` fails."""
+    the clock reaches its value (-1: it has failed); an apply of a file in ``failing`` fails."""
     bin_dir = tmp_path / "pre"
     bin_dir.mkdir(parents=True, exist_ok=True)
     cases = "".join(
-        f'  {n}) [ "$(cat "$CLOCK")" -ge {t} ] || {{ echo ""; exit 0; }} ;;\n'
+        f"  {n}) echo Failed; exit 0 ;;\n"
+        if t < 0
+        else f'  {n}) [ "$(cat "$CLOCK")" -ge {t} ] || {{ echo ""; exit 0; }} ;;\n'
         for n, t in held.items()
     )
     fails = "".join(f'  */{n}.yaml) echo "apply $5" >> "$LOG"; exit 1 ;;\n' for n in failing)
@@ -74,7 +76,7 @@ def _kubectl_holding(tmp_path: Path, held: dict[str, int], failing: tuple[str, .
 
 
 def _apply(
-    inp: ExportInput, tmp_path: Path, clock: int, jumps: dict[str, int], pre: str
+    inp: ExportInput, tmp_path: Path, clock: int | None, jumps: dict[str, int], pre: str
 ) -> tuple[int, str, list[str]]:
     """Run apply.sh; ``jumps``: the clock once the stage of that name is applied."""
     files = exporter("kubernetes").render(inp).files
@@ -151,3 +153,66 @@ def test_karmada_names_when_to_apply_a_stage_after_another(branches: ExportInput
             continue
         assert len(mine) == 1, res.notes
         assert f"karmada/{job.name}.yaml" in mine[0] and job.begin_utc in mine[0]
+
+
+def _fan(n: int) -> Scenario:
+    """The offshore example with ``n`` evaluations after the pre-train: ``n`` + 1 branches."""
+    doc: dict[str, Any] = copy.deepcopy(_diamond().model_dump(mode="json"))
+    doc["workloads"][0]["stages"] += [
+        {
+            "id": f"eval-{i}",
+            "kind": "finetune",
+            "after": ["pretrain"],
+            "tokens": 1.0e8,
+            "locations": ["SG", "MY"],
+        }
+        for i in range(n)
+    ]
+    return Scenario.model_validate(doc)
+
+
+def test_a_fan_of_branches_whose_starts_have_passed_all_run_at_once(
+    rules: RuleSet, tmp_path: Path
+) -> None:
+    """40 branches after the pre-train, planned in 2025, run with today's clock: each stage
+    applied once, the pre-train first, nothing waited for a planned start."""
+    sc = _fan(40)
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json()
+    inp = export_input(sc, plan, rules, plan_id="fan", run="true")
+    files = exporter("kubernetes").render(inp).files
+    script = files["kubernetes/apply.sh"]
+    _sane(script)
+    assert script.count(") &") >= 41  # a background job per branch
+    p, log = _run(files, tmp_path, "kubernetes/apply.sh", clock=None)
+    assert p.returncode == 0, p.stdout + p.stderr
+    started = _started(log)
+    assert sorted(started) == sorted(j.name for j in inp.jobs)
+    assert started[0] == inp.job(W, "pretrain").name
+    assert not any(ln.startswith("sleep ") and ln != "sleep 0" for ln in log)
+
+
+def test_a_stage_after_two_branches_waits_for_both(rules: RuleSet, tmp_path: Path) -> None:
+    """``merge`` after ``eval`` and ``sft``: it continues ``sft``'s branch (``report`` took
+    ``eval``'s) and waits for ``eval`` across branches too; ``sft`` failed, so neither ``merge``
+    nor the service after ``sft`` is applied, and ``report`` (``eval``'s branch) is."""
+    doc: dict[str, Any] = copy.deepcopy(_branches().model_dump(mode="json"))
+    doc["workloads"][0]["stages"].append(
+        {
+            "id": "merge",
+            "kind": "finetune",
+            "after": ["eval", "sft"],
+            "tokens": 1.0e9,
+            "locations": ["SG", "MY"],
+        }
+    )
+    sc = Scenario.model_validate(doc)
+    plan = make_plan(sc, rules=rules, solver="greedy").to_json()
+    inp = export_input(sc, plan, rules, plan_id="merge", run="true")
+    sft = inp.job(W, "sft")
+    pre_dir = _kubectl_holding(tmp_path, {sft.name: -1})
+    rc, out, log = _apply(inp, tmp_path, None, {}, pre_dir)  # starts passed
+    assert rc == 1, out
+    started = _started(log)
+    assert sft.name in started and inp.job(W, "report").name in started
+    assert inp.job(W, "merge").name not in started
+    assert inp.job(W, "serve-intl").name not in started
