@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from straits import api_args as args
 from straits.errors import InputError, RequestError
 from straits.limits import MAX_CHECK_REQUESTS
 
@@ -70,9 +71,20 @@ def check_json(rules: RuleSet, requests: list[CheckRequest], was_list: bool) -> 
     """The ``straits check --json`` answer: one decision object, or a list in request order.
     An answer lists as ``ignored`` the fields its request set that no loaded rule reads for
     its action (an order's ``quantity`` on ``train``), only when there are some: every other
-    answer is what it was, as recorded before (fix90)."""
+    answer is what it was, as recorded before (fix90).
+
+    Raises :class:`~straits.errors.RequestError` for arguments of the wrong kind: ``rules``
+    not a RuleSet, a request not a CheckRequest (or a dict of its fields; one built with
+    ``model_construct`` is validated again), or not exactly one request when ``was_list``
+    is false."""
     from straits.rules.unread import unread_fields
 
+    rules = args.rules_arg(rules)
+    requests = args.requests_arg(requests)
+    if not was_list and len(requests) != 1:
+        raise RequestError(
+            f"{len(requests)} requests with was_list=False", path="requests", expected="one"
+        )
     answers = []
     for req, d in zip(requests, rules.check_many(requests), strict=True):
         answer = d.to_json()
@@ -86,10 +98,17 @@ def check_json(rules: RuleSet, requests: list[CheckRequest], was_list: bool) -> 
 # --- estimate ------------------------------------------------------------------------------------
 def run_estimate(req: EstimateRequest, chips: int | None = None) -> Estimate:
     """The request's estimate; a training request without ``chips`` runs on the cluster size
-    published runs of its size typically used (see :func:`chips_basis`)."""
+    published runs of its size typically used (see :func:`chips_basis`).
+
+    Raises :class:`~straits.errors.RequestError` for a ``req`` that is no EstimateRequest (or
+    dict of its fields) or a ``chips`` that is no chip count (``True``, NaN, ``10**30``), and
+    :class:`~straits.errors.EstimateError` for an estimate that cannot be made."""
     from straits.catalog import get_chip
     from straits.estimate import estimate_serving, estimate_training, typical_chips
+    from straits.model.request import EstimateRequest
 
+    req = args.model_arg(req, EstimateRequest, "req")
+    chips = args.chips_arg(chips)
     chip = get_chip(req.chip)
     n = chips if chips is not None else req.chips
     if req.kind == "serve":
@@ -138,10 +157,14 @@ def estimate_json(
 ) -> dict[str, Any]:
     """The ``straits estimate --json`` answer (the estimate is computed when not given;
     ``chips`` overrides the request's cluster size, as in ``--sweep chips``), with
-    ``guidance`` where the answer alone would leave a user stuck."""
+    ``guidance`` where the answer alone would leave a user stuck. Raises as
+    :func:`run_estimate`."""
     from straits.catalog import get_chip
     from straits.estimate import nearest_runs
+    from straits.model.request import EstimateRequest
 
+    req = args.model_arg(req, EstimateRequest, "req")
+    chips = args.chips_arg(chips)
     est = est if est is not None else run_estimate(req, chips)
     out = est.to_json()
     e = est.energy(
@@ -248,8 +271,16 @@ def select_rules(
     regime: Regime = "enacted",
     packs: list[str] | None = None,
 ) -> list[Rule]:
+    """The rules of ``rules`` in force on ``date`` under ``regime`` (every rule without a
+    date), of ``packs`` only when given. Raises :class:`~straits.errors.RequestError` for an
+    unknown pack or regime, a date outside 2000-01-01 to 2100-12-31 or not a date, and
+    ``rules`` that is not a RuleSet."""
     from straits.rules.listing import in_force
 
+    rules = args.rules_arg(rules)
+    date = args.date_arg(date)
+    regime = args.regime_arg(regime)
+    packs = args.texts_arg(packs, "pack")
     known = [p.name for p in rules.packs]
     unknown = sorted(set(packs or ()) - set(known))
     if unknown:  # a misspelt pack listed no rule at all, as if nothing were in force
@@ -278,6 +309,7 @@ def rules_json(
 
 def packs_json(rules: RuleSet) -> list[dict[str, str]]:
     """The loaded packs with their versions and content digests (recorded in the ledger)."""
+    rules = args.rules_arg(rules)
     return [{"name": p.name, "version": p.version, "digest": p.digest} for p in rules.packs]
 
 
@@ -295,6 +327,7 @@ def export_targets(to: list[str]) -> tuple[str, ...]:
     """``--to`` values (repeatable, or ``all``) as a tuple of known targets, in order."""
     from straits.export import TARGETS
 
+    to = args.texts_arg(to, "--to")
     if not to:
         raise InputError(
             "no export target given",
@@ -327,6 +360,10 @@ def check_image(image: str | None) -> None:
     (InvalidImageName)."""
     from straits.export.names import image_reference
 
+    if image is not None and not isinstance(image, str):
+        raise InputError(
+            f"got {type(image).__name__}, not text", path="--image", expected="a string or None"
+        )
     if image is not None and not (_IMAGE.fullmatch(image) and image_reference(image)):
         raise InputError(
             f"{image[:80]!r} is not a container image reference",
@@ -354,7 +391,15 @@ def export_files(
     jobs: then it is left out with its note."""
     from straits import export as ex
     from straits.export.commands import parse as parse_run
+    from straits.model.scenario import Scenario
 
+    sc = args.model_arg(sc, Scenario, "scenario", again=False)
+    rules = args.rules_arg(rules)
+    if not isinstance(plan, dict):
+        raise InputError(
+            f"got {type(plan).__name__}, not a plan", path="PLAN", expected="a plan's JSON object"
+        )
+    to = args.texts_arg(to, "--to")
     asked_all = any(t.strip().lower() == "all" for t in to)
     targets = export_targets(to)
     check_image(image)

@@ -1,0 +1,142 @@
+"""The Python API (``straits.api``) called as a library user and an attacker call it (pyapi30):
+wrong types, models built with ``model_construct``, NaN and boolean chip counts, dates and
+regimes no rule knows, and numbers written as text in spellings JSON has not. Each is an error
+of the one tree (``straits.errors``) naming the argument or field, never an AttributeError from
+deep inside or a silently wrong answer. Table-driven."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from straits import api
+from straits.errors import InputError, RequestError
+from straits.model.request import CheckRequest, EstimateRequest
+from straits.rules import ruleset
+
+REQ: dict[str, Any] = {
+    "date": "2025-06-01",
+    "action": "finetune",
+    "tenant": {"hq": "CN"},
+    "site": {"country": "SG", "operator_hq": "SG"},
+    "chip": "H100-SXM",
+}
+EST: dict[str, Any] = {
+    "model": {"params": 7e9, "layers": 32, "d_model": 4096, "heads": 32},
+    "tokens": 1e11,
+    "chip": "H100-SXM",
+    "chips": 64,
+}
+RULES = ruleset()
+EST_REQ = EstimateRequest.model_validate(EST)
+EXAMPLES = Path(__file__).parent.parent / "src" / "straits" / "examples"
+DAY = dt.date(2025, 6, 1)
+
+
+# --- arguments of the wrong kind ---------------------------------------------------------------
+def _constructed_check(**fields: Any) -> CheckRequest:
+    return CheckRequest.model_construct(**fields)
+
+
+def _constructed_estimate(**fields: Any) -> EstimateRequest:
+    return EstimateRequest.model_construct(**fields)
+
+
+# (call, the error's class, its path): each was an AttributeError, TypeError, IndexError,
+# OverflowError, or an answer (NaN chips, no rule in force) before
+BAD_CALLS: list[tuple[str, Callable[[], Any], type[InputError], str]] = [
+    ("rules None", lambda: api.check_json(None, [], True), RequestError, "rules"),  # type: ignore[arg-type]
+    ("requests str", lambda: api.check_json(RULES, "x", True), RequestError, "requests"),  # type: ignore[arg-type]
+    ("no request, one", lambda: api.check_json(RULES, [], False), RequestError, "requests"),
+    ("request int", lambda: api.check_json(RULES, [1], True), RequestError, "requests[0]"),  # type: ignore[list-item]
+    (
+        "constructed, empty",
+        lambda: api.check_json(RULES, [_constructed_check()], False),
+        RequestError,
+        "date",
+    ),
+    (
+        "constructed, bad chip",
+        lambda: api.check_json(RULES, [_constructed_check(**{**REQ, "chip": "NOPE"})], False),
+        RequestError,
+        "chip",
+    ),
+    ("estimate None", lambda: api.estimate_json(None), RequestError, "req"),  # type: ignore[arg-type]
+    (
+        "constructed, NaN tokens",
+        lambda: api.estimate_json(_constructed_estimate(**{**EST, "tokens": float("nan")})),
+        RequestError,
+        "tokens",
+    ),
+    ("chips NaN", lambda: api.estimate_json(EST_REQ, chips=float("nan")), RequestError, "chips"),  # type: ignore[arg-type]
+    ("chips True", lambda: api.estimate_json(EST_REQ, chips=True), RequestError, "chips"),
+    ("chips 10**30", lambda: api.estimate_json(EST_REQ, chips=10**30), RequestError, "chips"),
+    ("chips 0", lambda: api.run_estimate(EST_REQ, 0), RequestError, "chips"),
+    ("rules date year 1", lambda: api.rules_json(RULES, dt.date(1, 1, 1)), RequestError, "date"),
+    ("rules date 9999", lambda: api.rules_json(RULES, dt.date(9999, 1, 1)), RequestError, "date"),
+    (
+        "rules date 9 a.m.",
+        lambda: api.rules_json(RULES, dt.datetime(2025, 6, 1, 9)),
+        RequestError,
+        "date",
+    ),
+    ("rules date int", lambda: api.rules_json(RULES, 20250601), RequestError, "date"),  # type: ignore[arg-type]
+    ("regime misspelt", lambda: api.rules_json(RULES, DAY, "enacted "), RequestError, "regime"),  # type: ignore[arg-type]
+    ("packs [None]", lambda: api.rules_json(RULES, None, packs=[None]), RequestError, "pack"),  # type: ignore[list-item]
+    ("packs_json None", lambda: api.packs_json(None), RequestError, "rules"),  # type: ignore[arg-type]
+    ("--to [None]", lambda: api.export_targets([None]), RequestError, "--to"),  # type: ignore[list-item]
+    ("--to [1]", lambda: api.export_targets([1]), RequestError, "--to"),  # type: ignore[list-item]
+    ("image int", lambda: api.check_image(5), InputError, "--image"),  # type: ignore[arg-type]
+    ("image bytes", lambda: api.check_image(b"x"), InputError, "--image"),  # type: ignore[arg-type]
+    (
+        "export, no scenario",
+        lambda: api.export_files(None, {}, RULES, plan_id="p", to=["slurm"]),
+        RequestError,
+        "scenario",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "path"), [c[1:] for c in BAD_CALLS], ids=[c[0] for c in BAD_CALLS]
+)
+def test_a_bad_argument_is_an_input_error_naming_it(
+    call: Callable[[], Any], error: type[InputError], path: str
+) -> None:
+    with pytest.raises(error) as exc:
+        call()
+    assert exc.value.path == path
+    assert exc.value.exit_code == 2
+
+
+# (call, what it answers): arguments a library user passes that are read as documented
+GOOD_CALLS: list[tuple[str, Callable[[], Any], Callable[[Any], bool]]] = [
+    ("request as dict", lambda: api.check_json(RULES, [REQ], False), lambda a: "decision" in a),  # type: ignore[list-item]
+    (
+        "constructed, complete",
+        lambda: api.check_json(RULES, [_constructed_check(**REQ)], False),
+        lambda a: a == api.check_json(RULES, [CheckRequest.model_validate(REQ)], False),
+    ),
+    ("estimate as dict", lambda: api.estimate_json(EST), lambda a: a["chips"] == 64),  # type: ignore[arg-type]
+    ("chips as text", lambda: api.estimate_json(EST_REQ, chips="8"), lambda a: a["chips"] == 8),  # type: ignore[arg-type]
+    ("date as text", lambda: api.rules_json(RULES, "2025-06-01"), lambda a: len(a) > 0),  # type: ignore[arg-type]
+    ("one target as text", lambda: api.export_targets("slurm"), lambda a: a == ("slurm",)),  # type: ignore[arg-type]
+    (
+        "one pack as text",
+        lambda: api.rules_json(RULES, None, packs="us-ear"),  # type: ignore[arg-type]
+        lambda a: {r["pack"] for r in a} == {"us-ear"},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "holds"), [c[1:] for c in GOOD_CALLS], ids=[c[0] for c in GOOD_CALLS]
+)
+def test_arguments_as_a_library_user_writes_them(
+    call: Callable[[], Any], holds: Callable[[Any], bool]
+) -> None:
+    assert holds(call())
