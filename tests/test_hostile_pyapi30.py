@@ -7,16 +7,20 @@ deep inside or a silently wrong answer. Table-driven."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from straits import api
-from straits.errors import InputError, RequestError
+from straits.errors import InputError, RequestError, ScenarioError
+from straits.loading import parse_scenario
 from straits.model.request import CheckRequest, EstimateRequest
 from straits.rules import ruleset
+from test_ledger_cli import straits
 
 REQ: dict[str, Any] = {
     "date": "2025-06-01",
@@ -35,6 +39,54 @@ RULES = ruleset()
 EST_REQ = EstimateRequest.model_validate(EST)
 EXAMPLES = Path(__file__).parent.parent / "src" / "straits" / "examples"
 DAY = dt.date(2025, 6, 1)
+
+# --- numbers written as text -------------------------------------------------------------------
+#: text that is no number as JSON writes one: pydantic's lax mode read the first four as the
+#: number; Arabic-Indic and fullwidth digits and a grouped fraction it refused already
+NOT_NUMBERS = [
+    "3_000_000",
+    " 3000000 ",
+    "3000000\n",
+    "\u00a05",
+    "1_0.5",
+    "\u0663",
+    "\uff13",
+]
+#: numbers written as text as JSON writes them: still read (docs/contracts.md)
+NUMBERS = [("3000000", 3_000_000), ("3000000.0", 3_000_000), ("+5", 5)]
+
+
+@pytest.mark.parametrize("text", NOT_NUMBERS)
+def test_check_refuses_a_count_written_in_a_spelling_json_has_not(text: str) -> None:
+    data = {"origin": "CN", "classes": ["personal"], "subjects": text}
+    r = straits("check", "--json", "-", stdin=json.dumps({**REQ, "data": data}))
+    assert r.returncode == 2 and "data.subjects" in r.stderr, (r.returncode, r.stdout)
+    with pytest.raises(RequestError) as exc:
+        api.parse_check_document({**REQ, "data": data}, "req")
+    assert exc.value.path == "data.subjects"
+
+
+@pytest.mark.parametrize(("text", "value"), NUMBERS)
+def test_a_count_written_as_json_number_text_is_still_read(text: str, value: int) -> None:
+    data = {"origin": "CN", "classes": ["personal"], "subjects": text}
+    (req,), _ = api.parse_check_document({**REQ, "data": data}, "req")
+    assert req.data is not None and req.data.subjects == value
+
+
+@pytest.mark.parametrize("text", ["4_096", " 4096", b"4096"])
+def test_a_scenario_refuses_a_pool_count_written_so(text: Any) -> None:
+    doc = yaml.safe_load((EXAMPLES / "offshore-2025.yaml").read_text())
+    doc["sites"][0]["pools"][0]["count"] = text
+    with pytest.raises(ScenarioError) as exc:
+        parse_scenario(doc)
+    assert exc.value.path == "sites[0].pools[0].count"
+
+
+@pytest.mark.parametrize("text", ["1_000_000", b"1000000"])
+def test_an_estimate_refuses_tokens_written_so(text: Any) -> None:
+    with pytest.raises(RequestError) as exc:
+        api.estimate_json({**EST, "tokens": text})  # type: ignore[arg-type]
+    assert exc.value.path == "tokens"
 
 
 # --- arguments of the wrong kind ---------------------------------------------------------------

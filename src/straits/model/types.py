@@ -142,11 +142,29 @@ def _plus_zero(value: object) -> object:
     return value + 0.0 if isinstance(value, float) else value
 
 
+#: a number written as text, as JSON or YAML writes one: ASCII digits, a sign, a fraction, an
+#: exponent; nothing else
+_NUMBER_TEXT = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?", re.ASCII)
+
+
 def _number_not_bool(value: object) -> object:
     """A boolean is not a number: pydantic read ``mfu: true`` as 100% MFU, ``chips: yes`` (a
-    YAML boolean) as 1 chip and ``tokens: true`` as one token."""
+    YAML boolean) as 1 chip and ``tokens: true`` as one token.
+
+    A number written as text (``"50000"``, as the contract allows) must be written as JSON or
+    YAML writes a number: pydantic's lax mode also read ``"3_000_000"`` (Python's digit
+    grouping, which JSON refuses) as 3,000,000, ``" 5 "`` as 5 and bytes ``b"5"`` as 5, while
+    ``"3,000,000"`` was refused; one spelling of a number, not several (pyapi30)."""
     if isinstance(value, bool):
         raise ValueError(f"got a boolean ({str(value).lower()}), not a number")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raise ValueError("got bytes, not a number")
+    if isinstance(value, str) and not _NUMBER_TEXT.fullmatch(value):
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        raise ValueError(
+            f"got the text {shown!r}, not a number: write a decimal number as JSON does "
+            "(digits 0-9, no underscores, separators or spaces)"
+        )
     return value
 
 
