@@ -14,12 +14,14 @@ from typing import Any
 
 import pytest
 import yaml
+from sqlalchemy import text
 
 from straits import api
-from straits.errors import InputError, RequestError, ScenarioError
+from straits.errors import InputError, RequestError, ScenarioError, StoreError
 from straits.loading import parse_scenario
 from straits.model.request import CheckRequest, EstimateRequest
 from straits.rules import ruleset
+from straits.store import Store
 from test_ledger_cli import straits
 
 REQ: dict[str, Any] = {
@@ -192,3 +194,35 @@ def test_arguments_as_a_library_user_writes_them(
     call: Callable[[], Any], holds: Callable[[Any], bool]
 ) -> None:
     assert holds(call())
+
+
+# --- a closed store ----------------------------------------------------------------------------
+def _read(store: Store) -> Any:
+    with store.session() as session:
+        return session.execute(text("SELECT 1")).scalar()
+
+
+def _write(store: Store) -> Any:
+    with store.write() as session:
+        return session.execute(text("SELECT 1")).scalar()
+
+
+# each went on reading and writing the database after close(), without a word
+CLOSED_USES: list[tuple[str, Callable[[Store], Any]]] = [
+    ("ping", lambda s: s.ping()),
+    ("session", _read),
+    ("write", _write),
+    ("transaction", lambda s: s.transaction(lambda session: 1)),
+]
+
+
+@pytest.mark.parametrize("url", ["file", "sqlite://"])
+@pytest.mark.parametrize(("use",), [(c[1],) for c in CLOSED_USES], ids=[c[0] for c in CLOSED_USES])
+def test_a_closed_store_refuses_every_use(
+    use: Callable[[Store], Any], url: str, tmp_path: Path
+) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'straits.db'}" if url == "file" else url)
+    assert use(store) in (None, 1)  # open: it answers
+    store.close()
+    with pytest.raises(StoreError):
+        use(store)

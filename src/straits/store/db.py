@@ -17,10 +17,8 @@ every recorder wait forever. A stored time PostgreSQL holds but Python cannot (`
 year 10000 and later) reads as the raw text, which :class:`~straits.store.tables.Time` refuses
 as an altered row, as it does SQLite's ``'garbage'``.
 
-An in-memory URL (``sqlite://``, ``sqlite:///:memory:``) is a database that lives as long as the
-store: it is a temporary file, removed by :meth:`Store.close` (or at exit). SQLite's own
-in-memory database is one connection, which the server's threads cannot share (concurrent
-use corrupted its state and crashed the process).
+An in-memory URL (``sqlite://``) is a temporary file (not SQLite's own: one connection, which
+threads cannot share), removed by :meth:`Store.close`; a closed store refuses every use.
 """
 
 from __future__ import annotations
@@ -52,6 +50,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from straits.errors import InputError, StoreError
 from straits.store import watchdog
+from straits.store.closed import ClosedSessions
 from straits.store.contention import Contended, holder_hint, refuses_writes, transient
 from straits.store.sqlite_file import FileGuard, unopened_hint, uri_target
 
@@ -488,6 +487,7 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+        self._sessions = ClosedSessions(_safe(self.url))  # every later use a StoreError
         if self._tmpdir is not None:  # an in-memory URL's database ends with its store
             shutil.rmtree(self._tmpdir, ignore_errors=True)
 
