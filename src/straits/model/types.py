@@ -144,7 +144,10 @@ def _plus_zero(value: object) -> object:
 
 #: a number written as text, as JSON or YAML writes one: ASCII digits, a sign, a fraction, an
 #: exponent; nothing else
-_NUMBER_TEXT = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?", re.ASCII)
+_NUMBER_TEXT = re.compile(
+    r"[-+]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|inf|infinity|nan)",
+    re.ASCII | re.IGNORECASE,  # infinities and NaN: refused after, as not finite
+)
 
 
 def _number_not_bool(value: object) -> object:
