@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from straits.loading import parse_scenario
 from straits.model.request import CheckRequest, EstimateRequest
 from straits.rules import ruleset
 from straits.store import Store
+from test_api import Api, assert_problem, running_api
 from test_ledger_cli import straits
 
 REQ: dict[str, Any] = {
@@ -103,6 +104,12 @@ def _constructed_estimate(**fields: Any) -> EstimateRequest:
 # (call, the error's class, its path): each was an AttributeError, TypeError, IndexError,
 # OverflowError, or an answer (NaN chips, no rule in force) before
 BAD_CALLS: list[tuple[str, Callable[[], Any], type[InputError], str]] = [
+    (
+        "document text bytes",
+        lambda: api.parse_check_document([{}], "req", b"- {}"),  # type: ignore[arg-type]
+        RequestError,
+        "text",
+    ),
     ("rules None", lambda: api.check_json(None, [], True), RequestError, "rules"),  # type: ignore[arg-type]
     ("requests str", lambda: api.check_json(RULES, "x", True), RequestError, "requests"),  # type: ignore[arg-type]
     ("no request, one", lambda: api.check_json(RULES, [], False), RequestError, "requests"),
@@ -146,6 +153,13 @@ BAD_CALLS: list[tuple[str, Callable[[], Any], type[InputError], str]] = [
     ("--to [1]", lambda: api.export_targets([1]), RequestError, "--to"),  # type: ignore[list-item]
     ("image int", lambda: api.check_image(5), InputError, "--image"),  # type: ignore[arg-type]
     ("image bytes", lambda: api.check_image(b"x"), InputError, "--image"),  # type: ignore[arg-type]
+    ("basis, chips NaN", lambda: api.chips_basis(EST_REQ, float("nan")), RequestError, "chips"),  # type: ignore[arg-type]
+    ("basis, req None", lambda: api.chips_basis(None), RequestError, "req"),  # type: ignore[arg-type]
+    ("estimate, est text", lambda: api.estimate_json(EST_REQ, "x"), RequestError, "est"),  # type: ignore[arg-type]
+    ("sweep None", lambda: api.sweep_sizes(None), RequestError, "est"),  # type: ignore[arg-type]
+    ("guidance dicts", lambda: api.estimate_guidance(EST_REQ, {}), RequestError, "est"),  # type: ignore[arg-type]
+    ("chip_json text", lambda: api.chip_json("H100-SXM"), RequestError, "chip"),  # type: ignore[arg-type]
+    ("rule_json text", lambda: api.rule_json("us-ear"), RequestError, "rule"),  # type: ignore[arg-type]
     (
         "export, no scenario",
         lambda: api.export_files(None, {}, RULES, plan_id="p", to=["slurm"]),
@@ -226,3 +240,16 @@ def test_a_closed_store_refuses_every_use(
     store.close()
     with pytest.raises(StoreError):
         use(store)
+
+
+# --- the shells over the checked arguments -----------------------------------------------------
+@pytest.fixture
+def server(db_url: str) -> Iterator[Api]:
+    yield from running_api(db_url)
+
+
+@pytest.mark.parametrize("date", ["1900-01-01", "0001-01-01", "9999-12-31"])
+def test_the_rules_route_refuses_a_date_outside_the_rules_window(server: Api, date: str) -> None:
+    """``/v1/rules?date=1900-01-01`` answered 200 ``[]`` (no rule in force); the CLI refused it."""
+    r = server.client.get("/v1/rules", params={"date": date}, headers=server.auth("t", "viewer"))
+    assert assert_problem(r, 400)["path"] == "date"

@@ -34,6 +34,8 @@ def parse_check_document(
     from straits.loading import field_loc, validate_as
     from straits.model.request import CheckRequest
 
+    if text is not None and not isinstance(text, str):
+        raise RequestError(f"got {type(text).__name__}, not text", path="text", expected="str")
     if isinstance(data, dict):
         return [validate_as(CheckRequest, data, source=label, error=RequestError, text=text)], False
     if isinstance(data, list) and data:
@@ -143,6 +145,9 @@ KINDS = {"train": "training", "serve": "serving"}
 def chips_basis(req: EstimateRequest, chips: int | None = None) -> str:
     """Where the estimate's cluster size came from: 'given', or 'typical' (training) /
     'target' (serving sized for ``tokens_per_s``) when the request did not say."""
+    from straits.model.request import EstimateRequest
+
+    req, chips = args.model_arg(req, EstimateRequest, "req", again=False), args.chips_arg(chips)
     if chips is not None or req.chips is not None:
         return "given"
     return "typical" if req.kind == "train" else "target"
@@ -160,12 +165,12 @@ def estimate_json(
     ``guidance`` where the answer alone would leave a user stuck. Raises as
     :func:`run_estimate`."""
     from straits.catalog import get_chip
-    from straits.estimate import nearest_runs
+    from straits.estimate import Estimate, nearest_runs
     from straits.model.request import EstimateRequest
 
     req = args.model_arg(req, EstimateRequest, "req")
     chips = args.chips_arg(chips)
-    est = est if est is not None else run_estimate(req, chips)
+    est = args.instance_arg(est, Estimate, "est") if est is not None else run_estimate(req, chips)
     out = est.to_json()
     e = est.energy(
         get_chip(req.chip), pue=req.pue, gco2_per_kwh=req.grid_gco2_per_kwh, country=req.country
@@ -189,23 +194,29 @@ def estimate_json(
 
 def sweep_sizes(est: Estimate) -> list[int]:
     """The chip counts ``--sweep chips`` tries (``estimate.guidance.sweep_sizes``)."""
+    from straits.estimate import Estimate
     from straits.estimate.guidance import sweep_sizes as sizes
 
-    return sizes(est)
+    return sizes(args.instance_arg(est, Estimate, "est"))
 
 
 def estimate_guidance(req: EstimateRequest, est: Estimate) -> list[dict[str, Any]]:
     """Hints for an estimate a user cannot act on as it is (``estimate/guidance.py``)."""
+    from straits.estimate import Estimate
     from straits.estimate.guidance import estimate_guidance as guidance
+    from straits.model.request import EstimateRequest
 
+    req = args.model_arg(req, EstimateRequest, "req", again=False)
+    est = args.instance_arg(est, Estimate, "est")
     return guidance(req, est, lambda n: run_estimate(req, n))
 
 
 # --- catalog and rules ---------------------------------------------------------------------------
 def chip_json(chip: Chip) -> dict[str, Any]:
-    from straits.catalog import classify_2022, classify_2023
+    from straits.catalog import Chip, classify_2022, classify_2023
     from straits.catalog.chips import SPEC_FIELDS
 
+    chip = args.instance_arg(chip, Chip, "chip")
     figures = {}
     for name in (*SPEC_FIELDS, "rent_usd_per_hour"):  # every sourced figure of the chip
         fig = getattr(chip, name)
@@ -244,8 +255,10 @@ def chips_json() -> list[dict[str, Any]]:
 
 
 def rule_json(r: Rule) -> dict[str, Any]:
+    from straits.rules import Rule
     from straits.rules.listing import rule_regimes
 
+    r = args.instance_arg(r, Rule, "rule")
     return {
         "rule": r.id,
         "pack": r.pack,

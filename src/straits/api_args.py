@@ -74,7 +74,7 @@ def chips_arg(value: Any, name: str = "chips") -> int | None:
         return int(TypeAdapter(Chips).validate_python(value))
     except ValidationError as exc:
         raise RequestError(
-            str(exc.errors()[0]["msg"]), path=name, expected="a whole number of chips, 1 to 10^7"
+            _msg(exc), path=name, expected="a whole number of chips, 1 to 10^7"
         ) from None
 
 
@@ -89,9 +89,14 @@ def date_arg(value: Any, name: str = "date") -> dt.date | None:
         day: dt.date = TypeAdapter(Date).validate_python(value)
     except ValidationError as exc:
         raise RequestError(
-            str(exc.errors()[0]["msg"]), path=name, expected="a date, 2000-01-01 to 2100-12-31"
+            _msg(exc), path=name, expected="a date, 2000-01-01 to 2100-12-31"
         ) from None
     return day
+
+
+def _msg(exc: ValidationError) -> str:
+    """The first problem's message, without pydantic's ``Value error, `` prefix."""
+    return str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
 
 
 def regime_arg(value: Any, name: str = "regime") -> Regime:
@@ -132,3 +137,17 @@ def texts_arg(value: Any, name: str) -> list[str]:
             expected="a list of strings",
         )
     return list(items)
+
+
+T = TypeVar("T")
+
+
+def instance_arg(value: Any, cls: type[T], name: str) -> T:
+    """``value`` when it is a ``cls`` (an estimate, a chip, a rule this API returned)."""
+    if not isinstance(value, cls):
+        raise RequestError(
+            f"got {type(value).__name__}, not {cls.__name__}",
+            path=name,
+            expected=f"a {cls.__name__} as straits returns one",
+        )
+    return value
