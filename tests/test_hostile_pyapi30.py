@@ -12,11 +12,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from sqlalchemy import text
 
 from straits import api
+from straits.client import Client
 from straits.errors import InputError, RequestError, ScenarioError, StoreError
 from straits.loading import parse_scenario
 from straits.model.request import CheckRequest, EstimateRequest
@@ -253,3 +255,51 @@ def test_the_rules_route_refuses_a_date_outside_the_rules_window(server: Api, da
     """``/v1/rules?date=1900-01-01`` answered 200 ``[]`` (no rule in force); the CLI refused it."""
     r = server.client.get("/v1/rules", params={"date": date}, headers=server.auth("t", "viewer"))
     assert assert_problem(r, 400)["path"] == "date"
+
+
+# --- the REST client's arguments ---------------------------------------------------------------
+def _client(seen: list[str]) -> Client:
+    """A client whose server records each path asked and answers a plan job running for two
+    polls, then done."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.raw_path.decode())
+        status = "done" if len(seen) > 2 else "running"
+        return httpx.Response(200, json={"id": "p1", "status": status})
+
+    transport = httpx.MockTransport(answer)
+    return Client("http://s", http=httpx.Client(base_url="http://s", transport=transport))
+
+
+# (call, the argument named): each asked another route (and read its answer as this one's),
+# raised a ValueError, or (a NaN timeout) polled a plan that never ends for ever
+CLIENT_CALLS: list[tuple[str, Callable[[Client], Any], str]] = [
+    ("id with ../", lambda c: c.plan_job("x/../../ledger/verify"), "plan_id"),
+    ("id with a query", lambda c: c.plan_document("x?status=done"), "plan_id"),
+    ("id None", lambda c: c.plan_report(None), "plan_id"),  # type: ignore[arg-type]
+    ("id empty", lambda c: c.export("", ["slurm"]), "plan_id"),
+    ("seq with a tail", lambda c: c.ledger_entry("1/receipt"), "seq"),  # type: ignore[arg-type]
+    ("seq True", lambda c: c.ledger_receipt(True), "seq"),
+    ("seq 0", lambda c: c.ledger_entry(0), "seq"),
+    ("timeout NaN", lambda c: c.wait("p1", poll=0.01, timeout=float("nan")), "timeout"),
+    ("poll negative", lambda c: c.wait("p1", poll=-1), "poll"),
+    ("poll NaN", lambda c: c.wait("p1", poll=float("nan")), "poll"),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "path"), [c[1:] for c in CLIENT_CALLS], ids=[c[0] for c in CLIENT_CALLS]
+)
+def test_the_client_refuses_an_argument_before_asking(
+    call: Callable[[Client], Any], path: str
+) -> None:
+    seen: list[str] = []
+    with pytest.raises(InputError) as exc:
+        call(_client(seen))
+    assert exc.value.path == path and seen == []
+
+
+def test_the_client_asks_for_a_plan_id_as_given() -> None:
+    seen: list[str] = []
+    assert _client(seen).wait("p1", poll=0.01, timeout=60)["status"] == "done"
+    assert seen == ["/v1/plans/p1"] * 3

@@ -33,6 +33,7 @@ from typing import Any, Literal, TypedDict
 
 import httpx
 
+from straits import client_io as cio
 from straits.client_io import Limits, error_for, fetch, next_page, one_line, parse_json
 from straits.errors import RemoteError, StillWaitingError
 
@@ -275,7 +276,7 @@ class Client:
         return self._job(out, "POST /v1/plans")
 
     def plan_job(self, plan_id: str) -> PlanJob:
-        return self._job(self._json("GET", f"/v1/plans/{plan_id}"), f"GET /v1/plans/{plan_id}")
+        return self._job(self._json("GET", cio.plan_path(plan_id)), f"GET {cio.plan_path(plan_id)}")
 
     def wait(
         self,
@@ -287,6 +288,7 @@ class Client:
     ) -> PlanJob:
         """Poll until the plan is done, failed or cancelled (``timeout`` seconds at most: then
         a RemoteError; the job stays on the server)."""
+        poll, timeout = cio.wait_seconds(poll, timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             job = self.plan_job(plan_id)
@@ -302,7 +304,7 @@ class Client:
 
     def plan_document(self, plan_id: str) -> dict[str, Any]:
         """A finished plan as the document `straits plan --json` prints."""
-        out: dict[str, Any] = self._json("GET", f"/v1/plans/{plan_id}/plan")
+        out: dict[str, Any] = self._json("GET", cio.plan_path(plan_id, "/plan"))
         return out
 
     def plans(
@@ -361,14 +363,14 @@ class Client:
             yield entry
 
     def ledger_entry(self, seq: int) -> LedgerEntry:
-        out: LedgerEntry = self._json("GET", f"/v1/ledger/entries/{seq}")
+        out: LedgerEntry = self._json("GET", cio.entry_path(seq))
         return out
 
     def ledger_receipt(self, seq: int) -> dict[str, Any]:
         """The receipt of entry ``seq`` (the tenant's number; global for admins)."""
         out: dict[str, Any] = self._json(
             "GET",
-            f"/v1/ledger/entries/{seq}/receipt",
+            cio.entry_path(seq, "/receipt"),
             keys=("receipt", "entry", "inclusion_proof", "checkpoint"),
         )
         return out
@@ -388,7 +390,7 @@ class Client:
 
     def plan_report(self, plan_id: str) -> str:
         """A recorded plan's report: one self-contained HTML page."""
-        return self._request("GET", f"/v1/plans/{plan_id}/report").text
+        return self._request("GET", cio.plan_path(plan_id, "/report")).text
 
     def ledger_verify(self) -> dict[str, Any]:
         out: dict[str, Any] = self._json("GET", "/v1/ledger/verify", keys=("ok",))
@@ -407,7 +409,7 @@ class Client:
         """A recorded plan's export as archive bytes (with straits-export.json inside)."""
         r = self._request(
             "GET",
-            f"/v1/plans/{plan_id}/export",
+            cio.plan_path(plan_id, "/export"),
             params=_export_params(to, format, run, image, ordered),
         )
         return r.content

@@ -20,6 +20,8 @@ line names the server, the request and what was expected.
 
 from __future__ import annotations
 
+import math
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -295,3 +297,50 @@ def parse_json(r: httpx.Response, base_url: str, expect: type, keys: tuple[str, 
             r.status_code,
         )
     return data
+
+
+#: a plan id (or a prefix of one) as one URL path segment: plandoc.PLAN_ID's characters
+_PLAN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+
+def plan_path(plan_id: object, tail: str = "") -> str:
+    """``/v1/plans/ID`` + ``tail``: an id that is no path segment (``x/../../ledger/verify``,
+    ``x?status=done``, ``None``) asked another route and read its answer as this one's."""
+    if not (isinstance(plan_id, str) and _PLAN_ID.fullmatch(plan_id)):
+        raise InputError(
+            f"{str(plan_id)[:60]!r} is not a plan id",
+            path="plan_id",
+            expected="letters, digits, '.', '_', ':', '-' (as `straits plan` prints it)",
+        )
+    return f"/v1/plans/{plan_id}{tail}"
+
+
+def entry_path(seq: object, tail: str = "") -> str:
+    """``/v1/ledger/entries/SEQ`` + ``tail``: ``"1/receipt"`` fetched entry 1's receipt and
+    returned it as the entry, ``True`` asked for entry ``True``."""
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+        raise InputError(
+            f"{str(seq)[:60]!r} is not a ledger entry number", path="seq", expected="an int >= 1"
+        )
+    return f"/v1/ledger/entries/{seq}{tail}"
+
+
+def wait_seconds(poll: object, timeout: object) -> tuple[float, float | None]:
+    """``wait``'s ``poll`` (finite, > 0) and ``timeout`` (None, or finite and >= 0): a NaN
+    timeout never passed (polled for ever), a NaN or negative poll was a ValueError."""
+    for name, value, none_ok in (("poll", poll, False), ("timeout", timeout, True)):
+        if value is None and none_ok:
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not (math.isfinite(value) and (value > 0 if name == "poll" else value >= 0))
+        ):
+            raise InputError(
+                f"{str(value)[:40]!r} is not a number of seconds",
+                path=name,
+                expected="a finite number > 0"
+                if name == "poll"
+                else "None or a finite number >= 0",
+            )
+    return float(poll), None if timeout is None else float(timeout)  # type: ignore[arg-type]
