@@ -2,7 +2,9 @@
 
 Each function takes validated inputs or plain documents and returns exactly the JSON of the
 contract it serves (``docs/contracts.md``); the CLI prints it, the server returns it. Nothing
-here prints, reads files or touches a database.
+here prints, reads files or touches a database. Arguments of the wrong kind (a dict for a
+model, one built with ``model_construct``, a NaN chip count, a date outside 2000-2100) are a
+:class:`~straits.errors.RequestError` naming the argument (``api_args.py``).
 """
 
 from __future__ import annotations
