@@ -30,6 +30,7 @@ from straits.server.auth import Caller, refuse
 from straits.server.bodies import document_body, documented
 from straits.server.problems import openapi_responses as problems_doc
 from straits.server.query import PlanningDate
+from straits.store import owner
 from straits.store.records import recorded_plans
 from straits.store.tokens import Principal
 
@@ -216,16 +217,18 @@ async def export_document(
     api.check_image(image)
     data = await document_body(request, BODY)
     doc = await run_in_threadpool(read_document, data, BODY)
-    await run_in_threadpool(_not_a_recorded_id, request, doc)
+    await run_in_threadpool(_not_a_recorded_id, request, who, doc)
     return await run_in_threadpool(_archive_response, doc, request, to, format, run, image, ordered)
 
 
-def _not_a_recorded_id(request: Request, doc: PlanDocument) -> None:
+def _not_a_recorded_id(request: Request, who: Principal, doc: PlanDocument) -> None:
     """Refuse a document that carries a recorded plan's id but decides otherwise (an edited
     plan whose ``digest`` was deleted and ``id`` kept): its export named every file, job and
     checkpoint folder after the recorded plan, and the admission hook took its launches for
-    that plan's. Whose the recorded plan is is not said. The document is compared with the
-    plan the ledger entry proves, never with the stored copy: an altered ``plans.result``
+    that plan's. Only the caller's tenant's plans are compared (an admin's: any): another
+    tenant's id is answered as an id nobody recorded, and logged (its 400, or the 409 of its
+    altered row, told another tenant that the id exists: api30). The document is compared
+    with the plan the ledger entry proves, never with the stored copy: an altered ``plans.result``
     (not JSON: a 500; another plan: the recorded document itself refused as edited, or an
     edited one let through) is a 409, as every read of the plan answers."""
     from straits.plandoc import DECISION_FIELDS, canonical, plan_body
@@ -233,6 +236,10 @@ def _not_a_recorded_id(request: Request, doc: PlanDocument) -> None:
     from straits.store.records import get_plan, refuse_detached, stored_json
 
     store = request.app.state.store
+    if not who.is_admin and doc.id not in owner.owned_plan_ids(store, doc.id, who.tenant):
+        if owner.any_plan(store, doc.id):  # logged, answered as a missing id is
+            refuse(request, 404, f"plan document with plan {doc.id} of another tenant", who)
+        return
     row = get_plan(store, doc.id)
     if row is None:
         return
