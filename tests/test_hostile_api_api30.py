@@ -8,13 +8,16 @@ and submit form must not run their blocking work on the event loop."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import re
 import secrets
+import threading
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import text
 
@@ -25,6 +28,7 @@ from straits.plandoc import from_store
 from straits.rules import RuleSet
 from straits.store import Store
 from straits.store.tokens import create_token
+from straits.web import session
 from test_console import Browser
 from test_hostile_export_plans import EXAMPLE
 
@@ -164,3 +168,80 @@ def test_a_document_under_another_tenants_plan_id_is_answered_as_under_a_missing
         r = t.get("POST", "/v1/impact", json=body)
         answers.append((r.status_code, _masked(r.text, t.plan_id, t.missing)))
     assert answers[0] == answers[1] and answers[0][0] == 200
+
+
+# --- the console's blocking work off the event loop ---------------------------------------------
+class Stalled:
+    """A stand-in for blocking work (a slow token hash, a slow refusal write): the first call
+    waits until the test releases it, and notes whether it was released or gave up."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.released: bool | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.released is None:
+            self.entered.set()
+            # bounded only so that a blocked loop fails the test instead of hanging it
+            self.released = self.release.wait(timeout=5)
+        return self.real(*args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("stalls", "method", "path", "form"),
+    [
+        ("sign-in", "GET", "/ui/", None),
+        ("sign-in", "POST", "/ui/submit", {"text": "name: x"}),
+        ("sign-in", "GET", "/ui/no-such-page", None),
+        ("refusal", "POST", "/ui/submit", {"text": "name: x", "csrf": "forged"}),
+        ("refusal", "POST", "/v1/impact", {"date": "2025-06-01", "tenant": OWNER}),
+    ],
+    ids=["page", "submit", "error-page", "submit-refused", "impact-refused"],
+)
+def test_a_slow_sign_in_or_refusal_does_not_hold_up_healthz(
+    tenants: Tenants,
+    monkeypatch: pytest.MonkeyPatch,
+    stalls: str,
+    method: str,
+    path: str,
+    form: dict[str, str] | None,
+) -> None:
+    """The console's pages looked their session's token up, and its submit form logged a
+    refusal, on the event loop: while one sign-in's hash or one refusal's write was slow, no
+    other request of any tenant (`/healthz` either) was answered. `/healthz` must answer
+    while the stand-in holds the work, and the test then releases it."""
+    import straits.server.auth as auth
+    from straits.store import audit, tokens
+
+    t = tenants
+    api = path.startswith("/v1")
+    data = {"csrf": t.browser.csrf(), **(form or {})} if form and not api else None
+    headers = {"Authorization": f"Bearer {t.token}"} if api else {}
+    if stalls == "sign-in":
+        stand_in = Stalled(tokens.authenticate)
+        monkeypatch.setattr(session, "authenticate", stand_in)  # as session.current calls it
+    else:
+        stand_in = Stalled(audit.log_refusal)
+        monkeypatch.setattr(auth, "log_refusal", stand_in)  # as auth.refuse calls it
+    cookies = dict(t.browser.client.cookies.items())
+
+    async def race() -> tuple[int, int]:
+        transport = httpx.ASGITransport(app=t.app)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(
+            transport=transport, base_url="https://testserver", cookies=cookies
+        ) as c:
+            slow = asyncio.ensure_future(
+                c.request(method, path, data=data, json=form if api else None, headers=headers)
+            )
+            await asyncio.to_thread(stand_in.entered.wait, 10)
+            health = await c.get("/healthz")
+            stand_in.release.set()
+            return health.status_code, (await slow).status_code
+
+    health, answer = asyncio.run(race())
+    assert health == 200
+    assert stand_in.released is True  # released by the test after /healthz, not timed out
+    assert answer == {"/ui/": 200, "/ui/submit": 400, "/ui/no-such-page": 404}.get(
+        path if stalls == "sign-in" else "", 403
+    )

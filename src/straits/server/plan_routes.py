@@ -306,7 +306,8 @@ async def impact(request: Request, who: Caller) -> dict[str, Any]:
     data = await document_body(request, BODY)
     req = validate_as(ImpactRequest, data, source=BODY, error=RequestError)
     if req.tenant is not None and not who.is_admin and req.tenant != who.tenant:
-        raise refuse(
+        raise await run_in_threadpool(  # the refusal is written: not on the event loop
+            refuse,
             request,
             403,
             f"a token of tenant {who.tenant!r} cannot re-check the plans of {req.tenant!r}",

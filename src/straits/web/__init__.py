@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from straits.errors import (
     AuthError,
@@ -200,7 +201,7 @@ def _html_errors_under_ui(app: FastAPI) -> None:
         ) -> Any:
             async def handler(request: Request, exc: Exception) -> Response:
                 if request.url.path.startswith("/ui/") and isinstance(exc, cls):
-                    page = error_page_for(request, exc, status(exc))
+                    page = await error_page_for(request, exc, status(exc))
                     if isinstance(exc, BusyError):
                         page.headers["Retry-After"] = str(exc.retry_after)
                     return page
@@ -234,7 +235,7 @@ def _html_problems_under_ui(app: FastAPI) -> None:
                 if not request.url.path.startswith("/ui/"):
                     return response
                 detail = str(json.loads(bytes(response.body)).get("detail", ""))
-                page = error_page_for(request, StraitsError(detail), response.status_code)
+                page = await error_page_for(request, StraitsError(detail), response.status_code)
                 if "retry-after" in response.headers:
                     page.headers["Retry-After"] = response.headers["retry-after"]
                 return page
@@ -261,7 +262,7 @@ def _html_http_errors_under_ui(app: FastAPI) -> None:
             redirect = slash_redirect(request, exc)
             if redirect is not None:
                 return redirect
-            page = error_page_for(request, StraitsError(str(exc.detail)), exc.status_code)
+            page = await error_page_for(request, StraitsError(str(exc.detail)), exc.status_code)
             for name, value in (error_headers(request, exc) or {}).items():
                 page.headers[name] = value
             return page
@@ -274,7 +275,7 @@ def _html_http_errors_under_ui(app: FastAPI) -> None:
             first = exc.errors()[0] if exc.errors() else {}
             where = ".".join(str(p) for p in first.get("loc", ())[1:])
             detail = str(first.get("msg", "invalid request"))
-            return error_page_for(request, InputError(detail, path=where or None), 400)
+            return await error_page_for(request, InputError(detail, path=where or None), 400)
         assert invalid_json is not None
         response: Response = await invalid_json(request, exc)
         return response
@@ -283,10 +284,12 @@ def _html_http_errors_under_ui(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, invalid)
 
 
-def error_page_for(request: Request, exc: StraitsError, status: int) -> Response:
+async def error_page_for(request: Request, exc: StraitsError, status: int) -> Response:
+    """The console's error page, made in a worker thread: it looks the session's token up
+    (a slow hash or database there held every tenant's requests on the event loop: api30)."""
     from straits.web.error_pages import error_page
 
-    return error_page(request, exc, status)
+    return await run_in_threadpool(error_page, request, exc, status)
 
 
 __all__ = ["ASSETS", "mount_console"]

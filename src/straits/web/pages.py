@@ -41,6 +41,12 @@ def user(request: Request) -> Signed:
     return signed
 
 
+async def signed_user(request: Request) -> Signed:
+    """:func:`user` in a worker thread, for the async pages: the token's lookup and hash, and
+    a refusal's write, stalled every tenant's requests on the event loop (api30)."""
+    return await run_in_threadpool(user, request)
+
+
 def _csrf(request: Request, signed: Signed, token: str) -> None:
     if not session.check_csrf(request, signed, token):
         from straits.server.auth import refuse
@@ -106,7 +112,7 @@ async def plans(
     request: Request, cursor: Annotated[str | None, Query(max_length=400)] = None
 ) -> Response:
     """A page of 100 plans, newest first; ``cursor`` (the "Older plans" link) goes on."""
-    signed = user(request)
+    signed = await signed_user(request)
     rows, more = await run_in_threadpool(
         lambda: views.jobs_page(
             _store(request), signed.who, cursor=cursor, keys=request.app.state.ledger_keys
@@ -129,7 +135,7 @@ async def plans(
 async def plan_rows(
     request: Request, cursor: Annotated[str | None, Query(max_length=400)] = None
 ) -> Response:
-    signed = user(request)
+    signed = await signed_user(request)
     rows, _ = await run_in_threadpool(
         lambda: views.jobs_page(
             _store(request), signed.who, cursor=cursor, keys=request.app.state.ledger_keys
@@ -140,7 +146,7 @@ async def plan_rows(
 
 @router.get("/plans/{plan_id}")
 async def plan(request: Request, plan_id: str) -> Response:
-    signed = user(request)
+    signed = await signed_user(request)
     ctx = await run_in_threadpool(
         views.plan_page, _store(request), request.app.state.rules, signed.who, plan_id
     )
@@ -155,7 +161,7 @@ async def plan(request: Request, plan_id: str) -> Response:
 
 @router.get("/plans/{plan_id}/progress")
 async def plan_progress(request: Request, plan_id: str) -> Response:
-    signed = user(request)
+    signed = await signed_user(request)
     job = await run_in_threadpool(views.job, _store(request), signed.who, plan_id)
     if job.status not in ("queued", "running"):
         return Response(status_code=205, headers=HEADERS)  # finished: the page reloads
@@ -166,7 +172,7 @@ async def plan_progress(request: Request, plan_id: str) -> Response:
 async def plan_report_file(request: Request, plan_id: str) -> Response:
     from straits.report import plan_report
 
-    signed = user(request)
+    signed = await signed_user(request)
 
     def make() -> str:
         sc, plan_json, recorded = views.recorded_plan(_store(request), signed.who, plan_id)
@@ -191,7 +197,7 @@ async def plan_json(request: Request, plan_id: str) -> Response:
     a bearer token, not the console's cookie)."""
     from straits.server.problems import StrictJSONResponse
 
-    signed = user(request)
+    signed = await signed_user(request)
     doc = await run_in_threadpool(views.plan_document, _store(request), signed.who, plan_id)
     return StrictJSONResponse(
         doc, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
@@ -200,7 +206,7 @@ async def plan_json(request: Request, plan_id: str) -> Response:
 
 @router.get("/plans/{plan_id}/compare")
 async def plan_compare(request: Request, plan_id: str) -> Response:
-    signed = user(request)
+    signed = await signed_user(request)
     sc, _, _ = await run_in_threadpool(views.recorded_plan, _store(request), signed.who, plan_id)
     try:
         with borrowed_rules(request) as rs:  # the server's rules, as the API's (atk70)
@@ -237,7 +243,7 @@ async def plan_whatif(
     i: Annotated[int | None, Query(ge=0, le=100_000)] = None,
     regime: Annotated[Regime | None, Query()] = None,
 ) -> Response:
-    signed = user(request)
+    signed = await signed_user(request)
     sc, plan_json, _ = await run_in_threadpool(
         views.recorded_plan, _store(request), signed.who, plan_id
     )
@@ -306,15 +312,16 @@ def _submit_page(
 async def submit(request: Request) -> Response:
     from straits.web.submit import form_key, read_form, submissions, submit_scenario
 
-    signed = user(request)
+    signed = await signed_user(request)
     got = await read_form(request)
-    _csrf(request, signed, got.csrf)
+    await run_in_threadpool(_csrf, request, signed, got.csrf)  # a refusal is written
     text, file, regime, objective = got.text, got.file, got.regime, got.objective
     time_limit, record = got.time_limit, got.record
     if not signed.who.may("planner"):
         from straits.server.auth import refuse
 
-        raise refuse(
+        raise await run_in_threadpool(
+            refuse,
             request,
             403,
             f"a {signed.who.role} token cannot submit plans: it needs the planner role",
@@ -401,7 +408,7 @@ async def ledger_page(
     from straits.server.ledger_routes import unproven_view, verify_slot
     from straits.web.ledger import Check, tenant_verification, verification
 
-    signed = user(request)
+    signed = await signed_user(request)
     keys = request.app.state.ledger_keys
     full = verify == "entries" and not signed.who.is_admin
     if full:
@@ -435,7 +442,7 @@ async def receipt(request: Request, seq: int) -> Response:
     from straits.store.checkpoints import NoCheckpointError
     from straits.web.ledger import receipt_json
 
-    signed = user(request)
+    signed = await signed_user(request)
     try:
         body = await run_in_threadpool(
             receipt_json, _store(request), signed.who, seq, request.app.state.ledger_keys
@@ -466,7 +473,7 @@ async def rules_page(
 ) -> Response:
     from straits import api
 
-    signed = user(request)
+    signed = await signed_user(request)
     chosen: Regime = regime  # another value is a 400: it listed the enacted rules as asked
     with request.app.state.rules_lock:
         listed = api.rules_json(request.app.state.rules, date, chosen, None)
