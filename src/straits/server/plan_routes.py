@@ -236,10 +236,13 @@ def _not_a_recorded_id(request: Request, who: Principal, doc: PlanDocument) -> N
     from straits.store.records import get_plan, refuse_detached, stored_json
 
     store = request.app.state.store
-    if not who.is_admin and doc.id not in owner.owned_plan_ids(store, doc.id, who.tenant):
-        if owner.any_plan(store, doc.id):  # logged, answered as a missing id is
+    if not who.is_admin:
+        found = owner.owners(store, [doc.id])
+        if doc.id not in found:
+            return  # nobody's plan: a new one
+        if found[doc.id] != who.tenant:  # another tenant's: logged, answered as nobody's
             refuse(request, 404, f"plan document with plan {doc.id} of another tenant", who)
-        return
+            return
     row = get_plan(store, doc.id)
     if row is None:
         return
