@@ -22,7 +22,7 @@ from straits.store.keys import Keys
 from straits.store.note import Signer
 from straits.store.records import record_plan
 from straits.store.tokens import create_token
-from test_ledger_cli import straits
+from test_ledger_cli import checkpointed_log, straits
 from test_ledger_log import sql
 
 SIGNER = Signer.generate("straits.test/led30")
@@ -39,14 +39,7 @@ def _append(db: str, n: int) -> None:
 def keyed(tmp_path: Path, db_url: str) -> Iterator[tuple[str, Path, Path]]:
     """A log of 5 entries (SQLite, PostgreSQL) with a checkpoint at 5; the key, its .pub and
     its record."""
-    db = db_url
-    _append(db, 5)
-    key, pub = tmp_path / "k", tmp_path / "k.pub"
-    key.write_text(SIGNER.skey + "\n")
-    key.chmod(0o600)
-    pub.write_text(SIGNER.verifier.vkey + "\n")
-    assert straits("ledger", "checkpoint", "--db", db, "--key", str(key)).returncode == 0
-    yield db, key, pub
+    yield checkpointed_log(db_url, tmp_path, SIGNER)
 
 
 def _verify(*args: str) -> tuple[int, dict[str, object]]:

@@ -28,7 +28,7 @@ from straits.store import Store, ledger
 from straits.store.keys import Keys
 from straits.store.note import MAX_SIZE, Checkpoint, NoteError, Signer
 from straits.store.tokens import create_token
-from test_ledger_cli import straits
+from test_ledger_cli import checkpointed_log, straits
 from test_ledger_log import sql
 
 SIGNER = Signer.generate("straits.test/tamper2")
@@ -37,17 +37,7 @@ SIGNER = Signer.generate("straits.test/tamper2")
 @pytest.fixture
 def keyed(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
     """A SQLite log of 5 entries with a checkpoint at 5; the key and its .pub on disk."""
-    db = f"sqlite:///{tmp_path / 'l.db'}"
-    store = Store(db)
-    for i in range(5):
-        ledger.record(store, tenant="a", actor="t", kind="check", body={"i": i})
-    store.close()
-    key, pub = tmp_path / "k", tmp_path / "k.pub"
-    key.write_text(SIGNER.skey + "\n")
-    key.chmod(0o600)
-    pub.write_text(SIGNER.verifier.vkey + "\n")
-    assert straits("ledger", "checkpoint", "--db", db, "--key", str(key)).returncode == 0
-    yield db, key, pub
+    yield checkpointed_log(f"sqlite:///{tmp_path / 'l.db'}", tmp_path, SIGNER)
 
 
 def _verify_json(*args: str) -> tuple[int, dict[str, object]]:

@@ -56,6 +56,18 @@ def fill(db: str, n: int, tenants: tuple[str, ...] = ("a", "b")) -> None:
     store.close()
 
 
+def checkpointed_log(db: str, directory: Path, signer: Any, n: int = 5) -> tuple[str, Path, Path]:
+    """A log of ``n`` entries of tenant ``a`` in ``db`` with a checkpoint at ``n`` signed by
+    ``signer`` (a ``note.Signer``); its key and ``.pub`` written in ``directory``."""
+    fill(db, n, ("a",))
+    key, pub = directory / "k", directory / "k.pub"
+    key.write_text(signer.skey + "\n")
+    key.chmod(0o600)
+    pub.write_text(signer.verifier.vkey + "\n")
+    assert straits("ledger", "checkpoint", "--db", db, "--key", str(key)).returncode == 0
+    return db, key, pub
+
+
 def new_keyfile(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A signing key made by `ledger keygen` (the real entry point) under ORIGIN."""
     path = tmp_path_factory.mktemp("keys") / "ledger.key"
