@@ -11,7 +11,9 @@ Every command that writes a file (``-o``/``--output``) goes through :func:`write
   ``0777 & ~umask`` for executables);
 * anything else at the path (a symbolic link, a FIFO, a device node such as ``/dev/full``, a
   socket) is refused with a one-line error (exit 2): Straits never replaces it, and never writes
-  through it. Write to standard output with ``-`` and redirect instead.
+  through it. Write to standard output with ``-`` and redirect instead;
+* a file system that takes no more (a full disk, a quota, ``ulimit -f``) is exit 1, as for
+  standard output, with nothing written (:data:`FULL`).
 
 The check and the rename are not one atomic step: something created at the path in between is
 replaced by the rename (which never follows a link), not written through.
@@ -27,7 +29,7 @@ import stat
 import sys
 from pathlib import Path
 
-from straits.errors import InputError
+from straits.errors import InputError, OutputError
 
 STDOUT = "-"
 
@@ -275,12 +277,29 @@ def write_output(
     try:
         replace_file(path, data.encode("utf-8") if isinstance(data, str) else data, executable)
     except OSError as exc:
+        if exc.errno in FULL:
+            raise full_error(path, exc) from None
         raise InputError(
             f"cannot write {path}: {exc.strerror or exc}",
             path=option,
             expected="a writable location",
         ) from None
     return path
+
+
+#: a file system that takes no more: a full disk, a quota, a file size limit (``ulimit -f``,
+#: where Python ignores SIGXFSZ and the write fails with EFBIG), a failing device
+FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+
+
+def full_error(path: Path, exc: OSError) -> OutputError:
+    """The error for an output file the file system took no more of: exit 1, as for standard
+    output (:func:`stdout_failed`), not 2: nothing in the command line was wrong, and the same
+    command works once there is room. The temporary file is gone, ``path`` as it was."""
+    return OutputError(
+        f"cannot write {path}: {exc.strerror or exc} (the file system takes no more: a full "
+        f"disk, a quota or a file size limit); nothing was written, {path.name} is as it was"
+    )
 
 
 def write_atomically(path: Path, text: str) -> None:

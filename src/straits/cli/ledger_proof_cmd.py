@@ -24,7 +24,7 @@ from straits.cli.common import (
     whole,
 )
 from straits.errors import InputError, LedgerError, StraitsError
-from straits.fileio import write_output
+from straits.fileio import FULL, full_error, write_output
 from straits.limits import max_input_bytes
 
 EXIT_BROKEN = 1
@@ -68,7 +68,8 @@ def register(app: typer.Typer) -> None:
             fail(exc)
             return
         except OSError as exc:
-            fail(InputError(f"cannot write: {exc}", path="-o"))
+            why = f"cannot write: {exc}"  # a full disk is exit 1 (fileio.FULL), not bad input
+            fail(full_error(output, exc) if exc.errno in FULL else InputError(why, path="-o"))
             return
         vkey = signer.verifier.vkey
         if json_out:

@@ -381,7 +381,13 @@ def _write_pair(path: Path, pub: Path, signer: Signer, force: bool) -> None:
         finally:
             tmp.unlink(missing_ok=True)
         sync_dir(path.parent)
-        write_output(pub, signer.verifier.vkey + "\n", option="-o")
+        try:
+            write_output(pub, signer.verifier.vkey + "\n", option="-o")
+        except BaseException:
+            # a disk that took the key but not its .pub (mig31) left the key alone, and every
+            # later keygen refused to replace it: the key is ours (linked just now), so undo it
+            path.unlink(missing_ok=True)
+            raise
         return
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     tmp_pub = pub.with_name(f".{pub.name}.{secrets.token_hex(6)}.tmp")
