@@ -32,6 +32,10 @@ def refuses_writes(exc: DBAPIError) -> bool:
 def holder_hint(exc: DBAPIError, dialect: str) -> str:
     """Who may hold SQLite's write lock: SQLite does not say, and "database is locked" alone
     left users looking for a bug in the command they ran."""
+    if dialect == "sqlite" and "disk I/O error" in str(exc.orig):
+        from straits.store.sqlite_file import room_hint  # a file SQLite could not grow
+
+        return room_hint()
     if dialect != "sqlite" or not transient(exc, dialect):
         return ""
     return (

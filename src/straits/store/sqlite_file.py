@@ -125,12 +125,46 @@ def unopened_hint(database: str | None) -> str:
     Empty when that is not the case."""
     path = unquote((database or "").removeprefix("file:").split("?")[0])
     folder = os.path.dirname(os.path.abspath(path))
-    if not path or not os.path.isfile(path) or os.path.exists(path + "-shm"):
-        return ""
+    room = room_hint(folder) if path else ""
+    if room or not path or not os.path.isfile(path) or os.path.exists(path + "-shm"):
+        return room
     if os.access(folder, os.W_OK):
         return ""
     return (
         f" ({folder} cannot be written, and SQLite makes {os.path.basename(path)}-shm and -wal "
         "beside a log in WAL mode even to read it: make the folder writable, or open the file "
         "read-only with ?mode=ro&immutable=1, which assumes nothing writes it meanwhile)"
+    )
+
+
+#: free bytes below which a failed open or write names a full disk: SQLite makes a ``-shm`` of
+#: 32 KiB and a ``-wal`` beside a log in WAL mode even to read it, and says `disk I/O error`
+#: when it cannot (mig31)
+LOW_SPACE = 1 << 20
+
+
+def room_hint(folder: str | None = None) -> str:
+    """Why SQLite could not grow a file, which it reports as a `disk I/O error` (a file it may
+    not grow, EFBIG; a ``-shm`` it could not make on a full disk): a file size limit on this
+    process (``ulimit -f``), or under ``folder`` less than :data:`LOW_SPACE` free. Empty when
+    neither is the case."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover (Windows)
+        return ""
+    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if soft != resource.RLIM_INFINITY:
+        return (
+            f" (this process may write no file over {soft:,} bytes, `ulimit -f`: SQLite could "
+            "not grow the database's files; raise the limit, then run again)"
+        )
+    try:
+        stat = os.statvfs(folder) if folder else None
+    except OSError:
+        return ""
+    free = stat.f_bavail * stat.f_frsize if stat is not None else LOW_SPACE
+    if free >= LOW_SPACE:
+        return ""
+    return (
+        f" ({folder} has {free // 1024:,} KiB free: the disk is full; free space, then run again)"
     )
