@@ -17,7 +17,7 @@ from straits.plan.options import Option
 from straits.plan.reasons import Loss, ReasonCode, budget_usd
 from straits.plan.result import Rejection
 from straits.plan.schedule import EPS, Booked, Candidate, new_timeline
-from straits.plan.table import StageTable
+from straits.plan.table import PROBLEMS, StageTable
 from straits.plan.timeline import Timeline
 from straits.rules.decision import Reason
 
@@ -88,17 +88,21 @@ class LossExplainer:
         rejections: list[Rejection] = []
         citations: dict[str, Reason] = {}
         ranked_out = {False: 0, True: 0}
+        # the arrays as Python lists once: this loop visits every row of every stage
+        problems = t.problem.tolist()
+        groups = gid.tolist()
         for i in range(len(t)):
             if i == best_row:
                 continue
-            problem = t.problem_of(i)
-            if problem is not None:
+            if problems[i]:
+                problem = PROBLEMS[problems[i]]
+                assert problem is not None
                 fit = t.fit(i)
                 rejections.append(
                     _row_reject(t, i, problem, fit.detail if fit else t.location_note)
                 )
                 continue
-            known = verdicts.get(int(gid[i]))
+            known = verdicts.get(groups[i])
             if known is not None and known.blocking is not None:
                 assert known.code is not None
                 citations.setdefault(known.blocking.rule, known.blocking)
