@@ -22,6 +22,7 @@ import datetime as dt
 from bisect import bisect_left, bisect_right
 from collections.abc import Hashable
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from straits.rules.est import walk
@@ -37,6 +38,8 @@ COMPARISONS = {
 Path = tuple[str, ...]
 MISSING = "<missing>"
 _ATOMS = (str, int, float, bool, tuple, type(None))
+#: how :meth:`KeyPlan.key` reads a path: whether it is there, its value, its position
+_PRESENCE, _EXACT, _COMPARED = 0, 1, 2
 
 
 def _context_path(node: Any) -> Path | None:
@@ -70,6 +73,13 @@ def _literal(node: Any) -> Any:
 def _extension(fn: str, arg: Any) -> Any:
     if not isinstance(arg, str):
         return None
+    return _parse_extension(fn, arg)
+
+
+@lru_cache(maxsize=4096)
+def _parse_extension(fn: str, arg: str) -> Any:
+    """The Python value of a Cedar extension literal: a pure function of its arguments (the
+    planner's contexts carry the same few dates again and again)."""
     try:
         return dt.date.fromisoformat(arg[:10]) if fn == "datetime" else Decimal(arg)
     except (ValueError, InvalidOperation):
@@ -98,6 +108,19 @@ class KeyPlan:
         ]
         self._exact = sorted(self.exact)
         self._presence = sorted(self.presence)
+        self._steps = self._compiled()
+
+    def _compiled(self) -> list[tuple[int, str, str | None, Path, tuple[Any, ...]]]:
+        """What :meth:`key` reads, in its order: (kind, first step, second step of a two-step
+        path else None, the path, the literals of a comparison)."""
+        return [
+            (kind, path[0], path[1] if len(path) == 2 else None, path, tests)
+            for kind, path, tests in (
+                *((_PRESENCE, p, ()) for p in self._presence),
+                *((_EXACT, p, ()) for p in self._exact),
+                *((_COMPARED, p, t) for p, t in self._plan),
+            )
+        ]
 
     def _scan(self, est: dict[str, Any]) -> None:
         compared: set[int] = set()
@@ -148,24 +171,44 @@ class KeyPlan:
         return value if path in self.exact else None
 
     def key(self, action: str, ctx: dict[str, Any]) -> Hashable:
+        """The same tuple for requests the policies cannot tell apart: for each path with a
+        presence test whether it is there, for each path read exactly its value, for each path
+        compared with literals its position among them. Each value is read as :func:`_get`
+        reads it, written out here for paths of one or two steps (this runs for every request
+        a plan asks, once per part of the policies)."""
         parts: list[Hashable] = [action]
-        for path in self._presence:
-            parts.append(_get(ctx, path) is not MISSING)
-        for path in self._exact:
-            v = _get(ctx, path)
-            parts.append(v if type(v) in _ATOMS else _freeze(v))
-        for path, tests in self._plan:
-            v = _get(ctx, path)
-            if isinstance(v, dict) and "__extn" in v:
-                v = _extension(v["__extn"]["fn"], v["__extn"]["arg"])
-            elif v is MISSING or isinstance(v, tuple | dict | list):
-                parts.append(_freeze(v))
-                continue
-            try:
-                parts.append((bisect_left(tests, v), bisect_right(tests, v)))
-            except TypeError:  # a value of another type than the literals: keep it exactly
-                parts.append(_freeze(v))
+        for kind, head, attr, path, tests in self._steps:
+            node = ctx.get(head, MISSING)
+            if attr is not None:
+                if type(node) is not dict:
+                    node = MISSING
+                elif "__entity" in node and node["__entity"] is not None:
+                    node = ("E", node["__entity"]["id"])
+                else:
+                    node = node.get(attr, MISSING)
+            elif len(path) > 1:
+                node = _get(ctx, path)
+            if type(node) is dict and "__entity" in node and node["__entity"] is not None:
+                node = ("E", node["__entity"]["id"])
+            if kind == _PRESENCE:
+                parts.append(node is not MISSING)
+            elif kind == _EXACT:
+                parts.append(node if type(node) in _ATOMS else _freeze(node))
+            else:
+                parts.append(_position(tests, node))
         return tuple(parts)
+
+
+def _position(tests: tuple[Any, ...], v: Any) -> Hashable:
+    """Where ``v`` falls among the sorted literals ``tests`` (a value of another kind: itself)."""
+    if isinstance(v, dict) and "__extn" in v:
+        v = _extension(v["__extn"]["fn"], v["__extn"]["arg"])
+    elif v is MISSING or isinstance(v, tuple | dict | list):
+        return _freeze(v)
+    try:
+        return (bisect_left(tests, v), bisect_right(tests, v))
+    except TypeError:  # a value of another type than the literals: keep it exactly
+        return _freeze(v)
 
 
 def _get(ctx: dict[str, Any], path: Path) -> Any:
