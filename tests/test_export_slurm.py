@@ -59,6 +59,7 @@ SBATCH = {
     "output": r"\S+",
     "signal": r"B:USR1@[1-9][0-9]*",
     "kill-on-invalid-dep": r"yes",
+    "open-mode": r"append|truncate",
 }
 
 
@@ -165,15 +166,25 @@ echo "$n"
 #: scontrol and scancel stand-ins: each records its arguments in its own log
 FAKE_CONTROL = '#!/bin/bash\necho "$*" >> "$FAKE_LOGS/$(basename "$0").log"\n'
 
+#: squeue stand-in for ``squeue -h -o '%i %k'``: an empty queue, or with SQUEUE_FROM_LOG=1 every
+#: job sbatch.log holds with its comment; SQUEUE_FAIL=1 fails as a controller that is down
+FAKE_SQUEUE = """#!/bin/bash
+[ -z "${SQUEUE_FAIL:-}" ] || { echo "squeue: error: Unable to contact controller" >&2; exit 1; }
+[ -n "${SQUEUE_FROM_LOG:-}" ] && [ -f "$SBATCH_LOG" ] || exit 0
+sed -E 's/^([0-9]+) .*--comment=([^ ]*).*$/\\1 \\2/' "$SBATCH_LOG"
+"""
+
 
 def fake_slurm(tmp_path: Path) -> dict[str, str]:
-    """An environment whose sbatch, scontrol and scancel are stand-ins logging to tmp_path."""
+    """An environment whose sbatch, scontrol, scancel and squeue are stand-ins logging to
+    tmp_path."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     for name, text in (
         ("sbatch", FAKE_SBATCH),
         ("scontrol", FAKE_CONTROL),
         ("scancel", FAKE_CONTROL),
+        ("squeue", FAKE_SQUEUE),
     ):
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)

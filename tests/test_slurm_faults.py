@@ -222,7 +222,8 @@ def test_a_bundle_submitted_twice_runs_each_stage_once(rules: RuleSet, tmp_path:
     runs += [_log(s, log) for s in ("sft", "serve")]
     out, _ = _export_ci(tmp_path, rules, runs, change=shared)
     assert "--exclusive" not in (out / "slurm" / "straits-ci" / "tiny-pretrain.sbatch").read_text()
-    first, second = _submit_rc(out, env), _submit_rc(out, env)
+    # a second copy on purpose: submit.sh refuses one while the first is queued
+    first, second = _submit_rc(out, env), _submit_rc(out, {**env, "STRAITS_SUBMIT_AGAIN": "1"})
     assert first[0] == second[0] == 0, first[2] + second[2]
     states = _wait(first[1] + second[1], env, timeout=240)
     chains = [[states[i] for i in ids] for ids in (first[1], second[1])]

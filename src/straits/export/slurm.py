@@ -175,6 +175,9 @@ class SlurmExporter:
             *([f"--signal=B:USR1@{lead}"] if lead else []),
             "--kill-on-invalid-dep=yes",
             "--output=%x-%j.out",
+            # a requeued job (node failure, scontrol requeue, preemption) writes the same
+            # file: appended to, the run before it keeps its record of why it stopped
+            "--open-mode=append",
         ]
         # the root may hold $VARS for the shell (its pattern allows nothing else); the rest is
         # quoted whatever the plan id holds
@@ -230,6 +233,11 @@ class SlurmExporter:
             *(f"export {k}={sh_quote(v)}" for k, v in envs.items()),
             f"export STRAITS_SEGMENT=${{STRAITS_SEGMENT:-1}} "
             f"STRAITS_SEGMENTS=${{STRAITS_SEGMENTS:-{parts}}}",
+            "# Slurm's SIGTERM (scancel, scontrol requeue, a preemption, the job's limit): the",
+            "# stage is not complete, and the job's output says so",
+            "trap 'echo \"straits: $STRAITS_WORKLOAD/$STRAITS_STAGE job $STRAITS_SEGMENT of "
+            "$STRAITS_SEGMENTS stopped by Slurm (SIGTERM: cancelled, requeued, preempted or at "
+            "its limit); not marked complete\" >&2; exit 143' TERM",
             *(
                 [
                     "# serving ends at the end of its planned period: the last job's command",

@@ -6,9 +6,16 @@ another cluster) and, when the plan starts it later than now, for its planned st
 (``--begin=now+SECONDS``: a stage the plan holds for chips still to arrive, a capacity window or
 a rule's date does not start when its predecessor ends). Counting seconds from now leaves the
 cluster's time zone out of it.
+
+Run twice (an operator retrying after a lost login) it would queue every stage a second time:
+each job carries the plan and cluster in its comment (``--comment=straits:PLAN/CLUSTER``), and
+``submit.sh`` submits nothing while ``squeue`` lists a job with that comment, naming them
+(``STRAITS_SUBMIT_AGAIN=1`` queues a second copy anyway).
 """
 
 from __future__ import annotations
+
+import shlex
 
 
 def submit_script(plan_id: str, folder: str, body: list[str]) -> str:
@@ -25,6 +32,7 @@ def submit_script(plan_id: str, folder: str, body: list[str]) -> str:
         "set -euo pipefail",
         'cd "$(dirname "$0")"',
         "SUBMITTED=() RELEASE=()",
+        f"MARK={shlex.quote(mark(plan_id, folder))}",
         "cleanup() {",
         "  local rc=$?",
         '  [ "$rc" -eq 0 ] && return 0',
@@ -53,7 +61,8 @@ def submit_script(plan_id: str, folder: str, body: list[str]) -> str:
         '  [ "$deps" = - ] && deps=""',
         '  prev=$deps FIRST=""',
         '  for seg in $(seq 1 "$parts"); do',
-        "    args=(--parsable --export=ALL,STRAITS_SEGMENT=$seg,STRAITS_SEGMENTS=$parts)",
+        "    args=(--parsable --export=ALL,STRAITS_SEGMENT=$seg,STRAITS_SEGMENTS=$parts",
+        '      "--comment=$MARK")',
         '    [ -n "$prev" ] && args+=(--dependency=afterok:$prev)',
         '    [ "$seg" -eq 1 ] && { [ "$hold" = hold ] || [ -z "$prev" ]; } && args+=(--hold)',
         '    [ "$seg" -eq 1 ] && [ "$wait_s" -gt 0 ] && args+=(--begin=now+$wait_s)',
@@ -68,9 +77,32 @@ def submit_script(plan_id: str, folder: str, body: list[str]) -> str:
         "  LAST=$id",
         "}",
     ]
+    again = [
+        "# run twice (a retry after a lost login), every stage would be queued twice: nothing is",
+        "# submitted while jobs of this plan on this cluster are queued (their comment)",
+        'if [ "${STRAITS_SUBMIT_AGAIN:-0}" != 1 ]; then',
+        "  queued=$(squeue -h -o '%i %k' | awk -v m=\"$MARK\" "
+        '\'$2 == m { printf "%s%s", s, $1; s = " " }\') || {',
+        '    echo "submit.sh: squeue failed: cannot tell whether this plan is already queued;'
+        ' nothing submitted" >&2',
+        "    exit 1",
+        "  }",
+        '  if [ -n "$queued" ]; then',
+        '    echo "submit.sh: jobs of this plan are already queued on this cluster ($MARK):'
+        " $queued; nothing submitted (scancel them first, or set STRAITS_SUBMIT_AGAIN=1 to"
+        ' queue a second copy)" >&2',
+        "    exit 1",
+        "  fi",
+        "fi",
+    ]
     tail = [
         "# every job is in: start the stages that wait for nothing",
         'if [ "${#RELEASE[@]}" -gt 0 ]; then scontrol release "$(IFS=,; echo "${RELEASE[*]}")"; fi',
         "trap - EXIT",
     ]
-    return "\n".join(head + body + tail) + "\n"
+    return "\n".join(head + again + body + tail) + "\n"
+
+
+def mark(plan_id: str, folder: str) -> str:
+    """The comment every job of ``folder`` (``slurm/CLUSTER``) of the plan carries."""
+    return f"straits:{plan_id}/{folder.removeprefix('slurm/')}"
