@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +25,8 @@ from straits.export.base import ExportInput
 from straits.rules import RuleSet
 from test_export_slurm import _export_ci, _slurm_env, _submit_rc, _wait, fake_slurm
 from test_slurm_faults import inp  # noqa: F401  (the fixture)
+
+STAGES = ("pretrain", "sft", "serve")
 
 
 def _bundle(export: ExportInput, into: Path) -> tuple[dict[str, str], Path]:
@@ -95,6 +100,50 @@ def test_a_job_stopped_by_slurm_exits_143_not_complete(
     assert "#SBATCH --open-mode=append" in script.read_text().splitlines()
 
 
+@pytest.fixture
+def shared_tmp() -> Iterator[Path]:
+    """A folder every user can enter (pytest's tmp_path is its owner's alone), for a
+    submit.sh run as another user."""
+    base = Path(tempfile.mkdtemp(prefix="straits-slurm31-"))
+    base.chmod(0o755)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _as_one_who_cannot_write(folder: Path, env: dict[str, str], *cmd: str) -> list[str]:
+    """``cmd`` run by a user who cannot write in ``folder``: nobody when this is root (root
+    writes anywhere), else this user with the folder made read-only."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        return list(cmd)
+    runuser = shutil.which("runuser")
+    if runuser is None:
+        pytest.skip("root without runuser: no user here who cannot write")
+    return [runuser, "-u", "nobody", "--", "env", *(f"{k}={v}" for k, v in env.items()), *cmd]
+
+
+def test_submit_sh_where_the_jobs_cannot_write_submits_nothing(
+    inp: ExportInput,  # noqa: F811
+    shared_tmp: Path,
+) -> None:
+    """The bundle in a folder its user cannot write (another user's, a read-only mount):
+    submit.sh queued every job, each then failed to launch (its output cannot be opened;
+    JobLaunchFailure, the reason only in slurmd's log on the node). Now it submits nothing and
+    exits 1."""
+    env, submit = _bundle(inp, shared_tmp)
+    logs = shared_tmp / "logs"
+    logs.mkdir(mode=0o777)
+    logs.chmod(0o777)
+    env = {**env, "SBATCH_LOG": str(logs / "sbatch.log"), "FAKE_LOGS": str(logs)}
+    cmd = _as_one_who_cannot_write(submit.parent, env, "bash", str(submit))
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert not (logs / "sbatch.log").exists()
+    assert list(submit.parent.glob(".straits-write-probe*")) == []
+
+
 # --- against a real Slurm -----------------------------------------------------------------------
 def _until(path: Path, text: str, seconds: float = 120) -> None:
     deadline = time.monotonic() + seconds
@@ -118,7 +167,7 @@ def _ci(rules: RuleSet, tmp_path: Path, seconds: int) -> tuple[dict[str, str], P
     return env, out, log
 
 
-def _restart_controller(env: dict[str, str]) -> None:
+def _restart_controller(env: dict[str, str], down: float) -> None:
     conf = Path(env["SLURM_CONF"])
     pid_file = conf.parent / "slurmctld.pid"
     if not pid_file.exists():
@@ -131,7 +180,7 @@ def _restart_controller(env: dict[str, str]) -> None:
         except ProcessLookupError:
             break
         time.sleep(0.1)
-    time.sleep(2)  # down while the job runs and its successors wait
+    time.sleep(down)  # down while the job runs (or ends) and its successors wait
     subprocess.run(["slurmctld", "-f", str(conf), "-i"], env=env, check=True)
     for _ in range(60):
         if subprocess.run(["scontrol", "ping"], env=env, capture_output=True).returncode == 0:
@@ -141,16 +190,17 @@ def _restart_controller(env: dict[str, str]) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(("seconds", "down"), [(15, 2), (4, 12)])
 def test_a_controller_restarted_mid_pipeline_loses_and_repeats_nothing(
-    rules: RuleSet, tmp_path: Path
+    rules: RuleSet, tmp_path: Path, seconds: int, down: float
 ) -> None:
-    """slurmctld stopped and started while pretrain runs and sft waits on afterok: held, each
-    stage runs once, in order."""
-    env, out, log = _ci(rules, tmp_path, 15)
+    """slurmctld stopped and started while pretrain runs and sft waits on afterok, back before
+    pretrain ends or only after it ended: held, each stage runs once, in order."""
+    env, out, log = _ci(rules, tmp_path, seconds)
     rc, ids, err = _submit_rc(out, env)
     assert rc == 0, err
     _until(log, "start")
-    _restart_controller(env)
+    _restart_controller(env, down)
     states = _wait(ids, env, timeout=240)
     assert [states[i] for i in ids] == ["COMPLETED"] * 3, states
     assert log.read_text().split() == ["start", "end", "sft", "serve"]
@@ -238,3 +288,22 @@ def test_a_stage_whose_directory_is_gone_fails_and_stops_the_rest(
     states = _wait(ids, env, timeout=240)
     assert [states[i] for i in ids] == ["COMPLETED", "FAILED", "CANCELLED"], states
     assert log.read_text().split() == ["start", "end"]
+
+
+@pytest.mark.slow
+def test_submit_sh_where_the_jobs_cannot_write_queues_nothing_on_slurm(
+    rules: RuleSet, shared_tmp: Path
+) -> None:
+    """As nobody (or read-only), a bundle in a folder it cannot write: before, exit 0 and
+    pretrain FAILED at launch (JobLaunchFailure), sft and serve CANCELLED; now exit 1, no job."""
+    ckpt = shared_tmp / "ckpt"
+    ckpt.mkdir()
+    ckpt.chmod(0o777)
+    env = {**_slurm_env(), "STRAITS_CI_CHECKPOINTS": str(ckpt)}
+    log = ckpt / "stages.log"
+    out, _ = _export_ci(shared_tmp, rules, [f"{s}=echo {s} >> {log}" for s in STAGES])
+    submit = out / "slurm" / "straits-ci" / "submit.sh"
+    cmd = _as_one_who_cannot_write(submit.parent, env, "bash", str(submit))
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and re.findall(r": job (\d+)", p.stdout) == [], p.stdout + p.stderr
+    assert not log.exists()

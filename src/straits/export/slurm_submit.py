@@ -78,6 +78,15 @@ def submit_script(plan_id: str, folder: str, body: list[str]) -> str:
         "}",
     ]
     again = [
+        "# the jobs write their output here (%x-%j.out): where they cannot, each fails to",
+        "# launch (JobLaunchFailure, the reason only in slurmd's log on its node), the rest",
+        "# cancelled",
+        "probe=$(mktemp -p . .straits-write-probe.XXXXXX 2>/dev/null) || {",
+        '  echo "submit.sh: $(id -un) cannot write in $PWD, where the jobs write their output;'
+        ' nothing submitted" >&2',
+        "  exit 1",
+        "}",
+        'rm -f "$probe"',
         "# run twice (a retry after a lost login), every stage would be queued twice: nothing is",
         "# submitted while jobs of this plan on this cluster are queued (their comment)",
         'if [ "${STRAITS_SUBMIT_AGAIN:-0}" != 1 ]; then',
