@@ -333,7 +333,7 @@ def test_a_file_name_with_brackets_is_shown_as_it_is(tmp_path: Path, example_pat
     out = tmp_path / "plan.html"
     p = straits("report", str(sc), "-o", str(out), "--time-limit", "2")
     assert p.returncode == 0, p.stderr
-    assert f'<p class="source">scenario {sc}, planned now' in out.read_text()
+    assert f'<p class="source">scenario {sc.name}, planned now' in out.read_text()
     doc = tmp_path / "p[bold]x.json"
     p = straits("plan", str(sc), "--solver", "greedy", "-o", "json")
     doc.write_text(p.stdout)

@@ -241,7 +241,7 @@ def _plan_of(
             source.scenario,
             # the page's text (HTML-escaped by its template), not Rich markup: esc() put a
             # backslash before every '[' of the file's name into the report
-            f"{source.label}, planned now under the {made.regime} rules",
+            f"{_on_the_page(source.label, ref)}, planned now under the {made.regime} rules",
             None,
         )
     from straits.cli.common import refuse_unread
@@ -279,9 +279,19 @@ def _plan_of(
     shown = (
         f"recorded plan {doc.id}, ledger entry {doc.ledger_seq}"
         if recorded is not None
-        else source.label
+        else _on_the_page(source.label, ref)
     )
     return doc.plan, doc.scenario, shown, recorded
+
+
+def _on_the_page(label: str, ref: str) -> str:
+    """``label`` with the file read named by its name only: the page travels by e-mail, and
+    ``/home/ana/deals/acme/scenario.yaml`` told every reader this machine's user and folders
+    (and two reports of one plan written from two folders differed, SOURCE_DATE_EPOCH or not)."""
+    if ref == "-":
+        return label
+    path = str(Path(ref).expanduser())
+    return label.replace(path, Path(path).name, 1)
 
 
 def _receipt(store: Any, seq: int, key: Path | None) -> tuple[dict[str, Any] | None, str | None]:

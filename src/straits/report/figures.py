@@ -12,6 +12,7 @@ import datetime as dt
 from itertools import pairwise
 from typing import Any
 
+from straits.report.short_stages import axis_seconds, occupied_until, short_marks, too_short
 from straits.report.usage import PoolView, average_share
 from straits.report.view import CostRow, PlanView, RuleSpan
 
@@ -73,14 +74,16 @@ def _lanes(pool: PoolView) -> list[int]:
     """A lane per task so overlapping tasks on one pool never hide each other."""
     ends: list[dt.datetime] = []
     lanes = []
+    span = axis_seconds(pool)
     for t in pool.tasks:
+        until = occupied_until(t, span)
         for i, e in enumerate(ends):
             if e <= t.start:
-                ends[i] = t.end
+                ends[i] = until
                 lanes.append(i)
                 break
         else:
-            ends.append(t.end)
+            ends.append(until)
             lanes.append(len(ends) - 1)
     return lanes
 
@@ -120,6 +123,9 @@ def pool_figure(pool: PoolView, colours: dict[str, str]) -> Figure:
                 "xaxis": "x",
             }
         )
+    short = too_short(pool, shown)
+    if short:
+        data.append(short_marks(shown, short, [lanes[i] for i in short], colours, PALETTE[0]))
     data.append(
         {
             "type": "scatter",
@@ -212,8 +218,13 @@ def utilisation_figure(pools: tuple[PoolView, ...], weeks: int = 52) -> Figure:
         return {"data": [], "layout": {**LAYOUT, "title": {"text": "no pool is used"}}}
     start = min(p.capacity[0][0] for p in used)
     end = max(p.capacity[-1][0] for p in used)
-    span_weeks = max(1, min(weeks * 4, int((end - start).days / 7) + 1))
-    edges = [start + dt.timedelta(days=7 * i) for i in range(span_weeks + 1)]
+    # at most weeks * 4 columns, each as many weeks as that takes: the columns stopped at
+    # 208 weeks, and a plan to 2035 or 2100 was drawn to mid-2029 with no word of the rest
+    span_weeks = max(1, -(-(end - start).days // 7))
+    step = -(-span_weeks // (weeks * 4))
+    columns = -(-span_weeks // step)
+    edges = [start + dt.timedelta(days=7 * step * i) for i in range(columns + 1)]
+    per = "week" if step == 1 else f"{step} weeks"
 
     z = [[average_share(p, a, b) for a, b in pairwise(edges)] for p in used]
     return {
@@ -221,19 +232,22 @@ def utilisation_figure(pools: tuple[PoolView, ...], weeks: int = 52) -> Figure:
             {
                 "type": "heatmap",
                 "z": z,
-                "x": [_iso(e) for e in edges[:-1]],
+                # every column's edges (one more than columns): a column spans its weeks,
+                # and a plan of one instant has a week of axis, not a millisecond
+                "x": [_iso(e) for e in edges],
                 "y": [p.key for p in used],
                 "zmin": 0,
                 "zmax": 1,
                 "colorscale": [[0, "#f7fbff"], [0.5, "#6baed6"], [1, "#08306b"]],
                 "colorbar": {"title": {"text": "in use"}, "tickformat": ".0%"},
                 "hovertemplate": "%{y}<br>%{z:.1%}: average share of chips in use, "
-                "week of %{x}<extra></extra>",
+                + ("week of" if step == 1 else f"{per} from")
+                + " %{x}<extra></extra>",
             }
         ],
         "layout": {
             **LAYOUT,
-            "title": {"text": f"Average share of chips in use per week, {len(used)} pools"},
+            "title": {"text": f"Average share of chips in use per {per}, {len(used)} pools"},
             "height": min(2400, 120 + 16 * len(used)),
             "yaxis": {"autorange": "reversed", "automargin": True},
             "xaxis": {"type": "date"},
@@ -329,6 +343,7 @@ def cost_figure(rows: tuple[CostRow, ...], by: str) -> Figure:
         ("capex (amortised)", "capex_usd", "#009E73", "x"),
         ("late penalty", "penalty_usd", "#D55E00", "."),
     )
+    free = not any(getattr(r, attr) for r in shown for _, attr, _, _ in parts)
     data = [
         {
             "type": "bar",
@@ -340,17 +355,23 @@ def cost_figure(rows: tuple[CostRow, ...], by: str) -> Figure:
             "hovertemplate": "%{y}<br>" + name + " $%{x:,.0f}<extra></extra>",
         }
         for name, attr, colour, shape in parts
-        if any(getattr(r, attr) for r in shown)
+        # every part at $0 (a plan that costs nothing) is still drawn, as bars of $0: the
+        # chart was empty, an axis from -$1 to $6 and rows numbered 0 to 4, with no word
+        if any(getattr(r, attr) for r in shown) or (attr == "compute_usd" and free)
     ]
     return {
         "data": data,
         "layout": {
             **LAYOUT,
             "barmode": "stack",
-            "title": {"text": f"Cost by {by}"},
+            "title": {"text": f"Cost by {by}" + (": $0, nothing costs anything" if free else "")},
             "height": 160 + 24 * len(shown),
             "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
-            "xaxis": {"title": {"text": "US dollars"}, "tickformat": "$~s"},
+            "xaxis": {
+                "title": {"text": "US dollars"},
+                "tickformat": "$~s",
+                **({"range": [0, 1], "tickvals": [0]} if free else {}),
+            },
             "yaxis": {"autorange": "reversed", "automargin": True},
         },
     }
