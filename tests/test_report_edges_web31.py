@@ -171,3 +171,33 @@ def test_stages_at_one_instant_are_drawn_apart(
     assert sorted(marks["text"]) == sorted(shared)
     assert len(set(marks["y"])) == len(shared)  # each on a lane of its own
     assert json.dumps(figs).count("NaN") == 0
+
+
+def test_a_pool_of_2000_stages_draws_40_on_lanes_that_can_be_read(
+    demo: tuple[Scenario, dict[str, Any]], rules: RuleSet
+) -> None:
+    """2,000 overlapping stages on one pool: the chart draws the first 40 and says so (the
+    table lists them all), but its 40 lanes were squeezed into the 12-lane panel: bars 5 px
+    high and their names 4 px in Chromium. Every lane keeps 24 px now."""
+    plan = copy.deepcopy(demo[1])
+    first = plan["assignments"][0]
+    t0 = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
+    many = []
+    for i in range(2000):
+        a = dict(first, chips=1)
+        start = t0 + dt.timedelta(hours=2 * i)
+        a["start"] = start.isoformat().replace("+00:00", "Z")
+        a["end"] = (start + dt.timedelta(hours=2000)).isoformat().replace("+00:00", "Z")
+        many.append(a)
+    plan["assignments"] = many + plan["assignments"][1:]
+    fig = _pool_of(_figures(demo, rules, plan), first["stage"])
+    bars = [t for t in fig["data"] if t["type"] == "bar"]
+    lanes = {y for t in bars for y in t["y"]}
+    assert sum(len(t["x"]) for t in bars) == 40 and len(lanes) == 40
+    layout = fig["layout"]
+    assert "2001 stages" in layout["title"]["text"]
+    assert "first 40 stages drawn" in layout["title"]["text"]
+    lanes_px = (layout["height"] - 70) * (1 - layout["yaxis2"]["domain"][0])
+    assert lanes_px / len(lanes) >= 24
+    chips_px = (layout["height"] - 70) * layout["yaxis"]["domain"][1]
+    assert chips_px >= 170  # the chips panel as tall as a 12-lane chart's

@@ -88,6 +88,21 @@ def _lanes(pool: PoolView) -> list[int]:
     return lanes
 
 
+#: the height of a lane past 12 lanes (px): a bar and its name in 12 px text, unshrunk
+LANE_PX = 24
+
+
+def _pool_height(lanes: int) -> tuple[int, float, float]:
+    """(the chart's height, the top of the chips panel, the bottom of the lanes) for
+    ``lanes``: up to 12 lanes share a panel of the chart's upper half; past that every lane
+    keeps 24 px and the chips panel its 12-lane size (40 lanes were squeezed into the
+    12-lane panel: bars 5 px high, their names 4 px, unreadable)."""
+    if lanes <= 12:
+        return 220 + 22 * lanes, 0.42, 0.5
+    plot = 174 + 30 + LANE_PX * lanes  # chips panel, gap, lanes (margins: 70 px)
+    return 70 + plot, 174 / plot, (174 + 30) / plot
+
+
 def pool_figure(pool: PoolView, colours: dict[str, str]) -> Figure:
     """Tasks on the pool's lanes (top) over its capacity and chips in use (bottom), on the
     plan's whole time span so that every pool's chart lines up with the others."""
@@ -179,13 +194,14 @@ def pool_figure(pool: PoolView, colours: dict[str, str]) -> Figure:
         + (f"; first {len(shown)} stages drawn" if more > 0 else "")
     )
     lanes_n = max(lanes, default=0) + 1
+    height, chips_top, lanes_bottom = _pool_height(lanes_n)
     return {
         "data": data,
         "layout": {
             **LAYOUT,
             "title": {"text": title, "font": {"size": 13}},
             "barmode": "overlay",
-            "height": 220 + 22 * min(lanes_n, 12),
+            "height": height,
             "showlegend": False,
             "xaxis": {
                 "type": "date",
@@ -193,14 +209,14 @@ def pool_figure(pool: PoolView, colours: dict[str, str]) -> Figure:
                 "range": [_iso(pool.capacity[0][0]), _iso(pool.capacity[-1][0])],
             },
             "yaxis": {
-                "domain": [0, 0.42],
+                "domain": [0, chips_top],
                 "title": {"text": "chips"},
                 "rangemode": "tozero",
                 "automargin": True,
                 "tickformat": "~s",
             },
             "yaxis2": {
-                "domain": [0.5, 1],
+                "domain": [lanes_bottom, 1],
                 "autorange": "reversed",
                 "showticklabels": lanes_n > 1,
                 "type": "category",
