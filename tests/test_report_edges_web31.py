@@ -201,3 +201,22 @@ def test_a_pool_of_2000_stages_draws_40_on_lanes_that_can_be_read(
     assert lanes_px / len(lanes) >= 24
     chips_px = (layout["height"] - 70) * layout["yaxis"]["domain"][1]
     assert chips_px >= 170  # the chips panel as tall as a 12-lane chart's
+
+
+def test_a_right_to_left_override_in_a_file_name_is_shown_not_obeyed(
+    tmp_path: Path, example_path: Path
+) -> None:
+    """A file named `x<U+202E>nosj.plan.json` put its override raw into the page's source line:
+    the browser drew the rest of the line reversed, so the page showed other text than it held
+    (plan documents and scenarios refuse the character in every text field; the file's name was
+    the one way in). The page writes it as `\\u202e`, as the terminal does."""
+    p = straits("plan", str(example_path), "--solver", "greedy", "-o", "json")
+    assert p.returncode == 0, p.stderr
+    doc = tmp_path / "x\u202enosj.plan.json"
+    doc.write_text(p.stdout)
+    out = tmp_path / "plan.html"
+    r = straits("report", str(doc), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    page = out.read_text(encoding="utf-8")
+    assert "\u202e" not in page
+    assert '<p class="source">plan document x\\u202enosj.plan.json (plan ' in page

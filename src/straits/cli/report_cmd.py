@@ -285,13 +285,18 @@ def _plan_of(
 
 
 def _on_the_page(label: str, ref: str) -> str:
-    """``label`` with the file read named by its name only: the page travels by e-mail, and
-    ``/home/ana/deals/acme/scenario.yaml`` told every reader this machine's user and folders
-    (and two reports of one plan written from two folders differed, SOURCE_DATE_EPOCH or not)."""
-    if ref == "-":
-        return label
-    path = str(Path(ref).expanduser())
-    return label.replace(path, Path(path).name, 1)
+    """``label`` with the file read named by its name only, its controls written as escapes:
+    the page travels by e-mail, and ``/home/ana/deals/acme/scenario.yaml`` told every reader
+    this machine's user and folders (and two reports of one plan written from two folders
+    differed, SOURCE_DATE_EPOCH or not)."""
+    from straits.controls import shown
+
+    if ref != "-":
+        path = str(Path(ref).expanduser())
+        label = label.replace(path, Path(path).name, 1)
+    # a file's name is the one text of the page no model checked: U+202E in it reversed the
+    # rest of the source line on screen ("Trojan Source"), as it would on a terminal
+    return shown(label)
 
 
 def _receipt(store: Any, seq: int, key: Path | None) -> tuple[dict[str, Any] | None, str | None]:
