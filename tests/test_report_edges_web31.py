@@ -20,6 +20,7 @@ import pytest
 from straits.loading import load_scenario
 from straits.model.scenario import Scenario
 from straits.plan import make_plan
+from straits.report import plan_report
 from straits.report.figures import plan_figures
 from straits.report.view import build_view
 from straits.rules import RuleSet
@@ -123,6 +124,9 @@ def test_the_heatmap_of_a_plan_to_2100_covers_it_all(
     step = edges[1] - edges[0]
     assert step.days % 7 == 0 and step.days > 7
     assert f"per {step.days // 7} weeks" in fig["layout"]["title"]["text"]
+    # the chart's label says so too (it said "per pool and week")
+    page = plan_report(plan, demo[0], rules, source="test")
+    assert f'aria-label="Average share of chips in use per {step.days // 7} weeks, ' in page
     # the row of the pool that runs the long stage is in use to the end
     key = f"{last['site']}/{last['chip']}"
     assert hm["z"][hm["y"].index(key)][-1] > 0

@@ -35,6 +35,10 @@ def plan_context(view: PlanView) -> dict[str, Any]:
         "reason_totals": reason_totals(view),
         "cited": cited_rules(view),
         "why_not_limit": WHY_NOT_LIMIT,
+        # the heatmap's own title: its columns are several weeks each on a long plan
+        "utilisation_label": figures["utilisation"]["layout"]["title"]["text"]
+        if "utilisation" in figures
+        else "",
     }
 
 
