@@ -12,7 +12,8 @@ import datetime as dt
 from itertools import pairwise
 from typing import Any
 
-from straits.report.short_stages import axis_seconds, occupied_until, short_marks, too_short
+from straits.report.lanes import lanes_of, pool_height
+from straits.report.short_stages import short_marks, too_short
 from straits.report.usage import PoolView, average_share
 from straits.report.view import CostRow, PlanView, RuleSpan
 
@@ -70,44 +71,11 @@ def _ms(a: dt.datetime, b: dt.datetime) -> float:
     return (b - a).total_seconds() * 1000.0
 
 
-def _lanes(pool: PoolView) -> list[int]:
-    """A lane per task so overlapping tasks on one pool never hide each other."""
-    ends: list[dt.datetime] = []
-    lanes = []
-    span = axis_seconds(pool)
-    for t in pool.tasks:
-        until = occupied_until(t, span)
-        for i, e in enumerate(ends):
-            if e <= t.start:
-                ends[i] = until
-                lanes.append(i)
-                break
-        else:
-            ends.append(until)
-            lanes.append(len(ends) - 1)
-    return lanes
-
-
-#: the height of a lane past 12 lanes (px): a bar and its name in 12 px text, unshrunk
-LANE_PX = 24
-
-
-def _pool_height(lanes: int) -> tuple[int, float, float]:
-    """(the chart's height, the top of the chips panel, the bottom of the lanes) for
-    ``lanes``: up to 12 lanes share a panel of the chart's upper half; past that every lane
-    keeps 24 px and the chips panel its 12-lane size (40 lanes were squeezed into the
-    12-lane panel: bars 5 px high, their names 4 px, unreadable)."""
-    if lanes <= 12:
-        return 220 + 22 * lanes, 0.42, 0.5
-    plot = 174 + 30 + LANE_PX * lanes  # chips panel, gap, lanes (margins: 70 px)
-    return 70 + plot, 174 / plot, (174 + 30) / plot
-
-
 def pool_figure(pool: PoolView, colours: dict[str, str]) -> Figure:
     """Tasks on the pool's lanes (top) over its capacity and chips in use (bottom), on the
     plan's whole time span so that every pool's chart lines up with the others."""
     shown = pool.tasks[:POOL_TASKS]
-    lanes = _lanes(pool)[: len(shown)]
+    lanes = lanes_of(pool)[: len(shown)]
     by_workload: dict[str, list[int]] = {}
     for i, t in enumerate(shown):
         by_workload.setdefault(t.workload, []).append(i)
@@ -194,7 +162,7 @@ def pool_figure(pool: PoolView, colours: dict[str, str]) -> Figure:
         + (f"; first {len(shown)} stages drawn" if more > 0 else "")
     )
     lanes_n = max(lanes, default=0) + 1
-    height, chips_top, lanes_bottom = _pool_height(lanes_n)
+    height, chips_top, lanes_bottom = pool_height(lanes_n)
     return {
         "data": data,
         "layout": {
