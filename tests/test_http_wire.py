@@ -231,6 +231,21 @@ def test_a_body_over_the_cap_is_answered_413_to_a_client_that_writes_it_all_firs
 
 
 @pytest.mark.slow
+def test_a_chunk_declared_over_the_cap_is_413_at_once(wire: Wire) -> None:
+    # srv32: the size line of 20 hex digits was answered 408 at the body timeout (30 s); the
+    # socket here gives up after 10 s
+    head = (
+        b"POST /v1/estimate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ) % wire.token.encode()
+    for size_line in (b"FFFFFFFFFFFFFFFFFFFF\r\n", b"%x\r\n" % (2 * 1024 * 1024 + 1)):
+        raw, clean = wire.send(head + size_line)
+        assert one_problem(raw, 413)["type"] == "urn:straits:problem:body-too-large"
+        assert clean
+    wire.healthy()
+
+
+@pytest.mark.slow
 def test_malformed_framing_and_bytes_are_problems(wire: Wire) -> None:
     post = b"POST /v1/estimate HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
     for raw_request in (

@@ -23,6 +23,9 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+#: the scope extension in which the server's protocol (server/protocol.py) says how many bytes
+#: the chunk being read still declares (``{"pending": n}``), for ``BodyLimit`` (app.py)
+DECLARED = "straits.declared_body"
 
 
 class HeadAsGet:

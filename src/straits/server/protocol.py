@@ -49,6 +49,15 @@ client stops sending (or after ``LINGER_S``), the bytes still arriving read and 
 close with unread bytes is a reset, which can reach the client before the answer does. A
 protocol error after the app has begun its answer (a bad chunk after a 401) closes the
 connection without a second answer: uvicorn tried to send one and logged a traceback.
+
+A chunked body's declared size is passed on to the app: each request's scope holds
+``scope["extensions"][DECLARED]``, a dict whose ``"pending"`` is the bytes the chunk being read
+still declares (0 outside a chunk), and the app is woken (an empty ``http.request``, more to
+come) when a chunk's size line arrives without its data, so ``BodyLimit`` answers a chunk
+declared over the cap (``FFFFFFFFFFFFFFFFFFFF``) with 413 at once, where it waited for bytes
+that never came and answered 408 at the body timeout (srv32). h11 keeps that size in its
+reader (``ChunkedReader._bytes_in_chunk``) and says it nowhere public: it is read, in O(1),
+with defaults that give 0 (the old 408) if h11 renames it, and a test pins it.
 """
 
 from __future__ import annotations
@@ -65,6 +74,7 @@ import h11
 from uvicorn.protocols.http.h11_impl import STATUS_PHRASES, H11Protocol
 
 from straits.jsonout import dumps
+from straits.server.head import DECLARED
 from straits.server.problems import MEDIA_TYPE, problem, problem_body
 from straits.store.audit import loggable
 
@@ -310,8 +320,19 @@ class HeaderDeadlineProtocol(H11Protocol):
     def handle_events(self) -> None:
         before = self.cycle
         super().handle_events()
-        if self.cycle is not before:  # a request's headers are in: its handler runs now
+        cycle = self.cycle
+        if cycle is None:
+            return
+        if cycle is not before:  # a request's headers are in: its handler runs now
             self._disarm()
+            cycle.scope.setdefault("extensions", {})[DECLARED] = {"pending": 0}
+        declared = cycle.scope.get("extensions", {}).get(DECLARED)
+        pending = _chunk_pending(self.conn)
+        if declared is None or declared["pending"] == pending or cycle.response_complete:
+            return
+        declared["pending"] = pending
+        if pending and not cycle.message_event.is_set():
+            cycle.message_event.set()  # a size line without its data: the app may judge it
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -360,6 +381,13 @@ class _ClosingAfterBody:
 
     def is_closing(self) -> bool:
         return self._owner._lingering or self._transport.is_closing()
+
+
+def _chunk_pending(conn: h11.Connection) -> int:
+    """The bytes the chunk h11 is reading still declares (its size line read, not all its
+    data yet); 0 when no chunk is being read."""
+    pending = getattr(getattr(conn, "_reader", None), "_bytes_in_chunk", 0)
+    return pending if isinstance(pending, int) and pending > 0 else 0
 
 
 def _queued(transport: asyncio.Transport) -> int:
