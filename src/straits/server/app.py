@@ -68,6 +68,7 @@ from straits.store.audit import Budget, log_refusal, loggable
 from straits.store.db import Store
 from straits.store.keys import configured as ledger_keys
 from straits.web import mount_console
+from straits.web.plan_cache import PlanPages
 
 log = logging.getLogger("straits.server")
 
@@ -251,6 +252,8 @@ def create_app(
     app.state.admission_contexts = {}
     app.state.worker = worker
     app.state.ledger_keys = ledger_keys()  # STRAITS_LEDGER_KEY / STRAITS_LEDGER_PUBKEY
+    # the console's plan pages of finished plans, per process (web/plan_cache.py)
+    app.state.plan_pages = PlanPages(settings.plan_page_cache, settings.plan_page_cache_bytes)
     app.include_router(router)
     app.include_router(ledger_router)
     app.include_router(plan_router)

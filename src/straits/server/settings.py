@@ -65,6 +65,11 @@ class Settings:
     audit_per_minute: int = PER_MINUTE
     """refusals of one client kept one by one a minute; the rest are counted in one summary
     row (STRAITS_AUDIT_PER_MINUTE; store/audit.py)"""
+    plan_page_cache: int = 32
+    """console plan pages of finished plans kept in memory, least recently used dropped
+    first; 0: none (STRAITS_PLAN_PAGE_CACHE; web/plan_cache.py)"""
+    plan_page_cache_bytes: int = 256 * 1024 * 1024
+    """the bytes those pages are made from, at most (STRAITS_PLAN_PAGE_CACHE_BYTES)"""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -88,6 +93,10 @@ class Settings:
             queue_timeout_s=_env_float("STRAITS_QUEUE_TIMEOUT_S", cls.queue_timeout_s),
             audit_per_minute=_env_int(
                 "STRAITS_AUDIT_PER_MINUTE", cls.audit_per_minute, 1, 1_000_000_000
+            ),
+            plan_page_cache=_env_int("STRAITS_PLAN_PAGE_CACHE", cls.plan_page_cache, 0, 100_000),
+            plan_page_cache_bytes=_env_int(
+                "STRAITS_PLAN_PAGE_CACHE_BYTES", cls.plan_page_cache_bytes, 0, 1 << 40
             ),
         )
 

@@ -17,7 +17,7 @@ from straits.errors import AuthError, BusyError, InputError, NotFoundError
 from straits.model.types import Regime
 from straits.server.plan_routes import borrowed_rules
 from straits.server.query import IsoDate, refuse_nul, refuse_repeated
-from straits.web import actions, session, views
+from straits.web import actions, plan_cache, session, views
 from straits.web.session import Signed
 from straits.web.submit import MAX_SCENARIO_BYTES, new_form_id
 from straits.web.templating import HEADERS, render
@@ -148,7 +148,12 @@ async def plan_rows(
 async def plan(request: Request, plan_id: str) -> Response:
     signed = await signed_user(request)
     ctx = await run_in_threadpool(
-        views.plan_page, _store(request), request.app.state.rules, signed.who, plan_id
+        plan_cache.plan_page,
+        getattr(request.app.state, "plan_pages", None),
+        _store(request),
+        request.app.state.rules,
+        signed.who,
+        plan_id,
     )
     return render(
         "plan.html.j2",
