@@ -14,9 +14,9 @@ figures the rest. All of it is a function of a few stored values. So, at every r
 3. the key: a SHA-256 of everything the page is made from, raw as stored: every column of the
    plan's row and of its ledger entry's row (the entry's hash among them), the scenario's
    name and stored body, the entry number shown, the viewer's tenant and whether an admin (an
-   admin sees the global number), the rule set and Straits' version. A changed byte anywhere
-   (a tampered or replaced row) is another key, so such a page is built as an uncached one is
-   (the ``LedgerError`` 409 of an altered row);
+   admin sees the global number), the rule set's digest and Straits' version. A changed byte
+   anywhere (a tampered or replaced row) is another key, so such a page is built as an
+   uncached one is (the ``LedgerError`` 409 of an altered row);
 4. a hit is the context the page was rendered from (the page is rendered from it at each
    request: who is signed in and the CSRF token are each request's); a miss builds it as
    before and keeps it only when the key read again after the build is the same.
@@ -128,7 +128,7 @@ def page_key(store: Store, rules: RuleSet, who: Principal, plan_id: str) -> tupl
             return None
     parts = [
         __version__,
-        id(rules),
+        rules.digest,
         who.is_admin,
         who.tenant,
         plan_id,
