@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import secrets
 import stat
@@ -309,8 +310,21 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def write_stdout(data: str | bytes) -> None:
-    """Write to standard output; a closed pipe (``| head``) ends the command quietly."""
+    """Write to standard output; a closed pipe (``| head``) ends the command quietly. The
+    process's own standard output is written through its file descriptor, every byte or an
+    error: under ``PYTHONUNBUFFERED=1`` (``python -u``, as container images set it) Python's
+    text stream wrote once to the file and dropped what a short write left (``plan --json >
+    f`` under ``ulimit -f`` or on a full disk: a truncated file, exit 0)."""
     try:
+        fd = _stdout_fd()
+        if fd is not None:
+            sys.stdout.flush()
+            if isinstance(data, str):
+                data = data.encode(sys.stdout.encoding, sys.stdout.errors or "strict")
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            return
         if isinstance(data, bytes):
             sys.stdout.flush()
             buffer = getattr(sys.stdout, "buffer", None)
@@ -327,6 +341,16 @@ def write_stdout(data: str | bytes) -> None:
         raise SystemExit(1) from None
     except OSError as exc:  # a full disk, /dev/full: said in one line (exit 1)
         raise stdout_failed(exc) from None
+
+
+def _stdout_fd() -> int | None:
+    """The file descriptor under ``sys.stdout`` where it is a file's stream, else None (a
+    captured or replaced standard output, or a closed one: written through ``sys.stdout``)."""
+    buffer = getattr(sys.stdout, "buffer", None)
+    raw = buffer if isinstance(buffer, io.FileIO) else getattr(buffer, "raw", None)
+    if not isinstance(raw, io.FileIO) or raw.closed:
+        return None
+    return raw.fileno()
 
 
 def stdout_failed(exc: OSError) -> Exception:

@@ -75,7 +75,7 @@ def pool_figure(pool: PoolView, colours: dict[str, str]) -> Figure:
     """Tasks on the pool's lanes (top) over its capacity and chips in use (bottom), on the
     plan's whole time span so that every pool's chart lines up with the others."""
     shown = pool.tasks[:POOL_TASKS]
-    lanes = lanes_of(pool)[: len(shown)]
+    lanes = lanes_of(pool, len(shown))
     by_workload: dict[str, list[int]] = {}
     for i, t in enumerate(shown):
         by_workload.setdefault(t.workload, []).append(i)

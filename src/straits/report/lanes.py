@@ -10,12 +10,15 @@ from straits.report.short_stages import axis_seconds, occupied_until
 from straits.report.usage import PoolView
 
 
-def lanes_of(pool: PoolView) -> list[int]:
-    """A lane per task so overlapping tasks on one pool never hide each other."""
+def lanes_of(pool: PoolView, drawn: int) -> list[int]:
+    """A lane for each of the first ``drawn`` tasks, so overlapping tasks on one pool never
+    hide each other. A task's lane depends only on the tasks before it, so the tasks not drawn
+    are not read: 100,000 one-minute stages on one pool (each a mark that keeps its lane) took
+    a lane each over all of them, a scan of every lane per task, 12 s to draw 40 of them."""
     ends: list[dt.datetime] = []
     lanes = []
     span = axis_seconds(pool)
-    for t in pool.tasks:
+    for t in pool.tasks[:drawn]:
         until = occupied_until(t, span)
         for i, e in enumerate(ends):
             if e <= t.start:
