@@ -129,8 +129,14 @@ def export(
         fail(exc)
         return
     except OSError as exc:
+        from straits.fileio import FULL, full_error
+
+        # a full disk under a directory is exit 1, as under an archive or any -o FILE (it was
+        # exit 2, "bad input", with Python's "[Errno 27] File too large")
         fail(
-            InputError(
+            full_error(Path(out), exc)
+            if exc.errno in FULL
+            else InputError(
                 f"cannot write: {exc}", path="--out", expected="a writable directory or file"
             )
         )
