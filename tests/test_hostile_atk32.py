@@ -16,6 +16,7 @@ import copy
 import datetime as dt
 import json
 import os
+import random
 import resource
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from hypothesis import strategies as st
 
 import straits.report.lanes as lanes_module
 from straits.loading import load_scenario
+from straits.model.request import CheckRequest
 from straits.model.scenario import Scenario
 from straits.plan import make_plan
 from straits.plan.timeline import EPS, Timeline
@@ -104,6 +106,65 @@ def test_the_earliest_start_is_the_one_a_scan_of_the_intervals_finds(
         tl.segments()  # a list for the next booking to update
     want = _earliest_by_scan(steps, booked, chips, hours * tick, ready * tick)
     assert tl.earliest(chips, hours * tick, ready * tick) == want
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+def test_cached_decisions_on_each_side_of_every_literal_equal_raw_cedar(
+    rules: RuleSet, seed: int
+) -> None:
+    """Held: the cache keys place a value by where it falls among the literals it is compared
+    with; dates the day before, on and after every date literal of the shipped rules (with
+    subjects from 999 to 1,001 and more, training compute from 9.99e25 to 1.0000001e26) are
+    answered from the cache, in two orders, as Cedar answers each of them alone."""
+    literals: set[Any] = set()
+    for part in rules._parts:
+        for path, tests in part.keys._plan:
+            if path == ("date",):
+                literals.update(tests)
+    days = sorted(
+        {
+            d + dt.timedelta(days=k)
+            for d in literals
+            for k in (-1, 0, 1)
+            if dt.date(2000, 1, 2) <= d <= dt.date(2100, 12, 30)
+        }
+    )
+    assert len(days) > 30
+    rnd = random.Random(seed)
+    reqs = [
+        CheckRequest(
+            date=d,
+            regime=rnd.choice(["enacted", "ai-diffusion"]),
+            action=rnd.choice(["train", "finetune", "serve", "procure", "transfer-data"]),
+            tenant={"hq": rnd.choice(["CN", "SG", "US", "MO"]), "authorizations": []},
+            site={
+                "country": rnd.choice(["CN", "SG", "MY", "US", "DE", "JP", "KR", "HK"]),
+                "operator_hq": rnd.choice(["CN", "SG", "US"]),
+            },
+            chip=rnd.choice(["H100-SXM", "H20", "A800-SXM", "B200", "Ascend-910B"]),
+            quantity=rnd.choice([1, 8, 1000]),
+            data={
+                "origin": rnd.choice(["CN", "DE", "US"]),
+                "classes": rnd.choice([["personal"], ["important"], ["public"]]),
+                "subjects": rnd.choice([1, 999, 1000, 1001, 100_000, 1_000_000]),
+            },
+            weights={
+                "training_ops": rnd.choice([9.99e25, 1e26, 1.0000001e26]),
+                "open": rnd.choice([False, True]),
+                "from_country": "US",
+            },
+        )
+        for d in days
+        for _ in range(6)
+    ]
+    rnd.shuffle(reqs)
+    rules.clear_cache()
+    cached = [d.to_json() for d in rules.check_many(reqs)]
+    rules.clear_cache()
+    backwards = [d.to_json() for d in rules.check_many(reqs[::-1])][::-1]
+    raw = [d.to_json() for d in rules.check_many(reqs, use_cache=False)]
+    assert cached == raw
+    assert backwards == raw
 
 
 # --- mig31: a document on standard output cut short ---------------------------------------------
