@@ -172,43 +172,42 @@ def _at_most(limit: int) -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
 
-@pytest.mark.parametrize("unbuffered", ["1", None])
-def test_a_document_the_file_system_cuts_short_on_stdout_is_exit_1(
-    tmp_path: Path, unbuffered: str | None
-) -> None:
-    """`straits chips --json > f` over `ulimit -f` (as on a full disk) with
-    PYTHONUNBUFFERED=1: Python's text stream wrote once, the file system took the first
-    1,024 bytes, the rest was dropped, and the command said nothing, exit 0. Buffered, the
-    error was raised (held)."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
-    if unbuffered:
-        env["PYTHONUNBUFFERED"] = unbuffered
-    out = tmp_path / "chips.json"
+def _chips(args: list[str], out: Path, env: dict[str, str], limit: int | None) -> Any:
     with out.open("wb") as f:
-        p = subprocess.run(
-            [sys.executable, "-m", "straits", "chips", "--json"],
+        return subprocess.run(
+            [sys.executable, "-m", "straits", *args],
             stdout=f,
             stderr=subprocess.PIPE,
             text=True,
             env=env,
-            preexec_fn=lambda: _at_most(1024),
+            preexec_fn=None if limit is None else lambda: _at_most(limit),
             timeout=300,
         )
+
+
+@pytest.mark.parametrize("args", [["chips", "--json"], ["chips"]], ids=["document", "table"])
+@pytest.mark.parametrize("unbuffered", ["1", None])
+def test_stdout_the_file_system_cuts_short_is_exit_1(
+    tmp_path: Path, args: list[str], unbuffered: str | None
+) -> None:
+    """`straits chips --json > f` (a document) or `straits chips > f` (a table) over `ulimit
+    -f` (as on a full disk) with PYTHONUNBUFFERED=1: Python's text stream wrote once, the
+    file system took all but the last 100 bytes, the rest was dropped, and the command said
+    nothing, exit 0. Buffered, the error was raised (held)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = unbuffered
+    out = tmp_path / "chips.out"
+    whole = _chips(args, out, env, None)  # with room: the whole output
+    assert whole.returncode == 0, whole.stderr
+    size = out.stat().st_size
+    if "--json" in args:
+        assert isinstance(json.loads(out.read_text(encoding="utf-8")), list | dict)
+    p = _chips(args, out, env, size - 100)
     assert p.returncode == 1, p.stderr
     assert "Traceback" not in p.stderr
     assert [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
-    assert out.stat().st_size <= 1024
-    # with room, the same command writes the whole document
-    with out.open("wb") as f:
-        whole = subprocess.run(
-            [sys.executable, "-m", "straits", "chips", "--json"],
-            stdout=f,
-            stderr=subprocess.PIPE,
-            env=env,
-            timeout=300,
-        )
-    assert whole.returncode == 0
-    assert isinstance(json.loads(out.read_text(encoding="utf-8")), list | dict)
+    assert out.stat().st_size == size - 100
 
 
 # --- web31: the lanes of a pool of thousands of stages ------------------------------------------

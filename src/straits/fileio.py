@@ -321,9 +321,7 @@ def write_stdout(data: str | bytes) -> None:
             sys.stdout.flush()
             if isinstance(data, str):
                 data = data.encode(sys.stdout.encoding, sys.stdout.errors or "strict")
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            write_fully(fd, data)
             return
         if isinstance(data, bytes):
             sys.stdout.flush()
@@ -341,6 +339,24 @@ def write_stdout(data: str | bytes) -> None:
         raise SystemExit(1) from None
     except OSError as exc:  # a full disk, /dev/full: said in one line (exit 1)
         raise stdout_failed(exc) from None
+
+
+def write_fully(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd``: ``os.write`` may take less (a file size limit, a full
+    disk), and the next write then says why (an OSError)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def unbuffered_fd(stream: object) -> int | None:
+    """The file descriptor under a text stream whose binary layer is unbuffered
+    (``PYTHONUNBUFFERED=1``): such a stream writes each text once and drops what a short
+    write leaves, so :class:`~straits.cli.output.GuardedStdout` writes through it here."""
+    raw = getattr(stream, "buffer", None)
+    if not isinstance(raw, io.FileIO) or raw.closed:
+        return None
+    return raw.fileno()
 
 
 def _stdout_fd() -> int | None:
