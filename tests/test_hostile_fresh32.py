@@ -1,4 +1,4 @@
-"""A fresh-eye attack on opt31, mig31 and web31 (atk32).
+"""A fresh-eye attack on opt31, mig31 and web31 (fresh32; not the older pass atk32).
 
 * The timeline's earliest start against a reference written here from scratch: bookings as a
   list of intervals, the free chips at an instant summed from them, every candidate start
