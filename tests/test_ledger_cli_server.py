@@ -177,7 +177,7 @@ def test_a_witness_gives_up_on_a_log_that_dribbles_its_answer(
     import time
 
     from straits.cli.ledger_proof_cmd import _get
-    from straits.errors import InputError
+    from straits.errors import RemoteError
 
     stop = threading.Event()
 
@@ -200,12 +200,52 @@ def test_a_witness_gives_up_on_a_log_that_dribbles_its_answer(
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("STRAITS_WITNESS_TIMEOUT", "1")
     try:
-        with pytest.raises(InputError, match="within"):
+        with pytest.raises(RemoteError, match="within"):
             _get(f"http://127.0.0.1:{server.server_address[1]}/checkpoint", None)
     finally:
         stop.set()
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize(("answer", "code"), [(None, 1), (503, 1), (404, 2)])
+def test_a_witness_whose_log_cannot_be_reached_is_exit_1(
+    tmp_path: Path, keyfile: Path, answer: int | None, code: int
+) -> None:
+    """user32: README and docs/cli.md say a server that cannot be reached (or fails, 5xx) is
+    exit 1 and bad input exit 2; a witness's `--checkpoint URL` that refused the connection or
+    answered 503 was exit 2, as if the URL were wrong, so a cron job's alert read "bad input"
+    while the log was down. A 404 (a URL that names nothing) stays exit 2."""
+    import http.server
+    import threading
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_error(answer or 500)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    if answer is None:
+        server.server_close()  # nothing listens there: the connection is refused
+    else:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1/ledger/checkpoint"
+    state = tmp_path / "w.json"
+    try:
+        p = straits(
+            "ledger", "witness", "--pubkey", pub(keyfile), "--state", str(state),
+            "--checkpoint", url,
+        )  # fmt: skip
+    finally:
+        if answer is not None:
+            server.shutdown()
+            server.server_close()
+    assert p.returncode == code, p.stderr
+    assert p.stderr.startswith(f"error: {url}"), p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    assert not state.exists()  # nothing recorded
 
 
 @pytest.mark.parametrize(("mode", "warned"), [(0o600, False), (0o640, True), (0o644, True)])

@@ -23,7 +23,7 @@ from straits.cli.common import (
     state,
     whole,
 )
-from straits.errors import InputError, LedgerError, StraitsError
+from straits.errors import InputError, LedgerError, RemoteError, StraitsError
 from straits.fileio import FULL, full_error, write_output
 from straits.limits import max_input_bytes
 
@@ -415,20 +415,21 @@ def _get(url: str, token: str | None) -> str:
 
     timeout = env_number("STRAITS_WITNESS_TIMEOUT", 10.0, 0.001, 3600.0, unit="seconds")
 
-    out: list[bytes | InputError] = []
+    out: list[bytes | StraitsError] = []
 
     def fetch() -> None:
         try:
             with urllib.request.build_opener(TokenStaysHome).open(req, timeout=timeout) as r:
                 out.append(r.read(MAX_FETCH + 1))
-        except urllib.error.HTTPError as exc:
-            out.append(
-                InputError(
-                    f"HTTP {exc.code}: {exc.read(500).decode('utf-8', 'replace')}", source=url
-                )
-            )
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            out.append(InputError(f"cannot fetch: {getattr(exc, 'reason', exc)}", source=url))
+        except urllib.error.HTTPError as exc:  # 5xx: the log failed, not the input (exit 1)
+            said = " ".join(exc.read(500).decode("utf-8", "replace").split())[:200]  # one line
+            text = f"HTTP {exc.code}: {said}"
+            bad = InputError(text, source=url) if exc.code < 500 else RemoteError(f"{url}: {text}")
+            out.append(bad)
+        except (urllib.error.URLError, OSError) as exc:  # a log that cannot be reached: exit 1
+            out.append(RemoteError(f"{url}: cannot fetch: {getattr(exc, 'reason', exc)}"))
+        except ValueError as exc:
+            out.append(InputError(f"cannot fetch: {exc}", source=url))
 
     # the socket's timeout bounds each read, not the answer: a log sending a byte just inside
     # it each time held the witness as long as it liked. The fetch runs in a daemon thread
@@ -439,8 +440,8 @@ def _get(url: str, token: str | None) -> str:
     worker.start()
     worker.join(timeout)
     if not out:
-        raise InputError(f"no whole answer within {timeout:g} s", source=url)
-    if isinstance(out[0], InputError):
+        raise RemoteError(f"{url}: no whole answer within {timeout:g} s")
+    if isinstance(out[0], StraitsError):
         raise out[0]
     raw = out[0]
     if len(raw) > MAX_FETCH:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from straits.errors import InputError
+from straits.errors import InputError, RemoteError
 from straits.store import merkle
 from straits.store.note import NoteError, SignedCheckpoint, Verifier, open_checkpoint
 from straits.store.witness_state import read_state, write_state
@@ -192,7 +192,7 @@ class Witness:
         elif proofs is not None:
             try:
                 proof = proofs(lo_size, hi_size)
-            except (InputError, LookupError, ValueError, OSError) as exc:
+            except (InputError, RemoteError, LookupError, ValueError, OSError) as exc:
                 return Outcome(
                     offer.source,
                     "unproven",
