@@ -121,6 +121,21 @@ def test_a_bad_database_url_is_blamed_on_where_it_came_from(
     )
 
 
+def test_a_missing_rules_folder_of_the_config_is_blamed_on_the_config(
+    home: dict[str, str], tmp_path: Path
+) -> None:
+    """user32: `rules = ["packs"]` in straits.toml naming a folder that is not there was
+    `error: /home/u/.config/straits/packs: rules directory not found`, naming neither the config
+    file nor its key, so a user who never typed that path did not know where it came from."""
+    cfg = tmp_path / "straits.toml"
+    cfg.write_text('rules = ["packs"]\n')
+    p = run("--config", str(cfg), "check", stdin=json.dumps(DESIGN_REQUEST), env=home)
+    one_line_error(p, f"{cfg}: rules[0]:", str(tmp_path / "packs"))
+    (tmp_path / "packs").mkdir()  # there, but empty: the loader names the folder itself
+    p = run("--config", str(cfg), "check", stdin=json.dumps(DESIGN_REQUEST), env=home)
+    one_line_error(p, str(tmp_path / "packs"))
+
+
 def test_an_explicit_config_must_exist(home: dict[str, str], tmp_path: Path) -> None:
     one_line_error(
         run("--config", str(tmp_path / "nope.toml"), "config", "show", env=home),

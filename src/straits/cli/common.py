@@ -334,8 +334,19 @@ def _empty_file(path: str) -> bool:
 
 
 def rule_dirs(rules: list[Path] | None) -> tuple[Path, ...]:
-    """--rules, else `rules` in straits.toml."""
-    return tuple(rules) if rules else state.config.rules
+    """--rules, else `rules` in straits.toml (a folder it names that is not there is exit 2
+    naming the file and the key, not only the folder: user32)."""
+    if rules:
+        return tuple(rules)
+    for i, folder in enumerate(state.config.rules):
+        if not os.path.isdir(folder):
+            raise InputError(
+                f"{folder}: no such directory",
+                source=str(state.config.path or "straits.toml"),
+                path=f"rules[{i}]",
+                expected="directories of rule packs, relative to the config file",
+            )
+    return state.config.rules
 
 
 def actor_name(actor: str | None) -> str:
