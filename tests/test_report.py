@@ -448,3 +448,26 @@ def test_source_date_epoch_makes_the_report_reproducible(
         assert p.returncode == 2, (bad, p.stderr)
         assert "Traceback" not in p.stderr and "SOURCE_DATE_EPOCH" in p.stderr
         assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["missing", "not-executable", "not-a-program"])
+def test_a_chromium_that_cannot_run_is_blamed_on_straits_chromium(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """user32: `STRAITS_CHROMIUM` naming a file that is not executable made `report -o x.pdf`
+    say `--out: cannot write x.pdf: Permission denied (expected a writable file path)`, blaming a
+    writable output for the browser's fault; one naming nothing said "install chromium", with
+    a Chromium on the PATH the variable hid. Each is now exit 2 naming the variable."""
+    from straits.errors import InputError
+    from straits.report.static import print_page
+
+    exe = tmp_path / "chromium"
+    if kind != "missing":
+        exe.write_text("not a program\n")
+        exe.chmod(0o755 if kind == "not-a-program" else 0o644)
+    monkeypatch.setenv("STRAITS_CHROMIUM", str(exe))
+    out = tmp_path / "plan.pdf"
+    with pytest.raises(InputError) as err:
+        print_page("<html></html>", out, "pdf")
+    assert err.value.path == "STRAITS_CHROMIUM" and err.value.exit_code == 2
+    assert not out.exists()

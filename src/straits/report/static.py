@@ -14,6 +14,9 @@ from pathlib import Path
 
 from straits.errors import InputError
 
+#: the variable that names the browser, and what it must name
+ENV = "STRAITS_CHROMIUM"
+EXPECTED = "the path or name of a Chrome/Chromium executable, or unset to search the PATH"
 #: executables tried in order (STRAITS_CHROMIUM names another)
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 #: seconds a print may take before it is abandoned
@@ -33,8 +36,11 @@ FLAGS = (
 
 def browser() -> str | None:
     named = os.environ.get("STRAITS_CHROMIUM")
-    if named:
-        return named if Path(named).is_file() else shutil.which(named)
+    if named:  # named and not there: say so, not "install chromium" (user32)
+        found = named if Path(named).is_file() else shutil.which(named)
+        if found is None:
+            raise InputError(f"{named!r} is no executable here", path=ENV, expected=EXPECTED)
+        return found
     for name in BROWSERS:
         found = shutil.which(name)
         if found:
@@ -68,6 +74,11 @@ def print_page(html: str, out: Path, kind: str, width: int = 1280, height: int =
         ]  # every chart, not only those in view
         try:
             done = subprocess.run(cmd, capture_output=True, timeout=TIMEOUT, check=False)
+        except OSError as exc:  # not executable, not a program: was blamed on the -o file
+            where = ENV if os.environ.get(ENV) else "--out"
+            raise InputError(
+                f"cannot run {exe}: {exc.strerror or exc}", path=where, expected=EXPECTED
+            ) from None
         except subprocess.TimeoutExpired:
             raise InputError(
                 f"Chromium did not finish printing within {TIMEOUT} s", path="--out"
