@@ -389,3 +389,35 @@ def test_kill_9_mid_append_leaves_a_verifiable_log(db_url: str, keyfile: Path) -
     cp = checkpoints.issue(store, keys.signer)
     v = verify_store(store, keys)
     assert v.ok and v.entries == 9 and cp.checkpoint.size == 9, v.problem
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["ledger", "checkpoint"], ["ledger", "verify"], ["ledger", "receipt", "1", "-o", "r.json"]],
+)
+def test_a_bad_key_from_the_variable_is_named_as_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    """user32: `export STRAITS_LEDGER_KEY=ledger.key` (the README tour) naming a file that is not
+    there made `ledger checkpoint|verify|receipt` say `--key: cannot read ...`, a flag the user
+    never typed: click had filled --key from the variable. The error names the variable; a
+    --key typed stays --key; a file that is no key says what is expected once."""
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    fill(db, 1, ("a",))
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "missing.key"
+    monkeypatch.setenv("STRAITS_LEDGER_KEY", str(missing))
+    p = straits(*command, "--db", db)
+    assert p.returncode == 2
+    assert p.stderr.startswith(f"error: {missing}: STRAITS_LEDGER_KEY: "), p.stderr
+    p = straits(*command, "--db", db, "--key", str(missing))
+    assert p.returncode == 2
+    assert p.stderr.startswith(f"error: {missing}: --key: "), p.stderr
+    junk = tmp_path / "junk.key"
+    junk.write_text("not a key\n")
+    junk.chmod(0o600)
+    monkeypatch.setenv("STRAITS_LEDGER_KEY", str(junk))
+    p = straits(*command, "--db", db)
+    assert p.returncode == 2
+    assert p.stderr.startswith(f"error: {junk}: STRAITS_LEDGER_KEY: ")
+    assert p.stderr.count("(expected") == 1, p.stderr

@@ -65,8 +65,19 @@ HEAD_RE = re.compile(r"^([0-9]+):([0-9a-fA-F]{64})$")
 
 
 def keys_from(key: Path | None, pubkeys: list[str] | None) -> Keys:
+    """The keys of --key / --pubkey, else of their variables. A key click took from
+    STRAITS_LEDGER_KEY is left to ``configured`` to read, so its errors name the variable the
+    user set, not a --key never typed (user32)."""
+    import click
+
     from straits.store.keys import configured
 
+    ctx = click.get_current_context(silent=True)
+    if (
+        ctx is not None
+        and ctx.get_parameter_source("key") is click.core.ParameterSource.ENVIRONMENT
+    ):
+        key = None
     return configured(key, pubkeys)
 
 

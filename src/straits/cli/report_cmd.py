@@ -303,11 +303,11 @@ def _receipt(store: Any, seq: int, key: Path | None) -> tuple[dict[str, Any] | N
     """The entry's receipt (as `straits ledger receipt` makes it: a stored signed checkpoint
     that covers the entry, else one signed now with ``key``), or why there is none. A log that
     does not prove the entry is said on stderr, loudly, and in the report."""
+    from straits.cli.ledger_cmd import keys_from
     from straits.errors import LedgerError
-    from straits.store.keys import configured
     from straits.store.receipts import make_receipt
 
-    keys = configured(key, None)  # a bad key is the user's error (exit 2), not "no receipt"
+    keys = keys_from(key, None)  # a bad key is the user's error (exit 2), not "no receipt"
     try:
         return make_receipt(store, seq, keys), None
     except LedgerError as exc:

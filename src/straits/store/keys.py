@@ -101,7 +101,9 @@ def load_signer(path: str | Path, option: str = "--key") -> Signer:
             str(exc),
             source=str(path),
             path=option,
-            expected="a key file written by `straits ledger keygen`",
+            # the key's form once: the note's own "(expected ...)" and this one read twice
+            expected="a key file written by `straits ledger keygen` "
+            "(PRIVATE+KEY+NAME+KEYID+BASE64)",
         ) from None
     _warn_if_pub_differs(Path(path), signer)
     return signer

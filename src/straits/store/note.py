@@ -127,10 +127,10 @@ class Signer:
         """From a signer key ``PRIVATE+KEY+<name>+<id hex>+<base64(0x01 || seed)>``."""
         parts = skey.strip().split("+", 4)
         if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"]:
-            raise NoteError("not a signer key (expected PRIVATE+KEY+NAME+KEYID+BASE64)")
+            raise NoteError("not a signer key")
         _, _, name, hex_id, b64 = parts
         if not _valid_name(name) or len(hex_id) != 8:
-            raise NoteError("not a signer key (expected PRIVATE+KEY+NAME+KEYID+BASE64)")
+            raise NoteError("not a signer key")
         raw = _b64decode(b64)
         if len(raw) != 33 or raw[0] != ALG_ED25519:
             raise NoteError("the signer key is not an Ed25519 key (type 0x01, 32 bytes)")
