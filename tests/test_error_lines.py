@@ -182,3 +182,25 @@ def test_file_names_reach_the_terminal_as_escapes(
     assert done.returncode in (0, 3), done.stderr
     assert out.is_file()
     assert not TERMINAL_CONTROL.search(done.stderr), repr(done.stderr)
+
+
+@pytest.mark.parametrize("written", ["China", "C", "CHN", "x" * 5000])
+def test_a_country_that_is_no_code_says_what_a_code_is(written: str) -> None:
+    """user32: `hq: China` (a name where scenario-reference.md asks for an ISO 3166-1 alpha-2
+    code) was `Value should have at most 2 items after validation, not 5`, pydantic's words for
+    a list, naming no code; the length is now the country check's, which says what is
+    expected, and shows a long value cut short."""
+    from straits.errors import InputError
+    from straits.loading import parse_document, parse_scenario
+
+    doc = parse_document(
+        "straits: 1\nname: s\ndate: 2025-06-01\n"
+        f"tenants: [{{id: t, hq: {written}}}]\n"
+        "sites: [{id: s, country: SG, operator_hq: SG}]\n",
+        source="s.yaml",
+    )
+    with pytest.raises(InputError) as err:
+        parse_scenario(doc, source="s.yaml")
+    assert err.value.path == "tenants[0].hq"
+    assert "ISO 3166-1 alpha-2" in err.value.detail and "items" not in err.value.detail
+    assert len(str(err.value)) < 200

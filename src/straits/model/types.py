@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, WithJsonSchema
 
 from straits.catalog import catalog, is_country
 from straits.controls import ANY_CONTROL as ANY_CONTROL
@@ -37,10 +37,11 @@ def _not_bool(value: object) -> object:
 
 
 def _country(code: str) -> str:
-    code = code.upper()
-    if not is_country(code):
-        raise ValueError(f"{code!r} is not an ISO 3166-1 alpha-2 country code (e.g. CN, SG, MY)")
-    return code
+    upper = code.upper()
+    if len(code) != 2 or not is_country(upper):  # as written, and short: it may be any length
+        shown = repr(code) if len(code) <= 24 else f"{code[:24]!r}... ({len(code):,} characters)"
+        raise ValueError(f"{shown} is not an ISO 3166-1 alpha-2 country code (e.g. CN, SG, MY)")
+    return upper
 
 
 def _chip(chip_id: str) -> str:
@@ -53,8 +54,11 @@ def _chip(chip_id: str) -> str:
 Country = Annotated[
     str,
     BeforeValidator(_not_bool),
-    StringConstraints(min_length=2, max_length=2),
+    # the length is _country's to refuse: as a constraint after the BeforeValidator it was
+    # pydantic's "Value should have at most 2 items after validation, not 5" for `hq: China`,
+    # naming no country code (user32); the schema still says two characters
     AfterValidator(_country),
+    WithJsonSchema({"maxLength": 2, "minLength": 2, "type": "string"}),
 ]
 ChipId = Annotated[str, AfterValidator(_chip)]
 
