@@ -44,6 +44,7 @@ from straits.export.base import (
     StageJob,
     unique_labels,
 )
+from straits.export.slurm_status import status_script
 from straits.export.slurm_submit import submit_script
 from straits.model.targets import SlurmSite, format_minutes
 
@@ -345,6 +346,7 @@ class SlurmExporter:
         submits: dict[str, list[str]] = defaultdict(list)
         where: dict[tuple[str, str], SlurmSite] = {}
         submitted: dict[str, list[tuple[int, StageJob, SlurmSite]]] = defaultdict(list)
+        stages: dict[str, list[tuple[str, int]]] = defaultdict(list)
         folders = unique_labels(
             sorted({s.cluster for j in inp.jobs if (s := slurm_site(j)) is not None})
         )
@@ -363,6 +365,7 @@ class SlurmExporter:
                 res.notes.append(note)
             parts, minutes = chain(job.hours, s.max_minutes, job.serving)
             submitted[s.cluster].append((parts, job, s))
+            stages[folder].append((job.name, parts))
             if parts > 1:
                 res.notes.append(
                     f"{job.workload}/{job.stage}: needs "
@@ -413,6 +416,7 @@ class SlurmExporter:
             _within_max_jobs(inp, cluster, jobs)
         for folder, lines in submits.items():
             res.files[f"{folder}/submit.sh"] = submit_script(inp.plan_id, folder, lines)
+            res.files[f"{folder}/status.sh"] = status_script(inp.plan_id, folder, stages[folder])
         return res
 
 

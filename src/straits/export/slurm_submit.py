@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import shlex
 
+#: the file ``submit.sh`` records its runs in, in its own folder (``status.sh`` reads it)
+RECORD = ".straits-submitted"
+
 
 def submit_script(plan_id: str, folder: str, body: list[str]) -> str:
     """``submit.sh``: the ``chain`` function and the lines ``body`` that call it, one stage
@@ -31,11 +34,15 @@ def submit_script(plan_id: str, folder: str, body: list[str]) -> str:
         "# it submitted, and one killed outright leaves them held (it prints their ids).",
         "set -euo pipefail",
         'cd "$(dirname "$0")"',
-        "SUBMITTED=() RELEASE=()",
+        "SUBMITTED=() RELEASE=() RUN=''",
+        f"RECORD={RECORD}",
+        "# what this run did, for status.sh: best effort, it never stops the submission",
+        'rec() { printf \'%s\\n\' "$*" >> "$RECORD" 2>/dev/null || true; }',
         f"MARK={shlex.quote(mark(plan_id, folder))}",
         "cleanup() {",
         "  local rc=$?",
         '  [ "$rc" -eq 0 ] && return 0',
+        '  [ -z "$RUN" ] || rec "stopped $rc"',
         '  if [ "${#SUBMITTED[@]}" -gt 0 ]; then',
         '    echo "submit.sh stopped (exit $rc): cancelling the ${#SUBMITTED[@]} job(s) it'
         ' submitted: ${SUBMITTED[*]}" >&2',
@@ -69,6 +76,7 @@ def submit_script(plan_id: str, folder: str, body: list[str]) -> str:
         '    id=$(sbatch "${args[@]}" "$script" | cut -d";" -f1)',
         '    [ -n "$id" ] || { echo "sbatch gave no job id for $script" >&2; exit 1; }',
         '    SUBMITTED+=("$id")',
+        '    rec "job ${script%.sbatch} $seg $parts $id"',
         '    [ "$seg" -eq 1 ] && [ "$hold" != hold ] && [ -z "$prev" ] && RELEASE+=("$id")',
         '    [ -n "$FIRST" ] || FIRST=$id',
         '    say "$script: job $id (part $seg of $parts)"',
@@ -103,10 +111,12 @@ def submit_script(plan_id: str, folder: str, body: list[str]) -> str:
         "    exit 1",
         "  fi",
         "fi",
+        'RUN=$(date +%s); rec "run $RUN"',
     ]
     tail = [
         "# every job is in: start the stages that wait for nothing",
         'if [ "${#RELEASE[@]}" -gt 0 ]; then scontrol release "$(IFS=,; echo "${RELEASE[*]}")"; fi',
+        'rec "done"',
         "trap - EXIT",
     ]
     return "\n".join(head + again + body + tail) + "\n"
