@@ -22,7 +22,8 @@ from test_slurm_faults import FAILING_SBATCH, inp  # noqa: F401  (inp: the fixtu
 from test_slurm_operator_faults import _ci, _until
 
 #: squeue stand-in: the rows of $SQUEUE_ROWS whatever the format asked (status.sh's
-#: ``%i|%k|%T|%r|%B|%j``; submit.sh's ``%i %k`` finds no comment in them); SQUEUE_FAIL=1 fails
+#: ``JobID|Comment|State|Reason|BatchHost|Name|RestartCnt|``; submit.sh's ``%i %k`` finds no
+#: comment in them); SQUEUE_FAIL=1 fails
 ROWS_SQUEUE = """#!/bin/bash
 [ -z "${SQUEUE_FAIL:-}" ] || { echo "squeue: error: Unable to contact controller" >&2; exit 1; }
 [ ! -f "${SQUEUE_ROWS:-}" ] || cat "$SQUEUE_ROWS"
@@ -104,7 +105,7 @@ def test_a_submit_sh_stopped_half_way_leaves_stages_not_submitted(
         for line in (folder / ".straits-submitted").read_text().splitlines()
         if line.startswith("job ")
     )
-    rows = f"{first}|{mark}|CANCELLED|JobHeldUser|n/a|{first_name}\n"
+    rows = f"{first}|{mark}|CANCELLED|JobHeldUser|n/a|{first_name}|0|\n"
     (tmp_path / "squeue.rows").write_text(rows)
     rc, table = _status(folder, env)
     assert rc == 1
@@ -124,9 +125,9 @@ def test_status_reads_the_queue_by_comment_without_a_record(rules: RuleSet, tmp_
     env, folder = _offline(files, tmp_path)
     mark = (folder / "submit.sh").read_text().split("MARK=", 1)[1].split("\n", 1)[0]
     names = [e.split(":")[0] for e in _stages(folder)]
-    rows = [f"{i + 10}|{mark}|COMPLETED|None|node|{n}" for i, n in enumerate(names)]
-    rows.append(f"99|straits:other/x|FAILED|NonZeroExitCode|node|{names[0]}")
-    rows.append(f"5|{mark}|FAILED|NonZeroExitCode|node|{names[0]}")  # an older run's
+    rows = [f"{i + 10}|{mark}|COMPLETED|None|node|{n}|0|" for i, n in enumerate(names)]
+    rows.append(f"99|straits:other/x|FAILED|NonZeroExitCode|node|{names[0]}|0|")
+    rows.append(f"5|{mark}|FAILED|NonZeroExitCode|node|{names[0]}|0|")  # an older run's
     (tmp_path / "squeue.rows").write_text("\n".join(rows) + "\n")
     rc, table = _status(folder, env)
     assert rc == 0 and [(r[1], r[3]) for r in table[1:]] == [
@@ -141,6 +142,30 @@ def test_status_reads_the_queue_by_comment_without_a_record(rules: RuleSet, tmp_
     assert {r[1] for r in table[2:]} == {"not-submitted"}
     rc, _ = _status(folder, {**env, "SQUEUE_FAIL": "1"})
     assert rc == 4
+
+
+def test_a_requeued_stage_is_not_said_to_wait_for_its_planned_start(
+    rules: RuleSet, tmp_path: Path
+) -> None:
+    """Preempted (or its node failed, or scontrol requeue): the job is PENDING on BeginTime
+    while Slurm holds it before it may start again, which status.sh read as the plan's
+    --begin; now its Slurm column says it was requeued (found preempting on the real cluster,
+    tests/test_slurm_preemption.py)."""
+    bundle, _ = _export_ci(tmp_path / "ci", rules, ["true"])
+    files = {str(p.relative_to(bundle)): p.read_text() for p in bundle.rglob("*") if p.is_file()}
+    env, folder = _offline(files, tmp_path)
+    mark = (folder / "submit.sh").read_text().split("MARK=", 1)[1].split("\n", 1)[0]
+    names = [e.split(":")[0] for e in _stages(folder)]
+    rows = [f"10|{mark}|PENDING|BeginTime|straits-ci|{names[0]}|1|"]
+    rows += [f"{i + 11}|{mark}|PENDING|Dependency|n/a|{n}|0|" for i, n in enumerate(names[1:])]
+    (tmp_path / "squeue.rows").write_text("\n".join(rows) + "\n")
+    rc, table = _status(folder, env)
+    assert rc == 3
+    assert [r[1:5] for r in table[1:]] == [
+        ["pending", "1/1", "10", "PENDING/BeginTime (requeued 1)"],
+        ["pending", "1/1", "11", "PENDING/Dependency"],
+        ["pending", "1/1", "12", "PENDING/Dependency"],
+    ]
 
 
 def _stages(folder: Path) -> list[str]:

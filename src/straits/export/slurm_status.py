@@ -7,7 +7,8 @@ or ``stopped EXIT`` when it stopped and cancelled what it had submitted (a ``kil
 neither). ``status.sh`` reads the latest run and asks Slurm about its jobs: ``squeue -t all``
 for the jobs carrying the plan's comment (``--comment=straits:PLAN/CLUSTER``; the controller
 keeps ended jobs for ``MinJobAge``), then ``sacct`` for those it no longer holds, where
-accounting is configured (when it is not, the state is ``unknown`` and it says so). Without a
+accounting is configured (when it is not, the state is ``unknown`` and it says so). A requeued job
+(preempted, a node failed) is said to be one. Without a
 record (a bundle submitted by hand, or the file removed) it takes the jobs with the plan's
 comment and the stage's job name, the newest as the stage's chain.
 
@@ -54,14 +55,15 @@ if [ -f "$RECORD" ]; then
   done < "$RECORD"
 fi
 # every job of this plan on this cluster the controller still holds (MinJobAge)
-declare -A STATE=() REASON=() HOST=() BYNAME=()
-queue=$(squeue -h -t all -o '%i|%k|%T|%r|%B|%j') || {
+declare -A STATE=() REASON=() HOST=() BYNAME=() RESTARTS=()
+fields='JobID:|,Comment:|,State:|,Reason:|,BatchHost:|,Name:|,RestartCnt:|'
+queue=$(squeue -h -t all -O "$fields") || {
   echo "status.sh: squeue failed: Slurm cannot say where the stages stand" >&2
   exit 4
 }
-while IFS='|' read -r id comment state reason host name; do
+while IFS='|' read -r id comment state reason host name restarts _; do
   [ "$comment" = "$MARK" ] || continue
-  STATE[$id]=$state REASON[$id]=$reason HOST[$id]=$host
+  STATE[$id]=$state REASON[$id]=$reason HOST[$id]=$host RESTARTS[$id]=${restarts:-0}
   BYNAME[$name]="${BYNAME[$name]:-} $id"
 done <<< "$queue"
 if [ "$ended" = none ]; then  # no record: the newest jobs of each stage's name, in order
@@ -115,19 +117,26 @@ for entry in "${STAGES[@]}"; do
     if [ -n "$id" ]; then s=${STATE[$id]:-UNKNOWN} r=${REASON[$id]:-None} h=${HOST[$id]:-}
     else s=UNKNOWN r="part $seg not in submit.sh's record" h=""; fi
     [ "$s" = COMPLETED ] && continue
-    part=$seg slurm="$s/$r"
+    part=$seg slurm="$s/$r" n=0
+    [ -z "$id" ] || n=${RESTARTS[$id]:-0}
+    # requeued (preempted, its node failed, scontrol requeue): Slurm holds it a while before
+    # it may start again (BeginTime), which is not the plan's start
+    [ "$n" = 0 ] || slurm+=" (requeued $n)"
     case "$s" in
       PENDING|REQUEUED|REQUEUE_HOLD|REQUEUE_FED|RESV_DEL_HOLD)
         state=pending
         case "$r" in
           Dependency) why="waits for the stages before it (afterok)" ;;
-          BeginTime) why="waits for its planned start (--begin)" ;;
+          BeginTime) if [ "$n" = 0 ]; then why="waits for its planned start (--begin)"
+            else why="requeued $n time(s) (preempted, a node failed or scontrol requeue):"
+              why+=" Slurm lets it start again after a delay"; fi ;;
           JobHeldUser|JobHeldAdmin) why="held: scontrol release $id starts it" ;;
           None|Priority|Resources) why="waits to be scheduled ($r)" ;;
           *) why="waits: $r" ;;
         esac ;;
       RUNNING|COMPLETING|CONFIGURING|SUSPENDED|RESIZING|SIGNALING|STAGE_OUT)
-        state=running why="part $seg of $parts is $s" ;;
+        state=running why="part $seg of $parts is $s"
+        [ "$n" = 0 ] || why+=", again after a requeue (the command runs again)" ;;
       CANCELLED)
         state=cancelled
         if [ "$h" != n/a ] && [ "$h" != acct ]; then why="cancelled while it ran"
