@@ -10,6 +10,11 @@ nodes that never start, so ``sbatch --test-only`` judges a 256-node job against 
 as configured while real jobs only ever run on the real node.
 
     python .ci/slurm_conf.py DIR SCENARIO.yaml [SCENARIO.yaml ...]
+
+With STRAITS_SLURM_PREEMPT=1 (opt-in; the default cluster has no preemption) the cluster
+preempts by partition (``PreemptType=preempt/partition_prio``, ``PreemptMode=REQUEUE``) and has
+one more partition, ``urgent``, of a higher tier on the real node: a job there requeues a job
+of any other partition holding the node.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from straits.loading import load_scenario
 from straits.model.targets import UNLIMITED, format_minutes
 
 REAL_NODE = "straits-ci"
+#: the partition whose jobs preempt (requeue) the others', with STRAITS_SLURM_PREEMPT=1
+URGENT = "urgent"
 
 
 def partitions(paths: list[Path]) -> dict[str, dict[str, object]]:
@@ -118,6 +125,14 @@ def write(out_dir: Path, paths: list[Path]) -> None:
         limit = "UNLIMITED" if minutes >= UNLIMITED else format_minutes(minutes)
         lines.append(f"PartitionName={name} Nodes={','.join(members[name])} MaxTime={limit} "
                      "State=UP OverSubscribe=NO")
+    if os.environ.get("STRAITS_SLURM_PREEMPT") == "1":
+        # opt-in (tests/test_slurm_preemption.py): a partition of a higher tier on the real node
+        # whose jobs requeue the others' (every other partition is tier 1)
+        lines[lines.index("JobRequeue=1")] = (
+            "JobRequeue=1\nPreemptType=preempt/partition_prio\nPreemptMode=REQUEUE"
+        )
+        lines.append(f"PartitionName={URGENT} Nodes={REAL_NODE} MaxTime=10:00 PriorityTier=10 "
+                     "PreemptMode=OFF State=UP OverSubscribe=NO")
     (out_dir / "slurm.conf").write_text("\n".join(lines) + "\n")
     # slurmd counts a GPU only with a device file: each fake one is a link to /dev/null
     dev = out_dir / "dev"
