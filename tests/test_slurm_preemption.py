@@ -2,11 +2,13 @@
 running stage of an exported bundle on a cluster with preemption in requeue mode.
 
 Needs the one-machine Slurm of `.ci/slurm.sh` started with STRAITS_SLURM_PREEMPT=1 (slow; skips
-on a cluster without preemption, which is the default, and without Slurm).
+on a cluster without preemption, which is the default, and without Slurm; fails instead where
+STRAITS_REQUIRE_SLURM_PREEMPT=1, as `.ci/run` sets it for the preempting cluster it starts).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import time
@@ -30,7 +32,10 @@ def _preempting(env: dict[str, str]) -> None:
         ["scontrol", "show", "partition", URGENT], env=env, capture_output=True, text=True
     )
     if "preempt/partition_prio" not in conf or part.returncode != 0:
-        pytest.skip("no preemption: start the cluster with STRAITS_SLURM_PREEMPT=1")
+        why = "no preemption: start the cluster with STRAITS_SLURM_PREEMPT=1"
+        if os.environ.get("STRAITS_REQUIRE_SLURM_PREEMPT") == "1":  # .ci/run's second cluster
+            pytest.fail(why)
+        pytest.skip(why)
 
 
 @pytest.mark.slow
