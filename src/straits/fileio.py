@@ -26,6 +26,7 @@ import errno
 import io
 import os
 import secrets
+import select
 import stat
 import sys
 from pathlib import Path
@@ -343,10 +344,33 @@ def write_stdout(data: str | bytes) -> None:
 
 def write_fully(fd: int, data: bytes) -> None:
     """Write all of ``data`` to ``fd``: ``os.write`` may take less (a file size limit, a full
-    disk), and the next write then says why (an OSError)."""
+    disk), and the next write then says why (an OSError). A non-blocking ``fd`` (a pipe its
+    parent set ``O_NONBLOCK`` on) with no room yet is waited on until its reader takes some:
+    it was exit 1, "Resource temporarily unavailable", on a slow reader (brk32)."""
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view) :]
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            poll = select.poll()
+            poll.register(fd, select.POLLOUT)
+            poll.poll()  # room, or the reader gone: the next write says which
+
+
+def direct_fd(stream: object) -> int | None:
+    """The file descriptor ``stream`` is to be written through with :func:`write_fully`: an
+    unbuffered one (:func:`unbuffered_fd`), or any whose descriptor is non-blocking, where the
+    buffered stream raised ``BlockingIOError`` on a slow reader and what it held was lost."""
+    fd = unbuffered_fd(stream)
+    if fd is not None:
+        return fd
+    raw = getattr(getattr(stream, "buffer", None), "raw", None)
+    if not isinstance(raw, io.FileIO) or raw.closed:
+        return None
+    try:
+        return None if os.get_blocking(raw.fileno()) else raw.fileno()
+    except OSError:
+        return None
 
 
 def unbuffered_fd(stream: object) -> int | None:

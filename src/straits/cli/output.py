@@ -139,15 +139,17 @@ class GuardedStdout:
         self._inner = inner
 
     def write(self, text: str) -> int:
-        from straits.fileio import unbuffered_fd, write_fully
+        from straits.fileio import direct_fd, write_fully
 
         try:
-            fd = unbuffered_fd(self._inner)
+            fd = direct_fd(self._inner)
             if fd is None:
                 return int(self._inner.write(text))
             # unbuffered (PYTHONUNBUFFERED=1): the stream wrote a table once and dropped what
-            # the file system did not take (a full disk, `ulimit -f`), exit 0 on a cut table
+            # the file system did not take (a full disk, `ulimit -f`), exit 0 on a cut table;
+            # non-blocking (O_NONBLOCK from the parent): waited on, not lost (brk32)
             inner = self._inner
+            inner.flush()
             write_fully(fd, text.encode(inner.encoding, inner.errors or "strict"))
             return len(text)
         except BrokenPipeError:
