@@ -17,6 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from straits.rules import RuleSet
+from test_export_slurm import _export_ci
+from test_slurm_status import _offline, _stages
+
 ROOT = Path(__file__).resolve().parents[1]
 F_SETPIPE_SZ = 1031  # Linux
 
@@ -82,3 +86,58 @@ def test_a_nonblocking_stdout_gets_every_byte(
     code, got, err = _slow_nonblocking(args, env, tmp_path)
     assert (code, err) == (0, "")
     assert got == want
+
+
+def _status_bundle(rules: RuleSet, tmp_path: Path) -> tuple[dict[str, str], Path, list[str]]:
+    """An exported CI bundle with the stand-ins of tests/test_slurm_status.py; the queue holds
+    each stage's job (10, 11, ...) completed, with the plan's comment."""
+    bundle, _ = _export_ci(tmp_path / "ci", rules, ["true"])
+    files = {str(p.relative_to(bundle)): p.read_text() for p in bundle.rglob("*") if p.is_file()}
+    env, folder = _offline(files, tmp_path)
+    mark = (folder / "submit.sh").read_text().split("MARK=", 1)[1].split("\n", 1)[0]
+    names = [e.split(":")[0] for e in _stages(folder)]
+    rows = [f"{i + 10}|{mark}|COMPLETED|None|node|{n}|0|" for i, n in enumerate(names)]
+    (tmp_path / "squeue.rows").write_text("\n".join(rows) + "\n")
+    return env, folder, names
+
+
+def _run_status(script: Path, env: dict[str, str]) -> tuple[int, list[list[str]], str]:
+    p = subprocess.run(
+        ["bash", str(script), "--tsv"], env=env, capture_output=True, text=True, timeout=60, cwd="/"
+    )
+    return p.returncode, [line.split("\t") for line in p.stdout.splitlines()], p.stderr
+
+
+def test_status_reads_a_crlf_record_and_skips_a_job_line_without_an_id(
+    rules: RuleSet, tmp_path: Path
+) -> None:
+    """A record with CRLF line ends (copied through Windows, an editor): each job id kept its
+    CR, every stage was ``unknown`` with a CR in its jobs column, exit 4. A job line cut short
+    (no id) was ``STATE: bad array subscript`` on stderr at each run."""
+    env, folder, names = _status_bundle(rules, tmp_path)
+    good = "run 1\n" + "".join(f"job {n} 1 1 {i + 10}\n" for i, n in enumerate(names)) + "done\n"
+    record = folder / ".straits-submitted"
+    for text in (good.replace("\n", "\r\n"), "run 1\njob\njob x 1 1\n" + good[6:]):
+        record.write_bytes(text.encode())
+        rc, table, err = _run_status(folder / "status.sh", env)
+        assert (rc, err) == (0, "")
+        assert [r[:4] for r in table[1:]] == [
+            [n, "completed", "1/1", str(i + 10)] for i, n in enumerate(names)
+        ]
+
+
+def test_status_through_a_symlink_reads_the_record_beside_the_script(
+    rules: RuleSet, tmp_path: Path
+) -> None:
+    """status.sh linked from another folder (``~/bin``) went to the link's folder, found no
+    record there and fell back to the queue: a submit.sh that stopped was read as stages
+    never seen in squeue. It reads the record beside the script it links to now."""
+    env, folder, _ = _status_bundle(rules, tmp_path)
+    (tmp_path / "squeue.rows").write_text("")
+    (folder / ".straits-submitted").write_text("run 1\nstopped 1\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "status.sh").symlink_to(folder / "status.sh")
+    direct = _run_status(folder / "status.sh", env)
+    assert direct[0] == 1 and {r[1] for r in direct[1][1:]} == {"not-submitted"}
+    assert _run_status(elsewhere / "status.sh", env) == direct

@@ -45,10 +45,11 @@ esac
 declare -A JOB=() SEEN=()
 ended=none
 if [ -f "$RECORD" ]; then
-  while read -r kind a b _ d; do
+  # CR too: a record with CRLF line ends (brk32); a job line without its id is skipped
+  while IFS=$' \t\r' read -r kind a b _ d; do
     case "$kind" in
       run) JOB=(); ended=killed ;;
-      job) JOB["$a $b"]=$d ;;
+      job) [ -z "$d" ] || JOB["$a $b"]=$d ;;
       done) ended=done ;;
       stopped) ended="stopped $a" ;;
     esac
@@ -174,7 +175,8 @@ def status_script(plan_id: str, folder: str, stages: list[tuple[str, int]]) -> s
         "# Exit 0 all completed, 1 some failed, cancelled or never submitted, 3 some still",
         "# pending or running, 4 Slurm cannot say, 2 a bad argument.",
         "set -uo pipefail",
-        'cd "$(dirname "$0")" || exit 4',
+        "# the folder of the script itself, not of a link to it (brk32)",
+        'cd "$(dirname "$(readlink -f "$0")")" || exit 4',
         f"MARK={shlex.quote(mark(plan_id, folder))}",
         f"RECORD={RECORD}",
         "# NAME:PARTS, in the order submit.sh submits them",
