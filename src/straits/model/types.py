@@ -38,7 +38,9 @@ def _not_bool(value: object) -> object:
 
 def _country(code: str) -> str:
     upper = code.upper()
-    if len(code) != 2 or not is_country(upper):  # as written, and short: it may be any length
+    # as written, and short: it may be any length; ASCII letters only: a dotless i and a d
+    # upper-cased are ID (brk32)
+    if len(code) != 2 or not code.isascii() or not is_country(upper):
         shown = repr(code) if len(code) <= 24 else f"{code[:24]!r}... ({len(code):,} characters)"
         raise ValueError(f"{shown} is not an ISO 3166-1 alpha-2 country code (e.g. CN, SG, MY)")
     return upper
