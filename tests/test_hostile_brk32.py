@@ -69,7 +69,7 @@ def _slow_nonblocking(args: list[str], env: dict[str, str], cwd: Path) -> tuple[
 
 
 @pytest.mark.parametrize("unbuffered", [False, True], ids=["buffered", "unbuffered"])
-@pytest.mark.parametrize("args", [["chips", "--json"], ["--help"]], ids=" ".join)
+@pytest.mark.parametrize("args", [["chips", "--json"], ["rules", "list"], ["--help"]], ids=" ".join)
 def test_a_nonblocking_stdout_gets_every_byte(
     args: list[str], unbuffered: bool, tmp_path: Path
 ) -> None:
