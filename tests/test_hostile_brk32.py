@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import fcntl
 import os
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -39,6 +41,11 @@ def _env(tmp_path: Path, unbuffered: bool) -> dict[str, str]:
     return env
 
 
+def _queued(fd: int) -> int:
+    """Bytes waiting in the pipe ``fd`` reads (``FIONREAD``)."""
+    return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0])
+
+
 def _slow_nonblocking(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, bytes, str]:
     """Run ``straits ARGS`` into a 4 KiB non-blocking pipe that is read only after the command
     has filled it, then a little at a time."""
@@ -55,7 +62,10 @@ def _slow_nonblocking(args: list[str], env: dict[str, str], cwd: Path) -> tuple[
         )
         os.close(w)
         w = -1
-        time.sleep(1.5)  # the pipe is full: the command's next write has no room
+        # until the pipe is full (the command's next write has no room) or the command ended
+        deadline = time.monotonic() + 60
+        while _queued(r) < 4096 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
         data = b""
         while chunk := os.read(r, 1024):
             data += chunk
