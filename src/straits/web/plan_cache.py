@@ -36,13 +36,12 @@ from collections import OrderedDict
 from typing import Any
 
 from straits import __version__
-from straits.errors import LedgerError, NotFoundError
+from straits.errors import LedgerError
 from straits.rules.engine import RuleSet
 from straits.store.db import Store
 from straits.store.ledger import Entry
-from straits.store.owner import owned_plan_ids
 from straits.store.proven import prove_entries
-from straits.store.tables import PlanRow, ScenarioRow
+from straits.store.tables import ScenarioRow
 from straits.store.tokens import Principal
 
 #: contexts kept at most, and their bytes at most (``Settings``' defaults)
@@ -108,17 +107,12 @@ def page_key(store: Store, rules: RuleSet, who: Principal, plan_id: str) -> tupl
     """The access check (``NotFoundError`` as ``views.job`` raises it), then the key of the
     finished plan's page and the bytes it is made from; None when the page is not to be kept
     or read from the cache (a plan not finished, an entry the log does not prove)."""
-    from straits.web.views import _jobs_query
+    from straits.web.views import job_found
 
-    if not who.is_admin and owned_plan_ids(store, plan_id, who.tenant) != [plan_id]:
-        raise NotFoundError(f"no plan {plan_id!r}")
+    row, name, seq, entry_row = job_found(store, who, plan_id)
+    if row.status != "done":
+        return None
     with store.session() as s:
-        found = s.execute(_jobs_query(who).where(PlanRow.id == plan_id)).first()
-        if found is None:
-            raise NotFoundError(f"no plan {plan_id!r}")
-        row, name, seq, entry_row = found
-        if row.status != "done":
-            return None
         scenario = s.get(ScenarioRow, row.scenario_digest)
         body = None if scenario is None else scenario.body
     if entry_row is not None:

@@ -163,7 +163,9 @@ def jobs_page(
     return out, next_cursor
 
 
-def job(store: Store, who: Principal, plan_id: str) -> Job:
+def job_found(store: Store, who: Principal, plan_id: str) -> Any:
+    """The access check, then the plan's row, scenario name, entry number and entry row (the
+    one place the console decides whose a plan is: ``job`` and the plan page cache)."""
     # a tenant's: decided from raw values before the row is read (another tenant's plan,
     # tampered or not, is "no plan", never the 409 of an unreadable row)
     if not who.is_admin and owned_plan_ids(store, plan_id, who.tenant) != [plan_id]:
@@ -172,6 +174,11 @@ def job(store: Store, who: Principal, plan_id: str) -> Job:
         found = s.execute(_jobs_query(who).where(PlanRow.id == plan_id)).first()
     if found is None:
         raise NotFoundError(f"no plan {plan_id!r}")
+    return found
+
+
+def job(store: Store, who: Principal, plan_id: str) -> Job:
+    found = job_found(store, who, plan_id)
     entry = Entry.from_row(found[3]) if found[3] is not None else None
     try:
         prove_entries(store, [entry] if entry is not None else [])
