@@ -184,12 +184,16 @@ def test_file_names_reach_the_terminal_as_escapes(
     assert not TERMINAL_CONTROL.search(done.stderr), repr(done.stderr)
 
 
-@pytest.mark.parametrize("written", ["China", "C", "CHN", "x" * 5000])
+@pytest.mark.parametrize(
+    "written", ["China", "C", "CHN", "x" * 5000, "\u0131d", "\u017fg", "\u0131l"]
+)
 def test_a_country_that_is_no_code_says_what_a_code_is(written: str) -> None:
     """user32: `hq: China` (a name where scenario-reference.md asks for an ISO 3166-1 alpha-2
     code) was `Value should have at most 2 items after validation, not 5`, pydantic's words for
     a list, naming no code; the length is now the country check's, which says what is
-    expected, and shows a long value cut short."""
+    expected, and shows a long value cut short. brk32: ``hq: \u0131d`` (a dotless i) and
+    ``\u017fg`` (a long s) were accepted as ID and SG: the check upper-cased the value and
+    found a country, where the length and the code asked for two ASCII letters."""
     from straits.errors import InputError
     from straits.loading import parse_document, parse_scenario
 
