@@ -377,9 +377,12 @@ def from_store(store: Store, ref: str) -> PlanDocument:
     row = get_plan(store, rec.id)
     if row is None:  # removed between the two reads
         raise NotFoundError(f"no plan {ref!r}")
-    scenario_doc = load_scenario_row(store, row.scenario_digest)
+    if rec.scenario_doc is not None:  # proven, decoded and validated once already (web33)
+        scenario_doc, sc = rec.scenario_doc, rec.scenario
+    else:
+        scenario_doc = load_scenario_row(store, row.scenario_digest)
+        sc = parse_scenario(scenario_doc, source=f"stored scenario {row.scenario_digest[:12]}")
     options = rec.options if rec.options is not None else json.loads(row.options or "{}")
-    sc = parse_scenario(scenario_doc, source=f"stored scenario {row.scenario_digest[:12]}")
     body = plan_body(rec.plan)
     return PlanDocument(
         rec.id,

@@ -197,16 +197,19 @@ def prove_entry(store: Store, seq: int, keys: Keys | None = None) -> Proof:
 
 
 # --- plans and decisions against their entries ---------------------------------------------------
-def plan_row_problem(row: PlanRow, entry: Entry, *, with_result: bool = True) -> str | None:
+def plan_row_problem(
+    row: PlanRow, entry: Entry, *, with_result: bool = True, body: dict[str, Any] | None = None
+) -> str | None:
     """What differs between a plan row and the entry it points to, or None; without
     ``with_result``, the stored result is not compared (a list, which serves no result, need
-    not read it)."""
+    not read it). ``body``: the entry's body already decoded (``entry.content``), so a reader
+    that needs it too decodes it once (web33)."""
     where = f"plan {row.id} (ledger entry {entry.seq})"
     if entry.kind != "plan":
         return (
             f"{where}: the entry is a {entry.kind}, not a plan: the plan's ledger_seq was altered"
         )
-    body = entry.content
+    body = entry.content if body is None else body
     result = body.get("result")
     if not isinstance(result, dict) or not isinstance(result.get("plan"), dict):
         return f"{where}: the entry records no plan: it was rewritten"
@@ -237,16 +240,12 @@ def plan_row_problem(row: PlanRow, entry: Entry, *, with_result: bool = True) ->
             f"{where}: its stored scenario is not the one the entry records: the plans "
             "table was altered"
         )
-    if _canon_text(row.options) != canonical(inputs.get("options")):
+    if not _same_json(row.options, inputs.get("options")):
         return (
             f"{where}: its stored options differ from the ones the entry records: the "
             "plans table was altered"
         )
-    if (
-        with_result
-        and row.result is not None
-        and _canon_text(row.result) != canonical(result.get("plan"))
-    ):
+    if with_result and row.result is not None and not _same_json(row.result, result["plan"]):
         return (
             f"{where}: its stored result differs from the plan the entry records: the "
             "plans table was altered"
@@ -321,6 +320,15 @@ def _canon_text(text: str) -> str:
         return "\x00not JSON"
 
 
+def _same_json(text: str, obj: Any) -> bool:
+    """Whether the stored JSON ``text`` is ``obj`` in canonical form, as
+    ``_canon_text(text) == canonical(obj)`` answers it: a text that is ``canonical(obj)``
+    already (what Straits writes) is, without decoding it (canonical JSON read back and
+    written again is the same text); any other text is decoded and compared as before."""
+    want = canonical(obj)
+    return text == want or _canon_text(text) == want
+
+
 @dataclass(frozen=True)
 class ProvenPlan:
     proof: Proof
@@ -328,6 +336,8 @@ class ProvenPlan:
     """the plan JSON contract, as the entry records it"""
     scenario: dict[str, Any]
     """the stored scenario document, its digest checked against the entry"""
+    options: dict[str, Any] | None = None
+    """the planner options, as the entry records them (read with the rest: web33)"""
 
 
 def prove_plan(store: Store, row: PlanRow, keys: Keys | None = None) -> ProvenPlan:
@@ -345,13 +355,14 @@ def prove_plan(store: Store, row: PlanRow, keys: Keys | None = None) -> ProvenPl
                 "exist: the plans table was altered",
                 None,
             ) from None
-        problem = plan_row_problem(row, proof.entry)
-        if problem:
+        # the entry's body decoded once, here, for the comparison and the plan (web33)
+        body = proof.entry.content if proof.entry.kind == "plan" else None
+        problem = plan_row_problem(row, proof.entry, body=body)
+        if problem or body is None:
             raise LedgerError(
-                problem + "; refusing to use it (`straits ledger verify` shows all that differs)",
+                f"{problem}; refusing to use it (`straits ledger verify` shows all that differs)",
                 proof.entry.seq,
             )
-        body = proof.entry.content
         ref = body["inputs"]["scenario_digest"]
         sc_row = s.get(ScenarioRow, ref)
         doc: Any = None
@@ -366,4 +377,10 @@ def prove_plan(store: Store, row: PlanRow, keys: Keys | None = None) -> ProvenPl
                 f"records ({ref[:12]}...) was altered or removed",
                 proof.entry.seq,
             )
-        return ProvenPlan(proof, dict(body["result"]["plan"]), doc)
+        options = body["inputs"].get("options")
+        return ProvenPlan(
+            proof,
+            dict(body["result"]["plan"]),
+            doc,
+            dict(options) if isinstance(options, dict) else None,
+        )

@@ -316,6 +316,8 @@ class RecordedPlan:
     created_at: dt.datetime | None
     options: dict[str, Any] | None = None
     """the planner options, as the entry records them"""
+    scenario_doc: dict[str, Any] | None = None
+    """the stored scenario document ``scenario`` was validated from, its digest checked"""
 
 
 def _recorded(store: Store, row: PlanRow) -> RecordedPlan:
@@ -334,7 +336,8 @@ def _recorded(store: Store, row: PlanRow) -> RecordedPlan:
         p.plan,
         p.proof.entry.seq,
         row.created_at,
-        dict(p.proof.entry.content["inputs"]["options"]),
+        dict(p.options or {}),  # as the entry records them: its body not decoded again
+        p.scenario,
     )
 
 
@@ -461,7 +464,7 @@ def proven_job_json(store: Store, row: PlanRow, *, tenant_view: bool) -> dict[st
     from straits.store.proven import prove_plan
 
     p = prove_plan(store, row)  # first: an altered row is a 409 naming its entry
-    job = plan_job_json(row)
+    job = plan_job_json(row, with_plan=False)  # the stored copy not decoded again (web33)
     job["plan"] = p.plan
     if tenant_view:
         job["ledger_seq"] = p.proof.entry.tenant_seq

@@ -9,8 +9,10 @@ figures the rest. All of it is a function of a few stored values. So, at every r
 1. the access check, as ``views.job`` makes it (a tenant's plan is decided from raw values
    before its row is read; another tenant's, or an id nobody has, is the same ``NotFoundError``
    it always was): nothing is read from the cache before it;
-2. the entry is proven against the log (``prove_entries``, one entry: cheap); a log that does
-   not prove it is no cache hit: the page is built as before and says what it says;
+2. the entry is proven against the log (``prove_entries``, one entry: cheap) before a page
+   found is served; a log that does not prove it is no cache hit: the page is built as before
+   and says what it says. A page built proves the entry itself (``views.plan_page``), so the
+   proof is made once per request either way (web33);
 3. the key: a SHA-256 of everything the page is made from, raw as stored: every column of the
    plan's row and of its ledger entry's row (the entry's hash among them), the scenario's
    name and stored body, the entry number shown, the viewer's tenant and whether an admin (an
@@ -107,6 +109,14 @@ def page_key(store: Store, rules: RuleSet, who: Principal, plan_id: str) -> tupl
     """The access check (``NotFoundError`` as ``views.job`` raises it), then the key of the
     finished plan's page and the bytes it is made from; None when the page is not to be kept
     or read from the cache (a plan not finished, an entry the log does not prove)."""
+    read = _key(store, rules, who, plan_id)
+    if read is None or not _proven(store, read[2]):
+        return None
+    return read[0], read[1]
+
+
+def _key(store: Store, rules: RuleSet, who: Principal, plan_id: str) -> tuple[str, int, Any] | None:
+    """:func:`page_key` and the entry row it was made from, the entry not proven."""
     from straits.web.views import job_found
 
     row, name, seq, entry_row = job_found(store, who, plan_id)
@@ -115,11 +125,6 @@ def page_key(store: Store, rules: RuleSet, who: Principal, plan_id: str) -> tupl
     with store.session() as s:
         scenario = s.get(ScenarioRow, row.scenario_digest)
         body = None if scenario is None else scenario.body
-    if entry_row is not None:
-        try:
-            prove_entries(store, [Entry.from_row(entry_row)])
-        except LedgerError:
-            return None
     parts = [
         __version__,
         rules.digest,
@@ -138,23 +143,42 @@ def page_key(store: Store, rules: RuleSet, who: Principal, plan_id: str) -> tupl
         raw = _part(part)
         size += len(raw)
         h.update(raw)
-    return h.hexdigest(), size
+    return h.hexdigest(), size, entry_row
+
+
+def _proven(store: Store, entry_row: Any) -> bool:
+    """Whether the log proves the entry of the row read (True when there is none)."""
+    if entry_row is None:
+        return True
+    try:
+        prove_entries(store, [Entry.from_row(entry_row)])
+    except LedgerError:
+        return False
+    return True
 
 
 def plan_page(
     pages: PlanPages | None, store: Store, rules: RuleSet, who: Principal, plan_id: str
 ) -> dict[str, Any]:
-    """``views.plan_page``, its context kept in ``pages`` after the access check."""
+    """``views.plan_page``, its context kept in ``pages`` after the access check.
+
+    The entry is proven once per request (web33): a page found under the key is served only
+    once the log proves the entry (else the page is built, as when none is kept); a page built
+    proved it while it was built (``views.plan_page`` refuses an entry the log does not
+    prove), so the key read again after the build, to keep it only when nothing changed
+    meanwhile, is read without proving it a second time."""
     from straits.web import views
 
     if pages is None or pages.pages < 1:
         return views.plan_page(store, rules, who, plan_id)
-    key = page_key(store, rules, who, plan_id)
+    key = _key(store, rules, who, plan_id)
     if key is not None:
         hit = pages.get(key[0])
-        if hit is not None:
+        # the entry whose bytes made the key proven before its page is served
+        if hit is not None and _proven(store, key[2]):
             return hit
     ctx = views.plan_page(store, rules, who, plan_id)
-    if key is not None and page_key(store, rules, who, plan_id) == key:
+    again = _key(store, rules, who, plan_id) if key is not None else None
+    if key is not None and again is not None and again[:2] == key[:2]:
         pages.put(key[0], ctx, key[1])
     return ctx
