@@ -61,50 +61,78 @@ def write_bundle(
     ``targets`` names target folders this export replaces although it writes nothing there
     (``--to all`` with no site mapped to SkyPilot): the earlier export's files there go too,
     or its ``skypilot/launch.sh`` stayed beside this plan's other targets."""
+    new_dirs = _missing(out_dir)  # the folders this export makes for itself, outermost first
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    with _locked(out_dir):  # folders too: another export may remove the ones it emptied
-        _remove_leftovers(out_dir)
-        staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=STAGING))
-        made: list[Path] = []  # the folders this export made, so a failure takes them back
+    lock = _locked(out_dir)
+    with lock:  # folders too: another export may remove the ones it emptied
         try:
-            for rel, text in files.items():
-                tmp = staging / (rel + PART)
-                tmp.parent.mkdir(parents=True, exist_ok=True)
-                tmp.write_text(text, encoding="utf-8")
-                if rel.endswith(executable) and executable:
-                    tmp.chmod(0o755)
-            root = out_dir.resolve()
-            for rel in files:  # every folder first: a clash fails before any file moves
-                _refuse_link_out(out_dir, root, rel)
-                made += _make_folders(out_dir, (out_dir / rel).parent)
-                if (out_dir / rel).is_dir():
-                    raise IsADirectoryError(f"{out_dir / rel} is a directory")
-            before = _manifest(out_dir)
-            # Ctrl-C or a SIGTERM waits until every file is in place: stopped half way, the
-            # folder held part of this plan beside part of the last (a new apply.sh naming old
-            # manifests). A crash (kill -9) between here and the last line leaves a manifest
-            # naming both exports' files, so the next export still removes what this one moved
-            with _signals_held():
-                _write_manifest(out_dir, before | set(files))
-                for rel in files:
-                    dest = out_dir / rel
-                    os.replace(staging / (rel + PART), dest)
-                    written.append(dest)
-                mine = {_top(f) for f in files} | set(targets)
-                stale = {r for r in before - set(files) if _top(r) in mine}
-                _remove(out_dir, stale)
-                _write_manifest(out_dir, (before - stale) | set(files))
+            return _write_locked(out_dir, files, executable, targets)
         except BaseException:
-            # a refused export leaves the folder as it was: it left the target folders it
-            # had made empty (karmada/, kubernetes/<cluster>/...) beside the old files
-            for folder in reversed(made):
-                with contextlib.suppress(OSError):
-                    folder.rmdir()  # only an empty one: files moved in stay
+            # a failed export into a folder it made (a full disk) leaves no folder and no lock
+            # behind; a lock it did not make, or a folder holding anything, stays (web33)
+            if lock.created:
+                lock.remove()
+                for folder in reversed(new_dirs):
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()  # only an empty one
             raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_locked(
+    out_dir: Path, files: Mapping[str, str], executable: tuple[str, ...], targets: Iterable[str]
+) -> list[Path]:
+    """:func:`write_bundle` under the folder's lock."""
+    written = []
+    _remove_leftovers(out_dir)
+    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=STAGING))
+    made: list[Path] = []  # the folders this export made, so a failure takes them back
+    try:
+        for rel, text in files.items():
+            tmp = staging / (rel + PART)
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(text, encoding="utf-8")
+            if rel.endswith(executable) and executable:
+                tmp.chmod(0o755)
+        root = out_dir.resolve()
+        for rel in files:  # every folder first: a clash fails before any file moves
+            _refuse_link_out(out_dir, root, rel)
+            made += _make_folders(out_dir, (out_dir / rel).parent)
+            if (out_dir / rel).is_dir():
+                raise IsADirectoryError(f"{out_dir / rel} is a directory")
+        before = _manifest(out_dir)
+        # Ctrl-C or a SIGTERM waits until every file is in place: stopped half way, the
+        # folder held part of this plan beside part of the last (a new apply.sh naming old
+        # manifests). A crash (kill -9) between here and the last line leaves a manifest
+        # naming both exports' files, so the next export still removes what this one moved
+        with _signals_held():
+            _write_manifest(out_dir, before | set(files))
+            for rel in files:
+                dest = out_dir / rel
+                os.replace(staging / (rel + PART), dest)
+                written.append(dest)
+            mine = {_top(f) for f in files} | set(targets)
+            stale = {r for r in before - set(files) if _top(r) in mine}
+            _remove(out_dir, stale)
+            _write_manifest(out_dir, (before - stale) | set(files))
+    except BaseException:
+        # a refused export leaves the folder as it was: it left the target folders it
+        # had made empty (karmada/, kubernetes/<cluster>/...) beside the old files
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only an empty one: files moved in stay
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return written
+
+
+def _missing(folder: Path) -> list[Path]:
+    """``folder`` and the folders on its way that do not exist, the outermost first."""
+    missing = []
+    while not folder.exists() and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    return list(reversed(missing))
 
 
 def _make_folders(out_dir: Path, folder: Path) -> list[Path]:
@@ -182,16 +210,52 @@ def _refuse_link_out(out_dir: Path, root: Path, rel: str) -> None:
 
 
 class _locked:
-    """An exclusive ``flock`` on the folder's lock file for the ``with`` block."""
+    """An exclusive ``flock`` on the folder's lock file for the ``with`` block; ``created``
+    when this export made the lock file (a failed export removes it again: :meth:`remove`).
+
+    A lock file can be removed while another export waits on it, so the lock is held only
+    once the file locked is still the one the folder holds (else it is opened again)."""
 
     def __init__(self, out_dir: Path) -> None:
         self.path = out_dir / LOCK
         self.fd = -1
+        self.created = False
 
     def __enter__(self) -> None:
-        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-        self.fd = os.open(self.path, flags, 0o666)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        flags = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        while True:
+            try:
+                self.fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o666)
+                self.created = True
+            except FileExistsError:
+                try:
+                    self.fd = os.open(self.path, flags)
+                except FileNotFoundError:  # removed meanwhile by a failed export
+                    continue
+                self.created = False
+            except FileNotFoundError:  # the folder too, made by a failed export: again
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                continue
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+            if self._current():
+                return
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+
+    def _current(self) -> bool:
+        """Whether the file locked is the folder's lock file now."""
+        try:
+            now = os.stat(self.path, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(self.fd)
+        return (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
+
+    def remove(self) -> None:
+        """Remove the lock file (held): an export waiting on it opens the folder's again."""
+        with contextlib.suppress(OSError):
+            if self._current():
+                self.path.unlink()
 
     def __exit__(self, *exc: object) -> None:
         fcntl.flock(self.fd, fcntl.LOCK_UN)
