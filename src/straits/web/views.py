@@ -203,7 +203,8 @@ def recorded_plan(
     """A finished plan of ``who``'s tenant: its scenario, plan JSON and ledger entry; one
     submitted with ``record=false`` as stored (nothing proves it: it has no entry, as the
     API's plan document of it has none)."""
-    return _read_plan(store, who, plan_id)[1] or _recorded_plan(store, who, plan_id)
+    j, read = _read_plan(store, who, plan_id)
+    return read or _recorded_plan(store, who, plan_id, j)
 
 
 def _read_plan(
@@ -249,13 +250,13 @@ def _read_plan(
 
 
 def _recorded_plan(
-    store: Store, who: Principal, plan_id: str
+    store: Store, who: Principal, plan_id: str, j: Job
 ) -> tuple[Scenario, dict[str, Any], Recorded]:
-    """:func:`recorded_plan` of a plan not finished or not recorded (as before web33)."""
+    """:func:`recorded_plan` of a plan not finished or not recorded (as before web33), ``j``
+    its line (``job``: the tenant check made first, another tenant's plan is "no plan")."""
     from straits.store.ledger import get_entry
     from straits.store.records import find_plan
 
-    j = job(store, who, plan_id)  # tenant check first: another tenant's plan is "no plan"
     if j.status == "done" and j.ledger_seq is None:
         unrecorded = _unrecorded_plan(store, j.id)
         if unrecorded is not None:
@@ -315,7 +316,7 @@ def plan_page(store: Store, rules: RuleSet, who: Principal, plan_id: str) -> dic
     j, read = _read_plan(store, who, plan_id)
     if j.status != "done":
         return {"job": j, "figures": {}}
-    sc, plan, recorded = read or _recorded_plan(store, who, plan_id)
+    sc, plan, recorded = read or _recorded_plan(store, who, plan_id, j)
     view = build_view(plan, sc, rules, source=f"plan {plan_id}", recorded=recorded)
     return {"job": j, **plan_context(view)}
 
