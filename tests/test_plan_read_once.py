@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
 
 import straits.loading
 import straits.store.proven
@@ -139,3 +139,50 @@ def test_the_console_and_the_api_read_each_stored_text_once(
     _at_most_once(counts)
     assert counts["decoded entry"] == counts["validated scenario"] == 1
     assert counts["decoded result"] == 0
+
+
+def _first_int_path(doc: Any) -> list[Any]:
+    """The path to the first integer (not a boolean) in ``doc``, depth first."""
+    items = doc.items() if isinstance(doc, dict) else enumerate(doc)
+    for k, v in items:
+        if isinstance(v, int) and not isinstance(v, bool):
+            return [k]
+        if isinstance(v, dict | list):
+            inner = _first_int_path(v)
+            if inner:
+                return [k, *inner]
+    return []
+
+
+@pytest.mark.parametrize("change", ["reformatted", "an integer as a float"])
+def test_a_stored_result_not_in_canonical_form_is_compared_as_before(
+    planned: tuple[Any, Store, str], change: str
+) -> None:
+    """The stored result is compared without decoding it only when it is the entry's plan in
+    canonical form; any other text is decoded and compared canonically, as before: the same
+    plan written another way is the plan (200), an integer written ``8.0`` is not (409)."""
+    app, store, plan_id = planned
+    engine = create_engine(store.url)
+    with engine.begin() as conn:
+        result = json.loads(conn.execute(text("SELECT result FROM plans")).scalar_one())
+        if change == "an integer as a float":
+            *path, last = _first_int_path(result)
+            at = result
+            for k in path:
+                at = at[k]
+            at[last] = float(at[last])
+        stored = json.dumps(result, indent=1, sort_keys=False)
+        conn.execute(text("UPDATE plans SET result = :r"), {"r": stored})
+    engine.dispose()
+    want = 200 if change == "reformatted" else 409
+    token = create_token(store, "hz-cloud", "viewer")[0]
+    browser = Browser(app, store)
+    browser.sign_in(token)
+    api = TestClient(app, base_url="https://testserver")
+    api.headers["Authorization"] = f"Bearer {token}"
+    assert browser.client.get(f"/ui/plans/{plan_id}").status_code == want
+    for route in (f"/v1/plans/{plan_id}", f"/v1/plans/{plan_id}/plan"):
+        r = api.get(route)
+        assert r.status_code == want, route
+        if want == 409:
+            assert r.headers["content-type"].startswith("application/problem+json")
