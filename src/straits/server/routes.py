@@ -393,7 +393,8 @@ def plan_result(request: Request, plan_id: str, who: Caller) -> Any:
     id, digest, ledger entry and inputs included; a recorded plan as its ledger entry proves
     it, 409 if the stored copy differs; 409 until it is done)."""
     row = _own_plan(request, who, plan_id)
-    job = plan_job_json(row, with_plan=False)  # its plan read below, once (web33)
+    # a finished plan's stored result is read below, once (web33); another's as before
+    job = plan_job_json(row, with_plan=row.status != "done")
     if job["status"] != "done":
         return problem(
             409,
