@@ -21,7 +21,7 @@ import pytest
 
 from straits.rules import RuleSet
 from test_export_slurm import _export_ci
-from test_slurm_status import _offline, _stages
+from test_slurm_status import _offline, _stages, qrow
 
 ROOT = Path(__file__).resolve().parents[1]
 F_SETPIPE_SZ = 1031  # Linux
@@ -106,7 +106,7 @@ def _status_bundle(rules: RuleSet, tmp_path: Path) -> tuple[dict[str, str], Path
     env, folder = _offline(files, tmp_path)
     mark = (folder / "submit.sh").read_text().split("MARK=", 1)[1].split("\n", 1)[0]
     names = [e.split(":")[0] for e in _stages(folder)]
-    rows = [f"{i + 10}|{mark}|COMPLETED|None|node|{n}|0|" for i, n in enumerate(names)]
+    rows = [qrow(i + 10, mark, "COMPLETED", "None", "node", n) for i, n in enumerate(names)]
     (tmp_path / "squeue.rows").write_text("\n".join(rows) + "\n")
     return env, folder, names
 

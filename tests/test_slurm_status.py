@@ -8,8 +8,10 @@ STRAITS_REQUIRE_SLURM=1), with the helpers of tests/test_export_slurm.py.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,8 +24,8 @@ from test_slurm_faults import FAILING_SBATCH, inp  # noqa: F401  (inp: the fixtu
 from test_slurm_operator_faults import _ci, _until
 
 #: squeue stand-in: the rows of $SQUEUE_ROWS whatever the format asked (status.sh's
-#: ``JobID|Comment|State|Reason|BatchHost|Name|RestartCnt|``; submit.sh's ``%i %k`` finds no
-#: comment in them); SQUEUE_FAIL=1 fails
+#: ``JobID|State|BatchHost|RestartCnt|Comment|Name|Reason|``, :func:`qrow`; submit.sh's
+#: ``%i %k`` finds no comment in them); SQUEUE_FAIL=1 fails
 ROWS_SQUEUE = """#!/bin/bash
 [ -z "${SQUEUE_FAIL:-}" ] || { echo "squeue: error: Unable to contact controller" >&2; exit 1; }
 [ ! -f "${SQUEUE_ROWS:-}" ] || cat "$SQUEUE_ROWS"
@@ -31,6 +33,13 @@ ROWS_SQUEUE = """#!/bin/bash
 
 #: sacct stand-in: accounting not configured, as on the CI cluster
 NO_SACCT = '#!/bin/bash\necho "Slurm accounting storage is disabled" >&2\nexit 1\n'
+
+
+def qrow(
+    job: object, mark: str, state: str, reason: str, host: str, name: str, restarts: int = 0
+) -> str:
+    """One row of status.sh's squeue, in the order it asks the columns (free text last)."""
+    return f"{job}|{state}|{host}|{restarts}|{mark}|{name}|{reason}|"
 
 
 def _status(folder: Path, env: dict[str, str], *args: str) -> tuple[int, list[list[str]]]:
@@ -105,7 +114,7 @@ def test_a_submit_sh_stopped_half_way_leaves_stages_not_submitted(
         for line in (folder / ".straits-submitted").read_text().splitlines()
         if line.startswith("job ")
     )
-    rows = f"{first}|{mark}|CANCELLED|JobHeldUser|n/a|{first_name}|0|\n"
+    rows = qrow(first, mark, "CANCELLED", "JobHeldUser", "n/a", first_name) + "\n"
     (tmp_path / "squeue.rows").write_text(rows)
     rc, table = _status(folder, env)
     assert rc == 1
@@ -125,9 +134,9 @@ def test_status_reads_the_queue_by_comment_without_a_record(rules: RuleSet, tmp_
     env, folder = _offline(files, tmp_path)
     mark = (folder / "submit.sh").read_text().split("MARK=", 1)[1].split("\n", 1)[0]
     names = [e.split(":")[0] for e in _stages(folder)]
-    rows = [f"{i + 10}|{mark}|COMPLETED|None|node|{n}|0|" for i, n in enumerate(names)]
-    rows.append(f"99|straits:other/x|FAILED|NonZeroExitCode|node|{names[0]}|0|")
-    rows.append(f"5|{mark}|FAILED|NonZeroExitCode|node|{names[0]}|0|")  # an older run's
+    rows = [qrow(i + 10, mark, "COMPLETED", "None", "node", n) for i, n in enumerate(names)]
+    rows.append(qrow(99, "straits:other/x", "FAILED", "NonZeroExitCode", "node", names[0]))
+    rows.append(qrow(5, mark, "FAILED", "NonZeroExitCode", "node", names[0]))  # an older run's
     (tmp_path / "squeue.rows").write_text("\n".join(rows) + "\n")
     rc, table = _status(folder, env)
     assert rc == 0 and [(r[1], r[3]) for r in table[1:]] == [
@@ -156,8 +165,8 @@ def test_a_requeued_stage_is_not_said_to_wait_for_its_planned_start(
     env, folder = _offline(files, tmp_path)
     mark = (folder / "submit.sh").read_text().split("MARK=", 1)[1].split("\n", 1)[0]
     names = [e.split(":")[0] for e in _stages(folder)]
-    rows = [f"10|{mark}|PENDING|BeginTime|straits-ci|{names[0]}|1|"]
-    rows += [f"{i + 11}|{mark}|PENDING|Dependency|n/a|{n}|0|" for i, n in enumerate(names[1:])]
+    rows = [qrow(10, mark, "PENDING", "BeginTime", "straits-ci", names[0], 1)]
+    rows += [qrow(i + 11, mark, "PENDING", "Dependency", "n/a", n) for i, n in enumerate(names[1:])]
     (tmp_path / "squeue.rows").write_text("\n".join(rows) + "\n")
     rc, table = _status(folder, env)
     assert rc == 3
@@ -166,6 +175,59 @@ def test_a_requeued_stage_is_not_said_to_wait_for_its_planned_start(
         ["pending", "1/1", "11", "PENDING/Dependency"],
         ["pending", "1/1", "12", "PENDING/Dependency"],
     ]
+
+
+#: squeue stand-in that prints the columns ``-O`` asks, in its order with its suffixes, from
+#: the JSON lines of $SQUEUE_JOBS (one object per job, keyed by column)
+FORMAT_SQUEUE = """#!PYTHON
+import json, os, sys
+fmt = sys.argv[sys.argv.index("-O") + 1].split(",")
+for line in open(os.environ["SQUEUE_JOBS"]):
+    job = json.loads(line)
+    print("".join(str(job[f.split(":")[0]]) + f.split(":", 1)[1] for f in fmt))
+"""
+
+
+def test_a_bar_in_slurm_s_text_shifts_no_column(rules: RuleSet, tmp_path: Path) -> None:
+    """squeue's rows were split on '|' with the free-text reason in the middle: a '|' in it
+    (Slurm prints a job's state description there) moved the host into the name and the name
+    into the restart count, so a stage found without a record was not-submitted. The reason is
+    the last column now, read to the end of the row; a tab in it is no --tsv column; another
+    job's comment with a '|' in it is not ours and moves nothing either."""
+    bundle, _ = _export_ci(tmp_path / "ci", rules, ["true"])
+    files = {str(p.relative_to(bundle)): p.read_text() for p in bundle.rglob("*") if p.is_file()}
+    env, folder = _offline(files, tmp_path)
+    squeue = tmp_path / "bin" / "squeue"
+    squeue.write_text(FORMAT_SQUEUE.replace("PYTHON", sys.executable))
+    env["SQUEUE_JOBS"] = str(tmp_path / "jobs.jsonl")
+    mark = (folder / "submit.sh").read_text().split("MARK=", 1)[1].split("\n", 1)[0]
+    names = [e.split(":")[0] for e in _stages(folder)]
+
+    def job(i: int, state: str, reason: str, name: str, comment: str = mark) -> str:
+        host = "n/a" if reason == "DependencyNeverSatisfied" else "straits-ci"
+        cols = {"JobID": i, "Comment": comment, "State": state, "Reason": reason}
+        return json.dumps({**cols, "BatchHost": host, "Name": name, "RestartCnt": 0})
+
+    jobs = [
+        job(10, "FAILED", "launch failed|held\tby admin|", names[0]),
+        job(11, "CANCELLED", "DependencyNeverSatisfied", names[1]),
+        job(12, "CANCELLED", "DependencyNeverSatisfied", names[2]),
+        job(13, "COMPLETED", "None", names[0], f"{mark}|x"),
+        job(14, "COMPLETED", "None", names[0], f"note|{mark}"),
+    ]
+    (tmp_path / "jobs.jsonl").write_text("\n".join(jobs) + "\n")
+    want = [
+        ["failed", "1/1", "10", "FAILED/launch failed|held by admin|"],
+        ["cancelled", "1/1", "11", "CANCELLED/DependencyNeverSatisfied"],
+        ["cancelled", "1/1", "12", "CANCELLED/DependencyNeverSatisfied"],
+    ]
+    rc, table = _status(folder, env)  # no record: found by comment and name
+    assert rc == 1 and [r[1:5] for r in table[1:]] == want, table
+    assert {len(r) for r in table} == {6}
+    record = "run 1\n" + "".join(f"job {n} 1 1 {i + 10}\n" for i, n in enumerate(names))
+    (folder / ".straits-submitted").write_text(record + "done\n")
+    rc, table = _status(folder, env)
+    assert rc == 1 and [r[1:5] for r in table[1:]] == want, table
 
 
 def _stages(folder: Path) -> list[str]:

@@ -57,14 +57,23 @@ if [ -f "$RECORD" ]; then
 fi
 # every job of this plan on this cluster the controller still holds (MinJobAge)
 declare -A STATE=() REASON=() HOST=() BYNAME=() RESTARTS=()
-fields='JobID:|,Comment:|,State:|,Reason:|,BatchHost:|,Name:|,RestartCnt:|'
+# the columns that hold no '|' first, the free text after: the plan's comment (matched whole),
+# the job's name (a stage's: no '|') and Slurm's reason last, to the end of the row, so a '|'
+# in a reason, or another job's comment, shifts no column (slurm33)
+fields='JobID:|,State:|,BatchHost:|,RestartCnt:|,Comment:|,Name:|,Reason:|'
 queue=$(squeue -h -t all -O "$fields") || {
   echo "status.sh: squeue failed: Slurm cannot say where the stages stand" >&2
   exit 4
 }
-while IFS='|' read -r id comment state reason host name restarts _; do
-  [ "$comment" = "$MARK" ] || continue
-  STATE[$id]=$state REASON[$id]=$reason HOST[$id]=$host RESTARTS[$id]=${restarts:-0}
+while IFS= read -r line; do
+  IFS='|' read -r id state host restarts _ <<< "$line"
+  rest=${line#"$id|$state|$host|$restarts|"}
+  [ "$rest" != "$line" ] && [ "${rest#"$MARK|"}" != "$rest" ] || continue
+  rest=${rest#"$MARK|"} name=${rest%%|*}
+  [ "$name" != "$rest" ] || continue
+  reason=${rest#*|} reason=${reason%|}
+  case "$restarts" in ''|*[!0-9]*) restarts=0 ;; esac
+  STATE[$id]=$state REASON[$id]=$reason HOST[$id]=$host RESTARTS[$id]=$restarts
   BYNAME[$name]="${BYNAME[$name]:-} $id"
 done <<< "$queue"
 if [ "$ended" = none ]; then  # no record: the newest jobs of each stage's name, in order
@@ -93,6 +102,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
 fi
 row() {  # stage state part jobs slurm why
+  set -- "${@//$'\t'/ }"  # a tab in Slurm's text (a reason) is no column of --tsv
   if [ "$tsv" -eq 1 ]; then printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@"
   else printf '%-28s %-13s %-5s %-16s %-34s %s\n' "$@"; fi
 }
