@@ -12,6 +12,8 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -52,26 +54,7 @@ def test_a_preempted_stage_is_requeued_runs_again_and_says_so(
     rc, ids, err = _submit_rc(out, env)
     assert rc == 0, err
     _until(log, "start")
-    urgent = (
-        subprocess.run(
-            [
-                "sbatch",
-                "--parsable",
-                f"--partition={URGENT}",
-                "--exclusive",
-                "--time=1",
-                "--output=/dev/null",
-                "--wrap",
-                "sleep 3",
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        .stdout.strip()
-        .split(";")[0]
-    )
+    urgent = _urgent(env)
     for _ in range(60):  # requeued: held a while before it may start again
         rc, table = _real_status(out, env)
         assert rc == 3, table
@@ -92,3 +75,88 @@ def test_a_preempted_stage_is_requeued_runs_again_and_says_so(
     assert re.search(r"Restarts=1\b", show), show
     rc, table = _real_status(out, env)
     assert rc == 0 and [r[1] for r in table[1:]] == ["completed"] * 3, table
+
+
+@contextmanager
+def _partition_preempt_mode(env: dict[str, str], partition: str, mode: str) -> Iterator[None]:
+    """The partition's PreemptMode set to ``mode`` for the block (``scontrol update``: no
+    restart of the cluster; a preempted job's mode is its partition's), then put back."""
+    show = subprocess.run(
+        ["scontrol", "show", "partition", partition], env=env, capture_output=True, text=True
+    ).stdout
+    m = re.search(r"PreemptMode=(\S+)", show)
+    assert m, show
+    update = ["scontrol", "update", f"PartitionName={partition}"]
+    subprocess.run([*update, f"PreemptMode={mode}"], env=env, check=True)
+    try:
+        yield
+    finally:
+        subprocess.run([*update, f"PreemptMode={m.group(1)}"], env=env, check=True)
+
+
+def _urgent(env: dict[str, str]) -> str:
+    """A whole-node job of a minute in the urgent partition: its id."""
+    return (
+        subprocess.run(
+            [
+                "sbatch",
+                "--parsable",
+                f"--partition={URGENT}",
+                "--exclusive",
+                "--time=1",
+                "--output=/dev/null",
+                "--wrap",
+                "sleep 3",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .split(";")[0]
+    )
+
+
+@pytest.mark.slow
+def test_a_stage_preempted_in_cancel_mode_is_said_preempted_and_the_rest_never_start(
+    rules: RuleSet, tmp_path: Path
+) -> None:
+    """slurm33: the stages' partition in PreemptMode=CANCEL. The urgent job ends pretrain for
+    good: PREEMPTED, not requeued (its batch shell says it was stopped by Slurm, not marked
+    complete), sft and serve cancelled before they started (DependencyNeverSatisfied), nothing
+    of them run. status.sh said pretrain ``failed``; now ``preempted``, the two after it name
+    it, exit 1. Submitted again, the pipeline runs to its end (exit 0)."""
+    env, out, log = _ci(rules, tmp_path, 12)
+    _preempting(env)
+    script = (out / "slurm" / "straits-ci" / "tiny-pretrain.sbatch").read_text()
+    partition = re.search(r"^#SBATCH --partition=(\S+)", script, re.M)
+    assert partition, script
+    with _partition_preempt_mode(env, partition.group(1), "CANCEL"):
+        rc, ids, err = _submit_rc(out, env)
+        assert rc == 0, err
+        _until(log, "start")
+        urgent = _urgent(env)
+        states = _wait([urgent, *ids], env, timeout=120)
+    assert [states[i] for i in [urgent, *ids]] == [
+        "COMPLETED",
+        "PREEMPTED",
+        "CANCELLED",
+        "CANCELLED",
+    ], states
+    assert log.read_text().split() == ["start"]
+    text = (out / "slurm" / "straits-ci" / f"tiny-pretrain-{ids[0]}.out").read_text()
+    assert "stopped by Slurm (SIGTERM" in text and "pretrain complete" not in text, text
+    rc, table = _real_status(out, env)
+    assert rc == 1, table
+    assert [r[1:5] for r in table[1:]] == [
+        ["preempted", "1/1", ids[0], "PREEMPTED/None"],
+        ["cancelled", "1/1", ids[1], "CANCELLED/DependencyNeverSatisfied"],
+        ["cancelled", "1/1", ids[2], "CANCELLED/DependencyNeverSatisfied"],
+    ], table
+    assert all(table[1][0] in r[5] for r in table[2:]), table
+    rc, again, err = _submit_rc(out, env)
+    assert rc == 0, err
+    _wait(again, env, timeout=180)
+    rc, table = _real_status(out, env)
+    assert rc == 0 and [(r[1], r[3]) for r in table[1:]] == [("completed", i) for i in again]

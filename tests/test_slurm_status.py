@@ -230,6 +230,40 @@ def test_a_bar_in_slurm_s_text_shifts_no_column(rules: RuleSet, tmp_path: Path) 
     assert rc == 1 and [r[1:5] for r in table[1:]] == want, table
 
 
+def test_a_stage_preempted_in_cancel_mode_is_preempted_and_named_by_the_stages_after_it(
+    rules: RuleSet, tmp_path: Path
+) -> None:
+    """PreemptMode=CANCEL: the preempted job ends PREEMPTED (as the real cluster shows it,
+    tests/test_slurm_preemption.py), which status.sh said was a ``failed`` stage; now
+    ``preempted`` (exit 1), the stages after it cancelled before they started name it. A
+    suspended stage (SUSPEND mode, scontrol suspend) is still going: ``running``, exit 3."""
+    bundle, _ = _export_ci(tmp_path / "ci", rules, ["true"])
+    files = {str(p.relative_to(bundle)): p.read_text() for p in bundle.rglob("*") if p.is_file()}
+    env, folder = _offline(files, tmp_path)
+    mark = (folder / "submit.sh").read_text().split("MARK=", 1)[1].split("\n", 1)[0]
+    names = [e.split(":")[0] for e in _stages(folder)]
+    never = "DependencyNeverSatisfied"
+    rows = [qrow(10, mark, "PREEMPTED", "None", "straits-ci", names[0])]
+    rows += [qrow(i + 11, mark, "CANCELLED", never, "n/a", n) for i, n in enumerate(names[1:])]
+    (tmp_path / "squeue.rows").write_text("\n".join(rows) + "\n")
+    rc, table = _status(folder, env)
+    assert rc == 1
+    assert [r[1:5] for r in table[1:]] == [
+        ["preempted", "1/1", "10", "PREEMPTED/None"],
+        ["cancelled", "1/1", "11", f"CANCELLED/{never}"],
+        ["cancelled", "1/1", "12", f"CANCELLED/{never}"],
+    ]
+    assert all(names[0] in r[5] for r in table[2:]), table
+    rows[0] = qrow(10, mark, "SUSPENDED", "Preempted", "straits-ci", names[0])
+    rows[1:] = [
+        qrow(i + 11, mark, "PENDING", "Dependency", "n/a", n) for i, n in enumerate(names[1:])
+    ]
+    (tmp_path / "squeue.rows").write_text("\n".join(rows) + "\n")
+    rc, table = _status(folder, env)
+    assert rc == 3
+    assert [r[1:5] for r in table[1:2]] == [["running", "1/1", "10", "SUSPENDED/Preempted"]]
+
+
 def _stages(folder: Path) -> list[str]:
     return (folder / "status.sh").read_text().split("STAGES=(", 1)[1].split(")", 1)[0].split()
 

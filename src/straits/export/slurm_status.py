@@ -13,15 +13,17 @@ record (a bundle submitted by hand, or the file removed) it takes the jobs with 
 comment and the stage's job name, the newest as the stage's chain.
 
 One row per planned stage, in the plan's order: ``completed``, ``running``, ``pending``,
-``failed``, ``cancelled``, ``not-submitted`` or ``unknown``, the part of its chain that decides
-it, its job ids, Slurm's state and reason for that job, and why in words (a stage cancelled
-before it started because a stage before it failed or was cancelled: Slurm's
-``DependencyNeverSatisfied``; one cancelled by a ``submit.sh`` that stopped; one never
-submitted because ``submit.sh`` stopped or was killed before it). ``--tsv`` writes the same as
+``failed``, ``cancelled``, ``preempted`` (ended by a preemption in ``PreemptMode=CANCEL``; one
+requeued is ``pending``, one suspended ``running``), ``not-submitted`` or ``unknown``, the part
+of its chain that decides it, its job ids, Slurm's state and reason for that job, and why in
+words (a stage cancelled before it started because a stage before it failed, was cancelled or
+preempted, the first of them named: Slurm's ``DependencyNeverSatisfied``; one cancelled by a
+``submit.sh`` that stopped; one never submitted because ``submit.sh`` stopped or was killed
+before it). ``--tsv`` writes the same as
 tab-separated values with a header line. Exit status: 0 every stage completed; 1 a stage
-failed, was cancelled or was never submitted; 4 Slurm cannot say (``squeue`` failed, or a
-job is in neither ``squeue`` nor ``sacct``) and none failed; 3 the rest are still pending or
-running; 2 a bad argument.
+failed, was cancelled or preempted or was never submitted; 4 Slurm cannot say (``squeue``
+failed, or a job is in neither ``squeue`` nor ``sacct``) and none failed; 3 the rest are still
+pending or running; 2 a bad argument.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ import shlex
 from straits.export.slurm_submit import RECORD, mark
 
 _BODY = r"""usage() {
-  echo "usage: status.sh [--tsv]   (exit 0 all completed, 1 some failed, cancelled or never"
-  echo "submitted, 3 some still pending or running, 4 Slurm cannot say, 2 a bad argument)"
+  echo "usage: status.sh [--tsv]   (exit 0 all completed, 1 some failed, cancelled, preempted"
+  echo "or never submitted, 3 some still pending or running, 4 Slurm cannot say, 2 a bad argument)"
 }
 tsv=0
 case "$#:${1:-}" in
@@ -107,7 +109,7 @@ row() {  # stage state part jobs slurm why
   else printf '%-28s %-13s %-5s %-16s %-34s %s\n' "$@"; fi
 }
 row stage state part jobs slurm why
-failed=0 unknown=0 going=0
+failed=0 unknown=0 going=0 first=""  # first: the first stage that ended without success
 for entry in "${STAGES[@]}"; do
   name=${entry%:*} parts=${entry##*:}
   if [ -z "${JOB["$name 1"]:-}" ]; then
@@ -145,23 +147,32 @@ for entry in "${STAGES[@]}"; do
           None|Priority|Resources) why="waits to be scheduled ($r)" ;;
           *) why="waits: $r" ;;
         esac ;;
-      RUNNING|COMPLETING|CONFIGURING|SUSPENDED|RESIZING|SIGNALING|STAGE_OUT)
+      SUSPENDED)  # preempted in SUSPEND mode, or scontrol suspend: stopped where it was
+        state=running why="part $seg of $parts is suspended (preempted, or scontrol suspend):"
+        why+=" its processes stopped, holding the node; it goes on where it stopped" ;;
+      RUNNING|COMPLETING|CONFIGURING|RESIZING|SIGNALING|STAGE_OUT)
         state=running why="part $seg of $parts is $s"
         [ "$n" = 0 ] || why+=", again after a requeue (the command runs again)" ;;
+      PREEMPTED)  # PreemptMode=CANCEL: ended for a job of a higher priority, not requeued
+        state=preempted first=${first:-"$name, preempted"}
+        why="preempted: Slurm ended it for a job of a higher priority and will not run it"
+        why+=" again (PreemptMode=CANCEL); submit.sh again to resume" ;;
       CANCELLED)
         state=cancelled
-        if [ "$h" != n/a ] && [ "$h" != acct ]; then why="cancelled while it ran"
+        if [ "$h" != n/a ] && [ "$h" != acct ]; then
+          why="cancelled while it ran" first=${first:-"$name, cancelled"}
         elif [ "$r" = DependencyNeverSatisfied ]; then
-          why="never started: a stage before it failed or was cancelled"
+          why="never started: a stage before it failed, was cancelled or preempted"
+          [ -z "$first" ] || why+=" (the first: $first)"
         elif [ "${ended%% *}" = stopped ]; then
           why="never started: cancelled by submit.sh, which stopped (exit ${ended#stopped })"
         else why="never started: cancelled ($r)"; fi ;;
       UNKNOWN) state=unknown why=${acct:-"Slurm does not know job $id"} ;;
-      *) state=failed why="ended $s ($r)" ;;
+      *) state=failed why="ended $s ($r)" first=${first:-"$name, ended $s"} ;;
     esac
   done
   case "$state" in
-    failed|cancelled) failed=1 ;;
+    failed|cancelled|preempted) failed=1 ;;
     unknown) unknown=1 ;;
     pending|running) going=1 ;;
   esac
@@ -182,8 +193,8 @@ def status_script(plan_id: str, folder: str, stages: list[tuple[str, int]]) -> s
         "#!/bin/bash",
         f"# Where each stage of Straits plan {plan_id} on this cluster ({folder}) stands, after",
         "# submit.sh: one row per planned stage (--tsv: tab-separated, with a header).",
-        "# Exit 0 all completed, 1 some failed, cancelled or never submitted, 3 some still",
-        "# pending or running, 4 Slurm cannot say, 2 a bad argument.",
+        "# Exit 0 all completed, 1 some failed, cancelled, preempted or never submitted, 3 some",
+        "# still pending or running, 4 Slurm cannot say, 2 a bad argument.",
         "set -uo pipefail",
         "# the folder of the script itself, not of a link to it (brk32)",
         'cd "$(dirname "$(readlink -f "$0")")" || exit 4',
