@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from straits.rules import RuleSet
-from test_export_slurm import _submit_rc, _wait
+from test_export_slurm import _export_ci, _slurm_env, _submit_rc, _wait
 from test_slurm_operator_faults import _ci, _until
 from test_slurm_status import _real_status
 
@@ -160,3 +160,49 @@ def test_a_stage_preempted_in_cancel_mode_is_said_preempted_and_the_rest_never_s
     _wait(again, env, timeout=180)
     rc, table = _real_status(out, env)
     assert rc == 0 and [(r[1], r[3]) for r in table[1:]] == [("completed", i) for i in again]
+
+
+@pytest.mark.slow
+def test_a_stage_preempted_with_a_grace_time_stops_itself_and_is_said_preempted(
+    rules: RuleSet, tmp_path: Path
+) -> None:
+    """slurm33: CANCEL mode with a GraceTime on the stages' partition. The preemption sends
+    the command SIGTERM and lets it finish its checkpoint (here 3 s, within the grace); the job
+    then ends itself (Slurm says FAILED, not PREEMPTED: the task shell died of the SIGTERM),
+    which status.sh said was a ``failed`` stage. Its PreemptTime, after its start, makes it
+    ``preempted`` now, named by the stages after it (exit 1)."""
+    env = {**_slurm_env(), "STRAITS_CI_CHECKPOINTS": str(tmp_path / "ckpt")}
+    _preempting(env)
+    log = tmp_path / "stages.log"
+    save = f"trap 'sleep 3; echo saved >> {log}; exit 0' TERM"
+    runs = [
+        f"pretrain={save}; echo start >> {log}; sleep 60 & wait; echo end >> {log}",
+        f"sft=echo sft >> {log}",
+        f"serve=echo serve >> {log}",
+    ]
+    out, _ = _export_ci(tmp_path, rules, runs)
+    script = (out / "slurm" / "straits-ci" / "tiny-pretrain.sbatch").read_text()
+    partition = re.search(r"^#SBATCH --partition=(\S+)", script, re.M)
+    assert partition, script
+    update = ["scontrol", "update", f"PartitionName={partition.group(1)}"]
+    subprocess.run([*update, "GraceTime=20"], env=env, check=True)
+    try:
+        with _partition_preempt_mode(env, partition.group(1), "CANCEL"):
+            rc, ids, err = _submit_rc(out, env)
+            assert rc == 0, err
+            _until(log, "start")
+            urgent = _urgent(env)
+            states = _wait([urgent, *ids], env, timeout=120)
+    finally:
+        subprocess.run([*update, "GraceTime=0"], env=env, check=True)
+    assert states[urgent] == "COMPLETED", states
+    assert states[ids[0]] in ("FAILED", "PREEMPTED"), states
+    assert log.read_text().split() == ["start", "saved"]
+    rc, table = _real_status(out, env)
+    assert rc == 1, table
+    assert [r[1:4] for r in table[1:]] == [
+        ["preempted", "1/1", ids[0]],
+        ["cancelled", "1/1", ids[1]],
+        ["cancelled", "1/1", ids[2]],
+    ], table
+    assert all(table[1][0] in r[5] for r in table[2:]), table

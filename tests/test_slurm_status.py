@@ -24,7 +24,8 @@ from test_slurm_faults import FAILING_SBATCH, inp  # noqa: F401  (inp: the fixtu
 from test_slurm_operator_faults import _ci, _until
 
 #: squeue stand-in: the rows of $SQUEUE_ROWS whatever the format asked (status.sh's
-#: ``JobID|State|BatchHost|RestartCnt|Comment|Name|Reason|``, :func:`qrow`; submit.sh's
+#: ``JobID|State|BatchHost|RestartCnt|StartTime|PreemptTime|Comment|Name|Reason|``,
+#: :func:`qrow`; submit.sh's
 #: ``%i %k`` finds no comment in them); SQUEUE_FAIL=1 fails
 ROWS_SQUEUE = """#!/bin/bash
 [ -z "${SQUEUE_FAIL:-}" ] || { echo "squeue: error: Unable to contact controller" >&2; exit 1; }
@@ -36,10 +37,19 @@ NO_SACCT = '#!/bin/bash\necho "Slurm accounting storage is disabled" >&2\nexit 1
 
 
 def qrow(
-    job: object, mark: str, state: str, reason: str, host: str, name: str, restarts: int = 0
+    job: object,
+    mark: str,
+    state: str,
+    reason: str,
+    host: str,
+    name: str,
+    restarts: int = 0,
+    preempt: str = "N/A",
 ) -> str:
-    """One row of status.sh's squeue, in the order it asks the columns (free text last)."""
-    return f"{job}|{state}|{host}|{restarts}|{mark}|{name}|{reason}|"
+    """One row of status.sh's squeue, in the order it asks the columns (free text last);
+    the job started at 2026-12-04T10:00:00, ``preempt`` its PreemptTime."""
+    start = "2026-12-04T10:00:00"
+    return f"{job}|{state}|{host}|{restarts}|{start}|{preempt}|{mark}|{name}|{reason}|"
 
 
 def _status(folder: Path, env: dict[str, str], *args: str) -> tuple[int, list[list[str]]]:
@@ -206,7 +216,8 @@ def test_a_bar_in_slurm_s_text_shifts_no_column(rules: RuleSet, tmp_path: Path) 
     def job(i: int, state: str, reason: str, name: str, comment: str = mark) -> str:
         host = "n/a" if reason == "DependencyNeverSatisfied" else "straits-ci"
         cols = {"JobID": i, "Comment": comment, "State": state, "Reason": reason}
-        return json.dumps({**cols, "BatchHost": host, "Name": name, "RestartCnt": 0})
+        times = {"StartTime": "2026-12-04T10:00:00", "PreemptTime": "N/A"}
+        return json.dumps({**cols, **times, "BatchHost": host, "Name": name, "RestartCnt": 0})
 
     jobs = [
         job(10, "FAILED", "launch failed|held\tby admin|", names[0]),
@@ -235,7 +246,8 @@ def test_a_stage_preempted_in_cancel_mode_is_preempted_and_named_by_the_stages_a
 ) -> None:
     """PreemptMode=CANCEL: the preempted job ends PREEMPTED (as the real cluster shows it,
     tests/test_slurm_preemption.py), which status.sh said was a ``failed`` stage; now
-    ``preempted`` (exit 1), the stages after it cancelled before they started name it. A
+    ``preempted`` (exit 1), the stages after it cancelled before they started name it; so is
+    one that ended itself (FAILED) after the preemption signalled it (a GraceTime). A
     suspended stage (SUSPEND mode, scontrol suspend) is still going: ``running``, exit 3."""
     bundle, _ = _export_ci(tmp_path / "ci", rules, ["true"])
     files = {str(p.relative_to(bundle)): p.read_text() for p in bundle.rglob("*") if p.is_file()}
@@ -254,6 +266,18 @@ def test_a_stage_preempted_in_cancel_mode_is_preempted_and_named_by_the_stages_a
         ["cancelled", "1/1", "12", f"CANCELLED/{never}"],
     ]
     assert all(names[0] in r[5] for r in table[2:]), table
+    # with a GraceTime the job is signalled and ends itself: FAILED, preempted after its start
+    late, early = "2026-12-04T10:05:00", "2026-12-04T09:55:00"
+    rows[0] = qrow(10, mark, "FAILED", "NonZeroExitCode", "straits-ci", names[0], 0, late)
+    (tmp_path / "squeue.rows").write_text("\n".join(rows) + "\n")
+    rc, table = _status(folder, env)
+    assert rc == 1 and table[1][1:5] == ["preempted", "1/1", "10", "FAILED/NonZeroExitCode"]
+    assert all(names[0] in r[5] for r in table[2:]), table
+    # preempted in a run before (requeued), failed in its last one: failed
+    rows[0] = qrow(10, mark, "FAILED", "NonZeroExitCode", "straits-ci", names[0], 1, early)
+    (tmp_path / "squeue.rows").write_text("\n".join(rows) + "\n")
+    rc, table = _status(folder, env)
+    assert rc == 1 and table[1][1] == "failed", table
     rows[0] = qrow(10, mark, "SUSPENDED", "Preempted", "straits-ci", names[0])
     rows[1:] = [
         qrow(i + 11, mark, "PENDING", "Dependency", "n/a", n) for i, n in enumerate(names[1:])
@@ -289,6 +313,31 @@ def test_status_of_a_pipeline_that_completes(rules: RuleSet, tmp_path: Path) -> 
     rc, table = _real_status(out, env)
     assert rc == 0, table
     assert [(r[1], r[3]) for r in table[1:]] == [("completed", i) for i in ids]
+
+
+@pytest.mark.slow
+def test_status_of_a_suspended_stage_says_running_and_it_goes_on(
+    rules: RuleSet, tmp_path: Path
+) -> None:
+    """slurm33: pretrain suspended (``scontrol suspend``, as a preemption in SUSPEND mode
+    leaves it): still going, ``running`` with Slurm's SUSPENDED, exit 3; resumed, it and the
+    stages after it run to their end, each once (exit 0)."""
+    env, out, log = _ci(rules, tmp_path, 6)
+    rc, ids, err = _submit_rc(out, env)
+    assert rc == 0, err
+    _until(log, "start")
+    subprocess.run(["scontrol", "suspend", ids[0]], env=env, check=True)
+    try:
+        rc, table = _real_status(out, env)
+        assert rc == 3, table
+        assert [r[1:5] for r in table[1:2]] == [["running", "1/1", ids[0], table[1][4]]]
+        assert table[1][4].startswith("SUSPENDED/"), table
+    finally:
+        subprocess.run(["scontrol", "resume", ids[0]], env=env, check=True)
+    _wait(ids, env, timeout=240)
+    rc, table = _real_status(out, env)
+    assert rc == 0 and [(r[1], r[3]) for r in table[1:]] == [("completed", i) for i in ids]
+    assert log.read_text().split() == ["start", "end", "sft", "serve"]
 
 
 @pytest.mark.slow

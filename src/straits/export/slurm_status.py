@@ -58,24 +58,28 @@ if [ -f "$RECORD" ]; then
   done < "$RECORD"
 fi
 # every job of this plan on this cluster the controller still holds (MinJobAge)
-declare -A STATE=() REASON=() HOST=() BYNAME=() RESTARTS=()
+declare -A STATE=() REASON=() HOST=() BYNAME=() RESTARTS=() PREEMPTED=()
 # the columns that hold no '|' first, the free text after: the plan's comment (matched whole),
 # the job's name (a stage's: no '|') and Slurm's reason last, to the end of the row, so a '|'
 # in a reason, or another job's comment, shifts no column (slurm33)
-fields='JobID:|,State:|,BatchHost:|,RestartCnt:|,Comment:|,Name:|,Reason:|'
+fields='JobID:|,State:|,BatchHost:|,RestartCnt:|,StartTime:|,PreemptTime:|,Comment:|,Name:|'
+fields+=',Reason:|'
 queue=$(squeue -h -t all -O "$fields") || {
   echo "status.sh: squeue failed: Slurm cannot say where the stages stand" >&2
   exit 4
 }
 while IFS= read -r line; do
-  IFS='|' read -r id state host restarts _ <<< "$line"
-  rest=${line#"$id|$state|$host|$restarts|"}
+  IFS='|' read -r id state host restarts start preempt _ <<< "$line"
+  rest=${line#"$id|$state|$host|$restarts|$start|$preempt|"}
   [ "$rest" != "$line" ] && [ "${rest#"$MARK|"}" != "$rest" ] || continue
   rest=${rest#"$MARK|"} name=${rest%%|*}
   [ "$name" != "$rest" ] || continue
   reason=${rest#*|} reason=${reason%|}
   case "$restarts" in ''|*[!0-9]*) restarts=0 ;; esac
   STATE[$id]=$state REASON[$id]=$reason HOST[$id]=$host RESTARTS[$id]=$restarts
+  # a preemption during its last run (ISO times compare as text): with a GraceTime the job
+  # is signalled and may end itself, FAILED or CANCELLED, before Slurm says PREEMPTED
+  case "$preempt" in [0-9]*) [[ "$preempt" < "$start" ]] || PREEMPTED[$id]=$preempt ;; esac
   BYNAME[$name]="${BYNAME[$name]:-} $id"
 done <<< "$queue"
 if [ "$ended" = none ]; then  # no record: the newest jobs of each stage's name, in order
@@ -170,6 +174,12 @@ for entry in "${STAGES[@]}"; do
       UNKNOWN) state=unknown why=${acct:-"Slurm does not know job $id"} ;;
       *) state=failed why="ended $s ($r)" first=${first:-"$name, ended $s"} ;;
     esac
+    p=${PREEMPTED[${id:-x}]:-}
+    if [ -n "$p" ] && { [ "$state" = failed ] || [ "$why" = "cancelled while it ran" ]; }; then
+      state=preempted first="$name, preempted"
+      why="preempted at $p, signalled (GraceTime), then ended $s ($r); Slurm will not run it"
+      why+=" again (PreemptMode=CANCEL); submit.sh again to resume"
+    fi
   done
   case "$state" in
     failed|cancelled|preempted) failed=1 ;;
