@@ -14,7 +14,8 @@ as configured while real jobs only ever run on the real node.
 With STRAITS_SLURM_PREEMPT=1 (opt-in; the default cluster has no preemption) the cluster
 preempts by partition (``PreemptType=preempt/partition_prio``, ``PreemptMode=REQUEUE``) and has
 one more partition, ``urgent``, of a higher tier on the real node: a job there requeues a job
-of any other partition holding the node.
+of any other partition holding the node. tests/test_slurm_preemption.py switches a partition to
+``PreemptMode=CANCEL`` (and a ``GraceTime``) with ``scontrol update`` for a test, and back.
 """
 
 from __future__ import annotations
