@@ -7,8 +7,9 @@
 # with its MaxTime, fake GPU GRES, the real node in every partition and CLOUD nodes that never
 # start standing in for the rest. Installs Debian's slurm-wlm and munge when missing. Ports:
 # STRAITS_SLURM_PORT (slurmctld, default 16817) and the next one (slurmd). STRAITS_SLURM_PREEMPT=1
-# (opt-in) adds preemption by partition in requeue mode and a partition `urgent` above the
-# others (.ci/slurm_conf.py); the default cluster has none.
+# (opt-in) adds preemption by partition in requeue mode (with GANG, so a test can switch a
+# partition to suspend) and a partition `urgent` above the others (.ci/slurm_conf.py); the
+# default cluster has none.
 set -euo pipefail
 action=${1:?start|stop}
 dir=${2:?state directory}

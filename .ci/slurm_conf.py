@@ -12,10 +12,13 @@ as configured while real jobs only ever run on the real node.
     python .ci/slurm_conf.py DIR SCENARIO.yaml [SCENARIO.yaml ...]
 
 With STRAITS_SLURM_PREEMPT=1 (opt-in; the default cluster has no preemption) the cluster
-preempts by partition (``PreemptType=preempt/partition_prio``, ``PreemptMode=REQUEUE``) and has
+preempts by partition (``PreemptType=preempt/partition_prio``, ``PreemptMode=REQUEUE,GANG``:
+GANG, read only at start, lets a partition be switched to SUSPEND; it time-slices no partition
+without ``OverSubscribe=FORCE``) and has
 one more partition, ``urgent``, of a higher tier on the real node: a job there requeues a job
 of any other partition holding the node. tests/test_slurm_preemption.py switches a partition to
-``PreemptMode=CANCEL`` (and a ``GraceTime``) with ``scontrol update`` for a test, and back.
+``PreemptMode=CANCEL`` (and a ``GraceTime``) or ``SUSPEND`` (and ``OverSubscribe=FORCE:1``)
+with ``scontrol update`` for a test, and back.
 """
 
 from __future__ import annotations
@@ -130,7 +133,7 @@ def write(out_dir: Path, paths: list[Path]) -> None:
         # opt-in (tests/test_slurm_preemption.py): a partition of a higher tier on the real node
         # whose jobs requeue the others' (every other partition is tier 1)
         lines[lines.index("JobRequeue=1")] = (
-            "JobRequeue=1\nPreemptType=preempt/partition_prio\nPreemptMode=REQUEUE"
+            "JobRequeue=1\nPreemptType=preempt/partition_prio\nPreemptMode=REQUEUE,GANG"
         )
         lines.append(f"PartitionName={URGENT} Nodes={REAL_NODE} MaxTime=10:00 PriorityTier=10 "
                      "PreemptMode=OFF State=UP OverSubscribe=NO")

@@ -1,5 +1,7 @@
 """A stage preempted for real (slurm32): a job of a higher-tier partition takes the node from a
-running stage of an exported bundle on a cluster with preemption in requeue mode.
+running stage of an exported bundle on a cluster with preemption in requeue mode; slurm33: with
+the stages' partition switched (``scontrol update``, put back after) to CANCEL, CANCEL with a
+GraceTime, and SUSPEND.
 
 Needs the one-machine Slurm of `.ci/slurm.sh` started with STRAITS_SLURM_PREEMPT=1 (slow; skips
 on a cluster without preemption, which is the default, and without Slurm; fails instead where
@@ -33,8 +35,10 @@ def _preempting(env: dict[str, str]) -> None:
     part = subprocess.run(
         ["scontrol", "show", "partition", URGENT], env=env, capture_output=True, text=True
     )
-    if "preempt/partition_prio" not in conf or part.returncode != 0:
-        why = "no preemption: start the cluster with STRAITS_SLURM_PREEMPT=1"
+    mode = re.search(r"^PreemptMode\s*=\s*(\S+)", conf, re.M)
+    gang = mode is not None and "GANG" in mode.group(1)  # SUSPEND needs it
+    if "preempt/partition_prio" not in conf or part.returncode != 0 or not gang:
+        why = "no preemption (partition_prio, GANG): start it with STRAITS_SLURM_PREEMPT=1"
         if os.environ.get("STRAITS_REQUIRE_SLURM_PREEMPT") == "1":  # .ci/run's second cluster
             pytest.fail(why)
         pytest.skip(why)
@@ -78,31 +82,43 @@ def test_a_preempted_stage_is_requeued_runs_again_and_says_so(
 
 
 @contextmanager
-def _partition_preempt_mode(env: dict[str, str], partition: str, mode: str) -> Iterator[None]:
-    """The partition's PreemptMode set to ``mode`` for the block (``scontrol update``: no
-    restart of the cluster; a preempted job's mode is its partition's), then put back."""
+def _partition(env: dict[str, str], partition: str, **settings: str) -> Iterator[None]:
+    """The partition's ``settings`` (PreemptMode, GraceTime, OverSubscribe) for the block
+    (``scontrol update``: no restart of the cluster; a preempted job's mode is its
+    partition's), then each put back as it was."""
     show = subprocess.run(
         ["scontrol", "show", "partition", partition], env=env, capture_output=True, text=True
     ).stdout
-    m = re.search(r"PreemptMode=(\S+)", show)
-    assert m, show
+    was = {}
+    for key in settings:
+        m = re.search(rf"\b{key}=(\S+)", show)
+        assert m, show
+        was[key] = m.group(1)
     update = ["scontrol", "update", f"PartitionName={partition}"]
-    subprocess.run([*update, f"PreemptMode={mode}"], env=env, check=True)
+    subprocess.run([*update, *(f"{k}={v}" for k, v in settings.items())], env=env, check=True)
     try:
         yield
     finally:
-        subprocess.run([*update, f"PreemptMode={m.group(1)}"], env=env, check=True)
+        subprocess.run([*update, *(f"{k}={v}" for k, v in was.items())], env=env, check=True)
 
 
-def _urgent(env: dict[str, str]) -> str:
-    """A whole-node job of a minute in the urgent partition: its id."""
+def _stage_partition(out: Path) -> str:
+    script = (out / "slurm" / "straits-ci" / "tiny-pretrain.sbatch").read_text()
+    m = re.search(r"^#SBATCH --partition=(\S+)", script, re.M)
+    assert m, script
+    return m.group(1)
+
+
+def _urgent(env: dict[str, str], *size: str) -> str:
+    """A job of a minute in the urgent partition, of ``size`` (default the whole node): its
+    id."""
     return (
         subprocess.run(
             [
                 "sbatch",
                 "--parsable",
                 f"--partition={URGENT}",
-                "--exclusive",
+                *(size or ["--exclusive"]),
                 "--time=1",
                 "--output=/dev/null",
                 "--wrap",
@@ -129,10 +145,7 @@ def test_a_stage_preempted_in_cancel_mode_is_said_preempted_and_the_rest_never_s
     it, exit 1. Submitted again, the pipeline runs to its end (exit 0)."""
     env, out, log = _ci(rules, tmp_path, 12)
     _preempting(env)
-    script = (out / "slurm" / "straits-ci" / "tiny-pretrain.sbatch").read_text()
-    partition = re.search(r"^#SBATCH --partition=(\S+)", script, re.M)
-    assert partition, script
-    with _partition_preempt_mode(env, partition.group(1), "CANCEL"):
+    with _partition(env, _stage_partition(out), PreemptMode="CANCEL"):
         rc, ids, err = _submit_rc(out, env)
         assert rc == 0, err
         _until(log, "start")
@@ -181,20 +194,12 @@ def test_a_stage_preempted_with_a_grace_time_stops_itself_and_is_said_preempted(
         f"serve=echo serve >> {log}",
     ]
     out, _ = _export_ci(tmp_path, rules, runs)
-    script = (out / "slurm" / "straits-ci" / "tiny-pretrain.sbatch").read_text()
-    partition = re.search(r"^#SBATCH --partition=(\S+)", script, re.M)
-    assert partition, script
-    update = ["scontrol", "update", f"PartitionName={partition.group(1)}"]
-    subprocess.run([*update, "GraceTime=20"], env=env, check=True)
-    try:
-        with _partition_preempt_mode(env, partition.group(1), "CANCEL"):
-            rc, ids, err = _submit_rc(out, env)
-            assert rc == 0, err
-            _until(log, "start")
-            urgent = _urgent(env)
-            states = _wait([urgent, *ids], env, timeout=120)
-    finally:
-        subprocess.run([*update, "GraceTime=0"], env=env, check=True)
+    with _partition(env, _stage_partition(out), PreemptMode="CANCEL", GraceTime="20"):
+        rc, ids, err = _submit_rc(out, env)
+        assert rc == 0, err
+        _until(log, "start")
+        urgent = _urgent(env)
+        states = _wait([urgent, *ids], env, timeout=120)
     assert states[urgent] == "COMPLETED", states
     assert states[ids[0]] in ("FAILED", "PREEMPTED"), states
     assert log.read_text().split() == ["start", "saved"]
@@ -206,3 +211,44 @@ def test_a_stage_preempted_with_a_grace_time_stops_itself_and_is_said_preempted(
         ["cancelled", "1/1", ids[2]],
     ], table
     assert all(table[1][0] in r[5] for r in table[2:]), table
+
+
+@pytest.mark.slow
+def test_a_stage_suspended_by_a_preemption_goes_on_where_it_stopped(
+    rules: RuleSet, tmp_path: Path
+) -> None:
+    """slurm33: the stages' partition in PreemptMode=SUSPEND (GANG in the cluster's mode, as
+    .ci/slurm_conf.py writes it; OverSubscribe=FORCE:1 on it and on urgent for the test). An
+    urgent job of every CPU of the node (not --exclusive: a suspended job keeps its GPUs, and
+    an exclusive job waits for them) suspends pretrain: status.sh says ``running``,
+    ``SUSPENDED/...`` (exit 3); once the urgent job ends pretrain goes on where it stopped, to
+    its end, once, then sft and serve (exit 0)."""
+    env, out, log = _ci(rules, tmp_path, 8)
+    _preempting(env)
+    node = subprocess.run(
+        ["scontrol", "show", "node", "straits-ci"], env=env, capture_output=True, text=True
+    ).stdout
+    cpus = re.search(r"\bCPUTot=(\d+)", node)
+    assert cpus, node
+    force = {"OverSubscribe": "FORCE:1"}
+    with (
+        _partition(env, _stage_partition(out), PreemptMode="SUSPEND", **force),
+        _partition(env, URGENT, **force),
+    ):
+        rc, ids, err = _submit_rc(out, env)
+        assert rc == 0, err
+        _until(log, "start")
+        urgent = _urgent(env, "--nodes=1", f"--ntasks={cpus.group(1)}")
+        for _ in range(30):
+            rc, table = _real_status(out, env)
+            if table[1][4].startswith("SUSPENDED/"):
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"pretrain never shown suspended: {table}")
+        assert rc == 3 and table[1][1] == "running", table
+        states = _wait([urgent, *ids], env, timeout=180)
+    assert [states[i] for i in [urgent, *ids]] == ["COMPLETED"] * 4, states
+    assert log.read_text().split() == ["start", "end", "sft", "serve"]
+    rc, table = _real_status(out, env)
+    assert rc == 0 and [r[1] for r in table[1:]] == ["completed"] * 3, table

@@ -200,7 +200,7 @@ for line in open(os.environ["SQUEUE_JOBS"]):
 
 def test_a_bar_in_slurm_s_text_shifts_no_column(rules: RuleSet, tmp_path: Path) -> None:
     """squeue's rows were split on '|' with the free-text reason in the middle: a '|' in it
-    (Slurm prints a job's state description there) moved the host into the name and the name
+    (free text as far as status.sh knows) moved the host into the name and the name
     into the restart count, so a stage found without a record was not-submitted. The reason is
     the last column now, read to the end of the row; a tab in it is no --tsv column; another
     job's comment with a '|' in it is not ours and moves nothing either."""
