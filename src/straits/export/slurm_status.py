@@ -19,11 +19,10 @@ of its chain that decides it, its job ids, Slurm's state and reason for that job
 words (a stage cancelled before it started because a stage before it failed, was cancelled or
 preempted, the first of them named: Slurm's ``DependencyNeverSatisfied``; one cancelled by a
 ``submit.sh`` that stopped; one never submitted because ``submit.sh`` stopped or was killed
-before it). ``--tsv`` writes the same as
-tab-separated values with a header line. Exit status: 0 every stage completed; 1 a stage
-failed, was cancelled or preempted or was never submitted; 4 Slurm cannot say (``squeue``
-failed, or a job is in neither ``squeue`` nor ``sacct``) and none failed; 3 the rest are still
-pending or running; 2 a bad argument.
+before it). ``--tsv`` writes the same as tab-separated values with a header line. Exit
+status: 0 every stage completed; 1 a stage failed, was cancelled or preempted or was never
+submitted; 4 Slurm cannot say (``squeue`` failed, or a job is in neither ``squeue`` nor
+``sacct``) and none failed; 3 the rest are still pending or running; 2 a bad argument.
 """
 
 from __future__ import annotations
@@ -176,7 +175,8 @@ for entry in "${STAGES[@]}"; do
     esac
     p=${PREEMPTED[${id:-x}]:-}
     if [ -n "$p" ] && { [ "$state" = failed ] || [ "$why" = "cancelled while it ran" ]; }; then
-      state=preempted first="$name, preempted"
+      state=preempted
+      case "$first" in ""|"$name, "*) first="$name, preempted" ;; esac  # unless one before
       why="preempted at $p, signalled (GraceTime), then ended $s ($r); Slurm will not run it"
       why+=" again (PreemptMode=CANCEL); submit.sh again to resume"
     fi
