@@ -42,4 +42,11 @@ def test_the_frontier_runs_from_the_fastest_plan_to_the_cheapest(
     assert cheap.penalty_usd == 0
     cheapest = min(points, key=lambda p: p.cost_usd)
     assert cheapest.cost_usd == pytest.approx(cheap.total_cost_usd, rel=1e-3)
-    assert max(p.makespan_hours for p in points) <= cheap.makespan_hours + SLACK_HOURS
+    # nor slower than it, unless it costs the same: the frontier's cost solve does not take
+    # `straits plan`'s tie-break (plan/tiebreak.py: the earliest plan among the optimal ones),
+    # so among plans of the cheapest cost its workers may return one that ends later (the
+    # offshore example since est33's estimator refit: $12,078,684.45 at 3,588.6 h or 3,586.6 h
+    # from one run to the next, against `straits plan`'s 3,586.6 h; docs/contracts.md)
+    for p in points:
+        if p.makespan_hours > cheap.makespan_hours + SLACK_HOURS:
+            assert p.cost_usd == pytest.approx(cheap.total_cost_usd, abs=0.01)
