@@ -25,7 +25,10 @@ def test_the_baseline_is_shown_with_its_penalties(regime: str, late: bool) -> No
     rules = ruleset(())
     plan = make_plan(sc, rules=rules, regime=regime, time_limit=20).to_json()
     assert (plan["penalty_usd"] > 0) == late
-    assert plan["baseline_usd"] == pytest.approx(plan["total_cost_usd"] + plan["penalty_usd"])
+    # the greedy plan's cost plus its penalties (under the enacted rules the search has improved
+    # on the greedy plan since est33's estimator refit: $12.08M against a $13.31M baseline)
+    greedy = make_plan(sc, rules=rules, regime=regime, solver="greedy").to_json()
+    assert plan["baseline_usd"] == pytest.approx(greedy["total_cost_usd"] + greedy["penalty_usd"])
     html = plan_report(plan, sc, rules, source="test")
     shown = re.search(r'data-field="baseline_usd">([^<]*)<', html)
     assert shown is not None
