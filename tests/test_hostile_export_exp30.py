@@ -39,11 +39,22 @@ ROOT = Path(__file__).resolve().parents[1]
 W = "chat-72b"
 
 
-def _diamond() -> Scenario:
-    """The offshore example with ``eval``, after the pre-train, declared after ``sft``."""
+def _offshore() -> dict[str, Any]:
+    """The offshore example with its pre-train in Malaysia, where the example planned it until
+    est33's estimator refit (since, on cn-ulanqab's H800s beside ``sft``): the plans this pass
+    is about start a branch or a service in Johor as the pre-train ends there."""
     doc: dict[str, Any] = copy.deepcopy(
         load_scenario(ROOT / "examples" / "offshore-2025.yaml").model_dump(mode="json")
     )
+    assert doc["workloads"][0]["stages"][0]["id"] == "pretrain"
+    doc["workloads"][0]["stages"][0]["locations"] = ["MY"]
+    return doc
+
+
+def _diamond() -> Scenario:
+    """The offshore example (:func:`_offshore`) with ``eval``, after the pre-train, declared
+    after ``sft``."""
+    doc = _offshore()
     doc["workloads"][0]["stages"].insert(
         2,
         {
@@ -130,10 +141,8 @@ def test_every_target_starts_the_branch_before_the_held_stage(
 # --- SkyPilot infra that names no one place ------------------------------------------------------
 def _mapped(sky: dict[str, Any], only: str | None = None) -> dict[str, Any]:
     """The offshore example with ``sky`` as the SkyPilot mapping of every site (``only``: of
-    that site alone)."""
-    doc: dict[str, Any] = copy.deepcopy(
-        load_scenario(ROOT / "examples" / "offshore-2025.yaml").model_dump(mode="json")
-    )
+    that site alone; the pre-train in Malaysia, :func:`_offshore`)."""
+    doc = _offshore()
     for s in doc["sites"]:
         if s["targets"] and s["targets"].get("skypilot") and only in (None, s["id"]):
             s["targets"]["skypilot"] = sky
@@ -210,10 +219,9 @@ def test_a_kubernetes_context_with_slashes_is_one_site(rules: RuleSet) -> None:
 # --- a service the plan starts before a training branch ------------------------------------------
 def _served_early(rules: RuleSet, shift_s: int = 0) -> ExportInput:
     """The offshore example with the service after the pre-train (not after ``sft``): both
-    start as the pre-train ends, the service first; ``shift_s`` later, after ``sft``."""
-    doc: dict[str, Any] = copy.deepcopy(
-        load_scenario(ROOT / "examples" / "offshore-2025.yaml").model_dump(mode="json")
-    )
+    start as the pre-train ends, the service first; ``shift_s`` later, after ``sft`` (the
+    pre-train in Malaysia, :func:`_offshore`)."""
+    doc = _offshore()
     doc["workloads"][0]["stages"][2]["after"] = ["pretrain"]
     sc = Scenario.model_validate(doc)
     plan = make_plan(sc, rules=rules, solver="greedy").to_json()

@@ -39,9 +39,13 @@ echo "$*" >> "$SKYLOG"
 
 def _scenario(drop: str) -> Scenario:
     """The example with a second fine-tune (offshore) after the one at home, and the Chinese
-    sites without a ``drop`` mapping."""
+    sites without a ``drop`` mapping; the pre-train in Malaysia, where the example planned it
+    until est33's estimator refit (since, on cn-ulanqab's H800s: then only ``sft`` is offshore
+    of nothing, the order this pass is about)."""
     doc: dict[str, Any] = copy.deepcopy(load_scenario(EXAMPLE).model_dump(mode="json"))
     stages = doc["workloads"][0]["stages"]
+    assert stages[0]["id"] == "pretrain"
+    stages[0]["locations"] = ["MY"]
     stages.insert(
         2,
         {
