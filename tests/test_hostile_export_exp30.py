@@ -40,7 +40,7 @@ W = "chat-72b"
 
 
 def _offshore() -> dict[str, Any]:
-    """The offshore example with its pre-train in Malaysia, where the example planned it until
+    """The offshore example with its pre-train in Malaysia, where the greedy plan put it until
     est33's estimator refit (since, on cn-ulanqab's H800s beside ``sft``): the plans this pass
     is about start a branch or a service in Johor as the pre-train ends there."""
     doc: dict[str, Any] = copy.deepcopy(

@@ -44,7 +44,7 @@ EDITS: dict[str, Edit] = {"queue": _queue, "gpu-label": _gpu_label}
 
 @pytest.fixture(scope="module")
 def base() -> dict[str, Any]:
-    """The example with its pre-train kept to Malaysia and Singapore: the example planned it on
+    """The example with its pre-train kept to Malaysia and Singapore: the greedy plan put it on
     Johor's H100s until est33's estimator refit (since, on cn-ulanqab's H800s, with no lawful
     cluster of that chip to fail over to); Johor's and Jurong's H100 clusters are the pair this
     pass is about."""

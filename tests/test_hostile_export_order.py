@@ -39,9 +39,9 @@ echo "$*" >> "$SKYLOG"
 
 def _scenario(drop: str) -> Scenario:
     """The example with a second fine-tune (offshore) after the one at home, and the Chinese
-    sites without a ``drop`` mapping; the pre-train in Malaysia, where the example planned it
-    until est33's estimator refit (since, on cn-ulanqab's H800s: then only ``sft`` is offshore
-    of nothing, the order this pass is about)."""
+    sites without a ``drop`` mapping; the pre-train in Malaysia, where the greedy plan put it
+    until est33's estimator refit (since, on cn-ulanqab's H800s beside ``sft``, which the
+    plans this pass is about run at home after a pre-train offshore)."""
     doc: dict[str, Any] = copy.deepcopy(load_scenario(EXAMPLE).model_dump(mode="json"))
     stages = doc["workloads"][0]["stages"]
     assert stages[0]["id"] == "pretrain"
