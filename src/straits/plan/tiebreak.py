@@ -54,7 +54,7 @@ class TieBreak:
     solution: Solution | None
 
 
-def _objective(m: cp_model.CpModel, value: float) -> tuple[cp_model.LinearExprT, int]:
+def objective_terms(m: cp_model.CpModel, value: float) -> tuple[cp_model.LinearExprT, int]:
     """The model's objective terms (before its offset and scaling), and the value they take
     when the objective is ``value``."""
     obj = m.proto.objective
@@ -81,7 +81,7 @@ def tie_break(
     if stop_at - clock() < TIE_MIN_S:
         return TieBreak("stopped", None)
     m = pm.model.clone()  # with its hints: the re-timed greedy plan, the same in every run
-    terms, target = _objective(m, optimum)
+    terms, target = objective_terms(m, optimum)
     m.add(terms == target)
     m.clear_objective()  # type: ignore[no-untyped-call]
     m.minimize(
