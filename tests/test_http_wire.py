@@ -354,6 +354,22 @@ def test_max_connections_serves_that_many(tmp_path: Path, limit: int) -> None:
                 c.close()
 
 
+BUNDLE = b"GET /static/swagger-ui-bundle.js HTTP/1.1\r\nHost: x\r\n\r\n"
+BUNDLE_BYTES = 1_400_000  # at least: the bundle is 1.5 MB
+
+
+def _more_than_the_kernel_holds() -> bytes:
+    """Pipelined requests for the 1.5 MB bundle whose answers the kernel's send buffer cannot
+    all hold, so some wait in the server's transport: the write deadline's precondition. Three
+    were enough under Linux's default send buffer (16 KiB, growing to 4 MiB), but a machine set
+    to start sockets at 16 MiB (``net.ipv4.tcp_wmem``) took all 4.5 MB into the kernel, the
+    server's connection ended as an idle keep-alive, and nothing was dropped (CI, stop 44)."""
+    held = 4 << 20
+    with contextlib.suppress(OSError, ValueError):
+        held = max(int(v) for v in Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split())
+    return BUNDLE * (held // BUNDLE_BYTES + 3)
+
+
 @pytest.mark.slow
 def test_a_client_that_never_reads_its_answers_is_dropped(tmp_path: Path) -> None:
     """Clients that pipeline requests for a large file and never read the answers held their
@@ -375,7 +391,7 @@ def test_a_client_that_never_reads_its_answers_is_dropped(tmp_path: Path) -> Non
                 s = socket.socket()
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
                 s.connect(("127.0.0.1", port))
-                s.sendall(b"GET /static/swagger-ui-bundle.js HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+                s.sendall(_more_than_the_kernel_holds())
                 held.append(s)
             deadline = time.monotonic() + 60  # generous: the timeout is 1 s
             while httpx.get(f"{url}/healthz", timeout=5).status_code != 200:
@@ -428,7 +444,7 @@ def test_a_client_that_reads_below_the_rate_floor_is_dropped(tmp_path: Path) -> 
         try:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             s.connect(("127.0.0.1", port))
-            s.sendall(b"GET /static/swagger-ui-bundle.js HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+            s.sendall(_more_than_the_kernel_holds())
             with ThreadPoolExecutor(1) as pool:
                 slow = pool.submit(_read_slowly, s, 2048, 0.05)  # some every second, ~40 KB/s
                 full = httpx.get(f"{url}/static/swagger-ui-bundle.js", timeout=30)
