@@ -6,7 +6,13 @@ and its leave-one-out error, and the interval. With --write it stores the result
 src/straits/estimate/fitted.yaml, which the estimator loads; with --check it exits 1 when
 fitted.yaml differs from what this code fits now (the tests run it that way).
 
-Run: python benchmarks/fit_estimator.py [--write | --check]
+The penalty strength (fitting.STRENGTHS, fixed before any was fitted) is chosen by the fit
+runs' own leave-one-out median |error|: a plain run and --write fit every strength of the grid
+(about six times the work of one fit) and keep the lowest (a tie keeps the weaker penalty);
+--check fits only the strength fitted.yaml names, checks that figure against the grid recorded
+there and that the recorded grid chooses it (--check --grid refits the whole grid).
+
+Run: python benchmarks/fit_estimator.py [--write | --check [--grid]]
 """
 
 from __future__ import annotations
@@ -22,7 +28,15 @@ from typing import Any
 import yaml
 
 from straits.estimate.calibration import FITTED
-from straits.estimate.fitting import Fit, Spread, document, fit, given_mfu_spread, predicted
+from straits.estimate.fitting import (
+    STRENGTHS,
+    Fit,
+    Spread,
+    document,
+    fit,
+    given_mfu_spread,
+    predicted,
+)
 from straits.estimate.runs import fit_runs, published_runs
 
 FITTED_YAML = Path(__file__).resolve().parents[1] / "src/straits/estimate/fitted.yaml"
@@ -129,24 +143,82 @@ def differences(shipped: Any, fresh: Any, path: str = "") -> list[str]:
     return [f"{path}: shipped {shipped!r}, fitted {fresh!r}"]
 
 
+Grid = list[dict[str, float]]
+
+
+def choose(grid: Grid) -> float:
+    """The strength with the lowest leave-one-out median |error| (a tie: the weaker one)."""
+    best = min(grid, key=lambda g: (g["loo_median_abs_error"], g["strength"]))
+    return best["strength"]
+
+
+def search_grid() -> tuple[Fit, Grid]:
+    """Every strength of the grid fitted, with its leave-one-out median |error|."""
+    fits = []
+    for strength in STRENGTHS:
+        r = fit(fit_runs(), strength=strength)
+        print(f"  strength {strength:<5g} leave-one-out median |error| {r.loo_median:.2%}")
+        fits.append(r)
+    grid = [{"strength": r.strength, "loo_median_abs_error": round(r.loo_median, 4)} for r in fits]
+    chosen = choose(grid)
+    return next(r for r in fits if r.strength == chosen), grid
+
+
+def shipped_document() -> dict[str, Any]:
+    if not FITTED_YAML.exists():
+        return {}
+    data = yaml.safe_load(FITTED_YAML.read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) else {}
+
+
+def header(grid: Grid, chosen: float) -> str:
+    figures = ", ".join(f"{g['strength']:g}: {g['loo_median_abs_error']:.1%}" for g in grid)
+    return HEADER + (
+        "# Penalty towards each parameter's prior (fit.penalty), its strength chosen from a grid\n"
+        "# fixed before any was fitted, by the fit runs' leave-one-out median |error|:\n"
+        f"# {figures}; chosen {chosen:g}.\n"
+    )
+
+
 def main() -> int:
     start = time.perf_counter()
-    result = fit(fit_runs())
+    shipped = shipped_document()
+    if "--check" in sys.argv and "--grid" not in sys.argv:
+        penalty = shipped.get("fit", {}).get("penalty", {})
+        grid = [dict(g) for g in penalty.get("grid", [])]
+        result = fit(fit_runs(), strength=float(penalty.get("strength", 0.0)))
+        for g in grid:  # the shipped strength's figure is measured again, not trusted
+            if g.get("strength") == result.strength:
+                g["loo_median_abs_error"] = round(result.loo_median, 4)
+    else:
+        print("penalty strengths (fit runs' leave-one-out):")
+        result, grid = search_grid()
     spread = given_mfu_spread(result, fit_runs())
     doc = document(result, list(published_runs()), spread)
+    doc["fit"]["penalty"]["grid"] = grid
+    doc["fit"]["penalty"]["chosen_by"] = (
+        "the lowest leave-one-out median |error| over the fit runs (a tie: the weaker penalty)"
+    )
     show(result, doc, time.perf_counter() - start)
     show_spread(spread)
-    text = HEADER + yaml.safe_dump(doc, sort_keys=False, width=100)
+    problems = []
+    if [g.get("strength") for g in grid] != list(STRENGTHS):
+        problems.append(
+            f"fit.penalty.grid: strengths {[g.get('strength') for g in grid]}, "
+            f"the code tries {list(STRENGTHS)}"
+        )
+    elif choose(grid) != result.strength:
+        problems.append(
+            f"fit.penalty.strength: {result.strength:g}, the grid chooses {choose(grid):g}"
+        )
+    text = header(grid, result.strength) + yaml.safe_dump(doc, sort_keys=False, width=100)
     if "--write" in sys.argv:  # atomically: a killed write leaves the old file whole
         tmp = FITTED_YAML.with_suffix(".yaml.tmp")
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, FITTED_YAML)
         print(f"\nwrote {FITTED_YAML}")
     elif "--check" in sys.argv:
-        shipped = (
-            yaml.safe_load(FITTED_YAML.read_text(encoding="utf-8")) if FITTED_YAML.exists() else {}
-        )
-        diff = differences(shipped, yaml.safe_load(text))
+        diff = problems + differences(shipped, yaml.safe_load(text))
         if diff:
             print(f"\n{FITTED_YAML} differs from this fit (run with --write):", file=sys.stderr)
             for d in sorted(diff)[:20]:

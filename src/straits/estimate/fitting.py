@@ -15,6 +15,11 @@ The procedure:
    :data:`~straits.estimate.calibration.FITTED`. Parameters are rounded to
    :data:`SIGNIFICANT` digits, the runs settled again with them, and the search repeated until
    no run's cluster or layout changes (at most :data:`MAX_ROUNDS` rounds).
+   *Penalty* (the tenth pass): the loss also holds ``strength x d^2`` for each parameter, d
+   its distance from its prior value (:data:`PRIORS`) over the width of its bounds, measured
+   in log space for the multiplicative factors and linearly for the rates and the width whose
+   default is 0; the strength is chosen from :data:`STRENGTHS` (written down before any was
+   fitted) by the fit runs' own leave-one-out median |error| (``fit_estimator.py --write``).
 3. *Interval.* Leave-one-out: for each chip-hour run, the parameters are searched again
    without it (settings held) and the run predicted; the 10th and 90th percentiles of
    log(published / predicted) bound the central 80% interval.
@@ -54,6 +59,44 @@ MAX_EVALUATIONS = 200
 LEVEL = 0.8
 #: the 90th percentile of a standard normal: a log-normal 80% interval is exp(+-Z80 sigma)
 Z80 = 1.2816
+
+#: each fitted parameter's prior value and the space its distance is measured in: the
+#: framework factors and ``moe_gemm`` at 1.0 (kernels as fast as a GEMM microbenchmark, expert
+#: GEMMs as fast as dense ones: first principles), in log space; the era terms and
+#: ``gemm_width`` at 0 (their defaults in :class:`Calibration`: no software-era loss, no width
+#: penalty), linearly. The distance is divided by the width of the bounds in the same space.
+PRIORS: dict[str, tuple[float, str]] = {
+    "framework_ampere": (1.0, "log"),
+    "framework_hopper": (1.0, "log"),
+    "era_decay": (0.0, "linear"),
+    "gemm_width": (0.0, "linear"),
+    "moe_gemm": (1.0, "log"),
+    "era_overhead": (0.0, "linear"),
+}
+#: the penalty strengths tried, fixed before any was fitted (0: the unpenalised fit)
+STRENGTHS: tuple[float, ...] = (0.0, 0.03, 0.1, 0.3, 1.0, 3.0)
+
+
+def _distances(x: np.ndarray) -> np.ndarray:
+    """Each parameter's distance from its prior, in widths of its bounds."""
+    out = []
+    for (name, (lo, hi)), v in zip(FITTED.items(), x, strict=True):
+        prior, space = PRIORS[name]
+        if space == "log":
+            out.append(math.log(float(v) / prior) / math.log(hi / lo))
+        else:
+            out.append((float(v) - prior) / (hi - lo))
+    return np.array(out)
+
+
+def _penalty_residuals(x: np.ndarray, strength: float) -> np.ndarray:
+    """Residuals whose soft_l1 loss (scale :data:`F_SCALE`) is exactly ``strength x d^2`` each:
+    least_squares applies its robust loss to every residual, so the quadratic penalty is
+    passed through the loss's inverse (r ~ sqrt(strength) x d for small d)."""
+    d = _distances(x)
+    q = strength * d * d
+    f = F_SCALE
+    return np.asarray(np.sign(d) * f * np.sqrt((1.0 + q / (2.0 * f * f)) ** 2 - 1.0))
 
 
 @dataclass(frozen=True)
@@ -107,25 +150,34 @@ def _log_errors(x: np.ndarray, settings: list[Setting]) -> np.ndarray:
     return np.array([math.log(predicted(s, cal) / s.run.value) for s in settings])
 
 
-def _loss(x: np.ndarray, settings: list[Setting]) -> float:
-    """The robust loss ``least_squares`` minimises (soft_l1 at scale :data:`F_SCALE`)."""
+def _residuals(x: np.ndarray, settings: list[Setting], strength: float) -> np.ndarray:
+    errors = _log_errors(x, settings)
+    if strength == 0.0:
+        return errors
+    return np.concatenate([errors, _penalty_residuals(x, strength)])
+
+
+def _loss(x: np.ndarray, settings: list[Setting], strength: float = 0.0) -> float:
+    """The robust loss ``least_squares`` minimises (soft_l1 at scale :data:`F_SCALE`), the
+    penalty included."""
     z = (_log_errors(x, settings) / F_SCALE) ** 2
-    return float(F_SCALE**2 * np.sum(2.0 * (np.sqrt(1.0 + z) - 1.0)))
+    data = float(F_SCALE**2 * np.sum(2.0 * (np.sqrt(1.0 + z) - 1.0)))
+    return data + float(strength * np.sum(_distances(x) ** 2))
 
 
-def search(settings: list[Setting], x0: np.ndarray) -> np.ndarray:
+def search(settings: list[Setting], x0: np.ndarray, strength: float = 0.0) -> np.ndarray:
     """The parameters minimising the robust loss over ``settings``."""
     from scipy.optimize import least_squares  # only the fitting script needs scipy
 
     lo = np.array([b[0] for b in FITTED.values()])
     hi = np.array([b[1] for b in FITTED.values()])
     res = least_squares(
-        _log_errors,
+        _residuals,
         np.clip(x0, lo, hi),
         bounds=(lo, hi),
         loss="soft_l1",
         f_scale=F_SCALE,
-        args=(settings,),
+        args=(settings, strength),
         x_scale="jac",
         ftol=1e-10,
         xtol=1e-10,
@@ -148,6 +200,13 @@ class Fit:
     converged: bool
     loo: tuple[tuple[str, float], ...]
     """(run id, log(published / predicted)) with the run left out of the search"""
+    strength: float = 0.0
+    """the penalty strength the parameters were searched with"""
+
+    @property
+    def loo_median(self) -> float:
+        """The median |error| of the leave-one-out predictions (what chooses the strength)."""
+        return float(np.median([abs(math.exp(-v) - 1.0) for _, v in self.loo]))
 
     @property
     def interval(self) -> tuple[float, float]:
@@ -156,10 +215,12 @@ class Fit:
         return float(np.quantile(r, tail)), float(np.quantile(r, 1.0 - tail))
 
 
-def fit(runs: list[PublishedRun], *, loo: bool = True) -> Fit:
+def fit(runs: list[PublishedRun], *, loo: bool = True, strength: float = 0.0) -> Fit:
     """Fit on ``runs`` (the caller passes the ``fit`` runs and nothing else); runs whose figure
     counts something the estimator does not model (:attr:`PublishedRun.fittable`) are left
-    out. A ``check`` run among them is refused: its error would no longer be held out."""
+    out. A ``check`` run among them is refused: its error would no longer be held out.
+    ``strength`` weighs the pull of each parameter towards its prior (:data:`PRIORS`), in the
+    search and in every leave-one-out search."""
     held_out = [r.id for r in runs if r.used_for != "fit"]
     if held_out:
         raise ValueError(f"fit() takes only `fit` runs; given check runs: {', '.join(held_out)}")
@@ -178,10 +239,10 @@ def fit(runs: list[PublishedRun], *, loo: bool = True) -> Fit:
     rounds = 0
     while rounds < MAX_ROUNDS:
         rounds += 1
-        x = search(settings, x)
+        x = search(settings, x, strength)
         cal = with_fitted(rounded(x))
         key = [(s.chips, s.layout) for s in settings]
-        seen.append((key, x, cal, settings, _loss(x, settings)))
+        seen.append((key, x, cal, settings, _loss(x, settings, strength)))
         again = [settle(r, cal, typical) for r in runs]
         again_key = [(s.chips, s.layout) for s in again]
         if again_key == key:
@@ -199,10 +260,10 @@ def fit(runs: list[PublishedRun], *, loo: bool = True) -> Fit:
         for i, s in enumerate(settings):
             if s.run.metric != "chip_hours":
                 continue
-            xi = search(settings[:i] + settings[i + 1 :], x)
+            xi = search(settings[:i] + settings[i + 1 :], x, strength)
             pred = predicted(s, with_fitted(dict(zip(FITTED, xi, strict=True))))
             left_out.append((s.run.id, math.log(s.run.value / pred)))
-    return Fit(cal, typical, tuple(settings), rounds, converged, tuple(left_out))
+    return Fit(cal, typical, tuple(settings), rounds, converged, tuple(left_out), strength)
 
 
 @dataclass(frozen=True)
@@ -313,6 +374,10 @@ def document(
             "out_of_scope": [r.id for r in all_runs if r.used_for == "fit" and not r.fittable],
             "loss": "soft_l1",
             "f_scale": F_SCALE,
+            "penalty": {
+                "strength": result.strength,
+                "priors": {k: {"value": v, "space": sp} for k, (v, sp) in PRIORS.items()},
+            },
             "rounds": result.rounds,
             "converged": result.converged,
         },
