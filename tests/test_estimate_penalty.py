@@ -4,14 +4,13 @@ script's --check refuses a shipped strength its recorded grid does not choose.""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+import benchmark_scripts
 from straits.estimate.calibration import FITTED, fitted_document
 from straits.estimate.fitting import (
     F_SCALE,
@@ -60,12 +59,7 @@ def test_the_penalty_vanishes_at_the_priors_and_at_strength_zero() -> None:
 
 
 def _fit_script() -> Any:
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fit_estimator.py"
-    spec = importlib.util.spec_from_file_location("fit_estimator_penalty", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_scripts.load("fit_estimator")
 
 
 def test_the_shipped_strength_is_the_one_its_grid_chooses() -> None:

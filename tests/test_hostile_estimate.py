@@ -4,7 +4,6 @@ clusters the batch cannot feed, models no cluster holds, and the figures' consis
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import math
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+import benchmark_scripts
 from straits.api import estimate_guidance, estimate_json, run_estimate
 from straits.catalog import get_chip
 from straits.cli import app
@@ -179,12 +179,7 @@ def test_the_planner_places_a_stage_where_it_fits(risk: str) -> None:
 
 # --- the fitting script's --check can fail ------------------------------------------------------
 def _fit_script() -> Any:
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fit_estimator.py"
-    spec = importlib.util.spec_from_file_location("fit_estimator_under_test", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_scripts.load("fit_estimator")
 
 
 def _edit(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
