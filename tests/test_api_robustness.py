@@ -422,7 +422,14 @@ def test_concurrent_readiness_probes_share_one_database_query(
         raise StoreError("the database does not answer: frozen")
 
     monkeypatch.setattr(store, "ping", stuck)
-    with TestClient(app, raise_server_exceptions=False) as client:
+    arrived: list[str] = []
+
+    async def counted(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            arrived.append(scope["path"])  # the request is in the app, not queued in a thread
+        await app(scope, receive, send)
+
+    with TestClient(counted, raise_server_exceptions=False) as client:
         answers: list[int] = []
         probes = [
             threading.Thread(target=lambda: answers.append(client.get("/readyz").status_code))
@@ -430,10 +437,10 @@ def test_concurrent_readiness_probes_share_one_database_query(
         ]
         for t in probes:
             t.start()
-        deadline = time.monotonic() + 10
-        while not calls and time.monotonic() < deadline:
+        deadline = time.monotonic() + 30
+        while (not calls or len(arrived) < 8) and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(0.5)  # every probe has arrived and waits
+        time.sleep(0.3)  # the last arrivals reach their await on the event loop
         release.set()
         for t in probes:
             t.join(30)
