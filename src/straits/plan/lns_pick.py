@@ -1,0 +1,249 @@
+"""The neighbourhood search's pickers: which workloads each kind of neighbourhood frees.
+
+A mixin of :class:`straits.plan.lns.NeighbourhoodSearch` (the kinds are described there); it
+reads the search's state and draws from its random generator, so for a seed the search takes
+the same steps.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+from straits.plan.cpsat_model import late_hours_of
+from straits.plan.lns_stats import LnsStats
+from straits.plan.objectives import Objective
+from straits.plan.options import pool_steps, procured_steps
+from straits.plan.portfolio import Portfolio
+from straits.plan.schedule import StageKey, deadline_hours
+from straits.plan.solution import Solution
+from straits.plan.ticks import ticks_down
+
+#: the workload id under which held workloads' chips are booked in the search's index
+HELD = "\x00held"
+#: the highest-regret workloads a ``regret`` neighbourhood is drawn from
+REGRET_POOL = 40
+#: stages a ``guided`` neighbourhood may hold (the runs of two or three large pools)
+GUIDED_SIZE = 40
+
+
+class Picker:
+    """The neighbourhoods, drawn from the search's state (set by its ``__init__``)."""
+
+    pf: Portfolio
+    objective: Objective
+    horizon: int
+    rng: random.Random
+    sol: Solution
+    stats: LnsStats
+    most_placed: dict[str, int]
+    placeable: set[StageKey]
+    stages_of: dict[str, list[StageKey]]
+    on: dict[str, dict[StageKey, tuple[int, int, int]]]
+    floor: dict[StageKey, int]
+    fastest: dict[StageKey, int]
+    time_weight: dict[str, int]
+    penalty: dict[str, tuple[int, float]]
+    timed: bool
+    guide: dict[StageKey, dict[str, float]]
+    _tried: set[StageKey]
+    _most: dict[str, int]
+
+    def _own(self, wid: str, sol: Solution) -> int:
+        """A workload's part of ``sol``'s value: its choices, and its soft deadline's penalty."""
+        total, end = 0, -1
+        for key in self.stages_of.get(wid, []):
+            idx, s = sol[key]
+            if idx is not None:
+                c = self.pf.stages[key].choices[idx]
+                total, end = total + c.value, max(end, s + c.duration)
+        if end >= 0 and wid in self.penalty:
+            due, usd = self.penalty[wid]
+            total += self.objective.penalty_of(late_hours_of(end, due), usd)
+        return total
+
+    def _pick(self, kind: str) -> set[str]:
+        if kind == "unplaced":
+            return self._around(self._unplaced())
+        if kind == "regret":
+            return self._around(self._regretful())
+        if kind == "window":
+            return self._window()
+        if kind == "guided":
+            return self._guided()
+        return self._slice()
+
+    def _unplaced(self) -> str | None:
+        stuck = sorted(
+            {k[0] for k, (i, _) in self.sol.items() if i is None and k in self.placeable}
+        )
+        if self.most_placed:
+            stuck = [w for w in stuck if self._placed(w) < self.most_placed.get(w, math.inf)]
+        return self.rng.choice(stuck) if stuck else None
+
+    def _placed(self, wid: str) -> int:
+        return sum(1 for k in self.stages_of.get(wid, []) if self.sol[k][0] is not None)
+
+    def regret(self, key: StageKey) -> int:
+        """How much a placed stage pays above its best choice (value, and lateness for the
+        time objectives)."""
+        idx, s = self.sol[key]
+        if idx is None or key not in self.floor:
+            return 0
+        c = self.pf.stages[key].choices[idx]
+        late = max(0, s + c.duration - self.fastest[key]) * self.time_weight[key[0]]
+        return c.value - self.floor[key] + late
+
+    def _regretful(self) -> str | None:
+        per: dict[str, int] = {}
+        ends: dict[str, int] = {}
+        for key, (idx, s) in self.sol.items():
+            r = self.regret(key)
+            if r > 0:
+                per[key[0]] = per.get(key[0], 0) + r
+            if idx is not None and key[0] in self.penalty:
+                e = s + self.pf.stages[key].choices[idx].duration
+                ends[key[0]] = max(ends.get(key[0], 0), e)
+        for wid, e in ends.items():  # soft deadlines missed: the penalty is regret too
+            due, usd = self.penalty[wid]
+            late = self.objective.penalty_of(late_hours_of(e, due), usd)
+            if late > 0:
+                per[wid] = per.get(wid, 0) + late
+        if not per:
+            return None
+        top = sorted(per, key=lambda w: (-per[w], w))[:REGRET_POOL]
+        return self.rng.choices(top, weights=[per[w] for w in top])[0]
+
+    def _around(self, target: str | None) -> set[str]:
+        """``target`` and its rivals: the workloads booked on the pools of its better choices
+        while it could use them, up to the neighbourhood's size."""
+        if target is None:
+            return set()
+        free = {target}
+        count = len(self.stages_of.get(target, []))
+        rivals: set[str] = set()
+        for key in self.stages_of.get(target, []):
+            st = self.pf.stages[key]
+            idx, _ = self.sol[key]
+            mine = st.choices[idx].value if idx is not None else None
+            due = self._due(key)
+            for c in st.choices:
+                if mine is not None and c.value >= mine and not self.timed:
+                    continue
+                for other, (s, _e, _n) in self.on.get(c.option.key, {}).items():
+                    if other[0] not in (target, HELD) and s < due:
+                        rivals.add(other[0])
+        order = sorted(rivals)
+        self.rng.shuffle(order)
+        # rivals without a hard deadline first: they are the ones that can make room
+        order.sort(
+            key=lambda w: (
+                self.pf.sc.workload(w).deadline_policy == "hard"
+                and self.pf.sc.workload(w).deadline is not None
+            )
+        )
+        for w in order:
+            n = len(self.stages_of.get(w, []))
+            if count + n > self.stats.size:
+                continue
+            free.add(w)
+            count += n
+        return free
+
+    def _due(self, key: StageKey) -> int:
+        w = self.pf.stages[key].workload
+        if w.deadline is None:
+            return self.horizon
+        return ticks_down(deadline_hours(self.pf.sc, w.deadline)) + 1
+
+    def _window(self) -> set[str]:
+        """The workloads booked on one pool around one of its bookings."""
+        movable = {r: [(k, v) for k, v in b.items() if k[0] != HELD] for r, b in self.on.items()}
+        busy = sorted(r for r, b in movable.items() if len(b) >= 2)
+        if not busy:
+            return set()
+        res = self.rng.choices(busy, weights=[len(movable[r]) for r in busy])[0]
+        bookings = sorted(movable[res])
+        _, (s0, e0, _) = self.rng.choice(bookings)
+        reach = max(1, e0 - s0)
+        near = sorted(bookings, key=lambda kv: abs(kv[1][0] - s0))
+        free: set[str] = set()
+        count = 0
+        for key, (s, e, _) in near:
+            if e < s0 - reach or s > e0 + reach:
+                continue
+            if key[0] in free:
+                continue
+            n = len(self.stages_of[key[0]])
+            if free and count + n > self.stats.size:
+                break
+            free.add(key[0])
+            count += n
+        return free
+
+    def _guided(self) -> set[str]:
+        """The costliest run wider than half its pool (not tried yet, else again) that the LP
+        puts mostly elsewhere, and the runs as wide on its pool and the LP's, earliest first."""
+        wide = {
+            k: r
+            for r, b in self.on.items()
+            for k, v in b.items()
+            if k[0] != HELD and 2 * v[2] > self._chips(r)
+        }
+        keys = sorted(
+            (k for k, r in wide.items() if k in self.guide and self.guide[k].get(r, 0.0) < 0.5),
+            key=lambda k: (-self.regret(k), k),
+        )
+        keys = [k for k in keys if self.regret(k) > 0]
+        if not keys:
+            return set()
+        key = next((k for k in keys if k not in self._tried), keys[0])
+        self._tried.add(key)
+        theirs = sorted((-x, r) for r, x in self.guide[key].items() if x > 0.1 and r != wide[key])
+        free, count = {key[0]}, len(self.stages_of[key[0]])
+        for res in [wide[key], *(r for _, r in theirs)]:
+            for other in sorted(
+                (k for k, r in wide.items() if r == res), key=lambda k: (self.sol[k][1], k)
+            ):
+                n = len(self.stages_of.get(other[0], []))
+                if other[0] not in free and count + n <= GUIDED_SIZE:
+                    free.add(other[0])
+                    count += n
+        return free
+
+    def _chips(self, res: str) -> int:
+        if res not in self._most:  # the most chips the pool has at any time
+            o = self.pf.option_of(res)
+            steps = procured_steps(o.pool) if o.procured else pool_steps(self.pf.sc, o.pool)
+            self._most[res] = max((n for _, n in steps), default=0)
+        return self._most[res]
+
+    def _slice(self) -> set[str]:
+        """Workloads with a stage running in one slice of time, drawn at random."""
+        placed = sorted((s, k) for k, (i, s) in self.sol.items() if i is not None)
+        if not placed:
+            return set()
+        t, _ = self.rng.choice(placed)
+        durations = sorted(
+            self.pf.stages[k].choices[i].duration
+            for k, (i, _s) in self.sol.items()
+            if i is not None
+        )
+        width = durations[len(durations) // 2]
+        running = sorted(
+            {
+                k[0]
+                for k, (i, s) in self.sol.items()
+                if i is not None and s < t + width and s + self.pf.stages[k].choices[i].duration > t
+            }
+        )
+        self.rng.shuffle(running)
+        free: set[str] = set()
+        count = 0
+        for w in running:
+            n = len(self.stages_of[w])
+            if free and count + n > self.stats.size:
+                continue
+            free.add(w)
+            count += n
+        return free
