@@ -2,60 +2,31 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
-from optimizer_cases import DAY0, _setup, assert_sound, scenario, tokens_for
-from straits.loading import parse_scenario
+from lns_helpers import search, two_pools
+from optimizer_cases import _setup, assert_sound
 from straits.model.scenario import Scenario
 from straits.plan.alone import alone_bound
-from straits.plan.cpsat_model import build
 from straits.plan.lns import NeighbourhoodSearch
 from straits.plan.lp_bound import lp_bound
 from straits.plan.objectives import objective
 from straits.plan.result import Plan
-from straits.plan.retime import Held, retime
+from straits.plan.retime import Held
 from straits.plan.schedule import StageKey
 from straits.plan.solution import evaluate, extract
-
-
-def _two_pools() -> Scenario:
-    """Three five-day runs on 64 chips due on day 12 (hard); a pool of 64 chips at $2 an hour
-    and one at $6: two fit the cheap pool one after the other, the third cannot."""
-    base = scenario(
-        workloads=3, tokens=tokens_for(5.0), deadline=DAY0 + dt.timedelta(days=12)
-    ).model_dump(mode="json", exclude_none=True)
-    base["workloads"] = [{**w, "deadline_policy": "hard"} for w in base["workloads"]]
-    base["sites"].append(
-        {
-            "id": "sg2",
-            "country": "SG",
-            "operator_hq": "SG",
-            "pools": [{"chip": "H100-SXM", "count": 64, "usd_per_chip_hour": 6.0}],
-        }
-    )
-    return parse_scenario(base)
-
 
 Guide = dict[StageKey, dict[str, float]]
 
 
 def _search(sc: Scenario, guide: Guide | None) -> tuple[NeighbourhoodSearch, Plan, Held]:
-    _, greedy, baseline, pf = _setup(sc)
-    obj = objective("cost")
-    horizon = build(pf, obj).horizon
-    start, held = retime(pf, greedy.state, horizon)
-    return (
-        NeighbourhoodSearch(pf, obj, horizon, start, seed=0, held=held, guide=guide),
-        baseline,
-        held,
-    )
+    lns, baseline, held, *_ = search(sc, guide=guide)
+    return lns, baseline, held
 
 
 def test_the_guided_piece_frees_the_costly_run_and_the_runs_on_the_lps_pool() -> None:
     """The run the greedy plan put on the dear pool, which the LP puts on the cheap one: the
     piece frees it with every run as wide booked on either pool, and solving it keeps the
     plan's value or better and a sound plan."""
-    sc = _two_pools()
+    sc = two_pools()
     lns, baseline, held = _search(sc, None)
     dear = [k for k, (i, _) in lns.sol.items() if i is not None and lns.regret(k) > 0]
     assert len(dear) == 1 and lns.weights["guided"] == 0.0
@@ -76,7 +47,7 @@ def test_the_guided_piece_frees_the_costly_run_and_the_runs_on_the_lps_pool() ->
 
 def test_the_lp_bound_fills_the_guide_with_each_stages_shares() -> None:
     """Every stage the LP prices gets its pools' shares, together at most the whole stage."""
-    sc = _two_pools()
+    sc = two_pools()
     _, _, plan, pf = _setup(sc)
     alone = alone_bound(pf, objective("cost"))
     assert alone is not None
