@@ -18,7 +18,8 @@ improves. Neighbourhoods are chosen where improvement is likely:
   booked on its pool and on the LP's pools for it. Such runs hold their pools one at a time,
   and which pools must be re-packed together is what the LP's answer says.
 
-The pickers are :mod:`straits.plan.lns_pick`'s.
+The pickers are :mod:`straits.plan.lns_pick`'s. An ``unplaced`` workload whose stages several
+rounds in a row failed to place is left out for exponentially longer (``BACKOFF_AFTER``).
 
 The kinds that improve the plan are chosen more often (adaptive weights), and the size of a
 neighbourhood grows while CP-SAT proves its pieces optimal quickly and shrinks when it does
@@ -115,6 +116,8 @@ class NeighbourhoodSearch(Picker):
         """the LP bound's answer: per stage, the share of it each pool takes"""
         self.weights["guided"] = 4.0 if self.guide else 0.0  # with an answer, look there first
         self._tried, self._most = set(), {}
+        self._fails, self._retry = {}, {}
+        self._target: str | None = None
         self.placeable = placeable(pf, objective)
         self.time_weight = {
             w.id: objective.tick_weight(TIME) + objective.done_weight(w) for w in pf.sc.workloads
@@ -183,6 +186,7 @@ class NeighbourhoodSearch(Picker):
             kind = "unplaced"
         else:
             kind = self.rng.choices(KINDS, weights=[self.weights[k] for k in KINDS])[0]
+        self._target = None
         free = self._pick(kind) or self._pick("slice")
         self.stats.rounds += 1
         self.stats.by_kind[kind].rounds += 1
@@ -191,7 +195,11 @@ class NeighbourhoodSearch(Picker):
         left = stop_at - clock()
         if left <= 0.05:
             return False
+        target = self._target
+        had = self._placed(target) if target is not None else 0
         better = self._solve(free, min(seconds, left), left)
+        if kind == "unplaced" and target is not None:
+            self._tried_unplaced(target, self._placed(target) > had)
         self.weights[kind] = 0.8 * self.weights[kind] + 0.2 * (4.0 if better else 0.5)
         if better:
             self.stats.improved += 1
