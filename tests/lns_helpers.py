@@ -59,13 +59,25 @@ def search(
     *,
     seed: int = 0,
     guide: dict[StageKey, dict[str, float]] | None = None,
+    shares: dict[str, float] | None = None,
+    own_pools: dict[str, set[str]] | None = None,
 ) -> Searched:
     """A :class:`NeighbourhoodSearch` under the cost objective from ``sc``'s greedy plan."""
     _, greedy, baseline, pf = _setup(sc)
     goal = objective("cost")
     horizon = build(pf, goal).horizon
     start, held = retime(pf, greedy.state, horizon)
-    lns = NeighbourhoodSearch(pf, goal, horizon, start, seed=seed, held=held, guide=guide)
+    lns = NeighbourhoodSearch(
+        pf,
+        goal,
+        horizon,
+        start,
+        seed=seed,
+        held=held,
+        guide=guide,
+        shares=shares,
+        own_pools=own_pools,
+    )
     return Searched(lns, baseline, held, pf, goal, start)
 
 

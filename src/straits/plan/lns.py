@@ -16,7 +16,9 @@ improves. Neighbourhoods are chosen where improvement is likely:
 * ``guided`` (only with the LP bound's answer, :mod:`straits.plan.lp_bound`): a costly run
   wider than half its pool that the LP puts mostly on other pools, with the runs as wide
   booked on its pool and on the LP's pools for it. Such runs hold their pools one at a time,
-  and which pools must be re-packed together is what the LP's answer says.
+  and which pools must be re-packed together is what the LP's answer says;
+* ``split`` (only with the LP's per-workload shares): the workloads furthest above their LP
+  share, with the widest runs booked on the pools of their own optima.
 
 The pickers are :mod:`straits.plan.lns_pick`'s. An ``unplaced`` workload whose stages several
 rounds in a row failed to place is left out for exponentially longer (``BACKOFF_AFTER``).
@@ -72,6 +74,9 @@ PIECE_TARGET_S = 1.5
 #: deterministic seconds
 SETTLE_S = 1.5
 SETTLE_SECONDS = 0.5
+#: the most wall-clock seconds a ``split`` piece may take: its limit doubles from
+#: ``PIECE_WALL_S`` while its pieces improve the plan unproved, and falls back when one does not
+SPLIT_WALL_S = 24.0
 
 
 class NeighbourhoodSearch(Picker):
@@ -91,6 +96,8 @@ class NeighbourhoodSearch(Picker):
         stop: threading.Event | None = None,
         guide: dict[StageKey, dict[str, float]] | None = None,
         most_placed: dict[str, int] | None = None,
+        shares: dict[str, float] | None = None,
+        own_pools: dict[str, set[str]] | None = None,
     ) -> None:
         self.pf = pf
         self.most_placed = most_placed or {}
@@ -115,9 +122,16 @@ class NeighbourhoodSearch(Picker):
         self.guide = guide or {}
         """the LP bound's answer: per stage, the share of it each pool takes"""
         self.weights["guided"] = 4.0 if self.guide else 0.0  # with an answer, look there first
-        self._tried, self._most = set(), {}
+        self.shares = shares or {}
+        self.own_pools = own_pools or {}
+        self.weights["split"] = 4.0 if self.shares else 0.0
+        self.split_wall = PIECE_WALL_S
+        """the next ``split`` piece's wall limit (``SPLIT_WALL_S``)"""
+        self._tried, self._led, self._most = set(), set(), {}
         self._fails, self._retry = {}, {}
         self._target: str | None = None
+        self._open = False
+        """the last piece was not proved optimal"""
         self.placeable = placeable(pf, objective)
         self.time_weight = {
             w.id: objective.tick_weight(TIME) + objective.done_weight(w) for w in pf.sc.workloads
@@ -195,20 +209,27 @@ class NeighbourhoodSearch(Picker):
         left = stop_at - clock()
         if left <= 0.05:
             return False
-        target = self._target
+        target, cap = self._target, self.split_wall if kind == "split" else PIECE_WALL_S
         had = self._placed(target) if target is not None else 0
-        better = self._solve(free, min(seconds, left), left)
+        if cap != PIECE_WALL_S:
+            seconds *= cap / PIECE_WALL_S
+        better = self._solve(free, min(seconds, left), left, cap)
         if kind == "unplaced" and target is not None:
             self._tried_unplaced(target, self._placed(target) > had)
+        if kind == "split":  # more time while its pieces improve without a proof
+            self.split_wall = min(SPLIT_WALL_S, 2 * cap) if better and self._open else PIECE_WALL_S
         self.weights[kind] = 0.8 * self.weights[kind] + 0.2 * (4.0 if better else 0.5)
         if better:
             self.stats.improved += 1
             self.stats.by_kind[kind].improved += 1
         return better
 
-    def _solve(self, free: set[str], seconds: float, wall: float) -> bool:
+    def _solve(
+        self, free: set[str], seconds: float, wall: float, cap: float = PIECE_WALL_S
+    ) -> bool:
         before, t0 = self.value, time.monotonic()
-        status, piece, took = self._piece(free, seconds, wall, reserve=SETTLE_S)
+        status, piece, took = self._piece(free, seconds, wall, reserve=SETTLE_S, cap=cap)
+        self._open = status != cp_model.OPTIMAL
         # pieces grow while proved within half the target time, and shrink when they take
         # more than twice it or are not proved: many rounds of pieces CP-SAT closes beat a few
         # of pieces it cannot, whatever the machine's speed
@@ -257,7 +278,12 @@ class NeighbourhoodSearch(Picker):
         return True
 
     def _piece(
-        self, free: set[str], seconds: float, wall: float, reserve: float = 0.0
+        self,
+        free: set[str],
+        seconds: float,
+        wall: float,
+        reserve: float = 0.0,
+        cap: float = PIECE_WALL_S,
     ) -> tuple[int, Solution | None, float]:
         """CP-SAT on the stages of ``free``, every other booking held, warm-started from the
         incumbent: (status, the piece's slots or None, wall seconds). Its wall limit leaves
@@ -289,7 +315,7 @@ class NeighbourhoodSearch(Picker):
         p.random_seed = self.seed + self.stats.rounds
         p.max_deterministic_time = max(0.05, seconds)
         budget = wall - reserve if wall > 2 * reserve else wall
-        p.max_time_in_seconds = max(0.05, min(budget, PIECE_WALL_S))
+        p.max_time_in_seconds = max(0.05, min(budget, cap))
         p.cp_model_probing_level = 0
         p.symmetry_level = 0
         status = solve_stoppable(solver, pm.model, self.stop)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import random
 
+from straits.plan.alone import AloneBound
 from straits.plan.cpsat_model import late_hours_of
 from straits.plan.lns_stats import LnsStats
 from straits.plan.objectives import Objective
@@ -23,11 +24,19 @@ from straits.plan.ticks import ticks_down
 HELD = "\x00held"
 #: the highest-regret workloads a ``regret`` neighbourhood is drawn from
 REGRET_POOL = 40
-#: stages a ``guided`` neighbourhood may hold (the runs of two or three large pools)
+#: stages a ``guided`` or ``split`` neighbourhood may hold (the runs of two or three large pools)
 GUIDED_SIZE = 40
 #: ``unplaced`` rounds in a row around a workload that place none of its stages before it is
 #: left out for a while (:meth:`Picker._tried_unplaced`)
 BACKOFF_AFTER = 3
+
+
+def own_pools(pf: Portfolio, alone: AloneBound) -> dict[str, set[str]]:
+    """workload -> the pools its own optimum alone books (for ``split`` neighbourhoods)."""
+    return {
+        wid: {pf.stages[(wid, sid)].choices[i].option.key for sid, i in opt.placed.items()}
+        for wid, opt in alone.workloads.items()
+    }
 
 
 class Picker:
@@ -49,7 +58,12 @@ class Picker:
     penalty: dict[str, tuple[int, float]]
     timed: bool
     guide: dict[StageKey, dict[str, float]]
+    shares: dict[str, float]
+    """the LP bound's answer: per workload, its share of the bound's value (model units)"""
+    own_pools: dict[str, set[str]]
     _tried: set[StageKey]
+    _led: set[str]
+    """workloads that led a ``split`` neighbourhood (all of them: again from the top)"""
     _most: dict[str, int]
     _fails: dict[str, int]
     """workload -> ``unplaced`` rounds in a row around it that placed none of its stages"""
@@ -80,6 +94,8 @@ class Picker:
             return self._window()
         if kind == "guided":
             return self._guided()
+        if kind == "split":
+            return self._split()
         return self._slice()
 
     def _unplaced(self) -> str | None:
@@ -269,4 +285,38 @@ class Picker:
                 continue
             free.add(w)
             count += n
+        return free
+
+    def _split(self) -> set[str]:
+        """The workloads furthest above their LP share (led by the first that has not led a
+        ``split`` piece yet; when all have, again from the top), up to half the piece, then
+        the widest runs booked on the pools of their own optima: the LP says what each should
+        pay, the gap to it lives in few workloads and their large rivals (the tenth pass)."""
+        above = {w: self._own(w, self.sol) - share for w, share in self.shares.items()}
+        top = sorted((w for w, x in above.items() if x > 0), key=lambda w: (-above[w], w))
+        if not top:
+            return set()
+        lead = next((w for w in top if w not in self._led), None)
+        if lead is None:
+            self._led.clear()
+            lead = top[0]
+        self._led.add(lead)
+        free, count = {lead}, len(self.stages_of.get(lead, []))
+        for w in top:
+            n = len(self.stages_of.get(w, []))
+            if w not in free and count + n <= GUIDED_SIZE // 2:
+                free.add(w)
+                count += n
+        pools = sorted({r for w in free for r in self.own_pools.get(w, ())})
+        runs = sorted(
+            (-n, s, k)
+            for r in pools
+            for k, (s, _e, n) in self.on.get(r, {}).items()
+            if k[0] != HELD and k[0] not in free
+        )
+        for _, _, k in runs:
+            n = len(self.stages_of.get(k[0], []))
+            if k[0] not in free and count + n <= GUIDED_SIZE:
+                free.add(k[0])
+                count += n
         return free

@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS = ("unplaced", "regret", "window", "slice", "guided")
+#: the kinds of neighbourhood (a new one goes last: a kind of weight 0 there leaves the draws
+#: among the others as they were)
+KINDS = ("unplaced", "regret", "window", "slice", "guided", "split")
 #: stages per neighbourhood at the start
 START_SIZE = 24
 

@@ -213,11 +213,14 @@ def lp_bound(
     clock: Callable[[], float] = time.monotonic,
     guide: dict[StageKey, dict[str, float]] | None = None,
     own_count: bool = False,
+    shares: dict[str, float] | None = None,
 ) -> Score | None:
     """The LP bound (see the module's text), or None when it cannot be had in time.
 
     ``guide``, when given, is filled with the LP's answer: per stage, the share of it each
     pool takes (for the search's ``guided`` neighbourhoods, :mod:`straits.plan.lns`).
+    ``shares``, when given, is filled with each workload's share of the LP's value (its ``z``,
+    in the model's units: for the ``split`` neighbourhoods).
 
     ``plan_unplaced``: how many stages a plan over the same choices leaves unplaced,
     when the caller has one. When the workloads alone already leave as many, the LP cannot
@@ -332,9 +335,10 @@ def lp_bound(
             *(abs(alone.workloads[wid].value) for wid in value_terms),
         ]
     )
+    zs: dict[str, Any] = {}
     for wid, terms in value_terms.items():
         floor = alone.workloads[wid].value / scale if count == alone.bound.unplaced else 0.0
-        z = lp.NumVar(0.0, inf, "")
+        z = zs[wid] = lp.NumVar(0.0, inf, "")
         objective.SetCoefficient(z, 1.0)
         pays = lp.Constraint(floor, inf)  # z >= the workload's own optimum (see above)
         pays.SetCoefficient(z, 1.0)
@@ -363,6 +367,8 @@ def lp_bound(
         if guide is not None and (share := x.solution_value()) > 1e-6:
             on = guide.setdefault(key, {})
             on[res] = on.get(res, 0.0) + share
+    if shares is not None:
+        shares.update({wid: z.solution_value() * scale for wid, z in zs.items()})
     span = alone.makespan_value if count == alone.bound.unplaced else 0.0
     return Score(count, value + span)
 

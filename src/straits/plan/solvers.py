@@ -20,6 +20,7 @@ from straits.plan.cpsat_model import ModelTooLarge, PortfolioModel, Score, add_h
 from straits.plan.deadline import Deadline
 from straits.plan.greedy import GreedyPlanner
 from straits.plan.lns import PIECE_SECONDS, NeighbourhoodSearch
+from straits.plan.lns_pick import own_pools
 from straits.plan.lp_bound import lp_bound
 from straits.plan.objectives import Objective
 from straits.plan.portfolio import Portfolio
@@ -42,6 +43,9 @@ MIN_SEARCH_S = 0.5
 #: the largest share of the search's time the capacity-aware bound may take (it gets none when
 #: it cannot finish in it)
 BOUND_SHARE = 0.5
+#: the search's ``split`` neighbourhoods (the LP's per-workload value): off, since they did not
+#: help at 55 or 150 s on the 1,000 x 200 benchmark (docs/architecture.md, eleventh pass)
+SPLIT = False
 #: seconds the whole model's own limit is set before the search's end (it overshoots on a
 #: large model), and seconds to wait for it to stop after that end
 WHOLE_MARGIN_S = (0.5, 0.0004)
@@ -195,6 +199,7 @@ class _Searching:
             if held.workloads:
                 info["held"] = sorted(held.workloads)
         guide: dict[StageKey, dict[str, float]] = {}  # the LP's answer, for the search
+        shares: dict[str, float] = {}  # and its value per workload
         with d.phase("bound"):
             # each workload alone, exactly; skipped when it would eat the search's minimum
             alone = alone_bound(
@@ -219,6 +224,7 @@ class _Searching:
                     stop_at=d.clock() + share,
                     clock=d.clock,
                     guide=guide,
+                    shares=shares,
                     own_count=alone.bound.unplaced < len(baseline.unplaced),
                 )
                 if lp is not None and lp > bound0:
@@ -245,7 +251,7 @@ class _Searching:
                             reporter,
                             ctx,
                             stop_at,
-                            guide,
+                            (guide, shares),
                             alone,
                         )
                 finally:
@@ -275,7 +281,7 @@ class _Searching:
         reporter: Reporter,
         ctx: SolveContext,
         stop_at: float,
-        guide: dict[StageKey, dict[str, float]],
+        lp: tuple[dict[StageKey, dict[str, float]], dict[str, float]],
         alone: AloneBound | None,
     ) -> NeighbourhoodSearch:
         d = ctx.deadline
@@ -293,8 +299,10 @@ class _Searching:
             tie_unit=pm.tie_unit,
             held=held,
             stop=reporter.stop,
-            guide=guide,
+            guide=lp[0],
             most_placed=most_placed,
+            shares=lp[1] if SPLIT else None,
+            own_pools=own_pools(pf, alone) if alone is not None and SPLIT else None,
         )
         seen: Solution | None = None
         while d.clock() < stop_at - 0.05 and not reporter.stop.is_set():
