@@ -88,6 +88,15 @@ def causes(plan: dict[str, Any]) -> str:
     return f"{'':>12} unplaced: {parts or 'none'}; bound from {b.get('source', '-')}"
 
 
+def kinds(plan: dict[str, Any]) -> str:
+    """The search's rounds and improving rounds per kind of neighbourhood."""
+    n = (plan.get("search") or {}).get("neighbourhoods") or {}
+    parts = ", ".join(
+        f"{k} {v['improved']}/{v['rounds']}" for k, v in (n.get("kinds") or {}).items()
+    )
+    return f"{'':>12} kinds (improved/rounds): {parts or '-'}; settled {n.get('settled', '-')}"
+
+
 def row(label: str, limit: float, wall: float, plan: dict[str, Any]) -> str:
     base, got = plan.get("baseline_value"), plan.get("objective_value")
     ratio = f"{got / base:.4f}" if base and got is not None else "-"
@@ -133,6 +142,7 @@ def main() -> None:
     )
     ap.add_argument("--solver", default="auto")
     ap.add_argument("--skip-contended", action="store_true")
+    ap.add_argument("--keep", type=Path, default=None, help="write each plan's JSON here")
     args = ap.parse_args()
     print(HEADER)
     ratios: list[float] = []
@@ -146,6 +156,10 @@ def main() -> None:
                 print(row(f"{n}x{SITES}/{seed}", limit, wall, plan), flush=True)
                 print(phases(plan), flush=True)
                 print(causes(plan), flush=True)
+                print(kinds(plan), flush=True)
+                if args.keep is not None:
+                    args.keep.mkdir(parents=True, exist_ok=True)
+                    (args.keep / f"{n}x{SITES}-{seed}.json").write_text(json.dumps(plan))
                 ratios.append(wall / limit)
         if not args.skip_contended:
             print(
