@@ -19,12 +19,14 @@ from ortools.sat.python import cp_model
 from optimizer_cases import DAY0, _setup, scenario, tokens_for
 from straits.loading import parse_scenario
 from straits.model.scenario import Scenario
+from straits.plan import lp_bound as lp_module
 from straits.plan import make_plan
 from straits.plan.alone import BUDGET, CHAIN, CONTENTION, DEADLINE, alone_bound
 from straits.plan.bounds import standalone_bound
 from straits.plan.cpsat_model import Score, build
 from straits.plan.lns import NeighbourhoodSearch
-from straits.plan.lp_bound import lp_bound
+from straits.plan.lp_bound import _Choice, _undominated, lp_bound
+from straits.plan.lp_rows import Use
 from straits.plan.objectives import objective
 from straits.plan.retime import retime
 from straits.plan.solution import extract, from_solver
@@ -199,6 +201,48 @@ def test_the_lp_at_the_workloads_own_count_bounds_whatever_the_plan_leaves() -> 
     assert own.value >= alone.bound.value * (1 - 2e-6)  # GLOP's margin (lp_bound.MARGIN)
     best = _proved_optimum(pf, "cost")
     assert best is not None and best.unplaced == 0 and own.value <= best.value + 1e-6
+
+
+def _choice(res: str, value: float, spend: float = 0.0, penalty: float = 0.0) -> _Choice:
+    return _Choice(res, Use(None, 0, 8, 0.0, 10.0, 100.0), value, spend, penalty)
+
+
+def test_a_choice_a_free_one_dominates_is_left_out_of_the_lp() -> None:
+    """Choices on pools without capacity rows ("free") that another free one dominates on
+    value, budget share and lateness are dropped, and so are those on competing pools that a
+    free one dominates; a competing choice cheaper on any of the three is kept."""
+    free_best = _choice("f1", 10.0, 0.2, 0.0)
+    free_spare = _choice("f2", 9.0, 0.5, 0.0)  # cheaper, but more of the budget: kept
+    free_worse = _choice("f3", 11.0, 0.2, 1.0)  # dominated by f1
+    hot_worse = _choice("hot", 12.0, 0.3, 0.0)  # dominated by f1
+    hot_cheap = _choice("hot", 8.0, 0.9, 0.0)  # cheaper than every free one: kept
+    hot_late = _choice("hot", 10.0, 0.2, 0.0)  # ties f1: dropped (f1 serves as well)
+    kept = _undominated(
+        [free_worse, hot_worse, free_best, hot_cheap, free_spare, hot_late], {"hot"}
+    )
+    assert sorted(kept) == sorted([free_best, free_spare, hot_cheap])
+    assert _undominated([hot_worse, hot_cheap], {"hot"}) == [hot_worse, hot_cheap]
+
+
+@pytest.mark.parametrize("seed", [7, 11, 19])
+@pytest.mark.parametrize("goal", ["cost", "cost+500*time"])
+def test_leaving_dominated_choices_out_does_not_move_the_lp(
+    seed: int, goal: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The LP with the dominated columns left out has the optimum of the one with every
+    column (within GLOP's tolerances): the pruning keeps the bound as strong, and as valid."""
+    sc = generate(workloads=8, sites=3, seed=seed)
+    _, _, plan, pf = _setup(sc, goal)
+    alone = alone_bound(pf, objective(goal))
+    assert alone is not None
+    out = []
+    for prune in (True, False):
+        monkeypatch.setattr(lp_module, "PRUNE", prune)
+        out.append(lp_bound(pf, alone, plan_unplaced=len(plan.unplaced)))
+    pruned, whole = out
+    assert pruned is not None and whole is not None
+    assert pruned.unplaced == whole.unplaced
+    assert pruned.value == pytest.approx(whole.value, rel=1e-5, abs=1e-3)
 
 
 def test_a_time_limit_that_leaves_no_room_skips_the_alone_bound() -> None:

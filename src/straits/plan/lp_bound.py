@@ -9,9 +9,12 @@ alone. Per pool and per hard deadline ``T`` met on it, the chip-hours that must 
 ``[0, T]`` fit the chip-hours the pool has there (its availability windows included): a choice
 that must end by ``T`` spends all its chip-hours there, one due later at least what it cannot
 push past ``T``. Per pool and per earliest start ``a``, the same in ``[a, T]`` for the choices
-that cannot start before ``a`` (off by default, :data:`STARTS`: on the benchmark's portfolios
-it moved the bound by 0.01% and took 25 times as long). Deadlines are rounded up to a week in
-these rows (:data:`DUE_GRID_H`), which weakens them a little and makes far fewer of them.
+that cannot start before ``a`` (off by default, :data:`straits.plan.lp_rows.STARTS`: on the
+benchmark's portfolios it moved the bound by 0.01% and took 25 times as long). Deadlines are
+rounded up to a week in these rows (:data:`straits.plan.lp_rows.DUE_GRID_H`), which weakens
+them a little and makes far fewer of them. The rows are built only for the pools whose
+choices can compete (:func:`straits.plan.lp_rows.competes`), and a choice that one on a pool
+without rows dominates is left out (:func:`_undominated`): neither changes the LP's optimum.
 
 A soft deadline costs a penalty per hour late, which capacity can force. So a soft-deadline
 workload's choices are split by how late the stage ends (:data:`LATE_STEPS_H`: on time, within a
@@ -43,12 +46,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any, NamedTuple
 
 from straits.model.scenario import Workload
 from straits.plan.alone import AloneBound, Window, WorkloadOptimum
 from straits.plan.cpsat_model import Score
+from straits.plan.lp_rows import Use, capacity_rows, competes
 from straits.plan.objectives import COST
 from straits.plan.options import pool_steps, procured_steps
 from straits.plan.portfolio import Portfolio
@@ -56,103 +60,64 @@ from straits.plan.schedule import EPS, StageKey, deadline_hours
 
 #: relative margin taken off the LP's optimum (GLOP's primal and dual tolerances are 1e-7)
 MARGIN = 1e-6
-STARTS = False
+#: drop the columns another choice dominates (:func:`_undominated`: the optimum is the same)
+PRUNE = True
+#: GLOP's dual simplex: on the 1,000 x 200 benchmark's LP 2.9 s against the primal's 4.0 s
+PARAMS = "use_dual_simplex: true"
 #: how late (hours) a soft-deadline workload's stage may end, in parts (see :func:`_lateness`)
 LATE_STEPS_H = (
     *(24.0 * d for d in (0, 7, 30, 91, 182, 273, 365, 456, 547, 730)),
     math.inf,
 )
-#: deadlines are rounded up to this grid (hours) in the capacity rows: later is weaker, never
-#: wrong, and fewer distinct deadlines make fewer rows
-DUE_GRID_H = 24.0 * 7
 
 
-class _Use(NamedTuple):
-    var: Any
-    stage: int
-    """the stage's number (at most one of its choices is taken)"""
-    chips: int
-    earliest: float
-    hours: float
-    due: float
+class _Choice(NamedTuple):
+    """One part of one choice of a stage, before its column is made."""
+
+    res: str
+    use: Use
+    value: float
+    spend: float
+    """its share of the workload's budget"""
+    penalty: float
+    """the least lateness penalty it pays"""
 
 
-def _chip_hours(steps: list[tuple[float, int]], a: float, b: float) -> float:
-    """Chip-hours a capacity profile offers in ``[a, b]``."""
-    total = 0.0
-    for i, (t0, n) in enumerate(steps):
-        t1 = steps[i + 1][0] if i + 1 < len(steps) else math.inf
-        lo, hi = max(a, t0), min(b, t1)
-        if hi > lo:
-            total += (hi - lo) * n
-    return total
+class _Stage(NamedTuple):
+    key: StageKey
+    one: Any
+    """the row its choices and its unplaced share sum to one in"""
+    budget: Any
+    values: list[tuple[Any, float]]
+    """the workload's (column, value) terms"""
+    late: list[tuple[Any, float]] | None
+    choices: list[_Choice]
 
 
-def _capacity_rows(lp: Any, inf: float, items: list[_Use], steps: list[tuple[float, int]]) -> None:
-    """One pool's rows: per window ``[a, b]`` (``b`` a deadline some choice here must meet,
-    ``a`` the start or, with :data:`STARTS`, a day some choice cannot start before), the
-    chip-hours every choice must spend inside it, within what the pool has there. A row that
-    cannot bind (each stage at its choice here that needs the most, all of them within what
-    the pool has) is left out.
-
-    The rows of one ``a`` are nested: a choice due by ``b`` spends all it must in every later
-    window too. So each row reads the choices due by the previous row through one running
-    total (a variable per row), and lists only the choices due since and those still running
-    across ``b``: the rows hold a few nonzeros each instead of every choice, which is what
-    makes the LP solve in seconds."""
-    import numpy as np
-
-    chips = np.array([i.chips for i in items], dtype=float)
-    earliest = np.array([i.earliest for i in items])
-    hours = np.array([i.hours for i in items])
-    due = np.ceil(np.array([i.due for i in items]) / DUE_GRID_H) * DUE_GRID_H
-    stage = np.array([i.stage for i in items])
-    latest_start = due - hours
-    ends = sorted({float(d) for d in due if math.isfinite(d)})
-    if not ends:
-        return
-    starts = (
-        [0.0] if not STARTS else sorted({0.0} | {math.floor(e / 24.0) * 24.0 for e in earliest})
+def _undominated(choices: list[_Choice], competing: Container[str]) -> list[_Choice]:
+    """A stage's choices, less those that a choice on a pool without capacity rows dominates
+    (no dearer, no more of the budget, no more late). Such a choice's column sits in the
+    stage's row, its workload's budget, value and lateness rows only, so moving the other's
+    share onto it keeps every row and costs no more: the LP's optimum is the same without
+    the dominated one."""
+    free = sorted(
+        (c for c in choices if c.res not in competing),
+        key=lambda c: (c.value, c.spend, c.penalty),
     )
-    for a in starts:
-        if a >= ends[-1]:
-            break
-        unit = _chip_hours(steps, a, ends[-1])  # the running total's unit
-        total: Any = None  # what the choices counted so far must spend, in ``unit``s
-        counted = np.zeros(len(items), dtype=bool)
-        for b in ends:
-            if b <= a:
-                continue
-            least = np.minimum(
-                np.minimum(hours, earliest + hours - a), np.minimum(b - a, b - latest_start)
-            )
-            need = chips * np.maximum(0.0, least)
-            have = _chip_hours(steps, a, b)
-            if have <= 0:  # no chips there at all: what must run there cannot be taken
-                for k in np.flatnonzero(need > 0):
-                    items[k].var.SetUb(0.0)
-                continue
-            most = np.zeros(stage.max() + 1)
-            np.maximum.at(most, stage, need)
-            if most.sum() <= have:
-                continue
-            whole = (due <= b) & (need > 0)  # due by b: all they must spend is inside
-            fresh = np.flatnonzero(whole & ~counted)
-            if len(fresh):
-                grown = lp.NumVar(0.0, inf, "")
-                row = lp.Constraint(0.0, 0.0)  # grown = total + fresh choices' need
-                row.SetCoefficient(grown, 1.0)
-                if total is not None:
-                    row.SetCoefficient(total, -1.0)
-                for k in fresh:
-                    row.SetCoefficient(items[k].var, -float(need[k]) / unit)
-                total = grown
-                counted[fresh] = True
-            row = lp.Constraint(-inf, 1.0)  # need / have <= 1
-            if total is not None:
-                row.SetCoefficient(total, unit / have)
-            for k in np.flatnonzero((need > 0) & ~whole):
-                row.SetCoefficient(items[k].var, float(need[k]) / have)
+    best: list[_Choice] = []
+    for c in free:
+        if not any(b.spend <= c.spend and b.penalty <= c.penalty for b in best):
+            best.append(c)
+    # and those on a competing pool that a free one dominates: its columns only add to the
+    # pool's rows (each a ``<=`` row, or a running total read by such rows)
+    return [
+        c
+        for c in choices
+        if c.res in competing
+        and not any(
+            b.value <= c.value and b.spend <= c.spend and b.penalty <= c.penalty for b in best
+        )
+    ] + best
 
 
 def _soft_deadline(pf: Portfolio, w: Workload) -> tuple[float, float]:
@@ -245,8 +210,9 @@ def lp_bound(
     value_terms: dict[str, list[tuple[Any, float]]] = {}
     late_terms: dict[str, list[list[tuple[Any, float]]]] = {}
     """per soft-deadline workload, per stage: (choice, the least penalty it pays)"""
-    uses: dict[str, list[_Use]] = {}
+    uses: dict[str, list[Use]] = {}
     picks: list[tuple[Any, StageKey, str]] = []
+    pending: list[_Stage] = []
     # the count is the workloads' own: each leaves exactly its own fewest unplaced
     sure = own_count or (plan_unplaced is not None and alone.bound.unplaced >= plan_unplaced)
     for w in pf.sc.workloads:
@@ -268,10 +234,12 @@ def lp_bound(
             u[stage.id] = un
             one = lp.Constraint(1.0, 1.0)
             one.SetCoefficient(un, 1.0)
-            late_here = late_terms.setdefault(w.id, []) if rate > 0 else None
-            if late_here is not None:
-                late_here.append([])
+            late_here: list[tuple[Any, float]] | None = None
+            if rate > 0:
+                late_here = []
+                late_terms.setdefault(w.id, []).append(late_here)
             tail = tails.get(stage.id, 0.0)
+            here = _Stage((w.id, stage.id), one, budget, mine, late_here, [])
             for win in windows:
                 c = st.choices[win.choice]
                 if tail > 0:
@@ -281,17 +249,13 @@ def lp_bound(
                 for least_late, due in (
                     _lateness(win, soft_due - tail) if rate > 0 else [(0.0, win.due)]
                 ):
-                    x = lp.NumVar(0.0, 1.0, "")
-                    one.SetCoefficient(x, 1.0)
-                    if budget is not None and w.budget_usd:
-                        budget.SetCoefficient(x, win.spend / w.budget_usd)
-                    mine.append((x, win.value))
-                    picks.append((x, (w.id, stage.id), c.option.key))
-                    if late_here is not None and least_late > 0:
-                        late_here[-1].append((x, rate * least_late))
-                    uses.setdefault(c.option.key, []).append(
-                        _Use(x, len(units), c.est.chips, win.earliest, win.hours, due)
+                    spend = win.spend / w.budget_usd if w.budget_usd else 0.0
+                    use = Use(None, len(units), c.est.chips, win.earliest, win.hours, due)
+                    here.choices.append(
+                        _Choice(c.option.key, use, win.value, spend, rate * least_late)
                     )
+                    uses.setdefault(c.option.key, []).append(use)
+            pending.append(here)
             for p in stage.after:
                 if p in u:  # as unplaced as its predecessors
                     after = lp.Constraint(0.0, inf)
@@ -302,12 +266,33 @@ def lp_bound(
             least = lp.Constraint(opt.unplaced - forced, inf)
             for un in u.values():
                 least.SetCoefficient(un, 1.0)
+    # only the pools whose choices can compete get capacity rows; the others' choices of a
+    # stage are columns alike but for value, spend and lateness: only the undominated ones
+    steps_of: dict[str, list[tuple[float, int]]] = {}
     for res, items in uses.items():
         if clock() > stop_at:
             return None
         o = pf.option_of(res)
         steps = procured_steps(o.pool) if o.procured else pool_steps(pf.sc, o.pool)
-        _capacity_rows(lp, inf, items, steps)
+        if competes(items, steps):
+            steps_of[res] = steps
+    kept: dict[str, list[Use]] = {res: [] for res in steps_of}
+    for here in pending:
+        for ch in _undominated(here.choices, steps_of) if PRUNE else here.choices:
+            x = lp.NumVar(0.0, 1.0, "")
+            here.one.SetCoefficient(x, 1.0)
+            if here.budget is not None:
+                here.budget.SetCoefficient(x, ch.spend)
+            here.values.append((x, ch.value))
+            picks.append((x, here.key, ch.res))
+            if here.late is not None and ch.penalty > 0:
+                here.late.append((x, ch.penalty))
+            if ch.res in kept:
+                kept[ch.res].append(ch.use._replace(var=x))
+    for res, items in kept.items():
+        if clock() > stop_at:
+            return None
+        capacity_rows(lp, inf, items, steps_of[res])
     forced_total = sum(
         1 for w in pf.sc.workloads for s in w.stages if not alone.workloads[w.id].windows.get(s.id)
     )
@@ -380,10 +365,12 @@ def _solve(lp: Any, stop_at: float, clock: Callable[[], float]) -> int:
     bound was lost (hypothesis found it in the CI)."""
     from ortools.linear_solver import pywraplp
 
+    lp.SetSolverSpecificParametersAsString(PARAMS)
     _limit(lp, stop_at - clock())
     status = int(lp.Solve())
     if status == pywraplp.Solver.ABNORMAL and stop_at - clock() > 0:
-        lp.SetSolverSpecificParametersAsString("use_preprocessing: false")
+        # the primal without presolve (the dual without it took 21 s on the benchmark's LP)
+        lp.SetSolverSpecificParametersAsString("use_dual_simplex: false use_preprocessing: false")
         _limit(lp, stop_at - clock())
         status = int(lp.Solve())
     return status
