@@ -46,9 +46,9 @@ def main() -> None:
         spent["solve"] += time.perf_counter() - t
         return status
 
-    def timed_rows(lp: Any, inf: float, items: Any, steps: Any) -> None:
+    def timed_rows(lp: Any, inf: float, items: Any, steps: Any, ends: Any = None) -> None:
         t = time.perf_counter()
-        rows(lp, inf, items, steps)
+        rows(lp, inf, items, steps, ends)
         spent["rows"] += time.perf_counter() - t
 
     lpb._solve, lpb.capacity_rows = timed_solve, timed_rows  # type: ignore[attr-defined]

@@ -52,7 +52,7 @@ from typing import Any, NamedTuple
 from straits.model.scenario import Workload
 from straits.plan.alone import AloneBound, Window, WorkloadOptimum
 from straits.plan.cpsat_model import Score
-from straits.plan.lp_rows import Use, capacity_rows, competes
+from straits.plan.lp_rows import Use, capacity_rows, competes, ends_of
 from straits.plan.objectives import COST
 from straits.plan.options import pool_steps, procured_steps
 from straits.plan.portfolio import Portfolio
@@ -269,6 +269,7 @@ def lp_bound(
     # only the pools whose choices can compete get capacity rows; the others' choices of a
     # stage are columns alike but for value, spend and lateness: only the undominated ones
     steps_of: dict[str, list[tuple[float, int]]] = {}
+    ends: dict[str, list[float]] = {}
     for res, items in uses.items():
         if clock() > stop_at:
             return None
@@ -276,6 +277,7 @@ def lp_bound(
         steps = procured_steps(o.pool) if o.procured else pool_steps(pf.sc, o.pool)
         if competes(items, steps):
             steps_of[res] = steps
+            ends[res] = ends_of(items)  # every window, whichever choices are left out
     kept: dict[str, list[Use]] = {res: [] for res in steps_of}
     for here in pending:
         for ch in _undominated(here.choices, steps_of) if PRUNE else here.choices:
@@ -292,7 +294,7 @@ def lp_bound(
     for res, items in kept.items():
         if clock() > stop_at:
             return None
-        capacity_rows(lp, inf, items, steps_of[res])
+        capacity_rows(lp, inf, items, steps_of[res], ends[res])
     forced_total = sum(
         1 for w in pf.sc.workloads for s in w.stages if not alone.workloads[w.id].windows.get(s.id)
     )

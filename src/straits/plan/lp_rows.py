@@ -55,8 +55,13 @@ def _arrays(items: list[Use]) -> _Arrays:
     )
 
 
+def ends_of(items: list[Use]) -> list[float]:
+    """The pool's deadlines, rounded up to :data:`DUE_GRID_H`, in order: the windows' ends."""
+    return sorted({float(d) for d in _arrays(items).due if math.isfinite(d)})
+
+
 def _windows(
-    arr: _Arrays, steps: list[tuple[float, int]]
+    arr: _Arrays, steps: list[tuple[float, int]], ends: list[float]
 ) -> Iterator[tuple[float, float, Any, float]]:
     """One pool's windows ``[a, b]`` that get a row (``b`` a deadline some choice here must
     meet, ``a`` the start or, with :data:`STARTS`, a day some choice cannot start before):
@@ -66,8 +71,7 @@ def _windows(
     pool has nothing is yielded (what must run there cannot be taken)."""
     import numpy as np
 
-    ends = sorted({float(d) for d in arr.due if math.isfinite(d)})
-    if not ends:
+    if not ends or not len(arr.due):
         return
     latest_start = arr.due - arr.hours
     starts = (
@@ -97,12 +101,20 @@ def _windows(
 
 def competes(items: list[Use], steps: list[tuple[float, int]]) -> bool:
     """Whether the pool gets any capacity row: its choices can compete for it."""
-    return next(_windows(_arrays(items), steps), None) is not None
+    return next(_windows(_arrays(items), steps, ends_of(items)), None) is not None
 
 
-def capacity_rows(lp: Any, inf: float, items: list[Use], steps: list[tuple[float, int]]) -> None:
+def capacity_rows(
+    lp: Any,
+    inf: float,
+    items: list[Use],
+    steps: list[tuple[float, int]],
+    ends: list[float] | None = None,
+) -> None:
     """One pool's rows, one per window of :func:`_windows`: the chip-hours every choice must
-    spend inside it, within what the pool has there.
+    spend inside it, within what the pool has there. ``ends``: the windows' ends (default the
+    items' own deadlines; the LP passes those of every choice the pool had before the
+    dominated ones were left out, so that no window is lost with them).
 
     The rows of one ``a`` are nested: a choice due by ``b`` spends all it must in every later
     window too. So each row reads the choices due by the previous row through one running
@@ -112,12 +124,12 @@ def capacity_rows(lp: Any, inf: float, items: list[Use], steps: list[tuple[float
     import numpy as np
 
     arr = _arrays(items)
-    ends = [float(d) for d in arr.due if math.isfinite(d)]
+    ends = ends_of(items) if ends is None else ends
     unit = 1.0
     total: Any = None  # what the choices counted so far must spend, in ``unit``s
     counted = np.zeros(len(items), dtype=bool)
     start = math.nan
-    for a, b, need, have in _windows(arr, steps):
+    for a, b, need, have in _windows(arr, steps, ends):
         if a != start:  # a new running total
             start, total, counted[:] = a, None, False
             unit = _chip_hours(steps, a, max(ends))
