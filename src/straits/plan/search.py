@@ -36,6 +36,15 @@ WORKERS = 4
 #: a bound this close to an integral objective value proves it optimal (CP-SAT's own
 #: ``absolute_gap_limit``)
 PROOF_TOLERANCE = 1e-4
+#: seconds to wait for the whole model to stop after the search's end
+STOP_GRACE_S = 0.5
+#: stages above which the neighbourhood search runs without the whole model and its pieces get
+#: :data:`PIECE_WORKERS` CP-SAT workers instead: on the generated 100, 300 and 1,000 x 200
+#: portfolios the whole model found no solution but the greedy hint in 40-55 s (it never gave
+#: the search a plan), while it held one of the two cores (docs/architecture.md, thirteenth
+#: pass). Small portfolios keep it: there it proves optima.
+WHOLE_MAX_STAGES = 400
+PIECE_WORKERS = 2
 
 
 @dataclass(frozen=True)
@@ -209,6 +218,11 @@ class WholeModel:
     def optimal(self) -> bool:
         return self.status == "OPTIMAL"
 
+    def skip(self) -> None:
+        """Not run at all (:data:`WHOLE_MAX_STAGES`): :meth:`wait` returns at once."""
+        self.status = "NOT RUN"
+        self.done.set()
+
     def start(self, seconds: float) -> None:
         self.status = "STOPPING"  # until it returns
         solver = self._solver = new_solver()
@@ -292,3 +306,20 @@ class WholeModel:
     def join(self, timeout: float | None = None) -> None:
         if self._thread is not None:
             self._thread.join(timeout)
+
+    def wait(self, clock: Callable[[], float], stop_at: float) -> None:
+        """Until it ends (proof or its budget) or the time is up, reporting progress twice a
+        second; then stop it."""
+        reporter = self.reporter
+        while not self.done.is_set() and not reporter.stop.is_set():
+            left = stop_at - clock()
+            if left <= 0:
+                break
+            self.done.wait(min(0.5, left))
+            reporter.report()
+        self.stop()
+        # CP-SAT answers a stop between its steps; presolving a large model is one long step,
+        # so wait a little and then go on with the best it has reported (it ends soon after,
+        # and reports nothing more: the reporter is closed)
+        self.join(timeout=max(0.2, stop_at + STOP_GRACE_S - clock()))
+        reporter.close()

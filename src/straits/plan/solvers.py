@@ -27,7 +27,14 @@ from straits.plan.portfolio import Portfolio
 from straits.plan.result import Plan, Status
 from straits.plan.retime import Held, model_horizon, retime
 from straits.plan.schedule import StageKey
-from straits.plan.search import Progress, Reporter, WholeModel, gap
+from straits.plan.search import (
+    PIECE_WORKERS,
+    WHOLE_MAX_STAGES,
+    Progress,
+    Reporter,
+    WholeModel,
+    gap,
+)
 from straits.plan.solution import Solution, Value, evaluate, extract
 from straits.plan.tiebreak import TIE_CAP_S, tie_break
 from straits.plan.whynot import explain, to_explain
@@ -47,9 +54,8 @@ BOUND_SHARE = 0.5
 #: help at 55 or 150 s on the 1,000 x 200 benchmark (docs/architecture.md, eleventh pass)
 SPLIT = False
 #: seconds the whole model's own limit is set before the search's end (it overshoots on a
-#: large model), and seconds to wait for it to stop after that end
+#: large model)
 WHOLE_MARGIN_S = (0.5, 0.0004)
-STOP_GRACE_S = 0.5
 
 
 def _reserve(parts: tuple[tuple[float, float], ...], stages: int) -> float:
@@ -238,7 +244,10 @@ class _Searching:
             stop_at = d.at(after_search)
             seconds = stop_at - d.clock()
             if seconds >= MIN_SEARCH_S:
-                whole.start(max(MIN_SEARCH_S, seconds - _reserve((WHOLE_MARGIN_S,), n)))
+                if self.lns and n > WHOLE_MAX_STAGES:
+                    whole.skip()  # its core goes to the pieces
+                else:
+                    whole.start(max(MIN_SEARCH_S, seconds - _reserve((WHOLE_MARGIN_S,), n)))
                 try:
                     if self.lns:
                         local = self._search(
@@ -255,7 +264,7 @@ class _Searching:
                             alone,
                         )
                 finally:
-                    self._wait(whole, reporter, d, stop_at)
+                    whole.wait(d.clock, stop_at)
             reporter.raise_error()
         info["ended"] = "proved" if whole.optimal else "stopped" if reporter.cancelled else "time"
         if whole.optimal and not reporter.cancelled:
@@ -265,7 +274,7 @@ class _Searching:
             info["bound"]["source"] = "cpsat"
         info["whole_model"] = {"status": whole.status.lower(), "solutions": whole.solutions}
         if local is not None:
-            info["neighbourhoods"] = local.stats.to_json()
+            info["neighbourhoods"] = local.stats.to_json() | {"workers": local.workers}
         return self._answer(
             cand, objective, ctx, g, baseline, pf, pm, start, held, whole, local, bound, info, alone
         )
@@ -296,6 +305,7 @@ class _Searching:
             pm.horizon,
             start,
             seed=ctx.seed,
+            workers=PIECE_WORKERS if whole.status == "NOT RUN" else 1,
             tie_unit=pm.tie_unit,
             held=held,
             stop=reporter.stop,
@@ -347,23 +357,6 @@ class _Searching:
             info["tie_break"] = "rejected"
             return
         whole.latest = tb.solution
-
-    @staticmethod
-    def _wait(whole: WholeModel, reporter: Reporter, d: Deadline, stop_at: float) -> None:
-        """Until the whole model ends (proof or its budget) or the time is up, reporting
-        progress twice a second; then stop it."""
-        while not whole.done.is_set() and not reporter.stop.is_set():
-            left = stop_at - d.clock()
-            if left <= 0:
-                break
-            whole.done.wait(min(0.5, left))
-            reporter.report()
-        whole.stop()
-        # CP-SAT answers a stop between its steps; presolving a large model is one long step,
-        # so wait a little and then go on with the best it has reported (it ends soon after,
-        # and reports nothing more: the reporter is closed)
-        whole.join(timeout=max(0.2, stop_at + STOP_GRACE_S - d.clock()))
-        reporter.close()
 
     def _answer(
         self,
