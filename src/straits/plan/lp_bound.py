@@ -13,8 +13,9 @@ that cannot start before ``a`` (off by default, :data:`straits.plan.lp_rows.STAR
 benchmark's portfolios it moved the bound by 0.01% and took 25 times as long). Deadlines are
 rounded up to a week in these rows (:data:`straits.plan.lp_rows.DUE_GRID_H`), which weakens
 them a little and makes far fewer of them. The rows are built only for the pools whose
-choices can compete (:func:`straits.plan.lp_rows.competes`), and a choice that one on a pool
-without rows dominates is left out (:func:`_undominated`): neither changes the LP's optimum.
+choices can compete (:func:`straits.plan.lp_rows.needs`), and a choice that one on a pool
+without rows, or one on the same pool, dominates is left out (:func:`_undominated`): neither
+changes the LP's optimum.
 
 A soft deadline costs a penalty per hour late, which capacity can force. So a soft-deadline
 workload's choices are split by how late the stage ends (:data:`LATE_STEPS_H`: on time, within a
@@ -46,13 +47,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Container
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from straits.model.scenario import Workload
 from straits.plan.alone import AloneBound, Window, WorkloadOptimum
 from straits.plan.cpsat_model import Score
-from straits.plan.lp_rows import Use, capacity_rows, competes, ends_of
+from straits.plan.lp_rows import Use, capacity_rows, dominated, ends_of, needs
 from straits.plan.objectives import COST
 from straits.plan.options import pool_steps, procured_steps
 from straits.plan.portfolio import Portfolio
@@ -62,6 +63,8 @@ from straits.plan.schedule import EPS, StageKey, deadline_hours
 MARGIN = 1e-6
 #: drop the columns another choice dominates (:func:`_undominated`: the optimum is the same)
 PRUNE = True
+#: and, on a competing pool, those another on the same pool dominates (:func:`lp_rows.dominated`)
+PRUNE_SAME_POOL = True
 #: GLOP's dual simplex: on the 1,000 x 200 benchmark's LP 2.9 s against the primal's 4.0 s
 PARAMS = "use_dual_simplex: true"
 #: how late (hours) a soft-deadline workload's stage may end, in parts (see :func:`_lateness`)
@@ -81,6 +84,8 @@ class _Choice(NamedTuple):
     """its share of the workload's budget"""
     penalty: float
     """the least lateness penalty it pays"""
+    at: int = 0
+    """its number among its pool's choices (its row in :func:`~straits.plan.lp_rows.needs`)"""
 
 
 class _Stage(NamedTuple):
@@ -94,12 +99,20 @@ class _Stage(NamedTuple):
     choices: list[_Choice]
 
 
-def _undominated(choices: list[_Choice], competing: Container[str]) -> list[_Choice]:
-    """A stage's choices, less those that a choice on a pool without capacity rows dominates
-    (no dearer, no more of the budget, no more late). Such a choice's column sits in the
-    stage's row, its workload's budget, value and lateness rows only, so moving the other's
-    share onto it keeps every row and costs no more: the LP's optimum is the same without
-    the dominated one."""
+def _undominated(choices: list[_Choice], competing: Mapping[str, Any]) -> list[_Choice]:
+    """A stage's choices, less those that another one dominates, so that the LP's optimum is
+    the same without them (moving the dominated one's share onto the other keeps every row
+    and costs no more). ``competing``: per pool with capacity rows, which of its choices
+    (by :attr:`_Choice.at`) another on the same pool dominates.
+
+    * On a pool without capacity rows, one that is no dearer, uses no more of the budget and
+      is no more late (such a column sits in the stage's row, its workload's budget, value and
+      lateness rows only) dominates any other choice, on such a pool or on a competing one
+      (whose columns only add to the pool's rows: each a ``<=`` row, or a running total read
+      by such rows).
+    * On a competing pool, another choice of the stage on the same pool that is also no
+      larger in any of the pool's windows that can bind
+      (:func:`~straits.plan.lp_rows.dominated`)."""
     free = sorted(
         (c for c in choices if c.res not in competing),
         key=lambda c: (c.value, c.spend, c.penalty),
@@ -108,12 +121,11 @@ def _undominated(choices: list[_Choice], competing: Container[str]) -> list[_Cho
     for c in free:
         if not any(b.spend <= c.spend and b.penalty <= c.penalty for b in best):
             best.append(c)
-    # and those on a competing pool that a free one dominates: its columns only add to the
-    # pool's rows (each a ``<=`` row, or a running total read by such rows)
     return [
         c
         for c in choices
         if c.res in competing
+        and not competing[c.res][c.at]
         and not any(
             b.value <= c.value and b.spend <= c.spend and b.penalty <= c.penalty for b in best
         )
@@ -197,6 +209,7 @@ def lp_bound(
     a plan that leaves more is worse than the bound at any value. It costs one solve instead
     of two (on the 1,000 x 200 benchmark 9 s instead of 76 s), and it is None (no bound)
     when capacity lets no plan leave that few."""
+    import numpy as np
     from ortools.linear_solver import pywraplp
 
     seconds = stop_at - clock()
@@ -211,6 +224,8 @@ def lp_bound(
     late_terms: dict[str, list[list[tuple[Any, float]]]] = {}
     """per soft-deadline workload, per stage: (choice, the least penalty it pays)"""
     uses: dict[str, list[Use]] = {}
+    costs: dict[str, list[tuple[float, float, float]]] = {}
+    """per pool, its choices' value, budget share and least lateness penalty"""
     picks: list[tuple[Any, StageKey, str]] = []
     pending: list[_Stage] = []
     # the count is the workloads' own: each leaves exactly its own fewest unplaced
@@ -251,10 +266,13 @@ def lp_bound(
                 ):
                     spend = win.spend / w.budget_usd if w.budget_usd else 0.0
                     use = Use(None, len(units), c.est.chips, win.earliest, win.hours, due)
-                    here.choices.append(
-                        _Choice(c.option.key, use, win.value, spend, rate * least_late)
+                    mine_here = uses.setdefault(c.option.key, [])
+                    ch = _Choice(
+                        c.option.key, use, win.value, spend, rate * least_late, len(mine_here)
                     )
-                    uses.setdefault(c.option.key, []).append(use)
+                    here.choices.append(ch)
+                    mine_here.append(use)
+                    costs.setdefault(c.option.key, []).append((ch.value, spend, ch.penalty))
             pending.append(here)
             for p in stage.after:
                 if p in u:  # as unplaced as its predecessors
@@ -270,17 +288,24 @@ def lp_bound(
     # stage are columns alike but for value, spend and lateness: only the undominated ones
     steps_of: dict[str, list[tuple[float, int]]] = {}
     ends: dict[str, list[float]] = {}
+    beaten: dict[str, Any] = {}
     for res, items in uses.items():
         if clock() > stop_at:
             return None
         o = pf.option_of(res)
         steps = procured_steps(o.pool) if o.procured else pool_steps(pf.sc, o.pool)
-        if competes(items, steps):
-            steps_of[res] = steps
-            ends[res] = ends_of(items)  # every window, whichever choices are left out
+        ends_here = ends_of(items)  # every window, whichever choices are left out
+        if (need := needs(items, steps, ends_here)) is not None:
+            steps_of[res], ends[res] = steps, ends_here
+            numbers = np.fromiter((u.stage for u in items), dtype=int, count=len(items))
+            beaten[res] = (
+                dominated(costs[res], numbers, need)
+                if PRUNE_SAME_POOL
+                else np.zeros(len(items), dtype=bool)
+            )
     kept: dict[str, list[Use]] = {res: [] for res in steps_of}
     for here in pending:
-        for ch in _undominated(here.choices, steps_of) if PRUNE else here.choices:
+        for ch in _undominated(here.choices, beaten) if PRUNE else here.choices:
             x = lp.NumVar(0.0, 1.0, "")
             here.one.SetCoefficient(x, 1.0)
             if here.budget is not None:

@@ -1,5 +1,6 @@
 """The LP bound's capacity rows (:mod:`straits.plan.lp_bound`): per pool, which windows
-``[a, b]`` can bind, whether the pool's choices compete for it at all, and the rows."""
+``[a, b]`` can bind, what each choice needs in them (whether the pool's choices compete for it
+at all), and the rows."""
 
 from __future__ import annotations
 
@@ -99,9 +100,60 @@ def _windows(
                 yield a, b, need, have
 
 
-def competes(items: list[Use], steps: list[tuple[float, int]]) -> bool:
-    """Whether the pool gets any capacity row: its choices can compete for it."""
-    return next(_windows(_arrays(items), steps, ends_of(items)), None) is not None
+def needs(items: list[Use], steps: list[tuple[float, int]], ends: list[float]) -> Any | None:
+    """Each choice's chip-hours in each window that can bind with all of the pool's choices
+    (an items x windows array; the coefficients its rows would give them, up to the rows'
+    scale), or None when no window can: the pool gets no capacity row, its choices do not
+    compete. With fewer of its choices a pool's rows are among these windows."""
+    import numpy as np
+
+    cols = [need for _, _, need, _ in _windows(_arrays(items), steps, ends)]
+    return np.stack(cols, axis=1) if cols else None
+
+
+#: pairs of choices compared at once in :func:`dominated` (memory: pairs x windows floats)
+PAIRS_AT_ONCE = 20_000
+
+
+def dominated(costs: Any, stage: Any, need: Any) -> Any:
+    """Which of a pool's choices another choice of the same stage on the pool dominates: no
+    larger in ``costs`` (per choice: its value, budget share, lateness penalty) nor in
+    ``need`` (its chip-hours in each window that can bind, :func:`needs`). Of equal ones the
+    first is kept; a strict order, so each one it marks is dominated by one it does not.
+
+    A choice's chip-hours in a window ``[a, b]`` are its chips times
+    ``min(hours, earliest + hours - a, b - a, b - due + hours)`` (at least 0): fewer chips,
+    fewer hours or a later deadline (on the grid) never need more. The pool's rows, with any
+    subset of its choices, are among ``need``'s windows, and a window that cannot bind with
+    all of them holds whatever each stage takes; so moving a dominated choice's share onto
+    the one that dominates it keeps every row and costs no more."""
+    import numpy as np
+
+    n = len(stage)
+    price = np.asarray(costs, dtype=float).reshape(n, -1)
+    keys = np.hstack([price, need])
+    out = np.zeros(n, dtype=bool)
+    order = np.argsort(stage, kind="stable")  # a stage's choices together, in their order
+    _, first, size = np.unique(stage[order], return_index=True, return_counts=True)
+    many = size > 1
+    first, size = first[many], size[many]
+    if not len(size):
+        return out
+    # every ordered pair (i, j) within a stage: positions in ``order``
+    sq = size * size
+    group = np.repeat(np.arange(len(size)), sq)
+    k = np.arange(sq.sum()) - np.repeat(np.cumsum(sq) - sq, sq)
+    i = order[first[group] + k // size[group]]
+    j = order[first[group] + k % size[group]]
+    cheap = (price[i] <= price[j]).all(axis=1) & (i != j)  # the costs first: few pass
+    i, j = i[cheap], j[cheap]
+    for lo in range(0, len(i), PAIRS_AT_ONCE):
+        a, b = i[lo : lo + PAIRS_AT_ONCE], j[lo : lo + PAIRS_AT_ONCE]
+        ka, kb = keys[a], keys[b]
+        le = (ka <= kb).all(axis=1)
+        beats = le & ((ka != kb).any(axis=1) | (a < b))
+        out[b[beats]] = True
+    return out
 
 
 def capacity_rows(
