@@ -3,23 +3,29 @@
 For each seed, the generated portfolio of ``benchmarks/optimizer_scale.py`` (1,000 workloads over
 200 sites by default): the greedy plan, each workload alone, then ``lp_bound`` as the command
 calls it (at the workloads' own count when the greedy plan leaves more), once per GLOP setting
-given, with and without the dominated columns (``--no-prune``). Prints the LP's columns and
-rows, the seconds spent building it (capacity rows apart) and in GLOP, and the bound.
+given, with and without the dominated columns (``--no-prune``; ``--no-same-pool``: without those
+only another choice on the same competing pool dominates). Prints the LP's columns and rows, the
+seconds spent building it (capacity rows apart) and in GLOP, and the bound (``repr``: every
+digit). Like the command (``make_plan``), it runs within ``fewer_collections``
+(``--default-gc``: at Python's default collector thresholds, as the figures before the
+thirteenth pass were measured).
 
 Run: python benchmarks/lp_bound_time.py [--seeds 20001 20003] [--params "use_dual_simplex: true"
-     ""] [--no-prune]
+     ""] [--no-prune] [--no-same-pool] [--default-gc] [--repeat 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from contextlib import nullcontext
 from typing import Any
 
 import straits.plan.lp_bound as lpb
 from straits.loading import parse_scenario
 from straits.plan.alone import alone_bound
 from straits.plan.candidates import Candidates
+from straits.plan.collector import fewer_collections
 from straits.plan.greedy import GreedyPlanner
 from straits.plan.objectives import objective
 from straits.plan.portfolio import Portfolio
@@ -34,8 +40,18 @@ def main() -> None:
     ap.add_argument("--sites", type=int, default=200)
     ap.add_argument("--params", nargs="+", default=[lpb.PARAMS], help="GLOP settings to try")
     ap.add_argument("--no-prune", action="store_true", help="keep every column")
+    ap.add_argument("--no-same-pool", action="store_true", help="no same-pool dominance")
+    ap.add_argument("--repeat", type=int, default=1, help="LP runs per setting")
+    ap.add_argument("--default-gc", action="store_true", help="Python's collector thresholds")
     args = ap.parse_args()
     lpb.PRUNE = not args.no_prune
+    if hasattr(lpb, "PRUNE_SAME_POOL"):  # absent before the thirteenth pass
+        lpb.PRUNE_SAME_POOL = not args.no_same_pool  # type: ignore[attr-defined]
+    with nullcontext() if args.default_gc else fewer_collections():
+        _run(args)
+
+
+def _run(args: argparse.Namespace) -> None:
     spent = {"solve": 0.0, "rows": 0.0}
     solve, rows = lpb._solve, lpb.capacity_rows  # type: ignore[attr-defined]
 
@@ -62,7 +78,7 @@ def main() -> None:
         alone = alone_bound(pf, goal)
         assert alone is not None
         print(f"{seed}: greedy leaves {len(plan.unplaced)}, alone {alone.bound.unplaced}")
-        for params in args.params:
+        for params in args.params * args.repeat:
             lpb.PARAMS = params
             spent.update(solve=0.0, rows=0.0)
             t = time.perf_counter()
