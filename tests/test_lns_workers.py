@@ -20,6 +20,7 @@ def test_a_large_search_gives_the_whole_models_core_to_its_pieces(
     monkeypatch.setattr(solvers, "WHOLE_MAX_STAGES", 5)  # this portfolio counts as large
     plan = make_plan(sc, solver="lns", time_limit=6)
     search = plan.search
+    assert search is not None
     assert search["whole_model"] == {"status": "not run", "solutions": 0}
     assert search["neighbourhoods"]["workers"] == PIECE_WORKERS > 1
     assert search["neighbourhoods"]["rounds"] >= 1
@@ -32,6 +33,7 @@ def test_a_large_search_gives_the_whole_models_core_to_its_pieces(
 def test_a_small_search_keeps_the_whole_model_beside_one_worker_pieces() -> None:
     sc = generate(workloads=8, sites=8, seed=3)
     plan = make_plan(sc, solver="lns", time_limit=6)
+    assert plan.search is not None
     assert plan.search["whole_model"]["status"] in {"optimal", "feasible"}
     assert plan.search["neighbourhoods"]["workers"] == 1
     assert_sound(sc, plan)
