@@ -7,7 +7,15 @@ r = log(published / predicted), the run predicted with the parameters refitted w
 the run: chip, software year, model size, tokens per parameter, whether the cluster size was
 published, dense or MoE, what the figure counts (scope), the confidence mark, sequence length,
 whether the global batch was published, the sequences each data-parallel replica processes per
-step, and the cluster size. For ordered features it gives Spearman's rank correlation with r.
+step, the cluster size, the data-parallel width and pipeline degree of the settled layout, and
+a published cluster against the typical one. For ordered features it gives Spearman's rank
+correlation with r.
+
+The fit is the shipped one: the penalty strength fitted.yaml names (``fit.penalty.strength``;
+only that number is read from it, not its runs). A published cluster is compared with the
+typical cluster of a run of its *published* chip-hours (typical days over its published days):
+the typical cluster of the run's *predicted* chip-hours would be smaller whenever the run took
+longer than predicted, so it would track r by construction.
 
 A structured residual (a feature along which r drifts) points at a mechanism the model lacks;
 docs/estimator.md quotes this output. Nothing here is fitted: it only reads the fit.
@@ -24,8 +32,10 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from straits.catalog import get_chip
+from straits.estimate.calibration import fitted_document
 from straits.estimate.fitting import Fit, Setting, fit
 from straits.estimate.runs import fit_runs
+from straits.estimate.typical import TypicalDays
 
 
 def _bucket(edges: list[float], labels: list[str]) -> Callable[[float], str]:
@@ -83,7 +93,26 @@ FEATURES: list[tuple[str, Callable[[Setting], str], Callable[[Setting], float] |
         lambda s: _bucket([3072, 6144], ["<3072", "3072-6143", ">=6144"])(s.run.model.d_model),
         lambda s: math.log(s.run.model.d_model),
     ),
+    (
+        "data-parallel width",
+        lambda s: _bucket([128, 512], ["<128", "128-511", ">=512"])(s.layout.dp),
+        lambda s: math.log(s.layout.dp),
+    ),
+    ("pipeline", lambda s: "PP1" if s.layout.pp == 1 else "PP>1", lambda s: float(s.layout.pp)),
 ]
+
+
+def relative_cluster(s: Setting, typical: TypicalDays) -> float:
+    """A published cluster over the typical cluster of a run of its published chip-hours: the
+    typical run length over the run's own days (above 1: more chips than usual, a shorter run)."""
+    days = s.run.value / (s.chips * 24.0)
+    return typical.days(s.run.value) / days
+
+
+def shipped_strength() -> float:
+    """The penalty strength of the shipped fit (0 when fitted.yaml names none)."""
+    penalty = fitted_document().get("fit", {}).get("penalty", {})
+    return float(penalty.get("strength", 0.0))
 
 
 def spearman(x: list[float], y: list[float]) -> float:
@@ -126,7 +155,19 @@ def show(result: Fit) -> None:
             f"{seqs_per_replica(s):7.1f}"
         )
     print("\nr = log(published / predicted), leave-one-out; by feature: runs, median r, median |r|")
-    for name, label, number in FEATURES:
+    typical = result.typical
+    relative: tuple[str, Callable[[Setting], str], Callable[[Setting], float] | None] = (
+        "published cluster/typ.",
+        lambda s: (
+            "typical"
+            if s.chips_basis == "typical"
+            else _bucket([0.75, 1.34], ["<0.75", "0.75-1.33", ">=1.34"])(
+                relative_cluster(s, typical)
+            )
+        ),
+        None,
+    )
+    for name, label, number in [*FEATURES, relative]:
         groups: dict[str, list[float]] = defaultdict(list)
         for s, r in rows:
             groups[label(s)].append(r)
@@ -149,9 +190,21 @@ def show(result: Fit) -> None:
 
 def main() -> None:
     start = time.perf_counter()
-    result = fit(fit_runs())
-    print(f"fitted with leave-one-out in {time.perf_counter() - start:.1f} s\n")
+    strength = shipped_strength()
+    result = fit(fit_runs(), strength=strength)
+    print(
+        f"fitted with leave-one-out (penalty strength {strength:g}, as shipped) in "
+        f"{time.perf_counter() - start:.1f} s\n"
+    )
     show(result)
+    loo = dict(result.loo)
+    published = [
+        (relative_cluster(s, result.typical), loo[s.run.id])
+        for s in result.settings
+        if s.run.id in loo and s.chips_basis == "published"
+    ]
+    corr = spearman([x for x, _ in published], [r for _, r in published])
+    print(f"published cluster / typical, {len(published)} runs: rank corr. {corr:+.2f}")
 
 
 if __name__ == "__main__":
