@@ -21,10 +21,10 @@ from straits.plan.candidates import Candidates
 from straits.plan.checks import ExportLedger, Predecessor, Question
 from straits.plan.collector import THRESHOLDS, fewer_collections
 from straits.plan.deadline import Deadline
-from straits.plan.options import Fit, fit_stage
+from straits.plan.options import Fit, FitSpec, fit_stage
 from straits.plan.registry import objective
 from straits.plan.solvers import GreedySolver, SolveContext
-from straits.plan.table import table_fits
+from straits.plan.table import FitMemo, table_fits
 from straits.rules import RuleSet, ruleset
 from straits.rules.pack_loader import Rule
 from straits.simulate.generate import generate
@@ -149,3 +149,46 @@ def test_make_plan_leaves_the_thresholds_as_it_found_them(rules: RuleSet) -> Non
     )
     assert plan.diagnosis
     assert gc.get_threshold() == before
+
+
+# --- fits shared between stages of equal FitSpec ------------------------------------------------
+@pytest.mark.parametrize(("n", "m", "seed", "regime"), CASES)
+def test_shared_fits_are_each_stages_own(
+    n: int, m: int, seed: int, regime: str, rules: RuleSet
+) -> None:
+    sc = generate(workloads=n, sites=m, seed=seed, regime=regime)
+    cand = Candidates(sc, rules, regime=regime, date=sc.date)
+    memo: FitMemo = {}
+    for w in sc.workloads:
+        for stage in w.stages:
+            shared = table_fits(sc, cand.index, w, stage, cand.menu, memo)
+            alone = table_fits(sc, cand.index, w, stage, cand.menu)
+            assert shared[0] == alone[0]
+            assert shared[1].tolist() == alone[1].tolist()
+
+
+def _twins() -> Scenario:
+    """Two workloads of one model whose pre-training stages read the same tokens, and a third
+    whose stage reads twice as many."""
+    sc = generate(workloads=3, sites=6, seed=11)
+    w0 = sc.workloads[0]
+    pre = next(s for s in w0.stages if s.kind != "serve").model_copy(
+        update={"tokens": 1e11, "datasets": (), "after": (), "chips": None, "mfu": None}
+    )
+    twins = [
+        w0.model_copy(update={"id": f"twin{i}", "stages": (pre.model_copy(update=u),)})
+        for i, u in enumerate([{}, {}, {"tokens": 2e11}])
+    ]
+    return sc.model_copy(update={"workloads": tuple(twins)})
+
+
+def test_stages_of_equal_spec_share_their_fits_and_others_do_not(rules: RuleSet) -> None:
+    sc = _twins()
+    cand = Candidates(sc, rules, regime=sc.regime, date=sc.date)
+    (a,), (b,), (c,) = ([cand.table(w, s) for s in w.stages] for w in sc.workloads)
+    assert FitSpec.of(sc, sc.workloads[0], a.stage) == FitSpec.of(sc, sc.workloads[1], b.stage)
+    assert a.fits and all(x is y for x, y in zip(a.fits, b.fits, strict=True))
+    assert not any(x is y for x in a.fits for y in c.fits if x.sizes)
+    # twice the tokens: twice the training compute at every count
+    sized = [(x, y) for x, y in zip(a.fits, c.fits, strict=True) if x.sizes and y.sizes]
+    assert sized and all(y.most_flops == pytest.approx(2 * x.most_flops) for x, y in sized)

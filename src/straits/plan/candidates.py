@@ -30,7 +30,7 @@ from straits.plan.deadline import Deadline
 from straits.plan.options import MENU_SIZES, MENU_SIZES_LARGE, Option
 from straits.plan.reasons import ReasonCode, rule_code
 from straits.plan.result import Assignment
-from straits.plan.table import Index, StageTable, build_table
+from straits.plan.table import FitMemo, Index, StageTable, build_table
 from straits.rules.context import build_context
 from straits.rules.decision import Decision, Reason, combine, template_values, worst
 from straits.rules.engine import RuleSet
@@ -96,6 +96,7 @@ class Candidates:
         #: a large portfolio tries fewer chip counts and schedules fewer options per stage
         self.large = sum(len(w.stages) for w in sc.workloads) > LARGE_PORTFOLIO_STAGES
         self._tables: dict[tuple[str, str], StageTable] = {}
+        self._fits: FitMemo = {}  # shared by stages of equal FitSpec (table_fits)
         self.ops = _TrainingOps(self)
         """workload id -> stage id -> the model's training FLOPs through that stage (computed
         for a workload when first asked: re-checking one stage of a large plan needs only
@@ -131,7 +132,9 @@ class Candidates:
         t = self._tables.get(key)
         if t is None:
             with self._count("estimates"):
-                t = self._tables[key] = build_table(self.sc, self.index, w, stage, self.menu)
+                t = self._tables[key] = build_table(
+                    self.sc, self.index, w, stage, self.menu, self._fits
+                )
         return t
 
     def energy_of(self, a: Assignment) -> tuple[float, float]:

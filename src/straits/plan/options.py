@@ -12,12 +12,12 @@ import bisect
 import datetime as dt
 import math
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 
 from straits.catalog import Chip
 from straits.catalog.tpu_slices import TPU_SLICES, TpuSlices
-from straits.estimate import Estimate, estimate_serving, estimate_training
-from straits.model.scenario import Pool, Scenario, Site, Stage, Workload
+from straits.estimate import Estimate, Risk, estimate_serving, estimate_training
+from straits.model.scenario import ModelSpec, Pool, Scenario, Site, Stage, Workload
 from straits.plan.reasons import ReasonCode
 
 #: chip counts are multiples of a node (8 accelerators) where the pool allows
@@ -178,17 +178,56 @@ class Fit:
     sizes: tuple[Estimate, ...] = ()
     """estimates at the menu's chip counts"""
 
-    @property
+    # computed once: a fit is shared by every table of its FitSpec (table_fits)
+    @cached_property
     def min_hours(self) -> float:
         return min((e.hours for e in self.sizes), default=0.0)
 
-    @property
+    @cached_property
     def min_chip_hours(self) -> float:
         return min((e.chip_hours for e in self.sizes), default=0.0)
 
-    @property
+    @cached_property
     def most_flops(self) -> float:
         return max((e.flops for e in self.sizes), default=0.0)
+
+
+@dataclass(frozen=True)
+class FitSpec:
+    """Everything a stage's fits are computed from besides the chip and the pool size: the
+    only input of :func:`fit_spec`, so two stages with equal specs have equal fits on every
+    pool (:func:`straits.plan.table.table_fits` shares them between such stages). Fields one
+    kind of stage does not read are None."""
+
+    kind: str
+    model: ModelSpec
+    chips: int | None
+    menu: int
+    tokens: float | None = None
+    """training: the stage's tokens (its own, or its datasets' times its epochs)"""
+    mfu: float | None = None
+    risk: Risk | None = None
+    days: float | None = None
+    """serving: how long it serves, its throughput target and request shape"""
+    tokens_per_s: float | None = None
+    prompt_tokens: int | None = None
+    output_tokens: int | None = None
+
+    @classmethod
+    def of(cls, sc: Scenario, w: Workload, stage: Stage, menu: int = MENU_SIZES) -> FitSpec:
+        if stage.kind == "serve":
+            return cls(
+                stage.kind,
+                w.model,
+                stage.chips,
+                menu,
+                days=stage.days,
+                tokens_per_s=stage.tokens_per_s,
+                prompt_tokens=stage.prompt_tokens,
+                output_tokens=stage.output_tokens,
+            )
+        tokens = stage_tokens(sc, stage)
+        return cls(stage.kind, w.model, stage.chips, menu, tokens, stage.mfu, sc.risk)
 
 
 def fit_stage(
@@ -202,17 +241,25 @@ def fit_stage(
 ) -> Fit:
     """The estimates of ``stage`` on ``chip`` at the menu's counts up to ``count`` chips
     (``estimates`` shares them between pools of the same chip)."""
+    return fit_spec(FitSpec.of(sc, w, stage, menu), chip, count, estimates)
+
+
+def fit_spec(
+    spec: FitSpec, chip: Chip, count: int, estimates: dict[tuple[str, int | None], Estimate]
+) -> Fit:
+    """:func:`fit_stage` from the stage's :class:`FitSpec`."""
     memory, capacity = ReasonCode.MEMORY, ReasonCode.CAPACITY
-    if stage.kind == "serve":
-        assert stage.days is not None
+    if spec.kind == "serve":
+        assert spec.days is not None
+        assert spec.prompt_tokens is not None and spec.output_tokens is not None
         est = estimate_serving(
-            w.model,
+            spec.model,
             chip,
-            stage.chips,
-            stage.days,
-            tokens_per_s=stage.tokens_per_s,
-            prompt_tokens=stage.prompt_tokens,
-            output_tokens=stage.output_tokens,
+            spec.chips,
+            spec.days,
+            tokens_per_s=spec.tokens_per_s,
+            prompt_tokens=spec.prompt_tokens,
+            output_tokens=spec.output_tokens,
         )
         if not est.fits:
             return Fit(
@@ -233,39 +280,38 @@ def fit_stage(
                 capacity, f"stage needs {est.chips:,} chips, pool has {count:,}", est.min_chips
             )
         return Fit(None, "", est.min_chips, (est,))
-    tokens = stage_tokens(sc, stage)
+    assert spec.tokens is not None and spec.risk is not None
+    tokens, risk = spec.tokens, spec.risk
 
     def train(n: int | None) -> Estimate:
         if (chip.id, n) not in estimates:
             estimates[(chip.id, n)] = estimate_training(
-                w.model, tokens, chip, n, risk=sc.risk, mfu=stage.mfu
+                spec.model, tokens, chip, n, risk=risk, mfu=spec.mfu
             )
         return estimates[(chip.id, n)]
 
     need = train(None).min_chips
-    if stage.chips is not None:
+    if spec.chips is not None:
         # the fewest chips are searched on a grid (1, 2, 4, then node multiples): a count the
         # grid skips can hold the model (11 x H100 a 44B model whose grid minimum is 16)
-        if stage.chips < need and train(stage.chips).fits:
-            need = stage.chips
-        if stage.chips < need:
-            return Fit(
-                memory, f"needs at least {need} x {chip.id}, stage fixes {stage.chips}", need
-            )
-        if stage.chips > count:
-            return Fit(capacity, f"stage needs {stage.chips} chips, pool has {count}", need)
+        if spec.chips < need and train(spec.chips).fits:
+            need = spec.chips
+        if spec.chips < need:
+            return Fit(memory, f"needs at least {need} x {chip.id}, stage fixes {spec.chips}", need)
+        if spec.chips > count:
+            return Fit(capacity, f"stage needs {spec.chips} chips, pool has {count}", need)
         slices = TPU_SLICES.get(chip.id)
-        if slices is not None and not slices.chips_ok(stage.chips):
+        if slices is not None and not slices.chips_ok(spec.chips):
             # a Cloud TPU is rented by the slice: 7 v6e chips is none (atk29: a stage fixing
             # them was placed and priced on 7, and no export could launch it)
             return Fit(
                 capacity,
-                f"stage fixes {stage.chips} chips, no {chip.id} slice (slices of {slices.sizes()})",
+                f"stage fixes {spec.chips} chips, no {chip.id} slice (slices of {slices.sizes()})",
                 need,
             )
-        counts = [stage.chips]
+        counts = [spec.chips]
     else:
-        counts = size_menu(need, count, menu)
+        counts = size_menu(need, count, spec.menu)
         if count == 0:
             return Fit(capacity, "the pool has no chips in the plan's horizon", need)
         if counts and chip.id in TPU_SLICES:
@@ -281,7 +327,7 @@ def fit_stage(
             return Fit(
                 memory,
                 f"needs at least {need} x {chip.id} "
-                f"({w.model.params * 16 / 1e9:,.0f} GB of training state), "
+                f"({spec.model.params * 16 / 1e9:,.0f} GB of training state), "
                 f"pool has {count}",
                 need,
             )
