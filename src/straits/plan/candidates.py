@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Hashable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Hashable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,10 +121,8 @@ class Candidates:
     def menu(self) -> int:
         return MENU_SIZES_LARGE if self.large else MENU_SIZES
 
-    @contextmanager
-    def _count(self, what: str) -> Iterator[None]:
-        with self.deadline.count(what) if self.deadline is not None else nullcontext():
-            yield
+    def _count(self, what: str) -> AbstractContextManager[None]:
+        return self.deadline.count(what) if self.deadline is not None else nullcontext()
 
     def table(self, w: Workload, stage: Stage) -> StageTable:
         """Every option of ``stage``, built on first use."""
