@@ -17,15 +17,19 @@ from straits.estimate import Estimate
 from straits.model.request import CheckRequest
 from straits.model.scenario import Scenario, Site, Stage, Workload
 from straits.plan import make_plan
-from straits.plan.candidates import Candidates
+from straits.plan.candidates import Candidates, Verdict
 from straits.plan.checks import ExportLedger, Predecessor, Question
 from straits.plan.collector import THRESHOLDS, fewer_collections
 from straits.plan.deadline import Deadline
+from straits.plan.greedy_explain import LossExplainer, _row_reject, _StageJob
 from straits.plan.options import Fit, FitSpec, fit_stage
 from straits.plan.registry import objective
+from straits.plan.result import Rejection
+from straits.plan.schedule import Candidate
 from straits.plan.solvers import GreedySolver, SolveContext
-from straits.plan.table import FitMemo, table_fits
+from straits.plan.table import PROBLEMS, FitMemo, table_fits
 from straits.rules import RuleSet, ruleset
+from straits.rules.decision import Reason
 from straits.rules.pack_loader import Rule
 from straits.simulate.generate import generate
 
@@ -192,3 +196,60 @@ def test_stages_of_equal_spec_share_their_fits_and_others_do_not(rules: RuleSet)
     # twice the tokens: twice the training compute at every count
     sized = [(x, y) for x, y in zip(a.fits, c.fits, strict=True) if x.sizes and y.sizes]
     assert sized and all(y.most_flops == pytest.approx(2 * x.most_flops) for x, y in sized)
+
+
+# --- the loss explanation's shortcuts -----------------------------------------------------------
+def _explain_row_by_row(
+    self: LossExplainer,
+    job: _StageJob,
+    gid: np.ndarray,
+    verdicts: dict[int, Verdict],
+    best: Candidate | None,
+    best_row: int | None,
+) -> tuple[list[Rejection], dict[str, Reason], dict[bool, int]]:
+    """``_explain`` as it was before the ranked-out rows were counted on arrays: every row
+    visited, in order."""
+    t = job.t
+    rejections: list[Rejection] = []
+    citations: dict[str, Reason] = {}
+    ranked_out = {False: 0, True: 0}
+    for i in range(len(t)):
+        if i == best_row:
+            continue
+        problem = PROBLEMS[int(t.problem[i])]
+        if problem is not None:
+            fit = t.fit(i)
+            rejections.append(_row_reject(t, i, problem, fit.detail if fit else t.location_note))
+            continue
+        known = verdicts.get(int(gid[i]))
+        if known is not None and known.blocking is not None:
+            assert known.code is not None
+            citations.setdefault(known.blocking.rule, known.blocking)
+            rejections.append(_row_reject(t, i, known.code, rules=known.rules, cite=known.blocking))
+        elif i in job.why:
+            loss = job.why[i]
+            rejections.append(_row_reject(t, i, loss.code, loss.note, group=loss.group))
+        elif job.per_row.get(i) and best is not None:
+            rejections.append(self._lost(job, t.option(i), job.per_row[i], best))
+        else:
+            ranked_out[known is None] += 1
+    return rejections, citations, ranked_out
+
+
+@pytest.mark.parametrize(("n", "m", "seed", "regime"), CASES)
+@pytest.mark.parametrize("goal", ["cost", "time"])
+def test_explanations_counted_on_arrays_are_those_row_by_row(
+    n: int, m: int, seed: int, regime: str, goal: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sc = generate(workloads=n, sites=m, seed=seed, regime=regime)
+    fast = _greedy_plan(Candidates, sc, goal)
+    monkeypatch.setattr(LossExplainer, "_explain", _explain_row_by_row)
+    monkeypatch.setattr(LossExplainer, "job_score", lambda self, job, c: self.score(job.w, c))
+    plain = _greedy_plan(Candidates, sc, goal)
+    assert fast == plain
+    if m < 12:  # six sites: every option is scheduled or rejected on its own
+        return
+    # rows that lost on the ranking alone, examined or not, are in the comparison
+    cand = Candidates(sc, RuleSet(ruleset().packs), regime=sc.regime, date=sc.date)
+    plan = GreedySolver().solve(cand, objective(goal), SolveContext(Deadline(None)))
+    assert any(r.options for d in plan.diagnosis for r in d.also_lost)

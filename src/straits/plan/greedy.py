@@ -323,7 +323,7 @@ class GreedyPlanner(LossExplainer):
         if not pool:  # the best-ranked options are all busy, late or over budget: go deeper
             pool = self._deeper(job, (order, alone_cost, end), set(chosen), state)
         pool = self._within_calendar(job, pool)
-        best = min(pool, key=lambda c: self.score(w, c)) if pool else None
+        best = min(pool, key=lambda c: self.job_score(job, c)) if pool else None
         best_row = next((i for i, cs in job.per_row.items() if best in cs), None)
         rejections, citations, ranked_out = self._explain(job, gid, verdicts, best, best_row)
         code = self.objective.single.code if self.objective.single else ReasonCode.OBJECTIVE

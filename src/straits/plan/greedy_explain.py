@@ -65,6 +65,8 @@ class _StageJob:
     """row -> its candidates (empty when none qualified)"""
     why: dict[int, Loss] = field(default_factory=dict)
     """row -> what it lost on before any candidate was compared"""
+    scores: dict[int, tuple[float, float]] = field(default_factory=dict)
+    """id of a candidate (of ``per_row``) -> its score, computed once per stage"""
 
 
 class LossExplainer:
@@ -87,11 +89,21 @@ class LossExplainer:
         t = job.t
         rejections: list[Rejection] = []
         citations: dict[str, Reason] = {}
-        ranked_out = {False: 0, True: 0}
-        # the arrays as Python lists once: this loop visits every row of every stage
+        # the rows that lost on the ranking alone (most rows of a large portfolio's stages)
+        # are only counted, on the arrays; the loop visits the others, in row order
+        asked = np.isin(gid, list(verdicts))
+        blocked = [g for g, v in verdicts.items() if v.blocking is not None]
+        visit = (t.problem != 0) | np.isin(gid, blocked)
+        visit[[i for i, cands in job.per_row.items() if cands]] = True
+        visit[list(job.why)] = True
+        if best_row is not None:
+            visit[best_row] = True
+        rest = ~visit
+        unexamined = int(np.count_nonzero(rest & ~asked))
+        ranked_out = {False: int(np.count_nonzero(rest)) - unexamined, True: unexamined}
         problems = t.problem.tolist()
         groups = gid.tolist()
-        for i in range(len(t)):
+        for i in np.flatnonzero(visit).tolist():
             if i == best_row:
                 continue
             if problems[i]:
@@ -113,7 +125,7 @@ class LossExplainer:
                 loss = job.why[i]
                 rejections.append(_row_reject(t, i, loss.code, loss.note, group=loss.group))
             elif job.per_row.get(i) and best is not None:
-                rejections.append(self._lost(t.option(i), job.per_row[i], best))
+                rejections.append(self._lost(job, t.option(i), job.per_row[i], best))
             else:
                 ranked_out[known is None] += 1
         return rejections, citations, ranked_out
@@ -154,9 +166,19 @@ class LossExplainer:
     def score(self, w: Workload, c: Candidate) -> tuple[float, float]:
         return self.objective.stage_key(self.metrics(w, c), w)
 
-    def _lost(self, o: Option, cands: list[Candidate], best: Candidate) -> Rejection:
-        w = self.sc.workload(o.workload)
-        mine = min(cands, key=lambda c: self.score(w, c))
+    def job_score(self, job: _StageJob, c: Candidate) -> tuple[float, float]:
+        """:meth:`score`, kept in ``job`` (the best is chosen, then every row that lost to it
+        compared with it, from the same candidates)."""
+        hit = job.scores.get(id(c))
+        if hit is None:
+            hit = job.scores[id(c)] = self.score(job.w, c)
+        return hit
+
+    def _lost(
+        self, job: _StageJob, o: Option, cands: list[Candidate], best: Candidate
+    ) -> Rejection:
+        w = job.w
+        mine = min(cands, key=lambda c: self.job_score(job, c))
         loss = self.objective.lost(
             self.metrics(w, mine), self.metrics(w, best), w, best.option.label
         )
