@@ -4,7 +4,8 @@ A portfolio has hundreds of pools and thousands of stages. Ranking every option 
 its own cost and finish, and labelling why each one lost, is done on numpy arrays; an
 :class:`~straits.plan.options.Option` object is made only for the rows the planner examines.
 Estimates depend on the chip and the pool size only, so they are computed once per (chip, size)
-and shared by every pool of that shape.
+and shared by every pool of that shape, and by every stage of the same
+:class:`~straits.plan.options.FitSpec` (:func:`table_fits`).
 """
 
 from __future__ import annotations
