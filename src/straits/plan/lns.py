@@ -14,9 +14,10 @@ improves. Neighbourhoods are chosen where improvement is likely:
 * ``window``: the bookings of one pool around one booking, and the workloads that want it;
 * ``slice``: workloads running in one slice of time;
 * ``guided`` (only with the LP bound's answer, :mod:`straits.plan.lp_bound`): a costly run
-  wider than half its pool that the LP puts mostly on other pools, with the runs as wide
-  booked on its pool and on the LP's pools for it. Such runs hold their pools one at a time,
-  and which pools must be re-packed together is what the LP's answer says;
+  wider than half its pool that the LP puts mostly on other pools, with the runs of any width
+  booked on the LP's pools for it before its deadline (most chip-time first: a run as wide as
+  its pool cannot start while any other runs there) and the runs as wide booked on its own
+  pool. Which pools must be re-packed together is what the LP's answer says;
 * ``split`` (only with the LP's per-workload shares): the workloads furthest above their LP
   share, with the widest runs booked on the pools of their own optima.
 

@@ -222,7 +222,10 @@ class Picker:
 
     def _guided(self) -> set[str]:
         """The costliest run wider than half its pool (not tried yet, else again) that the LP
-        puts mostly elsewhere, and the runs as wide on its pool and the LP's, earliest first."""
+        puts mostly elsewhere; the runs of any width booked on the LP's pools for it before its
+        deadline, most chip-time there first; then the runs as wide on its own pool, earliest
+        first. Freeing only the wide runs on the LP's pools (before the fifteenth pass) left
+        the narrow long ones that held them: the piece could not move the run in."""
         wide = {
             k: r
             for r, b in self.on.items()
@@ -240,14 +243,27 @@ class Picker:
         self._tried.add(key)
         theirs = sorted((-x, r) for r, x in self.guide[key].items() if x > 0.1 and r != wide[key])
         free, count = {key[0]}, len(self.stages_of[key[0]])
-        for res in [wide[key], *(r for _, r in theirs)]:
-            for other in sorted(
-                (k for k, r in wide.items() if r == res), key=lambda k: (self.sol[k][1], k)
-            ):
-                n = len(self.stages_of.get(other[0], []))
-                if other[0] not in free and count + n <= GUIDED_SIZE:
-                    free.add(other[0])
-                    count += n
+        due = self._due(key)
+        # first what blocks the LP's pools before the run's deadline, of any width, the most
+        # chip-time first (a run as wide as its pool cannot start while any other runs there),
+        # then the runs as wide booked on its own pool
+        blockers = [
+            k
+            for _, r in theirs
+            for _, _, k in sorted(
+                (-n * (min(e, due) - s), s, k)
+                for k, (s, e, n) in self.on.get(r, {}).items()
+                if k[0] != HELD and s < due
+            )
+        ]
+        mates = sorted(
+            (k for k, r in wide.items() if r == wide[key]), key=lambda k: (self.sol[k][1], k)
+        )
+        for other in [*blockers, *mates]:
+            n = len(self.stages_of.get(other[0], []))
+            if other[0] not in free and count + n <= GUIDED_SIZE:
+                free.add(other[0])
+                count += n
         return free
 
     def _chips(self, res: str) -> int:
