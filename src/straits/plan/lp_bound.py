@@ -32,6 +32,13 @@ unplaced. Then a stage must end early enough for its successors to run after it
 cannot end in time is dropped), and a soft-deadline workload's lateness is counted from the
 stage's end plus that tail.
 
+Bought chips cost their capex once per pool, which no choice's value holds (the workloads
+alone leave it out): per pool of bought chips the LP buys a share of its chips, at least each of
+its columns' chips times the column, at each chip's amortized price (:func:`_capex_rows`; every
+plan buys at least as many as its widest run there takes). A choice on bought chips therefore
+dominates no other (:func:`_undominated`), and on a competing pool of bought chips a choice
+dominates another on it only with no more chips too.
+
 Lexicographic, as the model: first the fewest unplaced stages (the LP's, rounded up, or the
 workloads' own, whichever is larger), then the least value with that many unplaced. When that
 count is the workloads' own, each workload also pays at least its own optimum (every plan with
@@ -55,7 +62,7 @@ from straits.plan.alone import AloneBound, Window, WorkloadOptimum
 from straits.plan.cpsat_model import Score
 from straits.plan.lp_rows import Use, capacity_rows, dominated, ends_of, needs
 from straits.plan.objectives import COST
-from straits.plan.options import pool_steps, procured_steps
+from straits.plan.options import capex_share, pool_steps, procured_steps
 from straits.plan.portfolio import Portfolio
 from straits.plan.schedule import EPS, StageKey, deadline_hours
 
@@ -99,7 +106,9 @@ class _Stage(NamedTuple):
     choices: list[_Choice]
 
 
-def _undominated(choices: list[_Choice], competing: Mapping[str, Any]) -> list[_Choice]:
+def _undominated(
+    choices: list[_Choice], competing: Mapping[str, Any], bought: frozenset[str] = frozenset()
+) -> list[_Choice]:
     """A stage's choices, less those that another one dominates, so that the LP's optimum is
     the same without them (moving the dominated one's share onto the other keeps every row
     and costs no more). ``competing``: per pool with capacity rows, which of its choices
@@ -112,24 +121,31 @@ def _undominated(choices: list[_Choice], competing: Mapping[str, Any]) -> list[_
       by such rows).
     * On a competing pool, another choice of the stage on the same pool that is also no
       larger in any of the pool's windows that can bind
-      (:func:`~straits.plan.lp_rows.dominated`)."""
+      (:func:`~straits.plan.lp_rows.dominated`).
+
+    A choice on a pool of ``bought`` chips also pays for them (the capex rows): it dominates
+    none, and another dominates it as any other."""
     free = sorted(
         (c for c in choices if c.res not in competing),
         key=lambda c: (c.value, c.spend, c.penalty),
     )
     best: list[_Choice] = []
     for c in free:
-        if not any(b.spend <= c.spend and b.penalty <= c.penalty for b in best):
+        if c.res not in bought and not any(
+            b.spend <= c.spend and b.penalty <= c.penalty for b in best
+        ):
             best.append(c)
-    return [
-        c
-        for c in choices
-        if c.res in competing
-        and not competing[c.res][c.at]
-        and not any(
+
+    def beaten(c: _Choice) -> bool:
+        return any(
             b.value <= c.value and b.spend <= c.spend and b.penalty <= c.penalty for b in best
         )
-    ] + best
+
+    return (
+        [c for c in choices if c.res in competing and not competing[c.res][c.at] and not beaten(c)]
+        + best
+        + [c for c in free if c.res in bought and not beaten(c)]
+    )
 
 
 def _soft_deadline(pf: Portfolio, w: Workload) -> tuple[float, float]:
@@ -298,15 +314,22 @@ def lp_bound(
         if (need := needs(items, steps, ends_here)) is not None:
             steps_of[res], ends[res] = steps, ends_here
             numbers = np.fromiter((u.stage for u in items), dtype=int, count=len(items))
+            if o.procured:  # the capex rows read each choice's chips too
+                need = np.hstack([need, np.array([[u.chips] for u in items], dtype=float)])
             beaten[res] = (
                 dominated(costs[res], numbers, need)
                 if PRUNE_SAME_POOL
                 else np.zeros(len(items), dtype=bool)
             )
     kept: dict[str, list[Use]] = {res: [] for res in steps_of}
+    bought = frozenset(res for res in uses if pf.option_of(res).procured)
+    widths: dict[str, list[tuple[Any, int]]] = {}
+    """per pool of bought chips, its columns and their chips (the capex rows)"""
     for here in pending:
-        for ch in _undominated(here.choices, beaten) if PRUNE else here.choices:
+        for ch in _undominated(here.choices, beaten, bought) if PRUNE else here.choices:
             x = lp.NumVar(0.0, 1.0, "")
+            if ch.res in bought:
+                widths.setdefault(ch.res, []).append((x, ch.use.chips))
             here.one.SetCoefficient(x, 1.0)
             if here.budget is not None:
                 here.budget.SetCoefficient(x, ch.spend)
@@ -368,6 +391,7 @@ def lp_bound(
                     row.SetCoefficient(late, 1.0)
                     for x, pen in stage_terms:
                         row.SetCoefficient(x, -pen / scale)
+    _capex_rows(pf, lp, objective, widths, scale)
     objective.SetMinimization()
     left = stop_at - clock()
     if left <= 0:
@@ -383,6 +407,36 @@ def lp_bound(
         shares.update({wid: z.solution_value() * scale for wid, z in zs.items()})
     span = alone.makespan_value if count == alone.bound.unplaced else 0.0
     return Score(count, value + span)
+
+
+def _capex_rows(
+    pf: Portfolio, lp: Any, objective: Any, widths: dict[str, list[tuple[Any, int]]], scale: float
+) -> None:
+    """Bought chips are paid for (:mod:`straits.plan.cpsat_model`: the chips bought, each at
+    its amortized share, and a run on the pool needs as many bought as it has chips), which no
+    choice's value holds. Per pool of bought chips, a share ``n`` of its most chips, at least
+    each column's chips times the column, costs its chips' capex: every plan buys at least as
+    many as its widest run there takes."""
+    for res, cols in widths.items():
+        o = pf.option_of(res)
+        assert o.pool.procurable is not None
+        # per chip, in the objective's units (as the choices' values): what a plan's cost
+        # counts for the chips bought (:func:`straits.plan.solution.extract`), or the model's
+        # whole units of it (:meth:`Objective.capex_units`, rounded) when those are fewer
+        usd = o.pool.procurable.usd_per_chip * capex_share(pf.sc, o.pool)
+        unit = min(
+            pf.objective.weight(COST) * usd,
+            pf.objective.capex_units(usd) / pf.objective.model_scale,
+        )
+        most = max(n for _, n in procured_steps(o.pool))
+        if unit <= 0 or most <= 0:
+            continue
+        n = lp.NumVar(0.0, lp.infinity(), "")
+        objective.SetCoefficient(n, unit * most / scale)
+        for x, chips in cols:
+            row = lp.Constraint(0.0, lp.infinity())  # n >= chips / most * x
+            row.SetCoefficient(n, 1.0)
+            row.SetCoefficient(x, -chips / most)
 
 
 def _solve(lp: Any, stop_at: float, clock: Callable[[], float]) -> int:
