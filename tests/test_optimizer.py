@@ -123,8 +123,12 @@ def _schedule(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
 #: ends well inside the planner's cap (TIE_CAP_S): generate 8 x 8, seed 7 until issue 16's
 #: twelfth pass (est37), whose refitted estimates made that portfolio's tie-break take 13.6 s
 #: (0.7 s before; load average 4.8), past the cap, so the proved plan stood (`stopped`); seed 36
-#: (optimal, its tie-break 0.1 s) since, chosen among seeds 1-40 by those two properties
-TIE_SEED = 36
+#: (optimal, its tie-break 0.1 s) since, chosen among seeds 1-40 by those two properties; seed 7
+#: again since the greedy planner prices the lateness a stage makes certain for the stages after
+#: it (issue 18, sixteenth pass): its plan is then optimal on seed 36 (no tie-break: ``hint``),
+#: and on seed 7 the tie-break takes 0.67 s; of seeds 1-47 only 7, 22 (1.6 s) and 35 (4.1 s)
+#: still need one
+TIE_SEED = 7
 
 
 def test_equal_cost_plans_are_broken_the_same_way_after_a_proof() -> None:
@@ -148,7 +152,7 @@ def test_equal_cost_plans_are_broken_the_same_way_after_a_proof() -> None:
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("solver", ["cpsat", "lns"])
 def test_a_proof_ends_the_search_long_before_the_limit(solver: str) -> None:
-    """The whole model proves generate 8 x 8, seed 7 (TIE_SEED since est37) in a few seconds;
+    """The whole model proves generate 8 x 8, seed 7 (TIE_SEED) in a few seconds;
     OR-Tools 9.15 then went on to its time limit (one subsolver still running) and the
     neighbourhood search with it. With a 600 s limit the test's own timeout (150 s) fails it if
     the search does not end at the proof; what it asserts is the answer's reason."""

@@ -6,8 +6,10 @@ exported; verdicts are shared by options that ask the same questions), the lawfu
 ranked on their own by the objective, and the best few are scheduled at the earliest time their
 pool has the chips free after predecessors end and data and weights have moved; when none of
 those can run, the next lawful options in the ranking are tried, a batch at a time. Hard deadlines
-and budgets exclude candidates; soft deadlines charge their penalty. Every other option gets
-a reason code for why it lost.
+and budgets exclude candidates; soft deadlines charge their penalty, and a stage's candidates
+are ranked with the penalty their end makes certain for the stages after it (ending after the
+stage's latest finish leaves them late even at their fastest; ranked, not charged). Every other
+option gets a reason code for why it lost.
 
 With a :class:`~straits.plan.deadline.Deadline`, the planner stops placing when its share of
 the time is spent: the stages it has not reached are unplaced with the code ``time-limit``.
@@ -439,11 +441,13 @@ class GreedyPlanner(LossExplainer):
                 continue
             # soft deadlines: the workload pays for how late its last stage ends
             late_h = max(0.0, end - due)
-            penalty = (
-                max(0.0, late_h - state.late.get(w.id, 0.0)) / 24.0 * w.late_penalty_usd_per_day
-            )
+            charged = max(late_h, state.late.get(w.id, 0.0))
+            rate = w.late_penalty_usd_per_day / 24.0
+            penalty = (charged - state.late.get(w.id, 0.0)) * rate
+            # the stages after it end at least this late (``latest``: at their fastest)
+            foreseen = max(0.0, end - latest - charged) * rate if not hard else 0.0
             capex = state.capex(self.sc, o, start, end, est.chips)
-            c = Candidate(o, est, start, end, egress, transfer, capex, v, late_h, penalty)
+            c = Candidate(o, est, start, end, egress, transfer, capex, v, late_h, penalty, foreseen)
             if c.budgeted > budget_left + EPS:
                 over += 1
                 continue

@@ -161,7 +161,7 @@ class LossExplainer:
             if self.objective.needs_energy
             else (0.0, 0.0)
         )
-        return StageMetrics(c.cost, c.penalty, c.end, mwh, t)
+        return StageMetrics(c.cost, c.penalty + c.foreseen, c.end, mwh, t)
 
     def score(self, w: Workload, c: Candidate) -> tuple[float, float]:
         return self.objective.stage_key(self.metrics(w, c), w)

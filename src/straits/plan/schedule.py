@@ -108,6 +108,9 @@ class Candidate:
     verdict: Verdict
     late_hours: float = 0.0
     penalty: float = 0.0
+    foreseen: float = 0.0
+    """the soft deadline's penalty this choice makes certain for the stages after it, beyond
+    ``penalty`` (its end leaves them too little time at their fastest): ranks, never charged"""
 
     @property
     def cost(self) -> float:
