@@ -60,7 +60,7 @@ def search(
     seed: int = 0,
     guide: dict[StageKey, dict[str, float]] | None = None,
     shares: dict[str, float] | None = None,
-    own_pools: dict[str, set[str]] | None = None,
+    own_pools: dict[str, dict[str, int]] | None = None,
 ) -> Searched:
     """A :class:`NeighbourhoodSearch` under the cost objective from ``sc``'s greedy plan."""
     _, greedy, baseline, pf = _setup(sc)

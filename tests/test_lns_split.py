@@ -16,7 +16,7 @@ from straits.plan.lp_bound import MARGIN, lp_bound
 from straits.plan.objectives import objective
 
 
-def _shares() -> tuple[dict[str, float], dict[str, set[str]]]:
+def _shares() -> tuple[dict[str, float], dict[str, dict[str, int]]]:
     sc = two_pools()
     _, _, plan, pf = _setup(sc)
     alone = alone_bound(pf, objective("cost"))

@@ -7,8 +7,9 @@ the piece), holds every other booking fixed, solves that piece warm-started from
 and keeps the result when the whole plan's objective (:func:`~straits.plan.solution.evaluate`)
 improves. Neighbourhoods are chosen where improvement is likely:
 
-* ``unplaced``: a workload with a stage that could run alone but is unplaced, and its rivals
-  (not one that has as many stages placed as its own optimum alone places: no plan places more);
+* ``unplaced``: a workload with a stage that could run alone but is unplaced, and its rivals,
+  those in its way first (:meth:`~straits.plan.lns_pick.Picker._around`); not one that has as
+  many stages placed as its own optimum alone places: no plan places more;
 * ``regret``: a workload that pays most above its stages' best choices, and its rivals (the
   workloads booked on the pools of its better choices when it could use them);
 * ``window``: the bookings of one pool around one booking, and the workloads that want it;
@@ -98,7 +99,7 @@ class NeighbourhoodSearch(Picker):
         guide: dict[StageKey, dict[str, float]] | None = None,
         most_placed: dict[str, int] | None = None,
         shares: dict[str, float] | None = None,
-        own_pools: dict[str, set[str]] | None = None,
+        own_pools: dict[str, dict[str, int]] | None = None,
     ) -> None:
         self.pf = pf
         self.most_placed = most_placed or {}

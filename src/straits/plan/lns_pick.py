@@ -31,12 +31,16 @@ GUIDED_SIZE = 40
 BACKOFF_AFTER = 3
 
 
-def own_pools(pf: Portfolio, alone: AloneBound) -> dict[str, set[str]]:
-    """workload -> the pools its own optimum alone books (for ``split`` neighbourhoods)."""
-    return {
-        wid: {pf.stages[(wid, sid)].choices[i].option.key for sid, i in opt.placed.items()}
-        for wid, opt in alone.workloads.items()
-    }
+def own_pools(pf: Portfolio, alone: AloneBound) -> dict[str, dict[str, int]]:
+    """workload -> the pools its own optimum alone books, each with the most chips it takes
+    there (for ``split`` neighbourhoods, and the rivals of an ``unplaced`` one)."""
+    out: dict[str, dict[str, int]] = {}
+    for wid, opt in alone.workloads.items():
+        pools = out[wid] = {}
+        for sid, i in opt.placed.items():
+            c = pf.stages[(wid, sid)].choices[i]
+            pools[c.option.key] = max(pools.get(c.option.key, 0), c.est.chips)
+    return out
 
 
 class Picker:
@@ -60,7 +64,7 @@ class Picker:
     guide: dict[StageKey, dict[str, float]]
     shares: dict[str, float]
     """the LP bound's answer: per workload, its share of the bound's value (model units)"""
-    own_pools: dict[str, set[str]]
+    own_pools: dict[str, dict[str, int]]
     _tried: set[StageKey]
     _led: set[str]
     """workloads that led a ``split`` neighbourhood (all of them: again from the top)"""
@@ -155,16 +159,35 @@ class Picker:
 
     def _around(self, target: str | None) -> set[str]:
         """``target`` and its rivals: the workloads booked on the pools of its better choices
-        while it could use them, up to the neighbourhood's size."""
+        while it could use them, up to the neighbourhood's size.
+
+        A target with a stage unplaced puts some rivals first (tried on seeds 20001 and 20004,
+        whose last unplaced stages were placed only then): when its unplaced stage has no time
+        left after its placed predecessors, those booked before them on their pools (latest
+        first: they hold them back); then those booked before its deadline on the pools where
+        its own optimum (which places it, within its budget and deadline) needs more than half
+        the chips: there one booking is in the way, where on a pool many times as wide a
+        narrow run finds room (taking also the wide choices its stages may take instead moved
+        too many others up: seed 20004's last stages stayed unplaced).
+        """
         if target is None:
             return set()
         free = {target}
-        count = len(self.stages_of.get(target, []))
+        keys = self.stages_of.get(target, [])
+        count = len(keys)
+        stuck = self._unplaced_in(target)
+        late = stuck and self._held_back(target)
         rivals: set[str] = set()
-        for key in self.stages_of.get(target, []):
+        ahead: dict[str, int] = {}  # rival -> its latest start before the target's, there
+        wide = {r for r, n in self.own_pools.get(target, {}).items() if 2 * n > self._chips(r)}
+        for key in keys:
             st = self.pf.stages[key]
-            idx, _ = self.sol[key]
+            idx, start = self.sol[key]
             mine = st.choices[idx].value if idx is not None else None
+            if late and idx is not None:
+                for other, (s, _e, _n) in self.on.get(st.choices[idx].option.key, {}).items():
+                    if other[0] not in (target, HELD) and s < start:
+                        ahead[other[0]] = max(ahead.get(other[0], s), s)
             due = self._due(key)
             for c in st.choices:
                 if mine is not None and c.value >= mine and not self.timed:
@@ -172,13 +195,22 @@ class Picker:
                 for other, (s, _e, _n) in self.on.get(c.option.key, {}).items():
                     if other[0] not in (target, HELD) and s < due:
                         rivals.add(other[0])
-        order = sorted(rivals)
+        due_all = max((self._due(k) for k in keys), default=0)
+        near = {
+            other[0]
+            for pool in (wide if stuck else ())
+            for other, (s, _e, _n) in self.on.get(pool, {}).items()
+            if other[0] not in (target, HELD) and s < due_all
+        }
+        order = sorted(rivals | set(ahead) | near)
         self.rng.shuffle(order)
-        # rivals without a hard deadline first: they are the ones that can make room
+        # then rivals without a hard deadline: they are the ones that can make room
         order.sort(
             key=lambda w: (
+                -ahead.get(w, -1),
+                w not in near,
                 self.pf.sc.workload(w).deadline_policy == "hard"
-                and self.pf.sc.workload(w).deadline is not None
+                and self.pf.sc.workload(w).deadline is not None,
             )
         )
         for w in order:
@@ -188,6 +220,30 @@ class Picker:
             free.add(w)
             count += n
         return free
+
+    def _unplaced_in(self, target: str) -> bool:
+        return any(self.sol[k][0] is None for k in self.stages_of.get(target, []))
+
+    def _held_back(self, target: str) -> bool:
+        """Whether a stage of ``target`` is unplaced for want of time: its predecessors are
+        placed, and after their ends every choice of it would pass its hard deadline."""
+        w = self.pf.sc.workload(target)
+        if w.deadline is None or w.deadline_policy != "hard":
+            return False
+        for key in self.stages_of.get(target, []):
+            if self.sol[key][0] is not None:
+                continue
+            st, ready = self.pf.stages[key], 0
+            for sid in st.stage.after:
+                i, s = self.sol[(target, sid)]
+                if i is None:
+                    break
+                ready = max(ready, s + self.pf.stages[(target, sid)].choices[i].duration)
+            else:
+                due = self._due(key)
+                if st.choices and all(max(ready, c.release) + c.duration > due for c in st.choices):
+                    return True
+        return False
 
     def _due(self, key: StageKey) -> int:
         w = self.pf.stages[key].workload

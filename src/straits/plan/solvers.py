@@ -312,7 +312,7 @@ class _Searching:
             guide=lp[0],
             most_placed=most_placed,
             shares=lp[1] if SPLIT else None,
-            own_pools=own_pools(pf, alone) if alone is not None and SPLIT else None,
+            own_pools=own_pools(pf, alone) if alone is not None else None,
         )
         seen: Solution | None = None
         while d.clock() < stop_at - 0.05 and not reporter.stop.is_set():
