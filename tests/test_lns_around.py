@@ -115,3 +115,33 @@ def test_a_stage_left_no_time_frees_the_booking_before_its_predecessor_first(see
     lns.sol[key] = Slot(None, 0)  # with nothing placed there is nothing before it
     lns._index({key: Slot(None, 0)})
     assert not lns._held_back("x")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_stage_over_budget_frees_the_booking_on_the_cheaper_pool_first(seed: int) -> None:
+    """x's pre-training booked in Japan leaves less of its budget than its fine-tuning costs
+    anywhere, in Singapore it would leave enough: a, which holds Singapore's 64 chips, is its
+    first rival, not one of the ten booked in Japan (whose 640 chips x needs a tenth of)."""
+    sc = held_back()
+    pre, sft = ("x", "pretrain"), ("x", "sft")
+    probe = search(sc).lns
+    costs = {
+        site: probe.pf.stages[pre].choices[slot(probe.pf, pre, site).choice].cost
+        for site in ("sg", "jp")
+    }
+    need = min(c.cost for c in probe.pf.stages[sft].choices)
+    doc = sc.model_dump(mode="json", exclude_none=True)
+    doc["workloads"][-1]["budget_usd"] = (costs["sg"] + costs["jp"]) / 2 + need
+    lns = search(parse_scenario(doc), seed=seed).lns
+    placed = {pre: slot(lns.pf, pre, "jp"), sft: Slot(None, 0)}
+    lns.sol.update(placed)
+    lns._index(placed)
+    assert not lns._held_back("x")
+    assert lns._affordable("x") == {"sg/H100-SXM"}
+    lns.stats.size = 3
+    assert lns._around("x") == {"x", "a"}
+    doc["workloads"][-1]["budget_usd"] = costs["jp"] + need  # enough where it is
+    lns = search(parse_scenario(doc), seed=seed).lns
+    lns.sol.update(placed)
+    lns._index(placed)
+    assert lns._affordable("x") == set()

@@ -166,9 +166,10 @@ class Picker:
         left after its placed predecessors, those booked before them on their pools (latest
         first: they hold them back); then those booked before its deadline on the pools where
         its own optimum (which places it, within its budget and deadline) needs more than half
-        the chips: there one booking is in the way, where on a pool many times as wide a
-        narrow run finds room (taking also the wide choices its stages may take instead moved
-        too many others up: seed 20004's last stages stayed unplaced).
+        the chips, or where a cheaper choice of a placed stage would leave the budget room for
+        the rest (:meth:`_affordable`): there one booking is in the way, where on a pool many
+        times as wide a narrow run finds room (taking also the wide choices its stages may take
+        instead moved too many others up: seed 20004's last stages stayed unplaced).
         """
         if target is None:
             return set()
@@ -180,6 +181,8 @@ class Picker:
         rivals: set[str] = set()
         ahead: dict[str, int] = {}  # rival -> its latest start before the target's, there
         wide = {r for r, n in self.own_pools.get(target, {}).items() if 2 * n > self._chips(r)}
+        if stuck:
+            wide |= self._affordable(target)
         for key in keys:
             st = self.pf.stages[key]
             idx, start = self.sol[key]
@@ -220,6 +223,43 @@ class Picker:
             free.add(w)
             count += n
         return free
+
+    def _affordable(self, target: str) -> set[str]:
+        """When ``target``'s unplaced stages do not fit what its placed ones leave of its
+        budget: the pools of the cheaper choices of a placed stage that would leave enough,
+        where that choice needs more than half the chips (seed 20004's w0737: its pre-training
+        spent $49.85M of $50M, and two pools of 4,096 chips were $5-8M cheaper)."""
+        wl = self.pf.sc.workload(target)
+        budget = wl.budget_usd
+        if budget is None:
+            return set()
+        hard = wl.deadline is not None and wl.deadline_policy == "hard"
+        spent, need = 0, 0
+        for key in self.stages_of.get(target, []):
+            idx, _ = self.sol[key]
+            choices = self.pf.stages[key].choices
+            if idx is not None:
+                spent += choices[idx].cost
+            elif choices:
+                need += min(c.cost for c in choices)
+        if spent + need <= budget:
+            return set()
+        out: set[str] = set()
+        for key in self.stages_of.get(target, []):
+            idx, _ = self.sol[key]
+            if idx is None:
+                continue
+            choices = self.pf.stages[key].choices
+            room = budget - need - (spent - choices[idx].cost)
+            due = self._due(key) if hard else self.horizon
+            out |= {
+                c.option.key
+                for c in choices
+                if c.cost <= room
+                and c.release + c.duration <= due
+                and 2 * c.est.chips > self._chips(c.option.key)
+            }
+        return out
 
     def _unplaced_in(self, target: str) -> bool:
         return any(self.sol[k][0] is None for k in self.stages_of.get(target, []))
