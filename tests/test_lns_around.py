@@ -125,10 +125,11 @@ def test_a_stage_over_budget_frees_the_booking_on_the_cheaper_pool_first(seed: i
     sc = held_back()
     pre, sft = ("x", "pretrain"), ("x", "sft")
     probe = search(sc).lns
-    costs = {
-        site: probe.pf.stages[pre].choices[slot(probe.pf, pre, site).choice].cost
-        for site in ("sg", "jp")
-    }
+    costs = {}
+    for site in ("sg", "jp"):
+        idx = slot(probe.pf, pre, site).choice
+        assert idx is not None
+        costs[site] = probe.pf.stages[pre].choices[idx].cost
     need = min(c.cost for c in probe.pf.stages[sft].choices)
     doc = sc.model_dump(mode="json", exclude_none=True)
     doc["workloads"][-1]["budget_usd"] = (costs["sg"] + costs["jp"]) / 2 + need
