@@ -275,7 +275,7 @@ class Picker:
                 continue
             st, ready = self.pf.stages[key], 0
             for sid in st.stage.after:
-                i, s = self.sol[(target, sid)]
+                i, s = self.sol.get((target, sid), (None, 0))
                 if i is None:
                     break
                 ready = max(ready, s + self.pf.stages[(target, sid)].choices[i].duration)
