@@ -142,9 +142,9 @@ ROUND_3 = {
 
 
 #: each later round's split of its own runs, set by the rule before any of them was predicted:
-#: no later pass may move one. Rounds 5 (est33), 6 (est36) and 7 (est37): a family's two runs
-#: are a group of their own (MobileLLM, SEA-LION: the smaller fit); one run of a family is
-#: pooled into `other` and split by compute.
+#: no later pass may move one. Rounds 5 (est33), 6 (est36), 7 (est37) and 8 (est39): a
+#: family's two runs are a group of their own (MobileLLM, SEA-LION: the smaller fit); one run of
+#: a family is pooled into `other` and split by compute.
 LATER_ROUNDS = {
     3: ROUND_3,
     4: {"falcon-rw-1b": "fit", "falcon2-11b": "check"},
@@ -156,6 +156,12 @@ LATER_ROUNDS = {
     },
     6: {"sea-lion-3b": "fit", "sea-lion-7b": "check", "olmo2-1b": "fit", "lucie-7b": "check"},
     7: {"minicpm-2b": "fit", "llada-8b": "check"},
+    8: {
+        "llmc-gpt2-1558m": "fit",
+        "nanochat-d32": "check",
+        "starcoderbase-1b": "fit",
+        "nemotron3-8b": "check",
+    },
 }
 
 

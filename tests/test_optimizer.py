@@ -104,8 +104,9 @@ def test_same_seed_gives_the_same_plan() -> None:
     seed 7, used next, came to need 18 s of its 20 once the estimator's fifth pass changed
     its stages (two plans, both called optimal, differed in the clean-clone CI). Seed 4, used
     next, came to be solved by its hint alone after the estimator's MoE fixes (one solution):
-    seed 7 of 8 x 8 proves optimal in about a second through 17."""
-    sc = generate(workloads=8, sites=8, seed=7)
+    seed 7 of 8 x 8 proves optimal in about a second through 17. Since issue 16's fourteenth pass
+    (est39) seed 7's tie-break runs past its cap, so two proved runs may differ: TIE_SEED."""
+    sc = generate(workloads=8, sites=8, seed=TIE_SEED)
     a = make_plan(sc, time_limit=20, seed=3, solver="cpsat").to_json(details=True)
     b = make_plan(sc, time_limit=20, seed=3, solver="cpsat").to_json(details=True)
     for doc in (a, b):
@@ -127,8 +128,10 @@ def _schedule(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
 #: again since the greedy planner prices the lateness a stage makes certain for the stages after
 #: it (issue 18, sixteenth pass): its plan is then optimal on seed 36 (no tie-break: ``hint``),
 #: and on seed 7 the tie-break takes 0.67 s; of seeds 1-47 only 7, 22 (1.6 s) and 35 (4.1 s)
-#: still need one
-TIE_SEED = 7
+#: still need one; seed 3 since issue 16's fourteenth pass (est39), whose refit made the
+#: tie-breaks of 7, 22 and 35 run past the cap (`stopped`): of seeds 1-60 the ones whose plan is
+#: optimal and not the hint are 3 (its tie-break 0.5 s), 7, 22 and 35
+TIE_SEED = 3
 
 
 def test_equal_cost_plans_are_broken_the_same_way_after_a_proof() -> None:
@@ -152,7 +155,7 @@ def test_equal_cost_plans_are_broken_the_same_way_after_a_proof() -> None:
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("solver", ["cpsat", "lns"])
 def test_a_proof_ends_the_search_long_before_the_limit(solver: str) -> None:
-    """The whole model proves generate 8 x 8, seed 7 (TIE_SEED) in a few seconds;
+    """The whole model proves generate 8 x 8, TIE_SEED, in a few seconds;
     OR-Tools 9.15 then went on to its time limit (one subsolver still running) and the
     neighbourhood search with it. With a 600 s limit the test's own timeout (150 s) fails it if
     the search does not end at the proof; what it asserts is the answer's reason."""
