@@ -162,6 +162,14 @@ LATER_ROUNDS = {
         "starcoderbase-1b": "fit",
         "nemotron3-8b": "check",
     },
+    9: {
+        "nanochat-d34": "fit",
+        "mpt-1b-redpajama": "check",
+        "42dot-plm-1.3b": "fit",
+        "grin-moe": "check",
+        "tucano-1b1": "fit",
+        "tucano-2b4": "check",
+    },
 }
 
 
