@@ -10,7 +10,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 import yaml
 
 from straits.loading import parse_scenario
