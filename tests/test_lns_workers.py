@@ -4,11 +4,20 @@ whole model runs beside one-worker pieces, as before."""
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import straits.plan.cpsat_model as cpsat_model
+import straits.plan.lns as lns
 import straits.plan.solvers as solvers
-from optimizer_cases import assert_sound
+from optimizer_cases import _setup, assert_sound
 from straits.plan import make_plan
+from straits.plan.cpsat_model import PortfolioModel
+from straits.plan.objectives import objective
+from straits.plan.retime import model_horizon
 from straits.plan.search import PIECE_WORKERS
 from straits.simulate.generate import generate
 
@@ -36,4 +45,88 @@ def test_a_small_search_keeps_the_whole_model_beside_one_worker_pieces() -> None
     assert plan.search is not None
     assert plan.search["whole_model"]["status"] in {"optimal", "feasible"}
     assert plan.search["neighbourhoods"]["workers"] == 1
+    assert_sound(sc, plan)
+
+
+def _counting_build(monkeypatch: pytest.MonkeyPatch) -> list[PortfolioModel]:
+    """Every whole model ``solvers`` builds, in order."""
+    built: list[PortfolioModel] = []
+
+    def counted(*args: Any, **kwargs: Any) -> PortfolioModel:
+        built.append(cpsat_model.build(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(solvers, "build", counted)
+    return built
+
+
+@pytest.mark.parametrize(("goal", "builds"), [("cost", 0), ("time", 1), ("cost+completion", 0)])
+def test_a_large_search_builds_the_whole_model_only_for_a_tie_unit(
+    monkeypatch: pytest.MonkeyPatch, goal: str, builds: int
+) -> None:
+    """Above ``WHOLE_MAX_STAGES`` the whole model is never searched: it was built all the same
+    (1.4 s of 55 at 1,000 x 200) for its horizon and tie unit. It is now built only where the
+    objective has a tie unit (a named objective other than cost), and the pieces get the
+    horizon a built model would have had."""
+    sc = generate(workloads=8, sites=8, seed=3)
+    monkeypatch.setattr(solvers, "WHOLE_MAX_STAGES", 5)
+    built = _counting_build(monkeypatch)
+    given: list[tuple[int, int]] = []
+    real = solvers.NeighbourhoodSearch
+
+    def seen(pf: Any, objective: Any, horizon: int, *args: Any, **kwargs: Any) -> Any:
+        given.append((horizon, kwargs["tie_unit"]))
+        return real(pf, objective, horizon, *args, **kwargs)
+
+    monkeypatch.setattr(solvers, "NeighbourhoodSearch", seen)
+    plan = make_plan(sc, objective=goal, solver="lns", time_limit=4)
+    assert len(built) == builds
+    assert plan.search is not None and plan.search["whole_model"]["status"] == "not run"
+    assert len(given) == 1
+    _, _, _, pf = _setup(sc, goal)
+    whole = cpsat_model.build(pf, objective(goal), horizon=model_horizon(pf))
+    assert given[0] == (whole.horizon, whole.tie_unit)
+    assert (whole.tie_unit > 0) == (builds == 1)
+    assert_sound(sc, plan)
+
+
+def test_a_small_search_still_builds_the_whole_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    built = _counting_build(monkeypatch)
+    make_plan(generate(workloads=8, sites=8, seed=3), solver="lns", time_limit=2)
+    assert len(built) == 1
+
+
+@given(seed=st.integers(0, 10_000), data=st.data())
+@settings(max_examples=15, deadline=None)
+def test_model_ticks_is_the_horizon_build_gives(seed: int, data: st.DataObject) -> None:
+    """The horizon the pieces are given without a whole model is the one ``build`` gives a
+    model of the same workloads, with or without a horizon asked for."""
+    sc = generate(workloads=4, sites=4, seed=seed)
+    _, _, _, pf = _setup(sc)
+    ids = sorted(w.id for w in sc.workloads)
+    only = data.draw(st.none() | st.sets(st.sampled_from(ids), min_size=1))
+    asked = data.draw(st.sampled_from([None, model_horizon(pf), 24 * 4]))
+    pm = cpsat_model.build(pf, objective("cost"), horizon=asked, only=only)
+    assert cpsat_model.model_ticks(pf, asked, only) == pm.horizon
+
+
+def test_a_piece_too_large_for_64_bit_integers_finds_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without the whole model its ``ModelTooLarge`` (the greedy plan stands) is not raised
+    first: a piece's comes out of the search instead. It finds nothing, and the greedy plan
+    stands."""
+    sc = generate(workloads=8, sites=8, seed=3)
+    monkeypatch.setattr(solvers, "WHOLE_MAX_STAGES", 5)
+
+    def too_large(*args: Any, **kwargs: Any) -> Any:
+        raise cpsat_model.ModelTooLarge("the objective's values reach more than 64 bits")
+
+    monkeypatch.setattr(lns, "build", too_large)
+    plan = make_plan(sc, solver="lns", time_limit=3)
+    assert plan.search is not None
+    assert plan.search["answer"] == "greedy"
+    pieces = plan.search["neighbourhoods"]
+    assert pieces["rounds"] >= 1 and pieces["improved"] == 0
+    assert pieces["no_solution"] >= 1
     assert_sound(sc, plan)

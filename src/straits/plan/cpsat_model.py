@@ -116,6 +116,18 @@ def within_calendar(sc: Scenario, longest: int, horizon: int) -> int:
     return min(horizon, calendar) if longest <= calendar else horizon
 
 
+def model_ticks(pf: Portfolio, horizon: int | None, only: set[str] | None = None) -> int:
+    """The horizon :func:`build` gives a model of ``only`` (all workloads: None) when asked for
+    ``horizon``: the scenario's when none is asked for, stretched to twice the greedy plan's
+    makespan when that is longer; then capped at the calendar's end
+    (:func:`within_calendar`)."""
+    longest = max(
+        (st.hint_end for k, st in pf.stages.items() if only is None or k[0] in only), default=0
+    )
+    wide = horizon or max(int(pf.sc.horizon_days * 24 * TICKS_PER_HOUR), 2 * longest + 1)
+    return within_calendar(pf.sc, longest, wide)
+
+
 def build(
     pf: Portfolio,
     objective: Objective,
@@ -136,10 +148,7 @@ def build(
     objective = objective.fitted(sc)  # the units of the portfolio's choice values
     m = cp_model.CpModel()
     stages = {k: v for k, v in pf.stages.items() if only is None or k[0] in only}
-    # the plan horizon, stretched to twice the greedy plan's makespan when that is longer
-    longest = max((st.hint_end for st in stages.values()), default=0)
-    horizon = horizon or max(int(sc.horizon_days * 24 * TICKS_PER_HOUR), 2 * longest + 1)
-    horizon = within_calendar(sc, longest, horizon)
+    horizon = model_ticks(pf, horizon, only)
     groups = Groups()
 
     def enable(table: dict[str, cp_model.IntVar], name: str) -> cp_model.IntVar | None:

@@ -45,6 +45,7 @@ from ortools.sat.python import cp_model
 from straits.plan.bounds import placeable
 from straits.plan.cpsat_model import (
     Booking,
+    ModelTooLarge,
     Score,
     add_hints,
     build,
@@ -309,7 +310,15 @@ class NeighbourhoodSearch(Picker):
                     if i is not None and k[0] not in free
                 ]
             )
-        pm = build(pf, self.objective, horizon=self.horizon, only=free, fixed=fixed, min_span=floor)
+        try:
+            pm = build(
+                pf, self.objective, horizon=self.horizon, only=free, fixed=fixed, min_span=floor
+            )
+        except ModelTooLarge:
+            # a piece's objective stays below the whole model's, so this happens only where
+            # the whole model would be too large, which above WHOLE_MAX_STAGES is not built
+            # (solvers._Searching): the piece finds nothing and the greedy plan stands
+            return int(cp_model.MODEL_INVALID), None, 0.0
         add_hints(pm, {k: self.sol[k] for k in pm.x})
         solver = new_solver()
         p = solver.parameters

@@ -19,10 +19,10 @@ import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from straits.plan.cpsat_model import UNPLACED, Booking, Slot, within_calendar
+from straits.plan.cpsat_model import UNPLACED, Booking, Slot, model_ticks
 from straits.plan.portfolio import Portfolio
 from straits.plan.schedule import PlanState, StageKey, hard_deadline_hours, model_timeline
-from straits.plan.ticks import TICKS_PER_HOUR, ticks_down, ticks_up
+from straits.plan.ticks import ticks_down, ticks_up
 from straits.plan.timeline import Timeline
 
 Solution = dict[StageKey, Slot]
@@ -56,9 +56,7 @@ def model_horizon(pf: Portfolio) -> int:
     """The model's horizon in ticks: the scenario's, stretched to twice the greedy plan's
     makespan when that is longer, and no later than the calendar's end where the greedy plan
     ends by then (:func:`~straits.plan.cpsat_model.within_calendar`)."""
-    longest = max((st.hint_end for st in pf.stages.values()), default=0)
-    wide = max(int(pf.sc.horizon_days * 24 * TICKS_PER_HOUR), 2 * longest + 1)
-    return within_calendar(pf.sc, longest, wide)
+    return model_ticks(pf, None)
 
 
 def retime(pf: Portfolio, state: PlanState, horizon: int) -> Retimed:

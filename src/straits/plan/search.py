@@ -172,8 +172,8 @@ class _Watcher(cp_model.CpSolverSolutionCallback):
             if s.solutions:
                 s.events_after_first += 1
             s.solutions += 1
-            score = s.pm.decode(self.objective_value)
-            s.reporter.bounded(s.pm.decode(self.best_objective_bound))
+            score = s.model.decode(self.objective_value)
+            s.reporter.bounded(s.model.decode(self.best_objective_bound))
             if s.best_score is None or score < s.best_score:
                 s.best_score = score
                 s.best_raw = self.objective_value
@@ -192,7 +192,8 @@ class _Watcher(cp_model.CpSolverSolutionCallback):
 class WholeModel:
     """CP-SAT over every stage, in a thread of its own."""
 
-    pm: PortfolioModel
+    pm: PortfolioModel | None
+    """None where it is not built: it is then never started (:meth:`skip`)"""
     reporter: Reporter
     seed: int = 0
     status: str = "NOT RUN"
@@ -217,6 +218,11 @@ class WholeModel:
     @property
     def optimal(self) -> bool:
         return self.status == "OPTIMAL"
+
+    @property
+    def model(self) -> PortfolioModel:
+        assert self.pm is not None, "the whole model is searched only where it is built"
+        return self.pm
 
     def skip(self) -> None:
         """Not run at all (:data:`WHOLE_MAX_STAGES`): :meth:`wait` returns at once."""
@@ -244,7 +250,7 @@ class WholeModel:
         if self.solutions:
             self.events_after_first += 1
         try:
-            self.reporter.bounded(self.pm.decode(bound))
+            self.reporter.bounded(self.model.decode(bound))
             self.check_proof(bound)
         except BaseException as exc:
             self.reporter.error = self.reporter.error or exc
@@ -263,14 +269,14 @@ class WholeModel:
     def _run(self, solver: cp_model.CpSolver) -> None:
         watcher = _Watcher(self)
         try:
-            status = solver.solve(self.pm.model, watcher)
+            status = solver.solve(self.model.model, watcher)
             self.status = solver.status_name(status)
             if status == cp_model.FEASIBLE and (
                 solver.best_objective_bound >= solver.objective_value - PROOF_TOLERANCE
             ):
                 self.status = "OPTIMAL"  # stopped once proved (see :meth:`check_proof`)
             if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-                self.bound = self.pm.decode(solver.best_objective_bound)
+                self.bound = self.model.decode(solver.best_objective_bound)
                 self.best_raw = solver.objective_value
             self.wall_s = solver.wall_time
         except BaseException as exc:

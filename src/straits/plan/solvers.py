@@ -16,7 +16,14 @@ from typing import Any, Protocol
 from straits.plan.alone import CAUSES, AloneBound, alone_bound
 from straits.plan.bounds import standalone_bound, stronger
 from straits.plan.candidates import Candidates
-from straits.plan.cpsat_model import ModelTooLarge, PortfolioModel, Score, add_hints, build
+from straits.plan.cpsat_model import (
+    ModelTooLarge,
+    PortfolioModel,
+    Score,
+    add_hints,
+    build,
+    model_ticks,
+)
 from straits.plan.deadline import Deadline
 from straits.plan.greedy import GreedyPlanner
 from straits.plan.lns import PIECE_SECONDS, NeighbourhoodSearch
@@ -172,20 +179,28 @@ class _Searching:
         if g.stopped or d.left() < after_search + before_search:
             note = "no time was left to search: the greedy plan stands"
             return self._finish(baseline, baseline, None, objective, cand, g, None, ctx, info, note)
+        # above WHOLE_MAX_STAGES the neighbourhood search runs alone: it reads only the
+        # horizon and the tie unit of the whole model, so the model is built only where it is
+        # searched or has a tie unit (named objectives other than cost): 1.4 s of 55 on the
+        # 1,000 x 200 benchmark given to the pieces (docs/architecture.md, twenty-first pass)
+        searched = not (self.lns and n > WHOLE_MAX_STAGES)
+        pm: PortfolioModel | None = None
         with d.phase("model"):
             pf = Portfolio(cand, objective, g.state)
             horizon = model_horizon(pf)
             start, held = retime(pf, g.state, horizon)
             active = {w.id for w in cand.sc.workloads} - held.workloads
+            only = active if held.workloads else None
             try:
-                pm = build(
-                    pf,
-                    objective,
-                    horizon=horizon,
-                    only=active if held.workloads else None,
-                    fixed=list(held.bookings),
-                    min_span=held.floor,
-                )
+                if searched or objective.tie_cost:
+                    pm = build(
+                        pf,
+                        objective,
+                        horizon=horizon,
+                        only=only,
+                        fixed=list(held.bookings),
+                        min_span=held.floor,
+                    )
             except ModelTooLarge as exc:
                 note = f"the greedy plan stands: {exc}"
                 return self._finish(
@@ -200,7 +215,8 @@ class _Searching:
                     info,
                     note,
                 )
-            add_hints(pm, start)
+            if pm is not None and searched:
+                add_hints(pm, start)
             bound0 = standalone_bound(pf, objective)
             if held.workloads:
                 info["held"] = sorted(held.workloads)
@@ -239,12 +255,13 @@ class _Searching:
         reporter = Reporter(ctx.on_progress, objective, d.clock)
         reporter.bounded(bound0)
         whole = WholeModel(pm, reporter, seed=ctx.seed)
+        tie = pm.tie_unit if pm is not None else 0
         local: NeighbourhoodSearch | None = None
         with d.phase("search"):
             stop_at = d.at(after_search)
             seconds = stop_at - d.clock()
             if seconds >= MIN_SEARCH_S:
-                if self.lns and n > WHOLE_MAX_STAGES:
+                if not searched:
                     whole.skip()  # its core goes to the pieces
                 else:
                     whole.start(max(MIN_SEARCH_S, seconds - _reserve((WHOLE_MARGIN_S,), n)))
@@ -253,7 +270,7 @@ class _Searching:
                         local = self._search(
                             pf,
                             objective,
-                            pm,
+                            (model_ticks(pf, horizon, only), tie),
                             start,
                             held,
                             whole,
@@ -267,7 +284,7 @@ class _Searching:
                     whole.wait(d.clock, stop_at)
             reporter.raise_error()
         info["ended"] = "proved" if whole.optimal else "stopped" if reporter.cancelled else "time"
-        if whole.optimal and not reporter.cancelled:
+        if whole.optimal and not reporter.cancelled and pm is not None:
             self._tie_break(pf, objective, pm, start, held, whole, ctx, after_search, info)
         bound = stronger(whole.bound or reporter.bound, bound0)
         if bound > bound0:
@@ -276,14 +293,27 @@ class _Searching:
         if local is not None:
             info["neighbourhoods"] = local.stats.to_json() | {"workers": local.workers}
         return self._answer(
-            cand, objective, ctx, g, baseline, pf, pm, start, held, whole, local, bound, info, alone
+            cand,
+            objective,
+            ctx,
+            g,
+            baseline,
+            pf,
+            tie,
+            start,
+            held,
+            whole,
+            local,
+            bound,
+            info,
+            alone,
         )
 
     def _search(
         self,
         pf: Portfolio,
         objective: Objective,
-        pm: PortfolioModel,
+        model: tuple[int, int],
         start: Solution,
         held: Held,
         whole: WholeModel,
@@ -302,11 +332,11 @@ class _Searching:
         local = NeighbourhoodSearch(
             pf,
             objective,
-            pm.horizon,
+            model[0],
             start,
             seed=ctx.seed,
             workers=PIECE_WORKERS if whole.status == "NOT RUN" else 1,
-            tie_unit=pm.tie_unit,
+            tie_unit=model[1],
             held=held,
             stop=reporter.stop,
             guide=lp[0],
@@ -366,7 +396,7 @@ class _Searching:
         g: GreedyPlanner,
         baseline: Plan,
         pf: Portfolio,
-        pm: PortfolioModel,
+        tie: int,
         start: Solution,
         held: Held,
         whole: WholeModel,
@@ -376,7 +406,6 @@ class _Searching:
         alone: AloneBound | None,
     ) -> Plan:
         d = ctx.deadline
-        tie = pm.tie_unit
         found: list[tuple[Value, int, str, Solution]] = []
         if whole.latest is not None:
             found.append(
