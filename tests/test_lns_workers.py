@@ -16,6 +16,8 @@ import straits.plan.solvers as solvers
 from optimizer_cases import _setup, assert_sound
 from straits.plan import make_plan
 from straits.plan.cpsat_model import PortfolioModel
+from straits.plan.horizon import model_ticks
+from straits.plan.lns import NeighbourhoodSearch
 from straits.plan.objectives import objective
 from straits.plan.retime import model_horizon
 from straits.plan.search import PIECE_WORKERS
@@ -72,7 +74,7 @@ def test_a_large_search_builds_the_whole_model_only_for_a_tie_unit(
     monkeypatch.setattr(solvers, "WHOLE_MAX_STAGES", 5)
     built = _counting_build(monkeypatch)
     given: list[tuple[int, int]] = []
-    real = solvers.NeighbourhoodSearch
+    real = NeighbourhoodSearch
 
     def seen(pf: Any, objective: Any, horizon: int, *args: Any, **kwargs: Any) -> Any:
         given.append((horizon, kwargs["tie_unit"]))
@@ -107,7 +109,7 @@ def test_model_ticks_is_the_horizon_build_gives(seed: int, data: st.DataObject) 
     only = data.draw(st.none() | st.sets(st.sampled_from(ids), min_size=1))
     asked = data.draw(st.sampled_from([None, model_horizon(pf), 24 * 4]))
     pm = cpsat_model.build(pf, objective("cost"), horizon=asked, only=only)
-    assert cpsat_model.model_ticks(pf, asked, only) == pm.horizon
+    assert model_ticks(pf, asked, only) == pm.horizon
 
 
 def test_a_piece_too_large_for_64_bit_integers_finds_nothing(

@@ -18,19 +18,18 @@ search (:mod:`straits.plan.lns`) and the question behind a why-not explanation.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from ortools.sat.python import cp_model
 
-from straits.limits import MAX_DATE
-from straits.model.scenario import Scenario, Workload
+from straits.model.scenario import Workload
+from straits.plan.horizon import due_ticks, model_ticks
 from straits.plan.objectives import COMPLETION, COST, TIME, Objective
 from straits.plan.options import capex_share, pool_steps, procured_steps
 from straits.plan.portfolio import Choice, Portfolio, StageChoices
-from straits.plan.schedule import StageKey, deadline_hours, model_blocks
-from straits.plan.ticks import TICKS_PER_HOUR, ticks_down, ticks_up
+from straits.plan.schedule import StageKey, model_blocks
+from straits.plan.ticks import TICKS_PER_HOUR, ticks_up
 
 Booking = tuple[str, int, int, int]
 """(resource key, start hour, end hour, chips): a booking the model may not move"""
@@ -98,34 +97,6 @@ def new_solver() -> cp_model.CpSolver:
     solver = cp_model.CpSolver()
     solver.parameters.catch_sigint_signal = False
     return solver
-
-
-def due_ticks(pf: Portfolio, day: dt.date) -> int:
-    """The end of ``day`` in model ticks."""
-    return ticks_down(deadline_hours(pf.sc, day))
-
-
-def within_calendar(sc: Scenario, longest: int, horizon: int) -> int:
-    """``horizon`` (ticks), no later than the last date Straits plans when the greedy plan
-    (``longest``, its last end in ticks) ends by then: the model chose an option ending decades
-    on where another ended in time, and the plan was refused. Every model of a search takes
-    its horizon through here (the whole portfolio's, the re-timing's and each neighbourhood's:
-    a neighbourhood given the uncapped one moved a chain past 2100-12-31 and a plan whose
-    greedy start ended in 2083 was refused as running past the calendar)."""
-    calendar = ticks_down(deadline_hours(sc, MAX_DATE))
-    return min(horizon, calendar) if longest <= calendar else horizon
-
-
-def model_ticks(pf: Portfolio, horizon: int | None, only: set[str] | None = None) -> int:
-    """The horizon :func:`build` gives a model of ``only`` (all workloads: None) when asked for
-    ``horizon``: the scenario's when none is asked for, stretched to twice the greedy plan's
-    makespan when that is longer; then capped at the calendar's end
-    (:func:`within_calendar`)."""
-    longest = max(
-        (st.hint_end for k, st in pf.stages.items() if only is None or k[0] in only), default=0
-    )
-    wide = horizon or max(int(pf.sc.horizon_days * 24 * TICKS_PER_HOUR), 2 * longest + 1)
-    return within_calendar(pf.sc, longest, wide)
 
 
 def build(

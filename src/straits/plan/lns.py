@@ -49,9 +49,9 @@ from straits.plan.cpsat_model import (
     Score,
     add_hints,
     build,
-    due_ticks,
     new_solver,
 )
+from straits.plan.horizon import due_ticks
 from straits.plan.lns_pick import HELD, Picker
 from straits.plan.lns_stats import KINDS, LnsStats
 from straits.plan.objectives import COMPLETION, COST, TIME, Objective

@@ -19,7 +19,8 @@ import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from straits.plan.cpsat_model import UNPLACED, Booking, Slot, model_ticks
+from straits.plan.cpsat_model import UNPLACED, Booking, Slot
+from straits.plan.horizon import model_ticks
 from straits.plan.portfolio import Portfolio
 from straits.plan.schedule import PlanState, StageKey, hard_deadline_hours, model_timeline
 from straits.plan.ticks import ticks_down, ticks_up
@@ -55,7 +56,7 @@ class Retimed(NamedTuple):
 def model_horizon(pf: Portfolio) -> int:
     """The model's horizon in ticks: the scenario's, stretched to twice the greedy plan's
     makespan when that is longer, and no later than the calendar's end where the greedy plan
-    ends by then (:func:`~straits.plan.cpsat_model.within_calendar`)."""
+    ends by then (:func:`~straits.plan.horizon.within_calendar`)."""
     return model_ticks(pf, None)
 
 

@@ -24,10 +24,10 @@ from straits.plan.cpsat_model import (
     PortfolioModel,
     Slot,
     _peak,
-    due_ticks,
     late_hours_of,
 )
 from straits.plan.diagnosis import rediagnose
+from straits.plan.horizon import due_ticks
 from straits.plan.objectives import COST, TIME, Objective
 from straits.plan.options import capex_share
 from straits.plan.portfolio import Portfolio

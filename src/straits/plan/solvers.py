@@ -22,10 +22,10 @@ from straits.plan.cpsat_model import (
     Score,
     add_hints,
     build,
-    model_ticks,
 )
 from straits.plan.deadline import Deadline
 from straits.plan.greedy import GreedyPlanner
+from straits.plan.horizon import model_ticks
 from straits.plan.lns import PIECE_SECONDS, NeighbourhoodSearch
 from straits.plan.lns_pick import own_pools
 from straits.plan.lp_bound import lp_bound
@@ -43,7 +43,7 @@ from straits.plan.search import (
     gap,
 )
 from straits.plan.solution import Solution, Value, evaluate, extract
-from straits.plan.tiebreak import TIE_CAP_S, tie_break
+from straits.plan.tiebreak import after_proof
 from straits.plan.whynot import explain, to_explain
 
 #: seconds kept back, per stage and at least, for turning the answer into a plan, explaining
@@ -285,7 +285,8 @@ class _Searching:
             reporter.raise_error()
         info["ended"] = "proved" if whole.optimal else "stopped" if reporter.cancelled else "time"
         if whole.optimal and not reporter.cancelled and pm is not None:
-            self._tie_break(pf, objective, pm, start, held, whole, ctx, after_search, info)
+            stop_at = d.at(after_search)
+            after_proof(pf, objective, pm, start, held, whole, d, ctx.seed, stop_at, info)
         bound = stronger(whole.bound or reporter.bound, bound0)
         if bound > bound0:
             info["bound"]["source"] = "cpsat"
@@ -353,40 +354,6 @@ class _Searching:
             if local.step(PIECE_SECONDS, stop_at, d.clock):
                 reporter.found(local.score())
         return local
-
-    @staticmethod
-    def _tie_break(
-        pf: Portfolio,
-        objective: Objective,
-        pm: PortfolioModel,
-        start: Solution,
-        held: Held,
-        whole: WholeModel,
-        ctx: SolveContext,
-        after_search: float,
-        info: dict[str, Any],
-    ) -> None:
-        """Replace the proved plan by the deterministic one among the optimal plans
-        (:mod:`straits.plan.tiebreak`): the same value, the earliest starts."""
-        d = ctx.deadline
-        if whole.best_raw is None or whole.latest is None:
-            return
-        if whole.latest == {k: start.get(k) for k in whole.latest}:
-            info["tie_break"] = "hint"  # the greedy plan, proved: the same in every run
-            return
-        with d.phase("tie_break"):
-            stop_at = min(d.at(after_search), d.clock() + TIE_CAP_S)
-            tb = tie_break(pm, whole.best_raw, seed=ctx.seed, stop_at=stop_at, clock=d.clock)
-        info["tie_break"] = tb.status
-        if tb.solution is None:
-            return
-        tie = pm.tie_unit
-        if evaluate(pf, objective, tb.solution, tie, held) != evaluate(
-            pf, objective, whole.latest, tie, held
-        ):  # cannot happen (the objective is fixed at the optimum): kept as a guard
-            info["tie_break"] = "rejected"
-            return
-        whole.latest = tb.solution
 
     def _answer(
         self,

@@ -30,7 +30,12 @@ from typing import Any
 from ortools.sat.python import cp_model
 
 from straits.plan.cpsat_model import PortfolioModel, new_solver
-from straits.plan.solution import Solution, from_solver
+from straits.plan.deadline import Deadline
+from straits.plan.objectives import Objective
+from straits.plan.portfolio import Portfolio
+from straits.plan.retime import Held
+from straits.plan.search import WholeModel
+from straits.plan.solution import Solution, evaluate, from_solver
 
 #: deterministic seconds the tie-break may take, and its own wall-clock limit (constants: a
 #: limit that followed the budget left could change its path)
@@ -156,3 +161,38 @@ class _Run(cp_model.CpSolverSolutionCallback):
             if self.stop_wanted.is_set() and (self.solutions == 0 or self.after_first):
                 self.solver.stop_search()
                 return
+
+
+def after_proof(
+    pf: Portfolio,
+    objective: Objective,
+    pm: PortfolioModel,
+    start: Solution,
+    held: Held,
+    whole: WholeModel,
+    d: Deadline,
+    seed: int,
+    stop_at: float,
+    info: dict[str, Any],
+) -> None:
+    """Replace the whole model's proved plan by the deterministic one among the optimal plans
+    (:func:`tie_break`): the same value, the earliest starts; never past ``stop_at`` (``d``'s
+    clock) nor ``TIE_CAP_S`` from now. Says what it did in ``info["tie_break"]``."""
+    if whole.best_raw is None or whole.latest is None:
+        return
+    if whole.latest == {k: start.get(k) for k in whole.latest}:
+        info["tie_break"] = "hint"  # the greedy plan, proved: the same in every run
+        return
+    with d.phase("tie_break"):
+        stop = min(stop_at, d.clock() + TIE_CAP_S)
+        tb = tie_break(pm, whole.best_raw, seed=seed, stop_at=stop, clock=d.clock)
+    info["tie_break"] = tb.status
+    if tb.solution is None:
+        return
+    tie = pm.tie_unit
+    if evaluate(pf, objective, tb.solution, tie, held) != evaluate(
+        pf, objective, whole.latest, tie, held
+    ):  # cannot happen (the objective is fixed at the optimum): kept as a guard
+        info["tie_break"] = "rejected"
+        return
+    whole.latest = tb.solution
