@@ -14,6 +14,7 @@ import straits.plan.cpsat_model as cpsat_model
 import straits.plan.lns as lns
 import straits.plan.solvers as solvers
 from optimizer_cases import _setup, assert_sound
+from straits.loading import parse_scenario
 from straits.plan import make_plan
 from straits.plan.cpsat_model import PortfolioModel
 from straits.plan.horizon import model_ticks
@@ -21,7 +22,7 @@ from straits.plan.lns import NeighbourhoodSearch
 from straits.plan.objectives import objective
 from straits.plan.retime import model_horizon
 from straits.plan.search import PIECE_WORKERS
-from straits.simulate.generate import generate
+from straits.simulate.generate import generate, generate_dict
 
 
 def test_a_large_search_gives_the_whole_models_core_to_its_pieces(
@@ -112,12 +113,12 @@ def test_model_ticks_is_the_horizon_build_gives(seed: int, data: st.DataObject) 
     assert model_ticks(pf, asked, only) == pm.horizon
 
 
-def test_a_piece_too_large_for_64_bit_integers_finds_nothing(
+def test_a_piece_too_large_for_64_bit_integers_stops_the_search(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Without the whole model its ``ModelTooLarge`` (the greedy plan stands) is not raised
-    first: a piece's comes out of the search instead. It finds nothing, and the greedy plan
-    stands."""
+    """Without the whole model its ``ModelTooLarge`` (the greedy plan stands at once) is not
+    raised first: the first piece's is. The search stops there (it searched on to its limit,
+    building and dropping pieces), the greedy plan stands, and the answer says why."""
     sc = generate(workloads=8, sites=8, seed=3)
     monkeypatch.setattr(solvers, "WHOLE_MAX_STAGES", 5)
 
@@ -128,7 +129,29 @@ def test_a_piece_too_large_for_64_bit_integers_finds_nothing(
     plan = make_plan(sc, solver="lns", time_limit=3)
     assert plan.search is not None
     assert plan.search["answer"] == "greedy"
-    pieces = plan.search["neighbourhoods"]
-    assert pieces["rounds"] >= 1 and pieces["improved"] == 0
-    assert pieces["no_solution"] >= 1
+    assert plan.search["model_too_large"]
+    assert plan.search["neighbourhoods"]["rounds"] == 1
     assert_sound(sc, plan)
+
+
+def test_penalties_past_64_bits_leave_the_greedy_plan_as_the_whole_model_did(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Soft deadlines at $1e12 a day under cost+completion (1/60,000 dollar units): every
+    model's objective is past 64-bit integers. Large (no whole model) or small (the whole
+    model refuses first), the answer is the greedy plan, and the search says so."""
+    doc = generate_dict(workloads=8, sites=8, seed=3)
+    for w in doc["workloads"]:
+        w.update(deadline="2025-07-01", deadline_policy="soft", late_penalty_usd_per_day=1e12)
+    sc = parse_scenario(doc)
+    small = make_plan(sc, objective="cost+completion", solver="lns", time_limit=3)
+    monkeypatch.setattr(solvers, "WHOLE_MAX_STAGES", 5)
+    large = make_plan(sc, objective="cost+completion", solver="lns", time_limit=3)
+    assert large.search is not None and small.search is not None
+    assert large.search["answer"] == small.search["answer"] == "greedy"
+    assert "model_too_large" in large.search
+    assert large.search["neighbourhoods"]["rounds"] == 1
+    assert [(a.workload, a.stage, a.site, a.chips) for a in large.assignments] == [
+        (a.workload, a.stage, a.site, a.chips) for a in small.assignments
+    ]
+    assert_sound(sc, large)

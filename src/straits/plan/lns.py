@@ -121,6 +121,9 @@ class NeighbourhoodSearch(Picker):
         """workloads kept where the greedy plan put them: never freed"""
         self.value = evaluate(pf, objective, self.sol, tie_unit, held)
         self.stats = LnsStats()
+        self.too_large: str | None = None
+        """why the search stopped early: a piece's objective past 64-bit integers (whose
+        whole model, above ``WHOLE_MAX_STAGES`` not built, would have been as well)"""
         self.weights = dict.fromkeys(KINDS, 1.0)
         self.guide = guide or {}
         """the LP bound's answer: per stage, the share of it each pool takes"""
@@ -216,7 +219,13 @@ class NeighbourhoodSearch(Picker):
         had = self._placed(target) if target is not None else 0
         if cap != PIECE_WALL_S:
             seconds *= cap / PIECE_WALL_S
-        better = self._solve(free, min(seconds, left), left, cap)
+        try:
+            better = self._solve(free, min(seconds, left), left, cap)
+        except ModelTooLarge as exc:
+            # a piece's objective never exceeds the whole model's, whose own ModelTooLarge
+            # let the greedy plan stand at once: the search stops here, the plan it has kept
+            self.too_large = str(exc)
+            return False
         if kind == "unplaced" and target is not None:
             self._tried_unplaced(target, self._placed(target) > had)
         if kind == "split":  # more time while its pieces improve without a proof
@@ -310,15 +319,7 @@ class NeighbourhoodSearch(Picker):
                     if i is not None and k[0] not in free
                 ]
             )
-        try:
-            pm = build(
-                pf, self.objective, horizon=self.horizon, only=free, fixed=fixed, min_span=floor
-            )
-        except ModelTooLarge:
-            # a piece's objective stays below the whole model's, so this happens only where
-            # the whole model would be too large, which above WHOLE_MAX_STAGES is not built
-            # (solvers._Searching): the piece finds nothing and the greedy plan stands
-            return int(cp_model.MODEL_INVALID), None, 0.0
+        pm = build(pf, self.objective, horizon=self.horizon, only=free, fixed=fixed, min_span=floor)
         add_hints(pm, {k: self.sol[k] for k in pm.x})
         solver = new_solver()
         p = solver.parameters

@@ -293,6 +293,8 @@ class _Searching:
         info["whole_model"] = {"status": whole.status.lower(), "solutions": whole.solutions}
         if local is not None:
             info["neighbourhoods"] = local.stats.to_json() | {"workers": local.workers}
+            if local.too_large:
+                info["model_too_large"] = local.too_large
         return self._answer(
             cand,
             objective,
@@ -346,7 +348,7 @@ class _Searching:
             own_pools=own_pools(pf, alone) if alone is not None else None,
         )
         seen: Solution | None = None
-        while d.clock() < stop_at - 0.05 and not reporter.stop.is_set():
+        while d.clock() < stop_at - 0.05 and not reporter.stop.is_set() and not local.too_large:
             latest = whole.latest
             if latest is not None and latest is not seen:
                 seen = latest
@@ -423,6 +425,8 @@ class _Searching:
             f"{what} did not improve on the greedy plan in {d.elapsed():.1f} s "
             f"({whole.status.lower()}), which stands{_bound_note(baseline, bound)}"
         )
+        if "model_too_large" in info:  # as the whole model's own refusal says it
+            note = f"the greedy plan stands: {info['model_too_large']}"
         return self._finish(
             baseline, baseline, bound, objective, cand, g, pf, ctx, info, note, alone
         )
