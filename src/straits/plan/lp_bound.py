@@ -72,8 +72,10 @@ MARGIN = 1e-6
 PRUNE = True
 #: and, on a competing pool, those another on the same pool dominates (:func:`lp_rows.dominated`)
 PRUNE_SAME_POOL = True
-#: GLOP's dual simplex: on the 1,000 x 200 benchmark's LP 2.9 s against the primal's 4.0 s
-PARAMS = "use_dual_simplex: true"
+#: GLOP's primal simplex: on the 1,000 x 200 benchmark's four LPs (est40's estimates) it solves
+#: in 0.35-5.1 s where the dual took 2.3-10.4 s, to the same optima (the dual was chosen when it
+#: took 2.9 s against 4.0 s on an earlier model's LP; docs/architecture.md, twenty-first pass)
+PARAMS = "use_dual_simplex: false"
 #: how late (hours) a soft-deadline workload's stage may end, in parts (see :func:`_lateness`)
 LATE_STEPS_H = (
     *(24.0 * d for d in (0, 7, 30, 91, 182, 273, 365, 456, 547, 730)),
