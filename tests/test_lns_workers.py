@@ -130,6 +130,7 @@ def test_a_piece_too_large_for_64_bit_integers_stops_the_search(
     assert plan.search is not None
     assert plan.search["answer"] == "greedy"
     assert plan.search["model_too_large"]
+    assert plan.search["ended"] == "model_too_large"  # not "time": it stopped after one round
     assert plan.search["neighbourhoods"]["rounds"] == 1
     assert_sound(sc, plan)
 

@@ -445,7 +445,8 @@ def _solve(lp: Any, stop_at: float, clock: Callable[[], float]) -> int:
     """GLOP's status within what is left of the time, solved again without its presolve when
     the first try is ABNORMAL (and time is left): a one-workload scenario (soft deadline,
     $12/day late, two stages) came back ABNORMAL with presolve and OPTIMAL without, and the
-    bound was lost (hypothesis found it in the CI)."""
+    bound was lost (hypothesis found it in the CI). The second try is a fresh solver on the
+    same model (:func:`_fresh`)."""
     from ortools.linear_solver import pywraplp
 
     lp.SetSolverSpecificParametersAsString(PARAMS)
@@ -453,7 +454,29 @@ def _solve(lp: Any, stop_at: float, clock: Callable[[], float]) -> int:
     status = int(lp.Solve())
     if status == pywraplp.Solver.ABNORMAL and stop_at - clock() > 0:
         # the primal without presolve (the dual without it took 21 s on the benchmark's LP)
-        lp.SetSolverSpecificParametersAsString("use_dual_simplex: false use_preprocessing: false")
-        _limit(lp, stop_at - clock())
-        status = int(lp.Solve())
+        status = _fresh(lp, "use_dual_simplex: false use_preprocessing: false", stop_at - clock())
     return status
+
+
+def _fresh(lp: Any, params: str, seconds: float) -> int:
+    """Solve ``lp``'s model again on a new GLOP solver and, when that is optimal, load its
+    answer into ``lp``'s variables. Re-solved in place after a first solve, GLOP answered
+    INFEASIBLE for a feasible LP that a new solver finds optimal under every setting (OR-Tools
+    9.15; a review found it by forcing the first answer to ABNORMAL)."""
+    from ortools.linear_solver import linear_solver_pb2, pywraplp
+
+    model = linear_solver_pb2.MPModelProto()
+    lp.ExportModelToProto(model)
+    again = pywraplp.Solver.CreateSolver("GLOP")
+    if again is None:  # pragma: no cover - OR-Tools ships GLOP
+        return int(pywraplp.Solver.ABNORMAL)
+    again.LoadModelFromProto(model)
+    again.SetSolverSpecificParametersAsString(params)
+    _limit(again, seconds)
+    status = int(again.Solve())
+    if status != pywraplp.Solver.OPTIMAL:
+        return status
+    answer = linear_solver_pb2.MPSolutionResponse()
+    again.FillSolutionResponseProto(answer)
+    # False when the answer does not fit ``lp``'s bounds within GLOP's tolerance
+    return status if lp.LoadSolutionFromProto(answer) else int(pywraplp.Solver.ABNORMAL)

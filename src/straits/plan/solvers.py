@@ -283,7 +283,15 @@ class _Searching:
                 finally:
                     whole.wait(d.clock, stop_at)
             reporter.raise_error()
-        info["ended"] = "proved" if whole.optimal else "stopped" if reporter.cancelled else "time"
+        info["ended"] = (
+            "proved"
+            if whole.optimal
+            else "stopped"
+            if reporter.cancelled
+            else "model_too_large"
+            if local is not None and local.too_large
+            else "time"
+        )
         if whole.optimal and not reporter.cancelled and pm is not None:
             stop_at = d.at(after_search)
             after_proof(pf, objective, pm, start, held, whole, d, ctx.seed, stop_at, info)
