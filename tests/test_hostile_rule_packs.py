@@ -353,3 +353,47 @@ def test_a_rule_cedar_cannot_evaluate_is_named_by_its_id_and_line(tmp_path: Path
     code, _, err = cli("check", "--rules", str(pack), str(f))
     assert code == 2, err
     assert "`sg-long` (" in err and "advisory.cedar:" in err and "`policy" not in err, err
+
+
+CRASHED_CEDAR = {
+    "1,000 nested parentheses": "(" * 1000 + "context.quantity == 1" + ")" * 1000,
+    "20,000 chained &&": " && ".join(["true"] * 20_000),
+    "6,000 nested if": "if true then " * 6000 + "true" + " else true" * 6000,
+    "20,000 member accesses": "context" + ".quantity" * 20_000 + " == 1",
+}
+
+
+@pytest.mark.parametrize("condition", CRASHED_CEDAR.values(), ids=list(CRASHED_CEDAR))
+def test_a_policy_cedar_cannot_parse_without_crashing_is_a_named_error(
+    tmp_path: Path, condition: str
+) -> None:
+    """Each of these killed the process inside cedarpy's parser (SIGSEGV, exit 139, no
+    message): run as a process of its own, so a crash fails this test and not the suite."""
+    import os
+    import subprocess
+    import sys
+
+    pack = copy_pack("sg-guidance", tmp_path)
+    add_policy(pack, condition)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    run = subprocess.run(
+        [sys.executable, "-m", "straits", "rules", "list", "--rules", str(pack)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 2, (run.returncode, run.stderr[-2000:])
+    assert "nests" in run.stderr and "advisory.cedar:" in run.stderr, run.stderr[-2000:]
+
+
+def test_brackets_and_operators_in_strings_and_comments_are_not_counted() -> None:
+    from straits.rules.cedar import MAX_DEPTH, MAX_OPERATORS, CedarSyntaxError, _shallow
+
+    deep, many = "(" * (MAX_DEPTH + 1), "&&" * (MAX_OPERATORS + 1)
+    _shallow(f'permit (principal, action, resource) when {{ "{deep}{many}" == "a" }}; // {deep}')
+    _shallow(f"permit (principal, action, resource) when {{ {'true && ' * 300}true }};\n" * 10)
+    for text in (deep, f"permit (principal, action, resource) when {{ {many} }};"):
+        with pytest.raises(CedarSyntaxError, match="nests"):
+            _shallow(text)

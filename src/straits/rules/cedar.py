@@ -15,6 +15,16 @@ import cedarpy
 
 #: Cedar's evaluation errors name the policy: "error while evaluating policy `p1`: ..."
 _POLICY_IN_ERROR = re.compile(r"policy `([^`]+)`")
+#: the deepest brackets and the most operators one statement may hold before cedarpy sees it.
+#: Its parser recurses: the process died of a stack overflow (SIGSEGV, no message; found by a
+#: hostile input review) at 1,000 nested parentheses (400 parsed), 6,000 nested `if` (2,000
+#: parsed), 20,000 chained `&&` or member accesses (10,000 and 12,000 parsed; cedarpy 4.x,
+#: an 8 MiB stack). The shipped packs reach 4 and 48.
+MAX_DEPTH = 64
+MAX_OPERATORS = 2000
+#: strings and comments, which hold brackets and operators that are not Cedar's
+_NOT_CODE = re.compile(r'"(?:\\.|[^"\\])*"|//[^\n]*')
+_OPERATOR = re.compile(r"&&|\|\||[-+*!.]|\bif\b")
 
 
 class CedarSyntaxError(ValueError):
@@ -27,8 +37,36 @@ class ValidationProblem:
     message: str
 
 
+def _shallow(text: str) -> None:
+    """Refuse text nested deeper, or a statement with more operators, than cedarpy survives
+    (:data:`MAX_DEPTH`, :data:`MAX_OPERATORS`); the caller names the file and statement."""
+    code = _NOT_CODE.sub(lambda m: '""' if m.group().startswith('"') else "", text)
+    depth, operators = 0, 0
+    for piece in re.split(r"(;|[()\[\]{}])", code):
+        if piece == ";":
+            operators = 0
+        elif piece and piece in "([{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise CedarSyntaxError(
+                    f"the policy nests more than {MAX_DEPTH} brackets deep: "
+                    "name the parts in a country group or an attribute, or split the policy"
+                )
+        elif piece and piece in ")]}":
+            depth -= 1
+        else:
+            operators += len(_OPERATOR.findall(piece))
+            if operators > MAX_OPERATORS:
+                raise CedarSyntaxError(
+                    f"the policy nests too deeply (more than {MAX_OPERATORS} "
+                    "operators in one statement): name the values in a country group, or "
+                    "split the policy"
+                )
+
+
 def parse_est(text: str) -> dict[str, dict[str, Any]]:
     """Policy text -> {positional policy id: Cedar JSON (EST) of the policy, with annotations}."""
+    _shallow(text)
     try:
         est = json.loads(cedarpy.policies_to_json_str(text))
     except ValueError as exc:
@@ -47,6 +85,8 @@ def parse_est(text: str) -> dict[str, dict[str, Any]]:
 
 def validate(text: str, schema_text: str) -> list[ValidationProblem]:
     """Type-check policies against the schema; positional ids are returned as indexes."""
+    _shallow(text)
+    _shallow(schema_text)
     try:
         result = cedarpy.validate_policies(text, schema_text)
     except ValueError as exc:
@@ -62,6 +102,7 @@ def validate(text: str, schema_text: str) -> list[ValidationProblem]:
 
 
 def check_schema(schema_text: str) -> None:
+    _shallow(schema_text)
     try:
         cedarpy.Schema.from_str(schema_text)
     except ValueError as exc:
@@ -81,6 +122,9 @@ class Evaluator:
     ) -> None:
         """Policies from Cedar text (ids ``policy0``, ``policy1``... by position), or from their
         JSON form ``est`` (ids as its keys)."""
+        _shallow(schema_text)
+        if est is None:
+            _shallow(policy_text)
         try:
             self._schema = cedarpy.Schema.from_str(schema_text)
             if est is not None:
