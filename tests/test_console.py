@@ -274,10 +274,11 @@ def test_a_bad_scenario_shows_its_field_path(console: tuple[object, Store], demo
         assert text_lines[int(lines[path]) - 1].startswith(prefix), (path, lines)
     r = b.client.post("/ui/submit", data={"csrf": b.csrf(), "text": "{ unclosed: ["})
     assert r.status_code == 400 and 'id="submit-errors"' in r.text
-    r = b.client.post(
-        "/ui/submit", data={"csrf": b.csrf(), "text": demo_text, "time_limit": "1e308"}
-    )
-    assert r.status_code == 400 and 'data-path="time_limit"' in r.text
+    for seconds in ("1e308", "1_0", " 5 ", "nan"):  # `1_0` and ` 5 ` were read as 10 and 5
+        r = b.client.post(
+            "/ui/submit", data={"csrf": b.csrf(), "text": demo_text, "time_limit": seconds}
+        )
+        assert r.status_code == 400 and 'data-path="time_limit"' in r.text, seconds
     # a viewer may look but not submit
     viewer = Browser(app, store)
     viewer.sign_in(create_token(store, "hz-cloud", "viewer")[0])

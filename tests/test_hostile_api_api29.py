@@ -176,7 +176,17 @@ def test_a_content_type_given_twice_and_a_lenient_integer_are_400s(api: Api) -> 
     assert assert_problem(api.client.get("/v1/plans?limit=1_0", headers=h), 400)["path"] == "limit"
     r = api.client.post("/v1/plans?seed=1_0", json={}, headers=h)
     assert assert_problem(r, 400)["path"] == "seed"
+    # and a decimal one: `?time_limit=1_0` planned for 10 s, `%205%20` for 5 (the CLI refuses)
+    for written in ("1_0", "%205%20", "5%20", "nan", "0x10", "1e1_0"):
+        r = api.client.post(f"/v1/plans?time_limit={written}", json={}, headers=h)
+        assert assert_problem(r, 400)["path"] == "time_limit", written
+    for written in ("5", "2.5", "1e1", ".5e1"):  # decimals as the CLI takes them: the body next
+        r = api.client.post(f"/v1/plans?time_limit={written}", json={}, headers=h)
+        assert assert_problem(r, 400)["path"] != "time_limit", written
     spec = api.client.get("/openapi.json").json()
     limit = next(p for p in spec["paths"]["/v1/plans"]["get"]["parameters"] if p["name"] == "limit")
     assert limit["schema"]["minimum"] == 1 and limit["schema"]["maximum"] == 1000
     assert "ge" not in limit["schema"] and "le" not in limit["schema"]
+    post = spec["paths"]["/v1/plans"]["post"]["parameters"]
+    seconds = next(p for p in post if p["name"] == "time_limit")["schema"]
+    assert seconds["minimum"] == 0.5 and seconds["maximum"] == 3600

@@ -22,6 +22,7 @@ from fastapi import Request
 from pydantic import BeforeValidator
 
 from straits.errors import InputError
+from straits.limits import DECIMAL_TEXT
 from straits.model.types import Date
 
 _LISTS = (list, tuple, set, frozenset)
@@ -64,6 +65,28 @@ DIGITS = BeforeValidator(_whole)
 """Metadata of a query integer written in decimal digits, after its ``Query(ge=, le=)`` (a
 bound after a validator is no JSON Schema ``minimum``/``maximum`` in the OpenAPI document but
 a bare ``ge``/``le``): ``Annotated[int, Query(ge=1), DIGITS]``."""
+
+
+def decimal_text(value: object) -> bool:
+    """Whether ``value`` is a number written as the CLI's options take one (digits, a point,
+    an exponent; no ``_``, no blanks, no ``nan`` or ``inf``)."""
+    return isinstance(value, str) and len(value) <= 40 and bool(DECIMAL_TEXT.fullmatch(value))
+
+
+def _decimal(value: object) -> object:
+    """A decimal number written as :func:`decimal_text` says: pydantic reads ``1_0`` as 10 and
+    `` 5 `` as 5, so ``POST /v1/plans?time_limit=1_0`` planned for 10 s where ``seed=1_0``
+    and the CLI's ``--time-limit 1_0`` are refused (found by a hostile-input review)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    if not decimal_text(value):
+        raise ValueError(f"{str(value)[:40]!r} is not a number (expected decimal digits)")
+    return value
+
+
+DECIMAL = BeforeValidator(_decimal)
+"""Metadata of a query number written in decimal, after its ``Query(ge=, le=)``, as
+:data:`DIGITS` is for whole numbers."""
 Whole = Annotated[int, DIGITS]
 """A path integer written in decimal digits (a leading ``-`` allowed; the route decides)."""
 

@@ -29,7 +29,7 @@ from straits.server.listing import (
     plan_row,
 )
 from straits.server.problems import problem
-from straits.server.query import DIGITS, IsoDate
+from straits.server.query import DECIMAL, DIGITS, IsoDate
 from straits.server.schemas import (
     CheckAnswer,
     ChipInfo,
@@ -174,7 +174,7 @@ async def submit_plan(
     ] = DEFAULT_SOLVER,
     objective: Annotated[str | None, Query(max_length=200, description=objective_help())] = None,
     regime: Regime | None = None,
-    time_limit: Annotated[float, Query(ge=0.5, le=3600)] = 20.0,
+    time_limit: Annotated[float, Query(ge=0.5, le=3600), DECIMAL] = 20.0,
     seed: Annotated[int, Query(ge=0, le=2**31 - 1), DIGITS] = 0,
     record: Annotated[bool, Query(description="Append the plan to the ledger.")] = True,
     risk: Annotated[

@@ -18,6 +18,7 @@ from starlette.datastructures import UploadFile
 from straits.errors import InputError, RequestError
 from straits.loading import parse_document, parse_scenario
 from straits.model.types import Regime
+from straits.server.query import decimal_text
 from straits.store import queue
 from straits.store.tokens import Principal
 
@@ -106,14 +107,14 @@ def options_of(request: Request, *, regime: str, objective: str, time_limit: str
 
         parse_objective(objective, path="objective")  # a name or weighted sum it knows
     limit = request.app.state.settings.max_time_limit
-    try:
-        seconds = float(time_limit or 10)
-    except ValueError:
+    text = time_limit or "10"
+    if not decimal_text(text):  # float() reads `1_0` as 10 and ` 5 ` as 5, as the API did
         raise RequestError(
-            f"{time_limit!r} is not a number",
+            f"{time_limit[:40]!r} is not a number",
             path="time_limit",
             expected=f"seconds, 1 to {limit:g}",
-        ) from None
+        )
+    seconds = float(text)
     if not 1 <= seconds <= limit:
         raise RequestError(
             f"{seconds:g} s is out of range", path="time_limit", expected=f"seconds, 1 to {limit:g}"
