@@ -56,9 +56,11 @@ NOT_NUMBERS = [
     "1_0.5",
     "\u0663",
     "\uff13",
+    "0999999",  # a leading zero: YAML 1.1 reads 0755 as octal, YAML 1.2 as 755, JSON neither
+    "00.5",
 ]
 #: numbers written as text as JSON writes them: still read (docs/contracts.md)
-NUMBERS = [("3000000", 3_000_000), ("3000000.0", 3_000_000), ("+5", 5)]
+NUMBERS = [("3000000", 3_000_000), ("3000000.0", 3_000_000), ("+5", 5), ("10.0", 10)]
 
 
 @pytest.mark.parametrize("text", NOT_NUMBERS)
@@ -78,7 +80,7 @@ def test_a_count_written_as_json_number_text_is_still_read(text: str, value: int
     assert req.data is not None and req.data.subjects == value
 
 
-@pytest.mark.parametrize("text", ["4_096", " 4096", b"4096"])
+@pytest.mark.parametrize("text", ["4_096", " 4096", b"4096", "04096"])
 def test_a_scenario_refuses_a_pool_count_written_so(text: Any) -> None:
     doc = yaml.safe_load((EXAMPLES / "offshore-2025.yaml").read_text())
     doc["sites"][0]["pools"][0]["count"] = text

@@ -67,6 +67,19 @@ def test_check_refuses_an_octal_count_of_people(tmp_path: Path) -> None:
     assert "oct.json" in r.stderr and "262,145" in r.stderr
 
 
+@pytest.mark.parametrize("written", ["0999999", "08", "09.5"])
+def test_check_refuses_a_count_with_a_leading_zero_that_is_no_octal(
+    tmp_path: Path, written: str
+) -> None:
+    """``0999999`` is no octal: YAML 1.1 read it as text, which the count's validator then read
+    as 999,999 people (YAML 1.2 would too, where ``0755`` is 755): refused like the octal."""
+    f = tmp_path / "zero.yaml"
+    f.write_text(REQUEST.replace("3000000", written))
+    r = straits("check", str(f), "--json")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "zero.yaml" in r.stderr and "data.subjects" in r.stderr, r.stderr
+
+
 @pytest.fixture
 def api(db_url: str) -> Iterator[Api]:
     yield from running_api(db_url)

@@ -149,9 +149,11 @@ def _plus_zero(value: object) -> object:
 
 
 #: a number written as text, as JSON or YAML writes one: ASCII digits, a sign, a fraction, an
-#: exponent; nothing else
+#: exponent; nothing else. No leading zero before another digit: JSON has none, YAML 1.1 reads
+#: ``0755`` as octal and ``0758`` as text, YAML 1.2 both as decimal (``count: 0758`` was a pool
+#: of 758 chips; a hostile-input review)
 _NUMBER_TEXT = re.compile(
-    r"[-+]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|inf|infinity|nan)",
+    r"[-+]?(?:(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|inf|infinity|nan)",
     re.ASCII | re.IGNORECASE,  # infinities and NaN: refused after, as not finite
 )
 
@@ -172,7 +174,7 @@ def _number_not_bool(value: object) -> object:
         shown = value if len(value) <= 40 else value[:40] + "..."
         raise ValueError(
             f"got the text {shown!r}, not a number: write a decimal number as JSON does "
-            "(digits 0-9, no underscores, separators or spaces)"
+            "(digits 0-9, no leading zeros, underscores, separators or spaces)"
         )
     return value
 
