@@ -6,6 +6,8 @@ from test_cli_conventions.py, whose runner it uses."""
 
 from __future__ import annotations
 
+import copy
+import datetime as dt
 import json
 import signal
 import subprocess
@@ -138,6 +140,26 @@ def test_a_plan_past_its_horizon_says_so(example_path: Path, tmp_path: Path) -> 
     assert "horizon_days" in run("plan", str(f), "--solver", "greedy", columns=200).stdout
     full = json.loads(run("plan", str(example_path), "-o", "json", "--solver", "greedy").stdout)
     assert not [g for g in full["guidance"] if g["code"] == "past-horizon"]
+
+
+def test_a_deadline_before_the_plans_date_is_said(example_path: Path, tmp_path: Path) -> None:
+    """Accepted (a re-plan of a late project has one), but never silently: soft deadlines are
+    charged from the first hour, hard ones leave their workloads unplaced."""
+    doc = yaml.safe_load(example_path.read_text())
+    day = dt.date.fromisoformat(str(doc["date"]))
+    doc["workloads"].append({**copy.deepcopy(doc["workloads"][0]), "id": "also-late"})
+    ids = [w["id"] for w in doc["workloads"]]
+    doc["workloads"][0].update(deadline=str(day - dt.timedelta(days=30)), deadline_policy="hard")
+    doc["workloads"][-1].update(deadline=str(day - dt.timedelta(days=1)), deadline_policy="soft")
+    f = tmp_path / "late.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    out = json.loads(run("plan", str(f), "-o", "json", "--solver", "greedy").stdout)
+    hint = next(g for g in out["guidance"] if g["code"] == "deadline-passed")
+    assert hint["workloads"] == [ids[0], ids[-1]] and hint["hard"] == [ids[0]]
+    assert hint["date"] == str(day)
+    assert not [a for a in out["assignments"] if a["workload"] == ids[0]]
+    full = json.loads(run("plan", str(example_path), "-o", "json", "--solver", "greedy").stdout)
+    assert not [g for g in full["guidance"] if g["code"] == "deadline-passed"]
 
 
 def test_export_with_no_target_mapped_names_the_field(example_path: Path, tmp_path: Path) -> None:

@@ -137,9 +137,10 @@ def _instant(text: str) -> dt.datetime:
 
 
 def plan_guidance(plan: Mapping[str, Any], scenario_doc: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Hints a person needs to act on the plan: stages that end after the scenario's
-    ``horizon_days`` (the window the planner accounts capacity and bought chips in)."""
-    out: list[dict[str, Any]] = []
+    """Hints a person needs to act on the plan: workloads whose deadline is already past on
+    the plan's date, and stages that end after the scenario's ``horizon_days`` (the window the
+    planner accounts capacity and bought chips in)."""
+    out = _deadlines_passed(plan, scenario_doc)
     try:
         start = dt.datetime.combine(dt.date.fromisoformat(str(plan["date"])), dt.time(), dt.UTC)
         days = float(scenario_doc.get("horizon_days", 730))
@@ -167,6 +168,40 @@ def plan_guidance(plan: Mapping[str, Any], scenario_doc: Mapping[str, Any]) -> l
             }
         )
     return out
+
+
+def _deadlines_passed(
+    plan: Mapping[str, Any], scenario_doc: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """A deadline before the plan's date is no input error (a re-plan of a late project has
+    one) but no plan can meet it: a soft one is charged from the first hour, a hard one leaves
+    the workload unplaced. Said, not silent (a hostile-input review found it accepted)."""
+    try:
+        day = dt.date.fromisoformat(str(plan["date"]))
+        passed = [
+            (str(w["id"]), dt.date.fromisoformat(str(w["deadline"])), w.get("deadline_policy"))
+            for w in scenario_doc.get("workloads") or ()
+            if w.get("deadline") is not None
+        ]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return []
+    passed = sorted((p for p in passed if p[1] < day), key=lambda p: (p[1], p[0]))
+    if not passed:
+        return []
+    hard = [wid for wid, _, policy in passed if policy == "hard"]
+    wid, first, _ = passed[0]
+    return [
+        {
+            "code": "deadline-passed",
+            "date": day.isoformat(),
+            "workloads": [p[0] for p in passed],
+            "hard": hard,
+            "text": f"{len(passed)} workload(s) have a deadline before the plan's date ({day}); "
+            f"the earliest, {wid}, {first}. A soft deadline is charged its penalty from the "
+            "plan's first hour, a hard one cannot be met (those stages stay unplaced): check "
+            "the deadlines and the scenario's `date`.",
+        }
+    ]
 
 
 # --- reading a document back ---------------------------------------------------------------------
