@@ -96,6 +96,10 @@ MUTATIONS: list[tuple[str, str, Any, tuple[str, ...]]] = [
     ("assignment-cost-negative", "assignments.0.cost_usd", -5.0, ("assignments[0].cost_usd",)),
     ("total-negative", "total_cost_usd", -5.0, ("total_cost_usd",)),
     ("high-below-cost", "total_cost_usd_high", 1.0, ("total_cost_usd_high",)),
+    # shown and exported as they said (a hostile-input review, 2026-12-06)
+    ("status-bogus", "status", "bogus", ("status",)),
+    ("status-infeasible-all-placed", "status", "infeasible", ("status", "no stage is unplaced")),
+    ("decision-deny", "assignments.0.decision", "deny", ("assignments[0].decision",)),
 ]
 #: (id, change to the whole document, words the error carries): plans that contradict
 #: themselves or their scenario
@@ -119,6 +123,17 @@ EDITS: list[tuple[str, Any, tuple[str, ...]]] = [
         "unplaced-unknown-workload",
         lambda d: {**d, "unplaced": [{"workload": "nope", "stage": "sft"}]},
         ("unplaced[0]", "no stage"),
+    ),
+    (
+        "feasible-with-a-stage-unplaced",
+        lambda d: {
+            **d,
+            "assignments": d["assignments"][:-1],
+            "unplaced": [
+                {"workload": a["workload"], "stage": a["stage"]} for a in d["assignments"][-1:]
+            ],
+        },
+        ("status", "a stage is unplaced"),
     ),
     # "0 of 3 stages placed, none unplaced" beside the plan's cost (atk87)
     (

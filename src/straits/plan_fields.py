@@ -145,7 +145,9 @@ class _Assignment(_Open):
     tco2e: Figure | None = None
     chip_hours_low: Figure | None = None
     chip_hours_high: Figure | None = None
-    decision: Text | None = None
+    # a placed stage is lawful: its conditions are in `requires` (a plan edited to say `deny`
+    # or anything else was exported and re-checked as it was; a hostile-input review)
+    decision: Literal["allow"] | None = None
     layout: Layout | None = None
     requires: list[Text] = []
     warnings: list[Text] = []
@@ -236,7 +238,7 @@ class PlanInput(_Open):
 
     date: Day
     regime: Literal["enacted", "ai-diffusion"]
-    status: Text
+    status: Literal["optimal", "feasible", "infeasible"]
     assignments: list[_Assignment]
     unplaced: list[_Unplaced] = []
     scenario: Text | None = None

@@ -267,6 +267,7 @@ def read_document(data: Any, label: str, text: str | None = None) -> PlanDocumen
         )
     _check_totals(body, label)
     _check_references(body, scenario, label)
+    _check_status(body, label)  # after the references: a stage named twice says so first
     plan_id = data.get("id")
     if plan_id is not None and not (isinstance(plan_id, str) and PLAN_ID.fullmatch(plan_id)):
         # printed as it is ("read plan document ... (plan ID)"), and it names exported files,
@@ -330,6 +331,21 @@ def _check_totals(plan: Mapping[str, Any], label: str) -> None:
             source=label,
             path="total_cost_usd_high",
             expected="at least total_cost_usd (the estimates' high end costs at least the plan)",
+        )
+
+
+def _check_status(plan: Mapping[str, Any], label: str) -> None:
+    """``infeasible`` exactly when a stage is unplaced, as every solver writes it: a plan
+    edited to ``infeasible`` with every stage placed (or ``optimal`` with some unplaced) was
+    shown, exported and re-checked as it said (a hostile-input review)."""
+    status, unplaced = plan.get("status"), bool(plan.get("unplaced"))
+    if (status == "infeasible") != unplaced:
+        raise InputError(
+            f"status {status!r} but {'a stage is' if unplaced else 'no stage is'} unplaced",
+            source=label,
+            path="status",
+            expected="`infeasible` when a stage is unplaced, `feasible` or `optimal` when "
+            "every stage is placed",
         )
 
 
