@@ -147,6 +147,17 @@ def test_since_and_until_are_instants_in_any_zone(api: Api, example_path: Path, 
     assert since.status_code == until.status_code == 200
     assert len(since.json()) == len(listed) == 3
     assert until.json() == []
+    # swapped, or one instant twice: no range at all, refused (it was an empty 200)
+    later = t + dt.timedelta(hours=2)
+    for a, b in ((later, t), (t, t)):
+        r = api.client.get(
+            "/v1/plans", params={"since": a.isoformat(), "until": b.isoformat()}, headers=h
+        )
+        assert r.status_code == 400 and r.json()["path"] == "until", r.text
+    r = api.client.get(
+        "/v1/plans", params={"since": t.isoformat(), "until": later.isoformat()}, headers=h
+    )
+    assert r.status_code == 200 and len(r.json()) == 3
 
 
 def test_admins_filter_by_tenant(api: Api, example_path: Path) -> None:

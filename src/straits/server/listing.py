@@ -66,6 +66,16 @@ class PlanFilter:
     since: dt.datetime | None = None
     until: dt.datetime | None = None
 
+    def __post_init__(self) -> None:
+        # an inverted range matches nothing: an empty 200 read as "no plans then" (a
+        # hostile-input review), where the client swapped the two
+        if self.since is not None and self.until is not None and self.until <= self.since:
+            raise RequestError(
+                f"until ({self.until.isoformat()}) is not after since ({self.since.isoformat()})",
+                path="until",
+                expected="a time after since (since is inclusive, until exclusive)",
+            )
+
 
 def list_plans(
     store: Store,
