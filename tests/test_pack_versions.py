@@ -289,6 +289,16 @@ def test_a_policy_file_with_no_policy_is_refused(tmp_path: Path, text: str) -> N
     assert code == 2 and "no policy" in err and "advisory.cedar" in err, err
 
 
+@pytest.mark.parametrize("text", ["", "\n", "# nothing yet\n", "---\n"])
+def test_an_empty_pack_yaml_is_refused(tmp_path: Path, text: str) -> None:
+    """It replaced the shipped pack of its directory's name with one of version "0", no title
+    and no jurisdiction, with no word said (a hostile-input review)."""
+    pack = copy_pack("sg-guidance", tmp_path)
+    (pack / "pack.yaml").write_text(text)
+    code, _, err = cli("rules", "list", "--rules", str(pack))
+    assert code == 2 and "pack.yaml is empty" in err and "pack.yaml" in err, err
+
+
 def test_a_policy_file_with_windows_line_ends_loads(tmp_path: Path) -> None:
     pack = copy_pack("sg-guidance", tmp_path)
     f = pack / "advisory.cedar"

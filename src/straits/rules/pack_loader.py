@@ -368,7 +368,14 @@ def load_pack(path: Path) -> Pack:
     meta_path = path / "pack.yaml"
     if not meta_path.is_file():
         raise PackError("not a rule pack (no pack.yaml)", source=str(path))
-    meta = load_yaml(meta_path) or {}
+    meta = load_yaml(meta_path)
+    if meta is None:  # empty or truncated: it replaced the shipped pack of its directory's
+        # name with one of version "0", no title and no jurisdiction, silently (a review)
+        raise PackError(
+            "pack.yaml is empty",
+            source=str(meta_path),
+            expected="a mapping: name, title, version, jurisdiction, changelog",
+        )
     if not isinstance(meta, dict):
         raise PackError(
             "pack.yaml must be a mapping (name, title, version, ...)", source=str(meta_path)
