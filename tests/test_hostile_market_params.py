@@ -54,6 +54,16 @@ def test_a_number_written_as_text_or_a_boolean_is_refused(path: str, value: obje
     assert _refused(raw).path == path
 
 
+def test_an_exponent_yaml_reads_as_text_is_named_with_the_number_in_full() -> None:
+    """`value: 1.025e3` is text to YAML 1.1 (its exponent has no sign): the error said only
+    "got str '1.025e3', not a number" (a hostile-input review)."""
+    raw = copy.deepcopy(shipped_raw())
+    raw["demand"]["initial_readiness"]["value"] = "0.5e1"
+    err = _refused(raw)
+    assert err.path == "demand.initial_readiness.value"
+    assert "(5)" in str(err) and "signed exponent" in str(err)
+
+
 @pytest.mark.parametrize(
     ("kw", "path"),
     [

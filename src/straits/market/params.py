@@ -13,6 +13,7 @@ give only what it changes (mappings merge key by key, lists replace).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -53,6 +54,14 @@ def _a_number(v: Any) -> Any:
     """A number written as one: pydantic read "0.05" as 0.05 and `true` as 1.0, while the raw
     file that `--list-params`, `--set` and sweeps read kept the text (a traceback, a range
     left out of sweeps; atk75). As in scenarios, a boolean is not a number."""
+    if isinstance(v, str) and re.fullmatch(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][0-9]+", v):
+        # YAML 1.1 reads an exponent without its sign as text: "got str '1.025e3'" said
+        # nothing of why (a hostile-input review)
+        full = format(float(v), "f").rstrip("0").rstrip(".")
+        raise ValueError(
+            f"got the text {v[:40]!r}: YAML reads an exponent without a sign as text; write "
+            f"the number in full ({full[:40]}), or with a point and a signed exponent (1.5e+3)"
+        )
     if isinstance(v, bool) or (v is not None and not isinstance(v, int | float)):
         raise ValueError(f"got {type(v).__name__} {str(v)[:40]!r}, not a number")
     return v
