@@ -315,6 +315,7 @@ def test_a_lone_surrogate_is_refused_not_a_traceback(
     assert r.returncode == status
     if status == 2:
         assert "entry.tenant" in r.stderr and not r.stdout
+        assert f"{receipt}:" in r.stderr  # the file, as every command names it
     else:
         assert json.loads(r.stdout)["ok"] is False
 

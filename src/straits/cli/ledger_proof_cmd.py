@@ -246,6 +246,22 @@ def register(app: typer.Typer) -> None:
                         f"[bold red]receipt does not verify[/bold red]: {esc(exc)}", soft_wrap=True
                     )
                 raise typer.Exit(EXIT_BROKEN) from None
+            except InputError as exc:
+                if exc.source is not None:
+                    raise
+                # a field of the receipt: named with the file and its line, as every other
+                # command names them (it was "error: entry.seq: ..."; a hostile-input review)
+                from straits import safe_yaml
+                from straits.loading import field_loc
+
+                line = safe_yaml.locate(text, field_loc(exc.path)) if exc.path else None
+                raise InputError(
+                    exc.detail,
+                    source="<stdin>" if str(file) == "-" else str(file),
+                    path=exc.path,
+                    expected=exc.expected,
+                    line=line,
+                ) from None
         except StraitsError as exc:
             fail(exc)
             return
