@@ -96,3 +96,23 @@ def test_the_api_refuses_an_octal_count_of_people(api: Api, content_type: str | 
     assert r.status_code == 400, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
     assert "262,145" in json.dumps(r.json())
+
+
+@pytest.mark.parametrize("digits", [41, 5000])
+def test_a_json_integer_of_too_many_digits_is_named_with_its_line(digits: int) -> None:
+    """JSON's own reader took any length: past 4,300 digits the answer was Python's message
+    ("Exceeds the limit (4300 digits) ..."), with no line (a hostile-input review); YAML's
+    reader already refused more than 40 digits."""
+    from straits.errors import InputError
+    from straits.loading import parse_document, parse_json
+
+    text = REQUEST.replace("3000000", "9" * digits)
+    assert text != REQUEST
+    line = text[: text.index("9" * digits)].count("\n") + 1
+    for parse in (parse_json, parse_document):
+        with pytest.raises(InputError) as exc:
+            parse(text, source="body")
+        assert exc.value.line == line and f"{digits:,} digits".replace(",", "") in str(
+            exc.value
+        ).replace(",", ""), str(exc.value)
+    assert parse_json('{"a": -' + "9" * 40 + "}", source="b") == {"a": -int("9" * 40)}

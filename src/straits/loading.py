@@ -195,10 +195,29 @@ def depth_of(value: Any) -> int:
 
 
 def _strict_json(text: str) -> Any:
-    data = json.loads(text, object_pairs_hook=_unique_pairs, parse_constant=_no_constant)
+    data = json.loads(
+        text, object_pairs_hook=_unique_pairs, parse_constant=_no_constant, parse_int=_short_int
+    )
     if depth_of(data) > MAX_DEPTH:
         raise _TooDeep()
     return data
+
+
+class _LongInt(Exception):
+    """An integer of more digits than any field takes (``safe_yaml.MAX_INT_DIGITS``)."""
+
+    def __init__(self, digits: str) -> None:
+        super().__init__(digits)
+        self.digits = digits
+
+
+def _short_int(digits: str) -> int:
+    """As YAML's reader: past 40 digits no field means it, and past 4,300 Python's own
+    message ("Exceeds the limit (4300 digits) for integer string conversion") was the
+    answer, with no line (a hostile-input review)."""
+    if len(digits.lstrip("-")) > safe_yaml.MAX_INT_DIGITS:
+        raise _LongInt(digits)
+    return int(digits)
 
 
 class _TooDeep(Exception):
@@ -211,7 +230,7 @@ def parse_document(text: str, *, source: str, error: type[InputError] = InputErr
     if text.lstrip().startswith(("{", "[")):
         try:
             return _strict_json(text)
-        except (ValueError, _Duplicate, _TooDeep, RecursionError):
+        except (ValueError, _Duplicate, _TooDeep, _LongInt, RecursionError):
             pass  # YAML flow style, or a JSON problem: the YAML parser locates it
     try:
         return safe_yaml.load(text)
@@ -257,6 +276,15 @@ def parse_json(text: str | bytes, *, source: str, error: type[InputError] = Inpu
         ) from None
     except (_TooDeep, RecursionError):
         raise error(f"nested deeper than {MAX_DEPTH} levels", source=source) from None
+    except _LongInt as exc:
+        raw = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+        at = raw.find(exc.digits)
+        raise error(
+            f"an integer of {len(exc.digits.lstrip('-')):,} digits "
+            f"(at most {safe_yaml.MAX_INT_DIGITS})",
+            source=source,
+            line=raw.count("\n", 0, at) + 1 if at >= 0 else None,
+        ) from None
     except ValueError as exc:  # e.g. an integer longer than Python converts
         raise error(f"not valid JSON: {_short(str(exc))}", source=source) from None
 
