@@ -128,7 +128,7 @@ def test_a_witness_sends_its_token_to_the_log_only_not_where_it_redirects() -> N
     import http.server
     import threading
 
-    from straits.cli.ledger_proof_cmd import _get
+    from straits.cli.ledger_fetch import http_get
 
     seen: list[str | None] = []
 
@@ -159,7 +159,7 @@ def test_a_witness_sends_its_token_to_the_log_only_not_where_it_redirects() -> N
     for server in (other, log):
         threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        assert _get(f"http://127.0.0.1:{log.server_address[1]}/away", "st_a_b") == "checkpoint"
+        assert http_get(f"http://127.0.0.1:{log.server_address[1]}/away", "st_a_b") == "checkpoint"
         assert seen == ["Bearer st_a_b", None]
     finally:
         for server in (other, log):
@@ -176,7 +176,7 @@ def test_a_witness_gives_up_on_a_log_that_dribbles_its_answer(
     import threading
     import time
 
-    from straits.cli.ledger_proof_cmd import _get
+    from straits.cli.ledger_fetch import http_get
     from straits.errors import RemoteError
 
     stop = threading.Event()
@@ -201,7 +201,7 @@ def test_a_witness_gives_up_on_a_log_that_dribbles_its_answer(
     monkeypatch.setenv("STRAITS_WITNESS_TIMEOUT", "1")
     try:
         with pytest.raises(RemoteError, match="within"):
-            _get(f"http://127.0.0.1:{server.server_address[1]}/checkpoint", None)
+            http_get(f"http://127.0.0.1:{server.server_address[1]}/checkpoint", None)
     finally:
         stop.set()
         server.shutdown()

@@ -160,6 +160,16 @@ def field_loc(path: str) -> tuple[int | str, ...]:
     return tuple(out)
 
 
+def located(exc: InputError, text: str, source: str) -> InputError:
+    """``exc`` (a field error from a validator that saw the parsed document, not its text)
+    named with ``source`` and the line of its field in ``text``; one that already names its
+    source is returned as it is."""
+    if exc.source is not None:
+        return exc
+    line = safe_yaml.locate(text, field_loc(exc.path)) if exc.path else None
+    return InputError(exc.detail, source=source, path=exc.path, expected=exc.expected, line=line)
+
+
 # --- parsing -------------------------------------------------------------------------------------
 class _Duplicate(Exception):
     pass
