@@ -39,6 +39,9 @@ EEA = {"DE", "FR", "NO", "RE", "AX"}  # with the outermost regions and Åland (T
 #: under EU law until the end of the Brexit transition (Withdrawal Agreement Arts. 126-127)
 EU_UNTIL_2020 = {"GB", "GI"}
 ADEQUATE = {"JP", "CH", "GB"}
+#: adequate under UK law from 2021-01-01 (DPA 2018 Sch. 21 para. 5), of the countries drawn: the
+#: EEA, Gibraltar and the EU's decisions of 2020-12-31; Korea from 2022-12-19 (SI 2022/1213)
+UK_ADEQUATE = EEA | {"GI", "JP", "CH"}
 EXPORT_COUNTRIES = ["CN", "HK", "MO", "RU", "VN", "SA", "AE", "SG", "MY", "US", "DE", "JP"]
 
 
@@ -183,11 +186,16 @@ def data_needs(r: CheckRequest) -> list[Need]:
                 elif total >= 100_000 or sensitive >= 1 or "sensitive_personal" in x.classes:
                     out.append((contract, "approval"))
     adequate = ADEQUATE - ({"JP"} if d < D("2019-01-23") else set())  # its decision's date
+    adequate |= {"KR"} if d >= D("2021-12-17") else set()  # the EU's decision on Korea
     in_eu = EEA | (EU_UNTIL_2020 if d < D("2021-01-01") else set())
     if x.origin in in_eu and personal and d >= D("2018-05-25") and s not in in_eu | adequate:
         covered = s == "US" and r.site.dpf_certified and d >= D("2023-07-10")
         if not covered:
             out.append(("gdpr-transfer-safeguard", "approval"))
+    if x.origin == "GB" and personal and d >= D("2021-01-01"):  # the UK GDPR's
+        uk_adequate = UK_ADEQUATE | ({"KR"} if d >= D("2022-12-19") else set())
+        if s != "GB" and s not in uk_adequate:  # no US recipient: the UK Extension is unseen
+            out.append(("uk-transfer-safeguard", "approval"))
     return out
 
 
@@ -352,6 +360,8 @@ DATA_ROWS: list[tuple[st.SearchStrategy[dt.date], list[str]]] = [
     (_edge("2023-07-10"), ["DE", "FR", "NO"]),
     (_edge("2019-01-23"), ["DE", "FR", "NO", "GB"]),  # Japan's adequacy decision
     (_edge("2021-01-01"), ["DE", "GB", "GI", "RE"]),  # the end of the Brexit transition
+    (_edge("2021-12-17"), ["DE", "GB"]),  # the EU's adequacy decision for Korea
+    (_edge("2022-12-19"), ["GB", "DE"]),  # the UK's adequacy regulations for Korea
     (DATA_DATES, ["CN", "DE", "FR", "NO", "RE", "AX", "GB", "GI", "CH", "US", "SG"]),
 ]
 
@@ -374,7 +384,9 @@ def transfers(draw: st.DrawFn) -> CheckRequest:
         )
     )
     site = draw(
-        st.sampled_from(["SG", "HK", "US", "US", "BR", "CN", "DE", "JP", "CH", "GB", "GI", "RE"])
+        st.sampled_from(
+            ["SG", "HK", "US", "US", "BR", "CN", "DE", "JP", "KR", "CH", "GB", "GI", "RE"]
+        )
     )
     auths = draw(
         NO_AUTHORIZATIONS
@@ -386,6 +398,7 @@ def transfers(draw: st.DrawFn) -> CheckRequest:
                     "cac-security-assessment",
                     "pipl-art38-basis",
                     "gdpr-transfer-safeguard",
+                    "uk-transfer-safeguard",
                 ]
             ),
             max_size=2,

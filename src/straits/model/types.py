@@ -75,6 +75,9 @@ Authorization = Literal[
     # for transfers made before the CAC's mechanisms existed (assessment: 2022-09-01; standard
     # contract: 2023-06-01); any later CAC mechanism also satisfies the requirement
     "pipl-art38-basis",
+    # a UK GDPR Art. 46 safeguard (the International Data Transfer Agreement, the UK Addendum to
+    # the EU's SCCs, BCRs approved in the UK) for personal data from the United Kingdom
+    "uk-transfer-safeguard",
 ]
 AUTHORIZATIONS: tuple[str, ...] = Authorization.__args__  # type: ignore[attr-defined]
 
