@@ -130,6 +130,11 @@ def test_a_replica_bigger_than_a_node_is_a_leaderworkerset(inp: ExportInput) -> 
     assert tmpl["restartPolicy"] == "RecreateGroupOnPodRestart"
     assert "LWS_LEADER_ADDRESS" in tmpl["workerTemplate"]["spec"]["containers"][0]["command"][2]
     assert svc["spec"]["selector"]["leaderworkerset.sigs.k8s.io/worker-index"] == "0"
+    # not the set's own name: the controller makes its headless Service (the pods' subdomain,
+    # LWS_LEADER_ADDRESS) only where no Service of that name exists (atk: workers never met)
+    assert svc["metadata"]["name"] != lws["metadata"]["name"]
+    assert "--" not in lws["metadata"]["name"]
+    assert len(svc["metadata"]["name"]) <= 63
 
 
 def test_the_crd_schemas_can_fail(inp: ExportInput) -> None:

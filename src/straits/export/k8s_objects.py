@@ -436,13 +436,22 @@ def serving(
     service = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": name, "namespace": k.namespace, "labels": labels},
+        "metadata": {"name": service_name(name, pods), "namespace": k.namespace, "labels": labels},
         "spec": {
             "selector": selector,
             "ports": [{"name": "http", "port": SERVE_PORT, "targetPort": "http"}],
         },
     }
     return [workload, service]
+
+
+def service_name(name: str, pods: int) -> str:
+    """The serving Service's name: the Deployment's own; a LeaderWorkerSet's ``<name>--leaders``.
+    The LeaderWorkerSet controller makes a headless Service named as the set, the subdomain of
+    its pods' hostnames (``LWS_LEADER_ADDRESS``), only where no Service of that name exists: a
+    Service of ours named so left the workers no route to their leader. Stage names never hold
+    ``--`` (:func:`~straits.export.names.dns_name`), so no stage's object can take this one."""
+    return name if pods == 1 else f"{name}--leaders"
 
 
 def stage_objects(
