@@ -184,6 +184,10 @@ RUN_CASES = [  # (--run values, expected command per stage; None: the failing de
         ["sft=by-id", "chat-72b/sft=by-pair"],
         {"pretrain": None, "sft": "by-pair", "serve-intl": None},
     ),
+    (  # a '=' past the first word, or after a shell name, is the command's own
+        ["torchrun --nnodes=2 x.py"],
+        dict.fromkeys(("pretrain", "sft", "serve-intl"), "torchrun --nnodes=2 x.py"),
+    ),
     (
         ["NCCL_DEBUG=INFO torchrun x.py"],
         {
@@ -222,6 +226,14 @@ def test_run_options_give_each_stage_its_command(
         ["chat-72b/nope=x"],
         ["x" * 20000],
         ["a\0b"],
+        # meant as keys, named nothing, and became every stage's command (a fresh-eye attack)
+        ["chat-72b/=x"],
+        ["/pretrain=x"],
+        ["chat-72b/pretrain/x=y"],
+        ["-pretrain=x"],
+        ["=cmd"],
+        ["chat-72b/sft =torchrun x.py"],
+        ["sft = torchrun x.py"],
     ],
 )
 def test_bad_run_options_are_input_errors(

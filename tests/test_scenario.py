@@ -115,6 +115,9 @@ BAD = [
     ("datasets.0.uri", "s3://b/x'\n$(id)\nrun: evil", "datasets[0].uri", "pattern"),
     ("datasets.0.uri", "s3://b/x y", "datasets[0].uri", "pattern"),
     ("datasets.0.uri", "s3://b/`id`", "datasets[0].uri", "pattern"),
+    # `bash -c "   "` succeeds: the stage is done, having run nothing (a fresh-eye attack)
+    ("workloads.0.stages.0.command", "   ", "workloads[0].stages[0].command", "white space"),
+    ("workloads.0.stages.0.command", "\t\r\n", "workloads[0].stages[0].command", "white space"),
 ]
 
 

@@ -112,6 +112,7 @@ def parse(values: Sequence[str] | None, sc: Scenario) -> Commands:
             )
         if not value.strip():
             raise InputError("an empty command", path=where, expected="a shell command")
+        _no_stray_key(value, known, sc, where)
         if default_set:
             raise InputError(
                 "two commands for every stage",
@@ -121,6 +122,30 @@ def parse(values: Sequence[str] | None, sc: Scenario) -> Commands:
         default_set = True
         out = Commands(value, out.by_kind, out.by_stage, out.by_pair)
     return out
+
+
+def _no_stray_key(value: str, known: Sequence[str], sc: Scenario, where: str) -> None:
+    """A plain command whose first word is ``X=...`` with X no shell name (``/pretrain=``,
+    ``chat-72b/=``, ``-pretrain=``, ``=cmd``), or that names a stage with a space before its
+    ``=`` (``sft =torchrun``), was meant as a key: it named nothing, and became every stage's
+    command (a fresh-eye attack)."""
+    first = value.split(None, 1)[0]
+    head = first.split("=", 1)[0] if "=" in first else None
+    spaced = re.match(r"\s*(\S+)\s+=", value)
+    if head is not None and not _SHELL_NAME.fullmatch(head):
+        bad = head
+    elif spaced and spaced.group(1) in known:
+        bad = spaced.group(1) + " "
+    else:
+        return
+    raise InputError(
+        f"{bad!r} before '=' is no stage kind, stage id or workload/stage of scenario {sc.name}",
+        path=where,
+        expected="KEY=CMD with KEY one of "
+        + ", ".join(known[:20])
+        + (" ..." if len(known) > 20 else "")
+        + " (no space before '='); a plain command's first word no KEY=",
+    )
 
 
 def _unambiguous(key: str, sc: Scenario, where: str) -> None:

@@ -30,6 +30,7 @@ from straits.model.types import (
     ChipCount,
     ChipId,
     Chips,
+    Command,
     Country,
     DataClass,
     Date,
@@ -286,9 +287,7 @@ class Stage(Frozen):
     """Individuals whose personal information serving processes (None: unknown)."""
     locations: tuple[Country, ...] = ()
     """Countries the stage may run in for reasons of its own (latency, contracts); empty: any."""
-    command: Annotated[str, Field(min_length=1, max_length=16384, pattern=r"^[^\x00]*$")] | None = (
-        None
-    )
+    command: Command | None = None
     """The shell command `straits export` writes for this stage (a `--run` that names the stage
     or its kind overrides it; a plain `--run` does not)."""
 

@@ -391,3 +391,19 @@ def printable(text: str) -> str:
 
 Text = Annotated[str, StringConstraints(max_length=2000), AfterValidator(printable)]
 """Free text (a source, a note): at most 2,000 characters."""
+
+
+def _command(text: str) -> str:
+    if not text.strip():
+        # `bash -c "   "` exits 0: the stage would be done without running anything, and the
+        # stages after it start (`--run ' '` was refused already; a fresh-eye attack)
+        raise ValueError("a command of only white space, which would run nothing and succeed")
+    return text
+
+
+Command = Annotated[
+    str,
+    Field(min_length=1, max_length=16384, pattern=r"^[^\x00]*$"),
+    AfterValidator(_command),
+]
+"""A stage's shell command: up to 16,384 characters, no NUL, not blank."""
