@@ -53,6 +53,9 @@ def _with(doc: dict[str, Any], **slurm: Any) -> dict[str, Any]:
         ({"max_time": "10:00"}, 2),  # months of pre-training in 10-minute jobs: some 23,000
         ({"max_time": "10:00", "max_jobs": 10_000_000}, 0),  # the cluster says it holds them
         ({"max_time": "14-00:00:00", "max_jobs": 1}, 2),  # more than one job, room for one
+        # chains of one-minute jobs: no room for the warning a job checkpoints on, so each is
+        # killed at its limit and afterok cancels the rest (a fresh-eye attack)
+        ({"max_time": "1", "max_jobs": 10_000_000}, 2),
         ({}, 0),  # the example as shipped
     ],
 )

@@ -413,11 +413,30 @@ class SlurmExporter:
             where[(job.workload, job.stage)] = s
             res.jobs += 1
         for cluster, jobs in submitted.items():
+            _warned_in_time(inp, jobs)
             _within_max_jobs(inp, cluster, jobs)
         for folder, lines in submits.items():
             res.files[f"{folder}/submit.sh"] = submit_script(inp.plan_id, folder, lines)
             res.files[f"{folder}/status.sh"] = status_script(inp.plan_id, folder, stages[folder])
         return res
+
+
+def _warned_in_time(inp: ExportInput, jobs: list[tuple[int, StageJob, SlurmSite]]) -> None:
+    """Refuse a chain of jobs under a MaxTime of one minute: no room for the warning
+    (``--signal``) that has a job save its checkpoint and exit 0, so each is killed at its
+    limit (TIMEOUT), ``afterok`` fails and the rest of the chain is cancelled: it could never
+    finish. One job (a stage that fits the minute) needs no warning and is kept."""
+    for parts, job, s in jobs:
+        if parts > 1 and s.max_minutes < 2:
+            index = next(i for i, x in enumerate(inp.scenario.sites) if x.id == job.planned.site.id)
+            raise InputError(
+                f"{job.workload}/{job.stage} would be a chain of {parts:,} jobs within MaxTime "
+                f"{s.max_time}, which leaves no time for the warning a job saves its checkpoint "
+                "on: each would be killed at its limit and the chain cancelled; nothing was "
+                "written",
+                path=f"sites[{index}].targets.slurm.max_time",
+                expected="the partition's real MaxTime, of 2 minutes or more",
+            )
 
 
 def _within_max_jobs(
