@@ -100,6 +100,23 @@ MUTATIONS: list[tuple[str, str, Any, tuple[str, ...]]] = [
     ("status-bogus", "status", "bogus", ("status",)),
     ("status-infeasible-all-placed", "status", "infeasible", ("status", "no stage is unplaced")),
     ("decision-deny", "assignments.0.decision", "deny", ("assignments[0].decision",)),
+    # exported as STRAITS_TP=3 ... on 2,048 chips, or with a part dropped (a fresh-eye attack)
+    ("layout-parts", "assignments.0.layout", "TP3 PP7 DP5 EP0 ZeRO-9", ("assignments[0].layout",)),
+    ("layout-product", "assignments.0.layout", "TP8 PP1 DP1 ZeRO-1", ("assignments[0].layout",)),
+    (
+        "layout-huge",
+        "assignments.0.layout",
+        "TP" + "9" * 25 + " PP1 DP1",
+        ("assignments[0].layout",),
+    ),
+    ("layout-twice", "assignments.0.layout", "TP4 TP4 PP1 DP512", ("assignments[0].layout",)),
+    ("layout-zero", "assignments.0.layout", "TP4 PP1 DP512 ZeRO-9", ("assignments[0].layout",)),
+    (
+        "layout-recompute",
+        "assignments.0.layout",
+        "TP4 PP1 DP512 recompute=yes",
+        ("assignments[0].layout",),
+    ),
 ]
 #: (id, change to the whole document, words the error carries): plans that contradict
 #: themselves or their scenario

@@ -23,6 +23,8 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StrictStr,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -114,6 +116,42 @@ def _layout(text: str) -> str:
 
 Layout = Annotated[StrictStr, AfterValidator(_layout)]
 
+#: the parts of a layout the exports read (``estimate.layout.Layout.describe``); a part of
+#: another name is kept in ``STRAITS_LAYOUT`` alone, as a newer plan may write one
+_DEGREE = re.compile(r"(TP|PP|DP|EP)([0-9]+)")
+_KNOWN_PART = re.compile(r"(?:TP|PP|DP|EP)[0-9]+|ZeRO-[0-3]|recompute=(?:none|selective|full)")
+
+
+def layout_fits(layout: str, chips: int) -> str:
+    """``layout`` when its parts are the estimator's and say ``chips``: each degree from 1 to
+    ``chips``, ZeRO 0 to 3, recompute none, selective or full, and TP x PP x DP the chips when
+    all three are given (the estimator always writes them so). An edited plan's
+    ``TP3 PP7 DP5 EP0 ZeRO-9`` on 2,048 chips was exported as STRAITS_TP=3 ... (a fresh-eye
+    attack)."""
+    degrees: dict[str, int] = {}
+    for part in layout.split():
+        if not part.startswith(("TP", "PP", "DP", "EP", "ZeRO", "recompute")):
+            continue
+        if not _KNOWN_PART.fullmatch(part):
+            raise ValueError(
+                f"{part!r} is no layout part: TPn, PPn, DPn, EPn, ZeRO-0..3 or "
+                "recompute=none|selective|full"
+            )
+        m = _DEGREE.fullmatch(part)
+        if m is None:
+            continue
+        if m[1] in degrees:
+            raise ValueError(f"{m[1]} given twice")
+        degree = int(m[2]) if len(m[2]) <= 9 else chips + 1
+        if not 1 <= degree <= chips:
+            raise ValueError(f"{part!r}: a degree from 1 to the stage's {chips:,} chips")
+        degrees[m[1]] = degree
+    if {"TP", "PP", "DP"} <= degrees.keys():
+        product = degrees["TP"] * degrees["PP"] * degrees["DP"]
+        if product != chips:
+            raise ValueError(f"TP x PP x DP is {product:,}, not the stage's {chips:,} chips")
+    return layout
+
 
 class _Open(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
@@ -151,6 +189,14 @@ class _Assignment(_Open):
     layout: Layout | None = None
     requires: list[Text] = []
     warnings: list[Text] = []
+
+    @field_validator("layout")
+    @classmethod
+    def _layout_fits(cls, layout: str | None, info: ValidationInfo) -> str | None:
+        chips = info.data.get("chips")
+        if layout is None or not isinstance(chips, int):
+            return layout
+        return layout_fits(layout, chips)
 
     @model_validator(mode="after")
     def _ends_after_it_starts(self) -> _Assignment:
