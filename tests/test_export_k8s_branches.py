@@ -67,6 +67,8 @@ def _kubectl_holding(tmp_path: Path, held: dict[str, int], failing: tuple[str, .
     fails = "".join(f'  */{n}.yaml) echo "apply $5" >> "$LOG"; exit 1 ;;\n' for n in failing)
     (bin_dir / "kubectl").write_text(
         "#!/bin/bash\n"
+        # a held JobSet still exists (apply.sh asks before it takes one for deleted)
+        '[ "${8:-}" = --ignore-not-found ] && { echo "jobset.jobset.x-k8s.io/$7"; exit 0; }\n'
         'if [ "$3" = apply ]; then case "$5" in\n' + (fails or "  -) ;;\n") + "esac; fi\n"
         'if [ "$3" != apply ]; then case "$7" in\n' + (cases or "  -) ;;\n") + "esac; fi\n"
         'PATH=${PATH#*:} exec kubectl "$@"\n'

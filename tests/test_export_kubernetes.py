@@ -346,3 +346,58 @@ def test_karmada_model_rejects_what_karmada_would() -> None:
     }
     with pytest.raises(ValueError, match="mutually exclusive"):
         PropagationPolicy.model_validate(bad)
+
+
+#: a JobSet that never reaches a terminalState: in $STUCK; with $GONE set it no longer exists,
+#: else Kueue has deactivated its Workload (spec.active false); every other stage as above
+STUCK_KUBECTL = r"""#!/bin/bash
+ctx=$2; shift 2
+if [ "$1" = apply ]; then echo "apply $ctx $3" >> "$KLOG"; exit 0; fi
+ns=$2 verb=$3 kind=$4 name=$5
+echo "get $ctx $kind $name ${6:-}" >> "$KLOG"
+if [ "$kind" = workloads.kueue.x-k8s.io ]; then
+  case "$*" in *"name==\"$STUCK\""*) [ -n "$GONE" ] || echo "false " ;; esac; exit 0
+fi
+if [ "$name" = "$STUCK" ]; then
+  [ "${6:-}" = --ignore-not-found ] && [ -z "$GONE" ] && echo "jobset.jobset.x-k8s.io/$name"
+  echo ""; exit 0
+fi
+[ "$kind" = jobset ] && echo Completed || echo True
+"""
+
+
+@pytest.mark.parametrize("gone", ["", "1"])
+def test_apply_sh_stops_at_a_jobset_that_can_never_end(
+    inp: ExportInput, tmp_path: Path, gone: str
+) -> None:
+    """A JobSet Kueue deactivated (past its max-exec-time-seconds: suspended, no terminalState)
+    or one deleted held apply.sh polling for ever (a fresh-eye attack): the stages after it
+    are not applied, and the script ends non-zero saying why."""
+    files = exporter("kubernetes").render(inp).files
+    write_bundle(tmp_path, files, executable=(".sh",))
+    first = next(j for j in inp.jobs if not j.after and not j.serving)
+    fake = tmp_path / "kubectl"
+    fake.write_text(STUCK_KUBECTL)
+    fake.chmod(0o755)
+    log = tmp_path / "kubectl.log"
+    env = {
+        **os.environ,
+        "KUBECTL": str(fake),
+        "KLOG": str(log),
+        "STUCK": object_name(first),
+        "GONE": gone,
+        "STRAITS_POLL_SECONDS": "0",
+        "STRAITS_START_NOW": "1",
+    }
+    p = subprocess.run(
+        ["bash", str(tmp_path / "kubernetes" / "apply.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 1, p.stdout + p.stderr
+    applied = {ln.split()[2] for ln in log.read_text().splitlines() if ln.startswith("apply")}
+    later = [j for j in inp.jobs if j.workload == first.workload and j.after]
+    assert later and not any(f"{j.name}.yaml" in a for j in later for a in applied)
+    assert ("is gone" if gone else "stopped by Kueue") in p.stderr

@@ -203,6 +203,18 @@ def _apply_script(plan_id: str, queues: dict[str, str], chains: list[list[str]])
         '  "$KUBECTL" --context "$1" apply -f "$2" || { echo "apply of $3 failed" >&2; return 1; }',
         '  : > "$STATE/s$6"',
         "}",
+        "stopped_jobset() {  # CONTEXT NAMESPACE NAME: Gone or Deactivated where it will never end",
+        "  local out",
+        '  out=$("$KUBECTL" --context "$1" -n "$2" get jobset "$3" --ignore-not-found -o name)'
+        " || return 0",
+        '  [ -n "$out" ] || { echo Gone; return 0; }',
+        "  # Kueue deactivates a Workload past its max-exec-time-seconds (or its requeue",
+        "  # limit) and suspends the JobSet, which then never reaches a terminalState",
+        '  out=$("$KUBECTL" --context "$1" -n "$2" get workloads.kueue.x-k8s.io -o '
+        '"jsonpath={range .items[?(@.metadata.ownerReferences[0].name==\\"$3\\")]}'
+        '{.spec.active}{\\" \\"}{end}" 2>/dev/null) || return 0',
+        '  case " $out " in *" false "*) echo Deactivated ;; esac',
+        "}",
         "wait_done() {  # CONTEXT NAMESPACE KIND NAME STAGE INDEX CHAIN: 0 once done, 1 if failed",
         "  local state",
         '  if listed "$5"; then echo "$5: completed (STRAITS_COMPLETED)"; return 0; fi',
@@ -216,7 +228,8 @@ def _apply_script(plan_id: str, queues: dict[str, str], chains: list[list[str]])
         "  while :; do",
         '    case "$3" in',
         '      jobset) state=$("$KUBECTL" --context "$1" -n "$2" get jobset "$4" '
-        "-o 'jsonpath={.status.terminalState}') || state=\"\" ;;",
+        "-o 'jsonpath={.status.terminalState}') || state=\"\"",
+        '         [ -n "$state" ] || state=$(stopped_jobset "$1" "$2" "$4") ;;',
         '      *) state=$("$KUBECTL" --context "$1" -n "$2" get "$3" "$4" '
         '-o \'jsonpath={.status.conditions[?(@.type=="Available")].status}\') || state=""',
         '         [ "$state" = True ] && state=Completed ;;',
@@ -224,6 +237,11 @@ def _apply_script(plan_id: str, queues: dict[str, str], chains: list[list[str]])
         '    case "$state" in',
         "      Completed|Complete) return 0 ;;",
         '      Failed) echo "$5 failed: the stages after it are not applied" >&2; return 1 ;;',
+        '      Gone) echo "$5 is gone (its JobSet was deleted): the stages after it are not '
+        'applied" >&2; return 1 ;;',
+        '      Deactivated) echo "$5 was stopped by Kueue (its Workload deactivated: past its '
+        'max-exec-time-seconds, or its requeue limit): the stages after it are not applied" >&2;'
+        " return 1 ;;",
         "    esac",
         '    sleep "$POLL"',
         "  done",
