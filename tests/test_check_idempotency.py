@@ -144,3 +144,44 @@ def test_check_record_request_id_on_the_command_line(tmp_path: Path) -> None:
         assert straits(*bad, stdin=doc).returncode == 2
     assert (count(store), _decisions(store)) == (1, 1)
     store.close()
+
+
+def _edit_answer(store: Store, text: str | None = None) -> None:
+    """The decision row's answer edited to `allow` (or to ``text``), the ledger untouched."""
+    from sqlalchemy import update
+
+    with store.write() as s:
+        row = s.scalars(select(DecisionRow)).one()
+        if text is None:
+            answer = json.loads(row.answer)
+            answer.update(decision="allow", requires=[], reasons=[])
+            text = json.dumps(answer, sort_keys=True, separators=(",", ":"))
+        s.execute(update(DecisionRow).values(answer=text))
+
+
+@pytest.mark.parametrize("edit", [None, "not json"], ids=["allow", "not-json"])
+def test_a_retry_never_answers_an_edited_decision_row(api: Api, edit: str | None) -> None:  # noqa: F811
+    """The retry's answer came from the decisions row as it stood: an edited `allow` was
+    replayed with a 200, and a row of no JSON was a 500 (a fresh-eye attack). It is proven
+    against its ledger entry now, as every read of a record is: a 409 naming the entry."""
+    assert _post(api, DESIGN_REQUEST, "check-9").status_code == 200
+    _edit_answer(api.store, edit)
+    r = _post(api, DESIGN_REQUEST, "check-9")
+    assert r.status_code == 409, r.text
+    assert r.headers["content-type"].startswith(PROBLEM)
+    assert "decision" not in r.json()
+    assert (count(api.store), _decisions(api.store)) == (1, 1)
+
+
+def test_the_command_line_retry_never_answers_an_edited_decision_row(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    doc = json.dumps(DESIGN_REQUEST)
+    run = ("check", "--json", "--record", "--request-id", "run-8", "--db", db, "-")
+    assert straits(*run, stdin=doc).returncode == 0
+    store = Store(db)
+    for edit in (None, "not json"):
+        _edit_answer(store, edit)
+        again = straits(*run, stdin=doc)
+        assert again.returncode == 1 and again.stdout == "", again.stderr
+        assert "Traceback" not in again.stderr and "ledger entry 1" in again.stderr
+    store.close()

@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session
 from straits.errors import InputError, KeyReusedError, LedgerError
 from straits.model.request import CheckRequest
 from straits.rules import RuleSet
-from straits.store.canonical import loads_stored
 from straits.store.db import Store
+from straits.store.keys import configured
 from straits.store.ledger import Entry, canonical
+from straits.store.proven import decision_row_problem, prove_in
 from straits.store.tables import DecisionRow, LedgerRow
 
 #: what a key may be: printable ASCII without spaces, 1 to 200 characters (the plans' header)
@@ -76,9 +77,6 @@ def record_check_once(
         ).first()
         if row is None:
             return None
-        first = loads_stored(row.answer)
-        if row.request != wanted or isinstance(first, list) != isinstance(answer, list):
-            raise KeyReusedError(key or "", None, what="other check requests", path=path)
         ledger_row = s.get(LedgerRow, row.ledger_seq)
         if ledger_row is None:  # the row outlived its entry: `ledger verify` reports it
             raise LedgerError(
@@ -86,7 +84,20 @@ def record_check_once(
                 "which the log does not hold",
                 row.ledger_seq,
             )
-        return Recorded(Entry.from_row(ledger_row), first, True)
+        # the answer given again is the one the log proves, as every read of a recorded
+        # record is (proven.py): the row's own copy came back as it stood, an edited
+        # `allow` included, and a row of no JSON was a traceback (a fresh-eye attack)
+        entry = prove_in(s, row.ledger_seq, configured()).entry
+        problem = decision_row_problem(row, entry)
+        if problem is not None:
+            raise LedgerError(problem, entry.seq)
+        body = entry.content
+        first = body["result"]
+        if canonical(body["inputs"]) != wanted or isinstance(first, list) != isinstance(
+            answer, list
+        ):
+            raise KeyReusedError(key or "", None, what="other check requests", path=path)
+        return Recorded(entry, first, True)
 
     from straits.store.ledger import append
 
