@@ -299,3 +299,48 @@ def test_verify_one_tenant_names_its_own_first_bad_entry(db_url: str, keyfile: P
     for extra in (["--quick"], ["--file", "-"], ["--head", "1:" + "0" * 64]):
         refused = straits("ledger", "verify", "--db", db_url, "--tenant", "a", *extra, stdin="")
         assert refused.returncode == 2, (extra, refused.stderr)
+
+
+@pytest.mark.parametrize(
+    ("status", "text", "since", "raised"),
+    [
+        (400, "since=5 is beyond the checkpoint's 3 entries", 5, "RemoteError"),
+        (404, "the log has issued no checkpoint yet", 5, "RemoteError"),
+        (404, "the log has issued no checkpoint yet", None, "InputError"),
+        (400, "unknown parameter", 5, "InputError"),
+    ],
+)
+def test_a_log_that_went_back_is_the_logs_failure_not_bad_input(
+    status: int, text: str, since: int | None, raised: str
+) -> None:
+    """A witness that had accepted 5 entries, shown the log rolled back to 3, was exit 2 ("bad
+    input") from the server's 400 to the witness's own ``since``, or its 404 "no checkpoint
+    yet": the log failed, not the witness's input (exit 1; a fresh-eye attack)."""
+    import http.server
+    import threading
+
+    from straits.cli.ledger_fetch import fetch_text
+    from straits.errors import InputError, RemoteError
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"status": status, "detail": text}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/problem+json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1/ledger/checkpoint"
+    try:
+        with pytest.raises((InputError, RemoteError)) as err:
+            fetch_text(url, None, since)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert type(err.value).__name__ == raised

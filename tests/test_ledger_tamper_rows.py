@@ -447,3 +447,45 @@ def test_a_made_up_plan_marked_for_recording_fails_verification(
     assert (t.ok, t.code) == (False, "plan-row")
     assert verify_tenant(store, Keys(), "a").ok  # another tenant's check names none of it
     store.close()
+
+
+#: a recorded plan's job fields edited to what no finished, recorded job holds (a fresh-eye
+#: attack: `GET /v1/plans/{id}` showed them as they stood, and `ledger verify` passed them)
+JOB_EDITS: list[tuple[str, str]] = [
+    ("error", "UPDATE plans SET error='revoked by compliance: do not run' WHERE id=:i"),
+    ("record", "UPDATE plans SET record=:f WHERE id=:i"),
+    ("cancel", "UPDATE plans SET cancel_requested=:t WHERE id=:i"),
+    ("finished_at", "UPDATE plans SET finished_at=NULL WHERE id=:i"),
+]
+
+
+@pytest.mark.parametrize(("what", "statement"), JOB_EDITS, ids=[j[0] for j in JOB_EDITS])
+def test_a_recorded_plans_edited_job_fields_are_found_and_refused(
+    db_url: str, rules: RuleSet, plan: Plan, example_path: Path, what: str, statement: str
+) -> None:
+    plan_id, seq = _recorded(db_url, rules, plan, example_path)
+    sql(db_url, statement, i=plan_id, f=False, t=True)
+    store = Store(db_url)
+    v = verify_store(store, Keys())
+    assert not v.ok and v.first_bad == seq, v.problem
+    row = get_plan(store, plan_id)
+    assert row is not None
+    for read in (
+        lambda: proven_job_json(store, row, tenant_view=True),
+        lambda: find_plan(store, plan_id),
+    ):
+        with pytest.raises(LedgerError, match=plan_id):
+            read()
+
+
+def test_a_recorded_plans_progress_is_not_shown(
+    db_url: str, rules: RuleSet, plan: Plan, example_path: Path
+) -> None:
+    """A finished job's progress is cleared; an edited one showed a "best plan" of $1."""
+    plan_id, _ = _recorded(db_url, rules, plan, example_path)
+    best = '{"best":{"total_cost_usd":1}}'
+    sql(db_url, "UPDATE plans SET progress=:p WHERE id=:i", i=plan_id, p=best)
+    store = Store(db_url)
+    row = get_plan(store, plan_id)
+    assert row is not None
+    assert proven_job_json(store, row, tenant_view=True)["progress"] is None

@@ -111,5 +111,17 @@ def fetch_text(src: str, token: str | None, since: int | None) -> str:
             kept = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query) if k != "since"]
             query = [*kept, ("since", str(since))]
             src = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+            try:
+                return http_get(src, token)
+            except InputError as exc:
+                # the witness's own since refused, or no checkpoint at all: the log no longer
+                # serves the tree it signed before (rolled back, or another log), which is
+                # the log's failure, not bad input (exit 1, not 2: a fresh-eye attack)
+                if "HTTP 404" in exc.detail or "beyond the checkpoint" in exc.detail:
+                    raise RemoteError(
+                        f"{src}: {exc.detail}; this witness has accepted {since:,} entries of "
+                        "the log, which it no longer serves (rolled back, or another log)"
+                    ) from None
+                raise
         return http_get(src, token)
     return read_text(Path(src), "--checkpoint")

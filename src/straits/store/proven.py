@@ -218,6 +218,9 @@ def plan_row_problem(
             f"{where}: stored status {row.status!r} but only a finished plan is recorded: "
             "the plans table was altered"
         )
+    job = _job_problem(row)
+    if job is not None:
+        return f"{where}: {job}, as no recorded plan's job is: the plans table was altered"
     if result.get("plan_id") != row.id:
         return (
             f"{where}: the entry records plan {result.get('plan_id')}: the plan's "
@@ -250,6 +253,22 @@ def plan_row_problem(
             f"{where}: its stored result differs from the plan the entry records: the "
             "plans table was altered"
         )
+    return None
+
+
+def _job_problem(row: PlanRow) -> str | None:
+    """What a recorded plan's job fields say that a finished, recorded job never does (the
+    queue's ``finish`` and ``records.record_plan`` write them so): the API showed an edited
+    ``error`` ("revoked: do not run"), ``record: false`` beside the entry, or a cancel asked
+    of a finished plan, from the row as it stood (a fresh-eye attack)."""
+    if not row.record:
+        return "stored record false though it has a ledger entry"
+    if row.error is not None:
+        return "stored an error"
+    if row.cancel_requested:
+        return "stored a cancel request"
+    if row.finished_at is None:
+        return "stored no finishing time"
     return None
 
 

@@ -466,6 +466,9 @@ def proven_job_json(store: Store, row: PlanRow, *, tenant_view: bool) -> dict[st
     p = prove_plan(store, row)  # first: an altered row is a 409 naming its entry
     job = plan_job_json(row, with_plan=False)  # the stored copy not decoded again (web33)
     job["plan"] = p.plan
+    # a finished job's progress is cleared (queue.finish): an edited one showed a "best plan"
+    # the entry never held
+    job["progress"] = None
     if tenant_view:
         job["ledger_seq"] = p.proof.entry.tenant_seq
     return job
