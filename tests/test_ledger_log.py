@@ -344,3 +344,31 @@ def test_a_forged_latest_checkpoint_does_not_get_a_rewritten_log_signed(
         checkpoints.issue(Store(db_url), keys.signer)
     with create_engine(db_url).connect() as conn:
         assert conn.execute(text("SELECT max(size) FROM ledger_checkpoints")).scalar() == 8
+
+
+#: the head row edited by hand; the code both checks give (the quick one said "verifies" of
+#: the first two: a fresh-eye attack)
+HEAD_EDITS = [
+    (
+        "rewound",
+        "UPDATE ledger_head SET seq=seq-1, hash=(SELECT hash FROM ledger WHERE seq=6)",
+        "head-altered",
+    ),
+    ("re-hashed", "UPDATE ledger_head SET hash=:h", "head-altered"),
+    ("advanced", "UPDATE ledger_head SET seq=seq+1", "tail-removed"),
+]
+
+
+@pytest.mark.parametrize(("what", "statement", "code"), HEAD_EDITS, ids=[h[0] for h in HEAD_EDITS])
+def test_the_quick_check_holds_the_head_to_the_last_entry(
+    db_url: str, what: str, statement: str, code: str
+) -> None:
+    store = Store(db_url)
+    fill(store, 7)
+    assert verify_heads(store, Keys(), []).ok
+    sql(db_url, statement, h="ab" * 32)
+    store = Store(db_url)
+    quick, full = verify_heads(store, Keys(), []), verify_store(store, Keys())
+    assert (quick.ok, full.ok) == (False, False)
+    assert quick.code == code, quick.problem
+    assert full.code in ("head-altered", "tail-removed"), full.problem

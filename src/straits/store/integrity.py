@@ -29,6 +29,7 @@ from straits.errors import LedgerError
 from straits.store import checkpoints, merkle, row_checks, signed_record, tree
 from straits.store.canonical import loads_stored
 from straits.store.db import Store
+from straits.store.head_check import head_problem
 from straits.store.keys import Keys, configured
 from straits.store.ledger import Entry, Verification, digest, verify_chain
 from straits.store.note import SignedCheckpoint
@@ -451,6 +452,9 @@ def _verify_heads(store: Store, keys: Keys, heads: list[Head]) -> Verification:
                 raise _Broken(None, f"the ledger head records {n} entries", "head-altered")
             if head_row is None and s.execute(select(LedgerRow.seq).limit(1)).first():
                 raise _Broken(None, "the ledger head is missing", "head-missing")
+            found = head_problem(s, n, head_hash) if head_row is not None else None
+            if found is not None:
+                raise _Broken(*found)
             opened = [(r, _open_within(r, keys, n)) for r in rows]
             cp = opened[0][1] if opened else None
             sizes = {_size(h) for h in heads if _size(h) <= n}
