@@ -421,3 +421,26 @@ def test_a_bad_key_from_the_variable_is_named_as_the_variable(
     assert p.returncode == 2
     assert p.stderr.startswith(f"error: {junk}: STRAITS_LEDGER_KEY: ")
     assert p.stderr.count("(expected") == 1, p.stderr
+
+
+@pytest.mark.parametrize("bad", ["/dev/null", "DIR", "SINCE"])
+def test_a_checkpoint_refused_as_bad_input_is_not_signed(
+    db_url: str, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, bad: str
+) -> None:
+    """`ledger checkpoint --key K -o /dev/null` (a directory, a --since past the log) was exit
+    2 after it had signed: the checkpoint stored and the signer's record moved on (a fresh-eye
+    attack). Exit 2 means nothing was done."""
+    key = new_keyfile(tmp_path_factory)
+    fill(db_url, 3)
+    args = ["ledger", "checkpoint", "--db", db_url, "--key", str(key)]
+    if bad == "SINCE":
+        args += ["--since", "99"]
+    else:
+        args += ["-o", str(tmp_path) if bad == "DIR" else bad]
+    p = straits(*args)
+    assert p.returncode == 2, p.stderr
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM ledger_checkpoints")).scalar() == 0
+    engine.dispose()
+    assert not Path(str(key) + ".signed").exists()

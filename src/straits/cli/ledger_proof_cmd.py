@@ -25,7 +25,7 @@ from straits.cli.common import (
 )
 from straits.cli.ledger_fetch import fetch_text, http_get, read_text
 from straits.errors import InputError, LedgerError, StraitsError
-from straits.fileio import FULL, full_error, write_output
+from straits.fileio import FULL, full_error, output_path, write_output
 from straits.limits import max_input_bytes
 
 EXIT_BROKEN = 1
@@ -109,8 +109,16 @@ def register(app: typer.Typer) -> None:
             _remote_checkpoint(output, since, json_out)
             return
         try:
+            # the output and --since first: refused after the signing, a checkpoint had been
+            # stored and the signer's record moved on (exit 2 means nothing was done)
+            output_path(output)
             keys = keys_from(key, pubkey)
             store = open_store(db, existing=True)
+            if keys.signer is not None and since is not None:
+                with store.session() as s:
+                    head = checkpoints.tree_head_size(s)
+                if since > head:
+                    raise InputError(f"{since} is beyond the log's {head} entries", path="--since")
             if keys.signer is not None:
                 cp = checkpoints.issue(store, keys.signer, keys.verifiers, keys.record)
             else:
