@@ -164,6 +164,25 @@ def test_a_price_change_is_costed_on_the_remaining_chip_hours(
     assert "test quote" in cost[0].summary
 
 
+@pytest.mark.parametrize("source", [None, ""])
+def test_an_unsourced_price_is_not_credited_to_the_old_ones_source(
+    h20: tuple[Scenario, dict[str, Any]], rules: RuleSet, source: str | None
+) -> None:
+    """A new price without a source was shown with the scenario's citation for the old one
+    (a fresh-eye attack): it says no source was given."""
+    sc, plan = h20
+    sft = next(a for a in plan["assignments"] if a["stage"] == "sft")
+    pool = next(p for p in sc.site(sft["site"]).pools if p.chip == sft["chip"])
+    change = PriceChange(
+        site=sft["site"], chip=sft["chip"], usd_per_chip_hour=pool.usd_per_chip_hour + 0.5,
+        source=source,
+    )  # fmt: skip
+    res = impact("p", sc, plan, rules, date=sc.date, overrides=Overrides(prices=(change,)))
+    (cost,) = [c for c in res.changes if c.kind == "cost"]
+    assert "no source given" in cost.summary
+    assert not pool.source or pool.source not in cost.summary
+
+
 def test_a_capacity_cut_makes_the_stage_infeasible(
     h20: tuple[Scenario, dict[str, Any]], rules: RuleSet
 ) -> None:

@@ -154,6 +154,18 @@ def test_bad_input_exits_2_naming_what(args: list[str], text: str, tmp_path: Pat
             "confidence: M}}\n",
             "demand.shift_speed.source",
         ),
+        # model shapes a scenario refuses: a ValidationError traceback, exit 1 (a fresh-eye
+        # attack)
+        (
+            "extends: shipped\nmodels:\n  train: {params: 7.0e+9, active_params: 8.0e+9, "
+            "layers: 32, d_model: 4096, heads: 32, seq_len: 4096}\n",
+            "models.train",
+        ),
+        (
+            "extends: shipped\nmodels:\n  train: {params: 7.0e+9, layers: 32, d_model: 4096, "
+            "heads: 5000, seq_len: 4096}\n",
+            "models.train",
+        ),
     ],
 )
 def test_bad_market_files(content: str, path: str, tmp_path: Path) -> None:
@@ -472,3 +484,16 @@ def test_sweep_says_why_prim_found_no_box(
     out = _summarise(design, rows, "m", threshold)
     assert (out["prim"] is None) == (why is not None)
     assert (why in out["prim_note"]) if why is not None else "prim_note" not in out
+
+
+@pytest.mark.parametrize("args", [["-"], ["-", "--list-params"]])
+def test_a_closed_stdin_is_exit_2(args: list[str]) -> None:
+    """``straits market - <&-``: sys.stdin is None, which was an AttributeError traceback."""
+    p = subprocess.run(
+        ["bash", "-c", 'exec "$0" -m straits market "$@" <&-', sys.executable, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.startswith("error: <stdin>") and "Traceback" not in p.stderr

@@ -346,8 +346,16 @@ def read_text(path: Path, *, error: type[InputError] = InputError) -> str:
     return read_bounded(io.BytesIO(raw), source=str(path), error=error)
 
 
-def read_stdin(*, error: type[InputError] = InputError) -> str:
-    """Standard input's text, at most the input cap."""
+def read_stdin(*, error: type[InputError] = InputError, what: str = "input") -> str:
+    """Standard input's text, at most the input cap. Closed (``<&-``: ``sys.stdin`` is None,
+    which was an AttributeError traceback) or a terminal (a command waiting silently for
+    typing), it is refused: ``what`` names what was expected there."""
+    if sys.stdin is None or sys.stdin.isatty():
+        state = "closed" if sys.stdin is None else "a terminal"
+        raise error(
+            f"expects {what} on stdin (or a file argument); standard input is {state}",
+            source="<stdin>",
+        )
     stream = getattr(sys.stdin, "buffer", None)
     if stream is None:  # a replaced sys.stdin (tests) without a byte buffer
         return read_bounded(

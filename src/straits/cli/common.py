@@ -365,11 +365,9 @@ def actor_name(actor: str | None) -> str:
 # --- input ---------------------------------------------------------------------------------------
 def read_stdin_text(what: str) -> str:
     """Standard input's text, at most the input cap (``loading.read_stdin``)."""
-    if sys.stdin is None or sys.stdin.isatty():
-        raise RequestError(f"expects {what} on stdin (or a file argument)", source="<stdin>")
     from straits.loading import read_stdin
 
-    return read_stdin(error=RequestError)
+    return read_stdin(error=RequestError, what=what)
 
 
 class InputDoc(NamedTuple):

@@ -150,7 +150,9 @@ def apply(sc: Scenario, ov: Overrides, *, date: dt.date, regime: str | None = No
     for i, p in enumerate(ov.prices):
         hit = pool("prices", i, p)
         hit["usd_per_chip_hour"] = p.usd_per_chip_hour
-        hit["source"] = p.source or hit.get("source")
+        # the scenario's source was about the old figure: an unsourced new one was shown
+        # as the old one's citation (a fresh-eye attack)
+        hit["source"] = p.source or f"no source given in {ov.prices_file or 'the prices file'}"
     for i, c in enumerate(ov.capacity):
         hit = pool("capacity", i, c)
         start = c.start or date

@@ -85,7 +85,7 @@ def read_raw_text(path: Path | None) -> tuple[dict[str, Any], str, str | None]:
     if path is None:
         return shipped_raw(), "market.yaml (shipped)", None
     if str(path) == "-":  # stdin, as every other command's file (was "-: file not found")
-        label, text = "<stdin>", read_stdin(error=MarketError)
+        label, text = "<stdin>", read_stdin(error=MarketError, what="a market file")
     else:
         label, text = str(path), read_text(path, error=MarketError)
     return (*_resolve(parse_document(text, source=label, error=MarketError), label), text)

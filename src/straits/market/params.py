@@ -305,6 +305,31 @@ class ModelTemplate(Strict):
     seq_len: Annotated[int, Field(ge=1, le=10_000_000)]
     serve_tokens_per_s: Annotated[float, Field(gt=0, le=1e12)] = 100_000.0
 
+    @model_validator(mode="after")
+    def _a_shape_the_estimator_takes(self) -> ModelTemplate:
+        """The shape checks a scenario's model is held to (``ModelSpec``): 8B active of 7B
+        total, more heads than d_model, or params far from layers x d_model^2 came out of the
+        estimator as a traceback, exit 1 (a fresh-eye attack)."""
+        from pydantic import ValidationError
+
+        from straits.model.scenario import ModelSpec
+
+        try:
+            ModelSpec(
+                params=self.params,
+                active_params=self.active_params or self.params,
+                layers=self.layers,
+                d_model=self.d_model,
+                heads=self.heads,
+                seq_len=self.seq_len,
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            msg = str(first["msg"]).removeprefix("Value error, ")
+            raise ValueError(f"{where}: {msg}" if where else msg) from None
+        return self
+
 
 class Demand(Strict):
     initial_utilisation: Param
