@@ -223,6 +223,19 @@ def test_bad_change_files_name_the_file_and_field(tmp_path: Path) -> None:
     )
 
 
+def test_change_files_are_read_from_stdin_once(tmp_path: Path) -> None:
+    """``--prices -`` was "-: file not found" where every command reads `-` as stdin; stdin
+    is read once, whichever options name it."""
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    assert record_h20_plan(db).returncode == 0
+    nopool = yaml.safe_dump([{"site": "hz-idc", "chip": "B200", "count": 8, "source": "abc"}])
+    args = ("impact", "--date", "2025-04-10", "--db", db, "--no-replan")
+    p = straits(*args, "--capacity", "-", stdin=nopool)
+    one_line_error(p, "<stdin>", "capacity[0]", "B200")  # read, and found to name no pool
+    p = straits(*args, "--capacity", "-", "--prices", "-", stdin=nopool)
+    one_line_error(p, "stdin can be read once")
+
+
 def test_impact_without_recorded_plans_says_so(tmp_path: Path) -> None:
     from straits.store import Store
 

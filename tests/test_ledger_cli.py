@@ -423,7 +423,7 @@ def test_a_bad_key_from_the_variable_is_named_as_the_variable(
     assert p.stderr.count("(expected") == 1, p.stderr
 
 
-@pytest.mark.parametrize("bad", ["/dev/null", "DIR", "SINCE"])
+@pytest.mark.parametrize("bad", ["/dev/null", "DIR", "SINCE", "KEY", "PUB", "DB"])
 def test_a_checkpoint_refused_as_bad_input_is_not_signed(
     db_url: str, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, bad: str
 ) -> None:
@@ -433,8 +433,13 @@ def test_a_checkpoint_refused_as_bad_input_is_not_signed(
     key = new_keyfile(tmp_path_factory)
     fill(db_url, 3)
     args = ["ledger", "checkpoint", "--db", db_url, "--key", str(key)]
+    held = {"KEY": str(key), "PUB": str(key) + ".pub", "DB": db_url.removeprefix("sqlite:///")}
     if bad == "SINCE":
         args += ["--since", "99"]
+    elif bad in held:
+        if bad == "DB" and not db_url.startswith("sqlite:///"):
+            pytest.skip("the database is a file only on SQLite")
+        args += ["-o", held[bad]]  # files this run holds: refused, but once it had signed
     else:
         args += ["-o", str(tmp_path) if bad == "DIR" else bad]
     p = straits(*args)

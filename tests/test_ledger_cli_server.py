@@ -302,31 +302,34 @@ def test_verify_one_tenant_names_its_own_first_bad_entry(db_url: str, keyfile: P
 
 
 @pytest.mark.parametrize(
-    ("status", "text", "since", "raised"),
+    ("status", "text", "since", "refused"),
     [
-        (400, "since=5 is beyond the checkpoint's 3 entries", 5, "RemoteError"),
-        (404, "the log has issued no checkpoint yet", 5, "RemoteError"),
+        (400, "since=5 is beyond the checkpoint's 3 entries", 5, 5),
+        (404, "the log has issued no checkpoint yet", 5, "InputError"),
         (404, "the log has issued no checkpoint yet", None, "InputError"),
         (400, "unknown parameter", 5, "InputError"),
     ],
 )
-def test_a_log_that_went_back_is_the_logs_failure_not_bad_input(
-    status: int, text: str, since: int | None, raised: str
+def test_a_log_behind_the_witness_is_fetched_again_and_said(
+    status: int, text: str, since: int | None, refused: int | str
 ) -> None:
     """A witness that had accepted 5 entries, shown the log rolled back to 3, was exit 2 ("bad
-    input") from the server's 400 to the witness's own ``since``, or its 404 "no checkpoint
-    yet": the log failed, not the witness's input (exit 1; a fresh-eye attack)."""
+    input") from the server's 400 to the witness's own ``since`` (a fresh-eye attack). The
+    checkpoint is fetched again without it, and the refusal kept for the witness to judge
+    (``went_back``): a second log witnessed from the same state is trusted on first use, not
+    blamed (a review). Any other 4xx stays the input's."""
     import http.server
     import threading
 
-    from straits.cli.ledger_fetch import fetch_text
-    from straits.errors import InputError, RemoteError
+    from straits.cli.ledger_fetch import fetch_checkpoint
+    from straits.errors import InputError
 
     class Answer(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            body = json.dumps({"status": status, "detail": text}).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/problem+json")
+            code, body = (status, json.dumps({"status": status, "detail": text}).encode())
+            if "since=" not in self.path and status == 400 and "beyond" in text:
+                code, body = 200, b"CHECKPOINT"
+            self.send_response(code)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -338,9 +341,32 @@ def test_a_log_that_went_back_is_the_logs_failure_not_bad_input(
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/v1/ledger/checkpoint"
     try:
-        with pytest.raises((InputError, RemoteError)) as err:
-            fetch_text(url, None, since)
+        if isinstance(refused, int):
+            got = fetch_checkpoint(url, None, since)
+            assert (got.text, got.refused_since) == ("CHECKPOINT", refused)
+        else:
+            with pytest.raises(InputError):
+                fetch_checkpoint(url, None, since)
     finally:
         server.shutdown()
         server.server_close()
-    assert type(err.value).__name__ == raised
+
+
+@pytest.mark.parametrize(
+    ("status", "refused", "after"),
+    [
+        ("seen", 5, "rolled-back"),
+        ("older-consistent", 5, "rolled-back"),
+        ("unproven", 5, "rolled-back"),  # the log holds no tree of 5 to prove 3 -> 5 to
+        ("unproven", None, "unproven"),
+        ("accepted", 5, "accepted"),  # another log: trusted on first use
+        ("seen", None, "seen"),  # an older checkpoint a peer offers
+        ("split-view", 5, "split-view"),
+    ],
+)
+def test_a_log_gone_back_is_not_ok(status: str, refused: int | None, after: str) -> None:
+    from straits.store.witness import Outcome, went_back
+
+    out = went_back(Outcome("url", status, "m", 3), refused)
+    assert out.status == after
+    assert out.ok == (after in ("accepted", "seen", "older-consistent"))

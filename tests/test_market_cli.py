@@ -81,6 +81,9 @@ def test_outputs_by_suffix(tmp_path: Path) -> None:
         (["--set", "firm_types[cn-cloud].share=1.5"], "firm_types[cn-cloud].share"),
         (["-o", "out.xlsx"], "-o"),
         (["missing.yaml"], "missing.yaml"),
+        # blanks around the number, as every option's (docs/cli.md; a fresh-eye attack)
+        (["--set", "demand.shift_speed= 0.3 "], "--set"),
+        (["--set", "demand.shift_speed=\t0.3\n"], "--set"),
     ],
 )
 def test_bad_input_exits_2_naming_what(args: list[str], text: str, tmp_path: Path) -> None:
@@ -154,6 +157,10 @@ def test_bad_input_exits_2_naming_what(args: list[str], text: str, tmp_path: Pat
             "confidence: M}}\n",
             "demand.shift_speed.source",
         ),
+        # a parameter without its source or confidence was merged into the shipped range
+        # and said "needs either `value` or both `low` and `high`" (a fresh-eye attack)
+        ("extends: shipped\nsupply:\n  pue: {value: 1.3, confidence: M}\n", "supply.pue.source"),
+        ("extends: shipped\nsupply:\n  pue: {value: 1.3, source: abcd}\n", "pue.confidence"),
         # model shapes a scenario refuses: a ValidationError traceback, exit 1 (a fresh-eye
         # attack)
         (

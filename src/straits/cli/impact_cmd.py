@@ -168,14 +168,21 @@ def _impact_here(
     from straits.impact import load_overrides
     from straits.rules import ruleset
 
+    dashes = [
+        opt
+        for opt, given in (("--prices", prices), ("--capacity", capacity))
+        if given is not None and str(given) == "-"
+    ] + ["--plan"] * sum(r == "-" for r in refs)
+    if len(dashes) > 1:
+        raise InputError(
+            "stdin can be read once",
+            path=dashes[-1],
+            expected="`-` for at most one of --prices, --capacity and --plan",
+        )
     ov = load_overrides(prices, capacity)
     rs = ruleset(rule_dirs(rules))
     plans: list[tuple[str, Any, dict[str, Any], str]] = []
     if refs:
-        if sum(r == "-" for r in refs) > 1:
-            raise InputError(
-                "stdin can be read once", path="--plan", expected="at most one `--plan -`"
-            )
         for ref in refs:
             doc = resolve_plan(ref, db=db, rules=rs, what="--plan").document
             assert doc is not None

@@ -4,6 +4,7 @@ bounded in bytes and in time)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from straits.cli.common import read_stdin_text
@@ -99,29 +100,40 @@ def http_get(url: str, token: str | None) -> str:
         raise InputError("not UTF-8 text", source=url) from None
 
 
-def fetch_text(src: str, token: str | None, since: int | None) -> str:
+@dataclass(frozen=True)
+class Fetched:
+    text: str
+    refused_since: int | None = None
+    """the witness's own ``since`` the log refused as beyond its checkpoint (it was then
+    fetched without it): the log's latest checkpoint is smaller than the witness's latest"""
+
+
+def fetch_checkpoint(src: str, token: str | None, since: int | None) -> Fetched:
+    """A checkpoint to witness: a file, ``-``, or a URL (a server's checkpoint route asked
+    with the witness's ``since``)."""
     import urllib.parse
 
     if src == "-":
-        return read_stdin_text("a checkpoint")
+        return Fetched(read_stdin_text("a checkpoint"))
     if src.startswith(("http://", "https://")):
         parts = urllib.parse.urlsplit(src)
         if parts.path.rstrip("/").endswith("/v1/ledger/checkpoint") and since is not None:
             # the witness's own since, once (a URL naming one too was a 400: given twice)
             kept = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query) if k != "since"]
             query = [*kept, ("since", str(since))]
-            src = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+            with_since = urllib.parse.urlunsplit(
+                parts._replace(query=urllib.parse.urlencode(query))
+            )
             try:
-                return http_get(src, token)
+                return Fetched(http_get(with_since, token))
             except InputError as exc:
-                # the witness's own since refused, or no checkpoint at all: the log no longer
-                # serves the tree it signed before (rolled back, or another log), which is
-                # the log's failure, not bad input (exit 1, not 2: a fresh-eye attack)
-                if "HTTP 404" in exc.detail or "beyond the checkpoint" in exc.detail:
-                    raise RemoteError(
-                        f"{src}: {exc.detail}; this witness has accepted {since:,} entries of "
-                        "the log, which it no longer serves (rolled back, or another log)"
-                    ) from None
-                raise
-        return http_get(src, token)
-    return read_text(Path(src), "--checkpoint")
+                # the witness's own since refused: the log's latest is smaller than the
+                # witness's, so the checkpoint is fetched without it and judged by its origin
+                # (the same log gone back: a rollback, exit 1; another log: trust on first
+                # use). As bad input (exit 2) it hid a rolled-back log (a fresh-eye attack)
+                if "beyond the checkpoint" not in exc.detail:
+                    raise
+                src = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(kept)))
+                return Fetched(http_get(src, token), since)
+        return Fetched(http_get(src, token))
+    return Fetched(read_text(Path(src), "--checkpoint"))

@@ -23,7 +23,7 @@ from straits.cli.common import (
     state,
     whole,
 )
-from straits.cli.ledger_fetch import fetch_text, http_get, read_text
+from straits.cli.ledger_fetch import fetch_checkpoint, http_get, read_text
 from straits.errors import InputError, LedgerError, StraitsError
 from straits.fileio import FULL, full_error, output_path, write_output
 from straits.limits import max_input_bytes
@@ -109,11 +109,12 @@ def register(app: typer.Typer) -> None:
             _remote_checkpoint(output, since, json_out)
             return
         try:
-            # the output and --since first: refused after the signing, a checkpoint had been
-            # stored and the signer's record moved on (exit 2 means nothing was done)
-            output_path(output)
             keys = keys_from(key, pubkey)
             store = open_store(db, existing=True)
+            # the output and --since before signing: refused after it, a checkpoint had been
+            # stored and the signer's record moved on (exit 2 means nothing was done). After
+            # the key and the store are opened: they hold their files from -o (held files)
+            output_path(output)
             if keys.signer is not None and since is not None:
                 with store.session() as s:
                     head = checkpoints.tree_head_size(s)
@@ -316,7 +317,7 @@ def register(app: typer.Typer) -> None:
         different trees signed for one size, or a checkpoint the log cannot prove consistent
         with what this witness saw before. Exit 0 when every checkpoint is accepted, 1 on a
         split view or one that cannot be proven, 2 on bad input."""
-        from straits.store.witness import Witness, parse_offer
+        from straits.store.witness import Witness, parse_offer, went_back
         from straits.store.witness_state import locked
 
         try:
@@ -339,8 +340,9 @@ def register(app: typer.Typer) -> None:
                 proofs = _proof_source(db, log_url, token)
                 outcomes = []
                 for src in checkpoint:
-                    text = fetch_text(src, token, w.latest_size())
-                    outcomes.append(w.offer(parse_offer(text, src), keys.trusted, proofs))
+                    got = fetch_checkpoint(src, token, w.latest_size())
+                    outcome = w.offer(parse_offer(got.text, src), keys.trusted, proofs)
+                    outcomes.append(went_back(outcome, got.refused_since))
                 w.save()
         except StraitsError as exc:
             fail(exc)

@@ -58,7 +58,12 @@ class Overrides(BaseModel):
 
 
 def _load(path: Path, key: str) -> tuple[Overrides, tuple[int | None, ...]]:
-    text = read_text(path, error=ScenarioError)
+    if str(path) == "-":  # stdin, as every command's file (it was "-: file not found")
+        from straits.loading import read_stdin
+
+        text, path = read_stdin(error=ScenarioError, what=f"a {key} file"), Path("<stdin>")
+    else:
+        text = read_text(path, error=ScenarioError)
     data = parse_document(text, source=str(path), error=ScenarioError)
     bare = isinstance(data, list)
     if bare:
@@ -112,14 +117,18 @@ def _line(text: str, path: str, bare: bool) -> int | None:
     return safe_yaml.locate(text, loc[1:] if bare else loc)
 
 
+def _label(path: Path | None) -> str | None:
+    return None if path is None else "<stdin>" if str(path) == "-" else str(path)
+
+
 def load_overrides(prices: Path | None, capacity: Path | None) -> Overrides:
     p_ov, p_lines = _load(prices, "prices") if prices else (Overrides(), ())
     c_ov, c_lines = _load(capacity, "capacity") if capacity else (Overrides(), ())
     ov = Overrides(
         prices=p_ov.prices,
         capacity=c_ov.capacity,
-        prices_file=str(prices) if prices else None,
-        capacity_file=str(capacity) if capacity else None,
+        prices_file=_label(prices),
+        capacity_file=_label(capacity),
     )
     ov._lines = {"prices": p_lines, "capacity": c_lines}
     return ov

@@ -148,12 +148,11 @@ def digest(raw: Mapping[str, Any]) -> str:
 
 # --- paths --------------------------------------------------------------------------------------
 def _is_param(node: Any) -> bool:
-    return (
-        isinstance(node, dict)
-        and "source" in node
-        and "confidence" in node
-        and ("value" in node or "low" in node or "high" in node)
-    )
+    """A parameter given whole: one with a figure (``value``, ``low`` or ``high``). One that
+    lacks its source or confidence replaces the shipped one too, and is refused for what it
+    lacks: merged key by key into the shipped range, it was "needs either `value` or both
+    `low` and `high`", naming neither (a fresh-eye attack)."""
+    return isinstance(node, dict) and ("value" in node or "low" in node or "high" in node)
 
 
 def _key(item: Any) -> str | None:
@@ -272,7 +271,9 @@ def parse_overrides(items: list[str], label: str = "--set") -> dict[str, float]:
         path, sep, text = item.partition("=")
         try:
             # ASCII decimal only: float() read 1_0 as 10 and other scripts' digits (cli30)
-            if not sep or len(text) > 40 or not DECIMAL_TEXT.fullmatch(text.strip()):
+            # blanks around the number too, as every option's number (docs/cli.md; it was
+            # stripped: `shift_speed= 0.3 ` set 0.3, a fresh-eye attack)
+            if not sep or len(text) > 40 or not DECIMAL_TEXT.fullmatch(text):
                 raise ValueError
             value = float(text)
             if not math.isfinite(value):  # NaN: was blamed on the market file, not on --set

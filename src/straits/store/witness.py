@@ -53,7 +53,7 @@ class Outcome:
     source: str
     status: str
     """accepted | seen | older-consistent | split-view | inconsistent |
-    unprovable-after-compaction | unproven | rejected"""
+    unprovable-after-compaction | unproven | rejected | rolled-back"""
     message: str
     size: int | None = None
     evidence: list[str] = field(default_factory=list)
@@ -71,6 +71,25 @@ class Outcome:
             "message": self.message,
             "evidence": self.evidence,
         }
+
+
+def went_back(outcome: Outcome, refused_since: int | None) -> Outcome:
+    """``outcome`` of a log's latest checkpoint, fetched after the log refused the witness's
+    own ``since`` (``refused_since``, the size it had accepted): a checkpoint of the same log
+    seen before, a prefix of one, or one it cannot prove (the log no longer holds the tree
+    the proof would end at) is the log gone back to an older tree (rolled back, or
+    its newer checkpoints deleted), not an older checkpoint offered by a peer. Another log's
+    (trust on first use) and every other verdict stand."""
+    if refused_since is None or outcome.status not in ("seen", "older-consistent", "unproven"):
+        return outcome
+    return Outcome(
+        outcome.source,
+        "rolled-back",
+        f"the log's latest checkpoint has {outcome.size} entries, fewer than the "
+        f"{refused_since} this witness accepted of it: the log went back (rolled back, or "
+        "its newer checkpoints removed)",
+        outcome.size,
+    )
 
 
 def parse_offer(text: str, source: str) -> Offered:
