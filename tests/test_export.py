@@ -184,6 +184,21 @@ RUN_CASES = [  # (--run values, expected command per stage; None: the failing de
         ["sft=by-id", "chat-72b/sft=by-pair"],
         {"pretrain": None, "sft": "by-pair", "serve-intl": None},
     ),
+    (  # a key with blanks before it is the key (a review: it ran `pretrain=./run.sh`)
+        [" pretrain=pt", "\tfinetune=ft"],
+        {"pretrain": "pt", "sft": "ft", "serve-intl": None},
+    ),
+    *(  # key=value folders in a program's path, and shell assignments, are commands
+        ([cmd], dict.fromkeys(("pretrain", "sft", "serve-intl"), cmd))
+        for cmd in (
+            "./sweeps/lr=0.1/train.sh",
+            "/exp/date=2024-01-01/run.sh",
+            "outputs/lr=0.1,bs=32/train.sh",
+            "LD_LIBRARY_PATH+=:/opt/lib torchrun x.py",
+            "arr[0]=x; torchrun x.py",
+            "'FOO=1' cmd",
+        )
+    ),
     (  # a '=' past the first word, or after a shell name, is the command's own
         ["torchrun --nnodes=2 x.py"],
         dict.fromkeys(("pretrain", "sft", "serve-intl"), "torchrun --nnodes=2 x.py"),
@@ -234,6 +249,10 @@ def test_run_options_give_each_stage_its_command(
         ["=cmd"],
         ["chat-72b/sft =torchrun x.py"],
         ["sft = torchrun x.py"],
+        ["pretrian = torchrun x.py"],
+        # assignments only: bash -c runs nothing and succeeds (a review)
+        ["NCCL_DEBUG=INFO"],
+        ["A=1 B=2"],
     ],
 )
 def test_bad_run_options_are_input_errors(

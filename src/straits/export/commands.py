@@ -79,7 +79,7 @@ def parse(values: Sequence[str] | None, sc: Scenario) -> Commands:
             )
         if "\0" in value:
             raise InputError("a command with a NUL byte", path=where, expected="shell command text")
-        m = _KEYED.fullmatch(value)
+        m = _KEYED.fullmatch(value.lstrip())  # ' pretrain=./x' is the key, not a command
         key = m.group(1) if m else None
         if key is not None and m is not None and key in known:
             cmd = m.group(2)
@@ -99,7 +99,7 @@ def parse(values: Sequence[str] | None, sc: Scenario) -> Commands:
             if key in KINDS:
                 out.by_kind[key] = cmd
             continue
-        if key is not None and (not _SHELL_NAME.fullmatch(key) or _close(key, known)):
+        if key is not None and _meant_as_key(value.split(None, 1)[0], known, sc):
             near = _close(key, known)
             raise InputError(
                 f"{key!r} is no stage kind, stage id or workload/stage of scenario {sc.name}"
@@ -124,19 +124,55 @@ def parse(values: Sequence[str] | None, sc: Scenario) -> Commands:
     return out
 
 
+#: a shell assignment word (``A=1``, ``PATH+=:/x``, ``arr[0]=x``)
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\[[^]]*\])?\+?=.*", re.S)
+
+
+def _meant_as_key(first: str, known: Sequence[str], sc: Scenario) -> bool:
+    """Whether ``first``, a command's first word ``X=...``, was meant as a key: X without
+    leading ``/ - . ~`` and a trailing ``/`` is empty, a key, a workload id, a workload's path
+    (``chat-72b/nope``) or close to a key (``pretrian``); or the word is neither a path, a
+    shell assignment (``A=1``, ``PATH+=:/x``, ``arr[0]=x``) nor quoted (``fine-tune=x``). A
+    ``key=value`` folder of a program's path (``./sweeps/lr=0.1/train.sh``,
+    ``outputs/lr=0.1,bs=32/train.sh``) is a command (a review)."""
+    head = first.split("=", 1)[0]
+    bare = head.lstrip("/-.~").rstrip("/")
+    workloads = {w.id for w in sc.workloads}
+    if not bare or bare in known or bare in workloads or _close(bare, known):
+        return True
+    if "/" in bare:
+        return bare.split("/", 1)[0] in workloads
+    if any(ch in head for ch in "'\"\\$`"):  # quoted or expanded: the shell's word
+        return False
+    return not _ASSIGNMENT.fullmatch(first)
+
+
 def _no_stray_key(value: str, known: Sequence[str], sc: Scenario, where: str) -> None:
-    """A plain command whose first word is ``X=...`` with X no shell name (``/pretrain=``,
-    ``chat-72b/=``, ``-pretrain=``, ``=cmd``), or that names a stage with a space before its
-    ``=`` (``sft =torchrun``), was meant as a key: it named nothing, and became every stage's
-    command (a fresh-eye attack)."""
+    """A plain command that was meant as a key, or that runs nothing, refused: it became
+    every stage's command (a fresh-eye attack). Meant as a key: a first word ``X=...`` whose
+    X, without leading ``/ - . ~`` and a trailing ``/``, is empty, a key, a workload id or
+    close to a key (``/pretrain=``, ``chat-72b/=``, ``=cmd``), or a key and a space before
+    ``=`` (``sft =torchrun``). A ``key=value`` folder in a program's path
+    (``./sweeps/lr=0.1/train.sh``) is a command (a review). Runs nothing: only assignments
+    (``NCCL_DEBUG=INFO``; ``bash -c`` of it succeeds, so the stage would be done)."""
+    try:
+        words = shlex.split(value)
+    except ValueError:  # an unbalanced quote: the shell's to refuse
+        words = []
+    if words and all(_ASSIGNMENT.fullmatch(w) for w in words):
+        raise InputError(
+            "a command of variable assignments only, which would run nothing and succeed",
+            path=where,
+            expected="a command after the assignments (NCCL_DEBUG=INFO torchrun ...)",
+        )
     first = value.split(None, 1)[0]
-    head = first.split("=", 1)[0] if "=" in first else None
     spaced = re.match(r"\s*(\S+)\s+=", value)
-    if head is not None and not _SHELL_NAME.fullmatch(head):
-        bad = head
-    elif spaced and spaced.group(1) in known:
-        bad = spaced.group(1) + " "
-    else:
+    bad = None
+    if "=" in first and _meant_as_key(first, known, sc):
+        bad = first.split("=", 1)[0]
+    if bad is None and spaced and (spaced[1] in known or _close(spaced[1], known)):
+        bad = spaced[1] + " "
+    if bad is None:
         return
     raise InputError(
         f"{bad!r} before '=' is no stage kind, stage id or workload/stage of scenario {sc.name}",
