@@ -117,39 +117,46 @@ def _layout(text: str) -> str:
 Layout = Annotated[StrictStr, AfterValidator(_layout)]
 
 #: the parts of a layout the exports read (``estimate.layout.Layout.describe``); a part of
-#: another name is kept in ``STRAITS_LAYOUT`` alone, as a newer plan may write one
-_DEGREE = re.compile(r"(TP|PP|DP|EP)([0-9]+)")
-_KNOWN_PART = re.compile(r"(?:TP|PP|DP|EP)[0-9]+|ZeRO-[0-3]|recompute=(?:none|selective|full)")
+#: another name (``TPUv5``) is kept in ``STRAITS_LAYOUT`` alone, as a newer plan may write one
+_PART = re.compile(r"(?:TP|PP|DP|EP)[0-9].*|ZeRO-.*|recompute=.*", re.S)
+_DEGREE = re.compile(r"(TP|PP|DP|EP)([1-9][0-9]{0,8})")
+_OTHER = re.compile(r"ZeRO-[0-3]|recompute=(?:none|selective|full)")
 
 
 def layout_fits(layout: str, chips: int) -> str:
     """``layout`` when its parts are the estimator's and say ``chips``: each degree from 1 to
-    ``chips``, ZeRO 0 to 3, recompute none, selective or full, and TP x PP x DP the chips when
-    all three are given (the estimator always writes them so). An edited plan's
+    ``chips`` without a leading zero (bash reads ``08`` as bad octal), each once, ZeRO 0 to 3,
+    recompute none, selective or full; the degrees given multiply to a divisor of ``chips``
+    (to ``chips`` when TP, PP and DP are all given, as the estimator writes them), and EP
+    divides DP (expert parallelism runs inside the data-parallel replicas). An edited plan's
     ``TP3 PP7 DP5 EP0 ZeRO-9`` on 2,048 chips was exported as STRAITS_TP=3 ... (a fresh-eye
     attack)."""
     degrees: dict[str, int] = {}
     for part in layout.split():
-        if not part.startswith(("TP", "PP", "DP", "EP", "ZeRO", "recompute")):
+        if not _PART.fullmatch(part):
             continue
-        if not _KNOWN_PART.fullmatch(part):
-            raise ValueError(
-                f"{part!r} is no layout part: TPn, PPn, DPn, EPn, ZeRO-0..3 or "
-                "recompute=none|selective|full"
-            )
         m = _DEGREE.fullmatch(part)
+        if m is None and not _OTHER.fullmatch(part):
+            raise ValueError(
+                f"{part!r} is no layout part: TPn, PPn, DPn, EPn (n from 1, no leading zero), "
+                "ZeRO-0..3 or recompute=none|selective|full"
+            )
         if m is None:
             continue
         if m[1] in degrees:
             raise ValueError(f"{m[1]} given twice")
-        degree = int(m[2]) if len(m[2]) <= 9 else chips + 1
-        if not 1 <= degree <= chips:
+        degrees[m[1]] = int(m[2])
+        if degrees[m[1]] > chips:
             raise ValueError(f"{part!r}: a degree from 1 to the stage's {chips:,} chips")
-        degrees[m[1]] = degree
-    if {"TP", "PP", "DP"} <= degrees.keys():
-        product = degrees["TP"] * degrees["PP"] * degrees["DP"]
-        if product != chips:
-            raise ValueError(f"TP x PP x DP is {product:,}, not the stage's {chips:,} chips")
+    product = 1
+    for kind in ("TP", "PP", "DP"):
+        product *= degrees.get(kind, 1)
+    if {"TP", "PP", "DP"} <= degrees.keys() and product != chips:
+        raise ValueError(f"TP x PP x DP is {product:,}, not the stage's {chips:,} chips")
+    if chips % product:
+        raise ValueError(f"the degrees multiply to {product:,}, no divisor of {chips:,} chips")
+    if "EP" in degrees and "DP" in degrees and degrees["DP"] % degrees["EP"]:
+        raise ValueError(f"EP{degrees['EP']} does not divide DP{degrees['DP']}")
     return layout
 
 
