@@ -348,31 +348,41 @@ def test_karmada_model_rejects_what_karmada_would() -> None:
         PropagationPolicy.model_validate(bad)
 
 
-#: a JobSet that never reaches a terminalState: in $STUCK; with $GONE set it no longer exists,
-#: else Kueue has deactivated its Workload (spec.active false); every other stage as above
+#: a JobSet that reaches no terminalState, in $STUCK: with $MODE gone it no longer exists;
+#: deactivated: Kueue deactivated its Workload past its max-exec-time-seconds; paused: its
+#: Workload was stopped by hand, and the JobSet completes after 5 polls. Others complete.
 STUCK_KUBECTL = r"""#!/bin/bash
 ctx=$2; shift 2
 if [ "$1" = apply ]; then echo "apply $ctx $3" >> "$KLOG"; exit 0; fi
 ns=$2 verb=$3 kind=$4 name=$5
 echo "get $ctx $kind $name ${6:-}" >> "$KLOG"
 if [ "$kind" = workloads.kueue.x-k8s.io ]; then
-  case "$*" in *"name==\"$STUCK\""*) [ -n "$GONE" ] || echo "false " ;; esac; exit 0
+  case "$*" in *"uid==\"u-$STUCK\""*) ;; *) exit 0 ;; esac
+  case "$MODE" in
+    deactivated) echo "false DeactivationTarget Evicted MaximumExecutionTimeExceeded" ;;
+    paused) echo "false Evicted InactiveWorkload The workload is deactivated" ;;
+  esac
+  exit 0
 fi
 if [ "$name" = "$STUCK" ]; then
-  [ "${6:-}" = --ignore-not-found ] && [ -z "$GONE" ] && echo "jobset.jobset.x-k8s.io/$name"
+  if [ "${6:-}" = --ignore-not-found ]; then [ "$MODE" = gone ] || echo "u-$name"; exit 0; fi
+  if [ "$MODE" = paused ] && [ "$(grep -c "get $ctx jobset $name -o" "$KLOG")" -gt 5 ]; then
+    echo Completed; exit 0
+  fi
   echo ""; exit 0
 fi
 [ "$kind" = jobset ] && echo Completed || echo True
 """
 
 
-@pytest.mark.parametrize("gone", ["", "1"])
+@pytest.mark.parametrize("mode", ["gone", "deactivated", "paused"])
 def test_apply_sh_stops_at_a_jobset_that_can_never_end(
-    inp: ExportInput, tmp_path: Path, gone: str
+    inp: ExportInput, tmp_path: Path, mode: str
 ) -> None:
     """A JobSet Kueue deactivated (past its max-exec-time-seconds: suspended, no terminalState)
     or one deleted held apply.sh polling for ever (a fresh-eye attack): the stages after it
-    are not applied, and the script ends non-zero saying why."""
+    are not applied, and the script ends non-zero saying why. A Workload stopped by hand may
+    be resumed: waited for (a review)."""
     files = exporter("kubernetes").render(inp).files
     write_bundle(tmp_path, files, executable=(".sh",))
     first = next(j for j in inp.jobs if not j.after and not j.serving)
@@ -385,7 +395,7 @@ def test_apply_sh_stops_at_a_jobset_that_can_never_end(
         "KUBECTL": str(fake),
         "KLOG": str(log),
         "STUCK": object_name(first),
-        "GONE": gone,
+        "MODE": mode,
         "STRAITS_POLL_SECONDS": "0",
         "STRAITS_START_NOW": "1",
     }
@@ -396,8 +406,13 @@ def test_apply_sh_stops_at_a_jobset_that_can_never_end(
         text=True,
         timeout=60,
     )
-    assert p.returncode == 1, p.stdout + p.stderr
     applied = {ln.split()[2] for ln in log.read_text().splitlines() if ln.startswith("apply")}
     later = [j for j in inp.jobs if j.workload == first.workload and j.after]
-    assert later and not any(f"{j.name}.yaml" in a for j in later for a in applied)
-    assert ("is gone" if gone else "stopped by Kueue") in p.stderr
+    assert later
+    if mode == "paused":
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert all(any(f"{j.name}.yaml" in a for a in applied) for j in later)
+        return
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert not any(f"{j.name}.yaml" in a for j in later for a in applied)
+    assert ("is gone" if mode == "gone" else "stopped by Kueue") in p.stderr

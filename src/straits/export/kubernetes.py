@@ -204,16 +204,21 @@ def _apply_script(plan_id: str, queues: dict[str, str], chains: list[list[str]])
         '  : > "$STATE/s$6"',
         "}",
         "stopped_jobset() {  # CONTEXT NAMESPACE NAME: Gone or Deactivated where it will never end",
-        "  local out",
-        '  out=$("$KUBECTL" --context "$1" -n "$2" get jobset "$3" --ignore-not-found -o name)'
-        " || return 0",
-        '  [ -n "$out" ] || { echo Gone; return 0; }',
-        "  # Kueue deactivates a Workload past its max-exec-time-seconds (or its requeue",
-        "  # limit) and suspends the JobSet, which then never reaches a terminalState",
+        "  local uid out",
+        '  uid=$("$KUBECTL" --context "$1" -n "$2" get jobset "$3" --ignore-not-found '
+        "-o 'jsonpath={.metadata.uid}') || return 0",
+        '  [ -n "$uid" ] || { echo Gone; return 0; }',
+        "  # Kueue deactivates the Workload of a JobSet past its max-exec-time-seconds (or its",
+        "  # requeue limit) and suspends the JobSet, which then never ends; a Workload stopped",
+        "  # by hand (kueuectl stop) may be resumed: waited for. Matched by the JobSet's uid",
         '  out=$("$KUBECTL" --context "$1" -n "$2" get workloads.kueue.x-k8s.io -o '
-        '"jsonpath={range .items[?(@.metadata.ownerReferences[0].name==\\"$3\\")]}'
-        '{.spec.active}{\\" \\"}{end}" 2>/dev/null) || return 0',
-        '  case " $out " in *" false "*) echo Deactivated ;; esac',
+        '"jsonpath={range .items[?(@.metadata.ownerReferences[0].uid==\\"$uid\\")]}'
+        "{.spec.active} {.status.conditions[*].reason} {.status.conditions[*].message}"
+        '{\\"\\n\\"}{end}" 2>/dev/null) || return 0',
+        '  case "$out" in',
+        "    false*MaximumExecutionTime*|false*'maximum execution time'*|false*RequeuingLimit*|"
+        "false*'requeuing limit'*) echo Deactivated ;;",
+        "  esac",
         "}",
         "wait_done() {  # CONTEXT NAMESPACE KIND NAME STAGE INDEX CHAIN: 0 once done, 1 if failed",
         "  local state",
