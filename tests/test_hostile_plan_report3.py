@@ -154,6 +154,11 @@ def test_the_report_of_a_plan_document_refuses_a_time_limit(
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert r.stderr.startswith("error: --time-limit:"), r.stderr
     assert not out.exists()
+    # nor the ledger's --key and --db, which only a recorded plan reads (a fresh-eye attack)
+    for flag, value in (("--key", "/nonexistent"), ("--db", "sqlite:////nonexistent/x.db")):
+        r = run("report", str(doc), flag, value, "-o", str(out))
+        assert r.returncode == 2 and r.stderr.startswith(f"error: {flag}:"), r.stderr
+        assert not out.exists()
     assert run("report", str(doc), "-o", str(out)).returncode == 0 and out.is_file()
 
 

@@ -236,6 +236,13 @@ def test_change_files_are_read_from_stdin_once(tmp_path: Path) -> None:
     one_line_error(p, "stdin can be read once")
 
 
+def test_a_time_limit_without_a_replan_is_exit_2(tmp_path: Path) -> None:
+    """It bounds the re-plan: with --no-replan it was accepted and not read."""
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    p = straits("impact", "--date", "2025-04-10", "--db", db, "--no-replan", "--time-limit", "5")
+    one_line_error(p, "--time-limit", "--no-replan")
+
+
 def test_impact_without_recorded_plans_says_so(tmp_path: Path) -> None:
     from straits.store import Store
 

@@ -504,3 +504,22 @@ def test_a_closed_stdin_is_exit_2(args: list[str]) -> None:
     )
     assert p.returncode == 2, p.stderr
     assert p.stderr.startswith("error: <stdin>") and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["--levels", "5"], "--levels"),  # lhs: no levels
+        (["--backend", "inline", "--workers", "8"], "--workers"),
+        (["--backend", "inline", "--ray-address", "127.0.0.1:1"], "--ray-address"),
+        (["--backend", "processes", "--ray-address", "127.0.0.1:1"], "--ray-address"),
+    ],
+)
+def test_sweep_flags_the_run_does_not_read_are_exit_2(
+    args: list[str], flag: str, tmp_path: Path
+) -> None:
+    """They were accepted and ignored (a fresh-eye attack), as docs/cli.md says they are not."""
+    out = tmp_path / "s"
+    p = straits("market", "sweep", "--runs", "2", *SMALL, *args, "--out", str(out))
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.startswith(f"error: {flag}") and not out.exists()

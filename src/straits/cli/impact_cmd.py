@@ -98,6 +98,8 @@ def impact(
             refuse_unread(
                 ("tenant", "all_plans"), when="with --plan", expected="--plan, or --tenant/--all"
             )
+        if not replan:  # it bounds the re-plan: without one it was accepted and not read
+            refuse_unread(("time_limit",), when="with --no-replan", expected="--replan")
         if state.server_url:
             from straits.cli.remote import remote_impact
 

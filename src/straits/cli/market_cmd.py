@@ -252,6 +252,12 @@ def sweep(
     from straits.market.sweep.cli import run_sweep
 
     try:
+        # flags the chosen method or backend does not read were accepted and ignored
+        if method != "grid":
+            refuse_unread(("levels",), when=f"with --method {method}", expected="--method grid")
+        if backend in ("inline", "processes"):
+            unread = ("workers", "ray_address") if backend == "inline" else ("ray_address",)
+            refuse_unread(unread, when=f"with --backend {backend}", expected="--backend ray")
         summary = run_sweep(
             market_file=market_file,
             runs=runs,

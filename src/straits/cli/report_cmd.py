@@ -230,6 +230,14 @@ def _plan_of(
 
     source = load_source(ref, db=db)
     doc = source.document
+    if source.kind != "recorded":  # they read the ledger of a recorded plan: accepted, unread
+        from straits.cli.common import refuse_unread
+
+        refuse_unread(
+            ("key", "db"),
+            when=f"with {source.label}: it is not a recorded plan",
+            expected="a recorded plan id with --key or --db",
+        )
     if doc is None:  # a scenario: planned now, with the diagnosis of every option
         from straits.plan import make_plan
 
