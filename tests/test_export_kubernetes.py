@@ -228,11 +228,13 @@ case " $FAIL " in *" $name "*) echo Failed; exit 0 ;; esac
 
 
 def _run_apply(
-    files: dict[str, str], tmp_path: Path, fail: str = ""
+    files: dict[str, str], tmp_path: Path, fail: str = "", fake_text: str = "", **more: str
 ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """apply.sh of ``files`` against a stand-in kubectl (``FAKE_KUBECTL`` unless
+    ``fake_text``), with ``more`` in its environment; its result and the calls it logged."""
     write_bundle(tmp_path, files, executable=(".sh",))
     fake = tmp_path / "kubectl"
-    fake.write_text(FAKE_KUBECTL)
+    fake.write_text(fake_text or FAKE_KUBECTL)
     fake.chmod(0o755)
     log = tmp_path / "kubectl.log"
     env = {
@@ -241,6 +243,7 @@ def _run_apply(
         "KLOG": str(log),
         "FAIL": fail,
         "STRAITS_POLL_SECONDS": "0",
+        **more,
     }
     p = subprocess.run(
         ["bash", str(tmp_path / "kubernetes" / "apply.sh")],
@@ -383,30 +386,16 @@ def test_apply_sh_stops_at_a_jobset_that_can_never_end(
     or one deleted held apply.sh polling for ever (a fresh-eye attack): the stages after it
     are not applied, and the script ends non-zero saying why. A Workload stopped by hand may
     be resumed: waited for (a review)."""
-    files = exporter("kubernetes").render(inp).files
-    write_bundle(tmp_path, files, executable=(".sh",))
     first = next(j for j in inp.jobs if not j.after and not j.serving)
-    fake = tmp_path / "kubectl"
-    fake.write_text(STUCK_KUBECTL)
-    fake.chmod(0o755)
-    log = tmp_path / "kubectl.log"
-    env = {
-        **os.environ,
-        "KUBECTL": str(fake),
-        "KLOG": str(log),
-        "STUCK": object_name(first),
-        "MODE": mode,
-        "STRAITS_POLL_SECONDS": "0",
-        "STRAITS_START_NOW": "1",
-    }
-    p = subprocess.run(
-        ["bash", str(tmp_path / "kubernetes" / "apply.sh")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    p, log = _run_apply(
+        exporter("kubernetes").render(inp).files,
+        tmp_path,
+        fake_text=STUCK_KUBECTL,
+        STUCK=object_name(first),
+        MODE=mode,
+        STRAITS_START_NOW="1",
     )
-    applied = {ln.split()[2] for ln in log.read_text().splitlines() if ln.startswith("apply")}
+    applied = {ln.split()[2] for ln in log if ln.startswith("apply")}
     later = [j for j in inp.jobs if j.workload == first.workload and j.after]
     assert later
     if mode == "paused":

@@ -17,7 +17,6 @@ from straits.errors import StraitsError
 from straits.estimate import estimate_serving, estimate_training
 from straits.market.loading import MarketError
 from straits.market.params import KINDS, TRAINING_KINDS, ModelTemplate
-from straits.model.scenario import ModelSpec
 
 REFERENCE_CHIP = "H100-SXM"
 #: tokens of the reference training run (chip-hours scale linearly with tokens; only ratios count)
@@ -25,22 +24,11 @@ REFERENCE_TOKENS = 1e12
 REFERENCE_DAYS = 30.0
 
 
-def _spec(t: ModelTemplate) -> ModelSpec:
-    return ModelSpec(
-        params=t.params,
-        active_params=t.active_params or t.params,
-        layers=t.layers,
-        d_model=t.d_model,
-        heads=t.heads,
-        seq_len=t.seq_len,
-    )
-
-
 @lru_cache(maxsize=1024)
 def chip_hours(template: ModelTemplate, kind: str, chip_id: str) -> float:
     """Chip-hours of the reference work of ``kind`` on ``chip_id``."""
     chip = get_chip(chip_id)
-    spec = _spec(template)
+    spec = template.spec()
     try:
         if kind == "train":
             est = estimate_training(spec, REFERENCE_TOKENS, chip)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -29,6 +29,9 @@ from straits.model.types import (
     Regime,
     printable,
 )
+
+if TYPE_CHECKING:
+    from straits.model.scenario import ModelSpec
 
 Confidence = Literal["V", "V2", "D", "M"]
 Kind = Literal["pretrain", "finetune", "serve_home", "serve_abroad"]
@@ -305,6 +308,19 @@ class ModelTemplate(Strict):
     seq_len: Annotated[int, Field(ge=1, le=10_000_000)]
     serve_tokens_per_s: Annotated[float, Field(gt=0, le=1e12)] = 100_000.0
 
+    def spec(self) -> ModelSpec:
+        """The model as the estimator takes it (``active_params`` default: all of them)."""
+        from straits.model.scenario import ModelSpec
+
+        return ModelSpec(
+            params=self.params,
+            active_params=self.active_params or self.params,
+            layers=self.layers,
+            d_model=self.d_model,
+            heads=self.heads,
+            seq_len=self.seq_len,
+        )
+
     @model_validator(mode="after")
     def _a_shape_the_estimator_takes(self) -> ModelTemplate:
         """The shape checks a scenario's model is held to (``ModelSpec``): 8B active of 7B
@@ -312,17 +328,8 @@ class ModelTemplate(Strict):
         estimator as a traceback, exit 1 (a fresh-eye attack)."""
         from pydantic import ValidationError
 
-        from straits.model.scenario import ModelSpec
-
         try:
-            ModelSpec(
-                params=self.params,
-                active_params=self.active_params or self.params,
-                layers=self.layers,
-                d_model=self.d_model,
-                heads=self.heads,
-                seq_len=self.seq_len,
-            )
+            self.spec()
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
