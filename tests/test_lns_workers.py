@@ -156,3 +156,12 @@ def test_penalties_past_64_bits_leave_the_greedy_plan_as_the_whole_model_did(
         (a.workload, a.stage, a.site, a.chips) for a in small.assignments
     ]
     assert_sound(sc, large)
+
+
+@pytest.mark.parametrize("seed", [2**31 - 1, 2**31 - 2])
+def test_the_highest_seeds_a_plan_takes_search_without_overflow(seed: int) -> None:
+    """CP-SAT's seed is an int32: `plan --solver lns --seed 2147483647` (the top of the range
+    --seed takes) added its round to it, a TypeError traceback (a fresh-eye attack)."""
+    sc = generate(workloads=60, sites=10, seed=7)  # no proof within the limit: rounds run
+    plan = make_plan(sc, solver="lns", time_limit=5, seed=seed)
+    assert plan.search is not None and plan.search["neighbourhoods"]["rounds"] >= 2

@@ -324,7 +324,9 @@ class NeighbourhoodSearch(Picker):
         solver = new_solver()
         p = solver.parameters
         p.num_workers = self.workers
-        p.random_seed = self.seed + self.stats.rounds
+        # CP-SAT's seed is an int32: the seed a plan may be given (up to 2**31 - 1) plus the
+        # round overflowed it, a traceback (a fresh-eye attack)
+        p.random_seed = (self.seed + self.stats.rounds) % 2**31
         p.max_deterministic_time = max(0.05, seconds)
         budget = wall - reserve if wall > 2 * reserve else wall
         p.max_time_in_seconds = max(0.05, min(budget, cap))
