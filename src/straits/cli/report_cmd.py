@@ -102,7 +102,7 @@ def report(
     time_limit: float = typer.Option(
         20.0,
         "--time-limit",
-        click_type=finite_float(0.1, 3600),
+        click_type=finite_float(0.5, 3600),
         help="With a scenario: seconds for the search.",
     ),
     db: str = DbOption,
