@@ -59,6 +59,7 @@ def _with_pretrain_chips(plan: dict[str, Any], chips: int) -> tuple[dict[str, An
     out = copy.deepcopy(plan)
     i = next(i for i, a in enumerate(out["assignments"]) if a["stage"] == "pretrain")
     out["assignments"][i]["chips"] = chips
+    out["assignments"][i].pop("layout", None)  # it is of the planned chips (layout_fits)
     return out, i
 
 
