@@ -62,7 +62,7 @@ def test_a_layout_the_estimator_never_writes_is_refused(plan: dict[str, Any], la
     "layout",
     [
         "TP4 PP1 DP512 ZeRO-3",
-        "TP8 PP4 DP16 EP8 ZeRO-1 recompute=selective",
+        "TP8 PP4 DP64 EP8 ZeRO-1 recompute=selective",  # of its 2,048 chips (layout_fits)
         "TP4 PP1 DP512 ZeRO-3 ' \" `id` $(touch x) ${HOME}",  # quoted by every target
         "",
     ],
