@@ -21,6 +21,7 @@ from straits.export.base import ExportResult
 from straits.model.scenario import Scenario
 from straits.plan import make_plan
 from straits.rules import RuleSet
+from straits.store.records import scenario_document
 from test_export_skypilot_tpu import SCENARIO
 
 K8S = {"cluster": "gke", "namespace": "training", "queue": "training"}
@@ -231,6 +232,20 @@ def test_an_explicit_kubernetes_resource_still_wins(rules: RuleSet, target: str)
     assert job["parallelism"] == 8
     assert "nodeSelector" not in spec
     assert r.jobs == 1
+
+
+@pytest.mark.parametrize("target", ["kubernetes", "karmada"])
+def test_a_stored_scenario_read_back_is_still_asked_as_gke(rules: RuleSet, target: str) -> None:
+    """Exports of a plan document or a recorded plan read the scenario as stored, its
+    defaults written out (``kubernetes_resource: nvidia.com/gpu``): a TPU pool with node
+    labels was asked as 8 ``nvidia.com/gpu`` a pod there, and as GKE's slice in memory."""
+    doc = _doc("TPU-v5e", 16, kubernetes_node_labels={"pool": "tpu"})
+    stored = scenario_document(Scenario.model_validate(doc))
+    asked = []
+    for d in (doc, stored):
+        (jobset,) = [x for x in _docs(_render(d, rules, target)) if x["kind"] == "JobSet"]
+        asked.append(_asked(jobset))
+    assert asked[1] == asked[0] == (4, 4, {ACCEL: "tpu-v5-lite-podslice", TOPO: "4x4"})
 
 
 def test_every_mapped_topology_has_the_chips_of_its_slice() -> None:

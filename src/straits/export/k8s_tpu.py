@@ -22,16 +22,19 @@ from straits.export.base import Choice, StageJob
 from straits.plan.options import NODE
 
 TPU_RESOURCE = "google.com/tpu"
+GPU_RESOURCE = "nvidia.com/gpu"  # PoolTargets.kubernetes_resource's default
 ACCELERATOR_LABEL = "cloud.google.com/gke-tpu-accelerator"
 TOPOLOGY_LABEL = "cloud.google.com/gke-tpu-topology"
 
 
 def on_gke(choice: Choice) -> bool:
-    """A TPU choice asked as GKE runs it: its pool sets no ``kubernetes_resource``."""
+    """A TPU choice asked as GKE runs it: its pool sets no ``kubernetes_resource`` of its
+    own. The default's value counts as none: a stored or planned scenario is the validated
+    one with its defaults written out, so the field is always "set" once read back (every
+    export of a plan document or a recorded plan asked a TPU pool with any targets as
+    ``nvidia.com/gpu``, 8 a pod), and no TPU node offers that resource anyway."""
     t = choice.pool.targets
-    return is_tpu(choice.pool.chip) and (
-        t is None or "kubernetes_resource" not in t.model_fields_set
-    )
+    return is_tpu(choice.pool.chip) and (t is None or t.kubernetes_resource == GPU_RESOURCE)
 
 
 def slice_chips(job: StageJob) -> int:
