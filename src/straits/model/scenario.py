@@ -296,8 +296,16 @@ class Stage(Frozen):
         ``days`` is no duration the planner holds it to: its length follows from its chips)."""
         if self.kind == "serve":
             return ()
+        # a field at its default is none given: a scenario read back from its stored or
+        # planned document (defaults written out, every field "set") noted all four on every
+        # training stage of every API plan, where the CLI's plan of the same file noted none
+        fields = type(self).model_fields
         return tuple(
-            f for f in type(self).model_fields if f in _SERVING_ONLY and f in self.model_fields_set
+            f
+            for f in fields
+            if f in _SERVING_ONLY
+            and f in self.model_fields_set
+            and getattr(self, f) != fields[f].default
         )
 
     @model_validator(mode="after")
