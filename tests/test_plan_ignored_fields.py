@@ -63,3 +63,20 @@ def test_a_scenario_read_back_from_its_document_notes_the_same(rules: RuleSet) -
     sft["days"] = 3
     again = parse_scenario(scenario_document(parse_scenario(doc)))
     assert [st.ignored_fields() for w in again.workloads for st in w.stages] == [(), ("days",), ()]
+
+
+def test_an_assumed_count_of_people_is_still_noted_once_read_back(rules: RuleSet) -> None:
+    """A personal dataset with no `subjects` is read as 1,000,000 individuals with a note to
+    give the count: the API plans the stored scenario, where it read as given (no note)."""
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    ds = next(d for d in doc["datasets"] if d["id"] == "cn-dialogs")
+    del ds["subjects"], ds["sensitive_subjects"]
+    sc = parse_scenario(doc)
+    stored = parse_scenario(scenario_document(sc))
+    assert [d.subjects_assumed for d in stored.datasets] == [
+        d.subjects_assumed for d in sc.datasets
+    ]
+    assert [d.subjects for d in stored.datasets] == [d.subjects for d in sc.datasets]
+    assert any(d.subjects_assumed for d in stored.datasets)
+    given = parse_scenario(scenario_document(parse_scenario(yaml.safe_load(EXAMPLE.read_text()))))
+    assert not any(d.subjects_assumed for d in given.datasets)

@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidatorFunctionWrapHandler,
+    field_serializer,
     model_validator,
 )
 
@@ -182,6 +183,13 @@ class Dataset(Frozen):
         out = cast(Dataset, handler(data))
         out._subjects_assumed = assumed
         return out
+
+    @field_serializer("subjects")
+    def _subjects_as_given(self, subjects: int) -> int:
+        """An assumed count is written as none given, so that a scenario read back from its
+        document (the API's stored one, a plan's ``inputs``) still says it was assumed: the
+        API's plans lost the note asking for the count, which the CLI's plan of the file had."""
+        return 0 if self._subjects_assumed else subjects
 
     @model_validator(mode="after")
     def _subjects_match_classes(self) -> Dataset:
