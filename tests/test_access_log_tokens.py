@@ -22,6 +22,10 @@ CASES = [
     ("/x?mytoken=keep&token=", "/x?mytoken=keep&token=REDACTED"),
     ("/v1/plans?limit=5", "/v1/plans?limit=5"),
     ("/ui/tokens/token=1", "/ui/tokens/token=1"),  # a path, not a parameter
+    # a name percent-encoded is the same parameter to the server: it authenticated, logged
+    ("/v1/skypilot/policy?%74oken=st_a_b", "/v1/skypilot/policy?%74oken=REDACTED"),
+    ("/x?date=1&t%6Fken=st_a_b&y=2", "/x?date=1&t%6Fken=REDACTED&y=2"),
+    ("/x?token+=st_a_b", "/x?token+=REDACTED"),
 ]
 
 

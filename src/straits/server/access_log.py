@@ -8,15 +8,25 @@ from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import unquote_plus
 
-#: a ``token`` query parameter's value (``?token=`` or ``&token=``, in any case)
-_TOKEN = re.compile(r"([?&]token=)[^&#\s]*", re.IGNORECASE)
+#: a query parameter (``?name=value`` or ``&name=value``)
+_PARAM = re.compile(r"([?&])([^=&#\s]*)(=)([^&#\s]*)")
 REDACTED = "REDACTED"
+
+
+def _is_token(name: str) -> bool:
+    """Whether a parameter's name, as the server decodes it, is ``token`` (in any case):
+    ``?%74oken=st_...`` authenticated as ``?token=`` does and was logged verbatim."""
+    return unquote_plus(name).strip().lower() == "token"
 
 
 def redact(path: str) -> str:
     """``path`` (a request target) with each ``token`` parameter's value redacted."""
-    return _TOKEN.sub(rf"\g<1>{REDACTED}", path)
+    return _PARAM.sub(
+        lambda m: m.group(1) + m.group(2) + "=" + REDACTED if _is_token(m.group(2)) else m[0],
+        path,
+    )
 
 
 class RedactTokens(logging.Filter):
