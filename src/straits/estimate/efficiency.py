@@ -155,7 +155,9 @@ def _min_chips(model: ModelSpec, chip_id: str, batch_tokens: float, year: int) -
     chip = get_chip(chip_id)
     state = model.params * 16.0 / 1e9
     lower = max(1, math.floor(state / (chip.memory_gb * USABLE_FRACTION)))
-    sizes = cluster_sizes(lower)
+    # a training state beyond the grid's largest size (1e15 parameters on 16-GB chips) is tried
+    # on the fewest chips that could hold it
+    sizes = cluster_sizes(lower) or [lower]
     below = lower - 1  # no count below `lower` holds the training state
     for n in sizes:
         if fits_anywhere(model, chip, n, batch_tokens, year):
