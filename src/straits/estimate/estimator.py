@@ -39,7 +39,12 @@ from straits.estimate.interval import (
 from straits.estimate.memory import kv_gb, min_chips_serving, serving_state_gb
 from straits.estimate.misfit import misfit
 from straits.estimate.rounding import figure
-from straits.estimate.serving import ServingPlan, replica_size, serving_plan
+from straits.estimate.serving import (
+    ServingPlan,
+    largest_slice_short,
+    replica_size,
+    serving_plan,
+)
 from straits.estimate.stack import DEFAULT_YEAR, FIRST_YEAR, LAST_YEAR
 from straits.estimate.steptime import StepTime
 from straits.model.scenario import ModelSpec
@@ -452,13 +457,15 @@ def estimate_serving(
     hours = days * 24.0
     price = _price(chip, usd_per_chip_hour)
     notes = _range_notes(chip.id) + _dense_top_k(model)
-    if chips < need:
+    short = largest_slice_short(chip, need)  # a TPU replica larger than any slice
+    if chips < need or short is not None:
         notes += (
             f"does not fit: one replica needs {need} x {chip.id} "
             f"({serving_state_gb(model):,.0f} GB of BF16 weights plus KV cache, "
             f"{kv_gb(model, context):,.1f} GB for one request of {context:,} tokens, "
             f"on {min_chips_serving(model, chip, context)} chips at least, a replica being "
-            f"{_replica_shape(chip)}), got {chips}",
+            f"{_replica_shape(chip)}), "
+            + (f"got {chips}" if short is None else f"more than the largest slice ({short} chips)"),
         )
     elif plan is not None and chips < plan.chips:
         held = plan.held(chips)
@@ -479,7 +486,7 @@ def estimate_serving(
         chip=chip.id,
         chips=chips,
         min_chips=need,
-        fits=chips >= need,
+        fits=chips >= need and short is None,
         flops=0.0,
         mfu=0.0,
         hours=hours,

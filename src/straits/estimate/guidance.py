@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from straits.catalog import get_chip
+from straits.estimate.serving import largest_slice_short
+
 if TYPE_CHECKING:
     from straits.estimate import Estimate
     from straits.model.request import EstimateRequest
@@ -37,7 +40,19 @@ def estimate_guidance(
     ``estimate_at(n)`` estimates the same request on ``n`` chips."""
     out: list[dict[str, Any]] = []
     if req.kind != "train":
-        if not est.fits:
+        short = largest_slice_short(get_chip(est.chip), est.min_chips)
+        if short is not None:  # no slice of the chip holds one replica: more chips do not help
+            out.append(
+                {
+                    "code": "fits-nowhere",
+                    "chips": est.chips,
+                    "largest_tried": short,
+                    "text": f"no {est.chip} slice holds one replica of this model "
+                    f"({est.min_chips:,} chips; the largest slice is {short:,}): a smaller "
+                    "model or a chip with more memory",
+                }
+            )
+        elif not est.fits:
             out.append(
                 {
                     "code": "needs-more-chips",

@@ -78,6 +78,15 @@ def replica_size(model: ModelSpec, chip: Chip, context_tokens: float = 0.0) -> i
     return size
 
 
+def largest_slice_short(chip: Chip, replica: int) -> int | None:
+    """On a Cloud TPU whose largest slice is smaller than ``replica`` chips, that largest
+    slice (no slice holds a replica: the planner leaves such a stage unplaced); else None."""
+    slices = TPU_SLICES.get(chip.id)
+    if slices is None or slices.at_least(replica) is not None:
+        return None
+    return slices.max_chips or max(slices.small)
+
+
 def replica_throughput(
     model: ModelSpec, chip: Chip, prompt_tokens: int, output_tokens: int, cal: Calibration = DEFAULT
 ) -> ServingPlan:

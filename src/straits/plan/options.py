@@ -261,18 +261,18 @@ def fit_spec(
             prompt_tokens=spec.prompt_tokens,
             output_tokens=spec.output_tokens,
         )
-        if not est.fits:
-            return Fit(
-                memory,
-                f"one replica needs {est.min_chips} x {chip.id}, stage asks for {est.chips}",
-                est.min_chips,
-            )
         tpu = TPU_SLICES.get(chip.id)
         if tpu is not None and tpu.at_least(est.min_chips) is None:
             return Fit(
                 memory,
                 f"one replica needs {est.min_chips} x {chip.id}, more than its largest slice "
                 f"({tpu.max_chips or max(tpu.small)} chips)",
+                est.min_chips,
+            )
+        if not est.fits:
+            return Fit(
+                memory,
+                f"one replica needs {est.min_chips} x {chip.id}, stage asks for {est.chips}",
                 est.min_chips,
             )
         if est.chips > count:
