@@ -38,6 +38,7 @@ from straits.estimate.interval import (
 )
 from straits.estimate.memory import kv_gb, min_chips_serving, serving_state_gb
 from straits.estimate.misfit import misfit
+from straits.estimate.nearest import uncalibrated_note
 from straits.estimate.rounding import figure
 from straits.estimate.serving import (
     ServingPlan,
@@ -406,7 +407,7 @@ def _training(
         factors={} if given else core.factors,
         step=None if given else eff.step,
         overheads=overheads,
-        notes=core.notes,
+        notes=core.notes + (() if given else uncalibrated_note(chip_id)),
         software_year=year,
         low_factor=iv.low_factor,
         high_factor=iv.high_factor,

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from straits.catalog import Chip, get_chip
 from straits.errors import CatalogError
-from straits.estimate.calibration import fitted_document
+from straits.estimate.calibration import FITTED_FAMILIES, fitted_document
 from straits.estimate.runs import PublishedRun, published_runs
 from straits.model.scenario import ModelSpec
 
@@ -91,3 +92,27 @@ def nearest_runs(model: ModelSpec, tokens: float, chip: Chip, k: int = NEAREST) 
             )
         )
     return out
+
+
+@cache
+def uncalibrated_note(chip_id: str) -> tuple[str, ...]:
+    """A note for a chip whose family has no framework factor of its own (too few ``fit``
+    runs on it): its efficiency borrows the fitted families' and the 80% interval was
+    measured on runs of other chips, which the figures alone do not say (est49)."""
+    chip = get_chip(chip_id)
+    if chip.family in FITTED_FAMILIES:
+        return ()
+    own = sum(
+        1
+        for r in published_runs()
+        if r.used_for == "fit"
+        and r.metric == "chip_hours"
+        and get_chip(r.chip).family == chip.family
+    )
+    runs = "no" if own == 0 else f"only {own}"
+    return (
+        f"{runs} published chip-hour run{'' if own == 1 else 's'} of the {chip.family} family "
+        f"({chip.id}) fitted: its kernel efficiency borrows the A100 and H100 families' fitted "
+        "framework factor (their geometric mean), and the 80% interval was measured on runs "
+        "of other chips; give a measured `mfu` where you have one",
+    )
