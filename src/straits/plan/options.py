@@ -315,7 +315,15 @@ def fit_spec(
         if count == 0:
             return Fit(capacity, "the pool has no chips in the plan's horizon", need)
         if counts and chip.id in TPU_SLICES:
-            counts = slice_menu(TPU_SLICES[chip.id], need, count, counts)
+            tpu = TPU_SLICES[chip.id]
+            if tpu.at_least(need) is None:  # no slice holds it: no pool of any size would
+                return Fit(
+                    memory,
+                    f"needs at least {need} x {chip.id}, more than its largest slice "
+                    f"({tpu.max_chips or max(tpu.small)} chips)",
+                    need,
+                )
+            counts = slice_menu(tpu, need, count, counts)
             if not counts:
                 return Fit(
                     capacity,
