@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from straits.cli.choices import Regime
 from straits.cli.common import (
     DbOption,
     JsonOption,
@@ -87,7 +88,7 @@ def report(
         ".pdf / .png printed by a local Chromium; - for HTML on "
         "stdout.",
     ),
-    regime: str = typer.Option(
+    regime: Regime = typer.Option(
         None,
         "--regime",
         help="With a scenario: plan under this regime (enacted | "
