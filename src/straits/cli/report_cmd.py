@@ -146,6 +146,13 @@ def report(
             from straits.plan.pareto import frontier
 
             source = _scenario_only(plan, db, "--pareto")
+            from straits.cli.common import refuse_unread
+
+            refuse_unread(  # they read a recorded plan's ledger; a frontier has none
+                ("key", "db"),
+                when=f"with --pareto: {source.label} is planned now, not a recorded plan",
+                expected="no --key or --db with --pareto",
+            )
             cand = Candidates(
                 source.scenario,
                 rs,
