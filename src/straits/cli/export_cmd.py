@@ -84,6 +84,7 @@ def export(
     set_quiet(quiet)
     fmt: ArchiveFormat | None = "tar.gz" if out == "-" else archive.format_of(out)
     try:
+        _refuse_target_flags(to)
         if not out.strip():  # '' would be the current directory: an unset shell variable
             raise InputError(
                 "an empty path",
@@ -148,6 +149,27 @@ def export(
         note(f"[dim]wrote {written} file(s) of plan {plan_id} as a .tar.gz to stdout[/dim]")
         return
     _show(summary, written)
+
+
+def _refuse_target_flags(to: list[str]) -> None:
+    """Exit 2 for `--image` without a Kubernetes or Karmada target and `--ordered` without
+    SkyPilot: `--to slurm --image I` wrote scripts that run no container, exit 0 (h49)."""
+    from straits.api import export_targets
+    from straits.cli.common import refuse_unread
+
+    targets = set(export_targets(to))
+    if not targets & {"kubernetes", "karmada"}:
+        refuse_unread(
+            ("image",),
+            when="without a Kubernetes or Karmada target",
+            expected="--to kubernetes, karmada or all with --image",
+        )
+    if "skypilot" not in targets:
+        refuse_unread(
+            ("ordered",),
+            when="without the SkyPilot target",
+            expected="--to skypilot or all with --ordered",
+        )
 
 
 def _render(
