@@ -220,6 +220,12 @@ def verify(
         if file is not None:
             from straits.store.exported import refuse_one_tenants_part, verify_export
 
+            refuse_unread(  # a database's: --file --quick rescanned every entry, exit 0 (h49)
+                ("quick", "db"),
+                when="with --file: it checks the export, not a database",
+                expected="--file, or --db and --quick",
+            )
+
             label = "<stdin>" if str(file) == "-" else str(file)
             entries = _read_export(file)
             refuse_one_tenants_part(entries, label)  # an honest --tenant export: not a log
