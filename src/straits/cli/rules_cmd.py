@@ -418,12 +418,15 @@ def replay(
     change: before -> after, the rule, the tenant. Decisions are asked on their own date and
     regime; plans are re-checked placement by placement."""
     from straits.cli import rules_views as views
+    from straits.cli.common import refuse_unread
     from straits.rules.replay import Replayer
     from straits.store import ledger as ledger_mod
 
     try:
         fmt = output_format(output, json_out)
         _local_only("replay")
+        if not record:  # --actor names who records: without --record it was dropped (h49)
+            refuse_unread(("actor",), when="without --record", expected="--record")
         ledger_mod.check_who(tenant, None)  # --tenant '' replayed nothing, "no change"
         day = check_date(since, "--since")
         store = open_store(db, existing=True)
