@@ -20,6 +20,7 @@ from straits.cli.common import (
     nonempty_path,
     open_store,
     output_format,
+    refuse_unread,
 )
 from straits.errors import InputError, StraitsError
 
@@ -144,6 +145,10 @@ def demo(
 
     try:
         fmt = output_format(output, json_out)
+        if not record:  # taken and dropped, exit 0 (h49)
+            refuse_unread(("db",), when="with --no-record", expected="--record with --db")
+        if no_report:
+            refuse_unread(("report",), when="with --no-report", expected="--report or --no-report")
         sc, plans, diffs = run_demo()
         store = open_store(db) if record else None
         recorded = _record(sc, plans, store) if store is not None else None
