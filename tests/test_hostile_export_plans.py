@@ -92,6 +92,11 @@ def _last_an_hour(stage: str) -> Edit:
     return edit
 
 
+def _serve_twice_as_long(plan: dict[str, Any]) -> None:
+    a = plan["assignments"][_index(plan, "serve-intl")]
+    a["end"] = _iso(_at(a["end"]) + (_at(a["end"]) - _at(a["start"])))
+
+
 def _both(*edits: Edit) -> Edit:
     def edit(plan: dict[str, Any]) -> None:
         for e in edits:
@@ -125,6 +130,8 @@ EDITS: dict[str, tuple[Edit, str, str]] = {
         "pretrain",
         "end",
     ),
+    # the 30-day service edited to 60 days: Slurm's chain held it 60 (its planned period)
+    "serving-past-its-days": (_serve_twice_as_long, "serve-intl", "end"),
 }
 
 

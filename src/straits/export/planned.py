@@ -89,6 +89,16 @@ def _problem(ctx: PlanContext, p: Placement) -> tuple[str, str] | None:
             f"runs {hours:,.1f} h on {p.chips:,} chips, where the stage takes "
             f"{est.hours:,.1f} h there (the estimate)"
         )
+    # a service runs for its days, no longer: one edited to 38 days of a 10-day stage was
+    # held by Slurm and SkyPilot for 38, at a cost the plan does not count
+    if (
+        stage.kind == "serve"
+        and est is not None
+        and hours > est.hours * (1 + _SHORT) + 1 / TICKS_PER_HOUR
+    ):
+        return "end", (
+            f"serves {hours:,.1f} h, where the stage serves {est.hours:,.1f} h (its days)"
+        )
     if option.problem is not None:  # a location the stage may not use, a chip too small
         detail = f" ({option.detail})" if option.detail else ""
         field = _PROBLEM_FIELDS.get(str(option.problem), "chip")
