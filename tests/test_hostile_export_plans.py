@@ -132,6 +132,8 @@ EDITS: dict[str, tuple[Edit, str, str]] = {
     ),
     # the 30-day service edited to 60 days: Slurm's chain held it 60 (its planned period)
     "serving-past-its-days": (_serve_twice_as_long, "serve-intl", "end"),
+    # the service fixes 256 chips (its users' load): half of them was exported as planned
+    "serving-on-chips-it-does-not-fix": (_move("serve-intl", chips=128), "serve-intl", "chips"),
 }
 
 

@@ -77,6 +77,10 @@ def _problem(ctx: PlanContext, p: Placement) -> tuple[str, str] | None:
                 f"starts at {p.raw['start']} on bought chips, which arrive on "
                 f"{arrives.isoformat()} (the pool's lead time)"
             )
+    # a stage that fixes its chips is placed on that many (a service of 16 chips edited to 8
+    # served half the users it was sized for, exit 0)
+    if stage.chips is not None and p.chips != stage.chips:
+        return "chips", f"{p.chips:,} chips, where the stage fixes {stage.chips:,}"
     # a Cloud TPU is rented by the slice: a training stage's count is one slice (a serving
     # stage's replicas are a slice each, which the export sizes and notes)
     slices = TPU_SLICES.get(p.chip)
