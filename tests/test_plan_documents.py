@@ -139,6 +139,10 @@ def test_content_id_ignores_what_the_search_took(doc: dict[str, Any]) -> None:
         (lambda d: d["inputs"]["scenario"].update(date="2025-13-01"), "inputs.scenario.date", ""),
         (lambda d: d.update(regime="martial"), "regime", ""),
         (lambda d: d.update(ledger_seq=-1), "ledger_seq", "positive"),
+        # the rules are asked as of the plan's date: one edited to a day before a rule (the H20
+        # letter) had a purchase its scenario's date forbids exported as lawful
+        (lambda d: d.update(date="2025-03-01"), "date", "scenario's date"),
+        (lambda d: d["inputs"]["scenario"].update(date="2025-03-01"), "date", "scenario's date"),
     ],
 )
 def test_a_broken_document_names_the_field(

@@ -267,6 +267,7 @@ def read_document(data: Any, label: str, text: str | None = None) -> PlanDocumen
         )
     _check_totals(body, label)
     _check_references(body, scenario, label)
+    _check_date(body, scenario, label)
     _check_status(body, label)  # after the references: a stage named twice says so first
     plan_id = data.get("id")
     if plan_id is not None and not (isinstance(plan_id, str) and PLAN_ID.fullmatch(plan_id)):
@@ -309,6 +310,21 @@ def _parse_scenario(doc: Any, label: str) -> Scenario:
             expected=exc.expected,
             problems=exc.problems_under("inputs.scenario"),
         ) from None
+
+
+def _check_date(plan: Mapping[str, Any], scenario: Scenario, label: str) -> None:
+    """A plan starts on its scenario's date and was checked against the rules in force then:
+    export, impact and re-checks ask the rules as of the plan's ``date``. A document whose
+    ``date`` was edited to 2025-03-01 over a scenario of 2025-04-08 had 2,048 H20s bought
+    before the 9 April letter, and `straits export` wrote them out as lawful."""
+    if str(plan.get("date")) != scenario.date.isoformat():
+        raise InputError(
+            f"{plan.get('date')} is not its scenario's date ({scenario.date.isoformat()})",
+            source=label,
+            path="date",
+            expected="the date of `inputs.scenario` (the planner plans from it; to plan "
+            "from another date, change the scenario's `date` and plan again)",
+        )
 
 
 def _check_plan_fields(plan: Mapping[str, Any], label: str, text: str | None) -> None:
