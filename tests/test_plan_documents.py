@@ -143,6 +143,10 @@ def test_content_id_ignores_what_the_search_took(doc: dict[str, Any]) -> None:
         # letter) had a purchase its scenario's date forbids exported as lawful
         (lambda d: d.update(date="2025-03-01"), "date", "scenario's date"),
         (lambda d: d["inputs"]["scenario"].update(date="2025-03-01"), "date", "scenario's date"),
+        # export's failover is the options lawful under the plan's regime: one edited from the
+        # regime it was made under offered sites that regime forbids
+        (lambda d: d.update(regime="ai-diffusion"), "regime", "made under"),
+        (lambda d: d["inputs"]["options"].update(regime="ai-diffusion"), "regime", "made under"),
     ],
 )
 def test_a_broken_document_names_the_field(

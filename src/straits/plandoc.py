@@ -268,6 +268,7 @@ def read_document(data: Any, label: str, text: str | None = None) -> PlanDocumen
     _check_totals(body, label)
     _check_references(body, scenario, label)
     _check_date(body, scenario, label)
+    _check_regime(body, scenario, options, label)
     _check_status(body, label)  # after the references: a stage named twice says so first
     plan_id = data.get("id")
     if plan_id is not None and not (isinstance(plan_id, str) and PLAN_ID.fullmatch(plan_id)):
@@ -324,6 +325,25 @@ def _check_date(plan: Mapping[str, Any], scenario: Scenario, label: str) -> None
             path="date",
             expected="the date of `inputs.scenario` (the planner plans from it; to plan "
             "from another date, change the scenario's `date` and plan again)",
+        )
+
+
+def _check_regime(
+    plan: Mapping[str, Any], scenario: Scenario, options: Mapping[str, Any], label: str
+) -> None:
+    """A plan's ``regime`` is the one it was made under: ``--regime`` (``inputs.options``) or
+    its scenario's. Export asks for the lawful alternatives under it: a plan made under
+    ai-diffusion, its ``regime`` edited to enacted, offered Johor and Singapore to the
+    schedulers' failover, which the rule it was planned under keeps a China-headquartered
+    tenant out of."""
+    made = options.get("regime") or scenario.regime
+    if plan.get("regime") != made:
+        raise InputError(
+            f"{plan.get('regime')} is not the regime the plan was made under ({made})",
+            source=label,
+            path="regime",
+            expected="`inputs.options.regime`, else `inputs.scenario.regime` (to plan "
+            "under another, plan again with --regime)",
         )
 
 
