@@ -60,7 +60,17 @@ def make_plan(
             chosen = solver_named(solver, stages=stages)
         plan = chosen.solve(cand, goal, SolveContext(d, seed, on_progress, solver))
     _within_calendar(plan, scenario)
-    notes = (*plan.notes, *_below_target(plan, scenario), *_ignored(scenario), *_assumed(scenario))
+    with d.phase("ahead"):
+        from straits.plan.ahead import rules_ahead
+
+        ahead = rules_ahead(plan, scenario, rs, regime or scenario.regime, d, cand)
+    notes = (
+        *plan.notes,
+        *ahead,
+        *_below_target(plan, scenario),
+        *_ignored(scenario),
+        *_assumed(scenario),
+    )
     return replace(plan, timings=d.to_json(), risk=scenario.risk, notes=notes)
 
 

@@ -90,12 +90,25 @@ class PlanContext:
     checked them."""
 
     def __init__(
-        self, sc: Scenario, plan: dict[str, Any], rules: RuleSet, *, date: dt.date, regime: str
+        self,
+        sc: Scenario,
+        plan: dict[str, Any],
+        rules: RuleSet,
+        *,
+        date: dt.date,
+        regime: str,
+        cands: Candidates | None = None,
     ) -> None:
+        """``cands``: the scenario's options under ``regime`` already built (the planner's),
+        asked here as of ``date`` (:meth:`Candidates.as_of`)."""
         self.sc, self.plan = sc, plan
         """the plan JSON as given (not copied: callers compare identity to reuse a context)"""
         self.date, self.regime = date, regime
-        self.cands = Candidates(sc, rules, regime=regime, date=date, ordered=ordered(plan, date))
+        self.cands = (
+            Candidates(sc, rules, regime=regime, date=date, ordered=ordered(plan, date))
+            if cands is None
+            else cands.as_of(date, ordered=ordered(plan, date))
+        )
         self.placements = {p.key: p for p in map(Placement.of, plan.get("assignments", ()))}
         self._ledger: ExportLedger | None = None
         self._options: dict[tuple[str, str], dict[tuple[str, str, bool], Option]] = {}

@@ -52,6 +52,9 @@ MODEL_S = (0.2, 0.0015)
 EXTRACT_S = (0.2, 0.0008)
 WHY_NOT_S = (0.5, 0.0)
 OUTPUT_S = (0.2, 0.0005)
+#: asking the plan's placements again on the later days the rules change (`plan/ahead.py`):
+#: 2.6 s for 2,191 placements and three days on the 1,000 x 200 benchmark, on a loaded machine
+AHEAD_S = (0.1, 0.0012)
 #: the least search worth starting, in seconds
 MIN_SEARCH_S = 0.5
 #: the largest share of the search's time the capacity-aware bound may take (it gets none when
@@ -127,7 +130,7 @@ def _why_not(
     if not todo:
         return plan
     with d.phase("why_not"):
-        stop = d.at(_reserve((OUTPUT_S,), _stages(cand)))
+        stop = d.at(_reserve((OUTPUT_S, AHEAD_S), _stages(cand)))
         if d.clock() >= stop or g.stopped:
             return replace(
                 plan, notes=(*plan.notes, "why-not explanations skipped: the time limit ran out")
@@ -141,7 +144,7 @@ class GreedySolver:
 
     def solve(self, cand: Candidates, objective: Objective, ctx: SolveContext) -> Plan:
         n = _stages(cand)
-        g, plan = _greedy(cand, objective, ctx, _reserve((OUTPUT_S,), n))
+        g, plan = _greedy(cand, objective, ctx, _reserve((OUTPUT_S, AHEAD_S), n))
         plan = replace(
             plan,
             baseline_value=None,
@@ -164,11 +167,11 @@ class _Searching:
     def solve(self, cand: Candidates, objective: Objective, ctx: SolveContext) -> Plan:
         d = ctx.deadline
         n = _stages(cand)
-        after_search = _reserve((EXTRACT_S, WHY_NOT_S, OUTPUT_S), n)
+        after_search = _reserve((EXTRACT_S, WHY_NOT_S, OUTPUT_S, AHEAD_S), n)
         before_search = _reserve((MODEL_S,), n) + MIN_SEARCH_S
         # a complete greedy plan comes first: it may use all but the output's share, and the
         # search gets what it leaves
-        g, baseline = _greedy(cand, objective, ctx, _reserve((OUTPUT_S,), n))
+        g, baseline = _greedy(cand, objective, ctx, _reserve((OUTPUT_S, AHEAD_S), n))
         info: dict[str, Any] = {
             "requested": ctx.requested or self.name,
             "solver": self.name,
