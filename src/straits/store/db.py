@@ -196,6 +196,8 @@ class Store:
         self._file: FileGuard | None = None
         try:
             parsed = make_url(self.url)
+            if parsed.get_dialect().is_async:  # asyncpg, aiosqlite: a traceback at first use
+                raise ValueError(f"{parsed.drivername} is an asyncio driver: Straits is not")
             if parsed.get_backend_name() == "sqlite":
                 ephemeral = parsed.database in (None, "", ":memory:")
                 target = uri_target(parsed).render_as_string(hide_password=False)
