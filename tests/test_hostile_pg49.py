@@ -27,3 +27,38 @@ def test_an_asyncio_driver_is_exit_2_naming_the_url(tmp_path: Path, url: str) ->
     assert code == 2
     assert "asyncio" in err
     assert not (tmp_path / "x.db").exists()
+
+
+SECRET = "s3cretPW"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql+psycopg://u:{SECRET}@127.0.0.1:9/x",
+        f"postgresql+psycopg://u@127.0.0.1:9/x?password={SECRET}",
+        f"postgresql+psycopg:///x?host=127.0.0.1&port=9&user=u&password={SECRET}",
+    ],
+)
+def test_the_database_password_is_never_printed(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    """libpq takes the password after the user name or as ``?password=``: the second was
+    printed whole in every message naming the database, and ``config show`` printed both
+    (it hides tokens)."""
+    import typer
+    from click.testing import CliRunner
+
+    from straits.cli import app
+    from straits.cli.common import state
+    from straits.store.db import safe_url
+
+    assert SECRET not in safe_url(url) and "***" in safe_url(url)
+    code, err = cli("ledger", "verify", "--db", url)  # nothing listens on port 9
+    assert code == 1 and SECRET not in err
+    monkeypatch.setenv("STRAITS_DATABASE_URL", url)
+    for fmt in ("table", "json"):
+        state._config = None
+        r = CliRunner(mix_stderr=False).invoke(
+            typer.main.get_command(app), ["config", "show", "-o", fmt]
+        )
+        assert r.exit_code == 0 and "database" in r.stdout
+        assert SECRET not in r.stdout + r.stderr

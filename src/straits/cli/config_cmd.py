@@ -42,7 +42,8 @@ ENV = {
 @app.command("show")
 def show(json_out: bool = JsonOption, output: str = OutputOption) -> None:
     """Each setting in effect and where it comes from (flag, environment, straits.toml,
-    default); the database path in use. Tokens are never printed."""
+    default); the database path in use. Tokens and the database's password are never
+    printed."""
     try:
         fmt = output_format(output, json_out)
         cfg = state.config
@@ -72,6 +73,10 @@ def show(json_out: bool = JsonOption, output: str = OutputOption) -> None:
             value = [str(p) for p in file_value] if file_value else []
         if key == "token" and value:
             value = "(set)"
+        if key == "database" and value:
+            from straits.store.db import safe_url  # its password: a secret, as a token is
+
+            value = safe_url(str(value))
         settings[key] = {"value": value, "from": origin}
     doc = {
         "config_file": str(cfg.path or default_config_path()),

@@ -222,13 +222,13 @@ class Store:
                     _postgres_setup(self.engine)
         except (ArgumentError, NoSuchModuleError, ValueError) as exc:
             raise InputError(
-                f"cannot use database URL {_safe(self.url)!r}: {exc}",
+                f"cannot use database URL {safe_url(self.url)!r}: {exc}",
                 path=ENV,
                 expected="sqlite:///FILE or postgresql+psycopg://USER@HOST/DB",
             ) from None
         except ImportError as exc:
             raise InputError(
-                f"the driver for {_safe(self.url)!r} is not installed ({exc})",
+                f"the driver for {safe_url(self.url)!r} is not installed ({exc})",
                 path=ENV,
                 expected="pip install 'straits[postgres]'",
             ) from None
@@ -246,7 +246,7 @@ class Store:
                 self._file.pin()
 
     def __repr__(self) -> str:
-        return f"Store({_safe(self.url)!r})"
+        return f"Store({safe_url(self.url)!r})"
 
     def migrate(self) -> None:
         """Bring the schema to the latest revision (safe to run from several processes). A
@@ -259,7 +259,8 @@ class Store:
             except Contended as exc:
                 if attempt == 6:
                     raise StoreError(
-                        f"cannot open the database {_safe(self.url)!r}: {exc.orig.orig or exc.orig}"
+                        f"cannot open the database {safe_url(self.url)!r}: "
+                        f"{exc.orig.orig or exc.orig}"
                         f"{holder_hint(exc.orig, self.dialect)}"
                     ) from None
                 time.sleep(delay * (0.5 + random.random()))
@@ -310,16 +311,16 @@ class Store:
             if self.dialect == "sqlite" and transient(exc, self.dialect):
                 raise Contended(exc) from None
             raise StoreError(
-                f"cannot open the database {_safe(self.url)!r}: {exc.orig or exc}"
+                f"cannot open the database {safe_url(self.url)!r}: {exc.orig or exc}"
                 + (unopened_hint(self.engine.url.database) if self.dialect == "sqlite" else "")
             ) from None
         except DamagedDatabaseError as exc:  # a file that is not a database, or a damaged one
             raise StoreError(
-                f"cannot open the database {_safe(self.url)!r}: {exc.reason}"
+                f"cannot open the database {safe_url(self.url)!r}: {exc.reason}"
             ) from None
         except CommandError as exc:  # alembic_version altered: two rows, or a row per branch
             raise StoreError(
-                f"cannot open the database {_safe(self.url)!r}: its alembic_version table "
+                f"cannot open the database {safe_url(self.url)!r}: its alembic_version table "
                 f"cannot be read as one schema revision ({exc}); the table was altered"
             ) from None
 
@@ -329,7 +330,7 @@ class Store:
         would write to tables of an unknown shape."""
         if current not in {r.revision for r in script.walk_revisions()}:
             raise StoreError(
-                f"cannot open the database {_safe(self.url)!r}: its schema is at "
+                f"cannot open the database {safe_url(self.url)!r}: its schema is at "
                 f"revision {current[:40]!r}, which this Straits does not know "
                 "(made by a newer Straits, or the alembic_version table was "
                 f"altered); this Straits migrates up to {script.get_current_head()}"
@@ -345,7 +346,7 @@ class Store:
         if found:
             shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
             raise StoreError(
-                f"cannot open the database {_safe(self.url)!r}: it is not a Straits database "
+                f"cannot open the database {safe_url(self.url)!r}: it is not a Straits database "
                 f"(it has no schema revision but holds the tables {shown}); give Straits an "
                 "empty database of its own or an existing Straits one"
             )
@@ -373,7 +374,7 @@ class Store:
             what = "table"
         if missing:
             raise StoreError(
-                f"cannot open the database {_safe(self.url)!r}: it is at the "
+                f"cannot open the database {safe_url(self.url)!r}: it is at the "
                 f"latest schema revision but has no {what} {', '.join(missing)} "
                 "(the database was altered; restore it from a backup)"
             )
@@ -489,14 +490,17 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
-        self._sessions = ClosedSessions(_safe(self.url))  # every later use a StoreError
+        self._sessions = ClosedSessions(safe_url(self.url))  # every later use a StoreError
         if self._tmpdir is not None:  # an in-memory URL's database ends with its store
             shutil.rmtree(self._tmpdir, ignore_errors=True)
 
 
-def _safe(url: str) -> str:
-    """The URL without its password, for messages."""
+def safe_url(url: str) -> str:
+    """The URL without its password (after the user, or libpq's ``?password=``), for messages."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+        if "password" in parsed.query:
+            parsed = parsed.update_query_dict({"password": "***"})
+        return parsed.render_as_string(hide_password=True).replace("=%2A%2A%2A", "=***")
     except (ArgumentError, ValueError):
         return "<unparseable URL>"
