@@ -4,10 +4,16 @@ runner of test_hostile_operators.py)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
+from conftest import PG_URL, fresh_postgres
+from straits.errors import StoreError
+from straits.store import Store
 from test_hostile_operators import REQUEST, cli
 
 
@@ -62,3 +68,27 @@ def test_the_database_password_is_never_printed(monkeypatch: pytest.MonkeyPatch,
         )
         assert r.exit_code == 0 and "database" in r.stdout
         assert SECRET not in r.stdout + r.stderr
+
+
+@pytest.mark.skipif(PG_URL is None, reason="no PostgreSQL server (STRAITS_TEST_POSTGRES_URL)")
+def test_a_connection_ended_by_idle_in_transaction_timeout_is_a_lost_database() -> None:
+    """PostgreSQL ends a session idle in a transaction for longer than its
+    ``idle_in_transaction_session_timeout`` (a DBA's guard against forgotten transactions)
+    with an InternalError (25P03): a full ``ledger verify`` or ``verify --tenant`` that met
+    it was a traceback (a 500 on the API), a write's re-raised as is. Now the database lost,
+    as any connection is: an OperationalError (exit 1, 503), a write's a StoreError."""
+    assert PG_URL is not None
+    store = Store(fresh_postgres(PG_URL))
+    with store.session() as s:
+        s.execute(text("SET idle_in_transaction_session_timeout = 100"))
+        s.execute(text("SELECT 1"))  # in the session's transaction
+        time.sleep(0.6)
+        with pytest.raises(OperationalError) as caught:
+            s.execute(text("SELECT 1"))
+    assert caught.value.connection_invalidated
+    with pytest.raises(StoreError), store.write() as w:
+        w.execute(text("SET idle_in_transaction_session_timeout = 100"))
+        time.sleep(0.6)
+        w.execute(text("SELECT 1"))
+    store.ping()  # the pool replaced the connection it lost
+    store.close()

@@ -3,6 +3,8 @@ transaction for, a database that refuses every write, and who may hold SQLite's 
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 #: PostgreSQL errors worth retrying the transaction for: serialization_failure,
@@ -20,6 +22,17 @@ def transient(exc: DBAPIError, dialect: str) -> bool:
         text_ = str(exc.orig).lower()
         return isinstance(exc, OperationalError) and ("locked" in text_ or "busy" in text_)
     return getattr(exc.orig, "sqlstate", None) in PG_TRANSIENT
+
+
+def connection_lost(ctx: Any) -> OperationalError | None:
+    """A connection the server closed with an error of another class than OperationalError
+    (PostgreSQL's ``idle_in_transaction_session_timeout``, 25P03, is an InternalError): an
+    OperationalError, as every other lost connection is (the CLI's exit 1, the API's 503, a
+    write tried again); it was a traceback and a 500. For SQLAlchemy's ``handle_error``."""
+    if not ctx.is_disconnect or isinstance(ctx.sqlalchemy_exception, OperationalError):
+        return None
+    orig = ctx.original_exception
+    return OperationalError(ctx.statement, ctx.parameters, orig, connection_invalidated=True)
 
 
 def refuses_writes(exc: DBAPIError) -> bool:

@@ -133,6 +133,8 @@ class DamagedDatabaseError(StoreError):
 
 
 def _postgres_setup(engine: Engine) -> None:
+    from straits.store.contention import connection_lost
+
     @event.listens_for(engine, "connect")
     def _connect(dbapi_con: Any, _record: Any) -> None:
         adapters = getattr(dbapi_con, "adapters", None)  # psycopg 3 (psycopg2 has none)
@@ -151,7 +153,9 @@ def _postgres_setup(engine: Engine) -> None:
         dbapi_con.commit()
 
     @event.listens_for(engine, "handle_error")
-    def _damaged(ctx: Any) -> None:
+    def _damaged(ctx: Any) -> OperationalError | None:
+        if (lost := connection_lost(ctx)) is not None:
+            return lost
         code = getattr(ctx.original_exception, "sqlstate", None)
         if code in _PG_DAMAGED:
             # a page or an index the server found damaged ("invalid page in block 7 of
@@ -160,6 +164,7 @@ def _postgres_setup(engine: Engine) -> None:
             # database that cannot be used (503, exit 1)
             first = str(ctx.original_exception).splitlines()[0][:200]
             raise DamagedDatabaseError(f"{code}: {first}", postgres=True)
+        return None
 
     watchdog.watch(engine)
 
