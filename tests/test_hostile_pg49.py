@@ -92,3 +92,33 @@ def test_a_connection_ended_by_idle_in_transaction_timeout_is_a_lost_database() 
         w.execute(text("SELECT 1"))
     store.ping()  # the pool replaced the connection it lost
     store.close()
+
+
+@pytest.mark.skipif(PG_URL is None, reason="no PostgreSQL server (STRAITS_TEST_POSTGRES_URL)")
+@pytest.mark.parametrize("encoding", ["LATIN1", "SQL_ASCII"])
+def test_a_database_not_in_utf8_is_refused_at_open(encoding: str) -> None:
+    """A SQL_ASCII database was a traceback at open (its text came back as bytes); a LATIN1
+    one opened, then a check citing a Chinese rule failed as "the database was altered", and
+    a tenant or token label in other letters was a traceback at every query."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    assert PG_URL is not None
+    name = f"straits_pg49_{encoding.lower()}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        conn.exec_driver_sql(
+            f"CREATE DATABASE {name} ENCODING '{encoding}' LC_COLLATE 'C' LC_CTYPE 'C' "
+            "TEMPLATE template0"
+        )
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        with pytest.raises(StoreError, match=encoding):
+            Store(url)
+        code, err = cli("ledger", "verify", "--db", url)
+        assert code == 1 and "UTF8" in err
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()

@@ -145,9 +145,14 @@ def _postgres_setup(engine: Engine) -> None:
                     if inner is not None:
                         adapters.register_loader(name, _lenient(inner))
         cur = dbapi_con.cursor()
-        cur.execute("SELECT current_setting('lock_timeout')")
-        row = cur.fetchone()
-        if row is not None and row[0] in ("0", 0):  # not set by the URL, role or database
+        cur.execute("SELECT current_setting('server_encoding'), current_setting('lock_timeout')")
+        encoding, timeout = cur.fetchone() or ("UTF8", "0")
+        if str(encoding).upper() != "UTF8":  # LATIN1, SQL_ASCII: tracebacks, false alarms
+            raise StoreError(
+                f"cannot open the database: its encoding is {encoding}, not UTF8 (CREATE "
+                "DATABASE ... ENCODING 'UTF8' holds every text Straits records)"
+            )
+        if timeout in ("0", 0):  # not set by the URL, role or database
             cur.execute(f"SET lock_timeout = {PG_LOCK_TIMEOUT_MS}")
         cur.close()
         dbapi_con.commit()
@@ -222,6 +227,8 @@ class Store:
                 connect_args: dict[str, Any] = {}
                 if "connect_timeout" not in parsed.query:
                     connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
+                if "client_encoding" not in parsed.query:  # SQL_ASCII's bytes: a traceback
+                    connect_args["client_encoding"] = "utf8"
                 self.engine = create_engine(self.url, pool_pre_ping=True, connect_args=connect_args)
                 if self.engine.dialect.name == "postgresql":
                     _postgres_setup(self.engine)
