@@ -4,7 +4,10 @@ runner of test_hostile_operators.py)."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from sqlalchemy.exc import OperationalError
 from conftest import PG_URL, fresh_postgres
 from straits.errors import StoreError
 from straits.store import Store
+from straits.store import ledger as ledger_mod
 from test_hostile_operators import REQUEST, cli
 
 
@@ -122,3 +126,71 @@ def test_a_database_not_in_utf8_is_refused_at_open(encoding: str) -> None:
         with admin.connect() as conn:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.dispose()
+
+
+@contextmanager
+def _database(**settings: str) -> Iterator[str]:
+    """A database of its own on the test server, with ``ALTER DATABASE ... SET`` settings."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    assert PG_URL is not None
+    name = "straits_pg49_" + "_".join(settings).lower()
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+        for key, value in settings.items():
+            conn.exec_driver_sql(f"ALTER DATABASE {name} SET {key} = '{value}'")
+    try:
+        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+
+
+@pytest.mark.skipif(PG_URL is None, reason="no PostgreSQL server (STRAITS_TEST_POSTGRES_URL)")
+@pytest.mark.parametrize("isolation", ["repeatable read", "serializable"])
+def test_appends_and_migrations_hold_under_a_stricter_default_isolation(isolation: str) -> None:
+    """A database (or role) whose ``default_transaction_isolation`` is stricter than READ
+    COMMITTED took a write's snapshot at its first statement, the lock's: an append that
+    waited for another read the head as it was before it, and failed as "the log's tables
+    disagree ... the database was altered" (a duplicate ledger_pkey) or a serialization
+    failure; servers migrating one new database at once failed ("alembic_version already
+    exists"). Writes now run at READ COMMITTED, which the lock was designed for."""
+    with _database(default_transaction_isolation=isolation) as url:
+        stores: list[Store] = []
+        errors: list[BaseException] = []
+
+        def open_one() -> None:
+            try:
+                stores.append(Store(url))
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        openers = [threading.Thread(target=open_one) for _ in range(4)]
+        for t in openers:
+            t.start()
+        for t in openers:
+            t.join()
+        assert not errors, errors
+        store = stores[0]
+
+        def record_one() -> None:
+            try:
+                ledger_mod.record(store, tenant="b", actor="cli:b", kind="check", body={"n": 2})
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        waiter = threading.Thread(target=record_one)
+        with store.write() as s:  # holds the ledger's lock while the other begins and waits
+            ledger_mod.append(s, tenant="a", actor="cli:a", kind="check", body={"n": 1})
+            waiter.start()
+            time.sleep(0.5)
+        waiter.join()
+        assert not errors, errors
+        assert ledger_mod.count(store) == 2
+        assert ledger_mod.verify_chain(ledger_mod.entries(store), ledger_mod.head(store)).ok
+        for each in stores:
+            each.close()

@@ -245,6 +245,10 @@ class Store:
                 expected="pip install 'straits[postgres]'",
             ) from None
         self.dialect = self.engine.dialect.name
+        # a snapshot taken before the lock (default_transaction_isolation) read a stale head
+        self._write_options: dict[str, Any] = {"straits_write": True}
+        if self.dialect == "postgresql":
+            self._write_options["isolation_level"] = "READ COMMITTED"
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # threads of one process queue here rather than in SQLite's busy handler, which
         # sleeps in growing steps; other processes still wait on the database's own lock
@@ -301,7 +305,7 @@ class Store:
                     return
             with (
                 self.engine.connect().execution_options(
-                    straits_write=True, straits_stall_s=0
+                    **self._write_options, straits_stall_s=0
                 ) as conn,
                 conn.begin(),
             ):
@@ -460,7 +464,7 @@ class Store:
         delay = 0.05
         for attempt in range(1, attempts + 1):
             try:
-                conn = session.connection(execution_options={"straits_write": True})
+                conn = session.connection(execution_options=self._write_options)
                 if self.dialect == "postgresql" and ledger:
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LEDGER_LOCK})
                 return
