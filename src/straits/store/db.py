@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from importlib import resources
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -52,22 +52,17 @@ from straits.errors import InputError, StoreError
 from straits.store import watchdog
 from straits.store.closed import ClosedSessions
 from straits.store.contention import Contended, holder_hint, refuses_writes, transient
+from straits.store.dialects import DamagedDatabaseError, postgres_setup, sqlite_setup
 from straits.store.sqlite_file import FileGuard, unopened_hint, uri_target
 
 ENV = "STRAITS_DATABASE_URL"
 DEFAULT_URL = "sqlite:///straits.db"
 #: the advisory-lock key PostgreSQL appends take (any constant shared by every process)
 LEDGER_LOCK = 0x5354524149545301
-#: PostgreSQL errors for damaged storage: data_corrupted, index_corrupted
-_PG_DAMAGED = {"XX001", "XX002"}
 #: seconds a PostgreSQL connection attempt may take (libpq's ``connect_timeout``)
 PG_CONNECT_TIMEOUT_S = 10
-#: milliseconds a PostgreSQL statement waits for a lock (SQLite's busy timeout)
-PG_LOCK_TIMEOUT_MS = 30000
 #: seconds a SQLite write waits for this process's earlier writes (SQLite's busy timeout)
 WRITE_QUEUE_S = 30.0
-#: SQLite's primary result codes for a damaged file: SQLITE_CORRUPT, SQLITE_NOTADB
-_SQLITE_DAMAGED = (11, 26)
 T = TypeVar("T")
 log = logging.getLogger("straits.store")
 
@@ -75,126 +70,6 @@ log = logging.getLogger("straits.store")
 def database_url(url: str | None = None) -> str:
     """The URL to use: the argument, else ``$STRAITS_DATABASE_URL``, else ``./straits.db``."""
     return url or os.environ.get(ENV) or DEFAULT_URL
-
-
-def _sqlite_setup(engine: Engine, *, durable: bool = True) -> None:
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_con: Any, _record: Any) -> None:
-        dbapi_con.isolation_level = None  # SQLAlchemy emits BEGIN itself, below
-        cur = dbapi_con.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA busy_timeout=30000")
-        cur.execute("PRAGMA foreign_keys=ON")
-        # a throwaway database (an in-memory URL) need not survive a power cut
-        cur.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=OFF")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Any) -> None:
-        immediate = conn.get_execution_options().get("straits_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-    @event.listens_for(engine, "handle_error")
-    def _unreadable(ctx: Any) -> None:
-        original = ctx.original_exception
-        message = str(original)
-        if message.startswith("Could not decode to UTF-8"):
-            # SQLite keeps any bytes as TEXT (`SET body = CAST(x'ff' AS TEXT)`); the driver's
-            # decode then fails the whole read with an OperationalError, which was taken for
-            # a database gone (503 with Retry-After; the CLI's "became unavailable"): an
-            # altered row, as a BLOB where Straits keeps text is (tables.Str)
-            from straits.store.tables import AlteredRowError
-
-            raise AlteredRowError(
-                f"a stored text is not UTF-8 ({message.split(' with text ')[0][:80]}): "
-                "the database was altered"
-            ) from None
-        if (getattr(original, "sqlite_errorcode", 0) & 0xFF) in _SQLITE_DAMAGED:
-            # a page of the file damaged (a disk fault, a torn copy, a file edited or replaced
-            # under the server): a DatabaseError, which no caller expects, was a traceback on
-            # the CLI and a 500 on the API wherever a read reached the page
-            raise DamagedDatabaseError(message)
-
-
-class DamagedDatabaseError(StoreError):
-    """SQLite found the database file damaged (``SQLITE_CORRUPT``, ``SQLITE_NOTADB``), or
-    PostgreSQL its data (``data_corrupted``, ``index_corrupted``): exit 1 on the CLI, 503 on
-    the API, as a database that cannot be reached."""
-
-    def __init__(self, reason: str, *, postgres: bool = False) -> None:
-        self.reason = reason
-        super().__init__(
-            f"the database reports damaged data ({reason}): restore it from a backup "
-            "(`pg_amcheck` shows what is damaged)"
-            if postgres
-            else f"the database file is damaged ({reason}): restore it from a backup "
-            "(`sqlite3 FILE 'PRAGMA integrity_check'` shows what is damaged)"
-        )
-
-
-def _postgres_setup(engine: Engine) -> None:
-    from straits.store.contention import connection_lost
-
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_con: Any, _record: Any) -> None:
-        adapters = getattr(dbapi_con, "adapters", None)  # psycopg 3 (psycopg2 has none)
-        if adapters is not None:
-            for name in ("timestamptz", "timestamp"):
-                for fmt in (0, 1):  # text, binary
-                    inner = adapters.get_loader(adapters.types[name].oid, fmt)
-                    if inner is not None:
-                        adapters.register_loader(name, _lenient(inner))
-        cur = dbapi_con.cursor()
-        cur.execute("SELECT current_setting('server_encoding'), current_setting('lock_timeout')")
-        encoding, timeout = cur.fetchone() or ("UTF8", "0")
-        if str(encoding).upper() != "UTF8":  # LATIN1, SQL_ASCII: tracebacks, false alarms
-            raise StoreError(
-                f"cannot open the database: its encoding is {encoding}, not UTF8 (CREATE "
-                "DATABASE ... ENCODING 'UTF8' holds every text Straits records)"
-            )
-        if timeout in ("0", 0):  # not set by the URL, role or database
-            cur.execute(f"SET lock_timeout = {PG_LOCK_TIMEOUT_MS}")
-        cur.close()
-        dbapi_con.commit()
-
-    @event.listens_for(engine, "handle_error")
-    def _damaged(ctx: Any) -> OperationalError | None:
-        if (lost := connection_lost(ctx)) is not None:
-            return lost
-        code = getattr(ctx.original_exception, "sqlstate", None)
-        if code in _PG_DAMAGED:
-            # a page or an index the server found damaged ("invalid page in block 7 of
-            # relation base/16384/16401"): an InternalError, which no caller expects, was a
-            # 500 on the API and a traceback on the CLI; as SQLite's damaged file, a
-            # database that cannot be used (503, exit 1)
-            first = str(ctx.original_exception).splitlines()[0][:200]
-            raise DamagedDatabaseError(f"{code}: {first}", postgres=True)
-        return None
-
-    watchdog.watch(engine)
-
-
-def _lenient(inner: Any) -> Any:
-    """A psycopg loader that gives a time Python cannot hold (``infinity``, year 10000 and
-    later) as its text, instead of failing the whole fetch with a DataError: the column's
-    :class:`~straits.store.tables.Time` then names it as an altered value."""
-    from psycopg import DataError
-    from psycopg.adapt import Loader
-
-    class Lenient(Loader):
-        format = inner.format
-
-        def __init__(self, oid: int, context: Any = None) -> None:
-            super().__init__(oid, context)
-            self._inner = inner(oid, context)
-
-        def load(self, data: Any) -> Any:
-            try:
-                return self._inner.load(data)
-            except DataError:
-                return bytes(data).decode("utf-8", "replace")
-
-    return Lenient
 
 
 class Store:
@@ -222,7 +97,7 @@ class Store:
                 if database and not parsed.query:  # a plain file (not a URI's own mode=ro)
                     self._file = FileGuard(database)
                     self._file.install(self.engine)
-                _sqlite_setup(self.engine, durable=not ephemeral)
+                sqlite_setup(self.engine, durable=not ephemeral)
             else:
                 connect_args: dict[str, Any] = {}
                 if "connect_timeout" not in parsed.query:
@@ -231,7 +106,7 @@ class Store:
                     connect_args["client_encoding"] = "utf8"
                 self.engine = create_engine(self.url, pool_pre_ping=True, connect_args=connect_args)
                 if self.engine.dialect.name == "postgresql":
-                    _postgres_setup(self.engine)
+                    postgres_setup(self.engine)
         except (ArgumentError, NoSuchModuleError, ValueError) as exc:
             raise InputError(
                 f"cannot use database URL {safe_url(self.url)!r}: {exc}",
