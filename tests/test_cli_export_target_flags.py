@@ -11,38 +11,29 @@ from typer.testing import CliRunner
 
 from straits.cli import app
 
+IMAGE = ["--image", "nvcr.io/nvidia/pytorch:24.01-py3"]
+
 
 @pytest.mark.parametrize(
-    ("to", "flag"),
+    ("to", "flag", "read"),
     [
-        (["--to", "slurm"], ["--image", "nvcr.io/nvidia/pytorch:24.01-py3"]),
-        (["--to", "skypilot"], ["--image", "nvcr.io/nvidia/pytorch:24.01-py3"]),
-        (["--to", "slurm", "--to", "kubernetes"], ["--ordered"]),
+        (["--to", "slurm"], IMAGE, False),
+        (["--to", "skypilot"], IMAGE, False),
+        (["--to", "slurm", "--to", "kubernetes"], ["--ordered"], False),
+        (["--to", "karmada"], IMAGE, True),
+        (["--to", "skypilot"], ["--ordered"], True),
     ],
 )
-def test_a_flag_no_target_reads_is_refused(
-    example_path: Path, tmp_path: Path, to: list[str], flag: list[str]
+def test_a_flag_is_refused_unless_a_target_reads_it(
+    example_path: Path, tmp_path: Path, to: list[str], flag: list[str], read: bool
 ) -> None:
     out = tmp_path / "jobs"
     args = ["export", str(example_path), *to, "-o", f"{out}/", "--run", "x", *flag]
     r = CliRunner().invoke(app, args)
-    assert r.exit_code == 2
-    assert flag[0] in r.output
-    assert not out.exists()
-
-
-@pytest.mark.parametrize(
-    ("to", "flag"),
-    [
-        (["--to", "karmada"], ["--image", "nvcr.io/nvidia/pytorch:24.01-py3"]),
-        (["--to", "skypilot"], ["--ordered"]),
-    ],
-)
-def test_a_flag_its_target_reads_is_taken(
-    example_path: Path, tmp_path: Path, to: list[str], flag: list[str]
-) -> None:
-    out = tmp_path / "jobs"
-    args = ["export", str(example_path), *to, "-o", f"{out}/", "--run", "x", *flag]
-    r = CliRunner().invoke(app, args)
-    assert r.exit_code == 0, r.output
-    assert out.is_dir()
+    if read:
+        assert r.exit_code == 0, r.output
+        assert out.is_dir()
+    else:
+        assert r.exit_code == 2
+        assert flag[0] in r.output
+        assert not out.exists()
