@@ -60,3 +60,30 @@ def test_days_left_unchecked_by_the_time_limit_are_said(rules: RuleSet) -> None:
     notes = rules_ahead(plan, sc, rules, "ai-diffusion", spent)
     assert len(notes) == 1 and "2025-05-15" in notes[0] and "unchecked" in notes[0]
     assert dt.date(2025, 5, 15).isoformat() in notes[0]
+
+
+def test_a_requirement_that_lapses_before_a_stage_starts_is_no_note(rules: RuleSet) -> None:
+    """The 2023 standard-contract rule (cn-sa-2022-contract, 2023-06-01 to 2024-03-21) does not
+    block a fine-tune that starts in June 2024, when 50,000 individuals' data is exempt: it was
+    named blocked "on 2023-06-01", a day it did not run."""
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc["date"] = "2023-05-01"
+    doc["tenants"][0]["authorizations"] = ["pipl-art38-basis"]
+    next(d for d in doc["datasets"] if d["id"] == "cn-dialogs")["subjects"] = 50000
+    w = doc["workloads"][0]
+    w["deadline"] = "2026-12-31"
+    next(s for s in w["stages"] if s["id"] == "sft")["locations"] = ["SG"]
+    plan = make_plan(parse_scenario(doc), rules=rules, solver="greedy")
+    (sft,) = [a for a in plan.assignments if a.stage == "sft"]
+    assert sft.site == "sg-jurong"
+    assert (plan.start + dt.timedelta(hours=sft.start_h)).date() > dt.date(2024, 3, 21)
+    assert _ahead(plan.notes) == []
+
+
+def test_a_stage_that_starts_after_the_day_is_named_with_its_start(rules: RuleSet) -> None:
+    plan = make_plan(_scenario("2025-05-01", "ai-diffusion"), rules=rules, solver="greedy")
+    (note,) = _ahead(plan.notes)
+    (a,) = [a for a in plan.assignments if f"{a.workload}/{a.stage}" in note]
+    start = (plan.start + dt.timedelta(hours=a.start_h)).date()
+    assert start > dt.date(2025, 5, 15)
+    assert f"starts on {start.isoformat()}" in note and "runs on 2025-05-15" not in note

@@ -1,7 +1,8 @@
 """Rule changes a plan runs into: the planner asks the rules in force on the scenario's date,
 but a stage may run past a day on which the rules change (the AI Diffusion rule's compliance
 date, a licence requirement). Each placement still running on such a day is asked again, as of
-that day; one the rules would then block is named in the plan's notes, with the day and the
+that day, or, when it starts later, as of its start (a requirement may lapse before then); one
+the rules would then block is named in the plan's notes, with the day and the
 rules, so that the plan does not say "lawful" of a stage that will not be (h49: a serving stage
 placed in Malaysia from 2025-11-27 under the AI Diffusion rule, planned on 2025-05-01, came back
 ``allow`` although the rule blocked it from 2025-05-15).
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from straits.plan.candidates import Candidates
     from straits.plan.deadline import Deadline
     from straits.plan.options import Option
+    from straits.plan.recheck import Placement
     from straits.plan.result import Plan
     from straits.rules.engine import RuleSet
 
@@ -45,12 +47,9 @@ def rules_ahead(
     end = (plan.start + dt.timedelta(hours=last)).date()
     # a rule that can block is a `requires` one: only its coming into force blocks anew (notes
     # and warnings never block, and a rule that lapses only lifts a requirement)
+    changes = events(rules.rules, regime, sc.date + dt.timedelta(1), end)
     days = sorted(
-        {
-            e.date
-            for e in events(rules.rules, regime, sc.date + dt.timedelta(1), end)
-            if any(rules.rule(r).effect == "requires" for r in e.added)
-        }
+        {e.date for e in changes if any(rules.rule(r).effect == "requires" for r in e.added)}
     )
     if not days:
         return []
@@ -61,6 +60,22 @@ def rules_ahead(
     out: list[str] = []
     noted: set[tuple[str, str]] = set()  # each placement once, on the first day it is blocked
     options: dict[tuple[str, str], Option | None] = {}  # the same on every day: found once
+    contexts: dict[dt.date, PlanContext] = {}
+
+    def context(day: dt.date) -> PlanContext:
+        if day not in contexts:
+            contexts[day] = PlanContext(sc, doc, rules, date=day, regime=regime, cands=cands)
+        return contexts[day]
+
+    def first_day(p: Placement, day: dt.date) -> dt.date:
+        """The day ``p`` is asked as of: ``day``, or for a placement that starts later the
+        rules in force when it starts (the last change on or before then): a requirement that
+        lapsed before the stage starts does not block it (a stage from June 2024 was named
+        blocked by the 2023 standard-contract rule, which lapsed in March 2024)."""
+        if p.start < dt.datetime.combine(day + dt.timedelta(1), dt.time(0), tzinfo=dt.UTC):
+            return day  # it runs on the day
+        return max(e.date for e in changes if e.date <= p.start.date())
+
     for i, day in enumerate(days):
         if deadline.expired:
             left = ", ".join(d.isoformat() for d in days[i:])
@@ -69,11 +84,12 @@ def rules_ahead(
                 "left them unchecked (`straits impact --date DAY` asks them)"
             )
             break
-        ctx = PlanContext(sc, doc, rules, date=day, regime=regime, cands=cands)
         since = dt.datetime.combine(day, dt.time(0), tzinfo=dt.UTC)
-        for p in ctx.placements.values():
+        for p in context(day).placements.values():
             if p.end <= since or p.key in noted:
                 continue
+            asked = first_day(p, day)
+            ctx = context(asked)
             w = sc.workload(p.workload)
             stage = w.stage(p.stage)
             if p.key not in options:
@@ -91,9 +107,17 @@ def rules_ahead(
                 continue
             noted.add(p.key)
             rule_ids = ", ".join(sorted(set(verdict.rules))) or verdict.blocking.outcome
+            # a stage that starts after the day is named with its own start: it does not run
+            # on the day (a service from June 2026 "ran on 2025-05-15")
+            when = (
+                f"runs on {day.isoformat()}"
+                if asked == day and p.start < since + dt.timedelta(1)
+                else f"starts on {p.start.date().isoformat()}"
+            )
             out.append(
-                f"{p.workload}/{p.stage} on {p.label} runs on {day.isoformat()}, when the "
+                f"{p.workload}/{p.stage} on {p.label} {when}, when the "
                 f"rules in force block it ({rule_ids}): {verdict.blocking.text} "
-                f"(`straits impact --date {day.isoformat()}` re-plans from that day)"
+                f"(`straits impact --date {day.isoformat()}` re-plans from {day.isoformat()}, "
+                "when the rules change)"
             )
     return out
