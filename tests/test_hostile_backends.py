@@ -25,7 +25,7 @@ from sqlalchemy.exc import OperationalError
 from conftest import PG_URL, reset_postgres
 from straits.errors import StoreError
 from straits.loading import load_scenario
-from straits.store import Store, watchdog
+from straits.store import Store, dialects, watchdog
 from straits.store import db as db_mod
 from straits.store import ledger as ledger_mod
 from straits.store.tables import AlteredRowError, PlanRow
@@ -242,7 +242,7 @@ def test_a_session_holding_the_ledger_lock_is_a_store_error_not_a_hang(
     pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An operator's psql left holding the advisory lock made every recorder wait forever."""
-    monkeypatch.setattr(db_mod, "PG_LOCK_TIMEOUT_MS", 200)
+    monkeypatch.setattr(dialects, "PG_LOCK_TIMEOUT_MS", 200)
     store = Store(pg_url)
     ledger_mod.record(store, tenant="t", actor="a", kind="check", body={})
     holder = create_engine(pg_url)
