@@ -13,7 +13,6 @@ authorizations and the figures quoted in reasons are always the placement's own.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import math
 from collections.abc import Hashable, Sequence
@@ -117,17 +116,6 @@ class Candidates:
         self._ops_keys: dict[float, Hashable] = {}
         self.memo_hits = 0
         self.memo_misses = 0
-
-    def as_of(self, date: dt.date, *, ordered: dt.date | None = None) -> Candidates:
-        """The same options asked of the rules in force on ``date``: the tables, fits and
-        estimates are shared (they do not depend on the day), the rule memos are new."""
-        out = copy.copy(self)
-        out.date = date
-        out.ordered = date if ordered is None else ordered
-        out._memo, out._asked, out._parts = {}, {}, {}
-        out._procure, out._ship_days, out._ops_keys = {}, {}, {}
-        out.memo_hits = out.memo_misses = 0
-        return out
 
     @property
     def menu(self) -> int:

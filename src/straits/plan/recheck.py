@@ -8,6 +8,7 @@ CAC thresholds add up per handler and year), as in the optimizer's final check.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
@@ -83,6 +84,18 @@ def ordered(plan: dict[str, Any], date: dt.date) -> dt.date:
     return min(own, date)
 
 
+def as_of(cands: Candidates, date: dt.date, *, ordered: dt.date | None = None) -> Candidates:
+    """``cands``' options asked of the rules in force on ``date``: the tables, fits and
+    estimates are shared (they do not depend on the day), the rule memos are new."""
+    out = copy.copy(cands)
+    out.date = date
+    out.ordered = date if ordered is None else ordered
+    out._memo, out._asked, out._parts = {}, {}, {}
+    out._procure, out._ship_days, out._ops_keys = {}, {}, {}
+    out.memo_hits = out.memo_misses = 0
+    return out
+
+
 class PlanContext:
     """A recorded plan over its scenario, with the rules as of ``date`` under ``regime``. The
     chips it buys are checked for ``procure`` on ``date`` and on each day the rules change
@@ -100,14 +113,14 @@ class PlanContext:
         cands: Candidates | None = None,
     ) -> None:
         """``cands``: the scenario's options under ``regime`` already built (the planner's),
-        asked here as of ``date`` (:meth:`Candidates.as_of`)."""
+        asked here as of ``date`` (:func:`as_of`)."""
         self.sc, self.plan = sc, plan
         """the plan JSON as given (not copied: callers compare identity to reuse a context)"""
         self.date, self.regime = date, regime
         self.cands = (
             Candidates(sc, rules, regime=regime, date=date, ordered=ordered(plan, date))
             if cands is None
-            else cands.as_of(date, ordered=ordered(plan, date))
+            else as_of(cands, date, ordered=ordered(plan, date))
         )
         self.placements = {p.key: p for p in map(Placement.of, plan.get("assignments", ()))}
         self._ledger: ExportLedger | None = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from straits.plan.ahead import AHEAD_S
 from straits.plan.alone import CAUSES, AloneBound, alone_bound
 from straits.plan.bounds import standalone_bound, stronger
 from straits.plan.candidates import Candidates
@@ -52,9 +53,6 @@ MODEL_S = (0.2, 0.0015)
 EXTRACT_S = (0.2, 0.0008)
 WHY_NOT_S = (0.5, 0.0)
 OUTPUT_S = (0.2, 0.0005)
-#: asking the plan's placements again on the later days the rules change (`plan/ahead.py`):
-#: 2.6 s for 2,191 placements and three days on the 1,000 x 200 benchmark, on a loaded machine
-AHEAD_S = (0.1, 0.0012)
 #: the least search worth starting, in seconds
 MIN_SEARCH_S = 0.5
 #: the largest share of the search's time the capacity-aware bound may take (it gets none when
