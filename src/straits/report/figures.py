@@ -152,9 +152,13 @@ def pool_figure(pool: PoolView, colours: dict[str, str]) -> Figure:
     used = pool.utilisation
     # a pool used a little is not "0% used"
     used_text = f"{used:.0%}" if used == 0 or used >= 0.005 else "<1%"
+    # the chips the pool has over the plan's span, availability windows included: its base
+    # count alone read "peak 4,096 of 512 chips" for a pool a window grows to 4,096
+    caps = [c for _, c in pool.capacity] or [pool.count]
+    of = f"{max(caps):,}" if min(caps) == max(caps) else f"up to {max(caps):,}"
     title = (
         f"{pool.key} ({pool.country}): {n} stage{'' if n == 1 else 's'}, peak "
-        f"{pool.peak:,} of {pool.count:,} chips"
+        f"{pool.peak:,} of {of} chips"
         # chips bought for a stage are no part of the pool's count: said, not left out (a
         # stage on 2,048 bought H20s was "peak 0 of 256 chips, 0% used")
         + (f" and {pool.bought_peak:,} bought" if pool.bought_peak else "")
