@@ -322,11 +322,11 @@ def test_a_cancel_the_worker_outran_answers_that_the_plan_ended(
 
     finish("running")  # as the DELETE reads it first
 
-    def cancel(store: Store, pid: str) -> str:  # the worker finishes as the cancel is asked
+    def cancel(store: Store, pid: str) -> tuple[str, str]:  # the worker finishes as asked
         finish("done")
-        return "running"
+        return "running", "running"
 
-    monkeypatch.setattr(queue, "cancel", cancel)  # the route calls queue.cancel
+    monkeypatch.setattr(queue, "cancel_job", cancel)  # the route calls queue.cancel_job
     r = api.client.delete(f"/v1/plans/{plan_id}", headers=api.auth("hz-cloud", "planner"))
     assert r.status_code == 409, r.text
     assert r.json()["plan_status"] == "done"

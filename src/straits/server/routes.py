@@ -454,15 +454,18 @@ def cancel_plan(request: Request, plan_id: str, who: Caller) -> JSONResponse:
         )
     # by the row's id: ``plan_id`` may be a prefix (cancelling by one was a 500: no job has
     # the prefix as its id)
-    status = queue.cancel(request.app.state.store, row.id)
+    found = queue.cancel_job(request.app.state.store, row.id)
     after = get_plan(request.app.state.store, row.id)
-    if after is None:  # removed meanwhile
+    if found is None or after is None:  # removed meanwhile
         raise NotFoundError(f"no plan {plan_id!r}")
+    before, status = found
+    if before in queue.FINISHED:  # it ended since the read above: another request cancelled
+        status = before  # it (both were answered 200), its worker finished or failed it
     if status not in ("done", "failed") and after.status in ("done", "failed"):
         # its worker finished it after the cancel was asked: answered as stored, that was a
         # done plan's unproven result and global ledger_seq (a tenant's view has neither)
         status = after.status
-    if status in ("done", "failed"):  # it ended between the two reads
+    if before in queue.FINISHED or status in ("done", "failed"):  # it ended meanwhile
         return problem(
             409,
             f"plan {plan_id} already ended {status}",

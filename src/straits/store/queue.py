@@ -129,8 +129,14 @@ def _aware(t: dt.datetime | None) -> dt.datetime | None:
 def cancel(store: Store, plan_id: str) -> str | None:
     """Cancel a job: a queued one at once, a running one by asking its worker (it stops the
     search at the next safe point). Returns the status after the call (None: no such job)."""
+    return None if (found := cancel_job(store, plan_id)) is None else found[1]
 
-    def work(s: Session) -> str | None:
+
+def cancel_job(store: Store, plan_id: str) -> tuple[str, str] | None:
+    """:func:`cancel`, returning the status found under the lock and the one after: a job
+    cancelled first by another request is found ``cancelled`` (both cancels answered 200)."""
+
+    def work(s: Session) -> tuple[str, str] | None:
         # under the row's lock (PostgreSQL; SQLite's write lock is held already): read plainly,
         # a job being finished or claimed looked running or queued, and the write below, which
         # waited for that transaction, then marked a done plan as asked to stop (202) or
@@ -138,12 +144,13 @@ def cancel(store: Store, plan_id: str) -> str | None:
         row = s.get(PlanRow, plan_id, with_for_update=True)
         if row is None:
             return None
+        before = row.status
         if row.status == "queued":
             row.status, row.finished_at = "cancelled", _now(s)
             row.error, row.lease_until, row.cancel_requested = "cancelled", None, True
         elif row.status == "running":
             row.cancel_requested = True
-        return row.status
+        return before, row.status
 
     return store.transaction(work)
 
