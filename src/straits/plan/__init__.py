@@ -40,7 +40,12 @@ def make_plan(
     """Plan ``scenario`` under ``regime`` (default: the scenario's) for ``objective`` (a name
     or a weighted sum, default: the scenario's) with ``solver``, within ``time_limit`` seconds
     of wall-clock time from now, or within ``deadline`` (a budget the caller started earlier,
-    e.g. before loading the scenario). The plan's ``timings`` say where the time went."""
+    e.g. before loading the scenario). The plan's ``timings`` say where the time went.
+
+    Raises :class:`~straits.errors.RequestError` naming the argument for one of the wrong kind
+    (a dict that is no scenario, a misspelt regime, rules that are no ``RuleSet``, a time limit
+    that is no positive number of seconds, a seed that is no integer)."""
+    scenario, regime, rules = _arguments(scenario, regime, rules, time_limit, seed, deadline)
     d = deadline or Deadline(time_limit)
     with d.phase("start"):
         from straits.plan.candidates import Candidates
@@ -72,6 +77,34 @@ def make_plan(
         *_assumed(scenario),
     )
     return replace(plan, timings=d.to_json(), risk=scenario.risk, notes=notes)
+
+
+def _arguments(
+    scenario: Any, regime: Any, rules: Any, time_limit: Any, seed: Any, deadline: Any
+) -> tuple[Scenario, Any, Any]:
+    """make_plan's arguments checked as ``straits.api`` checks its own (``api_args.py``): a
+    library caller's mistake is a RequestError naming it, not a pydantic ValidationError, a
+    ValueError or an AttributeError from deep inside the planner."""
+    import math
+
+    from straits import api_args as args
+    from straits.errors import RequestError
+    from straits.model.scenario import Scenario
+
+    scenario = args.model_arg(scenario, Scenario, "scenario", again=False)
+    regime = args.regime_arg(regime) if regime is not None else None
+    rules = args.rules_arg(rules) if rules is not None else None
+    if deadline is None and time_limit is not None:
+        number = isinstance(time_limit, int | float) and not isinstance(time_limit, bool)
+        if not (number and math.isfinite(time_limit) and time_limit > 0):
+            raise RequestError(
+                f"time limit {str(time_limit)[:40]!r}",
+                path="time_limit",
+                expected="a positive number of seconds, or None",
+            )
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise RequestError(f"got {type(seed).__name__}, not an integer", path="seed")
+    return scenario, regime, rules
 
 
 def _ignored(sc: Scenario) -> list[str]:
