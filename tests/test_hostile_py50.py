@@ -39,3 +39,41 @@ def test_make_plan_refuses_a_scenario_that_is_none() -> None:
     with pytest.raises(RequestError) as err:
         make_plan(None)  # type: ignore[arg-type]
     assert err.value.path == "scenario"
+
+
+BAD_CHECK = (
+    "date: 2025-06-01\nregime: enacted\naction: finetune\ntenant: {hq: CN}\n"
+    "site: {country: SG, operator_hq: SG}\nchip: H100-SXMX\n"
+)
+BAD_ESTIMATE = (
+    '{"model": {"params": 7e10, "layers": 80, "d_model": 8192, "heads": 64, "seq_len": 8192},\n'
+    ' "tokens": 1.5e13,\n "chip": "B300"}'
+)
+
+
+def test_a_bad_field_of_a_body_names_its_line_as_the_cli_does(tmp_path: Path) -> None:
+    """`line` was null for every field error of /v1/check, /v1/estimate, /v1/plans and
+    /v1/exports, where the CLI names the line of the same document."""
+    from fastapi.testclient import TestClient
+
+    from straits.server import create_app
+    from straits.store import Store
+    from test_api import Api
+
+    text = (EXAMPLES / "offshore-2025.yaml").read_text()
+    scenario = text.replace("count: 4096", "count: -5", 1)
+    line = text[: text.index("count: 4096")].count("\n") + 1
+    yaml = {"Content-Type": "application/yaml"}
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    with TestClient(create_app(store), raise_server_exceptions=False) as client:
+        who = Api(client, store).auth("hz-cloud", "planner")
+        for route, body, headers, want in (
+            ("/v1/check", BAD_CHECK, yaml, 6),
+            ("/v1/estimate", BAD_ESTIMATE, {"Content-Type": "application/json"}, 3),
+            ("/v1/plans", scenario, yaml, line),
+        ):
+            r = client.post(route, content=body, headers={**who, **headers})
+            assert r.status_code == 400, r.text
+            problem = r.json()
+            assert problem["line"] == want, problem
+            assert problem["error"].startswith(f"request body:{want}: "), problem

@@ -71,3 +71,15 @@ async def document_body(request: Request, label: str) -> Any:
     from straits.loading import parse_document
 
     return await run_in_threadpool(lambda: parse_document(text, source=label, error=RequestError))
+
+
+async def document_and_text(request: Request, label: str) -> tuple[Any, str | None]:
+    """:func:`document_body`'s document and the body's text (None if it is not UTF-8), so
+    that a bad field's problem names its `line` as the CLI's error names a file's: the
+    problem's `line` was null for every field error of a body."""
+    data = await document_body(request, label)
+    raw = await request.body()  # Starlette keeps the body it read: not read twice
+    try:
+        return data, raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return data, None

@@ -27,7 +27,7 @@ from straits.model.types import Regime
 from straits.plandoc import PlanDocument, from_store, read_document
 from straits.rules import RuleSet
 from straits.server.auth import Caller, refuse
-from straits.server.bodies import document_body, documented
+from straits.server.bodies import document_and_text, document_body, documented
 from straits.server.problems import openapi_responses as problems_doc
 from straits.server.query import PlanningDate
 from straits.store import owner
@@ -215,8 +215,8 @@ async def export_document(
     """A plan document (not recorded here) as the schedulers' files, in one archive."""
     api.export_targets(to)  # bad parameters fail before the body or plan is read
     api.check_image(image)
-    data = await document_body(request, BODY)
-    doc = await run_in_threadpool(read_document, data, BODY)
+    data, text = await document_and_text(request, BODY)
+    doc = await run_in_threadpool(read_document, data, BODY, text)
     await run_in_threadpool(_not_a_recorded_id, request, who, doc)
     return await run_in_threadpool(_archive_response, doc, request, to, format, run, image, ordered)
 

@@ -19,7 +19,7 @@ from straits.model.types import Regime
 from straits.plan.registry import DEFAULT_SOLVER, SOLVER_NAMES, check_solver, objective_help
 from straits.plan.registry import objective as parse_objective
 from straits.server.auth import Caller, refuse, require
-from straits.server.bodies import document_body, documented
+from straits.server.bodies import document_and_text, documented
 from straits.server.ledger_routes import view_number
 from straits.server.listing import (
     PlanFilter,
@@ -93,7 +93,7 @@ async def check(
 ) -> Any:
     """Is an action lawful? Answers exactly as `straits check --json`."""
     # YAML too, as the CLI reads a request file (a YAML body was 'not valid JSON')
-    data = await document_body(request, BODY)
+    data, text = await document_and_text(request, BODY)
     if idempotency_key is not None and not record:
         raise RequestError(
             "an Idempotency-Key keys a recorded check",
@@ -105,7 +105,7 @@ async def check(
     limit = request.app.state.settings.max_check_requests
     if isinstance(data, list) and len(data) > limit:
         raise RequestError(f"{len(data)} requests in one call; at most {limit}", source=BODY)
-    requests, was_list = await run_in_threadpool(api.parse_check_document, data, BODY)
+    requests, was_list = await run_in_threadpool(api.parse_check_document, data, BODY, text)
     answer = await run_in_threadpool(_rules_call, request, api.check_json, requests, was_list)
     if record:
         done = await run_in_threadpool(
@@ -139,11 +139,11 @@ async def check(
 )
 async def estimate(request: Request, who: Caller) -> Any:
     """What a stage needs on a chip. Answers exactly as `straits estimate --json`."""
-    data = await document_body(request, BODY)
+    data, text = await document_and_text(request, BODY)
     if not isinstance(data, dict):
         raise RequestError("expected a JSON object", source=BODY)
     req = await run_in_threadpool(
-        lambda: validate_as(EstimateRequest, data, source=BODY, error=RequestError)
+        lambda: validate_as(EstimateRequest, data, source=BODY, error=RequestError, text=text)
     )
     return await run_in_threadpool(api.estimate_json, req)
 
@@ -206,8 +206,8 @@ async def submit_plan(
     solver = check_solver(solver)
     if objective is not None:
         objective = parse_objective(objective).name
-    data = await document_body(request, BODY)
-    sc = await run_in_threadpool(lambda: parse_scenario(data, source=BODY))
+    data, text = await document_and_text(request, BODY)
+    sc = await run_in_threadpool(lambda: parse_scenario(data, source=BODY, text=text))
     if risk is not None:
         sc = sc.model_copy(update={"risk": risk})
     settings = request.app.state.settings
