@@ -4,6 +4,7 @@ functions a library user calls (``straits.plan.make_plan``) keep to the one exce
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,3 +78,40 @@ def test_a_bad_field_of_a_body_names_its_line_as_the_cli_does(tmp_path: Path) ->
             problem = r.json()
             assert problem["line"] == want, problem
             assert problem["error"].startswith(f"request body:{want}: "), problem
+
+
+def test_the_client_sends_what_the_local_api_reads_and_refuses_the_rest() -> None:
+    """A check or estimate with a date object (as PyYAML reads one) was a TypeError where
+    ``straits.api`` answers it; a NaN a ValueError; ``rules``/``impact`` with a date as
+    text an AttributeError."""
+    import datetime as dt
+    import json
+
+    import httpx
+
+    from straits.client import Client
+
+    sent: list[Any] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append((request.url.params.get("date"), request.content))
+        return httpx.Response(200, json=[] if request.url.path == "/v1/rules" else {"ok": 1})
+
+    request = json.loads((EXAMPLES / "request.json").read_text())
+    with Client(
+        "http://s",
+        http=httpx.Client(base_url="http://s", transport=httpx.MockTransport(answer)),
+    ) as c:
+        c.check({**request, "date": dt.date(2025, 6, 1)})
+        assert json.loads(sent[-1][1])["date"] == "2025-06-01"
+        c.rules(date="2025-06-01")
+        assert sent[-1][0] == "2025-06-01"
+        for call, path in (
+            (lambda: c.check({**request, "data": {"subjects": float("nan")}}), "request"),
+            (lambda: c.estimate({"tokens": {1, 2}}), "request"),
+            (lambda: c.rules(date="2025-13-01"), "date"),
+            (lambda: c.impact("nope"), "date"),
+        ):
+            with pytest.raises(RequestError) as err:
+                call()
+            assert err.value.path == path

@@ -34,7 +34,16 @@ from typing import Any, Literal, TypedDict
 import httpx
 
 from straits import client_io as cio
-from straits.client_io import Limits, error_for, fetch, next_page, one_line, parse_json
+from straits.client_io import (
+    Limits,
+    body,
+    day,
+    error_for,
+    fetch,
+    next_page,
+    one_line,
+    parse_json,
+)
 from straits.errors import RemoteError, StillWaitingError
 
 ArchiveFormat = Literal["tar.gz", "zip", "tar"]
@@ -219,14 +228,14 @@ class Client:
             "POST",
             "/v1/check",
             list if isinstance(request, list) else dict,
-            json=request,
+            json=body(request, "request"),
             params={"record": "true"} if record else None,
             headers={"Idempotency-Key": idempotency_key} if idempotency_key else None,
         )
 
     def estimate(self, request: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = self._json(
-            "POST", "/v1/estimate", keys=("chip", "chips"), json=request
+            "POST", "/v1/estimate", keys=("chip", "chips"), json=body(request, "request")
         )
         return out
 
@@ -271,7 +280,7 @@ class Client:
             )
         else:
             out = self._json(
-                "POST", "/v1/plans", json=_jsonable(scenario), params=params, headers=keyed
+                "POST", "/v1/plans", json=body(scenario, "scenario"), params=params, headers=keyed
             )
         return self._job(out, "POST /v1/plans")
 
@@ -333,11 +342,15 @@ class Client:
         yield from self._pages("/v1/plans", params)
 
     def rules(
-        self, *, date: dt.date | None = None, regime: str = "enacted", packs: Iterable[str] = ()
+        self,
+        *,
+        date: dt.date | str | None = None,
+        regime: str = "enacted",
+        packs: Iterable[str] = (),
     ) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"regime": regime, "pack": list(packs)}
         if date is not None:
-            params["date"] = date.isoformat()
+            params["date"] = day(date)
         out: list[dict[str, Any]] = self._json("GET", "/v1/rules", list, params=params)
         return out
 
@@ -428,14 +441,14 @@ class Client:
         r = self._request(
             "POST",
             "/v1/exports",
-            json=_jsonable(document),
+            json=body(document, "document"),
             params=_export_params(to, format, run, image, ordered),
         )
         return r.content
 
     def impact(
         self,
-        date: dt.date,
+        date: dt.date | str,
         *,
         regime: str | None = None,
         plans: Iterable[str] = (),
@@ -456,16 +469,16 @@ class Client:
             count = len(plans) + len(documents)
             replans = max(time_limit * count, 300.0 if all else 0.0)
         body = {
-            "date": date.isoformat(),
+            "date": day(date),
             "regime": regime,
             "plans": plans,
-            "documents": [_jsonable(d) for d in documents],
+            "documents": [body(d, f"documents[{i}]") for i, d in enumerate(documents)],
             "all": all,
             "replan": replan,
             "time_limit": time_limit,
             "tenant": tenant,
-            "prices": [_jsonable(p) for p in prices],
-            "capacity": [_jsonable(c) for c in capacity],
+            "prices": [body(p, f"prices[{i}]") for i, p in enumerate(prices)],
+            "capacity": [body(c, f"capacity[{i}]") for i, c in enumerate(capacity)],
         }
         out: dict[str, Any] = self._json(
             "POST", "/v1/impact", json=body, extra_s=min(replans, 3600.0)
@@ -482,17 +495,6 @@ def _export_params(
     if image is not None:
         params["image"] = image
     return params
-
-
-def _jsonable(obj: Any) -> Any:
-    """Dates (as YAML gives them) as ISO text."""
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, dt.date | dt.datetime):
-        return obj.isoformat()
-    return obj
 
 
 def _path(url: str) -> str:

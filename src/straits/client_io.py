@@ -20,17 +20,19 @@ line names the server, the request and what was expected.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import math
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from straits.errors import AuthError, InputError, NotFoundError, RemoteError
+from straits.errors import AuthError, InputError, NotFoundError, RemoteError, RequestError
 
 DEFAULT_DEADLINE_S = 120.0
 DEFAULT_MAX_BYTES = 128 * 1024 * 1024
@@ -344,3 +346,41 @@ def wait_seconds(poll: object, timeout: object) -> tuple[float, float | None]:
                 else "None or a finite number >= 0",
             )
     return float(poll), None if timeout is None else float(timeout)  # type: ignore[arg-type]
+
+
+def jsonable(obj: Any) -> Any:
+    """Dates (as YAML gives them) as ISO text."""
+    if isinstance(obj, Mapping):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, dt.date | dt.datetime):
+        return obj.isoformat()
+    return obj
+
+
+def body(obj: Any, name: str) -> Any:
+    """``obj`` as a request sends it (dates as ISO text, as the local API reads them): a value
+    JSON cannot carry (NaN, a set, an object) is a RequestError naming the argument, not
+    the encoder's TypeError or ValueError (a dated check or estimate was a TypeError)."""
+    out = jsonable(obj)
+    try:
+        json.dumps(out, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise RequestError(
+            f"cannot be sent as JSON: {one_line(str(exc), 120)}",
+            path=name,
+            expected="JSON values: mappings, lists, text, finite numbers, booleans, null, dates",
+        ) from None
+    return out
+
+
+def day(value: Any, name: str = "date") -> str:
+    """A date argument (a ``datetime.date`` or ``YYYY-MM-DD`` text, as ``straits.api`` takes
+    one) as the server's query and bodies take it; text was an AttributeError."""
+    from straits.api_args import date_arg
+
+    checked = date_arg(value, name)
+    if checked is None:
+        raise RequestError("no date given", path=name, expected="a date, YYYY-MM-DD")
+    return checked.isoformat()
