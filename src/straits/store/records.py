@@ -466,6 +466,9 @@ def proven_job_json(store: Store, row: PlanRow, *, tenant_view: bool) -> dict[st
     p = prove_plan(store, row)  # first: an altered row is a 409 naming its entry
     job = plan_job_json(row, with_plan=False)  # the stored copy not decoded again (web33)
     job["plan"] = p.plan
+    # the one proven time: the entry's (led50: an edited finished_at was served beside the
+    # proven plan; created_at and started_at are the queue's, which no entry records)
+    job["finished_at"] = p.proof.entry.recorded_at
     # a finished job's progress is cleared (queue.finish): an edited one showed a "best plan"
     # the entry never held
     job["progress"] = None

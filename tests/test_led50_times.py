@@ -1,0 +1,53 @@
+"""A recorded plan's times (led50): no ledger entry records the queue's ``created_at``,
+``started_at`` or ``finished_at``, so a row whose ``finished_at`` was edited to another valid
+time was served beside the proven plan, and it verified. The one proven time, the entry's
+``recorded_at``, is now what the API serves as a recorded plan's finished time, whatever the
+row says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from straits.loading import load_scenario
+from straits.plan import Plan, make_plan
+from straits.rules import RuleSet
+from straits.store import Store
+from straits.store.records import record_plan
+from test_ledger_log import sql
+
+
+@pytest.fixture(scope="module")
+def plan(rules: RuleSet, example_path: Path) -> Plan:
+    return make_plan(load_scenario(example_path), rules=rules, solver="greedy")
+
+
+def test_a_recorded_plans_finished_time_is_its_entrys(
+    db_url: str, rules: RuleSet, plan: Plan, example_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from straits.server import create_app
+    from straits.store.tokens import create_token
+
+    store = Store(db_url)
+    plan_id, entry = record_plan(
+        store, load_scenario(example_path), plan, rules, {"solver": "greedy"},
+        tenant="hz-cloud", actor="t",
+    )  # fmt: skip
+    sql(db_url, "UPDATE plans SET finished_at=:t WHERE id=:i", i=plan_id, t="2021-03-04 05:06:07")
+    store.close()
+    store = Store(db_url)
+    with TestClient(create_app(store), raise_server_exceptions=False) as client:
+        for role in ("planner", "admin"):
+            token = create_token(store, "hz-cloud", role)[0]
+            auth = {"Authorization": f"Bearer {token}"}
+            one = client.get(f"/v1/plans/{plan_id}", headers=auth)
+            assert one.status_code == 200, one.text
+            assert one.json()["finished_at"] == entry.recorded_at
+            listed = client.get("/v1/plans", headers=auth)
+            assert listed.status_code == 200, listed.text
+            (item,) = [p for p in listed.json() if p["id"] == plan_id]
+            assert item["finished_at"] == entry.recorded_at
+    store.close()
