@@ -51,3 +51,37 @@ def test_a_recorded_plans_finished_time_is_its_entrys(
             (item,) = [p for p in listed.json() if p["id"] == plan_id]
             assert item["finished_at"] == entry.recorded_at
     store.close()
+
+
+def test_a_listed_plans_scenario_name_is_its_entrys(
+    db_url: str, rules: RuleSet, plan: Plan, example_path: Path
+) -> None:
+    """``scenarios.name`` edited: `ledger verify` failed it, but `GET /v1/plans` and the
+    console listed the plan under the edited name, 200, as proven."""
+    from fastapi.testclient import TestClient
+
+    from straits.errors import LedgerError
+    from straits.server import create_app
+    from straits.store.tokens import Principal, create_token
+    from straits.web import views
+
+    store = Store(db_url)
+    plan_id, _ = record_plan(
+        store, load_scenario(example_path), plan, rules, {"solver": "greedy"},
+        tenant="hz-cloud", actor="t",
+    )  # fmt: skip
+    sql(db_url, "UPDATE scenarios SET name='approved-by-legal'")
+    store.close()
+    store = Store(db_url)
+    with TestClient(create_app(store), raise_server_exceptions=False) as client:
+        for role in ("planner", "admin"):
+            token = create_token(store, "hz-cloud", role)[0]
+            r = client.get("/v1/plans", headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 409, r.text
+            assert r.json()["type"] == "urn:straits:problem:conflict"
+    who = Principal("x", "hz-cloud", "planner")
+    (line,) = views.jobs(store, who)
+    assert line.summary == views.UNPROVEN
+    with pytest.raises(LedgerError):
+        views.recorded_plan(store, who, plan_id)
+    store.close()

@@ -142,7 +142,9 @@ def list_plans(
     items = []
     for row, name, _ in page:
         if row.ledger_seq is not None:
-            problem = plan_row_problem(row, entries[row.ledger_seq], with_result=False)
+            problem = plan_row_problem(
+                row, entries[row.ledger_seq], with_result=False, scenario_name=name
+            )
             if problem:
                 raise LedgerError(
                     problem + "; refusing to list it (`straits ledger verify` shows all "

@@ -198,12 +198,19 @@ def prove_entry(store: Store, seq: int, keys: Keys | None = None) -> Proof:
 
 # --- plans and decisions against their entries ---------------------------------------------------
 def plan_row_problem(
-    row: PlanRow, entry: Entry, *, with_result: bool = True, body: dict[str, Any] | None = None
+    row: PlanRow,
+    entry: Entry,
+    *,
+    with_result: bool = True,
+    body: dict[str, Any] | None = None,
+    scenario_name: str | None = None,
 ) -> str | None:
     """What differs between a plan row and the entry it points to, or None; without
     ``with_result``, the stored result is not compared (a list, which serves no result, need
     not read it). ``body``: the entry's body already decoded (``entry.content``), so a reader
-    that needs it too decodes it once (web33)."""
+    that needs it too decodes it once (web33). ``scenario_name``: the ``scenarios.name`` a
+    list serves beside the plan, held to the name the entry's plan records (led50: an edited
+    one was listed, 200, while `ledger verify` failed it)."""
     where = f"plan {row.id} (ledger entry {entry.seq})"
     if entry.kind != "plan":
         return (
@@ -247,6 +254,12 @@ def plan_row_problem(
         return (
             f"{where}: its stored options differ from the ones the entry records: the "
             "plans table was altered"
+        )
+    named = result["plan"].get("scenario")
+    if scenario_name is not None and isinstance(named, str) and scenario_name != named:
+        return (
+            f"{where}: its scenario's stored name {scenario_name[:60]!r} but the entry "
+            f"records {named[:60]!r}: the scenarios table was altered"
         )
     if with_result and row.result is not None and not _same_json(row.result, result["plan"]):
         return (

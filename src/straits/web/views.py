@@ -59,10 +59,13 @@ def _iso(t: dt.datetime | None) -> str:
 UNPROVEN = "not proven by the ledger"
 
 
-def _summary(row: PlanRow, entry: Entry | None, proven: bool) -> str | None:
-    """A finished plan in a line: a recorded one as its (proven) entry records it."""
+def _summary(
+    row: PlanRow, entry: Entry | None, proven: bool, name: str | None = None
+) -> str | None:
+    """A finished plan in a line: a recorded one as its (proven) entry records it (``name``,
+    the scenario's name shown beside it, held to the entry's too)."""
     if row.ledger_seq is not None:
-        if entry is None or not proven or plan_row_problem(row, entry):
+        if entry is None or not proven or plan_row_problem(row, entry, scenario_name=name):
             return UNPROVEN
         plan = (entry.content.get("result") or {}).get("plan")
     else:
@@ -97,7 +100,7 @@ def _job(
         error=row.error,
         created_at=_iso(row.created_at),
         ledger_seq=seq,
-        summary=_summary(row, entry, proven) if row.status == "done" else None,
+        summary=_summary(row, entry, proven, name) if row.status == "done" else None,
     )
 
 
@@ -226,6 +229,12 @@ def _read_plan(
     progress = stored_json(row, "progress")  # as ``_job`` reads it, before the proof
     p = prove_plan(store, row)  # LedgerError (409) for an altered row, entry or scenario
     entry = p.proof.entry
+    if name != p.scenario.get("name"):  # the name shown, as the list holds it (led50)
+        raise LedgerError(
+            f"plan {row.id} (ledger entry {entry.seq}): its scenario's stored name differs "
+            "from the scenario the entry records: the scenarios table was altered",
+            entry.seq,
+        )
     shown = entry.seq if who.is_admin else entry.tenant_seq  # a tenant sees its own number
     j = Job(
         id=row.id,
