@@ -85,3 +85,30 @@ def test_a_listed_plans_scenario_name_is_its_entrys(
     with pytest.raises(LedgerError):
         views.recorded_plan(store, who, plan_id)
     store.close()
+
+
+def test_a_listed_recorded_plan_shows_no_stored_progress(
+    db_url: str, rules: RuleSet, plan: Plan, example_path: Path
+) -> None:
+    """`GET /v1/plans/{id}` shows no progress for a recorded plan (hostile37), but the list
+    served an edited one (a "best plan" of $1) beside it."""
+    from fastapi.testclient import TestClient
+
+    from straits.server import create_app
+    from straits.store.tokens import create_token
+
+    store = Store(db_url)
+    plan_id, _ = record_plan(
+        store, load_scenario(example_path), plan, rules, {"solver": "greedy"},
+        tenant="hz-cloud", actor="t",
+    )  # fmt: skip
+    sql(db_url, "UPDATE plans SET progress=:p", p='{"best":{"total_cost_usd":1}}')
+    store.close()
+    store = Store(db_url)
+    with TestClient(create_app(store), raise_server_exceptions=False) as client:
+        token = create_token(store, "hz-cloud", "planner")[0]
+        r = client.get("/v1/plans", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200, r.text
+        (item,) = [p for p in r.json() if p["id"] == plan_id]
+        assert item["progress"] is None
+    store.close()

@@ -152,8 +152,9 @@ def list_plans(
                     row.ledger_seq,
                 )
         job = plan_job_json(row, with_plan=False)
-        if row.ledger_seq is not None:  # the proven time, as proven_job_json serves it (led50)
+        if row.ledger_seq is not None:  # as proven_job_json serves it (led50)
             job["finished_at"] = entries[row.ledger_seq].recorded_at
+            job["progress"] = None  # cleared when it finished: an edited one is no entry's
         items.append({**job, "scenario": name, "scenario_digest": row.scenario_digest})
     next_cursor = None
     if (len(rows) > limit if more is None else more) and page:
