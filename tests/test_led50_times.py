@@ -112,3 +112,41 @@ def test_a_listed_recorded_plan_shows_no_stored_progress(
         (item,) = [p for p in r.json() if p["id"] == plan_id]
         assert item["progress"] is None
     store.close()
+
+
+@pytest.mark.parametrize("column", ["hash", "prev_hash"])
+def test_a_proven_entrys_chain_hash_is_checked(
+    db_url: str, rules: RuleSet, plan: Plan, example_path: Path, column: str
+) -> None:
+    """The chain hash is in no Merkle leaf: an edited one (or prev_hash) passed every proven
+    read, and `straits report` and the API's report showed it as the plan's "Entry hash"."""
+    from fastapi.testclient import TestClient
+
+    from straits.errors import LedgerError
+    from straits.server import create_app
+    from straits.store import ledger
+    from straits.store.proven import prove_entries, prove_entry
+    from straits.store.records import find_plan
+    from straits.store.tokens import create_token
+    from test_ledger_log import fill
+
+    store = Store(db_url)
+    plan_id, entry = record_plan(
+        store, load_scenario(example_path), plan, rules, {"solver": "greedy"},
+        tenant="hz-cloud", actor="t",
+    )  # fmt: skip
+    fill(store, 2)
+    sql(db_url, f"UPDATE ledger SET {column}=:h WHERE seq=:s", h="ab" * 32, s=entry.seq)
+    store.close()
+    store = Store(db_url)
+    with pytest.raises(LedgerError):
+        prove_entry(store, entry.seq)
+    with pytest.raises(LedgerError):
+        find_plan(store, plan_id)
+    with pytest.raises(LedgerError):
+        prove_entries(store, [ledger.get_entry(store, entry.seq)])  # type: ignore[list-item]
+    with TestClient(create_app(store), raise_server_exceptions=False) as client:
+        token = create_token(store, "hz-cloud", "planner")[0]
+        r = client.get(f"/v1/plans/{plan_id}/report", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 409, r.status_code
+    store.close()

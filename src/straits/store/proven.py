@@ -125,7 +125,20 @@ def prove_in(s: Session, seq: int, keys: Keys) -> Proof:
                 "trusted)",
                 seq,
             ) from None
+    _check_chain_hash(entry)
     return Proof(entry, head, root, cp, p)
+
+
+def _check_chain_hash(entry: Entry) -> None:
+    """The entry's chain ``hash`` (not in its Merkle leaf) against its content and
+    ``prev_hash``: a proven read serves it (the report's "Entry hash", the console's plan
+    page), and an edited one was shown there as the entry's (led50)."""
+    if entry.hash != entry.expected_hash():
+        raise LedgerError(
+            f"ledger entry {entry.seq}: its stored chain hash or prev_hash does not match its "
+            "content (the entry was altered)",
+            entry.seq,
+        )
 
 
 def prove_entries(store: Store, entries: list[Entry], keys: Keys | None = None) -> None:
@@ -187,6 +200,8 @@ def prove_entries(store: Store, entries: list[Entry], keys: Keys | None = None) 
                 "entries: it was rewritten",
                 entries[0].seq,
             ) from None
+    for e in entries:
+        _check_chain_hash(e)
 
 
 def prove_entry(store: Store, seq: int, keys: Keys | None = None) -> Proof:
