@@ -150,3 +150,35 @@ def test_a_proven_entrys_chain_hash_is_checked(
         r = client.get(f"/v1/plans/{plan_id}/report", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 409, r.status_code
     store.close()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE plans SET error='revoked by compliance: do not run'",
+        "UPDATE plans SET error='revoked', status='failed'",
+    ],
+)
+def test_the_consoles_line_of_a_recorded_plan_is_its_entrys(
+    db_url: str, rules: RuleSet, plan: Plan, example_path: Path, statement: str
+) -> None:
+    """The console's plan list showed an edited error of a recorded plan (in red, before the
+    "not proven" mark, which it hid), or its status edited to failed with no mark at all."""
+    from straits.errors import LedgerError
+    from straits.store.tokens import Principal
+    from straits.web import views
+
+    store = Store(db_url)
+    plan_id, _ = record_plan(
+        store, load_scenario(example_path), plan, rules, {"solver": "greedy"},
+        tenant="hz-cloud", actor="t",
+    )  # fmt: skip
+    sql(db_url, statement)
+    store.close()
+    store = Store(db_url)
+    who = Principal("x", "hz-cloud", "planner")
+    (line,) = views.jobs(store, who)
+    assert (line.error, line.summary) == (None, views.UNPROVEN)
+    with pytest.raises(LedgerError):
+        views.recorded_plan(store, who, plan_id)
+    store.close()

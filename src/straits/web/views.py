@@ -91,16 +91,19 @@ def _job(
     entry: Entry | None = None,
     proven: bool = False,
 ) -> Job:
+    # a recorded plan's line is its entry's, whatever its row's status: an edited error or
+    # status was shown (in red, "revoked"), the "not proven" mark hidden or never made (led50)
+    recorded = row.ledger_seq is not None
     return Job(
         id=row.id,
         tenant=row.tenant,
         scenario=name,
         status=row.status,
-        progress=stored_json(row, "progress"),
-        error=row.error,
+        progress=None if recorded else stored_json(row, "progress"),
+        error=None if recorded else row.error,
         created_at=_iso(row.created_at),
         ledger_seq=seq,
-        summary=_summary(row, entry, proven, name) if row.status == "done" else None,
+        summary=_summary(row, entry, proven, name) if row.status == "done" or recorded else None,
     )
 
 
@@ -224,7 +227,7 @@ def _read_plan(
 
     found = job_found(store, who, plan_id)  # the access check first
     row, name = found[0], found[1]
-    if row.status != "done" or row.ledger_seq is None:
+    if row.ledger_seq is None:  # one with an entry is proven, whatever its row's status
         return _job_of(store, found), None
     progress = stored_json(row, "progress")  # as ``_job`` reads it, before the proof
     p = prove_plan(store, row)  # LedgerError (409) for an altered row, entry or scenario
