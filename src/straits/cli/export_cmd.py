@@ -182,13 +182,15 @@ def _render(
     rules: list[Path] | None,
 ) -> tuple[str, Any, list[Any], dict[str, str]]:
     from straits.api import check_image, export_files, export_targets
-    from straits.cli.plan_source import resolve_plan
+    from straits.cli.plan_source import load_source, planned, refuse_unread_db
     from straits.rules import ruleset
 
     export_targets(to)  # a bad --to or --image fails before anything is read or planned
     check_image(image)
     rs = ruleset(rule_dirs(rules))
-    doc = resolve_plan(ref, db=db, rules=rs).document
+    source = load_source(ref, db=db)
+    refuse_unread_db([source])  # a file: the database was taken and never opened (doc49)
+    doc = planned(source, rs).document
     assert doc is not None
     inp, results, files = export_files(
         doc.scenario, doc.plan, rs, plan_id=doc.id, to=to, run=run, image=image, ordered=ordered

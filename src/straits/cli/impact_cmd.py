@@ -165,7 +165,7 @@ def _impact_here(
     rules: list[Path] | None,
     fmt: str,
 ) -> list[Any]:
-    from straits.cli.plan_source import resolve_plan
+    from straits.cli.plan_source import load_source, planned, refuse_unread_db
     from straits.impact import impact as run_impact
     from straits.impact import load_overrides
     from straits.rules import ruleset
@@ -185,8 +185,10 @@ def _impact_here(
     rs = ruleset(rule_dirs(rules))
     plans: list[tuple[str, Any, dict[str, Any], str]] = []
     if refs:
-        for ref in refs:
-            doc = resolve_plan(ref, db=db, rules=rs, what="--plan").document
+        sources = [load_source(ref, db=db, what="--plan") for ref in refs]
+        refuse_unread_db(sources, expected="--plan with a recorded plan id, or no --plan,")
+        for source in sources:
+            doc = planned(source, rs).document
             assert doc is not None
             plans.append((doc.id, doc.scenario, doc.plan, doc.scenario.name))
     else:

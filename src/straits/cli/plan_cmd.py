@@ -246,7 +246,7 @@ def plan(
             raise InputError(
                 "--show and --recheck ask for two things", path="--show", expected="one of them"
             )
-        from straits.cli.plan_source import refuse_unread_flags  # not at --help's start
+        from straits.cli.plan_source import refuse_unread_flags, refuse_unread_loaded
 
         refuse_unread_flags(show, recheck, record, str(fmt), pareto)
         if state.server_url:
@@ -283,6 +283,7 @@ def plan(
                 path="--show" if show else "--recheck",
                 expected="a plan document or a recorded plan id",
             )
+        refuse_unread_loaded(source, record)
         if show:
             assert source.document is not None
             note(f"[dim]read {esc(source.label)}[/dim]")

@@ -118,7 +118,25 @@ def _from_text(text: str, label: str) -> PlanSource:
 def resolve_plan(ref: str, *, db: str | None, rules: RuleSet, what: str = "PLAN") -> PlanSource:
     """``ref`` as a plan: a scenario is planned now with the default options. Says on stderr
     what it read."""
-    source = load_source(ref, db=db, what=what)
+    return planned(load_source(ref, db=db, what=what), rules)
+
+
+def refuse_unread_db(
+    sources: list[PlanSource], *, record: bool = False, expected: str = "a recorded plan id"
+) -> None:
+    """``--db`` given on the command line where no recorded plan is read and nothing is
+    recorded is exit 2 naming it: ``export plan.json --db URL`` took a database it never
+    opened, exit 0 (doc49). Environment and config defaults are never refused."""
+    if not record and all(s.kind != "recorded" for s in sources):
+        refuse_unread(
+            ("db",),
+            when=f"with {', '.join(s.label for s in sources)}: no recorded plan is read",
+            expected=f"{expected} with --db",
+        )
+
+
+def planned(source: PlanSource, rules: RuleSet) -> PlanSource:
+    """``source`` as a plan: a scenario is planned now with the default options."""
     if source.document is None:
         note(
             f"[dim]read {esc(source.label)}; planning it now with the default options "
@@ -263,6 +281,12 @@ def refuse_unread_flags(show: bool, recheck: bool, record: bool, fmt: str, paret
         )
     elif not record:
         refuse_unread(("tenant", "actor"), when="without --record", expected="--record")
+
+
+def refuse_unread_loaded(source: PlanSource, record: bool) -> None:
+    """``straits plan``, once ``source`` is read: ``--db`` without a recorded plan or
+    ``--record`` (``plan F --show --db URL`` opened no database, exit 0)."""
+    refuse_unread_db([source], record=record, expected="a recorded plan id or --record")
 
 
 def check_document_options(label: str, given: Mapping[str, Any], read: Iterable[str]) -> None:
