@@ -283,7 +283,7 @@ def plan(
                 path="--show" if show else "--recheck",
                 expected="a plan document or a recorded plan id",
             )
-        refuse_unread_loaded(source, record)
+        refuse_unread_loaded(source, record, solver_name, bool(pareto))
         if show:
             assert source.document is not None
             note(f"[dim]read {esc(source.label)}[/dim]")

@@ -283,10 +283,22 @@ def refuse_unread_flags(show: bool, recheck: bool, record: bool, fmt: str, paret
         refuse_unread(("tenant", "actor"), when="without --record", expected="--record")
 
 
-def refuse_unread_loaded(source: PlanSource, record: bool) -> None:
+def refuse_unread_loaded(
+    source: PlanSource, record: bool, solver: str | None, pareto: bool
+) -> None:
     """``straits plan``, once ``source`` is read: ``--db`` without a recorded plan or
-    ``--record`` (``plan F --show --db URL`` opened no database, exit 0)."""
+    ``--record`` (``plan F --show --db URL`` opened no database, exit 0), and ``--seed`` for
+    the greedy baseline (it draws no random numbers, yet the seed was recorded and changed the
+    plan's id; a frontier searches by CP-SAT and reads it)."""
     refuse_unread_db([source], record=record, expected="a recorded plan id or --record")
+    if solver is None and source.document is not None:
+        solver = source.document.options.get("solver")  # planned again with its options
+    if solver == "greedy" and not pareto:
+        refuse_unread(
+            ("seed",),
+            when="with --solver greedy: the greedy baseline draws no random numbers",
+            expected="--solver auto, cpsat or lns with --seed",
+        )
 
 
 def check_document_options(label: str, given: Mapping[str, Any], read: Iterable[str]) -> None:
