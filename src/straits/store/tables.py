@@ -27,6 +27,8 @@ from straits.errors import LedgerError
 
 #: the longest tenant id, as a scenario names one (``model.types``; migration 0009)
 MAX_TENANT = 128
+#: the longest token label (its column's length: PostgreSQL refuses a longer one)
+MAX_LABEL = 200
 
 
 class Base(DeclarativeBase):
@@ -258,7 +260,7 @@ class TokenRow(Base):
     tenant: Mapped[str] = mapped_column(Str(MAX_TENANT))
     role: Mapped[str] = mapped_column(Str(16))
     secret_hash: Mapped[str] = mapped_column(Str(64))
-    label: Mapped[str] = mapped_column(Str(200), default="")
+    label: Mapped[str] = mapped_column(Str(MAX_LABEL), default="")
     created_at: Mapped[dt.datetime] = mapped_column(Time(), default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(Time(), nullable=True)
 

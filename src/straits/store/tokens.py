@@ -72,6 +72,14 @@ def create_token(store: Store, tenant: str, role: str, label: str = "") -> tuple
         )
 
     check_who(tenant, "token")  # the tenant names every entry the token records
+    from straits.store.tables import MAX_LABEL
+
+    if len(label) > MAX_LABEL:  # SQLite stored 100 KB in the 200-character column
+        raise InputError(
+            f"a label of {len(label)} characters",
+            path="--label",
+            expected=f"at most {MAX_LABEL} characters",
+        )
     if label and not printable_line(label):
         raise InputError(
             f"{label[:60]!r} holds a control character or bytes that are not UTF-8",
