@@ -87,7 +87,11 @@ def serve(
         settings = Settings.from_env()
         if plan_workers is not None:
             settings = dataclasses.replace(settings, plan_workers=plan_workers)
-        app = create_app(open_store(db), settings=settings, rule_dirs=rule_dirs(rules))
+        dirs = rule_dirs(rules)
+        from straits.rules import ruleset
+
+        ruleset(dirs)  # bad --rules fail before the database is made and migrated
+        app = create_app(open_store(db), settings=settings, rule_dirs=dirs)
     except StraitsError as exc:
         fail(exc)
         return

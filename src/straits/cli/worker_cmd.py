@@ -75,10 +75,14 @@ def worker(
         # the same database as `straits serve` and every other command: --db, else the
         # config's `database`, else the default file (Store(None) was ./straits.db, so a
         # worker started beside a server with the defaults watched another database)
+        dirs = rule_dirs(rules)
+        from straits.rules import ruleset
+
+        ruleset(dirs)  # bad --rules fail before the database is made and migrated
         store = open_store(db)
         err_console.print(f"Straits worker on {store!r}: {slots} slot(s)")
         # the config's `rules` too, as serve reads them: a worker under other rules than the
         # server's takes none of its jobs (they wait for the queue timeout)
-        run_worker(store, slots=slots, rule_dirs=rule_dirs(rules), policy=policy)
+        run_worker(store, slots=slots, rule_dirs=dirs, policy=policy)
     except StraitsError as exc:
         fail(exc)
