@@ -122,6 +122,8 @@ def show(result: MarketResult, other: MarketResult | None, label: str) -> None:
         "figure: " + escape(", ".join(doc["unpublished"])),
         soft_wrap=True,
     )
+    for note in doc.get("notes", []):
+        console.print(f"[yellow]note:[/yellow] {escape(note)}", soft_wrap=True)
     console.print(
         "Sweep them: `straits market sweep`; list them: `straits market "
         "--list-params`; chart them: `straits market -o market.html`."

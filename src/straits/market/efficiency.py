@@ -27,6 +27,12 @@ REFERENCE_DAYS = 30.0
 @lru_cache(maxsize=1024)
 def chip_hours(template: ModelTemplate, kind: str, chip_id: str) -> float:
     """Chip-hours of the reference work of ``kind`` on ``chip_id``."""
+    return _sized(template, kind, chip_id)[0]
+
+
+@lru_cache(maxsize=1024)
+def _sized(template: ModelTemplate, kind: str, chip_id: str) -> tuple[float, bool]:
+    """Chip-hours of the reference work and whether the estimator says it fits a cluster."""
     chip = get_chip(chip_id)
     spec = template.spec()
     try:
@@ -45,7 +51,22 @@ def chip_hours(template: ModelTemplate, kind: str, chip_id: str) -> float:
         raise MarketError(
             f"the estimator gives no chip-hours for {kind} on {chip_id}", path=f"models.{kind}"
         )
-    return est.chip_hours
+    return est.chip_hours, bool(est.fits)
+
+
+def unfit_notes(models: dict[str, ModelTemplate], chips: list[str]) -> list[str]:
+    """One note per model and chip the estimator says fits no cluster: its efficiency there is
+    still the estimator's figure (the fewest chips that could hold it), an extrapolation."""
+    notes = []
+    for family in ("train", "serve"):
+        bad = [c for c in chips if not _sized(models[family], family, c)[1]]
+        if bad:
+            notes.append(
+                f"the market's {family} model (models.{family}) fits no cluster of "
+                + ", ".join(bad)
+                + ": its work per chip-hour there is extrapolated by the estimator"
+            )
+    return notes
 
 
 def efficiency(models: dict[str, ModelTemplate], chips: list[str]) -> dict[str, dict[str, float]]:

@@ -183,6 +183,10 @@ def market_page(result: MarketResult, other: MarketResult | None = None) -> Page
     ]
     sec.table(["year", *cols], [[y, *[d[c] for c in cols]] for y, d in summ.items()])
 
+    if result.notes:
+        sec = page.section("Notes", "What to know before reading the figures.")
+        sec.table(["note"], [[n] for n in result.notes])
+
     raw = m.model_dump(by_alias=True, mode="json")
     sec = page.section(
         "Assumptions: parameters given as ranges",

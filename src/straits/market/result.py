@@ -163,6 +163,8 @@ class MarketResult:
     events: list[RuleEvent]
     rules_asked: int
     usage: list[Usage] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """what the reader should know about the run (a model that fits no cluster of a chip)"""
 
     @property
     def countries(self) -> list[str]:
@@ -222,4 +224,5 @@ class MarketResult:
             "summary": self.summary(),
             "midpoints_used": [p.path for p in ranges],
             "unpublished": [p.path for p in ranges if p.unpublished],
+            **({"notes": list(self.notes)} if self.notes else {}),
         }

@@ -19,7 +19,7 @@ import numpy as np
 from straits.catalog import get_chip
 from straits.market.accounting import record, trace_usage
 from straits.market.choices import Offer, asked_chip_hours, clear_rentals, logit_split, use_own
-from straits.market.efficiency import efficiency
+from straits.market.efficiency import efficiency, unfit_notes
 from straits.market.firms import Firms, make_firms
 from straits.market.loading import MarketError
 from straits.market.params import ACTION_OF, KINDS, Market, month_index, month_start
@@ -70,6 +70,7 @@ class Setup:
         default_factory=dict
     )
     slots: list[tuple[str, int, int, int]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def _setup(
@@ -79,7 +80,8 @@ def _setup(
     own = list(dict.fromkeys([*m.installed, *buy]))
     pool_chips = [p.chip for p in m.supply.pools]
     chips = list(dict.fromkeys([*own, *pool_chips, m.prices.base_chip]))
-    table = efficiency({str(k): v for k, v in m.models.items()}, chips)
+    models = {str(k): v for k, v in m.models.items()}
+    table = efficiency(models, chips)
     eff = np.array([[table[k][c] for c in own] for k in KINDS])
     eff_pool = np.array([[table[k][c] for c in pool_chips] for k in KINDS])
     base_eff = np.array([table[k][m.prices.base_chip] for k in KINDS]).mean()
@@ -98,6 +100,7 @@ def _setup(
         operators=[Actor(p.operator_hq, tuple(p.authorizations)) for p in m.supply.pools],
         months=[month_index(x) for x in m.months],
         rulebook=Rulebook(rules, regime, uptake),
+        notes=unfit_notes(models, chips),
         mw_chip_pool=np.array([mw_per_chip(m, c) for c in pool_chips]),
         rel_price=np.array(
             [
@@ -428,4 +431,5 @@ def _run(s: Setup, seed: int) -> MarketResult:
         events=events,
         rules_asked=rb.asked,
         usage=s.usage,
+        notes=s.notes,
     )
