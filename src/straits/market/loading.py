@@ -122,8 +122,37 @@ def validate(raw: Mapping[str, Any], label: str, text: str | None = None) -> Mar
         reference="`straits market --list-params` and docs/market.md",
     )
     for path, detail, bound in violations(walk_params(market.model_dump(by_alias=True))):
-        raise MarketError(detail, source=label, path=path, expected=bound)
+        line = _param_line(text, path) if text is not None else None
+        raise MarketError(detail, source=label, path=path, expected=bound, line=line)
     return market
+
+
+def _param_line(text: str, path: str) -> int | None:
+    """The line of the parameter at ``path`` in the file's ``text`` (None where the file does
+    not give it: a shipped value it extends, an override)."""
+    from straits import safe_yaml
+
+    def walk(node: Any, prefix: str, loc: tuple[int | str, ...]) -> int | None:
+        if prefix == path and _is_param(node):
+            return safe_yaml.locate(text, loc)
+        items: list[tuple[str, Any, int | str]] = []
+        if isinstance(node, dict):
+            items = [(f"{prefix}.{k}" if prefix else str(k), v, k) for k, v in node.items()]
+        elif isinstance(node, list):
+            for i, item in enumerate(node):
+                key = _key(item)
+                items.append((f"{prefix}[{key if key is not None else i}]", item, i))
+        for sub, child, step in items:
+            if path == sub or path.startswith(sub + ".") or path.startswith(sub + "["):
+                found = walk(child, sub, (*loc, step))
+                if found is not None:
+                    return found
+        return None
+
+    try:
+        return walk(safe_yaml.load(text), "", ())
+    except Exception:  # the text was parsed once already; a line is a courtesy
+        return None
 
 
 def load_market(
