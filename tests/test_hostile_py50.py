@@ -36,6 +36,22 @@ def test_make_plan_refuses_arguments_of_the_wrong_kind(scenario, kwargs, path) -
     assert err.value.path == path
 
 
+def test_make_plan_takes_numbers_of_other_numeric_types(scenario) -> None:  # type: ignore[no-untyped-def]
+    """A numpy integer seed or time limit, or a Fraction of seconds, planned before the
+    arguments were checked; the check refused them (RequestError naming seed/time_limit)."""
+    from fractions import Fraction
+
+    np = pytest.importorskip("numpy")
+    for kwargs in (
+        {"seed": np.int64(3)},
+        {"time_limit": np.int64(20)},
+        {"time_limit": np.float32(20.0)},
+        {"time_limit": Fraction(41, 2)},
+    ):
+        plan = make_plan(scenario, solver="greedy", **kwargs)
+        assert plan.assignments, kwargs
+
+
 def test_make_plan_refuses_a_scenario_that_is_none() -> None:
     with pytest.raises(RequestError) as err:
         make_plan(None)  # type: ignore[arg-type]

@@ -45,7 +45,9 @@ def make_plan(
     Raises :class:`~straits.errors.RequestError` naming the argument for one of the wrong kind
     (a dict that is no scenario, a misspelt regime, rules that are no ``RuleSet``, a time limit
     that is no positive number of seconds, a seed that is no integer)."""
-    scenario, regime, rules = _arguments(scenario, regime, rules, time_limit, seed, deadline)
+    scenario, regime, rules, time_limit, seed = _arguments(
+        scenario, regime, rules, time_limit, seed, deadline
+    )
     d = deadline or Deadline(time_limit)
     with d.phase("start"):
         from straits.plan.candidates import Candidates
@@ -81,11 +83,14 @@ def make_plan(
 
 def _arguments(
     scenario: Any, regime: Any, rules: Any, time_limit: Any, seed: Any, deadline: Any
-) -> tuple[Scenario, Any, Any]:
+) -> tuple[Scenario, Any, Any, float | None, int]:
     """make_plan's arguments checked as ``straits.api`` checks its own (``api_args.py``): a
     library caller's mistake is a RequestError naming it, not a pydantic ValidationError, a
-    ValueError or an AttributeError from deep inside the planner."""
+    ValueError or an AttributeError from deep inside the planner. Any real number (a numpy
+    ``int64`` or ``float32``, a ``Fraction``) is a time limit and any integral one a seed, as
+    they were before the check: they are returned as ``float`` and ``int``."""
     import math
+    import numbers
 
     from straits import api_args as args
     from straits.errors import RequestError
@@ -95,16 +100,17 @@ def _arguments(
     regime = args.regime_arg(regime) if regime is not None else None
     rules = args.rules_arg(rules) if rules is not None else None
     if deadline is None and time_limit is not None:
-        number = isinstance(time_limit, int | float) and not isinstance(time_limit, bool)
+        number = isinstance(time_limit, numbers.Real) and not isinstance(time_limit, bool)
         if not (number and math.isfinite(time_limit) and time_limit > 0):
             raise RequestError(
                 f"time limit {str(time_limit)[:40]!r}",
                 path="time_limit",
                 expected="a positive number of seconds, or None",
             )
-    if isinstance(seed, bool) or not isinstance(seed, int):
+        time_limit = float(time_limit)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise RequestError(f"got {type(seed).__name__}, not an integer", path="seed")
-    return scenario, regime, rules
+    return scenario, regime, rules, time_limit, int(seed)
 
 
 def _ignored(sc: Scenario) -> list[str]:
