@@ -131,3 +131,33 @@ def test_the_client_sends_what_the_local_api_reads_and_refuses_the_rest() -> Non
             with pytest.raises(RequestError) as err:
                 call()
             assert err.value.path == path
+
+
+def test_client_impact_sends_documents_prices_and_capacity() -> None:
+    """``Client.impact`` with documents, prices or capacity was a NameError: its request body,
+    a local named ``body``, shadowed the helper ``body`` that converts each of them."""
+    import datetime as dt
+    import json
+
+    import httpx
+
+    from straits.client import Client
+
+    sent: list[Any] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return httpx.Response(200, json={"date": "2026-01-01", "plans": []})
+
+    with Client(
+        "http://s",
+        http=httpx.Client(base_url="http://s", transport=httpx.MockTransport(answer)),
+    ) as c:
+        c.impact(
+            dt.date(2026, 1, 1),
+            documents=[{"id": "x", "day": dt.date(2025, 6, 1)}],
+            prices=[{"p": 1}],
+            capacity=[{"c": 2}],
+        )
+    assert sent[-1]["documents"] == [{"id": "x", "day": "2025-06-01"}]
+    assert (sent[-1]["prices"], sent[-1]["capacity"]) == ([{"p": 1}], [{"c": 2}])

@@ -468,7 +468,7 @@ class Client:
         if replan:
             count = len(plans) + len(documents)
             replans = max(time_limit * count, 300.0 if all else 0.0)
-        body = {
+        payload = {
             "date": day(date),
             "regime": regime,
             "plans": plans,
@@ -481,7 +481,7 @@ class Client:
             "capacity": [body(c, f"capacity[{i}]") for i, c in enumerate(capacity)],
         }
         out: dict[str, Any] = self._json(
-            "POST", "/v1/impact", json=body, extra_s=min(replans, 3600.0)
+            "POST", "/v1/impact", json=payload, extra_s=min(replans, 3600.0)
         )
         return out
 
