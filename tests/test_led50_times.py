@@ -182,3 +182,31 @@ def test_the_consoles_line_of_a_recorded_plan_is_its_entrys(
     with pytest.raises(LedgerError):
         views.recorded_plan(store, who, plan_id)
     store.close()
+
+
+def test_a_plan_recorded_by_the_cli_is_created_no_later_than_it_finished(
+    db_url: str, rules: RuleSet, plan: Plan, example_path: Path
+) -> None:
+    """`straits plan --record` (record_plan): the row's created_at, the column's default taken
+    at the flush after the append, was later than the entry's recorded_at, served as the
+    plan's finished_at: the API said every such plan finished before it was created."""
+    import datetime as dt
+
+    from fastapi.testclient import TestClient
+
+    from straits.server import create_app
+    from straits.store.tokens import create_token
+
+    store = Store(db_url)
+    plan_id, _ = record_plan(
+        store, load_scenario(example_path), plan, rules, {"solver": "greedy"},
+        tenant="hz-cloud", actor="t",
+    )  # fmt: skip
+    with TestClient(create_app(store), raise_server_exceptions=False) as client:
+        auth = {"Authorization": f"Bearer {create_token(store, 'hz-cloud', 'planner')[0]}"}
+        one = client.get(f"/v1/plans/{plan_id}", headers=auth).json()
+        (item,) = [p for p in client.get("/v1/plans", headers=auth).json() if p["id"] == plan_id]
+    for job in (one, item):
+        created = dt.datetime.fromisoformat(job["created_at"])
+        assert created <= dt.datetime.fromisoformat(job["finished_at"]), job
+    store.close()

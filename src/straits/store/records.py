@@ -212,6 +212,9 @@ def record_plan(
     plan_id = plan_id or new_plan_id()
     with store.write() as s:
         ref = save_scenario(s, sc)
+        # created before its entry: finished_at is served as the entry's recorded_at (led50);
+        # the column's default, taken at the flush after the append, was later
+        created = utcnow()
         entry = append(
             s,
             tenant=tenant,
@@ -229,6 +232,7 @@ def record_plan(
                 status="done",
                 result=canonical(plan.to_json()),
                 ledger_seq=entry.seq,
+                created_at=created,
                 finished_at=utcnow(),
             )
         )
