@@ -21,3 +21,13 @@ def test_a_label_longer_than_its_column_is_refused(tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stderr
     listed = json.loads(run("tokens", "list", "--json", env=env).stdout)
     assert [len(t["label"]) for t in listed] == [200]
+
+
+def test_a_bad_label_or_role_makes_no_database(tmp_path: Path) -> None:
+    """A --label too long (or a --role unknown) was exit 2 after the database named by --db
+    was made and migrated: the input's error left a new file behind."""
+    for i, bad in enumerate((("--role", "viewer", "--label", "x" * 201), ("--role", "nope"))):
+        db = tmp_path / f"new{i}.db"
+        r = run("tokens", "create", "--tenant", "acme", *bad, "--db", f"sqlite:///{db}")
+        assert r.returncode == 2, r.stderr
+        assert not db.exists()

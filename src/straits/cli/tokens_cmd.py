@@ -49,11 +49,12 @@ def create(
 ) -> None:
     """Create a token and print it once, alone on stdout (`TOKEN=$(straits tokens create
     ...)`): store it now, it cannot be shown again. What it is for goes to stderr."""
-    from straits.store.tokens import create_token
+    from straits.store.tokens import check_token, create_token
 
     try:
         fmt = output_format(output, json_out)
         _here("create")
+        check_token(tenant, role, label)  # before the database is made (a new file)
         token, row = create_token(open_store(db), tenant, role, label)
     except StraitsError as exc:
         fail(exc)

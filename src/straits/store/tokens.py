@@ -61,6 +61,17 @@ def _hash(secret: str) -> str:
 
 def create_token(store: Store, tenant: str, role: str, label: str = "") -> tuple[str, TokenRow]:
     """A new token; the returned string is the only time the secret is seen."""
+    check_token(tenant, role, label)
+    token_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+    row = TokenRow(id=token_id, tenant=tenant, role=role, secret_hash=_hash(secret), label=label)
+    with store.write() as s:
+        s.add(row)
+    return f"{PREFIX}{token_id}_{secret}", row
+
+
+def check_token(tenant: str, role: str, label: str = "") -> None:
+    """:func:`create_token`'s arguments, checked before any database is opened (`tokens
+    create` with a bad --label or --role made and migrated a new database, then exit 2)."""
     if role not in ROLES:
         raise InputError(f"unknown role {role!r}", path="--role", expected=" | ".join(ROLES))
     from straits.store.ledger import check_who
@@ -86,11 +97,6 @@ def create_token(store: Store, tenant: str, role: str, label: str = "") -> tuple
             path="--label",
             expected="one line of printable text",
         )
-    token_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
-    row = TokenRow(id=token_id, tenant=tenant, role=role, secret_hash=_hash(secret), label=label)
-    with store.write() as s:
-        s.add(row)
-    return f"{PREFIX}{token_id}_{secret}", row
 
 
 #: seconds a verified token is trusted without asking the database again (a revocation made
