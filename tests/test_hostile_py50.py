@@ -28,11 +28,12 @@ def scenario():  # type: ignore[no-untyped-def]
         ({"time_limit": float("nan")}, "time_limit"),
         ({"rules": "packs"}, "rules"),  # was an AttributeError
         ({"seed": "7"}, "seed"),  # was taken and ignored
+        ({"seed": 2**40, "solver": "cpsat"}, "seed"),  # was a TypeError from CP-SAT
     ],
 )
 def test_make_plan_refuses_arguments_of_the_wrong_kind(scenario, kwargs, path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(RequestError) as err:
-        make_plan(scenario, solver="greedy", **kwargs)
+        make_plan(scenario, **{"solver": "greedy", **kwargs})
     assert err.value.path == path
 
 

@@ -44,7 +44,7 @@ def make_plan(
 
     Raises :class:`~straits.errors.RequestError` naming the argument for one of the wrong kind
     (a dict that is no scenario, a misspelt regime, rules that are no ``RuleSet``, a time limit
-    that is no positive number of seconds, a seed that is no integer)."""
+    that is no positive number of seconds, a seed that is no 32-bit integer)."""
     scenario, regime, rules, time_limit, seed = _arguments(
         scenario, regime, rules, time_limit, seed, deadline
     )
@@ -110,7 +110,12 @@ def _arguments(
         time_limit = float(time_limit)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise RequestError(f"got {type(seed).__name__}, not an integer", path="seed")
-    return scenario, regime, rules, time_limit, int(seed)
+    seed = int(seed)
+    if not -(2**31) <= seed < 2**31:  # CP-SAT's random_seed: a TypeError from inside it
+        raise RequestError(
+            f"seed {str(seed)[:40]}", path="seed", expected="a 32-bit integer (CP-SAT's seed)"
+        )
+    return scenario, regime, rules, time_limit, seed
 
 
 def _ignored(sc: Scenario) -> list[str]:
