@@ -31,3 +31,10 @@ def test_greedy_refuses_a_seed(tmp_path: Path) -> None:
     again = run("plan", str(path), "--seed", "5", "--solver", "cpsat", "-o", "json")
     assert again.returncode in (0, 3), again.stderr  # planned (3: a stage left unplaced)
     assert json.loads(again.stdout)["inputs"]["options"]["seed"] == 5
+
+
+def test_greedy_refuses_a_seed_with_server() -> None:
+    """With --server the refusal comes before any request (nothing listens on the port)."""
+    _refused(
+        run("--server", "http://127.0.0.1:9", "plan", EXAMPLE, "--solver", "greedy", "--seed", "5")
+    )

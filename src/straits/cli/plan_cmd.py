@@ -248,7 +248,7 @@ def plan(
             )
         from straits.cli.plan_source import refuse_unread_flags, refuse_unread_loaded
 
-        refuse_unread_flags(show, recheck, record, str(fmt), pareto)
+        refuse_unread_flags(show, recheck, record, str(fmt), pareto, solver_name)
         if state.server_url:
             from straits.cli.remote import remote_plan
 

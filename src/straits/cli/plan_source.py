@@ -254,7 +254,9 @@ def tenant_plan_id(content: str, tenant: str) -> str:
 _PLANNING = ("objective", "solver", "time_limit", "seed", "risk", "pareto", "record")
 
 
-def refuse_unread_flags(show: bool, recheck: bool, record: bool, fmt: str, pareto: int) -> None:
+def refuse_unread_flags(
+    show: bool, recheck: bool, record: bool, fmt: str, pareto: int, solver: str | None = None
+) -> None:
     """``straits plan``: a flag this run would not read is exit 2 (``common.refuse_unread``)."""
     if show or recheck or pareto or state.server_url or fmt not in ("json", "yaml"):
         # only a plan made here and printed as a document lists every rejected option
@@ -275,6 +277,8 @@ def refuse_unread_flags(show: bool, recheck: bool, record: bool, fmt: str, paret
         )
     if not recheck:
         refuse_unread(("date",), when="without --recheck", expected="--recheck --date D")
+    if state.server_url and solver == "greedy" and not pareto:
+        _refuse_greedy_seed()  # as planned here (the server would record the seed unread)
     if state.server_url:  # the server records under its token's tenant, with its own rules
         refuse_unread(
             ("tenant", "actor", "rules", "db"), when="with --server", expected="no --server"
@@ -294,11 +298,15 @@ def refuse_unread_loaded(
     if solver is None and source.document is not None:
         solver = source.document.options.get("solver")  # planned again with its options
     if solver == "greedy" and not pareto:
-        refuse_unread(
-            ("seed",),
-            when="with --solver greedy: the greedy baseline draws no random numbers",
-            expected="--solver auto, cpsat or lns with --seed",
-        )
+        _refuse_greedy_seed()
+
+
+def _refuse_greedy_seed() -> None:
+    refuse_unread(
+        ("seed",),
+        when="with --solver greedy: the greedy baseline draws no random numbers",
+        expected="--solver auto, cpsat or lns with --seed",
+    )
 
 
 def check_document_options(label: str, given: Mapping[str, Any], read: Iterable[str]) -> None:
