@@ -480,9 +480,8 @@ class Client:
             "prices": [body(p, f"prices[{i}]") for i, p in enumerate(prices)],
             "capacity": [body(c, f"capacity[{i}]") for i, c in enumerate(capacity)],
         }
-        out: dict[str, Any] = self._json(
-            "POST", "/v1/impact", json=payload, extra_s=min(replans, 3600.0)
-        )
+        extra = min(replans, 3600.0)
+        out: dict[str, Any] = self._json("POST", "/v1/impact", json=payload, extra_s=extra)
         return out
 
 

@@ -127,8 +127,7 @@ def _aware(t: dt.datetime | None) -> dt.datetime | None:
 
 # --- submitting and cancelling -------------------------------------------------------------------
 def cancel(store: Store, plan_id: str) -> str | None:
-    """Cancel a job: a queued one at once, a running one by asking its worker (it stops the
-    search at the next safe point). Returns the status after the call (None: no such job)."""
+    """Cancel a job (a running one by asking its worker): the status after; None: no such job."""
     return None if (found := cancel_job(store, plan_id)) is None else found[1]
 
 
