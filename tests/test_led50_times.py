@@ -23,6 +23,21 @@ def plan(rules: RuleSet, example_path: Path) -> Plan:
     return make_plan(load_scenario(example_path), rules=rules, solver="greedy")
 
 
+def _console_shows_unproven(store: Store, plan_id: str) -> None:
+    """The console's list marks the recorded plan unproven (no stored error) and its page is
+    refused, as the API's 409."""
+    from straits.errors import LedgerError
+    from straits.store.tokens import Principal
+    from straits.web import views
+
+    who = Principal("x", "hz-cloud", "planner")
+    (line,) = views.jobs(store, who)
+    assert (line.error, line.summary) == (None, views.UNPROVEN)
+    with pytest.raises(LedgerError):
+        views.recorded_plan(store, who, plan_id)
+    store.close()
+
+
 def test_a_recorded_plans_finished_time_is_its_entrys(
     db_url: str, rules: RuleSet, plan: Plan, example_path: Path
 ) -> None:
@@ -60,10 +75,8 @@ def test_a_listed_plans_scenario_name_is_its_entrys(
     console listed the plan under the edited name, 200, as proven."""
     from fastapi.testclient import TestClient
 
-    from straits.errors import LedgerError
     from straits.server import create_app
-    from straits.store.tokens import Principal, create_token
-    from straits.web import views
+    from straits.store.tokens import create_token
 
     store = Store(db_url)
     plan_id, _ = record_plan(
@@ -79,12 +92,7 @@ def test_a_listed_plans_scenario_name_is_its_entrys(
             r = client.get("/v1/plans", headers={"Authorization": f"Bearer {token}"})
             assert r.status_code == 409, r.text
             assert r.json()["type"] == "urn:straits:problem:conflict"
-    who = Principal("x", "hz-cloud", "planner")
-    (line,) = views.jobs(store, who)
-    assert line.summary == views.UNPROVEN
-    with pytest.raises(LedgerError):
-        views.recorded_plan(store, who, plan_id)
-    store.close()
+    _console_shows_unproven(store, plan_id)
 
 
 def test_a_listed_recorded_plan_shows_no_stored_progress(
@@ -164,9 +172,6 @@ def test_the_consoles_line_of_a_recorded_plan_is_its_entrys(
 ) -> None:
     """The console's plan list showed an edited error of a recorded plan (in red, before the
     "not proven" mark, which it hid), or its status edited to failed with no mark at all."""
-    from straits.errors import LedgerError
-    from straits.store.tokens import Principal
-    from straits.web import views
 
     store = Store(db_url)
     plan_id, _ = record_plan(
@@ -176,12 +181,7 @@ def test_the_consoles_line_of_a_recorded_plan_is_its_entrys(
     sql(db_url, statement)
     store.close()
     store = Store(db_url)
-    who = Principal("x", "hz-cloud", "planner")
-    (line,) = views.jobs(store, who)
-    assert (line.error, line.summary) == (None, views.UNPROVEN)
-    with pytest.raises(LedgerError):
-        views.recorded_plan(store, who, plan_id)
-    store.close()
+    _console_shows_unproven(store, plan_id)
 
 
 def test_a_plan_recorded_by_the_cli_is_created_no_later_than_it_finished(
