@@ -203,3 +203,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def plan_file(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """examples/offshore-2025.yaml planned by the greedy baseline through the CLI (`-o json`):
+    a plan document's path, for tests of what commands do with one (a module may define its
+    own)."""
+    from test_cli_conventions import run
+
+    path = tmp_path_factory.mktemp("plan") / "plan.json"
+    example = Path(__file__).resolve().parents[1] / "examples" / "offshore-2025.yaml"
+    r = run("plan", str(example), "--solver", "greedy", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    path.write_text(r.stdout)
+    return str(path)

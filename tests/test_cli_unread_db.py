@@ -17,15 +17,6 @@ EXAMPLE = str(ROOT / "examples" / "offshore-2025.yaml")
 NOWHERE = "sqlite:////nonexistent-straits-dir/x.db"  # opened, it would be exit 1
 
 
-@pytest.fixture(scope="module")
-def plan_file(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("plan") / "plan.json"
-    r = run("plan", EXAMPLE, "--solver", "greedy", "-o", "json")
-    assert r.returncode == 0, r.stderr
-    path.write_text(r.stdout)
-    return str(path)
-
-
 @pytest.mark.parametrize(
     "args",
     [

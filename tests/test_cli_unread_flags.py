@@ -21,15 +21,6 @@ EXAMPLE = str(ROOT / "examples" / "offshore-2025.yaml")
 NOWHERE = "http://127.0.0.1:9"  # refused before any request is sent
 
 
-@pytest.fixture(scope="module")
-def plan_file(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("plan") / "plan.json"
-    r = run("plan", EXAMPLE, "--solver", "greedy", "-o", "json")
-    assert r.returncode == 0, r.stderr
-    path.write_text(r.stdout)
-    return str(path)
-
-
 def _refused(r: Any, flag: str) -> None:
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert r.stdout == ""
