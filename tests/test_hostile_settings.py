@@ -7,6 +7,7 @@ runner it uses.)"""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -101,6 +102,14 @@ def test_a_garbage_input_cap_is_exit_2_naming_it(
         ("STRAITS_WRITE_MIN_RATE", "-1"),
         ("STRAITS_WRITE_MIN_RATE", "inf"),
         ("STRAITS_POLICY_DATE", "2025-02-30"),
+        # date51: read with date.fromisoformat, which takes ISO basic and week dates and any
+        # year; year 1 checked every SkyPilot launch against no rules at all
+        ("STRAITS_POLICY_DATE", "20250601"),
+        ("STRAITS_POLICY_DATE", "2025-W23-1"),
+        ("STRAITS_POLICY_DATE", "0001-01-01"),
+        ("STRAITS_POLICY_DATE", "1999-12-31"),
+        ("STRAITS_POLICY_DATE", "2101-01-01"),
+        ("STRAITS_POLICY_DATE", "9999-12-31"),
     ],
 )
 def test_server_settings_from_a_garbage_environment_name_the_variable(
@@ -112,6 +121,19 @@ def test_server_settings_from_a_garbage_environment_name_the_variable(
     with pytest.raises(InputError) as caught:
         Settings.from_env()
     assert caught.value.path == var
+
+
+@pytest.mark.parametrize(
+    ("value", "day"),
+    [("2000-01-01", dt.date(2000, 1, 1)), ("2100-12-31", dt.date(2100, 12, 31))],
+)
+def test_a_policy_date_at_the_edges_of_the_window_is_read(
+    monkeypatch: pytest.MonkeyPatch, value: str, day: dt.date
+) -> None:
+    from straits.server.settings import Settings
+
+    monkeypatch.setenv("STRAITS_POLICY_DATE", value)
+    assert Settings.from_env().policy_date == day
 
 
 @pytest.mark.parametrize("value", ["garbage", "inf", "1e400", "0", "-1", "nan"])

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from dataclasses import dataclass
 
 from straits.errors import InputError
-from straits.limits import LEASE_RANGE_S, MAX_MAX_INPUT_BYTES, env_number
+from straits.limits import LEASE_RANGE_S, MAX_DATE, MAX_MAX_INPUT_BYTES, MIN_DATE, env_number
 from straits.store.audit import PER_MINUTE
 from straits.store.queue import QueuePolicy
 
@@ -20,14 +21,26 @@ def _env_float(name: str, default: float, lo: float = 0.001, hi: float = 1e9) ->
     return env_number(name, default, lo, hi, unit="seconds")
 
 
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def _env_date(name: str) -> dt.date | None:
+    """A date as every other date is given (``YYYY-MM-DD``, 2000-01-01 to 2100-12-31):
+    ``date.fromisoformat`` also took ``20250601``, ``2025-W23-1`` and year 1, for which the
+    SkyPilot hook checked every launch against no rules at all (date51)."""
     value = os.environ.get(name)
     if not value:
         return None
+    expected = f"YYYY-MM-DD, {MIN_DATE.isoformat()} to {MAX_DATE.isoformat()}"
     try:
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value) if _ISO_DATE.fullmatch(value) else None
     except ValueError:
-        raise InputError(f"{value!r} is not a date", path=name, expected="YYYY-MM-DD") from None
+        day = None
+    if day is None or not MIN_DATE <= day <= MAX_DATE:
+        raise InputError(
+            f"{value[:40]!r} is not a date Straits plans for", path=name, expected=expected
+        )
+    return day
 
 
 @dataclass(frozen=True)
