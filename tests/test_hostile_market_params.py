@@ -93,3 +93,29 @@ def test_the_firms_asked_for_are_the_firms_run() -> None:
     for n in (21, 22, 40, 1021, 5000):
         counts = scaled_counts(m, n)
         assert sum(counts) == n and min(counts) >= 1
+
+
+# date51: the month pattern read `\d` as any script's digit, so a year with one fullwidth or
+# Arabic-Indic digit inside 2000-2100 as text ("20\uff125-06") was read as 2025-06 without a word
+MONTHS_IN_OTHER_DIGITS = [
+    ("start", "20\uff12\uff13-01"),
+    ("end", "20\uff12\uff17-12"),
+    ("supply.countries.SG.mw[1].date", "20\uff12\uff14-05"),
+    ("supply.countries.SG.mw[1].date", "20\u0662\u0664-05"),
+]
+
+
+@pytest.mark.parametrize(("path", "value"), MONTHS_IN_OTHER_DIGITS)
+def test_a_month_in_another_scripts_digits_is_refused(path: str, value: str) -> None:
+    raw = copy.deepcopy(shipped_raw())
+    *parents, last = path.split(".")
+    node: Any = raw
+    for p in parents:
+        name, _, index = p.partition("[")
+        node = node[name][int(index[:-1])] if index else node[name]
+    name, _, index = last.partition("[")
+    if index:
+        node = node[name]
+        name = index[:-1]
+    node[name] = value
+    assert _refused(raw).path == path

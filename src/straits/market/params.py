@@ -45,7 +45,9 @@ ACTION_OF: dict[str, str] = {
     "serve_home": "serve",
     "serve_abroad": "serve",
 }
-MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
+#: ASCII digits only: the pattern's ``\d`` is any script's digit, and ``20\uff125-06`` (a fullwidth
+#: digit) was read as 2025-06 (date51)
+MONTH = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 MAX_LEAD_MONTHS = 60
 
 
