@@ -24,6 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from straits.errors import LedgerError
+from straits.limits import as_utc
 
 #: the longest tenant id, as a scenario names one (``model.types``; migration 0009)
 MAX_TENANT = 128
@@ -59,8 +60,16 @@ class Time(TypeDecorator[dt.datetime]):
                 out = value
             # PostgreSQL's driver gives a time Python cannot hold (infinity, year 20000) as
             # its text (straits.store.db): the same refusal as SQLite's 'garbage'
-            if out is None or isinstance(out, dt.datetime):
+            if out is None:
                 return out
+            if isinstance(out, dt.datetime):
+                # in UTC with its zone on every backend: SQLite gives naive times (stored as
+                # UTC), PostgreSQL times in its session's zone (`tokens list` showed a
+                # Pacific/Kiritimati server's wall clock as the creation time; date51)
+                try:
+                    return out.replace(tzinfo=dt.UTC) if out.tzinfo is None else as_utc(out)
+                except ValueError:  # before year 1 or after 9999 in UTC
+                    pass
             raise AlteredRowError(
                 f"a stored time {str(value)[:40]!r} is not a time: the database was altered"
             )
