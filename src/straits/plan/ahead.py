@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 #: seconds the solvers keep back for it, at least and per stage: 2.6 s for 2,191 placements
 #: and three days on the 1,000 x 200 benchmark, on a loaded machine
 AHEAD_S = (0.1, 0.0012)
+#: the effects that can block a placement
+BLOCKING = ("requires", "deny")
 
 if TYPE_CHECKING:
     from straits.model.scenario import Scenario
@@ -49,11 +51,12 @@ def rules_ahead(
         return []
     last = max(a.end_h for a in plan.assignments)
     end = (plan.start + dt.timedelta(hours=last)).date()
-    # a rule that can block is a `requires` one: only its coming into force blocks anew (notes
-    # and warnings never block, and a rule that lapses only lifts a requirement)
+    # a rule that can block is a `requires` or a `deny` one (a user's pack may deny: date51):
+    # only its coming into force blocks anew (notes and warnings never block, and a rule that
+    # lapses only lifts a requirement)
     changes = events(rules.rules, regime, sc.date + dt.timedelta(1), end)
     days = sorted(
-        {e.date for e in changes if any(rules.rule(r).effect == "requires" for r in e.added)}
+        {e.date for e in changes if any(rules.rule(r).effect in BLOCKING for r in e.added)}
     )
     if not days:
         return []
