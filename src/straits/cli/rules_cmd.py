@@ -386,7 +386,8 @@ def replay(
         ...,
         "--since",
         click_type=iso_date(),
-        help="Replay the entries recorded on or after this date (YYYY-MM-DD).",
+        help="Replay the entries recorded on or after this date (YYYY-MM-DD; a day in UTC, "
+        "as entries record their times).",
     ),
     candidate: list[Path] = PacksOption,
     tenant: str = typer.Option(None, "--tenant", help="Only this tenant's entries."),
