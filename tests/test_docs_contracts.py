@@ -189,3 +189,22 @@ def test_export_and_impact_fields_are_documented(tmp_path: Path) -> None:
     }
     missing += undocumented(section("`straits impact --date D --json`"), parts)
     assert missing == [], f"not in docs/contracts.md: {missing}"
+
+
+def _rules(items: list[Any]) -> list[str]:
+    return [r["rule"] for r in items if isinstance(r, dict) and "rule" in r]
+
+
+def test_the_check_example_answer_is_what_the_example_request_gets() -> None:
+    """The answer shown under the request of `straits check --json` is that request's answer:
+    its decision and requirements, and every list it shows empty is empty (docs51: it showed
+    `"notes": []` where the request gets the note us-ear-remote-access)."""
+    blocks = re.findall(r"```json\n(.*?)```", section("`straits check --json`"), flags=re.S)
+    request, shown = json.loads(blocks[0]), json.loads(blocks[1])
+    p = straits("check", "--json", stdin=json.dumps(request))
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert (shown["decision"], shown["requires"]) == (out["decision"], out["requires"])
+    for key in ("reasons", "warnings", "notes", "satisfied"):
+        assert set(_rules(shown[key])) <= set(_rules(out[key])), key
+        assert (shown[key] == []) == (out[key] == []), key
