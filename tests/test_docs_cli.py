@@ -87,3 +87,22 @@ def test_the_client_example_calls_methods_that_exist() -> None:
         params = inspect.signature(method).parameters
         for kw in re.findall(r"(\w+)=", args):
             assert kw in params, f"Client.{name} takes no {kw}="
+
+
+def test_the_client_exceptions_are_the_documented_ones() -> None:
+    """The client section's `CODE/CODE ExceptionName` pairs are what `error_for` raises, and
+    every other code is `RemoteError` (docs51: 409, 413 and 422 were InputError, the page said
+    "anything else RemoteError")."""
+    import httpx
+
+    from straits.client_io import error_for
+
+    sentence = PAGE.split("Errors are Straits' own exceptions:", 1)[1].split(").\n", 1)[0]
+    documented: dict[int, str] = {}
+    for codes, name in re.findall(r"((?:\d{3}(?:, | and |/))*\d{3})\)? ?`?(\w+Error)`", sentence):
+        for code in re.findall(r"\d{3}", codes):
+            documented[int(code)] = name
+    for code in (400, 401, 403, 404, 405, 409, 410, 413, 422, 429, 500, 502, 503):
+        request = httpx.Request("GET", "http://h/v1/chips")
+        exc = error_for(httpx.Response(code, json={"detail": "x"}, request=request), "http://h")
+        assert type(exc).__name__ == documented.get(code, "RemoteError"), code
