@@ -106,3 +106,29 @@ def test_the_client_exceptions_are_the_documented_ones() -> None:
         request = httpx.Request("GET", "http://h/v1/chips")
         exc = error_for(httpx.Response(code, json={"detail": "x"}, request=request), "http://h")
         assert type(exc).__name__ == documented.get(code, "RemoteError"), code
+
+
+def test_ledger_checkpoint_json_writes_what_the_page_says(tmp_path: Path) -> None:
+    """`ledger checkpoint --json -o F` writes the checkpoint as the JSON the page names into F,
+    prints nothing on stdout, and `ledger verify --head F` reads it (docs51: the page said
+    `--json` prints a summary on every command whose `-o` is a path)."""
+    import json
+    import subprocess
+    import sys
+
+    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "straits", *args]
+        return subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=300)
+
+    db, key, out = f"sqlite:///{tmp_path / 's.db'}", tmp_path / "k", tmp_path / "cp.json"
+    request = (ROOT / "examples" / "request.json").read_text(encoding="utf-8")
+    assert run("ledger", "keygen", "-o", str(key)).returncode == 0
+    assert run("check", "--record", "--db", db, "-q", stdin=request).returncode == 0
+    p = run("ledger", "checkpoint", "--db", db, "--key", str(key), "--json", "-o", str(out))
+    assert (p.returncode, p.stdout) == (0, ""), p.stderr
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    sentence = PAGE.split("`ledger checkpoint --json`", 1)[1].split(" to `-o`", 1)[0]
+    assert set(re.findall(r"\w+", sentence.split("{", 1)[1].split("}", 1)[0])) == set(doc)
+    pub = f"{key}.pub"
+    verify = run("ledger", "verify", "--db", db, "--pubkey", pub, "--head", str(out))
+    assert verify.returncode == 0, verify.stderr
