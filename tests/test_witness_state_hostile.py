@@ -115,3 +115,27 @@ def test_a_state_the_witness_writes_is_read(
     assert offer(path, signer, A, 12).status == "accepted"
     fork = offer(path, signer, B, 7).status  # never ok: a fork below the latest
     assert fork in ("split-view", "inconsistent", "unprovable-after-compaction")
+
+
+@pytest.mark.parametrize("kind", ["directory", "symlink", "device"])
+def test_a_state_that_is_no_file_is_refused_without_offering_stdout(
+    tmp_path: Path, kind: str
+) -> None:
+    """`--state DIR` (a link, a device) is exit 2 naming --state; the refusal offered "or '-'
+    for standard output", which the witness then refuses too (docs51)."""
+    from test_cli import straits
+
+    target = {"directory": tmp_path, "symlink": tmp_path / "link", "device": Path("/dev/null")}
+    if kind == "symlink":
+        (tmp_path / "link").symlink_to(tmp_path / "elsewhere.json")
+    note = tmp_path / "cp"
+    note.write_text("not a checkpoint\n", encoding="utf-8")
+    key = tmp_path / "k"
+    assert straits("ledger", "keygen", "-o", str(key)).returncode == 0
+    p = straits(
+        "ledger", "witness", "--pubkey", f"{key}.pub", "--checkpoint", str(note),
+        "--state", str(target[kind]),
+    )  # fmt: skip
+    assert p.returncode == 2, p.stderr
+    assert "--state" in p.stderr and "Traceback" not in p.stderr
+    assert "standard output" not in p.stderr

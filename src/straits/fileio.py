@@ -149,11 +149,14 @@ def output_path(
     default_name: str | None = None,
     option: str = "-o",
     replaces_keys: bool = False,
+    stdout: bool = True,
 ) -> Path | None:
     """Where ``target`` writes: None for standard output (``-`` or no target), else the file
     path (inside ``target`` when it is a directory). Raises :class:`InputError` naming
     ``option`` when the path holds something other than a regular file, or a file this run
-    keeps (:func:`hold`; ``replaces_keys``: but for key files, for ``keygen``)."""
+    keeps (:func:`hold`; ``replaces_keys``: but for key files, for ``keygen``). ``stdout``
+    False: the caller refuses ``-`` (a witness's state), so no refusal offers it."""
+    or_stdout = " (or '-' for standard output)" if stdout else ""
     if target is None or str(target) == STDOUT:
         return None
     if isinstance(target, str) and not target.strip():
@@ -192,12 +195,13 @@ def output_path(
             raise InputError(
                 f"{path} is a directory",
                 path=option,
-                expected="a file name (or '-' for standard output)",
+                expected=f"a file name{or_stdout}",
             )
         raise InputError(
             f"{path} is {_kind(st.st_mode)}; Straits only replaces regular files",
             path=option,
-            expected="a regular file's path, or '-' to write to standard output and redirect it",
+            expected="a regular file's path"
+            + (", or '-' to write to standard output and redirect it" if stdout else ""),
         )
     raise AssertionError("unreachable")  # pragma: no cover
 

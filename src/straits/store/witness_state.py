@@ -69,7 +69,7 @@ def locked(path: Path, wait: float | None = None) -> Iterator[None]:
             path=OPTION,
             expected="a file the witness keeps from run to run",
         )
-    output_path(path, option=OPTION)  # a directory, a link, a FIFO or a device: refused
+    output_path(path, option=OPTION, stdout=False)  # a directory, link, FIFO, device: refused
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = path.with_name(f".{path.name}.lock")
     flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
