@@ -208,3 +208,19 @@ def test_the_check_example_answer_is_what_the_example_request_gets() -> None:
     for key in ("reasons", "warnings", "notes", "satisfied"):
         assert set(_rules(shown[key])) <= set(_rules(out[key])), key
         assert (shown[key] == []) == (out[key] == []), key
+
+
+def test_every_estimate_option_is_named_in_its_section() -> None:
+    """`straits estimate`'s options are each named in its contract (docs51: `--chips`, which
+    overrides the request's `chips`, was in `--help` only)."""
+    import click
+    import typer
+
+    from straits.cli import app
+
+    command = typer.main.get_command(app)
+    assert isinstance(command, click.Group)
+    doc = section("`straits estimate --json`")
+    opts = {o for p in command.commands["estimate"].params for o in p.opts if o.startswith("--")}
+    named_here = {o for o in opts if re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", doc)}
+    assert sorted(opts - {"--help"} - named_here) == []
