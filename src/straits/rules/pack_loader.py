@@ -34,7 +34,7 @@ from straits.rules.pack_meta import (
     one_line,
     version_text,
 )
-from straits.rules.policy_checks import check_literals, check_window
+from straits.rules.policy_checks import check_literals, check_reads, check_window
 
 EFFECTS = ("requires", "deny", "warn", "note")
 PRESUMPTIONS = ("denial", "approval", "case-by-case")
@@ -267,6 +267,7 @@ def _rule_from(est: dict[str, Any], stmt: Statement, pack: str, file: str) -> Ru
         )
     check_window(est, start, end, where)
     check_literals(est, where)
+    check_reads(est, where)
     return Rule(
         id=ann["id"],
         pack=pack,

@@ -156,3 +156,34 @@ def _strings(node: Any) -> list[str]:
             if isinstance(v, dict) and isinstance(v.get("Value"), str)
         ]
     return []
+
+
+def check_reads(est: dict[str, Any], where: str) -> None:
+    """The policy reads the context the way Straits evaluates and caches it
+    (rules/partition.py, rules/cache_key.py): through its attributes. Otherwise the rule was
+    evaluated without what it read (it never applied) or from another request's cached
+    answer, without a word."""
+    if why := _context_problem(est):
+        raise PackError(why, source=where, expected="`context.<attr>`, `context has <attr>`")
+
+
+def _context_problem(est: dict[str, Any]) -> str | None:
+    body = est.get("conditions", [])
+    through: set[int] = set()  # `context` as the left of `.attr` or `has attr`
+    for node in walk(body):
+        if isinstance(node, dict):
+            for op in (".", "has"):
+                inner = node.get(op)
+                if isinstance(inner, dict) and inner.get("left") == {"Var": "context"}:
+                    through.add(id(inner["left"]))
+    for node in walk(body):
+        if isinstance(node, dict) and node.get("Var") == "context" and id(node) not in through:
+            # `(if c then context else context).chip`, `{c: context}.c.data`: the planner's
+            # parts and cache keys saw no attribute read, so the chip was left out of the
+            # request the rule saw (it never applied), or two requests shared one answer
+            return (
+                "the condition reads `context` other than through one of its attributes "
+                "(`context.x`, `context has x`): what it reads could not be told, and the "
+                "rule was evaluated without it"
+            )
+    return None
