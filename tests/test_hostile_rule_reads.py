@@ -51,6 +51,7 @@ THROUGH_ATTRIBUTES = [
     'context.tenant.authorizations.contains("bis-license")',
     "context has data && context.data.subjects > 5",
     'action in Straits::Action::"use-compute" || action == Straits::Action::"procure"',
+    "principal is Straits::Tenant && resource is Straits::Site",  # a type test: always holds
 ]
 
 
@@ -59,3 +60,41 @@ def test_reads_through_attributes_load(tmp_path: Path, condition: str) -> None:
     pack = copy_pack("sg-guidance", tmp_path)
     team_rule(pack, f"{START} && ({condition})")
     assert any(r.id == "team-h20" for r in load_pack(pack).rules)
+
+
+# (a policy testing what never tells requests apart, words the error has): the principal and
+# the resource are one fixed tenant and site; a request's action is a member of a group, never
+# the group. Each loaded, never applied, and the H20 purchase it denies was allowed.
+NEVER_APPLIES = [
+    ('principal == Straits::Tenant::"acme"', "reads `principal`"),
+    ('resource == Straits::Site::"sg-1"', "reads `resource`"),
+    ('principal in Straits::Group::"ear-d5"', "reads `principal`"),
+    ('resource is Straits::Site in Straits::Site::"sg-1"', "reads `resource`"),
+    ('action == Straits::Action::"move"', 'action == Straits::Action::"move"'),
+    ('Straits::Action::"use-compute" == action', 'action == Straits::Action::"use-compute"'),
+]
+
+
+@pytest.mark.parametrize(("condition", "words"), NEVER_APPLIES)
+def test_a_test_that_never_applies_is_refused(tmp_path: Path, condition: str, words: str) -> None:
+    pack = copy_pack("sg-guidance", tmp_path)
+    team_rule(pack, f"{START} && {condition}")
+    with pytest.raises(PackError) as exc:
+        load_pack(pack)
+    assert words in str(exc.value) and "advisory.cedar:" in str(exc.value)
+    req = tmp_path / "req.json"
+    req.write_text(json.dumps({**H20_REQUEST, "date": "2025-06-01"}))
+    code, out, err = cli("check", "--rules", str(pack), "--json", str(req))
+    assert code == 2 and words in err, out
+
+
+@pytest.mark.parametrize(
+    "scope", ['principal == Straits::Tenant::"acme"', 'principal in Straits::Group::"ear-d5"']
+)
+def test_a_principal_scope_is_refused(tmp_path: Path, scope: str) -> None:
+    pack = copy_pack("sg-guidance", tmp_path)
+    team_rule(pack, START)
+    f = pack / "advisory.cedar"
+    f.write_text(f.read_text().replace("permit (principal,", f"permit ({scope},"))
+    with pytest.raises(PackError, match="scope constrains the principal"):
+        load_pack(pack)

@@ -159,12 +159,18 @@ def _strings(node: Any) -> list[str]:
 
 
 def check_reads(est: dict[str, Any], where: str) -> None:
-    """The policy reads the context the way Straits evaluates and caches it
-    (rules/partition.py, rules/cache_key.py): through its attributes. Otherwise the rule was
-    evaluated without what it read (it never applied) or from another request's cached
-    answer, without a word."""
-    if why := _context_problem(est):
-        raise PackError(why, source=where, expected="`context.<attr>`, `context has <attr>`")
+    """The policy reads the request the way Straits evaluates and caches it
+    (rules/partition.py, rules/cache_key.py): the context through its attributes, the action by
+    its name, nothing of the principal or the resource. Otherwise the rule was evaluated
+    without what it read, or tested what no request tells apart: it never applied, or applied
+    from another request's cached answer, without a word."""
+    if why := _context_problem(est) or _subject_problem(est):
+        raise PackError(
+            why,
+            source=where,
+            expected="`context.<attr>`, `context has <attr>`, `action in Straits::Action::"
+            '"use-compute"`; the tenant and the site as `context.tenant`, `context.site`',
+        )
 
 
 def _context_problem(est: dict[str, Any]) -> str | None:
@@ -187,3 +193,58 @@ def _context_problem(est: dict[str, Any]) -> str | None:
                 "rule was evaluated without it"
             )
     return None
+
+
+#: the action groups: a request's action is one of their members, never the group itself
+_ACTION_GROUPS = ("use-compute", "move")
+
+
+def _subject_problem(est: dict[str, Any]) -> str | None:
+    """Every request's principal is one fixed tenant and its resource one fixed site, with no
+    attributes and no groups (the facts are in ``context.tenant`` and ``context.site``), and
+    its action a member of ``use-compute`` or ``move``: a test of them loaded and never held
+    (``principal == Straits::Tenant::"acme"``, ``action == Straits::Action::"move"``)."""
+    for part, what in (("principal", "tenant"), ("resource", "site")):
+        scope = est.get(part)
+        # `principal is Straits::Tenant` always holds: a type test, read as none
+        if isinstance(scope, dict) and scope.get("op") != "All" and not _is_type_test(scope):
+            return (
+                f"the scope constrains the {part}: every request's {part} is one fixed {what} "
+                f"with no attributes, so the rule never applies (test `context.{what}`)"
+            )
+    typed = {
+        id(node["is"]["left"])
+        for node in walk(est.get("conditions", []))
+        if isinstance(node, dict) and isinstance(node.get("is"), dict) and _is_type_test(node["is"])
+    }
+    for node in walk(est.get("conditions", [])):
+        if not isinstance(node, dict):
+            continue
+        var = node.get("Var")
+        if var in ("principal", "resource") and id(node) not in typed:
+            what = "tenant" if var == "principal" else "site"
+            return (
+                f"the condition reads `{var}`: every request's {var} is one fixed {what} with "
+                f"no attributes, so it never tells requests apart (test `context.{what}`)"
+            )
+        eq = node.get("==")
+        if isinstance(eq, dict):
+            for a, b in ((eq.get("left"), eq.get("right")), (eq.get("right"), eq.get("left"))):
+                value = b.get("Value") if isinstance(b, dict) else None
+                ref = value.get("__entity") if isinstance(value, dict) else None
+                if (
+                    a == {"Var": "action"}
+                    and isinstance(ref, dict)
+                    and ref.get("id") in _ACTION_GROUPS
+                ):
+                    return (
+                        f'`action == Straits::Action::"{ref["id"]}"` never holds: a '
+                        "request's action is one of the group's members (write `action in`)"
+                    )
+    return None
+
+
+def _is_type_test(node: dict[str, Any]) -> bool:
+    """``principal is Straits::Tenant`` (scope: op ``is``; condition: an ``is`` node), with no
+    ``in``: it holds for every request (the validator refuses another type)."""
+    return (node.get("op", "is") == "is") and "entity_type" in node and "in" not in node
