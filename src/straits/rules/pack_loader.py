@@ -189,7 +189,8 @@ def _date(value: str, where: str, name: str) -> dt.date:
 def _rule_from(est: dict[str, Any], stmt: Statement, pack: str, file: str) -> Rule:
     where = f"{file}:{stmt.line}"
     ann: dict[str, str] = est.get("annotations", {}) or {}
-    missing = [a for a in REQUIRED_ANNOTATIONS if not ann.get(a)]
+    # blanks are no text: `@citation("   ")` passed as a citation, listed and recorded empty
+    missing = [a for a in REQUIRED_ANNOTATIONS if not (ann.get(a) or "").strip()]
     if missing:
         raise PackError(
             "policy lacks annotation(s) " + ", ".join("@" + m for m in missing),
