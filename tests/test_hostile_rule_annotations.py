@@ -36,3 +36,31 @@ def test_an_annotation_of_blanks_is_missing(tmp_path: Path, annotation: str, bla
     assert "advisory.cedar:" in str(exc.value)
     code, _, err = cli("rules", "list", "--rules", str(pack))
     assert code == 2 and name in err, err
+
+
+@pytest.mark.parametrize(
+    ("annotation", "name"),
+    [('@reason("no H20")', "@reason"), ('@title("Team: no H20")', "@title")],
+)
+def test_an_annotation_of_megabytes_is_refused(tmp_path: Path, annotation: str, name: str) -> None:
+    """A 3 MB `@reason` loaded: every decision citing the rule carried it, and one `check
+    --record` of two requests wrote an 8 MB ledger entry."""
+    pack = copy_pack("sg-guidance", tmp_path)
+    team_rule(pack, START)
+    f = pack / "advisory.cedar"
+    f.write_text(f.read_text().replace(annotation, f'{name}("{"x" * 3_000_000}")'))
+    with pytest.raises(PackError, match=f"{name} is 3,000,000 characters") as exc:
+        load_pack(pack)
+    assert "advisory.cedar:" in str(exc.value)
+    code, _, err = cli("rules", "list", "--rules", str(pack))
+    assert code == 2 and name in err and len(err) < 1000, err[:300]
+
+
+def test_pack_text_at_the_limit_loads(tmp_path: Path) -> None:
+    from straits.rules.pack_meta import MAX_TEXT
+
+    pack = copy_pack("sg-guidance", tmp_path)
+    team_rule(pack, START)
+    f = pack / "advisory.cedar"
+    f.write_text(f.read_text().replace('@reason("no H20")', f'@reason("{"x" * MAX_TEXT}")'))
+    assert any(r.id == "team-h20" and len(r.reason) == MAX_TEXT for r in load_pack(pack).rules)

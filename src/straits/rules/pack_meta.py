@@ -53,6 +53,12 @@ class Release:
         }
 
 
+#: the longest text a pack's annotation, metadata, group or case may hold (the shipped packs'
+#: longest, a `@reading`, is some 1,500 characters): each is printed, listed and copied into
+#: every decision that cites the rule, and a 3 MB `@reason` made one recorded check 8 MB
+MAX_TEXT = 10_000
+
+
 def one_line(value: object, where: str, name: str, *, lines: bool = False) -> str:
     """``value``, a string of one line of printable text (of lines, with ``lines``):
     annotations and pack metadata are printed as they are, and an escape sequence in one
@@ -62,6 +68,12 @@ def one_line(value: object, where: str, name: str, *, lines: bool = False) -> st
             f"{name} is {type(value).__name__} {str(value)[:80]!r}",
             source=where,
             expected="text (quote it in YAML)",
+        )
+    if len(value) > MAX_TEXT:
+        raise PackError(
+            f"{name} is {len(value):,} characters",
+            source=where,
+            expected=f"at most {MAX_TEXT:,} (a citation of the text, not the text)",
         )
     m = (TERMINAL_CONTROL if lines else ANY_CONTROL).search(value)
     if m:
