@@ -64,3 +64,39 @@ def test_pack_text_at_the_limit_loads(tmp_path: Path) -> None:
     f = pack / "advisory.cedar"
     f.write_text(f.read_text().replace('@reason("no H20")', f'@reason("{"x" * MAX_TEXT}")'))
     assert any(r.id == "team-h20" and len(r.reason) == MAX_TEXT for r in load_pack(pack).rules)
+
+
+def _stray_pack(tmp_path: Path, where: str) -> Path:
+    """A rules directory of two packs, with the team's deny rule written where it is not read."""
+    rules = tmp_path / "rules"
+    pack = copy_pack("sg-guidance", rules)
+    team_rule(pack, START)
+    text = (pack / "advisory.cedar").read_text()
+    team = text[text.index('@id("team-h20")') :]
+    (pack / "advisory.cedar").write_text(text[: text.index('@id("team-h20")')])
+    other = copy_pack("my-sta", rules)
+    target = {"pack.yml": other, "Cedar": pack, "sub": pack / "extra"}[where]
+    if where == "pack.yml":
+        (other / "pack.yaml").rename(other / "pack.yml")
+        (other / "team.cedar").write_text(team)
+    elif where == "Cedar":
+        (pack / "team.Cedar").write_text(team)
+    else:
+        target.mkdir()
+        (target / "team.cedar").write_text(team)
+    return rules
+
+
+@pytest.mark.parametrize("where", ["pack.yml", "Cedar", "sub"])
+def test_a_policy_file_the_loader_skips_is_refused(tmp_path: Path, where: str) -> None:
+    """A pack folder whose pack.yaml is named pack.yml, a `team.Cedar`, a `*.cedar` in a
+    subfolder: each was skipped without a word, and the H20 purchase its rule denies allowed."""
+    import json
+
+    from test_hostile_rule_dates import H20_REQUEST
+
+    rules = _stray_pack(tmp_path, where)
+    req = tmp_path / "req.json"
+    req.write_text(json.dumps({**H20_REQUEST, "date": "2025-06-01"}))
+    code, out, err = cli("check", "--rules", str(rules), "--json", str(req))
+    assert code == 2 and "would not be loaded" in err and str(rules) in err, out

@@ -109,3 +109,64 @@ def load_yaml(path: Path, label: str | None = None) -> Any:
             source=where,
         )
     return doc
+
+
+def _policy_like(path: Path) -> bool:
+    """A file named as a policy file in any case (``rules.Cedar``) or a ``pack.yml``."""
+    name = path.name.lower()
+    return name.endswith(".cedar") or name in ("pack.yml", "pack.yaml")
+
+
+def _listing(path: Path) -> list[Path]:
+    try:
+        return sorted(path.iterdir())
+    except OSError:  # a link in a circle, no permission: nothing of it is read either way
+        return []
+
+
+def refuse_strays_in(pack: Path) -> None:
+    """A PackError naming a policy file ``pack`` holds but the loader does not read."""
+    if (stray := _stray_in_pack(pack)) is not None:
+        raise PackError(
+            "a policy file the pack does not read: it would not be loaded",
+            source=str(stray),
+            expected="policy files named *.cedar beside pack.yaml",
+        )
+
+
+def refuse_strays_beside(root: Path) -> None:
+    """A PackError naming a policy file under the rules directory ``root`` in no pack."""
+    if (stray := _stray_beside_packs(root)) is not None:
+        raise PackError(
+            "a policy file in no pack (its folder has no pack.yaml): it would not be loaded",
+            source=str(stray),
+            expected="policy files in a pack: a folder holding pack.yaml and *.cedar",
+        )
+
+
+def _stray_in_pack(pack: Path) -> Path | None:
+    """A policy file of ``pack`` the loader does not read: a ``*.Cedar`` (only ``*.cedar``
+    is read) or a ``*.cedar`` in a subfolder (``cases/`` aside). Each was skipped without a
+    word, and the deny rules it held never applied."""
+    for p in _listing(pack):
+        if p.is_file() and p.name.lower().endswith(".cedar") and not p.name.endswith(".cedar"):
+            return p
+        if p.is_dir() and p.name != "cases":
+            found = next((q for q in _listing(p) if _policy_like(q) and q.is_file()), None)
+            if found is not None:
+                return found
+    return None
+
+
+def _stray_beside_packs(root: Path) -> Path | None:
+    """A policy file under a rules directory that is in no pack: in ``root`` itself or in a
+    subfolder without ``pack.yaml`` (a ``pack.yml``, a folder of ``*.cedar`` whose
+    ``pack.yaml`` was forgotten). Such a folder was skipped without a word."""
+    for p in _listing(root):
+        if p.is_file() and p.name.lower().endswith(".cedar"):
+            return p
+        if p.is_dir() and not (p / "pack.yaml").is_file():
+            found = next((q for q in _listing(p) if _policy_like(q) and q.is_file()), None)
+            if found is not None:
+                return found
+    return None

@@ -24,7 +24,12 @@ from straits.errors import PackError
 from straits.model.types import AUTHORIZATIONS
 from straits.rules.cedar import CedarSyntaxError, parse_est
 from straits.rules.est import non_day_datetimes
-from straits.rules.pack_files import load_yaml, read_pack_file
+from straits.rules.pack_files import (
+    load_yaml,
+    read_pack_file,
+    refuse_strays_beside,
+    refuse_strays_in,
+)
 from straits.rules.pack_meta import (
     CONFIDENCES,
     Group,
@@ -396,6 +401,7 @@ def load_pack(path: Path) -> Pack:
             expected="letters, digits, '.', '_' or '-' (it replaces the shipped pack of that name)",
         )
     cedar_files = sorted(path.glob("*.cedar"))
+    refuse_strays_in(path)
     if not cedar_files:
         raise PackError("a pack needs at least one *.cedar file", source=str(path))
     rules: list[Rule] = []
@@ -454,6 +460,8 @@ def discover(root: Path) -> list[Path]:
     if (root / "pack.yaml").is_file():
         return [root]
     found = sorted(p.parent for p in root.glob("*/pack.yaml"))
+    if found:
+        refuse_strays_beside(root)
     if not found:
         raise PackError(
             "no rule packs here (a pack is a directory with pack.yaml)", source=str(root)
