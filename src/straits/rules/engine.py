@@ -9,8 +9,9 @@ question many times, so results are cached by exactly what the policies read
 from __future__ import annotations
 
 import hashlib
+import os
 import re
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -267,11 +268,30 @@ def _default() -> RuleSet:
     return RuleSet(load_packs())
 
 
-def ruleset(extra_dirs: tuple[Path, ...] = ()) -> RuleSet:
-    """The shipped rules (parsed once per process), plus packs under ``extra_dirs``."""
-    if not extra_dirs:
+def ruleset(
+    extra_dirs: Iterable[str | os.PathLike[str]] | str | os.PathLike[str] = (),
+) -> RuleSet:
+    """The shipped rules (parsed once per process), plus packs under ``extra_dirs``: one
+    directory (text or a path) or several. One given as text was read letter by letter
+    (``ruleset("my-packs")``: 'm: rules directory not found'), as a ``Path`` a TypeError."""
+    given: Any = extra_dirs  # a library caller's: anything
+    whole = isinstance(given, str | os.PathLike)
+    try:
+        items: list[object] = [given] if whole else list(given)
+    except TypeError:  # a number
+        items, whole = [given], True
+    dirs: list[Path] = []
+    for i, d in enumerate(items):
+        if not isinstance(d, str | os.PathLike) or isinstance(os.fspath(d), bytes):
+            raise RequestError(
+                f"got {type(d).__name__}, not a directory",
+                path="extra_dirs" if whole else f"extra_dirs[{i}]",
+                expected="a directory of rule packs (text or a path), or a list of them",
+            )
+        dirs.append(Path(d))
+    if not dirs:
         return _default()
-    return RuleSet(load_packs(list(extra_dirs)))
+    return RuleSet(load_packs(dirs))
 
 
 def _refuse_include_cycles(groups: dict[str, Group]) -> None:
