@@ -98,3 +98,25 @@ def test_a_principal_scope_is_refused(tmp_path: Path, scope: str) -> None:
     f.write_text(f.read_text().replace("permit (principal,", f"permit ({scope},"))
     with pytest.raises(PackError, match="scope constrains the principal"):
         load_pack(pack)
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "context.nope > 1",  # an attribute the context never carries
+        "context.chip.watts > 700",  # one a chip never carries
+        "context.data.subjects > 5",  # optional, without `context has data`
+    ],
+)
+def test_an_attribute_never_carried_names_the_rule_not_cedars_id(
+    tmp_path: Path, condition: str
+) -> None:
+    """The schema's refusal named the rule and its line, then Cedar's positional id of it
+    among every loaded policy (`for policy `policy55``), which no pack holds."""
+    pack = copy_pack("sg-guidance", tmp_path)
+    team_rule(pack, f"{START} && {condition}")
+    req = tmp_path / "req.json"
+    req.write_text(json.dumps({**H20_REQUEST, "date": "2025-06-01"}))
+    code, out, err = cli("check", "--rules", str(pack), "--json", str(req))
+    assert code == 2 and "does not fit the schema" in err and "advisory.cedar:" in err, out
+    assert "`policy" not in err and "team-h20" in err, err

@@ -100,8 +100,11 @@ class RuleSet:
             p = problems[0]
             if p.policy_index is not None and p.policy_index < len(self.rules):
                 r = self.rules[p.policy_index]
+                # Cedar's message opens with its positional id (`for policy `policy55`, `),
+                # which no pack holds: the rule is named already
+                message = re.sub(r"^for policy `policy\d+`, ", "", p.message)
                 raise PackError(
-                    f"policy {r.id!r} does not fit the schema: {p.message}",
+                    f"policy {r.id!r} does not fit the schema: {_named(message, self.rules)}",
                     source=f"{r.file}:{r.line}",
                 )
             raise PackError(f"schema validation failed: {p.message}")
