@@ -269,6 +269,7 @@ def read_document(data: Any, label: str, text: str | None = None) -> PlanDocumen
     _check_references(body, scenario, label)
     _check_date(body, scenario, label)
     _check_regime(body, scenario, options, label)
+    _check_risk(body, scenario, label)
     _check_status(body, label)  # after the references: a stage named twice says so first
     plan_id = data.get("id")
     if plan_id is not None and not (isinstance(plan_id, str) and PLAN_ID.fullmatch(plan_id)):
@@ -349,6 +350,17 @@ def _check_regime(
             path="regime",
             expected="`inputs.options.regime`, else `inputs.scenario.regime` (to plan "
             "under another, plan again with --regime)",
+        )
+
+
+def _check_risk(plan: Mapping[str, Any], scenario: Scenario, label: str) -> None:
+    """A plan's ``risk`` is its scenario's (``--risk`` writes it there; risk51)."""
+    if plan.get("risk") not in (None, scenario.risk):
+        raise InputError(
+            f"{plan['risk']} is not the risk the plan was made at ({scenario.risk})",
+            source=label,
+            path="risk",
+            expected="`inputs.scenario.risk` (to plan at another, plan again with --risk)",
         )
 
 
