@@ -63,3 +63,60 @@ def test_a_plan_edited_to_another_risk_is_refused(
     # as printed (only id and digest gone) it is read
     ok = _as_new(docs[made], tmp_path)
     assert _invoke(*(a.format(doc=ok, tmp=tmp_path) for a in argv)).exit_code == 0
+
+
+# --- the cost / time frontier --------------------------------------------------------------------
+def _small_scenario(tmp_path: Path, risk: str) -> Path:
+    """One pre-train of ~2 days on 64 H100s, two sites at two prices (a frontier of its own)."""
+    from optimizer_cases import DAY0, MODEL
+
+    sites = [
+        {
+            "id": sid,
+            "country": "SG",
+            "operator_hq": "SG",
+            "pools": [{"chip": "H100-SXM", "count": 64, "usd_per_chip_hour": price}],
+        }
+        for sid, price in (("a", 2.0), ("b", 3.0))
+    ]
+    doc = {
+        "straits": 1,
+        "name": "risk51",
+        "date": DAY0,
+        "risk": risk,
+        "tenants": [{"id": "t", "hq": "SG"}],
+        "sites": sites,
+        "workloads": [
+            {
+                "id": "w",
+                "tenant": "t",
+                "model": MODEL,
+                "stages": [{"id": "pretrain", "kind": "pretrain", "tokens": 2e10, "chips": 64}],
+            }
+        ],
+    }
+    path = tmp_path / f"{risk}.json"
+    path.write_text(json.dumps(doc, default=str))
+    return path
+
+
+@pytest.mark.parametrize("risk", ["p50", "p90"])
+def test_the_frontier_says_the_risk_its_plans_were_made_at(tmp_path: Path, risk: str) -> None:
+    """`plan --pareto N --risk p90` printed its high-end makespans and costs as `{"pareto":
+    [...]}` and under the same title as a p50 frontier, and the chart (`-o F.html`, `report
+    --pareto`) said nothing either: a reader took them for central figures."""
+    path = _small_scenario(tmp_path, "p50")
+    base = ["plan", str(path), "--pareto", "2", "--time-limit", "20", "--risk", risk]
+    r = _invoke(*base, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["risk"] == risk
+    table = _invoke(*base)
+    assert table.exit_code == 0, table.output
+    assert ("training at p90" in table.stdout) == (risk == "p90")
+    chart = tmp_path / "front.html"
+    assert _invoke(*base, "-o", str(chart)).exit_code == 0
+    assert ("training at p90" in chart.read_text()) == (risk == "p90")
+    report = tmp_path / "report.html"
+    own = _small_scenario(tmp_path, risk)  # `report` reads the scenario's own `risk`
+    assert _invoke("report", str(own), "--pareto", "2", "-o", str(report)).exit_code == 0
+    assert ("training at p90" in report.read_text()) == (risk == "p90")

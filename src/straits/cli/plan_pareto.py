@@ -40,22 +40,26 @@ def pareto(
         from straits.report import pareto_report
 
         written = write_output(
-            chart, pareto_report([p.to_json() for p in found], sc.name), option="-o"
+            chart, pareto_report([p.to_json() for p in found], sc.name, sc.risk), option="-o"
         )
         note(f"wrote {written}")
     else:
-        print_frontier(found, fmt)
+        print_frontier(found, fmt, sc.risk)
     return min(p.unplaced for p in found)
 
 
-def print_frontier(points: list[FrontierPoint], fmt: Format) -> None:
+def print_frontier(points: list[FrontierPoint], fmt: Format, risk: str = "p50") -> None:
+    """The frontier and the risk its plans were made at (at p90 every point's makespan and
+    cost are the training estimates' high end: without it, they read as central figures)."""
     if fmt != "table":
-        emit({"pareto": [p.to_json() for p in points]}, fmt)
+        emit({"risk": risk, "pareto": [p.to_json() for p in points]}, fmt)
         return
     from rich.table import Table
 
+    at = "; training at p90 (the estimates' high end)" if risk == "p90" else ""
     t = Table(
-        title="Cost / time frontier (rental, data movement, bought chips; makespan to the minute)",
+        title="Cost / time frontier (rental, data movement, bought chips; makespan to the "
+        f"minute{at})",
         title_justify="left",
     )
     for col in ("makespan", "cost", "unplaced", "search"):

@@ -160,7 +160,9 @@ def report(
                 date=source.scenario.date,
             )
             points = frontier(cand, points=pareto, time_limit=time_limit)
-            html = pareto_report([p.to_json() for p in points], source.scenario.name)
+            html = pareto_report(
+                [p.to_json() for p in points], source.scenario.name, source.scenario.risk
+            )
         elif state.server_url and _recorded_ref(plan):
             # a recorded plan is the server's: its report route renders what its log proves
             from straits.cli.common import refuse_unread

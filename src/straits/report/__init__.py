@@ -64,7 +64,9 @@ def _usd(v: float | None) -> str:
     return usd(v)
 
 
-def pareto_report(points: list[dict[str, Any]], scenario: str) -> str:
+def pareto_report(points: list[dict[str, Any]], scenario: str, risk: str = "p50") -> str:
+    """The frontier's chart; ``risk`` p90 says its points are the training estimates' high
+    end."""
     rows = [
         [
             f"{p['makespan_hours'] / 24:,.1f}",
@@ -77,7 +79,8 @@ def pareto_report(points: list[dict[str, Any]], scenario: str) -> str:
     return render(
         "chart.html.j2",
         title=f"{scenario}: cost against time",
-        subtitle=f"Pareto frontier, {len(points)} points",
+        subtitle=f"Pareto frontier, {len(points)} points"
+        + (", training at p90 (the estimates' high end)" if risk == "p90" else ""),
         figures={"pareto": pareto_figure(points)},
         figure_ids=["pareto"],
         table={"head": ["Makespan (days)", "Cost", "Unplaced", "Status"], "rows": rows},
