@@ -120,3 +120,28 @@ def test_the_frontier_says_the_risk_its_plans_were_made_at(tmp_path: Path, risk:
     own = _small_scenario(tmp_path, risk)  # `report` reads the scenario's own `risk`
     assert _invoke("report", str(own), "--pareto", "2", "-o", str(report)).exit_code == 0
     assert ("training at p90" in report.read_text()) == (risk == "p90")
+
+
+# --- re-checks and impact ------------------------------------------------------------------------
+@pytest.mark.parametrize("risk", ["p50", "p90"])
+def test_a_recheck_and_an_impact_say_the_risk_the_plan_was_made_at(
+    docs: dict[str, dict[str, Any]], tmp_path: Path, risk: str
+) -> None:
+    """`plan P --recheck` and `impact --plan P` of a p90 plan compared its high-end costs
+    (`cost_was`, `cost_now`, the re-plan's totals) and said nothing of the risk."""
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(docs[risk]))
+    date = docs[risk]["date"]
+    runs = {
+        "recheck": ["plan", str(path), "--recheck", "--date", date],
+        "impact": ["impact", "--date", date, "--plan", str(path), "--no-replan"],
+    }
+    for name, argv in runs.items():
+        r = _invoke("-q", *argv, "--json")  # -q: no note on the output
+        assert r.exit_code == 0, (name, r.output)
+        got = json.loads(r.stdout)
+        impact = got["plans"][0] if "plans" in got else got
+        assert impact["plan_risk"] == risk, name
+        table = _invoke(*argv)
+        assert table.exit_code == 0, (name, table.output)
+        assert ("training at p90" in table.stdout) == (risk == "p90"), name

@@ -235,7 +235,8 @@ def show(r: Any) -> None:
     j = r if isinstance(r, dict) else r.to_json()
     head = (
         f"Plan {str(j['plan_id'])[:12]} ({j['scenario']}, made {j['plan_date']} under "
-        f"{j['plan_regime']}) re-checked as of {j['checked_date']} under {j['regime']}"
+        f"{j['plan_regime']}{', training at p90' if j.get('plan_risk') == 'p90' else ''}) "
+        f"re-checked as of {j['checked_date']} under {j['regime']}"
     )
     asked = j.get("asked_date", j["checked_date"])
     if asked != j["checked_date"]:

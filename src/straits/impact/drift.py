@@ -81,6 +81,9 @@ class PlanImpact:
     asked_date: dt.date | None = None
     """the date asked for, when it was before the plan's own (then ``checked_date`` is the
     plan's date: a plan is checked as it was planned, never as of before it was made)"""
+    plan_risk: str = "p50"
+    """the risk the plan was made at (p90: its stages' costs, and a re-plan's, are the training
+    estimates' high end)"""
 
     @property
     def affected(self) -> list[str]:
@@ -96,6 +99,7 @@ class PlanImpact:
             "scenario": self.scenario,
             "plan_date": self.plan_date.isoformat(),
             "plan_regime": self.plan_regime,
+            "plan_risk": self.plan_risk,
             "checked_date": self.checked_date.isoformat(),
             "asked_date": (self.asked_date or self.checked_date).isoformat(),
             "regime": self.regime,
@@ -334,7 +338,7 @@ def impact(
     ctx = PlanContext(new_sc, plan, rules, date=as_of, regime=use_regime)
     since = _utc(date)
     out = PlanImpact(plan_id, recorded_sc.name, plan_date, plan_regime, as_of, use_regime)
-    out.asked_date = date
+    out.asked_date, out.plan_risk = date, recorded_sc.risk
     live = []
     for p in sorted(ctx.placements.values(), key=lambda p: p.start):
         if p.end <= since:
