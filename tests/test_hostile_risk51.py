@@ -145,3 +145,32 @@ def test_a_recheck_and_an_impact_say_the_risk_the_plan_was_made_at(
         table = _invoke(*argv)
         assert table.exit_code == 0, (name, table.output)
         assert ("training at p90" in table.stdout) == (risk == "p90"), name
+
+
+# --- exports -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("risk", ["p50", "p90"])
+def test_the_exports_say_the_risk_the_plan_was_made_at(
+    docs: dict[str, dict[str, Any]], tmp_path: Path, risk: str
+) -> None:
+    """A p90 plan's Slurm and SkyPilot files gave its high-end hours as "3642.44 h planned +
+    25%", as a p50 plan's central ones, and its Kubernetes objects did not say the risk."""
+    import yaml
+
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(docs[risk]))
+    out = tmp_path / "ex"
+    r = _invoke("export", str(path), "--to", "all", "-o", str(out))
+    assert r.exit_code == 0, r.output
+    high = "(p90: the estimate's high end)"
+    sbatch = (out / "slurm" / "johor" / "chat-72b-pretrain.sbatch").read_text()
+    assert (f"h planned {high} + 25%" in sbatch) == (risk == "p90")
+    pipeline = (out / "skypilot" / "chat-72b.pipeline.yaml").read_text()
+    assert (high in pipeline) == (risk == "p90")
+    stages = 0
+    for f in (out / "kubernetes").rglob("chat-72b-*.yaml"):
+        for obj in yaml.safe_load_all(f.read_text()):
+            notes = (obj or {}).get("metadata", {}).get("annotations", {})
+            if "straits.dev/plan-id" in notes:
+                assert notes["straits.dev/risk"] == risk, f
+                stages += 1
+    assert stages >= 3

@@ -172,6 +172,11 @@ class ExportInput:
     def job(self, workload: str, stage: str) -> StageJob:
         return next(j for j in self.jobs if (j.workload, j.stage) == (workload, stage))
 
+    @property
+    def at_risk(self) -> str:
+        """What a training stage's planned hours are at a p90 plan (risk51), else ""."""
+        return " (p90: the estimate's high end)" if self.scenario.risk == "p90" else ""
+
 
 @dataclass
 class ExportResult:

@@ -144,6 +144,7 @@ def stage_annotations(inp: ExportInput, job: StageJob) -> dict[str, str]:
         f"{LABEL}/planned-end": job.placement.raw["end"],
         f"{LABEL}/option": job.planned.label,
         f"{LABEL}/command-source": job.command_source,
+        f"{LABEL}/risk": inp.scenario.risk,  # p90: planned times at the estimate's high end
     }
 
 

@@ -437,7 +437,7 @@ def _pipeline(inp: ExportInput, workload: str, name: str, item: _Item, outside: 
         "managed-job pipeline (`sky jobs launch`): each task starts once the one "
         "before has succeeded.",
         *(
-            f"# {j.stage} on {j.planned.label}, {j.chips} chips, {j.hours:.1f} h; "
+            f"# {j.stage} on {j.planned.label}, {j.chips} chips, {j.hours:.1f} h{inp.at_risk}; "
             f"{len(j.alternatives)} lawful alternative(s)"
             for j, _ in item.tasks
         ),

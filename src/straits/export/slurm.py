@@ -190,7 +190,7 @@ class SlurmExporter:
         margin = (
             f"{job.hours:.2f} h planned (serving: no margin, it ends at its planned end)"
             if job.serving
-            else f"{job.hours:.2f} h planned + {TIME_MARGIN - 1:.0%}"
+            else f"{job.hours:.2f} h planned{inp.at_risk} + {TIME_MARGIN - 1:.0%}"
         )
         last = f" (the last {last_s} s)" if last_s != work * 60 else ""
         lines = [
