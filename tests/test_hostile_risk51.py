@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from straits.cli import app
@@ -174,3 +176,50 @@ def test_the_exports_say_the_risk_the_plan_was_made_at(
                 assert notes["straits.dev/risk"] == risk, f
                 stages += 1
     assert stages >= 3
+
+
+# --- the interval over the whole catalog (held; hypothesis) --------------------------------------
+def _catalog_ids() -> list[str]:
+    from straits.catalog import catalog
+
+    return sorted(c.id for c in catalog())
+
+
+@st.composite
+def _any_request(draw: st.DrawFn) -> Any:
+    """Any valid training or serving request on any chip of the catalog (Cloud TPUs too)."""
+    from test_hostile_estimate import requests
+
+    req = draw(requests()).model_copy(update={"chip": draw(st.sampled_from(_catalog_ids()))})
+    if not draw(st.booleans()):
+        return req
+    serve: dict[str, Any] = {"kind": "serve", "days": draw(st.floats(0.001, 3650)), "mfu": None}
+    if draw(st.booleans()):
+        serve["tokens_per_s"] = draw(st.floats(0.001, 1e12))
+    else:
+        serve["chips"] = draw(st.integers(1, 10_000_000))
+    serve["prompt_tokens"] = draw(st.integers(1, 100_000_000))
+    serve["output_tokens"] = draw(st.integers(1, 100_000_000))
+    return type(req).model_validate({**req.model_dump(exclude={"mfu"}), **serve})
+
+
+@given(_any_request())
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+def test_low_central_high_hold_on_every_chip_at_both_risks(req: Any) -> None:
+    """low <= central <= high for chip-hours, days and cost, in `estimate --json` and at p90
+    exactly (not within a tolerance), on every chip of the catalog, training and serving."""
+    from straits.api import estimate_json, run_estimate
+    from straits.errors import StraitsError
+    from straits.estimate import at_risk
+
+    try:
+        answer = estimate_json(req)
+    except StraitsError:
+        return  # refused on a field (a shape no chip holds), not an interval
+    for risk in ("p50", "p90"):
+        j = answer if risk == "p50" else at_risk(run_estimate(req), risk).to_json()
+        for key in ("chip_hours", "days", "cost_usd"):
+            if j[key] is not None:
+                assert j[f"{key}_low"] <= j[key] <= j[f"{key}_high"], (risk, key)
+        if req.kind == "serve":
+            assert j["interval"] is None and j["chip_hours_low"] == j["chip_hours_high"]
