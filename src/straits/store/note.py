@@ -45,6 +45,17 @@ def _valid_name(name: str) -> bool:
     return bool(name) and "+" not in name and not any(c.isspace() for c in name)
 
 
+def _check_signer_name(name: str) -> None:
+    """Key files are ASCII; the name is each checkpoint's first line and is stored in a
+    column of 200 characters: a longer one signed on SQLite and was a traceback on PostgreSQL
+    (``keygen``'s names since atk29; a key file written by another tool since pg51)."""
+    if not (name.isascii() and name.isprintable()) or len(name) > MAX_NAME:
+        raise NoteError(
+            f"{name[:60]!r} cannot name a key: it must be printable ASCII of at most "
+            f"{MAX_NAME} characters (a URL without its scheme: example.com/ledger)"
+        )
+
+
 def key_id(name: str, public: bytes) -> int:
     """The signed-note key id of an Ed25519 public key (32 bytes) under ``name``."""
     digest = hashlib.sha256(name.encode() + b"\n" + bytes([ALG_ED25519]) + public).digest()
@@ -110,13 +121,7 @@ class Signer:
             raise NoteError(
                 f"{name!r} cannot name a key: it must be non-empty, without spaces or '+'"
             )
-        if not (name.isascii() and name.isprintable()) or len(name) > MAX_NAME:
-            # key files are ASCII; the name is each checkpoint's first line and is stored in
-            # a column of 200 characters (a longer one signed on SQLite, failed on PostgreSQL)
-            raise NoteError(
-                f"{name[:60]!r} cannot name a key: it must be printable ASCII of at most "
-                f"{MAX_NAME} characters (a URL without its scheme: example.com/ledger)"
-            )
+        _check_signer_name(name)
         from cryptography.hazmat.primitives.serialization import NoEncryption, PrivateFormat
 
         key = Ed25519PrivateKey.generate()
@@ -131,6 +136,7 @@ class Signer:
         _, _, name, hex_id, b64 = parts
         if not _valid_name(name) or len(hex_id) != 8:
             raise NoteError("not a signer key")
+        _check_signer_name(name)  # a key file another tool wrote (pg51)
         raw = _b64decode(b64)
         if len(raw) != 33 or raw[0] != ALG_ED25519:
             raise NoteError("the signer key is not an Ed25519 key (type 0x01, 32 bytes)")

@@ -1,0 +1,65 @@
+"""The hostile pass pg51 (the service and the ledger on PostgreSQL under concurrency and
+faults): what the pass found, on SQLite and PostgreSQL alike (``db_url``: PostgreSQL when
+``STRAITS_TEST_POSTGRES_URL`` is set)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from straits.store import Store
+from straits.store.checkpoints import latest_row
+from straits.store.note import MAX_NAME, Signer
+from test_ledger_cli import straits
+
+REQUEST = Path(__file__).resolve().parents[1] / "examples" / "request.json"
+
+
+def _key(tmp_path: Path, name: str) -> Path:
+    """A signing key file under ``name``, written as another tool (Go's ``note.GenerateKey``,
+    a hand) may write one: ``keygen`` refuses such names, a key file does not have to come
+    from it."""
+    key = tmp_path / "ledger.key"
+    key.write_text(Signer(name, os.urandom(32)).skey + "\n", encoding="ascii")
+    key.chmod(0o600)
+    return key
+
+
+@pytest.mark.parametrize(
+    ("what", "name", "status"),
+    [
+        ("longest", "o" * MAX_NAME, 0),
+        ("one over", "o" * (MAX_NAME + 1), 2),
+        ("250", "example.com/" + "o" * 238, 2),
+        ("control character", "example.com/\x01log", 2),
+    ],
+    ids=lambda v: v if isinstance(v, str) and len(v) < 20 and v.isprintable() else None,
+)
+def test_a_key_named_beyond_the_origin_column_is_refused_on_both_backends(
+    tmp_path: Path, db_url: str, what: str, name: str, status: int
+) -> None:
+    """A key whose name (the checkpoint's origin, stored in a column of 200 characters) was
+    longer signed on SQLite and was a ``StringDataRightTruncation`` traceback (exit 1) on
+    PostgreSQL, after the key's signed record was written beside it. Both refuse it now,
+    exit 2 naming ``--key``, nothing stored or written; 200 characters sign on both."""
+    assert (
+        straits("check", str(REQUEST), "--record", "--tenant", "a", "--db", db_url).returncode == 0
+    )
+    key = _key(tmp_path, name)
+    r = straits("ledger", "checkpoint", "--key", str(key), "--db", db_url)
+    assert r.returncode == status, (what, r.stderr)
+    store = Store(db_url)
+    try:
+        with store.session() as s:
+            row = latest_row(s)
+            stored = None if row is None else row.origin
+    finally:
+        store.close()
+    if status == 0:
+        assert stored == name
+        return
+    assert "--key" in r.stderr and "Traceback" not in r.stderr
+    assert stored is None
+    assert not Path(f"{key}.signed").exists()
