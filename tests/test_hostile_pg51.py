@@ -63,3 +63,44 @@ def test_a_key_named_beyond_the_origin_column_is_refused_on_both_backends(
     assert "--key" in r.stderr and "Traceback" not in r.stderr
     assert stored is None
     assert not Path(f"{key}.signed").exists()
+
+
+#: tables and columns an operator's restore (``pg_restore --clean``, a schema dropped and
+#: loaded again) takes away under a running server, and a route that reads them
+DROPPED = [
+    ("plans table", "DROP TABLE plans", "/v1/plans"),
+    ("plans column", "ALTER TABLE plans DROP COLUMN progress", "/v1/plans"),
+    ("ledger table", "DROP TABLE ledger_checkpoints", "/v1/ledger/verify?quick=true"),
+    ("tokens table", "DROP TABLE tokens", "/v1/chips"),
+]
+
+
+@pytest.mark.parametrize(
+    ("statement", "route"), [d[1:] for d in DROPPED], ids=[d[0] for d in DROPPED]
+)
+def test_a_table_dropped_under_a_running_server_is_a_503(
+    db_url: str, statement: str, route: str
+) -> None:
+    """SQLite reports a table or column gone under the server as an OperationalError (``no
+    such table``): the 503 of a database that cannot be used. PostgreSQL's
+    ``UndefinedTable``/``UndefinedColumn`` are ProgrammingErrors: every request reading
+    them was a 500 with a traceback in the log. Both are the same 503 problem now."""
+    from fastapi.testclient import TestClient
+
+    from straits.server import create_app
+    from straits.store.tokens import create_token
+    from test_ledger_log import sql
+
+    store = Store(db_url)
+    try:
+        used = create_token(store, "hz-cloud", "admin")[0]
+        fresh = create_token(store, "hz-cloud", "admin")[0]  # never looked up before the drop
+        with TestClient(create_app(store), raise_server_exceptions=False) as client:
+            assert client.get(route, headers={"Authorization": f"Bearer {used}"}).is_success
+            sql(db_url, statement)
+            r = client.get(route, headers={"Authorization": f"Bearer {fresh}"})
+            assert r.status_code == 503, (r.status_code, r.text[:300])
+            assert r.headers["content-type"].startswith("application/problem+json")
+            assert r.headers["retry-after"]
+    finally:
+        store.close()

@@ -14,6 +14,8 @@ from straits.store import watchdog
 
 #: PostgreSQL errors for damaged storage: data_corrupted, index_corrupted
 _PG_DAMAGED = {"XX001", "XX002"}
+#: PostgreSQL errors for a table or column that is not there: undefined_table, undefined_column
+_PG_SCHEMA_GONE = {"42P01", "42703"}
 #: milliseconds a PostgreSQL statement waits for a lock (SQLite's busy timeout)
 PG_LOCK_TIMEOUT_MS = 30000
 #: SQLite's primary result codes for a damaged file: SQLITE_CORRUPT, SQLITE_NOTADB
@@ -112,6 +114,12 @@ def postgres_setup(engine: Engine) -> None:
             # database that cannot be used (503, exit 1)
             first = str(ctx.original_exception).splitlines()[0][:200]
             raise DamagedDatabaseError(f"{code}: {first}", postgres=True)
+        if code in _PG_SCHEMA_GONE:
+            # a table or column taken away under a running process (a `pg_restore --clean`,
+            # a schema dropped and loaded again): a ProgrammingError, a 500 on every request
+            # that read it; SQLite's "no such table" is an OperationalError, a database that
+            # cannot be used (503, exit 1), and so is this now (pg51)
+            return OperationalError(ctx.statement, ctx.parameters, ctx.original_exception)
         return None
 
     watchdog.watch(engine)
