@@ -5,10 +5,13 @@ faults): what the pass found, on SQLite and PostgreSQL alike (``db_url``: Postgr
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import PG_URL, fresh_postgres
 from straits.store import Store
 from straits.store.checkpoints import latest_row
 from straits.store.note import MAX_NAME, Signer
@@ -104,3 +107,57 @@ def test_a_table_dropped_under_a_running_server_is_a_503(
             assert r.headers["retry-after"]
     finally:
         store.close()
+
+
+@pytest.mark.skipif(PG_URL is None, reason="PostgreSQL only: SQLite has no roles")
+def test_a_role_that_may_not_read_a_table_is_exit_1_and_a_503() -> None:
+    """A role granted SELECT on every table but one (``ledger_checkpoints``): a write it may
+    not make was already the store's error (exit 1, 503), but a read was an
+    ``InsufficientPrivilege`` ProgrammingError: a traceback from ``ledger show`` and ``ledger
+    verify``, a 500 from the API. Both are the database's refusal now (exit 1, 503)."""
+    import uuid
+    from urllib.parse import parse_qs, urlsplit
+
+    from fastapi.testclient import TestClient
+    from sqlalchemy.engine import make_url
+
+    from straits.server import create_app
+    from straits.store.tokens import create_token
+    from test_ledger_log import sql
+
+    assert PG_URL is not None
+    url = fresh_postgres(PG_URL)
+    schema = parse_qs(urlsplit(url).query)["application_name"][0]
+    assert straits("check", str(REQUEST), "--record", "--tenant", "a", "--db", url).returncode == 0
+    owner = Store(url)
+    token = create_token(owner, "a", "admin")[0]
+    owner.close()
+    role = f"t_{uuid.uuid4().hex[:12]}"
+    sql(url, f'CREATE ROLE "{role}" LOGIN')
+    try:
+        sql(url, f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
+        sql(url, f'GRANT SELECT ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"')
+        sql(url, f'REVOKE SELECT ON ledger_checkpoints FROM "{role}"')
+        reader = make_url(url).set(username=role).render_as_string(hide_password=False)
+        for argv in (("ledger", "show"), ("ledger", "verify")):
+            p = subprocess.run(  # as `straits` runs: its main() names a lost database
+                [sys.executable, "-m", "straits", *argv, "--db", reader],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert p.returncode == 1 and "Traceback" not in p.stderr, (argv, p.stderr)
+            assert "permission denied" in p.stderr
+        store = Store(reader)
+        try:
+            with TestClient(create_app(store), raise_server_exceptions=False) as client:
+                r = client.get(
+                    "/v1/ledger/verify?quick=true", headers={"Authorization": f"Bearer {token}"}
+                )
+                assert r.status_code == 503, (r.status_code, r.text[:300])
+                assert r.headers["content-type"].startswith("application/problem+json")
+        finally:
+            store.close()
+    finally:
+        sql(url, f'DROP OWNED BY "{role}"')
+        sql(url, f'DROP ROLE "{role}"')

@@ -14,8 +14,9 @@ from straits.store import watchdog
 
 #: PostgreSQL errors for damaged storage: data_corrupted, index_corrupted
 _PG_DAMAGED = {"XX001", "XX002"}
-#: PostgreSQL errors for a table or column that is not there: undefined_table, undefined_column
-_PG_SCHEMA_GONE = {"42P01", "42703"}
+#: PostgreSQL errors for a table or column that is not there or may not be read:
+#: undefined_table, undefined_column, insufficient_privilege
+_PG_CANNOT_READ = {"42P01", "42703", "42501"}
 #: milliseconds a PostgreSQL statement waits for a lock (SQLite's busy timeout)
 PG_LOCK_TIMEOUT_MS = 30000
 #: SQLite's primary result codes for a damaged file: SQLITE_CORRUPT, SQLITE_NOTADB
@@ -114,11 +115,13 @@ def postgres_setup(engine: Engine) -> None:
             # database that cannot be used (503, exit 1)
             first = str(ctx.original_exception).splitlines()[0][:200]
             raise DamagedDatabaseError(f"{code}: {first}", postgres=True)
-        if code in _PG_SCHEMA_GONE:
+        if code in _PG_CANNOT_READ:
             # a table or column taken away under a running process (a `pg_restore --clean`,
-            # a schema dropped and loaded again): a ProgrammingError, a 500 on every request
-            # that read it; SQLite's "no such table" is an OperationalError, a database that
-            # cannot be used (503, exit 1), and so is this now (pg51)
+            # a schema dropped and loaded again), or one the role may not read: a
+            # ProgrammingError, a 500 on every request that read it and a traceback on the
+            # CLI; SQLite's "no such table" is an OperationalError, a database that cannot
+            # be used (503, exit 1), and so are these now (pg51). A write the role may not
+            # make stays the store's "database write failed" (contention.refuses_writes)
             return OperationalError(ctx.statement, ctx.parameters, ctx.original_exception)
         return None
 
