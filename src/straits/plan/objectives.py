@@ -24,6 +24,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import TYPE_CHECKING, NamedTuple
 
 from straits.errors import InputError
@@ -421,8 +422,17 @@ def _weight(text: str | None) -> float | None:
     w = float(text)
     if not (math.isfinite(w) and 0 < w <= MAX_WEIGHT):
         return None
-    thousandths = w * 10**WEIGHT_DECIMALS
-    return w if abs(thousandths - round(thousandths)) <= 1e-9 * thousandths else None
+    return w if _whole_thousandths(text) else None
+
+
+def _whole_thousandths(text: str) -> bool:
+    """Whether the decimal ``text`` writes a whole number of thousandths, read from its digits
+    (no arithmetic on a huge exponent). A float tolerance let ``500000.0001`` through: within
+    1e-9 of 500000000 thousandths, so the model counted $500,000 where the plan priced more."""
+    _, digits, exponent = Decimal(text).as_tuple()
+    assert isinstance(exponent, int)  # a finite number: the pattern admits no nan or inf
+    finer = -WEIGHT_DECIMALS - exponent  # digits below the thousandths
+    return finer <= 0 or all(d == 0 for d in digits[-finer:])
 
 
 def _num(w: float) -> str:
