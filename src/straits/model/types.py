@@ -95,12 +95,23 @@ def _objective_form(text: str) -> str:
             "expected an objective name such as cost, time, completion, energy "
             "or carbon, or a weighted sum such as cost+80*carbon"
         )
+    # the planner's own parser (no OR-Tools, no numpy), so that a name or weight it refuses is
+    # refused with the scenario's file and line (a 400 at submission), not when planning
+    from straits.errors import InputError
+    from straits.plan.objectives import objective
+
+    try:
+        objective(text)
+    except InputError as err:
+        raise ValueError(
+            f"{err.detail} (expected {err.expected})" if err.expected else err.detail
+        ) from None
     return text
 
 
 #: an objective as written in a scenario: a name or a weighted sum such as ``cost+80*carbon``.
-#: Only the form is checked here; the planner knows the names (straits.plan.objectives) and
-#: rejects an unknown one with the field's path.
+#: The planner's parser (straits.plan.objectives) checks the names and weights when the scenario
+#: is read, so a refusal names the scenario's file and line.
 ObjectiveSpec = Annotated[str, AfterValidator(_objective_form)]
 StageKind = Literal["pretrain", "finetune", "serve"]
 
