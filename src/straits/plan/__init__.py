@@ -44,10 +44,13 @@ def make_plan(
 
     Raises :class:`~straits.errors.RequestError` naming the argument for one of the wrong kind
     (a dict that is no scenario, a misspelt regime, rules that are no ``RuleSet``, a time limit
-    that is no positive number of seconds, a seed that is no 32-bit integer)."""
+    that is no positive number of seconds, a seed that is no 32-bit integer, an objective or a
+    solver that is not text)."""
     scenario, regime, rules, time_limit, seed = _arguments(
         scenario, regime, rules, time_limit, seed, deadline
     )
+    _text_arg(objective, "objective", none=True)
+    _text_arg(solver, "solver", none=False)
     d = deadline or Deadline(time_limit)
     with d.phase("start"):
         from straits.plan.candidates import Candidates
@@ -79,6 +82,19 @@ def make_plan(
         *_assumed(scenario),
     )
     return replace(plan, timings=d.to_json(), risk=scenario.risk, notes=notes)
+
+
+def _text_arg(value: Any, path: str, *, none: bool) -> None:
+    """A name (an objective or a solver) that is text, else a RequestError naming ``path``:
+    an ``int`` or ``bytes`` was an ``AttributeError`` or ``TypeError`` from the parsers."""
+    if not (isinstance(value, str) or (none and value is None)):
+        from straits.errors import RequestError
+
+        raise RequestError(
+            f"got {type(value).__name__}, not text",
+            path=path,
+            expected="a name as text" + (", or None" if none else ""),
+        )
 
 
 def _arguments(
