@@ -119,11 +119,13 @@ def validate_as(
     error: type[InputError] = InputError,
     text: str | None = None,
     reference: str = "the scenario reference",
+    context: dict[str, Any] | None = None,
 ) -> M:
     """Validate ``data`` as ``model``; raise ``error`` naming ``source`` and the field path
-    (and the line, when ``text``, the document ``data`` was parsed from, is given)."""
+    (and the line, when ``text``, the document ``data`` was parsed from, is given).
+    ``context`` is pydantic's validation context."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         problems = _problems(exc, reference)
         loc, msg = problems[0]
@@ -366,14 +368,21 @@ def read_stdin(*, error: type[InputError] = InputError, what: str = "input") -> 
     return read_bounded(stream, source="<stdin>", error=error)
 
 
-def parse_scenario(data: Any, *, source: str = "<scenario>", text: str | None = None) -> Scenario:
+def parse_scenario(
+    data: Any, *, source: str = "<scenario>", text: str | None = None, stored: bool = False
+) -> Scenario:
+    """``data`` as a scenario. ``stored``: one the store or a plan document holds, read as it
+    was recorded (its objective not held to the planner's parser of today: rev51)."""
     if not isinstance(data, dict):
         raise ScenarioError(
             "a scenario must be a mapping at the top level",
             source=source,
             expected="keys straits, name, date, tenants, sites, ...",
         )
-    return validate_as(Scenario, data, source=source, error=ScenarioError, text=text)
+    context = {"stored": True} if stored else None
+    return validate_as(
+        Scenario, data, source=source, error=ScenarioError, text=text, context=context
+    )
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -300,7 +300,7 @@ def _parse_scenario(doc: Any, label: str) -> Scenario:
     from straits.loading import parse_scenario
 
     try:
-        return parse_scenario(doc, source=label)
+        return parse_scenario(doc, source=label, stored=True)
     except ScenarioError as exc:
         path = "inputs.scenario" + (
             f".{exc.path}" if exc.path and exc.path[0] != "[" else exc.path or ""

@@ -177,7 +177,7 @@ def apply(sc: Scenario, ov: Overrides, *, date: dt.date, regime: str | None = No
                 *hit.get("availability", ()),
                 {"start": start.isoformat(), "end": None, "count": c.count},
             ]
-    return parse_scenario(doc, source=f"scenario {sc.name} with changes")
+    return parse_scenario(doc, source=f"scenario {sc.name} with changes", stored=True)
 
 
 def price_of(sc: Scenario, site: str, chip: str) -> float | None:

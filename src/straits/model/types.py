@@ -16,7 +16,14 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    WithJsonSchema,
+)
 
 from straits.catalog import catalog, is_country
 from straits.controls import ANY_CONTROL as ANY_CONTROL
@@ -89,14 +96,19 @@ _NAME = r"[A-Za-z][A-Za-z0-9_-]*"
 _OBJECTIVE = re.compile(rf"^\s*{_WEIGHT}{_NAME}(?:\s*\+\s*{_WEIGHT}{_NAME})*\s*$")
 
 
-def _objective_form(text: str) -> str:
+def _objective_form(text: str, info: ValidationInfo) -> str:
     if len(text) > 200 or not _OBJECTIVE.match(text):
         raise ValueError(
             "expected an objective name such as cost, time, completion, energy "
             "or carbon, or a weighted sum such as cost+80*carbon"
         )
     # the planner's own parser (no OR-Tools, no numpy), so that a name or weight it refuses is
-    # refused with the scenario's file and line (a 400 at submission), not when planning
+    # refused with the scenario's file and line (a 400 at submission), not when planning. Not
+    # a stored scenario (``parse_scenario(stored=True)``): a plan recorded before this check
+    # (made with --objective over a scenario whose own objective the planner refuses) must
+    # still read for plan --show, report, impact and the console (rev51)
+    if isinstance(info.context, dict) and info.context.get("stored"):
+        return text
     from straits.errors import InputError
     from straits.plan.objectives import objective
 
@@ -111,7 +123,7 @@ def _objective_form(text: str) -> str:
 
 #: an objective as written in a scenario: a name or a weighted sum such as ``cost+80*carbon``.
 #: The planner's parser (straits.plan.objectives) checks the names and weights when the scenario
-#: is read, so a refusal names the scenario's file and line.
+#: is read, so a refusal names the scenario's file and line; a stored one is read as recorded.
 ObjectiveSpec = Annotated[str, AfterValidator(_objective_form)]
 StageKind = Literal["pretrain", "finetune", "serve"]
 

@@ -357,7 +357,7 @@ class Replayer:
         plan_id = str(body["result"].get("plan_id", ""))
         ref = body["inputs"]["scenario_digest"]
         sc = parse_scenario(
-            load_scenario_row(self.store, ref), source=f"stored scenario {ref[:12]}"
+            load_scenario_row(self.store, ref), source=f"stored scenario {ref[:12]}", stored=True
         )
         date, regime = dt.date.fromisoformat(str(plan["date"])), str(plan["regime"])
         ctx = PlanContext(sc, plan, self.candidate, date=date, regime=regime)

@@ -275,7 +275,7 @@ class Worker:
             return
         log.info("plan %s: attempt %d on %s", c.plan_id, c.attempt, self.id)
         try:
-            sc = parse_scenario(c.scenario, source=f"plan {c.plan_id}")
+            sc = parse_scenario(c.scenario, source=f"plan {c.plan_id}", stored=True)
             rules = self._rules()
             plan = make_plan(sc, rules=rules, on_progress=job.on_progress, **c.options)
             if job.lost:

@@ -332,7 +332,7 @@ def _recorded(store: Store, row: PlanRow) -> RecordedPlan:
 
     p = prove_plan(store, row)
     ref = row.scenario_digest
-    sc = parse_scenario(p.scenario, source=f"stored scenario {ref[:12]}")
+    sc = parse_scenario(p.scenario, source=f"stored scenario {ref[:12]}", stored=True)
     return RecordedPlan(
         row.id,
         p.proof.entry.tenant,

@@ -250,7 +250,9 @@ def _read_plan(
         ledger_seq=shown,
         summary=_plan_line(p.plan),
     )
-    sc = parse_scenario(p.scenario, source=f"stored scenario {row.scenario_digest[:12]}")
+    sc = parse_scenario(
+        p.scenario, source=f"stored scenario {row.scenario_digest[:12]}", stored=True
+    )
     recorded = Recorded(
         plan_id=row.id,
         seq=shown,
@@ -305,7 +307,7 @@ def _unrecorded_plan(
     if not isinstance(plan, dict):
         return None
     doc = load_scenario_row(store, row.scenario_digest)
-    sc = parse_scenario(doc, source=f"stored scenario {row.scenario_digest[:12]}")
+    sc = parse_scenario(doc, source=f"stored scenario {row.scenario_digest[:12]}", stored=True)
     return sc, plan, Recorded(plan_id=row.id, tenant=row.tenant)
 
 
