@@ -37,3 +37,9 @@ def test_a_directory_that_is_missing_is_named_whole(tmp_path: Path) -> None:
 def test_what_is_no_directory_is_refused_by_name(bad: object) -> None:
     with pytest.raises(RequestError, match="extra_dirs"):
         ruleset(bad)  # type: ignore[arg-type]
+
+
+def test_none_is_the_shipped_rules_as_before() -> None:
+    """rev51: ``ruleset(None)`` read the shipped rules before pack51 (no extra directories, as
+    ``ruleset()``); pack51 made it a RequestError."""
+    assert [p.name for p in ruleset(None).packs] == [p.name for p in ruleset().packs]

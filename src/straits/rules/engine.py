@@ -272,12 +272,13 @@ def _default() -> RuleSet:
 
 
 def ruleset(
-    extra_dirs: Iterable[str | os.PathLike[str]] | str | os.PathLike[str] = (),
+    extra_dirs: Iterable[str | os.PathLike[str]] | str | os.PathLike[str] | None = (),
 ) -> RuleSet:
     """The shipped rules (parsed once per process), plus packs under ``extra_dirs``: one
     directory (text or a path) or several. One given as text was read letter by letter
-    (``ruleset("my-packs")``: 'm: rules directory not found'), as a ``Path`` a TypeError."""
-    given: Any = extra_dirs  # a library caller's: anything
+    (``ruleset("my-packs")``: 'm: rules directory not found'), as a ``Path`` a TypeError.
+    ``None`` is none, as ``()`` (it read the shipped rules before pack51; rev51)."""
+    given: Any = () if extra_dirs is None else extra_dirs  # a library caller's: anything
     whole = isinstance(given, str | os.PathLike)
     try:
         items: list[object] = [given] if whole else list(given)
