@@ -35,3 +35,24 @@ def test_the_quoted_condition_coverage_is_the_shipped_packs() -> None:
     assert m is not None
     assert report.policy_pct == 100.0
     assert f"{report.condition_pct:.1f}" == m.group(1)
+
+
+def test_the_example_policy_loads_as_a_pack_of_its_own(tmp_path: Path) -> None:
+    """The page's example is a policy a user can copy: beside the shipped packs it loads (its
+    id unique across them, its `@effective_until` the last day its condition allows; rev51
+    found both wrong)."""
+    import yaml
+
+    from straits.rules import ruleset
+    from straits.rules.pack_loader import builtin_packs_dir
+
+    example = PAGE.split("## A rule", 1)[1].split("```cedar\n", 1)[1].split("```", 1)[0]
+    pack = tmp_path / "team-data"
+    pack.mkdir()
+    meta = yaml.safe_load((builtin_packs_dir() / "cn-data" / "pack.yaml").read_text())
+    meta["name"] = "team-data"
+    (pack / "pack.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    (pack / "team.cedar").write_text(example, encoding="utf-8")
+    (rule_id,) = re.findall(r'^@id\("([^"]+)"\)', example, flags=re.M)
+    rules = ruleset(tmp_path)
+    assert rule_id in {r.id for r in rules.rules}
