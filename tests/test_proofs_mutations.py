@@ -306,3 +306,50 @@ def test_witness_rejects_a_mutated_consistency_proof(
     r = straits("ledger", "witness", "--pubkey", pub, "--state", state, "--checkpoint", str(offer))
     assert r.returncode in (1, 2), (r.returncode, r.stdout)
     assert Path(state).read_text() == before  # nothing accepted
+
+
+@pytest.mark.parametrize(
+    "name", ["proof: flip first", "proof: drop last", "seq + 1", "body", "tenant", "tree_size + 1"]
+)
+def test_a_witness_and_a_head_refuse_a_receipt_that_does_not_verify(
+    log: Log, name: str, tmp_path: Path
+) -> None:
+    """`witness --checkpoint their-receipt.json` said `accepted` (exit 0) and `verify --head
+    receipt.json` verified, for a receipt whose entry or proof was altered: the receipt is now
+    checked whole, `rejected` / exit 1, nothing recorded; a receipt unaltered is accepted."""
+    pub, state = str(log.keyfile) + ".pub", tmp_path / "w.json"
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text(json.dumps(log.receipts[(33, 65)]))
+    bad.write_text(json.dumps(RECEIPT_MUTATIONS[name](log.receipts[(33, 65)])))
+    r = straits(
+        "ledger",
+        "witness",
+        "--pubkey",
+        pub,
+        "--state",
+        str(state),
+        "--checkpoint",
+        str(bad),
+        "--json",
+    )
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert json.loads(r.stdout)["checkpoints"][0]["status"] == "rejected"
+    assert not state.exists() or "65" not in state.read_text()
+    r = straits("ledger", "verify", "--db", log.db, "--pubkey", pub, "--quick", "--head", str(bad))
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    r = straits(
+        "ledger", "witness", "--pubkey", pub, "--state", str(state), "--checkpoint", str(good)
+    )
+    assert r.returncode == 0, r.stderr
+    r = straits("ledger", "verify", "--db", log.db, "--pubkey", pub, "--quick", "--head", str(good))
+    assert r.returncode == 0, r.stderr
+    malformed = tmp_path / "malformed.json"
+    doc = copy.deepcopy(log.receipts[(33, 65)])
+    doc["inclusion_proof"][0] = "x"
+    malformed.write_text(json.dumps(doc))
+    for args in (
+        ("witness", "--pubkey", pub, "--state", str(state), "--checkpoint", str(malformed)),
+        ("verify", "--db", log.db, "--pubkey", pub, "--quick", "--head", str(malformed)),
+    ):
+        r = straits("ledger", *args)
+        assert r.returncode == 2 and str(malformed) in r.stderr and "inclusion_proof[0]" in r.stderr

@@ -126,6 +126,11 @@ def parse_heads(values: list[str], keys: Keys) -> list[Head]:
             from straits.errors import LedgerError
 
             raise LedgerError(f"the checkpoint {value} is forged or unsigned: {exc}") from None
+        bad_receipt = offer.receipt_problem(keys.trusted)
+        if bad_receipt is not None:
+            from straits.errors import LedgerError
+
+            raise LedgerError(f"the receipt {value} does not verify: {bad_receipt}")
     return heads
 
 

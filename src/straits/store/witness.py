@@ -46,6 +46,22 @@ class Offered:
     note: str
     source: str
     proof: tuple[int, int, list[bytes]] | None = None
+    receipt: dict[str, Any] | None = None
+    """the receipt it came in, checked whole (entry, proof and checkpoint) before its
+    checkpoint is: an altered receipt was `accepted` for its checkpoint alone (proof51)"""
+
+    def receipt_problem(self, verifiers: list[Verifier]) -> str | None:
+        """Why the receipt it came in does not verify (None when it does, or is none)."""
+        if self.receipt is None:
+            return None
+        from straits.errors import LedgerError
+        from straits.store.receipts import verify_receipt
+
+        try:
+            verify_receipt(self.receipt, verifiers)
+        except LedgerError as exc:
+            return str(exc)
+        return None
 
 
 @dataclass(frozen=True)
@@ -113,6 +129,17 @@ def parse_offer(text: str, source: str) -> Offered:
             path="checkpoint",
             expected="a signed checkpoint, a receipt or the answer of GET /v1/ledger/checkpoint",
         )
+    receipt = None
+    if "receipt" in doc:  # a receipt: its shape now, its proof with the keys (receipt_problem)
+        from straits.store.receipts import parse_receipt
+
+        try:
+            parse_receipt(doc)
+        except InputError as exc:  # named after the file it came in
+            raise InputError(
+                exc.detail, source=source, path=exc.path, expected=exc.expected
+            ) from None
+        receipt = doc
     proof = None
     c = doc.get("consistency")
     if isinstance(c, dict):
@@ -128,7 +155,7 @@ def parse_offer(text: str, source: str) -> Offered:
             raise InputError(
                 "a malformed consistency proof", source=source, path="consistency"
             ) from None
-    return Offered(_lf(note), source, proof)
+    return Offered(_lf(note), source, proof, receipt)
 
 
 def _lf(note: str) -> str:
@@ -172,6 +199,9 @@ class Witness:
             return Outcome(
                 offer.source, "rejected", f"not a checkpoint signed by the log's key: {exc}"
             )
+        bad_receipt = offer.receipt_problem(verifiers)
+        if bad_receipt is not None:
+            return Outcome(offer.source, "rejected", f"the receipt does not verify: {bad_receipt}")
         c = cp.checkpoint
         log = self.state["logs"].setdefault(c.origin, {"seen": [], "latest": None})
         for seen in log["seen"]:
