@@ -205,3 +205,43 @@ def test_ctrl_c_while_the_cli_starts_exits_130_without_a_traceback() -> None:
     assert p.returncode == 130, p.stderr
     assert "Traceback" not in p.stderr and "KeyboardInterrupt" not in p.stderr
     assert p.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "straits.cli._prepare_streams",  # the streams checked, before the arguments
+        "straits.cli._refuse_undecodable",  # the arguments checked, before Typer
+        "typer.main.get_command",  # Typer reading the commands' signatures
+    ],
+)
+def test_ctrl_c_after_the_imports_before_the_command_exits_130_without_a_traceback(
+    where: str,
+) -> None:
+    """Ctrl-C after the imports but before a command runs (Typer reads every command's
+    signature then, half a second on a loaded machine) was a KeyboardInterrupt traceback and
+    death by SIGINT: Python's handler was back, and Typer's own answer (exit 130) only covers
+    the command. The signal is sent from inside the step named, so no timing is involved."""
+    module, name = where.rsplit(".", 1)
+    code = (
+        "import importlib, os, signal, sys\n"
+        f"m = importlib.import_module({module!r})\n"
+        "import straits.cli\n"
+        f"real = getattr(m, {name!r})\n"
+        "def hooked(*a, **k):\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return real(*a, **k)\n"
+        f"setattr(m, {name!r}, hooked)\n"
+        "sys.argv = ['straits', 'chips']\n"
+        "straits.cli.main()\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert p.returncode == 130, p.stderr
+    assert "Traceback" not in p.stderr and "KeyboardInterrupt" not in p.stderr
+    assert p.stdout == ""
