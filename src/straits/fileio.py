@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 
 from straits.errors import InputError, OutputError
+from straits.holding import signals_held
 
 STDOUT = "-"
 
@@ -430,18 +431,21 @@ def replace_file(path: Path, data: bytes, executable: bool = False, private: boo
         | getattr(os, "O_NOFOLLOW", 0)
         | getattr(os, "O_CLOEXEC", 0)
     )
-    fd = os.open(tmp, flags, 0o777 if executable else 0o666)  # the umask applies
-    try:
+    # SIGTERM or SIGHUP between the temporary file's creation and its rename left it there
+    # for good (they end the process past every `finally`): held back until it is renamed
+    with signals_held():
+        fd = os.open(tmp, flags, 0o777 if executable else 0o666)  # the umask applies
         try:
-            if keep is not None:
-                os.fchmod(fd, keep)
-            write_all(fd, data)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+            try:
+                if keep is not None:
+                    os.fchmod(fd, keep)
+                write_all(fd, data)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     sync_dir(path.parent)
 
 

@@ -18,16 +18,14 @@ import fcntl
 import json
 import os
 import shutil
-import signal
 import stat
 import tempfile
-import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 from straits.errors import InputError
 from straits.fileio import write_atomically
+from straits.holding import signals_held
 
 #: the file listing what the last export into a folder wrote
 MANIFEST = ".straits-export.json"
@@ -104,7 +102,7 @@ def _write_locked(
         # folder held part of this plan beside part of the last (a new apply.sh naming old
         # manifests). A crash (kill -9) between here and the last line leaves a manifest
         # naming both exports' files, so the next export still removes what this one moved
-        with _signals_held():
+        with signals_held():
             _write_manifest(out_dir, before | set(files))
             for rel in files:
                 dest = out_dir / rel
@@ -145,44 +143,6 @@ def _make_folders(out_dir: Path, folder: Path) -> list[Path]:
     for f in reversed(missing):
         f.mkdir(exist_ok=True)
     return list(reversed(missing))
-
-
-#: what the moves into place hold back until they are done
-_HELD = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
-
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Hold back Ctrl-C, SIGTERM and SIGHUP for the ``with`` block; the first that came
-    meanwhile is raised again once the block is done, to the handler it had.
-
-    Their Python handlers are swapped for one that only notes the signal (Python runs signal
-    handlers in the main thread, whichever thread the kernel gave the signal to). Blocking
-    the signals in this thread (``pthread_sigmask``) held nothing in a process with other
-    threads (a progress spinner, a database watchdog): the kernel handed the signal to one of
-    them and the main thread raised KeyboardInterrupt between two moves all the same. Outside
-    the main thread handlers cannot be set, and nothing is held (signals go to the main
-    thread there anyway)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    came: list[int] = []
-
-    def note(signum: int, _frame: object) -> None:
-        came.append(signum)
-
-    previous: dict[int, Any] = {}
-    for sig in _HELD:
-        handler = signal.getsignal(sig)
-        if handler is not None:  # None: set from outside Python, so it cannot be put back
-            previous[sig] = signal.signal(sig, note)
-    try:
-        yield
-    finally:
-        for held, old in previous.items():
-            signal.signal(held, old)
-        if came:
-            signal.raise_signal(came[0])
 
 
 def _remove_leftovers(out_dir: Path) -> None:

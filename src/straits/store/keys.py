@@ -358,6 +358,7 @@ def _write_pair(path: Path, pub: Path, signer: Signer, force: bool) -> None:
     key beside the old ``.pub``, which :func:`load_signer` reports; the key is the truth and
     its public half can always be read from it."""
     from straits.fileio import sync_dir, write_output
+    from straits.holding import signals_held
 
     data = (signer.skey + "\n").encode("ascii")
     nofollow = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -366,42 +367,46 @@ def _write_pair(path: Path, pub: Path, signer: Signer, force: bool) -> None:
         # O_EXCL, and never through a link): created at its name and then written, a keygen
         # killed in between left an empty key there, which every later run refused to replace
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-        _write_new(tmp, data, nofollow)
-        try:
+        # held back: SIGTERM or SIGHUP mid-write left the temporary file for good (and a key
+        # without its .pub)
+        with signals_held():
+            _write_new(tmp, data, nofollow)
             try:
-                os.link(tmp, path)
-            except OSError as exc:  # a filesystem without hard links: created, then written
-                if isinstance(exc, FileExistsError) or exc.errno not in _NO_LINKS:
-                    raise
-                _write_new(path, data, nofollow)
-        except FileExistsError:
-            raise InputError(
-                f"{path} exists (another keygen wrote it just now); a ledger key "
-                "is not replaced unless you say --force",
-                path="-o",
-            ) from None
-        finally:
-            tmp.unlink(missing_ok=True)
-        sync_dir(path.parent)
-        try:
-            write_output(pub, signer.verifier.vkey + "\n", option="-o")
-        except BaseException:
-            # a disk that took the key but not its .pub (mig31) left the key alone, and every
-            # later keygen refused to replace it: the key is ours (linked just now), so undo it
-            path.unlink(missing_ok=True)
-            raise
+                try:
+                    os.link(tmp, path)
+                except OSError as exc:  # a filesystem without hard links: created, then written
+                    if isinstance(exc, FileExistsError) or exc.errno not in _NO_LINKS:
+                        raise
+                    _write_new(path, data, nofollow)
+            except FileExistsError:
+                raise InputError(
+                    f"{path} exists (another keygen wrote it just now); a ledger key "
+                    "is not replaced unless you say --force",
+                    path="-o",
+                ) from None
+            finally:
+                tmp.unlink(missing_ok=True)
+            sync_dir(path.parent)
+            try:
+                write_output(pub, signer.verifier.vkey + "\n", option="-o")
+            except BaseException:
+                # a disk that took the key but not its .pub (mig31) left the key alone, and every
+                # later keygen refused to replace it: the key is ours (linked just now), so undo it
+                path.unlink(missing_ok=True)
+                raise
         return
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     tmp_pub = pub.with_name(f".{pub.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        _write_new(tmp, data, nofollow)
-        _write_new(tmp_pub, (signer.verifier.vkey + "\n").encode("ascii"), nofollow, 0o644)
-        os.replace(tmp, path)
-        os.replace(tmp_pub, pub)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        tmp_pub.unlink(missing_ok=True)
-        raise
+    with signals_held():  # SIGTERM or SIGHUP mid-write left the temporary files for good
+        try:
+            _write_new(tmp, data, nofollow)
+            _write_new(tmp_pub, (signer.verifier.vkey + "\n").encode("ascii"), nofollow, 0o644)
+            os.replace(tmp, path)
+            os.replace(tmp_pub, pub)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            tmp_pub.unlink(missing_ok=True)
+            raise
     sync_dir(path.parent)
 
 
