@@ -61,9 +61,12 @@ def _document_problems(path: str, method: str, op: dict[str, Any]) -> None:
     which this API never sends (bad input is 400), goes."""
     responses = op.setdefault("responses", {})
     responses.pop("422", None)
-    statuses = [500]
-    if op.get("parameters") or op.get("requestBody"):
-        statuses.append(400)
+    # every request passes the body guard (server/app.py BodyLimit) before any route: a
+    # Content-Length that is no number is a 400, one over the limit a 413, and a content coding
+    # on a method other than GET and HEAD a 415, whether or not the operation takes a body
+    statuses = [400, 413, 500]
+    if method not in ("get", "head"):
+        statuses.append(415)
     if path.startswith("/v1/"):
         op["security"] = [{"bearer": []}]
         statuses += [401, 403, 503]
