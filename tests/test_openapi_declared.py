@@ -11,10 +11,19 @@ from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from straits.cli.plan_source import record
+from straits.export.skypilot import ENV_PLAN
+from straits.loading import load_scenario
+from straits.plan import make_plan
+from straits.plandoc import from_store
+from straits.rules import RuleSet
 from test_api import Api, running_api
+from test_hostile_export_plans import EXAMPLE
+from test_ledger_log import sql
 
 
 @pytest.fixture
@@ -81,3 +90,33 @@ def test_a_body_guard_answer_is_declared_on_every_operation(
     r = api.client.request(method.upper(), url, headers=sent, content=b"abc")
     assert r.status_code in (200, 400, 404, 413, 415)
     assert conforms(spec, method, path, r) == []
+
+
+@pytest.fixture
+def altered(api: Api, db_url: str, rules: RuleSet) -> dict[str, Any]:
+    """A recorded plan document of tenant ``t`` whose stored copy was then altered."""
+    sc = load_scenario(EXAMPLE)
+    plan = make_plan(sc, rules=rules, solver="greedy")
+    plan_id, _, _ = record(api.store, sc, plan, rules, {}, tenant="t", actor="t")
+    doc: dict[str, Any] = json.loads(json.dumps(from_store(api.store, plan_id).to_json()))
+    sql(db_url, "UPDATE plans SET result = 'not json' WHERE id = :i", i=plan_id)
+    return doc
+
+
+def test_a_plan_the_ledger_does_not_prove_is_a_declared_409(
+    api: Api, altered: dict[str, Any]
+) -> None:
+    """``POST /v1/exports`` of the plan's document and a SkyPilot launch of one of its stages
+    answer the 409 every read of that plan answers; neither operation declared a 409."""
+    spec = api.client.get("/openapi.json").json()
+    h = api.auth("t", "viewer")
+    task = {"name": "x", "envs": {ENV_PLAN: altered["id"]}, "resources": {"cpus": 1}}
+    launch = {"task": yaml.safe_dump(task)}
+    wrong: list[str] = []
+    for path, r in [
+        ("/v1/exports", api.client.post("/v1/exports?to=slurm", json=altered, headers=h)),
+        ("/v1/skypilot/policy", api.client.post("/v1/skypilot/policy", json=launch, headers=h)),
+    ]:
+        assert r.status_code == 409, r.text
+        wrong += conforms(spec, "post", path, r)
+    assert wrong == []

@@ -78,6 +78,8 @@ def _document_problems(path: str, method: str, op: dict[str, Any]) -> None:
         statuses += [408, 413, 415]
     if method == "delete" or path.startswith("/v1/plans/{"):
         statuses.append(409)  # not done yet, or a stored plan its ledger entry does not prove
+    if method == "post" and path in ("/v1/exports", "/v1/skypilot/policy"):
+        statuses.append(409)  # a recorded plan whose stored copy its ledger entry does not prove
     if method == "post" and path in ("/v1/plans", "/v1/check"):
         statuses.append(409)  # an Idempotency-Key sent before with another request
     for status, doc in problems_doc(*sorted(set(statuses))).items():
