@@ -13,6 +13,9 @@ from straits.server import bodies
 from straits.server.problems import Problem
 from straits.server.problems import openapi_responses as problems_doc
 
+#: the operations that also take the token as the ``token`` query parameter
+QUERY_TOKEN = ("/v1/skypilot/policy",)
+
 
 def operation_id(route: APIRoute) -> str:
     """Explicit operation ids for routes that give none: the handler's name in camelCase."""
@@ -36,7 +39,9 @@ def document(app: FastAPI) -> None:
         for name in ("HTTPValidationError", "ValidationError"):
             components.pop(name, None)
         spec["components"]["securitySchemes"] = {
-            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "st_<id>_<secret>"}
+            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "st_<id>_<secret>"},
+            # the SkyPilot hook's alternative: SkyPilot sends no Authorization header
+            "query-token": {"type": "apiKey", "in": "query", "name": "token"},
         }
         for path, ops in spec.get("paths", {}).items():
             for method, op in ops.items():
@@ -69,6 +74,8 @@ def _document_problems(path: str, method: str, op: dict[str, Any]) -> None:
         statuses.append(415)
     if path.startswith("/v1/"):
         op["security"] = [{"bearer": []}]
+        if path in QUERY_TOKEN:
+            op["security"].append({"query-token": []})
         statuses += [401, 403, 503]
     if path == "/readyz":
         statuses.append(503)
