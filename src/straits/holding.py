@@ -21,7 +21,8 @@ HELD = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
     """Hold back Ctrl-C, SIGTERM and SIGHUP for the ``with`` block; the first that came
-    meanwhile is raised again once the block is done, to the handler it had (blocks nest).
+    meanwhile are raised again once the block is done, each once, to the handler it had
+    (blocks nest; an ignored signal stays ignored).
 
     Their Python handlers are swapped for one that only notes the signal (Python runs signal
     handlers in the main thread, whichever thread the kernel gave the signal to). Blocking
@@ -36,17 +37,34 @@ def signals_held() -> Iterator[None]:
     came: list[int] = []
 
     def note(signum: int, _frame: object) -> None:
-        came.append(signum)
+        if signum not in came:
+            came.append(signum)
 
     previous: dict[int, Any] = {}
-    for sig in HELD:
-        handler = signal.getsignal(sig)
-        if handler is not None:  # None: set from outside Python, so it cannot be put back
-            previous[sig] = signal.signal(sig, note)
     try:
+        # inside the `try`: a Ctrl-C between two swaps left those before it noting for good
+        for sig in HELD:
+            handler = signal.getsignal(sig)
+            # None: set from outside Python, so it cannot be put back; SIG_IGN (nohup's
+            # SIGHUP) stays ignored, never noted in place of a signal that came after it
+            if handler is not None and handler is not signal.SIG_IGN:
+                previous[sig] = signal.signal(sig, note)
         yield
     finally:
         for held, old in previous.items():
             signal.signal(held, old)
-        if came:
-            signal.raise_signal(came[0])
+        _give_back(came)
+
+
+def _give_back(came: list[int]) -> None:
+    """Raise each signal that came, in the order they came, to the handler it has again:
+    only the first was, and a SIGTERM after a Ctrl-C or an ignored SIGHUP was lost. A
+    handler that raises (Ctrl-C's KeyboardInterrupt) is raised once the others had theirs."""
+    raised: BaseException | None = None
+    for signum in came:
+        try:
+            signal.raise_signal(signum)
+        except BaseException as exc:
+            raised = raised or exc
+    if raised is not None:
+        raise raised
