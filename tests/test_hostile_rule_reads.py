@@ -32,16 +32,8 @@ WHOLE_CONTEXT = [
 def test_a_policy_reading_context_whole_is_refused(
     tmp_path: Path, condition: str, words: str
 ) -> None:
-    pack = copy_pack("sg-guidance", tmp_path)
-    team_rule(pack, f"{START} && {condition}")
-    with pytest.raises(PackError) as exc:
-        load_pack(pack)
-    assert words in str(exc.value) and "advisory.cedar:" in str(exc.value)
     # before: loaded, and the H20 purchase it denies was allowed (the chip left out)
-    req = tmp_path / "req.json"
-    req.write_text(json.dumps({**H20_REQUEST, "date": "2025-06-01"}))
-    code, out, err = cli("check", "--rules", str(pack), "--json", str(req))
-    assert code == 2 and words in err and "advisory.cedar:" in err, out
+    _refused_at_load_and_by_check(tmp_path, condition, words)
 
 
 # the context read through its attributes, in any expression, loads
@@ -77,15 +69,7 @@ NEVER_APPLIES = [
 
 @pytest.mark.parametrize(("condition", "words"), NEVER_APPLIES)
 def test_a_test_that_never_applies_is_refused(tmp_path: Path, condition: str, words: str) -> None:
-    pack = copy_pack("sg-guidance", tmp_path)
-    team_rule(pack, f"{START} && {condition}")
-    with pytest.raises(PackError) as exc:
-        load_pack(pack)
-    assert words in str(exc.value) and "advisory.cedar:" in str(exc.value)
-    req = tmp_path / "req.json"
-    req.write_text(json.dumps({**H20_REQUEST, "date": "2025-06-01"}))
-    code, out, err = cli("check", "--rules", str(pack), "--json", str(req))
-    assert code == 2 and words in err, out
+    _refused_at_load_and_by_check(tmp_path, condition, words)
 
 
 @pytest.mark.parametrize(
@@ -120,3 +104,17 @@ def test_an_attribute_never_carried_names_the_rule_not_cedars_id(
     code, out, err = cli("check", "--rules", str(pack), "--json", str(req))
     assert code == 2 and "does not fit the schema" in err and "advisory.cedar:" in err, out
     assert "`policy" not in err and "team-h20" in err, err
+
+
+def _refused_at_load_and_by_check(tmp_path: Path, condition: str, words: str) -> None:
+    """A team rule of sg-guidance with ``condition`` is refused at load, naming the file and
+    line, and `check --rules` with the pack exits 2 saying why."""
+    pack = copy_pack("sg-guidance", tmp_path)
+    team_rule(pack, f"{START} && {condition}")
+    with pytest.raises(PackError) as exc:
+        load_pack(pack)
+    assert words in str(exc.value) and "advisory.cedar:" in str(exc.value)
+    req = tmp_path / "req.json"
+    req.write_text(json.dumps({**H20_REQUEST, "date": "2025-06-01"}))
+    code, out, err = cli("check", "--rules", str(pack), "--json", str(req))
+    assert code == 2 and words in err and "advisory.cedar:" in err, out

@@ -83,12 +83,7 @@ def test_inclusion_mutations_and_agreement(log: Log, data: st.DataObject) -> Non
         ps = tree.proofs(s, roots=[n], inclusions=[(i, n)])
     proof, root, lf = ps.inclusion(i, n), ps.root(n), log.leaves[i]
     assert agree(merkle.verify_inclusion, verify_inclusion, i, n, lf, proof, root)
-    for name, mutate in PROOF_MUTATIONS.items():
-        if len(proof) < 2 and name in ("swap first two", "reverse"):
-            continue
-        if not proof and name not in ("add zero first", "add zero last"):
-            continue
-        bad = mutate(proof)
+    for name, bad in mutated(proof):
         assert not agree(merkle.verify_inclusion, verify_inclusion, i, n, lf, bad, root), name
     # another index or size with the same proof, leaf and root: both must say the same
     j = data.draw(st.integers(0, TOP))
@@ -109,14 +104,7 @@ def test_consistency_mutations_and_agreement(log: Log, data: st.DataObject) -> N
         ps = tree.proofs(s, roots=[m, n], consistencies=[(m, n)])
     proof, old, new = ps.consistency(m, n), ps.root(m), ps.root(n)
     assert agree(merkle.verify_consistency, verify_consistency, m, n, old, new, proof)
-    for name, mutate in PROOF_MUTATIONS.items():
-        if len(proof) < 2 and name in ("swap first two", "reverse"):
-            continue
-        if not proof and name not in ("add zero first", "add zero last"):
-            continue
-        if name == "reverse" and proof == proof[::-1]:
-            continue
-        bad = mutate(proof)
+    for name, bad in mutated(proof):
         assert not agree(merkle.verify_consistency, verify_consistency, m, n, old, new, bad), name
     for m2, n2 in ((m + 1, n), (m - 1, n), (m, n + 1), (m, n - 1)):
         if 0 <= m2 <= n2 and (m2, n2) != (m, n):
@@ -353,3 +341,18 @@ def test_a_witness_and_a_head_refuse_a_receipt_that_does_not_verify(
     ):
         r = straits("ledger", *args)
         assert r.returncode == 2 and str(malformed) in r.stderr and "inclusion_proof[0]" in r.stderr
+
+
+def mutated(proof: list[bytes]) -> list[tuple[str, list[bytes]]]:
+    """Each mutation of ``PROOF_MUTATIONS`` that changes ``proof`` (a swap or reversal needs
+    two distinct orders, an empty proof only grows), named."""
+    out = []
+    for name, mutate in PROOF_MUTATIONS.items():
+        if len(proof) < 2 and name in ("swap first two", "reverse"):
+            continue
+        if not proof and name not in ("add zero first", "add zero last"):
+            continue
+        if name == "reverse" and proof == proof[::-1]:
+            continue
+        out.append((name, mutate(proof)))
+    return out
