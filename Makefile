@@ -18,8 +18,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/straits demo
 
+# two pytest-xdist workers (tests/conftest.py keeps each module, and the Slurm modules, on one
+# worker, and gives each worker its own PostgreSQL database); PYTEST_WORKERS=0 runs in-process
+PYTEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -94,6 +94,49 @@ if os.environ.get("STRAITS_REQUIRE_POSTGRES") == "1" and not PG_URL:
     raise RuntimeError("STRAITS_REQUIRE_POSTGRES=1 but STRAITS_TEST_POSTGRES_URL is not set")
 
 
+def _worker_database(url: str, worker: str) -> str:
+    """``url`` on a database of the pytest-xdist worker's own (``straits_test_gw0``), made if
+    missing. ``make test`` runs two workers; :func:`reset_postgres` empties the test database
+    and ends its test connections before every test, which on one shared database would pull
+    the other worker's schema and connections from under it. Subprocesses get the worker's
+    URL through the environment."""
+    import time
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    base = make_url(url)
+    name = base.database or "straits_test"
+    if name.endswith(f"_{worker}"):  # already the worker's (conftest imported again)
+        return url
+    name = f"{name}_{worker}"
+    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        for attempt in range(20):  # two workers copying template1 at once may wait on each other
+            try:
+                with engine.connect() as conn:
+                    found = conn.execute(
+                        text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+                    ).first()
+                    if found is None:
+                        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+                break
+            except OperationalError:
+                if attempt == 19:
+                    raise
+                time.sleep(0.5)
+    finally:
+        engine.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if PG_URL and XDIST_WORKER:
+    PG_URL = _worker_database(PG_URL, XDIST_WORKER)
+    os.environ["STRAITS_TEST_POSTGRES_URL"] = PG_URL
+
+
 #: the schemas a test's database lives in (``db_url``): ``t_`` and 12 hex digits
 TEST_SCHEMA = "t_"
 
@@ -194,6 +237,53 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="also run tests marked slow (CI sets STRAITS_SLOW=1)",
     )
+
+
+#: test modules that drive the one Slurm cluster ``.ci/run`` starts (its queue, its partitions,
+#: its daemons stopped and started by the fault tests): they run on one worker, one at a time
+SLURM_MODULES = frozenset(
+    {
+        "test_cli_export_target_flags",
+        "test_concurrent_writes",
+        "test_docs_exports",
+        "test_export",
+        "test_export_bundle",
+        "test_export_commands",
+        "test_export_layout_env",
+        "test_export_names",
+        "test_export_slurm",
+        "test_export_slurm_begin",
+        "test_export_slurm_max_jobs",
+        "test_export_stage_env",
+        "test_hostile_export_plans",
+        "test_hostile_export_scale",
+        "test_hostile_exports",
+        "test_hostile_risk51",
+        "test_slurm_faults",
+        "test_slurm_operator_faults",
+        "test_slurm_preemption",
+        "test_slurm_status",
+    }
+)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """Under pytest-xdist with ``--dist loadfile`` (``make test``: two workers) a module's tests
+    stay together on one worker, in their order (several modules share a module-scoped
+    server or build on an earlier test's files), and the Slurm modules (:data:`SLURM_MODULES`)
+    are one unit of work, run one after another on one worker. (xdist's own ``loadgroup``
+    marks do nothing under pytest 9.2: it renames a node id attribute pytest no longer reads.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
+
+    class ModuleScheduling(LoadScopeScheduling):  # type: ignore[misc]  # xdist: untyped
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "slurm" if Path(path).stem in SLURM_MODULES else path
+
+    return ModuleScheduling(config, log)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
