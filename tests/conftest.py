@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -14,6 +17,7 @@ from straits.store import Store
 from straits.store.keys import Keys
 from straits.store.note import Signer
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "offshore-2025.yaml"
 #: the us-ear pack a deployment ran before the H20 letter of 2025-04-09 (docs/rule-packs.md). The
@@ -21,6 +25,12 @@ EXAMPLE = ROOT / "examples" / "offshore-2025.yaml"
 #: the chips arrive: planned with them on 2025-04-08, examples/h20-2025.yaml buys no H20 (they
 #: would ship after 2025-04-09). Planned with these, as a deployment did that day, it buys 2,048.
 H20_BEFORE = ROOT / "examples" / "rule-packs" / "h20-letter" / "before"
+
+# The CLI's tables are a pipe's width (straits.cli.common.PIPE_WIDTH) when COLUMNS is unset, as
+# in CI. A pytest-xdist worker starts with COLUMNS=80 (and a shell may export its own): tables and
+# messages wrapped where the tests read them. Tests that mean a width set it themselves.
+for _var in ("COLUMNS", "LINES"):
+    os.environ.pop(_var, None)
 
 settings.register_profile(
     "default",
@@ -67,6 +77,15 @@ def rules_before_h20() -> RuleSet:
 @pytest.fixture(scope="session")
 def example_path() -> Path:
     return EXAMPLE
+
+
+def in_own_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(coro)`` in a thread of its own: pytest-playwright's fixtures keep an event
+    loop running in the test thread once a browser test of the process ran, and
+    ``asyncio.run`` refuses to start inside it (under pytest-xdist a worker may run a browser
+    module before any other)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 #: the ledger's origin in tests (test_ledger_log.ORIGIN)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from conftest import in_own_loop
 from straits.errors import StoreError
 from straits.server import create_app
 from straits.server.settings import Settings
@@ -164,7 +165,7 @@ def _through_body_limit(
         )
         return sent
 
-    return asyncio.run(run())
+    return in_own_loop(run())
 
 
 def test_a_body_that_stalls_is_cut_with_408(tmp_path: Path) -> None:
@@ -194,7 +195,6 @@ def test_a_client_gone_before_its_body_is_no_incident(
     500 and two stack traces in the server's log for each such client (ClientDisconnect
     reached the catch-all handler), found against a real server with a chunked body cut
     short."""
-    import asyncio
 
     app = api.client.app
     token = api.token("a", "planner").encode()
@@ -230,7 +230,7 @@ def test_a_client_gone_before_its_body_is_no_incident(
         "state": {},
     }
     with caplog.at_level("ERROR"):
-        asyncio.run(app(scope, receive, send))  # type: ignore[arg-type]
+        in_own_loop(app(scope, receive, send))  # type: ignore[arg-type]
     starts = [m for m in sent if m["type"] == "http.response.start"]
     assert all(m["status"] < 500 for m in starts), starts
     assert not [r for r in caplog.records if r.levelname == "ERROR"]

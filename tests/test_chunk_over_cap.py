@@ -8,7 +8,6 @@ port over raw sockets (the end-to-end case against ``straits serve`` is in
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import threading
@@ -21,6 +20,7 @@ import h11
 import pytest
 import uvicorn
 
+from conftest import in_own_loop
 from straits.server import create_app
 from straits.server.app import BodyLimit
 from straits.server.head import DECLARED
@@ -166,7 +166,7 @@ def _body_limit(db: Path, pending: int, messages: list[dict[str, Any]]) -> list[
         await guard(scope, receive, send)
         return sent
 
-    return asyncio.run(run(db))
+    return in_own_loop(run(db))
 
 
 def test_body_limit_refuses_a_declared_chunk_over_the_cap(tmp_path: Path) -> None:
