@@ -15,13 +15,13 @@ import re
 import secrets
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import text
 
+from conftest import in_own_loop
 from straits.cli.plan_source import record
 from straits.loading import load_scenario
 from straits.plan import make_plan
@@ -248,10 +248,7 @@ def test_a_slow_sign_in_or_refusal_does_not_hold_up_healthz(
             stand_in.release.set()
             return health.status_code, (await slow).status_code
 
-    # in a thread of its own: pytest-playwright's session keeps an event loop running in this
-    # one once a browser test has run, and asyncio.run() refuses to start inside it (CI)
-    with ThreadPoolExecutor(1) as pool:
-        health, answer = pool.submit(asyncio.run, race()).result()
+    health, answer = in_own_loop(race())
     assert health == 200
     assert stand_in.released is True  # released by the test after /healthz, not timed out
     assert answer == {"/ui/": 200, "/ui/submit": 400, "/ui/no-such-page": 404}.get(

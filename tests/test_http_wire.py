@@ -6,7 +6,6 @@ traceback in the log."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import socket
@@ -24,6 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from conftest import in_own_loop
 from served import served
 from straits.server import create_app
 from straits.server.protocol import MAX_HEAD_BYTES
@@ -505,10 +505,7 @@ def _through(app: Any, target: bytes, method: str = "GET", host: bytes = b"x") -
         "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 80),
     }
-    # in a thread of its own: pytest-playwright's session keeps an event loop running in this
-    # one once a browser test has run, and asyncio.run() refuses to start inside it
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, app(scope, receive, send)).result()
+    in_own_loop(app(scope, receive, send))
     return sent
 
 

@@ -210,6 +210,10 @@ class SlurmExporter:
             lines.append(f"# submit.sh starts it after: {', '.join(job.after)} (afterok)")
         lines += [
             "set -uo pipefail",
+            "# no command substitution in this shell: bash 5.2, given a signal while it expands",
+            "# one, may fail to parse the signal's trap and go on as if none had come; a pipe",
+            "# into read (lastpipe: read in this shell) does not parse",
+            "shopt -s lastpipe",
             "# Slurm's warning (SIGUSR1) may come up to a minute early, here at the start: it",
             "# reaches the command only once the command has had its time in this job",
             f"stop=0 step='' later='' work_s={work * 60}",
@@ -268,7 +272,8 @@ class SlurmExporter:
             "  exit 0",
             "fi",
             "# rendezvous: the first node of the allocation",
-            'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
+            "MASTER_ADDR=''; scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n 1 "
+            "| read -r MASTER_ADDR",
             f"export MASTER_ADDR MASTER_PORT=$(( {MASTER_PORT} + SLURM_JOB_ID % 1000 ))",
             'export NNODES="$SLURM_JOB_NUM_NODES"',
             'echo "straits: $STRAITS_WORKLOAD/$STRAITS_STAGE job $STRAITS_SEGMENT of '
@@ -305,8 +310,8 @@ class SlurmExporter:
             "fi",
             "# srun exits 0 when its node fails (the step was lost, not done), and the job is",
             "# requeued: the stage is complete only if the job is still running",
-            'state=$(scontrol show job "$SLURM_JOB_ID" -o 2>/dev/null '
-            "| grep -o 'JobState=[A-Z_]*' | head -n 1)",
+            "state=''; scontrol show job \"$SLURM_JOB_ID\" -o 2>/dev/null "
+            "| grep -o 'JobState=[A-Z_]*' | head -n 1 | read -r state",
             'if [ -n "$state" ] && [ "$state" != JobState=RUNNING ]; then',
             '  echo "straits: the step ended (exit $rc) but the job is ${state#JobState=} (a node '
             'failed, or it was cancelled or requeued); not marked complete" >&2',

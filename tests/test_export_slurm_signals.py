@@ -1,0 +1,130 @@
+"""A stage's batch shell and Slurm's signals, offline (stand-ins for srun and scontrol).
+
+Slurm stops a job (preemption, requeue, scancel, its limit) by signalling the step and the batch
+shell together: the step dies, the shell goes on past ``wait`` and gets its SIGTERM a moment
+later. bash 5.2, given a signal while it expands a command substitution, may fail to parse the
+signal's trap ("trap: line 2: unexpected EOF while looking for matching `)'") and go on as if
+no signal had come: a clean-clone CI saw the preempted stage's output lack its "stopped by
+Slurm" line once. The shell therefore reads what it needs through a pipe into ``read`` (with
+``lastpipe``, in the shell itself) and expands no command substitution.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from export_support import RUN_STEP, offline_job
+from straits.export import export_input, exporter, write_bundle
+from straits.export.base import ExportInput
+from straits.export.slurm import DONE_MARKER
+from straits.loading import load_scenario
+from straits.plan import make_plan
+from straits.rules import RuleSet
+
+#: ``$(`` not followed by ``(``: a command substitution, not an arithmetic expansion
+COMSUB = re.compile(r"\$\((?!\()")
+
+
+@pytest.fixture(scope="module")
+def inp(example_path: Path, rules: RuleSet) -> ExportInput:
+    sc = load_scenario(example_path)
+    plan = make_plan(sc, rules=rules, time_limit=5).to_json()
+    return export_input(sc, plan, rules, plan_id="test-plan", run="python train.py")
+
+
+def _scripts(inp: ExportInput, tmp_path: Path) -> dict[str, Path]:
+    res = exporter("slurm").render(inp)
+    write_bundle(tmp_path, res.files, executable=(".sh", ".sbatch"))
+    return {
+        j.name: next(tmp_path / p for p in res.files if p.endswith(f"/{j.name}.sbatch"))
+        for j in inp.jobs
+    }
+
+
+def test_the_batch_shell_expands_no_command_substitution(
+    inp: ExportInput,
+    tmp_path: Path,
+) -> None:
+    for name, script in _scripts(inp, tmp_path).items():
+        lines = script.read_text().splitlines()
+        code = [(i, line) for i, line in enumerate(lines) if not line.lstrip().startswith("#")]
+        assert [line for _, line in code if COMSUB.search(line)] == [], name
+        first_trap = min(i for i, line in code if line.startswith("trap "))
+        assert (lines.index("shopt -s lastpipe"), name) < (first_trap, name)
+
+
+def _job_state_stand_in(tmp_path: Path, state: str) -> None:
+    """scontrol: ``show hostnames`` lists node-a, ``show job`` says the job is in ``state``."""
+    (tmp_path / "bin" / "scontrol").write_text(
+        "#!/bin/sh\n"
+        'case "$*" in\n'
+        '  "show hostnames"*) echo node-a ;;\n'
+        f'  "show job"*) echo "JobId=42 JobName=x JobState={state} Reason=None" ;;\n'
+        "esac\n"
+    )
+
+
+@pytest.mark.parametrize(("state", "complete"), [("RUNNING", True), ("COMPLETING", False)])
+def test_the_job_state_read_through_a_pipe_decides_completion(
+    inp: ExportInput,
+    tmp_path: Path,
+    state: str,
+    complete: bool,
+) -> None:
+    """The step exits 0 having run to its end: complete only while the job still runs (a job
+    COMPLETING lost its node, or was cancelled or requeued)."""
+    job = next(j for j in inp.jobs if not j.serving)
+    script = _scripts(inp, tmp_path / "bundle")[job.name]
+    out = tmp_path / "out.txt"
+    srun = "#!/bin/bash\n" + RUN_STEP + 'echo "ran $MASTER_ADDR" >> "$OUT"\n'
+    srun += 'STRAITS_COMMAND="exit 0" step "$@"\n'
+    env = offline_job(tmp_path, srun, out)
+    _job_state_stand_in(tmp_path, state)
+    res = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    assert out.read_text().split() == ["ran", "node-a"]  # MASTER_ADDR read through a pipe
+    assert (res.returncode == 0) is complete, res.stderr
+    assert (f"job is {state}" in res.stderr) is not complete, res.stderr
+
+
+@pytest.mark.parametrize("later_s", [0.0, 0.002, 0.05])
+def test_sigterm_after_the_step_dies_stops_the_stage_and_says_so(
+    inp: ExportInput,
+    tmp_path: Path,
+    later_s: float,
+) -> None:
+    """As Slurm stops a job: the step (srun) gets SIGTERM first and dies, the batch shell gets
+    it ``later_s`` after: exit 143, the output says Slurm stopped it, nothing marked complete."""
+    job = next(j for j in inp.jobs if not j.serving)
+    script = _scripts(inp, tmp_path / "bundle")[job.name]
+    out = tmp_path / "out.txt"
+    srun = '#!/bin/bash\necho "$$" > "$OUT"\nexec sleep 60\n'
+    env = offline_job(tmp_path, srun, out)
+    _job_state_stand_in(tmp_path, "COMPLETING")
+    shell = subprocess.Popen(
+        ["bash", str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    for _ in range(500):
+        if out.exists() and out.read_text().strip():
+            break
+        time.sleep(0.01)
+    else:
+        shell.kill()
+        pytest.fail(f"the step never started: {shell.communicate()}")
+    step = int(out.read_text())
+    subprocess.run(["kill", "-TERM", str(step)], check=True)
+    time.sleep(later_s)
+    shell.send_signal(signal.SIGTERM)
+    _, err = shell.communicate(timeout=30)
+    assert shell.returncode in (143, 1), err  # 1: the shell had seen the step end first
+    if shell.returncode == 143:
+        assert "stopped by Slurm (SIGTERM" in err, err
+    else:
+        assert "job is COMPLETING" in err, err
+    assert "trap:" not in err, err
+    assert not list(tmp_path.rglob(DONE_MARKER))
