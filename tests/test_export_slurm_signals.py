@@ -128,3 +128,45 @@ def test_sigterm_after_the_step_dies_stops_the_stage_and_says_so(
         assert "job is COMPLETING" in err, err
     assert "trap:" not in err, err
     assert not list(tmp_path.rglob(DONE_MARKER))
+
+
+def test_submit_sh_expands_no_command_substitution_under_its_traps(
+    inp: ExportInput, tmp_path: Path
+) -> None:
+    """Ctrl-C or SIGTERM while submit.sh expanded one could leave the trap unparsed and the
+    submission going on (1 run in 300 of a loop of ``$(sleep | cut)`` ignored Ctrl-C)."""
+    res = exporter("slurm").render(inp)
+    for path, text in res.files.items():
+        if not path.endswith("/submit.sh"):
+            continue
+        lines = text.splitlines()
+        first_trap = next(i for i, line in enumerate(lines) if line.startswith("trap "))
+        assert lines.index("shopt -s lastpipe") < first_trap, path
+        code = [ln for ln in lines[first_trap:] if not ln.lstrip().startswith("#")]
+        assert [ln for ln in code if COMSUB.search(ln)] == [], path
+
+
+@pytest.mark.parametrize(
+    ("sbatch", "why"),
+    [("exit 0", "no job id"), ('echo "sbatch: error: refused" >&2; exit 1', "sbatch fails")],
+)
+def test_submit_sh_stops_when_sbatch_gives_no_job_id(
+    inp: ExportInput, tmp_path: Path, sbatch: str, why: str
+) -> None:
+    """The job id read through a pipe: sbatch printing none, or failing, stops submit.sh
+    (exit 1) with nothing left queued by it; a good run releases the held first jobs."""
+    from test_export_slurm import fake_slurm
+
+    res = exporter("slurm").render(inp)
+    write_bundle(tmp_path, res.files, executable=(".sh", ".sbatch"))
+    env = fake_slurm(tmp_path)
+    submit = sorted(tmp_path.glob("slurm/*/submit.sh"))[0]
+    ok = subprocess.run(["bash", str(submit)], env=env, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    released = (tmp_path / "scontrol.log").read_text().split()
+    assert released[0] == "release" and all(i.isdigit() for i in released[1].split(","))
+    (tmp_path / "bin" / "sbatch").write_text(f"#!/bin/bash\n{sbatch}\n")
+    again = {**env, "STRAITS_SUBMIT_AGAIN": "1"}
+    bad = subprocess.run(["bash", str(submit)], env=again, capture_output=True, text=True)
+    assert bad.returncode == 1, (why, bad.stderr)
+    assert (tmp_path / "scontrol.log").read_text().split() == released, why  # none released
