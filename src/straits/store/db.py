@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from importlib import resources
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Select, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -70,6 +70,19 @@ log = logging.getLogger("straits.store")
 def database_url(url: str | None = None) -> str:
     """The URL to use: the argument, else ``$STRAITS_DATABASE_URL``, else ``./straits.db``."""
     return url or os.environ.get(ENV) or DEFAULT_URL
+
+
+def _schema_probe() -> Select[Any]:
+    """One statement that reads no row but names every column of every table: the database
+    resolves each name, so a dropped table or column fails it."""
+    from sqlalchemy import false, literal, or_, select
+
+    from straits.store.tables import Base
+
+    tables = Base.metadata.sorted_tables
+    return select(literal(1)).where(
+        or_(*(select(*t.columns).where(false()).exists() for t in tables))
+    )
 
 
 class Store:
@@ -275,14 +288,27 @@ class Store:
         return self._sessions()
 
     def ping(self) -> None:
-        """Ask the database a trivial question (readiness); :class:`StoreError` when it cannot
-        answer (a server down or unreachable, a file gone)."""
+        """Ask the database a trivial question, then one that names every table and column
+        (readiness); :class:`StoreError` when it cannot answer (a server down or unreachable,
+        a file gone) or a table or column was dropped since the store opened (every request
+        reading it was a 503 while ``/readyz`` said ready)."""
+        stall = {"straits_stall_s": watchdog.PING_S}  # a server that stops answering is cut off
+        answered = False
         try:
             with self._sessions() as session:
-                # a server that stopped answering is cut off after watchdog.PING_S
-                session.execute(text("SELECT 1").execution_options(straits_stall_s=watchdog.PING_S))
+                session.execute(text("SELECT 1").execution_options(**stall))
+                answered = True
+                session.execute(_schema_probe().execution_options(**stall))
         except SQLAlchemyError as exc:
-            raise StoreError(f"the database does not answer: {exc.__class__.__name__}") from None
+            if not answered:
+                raise StoreError(
+                    f"the database does not answer: {exc.__class__.__name__}"
+                ) from None
+            raise StoreError(
+                "the database answers, but a table or column Straits needs is missing "
+                f"({exc.__class__.__name__}): the database was altered; restore it from a "
+                "backup"
+            ) from None
 
     @contextmanager
     def write(self, *, ledger: bool = True) -> Iterator[Session]:
