@@ -19,7 +19,7 @@ from straits.server.plan_routes import borrowed_rules
 from straits.server.query import IsoDate, refuse_nul, refuse_repeated
 from straits.web import actions, plan_cache, session, views
 from straits.web.session import Signed
-from straits.web.submit import MAX_SCENARIO_BYTES, new_form_id
+from straits.web.submit import MAX_SCENARIO_BYTES, RISK_CHOICES, new_form_id
 from straits.web.templating import HEADERS, render
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -308,6 +308,7 @@ def _submit_page(
         errors=errors,
         regimes=actions.REGIMES,
         objectives=OBJECTIVE_NAMES,
+        risks=RISK_CHOICES,
         max_time=request.app.state.settings.max_time_limit,
         form_id=new_form_id(),
     )
@@ -320,7 +321,7 @@ async def submit(request: Request) -> Response:
     signed = await signed_user(request)
     got = await read_form(request)
     await run_in_threadpool(_csrf, request, signed, got.csrf)  # a refusal is written
-    text, file, regime, objective = got.text, got.file, got.regime, got.objective
+    text, file, regime, objective, risk = got.text, got.file, got.regime, got.objective, got.risk
     time_limit, record = got.time_limit, got.record
     if not signed.who.may("planner"):
         from straits.server.auth import refuse
@@ -332,7 +333,7 @@ async def submit(request: Request) -> Response:
             f"a {signed.who.role} token cannot submit plans: it needs the planner role",
             signed.who,
         )
-    form = {"regime": regime, "objective": objective, "time_limit": time_limit, "record": record}
+    form = dict(regime=regime, objective=objective, time_limit=time_limit, record=record, risk=risk)
     source = "pasted scenario"
     if file is not None and file.filename:
         raw = await file.read(MAX_SCENARIO_BYTES + 1)
@@ -353,7 +354,7 @@ async def submit(request: Request) -> Response:
                 ],
             )
         text = raw.decode("utf-8", errors="replace")
-    asked = repr((text, regime, objective, time_limit, record))
+    asked = repr((text, regime, objective, time_limit, record) + ((risk,) if risk else ()))
     try:  # a form posted twice goes to the plan of its first post
         plan_id = await submissions(request).once(
             (signed.who.token_id, got.form_id, asked),
@@ -367,6 +368,7 @@ async def submit(request: Request) -> Response:
                 time_limit=time_limit,
                 record=record == "1",
                 key=form_key(got.form_id, asked),
+                risk=risk,
             ),
         )
     except InputError as exc:

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from straits.errors import InputError, RequestError
+from straits.estimate.interval import RISKS
 from straits.loading import parse_document, parse_scenario
 from straits.model.types import Regime
 from straits.server.query import decimal_text
@@ -33,6 +34,14 @@ FIELDS = {
     "time_limit": 20,
     "record": 5,
     "form_id": 64,
+    "risk": 10,
+}
+
+#: the form's risk choices (``risk`` of the API's ``POST /v1/plans``): what training stages are
+#: planned on, overriding the scenario's ``risk`` (left empty: the scenario's, p50 by default)
+RISK_CHOICES = {
+    "p50": "p50: the estimate's central value",
+    "p90": "p90: the high end of its 80% interval",
 }
 
 
@@ -48,6 +57,7 @@ class SubmitForm:
     time_limit: str
     record: str
     form_id: str
+    risk: str
 
 
 async def read_form(request: Request) -> SubmitForm:
@@ -139,6 +149,7 @@ async def submit_scenario(
     time_limit: str,
     record: bool,
     key: str | None = None,
+    risk: str = "",
 ) -> str:
     """Queue ``text`` (a scenario in YAML or JSON) for planning; the new plan's id (with
     ``key``, the plan an earlier post of the same form queued, in whatever server process)."""
@@ -156,8 +167,12 @@ async def submit_scenario(
             expected="a YAML or JSON text in UTF-8",
         )
     options = options_of(request, regime=regime, objective=objective, time_limit=time_limit)
+    if risk and risk not in RISKS:
+        raise RequestError(f"unknown risk {risk!r}", path="risk", expected=" | ".join(RISKS))
     data = await run_in_threadpool(parse_document, text, source=source)
     sc = await run_in_threadpool(lambda: parse_scenario(data, source=source, text=text))
+    if risk:  # as the API's `risk` query parameter: overrides the scenario's
+        sc = sc.model_copy(update={"risk": risk})
     settings = request.app.state.settings
     if len(sc.workloads) > settings.max_workloads:
         raise RequestError(
