@@ -57,7 +57,13 @@ from straits.server.jobs import Worker
 from straits.server.ledger_routes import router as ledger_router
 from straits.server.openapi_doc import document, operation_id
 from straits.server.plan_routes import router as plan_router
-from straits.server.problems import StrictJSONResponse, as_query_error, problem, refusal
+from straits.server.problems import (
+    StrictJSONResponse,
+    as_query_error,
+    problem,
+    refusal,
+    validation_expected,
+)
 from straits.server.report_routes import router as report_router
 from straits.server.routes import router
 from straits.server.schemas import Health, Ready
@@ -386,6 +392,7 @@ def _errors(app: FastAPI) -> None:
             detail,
             instance=request.url.path,
             path=path,
+            expected=validation_expected(exc.errors()[0]) if items else None,
             errors=items,
             error=f"{path}: {detail}" if path else detail,
         )

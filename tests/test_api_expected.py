@@ -1,0 +1,67 @@
+"""A query parameter refused by its declared type says what it takes (stop 62): ``expected``
+was null on every such 400 (``?risk=P90``, ``?time_limit=0.1``, ``?limit=0``) where the CLI
+says ``expected p50 or p90`` (risk51 left it out). It now comes from the validation error's
+type and context (``problems.validation_expected``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from straits.server import create_app
+from straits.server.problems import validation_expected
+from straits.store import Store
+from straits.store.tokens import create_token
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    store = Store(f"sqlite:///{Path(tmp_path_factory.mktemp('api')) / 's.db'}")
+    token = create_token(store, "hz-cloud", "planner")[0]
+    with TestClient(create_app(store), raise_server_exceptions=False) as client:
+        yield client, {"Authorization": f"Bearer {token}"}
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "path", "expected"),
+    [
+        ("POST", "/v1/plans?risk=P90", "risk", "'p50' or 'p90'"),
+        ("POST", "/v1/plans?risk=", "risk", "'p50' or 'p90'"),
+        ("POST", "/v1/plans?regime=none", "regime", "'enacted' or 'ai-diffusion'"),
+        ("POST", "/v1/plans?time_limit=0.1", "time_limit", "a number >= 0.5"),
+        ("POST", "/v1/plans?time_limit=4000", "time_limit", "a number <= 3600"),
+        ("POST", "/v1/plans?seed=-1", "seed", "a number >= 0"),
+        ("POST", "/v1/plans?record=maybe", "record", "true or false"),
+        ("POST", "/v1/plans?objective=" + "x" * 201, "objective", "at most 200 characters"),
+        ("GET", "/v1/plans?limit=0", "limit", "a number >= 1"),
+    ],
+)
+def test_a_refused_query_parameter_says_what_it_takes(
+    api: tuple[TestClient, dict[str, str]], method: str, url: str, path: str, expected: str
+) -> None:
+    client, headers = api
+    r = client.request(method, url, headers=headers, content="{}")
+    assert r.status_code == 400, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    body = r.json()
+    assert (body["path"], body["expected"]) == (path, expected)
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        ({"type": "missing"}, None),  # a type with nothing to say
+        ({"type": "value_error", "ctx": {"error": ValueError("x")}}, None),
+        ({"type": "greater_than_equal"}, None),  # no context: no guess
+        ({"type": "greater_than_equal", "ctx": {"gt": 1}}, None),  # another context
+        ({"type": "literal_error", "ctx": {"expected": "'a' or 'b'"}}, "'a' or 'b'"),
+        ({"type": "string_pattern_mismatch", "ctx": {"pattern": "^{x}$"}}, "text matching ^{x}$"),
+    ],
+)
+def test_expected_of_any_validation_error(error: dict[str, Any], expected: str | None) -> None:
+    assert validation_expected(error) == expected
