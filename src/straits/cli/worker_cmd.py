@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import typer
@@ -18,6 +19,16 @@ from straits.cli.common import (
 )
 from straits.errors import InputError, StraitsError
 from straits.limits import LEASE_RANGE_S
+
+#: the worker's log levels (``serve``'s, uvicorn's ``trace`` aside), any case: it took any
+#: name the logging module defines (``notset``, ``warn``, ``fatal``) though its help listed three
+WORKER_LEVELS = {
+    "critical": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warning": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+}
 
 
 def worker(
@@ -41,7 +52,9 @@ def worker(
         click_type=whole(1, 100),
         help="Times a job is started before it is failed (default: STRAITS_PLAN_ATTEMPTS or 3).",
     ),
-    log_level: str = typer.Option("info", "--log-level", help="debug | info | warning."),
+    log_level: str = typer.Option(
+        "info", "--log-level", help="Log level: " + ", ".join(WORKER_LEVELS) + " (any case)."
+    ),
 ) -> None:
     """Run plan workers: take the plans submitted to `straits serve` (POST /v1/plans) from the
     database queue and plan them, until stopped (SIGTERM, SIGHUP or Ctrl-C gives running plans
@@ -50,18 +63,17 @@ def worker(
     whose worker dies is resumed by another. Workers take only the jobs submitted under the same
     rules (`--rules`) as theirs."""
     import dataclasses
-    import logging
 
     from straits.server.jobs import run_worker
     from straits.server.settings import Settings
 
-    level = getattr(logging, log_level.upper(), None)
-    if not isinstance(level, int):
+    level = WORKER_LEVELS.get(log_level.lower())
+    if level is None:
         fail(
             InputError(
                 f"unknown log level {log_level!r}",
                 path="--log-level",
-                expected="debug, info or warning",
+                expected=", ".join(WORKER_LEVELS),
             )
         )
         return
