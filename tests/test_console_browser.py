@@ -300,7 +300,7 @@ def test_pages_fit_and_every_control_has_a_label(
 ) -> None:
     page.set_viewport_size({"width": width, "height": 1000})
     sign_in(page, server, server.token("hz-cloud", "planner"))
-    plan_id = submit_demo(page, server, example_path)
+    plan_id = submit_demo(page, server, example_path, risk="p90")  # the form's every select
     for path in (
         "/ui/",
         "/ui/submit",
