@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -72,9 +73,11 @@ def database_url(url: str | None = None) -> str:
     return url or os.environ.get(ENV) or DEFAULT_URL
 
 
+@functools.cache
 def _schema_probe() -> Select[Any]:
     """One statement that reads no row but names every column of every table: the database
-    resolves each name, so a dropped table or column fails it."""
+    resolves each name, so a dropped table or column fails it (built once: building it on
+    every probe took 2.5 ms of a SQLite probe's 3.2)."""
     from sqlalchemy import false, literal, or_, select
 
     from straits.store.tables import Base
