@@ -13,6 +13,7 @@ A stage placed at a site is lawful only if every question is answered ``allow``:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Container
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -92,20 +93,62 @@ class ExportLedger:
         return out
 
 
-def prior_volumes(
-    ledgers: list[ExportLedger], tenant: str, origin: str, year: int, exclude: set[str]
-) -> Prior:
-    """What the tenant already exported from ``origin``, from the union of ``ledgers``,
-    without the exports in ``exclude``."""
-    out: list[int] = []
+def _batches(
+    ledgers: list[ExportLedger], tenant: str, origin: str, year: int
+) -> tuple[Batch, Batch]:
+    """The tenant's exports from ``origin``: this calendar year, and since 1 January of last
+    year (the union of ``ledgers``, a later one's volume of an export standing)."""
+    out: list[Batch] = []
     for years in ((year,), (year - 1, year)):
         batch: Batch = {}
         for led in ledgers:
             for y in years:
                 batch.update(led.entries.get((tenant, origin, y), {}))
+        out.append(batch)
+    return out[0], out[1]
+
+
+def _prior(batches: tuple[Batch, Batch], exclude: Container[str]) -> Prior:
+    out: list[int] = []
+    for batch in batches:
         kept = [v for k, v in batch.items() if k not in exclude]
         out += [sum(v.subjects for v in kept), sum(v.sensitive for v in kept)]
     return Prior(*out)
+
+
+def prior_volumes(
+    ledgers: list[ExportLedger], tenant: str, origin: str, year: int, exclude: set[str]
+) -> Prior:
+    """What the tenant already exported from ``origin``, from the union of ``ledgers``,
+    without the exports in ``exclude``."""
+    return _prior(_batches(ledgers, tenant, origin, year), exclude)
+
+
+class PlacementPriors:
+    """:func:`prior_volumes` for each dataset of one placement, without the exports the
+    placement itself sends (``sent``) nor the dataset's own: each origin's ledgers are read
+    and summed once, and a dataset's own volume taken off (one read per dataset made a stage
+    of 2,000 datasets quadratic)."""
+
+    def __init__(self, ledgers: list[ExportLedger], tenant: str, year: int, sent: set[str]):
+        self.ledgers, self.tenant, self.year, self.sent = ledgers, tenant, year, sent
+        self._of: dict[str, tuple[tuple[Batch, Batch], Prior]] = {}
+
+    def __call__(self, origin: str, own: str) -> Prior:
+        hit = self._of.get(origin)
+        if hit is None:
+            batches = _batches(self.ledgers, self.tenant, origin, self.year)
+            hit = self._of[origin] = (batches, _prior(batches, self.sent))
+        batches, base = hit
+        if own in self.sent:
+            return base
+        out = list(base)
+        for n, batch in enumerate(batches):
+            v = batch.get(own)
+            if v is not None:
+                out[2 * n] -= v.subjects
+                out[2 * n + 1] -= v.sensitive
+        return Prior(*out)
 
 
 # Requests below are built with ``model_construct``: every value comes from an already
@@ -149,12 +192,29 @@ def _site_facts(country: str, operator_hq: str, dpf_certified: bool) -> SiteFact
     )
 
 
-def data_facts(d: Dataset, prior: Prior, others: list[Dataset]) -> DataFacts:
+def exported_people(sent: list[Dataset]) -> dict[str, tuple[int, int]]:
+    """Per origin, the subjects and sensitive subjects of the personal datasets in ``sent``
+    (a placement's exports), summed once: :func:`data_facts` reads each dataset's share of
+    the others from it (a scan of the others per dataset was quadratic: one stage of 2,000
+    datasets took 5 s of rule checks)."""
+    out: dict[str, tuple[int, int]] = {}
+    for o in sent:
+        if o.is_personal:
+            subj, sens = out.get(o.origin, (0, 0))
+            out[o.origin] = (subj + o.subjects, sens + o.sensitive_subjects)
+    return out
+
+
+def data_facts(
+    d: Dataset, prior: Prior, together: dict[str, tuple[int, int]], sent: set[str]
+) -> DataFacts:
     """Facts of ``d`` with the volumes already exported (``prior``) plus the other datasets of
-    the same origin that the same placement exports alongside it."""
-    extra = [o for o in others if o.id != d.id and o.origin == d.origin and o.is_personal]
-    subj = sum(o.subjects for o in extra)
-    sens = sum(o.sensitive_subjects for o in extra)
+    the same origin that the same placement exports alongside it: ``together`` is
+    :func:`exported_people` of the datasets it exports, whose ids are ``sent``."""
+    subj, sens = together.get(d.origin, (0, 0))
+    if d.id in sent and d.is_personal:  # its own share is not another's
+        subj -= d.subjects
+        sens -= d.sensitive_subjects
     return _data_facts(
         origin=d.origin,
         classes=d.classes,
@@ -256,9 +316,11 @@ def placement_questions(
     # the datasets this placement sends are counted once, as its own: an earlier stage that
     # sent one of them too does not count it again (atk71: 2 x 40,000 people read as 120,000)
     sent = {d.id for d in abroad}
+    together = exported_people(abroad)
+    priors = PlacementPriors(exports, w.tenant, year, sent)
     for d in datasets:
-        prior = prior_volumes(exports, w.tenant, d.origin, year, {d.id} | sent)
-        facts = data_facts(d, prior, abroad)
+        prior = priors(d.origin, d.id)
+        facts = data_facts(d, prior, together, sent)
         out.append(
             ask(f"{stage.kind} on {d.id}", action=action, chip=chip, data=facts, weights=weights)
         )
