@@ -174,7 +174,9 @@ class Candidates:
             cols.append((t.site == home).astype(np.int64))
         cols += [(t.site == s).astype(np.int64) for s in pred_sites]
         sizes = [int(c.max()) + 1 if len(c) else 1 for c in cols]
-        if float(np.prod(np.array(sizes, dtype=float))) < 2.0**62:
+        # the product in Python's integers: numpy's float product overflows past 1,024
+        # columns and warned on stderr (``-q`` or not) before the unique rows below
+        if math.prod(sizes) < 2**62:
             # the columns as the digits of one number (mixed radix): unique in one dimension
             key = np.zeros(len(t), dtype=np.int64)
             for c, n in zip(cols, sizes, strict=True):
