@@ -14,6 +14,7 @@ at one cost, the later one beaten on time by a plan of the same cost.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ from straits.plan.portfolio import Choice, Portfolio
 from straits.plan.retime import model_horizon, retime
 from straits.plan.schedule import PlanState, StageKey, deadline_hours
 from straits.plan.search import WORKERS
+from straits.plan.solvers import MIN_SEARCH_S, MODEL_S
 from straits.plan.ticks import tick_hours, ticks_down
 from straits.plan.tiebreak import objective_terms
 from straits.plan.transfer import egress_usd, weights_gb
@@ -54,21 +56,42 @@ class FrontierPoint:
         }
 
 
+#: the least time a solve is given, besides its model's build
+MIN_SOLVE_S = 0.1
+
+
+@dataclass
+class _Budget:
+    """The clock, and the seconds the last model took to build (before the first: the
+    planner's estimate per stage): a solve is not started where the time left would not cover
+    another (a build is not interrupted once begun, and the solves' even shares did not count
+    it: `plan --pareto 3 --time-limit 5` took 8.3 s on 1,000 workloads)."""
+
+    clock: Callable[[], float]
+    build: float
+
+
 def _solve(
-    pf: Portfolio,
+    pf: Portfolio | Callable[[], Portfolio],
     state: PlanState,
     objective: Objective,
     max_end: float | None,
-    seconds: float,
+    budget: _Budget,
+    stop_at: float,
     seed: int,
     *,
     earliest: bool = False,
 ) -> FrontierPoint | None:
     """The best plan for ``objective`` ending by ``max_end`` hours (None: any time); with
     ``earliest``, the earliest-ending of the plans of the proved best value (:func:`_earliest`,
-    within the same ``seconds``)."""
-    if seconds <= 0.05:
+    within the same time). Everything counts against the clock reading ``stop_at``: the
+    portfolio (where ``pf`` makes it), the model's build and the solves; None where the time
+    left would not cover the build (``budget.build``, the last one's seconds) and a solve."""
+    clock = budget.clock
+    if stop_at - clock() < budget.build + MIN_SOLVE_S:
         return None
+    began = clock()
+    pf = pf if isinstance(pf, Portfolio) else pf()
     horizon = model_horizon(pf)
     start, held = retime(pf, state, horizon)
     pm = build(
@@ -81,6 +104,10 @@ def _solve(
         max_end=None if max_end is None else ticks_down(max_end),
     )
     add_hints(pm, start)
+    budget.build = clock() - began
+    seconds = stop_at - clock()
+    if seconds < MIN_SOLVE_S:
+        return None
     solver = new_solver()
     p = solver.parameters
     p.random_seed, p.num_workers, p.interleave_search = seed, WORKERS, True
@@ -92,6 +119,7 @@ def _solve(
         return None
     if earliest and status == cp_model.OPTIMAL:
         left = seconds - (time.monotonic() - started)
+        left = min(left, stop_at - clock())
         solver = _earliest(pm, solver.objective_value, min(left, EARLIEST_CAP_S), seed) or solver
     # the plan's cost, as `straits plan` reports it: rental, data movement and the amortised
     # cost of bought chips (the model's `bought`, which covers the held workloads' too)
@@ -188,28 +216,48 @@ def frontier(
         greedy = GreedyPlanner(cand, objective=cost, stop_at=deadline.at(0.5 * deadline.left()))
         plan = greedy.run()
     _within_calendar(plan, cand.sc)  # a frontier offers no plan that `straits plan` refuses
+    stages = sum(len(w.stages) for w in cand.sc.workloads)
+    budget = _Budget(deadline.clock, MODEL_S[0] + MODEL_S[1] * stages)
+    greedy_point = FrontierPoint(
+        plan.total_cost_usd, plan.makespan_hours, len(plan.unplaced), "greedy", None
+    )
+    if deadline.until(0.05) < budget.build + MIN_SEARCH_S:
+        # no time to build a model and search it, as `straits plan` decides: the greedy plan
+        # (its portfolio alone took 3 s of a 4 s limit spent, on 1,000 workloads)
+        return [greedy_point]
     with deadline.phase("model"):
         pf = Portfolio(cand, cost, greedy.state)
     n = max(1, points)
 
-    def share(k: int) -> float:  # the k-th of n solves gets an even share of what is left
-        return deadline.until(0.05) / max(1, n - k)
+    def stop(k: int) -> float:
+        """The k-th of n solves gets an even share of what is left, or at least the time its
+        model's build and the least search take, where that much is left (an even share
+        smaller than the build left a chain of 2,000 stages no solve in 12 s)."""
+        left = deadline.until(0.05)
+        return deadline.clock() + min(left, max(left / max(1, n - k), budget.build + MIN_SEARCH_S))
 
     with deadline.phase("search"):
-        cheap = _solve(pf, greedy.state, cost, None, share(0), seed, earliest=True)
+        cheap = _solve(pf, greedy.state, cost, None, budget, stop(0), seed, earliest=True)
         # one point asked for: the cheapest alone (the fastest too made it two, past --pareto 1)
         # the fastest on a portfolio of its own: the cost portfolio's choices carry cost values
         # (and leave out the late penalties a cost model adds), so a makespan solve on it found
-        # the cheapest plan without penalties, slower than the cheapest plan with them
+        # the cheapest plan without penalties, slower than the cheapest plan with them; that
+        # portfolio is made within the fastest plan's share, and only where it has one
         fast = (
-            _solve(Portfolio(cand, time, greedy.state), greedy.state, time, None, share(1), seed)
+            _solve(
+                lambda: Portfolio(cand, time, greedy.state),
+                greedy.state,
+                time,
+                None,
+                budget,
+                stop(1),
+                seed,
+            )
             if points > 1
             else None
         )
     # the greedy plan is a point too: out of time for every solve, the frontier is that plan
-    found = [p for p in (cheap, fast) if p is not None] or [
-        FrontierPoint(plan.total_cost_usd, plan.makespan_hours, len(plan.unplaced), "greedy", None)
-    ]
+    found = [p for p in (cheap, fast) if p is not None] or [greedy_point]
     if (
         cheap is not None
         and fast is not None
@@ -220,13 +268,11 @@ def frontier(
         for k in range(1, points - 1):
             bound = hi - (hi - lo) * k / (points - 1)
             with deadline.phase("search"):
-                p = _solve(pf, greedy.state, cost, bound, share(k + 1), seed, earliest=True)
+                p = _solve(pf, greedy.state, cost, bound, budget, stop(k + 1), seed, earliest=True)
             if p is not None:
                 found.append(p)
     last = deadline_hours(cand.sc, MAX_DATE)
-    found = [p for p in found if p.makespan_hours <= last] or [
-        FrontierPoint(plan.total_cost_usd, plan.makespan_hours, len(plan.unplaced), "greedy", None)
-    ]
+    found = [p for p in found if p.makespan_hours <= last] or [greedy_point]
     best = min((p.unplaced for p in found), default=0)
     found = [p for p in found if p.unplaced == best]
     front = [
