@@ -24,7 +24,7 @@ from straits.plan.cpsat_model import (
     add_hints,
     build,
 )
-from straits.plan.deadline import Deadline
+from straits.plan.deadline import Deadline, document_s
 from straits.plan.greedy import GreedyPlanner
 from straits.plan.horizon import model_ticks
 from straits.plan.lns import PIECE_SECONDS, NeighbourhoodSearch
@@ -66,8 +66,8 @@ SPLIT = False
 WHOLE_MARGIN_S = (0.5, 0.0004)
 
 
-def _reserve(parts: tuple[tuple[float, float], ...], stages: int) -> float:
-    return sum(base + per * stages for base, per in parts)
+def _reserve(parts: tuple[tuple[float, float], ...], stages: int, sc: Any = None) -> float:
+    return sum(base + per * stages for base, per in parts) + (document_s(sc) if sc else 0.0)
 
 
 @dataclass
@@ -128,7 +128,7 @@ def _why_not(
     if not todo:
         return plan
     with d.phase("why_not"):
-        stop = d.at(_reserve((OUTPUT_S, AHEAD_S), _stages(cand)))
+        stop = d.at(_reserve((OUTPUT_S, AHEAD_S), _stages(cand), cand.sc))
         if d.clock() >= stop or g.stopped:
             return replace(
                 plan, notes=(*plan.notes, "why-not explanations skipped: the time limit ran out")
@@ -142,7 +142,7 @@ class GreedySolver:
 
     def solve(self, cand: Candidates, objective: Objective, ctx: SolveContext) -> Plan:
         n = _stages(cand)
-        g, plan = _greedy(cand, objective, ctx, _reserve((OUTPUT_S, AHEAD_S), n))
+        g, plan = _greedy(cand, objective, ctx, _reserve((OUTPUT_S, AHEAD_S), n, cand.sc))
         plan = replace(
             plan,
             baseline_value=None,
@@ -165,11 +165,11 @@ class _Searching:
     def solve(self, cand: Candidates, objective: Objective, ctx: SolveContext) -> Plan:
         d = ctx.deadline
         n = _stages(cand)
-        after_search = _reserve((EXTRACT_S, WHY_NOT_S, OUTPUT_S, AHEAD_S), n)
+        after_search = _reserve((EXTRACT_S, WHY_NOT_S, OUTPUT_S, AHEAD_S), n, cand.sc)
         before_search = _reserve((MODEL_S,), n) + MIN_SEARCH_S
         # a complete greedy plan comes first: it may use all but the output's share, and the
         # search gets what it leaves
-        g, baseline = _greedy(cand, objective, ctx, _reserve((OUTPUT_S, AHEAD_S), n))
+        g, baseline = _greedy(cand, objective, ctx, _reserve((OUTPUT_S, AHEAD_S), n, cand.sc))
         info: dict[str, Any] = {
             "requested": ctx.requested or self.name,
             "solver": self.name,
