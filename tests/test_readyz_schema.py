@@ -56,3 +56,81 @@ def test_every_table_is_in_the_probe() -> None:
     for table in Base.metadata.sorted_tables:
         for column in table.columns:
             assert f"{table.name}.{column.name}" in text, (table.name, column.name)
+
+
+def test_a_locked_table_is_not_said_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A table another session holds locked (a migration's ``ALTER TABLE``, a forgotten
+    ``LOCK TABLE``) makes the probe wait, and the watchdog cuts it off: not ready, but the
+    reason is no table missing, and no backup is to be restored (it said both)."""
+    from sqlalchemy import create_engine, text
+
+    from conftest import PG_URL, fresh_postgres
+    from straits.store import watchdog
+
+    if PG_URL is None:
+        pytest.skip("no PostgreSQL (STRAITS_TEST_POSTGRES_URL)")
+    url = fresh_postgres(PG_URL)
+    store = Store(url)
+    store.ping()
+    monkeypatch.setattr(watchdog, "PING_S", 1.0)
+    engine = create_engine(url)
+    with engine.connect() as holder, holder.begin():
+        holder.execute(text("LOCK TABLE tokens IN ACCESS EXCLUSIVE MODE"))
+        with pytest.raises(StoreError) as refused:
+            store.ping()
+    message = str(refused.value)
+    assert "missing" not in message and "backup" not in message, message
+    assert "lock" in message, message
+    store.ping()  # the lock released: ready again
+    engine.dispose()
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("orig", "said"),
+    [
+        ("no such table: tokens", "is missing"),
+        ("no such column: tokens.label", "is missing"),
+        ("database is locked", "try again"),
+        ("disk I/O error", "try again"),
+    ],
+)
+def test_a_sqlite_probe_failure_is_said_as_it_is(orig: str, said: str) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from straits.store.db import _probe_failure
+
+    assert said in _probe_failure(OperationalError("SELECT 1", {}, Exception(orig)))
+
+
+def test_a_table_the_role_may_not_read_is_said_so() -> None:
+    """A role whose SELECT on a table was revoked: not ready, said as a grant to restore,
+    not as a missing table."""
+    import uuid
+
+    from sqlalchemy import create_engine
+
+    from conftest import PG_URL, fresh_postgres
+
+    if PG_URL is None:
+        pytest.skip("no PostgreSQL (STRAITS_TEST_POSTGRES_URL)")
+    url = fresh_postgres(PG_URL)
+    Store(url).close()  # migrated by the test's own role
+    role = f"t_h4_{uuid.uuid4().hex[:8]}"
+    schema = url.rsplit("search_path%3D", 1)[1]
+    sql(url, f'CREATE ROLE "{role}"')
+    sql(url, f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
+    sql(url, f'GRANT SELECT ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"')
+    sql(url, f'REVOKE SELECT ON tokens FROM "{role}"')
+    store = Store(f"{url}%20-crole%3D{role}")
+    try:
+        with pytest.raises(StoreError, match="may not read") as refused:
+            store.ping()
+        assert "missing" not in str(refused.value)
+    finally:
+        store.close()
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP OWNED BY "{role}"')
+            conn.exec_driver_sql(f'DROP ROLE "{role}"')
+        engine.dispose()

@@ -88,6 +88,37 @@ def _schema_probe() -> Select[Any]:
     )
 
 
+#: PostgreSQL's undefined_table, undefined_column; insufficient_privilege
+_PG_MISSING, _PG_DENIED = {"42P01", "42703"}, "42501"
+
+
+def _probe_failure(exc: Exception) -> str:
+    """Why the schema probe failed, said as it is: a name the database does not know (a table
+    or column dropped or renamed), a table the role may not read, or no answer in time (a lock
+    held by another session: a migration's ``ALTER TABLE``, a ``LOCK TABLE``, which is no
+    reason to restore a backup; the probe said "missing ... restore it from a backup")."""
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlstate", None)
+    first = str(orig if orig is not None else exc).strip().splitlines()
+    if code in _PG_MISSING or (
+        code is None and first and first[0].startswith(("no such table", "no such column"))
+    ):
+        return (
+            "the database answers, but a table or column Straits needs is missing "
+            f"({exc.__class__.__name__}): the database was altered; restore it from a backup"
+        )
+    if code == _PG_DENIED:
+        return (
+            "the database answers, but the role may not read a table Straits needs "
+            f"({exc.__class__.__name__}): grant it SELECT again"
+        )
+    return (
+        "the database answers, but not a query of Straits' tables "
+        f"({exc.__class__.__name__}: a lock held on one by another session, a migration "
+        "running, a connection cut): try again"
+    )
+
+
 class Store:
     """A database with Straits' schema, migrated to the latest revision."""
 
@@ -303,15 +334,10 @@ class Store:
                 answered = True
                 session.execute(_schema_probe().execution_options(**stall))
         except SQLAlchemyError as exc:
+            name = exc.__class__.__name__
             if not answered:
-                raise StoreError(
-                    f"the database does not answer: {exc.__class__.__name__}"
-                ) from None
-            raise StoreError(
-                "the database answers, but a table or column Straits needs is missing "
-                f"({exc.__class__.__name__}): the database was altered; restore it from a "
-                "backup"
-            ) from None
+                raise StoreError(f"the database does not answer: {name}") from None
+            raise StoreError(_probe_failure(exc)) from None
 
     @contextmanager
     def write(self, *, ledger: bool = True) -> Iterator[Session]:
