@@ -61,7 +61,20 @@ def test_a_refused_query_parameter_says_what_it_takes(
         ({"type": "greater_than_equal", "ctx": {"gt": 1}}, None),  # another context
         ({"type": "literal_error", "ctx": {"expected": "'a' or 'b'"}}, "'a' or 'b'"),
         ({"type": "string_pattern_mismatch", "ctx": {"pattern": "^{x}$"}}, "text matching ^{x}$"),
+        ({"type": "string_too_short", "ctx": {"min_length": 1}}, "at least 1 character"),
+        ({"type": "string_too_long", "ctx": {"max_length": 1}}, "at most 1 character"),
+        ({"type": "string_too_short", "ctx": {"min_length": 4}}, "at least 4 characters"),
     ],
 )
 def test_expected_of_any_validation_error(error: dict[str, Any], expected: str | None) -> None:
     assert validation_expected(error) == expected
+
+
+def test_an_empty_idempotency_key_says_one_character(
+    api: tuple[TestClient, dict[str, str]],
+) -> None:
+    """An empty ``Idempotency-Key`` header: 'at least 1 character', not '1 characters'."""
+    client, headers = api
+    r = client.post("/v1/plans", headers={**headers, "Idempotency-Key": ""}, content="{}")
+    assert r.status_code == 400, r.text
+    assert (r.json()["path"], r.json()["expected"]) == ("Idempotency-Key", "at least 1 character")

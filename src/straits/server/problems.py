@@ -86,8 +86,8 @@ _EXPECTED: dict[str, str] = {
     "greater_than": "a number > {gt}",
     "less_than_equal": "a number <= {le}",
     "less_than": "a number < {lt}",
-    "string_too_long": "at most {max_length} characters",
-    "string_too_short": "at least {min_length} characters",
+    "string_too_long": "at most {max_length} character{s}",
+    "string_too_short": "at least {min_length} character{s}",
     "string_pattern_mismatch": "text matching {pattern}",
     "int_parsing": "an integer",
     "int_from_float": "an integer",
@@ -100,6 +100,8 @@ def validation_expected(error: dict[str, Any]) -> str | None:
     """``expected`` for one of pydantic's validation errors (see :data:`_EXPECTED`)."""
     form = _EXPECTED.get(str(error.get("type")))
     ctx = {k: _number(v) for k, v in (error.get("ctx") or {}).items()}
+    # a length of one is "1 character" (an empty Idempotency-Key read "at least 1 characters")
+    ctx.setdefault("s", "" if ctx.get("min_length", ctx.get("max_length")) == 1 else "s")
     try:
         return form.format(**ctx) if form is not None else None
     except (KeyError, IndexError, ValueError):  # a context pydantic may change: no guess
