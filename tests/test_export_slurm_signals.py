@@ -170,3 +170,75 @@ def test_submit_sh_stops_when_sbatch_gives_no_job_id(
     bad = subprocess.run(["bash", str(submit)], env=again, capture_output=True, text=True)
     assert bad.returncode == 1, (why, bad.stderr)
     assert (tmp_path / "scontrol.log").read_text().split() == released, why  # none released
+
+
+#: sbatch's output: the job id on a line of its own (``;CLUSTER`` after it on a multi-cluster
+#: setup), as a site's wrapper may print it, with the id submit.sh must take from it
+SBATCH_OUTPUT_WITH_AN_ID = [
+    ('echo "$n;cluster-a"', "the cluster after the id"),
+    ('printf "%s \\r\\n" "$n"', "a trailing space and CRLF"),
+    ('printf "\\n%s\\n" "$n"', "a blank line first"),
+    ('echo "sbatch: notice: account x is over quota"; echo "$n"', "a wrapper's notice first"),
+    ('printf "%s" "$n"', "no newline at the end"),
+]
+
+
+def _numbered_sbatch(tmp_path: Path, prints: str) -> None:
+    """sbatch stand-in: ids from 101, each call logged as the fake's are, printing ``prints``
+    (shell text with the id in ``$n``)."""
+    (tmp_path / "bin" / "sbatch").write_text(
+        "#!/bin/bash\n"
+        'n=$(( $(cat "$SBATCH_LOG" 2>/dev/null | wc -l) + 101 ))\n'
+        'echo "$n $*" >> "$SBATCH_LOG"\n' + prints + "\n"
+    )
+
+
+@pytest.mark.parametrize(("prints", "why"), SBATCH_OUTPUT_WITH_AN_ID)
+def test_submit_sh_takes_the_job_id_from_the_line_that_holds_it(
+    inp: ExportInput, tmp_path: Path, prints: str, why: str
+) -> None:
+    """The line read was sbatch's first, whole: a notice before the id became the 'id' every
+    later job depended on and that was released, a blank line left the job held and said sbatch
+    gave none, a CR stayed in it. Now: the one line of digits, the rest passed on to stderr."""
+    from test_export_slurm import fake_slurm
+
+    res = exporter("slurm").render(inp)
+    write_bundle(tmp_path, res.files, executable=(".sh", ".sbatch"))
+    env = fake_slurm(tmp_path)
+    _numbered_sbatch(tmp_path, prints)
+    submit = sorted(tmp_path.glob("slurm/*/submit.sh"))[0]
+    run = subprocess.run(["bash", str(submit)], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, (why, run.stderr)
+    calls = (tmp_path / "sbatch.log").read_text().splitlines()
+    ids = [c.split()[0] for c in calls]
+    deps = [a.split(":", 1)[1] for c in calls for a in c.split() if a.startswith("--dependency=")]
+    assert deps and all(set(d.split(":")) <= set(ids) for d in deps), (why, deps)
+    assert (tmp_path / "scontrol.log").read_bytes() == b"release 101\n", why
+    assert ("notice: account x" in run.stderr) is ("notice" in why), run.stderr
+
+
+@pytest.mark.parametrize(
+    ("prints", "said"),
+    [
+        ('echo "Submitted batch job $n"', "no job id"),
+        ('echo "$n"; echo "$(( n + 1 ))"', "2 job ids"),
+        ('echo "sbatch: notice: x"', "no job id"),
+    ],
+)
+def test_submit_sh_stops_when_sbatch_prints_no_single_job_id(
+    inp: ExportInput, tmp_path: Path, prints: str, said: str
+) -> None:
+    """Not one line of digits: submit.sh stops (exit 1), says what sbatch printed, releases
+    nothing (the 'id' was the whole first line: 'Submitted batch job 101' was taken as one)."""
+    from test_export_slurm import fake_slurm
+
+    res = exporter("slurm").render(inp)
+    write_bundle(tmp_path, res.files, executable=(".sh", ".sbatch"))
+    env = fake_slurm(tmp_path)
+    _numbered_sbatch(tmp_path, prints)
+    submit = sorted(tmp_path.glob("slurm/*/submit.sh"))[0]
+    run = subprocess.run(["bash", str(submit)], env=env, capture_output=True, text=True)
+    assert run.returncode == 1, run.stderr
+    assert f"sbatch gave {said}" in run.stderr, run.stderr
+    assert not (tmp_path / "scontrol.log").exists()
+    assert len((tmp_path / "sbatch.log").read_text().splitlines()) == 1
