@@ -242,3 +242,41 @@ def test_submit_sh_stops_when_sbatch_prints_no_single_job_id(
     assert f"sbatch gave {said}" in run.stderr, run.stderr
     assert not (tmp_path / "scontrol.log").exists()
     assert len((tmp_path / "sbatch.log").read_text().splitlines()) == 1
+
+
+#: job control on (an operator's ``export SHELLOPTS`` carries ``monitor`` into every bash they
+#: start, and sbatch's ``--export=ALL`` into the job; ``bash -i submit.sh`` too): bash runs the
+#: last command of a pipeline in this shell (lastpipe) only with job control off
+MONITOR = {"SHELLOPTS": "monitor"}
+
+
+def test_the_batch_shell_reads_through_its_pipes_with_job_control_on(
+    inp: ExportInput, tmp_path: Path
+) -> None:
+    """With job control on, ``read`` ran in a subshell: MASTER_ADDR empty and the job's state
+    empty, so a step that ran to its end while the job was COMPLETING was marked complete."""
+    job = next(j for j in inp.jobs if not j.serving)
+    script = _scripts(inp, tmp_path / "bundle")[job.name]
+    out = tmp_path / "out.txt"
+    srun = "#!/bin/bash\n" + RUN_STEP + 'echo "ran $MASTER_ADDR" >> "$OUT"\n'
+    srun += 'STRAITS_COMMAND="exit 0" step "$@"\n'
+    env = {**offline_job(tmp_path, srun, out), **MONITOR}
+    _job_state_stand_in(tmp_path, "COMPLETING")
+    res = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    assert out.read_text().split() == ["ran", "node-a"]
+    assert res.returncode == 1 and "job is COMPLETING" in res.stderr, res.stderr
+    assert not list(tmp_path.rglob(DONE_MARKER))
+
+
+def test_submit_sh_reads_the_job_ids_with_job_control_on(inp: ExportInput, tmp_path: Path) -> None:
+    """With job control on, the id was read in a subshell: the first job submitted (held), then
+    "sbatch gave no job id", exit 1, the job left in the queue."""
+    from test_export_slurm import fake_slurm
+
+    res = exporter("slurm").render(inp)
+    write_bundle(tmp_path, res.files, executable=(".sh", ".sbatch"))
+    env = {**fake_slurm(tmp_path), **MONITOR}
+    submit = sorted(tmp_path.glob("slurm/*/submit.sh"))[0]
+    run = subprocess.run(["bash", str(submit)], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "scontrol.log").read_text() == "release 101\n"
