@@ -280,3 +280,29 @@ def test_submit_sh_reads_the_job_ids_with_job_control_on(inp: ExportInput, tmp_p
     run = subprocess.run(["bash", str(submit)], env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "scontrol.log").read_text() == "release 101\n"
+
+
+def test_the_batch_shell_outlives_slurms_warning_under_submit_shs_shell_options(
+    inp: ExportInput, tmp_path: Path
+) -> None:
+    """An exported SHELLOPTS leaves submit.sh with its own options in it (errexit among them),
+    and --export=ALL hands it to the job: the batch shell started with errexit, and the wait
+    that Slurm's warning (SIGUSR1) interrupts (status 138) ended it, the step still running."""
+    job = next(j for j in inp.jobs if not j.serving)
+    script = _scripts(inp, tmp_path / "bundle")[job.name]
+    out = tmp_path / "out.txt"
+    srun = "#!/bin/bash\n" + RUN_STEP + 'echo "$$" > "$OUT"\nSTRAITS_COMMAND="sleep 2" step "$@"\n'
+    env = offline_job(tmp_path, srun, out)
+    env["SHELLOPTS"] = "braceexpand:errexit:hashall:interactive-comments:nounset:pipefail"
+    _job_state_stand_in(tmp_path, "RUNNING")
+    shell = subprocess.Popen(
+        ["bash", str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    for _ in range(500):
+        if out.exists() and out.read_text().strip():
+            break
+        time.sleep(0.01)
+    shell.send_signal(signal.SIGUSR1)  # early (the command has not had its time): a timer
+    stdout, err = shell.communicate(timeout=30)
+    assert shell.returncode == 0, err
+    assert "complete" in stdout, stdout

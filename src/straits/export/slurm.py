@@ -209,7 +209,9 @@ class SlurmExporter:
         if job.after:
             lines.append(f"# submit.sh starts it after: {', '.join(job.after)} (afterok)")
         lines += [
-            "set -uo pipefail",
+            "# not errexit, which a SHELLOPTS exported into the job may turn on (submit.sh's own,",
+            "# under --export=ALL): the wait Slurm's warning interrupts would end this shell",
+            "set +e -uo pipefail",
             "# no command substitution in this shell: bash 5.2, given a signal while it expands",
             "# one, may fail to parse the signal's trap and go on as if none had come; a pipe",
             "# into read (lastpipe: read in this shell) does not parse. lastpipe holds only with",
