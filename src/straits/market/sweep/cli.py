@@ -25,6 +25,7 @@ from straits.market.sweep.runner import (
     on_ray,
     probe_ray,
     processes,
+    ray_address_from_env,
     ray_available,
     write_part,
 )
@@ -133,8 +134,16 @@ def run_sweep(
             path="--backend",
             expected="pip install 'straits[market]', or --backend processes",
         )
+    address_option = "--ray-address"
+    if ray_address == "local":  # Ray's word for a new local Ray: the one a sweep starts
+        ray_address = None
+    elif backend == "ray" and not ray_address and ray_address_from_env():
+        # the cluster Ray itself would join (`ray job submit` sets it): a local Ray started
+        # with RAY_ADDRESS set was a ValueError traceback from ray.init
+        ray_address, address_option = ray_address_from_env(), "RAY_ADDRESS"
     if backend == "ray" and ray_address:
-        probe_ray(ray_address)  # before --out is touched: a wrong address writes nothing
+        # before --out is touched: a wrong address writes nothing
+        probe_ray(ray_address, address_option)
     elif backend in ("processes", "ray"):
         # local processes (or a local Ray's): more than the CPUs never runs faster, and each
         # costs ~100 MB: --workers 512 on a small machine would take all its memory
@@ -168,7 +177,7 @@ def run_sweep(
             manifest,
             design,
             Simulation(raw, label, regime, seed, firms),
-            Backend(backend, ray_address, workers),
+            Backend(backend, ray_address, workers, address_option),
             Analysis(metric, threshold, method),
             fresh=fresh,
             quiet=quiet,
@@ -222,6 +231,8 @@ class Backend:
     name: str
     address: str | None
     workers: int
+    #: where ``address`` came from: ``--ray-address`` or ``RAY_ADDRESS``
+    address_option: str = "--ray-address"
 
 
 @dataclass(frozen=True)
@@ -360,7 +371,7 @@ def _execute(
         elif backend.name == "processes":
             processes(sim, jobs, done, backend.workers)
         else:
-            on_ray(sim, jobs, done, backend.workers, backend.address)
+            on_ray(sim, jobs, done, backend.workers, backend.address, backend.address_option)
 
 
 def _summarise(

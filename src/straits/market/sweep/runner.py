@@ -169,9 +169,10 @@ def ray_available() -> bool:
 PROBE_SECONDS = 5.0
 
 
-def probe_ray(address: str) -> None:
+def probe_ray(address: str, option: str = "--ray-address") -> None:
     """Refuse an address nothing listens at, at once: Ray itself retries an unreachable GCS
-    for minutes before it gives up (``127.0.0.1:1`` ran past 120 s)."""
+    for minutes before it gives up (``127.0.0.1:1`` ran past 120 s). ``option`` is where the
+    address came from (``--ray-address`` or ``RAY_ADDRESS``)."""
     import socket
 
     from straits.errors import InputError
@@ -187,18 +188,34 @@ def probe_ray(address: str) -> None:
         raise InputError(
             f"cannot join the Ray cluster at {address!r}: nothing answers at "
             f"{host}:{port} ({getattr(e, 'strerror', None) or e})",
-            path="--ray-address",
+            path=option,
             expected="the address of a running Ray cluster (ray://HOST:10001 or HOST:6379)",
         ) from None
 
 
-def on_ray(sim: Simulation, jobs: list[Job], done: Done, workers: int, address: str | None) -> None:
+def ray_address_from_env() -> str | None:
+    """``RAY_ADDRESS``, which Ray reads as the cluster to join (``ray job submit`` sets it for
+    its entrypoint), or None where it is unset, blank or ``local``."""
+    import os
+
+    address = os.environ.get("RAY_ADDRESS", "").strip()
+    return address if address and address != "local" else None
+
+
+def on_ray(
+    sim: Simulation,
+    jobs: list[Job],
+    done: Done,
+    workers: int,
+    address: str | None,
+    option: str = "--ray-address",
+) -> None:
     import ray
 
     started = False
     if not ray.is_initialized():
         if address:
-            probe_ray(address)
+            probe_ray(address, option)
             try:
                 ray.init(address=address, log_to_driver=False, configure_logging=False)
             except (ValueError, ConnectionError, RuntimeError, TimeoutError) as e:
@@ -208,12 +225,15 @@ def on_ray(sim: Simulation, jobs: list[Job], done: Done, workers: int, address: 
                 why = " ".join(str(e).split())[:300]  # Ray's messages span lines
                 raise InputError(
                     f"cannot join the Ray cluster at {address!r}: {why}",
-                    path="--ray-address",
+                    path=option,
                     expected="the address of a running Ray cluster "
                     "(ray://HOST:10001 needs `pip install 'ray[client]'`)",
                 ) from None
         else:
+            # "local": a new Ray of its own, whatever RAY_ADDRESS says (Ray reads it for an
+            # address of None, and refused num_cpus: a ValueError traceback)
             ray.init(
+                address="local",
                 num_cpus=workers,
                 object_store_memory=RAY_OBJECT_STORE_BYTES,
                 include_dashboard=False,
