@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +78,74 @@ def test_a_local_ray_is_started_whatever_ray_address_says(
     with pytest.raises(_Stop):
         on_ray(Simulation({}, "m", None, 0, 5), [], lambda i, r: None, 2, None)
     assert seen["address"] == "local" and seen["num_cpus"] == 2
+
+
+def _descendants(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                out += [int(child), *_descendants(int(child))]
+    return out
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("when", ["starting", "running"])
+def test_sigterm_to_a_sweep_on_a_local_ray(tmp_path: Path, when: str) -> None:
+    """SIGTERM to a sweep on the local Ray it started is exit 143, as on local processes
+    (docs/market.md), with Ray's processes gone. It was exit 1 after a C++ stack dump on
+    stderr once the runs had started (Ray's wait turned the handler's SystemExit(143) into
+    SystemExit(1)), and exit 15 while Ray started (ray.init's own handler)."""
+    pytest.importorskip("ray")
+    out = tmp_path / "s"
+    p = subprocess.Popen(
+        [*SWEEP[:5], "--runs", "40", "--firms", "5", "--backend", "ray", "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    seen: list[int] = []
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and p.poll() is None:
+            if when == "starting" and (out / "sweep.json").exists():
+                time.sleep(0.5)  # the sweep is in ray.init
+                break
+            kids = _descendants(p.pid)
+            if when == "running" and any(_cmdline(k).startswith("ray::run_batch") for k in kids):
+                break
+            time.sleep(0.2)
+        assert p.poll() is None, "the sweep ended before the signal"
+        seen = _descendants(p.pid)
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 143, err
+    assert "Traceback" not in err and "SIGTERM received" not in err
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_alive(k) for k in seen):
+        time.sleep(0.2)
+    left = [_cmdline(k) for k in seen if _alive(k)]
+    for k in [k for k in seen if _alive(k)]:  # never leave them to the next test
+        with contextlib.suppress(OSError):
+            os.kill(k, signal.SIGKILL)
+    assert not left

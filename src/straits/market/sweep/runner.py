@@ -137,12 +137,19 @@ def _terminated_as_exit() -> Iterator[None]:
         yield
         return
 
+    got: list[int] = []
+
     def _exit(signum: int, frame: Any) -> None:
+        got.append(signum)
         raise SystemExit(128 + signum)
 
     before = signal.signal(signal.SIGTERM, _exit)
     try:
         yield
+    except SystemExit:
+        if got:  # Ray's wait turns the SystemExit a signal handler raises into SystemExit(1)
+            raise SystemExit(128 + got[0]) from None
+        raise
     finally:
         signal.signal(signal.SIGTERM, before)
 
@@ -212,7 +219,33 @@ def on_ray(
 ) -> None:
     import ray
 
-    started = False
+    # SIGTERM is exit 143, as with local processes: ray.init's own handler is sys.exit(15)
+    # (exit 15), and Ray's wait turned the SystemExit of any handler into exit 1
+    with _ray_terminated_as_exit():
+        started = _start_ray(ray, workers, address, option)
+        try:
+            with _terminated_as_exit():
+                _feed_ray(ray, sim, jobs, done, workers)
+        finally:
+            if started:
+                ray.shutdown()
+
+
+@contextlib.contextmanager
+def _ray_terminated_as_exit() -> Iterator[None]:
+    """The SystemExit(15) of ray.init's SIGTERM handler (in place while Ray starts, and until
+    ``_terminated_as_exit`` takes over) is SystemExit(143)."""
+    try:
+        yield
+    except SystemExit as e:
+        if e.code == signal.SIGTERM:
+            raise SystemExit(128 + signal.SIGTERM) from None
+        raise
+
+
+def _start_ray(ray: Any, workers: int, address: str | None, option: str) -> bool:
+    """Join the cluster at ``address``, or start a local Ray of ``workers`` CPUs; whether a
+    Ray was started or joined here (to shut down), False where one was already running."""
     if not ray.is_initialized():
         if address:
             probe_ray(address, option)
@@ -240,24 +273,26 @@ def on_ray(
                 log_to_driver=False,
                 configure_logging=False,
             )
-        started = True
-    try:
-        remote = ray.remote(num_cpus=1)(run_batch)
-        sim_ref = ray.put(sim)  # the market once in the object store, not once per batch
-        pending: dict[Any, int] = {}
-        queue = iter(jobs)
-        limit = 2 * max(workers, 1)
-        for index, batch in queue:
-            pending[remote.remote(sim_ref, batch)] = index
-            if len(pending) >= limit:
-                break
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            for ref in ready:
-                done(pending.pop(ref), ray.get(ref))
-                nxt = next(queue, None)
-                if nxt is not None:
-                    pending[remote.remote(sim_ref, nxt[1])] = nxt[0]
-    finally:
-        if started:
-            ray.shutdown()
+        return True
+    return False
+
+
+def _feed_ray(ray: Any, sim: Simulation, jobs: list[Job], done: Done, workers: int) -> None:
+    """Keep ``2 * workers`` batches on Ray until every job is done, each reported as it
+    finishes."""
+    remote = ray.remote(num_cpus=1)(run_batch)
+    sim_ref = ray.put(sim)  # the market once in the object store, not once per batch
+    pending: dict[Any, int] = {}
+    queue = iter(jobs)
+    limit = 2 * max(workers, 1)
+    for index, batch in queue:
+        pending[remote.remote(sim_ref, batch)] = index
+        if len(pending) >= limit:
+            break
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        for ref in ready:
+            done(pending.pop(ref), ray.get(ref))
+            nxt = next(queue, None)
+            if nxt is not None:
+                pending[remote.remote(sim_ref, nxt[1])] = nxt[0]
