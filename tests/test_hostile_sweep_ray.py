@@ -1,5 +1,6 @@
-"""``straits market sweep`` on Ray, attacked (the pass h3): ``RAY_ADDRESS`` in the environment
-(``ray job submit`` sets it for its entrypoint), signals to a sweep on a local Ray."""
+"""``straits market sweep`` on Ray and local processes, attacked (the pass h3): ``RAY_ADDRESS``
+in the environment (``ray job submit`` sets it for its entrypoint), SIGTERM to a sweep on a
+local Ray, SIGKILL to a sweep on local processes."""
 
 from __future__ import annotations
 
@@ -148,4 +149,37 @@ def test_sigterm_to_a_sweep_on_a_local_ray(tmp_path: Path, when: str) -> None:
     for k in [k for k in seen if _alive(k)]:  # never leave them to the next test
         with contextlib.suppress(OSError):
             os.kill(k, signal.SIGKILL)
+    assert not left
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(2) is Linux's")
+def test_sigkill_to_a_sweep_on_local_processes_takes_its_workers(tmp_path: Path) -> None:
+    """``kill -9`` (the OOM killer, a scheduler's hard limit) to a sweep on local processes:
+    its workers die with it. They finished their batch and waited on the pool's queue for
+    ever, orphaned, about 170 MB each (SIGTERM and Ctrl-C were already handled)."""
+    args = ["--runs", "40", "--firms", "5", "--backend", "processes", "--workers", "2"]
+    p = subprocess.Popen(
+        [*SWEEP[:5], *args, "--out", str(tmp_path / "s")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=_env(),
+    )
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while len(workers) < 2 and time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.2)
+            workers = [k for k in _descendants(p.pid) if "spawn_main" in _cmdline(k)]
+        assert len(workers) == 2, "the workers did not start"
+        time.sleep(1.0)  # past their initializer
+    finally:
+        p.kill()
+        p.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.2)
+    left = [w for w in workers if _alive(w)]
+    for w in left:  # never leave them to the next test
+        with contextlib.suppress(OSError):
+            os.kill(w, signal.SIGKILL)
     assert not left

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -62,11 +64,37 @@ def run_batch(sim: Simulation, batch: Batch) -> list[dict[str, Any]]:
     return rows
 
 
-def _warm() -> None:
-    """Load the rules and the estimator once per worker process."""
+def _warm(parent: int | None = None) -> None:
+    """Load the rules and the estimator once per worker process, which dies with ``parent``
+    (the sweep's process) where it can."""
+    if parent is not None:
+        _die_with(parent)
     from straits.rules import ruleset
 
     ruleset()
+
+
+#: prctl(2) option: the signal a process gets when its parent dies (Linux)
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with(parent: int) -> None:
+    """SIGKILL to this worker when the sweep's process dies, on Linux. A sweep killed by
+    SIGKILL (``kill -9``, the OOM killer, a scheduler's hard limit) left its workers running,
+    orphaned, for ever: each finished its batch and waited on the pool's queue, whose write
+    end it holds itself (about 170 MB each)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            return
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the sweep died before prctl was in place
+        os._exit(1)
 
 
 def write_part(parts: Path, index: int, rows: list[dict[str, Any]]) -> None:
@@ -88,7 +116,9 @@ def processes(sim: Simulation, jobs: list[Job], done: Done, workers: int) -> Non
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_warm)
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_warm, initargs=(os.getpid(),)
+    )
     try:
         with _terminated_as_exit():
             _feed(
