@@ -183,3 +183,23 @@ def test_sigkill_to_a_sweep_on_local_processes_takes_its_workers(tmp_path: Path)
         with contextlib.suppress(OSError):
             os.kill(w, signal.SIGKILL)
     assert not left
+
+
+@pytest.mark.parametrize("address", ["garbage", ":6379", "ray://:10001"])
+def test_an_address_ray_cannot_use_writes_nothing(tmp_path: Path, address: str) -> None:
+    """An address Ray refuses (malformed, no host) is exit 2 naming --ray-address with
+    --out untouched. It wrote sweep.json and parts/ first, so the next sweep of another
+    design into that --out was refused as "a different sweep"; with no host, Ray's own
+    traceback ('Malformed host') came before the error."""
+    pytest.importorskip("ray")
+    out = tmp_path / "s"
+    p = subprocess.run(
+        [*SWEEP, "--backend", "ray", "--ray-address", address, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(),
+    )
+    assert p.returncode == 2, p.stderr
+    assert "--ray-address" in p.stderr and "Traceback" not in p.stderr
+    assert not out.exists()

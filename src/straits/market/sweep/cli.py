@@ -22,6 +22,7 @@ from straits.market.sweep.runner import (
     Batch,
     Simulation,
     inline,
+    join_ray,
     on_ray,
     probe_ray,
     processes,
@@ -142,8 +143,7 @@ def run_sweep(
         # with RAY_ADDRESS set was a ValueError traceback from ray.init
         ray_address, address_option = ray_address_from_env(), "RAY_ADDRESS"
     if backend == "ray" and ray_address:
-        # before --out is touched: a wrong address writes nothing
-        probe_ray(ray_address, address_option)
+        probe_ray(ray_address, address_option)  # at once, where Ray retries for minutes
     elif backend in ("processes", "ray"):
         # local processes (or a local Ray's): more than the CPUs never runs faster, and each
         # costs ~100 MB: --workers 512 on a small machine would take all its memory
@@ -169,21 +169,31 @@ def run_sweep(
         "params": [p.to_json() for p in ranges],
     }
     _check_out(out)
-    out.mkdir(parents=True, exist_ok=True)
-    lock = _lock(out)
+    # the cluster joined before --out is touched: an address Ray cannot use ('auto' with no
+    # cluster, a malformed one) wrote sweep.json first, and the next sweep of another design
+    # into that --out was refused as "a different sweep"
+    joined = join_ray(ray_address, address_option) if backend == "ray" and ray_address else False
     try:
-        return _run_in(
-            out,
-            manifest,
-            design,
-            Simulation(raw, label, regime, seed, firms),
-            Backend(backend, ray_address, workers, address_option),
-            Analysis(metric, threshold, method),
-            fresh=fresh,
-            quiet=quiet,
-        )
+        out.mkdir(parents=True, exist_ok=True)
+        lock = _lock(out)
+        try:
+            return _run_in(
+                out,
+                manifest,
+                design,
+                Simulation(raw, label, regime, seed, firms),
+                Backend(backend, ray_address, workers, address_option),
+                Analysis(metric, threshold, method),
+                fresh=fresh,
+                quiet=quiet,
+            )
+        finally:
+            os.close(lock)
     finally:
-        os.close(lock)
+        if joined:
+            import ray
+
+            ray.shutdown()
 
 
 LOCK = ".sweep.lock"

@@ -216,8 +216,14 @@ def probe_ray(address: str, option: str = "--ray-address") -> None:
 
     hostport = address.split("://", 1)[1] if "://" in address else address
     host, sep, port = hostport.rstrip("/").rpartition(":")
-    if not sep or not port.isdigit() or not host:
+    if not sep or not port.isdigit():
         return  # 'auto', a bare host: Ray resolves and reports those itself
+    if not host.strip("[]"):  # Ray logged its own traceback ('Malformed host') before failing
+        raise InputError(
+            f"cannot join the Ray cluster at {address!r}: no host before :{port}",
+            path=option,
+            expected="the address of a running Ray cluster (ray://HOST:10001 or HOST:6379)",
+        )
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_SECONDS):
             pass
@@ -259,6 +265,20 @@ def on_ray(
         finally:
             if started:
                 ray.shutdown()
+
+
+def join_ray(address: str, option: str = "--ray-address") -> bool:
+    """Join the Ray cluster at ``address`` now; whether it was joined here (False where Ray
+    was already initialised), for the caller to shut down. A sweep run then on Ray uses it."""
+    import ray
+
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGTERM) if main else None
+    with _ray_terminated_as_exit():
+        joined = _start_ray(ray, 1, address, option)
+    if main and before is not None:  # not ray.init's sys.exit(15) until the sweep runs
+        signal.signal(signal.SIGTERM, before)
+    return joined
 
 
 @contextlib.contextmanager
