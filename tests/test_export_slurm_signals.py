@@ -92,6 +92,22 @@ def test_the_job_state_read_through_a_pipe_decides_completion(
     assert (f"job is {state}" in res.stderr) is not complete, res.stderr
 
 
+def _start_until_the_step_runs(
+    script: Path, env: dict[str, str], out: Path
+) -> tuple[subprocess.Popen[str], int]:
+    """The batch shell, started and waited on until its step (the stand-in srun) has written
+    its pid to ``out``; the test fails if it never does within 5 s."""
+    shell = subprocess.Popen(
+        ["bash", str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    for _ in range(500):
+        if out.exists() and out.read_text().strip():
+            return shell, int(out.read_text())
+        time.sleep(0.01)
+    shell.kill()
+    pytest.fail(f"the step never started: {shell.communicate()}")
+
+
 @pytest.mark.parametrize("later_s", [0.0, 0.002, 0.05])
 def test_sigterm_after_the_step_dies_stops_the_stage_and_says_so(
     inp: ExportInput,
@@ -106,17 +122,7 @@ def test_sigterm_after_the_step_dies_stops_the_stage_and_says_so(
     srun = '#!/bin/bash\necho "$$" > "$OUT"\nexec sleep 60\n'
     env = offline_job(tmp_path, srun, out)
     _job_state_stand_in(tmp_path, "COMPLETING")
-    shell = subprocess.Popen(
-        ["bash", str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    for _ in range(500):
-        if out.exists() and out.read_text().strip():
-            break
-        time.sleep(0.01)
-    else:
-        shell.kill()
-        pytest.fail(f"the step never started: {shell.communicate()}")
-    step = int(out.read_text())
+    shell, step = _start_until_the_step_runs(script, env, out)
     subprocess.run(["kill", "-TERM", str(step)], check=True)
     time.sleep(later_s)
     shell.send_signal(signal.SIGTERM)
@@ -295,13 +301,7 @@ def test_the_batch_shell_outlives_slurms_warning_under_submit_shs_shell_options(
     env = offline_job(tmp_path, srun, out)
     env["SHELLOPTS"] = "braceexpand:errexit:hashall:interactive-comments:nounset:pipefail"
     _job_state_stand_in(tmp_path, "RUNNING")
-    shell = subprocess.Popen(
-        ["bash", str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    for _ in range(500):
-        if out.exists() and out.read_text().strip():
-            break
-        time.sleep(0.01)
+    shell, _ = _start_until_the_step_runs(script, env, out)
     shell.send_signal(signal.SIGUSR1)  # early (the command has not had its time): a timer
     stdout, err = shell.communicate(timeout=30)
     assert shell.returncode == 0, err
