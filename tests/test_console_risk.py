@@ -1,12 +1,15 @@
 """The console's submit form plans at a risk, as ``POST /v1/plans?risk=`` and ``straits plan
 --risk`` do (issue 16's interval, stop 62): the form had no such choice, so a console user could
 plan a hard deadline only on the estimate's central value, or by editing the scenario's text.
-Left empty, the scenario's ``risk`` holds (p50 unless it says otherwise)."""
+Left empty, the scenario's ``risk`` holds (p50 unless it says otherwise). The compare page plans
+at the risk the plan was made on and says it."""
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
+
+import pytest
 
 from straits.estimate.interval import RISKS
 from straits.store import Store
@@ -89,3 +92,119 @@ def test_the_same_form_posted_at_another_risk_is_another_plan(
     at_p90 = b.submit(demo_text, form_id=form_id.group(1), risk="p90")
     assert first == again != at_p90
     assert _plan(b, at_p90)["risk"] == "p90"
+
+
+# --- the pages that ask more of a plan: compare --------------------------------------------------
+def _risks(page: str) -> list[str]:
+    return re.findall(r'data-field="risk" data-risk="([^"]*)"', page)
+
+
+def _compared_costs(page: str) -> dict[str, float]:
+    cards = re.findall(
+        r'data-regime="([^"]+)".*?data-field="total_cost_usd" data-usd="([^"]+)"', page
+    )
+    return {regime: float(usd) for regime, usd in cards}
+
+
+def _alter_stored(
+    store: Store,
+    plan_id: str,
+    *,
+    plan: dict[str, Any] | None = None,
+    scenario: dict[str, Any] | None = None,
+) -> None:
+    """A plan not recorded, its row's plan JSON or scenario replaced (the scenario is
+    content-addressed: stored under its new digest), as an older version may have written
+    them or the database been edited: nothing proves a plan that is not recorded."""
+    from straits.store.canonical import canonical, digest
+    from straits.store.tables import PlanRow, ScenarioRow
+
+    with store.write() as s:
+        row = s.get(PlanRow, plan_id)
+        assert row is not None and not row.record
+        if plan is not None:
+            row.result = canonical(plan)
+        if scenario is not None:
+            ref = digest(scenario)
+            if s.get(ScenarioRow, ref) is None:
+                s.add(ScenarioRow(digest=ref, name=scenario["name"], body=canonical(scenario)))
+                s.flush()  # before the plan row refers to it
+            row.scenario_digest = ref
+
+
+def _stored(store: Store, plan_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    from straits.store.records import load_scenario_row, stored_json
+    from straits.store.tables import PlanRow
+
+    with store.session() as s:
+        row = s.get(PlanRow, plan_id)
+        assert row is not None
+        plan, ref = stored_json(row, "result"), row.scenario_digest
+    assert isinstance(plan, dict)
+    return plan, load_scenario_row(store, ref)
+
+
+def test_compare_plans_at_the_plans_risk_and_says_it(
+    console: tuple[object, Store], demo_text: str
+) -> None:
+    """The compare page re-plans the plan's scenario under each regime: it named no risk, so
+    a p90 plan's page gave figures a reader took for the central estimate's. Each compared
+    plan now says the risk it was made on, and its cost is a plan's at that risk."""
+    from straits.loading import parse_document, parse_scenario
+    from straits.plan import make_plan
+    from straits.web.actions import COMPARE_SECONDS, REGIMES
+
+    app, store = console
+    b = Browser(app, store)
+    b.sign_in(create_token(store, "hz-cloud", "planner")[0])
+    at = {risk: b.submit(demo_text, risk=risk) for risk in RISKS}
+    costs = {}
+    for risk, plan_id in at.items():
+        plan = _plan(b, plan_id)
+        page = b.client.get(f"/ui/plans/{plan_id}/compare")
+        assert page.status_code == 200
+        assert _risks(page.text) == [risk] * (1 + len(REGIMES))  # the page's and each plan's
+        costs[risk] = _compared_costs(page.text)
+        assert set(costs[risk]) == set(REGIMES)
+        if plan["status"] == "optimal":  # the plan compared against, planned again
+            assert costs[risk][plan["regime"]] == pytest.approx(plan["total_cost_usd"], abs=0.01)
+    sc = parse_scenario(parse_document(demo_text, source="demo")).model_copy(update={"risk": "p90"})
+    for regime in REGIMES:
+        made = make_plan(
+            sc, regime=regime, rules=cast(Any, app).state.rules, time_limit=COMPARE_SECONDS
+        )
+        assert made.risk == "p90"
+        if made.status == "optimal":
+            assert costs["p90"][regime] == pytest.approx(made.total_cost_usd, abs=0.01)
+        assert costs["p90"][regime] > costs["p50"][regime]
+
+
+def test_compare_plans_at_the_plans_risk_where_its_scenario_says_another(
+    console: tuple[object, Store], demo_text: str
+) -> None:
+    """A plan's risk is the one it records, as its own page shows it; a plan of a version that
+    did not record one (or recorded a value no version knows) was made at its scenario's."""
+    app, store = console
+    b = Browser(app, store)
+    b.sign_in(create_token(store, "hz-cloud", "planner")[0])
+    p50_plan = b.submit(demo_text)
+    b.wait(p50_plan)
+    p50_cost = _compared_costs(b.client.get(f"/ui/plans/{p50_plan}/compare").text)
+    plan_id = b.submit(demo_text, risk="p90", record="0")
+    b.wait(plan_id)
+    plan, scenario = _stored(store, plan_id)
+    assert plan["risk"] == scenario["risk"] == "p90"
+    _alter_stored(store, plan_id, scenario={**scenario, "risk": "p50"})
+    shown = b.client.get(f"/ui/plans/{plan_id}")  # the plan page: its own risk
+    assert shown.status_code == 200 and '<dd class="sub" data-field="risk">p90' in shown.text
+    page = b.client.get(f"/ui/plans/{plan_id}/compare")
+    assert page.status_code == 200 and set(_risks(page.text)) == {"p90"}
+    _alter_stored(store, plan_id, plan={**plan, "risk": "p50"}, scenario=scenario)
+    page = b.client.get(f"/ui/plans/{plan_id}/compare").text
+    assert set(_risks(page)) == {"p50"}
+    assert _compared_costs(page) == pytest.approx(p50_cost, abs=0.01)
+    for older in ({k: v for k, v in plan.items() if k != "risk"}, {**plan, "risk": "p99"}):
+        _alter_stored(store, plan_id, plan=older)
+        page = b.client.get(f"/ui/plans/{plan_id}/compare")  # the scenario's, p90
+        assert page.status_code == 200
+        assert set(_risks(page.text)) == {"p90"}, older.get("risk")

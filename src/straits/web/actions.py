@@ -3,7 +3,8 @@ on another date. Each runs in a worker thread, never on the event loop, with a r
 its request (``server.plan_routes.borrowed_rules``: the packs the server read at start, as the
 API decides; the rule engine's caches are per set). Each thread read the pack files again, so a
 pack edited on disk while the server ran made the console contradict the API, and one thread
-another (atk70)."""
+another (atk70). A comparison plans at the risk the plan was made on (:func:`at_plan_risk`),
+and says it."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from straits.errors import BusyError
+from straits.estimate.interval import RISKS
 from straits.model.scenario import Scenario
 from straits.report.view import rule_spans
 from straits.rules import RuleSet
+from straits.web.submit import RISK_CHOICES
 
 REGIMES = ("enacted", "ai-diffusion")
 #: the what-if slider's span (the rule packs' changes of interest lie inside it)
@@ -39,9 +42,29 @@ class CompareRow:
     rules: list[dict[str, Any]]
 
 
+def plan_risk(sc: Scenario, plan: dict[str, Any]) -> str:
+    """The risk ``plan`` was made on: its own ``risk``, which the plan page shows, or, for a
+    plan of a version that did not record it (or a value no version wrote), its scenario's."""
+    risk = plan.get("risk")
+    return risk if isinstance(risk, str) and risk in RISKS else sc.risk
+
+
+def at_plan_risk(sc: Scenario, plan: dict[str, Any]) -> Scenario:
+    """``sc`` at the risk ``plan`` was made on (:func:`plan_risk`): what the compare page
+    plans at, where the stored scenario says another."""
+    risk = plan_risk(sc, plan)
+    return sc if risk == sc.risk else sc.model_copy(update={"risk": risk})
+
+
+def _risk(sc: Scenario) -> dict[str, Any]:
+    """What a page says of the risk it asked at (``risks``: each risk's words)."""
+    return {"risk": sc.risk, "risks": RISK_CHOICES}
+
+
 def compare(sc: Scenario, rules: RuleSet, seconds: float = COMPARE_SECONDS) -> dict[str, Any]:
     """``sc`` planned under each regime, stage by stage, with the rules that moved a stage
-    (:class:`~straits.errors.BusyError` when every comparison slot is taken)."""
+    (:class:`~straits.errors.BusyError` when every comparison slot is taken), each plan at
+    ``sc``'s risk (a plan's page passes :func:`at_plan_risk`), which its totals name."""
     from straits.demo import differences
     from straits.plan import make_plan
 
@@ -73,10 +96,15 @@ def compare(sc: Scenario, rules: RuleSet, seconds: float = COMPARE_SECONDS) -> d
                 )
             )
     totals = {
-        r: {"cost": p.total_cost_usd, "placed": len(p.assignments), "unplaced": len(p.unplaced)}
+        r: {
+            "cost": p.total_cost_usd,
+            "placed": len(p.assignments),
+            "unplaced": len(p.unplaced),
+            "risk": p.risk,
+        }
         for r, p in plans.items()
     }
-    return {"rows": rows, "totals": totals, "regimes": list(REGIMES)}
+    return {"rows": rows, "totals": totals, "regimes": list(REGIMES), **_risk(sc)}
 
 
 def slider_days() -> list[dt.date]:

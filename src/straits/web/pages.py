@@ -212,10 +212,10 @@ async def plan_json(request: Request, plan_id: str) -> Response:
 @router.get("/plans/{plan_id}/compare")
 async def plan_compare(request: Request, plan_id: str) -> Response:
     signed = await signed_user(request)
-    sc, _, _ = await run_in_threadpool(views.recorded_plan, _store(request), signed.who, plan_id)
+    sc, doc, _ = await run_in_threadpool(views.recorded_plan, _store(request), signed.who, plan_id)
     try:
         with borrowed_rules(request) as rs:  # the server's rules, as the API's (atk70)
-            ctx = await run_in_threadpool(actions.compare, sc, rs)
+            ctx = await run_in_threadpool(actions.compare, actions.at_plan_risk(sc, doc), rs)
     except BusyError as exc:
         response = render(
             "error.html.j2",
