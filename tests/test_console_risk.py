@@ -1,8 +1,8 @@
 """The console's submit form plans at a risk, as ``POST /v1/plans?risk=`` and ``straits plan
 --risk`` do (issue 16's interval, stop 62): the form had no such choice, so a console user could
 plan a hard deadline only on the estimate's central value, or by editing the scenario's text.
-Left empty, the scenario's ``risk`` holds (p50 unless it says otherwise). The compare page plans
-at the risk the plan was made on and says it."""
+Left empty, the scenario's ``risk`` holds (p50 unless it says otherwise). The pages that ask
+more of a plan, compare and what-if, ask at the risk it was made on and say it."""
 
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ def test_the_same_form_posted_at_another_risk_is_another_plan(
     assert _plan(b, at_p90)["risk"] == "p90"
 
 
-# --- the pages that ask more of a plan: compare --------------------------------------------------
+# --- the pages that ask more of a plan: compare and what-if --------------------------------------
 def _risks(page: str) -> list[str]:
     return re.findall(r'data-field="risk" data-risk="([^"]*)"', page)
 
@@ -179,7 +179,22 @@ def test_compare_plans_at_the_plans_risk_and_says_it(
         assert costs["p90"][regime] > costs["p50"][regime]
 
 
-def test_compare_plans_at_the_plans_risk_where_its_scenario_says_another(
+def test_whatif_checks_at_the_plans_risk_and_says_it(
+    console: tuple[object, Store], demo_text: str
+) -> None:
+    app, store = console
+    b = Browser(app, store)
+    b.sign_in(create_token(store, "hz-cloud", "planner")[0])
+    for risk in RISKS:
+        plan_id = b.submit(demo_text, risk=risk)
+        b.wait(plan_id)
+        for query in ("", "?date=2025-06-01&regime=ai-diffusion", "?i=0"):
+            page = b.client.get(f"/ui/plans/{plan_id}/whatif{query}")
+            assert page.status_code == 200
+            assert _risks(page.text) == [risk], query
+
+
+def test_the_pages_ask_at_the_plans_risk_where_its_scenario_says_another(
     console: tuple[object, Store], demo_text: str
 ) -> None:
     """A plan's risk is the one it records, as its own page shows it; a plan of a version that
@@ -197,14 +212,17 @@ def test_compare_plans_at_the_plans_risk_where_its_scenario_says_another(
     _alter_stored(store, plan_id, scenario={**scenario, "risk": "p50"})
     shown = b.client.get(f"/ui/plans/{plan_id}")  # the plan page: its own risk
     assert shown.status_code == 200 and '<dd class="sub" data-field="risk">p90' in shown.text
-    page = b.client.get(f"/ui/plans/{plan_id}/compare")
-    assert page.status_code == 200 and set(_risks(page.text)) == {"p90"}
+    for suffix in ("/whatif", "/compare"):
+        page = b.client.get(f"/ui/plans/{plan_id}{suffix}")
+        assert page.status_code == 200
+        assert set(_risks(page.text)) == {"p90"}, suffix
     _alter_stored(store, plan_id, plan={**plan, "risk": "p50"}, scenario=scenario)
     page = b.client.get(f"/ui/plans/{plan_id}/compare").text
     assert set(_risks(page)) == {"p50"}
     assert _compared_costs(page) == pytest.approx(p50_cost, abs=0.01)
     for older in ({k: v for k, v in plan.items() if k != "risk"}, {**plan, "risk": "p99"}):
         _alter_stored(store, plan_id, plan=older)
-        page = b.client.get(f"/ui/plans/{plan_id}/compare")  # the scenario's, p90
-        assert page.status_code == 200
-        assert set(_risks(page.text)) == {"p90"}, older.get("risk")
+        for suffix in ("/whatif", "/compare"):  # the scenario's, p90
+            page = b.client.get(f"/ui/plans/{plan_id}{suffix}")
+            assert page.status_code == 200
+            assert set(_risks(page.text)) == {"p90"}, (suffix, older.get("risk"))

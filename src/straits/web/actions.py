@@ -3,8 +3,7 @@ on another date. Each runs in a worker thread, never on the event loop, with a r
 its request (``server.plan_routes.borrowed_rules``: the packs the server read at start, as the
 API decides; the rule engine's caches are per set). Each thread read the pack files again, so a
 pack edited on disk while the server ran made the console contradict the API, and one thread
-another (atk70). A comparison plans at the risk the plan was made on (:func:`at_plan_risk`),
-and says it."""
+another (atk70). Both ask at the risk the plan was made on (:func:`at_plan_risk`), and say it."""
 
 from __future__ import annotations
 
@@ -50,8 +49,8 @@ def plan_risk(sc: Scenario, plan: dict[str, Any]) -> str:
 
 
 def at_plan_risk(sc: Scenario, plan: dict[str, Any]) -> Scenario:
-    """``sc`` at the risk ``plan`` was made on (:func:`plan_risk`): what the compare page
-    plans at, where the stored scenario says another."""
+    """``sc`` at the risk ``plan`` was made on (:func:`plan_risk`): what the compare and
+    what-if pages plan and check at, where the stored scenario says another."""
     risk = plan_risk(sc, plan)
     return sc if risk == sc.risk else sc.model_copy(update={"risk": risk})
 
@@ -128,15 +127,17 @@ def whatif(
     sc: Scenario, plan: dict[str, Any], rules: RuleSet, day: dt.date, regime: str
 ) -> dict[str, Any]:
     """The recorded plan's placements asked of the rules in force on ``day`` under ``regime``
-    (no re-plan: ``straits impact`` proposes one)."""
+    (no re-plan: ``straits impact`` proposes one), its options built at the plan's risk."""
     from straits.impact.drift import rules_as_of
 
+    sc = at_plan_risk(sc, plan)
     changes = [c.to_json() for c in rules_as_of(sc, plan, rules, date=day, regime=regime)]
     return {
         "changes": changes,
         "affected": sorted({f"{c['workload']}/{c['stage']}" for c in changes}),
         "blocking": any(c["severity"] == "blocking" for c in changes),
         "checked": day.isoformat(),
+        **_risk(sc),
         "events": events(rules, regime),
         "days_json": json.dumps([d.isoformat() for d in slider_days()]),
     }
