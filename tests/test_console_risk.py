@@ -226,3 +226,55 @@ def test_the_pages_ask_at_the_plans_risk_where_its_scenario_says_another(
             page = b.client.get(f"/ui/plans/{plan_id}{suffix}")
             assert page.status_code == 200
             assert set(_risks(page.text)) == {"p90"}, (suffix, older.get("risk"))
+
+
+def test_hostile_requests_of_the_compare_and_whatif_pages_are_answered(
+    console: tuple[object, Store], demo_text: str
+) -> None:
+    """Dates and slider positions out of range or not dates, another tenant's plan, and a
+    plan whose stored scenario holds the risk of a version before the field (none, read as
+    p50: the pages go by the plan's own) or a value no version wrote: each a page, never a
+    500 (none was one before these pages said their risk either: a guard, not a fix)."""
+    from fastapi.testclient import TestClient
+
+    app, store = console
+    b = Browser(app, store)
+    b.client = TestClient(
+        app,  # type: ignore[arg-type]
+        base_url="https://testserver",
+        raise_server_exceptions=False,
+    )
+    b.sign_in(create_token(store, "hz-cloud", "planner")[0])
+    plan_id = b.submit(demo_text, risk="p90", record="0")
+    b.wait(plan_id)
+    whatif = f"/ui/plans/{plan_id}/whatif"
+    for query, status in (
+        ("i=-1", 400),
+        ("i=" + "9" * 40, 400),
+        ("i=1e3", 400),
+        ("date=-2025-01-01", 400),
+        ("date=99999-01-01", 400),
+        ("date=2025-02-30", 400),
+        ("date=tomorrow", 400),
+        ("date=0001-01-01", 200),  # the slider's first day
+        ("date=9999-12-31", 200),  # its last
+        ("day=" + "9" * 40, 200),  # no such parameter
+    ):
+        r = b.client.get(f"{whatif}?{query}")
+        assert r.status_code == status, (query, r.status_code)
+        assert r.headers["content-type"].startswith("text/html"), query
+        if status == 200:
+            assert _risks(r.text) == ["p90"], query
+    other = Browser(app, store)
+    other.sign_in(create_token(store, "acme", "planner")[0])
+    for suffix in ("/compare", "/whatif", "/whatif?date=2025-06-01"):
+        assert other.client.get(f"/ui/plans/{plan_id}{suffix}").status_code == 404, suffix
+    _, scenario = _stored(store, plan_id)
+    _alter_stored(store, plan_id, scenario={k: v for k, v in scenario.items() if k != "risk"})
+    for suffix in ("/compare", "/whatif"):  # the plan's own risk, p90
+        r = b.client.get(f"/ui/plans/{plan_id}{suffix}")
+        assert r.status_code == 200 and set(_risks(r.text)) == {"p90"}, suffix
+    _alter_stored(store, plan_id, scenario={**scenario, "risk": "P90"})
+    for suffix in ("", "/compare", "/whatif"):  # the stored scenario's field problem
+        r = b.client.get(f"/ui/plans/{plan_id}{suffix}")
+        assert r.status_code == 400 and r.headers["content-type"].startswith("text/html")
