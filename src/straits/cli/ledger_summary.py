@@ -62,9 +62,12 @@ def unproven(store: Store, rows: list[Entry]) -> tuple[set[int], LedgerError | N
     ``ledger show`` printed an entry whose tenant and decision were rewritten in the database
     as the log's own, exit 0, though ``ledger verify`` and receipts found it altered."""
     from straits.store.proven import prove_entries
+    from straits.store.removed import not_cut
 
     try:
         prove_entries(store, rows)
+        if not rows:  # nothing to prove: still not a log cut below its checkpoint
+            not_cut(store)
         return set(), None
     except LedgerError as exc:
         first = exc

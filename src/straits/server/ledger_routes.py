@@ -211,6 +211,8 @@ def ledger_entries(
         gap = removed.first_gap((e.tenant_seq for e in rows), since)
         shown = [e for e in rows[:limit] if gap is None or e.tenant_seq < gap]
         prove_entries(store, shown, _keys(request))  # an entry altered before the gap first
+        if not rows:  # nothing to prove: still not a log cut below its checkpoint
+            removed.not_cut(store)
         if gap is not None and gap <= since + limit - 1:  # a number of this page has no row
             raise removed.tenant_removed(who.tenant, gap)
         views = [tenant_view(e) for e in rows[:limit]]

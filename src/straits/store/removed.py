@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from straits.errors import LedgerError
 from straits.store import checkpoints
@@ -74,6 +75,7 @@ def global_seq(store: Store, tenant: str | None, n: int) -> int | None:
                 return n
             if n <= head:
                 raise removed(n, head)
+            _not_cut(s)
             return None
         after = s.execute(
             select(LedgerRow.seq)
@@ -85,9 +87,35 @@ def global_seq(store: Store, tenant: str | None, n: int) -> int | None:
         )
         if seq is not None:
             return int(seq)
+        if after is None:
+            _not_cut(s)
     if after is not None:
         raise tenant_removed(tenant, n)
     return None
+
+
+def not_cut(store: Store) -> None:
+    """Nothing, when the stored log is at least as long as its latest checkpoint; otherwise
+    the ``LedgerError`` a proven read of an entry gives (entries removed from the end). Asked
+    before an answer that finds no entry (a number past the head, a page with no entry): a
+    log cut below its signed checkpoint, its tree and head cut to match, answered them as a
+    log that never held those entries (404, an empty page, ``ledger show`` exit 0), where a
+    read that found a row was a 409 (hD)."""
+    with store.session() as s:
+        _not_cut(s)
+
+
+def _not_cut(s: Session) -> None:
+    head = checkpoints.tree_head_size(s)
+    row = checkpoints.latest_row(s)
+    # the size column, unsigned: a row whose size was raised (or forged) is an altered
+    # database too, a 409 either way; ``ledger verify`` tells which
+    if row is not None and int(row.size) > head:
+        raise LedgerError(
+            f"a checkpoint was signed at {row.size} entries but the log has {head}: "
+            "entries were removed from the end",
+            head + 1,
+        )
 
 
 def first_gap(numbers: Iterable[int], start: int, step: int = 1) -> int | None:

@@ -23,6 +23,7 @@ from straits.store.ledger import Entry
 from straits.store.owner import owned_ids, owned_plan_ids
 from straits.store.proven import plan_row_problem, prove_entries
 from straits.store.records import stored_json
+from straits.store.removed import not_cut
 from straits.store.tables import LedgerRow, PlanRow, ScenarioRow
 from straits.store.tokens import Principal
 
@@ -392,6 +393,8 @@ def ledger_lines(
         rows = list(s.scalars(q))
     if not who.is_admin:
         prove_entries(store, [Entry.from_row(r) for r in rows[:limit]], keys)
+        if not rows:  # nothing to prove: still not a log cut below its checkpoint
+            not_cut(store)
         numbers = [int(r.tenant_seq) for r in rows[:limit]]
         _no_gap(who.tenant, numbers, len(rows) <= limit, None if above is None else int(above))
     out = []
