@@ -48,6 +48,21 @@ from straits.store.tables import AlteredRowError, DecisionRow, LedgerRow, PlanRo
 PAGE = 500
 """entries proven and compared per read"""
 
+_REWRITTEN = "the log no longer extends its latest signed checkpoint: it was rewritten"
+#: what a tenant is told when the log as a whole fails the quick check, by its code: every
+#: such failure was ``history-rewritten`` ("it was rewritten"), also a checkpoint not signed
+#: by the key the tenant gave (a wrong ``--pubkey``) or a row of it altered, where the full
+#: and quick checks say ``checkpoint-untrusted`` (hD)
+_QUICK_PROBLEMS = {
+    "checkpoint-untrusted": "the log's latest stored checkpoint is not trustworthy: it is "
+    "not signed by a key given, or its row was altered",
+    "checkpoint-missing": "the checkpoint the signing key last signed is not stored",
+    "tail-removed": "entries were removed from the end of the log",
+    "head-altered": "the log's head was altered",
+    "head-missing": "the log's head is missing",
+    "tree-altered": "the log's Merkle tree was altered",
+}
+
 
 @dataclass(frozen=True)
 class TenantVerification:
@@ -61,7 +76,8 @@ class TenantVerification:
     """the tenant's own number of the first entry that does not verify"""
     problem: str | None = None
     code: str | None = None
-    """as the full verification's (``Verification.code``): ``history-rewritten``,
+    """as the full verification's (``Verification.code``): the quick check's code when the log
+    as a whole fails it (``checkpoint-untrusted``, ``tail-removed``, ``history-rewritten``...),
     ``entry-missing``, ``entry-altered``, ``plan-row``, ``decision-row``, ``tail-removed``,
     ``value-altered``"""
 
@@ -101,15 +117,16 @@ def _verify_tenant(store: Store, keys: Keys, tenant: str) -> TenantVerification:
     quick = integrity.verify_heads(store, keys, [])
     if not quick.ok and quick.code == "value-altered":  # named as the full check names it
         raise AlteredRowError(quick.problem or "a stored value is not of its type")
-    if not quick.ok:
+    if not quick.ok:  # the quick check's code; its text names global numbers: not shown
+        code = quick.code or "history-rewritten"
         return TenantVerification(
             False,
             0,
             0,
             quick.signatures,
-            problem="the log no longer extends its latest signed checkpoint: it was "
-            "rewritten (an admin token's full verification shows where)",
-            code="history-rewritten",
+            problem=f"{_QUICK_PROBLEMS.get(code, _REWRITTEN)} (an admin token's full "
+            "verification shows where)",
+            code=code,
         )
     checked, after, last_seq = 0, 0, 0
     try:
