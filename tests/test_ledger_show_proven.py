@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from sqlalchemy import create_engine
 
 from test_ledger_cli import fill, straits
@@ -42,6 +43,9 @@ ALTERATIONS = [
     "UPDATE ledger SET tenant = 'someone-else' WHERE seq = 2",
     "UPDATE ledger SET body = replace(body, '\"i\":1', '\"i\":7') WHERE seq = 2",
     "UPDATE ledger SET actor = 'root', kind = 'plan' WHERE seq = 2",
+    # a body that is no JSON object: JSON and YAML printed nothing, only the error (hD)
+    "UPDATE ledger SET body = '{' WHERE seq = 2",
+    "UPDATE ledger SET body = '[1]' WHERE seq = 2",
 ]
 
 
@@ -55,6 +59,9 @@ def test_an_altered_entry_is_marked_and_the_command_fails(db: str, sql: str, fmt
     if fmt == "json":
         shown = {e["seq"]: e.get("unproven", False) for e in json.loads(r.stdout)}
         assert shown == {1: False, 2: True, 3: False, 4: False}
+        assert isinstance(json.loads(r.stdout)[1]["body"], dict | str)  # as stored if not JSON
+    elif fmt == "yaml":
+        assert [e["seq"] for e in yaml.safe_load(r.stdout)] == [1, 2, 3, 4]
     elif fmt == "table":
         assert r.stdout.count("ALTERED") == 1
     one = straits("ledger", "show", "2", "-o", "json")

@@ -86,7 +86,14 @@ def shown_json(e: Entry | int, bad: set[int]) -> dict[str, Any]:
     the log holds whose row was deleted as ``{seq, unproven: true, removed: true}``."""
     if isinstance(e, int):
         return {"seq": e, "unproven": True, "removed": True}
-    return {**e.to_json(), "body": e.content, **({"unproven": True} if e.seq in bad else {})}
+    if e.seq not in bad:
+        return {**e.to_json(), "body": e.content}
+    try:
+        body: Any = e.content
+    except LedgerError:  # rewritten to text that is no JSON object: shown as stored (the
+        # table showed it, marked; JSON and YAML printed nothing, only the error; hD)
+        body = e.body
+    return {**e.to_json(), "body": body, "unproven": True}
 
 
 def entry_or_removed(store: Store, seq: int) -> Entry:
