@@ -46,6 +46,9 @@ ALTERATIONS = [
     # a body that is no JSON object: JSON and YAML printed nothing, only the error (hD)
     "UPDATE ledger SET body = '{' WHERE seq = 2",
     "UPDATE ledger SET body = '[1]' WHERE seq = 2",
+    # one Python's JSON reads but no output writes: an "internal error", nothing printed (hE)
+    "UPDATE ledger SET body = '{\"i\": NaN}' WHERE seq = 2",
+    "UPDATE ledger SET body = '{\"i\": -Infinity}' WHERE seq = 2",
 ]
 
 
@@ -67,3 +70,29 @@ def test_an_altered_entry_is_marked_and_the_command_fails(db: str, sql: str, fmt
     one = straits("ledger", "show", "2", "-o", "json")
     assert one.returncode == 1 and json.loads(one.stdout)["unproven"] is True
     assert straits("ledger", "show", "3", "-o", "json").returncode == 0
+
+
+@pytest.mark.parametrize("body", ["{", '{"i": NaN}'])
+@pytest.mark.parametrize("fmt", ["json", "yaml", "table"])
+def test_an_entry_past_those_marked_whose_body_is_no_json_object_is_printed(
+    db: str, body: str, fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the first MARK_AT_MOST entries of a page are proven one by one (the page holds up
+    to 100,000); an altered body past them ended JSON and YAML with nothing printed (hE)."""
+    from straits.cli import ledger_summary
+
+    monkeypatch.setattr(ledger_summary, "MARK_AT_MOST", 1)
+    alter(db, f"UPDATE ledger SET body = '{body}' WHERE seq = 3")
+    r = straits("ledger", "show", "-o", fmt)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    if fmt == "table":
+        assert r.stdout.count("ALTERED") == 1
+        return
+    shown = json.loads(r.stdout) if fmt == "json" else yaml.safe_load(r.stdout)
+    assert [(e["seq"], e.get("unproven", False)) for e in shown] == [
+        (1, False),
+        (2, False),
+        (3, True),
+        (4, False),
+    ]
+    assert shown[2]["body"] == body

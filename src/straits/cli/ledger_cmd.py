@@ -29,6 +29,7 @@ from straits.cli.common import (
 from straits.cli.ledger_summary import (
     entry_or_removed,
     first_of,
+    readable_body,
     removed_rows,
     show_tenant_view,
     shown_json,
@@ -398,7 +399,9 @@ def show(
             shown(e.tenant),
             shown(e.actor),
             e.kind,
-            "[red]ALTERED: not what the log proves[/red]" if e.seq in bad else shown(summary(e)),
+            "[red]ALTERED: not what the log proves[/red]"
+            if e.seq in bad or readable_body(e) is None
+            else shown(summary(e)),
             e.hash[:12],
         )
     console.print(t)

@@ -86,14 +86,24 @@ def shown_json(e: Entry | int, bad: set[int]) -> dict[str, Any]:
     the log holds whose row was deleted as ``{seq, unproven: true, removed: true}``."""
     if isinstance(e, int):
         return {"seq": e, "unproven": True, "removed": True}
-    if e.seq not in bad:
-        return {**e.to_json(), "body": e.content}
+    body = readable_body(e)
+    if body is None:  # shown as stored (JSON and YAML printed nothing, only the error; hD)
+        return {**e.to_json(), "body": e.body, "unproven": True}
+    return {**e.to_json(), "body": body, **({"unproven": True} if e.seq in bad else {})}
+
+
+def readable_body(e: Entry) -> dict[str, Any] | None:
+    """``e``'s body as an object, None when it is text that is no JSON object or holds NaN or
+    Infinity (Python's JSON reads them, no output writes them: an "internal error", nothing
+    printed). Straits writes neither, so such an entry is unproven, also one past the
+    ``MARK_AT_MOST`` proven one by one (hE)."""
+    from straits.jsonout import first_non_finite
+
     try:
-        body: Any = e.content
-    except LedgerError:  # rewritten to text that is no JSON object: shown as stored (the
-        # table showed it, marked; JSON and YAML printed nothing, only the error; hD)
-        body = e.body
-    return {**e.to_json(), "body": body, "unproven": True}
+        body = e.content
+    except LedgerError:
+        return None
+    return body if first_non_finite(body) is None else None
 
 
 def entry_or_removed(store: Store, seq: int) -> Entry:
