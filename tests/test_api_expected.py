@@ -1,7 +1,7 @@
 """A query parameter refused by its declared type says what it takes (stop 62): ``expected``
 was null on every such 400 (``?risk=P90``, ``?time_limit=0.1``, ``?limit=0``) where the CLI
 says ``expected p50 or p90`` (risk51 left it out). It now comes from the validation error's
-type and context (``problems.validation_expected``)."""
+type and context (``errors.validation_expected``)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from straits.errors import validation_expected
 from straits.server import create_app
-from straits.server.problems import validation_expected
 from straits.store import Store
 from straits.store.tokens import create_token
 

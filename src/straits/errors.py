@@ -7,6 +7,9 @@ CLI and to HTTP 4xx in the API. Messages say *what* was wrong, *where* (file, fi
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 #: the most problems one InputError lists (a body of 10,000 bad items finds tens of thousands)
 MAX_PROBLEMS = 100
 
@@ -17,6 +20,97 @@ def join_path(prefix: str, inner: str | None) -> str:
     if not inner or inner == "(top level)" or inner == prefix:
         return prefix
     return prefix + (inner if inner.startswith("[") else f".{inner}")
+
+
+#: what a value refused by its declared type would have been, by the type of pydantic's
+#: validation error and its context: one table for a query parameter or header (the API's
+#: 400), a request body's field (the API) and a file's field (the CLI's ``(expected ...)``).
+#: A type not here (a custom check that says it in its message) gives null
+_EXPECTED: dict[str, str] = {
+    "literal_error": "{expected}",
+    "enum": "{expected}",
+    "union_tag_invalid": "{expected_tags}",
+    "union_tag_not_found": "a field {discriminator}",
+    "greater_than_equal": "a number >= {ge}",
+    "greater_than": "a number > {gt}",
+    "less_than_equal": "a number <= {le}",
+    "less_than": "a number < {lt}",
+    "multiple_of": "a multiple of {multiple_of}",
+    "finite_number": "a finite number",
+    "string_too_long": "at most {max_length} character{s}",
+    "string_too_short": "at least {min_length} character{s}",
+    "string_pattern_mismatch": "text matching {pattern}",
+    "string_type": "text",
+    "too_long": "at most {max_length} item{s}",
+    "too_short": "at least {min_length} item{s}",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "int_type": "an integer",
+    "float_parsing": "a number",
+    "float_type": "a number",
+    "decimal_parsing": "a number",
+    "decimal_type": "a number",
+    "bool_parsing": "true or false",
+    "bool_type": "true or false",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "set_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "date_type": "a date, YYYY-MM-DD",
+    "date_parsing": "a date, YYYY-MM-DD",
+    "date_from_datetime_parsing": "a date, YYYY-MM-DD",
+    "date_from_datetime_inexact": "a date, YYYY-MM-DD",
+    "datetime_type": "a date and time (ISO 8601)",
+    "datetime_parsing": "a date and time (ISO 8601)",
+    "datetime_from_date_parsing": "a date and time (ISO 8601)",
+    "missing": "a value for {field}",
+}
+
+
+def validation_expected(error: dict[str, Any]) -> str | None:
+    """``expected`` for one of pydantic's validation errors (``{"type", "loc", "ctx"}``, see
+    :data:`_EXPECTED`); None where its type or context says nothing."""
+    form = _EXPECTED.get(str(error.get("type")))
+    if form is None:
+        return _said(str(error.get("msg") or ""))
+    ctx = {k: _number(v) for k, v in (error.get("ctx") or {}).items()}
+    # a length of one is "1 character" (an empty Idempotency-Key read "at least 1 characters")
+    ctx.setdefault("s", "" if ctx.get("min_length", ctx.get("max_length")) == 1 else "s")
+    names = [p for p in error.get("loc") or () if isinstance(p, str) and p != "[key]"]
+    if names:
+        ctx.setdefault("field", names[-1])
+    try:
+        return form.format(**ctx)
+    except (KeyError, IndexError, ValueError):  # a context pydantic may change: no guess
+        return None
+
+
+#: what a custom check's message says was expected: ``'x' is not a date (expected YYYY-MM-DD)``,
+#: ``expected an objective name such as cost``, ``not a whole number: expected a number from ...``
+_SAID = (
+    re.compile(r"\(expected ((?:[^()]|\([^()]*\))+)\)\Z"),
+    re.compile(r"(?:\A|: )expected ([^\n]+)\Z"),
+)
+
+
+def _said(message: str) -> str | None:
+    """What ``message`` (a custom validator's) says was expected, or None."""
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    for form in _SAID:
+        found = form.search(message)
+        if found:
+            return found.group(1).strip() or None
+    return None
+
+
+def _number(value: Any) -> Any:
+    """A bound as a person writes it: 3600, not 3600.0."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return int(value)
+    return value
 
 
 class StraitsError(Exception):
@@ -59,6 +153,17 @@ class InputError(StraitsError):
         error re-raised for the document that holds the validated part."""
         return [(join_path(prefix, path), detail) for path, detail in self.problems]
 
+    def expected_unsaid(self) -> str | None:
+        """:attr:`expected`, unless the message says it already (a validator's own
+        ``(expected YYYY-MM-DD)``, pydantic's ``Input should be 'p50' or 'p90'`` or ``should
+        have at most 50 items``): what a line for a person adds as ``(expected ...)``."""
+        if not self.expected or any(
+            f"{said} {self.expected}" in self.detail
+            for said in ("expected", "should be", "should have")
+        ):
+            return None
+        return self.expected
+
     def _render(self) -> str:
         source = self.source
         if source and self.line is not None:
@@ -70,7 +175,8 @@ class InputError(StraitsError):
             where = f"{source}: "
         elif self.path:
             where = f"{self.path}: "
-        tail = f" (expected {self.expected})" if self.expected else ""
+        unsaid = self.expected_unsaid()
+        tail = f" (expected {unsaid})" if unsaid else ""
         return f"{where}{self.detail}{tail}"
 
 

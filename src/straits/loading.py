@@ -16,14 +16,21 @@ import re
 import reprlib
 import sys
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, NamedTuple, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from straits import safe_yaml
-from straits.errors import MAX_PROBLEMS, InputError, InputTooLarge, ScenarioError
+from straits.errors import (
+    MAX_PROBLEMS,
+    InputError,
+    InputTooLarge,
+    ScenarioError,
+    validation_expected,
+)
 from straits.limits import MAX_DEPTH, human_bytes, max_input_bytes
+from straits.model.fields import fields_expected
 from straits.model.scenario import Scenario
 
 M = TypeVar("M", bound=BaseModel)
@@ -59,7 +66,7 @@ def _short(value: Any) -> str:
 
 def describe_validation_error(exc: ValidationError) -> list[tuple[str, str]]:
     """(path, message) for each problem pydantic found, in a form a person can act on."""
-    return [(field_path(loc), msg) for loc, msg in _problems(exc)]
+    return [(field_path(p.loc), p.msg) for p in _problems(exc)]
 
 
 def scenario_problems(text: str, *, source: str) -> list[ScenarioError]:
@@ -76,26 +83,41 @@ def scenario_problems(text: str, *, source: str) -> list[ScenarioError]:
     except ValidationError as exc:
         return [
             ScenarioError(
-                msg, source=source, path=field_path(loc), line=safe_yaml.locate(text, loc)
+                p.msg,
+                source=source,
+                path=field_path(p.loc),
+                expected=p.expected,
+                line=safe_yaml.locate(text, p.loc),
             )
-            for loc, msg in _problems(exc)
+            for p in _problems(exc, model=Scenario)
         ]
     except (InputError, RecursionError, ValueError):
         return []
     return []
 
 
+class _Problem(NamedTuple):
+    loc: tuple[int | str, ...]
+    msg: str
+    expected: str | None
+
+
 def _problems(
-    exc: ValidationError, reference: str = "the scenario reference"
-) -> list[tuple[tuple[int | str, ...], str]]:
-    errors = exc.errors(include_url=False, include_context=False)
+    exc: ValidationError,
+    reference: str = "the scenario reference",
+    model: type[BaseModel] | None = None,
+) -> list[_Problem]:
+    """Each problem pydantic found: its place, what was wrong, and what was expected (from the
+    error's type and context, ``errors.validation_expected``; an unknown field of ``model``:
+    the fields it has there)."""
+    errors = exc.errors(include_url=False)
     # a container error caused by a failed item ("at least 1 item after validation") is noise;
     # one set of every error's proper prefixes keeps this linear in the number of errors (a
     # body of 10,000 bad items gives tens of thousands)
     prefixes = {tuple(e["loc"])[:n] for e in errors for n in range(len(e["loc"]))}
     errors = [e for e in errors if tuple(e["loc"]) not in prefixes]
     problems = []
-    for err in errors:
+    for n, err in enumerate(errors):
         msg = str(err["msg"])
         for prefix in ("Value error, ", "Assertion failed, "):
             if msg.startswith(prefix):
@@ -107,7 +129,13 @@ def _problems(
             msg = f"unknown field (check the spelling against {reference})"
         elif kind not in ("value_error", "assertion_error") and "input" in err:
             msg = f"{msg}, got {_short(err['input'])}"
-        problems.append((tuple(err["loc"]), msg))
+        loc = tuple(err["loc"])
+        expected = None
+        if n < MAX_PROBLEMS:  # as many as are shown: 150,000 unknown keys doubled the time
+            expected = validation_expected(dict(err))
+            if kind == "extra_forbidden" and model is not None:
+                expected = fields_expected(model, loc)
+        problems.append(_Problem(loc, msg, expected))
     return problems
 
 
@@ -127,15 +155,22 @@ def validate_as(
     try:
         return model.model_validate(data, context=context)
     except ValidationError as exc:
-        problems = _problems(exc, reference)
-        loc, msg = problems[0]
+        problems = _problems(exc, reference, model)
+        loc, msg, expected = problems[0]
         if len(problems) > 1:
             msg += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
         line = safe_yaml.locate(text, loc) if text is not None else None
         listed: list[tuple[str | None, str]] = [
-            (field_path(at), what) for at, what in problems[:MAX_PROBLEMS]
+            (field_path(p.loc), p.msg) for p in problems[:MAX_PROBLEMS]
         ]
-        raise error(msg, source=source, path=field_path(loc), line=line, problems=listed) from None
+        raise error(
+            msg,
+            source=source,
+            path=field_path(loc),
+            expected=expected,
+            line=line,
+            problems=listed,
+        ) from None
     except InputError as exc:
         if exc.source is None:
             line = exc.line

@@ -14,6 +14,7 @@ import datetime as dt
 import math
 import re
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -140,14 +141,19 @@ class Range:
     lo_open: bool
     meaning: str
 
-    def text(self) -> str:
+    def text(self, ge: str = "≥", le: str = "≤") -> str:
         def num(v: float) -> str:
             if v == 0 or 0.001 <= abs(v) < 1e7:
                 return f"{v:,g}" if v != int(v) else f"{int(v):,}"
             exponent = round(math.log10(abs(v)))
             return f"10^{exponent}" if v == 10.0**exponent else f"{v:.3g}"
 
-        return f"{'>' if self.lo_open else '≥'} {num(self.lo)}, ≤ {num(self.hi)}"
+        return f"{'>' if self.lo_open else ge} {num(self.lo)}, {le} {num(self.hi)}"
+
+    def expected(self) -> str:
+        """What a refused value's problem says was expected: ``an integer >= 1, <= 10^7``, in
+        the words of pydantic's bounds (``errors.validation_expected``)."""
+        return f"{'an integer' if self.kind == 'int' else 'a number'} {self.text('>=', '<=')}"
 
 
 #: every range a field of a scenario or request can have, by name (docs/robustness.md lists it)
@@ -164,7 +170,8 @@ def _range(
     else:
         field = Field(ge=lo, le=hi, allow_inf_nan=False)
     # after the bounds, so the JSON schema keeps its minimum and maximum
-    field.metadata.append(BeforeValidator(_number_not_bool))
+    said = RANGES[name].expected()
+    field.metadata.append(BeforeValidator(partial(_number_not_bool, expected=said)))
     field.metadata.append(AfterValidator(_plus_zero))
     return field
 
@@ -184,23 +191,27 @@ _NUMBER_TEXT = re.compile(
 )
 
 
-def _number_not_bool(value: object) -> object:
+def _number_not_bool(value: object, expected: str = "a number") -> object:
     """A boolean is not a number: pydantic read ``mfu: true`` as 100% MFU, ``chips: yes`` (a
     YAML boolean) as 1 chip and ``tokens: true`` as one token.
 
     A number written as text (``"50000"``, as the contract allows) must be written as JSON or
     YAML writes a number: pydantic's lax mode also read ``"3_000_000"`` (Python's digit
     grouping, which JSON refuses) as 3,000,000, ``" 5 "`` as 5 and bytes ``b"5"`` as 5, while
-    ``"3,000,000"`` was refused; one spelling of a number, not several (pyapi30)."""
+    ``"3,000,000"`` was refused; one spelling of a number, not several (pyapi30).
+
+    Each refusal ends ``(expected <the range>)``, which the problem's ``expected`` and the
+    CLI's line carry (``errors.validation_expected``)."""
+    tail = f" (expected {expected})"
     if isinstance(value, bool):
-        raise ValueError(f"got a boolean ({str(value).lower()}), not a number")
+        raise ValueError(f"got a boolean ({str(value).lower()}), not a number{tail}")
     if isinstance(value, (bytes, bytearray, memoryview)):
-        raise ValueError("got bytes, not a number")
+        raise ValueError(f"got bytes, not a number{tail}")
     if isinstance(value, str) and not _NUMBER_TEXT.fullmatch(value):
         shown = value if len(value) <= 40 else value[:40] + "..."
         raise ValueError(
             f"got the text {shown!r}, not a number: write a decimal number as JSON does "
-            "(digits 0-9, no leading zeros, underscores, separators or spaces)"
+            f"(digits 0-9, no leading zeros, underscores, separators or spaces){tail}"
         )
     return value
 

@@ -40,6 +40,7 @@ from straits.errors import (
     NotFoundError,
     NotReadyError,
     StoreError,
+    validation_expected,
 )
 from straits.rules import ruleset
 from straits.server.head import (
@@ -62,7 +63,6 @@ from straits.server.problems import (
     as_query_error,
     problem,
     refusal,
-    validation_expected,
 )
 from straits.server.report_routes import router as report_router
 from straits.server.routes import router

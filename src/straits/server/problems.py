@@ -76,45 +76,6 @@ class Problem(BaseModel):
     incident: str | None = Field(None, description="500 only: the id in the server's log.")
 
 
-#: what a query parameter or header refused by its declared type would have taken, by the
-#: pydantic error's type and context (the CLI names it: ``expected p50 or p90``); a type not
-#: here (a custom check that says it in its message) gives null
-_EXPECTED: dict[str, str] = {
-    "literal_error": "{expected}",
-    "enum": "{expected}",
-    "greater_than_equal": "a number >= {ge}",
-    "greater_than": "a number > {gt}",
-    "less_than_equal": "a number <= {le}",
-    "less_than": "a number < {lt}",
-    "string_too_long": "at most {max_length} character{s}",
-    "string_too_short": "at least {min_length} character{s}",
-    "string_pattern_mismatch": "text matching {pattern}",
-    "int_parsing": "an integer",
-    "int_from_float": "an integer",
-    "float_parsing": "a number",
-    "bool_parsing": "true or false",
-}
-
-
-def validation_expected(error: dict[str, Any]) -> str | None:
-    """``expected`` for one of pydantic's validation errors (see :data:`_EXPECTED`)."""
-    form = _EXPECTED.get(str(error.get("type")))
-    ctx = {k: _number(v) for k, v in (error.get("ctx") or {}).items()}
-    # a length of one is "1 character" (an empty Idempotency-Key read "at least 1 characters")
-    ctx.setdefault("s", "" if ctx.get("min_length", ctx.get("max_length")) == 1 else "s")
-    try:
-        return form.format(**ctx) if form is not None else None
-    except (KeyError, IndexError, ValueError):  # a context pydantic may change: no guess
-        return None
-
-
-def _number(value: Any) -> Any:
-    """A bound as a person writes it: 3600, not 3600.0."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        return int(value)
-    return value
-
-
 class StrictJSONResponse(JSONResponse):
     """JSON with no NaN or Infinity, from the CLI's encoder (``straits.jsonout``)."""
 

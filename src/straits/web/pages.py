@@ -392,7 +392,7 @@ async def submit(request: Request) -> Response:
                 {
                     "detail": e.detail,
                     "path": e.path,
-                    "expected": e.expected,
+                    "expected": e.expected_unsaid(),  # shown after the detail
                     "line": getattr(e, "line", None),
                 }
                 for e in every
