@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 import reprlib
 import sys
@@ -229,6 +230,17 @@ class _NotJson(ValueError):
     pass
 
 
+class _Huge(_NotJson):
+    """A number beyond a float's range (``1e400``), which Python's reader made infinity: a
+    field of no declared type took it (SkyPilot's config, answered back holding ``Infinity``)."""
+
+
+def _finite(written: str) -> float:
+    if not math.isfinite(value := float(written)):
+        raise _Huge(f"{written[:40]} is beyond the range of a number (every number is finite)")
+    return value
+
+
 def depth_of(value: Any) -> int:
     """How deeply lists and mappings nest in ``value`` (iterative)."""
     deepest, stack = 0, [(value, 1)]
@@ -243,7 +255,11 @@ def depth_of(value: Any) -> int:
 
 def _strict_json(text: str) -> Any:
     data = json.loads(
-        text, object_pairs_hook=_unique_pairs, parse_constant=_no_constant, parse_int=_short_int
+        text,
+        object_pairs_hook=_unique_pairs,
+        parse_constant=_no_constant,
+        parse_int=_short_int,
+        parse_float=_finite,
     )
     if depth_of(data) > MAX_DEPTH:
         raise _TooDeep()
@@ -312,6 +328,15 @@ def parse_json(text: str | bytes, *, source: str, error: type[InputError] = Inpu
             f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
             source=source,
             line=exc.lineno,
+        ) from None
+    except _Huge as exc:
+        raw = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+        at = raw.find(str(exc).split(" ", 1)[0])
+        raise error(
+            str(exc),
+            source=source,
+            expected="a finite number",
+            line=raw.count("\n", 0, at) + 1 if at >= 0 else None,
         ) from None
     except _NotJson as exc:
         raise error(str(exc), source=source) from None

@@ -1,0 +1,46 @@
+"""A hostile pass on the API's request bodies (body62): deep nesting, 10 MB strings, NUL bytes,
+lone surrogates, duplicated keys, numbers beyond a float, bytes that are no UTF-8 and content
+types of every kind, over every route that reads a body. Each case here failed before its
+fix; what held is in docs/robustness.md."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from straits.server import create_app
+from straits.store import Store
+from straits.store.tokens import create_token
+from test_api import assert_problem
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    store = Store(f"sqlite:///{Path(tmp_path_factory.mktemp('api')) / 's.db'}")
+    token = create_token(store, "hz-cloud", "planner")[0]
+    with TestClient(create_app(store), raise_server_exceptions=False) as client:
+        yield client, {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    store.close()
+
+
+# --- a number beyond a float is no number -------------------------------------------------------
+@pytest.mark.parametrize(
+    ("url", "body"),
+    [
+        # answered 200 with the request back holding `Infinity`, which is no JSON
+        ("/v1/skypilot/policy", '{"task": "name: x\\n",\n "skypilot_config": {"a": 1e400}}'),
+        ("/v1/impact", '{"date": "2025-06-01",\n "documents": [{"x": -1e400}]}'),
+        ("/v1/exports?to=slurm", '{"id": "x",\n "cost": 1e400}'),
+        # `'inf' is not a date`: the number was read as infinity
+        ("/v1/check", '{"action": "train",\n "date": 1E+400}'),
+    ],
+)
+def test_a_number_beyond_a_float_is_refused_where_it_is_written(
+    api: tuple[TestClient, dict[str, str]], url: str, body: str
+) -> None:
+    client, headers = api
+    problem = assert_problem(client.post(url, headers=headers, content=body), 400)
+    assert (problem["expected"], problem["line"]) == ("a finite number", 2)
