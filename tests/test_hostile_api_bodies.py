@@ -5,6 +5,7 @@ fix; what held is in docs/robustness.md."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,3 +45,23 @@ def test_a_number_beyond_a_float_is_refused_where_it_is_written(
     client, headers = api
     problem = assert_problem(client.post(url, headers=headers, content=body), 400)
     assert (problem["expected"], problem["line"]) == ("a finite number", 2)
+
+
+# --- SkyPilot's request as a JSON string is read as strictly as a body --------------------------
+@pytest.mark.parametrize(
+    ("inner", "expected"),
+    [
+        ("[" * 100_000 + "]" * 100_000, None),  # a RecursionError: a 500
+        ('{"task": "name: x\\n", "a": 1, "a": 2}', "each key once per object"),
+        ('{"task": "name: x\\n", "a": NaN}', "SkyPilot's UserRequest"),
+    ],
+    ids=["deep", "duplicate-key", "nan"],
+)
+def test_a_skypilot_request_in_a_string_is_strict_json(
+    api: tuple[TestClient, dict[str, str]], inner: str, expected: str | None
+) -> None:
+    client, headers = api
+    r = client.post("/v1/skypilot/policy", headers=headers, content=json.dumps(inner))
+    problem = assert_problem(r, 400)
+    if expected is not None:
+        assert problem["expected"] == expected

@@ -58,15 +58,19 @@ class Admission:
 
 def parse_user_request(data: Any) -> dict[str, Any]:
     """SkyPilot's UserRequest body: a JSON object, or (as its client sends it) a JSON string
-    holding one."""
+    holding one, read as strictly as a body (``loading.parse_json``): Python's reader took
+    a string of 100,000 ``[`` as a RecursionError, a 500, and let ``NaN`` and a key given
+    twice through."""
     if isinstance(data, str):
+        from straits.loading import parse_json
+
         try:
-            data = json.loads(data)
-        except ValueError:
+            data = parse_json(data, source="request body", error=RequestError)
+        except RequestError as exc:
             raise RequestError(
-                "the body is a string but not JSON",
+                f"the body is a string but not JSON: {exc.detail}",
                 source="request body",
-                expected="SkyPilot's UserRequest",
+                expected=exc.expected or "SkyPilot's UserRequest",
             ) from None
     if not isinstance(data, dict) or not isinstance(data.get("task"), str):
         raise RequestError(
