@@ -95,3 +95,32 @@ def test_an_impact_body_is_validated_off_the_event_loop(
     problem = assert_problem(client.post("/v1/impact", headers=headers, json=body), 400)
     assert problem["path"] == "k0"
     assert on_loop == []
+
+
+# --- a lone surrogate is no text -----------------------------------------------------------------
+SURROGATE = '{"task": "name: x\\n", "skypilot_config": {"a": ["ok", "\\ud800"]}}'
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        (SURROGATE, "skypilot_config.a[1]"),  # answered 200, the request back holding it
+        (json.dumps(SURROGATE), "skypilot_config.a[1]"),  # SkyPilot's form: a JSON string
+        ('{"task": "name: x\\n", "skypilot_config": {"\\udfff": 1}}', "skypilot_config"),
+    ],
+    ids=["value", "in-a-string", "key"],
+)
+def test_a_lone_surrogate_in_a_body_is_a_400_naming_its_field(
+    api: tuple[TestClient, dict[str, str]], body: str, path: str
+) -> None:
+    client, headers = api
+    problem = assert_problem(client.post("/v1/skypilot/policy", headers=headers, content=body), 400)
+    assert (problem["path"], problem["expected"]) == (path, "text in UTF-8")
+
+
+def test_a_surrogate_pair_is_a_character(api: tuple[TestClient, dict[str, str]]) -> None:
+    client, headers = api
+    body = '{"task": "name: x\\n", "skypilot_config": {"a": "\\ud83d\\ude00"}}'
+    r = client.post("/v1/skypilot/policy", headers=headers, content=body)
+    assert r.status_code == 200, r.text
+    assert json.loads(r.json())["skypilot_config"] == {"a": "\U0001f600"}

@@ -62,14 +62,17 @@ def parse_user_request(data: Any) -> dict[str, Any]:
     a string of 100,000 ``[`` as a RecursionError, a 500, and let ``NaN`` and a key given
     twice through."""
     if isinstance(data, str):
-        from straits.loading import parse_json
+        from straits.loading import parse_json, refuse_surrogates
 
         try:
-            data = parse_json(data, source="request body", error=RequestError)
+            text = data
+            data = parse_json(text, source="request body", error=RequestError)
+            refuse_surrogates(data, text, source="request body", error=RequestError)
         except RequestError as exc:
             raise RequestError(
                 f"the body is a string but not JSON: {exc.detail}",
                 source="request body",
+                path=exc.path,
                 expected=exc.expected or "SkyPilot's UserRequest",
             ) from None
     if not isinstance(data, dict) or not isinstance(data.get("task"), str):

@@ -316,6 +316,38 @@ def parse_document(text: str, *, source: str, error: type[InputError] = InputErr
         raise error(f"nested deeper than {MAX_DEPTH} levels", source=source) from None
 
 
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def refuse_surrogates(
+    data: Any, text: str | bytes, *, source: str, error: type[InputError] = InputError
+) -> None:
+    """Refuse a string or key of ``data`` (parsed from ``text``) holding a lone surrogate: JSON's
+    ``"\\ud800"`` is no character, and no UTF-8 text holds it (a request body: a field of no
+    declared type took it, and SkyPilot's policy answered it back)."""
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if not _SURROGATE.search(raw):  # no escape of a surrogate: no walk
+        return
+    stack: list[tuple[Any, tuple[int | str, ...]]] = [(data, ())]
+    while stack:
+        v, at = stack.pop()
+        if isinstance(v, dict):
+            stack.extend((k, at) for k in v)  # a key: named by the object that holds it
+            stack.extend((x, (*at, str(k))) for k, x in v.items())
+        elif isinstance(v, list):
+            stack.extend((x, (*at, i)) for i, x in enumerate(v))
+        elif isinstance(v, str) and not v.isascii():
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise error(
+                    f"a lone surrogate (\\u{ord(v[exc.start]):04x}) in a string",
+                    source=source,
+                    path=field_path(at) if at else None,
+                    expected="text in UTF-8",
+                ) from None
+
+
 def parse_json(text: str | bytes, *, source: str, error: type[InputError] = InputError) -> Any:
     """Strict JSON (request bodies): finite numbers, each key once per object, nesting at most
     MAX_DEPTH deep."""

@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 from starlette.concurrency import run_in_threadpool
 
 from straits.errors import RequestError
-from straits.loading import parse_json
+from straits.loading import parse_json, refuse_surrogates
 
 #: JSON schemas of the documented bodies' models, merged into the spec's components
 COMPONENTS: dict[str, Any] = {}
@@ -40,7 +40,14 @@ async def json_body(request: Request, label: str) -> Any:
     raw = await request.body()
     if not raw.strip():
         raise RequestError("the request body is empty", source=label, expected="JSON")
-    return await run_in_threadpool(parse_json, raw, source=label, error=RequestError)
+    return await run_in_threadpool(_strict, raw, label)
+
+
+def _strict(raw: bytes, label: str) -> Any:
+    """``raw`` as strict JSON, no string holding a lone surrogate (``"\\ud800"``)."""
+    data = parse_json(raw, source=label, error=RequestError)
+    refuse_surrogates(data, raw, source=label, error=RequestError)
+    return data
 
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
@@ -70,7 +77,12 @@ async def document_body(request: Request, label: str) -> Any:
         raise RequestError("not UTF-8 text", source=label, expected="JSON or YAML") from None
     from straits.loading import parse_document
 
-    return await run_in_threadpool(lambda: parse_document(text, source=label, error=RequestError))
+    def parse() -> Any:
+        data = parse_document(text, source=label, error=RequestError)
+        refuse_surrogates(data, raw, source=label, error=RequestError)  # JSON read as YAML
+        return data
+
+    return await run_in_threadpool(parse)
 
 
 async def document_and_text(request: Request, label: str) -> tuple[Any, str | None]:
