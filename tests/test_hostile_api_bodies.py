@@ -124,3 +124,25 @@ def test_a_surrogate_pair_is_a_character(api: tuple[TestClient, dict[str, str]])
     r = client.post("/v1/skypilot/policy", headers=headers, content=body)
     assert r.status_code == 200, r.text
     assert json.loads(r.json())["skypilot_config"] == {"a": "\U0001f600"}
+
+
+# --- a long key is named, not copied ---------------------------------------------------------
+@pytest.mark.parametrize(
+    ("url", "body", "path"),
+    [
+        ("/v1/impact", {"date": "2025-06-01", "k" * 500_000: 1}, "k" * 57 + "..."),
+        ("/v1/check", [{"k" * 500_000: 1}], "[0]"),
+        ("/v1/estimate", {"model": {"k" * 500_000: 1}}, "model"),
+    ],
+    ids=["impact", "check-list", "estimate"],
+)
+def test_an_unknown_key_of_half_a_megabyte_is_named_shortened(
+    api: tuple[TestClient, dict[str, str]], url: str, body: object, path: str
+) -> None:
+    """Its problem wrote the whole key three times (`path`, `errors`, `error`): 1.5 MB
+    answered for 0.5 MB sent."""
+    client, headers = api
+    r = client.post(url, headers=headers, content=json.dumps(body))
+    problem = assert_problem(r, 400)
+    assert len(r.content) < 10_000
+    assert problem["path"].startswith(path)

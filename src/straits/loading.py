@@ -38,9 +38,11 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:
-    """``sites[0].pools[1].chip``; a mapping's key that failed reads ``labels (key 'x!')``."""
+    """``sites[0].pools[1].chip``; a mapping's key that failed reads ``labels (key 'x!')``.
+    A key past 60 characters is shortened (``kkk...``): a body's unknown key of 1 MiB was
+    written three times into its problem (``path``, ``errors``, ``error``)."""
     out = ""
-    parts = list(loc)
+    parts = [p if isinstance(p, int) else _key(str(p)) for p in loc]
     key_error = len(parts) >= 2 and parts[-1] == "[key]"
     if key_error:
         parts = parts[:-2]
@@ -50,8 +52,12 @@ def field_path(loc: tuple[int | str, ...]) -> str:
         else:
             out += f".{part}" if out else str(part)
     if key_error:
-        out += f" (key {loc[-2]!r})"
+        out += f" (key {_key(str(loc[-2]))!r})"
     return out or "(top level)"
+
+
+def _key(name: str) -> str:
+    return name if len(name) <= 60 else name[:57] + "..."
 
 
 _REPR = reprlib.Repr()
