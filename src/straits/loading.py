@@ -77,9 +77,10 @@ def describe_validation_error(exc: ValidationError) -> list[tuple[str, str]]:
 
 
 def scenario_problems(text: str, *, source: str) -> list[ScenarioError]:
-    """Every problem pydantic finds in a scenario's text, one error each with its field path and
-    line (:func:`parse_scenario` raises the first, saying how many more there are); empty when
-    the text does not parse or the problems are not the model's (the caller keeps its error)."""
+    """The problems pydantic finds in a scenario's text (the first MAX_PROBLEMS), one error
+    each with its field path and line (:func:`parse_scenario` raises the first, saying how many
+    more there are); empty when the text does not parse or the problems are not the model's
+    (the caller keeps its error). The text is composed once for all their lines."""
     from straits.model.scenario import Scenario
 
     try:
@@ -88,15 +89,12 @@ def scenario_problems(text: str, *, source: str) -> list[ScenarioError]:
             return []
         Scenario.model_validate(data)
     except ValidationError as exc:
+        line = safe_yaml.locator(text)
         return [
             ScenarioError(
-                p.msg,
-                source=source,
-                path=field_path(p.loc),
-                expected=p.expected,
-                line=safe_yaml.locate(text, p.loc),
+                p.msg, source=source, path=field_path(p.loc), expected=p.expected, line=line(p.loc)
             )
-            for p in _problems(exc, model=Scenario)
+            for p in _problems(exc, model=Scenario)[:MAX_PROBLEMS]
         ]
     except (InputError, RecursionError, ValueError):
         return []
