@@ -4,10 +4,12 @@ bash 5.2, given a signal while it expands a command substitution, may fail to pa
 signal's trap and go on as if no signal had come (docs/robustness.md, "trap53"): the Slurm
 batch shell and ``submit.sh`` therefore expand none once their traps are set. These two scripts
 do expand ``$(...)`` (kubectl's answers, the clock), but only in their branches: each branch is
-a ``( ... ) &`` subshell, where bash resets the traps it caught to their defaults, so a signal
-there kills the branch outright and no trap text is parsed. The shell that holds the traps runs
-nothing after them but the branches' forks and ``wait``. These tests hold both halves: the
-scripts' shape, and the bash behaviour it relies on.
+a ``( ... ) < /dev/null &`` subshell, where bash resets the traps it caught to their defaults,
+so a signal there kills the branch outright and no trap text is parsed. The shell that holds the
+traps runs nothing after them but the branches' forks (between ``set -m`` and ``set +m``: each
+branch a process group of its own, that ``stop()`` signals whole; straits.export.script_jobs),
+``apply.sh``'s wait for the job that applies the Kueue queues, and ``wait``. These tests hold
+both halves: the scripts' shape, and the bash behaviour it relies on.
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from export_support import demo, inp
-from straits.export import exporter
-from straits.export.base import ExportInput, stop_helpers
+from straits.export import export_input, exporter
+from straits.export.base import ExportInput
+from straits.export.script_jobs import fork, stop_helpers
+from straits.model.scenario import Scenario
+from straits.rules import RuleSet
 
 __all__ = ["demo", "inp"]  # fixtures
 
@@ -32,7 +38,11 @@ COMSUB = re.compile(r"\$\((?!\()")
 TRAPPING_SHELL = {
     "trap 'stop 130' INT",
     "trap 'stop 143' TERM HUP",
+    "set -m",
     "pids+=($!)",
+    "set +m",
+    'wait "$!" || exit 1',
+    "pids=()",
     "rc=0",
     'for p in "${pids[@]}"; do wait "$p" || rc=1; done',
     'exit "$rc"',
@@ -51,7 +61,7 @@ def _outside_branches(script: str) -> list[str]:
     for line in lines[first:]:
         if line.startswith("(") and not line.startswith("(("):
             depth += 1
-        elif depth and line == ") &":
+        elif depth and line == ") < /dev/null &":
             depth -= 1
         elif depth == 0 and not line.lstrip().startswith("#"):
             out.append(line)
@@ -72,11 +82,28 @@ def test_the_trapping_shell_expands_no_command_substitution(
     assert COMSUB.search(script), "the branches' functions expand none: nothing to guard"
 
 
+def test_the_queues_are_applied_in_a_job_too(
+    demo: tuple[Scenario, dict[str, Any]], rules: RuleSet
+) -> None:
+    """``apply.sh`` applies the Kueue LocalQueues before any stage, in a job of its own that
+    it waits for (a kubectl in the foreground would hold the traps back until it ended)."""
+    sc, plan = demo
+    doc = sc.model_dump(mode="json")
+    for s in doc["sites"]:
+        if "kubernetes" in s["targets"]:
+            s["targets"]["kubernetes"]["cluster_queue"] = "gpu-cq"
+    inp = export_input(Scenario.model_validate(doc), plan, rules, plan_id="q", run="x")
+    script = exporter("kubernetes").render(inp).files["kubernetes/apply.sh"]
+    assert set(_outside_branches(script)) <= TRAPPING_SHELL
+    top = script[script.index("trap 'stop 130' INT") :]
+    assert top.index("(  # the Kueue LocalQueues") < top.index('wait "$!" || exit 1')
+    assert top.index('wait "$!" || exit 1') < top.index("(  # branch 0")
+    assert "/kueue." not in script[: script.index("trap 'stop 130' INT")]
+
+
 def test_the_test_sees_a_substitution_outside_a_branch() -> None:
     """The shape check fails on a script whose trapping shell expands one."""
-    script = "\n".join(
-        [*stop_helpers("x.sh", "run"), "(  # b", "  y=$(date)", ") &", "now=$(date)"]
-    )
+    script = "\n".join([*stop_helpers("x.sh", "run"), *fork([("b", ["y=$(date)"])]), "now=$(date)"])
     top = _outside_branches(script)
     assert top[-1] == "now=$(date)" and not set(top) <= TRAPPING_SHELL
 

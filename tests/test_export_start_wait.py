@@ -154,10 +154,27 @@ def _run(
     return p, log.read_text().splitlines() if log.exists() else []
 
 
+def _session(sid: int) -> list[int]:
+    """The live (not zombie) processes of session ``sid``."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        state, _ppid, _pgrp, session = stat.rsplit(")", 1)[1].split()[:4]
+        if int(session) == sid and state != "Z":
+            out.append(int(d.name))
+    return out
+
+
 @contextlib.contextmanager
 def _bash(script: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
     """``bash script`` in a session of its own, whose every process (a workload's background
-    job left waiting by a failed test) is killed on the way out."""
+    job left waiting by a failed test, in a process group of its own) is killed on the way
+    out."""
     proc = subprocess.Popen(
         ["bash", str(script)],
         env=env,
@@ -169,9 +186,19 @@ def _bash(script: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
     try:
         yield proc
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        _kill_session(proc.pid)
         proc.communicate()
+
+
+def _kill_session(sid: int) -> None:
+    """SIGKILL every process of session ``sid``, again while one forked meanwhile is left."""
+    for _ in range(10):
+        left = _session(sid)
+        if not left:
+            return
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def _waits(log: list[str]) -> list[int]:

@@ -269,25 +269,6 @@ def wait_start(job: StageJob) -> str:
     return f"wait_start {start_args(job)}"
 
 
-def stop_helpers(script: str, what: str) -> tuple[str, ...]:
-    """The lines that make Ctrl-C, ``kill`` or a lost terminal stop ``script``'s background
-    jobs too (a non-interactive shell's background jobs ignore Ctrl-C): a stage still waiting,
-    for its predecessors or its planned start, is then not ``what`` (applied, launched)."""
-    return (
-        "# Ctrl-C, kill or a lost terminal stop every background job too (a background job",
-        f"# ignores Ctrl-C): what was {what} stays, a stage still waiting is not {what}",
-        "pids=()",
-        "stop() {",
-        "  trap - INT TERM HUP",
-        '  [ "${#pids[@]}" -eq 0 ] || kill "${pids[@]}" 2>/dev/null',
-        f'  echo "{script} stopped: the stages not {what} yet are not {what}" >&2',
-        '  exit "$1"',
-        "}",
-        "trap 'stop 130' INT",
-        "trap 'stop 143' TERM HUP",
-    )
-
-
 def gate(job: StageJob, pred: str) -> str:
     """The ``apply.sh`` / ``launch.sh`` line that stops ``job`` until ``pred`` (of the same
     workload, run outside the script) is listed as completed."""

@@ -37,7 +37,6 @@ from straits.export.base import (
     dump_yaml,
     gate,
     start_args,
-    stop_helpers,
 )
 from straits.export.k8s_objects import (
     k8s_site,
@@ -49,6 +48,7 @@ from straits.export.k8s_objects import (
     stage_objects,
 )
 from straits.export.k8s_tpu import pod_layout, tpu_left_out, tpu_selector
+from straits.export.script_jobs import JOIN, fork, stop_helpers
 from straits.model.targets import KubernetesSite
 from straits.plan.options import NODE
 
@@ -253,15 +253,18 @@ def _apply_script(plan_id: str, queues: dict[str, str], chains: list[list[str]])
         "}",
         'stopped() { : > "$STATE/c$1"; exit 1; }  # CHAIN: the branch stops here',
     ]
-    for path, ctx in sorted(queues.items()):
-        out.append(f'"$KUBECTL" --context {shlex.quote(ctx)} apply -f {path} || exit 1')
     out += stop_helpers("apply.sh", "applied")
-    for chain, lines in enumerate(chains):
-        out.append(f"(  # branch {chain}")
-        out += [f"  {line} || stopped {chain}" for line in lines]
-        out.append(") &")
-        out.append("pids+=($!)")
-    out += ["rc=0", 'for p in "${pids[@]}"; do wait "$p" || rc=1; done', 'exit "$rc"', ""]
+    if queues:  # before every stage, in a job too: stop() stops a kubectl apply of them
+        applies = [
+            f'"$KUBECTL" --context {shlex.quote(ctx)} apply -f {path} || exit 1'
+            for path, ctx in sorted(queues.items())
+        ]
+        out += [*fork([("the Kueue LocalQueues", applies)]), 'wait "$!" || exit 1', "pids=()"]
+    branches = [
+        (f"branch {chain}", [f"{line} || stopped {chain}" for line in lines])
+        for chain, lines in enumerate(chains)
+    ]
+    out += [*fork(branches), *JOIN]
     return "\n".join(out)
 
 

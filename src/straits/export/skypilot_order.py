@@ -24,8 +24,8 @@ from straits.export.base import (
     StageJob,
     epoch,
     start_args,
-    stop_helpers,
 )
+from straits.export.script_jobs import JOIN, fork, stop_helpers
 
 #: how much later than the end of the task before it in a pipeline a task's planned start may
 #: be, beyond moving its data, and still follow that task as it succeeds: the planner rounds
@@ -120,9 +120,5 @@ def launch_script(plan_id: str, launch: dict[str, list[str]]) -> str:
         *START_HELPERS,
         *stop_helpers("launch.sh", "launched"),
     ]
-    for workload, lines in launch.items():
-        out.append(f"(  # {workload}")
-        out += [f"  {line}" for line in lines]
-        out += [") &", "pids+=($!)"]
-    out += ["rc=0", 'for p in "${pids[@]}"; do wait "$p" || rc=1; done', 'exit "$rc"', ""]
+    out += [*fork(launch.items()), *JOIN]
     return "\n".join(out)
