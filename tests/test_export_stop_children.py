@@ -37,7 +37,7 @@ from test_export_start_wait import H20, _kill_session, _plan, _session, _stand_i
 __all__ = ["branches"]  # fixtures
 
 #: how many times each case runs: a race shows in some runs only
-RUNS = 50 if os.environ.get("STRAITS_SLOW") == "1" else 5
+RUNS = 10 if os.environ.get("STRAITS_SLOW") == "1" else 3
 
 #: before the harness's stand-in: a call whose arguments hold one of $HANG (|-separated)
 #: records its pid in $PIDS and sleeps (exec: the pid is the sleep's); any other goes on to the
