@@ -1,4 +1,4 @@
-"""A hostile pass on the API's request bodies (body62): deep nesting, 10 MB strings, NUL bytes,
+"""A hostile pass on the API's request bodies (body63): deep nesting, 10 MB strings, NUL bytes,
 lone surrogates, duplicated keys, numbers beyond a float, bytes that are no UTF-8 and content
 types of every kind, over every route that reads a body. Each case here failed before its
 fix; what held is in docs/robustness.md."""

@@ -1,4 +1,4 @@
-"""A read racing an append and a checkpoint at the head is never told the log was cut (hE).
+"""A read racing an append and a checkpoint at the head is never told the log was cut (rev63).
 
 ``removed.not_cut`` (asked before an answer that finds no entry: a number past the head, an
 empty page) compares the latest checkpoint's size with the head. On PostgreSQL each statement

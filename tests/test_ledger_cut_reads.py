@@ -1,5 +1,5 @@
 """A log cut below its signed checkpoint answers every read with the 409 (exit 1) that says so,
-also the reads that find no entry (hD).
+also the reads that find no entry (led63).
 
 The database writer deletes the last entries, their tree nodes, and moves the head to match
 (a consistent truncation). A read that found a row was already refused (the checkpoint is

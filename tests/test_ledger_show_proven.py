@@ -43,10 +43,10 @@ ALTERATIONS = [
     "UPDATE ledger SET tenant = 'someone-else' WHERE seq = 2",
     "UPDATE ledger SET body = replace(body, '\"i\":1', '\"i\":7') WHERE seq = 2",
     "UPDATE ledger SET actor = 'root', kind = 'plan' WHERE seq = 2",
-    # a body that is no JSON object: JSON and YAML printed nothing, only the error (hD)
+    # a body that is no JSON object: JSON and YAML printed nothing, only the error (led63)
     "UPDATE ledger SET body = '{' WHERE seq = 2",
     "UPDATE ledger SET body = '[1]' WHERE seq = 2",
-    # one Python's JSON reads but no output writes: an "internal error", nothing printed (hE)
+    # one Python's JSON reads but no output writes: an "internal error", nothing printed (rev63)
     "UPDATE ledger SET body = '{\"i\": NaN}' WHERE seq = 2",
     "UPDATE ledger SET body = '{\"i\": -Infinity}' WHERE seq = 2",
 ]
@@ -78,7 +78,7 @@ def test_an_entry_past_those_marked_whose_body_is_no_json_object_is_printed(
     db: str, body: str, fmt: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Only the first MARK_AT_MOST entries of a page are proven one by one (the page holds up
-    to 100,000); an altered body past them ended JSON and YAML with nothing printed (hE)."""
+    to 100,000); an altered body past them ended JSON and YAML with nothing printed (rev63)."""
     from straits.cli import ledger_summary
 
     monkeypatch.setattr(ledger_summary, "MARK_AT_MOST", 1)

@@ -1,5 +1,5 @@
 """A tenant's verification names what the log-wide check found, with the code the full and
-quick checks give (hD).
+quick checks give (led63).
 
 Every failure of the quick check was reported to a tenant as ``history-rewritten`` ("the log
 no longer extends its latest signed checkpoint: it was rewritten"): also a tenant giving the

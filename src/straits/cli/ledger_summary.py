@@ -87,7 +87,7 @@ def shown_json(e: Entry | int, bad: set[int]) -> dict[str, Any]:
     if isinstance(e, int):
         return {"seq": e, "unproven": True, "removed": True}
     body = readable_body(e)
-    if body is None:  # shown as stored (JSON and YAML printed nothing, only the error; hD)
+    if body is None:  # shown as stored (JSON and YAML printed nothing, only the error; led63)
         return {**e.to_json(), "body": e.body, "unproven": True}
     return {**e.to_json(), "body": body, **({"unproven": True} if e.seq in bad else {})}
 
@@ -96,7 +96,7 @@ def readable_body(e: Entry) -> dict[str, Any] | None:
     """``e``'s body as an object, None when it is text that is no JSON object or holds NaN or
     Infinity (Python's JSON reads them, no output writes them: an "internal error", nothing
     printed). Straits writes neither, so such an entry is unproven, also one past the
-    ``MARK_AT_MOST`` proven one by one (hE)."""
+    ``MARK_AT_MOST`` proven one by one (rev63)."""
     from straits.jsonout import first_non_finite
 
     try:

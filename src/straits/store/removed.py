@@ -100,7 +100,7 @@ def not_cut(store: Store) -> None:
     before an answer that finds no entry (a number past the head, a page with no entry): a
     log cut below its signed checkpoint, its tree and head cut to match, answered them as a
     log that never held those entries (404, an empty page, ``ledger show`` exit 0), where a
-    read that found a row was a 409 (hD)."""
+    read that found a row was a 409 (led63)."""
     with store.session() as s:
         _not_cut(s)
 
@@ -109,7 +109,7 @@ def _not_cut(s: Session) -> None:
     # the checkpoint before the head, as ``proven.prove_in`` reads them: the log only grows,
     # so a head read after a checkpoint covers it even where each statement sees the latest
     # commit (PostgreSQL's READ COMMITTED). Read the other way, an append and a checkpoint
-    # signed over it, committed between the two reads, was a "cut" log (hE)
+    # signed over it, committed between the two reads, was a "cut" log (rev63)
     row = checkpoints.latest_row(s)
     head = checkpoints.tree_head_size(s)
     # the size column, unsigned: a row whose size was raised (or forged) is an altered

@@ -52,7 +52,7 @@ _REWRITTEN = "the log no longer extends its latest signed checkpoint: it was rew
 #: what a tenant is told when the log as a whole fails the quick check, by its code: every
 #: such failure was ``history-rewritten`` ("it was rewritten"), also a checkpoint not signed
 #: by the key the tenant gave (a wrong ``--pubkey``) or a row of it altered, where the full
-#: and quick checks say ``checkpoint-untrusted`` (hD)
+#: and quick checks say ``checkpoint-untrusted`` (led63)
 _QUICK_PROBLEMS = {
     "checkpoint-untrusted": "the log's latest stored checkpoint is not trustworthy: it is "
     "not signed by a key given, or its row was altered",
