@@ -199,13 +199,11 @@ def _numbered_sbatch(tmp_path: Path, prints: str) -> None:
     )
 
 
-@pytest.mark.parametrize(("prints", "why"), SBATCH_OUTPUT_WITH_AN_ID)
-def test_submit_sh_takes_the_job_id_from_the_line_that_holds_it(
-    inp: ExportInput, tmp_path: Path, prints: str, why: str
-) -> None:
-    """The line read was sbatch's first, whole: a notice before the id became the 'id' every
-    later job depended on and that was released, a blank line left the job held and said sbatch
-    gave none, a CR stayed in it. Now: the one line of digits, the rest passed on to stderr."""
+def _submit_with_sbatch_printing(
+    inp: ExportInput, tmp_path: Path, prints: str
+) -> subprocess.CompletedProcess[str]:
+    """The plan's first submit.sh, run against the stand-in Slurm whose sbatch prints
+    ``prints`` (``$n`` the job's number)."""
     from test_export_slurm import fake_slurm
 
     res = exporter("slurm").render(inp)
@@ -213,7 +211,17 @@ def test_submit_sh_takes_the_job_id_from_the_line_that_holds_it(
     env = fake_slurm(tmp_path)
     _numbered_sbatch(tmp_path, prints)
     submit = sorted(tmp_path.glob("slurm/*/submit.sh"))[0]
-    run = subprocess.run(["bash", str(submit)], env=env, capture_output=True, text=True)
+    return subprocess.run(["bash", str(submit)], env=env, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize(("prints", "why"), SBATCH_OUTPUT_WITH_AN_ID)
+def test_submit_sh_takes_the_job_id_from_the_line_that_holds_it(
+    inp: ExportInput, tmp_path: Path, prints: str, why: str
+) -> None:
+    """The line read was sbatch's first, whole: a notice before the id became the 'id' every
+    later job depended on and that was released, a blank line left the job held and said sbatch
+    gave none, a CR stayed in it. Now: the one line of digits, the rest passed on to stderr."""
+    run = _submit_with_sbatch_printing(inp, tmp_path, prints)
     assert run.returncode == 0, (why, run.stderr)
     calls = (tmp_path / "sbatch.log").read_text().splitlines()
     ids = [c.split()[0] for c in calls]
@@ -236,14 +244,7 @@ def test_submit_sh_stops_when_sbatch_prints_no_single_job_id(
 ) -> None:
     """Not one line of digits: submit.sh stops (exit 1), says what sbatch printed, releases
     nothing (the 'id' was the whole first line: 'Submitted batch job 101' was taken as one)."""
-    from test_export_slurm import fake_slurm
-
-    res = exporter("slurm").render(inp)
-    write_bundle(tmp_path, res.files, executable=(".sh", ".sbatch"))
-    env = fake_slurm(tmp_path)
-    _numbered_sbatch(tmp_path, prints)
-    submit = sorted(tmp_path.glob("slurm/*/submit.sh"))[0]
-    run = subprocess.run(["bash", str(submit)], env=env, capture_output=True, text=True)
+    run = _submit_with_sbatch_printing(inp, tmp_path, prints)
     assert run.returncode == 1, run.stderr
     assert f"sbatch gave {said}" in run.stderr, run.stderr
     assert not (tmp_path / "scontrol.log").exists()
