@@ -45,6 +45,8 @@ def _untestable() -> dict[tuple[str, str], str]:
     out[("eu-gdpr-adequacy", 'context.date >= datetime("2018-05-25")')] = pre_2018
     out[("eu-gdpr-ch5-transfer-uk-2020", 'context.date >= datetime("2018-05-25")')] = pre_2018
     out[("us-ear-entity-list", 'context.date >= datetime("1997-02-03")')] = pre_2018
+    for rid in ("cuba", "north-korea", "iran", "syria"):
+        out[(f"us-ear-embargo-{rid}", 'context.date >= datetime("1996-03-25")')] = pre_2018
     if all(c.datacenter for c in chips if c.origin == "US"):
         for rid in (
             "my-sta-2025-permit",

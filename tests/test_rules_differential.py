@@ -30,9 +30,9 @@ RULES = ruleset()
 EXAMPLES = 1500 if os.environ.get("STRAITS_SLOW") == "1" else 300
 
 # --- country groups, written out for the countries drawn (15 CFR Part 740 Supp. 1) -------------
-D1 = {"CN", "HK", "MO", "RU", "VN"}
-D4 = {"CN", "HK", "MO", "RU", "SA", "AE"}
-D5 = {"CN", "HK", "RU"}
+D1 = {"CN", "HK", "MO", "RU", "VN", "BY", "KP"}
+D4 = {"CN", "HK", "MO", "RU", "SA", "AE", "IR", "KP", "SY"}
+D5 = {"CN", "HK", "RU", "IR", "BY", "KP", "CU", "SY"}
 D5_MACAU = D5 | {"MO"}
 TIER1 = {"US", "DE", "JP", "GB", "FR"}
 EEA = {"DE", "FR", "NO", "RE", "AX"}  # with the outermost regions and Åland (TFEU Art. 355)
@@ -42,7 +42,33 @@ ADEQUATE = {"JP", "CH", "GB"}
 #: adequate under UK law from 2021-01-01 (DPA 2018 Sch. 21 para. 5), of the countries drawn: the
 #: EEA, Gibraltar and the EU's decisions of 2020-12-31; Korea from 2022-12-19 (SI 2022/1213)
 UK_ADEQUATE = EEA | {"GI", "JP", "CH"}
-EXPORT_COUNTRIES = ["CN", "HK", "MO", "RU", "VN", "SA", "AE", "SG", "MY", "US", "DE", "JP"]
+EXPORT_COUNTRIES = [
+    "CN",
+    "HK",
+    "MO",
+    "RU",
+    "VN",
+    "SA",
+    "AE",
+    "SG",
+    "MY",
+    "US",
+    "DE",
+    "JP",
+    "IR",
+    "BY",
+]
+#: 15 CFR Part 746: every US-origin chip needs a licence, policy of denial, for a site in the
+#: country or a buyer headquartered there, from the day given (Cuba, North Korea, Iran and Syria
+#: from the EAR's publication in 1996, before any day Straits plans for)
+EMBARGOES = {
+    "CU": "1996-03-25",
+    "KP": "1996-03-25",
+    "IR": "1996-03-25",
+    "SY": "1996-03-25",
+    "RU": "2022-02-24",
+    "BY": "2022-03-02",
+}
 
 
 # --- the 3A090 tiers from the specs ---------------------------------------------------------
@@ -85,6 +111,9 @@ def export_needs(r: CheckRequest) -> list[Need]:
     bis = "bis-license"
     if r.tenant.entity_listed:
         out.append((bis, "denial"))
+    for country, start in EMBARGOES.items():
+        if country in (s, hq) and d >= D(start):
+            out.append((bis, "denial"))
     if family(c.id, ("A100", "H100")) and D("2022-08-26") <= d:
         if s in {"CN", "HK"} and d < D("2022-10-07"):
             out.append((bis, "denial"))
@@ -266,6 +295,8 @@ def volumes(draw: st.DrawFn) -> dict[str, int]:
 #: each row of the reference with the chips and places it is about: most purchases are drawn
 #: around one of them, the rest anywhere
 EXPORT_ROWS: list[tuple[str, list[str], list[str]]] = [
+    ("2022-02-24", ["A100-SXM-80GB", "H100-SXM", "Ascend-910B"], ["RU", "BY", "SG"]),
+    ("2022-03-02", ["A100-SXM-80GB", "H20", "Ascend-910B"], ["BY", "RU", "SG"]),
     (
         "2022-08-26",
         ["A100-SXM-80GB", "A100-SXM-40GB", "H100-SXM", "A800-SXM"],
@@ -307,7 +338,7 @@ def purchases(draw: st.DrawFn) -> CheckRequest:
             EXPORT_COUNTRIES,
         )
     site = draw(st.sampled_from(places))
-    hq = draw(st.sampled_from([site, "SG", "CN", "MO", *EXPORT_COUNTRIES]))
+    hq = draw(st.sampled_from([site, "SG", "CN", "MO", *EXPORT_COUNTRIES, *EMBARGOES]))
     auths = draw(
         st.one_of(
             st.just([]),
