@@ -11,7 +11,9 @@ first schema wrote them, then migration 0002's backfill numbers them and builds 
 * the full ``ledger verify`` (chain, tree, checkpoints, records) against the plain chain walk
   of the first version as the baseline ratio;
 * a tenant's own verify (``GET /v1/ledger/verify`` for a tenant: one eighth of the entries,
-  each proven by an inclusion proof) as a ratio to the full verify.
+  each proven by an inclusion proof) as a ratio to the full verify;
+* proven reads (an entry, a page of 100, a tenant's page of 100) with and without the check of
+  each entry's ``prev_hash`` against its predecessor's stored hash (chain64), alternating.
 
 Figures are wall-clock on whatever machine runs it (on a shared, loaded machine they are
 indicative); the baselines are measured in the same run. Target: a receipt in under 5 ms at
@@ -266,11 +268,49 @@ def run(url: str, n: int, appends: int, samples: int) -> dict[str, float]:
         f"  a tenant's verify (its {one:,} entries proven, its rows compared): {tenant_s:.2f} s "
         f"({tenant_s / full_s:.2f}x the full verify)"
     )
+    out.update(link_cost(store, keys, size, samples))
     print(
         f"  ratios to the chain walk: receipt {chain_s * 1e3 / out['receipt_ms']:,.0f}x "
         f"faster; older checkpoint {chain_s * 1e3 / out['quick_ms']:,.0f}x faster"
     )
     store.close()
+    return out
+
+
+def link_cost(store: Store, keys: Keys, size: int, samples: int) -> dict[str, float]:
+    """Proven reads with the predecessor check (``chain_links.broken_links``) and without it, in
+    alternation: median ms of each and the ratio (chain64)."""
+    from straits.store import proven
+
+    name = "broken_links"  # swapped for one that finds nothing, then put back
+    real = getattr(proven, name)
+    rng = random.Random(11)
+    page = list(ledger.entries(store, since=rng.randint(2, max(2, size - 100)), limit=100))
+    mine = list(ledger.tenant_entries(store, "tenant-3", since=1, limit=100))
+    seqs = [rng.randint(1, size) for _ in range(samples)]
+    reads: dict[str, Callable[[int], Any]] = {
+        "entry": lambda i: proven.prove_entry(store, seqs[i], keys),
+        "page of 100": lambda i: proven.prove_entries(store, page, keys),
+        "tenant's page of 100": lambda i: proven.prove_entries(store, mine, keys),
+    }
+    out: dict[str, float] = {}
+    for label, read in reads.items():
+        on: list[float] = []
+        off: list[float] = []
+        try:
+            for i in range(samples):
+                setattr(proven, name, lambda s, entries: {})
+                off.append(timed(lambda i=i, read=read: read(i))[0])
+                setattr(proven, name, real)
+                on.append(timed(lambda i=i, read=read: read(i))[0])
+        finally:
+            setattr(proven, name, real)
+        a, b = statistics.median(off) * 1e3, statistics.median(on) * 1e3
+        out[f"links_{label}_ratio"] = b / a
+        print(
+            f"  proven read, {label}: {b:.2f} ms with the prev_hash check, {a:.2f} ms "
+            f"without ({b / a:.2f}x)"
+        )
     return out
 
 

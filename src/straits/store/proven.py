@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from straits.errors import LedgerError, NotFoundError
 from straits.store import checkpoints, merkle, tree
 from straits.store.canonical import loads_stored
+from straits.store.chain_links import broken_links, chain_problem
 from straits.store.db import Store
 from straits.store.keys import Keys, configured
 from straits.store.ledger import Entry, canonical, digest
@@ -65,7 +66,8 @@ class Proof:
 
 def prove_in(s: Session, seq: int, keys: Keys) -> Proof:
     """:func:`prove_entry` inside an open session: four indexed reads (the entry, the head,
-    the latest checkpoint, the O(log n) tree nodes of every proof involved)."""
+    the latest checkpoint, the O(log n) tree nodes of every proof involved), and the hash of
+    the entry before it (``chain_links.broken_links``)."""
     from straits.store.ledger import MAX_ENTRY
 
     if not 1 <= seq <= MAX_ENTRY:  # beyond any log (and PostgreSQL's INTEGER)
@@ -126,6 +128,9 @@ def prove_in(s: Session, seq: int, keys: Keys) -> Proof:
                 seq,
             ) from None
     _check_chain_hash(entry)
+    link = broken_links(s, [entry]).get(seq)
+    if link is not None:
+        raise link
     return Proof(entry, head, root, cp, p)
 
 
@@ -133,75 +138,104 @@ def _check_chain_hash(entry: Entry) -> None:
     """The entry's chain ``hash`` (not in its Merkle leaf) against its content and
     ``prev_hash``: a proven read serves it (the report's "Entry hash", the console's plan
     page), and an edited one was shown there as the entry's (led50)."""
-    if entry.hash != entry.expected_hash():
-        raise LedgerError(
-            f"ledger entry {entry.seq}: its stored chain hash or prev_hash does not match its "
-            "content (the entry was altered)",
-            entry.seq,
-        )
+    problem = chain_problem(entry)
+    if problem is not None:
+        raise problem
 
 
 def prove_entries(store: Store, entries: list[Entry], keys: Keys | None = None) -> None:
     """Every entry of ``entries`` (a page of a listing) proven as :func:`prove_in` proves one,
     with one read of the tree's nodes for all; ``LedgerError`` naming the first that is not."""
+    first = unproven_entries(store, entries, keys)[1]
+    if first is not None:
+        raise first
+
+
+def unproven_entries(
+    store: Store, entries: list[Entry], keys: Keys | None = None
+) -> tuple[set[int], LedgerError | None]:
+    """The numbers of the entries of ``entries`` the log does not prove, each checked as
+    :func:`prove_in` checks one, and the first error (the one :func:`prove_entries` raises);
+    empty and None when every one is proven. One read of the tree's nodes for all: ``ledger
+    show`` marked only the first 1,000 of a page, proven one by one (chain64)."""
     if not entries:
-        return
+        return set(), None
     keys = keys if keys is not None else configured()
+    every = {e.seq for e in entries}
     with store.session() as s:
         cp_row = checkpoints.latest_row(s)  # before the head, as in prove_in
         head = checkpoints.tree_head_size(s)
         cp = checkpoints.open_row(cp_row, keys) if cp_row is not None else None
         cp_size = cp.checkpoint.size if cp is not None else 0
         if cp is not None and cp_size > head:
-            raise LedgerError(
+            return every, LedgerError(
                 f"a checkpoint was signed at {cp_size} entries but the log has "
                 f"{head}: entries were removed from the end",
                 head + 1,
             )
-        for e in entries:
-            if e.seq > head:
-                raise LedgerError(
-                    f"ledger entry {e.seq} lies beyond the log's head ({head}): "
-                    "it was inserted outside the log",
-                    e.seq,
-                )
+        beyond = [e for e in entries if e.seq > head]
+        first = (
+            LedgerError(
+                f"ledger entry {beyond[0].seq} lies beyond the log's head ({head}): "
+                "it was inserted outside the log",
+                beyond[0].seq,
+            )
+            if beyond
+            else None
+        )
+        within = [e for e in entries if e.seq <= head]
         try:
             p = tree.proofs(
                 s,
                 roots=[head],
-                inclusions=[(e.seq - 1, head) for e in entries],
+                inclusions=[(e.seq - 1, head) for e in within],
                 consistencies=[(cp_size, head)] if cp is not None else [],
             )
         except (tree.MissingNodeError, ValueError) as exc:
-            raise LedgerError(
+            if len(entries) == 1:
+                return every, first or LedgerError(
+                    f"ledger entries from {entries[0].seq} cannot be proven: {exc}",
+                    entries[0].seq,
+                )
+            bad = {e.seq for e in beyond}  # each proven alone: its own proof's nodes
+            for e in within:
+                bad |= unproven_entries(store, [e], keys)[0]
+            return bad, first or LedgerError(
                 f"ledger entries from {entries[0].seq} cannot be proven: {exc}", entries[0].seq
-            ) from None
+            )
+        links = broken_links(s, within)
+    bad = {e.seq for e in beyond}
     root = p.root(head)
-    for e in entries:
+    for e in within:
         try:
             merkle.verify_inclusion(
                 e.seq - 1, head, e.leaf_hash(), p.inclusion(e.seq - 1, head), root
             )
         except merkle.ProofError:
-            raise LedgerError(
+            bad.add(e.seq)
+            first = first or LedgerError(
                 f"ledger entry {e.seq} is not the entry the log holds: its "
                 "content no longer matches its Merkle leaf (the entry was "
                 "altered)",
                 e.seq,
-            ) from None
+            )
     if cp is not None:
         try:
             merkle.verify_consistency(
                 cp_size, head, cp.checkpoint.root, root, p.consistency(cp_size, head)
             )
         except merkle.ProofError:
-            raise LedgerError(
+            return every, first or LedgerError(
                 f"the log no longer extends the checkpoint signed at {cp_size} "
                 "entries: it was rewritten",
                 entries[0].seq,
-            ) from None
-    for e in entries:
-        _check_chain_hash(e)
+            )
+    for e in within:
+        problem = chain_problem(e) or links.get(e.seq)
+        if problem is not None:
+            bad.add(e.seq)
+            first = first or problem
+    return bad, first
 
 
 def prove_entry(store: Store, seq: int, keys: Keys | None = None) -> Proof:
