@@ -5,7 +5,9 @@ Every failure of the quick check was reported to a tenant as ``history-rewritten
 no longer extends its latest signed checkpoint: it was rewritten"): also a tenant giving the
 wrong ``--pubkey``, a checkpoint row whose signature or size was altered, a head deleted or a
 tail cut, where the full and quick checks say ``checkpoint-untrusted``, ``head-missing`` or
-``tail-removed``. The text stays the tenant's own: no global number, no log size."""
+``tail-removed``. The text stays the tenant's own: no global number, no log size. And each
+check said ``signatures: none`` of an untrusted checkpoint, as of a log that had signed
+nothing: it says ``untrusted`` (chain64)."""
 
 from __future__ import annotations
 
@@ -67,10 +69,13 @@ def test_a_tenant_is_told_what_the_log_wide_check_found(
     store.close()
     tamper(db_url)
     used = given or Keys(verifiers=(keys.signer.verifier,))
-    assert verify_heads(Store(db_url), used, []).code == code
-    assert verify_store(Store(db_url), used).code == code
+    quick, full = verify_heads(Store(db_url), used, []), verify_store(Store(db_url), used)
+    assert (quick.code, full.code) == (code, code)
     t = verify_tenant(Store(db_url), used, "a")
     assert (t.ok, t.code, t.first_bad) == (False, code, None), t
+    if code == "checkpoint-untrusted":  # each said `none`, as of a log that signed nothing
+        said = [v.to_json()["signatures"] for v in (quick, full, t)]
+        assert said == ["untrusted"] * 3, said
     assert t.problem is not None and not any(ch.isdigit() for ch in t.problem), t.problem
 
 
@@ -86,4 +91,5 @@ def test_the_cli_names_a_wrong_pubkey_for_a_tenant(db_url: str, keys: Keys, tmp_
         "ledger", "verify", "--db", db_url, "--pubkey", str(pub), "--tenant", "a", "-o", "json"
     )
     assert r.returncode == 1, r.stderr
-    assert json.loads(r.stdout)["code"] == "checkpoint-untrusted"
+    doc = json.loads(r.stdout)
+    assert (doc["code"], doc["signatures"]) == ("checkpoint-untrusted", "untrusted")

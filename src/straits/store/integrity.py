@@ -181,7 +181,7 @@ def _verify_store(store: Store, keys: Keys, heads: list[Head], progress: Progres
             progress("records", 0, 0)
             _check_rows(s)
         except _Broken as exc:
-            return v.replace(ok=False, first_bad=exc.seq, problem=exc.problem, code=exc.code)
+            return _failed(v, exc)
         except AlteredRowError:
             raise  # verify_store names it
         except LedgerError as exc:  # an entry whose body Straits never writes
@@ -488,7 +488,16 @@ def _verify_heads(store: Store, keys: Keys, heads: list[Head]) -> Verification:
                 )
             v = v.replace(heads=tuple(_check_head(s, x, n, root, nodes) for x in heads))
         except _Broken as exc:
-            return v.replace(ok=False, first_bad=exc.seq, problem=exc.problem, code=exc.code)
+            return _failed(v, exc)
         except (tree.MissingNodeError, ValueError) as exc:
             return v.replace(ok=False, problem=str(exc), code="tree-altered")
     return v
+
+
+def _failed(v: Verification, exc: _Broken) -> Verification:
+    """``v`` failed as ``exc`` says; an untrusted checkpoint's ``signatures`` is ``untrusted``
+    (every check said ``none``, as of a log that had signed nothing: chain64)."""
+    sig = "untrusted" if exc.code == "checkpoint-untrusted" else v.signatures
+    return v.replace(
+        ok=False, first_bad=exc.seq, problem=exc.problem, code=exc.code, signatures=sig
+    )

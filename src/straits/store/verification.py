@@ -21,7 +21,8 @@ class Verification:
     was checked)"""
     signatures: str = "none"
     """``checked`` (a trusted key verified every checkpoint), ``not checked`` (no key was
-    given) or ``none`` (no checkpoint to check)"""
+    given), ``none`` (no checkpoint to check) or ``untrusted`` (a stored checkpoint failed its
+    signature or its signed text: ``code`` ``checkpoint-untrusted``)"""
     heads: tuple[dict[str, Any], ...] = ()
     """the older heads and checkpoints given, each with what proved it"""
     notes: tuple[str, ...] = ()
