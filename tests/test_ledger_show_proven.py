@@ -74,14 +74,9 @@ def test_an_altered_entry_is_marked_and_the_command_fails(db: str, sql: str, fmt
 
 @pytest.mark.parametrize("body", ["{", '{"i": NaN}'])
 @pytest.mark.parametrize("fmt", ["json", "yaml", "table"])
-def test_an_entry_past_those_marked_whose_body_is_no_json_object_is_printed(
-    db: str, body: str, fmt: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Only the first MARK_AT_MOST entries of a page are proven one by one (the page holds up
-    to 100,000); an altered body past them ended JSON and YAML with nothing printed (rev63)."""
-    from straits.cli import ledger_summary
-
-    monkeypatch.setattr(ledger_summary, "MARK_AT_MOST", 1)
+def test_an_entry_whose_body_is_no_json_object_is_printed(db: str, body: str, fmt: str) -> None:
+    """One past the first 1,000 entries of a page (then the ones proven one by one) ended JSON
+    and YAML with nothing printed (rev63); every entry of a page is proven at once now."""
     alter(db, f"UPDATE ledger SET body = '{body}' WHERE seq = 3")
     r = straits("ledger", "show", "-o", fmt)
     assert r.returncode == 1, (r.stdout, r.stderr)
@@ -96,3 +91,26 @@ def test_an_entry_past_those_marked_whose_body_is_no_json_object_is_printed(
         (4, False),
     ]
     assert shown[2]["body"] == body
+
+
+@pytest.mark.parametrize("fmt", ["json", "table"])
+def test_an_altered_entry_past_the_first_thousand_of_a_page_is_marked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    """Only the first 1,000 entries of a page were proven one by one to mark them: an altered
+    entry past them whose body is still a JSON object was printed unmarked (exit 1 and the
+    error named it; chain64)."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    fill(url, 1003, ("a",))
+    monkeypatch.setenv("STRAITS_DATABASE_URL", url)
+    monkeypatch.delenv("STRAITS_LEDGER_KEY", raising=False)
+    alter(url, "UPDATE ledger SET body = replace(body, '\"i\":1001', '\"i\":7') WHERE seq = 1002")
+    r = straits("ledger", "show", "--limit", "2000", "-o", fmt)
+    assert r.returncode == 1, (r.stdout[-500:], r.stderr)
+    assert "ledger entry 1002 " in r.stderr
+    if fmt == "table":
+        assert r.stdout.count("ALTERED") == 1
+        return
+    shown = json.loads(r.stdout)
+    assert len(shown) == 1003
+    assert [e["seq"] for e in shown if e.get("unproven")] == [1002]

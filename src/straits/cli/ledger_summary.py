@@ -52,31 +52,20 @@ def _summary_of(e: Entry) -> str:
     )
 
 
-#: entries proven one by one, to mark which of a page were altered, at most
-MARK_AT_MOST = 1000
-
-
 def unproven(store: Store, rows: list[Entry]) -> tuple[set[int], LedgerError | None]:
-    """The entries of ``rows`` the log does not prove (``store.proven``: each against the tree
-    and the latest checkpoint) and the first error; empty and None when all are proven.
-    ``ledger show`` printed an entry whose tenant and decision were rewritten in the database
-    as the log's own, exit 0, though ``ledger verify`` and receipts found it altered."""
-    from straits.store.proven import prove_entries
+    """The entries of ``rows`` the log does not prove (``store.proven``: each against the tree,
+    the latest checkpoint and its chain neighbour) and the first error; empty and None when
+    all are proven. ``ledger show`` printed an entry whose tenant and decision were rewritten
+    in the database as the log's own, exit 0, though ``ledger verify`` and receipts found it
+    altered (atk66). Every entry of the page is marked, in one read of the tree: only the
+    first 1,000 were, proven one by one, and an altered one past them printed unmarked
+    (chain64)."""
+    from straits.store.proven import unproven_entries
     from straits.store.removed import not_cut
 
-    try:
-        prove_entries(store, rows)
-        if not rows:  # nothing to prove: still not a log cut below its checkpoint
-            not_cut(store)
-        return set(), None
-    except LedgerError as exc:
-        first = exc
-    bad: set[int] = set()
-    for e in rows[:MARK_AT_MOST]:
-        try:
-            prove_entries(store, [e])
-        except LedgerError:
-            bad.add(e.seq)
+    bad, first = unproven_entries(store, rows)
+    if not rows:  # nothing to prove: still not a log cut below its checkpoint
+        not_cut(store)
     return bad, first
 
 
@@ -95,8 +84,7 @@ def shown_json(e: Entry | int, bad: set[int]) -> dict[str, Any]:
 def readable_body(e: Entry) -> dict[str, Any] | None:
     """``e``'s body as an object, None when it is text that is no JSON object or holds NaN or
     Infinity (Python's JSON reads them, no output writes them: an "internal error", nothing
-    printed). Straits writes neither, so such an entry is unproven, also one past the
-    ``MARK_AT_MOST`` proven one by one (rev63)."""
+    printed). Straits writes neither, so such an entry is unproven (rev63)."""
     from straits.jsonout import first_non_finite
 
     try:
