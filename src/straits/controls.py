@@ -25,3 +25,31 @@ def shown(text: str) -> str:
     """``text`` with every character of :data:`TERMINAL_CONTROL` written as its Python escape
     (``\\x1b``, ``\\u202e``): what a person should see, never what the terminal would do."""
     return TERMINAL_CONTROL.sub(lambda m: ascii(m.group())[1:-1], text)
+
+
+#: the longest key a field path shows whole (body63: a body's unknown key of 1 MiB was written
+#: three times into its problem)
+KEY_SHOWN = 60
+#: the longest run without white space an error line shows whole (a value, a path), and the
+#: longest line: a 100,000-character ``--param`` was echoed whole in its error (ray62)
+WORD_SHOWN, LINE_SHOWN = 200, 2000
+
+
+def shorten(text: str, limit: int = KEY_SHOWN) -> str:
+    """``text`` as it is when it has at most ``limit`` characters, else its first
+    ``limit - 3`` and ``...``."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def shorten_words(text: str) -> str:
+    """An error line with each run of over :data:`WORD_SHOWN` characters without white space
+    (a user's value echoed, quoted or not) :func:`shorten`-ed, and the line itself kept to its
+    first and last characters when it is still longer than :data:`LINE_SHOWN` (a value with
+    spaces): the field it names comes first and what it expected last."""
+    if len(text) <= WORD_SHOWN:
+        return text
+    text = re.sub(rf"\S{{{WORD_SHOWN + 1},}}", lambda m: shorten(m.group(), WORD_SHOWN), text)
+    if len(text) <= LINE_SHOWN:
+        return text
+    half = LINE_SHOWN // 2
+    return f"{text[: half - 5]} ... {text[-half:]}"

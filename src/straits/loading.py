@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from straits import safe_yaml
+from straits.controls import shorten
 from straits.errors import (
     MAX_PROBLEMS,
     InputError,
@@ -42,7 +43,7 @@ def field_path(loc: tuple[int | str, ...]) -> str:
     A key past 60 characters is shortened (``kkk...``): a body's unknown key of 1 MiB was
     written three times into its problem (``path``, ``errors``, ``error``)."""
     out = ""
-    parts = [p if isinstance(p, int) else _key(str(p)) for p in loc]
+    parts = [p if isinstance(p, int) else shorten(str(p)) for p in loc]
     key_error = len(parts) >= 2 and parts[-1] == "[key]"
     if key_error:
         parts = parts[:-2]
@@ -52,12 +53,8 @@ def field_path(loc: tuple[int | str, ...]) -> str:
         else:
             out += f".{part}" if out else str(part)
     if key_error:
-        out += f" (key {_key(str(loc[-2]))!r})"
+        out += f" (key {shorten(str(loc[-2]))!r})"
     return out or "(top level)"
-
-
-def _key(name: str) -> str:
-    return name if len(name) <= 60 else name[:57] + "..."
 
 
 _REPR = reprlib.Repr()

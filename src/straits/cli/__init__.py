@@ -10,8 +10,11 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 
 def _interrupted_at_start(signum: int, frame: FrameType | None) -> None:
@@ -29,7 +32,9 @@ _SIGINT_BEFORE = (
 if _SIGINT_BEFORE is signal.default_int_handler:
     signal.signal(signal.SIGINT, _interrupted_at_start)
 
+import click  # noqa: E402
 import typer  # noqa: E402
+from typer.core import TyperGroup  # noqa: E402
 
 from straits.cli import (  # noqa: E402
     catalog_cmd,
@@ -50,10 +55,35 @@ from straits.cli import (  # noqa: E402
     worker_cmd,
 )
 from straits.cli.common import CONTEXT, QuietOption, print_error, state  # noqa: E402
+from straits.controls import shorten_words  # noqa: E402
 from straits.errors import StraitsError  # noqa: E402
 
 if _SIGINT_BEFORE is signal.default_int_handler:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+class _Straits(TyperGroup):
+    """The root command: a usage error's message (Click's own, or a parameter type's that
+    quotes the value) has each over-long word shortened, as every ``error:`` line has
+    (``controls.shorten_words``): a 100,000-character value was echoed whole."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        with _shortened_usage():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _shortened_usage():
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _shortened_usage() -> Iterator[None]:
+    try:
+        yield
+    except click.ClickException as exc:
+        exc.message = shorten_words(exc.message)
+        raise
+
 
 app = typer.Typer(
     name="straits",
@@ -63,6 +93,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
     context_settings=CONTEXT,
+    cls=_Straits,
 )
 
 

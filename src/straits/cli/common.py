@@ -29,7 +29,7 @@ from straits.cli.output import print_json as print_json
 from straits.cli.output import to_yaml as to_yaml
 from straits.cli.output import write_file as write_file
 from straits.cli.output import write_output as write_output
-from straits.controls import shown
+from straits.controls import shorten_words, shown
 from straits.errors import InputError, RequestError, StoreError, StraitsError
 
 if TYPE_CHECKING:
@@ -446,7 +446,8 @@ def print_error(exc: BaseException) -> None:
     t = Text("error:", style="red")
     # as text: a field path such as [0] is not Rich markup; a character a terminal would act
     # on (an ESC sequence in a file name, a bidi override) shown as its Python escape
-    t.append(f" {shown(str(exc))}")
+    # a user's value of 100,000 characters (`--param`, a path) shortened, not echoed whole
+    t.append(f" {shorten_words(shown(str(exc)))}")
     err_console.print(t, soft_wrap=True)
 
 
