@@ -148,16 +148,19 @@ def validate_as(
     source: str,
     error: type[InputError] = InputError,
     text: str | None = None,
-    reference: str = "the scenario reference",
+    reference: str | None = None,
     context: dict[str, Any] | None = None,
 ) -> M:
     """Validate ``data`` as ``model``; raise ``error`` naming ``source`` and the field path
     (and the line, when ``text``, the document ``data`` was parsed from, is given).
-    ``context`` is pydantic's validation context."""
+    ``context`` is pydantic's validation context. An unknown field's message sends the reader
+    to ``reference``, else the model's ``REFERENCE`` (a check, estimate or impact body's own
+    page), else the scenario reference."""
     try:
         return model.model_validate(data, context=context)
     except ValidationError as exc:
-        problems = _problems(exc, reference, model)
+        ref = reference or str(getattr(model, "REFERENCE", "the scenario reference"))
+        problems = _problems(exc, ref, model)
         loc, msg, expected = problems[0]
         if len(problems) > 1:
             msg += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -118,6 +118,9 @@ class WeightsFacts(Frozen):
 class CheckRequest(Frozen):
     """One question to the rules: may ``tenant`` do ``action`` at ``site`` on ``date``?"""
 
+    #: where an unknown field's error sends the reader (``loading.validate_as``)
+    REFERENCE: ClassVar[str] = "the request of `straits check --json` in docs/contracts.md"
+
     date: Date
     regime: Regime = "enacted"
     action: Action
@@ -147,6 +150,7 @@ class CheckRequest(Frozen):
 
 
 class EstimateRequest(Frozen):
+    REFERENCE: ClassVar[str] = "the request of `straits estimate --json` in docs/contracts.md"
     model: ModelSpec
     tokens: Tokens | None = None
     chip: ChipId

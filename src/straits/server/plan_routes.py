@@ -13,7 +13,7 @@ import math
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -281,6 +281,7 @@ class ImpactRequest(BaseModel):
     # a number as a date (a Unix time); the date is YYYY-MM-DD within 2000-2100, as the CLI's
     # ``impact --date`` takes it (1900-01-01 was answered)
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    REFERENCE: ClassVar[str] = "the body of `POST /v1/impact` in docs/server-and-ledger.md"
     date: Annotated[PlanningDate, Field(strict=False)]
     regime: Regime | None = None
     plans: list[Annotated[str, Field(min_length=4, max_length=64)]] = Field(
