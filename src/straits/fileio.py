@@ -25,12 +25,12 @@ import contextlib
 import errno
 import io
 import os
-import secrets
 import select
 import stat
 import sys
 from pathlib import Path
 
+from straits import tempfiles
 from straits.errors import InputError, OutputError
 from straits.holding import signals_held
 
@@ -423,29 +423,21 @@ def replace_file(path: Path, data: bytes, executable: bool = False, private: boo
         keep = None
     if private:
         keep = 0o600
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    flags = (
-        os.O_WRONLY
-        | os.O_CREAT
-        | os.O_EXCL
-        | getattr(os, "O_NOFOLLOW", 0)
-        | getattr(os, "O_CLOEXEC", 0)
-    )
+    tempfiles.clear_stale(path)  # what a writer killed with SIGKILL left (left64)
     # SIGTERM or SIGHUP between the temporary file's creation and its rename left it there
     # for good (they end the process past every `finally`): held back until it is renamed
     with signals_held():
-        fd = os.open(tmp, flags, 0o777 if executable else 0o666)  # the umask applies
+        tmp, fd = tempfiles.create(path, 0o777 if executable else 0o666)  # the umask applies
         try:
-            try:
-                if keep is not None:
-                    os.fchmod(fd, keep)
-                write_all(fd, data)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
+            if keep is not None:
+                os.fchmod(fd, keep)
+            write_all(fd, data)
+            os.replace(tmp, path)  # while locked: a stale temporary is one whose lock is free
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        finally:
+            os.close(fd)
     sync_dir(path.parent)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -86,23 +85,25 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
 
 
 def write_bytes_atomically(path: Path, data: bytes) -> None:
+    """``data`` in a locked temporary file beside ``path``, fsynced and renamed over it
+    (``straits.tempfiles``; a temporary a killed writer left is removed first). A report is
+    for reading: the umask's mode, not 0600."""
+    from straits import tempfiles
+    from straits.fileio import write_all
     from straits.holding import signals_held
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    tempfiles.clear_stale(path)
     with signals_held():  # SIGTERM or SIGHUP mid-write left the temporary file for good
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        tmp, fd = tempfiles.create(path, 0o666)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # a report is for reading: not mkstemp's 0600
+            write_all(fd, data)
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
+        finally:
+            os.close(fd)
 
 
 def parquet_bytes(rows: list[dict[str, Any]], metadata: dict[str, str]) -> bytes:

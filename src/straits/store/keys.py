@@ -17,12 +17,12 @@ import contextlib
 import errno
 import logging
 import os
-import secrets
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from straits import tempfiles
 from straits.errors import InputError
 from straits.fileio import lock_within
 from straits.store.note import NoteError, Signer, Verifier
@@ -366,11 +366,11 @@ def _write_pair(path: Path, pub: Path, signer: Signer, force: bool) -> None:
         # written whole under a temporary name, then linked to its name (as exclusive as
         # O_EXCL, and never through a link): created at its name and then written, a keygen
         # killed in between left an empty key there, which every later run refused to replace
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
         # held back: SIGTERM or SIGHUP mid-write left the temporary file for good (and a key
-        # without its .pub)
+        # without its .pub); one a keygen killed with SIGKILL left is removed first (left64)
+        tempfiles.clear_stale(path)
         with signals_held():
-            _write_new(tmp, data, nofollow)
+            tmp, fd = _locked_temp(path, data, 0o600)
             try:
                 try:
                     os.link(tmp, path)
@@ -386,6 +386,7 @@ def _write_pair(path: Path, pub: Path, signer: Signer, force: bool) -> None:
                 ) from None
             finally:
                 tmp.unlink(missing_ok=True)
+                os.close(fd)
             sync_dir(path.parent)
             try:
                 write_output(pub, signer.verifier.vkey + "\n", option="-o")
@@ -395,19 +396,44 @@ def _write_pair(path: Path, pub: Path, signer: Signer, force: bool) -> None:
                 path.unlink(missing_ok=True)
                 raise
         return
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    tmp_pub = pub.with_name(f".{pub.name}.{secrets.token_hex(6)}.tmp")
+    tempfiles.clear_stale(path)
+    tempfiles.clear_stale(pub)
+    temps: list[Path] = []
+    fds: list[int] = []
     with signals_held():  # SIGTERM or SIGHUP mid-write left the temporary files for good
         try:
-            _write_new(tmp, data, nofollow)
-            _write_new(tmp_pub, (signer.verifier.vkey + "\n").encode("ascii"), nofollow, 0o644)
-            os.replace(tmp, path)
-            os.replace(tmp_pub, pub)
+            for target, body, mode in (
+                (path, data, 0o600),
+                (pub, (signer.verifier.vkey + "\n").encode("ascii"), 0o644),
+            ):
+                tmp, fd = _locked_temp(target, body, mode)
+                temps.append(tmp)
+                fds.append(fd)
+            os.replace(temps[0], path)
+            os.replace(temps[1], pub)
         except BaseException:
-            tmp.unlink(missing_ok=True)
-            tmp_pub.unlink(missing_ok=True)
+            for tmp in temps:
+                tmp.unlink(missing_ok=True)
             raise
+        finally:
+            for fd in fds:
+                os.close(fd)
     sync_dir(path.parent)
+
+
+def _locked_temp(target: Path, data: bytes, mode: int) -> tuple[Path, int]:
+    """A locked temporary file beside ``target`` (``straits.tempfiles``) holding ``data``,
+    fsynced: (its path, its descriptor, to close once it is renamed, linked or removed)."""
+    from straits.fileio import write_all
+
+    tmp, fd = tempfiles.create(target, mode)
+    try:
+        write_all(fd, data)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        os.close(fd)
+        raise
+    return tmp, fd
 
 
 def _write_new(path: Path, data: bytes, flags: int, mode: int = 0o600) -> None:

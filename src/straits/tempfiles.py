@@ -1,0 +1,85 @@
+"""The temporary files an atomic write makes beside its target, and those a killed writer left.
+
+A write makes ``.NAME.<12 hex digits>.tmp`` beside ``NAME``, holds an exclusive ``flock`` on it
+from its creation until it has been renamed over ``NAME`` (or removed), and renames it. SIGTERM
+and SIGHUP are held back meanwhile (``holding``), but ``kill -9``, the OOM killer or a power
+cut leave the temporary file for good. So each write first removes the temporaries of its own
+target that no live writer holds: the kernel drops a process's locks when it dies, so a
+temporary whose lock can be taken is one nobody is writing (whatever its pid, host namespace or
+age: a process id would be reused, and a live writer in another container would look dead). A
+writer whose file was removed between its creation and its lock (by a cleaner that took the
+lock first) sees it unlinked and makes another. Only names of exactly that shape are
+considered, and only regular files (never a link or a directory) this process may open."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import stat
+from pathlib import Path
+
+_HEX = re.compile(r"[0-9a-f]{12}")
+_OPEN = os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+
+
+def _flock(fd: int, wait: bool) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): nothing is locked, and nothing is removed
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except OSError:
+        return False
+    return True
+
+
+def create(path: Path, mode: int) -> tuple[Path, int]:
+    """A new temporary file beside ``path`` (``mode``, the umask applied), open for writing
+    and locked: (its path, its descriptor). Keep the descriptor open until the file has been
+    renamed or removed: closing it releases the lock, and a later write may remove the file."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        fd = os.open(tmp, flags, mode)
+        try:
+            _flock(fd, wait=True)
+            if os.fstat(fd).st_nlink:  # not removed by a cleaner before the lock was ours
+                return tmp, fd
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+
+
+def clear_stale(path: Path) -> None:
+    """Remove the temporaries of ``path`` (``.NAME.<12 hex>.tmp`` beside it) no live writer
+    holds. Best effort: what cannot be listed, opened or locked is left."""
+    prefix = f".{path.name}."
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        if not _HEX.fullmatch(name[len(prefix) : -len(".tmp")]):
+            continue
+        stale = path.parent / name
+        try:
+            fd = os.open(stale, os.O_RDONLY | os.O_NONBLOCK | _OPEN)
+        except OSError:  # a link (O_NOFOLLOW), another user's file, gone already
+            continue
+        try:
+            held = os.fstat(fd)
+            if not stat.S_ISREG(held.st_mode) or not _flock(fd, wait=False):
+                continue  # not a file, or a live writer's
+            now = os.stat(stale, follow_symlinks=False)
+            if (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+                os.unlink(stale)  # under our lock: no writer holds it
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
