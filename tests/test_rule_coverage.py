@@ -208,3 +208,20 @@ def test_a_malformed_boundary_table_names_the_file(tmp_path: Path, bad: str) -> 
     pack = team_pack(tmp_path, bad)
     code, _, err = cli("rules", "test", "team", "--rules", str(pack))
     assert code == 2 and "team/cases/t.yaml" in err
+
+
+def test_a_case_file_is_named_by_its_path_not_its_packs_name(tmp_path: Path) -> None:
+    """A pack's `name` need not be its folder's: `my-pack/pack.yaml` saying `name: team` had
+    its case files named `team/cases/t.yaml` (a path that is not there) in `rules test`'s
+    errors and its JSON, where its policies were named by their path (user64)."""
+    pack = team_pack(tmp_path, "cases:\n  - {name: x, request: {chip: 5}, expect: {}}\n")
+    pack = pack.rename(tmp_path / "my-pack")
+    code, _, err = cli("rules", "test", "team", "--rules", str(pack))
+    assert code == 2 and str(pack / "cases" / "t.yaml") in err
+    (pack / "cases" / "t.yaml").write_text(CASES)
+    code, out, _ = cli("rules", "test", "team", "--rules", str(pack), "--json")
+    files = {c["file"] for c in json.loads(out)["cases"]}
+    assert files == {str(pack / "cases" / "t.yaml")}
+    code, out, _ = cli("rules", "test", "us-ear", "--json")
+    policy = json.loads(out)["coverage"]["packs"][0]["policies"][0]["file"]
+    assert {c["file"].split("/")[0] for c in json.loads(out)["cases"]} == {policy.split("/")[0]}

@@ -48,7 +48,7 @@ from straits.rules.decision import Decision
 from straits.rules.engine import RuleSet
 from straits.rules.listing import rule_regimes
 from straits.rules.pack_files import load_yaml
-from straits.rules.pack_loader import Pack
+from straits.rules.pack_loader import Pack, file_label
 from straits.rules.pack_meta import one_line
 
 
@@ -137,7 +137,7 @@ def load_cases(pack: Pack) -> list[Case]:
 
 
 def _load_file(pack: str, path: Path) -> list[Case]:
-    label = f"{pack}/cases/{path.name}"
+    label = file_label(path)  # its path: a pack's `name` need not be its folder's
     doc = load_yaml(path, label) or {}
     if not isinstance(doc, dict) or not isinstance(doc.get("cases"), list):
         raise PackError("a case file needs a `cases` list", source=label)

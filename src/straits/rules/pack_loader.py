@@ -366,7 +366,7 @@ def _digest(paths: list[Path], root: Path) -> str:
     for p in sorted(paths):
         h.update(str(p.relative_to(root)).encode())
         h.update(b"\0")
-        h.update(read_pack_file(p, _label(p)).encode("utf-8"))  # the bytes: it was UTF-8
+        h.update(read_pack_file(p, file_label(p)).encode("utf-8"))  # the bytes: it was UTF-8
         h.update(b"\0")
     return h.hexdigest()
 
@@ -387,7 +387,7 @@ def load_pack(path: Path) -> Pack:
         raise PackError(
             "pack.yaml must be a mapping (name, title, version, ...)", source=str(meta_path)
         )
-    where = _label(meta_path)
+    where = file_label(meta_path)
     for key in ("name", "title", "jurisdiction", "description"):
         value = meta.get(key)
         if value is not None:
@@ -406,12 +406,12 @@ def load_pack(path: Path) -> Pack:
         raise PackError("a pack needs at least one *.cedar file", source=str(path))
     rules: list[Rule] = []
     for f in cedar_files:
-        rules.extend(_parse_policy_file(f, name, _label(f)))
+        rules.extend(_parse_policy_file(f, name, file_label(f)))
     groups_path = path / "groups.yaml"
     # exists, not is_file: a groups.yaml that is a FIFO or a device is refused by name, not
     # skipped (its rules then failed on groups they could not find)
     has_groups = groups_path.exists()
-    groups = load_groups(groups_path, name, _label(groups_path)) if has_groups else []
+    groups = load_groups(groups_path, name, file_label(groups_path)) if has_groups else []
     deciding = [*cedar_files] + ([groups_path] if has_groups else [])
     files = [meta_path, *deciding]
     files += sorted((path / "cases").glob("*.yaml")) if (path / "cases").is_dir() else []
@@ -428,11 +428,11 @@ def load_pack(path: Path) -> Pack:
         digest=_digest(files, path),
         policy_text="\n\n".join(r.text for r in rules),
         policy_digest=_digest(deciding, path),
-        changelog=changelog(meta.get("changelog"), version, _label(meta_path)),
+        changelog=changelog(meta.get("changelog"), version, file_label(meta_path)),
     )
 
 
-def _label(path: Path) -> str:
+def file_label(path: Path) -> str:
     """A short, stable name for messages: packs/<pack>/<file> for shipped packs."""
     parts = path.parts
     if "packs" in parts:
