@@ -308,3 +308,19 @@ def test_a_date_is_written_yyyy_mm_dd_in_ascii_digits(
     for value in ("2025-06-01", "2025-6-1"):  # one-digit months and days, as before
         read = param.process_value(click.Context(cmd), value)
         assert read.date().isoformat() == "2025-06-01"
+
+
+@pytest.mark.parametrize(
+    ("path", "cmd", "param"), DATES, ids=[" ".join([*a, p.opts[0]]) for a, _, p in DATES]
+)
+def test_a_day_the_calendar_lacks_is_not_said_to_be_in_another_form(
+    path: list[str], cmd: click.Command, param: click.Parameter
+) -> None:
+    """`--date 2025-02-30` or `2025-13-01` is written YYYY-MM-DD: it was refused with
+    click's "does not match the format '%Y-%m-%d'" (user64); it names the day the calendar
+    lacks, exit 2 as before."""
+    for value in ("2025-02-30", "2025-13-01", "2025-04-31", "0000-01-01"):
+        with pytest.raises(click.BadParameter) as e:
+            _parse(cmd, param, value)
+        assert e.value.param is param
+        assert "%Y" not in e.value.format_message() and value in e.value.format_message()

@@ -26,6 +26,12 @@ class IsoDate(click.DateTime):
             self.fail(
                 f"{value[:40]!r} is not a date written YYYY-MM-DD in ASCII digits", param, ctx
             )
+        if isinstance(value, str):  # 2025-02-30 was said not to match '%Y-%m-%d' (user64)
+            year, month, day = (int(part) for part in value.split("-"))
+            try:
+                dt.date(year, month, day)
+            except ValueError as exc:
+                self.fail(f"{value!r} is no day of the calendar ({exc})", param, ctx)
         return super().convert(value, param, ctx)
 
 
