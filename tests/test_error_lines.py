@@ -208,3 +208,33 @@ def test_a_country_that_is_no_code_says_what_a_code_is(written: str) -> None:
     assert err.value.path == "tenants[0].hq"
     assert "ISO 3166-1 alpha-2" in err.value.detail and "items" not in err.value.detail
     assert len(str(err.value)) < 200
+
+
+@pytest.mark.parametrize("stdin", [False, True], ids=["file", "stdin"])
+def test_scenario_validate_lists_every_problem_with_its_line(
+    stdin: bool, example_path: Path, tmp_path: Path
+) -> None:
+    """`scenario validate`, the command that checks a scenario, printed the first problem
+    and "(and 2 more problems)", with no way to see them but fixing and running it again
+    (user64). It lists each, `error: SOURCE:LINE: FIELD: ...`, in the file's order; exit 2.
+    The commands that use a scenario still name the first and count the rest."""
+    text, line = _bad_scenario(example_path)
+    lines = text.splitlines()
+    op = next(i for i, ln in enumerate(lines) if "operator_hq:" in ln)
+    lines[op] = lines[op].replace("operator_hq:", "operater_hq:")
+    text = "\n".join(lines) + "\n"
+    f = tmp_path / "bad.yaml"
+    f.write_text(text)
+    p = run("scenario", "validate", "-" if stdin else str(f), stdin=text if stdin else None)
+    assert p.returncode == 2, p.stderr
+    source = "<stdin>" if stdin else str(f)
+    errors = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
+    site = max(i for i in range(op) if lines[i].lstrip().startswith("- id:")) + 1
+    assert [e.split(": ")[1:3] for e in errors] == [
+        [f"{source}:{site}", "sites[0].operator_hq"],  # missing: its site's line
+        [f"{source}:{op + 1}", "sites[0].operater_hq"],
+        [f"{source}:{line}", FIELD],
+    ], p.stderr
+    p = run("plan", str(f))
+    assert p.returncode == 2
+    assert len([ln for ln in p.stderr.splitlines() if ln.startswith("error:")]) == 1

@@ -484,12 +484,17 @@ def parse_scenario(
 def load_scenario(path: str | Path) -> Scenario:
     """Load and validate a scenario file (YAML, or JSON with the same shape)."""
     p = Path(path)
-    text = read_text(p, error=ScenarioError)
+    return scenario_from_text(read_text(p, error=ScenarioError), source=str(p))
+
+
+def scenario_from_text(text: str, *, source: str) -> Scenario:
+    """:func:`load_scenario` of a file's text, read already (``scenario validate`` keeps it to
+    list every problem)."""
     if not text.strip():
         raise ScenarioError(
             "the file is empty",
-            source=str(p),
+            source=source,
             expected="a scenario, as docs/scenario-reference.md describes",
         )
-    data = parse_document(text, source=str(p), error=ScenarioError)
-    return parse_scenario(data, source=str(p), text=text)
+    data = parse_document(text, source=source, error=ScenarioError)
+    return parse_scenario(data, source=source, text=text)

@@ -13,6 +13,7 @@ from straits.cli.common import (
     fail,
     note,
     parse_text,
+    print_error,
     read_stdin_text,
     whole,
 )
@@ -109,21 +110,22 @@ def _output_kind(output: str | None) -> bool:
 def validate(
     scenario: Path = typer.Argument(..., help="Scenario file (YAML or JSON); `-` for stdin."),
 ) -> None:
-    """Check a scenario file: fields, references, stage dependencies. Exit 2 when it is wrong."""
-    from straits.loading import load_scenario, parse_scenario
+    """Check a scenario file: fields, references, stage dependencies; every problem found is
+    listed, each with its line. Exit 2 when it is wrong."""
+    from straits.loading import parse_scenario, read_text, scenario_from_text
 
+    source, text = str(scenario), None
     try:
-        if str(scenario) == "-":
-            text = read_stdin_text("a scenario")
+        if source == "-":
+            source, text = "<stdin>", read_stdin_text("a scenario")
             if not text.strip():
-                raise ScenarioError("input is empty", source="<stdin>", expected="a scenario")
-            sc = parse_scenario(
-                parse_text(text, "<stdin>", ScenarioError), source="<stdin>", text=text
-            )
+                raise ScenarioError("input is empty", source=source, expected="a scenario")
+            sc = parse_scenario(parse_text(text, source, ScenarioError), source=source, text=text)
         else:
-            sc = load_scenario(scenario)
+            text = read_text(scenario, error=ScenarioError)
+            sc = scenario_from_text(text, source=source)
     except InputError as exc:
-        fail(exc)
+        _fail_listing(exc, text, source)
         return
     stages = sum(len(w.stages) for w in sc.workloads)
     pools = sum(len(s.pools) for s in sc.sites)
@@ -133,3 +135,20 @@ def validate(
         f"{stages} stages)",
         soft_wrap=True,
     )  # one line, however long the path
+
+
+def _fail_listing(exc: InputError, text: str | None, source: str) -> None:
+    """Exit 2 with every problem the scenario model finds in ``text``, one line each with its
+    line and field path (the first MAX_PROBLEMS), or with ``exc`` alone: the other commands
+    name the first and count the rest, and a reader of ``validate`` saw only the first (user64)."""
+    from straits.errors import MAX_PROBLEMS
+    from straits.loading import scenario_problems
+
+    every = scenario_problems(text, source=source) if len(exc.problems) > 1 and text else []
+    if len(every) < 2:
+        fail(exc)
+    for problem in sorted(every, key=lambda p: p.line or 0):  # in the file's order
+        print_error(problem)
+    if len(every) >= MAX_PROBLEMS:
+        note(f"{source}: the first {MAX_PROBLEMS} problems are listed; there may be more")
+    raise typer.Exit(2)
