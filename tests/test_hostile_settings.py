@@ -301,3 +301,19 @@ def test_a_private_key_given_as_the_public_key_is_refused(
         monkeypatch.setenv("STRAITS_LEDGER_PUBKEY", f"{key}.pub")
     pub: tuple[str, ...] = () if given == "environment" else ("--pubkey", f"{key}.pub")
     assert cli("ledger", "verify", "--db", db, *pub)[0] == 0
+
+
+@pytest.mark.parametrize("given", ["STRAITS_SERVER", "--server"])
+def test_a_server_url_without_a_scheme_names_where_it_was_given(
+    monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    """`STRAITS_SERVER=localhost:8000` was refused naming `--server`, a flag never typed
+    (user64; as user32 found for STRAITS_LEDGER_KEY named `--key`); a typed `--server` stays
+    `--server`."""
+    if given == "STRAITS_SERVER":
+        monkeypatch.setenv("STRAITS_SERVER", "localhost:8000")
+        code, err = cli("chips")
+    else:
+        code, err = cli("--server", "localhost:8000", "chips")
+    assert code == 2 and given in err
+    assert ("STRAITS_SERVER" in err) == (given == "STRAITS_SERVER")

@@ -107,6 +107,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
+    ctx: typer.Context,
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
@@ -138,6 +139,11 @@ def root(
     state.config_path = config
     state.quiet = quiet
     state.server = server
+    from click.core import ParameterSource
+
+    # an error in a URL from the environment names the variable, not a flag never typed
+    from_env = ctx.get_parameter_source("server") is ParameterSource.ENVIRONMENT
+    state.server_from = "STRAITS_SERVER" if from_env else "--server"
     state.token = token
 
 

@@ -129,6 +129,8 @@ class CliState:
     quiet: bool = False
     config_path: Path | None = None
     server: str | None = None
+    server_from: str = "--server"
+    """where ``server`` was given: ``--server`` or ``STRAITS_SERVER`` (named in its errors)"""
     token: str | None = None
     _config: Config | None = None
     asked_server: str | None = None

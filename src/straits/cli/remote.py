@@ -77,7 +77,7 @@ def _check_server(url: str, token: str | None) -> None:
     if not ok:
         raise InputError(
             f"{url[:80]!r} is not a server URL",
-            path="--server",
+            path=state.server_from if state.server else "--server",
             expected="http://HOST:PORT or https://HOST (the URL of `straits serve`)",
         )
     if token is not None and not (
