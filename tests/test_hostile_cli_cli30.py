@@ -324,3 +324,14 @@ def test_a_day_the_calendar_lacks_is_not_said_to_be_in_another_form(
             _parse(cmd, param, value)
         assert e.value.param is param
         assert "%Y" not in e.value.format_message() and value in e.value.format_message()
+
+
+@pytest.mark.parametrize(
+    ("path", "cmd", "param"), DATES, ids=[" ".join([*a, p.opts[0]]) for a, _, p in DATES]
+)
+def test_a_dates_help_shows_the_form_the_docs_name(
+    path: list[str], cmd: click.Command, param: click.Parameter
+) -> None:
+    """`--help` showed every date as `[%Y-%m-%d]`, strptime's codes, where the docs and the
+    errors say `YYYY-MM-DD` (user64)."""
+    assert param.type.get_metavar(param) == "YYYY-MM-DD"

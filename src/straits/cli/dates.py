@@ -21,6 +21,9 @@ class IsoDate(click.DateTime):
     ``strptime`` reads its ``\\d`` as any script's digit, so ``--date`` in Arabic-Indic or
     fullwidth digits was read as a date (cli30)."""
 
+    def get_metavar(self, param: Any) -> str:
+        return "YYYY-MM-DD"  # as the docs and the errors write it; click showed [%Y-%m-%d]
+
     def convert(self, value: Any, param: Any, ctx: Any) -> Any:
         if isinstance(value, str) and not _ISO_DATE.fullmatch(value):
             self.fail(
