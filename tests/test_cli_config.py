@@ -154,3 +154,17 @@ def test_a_readable_token_in_the_config_is_warned_about(
     assert p.returncode == 0 and "chmod 600" in p.stderr
     assert json.loads(p.stdout)["settings"]["token"]["value"] == "(set)"
     assert "st_x_y" not in p.stdout
+
+
+def test_config_show_says_whether_the_flag_or_the_variable_gave_the_server(
+    home: dict[str, str],
+) -> None:
+    """`config show` said "--server or STRAITS_SERVER" (and "--token or STRAITS_TOKEN") for
+    either, where it names the one variable that gave the actor (user64)."""
+    env = {**home, "STRAITS_SERVER": "http://env:1", "STRAITS_TOKEN": "st_a_b"}
+    got = json.loads(run("config", "show", "--json", env=env).stdout)["settings"]
+    assert got["server"]["from"] == "environment (STRAITS_SERVER)"
+    assert got["token"]["from"] == "environment (STRAITS_TOKEN)"
+    p = run("--server", "http://flag:1", "--token", "st_c_d", "config", "show", "--json", env=env)
+    got = json.loads(p.stdout)["settings"]
+    assert (got["server"]["from"], got["token"]["from"]) == ("--server", "--token")

@@ -136,15 +136,19 @@ def root(
         help="The API token for --server (from `straits tokens create`).",
     ),
 ) -> None:
+    from click.core import ParameterSource
+
     state.config_path = config
     state.quiet = quiet
     state.server = server
-    from click.core import ParameterSource
-
-    # an error in a URL from the environment names the variable, not a flag never typed
-    from_env = ctx.get_parameter_source("server") is ParameterSource.ENVIRONMENT
-    state.server_from = "STRAITS_SERVER" if from_env else "--server"
     state.token = token
+    # where each came from: an error in a URL from the environment names the variable, not a
+    # flag never typed, and `config show` says which
+    env = ParameterSource.ENVIRONMENT
+    state.server_from = (
+        "STRAITS_SERVER" if ctx.get_parameter_source("server") is env else "--server"
+    )
+    state.token_from = "STRAITS_TOKEN" if ctx.get_parameter_source("token") is env else "--token"
 
 
 app.command("chips")(catalog_cmd.chips)

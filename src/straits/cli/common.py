@@ -132,6 +132,7 @@ class CliState:
     server_from: str = "--server"
     """where ``server`` was given: ``--server`` or ``STRAITS_SERVER`` (named in its errors)"""
     token: str | None = None
+    token_from: str = "--token"
     _config: Config | None = None
     asked_server: str | None = None
     """the server a command has made a client for (``remote.client``): an answer of the

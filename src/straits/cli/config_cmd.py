@@ -56,9 +56,9 @@ def show(json_out: bool = JsonOption, output: str = OutputOption) -> None:
         file_value = getattr(cfg, key)
         env = ENV.get(key)
         if key == "server" and state.server:
-            value, origin = state.server, "--server or STRAITS_SERVER"
+            value, origin = state.server, _given(state.server_from)
         elif key == "token" and state.token:
-            value, origin = state.token, "--token or STRAITS_TOKEN"
+            value, origin = state.token, _given(state.token_from)
         elif env and os.environ.get(env):
             value, origin = os.environ[env], f"environment ({env})"
         elif file_value:
@@ -105,3 +105,8 @@ def path() -> None:
     another)."""
     p = state.config_path or (os.environ.get(CONFIG_ENV) or default_config_path())
     console.print(str(p), soft_wrap=True)
+
+
+def _given(where: str) -> str:
+    """``--server`` as typed, or ``environment (STRAITS_SERVER)`` as the other variables."""
+    return where if where.startswith("--") else f"environment ({where})"
