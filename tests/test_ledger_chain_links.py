@@ -134,3 +134,23 @@ def test_an_intact_tenants_page_is_proven(log: str) -> None:
             prove_entry(store, seq)
     finally:
         store.close()
+
+
+def test_a_page_with_missing_tree_nodes_is_refused_in_one_session(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``prove_entries`` (every API page, the console, a tenant's verification) raises the
+    first error only: on a page whose tree nodes are missing it proved each of its entries
+    alone, one more session and tree read each, to mark entries it never names (rev64)."""
+    store = Store(db_url)
+    fill(store, 40, TENANTS)
+    page = [e for e in (ledger.get_entry(store, s) for s in range(1, 41)) if e is not None]
+    sql(db_url, "DELETE FROM ledger_nodes WHERE level = 0 AND idx = 3")
+    opened: list[int] = []
+    session = store.session
+    monkeypatch.setattr(store, "session", lambda: opened.append(1) or session())
+    with pytest.raises(LedgerError) as exc:
+        prove_entries(store, page)
+    assert exc.value.seq == 1  # the page's first, as before
+    assert len(opened) == 1
+    store.close()

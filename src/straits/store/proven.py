@@ -146,18 +146,21 @@ def _check_chain_hash(entry: Entry) -> None:
 def prove_entries(store: Store, entries: list[Entry], keys: Keys | None = None) -> None:
     """Every entry of ``entries`` (a page of a listing) proven as :func:`prove_in` proves one,
     with one read of the tree's nodes for all; ``LedgerError`` naming the first that is not."""
-    first = unproven_entries(store, entries, keys)[1]
+    first = unproven_entries(store, entries, keys, mark=False)[1]
     if first is not None:
         raise first
 
 
 def unproven_entries(
-    store: Store, entries: list[Entry], keys: Keys | None = None
+    store: Store, entries: list[Entry], keys: Keys | None = None, *, mark: bool = True
 ) -> tuple[set[int], LedgerError | None]:
     """The numbers of the entries of ``entries`` the log does not prove, each checked as
     :func:`prove_in` checks one, and the first error (the one :func:`prove_entries` raises);
     empty and None when every one is proven. One read of the tree's nodes for all: ``ledger
-    show`` marked only the first 1,000 of a page, proven one by one (chain64)."""
+    show`` marked only the first 1,000 of a page, proven one by one (chain64). A page whose
+    tree nodes are missing is marked entry by entry (each its own proof's nodes), unless
+    ``mark`` is False: then every entry, as :func:`prove_entries` needs only the error (it
+    proved a page of an API listing one entry at a time, one session each: rev64)."""
     if not entries:
         return set(), None
     keys = keys if keys is not None else configured()
@@ -192,7 +195,7 @@ def unproven_entries(
                 consistencies=[(cp_size, head)] if cp is not None else [],
             )
         except (tree.MissingNodeError, ValueError) as exc:
-            if len(entries) == 1:
+            if len(entries) == 1 or not mark:
                 return every, first or LedgerError(
                     f"ledger entries from {entries[0].seq} cannot be proven: {exc}",
                     entries[0].seq,
