@@ -187,6 +187,7 @@ def unproven_entries(
             else None
         )
         within = [e for e in entries if e.seq <= head]
+        split: LedgerError | None = None
         try:
             p = tree.proofs(
                 s,
@@ -195,18 +196,20 @@ def unproven_entries(
                 consistencies=[(cp_size, head)] if cp is not None else [],
             )
         except (tree.MissingNodeError, ValueError) as exc:
-            if len(entries) == 1 or not mark:
-                return every, first or LedgerError(
-                    f"ledger entries from {entries[0].seq} cannot be proven: {exc}",
-                    entries[0].seq,
-                )
-            bad = {e.seq for e in beyond}  # each proven alone: its own proof's nodes
-            for e in within:
-                bad |= unproven_entries(store, [e], keys)[0]
-            return bad, first or LedgerError(
+            error = first or LedgerError(
                 f"ledger entries from {entries[0].seq} cannot be proven: {exc}", entries[0].seq
             )
-        links = broken_links(s, within)
+            if len(entries) == 1 or not mark or not _root_readable(s, head, cp_size, cp):
+                return every, error
+            split = error
+        else:
+            links = broken_links(s, within)
+    if split is not None:
+        # the page's nodes are missing but not the root's: halves proven, a failing half
+        # split again, so a missing node costs O(log n) proofs, not one per entry (rev64)
+        half = len(entries) // 2
+        bad = unproven_entries(store, entries[:half], keys)[0]
+        return bad | unproven_entries(store, entries[half:], keys)[0], split
     bad = {e.seq for e in beyond}
     root = p.root(head)
     for e in within:
@@ -239,6 +242,16 @@ def unproven_entries(
             bad.add(e.seq)
             first = first or problem
     return bad, first
+
+
+def _root_readable(s: Session, head: int, cp_size: int, cp: object) -> bool:
+    """Whether the tree's nodes for the head's root (and the checkpoint's consistency) are
+    there: without them no entry of a page is proven, and none is proven alone either."""
+    try:
+        tree.proofs(s, roots=[head], consistencies=[(cp_size, head)] if cp is not None else [])
+    except (tree.MissingNodeError, ValueError):
+        return False
+    return True
 
 
 def prove_entry(store: Store, seq: int, keys: Keys | None = None) -> Proof:
