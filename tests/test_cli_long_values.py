@@ -5,6 +5,8 @@ is Straits' own `error:` or Click's usage error."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -68,3 +70,17 @@ def test_shorten_words() -> None:
     assert len(line) <= LINE_SHOWN and line.startswith("error: --x:")
     assert line.endswith("(expected y)")
     assert shorten("k" * 61) == "k" * 57 + "..." and shorten("k" * 60) == "k" * 60
+
+
+def test_a_long_path_keeps_its_file_name(tmp_path: Path) -> None:
+    """A legit path of 300 characters: the error names its file (its end), as well as where
+    it starts; the first 197 characters alone left out which file was missing or bad."""
+    deep = tmp_path.joinpath(*[f"directory_level_{i:02d}" for i in range(16)])
+    deep.mkdir(parents=True)
+    bad = deep / "request-that-matters.json"
+    bad.write_text("{\n", encoding="utf-8")
+    for name, code in (("request-that-matters.json", 2), ("not-there.json", 2)):
+        res = CliRunner().invoke(app, ["check", str(deep / name)])
+        assert res.exit_code == code, res.output[:500]
+        assert f"/{name}:" in res.output and str(tmp_path)[:40] in res.output
+        assert max(len(w) for w in res.output.split()) <= WORD_SHOWN

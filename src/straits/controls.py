@@ -43,13 +43,22 @@ def shorten(text: str, limit: int = KEY_SHOWN) -> str:
 
 def shorten_words(text: str) -> str:
     """An error line with each run of over :data:`WORD_SHOWN` characters without white space
-    (a user's value echoed, quoted or not) :func:`shorten`-ed, and the line itself kept to its
+    (a user's value echoed, quoted or not) shortened, and the line itself kept to its
     first and last characters when it is still longer than :data:`LINE_SHOWN` (a value with
-    spaces): the field it names comes first and what it expected last."""
+    spaces): the field it names comes first and what it expected last. A long run keeps its
+    start and its end: a path's file name is its end (a 281-character path kept its first
+    197 characters, so which file was missing or bad was not said)."""
     if len(text) <= WORD_SHOWN:
         return text
-    text = re.sub(rf"\S{{{WORD_SHOWN + 1},}}", lambda m: shorten(m.group(), WORD_SHOWN), text)
+    text = re.sub(rf"\S{{{WORD_SHOWN + 1},}}", lambda m: _ends(m.group()), text)
     if len(text) <= LINE_SHOWN:
         return text
     half = LINE_SHOWN // 2
     return f"{text[: half - 5]} ... {text[-half:]}"
+
+
+def _ends(word: str) -> str:
+    """``word`` (longer than :data:`WORD_SHOWN`) as its start, ``...`` and its end, in
+    :data:`WORD_SHOWN` characters."""
+    tail = WORD_SHOWN // 2
+    return f"{word[: WORD_SHOWN - tail - 3]}...{word[-tail:]}"
