@@ -91,3 +91,79 @@ def test_a_request_file_names_its_reference(
     assert p.stderr.startswith("error: ") and "colour" in p.stderr
     assert "scenario" not in p.stderr
     assert MODELS[kind].REFERENCE in p.stderr
+
+
+def _unknown_case(tmp_path: Path, doc: dict[str, Any]) -> str:
+    from straits.errors import PackError
+    from straits.rules.cases import _load_file
+
+    f = tmp_path / "cases.yaml"
+    f.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(PackError) as err:
+        _load_file("p", f)
+    return str(err.value)
+
+
+EXPECT = {"decision": "allow"}
+#: a rule pack's case, its `expect` and its boundary table, and the published runs file: each
+#: an unknown field `colour` (9b3031a: "check the spelling against the scenario reference")
+FILES: dict[str, Any] = {
+    "case-expect": lambda tmp: (
+        _unknown_case(
+            tmp, {"cases": [{"name": "n", "request": CHECK, "expect": {**EXPECT, "colour": 1}}]}
+        ),
+        "Expectation",
+    ),
+    "boundary": lambda tmp: (
+        _unknown_case(
+            tmp,
+            {
+                "cases": [],
+                "boundaries": [
+                    {
+                        "name": "b",
+                        "rules": ["r"],
+                        "date": "2025-06-01",
+                        "request": CHECK,
+                        "before": EXPECT,
+                        "after": EXPECT,
+                        "colour": 1,
+                    }
+                ],
+            },
+        ),
+        "Boundary",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", FILES, ids=FILES.keys())
+def test_a_pack_case_names_its_reference(tmp_path: Path, kind: str) -> None:
+    from straits.rules import cases
+
+    message, model = FILES[kind](tmp_path)
+    assert "colour" in message and "scenario" not in message, message
+    assert getattr(cases, model).REFERENCE in message
+
+
+def test_the_runs_file_names_its_reference() -> None:
+    import yaml
+
+    from straits.errors import CatalogError
+    from straits.estimate.runs import RunsFile, parse_runs
+
+    doc = yaml.safe_load((ROOT / "src" / "straits" / "estimate" / "runs.yaml").read_text())
+    with pytest.raises(CatalogError) as err:
+        parse_runs(yaml.safe_dump({**doc, "colour": 1}))
+    assert "colour" in str(err.value) and "scenario" not in str(err.value)
+    assert RunsFile.REFERENCE in str(err.value)
+
+
+@pytest.mark.parametrize("model", ["Expectation", "Boundary", "RunsFile"])
+def test_each_file_names_a_reference_that_describes_it(model: str) -> None:
+    from straits.estimate import runs
+    from straits.rules import cases
+
+    test_each_body_names_a_reference_that_describes_it(
+        getattr(cases, model, None) or getattr(runs, model)
+    )

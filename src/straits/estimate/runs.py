@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from functools import cache
 from importlib import resources
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -146,6 +146,8 @@ class PublishedRun(_Strict):
 
 
 class RunsFile(_Strict):
+    #: where an unknown field's error sends the reader (``loading.validate_as``)
+    REFERENCE: ClassVar[str] = "`runs.yaml` in docs/estimator.md (The published runs)"
     runs: Annotated[tuple[PublishedRun, ...], Field(min_length=1)]
 
     @model_validator(mode="after")

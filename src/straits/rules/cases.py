@@ -34,7 +34,7 @@ import copy
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -53,6 +53,8 @@ from straits.rules.pack_meta import one_line
 
 
 class Expectation(Frozen):
+    #: where an unknown field's error sends the reader (``loading.validate_as``)
+    REFERENCE: ClassVar[str] = "a case's `expect:` in docs/rule-packs.md (Test cases)"
     decision: str = Field(pattern=r"^(allow|conditional|deny)$")
     requires: tuple[str, ...] | None = None
     rules: tuple[str, ...] = ()
@@ -61,6 +63,8 @@ class Expectation(Frozen):
 
 class Boundary(Frozen):
     """A rule's change date, tried on the day before, the day of and the day after."""
+
+    REFERENCE: ClassVar[str] = "`Boundary tables` in docs/rule-packs.md"
 
     name: Text
     rules: tuple[str, ...] = Field(min_length=1)
