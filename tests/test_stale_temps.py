@@ -132,3 +132,62 @@ def test_keygen_removes_what_a_killed_keygen_left(tmp_path: Path, force: bool) -
     assert p.returncode == 0, p.stderr
     assert _temps(tmp_path) == []
     assert key.read_text().startswith("PRIVATE+KEY+")
+
+
+@pytest.fixture
+def nfs_locks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``flock`` as the Linux NFS (and SMB) client gives it: emulated with a byte-range lock
+    on the whole file, so an exclusive lock needs a descriptor open for writing (EBADF on one
+    open read-only; flock(2), "NFS details"). Otherwise the kernel's own flock."""
+    import errno
+    import fcntl
+
+    real = fcntl.flock
+
+    def flock(fd: int, op: int) -> None:
+        if op & fcntl.LOCK_EX and fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        real(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+
+
+@pytest.mark.usefixtures("nfs_locks")
+def test_on_nfs_a_stale_temporary_is_removed_and_a_live_one_kept(tmp_path: Path) -> None:
+    """A sweep's output folder on NFS, where kill -9 (preemption, the OOM killer) is common:
+    the cleaner locked the temporary through a read-only descriptor, which NFS refuses for an
+    exclusive lock, so nothing was ever removed there (9b3031a)."""
+    target = tmp_path / "t.txt"
+    p = _paused(target, "fileio")  # a live writer (its lock the kernel's own)
+    stale = tmp_path / ".t.txt.aaaaaaaaaaaa.tmp"
+    stale.write_text("half")  # after the live writer's own clean-up
+    try:
+        write_output(target, "ours")
+        assert not stale.exists()
+        assert len(_temps(tmp_path)) == 1  # the live writer's, still there
+    finally:
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.close()
+        assert p.wait(30) == 0
+    assert target.read_text() == "live " * 100000 and _temps(tmp_path) == []
+
+
+def test_a_read_only_stale_temporary_is_removed_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One this user may not open for writing (mode 0444; refused as for a user who is not
+    root) is locked through a read-only descriptor, as before: still removed locally."""
+    stale = tmp_path / ".t.txt.bbbbbbbbbbbb.tmp"
+    stale.write_text("half")
+    stale.chmod(0o444)
+    real = os.open
+
+    def refusing(path: object, flags: int, *args: int, **kw: object) -> int:
+        if str(path) == str(stale) and flags & os.O_ACCMODE != os.O_RDONLY:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, flags, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", refusing)
+    write_output(tmp_path / "t.txt", "x")
+    assert _temps(tmp_path) == []

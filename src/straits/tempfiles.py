@@ -9,7 +9,8 @@ temporary whose lock can be taken is one nobody is writing (whatever its pid, ho
 age: a process id would be reused, and a live writer in another container would look dead). A
 writer whose file was removed between its creation and its lock (by a cleaner that took the
 lock first) sees it unlinked and makes another. Only names of exactly that shape are
-considered, and only regular files (never a link or a directory) this process may open."""
+considered, and only regular files (never a link or a directory) this process may open: for
+writing where it may, as NFS and SMB lock only through a descriptor open for writing."""
 
 from __future__ import annotations
 
@@ -68,9 +69,8 @@ def clear_stale(path: Path) -> None:
         if not _HEX.fullmatch(name[len(prefix) : -len(".tmp")]):
             continue
         stale = path.parent / name
-        try:
-            fd = os.open(stale, os.O_RDONLY | os.O_NONBLOCK | _OPEN)
-        except OSError:  # a link (O_NOFOLLOW), another user's file, gone already
+        fd = _open_to_lock(stale)
+        if fd is None:  # a link (O_NOFOLLOW), another user's file, gone already
             continue
         try:
             held = os.fstat(fd)
@@ -83,3 +83,18 @@ def clear_stale(path: Path) -> None:
             continue
         finally:
             os.close(fd)
+
+
+def _open_to_lock(path: Path) -> int | None:
+    """``path`` opened for writing where this process may (NFS and SMB emulate ``flock`` with
+    a byte-range lock, and an exclusive one needs a descriptor open for writing: opened
+    read-only, no temporary was ever removed there), else for reading; None where neither
+    opens. Nothing is written through it."""
+    for access in (os.O_RDWR, os.O_RDONLY):
+        try:
+            return os.open(path, access | os.O_NONBLOCK | _OPEN)
+        except PermissionError:  # not writable by this user (mode 0444, another user's)
+            continue
+        except OSError:  # a link (O_NOFOLLOW), a directory, gone already
+            return None
+    return None
