@@ -18,6 +18,13 @@ def _m(v: float) -> str:
     return "<0.1M" if v > 0 and text == "0.0M" else text
 
 
+def _mw(v: float) -> str:
+    """Megawatts in whole numbers; a positive figure that rounds to 0 is "<1" (2023-01's
+    0.056 MW read "0" beside its "<0.1M" chip-hours and the JSON's positive `offshore_mw`)."""
+    text = f"{v:,.0f}"
+    return "<1" if v > 0 and text == "0" else text
+
+
 def _price(usd: float | None) -> str:
     """A country's price, '-' in a month it has nothing to rent (no capacity, no price)."""
     return "-" if usd is None else f"{usd:.2f}"
@@ -67,7 +74,7 @@ def show(result: MarketResult, other: MarketResult | None, label: str) -> None:
         t.add_row(
             r.month,
             *[_m(r.offshore_chip_hours[c]) for c in countries],
-            f"{sum(r.offshore_mw.values()):,.0f}",
+            _mw(sum(r.offshore_mw.values())),
             _m(r.home_chip_hours),
             _m(r.domestic_accelerator_chip_hours),
             *[
