@@ -11,7 +11,7 @@ import pytest
 
 from straits.market import load_market, simulate
 from straits.market.loading import range_params, with_values
-from straits.market.params import KINDS, Kind
+from straits.market.params import KINDS, SOURCE_FIELDS, Kind
 from straits.market.result import MarketResult
 from straits.model.request import CheckRequest
 from straits.rules import RuleSet
@@ -133,7 +133,9 @@ def test_nothing_used_that_the_rules_forbid(
                             "tenant": {"hq": t.hq, "authorizations": list(t.authorizations)},
                             "site": {"country": u.country, "operator_hq": u.operator_hq},
                             "chip": u.chip,
-                            "data": None if data is None else data.model_dump(),
+                            "data": None
+                            if data is None
+                            else data.model_dump(exclude=SOURCE_FIELDS),
                         }
                     )
                     for day in _days(u.month)
@@ -320,3 +322,73 @@ def test_every_shipped_figure_has_source_and_confidence() -> None:
         assert node["confidence"] in ("V", "V2", "D", "M"), path
         if node.get("unpublished"):
             assert "low" in node and "high" in node, f"{path}: unpublished must be a range"
+
+
+#: numbers of the shipped file that are no figure about the world: the format's version, the
+#: seed, the reference server's GPU count (its `kw` source says "for 8 GPUs") and each firm
+#: type's `count` (how finely its share is cut into firms; `--firms` rescales it)
+NOT_FIGURES = (
+    r"straits-market",
+    r"seed",
+    r"supply\.reference_server\.gpus",
+    r"firm_types\[[^]]+\]\.count",
+)
+
+
+def test_no_shipped_number_lacks_a_source_and_confidence() -> None:
+    """mkt64: the check above walks parameters only, and figures outside them slipped through:
+    the people each firm type's data holds (`datasets.*.subjects`, which decide the CAC
+    mechanism a transfer needs) and the market's model shapes (`models.*`, which size every
+    kind of work) had no source and no confidence mark. Every number of the shipped file is a
+    parameter's, or sits in an entry that carries a source and a confidence, or is listed
+    above as no figure."""
+    import re
+
+    from straits.market.loading import _is_param, shipped_raw
+
+    bare: list[str] = []
+
+    def walk(node: object, path: str, sourced: bool) -> None:
+        if isinstance(node, dict):
+            here = sourced or _is_param(node) or ("source" in node and "confidence" in node)
+            if "source" in node and not _is_param(node):
+                assert len(str(node["source"])) > 10, path
+                assert node.get("confidence") in ("V", "V2", "D", "M"), path
+            for k, v in node.items():
+                walk(v, f"{path}.{k}" if path else str(k), here)
+        elif isinstance(node, list):
+            for i, item in enumerate(node):
+                key = next(
+                    (
+                        item[k]
+                        for k in ("id", "chip", "date")
+                        if isinstance(item, dict) and k in item
+                    ),
+                    i,
+                )
+                walk(item, f"{path}[{key}]", sourced)
+        elif (
+            isinstance(node, int | float)
+            and not isinstance(node, bool)
+            and not sourced
+            and not any(re.fullmatch(p, path) for p in NOT_FIGURES)
+        ):
+            bare.append(path)
+
+    walk(shipped_raw(), "", False)
+    assert not bare, bare
+
+
+def test_the_report_shows_the_other_figures_with_their_source() -> None:
+    """mkt64: the counts of people and the model shapes are listed with their source in the
+    HTML report, as the parameters are."""
+    from straits.market import load_market, simulate
+    from straits.market.loading import sourced_figures
+    from straits.market.report import market_page
+
+    m = load_market()[0]
+    html = market_page(simulate(m, firms=30)).render()
+    entries = [path for path, _ in sourced_figures(m.model_dump(by_alias=True, mode="json"))]
+    assert "models.train" in entries and "firm_types[cn-cloud].datasets.finetune" in entries
+    for path in entries:
+        assert f">{path}<" in html, path

@@ -205,6 +205,20 @@ def walk_params(raw: Any, prefix: str = "") -> Iterator[tuple[str, dict[str, Any
             yield from walk_params(item, f"{prefix}[{key if key is not None else i}]")
 
 
+def sourced_figures(raw: Any, prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every entry that is no parameter but carries a ``source`` for its figures (a firm
+    type's dataset and its count of people, a model's shape), with its path."""
+    if isinstance(raw, dict):
+        if raw.get("source") is not None and not _is_param(raw):
+            yield prefix, raw
+        for k, v in raw.items():
+            yield from sourced_figures(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(raw, list):
+        for i, item in enumerate(raw):
+            key = _key(item)
+            yield from sourced_figures(item, f"{prefix}[{key if key is not None else i}]")
+
+
 def range_params(raw: Mapping[str, Any]) -> list[RangeParam]:
     out = []
     for path, node in walk_params(raw):

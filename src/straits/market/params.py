@@ -279,11 +279,22 @@ class Prices(Strict):
         return self
 
 
+#: where a figure outside a parameter comes from (a dataset's count of people, a model's
+#: shape): the shipped file gives both for each such entry (tests/test_market.py)
+FigureSource = Annotated[str, Field(min_length=3, max_length=2000), AfterValidator(printable)]
+#: the fields of an entry that say where its figures come from, not what the rules or the
+#: estimator read
+SOURCE_FIELDS: set[str] = {"source", "confidence"}
+
+
 class DataFacts(Strict):
     origin: Country
     classes: tuple[DataClass, ...] = Field(min_length=1)
     subjects: Annotated[int, Field(ge=0)] = 0
     sensitive_subjects: Annotated[int, Field(ge=0)] = 0
+    source: FigureSource | None = None
+    """Where the counts come from (they decide the CAC mechanism a transfer needs)."""
+    confidence: Confidence | None = None
 
 
 class FirmType(Strict):
@@ -309,6 +320,9 @@ class ModelTemplate(Strict):
     heads: Annotated[int, Field(ge=1, le=10_000)]
     seq_len: Annotated[int, Field(ge=1, le=10_000_000)]
     serve_tokens_per_s: Annotated[float, Field(gt=0, le=1e12)] = 100_000.0
+    source: FigureSource | None = None
+    """Where the shape and the serving rate come from."""
+    confidence: Confidence | None = None
 
     def spec(self) -> ModelSpec:
         """The model as the estimator takes it (``active_params`` default: all of them)."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from straits.market.loading import range_params, walk_params
+from straits.market.loading import range_params, sourced_figures, walk_params
+from straits.market.params import SOURCE_FIELDS
 from straits.market.result import UNITS, MarketResult
 from straits.report.html import Page
 
@@ -214,6 +215,26 @@ def market_page(result: MarketResult, other: MarketResult | None = None) -> Page
             ]
         )
     sec.table(["parameter", "value", "confidence", "source"], rows)
+    figures = [
+        [
+            path,
+            ", ".join(
+                f"{k} {v}"
+                for k, v in node.items()
+                if isinstance(v, int | float | str) and k not in SOURCE_FIELDS
+            ),
+            node.get("confidence") or "",
+            node["source"],
+        ]
+        for path, node in sourced_figures(raw)
+    ]
+    if figures:
+        sec = page.section(
+            "Other figures with their source",
+            "The data each kind of work reads (its count of people decides what the "
+            "data-protection rules ask) and the model that sizes the work.",
+        )
+        sec.table(["entry", "figures", "confidence", "source"], figures)
     sec = page.section("Units")
     sec.table(["unit", "meaning"], [[k, v] for k, v in UNITS.items()])
     return page

@@ -22,7 +22,14 @@ from straits.market.choices import Offer, asked_chip_hours, clear_rentals, logit
 from straits.market.efficiency import efficiency, unfit_notes
 from straits.market.firms import Firms, make_firms
 from straits.market.loading import MarketError
-from straits.market.params import ACTION_OF, KINDS, Market, month_index, month_start
+from straits.market.params import (
+    ACTION_OF,
+    KINDS,
+    SOURCE_FIELDS,
+    Market,
+    month_index,
+    month_start,
+)
 from straits.market.purchases import Pipeline, deliver, orders
 from straits.market.result import MarketResult, MonthRecord, Usage
 from straits.market.rulebook import Actor, Question, Rulebook
@@ -112,7 +119,7 @@ def _setup(
             {
                 k: None
                 if (d := t.datasets.get(k)) is None
-                else DataFacts.model_validate(d.model_dump())
+                else DataFacts.model_validate(d.model_dump(exclude=SOURCE_FIELDS))
                 for k in KINDS
             }
             for t in m.firm_types
