@@ -55,12 +55,10 @@ def test_russian_orders_stop_on_the_embargo_and_what_was_due_is_cancelled(
     assert sum(_us(x.chips_cancelled) for x in r.months) > 0
 
 
-def test_a_russian_operators_h100_pool_stops_growing(tmp_path: Path) -> None:
-    r = _run(
-        tmp_path,
-        f"""name: ru-pool
-start: "2021-06"
-end: "2023-06"
+def _ru_pool(start: str, end: str) -> str:
+    return f"""name: ru-pool
+start: "{start}"
+end: "{end}"
 supply:
   countries:
     RU:
@@ -84,9 +82,22 @@ supply:
       operator_hq: RU
       chip: H100-SXM
       share: {{value: 1, {SOURCE}}}
-""",
-    )
+"""
+
+
+def test_a_russian_operators_h100_pool_stops_growing(tmp_path: Path) -> None:
+    r = _run(tmp_path, _ru_pool("2021-06", "2023-06"))
+    assert not r.notes  # its first fleet could be bought in 2021-06
     mw = {x.month: x.capacity_mw["RU"] for x in r.months}
     assert mw["2022-02"] > mw["2021-06"]  # it grew before the embargo
     # orders placed from 2022-02-24 are refused, and those due after it cancelled on arrival
     assert mw["2023-06"] == mw["2022-03"]
+
+
+def test_a_pool_its_operator_may_not_buy_on_the_first_day_is_noted(tmp_path: Path) -> None:
+    """A pool starts at the chips its country's MW hold: an H100 pool in Russia from 2023-01,
+    rented to home firms from the first month, said nothing of the embargo that bars its
+    operator buying any (fails on the old code: no note)."""
+    r = _run(tmp_path, _ru_pool("2023-01", "2023-03"))
+    assert [n.split(" ", 1)[0] for n in r.notes] == ["supply.pools[ru-ru-h100]"]
+    assert r.to_json()["notes"] == r.notes

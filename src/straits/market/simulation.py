@@ -236,6 +236,24 @@ def _arriving(s: Setup, units: np.ndarray, order: np.ndarray, month: str) -> np.
     return out
 
 
+def _start_fleet_notes(s: Setup, chips: np.ndarray) -> None:
+    """A note for each pool that starts with chips its operator may buy on no day of the first
+    month. A pool starts at the chips its country's MW hold (derived, not a stated fleet): an
+    H100 pool in Russia in 2023 rented to home firms from the first month, while the embargo
+    of 2022-02-24 (us-ear-embargo-russia) bars its operator buying any, said nothing (mkt64).
+    The figures are kept (the fleet may predate the rule); the rules stop it growing."""
+    first = s.m.months[0]
+    for p, pool in enumerate(s.m.supply.pools):
+        size = round(float(chips[p]))
+        if size >= 1 and _order_share(s, p, size, first) <= 0:
+            s.notes.append(
+                f"supply.pools[{pool.id}] starts with {size:,} {pool.chip} in {pool.country} "
+                f"(its share of the country's MW) that the rules let its "
+                f"{pool.operator_hq}-headquartered operator buy on no day of {first}: they "
+                "are taken as installed before; the rules stop the pool growing"
+            )
+
+
 def _tiers(a_off: np.ndarray) -> list[list[int]]:
     """Kinds grouped by their best offshore access share (``a_off[k, p]``), least first: what
     may not leave is placed on own chips before what may; kinds equally free share a group."""
@@ -270,6 +288,7 @@ def _run(s: Setup, seed: int) -> MarketResult:
     # grow with the period: firms x chips x (longest lead + 1))
     pipe = Pipeline.empty(int(buy_lead.max()) + 1, n_f, n_c, len(f.types), len(m.home_chips))
     pool_chips = pool_targets(m, t0)
+    _start_fleet_notes(s, pool_chips)
     pool_arrivals = np.zeros((horizon, n_p))
     # each operator order's size and access share on its order month, asked again on arrival
     pool_order = np.zeros((horizon, n_p, 2))
