@@ -1,8 +1,9 @@
 """Writing a simulation's months as JSON, CSV or Parquet, and the difference between regimes.
 
 Tables are one row per month; nested values become columns named ``key.COUNTRY``
-(``offshore_chip_hours.MY``). Parquet files carry the run's regime, seed, market name and digest
-in their schema metadata. Every file is written through a temporary file and renamed.
+(``offshore_chip_hours.MY``). Parquet files carry the run's seed, market name, digest and
+``--set`` values in their schema metadata, and its regime in a column (``regime``), as CSV
+does. Every file is written through a temporary file and renamed.
 """
 
 from __future__ import annotations
