@@ -225,3 +225,21 @@ def test_a_case_file_is_named_by_its_path_not_its_packs_name(tmp_path: Path) -> 
     code, out, _ = cli("rules", "test", "us-ear", "--json")
     policy = json.loads(out)["coverage"]["packs"][0]["policies"][0]["file"]
     assert {c["file"].split("/")[0] for c in json.loads(out)["cases"]} == {policy.split("/")[0]}
+
+
+def test_a_users_pack_under_a_folder_named_packs_keeps_its_path(tmp_path: Path) -> None:
+    """Any path with a folder named `packs` was cut there: a user's pack in
+    `/srv/packs/team/` was named `packs/team/...` (a path not there, and for a pack named
+    `us-ear` the shipped pack's own name) in `rules test`'s errors and JSON (rev64c)."""
+    (tmp_path / "packs").mkdir()
+    pack = team_pack(tmp_path / "packs", "cases:\n  - {name: x, request: {chip: 5}, expect: {}}\n")
+    code, _, err = cli("rules", "test", "team", "--rules", str(pack))
+    assert code == 2 and str(pack / "cases" / "t.yaml") in err
+    (pack / "cases" / "t.yaml").write_text(CASES)
+    code, out, _ = cli("rules", "test", "team", "--rules", str(pack), "--json")
+    doc = json.loads(out)
+    assert {c["file"] for c in doc["cases"]} == {str(pack / "cases" / "t.yaml")}
+    [team] = [p for p in doc["coverage"]["packs"] if p["pack"] == "team"]
+    assert team["policies"][0]["file"] == str(pack / "policy.cedar")
+    code, out, _ = cli("rules", "test", "us-ear", "--json")
+    assert all(c["file"].startswith("packs/us-ear/cases/") for c in json.loads(out)["cases"])

@@ -433,10 +433,12 @@ def load_pack(path: Path) -> Pack:
 
 
 def file_label(path: Path) -> str:
-    """A short, stable name for messages: packs/<pack>/<file> for shipped packs."""
-    parts = path.parts
-    if "packs" in parts:
-        return "/".join(parts[parts.index("packs") :])
+    """A short, stable name for messages: packs/<pack>/<file> for shipped packs, the path as
+    given for a user's. (Any path with a folder named ``packs`` was cut there: a user's
+    ``/srv/packs/us-ear/`` read as the shipped ``packs/us-ear/``, a path not there.)"""
+    shipped = builtin_packs_dir()
+    if path.is_relative_to(shipped):
+        return "/".join(("packs", *path.relative_to(shipped).parts))
     return str(path)
 
 
