@@ -168,3 +168,34 @@ def test_config_show_says_whether_the_flag_or_the_variable_gave_the_server(
     p = run("--server", "http://flag:1", "--token", "st_c_d", "config", "show", "--json", env=env)
     got = json.loads(p.stdout)["settings"]
     assert (got["server"]["from"], got["token"]["from"]) == ("--server", "--token")
+
+
+@pytest.mark.parametrize("where", ["env", "flag", "file"])
+def test_a_password_in_the_server_url_is_never_echoed(
+    home: dict[str, str], tmp_path: Path, where: str
+) -> None:
+    """`https://user:PASSWORD@host` (httpx sends it as Basic auth) was printed whole by
+    `config show`, by the error of a bad URL and by every error naming the server, as the
+    database's password and the token are not (rev64c)."""
+    from straits.client import Client
+    from straits.errors import RemoteError
+
+    url = "http://alice:s3cret@127.0.0.1:1"
+    env, flags = dict(home), []
+    if where == "env":
+        env["STRAITS_SERVER"] = url
+    elif where == "flag":
+        flags = ["--server", url]
+    else:
+        cfg = tmp_path / "straits.toml"
+        cfg.write_text(f'server = "{url}"\n')
+        env["STRAITS_CONFIG"] = str(cfg)
+    p = run(*flags, "config", "show", "--json", env=env)
+    got = json.loads(p.stdout)["settings"]["server"]
+    assert got["value"] == "http://alice:***@127.0.0.1:1" and "s3cret" not in p.stdout
+    bad = {**home, "STRAITS_SERVER": url + "x"}  # no port httpx can read
+    p = run("rules", "list", env=bad)
+    assert p.returncode == 2 and "alice:***@" in p.stderr and "s3cret" not in p.stderr
+    with Client(url) as c, pytest.raises(RemoteError) as exc:
+        list(c.plans())
+    assert "s3cret" not in str(exc.value) and c.base_url == "http://alice:***@127.0.0.1:1"

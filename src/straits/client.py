@@ -43,6 +43,7 @@ from straits.client_io import (
     next_page,
     one_line,
     parse_json,
+    shown_url,
 )
 from straits.errors import RemoteError, StillWaitingError
 
@@ -103,7 +104,8 @@ class Client:
         """``timeout`` bounds each read; ``limits`` each whole request and answer (default:
         from the environment, see :mod:`straits.client_io`). ``http`` replaces the transport
         (tests pass FastAPI's TestClient)."""
-        self.base_url = base_url.rstrip("/")
+        self._url = base_url.rstrip("/")
+        self.base_url = shown_url(self._url)  # named in every error: its password masked
         self.limits = limits or Limits.from_env(read_s=timeout)
         self._headers = {"User-Agent": "straits-client"}
         if token:
@@ -116,7 +118,7 @@ class Client:
 
     def _connect(self) -> httpx.Client:
         return httpx.Client(
-            base_url=self.base_url,
+            base_url=self._url,
             headers=self._headers,
             timeout=self.limits.read_s,
             follow_redirects=False,

@@ -79,6 +79,19 @@ def one_line(text: object, limit: int = QUOTE) -> str:
     return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)@")
+
+
+def shown_url(url: str) -> str:
+    """``url`` for messages: a password in it (``https://user:PASSWORD@host``, sent by httpx as
+    HTTP Basic auth) as ``***``; every error and ``config show`` echoed it whole."""
+    m = _USERINFO.match(url)
+    if m is None or ":" not in m.group(2):
+        return url
+    user = m.group(2).split(":", 1)[0]
+    return f"{m.group(1)}{user}:***@{url[m.end() :]}"
+
+
 def fetch(
     http: httpx.Client,
     base_url: str,

@@ -73,6 +73,10 @@ def show(json_out: bool = JsonOption, output: str = OutputOption) -> None:
             value = [str(p) for p in file_value] if file_value else []
         if key == "token" and value:
             value = "(set)"
+        if key == "server" and value:
+            from straits.client_io import shown_url  # a password in its URL, as the database's
+
+            value = shown_url(str(value))
         if key == "database" and value:
             from straits.store.db import safe_url  # its password: a secret, as a token is
 

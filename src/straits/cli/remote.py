@@ -65,6 +65,8 @@ def _check_server(url: str, token: str | None) -> None:
 
     import httpx
 
+    from straits.client_io import shown_url
+
     try:
         parsed = httpx.URL(url)
         ok = parsed.scheme in ("http", "https") and bool(parsed.host)
@@ -76,7 +78,7 @@ def _check_server(url: str, token: str | None) -> None:
     ok = ok and port is not None and re.fullmatch(r"[0-9]{0,5}", port.group(1) or "") is not None
     if not ok:
         raise InputError(
-            f"{url[:80]!r} is not a server URL",
+            f"{shown_url(url)[:80]!r} is not a server URL",
             path=state.server_from if state.server else "--server",
             expected="http://HOST:PORT or https://HOST (the URL of `straits serve`)",
         )
