@@ -10,7 +10,7 @@ from typing import Any, cast
 import pytest
 
 from straits.market import load_market, simulate
-from straits.market.loading import range_params, with_values
+from straits.market.loading import MarketError, range_params, with_values
 from straits.market.params import KINDS, SOURCE_FIELDS, Kind
 from straits.market.result import MarketResult
 from straits.model.request import CheckRequest
@@ -392,3 +392,31 @@ def test_the_report_shows_the_other_figures_with_their_source() -> None:
     assert "models.train" in entries and "firm_types[cn-cloud].datasets.finetune" in entries
     for path in entries:
         assert f">{path}<" in html, path
+
+
+def test_a_users_model_shape_does_not_keep_the_shipped_source(tmp_path: Path) -> None:
+    """`extends: shipped` merged a user's `models.train` key by key, so a 7B shape without a
+    `source` kept the shipped "Qwen2-72B's published shape" and confidence, and the HTML
+    report's "Other figures with their source" credited the user's figures to it (rev64c).
+    A source of the user's own stays; one that only changes the confidence keeps the rest."""
+    from straits.market.loading import sourced_figures
+
+    seven_b = "{params: 7.0e9, layers: 32, d_model: 4096, heads: 32, seq_len: 4096"
+    path = tmp_path / "m.yaml"
+    path.write_text(f"extends: shipped\nmodels:\n  train: {seven_b}}}\n")
+    m, raw, _ = load_market(path)
+    assert (m.models["train"].source, m.models["train"].confidence) == (None, None)
+    assert "models.train" not in dict(sourced_figures(raw))
+    assert m.models["serve"].source is not None  # untouched: the shipped entry whole
+    path.write_text(
+        f"extends: shipped\nmodels:\n  train: {seven_b}, source: mine, confidence: V}}\n"
+    )
+    m = load_market(path)[0]
+    assert (m.models["train"].source, m.models["train"].confidence) == ("mine", "V")
+    path.write_text("extends: shipped\nmodels:\n  train: {confidence: V2}\n")
+    m = load_market(path)[0]
+    assert m.models["train"].confidence == "V2" and m.models["train"].source is not None
+    path.write_text(f"extends: shipped\nmodels:\n  train: {seven_b}, confidence: Z}}\n")
+    with pytest.raises(MarketError) as exc:  # the user's own confidence is still read
+        load_market(path)
+    assert (exc.value.path, exc.value.line) == ("models.train.confidence", 3)

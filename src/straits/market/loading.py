@@ -21,7 +21,7 @@ from typing import Any
 from straits.errors import InputError
 from straits.limits import DECIMAL_TEXT
 from straits.loading import parse_document, read_stdin, read_text, validate_as
-from straits.market.params import Market
+from straits.market.params import SOURCE_FIELDS, Market
 
 SHIPPED = "shipped"
 _KEYS = ("id", "chip", "date")
@@ -69,6 +69,11 @@ def merge(base: Any, over: Any) -> Any:
         out = dict(base)
         for k, v in over.items():
             out[k] = merge(base[k], v) if k in base else v
+        if "source" in base and "source" not in over and set(over) - SOURCE_FIELDS:
+            # a source speaks for the figures beside it: a user's 7B `models.train` kept the
+            # shipped "Qwen2-72B's published shape" in the report (rev64c)
+            for k in SOURCE_FIELDS - set(over):  # the inherited ones, not the user's own
+                out.pop(k, None)
         return out
     return copy.deepcopy(over)
 
