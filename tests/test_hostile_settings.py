@@ -317,3 +317,21 @@ def test_a_server_url_without_a_scheme_names_where_it_was_given(
         code, err = cli("--server", "localhost:8000", "chips")
     assert code == 2 and given in err
     assert ("STRAITS_SERVER" in err) == (given == "STRAITS_SERVER")
+
+
+@pytest.mark.parametrize("value", ["2025-02-30", "2025-02-29", "2025-13-01", "0000-01-01"])
+def test_a_policy_date_the_calendar_lacks_is_named_so(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """STRAITS_POLICY_DATE=2025-02-29 (no leap year) was "not a date Straits plans for",
+    as if the window or the form were wrong, where the CLI's --date now names a day the
+    calendar lacks (bbdfa99); 2024-02-29 is read (rev64c)."""
+    from straits.server.settings import Settings
+
+    monkeypatch.setenv("STRAITS_POLICY_DATE", value)
+    with pytest.raises(InputError) as caught:
+        Settings.from_env()
+    assert caught.value.path == "STRAITS_POLICY_DATE"
+    assert "calendar" in caught.value.detail and "plans for" not in caught.value.detail
+    monkeypatch.setenv("STRAITS_POLICY_DATE", "2024-02-29")
+    assert Settings.from_env().policy_date == dt.date(2024, 2, 29)

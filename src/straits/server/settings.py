@@ -34,8 +34,11 @@ def _env_date(name: str) -> dt.date | None:
     expected = f"YYYY-MM-DD, {MIN_DATE.isoformat()} to {MAX_DATE.isoformat()}"
     try:
         day = dt.date.fromisoformat(value) if _ISO_DATE.fullmatch(value) else None
-    except ValueError:
-        day = None
+    except ValueError as exc:  # 2025-02-30 was "not a date Straits plans for", as the CLI's
+        # --date was said not to match its form (user64): the day is named as one not there
+        raise InputError(
+            f"{value!r} is no day of the calendar ({exc})", path=name, expected=expected
+        ) from None
     if day is None or not MIN_DATE <= day <= MAX_DATE:
         raise InputError(
             f"{value[:40]!r} is not a date Straits plans for", path=name, expected=expected
