@@ -1,7 +1,8 @@
-"""Dates on the command line, read alike by every command: ``YYYY-MM-DD`` as Click's
-``DateTime`` reads it (``typer.Option(..., formats=DATE_FORMATS)``), within the dates Straits
-plans for. ``rules list|diff|replay`` read theirs with ``date.fromisoformat``, which also takes
-``20250601``, ``2025-W23-1`` and any year, where the other commands refuse them with exit 2."""
+"""Dates on the command line, read alike by every command (plan, impact, rules
+list|diff|replay): ``YYYY-MM-DD`` in ASCII digits, a day of the calendar, by :class:`IsoDate`
+(``click_type=iso_date()``), and within the dates Straits plans for (:func:`check_date`).
+``rules list|diff|replay`` once read theirs with ``date.fromisoformat``, which also takes
+``20250601``, ``2025-W23-1`` and any year."""
 
 from __future__ import annotations
 
