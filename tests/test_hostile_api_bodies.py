@@ -151,14 +151,14 @@ def test_an_unknown_key_of_half_a_megabyte_is_named_shortened(
 # --- the console's list of a scenario's problems ------------------------------------------------
 def test_a_scenarios_problems_are_located_in_one_reading(monkeypatch: pytest.MonkeyPatch) -> None:
     """The console's submit page lists a scenario's problems with their lines
-    (`loading.scenario_problems`): the text was composed again for each problem, so 2,000
-    unknown keys (27 KB) took 27 s and a 2 MiB form hours of a server thread. It is composed
-    once, for the first MAX_PROBLEMS, as many as the API lists."""
+    (`scenario_listing.scenario_problems`): the text was composed again for each problem, so
+    2,000 unknown keys (27 KB) took 27 s and a 2 MiB form hours of a server thread. It is
+    composed once, for the first MAX_PROBLEMS, as many as the API lists."""
     import yaml
 
     from straits import safe_yaml
     from straits.errors import MAX_PROBLEMS
-    from straits.loading import scenario_problems
+    from straits.scenario_listing import scenario_problems
 
     root = Path(__file__).resolve().parents[1]
     sc = yaml.safe_load((root / "examples/offshore-2025.yaml").read_text())

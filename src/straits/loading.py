@@ -73,31 +73,6 @@ def describe_validation_error(exc: ValidationError) -> list[tuple[str, str]]:
     return [(field_path(p.loc), p.msg) for p in _problems(exc)]
 
 
-def scenario_problems(text: str, *, source: str) -> list[ScenarioError]:
-    """The problems pydantic finds in a scenario's text (the first MAX_PROBLEMS), one error
-    each with its field path and line (:func:`parse_scenario` raises the first, saying how many
-    more there are); empty when the text does not parse or the problems are not the model's
-    (the caller keeps its error). The text is composed once for all their lines."""
-    from straits.model.scenario import Scenario
-
-    try:
-        data = parse_document(text, source=source, error=ScenarioError)
-        if not isinstance(data, dict):
-            return []
-        Scenario.model_validate(data)
-    except ValidationError as exc:
-        line = safe_yaml.locator(text)
-        return [
-            ScenarioError(
-                p.msg, source=source, path=field_path(p.loc), expected=p.expected, line=line(p.loc)
-            )
-            for p in _problems(exc, model=Scenario)[:MAX_PROBLEMS]
-        ]
-    except (InputError, RecursionError, ValueError):
-        return []
-    return []
-
-
 class _Problem(NamedTuple):
     loc: tuple[int | str, ...]
     msg: str
@@ -487,9 +462,10 @@ def load_scenario(path: str | Path) -> Scenario:
     return scenario_from_text(read_text(p, error=ScenarioError), source=str(p))
 
 
-def scenario_from_text(text: str, *, source: str) -> Scenario:
-    """:func:`load_scenario` of a file's text, read already (``scenario validate`` keeps it to
-    list every problem)."""
+def scenario_from_text(text: str, *, source: str, every: bool = False) -> Scenario:
+    """:func:`load_scenario` of a file's text, read already. ``every`` (``scenario validate``):
+    the model's problems are raised as :class:`~straits.scenario_listing.ScenarioProblems`,
+    each with its line."""
     if not text.strip():
         raise ScenarioError(
             "the file is empty",
@@ -497,4 +473,8 @@ def scenario_from_text(text: str, *, source: str) -> Scenario:
             expected="a scenario, as docs/scenario-reference.md describes",
         )
     data = parse_document(text, source=source, error=ScenarioError)
+    if every and isinstance(data, dict):
+        from straits.scenario_listing import scenario_listing
+
+        return scenario_listing(data, text, source)
     return parse_scenario(data, source=source, text=text)

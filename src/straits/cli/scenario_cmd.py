@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -12,12 +13,14 @@ from straits.cli.common import (
     esc,
     fail,
     note,
-    parse_text,
     print_error,
     read_stdin_text,
     whole,
 )
 from straits.errors import InputError, ScenarioError, StraitsError
+
+if TYPE_CHECKING:
+    from straits.scenario_listing import ScenarioProblems
 
 app = typer.Typer(help="Generate and validate scenarios.", no_args_is_help=True)
 
@@ -112,20 +115,23 @@ def validate(
 ) -> None:
     """Check a scenario file: fields, references, stage dependencies; every problem found is
     listed, each with its line. Exit 2 when it is wrong."""
-    from straits.loading import parse_scenario, read_text, scenario_from_text
+    from straits.loading import read_text, scenario_from_text
+    from straits.scenario_listing import ScenarioProblems
 
-    source, text = str(scenario), None
+    source = str(scenario)
     try:
         if source == "-":
             source, text = "<stdin>", read_stdin_text("a scenario")
             if not text.strip():
                 raise ScenarioError("input is empty", source=source, expected="a scenario")
-            sc = parse_scenario(parse_text(text, source, ScenarioError), source=source, text=text)
         else:
             text = read_text(scenario, error=ScenarioError)
-            sc = scenario_from_text(text, source=source)
+        sc = scenario_from_text(text, source=source, every=True)
+    except ScenarioProblems as exc:
+        _fail_listing(exc, source)
+        return
     except InputError as exc:
-        _fail_listing(exc, text, source)
+        fail(exc)
         return
     stages = sum(len(w.stages) for w in sc.workloads)
     pools = sum(len(s.pools) for s in sc.sites)
@@ -137,18 +143,17 @@ def validate(
     )  # one line, however long the path
 
 
-def _fail_listing(exc: InputError, text: str | None, source: str) -> None:
-    """Exit 2 with every problem the scenario model finds in ``text``, one line each with its
-    line and field path (the first MAX_PROBLEMS), or with ``exc`` alone: the other commands
-    name the first and count the rest, and a reader of ``validate`` saw only the first (user64)."""
+def _fail_listing(exc: ScenarioProblems, source: str) -> None:
+    """Exit 2 with every problem the scenario model found, one line each with its line and
+    field path (the first MAX_PROBLEMS, and how many there are past them), or with ``exc``
+    alone where it found one: the other commands name the first and count the rest, and a
+    reader of ``validate`` saw only the first (user64)."""
     from straits.errors import MAX_PROBLEMS
-    from straits.loading import scenario_problems
 
-    every = scenario_problems(text, source=source) if len(exc.problems) > 1 and text else []
-    if len(every) < 2:
+    if len(exc.every) < 2:
         fail(exc)
-    for problem in sorted(every, key=lambda p: p.line or 0):  # in the file's order
+    for problem in sorted(exc.every, key=lambda p: p.line or 0):  # in the file's order
         print_error(problem)
-    if len(every) >= MAX_PROBLEMS:
-        note(f"{source}: the first {MAX_PROBLEMS} problems are listed; there may be more")
+    if exc.total > MAX_PROBLEMS:
+        note(f"{source}: {exc.total:,} problems; the first {MAX_PROBLEMS} are listed")
     raise typer.Exit(2)

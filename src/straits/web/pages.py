@@ -373,7 +373,7 @@ async def submit(request: Request) -> Response:
         )
     except InputError as exc:
         from straits.errors import ScenarioError
-        from straits.loading import scenario_problems
+        from straits.scenario_listing import scenario_problems
 
         # every problem of the scenario at once (the error raised names the first)
         every: list[InputError] = [exc]

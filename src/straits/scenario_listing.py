@@ -1,0 +1,68 @@
+"""Every problem the scenario model finds, each with its line: ``scenario validate`` and the
+console's submit page list them (the first MAX_PROBLEMS), where the other commands and the
+API's ``detail`` name the first and count the rest (:func:`straits.loading.validate_as`).
+
+The text is parsed and validated once and composed once more for all the problems' lines
+(:func:`straits.safe_yaml.locator`): ``scenario validate`` parsed, validated and composed it
+twice more to list them, and a 12 MB scenario took twice as long (left64b)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from straits import safe_yaml
+from straits.errors import MAX_PROBLEMS, InputError, ScenarioError
+from straits.loading import _problems, field_path, parse_document, parse_scenario
+from straits.model.scenario import Scenario
+
+
+class ScenarioProblems(ScenarioError):
+    """The first problem, counting the rest, with :attr:`every` one (the first MAX_PROBLEMS,
+    each with its line) and :attr:`total`, how many the model found."""
+
+    every: list[ScenarioError]
+    total: int
+
+
+def scenario_listing(data: dict[str, Any], text: str, source: str) -> Scenario:
+    """``data``, parsed from ``text``, as a scenario, or :class:`ScenarioProblems`, their
+    lines found in one composition of ``text``."""
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        found = _problems(exc, model=Scenario)
+    except (InputError, RecursionError):  # a validator's own error: as parse_scenario says it
+        return parse_scenario(data, source=source, text=text)
+    line = safe_yaml.locator(text)
+    every = [
+        ScenarioError(
+            p.msg, source=source, path=field_path(p.loc), expected=p.expected, line=line(p.loc)
+        )
+        for p in found[:MAX_PROBLEMS]
+    ]
+    n, first = len(found), every[0]
+    more = f" (and {n - 1} more problem{'s' if n > 2 else ''})" if n > 1 else ""
+    err = ScenarioProblems(
+        first.detail + more, source=source, path=first.path, expected=first.expected,
+        line=first.line, problems=[(e.path, e.detail) for e in every],
+    )  # fmt: skip
+    err.every, err.total = every, n
+    raise err
+
+
+def scenario_problems(text: str, *, source: str) -> list[ScenarioError]:
+    """The problems pydantic finds in a scenario's text (the first MAX_PROBLEMS), one error
+    each with its field path and line (:func:`parse_scenario` raises the first, saying how many
+    more there are); empty when the text does not parse or the problems are not the model's
+    (the caller keeps its error). The text is composed once for all their lines."""
+    try:
+        data = parse_document(text, source=source, error=ScenarioError)
+        if isinstance(data, dict):
+            scenario_listing(data, text, source)
+    except ScenarioProblems as exc:
+        return exc.every
+    except (InputError, RecursionError, ValueError):
+        return []
+    return []
