@@ -191,3 +191,33 @@ def test_a_read_only_stale_temporary_is_removed_too(
     monkeypatch.setattr(os, "open", refusing)
     write_output(tmp_path / "t.txt", "x")
     assert _temps(tmp_path) == []
+
+
+@pytest.mark.parametrize("kind", WRITERS)
+def test_a_name_of_250_bytes_is_written_and_its_temporaries_told_apart(
+    tmp_path: Path, kind: str
+) -> None:
+    """left64b: a target of 238 to 255 bytes could not be written at all: its temporary,
+    `.NAME.<12 hex>.tmp`, was past the file system's 255 bytes (ENAMETOOLONG). A long name's
+    temporary is its name cut short with a digest of the whole, and the next write of a long
+    name removes what a killed writer of that name left, not what one of a name sharing its
+    first 240 bytes (or of a short name equal to its cut) left."""
+    from straits import tempfiles
+
+    stem = "x" + "é" * 119 + "y"  # 240 bytes; the cut at 220 falls inside an é
+    ours, theirs = tmp_path / (stem + "a" * 10), tmp_path / (stem + "b" * 10)
+    assert len(os.fsencode(ours.name)) == 250
+    short = tmp_path / stem[:110]  # the long names' cut (219 bytes, whole characters)
+    for target in (ours, theirs, short):
+        tmp, fd = tempfiles.create(target, 0o644)
+        os.close(fd)  # its writer gone: stale
+        assert len(os.fsencode(tmp.name)) <= 255
+    left = _temps(tmp_path)
+    assert len(left) == 3
+    WRITERS[kind](ours, "new")
+    assert ours.read_text() == "new"
+    assert len(_temps(tmp_path)) == 2  # only its own was removed
+    WRITERS[kind](theirs, "theirs")
+    WRITERS[kind](short, "short")
+    assert _temps(tmp_path) == []
+    assert theirs.read_text() == "theirs" and short.read_text() == "short"
