@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -197,31 +197,35 @@ def _key(item: Any) -> str | None:
     return None
 
 
-def walk_params(raw: Any, prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every parameter of the document with its path."""
-    if _is_param(raw):
+def _walk(
+    raw: Any, pick: Callable[[Any], bool], prefix: str = ""
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every node of the document that ``pick`` takes, with its path (a list's items by their
+    key where they have one)."""
+    if pick(raw):
         yield prefix, raw
     if isinstance(raw, dict):
         for k, v in raw.items():
-            yield from walk_params(v, f"{prefix}.{k}" if prefix else str(k))
+            yield from _walk(v, pick, f"{prefix}.{k}" if prefix else str(k))
     elif isinstance(raw, list):
         for i, item in enumerate(raw):
             key = _key(item)
-            yield from walk_params(item, f"{prefix}[{key if key is not None else i}]")
+            yield from _walk(item, pick, f"{prefix}[{key if key is not None else i}]")
 
 
-def sourced_figures(raw: Any, prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+def walk_params(raw: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every parameter of the document with its path."""
+    return _walk(raw, _is_param)
+
+
+def _sourced(node: Any) -> bool:
+    return isinstance(node, dict) and node.get("source") is not None and not _is_param(node)
+
+
+def sourced_figures(raw: Any) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every entry that is no parameter but carries a ``source`` for its figures (a firm
     type's dataset and its count of people, a model's shape), with its path."""
-    if isinstance(raw, dict):
-        if raw.get("source") is not None and not _is_param(raw):
-            yield prefix, raw
-        for k, v in raw.items():
-            yield from sourced_figures(v, f"{prefix}.{k}" if prefix else str(k))
-    elif isinstance(raw, list):
-        for i, item in enumerate(raw):
-            key = _key(item)
-            yield from sourced_figures(item, f"{prefix}[{key if key is not None else i}]")
+    return _walk(raw, _sourced)
 
 
 def range_params(raw: Mapping[str, Any]) -> list[RangeParam]:
