@@ -245,6 +245,24 @@ def console(tmp_path: Path) -> Iterator[tuple[object, Store]]:
     yield from running_console(tmp_path)
 
 
+@pytest.fixture(scope="module")
+def planner_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, dict[str, str]]]:
+    """A module's API over a new SQLite database, with a planner token of tenant ``hz-cloud``.
+
+    Yields the FastAPI test client (server errors answered, not raised) and its bearer header.
+    """
+    from fastapi.testclient import TestClient
+
+    from straits.server import create_app
+    from straits.store.tokens import create_token
+
+    store = Store(f"sqlite:///{Path(tmp_path_factory.mktemp('api')) / 's.db'}")
+    token = create_token(store, "hz-cloud", "planner")[0]
+    with TestClient(create_app(store), raise_server_exceptions=False) as client:
+        yield client, {"Authorization": f"Bearer {token}"}
+    store.close()
+
+
 # --- slow end-to-end tests -----------------------------------------------------------------------
 # Tests marked ``@pytest.mark.slow`` (real servers, browsers, schedulers, soak runs) are skipped by
 # a plain ``make test`` so the suite stays quick to run often; ``.ci/run`` sets STRAITS_SLOW=1 and

@@ -11,7 +11,7 @@ import copy
 import json
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +20,8 @@ import yaml
 from fastapi.testclient import TestClient
 
 from straits.errors import InputError, validation_expected
-from straits.server import create_app
 from straits.server.plan_routes import MAX_IMPACT_PLANS
 from straits.server.problems import Problem
-from straits.store import Store
-from straits.store.tokens import create_token
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUEST: dict[str, Any] = json.loads((ROOT / "src/straits/examples/request.json").read_text())
@@ -36,12 +33,8 @@ DAY = {"date": "2025-06-01"}
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, dict[str, str]]]:
-    store = Store(f"sqlite:///{Path(tmp_path_factory.mktemp('api')) / 's.db'}")
-    token = create_token(store, "hz-cloud", "planner")[0]
-    with TestClient(create_app(store), raise_server_exceptions=False) as client:
-        yield client, {"Authorization": f"Bearer {token}"}
-    store.close()
+def api(planner_api: tuple[TestClient, dict[str, str]]) -> tuple[TestClient, dict[str, str]]:
+    return planner_api
 
 
 def scenario(change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:

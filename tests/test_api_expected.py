@@ -5,26 +5,17 @@ type and context (``errors.validation_expected``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from straits.errors import validation_expected
-from straits.server import create_app
-from straits.store import Store
-from straits.store.tokens import create_token
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, dict[str, str]]]:
-    store = Store(f"sqlite:///{Path(tmp_path_factory.mktemp('api')) / 's.db'}")
-    token = create_token(store, "hz-cloud", "planner")[0]
-    with TestClient(create_app(store), raise_server_exceptions=False) as client:
-        yield client, {"Authorization": f"Bearer {token}"}
-    store.close()
+def api(planner_api: tuple[TestClient, dict[str, str]]) -> tuple[TestClient, dict[str, str]]:
+    return planner_api
 
 
 @pytest.mark.parametrize(

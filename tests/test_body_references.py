@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from straits.model.request import CheckRequest, EstimateRequest
-from straits.server import create_app
 from straits.server.plan_routes import ImpactRequest
-from straits.store import Store
-from straits.store.tokens import create_token
 from test_api import assert_problem
 from test_cli_conventions import ROOT, run
 
@@ -45,12 +41,9 @@ def test_each_body_names_a_reference_that_describes_it(model: Any) -> None:
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, dict[str, str]]]:
-    store = Store(f"sqlite:///{Path(tmp_path_factory.mktemp('api')) / 's.db'}")
-    token = create_token(store, "hz-cloud", "planner")[0]
-    with TestClient(create_app(store), raise_server_exceptions=False) as client:
-        yield client, {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    store.close()
+def api(planner_api: tuple[TestClient, dict[str, str]]) -> tuple[TestClient, dict[str, str]]:
+    client, auth = planner_api
+    return client, {**auth, "Content-Type": "application/json"}
 
 
 @pytest.mark.parametrize(
