@@ -29,7 +29,7 @@ import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Literal, TypedDict
+from typing import Any
 
 import httpx
 
@@ -45,48 +45,25 @@ from straits.client_io import (
     parse_json,
     shown_url,
 )
+from straits.client_types import (
+    FINAL_STATES,
+    JOB_STATES,
+    ArchiveFormat,
+    LedgerEntry,
+    PlanJob,
+    PlanSummary,
+)
 from straits.errors import RemoteError, StillWaitingError
 
-ArchiveFormat = Literal["tar.gz", "zip", "tar"]
-JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
-#: the states a plan job ends in: :meth:`Client.wait` returns on these
-FINAL_STATES = ("done", "failed", "cancelled")
-
-
-class PlanJob(TypedDict):
-    """A submitted plan's state (``GET /v1/plans/{id}``)."""
-
-    id: str
-    tenant: str
-    status: Literal["queued", "running", "done", "failed", "cancelled"]
-    created_at: str | None
-    finished_at: str | None
-    options: dict[str, Any]
-    progress: dict[str, Any] | None
-    ledger_seq: int | None
-    error: str | None
-
-
-class PlanSummary(PlanJob):
-    """An item of ``GET /v1/plans``: the job with its scenario's name."""
-
-    scenario: str
-    scenario_digest: str
-
-
-class LedgerEntry(TypedDict):
-    """A ledger entry: every stored field (``body`` is the canonical JSON the hash covers)
-    and ``content``, the same body as an object."""
-
-    seq: int
-    recorded_at: str
-    tenant: str
-    actor: str
-    kind: str
-    body: str
-    prev_hash: str
-    hash: str
-    content: dict[str, Any]
+__all__ = [
+    "FINAL_STATES",
+    "JOB_STATES",
+    "ArchiveFormat",
+    "Client",
+    "LedgerEntry",
+    "PlanJob",
+    "PlanSummary",
+]
 
 
 class Client:

@@ -19,7 +19,6 @@ stored tree by consistency proofs only (``O(log n)``, no rescan).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -30,6 +29,9 @@ from straits.store import checkpoints, merkle, row_checks, signed_record, tree
 from straits.store.canonical import loads_stored
 from straits.store.db import Store
 from straits.store.head_check import head_problem
+from straits.store.head_proofs import Broken, check_head, consistent, size_of
+from straits.store.head_proofs import ChainHead as ChainHead
+from straits.store.head_proofs import Head as Head
 from straits.store.keys import Keys, configured
 from straits.store.ledger import Entry, Verification, digest, verify_chain
 from straits.store.note import SignedCheckpoint
@@ -42,33 +44,6 @@ from straits.store.tables import (
 )
 from straits.store.tamper import CODES as CODES
 from straits.store.tamper import first_unreadable
-
-
-@dataclass(frozen=True)
-class ChainHead:
-    """A head published before checkpoints existed (``SEQ:HASH``): the chain hash of entry
-    SEQ, or the Merkle root of the first SEQ entries."""
-
-    seq: int
-    hash: str
-
-    def label(self) -> str:
-        return f"{self.seq}:{self.hash}"
-
-
-Head = ChainHead | SignedCheckpoint
-
-
-def _head_label(h: Head) -> str:
-    if isinstance(h, ChainHead):
-        return h.label()
-    return f"checkpoint {h.checkpoint.size}:{h.checkpoint.root_hex}"
-
-
-class _Broken(Exception):
-    def __init__(self, seq: int | None, problem: str, code: str) -> None:
-        self.seq, self.problem, self.code = seq, problem, code
-
 
 Progress = Callable[[str, int, int], None]
 """Told how a full verification goes: ``(phase, done, total)``. The phase ``entries`` is
@@ -167,7 +142,7 @@ def _verify_store(store: Store, keys: Keys, heads: list[Head], progress: Progres
             progress("tree", 0, 0)
             bad = tree.check_levels(s, n)
             if bad is not None:
-                raise _Broken(
+                raise Broken(
                     bad.first_entry,
                     f"{bad.problem} (entries from {bad.first_entry} on)",
                     "tree-altered",
@@ -177,10 +152,10 @@ def _verify_store(store: Store, keys: Keys, heads: list[Head], progress: Progres
             progress("checkpoints", 0, 0)
             v = _check_checkpoints(s, keys, n, root, v)
             progress("heads", 0, 0)
-            v = v.replace(heads=tuple(_check_head(s, h, n, root) for h in heads))
+            v = v.replace(heads=tuple(check_head(s, h, n, root) for h in heads))
             progress("records", 0, 0)
             _check_rows(s)
-        except _Broken as exc:
+        except Broken as exc:
             return _failed(v, exc)
         except AlteredRowError:
             raise  # verify_store names it
@@ -216,9 +191,9 @@ def _open_within(row: LedgerCheckpoint, keys: Keys, n: int) -> SignedCheckpoint:
     try:
         cp = checkpoints.open_row(row, keys)
     except LedgerError as exc:
-        raise _Broken(None, str(exc), "checkpoint-untrusted") from None
+        raise Broken(None, str(exc), "checkpoint-untrusted") from None
     if cp.checkpoint.size > n:
-        raise _Broken(
+        raise Broken(
             n + 1,
             f"checkpoint #{row.id} was signed at {cp.checkpoint.size} "
             f"entries but the log has {n}: entries {n + 1} to "
@@ -237,7 +212,7 @@ def _check_checkpoints(
     latest: SignedCheckpoint | None = None
     for row in rows:
         cp = _open_within(row, keys, n)
-        _consistent(
+        consistent(
             s,
             cp.checkpoint.size,
             cp.checkpoint.root,
@@ -289,15 +264,15 @@ def _check_record(
         return
     c, what = signed.checkpoint, f"the checkpoint the signing key last signed ({keys.record})"
     if c.size > n:
-        raise _Broken(
+        raise Broken(
             n + 1,
             f"{what} was signed at {c.size} entries but the log has {n}: entries {n + 1} to "
             f"{c.size} were removed from the end",
             "tail-removed",
         )
-    _consistent(s, c.size, c.root, n, root, what)
+    consistent(s, c.size, c.root, n, root, what)
     if not any(r.size == c.size and r.root == c.root_hex and r.note == signed.note for r in rows):
-        raise _Broken(
+        raise Broken(
             None,
             f"{what}, of {c.size} entries, is not among the stored checkpoints: its row was "
             "deleted or altered (or the signer stopped before storing it: `straits ledger "
@@ -306,114 +281,10 @@ def _check_record(
         )
 
 
-def _consistent(
-    s: Session,
-    first: int,
-    first_root: bytes,
-    n: int,
-    root: bytes,
-    what: str,
-    nodes: tree.Proofs | None = None,
-) -> None:
-    """``first_root`` is the root of the first ``first`` entries: checked by a consistency
-    proof from the stored tree (raises ``_Broken``); ``nodes`` may hold the hashes already."""
-    p = nodes if nodes is not None else tree.proofs(s, consistencies=[(first, n)])
-    try:
-        merkle.verify_consistency(first, n, first_root, root, p.consistency(first, n))
-    except merkle.ProofError:
-        raise _Broken(
-            None,
-            f"the log is not an extension of {what}: its first {first} "
-            "entries were rewritten since",
-            "history-rewritten",
-        ) from None
-
-
-def _check_head(
-    s: Session, h: Head, n: int, root: bytes, nodes: tree.Proofs | None = None
-) -> dict[str, Any]:
-    if isinstance(h, ChainHead):
-        if h.seq > n:
-            raise _Broken(
-                n + 1,
-                f"the head {h.seq}:{h.hash[:16]}... records {h.seq} entries "
-                f"but the log has {n}: entries {n + 1} to {h.seq} were removed "
-                "from the end",
-                "tail-removed",
-            )
-        row = s.get(LedgerRow, h.seq) if h.seq else None
-        if row is not None and row.hash == h.hash:
-            if nodes is not None:  # the quick check: the chain to it was not walked (below)
-                _chain_prefix(s, h, n, root)
-            return {"head": h.label(), "proven_by": "chain hash of entry " + str(h.seq)}
-        try:
-            as_root = bytes.fromhex(h.hash)
-        except ValueError:
-            as_root = b""
-        if len(as_root) == merkle.HASH_SIZE:
-            try:
-                _consistent(s, h.seq, as_root, n, root, "", nodes)
-                return {"head": h.label(), "proven_by": f"consistency proof {h.seq} -> {n}"}
-            except _Broken:
-                pass
-        raise _Broken(
-            h.seq,
-            f"the head {h.seq}:{h.hash[:16]}... is neither the chain hash of "
-            f"entry {h.seq} nor the Merkle root of the first {h.seq} entries: "
-            "the head is forged, or the log was rewritten",
-            "head-forged",
-        )
-    cp = h.checkpoint
-    if cp.size > n:
-        raise _Broken(
-            n + 1,
-            f"the checkpoint given signs {cp.size} entries but the log has "
-            f"{n}: entries {n + 1} to {cp.size} were removed from the end",
-            "tail-removed",
-        )
-    _consistent(s, cp.size, cp.root, n, root, f"the checkpoint given ({cp.size} entries)", nodes)
-    return {
-        "head": _head_label(h),
-        "proven_by": f"consistency proof {cp.size} -> {n}",
-        "key": f"{h.key.name}+{h.key.id:08x}" if h.key else None,
-    }
-
-
-def _chain_prefix(s: Session, h: ChainHead, n: int, root: bytes) -> None:
-    """For the quick check, a chain-hash head proven as the full check proves it, up to it
-    only: the chain of entries 1 to SEQ ends in that hash, and the tree of their leaves is a
-    prefix of the stored tree (a consistency proof). The chain has no shortcut: ``O(SEQ)``.
-    Comparing entry SEQ's stored hash alone said a log whose first entries were altered
-    (their hash columns kept) extended the published head."""
-    q = select(LedgerRow).where(LedgerRow.seq <= h.seq).order_by(LedgerRow.seq)
-    builder = merkle.TreeBuilder()
-
-    def chain() -> Iterator[Entry]:
-        for r in s.scalars(q).yield_per(500):
-            e = Entry.from_row(r)
-            for _ in builder.add(e.leaf_hash()):
-                pass
-            yield e
-
-    v = verify_chain(chain())
-    if not v.ok or v.entries != h.seq or v.head_hash != h.hash:
-        raise _Broken(
-            v.first_bad,
-            f"the log's first {h.seq} entries no longer end in the head "
-            f"{h.seq}:{h.hash[:16]}...: {v.problem or 'they were rewritten'}",
-            "history-rewritten",
-        )
-    _consistent(s, h.seq, builder.root(), n, root, f"the head {h.seq}:{h.hash[:16]}...")
-
-
 def _check_rows(s: Session) -> None:
     found = row_checks.first_problem(s)
     if found is not None:
-        raise _Broken(*found)
-
-
-def _size(h: Head) -> int:
-    return h.seq if isinstance(h, ChainHead) else h.checkpoint.size
+        raise Broken(*found)
 
 
 QUICK_NOTE = (
@@ -449,24 +320,24 @@ def _verify_heads(store: Store, keys: Keys, heads: list[Head]) -> Verification:
         v = Verification(True, n, n, head_hash, notes=(QUICK_NOTE,))
         try:
             if n < 0:
-                raise _Broken(None, f"the ledger head records {n} entries", "head-altered")
+                raise Broken(None, f"the ledger head records {n} entries", "head-altered")
             if head_row is None and s.execute(select(LedgerRow.seq).limit(1)).first():
-                raise _Broken(None, "the ledger head is missing", "head-missing")
+                raise Broken(None, "the ledger head is missing", "head-missing")
             found = head_problem(s, n, head_hash) if head_row is not None else None
             if found is not None:
-                raise _Broken(*found)
+                raise Broken(*found)
             opened = [(r, _open_within(r, keys, n)) for r in rows]
             cp = opened[0][1] if opened else None
-            sizes = {_size(h) for h in heads if _size(h) <= n}
+            sizes = {size_of(h) for h in heads if size_of(h) <= n}
             sizes |= {c.checkpoint.size for _, c in opened}
             nodes = tree.proofs(s, roots=[n], consistencies=[(m, n) for m in sizes])
             root = nodes.root(n) if n else merkle.EMPTY_ROOT
             v = v.replace(root_hash=root.hex())
             for r, c in opened[1:]:
                 what = f"checkpoint #{r.id} ({c.checkpoint.size} entries)"
-                _consistent(s, c.checkpoint.size, c.checkpoint.root, n, root, what, nodes)
+                consistent(s, c.checkpoint.size, c.checkpoint.root, n, root, what, nodes)
             if cp is not None and row is not None:
-                _consistent(
+                consistent(
                     s,
                     cp.checkpoint.size,
                     cp.checkpoint.root,
@@ -486,15 +357,15 @@ def _verify_heads(store: Store, keys: Keys, heads: list[Head]) -> Verification:
                     },
                     signatures="checked" if keys.checks_signatures else "not checked",
                 )
-            v = v.replace(heads=tuple(_check_head(s, x, n, root, nodes) for x in heads))
-        except _Broken as exc:
+            v = v.replace(heads=tuple(check_head(s, x, n, root, nodes) for x in heads))
+        except Broken as exc:
             return _failed(v, exc)
         except (tree.MissingNodeError, ValueError) as exc:
             return v.replace(ok=False, problem=str(exc), code="tree-altered")
     return v
 
 
-def _failed(v: Verification, exc: _Broken) -> Verification:
+def _failed(v: Verification, exc: Broken) -> Verification:
     """``v`` failed as ``exc`` says; an untrusted checkpoint's ``signatures`` is ``untrusted``
     (every check said ``none``, as of a log that had signed nothing: chain64)."""
     sig = "untrusted" if exc.code == "checkpoint-untrusted" else v.signatures
