@@ -171,7 +171,12 @@ def test_a_deleted_entry_is_a_409_to_its_tenant_and_to_admins(db: str, api: Api)
     assert api.client.get("/v1/ledger/entries?since=3", headers=a).status_code == 200
     assert api.client.get("/v1/ledger/entries/3", headers=a).status_code == 200
     assert api.client.get("/v1/ledger/entries/4", headers=a).status_code == 404
-    assert [e["seq"] for e in api.client.get("/v1/ledger/entries", headers=b).json()] == [1, 2]
+    # beta's entry 2 (entry 4) follows the deleted one: its prev_hash cannot be held (led65)
+    assert [e["seq"] for e in api.client.get("/v1/ledger/entries?limit=1", headers=b).json()] == [1]
+    for path in ("/v1/ledger/entries", "/v1/ledger/entries/2"):
+        r = api.client.get(path, headers=b)
+        assert (r.status_code, r.json()["ledger_seq"]) == (409, 2), (path, r.text)
+        assert "alpha" not in r.json()["detail"] and "entry 3" not in r.json()["detail"]
     r = api.client.get("/v1/ledger/entries/3", headers=ops)
     assert r.status_code == 409 and r.json()["ledger_seq"] == 3, r.text
     assert api.client.get("/v1/ledger/entries/3/receipt", headers=ops).status_code == 409
@@ -210,7 +215,8 @@ SHOW: list[tuple[tuple[str, ...], int, str]] = [
     (("ledger", "show", "--tenant", "alpha", "-o", "json"), 1, "ledger entry 3 was removed"),
     (("ledger", "show", "--tenant", "beta", "--limit", "1"), 0, ""),
     (("ledger", "show", "3"), 1, "ledger entry 3 was removed from the database"),
-    (("ledger", "show", "4"), 0, ""),
+    (("ledger", "show", "4"), 1, "ledger entry 4: the entry before it was removed"),  # led65
+    (("ledger", "show", "5"), 0, ""),
     (("ledger", "show", "6"), 2, "no ledger entry 6"),
 ]
 
@@ -225,7 +231,8 @@ def test_ledger_show_marks_a_deleted_entry_and_fails(
     assert says in r.stderr, r.stderr
     if "json" in args and "3" not in args[2:3]:
         shown = {e["seq"]: e.get("unproven", False) for e in json.loads(r.stdout)}
-        assert shown[3] is True and not any(v for k, v in shown.items() if k != 3), shown
+        # entry 4 follows it: its link to entry 3 cannot be held (led65)
+        assert {k for k, v in shown.items() if v} == {3, 4} & shown.keys(), shown
     if args == ("ledger", "show"):
         assert "REMOVED" in r.stdout
 

@@ -327,7 +327,7 @@ def test_a_listed_plan_is_its_entrys_not_its_rows(
 
 @pytest.mark.parametrize(
     ("seq", "failing"),
-    [(5, {"a"}), (6, {"a", "b"}), (3, {"a"})],
+    [(5, {"a", "b"}), (6, {"a", "b"}), (3, {"a", "b"})],
     ids=["a's last entry, inside the log", "the log's last entry (b's)", "a's middle entry"],
 )
 def test_a_deleted_entry_fails_every_tenant_it_may_have_belonged_to(
@@ -336,7 +336,8 @@ def test_a_deleted_entry_fails_every_tenant_it_may_have_belonged_to(
     """A tenant's verification counts the entries after its last one: an entry deleted that was
     a tenant's last leaves no gap in its numbering (before: 'ok' for that tenant). Whose a
     deleted entry was cannot be told, so every tenant whose last entry is before it fails,
-    with no number; one whose entries come after it is unaffected (a gap would show)."""
+    with no number; one whose entries come after it shows a gap, and the tenant of the entry
+    right after it fails at that entry, whose prev_hash can no longer be held (led65)."""
     from straits.store import checkpoints
     from straits.store.note import Signer
     from straits.store.tenant_verify import verify_tenant

@@ -36,7 +36,10 @@ def broken_links(s: Session, entries: list[Entry]) -> dict[int, LedgerError]:
     written once, the predecessor committed with or before the entry, so no append can make
     an intact log fail here. A predecessor whose own stored hash does not match its content
     is the one altered (its reads refuse it), not the entry after it that records its true
-    hash; a deleted one is found by its own reads (``removed``) and checks nothing here."""
+    hash. A predecessor with no row refuses the entry after it too (led65: a writer who deleted
+    entry N and rewrote N+1's ``prev_hash`` had N+1 served as proven): the store removes no
+    ledger row by design (no compaction, no pruning below a checkpoint), so a missing
+    predecessor is a deletion, found in the one query above, and N+1's link cannot be held."""
     known: dict[int, str] = {e.seq: e.hash for e in entries}
     want = sorted({e.seq - 1 for e in entries if e.seq > 1} - known.keys())
     for i in range(0, len(want), 500):  # SQLite's older limit on bound parameters: 999
@@ -48,7 +51,15 @@ def broken_links(s: Session, entries: list[Entry]) -> dict[int, LedgerError]:
     bad: dict[int, LedgerError] = {}
     for e in entries:
         prev = GENESIS if e.seq == 1 else known.get(e.seq - 1)
-        if prev is None or e.prev_hash == prev:
+        if prev is None:
+            bad[e.seq] = LedgerError(
+                f"ledger entry {e.seq}: the entry before it was removed from the database, "
+                "so its prev_hash cannot be held to that entry's hash (the log was cut "
+                "there, and this entry may have been re-hashed to hide it)",
+                e.seq,
+            )
+            continue
+        if e.prev_hash == prev:
             continue
         before = mine.get(e.seq - 1) if e.seq > 1 else None
         if e.seq > 1 and before is None:  # read whole only here: a tampered log
