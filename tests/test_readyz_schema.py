@@ -134,3 +134,41 @@ def test_a_table_the_role_may_not_read_is_said_so() -> None:
             conn.exec_driver_sql(f'DROP OWNED BY "{role}"')
             conn.exec_driver_sql(f'DROP ROLE "{role}"')
         engine.dispose()
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_a_table_replaced_by_a_view_makes_the_server_unready(db_url: str, table: str) -> None:
+    """A table renamed away and a view of the same columns put in its place (led65): every
+    name the probe asks resolves, so it said ready, while the routes read whatever the view
+    shows (on PostgreSQL a simple view also takes writes: a ``WHERE seq <> 3`` hides a row)."""
+    store = Store(db_url)
+    assert _ready(store) == (200, "application/json")
+    sql(db_url, f"ALTER TABLE {table} RENAME TO {table}_real")
+    sql(db_url, f"CREATE VIEW {table} AS SELECT * FROM {table}_real")
+    status, kind = _ready(store)
+    assert (status, kind.split(";")[0]) == (503, "application/problem+json")
+    with pytest.raises(StoreError) as refused:
+        store.ping()
+    assert table in str(refused.value)
+    sql(db_url, f"DROP VIEW {table}")
+    sql(db_url, f"ALTER TABLE {table}_real RENAME TO {table}")
+    store.ping()  # a table again: ready
+    store.close()
+
+
+def test_a_partitioned_table_is_still_ready() -> None:
+    """A PostgreSQL table partitioned by its operator (relkind ``p``) is a table: ready."""
+    from conftest import PG_URL, fresh_postgres
+
+    if PG_URL is None:
+        pytest.skip("no PostgreSQL (STRAITS_TEST_POSTGRES_URL)")
+    url = fresh_postgres(PG_URL)
+    store = Store(url)
+    sql(url, "ALTER TABLE audit_events RENAME TO audit_events_old")
+    sql(url, "CREATE TABLE audit_events (LIKE audit_events_old) PARTITION BY RANGE (id)")
+    sql(url, "CREATE TABLE audit_events_all PARTITION OF audit_events DEFAULT")
+    try:
+        store.ping()
+        assert _ready(store)[0] == 200
+    finally:
+        store.close()

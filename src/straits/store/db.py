@@ -53,7 +53,12 @@ from straits.errors import InputError, StoreError
 from straits.store import watchdog
 from straits.store.closed import ClosedSessions
 from straits.store.contention import Contended, holder_hint, refuses_writes, transient
-from straits.store.dialects import DamagedDatabaseError, postgres_setup, sqlite_setup
+from straits.store.dialects import (
+    DamagedDatabaseError,
+    not_tables_query,
+    postgres_setup,
+    sqlite_setup,
+)
 from straits.store.sqlite_file import FileGuard, unopened_hint, uri_target
 
 ENV = "STRAITS_DATABASE_URL"
@@ -86,6 +91,15 @@ def _schema_probe() -> Select[Any]:
     return select(literal(1)).where(
         or_(*(select(*t.columns).where(false()).exists() for t in tables))
     )
+
+
+@functools.cache
+def _kind_probe(dialect: str) -> Any:
+    """The statement naming Straits' tables that are a view (or another relation) in the
+    database, not a table (``dialects.not_tables_query``; built once, as the probe)."""
+    from straits.store.tables import Base
+
+    return not_tables_query(dialect, sorted(Base.metadata.tables))
 
 
 #: PostgreSQL's undefined_table, undefined_column; insufficient_privilege
@@ -325,7 +339,8 @@ class Store:
         """Ask the database a trivial question, then one that names every table and column
         (readiness); :class:`StoreError` when it cannot answer (a server down or unreachable,
         a file gone) or a table or column was dropped since the store opened (every request
-        reading it was a 503 while ``/readyz`` said ready)."""
+        reading it was a 503 while ``/readyz`` said ready), or a table is a view in the
+        database (a view of its columns in its place said ready: led65)."""
         stall = {"straits_stall_s": watchdog.PING_S}  # a server that stops answering is cut off
         answered = False
         try:
@@ -333,11 +348,19 @@ class Store:
                 session.execute(text("SELECT 1").execution_options(**stall))
                 answered = True
                 session.execute(_schema_probe().execution_options(**stall))
+                found = session.execute(_kind_probe(self.dialect).execution_options(**stall))
+                views = sorted(str(r[0]) for r in found)
         except SQLAlchemyError as exc:
             name = exc.__class__.__name__
             if not answered:
                 raise StoreError(f"the database does not answer: {name}") from None
             raise StoreError(_probe_failure(exc)) from None
+        if views:  # a view of a table's columns in its place (led65): not the table
+            raise StoreError(
+                f"the database answers, but {', '.join(views)} is not a table (a view or "
+                "another relation in its place): the database was altered; restore it "
+                "from a backup"
+            )
 
     @contextmanager
     def write(self, *, ledger: bool = True) -> Iterator[Session]:

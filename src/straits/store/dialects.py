@@ -149,3 +149,23 @@ def _lenient(inner: Any) -> Any:
                 return bytes(data).decode("utf-8", "replace")
 
     return Lenient
+
+
+def not_tables_query(dialect: str, names: list[str]) -> Any:
+    """A statement that lists the names of ``names`` the database resolves, as Straits'
+    queries do, to something other than a table: a view of the same columns put in a
+    table's place passed the schema probe, which names every column and reads no row
+    (led65). PostgreSQL: the relation the search path finds (``to_regclass``), an ordinary
+    or a partitioned table; SQLite: a ``table`` in the main schema (a virtual table is one
+    too). A name that resolves to nothing is the schema probe's to report."""
+    from sqlalchemy import bindparam, text
+
+    if dialect == "postgresql":
+        return text(
+            "SELECT n FROM unnest(CAST(:names AS text[])) AS n "
+            "JOIN pg_catalog.pg_class c ON c.oid = to_regclass(n) "
+            "WHERE c.relkind NOT IN ('r', 'p')"
+        ).bindparams(names=names)
+    return text(
+        "SELECT name FROM sqlite_master WHERE type <> 'table' AND name IN :names"
+    ).bindparams(bindparam("names", names, expanding=True))
