@@ -7,24 +7,29 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jsonschema
 import pytest
 import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from served import served
 from straits.cli.plan_source import record
 from straits.export.skypilot import ENV_PLAN
 from straits.loading import load_scenario
 from straits.plan import make_plan
 from straits.plandoc import from_store
 from straits.rules import RuleSet
+from straits.server.protocol import MAX_HEAD_BYTES
 from test_api import Api, running_api
 from test_hostile_export_plans import EXAMPLE
+from test_http_wire import answers
 from test_ledger_log import sql
 
 ROUTES_PAGE = Path(__file__).resolve().parents[1] / "docs" / "server-and-ledger.md"
@@ -104,6 +109,101 @@ def test_a_parameter_the_route_does_not_take_is_a_declared_400(api: Api, path: s
     r = api.client.get(f"{path}?stauts=done", headers=api.auth("t", "viewer"))
     assert r.status_code == (200 if path == "/healthz" else 400)
     assert conforms(spec, "get", path, r) == []
+
+
+#: what the protocol layer (server/protocol.py) answers before any route is known, whatever the
+#: operation: h11's 400, a head over MAX_HEAD_BYTES (431), a request over --max-connections
+#: (503), an HTTP version other than 1.x (505)
+BEFORE_ANY_ROUTE = ("400", "431", "503", "505")
+
+
+def operations(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(method, path) for path, ops in spec["paths"].items() for method in ops]
+
+
+def target(path: str) -> str:
+    return path.replace("{plan_id}", "0123456789abcdef").replace("{seq}", "1")
+
+
+def test_every_operation_declares_what_the_protocol_answers_before_any_route(api: Api) -> None:
+    """The protocol's answers were listed in the problem table only, not per operation: a
+    client generated from the spec met an undeclared 431, 505 (every operation) or 503
+    (``/healthz`` over ``--max-connections``)."""
+    spec = api.client.get("/openapi.json").json()
+    missing = [
+        f"{method.upper()} {path}: {status}"
+        for method, path in operations(spec)
+        for status in BEFORE_ANY_ROUTE
+        if (spec["paths"][path][method]["responses"].get(status) or {})
+        .get("content", {})
+        .get("application/problem+json")
+        != {"schema": {"$ref": "#/components/schemas/Problem"}}
+    ]
+    assert missing == []
+
+
+def _over_the_wire(port: int, raw: bytes) -> httpx.Response:
+    """``raw`` sent to the server on ``port``; its one answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(raw)
+        s.shutdown(socket.SHUT_WR)
+        got = b""
+        while chunk := s.recv(65536):
+            got += chunk
+    [(status, headers, body)] = answers(got)
+    return httpx.Response(status, headers=headers, content=body)
+
+
+@pytest.mark.slow
+def test_every_protocol_answer_over_the_wire_is_declared(tmp_path: Path) -> None:
+    """Raw requests to a real server, for every operation of its spec: no ``Host`` (h11's
+    400), a head over the limit (431), ``HTTP/2.0`` (505), and a request while
+    ``--max-connections 1`` is held by another connection (503)."""
+    with served(
+        f"sqlite:///{tmp_path / 'db.sqlite'}", log=tmp_path / "log", args=("--max-connections", "1")
+    ) as url:
+        port = int(url.rsplit(":", 1)[1])
+        spec = httpx.get(f"{url}/openapi.json", timeout=10).json()
+        wrong: list[str] = []
+        for method, path in operations(spec):
+            line = f"{method.upper()} {target(path)}".encode()
+            pad = b"X-Pad: " + b"a" * MAX_HEAD_BYTES + b"\r\n"
+            for raw, status in [
+                (line + b" HTTP/1.1\r\nConnection: close\r\n\r\n", 400),
+                (line + b" HTTP/1.1\r\nHost: x\r\n" + pad + b"\r\n", 431),
+                (line + b" HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+            ]:
+                r = _over_the_wire(port, raw)
+                assert r.status_code == status, r.text
+                wrong += conforms(spec, method, path, r)
+            with socket.create_connection(("127.0.0.1", port), timeout=10):  # held: the 1
+                r = _over_the_wire(port, line + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert r.status_code == 503, r.text
+            wrong += conforms(spec, method, path, r)
+    assert wrong == []
+
+
+def test_head_answers_what_its_get_operation_declares(api: Api) -> None:
+    """HEAD is answered beside every GET (``server/head.py``) and is no operation of the spec,
+    as FastAPI and Starlette leave it out: its answer is GET's, without the body, so the GET
+    operation's declared statuses and headers are HEAD's (RFC 9110 9.3.2). Checked here for
+    every GET operation rather than declared twice."""
+    spec = api.client.get("/openapi.json").json()
+    h = api.auth("t", "viewer")
+    wrong: list[str] = []
+    for method, path in operations(spec):
+        assert method != "head", path  # documented as implied, never an operation
+        if method != "get":
+            continue
+        head = api.client.head(target(path), headers=h)
+        get = api.client.get(target(path), headers=h)
+        if str(head.status_code) not in spec["paths"][path]["get"]["responses"]:
+            wrong.append(f"HEAD {path}: {head.status_code} not declared by GET")
+        if head.content or head.status_code != get.status_code:
+            wrong.append(f"HEAD {path}: {head.status_code}, {len(head.content)} bytes")
+        if head.headers.get("content-type") != get.headers.get("content-type"):
+            wrong.append(f"HEAD {path}: {head.headers.get('content-type')}")
+    assert wrong == []
 
 
 @pytest.fixture

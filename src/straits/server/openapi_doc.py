@@ -15,6 +15,8 @@ from straits.server.problems import openapi_responses as problems_doc
 
 #: the operations that also take the token as the ``token`` query parameter
 QUERY_TOKEN = ("/v1/skypilot/policy",)
+#: what the server's protocol answers before any route is known (``server/protocol.py``)
+BEFORE_ANY_ROUTE = (400, 431, 503, 505)
 
 
 def operation_id(route: APIRoute) -> str:
@@ -70,15 +72,17 @@ def _document_problems(path: str, method: str, op: dict[str, Any]) -> None:
     # Content-Length that is no number is a 400, one over the limit a 413, and a content coding
     # on a method other than GET and HEAD a 415, whether or not the operation takes a body
     statuses = [400, 413, 500]
+    # and the protocol (server/protocol.py) before that: a request h11 refuses is a 400, a head
+    # over MAX_HEAD_BYTES a 431, a request over --max-connections a 503, another HTTP version
+    # a 505, whatever operation its request line names (they were in the problem table only)
+    statuses += BEFORE_ANY_ROUTE
     if method not in ("get", "head"):
         statuses.append(415)
     if path.startswith("/v1/"):
         op["security"] = [{"bearer": []}]
         if path in QUERY_TOKEN:
             op["security"].append({"query-token": []})
-        statuses += [401, 403, 503]
-    if path == "/readyz":
-        statuses.append(503)
+        statuses += [401, 403]
     if "{" in path:
         statuses.append(404)
     if op.get("requestBody"):
