@@ -372,16 +372,11 @@ async def submit(request: Request) -> Response:
             ),
         )
     except InputError as exc:
-        from straits.errors import ScenarioError
-        from straits.scenario_listing import scenario_problems
+        from straits.scenario_listing import ScenarioProblems
 
-        # every problem of the scenario at once (the error raised names the first)
-        every: list[InputError] = [exc]
-        if isinstance(exc, ScenarioError):
-            every = (
-                list(await run_in_threadpool(lambda: scenario_problems(text, source=source)))
-                or every
-            )
+        # every problem of the scenario at once (the error raised names the first and lists
+        # them, each with its line, from the one parse submit_scenario made)
+        every: list[InputError] = list(exc.every) if isinstance(exc, ScenarioProblems) else [exc]
         return _submit_page(
             request,
             signed,

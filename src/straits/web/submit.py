@@ -19,6 +19,7 @@ from straits.errors import InputError, RequestError
 from straits.estimate.interval import RISKS
 from straits.loading import parse_document, parse_scenario
 from straits.model.types import Regime
+from straits.scenario_listing import scenario_listing
 from straits.server.query import decimal_text
 from straits.store import queue
 from straits.store.tokens import Principal
@@ -170,7 +171,15 @@ async def submit_scenario(
     if risk and risk not in RISKS:
         raise RequestError(f"unknown risk {risk!r}", path="risk", expected=" | ".join(RISKS))
     data = await run_in_threadpool(parse_document, text, source=source)
-    sc = await run_in_threadpool(lambda: parse_scenario(data, source=source, text=text))
+    # every problem of the model at once (ScenarioProblems, each with its line), from this one
+    # parse: the page parsed, validated and composed the text again to list them (api65)
+    sc = await run_in_threadpool(
+        lambda: (
+            scenario_listing(data, text, source)
+            if isinstance(data, dict)
+            else parse_scenario(data, source=source, text=text)
+        )
+    )
     if risk:  # as the API's `risk` query parameter: overrides the scenario's
         sc = sc.model_copy(update={"risk": risk})
     settings = request.app.state.settings
