@@ -19,6 +19,8 @@ import pytest
 
 import straits.loading
 from straits import safe_yaml
+from straits.errors import ScenarioError
+from straits.loading import scenario_from_text
 from straits.model.scenario import Scenario
 from straits.scenario_listing import scenario_problems
 from straits.store import Store
@@ -114,3 +116,22 @@ def test_a_scenario_that_is_no_mapping_is_read_once(
     r = planner.client.post("/ui/submit", data={"csrf": csrf, "text": readings.text})
     assert r.status_code == 400 and shown(r.text) == [("", "")]
     assert readings.counts == Counter(parsed=1)
+
+
+def test_a_reference_the_scenario_lacks_is_validated_once(
+    planner: Browser, demo_text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A validator's own error (an unknown tenant: no pydantic error) was validated once to
+    queue, again in ``scenario_problems`` and a third time in its fallback to say it as
+    ``parse_scenario`` does; the page shows that one error, with its path and line."""
+    text = demo_text.replace("tenant: hz-cloud", "tenant: nobody", 1)
+    with pytest.raises(ScenarioError) as refused:
+        scenario_from_text(text, source="pasted scenario")
+    assert refused.value.path and refused.value.line
+    csrf = planner.csrf()
+    readings = Readings(monkeypatch)
+    readings.text = text
+    r = planner.client.post("/ui/submit", data={"csrf": csrf, "text": text})
+    assert r.status_code == 400
+    assert shown(r.text) == [(refused.value.path, str(refused.value.line))]
+    assert readings.counts == Counter(parsed=1, composed=1, validated=1)

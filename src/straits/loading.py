@@ -152,21 +152,27 @@ def validate_as(
             problems=listed,
         ) from None
     except InputError as exc:
-        if exc.source is None:
-            line = exc.line
-            if line is None and text is not None and exc.path:
-                line = safe_yaml.locate(text, field_loc(exc.path))
-            raise type(exc)(
-                exc.detail,
-                source=source,
-                path=exc.path,
-                expected=exc.expected,
-                line=line,
-                problems=exc.problems,
-            ) from None
-        raise
+        raise sourced(exc, source=source, text=text) from None
     except RecursionError:
         raise error(f"nested deeper than {MAX_DEPTH} levels", source=source) from None
+
+
+def sourced(exc: InputError, *, source: str, text: str | None) -> InputError:
+    """A validator's own error ``exc`` naming ``source`` (and its line in ``text``, the
+    document the data was parsed from) where it names none; else ``exc`` itself."""
+    if exc.source is not None:
+        return exc
+    line = exc.line
+    if line is None and text is not None and exc.path:
+        line = safe_yaml.locate(text, field_loc(exc.path))
+    return type(exc)(
+        exc.detail,
+        source=source,
+        path=exc.path,
+        expected=exc.expected,
+        line=line,
+        problems=exc.problems,
+    )
 
 
 def field_loc(path: str) -> tuple[int | str, ...]:

@@ -14,7 +14,8 @@ from pydantic import ValidationError
 
 from straits import safe_yaml
 from straits.errors import MAX_PROBLEMS, InputError, ScenarioError
-from straits.loading import _problems, field_path, parse_document, parse_scenario
+from straits.limits import MAX_DEPTH
+from straits.loading import _problems, field_path, parse_document, sourced
 from straits.model.scenario import Scenario
 
 
@@ -33,8 +34,11 @@ def scenario_listing(data: dict[str, Any], text: str, source: str) -> Scenario:
         return Scenario.model_validate(data)
     except ValidationError as exc:
         found = _problems(exc, model=Scenario)
-    except (InputError, RecursionError):  # a validator's own error: as parse_scenario says it
-        return parse_scenario(data, source=source, text=text)
+    except InputError as exc:  # a validator's own error: as parse_scenario says it, without
+        # validating again (the console's submit page validated a refused scenario twice)
+        raise sourced(exc, source=source, text=text) from None
+    except RecursionError:
+        raise ScenarioError(f"nested deeper than {MAX_DEPTH} levels", source=source) from None
     line = safe_yaml.locator(text)
     every = [
         ScenarioError(
