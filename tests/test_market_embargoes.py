@@ -101,3 +101,88 @@ def test_a_pool_its_operator_may_not_buy_on_the_first_day_is_noted(tmp_path: Pat
     r = _run(tmp_path, _ru_pool("2023-01", "2023-03"))
     assert [n.split(" ", 1)[0] for n in r.notes] == ["supply.pools[ru-ru-h100]"]
     assert r.to_json()["notes"] == r.notes
+
+
+def _diffusion(start: str, end: str, my_mw: str) -> str:
+    """A market under the AI Diffusion rule with no Tier 2 licence obtained (bis-license
+    approval uptake 0): an operator's order above the licence-free allowance (26.9M TPP, ~1,699
+    H100) is refused, one within it is lawful (us-diffusion-tier2-procure, a shipped rule)."""
+    return f"""name: diffusion-pools
+start: "{start}"
+end: "{end}"
+regime: ai-diffusion
+uptake:
+  bis-license:
+    approval: {{value: 0, {SOURCE}}}
+supply:
+  countries:
+    SG:
+      mw:
+        - {{date: "2024-05", value: 1400, {SOURCE}}}
+        - {{date: "2027-12", value: 1800, {SOURCE}}}
+      ai_rental_share: {{value: 0.05, {SOURCE}}}
+    MY:
+      mw:
+{my_mw}
+      ai_rental_share: {{value: 0.3, {SOURCE}}}
+  pools:
+    - id: sg-sg-h100
+      country: SG
+      operator_hq: SG
+      chip: H100-SXM
+      share: {{value: 1, {SOURCE}}}
+    - id: my-sg-h100
+      country: MY
+      operator_hq: SG
+      chip: H100-SXM
+      share: {{value: 1, {SOURCE}}}
+"""
+
+
+def _grew(r: MarketResult, country: str) -> bool:
+    mw = [x.capacity_mw[country] for x in r.months]
+    return mw[-1] > mw[0] * (1 + 1e-9)
+
+
+def _noted(r: MarketResult) -> list[str]:
+    return [n.split(" ", 1)[0] for n in r.notes if n.startswith("supply.pools[")]
+
+
+def test_a_pool_whose_first_orders_fit_a_quantity_allowance_is_not_noted(
+    tmp_path: Path,
+) -> None:
+    """mkt65: the note asked the pool's whole first fleet (~41,000 H100 in Singapore) as one
+    order, above the Diffusion rule's allowance, and said its operator could buy on no day of
+    2025-06 and the pool would not grow; the market's own orders (~1,500 a month, within the
+    allowance) were lawful and grew it (fails on the old code: the Singapore pool noted). The
+    Malaysian pool's first orders (~20,000) exceed the allowance: noted, and it never grows."""
+    my = f"""        - {{date: "2025-03", value: 522, {SOURCE}}}
+        - {{date: "2025-12", value: 1025, {SOURCE}}}"""
+    r = _run(tmp_path, _diffusion("2025-06", "2026-06", my))
+    assert _noted(r) == ["supply.pools[my-sg-h100]"]
+    assert _grew(r, "SG") and not _grew(r, "MY")
+    assert r.to_json()["notes"] == r.notes
+
+
+def test_a_small_first_fleet_whose_orders_are_refused_is_noted(tmp_path: Path) -> None:
+    """mkt65, the other way: a Malaysian pool starting small (~800 H100, within the allowance
+    as one order) whose MW then grows fast orders ~100,000 a month, every order refused: it
+    never grows, and the note said nothing (fails on the old code: no note)."""
+    my = f"""        - {{date: "2025-06", value: 5, {SOURCE}}}
+        - {{date: "2026-06", value: 2000, {SOURCE}}}"""
+    r = _run(tmp_path, _diffusion("2025-06", "2026-06", my))
+    assert _noted(r) == ["supply.pools[my-sg-h100]"]
+    assert _grew(r, "SG") and not _grew(r, "MY")
+
+
+def test_a_pool_that_orders_nothing_in_the_first_month_is_asked_its_smallest_order(
+    tmp_path: Path,
+) -> None:
+    """A pool whose MW stay flat orders nothing in the first month: the note asks the smallest
+    order the market places (one chip), which the Russian embargo refuses (noted), and the
+    Diffusion rule's allowance admits (not noted)."""
+    flat = _ru_pool("2023-01", "2023-03").replace("value: 3000", "value: 500")
+    assert _noted(_run(tmp_path, flat)) == ["supply.pools[ru-ru-h100]"]
+    my = f"""        - {{date: "2025-01", value: 500, {SOURCE}}}"""
+    r = _run(tmp_path, _diffusion("2025-06", "2025-08", my))
+    assert _noted(r) == [] and not _grew(r, "MY")

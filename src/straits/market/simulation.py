@@ -22,6 +22,7 @@ from straits.market.choices import Offer, asked_chip_hours, clear_rentals, logit
 from straits.market.efficiency import efficiency, unfit_notes
 from straits.market.firms import Firms, make_firms
 from straits.market.loading import MarketError
+from straits.market.operators import arriving, place, start_fleet_notes
 from straits.market.params import (
     ACTION_OF,
     KINDS,
@@ -214,46 +215,6 @@ def _questions(s: Setup) -> tuple[list[Question], list[tuple[str, int, int, int]
     return qs, slots
 
 
-def _order_share(s: Setup, p: int, quantity: int, month: str) -> float:
-    """The share of pool ``p``'s operator's order of ``quantity`` chips the rules allow."""
-    pool = s.m.supply.pools[p]
-    question = Question(
-        s.operators[p], "procure", pool.country, pool.operator_hq, pool.chip, None, quantity
-    )
-    return float(s.rulebook.verdict(question, month).share)
-
-
-def _arriving(s: Setup, units: np.ndarray, order: np.ndarray, month: str) -> np.ndarray:
-    """The operators' chips arriving this month, each pool's order cut to what the rules still
-    allow on arrival (the access share this month over the order month's, at most 1): an order
-    a later rule forbids is cancelled, as home firms' orders are (:func:`purchases.deliver`)."""
-    out = units.copy()
-    for p in range(len(s.m.supply.pools)):
-        quantity, before = float(order[p, 0]), float(order[p, 1])
-        if out[p] <= 0 or before <= 0:
-            continue
-        out[p] *= min(1.0, _order_share(s, p, int(quantity), month) / before)
-    return out
-
-
-def _start_fleet_notes(s: Setup, chips: np.ndarray) -> None:
-    """A note for each pool that starts with chips its operator may buy on no day of the first
-    month. A pool starts at the chips its country's MW hold (derived, not a stated fleet): an
-    H100 pool in Russia in 2023 rented to home firms from the first month, while the embargo
-    of 2022-02-24 (us-ear-embargo-russia) bars its operator buying any, said nothing (mkt64).
-    The figures are kept (the fleet may predate the rule); the rules stop it growing."""
-    first = s.m.months[0]
-    for p, pool in enumerate(s.m.supply.pools):
-        size = round(float(chips[p]))
-        if size >= 1 and _order_share(s, p, size, first) <= 0:
-            s.notes.append(
-                f"supply.pools[{pool.id}] starts with {size:,} {pool.chip} in {pool.country} "
-                f"(its share of the country's MW) that the rules let its "
-                f"{pool.operator_hq}-headquartered operator buy on no day of {first}: they "
-                "are taken as installed before; the rules stop the pool growing"
-            )
-
-
 def _tiers(a_off: np.ndarray) -> list[list[int]]:
     """Kinds grouped by their best offshore access share (``a_off[k, p]``), least first: what
     may not leave is placed on own chips before what may; kinds equally free share a group."""
@@ -288,7 +249,7 @@ def _run(s: Setup, seed: int) -> MarketResult:
     # grow with the period: firms x chips x (longest lead + 1))
     pipe = Pipeline.empty(int(buy_lead.max()) + 1, n_f, n_c, len(f.types), len(m.home_chips))
     pool_chips = pool_targets(m, t0)
-    _start_fleet_notes(s, pool_chips)
+    first_fleet = pool_chips
     pool_arrivals = np.zeros((horizon, n_p))
     # each operator order's size and access share on its order month, asked again on arrival
     pool_order = np.zeros((horizon, n_p, 2))
@@ -316,7 +277,6 @@ def _run(s: Setup, seed: int) -> MarketResult:
     speed = m.demand.shift_speed.mid
     firm_wtp = wtp * f.wtp
     amort_hours = m.demand.amortize_years.mid * HOURS_PER_YEAR * avail
-    pools = m.supply.pools
     records: list[MonthRecord] = []
 
     def demand_at(t: int) -> np.ndarray:
@@ -334,7 +294,7 @@ def _run(s: Setup, seed: int) -> MarketResult:
         delivered, cancelled = deliver(s, pipe, slot, month, buy_idx, type_members)
         own += pipe.units[slot]
         pipe.units[slot] = 0.0
-        pool_chips = pool_chips + _arriving(s, pool_arrivals[step], pool_order[step], month)
+        pool_chips = pool_chips + arriving(s, pool_arrivals[step], pool_order[step], month)
         price = series_at(m.prices.base, t) * s.rel_price * mark
         # --- the rules, per firm type ---------------------------------------------------------
         a_home, a_off, a_off_nodata, full_off = _ask(s, month)
@@ -398,15 +358,9 @@ def _run(s: Setup, seed: int) -> MarketResult:
             avail,
         )
         targets = pool_targets(m, t + op_lead)
-        for p in range(len(pools)):
-            target = targets[p]
-            pipeline = pool_arrivals[step + 1 :].sum(axis=0)[p]
-            want = max(0.0, target - pool_chips[p] - pipeline)
-            if want > 0 and step + op_lead < horizon:
-                size = max(1, round(want))  # a size is stated: 0 reads as "not given"
-                allowed = _order_share(s, p, size, month)
-                pool_arrivals[step + op_lead, p] += want * allowed
-                pool_order[step + op_lead, p] = (size, allowed)
+        placed = place(s, step, month, targets, pool_chips, pool_arrivals, pool_order, op_lead)
+        if step == 0:  # the note asks the orders the market placed (mkt65), not the fleet
+            s.notes += start_fleet_notes(s, first_fleet, placed, month)
         # --- readiness, prices -------------------------------------------------------------------
         lawful_any = np.array([a_off[ti].max() > 0 for ti in range(len(f.types))])[f.type_of]
         short = need.sum(axis=1) > 1e-9
