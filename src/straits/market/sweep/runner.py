@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from straits.market.outputs import parquet_bytes, write_bytes_atomically
+from straits.market.sweep.ray_token import join_refused, probe_token
 
 Batch = list[tuple[int, dict[str, float]]]
 #: object store of a local Ray started by a sweep (small: others share the machine)
@@ -299,13 +300,14 @@ def _start_ray(ray: Any, workers: int, address: str | None, option: str) -> bool
     if not ray.is_initialized():
         if address:
             probe_ray(address, option)
+            probe_token(address, option)  # at once, where ray.init retries for 20 s
             auth = getattr(getattr(ray, "exceptions", None), "AuthenticationError", ValueError)
             try:
                 ray.init(address=address, log_to_driver=False, configure_logging=False)
             except (ValueError, ConnectionError, RuntimeError, TimeoutError, auth) as e:
                 # an unreachable cluster, a malformed address, Ray Client not installed, a
                 # cluster that asks for a token
-                raise _join_refused(e, address, option) from None
+                raise join_refused(e, address, option) from None
         else:
             # "local": a new Ray of its own, whatever RAY_ADDRESS says (Ray reads it for an
             # address of None, and refused num_cpus: a ValueError traceback)
@@ -318,61 +320,6 @@ def _start_ray(ray: Any, workers: int, address: str | None, option: str) -> bool
                 configure_logging=False,
             )
         return True
-    return False
-
-
-#: what to set for a cluster started with token authentication (``RAY_AUTH_MODE=token``)
-RAY_TOKEN_EXPECTED = (
-    "RAY_AUTH_MODE=token, and the cluster's token in RAY_AUTH_TOKEN or in the file "
-    "RAY_AUTH_TOKEN_PATH names (default ~/.ray/auth_token)"
-)
-
-
-def _join_refused(exc: BaseException, address: str, option: str) -> Exception:
-    """The error for a cluster Ray could not join. A cluster with token authentication that
-    was given no token (or a wrong one) is named as such: Ray's own answer, after 20 s of
-    retries, was "Failed to connect to Ray cluster at ...", its cause (an AuthenticationError,
-    "InvalidAuthToken") only in the text of a traceback two exceptions down; and with
-    ``RAY_AUTH_MODE=token`` but no token anywhere, ray.init's AuthenticationError was a
-    traceback."""
-    import os
-
-    from straits.errors import InputError
-
-    if _token_refused(exc):
-        if os.environ.get("RAY_AUTH_MODE", "").strip().lower() != "token":
-            why = "it asks for a token (token authentication) and RAY_AUTH_MODE is not `token`"
-        elif "no authentication token was found" in str(exc):
-            why = "RAY_AUTH_MODE is `token` but no token was found"
-        else:
-            why = "it refused the token given (not the cluster's)"
-        return InputError(
-            f"cannot join the Ray cluster at {address!r}: {why}",
-            path=option,
-            expected=RAY_TOKEN_EXPECTED,
-        )
-    why = " ".join(str(exc).split())[:300]  # Ray's messages span lines
-    return InputError(
-        f"cannot join the Ray cluster at {address!r}: {why}",
-        path=option,
-        expected="the address of a running Ray cluster "
-        "(ray://HOST:10001 needs `pip install 'ray[client]'`)",
-    )
-
-
-def _token_refused(exc: BaseException) -> bool:
-    """Whether ``exc`` or an exception it came from is Ray's AuthenticationError, as an
-    object or in the text of the traceback Ray's RuntimeError quotes."""
-    seen: set[int] = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        text = str(e)
-        if type(e).__name__ == "AuthenticationError" or any(
-            mark in text for mark in ("AuthenticationError:", "InvalidAuthToken")
-        ):
-            return True
-        e = e.__cause__ or e.__context__
     return False
 
 
