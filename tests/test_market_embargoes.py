@@ -186,3 +186,32 @@ def test_a_pool_that_orders_nothing_in_the_first_month_is_asked_its_smallest_ord
     my = f"""        - {{date: "2025-01", value: 500, {SOURCE}}}"""
     r = _run(tmp_path, _diffusion("2025-06", "2025-08", my))
     assert _noted(r) == [] and not _grew(r, "MY")
+
+
+def test_a_note_of_the_compared_regime_is_shown_in_json_table_and_html(
+    tmp_path: Path,
+) -> None:
+    """mkt65: `straits market` under `enacted` compares with `ai-diffusion` (the table's yearly
+    columns, the HTML page's charts), but a pool noted under ai-diffusion only (its orders above
+    the allowance) was said in none of the JSON, the table or the HTML page (fails on the old
+    code: no difference.notes)."""
+    from straits.cli.common import console
+    from straits.cli.market_view import show
+    from straits.market.outputs import document
+    from straits.market.report import market_page
+
+    path = tmp_path / "m.yaml"
+    my = f"""        - {{date: "2025-03", value: 522, {SOURCE}}}
+        - {{date: "2025-12", value: 1025, {SOURCE}}}"""
+    path.write_text("extends: shipped\n" + _diffusion("2025-06", "2025-08", my))
+    m = load_market(path)[0]
+    result = simulate(m, regime="enacted", firms=10)
+    other = simulate(m, regime="ai-diffusion", firms=10)
+    assert _noted(result) == [] and _noted(other) == ["supply.pools[my-sg-h100]"]
+    doc = document(result, other)
+    assert "notes" not in doc and doc["difference"]["notes"] == other.notes
+    with console.capture() as table:
+        show(result, other, "m.yaml")
+    assert "note (ai-diffusion): supply.pools[my-sg-h100]" in " ".join(table.get().split())
+    assert "supply.pools[my-sg-h100]" in market_page(result, other).render()
+    assert "notes" not in document(other, other)["difference"]  # its own: not repeated

@@ -131,6 +131,9 @@ def show(result: MarketResult, other: MarketResult | None, label: str) -> None:
     )
     for note in doc.get("notes", []):
         console.print(f"[yellow]note:[/yellow] {escape(note)}", soft_wrap=True)
+    if other is not None:  # the compared regime's own notes, as its figures are shown
+        for note in result.notes_beside(other):
+            console.print(f"[yellow]note ({other.regime}):[/yellow] {escape(note)}", soft_wrap=True)
     console.print(
         "Sweep them: `straits market sweep`; list them: `straits market "
         "--list-params`; chart them: `straits market -o market.html`."

@@ -72,6 +72,7 @@ def document(
             "versus": other.regime,
             "note": f"{result.regime} minus {other.regime}",
             "months": difference(result, other),
+            **({"notes": beside} if (beside := result.notes_beside(other)) else {}),
         }
     return doc
 

@@ -184,9 +184,16 @@ def market_page(result: MarketResult, other: MarketResult | None = None) -> Page
     ]
     sec.table(["year", *cols], [[y, *[d[c] for c in cols]] for y, d in summ.items()])
 
-    if result.notes:
+    beside = result.notes_beside(other)
+    if result.notes or beside:
         sec = page.section("Notes", "What to know before reading the figures.")
-        sec.table(["note"], [[n] for n in result.notes])
+        if beside and other is not None:  # the compared regime's own notes, named so
+            sec.table(
+                ["regime", "note"],
+                [[result.regime, n] for n in result.notes] + [[other.regime, n] for n in beside],
+            )
+        else:
+            sec.table(["note"], [[n] for n in result.notes])
 
     raw = m.model_dump(by_alias=True, mode="json")
     sec = page.section(

@@ -170,6 +170,13 @@ class MarketResult:
     def countries(self) -> list[str]:
         return list(self.market.supply.countries)
 
+    def notes_beside(self, other: MarketResult | None) -> list[str]:
+        """The notes of ``other`` (the regime compared with) that this run lacks: the JSON's
+        ``difference.notes``, the table's ``note (REGIME):`` lines and the HTML page's Notes
+        show them, as they show its figures (mkt65: a pool noted under the compared regime
+        only was said nowhere)."""
+        return [] if other is None else [n for n in other.notes if n not in self.notes]
+
     def record(self, month: str) -> MonthRecord:
         for r in self.months:
             if r.month == month:
