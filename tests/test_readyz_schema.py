@@ -5,6 +5,8 @@ of every table in one statement that reads no row, so the probe says what the ro
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -170,5 +172,26 @@ def test_a_partitioned_table_is_still_ready() -> None:
     try:
         store.ping()
         assert _ready(store)[0] == 200
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("table", ["ledger", "tokens"])
+def test_a_trigger_named_as_its_table_is_still_ready(tmp_path: Path, table: str) -> None:
+    """An operator's SQLite trigger may share its table's name (triggers have a namespace of
+    their own): led65's probe took any ``sqlite_master`` entry of that name that is not a
+    ``table`` for a view in the table's place, a 503 "restore it from a backup" for a
+    database that is whole (rev65)."""
+    url = f"sqlite:///{tmp_path / 'straits.db'}"
+    store = Store(url)
+    sql(url, "CREATE TABLE audit_copy (n INTEGER)")
+    sql(
+        url,
+        f"CREATE TRIGGER {table} AFTER INSERT ON {table} "
+        "BEGIN INSERT INTO audit_copy VALUES (1); END",
+    )
+    try:
+        store.ping()
+        assert _ready(store) == (200, "application/json")
     finally:
         store.close()
