@@ -195,3 +195,23 @@ def test_a_trigger_named_as_its_table_is_still_ready(tmp_path: Path, table: str)
         assert _ready(store) == (200, "application/json")
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("name", ["LEDGER", "Tokens"])
+def test_a_view_named_in_another_case_makes_the_server_unready(db_url: str, name: str) -> None:
+    """SQLite resolves names without regard to case, so a view ``LEDGER`` takes the place of
+    ``ledger`` in every query; led65's probe compared ``sqlite_master.name`` with the table's
+    name as text, found no ``ledger`` view and said ready (rev65). PostgreSQL folds the
+    unquoted name: the same view ``ledger``."""
+    table = name.lower()
+    store = Store(db_url)
+    sql(db_url, f"ALTER TABLE {table} RENAME TO {table}_real")
+    sql(db_url, f"CREATE VIEW {name} AS SELECT * FROM {table}_real")
+    try:
+        status, kind = _ready(store)
+        assert (status, kind.split(";")[0]) == (503, "application/problem+json")
+        with pytest.raises(StoreError) as refused:
+            store.ping()
+        assert table in str(refused.value)
+    finally:
+        store.close()
