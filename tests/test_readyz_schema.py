@@ -215,3 +215,33 @@ def test_a_view_named_in_another_case_makes_the_server_unready(db_url: str, name
         assert table in str(refused.value)
     finally:
         store.close()
+
+
+def test_a_virtual_table_in_a_tables_place_makes_the_server_unready(tmp_path: Path) -> None:
+    """A SQLite virtual table is listed as a ``table`` in ``sqlite_master``, but its rows are
+    what its module makes of them: an FTS5 table whose external content is a view of the
+    renamed table (``WHERE seq <> 3``) served entries 1, 2, 4 under the name ``ledger`` while
+    led65's probe said ready (rev65). Straits makes no virtual table."""
+    from straits.store import ledger
+
+    url = f"sqlite:///{tmp_path / 'straits.db'}"
+    store = Store(url)
+    for i in range(4):
+        ledger.record(store, tenant="a", actor="t", kind="check", body={"i": i})
+    columns = ", ".join(c.name for c in Base.metadata.tables["ledger"].columns)
+    sql(url, "ALTER TABLE ledger RENAME TO ledger_real")
+    sql(url, "CREATE VIEW ledger_shown AS SELECT * FROM ledger_real WHERE seq <> 3")
+    sql(
+        url,
+        f"CREATE VIRTUAL TABLE ledger USING fts5({columns}, "
+        "content='ledger_shown', content_rowid='seq')",
+    )
+    try:
+        assert [e.seq for e in ledger.entries(store)] == [1, 2, 4]  # what the routes read
+        status, kind = _ready(store)
+        assert (status, kind.split(";")[0]) == (503, "application/problem+json")
+        with pytest.raises(StoreError) as refused:
+            store.ping()
+        assert "ledger" in str(refused.value)
+    finally:
+        store.close()

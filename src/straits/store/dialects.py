@@ -156,9 +156,10 @@ def not_tables_query(dialect: str, names: list[str]) -> Any:
     queries do, to something other than a table: a view of the same columns put in a
     table's place passed the schema probe, which names every column and reads no row
     (led65). PostgreSQL: the relation the search path finds (``to_regclass``), an ordinary
-    or a partitioned table; SQLite: a ``view`` of that name in the main schema, in any case
-    (``LEDGER`` is ``ledger`` to SQLite; a trigger of that name is not one: rev65). A name
-    that resolves to nothing is the schema probe's to report."""
+    or a partitioned table; SQLite: a ``view`` or a virtual table of that name in the main
+    schema, in any case (``LEDGER`` is ``ledger`` to SQLite; a virtual table's rows are
+    whatever its module makes, an FTS5 table's those of a view; a trigger of that name is
+    not one: rev65). A name that resolves to nothing is the schema probe's to report."""
     from sqlalchemy import bindparam, text
 
     if dialect == "postgresql":
@@ -167,8 +168,10 @@ def not_tables_query(dialect: str, names: list[str]) -> Any:
             "JOIN pg_catalog.pg_class c ON c.oid = to_regclass(n) "
             "WHERE c.relkind NOT IN ('r', 'p')"
         ).bindparams(names=names)
-    # a trigger may share its table's name (its own namespace): only a view takes the place;
-    # SQLite's names match without regard to ASCII case, as its lower() folds them (rev65)
+    # a trigger may share its table's name (its own namespace): only a view or a virtual
+    # table (a 'table' with no b-tree of its own: rootpage 0) takes the place; SQLite's names
+    # match without regard to ASCII case, as its lower() folds them (rev65)
     return text(
-        "SELECT lower(name) FROM sqlite_master WHERE type = 'view' AND lower(name) IN :names"
+        "SELECT lower(name) FROM sqlite_master "
+        "WHERE (type = 'view' OR (type = 'table' AND rootpage = 0)) AND lower(name) IN :names"
     ).bindparams(bindparam("names", [n.lower() for n in names], expanding=True))
