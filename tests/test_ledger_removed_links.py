@@ -123,3 +123,17 @@ def test_the_last_entry_deleted_refuses_nothing_before_it(log: str) -> None:
             prove_entry(store, seq)
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("moved", [0, -3, 2**31 - 1])
+def test_an_entry_moved_outside_the_log_is_a_conflict_for_its_tenant(log: str, moved: int) -> None:
+    """Entry 1 (a's 1) renumbered to ``moved``, outside the log: a's own number 1 still finds
+    the row, but the entry cannot be read by its global number, and the route asserted it
+    could: a 500 with a traceback (rev65). It is an altered log: 409, as any entry refused."""
+    sql(log, f"UPDATE ledger SET seq = {moved} WHERE seq = 1")
+    for api in _api(log):
+        for path in ("/v1/ledger/entries/1", "/v1/ledger/entries/1/receipt"):
+            status, body = _get(api, "a", path)
+            assert (status, body["type"]) == (409, CONFLICT), (path, status, body)
+        assert _get(api, "b", "/v1/ledger/entries/1")[0] == 409  # entry 2: its link is cut
+        assert _get(api, "a", "/v1/ledger/entries/2")[0] == 200  # entry 3

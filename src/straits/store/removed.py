@@ -86,6 +86,11 @@ def global_seq(store: Store, tenant: str | None, n: int) -> int | None:
             select(LedgerRow.seq).where(LedgerRow.tenant == tenant, LedgerRow.tenant_seq == n)
         )
         if seq is not None:
+            if not 1 <= seq <= MAX_ENTRY:  # renumbered outside any log (rev65: a 500)
+                raise LedgerError(
+                    f"ledger entry {n} of tenant {tenant!r} is numbered {seq} in the log, "
+                    "outside it: the ledger table was altered"
+                )
             return int(seq)
         if after is None:
             _not_cut(s)
