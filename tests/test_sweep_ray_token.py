@@ -165,6 +165,60 @@ def test_a_gcs_that_never_answers_is_given_up(monkeypatch: pytest.MonkeyPatch) -
         assert time.monotonic() - start < 8
 
 
+def test_the_child_does_not_outlive_a_killed_cli() -> None:
+    """rev65b: a CLI killed (SIGTERM: a supervisor, ``kill``) while its child asked a silent
+    port left the child running on its own for ~40 s, Ray's GCS client having no timeout. The
+    child ends itself once its limit is past (fails on the old code: still running)."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    def alive(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("needs /proc")
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        cli = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from straits.market.sweep import ray_token as t\n"
+                "t.TOKEN_PROBE_SECONDS = 2.0\n"
+                f"t.ask_gcs('127.0.0.1:{server.getsockname()[1]}')",
+            ]
+        )
+        children: list[int] = []
+        try:
+            deadline = time.monotonic() + 20
+            while not children and time.monotonic() < deadline:
+                with open(f"/proc/{cli.pid}/task/{cli.pid}/children") as f:
+                    children = [int(x) for x in f.read().split()]
+                time.sleep(0.05)
+            assert children, "the probe's child never started"
+            cli.send_signal(signal.SIGTERM)
+            cli.wait(10)
+            start = time.monotonic()
+            while any(map(alive, children)) and time.monotonic() - start < 8:
+                time.sleep(0.2)
+            assert not any(map(alive, children))
+        finally:
+            cli.kill()
+            cli.wait()
+            for pid in children:
+                if alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+
+
 def test_the_childs_answer_is_read_after_its_mark(monkeypatch: pytest.MonkeyPatch) -> None:
     """What else the child prints (Ray's own lines) is not read as its answer."""
     import subprocess

@@ -18,6 +18,7 @@ restarting (RocksDB recovery) needs the retries a refused token does not.
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -35,10 +36,14 @@ RAY_TOKEN_EXPECTED = (
 
 #: the child: one line on stdout, "refused MESSAGE", "accepted" or "unknown" after
 #: :data:`MARK` (what else Ray may print is not read); nothing where Ray's core cannot be
-#: imported
+#: imported. It ends itself (SIGALRM, whose default ends a process even inside Ray's C++) a
+#: second after the parent would have killed it: a CLI killed while it asked a silent port
+#: left it running alone for ~40 s (rev65b)
 MARK = "straits-ray-token: "
 _CHILD = """
-import sys
+import signal, sys
+if hasattr(signal, "alarm"):
+    signal.alarm(int(sys.argv[2]))
 MARK = "straits-ray-token: "
 try:
     from ray._raylet import GcsClient
@@ -69,7 +74,7 @@ def ask_gcs(address: str) -> str | None:
     none in time (killed), crashed or could not import Ray."""
     try:
         done = subprocess.run(
-            [sys.executable, "-c", _CHILD, address],
+            [sys.executable, "-c", _CHILD, address, str(math.ceil(TOKEN_PROBE_SECONDS) + 1)],
             capture_output=True,
             text=True,
             errors="replace",
