@@ -32,9 +32,9 @@ def parse_check_document(
 ) -> tuple[list[CheckRequest], bool]:
     """(requests, was_list) from a parsed document: one object or a non-empty list of them;
     with ``text`` (the document as written) a bad field's error names its line."""
-    from straits import safe_yaml
-    from straits.loading import field_loc, validate_as
+    from straits.loading import validate_as
     from straits.model.request import CheckRequest
+    from straits.scenario_listing import items_listing
 
     if text is not None and not isinstance(text, str):
         raise RequestError(f"got {type(text).__name__}, not text", path="text", expected="str")
@@ -47,24 +47,16 @@ def parse_check_document(
                 source=label,
                 expected=f"at most {MAX_CHECK_REQUESTS:,}: split the list",
             )
-        out = []
+        out, bad = [], []  # every bad request's problems, not only the first's (cli65)
         for i, item in enumerate(data):
             try:
                 if not isinstance(item, dict):
                     raise RequestError("each request must be a JSON object", path=f"[{i}]")
                 out.append(validate_as(CheckRequest, item, source=label, error=RequestError))
             except InputError as exc:
-                inner = exc.path if exc.path not in (None, "", f"[{i}]", "(top level)") else ""
-                path = f"[{i}]" + (f".{inner}" if inner else "")
-                line = safe_yaml.locate(text, field_loc(path)) if text is not None else None
-                raise RequestError(
-                    exc.detail,
-                    source=label,
-                    path=path,
-                    expected=exc.expected,
-                    line=line,
-                    problems=exc.problems_under(f"[{i}]"),
-                ) from None
+                bad.append((i, exc))
+        if bad:
+            raise items_listing(bad, label, text, RequestError)
         return out, True
     raise RequestError(
         "expected a JSON object (one request) or a non-empty list of them", source=label

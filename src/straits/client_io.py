@@ -227,13 +227,15 @@ def error_for(r: httpx.Response, base_url: str) -> Exception:
             )
         return NotFoundError(message)
     if r.status_code in (400, 409, 413, 422):
+        listed = _listed_problems(body.get("errors"))
+        every = [InputError(d, source=base_url, path=p) for p, d in listed or ()]
         return InputError(
             message or f"HTTP {r.status_code} with no problem details",
             source=base_url,
             path=field("path"),
             expected=field("expected"),
-            problems=_listed_problems(body.get("errors")),
-        )
+            problems=listed,
+        ).listing(every, len(every))  # `check --server` lists each problem too (cli65)
     incident = f" (incident {field('incident')})" if field("incident") else ""
     return RemoteError(
         f"{base_url}: {r.request.method} {r.request.url.path} failed: HTTP "

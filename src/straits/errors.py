@@ -146,7 +146,20 @@ class InputError(StraitsError):
         """Every problem found, each (field path, what was wrong), the first MAX_PROBLEMS of
         them: the message names the first and counts the rest; the API lists them all
         (problem+json ``errors``)."""
+        self.every: list[InputError] = []
+        """Where validation found several problems: one error each (the first MAX_PROBLEMS),
+        with its field path, line and ``expected``, for a command that lists them all
+        (``check``, ``estimate``, ``scenario validate``); empty for one problem."""
+        self.total = len(self.problems)
+        """How many problems were found (past MAX_PROBLEMS, more than are listed)."""
         super().__init__(self._render())
+
+    def listing(self, every: list[InputError], total: int) -> InputError:
+        """This error with :attr:`every` and :attr:`total` set (``every`` when it holds two
+        or more problems)."""
+        self.every = every[:MAX_PROBLEMS] if len(every) > 1 else []
+        self.total = max(total, 1)
+        return self
 
     def problems_under(self, prefix: str) -> list[tuple[str | None, str]]:
         """:attr:`problems` with each path under ``prefix`` (``[2]``, ``prices[0]``), for an

@@ -136,21 +136,27 @@ def validate_as(
     except ValidationError as exc:
         ref = reference or str(getattr(model, "REFERENCE", "the scenario reference"))
         problems = _problems(exc, ref, model)
-        loc, msg, expected = problems[0]
-        if len(problems) > 1:
-            msg += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
-        line = safe_yaml.locate(text, loc) if text is not None else None
-        listed: list[tuple[str | None, str]] = [
-            (field_path(p.loc), p.msg) for p in problems[:MAX_PROBLEMS]
+        # the text composed once for every listed problem's line (scenario_listing's way)
+        line_of = safe_yaml.locator(text) if text is not None else lambda loc: None
+        every: list[InputError] = [
+            error(
+                p.msg,
+                source=source,
+                path=field_path(p.loc),
+                expected=p.expected,
+                line=line_of(p.loc),
+            )
+            for p in problems[: MAX_PROBLEMS if len(problems) > 1 else 0]
         ]
+        first = problems[0]
         raise error(
-            msg,
+            first.msg + more_problems(len(problems)),
             source=source,
-            path=field_path(loc),
-            expected=expected,
-            line=line,
-            problems=listed,
-        ) from None
+            path=field_path(first.loc),
+            expected=first.expected,
+            line=every[0].line if every else line_of(first.loc),
+            problems=[(field_path(p.loc), p.msg) for p in problems[:MAX_PROBLEMS]],
+        ).listing(every, len(problems)) from None
     except InputError as exc:
         raise sourced(exc, source=source, text=text) from None
     except RecursionError:
@@ -173,6 +179,13 @@ def sourced(exc: InputError, *, source: str, text: str | None) -> InputError:
         line=line,
         problems=exc.problems,
     )
+
+
+def more_problems(total: int) -> str:
+    """`` (and 2 more problems)`` after the first of ``total`` problems; nothing for one."""
+    if total < 2:
+        return ""
+    return f" (and {total - 1} more problem{'s' if total > 2 else ''})"
 
 
 def field_loc(path: str) -> tuple[int | str, ...]:

@@ -17,7 +17,7 @@ from straits.cli.common import (
     actor_name,
     console,
     emit,
-    fail,
+    fail_every,
     note,
     open_store,
     output_format,
@@ -90,7 +90,7 @@ def check(
                 data, label, rules, record, tenant, actor, db, text, request_id
             )
     except StraitsError as exc:
-        fail(exc)
+        fail_every(exc)  # every problem of a bad request, a line each (cli65)
         return
     if fmt != "table":
         emit(answer, fmt)

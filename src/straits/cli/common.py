@@ -443,6 +443,22 @@ def fail(exc: StraitsError) -> None:
     raise typer.Exit(exc.exit_code)
 
 
+def fail_every(exc: StraitsError) -> None:
+    """:func:`fail`, listing each problem of ``exc`` where it found several (``check``,
+    ``estimate``, ``scenario validate``), a line each in the file's order, the first
+    MAX_PROBLEMS and then how many there are (user64, cli65)."""
+    from straits.errors import MAX_PROBLEMS
+
+    if not isinstance(exc, InputError) or len(exc.every) < 2:
+        return fail(exc)
+    for problem in sorted(exc.every, key=lambda p: p.line or 0):
+        print_error(problem)
+    if exc.total > MAX_PROBLEMS:
+        where = shorten_words(f"{exc.source or 'input'}: {exc.total:,} problems")
+        note(f"{where}; the first {MAX_PROBLEMS} are listed")
+    raise typer.Exit(exc.exit_code)
+
+
 def print_error(exc: BaseException) -> None:
     from rich.text import Text
 

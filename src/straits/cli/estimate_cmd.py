@@ -16,7 +16,7 @@ from straits.cli.common import (
     duration,
     emit,
     err_console,
-    fail,
+    fail_every,
     money,
     output_format,
     read_input_doc,
@@ -134,7 +134,7 @@ def estimate(
             return
         answer = estimate_json(req, est)
     except InputError as exc:
-        fail(exc)
+        fail_every(exc)  # every problem of a bad request, a line each (cli65)
         return
     if fmt != "table":
         emit(answer, fmt)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
@@ -12,15 +11,12 @@ from straits.cli.common import (
     console,
     esc,
     fail,
+    fail_every,
     note,
-    print_error,
     read_stdin_text,
     whole,
 )
 from straits.errors import InputError, ScenarioError, StraitsError
-
-if TYPE_CHECKING:
-    from straits.scenario_listing import ScenarioProblems
 
 app = typer.Typer(help="Generate and validate scenarios.", no_args_is_help=True)
 
@@ -127,8 +123,8 @@ def validate(
         else:
             text = read_text(scenario, error=ScenarioError)
         sc = scenario_from_text(text, source=source, every=True)
-    except ScenarioProblems as exc:
-        _fail_listing(exc, source)
+    except ScenarioProblems as exc:  # every problem, a line each (user64)
+        fail_every(exc)
         return
     except InputError as exc:
         fail(exc)
@@ -141,19 +137,3 @@ def validate(
         f"{stages} stages)",
         soft_wrap=True,
     )  # one line, however long the path
-
-
-def _fail_listing(exc: ScenarioProblems, source: str) -> None:
-    """Exit 2 with every problem the scenario model found, one line each with its line and
-    field path (the first MAX_PROBLEMS, and how many there are past them), or with ``exc``
-    alone where it found one: the other commands name the first and count the rest, and a
-    reader of ``validate`` saw only the first (user64)."""
-    from straits.errors import MAX_PROBLEMS
-
-    if len(exc.every) < 2:
-        fail(exc)
-    for problem in sorted(exc.every, key=lambda p: p.line or 0):  # in the file's order
-        print_error(problem)
-    if exc.total > MAX_PROBLEMS:
-        note(f"{source}: {exc.total:,} problems; the first {MAX_PROBLEMS} are listed")
-    raise typer.Exit(2)

@@ -1,0 +1,178 @@
+"""cli65: `straits check` and `straits estimate` named the first problem of a bad request and
+counted the rest ("(and 3 more problems)"), with no way to see them but fixing and running it
+again; a list of checks named the first bad request's problems alone. They now list every
+problem as `scenario validate` does (user64): a line each, `error: SOURCE:LINE: FIELD: ...`,
+in the file's order, the first 100 and then the total; exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from straits.cli import app
+from straits.errors import InputError
+
+REQUEST: dict[str, Any] = {
+    "date": "2025-06-01",
+    "action": "finetune",
+    "tenant": {"hq": "CN", "authorizations": []},
+    "site": {"country": "SG", "operator_hq": "SG"},
+    "chip": "H100-SXM",
+}
+ESTIMATE: dict[str, Any] = {
+    "model": {"params": 7.2e10, "layers": 80, "d_model": 8192, "heads": 64, "seq_len": 8192},
+    "tokens": 1.5e13,
+    "chip": "H100-SXM",
+}
+
+
+def _errors(argv: list[str]) -> tuple[int, list[list[str]], list[str]]:
+    """Exit code, each `error:` line as [SOURCE:LINE, FIELD], and every line of the output."""
+    r = CliRunner().invoke(app, argv)
+    lines = r.output.splitlines()
+    errors = [ln.split(": ")[1:3] for ln in lines if ln.startswith("error:")]
+    return r.exit_code, errors, lines
+
+
+def _file(tmp_path: Path, doc: Any) -> Path:
+    """``doc`` as indented JSON, one field a line, so each field has its own line."""
+    f = tmp_path / "req.json"
+    f.write_text(json.dumps(doc, indent=1) + "\n")
+    return f
+
+
+def _line(f: Path, text: str, after: int = 0) -> int:
+    """The 1-based line of ``f`` holding ``text``, past line ``after``."""
+    lines = f.read_text().splitlines()
+    return next(i + 1 for i in range(after, len(lines)) if text in lines[i])
+
+
+def test_check_lists_every_problem_of_a_request_with_its_line(tmp_path: Path) -> None:
+    bad = {
+        **REQUEST,
+        "date": "2025-13-01",
+        "action": "fly",
+        "site": {"country": "SG", "operater_hq": "SG"},
+    }
+    f = _file(tmp_path, bad)
+    code, errors, _ = _errors(["check", str(f)])
+    assert code == 2
+    assert errors == [
+        [f"{f}:{_line(f, '2025-13-01')}", "date"],
+        [f"{f}:{_line(f, 'fly')}", "action"],
+        [f"{f}:{_line(f, 'site')}", "site.operator_hq"],  # missing: its parent's line
+        [f"{f}:{_line(f, 'operater_hq')}", "site.operater_hq"],
+    ]
+
+
+def test_check_lists_the_problems_of_every_bad_request_of_a_list(tmp_path: Path) -> None:
+    """Not only the first bad request's: the second's too, each under its [i]."""
+    f = _file(
+        tmp_path,
+        [
+            {**REQUEST, "site": {"country": "SGX", "operator_hq": "SG"}},
+            REQUEST,
+            {**REQUEST, "action": "fly", "chip": "H1OO"},
+        ],
+    )
+    code, errors, _ = _errors(["check", str(f)])
+    assert code == 2
+    second = _line(f, '"date"', _line(f, '"date"') + 15)  # the third request's first line
+    assert [e[1] for e in errors] == ["[0].site.country", "[2].action", "[2].chip"]
+    assert errors[0][0] == f"{f}:{_line(f, 'SGX')}"
+    assert errors[1][0] == f"{f}:{_line(f, 'fly', second)}"
+    assert errors[2][0] == f"{f}:{_line(f, 'H1OO', second)}"
+
+
+def test_a_check_of_one_problem_prints_one_line(tmp_path: Path) -> None:
+    f = _file(tmp_path, {**REQUEST, "action": "fly"})
+    code, errors, _ = _errors(["check", str(f)])
+    assert (code, errors) == (2, [[f"{f}:{_line(f, 'fly')}", "action"]])
+
+
+def test_check_lists_the_first_100_problems_then_the_total(tmp_path: Path) -> None:
+    f = _file(tmp_path, [{**REQUEST, "action": "fly", "chip": "nope"} for _ in range(75)])
+    code, errors, lines = _errors(["check", str(f)])
+    assert code == 2
+    assert len(errors) == 100
+    assert all(e[0].startswith(f"{f}:") and e[0] != f"{f}:" for e in errors)
+    assert errors[:3] == [
+        [f"{f}:{_line(f, 'fly')}", "[0].action"],
+        [f"{f}:{_line(f, 'nope')}", "[0].chip"],
+        [f"{f}:{_line(f, 'fly', _line(f, 'nope'))}", "[1].action"],
+    ]
+    assert lines[-1].startswith(f"{f}: 150 "), lines[-1]
+
+
+def test_estimate_lists_every_problem_with_its_line(tmp_path: Path) -> None:
+    bad = {**ESTIMATE, "tokens": "many", "chip": "H1OO"}
+    bad["model"] = {**ESTIMATE["model"], "params": -1}
+    f = _file(tmp_path, bad)
+    code, errors, _ = _errors(["estimate", str(f)])
+    assert code == 2
+    assert errors == [
+        [f"{f}:{_line(f, 'params')}", "model.params"],
+        [f"{f}:{_line(f, 'many')}", "tokens"],
+        [f"{f}:{_line(f, 'H1OO')}", "chip"],
+    ]
+    # with --chips the text is not the request's: each problem still listed, without a line
+    code, errors, _ = _errors(["estimate", str(f), "--chips", "8"])
+    assert (code, [e[1] for e in errors]) == (2, ["model.params", "tokens", "chip"])
+    assert [e[0] for e in errors] == [str(f)] * 3
+
+
+def test_the_api_lists_every_bad_request_of_a_list(planner_api: tuple[Any, dict[str, str]]) -> None:
+    """problem+json keeps its keys; ``errors`` now holds the later requests' problems too,
+    and ``detail`` counts them."""
+    client, auth = planner_api
+    body = [{**REQUEST, "date": "2025-13-01"}, REQUEST, {**REQUEST, "action": "fly"}]
+    r = client.post("/v1/check", json=body, headers=auth)
+    assert r.status_code == 400
+    p = r.json()
+    assert {"type", "title", "status", "detail", "path", "expected", "errors", "error"} <= set(p)
+    assert p["path"] == "[0].date"
+    assert [e["path"] for e in p["errors"]] == ["[0].date", "[2].action"]
+
+
+def test_check_with_a_server_lists_the_problems_it_answered() -> None:
+    """`check --server`: the problem+json's ``errors``, one each."""
+    import httpx
+
+    from straits.client_io import error_for
+
+    errors: list[dict[str, Any]] = [
+        {"path": "[0].action", "detail": "bad action"},
+        {"path": "[1].chip", "detail": "unknown chip"},
+    ]
+    r = httpx.Response(
+        400,
+        json={"detail": "bad action", "path": "[0].action", "errors": errors},
+        request=httpx.Request("POST", "http://s/v1/check"),
+    )
+    exc = error_for(r, "http://s")
+    assert isinstance(exc, InputError)
+    assert [(e.path, e.detail) for e in exc.every] == [(x["path"], x["detail"]) for x in errors]
+    assert exc.total == 2
+
+
+# --- hostile input ---------------------------------------------------------------------------
+def test_a_list_of_10000_problems_lists_100_and_counts_them(tmp_path: Path) -> None:
+    """3,400 requests of three problems each, every chip another unknown name."""
+    bad = {**REQUEST, "action": "fly", "site": {"country": "SGX", "operator_hq": "SG"}}
+    f = _file(tmp_path, [{**bad, "chip": f"Q{i:05}X"} for i in range(3400)])
+    code, errors, lines = _errors(["check", str(f)])
+    assert code == 2
+    assert len(errors) == 100
+    assert errors[-1][1] == "[33].action"
+    assert lines[-1].startswith(f"{f}: 10,200 "), lines[-1]
+
+
+def test_a_binary_request_is_one_error(tmp_path: Path) -> None:
+    f = tmp_path / "bin.json"
+    f.write_bytes(bytes(range(256)) * 10)
+    for command in ("check", "estimate"):
+        code, errors, _ = _errors([command, str(f)])
+        assert code == 2 and len(errors) == 1
