@@ -2,7 +2,10 @@
 counted the rest ("(and 3 more problems)"), with no way to see them but fixing and running it
 again; a list of checks named the first bad request's problems alone. They now list every
 problem as `scenario validate` does (user64): a line each, `error: SOURCE:LINE: FIELD: ...`,
-in the file's order, the first 100 and then the total; exit 2."""
+in the file's order, the first 100 and then the total; exit 2. And an unknown name (a chip not
+in the catalog, a country, a scenario's id, a rule pack) had no "did you mean": the closest
+known names are now in the message and, as data, the error's and problem+json's
+``suggestions``."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from straits.cli import app
@@ -137,25 +141,144 @@ def test_the_api_lists_every_bad_request_of_a_list(planner_api: tuple[Any, dict[
     assert [e["path"] for e in p["errors"]] == ["[0].date", "[2].action"]
 
 
+# --- did you mean ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "first"),
+    [
+        ("H1OO", "H100-SXM"),  # letter O for zero
+        ("h100", "H100-SXM"),
+        ("\u041d100-SXM", "H100-SXM"),  # a Cyrillic EN
+        ("\uff28\uff11\uff10\uff10-SXM", "H100-SXM"),  # fullwidth
+        ("mi300", "MI300X"),
+        ("B2OO", "B200"),
+    ],
+)
+def test_close_names_of_a_chip(name: str, first: str) -> None:
+    from straits.catalog import catalog
+    from straits.errors import close_names
+
+    assert close_names(name, catalog().ids)[0] == first
+
+
+@pytest.mark.parametrize("name", ["", "zzz", "x" * 100_000, "\x00\xff\ud800"])
+def test_close_names_of_nothing_like_a_name(name: str) -> None:
+    from straits.catalog import catalog
+    from straits.errors import close_names
+
+    assert close_names(name, catalog().ids) == []
+
+
+def test_an_unknown_chip_suggests_the_closest(tmp_path: Path) -> None:
+    from straits.catalog import catalog
+    from straits.errors import UnknownChipError
+
+    with pytest.raises(UnknownChipError) as raised:
+        catalog().get("H1OO")
+    assert raised.value.suggestions[0] == "H100-SXM"
+    f = _file(tmp_path, {**REQUEST, "chip": "H1OO"})
+    r = CliRunner().invoke(app, ["check", str(f)])
+    assert r.exit_code == 2
+    (line,) = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+    assert line.split(": ")[2] == "chip" and "'H100-SXM'" in line
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "suggested"),
+    [
+        ("/v1/check", {**REQUEST, "chip": "H1OO"}, "H100-SXM"),
+        ("/v1/estimate", {**ESTIMATE, "chip": "b2oo"}, "B200"),
+        ("/v1/check", {**REQUEST, "site": {"country": "SGP", "operator_hq": "SG"}}, "SG"),
+    ],
+)
+def test_the_api_problem_names_the_suggestions(
+    planner_api: tuple[Any, dict[str, str]], path: str, body: Any, suggested: str
+) -> None:
+    client, auth = planner_api
+    r = client.post(path, json=body, headers=auth)
+    assert r.status_code == 400
+    p = r.json()
+    assert p["suggestions"][0] == suggested
+    assert p["errors"][0]["suggestions"][0] == suggested
+
+
+def test_the_api_names_each_items_suggestions(planner_api: tuple[Any, dict[str, str]]) -> None:
+    client, auth = planner_api
+    body = [{**REQUEST, "action": "fly"}, {**REQUEST, "chip": "H1OO"}]
+    p = client.post("/v1/check", json=body, headers=auth).json()
+    assert p["suggestions"] == []  # the first problem (`action`) names no unknown name
+    assert "suggestions" not in p["errors"][0]
+    assert p["errors"][1]["path"] == "[1].chip"
+    assert p["errors"][1]["suggestions"][0] == "H100-SXM"
+
+
+@pytest.mark.parametrize(
+    ("code", "suggested"),
+    [("SGP", ["SG"]), ("Singapore", ["SG"]), ("UK", ["GB"]), ("XX", []), ("\uff33\uff27", ["SG"])],
+)
+def test_a_country_suggests_its_code(code: str, suggested: list[str]) -> None:
+    from straits.api import parse_check_document
+
+    with pytest.raises(InputError) as raised:
+        parse_check_document({**REQUEST, "site": {"country": code, "operator_hq": "SG"}}, "r")
+    assert raised.value.path == "site.country"
+    assert raised.value.suggestions == suggested
+
+
+def test_an_unknown_scenario_reference_suggests_the_closest(example_path: Path) -> None:
+    import yaml
+
+    from straits.loading import parse_scenario
+
+    doc = yaml.safe_load(example_path.read_text())
+    site = doc["sites"][0]["id"]
+    doc["datasets"][0]["located_at"] = site.upper() if site.upper() != site else site + "x"
+    with pytest.raises(InputError) as raised:
+        parse_scenario(doc, source="s")
+    assert raised.value.path == "datasets[0].located_at"
+    assert raised.value.suggestions[0] == site
+
+
+def test_an_unknown_pack_suggests_the_closest(
+    rules: Any, planner_api: tuple[Any, dict[str, str]]
+) -> None:
+    from straits.api import select_rules
+
+    with pytest.raises(InputError) as raised:
+        select_rules(rules, None, "enacted", ["us-ear-difusion", "zzzzzz"])
+    assert raised.value.suggestions[0] == "us-ear-diffusion"
+    from straits.rules.cases import run_cases
+
+    with pytest.raises(InputError) as raised:
+        run_cases(rules, ["eu-gdrp"])
+    assert raised.value.suggestions[0] == "eu-gdpr"
+    r = CliRunner().invoke(app, ["rules", "list", "--pack", "eu-gdrp"])
+    assert r.exit_code == 2
+    (line,) = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+    assert line.split(": ")[1] == "--pack" and "'eu-gdpr'" in line
+    client, auth = planner_api
+    p = client.get("/v1/rules", params={"pack": "eu-gdrp"}, headers=auth).json()
+    assert p["suggestions"][0] == "eu-gdpr"
+
+
 def test_check_with_a_server_lists_the_problems_it_answered() -> None:
-    """`check --server`: the problem+json's ``errors``, one each."""
+    """`check --server`: the problem+json's ``errors``, one each, with its suggestions."""
     import httpx
 
     from straits.client_io import error_for
 
     errors: list[dict[str, Any]] = [
         {"path": "[0].action", "detail": "bad action"},
-        {"path": "[1].chip", "detail": "unknown chip"},
+        {"path": "[1].chip", "detail": "unknown chip", "suggestions": ["H100-SXM"]},
     ]
     r = httpx.Response(
         400,
-        json={"detail": "bad action", "path": "[0].action", "errors": errors},
+        json={"detail": "bad action", "path": "[0].action", "errors": errors, "suggestions": []},
         request=httpx.Request("POST", "http://s/v1/check"),
     )
     exc = error_for(r, "http://s")
     assert isinstance(exc, InputError)
     assert [(e.path, e.detail) for e in exc.every] == [(x["path"], x["detail"]) for x in errors]
-    assert exc.total == 2
+    assert (exc.total, exc.suggestions) == (2, [])
 
 
 # --- hostile input ---------------------------------------------------------------------------
@@ -170,9 +293,49 @@ def test_a_list_of_10000_problems_lists_100_and_counts_them(tmp_path: Path) -> N
     assert lines[-1].startswith(f"{f}: 10,200 "), lines[-1]
 
 
+def test_a_name_of_100000_characters_is_shortened_and_suggests_nothing(tmp_path: Path) -> None:
+    from straits.api import parse_check_document
+
+    name = "H100" + "x" * 100_000
+    f = _file(tmp_path, [{**REQUEST, "chip": name, "action": "fly"}] * 3)
+    code, errors, lines = _errors(["check", str(f)])
+    assert code == 2 and len(errors) == 6
+    assert max(len(ln) for ln in lines) < 2_000
+    with pytest.raises(InputError) as raised:
+        parse_check_document({**REQUEST, "chip": name}, "r")
+    assert raised.value.suggestions == []
+    assert len(str(raised.value)) < 2_000
+
+
+def test_a_chip_in_look_alike_or_unprintable_characters(tmp_path: Path) -> None:
+    f = _file(tmp_path, {**REQUEST, "chip": "\u202eH100\x00\x1b[31m", "action": "fly"})
+    r = CliRunner().invoke(app, ["check", str(f)])
+    assert r.exit_code == 2
+    assert not any(c in r.output for c in "\u202e\x00\x1b")
+    (line,) = [ln for ln in r.output.splitlines() if ln.startswith("error:") and ": chip: " in ln]
+    assert "'H100-SXM'" in line
+
+
 def test_a_binary_request_is_one_error(tmp_path: Path) -> None:
     f = tmp_path / "bin.json"
     f.write_bytes(bytes(range(256)) * 10)
     for command in ("check", "estimate"):
         code, errors, _ = _errors([command, str(f)])
         assert code == 2 and len(errors) == 1
+
+
+def test_a_plan_of_an_unknown_site_suggests_the_closest(
+    planner_api: tuple[Any, dict[str, str]], example_path: Path
+) -> None:
+    import yaml
+
+    client, auth = planner_api
+    doc = yaml.safe_load(example_path.read_text())
+    site = doc["sites"][0]["id"]
+    doc["datasets"][0]["located_at"] = site + "x"
+    r = client.post("/v1/plans", content=json.dumps(doc, default=str), headers=auth)
+    assert r.status_code == 400
+    p = r.json()
+    assert p["path"] == "datasets[0].located_at"
+    assert p["suggestions"][0] == site
+    assert p["errors"][0]["suggestions"][0] == site

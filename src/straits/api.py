@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from straits import api_args as args
-from straits.errors import InputError, RequestError
+from straits.errors import InputError, RequestError, unknown_names
 from straits.limits import MAX_CHECK_REQUESTS
 
 if TYPE_CHECKING:  # imported where used: the CLI's start-up must not pay for them
@@ -291,11 +291,11 @@ def select_rules(
     known = [p.name for p in rules.packs]
     unknown = sorted(set(packs or ()) - set(known))
     if unknown:  # a misspelt pack listed no rule at all, as if nothing were in force
+        err = unknown_names("pack(s)", unknown, known, path="pack")  # with "did you mean"
         raise RequestError(
-            f"unknown pack(s): {', '.join(repr(u) for u in unknown)}",
-            path="pack",
-            expected="one of " + ", ".join(known),
-        )
+            err.detail, path="pack", expected="one of " + ", ".join(known),
+            suggestions=err.suggestions,
+        )  # fmt: skip
     selected = list(rules.rules)
     if date is not None:
         selected = in_force(selected, date, regime)

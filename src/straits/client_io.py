@@ -235,6 +235,7 @@ def error_for(r: httpx.Response, base_url: str) -> Exception:
             path=field("path"),
             expected=field("expected"),
             problems=listed,
+            suggestions=_names(body.get("suggestions")),
         ).listing(every, len(every))  # `check --server` lists each problem too (cli65)
     incident = f" (incident {field('incident')})" if field("incident") else ""
     return RemoteError(
@@ -242,6 +243,13 @@ def error_for(r: httpx.Response, base_url: str) -> Exception:
         f"{r.status_code}: {message or 'no problem details (expected problem+json)'}{incident}",
         r.status_code,
     )
+
+
+def _names(value: object) -> list[str]:
+    """problem+json ``suggestions``: the names it holds (at most 10, each on one line)."""
+    if not isinstance(value, list):
+        return []
+    return [one_line(v) for v in value[:10] if isinstance(v, str)]
 
 
 def _listed_problems(errors: object) -> list[tuple[str | None, str]] | None:

@@ -7,11 +7,112 @@ CLI and to HTTP 4xx in the API. Messages say *what* was wrong, *where* (file, fi
 
 from __future__ import annotations
 
+import difflib
 import re
+import unicodedata
+from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 #: the most problems one InputError lists (a body of 10,000 bad items finds tens of thousands)
 MAX_PROBLEMS = 100
+
+#: a name longer than this is no misspelling of a known one: nothing is suggested for it
+_MAX_SUGGESTED_LEN = 100
+
+
+def close_names(name: object, known: Iterable[str], n: int = 3) -> list[str]:
+    """The known names closest to ``name``, best first, at most ``n`` (difflib's ratio of 0.6
+    or more, to a whole name or to its part before the first ``-``, ``H100`` of ``H100-SXM``),
+    compared after NFKC and case-folding, with the letters a reader takes for others made
+    alike (O and 0, I and l and 1, a Cyrillic or Greek H for a Latin one, fullwidth H100 for
+    H100): what an "unknown ..." error suggests. None for a name that is not text or is past
+    100 characters (no misspelling, and difflib's cost grows with it)."""
+    if not isinstance(name, str) or not name or len(name) > _MAX_SUGGESTED_LEN:
+        return []
+    return list(_closest(name, _forms(tuple(known)), n))
+
+
+@lru_cache(maxsize=64)
+def _forms(known: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Each known name with the forms it is compared in (the catalog's, once)."""
+    return tuple(
+        (k, tuple(dict.fromkeys((_name_key(k), _name_key(k.split("-", 1)[0])))))
+        for k in dict.fromkeys(known)
+    )
+
+
+@lru_cache(maxsize=1024)
+def _closest(name: str, forms: tuple[tuple[str, tuple[str, ...]], ...], n: int) -> tuple[str, ...]:
+    """:func:`close_names` (a list of 10,000 checks naming one wrong chip: compared once)."""
+    matcher, scored = difflib.SequenceMatcher(b=_name_key(name), autojunk=False), []
+    for k, keys in forms:
+        best = 0.0
+        for form in keys:
+            matcher.set_seq1(form)
+            if matcher.real_quick_ratio() >= 0.6 and matcher.quick_ratio() >= 0.6:
+                best = max(best, matcher.ratio())
+        if best >= 0.6 and k != name:
+            scored.append((-best, k))
+    return tuple(k for _, k in sorted(scored)[:n])
+
+
+#: Cyrillic and Greek letters drawn as Latin ones
+_LATIN_ALIKE = str.maketrans(
+    "\u0430\u0432\u0435\u043a\u043c\u043d\u043e\u0440\u0441\u0442\u0445\u0443\u0456"
+    "\u03b1\u03b2\u03b5\u03b7\u03b9\u03ba\u03bc\u03bd\u03bf\u03c1\u03c4\u03c7\u03c5",
+    "abekmhopctxyiabehikmvoptxy",
+)
+#: and, in a name, letters read as digits (H1OO)
+_DIGIT_ALIKE = str.maketrans("oil", "011")
+
+
+def latin_alike(text: str) -> str:
+    """``text`` after NFKC, case-folded, with its Cyrillic and Greek look-alikes of Latin
+    letters as those (a Cyrillic ES is a Latin c) and no unprintable character (a bidi
+    override, a NUL, an ESC)."""
+    folded = unicodedata.normalize("NFKC", text).casefold().translate(_LATIN_ALIKE)
+    return "".join(c for c in folded if c.isprintable() and not c.isspace())
+
+
+def _name_key(name: str) -> str:
+    return latin_alike(name).translate(_DIGIT_ALIKE)
+
+
+#: pydantic's error type for an unknown name of a closed set (a chip), raised by
+#: :func:`unknown_name` with the closest known names in its context
+UNKNOWN_NAME = "unknown_name"
+
+
+def unknown_name(message: str, suggestions: list[str]) -> Exception:
+    """A validator's error for an unknown name: ``message`` (with its "did you mean"), the
+    suggested names kept as data for :attr:`InputError.suggestions` (``loading.validate_as``;
+    problem+json ``suggestions``)."""
+    from pydantic_core import PydanticCustomError
+
+    return PydanticCustomError(
+        UNKNOWN_NAME, "{message}", {"message": message, "suggestions": suggestions}
+    )
+
+
+def unknown_names(what: str, names: Iterable[str], known: list[str], **kw: Any) -> InputError:
+    """``unknown pack(s): 'us-bsi' (did you mean 'us-bis'?)``: an error naming each unknown
+    name (shortened) with the known names closest to it, all of them its suggestions."""
+    said, close = [], []
+    for name in names:
+        near = close_names(name, known)
+        said.append(f"{name[:60]!r}{did_you_mean(near)}")
+        close += [x for x in near if x not in close]
+    return InputError(f"unknown {what}: {', '.join(said)}", suggestions=close, **kw)
+
+
+def did_you_mean(names: list[str]) -> str:
+    """`` (did you mean 'A' or 'B'?)`` for suggested names, or nothing."""
+    if not names:
+        return ""
+    quoted = [repr(x) for x in names]
+    said = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+    return f" (did you mean {said}?)"
 
 
 def join_path(prefix: str, inner: str | None) -> str:
@@ -133,6 +234,7 @@ class InputError(StraitsError):
         expected: str | None = None,
         line: int | None = None,
         problems: list[tuple[str | None, str]] | None = None,
+        suggestions: list[str] | None = None,
     ) -> None:
         self.source = source
         self.path = path
@@ -146,6 +248,9 @@ class InputError(StraitsError):
         """Every problem found, each (field path, what was wrong), the first MAX_PROBLEMS of
         them: the message names the first and counts the rest; the API lists them all
         (problem+json ``errors``)."""
+        self.suggestions: list[str] = list(suggestions or [])
+        """For an unknown name (a chip, a pack, a scenario's id): the known names closest to
+        it, best first (:func:`close_names`; problem+json ``suggestions``)."""
         self.every: list[InputError] = []
         """Where validation found several problems: one error each (the first MAX_PROBLEMS),
         with its field path, line and ``expected``, for a command that lists them all
@@ -202,7 +307,7 @@ class RequestError(InputError):
 
 
 class UnknownChipError(InputError):
-    """A chip id is not in the catalog."""
+    """A chip id is not in the catalog; :attr:`suggestions` are the closest ids it has."""
 
 
 class EstimateError(InputError):

@@ -26,6 +26,7 @@ from straits import safe_yaml
 from straits.controls import shorten
 from straits.errors import (
     MAX_PROBLEMS,
+    UNKNOWN_NAME,
     InputError,
     InputTooLarge,
     ScenarioError,
@@ -77,6 +78,7 @@ class _Problem(NamedTuple):
     loc: tuple[int | str, ...]
     msg: str
     expected: str | None
+    suggestions: list[str] = []  # noqa: RUF012 (an unknown name's closest known ones; never mutated)
 
 
 def _problems(
@@ -104,15 +106,17 @@ def _problems(
             msg = "required field is missing"
         elif kind == "extra_forbidden":
             msg = f"unknown field (check the spelling against {reference})"
-        elif kind not in ("value_error", "assertion_error") and "input" in err:
+        elif kind not in ("value_error", "assertion_error", UNKNOWN_NAME) and "input" in err:
             msg = f"{msg}, got {_short(err['input'])}"
         loc = tuple(err["loc"])
-        expected = None
+        expected, close = None, []
         if n < MAX_PROBLEMS:  # as many as are shown: 150,000 unknown keys doubled the time
             expected = validation_expected(dict(err))
             if kind == "extra_forbidden" and model is not None:
                 expected = fields_expected(model, loc)
-        problems.append(_Problem(loc, msg, expected))
+            if kind == UNKNOWN_NAME:
+                close = [str(x) for x in (err.get("ctx") or {}).get("suggestions") or ()]
+        problems.append(_Problem(loc, msg, expected, close))
     return problems
 
 
@@ -145,6 +149,7 @@ def validate_as(
                 path=field_path(p.loc),
                 expected=p.expected,
                 line=line_of(p.loc),
+                suggestions=p.suggestions,
             )
             for p in problems[: MAX_PROBLEMS if len(problems) > 1 else 0]
         ]
@@ -156,6 +161,7 @@ def validate_as(
             expected=first.expected,
             line=every[0].line if every else line_of(first.loc),
             problems=[(field_path(p.loc), p.msg) for p in problems[:MAX_PROBLEMS]],
+            suggestions=first.suggestions,
         ).listing(every, len(problems)) from None
     except InputError as exc:
         raise sourced(exc, source=source, text=text) from None
@@ -178,6 +184,7 @@ def sourced(exc: InputError, *, source: str, text: str | None) -> InputError:
         expected=exc.expected,
         line=line,
         problems=exc.problems,
+        suggestions=exc.suggestions,
     )
 
 

@@ -49,6 +49,7 @@ def scenario_listing(data: dict[str, Any], text: str, source: str) -> Scenario:
     every: list[InputError] = [
         ScenarioError(
             p.msg, source=source, path=field_path(p.loc), expected=p.expected, line=line(p.loc),
+            suggestions=p.suggestions,
         )
         for p in found[:MAX_PROBLEMS]
     ]  # fmt: skip
@@ -56,6 +57,7 @@ def scenario_listing(data: dict[str, Any], text: str, source: str) -> Scenario:
     err = ScenarioProblems(
         first.detail + more_problems(n), source=source, path=first.path, expected=first.expected,
         line=first.line, problems=[(e.path, e.detail) for e in every],
+        suggestions=first.suggestions,
     )  # fmt: skip
     # one problem too: `validate` tells it apart from a validator's own error by its class
     err.every, err.total = every, n
@@ -97,11 +99,12 @@ def items_listing(
             every.append(
                 error(
                     e.detail, source=source, path=path, expected=e.expected,
-                    line=line_of(field_loc(path)),
+                    line=line_of(field_loc(path)), suggestions=e.suggestions,
                 )
             )  # fmt: skip
     total, first = sum(exc.total for _, exc in bad), every[0]
     return error(
         first.detail + more_problems(total), source=source, path=first.path,
         expected=first.expected, line=first.line, problems=[(e.path, e.detail) for e in every],
+        suggestions=first.suggestions,
     ).listing(every, total)  # fmt: skip

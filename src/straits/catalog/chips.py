@@ -13,7 +13,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from straits.errors import CatalogError, UnknownChipError
+from straits.controls import shorten
+from straits.errors import CatalogError, UnknownChipError, close_names, did_you_mean
 
 Confidence = Literal["V", "V2", "D", "M"]
 
@@ -224,8 +225,11 @@ class Catalog:
         try:
             return self._chips[chip_id.lower()]
         except KeyError:
+            close = close_names(chip_id, self.ids)  # `H1OO`: did you mean 'H100-SXM'? (cli65)
             raise UnknownChipError(
-                f"unknown chip {chip_id!r}", expected="one of " + ", ".join(self.ids)
+                f"unknown chip {shorten(str(chip_id))!r}{did_you_mean(close)}",
+                expected="one of " + ", ".join(self.ids),
+                suggestions=close,
             ) from None
 
     def canonical(self, chip_id: str) -> str:

@@ -15,3 +15,37 @@ def is_country(code: str) -> bool:
 def country_name(code: str) -> str:
     c = pycountry.countries.get(alpha_2=code)
     return str(c.name) if c is not None else code
+
+
+def close_codes(text: str) -> list[str]:
+    """The alpha-2 code ``text`` (not one) may have meant: an alpha-3 code's (``SGP``: SG), a
+    country's name's, in any case (``singapore``, ``Korea, Republic of``), or the EU's UK and
+    EL (GB and GR), a code written in look-alike letters (a Cyrillic ES and a Latin G: CG).
+    Looked up, not searched: a list of 10,000 requests each with another bad country would
+    compare each to 750 names (2 ms each)."""
+    from straits.errors import latin_alike
+
+    if len(text) > 100:
+        return []
+    key = latin_alike(text)
+    found = _EU_CODES.get(key.upper()) or _names().get(key)
+    if found is None and len(key) == 2 and key.isascii() and is_country(key.upper()):
+        found = key.upper()
+    return [found] if found else []
+
+
+#: the two codes the EU writes otherwise than ISO 3166-1
+_EU_CODES = {"UK": "GB", "EL": "GR"}
+
+
+@cache
+def _names() -> dict[str, str]:
+    """Every country's alpha-3 code and names (common, official, short), case-folded, to its
+    alpha-2 code."""
+    out: dict[str, str] = {}
+    for c in pycountry.countries:
+        for attr in ("alpha_3", "name", "common_name", "official_name"):
+            name = getattr(c, attr, None)
+            if name:
+                out.setdefault(str(name).casefold(), str(c.alpha_2))
+    return out

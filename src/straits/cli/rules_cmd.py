@@ -97,7 +97,13 @@ def list_rules(
             selected = [rule_json(r) for r in select_rules(_rules(rules), day, regime, pack)]
     except StraitsError as exc:
         if isinstance(exc, InputError) and exc.path == "pack":  # the API's name: here, --pack
-            exc = type(exc)(exc.detail, source=exc.source, path="--pack", expected=exc.expected)
+            exc = type(exc)(
+                exc.detail,
+                source=exc.source,
+                path="--pack",
+                expected=exc.expected,
+                suggestions=exc.suggestions,
+            )
         fail(exc)
         return
     if fmt != "table":

@@ -22,7 +22,8 @@ from pydantic import (
     model_validator,
 )
 
-from straits.errors import ScenarioError
+from straits.controls import shorten
+from straits.errors import ScenarioError, close_names, did_you_mean
 from straits.model.people import personal_counts
 from straits.model.targets import PoolTargets, SiteTargets, one_place_each
 from straits.model.types import (
@@ -475,4 +476,10 @@ def _unique(path: str, ids: list[str], what: str = "id") -> None:
 
 def _ref(path: str, value: str, kind: str, known: set[str]) -> ScenarioError:
     listing = ", ".join(sorted(known)) if known else "none defined"
-    return ScenarioError(f"unknown {kind} {value!r}", path=path, expected=f"a {kind} id: {listing}")
+    close = close_names(value, sorted(known))  # `sg-01` for `sg-1`: did you mean? (cli65)
+    return ScenarioError(
+        f"unknown {kind} {shorten(value)!r}{did_you_mean(close)}",
+        path=path,
+        expected=f"a {kind} id: {listing}",
+        suggestions=close,
+    )

@@ -27,9 +27,10 @@ from pydantic import (
 )
 
 from straits.catalog import catalog, is_country
+from straits.catalog.countries import close_codes
 from straits.controls import ANY_CONTROL as ANY_CONTROL
 from straits.controls import TERMINAL_CONTROL as TERMINAL_CONTROL
-from straits.errors import UnknownChipError
+from straits.errors import UnknownChipError, did_you_mean, unknown_name
 from straits.limits import MAX_DATE, MIN_DATE
 
 Id = Annotated[
@@ -50,15 +51,18 @@ def _country(code: str) -> str:
     # upper-cased are ID (brk32)
     if len(code) != 2 or not code.isascii() or not is_country(upper):
         shown = repr(code) if len(code) <= 24 else f"{code[:24]!r}... ({len(code):,} characters)"
-        raise ValueError(f"{shown} is not an ISO 3166-1 alpha-2 country code (e.g. CN, SG, MY)")
+        message = f"{shown} is not an ISO 3166-1 alpha-2 country code (e.g. CN, SG, MY)"
+        close = close_codes(code)  # `SGP`, `Singapore`: did you mean 'SG'? (cli65)
+        raise unknown_name(message + did_you_mean(close), close)
     return upper
 
 
 def _chip(chip_id: str) -> str:
     try:
         return catalog().canonical(chip_id)
-    except UnknownChipError as exc:
-        raise ValueError(exc.detail + "; known chips: " + ", ".join(catalog().ids)) from None
+    except UnknownChipError as exc:  # its suggestions kept as data (problem+json, cli65)
+        message = exc.detail + "; known chips: " + ", ".join(catalog().ids)
+        raise unknown_name(message, exc.suggestions) from None
 
 
 Country = Annotated[

@@ -38,7 +38,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from straits.errors import InputError, PackError
+from straits.errors import InputError, PackError, unknown_names
 from straits.jsonout import json_types
 from straits.loading import validate_as
 from straits.model.request import CheckRequest
@@ -266,10 +266,10 @@ def run_cases(rules: RuleSet, packs: list[str] | None = None) -> list[CaseResult
     """Run the case tables of ``packs`` (default: every loaded pack)."""
     selected = [p for p in rules.packs if not packs or p.name in packs]
     unknown = set(packs or ()) - {p.name for p in rules.packs}
-    if unknown:
-        raise InputError(
-            f"unknown pack(s): {', '.join(repr(u) for u in sorted(unknown))}",
-            expected="one of " + ", ".join(p.name for p in rules.packs),
+    if unknown:  # each with the known names closest to it (cli65)
+        known = [p.name for p in rules.packs]
+        raise unknown_names(
+            "pack(s)", sorted(unknown), known, expected="one of " + ", ".join(known)
         )
     cases = [c for p in selected for c in load_cases(p)]
     decisions = rules.check_many([c.request for c in cases], use_cache=False)

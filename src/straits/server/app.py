@@ -62,6 +62,7 @@ from straits.server.problems import (
     StrictJSONResponse,
     as_query_error,
     problem,
+    problem_items,
     refusal,
 )
 from straits.server.report_routes import router as report_router
@@ -342,8 +343,14 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(InputError)
     async def _input(request: Request, exc: InputError) -> JSONResponse:
         exc = as_query_error(exc)
-        errors = [{"path": path, "detail": detail} for path, detail in exc.problems]
-        return input_problem(400, request, exc, line=exc.line, errors=errors)
+        return input_problem(
+            400,
+            request,
+            exc,
+            line=exc.line,
+            errors=problem_items(exc),
+            suggestions=exc.suggestions,
+        )
 
     @app.exception_handler(AuthError)
     async def _auth(request: Request, exc: AuthError) -> JSONResponse:

@@ -12,6 +12,8 @@ path), and these extensions:
 * ``errors``: every problem found, each ``{"path", "detail"}``, at most
   ``errors.MAX_PROBLEMS`` (validation finds several at once: ``detail`` names the first and
   counts the others, ``errors`` lists them);
+* ``suggestions``: for an unknown name (a chip not in the catalog), the known names closest to
+  it, best first, else empty (an item of ``errors`` about an unknown name has its own);
 * ``error``: the whole one-line message, exactly as the CLI prints it (kept from the first
   version of the API, whose errors were ``{"error": ...}``);
 * ``incident``: for a 500, the id under which the server logged the details.
@@ -54,6 +56,9 @@ KINDS: dict[int, tuple[str, str]] = {
 class ProblemItem(BaseModel):
     path: str | None = Field(description="Field path, or null.")
     detail: str
+    suggestions: list[str] | None = Field(
+        None, description="An unknown name's closest known names (present only then)."
+    )
 
 
 class Problem(BaseModel):
@@ -72,6 +77,10 @@ class Problem(BaseModel):
     expected: str | None = Field(None, description="What would have been accepted.")
     line: int | None = Field(None, description="The line of the body, when known.")
     errors: list[ProblemItem] = Field(default_factory=list)
+    suggestions: list[str] = Field(
+        default_factory=list,
+        description="An unknown name's closest known names (a chip), best first; else empty.",
+    )
     error: str = Field(description="The one-line message, as the CLI prints it.")
     incident: str | None = Field(None, description="500 only: the id in the server's log.")
 
@@ -108,6 +117,18 @@ def problem_body(
         "error": error or detail,
         **extra,
     }
+
+
+def problem_items(exc: InputError) -> list[dict[str, Any]]:
+    """``errors``: each problem ``{"path", "detail"}``, with ``suggestions`` where it names an
+    unknown name that has close known ones (from :attr:`InputError.every`, when it lists the
+    same problems, else the first's)."""
+    items: list[dict[str, Any]] = [{"path": p, "detail": d} for p, d in exc.problems]
+    every = exc.every if [(e.path, e.detail) for e in exc.every] == exc.problems else [exc]
+    for item, e in zip(items, every, strict=False):
+        if e.suggestions:
+            item["suggestions"] = e.suggestions
+    return items
 
 
 def problem(
