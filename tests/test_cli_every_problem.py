@@ -339,3 +339,22 @@ def test_a_plan_of_an_unknown_site_suggests_the_closest(
     assert p["path"] == "datasets[0].located_at"
     assert p["suggestions"][0] == site
     assert p["errors"][0]["suggestions"][0] == site
+
+
+def test_an_unknown_name_holding_braces_is_shown_as_written() -> None:
+    """pydantic fills in its context's keys one after another: a chip named `{suggestions}`
+    was shown as the list of suggestions, `[]`."""
+    from straits.api import parse_check_document
+
+    for name in ("{suggestions}", "{message}"):
+        with pytest.raises(InputError) as raised:
+            parse_check_document({**REQUEST, "chip": name}, "r")
+        assert repr(name) in raised.value.detail
+
+
+def test_10000_unknown_packs_are_named_10(rules: Any) -> None:
+    from straits.api import select_rules
+
+    with pytest.raises(InputError) as raised:
+        select_rules(rules, None, "enacted", [f"p{i}" * 50 for i in range(10_000)])
+    assert len(str(raised.value)) < 2_000

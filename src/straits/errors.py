@@ -90,20 +90,24 @@ def unknown_name(message: str, suggestions: list[str]) -> Exception:
     problem+json ``suggestions``)."""
     from pydantic_core import PydanticCustomError
 
+    # the message is put in last: pydantic fills in the context's keys one after another, and
+    # a name holding `{suggestions}` was shown as the list (cli65)
     return PydanticCustomError(
-        UNKNOWN_NAME, "{message}", {"message": message, "suggestions": suggestions}
+        UNKNOWN_NAME, "{message}", {"suggestions": suggestions, "message": message}
     )
 
 
 def unknown_names(what: str, names: Iterable[str], known: list[str], **kw: Any) -> InputError:
     """``unknown pack(s): 'us-bsi' (did you mean 'us-bis'?)``: an error naming each unknown
-    name (shortened) with the known names closest to it, all of them its suggestions."""
-    said, close = [], []
-    for name in names:
+    name (shortened; the first 10, counting the rest) with the known names closest to it,
+    all of them its suggestions."""
+    said, close, names = [], [], list(names)
+    for name in names[:10]:  # 10,000 `?pack=` named each (a 600 KB message), compared each
         near = close_names(name, known)
         said.append(f"{name[:60]!r}{did_you_mean(near)}")
         close += [x for x in near if x not in close]
-    return InputError(f"unknown {what}: {', '.join(said)}", suggestions=close, **kw)
+    more = f" and {len(names) - 10:,} more" if len(names) > 10 else ""
+    return InputError(f"unknown {what}: {', '.join(said)}{more}", suggestions=close, **kw)
 
 
 def did_you_mean(names: list[str]) -> str:
