@@ -358,3 +358,13 @@ def test_10000_unknown_packs_are_named_10(rules: Any) -> None:
     with pytest.raises(InputError) as raised:
         select_rules(rules, None, "enacted", [f"p{i}" * 50 for i in range(10_000)])
     assert len(str(raised.value)) < 2_000
+
+
+def test_the_total_names_a_file_of_markup_as_written(tmp_path: Path) -> None:
+    """`SOURCE: N problems` was Rich markup: a file named `[red]x.json` was said as `x.json`
+    (`scenario validate` said it so too, user64)."""
+    f = tmp_path / "[red]x.json"
+    f.write_text(json.dumps([{**REQUEST, "action": "fly", "chip": "nope"}] * 60, indent=1))
+    code, errors, lines = _errors(["check", str(f)])
+    assert code == 2 and len(errors) == 100
+    assert lines[-1].startswith(f"{f}: 120 "), lines[-1]

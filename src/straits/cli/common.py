@@ -455,7 +455,7 @@ def fail_every(exc: StraitsError) -> None:
         print_error(problem)
     if exc.total > MAX_PROBLEMS:
         where = shorten_words(f"{exc.source or 'input'}: {exc.total:,} problems")
-        note(f"{where}; the first {MAX_PROBLEMS} are listed")
+        note(f"{visible(where)}; the first {MAX_PROBLEMS} are listed")  # `[red]x.json` too
     raise typer.Exit(exc.exit_code)
 
 
