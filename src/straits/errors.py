@@ -263,6 +263,19 @@ class InputError(StraitsError):
         """How many problems were found (past MAX_PROBLEMS, more than are listed)."""
         super().__init__(self._render())
 
+    def replaced(self, **changes: Any) -> InputError:
+        """This error, of its class, with ``changes`` to its ``source``, ``path``,
+        ``expected``, ``line``, ``problems`` or ``suggestions`` (the others kept)."""
+        fields: dict[str, Any] = {
+            "source": self.source,
+            "path": self.path,
+            "expected": self.expected,
+            "line": self.line,
+            "problems": self.problems,
+            "suggestions": self.suggestions,
+        }
+        return type(self)(self.detail, **{**fields, **changes})
+
     def listing(self, every: list[InputError], total: int) -> InputError:
         """This error with :attr:`every` and :attr:`total` set (``every`` when it holds two
         or more problems)."""

@@ -97,13 +97,7 @@ def list_rules(
             selected = [rule_json(r) for r in select_rules(_rules(rules), day, regime, pack)]
     except StraitsError as exc:
         if isinstance(exc, InputError) and exc.path == "pack":  # the API's name: here, --pack
-            exc = type(exc)(
-                exc.detail,
-                source=exc.source,
-                path="--pack",
-                expected=exc.expected,
-                suggestions=exc.suggestions,
-            )
+            exc = exc.replaced(path="--pack", problems=None)
         fail(exc)
         return
     if fmt != "table":
