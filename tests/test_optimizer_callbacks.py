@@ -1,6 +1,9 @@
 """CP-SAT's callbacks run inside the C++ solver: an exception raised there used to abort the
 whole process (SIGABRT, exit 134). Each case runs in a subprocess, so an abort fails the test
-instead of killing the test run."""
+instead of killing the test run. The time limit is 10 s, not 3: the limit bounds the whole
+command (issue 18), and on a machine loaded past two runnable processes a core, 3 s left the
+greedy plan short of a stage (status infeasible: seen once in a suite run beside four other
+jobs)."""
 
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ def on_progress(state):
         return True
 sc = load_scenario(sys.argv[3])
 try:
-    plan = make_plan(sc, on_progress=on_progress, time_limit=3)
+    plan = make_plan(sc, on_progress=on_progress, time_limit=10)
 except ZeroDivisionError:
     print("raised", calls[0])
 else:
