@@ -1,5 +1,5 @@
 """Hostile names against what `straits export` writes and prints, beyond the scenario checks
-(tests/hostile_corpus.py refuses the names themselves: ``targets:*`` and ``empty-path:*``).
+(tests/hostile_corpus_cli.py refuses the names themselves: ``targets:*`` and ``empty-path:*``).
 
 Defence in depth: a scheduler name that got past the model (an older stored plan, a caller of
 the Python API that builds a site with ``model_construct``) still never runs as shell code in a

@@ -1,10 +1,10 @@
-"""The hostile-input corpus (tests/hostile_corpus.py, 300+ cases: scenario files, check and
-estimate requests, CLI flags) through the real CLI: each ends with its exit status (2 for bad
-input) and an error that names what was wrong, never a traceback, a hang (60 s per case, at
-most) or a runaway process (the harness runs under a 6 GiB address-space limit); the
-harness's peak memory stays under 1 GiB. Plus the cases only a real process can show
-(/dev/zero on stdin and as a file, a file over the size cap), and hypothesis-made hostile
-documents through the parsers."""
+"""The hostile-input corpus (tests/hostile_corpus.py and tests/hostile_corpus_cli.py, 300+
+cases: scenario files, check and estimate requests, CLI flags) through the real CLI: each ends
+with its exit status (2 for bad input) and an error that names what was wrong, never a
+traceback, a hang (60 s per case, at most) or a runaway process (the harness runs under a
+6 GiB address-space limit); the harness's peak memory stays under 1 GiB. Plus the cases only a
+real process can show (/dev/zero on stdin and as a file, a file over the size cap), and
+hypothesis-made hostile documents through the parsers."""
 
 from __future__ import annotations
 

@@ -3,8 +3,8 @@ than CPUs (each a process of about 100 MB) run as many as there are CPUs; SIGTER
 stops the workers; two sweeps in one --out; parts of another design; --out that is no
 directory; market files with share groups adding up to 0, overflowing logits, misspelt
 authorizations, errors that name their line; NaN never written by -o; flags out of range;
-impact --date outside the calendar. More market files are in tests/hostile_corpus.py
-(``market:*``)."""
+impact --date outside the calendar. More market files are in
+tests/hostile_corpus_cli.py (``market:*``)."""
 
 from __future__ import annotations
 

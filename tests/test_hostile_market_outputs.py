@@ -1,7 +1,7 @@
 """A hostile or careless user of the market view's and the plan report's outputs (hostile pass
 atk18): an output path that is the input file, --set values shown under the file's sources,
 sweep designs too big to hold in memory, --fresh in a directory that is not a sweep's. More
-market cases are in tests/test_hostile_market.py and tests/hostile_corpus.py."""
+market cases are in tests/test_hostile_market.py and tests/hostile_corpus_cli.py."""
 
 from __future__ import annotations
 
