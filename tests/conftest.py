@@ -293,6 +293,7 @@ SLURM_MODULES = frozenset(
         "test_export_slurm_max_jobs",
         "test_export_slurm_signals",
         "test_export_stage_env",
+        "test_export_stage_runs",
         "test_hostile_export_plans",
         "test_hostile_export_scale",
         "test_hostile_exports",
