@@ -44,17 +44,29 @@ def _forms(known: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
 
 @lru_cache(maxsize=1024)
 def _closest(name: str, forms: tuple[tuple[str, tuple[str, ...]], ...], n: int) -> tuple[str, ...]:
-    """:func:`close_names` (a list of 10,000 checks naming one wrong chip: compared once)."""
-    matcher, scored = difflib.SequenceMatcher(b=_name_key(name), autojunk=False), []
+    """:func:`close_names` (a list of 10,000 checks naming one wrong chip: compared once).
+    The name's part before its first ``-`` is compared too: ``H20-SXM`` is ``H20`` suffixed,
+    where its whole is closest to ``H200-SXM``, a chip the rules treat otherwise (rev65c)."""
+    key = _name_key(name)
+    matchers = [(difflib.SequenceMatcher(b=key, autojunk=False), 0)]
+    head = _name_key(name.split("-", 1)[0])
+    if len(head) >= 3 and head != key:  # not a pack's `us`: every us-* pack would be as close
+        matchers.append((difflib.SequenceMatcher(b=head, autojunk=False), 3))
+    scored = []
     for k, keys in forms:
-        best = 0.0
-        for form in keys:
-            matcher.set_seq1(form)
-            if matcher.real_quick_ratio() >= 0.6 and matcher.quick_ratio() >= 0.6:
-                best = max(best, matcher.ratio())
-        if best >= 0.6 and k != name:
-            scored.append((-best, k))
-    return tuple(k for _, k in sorted(scored)[:n])
+        best = [0.0, 0.0]  # the best of all forms, then the whole name's (a tie's order)
+        for matcher, shortest in matchers:
+            for form in keys:
+                if len(form) < shortest:
+                    continue
+                matcher.set_seq1(form)
+                if matcher.real_quick_ratio() >= 0.6 and matcher.quick_ratio() >= 0.6:
+                    ratio = matcher.ratio()
+                    best[0] = max(best[0], ratio)
+                    best[1] = max(best[1], ratio if shortest == 0 else 0.0)
+        if best[0] >= 0.6 and k != name:
+            scored.append((-best[0], -best[1], k))
+    return tuple(k for *_, k in sorted(scored)[:n])
 
 
 #: Cyrillic and Greek letters drawn as Latin ones

@@ -1,0 +1,53 @@
+"""rev65c: cli65's "did you mean" and every-problem listing, attacked.
+
+A catalog name without a suffix (``H20``, ``B200``) was not suggested for itself written with
+one (``H20-SXM``, ``B200-SXM``): only the known names' part before the first ``-`` was
+compared, never the given name's, so the whole name's closest was another chip the rules
+treat otherwise (``H200-SXM`` for ``H20-SXM``, ``H200-SXM`` for ``B200-SXM``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+REQUEST: dict[str, Any] = {
+    "date": "2025-06-01",
+    "action": "finetune",
+    "tenant": {"hq": "CN", "authorizations": []},
+    "site": {"country": "SG", "operator_hq": "SG"},
+    "chip": "H100-SXM",
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "first"),
+    [
+        ("H20-SXM", "H20"),  # the China-market H20, not the export-controlled H200
+        ("H20-PCIe", "H20"),
+        ("h20-96gb", "H20"),
+        ("B200-SXM", "B200"),  # Blackwell, not the Hopper H200
+        ("MI300X-OAM", "MI300X"),
+        ("H100-PCIe", "H100-SXM"),
+        ("H200-NVL", "H200-SXM"),  # not H20: its head is H200-SXM's
+        ("A100-80GB", "A100-SXM-80GB"),  # of two equal heads, the closer whole
+        ("H1OO", "H100-SXM"),
+    ],
+)
+def test_a_suffixed_name_suggests_the_name_it_extends(name: str, first: str) -> None:
+    from straits.catalog import catalog
+    from straits.errors import UnknownChipError
+
+    with pytest.raises(UnknownChipError) as raised:
+        catalog().get(name)
+    assert raised.value.suggestions[0] == first
+
+
+def test_the_api_suggests_h20_for_h20_sxm(planner_api: tuple[TestClient, dict[str, str]]) -> None:
+    client, auth = planner_api
+    r = client.post("/v1/check", json={**REQUEST, "chip": "H20-SXM"}, headers=auth)
+    assert r.status_code == 400
+    body = r.json()
+    assert body["suggestions"][0] == "H20"
+    assert body["errors"][0]["suggestions"][0] == "H20"
