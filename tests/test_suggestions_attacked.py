@@ -51,3 +51,55 @@ def test_the_api_suggests_h20_for_h20_sxm(planner_api: tuple[TestClient, dict[st
     body = r.json()
     assert body["suggestions"][0] == "H20"
     assert body["errors"][0]["suggestions"][0] == "H20"
+
+
+# --- suggestions compared for the listed problems alone ----------------------------------------
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names compared with the known ones (each call of errors._closest)."""
+    import straits.errors as errors
+
+    real, seen = errors._closest, []
+
+    def counted(name: str, forms: Any, n: int) -> tuple[str, ...]:
+        seen.append(name)
+        return real(name, forms, n)
+
+    monkeypatch.setattr(errors, "_closest", counted)
+    return seen
+
+
+def test_a_list_of_checks_compares_the_listed_names_alone(
+    monkeypatch: pytest.MonkeyPatch, planner_api: tuple[TestClient, dict[str, str]]
+) -> None:
+    """1,000 requests, each naming another unknown chip: the 100 listed were compared; the
+    other 900 too (the catalog compared 1,000 times, the listing's time 7 times over)."""
+    from straits.errors import MAX_PROBLEMS
+
+    seen = _counting(monkeypatch)
+    body = [{**REQUEST, "chip": f"H{i:04d}-SXM"} for i in range(1000)]
+    client, auth = planner_api
+    r = client.post("/v1/check", json=body, headers=auth)
+    assert r.status_code == 400
+    p = r.json()
+    assert len(p["errors"]) == MAX_PROBLEMS
+    assert all(e.get("suggestions") for e in p["errors"])  # every listed one still has them
+    assert len(seen) <= MAX_PROBLEMS
+
+
+def test_a_scenario_compares_the_listed_names_alone(
+    monkeypatch: pytest.MonkeyPatch, example_path: Any
+) -> None:
+    import yaml
+
+    from straits.errors import MAX_PROBLEMS, InputError
+    from straits.loading import parse_scenario
+
+    doc = yaml.safe_load(example_path.read_text())
+    pool = doc["sites"][0]["pools"][0]
+    doc["sites"][0]["pools"] = [{**pool, "chip": f"H{i:04d}-SXM"} for i in range(1000)]
+    seen = _counting(monkeypatch)
+    with pytest.raises(InputError) as raised:
+        parse_scenario(doc, source="s")
+    assert raised.value.suggestions  # the first problem's
+    assert raised.value.total == 1000
+    assert len(seen) <= MAX_PROBLEMS

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from straits import api_args as args
-from straits.errors import InputError, RequestError, unknown_names
+from straits.errors import InputError, RequestError, suggesting, unknown_names
 from straits.limits import MAX_CHECK_REQUESTS
 
 if TYPE_CHECKING:  # imported where used: the CLI's start-up must not pay for them
@@ -48,13 +48,14 @@ def parse_check_document(
                 expected=f"at most {MAX_CHECK_REQUESTS:,}: split the list",
             )
         out, bad = [], []  # every bad request's problems, not only the first's (cli65)
-        for i, item in enumerate(data):
-            try:
-                if not isinstance(item, dict):
-                    raise RequestError("each request must be a JSON object", path=f"[{i}]")
-                out.append(validate_as(CheckRequest, item, source=label, error=RequestError))
-            except InputError as exc:
-                bad.append((i, exc))
+        with suggesting():  # the listed problems' names alone, of every request (rev65c)
+            for i, item in enumerate(data):
+                try:
+                    if not isinstance(item, dict):
+                        raise RequestError("each request must be a JSON object", path=f"[{i}]")
+                    out.append(validate_as(CheckRequest, item, source=label, error=RequestError))
+                except InputError as exc:
+                    bad.append((i, exc))
         if bad:
             raise items_listing(bad, label, text, RequestError)
         return out, True

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from straits import safe_yaml
-from straits.errors import MAX_PROBLEMS, InputError, ScenarioError, join_path
+from straits.errors import MAX_PROBLEMS, InputError, ScenarioError, join_path, suggesting
 from straits.limits import MAX_DEPTH
 from straits.loading import (
     _problems,
@@ -37,7 +37,8 @@ def scenario_listing(data: dict[str, Any], text: str, source: str) -> Scenario:
     """``data``, parsed from ``text``, as a scenario, or :class:`ScenarioProblems`, their
     lines found in one composition of ``text``."""
     try:
-        return Scenario.model_validate(data)
+        with suggesting():  # the listed problems' names alone compared (rev65c)
+            return Scenario.model_validate(data)
     except ValidationError as exc:
         found = _problems(exc, model=Scenario)
     except InputError as exc:  # a validator's own error: as parse_scenario says it, without

@@ -20,6 +20,7 @@ from straits.errors import (
     MAX_PROBLEMS,
     UNKNOWN_NAME,
     InputError,
+    suggesting,
     validation_expected,
 )
 from straits.limits import MAX_DEPTH
@@ -125,7 +126,8 @@ def validate_as(
     to ``reference``, else the model's ``REFERENCE`` (a check, estimate or impact body's own
     page), else the scenario reference."""
     try:
-        return model.model_validate(data, context=context)
+        with suggesting():  # the listed problems' names alone compared (rev65c)
+            return model.model_validate(data, context=context)
     except ValidationError as exc:
         ref = reference or str(getattr(model, "REFERENCE", "the scenario reference"))
         problems = _problems(exc, ref, model)
