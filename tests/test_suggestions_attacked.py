@@ -103,3 +103,31 @@ def test_a_scenario_compares_the_listed_names_alone(
     assert raised.value.suggestions  # the first problem's
     assert raised.value.total == 1000
     assert len(seen) <= MAX_PROBLEMS
+
+
+# --- a scenario's own ids are not kept ---------------------------------------------------------
+def test_a_large_set_of_known_names_is_not_kept() -> None:
+    """close_names cached each known set's forms (64 sets) and each comparison (1,024, each
+    holding its set): a server answering scenarios of 10,000 sites, each with an unknown
+    reference, kept every one of them (200 such scenarios: 756 MB, never freed)."""
+    import sys
+
+    from straits.errors import close_names
+
+    site = "".join(["sg-", "jurong-", "unique-0042"])  # a string of its own, not interned
+    before = sys.getrefcount(site)
+    known = [site] + [f"site-{j:05d}" for j in range(2000)]
+    assert close_names("sg-jurong-unique-004", known) == [site]
+    del known
+    assert sys.getrefcount(site) == before
+
+
+def test_the_catalog_is_still_compared_once() -> None:
+    """A small known set (the catalog) keeps its cache: a repeated name is compared once."""
+    from straits.catalog import catalog
+    from straits.errors import _closest, close_names
+
+    _closest.cache_clear()
+    for _ in range(50):
+        close_names("H1OO", catalog().ids)
+    assert _closest.cache_info().misses == 1

@@ -37,7 +37,15 @@ def close_names(name: object, known: Iterable[str], n: int = 3) -> list[str]:
         if left[0] <= 0:
             return []
         left[0] -= 1
-    return list(_closest(name, _forms(tuple(known)), n))
+    names = tuple(known)
+    if len(names) > _MAX_CACHED_KNOWN:  # a scenario's 10,000 site ids: not kept (rev65c)
+        return list(_closest.__wrapped__(name, _forms.__wrapped__(names), n))
+    return list(_closest(name, _forms(names), n))
+
+
+#: the most known names whose forms and comparisons are cached (the catalog's, the packs'): a
+#: server caching each scenario's ids kept 1,024 of them (10,000 sites each: 3.9 GB)
+_MAX_CACHED_KNOWN = 64
 
 
 #: within :func:`suggesting`, how many more names :func:`close_names` compares
