@@ -131,3 +131,30 @@ def test_the_catalog_is_still_compared_once() -> None:
     for _ in range(50):
         close_names("H1OO", catalog().ids)
     assert _closest.cache_info().misses == 1
+
+
+# --- a country's name of two words ------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [
+        ("United States", "US"),
+        ("united kingdom", "GB"),
+        ("Hong Kong", "HK"),
+        ("Korea, Republic of", "KR"),  # the docstring's own example
+        ("Saudi Arabia", "SA"),
+        ("Singapore", "SG"),  # one word: found before too
+    ],
+)
+def test_a_country_named_in_words_suggests_its_code(
+    name: str, code: str, planner_api: tuple[TestClient, dict[str, str]]
+) -> None:
+    """The names were keyed case-folded, looked up case-folded without spaces: a name of two
+    words or more (United States, Hong Kong) never matched."""
+    from straits.catalog.countries import close_codes
+
+    assert close_codes(name) == [code]
+    client, auth = planner_api
+    site = {**REQUEST["site"], "country": name}
+    r = client.post("/v1/check", json={**REQUEST, "site": site}, headers=auth)
+    assert r.status_code == 400
+    assert r.json()["suggestions"] == [code]

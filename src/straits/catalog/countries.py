@@ -40,12 +40,16 @@ _EU_CODES = {"UK": "GB", "EL": "GR"}
 
 @cache
 def _names() -> dict[str, str]:
-    """Every country's alpha-3 code and names (common, official, short), case-folded, to its
+    """Every country's alpha-3 code and names (common, official, short), as :func:`close_codes`
+    looks them up (``latin_alike``: case-folded, without spaces; keyed case-folded alone,
+    ``United States`` and every name of two words or more were never found, rev65c), to its
     alpha-2 code."""
+    from straits.errors import latin_alike
+
     out: dict[str, str] = {}
     for c in pycountry.countries:
         for attr in ("alpha_3", "name", "common_name", "official_name"):
             name = getattr(c, attr, None)
             if name:
-                out.setdefault(str(name).casefold(), str(c.alpha_2))
+                out.setdefault(latin_alike(str(name)), str(c.alpha_2))
     return out
