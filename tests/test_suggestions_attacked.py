@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from straits.errors import InputError
+
 REQUEST: dict[str, Any] = {
     "date": "2025-06-01",
     "action": "finetune",
@@ -158,3 +160,48 @@ def test_a_country_named_in_words_suggests_its_code(
     r = client.post("/v1/check", json={**REQUEST, "site": site}, headers=auth)
     assert r.status_code == 400
     assert r.json()["suggestions"] == [code]
+
+
+# --- check --server counts the problems past the 100 listed -----------------------------------
+def test_a_server_s_problems_past_100_are_counted(
+    planner_api: tuple[TestClient, dict[str, str]],
+) -> None:
+    """`check FILE` ends with `FILE: 150 problems; the first 100 are listed`; `check --server`
+    listed the 100 of problem+json's `errors` and said nothing of the 50 others (its total was
+    the count of `errors`): problem+json now says `total`."""
+    import httpx
+
+    from straits.client_io import error_for
+    from straits.errors import MAX_PROBLEMS
+
+    client, auth = planner_api
+    body = [{**REQUEST, "chip": f"Q{i:04d}X"} for i in range(150)]
+    r = client.post("/v1/check", json=body, headers=auth)
+    assert r.status_code == 400
+    assert r.json()["total"] == 150
+    assert len(r.json()["errors"]) == MAX_PROBLEMS
+    one = client.post("/v1/check", json={**REQUEST, "chip": "Q"}, headers=auth).json()
+    assert one["total"] == 1
+    answered = httpx.Response(
+        400, json=r.json(), request=httpx.Request("POST", "http://s/v1/check")
+    )
+    exc = error_for(answered, "http://s")
+    assert isinstance(exc, InputError)
+    assert (len(exc.every), exc.total) == (MAX_PROBLEMS, 150)
+
+
+@pytest.mark.parametrize("total", [None, "150", True, 3, -1])
+def test_a_server_s_odd_total_is_the_count_of_its_errors(total: object) -> None:
+    import httpx
+
+    from straits.client_io import error_for
+
+    errors = [{"path": f"[{i}].chip", "detail": "unknown chip"} for i in range(5)]
+    answered = httpx.Response(
+        400,
+        json={"detail": "unknown chip", "errors": errors, "total": total},
+        request=httpx.Request("POST", "http://s/v1/check"),
+    )
+    exc = error_for(answered, "http://s")
+    assert isinstance(exc, InputError)
+    assert exc.total == 5

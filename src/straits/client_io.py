@@ -229,6 +229,9 @@ def error_for(r: httpx.Response, base_url: str) -> Exception:
     if r.status_code in (400, 409, 413, 422):
         listed = _listed_problems(body.get("errors"))
         every = [InputError(d, source=base_url, path=p) for p, d in listed or ()]
+        total = body.get("total")  # the problems past the 100 listed, counted (rev65c)
+        if isinstance(total, bool) or not isinstance(total, int) or total < len(every):
+            total = len(every)
         return InputError(
             message or f"HTTP {r.status_code} with no problem details",
             source=base_url,
@@ -236,7 +239,7 @@ def error_for(r: httpx.Response, base_url: str) -> Exception:
             expected=field("expected"),
             problems=listed,
             suggestions=_names(body.get("suggestions")),
-        ).listing(every, len(every))  # `check --server` lists each problem too (cli65)
+        ).listing(every, total)  # `check --server` lists each problem too (cli65)
     incident = f" (incident {field('incident')})" if field("incident") else ""
     return RemoteError(
         f"{base_url}: {r.request.method} {r.request.url.path} failed: HTTP "

@@ -350,6 +350,7 @@ def _errors(app: FastAPI) -> None:
             line=exc.line,
             errors=problem_items(exc),
             suggestions=exc.suggestions,
+            total=exc.total,  # past the 100 listed: `check --server` counts them (rev65c)
         )
 
     @app.exception_handler(AuthError)

@@ -14,6 +14,8 @@ path), and these extensions:
   counts the others, ``errors`` lists them);
 * ``suggestions``: for an unknown name (a chip not in the catalog), the known names closest to
   it, best first, else empty (an item of ``errors`` about an unknown name has its own);
+* ``total``: for bad input, how many problems were found, ``errors`` listing the first
+  ``errors.MAX_PROBLEMS`` (``check --server`` says how many as ``check`` does, rev65c);
 * ``error``: the whole one-line message, exactly as the CLI prints it (kept from the first
   version of the API, whose errors were ``{"error": ...}``);
 * ``incident``: for a 500, the id under which the server logged the details.
@@ -80,6 +82,10 @@ class Problem(BaseModel):
     suggestions: list[str] = Field(
         default_factory=list,
         description="An unknown name's closest known names (a chip), best first; else empty.",
+    )
+    total: int | None = Field(
+        None,
+        description="Input errors: how many problems were found (`errors` lists the first 100).",
     )
     error: str = Field(description="The one-line message, as the CLI prints it.")
     incident: str | None = Field(None, description="500 only: the id in the server's log.")
