@@ -13,14 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from straits.errors import InputError
-
-REQUEST: dict[str, Any] = {
-    "date": "2025-06-01",
-    "action": "finetune",
-    "tenant": {"hq": "CN", "authorizations": []},
-    "site": {"country": "SG", "operator_hq": "SG"},
-    "chip": "H100-SXM",
-}
+from test_cli_every_problem import REQUEST
 
 
 @pytest.mark.parametrize(
@@ -145,6 +138,9 @@ def test_the_catalog_is_still_compared_once() -> None:
         ("Korea, Republic of", "KR"),  # the docstring's own example
         ("Saudi Arabia", "SA"),
         ("Singapore", "SG"),  # one word: found before too
+        ("Russia", "RU"),  # names pycountry lacks (its own: Russian Federation, Türkiye)
+        ("turkey", "TR"),
+        ("Great Britain", "GB"),
     ],
 )
 def test_a_country_named_in_words_suggests_its_code(

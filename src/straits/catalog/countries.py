@@ -36,6 +36,20 @@ def close_codes(text: str) -> list[str]:
 
 #: the two codes the EU writes otherwise than ISO 3166-1
 _EU_CODES = {"UK": "GB", "EL": "GR"}
+#: English names in everyday use that ISO 3166-1 (pycountry) gives no country: its names are
+#: ``Russian Federation`` and ``Türkiye``, and it keeps no former names. Suggestions only: a
+#: request's country is still its alpha-2 code.
+_EVERYDAY_NAMES = {
+    "Russia": "RU",
+    "Turkey": "TR",
+    "Burma": "MM",
+    "Britain": "GB",
+    "Great Britain": "GB",
+    "Macedonia": "MK",
+    "Swaziland": "SZ",
+    "Ivory Coast": "CI",
+    "East Timor": "TL",
+}
 
 
 @cache
@@ -52,4 +66,6 @@ def _names() -> dict[str, str]:
             name = getattr(c, attr, None)
             if name:
                 out.setdefault(latin_alike(str(name)), str(c.alpha_2))
+    for name, code in _EVERYDAY_NAMES.items():
+        out.setdefault(latin_alike(name), code)
     return out
